@@ -1,0 +1,6 @@
+//! The command line (placeholder).
+use std::process::ExitCode;
+
+pub fn main() -> ExitCode {
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,59 @@
+//! Exit codes (stable: scripts rely on them) and the top-level error type that maps onto them.
+
+use std::fmt;
+
+/// The process exit codes of `orch`. Documented in the README; never renumber one.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// An operation failed for a reason outside the input (I/O error, a crashed child, …).
+    pub const FAILURE: u8 = 1;
+    /// Invalid input: bad command line, manifest or plan errors, unknown plan or task.
+    pub const INVALID: u8 = 2;
+    /// A status file is corrupt or unreadable; nothing was changed.
+    pub const STATE: u8 = 3;
+    /// The requested task transition was refused (not ready, already running, already completed).
+    pub const REFUSED: u8 = 4;
+}
+
+/// An error that reached the command line, with the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+            hint: None,
+        }
+    }
+
+    pub fn invalid(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(exit::INVALID, error)
+    }
+
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::new(exit::FAILURE, error)
+    }
+}
+
+pub type CliResult<T> = Result<T, CliError>;

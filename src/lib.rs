@@ -1,0 +1,12 @@
+//! `orch`: a git-worktree multi-plan supervisor.
+//!
+//! The library holds every concept of the tool; `src/main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
+pub mod error;
+pub mod graph;
+pub mod manifest;
+pub mod plan;
+pub mod status;

@@ -1,0 +1,9 @@
+//! Markdown plans: the grammar of BRIEF §1, parsed into [`Plan`]. Pure: text in, model out.
+
+mod model;
+mod parse;
+
+pub use parse::PlanReadError;
+
+pub use model::*;
+pub use parse::{parse, parse_file};

@@ -1,0 +1,172 @@
+//! The parsed form of a markdown plan. Pure data: no I/O, no scheduling.
+
+use std::cmp::Ordering;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diagnostic::Diagnostic;
+
+/// Whether an entry is a task written in the plan or a phase's verification step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// A `- [ ] N.M description` line.
+    Task,
+    /// The acceptance criteria of a `**VERIFY Phase N:**` block, run as one step with id `V<N>`.
+    Verify,
+}
+
+/// Priority markers written in a task description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Critical,
+}
+
+/// One task (or verification step) of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// `N.M` / `N.M.K` as written, or `V<N>` for a verification step.
+    pub id: String,
+    pub kind: TaskKind,
+    /// The number of the phase this task belongs to.
+    pub phase: u32,
+    /// The task line after the id (for a verification step: its first criterion).
+    pub description: String,
+    /// The indented lines under the task (sub-bullets, continuation lines), dedented;
+    /// for a verification step: the criteria, one per line.
+    pub body: String,
+    /// `[x]` / `[X]` in the file: the task was done before orch ran.
+    pub done: bool,
+    /// The ids written in `(depends: …)`, in written order; `None` when there is no such clause.
+    pub depends: Option<Vec<String>>,
+    pub priority: Priority,
+    /// File paths the task names (for conflict detection).
+    pub files: Vec<String>,
+    /// 1-based line of the task (or of the VERIFY marker).
+    pub line: usize,
+    /// Verification steps only: `false` for `(non-blocking)`, which does not hold up the next phase.
+    pub blocking: bool,
+}
+
+impl Task {
+    /// The explicit dependencies, empty when none were written.
+    pub fn dependencies(&self) -> &[String] {
+        self.depends.as_deref().unwrap_or(&[])
+    }
+}
+
+/// `**pipeline-start:** when 1.3 completes`: the phase opens when the trigger task completes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PipelineStart {
+    pub trigger: String,
+    pub line: usize,
+}
+
+/// A `## Phase N: title` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Phase {
+    pub number: u32,
+    pub title: String,
+    pub line: usize,
+    pub pipeline_start: Option<PipelineStart>,
+}
+
+impl Phase {
+    /// `Phase N: title`, the form the earlier system's status files use.
+    pub fn label(&self) -> String {
+        if self.title.is_empty() {
+            format!("Phase {}", self.number)
+        } else {
+            format!("Phase {}: {}", self.number, self.title)
+        }
+    }
+}
+
+/// `**Execution Note:** Tasks 2.1-2.4 are [SEQUENTIAL] - reason`: these tasks never run together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SequentialGroup {
+    /// The task expression as written, e.g. `2.1-2.4` or `5.2 and 5.4`.
+    pub label: String,
+    /// Member task ids in file order.
+    pub tasks: Vec<String>,
+    pub reason: String,
+    pub line: usize,
+}
+
+/// `**Execution Note:** Phases 2-3 are [PARALLEL] - reason`: these phases share one barrier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParallelGroup {
+    pub label: String,
+    pub phases: Vec<u32>,
+    pub reason: String,
+    pub line: usize,
+}
+
+/// A parsed plan file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The file the plan was read from, as given.
+    pub path: PathBuf,
+    /// The first `# ` heading, or the file stem when there is none.
+    pub title: String,
+    /// Phases in file order.
+    pub phases: Vec<Phase>,
+    /// Tasks and verification steps in file order.
+    pub tasks: Vec<Task>,
+    pub sequential: Vec<SequentialGroup>,
+    pub parallel: Vec<ParallelGroup>,
+    /// Errors and warnings found while parsing and checking the plan.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Plan {
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    pub fn phase(&self, number: u32) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.number == number)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// The sequential group a task belongs to, if any.
+    pub fn sequential_group_of(&self, id: &str) -> Option<&SequentialGroup> {
+        self.sequential
+            .iter()
+            .find(|g| g.tasks.iter().any(|t| t == id))
+    }
+}
+
+/// The numeric parts of a task id (`2.10` → `[2, 10]`); `None` for ids that are not `N.M[.K]`.
+pub fn id_parts(id: &str) -> Option<Vec<u32>> {
+    let parts: Option<Vec<u32>> = id.split('.').map(|p| p.parse().ok()).collect();
+    parts.filter(|p| (2..=3).contains(&p.len()))
+}
+
+/// Orders task ids numerically (`2.9` < `2.10`); verification ids and malformed ids sort after.
+pub fn compare_ids(a: &str, b: &str) -> Ordering {
+    match (id_parts(a), id_parts(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// The id of phase `n`'s verification step.
+pub fn verify_id(phase: u32) -> String {
+    format!("V{phase}")
+}
