@@ -7,3 +7,6 @@ pub use parse::PlanReadError;
 
 pub use model::*;
 pub use parse::{parse, parse_file};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! The effective dependency graph of one or many plans.
+//!
+//! Nodes are tasks (and verification steps) plus zero-work *gates*: a phase-group barrier
+//! ("every task of earlier phases is done") or a plan gate ("the plan's cross-plan dependencies
+//! are met"). Gates keep the graph linear in size: a task waits for one barrier instead of for
+//! every task of every earlier phase.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::Diagnostic;
+use crate::plan::{Plan, TaskKind};
+
+/// What a cross-plan dependency waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrossTarget {
+    /// Every task of the plan.
+    Plan,
+    /// Every task (and the verification step) of a phase.
+    Phase(u32),
+    /// One task.
+    Task(String),
+}
+
+/// `plans[from]` waits for `target` of `plans[to]`.
+#[derive(Clone, Debug)]
+pub struct CrossDep {
+    pub from: usize,
+    pub to: usize,
+    pub target: CrossTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `plans[plan].tasks[task]`.
+    Task { plan: usize, task: usize },
+    /// Every blocking task of the phases before `phase` (a phase number) is done.
+    Barrier { plan: usize, phase: u32 },
+    /// The cross-plan dependencies of `plans[plan]` are met.
+    PlanGate { plan: usize },
+    /// The target of a cross-plan dependency on `plans[plan]` is reached.
+    Target { plan: usize, label: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub preds: Vec<usize>,
+}
+
+/// The graph plus its topological order.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub succs: Vec<Vec<usize>>,
+    /// Node indices in an order where every node comes after its predecessors.
+    pub topo: Vec<usize>,
+    /// `task_node[plan][task]` = node index of that task.
+    pub task_node: Vec<Vec<usize>>,
+    /// Sequential group index per task node (groups numbered across plans), for exclusion.
+    pub seq_group: Vec<Option<usize>>,
+    pub seq_group_count: usize,
+}
+
+/// The plan graph has a cycle: the diagnostic names its whole path.
+#[derive(Debug)]
+pub struct CycleError(pub Vec<Diagnostic>);
+
+impl Graph {
+    /// Builds the graph of one plan.
+    pub fn of_plan(plan: &Plan) -> Result<Graph, CycleError> {
+        Self::build(std::slice::from_ref(plan), &[], &[])
+    }
+
+    /// Builds the combined graph of several plans joined by cross-plan dependencies;
+    /// `names` are the plans' manifest names (used in cycle messages).
+    pub fn build(
+        plans: &[Plan],
+        names: &[String],
+        cross: &[CrossDep],
+    ) -> Result<Graph, CycleError> {
+        let mut b = Builder::default();
+        for (pi, plan) in plans.iter().enumerate() {
+            b.add_plan(pi, plan);
+        }
+        b.add_cross(plans, cross);
+        b.finish(plans, names)
+    }
+
+    pub fn task_of(&self, node: usize) -> Option<(usize, usize)> {
+        match self.nodes[node].kind {
+            NodeKind::Task { plan, task } => Some((plan, task)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    task_node: Vec<Vec<usize>>,
+    gates: Vec<Option<usize>>,
+    seq: Vec<Option<usize>>,
+    seq_count: usize,
+}
+
+impl Builder {
+    fn push(&mut self, kind: NodeKind) -> usize {
+        self.nodes.push(Node {
+            kind,
+            preds: Vec::new(),
+        });
+        self.seq.push(None);
+        self.nodes.len() - 1
+    }
+
+    fn add_plan(&mut self, pi: usize, plan: &Plan) {
+        let ids: HashMap<&str, usize> = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        let nodes: Vec<usize> = (0..plan.tasks.len())
+            .map(|ti| self.push(NodeKind::Task { plan: pi, task: ti }))
+            .collect();
+
+        // Phase groups: consecutive phases joined by [PARALLEL] notes share one barrier.
+        let mut group_of_phase: Vec<usize> = Vec::with_capacity(plan.phases.len());
+        let mut group = 0;
+        for (i, phase) in plan.phases.iter().enumerate() {
+            let joined = i > 0
+                && plan.parallel.iter().any(|g| {
+                    g.phases.contains(&phase.number)
+                        && g.phases.contains(&plan.phases[i - 1].number)
+                });
+            if i > 0 && !joined {
+                group += 1;
+            }
+            group_of_phase.push(group);
+        }
+        let phase_index: HashMap<u32, usize> = plan
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.number, i))
+            .collect();
+        let group_count = group_of_phase.last().map_or(0, |g| g + 1);
+        // barrier[g] = node every task of group g waits for (None for the first group).
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); group_count];
+        for (ti, t) in plan.tasks.iter().enumerate() {
+            if let Some(&pidx) = phase_index.get(&t.phase)
+                && (t.kind == TaskKind::Task || t.blocking)
+            {
+                members[group_of_phase[pidx]].push(nodes[ti]);
+            }
+        }
+        let mut barrier: Vec<Option<usize>> = vec![None; group_count];
+        for g in 1..group_count {
+            let first_phase =
+                plan.phases[group_of_phase.iter().position(|x| *x == g).unwrap_or(0)].number;
+            let node = self.push(NodeKind::Barrier {
+                plan: pi,
+                phase: first_phase,
+            });
+            let mut preds = members[g - 1].clone();
+            if let Some(prev) = barrier[g - 1] {
+                preds.push(prev);
+            }
+            self.nodes[node].preds = preds;
+            barrier[g] = Some(node);
+        }
+
+        for (ti, t) in plan.tasks.iter().enumerate() {
+            let Some(&pidx) = phase_index.get(&t.phase) else {
+                continue;
+            };
+            let phase = &plan.phases[pidx];
+            let phase_barrier = barrier[group_of_phase[pidx]];
+            let node = nodes[ti];
+            let preds: Vec<usize> = match (&t.kind, &t.depends) {
+                (TaskKind::Verify, _) => {
+                    let own: Vec<usize> = plan
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| o.phase == t.phase && o.kind == TaskKind::Task)
+                        .map(|(oi, _)| nodes[oi])
+                        .collect();
+                    if own.is_empty() {
+                        phase_barrier.into_iter().collect()
+                    } else {
+                        own
+                    }
+                }
+                (TaskKind::Task, Some(deps)) => deps
+                    .iter()
+                    .filter_map(|d| ids.get(d.as_str()).map(|&i| nodes[i]))
+                    .filter(|&n| n != node)
+                    .collect(),
+                (TaskKind::Task, None) => match &phase.pipeline_start {
+                    Some(ps) => ids
+                        .get(ps.trigger.as_str())
+                        .map(|&i| nodes[i])
+                        .into_iter()
+                        .collect(),
+                    None => phase_barrier.into_iter().collect(),
+                },
+            };
+            self.nodes[node].preds = preds;
+        }
+
+        for g in &plan.sequential {
+            let gi = self.seq_count;
+            self.seq_count += 1;
+            for id in &g.tasks {
+                if let Some(&ti) = ids.get(id.as_str()) {
+                    self.seq[nodes[ti]] = Some(gi);
+                }
+            }
+        }
+        self.task_node.push(nodes);
+        self.gates.push(None);
+    }
+
+    fn add_cross(&mut self, plans: &[Plan], cross: &[CrossDep]) {
+        for dep in cross {
+            let target_plan = &plans[dep.to];
+            let tn = &self.task_node[dep.to];
+            let (label, preds): (String, Vec<usize>) = match &dep.target {
+                CrossTarget::Plan => ("all".into(), tn.clone()),
+                CrossTarget::Phase(p) => (
+                    format!("phase {p}"),
+                    target_plan
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| t.phase == *p)
+                        .map(|(i, _)| tn[i])
+                        .collect(),
+                ),
+                CrossTarget::Task(id) => (
+                    format!("task {id}"),
+                    target_plan
+                        .tasks
+                        .iter()
+                        .position(|t| &t.id == id)
+                        .map(|i| tn[i])
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            let target = self.push(NodeKind::Target {
+                plan: dep.to,
+                label,
+            });
+            self.nodes[target].preds = preds;
+            let gate = match self.gates[dep.from] {
+                Some(g) => g,
+                None => {
+                    let g = self.push(NodeKind::PlanGate { plan: dep.from });
+                    self.gates[dep.from] = Some(g);
+                    for &n in &self.task_node[dep.from] {
+                        self.nodes[n].preds.push(g);
+                    }
+                    g
+                }
+            };
+            self.nodes[gate].preds.push(target);
+        }
+    }
+
+    fn finish(self, plans: &[Plan], names: &[String]) -> Result<Graph, CycleError> {
+        let n = self.nodes.len();
+        let mut succs = vec![Vec::new(); n];
+        let mut indeg = vec![0usize; n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &p in &node.preds {
+                succs[p].push(i);
+                indeg[i] += 1;
+            }
+        }
+        let mut topo = Vec::with_capacity(n);
+        let mut queue: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
+        queue.reverse();
+        while let Some(i) = queue.pop() {
+            topo.push(i);
+            for &s in &succs[i] {
+                indeg[s] -= 1;
+                if indeg[s] == 0 {
+                    queue.push(s);
+                }
+            }
+        }
+        let graph = Graph {
+            nodes: self.nodes,
+            succs,
+            topo,
+            task_node: self.task_node,
+            seq_group: self.seq,
+            seq_group_count: self.seq_count,
+        };
+        if graph.topo.len() == n {
+            return Ok(graph);
+        }
+        Err(CycleError(cycle_diagnostics(&graph, &indeg, plans, names)))
+    }
+}
+
+/// Finds the cycles among the nodes Kahn's algorithm could not order and describes each.
+fn cycle_diagnostics(
+    graph: &Graph,
+    indeg: &[usize],
+    plans: &[Plan],
+    names: &[String],
+) -> Vec<Diagnostic> {
+    let stuck: Vec<bool> = indeg.iter().map(|d| *d > 0).collect();
+    let mut done = vec![false; graph.nodes.len()];
+    let mut out = Vec::new();
+    for start in 0..graph.nodes.len() {
+        if !stuck[start] || done[start] || graph.task_of(start).is_none() {
+            continue;
+        }
+        // Walk predecessors among stuck nodes until a node repeats: that loop is a cycle.
+        let mut path = vec![start];
+        let mut seen: HashMap<usize, usize> = HashMap::from([(start, 0)]);
+        let mut cur = start;
+        let cycle = loop {
+            let Some(&next) = graph.nodes[cur].preds.iter().find(|&&p| stuck[p]) else {
+                break None;
+            };
+            if let Some(&at) = seen.get(&next) {
+                break Some(path[at..].to_vec());
+            }
+            seen.insert(next, path.len());
+            path.push(next);
+            cur = next;
+        };
+        for &p in &path {
+            done[p] = true;
+        }
+        if let Some(cycle) = cycle {
+            out.push(describe_cycle(graph, &cycle, plans, names));
+        }
+    }
+    if out.is_empty()
+        && let Some(plan) = plans.first()
+    {
+        out.push(Diagnostic::error(&plan.path, 1, "dependency cycle"));
+    }
+    out
+}
+
+fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[Plan], names: &[String]) -> Diagnostic {
+    let multi = plans.len() > 1;
+    let name = |node: usize| -> Option<String> {
+        let (p, t) = graph.task_of(node)?;
+        let id = &plans[p].tasks[t].id;
+        Some(if multi {
+            format!("`{}:{id}`", plan_label(plans, names, p))
+        } else {
+            format!("`{id}`")
+        })
+    };
+    // Rotate so the cycle starts at its first task node in file order.
+    let start = cycle
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &n)| graph.task_of(n).map(|(p, t)| ((p, t), i)))
+        .min()
+        .map_or(0, |(_, i)| i);
+    let rotated: Vec<usize> = cycle[start..]
+        .iter()
+        .chain(&cycle[..start])
+        .copied()
+        .collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for &n in &rotated {
+        match &graph.nodes[n].kind {
+            NodeKind::Task { .. } => parts.extend(name(n)),
+            NodeKind::Barrier { phase, .. } => {
+                notes.push(format!("tasks of phase {phase} without `depends:` wait for every task of earlier phases"));
+            }
+            NodeKind::PlanGate { plan } => notes.push(format!(
+                "plan `{}` waits for its `depends_on` targets",
+                plan_label(plans, names, *plan)
+            )),
+            NodeKind::Target { .. } => {}
+        }
+    }
+    parts.extend(rotated.first().and_then(|&n| name(n)));
+    let (p, t) = graph.task_of(rotated[0]).unwrap_or((0, 0));
+    let line = plans[p].tasks.get(t).map_or(1, |t| t.line);
+    notes.dedup();
+    let mut message = format!(
+        "dependency cycle: {} (→ means \"waits for\")",
+        parts.join(" → ")
+    );
+    if !notes.is_empty() {
+        message.push_str("; ");
+        message.push_str(&notes.join("; "));
+    }
+    Diagnostic::error(&plans[p].path, line, message)
+        .with_hint("remove one of these dependencies, or move a task to another phase")
+}
+
+fn plan_label(plans: &[Plan], names: &[String], index: usize) -> String {
+    if let Some(name) = names.get(index) {
+        return name.clone();
+    }
+    plans[index]
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| plans[index].title.clone())
+}

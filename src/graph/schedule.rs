@@ -1,0 +1,322 @@
+//! What the graph means for running: the ready set (with why the rest waits), waves (the
+//! earliest start of each task with unlimited agents) and the critical path.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::build::{Graph, NodeKind};
+use crate::plan::Plan;
+
+/// The run state of one task, as far as scheduling cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Pending,
+    InProgress,
+    /// Completed or skipped: dependents may go.
+    Done,
+    Failed,
+}
+
+/// Why a pending task cannot start yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// A task it depends on is not done (pending or in progress).
+    Task(usize),
+    /// A task it depends on failed: it will not start until that task is retried and done.
+    Failed(usize),
+    /// Earlier phases are not finished (the barrier before `phase` of plan `plan`).
+    Phases {
+        plan: usize,
+        phase: u32,
+        left: usize,
+    },
+    /// A cross-plan dependency is not met.
+    Upstream { plan: usize, label: String },
+    /// Another task of its [SEQUENTIAL] group is running or starts first.
+    Sequential(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    /// Task nodes that may start now, in the order orch would start them.
+    pub ready: Vec<usize>,
+    /// Pending task nodes that must wait, with the reasons.
+    pub blocked: Vec<(usize, Vec<Waiting>)>,
+}
+
+/// Longest chain of tasks from each node to the end (the node itself included): the
+/// critical-path-first tie-breaker.
+pub fn tail_lengths(graph: &Graph) -> Vec<u32> {
+    let mut tail = vec![0u32; graph.nodes.len()];
+    for &n in graph.topo.iter().rev() {
+        let own = u32::from(graph.task_of(n).is_some());
+        let best = graph.succs[n].iter().map(|&s| tail[s]).max().unwrap_or(0);
+        tail[n] = own + best;
+    }
+    tail
+}
+
+/// Computes the ready set. `state(plan, task)` gives each task's state; `plan_priority`
+/// orders plans (higher first).
+pub fn readiness(
+    graph: &Graph,
+    plans: &[Plan],
+    plan_priority: &[i64],
+    state: impl Fn(usize, usize) -> NodeState,
+) -> Readiness {
+    let n = graph.nodes.len();
+    let mut node_state = vec![NodeState::Pending; n];
+    let mut satisfied = vec![false; n];
+    for &i in &graph.topo {
+        match graph.nodes[i].kind {
+            NodeKind::Task { plan, task } => {
+                node_state[i] = state(plan, task);
+                satisfied[i] = node_state[i] == NodeState::Done;
+            }
+            _ => satisfied[i] = graph.nodes[i].preds.iter().all(|&p| satisfied[p]),
+        }
+    }
+    let tail = tail_lengths(graph);
+
+    let mut running_in_group = vec![None; graph.seq_group_count];
+    for i in 0..n {
+        if node_state[i] == NodeState::InProgress
+            && let Some(g) = graph.seq_group[i]
+        {
+            running_in_group[g] = Some(i);
+        }
+    }
+
+    let mut candidates = Vec::new();
+    let mut blocked = Vec::new();
+    for i in 0..n {
+        let Some((plan, task)) = graph.task_of(i) else {
+            continue;
+        };
+        if node_state[i] != NodeState::Pending {
+            continue;
+        }
+        let waiting = waiting_for(graph, plans, i, &satisfied, &node_state);
+        if waiting.is_empty() {
+            candidates.push((plan, task, i));
+        } else {
+            blocked.push((i, waiting));
+        }
+    }
+    let key = |&(plan, task, i): &(usize, usize, usize)| {
+        let t = &plans[plan].tasks[task];
+        (
+            Reverse(plan_priority.get(plan).copied().unwrap_or(0)),
+            Reverse(t.priority),
+            Reverse(tail[i]),
+            plan,
+            task,
+        )
+    };
+    candidates.sort_by_key(key);
+    let mut ready = Vec::with_capacity(candidates.len());
+    for (_, _, i) in candidates {
+        match graph.seq_group[i] {
+            Some(g) => match running_in_group[g] {
+                Some(other) => blocked.push((i, vec![Waiting::Sequential(other)])),
+                None => {
+                    running_in_group[g] = Some(i);
+                    ready.push(i);
+                }
+            },
+            None => ready.push(i),
+        }
+    }
+    blocked.sort_by_key(|(i, _)| *i);
+    Readiness { ready, blocked }
+}
+
+fn waiting_for(
+    graph: &Graph,
+    plans: &[Plan],
+    node: usize,
+    satisfied: &[bool],
+    state: &[NodeState],
+) -> Vec<Waiting> {
+    let mut out = Vec::new();
+    for &p in &graph.nodes[node].preds {
+        if satisfied[p] {
+            continue;
+        }
+        match &graph.nodes[p].kind {
+            NodeKind::Task { .. } if state[p] == NodeState::Failed => out.push(Waiting::Failed(p)),
+            NodeKind::Task { .. } => out.push(Waiting::Task(p)),
+            NodeKind::Barrier { plan, phase } => {
+                let left = count_unfinished(graph, p, satisfied);
+                let _ = plans;
+                out.push(Waiting::Phases {
+                    plan: *plan,
+                    phase: *phase,
+                    left,
+                });
+            }
+            NodeKind::PlanGate { .. } => {
+                for &t in &graph.nodes[p].preds {
+                    if !satisfied[t]
+                        && let NodeKind::Target { plan, label } = &graph.nodes[t].kind
+                    {
+                        out.push(Waiting::Upstream {
+                            plan: *plan,
+                            label: label.clone(),
+                        });
+                    }
+                }
+            }
+            NodeKind::Target { plan, label } => out.push(Waiting::Upstream {
+                plan: *plan,
+                label: label.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// Unfinished tasks behind a barrier (following earlier barriers).
+fn count_unfinished(graph: &Graph, barrier: usize, satisfied: &[bool]) -> usize {
+    let mut count = 0;
+    let mut cur = Some(barrier);
+    while let Some(b) = cur {
+        cur = None;
+        for &p in &graph.nodes[b].preds {
+            match graph.nodes[p].kind {
+                NodeKind::Barrier { .. } if !satisfied[p] => cur = Some(p),
+                NodeKind::Task { .. } if !satisfied[p] => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
+/// Earliest starts with unlimited agents and one time unit per task.
+#[derive(Clone, Debug)]
+pub struct Waves {
+    /// `waves[k]` = task nodes that start in wave `k + 1`, in file order.
+    pub waves: Vec<Vec<usize>>,
+    /// Wave number (1-based) of each node; 0 for gates.
+    pub wave_of: Vec<u32>,
+    /// The longest chain of tasks, first to last.
+    pub critical_path: Vec<usize>,
+}
+
+/// Computes waves: each task starts one wave after the last of its dependencies; two tasks of
+/// one [SEQUENTIAL] group never share a wave (the earlier in file order goes first).
+pub fn waves(graph: &Graph) -> Waves {
+    let n = graph.nodes.len();
+    let mut indeg: Vec<usize> = graph.nodes.iter().map(|x| x.preds.len()).collect();
+    let mut ready_at = vec![0u32; n];
+    let mut via: Vec<Option<usize>> = vec![None; n];
+    let mut finish = vec![0u32; n];
+    let mut group_free = vec![0u32; graph.seq_group_count];
+    let mut group_last: Vec<Option<usize>> = vec![None; graph.seq_group_count];
+    let mut heap: BinaryHeap<Reverse<(u32, usize)>> = BinaryHeap::new();
+    let mut instant: Vec<usize> = Vec::new();
+
+    for i in 0..n {
+        if indeg[i] == 0 {
+            if graph.task_of(i).is_some() {
+                heap.push(Reverse((0, i)));
+            } else {
+                instant.push(i);
+            }
+        }
+    }
+    let release = |i: usize,
+                   fin: u32,
+                   indeg: &mut Vec<usize>,
+                   ready_at: &mut Vec<u32>,
+                   via: &mut Vec<Option<usize>>,
+                   heap: &mut BinaryHeap<Reverse<(u32, usize)>>,
+                   instant: &mut Vec<usize>| {
+        for &s in &graph.succs[i] {
+            if fin >= ready_at[s] && (via[s].is_none() || fin > ready_at[s]) {
+                ready_at[s] = fin;
+                via[s] = Some(i);
+            }
+            indeg[s] -= 1;
+            if indeg[s] == 0 {
+                if graph.task_of(s).is_some() {
+                    heap.push(Reverse((ready_at[s], s)));
+                } else {
+                    instant.push(s);
+                }
+            }
+        }
+    };
+    loop {
+        while let Some(g) = instant.pop() {
+            finish[g] = ready_at[g];
+            release(
+                g,
+                finish[g],
+                &mut indeg,
+                &mut ready_at,
+                &mut via,
+                &mut heap,
+                &mut instant,
+            );
+        }
+        let Some(Reverse((at, i))) = heap.pop() else {
+            break;
+        };
+        let mut start = at;
+        if let Some(g) = graph.seq_group[i] {
+            if group_free[g] > at {
+                start = group_free[g];
+                ready_at[i] = start;
+                via[i] = group_last[g];
+                heap.push(Reverse((start, i)));
+                continue;
+            }
+            group_free[g] = start + 1;
+            group_last[g] = Some(i);
+        }
+        finish[i] = start + 1;
+        release(
+            i,
+            finish[i],
+            &mut indeg,
+            &mut ready_at,
+            &mut via,
+            &mut heap,
+            &mut instant,
+        );
+    }
+
+    let mut wave_of = vec![0u32; n];
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    let mut last: Option<usize> = None;
+    for i in 0..n {
+        if graph.task_of(i).is_some() {
+            let w = finish[i];
+            wave_of[i] = w;
+            let idx = w.saturating_sub(1) as usize;
+            if waves.len() <= idx {
+                waves.resize(idx + 1, Vec::new());
+            }
+            waves[idx].push(i);
+            if last.is_none_or(|l| finish[l] < w) {
+                last = Some(i);
+            }
+        }
+    }
+    let mut critical_path = Vec::new();
+    let mut cur = last;
+    while let Some(c) = cur {
+        if graph.task_of(c).is_some() {
+            critical_path.push(c);
+        }
+        cur = via[c];
+    }
+    critical_path.reverse();
+    Waves {
+        waves,
+        wave_of,
+        critical_path,
+    }
+}

@@ -1,0 +1,321 @@
+//! Parser tests: the grammar, the improvements over the earlier parser, and every diagnostic
+//! with its location.
+
+use std::path::Path;
+
+use super::*;
+use crate::diagnostic::Severity;
+
+fn p(text: &str) -> Plan {
+    parse(Path::new("plan.md"), text)
+}
+
+fn ids(plan: &Plan) -> Vec<&str> {
+    plan.tasks.iter().map(|t| t.id.as_str()).collect()
+}
+
+/// (severity, line, message fragment) of each diagnostic.
+fn diags(plan: &Plan) -> Vec<(Severity, usize, String)> {
+    plan.diagnostics
+        .iter()
+        .map(|d| (d.severity, d.line, d.message.clone()))
+        .collect()
+}
+
+fn assert_diag(plan: &Plan, severity: Severity, line: usize, fragment: &str) {
+    assert!(
+        plan.diagnostics
+            .iter()
+            .any(|d| d.severity == severity && d.line == line && d.message.contains(fragment)),
+        "expected {severity:?} at line {line} containing {fragment:?}, got {:#?}",
+        diags(plan)
+    );
+}
+
+const BASIC: &str = "\
+# Auth plan
+
+- [ ] 0.1 not a task: before the first phase
+
+## Phase 1: Setup
+
+- [ ] 1.1 Create `src/auth.rs` (HIGH)
+  - sub bullet one
+  - sub bullet two
+- [x] 1.2 Already done
+- [X] 1.3 Also done (depends: 1.1)
+
+**VERIFY Phase 1:**
+- [ ] Builds cleanly
+- [x] Tests pass
+
+## Phase 2: Build (pipeline-start: when 1.3 completes)
+
+**Execution Note:** Tasks 2.1-2.3 are [SEQUENTIAL] - all modify `src/lib.rs`
+
+- [ ] 2.1 First (CRITICAL)
+- [ ] 2.2 Second
+- [ ] 2.3 Third (depends: 1.1, 2.2)
+
+**VERIFY Phase 2:** (non-blocking)
+- Docs updated
+
+```markdown
+## Phase 9: Example inside a fence
+- [ ] 9.1 never a task
+```
+";
+
+#[test]
+fn basic_grammar() {
+    let plan = p(BASIC);
+    assert_eq!(plan.title, "Auth plan");
+    assert_eq!(
+        ids(&plan),
+        ["1.1", "1.2", "1.3", "V1", "2.1", "2.2", "2.3", "V2"]
+    );
+    assert_eq!(plan.phases.len(), 2);
+    assert_eq!(plan.phases[1].title, "Build");
+    assert_eq!(
+        plan.phases[1]
+            .pipeline_start
+            .as_ref()
+            .map(|p| p.trigger.as_str()),
+        Some("1.3")
+    );
+    let t11 = plan.task("1.1").expect("1.1");
+    assert_eq!(t11.body, "- sub bullet one\n- sub bullet two");
+    assert_eq!(t11.priority, Priority::High);
+    assert_eq!(t11.files, ["src/auth.rs"]);
+    assert!(!t11.done);
+    assert!(plan.task("1.2").expect("1.2").done);
+    assert!(plan.task("1.3").expect("1.3").done, "[X] counts as done");
+    assert_eq!(
+        plan.task("2.3").expect("2.3").dependencies(),
+        ["1.1", "2.2"]
+    );
+    assert_eq!(plan.task("2.1").expect("2.1").priority, Priority::Critical);
+    let v1 = plan.task("V1").expect("V1");
+    assert_eq!(v1.kind, TaskKind::Verify);
+    assert!(v1.blocking);
+    assert!(!v1.done, "one criterion is unchecked");
+    assert_eq!(v1.body, "- [ ] Builds cleanly\n- [x] Tests pass");
+    assert!(!plan.task("V2").expect("V2").blocking);
+    assert_eq!(plan.sequential.len(), 1);
+    assert_eq!(plan.sequential[0].tasks, ["2.1", "2.2", "2.3"]);
+    assert_eq!(plan.sequential[0].reason, "all modify `src/lib.rs`");
+    // The only diagnostic: the task line before the first phase.
+    assert_eq!(plan.diagnostics.len(), 1, "{:#?}", diags(&plan));
+    assert_diag(&plan, Severity::Warning, 3, "before the first");
+}
+
+#[test]
+fn verify_variants_are_alike() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 x\n**VERIFY 1:** inline criterion\n\n## Phase 2: B\n- [ ] 2.1 y\n- [ ] **VERIFY 2**: checkbox form\n- [x] **VERIFY 2:** second\n",
+    );
+    assert_eq!(ids(&plan), ["1.1", "V1", "2.1", "V2"]);
+    assert_eq!(plan.task("V1").expect("V1").description, "inline criterion");
+    assert_eq!(
+        plan.task("V2").expect("V2").body,
+        "- [ ] checkbox form\n- [x] second"
+    );
+}
+
+#[test]
+fn verify_block_of_id_tasks_is_tasks() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 x\n**VERIFY Phase 1:**\n- [ ] 1.2 Verify all agents\n");
+    assert_eq!(ids(&plan), ["1.1", "1.2"]);
+    assert!(plan.diagnostics.is_empty(), "{:#?}", diags(&plan));
+}
+
+#[test]
+fn groups_with_and_and_commas() {
+    let plan = p(
+        "## Phase 5: A\n**Execution Note:** Tasks 5.2 and 5.4 are [SEQUENTIAL] - same file\n**Execution Note:** Tasks 5.1, 5.3 are [SEQUENTIAL] - other\n- [ ] 5.1 a\n- [ ] 5.2 b\n- [ ] 5.3 c\n- [ ] 5.4 d\n",
+    );
+    assert_eq!(plan.sequential[0].tasks, ["5.2", "5.4"]);
+    assert_eq!(plan.sequential[1].tasks, ["5.1", "5.3"]);
+}
+
+#[test]
+fn parallel_phases() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** Phases 2-3 are [PARALLEL] - independent\n## Phase 2: B\n- [ ] 2.1 b\n## Phase 3: C\n- [ ] 3.1 c\n",
+    );
+    assert_eq!(plan.parallel.len(), 1);
+    assert_eq!(plan.parallel[0].phases, [2, 3]);
+}
+
+#[test]
+fn pipeline_start_line_before_heading() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n**pipeline-start:** when 1.1 completes\n## Phase 2: B\n- [ ] 2.1 c\n",
+    );
+    assert_eq!(
+        plan.phases[1]
+            .pipeline_start
+            .as_ref()
+            .map(|p| p.trigger.as_str()),
+        Some("1.1")
+    );
+}
+
+#[test]
+fn fenced_code_inside_task_body_is_body() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n  ```sh\n- [ ] 1.9 inside\n  ```\n- [ ] 1.2 b\n");
+    assert_eq!(ids(&plan), ["1.1", "1.2"]);
+    assert!(plan.task("1.1").expect("1.1").body.contains("1.9 inside"));
+}
+
+#[test]
+fn ids_sort_numerically_in_ranges() {
+    let plan = p(
+        "## Phase 2: A\n**Execution Note:** Tasks 2.9-2.10 are [SEQUENTIAL] - x\n- [ ] 2.9 a\n- [ ] 2.10 b\n- [ ] 2.2 c\n",
+    );
+    assert_eq!(plan.sequential[0].tasks, ["2.9", "2.10"]);
+}
+
+#[test]
+fn diagnostic_duplicate_id() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.1 again\n");
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "duplicate task id `1.1` (first defined at line 2)",
+    );
+}
+
+#[test]
+fn diagnostic_unknown_dependency() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a (depends: 1.9)\n");
+    assert_diag(
+        &plan,
+        Severity::Error,
+        2,
+        "depends on `1.9`, which is not a task of this plan",
+    );
+}
+
+#[test]
+fn diagnostic_self_dependency() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.2)\n");
+    assert_diag(&plan, Severity::Error, 3, "task `1.2` depends on itself");
+}
+
+#[test]
+fn diagnostic_bad_dependency_token() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a (depends: setup)\n");
+    assert_diag(
+        &plan,
+        Severity::Error,
+        2,
+        "lists `setup`, which is not a task id",
+    );
+}
+
+#[test]
+fn diagnostic_execution_note_unknown_task() {
+    let plan =
+        p("## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** Tasks 1.1-1.5 are [SEQUENTIAL] - x\n");
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "names task `1.5`, which does not exist",
+    );
+}
+
+#[test]
+fn diagnostic_execution_note_unknown_phase() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** Phases 1-4 are [PARALLEL] - x\n");
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "names phase 4, which does not exist",
+    );
+}
+
+#[test]
+fn diagnostic_execution_note_without_tasks() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** these are [SEQUENTIAL]\n");
+    assert_diag(&plan, Severity::Error, 3, "names no tasks");
+}
+
+#[test]
+fn diagnostic_pipeline_unknown_trigger() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n## Phase 2: B (pipeline-start: when 1.7 completes)\n- [ ] 2.1 b\n",
+    );
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "names task `1.7`, which does not exist",
+    );
+}
+
+#[test]
+fn warning_indented_task_outside_task() {
+    let plan = p("## Phase 1: A\nSome prose.\n  - [ ] 1.2 indented\n");
+    assert_diag(
+        &plan,
+        Severity::Warning,
+        3,
+        "indented `- [ ] 1.2` is not a task",
+    );
+    assert!(plan.tasks.is_empty());
+}
+
+#[test]
+fn warning_three_hash_phase() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n### Phase 3: Deep\n- [ ] 3.1 b\n");
+    assert_diag(&plan, Severity::Warning, 3, "has 3 `#`");
+    assert_eq!(
+        plan.task("3.1").expect("3.1").phase,
+        1,
+        "still phase 1, as before"
+    );
+}
+
+#[test]
+fn warning_bracket_depends() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b [DEPENDS: 1.1]\n");
+    assert_diag(
+        &plan,
+        Severity::Warning,
+        3,
+        "`[DEPENDS: …]` is not dependency syntax",
+    );
+    assert!(plan.task("1.2").expect("1.2").depends.is_none());
+}
+
+#[test]
+fn warning_verify_without_criteria_and_unknown_phase() {
+    let plan =
+        p("## Phase 1: A\n- [ ] 1.1 a\n**VERIFY Phase 1:**\n\n- [ ] **VERIFY 4**: nothing\n");
+    assert_diag(&plan, Severity::Warning, 3, "lists no criteria");
+    assert_diag(
+        &plan,
+        Severity::Warning,
+        5,
+        "names phase 4, which does not exist",
+    );
+}
+
+#[test]
+fn unclosed_fence_is_reported() {
+    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n```\n- [ ] 1.2 b\n");
+    assert_eq!(ids(&plan), ["1.1"]);
+    assert_diag(&plan, Severity::Warning, 4, "never closed");
+}
+
+#[test]
+fn file_extraction() {
+    let files = super::parse::extract_files(
+        "Edit `scripts/lib/x.js` and src/main.rs:10-20, see https://x.org/a.md, run `/plan:status`, `npm test`, e.g. `foo.bar()`",
+    );
+    assert_eq!(files, ["scripts/lib/x.js", "src/main.rs"]);
+}
