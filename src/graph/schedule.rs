@@ -79,8 +79,8 @@ pub fn readiness(
     let tail = tail_lengths(graph);
 
     let mut running_in_group = vec![None; graph.seq_group_count];
-    for i in 0..n {
-        if node_state[i] == NodeState::InProgress
+    for (i, st) in node_state.iter().enumerate() {
+        if *st == NodeState::InProgress
             && let Some(g) = graph.seq_group[i]
         {
             running_in_group[g] = Some(i);
@@ -217,8 +217,8 @@ pub fn waves(graph: &Graph) -> Waves {
     let mut heap: BinaryHeap<Reverse<(u32, usize)>> = BinaryHeap::new();
     let mut instant: Vec<usize> = Vec::new();
 
-    for i in 0..n {
-        if indeg[i] == 0 {
+    for (i, d) in indeg.iter().enumerate() {
+        if *d == 0 {
             if graph.task_of(i).is_some() {
                 heap.push(Reverse((0, i)));
             } else {

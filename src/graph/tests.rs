@@ -185,13 +185,7 @@ fn cross_plan_phase_dependency_gates_the_plan() {
     let w = waves(&g);
     let b_node = g.task_node[1][0];
     assert_eq!(w.wave_of[b_node], 3, "b starts after a's phase 2 (wave 2)");
-    let r = readiness(&g, &plans, &[0, 0], |p, _| {
-        if p == 0 {
-            NodeState::Pending
-        } else {
-            NodeState::Pending
-        }
-    });
+    let r = readiness(&g, &plans, &[0, 0], |_, _| NodeState::Pending);
     let blocked = r
         .blocked
         .iter()

@@ -149,17 +149,17 @@ impl Parser {
         }
 
         // A non-indented, non-blank line ends any task body.
-        if let Some(rest) = line.strip_prefix("- [") {
-            if let Some((done, after)) = checkbox(rest) {
-                if let Some((id, desc)) = task_id(after) {
-                    self.task(n, done, id, desc);
-                    return;
-                }
-                if let Some((phase, text)) = checkbox_verify(after) {
-                    self.collect = Collect::Nothing;
-                    self.verify_marker(n, phase, true, Some((done, text)));
-                    return;
-                }
+        if let Some(rest) = line.strip_prefix("- [")
+            && let Some((done, after)) = checkbox(rest)
+        {
+            if let Some((id, desc)) = task_id(after) {
+                self.task(n, done, id, desc);
+                return;
+            }
+            if let Some((phase, text)) = checkbox_verify(after) {
+                self.collect = Collect::Nothing;
+                self.verify_marker(n, phase, true, Some((done, text)));
+                return;
             }
         }
         if let Collect::Verify = self.collect
