@@ -1,0 +1,353 @@
+//! Finding and loading what a command works on: the manifest (if any), the selected plans,
+//! their parsed files and the paths of their status files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use crate::diagnostic::Diagnostic;
+use crate::error::{CliError, CliResult, exit};
+use crate::graph::{CrossDep, CrossTarget, Graph, NodeState};
+use crate::manifest::{self, DepTarget, Manifest, PlanShape};
+use crate::plan::{self, Plan};
+use crate::status::{self, StatusDoc, TaskStatus};
+
+/// Where the plans come from, as the user said on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// `--manifest PATH`.
+    pub manifest: Option<PathBuf>,
+    /// `--plan NAME|PATH`.
+    pub plan: Option<String>,
+}
+
+impl Selection {
+    /// For the agents' side (`next`, `task`): fall back to `ORCH_PLAN` / `ORCH_STATUS_FILE`.
+    pub fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
+        if self.plan.is_none() {
+            self.plan = std::env::var("ORCH_PLAN").ok().filter(|s| !s.is_empty());
+        }
+        let status = std::env::var_os("ORCH_STATUS_FILE")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        (self, status)
+    }
+}
+
+/// One plan ready to work with.
+#[derive(Clone, Debug)]
+pub struct LoadedPlan {
+    /// Manifest name, or the file stem for a plan given by path.
+    pub name: String,
+    pub plan: Plan,
+    /// Plan file path relative to the repository root (as written in status files).
+    pub rel_path: String,
+    pub status_path: PathBuf,
+    pub priority: i64,
+}
+
+/// The manifest (if one was found) and the plans a command works on.
+pub struct Workspace {
+    pub manifest: Option<Manifest>,
+    /// Every plan of the manifest (cross-plan dependencies need them all), or the one plan file.
+    pub plans: Vec<LoadedPlan>,
+    /// Indices into `plans` of the plans the command is about (`--plan`), all by default.
+    pub selected: Vec<usize>,
+    /// Warnings and errors from every plan file (and the cross-plan checks).
+    pub diagnostics: Vec<Diagnostic>,
+    /// The combined graph, when there were no errors.
+    pub graph: Option<Graph>,
+}
+
+impl Workspace {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn plan_list(&self) -> Vec<Plan> {
+        self.plans.iter().map(|p| p.plan.clone()).collect()
+    }
+
+    pub fn priorities(&self) -> Vec<i64> {
+        self.plans.iter().map(|p| p.priority).collect()
+    }
+
+    /// Fails with exit code 2 and every error when the input is invalid.
+    pub fn require_valid(&self) -> CliResult<&Graph> {
+        match &self.graph {
+            Some(g) if !self.has_errors() => Ok(g),
+            _ => Err(invalid_input(&self.diagnostics)),
+        }
+    }
+}
+
+/// An exit-2 error listing every error diagnostic.
+pub fn invalid_input(diagnostics: &[Diagnostic]) -> CliError {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    let n = errors.len();
+    CliError::invalid(anyhow!(
+        "{n} error{} in the plans:\n{}",
+        if n == 1 { "" } else { "s" },
+        errors.join("\n")
+    ))
+    .with_hint("run `orch check` to see every problem with its location")
+}
+
+/// Loads the manifest and plans for `sel`. Plan-file and manifest errors are collected in
+/// `diagnostics`; only problems that leave nothing to work with fail here.
+pub fn load(sel: &Selection) -> CliResult<Workspace> {
+    let cwd = std::env::current_dir().map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
+    let manifest_path = match &sel.manifest {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(CliError::invalid(anyhow!(
+                    "manifest `{}` does not exist",
+                    p.display()
+                )));
+            }
+            Some(p.clone())
+        }
+        None => manifest::find_manifest(&cwd),
+    };
+    let manifest = match &manifest_path {
+        Some(p) => Some(load_manifest(p)?),
+        None => None,
+    };
+
+    let all = |m: &Manifest| -> CliResult<Vec<LoadedPlan>> {
+        m.plans.iter().map(|e| from_entry(m, e)).collect()
+    };
+    let (plans, selected): (Vec<LoadedPlan>, Vec<usize>) = match (&sel.plan, &manifest) {
+        (Some(arg), Some(m)) if m.plan(arg).is_some() => {
+            let index = m.plans.iter().position(|p| &p.name == arg).expect("checked above");
+            (all(m)?, vec![index])
+        }
+        (Some(arg), m) => {
+            let one = from_path(arg, m.as_ref(), &cwd)?;
+            match m {
+                Some(m) if m.plan(&one.name).is_some_and(|e| e.abs_file.canonicalize().ok() == std::path::absolute(arg).ok().and_then(|a| a.canonicalize().ok())) => {
+                    let index = m.plans.iter().position(|p| p.name == one.name).expect("checked above");
+                    (all(m)?, vec![index])
+                }
+                _ => (vec![one], vec![0]),
+            }
+        }
+        (None, Some(m)) => {
+            let plans = all(m)?;
+            let selected = (0..plans.len()).collect();
+            (plans, selected)
+        }
+        (None, None) => {
+            return Err(CliError::invalid(anyhow!(
+                "no `plans.toml` found in `{}` or any parent directory",
+                cwd.display()
+            ))
+            .with_hint("pass a plan file with `--plan docs/plans/x.md`, or write a plans.toml (see `orch init`)"));
+        }
+    };
+
+    let mut diagnostics: Vec<Diagnostic> = plans
+        .iter()
+        .flat_map(|p| p.plan.diagnostics.iter().cloned())
+        .collect();
+    let mut cross = Vec::new();
+    if let Some(m) = &manifest
+        && plans.len() == m.plans.len()
+    {
+        let shapes: HashMap<String, PlanShape> = plans
+            .iter()
+            .filter(|p| !p.plan.has_errors())
+            .map(|p| (p.name.clone(), PlanShape::of(&p.plan)))
+            .collect();
+        diagnostics.extend(manifest::check_targets(m, &shapes));
+        cross = cross_deps(m, &plans);
+    }
+    let graph = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        let list: Vec<Plan> = plans.iter().map(|p| p.plan.clone()).collect();
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        match Graph::build(&list, &names, &cross) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                diagnostics.extend(e.0);
+                None
+            }
+        }
+    };
+    Ok(Workspace {
+        manifest,
+        plans,
+        selected,
+        diagnostics,
+        graph,
+    })
+}
+
+fn load_manifest(path: &Path) -> CliResult<Manifest> {
+    manifest::load(path).map_err(|e| {
+        let code = match e {
+            manifest::ManifestError::Read { .. } => exit::FAILURE,
+            manifest::ManifestError::Invalid { .. } => exit::INVALID,
+        };
+        CliError::new(code, e)
+    })
+}
+
+fn read_plan(path: &Path, shown: &Path) -> CliResult<Plan> {
+    match plan::parse_file(path) {
+        Ok(mut p) => {
+            // Diagnostics name the file as the user knows it.
+            p.path = shown.to_path_buf();
+            for d in &mut p.diagnostics {
+                d.path = shown.to_path_buf();
+            }
+            Ok(p)
+        }
+        Err(e @ plan::PlanReadError::NotUtf8 { .. }) => Err(CliError::invalid(e)),
+        Err(e) => Err(CliError::invalid(e)),
+    }
+}
+
+fn from_entry(m: &Manifest, entry: &manifest::PlanEntry) -> CliResult<LoadedPlan> {
+    let plan = read_plan(&entry.abs_file, &entry.file)?;
+    Ok(LoadedPlan {
+        name: entry.name.clone(),
+        rel_path: entry.file.to_string_lossy().into_owned(),
+        status_path: m.state_path(&entry.name),
+        priority: entry.priority,
+        plan,
+    })
+}
+
+fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPlan> {
+    let path = PathBuf::from(arg);
+    if !path.is_file() {
+        let names = m
+            .map(|m| m.plans.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", "))
+            .filter(|s| !s.is_empty());
+        let mut err = CliError::invalid(anyhow!("`{arg}` is neither a plan of the manifest nor a plan file"));
+        if let Some(names) = names {
+            err = err.with_hint(format!("the manifest's plans are {names}"));
+        }
+        return Err(err);
+    }
+    let abs = std::path::absolute(&path).map_err(|e| anyhow!("cannot resolve `{arg}`: {e}"))?;
+    let canon = abs.canonicalize().unwrap_or_else(|_| abs.clone());
+    // A path naming a file the manifest lists is that plan.
+    if let Some(m) = m
+        && let Some(entry) = m
+            .plans
+            .iter()
+            .find(|e| e.abs_file.canonicalize().is_ok_and(|c| c == canon))
+    {
+        return from_entry(m, entry);
+    }
+    let root = m
+        .map(|m| m.root.clone())
+        .or_else(|| repo_root(&abs))
+        .unwrap_or_else(|| abs.parent().map_or_else(|| cwd.to_path_buf(), Path::to_path_buf));
+    let name = plan_name_from_path(&abs);
+    let rel_path = abs
+        .strip_prefix(&root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| arg.to_string());
+    let state_dir = m.map_or_else(|| PathBuf::from(".orch/state"), |m| m.defaults.state_dir.clone());
+    let plan = read_plan(&path, &path)?;
+    Ok(LoadedPlan {
+        status_path: root.join(state_dir).join(&name).join("status.json"),
+        name,
+        rel_path,
+        priority: 0,
+        plan,
+    })
+}
+
+/// A status-directory name for a plan given by path: its file stem, made safe.
+fn plan_name_from_path(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let safe: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    let safe = safe.trim_start_matches(['.', '-']).to_string();
+    if safe.is_empty() { "plan".into() } else { safe }
+}
+
+/// The directory holding `.git` above `path` (a main repository or a worktree's own root).
+fn repo_root(path: &Path) -> Option<PathBuf> {
+    path.ancestors().skip(1).find(|d| d.join(".git").exists()).map(Path::to_path_buf)
+}
+
+fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
+    let index: HashMap<&str, usize> = plans.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+    let mut out = Vec::new();
+    for (from, entry) in m.plans.iter().enumerate() {
+        for dep in &entry.depends_on {
+            if let Some(&to) = index.get(dep.plan.as_str()) {
+                out.push(CrossDep {
+                    from,
+                    to,
+                    target: match &dep.target {
+                        DepTarget::Plan => CrossTarget::Plan,
+                        DepTarget::Phase(p) => CrossTarget::Phase(*p),
+                        DepTarget::Task(t) => CrossTarget::Task(t.clone()),
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Reads (without writing) every plan's status, reconciled with its plan.
+pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResult<Vec<StatusDoc>> {
+    ws.plans
+        .iter()
+        .map(|p| {
+            let path = status_override.unwrap_or(&p.status_path);
+            status::view(path, &p.plan, &p.rel_path, &p.name)
+                .map(|(doc, _)| doc)
+                .map_err(status_error)
+        })
+        .collect()
+}
+
+/// Maps a status-module error onto its documented exit code, with its hint.
+pub fn status_error(e: status::StatusError) -> CliError {
+    let code = e.exit_code();
+    let hint = e.hint();
+    let mut err = CliError::new(code, e);
+    if let Some(h) = hint {
+        err = err.with_hint(h);
+    }
+    err
+}
+
+/// The scheduling state of a recorded status.
+pub fn node_state(status: TaskStatus) -> NodeState {
+    match status {
+        TaskStatus::Pending => NodeState::Pending,
+        TaskStatus::InProgress => NodeState::InProgress,
+        TaskStatus::Completed | TaskStatus::Skipped => NodeState::Done,
+        TaskStatus::Failed => NodeState::Failed,
+    }
+}
+
+/// `state(plan, task)` over the given docs, for [`crate::graph::readiness`].
+pub fn state_fn<'a>(ws: &'a Workspace, docs: &'a [StatusDoc]) -> impl Fn(usize, usize) -> NodeState + 'a {
+    move |p, t| {
+        let id = &ws.plans[p].plan.tasks[t].id;
+        docs[p]
+            .entry(id)
+            .map_or(NodeState::Pending, |e| node_state(e.status))
+    }
+}
