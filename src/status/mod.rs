@@ -1,1 +1,25 @@
-//! status (in progress).
+//! Status files: one `status.json` per plan, the protocol between `orch` and its agents.
+//!
+//! The document ([`StatusDoc`]) keeps the earlier system's format (it validates against its
+//! `plan-status.schema.json`) and adds orch's own fields beside it. [`store`] reads it without
+//! locking, and changes it under an exclusive lock with atomic writes; [`transition`] holds the
+//! task state machine; [`reconcile`] brings a recorded document in line with the current plan.
+
+mod error;
+mod model;
+mod reconcile;
+mod store;
+mod summary;
+mod transition;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+pub use error::StatusError;
+pub use model::*;
+pub use reconcile::{ReconcileReport, reconcile};
+pub use store::{LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, view};
+pub use summary::{counts_all, current_phase, refresh_derived, summarize};
+pub use transition::{
+    RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, process_start_time,
+};

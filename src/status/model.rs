@@ -1,0 +1,660 @@
+//! The status document as it is on disk: the earlier system's fields plus orch's own.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::plan::{Plan, Task, TaskKind};
+
+/// The version of orch's additions to the file (`orchSchemaVersion`).
+pub const ORCH_SCHEMA_VERSION: u32 = 1;
+
+/// The `_comment` written into new files.
+pub const DEFAULT_COMMENT: &str = "Execution status of this plan, maintained by orch. The plan file \
+    lists the tasks; this file records their outcomes. Change it with `orch task`, not by hand.";
+
+/// The status of one task, as the schema spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl TaskStatus {
+    /// The spelling used in the file (`in_progress`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Completed or skipped: nothing more will happen to the task by itself.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Skipped)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who runs a task (orch's field `orchRun`): enough to tell a live agent from a reused pid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchRun {
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot), 0 when unknown.
+    #[serde(default)]
+    pub process_start_time: u64,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionConstraints {
+    pub sequential: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `tasks` (or of orch's `verifySteps`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEntry {
+    pub id: String,
+    /// The phase label, `Phase N: title`.
+    #[serde(default)]
+    pub phase: String,
+    pub description: String,
+    pub status: TaskStatus,
+    /// The ids written in the task's `(depends: …)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// The ids of the tasks that depend on this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// Milliseconds from `startedAt` to `completedAt`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_millis"
+    )]
+    pub duration: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// How many times the task was restarted after a failure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_constraints: Option<ExecutionConstraints>,
+    /// orch: who runs the task while it is in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orch_run: Option<OrchRun>,
+    /// orch: the commit that completed the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// orch: how many times the task was started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// orch, verification steps only: `false` for a `(non-blocking)` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
+    /// Fields someone else added; kept as found.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `runs`, filled by the supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_completed: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_failed: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Counts of tasks by status (`summary`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    #[serde(rename = "totalTasks")]
+    pub total_tasks: u32,
+    pub completed: u32,
+    pub pending: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub in_progress: u32,
+}
+
+/// A whole `status.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDoc {
+    #[serde(rename = "_comment", default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The plan file, relative to the repository root.
+    pub plan_path: String,
+    /// The plan's title.
+    pub plan_name: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<String>,
+    /// The label of the first phase with unfinished tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<String>,
+    /// The plan's tasks (never its verification steps), in plan order.
+    pub tasks: Vec<TaskEntry>,
+    #[serde(default)]
+    pub runs: Vec<RunRecord>,
+    /// Counts over `tasks` only.
+    #[serde(default)]
+    pub summary: Summary,
+    /// orch: the version of orch's additions; 0 in a file orch never wrote.
+    #[serde(default)]
+    pub orch_schema_version: u32,
+    /// orch: the plan's name in `plans.toml`.
+    #[serde(default)]
+    pub orch_plan: String,
+    /// orch: the verification steps (`V<N>`), which the schema's id pattern keeps out of `tasks`.
+    #[serde(default)]
+    pub verify_steps: Vec<TaskEntry>,
+    /// Fields someone else added; kept as found.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Accepts any JSON number of milliseconds (the earlier system may have written fractions).
+fn de_opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    Ok(v.map(|ms| {
+        if ms.is_finite() && ms > 0.0 {
+            ms.round() as u64
+        } else {
+            0
+        }
+    }))
+}
+
+/// A timestamp in the form orch writes: RFC 3339, UTC, milliseconds.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses a timestamp written by orch or the earlier system.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The phase label of a plan task: `Phase N: title`.
+pub fn phase_label(plan: &Plan, task: &Task) -> String {
+    plan.phase(task.phase)
+        .map_or_else(|| format!("Phase {}", task.phase), |p| p.label())
+}
+
+/// The phase number of a label `Phase N…`, if it has that form.
+pub fn phase_number(label: &str) -> Option<u32> {
+    let rest = label.strip_prefix("Phase ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl TaskEntry {
+    /// A fresh entry for a plan task: pending, or completed when marked `[x]`.
+    pub fn from_plan(plan: &Plan, task: &Task) -> Self {
+        let mut entry = Self {
+            id: task.id.clone(),
+            phase: String::new(),
+            description: String::new(),
+            status: if task.done {
+                TaskStatus::Completed
+            } else {
+                TaskStatus::Pending
+            },
+            dependencies: Vec::new(),
+            dependents: Vec::new(),
+            started_at: None,
+            completed_at: None,
+            duration: None,
+            error: None,
+            notes: None,
+            skip_reason: None,
+            retry_count: 0,
+            last_error: None,
+            execution_constraints: None,
+            orch_run: None,
+            commit: None,
+            attempts: 0,
+            blocking: None,
+            extra: Map::new(),
+        };
+        entry.refresh_from_plan(plan, task);
+        entry
+    }
+
+    /// Refreshes what the plan defines (description, phase, dependencies, dependents,
+    /// constraints, blocking); keeps the recorded outcome.
+    pub fn refresh_from_plan(&mut self, plan: &Plan, task: &Task) {
+        self.phase = phase_label(plan, task);
+        self.description = if task.description.trim().is_empty() {
+            match task.kind {
+                TaskKind::Task => format!("Task {}", task.id),
+                TaskKind::Verify => format!("Verify phase {}", task.phase),
+            }
+        } else {
+            task.description.clone()
+        };
+        self.dependencies = task.dependencies().to_vec();
+        self.dependents = plan
+            .tasks
+            .iter()
+            .filter(|t| t.dependencies().contains(&task.id))
+            .map(|t| t.id.clone())
+            .collect();
+        let constraints = plan.sequential_group_of(&task.id).map(|g| {
+            let mut c = ExecutionConstraints {
+                sequential: true,
+                sequential_group: Some(g.label.clone()),
+                reason: (!g.reason.is_empty()).then(|| g.reason.clone()),
+                extra: Map::new(),
+            };
+            // Keep fields someone else added to the constraints.
+            if let Some(old) = &self.execution_constraints {
+                c.extra = old.extra.clone();
+            }
+            c
+        });
+        self.execution_constraints = constraints;
+        self.blocking = match task.kind {
+            TaskKind::Verify => Some(task.blocking),
+            TaskKind::Task => None,
+        };
+    }
+}
+
+impl StatusDoc {
+    /// A new document for `plan`: every task pending, except `[x]` tasks, which start completed.
+    pub fn new(plan: &Plan, plan_path_rel: &str, orch_name: &str, now: DateTime<Utc>) -> Self {
+        let now = timestamp(now);
+        let mut doc = Self {
+            comment: Some(DEFAULT_COMMENT.to_string()),
+            plan_path: plan_path_rel.to_string(),
+            plan_name: plan_name(plan),
+            created_at: now.clone(),
+            last_updated_at: Some(now),
+            current_phase: None,
+            tasks: Vec::new(),
+            runs: Vec::new(),
+            summary: Summary::default(),
+            orch_schema_version: ORCH_SCHEMA_VERSION,
+            orch_plan: orch_name.to_string(),
+            verify_steps: Vec::new(),
+            extra: Map::new(),
+        };
+        for task in &plan.tasks {
+            let entry = TaskEntry::from_plan(plan, task);
+            match task.kind {
+                TaskKind::Task => doc.tasks.push(entry),
+                TaskKind::Verify => doc.verify_steps.push(entry),
+            }
+        }
+        super::summary::refresh_derived(&mut doc);
+        doc
+    }
+
+    /// The entry of a task or verification step.
+    pub fn entry(&self, id: &str) -> Option<&TaskEntry> {
+        self.tasks
+            .iter()
+            .chain(self.verify_steps.iter())
+            .find(|e| e.id == id)
+    }
+
+    /// The entry of a task or verification step, to change it.
+    pub fn entry_mut(&mut self, id: &str) -> Option<&mut TaskEntry> {
+        self.tasks
+            .iter_mut()
+            .chain(self.verify_steps.iter_mut())
+            .find(|e| e.id == id)
+    }
+
+    /// Every entry: tasks, then verification steps.
+    pub fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.tasks.iter().chain(self.verify_steps.iter())
+    }
+}
+
+/// The plan's human-readable name: its title, or its file stem (never empty: the schema says so).
+pub fn plan_name(plan: &Plan) -> String {
+    if !plan.title.trim().is_empty() {
+        return plan.title.clone();
+    }
+    plan.path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "plan".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::status::test_support::small_plan;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("valid date")
+    }
+
+    fn is_date_time(v: &Value) -> bool {
+        v.as_str().is_some_and(|s| parse_timestamp(s).is_some())
+    }
+
+    fn is_task_id(s: &str) -> bool {
+        let parts: Vec<&str> = s.split('.').collect();
+        (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    }
+
+    /// The requirements of `plan-status.schema.json`, checked by hand.
+    fn check_schema(v: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        let Some(obj) = v.as_object() else {
+            return vec!["not an object".into()];
+        };
+        for key in ["planPath", "planName", "createdAt", "tasks"] {
+            if !obj.contains_key(key) {
+                errs.push(format!("missing `{key}`"));
+            }
+        }
+        for key in ["_comment", "planPath", "planName", "currentPhase"] {
+            if let Some(x) = obj.get(key)
+                && !x.is_string()
+            {
+                errs.push(format!("`{key}` not a string"));
+            }
+        }
+        for key in ["planPath", "planName"] {
+            if obj.get(key).and_then(Value::as_str) == Some("") {
+                errs.push(format!("`{key}` empty"));
+            }
+        }
+        for key in ["createdAt", "lastUpdatedAt"] {
+            if let Some(x) = obj.get(key)
+                && !is_date_time(x)
+            {
+                errs.push(format!("`{key}` not a date-time"));
+            }
+        }
+        let statuses = ["pending", "in_progress", "completed", "failed", "skipped"];
+        for t in obj
+            .get("tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for key in ["id", "description", "status"] {
+                if !t.get(key).is_some_and(Value::is_string) {
+                    errs.push(format!("task missing string `{key}`: {t}"));
+                }
+            }
+            let id = t.get("id").and_then(Value::as_str).unwrap_or("");
+            if !is_task_id(id) {
+                errs.push(format!("task id `{id}` does not match the pattern"));
+            }
+            if t.get("description").and_then(Value::as_str) == Some("") {
+                errs.push(format!("task `{id}` has an empty description"));
+            }
+            let status = t.get("status").and_then(Value::as_str).unwrap_or("");
+            if !statuses.contains(&status) {
+                errs.push(format!("task `{id}` status `{status}` not in the enum"));
+            }
+            for key in ["phase", "error", "notes", "skipReason", "findingsPath"] {
+                if let Some(x) = t.get(key)
+                    && !x.is_string()
+                {
+                    errs.push(format!("task `{id}` `{key}` not a string"));
+                }
+            }
+            for key in ["startedAt", "completedAt"] {
+                if let Some(x) = t.get(key)
+                    && !is_date_time(x)
+                {
+                    errs.push(format!("task `{id}` `{key}` not a date-time"));
+                }
+            }
+            if let Some(d) = t.get("duration")
+                && !d.is_number()
+            {
+                errs.push(format!("task `{id}` duration not a number"));
+            }
+            if let Some(c) = t.get("executionConstraints") {
+                let ok = c.is_object()
+                    && c.get("sequential").is_none_or(Value::is_boolean)
+                    && c.get("sequentialGroup").is_none_or(Value::is_string)
+                    && c.get("reason").is_none_or(Value::is_string);
+                if !ok {
+                    errs.push(format!("task `{id}` executionConstraints malformed"));
+                }
+            }
+        }
+        for r in obj
+            .get("runs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !r.get("runId").is_some_and(Value::is_string)
+                || !r.get("startedAt").is_some_and(is_date_time)
+            {
+                errs.push(format!("run malformed: {r}"));
+            }
+        }
+        if let Some(s) = obj.get("summary") {
+            for key in [
+                "totalTasks",
+                "completed",
+                "pending",
+                "failed",
+                "skipped",
+                "in_progress",
+            ] {
+                if let Some(x) = s.get(key)
+                    && !x.is_u64()
+                {
+                    errs.push(format!("summary `{key}` not a non-negative integer"));
+                }
+            }
+        }
+        errs
+    }
+
+    #[test]
+    fn new_doc_matches_the_schema() {
+        let plan = small_plan();
+        let mut doc = StatusDoc::new(&plan, "docs/plans/demo.md", "demo", t0());
+        doc.runs.push(RunRecord {
+            run_id: "r1".into(),
+            started_at: timestamp(t0()),
+            completed_at: None,
+            tasks_completed: Some(1),
+            tasks_failed: None,
+            extra: Map::new(),
+        });
+        let e = doc.entry_mut("2.1").expect("2.1 exists");
+        e.started_at = Some(timestamp(t0()));
+        e.duration = Some(1500);
+        e.error = Some("boom".into());
+        let v = serde_json::to_value(&doc).expect("serializes");
+        assert_eq!(check_schema(&v), Vec::<String>::new());
+
+        // The shape the brief asks for.
+        assert_eq!(v["planName"], "Demo Plan");
+        assert_eq!(v["planPath"], "docs/plans/demo.md");
+        assert_eq!(v["orchSchemaVersion"], 1);
+        assert_eq!(v["orchPlan"], "demo");
+        assert_eq!(v["currentPhase"], "Phase 1: Setup");
+        assert_eq!(v["createdAt"], "2026-01-02T03:04:05.000Z");
+        let ids: Vec<&str> = v["tasks"]
+            .as_array()
+            .expect("tasks array")
+            .iter()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["1.1", "1.2", "2.1", "2.2"]);
+        assert_eq!(v["verifySteps"][0]["id"], "V1");
+        assert_eq!(v["verifySteps"][0]["blocking"], true);
+        assert_eq!(v["tasks"][0]["phase"], "Phase 1: Setup");
+        assert_eq!(v["tasks"][0]["dependents"], json!(["1.2"]));
+        assert_eq!(v["tasks"][1]["dependencies"], json!(["1.1"]));
+        assert_eq!(
+            v["tasks"][0]["executionConstraints"],
+            json!({"sequential": true, "sequentialGroup": "1.1-1.2", "reason": "both edit Cargo.toml"})
+        );
+        assert!(v["tasks"][2].get("executionConstraints").is_none());
+        assert!(
+            v["tasks"][0].get("startedAt").is_none(),
+            "absent fields omitted"
+        );
+        assert!(v["tasks"][0].get("retryCount").is_none());
+        assert_eq!(v["tasks"][3]["status"], "completed", "[x] starts completed");
+        assert_eq!(
+            v["summary"],
+            json!({"totalTasks": 4, "completed": 1, "pending": 3, "failed": 0, "skipped": 0, "in_progress": 0})
+        );
+    }
+
+    #[test]
+    fn schema_check_rejects_a_verify_id_in_tasks() {
+        let plan = small_plan();
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", t0());
+        let v1 = doc.verify_steps[0].clone();
+        doc.tasks.push(v1);
+        let v = serde_json::to_value(&doc).expect("serializes");
+        assert_eq!(
+            check_schema(&v),
+            ["task id `V1` does not match the pattern"]
+        );
+    }
+
+    #[test]
+    fn schema_file_requirements_agree_when_present() {
+        // Self-contained: only checks the schema file when the shared tree is beside the clone.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/compat/plan-status.schema.json");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        assert_eq!(
+            schema["required"],
+            json!(["planPath", "planName", "createdAt", "tasks"])
+        );
+        assert_eq!(
+            schema["properties"]["tasks"]["items"]["required"],
+            json!(["id", "description", "status"])
+        );
+        assert_eq!(
+            schema["properties"]["tasks"]["items"]["properties"]["status"]["enum"],
+            json!(["pending", "in_progress", "completed", "failed", "skipped"])
+        );
+        assert_eq!(
+            schema["properties"]["tasks"]["items"]["properties"]["id"]["pattern"],
+            "^\\d+\\.\\d+(\\.\\d+)?$"
+        );
+    }
+
+    #[test]
+    fn round_trip_keeps_unknown_fields() {
+        let text = r#"{
+  "_comment": "hand made",
+  "planPath": "docs/plans/demo.md",
+  "planName": "Demo",
+  "createdAt": "2025-01-01T00:00:00Z",
+  "dashboardColor": "teal",
+  "tasks": [
+    {"id": "1.1", "phase": "Phase 1: Setup", "description": "x", "status": "completed",
+     "duration": 12.7, "findingsPath": "findings/1.1.md",
+     "executionConstraints": {"sequential": true, "owner": "ops"}}
+  ],
+  "summary": {"totalTasks": 1, "completed": 1, "pending": 0, "failed": 0, "skipped": 0, "in_progress": 0},
+  "runs": [{"runId": "a", "startedAt": "2025-01-01T00:00:00Z", "agent": "claude"}]
+}"#;
+        let doc: StatusDoc = serde_json::from_str(text).expect("earlier system's file parses");
+        assert_eq!(doc.orch_schema_version, 0);
+        assert_eq!(doc.tasks[0].duration, Some(13));
+        assert_eq!(doc.extra["dashboardColor"], "teal");
+        assert_eq!(doc.tasks[0].extra["findingsPath"], "findings/1.1.md");
+        let out = serde_json::to_value(&doc).expect("serializes");
+        assert_eq!(out["dashboardColor"], "teal");
+        assert_eq!(out["tasks"][0]["findingsPath"], "findings/1.1.md");
+        assert_eq!(out["tasks"][0]["executionConstraints"]["owner"], "ops");
+        assert_eq!(out["runs"][0]["agent"], "claude");
+        assert_eq!(out["_comment"], "hand made");
+        let again: StatusDoc = serde_json::from_value(out).expect("parses again");
+        assert_eq!(again, doc);
+    }
+
+    #[test]
+    fn status_spelling_matches_the_schema() {
+        let all = [
+            TaskStatus::Pending,
+            TaskStatus::InProgress,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Skipped,
+        ];
+        for s in all {
+            assert_eq!(serde_json::to_value(s).expect("serializes"), s.as_str());
+        }
+        assert_eq!(phase_number("Phase 12: Ship"), Some(12));
+        assert_eq!(phase_number("Setup"), None);
+    }
+}

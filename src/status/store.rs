@@ -1,0 +1,507 @@
+//! Reading and writing status files: readers never lock and never see a torn file; writers take
+//! an exclusive lock on `status.json.lock` and replace the file atomically (temp, fsync, rename).
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+
+use crate::plan::Plan;
+
+use super::error::StatusError;
+use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
+use super::reconcile::{ReconcileReport, reconcile};
+
+/// The usual name of a plan's status file.
+pub const STATUS_FILE_NAME: &str = "status.json";
+
+/// Appended to the status file's name to form its lock file's name.
+pub const LOCK_SUFFIX: &str = ".lock";
+
+/// Makes temp file names unique within the process (the pid makes them unique across processes).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path
+        .file_name()
+        .map_or_else(|| OsString::from(STATUS_FILE_NAME), ToOwned::to_owned);
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The lock file of a status file: `status.json.lock` beside it. The status file itself is never
+/// locked, since it is replaced by rename.
+pub fn lock_path(path: &Path) -> PathBuf {
+    with_suffix(path, LOCK_SUFFIX)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Reads a status file without locking. `None` when it does not exist; a file that is not JSON or
+/// not shaped like a status file is [`StatusError::Corrupt`], never silently replaced.
+pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let doc: StatusDoc = serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not a status file",
+            _ => "not valid JSON",
+        };
+        StatusError::Corrupt {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: format!("{what}: {e}"),
+        }
+    })?;
+    if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
+        return Err(StatusError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: doc.orch_schema_version,
+            supported: ORCH_SCHEMA_VERSION,
+        });
+    }
+    Ok(Some(doc))
+}
+
+/// Fills orch's identifying fields of a loaded document.
+fn stamp_identity(doc: &mut StatusDoc, plan_path_rel: &str, orch_name: &str) {
+    if doc.plan_path != plan_path_rel {
+        doc.plan_path = plan_path_rel.to_string();
+    }
+    if doc.orch_plan != orch_name {
+        doc.orch_plan = orch_name.to_string();
+    }
+}
+
+/// Loads (or creates in memory) and reconciles the document, writing nothing and taking no lock.
+pub fn view(
+    path: &Path,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> Result<(StatusDoc, ReconcileReport), StatusError> {
+    let mut doc = match load(path)? {
+        Some(doc) => doc,
+        None => StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
+    };
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let report = reconcile(&mut doc, plan);
+    Ok((doc, report))
+}
+
+/// Holds the exclusive lock of a status file until dropped.
+struct LockGuard {
+    _file: File,
+}
+
+fn lock(path: &Path) -> Result<LockGuard, StatusError> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).map_err(|source| StatusError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let lock_path = lock_path(path);
+    let lock_err = |source| StatusError::Lock {
+        path: lock_path.clone(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(lock_err)?;
+    file.lock().map_err(lock_err)?;
+    Ok(LockGuard { _file: file })
+}
+
+/// Reads, reconciles, changes and writes a status file under its exclusive lock.
+///
+/// Creates the directory if missing; creates the document from the plan if the file does not
+/// exist; reconciles it with `plan`; runs `f`; if `f` succeeds, writes the document atomically
+/// (only when it changed, or when the file did not exist). If `f` fails nothing is written.
+pub fn update<T>(
+    path: &Path,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+    f: impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<T, StatusError>,
+) -> Result<(T, ReconcileReport), StatusError> {
+    let _guard = lock(path)?;
+    let loaded = load(path)?;
+    let existed = loaded.is_some();
+    let mut doc = match loaded.clone() {
+        Some(doc) => doc,
+        None => StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
+    };
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let report = reconcile(&mut doc, plan);
+    if report.changed && existed {
+        doc.last_updated_at = Some(timestamp(Utc::now()));
+    }
+    let value = f(&mut doc, &report)?;
+    if !existed || loaded.as_ref() != Some(&doc) {
+        write_atomic(path, &doc)?;
+    }
+    Ok((value, report))
+}
+
+/// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
+/// fresh document from the plan. Returns the new document and where the old file went.
+pub fn rebuild(
+    path: &Path,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> Result<(StatusDoc, Option<PathBuf>), StatusError> {
+    let _guard = lock(path)?;
+    let backup = match fs::symlink_metadata(path) {
+        Ok(_) => {
+            let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+            let mut backup = with_suffix(path, &format!(".corrupt-{stamp}"));
+            let mut n = 1;
+            while fs::symlink_metadata(&backup).is_ok() {
+                backup = with_suffix(path, &format!(".corrupt-{stamp}-{n}"));
+                n += 1;
+            }
+            fs::rename(path, &backup).map_err(|source| StatusError::Rebuild {
+                path: path.to_path_buf(),
+                backup: backup.clone(),
+                source,
+            })?;
+            Some(backup)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let doc = StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now());
+    write_atomic(path, &doc)?;
+    Ok((doc, backup))
+}
+
+/// Writes `doc` to a unique temp file in the same directory, fsyncs it, renames it over `path`
+/// and fsyncs the directory. Callers hold the lock.
+fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
+    let mut bytes = serde_json::to_vec_pretty(doc).map_err(|source| StatusError::Serialize {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
+    let write_err = |source| StatusError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if let Err(source) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(write_err(source));
+    }
+    // Make the rename itself durable. Some file systems cannot fsync a directory; the rename has
+    // happened either way, so that is not an error.
+    if let Ok(dir) = File::open(parent_dir(path)) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::status::test_support::{small_plan, wide_plan};
+    use crate::status::{TaskStatus, Transition, TransitionOptions, apply};
+
+    fn done(
+        id: &'static str,
+    ) -> impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<(), StatusError> {
+        move |doc, _| {
+            apply(
+                doc,
+                id,
+                Transition::Done,
+                &TransitionOptions::default(),
+                Utc::now(),
+            )
+            .map(|_| ())
+        }
+    }
+
+    #[test]
+    fn load_of_a_missing_file_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(
+            load(&dir.path().join("status.json"))
+                .expect("loads")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn update_creates_directory_file_and_lock_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/demo/status.json");
+        let plan = small_plan();
+        let ((), report) =
+            update(&path, &plan, "docs/plans/demo.md", "demo", done("1.1")).expect("update");
+        assert!(!report.changed, "a fresh document needs no reconciling");
+        let doc = load(&path).expect("loads").expect("exists");
+        assert_eq!(doc.entry("1.1").expect("1.1").status, TaskStatus::Completed);
+        assert_eq!(doc.orch_plan, "demo");
+        assert!(path.with_file_name("status.json.lock").exists());
+        let names: Vec<String> = fs::read_dir(path.parent().expect("parent"))
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains(".tmp-")),
+            "no temp left: {names:?}"
+        );
+    }
+
+    #[test]
+    fn failing_closure_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let plan = small_plan();
+        update(&path, &plan, "p.md", "demo", done("1.1")).expect("first");
+        let before = fs::read(&path).expect("read");
+        let r = update(&path, &plan, "p.md", "demo", |doc, _| {
+            apply(
+                doc,
+                "1.2",
+                Transition::Done,
+                &TransitionOptions::default(),
+                Utc::now(),
+            )?;
+            apply(
+                doc,
+                "9.9",
+                Transition::Done,
+                &TransitionOptions::default(),
+                Utc::now(),
+            )
+        });
+        assert!(matches!(r, Err(StatusError::UnknownTask { .. })));
+        assert_eq!(fs::read(&path).expect("read"), before);
+
+        // A missing file stays missing when the closure fails.
+        let other = dir.path().join("other/status.json");
+        let r = update(&other, &plan, "p.md", "demo", done("9.9"));
+        assert!(r.is_err());
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let text = "{\n  \"planPath\": \"p.md\",\n  \"tasks\": [,]\n}\n";
+        fs::write(&path, text).expect("write");
+        match load(&path) {
+            Err(e @ StatusError::Corrupt { .. }) => {
+                let StatusError::Corrupt { line, column, .. } = &e else {
+                    unreachable!()
+                };
+                assert_eq!((*line, *column), (3, 13));
+                assert!(
+                    e.to_string().starts_with(&format!(
+                        "status file `{}` is corrupt at line 3 column 13: not valid JSON",
+                        path.display()
+                    )),
+                    "{e}"
+                );
+                assert_eq!(e.exit_code(), crate::error::exit::STATE);
+                assert!(e.hint().is_some());
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let plan = small_plan();
+        let r = update(&path, &plan, "p.md", "demo", done("1.1"));
+        assert!(matches!(r, Err(StatusError::Corrupt { .. })));
+        assert!(matches!(
+            view(&path, &plan, "p.md", "demo"),
+            Err(StatusError::Corrupt { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            text,
+            "byte for byte"
+        );
+
+        // Valid JSON of the wrong shape is corrupt too.
+        fs::write(&path, "{\"planPath\": \"p.md\"}").expect("write");
+        match load(&path) {
+            Err(StatusError::Corrupt { message, .. }) => {
+                assert!(
+                    message.starts_with("not a status file: missing field"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn newer_schema_version_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let plan = small_plan();
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", Utc::now());
+        doc.orch_schema_version = 99;
+        fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
+        assert!(matches!(
+            load(&path),
+            Err(StatusError::UnsupportedVersion { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn rebuild_keeps_the_corrupt_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        fs::write(&path, "not json").expect("write");
+        let plan = small_plan();
+        let (doc, backup) = rebuild(&path, &plan, "p.md", "demo").expect("rebuild");
+        let backup = backup.expect("moved aside");
+        let name = backup
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("status.json.corrupt-"), "{name}");
+        assert_eq!(fs::read_to_string(&backup).expect("backup"), "not json");
+        assert_eq!(load(&path).expect("loads"), Some(doc.clone()));
+        assert_eq!(doc.entry("2.2").expect("2.2").status, TaskStatus::Completed);
+        // Rebuilding twice keeps both copies.
+        let (_, second) = rebuild(&path, &plan, "p.md", "demo").expect("again");
+        assert_ne!(second.expect("moved aside"), backup);
+        // Without an existing file there is nothing to move.
+        let fresh = dir.path().join("new/status.json");
+        let (_, none) = rebuild(&fresh, &plan, "p.md", "demo").expect("fresh");
+        assert!(none.is_none());
+        assert!(fresh.exists());
+    }
+
+    #[test]
+    fn view_reconciles_without_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let plan = small_plan();
+        let (doc, _) = view(&path, &plan, "p.md", "demo").expect("view");
+        assert_eq!(doc.tasks.len(), 4);
+        assert!(!path.exists(), "view writes nothing");
+        assert!(!lock_path(&path).exists(), "view takes no lock");
+
+        update(&path, &plan, "p.md", "demo", done("1.1")).expect("update");
+        let before = fs::read(&path).expect("read");
+        let mut shorter = plan.clone();
+        shorter.tasks.retain(|t| t.id != "2.1");
+        let (doc, report) = view(&path, &shorter, "p.md", "demo").expect("view");
+        assert_eq!(report.removed, [("2.1".to_string(), TaskStatus::Pending)]);
+        assert!(doc.entry("2.1").is_none());
+        assert_eq!(fs::read(&path).expect("read"), before);
+
+        // update writes the reconciled document.
+        let ((), report) = update(&path, &shorter, "p.md", "demo", |_, _| Ok(())).expect("update");
+        assert!(report.changed);
+        assert!(
+            load(&path)
+                .expect("load")
+                .expect("doc")
+                .entry("2.1")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn fifty_concurrent_updates_lose_nothing_and_readers_never_see_a_torn_file() {
+        const N: usize = 50;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Arc::new(dir.path().join("state/status.json"));
+        let plan = Arc::new(wide_plan(N));
+        let stop = Arc::new(AtomicBool::new(false));
+
+        let reader = {
+            let (path, stop) = (Arc::clone(&path), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reads = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(e) = load(&path) {
+                        return Err(e.to_string());
+                    }
+                    reads += 1;
+                }
+                Ok(reads)
+            })
+        };
+        let writers: Vec<_> = (1..=N)
+            .map(|i| {
+                let (path, plan) = (Arc::clone(&path), Arc::clone(&plan));
+                std::thread::spawn(move || {
+                    let id = format!("1.{i}");
+                    update(&path, &plan, "docs/plans/wide.md", "wide", |doc, _| {
+                        apply(
+                            doc,
+                            &id,
+                            Transition::Done,
+                            &TransitionOptions::default(),
+                            Utc::now(),
+                        )
+                    })
+                    .map(|_| ())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer thread").expect("update succeeds");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let reads = reader
+            .join()
+            .expect("reader thread")
+            .expect("reader never sees corruption");
+        assert!(reads > 0);
+
+        let doc = load(&path).expect("loads").expect("exists");
+        assert_eq!(doc.tasks.len(), N);
+        assert!(doc.tasks.iter().all(|t| t.status == TaskStatus::Completed));
+        assert_eq!(doc.summary.completed, 50);
+        assert_eq!(doc.summary.pending, 0);
+    }
+}

@@ -1,0 +1,56 @@
+//! Derived fields: `summary` and `currentPhase`.
+
+use super::model::{StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
+
+fn count<'a>(entries: impl Iterator<Item = &'a TaskEntry>) -> Summary {
+    let mut s = Summary::default();
+    for e in entries {
+        s.total_tasks += 1;
+        match e.status {
+            TaskStatus::Pending => s.pending += 1,
+            TaskStatus::InProgress => s.in_progress += 1,
+            TaskStatus::Completed => s.completed += 1,
+            TaskStatus::Failed => s.failed += 1,
+            TaskStatus::Skipped => s.skipped += 1,
+        }
+    }
+    s
+}
+
+/// The schema's `summary`: counts over the `tasks` array only, as the earlier system counted.
+pub fn summarize(doc: &StatusDoc) -> Summary {
+    count(doc.tasks.iter())
+}
+
+/// orch's own counts: tasks and verification steps together.
+pub fn counts_all(doc: &StatusDoc) -> Summary {
+    count(doc.entries())
+}
+
+/// The label of the first phase (by number) with an unfinished task or verification step;
+/// the last phase's label when everything is finished; `None` for an empty plan.
+pub fn current_phase(doc: &StatusDoc) -> Option<String> {
+    let key = |e: &TaskEntry| phase_number(&e.phase).unwrap_or(u32::MAX);
+    let unfinished = doc
+        .tasks
+        .iter()
+        .chain(doc.verify_steps.iter())
+        .enumerate()
+        .filter(|(_, e)| !e.status.is_finished())
+        .min_by_key(|(i, e)| (key(e), *i))
+        .map(|(_, e)| e.phase.clone());
+    unfinished.or_else(|| {
+        doc.tasks
+            .iter()
+            .chain(doc.verify_steps.iter())
+            .enumerate()
+            .max_by_key(|(i, e)| (phase_number(&e.phase).unwrap_or(0), *i))
+            .map(|(_, e)| e.phase.clone())
+    })
+}
+
+/// Recomputes `summary` and `currentPhase` from the entries.
+pub fn refresh_derived(doc: &mut StatusDoc) {
+    doc.summary = summarize(doc);
+    doc.current_phase = current_phase(doc);
+}

@@ -1,0 +1,746 @@
+//! The task state machine: start, done, fail, skip, reset.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::error::StatusError;
+use super::model::{OrchRun, StatusDoc, TaskEntry, TaskStatus, parse_timestamp, timestamp};
+use super::summary::refresh_derived;
+
+/// A requested change of a task's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    /// pending|failed → in_progress.
+    Start,
+    /// → completed.
+    Done,
+    /// → failed.
+    Fail,
+    /// → skipped.
+    Skip,
+    /// → pending.
+    Reset,
+}
+
+/// The process that runs a task, recorded in `orchRun` on start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunInfo {
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat`, 0 when unknown (see [`process_start_time`]).
+    pub process_start_time: u64,
+    pub host: Option<String>,
+}
+
+/// What goes with a transition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransitionOptions {
+    /// Allow transitions out of completed/skipped/in_progress that are refused otherwise.
+    pub force: bool,
+    /// `notes` (done).
+    pub note: Option<String>,
+    /// `error` / `lastError` (fail).
+    pub error: Option<String>,
+    /// `skipReason` (skip).
+    pub reason: Option<String>,
+    /// `orchRun` (start).
+    pub run: Option<RunInfo>,
+    /// `commit` (done).
+    pub commit: Option<String>,
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum TransitionOutcome {
+    /// The entry changed (`from` may equal `to` when only its details were updated).
+    Changed {
+        id: String,
+        from: TaskStatus,
+        to: TaskStatus,
+    },
+    /// Nothing to do: the task already was where the transition leads.
+    Unchanged { id: String, status: TaskStatus },
+}
+
+impl TransitionOutcome {
+    pub fn is_changed(&self) -> bool {
+        matches!(self, Self::Changed { .. })
+    }
+}
+
+fn refused(e: &TaskEntry, message: String) -> StatusError {
+    StatusError::Refused {
+        id: e.id.clone(),
+        status: e.status,
+        message,
+    }
+}
+
+fn in_progress_message(e: &TaskEntry) -> String {
+    match &e.orch_run {
+        Some(run) => format!(
+            "task `{}` is already in progress (pid {} since {}); use --force to start it again",
+            e.id, run.pid, run.started_at
+        ),
+        None => match &e.started_at {
+            Some(since) => format!(
+                "task `{}` is already in progress (since {since}); use --force to start it again",
+                e.id
+            ),
+            None => format!(
+                "task `{}` is already in progress; use --force to start it again",
+                e.id
+            ),
+        },
+    }
+}
+
+fn millis_between(start: Option<&str>, end: DateTime<Utc>) -> Option<u64> {
+    let start = parse_timestamp(start?)?;
+    u64::try_from((end - start).num_milliseconds()).ok()
+}
+
+/// Applies `t` to the task or verification step `id`.
+///
+/// Every change updates `lastUpdatedAt`, `summary` and `currentPhase`; a refused transition or an
+/// unchanged outcome leaves the document as it was.
+pub fn apply(
+    doc: &mut StatusDoc,
+    id: &str,
+    t: Transition,
+    opts: &TransitionOptions,
+    now: DateTime<Utc>,
+) -> Result<TransitionOutcome, StatusError> {
+    let plan_path = PathBuf::from(&doc.plan_path);
+    let e = doc.entry_mut(id).ok_or_else(|| StatusError::UnknownTask {
+        id: id.to_string(),
+        path: plan_path,
+    })?;
+    let from = e.status;
+    let stamp = timestamp(now);
+    let unchanged = |e: &TaskEntry| TransitionOutcome::Unchanged {
+        id: e.id.clone(),
+        status: e.status,
+    };
+
+    let to = match t {
+        Transition::Start => {
+            match from {
+                TaskStatus::Pending | TaskStatus::Failed => {}
+                TaskStatus::InProgress if !opts.force => {
+                    return Err(refused(e, in_progress_message(e)));
+                }
+                TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
+                    return Err(refused(
+                        e,
+                        format!(
+                            "task `{}` is already {from}; use --force to start it again",
+                            e.id
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if from == TaskStatus::Failed {
+                e.retry_count += 1;
+            }
+            e.attempts += 1;
+            e.started_at = Some(stamp.clone());
+            e.completed_at = None;
+            e.duration = None;
+            e.error = None;
+            e.skip_reason = None;
+            e.orch_run = opts.run.as_ref().map(|r| OrchRun {
+                pid: r.pid,
+                process_start_time: r.process_start_time,
+                started_at: stamp.clone(),
+                host: r.host.clone(),
+            });
+            if let Some(note) = &opts.note {
+                e.notes = Some(note.clone());
+            }
+            TaskStatus::InProgress
+        }
+        Transition::Done => {
+            match from {
+                TaskStatus::Completed => return Ok(unchanged(e)),
+                TaskStatus::Skipped if !opts.force => {
+                    return Err(refused(
+                        e,
+                        format!(
+                            "task `{}` is skipped; use --force to mark it completed",
+                            e.id
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            e.completed_at = Some(stamp.clone());
+            e.duration = millis_between(e.started_at.as_deref(), now);
+            e.error = None;
+            e.skip_reason = None;
+            e.orch_run = None;
+            if let Some(note) = &opts.note {
+                e.notes = Some(note.clone());
+            }
+            if let Some(commit) = &opts.commit {
+                e.commit = Some(commit.clone());
+            }
+            TaskStatus::Completed
+        }
+        Transition::Fail => {
+            match from {
+                TaskStatus::Failed => {
+                    let new_error = opts.error.as_ref().filter(|m| e.error.as_ref() != Some(*m));
+                    let Some(msg) = new_error.cloned() else {
+                        return Ok(unchanged(e));
+                    };
+                    e.error = Some(msg.clone());
+                    e.last_error = Some(msg);
+                    return Ok(finish(doc, id, from, from, &stamp));
+                }
+                TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
+                    return Err(refused(
+                        e,
+                        format!(
+                            "task `{}` is already {from}; use --force to mark it failed",
+                            e.id
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            e.error = opts.error.clone();
+            if opts.error.is_some() {
+                e.last_error = opts.error.clone();
+            }
+            e.completed_at = Some(stamp.clone());
+            e.duration = millis_between(e.started_at.as_deref(), now);
+            e.skip_reason = None;
+            e.orch_run = None;
+            if let Some(note) = &opts.note {
+                e.notes = Some(note.clone());
+            }
+            TaskStatus::Failed
+        }
+        Transition::Skip => {
+            match from {
+                TaskStatus::Skipped => {
+                    let new_reason = opts
+                        .reason
+                        .as_ref()
+                        .filter(|r| e.skip_reason.as_ref() != Some(*r));
+                    let Some(reason) = new_reason.cloned() else {
+                        return Ok(unchanged(e));
+                    };
+                    e.skip_reason = Some(reason);
+                    return Ok(finish(doc, id, from, from, &stamp));
+                }
+                TaskStatus::Completed if !opts.force => {
+                    return Err(refused(
+                        e,
+                        format!(
+                            "task `{}` is already completed; use --force to skip it",
+                            e.id
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            e.skip_reason = opts.reason.clone();
+            e.orch_run = None;
+            e.error = None;
+            if let Some(note) = &opts.note {
+                e.notes = Some(note.clone());
+            }
+            TaskStatus::Skipped
+        }
+        Transition::Reset => {
+            match from {
+                TaskStatus::Pending => return Ok(unchanged(e)),
+                TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
+                    return Err(refused(
+                        e,
+                        format!("task `{}` is {from}; use --force to reset it", e.id),
+                    ));
+                }
+                _ => {}
+            }
+            e.started_at = None;
+            e.completed_at = None;
+            e.duration = None;
+            e.error = None;
+            e.skip_reason = None;
+            e.orch_run = None;
+            e.commit = None;
+            TaskStatus::Pending
+        }
+    };
+    e.status = to;
+    Ok(finish(doc, id, from, to, &stamp))
+}
+
+fn finish(
+    doc: &mut StatusDoc,
+    id: &str,
+    from: TaskStatus,
+    to: TaskStatus,
+    stamp: &str,
+) -> TransitionOutcome {
+    doc.last_updated_at = Some(stamp.to_string());
+    refresh_derived(doc);
+    TransitionOutcome::Changed {
+        id: id.to_string(),
+        from,
+        to,
+    }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
+/// or 0 when it cannot be read (no such process, no `/proc`).
+pub fn process_start_time(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    stat[close + 1..]
+        .split_whitespace()
+        .nth(19)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::status::test_support::small_plan;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid date")
+            + Duration::seconds(secs)
+    }
+
+    fn doc() -> StatusDoc {
+        StatusDoc::new(&small_plan(), "docs/plans/demo.md", "demo", t(0))
+    }
+
+    fn opts() -> TransitionOptions {
+        TransitionOptions::default()
+    }
+
+    fn forced() -> TransitionOptions {
+        TransitionOptions {
+            force: true,
+            ..opts()
+        }
+    }
+
+    fn status(d: &StatusDoc, id: &str) -> TaskStatus {
+        d.entry(id).expect("entry exists").status
+    }
+
+    /// Puts `id` into `s` through the transitions.
+    fn set(d: &mut StatusDoc, id: &str, s: TaskStatus) {
+        let tr = match s {
+            TaskStatus::Pending => return,
+            TaskStatus::InProgress => Transition::Start,
+            TaskStatus::Completed => Transition::Done,
+            TaskStatus::Failed => Transition::Fail,
+            TaskStatus::Skipped => Transition::Skip,
+        };
+        apply(d, id, tr, &opts(), t(1)).expect("setup transition");
+        assert_eq!(status(d, id), s);
+    }
+
+    fn changed(id: &str, from: TaskStatus, to: TaskStatus) -> TransitionOutcome {
+        TransitionOutcome::Changed {
+            id: id.into(),
+            from,
+            to,
+        }
+    }
+
+    fn expect_refused(
+        r: Result<TransitionOutcome, StatusError>,
+        id: &str,
+        st: TaskStatus,
+    ) -> String {
+        match r {
+            Err(StatusError::Refused {
+                id: rid,
+                status,
+                message,
+            }) => {
+                assert_eq!((rid.as_str(), status), (id, st));
+                message
+            }
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_id_is_an_error() {
+        let mut d = doc();
+        let before = d.clone();
+        let r = apply(&mut d, "9.9", Transition::Start, &opts(), t(1));
+        match r {
+            Err(e @ StatusError::UnknownTask { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "task `9.9` is not in plan `docs/plans/demo.md`"
+                );
+            }
+            other => panic!("expected UnknownTask, got {other:?}"),
+        }
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn start_records_the_run_and_updates_derived_fields() {
+        let mut d = doc();
+        let o = TransitionOptions {
+            run: Some(RunInfo {
+                pid: 123,
+                process_start_time: 456,
+                host: Some("box".into()),
+            }),
+            ..opts()
+        };
+        let out = apply(&mut d, "1.1", Transition::Start, &o, t(10)).expect("starts");
+        assert_eq!(
+            out,
+            changed("1.1", TaskStatus::Pending, TaskStatus::InProgress)
+        );
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!(e.started_at.as_deref(), Some("2026-03-01T12:00:10.000Z"));
+        assert_eq!(e.attempts, 1);
+        assert_eq!(e.retry_count, 0);
+        let run = e.orch_run.as_ref().expect("orchRun set");
+        assert_eq!((run.pid, run.process_start_time), (123, 456));
+        assert_eq!(run.host.as_deref(), Some("box"));
+        assert_eq!(d.summary.in_progress, 1);
+        assert_eq!(d.summary.pending, 2);
+        assert_eq!(
+            d.last_updated_at.as_deref(),
+            Some("2026-03-01T12:00:10.000Z")
+        );
+
+        // Already in progress: refused with pid and time, unless forced.
+        let msg = expect_refused(
+            apply(&mut d, "1.1", Transition::Start, &opts(), t(20)),
+            "1.1",
+            TaskStatus::InProgress,
+        );
+        assert!(
+            msg.starts_with(
+                "task `1.1` is already in progress (pid 123 since 2026-03-01T12:00:10.000Z)"
+            ),
+            "{msg}"
+        );
+        let out = apply(&mut d, "1.1", Transition::Start, &forced(), t(20)).expect("forced");
+        assert_eq!(
+            out,
+            changed("1.1", TaskStatus::InProgress, TaskStatus::InProgress)
+        );
+        assert_eq!(d.entry("1.1").expect("1.1").attempts, 2);
+    }
+
+    #[test]
+    fn start_refuses_finished_tasks_unless_forced() {
+        for st in [TaskStatus::Completed, TaskStatus::Skipped] {
+            let mut d = doc();
+            set(&mut d, "1.1", st);
+            let before = d.clone();
+            let msg = expect_refused(
+                apply(&mut d, "1.1", Transition::Start, &opts(), t(5)),
+                "1.1",
+                st,
+            );
+            assert!(msg.contains(&format!("already {st}")), "{msg}");
+            assert_eq!(d, before, "a refusal changes nothing");
+            apply(&mut d, "1.1", Transition::Start, &forced(), t(5)).expect("forced start");
+            assert_eq!(status(&d, "1.1"), TaskStatus::InProgress);
+            assert_eq!(d.entry("1.1").expect("1.1").completed_at, None);
+        }
+    }
+
+    #[test]
+    fn retry_resets_started_at_and_counts() {
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Start, &opts(), t(0)).expect("start");
+        let fail = TransitionOptions {
+            error: Some("tests failed".into()),
+            ..opts()
+        };
+        apply(&mut d, "1.1", Transition::Fail, &fail, t(30)).expect("fail");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!(e.error.as_deref(), Some("tests failed"));
+        assert_eq!(e.last_error.as_deref(), Some("tests failed"));
+        assert_eq!(e.duration, Some(30_000));
+        assert_eq!(d.summary.failed, 1);
+
+        let out = apply(&mut d, "1.1", Transition::Start, &opts(), t(100)).expect("retry");
+        assert_eq!(
+            out,
+            changed("1.1", TaskStatus::Failed, TaskStatus::InProgress)
+        );
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!(e.started_at.as_deref(), Some("2026-03-01T12:01:40.000Z"));
+        assert_eq!(e.retry_count, 1);
+        assert_eq!(e.attempts, 2);
+        assert_eq!(e.error, None, "error cleared on retry");
+        assert_eq!(
+            e.last_error.as_deref(),
+            Some("tests failed"),
+            "lastError kept"
+        );
+        assert_eq!((e.completed_at.as_ref(), e.duration), (None, None));
+
+        apply(&mut d, "1.1", Transition::Done, &opts(), t(105)).expect("done");
+        assert_eq!(d.entry("1.1").expect("1.1").duration, Some(5_000));
+    }
+
+    #[test]
+    fn done_sets_times_notes_commit_and_is_idempotent() {
+        let mut d = doc();
+        let run = TransitionOptions {
+            run: Some(RunInfo {
+                pid: 7,
+                ..RunInfo::default()
+            }),
+            ..opts()
+        };
+        apply(&mut d, "1.1", Transition::Start, &run, t(0)).expect("start");
+        let o = TransitionOptions {
+            note: Some("added skeleton".into()),
+            commit: Some("abc123".into()),
+            ..opts()
+        };
+        let out = apply(&mut d, "1.1", Transition::Done, &o, t(2)).expect("done");
+        assert_eq!(
+            out,
+            changed("1.1", TaskStatus::InProgress, TaskStatus::Completed)
+        );
+        let e = d.entry("1.1").expect("1.1").clone();
+        assert_eq!(e.completed_at.as_deref(), Some("2026-03-01T12:00:02.000Z"));
+        assert_eq!(e.duration, Some(2_000));
+        assert_eq!(e.notes.as_deref(), Some("added skeleton"));
+        assert_eq!(e.commit.as_deref(), Some("abc123"));
+        assert_eq!(e.orch_run, None, "orchRun cleared");
+        assert_eq!(d.summary.completed, 2);
+
+        let before = d.clone();
+        let out = apply(&mut d, "1.1", Transition::Done, &opts(), t(50)).expect("again");
+        assert_eq!(
+            out,
+            TransitionOutcome::Unchanged {
+                id: "1.1".into(),
+                status: TaskStatus::Completed
+            }
+        );
+        assert_eq!(d, before, "idempotent done changes nothing");
+
+        // Done straight from pending (no startedAt): no duration.
+        apply(&mut d, "1.2", Transition::Done, &opts(), t(3)).expect("done from pending");
+        assert_eq!(d.entry("1.2").expect("1.2").duration, None);
+        // From failed.
+        set(&mut d, "2.1", TaskStatus::Failed);
+        apply(&mut d, "2.1", Transition::Done, &opts(), t(3)).expect("done from failed");
+        assert_eq!(status(&d, "2.1"), TaskStatus::Completed);
+        assert_eq!(d.entry("2.1").expect("2.1").error, None);
+    }
+
+    #[test]
+    fn done_refuses_skipped_unless_forced() {
+        let mut d = doc();
+        set(&mut d, "1.1", TaskStatus::Skipped);
+        let msg = expect_refused(
+            apply(&mut d, "1.1", Transition::Done, &opts(), t(2)),
+            "1.1",
+            TaskStatus::Skipped,
+        );
+        assert!(msg.contains("--force"), "{msg}");
+        apply(&mut d, "1.1", Transition::Done, &forced(), t(2)).expect("forced");
+        assert_eq!(status(&d, "1.1"), TaskStatus::Completed);
+        assert_eq!(d.entry("1.1").expect("1.1").skip_reason, None);
+    }
+
+    #[test]
+    fn fail_rules() {
+        let err = |m: &str| TransitionOptions {
+            error: Some(m.into()),
+            ..opts()
+        };
+        let mut d = doc();
+        // pending → failed
+        let out = apply(&mut d, "1.1", Transition::Fail, &err("e1"), t(1)).expect("fail");
+        assert_eq!(out, changed("1.1", TaskStatus::Pending, TaskStatus::Failed));
+        assert!(d.entry("1.1").expect("1.1").completed_at.is_some());
+        // failed → failed with the same error: unchanged; with a new one: updated.
+        let out = apply(&mut d, "1.1", Transition::Fail, &err("e1"), t(2)).expect("same");
+        assert!(!out.is_changed());
+        let out = apply(&mut d, "1.1", Transition::Fail, &err("e2"), t(3)).expect("new");
+        assert_eq!(out, changed("1.1", TaskStatus::Failed, TaskStatus::Failed));
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!(
+            (e.error.as_deref(), e.last_error.as_deref()),
+            (Some("e2"), Some("e2"))
+        );
+        // in_progress → failed clears orchRun
+        let run = TransitionOptions {
+            run: Some(RunInfo::default()),
+            ..opts()
+        };
+        apply(&mut d, "1.2", Transition::Start, &run, t(0)).expect("start");
+        apply(&mut d, "1.2", Transition::Fail, &err("x"), t(1)).expect("fail");
+        assert_eq!(d.entry("1.2").expect("1.2").orch_run, None);
+        // completed/skipped → refused unless forced
+        for st in [TaskStatus::Completed, TaskStatus::Skipped] {
+            let mut d = doc();
+            set(&mut d, "2.1", st);
+            expect_refused(
+                apply(&mut d, "2.1", Transition::Fail, &err("x"), t(1)),
+                "2.1",
+                st,
+            );
+            apply(
+                &mut d,
+                "2.1",
+                Transition::Fail,
+                &TransitionOptions {
+                    force: true,
+                    ..err("x")
+                },
+                t(1),
+            )
+            .expect("forced");
+            assert_eq!(status(&d, "2.1"), TaskStatus::Failed);
+        }
+    }
+
+    #[test]
+    fn skip_rules() {
+        let reason = TransitionOptions {
+            reason: Some("not needed".into()),
+            ..opts()
+        };
+        for st in [
+            TaskStatus::Pending,
+            TaskStatus::InProgress,
+            TaskStatus::Failed,
+        ] {
+            let mut d = doc();
+            set(&mut d, "2.1", st);
+            let out = apply(&mut d, "2.1", Transition::Skip, &reason, t(4)).expect("skip");
+            assert_eq!(out, changed("2.1", st, TaskStatus::Skipped));
+            let e = d.entry("2.1").expect("2.1");
+            assert_eq!(e.skip_reason.as_deref(), Some("not needed"));
+            assert_eq!(e.orch_run, None);
+            assert_eq!(d.summary.skipped, 1);
+        }
+        let mut d = doc();
+        set(&mut d, "2.1", TaskStatus::Skipped);
+        let out = apply(&mut d, "2.1", Transition::Skip, &opts(), t(4)).expect("again");
+        assert!(!out.is_changed());
+        // completed → refused unless forced ([x] task 2.2 is completed from the start)
+        let msg = expect_refused(
+            apply(&mut d, "2.2", Transition::Skip, &reason, t(4)),
+            "2.2",
+            TaskStatus::Completed,
+        );
+        assert_eq!(
+            msg,
+            "task `2.2` is already completed; use --force to skip it"
+        );
+        apply(
+            &mut d,
+            "2.2",
+            Transition::Skip,
+            &TransitionOptions {
+                force: true,
+                ..reason
+            },
+            t(4),
+        )
+        .expect("forced");
+        assert_eq!(status(&d, "2.2"), TaskStatus::Skipped);
+    }
+
+    #[test]
+    fn reset_rules() {
+        for st in [TaskStatus::InProgress, TaskStatus::Failed] {
+            let mut d = doc();
+            set(&mut d, "1.1", st);
+            let out = apply(&mut d, "1.1", Transition::Reset, &opts(), t(9)).expect("reset");
+            assert_eq!(out, changed("1.1", st, TaskStatus::Pending));
+            let e = d.entry("1.1").expect("1.1");
+            assert_eq!((e.started_at.as_ref(), e.error.as_ref()), (None, None));
+            assert_eq!(
+                e.attempts,
+                u32::from(st == TaskStatus::InProgress),
+                "counts kept"
+            );
+        }
+        for st in [TaskStatus::Completed, TaskStatus::Skipped] {
+            let mut d = doc();
+            set(&mut d, "1.1", st);
+            let msg = expect_refused(
+                apply(&mut d, "1.1", Transition::Reset, &opts(), t(9)),
+                "1.1",
+                st,
+            );
+            assert_eq!(msg, format!("task `1.1` is {st}; use --force to reset it"));
+            apply(&mut d, "1.1", Transition::Reset, &forced(), t(9)).expect("forced");
+            assert_eq!(status(&d, "1.1"), TaskStatus::Pending);
+            assert_eq!(d.entry("1.1").expect("1.1").commit, None);
+        }
+        let mut d = doc();
+        let out = apply(&mut d, "1.1", Transition::Reset, &opts(), t(9)).expect("noop");
+        assert!(!out.is_changed());
+    }
+
+    #[test]
+    fn verify_steps_transition_and_move_the_current_phase() {
+        let mut d = doc();
+        assert_eq!(d.current_phase.as_deref(), Some("Phase 1: Setup"));
+        set(&mut d, "1.1", TaskStatus::Completed);
+        set(&mut d, "1.2", TaskStatus::Completed);
+        assert_eq!(
+            d.current_phase.as_deref(),
+            Some("Phase 1: Setup"),
+            "the verification step is unfinished"
+        );
+        let out = apply(&mut d, "V1", Transition::Done, &opts(), t(3)).expect("verify done");
+        assert_eq!(
+            out,
+            changed("V1", TaskStatus::Pending, TaskStatus::Completed)
+        );
+        assert_eq!(d.current_phase.as_deref(), Some("Phase 2: Build"));
+        assert_eq!(d.summary.total_tasks, 4, "summary counts tasks only");
+        assert_eq!(crate::status::counts_all(&d).total_tasks, 5);
+        set(&mut d, "2.1", TaskStatus::Completed);
+        assert_eq!(
+            d.current_phase.as_deref(),
+            Some("Phase 2: Build"),
+            "all done: last phase"
+        );
+    }
+
+    #[test]
+    fn process_start_time_of_this_process() {
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(process_start_time(std::process::id()) > 0);
+        }
+        assert_eq!(process_start_time(u32::MAX), 0);
+    }
+}
