@@ -1,1 +1,11 @@
-//! commands (in progress).
+//! One thin file per subcommand. Each returns its exit code or a [`CliError`](crate::error::CliError).
+
+pub mod check;
+pub mod graph;
+pub mod next;
+pub mod output;
+pub mod status;
+pub mod task;
+pub mod workspace;
+
+pub use workspace::Selection;

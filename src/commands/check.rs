@@ -1,0 +1,75 @@
+//! `orch check`: every problem of the manifest and plans, then waves and the critical path.
+
+use serde_json::json;
+
+use super::output::{print_json, println_safe};
+use super::workspace::{self, Selection};
+use crate::error::{CliResult, exit};
+use crate::graph::{Graph, waves};
+
+pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    let errors = ws.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = ws.diagnostics.len() - errors;
+    let schedule = ws.graph.as_ref().filter(|_| errors == 0).map(|g| (g, waves(g)));
+    let label = |g: &Graph, n: usize| -> String {
+        let (p, t) = g.task_of(n).expect("task node");
+        let id = &ws.plans[p].plan.tasks[t].id;
+        if ws.plans.len() > 1 { format!("{}:{id}", ws.plans[p].name) } else { id.clone() }
+    };
+
+    if json_out {
+        let plans: Vec<_> = ws
+            .plans
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "file": p.rel_path,
+                    "phases": p.plan.phases.len(),
+                    "tasks": p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Task).count(),
+                    "verify_steps": p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Verify).count(),
+                })
+            })
+            .collect();
+        let mut v = json!({
+            "valid": errors == 0,
+            "errors": errors,
+            "warnings": warnings,
+            "diagnostics": ws.diagnostics,
+            "plans": plans,
+        });
+        if let Some((g, w)) = &schedule {
+            v["waves"] = json!(w.waves.iter().map(|wave| wave.iter().map(|&n| label(g, n)).collect::<Vec<_>>()).collect::<Vec<_>>());
+            v["critical_path"] = json!(w.critical_path.iter().map(|&n| label(g, n)).collect::<Vec<_>>());
+        }
+        print_json(&v);
+    } else {
+        for d in &ws.diagnostics {
+            eprintln!("{d}");
+        }
+        for p in &ws.plans {
+            let tasks = p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Task).count();
+            let verify = p.plan.tasks.len() - tasks;
+            println_safe(&format!(
+                "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
+                p.name,
+                p.rel_path,
+                p.plan.phases.len()
+            ));
+        }
+        if let Some((g, w)) = &schedule {
+            println_safe(&format!("waves ({}; unlimited agents, one unit per task):", w.waves.len()));
+            for (i, wave) in w.waves.iter().enumerate() {
+                let names: Vec<String> = wave.iter().map(|&n| label(g, n)).collect();
+                println_safe(&format!("  {:>3}: {}", i + 1, names.join(" ")));
+            }
+            let cp: Vec<String> = w.critical_path.iter().map(|&n| label(g, n)).collect();
+            println_safe(&format!("critical path ({} tasks): {}", cp.len(), cp.join(" → ")));
+        }
+        let verdict = if errors == 0 { "ok" } else { "invalid" };
+        eprintln!("{verdict}: {errors} error(s), {warnings} warning(s)");
+    }
+    Ok(if errors == 0 { exit::OK } else { exit::INVALID })
+}
+

@@ -1,0 +1,84 @@
+//! The JSON shapes orch prints (its own view, not the status file) and small text helpers.
+
+use serde_json::{Value, json};
+
+use crate::plan::{Plan, Task};
+use crate::status::{StatusDoc, TaskEntry, TaskStatus};
+
+/// One task as `orch status --json` and `orch next --json` print it (the contract: `id`, `kind`,
+/// `phase`, `description`, `status`, `dependencies`; the rest is extra).
+pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskEntry>) -> Value {
+    let status = entry.map_or(TaskStatus::Pending, |e| e.status);
+    let mut v = json!({
+        "id": task.id,
+        "kind": task.kind,
+        "phase": task.phase,
+        "description": task.description,
+        "status": status,
+        "dependencies": task.dependencies(),
+        "plan": plan_name,
+        "line": task.line,
+        "priority": task.priority,
+        "files": task.files,
+    });
+    let obj = v.as_object_mut().expect("json! object");
+    if !task.body.is_empty() {
+        obj.insert("body".into(), json!(task.body));
+    }
+    if task.kind == crate::plan::TaskKind::Verify {
+        obj.insert("blocking".into(), json!(task.blocking));
+    }
+    if let Some(g) = plan.sequential_group_of(&task.id) {
+        obj.insert("sequential_group".into(), json!(g.label));
+    }
+    if let Some(e) = entry {
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                obj.insert(k.into(), v);
+            }
+        };
+        put("started_at", e.started_at.clone().map(Value::from));
+        put("completed_at", e.completed_at.clone().map(Value::from));
+        put("duration_ms", e.duration.map(Value::from));
+        put("error", e.error.clone().map(Value::from));
+        put("notes", e.notes.clone().map(Value::from));
+        put("skip_reason", e.skip_reason.clone().map(Value::from));
+        put("commit", e.commit.clone().map(Value::from));
+        put("pid", e.orch_run.as_ref().map(|r| Value::from(r.pid)));
+        obj.insert("attempts".into(), json!(e.attempts));
+        obj.insert("retry_count".into(), json!(e.retry_count));
+    }
+    v
+}
+
+/// Counts per status over tasks and verification steps.
+pub fn summary_json(doc: &StatusDoc) -> Value {
+    let c = crate::status::counts_all(doc);
+    json!({
+        "total": c.total_tasks,
+        "pending": c.pending,
+        "in_progress": c.in_progress,
+        "completed": c.completed,
+        "failed": c.failed,
+        "skipped": c.skipped,
+    })
+}
+
+/// Prints JSON to stdout (pretty), ignoring a closed pipe.
+pub fn print_json(v: &Value) {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    println_safe(&text);
+}
+
+/// `println!` that does not panic when stdout is a closed pipe (`orch status | head`).
+pub fn println_safe(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
+
+/// A progress bar of `width` cells.
+pub fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width).checked_div(total).unwrap_or(0);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled.min(width)))
+}

@@ -1,0 +1,117 @@
+//! `orch status`: per-plan and per-phase progress.
+
+use serde_json::{Value, json};
+
+use super::output::{bar, print_json, println_safe, summary_json, task_json};
+use super::workspace::{self, LoadedPlan, Selection, status_error};
+use crate::error::{CliResult, exit};
+use crate::status::{self, StatusDoc, TaskStatus};
+
+pub fn run(sel: &Selection, json_out: bool, rebuild: bool) -> CliResult<u8> {
+    let (sel, status_override) = sel.clone().with_agent_env();
+    let ws = workspace::load(&sel)?;
+    if ws.has_errors() {
+        return Err(workspace::invalid_input(&ws.diagnostics));
+    }
+    let override_path = status_override.filter(|_| sel.plan.is_some());
+    if rebuild {
+        for &i in &ws.selected {
+            let p = &ws.plans[i];
+            let path = override_path.as_deref().unwrap_or(&p.status_path);
+            let (_, backup) = status::rebuild(path, &p.plan, &p.rel_path, &p.name).map_err(status_error)?;
+            match backup {
+                Some(b) => eprintln!("rebuilt `{}` from the plan; the old file is kept as `{}`", path.display(), b.display()),
+                None => eprintln!("created `{}` from the plan", path.display()),
+            }
+        }
+    }
+    let docs = workspace::read_statuses(&ws, override_path.as_deref())?;
+    let views: Vec<Value> = ws
+        .selected
+        .iter()
+        .map(|&i| plan_json(&ws.plans[i], &docs[i]))
+        .collect();
+    if json_out {
+        if sel.plan.is_some() {
+            print_json(&views[0]);
+        } else {
+            print_json(&json!({ "plans": views }));
+        }
+    } else {
+        for &i in &ws.selected {
+            print_text(&ws.plans[i], &docs[i]);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
+    let tasks: Vec<Value> = p
+        .plan
+        .tasks
+        .iter()
+        .map(|t| task_json(&p.name, &p.plan, t, doc.entry(&t.id)))
+        .collect();
+    let phases: Vec<Value> = p
+        .plan
+        .phases
+        .iter()
+        .map(|ph| {
+            let (done, total) = phase_progress(p, doc, ph.number);
+            json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
+        })
+        .collect();
+    json!({
+        "plan": p.name,
+        "title": p.plan.title,
+        "file": p.rel_path,
+        "status_file": p.status_path,
+        "summary": summary_json(doc),
+        "phases": phases,
+        "tasks": tasks,
+    })
+}
+
+/// (finished, total) tasks and verification steps of a phase; skipped counts as finished.
+fn phase_progress(p: &LoadedPlan, doc: &StatusDoc, phase: u32) -> (usize, usize) {
+    let mut done = 0;
+    let mut total = 0;
+    for t in p.plan.tasks.iter().filter(|t| t.phase == phase) {
+        total += 1;
+        if doc.entry(&t.id).is_some_and(|e| e.status.is_finished()) {
+            done += 1;
+        }
+    }
+    (done, total)
+}
+
+fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
+    let c = status::counts_all(doc);
+    let finished = c.completed + c.skipped;
+    println_safe(&format!(
+        "{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
+        p.name,
+        p.plan.title,
+        p.rel_path,
+        bar(finished, c.total_tasks, 20),
+        c.total_tasks,
+        c.in_progress,
+        c.failed,
+        c.skipped
+    ));
+    for ph in &p.plan.phases {
+        let (done, total) = phase_progress(p, doc, ph.number);
+        println_safe(&format!("  {} {done:>3}/{total:<3} {}", bar(done, total, 10), ph.label()));
+        for t in p.plan.tasks.iter().filter(|t| t.phase == ph.number) {
+            let st = doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status);
+            if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {
+                let extra = doc
+                    .entry(&t.id)
+                    .and_then(|e| e.last_error.clone().or(e.error.clone()))
+                    .map(|e| format!(" — {e}"))
+                    .unwrap_or_default();
+                println_safe(&format!("      {st:<11} {} {}{extra}", t.id, t.description));
+            }
+        }
+    }
+}

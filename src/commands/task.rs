@@ -1,0 +1,104 @@
+//! `orch task start|done|fail|skip|reset ID`: what agents call to record a task's outcome.
+
+use anyhow::anyhow;
+use chrono::Utc;
+use serde_json::json;
+
+use super::output::{print_json, println_safe};
+use super::workspace::{self, Selection, status_error};
+use crate::error::{CliError, CliResult, exit};
+use crate::graph::readiness;
+use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
+
+pub struct TaskArgs {
+    pub transition: Transition,
+    pub id: String,
+    pub opts: TransitionOptions,
+    /// `start` only: skip the readiness check.
+    pub json: bool,
+}
+
+pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
+    let (sel, status_override) = sel.clone().with_agent_env();
+    let ws = workspace::load(&sel)?;
+    let graph = ws.require_valid()?;
+    let candidates: Vec<usize> = ws
+        .selected
+        .iter()
+        .copied()
+        .filter(|&i| ws.plans[i].plan.task(&args.id).is_some())
+        .collect();
+    let index = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            let where_ = if ws.selected.len() == 1 {
+                format!("plan `{}`", ws.plans[ws.selected[0]].name)
+            } else {
+                "any plan".to_string()
+            };
+            return Err(CliError::invalid(anyhow!("task `{}` does not exist in {where_}", args.id))
+                .with_hint("`orch status` lists the task ids"));
+        }
+        many => {
+            let names: Vec<String> = many.iter().map(|&i| format!("`{}`", ws.plans[i].name)).collect();
+            return Err(CliError::invalid(anyhow!(
+                "task `{}` exists in several plans ({}): name one with --plan",
+                args.id,
+                names.join(", ")
+            )));
+        }
+    };
+    let lp = &ws.plans[index];
+    let path = status_override
+        .filter(|_| sel.plan.is_some())
+        .unwrap_or_else(|| lp.status_path.clone());
+
+    // Starting a task that is not ready would run it out of order: refuse unless forced.
+    if args.transition == Transition::Start && !args.opts.force {
+        let mut docs = workspace::read_statuses(&ws, None)?;
+        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name).map_err(status_error)?.0;
+        let task_idx = lp.plan.tasks.iter().position(|t| t.id == args.id).expect("found above");
+        let node = graph.task_node[index][task_idx];
+        let r = readiness(graph, &ws.plan_list(), &ws.priorities(), workspace::state_fn(&ws, &docs));
+        if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
+            let reasons: Vec<String> = why.iter().map(|w| super::next::describe(&ws, graph, w)).collect();
+            return Err(CliError::new(
+                exit::REFUSED,
+                anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),
+            )
+            .with_hint("use --force to start it anyway"));
+        }
+    }
+
+    let mut opts = args.opts;
+    if args.transition == Transition::Start && opts.run.is_none() {
+        // The agent calling us is our parent; record it so a supervisor can tell it is alive.
+        let pid = std::os::unix::process::parent_id();
+        opts.run = Some(RunInfo {
+            pid,
+            process_start_time: status::process_start_time(pid),
+            host: None,
+        });
+    }
+    let ((outcome, report), _) = status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
+        let outcome = status::apply(doc, &args.id, args.transition, &opts, Utc::now())?;
+        Ok::<_, StatusError>((outcome, report.clone()))
+    })
+    .map_err(status_error)?;
+    for (id, st) in &report.removed {
+        eprintln!("note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped");
+    }
+    if args.json {
+        print_json(&json!({ "plan": lp.name, "status_file": path, "result": outcome }));
+    } else {
+        match &outcome {
+            TransitionOutcome::Changed { id, from, to } => {
+                println_safe(&format!("{}: task `{id}` {from} → {to}", lp.name));
+            }
+            TransitionOutcome::Unchanged { id, status } => {
+                println_safe(&format!("{}: task `{id}` is already {status}", lp.name));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
