@@ -1,1 +1,23 @@
-//! manifest (in progress).
+//! The manifest, `plans.toml` (BRIEF §2): finding it, loading it, and validating every value with
+//! `file:line:col` diagnostics.
+
+mod agents;
+mod duration;
+mod load;
+mod model;
+mod names;
+mod raw;
+mod targets;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use agents::{
+    AgentMode, AgentSpec, TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
+};
+pub use duration::parse_duration;
+pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
+pub use model::{Defaults, DepTarget, Dependency, Manifest, PlanEntry, parse_dependency};
+pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
+pub use targets::{PlanShape, check_cycles, check_targets};

@@ -1,0 +1,117 @@
+//! Finding and loading `plans.toml`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+use super::model::Manifest;
+use super::raw::{self, Reporter};
+use super::targets::check_cycles;
+use super::validate::validate;
+use crate::diagnostic::{Diagnostic, line_col};
+
+/// The manifest's file name.
+pub const MANIFEST_NAME: &str = "plans.toml";
+
+/// Why a manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", invalid_message(path, diagnostics))]
+    Invalid {
+        path: PathBuf,
+        /// Every problem found, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ManifestError {
+    /// The problems found, empty for a read error.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Self::Read { .. } => &[],
+            Self::Invalid { diagnostics, .. } => diagnostics,
+        }
+    }
+}
+
+fn invalid_message(path: &Path, diagnostics: &[Diagnostic]) -> String {
+    let n = diagnostics.len();
+    let mut s = format!(
+        "invalid manifest `{}` ({n} error{})",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    for d in diagnostics {
+        let _ = write!(s, "\n{d}");
+    }
+    s
+}
+
+/// Walks up from `start` looking for `plans.toml`, like cargo does for `Cargo.toml`.
+pub fn find_manifest(start: &Path) -> Option<PathBuf> {
+    let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+    start
+        .ancestors()
+        .map(|dir| dir.join(MANIFEST_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Reads and validates the manifest at `path`. Every problem found is reported: syntax errors
+/// (alone, since nothing else can be trusted then), unknown keys, wrong types, bad values, missing
+/// or escaping plan files, bad names, unknown agents and plans, and dependency cycles between
+/// plans ([`check_cycles`]). Dependency targets inside plan files are checked by
+/// [`check_targets`](super::check_targets) once the plans are parsed.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(path, &text)
+}
+
+/// Validates manifest `text` as if read from `path` (plan files are looked up relative to
+/// `path`'s directory).
+pub fn parse_str(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+    let invalid = |diagnostics: Vec<Diagnostic>| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    };
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let diagnostics = errors
+            .iter()
+            .map(|e| {
+                let (line, col) = line_col(text, e.span().map_or(0, |s| s.start));
+                Diagnostic::error(path, line, e.message().trim_end().to_string()).with_column(col)
+            })
+            .collect();
+        return Err(invalid(sort(diagnostics)));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let root = std::path::absolute(&parent).unwrap_or(parent);
+    let mut reporter = Reporter::new(path, text);
+    let raw = raw::read(doc.get_ref(), &mut reporter);
+    let manifest = validate(raw, &root, &mut reporter);
+    let mut diagnostics = reporter.diagnostics;
+    diagnostics.extend(check_cycles(&manifest));
+    if diagnostics.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(invalid(sort(diagnostics)))
+    }
+}
+
+fn sort(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    diagnostics
+}

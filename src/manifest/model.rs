@@ -1,0 +1,195 @@
+//! The validated manifest: typed values, defaults applied, presets merged, names resolved.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::agents::AgentSpec;
+
+/// The `[defaults]` table, every value filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    /// The branch finished plans merge into (`"main"`).
+    pub target: String,
+    /// Agents running at once, all plans together (`4`, at least 1).
+    pub max_agents: usize,
+    /// The agent of plans that name none (`"claude"`).
+    pub agent: String,
+    /// Per task (`2h`).
+    pub timeout: Duration,
+    /// Retries of a failed task (`2`).
+    pub retries: u32,
+    /// The argv run on each merge result, if any.
+    pub verify: Option<Vec<String>>,
+    /// Relative to the manifest's directory (`.orch/worktrees`).
+    pub worktree_root: PathBuf,
+    /// Relative to the manifest's directory (`.orch/state`).
+    pub state_dir: PathBuf,
+    /// Prefix of plan branches without a `branch` override (`"plan/"`).
+    pub branch_prefix: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            target: "main".into(),
+            max_agents: 4,
+            agent: "claude".into(),
+            timeout: Duration::from_secs(2 * 3600),
+            retries: 2,
+            verify: None,
+            worktree_root: PathBuf::from(".orch/worktrees"),
+            state_dir: PathBuf::from(".orch/state"),
+            branch_prefix: "plan/".into(),
+        }
+    }
+}
+
+/// What a dependency waits for in the other plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DepTarget {
+    /// `auth`: the whole plan finished.
+    Plan,
+    /// `auth:2`: its phase 2.
+    Phase(u32),
+    /// `auth:2.3`: its task 2.3 (the id as written, `N.M` or `N.M.K`).
+    Task(String),
+}
+
+/// One `depends_on` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency {
+    pub plan: String,
+    pub target: DepTarget,
+    /// 1-based location of the entry's string in the manifest.
+    pub line: usize,
+    pub column: usize,
+    /// The entry as written.
+    pub raw: String,
+}
+
+/// One `[[plan]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub name: String,
+    /// As written in the manifest, relative to its directory.
+    pub file: PathBuf,
+    /// `root.join(file)`.
+    pub abs_file: PathBuf,
+    pub priority: i64,
+    /// Resolved: the plan's own agent or `defaults.agent`.
+    pub agent: String,
+    /// Resolved: the `branch` override or `branch_prefix` + name.
+    pub branch: String,
+    pub depends_on: Vec<Dependency>,
+    /// 1-based line of the entry's `name` key.
+    pub line: usize,
+}
+
+/// A loaded, validated `plans.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The manifest file, as given to [`load`](super::load).
+    pub path: PathBuf,
+    /// The manifest's directory (absolute): relative paths resolve against it.
+    pub root: PathBuf,
+    pub defaults: Defaults,
+    /// Defined agents with the presets merged in (a table overrides a preset of the same name).
+    pub agents: BTreeMap<String, AgentSpec>,
+    /// Plans in file order.
+    pub plans: Vec<PlanEntry>,
+}
+
+impl Manifest {
+    /// The plan named `name`.
+    pub fn plan(&self, name: &str) -> Option<&PlanEntry> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The agent a plan runs with.
+    pub fn agent_of(&self, plan: &PlanEntry) -> Option<&AgentSpec> {
+        self.agents.get(&plan.agent)
+    }
+
+    /// `root/state_dir/<plan_name>/status.json`.
+    pub fn state_path(&self, plan_name: &str) -> PathBuf {
+        self.root
+            .join(&self.defaults.state_dir)
+            .join(plan_name)
+            .join("status.json")
+    }
+
+    /// `root/worktree_root/<plan_name>`.
+    pub fn worktree_path(&self, plan_name: &str) -> PathBuf {
+        self.root.join(&self.defaults.worktree_root).join(plan_name)
+    }
+}
+
+/// Parses a `depends_on` entry: `plan`, `plan:N` or `plan:N.M[.K]`. Does not check that the plan
+/// exists; returns the plan name and target.
+pub fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
+    let bad = || {
+        Err(format!(
+            "dependency `{s}` is not `plan`, `plan:N` (a phase) or `plan:N.M` (a task)"
+        ))
+    };
+    let (plan, target) = match s.split_once(':') {
+        None => (s, DepTarget::Plan),
+        Some((plan, rest)) => {
+            let numbers: Vec<&str> = rest.split('.').collect();
+            let numeric = |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit());
+            if !numbers.iter().all(numeric) || numbers.len() > 3 {
+                return bad();
+            }
+            if numbers.len() == 1 {
+                match rest.parse::<u32>() {
+                    Ok(n) => (plan, DepTarget::Phase(n)),
+                    Err(_) => return bad(),
+                }
+            } else {
+                (plan, DepTarget::Task(rest.to_string()))
+            }
+        }
+    };
+    if plan.is_empty() {
+        return bad();
+    }
+    Ok((plan.to_string(), target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_forms() {
+        let good = [
+            ("auth", "auth", DepTarget::Plan),
+            ("auth:2", "auth", DepTarget::Phase(2)),
+            ("auth:2.3", "auth", DepTarget::Task("2.3".into())),
+            ("auth:2.3.1", "auth", DepTarget::Task("2.3.1".into())),
+        ];
+        for (text, plan, target) in good {
+            assert_eq!(
+                parse_dependency(text),
+                Ok((plan.to_string(), target)),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            ":2",
+            "auth:",
+            "auth:x",
+            "auth:2.",
+            "auth:.2",
+            "auth:1.2.3.4",
+            "auth:2:3",
+            "auth:-1",
+            "auth:99999999999",
+        ] {
+            let err = parse_dependency(text).expect_err(text);
+            assert!(err.contains("is not `plan`, `plan:N`"), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The manifest as written: values with their byte spans, read from toml's spanned document tree.
+//!
+//! Walking [`toml::de::DeTable`] by hand (rather than `#[serde(deny_unknown_fields)]`) lets the
+//! loader report every unknown key and every wrong type in one pass, each at its own span.
+
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::diagnostic::{Diagnostic, line_col};
+
+/// A value and the byte range it was written at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct RawDefaults {
+    pub target: Option<At<String>>,
+    pub max_agents: Option<At<i64>>,
+    pub agent: Option<At<String>>,
+    pub timeout: Option<At<String>>,
+    pub retries: Option<At<i64>>,
+    pub verify: Option<At<Vec<At<String>>>>,
+    pub worktree_root: Option<At<String>>,
+    pub state_dir: Option<At<String>>,
+    pub branch_prefix: Option<At<String>>,
+}
+
+#[derive(Debug)]
+pub struct RawAgent {
+    pub name: At<String>,
+    pub command: Option<At<Vec<At<String>>>>,
+    pub mode: Option<At<String>>,
+    /// Every key written, even those whose value was rejected.
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct RawPlan {
+    /// Where the entry is: its `[[plan]]` table.
+    pub span: Range<usize>,
+    pub name: Option<At<String>>,
+    pub file: Option<At<String>>,
+    pub priority: Option<At<i64>>,
+    pub agent: Option<At<String>>,
+    pub branch: Option<At<String>>,
+    pub depends_on: Option<At<Vec<At<String>>>>,
+    /// Every key written, even those whose value was rejected (so it is not also "missing").
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct RawManifest {
+    pub defaults: RawDefaults,
+    pub agents: Vec<RawAgent>,
+    pub plans: Vec<RawPlan>,
+}
+
+/// Collects diagnostics with locations for one manifest text.
+pub struct Reporter<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(path: &'a Path, text: &'a str) -> Self {
+        Self {
+            path,
+            text,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn line_col(&self, span: &Range<usize>) -> (usize, usize) {
+        line_col(self.text, span.start)
+    }
+
+    pub fn diagnostic(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (line, col) = self.line_col(span);
+        Diagnostic::error(self.path, line, message).with_column(col)
+    }
+
+    pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let d = self.diagnostic(span, message);
+        self.diagnostics.push(d);
+    }
+
+    pub fn error_hint(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let d = self.diagnostic(span, message).with_hint(hint);
+        self.diagnostics.push(d);
+    }
+}
+
+const TOP_KEYS: &[&str] = &["defaults", "agents", "plan"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "target",
+    "max_agents",
+    "agent",
+    "timeout",
+    "retries",
+    "verify",
+    "worktree_root",
+    "state_dir",
+    "branch_prefix",
+];
+const AGENT_KEYS: &[&str] = &["command", "mode"];
+const PLAN_KEYS: &[&str] = &["name", "file", "priority", "agent", "branch", "depends_on"];
+
+/// The hint given when an agent `command` is a string.
+pub const ARGV_HINT: &str =
+    "agents are argv arrays, never shell strings: command = [\"sh\", \"scripts/agent.sh\"]";
+
+/// Reads the document tree into [`RawManifest`], reporting unknown keys and wrong types.
+pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
+    let mut raw = RawManifest::default();
+    for (key, value) in doc.iter() {
+        match key.get_ref().as_ref() {
+            "defaults" => {
+                if let Some(table) = expect_table(r, "defaults", value) {
+                    raw.defaults = read_defaults(table, r);
+                }
+            }
+            "agents" => {
+                if let Some(table) = expect_table(r, "agents", value) {
+                    raw.agents = read_agents(table, r);
+                }
+            }
+            "plan" => raw.plans = read_plans(value, r),
+            other => unknown_key(r, key, other, "at the top level", TOP_KEYS),
+        }
+    }
+    raw
+}
+
+fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
+    let mut d = RawDefaults::default();
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        let ctx = format!("defaults.{name}");
+        match name {
+            "target" => d.target = string(r, &ctx, value),
+            "max_agents" => d.max_agents = integer(r, &ctx, value),
+            "agent" => d.agent = string(r, &ctx, value),
+            "timeout" => d.timeout = string(r, &ctx, value),
+            "retries" => d.retries = integer(r, &ctx, value),
+            "verify" => d.verify = string_array(r, &ctx, value, None),
+            "worktree_root" => d.worktree_root = string(r, &ctx, value),
+            "state_dir" => d.state_dir = string(r, &ctx, value),
+            "branch_prefix" => d.branch_prefix = string(r, &ctx, value),
+            other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
+        }
+    }
+    d
+}
+
+fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
+    let mut agents = Vec::new();
+    for (key, value) in table.iter() {
+        let agent_name = key.get_ref().to_string();
+        let ctx = format!("agents.{agent_name}");
+        let DeValue::Table(t) = value.get_ref() else {
+            r.error_hint(
+                &value.span(),
+                format!(
+                    "`{ctx}` must be a table, found {}",
+                    type_name(value.get_ref())
+                ),
+                format!("write `[agents.{agent_name}]` followed by `command = [...]`"),
+            );
+            continue;
+        };
+        let mut agent = RawAgent {
+            name: At {
+                value: agent_name,
+                span: key.span(),
+            },
+            command: None,
+            mode: None,
+            keys: Vec::new(),
+        };
+        for (k, v) in t.iter() {
+            let name = k.get_ref().as_ref();
+            agent.keys.push(name.to_string());
+            let key_ctx = format!("{ctx}.{name}");
+            match name {
+                "command" => agent.command = string_array(r, &key_ctx, v, Some(ARGV_HINT)),
+                "mode" => agent.mode = string(r, &key_ctx, v),
+                other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
+            }
+        }
+        agents.push(agent);
+    }
+    agents
+}
+
+fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan> {
+    let DeValue::Array(items) = value.get_ref() else {
+        r.error_hint(
+            &value.span(),
+            format!(
+                "`plan` must be an array of tables, found {}",
+                type_name(value.get_ref())
+            ),
+            "write each plan as a `[[plan]]` table",
+        );
+        return Vec::new();
+    };
+    let mut plans = Vec::new();
+    for item in items.iter() {
+        let DeValue::Table(t) = item.get_ref() else {
+            r.error_hint(
+                &item.span(),
+                format!(
+                    "each `plan` entry must be a table, found {}",
+                    type_name(item.get_ref())
+                ),
+                "write each plan as a `[[plan]]` table",
+            );
+            continue;
+        };
+        let mut plan = RawPlan {
+            span: item.span(),
+            name: None,
+            file: None,
+            priority: None,
+            agent: None,
+            branch: None,
+            depends_on: None,
+            keys: Vec::new(),
+        };
+        for (k, v) in t.iter() {
+            let name = k.get_ref().as_ref();
+            plan.keys.push(name.to_string());
+            let ctx = format!("plan.{name}");
+            match name {
+                "name" => plan.name = string(r, &ctx, v),
+                "file" => plan.file = string(r, &ctx, v),
+                "priority" => plan.priority = integer(r, &ctx, v),
+                "agent" => plan.agent = string(r, &ctx, v),
+                "branch" => plan.branch = string(r, &ctx, v),
+                "depends_on" => plan.depends_on = string_array(r, &ctx, v, None),
+                other => unknown_key(r, k, other, "in `[[plan]]`", PLAN_KEYS),
+            }
+        }
+        plans.push(plan);
+    }
+    plans
+}
+
+fn unknown_key(
+    r: &mut Reporter<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    name: &str,
+    place: &str,
+    known: &[&str],
+) {
+    let message = format!("unknown key `{name}` {place}");
+    let hint = match closest(name, known) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => format!(
+            "known keys: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    r.error_hint(&key.span(), message, hint);
+}
+
+/// The known key nearest to `name` by edit distance, if near enough to be a typo.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let v = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur.push(v);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn expect_table<'v, 'i>(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &'v Spanned<DeValue<'i>>,
+) -> Option<&'v DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(t) => Some(t),
+        other => {
+            r.error(
+                &value.span(),
+                format!("`{ctx}` must be a table, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn string(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<String>> {
+    match value.get_ref() {
+        DeValue::String(s) => Some(At {
+            value: s.to_string(),
+            span: value.span(),
+        }),
+        other => {
+            r.error(
+                &value.span(),
+                format!("`{ctx}` must be a string, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn integer(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<i64>> {
+    match value.get_ref() {
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(At {
+                value: n,
+                span: value.span(),
+            }),
+            Err(_) => {
+                r.error(&value.span(), format!("`{ctx}` is out of range"));
+                None
+            }
+        },
+        other => {
+            r.error(
+                &value.span(),
+                format!("`{ctx}` must be an integer, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+/// A non-empty array of strings; `string_hint` is the hint given when a plain string was written.
+fn string_array(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+    string_hint: Option<&str>,
+) -> Option<At<Vec<At<String>>>> {
+    let items = match value.get_ref() {
+        DeValue::Array(items) => items,
+        other => {
+            let message = format!(
+                "`{ctx}` must be an array of strings, found {}",
+                type_name(other)
+            );
+            match (other, string_hint) {
+                (DeValue::String(_), Some(hint)) => r.error_hint(&value.span(), message, hint),
+                _ => r.error(&value.span(), message),
+            }
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items.iter() {
+        match item.get_ref() {
+            DeValue::String(s) => out.push(At {
+                value: s.to_string(),
+                span: item.span(),
+            }),
+            other => {
+                r.error(
+                    &item.span(),
+                    format!(
+                        "`{ctx}` must be an array of strings, but this element is {}",
+                        type_name(other)
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(At {
+        value: out,
+        span: value.span(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_key() {
+        assert_eq!(closest("nmae", PLAN_KEYS), Some("name"));
+        assert_eq!(closest("depends", PLAN_KEYS), Some("depends_on"));
+        assert_eq!(closest("zzzzzzzz", PLAN_KEYS), None);
+    }
+}

@@ -1,0 +1,466 @@
+//! Semantic checks: from [`RawManifest`] to [`Manifest`], reporting every problem found.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::agents::{AgentMode, AgentSpec, parse_template, presets};
+use super::duration::parse_duration;
+use super::model::{Defaults, Dependency, Manifest, PlanEntry, parse_dependency};
+use super::names::{check_plan_name, check_ref_name};
+use super::raw::{At, RawManifest, RawPlan, Reporter};
+
+/// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
+/// `r` collected no errors.
+pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
+    let agents = agents(&raw, r);
+    let defaults = defaults(&raw, &agents, r);
+    let plans = plans(&raw.plans, root, &defaults, &agents, r);
+    Manifest {
+        path: r.path.to_path_buf(),
+        root: root.to_path_buf(),
+        defaults,
+        agents,
+        plans,
+    }
+}
+
+fn defaults(
+    raw: &RawManifest,
+    agents: &BTreeMap<String, AgentSpec>,
+    r: &mut Reporter<'_>,
+) -> Defaults {
+    let d = &raw.defaults;
+    let mut out = Defaults::default();
+    if let Some(At { value, span }) = &d.target {
+        match check_ref_name(value) {
+            Ok(()) => out.target = value.clone(),
+            Err(why) => r.error(
+                span,
+                format!("`defaults.target` `{value}` is not a valid branch name: {why}"),
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &d.max_agents {
+        match usize::try_from(*value) {
+            Ok(n) if n >= 1 => out.max_agents = n,
+            _ => r.error(
+                span,
+                format!("`defaults.max_agents` must be at least 1, found {value}"),
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &d.agent {
+        if agents.contains_key(value) {
+            out.agent = value.clone();
+        } else {
+            r.error_hint(
+                span,
+                format!("`defaults.agent` names unknown agent `{value}`"),
+                known_agents_hint(agents),
+            );
+        }
+    }
+    if let Some(At { value, span }) = &d.timeout {
+        match parse_duration(value) {
+            Ok(t) if t > Duration::ZERO => out.timeout = t,
+            Ok(_) => r.error(span, "`defaults.timeout` must be greater than zero"),
+            Err(why) => r.error(span, format!("`defaults.timeout`: {why}")),
+        }
+    }
+    if let Some(At { value, span }) = &d.retries {
+        match u32::try_from(*value) {
+            Ok(n) => out.retries = n,
+            Err(_) => r.error(
+                span,
+                format!("`defaults.retries` must be a non-negative integer, found {value}"),
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &d.verify {
+        if value.is_empty() {
+            r.error_hint(
+                span,
+                "`defaults.verify` must not be empty",
+                "remove the key to skip verification, or give an argv such as [\"cargo\", \"test\"]",
+            );
+        } else if value[0].value.is_empty() {
+            r.error(
+                &value[0].span,
+                "the program of `defaults.verify` must not be empty",
+            );
+        } else {
+            out.verify = Some(value.iter().map(|a| a.value.clone()).collect());
+        }
+    }
+    for (key, field, slot) in [
+        ("worktree_root", &d.worktree_root, &mut out.worktree_root),
+        ("state_dir", &d.state_dir, &mut out.state_dir),
+    ] {
+        if let Some(At { value, span }) = field {
+            match inside_dir(Path::new(value)) {
+                Some(p) if p.as_os_str().is_empty() => r.error(
+                    span,
+                    format!("`defaults.{key}` must name a directory inside the repository, not the repository itself"),
+                ),
+                Some(p) => *slot = p,
+                None => r.error_hint(
+                    span,
+                    format!("`defaults.{key}` `{value}` escapes the repository"),
+                    "use a relative path inside the repository, such as \".orch/state\"",
+                ),
+            }
+        }
+    }
+    if let Some(At { value, span }) = &d.branch_prefix {
+        // The prefix is checked with a stand-in name; every full branch is checked again later.
+        if value.is_empty() {
+            out.branch_prefix = String::new();
+        } else {
+            match check_ref_name(&format!("{value}x")) {
+                Ok(()) => out.branch_prefix = value.clone(),
+                Err(why) => r.error(
+                    span,
+                    format!("`defaults.branch_prefix` `{value}` cannot begin a branch name: {why}"),
+                ),
+            }
+        }
+    }
+    out
+}
+
+fn known_agents_hint(agents: &BTreeMap<String, AgentSpec>) -> String {
+    format!(
+        "define it in an `[agents.NAME]` table, or use one of: {}",
+        agents
+            .keys()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec> {
+    let mut agents = presets();
+    for agent in &raw.agents {
+        let name = &agent.name.value;
+        let preset = agents.get(name).cloned();
+        let mut ok = true;
+        if name.is_empty() {
+            r.error(&agent.name.span, "agent names must not be empty");
+            ok = false;
+        }
+        let mode = match &agent.mode {
+            None => preset.as_ref().map_or(AgentMode::Task, |p| p.mode),
+            Some(At { value, span }) => {
+                match AgentMode::parse(value) {
+                    Some(m) => m,
+                    None => {
+                        r.error(
+                        span,
+                        format!("`agents.{name}.mode` must be \"task\" or \"plan\", found \"{value}\""),
+                    );
+                        ok = false;
+                        AgentMode::Task
+                    }
+                }
+            }
+        };
+        let command = match &agent.command {
+            Some(At { value, span }) => {
+                if value.is_empty() {
+                    r.error_hint(
+                        span,
+                        format!("`agents.{name}.command` must not be empty"),
+                        super::raw::ARGV_HINT,
+                    );
+                    ok = false;
+                } else if value[0].value.trim().is_empty() {
+                    r.error(
+                        &value[0].span,
+                        format!("the program of `agents.{name}.command` must not be empty"),
+                    );
+                    ok = false;
+                }
+                for arg in value {
+                    if let Err(why) = parse_template(&arg.value) {
+                        r.error(&arg.span, why);
+                        ok = false;
+                    }
+                }
+                value.iter().map(|a| a.value.clone()).collect()
+            }
+            None => match &preset {
+                Some(p) => p.command.clone(),
+                None if agent.keys.iter().any(|k| k == "command") => {
+                    ok = false;
+                    Vec::new()
+                }
+                None => {
+                    r.error_hint(
+                        &agent.name.span,
+                        format!("agent `{name}` has no `command`"),
+                        super::raw::ARGV_HINT,
+                    );
+                    ok = false;
+                    Vec::new()
+                }
+            },
+        };
+        if ok {
+            agents.insert(name.clone(), AgentSpec { command, mode });
+        } else {
+            // Keep the name known so that plans naming it are not reported a second time.
+            agents.insert(
+                name.clone(),
+                AgentSpec {
+                    command: Vec::new(),
+                    mode,
+                },
+            );
+        }
+    }
+    agents
+}
+
+fn plans(
+    raw: &[RawPlan],
+    root: &Path,
+    defaults: &Defaults,
+    agents: &BTreeMap<String, AgentSpec>,
+    r: &mut Reporter<'_>,
+) -> Vec<PlanEntry> {
+    let mut out: Vec<PlanEntry> = Vec::new();
+    // name -> line of its first definition
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    // branch -> (plan, line)
+    let mut branches: HashMap<String, (String, usize)> = HashMap::new();
+    // The depends_on spans, kept for the checks that need all plan names.
+    let mut pending: Vec<(usize, Vec<At<String>>)> = Vec::new();
+
+    for plan in raw {
+        let Some(name) = &plan.name else {
+            if plan.keys.iter().any(|k| k == "name") {
+                continue;
+            }
+            r.error_hint(
+                &plan.span,
+                "this `[[plan]]` has no `name`",
+                "add name = \"...\"",
+            );
+            continue;
+        };
+        let (line, _) = r.line_col(&name.span);
+        let mut name_ok = true;
+        if let Err(why) = check_plan_name(&name.value) {
+            r.error(&name.span, why);
+            name_ok = false;
+        }
+        if let Some(first) = seen.get(&name.value) {
+            r.error(
+                &name.span,
+                format!(
+                    "duplicate plan name `{}` (first defined at line {first})",
+                    name.value
+                ),
+            );
+            name_ok = false;
+        } else {
+            seen.insert(name.value.clone(), line);
+        }
+
+        let (file, abs_file) = match &plan.file {
+            None => {
+                if !plan.keys.iter().any(|k| k == "file") {
+                    r.error(&name.span, format!("plan `{}` has no `file`", name.value));
+                }
+                (PathBuf::new(), PathBuf::new())
+            }
+            Some(At { value, span }) => {
+                check_plan_file(value, span, root, r);
+                let rel = inside_root(Path::new(value), root).unwrap_or_default();
+                (PathBuf::from(value), root.join(rel))
+            }
+        };
+
+        let priority = plan.priority.as_ref().map_or(0, |p| p.value);
+
+        let agent = match &plan.agent {
+            None => defaults.agent.clone(),
+            Some(At { value, span }) => {
+                if !agents.contains_key(value) {
+                    r.error_hint(
+                        span,
+                        format!("plan `{}` names unknown agent `{value}`", name.value),
+                        known_agents_hint(agents),
+                    );
+                }
+                value.clone()
+            }
+        };
+
+        let (branch, branch_span) = match &plan.branch {
+            Some(At { value, span }) => {
+                if let Err(why) = check_ref_name(value) {
+                    r.error(
+                        span,
+                        format!(
+                            "branch `{value}` of plan `{}` is not valid: {why}",
+                            name.value
+                        ),
+                    );
+                }
+                (value.clone(), span.clone())
+            }
+            None => {
+                let full = format!("{}{}", defaults.branch_prefix, name.value);
+                // An invalid name was reported already; its branch would only repeat that.
+                if name_ok && let Err(why) = check_ref_name(&full) {
+                    r.error(
+                        &name.span,
+                        format!(
+                            "branch `{full}` of plan `{}` is not valid: {why}",
+                            name.value
+                        ),
+                    );
+                }
+                (full, name.span.clone())
+            }
+        };
+        if branch == defaults.target {
+            r.error(
+                &branch_span,
+                format!(
+                    "plan `{}` would run on branch `{branch}`, which is the target branch",
+                    name.value
+                ),
+            );
+        } else if let Some((other, other_line)) = branches.get(&branch) {
+            if name_ok {
+                r.error(
+                    &branch_span,
+                    format!(
+                        "branch `{branch}` of plan `{}` is also the branch of plan `{other}` (line {other_line})",
+                        name.value
+                    ),
+                );
+            }
+        } else {
+            branches.insert(branch.clone(), (name.value.clone(), line));
+        }
+
+        pending.push((
+            out.len(),
+            plan.depends_on
+                .as_ref()
+                .map(|d| d.value.clone())
+                .unwrap_or_default(),
+        ));
+        out.push(PlanEntry {
+            name: name.value.clone(),
+            file,
+            abs_file,
+            priority,
+            agent,
+            branch,
+            depends_on: Vec::new(),
+            line,
+        });
+    }
+
+    for (index, deps) in pending {
+        let own = out[index].name.clone();
+        let mut parsed = Vec::new();
+        for dep in deps {
+            let (line, column) = r.line_col(&dep.span);
+            match parse_dependency(&dep.value) {
+                Err(why) => r.error(&dep.span, why),
+                Ok((plan, _)) if plan == own => {
+                    r.error(&dep.span, format!("plan `{own}` depends on itself"));
+                }
+                Ok((plan, _)) if !seen.contains_key(&plan) => {
+                    r.error(
+                        &dep.span,
+                        format!("plan `{own}` depends on unknown plan `{plan}`"),
+                    );
+                }
+                Ok((plan, target)) => parsed.push(Dependency {
+                    plan,
+                    target,
+                    line,
+                    column,
+                    raw: dep.value.clone(),
+                }),
+            }
+        }
+        out[index].depends_on = parsed;
+    }
+    out
+}
+
+fn check_plan_file(value: &str, span: &std::ops::Range<usize>, root: &Path, r: &mut Reporter<'_>) {
+    if value.is_empty() {
+        r.error(span, "plan file must not be empty");
+        return;
+    }
+    let Some(rel) = inside_root(Path::new(value), root) else {
+        r.error_hint(
+            span,
+            format!("plan file `{value}` is outside the manifest's directory"),
+            "plan files must live in the repository; give a path relative to plans.toml",
+        );
+        return;
+    };
+    let abs = root.join(&rel);
+    if !abs.exists() {
+        r.error(span, format!("plan file `{value}` does not exist"));
+        return;
+    }
+    if !abs.is_file() {
+        r.error(span, format!("plan file `{value}` is not a file"));
+        return;
+    }
+    // A symlink must not lead out of the repository either.
+    if let (Ok(real), Ok(real_root)) = (abs.canonicalize(), root.canonicalize())
+        && !real.starts_with(&real_root)
+    {
+        r.error(
+            span,
+            format!("plan file `{value}` resolves to a path outside the manifest's directory"),
+        );
+    }
+}
+
+/// `p` made relative to `root` and normalized, or `None` when it leads outside `root`.
+fn inside_root(p: &Path, root: &Path) -> Option<PathBuf> {
+    if p.is_absolute() {
+        let rel = p
+            .strip_prefix(root)
+            .ok()
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                let real_root = root.canonicalize().ok()?;
+                p.strip_prefix(real_root).ok().map(Path::to_path_buf)
+            })?;
+        inside_dir(&rel)
+    } else {
+        inside_dir(p)
+    }
+}
+
+/// A relative path normalized lexically (`.` dropped, `..` applied), or `None` when it is absolute
+/// or climbs above its starting directory.
+pub fn inside_dir(p: &Path) -> Option<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
