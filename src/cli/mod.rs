@@ -1,6 +1,260 @@
-//! The command line (placeholder).
+//! The command line: clap definitions, dispatch, and how errors reach the user.
+//! Nothing below this module knows about clap.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands::{self, Selection};
+use crate::error::{CliError, exit};
+use crate::status::{Transition, TransitionOptions};
+
+/// Run many markdown plans at once, each on its own git branch and worktree, with AI coding
+/// agents; merge the finished work back in dependency order.
+///
+/// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan),
+/// 3 corrupt status file, 4 task transition refused.
+#[derive(Parser, Debug)]
+#[command(name = "orch", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where to find plans: a manifest and/or one plan.
+#[derive(Args, Debug, Clone, Default)]
+struct Target {
+    /// The manifest to use instead of the `plans.toml` found by walking up from the current
+    /// directory. Example: `--manifest ../repo/plans.toml`.
+    #[arg(long, short = 'm', global = true, value_name = "PATH")]
+    manifest: Option<PathBuf>,
+    /// One plan: a name from `plans.toml`, or a path to a plan file (works without any
+    /// plans.toml). Example: `--plan auth` or `--plan docs/plans/auth.md`.
+    #[arg(long, short = 'p', value_name = "NAME|PATH")]
+    plan: Option<String>,
+}
+
+impl Target {
+    fn selection(&self) -> Selection {
+        Selection {
+            manifest: self.manifest.clone(),
+            plan: self.plan.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the manifest and every plan; print every problem with its location, then the
+    /// waves and the critical path.
+    ///
+    /// Exit code 0 when valid (warnings allowed), 2 when there is any error.
+    /// Example: `orch check`, `orch check --plan docs/plans/auth.md --json`.
+    Check {
+        #[command(flatten)]
+        target: Target,
+        /// Print one JSON object (`valid`, `diagnostics`, `waves`, `critical_path`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show per-plan and per-phase progress from the status files.
+    ///
+    /// Example: `orch status`, `orch status --plan auth --json`.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON: with --plan one object with `tasks` and `summary`, else `{"plans": [...]}`.
+        #[arg(long)]
+        json: bool,
+        /// Move the status file aside (kept as `status.json.corrupt-<time>`) and write a fresh
+        /// one from the plan: the way out of a corrupt status file.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// List the tasks that may start now, in the order orch would start them, and why the
+    /// others wait.
+    ///
+    /// Inside an agent, `ORCH_PLAN` and `ORCH_STATUS_FILE` select the plan.
+    /// Example: `orch next -n 3 --plan auth --json`.
+    Next {
+        #[command(flatten)]
+        target: Target,
+        /// At most this many ready tasks. Example: `-n 1`.
+        #[arg(short = 'n', long = "count", value_name = "N")]
+        count: Option<usize>,
+        /// Print `{"tasks": [...ready], "blocked": [...]}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a task's outcome: what agents call.
+    ///
+    /// Example: `orch task done 2.3 --note "added tests"`, `orch task fail 2.3 --error "build broke"`.
+    Task {
+        #[command(subcommand)]
+        action: TaskAction,
+    },
+    /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
+    ///
+    /// Example: `orch graph --format mermaid > graph.md`, `orch graph --format dot | dot -Tsvg`.
+    Graph {
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Args, Debug)]
+struct TaskCommon {
+    #[command(flatten)]
+    target: Target,
+    /// The task id as written in the plan (`2.3`, `2.3.1`) or a verification step (`V2`).
+    id: String,
+    /// Allow a transition that is otherwise refused (restart a running task, reopen a
+    /// completed one, start a task that is not ready).
+    #[arg(long)]
+    force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TaskAction {
+    /// Mark a task in progress (refused if it is not ready or already running).
+    Start(TaskCommon),
+    /// Mark a task completed. Example: `orch task done 1.2 --note "done, see src/x.rs"`.
+    Done {
+        #[command(flatten)]
+        common: TaskCommon,
+        /// A note kept with the task (`notes` in the status file).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Mark a task failed. Example: `orch task fail 1.2 --error "tests fail"`.
+    Fail {
+        #[command(flatten)]
+        common: TaskCommon,
+        /// What went wrong (`error` / `lastError` in the status file).
+        #[arg(long)]
+        error: Option<String>,
+    },
+    /// Mark a task skipped; dependents may go on. Example: `orch task skip 1.2 --reason "obsolete"`.
+    Skip {
+        #[command(flatten)]
+        common: TaskCommon,
+        /// Why (`skipReason` in the status file).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Put a task back to pending (a completed or skipped one needs --force).
+    Reset(TaskCommon),
+}
+
+/// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn report(e: &CliError) {
+    eprintln!("error: {}", e.error);
+    for cause in e.error.chain().skip(1) {
+        eprintln!("caused by: {cause}");
+    }
+    if let Some(hint) = &e.hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Check { target, json } => commands::check::run(&target.selection(), json),
+        Command::Status {
+            target,
+            json,
+            rebuild,
+        } => commands::status::run(&target.selection(), json, rebuild),
+        Command::Next {
+            target,
+            count,
+            json,
+        } => commands::next::run(&target.selection(), count, json),
+        Command::Graph { target, format } => {
+            let format = match format {
+                GraphFormat::Text => commands::graph::Format::Text,
+                GraphFormat::Dot => commands::graph::Format::Dot,
+                GraphFormat::Mermaid => commands::graph::Format::Mermaid,
+            };
+            commands::graph::run(&target.selection(), format)
+        }
+        Command::Task { action } => {
+            let (transition, common, opts) = match action {
+                TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),
+                TaskAction::Done { common, note } => (
+                    Transition::Done,
+                    common,
+                    TransitionOptions {
+                        note,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Fail { common, error } => (
+                    Transition::Fail,
+                    common,
+                    TransitionOptions {
+                        error,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Skip { common, reason } => (
+                    Transition::Skip,
+                    common,
+                    TransitionOptions {
+                        reason,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Reset(c) => (Transition::Reset, c, TransitionOptions::default()),
+            };
+            let opts = TransitionOptions {
+                force: common.force,
+                ..opts
+            };
+            commands::task::run(
+                &common.target.selection(),
+                commands::task::TaskArgs {
+                    transition,
+                    id: common.id,
+                    opts,
+                    json: common.json,
+                },
+            )
+        }
+    }
 }

@@ -11,11 +11,19 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     let errors = ws.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = ws.diagnostics.len() - errors;
-    let schedule = ws.graph.as_ref().filter(|_| errors == 0).map(|g| (g, waves(g)));
+    let schedule = ws
+        .graph
+        .as_ref()
+        .filter(|_| errors == 0)
+        .map(|g| (g, waves(g)));
     let label = |g: &Graph, n: usize| -> String {
         let (p, t) = g.task_of(n).expect("task node");
         let id = &ws.plans[p].plan.tasks[t].id;
-        if ws.plans.len() > 1 { format!("{}:{id}", ws.plans[p].name) } else { id.clone() }
+        if ws.plans.len() > 1 {
+            format!("{}:{id}", ws.plans[p].name)
+        } else {
+            id.clone()
+        }
     };
 
     if json_out {
@@ -40,8 +48,18 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
             "plans": plans,
         });
         if let Some((g, w)) = &schedule {
-            v["waves"] = json!(w.waves.iter().map(|wave| wave.iter().map(|&n| label(g, n)).collect::<Vec<_>>()).collect::<Vec<_>>());
-            v["critical_path"] = json!(w.critical_path.iter().map(|&n| label(g, n)).collect::<Vec<_>>());
+            v["waves"] = json!(
+                w.waves
+                    .iter()
+                    .map(|wave| wave.iter().map(|&n| label(g, n)).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            );
+            v["critical_path"] = json!(
+                w.critical_path
+                    .iter()
+                    .map(|&n| label(g, n))
+                    .collect::<Vec<_>>()
+            );
         }
         print_json(&v);
     } else {
@@ -49,7 +67,12 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
             eprintln!("{d}");
         }
         for p in &ws.plans {
-            let tasks = p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Task).count();
+            let tasks = p
+                .plan
+                .tasks
+                .iter()
+                .filter(|t| t.kind == crate::plan::TaskKind::Task)
+                .count();
             let verify = p.plan.tasks.len() - tasks;
             println_safe(&format!(
                 "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
@@ -59,17 +82,23 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
             ));
         }
         if let Some((g, w)) = &schedule {
-            println_safe(&format!("waves ({}; unlimited agents, one unit per task):", w.waves.len()));
+            println_safe(&format!(
+                "waves ({}; unlimited agents, one unit per task):",
+                w.waves.len()
+            ));
             for (i, wave) in w.waves.iter().enumerate() {
                 let names: Vec<String> = wave.iter().map(|&n| label(g, n)).collect();
                 println_safe(&format!("  {:>3}: {}", i + 1, names.join(" ")));
             }
             let cp: Vec<String> = w.critical_path.iter().map(|&n| label(g, n)).collect();
-            println_safe(&format!("critical path ({} tasks): {}", cp.len(), cp.join(" → ")));
+            println_safe(&format!(
+                "critical path ({} tasks): {}",
+                cp.len(),
+                cp.join(" → ")
+            ));
         }
         let verdict = if errors == 0 { "ok" } else { "invalid" };
         eprintln!("{verdict}: {errors} error(s), {warnings} warning(s)");
     }
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
 }
-

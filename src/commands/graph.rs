@@ -7,7 +7,7 @@ use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, NodeKind};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Text,
     Dot,
@@ -32,7 +32,14 @@ fn node_name(ws: &Workspace, g: &Graph, n: usize) -> (String, String) {
     match &g.nodes[n].kind {
         NodeKind::Task { plan, task } => {
             let id = &ws.plans[*plan].plan.tasks[*task].id;
-            (format!("{}_{}", plan_name(*plan), id), if ws.plans.len() > 1 { format!("{}:{id}", plan_name(*plan)) } else { id.clone() })
+            (
+                format!("{}_{}", plan_name(*plan), id),
+                if ws.plans.len() > 1 {
+                    format!("{}:{id}", plan_name(*plan))
+                } else {
+                    id.clone()
+                },
+            )
         }
         NodeKind::Barrier { plan, phase } => (
             format!("{}_before_{phase}", plan_name(*plan)),
@@ -50,7 +57,9 @@ fn node_name(ws: &Workspace, g: &Graph, n: usize) -> (String, String) {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn text(ws: &Workspace, g: &Graph) -> String {
@@ -59,7 +68,11 @@ fn text(ws: &Workspace, g: &Graph) -> String {
         let Some((p, t)) = g.task_of(n) else { continue };
         let task = &ws.plans[p].plan.tasks[t];
         let (_, label) = node_name(ws, g, n);
-        let preds: Vec<String> = g.nodes[n].preds.iter().map(|&x| node_name(ws, g, x).1).collect();
+        let preds: Vec<String> = g.nodes[n]
+            .preds
+            .iter()
+            .map(|&x| node_name(ws, g, x).1)
+            .collect();
         let _ = write!(out, "{label}  {}", task.description);
         if !preds.is_empty() {
             let _ = write!(out, "\n    waits for: {}", preds.join(", "));
@@ -73,12 +86,26 @@ fn dot(ws: &Workspace, g: &Graph) -> String {
     let mut out = String::from("digraph orch {\n  rankdir=LR;\n  node [shape=box];\n");
     for n in 0..g.nodes.len() {
         let (id, label) = node_name(ws, g, n);
-        let shape = if g.task_of(n).is_some() { "box" } else { "diamond" };
-        let _ = writeln!(out, "  \"{}\" [label=\"{}\", shape={shape}];", sanitize(&id), label.replace('"', "'"));
+        let shape = if g.task_of(n).is_some() {
+            "box"
+        } else {
+            "diamond"
+        };
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\", shape={shape}];",
+            sanitize(&id),
+            label.replace('"', "'")
+        );
     }
     for (n, node) in g.nodes.iter().enumerate() {
         for &p in &node.preds {
-            let _ = writeln!(out, "  \"{}\" -> \"{}\";", sanitize(&node_name(ws, g, p).0), sanitize(&node_name(ws, g, n).0));
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\";",
+                sanitize(&node_name(ws, g, p).0),
+                sanitize(&node_name(ws, g, n).0)
+            );
         }
     }
     out.push_str("}\n");
@@ -98,7 +125,12 @@ fn mermaid(ws: &Workspace, g: &Graph) -> String {
     }
     for (n, node) in g.nodes.iter().enumerate() {
         for &p in &node.preds {
-            let _ = writeln!(out, "  {} --> {}", sanitize(&node_name(ws, g, p).0), sanitize(&node_name(ws, g, n).0));
+            let _ = writeln!(
+                out,
+                "  {} --> {}",
+                sanitize(&node_name(ws, g, p).0),
+                sanitize(&node_name(ws, g, n).0)
+            );
         }
     }
     out

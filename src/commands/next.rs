@@ -14,13 +14,23 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
     let graph = ws.require_valid()?;
     let override_path = status_override.filter(|_| sel.plan.is_some());
     let docs = workspace::read_statuses(&ws, override_path.as_deref())?;
-    let r = readiness(graph, &ws.plan_list(), &ws.priorities(), workspace::state_fn(&ws, &docs));
-    let selected = |n: usize| graph.task_of(n).is_some_and(|(p, _)| ws.selected.contains(&p));
+    let r = readiness(
+        graph,
+        &ws.plan_list(),
+        &ws.priorities(),
+        workspace::state_fn(&ws, &docs),
+    );
+    let selected = |n: usize| {
+        graph
+            .task_of(n)
+            .is_some_and(|(p, _)| ws.selected.contains(&p))
+    };
     let mut ready: Vec<usize> = r.ready.iter().copied().filter(|&n| selected(n)).collect();
     if let Some(c) = count {
         ready.truncate(c);
     }
-    let blocked: Vec<&(usize, Vec<Waiting>)> = r.blocked.iter().filter(|(n, _)| selected(*n)).collect();
+    let blocked: Vec<&(usize, Vec<Waiting>)> =
+        r.blocked.iter().filter(|(n, _)| selected(*n)).collect();
 
     let task_value = |n: usize| -> Value {
         let (p, t) = graph.task_of(n).expect("task node");
@@ -34,7 +44,11 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
             .iter()
             .map(|(n, why)| {
                 let mut v = task_value(*n);
-                v["waiting_for"] = json!(why.iter().map(|w| describe(&ws, graph, w)).collect::<Vec<_>>());
+                v["waiting_for"] = json!(
+                    why.iter()
+                        .map(|w| describe(&ws, graph, w))
+                        .collect::<Vec<_>>()
+                );
                 v
             })
             .collect();
@@ -44,11 +58,19 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
             println_safe("no task is ready");
         }
         for &n in &ready {
-            println_safe(&format!("ready   {}  {}", name(&ws, graph, n), desc(&ws, graph, n)));
+            println_safe(&format!(
+                "ready   {}  {}",
+                name(&ws, graph, n),
+                desc(&ws, graph, n)
+            ));
         }
         for (n, why) in &blocked {
             let reasons: Vec<String> = why.iter().map(|w| describe(&ws, graph, w)).collect();
-            println_safe(&format!("waiting {}  ({})", name(&ws, graph, *n), reasons.join("; ")));
+            println_safe(&format!(
+                "waiting {}  ({})",
+                name(&ws, graph, *n),
+                reasons.join("; ")
+            ));
         }
     }
     Ok(exit::OK)
@@ -57,7 +79,11 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
 fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
     let (p, t) = g.task_of(n).expect("task node");
     let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.selected.len() > 1 { format!("{}:{id}", ws.plans[p].name) } else { id.clone() }
+    if ws.selected.len() > 1 {
+        format!("{}:{id}", ws.plans[p].name)
+    } else {
+        id.clone()
+    }
 }
 
 fn desc(ws: &Workspace, g: &Graph, n: usize) -> String {

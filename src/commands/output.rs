@@ -80,5 +80,9 @@ pub fn println_safe(text: &str) {
 /// A progress bar of `width` cells.
 pub fn bar(done: usize, total: usize, width: usize) -> String {
     let filled = (done * width).checked_div(total).unwrap_or(0);
-    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled.min(width)))
+    format!(
+        "{}{}",
+        "█".repeat(filled),
+        "░".repeat(width - filled.min(width))
+    )
 }

@@ -18,9 +18,14 @@ pub fn run(sel: &Selection, json_out: bool, rebuild: bool) -> CliResult<u8> {
         for &i in &ws.selected {
             let p = &ws.plans[i];
             let path = override_path.as_deref().unwrap_or(&p.status_path);
-            let (_, backup) = status::rebuild(path, &p.plan, &p.rel_path, &p.name).map_err(status_error)?;
+            let (_, backup) =
+                status::rebuild(path, &p.plan, &p.rel_path, &p.name).map_err(status_error)?;
             match backup {
-                Some(b) => eprintln!("rebuilt `{}` from the plan; the old file is kept as `{}`", path.display(), b.display()),
+                Some(b) => eprintln!(
+                    "rebuilt `{}` from the plan; the old file is kept as `{}`",
+                    path.display(),
+                    b.display()
+                ),
                 None => eprintln!("created `{}` from the plan", path.display()),
             }
         }
@@ -87,13 +92,13 @@ fn phase_progress(p: &LoadedPlan, doc: &StatusDoc, phase: u32) -> (usize, usize)
 
 fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
     let c = status::counts_all(doc);
-    let finished = c.completed + c.skipped;
+    let finished = (c.completed + c.skipped) as usize;
     println_safe(&format!(
         "{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
         p.name,
         p.plan.title,
         p.rel_path,
-        bar(finished, c.total_tasks, 20),
+        bar(finished, c.total_tasks as usize, 20),
         c.total_tasks,
         c.in_progress,
         c.failed,
@@ -101,7 +106,11 @@ fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
     ));
     for ph in &p.plan.phases {
         let (done, total) = phase_progress(p, doc, ph.number);
-        println_safe(&format!("  {} {done:>3}/{total:<3} {}", bar(done, total, 10), ph.label()));
+        println_safe(&format!(
+            "  {} {done:>3}/{total:<3} {}",
+            bar(done, total, 10),
+            ph.label()
+        ));
         for t in p.plan.tasks.iter().filter(|t| t.phase == ph.number) {
             let st = doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status);
             if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {

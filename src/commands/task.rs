@@ -36,11 +36,17 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             } else {
                 "any plan".to_string()
             };
-            return Err(CliError::invalid(anyhow!("task `{}` does not exist in {where_}", args.id))
-                .with_hint("`orch status` lists the task ids"));
+            return Err(CliError::invalid(anyhow!(
+                "task `{}` does not exist in {where_}",
+                args.id
+            ))
+            .with_hint("`orch status` lists the task ids"));
         }
         many => {
-            let names: Vec<String> = many.iter().map(|&i| format!("`{}`", ws.plans[i].name)).collect();
+            let names: Vec<String> = many
+                .iter()
+                .map(|&i| format!("`{}`", ws.plans[i].name))
+                .collect();
             return Err(CliError::invalid(anyhow!(
                 "task `{}` exists in several plans ({}): name one with --plan",
                 args.id,
@@ -56,12 +62,27 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
         let mut docs = workspace::read_statuses(&ws, None)?;
-        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name).map_err(status_error)?.0;
-        let task_idx = lp.plan.tasks.iter().position(|t| t.id == args.id).expect("found above");
+        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
+            .map_err(status_error)?
+            .0;
+        let task_idx = lp
+            .plan
+            .tasks
+            .iter()
+            .position(|t| t.id == args.id)
+            .expect("found above");
         let node = graph.task_node[index][task_idx];
-        let r = readiness(graph, &ws.plan_list(), &ws.priorities(), workspace::state_fn(&ws, &docs));
+        let r = readiness(
+            graph,
+            &ws.plan_list(),
+            &ws.priorities(),
+            workspace::state_fn(&ws, &docs),
+        );
         if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons: Vec<String> = why.iter().map(|w| super::next::describe(&ws, graph, w)).collect();
+            let reasons: Vec<String> = why
+                .iter()
+                .map(|w| super::next::describe(&ws, graph, w))
+                .collect();
             return Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),
@@ -80,13 +101,16 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             host: None,
         });
     }
-    let ((outcome, report), _) = status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
-        let outcome = status::apply(doc, &args.id, args.transition, &opts, Utc::now())?;
-        Ok::<_, StatusError>((outcome, report.clone()))
-    })
-    .map_err(status_error)?;
+    let ((outcome, report), _) =
+        status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
+            let outcome = status::apply(doc, &args.id, args.transition, &opts, Utc::now())?;
+            Ok::<_, StatusError>((outcome, report.clone()))
+        })
+        .map_err(status_error)?;
     for (id, st) in &report.removed {
-        eprintln!("note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped");
+        eprintln!(
+            "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
+        );
     }
     if args.json {
         print_json(&json!({ "plan": lp.name, "status_file": path, "result": outcome }));

@@ -101,7 +101,8 @@ pub fn invalid_input(diagnostics: &[Diagnostic]) -> CliError {
 /// Loads the manifest and plans for `sel`. Plan-file and manifest errors are collected in
 /// `diagnostics`; only problems that leave nothing to work with fail here.
 pub fn load(sel: &Selection) -> CliResult<Workspace> {
-    let cwd = std::env::current_dir().map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
     let manifest_path = match &sel.manifest {
         Some(p) => {
             if !p.is_file() {
@@ -124,14 +125,29 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     };
     let (plans, selected): (Vec<LoadedPlan>, Vec<usize>) = match (&sel.plan, &manifest) {
         (Some(arg), Some(m)) if m.plan(arg).is_some() => {
-            let index = m.plans.iter().position(|p| &p.name == arg).expect("checked above");
+            let index = m
+                .plans
+                .iter()
+                .position(|p| &p.name == arg)
+                .expect("checked above");
             (all(m)?, vec![index])
         }
         (Some(arg), m) => {
             let one = from_path(arg, m.as_ref(), &cwd)?;
             match m {
-                Some(m) if m.plan(&one.name).is_some_and(|e| e.abs_file.canonicalize().ok() == std::path::absolute(arg).ok().and_then(|a| a.canonicalize().ok())) => {
-                    let index = m.plans.iter().position(|p| p.name == one.name).expect("checked above");
+                Some(m)
+                    if m.plan(&one.name).is_some_and(|e| {
+                        e.abs_file.canonicalize().ok()
+                            == std::path::absolute(arg)
+                                .ok()
+                                .and_then(|a| a.canonicalize().ok())
+                    }) =>
+                {
+                    let index = m
+                        .plans
+                        .iter()
+                        .position(|p| p.name == one.name)
+                        .expect("checked above");
                     (all(m)?, vec![index])
                 }
                 _ => (vec![one], vec![0]),
@@ -229,9 +245,17 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPla
     let path = PathBuf::from(arg);
     if !path.is_file() {
         let names = m
-            .map(|m| m.plans.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", "))
+            .map(|m| {
+                m.plans
+                    .iter()
+                    .map(|p| format!("`{}`", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .filter(|s| !s.is_empty());
-        let mut err = CliError::invalid(anyhow!("`{arg}` is neither a plan of the manifest nor a plan file"));
+        let mut err = CliError::invalid(anyhow!(
+            "`{arg}` is neither a plan of the manifest nor a plan file"
+        ));
         if let Some(names) = names {
             err = err.with_hint(format!("the manifest's plans are {names}"));
         }
@@ -251,13 +275,19 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPla
     let root = m
         .map(|m| m.root.clone())
         .or_else(|| repo_root(&abs))
-        .unwrap_or_else(|| abs.parent().map_or_else(|| cwd.to_path_buf(), Path::to_path_buf));
+        .unwrap_or_else(|| {
+            abs.parent()
+                .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf)
+        });
     let name = plan_name_from_path(&abs);
     let rel_path = abs
         .strip_prefix(&root)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| arg.to_string());
-    let state_dir = m.map_or_else(|| PathBuf::from(".orch/state"), |m| m.defaults.state_dir.clone());
+    let state_dir = m.map_or_else(
+        || PathBuf::from(".orch/state"),
+        |m| m.defaults.state_dir.clone(),
+    );
     let plan = read_plan(&path, &path)?;
     Ok(LoadedPlan {
         status_path: root.join(state_dir).join(&name).join("status.json"),
@@ -276,7 +306,13 @@ fn plan_name_from_path(path: &Path) -> String {
         .unwrap_or_default();
     let safe: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let safe = safe.trim_start_matches(['.', '-']).to_string();
     if safe.is_empty() { "plan".into() } else { safe }
@@ -284,11 +320,18 @@ fn plan_name_from_path(path: &Path) -> String {
 
 /// The directory holding `.git` above `path` (a main repository or a worktree's own root).
 fn repo_root(path: &Path) -> Option<PathBuf> {
-    path.ancestors().skip(1).find(|d| d.join(".git").exists()).map(Path::to_path_buf)
+    path.ancestors()
+        .skip(1)
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
-    let index: HashMap<&str, usize> = plans.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
     let mut out = Vec::new();
     for (from, entry) in m.plans.iter().enumerate() {
         for dep in &entry.depends_on {
@@ -343,7 +386,10 @@ pub fn node_state(status: TaskStatus) -> NodeState {
 }
 
 /// `state(plan, task)` over the given docs, for [`crate::graph::readiness`].
-pub fn state_fn<'a>(ws: &'a Workspace, docs: &'a [StatusDoc]) -> impl Fn(usize, usize) -> NodeState + 'a {
+pub fn state_fn<'a>(
+    ws: &'a Workspace,
+    docs: &'a [StatusDoc],
+) -> impl Fn(usize, usize) -> NodeState + 'a {
     move |p, t| {
         let id = &ws.plans[p].plan.tasks[t].id;
         docs[p]
