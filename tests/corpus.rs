@@ -53,13 +53,21 @@ fn oracle(text: &str) -> Vec<(u32, String, Vec<String>)> {
             if let Some(rest) = line.strip_prefix(prefix) {
                 let id = rest.split_whitespace().next().unwrap_or("");
                 let parts: Vec<&str> = id.split('.').collect();
-                if (2..=3).contains(&parts.len()) && parts.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())) {
+                if (2..=3).contains(&parts.len())
+                    && parts
+                        .iter()
+                        .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                {
                     let deps = rest
                         .find("(depends:")
                         .map(|i| {
                             let inner = &rest[i + 9..];
                             let end = inner.find(')').unwrap_or(inner.len());
-                            inner[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+                            inner[..end]
+                                .split(',')
+                                .map(|s| s.trim().to_string())
+                                .filter(|s| !s.is_empty())
+                                .collect()
                         })
                         .unwrap_or_default();
                     out.push((p, id.to_string(), deps));
@@ -104,21 +112,52 @@ fn hand_counted_plans() {
     };
     // (file, phases, tasks, verification steps, depends edges, sequential groups, done)
     let cases = [
-        ("archive/parallel-execution-architecture.md", 6, 29, 6, 0, 0, 0),
+        (
+            "archive/parallel-execution-architecture.md",
+            6,
+            29,
+            6,
+            0,
+            0,
+            0,
+        ),
         ("archive/test-dependency-patterns.md", 8, 37, 8, 40, 0, 0),
-        ("archive/output-separation-implementation.md", 6, 25, 6, 0, 0, 17),
+        (
+            "archive/output-separation-implementation.md",
+            6,
+            25,
+            6,
+            0,
+            0,
+            17,
+        ),
         ("archive/documentation-cleanup.md", 7, 47, 0, 0, 3, 0),
         ("fix-issues-implementation.md", 10, 36, 10, 0, 0, 0),
         ("dashboard-only-migration-analysis.md", 7, 28, 7, 0, 0, 0),
     ];
     for (file, phases, tasks, verify, deps, seq, done) in cases {
         let plan = parse_file(&dir.join(file)).expect("reads");
-        let n_tasks = plan.tasks.iter().filter(|t| t.kind == TaskKind::Task).count();
+        let n_tasks = plan
+            .tasks
+            .iter()
+            .filter(|t| t.kind == TaskKind::Task)
+            .count();
         let n_verify = plan.tasks.len() - n_tasks;
         let n_deps: usize = plan.tasks.iter().map(|t| t.dependencies().len()).sum();
-        let n_done = plan.tasks.iter().filter(|t| t.done && t.kind == TaskKind::Task).count();
+        let n_done = plan
+            .tasks
+            .iter()
+            .filter(|t| t.done && t.kind == TaskKind::Task)
+            .count();
         assert_eq!(
-            (plan.phases.len(), n_tasks, n_verify, n_deps, plan.sequential.len(), n_done),
+            (
+                plan.phases.len(),
+                n_tasks,
+                n_verify,
+                n_deps,
+                plan.sequential.len(),
+                n_done
+            ),
             (phases, tasks, verify, deps, seq, done),
             "{file}"
         );

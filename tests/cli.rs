@@ -1,0 +1,506 @@
+//! End-to-end tests: the real `orch` binary on real files in temp dirs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn orch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+}
+
+/// A command with a clean environment (no ORCH_* from the outside).
+fn orch(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(orch_bin());
+    c.current_dir(dir)
+        .args(args)
+        .env_remove("ORCH_PLAN")
+        .env_remove("ORCH_STATUS_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Waits for a child with a deadline; kills it and fails the test if it hangs.
+fn wait(mut child: Child) -> Output {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("orch did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = wait(orch(dir, args).spawn().expect("spawn orch"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let (code, out, err) = run(dir, args);
+    assert_eq!(code, 0, "orch {args:?} failed: {err}");
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+/// Every file under `dir` with its bytes, to prove a command changed nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const PLAN: &str = "# Demo plan
+
+## Phase 1: Setup
+- [ ] 1.1 Create `src/a.rs`
+- [ ] 1.2 Create `src/b.rs`
+
+**VERIFY Phase 1:**
+- Both files exist
+
+## Phase 2: Build
+- [ ] 2.1 Wire a and b (depends: 1.1)
+- [ ] 2.2 Document it
+";
+
+#[test]
+fn status_json_contract_for_a_plan_path_without_manifest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "plan.md", PLAN);
+    let before = snapshot(tmp.path());
+    let v = json(tmp.path(), &["status", "--plan", "plan.md", "--json"]);
+    assert_eq!(snapshot(tmp.path()), before, "status writes nothing");
+    let tasks = v["tasks"].as_array().expect("tasks array");
+    let ids: Vec<&str> = tasks
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["1.1", "1.2", "V1", "2.1", "2.2"]);
+    assert_eq!(tasks[2]["kind"], "verify");
+    assert_eq!(tasks[3]["kind"], "task");
+    assert_eq!(tasks[3]["phase"], 2);
+    assert_eq!(tasks[3]["description"], "Wire a and b (depends: 1.1)");
+    assert_eq!(tasks[3]["dependencies"], serde_json::json!(["1.1"]));
+    assert_eq!(tasks[3]["status"], "pending");
+    assert_eq!(v["summary"]["pending"], 5);
+    assert_eq!(v["summary"]["completed"], 0);
+}
+
+#[test]
+fn next_and_task_transitions_update_the_status_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "plan.md", PLAN);
+    let d = tmp.path();
+    let next = json(d, &["next", "--plan", "plan.md", "--json"]);
+    let ready: Vec<&str> = next["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ready, ["1.1", "1.2"]);
+
+    // Not ready: refused with exit 4, nothing written.
+    let (code, _, err) = run(d, &["task", "start", "2.2", "--plan", "plan.md"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("task `2.2` is not ready"), "{err}");
+    assert!(!d.join(".orch/state/plan/status.json").exists());
+
+    assert_eq!(run(d, &["task", "start", "1.1", "--plan", "plan.md"]).0, 0);
+    let (code, _, err) = run(d, &["task", "start", "1.1", "--plan", "plan.md"]);
+    assert_eq!(code, 4, "already running: {err}");
+    assert_eq!(
+        run(
+            d,
+            &[
+                "task", "done", "1.1", "--plan", "plan.md", "--note", "made a"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        run(
+            d,
+            &[
+                "task",
+                "fail",
+                "1.2",
+                "--plan",
+                "plan.md",
+                "--error",
+                "disk full"
+            ]
+        )
+        .0,
+        0
+    );
+
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join(".orch/state/plan/status.json")).expect("status file"),
+    )
+    .expect("json");
+    assert_eq!(file["planName"], "Demo plan");
+    assert_eq!(file["planPath"], "plan.md");
+    let t11 = &file["tasks"][0];
+    assert_eq!(
+        (
+            t11["id"].as_str(),
+            t11["status"].as_str(),
+            t11["notes"].as_str()
+        ),
+        (Some("1.1"), Some("completed"), Some("made a"))
+    );
+    assert_eq!(file["tasks"][1]["lastError"], "disk full");
+    assert_eq!(file["verifySteps"][0]["id"], "V1");
+
+    let next = json(d, &["next", "--plan", "plan.md", "--json"]);
+    let ready: Vec<&str> = next["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ready, ["2.1"], "2.1 depends only on 1.1");
+    let blocked = next["blocked"].as_array().expect("blocked");
+    let v1 = blocked
+        .iter()
+        .find(|b| b["id"] == "V1")
+        .expect("V1 blocked");
+    assert!(
+        v1["waiting_for"][0]
+            .as_str()
+            .expect("reason")
+            .contains("failed `1.2`"),
+        "{v1}"
+    );
+
+    // Completed → pending needs --force.
+    let (code, _, err) = run(d, &["task", "reset", "1.1", "--plan", "plan.md"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(
+        run(d, &["task", "reset", "1.1", "--plan", "plan.md", "--force"]).0,
+        0
+    );
+    let s = json(d, &["status", "--plan", "plan.md", "--json"]);
+    assert_eq!(s["tasks"][0]["status"], "pending");
+    // Unknown task: exit 2.
+    let (code, _, err) = run(d, &["task", "done", "9.9", "--plan", "plan.md"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("task `9.9` does not exist"), "{err}");
+}
+
+#[test]
+fn fifty_concurrent_task_done_processes_lose_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut plan = String::from("# Wide\n\n## Phase 1: All at once\n");
+    for i in 1..=50 {
+        plan.push_str(&format!("- [ ] 1.{i} Task {i}\n"));
+    }
+    write(tmp.path(), "wide.md", &plan);
+    let children: Vec<Child> = (1..=50)
+        .map(|i| {
+            orch(
+                tmp.path(),
+                &[
+                    "task",
+                    "done",
+                    &format!("1.{i}"),
+                    "--plan",
+                    "wide.md",
+                    "--note",
+                    &format!("n{i}"),
+                ],
+            )
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = wait(c);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v = json(tmp.path(), &["status", "--plan", "wide.md", "--json"]);
+    assert_eq!(v["summary"]["completed"], 50, "{}", v["summary"]);
+    for (i, t) in v["tasks"].as_array().expect("tasks").iter().enumerate() {
+        assert_eq!(t["notes"], format!("n{}", i + 1));
+    }
+}
+
+#[test]
+fn plan_errors_are_reported_with_file_and_line_and_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(
+        tmp.path(),
+        "bad.md",
+        "## Phase 1: A\n- [ ] 1.1 a (depends: 1.3)\n- [ ] 1.2 b (depends: 1.1)\n- [ ] 1.3 c (depends: 1.2)\n- [ ] 1.3 dup\n- [ ] 1.4 d (depends: 7.7)\n",
+    );
+    let before = snapshot(tmp.path());
+    let (code, _, err) = run(tmp.path(), &["check", "--plan", "bad.md"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.md:5: error: duplicate task id `1.3` (first defined at line 4)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.md:6: error: task `1.4` depends on `7.7`"),
+        "{err}"
+    );
+    // Other commands refuse too, naming the problem; nothing is written.
+    let (code, _, err) = run(tmp.path(), &["next", "--plan", "bad.md"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.md:5"), "{err}");
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
+fn cycle_is_reported_with_its_whole_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(
+        tmp.path(),
+        "cyc.md",
+        "## Phase 1: A\n- [ ] 1.1 a (depends: 1.3)\n- [ ] 1.2 b (depends: 1.1)\n- [ ] 1.3 c (depends: 1.2)\n",
+    );
+    let v: Value = {
+        let (code, out, _) = run(tmp.path(), &["check", "--plan", "cyc.md", "--json"]);
+        assert_eq!(code, 2);
+        serde_json::from_str(&out).expect("json")
+    };
+    assert_eq!(v["valid"], false);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["line"], 2);
+    assert!(
+        d["message"]
+            .as_str()
+            .expect("msg")
+            .contains("`1.1` → `1.3` → `1.2` → `1.1`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn corrupt_status_file_is_an_error_and_is_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "plan.md", PLAN);
+    let status = write(
+        d,
+        ".orch/state/plan/status.json",
+        "{\n  \"planPath\": \"plan.md\",\n  oops\n}\n",
+    );
+    let before = std::fs::read(&status).expect("read");
+    let (code, _, err) = run(d, &["task", "done", "1.1", "--plan", "plan.md"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("status.json"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(
+        std::fs::read(&status).expect("read"),
+        before,
+        "corrupt file untouched"
+    );
+    // The way out keeps the old file.
+    assert_eq!(run(d, &["status", "--plan", "plan.md", "--rebuild"]).0, 0);
+    let kept = std::fs::read_dir(status.parent().expect("dir"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("status.json.corrupt-")
+        });
+    assert!(kept);
+    assert_eq!(run(d, &["task", "done", "1.1", "--plan", "plan.md"]).0, 0);
+}
+
+const MANIFEST: &str = r#"[defaults]
+target = "main"
+
+[agents.script]
+command = ["sh", "scripts/agent.sh", "{{ task }}"]
+
+[[plan]]
+name = "auth"
+file = "docs/auth.md"
+priority = 10
+
+[[plan]]
+name = "api"
+file = "docs/api.md"
+agent = "script"
+depends_on = ["auth:1"]
+"#;
+
+#[test]
+fn manifest_cross_plan_gating_from_a_subdirectory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "plans.toml", MANIFEST);
+    write(
+        d,
+        "docs/auth.md",
+        "## Phase 1: A\n- [ ] 1.1 a\n## Phase 2: B\n- [ ] 2.1 b\n",
+    );
+    write(d, "docs/api.md", "## Phase 1: X\n- [ ] 1.1 x\n");
+    let sub = d.join("docs");
+    let next = json(&sub, &["next", "--json"]);
+    let ready: Vec<(String, String)> = next["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["plan"].as_str().unwrap_or("").to_string(),
+                t["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ready, [("auth".to_string(), "1.1".to_string())]);
+    let api = next["blocked"]
+        .as_array()
+        .expect("blocked")
+        .iter()
+        .find(|b| b["plan"] == "api")
+        .expect("api blocked");
+    assert!(
+        api["waiting_for"][0]
+            .as_str()
+            .expect("why")
+            .contains("plan `auth` (phase 1)"),
+        "{api}"
+    );
+
+    // `task done 1.1` is ambiguous across plans; with --plan it goes to auth's status file.
+    let (code, _, err) = run(&sub, &["task", "done", "1.1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("several plans"), "{err}");
+    assert_eq!(run(&sub, &["task", "done", "1.1", "--plan", "auth"]).0, 0);
+    assert!(d.join(".orch/state/auth/status.json").is_file());
+
+    let next = json(&sub, &["next", "--json", "--plan", "api"]);
+    assert_eq!(next["tasks"][0]["id"], "1.1");
+    assert_eq!(next["tasks"][0]["plan"], "api");
+}
+
+#[test]
+fn manifest_errors_name_file_line_and_column() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "docs/auth.md", "## Phase 1: A\n- [ ] 1.1 a\n");
+    write(
+        d,
+        "plans.toml",
+        "[[plan]]\nname = \"auth\"\nfile = \"docs/auth.md\"\nnmae = \"x\"\n\n[[plan]]\nname = \"api\"\nfile = \"docs/missing.md\"\ndepends_on = [\"auth:9\"]\n",
+    );
+    let before = snapshot(d);
+    let (code, _, err) = run(d, &["check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("plans.toml:4:1"), "{err}");
+    assert!(err.contains("plans.toml:8:8"), "{err}");
+    assert_eq!(snapshot(d), before);
+}
+
+#[test]
+fn manifest_phase_target_must_exist() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "docs/auth.md", "## Phase 1: A\n- [ ] 1.1 a\n");
+    write(d, "docs/api.md", "## Phase 1: A\n- [ ] 1.1 a\n");
+    write(
+        d,
+        "plans.toml",
+        "[[plan]]\nname = \"auth\"\nfile = \"docs/auth.md\"\n\n[[plan]]\nname = \"api\"\nfile = \"docs/api.md\"\ndepends_on = [\"auth:9\"]\n",
+    );
+    let (code, _, err) = run(d, &["check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("plans.toml:8:") && err.contains("plan `auth` has no phase 9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn agent_environment_selects_the_plan_and_status_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "plan.md", PLAN);
+    let status = d.join("elsewhere/status.json");
+    let out = wait(
+        orch(d, &["task", "done", "1.1"])
+            .env("ORCH_PLAN", d.join("plan.md"))
+            .env("ORCH_STATUS_FILE", &status)
+            .spawn()
+            .expect("spawn"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
+    assert_eq!(file["tasks"][0]["status"], "completed");
+}
+
+#[test]
+fn graph_formats_render() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "plan.md", PLAN);
+    let (code, dot, _) = run(
+        tmp.path(),
+        &["graph", "--plan", "plan.md", "--format", "dot"],
+    );
+    assert_eq!(code, 0);
+    assert!(dot.starts_with("digraph orch {"), "{dot}");
+    assert!(dot.contains("\"plan_1_1\" -> \"plan_2_1\""), "{dot}");
+    let (code, mm, _) = run(
+        tmp.path(),
+        &["graph", "--plan", "plan.md", "--format", "mermaid"],
+    );
+    assert_eq!(code, 0);
+    assert!(mm.contains("plan_1_1 --> plan_2_1"), "{mm}");
+}
+
+#[test]
+fn no_manifest_and_no_plan_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (code, _, err) = run(tmp.path(), &["status"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no `plans.toml` found"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
