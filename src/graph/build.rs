@@ -328,6 +328,10 @@ fn cycle_diagnostics(
             let Some(&next) = graph.nodes[cur].preds.iter().find(|&&p| stuck[p]) else {
                 break None;
             };
+            if done[next] {
+                // Leads into a cycle already reported.
+                break None;
+            }
             if let Some(&at) = seen.get(&next) {
                 break Some(path[at..].to_vec());
             }

@@ -2,7 +2,7 @@
 //! earliest start of each task with unlimited agents) and the critical path.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::build::{Graph, NodeKind};
 use crate::plan::Plan;
@@ -89,6 +89,7 @@ pub fn readiness(
 
     let mut candidates = Vec::new();
     let mut blocked = Vec::new();
+    let mut unfinished_memo: HashMap<usize, usize> = HashMap::new();
     for i in 0..n {
         let Some((plan, task)) = graph.task_of(i) else {
             continue;
@@ -96,7 +97,7 @@ pub fn readiness(
         if node_state[i] != NodeState::Pending {
             continue;
         }
-        let waiting = waiting_for(graph, plans, i, &satisfied, &node_state);
+        let waiting = waiting_for(graph, i, &satisfied, &node_state, &mut unfinished_memo);
         if waiting.is_empty() {
             candidates.push((plan, task, i));
         } else {
@@ -133,10 +134,10 @@ pub fn readiness(
 
 fn waiting_for(
     graph: &Graph,
-    plans: &[Plan],
     node: usize,
     satisfied: &[bool],
     state: &[NodeState],
+    memo: &mut HashMap<usize, usize>,
 ) -> Vec<Waiting> {
     let mut out = Vec::new();
     for &p in &graph.nodes[node].preds {
@@ -147,8 +148,9 @@ fn waiting_for(
             NodeKind::Task { .. } if state[p] == NodeState::Failed => out.push(Waiting::Failed(p)),
             NodeKind::Task { .. } => out.push(Waiting::Task(p)),
             NodeKind::Barrier { plan, phase } => {
-                let left = count_unfinished(graph, p, satisfied);
-                let _ = plans;
+                let left = *memo
+                    .entry(p)
+                    .or_insert_with(|| count_unfinished(graph, p, satisfied));
                 out.push(Waiting::Phases {
                     plan: *plan,
                     phase: *phase,

@@ -145,7 +145,7 @@ fn explicit_cycle_names_whole_path() {
         "## Phase 1: A\n- [ ] 1.1 a (depends: 1.3)\n- [ ] 1.2 b (depends: 1.1)\n- [ ] 1.3 c (depends: 1.2)\n",
     );
     let err = Graph::of_plan(&p).expect_err("cycle");
-    assert_eq!(err.0.len(), 1);
+    assert_eq!(err.0.len(), 1, "one cycle, reported once: {:#?}", err.0);
     let d = &err.0[0];
     assert_eq!(d.line, 2);
     assert!(
@@ -153,6 +153,15 @@ fn explicit_cycle_names_whole_path() {
         "{}",
         d.message
     );
+}
+
+#[test]
+fn cycle_with_dependents_is_reported_once() {
+    let p = plan(
+        "## Phase 1: A\n- [ ] 1.1 a (depends: 1.2)\n- [ ] 1.2 b (depends: 1.1)\n- [ ] 1.3 c (depends: 1.2)\n- [ ] 1.4 d (depends: 1.3)\n",
+    );
+    let err = Graph::of_plan(&p).expect_err("cycle");
+    assert_eq!(err.0.len(), 1, "{:#?}", err.0);
 }
 
 #[test]

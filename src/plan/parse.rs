@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    ParallelGroup, Phase, PipelineStart, Plan, Priority, SequentialGroup, Task, TaskKind,
-    compare_ids, id_parts, verify_id,
+    ParallelGroup, Phase, PipelineStart, Plan, Priority, SequentialGroup, Task, TaskKind, id_parts,
+    verify_id,
 };
 use crate::diagnostic::Diagnostic;
 
@@ -712,56 +712,64 @@ impl Parser {
                 line: n.line,
             })
             .collect();
+        // Ids parsed once: notes are matched against every task.
+        let parts: Vec<Option<Vec<u32>>> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                (t.kind == TaskKind::Task)
+                    .then(|| id_parts(&t.id))
+                    .flatten()
+            })
+            .collect();
+        let known: std::collections::HashSet<&str> =
+            self.tasks.iter().map(|t| t.id.as_str()).collect();
+        let mut found = Vec::new();
         let mut groups = Vec::new();
         for note in notes {
-            let mut members: Vec<String> = Vec::new();
+            let mut members: std::collections::BTreeSet<usize> = Default::default();
             let mut ok = true;
             for item in split_list(&note.expr) {
                 let (a, b) = split_range(item);
-                let valid = id_parts(a).is_some() && id_parts(b).is_some();
-                if !valid {
-                    self.error(
+                let (Some(lo), Some(hi)) = (id_parts(a), id_parts(b)) else {
+                    found.push(Diagnostic::error(
+                        &self.path,
                         note.line,
                         format!("execution note: `{item}` is not a task id or range of ids"),
-                    );
+                    ));
                     ok = false;
                     continue;
-                }
-                for end in [a, b] {
-                    if self.tasks.iter().all(|t| t.id != end) {
-                        self.error(
+                };
+                let ends: &[&str] = if a == b { &[a] } else { &[a, b] };
+                for &end in ends {
+                    if !known.contains(end) {
+                        found.push(Diagnostic::error(
+                            &self.path,
                             note.line,
                             format!("execution note names task `{end}`, which does not exist"),
-                        );
+                        ));
                         ok = false;
                     }
                 }
-                for t in &self.tasks {
-                    if t.kind == TaskKind::Task
-                        && compare_ids(&t.id, a).is_ge()
-                        && compare_ids(&t.id, b).is_le()
-                        && !members.contains(&t.id)
+                for (i, p) in parts.iter().enumerate() {
+                    if let Some(p) = p
+                        && *p >= lo
+                        && *p <= hi
                     {
-                        members.push(t.id.clone());
+                        members.insert(i);
                     }
                 }
             }
             if ok && !members.is_empty() {
-                let order: HashMap<&str, usize> = self
-                    .tasks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (t.id.as_str(), i))
-                    .collect();
-                members.sort_by_key(|m| order.get(m.as_str()).copied().unwrap_or(usize::MAX));
                 groups.push(SequentialGroup {
                     label: note.expr,
-                    tasks: members,
+                    tasks: members.iter().map(|&i| self.tasks[i].id.clone()).collect(),
                     reason: note.reason,
                     line: note.line,
                 });
             }
         }
+        self.diagnostics.extend(found);
         groups
     }
 

@@ -228,6 +228,20 @@ fn diagnostic_execution_note_unknown_task() {
 }
 
 #[test]
+fn diagnostic_execution_note_unknown_task_reported_once() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** Tasks 1.1 and 1.8 are [SEQUENTIAL] - x\n",
+    );
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "names task `1.8`, which does not exist",
+    );
+    assert_eq!(plan.errors().count(), 1, "{:#?}", diags(&plan));
+}
+
+#[test]
 fn diagnostic_execution_note_unknown_phase() {
     let plan = p("## Phase 1: A\n- [ ] 1.1 a\n**Execution Note:** Phases 1-4 are [PARALLEL] - x\n");
     assert_diag(
