@@ -504,3 +504,27 @@ fn no_manifest_and_no_plan_is_a_clear_error() {
     assert!(err.contains("no `plans.toml` found"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn plan_in_a_linked_worktree_keeps_its_status_in_the_main_repository() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let main = tmp.path().join("repo");
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(main.join(".git/worktrees/wt")).expect("mkdir");
+    std::fs::create_dir_all(&wt).expect("mkdir");
+    std::fs::write(
+        wt.join(".git"),
+        format!("gitdir: {}\n", main.join(".git/worktrees/wt").display()),
+    )
+    .expect("write");
+    write(&wt, "plan.md", PLAN);
+    assert_eq!(run(&wt, &["task", "done", "1.1", "--plan", "plan.md"]).0, 0);
+    assert!(
+        main.join(".orch/state/plan/status.json").is_file(),
+        "status in the main repository"
+    );
+    assert!(
+        !wt.join(".orch").exists(),
+        "nothing written inside the worktree"
+    );
+}

@@ -318,12 +318,28 @@ fn plan_name_from_path(path: &Path) -> String {
     if safe.is_empty() { "plan".into() } else { safe }
 }
 
-/// The directory holding `.git` above `path` (a main repository or a worktree's own root).
+/// The main repository's root above `path`. Inside a linked worktree (`.git` is a file
+/// `gitdir: <main>/.git/worktrees/<name>`) this is the main repository, so status files never
+/// land inside a worktree.
 fn repo_root(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_path_buf)
+    let dir = path.ancestors().skip(1).find(|d| d.join(".git").exists())?;
+    let dot_git = dir.join(".git");
+    if dot_git.is_file()
+        && let Ok(text) = std::fs::read_to_string(&dot_git)
+        && let Some(gitdir) = text.lines().find_map(|l| l.strip_prefix("gitdir:"))
+    {
+        let gitdir = dir.join(gitdir.trim());
+        // <main>/.git/worktrees/<name> → <main>
+        if gitdir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "worktrees")
+            && let Some(main) = gitdir.ancestors().nth(3)
+        {
+            return Some(main.to_path_buf());
+        }
+    }
+    Some(dir.to_path_buf())
 }
 
 fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
