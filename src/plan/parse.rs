@@ -422,20 +422,7 @@ impl Parser {
 
     fn bold_verify(&mut self, n: usize, rest: &str) {
         // rest is what follows `**VERIFY`: ` Phase 2:** (non-blocking) text` or ` 2:** text`.
-        let rest = rest.trim_start();
-        let rest = rest.strip_prefix("Phase").unwrap_or(rest).trim_start();
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        let Some(after) = after
-            .strip_prefix(":**")
-            .or_else(|| after.strip_prefix("**:"))
-            .or_else(|| after.strip_prefix("**"))
-        else {
-            return;
-        };
-        let Some(phase) = verify_phase_number(num) else {
+        let Some((phase, after)) = verify_marker_rest(rest) else {
             return;
         };
         let mut text = after.trim();
@@ -908,6 +895,11 @@ fn task_id(after: &str) -> Option<(&str, &str)> {
 /// `**VERIFY 2**: text` / `**VERIFY 2:** text` / `**VERIFY Phase 2:** text` after a checkbox.
 fn checkbox_verify(after: &str) -> Option<(u32, &str)> {
     let rest = after.trim_start().strip_prefix("**VERIFY")?;
+    verify_marker_rest(rest).map(|(phase, text)| (phase, text.trim()))
+}
+
+/// What follows `**VERIFY`: ` Phase 2:** text`, ` 2**: text`, ` 4.1:** text` → (phase, text).
+fn verify_marker_rest(rest: &str) -> Option<(u32, &str)> {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix("Phase").unwrap_or(rest).trim_start();
     let num_len = rest
@@ -918,7 +910,7 @@ fn checkbox_verify(after: &str) -> Option<(u32, &str)> {
         .strip_prefix(":**")
         .or_else(|| after.strip_prefix("**:"))
         .or_else(|| after.strip_prefix("**"))?;
-    Some((verify_phase_number(num)?, text.trim()))
+    Some((verify_phase_number(num)?, text))
 }
 
 /// `2` → 2; `4.1` / `4.1.2` (a VERIFY written for a task group) → its phase, 4.
