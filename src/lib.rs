@@ -10,3 +10,4 @@ pub mod graph;
 pub mod manifest;
 pub mod plan;
 pub mod status;
+pub mod supervisor;

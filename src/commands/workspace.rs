@@ -23,8 +23,14 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// For the agents' side (`next`, `task`): fall back to `ORCH_PLAN` / `ORCH_STATUS_FILE`.
+    /// For the agents' side (`next`, `task`): fall back to `ORCH_MANIFEST`, `ORCH_PLAN` and
+    /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
     pub fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
+        if self.manifest.is_none() {
+            self.manifest = std::env::var_os("ORCH_MANIFEST")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from);
+        }
         if self.plan.is_none() {
             self.plan = std::env::var("ORCH_PLAN").ok().filter(|s| !s.is_empty());
         }

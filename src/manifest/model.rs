@@ -27,6 +27,20 @@ pub struct Defaults {
     pub state_dir: PathBuf,
     /// Prefix of plan branches without a `branch` override (`"plan/"`).
     pub branch_prefix: String,
+    /// Agents running at once in one plan (`1`).
+    pub parallel: usize,
+    /// Kill an agent that wrote no output and changed no status for this long (off by default).
+    pub stuck_after: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when an agent is stopped (`10s`).
+    pub grace: Duration,
+    /// First wait before a retry, doubled each further attempt (`5s`).
+    pub backoff: Duration,
+    /// Relative to the manifest's directory (`.orch/logs`): one log file per task.
+    pub log_dir: PathBuf,
+    /// An argv run in a new worktree before its first agent (`["npm", "ci"]`).
+    pub setup: Option<Vec<String>>,
+    /// Files copied from the main work tree into a new worktree (`[".env"]`).
+    pub copy: Vec<PathBuf>,
 }
 
 impl Default for Defaults {
@@ -41,6 +55,13 @@ impl Default for Defaults {
             worktree_root: PathBuf::from(".orch/worktrees"),
             state_dir: PathBuf::from(".orch/state"),
             branch_prefix: "plan/".into(),
+            parallel: 1,
+            stuck_after: None,
+            grace: Duration::from_secs(10),
+            backoff: Duration::from_secs(5),
+            log_dir: PathBuf::from(".orch/logs"),
+            setup: None,
+            copy: Vec::new(),
         }
     }
 }
@@ -82,6 +103,16 @@ pub struct PlanEntry {
     /// Resolved: the `branch` override or `branch_prefix` + name.
     pub branch: String,
     pub depends_on: Vec<Dependency>,
+    /// Resolved: the plan's `parallel` or `defaults.parallel`.
+    pub parallel: usize,
+    /// Resolved per-task timeout.
+    pub timeout: Duration,
+    /// Resolved retries of a failed task.
+    pub retries: u32,
+    /// Resolved setup argv.
+    pub setup: Option<Vec<String>>,
+    /// Resolved files to copy (defaults and the plan's own).
+    pub copy: Vec<PathBuf>,
     /// 1-based line of the entry's `name` key.
     pub line: usize,
 }
@@ -117,6 +148,11 @@ impl Manifest {
             .join(&self.defaults.state_dir)
             .join(plan_name)
             .join("status.json")
+    }
+
+    /// `root/log_dir/<plan_name>`: the plan's task logs.
+    pub fn log_dir(&self, plan_name: &str) -> PathBuf {
+        self.root.join(&self.defaults.log_dir).join(plan_name)
     }
 
     /// `root/worktree_root/<plan_name>`.

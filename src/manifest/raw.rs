@@ -29,6 +29,13 @@ pub struct RawDefaults {
     pub worktree_root: Option<At<String>>,
     pub state_dir: Option<At<String>>,
     pub branch_prefix: Option<At<String>>,
+    pub parallel: Option<At<i64>>,
+    pub stuck_after: Option<At<String>>,
+    pub grace: Option<At<String>>,
+    pub backoff: Option<At<String>>,
+    pub log_dir: Option<At<String>>,
+    pub setup: Option<At<Vec<At<String>>>>,
+    pub copy: Option<At<Vec<At<String>>>>,
 }
 
 #[derive(Debug)]
@@ -50,6 +57,11 @@ pub struct RawPlan {
     pub agent: Option<At<String>>,
     pub branch: Option<At<String>>,
     pub depends_on: Option<At<Vec<At<String>>>>,
+    pub parallel: Option<At<i64>>,
+    pub timeout: Option<At<String>>,
+    pub retries: Option<At<i64>>,
+    pub setup: Option<At<Vec<At<String>>>>,
+    pub copy: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -113,9 +125,28 @@ const DEFAULTS_KEYS: &[&str] = &[
     "worktree_root",
     "state_dir",
     "branch_prefix",
+    "parallel",
+    "stuck_after",
+    "grace",
+    "backoff",
+    "log_dir",
+    "setup",
+    "copy",
 ];
 const AGENT_KEYS: &[&str] = &["command", "mode"];
-const PLAN_KEYS: &[&str] = &["name", "file", "priority", "agent", "branch", "depends_on"];
+const PLAN_KEYS: &[&str] = &[
+    "name",
+    "file",
+    "priority",
+    "agent",
+    "branch",
+    "depends_on",
+    "parallel",
+    "timeout",
+    "retries",
+    "setup",
+    "copy",
+];
 
 /// The hint given when an agent `command` is a string.
 pub const ARGV_HINT: &str =
@@ -158,6 +189,13 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "worktree_root" => d.worktree_root = string(r, &ctx, value),
             "state_dir" => d.state_dir = string(r, &ctx, value),
             "branch_prefix" => d.branch_prefix = string(r, &ctx, value),
+            "parallel" => d.parallel = integer(r, &ctx, value),
+            "stuck_after" => d.stuck_after = string(r, &ctx, value),
+            "grace" => d.grace = string(r, &ctx, value),
+            "backoff" => d.backoff = string(r, &ctx, value),
+            "log_dir" => d.log_dir = string(r, &ctx, value),
+            "setup" => d.setup = string_array(r, &ctx, value, Some(ARGV_HINT)),
+            "copy" => d.copy = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -237,6 +275,11 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             agent: None,
             branch: None,
             depends_on: None,
+            parallel: None,
+            timeout: None,
+            retries: None,
+            setup: None,
+            copy: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -250,6 +293,11 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "agent" => plan.agent = string(r, &ctx, v),
                 "branch" => plan.branch = string(r, &ctx, v),
                 "depends_on" => plan.depends_on = string_array(r, &ctx, v, None),
+                "parallel" => plan.parallel = integer(r, &ctx, v),
+                "timeout" => plan.timeout = string(r, &ctx, v),
+                "retries" => plan.retries = integer(r, &ctx, v),
+                "setup" => plan.setup = string_array(r, &ctx, v, Some(ARGV_HINT)),
+                "copy" => plan.copy = string_list(r, &ctx, v),
                 other => unknown_key(r, k, other, "in `[[plan]]`", PLAN_KEYS),
             }
         }
@@ -370,6 +418,15 @@ fn integer(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Opt
             None
         }
     }
+}
+
+/// An array of strings that may be empty (`copy = []`).
+fn string_list(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<At<Vec<At<String>>>> {
+    string_array(r, ctx, value, None)
 }
 
 /// A non-empty array of strings; `string_hint` is the hint given when a plain string was written.

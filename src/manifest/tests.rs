@@ -738,3 +738,116 @@ depends_on = ["a", "b"]
     let diamond = "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n[[plan]]\nname = \"b\"\nfile = \"docs/b.md\"\ndepends_on = [\"a\"]\n[[plan]]\nname = \"c\"\nfile = \"docs/c.md\"\ndepends_on = [\"a\", \"b:1\"]\n";
     repo.load(diamond).expect("diamond is fine");
 }
+
+#[test]
+fn supervision_keys_resolve_per_plan() {
+    let repo = Repo::new();
+    let m = repo
+        .load(
+            r#"[defaults]
+parallel = 2
+stuck_after = "10m"
+grace = "3s"
+backoff = "0s"
+log_dir = "logs/orch"
+setup = ["npm", "ci"]
+copy = [".env"]
+
+[[plan]]
+name = "a"
+file = "docs/a.md"
+timeout = "90s"
+retries = 0
+parallel = 3
+copy = [".env", "config/local.toml"]
+
+[[plan]]
+name = "b"
+file = "docs/b.md"
+setup = ["make", "deps"]
+"#,
+        )
+        .expect("valid");
+    assert_eq!(m.defaults.stuck_after, Some(Duration::from_secs(600)));
+    assert_eq!(m.defaults.grace, Duration::from_secs(3));
+    assert_eq!(m.defaults.backoff, Duration::ZERO);
+    assert_eq!(m.log_dir("a"), m.root.join("logs/orch/a"));
+    let a = m.plan("a").expect("a");
+    assert_eq!((a.parallel, a.retries), (3, 0));
+    assert_eq!(a.timeout, Duration::from_secs(90));
+    assert_eq!(
+        a.setup.as_deref(),
+        Some(&["npm".to_string(), "ci".to_string()][..])
+    );
+    assert_eq!(
+        a.copy,
+        vec![PathBuf::from(".env"), PathBuf::from("config/local.toml")]
+    );
+    let b = m.plan("b").expect("b");
+    assert_eq!((b.parallel, b.retries), (2, 2));
+    assert_eq!(b.timeout, Duration::from_secs(7200));
+    assert_eq!(
+        b.setup.as_deref(),
+        Some(&["make".to_string(), "deps".to_string()][..])
+    );
+    assert_eq!(b.copy, vec![PathBuf::from(".env")]);
+}
+
+#[test]
+fn supervision_keys_report_bad_values_at_their_location() {
+    let repo = Repo::new();
+    let cases: &[(&str, usize, usize, &str)] = &[
+        (
+            "[defaults]\nparallel = 0\n",
+            2,
+            12,
+            "`defaults.parallel` must be at least 1",
+        ),
+        (
+            "[defaults]\nstuck_after = \"0s\"\n",
+            2,
+            15,
+            "must be greater than zero",
+        ),
+        ("[defaults]\ngrace = \"soon\"\n", 2, 9, "`defaults.grace`"),
+        (
+            "[defaults]\nsetup = []\n",
+            2,
+            9,
+            "`defaults.setup` must not be empty",
+        ),
+        (
+            "[defaults]\nsetup = \"npm ci\"\n",
+            2,
+            9,
+            "must be an array of strings",
+        ),
+        (
+            "[defaults]\ncopy = [\"../secret\"]\n",
+            2,
+            9,
+            "is not a path inside the repository",
+        ),
+        (
+            "[defaults]\nlog_dir = \"/var/log\"\n",
+            2,
+            11,
+            "escapes the repository",
+        ),
+        (
+            "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nretries = -1\n",
+            4,
+            11,
+            "`plan.retries` must be a non-negative integer",
+        ),
+        (
+            "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\ntimeout = \"0s\"\n",
+            4,
+            11,
+            "`plan.timeout` must be greater than zero",
+        ),
+    ];
+    for (text, line, col, fragment) in cases {
+        repo.one_error(text, *line, *col, fragment);
+    }
+}

@@ -93,9 +93,28 @@ fn defaults(
             out.verify = Some(value.iter().map(|a| a.value.clone()).collect());
         }
     }
+    if let Some(n) = at_least_one(r, "defaults.parallel", d.parallel.as_ref()) {
+        out.parallel = n;
+    }
+    if let Some(t) = duration(r, "defaults.stuck_after", d.stuck_after.as_ref(), false) {
+        out.stuck_after = Some(t);
+    }
+    if let Some(t) = duration(r, "defaults.grace", d.grace.as_ref(), true) {
+        out.grace = t;
+    }
+    if let Some(t) = duration(r, "defaults.backoff", d.backoff.as_ref(), true) {
+        out.backoff = t;
+    }
+    if let Some(argv) = argv(r, "defaults.setup", d.setup.as_ref()) {
+        out.setup = Some(argv);
+    }
+    if let Some(paths) = rel_paths(r, "defaults.copy", d.copy.as_ref()) {
+        out.copy = paths;
+    }
     for (key, field, slot) in [
         ("worktree_root", &d.worktree_root, &mut out.worktree_root),
         ("state_dir", &d.state_dir, &mut out.state_dir),
+        ("log_dir", &d.log_dir, &mut out.log_dir),
     ] {
         if let Some(At { value, span }) = field {
             match inside_dir(Path::new(value)) {
@@ -127,6 +146,90 @@ fn defaults(
         }
     }
     out
+}
+
+/// An integer key that must be at least 1.
+fn at_least_one(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<i64>>) -> Option<usize> {
+    let At { value, span } = at?;
+    match usize::try_from(*value) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            r.error(span, format!("`{ctx}` must be at least 1, found {value}"));
+            None
+        }
+    }
+}
+
+/// A duration key (`"90s"`, `"2h"`); zero only where `zero_ok`.
+fn duration(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    at: Option<&At<String>>,
+    zero_ok: bool,
+) -> Option<Duration> {
+    let At { value, span } = at?;
+    match parse_duration(value) {
+        Ok(t) if t > Duration::ZERO || zero_ok => Some(t),
+        Ok(_) => {
+            r.error(span, format!("`{ctx}` must be greater than zero"));
+            None
+        }
+        Err(why) => {
+            r.error(span, format!("`{ctx}`: {why}"));
+            None
+        }
+    }
+}
+
+/// An argv key (`setup`): a non-empty array whose program is not empty.
+fn argv(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<Vec<At<String>>>>) -> Option<Vec<String>> {
+    let At { value, span } = at?;
+    match value.first() {
+        None => {
+            r.error_hint(
+                span,
+                format!("`{ctx}` must not be empty"),
+                super::raw::ARGV_HINT,
+            );
+            None
+        }
+        Some(first) if first.value.trim().is_empty() => {
+            r.error(
+                &first.span,
+                format!("the program of `{ctx}` must not be empty"),
+            );
+            None
+        }
+        Some(_) => Some(value.iter().map(|a| a.value.clone()).collect()),
+    }
+}
+
+/// A list of paths inside the repository (`copy`).
+fn rel_paths(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    at: Option<&At<Vec<At<String>>>>,
+) -> Option<Vec<PathBuf>> {
+    let At { value, .. } = at?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in value {
+        match inside_dir(Path::new(&item.value)) {
+            Some(p) if !p.as_os_str().is_empty() => out.push(p),
+            _ => {
+                r.error_hint(
+                    &item.span,
+                    format!(
+                        "`{ctx}` entry `{}` is not a path inside the repository",
+                        item.value
+                    ),
+                    "give a relative path such as \".env\"",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn known_agents_hint(agents: &BTreeMap<String, AgentSpec>) -> String {
@@ -284,6 +387,27 @@ fn plans(
         };
 
         let priority = plan.priority.as_ref().map_or(0, |p| p.value);
+        let parallel =
+            at_least_one(r, "plan.parallel", plan.parallel.as_ref()).unwrap_or(defaults.parallel);
+        let timeout =
+            duration(r, "plan.timeout", plan.timeout.as_ref(), false).unwrap_or(defaults.timeout);
+        let retries = match &plan.retries {
+            None => defaults.retries,
+            Some(At { value, span }) => u32::try_from(*value).unwrap_or_else(|_| {
+                r.error(
+                    span,
+                    format!("`plan.retries` must be a non-negative integer, found {value}"),
+                );
+                defaults.retries
+            }),
+        };
+        let setup = argv(r, "plan.setup", plan.setup.as_ref()).or_else(|| defaults.setup.clone());
+        let mut copy = defaults.copy.clone();
+        for p in rel_paths(r, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
+            if !copy.contains(&p) {
+                copy.push(p);
+            }
+        }
 
         let agent = match &plan.agent {
             None => defaults.agent.clone(),
@@ -364,6 +488,11 @@ fn plans(
             agent,
             branch,
             depends_on: Vec::new(),
+            parallel,
+            timeout,
+            retries,
+            setup,
+            copy,
             line,
         });
     }

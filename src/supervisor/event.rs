@@ -1,0 +1,124 @@
+//! What happens during `orch up`, as events: the progress display renders them, `--json` prints
+//! one per line. The JSON field names are a contract (README, "orch up --json").
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One thing that happened during a run. Serialized with an `event` field naming the variant in
+/// snake case (`task_started`, …) and an `at` timestamp added by [`Stamped`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The supervisor holds the lock and starts working on `plans`.
+    RunStarted {
+        plans: Vec<String>,
+        max_agents: usize,
+    },
+    /// A plan's worktree is ready (made now, or reused from an earlier run).
+    PlanStarted {
+        plan: String,
+        branch: String,
+        worktree: PathBuf,
+        /// The commit of the target branch the plan branch was made from.
+        base: String,
+        created: bool,
+    },
+    /// The work of an upstream plan (`from`, as written in `depends_on`) was merged into the plan's
+    /// branch before its first agent.
+    UpstreamMerged {
+        plan: String,
+        from: String,
+        upstream_commit: String,
+        /// The merge commit, or `None` when the branch already contained the upstream commit.
+        commit: Option<String>,
+    },
+    /// The plan's setup command ran.
+    SetupFinished {
+        plan: String,
+        ok: bool,
+        log: PathBuf,
+    },
+    /// An agent process was launched for a task (`task` is empty in plan mode).
+    TaskStarted {
+        plan: String,
+        task: String,
+        /// `task` or `verify`.
+        kind: String,
+        description: String,
+        /// 1 for the first attempt.
+        attempt: u32,
+        pid: u32,
+        log: PathBuf,
+    },
+    /// A task whose agent survived an earlier supervisor is being watched again, not restarted.
+    TaskAdopted {
+        plan: String,
+        task: String,
+        pid: u32,
+    },
+    /// A task is done and its changes are committed.
+    TaskFinished {
+        plan: String,
+        task: String,
+        commit: Option<String>,
+        duration_ms: u64,
+    },
+    /// An attempt failed; `retry_in_ms` is set when it will be tried again.
+    TaskFailed {
+        plan: String,
+        task: String,
+        attempt: u32,
+        error: String,
+        retry_in_ms: Option<u64>,
+        /// Where the attempt's uncommitted changes were saved, if it left any.
+        saved: Option<String>,
+        log: PathBuf,
+    },
+    /// Every task of the plan is completed or skipped.
+    PlanFinished { plan: String, completed: usize },
+    /// The plan cannot go on: a failed task, a failed upstream, a merge conflict.
+    PlanBlocked { plan: String, reason: String },
+    /// Ctrl-C: `immediate` is false for the first (finish running tasks), true for the second.
+    Interrupted { immediate: bool },
+    /// A message for the user (a warning that does not stop the run).
+    Note {
+        plan: Option<String>,
+        message: String,
+    },
+    /// The run is over.
+    RunFinished { summary: RunSummary },
+}
+
+/// How each plan ended; printed at the end of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub plans: Vec<PlanOutcome>,
+    pub elapsed_ms: u64,
+    /// True when the run was cut short by Ctrl-C or a signal.
+    pub interrupted: bool,
+}
+
+/// One plan at the end of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlanOutcome {
+    pub plan: String,
+    /// `completed`, `failed`, `blocked` or `unfinished` (interrupted, or waiting on a plan that is
+    /// not part of the run).
+    pub outcome: String,
+    pub completed: usize,
+    pub total: usize,
+    pub failed_tasks: Vec<String>,
+    pub reason: Option<String>,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+/// An event with its time, as printed by `--json`: the event's fields plus `at`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stamped<'a> {
+    pub at: String,
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
