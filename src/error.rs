@@ -12,8 +12,15 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// A status file is corrupt or unreadable; nothing was changed.
     pub const STATE: u8 = 3;
-    /// The requested task transition was refused (not ready, already running, already completed).
+    /// Refused: the request would clobber or run out of order: a task transition that is not
+    /// allowed, a branch or directory orch did not create, uncommitted changes that matter, a
+    /// supervisor already running in the repository.
     pub const REFUSED: u8 = 4;
+    /// `orch up` ended with a plan not completed: a task failed, a plan is blocked, or a plan
+    /// waits on one that is not part of the run.
+    pub const INCOMPLETE: u8 = 5;
+    /// Stopped by Ctrl-C or SIGTERM; the next `orch up` goes on from where it stopped.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// An error that reached the command line, with the exit code it maps to.

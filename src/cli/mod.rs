@@ -13,8 +13,10 @@ use crate::status::{Transition, TransitionOptions};
 /// Run many markdown plans at once, each on its own git branch and worktree, with AI coding
 /// agents; merge the finished work back in dependency order.
 ///
-/// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan),
-/// 3 corrupt status file, 4 task transition refused.
+/// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan,
+/// agent, template), 3 corrupt status file, 4 refused (a transition out of order, a branch or
+/// directory orch did not make, uncommitted changes that matter, a supervisor already running),
+/// 5 `orch up` ended with a plan failed or blocked, 130 interrupted.
 #[derive(Parser, Debug)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -93,6 +95,34 @@ enum Command {
     Task {
         #[command(subcommand)]
         action: TaskAction,
+    },
+    /// Run the plans: a git worktree and branch per plan, agents launched for ready tasks under
+    /// the limits, each finished task committed on the plan's branch, until every plan is
+    /// finished, failed or blocked.
+    ///
+    /// Resumable: after Ctrl-C, a crash or `kill -9`, run it again; finished work is kept,
+    /// agents still alive are watched again, and tasks whose agent is gone run again. First
+    /// Ctrl-C: start nothing new and let running agents finish; second Ctrl-C: stop them now.
+    ///
+    /// Exit codes: 0 every plan completed, 2 invalid input, 4 refused (a branch or directory
+    /// orch did not make, an uncommitted plan file, another `orch up` running), 5 a plan failed
+    /// or is blocked, 130 interrupted.
+    /// Example: `orch up`, `orch up auth api --max-agents 2`, `orch up --json > events.jsonl`.
+    Up {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to run (names from plans.toml); all of them when none is given.
+        /// Example: `orch up auth api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print one JSON event per line instead of progress bars (`task_started`,
+        /// `task_finished`, `task_failed`, `plan_finished`, `plan_blocked`, …).
+        #[arg(long)]
+        json: bool,
+        /// Agents running at once, all plans together (overrides `defaults.max_agents`).
+        /// Example: `--max-agents 8`.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        max_agents: Option<u16>,
     },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
@@ -205,6 +235,19 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             count,
             json,
         } => commands::next::run(&target.selection(), count, json),
+        Command::Up {
+            target,
+            plans,
+            json,
+            max_agents,
+        } => commands::up::run(
+            &target.selection(),
+            commands::up::UpArgs {
+                plans,
+                json,
+                max_agents: max_agents.map(usize::from),
+            },
+        ),
         Command::Graph { target, format } => {
             let format = match format {
                 GraphFormat::Text => commands::graph::Format::Text,

@@ -6,6 +6,7 @@ pub mod next;
 pub mod output;
 pub mod status;
 pub mod task;
+pub mod up;
 pub mod workspace;
 
 pub use workspace::Selection;

@@ -1,0 +1,376 @@
+//! `orch up`: check everything, make a worktree and branch per plan, then hand over to the
+//! supervisor until every plan is finished, failed or blocked.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::anyhow;
+use chrono::Utc;
+use serde_json::json;
+
+use super::workspace::{self, Selection};
+use crate::error::{CliError, CliResult, exit};
+use crate::git::{self, TreeAction, TreeRequest};
+use crate::manifest::{AgentMode, Manifest, render_template};
+use crate::prompt::{TaskPrompt, Templates};
+use crate::status;
+use crate::supervisor::context::{Ctx, PlanCtx};
+use crate::supervisor::process::resolve_program;
+use crate::supervisor::{Event, PlanInfo, Progress, ProgressMode, SupervisorLock};
+
+pub struct UpArgs {
+    /// Plan names; empty = every plan of the manifest (or the one `--plan`).
+    pub plans: Vec<String>,
+    pub json: bool,
+    /// Overrides `defaults.max_agents`.
+    pub max_agents: Option<usize>,
+}
+
+pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    ws.require_valid()?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch up` needs a plans.toml: it runs the plans the manifest lists"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    let selected = select(&ws, &args.plans)?;
+    let orch_bin = std::env::current_exe()
+        .map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
+
+    // 1. Everything that can be checked without touching the disk.
+    let repo = git::open(&manifest.root).map_err(git_error)?;
+    let repo_root = repo
+        .workdir()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| CliError::invalid(anyhow!("`{}` is a bare repository", manifest.root.display())))?;
+    let repo_root = repo_root.canonicalize().unwrap_or(repo_root);
+    drop(repo);
+    let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
+        .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+    templates
+        .check()
+        .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+    let mut actions = Vec::new();
+    for &i in &selected {
+        let lp = &ws.plans[i];
+        let entry = manifest.plan(&lp.name).expect("selected plans come from the manifest");
+        check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
+        let unfinished = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
+            .map_err(workspace::status_error)?
+            .0
+            .entries()
+            .any(|e| !e.status.is_finished());
+        if !unfinished {
+            actions.push(None);
+            continue;
+        }
+        let path = manifest.worktree_path(&lp.name);
+        let req = TreeRequest {
+            repo_root: &repo_root,
+            plan: &lp.name,
+            branch: &entry.branch,
+            path: &path,
+            target: &manifest.defaults.target,
+            copy: &entry.copy,
+        };
+        let action = git::plan_tree_preflight(&req).map_err(git_error)?;
+        if matches!(action, TreeAction::Create { .. }) {
+            let abs = entry
+                .abs_file
+                .canonicalize()
+                .unwrap_or_else(|_| entry.abs_file.clone());
+            let rel = abs
+                .strip_prefix(&repo_root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| entry.file.clone());
+            if git::file_differs_from(&repo_root, &manifest.defaults.target, &rel)
+                .map_err(git_error)?
+            {
+                return Err(CliError::new(
+                    exit::REFUSED,
+                    anyhow!(
+                        "plan file `{}` of plan `{}` differs from its version on `{}`: the new worktree, made from `{}`, would not have what you see here",
+                        entry.file.display(),
+                        lp.name,
+                        manifest.defaults.target,
+                        manifest.defaults.target
+                    ),
+                )
+                .with_hint(format!(
+                    "commit it on `{}` first: git add {} && git commit",
+                    manifest.defaults.target,
+                    entry.file.display()
+                )));
+            }
+        }
+        actions.push(Some(action));
+    }
+
+    // 2. One supervisor per repository.
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = SupervisorLock::acquire(&state_dir).map_err(|e| {
+        let hint = match &e {
+            crate::supervisor::LockError::Held { .. } => {
+                "wait for it to finish, or stop it (Ctrl-C in its terminal); `orch status --watch` follows its progress"
+            }
+            crate::supervisor::LockError::Open { .. } => "check the permissions of the state directory",
+        };
+        CliError::new(exit::REFUSED, e).with_hint(hint)
+    })?;
+
+    // 3. Worktrees and branches.
+    let excluded: Vec<String> = [
+        &manifest.defaults.worktree_root,
+        &manifest.defaults.state_dir,
+        &manifest.defaults.log_dir,
+    ]
+    .iter()
+    .filter_map(|d| {
+        manifest
+            .root
+            .join(d)
+            .strip_prefix(&repo_root)
+            .ok()
+            .map(|r| format!("/{}/", r.display()))
+    })
+    .collect();
+    git::ensure_excluded(&repo_root, &excluded).map_err(git_error)?;
+
+    let mode = ProgressMode::detect(args.json);
+    let infos: Vec<PlanInfo> = selected
+        .iter()
+        .map(|&i| {
+            let lp = &ws.plans[i];
+            let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
+                .map(|(d, _)| d)
+                .ok();
+            PlanInfo {
+                name: lp.name.clone(),
+                total: lp.plan.tasks.len(),
+                done: doc.map_or(0, |d| d.entries().filter(|e| e.status.is_finished()).count()),
+            }
+        })
+        .collect();
+    let progress = Arc::new(Mutex::new(Progress::new(mode, &infos)));
+    let emit_to = progress.clone();
+    let mut emit = move |e: &Event| {
+        if let Ok(mut p) = emit_to.lock() {
+            p.event(e);
+        }
+    };
+
+    let mut plans: Vec<Option<Arc<PlanCtx>>> = vec![None; ws.plans.len()];
+    for (&i, action) in selected.iter().zip(&actions) {
+        let lp = &ws.plans[i];
+        let entry = manifest.plan(&lp.name).expect("selected plans come from the manifest");
+        let path = manifest.worktree_path(&lp.name);
+        let (base, created_at) = match action {
+            None => (String::new(), None),
+            Some(_) => {
+                let req = TreeRequest {
+                    repo_root: &repo_root,
+                    plan: &lp.name,
+                    branch: &entry.branch,
+                    path: &path,
+                    target: &manifest.defaults.target,
+                    copy: &entry.copy,
+                };
+                let tree = git::ensure_plan_tree(&req).map_err(git_error)?;
+                let created_at = record_tree(lp, &tree)?;
+                emit(&Event::PlanStarted {
+                    plan: lp.name.clone(),
+                    branch: tree.branch.clone(),
+                    worktree: tree.path.clone(),
+                    base: tree.base.clone(),
+                    created: tree.created,
+                });
+                (tree.base, Some(created_at))
+            }
+        };
+        let agent = manifest
+            .agent_of(entry)
+            .cloned()
+            .expect("the manifest checks that every plan's agent exists");
+        plans[i] = Some(Arc::new(PlanCtx {
+            index: i,
+            name: lp.name.clone(),
+            plan: lp.plan.clone(),
+            rel_path: lp.rel_path.clone(),
+            status_path: lp.status_path.clone(),
+            log_dir: manifest.log_dir(&lp.name),
+            worktree: path,
+            branch: entry.branch.clone(),
+            base,
+            created_at,
+            agent_name: entry.agent.clone(),
+            agent,
+            parallel: entry.parallel,
+            timeout: entry.timeout,
+            retries: entry.retries,
+            setup: entry.setup.clone(),
+            depends_on: entry.depends_on.clone(),
+            git_lock: Mutex::new(()),
+        }));
+    }
+
+    let ctx = Arc::new(Ctx {
+        repo_root: repo_root.clone(),
+        manifest_path: std::path::absolute(&manifest.path).unwrap_or(manifest.path.clone()),
+        orch_bin,
+        max_agents: args.max_agents.unwrap_or(manifest.defaults.max_agents).max(1),
+        grace: manifest.defaults.grace,
+        backoff: manifest.defaults.backoff,
+        stuck_after: manifest.defaults.stuck_after,
+        templates,
+        plans,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
+    let summary = runtime.block_on(crate::supervisor::run(ctx, &ws, &mut emit));
+    emit(&Event::RunFinished {
+        summary: summary.clone(),
+    });
+    if let Ok(mut p) = progress.lock() {
+        p.finish(&summary);
+    }
+    // Agents' tasks are done; do not wait for stray blocking work.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(if summary.interrupted {
+        exit::INTERRUPTED
+    } else if summary.plans.iter().all(|p| p.outcome == "completed") {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
+}
+
+/// The plans to run: named ones (checked), else the selection (`--plan` or all).
+fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> {
+    if names.is_empty() {
+        return Ok(ws.selected.clone());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match ws.plans.iter().position(|p| &p.name == name) {
+            Some(i) if !out.contains(&i) => out.push(i),
+            Some(_) => {}
+            None => {
+                let known: Vec<String> = ws.plans.iter().map(|p| format!("`{}`", p.name)).collect();
+                return Err(CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
+                    .with_hint(format!("the manifest's plans are {}", known.join(", "))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The agent's program exists and its prompt renders: found now rather than after worktrees
+/// were made.
+fn check_agent(
+    manifest: &Manifest,
+    entry: &crate::manifest::PlanEntry,
+    orch_bin: &Path,
+    templates: &Templates,
+    lp: &workspace::LoadedPlan,
+) -> CliResult<()> {
+    let agent = manifest.agent_of(entry).ok_or_else(|| {
+        CliError::invalid(anyhow!("plan `{}` names unknown agent `{}`", entry.name, entry.agent))
+    })?;
+    let orch = orch_bin.display().to_string();
+    let program = agent
+        .command
+        .first()
+        .map(|a| render_template(a, |v| if v == "orch" { orch.clone() } else { String::new() }))
+        .transpose()
+        .map_err(|e| CliError::invalid(anyhow!("agent `{}`: {e}", entry.agent)))?
+        .unwrap_or_default();
+    if resolve_program(&program, &manifest.root).is_none() {
+        return Err(CliError::invalid(anyhow!(
+            "agent `{}` of plan `{}`: program `{program}` was not found{}",
+            entry.agent,
+            entry.name,
+            if program.contains('/') {
+                format!(" (relative to the worktree, like `{}`)", manifest.root.join(&program).display())
+            } else {
+                " on PATH".to_string()
+            }
+        ))
+        .with_hint(format!(
+            "install it, or set `command` in `[agents.{}]` of {}",
+            entry.agent,
+            manifest.path.display()
+        )));
+    }
+    // A prompt with every variable filled: a template error shows now, not at the first task.
+    if agent.mode == AgentMode::Task
+        && let Some(t) = lp.plan.tasks.first()
+    {
+        let sample = TaskPrompt {
+            plan: lp.name.clone(),
+            plan_title: lp.plan.title.clone(),
+            plan_file: lp.rel_path.clone(),
+            phase_number: t.phase,
+            phase_title: String::new(),
+            task_id: t.id.clone(),
+            kind: "task".into(),
+            description: t.description.clone(),
+            body: t.body.clone(),
+            dependencies: Vec::new(),
+            worktree: String::new(),
+            branch: entry.branch.clone(),
+            orch,
+            status_file: lp.status_path.display().to_string(),
+            attempt: 1,
+            previous_error: None,
+        };
+        templates
+            .render_task(&sample)
+            .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+    }
+    Ok(())
+}
+
+/// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.
+fn record_tree(lp: &workspace::LoadedPlan, tree: &git::PlanTree) -> CliResult<chrono::DateTime<Utc>> {
+    let now = Utc::now();
+    let mut created_at = now;
+    status::update(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name, |doc, _| {
+        let earlier = doc
+            .extra
+            .get("orchWorktree")
+            .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
+            .and_then(|v| v.get("createdAt"))
+            .and_then(|v| v.as_str())
+            .and_then(status::parse_timestamp);
+        if let (false, Some(t)) = (tree.created, earlier) {
+            created_at = t;
+        }
+        doc.extra.insert(
+            "orchWorktree".to_string(),
+            json!({
+                "branch": tree.branch,
+                "path": tree.path,
+                "base": tree.base,
+                "createdAt": status::timestamp(created_at),
+            }),
+        );
+        Ok(())
+    })
+    .map_err(workspace::status_error)?;
+    Ok(created_at)
+}
+
+fn git_error(e: git::GitError) -> CliError {
+    let code = e.exit_code();
+    let hint = e.hint();
+    let mut err = CliError::new(code, e);
+    if let Some(h) = hint {
+        err = err.with_hint(h);
+    }
+    err
+}

@@ -1,0 +1,478 @@
+//! One agent attempt: watching the process (exit, timeout, stuck, stop), stopping its whole
+//! process group, and turning what happened into a task outcome: a commit, or a failure with the
+//! attempt's changes saved.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::context::{Ctx, PlanCtx};
+use super::process::{process_alive, signal_group, terminate_group};
+use crate::git;
+use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
+
+/// How far a stop request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    No,
+    /// Stop now (second Ctrl-C, SIGTERM).
+    Now,
+}
+
+/// What ended an attempt's process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The agent exited by itself; `None` when the code is unknown (an adopted process).
+    Exited(Option<i32>),
+    TimedOut(Duration),
+    Stuck(Duration),
+    Stopped,
+}
+
+/// The outcome of an attempt, as the dispatcher sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done and committed (`commit` is `None` only for a skipped task with nothing to commit).
+    Done { commit: Option<String> },
+    /// Skipped by the agent or a person.
+    Skipped,
+    Failed {
+        error: String,
+        saved: Option<String>,
+    },
+    /// Stopped by the user, or the agent of an earlier supervisor vanished without a word: the
+    /// task is pending again and does not count as failed.
+    Interrupted,
+}
+
+/// Sent to the dispatcher when an attempt is over.
+#[derive(Debug)]
+pub struct Finished {
+    pub run_id: u64,
+    pub plan: usize,
+    /// `None` for a plan-mode agent.
+    pub task: Option<usize>,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    pub log: PathBuf,
+}
+
+/// The process an attempt watches.
+pub enum Proc {
+    /// Spawned by this supervisor.
+    Child(Child),
+    /// Left by an earlier supervisor: pid (= process group) and start time.
+    Adopted { pid: u32, start_time: u64 },
+}
+
+/// Everything an attempt needs.
+pub struct Attempt {
+    pub run_id: u64,
+    pub ctx: Arc<Ctx>,
+    pub plan: Arc<PlanCtx>,
+    pub task: Option<usize>,
+    pub attempt: u32,
+    pub pid: u32,
+    pub proc: Proc,
+    pub log: PathBuf,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub stop: watch::Receiver<Stop>,
+    pub done: mpsc::UnboundedSender<Finished>,
+}
+
+/// Watches the attempt to its end, stops its process group, settles the outcome and reports it.
+pub async fn supervise(mut a: Attempt) {
+    let ending = watch_process(&mut a).await;
+    // Whatever the leader did, nothing of its group may outlive it.
+    signal_group(a.pid, Signal::SIGKILL);
+    let ctx = a.ctx.clone();
+    let plan = a.plan.clone();
+    let task = a.task;
+    let attempt = a.attempt;
+    let log = a.log.clone();
+    let ending_text = describe_ending(&ending);
+    super::process::log_line(
+        &log,
+        &format!(
+            "=== orch: attempt {attempt} ended at {}: {ending_text} ===",
+            status::timestamp(Utc::now())
+        ),
+    );
+    let outcome = tokio::task::spawn_blocking(move || settle(&ctx, &plan, task, attempt, &ending))
+        .await
+        .unwrap_or_else(|e| Outcome::Failed {
+            error: format!("orch could not settle the attempt: {e}"),
+            saved: None,
+        });
+    let _ = a.done.send(Finished {
+        run_id: a.run_id,
+        plan: a.plan.index,
+        task: a.task,
+        attempt: a.attempt,
+        outcome,
+        elapsed: a.started.elapsed(),
+        log: a.log,
+    });
+}
+
+fn describe_ending(e: &Ending) -> String {
+    match e {
+        Ending::Exited(Some(code)) => format!("exit status {code}"),
+        Ending::Exited(None) => "the process is gone".to_string(),
+        Ending::TimedOut(t) => format!("timed out after {}", humantime(*t)),
+        Ending::Stuck(t) => format!("stuck: no output and no status change for {}", humantime(*t)),
+        Ending::Stopped => "stopped by orch".to_string(),
+    }
+}
+
+/// `90s`, `5m`, `2h`, `1m30s`.
+pub fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
+async fn watch_process(a: &mut Attempt) -> Ending {
+    let grace = a.ctx.grace;
+    let stuck_after = a.ctx.stuck_after;
+    let mut tick = tokio::time::interval(Duration::from_millis(match a.proc {
+        Proc::Child(_) => 500,
+        Proc::Adopted { .. } => 100,
+    }));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut activity = Activity::new(&a.log, &a.plan.status_path);
+    let deadline = a.deadline;
+    let pid = a.pid;
+    loop {
+        match &mut a.proc {
+            Proc::Child(child) => {
+                tokio::select! {
+                    status = child.wait() => {
+                        return Ending::Exited(status.ok().and_then(|s| exit_code(&s)));
+                    }
+                    () = sleep_until(deadline) => {
+                        terminate_group(pid, grace, Some(child)).await;
+                        return Ending::TimedOut(deadline.duration_since(a.started));
+                    }
+                    _ = tick.tick() => {
+                        if let Some(limit) = stuck_after && activity.idle_for() >= limit {
+                            terminate_group(pid, grace, Some(child)).await;
+                            return Ending::Stuck(limit);
+                        }
+                    }
+                    changed = a.stop.changed() => {
+                        if changed.is_err() || *a.stop.borrow() == Stop::Now {
+                            terminate_group(pid, grace, Some(child)).await;
+                            return Ending::Stopped;
+                        }
+                    }
+                }
+            }
+            Proc::Adopted { pid, start_time } => {
+                let (pid, start_time) = (*pid, *start_time);
+                tokio::select! {
+                    () = sleep_until(deadline) => {
+                        terminate_group(pid, grace, None).await;
+                        return Ending::TimedOut(deadline.duration_since(a.started));
+                    }
+                    _ = tick.tick() => {
+                        if !process_alive(pid, start_time) {
+                            return Ending::Exited(None);
+                        }
+                        if let Some(limit) = stuck_after && activity.idle_for() >= limit {
+                            terminate_group(pid, grace, None).await;
+                            return Ending::Stuck(limit);
+                        }
+                    }
+                    changed = a.stop.changed() => {
+                        if changed.is_err() || *a.stop.borrow() == Stop::Now {
+                            terminate_group(pid, grace, None).await;
+                            return Ending::Stopped;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().or_else(|| s.signal().map(|sig| 128 + sig))
+}
+
+/// Output written or the status file changed: the signs that an agent is alive and working.
+struct Activity {
+    log: PathBuf,
+    status: PathBuf,
+    seen: (u64, Option<std::time::SystemTime>),
+    since: Instant,
+}
+
+impl Activity {
+    fn new(log: &std::path::Path, status: &std::path::Path) -> Self {
+        let mut a = Self {
+            log: log.to_path_buf(),
+            status: status.to_path_buf(),
+            seen: (0, None),
+            since: Instant::now(),
+        };
+        a.seen = a.sample();
+        a
+    }
+
+    fn sample(&self) -> (u64, Option<std::time::SystemTime>) {
+        let len = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        let mtime = std::fs::metadata(&self.status)
+            .and_then(|m| m.modified())
+            .ok();
+        (len, mtime)
+    }
+
+    fn idle_for(&mut self) -> Duration {
+        let now = self.sample();
+        if now != self.seen {
+            self.seen = now;
+            self.since = Instant::now();
+        }
+        self.since.elapsed()
+    }
+}
+
+/// Turns an ending into the task's recorded outcome (blocking: git and status-file work).
+fn settle(
+    ctx: &Ctx,
+    plan: &PlanCtx,
+    task: Option<usize>,
+    attempt: u32,
+    ending: &Ending,
+) -> Outcome {
+    match task {
+        Some(t) => settle_task(ctx, plan, t, attempt, ending),
+        None => settle_plan_agent(plan, attempt, ending),
+    }
+}
+
+fn settle_task(_ctx: &Ctx, plan: &PlanCtx, t: usize, attempt: u32, ending: &Ending) -> Outcome {
+    let task = &plan.plan.tasks[t];
+    let id = task.id.as_str();
+    let recorded = match plan.view() {
+        Ok(doc) => doc.entry(id).map(|e| (e.status, e.error.clone())),
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("cannot read the status file: {e}"),
+                saved: None,
+            };
+        }
+    };
+    let (status, reported_error) = recorded.unwrap_or((TaskStatus::InProgress, None));
+    match status {
+        TaskStatus::Completed => commit_done(plan, id, &task.description),
+        TaskStatus::Skipped => Outcome::Skipped,
+        TaskStatus::Failed => {
+            let error = reported_error.unwrap_or_else(|| "the agent reported failure".into());
+            fail(plan, id, attempt, &error, false)
+        }
+        TaskStatus::Pending | TaskStatus::InProgress => match ending {
+            Ending::Exited(Some(0)) => commit_done(plan, id, &task.description),
+            Ending::Exited(Some(code)) => fail(
+                plan,
+                id,
+                attempt,
+                &format!(
+                    "the agent exited with status {code} without reporting (log: {})",
+                    plan.log_path(Some(id)).display()
+                ),
+                true,
+            ),
+            Ending::TimedOut(_) | Ending::Stuck(_) => {
+                fail(plan, id, attempt, &describe_ending(ending), true)
+            }
+            Ending::Stopped | Ending::Exited(None) => interrupted(plan, id, attempt, ending),
+        },
+    }
+}
+
+/// Commits the worktree for a done task and records the commit.
+pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
+    match commit_task(plan, id, description) {
+        Ok(commit) => Outcome::Done {
+            commit: Some(commit),
+        },
+        Err(error) => Outcome::Failed { error, saved: None },
+    }
+}
+
+/// Commits the worktree as `<plan> <id>: <description>` (reusing a commit of that task left at
+/// HEAD by a supervisor that died before recording it) and records it, marking the task completed.
+pub fn commit_task(plan: &PlanCtx, id: &str, description: &str) -> Result<String, String> {
+    let _git = plan
+        .git_lock
+        .lock()
+        .map_err(|_| "the plan's git lock is poisoned".to_string())?;
+    let message = plan.commit_message(id, description);
+    let prefix = format!("{} {id}:", plan.name);
+    let reuse = match (git::is_dirty(&plan.worktree), git::head_of(&plan.worktree)) {
+        (Ok(false), Ok((oid, msg))) if msg.starts_with(&prefix) && oid != plan.base => Some(oid),
+        _ => None,
+    };
+    let oid = match reuse {
+        Some(oid) => oid,
+        None => {
+            git::commit_all(&plan.worktree, &message)
+                .map_err(|e| format!("cannot commit task `{id}` in `{}`: {e}", plan.worktree.display()))?
+                .oid
+        }
+    };
+    let recorded = oid.clone();
+    plan.update(move |doc| {
+        let done = doc
+            .entry(id)
+            .is_some_and(|e| e.status == TaskStatus::Completed);
+        if done {
+            if let Some(e) = doc.entry_mut(id) {
+                e.commit = Some(recorded);
+            }
+            doc.last_updated_at = Some(status::timestamp(Utc::now()));
+            Ok(())
+        } else {
+            let opts = TransitionOptions {
+                force: true,
+                commit: Some(recorded),
+                ..TransitionOptions::default()
+            };
+            status::apply(doc, id, Transition::Done, &opts, Utc::now()).map(|_| ())
+        }
+    })
+    .map_err(|e| format!("committed {oid} but cannot record it: {e}"))?;
+    Ok(oid)
+}
+
+/// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
+/// with `parallel` > 1 the others' work is in the same tree) and resets the tree.
+fn fail(plan: &PlanCtx, id: &str, attempt: u32, error: &str, record: bool) -> Outcome {
+    let saved = save_leftovers(plan, id, attempt, "failed");
+    if record {
+        let opts = TransitionOptions {
+            force: true,
+            error: Some(error.to_string()),
+            ..TransitionOptions::default()
+        };
+        let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+    }
+    Outcome::Failed {
+        error: error.to_string(),
+        saved,
+    }
+}
+
+fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, ending: &Ending) -> Outcome {
+    save_leftovers(plan, id, attempt, "interrupted");
+    let note = match ending {
+        Ending::Stopped => "stopped by orch; it will run again on the next `orch up`",
+        _ => "its agent vanished without reporting; it runs again",
+    };
+    let opts = TransitionOptions {
+        force: true,
+        note: Some(note.to_string()),
+        ..TransitionOptions::default()
+    };
+    let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+    Outcome::Interrupted
+}
+
+/// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
+/// cleans the tree, so the next attempt starts from the last commit and nothing is lost.
+fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
+    if plan.parallel > 1 {
+        return None;
+    }
+    let _git = plan.git_lock.lock().ok()?;
+    let refname = format!("refs/orch/attempts/{}/{id}/{attempt}", plan.name);
+    let message = format!("{} {id}: {why} attempt {attempt} (saved by orch)", plan.name);
+    match git::save_and_reset(&plan.worktree, &refname, &message) {
+        Ok(Some(_)) => Some(refname),
+        _ => None,
+    }
+}
+
+/// A plan-mode agent ended: commit what it finished, put its unfinished started tasks back.
+fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
+    let doc = match plan.view() {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("cannot read the status file: {e}"),
+                saved: None,
+            };
+        }
+    };
+    for t in &plan.plan.tasks {
+        if plan.needs_commit(&doc, &t.id)
+            && let Err(error) = commit_task(plan, &t.id, &t.description)
+        {
+            return Outcome::Failed { error, saved: None };
+        }
+    }
+    let unfinished: Vec<&str> = doc
+        .entries()
+        .filter(|e| !e.status.is_finished())
+        .map(|e| e.id.as_str())
+        .collect();
+    let running: Vec<String> = doc
+        .entries()
+        .filter(|e| e.status == TaskStatus::InProgress)
+        .map(|e| e.id.clone())
+        .collect();
+    if !running.is_empty() {
+        let opts = TransitionOptions {
+            force: true,
+            ..TransitionOptions::default()
+        };
+        let _ = plan.update(|doc: &mut StatusDoc| {
+            for id in &running {
+                status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+            }
+            Ok(())
+        });
+    }
+    if unfinished.is_empty() {
+        return Outcome::Done { commit: None };
+    }
+    match ending {
+        Ending::Stopped | Ending::Exited(None) => Outcome::Interrupted,
+        _ => {
+            let saved = save_leftovers(plan, "plan", attempt, "failed");
+            Outcome::Failed {
+                error: format!(
+                    "the plan agent ended ({}) with {} task(s) unfinished",
+                    describe_ending(ending),
+                    unfinished.len()
+                ),
+                saved,
+            }
+        }
+    }
+}

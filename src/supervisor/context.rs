@@ -1,0 +1,101 @@
+//! What every part of a run shares: the repository, the plans being run and their settings.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::manifest::{AgentSpec, Dependency};
+use crate::plan::Plan;
+use crate::prompt::Templates;
+use crate::status::{self, StatusDoc, StatusError, TaskStatus};
+
+/// The run's fixed settings, shared by the dispatcher and every agent's task.
+pub struct Ctx {
+    pub repo_root: PathBuf,
+    pub manifest_path: PathBuf,
+    /// The orch executable agents call back (`ORCH_BIN`, `{{ orch }}`).
+    pub orch_bin: PathBuf,
+    pub max_agents: usize,
+    pub grace: Duration,
+    pub backoff: Duration,
+    pub stuck_after: Option<Duration>,
+    pub templates: Templates,
+    /// Every plan of the workspace, in its order; `None` for plans not part of this run.
+    pub plans: Vec<Option<Arc<PlanCtx>>>,
+}
+
+/// One plan of the run.
+pub struct PlanCtx {
+    /// Index into the workspace's plans.
+    pub index: usize,
+    pub name: String,
+    pub plan: Plan,
+    pub rel_path: String,
+    pub status_path: PathBuf,
+    pub log_dir: PathBuf,
+    pub worktree: PathBuf,
+    pub branch: String,
+    pub base: String,
+    /// When orch made the worktree; tasks completed after it get a commit of their own.
+    pub created_at: Option<DateTime<Utc>>,
+    pub agent_name: String,
+    pub agent: AgentSpec,
+    pub parallel: usize,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub setup: Option<Vec<String>>,
+    pub depends_on: Vec<Dependency>,
+    /// Serializes git work (commits, saves, merges) in the plan's worktree.
+    pub git_lock: Mutex<()>,
+}
+
+impl PlanCtx {
+    /// Reads, changes and writes the plan's status file under its lock.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+    ) -> Result<T, StatusError> {
+        status::update(
+            &self.status_path,
+            &self.plan,
+            &self.rel_path,
+            &self.name,
+            |doc, _| f(doc),
+        )
+        .map(|(v, _)| v)
+    }
+
+    /// The current status document (no lock, no write).
+    pub fn view(&self) -> Result<StatusDoc, StatusError> {
+        status::view(&self.status_path, &self.plan, &self.rel_path, &self.name).map(|(d, _)| d)
+    }
+
+    /// Whether task `id`, as recorded in `doc`, is done but its changes are not committed yet:
+    /// completed after orch made the worktree, with no commit recorded.
+    pub fn needs_commit(&self, doc: &StatusDoc, id: &str) -> bool {
+        let Some(created) = self.created_at else {
+            return false;
+        };
+        doc.entry(id).is_some_and(|e| {
+            e.status == TaskStatus::Completed
+                && e.commit.is_none()
+                && e.completed_at
+                    .as_deref()
+                    .and_then(status::parse_timestamp)
+                    .is_some_and(|t| t >= created)
+        })
+    }
+
+    /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
+    pub fn log_path(&self, task: Option<&str>) -> PathBuf {
+        self.log_dir
+            .join(format!("{}.log", task.unwrap_or("plan")))
+    }
+
+    /// The commit message of a task: `<plan> <id>: <description>`.
+    pub fn commit_message(&self, id: &str, description: &str) -> String {
+        format!("{} {id}: {description}", self.name)
+    }
+}

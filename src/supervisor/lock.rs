@@ -1,0 +1,112 @@
+//! One supervisor per repository: an exclusive lock on `<state_dir>/supervisor.lock`, holding
+//! who took it so that a second `orch up` can say.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What the lock file says about its holder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Holder {
+    pub pid: u32,
+    pub host: Option<String>,
+    pub started_at: String,
+}
+
+/// Held until dropped (the OS releases the lock when the process dies, even by `kill -9`).
+pub struct SupervisorLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot open the supervisor lock `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another `orch up` is running in this repository ({})", describe(.holder.as_ref()))]
+    Held {
+        path: PathBuf,
+        holder: Option<Holder>,
+    },
+}
+
+fn describe(h: Option<&Holder>) -> String {
+    match h {
+        Some(h) => format!(
+            "pid {} on {} since {}",
+            h.pid,
+            h.host.as_deref().unwrap_or("this host"),
+            h.started_at
+        ),
+        None => "holder unknown".to_string(),
+    }
+}
+
+impl SupervisorLock {
+    /// Takes the lock at `state_dir/supervisor.lock` or says who holds it.
+    pub fn acquire(state_dir: &Path) -> Result<Self, LockError> {
+        let path = state_dir.join("supervisor.lock");
+        let open_err = |source| LockError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(open_err)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(open_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Held {
+                    path,
+                    holder: serde_json::from_str(&text).ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
+        }
+        let holder = Holder {
+            pid: std::process::id(),
+            host: super::process::hostname(),
+            started_at: crate::status::timestamp(chrono::Utc::now()),
+        };
+        let text = serde_json::to_string(&holder).unwrap_or_default();
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.write_all(text.as_bytes());
+        let _ = file.flush();
+        Ok(Self { _file: file, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_names_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = SupervisorLock::acquire(dir.path()).expect("first");
+        match SupervisorLock::acquire(dir.path()) {
+            Err(LockError::Held { holder: Some(h), .. }) => {
+                assert_eq!(h.pid, std::process::id());
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("the lock was taken twice"),
+        }
+        drop(first);
+        assert!(SupervisorLock::acquire(dir.path()).is_ok());
+    }
+}

@@ -1,0 +1,215 @@
+//! Before a plan's first agent: merge the upstream work it waits on into its branch, and run its
+//! setup command once.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::attempt::{Stop, humantime};
+use super::context::{Ctx, PlanCtx};
+use super::event::Event;
+use super::process;
+use crate::git::{self, MergeOutcome};
+use crate::manifest::DepTarget;
+use crate::status::{self, StatusDoc, TaskStatus};
+
+/// The commit of `upstream` that holds the work `target` names: the latest commit among the
+/// tasks of that phase (or plan, or the one task). `None` when no task there has a commit (its
+/// work was done before orch, so the target branch has it).
+pub fn upstream_commit(
+    repo_root: &std::path::Path,
+    upstream: &crate::plan::Plan,
+    doc: &StatusDoc,
+    target: &DepTarget,
+) -> Result<Option<String>, String> {
+    let commits: Vec<String> = upstream
+        .tasks
+        .iter()
+        .filter(|t| match target {
+            DepTarget::Plan => true,
+            DepTarget::Phase(n) => t.phase == *n,
+            DepTarget::Task(id) => &t.id == id,
+        })
+        .filter_map(|t| doc.entry(&t.id))
+        .filter(|e| e.status == TaskStatus::Completed)
+        .filter_map(|e| e.commit.clone())
+        .collect();
+    git::latest_of(repo_root, &commits).map_err(|e| e.to_string())
+}
+
+/// Merges every upstream the plan waits on and runs its setup. `docs` are the status documents of
+/// every workspace plan (by index), `uplans` the plans. Returns the events to report, or why the
+/// plan is blocked.
+pub async fn prepare(
+    ctx: Arc<Ctx>,
+    plan: Arc<PlanCtx>,
+    upstreams: Vec<(String, crate::plan::Plan, StatusDoc, DepTarget, String)>,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<Vec<Event>, String> {
+    let mut events = Vec::new();
+    for (up_name, up_plan, up_doc, target, raw) in upstreams {
+        let c = ctx.clone();
+        let p = plan.clone();
+        let merged = tokio::task::spawn_blocking(move || {
+            merge_upstream(&c, &p, &up_name, &up_plan, &up_doc, &target, &raw)
+        })
+        .await
+        .map_err(|e| format!("merge task failed: {e}"))??;
+        if let Some(ev) = merged {
+            events.push(ev);
+        }
+    }
+    if let Some(argv) = plan.setup.clone() {
+        let done_before = plan
+            .view()
+            .ok()
+            .and_then(|d| d.extra.get("orchSetup").cloned())
+            .and_then(|v| v.get("ok").and_then(serde_json::Value::as_bool))
+            .unwrap_or(false);
+        if !done_before {
+            let log = plan.log_dir.join("setup.log");
+            let ok = run_setup(&ctx, &plan, &argv, &log, &mut stop).await?;
+            events.push(Event::SetupFinished {
+                plan: plan.name.clone(),
+                ok: true,
+                log: log.clone(),
+            });
+            let _ = ok;
+        }
+    }
+    Ok(events)
+}
+
+fn merge_upstream(
+    ctx: &Ctx,
+    plan: &PlanCtx,
+    up_name: &str,
+    up_plan: &crate::plan::Plan,
+    up_doc: &StatusDoc,
+    target: &DepTarget,
+    raw: &str,
+) -> Result<Option<Event>, String> {
+    let Some(commit) = upstream_commit(&ctx.repo_root, up_plan, up_doc, target)? else {
+        return Ok(None);
+    };
+    let _git = plan
+        .git_lock
+        .lock()
+        .map_err(|_| "the plan's git lock is poisoned".to_string())?;
+    let short = &commit[..commit.len().min(10)];
+    let message = format!(
+        "{}: merge `{raw}` ({up_name} at {short}) before its first task",
+        plan.name
+    );
+    let outcome = git::merge_into(&plan.worktree, &plan.branch, &commit, &message).map_err(|e| {
+        format!(
+            "cannot merge `{raw}` ({up_name} at {short}) into `{}`: {e}",
+            plan.branch
+        )
+    })?;
+    let merge_commit = match outcome {
+        MergeOutcome::AlreadyContained => None,
+        MergeOutcome::Merged { commit } => Some(commit),
+        MergeOutcome::Conflict { paths } => {
+            return Err(format!(
+                "merging `{raw}` ({up_name} at {short}) into `{}` conflicts in {}; resolve it in `{}` (git merge {short}), commit, and run `orch up` again",
+                plan.branch,
+                paths
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan.worktree.display()
+            ));
+        }
+    };
+    if let Some(mc) = &merge_commit {
+        let record = json!({
+            "from": raw,
+            "upstreamCommit": commit,
+            "mergeCommit": mc,
+            "at": status::timestamp(Utc::now()),
+        });
+        let _ = plan.update(|doc| {
+            let list = doc
+                .extra
+                .entry("orchMerges".to_string())
+                .or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(record);
+            }
+            Ok(())
+        });
+    }
+    Ok(Some(Event::UpstreamMerged {
+        plan: plan.name.clone(),
+        from: raw.to_string(),
+        upstream_commit: commit,
+        commit: merge_commit,
+    }))
+}
+
+async fn run_setup(
+    ctx: &Ctx,
+    plan: &PlanCtx,
+    argv: &[String],
+    log: &std::path::Path,
+    stop: &mut watch::Receiver<Stop>,
+) -> Result<bool, String> {
+    process::log_line(
+        log,
+        &format!(
+            "=== orch: setup `{}` started at {} ===",
+            argv.join(" "),
+            status::timestamp(Utc::now())
+        ),
+    );
+    let env = vec![
+        ("ORCH_PLAN".to_string(), plan.name.clone()),
+        ("ORCH_WORKTREE".to_string(), plan.worktree.display().to_string()),
+    ];
+    let mut spawned = process::spawn(argv, &plan.worktree, &env, log).map_err(|e| {
+        format!(
+            "cannot start the setup command `{}` of plan `{}`: {e}",
+            argv.join(" "),
+            plan.name
+        )
+    })?;
+    let pid = spawned.pid;
+    let deadline = tokio::time::Instant::now() + plan.timeout;
+    let result = loop {
+        tokio::select! {
+            st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
+            () = tokio::time::sleep_until(deadline) => {
+                process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
+                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, humantime(plan.timeout)));
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() == Stop::Now {
+                    process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
+                    return Err(format!("the setup command of plan `{}` was stopped", plan.name));
+                }
+            }
+        }
+    };
+    process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    let ok = result == Some(0);
+    let record = json!({ "ok": ok, "exitCode": result, "at": status::timestamp(Utc::now()) });
+    let _ = plan.update(|doc| {
+        doc.extra.insert("orchSetup".to_string(), record);
+        Ok(())
+    });
+    if ok {
+        Ok(true)
+    } else {
+        Err(format!(
+            "the setup command `{}` of plan `{}` failed ({}); see {}",
+            argv.join(" "),
+            plan.name,
+            result.map_or("killed by a signal".to_string(), |c| format!("exit status {c}")),
+            log.display()
+        ))
+    }
+}

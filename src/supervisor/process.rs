@@ -1,0 +1,187 @@
+//! Agent processes: each in its own process group, output to a log file, stopped as a group.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// Variables of the supervisor's own git environment that must not leak into an agent: the agent
+/// works in its worktree, not in whatever repository orch was started from.
+const GIT_ENV: [&str; 5] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+];
+
+/// A launched agent.
+pub struct Spawned {
+    pub child: Child,
+    /// Also the process group id: the agent leads its own group.
+    pub pid: u32,
+}
+
+/// Opens a log file for appending, creating its directory.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Appends one line to a log (a header before an attempt, a footer after it).
+pub fn log_line(path: &Path, line: &str) {
+    if let Ok(mut f) = open_log(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Spawns `argv` in `cwd` as the leader of a new process group, stdin from /dev/null, stdout and
+/// stderr appended to `log`, with `env` added and orch's git variables removed.
+pub fn spawn(argv: &[String], cwd: &Path, env: &[(String, String)], log: &Path) -> io::Result<Spawned> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
+    let out = open_log(log)?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .kill_on_drop(false);
+    for var in GIT_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the agent exited before its pid was read"))?;
+    Ok(Spawned { child, pid })
+}
+
+/// Sends `sig` to every process of group `pgid`; false when the group no longer exists.
+pub fn signal_group(pgid: u32, sig: Signal) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    if raw <= 1 {
+        return false;
+    }
+    killpg(Pid::from_raw(raw), sig).is_ok()
+}
+
+/// Whether any process of group `pgid` is still alive (zombies aside once reaped).
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok() && group_has_live_member(pgid)
+}
+
+/// `/proc` scan: a member of the group that is not a zombie. Without `/proc`, assume alive.
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some((state, group)) = stat_state_and_group(pid)
+            && group == pgid
+            && state != 'Z'
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Field 3 (state) and field 5 (pgrp) of `/proc/<pid>/stat`.
+fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
+/// stat; 0 = unknown, then only liveness counts).
+pub fn process_alive(pid: u32, start_time: u64) -> bool {
+    match stat_state_and_group(pid) {
+        Some((state, _)) if state != 'Z' => {
+            start_time == 0 || crate::status::process_start_time(pid) == start_time
+        }
+        _ => false,
+    }
+}
+
+/// Stops a process group: SIGTERM, up to `grace` for it to go, then SIGKILL. Returns whether
+/// SIGKILL was needed. `child` (the leader, if ours) is reaped meanwhile.
+pub async fn terminate_group(pgid: u32, grace: Duration, mut child: Option<&mut Child>) -> bool {
+    signal_group(pgid, Signal::SIGTERM);
+    // Something that waits for TERM to take effect: re-sent in case the leader blocked it briefly.
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Some(c) = child.as_deref_mut() {
+            let _ = c.try_wait();
+        }
+        if !group_alive(pgid) {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    if let Some(c) = child {
+        let _ = c.wait().await;
+    }
+    // SIGKILL cannot be ignored; give the kernel a moment to take the group down.
+    let until = Instant::now() + Duration::from_secs(2);
+    while group_alive(pgid) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// Resolves an agent's program the way `execvp` will: a name with a `/` relative to `cwd`, else
+/// the first match on `PATH`. `None` when nothing executable is found.
+pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
+/// This host's name, for the status file's `orchRun.host`.
+pub fn hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+}

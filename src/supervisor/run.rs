@@ -1,0 +1,1143 @@
+//! The dispatcher: one loop that owns the run's state, launches agents under the limits, and
+//! reacts to attempts ending, status files changing, timers and signals.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::attempt::{Attempt, Finished, Outcome, Proc, Stop, commit_task, supervise};
+use super::context::{Ctx, PlanCtx};
+use super::event::{Event, PlanOutcome, RunSummary};
+use super::process;
+use crate::commands::workspace::{Workspace, node_state};
+use crate::graph::{NodeState, Waiting, readiness};
+use crate::manifest::{AgentMode, render_template};
+use crate::plan::{Plan, TaskKind};
+use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
+use crate::status::{self, RunInfo, StatusDoc, TaskStatus, Transition, TransitionOptions};
+
+type TaskKey = (usize, usize);
+
+/// Where a plan's preparation (upstream merges, setup) stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Prep {
+    NotStarted,
+    Running,
+    Done,
+    Blocked(String),
+}
+
+
+/// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
+pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
+    let mut d = Dispatcher::new(ctx, ws, emit);
+    d.main_loop().await
+}
+
+struct Dispatcher<'a> {
+    ctx: Arc<Ctx>,
+    ws: &'a Workspace,
+    plan_list: Vec<Plan>,
+    priorities: Vec<i64>,
+    docs: Vec<StatusDoc>,
+    /// Attempts under way: run id → plan.
+    running: HashMap<u64, usize>,
+    per_plan: Vec<usize>,
+    busy: HashSet<TaskKey>,
+    plan_agent: HashSet<usize>,
+    committing: HashSet<TaskKey>,
+    retry_at: HashMap<TaskKey, Instant>,
+    plan_retry_at: HashMap<usize, Instant>,
+    attempts: HashMap<(usize, Option<usize>), u32>,
+    failed: HashMap<TaskKey, String>,
+    plan_failed: HashMap<usize, String>,
+    prep: Vec<Prep>,
+    /// Plans found finished.
+    finished: Vec<bool>,
+    stop_tx: watch::Sender<Stop>,
+    graceful: bool,
+    now_stop: bool,
+    next_run_id: u64,
+    done_tx: mpsc::UnboundedSender<Finished>,
+    done_rx: mpsc::UnboundedReceiver<Finished>,
+    prep_tx: mpsc::UnboundedSender<(usize, Result<Vec<Event>, String>)>,
+    prep_rx: mpsc::UnboundedReceiver<(usize, Result<Vec<Event>, String>)>,
+    commit_tx: mpsc::UnboundedSender<(TaskKey, Result<String, String>)>,
+    commit_rx: mpsc::UnboundedReceiver<(TaskKey, Result<String, String>)>,
+    emit: &'a mut dyn FnMut(&Event),
+    started: Instant,
+    warned_status: HashSet<usize>,
+}
+
+impl<'a> Dispatcher<'a> {
+    fn new(ctx: Arc<Ctx>, ws: &'a Workspace, emit: &'a mut dyn FnMut(&Event)) -> Self {
+        let n = ws.plans.len();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (prep_tx, prep_rx) = mpsc::unbounded_channel();
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        let (stop_tx, _) = watch::channel(Stop::No);
+        let docs = ws
+            .plans
+            .iter()
+            .map(|p| {
+                status::view(&p.status_path, &p.plan, &p.rel_path, &p.name)
+                    .map(|(d, _)| d)
+                    .unwrap_or_else(|_| {
+                        StatusDoc::new(&p.plan, &p.rel_path, &p.name, Utc::now())
+                    })
+            })
+            .collect();
+        Self {
+            plan_list: ws.plan_list(),
+            priorities: ws.priorities(),
+            docs,
+            running: HashMap::new(),
+            per_plan: vec![0; n],
+            busy: HashSet::new(),
+            plan_agent: HashSet::new(),
+            committing: HashSet::new(),
+            retry_at: HashMap::new(),
+            plan_retry_at: HashMap::new(),
+            attempts: HashMap::new(),
+            failed: HashMap::new(),
+            plan_failed: HashMap::new(),
+            prep: vec![Prep::NotStarted; n],
+            finished: vec![false; n],
+            stop_tx,
+            graceful: false,
+            now_stop: false,
+            next_run_id: 1,
+            done_tx,
+            done_rx,
+            prep_tx,
+            prep_rx,
+            commit_tx,
+            commit_rx,
+            emit,
+            started: Instant::now(),
+            warned_status: HashSet::new(),
+            ctx,
+            ws,
+        }
+    }
+
+    fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
+        self.ctx.plans.get(p).and_then(Clone::clone)
+    }
+
+    fn run_plans(&self) -> Vec<Arc<PlanCtx>> {
+        self.ctx.plans.iter().flatten().cloned().collect()
+    }
+
+    fn send(&mut self, e: Event) {
+        (self.emit)(&e);
+    }
+
+    async fn main_loop(&mut self) -> RunSummary {
+        let names = self.run_plans().iter().map(|p| p.name.clone()).collect();
+        let max_agents = self.ctx.max_agents;
+        self.send(Event::RunStarted {
+            plans: names,
+            max_agents,
+        });
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+        let state_dir = self.ctx.repo_root.join(
+            self.ws
+                .manifest
+                .as_ref()
+                .map_or_else(|| std::path::PathBuf::from(".orch/state"), |m| m.defaults.state_dir.clone()),
+        );
+        let _watcher = match super::watch::watch_state_dir(&state_dir, watch_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.send(Event::Note {
+                    plan: None,
+                    message: format!(
+                        "cannot watch `{}` ({e}); status changes are polled every second",
+                        state_dir.display()
+                    ),
+                });
+                None
+            }
+        };
+        let mut sigint = signal(SignalKind::interrupt()).ok();
+        let mut sigterm = signal(SignalKind::terminate()).ok();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reload_at: Option<Instant> = None;
+
+        self.recover().await;
+
+        loop {
+            self.schedule();
+            if self.is_over() {
+                break;
+            }
+            let wake = self.next_wake();
+            tokio::select! {
+                Some(f) = self.done_rx.recv() => self.on_finished(f),
+                Some((p, r)) = self.prep_rx.recv() => self.on_prepared(p, r),
+                Some((k, r)) = self.commit_rx.recv() => self.on_committed(k, r),
+                Some(()) = watch_rx.recv() => {
+                    // Coalesce a burst of events into one re-read.
+                    if reload_at.is_none() {
+                        reload_at = Some(Instant::now() + Duration::from_millis(15));
+                    }
+                }
+                () = sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => {
+                    reload_at = None;
+                    self.reload_all();
+                }
+                _ = tick.tick() => self.reload_all(),
+                () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
+                Some(()) = recv_signal(&mut sigint) => self.interrupt(),
+                Some(()) = recv_signal(&mut sigterm) => {
+                    self.graceful = true;
+                    self.interrupt();
+                }
+            }
+        }
+        self.summary()
+    }
+
+    /// First Ctrl-C: launch nothing more, let running agents finish. Second: stop them now.
+    fn interrupt(&mut self) {
+        if self.graceful {
+            if !self.now_stop {
+                self.now_stop = true;
+                let _ = self.stop_tx.send(Stop::Now);
+                self.send(Event::Interrupted { immediate: true });
+            }
+        } else {
+            self.graceful = true;
+            self.send(Event::Interrupted { immediate: false });
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.retry_at
+            .values()
+            .chain(self.plan_retry_at.values())
+            .copied()
+            .min()
+    }
+
+    /// Startup: adopt agents that outlived an earlier supervisor, put back tasks whose agent is
+    /// gone, commit work that was done but not committed, and give failed tasks another run.
+    async fn recover(&mut self) {
+        for pc in self.run_plans() {
+            let p = pc.index;
+            let doc = self.docs[p].clone();
+            let mode = pc.agent.mode;
+            // A plan-mode agent still alive keeps its plan.
+            if mode == AgentMode::Plan
+                && let Some((pid, start)) = plan_agent_of(&doc)
+                && process::process_alive(pid, start)
+            {
+                self.adopt(&pc, None, pid, start, None);
+                continue;
+            }
+            let mut reset = Vec::new();
+            for t in &pc.plan.tasks {
+                let Some(e) = doc.entry(&t.id) else { continue };
+                match e.status {
+                    TaskStatus::InProgress => {
+                        let alive = e
+                            .orch_run
+                            .as_ref()
+                            .filter(|r| process::process_alive(r.pid, r.process_start_time));
+                        match alive {
+                            Some(r) if mode == AgentMode::Task => {
+                                let t_idx = task_index(&pc.plan, &t.id);
+                                let started = e
+                                    .orch_run
+                                    .as_ref()
+                                    .and_then(|r| status::parse_timestamp(&r.started_at));
+                                self.adopt(&pc, t_idx, r.pid, r.process_start_time, started);
+                            }
+                            _ => reset.push(t.id.clone()),
+                        }
+                    }
+                    TaskStatus::Failed => {
+                        if let Some(ti) = task_index(&pc.plan, &t.id) {
+                            self.retry_at.insert((p, ti), Instant::now());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !reset.is_empty() {
+                let pcc = pc.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if pcc.parallel == 1 {
+                        let _g = pcc.git_lock.lock();
+                        let refname = format!("refs/orch/attempts/{}/resume-{}", pcc.name, Utc::now().timestamp());
+                        let _ = crate::git::save_and_reset(
+                            &pcc.worktree,
+                            &refname,
+                            &format!("{}: changes left by agents of a stopped supervisor", pcc.name),
+                        );
+                    }
+                    let opts = TransitionOptions {
+                        force: true,
+                        note: Some("its agent was gone when orch restarted; it runs again".into()),
+                        ..TransitionOptions::default()
+                    };
+                    pcc.update(|doc| {
+                        for id in &reset {
+                            status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
+            }
+            self.reload(p);
+            // Done but not committed (a supervisor died in between): commit now.
+            let pending: Vec<usize> = (0..pc.plan.tasks.len())
+                .filter(|&t| !self.busy.contains(&(p, t)))
+                .filter(|&t| pc.needs_commit(&self.docs[p], &pc.plan.tasks[t].id))
+                .collect();
+            for t in pending {
+                self.start_commit(&pc, t);
+            }
+        }
+    }
+
+    fn adopt(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        task: Option<usize>,
+        pid: u32,
+        start_time: u64,
+        started_at: Option<chrono::DateTime<Utc>>,
+    ) {
+        let p = pc.index;
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        let elapsed = started_at
+            .and_then(|s| (Utc::now() - s).to_std().ok())
+            .unwrap_or_default();
+        let budget = if task.is_some() {
+            pc.timeout
+        } else {
+            pc.timeout.saturating_mul(remaining_tasks(&self.docs[p]).max(1) as u32)
+        };
+        let deadline = Instant::now() + budget.saturating_sub(elapsed);
+        self.running.insert(run_id, p);
+        self.per_plan[p] += 1;
+        match task {
+            Some(t) => {
+                self.busy.insert((p, t));
+            }
+            None => {
+                self.plan_agent.insert(p);
+            }
+        }
+        self.attempts.insert((p, task), 1);
+        self.prep[p] = Prep::Done;
+        self.send(Event::TaskAdopted {
+            plan: pc.name.clone(),
+            task: id.clone().unwrap_or_default(),
+            pid,
+        });
+        let attempt = Attempt {
+            run_id,
+            ctx: self.ctx.clone(),
+            plan: pc.clone(),
+            task,
+            attempt: 1,
+            pid,
+            proc: Proc::Adopted { pid, start_time },
+            log: pc.log_path(id.as_deref()),
+            started: Instant::now(),
+            deadline,
+            stop: self.stop_tx.subscribe(),
+            done: self.done_tx.clone(),
+        };
+        tokio::spawn(supervise(attempt));
+    }
+
+    /// Re-reads one plan's status file.
+    fn reload(&mut self, p: usize) {
+        let lp = &self.ws.plans[p];
+        match status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name) {
+            Ok((doc, _)) => {
+                self.docs[p] = doc;
+                self.warned_status.remove(&p);
+            }
+            Err(e) => {
+                if self.warned_status.insert(p) {
+                    let name = lp.name.clone();
+                    self.send(Event::Note {
+                        plan: Some(name),
+                        message: format!("cannot read the status file: {e}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn reload_all(&mut self) {
+        for p in 0..self.docs.len() {
+            self.reload(p);
+        }
+        // Tasks finished by someone else (a plan-mode agent, a person) get their commit.
+        for pc in self.run_plans() {
+            let p = pc.index;
+            let todo: Vec<usize> = (0..pc.plan.tasks.len())
+                .filter(|&t| !self.busy.contains(&(p, t)) && !self.committing.contains(&(p, t)))
+                .filter(|&t| pc.needs_commit(&self.docs[p], &pc.plan.tasks[t].id))
+                .collect();
+            for t in todo {
+                self.start_commit(&pc, t);
+            }
+        }
+    }
+
+    fn start_commit(&mut self, pc: &Arc<PlanCtx>, t: usize) {
+        let key = (pc.index, t);
+        if !self.committing.insert(key) {
+            return;
+        }
+        let pcc = pc.clone();
+        let tx = self.commit_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let task = &pcc.plan.tasks[t];
+            let r = commit_task(&pcc, &task.id, &task.description);
+            let _ = tx.send((key, r));
+        });
+    }
+
+    fn on_committed(&mut self, key: TaskKey, r: Result<String, String>) {
+        self.committing.remove(&key);
+        self.reload(key.0);
+        let Some(pc) = self.plan(key.0) else { return };
+        let id = pc.plan.tasks[key.1].id.clone();
+        match r {
+            Ok(commit) => self.send(Event::TaskFinished {
+                plan: pc.name.clone(),
+                task: id,
+                commit: Some(commit),
+                duration_ms: 0,
+            }),
+            Err(message) => {
+                self.failed.insert(key, message.clone());
+                self.send(Event::TaskFailed {
+                    plan: pc.name.clone(),
+                    task: id.clone(),
+                    attempt: 1,
+                    error: message,
+                    retry_in_ms: None,
+                    saved: None,
+                    log: pc.log_path(Some(&id)),
+                });
+            }
+        }
+    }
+
+    /// The scheduling state of a task as this run sees it: its recorded status, with what the
+    /// run knows better laid over it.
+    fn state(&self, p: usize, t: usize, now: Instant) -> NodeState {
+        let key = (p, t);
+        if self.busy.contains(&key) || self.committing.contains(&key) {
+            return NodeState::InProgress;
+        }
+        let id = &self.ws.plans[p].plan.tasks[t].id;
+        let Some(e) = self.docs[p].entry(id) else {
+            return NodeState::Pending;
+        };
+        if let Some(pc) = self.plan(p)
+            && pc.needs_commit(&self.docs[p], id)
+        {
+            return NodeState::InProgress;
+        }
+        if self.failed.contains_key(&key) {
+            return NodeState::Failed;
+        }
+        match (e.status, self.retry_at.get(&key)) {
+            (TaskStatus::Failed, Some(at)) if *at <= now => NodeState::Pending,
+            (TaskStatus::Failed, Some(_)) => NodeState::InProgress,
+            (s, _) => node_state(s),
+        }
+    }
+
+    fn schedule(&mut self) {
+        if self.graceful {
+            return;
+        }
+        let Some(graph) = self.ws.graph.as_ref() else {
+            return;
+        };
+        let now = Instant::now();
+        let r = readiness(graph, &self.plan_list, &self.priorities, |p, t| {
+            self.state(p, t, now)
+        });
+        for node in r.ready {
+            if self.running.len() >= self.ctx.max_agents {
+                break;
+            }
+            let Some((p, t)) = graph.task_of(node) else {
+                continue;
+            };
+            let Some(pc) = self.plan(p) else { continue };
+            if self.finished[p] {
+                continue;
+            }
+            match &self.prep[p] {
+                Prep::NotStarted => {
+                    self.start_prepare(&pc);
+                    continue;
+                }
+                Prep::Running | Prep::Blocked(_) => continue,
+                Prep::Done => {}
+            }
+            match pc.agent.mode {
+                AgentMode::Plan => {
+                    let waiting = self.plan_retry_at.get(&p).is_some_and(|at| *at > now);
+                    if !self.plan_agent.contains(&p)
+                        && !waiting
+                        && !self.plan_failed.contains_key(&p)
+                    {
+                        self.plan_retry_at.remove(&p);
+                        self.launch(&pc, None);
+                    }
+                }
+                AgentMode::Task => {
+                    if self.per_plan[p] < pc.parallel {
+                        self.retry_at.remove(&(p, t));
+                        self.launch(&pc, Some(t));
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_prepare(&mut self, pc: &Arc<PlanCtx>) {
+        let p = pc.index;
+        if pc.depends_on.is_empty() && pc.setup.is_none() {
+            self.prep[p] = Prep::Done;
+            return;
+        }
+        self.prep[p] = Prep::Running;
+        let upstreams = pc
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
+                Some((
+                    d.plan.clone(),
+                    self.ws.plans[q].plan.clone(),
+                    self.docs[q].clone(),
+                    d.target.clone(),
+                    d.raw.clone(),
+                ))
+            })
+            .collect();
+        let tx = self.prep_tx.clone();
+        let ctx = self.ctx.clone();
+        let pcc = pc.clone();
+        let stop = self.stop_tx.subscribe();
+        tokio::spawn(async move {
+            let r = super::prepare::prepare(ctx, pcc, upstreams, stop).await;
+            let _ = tx.send((p, r));
+        });
+    }
+
+    fn on_prepared(&mut self, p: usize, r: Result<Vec<Event>, String>) {
+        match r {
+            Ok(events) => {
+                self.prep[p] = Prep::Done;
+                for e in events {
+                    self.send(e);
+                }
+            }
+            Err(reason) => {
+                self.prep[p] = Prep::Blocked(reason.clone());
+                if let Some(pc) = self.plan(p) {
+                    self.send(Event::PlanBlocked {
+                        plan: pc.name.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Launches an agent for task `t` (task mode) or for the whole plan (`None`, plan mode).
+    fn launch(&mut self, pc: &Arc<PlanCtx>, task: Option<usize>) {
+        let p = pc.index;
+        let n = {
+            let a = self.attempts.entry((p, task)).or_insert(0);
+            *a += 1;
+            *a
+        };
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        let log = pc.log_path(id.as_deref());
+        let prepared = self.prepare_argv(pc, task, n);
+        let (argv, env) = match prepared {
+            Ok(x) => x,
+            Err(error) => {
+                self.fail_launch(pc, task, n, error, log);
+                return;
+            }
+        };
+        process::log_line(
+            &log,
+            &format!(
+                "=== orch: attempt {n} started at {}: {} ===",
+                status::timestamp(Utc::now()),
+                argv.join(" ")
+            ),
+        );
+        let spawned = match process::spawn(&argv, &pc.worktree, &env, &log) {
+            Ok(s) => s,
+            Err(e) => {
+                let error = format!(
+                    "cannot start agent `{}` (`{}`): {e}",
+                    pc.agent_name,
+                    argv.first().map_or("", String::as_str)
+                );
+                self.fail_launch(pc, task, n, error, log);
+                return;
+            }
+        };
+        let pid = spawned.pid;
+        let start_time = status::process_start_time(pid);
+        let run = RunInfo {
+            pid,
+            process_start_time: start_time,
+            host: process::hostname(),
+        };
+        // Record the start (unless the agent already reported: it may be that fast).
+        let recorded = match &id {
+            Some(id) => pc.update(|doc| {
+                let finished = doc.entry(id).is_some_and(|e| e.status.is_finished());
+                if finished {
+                    return Ok(());
+                }
+                let opts = TransitionOptions {
+                    force: true,
+                    run: Some(run.clone()),
+                    ..TransitionOptions::default()
+                };
+                status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+            }),
+            None => pc.update(|doc| {
+                doc.extra.insert(
+                    "orchPlanAgent".to_string(),
+                    serde_json::json!({
+                        "pid": pid,
+                        "processStartTime": start_time,
+                        "startedAt": status::timestamp(Utc::now()),
+                    }),
+                );
+                Ok(())
+            }),
+        };
+        if let Err(e) = recorded {
+            self.send(Event::Note {
+                plan: Some(pc.name.clone()),
+                message: format!("cannot record the start in the status file: {e}"),
+            });
+        }
+        self.running.insert(run_id, p);
+        self.per_plan[p] += 1;
+        match task {
+            Some(t) => {
+                self.busy.insert((p, t));
+            }
+            None => {
+                self.plan_agent.insert(p);
+            }
+        }
+        let (kind, description) = match task {
+            Some(t) => {
+                let tk = &pc.plan.tasks[t];
+                (kind_str(tk.kind), tk.description.clone())
+            }
+            None => ("plan".to_string(), pc.plan.title.clone()),
+        };
+        self.send(Event::TaskStarted {
+            plan: pc.name.clone(),
+            task: id.clone().unwrap_or_default(),
+            kind,
+            description,
+            attempt: n,
+            pid,
+            log: log.clone(),
+        });
+        let budget = if task.is_some() {
+            pc.timeout
+        } else {
+            pc.timeout
+                .saturating_mul(u32::try_from(remaining_tasks(&self.docs[p]).max(1)).unwrap_or(u32::MAX))
+        };
+        let now = Instant::now();
+        let attempt = Attempt {
+            run_id,
+            ctx: self.ctx.clone(),
+            plan: pc.clone(),
+            task,
+            attempt: n,
+            pid,
+            proc: Proc::Child(spawned.child),
+            log,
+            started: now,
+            deadline: now + budget,
+            stop: self.stop_tx.subscribe(),
+            done: self.done_tx.clone(),
+        };
+        tokio::spawn(supervise(attempt));
+    }
+
+    /// A launch that failed before any process ran counts as a failed attempt.
+    fn fail_launch(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        task: Option<usize>,
+        attempt: u32,
+        error: String,
+        log: std::path::PathBuf,
+    ) {
+        process::log_line(&log, &format!("=== orch: {error} ==="));
+        if let Some(t) = task {
+            let id = pc.plan.tasks[t].id.clone();
+            let opts = TransitionOptions {
+                force: true,
+                error: Some(error.clone()),
+                ..TransitionOptions::default()
+            };
+            let _ = pc.update(|doc| status::apply(doc, &id, Transition::Fail, &opts, Utc::now()));
+        }
+        let f = Finished {
+            run_id: 0,
+            plan: pc.index,
+            task,
+            attempt,
+            outcome: Outcome::Failed { error, saved: None },
+            elapsed: Duration::ZERO,
+            log,
+        };
+        self.settle_finished(f);
+    }
+
+    /// The argv (template variables filled) and environment of an agent.
+    fn prepare_argv(
+        &self,
+        pc: &PlanCtx,
+        task: Option<usize>,
+        attempt: u32,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+        let p = pc.index;
+        let doc = &self.docs[p];
+        let orch = self.ctx.orch_bin.display().to_string();
+        let worktree = pc.worktree.display().to_string();
+        let status_file = pc.status_path.display().to_string();
+        let plan_file = self.ctx.repo_root.join(&pc.rel_path).display().to_string();
+        let (prompt, id) = match task {
+            Some(t) => {
+                let tk = &pc.plan.tasks[t];
+                let phase = pc.plan.phase(tk.phase);
+                let prompt = TaskPrompt {
+                    plan: pc.name.clone(),
+                    plan_title: pc.plan.title.clone(),
+                    plan_file: pc.rel_path.clone(),
+                    phase_number: tk.phase,
+                    phase_title: phase.map(|ph| ph.title.clone()).unwrap_or_default(),
+                    task_id: tk.id.clone(),
+                    kind: kind_str(tk.kind),
+                    description: tk.description.clone(),
+                    body: tk.body.clone(),
+                    dependencies: tk
+                        .dependencies()
+                        .iter()
+                        .map(|d| DepInfo {
+                            id: d.clone(),
+                            description: pc
+                                .plan
+                                .task(d)
+                                .map(|x| x.description.clone())
+                                .unwrap_or_default(),
+                            commit: doc.entry(d).and_then(|e| e.commit.clone()),
+                        })
+                        .collect(),
+                    worktree: worktree.clone(),
+                    branch: pc.branch.clone(),
+                    orch: orch.clone(),
+                    status_file: status_file.clone(),
+                    attempt,
+                    previous_error: doc.entry(&tk.id).and_then(|e| e.last_error.clone()),
+                };
+                (
+                    self.ctx
+                        .templates
+                        .render_task(&prompt)
+                        .map_err(|e| e.to_string())?,
+                    tk.id.clone(),
+                )
+            }
+            None => {
+                let prompt = PlanPrompt {
+                    plan: pc.name.clone(),
+                    plan_title: pc.plan.title.clone(),
+                    plan_file: pc.rel_path.clone(),
+                    worktree: worktree.clone(),
+                    branch: pc.branch.clone(),
+                    orch: orch.clone(),
+                    status_file: status_file.clone(),
+                    tasks_total: doc.entries().count(),
+                    tasks_remaining: remaining_tasks(doc),
+                };
+                (
+                    self.ctx
+                        .templates
+                        .render_plan(&prompt)
+                        .map_err(|e| e.to_string())?,
+                    String::new(),
+                )
+            }
+        };
+        let prompt_file = pc.log_dir.join(format!(
+            "{}.prompt.md",
+            if id.is_empty() { "plan" } else { id.as_str() }
+        ));
+        std::fs::create_dir_all(&pc.log_dir)
+            .and_then(|()| std::fs::write(&prompt_file, &prompt))
+            .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
+        let prompt_file = prompt_file.display().to_string();
+        let lookup = |var: &str| -> String {
+            match var {
+                "prompt" => prompt.clone(),
+                "prompt_file" => prompt_file.clone(),
+                "plan" => pc.name.clone(),
+                "plan_file" => plan_file.clone(),
+                "task" => id.clone(),
+                "worktree" => worktree.clone(),
+                "status_file" => status_file.clone(),
+                "orch" => orch.clone(),
+                _ => String::new(),
+            }
+        };
+        let argv = pc
+            .agent
+            .command
+            .iter()
+            .map(|a| render_template(a, lookup))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = vec![
+            ("ORCH_PLAN".to_string(), pc.name.clone()),
+            ("ORCH_TASK".to_string(), id.clone()),
+            ("ORCH_WORKTREE".to_string(), worktree),
+            ("ORCH_STATUS_FILE".to_string(), status_file),
+            ("ORCH_BIN".to_string(), orch),
+            (
+                "ORCH_MANIFEST".to_string(),
+                self.ctx.manifest_path.display().to_string(),
+            ),
+            ("ORCH_ATTEMPT".to_string(), attempt.to_string()),
+            ("ORCH_PROMPT_FILE".to_string(), prompt_file),
+        ];
+        Ok((argv, env))
+    }
+
+    fn on_finished(&mut self, f: Finished) {
+        if self.running.remove(&f.run_id).is_some() {
+            self.per_plan[f.plan] = self.per_plan[f.plan].saturating_sub(1);
+        }
+        match f.task {
+            Some(t) => {
+                self.busy.remove(&(f.plan, t));
+            }
+            None => {
+                self.plan_agent.remove(&f.plan);
+            }
+        }
+        self.settle_finished(f);
+    }
+
+    fn settle_finished(&mut self, f: Finished) {
+        let p = f.plan;
+        self.reload(p);
+        let Some(pc) = self.plan(p) else { return };
+        let id = f.task.map(|t| pc.plan.tasks[t].id.clone()).unwrap_or_default();
+        match f.outcome {
+            Outcome::Done { commit } => {
+                if f.task.is_some() {
+                    self.send(Event::TaskFinished {
+                        plan: pc.name.clone(),
+                        task: id,
+                        commit,
+                        duration_ms: millis(f.elapsed),
+                    });
+                }
+            }
+            Outcome::Skipped => self.send(Event::Note {
+                plan: Some(pc.name.clone()),
+                message: format!("task `{id}` was skipped"),
+            }),
+            Outcome::Interrupted => {}
+            Outcome::Failed { error, saved } => {
+                let retry = !self.graceful && f.attempt <= pc.retries;
+                let wait = self
+                    .ctx
+                    .backoff
+                    .saturating_mul(1u32 << (f.attempt.saturating_sub(1)).min(16));
+                match f.task {
+                    Some(t) => {
+                        if retry {
+                            self.retry_at.insert((p, t), Instant::now() + wait);
+                        } else {
+                            self.failed.insert((p, t), error.clone());
+                        }
+                    }
+                    None => {
+                        if retry {
+                            self.plan_retry_at.insert(p, Instant::now() + wait);
+                        } else {
+                            self.plan_failed.insert(p, error.clone());
+                        }
+                    }
+                }
+                self.send(Event::TaskFailed {
+                    plan: pc.name.clone(),
+                    task: id,
+                    attempt: f.attempt,
+                    error,
+                    retry_in_ms: retry.then(|| millis(wait)),
+                    saved,
+                    log: f.log,
+                });
+            }
+        }
+        self.check_finished(p);
+    }
+
+    /// Marks plan `p` finished when every task is completed or skipped and committed.
+    fn check_finished(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        if self.finished[p] || self.per_plan[p] > 0 {
+            return;
+        }
+        let doc = &self.docs[p];
+        let all_done = pc.plan.tasks.iter().all(|t| {
+            doc.entry(&t.id).is_some_and(|e| e.status.is_finished())
+                && !pc.needs_commit(doc, &t.id)
+        });
+        if all_done && !pc.plan.tasks.iter().enumerate().any(|(t, _)| self.committing.contains(&(p, t))) {
+            self.finished[p] = true;
+            self.send(Event::PlanFinished {
+                plan: pc.name.clone(),
+                completed: pc.plan.tasks.len(),
+            });
+        }
+    }
+
+    /// Nothing runs, nothing is about to: the run is over.
+    fn is_over(&mut self) -> bool {
+        for p in 0..self.finished.len() {
+            self.check_finished(p);
+        }
+        if !self.running.is_empty()
+            || !self.committing.is_empty()
+            || self.prep.iter().any(|s| *s == Prep::Running)
+        {
+            return false;
+        }
+        if self.graceful {
+            return true;
+        }
+        if !self.retry_at.is_empty() || !self.plan_retry_at.is_empty() {
+            return false;
+        }
+        // schedule() ran just before and launched nothing: everything left is stuck.
+        true
+    }
+
+    fn summary(&mut self) -> RunSummary {
+        let Some(graph) = self.ws.graph.as_ref() else {
+            return RunSummary {
+                plans: Vec::new(),
+                elapsed_ms: millis(self.started.elapsed()),
+                interrupted: self.graceful,
+            };
+        };
+        let now = Instant::now();
+        let r = readiness(graph, &self.plan_list, &self.priorities, |p, t| {
+            self.state(p, t, now)
+        });
+        let mut plans = Vec::new();
+        let mut blocked_events = Vec::new();
+        for pc in self.run_plans() {
+            let p = pc.index;
+            let doc = &self.docs[p];
+            let completed = doc
+                .entries()
+                .filter(|e| e.status.is_finished())
+                .count();
+            let total = doc.entries().count();
+            let failed_tasks: Vec<String> = pc
+                .plan
+                .tasks
+                .iter()
+                .enumerate()
+                .filter(|(t, task)| {
+                    self.failed.contains_key(&(p, *t))
+                        || doc
+                            .entry(&task.id)
+                            .is_some_and(|e| e.status == TaskStatus::Failed)
+                })
+                .map(|(_, task)| task.id.clone())
+                .collect();
+            let (outcome, reason) = match (self.finished[p], &self.prep[p]) {
+                (true, _) => ("completed", None),
+                (_, Prep::Blocked(why)) => ("blocked", Some(why.clone())),
+                _ if !failed_tasks.is_empty() => (
+                    "failed",
+                    Some(format!(
+                        "task{} {} failed",
+                        if failed_tasks.len() == 1 { "" } else { "s" },
+                        failed_tasks
+                            .iter()
+                            .map(|t| format!("`{t}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ),
+                _ if self.plan_failed.contains_key(&p) => {
+                    ("failed", self.plan_failed.get(&p).cloned())
+                }
+                _ if self.graceful => (
+                    "unfinished",
+                    Some("interrupted; `orch up` goes on from here".to_string()),
+                ),
+                _ => self.why_stuck(&pc, &r.blocked, graph),
+            };
+            if matches!(outcome, "blocked" | "failed") && !matches!(self.prep[p], Prep::Blocked(_)) {
+                blocked_events.push(Event::PlanBlocked {
+                    plan: pc.name.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                });
+            }
+            plans.push(PlanOutcome {
+                plan: pc.name.clone(),
+                outcome: outcome.to_string(),
+                completed,
+                total,
+                failed_tasks,
+                reason,
+                branch: pc.branch.clone(),
+                worktree: pc.worktree.clone(),
+                log_dir: pc.log_dir.clone(),
+            });
+        }
+        for e in blocked_events {
+            self.send(e);
+        }
+        RunSummary {
+            plans,
+            elapsed_ms: millis(self.started.elapsed()),
+            interrupted: self.graceful,
+        }
+    }
+
+    /// Why an unfinished plan could not go on.
+    fn why_stuck(
+        &self,
+        pc: &PlanCtx,
+        blocked: &[(usize, Vec<Waiting>)],
+        graph: &crate::graph::Graph,
+    ) -> (&'static str, Option<String>) {
+        let p = pc.index;
+        let mut reasons: Vec<String> = Vec::new();
+        let mut outcome = "blocked";
+        for (node, why) in blocked {
+            if graph.task_of(*node).is_none_or(|(q, _)| q != p) {
+                continue;
+            }
+            for w in why {
+                let text = match w {
+                    Waiting::Failed(n) => format!(
+                        "blocked by failed `{}`",
+                        node_name(self.ws, graph, *n)
+                    ),
+                    Waiting::Upstream { plan, label } => {
+                        if self.plan(*plan).is_none() {
+                            outcome = "unfinished";
+                            format!(
+                                "waits for plan `{}` ({label}), which is not part of this run",
+                                self.ws.plans[*plan].name
+                            )
+                        } else {
+                            format!(
+                                "waits for plan `{}` ({label}), which did not get there",
+                                self.ws.plans[*plan].name
+                            )
+                        }
+                    }
+                    _ => continue,
+                };
+                if !reasons.contains(&text) {
+                    reasons.push(text);
+                }
+            }
+        }
+        if reasons.is_empty() {
+            ("unfinished", Some("stopped before its tasks could run".to_string()))
+        } else {
+            (outcome, Some(reasons.join("; ")))
+        }
+    }
+}
+
+fn node_name(ws: &Workspace, g: &crate::graph::Graph, n: usize) -> String {
+    match g.task_of(n) {
+        Some((p, t)) => format!("{}:{}", ws.plans[p].name, ws.plans[p].plan.tasks[t].id),
+        None => format!("node {n}"),
+    }
+}
+
+fn kind_str(k: TaskKind) -> String {
+    match k {
+        TaskKind::Task => "task".to_string(),
+        TaskKind::Verify => "verify".to_string(),
+    }
+}
+
+fn task_index(plan: &Plan, id: &str) -> Option<usize> {
+    plan.tasks.iter().position(|t| t.id == id)
+}
+
+fn remaining_tasks(doc: &StatusDoc) -> usize {
+    doc.entries().filter(|e| !e.status.is_finished()).count()
+}
+
+fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {
+    let v = doc.extra.get("orchPlanAgent")?;
+    let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
+    let start = v.get("processStartTime")?.as_u64().unwrap_or(0);
+    Some((pid, start))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,635 @@
+//! `orch up` end to end: real git repositories in temp dirs, the real binary, scripted agents
+//! from `tests/fixtures/agents/`, and the outcomes a user checks: task statuses, commits on plan
+//! branches, files, the process table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+}
+
+/// A git repository in a temp dir, with its own HOME so no user config leaks in.
+struct Repo {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let r = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            home: tempfile::tempdir().expect("home"),
+        };
+        r.git(&["init", "-q", "-b", "main"]);
+        r.write("README.md", "# demo\n");
+        r.commit_all("initial");
+        r
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A file outside the repository (journals, pid files).
+    fn outside(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    fn git_cmd(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .output()
+            .expect("git")
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = self.git_cmd(self.root(), args);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn git_ok(&self, args: &[&str]) -> bool {
+        self.git_cmd(self.root(), args).status.success()
+    }
+
+    fn commit_all(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+    }
+
+    fn orch(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+        c.current_dir(self.root())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = wait(self.orch(args).spawn().expect("spawn orch"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `orch status --plan NAME --json`: task id → status.
+    fn statuses(&self, plan: &str) -> Vec<(String, String)> {
+        let (code, out, err) = self.run(&["status", "--plan", plan, "--json"]);
+        assert_eq!(code, 0, "status failed: {err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        v["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().expect("id").to_string(),
+                    t["status"].as_str().expect("status").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The raw status file of a plan.
+    fn status_file(&self, plan: &str) -> Value {
+        let text = std::fs::read_to_string(self.root().join(format!(".orch/state/{plan}/status.json")))
+            .expect("status file");
+        serde_json::from_str(&text).expect("status json")
+    }
+
+    /// Subjects of the commits on `branch` that are not on main, oldest first.
+    fn subjects(&self, branch: &str) -> Vec<String> {
+        let out = self.git(&["log", "--reverse", "--no-merges", "--format=%s", &format!("main..{branch}")]);
+        out.lines().map(str::to_string).collect()
+    }
+
+    fn branches(&self) -> Vec<String> {
+        self.git(&["branch", "--format=%(refname:short)"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn wait(mut child: Child) -> Output {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "orch did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `cond` until it holds; fails the test after the deadline.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads a child's stdout line by line on a thread, as JSON events.
+fn read_lines(child: &mut Child) -> std::sync::mpsc::Receiver<Value> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (with the test deadline) for an event matching `pred`, keeping every line seen.
+fn wait_line(
+    lines: &std::sync::mpsc::Receiver<Value>,
+    seen: &mut Vec<Value>,
+    pred: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(v) => {
+                let hit = pred(&v);
+                seen.push(v);
+                if hit {
+                    return;
+                }
+            }
+            Err(_) => panic!("no matching event; seen: {seen:?}"),
+        }
+    }
+}
+
+fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn agent(script: &str, args: &[&str]) -> String {
+    let mut argv = vec![
+        "sh".to_string(),
+        fixtures().join(script).display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_string()));
+    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// One line of an agent journal.
+#[derive(Debug)]
+struct Mark {
+    start: bool,
+    plan: String,
+    task: String,
+    pid: u32,
+    at: u128,
+}
+
+fn journal(path: &Path) -> Vec<Mark> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Mark {
+                start: f[0] == "start",
+                plan: f[1].to_string(),
+                task: f[2].to_string(),
+                pid: f[3].parse().expect("pid"),
+                at: f[4].parse().expect("ns"),
+            }
+        })
+        .collect()
+}
+
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
+            state.as_deref() != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+const AUTH: &str = "# Auth\n\n## Phase 1: Model\n- [ ] 1.1 Add the user table\n- [ ] 1.2 Hash passwords (depends: 1.1)\n\n## Phase 2: Login\n- [ ] 2.1 Add the login endpoint\n";
+const API: &str = "# API\n\n## Phase 1: Routes\n- [ ] 1.1 Add the routes\n- [ ] 1.2 Document the routes (depends: 1.1)\n";
+const DOCS: &str = "# Docs\n\n## Phase 1: Guide\n- [ ] 1.1 Write the guide\n";
+
+#[test]
+fn three_plans_with_a_phase_dependency_run_to_completion() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    repo.write("docs/plans/auth.md", AUTH);
+    repo.write("docs/plans/api.md", API);
+    repo.write("docs/plans/docs.md", DOCS);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\nmax_agents = 3\n\n[agents.ok]\ncommand = {}\n\n\
+             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
+             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\ndepends_on = [\"auth:1\"]\n\n\
+             [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\n",
+            agent("ok.sh", &[journal_path.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up failed\nstdout:\n{out}\nstderr:\n{err}");
+
+    // Every task completed, with a commit recorded.
+    for plan in ["auth", "api", "docs"] {
+        for (id, status) in repo.statuses(plan) {
+            assert_eq!(status, "completed", "{plan} {id}");
+        }
+        let doc = repo.status_file(plan);
+        for t in doc["tasks"].as_array().expect("tasks") {
+            assert!(t["commit"].is_string(), "{plan} {} has no commit", t["id"]);
+        }
+    }
+    // One commit per task on each branch, in dependency order.
+    assert_eq!(
+        repo.subjects("plan/auth"),
+        [
+            "auth 1.1: Add the user table",
+            "auth 1.2: Hash passwords",
+            "auth 2.1: Add the login endpoint"
+        ]
+    );
+    assert_eq!(repo.subjects("plan/docs"), ["docs 1.1: Write the guide"]);
+    let api = repo.subjects("plan/api");
+    let own: Vec<&String> = api.iter().filter(|s| s.starts_with("api ")).collect();
+    assert_eq!(own, ["api 1.1: Add the routes", "api 1.2: Document the routes"]);
+
+    // api's branch holds auth's phase 1, and its agent started only after auth 1.2 was done.
+    let auth_doc = repo.status_file("auth");
+    let auth_12 = auth_doc["tasks"][1]["commit"].as_str().expect("commit").to_string();
+    assert!(repo.git_ok(&["merge-base", "--is-ancestor", &auth_12, "plan/api"]));
+    let api_tree = repo.git(&["show", "plan/api:auth.txt"]);
+    assert!(api_tree.contains("1.2 done"), "{api_tree}");
+    let marks = journal(&journal_path);
+    let auth_12_end = marks
+        .iter()
+        .find(|m| !m.start && m.plan == "auth" && m.task == "1.2")
+        .expect("auth 1.2 ran")
+        .at;
+    let api_first = marks
+        .iter()
+        .filter(|m| m.start && m.plan == "api")
+        .map(|m| m.at)
+        .min()
+        .expect("api ran");
+    assert!(api_first > auth_12_end, "api started before auth's phase 1 was done");
+    // Each task's agent ran exactly once.
+    assert_eq!(marks.iter().filter(|m| m.start).count(), 6);
+
+    // The events: a start and a finish per task, and each plan finished.
+    let ev = events(&out);
+    let count = |name: &str| ev.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count("task_started"), 6);
+    assert_eq!(count("task_finished"), 6);
+    assert_eq!(count("plan_finished"), 3);
+    assert!(ev.iter().any(|e| e["event"] == "upstream_merged" && e["plan"] == "api"));
+    // The main work tree is untouched by orch's directories (they are excluded).
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Break things\n- [ ] 1.2 Build on them (depends: 1.1)\n- [ ] 1.3 Unrelated\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"flaky\"\nretries = 1\nbackoff = \"0s\"\n\n[agents.flaky]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("fail_on.sh", &[journal_path.to_str().expect("utf8"), "1.1"])
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "expected exit 5 (a plan failed)\nstdout:\n{out}\nstderr:\n{err}");
+
+    let st = repo.statuses("p");
+    assert_eq!(
+        st,
+        [
+            ("1.1".to_string(), "failed".to_string()),
+            ("1.2".to_string(), "pending".to_string()),
+            ("1.3".to_string(), "completed".to_string())
+        ]
+    );
+    let doc = repo.status_file("p");
+    assert_eq!(doc["tasks"][0]["attempts"], 2, "{doc}");
+    assert!(
+        doc["tasks"][0]["lastError"]
+            .as_str()
+            .expect("lastError")
+            .contains("exited with status 3"),
+        "{doc}"
+    );
+    // Two attempts of 1.1, none of 1.2.
+    let marks = journal(&journal_path);
+    assert_eq!(marks.iter().filter(|m| m.start && m.task == "1.1").count(), 2);
+    assert_eq!(marks.iter().filter(|m| m.task == "1.2").count(), 0);
+    // Each failed attempt's leftovers were saved, and the branch holds only 1.3's commit.
+    assert_eq!(repo.subjects("plan/p"), ["p 1.3: Unrelated"]);
+    let saved = repo.git(&["show", "refs/orch/attempts/p/1.1/2:half-done-1.1.txt"]);
+    assert_eq!(saved, "half-done work of attempt 2");
+    // The events say it: a retry, a final failure, the plan blocked with the reason.
+    let ev = events(&out);
+    let failed: Vec<&Value> = ev.iter().filter(|e| e["event"] == "task_failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0]["retry_in_ms"].is_u64());
+    assert!(failed[1]["retry_in_ms"].is_null());
+    let blocked = ev
+        .iter()
+        .find(|e| e["event"] == "plan_blocked")
+        .expect("plan_blocked event");
+    assert!(
+        blocked["reason"].as_str().expect("reason").contains("1.1"),
+        "{blocked}"
+    );
+}
+
+#[test]
+fn a_hanging_agent_is_killed_at_its_timeout() {
+    let repo = Repo::new();
+    let pids = repo.outside("pids");
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"hang\"\nretries = 0\ntimeout = \"1s\"\ngrace = \"1s\"\n\n[agents.hang]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("hang.sh", &[pids.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = repo.status_file("p");
+    assert_eq!(doc["tasks"][0]["status"], "failed");
+    assert!(
+        doc["tasks"][0]["error"].as_str().expect("error").contains("timed out after 1s"),
+        "{doc}"
+    );
+    let pid: u32 = std::fs::read_to_string(&pids)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!process_alive(pid), "the hanging agent {pid} survived");
+}
+
+#[test]
+fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
+    let repo = Repo::new();
+    let pids = repo.outside("pids");
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Refuse to stop\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"stubborn\"\ngrace = \"1s\"\n\n[agents.stubborn]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("stubborn.sh", &[pids.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    let orch_pid = child.id();
+    let lines = read_lines(&mut child);
+    wait_for("the agent to write its pids", || pids.exists());
+    let agent_pids: Vec<u32> = std::fs::read_to_string(&pids)
+        .expect("pids")
+        .lines()
+        .map(|l| l.trim().parse().expect("pid"))
+        .collect();
+    assert_eq!(agent_pids.len(), 2);
+    let sigint = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+    };
+    let mut seen = Vec::new();
+    sigint(orch_pid);
+    // The first Ctrl-C is acknowledged and lets the agent run on.
+    wait_line(&lines, &mut seen, |e| e["event"] == "interrupted" && e["immediate"] == false);
+    assert!(agent_pids.iter().all(|&p| process_alive(p)));
+    sigint(orch_pid);
+    let out = wait(child);
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    for pid in agent_pids {
+        assert!(!process_alive(pid), "process {pid} survived Ctrl-C");
+    }
+    while let Ok(l) = lines.recv_timeout(Duration::from_secs(5)) {
+        seen.push(l);
+    }
+    assert!(seen.iter().any(|e| e["event"] == "interrupted" && e["immediate"] == true));
+    // The task is pending again, ready for the next `orch up`.
+    assert_eq!(repo.statuses("p"), [("1.1".to_string(), "pending".to_string())]);
+}
+
+#[test]
+fn kill_9_then_up_again_completes_without_running_a_task_twice_at_once() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n- [ ] 1.3 Three (depends: 1.2)\n- [ ] 1.4 Four (depends: 1.3)\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"slow\"\n\n[agents.slow]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("slow_report.sh", &[journal_path.to_str().expect("utf8"), "1"])
+        ),
+    );
+    repo.commit_all("plans");
+    let mut first = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    // Kill the supervisor while the second task's agent is running.
+    wait_for("task 1.2 to start", || {
+        journal(&journal_path)
+            .iter()
+            .any(|m| m.start && m.task == "1.2")
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 0, "second run failed\nstdout:\n{out}\nstderr:\n{err}");
+    for (id, status) in repo.statuses("p") {
+        assert_eq!(status, "completed", "task {id}");
+    }
+    assert_eq!(
+        repo.subjects("plan/p"),
+        ["p 1.1: One", "p 1.2: Two", "p 1.3: Three", "p 1.4: Four"]
+    );
+    // No two agents of one task overlapped in time.
+    let marks = journal(&journal_path);
+    for task in ["1.1", "1.2", "1.3", "1.4"] {
+        let mut spans: Vec<(u128, u128)> = marks
+            .iter()
+            .filter(|m| m.start && m.task == task)
+            .map(|s| {
+                let end = marks
+                    .iter()
+                    .find(|e| !e.start && e.pid == s.pid && e.task == task)
+                    .map_or(u128::MAX, |e| e.at);
+                (s.at, end)
+            })
+            .collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "task {task}: two agents at once: {spans:?}");
+        }
+    }
+}
+
+/// Runs `orch up` on input that must be refused, and checks that it made no branch, no
+/// worktree, and left the repository as it was.
+fn refused(repo: &Repo, expected_code: i32, fragment: &str) {
+    let branches_before = repo.branches();
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, expected_code, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains(fragment), "stderr lacks `{fragment}`:\n{err}");
+    assert_eq!(repo.branches(), branches_before);
+    assert!(!repo.root().join(".orch/worktrees/p").exists());
+    let wt = repo.root().join(".git/worktrees");
+    assert!(
+        !wt.exists() || std::fs::read_dir(&wt).expect("read").next().is_none(),
+        "a worktree entry was left behind"
+    );
+}
+
+fn bad_input_repo(command: &str) -> Repo {
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = {command}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_half_made() {
+    let ok = agent("ok.sh", &["/dev/null"]);
+
+    // An uncommitted change to the plan file: the worktree would not have it.
+    let repo = bad_input_repo(&ok);
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something else\n");
+    refused(&repo, 4, "plan file `docs/plans/p.md` of plan `p` differs from its version on `main`");
+
+    // A branch with the plan's name that orch did not make.
+    let repo = bad_input_repo(&ok);
+    repo.git(&["branch", "plan/p"]);
+    let tip = repo.git(&["rev-parse", "plan/p"]);
+    refused(&repo, 4, "plan/p");
+    assert_eq!(repo.git(&["rev-parse", "plan/p"]), tip);
+
+    // An agent program that does not exist.
+    let repo = bad_input_repo("[\"no-such-agent-xyz\", \"{{ prompt }}\"]");
+    refused(&repo, 2, "program `no-such-agent-xyz` was not found");
+
+    // A prompt template with an error.
+    let repo = bad_input_repo(&ok);
+    repo.write("orch/templates/task.md", "Task {{ task_id }\n");
+    repo.commit_all("broken template");
+    refused(&repo, 2, "orch/templates/task.md");
+}
+
+#[test]
+fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
+    let repo = Repo::new();
+    let pids = repo.outside("pids");
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"hang\"\ngrace = \"1s\"\n\n[agents.hang]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("hang.sh", &[pids.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+    let first = repo.orch(&["up"]).spawn().expect("spawn");
+    let first_pid = first.id();
+    wait_for("the first agent to run", || pids.exists());
+    let (code, _, err) = repo.run(&["up"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains(&format!("pid {first_pid}")), "{err}");
+    // Stop the first one now (SIGTERM: stop at once) so nothing is left running.
+    Command::new("kill")
+        .args(["-TERM", &first_pid.to_string()])
+        .status()
+        .expect("kill");
+    let out = wait(first);
+    assert_eq!(out.status.code(), Some(130));
+}
