@@ -1,0 +1,235 @@
+//! Committing a plan's work: every change at once, saved attempts, and the state of a work tree.
+
+use std::path::Path;
+
+use git2::build::CheckoutBuilder;
+use git2::{ErrorCode, IndexAddOption, Oid, Repository, ResetType, StatusOptions};
+
+use super::GitError;
+use super::repo::{open, retry_locked, signature};
+
+/// What [`commit_all`] committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The new commit (hex).
+    pub oid: String,
+    /// Files added, modified or deleted relative to the parent.
+    pub files_changed: usize,
+    /// Whether the commit changed nothing (its tree is its parent's).
+    pub empty: bool,
+}
+
+/// Stages every change in the worktree (new, modified, deleted; respecting `.gitignore`, as
+/// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
+/// nothing changed, so that history maps 1:1 onto tasks.
+pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+    let repo = open(worktree)?;
+    let stage_error = |source| GitError::Stage {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let commit_error = |source| GitError::Commit {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let mut index = repo.index().map_err(stage_error)?;
+    stage_everything(&mut index).map_err(stage_error)?;
+    retry_locked(|| index.write()).map_err(stage_error)?;
+    let tree_id = index.write_tree().map_err(stage_error)?;
+    let tree = repo.find_tree(tree_id).map_err(commit_error)?;
+    let parent = head_commit(&repo, worktree)?;
+    let parent_tree = parent
+        .as_ref()
+        .map(git2::Commit::tree)
+        .transpose()
+        .map_err(commit_error)?;
+    let files_changed = repo
+        .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
+        .map_err(commit_error)?
+        .deltas()
+        .len();
+    let sig = signature(&repo).map_err(commit_error)?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let oid = repo
+        .commit(None, &sig, &sig, message, &tree, &parents)
+        .map_err(commit_error)?;
+    let kind = if parent.is_some() {
+        "commit"
+    } else {
+        "commit (initial)"
+    };
+    let subject = message.lines().next().unwrap_or_default();
+    advance_head(
+        &repo,
+        oid,
+        parent.as_ref().map(git2::Commit::id),
+        &format!("{kind}: {subject}"),
+    )?;
+    Ok(CommitInfo {
+        oid: oid.to_string(),
+        files_changed,
+        empty: files_changed == 0,
+    })
+}
+
+/// HEAD commit of a worktree: (oid hex, full message).
+pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
+    let repo = open(worktree)?;
+    let commit = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|source| GitError::ReadHead {
+            path: worktree.to_path_buf(),
+            source,
+        })?;
+    Ok((
+        commit.id().to_string(),
+        String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+    ))
+}
+
+/// Whether the worktree has changes (including untracked, not ignored files).
+pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
+    let repo = open(worktree)?;
+    Ok(!dirty_files(&repo, worktree)?.is_empty())
+}
+
+/// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
+/// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
+/// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored
+/// files stay). Returns the saved commit, or `None` if the worktree was clean.
+pub fn save_and_reset(
+    worktree: &Path,
+    refname: &str,
+    message: &str,
+) -> Result<Option<String>, GitError> {
+    let repo = open(worktree)?;
+    if dirty_files(&repo, worktree)?.is_empty() {
+        return Ok(None);
+    }
+    let head = head_commit(&repo, worktree)?.ok_or_else(|| GitError::ReadHead {
+        path: worktree.to_path_buf(),
+        source: git2::Error::new(
+            ErrorCode::UnbornBranch,
+            git2::ErrorClass::Reference,
+            "HEAD has no commit yet",
+        ),
+    })?;
+    let stage_error = |source| GitError::Stage {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let commit_error = |source| GitError::Commit {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    // Stage in memory only: the index file is rewritten by the reset below.
+    let mut index = repo.index().map_err(stage_error)?;
+    stage_everything(&mut index).map_err(stage_error)?;
+    let tree_id = index.write_tree().map_err(stage_error)?;
+    let tree = repo.find_tree(tree_id).map_err(commit_error)?;
+    let sig = signature(&repo).map_err(commit_error)?;
+    let saved = repo
+        .commit(None, &sig, &sig, message, &tree, &[&head])
+        .map_err(commit_error)?;
+    retry_locked(|| repo.reference(refname, saved, true, "orch: save attempt")).map_err(
+        |source| GitError::UpdateRef {
+            refname: refname.to_string(),
+            source,
+        },
+    )?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force().remove_untracked(true);
+    retry_locked(|| repo.reset(head.as_object(), ResetType::Hard, Some(&mut checkout))).map_err(
+        |source| GitError::Checkout {
+            path: worktree.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(Some(saved.to_string()))
+}
+
+/// `git add -A` on an in-memory index: new and modified files (not ignored ones), deletions.
+fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
+    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)
+}
+
+/// The commit HEAD points at; `None` on an unborn branch.
+pub(crate) fn head_commit<'r>(
+    repo: &'r Repository,
+    worktree: &Path,
+) -> Result<Option<git2::Commit<'r>>, GitError> {
+    match repo.head() {
+        Ok(head) => head
+            .peel_to_commit()
+            .map(Some)
+            .map_err(|source| GitError::ReadHead {
+                path: worktree.to_path_buf(),
+                source,
+            }),
+        Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => Ok(None),
+        Err(source) => Err(GitError::ReadHead {
+            path: worktree.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The paths `git status` would list: changed, deleted, untracked (not ignored).
+pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<String>, GitError> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|source| GitError::Status {
+            path: worktree.to_path_buf(),
+            source,
+        })?;
+    Ok(statuses
+        .iter()
+        .filter(|e| !e.status().is_ignored() && e.status() != git2::Status::CURRENT)
+        .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
+        .collect())
+}
+
+/// Moves the branch HEAD points at (or a detached HEAD) from `old` to `new` with a
+/// compare-and-swap, retrying while a `.lock` file is in the way.
+fn advance_head(repo: &Repository, new: Oid, old: Option<Oid>, log: &str) -> Result<(), GitError> {
+    let name = match repo.find_reference("HEAD") {
+        Ok(head) => head
+            .symbolic_target()
+            .ok()
+            .flatten()
+            .map_or_else(|| "HEAD".to_string(), str::to_string),
+        Err(source) => {
+            return Err(GitError::UpdateRef {
+                refname: "HEAD".into(),
+                source,
+            });
+        }
+    };
+    let result = match old {
+        Some(old) => retry_locked(|| repo.reference_matching(&name, new, true, old, log)),
+        None => retry_locked(|| repo.reference(&name, new, false, log)),
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+            Err(GitError::BranchMoved {
+                branch: name
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&name)
+                    .to_string(),
+                expected: old.map_or_else(|| "nothing".to_string(), |o| o.to_string()),
+            })
+        }
+        Err(source) => Err(GitError::UpdateRef {
+            refname: name,
+            source,
+        }),
+    }
+}

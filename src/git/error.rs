@@ -1,0 +1,284 @@
+//! The errors of the git module.
+
+use std::path::PathBuf;
+
+use crate::error::exit;
+
+/// A git operation failed or was refused.
+///
+/// Variants are named after the operation that failed; those that wrap a libgit2 error keep it as
+/// `source` (its [`git2::Error::code`] tells, for example, a held `.lock` file apart).
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The path is not a git repository (nor a worktree of one).
+    #[error("`{path}` is not a git repository", path = path.display())]
+    NotARepository { path: PathBuf },
+    /// The repository exists but could not be opened.
+    #[error("cannot open repository `{path}`: {source}", path = path.display())]
+    Open { path: PathBuf, source: git2::Error },
+    /// A plan name or branch name cannot be used.
+    #[error("{what} `{name}` cannot be used: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: String,
+    },
+    /// The branch plans are created from (and merged into) does not exist.
+    #[error("target branch `{target}` does not exist")]
+    TargetMissing { target: String },
+    /// The plan branch exists but orch did not create it for this plan.
+    #[error("branch `{branch}` exists and was not created by orch for plan `{plan}`")]
+    ForeignBranch { branch: String, plan: String },
+    /// Something that is not the plan's worktree is in the way at the worktree path.
+    #[error("worktree path `{path}` {reason}", path = path.display())]
+    ForeignPath { path: PathBuf, reason: String },
+    /// The plan branch is checked out in another worktree (or the main one).
+    #[error("branch `{branch}` is checked out at `{at}`", at = at.display())]
+    BranchCheckedOut { branch: String, at: PathBuf },
+    /// A worktree of another branch already uses the plan's name.
+    #[error(
+        "a worktree named `{name}` already exists at `{at}` with another branch",
+        at = at.display()
+    )]
+    WorktreeNameTaken { name: String, at: PathBuf },
+    /// The worktree has uncommitted changes where it must be clean.
+    #[error(
+        "worktree `{path}` has uncommitted changes: {files}",
+        path = path.display(),
+        files = list(files)
+    )]
+    Dirty { path: PathBuf, files: Vec<String> },
+    /// The worktree has another branch (or a detached HEAD) checked out than the one named.
+    #[error(
+        "worktree `{path}` has `{found}` checked out, not branch `{expected}`",
+        path = path.display()
+    )]
+    WrongBranch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// A path to copy into a new worktree leaves the repository.
+    #[error("cannot copy `{path}` into the worktree: {reason}", path = path.display())]
+    InvalidCopyPath { path: PathBuf, reason: String },
+    /// A commit id is not a hex object id.
+    #[error("`{oid}` is not a commit id")]
+    InvalidOid { oid: String },
+    /// A commit could not be found or read.
+    #[error("cannot read commit `{oid}`: {source}")]
+    ReadCommit { oid: String, source: git2::Error },
+    /// Looking up a branch failed (other than by its absence).
+    #[error("cannot read branch `{branch}`: {source}")]
+    ReadBranch { branch: String, source: git2::Error },
+    /// The HEAD of a worktree could not be read.
+    #[error("cannot read `HEAD` of `{path}`: {source}", path = path.display())]
+    ReadHead { path: PathBuf, source: git2::Error },
+    /// Creating the plan branch failed.
+    #[error("cannot create branch `{branch}`: {source}")]
+    CreateBranch { branch: String, source: git2::Error },
+    /// Reading or writing the repository configuration failed.
+    #[error("cannot access repository config `{key}`: {source}")]
+    Config { key: String, source: git2::Error },
+    /// Listing the linked worktrees (`.git/worktrees`) failed.
+    #[error("cannot read worktree entries in `{path}`: {source}", path = path.display())]
+    ReadWorktrees {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Removing a stale worktree entry failed.
+    #[error("cannot remove stale worktree entry `{path}`: {source}", path = path.display())]
+    Prune {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Creating a directory failed.
+    #[error("cannot create directory `{path}`: {source}", path = path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `git worktree add` (libgit2) failed.
+    #[error("cannot add worktree `{name}` at `{path}`: {source}", path = path.display())]
+    AddWorktree {
+        name: String,
+        path: PathBuf,
+        source: git2::Error,
+    },
+    /// Reading `.worktreeinclude` failed.
+    #[error("cannot read `{path}`: {source}", path = path.display())]
+    ReadInclude {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Copying a file into a new worktree failed.
+    #[error(
+        "cannot copy `{from}` to `{to}`: {source}",
+        from = from.display(),
+        to = to.display()
+    )]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+    /// Reading the state of a work tree (`git status`) failed.
+    #[error("cannot read the status of `{path}`: {source}", path = path.display())]
+    Status { path: PathBuf, source: git2::Error },
+    /// Staging the changes of a work tree (`git add -A`) failed.
+    #[error("cannot stage the changes in `{path}`: {source}", path = path.display())]
+    Stage { path: PathBuf, source: git2::Error },
+    /// Writing a commit failed.
+    #[error("cannot commit in `{path}`: {source}", path = path.display())]
+    Commit { path: PathBuf, source: git2::Error },
+    /// Moving or creating a ref failed.
+    #[error("cannot update ref `{refname}`: {source}")]
+    UpdateRef {
+        refname: String,
+        source: git2::Error,
+    },
+    /// The branch moved while orch was updating it (compare-and-swap failed).
+    #[error("branch `{branch}` moved away from `{expected}` while orch was updating it")]
+    BranchMoved { branch: String, expected: String },
+    /// Checking out a tree into a work tree failed.
+    #[error("cannot check out into `{path}`: {source}", path = path.display())]
+    Checkout { path: PathBuf, source: git2::Error },
+    /// Merging two commits in memory failed.
+    #[error("cannot merge `{upstream}` into `{branch}`: {source}")]
+    Merge {
+        branch: String,
+        upstream: String,
+        source: git2::Error,
+    },
+    /// Comparing trees with the work dir failed.
+    #[error("cannot compare `{path}` with `{target}`: {source}", path = path.display())]
+    Diff {
+        path: PathBuf,
+        target: String,
+        source: git2::Error,
+    },
+    /// Reading or writing `.git/info/exclude` failed.
+    #[error("cannot update `{path}`: {source}", path = path.display())]
+    Exclude {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The first few entries of a list of paths, in backticks.
+fn list(files: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        s.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    s
+}
+
+impl GitError {
+    /// The documented exit code this error maps to.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::ForeignBranch { .. }
+            | Self::ForeignPath { .. }
+            | Self::BranchCheckedOut { .. }
+            | Self::WorktreeNameTaken { .. }
+            | Self::Dirty { .. }
+            | Self::WrongBranch { .. } => exit::REFUSED,
+            Self::NotARepository { .. }
+            | Self::TargetMissing { .. }
+            | Self::InvalidName { .. }
+            | Self::InvalidCopyPath { .. }
+            | Self::InvalidOid { .. } => exit::INVALID,
+            Self::Open { .. }
+            | Self::ReadCommit { .. }
+            | Self::ReadBranch { .. }
+            | Self::ReadHead { .. }
+            | Self::CreateBranch { .. }
+            | Self::Config { .. }
+            | Self::ReadWorktrees { .. }
+            | Self::Prune { .. }
+            | Self::CreateDir { .. }
+            | Self::AddWorktree { .. }
+            | Self::ReadInclude { .. }
+            | Self::Copy { .. }
+            | Self::Status { .. }
+            | Self::Stage { .. }
+            | Self::Commit { .. }
+            | Self::UpdateRef { .. }
+            | Self::BranchMoved { .. }
+            | Self::Checkout { .. }
+            | Self::Merge { .. }
+            | Self::Diff { .. }
+            | Self::Exclude { .. } => exit::FAILURE,
+        }
+    }
+
+    /// How the user gets out of it, where that is known.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotARepository { .. } => {
+                Some("run orch inside a git repository (create one with `git init`)".into())
+            }
+            Self::TargetMissing { target } => Some(format!(
+                "create branch `{target}` (an initial commit is enough), or set `target` in \
+                 plans.toml to an existing branch"
+            )),
+            Self::ForeignBranch { branch, plan } => Some(format!(
+                "orch never touches a branch it did not create: rename it \
+                 (`git branch -m {branch} <new-name>`) or delete it (`git branch -D {branch}`), or \
+                 set `branch = \"...\"` for plan `{plan}` in plans.toml"
+            )),
+            Self::ForeignPath { path, .. } => Some(format!(
+                "move or remove `{}`, or set another `worktree_root` in plans.toml",
+                path.display()
+            )),
+            Self::BranchCheckedOut { branch, at } => Some(format!(
+                "switch `{}` to another branch (`git -C {} switch <other>`), or remove that \
+                 worktree (`git worktree remove {}`); a branch can be checked out in one worktree \
+                 only, and orch needs `{branch}` in its own",
+                at.display(),
+                at.display(),
+                at.display()
+            )),
+            Self::WorktreeNameTaken { at, .. } => Some(format!(
+                "remove that worktree (`git worktree remove {}`), or run `git worktree prune` if \
+                 its directory is gone",
+                at.display()
+            )),
+            Self::Dirty { path, .. } => Some(format!(
+                "commit or stash the changes first (`git -C {} status` lists them)",
+                path.display()
+            )),
+            Self::WrongBranch { path, expected, .. } => Some(format!(
+                "switch it back (`git -C {} switch {expected}`)",
+                path.display()
+            )),
+            Self::InvalidCopyPath { .. } => Some(
+                "list only paths inside the repository, relative to its root, without `..`".into(),
+            ),
+            Self::BranchMoved { .. } => {
+                Some("something else updated the branch at the same time; run it again".into())
+            }
+            Self::AddWorktree { .. } => Some(
+                "`git worktree prune` removes stale worktree entries; then run it again".into(),
+            ),
+            Self::Commit { source, .. }
+            | Self::UpdateRef { source, .. }
+            | Self::Stage { source, .. }
+                if source.code() == git2::ErrorCode::Locked =>
+            {
+                Some(
+                    "another git process holds a `.lock` file in the repository; if no git \
+                     command is running, remove the stale `.lock` file"
+                        .into(),
+                )
+            }
+            _ => None,
+        }
+    }
+}

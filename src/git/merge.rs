@@ -1,0 +1,159 @@
+//! Merging a commit into a plan branch that is checked out in a worktree.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use git2::ErrorCode;
+use git2::build::CheckoutBuilder;
+
+use super::GitError;
+use super::commit::dirty_files;
+use super::repo::{open, parse_oid, retry_locked, signature};
+
+/// What [`merge_into`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// `upstream` is already an ancestor of (or equal to) the branch tip; nothing changed.
+    AlreadyContained,
+    /// A merge commit (two parents) was made, checked out and the branch moved to it.
+    Merged { commit: String },
+    /// The merge conflicts in these paths; nothing changed.
+    Conflict { paths: Vec<String> },
+}
+
+/// Merges `upstream` (a commit oid hex) into `branch`, which is checked out in `worktree`, as a
+/// real merge commit (two parents, `message`), never a fast-forward, unless `upstream` is already
+/// an ancestor of the branch tip.
+///
+/// The merge is built in memory (libgit2's merge, not git's `ort`: it may report conflicts that
+/// `git merge` would resolve). On conflict it returns [`MergeOutcome::Conflict`] and changes
+/// nothing. Otherwise the result is checked out safely in the worktree first, then the branch moves
+/// with a compare-and-swap against the tip read before. The worktree must be clean.
+pub fn merge_into(
+    worktree: &Path,
+    branch: &str,
+    upstream: &str,
+    message: &str,
+) -> Result<MergeOutcome, GitError> {
+    let repo = open(worktree)?;
+    let refname = format!("refs/heads/{branch}");
+    let head_error = |source| GitError::ReadHead {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let head = repo.find_reference("HEAD").map_err(head_error)?;
+    let checked_out = head.symbolic_target().ok().flatten().map(str::to_string);
+    if checked_out.as_deref() != Some(refname.as_str()) {
+        return Err(GitError::WrongBranch {
+            path: worktree.to_path_buf(),
+            expected: branch.to_string(),
+            found: checked_out.map_or_else(
+                || "a detached HEAD".to_string(),
+                |r| r.strip_prefix("refs/heads/").unwrap_or(&r).to_string(),
+            ),
+        });
+    }
+    let upstream_id = parse_oid(upstream)?;
+    let theirs = repo
+        .find_commit(upstream_id)
+        .map_err(|source| GitError::ReadCommit {
+            oid: upstream.to_string(),
+            source,
+        })?;
+    let ours = repo
+        .find_reference(&refname)
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|source| GitError::ReadBranch {
+            branch: branch.to_string(),
+            source,
+        })?;
+    let merge_error = |source| GitError::Merge {
+        branch: branch.to_string(),
+        upstream: upstream.to_string(),
+        source,
+    };
+    if ours.id() == theirs.id()
+        || repo
+            .graph_descendant_of(ours.id(), theirs.id())
+            .map_err(merge_error)?
+    {
+        return Ok(MergeOutcome::AlreadyContained);
+    }
+    let dirty = dirty_files(&repo, worktree)?;
+    if !dirty.is_empty() {
+        return Err(GitError::Dirty {
+            path: worktree.to_path_buf(),
+            files: dirty,
+        });
+    }
+    let mut index = repo
+        .merge_commits(&ours, &theirs, None)
+        .map_err(merge_error)?;
+    if index.has_conflicts() {
+        let mut paths = BTreeSet::new();
+        for conflict in index.conflicts().map_err(merge_error)? {
+            let conflict = conflict.map_err(merge_error)?;
+            for entry in [conflict.ancestor, conflict.our, conflict.their]
+                .into_iter()
+                .flatten()
+            {
+                paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
+            }
+        }
+        return Ok(MergeOutcome::Conflict {
+            paths: paths.into_iter().collect(),
+        });
+    }
+    let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
+    let tree = repo.find_tree(tree_id).map_err(merge_error)?;
+    let commit_error = |source| GitError::Commit {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let sig = signature(&repo).map_err(commit_error)?;
+    let merged = repo
+        .commit(None, &sig, &sig, message, &tree, &[&ours, &theirs])
+        .map_err(commit_error)?;
+    let merged_commit = repo.find_commit(merged).map_err(commit_error)?;
+
+    // Work tree first: moving the ref first and checking out HEAD afterwards leaves it stale.
+    let checkout_error = |source: git2::Error| {
+        if source.code() == ErrorCode::Conflict {
+            GitError::Dirty {
+                path: worktree.to_path_buf(),
+                files: dirty_files(&repo, worktree).unwrap_or_default(),
+            }
+        } else {
+            GitError::Checkout {
+                path: worktree.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let mut safe = CheckoutBuilder::new();
+    safe.safe();
+    repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
+        .map_err(checkout_error)?;
+
+    let subject = message.lines().next().unwrap_or_default();
+    let log = format!("merge {upstream}: {subject}");
+    match retry_locked(|| repo.reference_matching(&refname, merged, true, ours.id(), &log)) {
+        Ok(_) => Ok(MergeOutcome::Merged {
+            commit: merged.to_string(),
+        }),
+        Err(e) => {
+            // Put the files back as they were at the old tip (the worktree was clean there).
+            let mut force = CheckoutBuilder::new();
+            force.force();
+            let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
+            if e.code() == ErrorCode::Modified {
+                Err(GitError::BranchMoved {
+                    branch: branch.to_string(),
+                    expected: ours.id().to_string(),
+                })
+            } else {
+                Err(GitError::UpdateRef { refname, source: e })
+            }
+        }
+    }
+}

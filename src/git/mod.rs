@@ -1,0 +1,26 @@
+//! Git over libgit2 (synchronous): plan worktrees and branches, commits, merges.
+//!
+//! Every function opens its own [`git2::Repository`] (it is `Send` but not `Sync`), so calls for
+//! different worktrees of one repository may run on blocking threads at the same time. Ref writes
+//! that meet a `.lock` file (agents run the git CLI concurrently) are retried a few times.
+//!
+//! libgit2 runs no git hooks and its merge is not git's `ort`: it can report conflicts that
+//! `git merge` resolves.
+
+mod commit;
+mod error;
+mod merge;
+mod repo;
+mod worktree;
+
+#[cfg(test)]
+mod tests;
+
+pub use commit::{CommitInfo, commit_all, head_of, is_dirty, save_and_reset};
+pub use error::GitError;
+pub use merge::{MergeOutcome, merge_into};
+pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
+pub use worktree::{
+    MARK_BASE, MARK_PLAN, PlanTree, TreeAction, TreeRequest, WORKTREE_INCLUDE, ensure_plan_tree,
+    plan_tree_preflight,
+};

@@ -1,0 +1,220 @@
+//! Opening repositories, and the small queries and helpers the rest of the module shares.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::Duration;
+
+use git2::{BranchType, DiffOptions, ErrorCode, Oid, Repository, Signature};
+
+use super::GitError;
+
+/// How often a ref write that met a `.lock` file is tried in all.
+const LOCK_ATTEMPTS: u32 = 5;
+/// The pause after the first failed attempt; it doubles after each.
+const LOCK_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Opens the repository (or linked worktree) whose work dir is `path`; `GIT_DIR` and friends are
+/// ignored. Open one per call: a [`Repository`] is `Send` but not `Sync`.
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open(path).map_err(|source| match source.code() {
+        ErrorCode::NotFound => GitError::NotARepository {
+            path: path.to_path_buf(),
+        },
+        _ => GitError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`.
+pub(crate) fn signature(repo: &Repository) -> Result<Signature<'static>, git2::Error> {
+    repo.signature()
+        .or_else(|_| Signature::now("orch", "orch@localhost"))
+}
+
+/// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file),
+/// up to [`LOCK_ATTEMPTS`] times with doubling pauses.
+pub(crate) fn retry_locked<T>(
+    mut f: impl FnMut() -> Result<T, git2::Error>,
+) -> Result<T, git2::Error> {
+    let mut pause = LOCK_BACKOFF;
+    for _ in 1..LOCK_ATTEMPTS {
+        match f() {
+            Err(e) if e.code() == ErrorCode::Locked => {
+                sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    f()
+}
+
+/// Parses a hex commit id.
+pub(crate) fn parse_oid(oid: &str) -> Result<Oid, GitError> {
+    let invalid = || GitError::InvalidOid {
+        oid: oid.to_string(),
+    };
+    if oid.is_empty() || !oid.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    Oid::from_str(oid).map_err(|_| invalid())
+}
+
+/// Finds a local branch; `None` if there is none of that name.
+pub(crate) fn find_branch<'r>(
+    repo: &'r Repository,
+    branch: &str,
+) -> Result<Option<git2::Branch<'r>>, GitError> {
+    match repo.find_branch(branch, BranchType::Local) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => Ok(None),
+        Err(source) => Err(GitError::ReadBranch {
+            branch: branch.to_string(),
+            source,
+        }),
+    }
+}
+
+/// The commit a local branch points at; `None` if the branch does not exist.
+pub(crate) fn branch_commit<'r>(
+    repo: &'r Repository,
+    branch: &str,
+) -> Result<Option<git2::Commit<'r>>, GitError> {
+    let Some(b) = find_branch(repo, branch)? else {
+        return Ok(None);
+    };
+    b.get()
+        .peel_to_commit()
+        .map(Some)
+        .map_err(|source| GitError::ReadBranch {
+            branch: branch.to_string(),
+            source,
+        })
+}
+
+/// Tip of a branch (hex), `None` if it does not exist.
+pub fn branch_tip(repo_root: &Path, branch: &str) -> Result<Option<String>, GitError> {
+    let repo = open(repo_root)?;
+    Ok(branch_commit(&repo, branch)?.map(|c| c.id().to_string()))
+}
+
+/// Among commits on one line of history, the one that descends from all others (the latest);
+/// `None` for empty input. If they are not on one line, the one with the most of the others as
+/// ancestors (the first given of those tied).
+pub fn latest_of(repo_root: &Path, oids: &[String]) -> Result<Option<String>, GitError> {
+    let repo = open(repo_root)?;
+    let mut seen = HashSet::new();
+    let mut commits = Vec::new();
+    for oid in oids {
+        let id = parse_oid(oid)?;
+        if !seen.insert(id) {
+            continue;
+        }
+        let commit = repo
+            .find_commit(id)
+            .map_err(|source| GitError::ReadCommit {
+                oid: oid.clone(),
+                source,
+            })?;
+        commits.push(commit.id());
+    }
+    let mut best: Option<(Oid, usize)> = None;
+    for &candidate in &commits {
+        let mut ancestors = 0;
+        for &other in &commits {
+            if other != candidate
+                && repo
+                    .graph_descendant_of(candidate, other)
+                    .map_err(|source| GitError::ReadCommit {
+                        oid: candidate.to_string(),
+                        source,
+                    })?
+            {
+                ancestors += 1;
+            }
+        }
+        if best.is_none_or(|(_, n)| ancestors > n) {
+            best = Some((candidate, ancestors));
+        }
+    }
+    Ok(best.map(|(id, _)| id.to_string()))
+}
+
+/// Whether the file (or directory), relative to the repository root, in the main work dir differs
+/// from its version at the tip of `target`: missing in target, modified, or untracked (ignored
+/// files count) = `true`. A path missing both in target and on disk does not differ.
+pub fn file_differs_from(repo_root: &Path, target: &str, rel: &Path) -> Result<bool, GitError> {
+    let repo = open(repo_root)?;
+    let commit = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
+        target: target.to_string(),
+    })?;
+    let diff_error = |source| GitError::Diff {
+        path: rel.to_path_buf(),
+        target: target.to_string(),
+        source,
+    };
+    let tree = commit.tree().map_err(diff_error)?;
+    let mut opts = DiffOptions::new();
+    opts.pathspec(rel)
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(true)
+        .recurse_ignored_dirs(true)
+        .include_typechange(true);
+    let diff = repo
+        .diff_tree_to_workdir(Some(&tree), Some(&mut opts))
+        .map_err(diff_error)?;
+    Ok(diff.deltas().len() > 0)
+}
+
+/// Appends the given repo-relative entries (e.g. `.orch/`) to `info/exclude` of the repository's
+/// common dir (shared by all its worktrees) unless a line equal to the entry is already there.
+pub fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitError> {
+    let repo = open(repo_root)?;
+    let path = repo.commondir().join("info").join("exclude");
+    let exclude_error = |source| GitError::Exclude {
+        path: path.clone(),
+        source,
+    };
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(exclude_error(e)),
+    };
+    let present: HashSet<&str> = existing.lines().map(str::trim).collect();
+    let mut added = HashSet::new();
+    let mut text = String::new();
+    for entry in entries {
+        let entry = entry.trim();
+        if entry.is_empty() || present.contains(entry) || !added.insert(entry) {
+            continue;
+        }
+        text.push_str(entry);
+        text.push('\n');
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        text.insert(0, '\n');
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(exclude_error)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(exclude_error)?;
+    file.write_all(text.as_bytes()).map_err(exclude_error)?;
+    Ok(())
+}
+
+/// The work dir of a repository, or its path for a bare one.
+pub(crate) fn workdir_of(repo: &Repository) -> PathBuf {
+    repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf()
+}

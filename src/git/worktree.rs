@@ -1,0 +1,755 @@
+//! A plan's branch and worktree: created once, reused afterwards, re-added if the user deleted the
+//! directory, and never made from (or on top of) something orch does not own.
+//!
+//! Ownership lives in the repository config: `branch.<branch>.orchPlan = <plan>` and
+//! `branch.<branch>.orchBase = <base oid>`. libgit2 deletes a branch's config section with the
+//! branch, so the mark goes with it.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use git2::{ConfigLevel, ErrorCode, Oid, Repository, WorktreeAddOptions};
+
+use super::GitError;
+use super::repo::{branch_commit, find_branch, open, workdir_of};
+use crate::manifest::{check_plan_name, check_ref_name};
+
+/// The config key (under `branch.<branch>.`) naming the plan orch created the branch for.
+pub const MARK_PLAN: &str = "orchPlan";
+/// The config key (under `branch.<branch>.`) holding the commit the branch was created at.
+pub const MARK_BASE: &str = "orchBase";
+/// The file at the repository root listing extra paths to copy into new worktrees.
+pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
+
+/// Serializes worktree creation in this process: libgit2 leaves an entry without a `gitdir` file
+/// while it adds a worktree, and another call pruning such leftovers must not see it half made.
+static ADD_LOCK: Mutex<()> = Mutex::new(());
+
+/// What orch needs to make or reuse a plan's worktree.
+#[derive(Clone, Copy, Debug)]
+pub struct TreeRequest<'a> {
+    /// The main repository's work dir (absolute).
+    pub repo_root: &'a Path,
+    /// The plan name: one safe path component, e.g. `auth`; also the worktree's name.
+    pub plan: &'a str,
+    /// The plan branch, e.g. `plan/auth` (may contain `/`).
+    pub branch: &'a str,
+    /// The worktree directory (absolute), e.g. `<root>/.orch/worktrees/auth`; its parent is
+    /// created if missing. A relative path is taken relative to `repo_root`.
+    pub path: &'a Path,
+    /// The branch the plan branch is created from, e.g. `main`.
+    pub target: &'a str,
+    /// Files or directories (relative to `repo_root`) copied into a new worktree, e.g. `.env`;
+    /// missing ones are skipped.
+    pub copy: &'a [PathBuf],
+}
+
+/// The plan's worktree, ready to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanTree {
+    /// The worktree directory.
+    pub path: PathBuf,
+    /// The plan branch checked out in it.
+    pub branch: String,
+    /// The commit the branch was created at (hex), from orch's mark.
+    pub base: String,
+    /// The branch tip (hex).
+    pub head: String,
+    /// Whether this call made the worktree directory ([`TreeAction::Create`] and
+    /// [`TreeAction::Readd`]); `false` when an existing one was reused.
+    pub created: bool,
+    /// The paths (relative) copied into the new worktree; paths already there are not replaced.
+    pub copied: Vec<PathBuf>,
+}
+
+/// What [`ensure_plan_tree`] does (or would do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeAction {
+    /// Create the branch at the target's tip (`base`) and a worktree for it.
+    Create { base: String },
+    /// The branch and its worktree exist: use them.
+    Reuse { base: String },
+    /// The branch is orch's but its worktree directory is gone: add a worktree for it again (the
+    /// branch is not reset).
+    Readd { base: String },
+}
+
+/// Checks, changing NOTHING on disk, what [`ensure_plan_tree`] would do; the errors are the ones
+/// it would give.
+pub fn plan_tree_preflight(req: &TreeRequest) -> Result<TreeAction, GitError> {
+    let repo = open_main(req.repo_root)?;
+    Ok(decide(&repo, req)?.action)
+}
+
+/// Creates (or reuses) the plan's branch and worktree.
+///
+/// A new branch starts at the target's tip and is marked as orch's; a new worktree (named after the
+/// plan) gets `copy` and the entries of `.worktreeinclude` copied in. Whatever fails after the
+/// branch was created is undone: the worktree entry, its directory and the branch are removed.
+pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
+    let repo = open_main(req.repo_root)?;
+    let _guard = ADD_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let decision = decide(&repo, req)?;
+    let path = absolute(req);
+    match &decision.action {
+        TreeAction::Reuse { base } => Ok(PlanTree {
+            path,
+            branch: req.branch.to_string(),
+            base: base.clone(),
+            head: decision.tip.to_string(),
+            created: false,
+            copied: Vec::new(),
+        }),
+        TreeAction::Create { base } => {
+            let target = repo
+                .find_commit(decision.tip)
+                .map_err(|source| GitError::ReadCommit {
+                    oid: decision.tip.to_string(),
+                    source,
+                })?;
+            let branch = repo.branch(req.branch, &target, false).map_err(|source| {
+                GitError::CreateBranch {
+                    branch: req.branch.to_string(),
+                    source,
+                }
+            })?;
+            let made = mark(&repo, req.branch, req.plan, base)
+                .and_then(|()| add_and_copy(&repo, req, &path, &decision, branch.get()));
+            match made {
+                Ok(copied) => Ok(PlanTree {
+                    path,
+                    branch: req.branch.to_string(),
+                    base: base.clone(),
+                    head: base.clone(),
+                    created: true,
+                    copied,
+                }),
+                Err(e) => {
+                    let mut branch = branch;
+                    // Best effort: the worktree is already gone (add_and_copy cleans up after
+                    // itself), so libgit2 lets the branch go; its config section goes with it.
+                    let _ = branch.delete();
+                    Err(e)
+                }
+            }
+        }
+        TreeAction::Readd { base } => {
+            let branch = find_branch(&repo, req.branch)?.ok_or_else(|| GitError::ReadBranch {
+                branch: req.branch.to_string(),
+                source: git2::Error::new(
+                    ErrorCode::NotFound,
+                    git2::ErrorClass::Reference,
+                    "the branch disappeared",
+                ),
+            })?;
+            let copied = add_and_copy(&repo, req, &path, &decision, branch.get())?;
+            Ok(PlanTree {
+                path,
+                branch: req.branch.to_string(),
+                base: base.clone(),
+                head: decision.tip.to_string(),
+                created: true,
+                copied,
+            })
+        }
+    }
+}
+
+/// The outcome of looking at the repository for a request.
+struct Decision {
+    action: TreeAction,
+    /// For `Create` the target's tip, else the branch tip.
+    tip: Oid,
+    /// Worktree entries (admin dirs) to remove before adding.
+    prune: Vec<PathBuf>,
+    /// Paths (relative, existing in the main work dir) to copy into a new worktree.
+    copies: Vec<PathBuf>,
+}
+
+/// Opens the main repository of `repo_root` (also when given a linked worktree).
+fn open_main(repo_root: &Path) -> Result<Repository, GitError> {
+    let repo = open(repo_root)?;
+    if repo.is_worktree() {
+        open(repo.commondir())
+    } else {
+        Ok(repo)
+    }
+}
+
+fn absolute(req: &TreeRequest) -> PathBuf {
+    if req.path.is_absolute() {
+        req.path.to_path_buf()
+    } else {
+        req.repo_root.join(req.path)
+    }
+}
+
+/// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
+fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
+    check_plan_name(req.plan).map_err(|reason| GitError::InvalidName {
+        what: "plan name",
+        name: req.plan.to_string(),
+        reason,
+    })?;
+    check_ref_name(req.branch).map_err(|reason| GitError::InvalidName {
+        what: "branch name",
+        name: req.branch.to_string(),
+        reason,
+    })?;
+    let target = branch_commit(repo, req.target)?.ok_or_else(|| GitError::TargetMissing {
+        target: req.target.to_string(),
+    })?;
+    let path = absolute(req);
+    let refname = format!("refs/heads/{}", req.branch);
+    let common = repo.commondir().to_path_buf();
+    let entries = read_entries(&common)?;
+    let main_workdir = (!repo.is_bare()).then(|| workdir_of(repo));
+    let at_path = examine_path(&path, &entries, main_workdir.as_deref())?;
+    let foreign = |reason: String| GitError::ForeignPath {
+        path: path.clone(),
+        reason,
+    };
+    let leftovers = entries
+        .iter()
+        .filter(|e| e.gitdir.is_none() && !e.locked)
+        .map(|e| e.admin.clone());
+
+    let Some(branch) = find_branch(repo, req.branch)? else {
+        if let Some(reason) = at_path.foreign_reason(None) {
+            return Err(foreign(reason));
+        }
+        name_free(&entries, req.plan)?;
+        let prune = leftovers
+            .chain(
+                entries
+                    .iter()
+                    .filter(|e| e.name == req.plan && e.prunable())
+                    .map(|e| e.admin.clone()),
+            )
+            .collect();
+        return Ok(Decision {
+            action: TreeAction::Create {
+                base: target.id().to_string(),
+            },
+            tip: target.id(),
+            prune,
+            copies: copy_list(req)?,
+        });
+    };
+
+    let config = local_config(repo)?;
+    let owner = config_string(&config, &mark_key(req.branch, MARK_PLAN))?;
+    if owner.as_deref() != Some(req.plan) {
+        return Err(GitError::ForeignBranch {
+            branch: req.branch.to_string(),
+            plan: req.plan.to_string(),
+        });
+    }
+    let tip = branch
+        .get()
+        .peel_to_commit()
+        .map_err(|source| GitError::ReadBranch {
+            branch: req.branch.to_string(),
+            source,
+        })?
+        .id();
+    let base = config_string(&config, &mark_key(req.branch, MARK_BASE))?
+        .and_then(|b| Oid::from_str(&b).ok())
+        .or_else(|| repo.merge_base(tip, target.id()).ok())
+        .unwrap_or(tip)
+        .to_string();
+
+    if let Some(reason) = at_path.foreign_reason(Some(&refname)) {
+        return Err(foreign(reason));
+    }
+    if let PathState::Worktree { .. } = at_path {
+        return Ok(Decision {
+            action: TreeAction::Reuse { base },
+            tip,
+            prune: Vec::new(),
+            copies: Vec::new(),
+        });
+    }
+    // The directory is absent: the branch must not be in use anywhere else.
+    if let Some(main) = &main_workdir
+        && head_of_dir(&common).as_deref() == Some(refname.as_str())
+    {
+        return Err(GitError::BranchCheckedOut {
+            branch: req.branch.to_string(),
+            at: main.clone(),
+        });
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| !e.prunable() && e.head.as_deref() == Some(refname.as_str()))
+    {
+        return Err(GitError::BranchCheckedOut {
+            branch: req.branch.to_string(),
+            at: e.workdir().unwrap_or_else(|| e.admin.clone()),
+        });
+    }
+    name_free(&entries, req.plan)?;
+    let prune = leftovers
+        .chain(
+            entries
+                .iter()
+                .filter(|e| {
+                    e.prunable() && (e.name == req.plan || e.head.as_deref() == Some(&refname))
+                })
+                .map(|e| e.admin.clone()),
+        )
+        .collect();
+    Ok(Decision {
+        action: TreeAction::Readd { base },
+        tip,
+        prune,
+        copies: copy_list(req)?,
+    })
+}
+
+/// Fails if a live (or locked) worktree entry already has the plan's name.
+fn name_free(entries: &[Entry], plan: &str) -> Result<(), GitError> {
+    match entries.iter().find(|e| e.name == plan && !e.prunable()) {
+        Some(e) => Err(GitError::WorktreeNameTaken {
+            name: plan.to_string(),
+            at: e.workdir().unwrap_or_else(|| e.admin.clone()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Prunes, adds the worktree for `reference` and copies files in; on failure removes what it made.
+fn add_and_copy(
+    repo: &Repository,
+    req: &TreeRequest,
+    path: &Path,
+    decision: &Decision,
+    reference: &git2::Reference,
+) -> Result<Vec<PathBuf>, GitError> {
+    for admin in &decision.prune {
+        match fs::remove_dir_all(admin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(GitError::Prune {
+                    path: admin.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    let made_dirs = create_parents(path)?;
+    let admin = repo.commondir().join("worktrees").join(req.plan);
+    let undo = || {
+        let _ = fs::remove_dir_all(&admin);
+        let _ = fs::remove_dir_all(path);
+        for dir in &made_dirs {
+            let _ = fs::remove_dir(dir);
+        }
+    };
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(reference));
+    if let Err(source) = repo.worktree(req.plan, path, Some(&opts)) {
+        undo();
+        return Err(GitError::AddWorktree {
+            name: req.plan.to_string(),
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let mut copied = Vec::new();
+    for rel in &decision.copies {
+        match copy_into(req.repo_root, path, rel) {
+            Ok(true) => copied.push(rel.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                undo();
+                return Err(e);
+            }
+        }
+    }
+    Ok(copied)
+}
+
+/// Creates the missing ancestors of `path`; returns them, deepest first.
+fn create_parents(path: &Path) -> Result<Vec<PathBuf>, GitError> {
+    let mut missing = Vec::new();
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        dir = d.parent();
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|source| GitError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(missing)
+}
+
+fn mark_key(branch: &str, key: &str) -> String {
+    format!("branch.{branch}.{key}")
+}
+
+fn local_config(repo: &Repository) -> Result<git2::Config, GitError> {
+    repo.config()
+        .and_then(|c| c.open_level(ConfigLevel::Local))
+        .map_err(|source| GitError::Config {
+            key: "branch".into(),
+            source,
+        })
+}
+
+fn config_string(config: &git2::Config, key: &str) -> Result<Option<String>, GitError> {
+    match config.get_string(key) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(source) => Err(GitError::Config {
+            key: key.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Marks `branch` as created by orch for `plan` at `base`.
+fn mark(repo: &Repository, branch: &str, plan: &str, base: &str) -> Result<(), GitError> {
+    let mut config = local_config(repo)?;
+    for (key, value) in [(MARK_PLAN, plan), (MARK_BASE, base)] {
+        let key = mark_key(branch, key);
+        config
+            .set_str(&key, value)
+            .map_err(|source| GitError::Config { key, source })?;
+    }
+    Ok(())
+}
+
+/// One entry of `<common dir>/worktrees/`.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    admin: PathBuf,
+    /// Where the `gitdir` file points (`<worktree>/.git`); `None` without the file.
+    gitdir: Option<PathBuf>,
+    /// `refs/heads/…` for a branch, the oid for a detached HEAD.
+    head: Option<String>,
+    locked: bool,
+}
+
+impl Entry {
+    fn workdir(&self) -> Option<PathBuf> {
+        self.gitdir
+            .as_ref()
+            .and_then(|g| g.parent())
+            .map(Path::to_path_buf)
+    }
+
+    /// Whether `git worktree prune` would remove it: no `gitdir` file, or its directory is gone.
+    fn prunable(&self) -> bool {
+        !self.locked && self.gitdir.as_ref().is_none_or(|g| !g.exists())
+    }
+}
+
+fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
+    let dir = common.join("worktrees");
+    let read_error = |source| GitError::ReadWorktrees {
+        path: dir.clone(),
+        source,
+    };
+    let listing = match fs::read_dir(&dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_error(e)),
+    };
+    let mut entries = Vec::new();
+    for item in listing {
+        let item = item.map_err(read_error)?;
+        let admin = item.path();
+        if !admin.is_dir() {
+            continue;
+        }
+        let gitdir = fs::read_to_string(admin.join("gitdir")).ok().map(|s| {
+            let p = PathBuf::from(s.trim_end_matches(['\n', '\r']));
+            if p.is_absolute() { p } else { admin.join(p) }
+        });
+        entries.push(Entry {
+            name: item.file_name().to_string_lossy().into_owned(),
+            head: head_of_dir(&admin),
+            locked: admin.join("locked").exists(),
+            admin,
+            gitdir,
+        });
+    }
+    Ok(entries)
+}
+
+/// The `HEAD` file of a git dir: the ref it points at, or the oid when detached.
+fn head_of_dir(git_dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let text = text.trim();
+    Some(
+        text.strip_prefix("ref:")
+            .map_or(text, str::trim)
+            .to_string(),
+    )
+}
+
+/// What is at the worktree path.
+enum PathState {
+    Absent,
+    /// A live linked worktree of this repository, with its HEAD.
+    Worktree {
+        head: Option<String>,
+    },
+    /// Something else; the reason says what.
+    Other(String),
+}
+
+impl PathState {
+    /// Why the path is in the way, if it is, for a plan whose branch is `refname` (`None` when the
+    /// branch does not exist yet).
+    fn foreign_reason(&self, refname: Option<&str>) -> Option<String> {
+        match self {
+            Self::Absent => None,
+            Self::Worktree { head } if refname.is_some() && head.as_deref() == refname => None,
+            Self::Worktree { head } => Some(match head.as_deref() {
+                Some(h) if h.starts_with("refs/heads/") => format!(
+                    "is a worktree of this repository with branch `{}` checked out",
+                    &h["refs/heads/".len()..]
+                ),
+                _ => "is a worktree of this repository with a detached HEAD".to_string(),
+            }),
+            Self::Other(reason) => Some(reason.clone()),
+        }
+    }
+}
+
+fn examine_path(
+    path: &Path,
+    entries: &[Entry],
+    main_workdir: Option<&Path>,
+) -> Result<PathState, GitError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PathState::Absent),
+        Err(source) => {
+            return Err(GitError::ReadWorktrees {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let wanted = canonical(path);
+    if let Some(entry) = entries.iter().find(|e| {
+        e.gitdir.as_ref().is_some_and(|g| g.exists())
+            && e.workdir().is_some_and(|w| canonical(&w) == wanted)
+    }) {
+        return Ok(PathState::Worktree {
+            head: entry.head.clone(),
+        });
+    }
+    let reason = if main_workdir.is_some_and(|m| canonical(m) == wanted) {
+        "is the main work tree of the repository".to_string()
+    } else if !meta.is_dir() {
+        "exists and is not a directory".to_string()
+    } else if fs::read_dir(path).is_ok_and(|mut d| d.next().is_none()) {
+        "exists as an empty directory (orch creates the worktree directory itself)".to_string()
+    } else {
+        "exists and is not a worktree of this repository".to_string()
+    };
+    Ok(PathState::Other(reason))
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The paths to copy into a new worktree: `copy`, then the entries of `.worktreeinclude`, expanded
+/// (`*` and `?` in the last component) and limited to those that exist.
+fn copy_list(req: &TreeRequest) -> Result<Vec<PathBuf>, GitError> {
+    let mut patterns = Vec::new();
+    for p in req.copy {
+        patterns.push(
+            safe_relative(p).map_err(|reason| GitError::InvalidCopyPath {
+                path: p.clone(),
+                reason,
+            })?,
+        );
+    }
+    let include = req.repo_root.join(WORKTREE_INCLUDE);
+    match fs::read_to_string(&include) {
+        Ok(text) => {
+            for line in text.lines() {
+                let line = line.trim();
+                // Comments, blank lines; negations are not supported (gitignore syntax).
+                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                    continue;
+                }
+                // A leading `/` anchors at the repository root, as in `.gitignore`.
+                let rel = Path::new(line.trim_start_matches('/').trim_end_matches('/'));
+                patterns.push(
+                    safe_relative(rel).map_err(|reason| GitError::InvalidCopyPath {
+                        path: PathBuf::from(line),
+                        reason: format!("{reason} (in `{WORKTREE_INCLUDE}`)"),
+                    })?,
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(GitError::ReadInclude {
+                path: include,
+                source,
+            });
+        }
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for pattern in patterns {
+        for rel in expand(req.repo_root, &pattern) {
+            if !out.contains(&rel) {
+                out.push(rel);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `path` as a plain relative path inside the repository, or why it is not one.
+fn safe_relative(path: &Path) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("the path contains `..`".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("the path is absolute".into());
+            }
+        }
+    }
+    match out.components().next() {
+        None => Err("the path names the repository root".into()),
+        Some(Component::Normal(first)) if first == ".git" => {
+            Err("the path is inside `.git`".into())
+        }
+        _ => Ok(out),
+    }
+}
+
+fn has_wildcard(s: &OsStr) -> bool {
+    s.to_string_lossy().contains(['*', '?'])
+}
+
+/// The existing paths `pattern` names; wildcards are honoured in the last component only (a
+/// pattern with wildcards elsewhere names nothing).
+fn expand(root: &Path, pattern: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(last)) = (pattern.parent(), pattern.file_name()) else {
+        return Vec::new();
+    };
+    if parent.iter().any(has_wildcard) {
+        return Vec::new();
+    }
+    if !has_wildcard(last) {
+        return if fs::symlink_metadata(root.join(pattern)).is_ok() {
+            vec![pattern.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+    }
+    let Ok(listing) = fs::read_dir(root.join(parent)) else {
+        return Vec::new();
+    };
+    let glob = last.to_string_lossy();
+    let mut found: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|name| name != ".git" && wildcard_match(&glob, &name.to_string_lossy()))
+        .map(|name| parent.join(name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Matches `name` against `glob` where `*` is any run of characters and `?` any one.
+pub(crate) fn wildcard_match(glob: &str, name: &str) -> bool {
+    let g: Vec<char> = glob.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut gi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
+            gi += 1;
+            ni += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ni));
+            gi += 1;
+        } else if let Some((sg, sn)) = star {
+            gi = sg + 1;
+            ni = sn + 1;
+            star = Some((sg, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+/// Copies `root/rel` to `worktree/rel` unless something is already there; symlinks are copied as
+/// links, never followed. Returns whether anything was copied.
+fn copy_into(root: &Path, worktree: &Path, rel: &Path) -> Result<bool, GitError> {
+    let from = root.join(rel);
+    let to = worktree.join(rel);
+    if fs::symlink_metadata(&to).is_ok() {
+        return Ok(false);
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|source| GitError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    copy_recursive(&from, &to)?;
+    Ok(true)
+}
+
+fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {
+    let copy_error = |source| GitError::Copy {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    };
+    let meta = fs::symlink_metadata(from).map_err(copy_error)?;
+    if meta.file_type().is_symlink() {
+        #[cfg(unix)]
+        {
+            let link = fs::read_link(from).map_err(copy_error)?;
+            std::os::unix::fs::symlink(link, to).map_err(copy_error)?;
+        }
+        return Ok(());
+    }
+    if meta.is_dir() {
+        match fs::create_dir(to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(copy_error(e)),
+        }
+        for item in fs::read_dir(from).map_err(copy_error)? {
+            let item = item.map_err(copy_error)?;
+            let target = to.join(item.file_name());
+            if fs::symlink_metadata(&target).is_ok() {
+                continue;
+            }
+            copy_recursive(&item.path(), &target)?;
+        }
+        return Ok(());
+    }
+    fs::copy(from, to).map_err(copy_error)?;
+    Ok(())
+}
