@@ -2,5 +2,7 @@
 //! to agent exits, status-file changes, timers and signals.
 
 pub mod event;
+pub mod progress;
 
 pub use event::{Event, PlanOutcome, RunSummary, Stamped};
+pub use progress::{PlanInfo, Progress, ProgressMode};
