@@ -62,7 +62,7 @@ enum Command {
     },
     /// Show per-plan and per-phase progress from the status files.
     ///
-    /// Example: `orch status`, `orch status --plan auth --json`.
+    /// Example: `orch status`, `orch status --plan auth --json`, `orch status --watch`.
     Status {
         #[command(flatten)]
         target: Target,
@@ -73,6 +73,12 @@ enum Command {
         /// one from the plan: the way out of a corrupt status file.
         #[arg(long)]
         rebuild: bool,
+        /// Keep running: print the view again whenever a status file changes (checked at least
+        /// every 2 s), until Ctrl-C. On a terminal the screen is redrawn; otherwise each new
+        /// view follows a `--- HH:MM:SS ---` line; with --json each change is one JSON object
+        /// on one line. Example: `orch status --watch`, `orch status --watch --json | jq -c '.plans[].summary'`.
+        #[arg(long)]
+        watch: bool,
     },
     /// List the tasks that may start now, in the order orch would start them, and why the
     /// others wait.
@@ -229,7 +235,8 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             target,
             json,
             rebuild,
-        } => commands::status::run(&target.selection(), json, rebuild),
+            watch,
+        } => commands::status::run(&target.selection(), json, rebuild, watch),
         Command::Next {
             target,
             count,

@@ -1,19 +1,21 @@
-//! `orch status`: per-plan and per-phase progress.
+//! `orch status`: per-plan and per-phase progress; `--watch` keeps it on screen.
+
+mod watch;
+
+use std::fmt::Write as _;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::output::{bar, print_json, println_safe, summary_json, task_json};
-use super::workspace::{self, LoadedPlan, Selection, status_error};
+use super::output::{bar, println_safe, summary_json, task_json};
+use super::workspace::{self, LoadedPlan, Selection, Workspace, status_error};
 use crate::error::{CliResult, exit};
 use crate::status::{self, StatusDoc, TaskStatus};
 
-pub fn run(sel: &Selection, json_out: bool, rebuild: bool) -> CliResult<u8> {
+pub fn run(sel: &Selection, json_out: bool, rebuild: bool, watch: bool) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
-    let ws = workspace::load(&sel)?;
-    if ws.has_errors() {
-        return Err(workspace::invalid_input(&ws.diagnostics));
-    }
     let override_path = status_override.filter(|_| sel.plan.is_some());
+    let ws = load_valid(&sel)?;
     if rebuild {
         for &i in &ws.selected {
             let p = &ws.plans[i];
@@ -30,24 +32,72 @@ pub fn run(sel: &Selection, json_out: bool, rebuild: bool) -> CliResult<u8> {
             }
         }
     }
-    let docs = workspace::read_statuses(&ws, override_path.as_deref())?;
-    let views: Vec<Value> = ws
+    if watch {
+        let format = if json_out {
+            Format::JsonLine
+        } else {
+            Format::Text
+        };
+        return watch::run(&sel, &ws, override_path.as_deref(), format);
+    }
+    let format = if json_out { Format::Json } else { Format::Text };
+    let view = render(&sel, &ws, override_path.as_deref(), format)?;
+    if !view.is_empty() {
+        println_safe(&view);
+    }
+    Ok(exit::OK)
+}
+
+/// How the status view is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    /// Pretty-printed JSON.
+    Json,
+    /// The same JSON on one line (`--watch --json`).
+    JsonLine,
+}
+
+/// The workspace for `sel`; invalid plans are an error (exit 2).
+fn load_valid(sel: &Selection) -> CliResult<Workspace> {
+    let ws = workspace::load(sel)?;
+    if ws.has_errors() {
+        return Err(workspace::invalid_input(&ws.diagnostics));
+    }
+    Ok(ws)
+}
+
+/// What `orch status` prints, without the final newline.
+fn render(
+    sel: &Selection,
+    ws: &Workspace,
+    override_path: Option<&Path>,
+    format: Format,
+) -> CliResult<String> {
+    let docs = workspace::read_statuses(ws, override_path)?;
+    if format == Format::Text {
+        let mut out = String::new();
+        for &i in &ws.selected {
+            push_text(&mut out, &ws.plans[i], &docs[i]);
+        }
+        return Ok(out.trim_end_matches('\n').to_string());
+    }
+    let mut views: Vec<Value> = ws
         .selected
         .iter()
         .map(|&i| plan_json(&ws.plans[i], &docs[i]))
         .collect();
-    if json_out {
-        if sel.plan.is_some() {
-            print_json(&views[0]);
-        } else {
-            print_json(&json!({ "plans": views }));
-        }
+    let v = if sel.plan.is_some() && views.len() == 1 {
+        views.remove(0)
     } else {
-        for &i in &ws.selected {
-            print_text(&ws.plans[i], &docs[i]);
-        }
-    }
-    Ok(exit::OK)
+        json!({ "plans": views })
+    };
+    let text = if format == Format::JsonLine {
+        serde_json::to_string(&v)
+    } else {
+        serde_json::to_string_pretty(&v)
+    };
+    Ok(text.unwrap_or_else(|_| "null".into()))
 }
 
 fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
@@ -90,10 +140,11 @@ fn phase_progress(p: &LoadedPlan, doc: &StatusDoc, phase: u32) -> (usize, usize)
     (done, total)
 }
 
-fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
+fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc) {
     let c = status::counts_all(doc);
     let finished = (c.completed + c.skipped) as usize;
-    println_safe(&format!(
+    let _ = writeln!(
+        out,
         "{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
         p.name,
         p.plan.title,
@@ -103,14 +154,15 @@ fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
         c.in_progress,
         c.failed,
         c.skipped
-    ));
+    );
     for ph in &p.plan.phases {
         let (done, total) = phase_progress(p, doc, ph.number);
-        println_safe(&format!(
+        let _ = writeln!(
+            out,
             "  {} {done:>3}/{total:<3} {}",
             bar(done, total, 10),
             ph.label()
-        ));
+        );
         for t in p.plan.tasks.iter().filter(|t| t.phase == ph.number) {
             let st = doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status);
             if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {
@@ -119,7 +171,7 @@ fn print_text(p: &LoadedPlan, doc: &StatusDoc) {
                     .and_then(|e| e.last_error.clone().or(e.error.clone()))
                     .map(|e| format!(" — {e}"))
                     .unwrap_or_default();
-                println_safe(&format!("      {st:<11} {} {}{extra}", t.id, t.description));
+                let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
             }
         }
     }

@@ -7,9 +7,11 @@ pub mod event;
 pub mod lock;
 pub mod prepare;
 pub mod process;
+pub mod progress;
 pub mod run;
 pub mod watch;
 
 pub use event::{Event, PlanOutcome, RunSummary, Stamped};
 pub use lock::{LockError, SupervisorLock};
+pub use progress::{PlanInfo, Progress, ProgressMode};
 pub use run::run;
