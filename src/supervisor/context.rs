@@ -94,8 +94,52 @@ impl PlanCtx {
             .join(format!("{}.log", task.unwrap_or("plan")))
     }
 
-    /// The commit message of a task: `<plan> <id>: <description>`.
+    /// The commit message of a task: `<plan> <id>: <description>`, without the description's
+    /// `(depends: …)` annotation.
     pub fn commit_message(&self, id: &str, description: &str) -> String {
-        format!("{} {id}: {description}", self.name)
+        format!("{} {id}: {}", self.name, strip_annotations(description))
+    }
+}
+
+/// A task description without its `(depends: …)` and `(pipeline-start: …)` annotations, spaces
+/// collapsed: what a commit subject should say.
+pub fn strip_annotations(description: &str) -> String {
+    let mut out = String::with_capacity(description.len());
+    let mut rest = description;
+    while let Some(open) = rest.find('(') {
+        let after = &rest[open + 1..];
+        let lower = after.trim_start().to_ascii_lowercase();
+        let is_note = lower.starts_with("depends:") || lower.starts_with("pipeline-start:");
+        match (is_note, after.find(')')) {
+            (true, Some(close)) => {
+                out.push_str(&rest[..open]);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_annotations;
+
+    #[test]
+    fn commit_subjects_drop_dependency_notes() {
+        let cases = [
+            ("Hash passwords (depends: 1.1)", "Hash passwords"),
+            ("Add (HIGH) login (depends: 1.1, 2.3) form", "Add (HIGH) login form"),
+            ("Start (pipeline-start: when 1.3 completes)", "Start"),
+            ("Keep (this) note", "Keep (this) note"),
+            ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(strip_annotations(input), want, "{input}");
+        }
     }
 }

@@ -490,13 +490,11 @@ impl<'a> Dispatcher<'a> {
             if self.finished[p] {
                 continue;
             }
-            match &self.prep[p] {
-                Prep::NotStarted => {
-                    self.start_prepare(&pc);
-                    continue;
-                }
-                Prep::Running | Prep::Blocked(_) => continue,
-                Prep::Done => {}
+            if self.prep[p] == Prep::NotStarted {
+                self.start_prepare(&pc);
+            }
+            if self.prep[p] != Prep::Done {
+                continue;
             }
             match pc.agent.mode {
                 AgentMode::Plan => {
