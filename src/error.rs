@@ -12,7 +12,8 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// A status file is corrupt or unreadable; nothing was changed.
     pub const STATE: u8 = 3;
-    /// The requested task transition was refused (not ready, already running, already completed).
+    /// Refused: a task transition (not ready, already running, already completed), or a command
+    /// that would overwrite existing files (`orch init`, `orch demo DIR`).
     pub const REFUSED: u8 = 4;
 }
 

@@ -9,5 +9,6 @@ pub mod error;
 pub mod graph;
 pub mod manifest;
 pub mod plan;
+pub mod prompt;
 pub mod status;
 pub mod supervisor;
