@@ -12,8 +12,7 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// A status file is corrupt or unreadable; nothing was changed.
     pub const STATE: u8 = 3;
-    /// Refused: a task transition (not ready, already running, already completed), or a command
-    /// that would overwrite existing files (`orch init`, `orch demo DIR`).
+    /// The requested task transition was refused (not ready, already running, already completed).
     pub const REFUSED: u8 = 4;
 }
 

@@ -462,6 +462,8 @@ fn logs_repo() -> tempfile::TempDir {
     );
     write(d, "a.md", GREETER);
     write(d, "b.md", DOCS);
+    // The prompt `orch up` keeps next to a task's log is not a log.
+    write(d, ".orch/logs/a/1.1.prompt.md", "You are doing one task\n");
     let t0 = SystemTime::now() - Duration::from_secs(3600);
     for (i, (name, text)) in [
         ("setup.log", "npm ci\nok\n"),

@@ -14,7 +14,7 @@ use crate::status::{Transition, TransitionOptions};
 /// agents; merge the finished work back in dependency order.
 ///
 /// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan),
-/// 3 corrupt status file, 4 refused (a task transition, or files that would be overwritten).
+/// 3 corrupt status file, 4 task transition refused.
 #[derive(Parser, Debug)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {

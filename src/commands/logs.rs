@@ -78,7 +78,7 @@ fn plan_names(m: &Manifest) -> String {
         .join(", ")
 }
 
-/// Every regular file in the plan's log directory, oldest first.
+/// Every `*.log` file in the plan's log directory, oldest first.
 fn log_files(dir: &Path) -> CliResult<Vec<LogFile>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -97,10 +97,10 @@ fn log_files(dir: &Path) -> CliResult<Vec<LogFile>> {
             continue;
         }
         let file_name = e.file_name().to_string_lossy().into_owned();
-        let name = file_name
-            .strip_suffix(".log")
-            .unwrap_or(&file_name)
-            .to_string();
+        // Only logs: the prompt files (`<task>.prompt.md`) next to them are not listed.
+        let Some(name) = file_name.strip_suffix(".log").map(str::to_string) else {
+            continue;
+        };
         files.push(LogFile {
             name,
             path: e.path(),
