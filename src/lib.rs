@@ -10,5 +10,6 @@ pub mod git;
 pub mod graph;
 pub mod manifest;
 pub mod plan;
+pub mod prompt;
 pub mod status;
 pub mod supervisor;

@@ -140,6 +140,60 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Start using orch in a repository: write a commented `plans.toml`, the prompt templates
+    /// (`orch/templates/task.md`, `plan.md`), an example plan (`docs/plans/example.md`) and a
+    /// `/.orch/` line in `.gitignore`.
+    ///
+    /// Never overwrites: if any of those files exists, nothing is written (exit 4).
+    /// Example: `orch init`, `orch init --dir ../new-project`.
+    Init {
+        /// The directory to write into (created if missing) instead of the current one.
+        /// Example: `--dir ../new-project`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The 60-second tour: a new git repository with three plans, run by `orch up` with a
+    /// built-in scripted agent; then each plan branch's commits and the final status.
+    ///
+    /// Exits with `orch up`'s exit code. The repository is kept for you to look around.
+    /// Example: `orch demo`, `orch demo /tmp/orch-tour`.
+    Demo {
+        /// Where to make the demo repository: a new or empty directory (a non-empty one is
+        /// refused with exit 4). Default: a new directory under the system temp dir, printed.
+        /// Example: `orch demo /tmp/orch-tour`.
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The demo's scripted agent (run by `orch up` in `orch demo`): appends
+    /// `<task>: <description>` to `src/<plan>.txt` in its worktree, or checks that file for a
+    /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
+    #[command(name = "demo-agent", hide = true)]
+    DemoAgent,
+    /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
+    /// last); with TASK, print that log.
+    ///
+    /// Logs live in `<log_dir>/<plan>/<task>.log` (`log_dir` = `.orch/logs` by default);
+    /// `plan.log` is a plan-mode agent's, `setup.log` the setup command's.
+    /// Example: `orch logs auth`, `orch logs auth 2.3`, `tail -F "$(orch logs auth 2.3 --path)"`.
+    Logs {
+        /// The plan's name in the manifest. Example: `auth`.
+        plan: String,
+        /// A task id (`2.3`, `V2` for a verification step), or `plan` / `setup`.
+        /// Example: `orch logs auth 2.3`.
+        task: Option<String>,
+        /// Print only the path of the log (or of the plan's log directory without TASK), even
+        /// before it is written. Example: `orch logs auth 2.3 --path`.
+        #[arg(long)]
+        path: bool,
+        /// Print JSON: the list (`plan`, `dir`, `logs`: `name`, `path`, `size`, `modified`), or
+        /// with TASK one object with the log's `text`. Example: `orch logs auth --json`.
+        #[arg(long)]
+        json: bool,
+        /// The manifest to use instead of the `plans.toml` found by walking up from the
+        /// current directory. Example: `--manifest ../repo/plans.toml`.
+        #[arg(long, short = 'm', value_name = "PATH")]
+        manifest: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -263,6 +317,22 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             };
             commands::graph::run(&target.selection(), format)
         }
+        Command::Init { dir } => commands::init::run(dir.as_deref()),
+        Command::Demo { dir } => commands::demo::run(dir.as_deref()),
+        Command::DemoAgent => commands::demo::run_agent(),
+        Command::Logs {
+            plan,
+            task,
+            path,
+            json,
+            manifest,
+        } => commands::logs::run(&commands::logs::LogsArgs {
+            manifest,
+            plan,
+            task,
+            path,
+            json,
+        }),
         Command::Task { action } => {
             let (transition, common, opts) = match action {
                 TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),

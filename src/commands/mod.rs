@@ -1,7 +1,10 @@
 //! One thin file per subcommand. Each returns its exit code or a [`CliError`](crate::error::CliError).
 
 pub mod check;
+pub mod demo;
 pub mod graph;
+pub mod init;
+pub mod logs;
 pub mod next;
 pub mod output;
 pub mod status;

@@ -41,6 +41,9 @@ pub struct Defaults {
     pub setup: Option<Vec<String>>,
     /// Files copied from the main work tree into a new worktree (`[".env"]`).
     pub copy: Vec<PathBuf>,
+    /// Relative to the manifest's directory (`orch/templates`): `task.md` and `plan.md` found
+    /// there replace the built-in prompt templates.
+    pub templates: PathBuf,
 }
 
 impl Default for Defaults {
@@ -62,6 +65,7 @@ impl Default for Defaults {
             log_dir: PathBuf::from(".orch/logs"),
             setup: None,
             copy: Vec::new(),
+            templates: PathBuf::from("orch/templates"),
         }
     }
 }
@@ -153,6 +157,11 @@ impl Manifest {
     /// `root/log_dir/<plan_name>`: the plan's task logs.
     pub fn log_dir(&self, plan_name: &str) -> PathBuf {
         self.root.join(&self.defaults.log_dir).join(plan_name)
+    }
+
+    /// `root/templates`: where prompt template overrides are looked for.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.root.join(&self.defaults.templates)
     }
 
     /// `root/worktree_root/<plan_name>`.

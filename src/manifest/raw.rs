@@ -36,6 +36,7 @@ pub struct RawDefaults {
     pub log_dir: Option<At<String>>,
     pub setup: Option<At<Vec<At<String>>>>,
     pub copy: Option<At<Vec<At<String>>>>,
+    pub templates: Option<At<String>>,
 }
 
 #[derive(Debug)]
@@ -114,8 +115,9 @@ impl<'a> Reporter<'a> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["defaults", "agents", "plan"];
-const DEFAULTS_KEYS: &[&str] = &[
+/// The keys of each table, as known to the reader (`orch init` writes every one of them).
+pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan"];
+pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
     "agent",
@@ -132,9 +134,10 @@ const DEFAULTS_KEYS: &[&str] = &[
     "log_dir",
     "setup",
     "copy",
+    "templates",
 ];
-const AGENT_KEYS: &[&str] = &["command", "mode"];
-const PLAN_KEYS: &[&str] = &[
+pub const AGENT_KEYS: &[&str] = &["command", "mode"];
+pub const PLAN_KEYS: &[&str] = &[
     "name",
     "file",
     "priority",
@@ -196,6 +199,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "log_dir" => d.log_dir = string(r, &ctx, value),
             "setup" => d.setup = string_array(r, &ctx, value, Some(ARGV_HINT)),
             "copy" => d.copy = string_list(r, &ctx, value),
+            "templates" => d.templates = string(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }

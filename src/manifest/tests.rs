@@ -851,3 +851,56 @@ fn supervision_keys_report_bad_values_at_their_location() {
         repo.one_error(text, *line, *col, fragment);
     }
 }
+
+#[test]
+fn templates_dir_defaults_and_resolves_inside_the_repository() {
+    let repo = Repo::new();
+    let plan = "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n";
+    let m = repo.load(plan).expect("valid");
+    assert_eq!(m.defaults.templates, PathBuf::from("orch/templates"));
+    assert_eq!(m.templates_dir(), repo.root().join("orch/templates"));
+
+    let m = repo
+        .load(&format!(
+            "[defaults]\ntemplates = \"./prompts/x/..\"\n{plan}"
+        ))
+        .expect("valid");
+    assert_eq!(m.defaults.templates, PathBuf::from("prompts"));
+    assert_eq!(m.templates_dir(), repo.root().join("prompts"));
+
+    let cases: &[(&str, usize, usize, &str)] = &[
+        (
+            "[defaults]\ntemplates = \"../shared\"\n",
+            2,
+            13,
+            "`defaults.templates` `../shared` escapes the repository",
+        ),
+        (
+            "[defaults]\ntemplates = \"/etc\"\n",
+            2,
+            13,
+            "escapes the repository",
+        ),
+        (
+            "[defaults]\ntemplates = \".\"\n",
+            2,
+            13,
+            "must name a directory inside the repository",
+        ),
+        (
+            "[defaults]\ntemplates = 3\n",
+            2,
+            13,
+            "`defaults.templates` must be a string",
+        ),
+        (
+            "[defaults]\ntemplate = \"t\"\n",
+            2,
+            1,
+            "unknown key `template`",
+        ),
+    ];
+    for (text, line, col, fragment) in cases {
+        repo.one_error(text, *line, *col, fragment);
+    }
+}

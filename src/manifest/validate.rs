@@ -115,6 +115,7 @@ fn defaults(
         ("worktree_root", &d.worktree_root, &mut out.worktree_root),
         ("state_dir", &d.state_dir, &mut out.state_dir),
         ("log_dir", &d.log_dir, &mut out.log_dir),
+        ("templates", &d.templates, &mut out.templates),
     ] {
         if let Some(At { value, span }) = field {
             match inside_dir(Path::new(value)) {

@@ -1,0 +1,475 @@
+//! `orch demo`: the 60-second tour. A fresh git repository with the three plans of orch's own
+//! `plans.toml`, run by `orch up` with a built-in scripted agent (`orch demo-agent`, hidden),
+//! then what each plan branch holds and the final status.
+
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+
+use super::output::println_safe;
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::{self, MANIFEST_NAME, Manifest, check_plan_name};
+use crate::plan::TaskKind;
+
+/// The demo's manifest: the plans of the top-level `plans.toml`, with the scripted agent.
+pub const DEMO_MANIFEST: &str = include_str!("../../assets/demo/plans.toml");
+
+/// The plan files, the same as in this repository's `docs/plans/`.
+pub const DEMO_PLANS: [(&str, &str); 3] = [
+    (
+        "docs/plans/greeter.md",
+        include_str!("../../docs/plans/greeter.md"),
+    ),
+    (
+        "docs/plans/docs.md",
+        include_str!("../../docs/plans/docs.md"),
+    ),
+    (
+        "docs/plans/polish.md",
+        include_str!("../../docs/plans/polish.md"),
+    ),
+];
+
+const README: &str = "# orch demo\n\nA throwaway repository made by `orch demo`. The plans are in \
+`docs/plans/`, the manifest is `plans.toml`; the scripted agent appends one line per task to \
+`src/<plan>.txt` on the plan's branch.\n";
+
+const AUTHOR: &str = "orch demo";
+const EMAIL: &str = "demo@orch.invalid";
+
+/// Variables that would point git (ours or a child's) at another repository.
+const GIT_ENV: [&str; 6] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+];
+/// Variables an outer `orch up` may have set; the demo's own run must not inherit them.
+const ORCH_ENV: [&str; 6] = [
+    "ORCH_MANIFEST",
+    "ORCH_PLAN",
+    "ORCH_TASK",
+    "ORCH_WORKTREE",
+    "ORCH_STATUS_FILE",
+    "ORCH_BIN",
+];
+
+/// Runs the demo in `dir` (a new temporary directory when `None`); returns `orch up`'s exit code.
+pub fn run(dir: Option<&Path>) -> CliResult<u8> {
+    let dir = prepare_dir(dir)?;
+    create_repo(&dir)?;
+    println_safe(&format!("demo repository: {}", dir.display()));
+    println_safe(
+        "three plans (greeter; docs, which waits for greeter's phase 1; polish), run by\n\
+         `orch up` with the built-in scripted agent, three agents at once\n",
+    );
+    let _ = std::io::stdout().flush();
+
+    let exe = std::env::current_exe().context("cannot find the orch executable")?;
+    // Ctrl-C reaches `orch up` too (same process group); it stops its agents gracefully. The demo
+    // keeps running meanwhile so that it can show what was done.
+    let guard = InterruptGuard::install();
+    let status = orch_child(&exe, &dir)
+        .arg("up")
+        .status()
+        .with_context(|| format!("cannot run `{} up`", exe.display()))?;
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::FAILURE);
+
+    println_safe("\n== what each plan branch holds (git log --oneline main..BRANCH)");
+    match manifest::load(&dir.join(MANIFEST_NAME)) {
+        Ok(m) => print_branches(&m, &dir)?,
+        Err(e) => println_safe(&format!("cannot read the demo manifest: {e}")),
+    }
+    println_safe("\n== orch status");
+    let _ = std::io::stdout().flush();
+    let _ = orch_child(&exe, &dir).arg("status").status();
+    drop(guard);
+    println_safe(&format!(
+        "\nthe demo repository stays in {dir}; look around:\n  \
+         cd {dir}\n  \
+         orch status --plan greeter\n  \
+         orch logs greeter\n  \
+         git log --all --oneline --graph",
+        dir = dir.display()
+    ));
+    if code != exit::OK {
+        eprintln!("`orch up` exited with code {code}");
+    }
+    Ok(code)
+}
+
+/// A new or empty directory; refuses anything else.
+fn prepare_dir(dir: Option<&Path>) -> CliResult<PathBuf> {
+    let refused = |why: String| {
+        CliError::new(exit::REFUSED, anyhow!(why))
+            .with_hint("give a new or empty directory, or none for a new temporary one")
+    };
+    let dir = match dir {
+        Some(d) => {
+            if d.exists() {
+                if !d.is_dir() {
+                    return Err(refused(format!(
+                        "`{}` exists and is not a directory",
+                        d.display()
+                    )));
+                }
+                let mut entries = std::fs::read_dir(d)
+                    .with_context(|| format!("cannot read `{}`", d.display()))?;
+                if entries.next().is_some() {
+                    return Err(refused(format!(
+                        "`{}` is not empty; the demo makes a new repository",
+                        d.display()
+                    )));
+                }
+            } else {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create `{}`", d.display()))?;
+            }
+            d.to_path_buf()
+        }
+        None => new_temp_dir()?,
+    };
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
+/// `$TMPDIR/orch-demo-<time>-<pid>[-N]`, created (and kept: the user looks at it afterwards).
+fn new_temp_dir() -> CliResult<PathBuf> {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let base = std::env::temp_dir().join(format!("orch-demo-{stamp}-{}", std::process::id()));
+    for n in 0..100 {
+        let dir = if n == 0 {
+            base.clone()
+        } else {
+            PathBuf::from(format!("{}-{n}", base.display()))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(CliError::from(
+                    anyhow!(e).context(format!("cannot create `{}`", dir.display())),
+                ));
+            }
+        }
+    }
+    Err(CliError::from(anyhow!(
+        "cannot find a free name for `{}`",
+        base.display()
+    )))
+}
+
+/// `git init` on branch `main`, a README commit, then the plans and manifest in a second commit.
+fn create_repo(dir: &Path) -> CliResult<()> {
+    let git = |what: &str, e: git2::Error| CliError::from(anyhow!("{what}: {}", e.message()));
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &opts).map_err(|e| {
+        git(
+            &format!("cannot create a repository in `{}`", dir.display()),
+            e,
+        )
+    })?;
+    // Commits that `orch up` makes in the demo work without any user git configuration.
+    let mut config = repo
+        .config()
+        .map_err(|e| git("cannot open git config", e))?;
+    config
+        .set_str("user.name", AUTHOR)
+        .and_then(|()| config.set_str("user.email", EMAIL))
+        .map_err(|e| git("cannot write git config", e))?;
+
+    let write = |rel: &str, text: &str| -> CliResult<()> {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&p, text).with_context(|| format!("cannot write `{}`", p.display()))?;
+        Ok(())
+    };
+    write("README.md", README)?;
+    write(".gitignore", "/.orch/\n")?;
+    commit(
+        &repo,
+        &["README.md", ".gitignore"],
+        "Start the demo repository",
+    )
+    .map_err(|e| git("cannot commit", e))?;
+    let mut files = vec![MANIFEST_NAME];
+    write(MANIFEST_NAME, DEMO_MANIFEST)?;
+    for (rel, text) in DEMO_PLANS {
+        write(rel, text)?;
+        files.push(rel);
+    }
+    commit(&repo, &files, "Add three plans and their manifest")
+        .map_err(|e| git("cannot commit", e))?;
+    Ok(())
+}
+
+fn commit(
+    repo: &git2::Repository,
+    files: &[&str],
+    message: &str,
+) -> Result<git2::Oid, git2::Error> {
+    let mut index = repo.index()?;
+    for f in files {
+        index.add_path(Path::new(f))?;
+    }
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now(AUTHOR, EMAIL)?;
+    let parent = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit()?),
+        Err(_) => None,
+    };
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+}
+
+/// Per plan: the commits on its branch that the target lacks, and its `src/<plan>.txt`.
+fn print_branches(m: &Manifest, dir: &Path) -> CliResult<()> {
+    let repo = git2::Repository::open(dir)
+        .map_err(|e| anyhow!("cannot open `{}`: {}", dir.display(), e.message()))?;
+    let target = repo
+        .find_branch(&m.defaults.target, git2::BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().target());
+    for p in &m.plans {
+        let Some(tip) = repo
+            .find_branch(&p.branch, git2::BranchType::Local)
+            .ok()
+            .and_then(|b| b.get().target())
+        else {
+            println_safe(&format!("{}: no branch (the plan did not start)", p.branch));
+            continue;
+        };
+        let commits = ahead(&repo, tip, target).unwrap_or_default();
+        println_safe(&format!(
+            "{} ({} commit{} ahead of {}):",
+            p.branch,
+            commits.len(),
+            if commits.len() == 1 { "" } else { "s" },
+            m.defaults.target
+        ));
+        for line in &commits {
+            println_safe(&format!("  {line}"));
+        }
+        let rel = format!("src/{}.txt", p.name);
+        if let Some(text) = file_at(&repo, tip, &rel) {
+            println_safe(&format!("  {rel}:"));
+            for line in text.lines() {
+                println_safe(&format!("    {line}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `git log --oneline <hide>..<tip>`, newest first.
+fn ahead(
+    repo: &git2::Repository,
+    tip: git2::Oid,
+    hide: Option<git2::Oid>,
+) -> Result<Vec<String>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+    walk.push(tip)?;
+    if let Some(h) = hide {
+        walk.hide(h)?;
+    }
+    let mut out = Vec::new();
+    for oid in walk {
+        let c = repo.find_commit(oid?)?;
+        let id = c.id().to_string();
+        out.push(format!(
+            "{} {}",
+            &id[..7.min(id.len())],
+            c.summary().ok().flatten().unwrap_or("")
+        ));
+    }
+    Ok(out)
+}
+
+fn file_at(repo: &git2::Repository, tip: git2::Oid, rel: &str) -> Option<String> {
+    let tree = repo.find_commit(tip).ok()?.tree().ok()?;
+    let entry = tree.get_path(Path::new(rel)).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    Some(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
+/// `orch` run in the demo repository, with nothing inherited that points elsewhere.
+fn orch_child(exe: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(exe);
+    c.current_dir(dir);
+    for v in GIT_ENV.iter().chain(&ORCH_ENV) {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// While alive, SIGINT does not kill this process (the child still gets it and handles it).
+/// A caught signal is reset to its default in a child at `exec`, so `orch up` is unaffected.
+struct InterruptGuard {
+    _runtime: Option<tokio::runtime::Runtime>,
+    _signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl InterruptGuard {
+    fn install() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok();
+        let signal = runtime.as_ref().and_then(|rt| {
+            let _entered = rt.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+        });
+        Self {
+            _runtime: runtime,
+            _signal: signal,
+        }
+    }
+}
+
+/// `orch demo-agent`: the scripted agent of the demo. In its worktree it appends
+/// `<task id>: <description>` to `src/<plan>.txt`; a verification step checks that file is not
+/// empty. It exits 0 on success, which `orch up` counts as the task done.
+pub fn run_agent() -> CliResult<u8> {
+    let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+    let missing = |k: &str| {
+        CliError::invalid(anyhow!(
+            "`orch demo-agent` is the scripted agent of `orch demo`, and `{k}` is not set"
+        ))
+        .with_hint("it runs under `orch up`, which sets ORCH_PLAN, ORCH_TASK and ORCH_WORKTREE")
+    };
+    let plan = var("ORCH_PLAN").ok_or_else(|| missing("ORCH_PLAN"))?;
+    check_plan_name(&plan).map_err(|why| CliError::invalid(anyhow!(why)))?;
+    let task = var("ORCH_TASK").ok_or_else(|| missing("ORCH_TASK"))?;
+    if !task.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        return Err(CliError::invalid(anyhow!("`{task}` is not a task id")));
+    }
+    let dir = match std::env::var_os("ORCH_WORKTREE").filter(|s| !s.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let (verify, description) = lookup(&dir, &plan, &task);
+    // Look busy for a moment, like a real agent (behaviour, not synchronisation).
+    std::thread::sleep(Duration::from_millis(100 + random() % 301));
+
+    let rel = format!("src/{plan}.txt");
+    let file = dir.join(&rel);
+    if verify {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+        if lines == 0 {
+            return Err(CliError::new(
+                exit::FAILURE,
+                anyhow!("demo-agent: {plan} {task}: `{rel}` is missing or empty"),
+            ));
+        }
+        println_safe(&format!(
+            "demo-agent: {plan} {task}: checked {rel}: {lines} line{} of work",
+            if lines == 1 { "" } else { "s" }
+        ));
+    } else {
+        let line = format!("{task}: {description}");
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&file)
+            .and_then(|mut f| writeln!(f, "{line}"))
+            .with_context(|| format!("cannot write `{}`", file.display()))?;
+        println_safe(&format!(
+            "demo-agent: {plan} {task}: appended \"{line}\" to {rel}"
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// Whether the task is a verification step, and its description, from the plan file; the id
+/// alone when the plan cannot be read.
+fn lookup(dir: &Path, plan: &str, task: &str) -> (bool, String) {
+    let fallback = (task.starts_with('V'), format!("task {task}"));
+    let path = std::env::var_os("ORCH_MANIFEST")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| manifest::find_manifest(dir));
+    let Some(m) = path.and_then(|p| manifest::load(&p).ok()) else {
+        return fallback;
+    };
+    let Some(entry) = m.plan(plan) else {
+        return fallback;
+    };
+    let Ok(parsed) = crate::plan::parse_file(&entry.abs_file) else {
+        return fallback;
+    };
+    match parsed.task(task) {
+        Some(t) => (t.kind == TaskKind::Verify, t.description.clone()),
+        None => fallback,
+    }
+}
+
+/// A random number from the standard library's hasher seeds (no dependency needed).
+fn random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo runs the project's own plans: same names, files, priorities and dependencies.
+    #[test]
+    fn the_demo_manifest_mirrors_the_top_level_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (rel, text) in DEMO_PLANS {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, text).expect("write");
+        }
+        let top = include_str!("../../plans.toml");
+        std::fs::write(dir.path().join("top.toml"), top).expect("write");
+        std::fs::write(dir.path().join("demo.toml"), DEMO_MANIFEST).expect("write");
+        let top = manifest::load(&dir.path().join("top.toml")).expect("top-level manifest");
+        let demo = manifest::load(&dir.path().join("demo.toml")).expect("demo manifest");
+        let shape = |m: &Manifest| -> Vec<(String, PathBuf, i64, Vec<String>)> {
+            m.plans
+                .iter()
+                .map(|p| {
+                    let deps = p.depends_on.iter().map(|d| d.raw.clone()).collect();
+                    (p.name.clone(), p.file.clone(), p.priority, deps)
+                })
+                .collect()
+        };
+        assert_eq!(shape(&top), shape(&demo));
+        assert_eq!(demo.defaults.agent, "demo");
+        assert_eq!(demo.agents["demo"].command, ["{{ orch }}", "demo-agent"]);
+        assert_eq!(demo.defaults.max_agents, 3);
+        assert_eq!(demo.defaults.backoff, Duration::ZERO);
+    }
+
+    #[test]
+    fn random_varies() {
+        let draws: std::collections::HashSet<u64> = (0..8).map(|_| random() % 301).collect();
+        assert!(draws.len() > 1, "{draws:?}");
+    }
+}

@@ -1,0 +1,274 @@
+//! `orch logs PLAN [TASK]`: the agent logs `orch up` writes, one file per task in
+//! `<log_dir>/<plan>/` (`<task>.log`, plus `plan.log` for a plan-mode agent and `setup.log`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context as _, anyhow};
+use serde_json::json;
+
+use super::output::{print_json, println_safe};
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::{self, Manifest, PlanEntry};
+
+/// The logs that are not a task's.
+const PLAN_LOGS: [&str; 2] = ["plan", "setup"];
+
+/// What the user asked for.
+pub struct LogsArgs {
+    pub manifest: Option<PathBuf>,
+    pub plan: String,
+    pub task: Option<String>,
+    /// Print only the path.
+    pub path: bool,
+    pub json: bool,
+}
+
+/// One log file.
+struct LogFile {
+    /// The file name without `.log`: the task id, `plan` or `setup`.
+    name: String,
+    path: PathBuf,
+    size: u64,
+    modified: Option<SystemTime>,
+}
+
+pub fn run(args: &LogsArgs) -> CliResult<u8> {
+    let m = load_manifest(args.manifest.as_deref())?;
+    let entry = m.plan(&args.plan).ok_or_else(|| {
+        CliError::invalid(anyhow!("no plan `{}` in `{}`", args.plan, m.path.display()))
+            .with_hint(format!("the manifest's plans are {}", plan_names(&m)))
+    })?;
+    let dir = m.log_dir(&entry.name);
+    match &args.task {
+        None => list(args, entry, &dir),
+        Some(task) => show(args, entry, &dir, task),
+    }
+}
+
+fn load_manifest(given: Option<&Path>) -> CliResult<Manifest> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            manifest::find_manifest(&cwd).ok_or_else(|| {
+                CliError::invalid(anyhow!(
+                    "no `plans.toml` found in `{}` or any parent directory",
+                    cwd.display()
+                ))
+                .with_hint("logs belong to the plans of a manifest; pass `--manifest PATH`")
+            })?
+        }
+    };
+    manifest::load(&path).map_err(|e| {
+        let code = match e {
+            manifest::ManifestError::Read { .. } => exit::FAILURE,
+            manifest::ManifestError::Invalid { .. } => exit::INVALID,
+        };
+        CliError::new(code, e)
+    })
+}
+
+fn plan_names(m: &Manifest) -> String {
+    m.plans
+        .iter()
+        .map(|p| format!("`{}`", p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every `*.log` file in the plan's log directory, oldest first.
+fn log_files(dir: &Path) -> CliResult<Vec<LogFile>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(CliError::from(
+                anyhow!(e).context(format!("cannot read `{}`", dir.display())),
+            ));
+        }
+    };
+    let mut files = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("cannot read `{}`", dir.display()))?;
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        // Only logs: the prompt files (`<task>.prompt.md`) next to them are not listed.
+        let Some(name) = file_name.strip_suffix(".log").map(str::to_string) else {
+            continue;
+        };
+        files.push(LogFile {
+            name,
+            path: e.path(),
+            size: meta.len(),
+            modified: meta.modified().ok(),
+        });
+    }
+    files.sort_by(|a, b| (a.modified, &a.name).cmp(&(b.modified, &b.name)));
+    Ok(files)
+}
+
+fn list(args: &LogsArgs, entry: &PlanEntry, dir: &Path) -> CliResult<u8> {
+    if args.path {
+        println_safe(&dir.display().to_string());
+        return Ok(exit::OK);
+    }
+    let files = log_files(dir)?;
+    if args.json {
+        let logs: Vec<_> = files
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name,
+                    "path": f.path,
+                    "size": f.size,
+                    "modified": f.modified.map(rfc3339),
+                })
+            })
+            .collect();
+        print_json(&json!({ "plan": entry.name, "dir": dir, "logs": logs }));
+        return Ok(exit::OK);
+    }
+    if files.is_empty() {
+        return Err(CliError::invalid(anyhow!(
+            "no logs yet for plan `{}` (looked in `{}`)",
+            entry.name,
+            dir.display()
+        ))
+        .with_hint("`orch up` writes one log per task there once the plan runs"));
+    }
+    println_safe(&format!(
+        "logs of plan `{}` in {} (newest last):",
+        entry.name,
+        dir.display()
+    ));
+    let width = files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    for f in &files {
+        println_safe(&format!(
+            "  {:<width$}  {:>9}  {}",
+            f.name,
+            human_size(f.size),
+            f.modified.map(local_time).unwrap_or_else(|| "-".into()),
+        ));
+    }
+    println_safe(&format!(
+        "show one: orch logs {} {}",
+        entry.name,
+        files[files.len() - 1].name
+    ));
+    Ok(exit::OK)
+}
+
+fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult<u8> {
+    let name = task.strip_suffix(".log").unwrap_or(task);
+    let safe = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let known = safe && (PLAN_LOGS.contains(&name) || plan_has_task(entry, name));
+    let path = dir.join(format!("{name}.log"));
+    let exists = safe && path.is_file();
+    if !known && !exists {
+        let hint = match task_ids(entry) {
+            Some(ids) if !ids.is_empty() => format!(
+                "its tasks are {}; `plan` and `setup` name the plan-mode agent's and the setup log",
+                ids.join(", ")
+            ),
+            _ => format!("`orch logs {}` lists the logs there are", entry.name),
+        };
+        return Err(
+            CliError::invalid(anyhow!("plan `{}` has no task `{task}`", entry.name))
+                .with_hint(hint),
+        );
+    }
+    if args.path {
+        // Known but not written yet is fine: `tail -F "$(orch logs auth 2.3 --path)"`.
+        println_safe(&path.display().to_string());
+        return Ok(exit::OK);
+    }
+    if !exists {
+        return Err(CliError::invalid(anyhow!(
+            "no log yet for `{name}` of plan `{}` (`{}` does not exist)",
+            entry.name,
+            path.display()
+        ))
+        .with_hint(format!(
+            "it has not run yet; `orch status --plan {}` shows where the plan is, `orch logs {}` lists the logs there are",
+            entry.name, entry.name
+        )));
+    }
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if args.json {
+        let meta = std::fs::metadata(&path).ok();
+        print_json(&json!({
+            "plan": entry.name,
+            "name": name,
+            "path": path,
+            "size": bytes.len(),
+            "modified": meta.and_then(|m| m.modified().ok()).map(rfc3339),
+            "text": String::from_utf8_lossy(&bytes),
+        }));
+        return Ok(exit::OK);
+    }
+    // A closed pipe (`orch logs auth 1.1 | head`) is not an error.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&bytes).and_then(|()| out.flush());
+    Ok(exit::OK)
+}
+
+/// The plan's task ids, when its file can be read.
+fn task_ids(entry: &PlanEntry) -> Option<Vec<String>> {
+    let plan = crate::plan::parse_file(&entry.abs_file).ok()?;
+    Some(plan.tasks.iter().map(|t| t.id.clone()).collect())
+}
+
+fn plan_has_task(entry: &PlanEntry, id: &str) -> bool {
+    task_ids(entry).is_some_and(|ids| ids.iter().any(|t| t == id))
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+fn local_time(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
+    }
+}
