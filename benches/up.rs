@@ -95,8 +95,15 @@ fn main() {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let finished = events.iter().filter(|e| e["event"] == "task_finished").count();
-        assert_eq!(finished, PLANS * TASKS, "run {run}: not every task finished");
+        let finished = events
+            .iter()
+            .filter(|e| e["event"] == "task_finished")
+            .count();
+        assert_eq!(
+            finished,
+            PLANS * TASKS,
+            "run {run}: not every task finished"
+        );
         // For each plan: the launch of task n+1 after task n was recorded done.
         let mut last_done: std::collections::HashMap<String, f64> = Default::default();
         for e in &events {
@@ -120,7 +127,9 @@ fn main() {
     delays.sort_by(f64::total_cmp);
     let wall = percentile(&walls, 0.5);
     let tasks = (PLANS * TASKS) as f64;
-    println!("orch up, {PLANS} plans x {TASKS} tasks, agent `true`, 8 agents at a time ({runs} runs)");
+    println!(
+        "orch up, {PLANS} plans x {TASKS} tasks, agent `true`, 8 agents at a time ({runs} runs)"
+    );
     println!("  wall time (median):            {wall:.0} ms");
     println!(
         "  overhead per task (wall/tasks): {:.2} ms   (target < 5 ms)",

@@ -393,7 +393,15 @@ fn demo_builds_a_repository_with_the_plans() {
         ]
     );
     let statuses = repo.statuses(None).expect("statuses");
-    assert!(statuses.is_empty(), "the main work tree stays clean");
+    let dirty: Vec<String> = statuses
+        .iter()
+        .filter(|e| !e.status().is_ignored())
+        .map(|e| format!("{:?} {:?}", e.path().ok(), e.status()))
+        .collect();
+    assert!(
+        dirty.is_empty(),
+        "the main work tree stays clean: {dirty:?}"
+    );
     for p in ["greeter", "docs", "polish"] {
         let rel = format!("docs/plans/{p}.md");
         assert_eq!(
@@ -409,7 +417,6 @@ fn demo_builds_a_repository_with_the_plans() {
 
 /// The whole tour: every task of every plan done by the scripted agent, on its plan's branch.
 #[test]
-#[ignore = "needs `orch up` (being written); run with --ignored once it exists"]
 fn demo_runs_every_plan_to_completion() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("tour");

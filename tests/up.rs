@@ -123,14 +123,21 @@ impl Repo {
 
     /// The raw status file of a plan.
     fn status_file(&self, plan: &str) -> Value {
-        let text = std::fs::read_to_string(self.root().join(format!(".orch/state/{plan}/status.json")))
-            .expect("status file");
+        let text =
+            std::fs::read_to_string(self.root().join(format!(".orch/state/{plan}/status.json")))
+                .expect("status file");
         serde_json::from_str(&text).expect("status json")
     }
 
     /// Subjects of the commits on `branch` that are not on main, oldest first.
     fn subjects(&self, branch: &str) -> Vec<String> {
-        let out = self.git(&["log", "--reverse", "--no-merges", "--format=%s", &format!("main..{branch}")]);
+        let out = self.git(&[
+            "log",
+            "--reverse",
+            "--no-merges",
+            "--format=%s",
+            &format!("main..{branch}"),
+        ]);
         out.lines().map(str::to_string).collect()
     }
 
@@ -314,11 +321,17 @@ fn three_plans_with_a_phase_dependency_run_to_completion() {
     assert_eq!(repo.subjects("plan/docs"), ["docs 1.1: Write the guide"]);
     let api = repo.subjects("plan/api");
     let own: Vec<&String> = api.iter().filter(|s| s.starts_with("api ")).collect();
-    assert_eq!(own, ["api 1.1: Add the routes", "api 1.2: Document the routes"]);
+    assert_eq!(
+        own,
+        ["api 1.1: Add the routes", "api 1.2: Document the routes"]
+    );
 
     // api's branch holds auth's phase 1, and its agent started only after auth 1.2 was done.
     let auth_doc = repo.status_file("auth");
-    let auth_12 = auth_doc["tasks"][1]["commit"].as_str().expect("commit").to_string();
+    let auth_12 = auth_doc["tasks"][1]["commit"]
+        .as_str()
+        .expect("commit")
+        .to_string();
     assert!(repo.git_ok(&["merge-base", "--is-ancestor", &auth_12, "plan/api"]));
     let api_tree = repo.git(&["show", "plan/api:auth.txt"]);
     assert!(api_tree.contains("1.2 done"), "{api_tree}");
@@ -334,7 +347,10 @@ fn three_plans_with_a_phase_dependency_run_to_completion() {
         .map(|m| m.at)
         .min()
         .expect("api ran");
-    assert!(api_first > auth_12_end, "api started before auth's phase 1 was done");
+    assert!(
+        api_first > auth_12_end,
+        "api started before auth's phase 1 was done"
+    );
     // Each task's agent ran exactly once.
     assert_eq!(marks.iter().filter(|m| m.start).count(), 6);
 
@@ -344,7 +360,10 @@ fn three_plans_with_a_phase_dependency_run_to_completion() {
     assert_eq!(count("task_started"), 6);
     assert_eq!(count("task_finished"), 6);
     assert_eq!(count("plan_finished"), 3);
-    assert!(ev.iter().any(|e| e["event"] == "upstream_merged" && e["plan"] == "api"));
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "upstream_merged" && e["plan"] == "api")
+    );
     // The main work tree is untouched by orch's directories (they are excluded).
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
@@ -367,7 +386,10 @@ fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
     );
     repo.commit_all("plans");
     let (code, out, err) = repo.run(&["up", "--json"]);
-    assert_eq!(code, 5, "expected exit 5 (a plan failed)\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        code, 5,
+        "expected exit 5 (a plan failed)\nstdout:\n{out}\nstderr:\n{err}"
+    );
 
     let st = repo.statuses("p");
     assert_eq!(
@@ -389,7 +411,10 @@ fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
     );
     // Two attempts of 1.1, none of 1.2.
     let marks = journal(&journal_path);
-    assert_eq!(marks.iter().filter(|m| m.start && m.task == "1.1").count(), 2);
+    assert_eq!(
+        marks.iter().filter(|m| m.start && m.task == "1.1").count(),
+        2
+    );
     assert_eq!(marks.iter().filter(|m| m.task == "1.2").count(), 0);
     // Each failed attempt's leftovers were saved, and the branch holds only 1.3's commit.
     assert_eq!(repo.subjects("plan/p"), ["p 1.3: Unrelated"]);
@@ -415,7 +440,10 @@ fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
 fn a_hanging_agent_is_killed_at_its_timeout() {
     let repo = Repo::new();
     let pids = repo.outside("pids");
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n",
+    );
     repo.write(
         "plans.toml",
         &format!(
@@ -430,7 +458,10 @@ fn a_hanging_agent_is_killed_at_its_timeout() {
     let doc = repo.status_file("p");
     assert_eq!(doc["tasks"][0]["status"], "failed");
     assert!(
-        doc["tasks"][0]["error"].as_str().expect("error").contains("timed out after 1s"),
+        doc["tasks"][0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("timed out after 1s"),
         "{doc}"
     );
     let pid: u32 = std::fs::read_to_string(&pids)
@@ -445,7 +476,10 @@ fn a_hanging_agent_is_killed_at_its_timeout() {
 fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
     let repo = Repo::new();
     let pids = repo.outside("pids");
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Refuse to stop\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Refuse to stop\n",
+    );
     repo.write(
         "plans.toml",
         &format!(
@@ -476,20 +510,33 @@ fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
     let mut seen = Vec::new();
     sigint(orch_pid);
     // The first Ctrl-C is acknowledged and lets the agent run on.
-    wait_line(&lines, &mut seen, |e| e["event"] == "interrupted" && e["immediate"] == false);
+    wait_line(&lines, &mut seen, |e| {
+        e["event"] == "interrupted" && e["immediate"] == false
+    });
     assert!(agent_pids.iter().all(|&p| process_alive(p)));
     sigint(orch_pid);
     let out = wait(child);
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for pid in agent_pids {
         assert!(!process_alive(pid), "process {pid} survived Ctrl-C");
     }
     while let Ok(l) = lines.recv_timeout(Duration::from_secs(5)) {
         seen.push(l);
     }
-    assert!(seen.iter().any(|e| e["event"] == "interrupted" && e["immediate"] == true));
+    assert!(
+        seen.iter()
+            .any(|e| e["event"] == "interrupted" && e["immediate"] == true)
+    );
     // The task is pending again, ready for the next `orch up`.
-    assert_eq!(repo.statuses("p"), [("1.1".to_string(), "pending".to_string())]);
+    assert_eq!(
+        repo.statuses("p"),
+        [("1.1".to_string(), "pending".to_string())]
+    );
 }
 
 #[test]
@@ -505,7 +552,10 @@ fn kill_9_then_up_again_completes_without_running_a_task_twice_at_once() {
         &format!(
             "[defaults]\nagent = \"slow\"\n\n[agents.slow]\ncommand = {}\n\n\
              [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("slow_report.sh", &[journal_path.to_str().expect("utf8"), "1"])
+            agent(
+                "slow_report.sh",
+                &[journal_path.to_str().expect("utf8"), "1"]
+            )
         ),
     );
     repo.commit_all("plans");
@@ -544,7 +594,10 @@ fn kill_9_then_up_again_completes_without_running_a_task_twice_at_once() {
             .collect();
         spans.sort_unstable();
         for w in spans.windows(2) {
-            assert!(w[0].1 <= w[1].0, "task {task}: two agents at once: {spans:?}");
+            assert!(
+                w[0].1 <= w[1].0,
+                "task {task}: two agents at once: {spans:?}"
+            );
         }
     }
 }
@@ -567,7 +620,10 @@ fn refused(repo: &Repo, expected_code: i32, fragment: &str) {
 
 fn bad_input_repo(command: &str) -> Repo {
     let repo = Repo::new();
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n",
+    );
     repo.write(
         "plans.toml",
         &format!(
@@ -584,8 +640,15 @@ fn bad_input_is_refused_and_nothing_is_half_made() {
 
     // An uncommitted change to the plan file: the worktree would not have it.
     let repo = bad_input_repo(&ok);
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something else\n");
-    refused(&repo, 4, "plan file `docs/plans/p.md` of plan `p` differs from its version on `main`");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something else\n",
+    );
+    refused(
+        &repo,
+        4,
+        "plan file `docs/plans/p.md` of plan `p` differs from its version on `main`",
+    );
 
     // A branch with the plan's name that orch did not make.
     let repo = bad_input_repo(&ok);
@@ -609,7 +672,10 @@ fn bad_input_is_refused_and_nothing_is_half_made() {
 fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
     let repo = Repo::new();
     let pids = repo.outside("pids");
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n",
+    );
     repo.write(
         "plans.toml",
         &format!(

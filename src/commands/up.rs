@@ -36,15 +36,17 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
     let selected = select(&ws, &args.plans)?;
-    let orch_bin = std::env::current_exe()
-        .map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
+    let orch_bin =
+        std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
 
     // 1. Everything that can be checked without touching the disk.
     let repo = git::open(&manifest.root).map_err(git_error)?;
-    let repo_root = repo
-        .workdir()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| CliError::invalid(anyhow!("`{}` is a bare repository", manifest.root.display())))?;
+    let repo_root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "`{}` is a bare repository",
+            manifest.root.display()
+        ))
+    })?;
     let repo_root = repo_root.canonicalize().unwrap_or(repo_root);
     drop(repo);
     let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
@@ -55,7 +57,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let mut actions = Vec::new();
     for &i in &selected {
         let lp = &ws.plans[i];
-        let entry = manifest.plan(&lp.name).expect("selected plans come from the manifest");
+        let entry = manifest
+            .plan(&lp.name)
+            .expect("selected plans come from the manifest");
         check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
         let unfinished = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
             .map_err(workspace::status_error)?
@@ -149,7 +153,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             PlanInfo {
                 name: lp.name.clone(),
                 total: lp.plan.tasks.len(),
-                done: doc.map_or(0, |d| d.entries().filter(|e| e.status.is_finished()).count()),
+                done: doc.map_or(0, |d| {
+                    d.entries().filter(|e| e.status.is_finished()).count()
+                }),
             }
         })
         .collect();
@@ -164,7 +170,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let mut plans: Vec<Option<Arc<PlanCtx>>> = vec![None; ws.plans.len()];
     for (&i, action) in selected.iter().zip(&actions) {
         let lp = &ws.plans[i];
-        let entry = manifest.plan(&lp.name).expect("selected plans come from the manifest");
+        let entry = manifest
+            .plan(&lp.name)
+            .expect("selected plans come from the manifest");
         let path = manifest.worktree_path(&lp.name);
         let (base, created_at) = match action {
             None => (String::new(), None),
@@ -219,7 +227,10 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         repo_root: repo_root.clone(),
         manifest_path: std::path::absolute(&manifest.path).unwrap_or(manifest.path.clone()),
         orch_bin,
-        max_agents: args.max_agents.unwrap_or(manifest.defaults.max_agents).max(1),
+        max_agents: args
+            .max_agents
+            .unwrap_or(manifest.defaults.max_agents)
+            .max(1),
         grace: manifest.defaults.grace,
         backoff: manifest.defaults.backoff,
         stuck_after: manifest.defaults.stuck_after,
@@ -261,8 +272,10 @@ fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> 
             Some(_) => {}
             None => {
                 let known: Vec<String> = ws.plans.iter().map(|p| format!("`{}`", p.name)).collect();
-                return Err(CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
-                    .with_hint(format!("the manifest's plans are {}", known.join(", "))));
+                return Err(
+                    CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
+                        .with_hint(format!("the manifest's plans are {}", known.join(", "))),
+                );
             }
         }
     }
@@ -279,13 +292,25 @@ fn check_agent(
     lp: &workspace::LoadedPlan,
 ) -> CliResult<()> {
     let agent = manifest.agent_of(entry).ok_or_else(|| {
-        CliError::invalid(anyhow!("plan `{}` names unknown agent `{}`", entry.name, entry.agent))
+        CliError::invalid(anyhow!(
+            "plan `{}` names unknown agent `{}`",
+            entry.name,
+            entry.agent
+        ))
     })?;
     let orch = orch_bin.display().to_string();
     let program = agent
         .command
         .first()
-        .map(|a| render_template(a, |v| if v == "orch" { orch.clone() } else { String::new() }))
+        .map(|a| {
+            render_template(a, |v| {
+                if v == "orch" {
+                    orch.clone()
+                } else {
+                    String::new()
+                }
+            })
+        })
         .transpose()
         .map_err(|e| CliError::invalid(anyhow!("agent `{}`: {e}", entry.agent)))?
         .unwrap_or_default();
@@ -295,7 +320,10 @@ fn check_agent(
             entry.agent,
             entry.name,
             if program.contains('/') {
-                format!(" (relative to the worktree, like `{}`)", manifest.root.join(&program).display())
+                format!(
+                    " (relative to the worktree, like `{}`)",
+                    manifest.root.join(&program).display()
+                )
             } else {
                 " on PATH".to_string()
             }
@@ -336,31 +364,40 @@ fn check_agent(
 }
 
 /// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.
-fn record_tree(lp: &workspace::LoadedPlan, tree: &git::PlanTree) -> CliResult<chrono::DateTime<Utc>> {
+fn record_tree(
+    lp: &workspace::LoadedPlan,
+    tree: &git::PlanTree,
+) -> CliResult<chrono::DateTime<Utc>> {
     let now = Utc::now();
     let mut created_at = now;
-    status::update(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name, |doc, _| {
-        let earlier = doc
-            .extra
-            .get("orchWorktree")
-            .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
-            .and_then(|v| v.get("createdAt"))
-            .and_then(|v| v.as_str())
-            .and_then(status::parse_timestamp);
-        if let (false, Some(t)) = (tree.created, earlier) {
-            created_at = t;
-        }
-        doc.extra.insert(
-            "orchWorktree".to_string(),
-            json!({
-                "branch": tree.branch,
-                "path": tree.path,
-                "base": tree.base,
-                "createdAt": status::timestamp(created_at),
-            }),
-        );
-        Ok(())
-    })
+    status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let earlier = doc
+                .extra
+                .get("orchWorktree")
+                .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
+                .and_then(|v| v.get("createdAt"))
+                .and_then(|v| v.as_str())
+                .and_then(status::parse_timestamp);
+            if let (false, Some(t)) = (tree.created, earlier) {
+                created_at = t;
+            }
+            doc.extra.insert(
+                "orchWorktree".to_string(),
+                json!({
+                    "branch": tree.branch,
+                    "path": tree.path,
+                    "base": tree.base,
+                    "createdAt": status::timestamp(created_at),
+                }),
+            );
+            Ok(())
+        },
+    )
     .map_err(workspace::status_error)?;
     Ok(created_at)
 }

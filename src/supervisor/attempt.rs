@@ -129,7 +129,10 @@ fn describe_ending(e: &Ending) -> String {
         Ending::Exited(Some(code)) => format!("exit status {code}"),
         Ending::Exited(None) => "the process is gone".to_string(),
         Ending::TimedOut(t) => format!("timed out after {}", humantime(*t)),
-        Ending::Stuck(t) => format!("stuck: no output and no status change for {}", humantime(*t)),
+        Ending::Stuck(t) => format!(
+            "stuck: no output and no status change for {}",
+            humantime(*t)
+        ),
         Ending::Stopped => "stopped by orch".to_string(),
     }
 }
@@ -342,7 +345,12 @@ pub fn commit_task(plan: &PlanCtx, id: &str, description: &str) -> Result<String
         Some(oid) => oid,
         None => {
             git::commit_all(&plan.worktree, &message)
-                .map_err(|e| format!("cannot commit task `{id}` in `{}`: {e}", plan.worktree.display()))?
+                .map_err(|e| {
+                    format!(
+                        "cannot commit task `{id}` in `{}`: {e}",
+                        plan.worktree.display()
+                    )
+                })?
                 .oid
         }
     };
@@ -411,7 +419,10 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
     }
     let _git = plan.git_lock.lock().ok()?;
     let refname = format!("refs/orch/attempts/{}/{id}/{attempt}", plan.name);
-    let message = format!("{} {id}: {why} attempt {attempt} (saved by orch)", plan.name);
+    let message = format!(
+        "{} {id}: {why} attempt {attempt} (saved by orch)",
+        plan.name
+    );
     match git::save_and_reset(&plan.worktree, &refname, &message) {
         Ok(Some(_)) => Some(refname),
         _ => None,

@@ -90,8 +90,7 @@ impl PlanCtx {
 
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
     pub fn log_path(&self, task: Option<&str>) -> PathBuf {
-        self.log_dir
-            .join(format!("{}.log", task.unwrap_or("plan")))
+        self.log_dir.join(format!("{}.log", task.unwrap_or("plan")))
     }
 
     /// The commit message of a task: `<plan> <id>: <description>`, without the description's
@@ -133,7 +132,10 @@ mod tests {
     fn commit_subjects_drop_dependency_notes() {
         let cases = [
             ("Hash passwords (depends: 1.1)", "Hash passwords"),
-            ("Add (HIGH) login (depends: 1.1, 2.3) form", "Add (HIGH) login form"),
+            (
+                "Add (HIGH) login (depends: 1.1, 2.3) form",
+                "Add (HIGH) login form",
+            ),
             ("Start (pipeline-start: when 1.3 completes)", "Start"),
             ("Keep (this) note", "Keep (this) note"),
             ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),

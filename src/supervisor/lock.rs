@@ -100,7 +100,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = SupervisorLock::acquire(dir.path()).expect("first");
         match SupervisorLock::acquire(dir.path()) {
-            Err(LockError::Held { holder: Some(h), .. }) => {
+            Err(LockError::Held {
+                holder: Some(h), ..
+            }) => {
                 assert_eq!(h.pid, std::process::id());
             }
             Err(e) => panic!("unexpected error {e}"),

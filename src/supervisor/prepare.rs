@@ -103,12 +103,13 @@ fn merge_upstream(
         "{}: merge `{raw}` ({up_name} at {short}) before its first task",
         plan.name
     );
-    let outcome = git::merge_into(&plan.worktree, &plan.branch, &commit, &message).map_err(|e| {
-        format!(
-            "cannot merge `{raw}` ({up_name} at {short}) into `{}`: {e}",
-            plan.branch
-        )
-    })?;
+    let outcome =
+        git::merge_into(&plan.worktree, &plan.branch, &commit, &message).map_err(|e| {
+            format!(
+                "cannot merge `{raw}` ({up_name} at {short}) into `{}`: {e}",
+                plan.branch
+            )
+        })?;
     let merge_commit = match outcome {
         MergeOutcome::AlreadyContained => None,
         MergeOutcome::Merged { commit } => Some(commit),
@@ -168,7 +169,10 @@ async fn run_setup(
     );
     let env = vec![
         ("ORCH_PLAN".to_string(), plan.name.clone()),
-        ("ORCH_WORKTREE".to_string(), plan.worktree.display().to_string()),
+        (
+            "ORCH_WORKTREE".to_string(),
+            plan.worktree.display().to_string(),
+        ),
     ];
     let mut spawned = process::spawn(argv, &plan.worktree, &env, log).map_err(|e| {
         format!(
@@ -208,7 +212,9 @@ async fn run_setup(
             "the setup command `{}` of plan `{}` failed ({}); see {}",
             argv.join(" "),
             plan.name,
-            result.map_or("killed by a signal".to_string(), |c| format!("exit status {c}")),
+            result.map_or("killed by a signal".to_string(), |c| format!(
+                "exit status {c}"
+            )),
             log.display()
         ))
     }

@@ -45,7 +45,12 @@ pub fn log_line(path: &Path, line: &str) {
 
 /// Spawns `argv` in `cwd` as the leader of a new process group, stdin from /dev/null, stdout and
 /// stderr appended to `log`, with `env` added and orch's git variables removed.
-pub fn spawn(argv: &[String], cwd: &Path, env: &[(String, String)], log: &Path) -> io::Result<Spawned> {
+pub fn spawn(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+) -> io::Result<Spawned> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;

@@ -22,6 +22,8 @@ use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 type TaskKey = (usize, usize);
+/// Environment variables given to an agent.
+type Env = Vec<(String, String)>;
 
 /// Where a plan's preparation (upstream merges, setup) stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +33,6 @@ enum Prep {
     Done,
     Blocked(String),
 }
-
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
 pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
@@ -87,9 +88,7 @@ impl<'a> Dispatcher<'a> {
             .map(|p| {
                 status::view(&p.status_path, &p.plan, &p.rel_path, &p.name)
                     .map(|(d, _)| d)
-                    .unwrap_or_else(|_| {
-                        StatusDoc::new(&p.plan, &p.rel_path, &p.name, Utc::now())
-                    })
+                    .unwrap_or_else(|_| StatusDoc::new(&p.plan, &p.rel_path, &p.name, Utc::now()))
             })
             .collect();
         Self {
@@ -146,12 +145,13 @@ impl<'a> Dispatcher<'a> {
             max_agents,
         });
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let state_dir = self.ctx.repo_root.join(
-            self.ws
-                .manifest
-                .as_ref()
-                .map_or_else(|| std::path::PathBuf::from(".orch/state"), |m| m.defaults.state_dir.clone()),
-        );
+        let state_dir = self
+            .ctx
+            .repo_root
+            .join(self.ws.manifest.as_ref().map_or_else(
+                || std::path::PathBuf::from(".orch/state"),
+                |m| m.defaults.state_dir.clone(),
+            ));
         let _watcher = match super::watch::watch_state_dir(&state_dir, watch_tx) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -276,11 +276,18 @@ impl<'a> Dispatcher<'a> {
                 let _ = tokio::task::spawn_blocking(move || {
                     if pcc.parallel == 1 {
                         let _g = pcc.git_lock.lock();
-                        let refname = format!("refs/orch/attempts/{}/resume-{}", pcc.name, Utc::now().timestamp());
+                        let refname = format!(
+                            "refs/orch/attempts/{}/resume-{}",
+                            pcc.name,
+                            Utc::now().timestamp()
+                        );
                         let _ = crate::git::save_and_reset(
                             &pcc.worktree,
                             &refname,
-                            &format!("{}: changes left by agents of a stopped supervisor", pcc.name),
+                            &format!(
+                                "{}: changes left by agents of a stopped supervisor",
+                                pcc.name
+                            ),
                         );
                     }
                     let opts = TransitionOptions {
@@ -327,7 +334,8 @@ impl<'a> Dispatcher<'a> {
         let budget = if task.is_some() {
             pc.timeout
         } else {
-            pc.timeout.saturating_mul(remaining_tasks(&self.docs[p]).max(1) as u32)
+            pc.timeout
+                .saturating_mul(remaining_tasks(&self.docs[p]).max(1) as u32)
         };
         let deadline = Instant::now() + budget.saturating_sub(elapsed);
         self.running.insert(run_id, p);
@@ -676,8 +684,9 @@ impl<'a> Dispatcher<'a> {
         let budget = if task.is_some() {
             pc.timeout
         } else {
-            pc.timeout
-                .saturating_mul(u32::try_from(remaining_tasks(&self.docs[p]).max(1)).unwrap_or(u32::MAX))
+            pc.timeout.saturating_mul(
+                u32::try_from(remaining_tasks(&self.docs[p]).max(1)).unwrap_or(u32::MAX),
+            )
         };
         let now = Instant::now();
         let attempt = Attempt {
@@ -734,7 +743,7 @@ impl<'a> Dispatcher<'a> {
         pc: &PlanCtx,
         task: Option<usize>,
         attempt: u32,
-    ) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+    ) -> Result<(Vec<String>, Env), String> {
         let p = pc.index;
         let doc = &self.docs[p];
         let orch = self.ctx.orch_bin.display().to_string();
@@ -866,7 +875,10 @@ impl<'a> Dispatcher<'a> {
         let p = f.plan;
         self.reload(p);
         let Some(pc) = self.plan(p) else { return };
-        let id = f.task.map(|t| pc.plan.tasks[t].id.clone()).unwrap_or_default();
+        let id = f
+            .task
+            .map(|t| pc.plan.tasks[t].id.clone())
+            .unwrap_or_default();
         match f.outcome {
             Outcome::Done { commit } => {
                 if f.task.is_some() {
@@ -927,10 +939,16 @@ impl<'a> Dispatcher<'a> {
         }
         let doc = &self.docs[p];
         let all_done = pc.plan.tasks.iter().all(|t| {
-            doc.entry(&t.id).is_some_and(|e| e.status.is_finished())
-                && !pc.needs_commit(doc, &t.id)
+            doc.entry(&t.id).is_some_and(|e| e.status.is_finished()) && !pc.needs_commit(doc, &t.id)
         });
-        if all_done && !pc.plan.tasks.iter().enumerate().any(|(t, _)| self.committing.contains(&(p, t))) {
+        if all_done
+            && !pc
+                .plan
+                .tasks
+                .iter()
+                .enumerate()
+                .any(|(t, _)| self.committing.contains(&(p, t)))
+        {
             self.finished[p] = true;
             self.send(Event::PlanFinished {
                 plan: pc.name.clone(),
@@ -946,7 +964,7 @@ impl<'a> Dispatcher<'a> {
         }
         if !self.running.is_empty()
             || !self.committing.is_empty()
-            || self.prep.iter().any(|s| *s == Prep::Running)
+            || self.prep.contains(&Prep::Running)
         {
             return false;
         }
@@ -977,10 +995,7 @@ impl<'a> Dispatcher<'a> {
         for pc in self.run_plans() {
             let p = pc.index;
             let doc = &self.docs[p];
-            let completed = doc
-                .entries()
-                .filter(|e| e.status.is_finished())
-                .count();
+            let completed = doc.entries().filter(|e| e.status.is_finished()).count();
             let total = doc.entries().count();
             let failed_tasks: Vec<String> = pc
                 .plan
@@ -1019,7 +1034,8 @@ impl<'a> Dispatcher<'a> {
                 ),
                 _ => self.why_stuck(&pc, &r.blocked, graph),
             };
-            if matches!(outcome, "blocked" | "failed") && !matches!(self.prep[p], Prep::Blocked(_)) {
+            if matches!(outcome, "blocked" | "failed") && !matches!(self.prep[p], Prep::Blocked(_))
+            {
                 blocked_events.push(Event::PlanBlocked {
                     plan: pc.name.clone(),
                     reason: reason.clone().unwrap_or_default(),
@@ -1063,10 +1079,9 @@ impl<'a> Dispatcher<'a> {
             }
             for w in why {
                 let text = match w {
-                    Waiting::Failed(n) => format!(
-                        "blocked by failed `{}`",
-                        node_name(self.ws, graph, *n)
-                    ),
+                    Waiting::Failed(n) => {
+                        format!("blocked by failed `{}`", node_name(self.ws, graph, *n))
+                    }
                     Waiting::Upstream { plan, label } => {
                         if self.plan(*plan).is_none() {
                             outcome = "unfinished";
@@ -1089,7 +1104,10 @@ impl<'a> Dispatcher<'a> {
             }
         }
         if reasons.is_empty() {
-            ("unfinished", Some("stopped before its tasks could run".to_string()))
+            (
+                "unfinished",
+                Some("stopped before its tasks could run".to_string()),
+            )
         } else {
             (outcome, Some(reasons.join("; ")))
         }
