@@ -101,6 +101,32 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             host: None,
         });
     }
+    // A plan-mode agent under `orch up` reports a task done: commit its work now, before the
+    // agent goes on to the next task, so the commit holds this task's changes and no others.
+    if args.transition == Transition::Done
+        && let Some(worktree) = commit_on_done()
+        && opts.commit.is_none()
+    {
+        let already = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
+            .map_err(status_error)?
+            .0
+            .entry(&args.id)
+            .is_some_and(|e| e.status == status::TaskStatus::Completed);
+        if !already {
+            let task = lp.plan.task(&args.id).expect("found above");
+            let message = format!(
+                "{} {}: {}",
+                lp.name,
+                args.id,
+                crate::supervisor::context::strip_annotations(&task.description)
+            );
+            let info = crate::git::commit_all(&worktree, &message).map_err(|e| {
+                CliError::new(exit::FAILURE, e)
+                    .with_hint("the task is not marked done; fix the worktree and report it again")
+            })?;
+            opts.commit = Some(info.oid);
+        }
+    }
     let ((outcome, report), _) =
         status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
             let outcome = status::apply(doc, &args.id, args.transition, &opts, Utc::now())?;
@@ -125,4 +151,15 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to
+/// plan-mode agents, with `ORCH_WORKTREE`).
+fn commit_on_done() -> Option<std::path::PathBuf> {
+    if std::env::var("ORCH_COMMIT_ON_DONE").ok().as_deref() != Some("1") {
+        return None;
+    }
+    std::env::var_os("ORCH_WORKTREE")
+        .filter(|w| !w.is_empty())
+        .map(std::path::PathBuf::from)
 }

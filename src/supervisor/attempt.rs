@@ -320,7 +320,7 @@ fn settle_task(_ctx: &Ctx, plan: &PlanCtx, t: usize, attempt: u32, ending: &Endi
 
 /// Commits the worktree for a done task and records the commit.
 pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
-    match commit_task(plan, id, description) {
+    match commit_task(plan, id, description, false) {
         Ok(commit) => Outcome::Done {
             commit: Some(commit),
         },
@@ -328,18 +328,30 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
     }
 }
 
-/// Commits the worktree as `<plan> <id>: <description>` (reusing a commit of that task left at
-/// HEAD by a supervisor that died before recording it) and records it, marking the task completed.
-pub fn commit_task(plan: &PlanCtx, id: &str, description: &str) -> Result<String, String> {
+/// Commits the worktree as `<plan> <id>: <description>` and records it, marking the task
+/// completed. With `maybe_committed` (work found done but unrecorded: a supervisor may have died
+/// between its commit and its record), a clean tree whose HEAD is that task's commit is reused.
+pub fn commit_task(
+    plan: &PlanCtx,
+    id: &str,
+    description: &str,
+    maybe_committed: bool,
+) -> Result<String, String> {
     let _git = plan
         .git_lock
         .lock()
         .map_err(|_| "the plan's git lock is poisoned".to_string())?;
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
-    let reuse = match (git::is_dirty(&plan.worktree), git::head_of(&plan.worktree)) {
-        (Ok(false), Ok((oid, msg))) if msg.starts_with(&prefix) && oid != plan.base => Some(oid),
-        _ => None,
+    let reuse = if maybe_committed {
+        match (git::is_dirty(&plan.worktree), git::head_of(&plan.worktree)) {
+            (Ok(false), Ok((oid, msg))) if msg.starts_with(&prefix) && oid != plan.base => {
+                Some(oid)
+            }
+            _ => None,
+        }
+    } else {
+        None
     };
     let oid = match reuse {
         Some(oid) => oid,
@@ -442,7 +454,7 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
     };
     for t in &plan.plan.tasks {
         if plan.needs_commit(&doc, &t.id)
-            && let Err(error) = commit_task(plan, &t.id, &t.description)
+            && let Err(error) = commit_task(plan, &t.id, &t.description, true)
         {
             return Outcome::Failed { error, saved: None };
         }

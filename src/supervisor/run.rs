@@ -73,6 +73,8 @@ struct Dispatcher<'a> {
     emit: &'a mut dyn FnMut(&Event),
     started: Instant,
     warned_status: HashSet<usize>,
+    /// Size and modification time of each status file when last read.
+    stamps: Vec<Option<(u64, std::time::SystemTime)>>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -120,6 +122,7 @@ impl<'a> Dispatcher<'a> {
             emit,
             started: Instant::now(),
             warned_status: HashSet::new(),
+            stamps: vec![None; n],
             ctx,
             ws,
         }
@@ -375,6 +378,7 @@ impl<'a> Dispatcher<'a> {
     /// Re-reads one plan's status file.
     fn reload(&mut self, p: usize) {
         let lp = &self.ws.plans[p];
+        self.stamps[p] = file_stamp(&lp.status_path);
         match status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name) {
             Ok((doc, _)) => {
                 self.docs[p] = doc;
@@ -392,9 +396,13 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// Re-reads the status files that changed on disk (size or modification time).
     fn reload_all(&mut self) {
         for p in 0..self.docs.len() {
-            self.reload(p);
+            let meta = file_stamp(&self.ws.plans[p].status_path);
+            if meta.is_none() || meta != self.stamps[p] {
+                self.reload(p);
+            }
         }
         // Tasks finished by someone else (a plan-mode agent, a person) get their commit.
         for pc in self.run_plans() {
@@ -418,7 +426,7 @@ impl<'a> Dispatcher<'a> {
         let tx = self.commit_tx.clone();
         tokio::task::spawn_blocking(move || {
             let task = &pcc.plan.tasks[t];
-            let r = commit_task(&pcc, &task.id, &task.description);
+            let r = commit_task(&pcc, &task.id, &task.description, true);
             let _ = tx.send((key, r));
         });
     }
@@ -604,6 +612,14 @@ impl<'a> Dispatcher<'a> {
                 argv.join(" ")
             ),
         );
+        // Resolved once here rather than by execvp trying every PATH entry.
+        let mut argv = argv;
+        if let Some(first) = argv.first_mut()
+            && !first.contains('/')
+            && let Some(found) = process::resolve_program(first, &pc.worktree)
+        {
+            *first = found.display().to_string();
+        }
         let spawned = match process::spawn(&argv, &pc.worktree, &env, &log) {
             Ok(s) => s,
             Err(e) => {
@@ -623,6 +639,32 @@ impl<'a> Dispatcher<'a> {
             process_start_time: start_time,
             host: process::hostname(),
         };
+        self.running.insert(run_id, p);
+        self.per_plan[p] += 1;
+        match task {
+            Some(t) => {
+                self.busy.insert((p, t));
+            }
+            None => {
+                self.plan_agent.insert(p);
+            }
+        }
+        let (kind, description) = match task {
+            Some(t) => {
+                let tk = &pc.plan.tasks[t];
+                (kind_str(tk.kind), tk.description.clone())
+            }
+            None => ("plan".to_string(), pc.plan.title.clone()),
+        };
+        self.send(Event::TaskStarted {
+            plan: pc.name.clone(),
+            task: id.clone().unwrap_or_default(),
+            kind,
+            description,
+            attempt: n,
+            pid,
+            log: log.clone(),
+        });
         // Record the start (unless the agent already reported: it may be that fast).
         let recorded = match &id {
             Some(id) => pc.update(|doc| {
@@ -655,32 +697,6 @@ impl<'a> Dispatcher<'a> {
                 message: format!("cannot record the start in the status file: {e}"),
             });
         }
-        self.running.insert(run_id, p);
-        self.per_plan[p] += 1;
-        match task {
-            Some(t) => {
-                self.busy.insert((p, t));
-            }
-            None => {
-                self.plan_agent.insert(p);
-            }
-        }
-        let (kind, description) = match task {
-            Some(t) => {
-                let tk = &pc.plan.tasks[t];
-                (kind_str(tk.kind), tk.description.clone())
-            }
-            None => ("plan".to_string(), pc.plan.title.clone()),
-        };
-        self.send(Event::TaskStarted {
-            plan: pc.name.clone(),
-            task: id.clone().unwrap_or_default(),
-            kind,
-            description,
-            attempt: n,
-            pid,
-            log: log.clone(),
-        });
         let budget = if task.is_some() {
             pc.timeout
         } else {
@@ -853,6 +869,11 @@ impl<'a> Dispatcher<'a> {
             ("ORCH_ATTEMPT".to_string(), attempt.to_string()),
             ("ORCH_PROMPT_FILE".to_string(), prompt_file),
         ];
+        let mut env = env;
+        if task.is_none() {
+            // A plan-mode agent goes straight on to its next task: `orch task done` commits.
+            env.push(("ORCH_COMMIT_ON_DONE".to_string(), "1".to_string()));
+        }
         Ok((argv, env))
     }
 
@@ -1141,6 +1162,11 @@ fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {
     let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
     let start = v.get("processStartTime")?.as_u64().unwrap_or(0);
     Some((pid, start))
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
 }
 
 fn millis(d: Duration) -> u64 {
