@@ -39,9 +39,9 @@ pub fn upstream_commit(
     git::latest_of(repo_root, &commits).map_err(|e| e.to_string())
 }
 
-/// Merges every upstream the plan waits on and runs its setup. `docs` are the status documents of
-/// every workspace plan (by index), `uplans` the plans. Returns the events to report, or why the
-/// plan is blocked.
+/// Merges every upstream the plan waits on and runs its setup (once). `upstreams` holds, per
+/// `depends_on` entry: the upstream plan's name, plan, status document, target and the entry as
+/// written. Returns the events to report, or why the plan is blocked.
 pub async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<PlanCtx>,
@@ -70,13 +70,12 @@ pub async fn prepare(
             .unwrap_or(false);
         if !done_before {
             let log = plan.log_dir.join("setup.log");
-            let ok = run_setup(&ctx, &plan, &argv, &log, &mut stop).await?;
+            run_setup(&ctx, &plan, &argv, &log, &mut stop).await?;
             events.push(Event::SetupFinished {
                 plan: plan.name.clone(),
                 ok: true,
-                log: log.clone(),
+                log,
             });
-            let _ = ok;
         }
     }
     Ok(events)
@@ -158,7 +157,7 @@ async fn run_setup(
     argv: &[String],
     log: &std::path::Path,
     stop: &mut watch::Receiver<Stop>,
-) -> Result<bool, String> {
+) -> Result<(), String> {
     process::log_line(
         log,
         &format!(
@@ -206,7 +205,7 @@ async fn run_setup(
         Ok(())
     });
     if ok {
-        Ok(true)
+        Ok(())
     } else {
         Err(format!(
             "the setup command `{}` of plan `{}` failed ({}); see {}",
