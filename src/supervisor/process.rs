@@ -190,3 +190,52 @@ pub fn hostname() -> Option<String> {
         .ok()
         .and_then(|h| h.into_string().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_resolve_like_execvp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("agent.sh");
+        std::fs::write(&script, "#!/bin/sh\n").expect("write");
+        // Not executable yet: not found.
+        assert_eq!(resolve_program("./agent.sh", dir.path()), None);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(
+            resolve_program("./agent.sh", dir.path()),
+            Some(dir.path().join("./agent.sh"))
+        );
+        let sh = resolve_program("sh", dir.path()).expect("sh is on PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(resolve_program("no-such-program-xyz", dir.path()), None);
+    }
+
+    #[tokio::test]
+    async fn terminate_group_kills_a_group_that_ignores_sigterm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("agent.log");
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "trap '' TERM; sh -c 'trap \"\" TERM; while :; do sleep 1; done' & echo started; while :; do sleep 1; done",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        let mut spawned = spawn(&argv, dir.path(), &[], &log).expect("spawn");
+        let pid = spawned.pid;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
+            assert!(Instant::now() < deadline, "the group did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(group_alive(pid));
+        let killed =
+            terminate_group(pid, Duration::from_millis(200), Some(&mut spawned.child)).await;
+        assert!(killed, "SIGTERM alone cannot have stopped it");
+        assert!(!group_alive(pid), "a member of the group survived");
+    }
+}
