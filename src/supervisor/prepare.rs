@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -66,8 +66,7 @@ pub async fn prepare(
             .view()
             .ok()
             .and_then(|d| d.extra.get("orchSetup").cloned())
-            .and_then(|v| v.get("ok").and_then(serde_json::Value::as_bool))
-            .unwrap_or(false);
+            .is_some_and(|v| set_up(&v, plan.created_at));
         if !done_before {
             let log = plan.log_dir.join("setup.log");
             run_setup(&ctx, &plan, &argv, &log, &mut stop).await?;
@@ -151,6 +150,28 @@ fn merge_upstream(
     }))
 }
 
+/// Whether a recorded setup run (`orchSetup`) succeeded in the plan's current worktree, the one
+/// made at `worktree_made`: a worktree made again (its directory was deleted) is set up again.
+fn set_up(record: &serde_json::Value, worktree_made: Option<DateTime<Utc>>) -> bool {
+    let ok = record
+        .get("ok")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let Some(made) = worktree_made else {
+        return ok;
+    };
+    let same_tree = record
+        .get("worktreeCreatedAt")
+        .and_then(serde_json::Value::as_str)
+        == Some(status::timestamp(made).as_str());
+    let after = record
+        .get("at")
+        .and_then(serde_json::Value::as_str)
+        .and_then(status::parse_timestamp)
+        .is_some_and(|at| at >= made);
+    ok && (same_tree || after)
+}
+
 async fn run_setup(
     ctx: &Ctx,
     plan: &PlanCtx,
@@ -199,7 +220,12 @@ async fn run_setup(
     };
     process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
     let ok = result == Some(0);
-    let record = json!({ "ok": ok, "exitCode": result, "at": status::timestamp(Utc::now()) });
+    let record = json!({
+        "ok": ok,
+        "exitCode": result,
+        "at": status::timestamp(Utc::now()),
+        "worktreeCreatedAt": plan.created_at.map(status::timestamp),
+    });
     let _ = plan.update(|doc| {
         doc.extra.insert("orchSetup".to_string(), record);
         Ok(())
@@ -216,5 +242,40 @@ async fn run_setup(
             )),
             log.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_up;
+    use crate::status::{parse_timestamp, timestamp};
+    use serde_json::json;
+
+    #[test]
+    fn setup_counts_only_for_the_worktree_it_ran_in() {
+        let made = parse_timestamp("2026-01-02T03:04:05.678Z").expect("time");
+        let made_again = parse_timestamp("2026-01-02T05:00:00.000Z").expect("time");
+        let ran = json!({ "ok": true, "at": "2026-01-02T03:04:06.000Z",
+                          "worktreeCreatedAt": timestamp(made) });
+        let failed = json!({ "ok": false, "at": "2026-01-02T03:04:06.000Z",
+                             "worktreeCreatedAt": timestamp(made) });
+        // Written before `worktreeCreatedAt` was recorded.
+        let older = json!({ "ok": true, "at": "2026-01-02T03:04:06.000Z" });
+        // Same millisecond as the worktree: only the recorded worktree tells.
+        let same_ms =
+            json!({ "ok": true, "at": timestamp(made), "worktreeCreatedAt": timestamp(made) });
+        let cases = [
+            (&ran, Some(made), true),
+            (&ran, Some(made_again), false),
+            (&ran, None, true),
+            (&failed, Some(made), false),
+            (&failed, None, false),
+            (&older, Some(made), true),
+            (&older, Some(made_again), false),
+            (&same_ms, Some(made), true),
+        ];
+        for (i, (record, worktree, want)) in cases.into_iter().enumerate() {
+            assert_eq!(set_up(record, worktree), want, "case {i}: {record}");
+        }
     }
 }
