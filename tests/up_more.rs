@@ -718,7 +718,10 @@ fn a_failed_upstream_blocks_its_downstream_plan() {
     let b = outcome(&ev, "b");
     assert_eq!(b["outcome"], "blocked", "{b}");
     let reason = b["reason"].as_str().expect("reason");
-    assert!(reason.contains("`a"), "{reason}");
+    assert!(
+        reason.contains("plan `a`") && reason.contains("`a:1.1` failed"),
+        "{reason}"
+    );
     assert_eq!(
         repo.statuses("b"),
         [

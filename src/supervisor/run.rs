@@ -1084,6 +1084,23 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// The ids of plan `p`'s tasks that failed for good (in this run or as recorded).
+    fn failed_tasks_of(&self, p: usize) -> Vec<String> {
+        self.ws.plans[p]
+            .plan
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(t, task)| {
+                self.failed.contains_key(&(p, *t))
+                    || self.docs[p]
+                        .entry(&task.id)
+                        .is_some_and(|e| e.status == TaskStatus::Failed)
+            })
+            .map(|(_, task)| task.id.clone())
+            .collect()
+    }
+
     /// Why an unfinished plan could not go on.
     fn why_stuck(
         &self,
@@ -1111,10 +1128,24 @@ impl<'a> Dispatcher<'a> {
                                 self.ws.plans[*plan].name
                             )
                         } else {
-                            format!(
-                                "waits for plan `{}` ({label}), which did not get there",
-                                self.ws.plans[*plan].name
-                            )
+                            let failed = self.failed_tasks_of(*plan);
+                            if failed.is_empty() {
+                                format!(
+                                    "waits for plan `{}` ({label}), which did not get there",
+                                    self.ws.plans[*plan].name
+                                )
+                            } else {
+                                format!(
+                                    "waits for plan `{}` ({label}), whose task{} {} failed",
+                                    self.ws.plans[*plan].name,
+                                    if failed.len() == 1 { "" } else { "s" },
+                                    failed
+                                        .iter()
+                                        .map(|t| format!("`{}:{t}`", self.ws.plans[*plan].name))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
                         }
                     }
                     _ => continue,
