@@ -2,6 +2,7 @@
 //! from `tests/fixtures/agents/`, and the outcomes a user checks: task statuses, commits on plan
 //! branches, files, the process table.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -698,4 +699,91 @@ fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
         .expect("kill");
     let out = wait(first);
     assert_eq!(out.status.code(), Some(130));
+}
+
+/// A supervisor that died after launching an agent but before recording it leaves a task
+/// `pending` with its agent alive: the next `orch up` finds the agent by its environment and
+/// waits for it instead of starting a second one.
+#[test]
+fn an_agent_launched_but_not_recorded_is_adopted_not_run_twice() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    let release = repo.outside("release");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\n\n[agents.ok]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent("ok.sh", &[journal_path.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+    // The stray agent of task 1.1: waits for the release file, then reports done like an agent.
+    let stray_dir = repo.outside("stray");
+    std::fs::create_dir_all(&stray_dir).expect("mkdir");
+    let script = format!(
+        "echo \"start p 1.1 $$ $(date +%s%N)\" >> {j}; while [ ! -e {r} ]; do sleep 0.05; done; \
+         \"$ORCH_BIN\" task done 1.1 --note stray || exit 9; echo \"end p 1.1 $$ $(date +%s%N)\" >> {j}",
+        j = journal_path.display(),
+        r = release.display()
+    );
+    let mut stray = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&stray_dir)
+        .env("ORCH_PLAN", "p")
+        .env("ORCH_TASK", "1.1")
+        .env(
+            "ORCH_STATUS_FILE",
+            repo.root().join(".orch/state/p/status.json"),
+        )
+        .env("ORCH_MANIFEST", repo.root().join("plans.toml"))
+        .env("ORCH_BIN", env!("CARGO_BIN_EXE_orch"))
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("stray agent");
+    wait_for("the stray agent to start", || journal_path.exists());
+
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    let lines = read_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |e| {
+        e["event"] == "task_adopted" && e["task"] == "1.1"
+    });
+    std::fs::write(&release, "go").expect("release");
+    let out = wait(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = stray.wait();
+    while let Ok(v) = lines.recv_timeout(Duration::from_secs(5)) {
+        seen.push(v);
+    }
+    // 1.1 ran once (the stray), 1.2 once (launched by orch after it).
+    let marks = journal(&journal_path);
+    assert_eq!(
+        marks.iter().filter(|m| m.start && m.task == "1.1").count(),
+        1,
+        "{marks:?}"
+    );
+    assert_eq!(
+        marks.iter().filter(|m| m.start && m.task == "1.2").count(),
+        1,
+        "{marks:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e["event"] == "task_started" && e["task"] == "1.1")
+    );
+    for (id, status) in repo.statuses("p") {
+        assert_eq!(status, "completed", "task {id}");
+    }
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One", "p 1.2: Two"]);
 }

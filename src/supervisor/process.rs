@@ -136,6 +136,65 @@ pub fn process_alive(pid: u32, start_time: u64) -> bool {
     }
 }
 
+/// An agent process found running, by the `ORCH_*` variables orch gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundAgent {
+    /// Its process group (the agent orch launched leads it).
+    pub pgid: u32,
+    /// `ORCH_STATUS_FILE`: which plan.
+    pub status_file: String,
+    /// `ORCH_TASK`: which task (empty for a plan-mode agent).
+    pub task: String,
+}
+
+/// Every live process (not a zombie, not this one) whose environment names an orch status file
+/// and task: the agents of an earlier supervisor, and their children. This finds an agent even
+/// when the supervisor died between launching it and recording its pid.
+pub fn find_agents() -> Vec<FoundAgent> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let mut status_file = None;
+        let mut task = None;
+        for var in environ.split(|b| *b == 0) {
+            if let Some(v) = var.strip_prefix(b"ORCH_STATUS_FILE=") {
+                status_file = Some(String::from_utf8_lossy(v).into_owned());
+            } else if let Some(v) = var.strip_prefix(b"ORCH_TASK=") {
+                task = Some(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+        let (Some(status_file), Some(task)) = (status_file, task) else {
+            continue;
+        };
+        if let Some((state, pgid)) = stat_state_and_group(pid)
+            && state != 'Z'
+        {
+            out.push(FoundAgent {
+                pgid,
+                status_file,
+                task,
+            });
+        }
+    }
+    out
+}
+
 /// Stops a process group: SIGTERM, up to `grace` for it to go, then SIGKILL. Returns whether
 /// SIGKILL was needed. `child` (the leader, if ours) is reaped meanwhile.
 pub async fn terminate_group(pgid: u32, grace: Duration, mut child: Option<&mut Child>) -> bool {

@@ -233,39 +233,58 @@ impl<'a> Dispatcher<'a> {
     /// Startup: adopt agents that outlived an earlier supervisor, put back tasks whose agent is
     /// gone, commit work that was done but not committed, and give failed tasks another run.
     async fn recover(&mut self) {
+        // Agents of an earlier supervisor, found by their environment: also those launched just
+        // before it died, whose start it had not recorded yet.
+        let found = process::find_agents();
         for pc in self.run_plans() {
             let p = pc.index;
             let doc = self.docs[p].clone();
             let mode = pc.agent.mode;
+            let status_file = pc.status_path.display().to_string();
+            let live: HashMap<&str, u32> = found
+                .iter()
+                .filter(|f| f.status_file == status_file)
+                .map(|f| (f.task.as_str(), f.pgid))
+                .collect();
             // A plan-mode agent still alive keeps its plan.
-            if mode == AgentMode::Plan
-                && let Some((pid, start)) = plan_agent_of(&doc)
-                && process::process_alive(pid, start)
-            {
-                self.adopt(&pc, None, pid, start, None);
-                continue;
+            if mode == AgentMode::Plan {
+                let recorded =
+                    plan_agent_of(&doc).filter(|(pid, start)| process::process_alive(*pid, *start));
+                let by_env = live
+                    .get("")
+                    .map(|&pgid| (pgid, status::process_start_time(pgid)));
+                if let Some((pid, start)) = recorded.or(by_env) {
+                    self.adopt(&pc, None, pid, start, None);
+                    continue;
+                }
             }
             let mut reset = Vec::new();
-            for t in &pc.plan.tasks {
+            let mut adopted_any = false;
+            for (ti, t) in pc.plan.tasks.iter().enumerate() {
                 let Some(e) = doc.entry(&t.id) else { continue };
+                let recorded = e
+                    .orch_run
+                    .as_ref()
+                    .filter(|_| e.status == TaskStatus::InProgress)
+                    .filter(|r| process::process_alive(r.pid, r.process_start_time))
+                    .map(|r| (r.pid, r.process_start_time));
+                let by_env = live
+                    .get(t.id.as_str())
+                    .map(|&pgid| (pgid, status::process_start_time(pgid)));
+                if mode == AgentMode::Task
+                    && !e.status.is_finished()
+                    && let Some((pid, start)) = recorded.or(by_env)
+                {
+                    let started = e
+                        .orch_run
+                        .as_ref()
+                        .and_then(|r| status::parse_timestamp(&r.started_at));
+                    self.adopt(&pc, Some(ti), pid, start, started);
+                    adopted_any = true;
+                    continue;
+                }
                 match e.status {
-                    TaskStatus::InProgress => {
-                        let alive = e
-                            .orch_run
-                            .as_ref()
-                            .filter(|r| process::process_alive(r.pid, r.process_start_time));
-                        match alive {
-                            Some(r) if mode == AgentMode::Task => {
-                                let t_idx = task_index(&pc.plan, &t.id);
-                                let started = e
-                                    .orch_run
-                                    .as_ref()
-                                    .and_then(|r| status::parse_timestamp(&r.started_at));
-                                self.adopt(&pc, t_idx, r.pid, r.process_start_time, started);
-                            }
-                            _ => reset.push(t.id.clone()),
-                        }
-                    }
+                    TaskStatus::InProgress => reset.push(t.id.clone()),
                     TaskStatus::Failed => {
                         if let Some(ti) = task_index(&pc.plan, &t.id) {
                             self.retry_at.insert((p, ti), Instant::now());
@@ -277,7 +296,8 @@ impl<'a> Dispatcher<'a> {
             if !reset.is_empty() {
                 let pcc = pc.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    if pcc.parallel == 1 {
+                    // Leftovers are saved and cleaned, unless a live agent works in the tree.
+                    if pcc.parallel == 1 && !adopted_any {
                         let _g = pcc.git_lock.lock();
                         let refname = format!(
                             "refs/orch/attempts/{}/resume-{}",
