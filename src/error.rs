@@ -17,7 +17,8 @@ pub mod exit {
     /// supervisor already running in the repository.
     pub const REFUSED: u8 = 4;
     /// `orch up` ended with a plan not completed: a task failed, a plan is blocked, or a plan
-    /// waits on one that is not part of the run.
+    /// waits on one that is not part of the run. `orch conflicts`: some pair of branches would
+    /// conflict. `orch clean`: some plan was kept (unmerged work or a dirty worktree).
     pub const INCOMPLETE: u8 = 5;
     /// Stopped by Ctrl-C or SIGTERM; the next `orch up` goes on from where it stopped.
     pub const INTERRUPTED: u8 = 130;

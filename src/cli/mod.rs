@@ -16,7 +16,8 @@ use crate::status::{Transition, TransitionOptions};
 /// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan,
 /// agent, template), 3 corrupt status file, 4 refused (a transition out of order, a branch or
 /// directory orch did not make, uncommitted changes that matter, a supervisor already running),
-/// 5 `orch up` ended with a plan failed or blocked, 130 interrupted.
+/// 5 `orch up` ended with a plan failed or blocked (`orch conflicts`: a pair conflicts;
+/// `orch clean`: a plan was kept), 130 interrupted.
 #[derive(Parser, Debug)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -129,6 +130,60 @@ enum Command {
         /// Example: `--max-agents 8`.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         max_agents: Option<u16>,
+    },
+    /// Show which plan branches would conflict with each other or with the target, and on which
+    /// files.
+    ///
+    /// Each pair of existing plan branches, and each plan branch against the target, is merged
+    /// in memory (libgit2's merge; nothing is written). Plans not started yet (no branch) are
+    /// compared by the files their tasks name, against the other plans' task files and the files
+    /// their branches changed: those pairs are marked "predicted".
+    ///
+    /// Exit codes: 0 no merge conflict (predicted overlaps are warnings), 5 some pair conflicts,
+    /// 2 invalid input.
+    /// Example: `orch conflicts`, `orch conflicts auth --json`.
+    Conflicts {
+        #[command(flatten)]
+        target: Target,
+        /// Only pairs involving these plans (names from plans.toml); all when none is given.
+        /// Example: `orch conflicts auth api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print `{"target", "plans": [...], "pairs": [{"a", "b", "conflict", "files", "kind"}]}`
+        /// (`kind` is `merge` or `predicted`; `b` is the target's name for a branch-vs-target
+        /// pair, with `with_target: true`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the worktrees and branches of merged plans, never losing unmerged work.
+    ///
+    /// Merged: the branch tip is in the target's history, or merging it into the target would
+    /// change nothing (a squash merge). A plan with unmerged commits or a worktree with
+    /// uncommitted or untracked files (ignored files do not count) is kept, with the reason.
+    /// Saved attempts (`refs/orch/attempts/<plan>/`) are always kept. Refused while `orch up`
+    /// runs in the repository.
+    ///
+    /// Exit codes: 0 everything asked for was cleaned (or there was nothing to do), 5 some plan
+    /// was kept, 1 an operation failed, 2 invalid input, 4 `orch up` is running.
+    /// Example: `orch clean`, `orch clean auth --dry-run`, `orch clean api --force`.
+    Clean {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to clean (names from plans.toml); all of them when none is given.
+        /// Example: `orch clean auth api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Remove unmerged and dirty plans too: first save the branch tip as
+        /// `refs/orch/backup/<plan>/<UTC time>` and the uncommitted files as a commit under
+        /// `…-worktree`. Example: `orch clean api --force`.
+        #[arg(long)]
+        force: bool,
+        /// Print what would be removed and saved; change nothing. Example: `orch clean -n`.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print `{"plans": [{"plan", "outcome", "reasons", "backups", …}]}` instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
@@ -307,6 +362,29 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 plans,
                 json,
                 max_agents: max_agents.map(usize::from),
+            },
+        ),
+        Command::Conflicts {
+            target,
+            plans,
+            json,
+        } => commands::conflicts::run(
+            &target.selection(),
+            commands::conflicts::ConflictsArgs { plans, json },
+        ),
+        Command::Clean {
+            target,
+            plans,
+            force,
+            dry_run,
+            json,
+        } => commands::clean::run(
+            &target.selection(),
+            commands::clean::CleanArgs {
+                plans,
+                force,
+                dry_run,
+                json,
             },
         ),
         Command::Graph { target, format } => {

@@ -1,6 +1,8 @@
 //! One thin file per subcommand. Each returns its exit code or a [`CliError`](crate::error::CliError).
 
 pub mod check;
+pub mod clean;
+pub mod conflicts;
 pub mod demo;
 pub mod graph;
 pub mod init;

@@ -168,6 +168,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     };
 
     let mut plans: Vec<Option<Arc<PlanCtx>>> = vec![None; ws.plans.len()];
+    // Plans whose branch already has work: checked against each other once all trees are made.
+    let mut with_work: Vec<(String, String)> = Vec::new();
     for (&i, action) in selected.iter().zip(&actions) {
         let lp = &ws.plans[i];
         let entry = manifest
@@ -187,6 +189,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
                 };
                 let tree = git::ensure_plan_tree(&req).map_err(git_error)?;
                 let created_at = record_tree(lp, &tree)?;
+                if tree.head != tree.base {
+                    with_work.push((lp.name.clone(), tree.branch.clone()));
+                }
                 emit(&Event::PlanStarted {
                     plan: lp.name.clone(),
                     branch: tree.branch.clone(),
@@ -222,6 +227,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             git_lock: Mutex::new(()),
         }));
     }
+
+    warn_conflicts(&repo_root, &with_work, &mut emit);
 
     let ctx = Arc::new(Ctx {
         repo_root: repo_root.clone(),
@@ -261,7 +268,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
 }
 
 /// The plans to run: named ones (checked), else the selection (`--plan` or all).
-fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> {
+pub(crate) fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> {
     if names.is_empty() {
         return Ok(ws.selected.clone());
     }
@@ -280,6 +287,48 @@ fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> 
         }
     }
     Ok(out)
+}
+
+/// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
+const CONFLICT_CHECK_MAX: usize = 20;
+
+/// A `Note` for each pair of `(plan, branch)` whose branches would conflict when merged (an
+/// early warning; `orch conflicts` has the full picture). Skipped above [`CONFLICT_CHECK_MAX`]
+/// plans; a failing check is skipped too (it decides nothing).
+fn warn_conflicts(repo_root: &Path, plans: &[(String, String)], emit: &mut impl FnMut(&Event)) {
+    if plans.len() < 2 || plans.len() > CONFLICT_CHECK_MAX {
+        return;
+    }
+    let revs: Vec<String> = plans.iter().map(|(_, b)| b.clone()).collect();
+    let pairs: Vec<(usize, usize)> = (0..revs.len())
+        .flat_map(|i| (i + 1..revs.len()).map(move |j| (i, j)))
+        .collect();
+    let Ok(results) = git::conflicts_of_pairs(repo_root, &revs, &pairs) else {
+        return;
+    };
+    for (&(i, j), files) in pairs.iter().zip(results) {
+        if files.is_empty() {
+            continue;
+        }
+        const SHOWN: usize = 5;
+        let mut list = files
+            .iter()
+            .take(SHOWN)
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if files.len() > SHOWN {
+            list.push_str(&format!(" and {} more", files.len() - SHOWN));
+        }
+        emit(&Event::Note {
+            plan: Some(plans[i].0.clone()),
+            message: format!(
+                "branches `{}` and `{}` (plan `{}`) would conflict when merged, on {list}; \
+                 `orch conflicts` shows every pair",
+                plans[i].1, plans[j].1, plans[j].0
+            ),
+        });
+    }
 }
 
 /// The agent's program exists and its prompt renders: found now rather than after worktrees
@@ -402,7 +451,7 @@ fn record_tree(
     Ok(created_at)
 }
 
-fn git_error(e: git::GitError) -> CliError {
+pub(crate) fn git_error(e: git::GitError) -> CliError {
     let code = e.exit_code();
     let hint = e.hint();
     let mut err = CliError::new(code, e);

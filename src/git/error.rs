@@ -64,6 +64,9 @@ pub enum GitError {
     /// A commit id is not a hex object id.
     #[error("`{oid}` is not a commit id")]
     InvalidOid { oid: String },
+    /// A branch, ref or commit named on the command line does not exist.
+    #[error("no branch, ref or commit `{rev}`")]
+    RevNotFound { rev: String },
     /// A commit could not be found or read.
     #[error("cannot read commit `{oid}`: {source}")]
     ReadCommit { oid: String, source: git2::Error },
@@ -104,6 +107,16 @@ pub enum GitError {
         path: PathBuf,
         source: git2::Error,
     },
+    /// Removing a worktree (`git worktree remove`) failed.
+    #[error("cannot remove worktree `{name}` at `{path}`: {source}", path = path.display())]
+    RemoveWorktree {
+        name: String,
+        path: PathBuf,
+        source: git2::Error,
+    },
+    /// Deleting a branch failed.
+    #[error("cannot delete branch `{branch}`: {source}")]
+    DeleteBranch { branch: String, source: git2::Error },
     /// Reading `.worktreeinclude` failed.
     #[error("cannot read `{path}`: {source}", path = path.display())]
     ReadInclude {
@@ -193,7 +206,8 @@ impl GitError {
             | Self::TargetMissing { .. }
             | Self::InvalidName { .. }
             | Self::InvalidCopyPath { .. }
-            | Self::InvalidOid { .. } => exit::INVALID,
+            | Self::InvalidOid { .. }
+            | Self::RevNotFound { .. } => exit::INVALID,
             Self::Open { .. }
             | Self::ReadCommit { .. }
             | Self::ReadBranch { .. }
@@ -204,6 +218,8 @@ impl GitError {
             | Self::Prune { .. }
             | Self::CreateDir { .. }
             | Self::AddWorktree { .. }
+            | Self::RemoveWorktree { .. }
+            | Self::DeleteBranch { .. }
             | Self::ReadInclude { .. }
             | Self::Copy { .. }
             | Self::Status { .. }

@@ -7,8 +7,10 @@
 //! libgit2 runs no git hooks and its merge is not git's `ort`: it can report conflicts that
 //! `git merge` resolves.
 
+mod cleanup;
 mod commit;
 mod error;
+mod inspect;
 mod merge;
 mod repo;
 mod worktree;
@@ -16,8 +18,16 @@ mod worktree;
 #[cfg(test)]
 mod tests;
 
+pub use cleanup::{
+    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, PlanBranch, TreeState, backup_ref,
+    delete_plan_branch, inspect_plan_branch, prune_stale_entries, remove_plan_worktree,
+};
 pub use commit::{CommitInfo, commit_all, head_of, is_dirty, save_and_reset};
 pub use error::GitError;
+pub use inspect::{
+    MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
+    overlapping_paths, paths_overlap,
+};
 pub use merge::{MergeOutcome, merge_into};
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use worktree::{

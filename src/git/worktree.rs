@@ -171,7 +171,7 @@ struct Decision {
 }
 
 /// Opens the main repository of `repo_root` (also when given a linked worktree).
-fn open_main(repo_root: &Path) -> Result<Repository, GitError> {
+pub(super) fn open_main(repo_root: &Path) -> Result<Repository, GitError> {
     let repo = open(repo_root)?;
     if repo.is_worktree() {
         open(repo.commondir())
@@ -395,11 +395,11 @@ fn create_parents(path: &Path) -> Result<Vec<PathBuf>, GitError> {
     Ok(missing)
 }
 
-fn mark_key(branch: &str, key: &str) -> String {
+pub(super) fn mark_key(branch: &str, key: &str) -> String {
     format!("branch.{branch}.{key}")
 }
 
-fn local_config(repo: &Repository) -> Result<git2::Config, GitError> {
+pub(super) fn local_config(repo: &Repository) -> Result<git2::Config, GitError> {
     repo.config()
         .and_then(|c| c.open_level(ConfigLevel::Local))
         .map_err(|source| GitError::Config {
@@ -408,7 +408,7 @@ fn local_config(repo: &Repository) -> Result<git2::Config, GitError> {
         })
 }
 
-fn config_string(config: &git2::Config, key: &str) -> Result<Option<String>, GitError> {
+pub(super) fn config_string(config: &git2::Config, key: &str) -> Result<Option<String>, GitError> {
     match config.get_string(key) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
@@ -433,18 +433,18 @@ fn mark(repo: &Repository, branch: &str, plan: &str, base: &str) -> Result<(), G
 
 /// One entry of `<common dir>/worktrees/`.
 #[derive(Debug)]
-struct Entry {
-    name: String,
-    admin: PathBuf,
+pub(super) struct Entry {
+    pub(super) name: String,
+    pub(super) admin: PathBuf,
     /// Where the `gitdir` file points (`<worktree>/.git`); `None` without the file.
-    gitdir: Option<PathBuf>,
+    pub(super) gitdir: Option<PathBuf>,
     /// `refs/heads/…` for a branch, the oid for a detached HEAD.
-    head: Option<String>,
-    locked: bool,
+    pub(super) head: Option<String>,
+    pub(super) locked: bool,
 }
 
 impl Entry {
-    fn workdir(&self) -> Option<PathBuf> {
+    pub(super) fn workdir(&self) -> Option<PathBuf> {
         self.gitdir
             .as_ref()
             .and_then(|g| g.parent())
@@ -452,12 +452,12 @@ impl Entry {
     }
 
     /// Whether `git worktree prune` would remove it: no `gitdir` file, or its directory is gone.
-    fn prunable(&self) -> bool {
+    pub(super) fn prunable(&self) -> bool {
         !self.locked && self.gitdir.as_ref().is_none_or(|g| !g.exists())
     }
 }
 
-fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
+pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
     let dir = common.join("worktrees");
     let read_error = |source| GitError::ReadWorktrees {
         path: dir.clone(),
@@ -491,7 +491,7 @@ fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
 }
 
 /// The `HEAD` file of a git dir: the ref it points at, or the oid when detached.
-fn head_of_dir(git_dir: &Path) -> Option<String> {
+pub(super) fn head_of_dir(git_dir: &Path) -> Option<String> {
     let text = fs::read_to_string(git_dir.join("HEAD")).ok()?;
     let text = text.trim();
     Some(

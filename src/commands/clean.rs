@@ -1,0 +1,488 @@
+//! `orch clean`: removes the worktrees and branches of merged plans, never losing work.
+//!
+//! A plan is merged when its branch tip is in the target's history, or when merging it into the
+//! target would change nothing (a squash merge); its status file alone never counts. A plan with
+//! unmerged commits or a dirty worktree (untracked files count, ignored ones do not) is kept and
+//! the reason printed, unless `--force`: then its tip (and the dirty state, as a commit) is saved
+//! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
+//! target's history (a squash merge) is deleted, its tip is saved the same way.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::output::{print_json, println_safe};
+use super::workspace::{self, Selection};
+use crate::error::{CliError, CliResult, exit};
+use crate::git::{self, MergeState, PlanBranch, TreeState};
+use crate::manifest::Manifest;
+use crate::status;
+use crate::supervisor::{LockError, SupervisorLock};
+
+pub struct CleanArgs {
+    /// Plan names; empty = every plan of the manifest (or the one `--plan`).
+    pub plans: Vec<String>,
+    /// Remove unmerged and dirty plans too, after saving backups.
+    pub force: bool,
+    /// Say what would happen; change nothing.
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// What happened to one plan.
+#[derive(Default)]
+struct Report {
+    plan: String,
+    branch: String,
+    /// `removed`, `kept`, `nothing` or `error`.
+    outcome: &'static str,
+    /// Why it was kept, or what went wrong.
+    reasons: Vec<String>,
+    /// `contained`, `squashed` or `unmerged`, when the branch exists.
+    merge: Option<&'static str>,
+    unmerged_commits: Option<usize>,
+    /// The status file says `orch merge` merged it.
+    status_says_merged: bool,
+    worktree_removed: Option<PathBuf>,
+    branch_deleted: bool,
+    backups: Vec<String>,
+    pruned_entries: usize,
+    attempts: usize,
+}
+
+pub fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch clean` needs a plans.toml: it cleans up after the plans it lists"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    let selected = super::up::select(&ws, &args.plans)?;
+    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let target = manifest.defaults.target.clone();
+    if git::branch_tip(&repo_root, &target)
+        .map_err(super::up::git_error)?
+        .is_none()
+    {
+        return Err(super::up::git_error(git::GitError::TargetMissing {
+            target,
+        }));
+    }
+
+    // Never while a supervisor runs: its agents work in these worktrees. A real run holds the
+    // lock until it is done, so that no `orch up` starts meanwhile.
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = if args.dry_run {
+        check_unlocked(&state_dir)?;
+        None
+    } else {
+        Some(SupervisorLock::acquire(&state_dir).map_err(lock_error)?)
+    };
+
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let reports: Vec<Report> = selected
+        .iter()
+        .map(|&i| {
+            let lp = &ws.plans[i];
+            clean_plan(
+                &manifest,
+                &repo_root,
+                &lp.name,
+                &lp.status_path,
+                &args,
+                &stamp,
+            )
+        })
+        .collect();
+
+    if args.json {
+        print_json(&json!({
+            "target": manifest.defaults.target,
+            "dry_run": args.dry_run,
+            "force": args.force,
+            "plans": reports.iter().map(|r| report_json(r, &repo_root)).collect::<Vec<Value>>(),
+        }));
+    } else {
+        println_safe(&render(
+            &reports,
+            &repo_root,
+            &args,
+            &manifest.defaults.target,
+        ));
+    }
+    Ok(if reports.iter().any(|r| r.outcome == "error") {
+        exit::FAILURE
+    } else if reports.iter().any(|r| r.outcome == "kept") {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+fn lock_error(e: LockError) -> CliError {
+    let hint = match &e {
+        LockError::Held { .. } => {
+            "`orch clean` never runs beside `orch up`: wait for it to finish, or stop it (Ctrl-C in its terminal)"
+        }
+        LockError::Open { .. } => "check the permissions of the state directory",
+    };
+    CliError::new(exit::REFUSED, e).with_hint(hint)
+}
+
+/// Fails (exit 4) if a supervisor holds the lock; creates nothing.
+fn check_unlocked(state_dir: &Path) -> CliResult<()> {
+    let path = state_dir.join("supervisor.lock");
+    let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(lock_error(LockError::Open { path, source })),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            Err(lock_error(LockError::Held { path, holder }))
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            Err(lock_error(LockError::Open { path, source }))
+        }
+    }
+}
+
+/// Whether the status file says `orch merge` merged the plan (`orchMerge.state == "merged"`);
+/// an unreadable file counts as no.
+fn status_says_merged(status_path: &Path) -> bool {
+    status::load(status_path).ok().flatten().is_some_and(|doc| {
+        doc.extra
+            .get("orchMerge")
+            .and_then(|m| m.get("state"))
+            .and_then(Value::as_str)
+            == Some("merged")
+    })
+}
+
+fn clean_plan(
+    manifest: &Manifest,
+    repo_root: &Path,
+    plan: &str,
+    status_path: &Path,
+    args: &CleanArgs,
+    stamp: &str,
+) -> Report {
+    let Some(entry) = manifest.plan(plan) else {
+        return Report {
+            plan: plan.to_string(),
+            outcome: "nothing",
+            ..Report::default()
+        };
+    };
+    let mut report = Report {
+        plan: plan.to_string(),
+        branch: entry.branch.clone(),
+        status_says_merged: status_says_merged(status_path),
+        ..Report::default()
+    };
+    if let Err(e) = clean_branch(
+        repo_root,
+        &manifest.defaults.target,
+        args,
+        stamp,
+        &mut report,
+    ) {
+        report.outcome = "error";
+        report.reasons.push(e.to_string());
+        if let Some(h) = e.hint() {
+            report.reasons.push(format!("hint: {h}"));
+        }
+    }
+    report
+}
+
+/// Inspects the plan's branch and worktree, decides, and (unless `--dry-run`) acts.
+fn clean_branch(
+    repo_root: &Path,
+    target: &str,
+    args: &CleanArgs,
+    stamp: &str,
+    report: &mut Report,
+) -> Result<(), git::GitError> {
+    let plan = report.plan.clone();
+    let Some(info) = git::inspect_plan_branch(repo_root, &plan, &report.branch, target)? else {
+        report.outcome = "nothing";
+        if !args.dry_run {
+            report.pruned_entries =
+                git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
+        }
+        return Ok(());
+    };
+    report.attempts = info.attempts;
+    report.merge = Some(match info.merge {
+        MergeState::Contained => "contained",
+        MergeState::Squashed => "squashed",
+        MergeState::Unmerged { .. } => "unmerged",
+    });
+    if let MergeState::Unmerged { commits } = info.merge {
+        report.unmerged_commits = Some(commits);
+    }
+
+    // What even --force does not override: it is not orch's to remove.
+    if let Some(reason) = untouchable(&info, &plan) {
+        report.outcome = "kept";
+        report.reasons.push(reason);
+        return Ok(());
+    }
+    // What --force overrides, after saving it.
+    let mut unsafe_reasons = Vec::new();
+    if info.unstarted() {
+        unsafe_reasons.push("its branch has no commits of its own yet".to_string());
+    } else if let MergeState::Unmerged { commits } = info.merge {
+        let mut r = format!(
+            "{commits} unmerged commit{} (not in `{target}`)",
+            if commits == 1 { "" } else { "s" }
+        );
+        if report.status_says_merged {
+            r.push_str("; its status file says merged, but the branch has work the target lacks");
+        }
+        unsafe_reasons.push(r);
+    }
+    let dirty: Vec<String> = match &info.worktree {
+        TreeState::Live { dirty, .. } => dirty.clone(),
+        _ => Vec::new(),
+    };
+    if !dirty.is_empty() {
+        unsafe_reasons.push(format!(
+            "its worktree has {} uncommitted file{}: {}",
+            dirty.len(),
+            if dirty.len() == 1 { "" } else { "s" },
+            short_list(&dirty)
+        ));
+    }
+    if !unsafe_reasons.is_empty() && !args.force {
+        report.outcome = "kept";
+        report.reasons = unsafe_reasons;
+        return Ok(());
+    }
+    let forced = !unsafe_reasons.is_empty();
+    report.reasons = unsafe_reasons;
+    report.outcome = "removed";
+    let worktree_path = match &info.worktree {
+        TreeState::Live { path, .. } => Some(path.clone()),
+        TreeState::Stale { path } => path.clone(),
+        _ => None,
+    };
+
+    if args.dry_run {
+        if forced || !info.preserved {
+            report
+                .backups
+                .push(format!("{}{plan}/{stamp}", git::BACKUP_PREFIX));
+            if !dirty.is_empty() {
+                report
+                    .backups
+                    .push(format!("{}{plan}/{stamp}-worktree", git::BACKUP_PREFIX));
+            }
+        }
+        report.worktree_removed = worktree_path;
+        report.branch_deleted = true;
+        return Ok(());
+    }
+
+    // 1. Backups first: nothing is removed before the work is saved.
+    if forced || !info.preserved {
+        let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
+        let refname = git::backup_ref(repo_root, &plan, &info.tip, stamp, &message)?;
+        if let (false, TreeState::Live { path, .. }) = (dirty.is_empty(), &info.worktree) {
+            let wt_ref = format!("{refname}-worktree");
+            let msg = format!(
+                "orch clean: uncommitted changes of plan `{plan}` in `{}`",
+                path.display()
+            );
+            if let Some(_saved) = git::save_and_reset(path, &wt_ref, &msg)? {
+                report.backups.push(refname);
+                report.backups.push(wt_ref);
+            } else {
+                report.backups.push(refname);
+            }
+        } else {
+            report.backups.push(refname);
+        }
+    }
+    // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
+    // moved), 4. git's leftover entries.
+    report.worktree_removed = git::remove_plan_worktree(repo_root, &plan, &info.branch)?;
+    git::delete_plan_branch(repo_root, &plan, &info.branch, &info.tip)?;
+    report.branch_deleted = true;
+    report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
+    Ok(())
+}
+
+/// Why orch must leave the plan's branch alone whatever the flags say.
+fn untouchable(info: &PlanBranch, plan: &str) -> Option<String> {
+    if !info.owned {
+        return Some(format!(
+            "branch `{}` was not created by orch for plan `{plan}`; orch never deletes it",
+            info.branch
+        ));
+    }
+    match &info.worktree {
+        TreeState::Elsewhere { path } => Some(format!(
+            "branch `{}` is checked out at `{}`; switch that work tree to another branch first",
+            info.branch,
+            path.display()
+        )),
+        TreeState::OtherHead { path, head } => Some(format!(
+            "its worktree `{}` has `{head}` checked out, not `{}`; switch it back first",
+            path.display(),
+            info.branch
+        )),
+        TreeState::Live {
+            path, locked: true, ..
+        } => Some(format!(
+            "its worktree `{}` is locked (`git worktree unlock {}` first)",
+            path.display(),
+            path.display()
+        )),
+        _ => None,
+    }
+}
+
+fn short_list(files: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        s.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    s
+}
+
+fn shown(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn report_json(r: &Report, root: &Path) -> Value {
+    json!({
+        "plan": r.plan,
+        "branch": r.branch,
+        "outcome": r.outcome,
+        "reasons": r.reasons,
+        "merge": r.merge,
+        "unmerged_commits": r.unmerged_commits,
+        "status_says_merged": r.status_says_merged,
+        "worktree_removed": r.worktree_removed.as_ref().map(|p| shown(p, root)),
+        "branch_deleted": r.branch_deleted,
+        "backups": r.backups,
+        "pruned_entries": r.pruned_entries,
+        "attempts_kept": r.attempts,
+    })
+}
+
+fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> String {
+    let would = |done: &str, planned: &str| {
+        if args.dry_run {
+            planned.to_string()
+        } else {
+            done.to_string()
+        }
+    };
+    let mut out = Vec::new();
+    for r in reports {
+        match r.outcome {
+            "nothing" => out.push(format!(
+                "{}: nothing to clean (no branch `{}`)",
+                r.plan, r.branch
+            )),
+            "removed" => {
+                let how = match r.merge {
+                    Some("contained") => format!("merged into `{target}`"),
+                    Some("squashed") => {
+                        format!("its changes are in `{target}` (squash-merged)")
+                    }
+                    _ => "forced".to_string(),
+                };
+                let mut did = Vec::new();
+                if let Some(p) = &r.worktree_removed {
+                    did.push(format!(
+                        "{} worktree `{}`",
+                        would("removed", "would remove"),
+                        shown(p, root)
+                    ));
+                }
+                did.push(format!(
+                    "{} branch `{}`",
+                    would("deleted", "would delete"),
+                    r.branch
+                ));
+                out.push(format!("{}: {} ({how})", r.plan, did.join(", ")));
+                for reason in &r.reasons {
+                    out.push(format!("  forced past: {reason}"));
+                }
+                for b in &r.backups {
+                    out.push(format!("  {} `{b}`", would("saved as", "would save as")));
+                }
+            }
+            "kept" => {
+                out.push(format!("{}: kept: {}", r.plan, r.reasons.join("; ")));
+            }
+            _ => {
+                out.push(format!("{}: error: {}", r.plan, r.reasons.join("\n  ")));
+            }
+        }
+        if r.pruned_entries > 0 {
+            out.push(format!(
+                "  pruned {} stale worktree entr{}",
+                r.pruned_entries,
+                if r.pruned_entries == 1 { "y" } else { "ies" }
+            ));
+        }
+        if r.attempts > 0 {
+            out.push(format!(
+                "  {} saved attempt{} kept under `{}{}/` (delete them with `git for-each-ref \
+                 --format='delete %(refname)' {}{}/ | git update-ref --stdin`)",
+                r.attempts,
+                if r.attempts == 1 { "" } else { "s" },
+                git::ATTEMPTS_PREFIX,
+                r.plan,
+                git::ATTEMPTS_PREFIX,
+                r.plan
+            ));
+        }
+    }
+    let removed = reports.iter().filter(|r| r.outcome == "removed").count();
+    let kept: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.outcome == "kept")
+        .map(|r| r.plan.as_str())
+        .collect();
+    let mut summary = format!(
+        "{} {removed} plan{}",
+        would("cleaned", "would clean"),
+        if removed == 1 { "" } else { "s" }
+    );
+    if !kept.is_empty() {
+        summary.push_str(&format!(", kept {} ({})", kept.len(), kept.join(", ")));
+        if !args.force {
+            summary.push_str(&format!(
+                "; `orch clean --force {}` removes {} after saving backups under `{}<plan>/`",
+                kept.join(" "),
+                if kept.len() == 1 { "it" } else { "them" },
+                git::BACKUP_PREFIX
+            ));
+        }
+    }
+    out.push(summary);
+    out.join("\n")
+}

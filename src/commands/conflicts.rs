@@ -1,0 +1,351 @@
+//! `orch conflicts`: which plan branches would conflict with each other or with the target, and
+//! on which files. Merges are tried in memory (nothing is written); plans not started yet are
+//! compared by the files their tasks name ("predicted").
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+
+use super::output::{print_json, println_safe};
+use super::workspace::{self, Selection, Workspace};
+use crate::error::{CliError, CliResult, exit};
+use crate::git;
+use crate::manifest::Manifest;
+
+pub struct ConflictsArgs {
+    /// Plan names; empty = every plan of the manifest (or the one `--plan`).
+    pub plans: Vec<String>,
+    pub json: bool,
+}
+
+/// How a pair was compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Both sides have a branch: an in-memory merge.
+    Merge,
+    /// One side has not started: the files its tasks name against the other's.
+    Predicted,
+}
+
+/// One compared pair.
+struct Pair {
+    a: String,
+    b: String,
+    a_branch: Option<String>,
+    b_branch: Option<String>,
+    /// `b` is the target branch, not a plan.
+    with_target: bool,
+    kind: Kind,
+    files: Vec<String>,
+}
+
+/// A plan as the comparison sees it.
+struct PlanSide {
+    name: String,
+    branch: String,
+    /// The branch exists.
+    started: bool,
+    /// The files its unfinished tasks name.
+    task_files: Vec<String>,
+    /// The files its branch changed since the merge base with the target.
+    changed: Vec<String>,
+    selected: bool,
+}
+
+pub fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    let selected = super::up::select(&ws, &args.plans)?;
+    let repo_root = repo_root(&manifest)?;
+    let target = manifest.defaults.target.clone();
+    if git::branch_tip(&repo_root, &target)
+        .map_err(super::up::git_error)?
+        .is_none()
+    {
+        return Err(super::up::git_error(git::GitError::TargetMissing {
+            target,
+        }));
+    }
+    let sides = sides(&ws, &manifest, &repo_root, &selected)?;
+    let pairs = compare(&repo_root, &target, &sides)?;
+
+    let merge_conflict = pairs
+        .iter()
+        .any(|p| p.kind == Kind::Merge && !p.files.is_empty());
+    if args.json {
+        print_json(&json!({
+            "target": target,
+            "plans": sides.iter().filter(|s| s.selected).map(|s| json!({
+                "name": s.name,
+                "branch": s.branch,
+                "started": s.started,
+                "changed_files": s.changed,
+                "task_files": s.task_files,
+            })).collect::<Vec<Value>>(),
+            "pairs": pairs.iter().map(pair_json).collect::<Vec<Value>>(),
+        }));
+    } else {
+        println_safe(&render(&target, &sides, &pairs));
+    }
+    Ok(if merge_conflict {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// The work dir of the manifest's repository (canonical).
+pub(crate) fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
+    let repo = git::open(&manifest.root).map_err(super::up::git_error)?;
+    let root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "`{}` is a bare repository",
+            manifest.root.display()
+        ))
+    })?;
+    Ok(root.canonicalize().unwrap_or(root))
+}
+
+fn sides(
+    ws: &Workspace,
+    manifest: &Manifest,
+    repo_root: &Path,
+    selected: &[usize],
+) -> CliResult<Vec<PlanSide>> {
+    let target = &manifest.defaults.target;
+    let mut out = Vec::new();
+    for (i, lp) in ws.plans.iter().enumerate() {
+        let Some(entry) = manifest.plan(&lp.name) else {
+            continue;
+        };
+        let started = git::branch_tip(repo_root, &entry.branch)
+            .map_err(super::up::git_error)?
+            .is_some();
+        let changed = if started {
+            git::changed_files(repo_root, &entry.branch, target).map_err(super::up::git_error)?
+        } else {
+            Vec::new()
+        };
+        let mut task_files: Vec<String> = Vec::new();
+        for t in lp.plan.tasks.iter().filter(|t| !t.done) {
+            for f in &t.files {
+                if !task_files.contains(f) {
+                    task_files.push(f.clone());
+                }
+            }
+        }
+        out.push(PlanSide {
+            name: lp.name.clone(),
+            branch: entry.branch.clone(),
+            started,
+            task_files,
+            changed,
+            selected: selected.contains(&i),
+        });
+    }
+    Ok(out)
+}
+
+/// Every pair that involves a selected plan: branch against target, branch against branch
+/// (merged in memory), and a plan not started against any other (predicted from file names).
+fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<Pair>> {
+    // Revisions: the started plans' branches, then the target.
+    let started: Vec<usize> = (0..sides.len()).filter(|&i| sides[i].started).collect();
+    let mut revs: Vec<String> = started.iter().map(|&i| sides[i].branch.clone()).collect();
+    revs.push(target.to_string());
+    let target_rev = revs.len() - 1;
+    let mut wanted = Vec::new();
+    let mut meta = Vec::new();
+    for (ri, &i) in started.iter().enumerate() {
+        if sides[i].selected {
+            wanted.push((target_rev, ri));
+            meta.push((i, None));
+        }
+    }
+    for (ri, &i) in started.iter().enumerate() {
+        for (rj, &j) in started.iter().enumerate().skip(ri + 1) {
+            if sides[i].selected || sides[j].selected {
+                wanted.push((ri, rj));
+                meta.push((i, Some(j)));
+            }
+        }
+    }
+    let results =
+        git::conflicts_of_pairs(repo_root, &revs, &wanted).map_err(super::up::git_error)?;
+    let mut pairs: Vec<Pair> = meta
+        .into_iter()
+        .zip(results)
+        .map(|((i, j), files)| match j {
+            None => Pair {
+                a: sides[i].name.clone(),
+                b: target.to_string(),
+                a_branch: Some(sides[i].branch.clone()),
+                b_branch: Some(target.to_string()),
+                with_target: true,
+                kind: Kind::Merge,
+                files,
+            },
+            Some(j) => Pair {
+                a: sides[i].name.clone(),
+                b: sides[j].name.clone(),
+                a_branch: Some(sides[i].branch.clone()),
+                b_branch: Some(sides[j].branch.clone()),
+                with_target: false,
+                kind: Kind::Merge,
+                files,
+            },
+        })
+        .collect();
+
+    // Plans not started: the files their tasks name against everything the other plan touches.
+    for (i, a) in sides.iter().enumerate() {
+        for (j, b) in sides.iter().enumerate() {
+            if i == j || a.started || !(a.selected || b.selected) {
+                continue;
+            }
+            // Two plans not started: once, in manifest order.
+            if !b.started && j < i {
+                continue;
+            }
+            let mut footprint = b.task_files.clone();
+            footprint.extend(b.changed.iter().cloned());
+            pairs.push(Pair {
+                a: a.name.clone(),
+                b: b.name.clone(),
+                a_branch: None,
+                b_branch: b.started.then(|| b.branch.clone()),
+                with_target: false,
+                kind: Kind::Predicted,
+                files: git::overlapping_paths(&a.task_files, &footprint),
+            });
+        }
+    }
+    Ok(pairs)
+}
+
+fn pair_json(p: &Pair) -> Value {
+    json!({
+        "a": p.a,
+        "b": p.b,
+        "conflict": !p.files.is_empty(),
+        "files": p.files,
+        "kind": match p.kind {
+            Kind::Merge => "merge",
+            Kind::Predicted => "predicted",
+        },
+        "a_branch": p.a_branch,
+        "b_branch": p.b_branch,
+        "with_target": p.with_target,
+    })
+}
+
+fn label(p: &Pair) -> String {
+    if p.with_target {
+        format!("{} → {}", p.a, p.b)
+    } else {
+        format!("{} ↔ {}", p.a, p.b)
+    }
+}
+
+fn files(list: &[String]) -> String {
+    list.iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The text report: conflicting pairs with their files, predicted overlaps, then the clean pairs
+/// in one line.
+fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
+    let mut out = Vec::new();
+    let selected: Vec<&PlanSide> = sides.iter().filter(|s| s.selected).collect();
+    let started = selected.iter().filter(|s| s.started).count();
+    let waiting: Vec<&str> = selected
+        .iter()
+        .filter(|s| !s.started)
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut head = format!(
+        "target `{target}`; {started} plan branch{}",
+        if started == 1 { "" } else { "es" }
+    );
+    if !waiting.is_empty() {
+        head.push_str(&format!("; not started: {}", waiting.join(", ")));
+    }
+    out.push(head);
+
+    let conflicts: Vec<&Pair> = pairs
+        .iter()
+        .filter(|p| p.kind == Kind::Merge && !p.files.is_empty())
+        .collect();
+    let predicted: Vec<&Pair> = pairs
+        .iter()
+        .filter(|p| p.kind == Kind::Predicted && !p.files.is_empty())
+        .collect();
+    let clean: Vec<String> = pairs
+        .iter()
+        .filter(|p| p.files.is_empty())
+        .map(label)
+        .collect();
+    if !conflicts.is_empty() {
+        out.push(String::new());
+        out.push(format!(
+            "CONFLICTS ({}; libgit2's in-memory merge):",
+            conflicts.len()
+        ));
+        for p in &conflicts {
+            out.push(format!("  {}: {}", label(p), files(&p.files)));
+        }
+    }
+    if !predicted.is_empty() {
+        out.push(String::new());
+        out.push(format!(
+            "predicted ({}; plans not started, by the files their tasks name):",
+            predicted.len()
+        ));
+        for p in &predicted {
+            out.push(format!("  {}: {}", label(p), files(&p.files)));
+        }
+    }
+    out.push(String::new());
+    if pairs.is_empty() {
+        out.push("nothing to compare: no plan has a branch or names files yet".into());
+    } else if clean.is_empty() {
+        out.push("no pair without conflicts".into());
+    } else {
+        const SHOWN: usize = 8;
+        let mut line = format!(
+            "no conflicts: {} pair{}",
+            clean.len(),
+            if clean.len() == 1 { "" } else { "s" }
+        );
+        line.push_str(&format!(
+            " ({}",
+            clean
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if clean.len() > SHOWN {
+            line.push_str(&format!(", and {} more", clean.len() - SHOWN));
+        }
+        line.push(')');
+        out.push(line);
+    }
+    if !conflicts.is_empty() {
+        out.push(
+            "note: libgit2's merge is not git's `ort`; `git merge-tree --write-tree A B` is the \
+             tie-breaker for a pair"
+                .into(),
+        );
+    }
+    out.join("\n")
+}

@@ -1,0 +1,358 @@
+//! Retiring a plan's branch and worktree once its work is merged: what is there, backups of what
+//! would be lost, removing the worktree (never one with uncommitted changes) and deleting the
+//! branch (only orch's own, only at the tip that was inspected).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
+
+use super::GitError;
+use super::commit::dirty_files;
+use super::inspect::{MergeState, merge_state_of, writes_in_memory};
+use super::repo::{branch_commit, find_branch, open, retry_locked};
+use super::worktree::{
+    Entry, MARK_BASE, MARK_PLAN, config_string, head_of_dir, local_config, mark_key, open_main,
+    read_entries,
+};
+
+/// Where `--force` saves a plan's work before removing it: `refs/orch/backup/<plan>/<stamp>`.
+pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
+/// Where orch saves failed attempts: `refs/orch/attempts/<plan>/<task>/<n>`.
+pub const ATTEMPTS_PREFIX: &str = "refs/orch/attempts/";
+/// Where `orch merge` archives merged plan tips: `refs/tags/orch/archive/<plan>/<sha>`.
+pub const ARCHIVE_PREFIX: &str = "refs/tags/orch/archive/";
+
+/// A plan's branch as `orch clean` sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanBranch {
+    pub branch: String,
+    /// The tip (hex).
+    pub tip: String,
+    /// The branch carries orch's mark for this plan (`branch.<b>.orchPlan`).
+    pub owned: bool,
+    /// The commit orch created the branch at, from its mark.
+    pub base: Option<String>,
+    /// Whether its work is in the target.
+    pub merge: MergeState,
+    /// The tip is reachable from the target, a backup ref or an archive tag: deleting the branch
+    /// loses no commit.
+    pub preserved: bool,
+    pub worktree: TreeState,
+    /// Saved failed attempts of the plan (`refs/orch/attempts/<plan>/…`).
+    pub attempts: usize,
+}
+
+impl PlanBranch {
+    /// The branch has no commit of its own: orch made it and no task finished on it yet.
+    pub fn unstarted(&self) -> bool {
+        self.base.as_deref() == Some(self.tip.as_str())
+    }
+}
+
+/// The plan's worktree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeState {
+    /// There is none, and the branch is not checked out anywhere.
+    Absent,
+    /// The plan's worktree (named after the plan) with the branch checked out.
+    Live {
+        path: PathBuf,
+        /// Uncommitted changes and untracked files (ignored files do not count).
+        dirty: Vec<String>,
+        /// `git worktree lock`ed: orch leaves it alone.
+        locked: bool,
+    },
+    /// The worktree's directory is gone; only git's entry for it is left.
+    Stale { path: Option<PathBuf> },
+    /// The branch is checked out in another work tree (the main one, or a worktree orch did not
+    /// make for this plan).
+    Elsewhere { path: PathBuf },
+    /// The plan's worktree has something else checked out (`head`: a branch or a commit).
+    OtherHead { path: PathBuf, head: String },
+}
+
+/// What `branch` (of `plan`) and its worktree look like against `target`; `None` when the branch
+/// does not exist. Reads only: merges are tried in memory.
+pub fn inspect_plan_branch(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+    target: &str,
+) -> Result<Option<PlanBranch>, GitError> {
+    let repo = open_main(repo_root)?;
+    writes_in_memory(&repo, repo_root)?;
+    let Some(tip) = branch_commit(&repo, branch)? else {
+        return Ok(None);
+    };
+    let onto = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
+        target: target.to_string(),
+    })?;
+    let config = local_config(&repo)?;
+    let owned = config_string(&config, &mark_key(branch, MARK_PLAN))?.as_deref() == Some(plan);
+    let base = config_string(&config, &mark_key(branch, MARK_BASE))?;
+    let merge = merge_state_of(&repo, &tip, &onto, branch, target)?;
+    let preserved = matches!(merge, MergeState::Contained) || saved_elsewhere(&repo, tip.id())?;
+    let worktree = tree_state(&repo, plan, branch)?;
+    let attempts = count_refs(&repo, &format!("{ATTEMPTS_PREFIX}{plan}/"))?;
+    Ok(Some(PlanBranch {
+        branch: branch.to_string(),
+        tip: tip.id().to_string(),
+        owned,
+        base,
+        merge,
+        preserved,
+        worktree,
+        attempts,
+    }))
+}
+
+/// Whether `tip` is reachable from a backup ref or an archive tag.
+fn saved_elsewhere(repo: &Repository, tip: Oid) -> Result<bool, GitError> {
+    let read_error = |source| GitError::ReadBranch {
+        branch: "refs/orch/backup".into(),
+        source,
+    };
+    for r in repo.references().map_err(read_error)? {
+        let r = r.map_err(read_error)?;
+        let Ok(name) = r.name() else { continue };
+        if !(name.starts_with(BACKUP_PREFIX) || name.starts_with(ARCHIVE_PREFIX)) {
+            continue;
+        }
+        let Ok(commit) = r.peel_to_commit() else {
+            continue;
+        };
+        if commit.id() == tip || repo.graph_descendant_of(commit.id(), tip).unwrap_or(false) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn count_refs(repo: &Repository, prefix: &str) -> Result<usize, GitError> {
+    let read_error = |source| GitError::ReadBranch {
+        branch: prefix.to_string(),
+        source,
+    };
+    let mut n = 0;
+    for r in repo.references().map_err(read_error)? {
+        let r = r.map_err(read_error)?;
+        if r.name().is_ok_and(|name| name.starts_with(prefix)) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Where the plan's branch is checked out, and the state of the plan's worktree.
+fn tree_state(repo: &Repository, plan: &str, branch: &str) -> Result<TreeState, GitError> {
+    let refname = format!("refs/heads/{branch}");
+    let common = repo.commondir().to_path_buf();
+    let entries = read_entries(&common)?;
+    if let Some(e) = entries.iter().find(|e| e.name == plan) {
+        let path = e.workdir();
+        if e.prunable() {
+            return Ok(TreeState::Stale { path });
+        }
+        let path = path.unwrap_or_else(|| e.admin.clone());
+        if e.head.as_deref() != Some(refname.as_str()) {
+            return Ok(TreeState::OtherHead {
+                path,
+                head: e.head.as_deref().map_or_else(
+                    || "nothing".to_string(),
+                    |h| h.strip_prefix("refs/heads/").unwrap_or(h).to_string(),
+                ),
+            });
+        }
+        let dirty = if path.is_dir() {
+            let wt = open(&path)?;
+            dirty_files(&wt, &path)?
+        } else {
+            Vec::new()
+        };
+        return Ok(TreeState::Live {
+            path,
+            dirty,
+            locked: e.locked,
+        });
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| !e.prunable() && e.head.as_deref() == Some(refname.as_str()))
+    {
+        return Ok(TreeState::Elsewhere {
+            path: e.workdir().unwrap_or_else(|| e.admin.clone()),
+        });
+    }
+    if !repo.is_bare() && head_of_dir(&common).as_deref() == Some(refname.as_str()) {
+        return Ok(TreeState::Elsewhere {
+            path: repo
+                .workdir()
+                .map_or_else(|| common.clone(), Path::to_path_buf),
+        });
+    }
+    Ok(TreeState::Absent)
+}
+
+/// Saves `tip` under `refs/orch/backup/<plan>/<stamp>` (or `<stamp>-2`, `-3`, … if taken) and
+/// returns the ref's name. `stamp` must be a valid ref component (e.g. `20261105T101112Z`).
+pub fn backup_ref(
+    repo_root: &Path,
+    plan: &str,
+    tip: &str,
+    stamp: &str,
+    message: &str,
+) -> Result<String, GitError> {
+    let repo = open_main(repo_root)?;
+    let oid = super::repo::parse_oid(tip)?;
+    let mut n = 1;
+    loop {
+        let refname = if n == 1 {
+            format!("{BACKUP_PREFIX}{plan}/{stamp}")
+        } else {
+            format!("{BACKUP_PREFIX}{plan}/{stamp}-{n}")
+        };
+        let taken = |name: &str| repo.find_reference(name).is_ok();
+        if taken(&refname) || taken(&format!("{refname}-worktree")) {
+            n += 1;
+            continue;
+        }
+        return match retry_locked(|| repo.reference(&refname, oid, false, message)) {
+            Ok(_) => Ok(refname),
+            Err(e) if e.code() == ErrorCode::Exists => {
+                n += 1;
+                continue;
+            }
+            Err(source) => Err(GitError::UpdateRef { refname, source }),
+        };
+    }
+}
+
+/// Removes the plan's worktree (the one named after the plan, with `branch` checked out):
+/// directory and git's entry. Refuses (without touching anything) one with uncommitted changes
+/// or untracked files, and a locked one; ignored files go with the directory. A stale entry
+/// (directory already gone) is pruned. Returns the path removed, `None` if there was nothing.
+pub fn remove_plan_worktree(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+) -> Result<Option<PathBuf>, GitError> {
+    let repo = open_main(repo_root)?;
+    let refname = format!("refs/heads/{branch}");
+    let entries = read_entries(repo.commondir())?;
+    let Some(entry) = entries.iter().find(|e| e.name == plan) else {
+        return Ok(None);
+    };
+    let path = entry.workdir();
+    if entry.prunable() {
+        remove_admin(entry)?;
+        return Ok(path);
+    }
+    let path = path.unwrap_or_else(|| entry.admin.clone());
+    let refuse = |reason: &str| GitError::ForeignPath {
+        path: path.clone(),
+        reason: reason.to_string(),
+    };
+    if entry.head.as_deref() != Some(refname.as_str()) {
+        return Err(GitError::WrongBranch {
+            path: path.clone(),
+            expected: branch.to_string(),
+            found: entry.head.clone().unwrap_or_default(),
+        });
+    }
+    if entry.locked {
+        return Err(refuse(
+            "is a locked worktree (`git worktree unlock` it first)",
+        ));
+    }
+    // The check the prune does not make: it would delete uncommitted work without a word.
+    let wt = open(&path)?;
+    let dirty = dirty_files(&wt, &path)?;
+    if !dirty.is_empty() {
+        return Err(GitError::Dirty {
+            path: path.clone(),
+            files: dirty,
+        });
+    }
+    drop(wt);
+    let remove_error = |source| GitError::RemoveWorktree {
+        name: plan.to_string(),
+        path: path.clone(),
+        source,
+    };
+    let worktree = repo.find_worktree(plan).map_err(remove_error)?;
+    let mut opts = WorktreePruneOptions::new();
+    opts.valid(true).working_tree(true);
+    worktree.prune(Some(&mut opts)).map_err(remove_error)?;
+    // libgit2 leaves the directory when it cannot read the gitdir link; git's entry is gone.
+    if path.exists() && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
+        let _ = fs::remove_dir(&path);
+    }
+    Ok(Some(path))
+}
+
+/// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,
+/// and entries without a `gitdir` file (left by a failed add), like `git worktree prune` does
+/// for them. Returns the entries removed.
+pub fn prune_stale_entries(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+) -> Result<Vec<PathBuf>, GitError> {
+    let repo = open_main(repo_root)?;
+    let refname = format!("refs/heads/{branch}");
+    let mut removed = Vec::new();
+    for entry in read_entries(repo.commondir())? {
+        let ours = entry.name == plan || entry.head.as_deref() == Some(refname.as_str());
+        if entry.prunable() && (ours || entry.gitdir.is_none()) {
+            remove_admin(&entry)?;
+            removed.push(entry.admin.clone());
+        }
+    }
+    Ok(removed)
+}
+
+fn remove_admin(entry: &Entry) -> Result<(), GitError> {
+    match fs::remove_dir_all(&entry.admin) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(GitError::Prune {
+            path: entry.admin.clone(),
+            source,
+        }),
+    }
+}
+
+/// Deletes `branch` (and its config section, orch's mark included) if it carries orch's mark for
+/// `plan` and still points at `expected_tip`; refuses otherwise, changing nothing.
+pub fn delete_plan_branch(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+    expected_tip: &str,
+) -> Result<(), GitError> {
+    let repo = open_main(repo_root)?;
+    let config = local_config(&repo)?;
+    if config_string(&config, &mark_key(branch, MARK_PLAN))?.as_deref() != Some(plan) {
+        return Err(GitError::ForeignBranch {
+            branch: branch.to_string(),
+            plan: plan.to_string(),
+        });
+    }
+    let Some(found) = find_branch(&repo, branch)? else {
+        return Ok(());
+    };
+    if found.get().target().map(|o| o.to_string()).as_deref() != Some(expected_tip) {
+        return Err(GitError::BranchMoved {
+            branch: branch.to_string(),
+            expected: expected_tip.to_string(),
+        });
+    }
+    // `git_branch_delete` deletes the ref against the value just read (a compare-and-swap) and
+    // the `branch.<name>` config section.
+    let mut found: Branch = found;
+    retry_locked(|| found.delete()).map_err(|source| GitError::DeleteBranch {
+        branch: branch.to_string(),
+        source,
+    })
+}
