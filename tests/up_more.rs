@@ -408,6 +408,15 @@ fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
     let started = named(&ev, "task_started");
     assert_eq!(started.len(), 1, "{ev:?}");
     assert_eq!(started[0]["task"], "");
+    // Each task the agent finished is reported, with the commit its `task done` made.
+    let finished = named(&ev, "task_finished");
+    let mut ids: Vec<&str> = finished
+        .iter()
+        .map(|e| e["task"].as_str().expect("task"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["1.1", "1.2", "2.1"], "{ev:?}");
+    assert!(finished.iter().all(|e| e["commit"].is_string()), "{ev:?}");
     assert_eq!(outcome(&ev, "pl")["outcome"], "completed");
     // The worktree is clean: nothing was left uncommitted.
     assert_eq!(

@@ -73,6 +73,8 @@ struct Dispatcher<'a> {
     emit: &'a mut dyn FnMut(&Event),
     started: Instant,
     warned_status: HashSet<usize>,
+    /// Tasks whose `task_finished` was reported in this run.
+    announced: HashSet<TaskKey>,
     /// Size and modification time of each status file when last read.
     stamps: Vec<Option<(u64, std::time::SystemTime)>>,
 }
@@ -123,6 +125,7 @@ impl<'a> Dispatcher<'a> {
             started: Instant::now(),
             warned_status: HashSet::new(),
             stamps: vec![None; n],
+            announced: HashSet::new(),
             ctx,
             ws,
         }
@@ -403,6 +406,7 @@ impl<'a> Dispatcher<'a> {
             Ok((doc, _)) => {
                 self.docs[p] = doc;
                 self.warned_status.remove(&p);
+                self.announce_committed(p);
             }
             Err(e) => {
                 if self.warned_status.insert(p) {
@@ -413,6 +417,41 @@ impl<'a> Dispatcher<'a> {
                     });
                 }
             }
+        }
+    }
+
+    /// Reports tasks of a running plan that were completed with their commit by someone other
+    /// than an attempt of this run: a plan-mode agent's `orch task done`, which commits itself.
+    fn announce_committed(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        let mut events = Vec::new();
+        for (t, task) in pc.plan.tasks.iter().enumerate() {
+            let key = (p, t);
+            if self.busy.contains(&key) || self.committing.contains(&key) {
+                continue;
+            }
+            let Some(e) = self.docs[p].entry(&task.id) else {
+                continue;
+            };
+            let fresh = e.status == TaskStatus::Completed
+                && e.commit.is_some()
+                && pc.created_at.is_some_and(|created| {
+                    e.completed_at
+                        .as_deref()
+                        .and_then(status::parse_timestamp)
+                        .is_some_and(|at| at >= created)
+                });
+            if fresh && self.announced.insert(key) {
+                events.push(Event::TaskFinished {
+                    plan: pc.name.clone(),
+                    task: task.id.clone(),
+                    commit: e.commit.clone(),
+                    duration_ms: e.duration.unwrap_or(0),
+                });
+            }
+        }
+        for e in events {
+            self.send(e);
         }
     }
 
@@ -457,12 +496,16 @@ impl<'a> Dispatcher<'a> {
         let Some(pc) = self.plan(key.0) else { return };
         let id = pc.plan.tasks[key.1].id.clone();
         match r {
-            Ok(commit) => self.send(Event::TaskFinished {
-                plan: pc.name.clone(),
-                task: id,
-                commit: Some(commit),
-                duration_ms: 0,
-            }),
+            Ok(commit) => {
+                if self.announced.insert(key) {
+                    self.send(Event::TaskFinished {
+                        plan: pc.name.clone(),
+                        task: id,
+                        commit: Some(commit),
+                        duration_ms: 0,
+                    });
+                }
+            }
             Err(message) => {
                 self.failed.insert(key, message.clone());
                 self.send(Event::TaskFailed {
@@ -922,7 +965,9 @@ impl<'a> Dispatcher<'a> {
             .unwrap_or_default();
         match f.outcome {
             Outcome::Done { commit } => {
-                if f.task.is_some() {
+                if let Some(t) = f.task
+                    && self.announced.insert((p, t))
+                {
                     self.send(Event::TaskFinished {
                         plan: pc.name.clone(),
                         task: id,
