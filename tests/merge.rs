@@ -909,3 +909,18 @@ fn the_target_checked_out_in_a_linked_worktree_is_updated_there() {
     // The main work tree (on another branch) is untouched.
     assert!(!repo.root().join("a.txt").exists());
 }
+
+#[test]
+fn a_target_checked_out_nowhere_moves_only_its_ref() {
+    let plans: [PlanSpec; 1] = [("a", A, "")];
+    let repo = finished(&plans, "", &[]);
+    repo.git(&["switch", "-q", "-c", "elsewhere"]);
+    let index = repo.read(".git/index");
+    let (code, v, err) = repo.merge_json(&[]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(repo.rev("main^2"), repo.rev("plan/a"));
+    assert_eq!(v["target_after"], repo.rev("main").as_str());
+    assert!(!repo.root().join("a.txt").exists());
+    assert_eq!(repo.read(".git/index"), index);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
