@@ -9,6 +9,7 @@ pub mod error;
 pub mod git;
 pub mod graph;
 pub mod manifest;
+pub mod merge;
 pub mod plan;
 pub mod prompt;
 pub mod status;

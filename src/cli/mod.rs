@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{self, Selection};
 use crate::error::{CliError, exit};
+use crate::manifest::MergeStrategy;
 use crate::status::{Transition, TransitionOptions};
 
 /// Run many markdown plans at once, each on its own git branch and worktree, with AI coding
@@ -15,9 +16,10 @@ use crate::status::{Transition, TransitionOptions};
 ///
 /// Exit codes: 0 ok, 1 operation failed, 2 invalid input (command line, manifest, plan,
 /// agent, template), 3 corrupt status file, 4 refused (a transition out of order, a branch or
-/// directory orch did not make, uncommitted changes that matter, a supervisor already running),
-/// 5 `orch up` ended with a plan failed or blocked (`orch conflicts`: a pair conflicts;
-/// `orch clean`: a plan was kept), 130 interrupted.
+/// directory orch did not make, uncommitted changes that matter, a supervisor already running,
+/// a plan not ready to merge), 5 not everything succeeded (`orch up`: a plan failed or is
+/// blocked; `orch merge`: a plan left unmerged; `orch conflicts`: a pair conflicts; `orch clean`:
+/// a plan was kept), 130 interrupted.
 #[derive(Parser, Debug)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -185,6 +187,45 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge finished plans into the target branch: upstream plans first (`depends_on`), then
+    /// higher priority, then name. Each merge is built in memory, run through `verify` (if set)
+    /// in a staging worktree, and only then moves the target (and the work tree that has it
+    /// checked out), and only if nobody moved the target meanwhile.
+    ///
+    /// Without PLAN: every finished plan not merged yet. A conflicting or failing plan is not
+    /// merged; plans that depend on it are skipped; the others go on.
+    ///
+    /// Exit codes: 0 every requested plan merged (or nothing to do), 2 invalid input, 4 refused
+    /// (uncommitted changes where the target is checked out, an unfinished plan, an upstream
+    /// plan not merged), 5 a plan not merged (conflict, failed verification, skipped), 130
+    /// interrupted.
+    /// Example: `orch merge`, `orch merge auth api --dry-run`, `orch merge --strategy squash --json`.
+    Merge {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to merge (names from plans.toml), with their order worked out; all finished
+        /// plans when none is given. Example: `orch merge auth api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print the order and the predicted result of each step (clean, conflicts in which
+        /// files, already merged), computed in memory; change nothing. Example: `orch merge --dry-run`.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object: `target`, `strategy`, `steps` (`plan`, `branch`, `result`,
+        /// `commit`, `files`, `reason`, `archive_tag`), `unfinished`.
+        /// Example: `orch merge --dry-run --json | jq '.steps[].result'`.
+        #[arg(long)]
+        json: bool,
+        /// How a plan lands (overrides `defaults.merge_strategy`): `merge` a merge commit,
+        /// `squash` one commit with the plan's changes, `ff-only` fast-forward only.
+        /// Example: `--strategy squash`.
+        #[arg(long, value_enum, value_name = "STRATEGY")]
+        strategy: Option<StrategyArg>,
+        /// Stop at the first plan that is not merged; the rest are reported as skipped.
+        /// Example: `orch merge --stop-on-failure`.
+        #[arg(long)]
+        stop_on_failure: bool,
+    },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
     /// Example: `orch graph --format mermaid > graph.md`, `orch graph --format dot | dot -Tsvg`.
@@ -249,6 +290,23 @@ enum Command {
         #[arg(long, short = 'm', value_name = "PATH")]
         manifest: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StrategyArg {
+    Merge,
+    Squash,
+    FfOnly,
+}
+
+impl From<StrategyArg> for MergeStrategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Merge => Self::Merge,
+            StrategyArg::Squash => Self::Squash,
+            StrategyArg::FfOnly => Self::FfOnly,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -385,6 +443,23 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 force,
                 dry_run,
                 json,
+            },
+        ),
+        Command::Merge {
+            target,
+            plans,
+            dry_run,
+            json,
+            strategy,
+            stop_on_failure,
+        } => commands::merge::run(
+            &target.selection(),
+            commands::merge::MergeArgs {
+                plans,
+                dry_run,
+                json,
+                strategy: strategy.map(MergeStrategy::from),
+                stop_on_failure,
             },
         ),
         Command::Graph { target, format } => {

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod graph;
 pub mod init;
 pub mod logs;
+pub mod merge;
 pub mod next;
 pub mod output;
 pub mod status;

@@ -18,7 +18,9 @@ pub use agents::{
 };
 pub use duration::parse_duration;
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
-pub use model::{Defaults, DepTarget, Dependency, Manifest, PlanEntry, parse_dependency};
+pub use model::{
+    Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency,
+};
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
 pub use targets::{PlanShape, check_cycles, check_targets};

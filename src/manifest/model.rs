@@ -21,6 +21,8 @@ pub struct Defaults {
     pub retries: u32,
     /// The argv run on each merge result, if any.
     pub verify: Option<Vec<String>>,
+    /// How `orch merge` lands a plan on the target (`merge`).
+    pub merge_strategy: MergeStrategy,
     /// Relative to the manifest's directory (`.orch/worktrees`).
     pub worktree_root: PathBuf,
     /// Relative to the manifest's directory (`.orch/state`).
@@ -55,6 +57,7 @@ impl Default for Defaults {
             timeout: Duration::from_secs(2 * 3600),
             retries: 2,
             verify: None,
+            merge_strategy: MergeStrategy::Merge,
             worktree_root: PathBuf::from(".orch/worktrees"),
             state_dir: PathBuf::from(".orch/state"),
             branch_prefix: "plan/".into(),
@@ -67,6 +70,48 @@ impl Default for Defaults {
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
         }
+    }
+}
+
+/// How `orch merge` lands a finished plan on the target (`defaults.merge_strategy`, `--strategy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MergeStrategy {
+    /// A merge commit with two parents: the target tip and the plan branch tip.
+    #[default]
+    Merge,
+    /// One new commit on the target with the plan's changes; the branch is not a parent.
+    Squash,
+    /// No new commit: the target moves to the branch tip, only when it is an ancestor of it.
+    FfOnly,
+}
+
+impl MergeStrategy {
+    /// Every strategy, as written in the manifest.
+    pub const NAMES: [&'static str; 3] = ["merge", "squash", "ff-only"];
+
+    /// Parses the manifest spelling (`merge`, `squash`, `ff-only`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "merge" => Some(Self::Merge),
+            "squash" => Some(Self::Squash),
+            "ff-only" => Some(Self::FfOnly),
+            _ => None,
+        }
+    }
+
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Squash => "squash",
+            Self::FfOnly => "ff-only",
+        }
+    }
+}
+
+impl std::fmt::Display for MergeStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

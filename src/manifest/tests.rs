@@ -904,3 +904,53 @@ fn templates_dir_defaults_and_resolves_inside_the_repository() {
         repo.one_error(text, *line, *col, fragment);
     }
 }
+
+#[test]
+fn merge_strategy_defaults_parses_and_reports_bad_values_at_their_location() {
+    let repo = Repo::new();
+    let plan = "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n";
+    let m = repo.load(plan).expect("valid");
+    assert_eq!(m.defaults.merge_strategy, MergeStrategy::Merge);
+    for (text, strategy) in [
+        ("merge", MergeStrategy::Merge),
+        ("squash", MergeStrategy::Squash),
+        ("ff-only", MergeStrategy::FfOnly),
+    ] {
+        let m = repo
+            .load(&format!("[defaults]\nmerge_strategy = \"{text}\"\n{plan}"))
+            .expect("valid");
+        assert_eq!(m.defaults.merge_strategy, strategy, "{text}");
+        assert_eq!(strategy.as_str(), text);
+        assert_eq!(MergeStrategy::parse(text), Some(strategy));
+    }
+    let cases: &[(&str, usize, usize, &str)] = &[
+        (
+            "[defaults]\nmerge_strategy = \"rebase\"\n",
+            2,
+            18,
+            "`defaults.merge_strategy` must be one of \"merge\", \"squash\" or \"ff-only\", found \"rebase\"",
+        ),
+        (
+            "[defaults]\nmerge_strategy = 1\n",
+            2,
+            18,
+            "`defaults.merge_strategy` must be a string",
+        ),
+        (
+            "[defaults]\nmerge_stratgy = \"squash\"\n",
+            2,
+            1,
+            "unknown key `merge_stratgy`",
+        ),
+    ];
+    for (text, line, col, fragment) in cases {
+        let d = repo.one_error(text, *line, *col, fragment);
+        if fragment.contains("unknown key") {
+            assert_eq!(
+                d.hint.as_deref(),
+                Some("did you mean `merge_strategy`?"),
+                "{d}"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::agents::{AgentMode, AgentSpec, parse_template, presets};
 use super::duration::parse_duration;
-use super::model::{Defaults, Dependency, Manifest, PlanEntry, parse_dependency};
+use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
 use super::raw::{At, RawManifest, RawPlan, Reporter};
 
@@ -91,6 +91,16 @@ fn defaults(
             );
         } else {
             out.verify = Some(value.iter().map(|a| a.value.clone()).collect());
+        }
+    }
+    if let Some(At { value, span }) = &d.merge_strategy {
+        match MergeStrategy::parse(value) {
+            Some(s) => out.merge_strategy = s,
+            None => r.error_hint(
+                span,
+                format!("`defaults.merge_strategy` must be one of \"merge\", \"squash\" or \"ff-only\", found \"{value}\""),
+                "\"merge\" makes a merge commit, \"squash\" one commit with the plan's changes, \"ff-only\" only fast-forwards",
+            ),
         }
     }
     if let Some(n) = at_least_one(r, "defaults.parallel", d.parallel.as_ref()) {

@@ -1,0 +1,29 @@
+//! Merging finished plans into the target branch (`orch merge`), synchronously over libgit2.
+//!
+//! Each step is built in memory on the target's current tip ([`build`]): a conflict writes
+//! nothing. A clean result becomes a commit object that no ref points at yet; the verify command
+//! runs on it in a throw-away staging worktree ([`verify`]); only then does the target move
+//! ([`target`]): the work tree that has it checked out first (safely), then the ref, both under
+//! the ref's lock and only if the target still is where the merge was built. If someone else
+//! moved it, the step is built again on the new tip ([`step`]). [`order`] gives the order of the
+//! steps; [`build::Simulator`] predicts a whole run without changing anything (`--dry-run`).
+//!
+//! libgit2's merge is not git's `ort`: it can report conflicts that `git merge` would resolve.
+
+pub mod build;
+mod error;
+pub mod interrupt;
+pub mod order;
+pub mod staging;
+pub mod step;
+pub mod target;
+pub mod verify;
+
+pub use build::{Predicted, Simulator, is_merged, target_contains};
+pub use error::{MergeError, list as path_list};
+pub use order::{OrderItem, merge_order};
+pub use step::{
+    ARCHIVE_PREFIX, MAX_REBUILDS, Merged, StepOutcome, StepRequest, archive_tag_name, merge_plan,
+};
+pub use target::{WorkState, checked_out_at, untracked_in_the_way, work_state};
+pub use verify::Verify;

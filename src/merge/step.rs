@@ -1,0 +1,169 @@
+//! One merge step: build the plan's merge on the target's tip, verify it, move the target, tag
+//! the branch; rebuilt on the new tip when someone else moved the target meanwhile.
+
+use std::path::Path;
+
+use git2::{ErrorCode, Oid, Repository};
+
+use super::MergeError;
+use super::build::{Built, Subject, branch_commit, build, target_commit};
+use super::interrupt;
+use super::target::{Moved, move_target, retry_locked};
+use super::verify::{Verdict, Verify, run_verify};
+use crate::git;
+use crate::manifest::MergeStrategy;
+
+/// How often a step is built again after the target moved under it, after the first build.
+pub const MAX_REBUILDS: u32 = 3;
+
+/// The prefix of archive tags: `orch/archive/<plan>/<short sha of the branch tip>`.
+pub const ARCHIVE_PREFIX: &str = "orch/archive";
+
+/// What to merge and how.
+#[derive(Clone, Copy, Debug)]
+pub struct StepRequest<'a> {
+    /// The main repository's work dir.
+    pub repo_root: &'a Path,
+    pub target: &'a str,
+    pub plan: &'a str,
+    pub branch: &'a str,
+    /// The commit the plan branch was made from (named in the merge message), if known.
+    pub base: Option<&'a str>,
+    pub strategy: MergeStrategy,
+    /// The verify command, if any.
+    pub verify: Option<&'a Verify>,
+}
+
+/// A plan that landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    /// The target's tip after the step: the merge or squash commit, or the branch tip for
+    /// `ff-only`.
+    pub commit: String,
+    /// The target's tip the step was built on.
+    pub previous: String,
+    /// The plan branch's tip that was merged.
+    pub branch_tip: String,
+    /// The lightweight tag on the branch tip (`orch/archive/<plan>/<short sha>`).
+    pub archive_tag: String,
+    /// How often the step was rebuilt because the target moved.
+    pub rebuilt: u32,
+}
+
+/// How a step ended (errors aside).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    Merged(Merged),
+    /// The plan is in the target already; nothing changed.
+    AlreadyMerged,
+    /// The merge conflicts in these paths; nothing changed.
+    Conflict {
+        files: Vec<String>,
+    },
+    /// The verify command failed on the candidate; nothing changed.
+    VerifyFailed {
+        reason: String,
+    },
+    /// `ff-only`, but the target has commits the branch lacks; nothing changed.
+    FfImpossible,
+    /// The target moved under every attempt ([`MAX_REBUILDS`] rebuilds); the other commits are
+    /// kept, nothing of ours landed.
+    TargetKeptMoving {
+        attempts: u32,
+    },
+    /// Ctrl-C or SIGTERM before the target moved; nothing changed.
+    Interrupted,
+}
+
+/// Runs one merge step. Nothing moves unless the merge is clean and verified; then the work
+/// tree that has the target checked out (if any) and the target ref move together, under the
+/// ref's lock, from the tip the merge was built on.
+pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
+    let repo = git::open(req.repo_root)?;
+    let theirs = branch_commit(&repo, req.branch)?.ok_or_else(|| MergeError::BranchMissing {
+        branch: req.branch.to_string(),
+    })?;
+    let subject = Subject {
+        plan: req.plan,
+        branch: req.branch,
+        target: req.target,
+        base: req.base,
+        strategy: req.strategy,
+    };
+    for attempt in 0..=MAX_REBUILDS {
+        if interrupt::interrupted() {
+            return Ok(StepOutcome::Interrupted);
+        }
+        let tip = target_commit(&repo, req.target)?;
+        let candidate = match build(&repo, &tip, &theirs, &subject)? {
+            Built::AlreadyMerged => return Ok(StepOutcome::AlreadyMerged),
+            Built::Conflict(files) => return Ok(StepOutcome::Conflict { files }),
+            Built::FfImpossible => return Ok(StepOutcome::FfImpossible),
+            Built::Ready(c) => c,
+        };
+        if let Some(verify) = req.verify {
+            match run_verify(verify, req.repo_root, req.plan, req.target, candidate)? {
+                Verdict::Passed => {}
+                Verdict::Failed(reason) => return Ok(StepOutcome::VerifyFailed { reason }),
+                Verdict::Interrupted => return Ok(StepOutcome::Interrupted),
+            }
+        }
+        if interrupt::interrupted() {
+            return Ok(StepOutcome::Interrupted);
+        }
+        let log = format!(
+            "orch merge: plan `{}` ({}, {})",
+            req.plan, req.branch, req.strategy
+        );
+        match move_target(req.repo_root, req.target, tip.id(), candidate, &log)? {
+            Moved::TargetMoved => continue,
+            Moved::Done => {
+                let archive_tag = archive(&repo, req.plan, theirs.id())?;
+                return Ok(StepOutcome::Merged(Merged {
+                    commit: candidate.to_string(),
+                    previous: tip.id().to_string(),
+                    branch_tip: theirs.id().to_string(),
+                    archive_tag,
+                    rebuilt: attempt,
+                }));
+            }
+        }
+    }
+    Ok(StepOutcome::TargetKeptMoving {
+        attempts: MAX_REBUILDS + 1,
+    })
+}
+
+/// The archive tag name of a plan's branch tip.
+pub fn archive_tag_name(plan: &str, tip: &str) -> String {
+    format!("{ARCHIVE_PREFIX}/{plan}/{}", &tip[..tip.len().min(10)])
+}
+
+/// Tags the branch tip (lightweight) so its commits survive the branch's deletion. A tag of that
+/// name on the same commit is fine; on another commit it is an error.
+fn archive(repo: &Repository, plan: &str, tip: Oid) -> Result<String, MergeError> {
+    let tag = archive_tag_name(plan, &tip.to_string());
+    let refname = format!("refs/tags/{tag}");
+    let tag_error = |reason: String| MergeError::Tag {
+        tag: tag.clone(),
+        reason,
+    };
+    match retry_locked(|| repo.reference(&refname, tip, false, "orch merge: archive")) {
+        Ok(_) => Ok(tag),
+        Err(e) if e.code() == ErrorCode::Exists => {
+            let existing = repo
+                .find_reference(&refname)
+                .and_then(|r| r.peel_to_commit())
+                .map_err(|e| tag_error(e.message().to_string()))?;
+            if existing.id() == tip {
+                Ok(tag)
+            } else {
+                Err(tag_error(format!(
+                    "it exists and points at {} instead",
+                    existing.id()
+                )))
+            }
+        }
+        Err(e) => Err(tag_error(e.message().to_string())),
+    }
+}

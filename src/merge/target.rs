@@ -1,0 +1,219 @@
+//! Moving the target branch: where it is checked out, whether that work tree is clean, and the
+//! update itself (work tree first, then the ref with a compare-and-swap).
+
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::Duration;
+
+use git2::build::CheckoutBuilder;
+use git2::{ErrorCode, Oid, Repository, StatusOptions};
+
+use super::MergeError;
+use super::build::{changed_paths, target_commit};
+use crate::git;
+
+/// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file),
+/// five times in all with doubling pauses (as the git module does for its ref writes).
+pub(crate) fn retry_locked<T>(
+    mut f: impl FnMut() -> Result<T, git2::Error>,
+) -> Result<T, git2::Error> {
+    let mut pause = Duration::from_millis(10);
+    for _ in 1..5 {
+        match f() {
+            Err(e) if e.code() == ErrorCode::Locked => {
+                sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    f()
+}
+
+/// The work tree (the main one or a linked worktree) that has `target` checked out, if any.
+pub fn checked_out_at(repo_root: &Path, target: &str) -> Result<Option<PathBuf>, MergeError> {
+    let repo = git::open(repo_root)?;
+    let refname = format!("refs/heads/{target}");
+    let head_of = |r: &Repository| {
+        r.find_reference("HEAD")
+            .ok()
+            .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_string))
+    };
+    if !repo.is_bare()
+        && head_of(&repo).as_deref() == Some(refname.as_str())
+        && let Some(dir) = repo.workdir()
+    {
+        return Ok(Some(dir.to_path_buf()));
+    }
+    let names = repo.worktrees().map_err(|source| MergeError::Read {
+        what: "the list of worktrees".into(),
+        source,
+    })?;
+    for name in names.iter().flatten().flatten() {
+        let Ok(wt) = repo.find_worktree(name) else {
+            continue;
+        };
+        if wt.validate().is_err() {
+            continue;
+        }
+        let Ok(linked) = Repository::open_from_worktree(&wt) else {
+            continue;
+        };
+        if head_of(&linked).as_deref() == Some(refname.as_str()) {
+            return Ok(Some(wt.path().to_path_buf()));
+        }
+    }
+    Ok(None)
+}
+
+/// What `git status` shows in a work tree, split the way `orch merge` needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkState {
+    /// Tracked files with changes (staged or not), deleted files, conflicts.
+    pub changed: Vec<String>,
+    /// Untracked files that are not ignored.
+    pub untracked: Vec<String>,
+}
+
+/// Reads the state of the work tree at `path`, without refreshing (rewriting) its index.
+pub fn work_state(path: &Path) -> Result<WorkState, MergeError> {
+    let repo = git::open(path)?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|source| MergeError::Status {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut state = WorkState::default();
+    for entry in statuses.iter() {
+        let s = entry.status();
+        if s.is_ignored() || s == git2::Status::CURRENT {
+            continue;
+        }
+        let p = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+        if s == git2::Status::WT_NEW {
+            state.untracked.push(p);
+        } else {
+            state.changed.push(p);
+        }
+    }
+    Ok(state)
+}
+
+/// The untracked files among `untracked` that a merge changing `paths` would overwrite: the same
+/// path, or one of them inside the other (a file where a directory goes, or the reverse).
+pub fn untracked_in_the_way(untracked: &[String], paths: &[String]) -> Vec<String> {
+    let inside =
+        |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a[b.len()..].starts_with('/');
+    untracked
+        .iter()
+        .filter(|u| {
+            let u = u.trim_end_matches('/');
+            paths.iter().any(|p| p == u || inside(u, p) || inside(p, u))
+        })
+        .cloned()
+        .collect()
+}
+
+/// What [`move_target`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// The target points at the new commit (and its work tree, if any, shows it).
+    Done,
+    /// Someone else moved the target away from the expected tip; nothing changed, their commit
+    /// is kept.
+    TargetMoved,
+}
+
+/// Moves `target` from `old` to `new`, holding the ref's lock (`refs/heads/<target>.lock`, as
+/// git does) the whole time, so no other git process can move it halfway.
+///
+/// Under the lock: if the target is no longer at `old`, nothing happens and
+/// [`Moved::TargetMoved`] is returned (someone else's commit is kept). If a work tree has the
+/// target checked out, `new` is checked out there first, safely (a local change in the way stops
+/// it with nothing changed), index included; then the ref moves, with a reflog entry `log`.
+pub(crate) fn move_target(
+    repo_root: &Path,
+    target: &str,
+    old: Oid,
+    new: Oid,
+    log: &str,
+) -> Result<Moved, MergeError> {
+    let repo = git::open(repo_root)?;
+    let refname = format!("refs/heads/{target}");
+    let ref_error = |source| MergeError::UpdateRef {
+        refname: refname.clone(),
+        source,
+    };
+    let mut tx = repo.transaction().map_err(ref_error)?;
+    retry_locked(|| tx.lock_ref(&refname)).map_err(ref_error)?;
+    if target_commit(&repo, target)?.id() != old {
+        return Ok(Moved::TargetMoved);
+    }
+    if let Some(path) = checked_out_at(repo_root, target)? {
+        // The work tree shows `old` (it was checked clean before the run): only the paths that
+        // differ between `old` and `new` change, so the checkout looks at those alone instead of
+        // every file of the work tree.
+        let changed = changed_paths(&repo, old, new)?;
+        if !changed.is_empty() {
+            let work = git::open(&path)?;
+            let commit = work.find_commit(new).map_err(|source| MergeError::Read {
+                what: format!("commit `{new}`"),
+                source,
+            })?;
+            let mut safe = CheckoutBuilder::new();
+            safe.safe().update_index(true).disable_pathspec_match(true);
+            for p in &changed {
+                safe.path(p.as_str());
+            }
+            work.checkout_tree(commit.as_object(), Some(&mut safe))
+                .map_err(|source| {
+                    if source.code() == ErrorCode::Conflict {
+                        MergeError::Dirty {
+                            path: path.clone(),
+                            target: target.to_string(),
+                            files: work_state(&path)
+                                .map(|s| s.changed.into_iter().chain(s.untracked).collect())
+                                .unwrap_or_default(),
+                        }
+                    } else {
+                        MergeError::Checkout {
+                            path: path.clone(),
+                            source,
+                        }
+                    }
+                })?;
+        }
+    }
+    let sig = super::build::signature(&repo).map_err(ref_error)?;
+    tx.set_target(&refname, new, Some(&sig), log)
+        .map_err(ref_error)?;
+    tx.commit().map_err(ref_error)?;
+    Ok(Moved::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untracked_files_in_the_way() {
+        let untracked: Vec<String> = ["a.txt", "dir/x", "notes/", "keep.txt", "b"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        let paths: Vec<String> = ["a.txt", "dir", "notes/n.md", "bb"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        assert_eq!(
+            untracked_in_the_way(&untracked, &paths),
+            ["a.txt", "dir/x", "notes/"]
+        );
+    }
+}

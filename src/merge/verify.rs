@@ -1,0 +1,213 @@
+//! Running the verify command on a merge candidate, in a staging worktree: an argv (no shell),
+//! its own process group, output appended to a log, a time limit.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use git2::Oid;
+use nix::sys::signal::Signal;
+
+use super::MergeError;
+use super::interrupt;
+use super::staging::Staging;
+use crate::supervisor::process::{group_alive, log_line, open_log, signal_group};
+
+/// Variables of orch's own git environment that must not reach the verify command: it works in
+/// the staging worktree, not in whatever repository orch was started from.
+const GIT_ENV: [&str; 5] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+];
+
+/// The verify command and where it runs.
+#[derive(Clone, Debug)]
+pub struct Verify {
+    /// The argv (`defaults.verify`), e.g. `["cargo", "test"]`.
+    pub argv: Vec<String>,
+    /// The time limit (`defaults.timeout`).
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL when it is stopped (`defaults.grace`).
+    pub grace: Duration,
+    /// Where staging worktrees go (`<worktree_root>`).
+    pub staging_dir: PathBuf,
+    /// The directory of per-plan logs (`<log_dir>`); the log is `<log_dir>/<plan>/merge-verify.log`.
+    pub log_dir: PathBuf,
+}
+
+impl Verify {
+    /// `<log_dir>/<plan>/merge-verify.log`.
+    pub fn log_path(&self, plan: &str) -> PathBuf {
+        self.log_dir.join(plan).join("merge-verify.log")
+    }
+}
+
+/// How the verify command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Passed,
+    /// It failed: why, in words.
+    Failed(String),
+    /// Ctrl-C or SIGTERM: it was stopped.
+    Interrupted,
+}
+
+/// Makes the staging worktree at `candidate`, runs the verify command there and removes the
+/// worktree again, whatever happened.
+pub(crate) fn run_verify(
+    verify: &Verify,
+    repo_root: &Path,
+    plan: &str,
+    target: &str,
+    candidate: Oid,
+) -> Result<Verdict, MergeError> {
+    let staging = Staging::create(repo_root, &verify.staging_dir, plan, candidate)?;
+    let log = verify.log_path(plan);
+    let command = shown(&verify.argv);
+    log_line(
+        &log,
+        &format!(
+            "=== orch: verify `{command}` on {candidate} (plan `{plan}` into `{target}`) in {} at {} ===",
+            staging.path().display(),
+            crate::status::timestamp(Utc::now())
+        ),
+    );
+    let verdict = run(verify, staging.path(), &log, plan, target, candidate);
+    let footer = match &verdict {
+        Verdict::Passed => "passed".to_string(),
+        Verdict::Failed(why) => format!("failed: {why}"),
+        Verdict::Interrupted => "interrupted".to_string(),
+    };
+    log_line(&log, &format!("=== orch: verify {footer} ==="));
+    drop(staging);
+    Ok(verdict)
+}
+
+fn run(
+    verify: &Verify,
+    cwd: &Path,
+    log: &Path,
+    plan: &str,
+    target: &str,
+    candidate: Oid,
+) -> Verdict {
+    let command = shown(&verify.argv);
+    let Some((program, args)) = verify.argv.split_first() else {
+        return Verdict::Failed("the verify command is empty".into());
+    };
+    let out = match open_log(log).and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok(pair) => pair,
+        Err(e) => return Verdict::Failed(format!("cannot open `{}`: {e}", log.display())),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.0))
+        .stderr(Stdio::from(out.1))
+        .process_group(0)
+        .env("ORCH_PLAN", plan)
+        .env("ORCH_TARGET", target)
+        .env("ORCH_MERGE_COMMIT", candidate.to_string())
+        .env("ORCH_WORKTREE", cwd);
+    for var in GIT_ENV {
+        cmd.env_remove(var);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Verdict::Failed(format!("cannot start `{command}`: {e}")),
+    };
+    let pgid = child.id();
+    interrupt::set_running_group(pgid);
+    let deadline = Instant::now() + verify.timeout;
+    let mut pause = Duration::from_millis(2);
+    let verdict = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                break match status.code() {
+                    Some(0) => Verdict::Passed,
+                    Some(code) => Verdict::Failed(format!(
+                        "`{command}` exited with status {code}; its output is in {}",
+                        log.display()
+                    )),
+                    None => Verdict::Failed(format!(
+                        "`{command}` was killed by a signal; its output is in {}",
+                        log.display()
+                    )),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => break Verdict::Failed(format!("cannot wait for `{command}`: {e}")),
+        }
+        if interrupt::interrupted() {
+            stop_group(pgid, verify.grace, &mut child);
+            break Verdict::Interrupted;
+        }
+        if Instant::now() >= deadline {
+            stop_group(pgid, verify.grace, &mut child);
+            break Verdict::Failed(format!(
+                "`{command}` timed out after {}; its output is in {}",
+                crate::supervisor::attempt::humantime(verify.timeout),
+                log.display()
+            ));
+        }
+        sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    // Whatever the leader left running in its group goes too.
+    signal_group(pgid, Signal::SIGKILL);
+    interrupt::set_running_group(0);
+    verdict
+}
+
+/// SIGTERM to the group, up to `grace` for it to go, then SIGKILL; the leader is reaped.
+fn stop_group(pgid: u32, grace: Duration, child: &mut std::process::Child) {
+    signal_group(pgid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    loop {
+        let _ = child.try_wait();
+        if !group_alive(pgid) || Instant::now() >= deadline {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// An argv as a reader would type it: arguments with spaces or quotes in single quotes.
+pub fn shown(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && !a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_is_shown_as_typed() {
+        let argv: Vec<String> = ["sh", "-c", "test -f a.txt", "it's", "", "$HOME"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        assert_eq!(
+            shown(&argv),
+            r#"sh -c 'test -f a.txt' 'it'\''s' '' '$HOME'"#
+        );
+    }
+}
