@@ -787,3 +787,96 @@ fn an_agent_launched_but_not_recorded_is_adopted_not_run_twice() {
     }
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: One", "p 1.2: Two"]);
 }
+
+/// The merge train: each plan lands on `main` as soon as it and its upstream plans are done.
+#[test]
+fn the_merge_train_lands_each_plan_in_dependency_order() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    repo.write("docs/plans/auth.md", AUTH);
+    repo.write("docs/plans/api.md", API);
+    repo.write("docs/plans/docs.md", DOCS);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\nmax_agents = 3\n\n[agents.ok]\ncommand = {}\n\n\
+             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
+             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\ndepends_on = [\"auth\"]\n\n\
+             [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\n",
+            agent("ok.sh", &[journal_path.to_str().expect("utf8")])
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--merge", "--json"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let ev = events(&out);
+    let merged: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "plan_merged")
+        .map(|e| e["plan"].as_str().expect("plan"))
+        .collect();
+    assert_eq!(merged.len(), 3, "{merged:?}");
+    let pos = |p: &str| merged.iter().position(|m| *m == p).expect("merged");
+    assert!(
+        pos("auth") < pos("api"),
+        "api merged before auth: {merged:?}"
+    );
+    // main holds every plan's work, its work tree shows it, and it is clean.
+    for f in ["auth.txt", "api.txt", "docs.txt"] {
+        assert!(
+            repo.root().join(f).is_file(),
+            "{f} is not in the main work tree"
+        );
+        repo.git(&["cat-file", "-e", &format!("main:{f}")]);
+    }
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    for b in ["plan/auth", "plan/api", "plan/docs"] {
+        assert!(
+            repo.git_ok(&["merge-base", "--is-ancestor", b, "main"]),
+            "{b} not in main"
+        );
+    }
+    let summary = &ev.last().expect("events")["summary"];
+    for p in summary["plans"].as_array().expect("plans") {
+        assert_eq!(p["merge"], "merged", "{p}");
+    }
+}
+
+#[test]
+fn the_merge_train_reports_a_conflict_and_exits_5() {
+    let repo = Repo::new();
+    repo.write(
+        "docs/plans/x.md",
+        "# X\n\n## Phase 1: Work\n- [ ] 1.1 Write the shared file\n",
+    );
+    repo.write(
+        "docs/plans/y.md",
+        "# Y\n\n## Phase 1: Work\n- [ ] 1.1 Write the shared file\n",
+    );
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"w\"\nauto_merge = true\n\n[agents.w]\ncommand = [\"sh\", \"-c\", \"echo $ORCH_PLAN > same.txt\"]\n\n\
+         [[plan]]\nname = \"x\"\nfile = \"docs/plans/x.md\"\n\n[[plan]]\nname = \"y\"\nfile = \"docs/plans/y.md\"\n",
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
+    let ev = events(&out);
+    let merged: Vec<&Value> = ev.iter().filter(|e| e["event"] == "plan_merged").collect();
+    let failed: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "plan_merge_failed")
+        .collect();
+    assert_eq!((merged.len(), failed.len()), (1, 1), "{ev:?}");
+    assert_eq!(failed[0]["result"], "conflict");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("same.txt")
+    );
+    // main has the first plan's version, nothing half-merged.
+    let first = merged[0]["plan"].as_str().expect("plan");
+    assert_eq!(repo.git(&["show", "main:same.txt"]), first);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

@@ -132,6 +132,11 @@ enum Command {
         /// Example: `--max-agents 8`.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         max_agents: Option<u16>,
+        /// The merge train: merge each plan into the target (with `orch merge`: built, verified,
+        /// then the target moves) as soon as it and its upstream plans are done, while the other
+        /// plans keep running. Same as `auto_merge = true` in plans.toml.
+        #[arg(long)]
+        merge: bool,
     },
     /// Show which plan branches would conflict with each other or with the target, and on which
     /// files.
@@ -414,12 +419,14 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             plans,
             json,
             max_agents,
+            merge,
         } => commands::up::run(
             &target.selection(),
             commands::up::UpArgs {
                 plans,
                 json,
                 max_agents: max_agents.map(usize::from),
+                merge,
             },
         ),
         Command::Conflicts {

@@ -24,6 +24,8 @@ pub struct UpArgs {
     pub json: bool,
     /// Overrides `defaults.max_agents`.
     pub max_agents: Option<usize>,
+    /// The merge train, also when `defaults.auto_merge` is off.
+    pub merge: bool,
 }
 
 pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
@@ -241,6 +243,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         grace: manifest.defaults.grace,
         backoff: manifest.defaults.backoff,
         stuck_after: manifest.defaults.stuck_after,
+        auto_merge: args.merge || manifest.defaults.auto_merge,
         templates,
         plans,
     });
@@ -260,7 +263,11 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(if summary.interrupted {
         exit::INTERRUPTED
-    } else if summary.plans.iter().all(|p| p.outcome == "completed") {
+    } else if summary
+        .plans
+        .iter()
+        .all(|p| p.outcome == "completed" && p.merge.as_deref().is_none_or(|m| m == "merged"))
+    {
         exit::OK
     } else {
         exit::INCOMPLETE

@@ -23,6 +23,8 @@ pub struct Defaults {
     pub verify: Option<Vec<String>>,
     /// How `orch merge` lands a plan on the target (`merge`).
     pub merge_strategy: MergeStrategy,
+    /// `orch up` merges each plan as soon as it and its upstream plans are done (`false`).
+    pub auto_merge: bool,
     /// Relative to the manifest's directory (`.orch/worktrees`).
     pub worktree_root: PathBuf,
     /// Relative to the manifest's directory (`.orch/state`).
@@ -58,6 +60,7 @@ impl Default for Defaults {
             retries: 2,
             verify: None,
             merge_strategy: MergeStrategy::Merge,
+            auto_merge: false,
             worktree_root: PathBuf::from(".orch/worktrees"),
             state_dir: PathBuf::from(".orch/state"),
             branch_prefix: "plan/".into(),

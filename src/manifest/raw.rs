@@ -27,6 +27,7 @@ pub struct RawDefaults {
     pub retries: Option<At<i64>>,
     pub verify: Option<At<Vec<At<String>>>>,
     pub merge_strategy: Option<At<String>>,
+    pub auto_merge: Option<At<bool>>,
     pub worktree_root: Option<At<String>>,
     pub state_dir: Option<At<String>>,
     pub branch_prefix: Option<At<String>>,
@@ -126,6 +127,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "retries",
     "verify",
     "merge_strategy",
+    "auto_merge",
     "worktree_root",
     "state_dir",
     "branch_prefix",
@@ -192,6 +194,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "retries" => d.retries = integer(r, &ctx, value),
             "verify" => d.verify = string_array(r, &ctx, value, None),
             "merge_strategy" => d.merge_strategy = string(r, &ctx, value),
+            "auto_merge" => d.auto_merge = boolean(r, &ctx, value),
             "worktree_root" => d.worktree_root = string(r, &ctx, value),
             "state_dir" => d.state_dir = string(r, &ctx, value),
             "branch_prefix" => d.branch_prefix = string(r, &ctx, value),
@@ -399,6 +402,22 @@ fn string(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Opti
             r.error(
                 &value.span(),
                 format!("`{ctx}` must be a string, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn boolean(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<bool>> {
+    match value.get_ref() {
+        DeValue::Boolean(b) => Some(At {
+            value: *b,
+            span: value.span(),
+        }),
+        other => {
+            r.error(
+                &value.span(),
+                format!("`{ctx}` must be true or false, found {}", type_name(other)),
             );
             None
         }

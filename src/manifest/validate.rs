@@ -93,6 +93,9 @@ fn defaults(
             out.verify = Some(value.iter().map(|a| a.value.clone()).collect());
         }
     }
+    if let Some(At { value, .. }) = &d.auto_merge {
+        out.auto_merge = *value;
+    }
     if let Some(At { value, span }) = &d.merge_strategy {
         match MergeStrategy::parse(value) {
             Some(s) => out.merge_strategy = s,

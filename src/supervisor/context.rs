@@ -21,6 +21,8 @@ pub struct Ctx {
     pub grace: Duration,
     pub backoff: Duration,
     pub stuck_after: Option<Duration>,
+    /// The merge train: merge each finished plan with `orch merge` (`--merge`, `auto_merge`).
+    pub auto_merge: bool,
     pub templates: Templates,
     /// Every plan of the workspace, in its order; `None` for plans not part of this run.
     pub plans: Vec<Option<Arc<PlanCtx>>>,

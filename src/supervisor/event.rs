@@ -79,6 +79,20 @@ pub enum Event {
     PlanFinished { plan: String, completed: usize },
     /// The plan cannot go on: a failed task, a failed upstream, a merge conflict.
     PlanBlocked { plan: String, reason: String },
+    /// The merge train (`orch up --merge`, `auto_merge`): `orch merge` landed the plan on the
+    /// target; `commit` is the target's new tip (`None` when it was merged already).
+    PlanMerged {
+        plan: String,
+        target: String,
+        commit: Option<String>,
+    },
+    /// The merge train could not merge the plan: `result` is `orch merge`'s (`conflict`,
+    /// `verify_failed`, `skipped`, `refused`, `error`).
+    PlanMergeFailed {
+        plan: String,
+        result: String,
+        reason: String,
+    },
     /// Ctrl-C: `immediate` is false for the first (finish running tasks), true for the second.
     Interrupted { immediate: bool },
     /// A message for the user (a warning that does not stop the run).
@@ -110,6 +124,9 @@ pub struct PlanOutcome {
     pub total: usize,
     pub failed_tasks: Vec<String>,
     pub reason: Option<String>,
+    /// With the merge train: `merged`, or why not (`conflict`, `verify_failed`, …); `None`
+    /// without it or when the plan did not finish.
+    pub merge: Option<String>,
     pub branch: String,
     pub worktree: PathBuf,
     pub log_dir: PathBuf,

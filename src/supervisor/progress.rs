@@ -372,6 +372,8 @@ fn shown_above_bars(e: &Event) -> bool {
         Event::TaskFailed { .. }
         | Event::PlanFinished { .. }
         | Event::PlanBlocked { .. }
+        | Event::PlanMerged { .. }
+        | Event::PlanMergeFailed { .. }
         | Event::Interrupted { .. }
         | Event::Note { .. } => true,
         _ => false,
@@ -389,7 +391,9 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskFinished { plan, .. }
         | Event::TaskFailed { plan, .. }
         | Event::PlanFinished { plan, .. }
-        | Event::PlanBlocked { plan, .. } => Some(plan),
+        | Event::PlanBlocked { plan, .. }
+        | Event::PlanMerged { plan, .. }
+        | Event::PlanMergeFailed { plan, .. } => Some(plan),
         Event::Note { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. } | Event::Interrupted { .. } | Event::RunFinished { .. } => None,
     }
@@ -493,6 +497,21 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             format!("{plan} finished: {} completed", count(*completed, "task"))
         }
         Event::PlanBlocked { plan, reason } => format!("{plan} blocked: {reason}"),
+        Event::PlanMerged {
+            plan,
+            target,
+            commit: Some(c),
+        } => format!("{plan} merged into {target} ({})", &c[..c.len().min(7)]),
+        Event::PlanMerged {
+            plan,
+            target,
+            commit: None,
+        } => format!("{plan} was already merged into {target}"),
+        Event::PlanMergeFailed {
+            plan,
+            result,
+            reason,
+        } => format!("{plan} not merged ({result}): {reason}"),
         Event::Interrupted { immediate: false } => {
             "interrupted: letting running tasks finish (Ctrl-C again to stop them now)".into()
         }
@@ -687,6 +706,7 @@ mod tests {
         RunSummary {
             plans: vec![
                 PlanOutcome {
+                    merge: None,
                     plan: "auth".into(),
                     outcome: "completed".into(),
                     completed: 20,
@@ -698,6 +718,7 @@ mod tests {
                     log_dir: ".orch/logs/auth".into(),
                 },
                 PlanOutcome {
+                    merge: None,
                     plan: "api".into(),
                     outcome: "blocked".into(),
                     completed: 1,

@@ -73,6 +73,14 @@ struct Dispatcher<'a> {
     emit: &'a mut dyn FnMut(&Event),
     started: Instant,
     warned_status: HashSet<usize>,
+    /// The merge train: finished plans waiting to be merged, in the order they finished.
+    merge_queue: Vec<usize>,
+    /// The plan being merged now (one `orch merge` at a time).
+    merging: Option<usize>,
+    /// The merge train's result per plan (`merged`, `conflict`, …).
+    merge_results: HashMap<usize, String>,
+    merge_tx: mpsc::UnboundedSender<(usize, MergeResult)>,
+    merge_rx: mpsc::UnboundedReceiver<(usize, MergeResult)>,
     /// Tasks whose `task_finished` was reported in this run.
     announced: HashSet<TaskKey>,
     /// Size and modification time of each status file when last read.
@@ -85,6 +93,7 @@ impl<'a> Dispatcher<'a> {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (prep_tx, prep_rx) = mpsc::unbounded_channel();
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        let (merge_tx, merge_rx) = mpsc::unbounded_channel();
         let (stop_tx, _) = watch::channel(Stop::No);
         let docs = ws
             .plans
@@ -126,6 +135,11 @@ impl<'a> Dispatcher<'a> {
             warned_status: HashSet::new(),
             stamps: vec![None; n],
             announced: HashSet::new(),
+            merge_queue: Vec::new(),
+            merging: None,
+            merge_results: HashMap::new(),
+            merge_tx,
+            merge_rx,
             ctx,
             ws,
         }
@@ -189,6 +203,7 @@ impl<'a> Dispatcher<'a> {
                 Some(f) = self.done_rx.recv() => self.on_finished(f),
                 Some((p, r)) = self.prep_rx.recv() => self.on_prepared(p, r),
                 Some((k, r)) = self.commit_rx.recv() => self.on_committed(k, r),
+                Some((p, r)) = self.merge_rx.recv() => self.on_merged(p, r),
                 Some(()) = watch_rx.recv() => {
                     // Coalesce a burst of events into one re-read.
                     if reload_at.is_none() {
@@ -1017,6 +1032,115 @@ impl<'a> Dispatcher<'a> {
         self.check_finished(p);
     }
 
+    /// The upstream plans of `p` (by `depends_on`) that are not merged into the target: neither
+    /// by the merge train of this run nor before it (`orchMerge.state` in their status file).
+    fn unmerged_upstreams(&self, p: usize) -> Vec<String> {
+        let Some(pc) = self.plan(p) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for d in &pc.depends_on {
+            let Some(q) = self.ws.plans.iter().position(|lp| lp.name == d.plan) else {
+                continue;
+            };
+            let merged_now = self.merge_results.get(&q).is_some_and(|r| r == "merged");
+            let merged_before = self.docs[q]
+                .extra
+                .get(crate::commands::merge::STATUS_FIELD)
+                .and_then(|v| v.get("state"))
+                .and_then(serde_json::Value::as_str)
+                == Some("merged");
+            let name = format!("`{}`", d.plan);
+            if !merged_now && !merged_before && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Starts `orch merge` for the first queued plan whose upstream plans are merged. A plan
+    /// whose upstream failed to merge is skipped.
+    fn start_merge(&mut self) {
+        if self.merging.is_some() || self.graceful {
+            return;
+        }
+        let mut i = 0;
+        while i < self.merge_queue.len() {
+            let p = self.merge_queue[i];
+            let waiting = self.unmerged_upstreams(p);
+            if waiting.is_empty() {
+                self.merge_queue.remove(i);
+                self.spawn_merge(p);
+                return;
+            }
+            // An upstream whose merge already failed will not be merged in this run.
+            let hopeless = self.plan(p).is_some_and(|pc| {
+                pc.depends_on.iter().any(|d| {
+                    self.ws
+                        .plans
+                        .iter()
+                        .position(|lp| lp.name == d.plan)
+                        .and_then(|q| self.merge_results.get(&q))
+                        .is_some_and(|r| r != "merged")
+                })
+            });
+            if hopeless {
+                self.merge_queue.remove(i);
+                self.merge_results.insert(p, "skipped".to_string());
+                if let Some(pc) = self.plan(p) {
+                    self.send(Event::PlanMergeFailed {
+                        plan: pc.name.clone(),
+                        result: "skipped".to_string(),
+                        reason: format!("upstream {} was not merged", waiting.join(", ")),
+                    });
+                }
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    fn spawn_merge(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        self.merging = Some(p);
+        let bin = self.ctx.orch_bin.clone();
+        let manifest = self.ctx.manifest_path.clone();
+        let root = self.ctx.repo_root.clone();
+        let name = pc.name.clone();
+        let tx = self.merge_tx.clone();
+        tokio::spawn(async move {
+            let r = run_merge(&bin, &manifest, &root, &name).await;
+            let _ = tx.send((p, r));
+        });
+    }
+
+    fn on_merged(&mut self, p: usize, r: MergeResult) {
+        self.merging = None;
+        self.reload(p);
+        let Some(pc) = self.plan(p) else { return };
+        let target = self
+            .ws
+            .manifest
+            .as_ref()
+            .map(|m| m.defaults.target.clone())
+            .unwrap_or_default();
+        if r.result == "merged" || r.result == "already_merged" {
+            self.merge_results.insert(p, "merged".to_string());
+            self.send(Event::PlanMerged {
+                plan: pc.name.clone(),
+                target,
+                commit: r.commit.filter(|_| r.result == "merged"),
+            });
+        } else {
+            self.merge_results.insert(p, r.result.clone());
+            self.send(Event::PlanMergeFailed {
+                plan: pc.name.clone(),
+                result: r.result,
+                reason: r.reason,
+            });
+        }
+    }
+
     /// Marks plan `p` finished when every task is completed or skipped and committed.
     fn check_finished(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
@@ -1040,6 +1164,9 @@ impl<'a> Dispatcher<'a> {
                 plan: pc.name.clone(),
                 completed: pc.plan.tasks.len(),
             });
+            if self.ctx.auto_merge {
+                self.merge_queue.push(p);
+            }
         }
     }
 
@@ -1048,11 +1175,34 @@ impl<'a> Dispatcher<'a> {
         for p in 0..self.finished.len() {
             self.check_finished(p);
         }
+        self.start_merge();
+        if self.merging.is_some() {
+            return false;
+        }
         if !self.running.is_empty()
             || !self.committing.is_empty()
             || self.prep.contains(&Prep::Running)
         {
             return false;
+        }
+        // Nothing runs: plans still queued wait on upstream plans that will not be merged.
+        for p in std::mem::take(&mut self.merge_queue) {
+            self.merge_results.insert(p, "skipped".to_string());
+            let reason = if self.graceful {
+                "interrupted before its merge; run `orch merge` to merge it".to_string()
+            } else {
+                format!(
+                    "it waits for {}, not merged in this run",
+                    self.unmerged_upstreams(p).join(", ")
+                )
+            };
+            if let Some(pc) = self.plan(p) {
+                self.send(Event::PlanMergeFailed {
+                    plan: pc.name.clone(),
+                    result: "skipped".to_string(),
+                    reason,
+                });
+            }
         }
         if self.graceful {
             return true;
@@ -1134,6 +1284,7 @@ impl<'a> Dispatcher<'a> {
                 total,
                 failed_tasks,
                 reason,
+                merge: self.merge_results.get(&p).cloned(),
                 branch: pc.branch.clone(),
                 worktree: pc.worktree.clone(),
                 log_dir: pc.log_dir.clone(),
@@ -1277,5 +1428,113 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> 
     match s {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// What `orch merge PLAN --json` said about one plan.
+#[derive(Debug)]
+struct MergeResult {
+    /// `merged`, `already_merged`, `conflict`, `verify_failed`, `skipped`, `refused`, `error`.
+    result: String,
+    commit: Option<String>,
+    reason: String,
+}
+
+/// Runs `orch merge PLAN --json` (all of its checks, locks and verification) and reads its result.
+async fn run_merge(
+    bin: &std::path::Path,
+    manifest: &std::path::Path,
+    root: &std::path::Path,
+    plan: &str,
+) -> MergeResult {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args(["merge", plan, "--json", "--manifest"])
+        .arg(manifest)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for var in [
+        "ORCH_PLAN",
+        "ORCH_TASK",
+        "ORCH_STATUS_FILE",
+        "ORCH_MANIFEST",
+        "ORCH_WORKTREE",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = match cmd.output().await {
+        Ok(out) => out,
+        Err(e) => {
+            return MergeResult {
+                result: "error".to_string(),
+                commit: None,
+                reason: format!("cannot run `orch merge`: {e}"),
+            };
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first_error = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or("")
+        .to_string();
+    let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+    let step = json
+        .as_ref()
+        .and_then(|v| v.get("steps"))
+        .and_then(serde_json::Value::as_array)
+        .and_then(|steps| {
+            steps
+                .iter()
+                .find(|s| s.get("plan").and_then(serde_json::Value::as_str) == Some(plan))
+        });
+    match step {
+        Some(s) => {
+            let field = |k: &str| {
+                s.get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            };
+            let files = s
+                .get("files")
+                .and_then(serde_json::Value::as_array)
+                .map(|f| {
+                    f.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let mut reason = field("reason").unwrap_or_default();
+            if !files.is_empty() {
+                reason = if reason.is_empty() {
+                    format!("conflicts in {files}")
+                } else {
+                    format!("{reason}: {files}")
+                };
+            }
+            MergeResult {
+                result: field("result").unwrap_or_else(|| "error".to_string()),
+                commit: field("commit"),
+                reason,
+            }
+        }
+        None => MergeResult {
+            result: if out.status.code() == Some(i32::from(crate::error::exit::REFUSED)) {
+                "refused".to_string()
+            } else {
+                "error".to_string()
+            },
+            commit: None,
+            reason: if first_error.is_empty() {
+                format!("`orch merge {plan}` exited with {}", out.status)
+            } else {
+                first_error
+            },
+        },
     }
 }
