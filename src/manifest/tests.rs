@@ -835,6 +835,12 @@ fn supervision_keys_report_bad_values_at_their_location() {
             "escapes the repository",
         ),
         (
+            "[defaults]\nauto_merge = \"yes\"\n",
+            2,
+            14,
+            "`defaults.auto_merge` must be true or false",
+        ),
+        (
             "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nretries = -1\n",
             4,
             11,
