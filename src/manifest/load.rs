@@ -69,9 +69,22 @@ pub fn find_manifest(start: &Path) -> Option<PathBuf> {
 /// plans ([`check_cycles`]). Dependency targets inside plan files are checked by
 /// [`check_targets`](super::check_targets) once the plans are parsed.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    // Not UTF-8 is invalid input (exit 2) with its place, like a plan file, not a read failure.
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        ManifestError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics: vec![
+                Diagnostic::error(path, line, "the manifest is not valid UTF-8")
+                    .with_column(column),
+            ],
+        }
     })?;
     parse_str(path, &text)
 }

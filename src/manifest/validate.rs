@@ -14,7 +14,7 @@ use super::raw::{At, RawManifest, RawPlan, Reporter};
 /// `r` collected no errors.
 pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
     let agents = agents(&raw, r);
-    let defaults = defaults(&raw, &agents, r);
+    let defaults = defaults(&raw, root, &agents, r);
     let plans = plans(&raw.plans, root, &defaults, &agents, r);
     Manifest {
         path: r.path.to_path_buf(),
@@ -27,6 +27,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
 
 fn defaults(
     raw: &RawManifest,
+    root: &Path,
     agents: &BTreeMap<String, AgentSpec>,
     r: &mut Reporter<'_>,
 ) -> Defaults {
@@ -121,7 +122,7 @@ fn defaults(
     if let Some(argv) = argv(r, "defaults.setup", d.setup.as_ref()) {
         out.setup = Some(argv);
     }
-    if let Some(paths) = rel_paths(r, "defaults.copy", d.copy.as_ref()) {
+    if let Some(paths) = rel_paths(r, root, "defaults.copy", d.copy.as_ref()) {
         out.copy = paths;
     }
     for (key, field, slot) in [
@@ -131,7 +132,7 @@ fn defaults(
         ("templates", &d.templates, &mut out.templates),
     ] {
         if let Some(At { value, span }) = field {
-            match inside_dir(Path::new(value)) {
+            match inside_dir(Path::new(value)).filter(|p| !leaves_via_symlink(root, p)) {
                 Some(p) if p.as_os_str().is_empty() => r.error(
                     span,
                     format!("`defaults.{key}` must name a directory inside the repository, not the repository itself"),
@@ -221,6 +222,7 @@ fn argv(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<Vec<At<String>>>>) -> Op
 /// A list of paths inside the repository (`copy`).
 fn rel_paths(
     r: &mut Reporter<'_>,
+    root: &Path,
     ctx: &str,
     at: Option<&At<Vec<At<String>>>>,
 ) -> Option<Vec<PathBuf>> {
@@ -229,7 +231,7 @@ fn rel_paths(
     let mut ok = true;
     for item in value {
         match inside_dir(Path::new(&item.value)) {
-            Some(p) if !p.as_os_str().is_empty() => out.push(p),
+            Some(p) if !p.as_os_str().is_empty() && !leaves_via_symlink(root, &p) => out.push(p),
             _ => {
                 r.error_hint(
                     &item.span,
@@ -417,7 +419,7 @@ fn plans(
         };
         let setup = argv(r, "plan.setup", plan.setup.as_ref()).or_else(|| defaults.setup.clone());
         let mut copy = defaults.copy.clone();
-        for p in rel_paths(r, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
+        for p in rel_paths(r, root, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
             if !copy.contains(&p) {
                 copy.push(p);
             }
@@ -572,6 +574,21 @@ fn check_plan_file(value: &str, span: &std::ops::Range<usize>, root: &Path, r: &
             format!("plan file `{value}` resolves to a path outside the manifest's directory"),
         );
     }
+}
+
+/// Whether `rel` (already inside `root` lexically) leads out of `root` through a symlink: its
+/// deepest existing ancestor, resolved, is not inside `root` resolved. A root that cannot be
+/// resolved (it does not exist) has nothing to follow.
+fn leaves_via_symlink(root: &Path, rel: &Path) -> bool {
+    let Ok(real_root) = root.canonicalize() else {
+        return false;
+    };
+    let full = root.join(rel);
+    full.ancestors()
+        .take_while(|a| a.starts_with(root))
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        .and_then(|a| a.canonicalize().ok())
+        .is_some_and(|real| !real.starts_with(&real_root))
 }
 
 /// `p` made relative to `root` and normalized, or `None` when it leads outside `root`.

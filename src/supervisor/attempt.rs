@@ -324,7 +324,17 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
         Ok(commit) => Outcome::Done {
             commit: Some(commit),
         },
-        Err(error) => Outcome::Failed { error, saved: None },
+        // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
+        // agent may have deleted its worktree).
+        Err(error) => {
+            let opts = TransitionOptions {
+                force: true,
+                error: Some(error.clone()),
+                ..TransitionOptions::default()
+            };
+            let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+            Outcome::Failed { error, saved: None }
+        }
     }
 }
 

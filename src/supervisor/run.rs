@@ -698,6 +698,16 @@ impl<'a> Dispatcher<'a> {
         {
             *first = found.display().to_string();
         }
+        if !pc.worktree.is_dir() {
+            let error = format!(
+                "cannot start agent `{}`: the worktree `{}` of plan `{}` is gone (deleted while orch ran?)",
+                pc.agent_name,
+                pc.worktree.display(),
+                pc.name
+            );
+            self.fail_launch(pc, task, n, error, log);
+            return;
+        }
         let spawned = match process::spawn(&argv, &pc.worktree, &env, &log) {
             Ok(s) => s,
             Err(e) => {

@@ -242,3 +242,31 @@ pub fn wait(mut child: Child) -> Output {
 pub fn one_task(title: &str, description: &str) -> String {
     format!("# {title}\n\n## Phase 1: Work\n- [ ] 1.1 {description}\n")
 }
+
+/// Everything on disk under `dir`, `.git` included and nothing excluded: each path with its
+/// kind and a hash of its bytes (or its symlink target). Two equal snapshots mean nothing was
+/// written, created or removed.
+pub fn disk_snapshot(dir: &Path) -> BTreeSet<(String, String)> {
+    use std::hash::{Hash, Hasher};
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("metadata");
+            let rel = p.strip_prefix(dir).expect("inside").display().to_string();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).expect("link").display())
+            } else if meta.is_dir() {
+                stack.push(p);
+                "dir".to_string()
+            } else {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&p).expect("read").hash(&mut h);
+                format!("file {} {:x}", meta.len(), h.finish())
+            };
+            out.insert((rel, what));
+        }
+    }
+    out
+}
