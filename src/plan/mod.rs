@@ -2,6 +2,7 @@
 
 mod model;
 mod parse;
+mod render;
 
 pub use parse::PlanReadError;
 

@@ -158,7 +158,9 @@ impl Parser {
             }
             if let Some((phase, text)) = checkbox_verify(after) {
                 self.collect = Collect::Nothing;
-                self.verify_marker(n, phase, true, Some((done, text)));
+                // Like a bare bullet, an empty criterion is no criterion.
+                let criterion = (!text.is_empty()).then_some((done, text));
+                self.verify_marker(n, phase, true, criterion);
                 return;
             }
         }
@@ -586,7 +588,9 @@ impl Parser {
 
     fn insert_verify_steps(&mut self) {
         let mut drafts = std::mem::take(&mut self.verifies);
-        drafts.sort_by_key(|v| std::cmp::Reverse(v.position));
+        // Inserted back to front; steps at one position keep the file order of their first
+        // marker (`line`), or two VERIFY blocks with no task between them would swap.
+        drafts.sort_by_key(|v| std::cmp::Reverse((v.position, v.line)));
         for v in drafts {
             if self.phases.iter().all(|p| p.number != v.phase) {
                 self.warn(

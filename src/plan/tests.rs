@@ -333,3 +333,106 @@ fn file_extraction() {
     );
     assert_eq!(files, ["scripts/lib/x.js", "src/main.rs"]);
 }
+
+// Found by the property tests (tests/fuzz.rs), kept as regressions.
+
+#[test]
+fn verify_steps_with_no_task_between_keep_file_order() {
+    let plan = p("\
+## Phase 1: A
+
+**VERIFY Phase 1:**
+- [ ] a
+
+## Phase 2: B
+
+**VERIFY Phase 2:**
+- [ ] b
+");
+    assert_eq!(ids(&plan), ["V1", "V2"]);
+}
+
+#[test]
+fn checkbox_verify_without_text_is_no_criterion() {
+    let plan = p("## Phase 2: \n- [ ] **VERIFY 2**: \n```");
+    assert!(plan.tasks.is_empty(), "{:#?}", plan.tasks);
+    assert_diag(&plan, Severity::Warning, 2, "lists no criteria");
+}
+
+#[test]
+fn renders_the_canonical_markdown() {
+    let plan = p("\
+# Demo
+**Execution Note:** Tasks 1.1-1.2 are [SEQUENTIAL] - one file
+## Phase 1: Setup
+- [x] 1.1 Create `src/a.rs`
+    - sub item
+
+- [ ] 1.2 Wire it (depends: 1.1)
+**VERIFY 1:** (non-blocking) it builds
+- [x] tests pass
+## Phase 2: Ship (pipeline-start: when 1.1 completes)
+- [ ] 2.1 Release
+");
+    assert!(!plan.has_errors(), "{:#?}", diags(&plan));
+    let md = plan.to_markdown();
+    assert_eq!(
+        md,
+        "\
+# Demo
+
+**Execution Note:** Tasks 1.1-1.2 are [SEQUENTIAL] - one file
+
+## Phase 1: Setup
+
+- [x] 1.1 Create `src/a.rs`
+  - sub item
+- [ ] 1.2 Wire it (depends: 1.1)
+**VERIFY Phase 1:** (non-blocking)
+  - [ ] it builds
+  - [x] tests pass
+
+**pipeline-start:** when 1.1 completes
+## Phase 2: Ship
+
+- [ ] 2.1 Release
+"
+    );
+    let again = p(&md);
+    assert_eq!(again.tasks.len(), plan.tasks.len());
+    for (a, b) in plan.tasks.iter().zip(&again.tasks) {
+        assert_eq!(
+            (
+                &a.id,
+                a.kind,
+                &a.description,
+                &a.body,
+                a.done,
+                &a.depends,
+                a.blocking
+            ),
+            (
+                &b.id,
+                b.kind,
+                &b.description,
+                &b.body,
+                b.done,
+                &b.depends,
+                b.blocking
+            )
+        );
+    }
+    assert_eq!(again.sequential, {
+        let mut s = plan.sequential.clone();
+        s[0].line = 3;
+        s
+    });
+}
+
+#[test]
+fn renders_an_empty_title_as_a_bare_heading() {
+    let plan = p("s\n#\t");
+    assert_eq!(plan.title, "");
+    assert_eq!(plan.to_markdown(), "#\n\n");
+    assert_eq!(p(&plan.to_markdown()).title, "");
+}
