@@ -295,7 +295,7 @@ fn trial(seed: u64) -> (u64, u64) {
     // The fault injection: start, wait a random time, SIGKILL; one to three times.
     let mut kills = 0;
     for _ in 0..rng.range(1, 3) {
-        let delay = Duration::from_millis(rng.range(20, 1200));
+        let delay = Duration::from_millis(rng.range(10, 600));
         let mut child = repo
             .orch(&["up", "--json"])
             .stdout(Stdio::null())
