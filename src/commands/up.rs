@@ -63,12 +63,11 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             .plan(&lp.name)
             .expect("selected plans come from the manifest");
         check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
-        let unfinished = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
+        let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
             .map_err(workspace::status_error)?
-            .0
-            .entries()
-            .any(|e| !e.status.is_finished());
-        if !unfinished {
+            .0;
+        let unfinished = doc.entries().any(|e| !e.status.is_finished());
+        if !unfinished && !commit_owed(&doc) {
             actions.push(None);
             continue;
         }
@@ -417,6 +416,28 @@ fn check_agent(
             .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
     }
     Ok(())
+}
+
+/// Whether a task completed in orch's worktree still waits for its commit (a supervisor killed
+/// between the agent's report and the commit): the plan needs its worktree again to make it.
+fn commit_owed(doc: &status::StatusDoc) -> bool {
+    let Some(created) = doc
+        .extra
+        .get("orchWorktree")
+        .and_then(|v| v.get("createdAt"))
+        .and_then(|v| v.as_str())
+        .and_then(status::parse_timestamp)
+    else {
+        return false;
+    };
+    doc.entries().any(|e| {
+        e.status == status::TaskStatus::Completed
+            && e.commit.is_none()
+            && e.completed_at
+                .as_deref()
+                .and_then(status::parse_timestamp)
+                .is_some_and(|t| t >= created)
+    })
 }
 
 /// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.

@@ -72,6 +72,19 @@ pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError
     })
 }
 
+/// When the HEAD commit of a worktree was made (committer time, seconds since the epoch).
+pub fn head_time(worktree: &Path) -> Result<i64, GitError> {
+    let repo = open(worktree)?;
+    let commit = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|source| GitError::ReadHead {
+            path: worktree.to_path_buf(),
+            source,
+        })?;
+    Ok(commit.time().seconds())
+}
+
 /// HEAD commit of a worktree: (oid hex, full message).
 pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
     let repo = open(worktree)?;

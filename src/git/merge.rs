@@ -80,15 +80,16 @@ pub fn merge_into(
         return Ok(MergeOutcome::AlreadyContained);
     }
     let dirty = dirty_files(&repo, worktree)?;
-    if !dirty.is_empty() {
-        return Err(GitError::Dirty {
-            path: worktree.to_path_buf(),
-            files: dirty,
-        });
-    }
+    let dirty_error = |files| GitError::Dirty {
+        path: worktree.to_path_buf(),
+        files,
+    };
     let mut index = repo
         .merge_commits(&ours, &theirs, None)
         .map_err(merge_error)?;
+    if index.has_conflicts() && !dirty.is_empty() {
+        return Err(dirty_error(dirty));
+    }
     if index.has_conflicts() {
         let mut paths = BTreeSet::new();
         for conflict in index.conflicts().map_err(merge_error)? {
@@ -106,6 +107,12 @@ pub fn merge_into(
     }
     let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
+    // Changes in the worktree are refused, unless they are exactly this merge's result: what a
+    // merge killed between its checkout and its ref update leaves behind. That one is finished.
+    let resumed = !dirty.is_empty();
+    if resumed && !holds_tree(&repo, &tree).map_err(merge_error)? {
+        return Err(dirty_error(dirty));
+    }
     let commit_error = |source| GitError::Commit {
         path: worktree.to_path_buf(),
         source,
@@ -131,7 +138,13 @@ pub fn merge_into(
         }
     };
     let mut safe = CheckoutBuilder::new();
-    safe.safe();
+    if resumed {
+        // The files already are the result (checked above): forcing loses nothing and brings
+        // the index in line, whatever the killed checkout had written of it.
+        safe.force();
+    } else {
+        safe.safe();
+    }
     repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
         .map_err(checkout_error)?;
 
@@ -156,4 +169,12 @@ pub fn merge_into(
             }
         }
     }
+}
+
+/// Whether the worktree (index and files, untracked files included) is exactly `tree`.
+fn holds_tree(repo: &git2::Repository, tree: &git2::Tree) -> Result<bool, git2::Error> {
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let diff = repo.diff_tree_to_workdir_with_index(Some(tree), Some(&mut opts))?;
+    Ok(diff.deltas().len() == 0)
 }

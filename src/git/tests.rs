@@ -277,6 +277,49 @@ fn readd_after_the_directory_was_deleted_keeps_the_branch() {
     assert!(!ensure(&fx, "auth").unwrap().created);
 }
 
+/// Regression (found by `tests/crash.rs`): a supervisor killed between creating the branch and
+/// marking it left an unmarked branch that every later run refused as foreign. The mark is now
+/// written first, so a kill in between leaves a mark without a branch, and the next call goes on.
+#[test]
+fn a_mark_left_without_its_branch_does_not_stop_the_next_create() {
+    let fx = Fixture::new();
+    let main_tip = fx.tip("main").unwrap();
+    let mut config = fx.repo().config().unwrap();
+    config.set_str("branch.plan/auth.orchPlan", "auth").unwrap();
+    config
+        .set_str("branch.plan/auth.orchBase", &"0".repeat(40))
+        .unwrap();
+    assert_eq!(
+        preflight(&fx, "auth").unwrap(),
+        TreeAction::Create {
+            base: main_tip.to_string()
+        }
+    );
+    let tree = ensure(&fx, "auth").unwrap();
+    assert!(tree.created);
+    assert_eq!(fx.tip("plan/auth"), Some(main_tip));
+    assert_eq!(
+        fx.config("branch.plan/auth.orchBase"),
+        Some(main_tip.to_string())
+    );
+    assert!(!ensure(&fx, "auth").unwrap().created);
+}
+
+/// The mark written before the branch is taken back when the branch cannot be made (here: a
+/// lock file left by a killed git process).
+#[test]
+fn a_branch_that_cannot_be_made_leaves_no_mark() {
+    let fx = Fixture::new();
+    let heads = fx.repo().path().join("refs/heads/plan");
+    fs::create_dir_all(&heads).unwrap();
+    fs::write(heads.join("auth.lock"), "").unwrap();
+    let err = ensure(&fx, "auth").unwrap_err();
+    assert!(matches!(err, GitError::CreateBranch { .. }), "{err:?}");
+    assert_eq!(fx.config("branch.plan/auth.orchPlan"), None);
+    assert_eq!(fx.config("branch.plan/auth.orchBase"), None);
+    assert_eq!(fx.tip("plan/auth"), None);
+}
+
 #[test]
 fn foreign_branch_is_refused_and_left_alone() {
     let fx = Fixture::new();
@@ -812,6 +855,43 @@ fn merge_conflict_reports_paths_and_changes_nothing() {
     );
     assert_eq!(walk(&tree.path), before);
     assert!(!is_dirty(&tree.path).unwrap());
+}
+
+/// Regression (found by `tests/crash.rs`): a supervisor killed inside a merge, after the
+/// checkout and before the ref update, left the merge's result as uncommitted changes, and every
+/// later merge was refused (`uncommitted changes`), blocking the plan. Exactly that state is now
+/// finished; anything else in the tree is still refused.
+#[test]
+fn merge_into_finishes_a_merge_killed_between_checkout_and_ref_update() {
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    let ours = fx.commit(&tree.path, &[("a.txt", Some("a\n"))], "plan work");
+    let theirs = fx.commit(&fx.root, &[("b.txt", Some("b\n"))], "main work");
+    // The checkout of the merge result happened (files and index), the ref did not move.
+    fs::write(tree.path.join("b.txt"), "b\n").unwrap();
+    let wt = Repository::open(&tree.path).unwrap();
+    let mut index = wt.index().unwrap();
+    index.add_path(Path::new("b.txt")).unwrap();
+    index.write().unwrap();
+    assert!(is_dirty(&tree.path).unwrap());
+
+    let outcome = merge_into(&tree.path, "plan/auth", &theirs.to_string(), "merge main").unwrap();
+    let MergeOutcome::Merged { commit } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let repo = fx.repo();
+    let merged = repo.find_commit(oid(&commit)).unwrap();
+    assert_eq!(merged.parent_ids().collect::<Vec<_>>(), vec![ours, theirs]);
+    assert_eq!(fx.tip("plan/auth"), Some(oid(&commit)));
+    assert!(!is_dirty(&tree.path).unwrap());
+
+    // The result plus something else is not a killed merge: refused.
+    let more = fx.commit(&fx.root, &[("c.txt", Some("c\n"))], "more main work");
+    fs::write(tree.path.join("c.txt"), "c\n").unwrap();
+    fs::write(tree.path.join("wip.txt"), "wip").unwrap();
+    let err = merge_into(&tree.path, "plan/auth", &more.to_string(), "merge").unwrap_err();
+    assert!(matches!(err, GitError::Dirty { .. }), "{err:?}");
+    assert_eq!(fx.tip("plan/auth"), Some(oid(&commit)));
 }
 
 #[test]

@@ -111,14 +111,18 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     oid: decision.tip.to_string(),
                     source,
                 })?;
+            // The mark goes first: a supervisor killed between the two steps leaves a mark
+            // without a branch (harmless: the next run creates the branch), never an unmarked
+            // branch, which the next run would have to refuse as foreign.
+            mark(&repo, req.branch, req.plan, base)?;
             let branch = repo.branch(req.branch, &target, false).map_err(|source| {
+                unmark(&repo, req.branch);
                 GitError::CreateBranch {
                     branch: req.branch.to_string(),
                     source,
                 }
             })?;
-            let made = mark(&repo, req.branch, req.plan, base)
-                .and_then(|()| add_and_copy(&repo, req, &path, &decision, branch.get()));
+            let made = add_and_copy(&repo, req, &path, &decision, branch.get());
             match made {
                 Ok(copied) => Ok(PlanTree {
                     path,
@@ -429,6 +433,15 @@ fn mark(repo: &Repository, branch: &str, plan: &str, base: &str) -> Result<(), G
             .map_err(|source| GitError::Config { key, source })?;
     }
     Ok(())
+}
+
+/// Best effort: removes the marks [`mark`] wrote for a branch that could not be created.
+fn unmark(repo: &Repository, branch: &str) {
+    if let Ok(mut config) = local_config(repo) {
+        for key in [MARK_PLAN, MARK_BASE] {
+            let _ = config.remove(&mark_key(branch, key));
+        }
+    }
 }
 
 /// One entry of `<common dir>/worktrees/`.

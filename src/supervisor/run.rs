@@ -331,6 +331,9 @@ impl<'a> Dispatcher<'a> {
                             ),
                         );
                     }
+                    // A supervisor killed between a task's commit and its record leaves the
+                    // task in progress with its commit at HEAD: record it, do not run it again.
+                    let committed = committed_at_head(&pcc, &reset);
                     let opts = TransitionOptions {
                         force: true,
                         note: Some("its agent was gone when orch restarted; it runs again".into()),
@@ -338,7 +341,19 @@ impl<'a> Dispatcher<'a> {
                     };
                     pcc.update(|doc| {
                         for id in &reset {
-                            status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+                            match &committed {
+                                Some((done, oid)) if done == id => {
+                                    let opts = TransitionOptions {
+                                        force: true,
+                                        commit: Some(oid.clone()),
+                                        ..TransitionOptions::default()
+                                    };
+                                    status::apply(doc, id, Transition::Done, &opts, Utc::now())?;
+                                }
+                                _ => {
+                                    status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+                                }
+                            }
                         }
                         Ok(())
                     })
@@ -1404,6 +1419,29 @@ fn kind_str(k: TaskKind) -> String {
         TaskKind::Task => "task".to_string(),
         TaskKind::Verify => "verify".to_string(),
     }
+}
+
+/// The task among `ids` whose commit is the worktree's HEAD (made since the task started), with
+/// that commit: the supervisor committed it and died before recording it.
+fn committed_at_head(pc: &PlanCtx, ids: &[String]) -> Option<(String, String)> {
+    let (oid, message) = crate::git::head_of(&pc.worktree).ok()?;
+    if oid == pc.base {
+        return None;
+    }
+    let id = ids
+        .iter()
+        .find(|id| message.starts_with(&format!("{} {id}:", pc.name)))?;
+    let started = pc
+        .view()
+        .ok()?
+        .entry(id)
+        .and_then(|e| e.started_at.as_deref().and_then(status::parse_timestamp));
+    let made = crate::git::head_time(&pc.worktree).ok()?;
+    // Commit times are whole seconds.
+    if started.is_some_and(|t| made < t.timestamp()) {
+        return None;
+    }
+    Some((id.clone(), oid))
 }
 
 fn task_index(plan: &Plan, id: &str) -> Option<usize> {

@@ -1,0 +1,668 @@
+//! Crash and resume harness: `orch up` is killed with SIGKILL at seeded random moments, one to
+//! three times, then run to completion. After every trial the repository must look as if nothing
+//! had happened: every task completed once, one commit per task, no two agents of a task at once,
+//! sound status files, a sound object store, exactly the plans' worktrees, no agent left running.
+//!
+//! `ORCH_CRASH_TRIALS` sets the number of trials (default 3); `ORCH_CRASH_SEED` the first seed.
+//! The full run: `ORCH_CRASH_TRIALS=20 cargo test --release --test crash -- --ignored --nocapture`.
+//!
+//! Fixed after this harness found them (each with a regression test): a kill between a task's
+//! commit and its record (the task ran again: two commits); a kill between an agent's report and
+//! the commit of the plan's last task (never committed); a kill inside an upstream merge (the
+//! plan blocked on "uncommitted changes"); a kill between creating a plan branch and marking it
+//! as orch's (the branch refused as foreign forever).
+//!
+//! The random test is ignored (run it with `--ignored`) until two open defects are fixed; they
+//! fail about 8 trials in 100 (seeds 1000-1099, release build); a failing trial prints its seed:
+//! - a kill while a plan's worktree is being added leaves a half-made worktree: a directory that
+//!   is not (yet) a worktree, an empty directory, an entry with a detached HEAD, or a worktree whose
+//!   checkout did not finish (every file shows as deleted). The next run refuses it (exit 4) or
+//!   blocks the plan on "uncommitted changes" (exit 5);
+//! - a kill inside a git write leaves a stale `index.lock` or `refs/heads/plan/<name>.lock`; the
+//!   next run's commit fails (exit 5) or its branch cannot be created (exit 1).
+//!
+//! Seen once in about 200 trials: the run right after a kill refused as `another orch up is
+//! running` (exit 4), naming the killed supervisor; not explained yet.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+}
+
+/// xorshift64*: enough randomness for fault injection, reproducible from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// A git repository in a temp dir, with its own HOME so no user config leaks in.
+struct Repo {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        // `ORCH_CRASH_KEEP=1` keeps each trial's directories, to look at a failing one.
+        let keep = std::env::var_os("ORCH_CRASH_KEEP").is_some();
+        let dir = || {
+            tempfile::Builder::new()
+                .disable_cleanup(keep)
+                .tempdir()
+                .expect("tempdir")
+        };
+        let r = Self {
+            dir: dir(),
+            home: dir(),
+        };
+        if keep {
+            eprintln!("trial repository: {}", r.root().display());
+        }
+        r.git(&["init", "-q", "-b", "main"]);
+        r.write("README.md", "# demo\n");
+        r.commit_all("initial");
+        r
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn outside(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    fn git_out(&self, args: &[&str]) -> Output {
+        Command::new("git")
+            .current_dir(self.root())
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .output()
+            .expect("git")
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = self.git_out(args);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn commit_all(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+    }
+
+    fn orch(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+        c.current_dir(self.root())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Subjects of the commits on `branch` that are not on main.
+    fn subjects(&self, branch: &str) -> Vec<String> {
+        self.git(&[
+            "log",
+            "--no-merges",
+            "--format=%s",
+            &format!("main..{branch}"),
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+fn wait(mut child: Child) -> Output {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "orch did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn agent(script: &str, args: &[&str]) -> String {
+    let mut argv = vec![
+        "sh".to_string(),
+        fixtures().join(script).display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_string()));
+    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// One line of an agent journal: start|end, plan, task, pid, nanoseconds.
+struct Mark {
+    start: bool,
+    plan: String,
+    task: String,
+    pid: u32,
+    at: u128,
+}
+
+fn journal(path: &Path) -> Vec<Mark> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 5, "torn journal line: {l:?}");
+            Mark {
+                start: f[0] == "start",
+                plan: f[1].to_string(),
+                task: f[2].to_string(),
+                pid: f[3].parse().expect("pid"),
+                at: f[4].parse().expect("ns"),
+            }
+        })
+        .collect()
+}
+
+/// Pids of live processes whose environment names a status file under `root`: agents of this
+/// repository (and anything they started).
+fn agents_of(root: &Path) -> Vec<u32> {
+    let needle = format!("ORCH_STATUS_FILE={}", root.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|v| v.starts_with(needle.as_bytes()))
+            }) && process_alive(*pid)
+        })
+        .collect()
+}
+
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
+            state.as_deref() != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// The plans of every trial: `api` waits on `auth`'s phase 1 (a cross-plan merge).
+const PLANS: [(&str, &str, &[&str]); 3] = [
+    (
+        "auth",
+        "# Auth\n\n## Phase 1: Model\n- [ ] 1.1 Add the user table\n- [ ] 1.2 Hash passwords (depends: 1.1)\n\n## Phase 2: Login\n- [ ] 2.1 Add the login endpoint\n- [ ] 2.2 Add the logout endpoint\n",
+        &["1.1", "1.2", "2.1", "2.2"],
+    ),
+    (
+        "api",
+        "# API\n\n## Phase 1: Routes\n- [ ] 1.1 Add the routes\n- [ ] 1.2 Document the routes (depends: 1.1)\n\n## Phase 2: Errors\n- [ ] 2.1 Map the errors\n",
+        &["1.1", "1.2", "2.1"],
+    ),
+    (
+        "docs",
+        "# Docs\n\n## Phase 1: Guide\n- [ ] 1.1 Write the guide\n- [ ] 1.2 Write the FAQ\n- [ ] 1.3 Write the changelog\n",
+        &["1.1", "1.2", "1.3"],
+    ),
+];
+
+#[derive(Default)]
+struct Figures {
+    trials: u64,
+    kills: u64,
+    tasks: u64,
+    resumes: u64,
+    failures: Vec<(u64, String)>,
+}
+
+/// One trial: returns (kills that hit a running `orch up`, tasks). Panics on a broken invariant.
+fn trial(seed: u64) -> (u64, u64) {
+    let mut rng = Rng::new(seed);
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    let j = journal_path.to_str().expect("utf8");
+    let seed_arg = seed.to_string();
+    for (name, text, _) in PLANS {
+        repo.write(&format!("docs/plans/{name}.md"), text);
+    }
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"report\"\nmax_agents = 3\nretries = 0\ngrace = \"1s\"\n\n\
+             [agents.report]\ncommand = {}\n\n[agents.plain]\ncommand = {}\n\n\
+             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
+             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\nagent = \"plain\"\ndepends_on = [\"auth:1\"]\n\n\
+             [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\nagent = \"plain\"\n",
+            agent("crash_agent.sh", &[j, &seed_arg, "report"]),
+            agent("crash_agent.sh", &[j, &seed_arg, "plain"]),
+        ),
+    );
+    repo.commit_all("plans");
+
+    // The fault injection: start, wait a random time, SIGKILL; one to three times.
+    let mut kills = 0;
+    for _ in 0..rng.range(1, 3) {
+        let delay = Duration::from_millis(rng.range(10, 600));
+        let mut child = repo
+            .orch(&["up", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn orch");
+        std::thread::sleep(delay);
+        if child.try_wait().expect("try_wait").is_none() {
+            kills += 1;
+        }
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "final orch up failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut tasks = 0;
+    for (plan, _, ids) in PLANS {
+        // Every status file parses, and every task is completed with a commit.
+        let path = repo.root().join(format!(".orch/state/{plan}/status.json"));
+        let text = std::fs::read_to_string(&path).expect("status file");
+        let doc: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{plan}: status file is not JSON ({e}):\n{text}"));
+        let entries = doc["tasks"].as_array().expect("tasks");
+        let status: BTreeMap<&str, &str> = entries
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().expect("id"),
+                    t["status"].as_str().expect("status"),
+                )
+            })
+            .collect();
+        for id in ids {
+            assert_eq!(status.get(id), Some(&"completed"), "{plan} {id}: {doc}");
+        }
+        // Exactly one commit per task on the plan's branch.
+        let mut own: Vec<String> = repo
+            .subjects(&format!("plan/{plan}"))
+            .into_iter()
+            .filter(|s| s.starts_with(&format!("{plan} ")))
+            .collect();
+        own.sort();
+        let mut want: Vec<String> = ids.iter().map(|id| format!("{plan} {id}:")).collect();
+        want.sort();
+        let got: Vec<String> = own
+            .iter()
+            .map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(got, want, "{plan}: commits {own:?}");
+        tasks += ids.len() as u64;
+    }
+    for path in [".orch/state/auth", ".orch/state/api", ".orch/state/docs"] {
+        for e in std::fs::read_dir(repo.root().join(path)).expect("state dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let text = std::fs::read_to_string(&p).expect("read");
+                assert!(
+                    serde_json::from_str::<Value>(&text).is_ok(),
+                    "{} is not JSON",
+                    p.display()
+                );
+            }
+        }
+    }
+
+    // No two agents of one task overlapped in time.
+    let marks = journal(&journal_path);
+    for (plan, _, ids) in PLANS {
+        for id in ids {
+            let mut spans: Vec<(u128, u128)> = marks
+                .iter()
+                .filter(|m| m.start && m.plan == plan && m.task == *id)
+                .map(|s| {
+                    let end = marks
+                        .iter()
+                        .find(|e| !e.start && e.pid == s.pid && e.plan == plan && e.task == *id)
+                        .map_or(u128::MAX, |e| e.at);
+                    (s.at, end)
+                })
+                .collect();
+            assert!(!spans.is_empty(), "{plan} {id}: no agent ran");
+            spans.sort_unstable();
+            for w in spans.windows(2) {
+                assert!(
+                    w[0].1 <= w[1].0,
+                    "{plan} {id}: two agents at once: {spans:?}"
+                );
+            }
+        }
+    }
+
+    // The object store is sound.
+    let fsck = repo.git_out(&["fsck", "--no-dangling"]);
+    assert!(
+        fsck.status.success(),
+        "git fsck: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+
+    // Exactly the plans' worktrees, none half-made or prunable.
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    assert!(!list.contains("prunable"), "{list}");
+    let mut trees: Vec<PathBuf> = list
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)))
+        .collect();
+    trees.sort();
+    let root = std::fs::canonicalize(repo.root()).expect("root");
+    let mut want = vec![root.clone()];
+    want.extend(
+        PLANS
+            .iter()
+            .map(|(p, _, _)| root.join(".orch/worktrees").join(p)),
+    );
+    want.sort();
+    assert_eq!(trees, want, "{list}");
+
+    // No agent left running (those exiting get a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = agents_of(repo.root());
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agents still running: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (kills, tasks)
+}
+
+/// Regression (found by the harness): a supervisor killed between a task's commit and its record
+/// left the task `in_progress` with its agent gone; the next run reset it and ran it again, and
+/// the branch got a second commit for the task. Now the commit at HEAD is recorded instead.
+#[test]
+fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    let gate = repo.outside("gate");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"gated\"\nretries = 0\n\n[agents.gated]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent(
+                "gated_report.sh",
+                &[
+                    journal_path.to_str().expect("utf8"),
+                    "0",
+                    "1.1",
+                    gate.to_str().expect("utf8"),
+                ]
+            )
+        ),
+    );
+    repo.commit_all("plans");
+    let mut first = repo
+        .orch(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + TIMEOUT;
+    let agent_pid = loop {
+        if let Some(m) = journal(&journal_path).iter().find(|m| m.start) {
+            break m.pid;
+        }
+        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The supervisor has recorded the start (the state a kill after the commit would find).
+    let status = repo.root().join(".orch/state/p/status.json");
+    while !std::fs::read_to_string(&status)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+    {
+        assert!(Instant::now() < deadline, "1.1 was not recorded as started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The supervisor and the agent die; the task's work was committed, not recorded.
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    Command::new("kill")
+        .args(["-KILL", &agent_pid.to_string()])
+        .status()
+        .expect("kill");
+    // Its children (a `sleep`) too: a live one would be adopted as the agent.
+    while process_alive(agent_pid) || !agents_of(repo.root()).is_empty() {
+        assert!(Instant::now() < deadline, "the agent did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tree = repo.root().join(".orch/worktrees/p");
+    std::fs::write(tree.join("p.txt"), "1.1\n").expect("work");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(&tree)
+            .args(args)
+            .env("HOME", repo.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "orch")
+            .env("GIT_AUTHOR_EMAIL", "orch@localhost")
+            .env("GIT_COMMITTER_NAME", "orch")
+            .env("GIT_COMMITTER_EMAIL", "orch@localhost")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "p 1.1: One"]);
+    std::fs::write(&gate, "go").expect("gate");
+
+    let out = wait(repo.orch(&["up"]).spawn().expect("spawn"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut subjects = repo.subjects("plan/p");
+    subjects.reverse();
+    assert_eq!(subjects, ["p 1.1: One", "p 1.2: Two"]);
+    let starts: Vec<String> = journal(&journal_path)
+        .iter()
+        .filter(|m| m.start)
+        .map(|m| m.task.clone())
+        .collect();
+    assert_eq!(starts, ["1.1", "1.2"], "1.1 ran again");
+}
+
+/// Regression (found by the harness): a supervisor killed after its last task's agent reported
+/// `task done` but before the commit left every task finished, so the next run skipped the plan
+/// and the work was never committed. Now a plan owed a commit gets its worktree back and the commit.
+#[test]
+fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
+    let repo = Repo::new();
+    let journal_path = repo.outside("journal");
+    let gate = repo.outside("gate");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"gated\"\nretries = 0\n\n[agents.gated]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent(
+                "gated_report.sh",
+                &[
+                    journal_path.to_str().expect("utf8"),
+                    "0",
+                    "1.1",
+                    gate.to_str().expect("utf8"),
+                ]
+            )
+        ),
+    );
+    repo.commit_all("plans");
+    let mut first = repo
+        .orch(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + TIMEOUT;
+    while !journal(&journal_path).iter().any(|m| m.start) {
+        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    // The agent finishes and reports with no supervisor to commit its work.
+    std::fs::write(&gate, "go").expect("gate");
+    while !journal(&journal_path).iter().any(|m| !m.start) {
+        assert!(Instant::now() < deadline, "the agent of 1.1 did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let out = wait(repo.orch(&["up"]).spawn().expect("spawn"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
+    assert_eq!(repo.git(&["show", "plan/p:p.txt"]), "1.1");
+    assert_eq!(journal(&journal_path).iter().filter(|m| m.start).count(), 1);
+}
+
+#[test]
+#[ignore = "finds open defects of resume after SIGKILL (see the module doc); run with --ignored"]
+fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
+    let trials: u64 = std::env::var("ORCH_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let first: u64 = std::env::var("ORCH_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let started = Instant::now();
+    let mut fig = Figures::default();
+    for seed in first..first + trials {
+        let t = Instant::now();
+        match std::panic::catch_unwind(|| trial(seed)) {
+            Ok((kills, tasks)) => {
+                fig.kills += kills;
+                fig.resumes += kills;
+                fig.tasks += tasks;
+                eprintln!(
+                    "trial seed {seed}: ok, {kills} kill(s), {:.1?}",
+                    t.elapsed()
+                );
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                    .unwrap_or_default();
+                eprintln!(
+                    "trial seed {seed}: FAILED (rerun with ORCH_CRASH_SEED={seed} ORCH_CRASH_TRIALS=1)"
+                );
+                fig.failures.push((seed, msg));
+            }
+        }
+        fig.trials += 1;
+    }
+    let failed: Vec<u64> = fig.failures.iter().map(|(s, _)| *s).collect();
+    println!(
+        "crash harness: {} trials, {} kills, {} tasks completed, {} resumes, {:.1?} total, failures: {}",
+        fig.trials,
+        fig.kills,
+        fig.tasks,
+        fig.resumes,
+        started.elapsed(),
+        if failed.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{failed:?}")
+        }
+    );
+    assert!(
+        fig.failures.is_empty(),
+        "failed trials:\n{}",
+        fig.failures
+            .iter()
+            .map(|(s, m)| format!("seed {s}: {m}"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
