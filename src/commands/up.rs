@@ -168,6 +168,32 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         }
     };
 
+    // Lock files left by a git write killed with an earlier supervisor (its commit, or the
+    // creation of the plan branch) would fail this run's. This supervisor is the only one now;
+    // a plan with no live agent left has no other writer either.
+    let agents = crate::supervisor::process::find_agents();
+    for &i in &selected {
+        let lp = &ws.plans[i];
+        let entry = manifest
+            .plan(&lp.name)
+            .expect("selected plans come from the manifest");
+        let status_file = lp.status_path.display().to_string();
+        if agents.iter().any(|a| a.status_file == status_file) {
+            continue;
+        }
+        for lock in
+            git::remove_plan_locks(&repo_root, &lp.name, &entry.branch).map_err(git_error)?
+        {
+            emit(&Event::Note {
+                plan: Some(lp.name.clone()),
+                message: format!(
+                    "removed `{}`, a stale git lock left by an interrupted run",
+                    lock.display()
+                ),
+            });
+        }
+    }
+
     let mut plans: Vec<Option<Arc<PlanCtx>>> = vec![None; ws.plans.len()];
     // Plans whose branch already has work: checked against each other once all trees are made.
     let mut with_work: Vec<(String, String)> = Vec::new();

@@ -1046,3 +1046,27 @@ fn commits_wait_for_a_ref_lock_held_by_git() {
     assert_eq!(err.exit_code(), exit::FAILURE);
     assert_eq!(fx.tip("plan/auth"), Some(oid(&info.oid)));
 }
+
+/// A supervisor killed while libgit2 added the worktree left an empty directory at its path: the
+/// branch is orch's, so the directory is its own leftover. The preflight says so without touching
+/// anything; `ensure` clears it and adds the worktree again.
+#[test]
+fn an_empty_directory_left_at_an_orch_branchs_worktree_path_is_re_added() {
+    let fx = Fixture::new();
+    let first = ensure(&fx, "auth").unwrap();
+    fs::remove_dir_all(&first.path).unwrap();
+    fs::create_dir_all(&first.path).unwrap();
+    let before = fx.snapshot();
+    assert_eq!(
+        preflight(&fx, "auth").unwrap(),
+        TreeAction::Readd {
+            base: first.base.clone()
+        }
+    );
+    assert_eq!(fx.snapshot(), before);
+    assert!(first.path.is_dir());
+    let tree = ensure(&fx, "auth").unwrap();
+    assert!(tree.created);
+    assert!(tree.path.join("README.md").is_file());
+    assert!(!is_dirty(&tree.path).unwrap());
+}

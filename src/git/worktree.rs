@@ -71,8 +71,9 @@ pub enum TreeAction {
     Create { base: String },
     /// The branch and its worktree exist: use them.
     Reuse { base: String },
-    /// The branch is orch's but its worktree directory is gone: add a worktree for it again (the
-    /// branch is not reset).
+    /// The branch is orch's but its worktree directory is gone, or is orch's own half-made one (left
+    /// by a supervisor killed while adding it; see [`half_made`]): remove what is left and add a
+    /// worktree for it again (the branch is not reset).
     Readd { base: String },
 }
 
@@ -163,6 +164,46 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     }
 }
 
+/// Removes the lock files a git write of the plan left behind when its process was killed: the
+/// plan worktree's `index.lock` and the plan branch's `refs/heads/<branch>.lock`; returns the ones
+/// removed. Only for a caller that knows no process is writing there (the supervisor, holding its
+/// lock, with no live agent of the plan); never touches the main worktree's locks or other refs.
+pub fn remove_plan_locks(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+) -> Result<Vec<PathBuf>, GitError> {
+    check_plan_name(plan).map_err(|reason| GitError::InvalidName {
+        what: "plan name",
+        name: plan.to_string(),
+        reason,
+    })?;
+    check_ref_name(branch).map_err(|reason| GitError::InvalidName {
+        what: "branch name",
+        name: branch.to_string(),
+        reason,
+    })?;
+    let repo = open_main(repo_root)?;
+    let common = repo.commondir();
+    let candidates = [
+        common.join("worktrees").join(plan).join("index.lock"),
+        common.join("refs/heads").join(format!("{branch}.lock")),
+    ];
+    let mut removed = Vec::new();
+    for lock in candidates {
+        match fs::symlink_metadata(&lock) {
+            Ok(m) if m.is_file() => {}
+            _ => continue,
+        }
+        match fs::remove_file(&lock) {
+            Ok(()) => removed.push(lock),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(GitError::Prune { path: lock, source }),
+        }
+    }
+    Ok(removed)
+}
+
 /// The outcome of looking at the repository for a request.
 struct Decision {
     action: TreeAction,
@@ -170,6 +211,8 @@ struct Decision {
     tip: Oid,
     /// Worktree entries (admin dirs) to remove before adding.
     prune: Vec<PathBuf>,
+    /// orch's own half-made worktree directory to remove before adding.
+    clear: Option<PathBuf>,
     /// Paths (relative, existing in the main work dir) to copy into a new worktree.
     copies: Vec<PathBuf>,
 }
@@ -217,17 +260,12 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         path: path.clone(),
         reason,
     };
-    let leftovers = entries
-        .iter()
-        .filter(|e| e.gitdir.is_none() && !e.locked)
-        .map(|e| e.admin.clone());
-
     let Some(branch) = find_branch(repo, req.branch)? else {
         if let Some(reason) = at_path.foreign_reason(None) {
             return Err(foreign(reason));
         }
         name_free(&entries, req.plan)?;
-        let prune = leftovers
+        let prune = leftovers(&entries)
             .chain(
                 entries
                     .iter()
@@ -241,6 +279,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
             },
             tip: target.id(),
             prune,
+            clear: None,
             copies: copy_list(req)?,
         });
     };
@@ -267,17 +306,43 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         .unwrap_or(tip)
         .to_string();
 
-    if let Some(reason) = at_path.foreign_reason(Some(&refname)) {
-        return Err(foreign(reason));
+    // orch's own worktree, left half made by a supervisor killed while adding it: removed and
+    // added again. Anything else in the way is refused, never cleared.
+    let own_admin = common.join("worktrees").join(req.plan);
+    let half = !matches!(at_path, PathState::Absent) && half_made(repo, &path, &own_admin, tip);
+    if !half {
+        if let Some(reason) = at_path.foreign_reason(Some(&refname)) {
+            return Err(foreign(reason));
+        }
+        if let PathState::Worktree { .. } = at_path {
+            return Ok(Decision {
+                action: TreeAction::Reuse { base },
+                tip,
+                prune: Vec::new(),
+                clear: None,
+                copies: Vec::new(),
+            });
+        }
     }
-    if let PathState::Worktree { .. } = at_path {
-        return Ok(Decision {
-            action: TreeAction::Reuse { base },
-            tip,
-            prune: Vec::new(),
-            copies: Vec::new(),
-        });
-    }
+    // With a half-made worktree, its own entry (named after the plan, pointing nowhere or at the
+    // worktree path) goes with it, so it takes no part in the checks below.
+    let wanted = canonical(&path);
+    let own_entry = |e: &Entry| {
+        half && e.name == req.plan
+            && !e.locked
+            && e.workdir()
+                .is_none_or(|w| !w.join(".git").exists() || canonical(&w) == wanted)
+    };
+    let entries: Vec<Entry> = {
+        let (own, mut rest): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| own_entry(e));
+        rest.extend(own.into_iter().map(|mut e| {
+            // Prunable from now on (no `gitdir`): it is removed with the directory.
+            e.gitdir = None;
+            e
+        }));
+        rest
+    };
     // The directory is absent: the branch must not be in use anywhere else.
     if let Some(main) = &main_workdir
         && head_of_dir(&common).as_deref() == Some(refname.as_str())
@@ -297,7 +362,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         });
     }
     name_free(&entries, req.plan)?;
-    let prune = leftovers
+    let prune = leftovers(&entries)
         .chain(
             entries
                 .iter()
@@ -311,8 +376,112 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         action: TreeAction::Readd { base },
         tip,
         prune,
+        clear: half.then(|| path.clone()),
         copies: copy_list(req)?,
     })
+}
+
+/// Entries without a `gitdir` file (and not locked): leftovers of an interrupted add.
+fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
+    entries
+        .iter()
+        .filter(|e| e.gitdir.is_none() && !e.locked)
+        .map(|e| e.admin.clone())
+}
+
+/// Whether the directory at `path` is orch's own worktree of the plan, left half made by a
+/// supervisor killed while libgit2 added it, so that removing it loses nothing: either it is empty,
+/// or its `.git` file points at the plan's entry `own_admin`, that entry has no index (libgit2
+/// writes it when the checkout is over, so no checkout finished there and no agent ever ran there),
+/// and every other file in it is the branch tip's version of that file, or the beginning of it
+/// (a write cut short). Anything else (a modified, extra or foreign file) makes it not half made.
+fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_dir() {
+        return false;
+    }
+    let Ok(mut listing) = fs::read_dir(path) else {
+        return false;
+    };
+    if listing.next().is_none() {
+        return true;
+    }
+    let dot_git = path.join(".git");
+    if !fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let Some(points_at) = fs::read_to_string(&dot_git).ok().and_then(|text| {
+        let line = text
+            .lines()
+            .next()?
+            .strip_prefix("gitdir:")?
+            .trim()
+            .to_string();
+        let p = PathBuf::from(line);
+        Some(if p.is_absolute() { p } else { path.join(p) })
+    }) else {
+        return false;
+    };
+    if canonical(&points_at) != canonical(own_admin)
+        || own_admin.join("index").exists()
+        || own_admin.join("locked").exists()
+    {
+        return false;
+    }
+    let Ok(tree) = repo.find_commit(tip).and_then(|c| c.tree()) else {
+        return false;
+    };
+    only_checkout_files(repo, &tree, path, Path::new(""))
+}
+
+/// Whether everything under `dir` (but a top-level `.git`) is a file of `tree` with its content,
+/// or the beginning of it.
+fn only_checkout_files(repo: &Repository, tree: &git2::Tree, root: &Path, rel: &Path) -> bool {
+    let Ok(listing) = fs::read_dir(root.join(rel)) else {
+        return false;
+    };
+    for item in listing {
+        let Ok(item) = item else { return false };
+        let name = item.file_name();
+        if rel.as_os_str().is_empty() && name == ".git" {
+            continue;
+        }
+        let rel = rel.join(&name);
+        let Ok(meta) = fs::symlink_metadata(root.join(&rel)) else {
+            return false;
+        };
+        if meta.is_dir() {
+            if !only_checkout_files(repo, tree, root, &rel) {
+                return false;
+            }
+            continue;
+        }
+        let Ok(entry) = tree.get_path(&rel) else {
+            return false;
+        };
+        let Ok(blob) = repo.find_blob(entry.id()) else {
+            return false;
+        };
+        let on_disk = if meta.file_type().is_symlink() {
+            match fs::read_link(root.join(&rel)) {
+                Ok(link) => link.as_os_str().as_encoded_bytes().to_vec(),
+                Err(_) => return false,
+            }
+        } else if meta.is_file() {
+            match fs::read(root.join(&rel)) {
+                Ok(bytes) => bytes,
+                Err(_) => return false,
+            }
+        } else {
+            return false;
+        };
+        if !blob.content().starts_with(&on_disk) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Fails if a live (or locked) worktree entry already has the plan's name.
@@ -334,6 +503,12 @@ fn add_and_copy(
     decision: &Decision,
     reference: &git2::Reference,
 ) -> Result<Vec<PathBuf>, GitError> {
+    if let Some(dir) = &decision.clear {
+        fs::remove_dir_all(dir).map_err(|source| GitError::Prune {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     for admin in &decision.prune {
         match fs::remove_dir_all(admin) {
             Ok(()) => {}
