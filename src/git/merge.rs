@@ -110,7 +110,10 @@ pub fn merge_into(
     // Changes in the worktree are refused, unless they are exactly this merge's result: what a
     // merge killed between its checkout and its ref update leaves behind. That one is finished.
     let resumed = !dirty.is_empty();
-    if resumed && !holds_tree(&repo, &tree).map_err(merge_error)? {
+    if resumed
+        && !holds_tree(&repo, worktree, &ours.tree().map_err(merge_error)?, &tree)
+            .map_err(merge_error)?
+    {
         return Err(dirty_error(dirty));
     }
     let commit_error = |source| GitError::Commit {
@@ -171,10 +174,53 @@ pub fn merge_into(
     }
 }
 
-/// Whether the worktree (index and files, untracked files included) is exactly `tree`.
-fn holds_tree(repo: &git2::Repository, tree: &git2::Tree) -> Result<bool, git2::Error> {
+/// Whether the worktree (index and files, untracked files included) is `tree`, or on its way there
+/// from `ours` (HEAD): what a merge's checkout killed before its end leaves, every file either the
+/// result's or still ours, and the index still ours (libgit2 writes it last).
+fn holds_tree(
+    repo: &git2::Repository,
+    worktree: &Path,
+    ours: &git2::Tree,
+    tree: &git2::Tree,
+) -> Result<bool, git2::Error> {
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     let diff = repo.diff_tree_to_workdir_with_index(Some(tree), Some(&mut opts))?;
-    Ok(diff.deltas().len() == 0)
+    if diff.deltas().len() == 0 {
+        return Ok(true);
+    }
+    if repo
+        .diff_tree_to_index(Some(ours), None, None)?
+        .deltas()
+        .len()
+        != 0
+    {
+        return Ok(false);
+    }
+    // A checkout killed halfway wrote some of the result's files, not all (and no index): every
+    // path must be the result's or still exactly ours (absent where that has nothing).
+    for delta in diff.deltas() {
+        let Some(rel) = delta.new_file().path().or_else(|| delta.old_file().path()) else {
+            return Ok(false);
+        };
+        let ours_id = ours.get_path(rel).ok().map(|e| e.id());
+        let on_disk = worktree.join(rel);
+        let disk_id = match std::fs::symlink_metadata(&on_disk) {
+            Err(_) => None,
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&on_disk) {
+                Ok(link) => Some(git2::Oid::hash_object(
+                    git2::ObjectType::Blob,
+                    link.as_os_str().as_encoded_bytes(),
+                )?),
+                Err(_) => return Ok(false),
+            },
+            Ok(m) if m.is_file() => Some(git2::Oid::hash_file(git2::ObjectType::Blob, &on_disk)?),
+            Ok(_) => return Ok(false),
+        };
+        let result_id = tree.get_path(rel).ok().map(|e| e.id());
+        if disk_id != ours_id && disk_id != result_id {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

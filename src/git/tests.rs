@@ -1070,3 +1070,42 @@ fn an_empty_directory_left_at_an_orch_branchs_worktree_path_is_re_added() {
     assert!(tree.path.join("README.md").is_file());
     assert!(!is_dirty(&tree.path).unwrap());
 }
+
+/// Regression (found by `tests/crash.rs`): a supervisor killed inside a merge's checkout, some of
+/// the result's files written and the index not yet, blocked the plan on "uncommitted changes".
+/// Every file either the result's or still ours: the merge is finished. A file that is neither
+/// is still refused.
+#[test]
+fn merge_into_finishes_a_merge_killed_inside_its_checkout() {
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    let ours = fx.commit(&tree.path, &[("a.txt", Some("a\n"))], "plan work");
+    let theirs = fx.commit(
+        &fx.root,
+        &[("b.txt", Some("b\n")), ("c.txt", Some("c\n"))],
+        "main work",
+    );
+    // Only b.txt was written; the index is untouched.
+    fs::write(tree.path.join("b.txt"), "b\n").unwrap();
+    assert!(is_dirty(&tree.path).unwrap());
+    let outcome = merge_into(&tree.path, "plan/auth", &theirs.to_string(), "merge main").unwrap();
+    let MergeOutcome::Merged { commit } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let repo = fx.repo();
+    let merged = repo.find_commit(oid(&commit)).unwrap();
+    assert_eq!(merged.parent_ids().collect::<Vec<_>>(), vec![ours, theirs]);
+    assert!(!is_dirty(&tree.path).unwrap());
+    assert_eq!(fs::read_to_string(tree.path.join("c.txt")).unwrap(), "c\n");
+
+    // A file that is neither ours nor the result's: refused, left as it is.
+    let more = fx.commit(&fx.root, &[("d.txt", Some("d\n"))], "more main work");
+    fs::write(tree.path.join("d.txt"), "my d\n").unwrap();
+    let err = merge_into(&tree.path, "plan/auth", &more.to_string(), "merge").unwrap_err();
+    assert!(matches!(err, GitError::Dirty { .. }), "{err:?}");
+    assert_eq!(
+        fs::read_to_string(tree.path.join("d.txt")).unwrap(),
+        "my d\n"
+    );
+    assert_eq!(fx.tip("plan/auth"), Some(oid(&commit)));
+}
