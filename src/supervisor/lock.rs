@@ -65,17 +65,29 @@ impl SupervisorLock {
             .truncate(false)
             .open(&path)
             .map_err(open_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Held {
-                    path,
-                    holder: serde_json::from_str(&text).ok(),
-                });
+        // A holder that is dead can still hold the lock for a moment: a child it was forking
+        // when it was killed keeps the descriptor until its exec closes it. Wait for that.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut text);
+                    let holder: Option<Holder> = serde_json::from_str(&text).ok();
+                    // Only a holder on this host can be checked.
+                    let holder_dead = holder.as_ref().is_some_and(|h| {
+                        h.host == super::process::hostname()
+                            && !super::process::process_alive(h.pid, 0)
+                    });
+                    if !holder_dead || std::time::Instant::now() >= deadline {
+                        return Err(LockError::Held { path, holder });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
         }
         let holder = Holder {
             pid: std::process::id(),
