@@ -58,6 +58,25 @@ impl fmt::Display for CliError {
     }
 }
 
+/// A module error that knows its documented exit code and, where the fix is known, a hint.
+pub trait Coded: std::error::Error + Send + Sync + 'static {
+    fn exit_code(&self) -> u8;
+    fn hint(&self) -> Option<String>;
+}
+
+impl CliError {
+    /// The error with the exit code and hint it carries.
+    pub fn coded(e: impl Coded) -> Self {
+        let code = e.exit_code();
+        let hint = e.hint();
+        let err = Self::new(code, e);
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
 impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
         Self::new(exit::FAILURE, error)
@@ -65,3 +84,22 @@ impl From<anyhow::Error> for CliError {
 }
 
 pub type CliResult<T> = Result<T, CliError>;
+
+macro_rules! coded {
+    ($($t:ty),*) => {$(
+        impl Coded for $t {
+            fn exit_code(&self) -> u8 {
+                <$t>::exit_code(self)
+            }
+            fn hint(&self) -> Option<String> {
+                <$t>::hint(self)
+            }
+        }
+    )*};
+}
+
+coded!(
+    crate::git::GitError,
+    crate::merge::MergeError,
+    crate::status::StatusError
+);

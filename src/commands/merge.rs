@@ -965,21 +965,9 @@ impl MergeLock {
 }
 
 fn git_error(e: git::GitError) -> CliError {
-    let code = e.exit_code();
-    let hint = e.hint();
-    let mut err = CliError::new(code, e);
-    if let Some(h) = hint {
-        err = err.with_hint(h);
-    }
-    err
+    CliError::coded(e)
 }
 
 fn merge_error(e: MergeError) -> CliError {
-    let code = e.exit_code();
-    let hint = e.hint();
-    let mut err = CliError::new(code, e);
-    if let Some(h) = hint {
-        err = err.with_hint(h);
-    }
-    err
+    CliError::coded(e)
 }

@@ -506,11 +506,5 @@ fn record_tree(
 }
 
 pub(crate) fn git_error(e: git::GitError) -> CliError {
-    let code = e.exit_code();
-    let hint = e.hint();
-    let mut err = CliError::new(code, e);
-    if let Some(h) = hint {
-        err = err.with_hint(h);
-    }
-    err
+    CliError::coded(e)
 }

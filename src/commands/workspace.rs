@@ -388,13 +388,7 @@ pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResul
 
 /// Maps a status-module error onto its documented exit code, with its hint.
 pub fn status_error(e: status::StatusError) -> CliError {
-    let code = e.exit_code();
-    let hint = e.hint();
-    let mut err = CliError::new(code, e);
-    if let Some(h) = hint {
-        err = err.with_hint(h);
-    }
-    err
+    CliError::coded(e)
 }
 
 /// The scheduling state of a recorded status.
