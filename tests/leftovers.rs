@@ -153,3 +153,17 @@ fn stale_git_locks_of_a_plan_are_removed() {
         "{out}"
     );
 }
+
+/// A run killed while writing orch's branch mark leaves `.git/config.lock`; the next `orch up`
+/// removes it (after giving a live writer time to finish) and goes on.
+#[test]
+fn a_stale_config_lock_is_removed() {
+    let repo = Repo::new();
+    let plan = one_task("P", "Something");
+    repo.plans(&[("p", agent("ok.sh", &["/dev/null"]), &plan)]);
+    std::fs::write(repo.root().join(".git/config.lock"), "").expect("lock");
+    let out = repo.up(&["p"]);
+    assert!(out.contains("config.lock"), "{out}");
+    assert!(!repo.root().join(".git/config.lock").exists());
+    assert!(repo.branch_exists("plan/p"));
+}

@@ -171,6 +171,15 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     // Lock files left by a git write killed with an earlier supervisor (its commit, or the
     // creation of the plan branch) would fail this run's. This supervisor is the only one now;
     // a plan with no live agent left has no other writer either.
+    if let Some(lock) = git::remove_stale_config_lock(&repo_root).map_err(git_error)? {
+        emit(&Event::Note {
+            plan: None,
+            message: format!(
+                "removed `{}`, a stale git lock left by an interrupted run",
+                lock.display()
+            ),
+        });
+    }
     let agents = crate::supervisor::process::find_agents();
     for &i in &selected {
         let lp = &ws.plans[i];

@@ -32,5 +32,5 @@ pub use merge::{MergeOutcome, merge_into};
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use worktree::{
     MARK_BASE, MARK_PLAN, PlanTree, TreeAction, TreeRequest, WORKTREE_INCLUDE, ensure_plan_tree,
-    plan_tree_preflight, remove_plan_locks,
+    plan_tree_preflight, remove_plan_locks, remove_stale_config_lock,
 };

@@ -168,6 +168,27 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
 /// plan worktree's `index.lock` and the plan branch's `refs/heads/<branch>.lock`; returns the ones
 /// removed. Only for a caller that knows no process is writing there (the supervisor, holding its
 /// lock, with no live agent of the plan); never touches the main worktree's locks or other refs.
+/// Removes `.git/config.lock` when it is stale: orch writes its branch marks to the repository
+/// config, and a run killed in that write leaves the lock behind for good. A live writer (the git
+/// CLI) holds it for milliseconds, so a lock still there after 1.5 s is stale. Call it only under
+/// the supervisor lock. Returns the path when it was removed.
+pub fn remove_stale_config_lock(repo_root: &Path) -> Result<Option<PathBuf>, GitError> {
+    let repo = open_main(repo_root)?;
+    let lock = repo.commondir().join("config.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while lock.is_file() {
+        if std::time::Instant::now() >= deadline {
+            return match fs::remove_file(&lock) {
+                Ok(()) => Ok(Some(lock)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(GitError::Prune { path: lock, source }),
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(None)
+}
+
 pub fn remove_plan_locks(
     repo_root: &Path,
     plan: &str,
