@@ -34,6 +34,48 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
 }
 
+/// What a failed trial left: every file under the worktree root and git's worktree entries, with
+/// sizes and the content of small administrative files, to tell which state orch did not expect.
+fn listing(root: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String, depth: usize) {
+        let Ok(items) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut items: Vec<_> = items.filter_map(Result::ok).collect();
+        items.sort_by_key(|e| e.file_name());
+        for item in items {
+            let path = item.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "{}{}",
+                "  ".repeat(depth),
+                item.file_name().to_string_lossy()
+            ));
+            if meta.is_dir() {
+                out.push_str("/\n");
+                if depth < 6 {
+                    walk(&path, out, depth + 1);
+                }
+            } else {
+                out.push_str(&format!(" ({} bytes)", meta.len()));
+                if meta.len() < 200 {
+                    let text = std::fs::read(&path).unwrap_or_default();
+                    out.push_str(&format!(" {:?}", String::from_utf8_lossy(&text)));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    let mut out = String::new();
+    for sub in [".orch/worktrees", ".git/worktrees"] {
+        out.push_str(&format!("{sub}:\n"));
+        walk(&root.join(sub), &mut out, 1);
+    }
+    out
+}
+
 /// xorshift64*: enough randomness for fault injection, reproducible from the seed.
 struct Rng(u64);
 
@@ -314,9 +356,10 @@ fn trial(seed: u64) -> (u64, u64) {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "final orch up failed\nstdout:\n{}\nstderr:\n{}",
+        "final orch up failed\nstdout:\n{}\nstderr:\n{}\nworktrees:\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        listing(repo.root())
     );
 
     let mut tasks = 0;

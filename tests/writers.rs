@@ -122,8 +122,9 @@ fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {
     git(root, home.path(), &["commit", "-q", "-m", "plans"]);
 
     let deadline = Instant::now() + TIMEOUT;
+    let events = home.path().join("events.jsonl");
     let up = orch(root, home.path(), &["up", "--json"])
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&events).expect("events file"))
         .spawn()
         .expect("spawn orch up");
     let status_path = root.join(".orch/state/w/status.json");
@@ -186,8 +187,10 @@ fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "orch up failed\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "orch up failed\nstderr:\n{}\nevents:\n{}\nstatus:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&events).unwrap_or_default(),
+        std::fs::read_to_string(&status_path).unwrap_or_default()
     );
     let reads = reads.load(Ordering::Relaxed);
     println!(

@@ -1,9 +1,10 @@
 //! Committing a plan's work: every change at once, saved attempts, and the state of a work tree.
 
 use std::path::Path;
+use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
-use git2::{ErrorCode, IndexAddOption, Oid, Repository, ResetType, StatusOptions};
+use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType, StatusOptions};
 
 use super::GitError;
 use super::repo::{open, retry_locked, signature};
@@ -23,6 +24,17 @@ pub struct CommitInfo {
 /// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
 /// nothing changed, so that history maps 1:1 onto tasks.
 pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+    commit(worktree, message, true)
+}
+
+/// Commits on HEAD with HEAD's own tree: an empty commit whatever the worktree holds. For a task
+/// reported from outside while an agent of the plan is still writing in the worktree: that
+/// agent's unfinished changes belong to its own task's commit, not to this one.
+pub fn commit_unchanged(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+    commit(worktree, message, false)
+}
+
+fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, GitError> {
     let repo = open(worktree)?;
     let stage_error = |source| GitError::Stage {
         path: worktree.to_path_buf(),
@@ -32,12 +44,20 @@ pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError
         path: worktree.to_path_buf(),
         source,
     };
-    let mut index = repo.index().map_err(stage_error)?;
-    stage_everything(&mut index).map_err(stage_error)?;
-    retry_locked(|| index.write()).map_err(stage_error)?;
-    let tree_id = index.write_tree().map_err(stage_error)?;
-    let tree = repo.find_tree(tree_id).map_err(commit_error)?;
     let parent = head_commit(&repo, worktree)?;
+    let tree_id = match &parent {
+        Some(head) if !stage => head.tree_id(),
+        _ => {
+            let mut index = repo.index().map_err(stage_error)?;
+            while_files_change(&mut index, |index| {
+                stage_everything(index)?;
+                retry_locked(|| index.write())
+            })
+            .map_err(stage_error)?;
+            index.write_tree().map_err(stage_error)?
+        }
+    };
+    let tree = repo.find_tree(tree_id).map_err(commit_error)?;
     let parent_tree = parent
         .as_ref()
         .map(git2::Commit::tree)
@@ -138,7 +158,7 @@ pub fn save_and_reset(
     };
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
-    stage_everything(&mut index).map_err(stage_error)?;
+    while_files_change(&mut index, stage_everything).map_err(stage_error)?;
     let tree_id = index.write_tree().map_err(stage_error)?;
     let tree = repo.find_tree(tree_id).map_err(commit_error)?;
     let sig = signature(&repo).map_err(commit_error)?;
@@ -162,10 +182,41 @@ pub fn save_and_reset(
     Ok(Some(saved.to_string()))
 }
 
+/// How often staging is tried when files change under it, and the first pause between tries
+/// (doubled each time, at most [`STAGE_PAUSE_MAX`]): about 1.5 s in all.
+const STAGE_ATTEMPTS: u32 = 14;
+const STAGE_PAUSE: Duration = Duration::from_millis(2);
+const STAGE_PAUSE_MAX: Duration = Duration::from_millis(200);
+
 /// `git add -A` on an in-memory index: new and modified files (not ignored ones), deletions.
 fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
     index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
     index.update_all(["*"], None)
+}
+
+/// Runs `f` (staging, and writing the index, which re-reads "racily clean" files) again from the
+/// index on disk while it fails because a file changed as libgit2 read it.
+///
+/// Another agent of the plan may still be writing in the same worktree (`parallel` > 1), and
+/// libgit2 refuses a file whose size changed between its stat and its read ("failed to read file
+/// into stream", "error reading file for hashing"): a write burst elsewhere in the tree must not
+/// fail the commit of a finished task.
+fn while_files_change(
+    index: &mut git2::Index,
+    mut f: impl FnMut(&mut git2::Index) -> Result<(), git2::Error>,
+) -> Result<(), git2::Error> {
+    let mut pause = STAGE_PAUSE;
+    for _ in 1..STAGE_ATTEMPTS {
+        match f(index) {
+            Err(e) if matches!(e.class(), ErrorClass::Os | ErrorClass::Filesystem) => {
+                index.read(true)?;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(STAGE_PAUSE_MAX);
+            }
+            other => return other,
+        }
+    }
+    f(index)
 }
 
 /// The commit HEAD points at; `None` on an unborn branch.

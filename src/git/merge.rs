@@ -198,7 +198,8 @@ fn holds_tree(
         return Ok(false);
     }
     // A checkout killed halfway wrote some of the result's files, not all (and no index): every
-    // path must be the result's or still exactly ours (absent where that has nothing).
+    // path must be the result's, the beginning of it, or still exactly ours (absent where that
+    // has nothing).
     for delta in diff.deltas() {
         let Some(rel) = delta.new_file().path().or_else(|| delta.old_file().path()) else {
             return Ok(false);
@@ -218,7 +219,19 @@ fn holds_tree(
             Ok(_) => return Ok(false),
         };
         let result_id = tree.get_path(rel).ok().map(|e| e.id());
-        if disk_id != ours_id && disk_id != result_id {
+        if disk_id == ours_id || disk_id == result_id {
+            continue;
+        }
+        // libgit2's checkout writes a file in place (create, then write): a kill in between
+        // leaves the beginning of the result's file, possibly nothing of it.
+        let cut_short = match (result_id, std::fs::symlink_metadata(&on_disk)) {
+            (Some(id), Ok(m)) if m.is_file() => {
+                let blob = repo.find_blob(id)?;
+                std::fs::read(&on_disk).is_ok_and(|bytes| blob.content().starts_with(&bytes))
+            }
+            _ => false,
+        };
+        if !cut_short {
             return Ok(false);
         }
     }

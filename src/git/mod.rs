@@ -22,7 +22,9 @@ pub use cleanup::{
     ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, PlanBranch, TreeState, backup_ref,
     delete_plan_branch, inspect_plan_branch, prune_stale_entries, remove_plan_worktree,
 };
-pub use commit::{CommitInfo, commit_all, head_of, head_time, is_dirty, save_and_reset};
+pub use commit::{
+    CommitInfo, commit_all, commit_unchanged, head_of, head_time, is_dirty, save_and_reset,
+};
 pub use error::GitError;
 pub use inspect::{
     MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,

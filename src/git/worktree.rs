@@ -96,6 +96,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let decision = decide(&repo, req)?;
     let path = absolute(req);
+    sweep_discarded(&path)?;
     match &decision.action {
         TreeAction::Reuse { base } => Ok(PlanTree {
             path,
@@ -430,8 +431,21 @@ fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool
         return true;
     }
     let dot_git = path.join(".git");
-    if !fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
+    let Ok(dot_git_meta) = fs::symlink_metadata(&dot_git) else {
         return false;
+    };
+    if !dot_git_meta.is_file() {
+        return false;
+    }
+    // libgit2 creates `.git` and then writes it: a kill in between leaves it empty, before any
+    // checkout (so there is nothing else in the directory either).
+    if dot_git_meta.len() == 0 {
+        return !own_admin.join("index").exists()
+            && !own_admin.join("locked").exists()
+            && repo
+                .find_commit(tip)
+                .and_then(|c| c.tree())
+                .is_ok_and(|tree| only_checkout_files(repo, &tree, path, Path::new("")));
     }
     let Some(points_at) = fs::read_to_string(&dot_git).ok().and_then(|text| {
         let line = text
@@ -525,10 +539,7 @@ fn add_and_copy(
     reference: &git2::Reference,
 ) -> Result<Vec<PathBuf>, GitError> {
     if let Some(dir) = &decision.clear {
-        fs::remove_dir_all(dir).map_err(|source| GitError::Prune {
-            path: dir.clone(),
-            source,
-        })?;
+        discard_dir(dir)?;
     }
     for admin in &decision.prune {
         match fs::remove_dir_all(admin) {
@@ -546,7 +557,7 @@ fn add_and_copy(
     let admin = repo.commondir().join("worktrees").join(req.plan);
     let undo = || {
         let _ = fs::remove_dir_all(&admin);
-        let _ = fs::remove_dir_all(path);
+        let _ = discard_dir(path);
         for dir in &made_dirs {
             let _ = fs::remove_dir(dir);
         }
@@ -573,6 +584,45 @@ fn add_and_copy(
         }
     }
     Ok(copied)
+}
+
+/// Where [`discard_dir`] moves a directory before removing it: beside it, hidden.
+fn discard_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(".orch-discard");
+    Some(path.with_file_name(hidden))
+}
+
+/// Removes a directory of orch's own so that a kill at any moment leaves either all of it, where
+/// it was, or none of it there: it is renamed aside first (one atomic step), then removed. A
+/// removal cut short by a kill leaves only the renamed copy, which [`sweep_discarded`] removes.
+fn discard_dir(path: &Path) -> Result<(), GitError> {
+    let prune_error = |source| GitError::Prune {
+        path: path.to_path_buf(),
+        source,
+    };
+    let Some(aside) = discard_path(path) else {
+        return fs::remove_dir_all(path).map_err(prune_error);
+    };
+    sweep_discarded(path)?;
+    fs::rename(path, &aside).map_err(prune_error)?;
+    fs::remove_dir_all(&aside).map_err(prune_error)
+}
+
+/// Removes what a [`discard_dir`] of `path` cut short by a kill left beside it.
+fn sweep_discarded(path: &Path) -> Result<(), GitError> {
+    let Some(aside) = discard_path(path) else {
+        return Ok(());
+    };
+    match fs::symlink_metadata(&aside) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&aside).map_err(|source| GitError::Prune {
+            path: aside.clone(),
+            source,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Creates the missing ancestors of `path`; returns them, deepest first.

@@ -320,7 +320,7 @@ fn settle_task(_ctx: &Ctx, plan: &PlanCtx, t: usize, attempt: u32, ending: &Endi
 
 /// Commits the worktree for a done task and records the commit.
 pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
-    match commit_task(plan, id, description, false) {
+    match commit_task(plan, id, description, false, Changes::Take) {
         Ok(commit) => Outcome::Done {
             commit: Some(commit),
         },
@@ -338,14 +338,26 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
     }
 }
 
+/// What a task's commit takes from the worktree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changes {
+    /// Everything in the worktree: the task's agent ran there and has ended.
+    Take,
+    /// Nothing (an empty commit): the task was reported from outside while other agents of the
+    /// plan are still writing in the worktree; their changes go with their own tasks.
+    Leave,
+}
+
 /// Commits the worktree as `<plan> <id>: <description>` and records it, marking the task
 /// completed. With `maybe_committed` (work found done but unrecorded: a supervisor may have died
-/// between its commit and its record), a clean tree whose HEAD is that task's commit is reused.
+/// between its commit and its record), a HEAD that is that task's commit is reused (with
+/// [`Changes::Take`] only when the tree is clean: changes since belong to no recorded task yet).
 pub fn commit_task(
     plan: &PlanCtx,
     id: &str,
     description: &str,
     maybe_committed: bool,
+    changes: Changes,
 ) -> Result<String, String> {
     let _git = plan
         .git_lock
@@ -354,10 +366,9 @@ pub fn commit_task(
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
-        match (git::is_dirty(&plan.worktree), git::head_of(&plan.worktree)) {
-            (Ok(false), Ok((oid, msg))) if msg.starts_with(&prefix) && oid != plan.base => {
-                Some(oid)
-            }
+        let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
+        match git::head_of(&plan.worktree) {
+            Ok((oid, msg)) if msg.starts_with(&prefix) && oid != plan.base && clean() => Some(oid),
             _ => None,
         }
     } else {
@@ -366,14 +377,17 @@ pub fn commit_task(
     let oid = match reuse {
         Some(oid) => oid,
         None => {
-            git::commit_all(&plan.worktree, &message)
-                .map_err(|e| {
-                    format!(
-                        "cannot commit task `{id}` in `{}`: {e}",
-                        plan.worktree.display()
-                    )
-                })?
-                .oid
+            let made = match changes {
+                Changes::Take => git::commit_all(&plan.worktree, &message),
+                Changes::Leave => git::commit_unchanged(&plan.worktree, &message),
+            };
+            made.map_err(|e| {
+                format!(
+                    "cannot commit task `{id}` in `{}`: {e}",
+                    plan.worktree.display()
+                )
+            })?
+            .oid
         }
     };
     let recorded = oid.clone();
@@ -464,7 +478,7 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
     };
     for t in &plan.plan.tasks {
         if plan.needs_commit(&doc, &t.id)
-            && let Err(error) = commit_task(plan, &t.id, &t.description, true)
+            && let Err(error) = commit_task(plan, &t.id, &t.description, true, Changes::Take)
         {
             return Outcome::Failed { error, saved: None };
         }

@@ -10,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
-use super::attempt::{Attempt, Finished, Outcome, Proc, Stop, commit_task, supervise};
+use super::attempt::{Attempt, Changes, Finished, Outcome, Proc, Stop, commit_task, supervise};
 use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
 use super::process;
@@ -513,9 +513,15 @@ impl<'a> Dispatcher<'a> {
         }
         let pcc = pc.clone();
         let tx = self.commit_tx.clone();
+        // Agents of the plan still writing in its worktree: their changes are theirs.
+        let changes = if self.per_plan[pc.index] > 0 {
+            Changes::Leave
+        } else {
+            Changes::Take
+        };
         tokio::task::spawn_blocking(move || {
             let task = &pcc.plan.tasks[t];
-            let r = commit_task(&pcc, &task.id, &task.description, true);
+            let r = commit_task(&pcc, &task.id, &task.description, true, changes);
             let _ = tx.send((key, r));
         });
     }

@@ -1,0 +1,84 @@
+//! Tasks reported from outside while `orch up` runs: a person (or a script) marks a task done
+//! with `orch task done` while an agent of the same plan is working in the worktree. History must
+//! still map one to one onto tasks: the outside task gets its own commit, and the agent's
+//! unfinished changes are not swept into it.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use support::{Repo, TIMEOUT, agent, wait};
+
+#[test]
+fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_changes() {
+    let repo = Repo::new();
+    let aside = tempfile::tempdir().expect("tempdir");
+    let journal = aside.path().join("journal");
+    let gate = aside.path().join("gate");
+    repo.plans(&[(
+        "p",
+        agent(
+            "write_then_gate.sh",
+            &[
+                journal.to_str().expect("utf8"),
+                gate.to_str().expect("utf8"),
+            ],
+        ),
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Agent work\n- [ ] 1.2 Done by hand\n",
+    )]);
+    let up = repo
+        .orch(&["up", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn orch up");
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("wrote 1.1")) {
+        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // 1.1's agent has written `1.1.txt` and is still working; 1.2 is reported from outside.
+    let (code, _, err) = repo.run(&["task", "done", "1.2", "--plan", "p", "--note", "by hand"]);
+    assert_eq!(code, 0, "{err}");
+    // The supervisor commits 1.2 (the status file records it) before the agent finishes.
+    let status = repo.root().join(".orch/state/p/status.json");
+    let commit_of = |id: &str| -> Option<String> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).ok()?).ok()?;
+        doc["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["commit"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let by_hand = loop {
+        if let Some(c) = commit_of("1.2") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "1.2 was not committed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    std::fs::write(&gate, "go").expect("gate");
+    let out = wait(up);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 1.2's commit changes nothing; 1.1's commit has the agent's file.
+    let changed = |rev: &str| repo.git(&["diff-tree", "--no-commit-id", "--name-only", "-r", rev]);
+    assert_eq!(
+        changed(&by_hand).trim(),
+        "",
+        "1.2 took files that are not its own"
+    );
+    let agent_commit = commit_of("1.1").expect("1.1 committed");
+    assert_eq!(changed(&agent_commit).trim(), "1.1.txt");
+    assert_eq!(repo.git(&["show", "plan/p:1.1.txt"]).trim(), "1.1");
+    let subjects = repo.git(&["log", "--format=%s", "main..plan/p"]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["p 1.1: Agent work", "p 1.2: Done by hand"]
+    );
+}
