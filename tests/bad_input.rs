@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Repo, agent, disk_snapshot, wait};
+use support::{Repo, agent, disk_snapshot, pids_with_env, process_alive, wait};
 
 const PLAN: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n";
 
@@ -606,10 +606,11 @@ fn agent_repo(text: &str, command: &str, defaults: &str) -> Repo {
     repo
 }
 
+/// An agent (TOML command) that deletes its worktree.
+const DELETE_WORKTREE: &str = "[\"sh\", \"-c\", \"rm -rf \\\"$ORCH_WORKTREE\\\"\"]";
+
 fn status_of(repo: &Repo, task: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(repo.root().join(".orch/state/p/status.json"))
-        .expect("status file");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("status json");
+    let doc = repo.status_file("p");
     doc["tasks"]
         .as_array()
         .expect("tasks")
@@ -619,28 +620,15 @@ fn status_of(repo: &Repo, task: &str) -> serde_json::Value {
         .expect("task entry")
 }
 
+/// A pid (as an agent wrote it) of a live process.
 fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            != Some("Z")
-    })
+    pid.parse().is_ok_and(process_alive)
 }
 
 /// Processes whose environment names this repository's worktree (an agent or its children).
-fn agents_left(repo: &Repo) -> Vec<String> {
+fn agents_left(repo: &Repo) -> Vec<u32> {
     let needle = format!("ORCH_WORKTREE={}", repo.worktree("p").display());
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
-                && alive(pid)
-        })
-        .collect()
+    pids_with_env(|kv| kv == needle.as_bytes())
 }
 
 #[test]
@@ -748,7 +736,7 @@ fn an_agent_printing_20_mb_does_not_block_orch_and_its_log_has_it_all() {
 fn an_agent_that_deletes_its_worktree_fails_its_task_clearly() {
     let repo = agent_repo(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Delete it\n- [ ] 1.2 Then this (depends: 1.1)\n- [ ] 1.3 Unrelated (depends: 1.1)\n",
-        "[\"sh\", \"-c\", \"rm -rf \\\"$ORCH_WORKTREE\\\"\"]",
+        DELETE_WORKTREE,
         "max_agents = 1\n",
     );
     let (code, out, err) = repo.run(&["up"]);
@@ -778,7 +766,7 @@ fn a_missing_worktree_directory_is_reported_not_blamed_on_the_agent_program() {
     // must be told the worktree is gone.
     let repo = agent_repo(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Delete it\n- [ ] 1.2 Independent\n",
-        "[\"sh\", \"-c\", \"rm -rf \\\"$ORCH_WORKTREE\\\"\"]",
+        DELETE_WORKTREE,
         "max_agents = 1\n",
     );
     let (code, out, err) = repo.run(&["up"]);

@@ -1,83 +1,34 @@
 //! End-to-end tests: the real `orch` binary on real files in temp dirs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::{code_out_err, file_snapshot as snapshot, orch_in, wait_within, write_file as write};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn orch_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
-}
-
 /// A command with a clean environment (no ORCH_* from the outside).
 fn orch(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(orch_bin());
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("ORCH_PLAN")
-        .env_remove("ORCH_STATUS_FILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
+    orch_in(dir, args, &["ORCH_PLAN", "ORCH_STATUS_FILE"])
 }
 
 /// Waits for a child with a deadline; kills it and fails the test if it hangs.
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("orch did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn wait(child: Child) -> Output {
+    wait_within(child, TIMEOUT, "orch")
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = wait(orch(dir, args).spawn().expect("spawn orch"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    code_out_err(&wait(orch(dir, args).spawn().expect("spawn orch")))
 }
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     let (code, out, err) = run(dir, args);
     assert_eq!(code, 0, "orch {args:?} failed: {err}");
     serde_json::from_str(&out).expect("valid JSON")
-}
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&p, text).expect("write");
-    p
-}
-
-/// Every file under `dir` with its bytes, to prove a command changed nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 const PLAN: &str = "# Demo plan

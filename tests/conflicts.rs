@@ -7,6 +7,21 @@ mod support;
 use serde_json::Value;
 use support::{Repo, agent, one_task};
 
+/// Commits one-task plans, each run by an agent that writes one file:
+/// `(plan, file its agent writes, plan title, task)`.
+fn writing_plans(repo: &Repo, plans: &[(&str, &str, &str, &str)]) {
+    let texts: Vec<String> = plans
+        .iter()
+        .map(|(_, _, title, task)| one_task(title, task))
+        .collect();
+    let specs: Vec<(&str, String, &str)> = plans
+        .iter()
+        .zip(&texts)
+        .map(|((name, file, _, _), text)| (*name, agent("write.sh", &[file]), text.as_str()))
+        .collect();
+    repo.plans(&specs);
+}
+
 fn parse_pairs(out: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
     v["pairs"].as_array().expect("pairs").clone()
@@ -33,23 +48,14 @@ fn files(p: &Value) -> Vec<String> {
 /// Plans `a` and `b` both rewrite `shared.txt`; `c` writes its own file.
 fn three_plans() -> Repo {
     let repo = Repo::new();
-    repo.plans(&[
-        (
-            "a",
-            agent("write.sh", &["shared.txt"]),
-            &one_task("A", "Rewrite the shared file"),
-        ),
-        (
-            "b",
-            agent("write.sh", &["shared.txt"]),
-            &one_task("B", "Rewrite the shared file too"),
-        ),
-        (
-            "c",
-            agent("write.sh", &["c.txt"]),
-            &one_task("C", "Write its own file"),
-        ),
-    ]);
+    writing_plans(
+        &repo,
+        &[
+            ("a", "shared.txt", "A", "Rewrite the shared file"),
+            ("b", "shared.txt", "B", "Rewrite the shared file too"),
+            ("c", "c.txt", "C", "Write its own file"),
+        ],
+    );
     repo.up(&[]);
     repo
 }
@@ -117,18 +123,13 @@ fn conflicting_pair_is_reported_with_its_file_clean_pairs_are_not_and_nothing_is
 #[test]
 fn a_branch_conflicting_with_the_target_is_reported() {
     let repo = Repo::new();
-    repo.plans(&[
-        (
-            "a",
-            agent("write.sh", &["shared.txt"]),
-            &one_task("A", "Rewrite the shared file"),
-        ),
-        (
-            "c",
-            agent("write.sh", &["c.txt"]),
-            &one_task("C", "Write its own file"),
-        ),
-    ]);
+    writing_plans(
+        &repo,
+        &[
+            ("a", "shared.txt", "A", "Rewrite the shared file"),
+            ("c", "c.txt", "C", "Write its own file"),
+        ],
+    );
     repo.up(&[]);
     repo.write("shared.txt", "changed on main meanwhile\n");
     repo.commit_all("main moves on");
@@ -150,28 +151,20 @@ fn a_branch_conflicting_with_the_target_is_reported() {
 #[test]
 fn plans_not_started_are_predicted_from_the_files_their_tasks_name() {
     let repo = Repo::new();
-    repo.plans(&[
-        (
-            "lib",
-            agent("write.sh", &["src/lib.rs"]),
-            &one_task("Lib", "Write the library"),
-        ),
-        (
-            "later",
-            agent("write.sh", &["x.txt"]),
-            &one_task("Later", "Refactor `src/lib.rs` and update docs/guide.md"),
-        ),
-        (
-            "docs",
-            agent("write.sh", &["y.txt"]),
-            &one_task("Docs", "Extend docs/guide.md"),
-        ),
-        (
-            "other",
-            agent("write.sh", &["z.txt"]),
-            &one_task("Other", "Touch `src/other.rs`"),
-        ),
-    ]);
+    writing_plans(
+        &repo,
+        &[
+            ("lib", "src/lib.rs", "Lib", "Write the library"),
+            (
+                "later",
+                "x.txt",
+                "Later",
+                "Refactor `src/lib.rs` and update docs/guide.md",
+            ),
+            ("docs", "y.txt", "Docs", "Extend docs/guide.md"),
+            ("other", "z.txt", "Other", "Touch `src/other.rs`"),
+        ],
+    );
     // Only `lib` runs: the others have no branch.
     repo.up(&["lib"]);
     assert!(repo.branch_exists("plan/lib"));
@@ -205,11 +198,7 @@ fn unknown_plan_and_missing_manifest_are_invalid_input() {
     let repo = Repo::new();
     let (code, _, err) = repo.run(&["conflicts"]);
     assert_eq!(code, 2, "{err}");
-    repo.plans(&[(
-        "a",
-        agent("write.sh", &["a.txt"]),
-        &one_task("A", "Write a"),
-    )]);
+    writing_plans(&repo, &[("a", "a.txt", "A", "Write a")]);
     let (code, _, err) = repo.run(&["conflicts", "nope"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no plan named `nope`"), "{err}");
@@ -218,18 +207,13 @@ fn unknown_plan_and_missing_manifest_are_invalid_input() {
 #[test]
 fn orch_up_warns_about_branches_that_would_conflict() {
     let repo = Repo::new();
-    repo.plans(&[
-        (
-            "a",
-            agent("write.sh", &["shared.txt"]),
-            &one_task("A", "Rewrite the shared file"),
-        ),
-        (
-            "b",
-            agent("write.sh", &["shared.txt"]),
-            &one_task("B", "Rewrite the shared file too"),
-        ),
-    ]);
+    writing_plans(
+        &repo,
+        &[
+            ("a", "shared.txt", "A", "Rewrite the shared file"),
+            ("b", "shared.txt", "B", "Rewrite the shared file too"),
+        ],
+    );
     let first = repo.up(&[]);
     // Branches had no work when the first run started: no warning then.
     assert!(!first.contains("would conflict"), "{first}");

@@ -22,17 +22,32 @@
 //! On failure the message lists the worktree root and git's worktree entries, to tell which
 //! state orch did not expect.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{
+    Repo, agent, agents_of, journal_whole_lines as journal, kill, process_alive, wait_within,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+/// Waits for `child` with the deadline of these tests.
+fn wait(child: std::process::Child) -> std::process::Output {
+    wait_within(child, TIMEOUT, "orch")
+}
+
+/// A repository with `README.md`; `ORCH_CRASH_KEEP=1` keeps each trial's directories, to look
+/// at a failing one.
+fn new_repo() -> Repo {
+    Repo::builder()
+        .keep(std::env::var_os("ORCH_CRASH_KEEP").is_some())
+        .timeout(TIMEOUT)
+        .build()
 }
 
 /// What a failed trial left: every file under the worktree root and git's worktree entries, with
@@ -98,191 +113,6 @@ impl Rng {
     }
 }
 
-/// A git repository in a temp dir, with its own HOME so no user config leaks in.
-struct Repo {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        // `ORCH_CRASH_KEEP=1` keeps each trial's directories, to look at a failing one.
-        let keep = std::env::var_os("ORCH_CRASH_KEEP").is_some();
-        let dir = || {
-            tempfile::Builder::new()
-                .disable_cleanup(keep)
-                .tempdir()
-                .expect("tempdir")
-        };
-        let r = Self {
-            dir: dir(),
-            home: dir(),
-        };
-        if keep {
-            eprintln!("trial repository: {}", r.root().display());
-        }
-        r.git(&["init", "-q", "-b", "main"]);
-        r.write("README.md", "# demo\n");
-        r.commit_all("initial");
-        r
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn outside(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn git_out(&self, args: &[&str]) -> Output {
-        Command::new("git")
-            .current_dir(self.root())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .output()
-            .expect("git")
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = self.git_out(args);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn commit_all(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
-
-    fn orch(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-        c.current_dir(self.root())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    /// Subjects of the commits on `branch` that are not on main.
-    fn subjects(&self, branch: &str) -> Vec<String> {
-        self.git(&[
-            "log",
-            "--no-merges",
-            "--format=%s",
-            &format!("main..{branch}"),
-        ])
-        .lines()
-        .map(str::to_string)
-        .collect()
-    }
-}
-
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "orch did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn agent(script: &str, args: &[&str]) -> String {
-    let mut argv = vec![
-        "sh".to_string(),
-        fixtures().join(script).display().to_string(),
-    ];
-    argv.extend(args.iter().map(|a| (*a).to_string()));
-    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// One line of an agent journal: start|end, plan, task, pid, nanoseconds.
-struct Mark {
-    start: bool,
-    plan: String,
-    task: String,
-    pid: u32,
-    at: u128,
-}
-
-fn journal(path: &Path) -> Vec<Mark> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(f.len(), 5, "torn journal line: {l:?}");
-            Mark {
-                start: f[0] == "start",
-                plan: f[1].to_string(),
-                task: f[2].to_string(),
-                pid: f[3].parse().expect("pid"),
-                at: f[4].parse().expect("ns"),
-            }
-        })
-        .collect()
-}
-
-/// Pids of live processes whose environment names a status file under `root`: agents of this
-/// repository (and anything they started).
-fn agents_of(root: &Path) -> Vec<u32> {
-    let needle = format!("ORCH_STATUS_FILE={}", root.display());
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|&b| b == 0)
-                    .any(|v| v.starts_with(needle.as_bytes()))
-            }) && process_alive(*pid)
-        })
-        .collect()
-}
-
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
-            state.as_deref() != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
 /// The plans of every trial: `api` waits on `auth`'s phase 1 (a cross-plan merge).
 const PLANS: [(&str, &str, &[&str]); 3] = [
     (
@@ -314,7 +144,7 @@ struct Figures {
 /// One trial: returns (kills that hit a running `orch up`, tasks). Panics on a broken invariant.
 fn trial(seed: u64) -> (u64, u64) {
     let mut rng = Rng::new(seed);
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     let j = journal_path.to_str().expect("utf8");
     let seed_arg = seed.to_string();
@@ -480,18 +310,13 @@ fn trial(seed: u64) -> (u64, u64) {
     (kills, tasks)
 }
 
-/// Regression (found by the harness): a supervisor killed between a task's commit and its record
-/// left the task `in_progress` with its agent gone; the next run reset it and ran it again, and
-/// the branch got a second commit for the task. Now the commit at HEAD is recorded instead.
-#[test]
-fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
-    let repo = Repo::new();
+/// A repository with plan `p` (`text`) run by `gated_report.sh`, which holds the report of task
+/// 1.1 until the gate file exists; with the journal's and the gate's paths.
+fn gated_plan_p(text: &str) -> (Repo, PathBuf, PathBuf) {
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     let gate = repo.outside("gate");
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
-    );
+    repo.write("docs/plans/p.md", text);
     repo.write(
         "plans.toml",
         &format!(
@@ -509,12 +334,26 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
         ),
     );
     repo.commit_all("plans");
-    let mut first = repo
-        .orch(&["up"])
+    (repo, journal_path, gate)
+}
+
+/// `orch up` started in `repo`, its output discarded.
+fn start_up(repo: &Repo) -> std::process::Child {
+    repo.orch(&["up"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn");
+        .expect("spawn")
+}
+
+/// Regression (found by the harness): a supervisor killed between a task's commit and its record
+/// left the task `in_progress` with its agent gone; the next run reset it and ran it again, and
+/// the branch got a second commit for the task. Now the commit at HEAD is recorded instead.
+#[test]
+fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
+    let (repo, journal_path, gate) =
+        gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n");
+    let mut first = start_up(&repo);
     let deadline = Instant::now() + TIMEOUT;
     let agent_pid = loop {
         if let Some(m) = journal(&journal_path).iter().find(|m| m.start) {
@@ -536,10 +375,7 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
     // The supervisor and the agent die; the task's work was committed, not recorded.
     first.kill().expect("kill -9");
     let _ = first.wait();
-    Command::new("kill")
-        .args(["-KILL", &agent_pid.to_string()])
-        .status()
-        .expect("kill");
+    kill("KILL", agent_pid);
     // Its children (a `sleep`) too: a live one would be adopted as the agent.
     while process_alive(agent_pid) || !agents_of(repo.root()).is_empty() {
         assert!(Instant::now() < deadline, "the agent did not die");
@@ -551,7 +387,7 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
         let out = Command::new("git")
             .current_dir(&tree)
             .args(args)
-            .env("HOME", repo.home.path())
+            .env("HOME", repo.home())
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_AUTHOR_NAME", "orch")
             .env("GIT_AUTHOR_EMAIL", "orch@localhost")
@@ -572,9 +408,7 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut subjects = repo.subjects("plan/p");
-    subjects.reverse();
-    assert_eq!(subjects, ["p 1.1: One", "p 1.2: Two"]);
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One", "p 1.2: Two"]);
     let starts: Vec<String> = journal(&journal_path)
         .iter()
         .filter(|m| m.start)
@@ -588,36 +422,8 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
 /// and the work was never committed. Now a plan owed a commit gets its worktree back and the commit.
 #[test]
 fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
-    let repo = Repo::new();
-    let journal_path = repo.outside("journal");
-    let gate = repo.outside("gate");
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
-    );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"gated\"\nretries = 0\n\n[agents.gated]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent(
-                "gated_report.sh",
-                &[
-                    journal_path.to_str().expect("utf8"),
-                    "0",
-                    "1.1",
-                    gate.to_str().expect("utf8"),
-                ]
-            )
-        ),
-    );
-    repo.commit_all("plans");
-    let mut first = repo
-        .orch(&["up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let (repo, journal_path, gate) = gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
+    let mut first = start_up(&repo);
     let deadline = Instant::now() + TIMEOUT;
     while !journal(&journal_path).iter().any(|m| m.start) {
         assert!(Instant::now() < deadline, "the agent of 1.1 did not start");

@@ -2,168 +2,41 @@
 //! with a scripted agent, and the outcomes a user checks: the target ref and its history, the
 //! files and index of the main work tree, tags, status files, exit codes.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::{Repo, fixtures, kill, toml_array, wait, wait_for};
 
-const TIMEOUT: Duration = Duration::from_secs(90);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+/// A repository with `README.md` whose committer identity is in its config: verify commands in
+/// these tests commit with the git CLI, outside the test's env.
+fn new_repo() -> Repo {
+    Repo::builder().identity_in_config().build()
 }
 
-/// A git repository in a temp dir, with its own HOME so no user config leaks in.
-struct Repo {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
+/// `orch merge --json ARGS`: exit code and the printed object.
+fn merge_json(repo: &Repo, args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec!["merge", "--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = repo.run(&all);
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\nstderr:\n{err}"));
+    (code, v, err)
 }
 
-impl Repo {
-    fn new() -> Self {
-        let r = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            home: tempfile::tempdir().expect("home"),
-        };
-        r.git(&["init", "-q", "-b", "main"]);
-        // Verify commands in these tests commit with the git CLI, outside the test's env.
-        r.git(&["config", "user.name", "Test"]);
-        r.git(&["config", "user.email", "test@example.com"]);
-        r.write("README.md", "# demo\n");
-        r.commit_all("initial");
-        r
+/// The state a failed or refused merge must leave exactly as it was.
+fn snapshot(repo: &Repo) -> Snapshot {
+    let mut files = BTreeMap::new();
+    for rel in ["README.md", "a.txt", "b.txt", "c.txt"] {
+        files.insert(rel.to_string(), repo.read(rel));
     }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn outside(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn read(&self, rel: &str) -> Vec<u8> {
-        std::fs::read(self.root().join(rel)).unwrap_or_default()
-    }
-
-    fn git_cmd(&self, args: &[&str]) -> Output {
-        wait(
-            Command::new("git")
-                .current_dir(self.root())
-                .args(args)
-                .env("HOME", self.home.path())
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-                .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("git"),
-        )
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = self.git_cmd(args);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn commit_all(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
-
-    fn rev(&self, rev: &str) -> String {
-        self.git(&["rev-parse", rev])
-    }
-
-    fn orch(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-        c.current_dir(self.root())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = wait(self.orch(args).spawn().expect("spawn orch"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// `orch merge --json ARGS`: exit code and the printed object.
-    fn merge_json(&self, args: &[&str]) -> (i32, Value, String) {
-        let mut all = vec!["merge", "--json"];
-        all.extend_from_slice(args);
-        let (code, out, err) = self.run(&all);
-        let v: Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\nstderr:\n{err}"));
-        (code, v, err)
-    }
-
-    fn status_file(&self, plan: &str) -> Value {
-        let text = std::fs::read_to_string(self.status_path(plan)).expect("status file");
-        serde_json::from_str(&text).expect("status json")
-    }
-
-    fn status_path(&self, plan: &str) -> PathBuf {
-        self.root().join(format!(".orch/state/{plan}/status.json"))
-    }
-
-    /// Every ref and what it points at.
-    fn refs(&self) -> String {
-        self.git(&["for-each-ref", "--format=%(refname) %(objectname)"])
-    }
-
-    /// Files tracked at `rev`, sorted.
-    fn tree(&self, rev: &str) -> Vec<String> {
-        self.git(&["ls-tree", "-r", "--name-only", rev])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Subjects of the first-parent history of `rev`, newest first.
-    fn first_parent_subjects(&self, rev: &str) -> Vec<String> {
-        self.git(&["log", "--first-parent", "--format=%s", rev])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The state a failed or refused merge must leave exactly as it was.
-    fn snapshot(&self) -> Snapshot {
-        let mut files = BTreeMap::new();
-        for rel in ["README.md", "a.txt", "b.txt", "c.txt"] {
-            files.insert(rel.to_string(), self.read(rel));
-        }
-        Snapshot {
-            refs: self.refs(),
-            index: self.read(".git/index"),
-            files,
-        }
+    Snapshot {
+        refs: repo.refs(),
+        index: repo.read(".git/index"),
+        files,
     }
 }
 
@@ -172,38 +45,6 @@ struct Snapshot {
     refs: String,
     index: Vec<u8>,
     files: BTreeMap<String, Vec<u8>>,
-}
-
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "process did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn toml_array(argv: &[&str]) -> String {
-    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("[{}]", quoted.join(", "))
 }
 
 /// A plan: name, its markdown, extra `[[plan]]` lines.
@@ -224,7 +65,7 @@ const ABC: [PlanSpec; 3] = [
 /// Writes the manifest (with `defaults` lines added) and plans, commits them, and runs
 /// `orch up` for the plans named in `up` (all when empty) to completion.
 fn finished(plans: &[PlanSpec], defaults: &str, up: &[&str]) -> Repo {
-    let repo = Repo::new();
+    let repo = new_repo();
     let ok = fixtures().join("ok.sh");
     let mut manifest = format!(
         "[defaults]\nagent = \"ok\"\nmax_agents = 3\n{defaults}\n[agents.ok]\ncommand = {}\n",
@@ -313,7 +154,7 @@ fn three_finished_plans_land_in_dependency_order_with_archive_tags() {
 
     // The tree is exactly the union of the plans' files.
     assert_eq!(
-        repo.tree("main"),
+        repo.tree_files("main"),
         [
             "README.md",
             "a.txt",
@@ -351,7 +192,7 @@ fn three_finished_plans_land_in_dependency_order_with_archive_tags() {
 
     // Nothing left to do: every plan is already merged, exit 0, nothing moves.
     let tip = repo.rev("main");
-    let (code, v, _) = repo.merge_json(&[]);
+    let (code, v, _) = merge_json(&repo, &[]);
     assert_eq!(code, 0);
     assert_eq!(
         results(&v),
@@ -374,12 +215,12 @@ fn a_conflicting_plan_changes_nothing_skips_its_dependents_and_lets_others_land(
     repo.commit_all("main: a.txt");
 
     // Only the conflicting plan: nothing at all changes, not even the index file.
-    let before = repo.snapshot();
+    let before = snapshot(&repo);
     let status_before = repo.read(".orch/state/a/status.json");
     let (code, out, err) = repo.run(&["merge", "a"]);
     assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("a: conflict in `a.txt`"), "{out}");
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     assert_ne!(repo.read(".orch/state/a/status.json"), status_before);
     let m = &repo.status_file("a")["orchMerge"];
     assert_eq!(m["state"], "conflict");
@@ -388,7 +229,7 @@ fn a_conflicting_plan_changes_nothing_skips_its_dependents_and_lets_others_land(
 
     // All of them: a conflicts, b (depends on a) is skipped, c lands.
     let main_before = repo.rev("main");
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 5, "{v:#}\n{err}");
     assert_eq!(
         results(&v),
@@ -415,7 +256,7 @@ fn stop_on_failure_stops_at_the_first_plan_not_merged() {
     repo.write("a.txt", "main's own a.txt\n");
     repo.commit_all("main: a.txt");
     let tip = repo.rev("main");
-    let (code, v, _) = repo.merge_json(&["--stop-on-failure"]);
+    let (code, v, _) = merge_json(&repo, &["--stop-on-failure"]);
     assert_eq!(code, 5);
     assert_eq!(
         results(&v),
@@ -466,13 +307,13 @@ fn a_failing_verify_moves_nothing_and_a_passing_one_lands_without_leftovers() {
         ),
         &[],
     );
-    let before = repo.snapshot();
-    let (code, v, err) = repo.merge_json(&[]);
+    let before = snapshot(&repo);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 5, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "verify_failed")]));
     let reason = step(&v, "a")["reason"].as_str().expect("reason");
     assert!(reason.contains("exited with status 1"), "{reason}");
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     let m = &repo.status_file("a")["orchMerge"];
     assert_eq!(m["state"], "verify_failed");
     let log = std::fs::read_to_string(repo.root().join(".orch/logs/a/merge-verify.log"))
@@ -489,7 +330,7 @@ fn a_failing_verify_moves_nothing_and_a_passing_one_lands_without_leftovers() {
         );
     repo.write("plans.toml", &manifest);
     repo.commit_all("verify that a.txt is there");
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "merged")]));
     assert_eq!(repo.rev("main^2"), repo.rev("plan/a"));
@@ -516,7 +357,7 @@ fn a_verify_that_times_out_is_stopped_and_counts_as_failed() {
         &[],
     );
     let tip = repo.rev("main");
-    let (code, v, _) = repo.merge_json(&[]);
+    let (code, v, _) = merge_json(&repo, &[]);
     assert_eq!(code, 5);
     let reason = step(&v, "a")["reason"].as_str().expect("reason");
     assert!(reason.contains("timed out after 1s"), "{reason}");
@@ -548,19 +389,14 @@ fn ctrl_c_during_verify_stops_it_and_moves_nothing() {
         ),
         &[],
     );
-    let before = repo.snapshot();
+    let before = snapshot(&repo);
     let child = repo.orch(&["merge"]).spawn().expect("spawn");
     wait_for("the verify command to start", || {
         std::fs::read_to_string(&started).is_ok_and(|s| s.ends_with('\n'))
     });
     let verify_pid = std::fs::read_to_string(&started).expect("pid");
     let _ = std::fs::remove_file(&started);
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
+    assert!(kill("INT", child.id()));
     let out = wait(child);
     assert_eq!(
         out.status.code(),
@@ -568,7 +404,7 @@ fn ctrl_c_during_verify_stops_it_and_moves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", verify_pid.trim()));
     assert!(
         stat.is_err() || stat.is_ok_and(|s| s.contains(") Z ")),
@@ -605,7 +441,7 @@ fn a_target_moved_during_verify_is_kept_and_the_plan_lands_on_top() {
         r
     };
     let before = repo.rev("main");
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     let _ = std::fs::remove_file(&mark);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "merged")]));
@@ -650,7 +486,7 @@ fn a_target_that_keeps_moving_is_reported_and_no_commit_is_lost() {
         r
     };
     let before = repo.rev("main");
-    let (code, v, _) = repo.merge_json(&[]);
+    let (code, v, _) = merge_json(&repo, &[]);
     assert_eq!(code, 5, "{v:#}");
     assert_eq!(results(&v), pairs(&[("a", "skipped")]));
     let reason = step(&v, "a")["reason"].as_str().expect("reason");
@@ -662,7 +498,7 @@ fn a_target_that_keeps_moving_is_reported_and_no_commit_is_lost() {
     let subjects = repo.first_parent_subjects("main");
     assert_eq!(subjects[..4], ["sneaky"; 4].map(String::from)[..]);
     assert_eq!(repo.rev("main~4"), before);
-    assert!(repo.tree("main").iter().all(|f| f != "a.txt"));
+    assert!(repo.tree_files("main").iter().all(|f| f != "a.txt"));
     assert!(staging_left(&repo).is_empty());
 }
 
@@ -672,21 +508,21 @@ fn a_dirty_main_worktree_is_refused_before_anything_moves() {
 
     // A tracked change.
     repo.write("README.md", "# edited\n");
-    let before = repo.snapshot();
+    let before = snapshot(&repo);
     let (code, out, err) = repo.run(&["merge"]);
     assert_eq!(code, 4, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("uncommitted changes: `README.md`"), "{err}");
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     assert!(repo.status_file("a").get("orchMerge").is_none());
     repo.git(&["checkout", "--", "README.md"]);
 
     // An untracked file that a plan would overwrite.
     repo.write("c.txt", "mine\n");
-    let before = repo.snapshot();
+    let before = snapshot(&repo);
     let (code, _, err) = repo.run(&["merge"]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("overwrite untracked files: `c.txt`"), "{err}");
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     std::fs::remove_file(repo.root().join("c.txt")).expect("rm");
 
     // An unrelated untracked file is no obstacle, and stays.
@@ -707,7 +543,7 @@ fn dry_run_predicts_the_conflict_and_changes_nothing() {
         v.sort();
         v
     };
-    let before = repo.snapshot();
+    let before = snapshot(&repo);
     let statuses: Vec<Vec<u8>> = ["a", "b", "c"]
         .iter()
         .map(|p| repo.read(&format!(".orch/state/{p}/status.json")))
@@ -719,7 +555,7 @@ fn dry_run_predicts_the_conflict_and_changes_nothing() {
     assert!(out.contains("a: would conflict in `a.txt`"), "{out}");
     assert!(out.contains("c: would merge cleanly"), "{out}");
     assert!(out.contains("nothing was changed"), "{out}");
-    let (code, v, _) = repo.merge_json(&["--dry-run"]);
+    let (code, v, _) = merge_json(&repo, &["--dry-run"]);
     assert_eq!(code, 5);
     assert_eq!(v["dry_run"], true);
     assert_eq!(
@@ -728,7 +564,7 @@ fn dry_run_predicts_the_conflict_and_changes_nothing() {
     );
     assert_eq!(step(&v, "a")["files"], serde_json::json!(["a.txt"]));
 
-    assert_eq!(repo.snapshot(), before);
+    assert_eq!(snapshot(&repo), before);
     for (p, bytes) in ["a", "b", "c"].iter().zip(&statuses) {
         assert_eq!(&repo.read(&format!(".orch/state/{p}/status.json")), bytes);
     }
@@ -736,7 +572,7 @@ fn dry_run_predicts_the_conflict_and_changes_nothing() {
 
     // Successive virtual targets: a clean dry run predicts every step, on top of the previous.
     let repo = finished(&ABC, "", &[]);
-    let (code, v, _) = repo.merge_json(&["--dry-run"]);
+    let (code, v, _) = merge_json(&repo, &["--dry-run"]);
     assert_eq!(code, 0);
     assert_eq!(
         results(&v),
@@ -768,7 +604,7 @@ fn squash_makes_one_commit_and_a_second_run_says_already_merged() {
     let plans: [PlanSpec; 2] = [("a", A, ""), ("c", C, "")];
     let repo = finished(&plans, "merge_strategy = \"squash\"\n", &[]);
     let before = repo.rev("main");
-    let (code, v, err) = repo.merge_json(&["a"]);
+    let (code, v, err) = merge_json(&repo, &["a"]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "merged")]));
     assert_eq!(
@@ -782,11 +618,11 @@ fn squash_makes_one_commit_and_a_second_run_says_already_merged() {
         repo.first_parent_subjects("main")[0],
         "Merge plan `a` (2 tasks) into main"
     );
-    assert!(repo.tree("main").contains(&"a.txt".to_string()));
+    assert!(repo.tree_files("main").contains(&"a.txt".to_string()));
     assert_eq!(repo.status_file("a")["orchMerge"]["strategy"], "squash");
     // The branch is not in main's history, yet it counts as merged: merging it changes nothing.
     assert_ne!(
-        repo.git_cmd(&["merge-base", "--is-ancestor", "plan/a", "main"])
+        repo.git_out(&["merge-base", "--is-ancestor", "plan/a", "main"])
             .status
             .code(),
         Some(0)
@@ -794,7 +630,7 @@ fn squash_makes_one_commit_and_a_second_run_says_already_merged() {
     assert!(orch::merge::is_merged(repo.root(), "main", "plan/a").expect("is_merged"));
     assert!(!orch::merge::is_merged(repo.root(), "main", "plan/c").expect("is_merged"));
 
-    let (code, v, _) = repo.merge_json(&["--strategy", "merge"]);
+    let (code, v, _) = merge_json(&repo, &["--strategy", "merge"]);
     assert_eq!(code, 0);
     assert_eq!(
         results(&v),
@@ -809,7 +645,7 @@ fn squash_makes_one_commit_and_a_second_run_says_already_merged() {
         serde_json::to_string_pretty(&doc).expect("json"),
     )
     .expect("write");
-    let (code, v, _) = repo.merge_json(&["a"]);
+    let (code, v, _) = merge_json(&repo, &["a"]);
     assert_eq!(code, 0);
     assert_eq!(results(&v), pairs(&[("a", "already_merged")]));
 }
@@ -818,7 +654,7 @@ fn squash_makes_one_commit_and_a_second_run_says_already_merged() {
 fn ff_only_fast_forwards_or_refuses_the_step() {
     let plans: [PlanSpec; 2] = [("a", A, ""), ("c", C, "")];
     let repo = finished(&plans, "", &[]);
-    let (code, v, err) = repo.merge_json(&["--strategy", "ff-only"]);
+    let (code, v, err) = merge_json(&repo, &["--strategy", "ff-only"]);
     assert_eq!(code, 5, "{v:#}\n{err}");
     // a fast-forwards; then main has a's commits, which c lacks.
     assert_eq!(results(&v), pairs(&[("a", "merged"), ("c", "skipped")]));
@@ -849,7 +685,7 @@ fn plans_not_ready_are_refused_with_the_reason() {
     assert!(err.contains("no plan named `nope`"), "{err}");
 
     // Without names, the unfinished plan is left out and the others land.
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "merged"), ("c", "merged")]));
     assert_eq!(v["unfinished"][0]["plan"], "b");
@@ -869,12 +705,12 @@ fn a_plan_whose_upstream_is_not_merged_is_refused_unless_merged_in_the_same_run(
     assert_eq!(repo.refs(), before);
 
     // Named together (in any order), a goes first.
-    let (code, v, err) = repo.merge_json(&["b", "a"]);
+    let (code, v, err) = merge_json(&repo, &["b", "a"]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(results(&v), pairs(&[("a", "merged"), ("b", "merged")]));
 
     // c alone, later: fine.
-    let (code, v, _) = repo.merge_json(&["c"]);
+    let (code, v, _) = merge_json(&repo, &["c"]);
     assert_eq!(code, 0);
     assert_eq!(results(&v), pairs(&[("c", "merged")]));
 }
@@ -892,14 +728,14 @@ fn the_target_checked_out_in_a_linked_worktree_is_updated_there() {
         other.to_str().expect("utf8"),
         "main",
     ]);
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert!(other.join("a.txt").is_file());
     let status = wait(
         Command::new("git")
             .current_dir(&other)
             .args(["status", "--porcelain"])
-            .env("HOME", repo.home.path())
+            .env("HOME", repo.home())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -916,7 +752,7 @@ fn a_target_checked_out_nowhere_moves_only_its_ref() {
     let repo = finished(&plans, "", &[]);
     repo.git(&["switch", "-q", "-c", "elsewhere"]);
     let index = repo.read(".git/index");
-    let (code, v, err) = repo.merge_json(&[]);
+    let (code, v, err) = merge_json(&repo, &[]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(repo.rev("main^2"), repo.rev("plan/a"));
     assert_eq!(v["target_after"], repo.rev("main").as_str());

@@ -1,11 +1,14 @@
 //! End-to-end tests of `orch init`, `orch demo`, `orch demo-agent`, `orch logs`, and the project's
 //! own `plans.toml`: the real binary on real files in temp dirs.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use support::{code_out_err, file_snapshot as snapshot, orch_in, wait_within, write_file as write};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -15,83 +18,37 @@ fn repo_root() -> PathBuf {
 
 /// A command with a clean environment: nothing from an outer `orch up` or git.
 fn orch(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for v in [
-        "ORCH_PLAN",
-        "ORCH_TASK",
-        "ORCH_WORKTREE",
-        "ORCH_STATUS_FILE",
-        "ORCH_MANIFEST",
-        "ORCH_BIN",
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-/// Waits for a child with a deadline; kills it and fails the test if it hangs.
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("orch did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    orch_in(
+        dir,
+        args,
+        &[
+            "ORCH_PLAN",
+            "ORCH_TASK",
+            "ORCH_WORKTREE",
+            "ORCH_STATUS_FILE",
+            "ORCH_MANIFEST",
+            "ORCH_BIN",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+        ],
+    )
 }
 
 fn output(mut c: Command) -> (i32, String, String) {
-    let out = wait(c.spawn().expect("spawn orch"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    code_out_err(&wait_within(
+        c.spawn().expect("spawn orch"),
+        TIMEOUT,
+        "orch",
+    ))
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
     output(orch(dir, args))
 }
 
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&p, text).expect("write");
-    p
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
-/// Every file under `dir` with its bytes, to prove a command changed nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

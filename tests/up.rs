@@ -2,286 +2,39 @@
 //! from `tests/fixtures/agents/`, and the outcomes a user checks: task statuses, commits on plan
 //! branches, files, the process table.
 
+mod support;
+
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::{
+    Repo, agent, events, journal, kill, process_alive, read_lines, wait, wait_for, wait_line,
+};
 
-const TIMEOUT: Duration = Duration::from_secs(90);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
-}
-
-/// A git repository in a temp dir, with its own HOME so no user config leaks in.
-struct Repo {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        let r = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            home: tempfile::tempdir().expect("home"),
-        };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.write("README.md", "# demo\n");
-        r.commit_all("initial");
-        r
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// A file outside the repository (journals, pid files).
-    fn outside(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn git_cmd(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new("git")
-            .current_dir(dir)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .output()
-            .expect("git")
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = self.git_cmd(self.root(), args);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn git_ok(&self, args: &[&str]) -> bool {
-        self.git_cmd(self.root(), args).status.success()
-    }
-
-    fn commit_all(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
-
-    fn orch(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-        c.current_dir(self.root())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = wait(self.orch(args).spawn().expect("spawn orch"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// `orch status --plan NAME --json`: task id → status.
-    fn statuses(&self, plan: &str) -> Vec<(String, String)> {
-        let (code, out, err) = self.run(&["status", "--plan", plan, "--json"]);
-        assert_eq!(code, 0, "status failed: {err}");
-        let v: Value = serde_json::from_str(&out).expect("json");
-        v["tasks"]
-            .as_array()
-            .expect("tasks")
-            .iter()
-            .map(|t| {
-                (
-                    t["id"].as_str().expect("id").to_string(),
-                    t["status"].as_str().expect("status").to_string(),
-                )
-            })
-            .collect()
-    }
-
-    /// The raw status file of a plan.
-    fn status_file(&self, plan: &str) -> Value {
-        let text =
-            std::fs::read_to_string(self.root().join(format!(".orch/state/{plan}/status.json")))
-                .expect("status file");
-        serde_json::from_str(&text).expect("status json")
-    }
-
-    /// Subjects of the commits on `branch` that are not on main, oldest first.
-    fn subjects(&self, branch: &str) -> Vec<String> {
-        let out = self.git(&[
-            "log",
-            "--reverse",
-            "--no-merges",
-            "--format=%s",
-            &format!("main..{branch}"),
-        ]);
-        out.lines().map(str::to_string).collect()
-    }
-
-    fn branches(&self) -> Vec<String> {
-        self.git(&["branch", "--format=%(refname:short)"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "orch did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `cond` until it holds; fails the test after the deadline.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads a child's stdout line by line on a thread, as JSON events.
-fn read_lines(child: &mut Child) -> std::sync::mpsc::Receiver<Value> {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && tx.send(v).is_err()
-            {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits (with the test deadline) for an event matching `pred`, keeping every line seen.
-fn wait_line(
-    lines: &std::sync::mpsc::Receiver<Value>,
-    seen: &mut Vec<Value>,
-    pred: impl Fn(&Value) -> bool,
-) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(v) => {
-                let hit = pred(&v);
-                seen.push(v);
-                if hit {
-                    return;
-                }
-            }
-            Err(_) => panic!("no matching event; seen: {seen:?}"),
-        }
-    }
-}
-
-fn events(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn agent(script: &str, args: &[&str]) -> String {
-    let mut argv = vec![
-        "sh".to_string(),
-        fixtures().join(script).display().to_string(),
-    ];
-    argv.extend(args.iter().map(|a| (*a).to_string()));
-    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// One line of an agent journal.
-#[derive(Debug)]
-struct Mark {
-    start: bool,
-    plan: String,
-    task: String,
-    pid: u32,
-    at: u128,
-}
-
-fn journal(path: &Path) -> Vec<Mark> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Mark {
-                start: f[0] == "start",
-                plan: f[1].to_string(),
-                task: f[2].to_string(),
-                pid: f[3].parse().expect("pid"),
-                at: f[4].parse().expect("ns"),
-            }
-        })
-        .collect()
-}
-
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
-            state.as_deref() != Some("Z")
-        }
-        Err(_) => false,
-    }
+/// Commits plan `p` (`text`) run by agent `name` (`command`, a TOML array), with `defaults`
+/// lines (each ending in a newline) after `agent = "<name>"`.
+fn commit_plan_p(repo: &Repo, text: &str, name: &str, defaults: &str, command: &str) {
+    repo.write("docs/plans/p.md", text);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{name}\"\n{defaults}\n[agents.{name}]\ncommand = {command}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
 }
 
 const AUTH: &str = "# Auth\n\n## Phase 1: Model\n- [ ] 1.1 Add the user table\n- [ ] 1.2 Hash passwords (depends: 1.1)\n\n## Phase 2: Login\n- [ ] 2.1 Add the login endpoint\n";
 const API: &str = "# API\n\n## Phase 1: Routes\n- [ ] 1.1 Add the routes\n- [ ] 1.2 Document the routes (depends: 1.1)\n";
 const DOCS: &str = "# Docs\n\n## Phase 1: Guide\n- [ ] 1.1 Write the guide\n";
 
-#[test]
-fn three_plans_with_a_phase_dependency_run_to_completion() {
-    let repo = Repo::new();
-    let journal_path = repo.outside("journal");
+/// Commits plans `auth` (of higher priority), `api` (depending on `api_depends_on`) and `docs`,
+/// each run by `ok.sh` writing to the journal at `journal_path`.
+fn commit_auth_api_docs(repo: &Repo, journal_path: &Path, api_depends_on: &str) {
     repo.write("docs/plans/auth.md", AUTH);
     repo.write("docs/plans/api.md", API);
     repo.write("docs/plans/docs.md", DOCS);
@@ -290,12 +43,19 @@ fn three_plans_with_a_phase_dependency_run_to_completion() {
         &format!(
             "[defaults]\nagent = \"ok\"\nmax_agents = 3\n\n[agents.ok]\ncommand = {}\n\n\
              [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
-             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\ndepends_on = [\"auth:1\"]\n\n\
+             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\ndepends_on = [\"{api_depends_on}\"]\n\n\
              [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\n",
             agent("ok.sh", &[journal_path.to_str().expect("utf8")])
         ),
     );
     repo.commit_all("plans");
+}
+
+#[test]
+fn three_plans_with_a_phase_dependency_run_to_completion() {
+    let repo = Repo::bare_minimum();
+    let journal_path = repo.outside("journal");
+    commit_auth_api_docs(&repo, &journal_path, "auth:1");
 
     let (code, out, err) = repo.run(&["up", "--json"]);
     assert_eq!(code, 0, "orch up failed\nstdout:\n{out}\nstderr:\n{err}");
@@ -371,21 +131,15 @@ fn three_plans_with_a_phase_dependency_run_to_completion() {
 
 #[test]
 fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let journal_path = repo.outside("journal");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Break things\n- [ ] 1.2 Build on them (depends: 1.1)\n- [ ] 1.3 Unrelated\n",
+        "flaky",
+        "retries = 1\nbackoff = \"0s\"\n",
+        &agent("fail_on.sh", &[journal_path.to_str().expect("utf8"), "1.1"]),
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"flaky\"\nretries = 1\nbackoff = \"0s\"\n\n[agents.flaky]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("fail_on.sh", &[journal_path.to_str().expect("utf8"), "1.1"])
-        ),
-    );
-    repo.commit_all("plans");
     let (code, out, err) = repo.run(&["up", "--json"]);
     assert_eq!(
         code, 5,
@@ -439,21 +193,15 @@ fn a_failing_agent_is_retried_then_failed_and_its_dependents_blocked() {
 
 #[test]
 fn a_hanging_agent_is_killed_at_its_timeout() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let pids = repo.outside("pids");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n",
+        "hang",
+        "retries = 0\ntimeout = \"1s\"\ngrace = \"1s\"\n",
+        &agent("hang.sh", &[pids.to_str().expect("utf8")]),
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"hang\"\nretries = 0\ntimeout = \"1s\"\ngrace = \"1s\"\n\n[agents.hang]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("hang.sh", &[pids.to_str().expect("utf8")])
-        ),
-    );
-    repo.commit_all("plans");
     let (code, out, err) = repo.run(&["up", "--json"]);
     assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
     let doc = repo.status_file("p");
@@ -475,21 +223,15 @@ fn a_hanging_agent_is_killed_at_its_timeout() {
 
 #[test]
 fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let pids = repo.outside("pids");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Refuse to stop\n",
+        "stubborn",
+        "grace = \"1s\"\n",
+        &agent("stubborn.sh", &[pids.to_str().expect("utf8")]),
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"stubborn\"\ngrace = \"1s\"\n\n[agents.stubborn]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("stubborn.sh", &[pids.to_str().expect("utf8")])
-        ),
-    );
-    repo.commit_all("plans");
     let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
     let orch_pid = child.id();
     let lines = read_lines(&mut child);
@@ -500,14 +242,7 @@ fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
         .map(|l| l.trim().parse().expect("pid"))
         .collect();
     assert_eq!(agent_pids.len(), 2);
-    let sigint = |pid: u32| {
-        let ok = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok);
-    };
+    let sigint = |pid: u32| assert!(kill("INT", pid));
     let mut seen = Vec::new();
     sigint(orch_pid);
     // The first Ctrl-C is acknowledged and lets the agent run on.
@@ -542,24 +277,18 @@ fn ctrl_c_twice_leaves_no_process_behind_even_one_that_ignores_sigterm() {
 
 #[test]
 fn kill_9_then_up_again_completes_without_running_a_task_twice_at_once() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let journal_path = repo.outside("journal");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n- [ ] 1.3 Three (depends: 1.2)\n- [ ] 1.4 Four (depends: 1.3)\n",
-    );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"slow\"\n\n[agents.slow]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent(
-                "slow_report.sh",
-                &[journal_path.to_str().expect("utf8"), "1"]
-            )
+        "slow",
+        "",
+        &agent(
+            "slow_report.sh",
+            &[journal_path.to_str().expect("utf8"), "1"],
         ),
     );
-    repo.commit_all("plans");
     let mut first = repo.orch(&["up", "--json"]).spawn().expect("spawn");
     // Kill the supervisor while the second task's agent is running.
     wait_for("task 1.2 to start", || {
@@ -620,18 +349,14 @@ fn refused(repo: &Repo, expected_code: i32, fragment: &str) {
 }
 
 fn bad_input_repo(command: &str) -> Repo {
-    let repo = Repo::new();
-    repo.write(
-        "docs/plans/p.md",
+    let repo = Repo::bare_minimum();
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n",
+        "a",
+        "",
+        command,
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = {command}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
-        ),
-    );
-    repo.commit_all("plans");
     repo
 }
 
@@ -671,21 +396,15 @@ fn bad_input_is_refused_and_nothing_is_half_made() {
 
 #[test]
 fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let pids = repo.outside("pids");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Hang\n",
+        "hang",
+        "grace = \"1s\"\n",
+        &agent("hang.sh", &[pids.to_str().expect("utf8")]),
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"hang\"\ngrace = \"1s\"\n\n[agents.hang]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("hang.sh", &[pids.to_str().expect("utf8")])
-        ),
-    );
-    repo.commit_all("plans");
     let first = repo.orch(&["up"]).spawn().expect("spawn");
     let first_pid = first.id();
     wait_for("the first agent to run", || pids.exists());
@@ -693,10 +412,7 @@ fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains(&format!("pid {first_pid}")), "{err}");
     // Stop the first one now (SIGTERM: stop at once) so nothing is left running.
-    Command::new("kill")
-        .args(["-TERM", &first_pid.to_string()])
-        .status()
-        .expect("kill");
+    kill("TERM", first_pid);
     let out = wait(first);
     assert_eq!(out.status.code(), Some(130));
 }
@@ -706,21 +422,16 @@ fn a_second_supervisor_is_refused_and_told_who_holds_the_lock() {
 /// waits for it instead of starting a second one.
 #[test]
 fn an_agent_launched_but_not_recorded_is_adopted_not_run_twice() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let journal_path = repo.outside("journal");
     let release = repo.outside("release");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
+        "ok",
+        "",
+        &agent("ok.sh", &[journal_path.to_str().expect("utf8")]),
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"ok\"\n\n[agents.ok]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent("ok.sh", &[journal_path.to_str().expect("utf8")])
-        ),
-    );
-    repo.commit_all("plans");
     // The stray agent of task 1.1: waits for the release file, then reports done like an agent.
     let stray_dir = repo.outside("stray");
     std::fs::create_dir_all(&stray_dir).expect("mkdir");
@@ -791,22 +502,9 @@ fn an_agent_launched_but_not_recorded_is_adopted_not_run_twice() {
 /// The merge train: each plan lands on `main` as soon as it and its upstream plans are done.
 #[test]
 fn the_merge_train_lands_each_plan_in_dependency_order() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     let journal_path = repo.outside("journal");
-    repo.write("docs/plans/auth.md", AUTH);
-    repo.write("docs/plans/api.md", API);
-    repo.write("docs/plans/docs.md", DOCS);
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"ok\"\nmax_agents = 3\n\n[agents.ok]\ncommand = {}\n\n\
-             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
-             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\ndepends_on = [\"auth\"]\n\n\
-             [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\n",
-            agent("ok.sh", &[journal_path.to_str().expect("utf8")])
-        ),
-    );
-    repo.commit_all("plans");
+    commit_auth_api_docs(&repo, &journal_path, "auth");
     let (code, out, err) = repo.run(&["up", "--merge", "--json"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let ev = events(&out);
@@ -844,7 +542,7 @@ fn the_merge_train_lands_each_plan_in_dependency_order() {
 
 #[test]
 fn the_merge_train_reports_a_conflict_and_exits_5() {
-    let repo = Repo::new();
+    let repo = Repo::bare_minimum();
     repo.write(
         "docs/plans/x.md",
         "# X\n\n## Phase 1: Work\n- [ ] 1.1 Write the shared file\n",

@@ -3,359 +3,36 @@
 //! the parallelism limits. Real git repositories in temp dirs, the real binary, scripted agents
 //! from `tests/fixtures/agents/`; every process waited for with a deadline.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::{
+    Repo, agent_at as agent, fixtures, journal, max_overlap, named, outcome, process_alive, spans,
+    utf8,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+/// A repository with `README.md`, its root canonical (orch reports canonical paths), each
+/// process with the deadline of these tests.
+fn new_repo() -> Repo {
+    Repo::builder().canonical().timeout(TIMEOUT).build()
 }
 
-/// A git repository in a temp dir, with its own HOME so no user config leaks in.
-struct Repo {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        let r = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            home: tempfile::tempdir().expect("home"),
-        };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.write("README.md", "# demo\n");
-        r.commit_all("initial");
-        r
-    }
-
-    /// The repository root, symlinks resolved (orch reports canonical paths).
-    fn root(&self) -> PathBuf {
-        self.dir.path().canonicalize().expect("canonical root")
-    }
-
-    /// A file outside the repository (journals, pid files).
-    fn outside(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn worktree(&self, plan: &str) -> PathBuf {
-        self.root().join(".orch/worktrees").join(plan)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn git_cmd(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new("git")
-            .current_dir(dir)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .output()
-            .expect("git")
-    }
-
-    /// Runs git in `dir`; fails the test when it fails.
-    fn git_in(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.git_cmd(dir, args);
-        assert!(
-            out.status.success(),
-            "git {args:?} in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        self.git_in(&self.root(), args)
-    }
-
-    fn git_ok(&self, args: &[&str]) -> bool {
-        self.git_cmd(&self.root(), args).status.success()
-    }
-
-    fn commit_all(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
-
-    fn orch(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-        c.current_dir(self.root())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn run_cmd(&self, cmd: &mut Command) -> (i32, String, String) {
-        use std::os::unix::process::ExitStatusExt;
-        let out = wait(cmd.spawn().expect("spawn orch"));
-        (
-            // Killed by a signal: 128 + its number, as a shell reports it.
-            out.status
-                .code()
-                .or_else(|| out.status.signal().map(|s| 128 + s))
-                .unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        self.run_cmd(&mut self.orch(args))
-    }
-
-    /// `orch up --json`, expecting exit `code`; returns its events.
-    fn up(&self, args: &[&str], code: i32) -> Vec<Value> {
-        let mut all = vec!["up", "--json"];
-        all.extend_from_slice(args);
-        let (got, out, err) = self.run(&all);
-        assert_eq!(
-            got, code,
-            "orch {all:?}: unexpected exit\nstdout:\n{out}\nstderr:\n{err}"
-        );
-        events(&out)
-    }
-
-    /// `orch status --plan NAME --json`: task id → status.
-    fn statuses(&self, plan: &str) -> Vec<(String, String)> {
-        let (code, out, err) = self.run(&["status", "--plan", plan, "--json"]);
-        assert_eq!(code, 0, "status failed: {err}");
-        let v: Value = serde_json::from_str(&out).expect("json");
-        v["tasks"]
-            .as_array()
-            .expect("tasks")
-            .iter()
-            .map(|t| {
-                (
-                    t["id"].as_str().expect("id").to_string(),
-                    t["status"].as_str().expect("status").to_string(),
-                )
-            })
-            .collect()
-    }
-
-    /// The raw status file of a plan.
-    fn status_file(&self, plan: &str) -> Value {
-        let text =
-            std::fs::read_to_string(self.root().join(format!(".orch/state/{plan}/status.json")))
-                .expect("status file");
-        serde_json::from_str(&text).expect("status json")
-    }
-
-    /// The commits on `branch` that are not on main, oldest first, without merges.
-    fn commits(&self, branch: &str) -> Vec<String> {
-        self.git(&[
-            "log",
-            "--reverse",
-            "--no-merges",
-            "--format=%H",
-            &format!("main..{branch}"),
-        ])
-        .lines()
-        .map(str::to_string)
-        .collect()
-    }
-
-    /// Subjects of the commits on `branch` that are not on main, oldest first.
-    fn subjects(&self, branch: &str) -> Vec<String> {
-        self.commits(branch)
-            .iter()
-            .map(|c| self.git(&["log", "-1", "--format=%s", c]))
-            .collect()
-    }
-
-    /// Lines a commit adds and removes (`+line`, `-line`), every file together.
-    fn changed_lines(&self, commit: &str) -> Vec<String> {
-        self.git(&["show", "--format=", "--unified=0", commit])
-            .lines()
-            .filter(|l| {
-                (l.starts_with('+') && !l.starts_with("+++"))
-                    || (l.starts_with('-') && !l.starts_with("---"))
-            })
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Paths a commit touches.
-    fn changed_files(&self, commit: &str) -> Vec<String> {
-        self.git(&["show", "--format=", "--name-only", commit])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Every path in the tree of `rev`.
-    fn tree_files(&self, rev: &str) -> Vec<String> {
-        self.git(&["ls-tree", "-r", "--name-only", rev])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// A manifest with one agent `a` (`extra_agent` lines added to its table), `defaults` lines
-    /// added to `[defaults]`, and the plans given as `(name, extra lines)` with their files at
-    /// `docs/plans/<name>.md`.
-    fn manifest(&self, command: &str, extra_agent: &str, defaults: &str, plans: &[(&str, &str)]) {
-        let mut text = format!(
-            "[defaults]\nagent = \"a\"\n{defaults}\n\n[agents.a]\ncommand = {command}\n{extra_agent}\n"
-        );
-        for (name, extra) in plans {
-            text.push_str(&format!(
-                "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n{extra}\n"
-            ));
-        }
-        self.write("plans.toml", &text);
-    }
-}
-
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "orch did not finish within {TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn events(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn named<'a>(ev: &'a [Value], name: &str) -> Vec<&'a Value> {
-    ev.iter().filter(|e| e["event"] == name).collect()
-}
-
-/// The `run_finished` summary's entry for `plan`.
-fn outcome<'a>(ev: &'a [Value], plan: &str) -> &'a Value {
-    let finished = named(ev, "run_finished");
-    assert_eq!(finished.len(), 1, "one run_finished event: {ev:?}");
-    finished[0]["summary"]["plans"]
-        .as_array()
-        .expect("plans")
-        .iter()
-        .find(|p| p["plan"] == plan)
-        .unwrap_or_else(|| panic!("no outcome for `{plan}`: {}", finished[0]))
-}
-
-fn agent(script: &str, args: &[&Path]) -> String {
-    let mut argv = vec![
-        "sh".to_string(),
-        fixtures().join(script).display().to_string(),
-    ];
-    argv.extend(args.iter().map(|a| a.display().to_string()));
-    let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// One line of an agent journal.
-#[derive(Debug)]
-struct Mark {
-    start: bool,
-    plan: String,
-    task: String,
-    pid: u32,
-    at: u128,
-}
-
-fn journal(path: &Path) -> Vec<Mark> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Mark {
-                start: f[0] == "start",
-                plan: f[1].to_string(),
-                task: f[2].to_string(),
-                pid: f[3].parse().expect("pid"),
-                at: f[4].parse().expect("ns"),
-            }
-        })
-        .collect()
-}
-
-/// Each agent's span (start, end) from a journal, with its plan and task.
-fn spans(marks: &[Mark]) -> Vec<(String, String, u128, u128)> {
-    marks
-        .iter()
-        .filter(|m| m.start)
-        .map(|s| {
-            let end = marks
-                .iter()
-                .find(|e| !e.start && e.pid == s.pid)
-                .unwrap_or_else(|| panic!("agent {s:?} never ended"))
-                .at;
-            (s.plan.clone(), s.task.clone(), s.at, end)
-        })
-        .collect()
-}
-
-/// The largest number of spans running at one instant.
-fn max_overlap(spans: &[(u128, u128)]) -> usize {
-    spans
-        .iter()
-        .map(|&(start, _)| {
-            spans
-                .iter()
-                .filter(|&&(s, e)| s <= start && start < e)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
-            state.as_deref() != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
-fn utf8(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
+/// Commits plan `p` (`text`, at `docs/plans/p.md`) and a manifest running it with `command`
+/// (`extra_agent` and `defaults` lines as [`Repo::manifest`] takes them).
+fn commit_plan_p(repo: &Repo, text: &str, command: &str, extra_agent: &str, defaults: &str) {
+    repo.write("docs/plans/p.md", text);
+    repo.manifest(command, extra_agent, defaults, &[("p", "")]);
+    repo.commit_all("plans");
 }
 
 #[test]
 fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     repo.write(
         "docs/plans/pl.md",
@@ -369,7 +46,7 @@ fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
     );
     repo.commit_all("plans");
 
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
 
     for (id, status) in repo.statuses("pl") {
         assert_eq!(status, "completed", "task {id}");
@@ -420,27 +97,28 @@ fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
     assert_eq!(outcome(&ev, "pl")["outcome"], "completed");
     // The worktree is clean: nothing was left uncommitted.
     assert_eq!(
-        repo.git_in(&repo.worktree("pl"), &["status", "--porcelain"]),
+        repo.git_at(&repo.worktree("pl"), &["status", "--porcelain"]),
         ""
     );
 }
 
 #[test]
 fn an_agent_gets_its_orch_variables_and_none_of_orchs_git_variables() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let dump = repo.outside("env");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Look around\n",
+        &agent("env_dump.sh", &[&dump]),
+        "",
+        "",
     );
-    repo.manifest(&agent("env_dump.sh", &[&dump]), "", "", &[("p", "")]);
-    repo.commit_all("plans");
 
     // orch itself runs with git variables pointing at the main repository.
     let root = repo.root();
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.env("GIT_DIR", root.join(".git"))
-        .env("GIT_WORK_TREE", &root)
+        .env("GIT_WORK_TREE", root)
         .env("GIT_INDEX_FILE", root.join(".git/index"));
     let (code, out, err) = repo.run_cmd(&mut cmd);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -499,7 +177,7 @@ fn an_agent_gets_its_orch_variables_and_none_of_orchs_git_variables() {
 
 #[test]
 fn setup_runs_once_per_worktree_and_copied_files_stay_uncommitted() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     let setup_runs = repo.outside("setup-runs");
     repo.write(
@@ -523,7 +201,7 @@ fn setup_runs_once_per_worktree_and_copied_files_stay_uncommitted() {
     repo.write("config/local.toml", "port = 8080\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
     let wt = repo.worktree("p");
     assert_eq!(
         std::fs::read_to_string(wt.join(".env")).expect(".env copied"),
@@ -555,7 +233,7 @@ fn setup_runs_once_per_worktree_and_copied_files_stay_uncommitted() {
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Use the config\n- [ ] 1.2 Use it again\n",
     );
     repo.commit_all("one more task");
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
     assert_eq!(
         repo.statuses("p"),
         [
@@ -568,7 +246,7 @@ fn setup_runs_once_per_worktree_and_copied_files_stay_uncommitted() {
     assert_eq!(started[0]["created"], false);
     assert!(named(&ev, "setup_finished").is_empty(), "{ev:?}");
     // And a run with nothing left to do does not set it up either.
-    repo.up(&[], 0);
+    repo.up_events(&[], 0);
     let runs = std::fs::read_to_string(&setup_runs).expect("setup ran");
     assert_eq!(runs.lines().count(), 1, "setup ran more than once: {runs}");
     let files = repo.tree_files("plan/p");
@@ -578,7 +256,7 @@ fn setup_runs_once_per_worktree_and_copied_files_stay_uncommitted() {
 
 #[test]
 fn a_deleted_worktree_is_made_again_with_its_copies_and_its_setup() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     let setup_runs = repo.outside("setup-runs");
     repo.write(
@@ -602,7 +280,7 @@ fn a_deleted_worktree_is_made_again_with_its_copies_and_its_setup() {
     repo.commit_all("plans");
     repo.write(".env", "SECRET=42\n");
     // 1.1 is done, 1.2 fails: the plan is unfinished.
-    repo.up(&[], 5);
+    repo.up_events(&[], 5);
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
     let tip = repo.git(&["rev-parse", "plan/p"]);
 
@@ -619,7 +297,7 @@ fn a_deleted_worktree_is_made_again_with_its_copies_and_its_setup() {
         &[("p", "")],
     );
     repo.commit_all("a better agent");
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
 
     let started = named(&ev, "plan_started");
     assert_eq!(started.len(), 1, "{ev:?}");
@@ -645,15 +323,13 @@ fn a_deleted_worktree_is_made_again_with_its_copies_and_its_setup() {
 
 #[test]
 fn a_failing_setup_blocks_its_plan_and_no_agent_runs() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     let setup_runs = repo.outside("setup-runs");
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Needs the toolchain\n",
-    );
     let setup = fixtures().join("setup.sh");
-    repo.manifest(
+    commit_plan_p(
+        &repo,
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Needs the toolchain\n",
         &agent("ok.sh", &[&journal_path]),
         "",
         &format!(
@@ -661,11 +337,9 @@ fn a_failing_setup_blocks_its_plan_and_no_agent_runs() {
             setup.display().to_string(),
             setup_runs.display().to_string()
         ),
-        &[("p", "")],
     );
-    repo.commit_all("plans");
 
-    let ev = repo.up(&[], 5);
+    let ev = repo.up_events(&[], 5);
     let blocked = named(&ev, "plan_blocked");
     assert_eq!(blocked.len(), 1, "{ev:?}");
     let reason = blocked[0]["reason"].as_str().expect("reason");
@@ -690,7 +364,7 @@ fn a_failing_setup_blocks_its_plan_and_no_agent_runs() {
 
 #[test]
 fn a_failed_upstream_blocks_its_downstream_plan() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     repo.write(
         "docs/plans/a.md",
@@ -713,7 +387,7 @@ fn a_failed_upstream_blocks_its_downstream_plan() {
     );
     repo.commit_all("plans");
 
-    let ev = repo.up(&[], 5);
+    let ev = repo.up_events(&[], 5);
 
     let marks = journal(&journal_path);
     assert!(
@@ -747,7 +421,7 @@ fn a_failed_upstream_blocks_its_downstream_plan() {
 
 #[test]
 fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     repo.write("a.txt", "base\n");
     repo.write(
@@ -767,7 +441,7 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
     repo.commit_all("plans");
 
     // `orch up b` alone: b waits for a, which is not part of the run, but gets its worktree.
-    let ev = repo.up(&["b"], 5);
+    let ev = repo.up_events(&["b"], 5);
     let b = outcome(&ev, "b");
     assert_eq!(b["outcome"], "unfinished", "{b}");
     assert!(
@@ -781,10 +455,10 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
     // Meanwhile someone commits on b's branch, in its worktree, a change a's work will collide with.
     let wt = repo.worktree("b");
     std::fs::write(wt.join("a.txt"), "base\nchanged on b by hand\n").expect("write");
-    repo.git_in(&wt, &["commit", "-q", "-am", "b: by hand"]);
+    repo.git_at(&wt, &["commit", "-q", "-am", "b: by hand"]);
     let tip = repo.git(&["rev-parse", "plan/b"]);
 
-    let ev = repo.up(&[], 5);
+    let ev = repo.up_events(&[], 5);
 
     assert_eq!(outcome(&ev, "a")["outcome"], "completed");
     let b = outcome(&ev, "b");
@@ -797,7 +471,7 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
     assert!(blocked.iter().any(|e| e["plan"] == "b"), "{ev:?}");
     // b's branch and worktree are as they were, and b's agent never ran.
     assert_eq!(repo.git(&["rev-parse", "plan/b"]), tip);
-    assert_eq!(repo.git_in(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(repo.git_at(&wt, &["status", "--porcelain"]), "");
     assert_eq!(
         std::fs::read_to_string(wt.join("a.txt")).expect("a.txt"),
         "base\nchanged on b by hand\n"
@@ -816,7 +490,7 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
         .unwrap_or_else(|| panic!("no `git merge` hint in: {reason}"));
     assert!(
         !repo
-            .git_cmd(&wt, &["merge", "-q", upstream])
+            .git_in(&wt, &["merge", "-q", upstream])
             .status
             .success()
     );
@@ -825,8 +499,8 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
         "base\nchanged on b by hand\n1.1 done by attempt 1\n",
     )
     .expect("resolve");
-    repo.git_in(&wt, &["commit", "-q", "-am", "b: merge a by hand"]);
-    let ev = repo.up(&[], 0);
+    repo.git_at(&wt, &["commit", "-q", "-am", "b: merge a by hand"]);
+    let ev = repo.up_events(&[], 0);
     assert_eq!(outcome(&ev, "b")["outcome"], "completed");
     assert_eq!(
         repo.subjects("plan/b").last().map(String::as_str),
@@ -843,22 +517,18 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
 
 #[test]
 fn a_silent_agent_is_stopped_as_stuck() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let pid_file = repo.outside("pid");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Think forever\n",
-    );
-    repo.manifest(
         &agent("silent.sh", &[&pid_file]),
         "",
         // The timeout is a backstop far beyond the stuck limit.
         "retries = 0\nstuck_after = \"1s\"\ngrace = \"1s\"\ntimeout = \"100s\"",
-        &[("p", "")],
     );
-    repo.commit_all("plans");
 
-    let ev = repo.up(&[], 5);
+    let ev = repo.up_events(&[], 5);
 
     let doc = repo.status_file("p");
     assert_eq!(doc["tasks"][0]["status"], "failed", "{doc}");
@@ -878,20 +548,21 @@ fn a_silent_agent_is_stopped_as_stuck() {
 
 #[test]
 fn up_after_everything_is_done_does_nothing() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
+        &agent("ok.sh", &[&journal_path]),
+        "",
+        "",
     );
-    repo.manifest(&agent("ok.sh", &[&journal_path]), "", "", &[("p", "")]);
-    repo.commit_all("plans");
-    repo.up(&[], 0);
+    repo.up_events(&[], 0);
     let journal_before = std::fs::read_to_string(&journal_path).expect("journal");
     let tip = repo.git(&["rev-parse", "plan/p"]);
     let status_before = repo.status_file("p");
 
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
 
     // A completed plan is not even started: no worktree work, no agent, no commit.
     assert!(named(&ev, "plan_started").is_empty(), "{ev:?}");
@@ -905,22 +576,23 @@ fn up_after_everything_is_done_does_nothing() {
     assert_eq!(repo.git(&["rev-parse", "plan/p"]), tip);
     assert_eq!(repo.status_file("p")["tasks"], status_before["tasks"]);
     assert_eq!(
-        repo.git_in(&repo.worktree("p"), &["status", "--porcelain"]),
+        repo.git_at(&repo.worktree("p"), &["status", "--porcelain"]),
         ""
     );
 }
 
 #[test]
 fn logs_show_what_the_agent_printed() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
-    repo.write(
-        "docs/plans/p.md",
+    commit_plan_p(
+        &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
+        &agent("ok.sh", &[&journal_path]),
+        "",
+        "",
     );
-    repo.manifest(&agent("ok.sh", &[&journal_path]), "", "", &[("p", "")]);
-    repo.commit_all("plans");
-    repo.up(&[], 0);
+    repo.up_events(&[], 0);
     let wt = repo.worktree("p");
 
     let (code, out, err) = repo.run(&["logs", "p", "1.1"]);
@@ -963,7 +635,7 @@ fn logs_show_what_the_agent_printed() {
 
 #[test]
 fn a_plan_never_runs_more_agents_than_its_parallel_limit() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     repo.write(
         "docs/plans/p.md",
@@ -981,7 +653,7 @@ fn a_plan_never_runs_more_agents_than_its_parallel_limit() {
     );
     repo.commit_all("plans");
 
-    repo.up(&[], 0);
+    repo.up_events(&[], 0);
 
     for (id, status) in repo.statuses("p") {
         assert_eq!(status, "completed", "task {id}");
@@ -1003,7 +675,7 @@ fn a_plan_never_runs_more_agents_than_its_parallel_limit() {
 
 #[test]
 fn max_agents_one_runs_one_agent_at_a_time_across_plans() {
-    let repo = Repo::new();
+    let repo = new_repo();
     let journal_path = repo.outside("journal");
     for name in ["x", "y"] {
         repo.write(
@@ -1023,7 +695,7 @@ fn max_agents_one_runs_one_agent_at_a_time_across_plans() {
     );
     repo.commit_all("plans");
 
-    let ev = repo.up(&[], 0);
+    let ev = repo.up_events(&[], 0);
 
     assert_eq!(named(&ev, "run_started")[0]["max_agents"], 1);
     for plan in ["x", "y"] {

@@ -1,13 +1,16 @@
 //! End-to-end tests of `orch status --watch`: the real binary watching a real state directory
 //! while the real `orch task` changes it.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{orch_in, wait_status_until};
 
 /// The deadline of each whole test.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,17 +27,13 @@ const PLAN: &str = "# Demo plan
 - [ ] 1.2 Create `src/b.rs`
 ";
 
+/// `orch ARGS` in `dir`, with no ORCH_* variable from an outer run.
 fn orch(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("ORCH_PLAN")
-        .env_remove("ORCH_STATUS_FILE")
-        .env_remove("ORCH_MANIFEST")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
+    orch_in(
+        dir,
+        args,
+        &["ORCH_PLAN", "ORCH_STATUS_FILE", "ORCH_MANIFEST"],
+    )
 }
 
 /// A repository with `plans.toml` and one plan; no state directory yet.
@@ -46,27 +45,12 @@ fn repo() -> tempfile::TempDir {
     tmp
 }
 
-/// Waits for `child` until `deadline`; kills it and fails when it runs longer.
-fn wait_until(child: &mut Child, deadline: Instant, what: &str) -> ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Runs `orch task <args>` to completion (it must succeed).
 fn task(dir: &Path, args: &[&str], deadline: Instant) {
     let mut full = vec!["task"];
     full.extend_from_slice(args);
     let mut child = orch(dir, &full).spawn().expect("spawn orch task");
-    let status = wait_until(&mut child, deadline, "orch task");
+    let status = wait_status_until(&mut child, deadline, "orch task");
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
@@ -140,7 +124,7 @@ impl Watch {
 
     /// Waits for the process to end by itself.
     fn exit_status(&mut self) -> ExitStatus {
-        wait_until(&mut self.child, self.deadline, "orch status --watch")
+        wait_status_until(&mut self.child, self.deadline, "orch status --watch")
     }
 
     fn pid(&self) -> i32 {

@@ -3,74 +3,20 @@
 //! time. No outcome may be lost, the supervisor's own records must stay intact, and no read may
 //! see a torn file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{Repo, agent, wait_until as wait};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const WRITERS: usize = 100;
 /// Tasks of phase 1, run by the supervisor's agent; the last waits for the writers to finish.
 const OWN: [&str; 5] = ["1.1", "1.2", "1.3", "1.4", "1.5"];
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
-}
-
-fn git(dir: &Path, home: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn orch(root: &Path, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.current_dir(root)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
-/// Waits for a child with a deadline; kills it and fails the test when the deadline passes.
-fn wait(mut child: Child, deadline: Instant, what: &str) -> Output {
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "{what} did not finish in time\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn task<'a>(doc: &'a Value, id: &str) -> &'a Value {
     doc["tasks"]
@@ -83,11 +29,10 @@ fn task<'a>(doc: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = tempfile::tempdir().expect("home");
-    let root = dir.path();
-    let journal = home.path().join("journal");
-    let gate = home.path().join("gate");
+    let repo = Repo::builder().empty().build();
+    let root = repo.root();
+    let journal = repo.outside("journal");
+    let gate = repo.outside("gate");
 
     let mut plan = String::from("# W\n\n## Phase 1: Supervised\n");
     for id in OWN {
@@ -99,31 +44,29 @@ fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {
     }
     std::fs::create_dir_all(root.join("docs/plans")).expect("mkdir");
     std::fs::write(root.join("docs/plans/w.md"), plan).expect("plan");
-    let argv = [
-        "sh".to_string(),
-        fixtures().join("gated_report.sh").display().to_string(),
-        journal.display().to_string(),
-        "0.4".to_string(),
-        OWN[OWN.len() - 1].to_string(),
-        gate.display().to_string(),
-    ];
-    let command: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    let command = agent(
+        "gated_report.sh",
+        &[
+            &journal.display().to_string(),
+            "0.4",
+            OWN[OWN.len() - 1],
+            &gate.display().to_string(),
+        ],
+    );
     std::fs::write(
         root.join("plans.toml"),
         format!(
-            "[defaults]\nagent = \"gated\"\nparallel = 2\nretries = 0\n\n[agents.gated]\ncommand = [{}]\n\n\
-             [[plan]]\nname = \"w\"\nfile = \"docs/plans/w.md\"\n",
-            command.join(", ")
+            "[defaults]\nagent = \"gated\"\nparallel = 2\nretries = 0\n\n[agents.gated]\ncommand = {command}\n\n\
+             [[plan]]\nname = \"w\"\nfile = \"docs/plans/w.md\"\n"
         ),
     )
     .expect("manifest");
-    git(root, home.path(), &["init", "-q", "-b", "main"]);
-    git(root, home.path(), &["add", "-A"]);
-    git(root, home.path(), &["commit", "-q", "-m", "plans"]);
+    repo.commit_all("plans");
 
     let deadline = Instant::now() + TIMEOUT;
-    let events = home.path().join("events.jsonl");
-    let up = orch(root, home.path(), &["up", "--json"])
+    let events = repo.outside("events.jsonl");
+    let up = repo
+        .orch(&["up", "--json"])
         .stdout(std::fs::File::create(&events).expect("events file"))
         .spawn()
         .expect("spawn orch up");
@@ -162,7 +105,7 @@ fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {
             } else {
                 vec!["task", "skip", &id, "--plan", "w", "--reason", &note]
             };
-            let child = orch(root, home.path(), &args).spawn().expect("writer");
+            let child = repo.orch(&args).spawn().expect("writer");
             (id, note, child)
         })
         .collect();
