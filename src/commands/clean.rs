@@ -216,6 +216,9 @@ fn clean_branch(
     let Some(info) = git::inspect_plan_branch(repo_root, &plan, &report.branch, target)? else {
         report.outcome = "nothing";
         if !args.dry_run {
+            report
+                .backups
+                .extend(retire_task_trees(repo_root, &plan, &report.branch, stamp)?);
             report.pruned_entries =
                 git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
         }
@@ -313,6 +316,10 @@ fn clean_branch(
             report.backups.push(refname);
         }
     }
+    // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
+    report
+        .backups
+        .extend(retire_task_trees(repo_root, &plan, &report.branch, stamp)?);
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
     report.worktree_removed = git::remove_plan_worktree(repo_root, &plan, &info.branch)?;
@@ -320,6 +327,30 @@ fn clean_branch(
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
     Ok(())
+}
+
+/// Removes the task worktrees and branches left of `plan` (`parallel_tasks`); what they hold that
+/// the plan branch lacks is saved first under `refs/orch/backup/<plan>/<stamp>-task-<id>`.
+/// Returns the refs saved.
+fn retire_task_trees(
+    repo_root: &Path,
+    plan: &str,
+    branch: &str,
+    stamp: &str,
+) -> Result<Vec<String>, git::GitError> {
+    let mut saved = Vec::new();
+    for id in git::task_tree_ids(repo_root, plan)? {
+        let refname = format!("{}{plan}/{stamp}-task-{id}", git::BACKUP_PREFIX);
+        let message = format!("orch clean: work of task `{id}` of plan `{plan}`");
+        saved.extend(git::retire_task_tree(
+            repo_root,
+            plan,
+            branch,
+            &id,
+            Some((&refname, &message)),
+        )?);
+    }
+    Ok(saved)
 }
 
 /// Why orch must leave the plan's branch alone whatever the flags say.

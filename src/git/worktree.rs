@@ -14,7 +14,7 @@ use git2::{ConfigLevel, ErrorCode, Oid, Repository, WorktreeAddOptions};
 
 use super::GitError;
 use super::repo::{branch_commit, find_branch, open, workdir_of};
-use crate::manifest::{check_plan_name, check_ref_name};
+use crate::manifest::check_ref_name;
 
 /// The config key (under `branch.<branch>.`) naming the plan orch created the branch for.
 pub const MARK_PLAN: &str = "orchPlan";
@@ -195,7 +195,7 @@ pub fn remove_plan_locks(
     plan: &str,
     branch: &str,
 ) -> Result<Vec<PathBuf>, GitError> {
-    check_plan_name(plan).map_err(|reason| GitError::InvalidName {
+    super::task_tree::check_tree_name(plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: plan.to_string(),
         reason,
@@ -259,7 +259,7 @@ fn absolute(req: &TreeRequest) -> PathBuf {
 
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
 fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
-    check_plan_name(req.plan).map_err(|reason| GitError::InvalidName {
+    super::task_tree::check_tree_name(req.plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: req.plan.to_string(),
         reason,
