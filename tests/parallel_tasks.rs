@@ -156,20 +156,32 @@ fn two_independent_tasks_run_at_once_and_both_land_on_the_plan_branch() {
 
     let (a, b) = (intervals(&j, "1.1"), intervals(&j, "1.2"));
     assert_eq!((a.len(), b.len()), (1, 1), "{:?}", journal(&j));
-    assert!(a[0].0 < b[0].1 && b[0].0 < a[0].1, "no overlap: {a:?} {b:?}");
+    assert!(
+        a[0].0 < b[0].1 && b[0].0 < a[0].1,
+        "no overlap: {a:?} {b:?}"
+    );
     // Each ran in its own task worktree.
     for (task, dir) in [("1.1", "p+1.1"), ("1.2", "p+1.2")] {
         let start = journal(&j)
             .into_iter()
             .find(|(k, t, ..)| k == "start" && t == task)
             .expect("start");
-        assert!(start.4.ends_with(&format!(".orch/worktrees/{dir}")), "{start:?}");
+        assert!(
+            start.4.ends_with(&format!(".orch/worktrees/{dir}")),
+            "{start:?}"
+        );
     }
 
     let commits = assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
     let wt = repo.worktree("p");
-    assert_eq!(std::fs::read_to_string(wt.join("1.1.txt")).expect("1.1"), "1.1\n");
-    assert_eq!(std::fs::read_to_string(wt.join("1.2.txt")).expect("1.2"), "1.2\n");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("1.1.txt")).expect("1.1"),
+        "1.1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("1.2.txt")).expect("1.2"),
+        "1.2\n"
+    );
     assert_eq!(repo.git_in(&wt, &["status", "--porcelain"]).stdout, b"");
     assert_eq!(repo.git(&["rev-parse", "plan/p"]), commits[1].0);
     assert_no_task_trees(&repo);
@@ -218,7 +230,10 @@ fn a_conflicting_task_runs_again_on_the_new_tip_and_lands() {
     let again = &reruns[0];
     let first = if again == "1.1" { "1.2" } else { "1.1" };
     let commits = assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
-    assert!(commits[0].1.starts_with(&format!("p {first}:")), "{commits:?}");
+    assert!(
+        commits[0].1.starts_with(&format!("p {first}:")),
+        "{commits:?}"
+    );
     assert_eq!(
         repo.git(&["show", "plan/p:shared.txt"]),
         format!("{first}\n{again}")
@@ -272,7 +287,11 @@ fn a_task_conflicting_again_fails_naming_the_files() {
     });
     let wt = repo.worktree("p");
     std::fs::write(wt.join("shared.txt"), "by hand\n").expect("write");
-    assert!(repo.git_in(&wt, &["commit", "-qam", "by hand"]).status.success());
+    assert!(
+        repo.git_in(&wt, &["commit", "-qam", "by hand"])
+            .status
+            .success()
+    );
     std::fs::write(&moved, "").expect("gate");
     let out = wait(child);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -303,7 +322,10 @@ fn a_task_conflicting_again_fails_naming_the_files() {
     let subjects: Vec<String> = plan_commits(&repo).into_iter().map(|(_, s)| s).collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
     assert_eq!(subjects[1], "by hand");
-    assert!(!subjects[0].starts_with(&format!("p {again}:")), "{subjects:?}");
+    assert!(
+        !subjects[0].starts_with(&format!("p {again}:")),
+        "{subjects:?}"
+    );
     assert_eq!(repo.git(&["show", "plan/p:shared.txt"]), "by hand");
     // Both attempts' work is saved.
     let saved = repo.refs_under(&format!("refs/orch/attempts/p/{again}"));
@@ -326,4 +348,137 @@ fn parallel_with_parallel_tasks_is_a_manifest_error() {
         err.contains("plans.toml:9:18") && err.contains("`parallel_tasks`"),
         "{err}"
     );
+}
+
+/// Starts `orch up` and waits until both tasks' agents are running (their starts recorded).
+fn up_until_both_run(repo: &Repo, j: &Path) -> std::process::Child {
+    let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+    wait_for("both agents", || {
+        let started = journal(j).iter().filter(|e| e.0 == "start").count() == 2;
+        started
+            && ["1.1", "1.2"].iter().all(|id| {
+                std::panic::catch_unwind(|| status_task(repo, id)["orchRun"]["pid"].as_u64())
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
+    });
+    child
+}
+
+/// `kill -9` of an agent's process group, after checking that `pid` leads a group running
+/// `par_agent.sh`.
+fn kill_agent(pid: u64) {
+    let pid = i32::try_from(pid).expect("pid");
+    assert!(pid > 1, "{pid}");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("agent alive");
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("par_agent.sh"),
+        "{pid} is not an agent"
+    );
+    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).expect("pgid");
+    assert_eq!(pgid.as_raw(), pid, "the agent leads its own group");
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
+}
+
+/// `kill -9` of the supervisor; its agents live on in their own process groups.
+fn kill_supervisor(mut child: std::process::Child) {
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+}
+
+#[test]
+fn a_killed_supervisor_lands_the_work_of_agents_that_outlive_it_once() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "report", &[go.clone()]);
+    kill_supervisor(up_until_both_run(&repo, &j));
+    assert_eq!(repo.refs_under("refs/heads/orch/task").len(), 2);
+    // The next supervisor adopts them (or, when they were quicker, finds their tasks done):
+    // either way each task's work lands once.
+    let next = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+    std::fs::write(&go, "").expect("gate");
+    let out = wait(next);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(journal(&j).iter().filter(|e| e.0 == "start").count(), 2);
+    assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
+    let wt = repo.worktree("p");
+    assert!(wt.join("1.1.txt").is_file() && wt.join("1.2.txt").is_file());
+    assert_no_task_trees(&repo);
+}
+
+#[test]
+fn work_left_in_task_worktrees_by_dead_agents_is_saved_and_the_tasks_run_again() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "own", &[go.clone()]);
+    kill_supervisor(up_until_both_run(&repo, &j));
+    // The agents die too, leaving a file in each task worktree.
+    for id in ["1.1", "1.2"] {
+        let pid = status_task(&repo, id)["orchRun"]["pid"]
+            .as_u64()
+            .expect("pid");
+        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
+        std::fs::write(tree.join("half.txt"), id).expect("half-done work");
+        kill_agent(pid);
+    }
+    std::fs::write(&go, "").expect("gate");
+    let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(journal(&j).iter().filter(|e| e.0 == "start").count(), 4);
+    assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
+    assert!(!repo.worktree("p").join("half.txt").exists());
+    for id in ["1.1", "1.2"] {
+        let saved = repo.refs_under(&format!("refs/orch/attempts/p/{id}"));
+        assert_eq!(saved.len(), 1, "{saved:?}");
+        assert_eq!(repo.git(&["show", &format!("{}:half.txt", saved[0])]), id);
+    }
+    assert_no_task_trees(&repo);
+}
+
+#[test]
+fn orch_clean_removes_task_worktrees_and_branches_saving_their_work() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "own", &[go.clone()]);
+    kill_supervisor(up_until_both_run(&repo, &j));
+    for id in ["1.1", "1.2"] {
+        let pid = status_task(&repo, id)["orchRun"]["pid"]
+            .as_u64()
+            .expect("pid");
+        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
+        std::fs::write(tree.join("half.txt"), id).expect("half-done work");
+        kill_agent(pid);
+    }
+    let (code, out, err) = repo.run(&["clean", "p", "--force"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        repo.refs_under("refs/heads/orch/task").is_empty(),
+        "{}",
+        repo.refs()
+    );
+    assert!(!repo.branch_exists("plan/p"));
+    assert_eq!(repo.worktrees().len(), 1, "{:?}", repo.worktrees());
+    for id in ["1.1", "1.2"] {
+        let saved: Vec<String> = repo
+            .refs_under("refs/orch/backup/p")
+            .into_iter()
+            .filter(|r| r.ends_with(&format!("-task-{id}")))
+            .collect();
+        assert_eq!(saved.len(), 1, "{}", repo.refs());
+        assert_eq!(repo.git(&["show", &format!("{}:half.txt", saved[0])]), id);
+    }
 }

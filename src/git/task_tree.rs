@@ -239,8 +239,8 @@ pub fn land_task_commit(
         });
     }
     let base = theirs.parent(0).map_err(merge_error)?;
-    if let Some(commit) = landed_before(&repo, ours.id(), base.id(), theirs.message_bytes())
-        .map_err(merge_error)?
+    if let Some(commit) =
+        landed_before(&repo, ours.id(), base.id(), theirs.message_bytes()).map_err(merge_error)?
     {
         return Ok(Landed::Already {
             commit: commit.to_string(),

@@ -1310,7 +1310,12 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
 
     // The plan branch has not moved: a fast-forward to the task commit itself.
     let landed = land_task_commit(&plan.path, "plan/auth", &t1.to_string()).unwrap();
-    assert_eq!(landed, Landed::Landed { commit: t1.to_string() });
+    assert_eq!(
+        landed,
+        Landed::Landed {
+            commit: t1.to_string()
+        }
+    );
     assert_eq!(fx.tip("plan/auth"), Some(t1));
     assert_eq!(fs::read_to_string(plan.path.join("a.txt")).unwrap(), "a\n");
 
@@ -1340,10 +1345,22 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
 
     // Retired: worktrees, entries and branches gone; nothing saved (all landed).
     for id in ["1.1", "1.2"] {
-        let saved =
-            retire_task_tree(&fx.root, "auth", "plan/auth", id, Some(("refs/orch/x", "m")))
-                .unwrap();
-        assert_eq!(saved.as_deref(), if id == "1.1" { None } else { Some("refs/orch/x") });
+        let saved = retire_task_tree(
+            &fx.root,
+            "auth",
+            "plan/auth",
+            id,
+            Some(("refs/orch/x", "m")),
+        )
+        .unwrap();
+        assert_eq!(
+            saved.as_deref(),
+            if id == "1.1" {
+                None
+            } else {
+                Some("refs/orch/x")
+            }
+        );
         assert!(!fx.wt_path(&task_tree_name("auth", id)).exists());
         assert_eq!(fx.tip(&task_branch("auth", id)), None);
     }
@@ -1390,7 +1407,10 @@ fn a_conflicting_task_commit_changes_nothing_and_is_saved_when_retired() {
     );
     assert_eq!(fx.tip("plan/auth"), Some(t1));
     assert_eq!(walk(&plan.path), before);
-    assert_eq!(fs::read_to_string(plan.path.join("README.md")).unwrap(), "one\n");
+    assert_eq!(
+        fs::read_to_string(plan.path.join("README.md")).unwrap(),
+        "one\n"
+    );
     // Uncommitted work in the task worktree goes into the saved commit too.
     fs::write(two.path.join("extra.txt"), "x\n").unwrap();
     let saved = retire_task_tree(

@@ -361,8 +361,8 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
         },
         Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
         Err(CommitError::Failed(error)) => {
-        // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
-        // agent may have deleted its worktree).
+            // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
+            // agent may have deleted its worktree).
             let opts = TransitionOptions {
                 force: true,
                 error: Some(error.clone()),
@@ -476,12 +476,13 @@ fn commit_task_tree(
         }
     };
     let _git = lock_git(plan)?;
-    let landed = git::land_task_commit(&plan.worktree, &plan.branch, &task_commit).map_err(|e| {
-        CommitError::Failed(format!(
-            "cannot land task `{id}`'s commit {task_commit} (branch `{branch}`) on `{}`: {e}",
-            plan.branch
-        ))
-    })?;
+    let landed =
+        git::land_task_commit(&plan.worktree, &plan.branch, &task_commit).map_err(|e| {
+            CommitError::Failed(format!(
+                "cannot land task `{id}`'s commit {task_commit} (branch `{branch}`) on `{}`: {e}",
+                plan.branch
+            ))
+        })?;
     match landed {
         git::Landed::Landed { commit } | git::Landed::Already { commit } => {
             record_commit(plan, id, &commit)?;

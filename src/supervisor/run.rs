@@ -1570,11 +1570,7 @@ fn committed_at_head(pc: &PlanCtx, ids: &[String]) -> Option<(String, String)> {
 /// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
 /// worktree left by an earlier attempt is saved (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and
 /// removed first. Returns the worktree and the task branch.
-fn make_task_tree(
-    pc: &PlanCtx,
-    id: &str,
-    n: u32,
-) -> Result<(std::path::PathBuf, String), String> {
+fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(std::path::PathBuf, String), String> {
     let refname = format!("refs/orch/attempts/{}/{id}/{n}-stale", pc.name);
     let message = format!(
         "{} {id}: left in its task worktree (saved by orch)",
@@ -1661,9 +1657,10 @@ fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<Strin
             );
             continue;
         }
-        let landed = doc.as_ref().and_then(|d| d.entry(id)).is_some_and(|e| {
-            e.status == TaskStatus::Completed && e.commit.is_some()
-        });
+        let landed = doc
+            .as_ref()
+            .and_then(|d| d.entry(id))
+            .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
         retire_leftover_tree(pc, id, !landed);
     }
 }
