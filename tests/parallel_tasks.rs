@@ -79,6 +79,13 @@ fn events(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The pid of task `id`'s agent as its status entry records it (`None` while not recorded).
+fn agent_pid(repo: &Repo, id: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(repo.root().join(".orch/state/p/status.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["orchRun"]["pid"].as_u64()
+}
+
 fn status_task(repo: &Repo, id: &str) -> Value {
     let text = std::fs::read_to_string(repo.root().join(".orch/state/p/status.json"))
         .expect("status file");
@@ -354,14 +361,10 @@ fn parallel_with_parallel_tasks_is_a_manifest_error() {
 fn up_until_both_run(repo: &Repo, j: &Path) -> std::process::Child {
     let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
     wait_for("both agents", || {
-        let started = journal(j).iter().filter(|e| e.0 == "start").count() == 2;
-        started
-            && ["1.1", "1.2"].iter().all(|id| {
-                std::panic::catch_unwind(|| status_task(repo, id)["orchRun"]["pid"].as_u64())
-                    .ok()
-                    .flatten()
-                    .is_some()
-            })
+        journal(j).iter().filter(|e| e.0 == "start").count() == 2
+            && ["1.1", "1.2"]
+                .iter()
+                .all(|id| agent_pid(repo, id).is_some())
     });
     child
 }
@@ -381,6 +384,16 @@ fn kill_agent(pid: u64) {
     nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
 }
 
+/// The agents of tasks 1.1 and 1.2 die, leaving `half.txt` (their id) in their task worktrees.
+fn kill_agents_leaving_work(repo: &Repo) {
+    for id in ["1.1", "1.2"] {
+        let pid = agent_pid(repo, id).expect("pid");
+        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
+        std::fs::write(tree.join("half.txt"), id).expect("half-done work");
+        kill_agent(pid);
+    }
+}
+
 /// `kill -9` of the supervisor; its agents live on in their own process groups.
 fn kill_supervisor(mut child: std::process::Child) {
     child.kill().expect("kill -9");
@@ -392,7 +405,7 @@ fn a_killed_supervisor_lands_the_work_of_agents_that_outlive_it_once() {
     let repo = Repo::new();
     let j = repo.root().join(".git/journal");
     let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "report", &[go.clone()]);
+    setup(&repo, TWO, "report", std::slice::from_ref(&go));
     kill_supervisor(up_until_both_run(&repo, &j));
     assert_eq!(repo.refs_under("refs/heads/orch/task").len(), 2);
     // The next supervisor adopts them (or, when they were quicker, finds their tasks done):
@@ -418,17 +431,10 @@ fn work_left_in_task_worktrees_by_dead_agents_is_saved_and_the_tasks_run_again()
     let repo = Repo::new();
     let j = repo.root().join(".git/journal");
     let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "own", &[go.clone()]);
+    setup(&repo, TWO, "own", std::slice::from_ref(&go));
     kill_supervisor(up_until_both_run(&repo, &j));
     // The agents die too, leaving a file in each task worktree.
-    for id in ["1.1", "1.2"] {
-        let pid = status_task(&repo, id)["orchRun"]["pid"]
-            .as_u64()
-            .expect("pid");
-        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
-        std::fs::write(tree.join("half.txt"), id).expect("half-done work");
-        kill_agent(pid);
-    }
+    kill_agents_leaving_work(&repo);
     std::fs::write(&go, "").expect("gate");
     let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
     assert_eq!(
@@ -453,16 +459,9 @@ fn orch_clean_removes_task_worktrees_and_branches_saving_their_work() {
     let repo = Repo::new();
     let j = repo.root().join(".git/journal");
     let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "own", &[go.clone()]);
+    setup(&repo, TWO, "own", std::slice::from_ref(&go));
     kill_supervisor(up_until_both_run(&repo, &j));
-    for id in ["1.1", "1.2"] {
-        let pid = status_task(&repo, id)["orchRun"]["pid"]
-            .as_u64()
-            .expect("pid");
-        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
-        std::fs::write(tree.join("half.txt"), id).expect("half-done work");
-        kill_agent(pid);
-    }
+    kill_agents_leaving_work(&repo);
     let (code, out, err) = repo.run(&["clean", "p", "--force"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(

@@ -201,7 +201,7 @@ pub(super) fn land(
         if source.code() == ErrorCode::Conflict {
             GitError::Dirty {
                 path: worktree.to_path_buf(),
-                files: dirty_files(&repo, worktree).unwrap_or_default(),
+                files: dirty_files(repo, worktree).unwrap_or_default(),
             }
         } else {
             GitError::Checkout {
