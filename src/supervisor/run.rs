@@ -337,15 +337,13 @@ impl<'a> Dispatcher<'a> {
                         );
                     }
                     // A task whose commit waits in its task worktree (the supervisor died before
-                    // landing it) is done; the other task worktrees' work is saved and removed.
+                    // landing it) is done: it is landed below. The other task worktrees are
+                    // leftovers, saved and removed below (`tidy_task_trees`).
                     let in_tree: Vec<String> = reset
                         .iter()
                         .filter(|id| task_commit_waits(&pcc, id))
                         .cloned()
                         .collect();
-                    for id in reset.iter().filter(|id| !in_tree.contains(id)) {
-                        retire_leftover_tree(&pcc, id, true);
-                    }
                     // A supervisor killed between a task's commit and its record leaves the
                     // task in progress with its commit at HEAD: record it, do not run it again.
                     let committed = committed_at_head(&pcc, &reset);
