@@ -15,7 +15,10 @@ use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktr
 use super::commit::{dirty_files, save_and_reset};
 use super::merge::{Landing, check_checked_out, index_conflicts, land};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
-use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, read_entries};
+use super::worktree::{
+    PlanTree, TreeRequest, discard_dir, ensure_plan_tree, half_made, open_main, read_entries,
+    sweep_discarded,
+};
 use crate::manifest::check_plan_name;
 
 /// The prefix of every task branch: `orch/task/<plan>/<id>`.
@@ -94,19 +97,28 @@ pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
 /// `message`), what they hold that the plan branch does not (uncommitted changes, a commit not
 /// landed) is kept under `refname` first; returns that ref when something was saved. Without
 /// `save`, a worktree with uncommitted changes is refused (nothing is removed).
+///
+/// A task worktree left half made by a supervisor killed while adding it (see
+/// [`super::worktree`]'s `half_made`: nothing in it but the branch tip's files) is discarded
+/// without saving.
 pub fn retire_task_tree(
-    repo_root: &Path,
-    plan: &str,
-    plan_branch: &str,
-    id: &str,
+    req: &TaskTreeRequest,
     save: Option<(&str, &str)>,
 ) -> Result<Option<String>, GitError> {
+    let (repo_root, plan, plan_branch, id) = (req.repo_root, req.plan, req.plan_branch, req.id);
     let name = task_tree_name(plan, id);
     let branch = task_branch(plan, id);
     let repo = open_main(repo_root)?;
-    let tip = find_branch(&repo, &branch)?
-        .and_then(|b| b.get().target())
-        .map(|o| o.to_string());
+    let tip_oid = find_branch(&repo, &branch)?.and_then(|b| b.get().target());
+    let tip = tip_oid.map(|o| o.to_string());
+    let path = req.path();
+    sweep_discarded(&path)?;
+    let admin = repo.commondir().join("worktrees").join(&name);
+    if let Some(tip) = tip_oid
+        && half_made(&repo, &path, &admin, tip)
+    {
+        discard_dir(&path)?;
+    }
     let live = read_entries(repo.commondir())?
         .into_iter()
         .find(|e| e.name == name && !e.prunable())

@@ -1269,17 +1269,25 @@ fn merge_into_finishes_a_merge_killed_while_writing_a_file() {
 
 // ---------------------------------------------------------------- task worktrees
 
-fn task_tree(fx: &Fixture, plan: &str, id: &str) -> PlanTree {
+/// Task `id`'s request in plan `auth` (branch `plan/auth`), with `f`.
+fn with_task<T>(fx: &Fixture, id: &str, f: impl FnOnce(&TaskTreeRequest) -> T) -> T {
     let root = fx.root.join(".orch").join("worktrees");
-    ensure_task_tree(&TaskTreeRequest {
+    f(&TaskTreeRequest {
         repo_root: &fx.root,
-        plan,
-        plan_branch: &format!("plan/{plan}"),
+        plan: "auth",
+        plan_branch: "plan/auth",
         id,
         worktree_root: &root,
         copy: &[],
     })
-    .unwrap()
+}
+
+fn task_tree(fx: &Fixture, id: &str) -> PlanTree {
+    with_task(fx, id, |req| ensure_task_tree(req).unwrap())
+}
+
+fn retire(fx: &Fixture, id: &str, save: Option<(&str, &str)>) -> Option<String> {
+    with_task(fx, id, |req| retire_task_tree(req, save).unwrap())
 }
 
 #[test]
@@ -1300,8 +1308,8 @@ fn task_tree_names_are_valid_refs_and_never_plan_names() {
 fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
     let fx = Fixture::new();
     let plan = ensure(&fx, "auth").unwrap();
-    let one = task_tree(&fx, "auth", "1.1");
-    let two = task_tree(&fx, "auth", "1.2");
+    let one = task_tree(&fx, "1.1");
+    let two = task_tree(&fx, "1.2");
     assert_eq!(one.branch, "orch/task/auth/1.1");
     assert_eq!(one.path, fx.wt_path("auth+1.1"));
     assert_eq!(one.base, plan.head);
@@ -1343,16 +1351,11 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
     }
     assert_eq!(fx.tip("plan/auth"), Some(c.id()));
 
-    // Retired: worktrees, entries and branches gone; nothing saved (all landed).
+    // Retired: worktrees, entries and branches gone. Asked to save, only 1.2's commit is kept:
+    // 1.1's is on the plan branch itself, 1.2's landed as a copy (orch retires without saving
+    // after a landing).
     for id in ["1.1", "1.2"] {
-        let saved = retire_task_tree(
-            &fx.root,
-            "auth",
-            "plan/auth",
-            id,
-            Some(("refs/orch/x", "m")),
-        )
-        .unwrap();
+        let saved = retire(&fx, id, Some(("refs/orch/x", "m")));
         assert_eq!(
             saved.as_deref(),
             if id == "1.1" {
@@ -1372,7 +1375,7 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
 fn a_task_commit_lands_on_a_plan_branch_moved_by_someone_else() {
     let fx = Fixture::new();
     let plan = ensure(&fx, "auth").unwrap();
-    let one = task_tree(&fx, "auth", "1.1");
+    let one = task_tree(&fx, "1.1");
     let t1 = fx.commit(&one.path, &[("a.txt", Some("a\n"))], "auth 1.1: A");
     let moved = fx.commit(&plan.path, &[("m.txt", Some("m\n"))], "by hand");
     let Landed::Landed { commit } =
@@ -1392,8 +1395,8 @@ fn a_task_commit_lands_on_a_plan_branch_moved_by_someone_else() {
 fn a_conflicting_task_commit_changes_nothing_and_is_saved_when_retired() {
     let fx = Fixture::new();
     let plan = ensure(&fx, "auth").unwrap();
-    let one = task_tree(&fx, "auth", "1.1");
-    let two = task_tree(&fx, "auth", "1.2");
+    let one = task_tree(&fx, "1.1");
+    let two = task_tree(&fx, "1.2");
     let t1 = fx.commit(&one.path, &[("README.md", Some("one\n"))], "auth 1.1: A");
     let t2 = fx.commit(&two.path, &[("README.md", Some("two\n"))], "auth 1.2: B");
     land_task_commit(&plan.path, "plan/auth", &t1.to_string()).unwrap();
@@ -1413,14 +1416,7 @@ fn a_conflicting_task_commit_changes_nothing_and_is_saved_when_retired() {
     );
     // Uncommitted work in the task worktree goes into the saved commit too.
     fs::write(two.path.join("extra.txt"), "x\n").unwrap();
-    let saved = retire_task_tree(
-        &fx.root,
-        "auth",
-        "plan/auth",
-        "1.2",
-        Some(("refs/orch/attempts/auth/1.2/1", "saved")),
-    )
-    .unwrap();
+    let saved = retire(&fx, "1.2", Some(("refs/orch/attempts/auth/1.2/1", "saved")));
     assert_eq!(saved.as_deref(), Some("refs/orch/attempts/auth/1.2/1"));
     let repo = fx.repo();
     let kept = repo
@@ -1432,4 +1428,25 @@ fn a_conflicting_task_commit_changes_nothing_and_is_saved_when_retired() {
     assert_eq!(file_at(&repo, kept, "extra.txt").as_deref(), Some("x\n"));
     assert!(!two.path.exists());
     assert_eq!(fx.tip("orch/task/auth/1.2"), None);
+}
+
+#[test]
+fn a_half_made_task_worktree_is_discarded_and_made_again() {
+    let fx = Fixture::new();
+    ensure(&fx, "auth").unwrap();
+    let one = task_tree(&fx, "1.1");
+    // What a kill inside libgit2's add leaves: the checkout's files, no index yet.
+    let admin = fx.root.join(".git").join("worktrees").join("auth+1.1");
+    fs::remove_file(admin.join("index")).unwrap();
+    fs::remove_file(one.path.join("old.txt")).unwrap();
+    assert_eq!(retire(&fx, "1.1", Some(("refs/orch/x", "m"))), None);
+    assert!(!one.path.exists());
+    assert!(!admin.exists());
+    assert_eq!(fx.tip("orch/task/auth/1.1"), None);
+    let again = task_tree(&fx, "1.1");
+    assert!(again.created);
+    assert_eq!(
+        fs::read_to_string(again.path.join("old.txt")).unwrap(),
+        "old\n"
+    );
 }

@@ -417,7 +417,7 @@ fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
 /// writes it when the checkout is over, so no checkout finished there and no agent ever ran there),
 /// and every other file in it is the branch tip's version of that file, or the beginning of it
 /// (a write cut short). Anything else (a modified, extra or foreign file) makes it not half made.
-fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool {
+pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
@@ -598,7 +598,7 @@ fn discard_path(path: &Path) -> Option<PathBuf> {
 /// Removes a directory of orch's own so that a kill at any moment leaves either all of it, where
 /// it was, or none of it there: it is renamed aside first (one atomic step), then removed. A
 /// removal cut short by a kill leaves only the renamed copy, which [`sweep_discarded`] removes.
-fn discard_dir(path: &Path) -> Result<(), GitError> {
+pub(super) fn discard_dir(path: &Path) -> Result<(), GitError> {
     let prune_error = |source| GitError::Prune {
         path: path.to_path_buf(),
         source,
@@ -612,7 +612,7 @@ fn discard_dir(path: &Path) -> Result<(), GitError> {
 }
 
 /// Removes what a [`discard_dir`] of `path` cut short by a kill left beside it.
-fn sweep_discarded(path: &Path) -> Result<(), GitError> {
+pub(super) fn sweep_discarded(path: &Path) -> Result<(), GitError> {
     let Some(aside) = discard_path(path) else {
         return Ok(());
     };

@@ -488,7 +488,7 @@ fn commit_task_tree(
             record_commit(plan, id, &commit)?;
             // The work is landed and recorded: a task worktree left now (the removal failed)
             // is removed at the next start.
-            let _ = git::retire_task_tree(&plan.repo_root, &plan.name, &plan.branch, id, None);
+            let _ = git::retire_task_tree(&plan.task_tree(id), None);
             Ok(commit)
         }
         git::Landed::Conflict { paths } => {
@@ -498,10 +498,7 @@ fn commit_task_tree(
                 Utc::now().timestamp_millis()
             );
             let saved = git::retire_task_tree(
-                &plan.repo_root,
-                &plan.name,
-                &plan.branch,
-                id,
+                &plan.task_tree(id),
                 Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
             )
             .ok()
@@ -591,15 +588,9 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
         plan.name
     );
     if plan.task_worktree(id).is_some() {
-        return git::retire_task_tree(
-            &plan.repo_root,
-            &plan.name,
-            &plan.branch,
-            id,
-            Some((&refname, &message)),
-        )
-        .ok()
-        .flatten();
+        return git::retire_task_tree(&plan.task_tree(id), Some((&refname, &message)))
+            .ok()
+            .flatten();
     }
     if plan.parallel > 1 {
         return None;

@@ -1582,14 +1582,7 @@ fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(std::path::PathBuf,
             pc.branch
         )
     };
-    crate::git::retire_task_tree(
-        &pc.repo_root,
-        &pc.name,
-        &pc.branch,
-        id,
-        Some((&refname, &message)),
-    )
-    .map_err(why)?;
+    crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
     let tree = crate::git::ensure_task_tree(&pc.task_tree(id)).map_err(why)?;
     Ok((tree.path, tree.branch))
 }
@@ -1625,10 +1618,7 @@ fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
     );
     let retire = |save: bool| {
         crate::git::retire_task_tree(
-            &pc.repo_root,
-            &pc.name,
-            &pc.branch,
-            id,
+            &pc.task_tree(id),
             save.then_some((refname.as_str(), message.as_str())),
         )
     };
