@@ -400,30 +400,90 @@ fn kill_supervisor(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
-#[test]
-fn a_killed_supervisor_lands_the_work_of_agents_that_outlive_it_once() {
-    let repo = Repo::new();
-    let j = repo.root().join(".git/journal");
-    let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "report", std::slice::from_ref(&go));
-    kill_supervisor(up_until_both_run(&repo, &j));
-    assert_eq!(repo.refs_under("refs/heads/orch/task").len(), 2);
-    // The next supervisor adopts them (or, when they were quicker, finds their tasks done):
-    // either way each task's work lands once.
-    let next = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
-    std::fs::write(&go, "").expect("gate");
-    let out = wait(next);
+/// After the restart: each task's work landed once, by one run of its agent.
+fn assert_landed_once(repo: &Repo, j: &Path, out: &std::process::Output) {
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(journal(&j).iter().filter(|e| e.0 == "start").count(), 2);
-    assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
+    assert_eq!(journal(j).iter().filter(|e| e.0 == "start").count(), 2);
+    assert_one_commit_per_task(repo, &["p 1.1: One", "p 1.2: Two"]);
     let wt = repo.worktree("p");
     assert!(wt.join("1.1.txt").is_file() && wt.join("1.2.txt").is_file());
-    assert_no_task_trees(&repo);
+    assert_no_task_trees(repo);
+}
+
+#[test]
+fn agents_outliving_a_killed_supervisor_are_adopted_and_their_work_lands_once() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "report", std::slice::from_ref(&go));
+    kill_supervisor(up_until_both_run(&repo, &j));
+    assert_eq!(repo.refs_under("refs/heads/orch/task").len(), 2);
+    // The next supervisor adopts both (its events say so) before they may finish.
+    let mut next = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+    let stdout = next.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while seen
+        .iter()
+        .filter(|l: &&String| l.contains("\"task_adopted\""))
+        .count()
+        < 2
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("two task_adopted events");
+        seen.push(line);
+    }
+    std::fs::write(&go, "").expect("gate");
+    let out = wait(next);
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter());
+    assert_landed_once(&repo, &j, &out);
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.contains("\"task_finished\""))
+            .count(),
+        2,
+        "{seen:#?}"
+    );
+}
+
+#[test]
+fn work_reported_while_no_supervisor_ran_lands_once() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "report", std::slice::from_ref(&go));
+    kill_supervisor(up_until_both_run(&repo, &j));
+    // The agents report done and exit with nobody watching: done, not committed, not landed.
+    std::fs::write(&go, "").expect("gate");
+    wait_for("both ends", || {
+        journal(&j).iter().filter(|e| e.0 == "end").count() == 2
+    });
+    for id in ["1.1", "1.2"] {
+        let t = status_task(&repo, id);
+        assert_eq!(
+            (t["status"].as_str(), t.get("commit")),
+            (Some("completed"), None),
+            "{t}"
+        );
+    }
+    let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+    assert_landed_once(&repo, &j, &out);
 }
 
 #[test]
