@@ -497,12 +497,9 @@ fn commit_task_tree(
                 plan.name,
                 Utc::now().timestamp_millis()
             );
-            let saved = git::retire_task_tree(
-                &plan.task_tree(id),
-                Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
-            )
-            .ok()
-            .flatten();
+            // Pending first: a supervisor killed before the removal below finds a task worktree
+            // of a pending task, which it saves and removes (never a "done" task without its
+            // work).
             let opts = TransitionOptions {
                 force: true,
                 note: Some(format!(
@@ -513,6 +510,12 @@ fn commit_task_tree(
                 ..TransitionOptions::default()
             };
             let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+            let saved = git::retire_task_tree(
+                &plan.task_tree(id),
+                Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
+            )
+            .ok()
+            .flatten();
             Err(CommitError::Conflict { paths, saved })
         }
     }
