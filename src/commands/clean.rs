@@ -188,8 +188,10 @@ fn clean_plan(
         status_says_merged: status_says_merged(status_path),
         ..Report::default()
     };
+    let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
     if let Err(e) = clean_branch(
         repo_root,
+        &worktree_root,
         &manifest.defaults.target,
         args,
         stamp,
@@ -207,6 +209,7 @@ fn clean_plan(
 /// Inspects the plan's branch and worktree, decides, and (unless `--dry-run`) acts.
 fn clean_branch(
     repo_root: &Path,
+    worktree_root: &Path,
     target: &str,
     args: &CleanArgs,
     stamp: &str,
@@ -216,6 +219,13 @@ fn clean_branch(
     let Some(info) = git::inspect_plan_branch(repo_root, &plan, &report.branch, target)? else {
         report.outcome = "nothing";
         if !args.dry_run {
+            report.backups.extend(retire_task_trees(
+                repo_root,
+                worktree_root,
+                &plan,
+                &report.branch,
+                stamp,
+            )?);
             report.pruned_entries =
                 git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
         }
@@ -313,6 +323,14 @@ fn clean_branch(
             report.backups.push(refname);
         }
     }
+    // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
+    report.backups.extend(retire_task_trees(
+        repo_root,
+        worktree_root,
+        &plan,
+        &report.branch,
+        stamp,
+    )?);
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
     report.worktree_removed = git::remove_plan_worktree(repo_root, &plan, &info.branch)?;
@@ -320,6 +338,33 @@ fn clean_branch(
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
     Ok(())
+}
+
+/// Removes the task worktrees and branches left of `plan` (`parallel_tasks`); what they hold that
+/// the plan branch lacks is saved first under `refs/orch/backup/<plan>/<stamp>-task-<id>`.
+/// Returns the refs saved.
+fn retire_task_trees(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    branch: &str,
+    stamp: &str,
+) -> Result<Vec<String>, git::GitError> {
+    let mut saved = Vec::new();
+    for id in git::task_tree_ids(repo_root, plan)? {
+        let refname = format!("{}{plan}/{stamp}-task-{id}", git::BACKUP_PREFIX);
+        let message = format!("orch clean: work of task `{id}` of plan `{plan}`");
+        let req = git::TaskTreeRequest {
+            repo_root,
+            plan,
+            plan_branch: branch,
+            id: &id,
+            worktree_root,
+            copy: &[],
+        };
+        saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
+    }
+    Ok(saved)
 }
 
 /// Why orch must leave the plan's branch alone whatever the flags say.

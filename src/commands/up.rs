@@ -187,7 +187,13 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             .plan(&lp.name)
             .expect("selected plans come from the manifest");
         let status_file = lp.status_path.display().to_string();
-        if agents.iter().any(|a| a.status_file == status_file) {
+        // Agents of a plan with task worktrees never write in the plan's worktree or branch:
+        // only orch does (landing task commits), and no other orch runs now.
+        let task_trees = entry.parallel_tasks > 1
+            && manifest
+                .agent_of(entry)
+                .is_some_and(|a| a.mode == crate::manifest::AgentMode::Task);
+        if !task_trees && agents.iter().any(|a| a.status_file == status_file) {
             continue;
         }
         for lock in
@@ -256,6 +262,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             agent_name: entry.agent.clone(),
             agent,
             parallel: entry.parallel,
+            parallel_tasks: entry.parallel_tasks,
+            repo_root: repo_root.clone(),
+            copy: entry.copy.clone(),
             timeout: entry.timeout,
             retries: entry.retries,
             setup: entry.setup.clone(),

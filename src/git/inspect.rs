@@ -117,17 +117,7 @@ pub(crate) fn conflict_paths(
     if !index.has_conflicts() {
         return Ok(Vec::new());
     }
-    let mut paths = BTreeSet::new();
-    for conflict in index.conflicts().map_err(merge_error)? {
-        let conflict = conflict.map_err(merge_error)?;
-        for entry in [conflict.ancestor, conflict.our, conflict.their]
-            .into_iter()
-            .flatten()
-        {
-            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-        }
-    }
-    Ok(paths.into_iter().collect())
+    super::merge::index_conflicts(&index).map_err(merge_error)
 }
 
 /// The files `branch` changed since its merge base with `target` (added, modified, deleted,

@@ -37,22 +37,7 @@ pub fn merge_into(
 ) -> Result<MergeOutcome, GitError> {
     let repo = open(worktree)?;
     let refname = format!("refs/heads/{branch}");
-    let head_error = |source| GitError::ReadHead {
-        path: worktree.to_path_buf(),
-        source,
-    };
-    let head = repo.find_reference("HEAD").map_err(head_error)?;
-    let checked_out = head.symbolic_target().ok().flatten().map(str::to_string);
-    if checked_out.as_deref() != Some(refname.as_str()) {
-        return Err(GitError::WrongBranch {
-            path: worktree.to_path_buf(),
-            expected: branch.to_string(),
-            found: checked_out.map_or_else(
-                || "a detached HEAD".to_string(),
-                |r| r.strip_prefix("refs/heads/").unwrap_or(&r).to_string(),
-            ),
-        });
-    }
+    check_checked_out(&repo, worktree, branch, &refname)?;
     let upstream_id = parse_oid(upstream)?;
     let theirs = repo
         .find_commit(upstream_id)
@@ -91,39 +76,124 @@ pub fn merge_into(
         return Err(dirty_error(dirty));
     }
     if index.has_conflicts() {
-        let mut paths = BTreeSet::new();
-        for conflict in index.conflicts().map_err(merge_error)? {
-            let conflict = conflict.map_err(merge_error)?;
-            for entry in [conflict.ancestor, conflict.our, conflict.their]
-                .into_iter()
-                .flatten()
-            {
-                paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-            }
-        }
         return Ok(MergeOutcome::Conflict {
-            paths: paths.into_iter().collect(),
+            paths: index_conflicts(&index).map_err(merge_error)?,
         });
     }
     let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
-    // Changes in the worktree are refused, unless they are exactly this merge's result: what a
-    // merge killed between its checkout and its ref update leaves behind. That one is finished.
-    let resumed = !dirty.is_empty();
-    if resumed
-        && !holds_tree(&repo, worktree, &ours.tree().map_err(merge_error)?, &tree)
-            .map_err(merge_error)?
-    {
-        return Err(dirty_error(dirty));
-    }
     let commit_error = |source| GitError::Commit {
         path: worktree.to_path_buf(),
         source,
     };
     let sig = signature(&repo).map_err(commit_error)?;
-    let merged = repo
-        .commit(None, &sig, &sig, message, &tree, &[&ours, &theirs])
-        .map_err(commit_error)?;
+    let subject = message.lines().next().unwrap_or_default();
+    let log = format!("merge {upstream}: {subject}");
+    let merged = land(
+        &Landing {
+            repo: &repo,
+            worktree,
+            branch,
+            ours: &ours,
+            tree: &tree,
+            dirty,
+            log: &log,
+        },
+        |repo| repo.commit(None, &sig, &sig, message, &tree, &[&ours, &theirs]),
+    )?;
+    Ok(MergeOutcome::Merged {
+        commit: merged.to_string(),
+    })
+}
+
+/// Fails unless `worktree` has `branch` (`refname`) checked out.
+pub(super) fn check_checked_out(
+    repo: &git2::Repository,
+    worktree: &Path,
+    branch: &str,
+    refname: &str,
+) -> Result<(), GitError> {
+    let head = repo
+        .find_reference("HEAD")
+        .map_err(|source| GitError::ReadHead {
+            path: worktree.to_path_buf(),
+            source,
+        })?;
+    let checked_out = head.symbolic_target().ok().flatten().map(str::to_string);
+    if checked_out.as_deref() != Some(refname) {
+        return Err(GitError::WrongBranch {
+            path: worktree.to_path_buf(),
+            expected: branch.to_string(),
+            found: checked_out.map_or_else(
+                || "a detached HEAD".to_string(),
+                |r| r.strip_prefix("refs/heads/").unwrap_or(&r).to_string(),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The paths in conflict in a merge's index (every side's name), sorted.
+pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
+    let mut paths = BTreeSet::new();
+    for conflict in index.conflicts()? {
+        let conflict = conflict?;
+        for entry in [conflict.ancestor, conflict.our, conflict.their]
+            .into_iter()
+            .flatten()
+        {
+            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
+        }
+    }
+    Ok(paths.into_iter().collect())
+}
+
+/// A new tip for a branch checked out in a worktree, its tree built in memory.
+pub(super) struct Landing<'a, 'r> {
+    pub repo: &'r git2::Repository,
+    pub worktree: &'a Path,
+    pub branch: &'a str,
+    /// The branch tip read before the result was built.
+    pub ours: &'a git2::Commit<'r>,
+    /// The result's tree.
+    pub tree: &'a git2::Tree<'r>,
+    /// The worktree's changed files, read before.
+    pub dirty: Vec<String>,
+    /// The reflog message.
+    pub log: &'a str,
+}
+
+/// Writes the new tip (`make`), checks it out safely in the worktree, then moves the branch with
+/// a compare-and-swap against `ours`; puts the files back when the ref cannot move.
+///
+/// Changes in the worktree are refused, unless they are exactly this result: what a landing
+/// killed between its checkout and its ref update leaves behind. That one is finished.
+pub(super) fn land(
+    l: &Landing,
+    make: impl FnOnce(&git2::Repository) -> Result<git2::Oid, git2::Error>,
+) -> Result<git2::Oid, GitError> {
+    let (repo, worktree, ours) = (l.repo, l.worktree, l.ours);
+    let refname = format!("refs/heads/{}", l.branch);
+    let merge_error = |source| GitError::Merge {
+        branch: l.branch.to_string(),
+        upstream: ours.id().to_string(),
+        source,
+    };
+    let resumed = !l.dirty.is_empty();
+    if resumed
+        && !holds_tree(repo, worktree, &ours.tree().map_err(merge_error)?, l.tree)
+            .map_err(merge_error)?
+    {
+        return Err(GitError::Dirty {
+            path: worktree.to_path_buf(),
+            files: l.dirty.clone(),
+        });
+    }
+    let commit_error = |source| GitError::Commit {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let merged = make(repo).map_err(commit_error)?;
     let merged_commit = repo.find_commit(merged).map_err(commit_error)?;
 
     // Work tree first: moving the ref first and checking out HEAD afterwards leaves it stale.
@@ -131,7 +201,7 @@ pub fn merge_into(
         if source.code() == ErrorCode::Conflict {
             GitError::Dirty {
                 path: worktree.to_path_buf(),
-                files: dirty_files(&repo, worktree).unwrap_or_default(),
+                files: dirty_files(repo, worktree).unwrap_or_default(),
             }
         } else {
             GitError::Checkout {
@@ -151,12 +221,8 @@ pub fn merge_into(
     repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
         .map_err(checkout_error)?;
 
-    let subject = message.lines().next().unwrap_or_default();
-    let log = format!("merge {upstream}: {subject}");
-    match retry_locked(|| repo.reference_matching(&refname, merged, true, ours.id(), &log)) {
-        Ok(_) => Ok(MergeOutcome::Merged {
-            commit: merged.to_string(),
-        }),
+    match retry_locked(|| repo.reference_matching(&refname, merged, true, ours.id(), l.log)) {
+        Ok(_) => Ok(merged),
         Err(e) => {
             // Put the files back as they were at the old tip (the worktree was clean there).
             let mut force = CheckoutBuilder::new();
@@ -164,7 +230,7 @@ pub fn merge_into(
             let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
             if e.code() == ErrorCode::Modified {
                 Err(GitError::BranchMoved {
-                    branch: branch.to_string(),
+                    branch: l.branch.to_string(),
                     expected: ours.id().to_string(),
                 })
             } else {

@@ -13,6 +13,7 @@ mod error;
 mod inspect;
 mod merge;
 mod repo;
+mod task_tree;
 mod worktree;
 
 #[cfg(test)]
@@ -32,6 +33,10 @@ pub use inspect::{
 };
 pub use merge::{MergeOutcome, merge_into};
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
+pub use task_tree::{
+    Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
+    retire_task_tree, task_branch, task_tree_ids, task_tree_name,
+};
 pub use worktree::{
     MARK_BASE, MARK_PLAN, PlanTree, TreeAction, TreeRequest, WORKTREE_INCLUDE, ensure_plan_tree,
     plan_tree_preflight, remove_plan_locks, remove_stale_config_lock,

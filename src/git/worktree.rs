@@ -14,7 +14,7 @@ use git2::{ConfigLevel, ErrorCode, Oid, Repository, WorktreeAddOptions};
 
 use super::GitError;
 use super::repo::{branch_commit, find_branch, open, workdir_of};
-use crate::manifest::{check_plan_name, check_ref_name};
+use crate::manifest::check_ref_name;
 
 /// The config key (under `branch.<branch>.`) naming the plan orch created the branch for.
 pub const MARK_PLAN: &str = "orchPlan";
@@ -195,7 +195,7 @@ pub fn remove_plan_locks(
     plan: &str,
     branch: &str,
 ) -> Result<Vec<PathBuf>, GitError> {
-    check_plan_name(plan).map_err(|reason| GitError::InvalidName {
+    super::task_tree::check_tree_name(plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: plan.to_string(),
         reason,
@@ -259,7 +259,7 @@ fn absolute(req: &TreeRequest) -> PathBuf {
 
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
 fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
-    check_plan_name(req.plan).map_err(|reason| GitError::InvalidName {
+    super::task_tree::check_tree_name(req.plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: req.plan.to_string(),
         reason,
@@ -417,7 +417,7 @@ fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
 /// writes it when the checkout is over, so no checkout finished there and no agent ever ran there),
 /// and every other file in it is the branch tip's version of that file, or the beginning of it
 /// (a write cut short). Anything else (a modified, extra or foreign file) makes it not half made.
-fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool {
+pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: Oid) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
@@ -598,7 +598,7 @@ fn discard_path(path: &Path) -> Option<PathBuf> {
 /// Removes a directory of orch's own so that a kill at any moment leaves either all of it, where
 /// it was, or none of it there: it is renamed aside first (one atomic step), then removed. A
 /// removal cut short by a kill leaves only the renamed copy, which [`sweep_discarded`] removes.
-fn discard_dir(path: &Path) -> Result<(), GitError> {
+pub(super) fn discard_dir(path: &Path) -> Result<(), GitError> {
     let prune_error = |source| GitError::Prune {
         path: path.to_path_buf(),
         source,
@@ -612,7 +612,7 @@ fn discard_dir(path: &Path) -> Result<(), GitError> {
 }
 
 /// Removes what a [`discard_dir`] of `path` cut short by a kill left beside it.
-fn sweep_discarded(path: &Path) -> Result<(), GitError> {
+pub(super) fn sweep_discarded(path: &Path) -> Result<(), GitError> {
     let Some(aside) = discard_path(path) else {
         return Ok(());
     };

@@ -31,8 +31,10 @@ pub struct Defaults {
     pub state_dir: PathBuf,
     /// Prefix of plan branches without a `branch` override (`"plan/"`).
     pub branch_prefix: String,
-    /// Agents running at once in one plan (`1`).
+    /// Agents running at once in one plan, sharing its worktree (`1`).
     pub parallel: usize,
+    /// Tasks of one plan running at once, each in its own task worktree (`1`).
+    pub parallel_tasks: usize,
     /// Kill an agent that wrote no output and changed no status for this long (off by default).
     pub stuck_after: Option<Duration>,
     /// Between SIGTERM and SIGKILL when an agent is stopped (`10s`).
@@ -65,6 +67,7 @@ impl Default for Defaults {
             state_dir: PathBuf::from(".orch/state"),
             branch_prefix: "plan/".into(),
             parallel: 1,
+            parallel_tasks: 1,
             stuck_after: None,
             grace: Duration::from_secs(10),
             backoff: Duration::from_secs(5),
@@ -157,6 +160,8 @@ pub struct PlanEntry {
     pub depends_on: Vec<Dependency>,
     /// Resolved: the plan's `parallel` or `defaults.parallel`.
     pub parallel: usize,
+    /// Resolved: the plan's `parallel_tasks` or `defaults.parallel_tasks`.
+    pub parallel_tasks: usize,
     /// Resolved per-task timeout.
     pub timeout: Duration,
     /// Resolved retries of a failed task.

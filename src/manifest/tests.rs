@@ -960,3 +960,68 @@ fn merge_strategy_defaults_parses_and_reports_bad_values_at_their_location() {
         }
     }
 }
+
+#[test]
+fn parallel_tasks_resolves_per_plan_and_reports_bad_values_at_their_location() {
+    let repo = Repo::new();
+    let m = repo
+        .load(
+            "[defaults]\nparallel_tasks = 3\n\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"docs/b.md\"\nparallel_tasks = 1\nparallel = 2\n",
+        )
+        .expect("valid");
+    assert_eq!(m.defaults.parallel_tasks, 3);
+    let a = m.plan("a").expect("a");
+    assert_eq!((a.parallel, a.parallel_tasks), (1, 3));
+    let b = m.plan("b").expect("b");
+    assert_eq!((b.parallel, b.parallel_tasks), (2, 1));
+
+    let plan = "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n";
+    let cases: &[(String, usize, usize, &str)] = &[
+        (
+            "[defaults]\nparallel_tasks = 0\n".to_string(),
+            2,
+            18,
+            "`defaults.parallel_tasks` must be at least 1, found 0",
+        ),
+        (
+            format!("{plan}parallel_tasks = \"2\"\n"),
+            4,
+            18,
+            "`plan.parallel_tasks`",
+        ),
+        (
+            format!("{plan}parallel_tasks = -1\n"),
+            4,
+            18,
+            "`plan.parallel_tasks` must be at least 1",
+        ),
+        (
+            format!("{plan}parallel = 2\nparallel_tasks = 2\n"),
+            5,
+            18,
+            "plan `a` sets both `parallel` (2) and `parallel_tasks` (2) above 1",
+        ),
+        (
+            format!("[defaults]\nparallel = 3\n\n{plan}parallel_tasks = 2\n"),
+            7,
+            18,
+            "plan `a` sets both",
+        ),
+        (
+            format!("[defaults]\nparallel_tasks = 2\n\n{plan}parallel = 4\n"),
+            7,
+            12,
+            "plan `a` sets both `parallel` (4) and `parallel_tasks` (2)",
+        ),
+        (
+            format!("[defaults]\nparallel = 2\nparallel_tasks = 2\n\n{plan}"),
+            3,
+            18,
+            "`[defaults]` sets both",
+        ),
+    ];
+    for (text, line, col, fragment) in cases {
+        repo.one_error(text, *line, *col, fragment);
+    }
+}

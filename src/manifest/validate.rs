@@ -110,6 +110,19 @@ fn defaults(
     if let Some(n) = at_least_one(r, "defaults.parallel", d.parallel.as_ref()) {
         out.parallel = n;
     }
+    if let Some(n) = at_least_one(r, "defaults.parallel_tasks", d.parallel_tasks.as_ref()) {
+        out.parallel_tasks = n;
+    }
+    if out.parallel > 1
+        && out.parallel_tasks > 1
+        && let Some(At { span, .. }) = &d.parallel_tasks
+    {
+        r.error_hint(
+            span,
+            both_parallel("`[defaults]`", out.parallel, out.parallel_tasks),
+            PARALLEL_HINT,
+        );
+    }
     if let Some(t) = duration(r, "defaults.stuck_after", d.stuck_after.as_ref(), false) {
         out.stuck_after = Some(t);
     }
@@ -164,6 +177,14 @@ fn defaults(
 }
 
 /// An integer key that must be at least 1.
+const PARALLEL_HINT: &str = "`parallel` lets agents share the plan's worktree, `parallel_tasks` gives each task a worktree of its own: choose one";
+
+fn both_parallel(whose: &str, parallel: usize, parallel_tasks: usize) -> String {
+    format!(
+        "{whose} sets both `parallel` ({parallel}) and `parallel_tasks` ({parallel_tasks}) above 1"
+    )
+}
+
 fn at_least_one(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<i64>>) -> Option<usize> {
     let At { value, span } = at?;
     match usize::try_from(*value) {
@@ -405,6 +426,19 @@ fn plans(
         let priority = plan.priority.as_ref().map_or(0, |p| p.value);
         let parallel =
             at_least_one(r, "plan.parallel", plan.parallel.as_ref()).unwrap_or(defaults.parallel);
+        let parallel_tasks = at_least_one(r, "plan.parallel_tasks", plan.parallel_tasks.as_ref())
+            .unwrap_or(defaults.parallel_tasks);
+        // Where both come from `[defaults]`, the error was reported there.
+        if parallel > 1
+            && parallel_tasks > 1
+            && let Some(At { span, .. }) = plan.parallel_tasks.as_ref().or(plan.parallel.as_ref())
+        {
+            r.error_hint(
+                span,
+                both_parallel(&format!("plan `{}`", name.value), parallel, parallel_tasks),
+                PARALLEL_HINT,
+            );
+        }
         let timeout =
             duration(r, "plan.timeout", plan.timeout.as_ref(), false).unwrap_or(defaults.timeout);
         let retries = match &plan.retries {
@@ -505,6 +539,7 @@ fn plans(
             branch,
             depends_on: Vec::new(),
             parallel,
+            parallel_tasks,
             timeout,
             retries,
             setup,

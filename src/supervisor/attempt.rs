@@ -50,6 +50,41 @@ pub enum Outcome {
     /// Stopped by the user, or the agent of an earlier supervisor vanished without a word: the
     /// task is pending again and does not count as failed.
     Interrupted,
+    /// Done in its task worktree, but its commit conflicts with the plan branch's tip in `paths`:
+    /// nothing landed, the commit is saved under `saved`, the task is pending again.
+    Conflict {
+        paths: Vec<String>,
+        saved: Option<String>,
+    },
+}
+
+/// Why a task's work could not be committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitError {
+    /// Its task commit conflicts with the plan branch in `paths` (see [`Outcome::Conflict`]).
+    Conflict {
+        paths: Vec<String>,
+        saved: Option<String>,
+    },
+    Failed(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Conflict { paths, .. } => write!(f, "its commit conflicts in {}", quoted(paths)),
+            Self::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// `a`, `b`: paths for a message.
+pub fn quoted(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sent to the dispatcher when an attempt is over.
@@ -324,9 +359,10 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
         Ok(commit) => Outcome::Done {
             commit: Some(commit),
         },
-        // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
-        // agent may have deleted its worktree).
-        Err(error) => {
+        Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
+        Err(CommitError::Failed(error)) => {
+            // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
+            // agent may have deleted its worktree).
             let opts = TransitionOptions {
                 force: true,
                 error: Some(error.clone()),
@@ -358,11 +394,11 @@ pub fn commit_task(
     description: &str,
     maybe_committed: bool,
     changes: Changes,
-) -> Result<String, String> {
-    let _git = plan
-        .git_lock
-        .lock()
-        .map_err(|_| "the plan's git lock is poisoned".to_string())?;
+) -> Result<String, CommitError> {
+    if let Some(tree) = plan.task_worktree(id) {
+        return commit_task_tree(plan, id, description, maybe_committed, &tree);
+    }
+    let _git = lock_git(plan)?;
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
@@ -382,15 +418,112 @@ pub fn commit_task(
                 Changes::Leave => git::commit_unchanged(&plan.worktree, &message),
             };
             made.map_err(|e| {
-                format!(
+                CommitError::Failed(format!(
                     "cannot commit task `{id}` in `{}`: {e}",
                     plan.worktree.display()
-                )
+                ))
             })?
             .oid
         }
     };
-    let recorded = oid.clone();
+    record_commit(plan, id, &oid)?;
+    Ok(oid)
+}
+
+fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError> {
+    plan.git_lock.lock().map_err(|_| {
+        CommitError::Failed(format!("the git lock of plan `{}` is poisoned", plan.name))
+    })
+}
+
+/// Commits task `id`'s worktree `tree` on its task branch (or, `maybe_committed`, reuses the
+/// task's commit found there), lands it on the plan branch (one commit per task, see
+/// [`git::land_task_commit`]), records it and removes the task worktree and branch. On a conflict
+/// the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the task
+/// worktree and branch are removed and the task is put back to pending.
+fn commit_task_tree(
+    plan: &PlanCtx,
+    id: &str,
+    description: &str,
+    maybe_committed: bool,
+    tree: &std::path::Path,
+) -> Result<String, CommitError> {
+    let message = plan.commit_message(id, description);
+    let prefix = format!("{} {id}:", plan.name);
+    let reuse = match git::head_of(tree) {
+        Ok((oid, msg))
+            if maybe_committed
+                && msg.starts_with(&prefix)
+                && git::is_dirty(tree).is_ok_and(|d| !d) =>
+        {
+            Some(oid)
+        }
+        _ => None,
+    };
+    let branch = git::task_branch(&plan.name, id);
+    let task_commit = match reuse {
+        Some(oid) => oid,
+        None => {
+            git::commit_all(tree, &message)
+                .map_err(|e| {
+                    CommitError::Failed(format!(
+                        "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
+                        plan.name,
+                        tree.display()
+                    ))
+                })?
+                .oid
+        }
+    };
+    let _git = lock_git(plan)?;
+    let landed =
+        git::land_task_commit(&plan.worktree, &plan.branch, &task_commit).map_err(|e| {
+            CommitError::Failed(format!(
+                "cannot land task `{id}`'s commit {task_commit} (branch `{branch}`) on `{}`: {e}",
+                plan.branch
+            ))
+        })?;
+    match landed {
+        git::Landed::Landed { commit } | git::Landed::Already { commit } => {
+            record_commit(plan, id, &commit)?;
+            // The work is landed and recorded: a task worktree left now (the removal failed)
+            // is removed at the next start.
+            let _ = git::retire_task_tree(&plan.task_tree(id), None);
+            Ok(commit)
+        }
+        git::Landed::Conflict { paths } => {
+            let refname = format!(
+                "refs/orch/attempts/{}/{id}/conflict-{}",
+                plan.name,
+                Utc::now().timestamp_millis()
+            );
+            // Pending first: a supervisor killed before the removal below finds a task worktree
+            // of a pending task, which it saves and removes (never a "done" task without its
+            // work).
+            let opts = TransitionOptions {
+                force: true,
+                note: Some(format!(
+                    "its commit conflicts with `{}` in {}",
+                    plan.branch,
+                    quoted(&paths)
+                )),
+                ..TransitionOptions::default()
+            };
+            let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+            let saved = git::retire_task_tree(
+                &plan.task_tree(id),
+                Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
+            )
+            .ok()
+            .flatten();
+            Err(CommitError::Conflict { paths, saved })
+        }
+    }
+}
+
+/// Records `oid` as task `id`'s commit, marking the task completed.
+fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
+    let recorded = oid.to_string();
     plan.update(move |doc| {
         let done = doc
             .entry(id)
@@ -410,8 +543,7 @@ pub fn commit_task(
             status::apply(doc, id, Transition::Done, &opts, Utc::now()).map(|_| ())
         }
     })
-    .map_err(|e| format!("committed {oid} but cannot record it: {e}"))?;
-    Ok(oid)
+    .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
@@ -449,16 +581,24 @@ fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, ending: &Ending) -> Outco
 
 /// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
 /// cleans the tree, so the next attempt starts from the last commit and nothing is lost.
+///
+/// A task that ran in a task worktree: what it left there is saved the same way and the task
+/// worktree and branch are removed (the next attempt gets a fresh one).
 fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
-    if plan.parallel > 1 {
-        return None;
-    }
-    let _git = plan.git_lock.lock().ok()?;
     let refname = format!("refs/orch/attempts/{}/{id}/{attempt}", plan.name);
     let message = format!(
         "{} {id}: {why} attempt {attempt} (saved by orch)",
         plan.name
     );
+    if plan.task_worktree(id).is_some() {
+        return git::retire_task_tree(&plan.task_tree(id), Some((&refname, &message)))
+            .ok()
+            .flatten();
+    }
+    if plan.parallel > 1 {
+        return None;
+    }
+    let _git = plan.git_lock.lock().ok()?;
     match git::save_and_reset(&plan.worktree, &refname, &message) {
         Ok(Some(_)) => Some(refname),
         _ => None,
@@ -480,7 +620,10 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
         if plan.needs_commit(&doc, &t.id)
             && let Err(error) = commit_task(plan, &t.id, &t.description, true, Changes::Take)
         {
-            return Outcome::Failed { error, saved: None };
+            return Outcome::Failed {
+                error: error.to_string(),
+                saved: None,
+            };
         }
     }
     let unfinished: Vec<&str> = doc

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::manifest::{AgentSpec, Dependency};
+use crate::git::TaskTreeRequest;
+use crate::manifest::{AgentMode, AgentSpec, Dependency};
 use crate::plan::Plan;
 use crate::prompt::Templates;
 use crate::status::{self, StatusDoc, StatusError, TaskStatus};
@@ -45,6 +46,12 @@ pub struct PlanCtx {
     pub agent_name: String,
     pub agent: AgentSpec,
     pub parallel: usize,
+    /// Tasks running at once, each in a task worktree of its own (task mode only).
+    pub parallel_tasks: usize,
+    /// The main repository's work dir.
+    pub repo_root: PathBuf,
+    /// Paths copied into new worktrees (the plan's and its tasks').
+    pub copy: Vec<PathBuf>,
     pub timeout: Duration,
     pub retries: u32,
     pub setup: Option<Vec<String>>,
@@ -88,6 +95,40 @@ impl PlanCtx {
                     .and_then(status::parse_timestamp)
                     .is_some_and(|t| t >= created)
         })
+    }
+
+    /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).
+    pub fn task_trees(&self) -> bool {
+        self.parallel_tasks > 1 && self.agent.mode == AgentMode::Task
+    }
+
+    /// How many agents of the plan may run at once.
+    pub fn slots(&self) -> usize {
+        if self.task_trees() {
+            self.parallel_tasks
+        } else {
+            self.parallel
+        }
+    }
+
+    /// Task `id`'s worktree and branch (made next to the plan's worktree).
+    pub fn task_tree<'a>(&'a self, id: &'a str) -> TaskTreeRequest<'a> {
+        TaskTreeRequest {
+            repo_root: &self.repo_root,
+            plan: &self.name,
+            plan_branch: &self.branch,
+            id,
+            worktree_root: self.worktree.parent().unwrap_or(&self.repo_root),
+            copy: &self.copy,
+        }
+    }
+
+    /// Task `id`'s worktree directory when the plan uses task worktrees and it exists.
+    pub fn task_worktree(&self, id: &str) -> Option<PathBuf> {
+        if !self.task_trees() {
+            return None;
+        }
+        Some(self.task_tree(id).path()).filter(|p| p.is_dir())
     }
 
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).

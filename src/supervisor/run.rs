@@ -10,7 +10,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
-use super::attempt::{Attempt, Changes, Finished, Outcome, Proc, Stop, commit_task, supervise};
+use super::attempt::{
+    Attempt, Changes, CommitError, Finished, Outcome, Proc, Stop, commit_task, quoted, supervise,
+};
 use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
 use super::process;
@@ -68,8 +70,10 @@ struct Dispatcher<'a> {
     done_rx: mpsc::UnboundedReceiver<Finished>,
     prep_tx: mpsc::UnboundedSender<(usize, Result<Vec<Event>, String>)>,
     prep_rx: mpsc::UnboundedReceiver<(usize, Result<Vec<Event>, String>)>,
-    commit_tx: mpsc::UnboundedSender<(TaskKey, Result<String, String>)>,
-    commit_rx: mpsc::UnboundedReceiver<(TaskKey, Result<String, String>)>,
+    commit_tx: mpsc::UnboundedSender<(TaskKey, Result<String, CommitError>)>,
+    commit_rx: mpsc::UnboundedReceiver<(TaskKey, Result<String, CommitError>)>,
+    /// Tasks re-run once already because their commit conflicted with the plan branch.
+    conflicted: HashSet<TaskKey>,
     emit: &'a mut dyn FnMut(&Event),
     started: Instant,
     warned_status: HashSet<usize>,
@@ -113,6 +117,7 @@ impl<'a> Dispatcher<'a> {
             busy: HashSet::new(),
             plan_agent: HashSet::new(),
             committing: HashSet::new(),
+            conflicted: HashSet::new(),
             retry_at: HashMap::new(),
             plan_retry_at: HashMap::new(),
             attempts: HashMap::new(),
@@ -331,6 +336,14 @@ impl<'a> Dispatcher<'a> {
                             ),
                         );
                     }
+                    // A task whose commit waits in its task worktree (the supervisor died before
+                    // landing it) is done: it is landed below. The other task worktrees are
+                    // leftovers, saved and removed below (`tidy_task_trees`).
+                    let in_tree: Vec<String> = reset
+                        .iter()
+                        .filter(|id| task_commit_waits(&pcc, id))
+                        .cloned()
+                        .collect();
                     // A supervisor killed between a task's commit and its record leaves the
                     // task in progress with its commit at HEAD: record it, do not run it again.
                     let committed = committed_at_head(&pcc, &reset);
@@ -341,6 +354,14 @@ impl<'a> Dispatcher<'a> {
                     };
                     pcc.update(|doc| {
                         for id in &reset {
+                            if in_tree.contains(id) {
+                                let opts = TransitionOptions {
+                                    force: true,
+                                    ..TransitionOptions::default()
+                                };
+                                status::apply(doc, id, Transition::Done, &opts, Utc::now())?;
+                                continue;
+                            }
                             match &committed {
                                 Some((done, oid)) if done == id => {
                                     let opts = TransitionOptions {
@@ -366,6 +387,19 @@ impl<'a> Dispatcher<'a> {
                 .filter(|&t| !self.busy.contains(&(p, t)))
                 .filter(|&t| pc.needs_commit(&self.docs[p], &pc.plan.tasks[t].id))
                 .collect();
+            if pc.task_trees() {
+                let busy = (0..pc.plan.tasks.len())
+                    .filter(|&t| self.busy.contains(&(p, t)))
+                    .map(|t| pc.plan.tasks[t].id.clone())
+                    .collect();
+                let waiting = pending
+                    .iter()
+                    .map(|&t| pc.plan.tasks[t].id.clone())
+                    .collect();
+                let pcc = pc.clone();
+                let _ = tokio::task::spawn_blocking(move || tidy_task_trees(&pcc, &busy, &waiting))
+                    .await;
+            }
             for t in pending {
                 self.start_commit(&pc, t);
             }
@@ -526,7 +560,7 @@ impl<'a> Dispatcher<'a> {
         });
     }
 
-    fn on_committed(&mut self, key: TaskKey, r: Result<String, String>) {
+    fn on_committed(&mut self, key: TaskKey, r: Result<String, CommitError>) {
         self.committing.remove(&key);
         self.reload(key.0);
         let Some(pc) = self.plan(key.0) else { return };
@@ -542,7 +576,10 @@ impl<'a> Dispatcher<'a> {
                     });
                 }
             }
-            Err(message) => {
+            Err(CommitError::Conflict { paths, saved }) => {
+                self.on_conflict(&pc, key.1, 1, paths, saved, pc.log_path(Some(&id)));
+            }
+            Err(CommitError::Failed(message)) => {
                 self.failed.insert(key, message.clone());
                 self.send(Event::TaskFailed {
                     plan: pc.name.clone(),
@@ -623,7 +660,7 @@ impl<'a> Dispatcher<'a> {
                     }
                 }
                 AgentMode::Task => {
-                    if self.per_plan[p] < pc.parallel {
+                    if self.per_plan[p] < pc.slots() && self.files_free(&pc, t) {
                         self.retry_at.remove(&(p, t));
                         self.launch(&pc, Some(t));
                     }
@@ -695,7 +732,17 @@ impl<'a> Dispatcher<'a> {
         self.next_run_id += 1;
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
         let log = pc.log_path(id.as_deref());
-        let prepared = self.prepare_argv(pc, task, n);
+        let (workdir, branch) = match task.filter(|_| pc.task_trees()) {
+            Some(t) => match make_task_tree(pc, &pc.plan.tasks[t].id, n) {
+                Ok(place) => place,
+                Err(error) => {
+                    self.fail_launch(pc, task, n, error, log);
+                    return;
+                }
+            },
+            None => (pc.worktree.clone(), pc.branch.clone()),
+        };
+        let prepared = self.prepare_argv(pc, task, n, &workdir, &branch);
         let (argv, env) = match prepared {
             Ok(x) => x,
             Err(error) => {
@@ -715,21 +762,21 @@ impl<'a> Dispatcher<'a> {
         let mut argv = argv;
         if let Some(first) = argv.first_mut()
             && !first.contains('/')
-            && let Some(found) = process::resolve_program(first, &pc.worktree)
+            && let Some(found) = process::resolve_program(first, &workdir)
         {
             *first = found.display().to_string();
         }
-        if !pc.worktree.is_dir() {
+        if !workdir.is_dir() {
             let error = format!(
                 "cannot start agent `{}`: the worktree `{}` of plan `{}` is gone (deleted while orch ran?)",
                 pc.agent_name,
-                pc.worktree.display(),
+                workdir.display(),
                 pc.name
             );
             self.fail_launch(pc, task, n, error, log);
             return;
         }
-        let spawned = match process::spawn(&argv, &pc.worktree, &env, &log) {
+        let spawned = match process::spawn(&argv, &workdir, &env, &log) {
             Ok(s) => s,
             Err(e) => {
                 let error = format!(
@@ -862,17 +909,80 @@ impl<'a> Dispatcher<'a> {
         self.settle_finished(f);
     }
 
+    /// With task worktrees, a task naming a file that a running task of its plan also names
+    /// waits for it (`[SEQUENTIAL]` groups are kept apart by readiness already).
+    fn files_free(&self, pc: &PlanCtx, t: usize) -> bool {
+        if !pc.task_trees() {
+            return true;
+        }
+        let mine = &pc.plan.tasks[t].files;
+        !pc.plan.tasks.iter().enumerate().any(|(u, other)| {
+            u != t
+                && self.busy.contains(&(pc.index, u))
+                && !crate::git::overlapping_paths(mine, &other.files).is_empty()
+        })
+    }
+
+    /// A task's commit conflicted with its plan branch (nothing landed, the task is pending
+    /// again): the first time the task runs again on a fresh task worktree from the new tip;
+    /// the second time it fails, naming the files.
+    fn on_conflict(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        t: usize,
+        attempt: u32,
+        paths: Vec<String>,
+        saved: Option<String>,
+        log: std::path::PathBuf,
+    ) {
+        let key = (pc.index, t);
+        let id = pc.plan.tasks[t].id.clone();
+        let rerun = self.conflicted.insert(key);
+        let files = quoted(&paths);
+        let error = if rerun {
+            format!(
+                "its commit conflicts with `{}` in {files}; it runs again on the new tip",
+                pc.branch
+            )
+        } else {
+            let error = format!(
+                "its commit conflicts with `{}` in {files} again, after a re-run on the new tip",
+                pc.branch
+            );
+            let opts = TransitionOptions {
+                force: true,
+                error: Some(error.clone()),
+                ..TransitionOptions::default()
+            };
+            let _ = pc.update(|doc| status::apply(doc, &id, Transition::Fail, &opts, Utc::now()));
+            self.reload(pc.index);
+            self.failed.insert(key, error.clone());
+            error
+        };
+        self.send(Event::TaskFailed {
+            plan: pc.name.clone(),
+            task: id,
+            attempt,
+            error,
+            retry_in_ms: rerun.then_some(0),
+            saved,
+            log,
+        });
+    }
+
     /// The argv (template variables filled) and environment of an agent.
     fn prepare_argv(
         &self,
         pc: &PlanCtx,
         task: Option<usize>,
         attempt: u32,
+        workdir: &std::path::Path,
+        branch: &str,
     ) -> Result<(Vec<String>, Env), String> {
         let p = pc.index;
         let doc = &self.docs[p];
         let orch = self.ctx.orch_bin.display().to_string();
-        let worktree = pc.worktree.display().to_string();
+        let worktree = workdir.display().to_string();
         let status_file = pc.status_path.display().to_string();
         let plan_file = self.ctx.repo_root.join(&pc.rel_path).display().to_string();
         let (prompt, id) = match task {
@@ -903,7 +1013,7 @@ impl<'a> Dispatcher<'a> {
                         })
                         .collect(),
                     worktree: worktree.clone(),
-                    branch: pc.branch.clone(),
+                    branch: branch.to_string(),
                     orch: orch.clone(),
                     status_file: status_file.clone(),
                     attempt,
@@ -1027,6 +1137,11 @@ impl<'a> Dispatcher<'a> {
                 message: format!("task `{id}` was skipped"),
             }),
             Outcome::Interrupted => {}
+            Outcome::Conflict { paths, saved } => {
+                if let Some(t) = f.task {
+                    self.on_conflict(&pc, t, f.attempt, paths, saved, f.log);
+                }
+            }
             Outcome::Failed { error, saved } => {
                 let retry = !self.graceful && f.attempt <= pc.retries;
                 let wait = self
@@ -1448,6 +1563,94 @@ fn committed_at_head(pc: &PlanCtx, ids: &[String]) -> Option<(String, String)> {
         return None;
     }
     Some((id.clone(), oid))
+}
+
+/// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
+/// worktree left by an earlier attempt is saved (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and
+/// removed first. Returns the worktree and the task branch.
+fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(std::path::PathBuf, String), String> {
+    let refname = format!("refs/orch/attempts/{}/{id}/{n}-stale", pc.name);
+    let message = format!(
+        "{} {id}: left in its task worktree (saved by orch)",
+        pc.name
+    );
+    let why = |e: crate::git::GitError| {
+        format!(
+            "cannot make the worktree of task `{id}` of plan `{}` (branch `{}`, from `{}`): {e}",
+            pc.name,
+            crate::git::task_branch(&pc.name, id),
+            pc.branch
+        )
+    };
+    crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
+    let tree = crate::git::ensure_task_tree(&pc.task_tree(id)).map_err(why)?;
+    Ok((tree.path, tree.branch))
+}
+
+/// Whether task `id`'s worktree holds the task's own commit, clean: it was committed there and
+/// a supervisor died before landing it.
+fn task_commit_waits(pc: &PlanCtx, id: &str) -> bool {
+    let Some(tree) = pc.task_worktree(id) else {
+        return false;
+    };
+    let prefix = format!("{} {id}:", pc.name);
+    crate::git::head_of(&tree).is_ok_and(|(_, msg)| msg.starts_with(&prefix))
+        && crate::git::is_dirty(&tree).is_ok_and(|d| !d)
+}
+
+/// Removes task `id`'s worktree and branch left by an earlier supervisor (its stale git locks
+/// first), saving what they hold under `refs/orch/attempts/<plan>/<id>/resume-<time>` unless
+/// `save` is false and the worktree is clean.
+fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
+    let _ = crate::git::remove_plan_locks(
+        &pc.repo_root,
+        &crate::git::task_tree_name(&pc.name, id),
+        &crate::git::task_branch(&pc.name, id),
+    );
+    let refname = format!(
+        "refs/orch/attempts/{}/{id}/resume-{}",
+        pc.name,
+        Utc::now().timestamp_millis()
+    );
+    let message = format!(
+        "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
+        pc.name
+    );
+    let retire = |save: bool| {
+        crate::git::retire_task_tree(
+            &pc.task_tree(id),
+            save.then_some((refname.as_str(), message.as_str())),
+        )
+    };
+    if !save && retire(false).is_ok() {
+        return;
+    }
+    let _ = retire(true);
+}
+
+/// Startup, plan with task worktrees: the task worktrees of adopted agents (`busy`) stay; those
+/// of tasks done but not landed (`waiting`) get their stale locks removed and are landed next;
+/// every other one is a leftover: removed, its work saved unless the task's commit is recorded.
+fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<String>) {
+    let Ok(ids) = crate::git::task_tree_ids(&pc.repo_root, &pc.name) else {
+        return;
+    };
+    let doc = pc.view().ok();
+    for id in ids.iter().filter(|id| !busy.contains(*id)) {
+        if waiting.contains(id) {
+            let _ = crate::git::remove_plan_locks(
+                &pc.repo_root,
+                &crate::git::task_tree_name(&pc.name, id),
+                &crate::git::task_branch(&pc.name, id),
+            );
+            continue;
+        }
+        let landed = doc
+            .as_ref()
+            .and_then(|d| d.entry(id))
+            .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
+        retire_leftover_tree(pc, id, !landed);
+    }
 }
 
 fn task_index(plan: &Plan, id: &str) -> Option<usize> {

@@ -1,0 +1,339 @@
+//! Task worktrees: with `parallel_tasks` > 1 each running task of a plan gets its own worktree and
+//! branch, made from the plan branch's tip, and its commit is landed back on the plan branch.
+//!
+//! Names (a `+` never appears in a plan name, so they cannot collide with a plan's):
+//! - worktree `<worktree_root>/<plan>+<id>`, named `<plan>+<id>` in `.git/worktrees/`;
+//! - branch `orch/task/<plan>/<id>`, marked as orch's like a plan branch
+//!   (`branch.<branch>.orchPlan = <plan>+<id>`).
+
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use super::GitError;
+use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
+use super::commit::{dirty_files, save_and_reset};
+use super::merge::{Landing, check_checked_out, index_conflicts, land};
+use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
+use super::worktree::{
+    PlanTree, TreeRequest, discard_dir, ensure_plan_tree, half_made, open_main, read_entries,
+    sweep_discarded,
+};
+use crate::manifest::check_plan_name;
+
+/// The prefix of every task branch: `orch/task/<plan>/<id>`.
+pub const TASK_BRANCH_PREFIX: &str = "orch/task/";
+
+/// The worktree name (and directory name) of task `id` of `plan`: `<plan>+<id>`.
+pub fn task_tree_name(plan: &str, id: &str) -> String {
+    format!("{plan}+{id}")
+}
+
+/// The branch of task `id` of `plan`: `orch/task/<plan>/<id>`.
+pub fn task_branch(plan: &str, id: &str) -> String {
+    format!("{TASK_BRANCH_PREFIX}{plan}/{id}")
+}
+
+/// Checks a worktree name: a plan name, or a task worktree's `<plan>+<id>` (the id: letters,
+/// digits and single dots, as plan files write them).
+pub(super) fn check_tree_name(name: &str) -> Result<(), String> {
+    let Some((plan, id)) = name.split_once('+') else {
+        return check_plan_name(name);
+    };
+    check_plan_name(plan)?;
+    let ok = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        && !id.starts_with('.')
+        && !id.ends_with('.')
+        && !id.contains("..")
+        && !id.ends_with(".lock");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "task id `{id}` of worktree `{name}` is not allowed: ids may contain only letters, digits and single dots"
+        ))
+    }
+}
+
+/// What it takes to make a task's worktree.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskTreeRequest<'a> {
+    pub repo_root: &'a Path,
+    pub plan: &'a str,
+    /// The plan branch: the task branch starts at its tip, and lands back on it.
+    pub plan_branch: &'a str,
+    pub id: &'a str,
+    /// The directory holding the plan worktrees (the task worktree goes next to the plan's).
+    pub worktree_root: &'a Path,
+    /// Paths copied into a new worktree, as for the plan's.
+    pub copy: &'a [PathBuf],
+}
+
+impl TaskTreeRequest<'_> {
+    /// The task worktree's directory.
+    pub fn path(&self) -> PathBuf {
+        self.worktree_root.join(task_tree_name(self.plan, self.id))
+    }
+}
+
+/// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
+/// exist: a supervisor restarted while the task ran).
+pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
+    let name = task_tree_name(req.plan, req.id);
+    let branch = task_branch(req.plan, req.id);
+    let path = req.path();
+    ensure_plan_tree(&TreeRequest {
+        repo_root: req.repo_root,
+        plan: &name,
+        branch: &branch,
+        path: &path,
+        target: req.plan_branch,
+        copy: req.copy,
+    })
+}
+
+/// Removes task `id`'s worktree and branch (both may be missing). With `save` (`refname`,
+/// `message`), what they hold that the plan branch does not (uncommitted changes, a commit not
+/// landed) is kept under `refname` first; returns that ref when something was saved. Without
+/// `save`, a worktree with uncommitted changes is refused (nothing is removed).
+///
+/// A task worktree left half made by a supervisor killed while adding it (see
+/// [`super::worktree`]'s `half_made`: nothing in it but the branch tip's files) is discarded
+/// without saving.
+pub fn retire_task_tree(
+    req: &TaskTreeRequest,
+    save: Option<(&str, &str)>,
+) -> Result<Option<String>, GitError> {
+    let (repo_root, plan, plan_branch, id) = (req.repo_root, req.plan, req.plan_branch, req.id);
+    let name = task_tree_name(plan, id);
+    let branch = task_branch(plan, id);
+    let repo = open_main(repo_root)?;
+    let tip_oid = find_branch(&repo, &branch)?.and_then(|b| b.get().target());
+    let tip = tip_oid.map(|o| o.to_string());
+    let path = req.path();
+    sweep_discarded(&path)?;
+    let admin = repo.commondir().join("worktrees").join(&name);
+    if let Some(tip) = tip_oid
+        && half_made(&repo, &path, &admin, tip)
+    {
+        discard_dir(&path)?;
+    }
+    let live = read_entries(repo.commondir())?
+        .into_iter()
+        .find(|e| e.name == name && !e.prunable())
+        .and_then(|e| e.workdir());
+    let mut saved = None;
+    if let Some((refname, message)) = save {
+        if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
+            saved = save_and_reset(path, refname, message)?.map(|_| refname.to_string());
+        }
+        if saved.is_none()
+            && let Some(tip) = &tip
+            && !contained(&repo, tip, plan_branch)?
+        {
+            let oid = parse_oid(tip)?;
+            retry_locked(|| repo.reference(refname, oid, true, message)).map_err(|source| {
+                GitError::UpdateRef {
+                    refname: refname.to_string(),
+                    source,
+                }
+            })?;
+            saved = Some(refname.to_string());
+        }
+    }
+    remove_plan_worktree(repo_root, &name, &branch)?;
+    prune_stale_entries(repo_root, &name, &branch)?;
+    if let Some(tip) = tip {
+        delete_plan_branch(repo_root, &name, &branch, &tip)?;
+    }
+    Ok(saved)
+}
+
+/// Whether commit `oid` is the tip of `branch` or one of its ancestors.
+fn contained(repo: &git2::Repository, oid: &str, branch: &str) -> Result<bool, GitError> {
+    let Some(tip) = find_branch(repo, branch)?.and_then(|b| b.get().target()) else {
+        return Ok(false);
+    };
+    let oid = parse_oid(oid)?;
+    Ok(tip == oid
+        || repo
+            .graph_descendant_of(tip, oid)
+            .map_err(|source| GitError::ReadBranch {
+                branch: branch.to_string(),
+                source,
+            })?)
+}
+
+/// The ids of `plan`'s tasks that have a task branch or a task worktree entry, sorted.
+pub fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitError> {
+    let repo = open_main(repo_root)?;
+    let mut ids = std::collections::BTreeSet::new();
+    let prefix = format!("refs/heads/{}", task_branch(plan, ""));
+    let refs = repo
+        .references_glob(&format!("{prefix}*"))
+        .map_err(|source| GitError::ReadBranch {
+            branch: task_branch(plan, "*"),
+            source,
+        })?;
+    for r in refs.flatten() {
+        if let Ok(name) = r.name()
+            && let Some(id) = name.strip_prefix(&prefix)
+        {
+            ids.insert(id.to_string());
+        }
+    }
+    let tree_prefix = task_tree_name(plan, "");
+    for e in read_entries(repo.commondir())? {
+        if let Some(id) = e.name.strip_prefix(&tree_prefix) {
+            ids.insert(id.to_string());
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| check_tree_name(&task_tree_name(plan, id)).is_ok())
+        .collect())
+}
+
+/// What [`land_task_commit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Landed {
+    /// The plan branch moved to `commit`: the task commit itself (fast-forward) or one commit with
+    /// its changes and message on top of the plan's tip.
+    Landed { commit: String },
+    /// The plan branch already holds the task's work in `commit` (landed before a restart).
+    Already { commit: String },
+    /// Its changes conflict with the plan's tip in these paths; nothing changed.
+    Conflict { paths: Vec<String> },
+}
+
+/// Lands `task_commit` (made on a task branch from an earlier tip of `plan_branch`) on
+/// `plan_branch`, checked out in `plan_worktree`, as ONE commit with the task commit's message and
+/// author: a fast-forward when the plan branch has not moved since the task branch was made, else
+/// the task commit's changes applied onto the tip (a cherry-pick built in memory), so the plan
+/// branch stays linear with one commit per task. The files of the plan worktree are checked out
+/// safely before the branch moves with a compare-and-swap (as [`super::merge_into`] does, a landing
+/// killed in between included). A commit on the plan branch since the task's base with the very
+/// same message counts as the task's, landed before.
+pub fn land_task_commit(
+    plan_worktree: &Path,
+    plan_branch: &str,
+    task_commit: &str,
+) -> Result<Landed, GitError> {
+    let repo = open(plan_worktree)?;
+    let refname = format!("refs/heads/{plan_branch}");
+    check_checked_out(&repo, plan_worktree, plan_branch, &refname)?;
+    let merge_error = |source| GitError::Merge {
+        branch: plan_branch.to_string(),
+        upstream: task_commit.to_string(),
+        source,
+    };
+    let theirs = repo
+        .find_commit(parse_oid(task_commit)?)
+        .map_err(|source| GitError::ReadCommit {
+            oid: task_commit.to_string(),
+            source,
+        })?;
+    let ours = repo
+        .find_reference(&refname)
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|source| GitError::ReadBranch {
+            branch: plan_branch.to_string(),
+            source,
+        })?;
+    if ours.id() == theirs.id()
+        || repo
+            .graph_descendant_of(ours.id(), theirs.id())
+            .map_err(merge_error)?
+    {
+        return Ok(Landed::Already {
+            commit: theirs.id().to_string(),
+        });
+    }
+    let base = theirs.parent(0).map_err(merge_error)?;
+    if let Some(commit) =
+        landed_before(&repo, ours.id(), base.id(), theirs.message_bytes()).map_err(merge_error)?
+    {
+        return Ok(Landed::Already {
+            commit: commit.to_string(),
+        });
+    }
+    let dirty = dirty_files(&repo, plan_worktree)?;
+    let fast_forward = ours.id() == base.id();
+    let tree = if fast_forward {
+        theirs.tree().map_err(merge_error)?
+    } else {
+        let mut index = repo
+            .merge_trees(
+                &base.tree().map_err(merge_error)?,
+                &ours.tree().map_err(merge_error)?,
+                &theirs.tree().map_err(merge_error)?,
+                None,
+            )
+            .map_err(merge_error)?;
+        if index.has_conflicts() {
+            if !dirty.is_empty() {
+                return Err(GitError::Dirty {
+                    path: plan_worktree.to_path_buf(),
+                    files: dirty,
+                });
+            }
+            return Ok(Landed::Conflict {
+                paths: index_conflicts(&index).map_err(merge_error)?,
+            });
+        }
+        let id = index.write_tree_to(&repo).map_err(merge_error)?;
+        repo.find_tree(id).map_err(merge_error)?
+    };
+    let message = String::from_utf8_lossy(theirs.message_bytes()).into_owned();
+    let subject = message.lines().next().unwrap_or_default();
+    let log = format!("orch: task commit {task_commit}: {subject}");
+    let new = land(
+        &Landing {
+            repo: &repo,
+            worktree: plan_worktree,
+            branch: plan_branch,
+            ours: &ours,
+            tree: &tree,
+            dirty,
+            log: &log,
+        },
+        |repo| {
+            if fast_forward {
+                return Ok(theirs.id());
+            }
+            let committer = signature(repo)?;
+            repo.commit(
+                None,
+                &theirs.author(),
+                &committer,
+                &message,
+                &tree,
+                &[&ours],
+            )
+        },
+    )?;
+    Ok(Landed::Landed {
+        commit: new.to_string(),
+    })
+}
+
+/// A commit in `tip`'s first-parent history since `base` whose message is `message`.
+fn landed_before(
+    repo: &git2::Repository,
+    tip: Oid,
+    base: Oid,
+    message: &[u8],
+) -> Result<Option<Oid>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    walk.hide(base)?;
+    walk.simplify_first_parent()?;
+    for oid in walk {
+        let oid = oid?;
+        if repo.find_commit(oid)?.message_bytes() == message {
+            return Ok(Some(oid));
+        }
+    }
+    Ok(None)
+}
