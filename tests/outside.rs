@@ -82,3 +82,68 @@ fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_change
         ["p 1.1: Agent work", "p 1.2: Done by hand"]
     );
 }
+
+/// Regression (found by the crash harness: a task's commit made twice). A task reported done
+/// while no supervisor ran is committed by the next `orch up` in the plan's worktree; an agent of
+/// the plan started meanwhile wrote into the tree being committed, so its file went into that
+/// commit (or made the task look uncommitted and committed again). A commit in flight in a
+/// shared worktree now takes the plan's slot: the next agent starts once it is made.
+#[test]
+fn a_task_done_while_no_supervisor_ran_is_committed_alone_before_the_next_agent_starts() {
+    let repo = Repo::new();
+    let aside = tempfile::tempdir().expect("tempdir");
+    let journal = aside.path().join("journal");
+    let gate = aside.path().join("gate");
+    repo.plans(&[(
+        "p",
+        agent(
+            "write_then_gate.sh",
+            &[
+                journal.to_str().expect("utf8"),
+                gate.to_str().expect("utf8"),
+            ],
+        ),
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 First\n- [ ] 1.2 Second\n",
+    )]);
+    // A first supervisor starts 1.1's agent, which writes `1.1.txt`, and is killed.
+    let mut first = repo
+        .orch(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn orch up");
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("wrote 1.1")) {
+        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    // The agent ends; more of 1.1's work (many files: a long commit) is in the worktree, and 1.1
+    // is reported done with no supervisor running.
+    std::fs::write(&gate, "go").expect("gate");
+    let tree = repo.worktree("p");
+    for n in 0..3000 {
+        let dir = tree.join(format!("first/{}", n % 20));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("{n}.txt")), format!("{n}\n")).expect("work");
+    }
+    let (code, _, err) = repo.run(&["task", "done", "1.1", "--plan", "p"]);
+    assert_eq!(code, 0, "{err}");
+
+    let out = wait(repo.orch(&["up"]).spawn().expect("spawn orch up"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: First", "p 1.2: Second"]);
+    let first_files = repo.changed_files("plan/p~1");
+    assert_eq!(first_files.len(), 3001, "{first_files:?}");
+    assert!(
+        first_files.contains(&"1.1.txt".to_string()),
+        "{first_files:?}"
+    );
+    assert_eq!(repo.changed_files("plan/p"), ["1.2.txt"]);
+}

@@ -660,7 +660,9 @@ impl<'a> Dispatcher<'a> {
                     }
                 }
                 AgentMode::Task => {
-                    if self.per_plan[p] < pc.slots() && self.files_free(&pc, t) {
+                    if self.per_plan[p] + self.shared_tree_commits(&pc) < pc.slots()
+                        && self.files_free(&pc, t)
+                    {
                         self.retry_at.remove(&(p, t));
                         self.launch(&pc, Some(t));
                     }
@@ -907,6 +909,21 @@ impl<'a> Dispatcher<'a> {
             log,
         };
         self.settle_finished(f);
+    }
+
+    /// Commits in flight in the plan's own worktree (tasks finished outside an attempt of this
+    /// run, committed by [`Self::start_commit`]): each takes a slot of the plan, since an agent
+    /// started meanwhile would write into the tree being committed (its files would go into that
+    /// commit, or make it look like a second one; found by the crash harness). With task
+    /// worktrees, agents write elsewhere: none.
+    fn shared_tree_commits(&self, pc: &PlanCtx) -> usize {
+        if pc.task_trees() {
+            return 0;
+        }
+        self.committing
+            .iter()
+            .filter(|(q, _)| *q == pc.index)
+            .count()
     }
 
     /// With task worktrees, a task naming a file that a running task of its plan also names
