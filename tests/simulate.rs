@@ -79,9 +79,20 @@ fn plan_file_without_manifest_json_makespans() {
     let before = snapshot(dir.path());
     let v = json(&orch(
         dir.path(),
-        &["simulate", "--plan", "diamond.md", "--slots", "1,2,4", "--json"],
+        &[
+            "simulate",
+            "--plan",
+            "diamond.md",
+            "--slots",
+            "1,2,4",
+            "--json",
+        ],
     ));
-    assert_eq!(v["runs"].as_array().expect("runs").len(), 9, "3 policies × 3 slot counts");
+    assert_eq!(
+        v["runs"].as_array().expect("runs").len(),
+        9,
+        "3 policies × 3 slot counts"
+    );
     for policy in ["orch", "batched", "phase80"] {
         // 1 slot: the sum; 2 or more: a + max(b, c) + d.
         assert_eq!(run_of(&v, policy, 1)["makespan_s"], 65);
@@ -117,8 +128,15 @@ fn text_output_has_the_table_and_a_gantt_chart() {
     let o = orch(
         dir.path(),
         &[
-            "simulate", "--plan", "diamond.md", "--slots", "2", "--policy", "orch,batched",
-            "--width", "60",
+            "simulate",
+            "--plan",
+            "diamond.md",
+            "--slots",
+            "2",
+            "--policy",
+            "orch,batched",
+            "--width",
+            "60",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -139,7 +157,10 @@ fn text_output_has_the_table_and_a_gantt_chart() {
     assert_eq!(slots.len(), 2, "{text}");
     assert!(slots.iter().all(|l| l.chars().count() <= 60), "{text}");
     assert!(slots[0].starts_with("slot  0 |1.1"), "{text}");
-    assert!(slots[0].contains("|1.3") && slots[1].contains("|1.2"), "{text}");
+    assert!(
+        slots[0].contains("|1.3") && slots[1].contains("|1.2"),
+        "{text}"
+    );
     assert!(text.contains("orch with 2 slots: 45s"), "{text}");
 }
 
@@ -152,7 +173,10 @@ fn manifest_plans_with_a_phase_dependency_and_default_slots() {
              ## Phase 2: Two\n- [ ] 2.1 z (est: 30s)\n";
     let b = "# B\n## Phase 1: One\n- [ ] 1.1 w (est: 15s)\n";
     let dir = temp_with(&[("plans.toml", manifest), ("a.md", a), ("b.md", b)]);
-    let v = json(&orch(dir.path(), &["simulate", "--policy", "orch", "--json"]));
+    let v = json(&orch(
+        dir.path(),
+        &["simulate", "--policy", "orch", "--json"],
+    ));
     // max_agents = 2: x 0–10, y 0–20; a's phase 1 done at 20: z 20–50, w 20–35.
     let r = run_of(&v, "orch", 2);
     assert_eq!(r["makespan_s"], 50);
@@ -163,9 +187,15 @@ fn manifest_plans_with_a_phase_dependency_and_default_slots() {
         .iter()
         .find(|s| s["plan"] == "b")
         .expect("b's task");
-    assert_eq!((w["start_s"].as_u64(), w["end_s"].as_u64()), (Some(20), Some(35)));
+    assert_eq!(
+        (w["start_s"].as_u64(), w["end_s"].as_u64()),
+        (Some(20), Some(35))
+    );
     // Only plan a: b counts as finished, so a alone: 20 + 30.
-    let v = json(&orch(dir.path(), &["simulate", "a", "--policy", "orch", "--json"]));
+    let v = json(&orch(
+        dir.path(),
+        &["simulate", "a", "--policy", "orch", "--json"],
+    ));
     assert_eq!(run_of(&v, "orch", 2)["makespan_s"], 50);
     assert_eq!(v["plans"], serde_json::json!(["a"]));
     assert_eq!(v["tasks"], 3);
@@ -186,18 +216,32 @@ fn slots_2_4_8_show_where_more_agents_stop_helping() {
     let dir = temp_with(&[("wide.md", &plan)]);
     let v = json(&orch(
         dir.path(),
-        &["simulate", "--plan", "wide.md", "--slots", "2,4,8", "--policy", "orch", "--json"],
+        &[
+            "simulate", "--plan", "wide.md", "--slots", "2,4,8", "--policy", "orch", "--json",
+        ],
     ));
     let spans: Vec<u64> = [2, 4, 8]
         .iter()
-        .map(|&n| run_of(&v, "orch", n)["makespan_s"].as_u64().expect("number"))
+        .map(|&n| {
+            run_of(&v, "orch", n)["makespan_s"]
+                .as_u64()
+                .expect("number")
+        })
         .collect();
     assert_eq!(spans, [2400, 1200, 600]);
     let v = json(&orch(
         dir.path(),
         &[
-            "simulate", "--plan", "wide.md", "--slots", "4", "--policy", "orch",
-            "--default-duration", "1m", "--json",
+            "simulate",
+            "--plan",
+            "wide.md",
+            "--slots",
+            "4",
+            "--policy",
+            "orch",
+            "--default-duration",
+            "1m",
+            "--json",
         ],
     ));
     assert_eq!(run_of(&v, "orch", 4)["makespan_s"], 120);
@@ -209,7 +253,9 @@ fn seeded_runs_are_reproducible_and_batched_is_never_faster() {
         .chain((1..=12).map(|i| format!("- [ ] 1.{i} t{i} (est: {}m)\n", 5 + i % 4 * 5)))
         .collect();
     let dir = temp_with(&[("mixed.md", &plan)]);
-    let args = ["simulate", "--plan", "mixed.md", "--slots", "3", "--seed", "42", "--json"];
+    let args = [
+        "simulate", "--plan", "mixed.md", "--slots", "3", "--seed", "42", "--json",
+    ];
     let a = json(&orch(dir.path(), &args));
     let b = json(&orch(dir.path(), &args));
     assert_eq!(a, b);
@@ -217,10 +263,15 @@ fn seeded_runs_are_reproducible_and_batched_is_never_faster() {
     let orch_run = run_of(&a, "orch", 3)["makespan_s"].as_u64().expect("n");
     let batched = run_of(&a, "batched", 3)["makespan_s"].as_u64().expect("n");
     let bound = run_of(&a, "orch", 3)["lower_bound_s"].as_u64().expect("n");
-    assert!(bound <= orch_run && orch_run <= batched, "{bound} {orch_run} {batched}");
+    assert!(
+        bound <= orch_run && orch_run <= batched,
+        "{bound} {orch_run} {batched}"
+    );
     let other = json(&orch(
         dir.path(),
-        &["simulate", "--plan", "mixed.md", "--slots", "3", "--seed", "43", "--json"],
+        &[
+            "simulate", "--plan", "mixed.md", "--slots", "3", "--seed", "43", "--json",
+        ],
     ));
     assert_ne!(
         run_of(&a, "orch", 3)["work_s"],
@@ -237,7 +288,10 @@ fn bad_input_exits_2_with_a_clear_message() {
         (&["--policy", "fastest"], "unknown policy `fastest`"),
         (&["--slots", "0"], "--slots"),
         (&["--slots", "two"], "invalid value"),
-        (&["--default-duration", "10 minutes"], "--default-duration: invalid duration"),
+        (
+            &["--default-duration", "10 minutes"],
+            "--default-duration: invalid duration",
+        ),
         (&["--per-plan", "0"], "--per-plan"),
     ];
     for (extra, fragment) in cases {
@@ -264,8 +318,11 @@ fn bad_input_exits_2_with_a_clear_message() {
 fn works_on_the_repository_plans_and_the_shipped_examples() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = temp_with(&[]);
-    std::fs::copy(root.join("assets/demo/plans.toml"), demo.path().join("plans.toml"))
-        .expect("copy");
+    std::fs::copy(
+        root.join("assets/demo/plans.toml"),
+        demo.path().join("plans.toml"),
+    )
+    .expect("copy");
     std::fs::create_dir_all(demo.path().join("docs/plans")).expect("mkdir");
     for name in ["greeter.md", "docs.md", "polish.md"] {
         std::fs::copy(

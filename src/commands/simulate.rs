@@ -41,8 +41,10 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         .map_err(|e| CliError::invalid(anyhow!("--default-duration: {e}")))?
         .as_secs();
     if args.slots.contains(&0) {
-        return Err(CliError::invalid(anyhow!("--slots: 0 agents can run nothing"))
-            .with_hint("give one or more slot counts from 1 up, e.g. `--slots 2,4,8`"));
+        return Err(
+            CliError::invalid(anyhow!("--slots: 0 agents can run nothing"))
+                .with_hint("give one or more slot counts from 1 up, e.g. `--slots 2,4,8`"),
+        );
     }
     if args.per_plan == Some(0) {
         return Err(CliError::invalid(anyhow!("--per-plan must be at least 1")));
@@ -72,10 +74,7 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         for &n in &slots {
             let outcome = simulate(&workload, policy, n).map_err(|stuck| {
                 let names: Vec<String> = stuck.0.iter().map(|&i| label(&ws, graph, i)).collect();
-                anyhow!(
-                    "simulation stuck: {} can never start",
-                    names.join(", ")
-                )
+                anyhow!("simulation stuck: {} can never start", names.join(", "))
             })?;
             runs.push(outcome);
         }
@@ -103,8 +102,8 @@ fn policies(names: &[String]) -> CliResult<Vec<Policy>> {
     }
     let mut out = Vec::new();
     for name in names {
-        let p = Policy::parse(name.trim())
-            .map_err(|e| CliError::invalid(anyhow!("--policy: {e}")))?;
+        let p =
+            Policy::parse(name.trim()).map_err(|e| CliError::invalid(anyhow!("--policy: {e}")))?;
         if !out.contains(&p) {
             out.push(p);
         }
@@ -239,9 +238,10 @@ impl Report<'_> {
         for o in runs.iter().filter(|o| o.policy == first) {
             let _ = writeln!(
                 out,
-                "\n{} with {} slots: {} (lower bound {})",
+                "\n{} with {} slot{}: {} (lower bound {})",
                 o.policy.name(),
                 o.slots,
+                if o.slots == 1 { "" } else { "s" },
                 secs(o.makespan),
                 secs(o.lower_bound())
             );

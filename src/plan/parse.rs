@@ -445,8 +445,14 @@ impl Parser {
                 Ok(d) => found = Some(d.as_secs()),
                 Err(why) => {
                     self.diagnostics.push(
-                        Diagnostic::error(&self.path, n, format!("task `{id}`: `(est: {text})`: {why}"))
-                            .with_hint("write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`"),
+                        Diagnostic::error(
+                            &self.path,
+                            n,
+                            format!("task `{id}`: `(est: {text})`: {why}"),
+                        )
+                        .with_hint(
+                            "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`",
+                        ),
                     );
                 }
             }

@@ -218,8 +218,15 @@ fn estimates_are_parsed_in_seconds() {
 
 #[test]
 fn diagnostic_bad_estimate() {
-    let plan = p("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (est: soon)\n- [ ] 1.3 c (est: 20m\n- [ ] 1.4 d (est: 1m) (est: 2m)\n");
-    assert_diag(&plan, Severity::Error, 3, "task `1.2`: `(est: soon)`: invalid duration");
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (est: soon)\n- [ ] 1.3 c (est: 20m\n- [ ] 1.4 d (est: 1m) (est: 2m)\n",
+    );
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "task `1.2`: `(est: soon)`: invalid duration",
+    );
     assert_diag(&plan, Severity::Error, 4, "`(est:` is not closed");
     assert_diag(&plan, Severity::Error, 5, "more than one `(est: …)`");
     assert_eq!(plan.tasks[3].estimate_s, Some(60));

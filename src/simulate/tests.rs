@@ -159,9 +159,7 @@ fn critical_path_first_beats_file_order() {
     let flat = vec![0; sim.graph.nodes.len()];
     let w = Workload {
         tails: &flat,
-        ..sim
-            .inputs
-            .workload(&sim.graph, &sim.plans, &sim.priorities)
+        ..sim.inputs.workload(&sim.graph, &sim.plans, &sim.priorities)
     };
     let o = simulate(&w, Policy::Orch, 2).expect("runs");
     assert_eq!(o.makespan, 40);
@@ -215,7 +213,10 @@ fn phase80_opens_a_phase_when_four_fifths_of_the_earlier_ones_are_done() {
     // phase80: at 10, 4 of 5 phase-1 tasks are done (80 %): 2.1 starts beside 1.5.
     let o = sim.run(Policy::Phase80, 4);
     assert_eq!(o.makespan, 20);
-    assert_eq!(sim.starts(&o)[4..], [("1.5".into(), 10, 20), ("2.1".into(), 10, 20)]);
+    assert_eq!(
+        sim.starts(&o)[4..],
+        [("1.5".into(), 10, 20), ("2.1".into(), 10, 20)]
+    );
     // With 3 of 5 done (60 %) the phase stays closed: 3 slots: 1.1–1.3 0–10, 1.4, 1.5 10–20,
     // then 2.1 at 20 (at 10 only 60 % were done).
     let o = sim.run(Policy::Phase80, 3);
