@@ -89,6 +89,8 @@ pub struct Outcome {
     pub critical_path: u64,
     /// Sum of all task durations: the sequential time (seconds).
     pub work: u64,
+    /// A tighter bound no schedule that keeps the plans' rules can beat (see [`tight_bound`]).
+    pub tight_bound: u64,
     /// The runs of the tasks, in start order.
     pub spans: Vec<Span>,
 }
@@ -148,6 +150,7 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
         .collect();
     let critical_path = remaining_path(g, &effective).into_iter().max().unwrap_or(0);
     let work: u64 = effective.iter().sum();
+    let tight_bound = tight_bound(w, &effective, slots);
 
     let rules = Rules {
         tails: w.tails,
@@ -213,8 +216,85 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
         makespan: now,
         critical_path,
         work,
+        tight_bound,
         spans,
     })
+}
+
+/// A lower bound tighter than max(critical path, work ÷ slots) that still no schedule keeping
+/// the plans' rules can beat (`phase80` breaks them and may). A set of tasks needs at least its
+/// *spread*: max(its work ÷ slots, its longest task, the work of each [SEQUENTIAL] group in it).
+/// Nothing after a gate (phase barrier, cross-plan target) starts before everything before it
+/// is done, so each gate is reached no earlier than the longest path to it, the spread of the
+/// tasks before it, and, for a gate right before it, that gate's time plus the spread of the
+/// tasks between the two; the run ends no earlier than a gate's time plus the longest path or
+/// the spread after it. Also each plan's work ÷ min(its agent limit, slots).
+pub fn tight_bound(w: &Workload<'_>, durations: &[u64], slots: usize) -> u64 {
+    let g = w.graph;
+    let n = g.nodes.len();
+    let slots = slots.max(1) as u64;
+    let tail = remaining_path(g, durations);
+    let mut head = vec![0u64; n];
+    for &i in &g.topo {
+        let best = g.nodes[i].preds.iter().map(|&p| head[p]).max().unwrap_or(0);
+        head[i] = durations[i].saturating_add(best);
+    }
+    let spread = |member: &dyn Fn(usize) -> bool| -> u64 {
+        let mut groups = vec![0u64; g.seq_group_count];
+        let (mut work, mut longest) = (0u64, 0u64);
+        for i in (0..n).filter(|&i| member(i)) {
+            work = work.saturating_add(durations[i]);
+            longest = longest.max(durations[i]);
+            if let Some(k) = g.seq_group[i] {
+                groups[k] = groups[k].saturating_add(durations[i]);
+            }
+        }
+        let group = groups.into_iter().max().unwrap_or(0);
+        work.div_ceil(slots).max(longest).max(group)
+    };
+    let mut bound = tail
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(spread(&|_| true));
+    // Per gate: the earliest time it can be reached, and the tasks after it.
+    let mut reached: Vec<Option<(u64, Vec<bool>)>> = vec![None; n];
+    for &b in g.topo.iter().filter(|&&i| g.task_of(i).is_none()) {
+        let before = reach(n, b, |i| g.nodes[i].preds.as_slice());
+        let after = reach(n, b, |i| g.succs[i].as_slice());
+        let mut at = head[b].max(spread(&|i| before[i]));
+        for &p in &g.nodes[b].preds {
+            if let Some((t, after_p)) = &reached[p] {
+                at = at.max(t.saturating_add(spread(&|i| after_p[i] && before[i])));
+            }
+        }
+        bound = bound.max(at.saturating_add(tail[b].max(spread(&|i| after[i]))));
+        reached[b] = Some((at, after));
+    }
+    let mut per_plan = vec![0u64; w.plans.len()];
+    for i in 0..n {
+        if let Some((p, _)) = g.task_of(i) {
+            per_plan[p] = per_plan[p].saturating_add(durations[i]);
+        }
+    }
+    for (p, plan_work) in per_plan.into_iter().enumerate() {
+        let limit = w.plan_limit.get(p).copied().unwrap_or(usize::MAX).max(1) as u64;
+        bound = bound.max(plan_work.div_ceil(limit.min(slots)));
+    }
+    bound
+}
+
+/// The nodes reachable from `start` (not itself) by following `next`.
+fn reach<'a>(n: usize, start: usize, next: impl Fn(usize) -> &'a [usize]) -> Vec<bool> {
+    let mut seen = vec![false; n];
+    let mut stack = next(start).to_vec();
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut seen[i], true) {
+            stack.extend_from_slice(next(i));
+        }
+    }
+    seen
 }
 
 /// The inputs of a [`Workload`] besides the graph and plans, owned.

@@ -175,6 +175,7 @@ impl Report<'_> {
                     "slots": o.slots,
                     "makespan_s": o.makespan,
                     "lower_bound_s": o.lower_bound(),
+                    "tight_lower_bound_s": o.tight_bound,
                     "critical_path_s": o.critical_path,
                     "work_s": o.work,
                     "vs_lower_bound": ratio(o.makespan, o.lower_bound()),

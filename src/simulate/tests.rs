@@ -224,6 +224,39 @@ fn phase80_opens_a_phase_when_four_fifths_of_the_earlier_ones_are_done() {
 }
 
 #[test]
+fn the_tight_bound_splits_the_work_at_phase_barriers() {
+    // Phase 1: five tasks of 20 s; phase 2: one of 20 s; 4 slots. Simple bound:
+    // max(critical path 40, work 120 ÷ 4) = 40. At the barrier: max(20, 100 ÷ 4) before it,
+    // max(20, 20 ÷ 4) after it: 45. The real schedule: four tasks 0–20, the fifth 20–40, f 40–60.
+    let text = "## Phase 1: A\n- [ ] 1.1 a (est: 20s)\n- [ ] 1.2 b (est: 20s)\n\
+                - [ ] 1.3 c (est: 20s)\n- [ ] 1.4 d (est: 20s)\n- [ ] 1.5 e (est: 20s)\n\
+                ## Phase 2: B\n- [ ] 2.1 f (est: 20s)\n";
+    let sim = Sim::new(&[text], &[]);
+    let o = sim.run(Policy::Orch, 4);
+    assert_eq!(o.makespan, 60);
+    assert_eq!(o.lower_bound(), 40);
+    assert_eq!(o.tight_bound, 45);
+    // phase80 breaks the phase rule: f starts at 20 beside e: 40 s, under the tight bound.
+    assert_eq!(sim.makespan(Policy::Phase80, 4), 40);
+}
+
+#[test]
+fn the_tight_bound_chains_sequential_phases() {
+    // Every phase is one [SEQUENTIAL] group: nothing can overlap, the bound is the sum (90 s),
+    // while the simple bound only sees the longest chain through the barriers (20 + 30 + 20).
+    let text = "## Phase 1: A\n**Execution Note:** Tasks 1.1-1.2 are [SEQUENTIAL] - one file\n\
+                - [ ] 1.1 a (est: 10s)\n- [ ] 1.2 b (est: 20s)\n\
+                ## Phase 2: B\n**Execution Note:** Tasks 2.1-2.2 are [SEQUENTIAL] - one file\n\
+                - [ ] 2.1 c (est: 30s)\n- [ ] 2.2 d (est: 10s)\n\
+                ## Phase 3: C\n- [ ] 3.1 e (est: 20s)\n";
+    let sim = Sim::new(&[text], &[]);
+    let o = sim.run(Policy::Orch, 4);
+    assert_eq!(o.makespan, 90);
+    assert_eq!(o.lower_bound(), 70);
+    assert_eq!(o.tight_bound, 90);
+}
+
+#[test]
 fn tasks_already_done_take_no_time() {
     let text = CHAIN.replace("- [ ] 1.2", "- [x] 1.2");
     let sim = Sim::new(&[&text], &[]);
@@ -240,8 +273,12 @@ fn sequential_groups_never_overlap_in_the_simulation() {
     let text = "## Phase 1: A\n**Execution Note:** Tasks 1.1-1.2 are [SEQUENTIAL] - same file\n\
                 - [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n";
     let sim = Sim::new(&[text], &[]);
-    // 3 slots: 1.1 and 1.3 at 0, 1.2 only after 1.1: 20 s.
-    assert_eq!(sim.makespan(Policy::Orch, 3), 20);
+    // 3 slots: 1.1 and 1.3 at 0, 1.2 only after 1.1: 20 s. The simple bound does not know
+    // the group (max(10, 30 ÷ 3) = 10); the tight one does (the group's 20 s).
+    let o = sim.run(Policy::Orch, 3);
+    assert_eq!(o.makespan, 20);
+    assert_eq!(o.lower_bound(), 10);
+    assert_eq!(o.tight_bound, 20);
 }
 
 #[test]
