@@ -136,7 +136,7 @@ fn many_plans(rng: &mut SplitMix64) -> Workload {
         for p in 1..=5 {
             let _ = writeln!(s, "## Phase {p}: P{p}");
             for t in 1..=10 {
-                let dep = if t > 1 && rng.next_u64() % 3 == 0 {
+                let dep = if t > 1 && rng.next_u64().is_multiple_of(3) {
                     format!(" (depends: {p}.{})", 1 + rng.next_u64() % (t as u64 - 1))
                 } else {
                     String::new()
@@ -218,7 +218,8 @@ struct Stats {
     phase80: [Vec<f64>; 3],
 }
 
-fn run(workloads: &[Workload], stats: &mut Stats, verbose: bool) {
+/// Runs every workload with each seed of `seeds` (`None`: every task takes its estimate).
+fn run(workloads: &[Workload], seeds: &[Option<u64>], stats: &mut Stats, verbose: bool) {
     for w in workloads {
         let names: Vec<String> = (0..w.plans.len()).map(|i| format!("p{i}")).collect();
         let graph = Graph::build(&w.plans, &names, &w.cross).expect("acyclic");
@@ -227,10 +228,10 @@ fn run(workloads: &[Workload], stats: &mut Stats, verbose: bool) {
         let mut line = format!("  {:<24}", w.name);
         for (k, &slots) in SLOTS.iter().enumerate() {
             let (mut sum_bound, mut sum_batched) = (0.0, 0.0);
-            for seed in SEEDS {
+            for &seed in seeds {
                 let model = DurationModel {
                     default_s: 600,
-                    seed: Some(seed),
+                    seed,
                 };
                 let inputs = Inputs::new(&graph, &w.plans, model, None, &all);
                 let wl = inputs.workload(&graph, &w.plans, &priorities);
@@ -246,7 +247,7 @@ fn run(workloads: &[Workload], stats: &mut Stats, verbose: bool) {
                 sum_bound += vs_bound;
                 sum_batched += vs_batched;
             }
-            let n = SEEDS.len() as f64;
+            let n = seeds.len() as f64;
             let _ = write!(
                 line,
                 "  {slots} slots: {:.3} / {:.2}×",
@@ -319,13 +320,23 @@ fn main() {
         SEEDS.len()
     );
     let mut gen_stats = Stats::default();
-    run(&generated, &mut gen_stats, true);
-    report("generated workloads", &gen_stats);
+    let seeds: Vec<Option<u64>> = SEEDS.iter().copied().map(Some).collect();
+    run(&generated, &seeds, &mut gen_stats, true);
+    report("generated workloads, seeded random durations", &gen_stats);
+    let mut exact = Stats::default();
+    run(&generated, &[None], &mut exact, false);
+    report(
+        "generated workloads, durations = estimates (the scheduler knows them)",
+        &exact,
+    );
     match corpus() {
         Some(plans) => {
             let mut corpus_stats = Stats::default();
-            run(&plans, &mut corpus_stats, false);
-            report("corpus plans (../shared/corpus)", &corpus_stats);
+            run(&plans, &seeds, &mut corpus_stats, false);
+            report(
+                "corpus plans (../shared/corpus), seeded random durations",
+                &corpus_stats,
+            );
         }
         None => println!("\n../shared/corpus not found: corpus figures skipped"),
     }

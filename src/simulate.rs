@@ -273,9 +273,9 @@ pub fn tight_bound(w: &Workload<'_>, durations: &[u64], slots: usize) -> u64 {
         reached[b] = Some((at, after));
     }
     let mut per_plan = vec![0u64; w.plans.len()];
-    for i in 0..n {
+    for (i, d) in durations.iter().enumerate() {
         if let Some((p, _)) = g.task_of(i) {
-            per_plan[p] = per_plan[p].saturating_add(durations[i]);
+            per_plan[p] = per_plan[p].saturating_add(*d);
         }
     }
     for (p, plan_work) in per_plan.into_iter().enumerate() {
