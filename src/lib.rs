@@ -12,5 +12,6 @@ pub mod manifest;
 pub mod merge;
 pub mod plan;
 pub mod prompt;
+pub mod simulate;
 pub mod status;
 pub mod supervisor;

@@ -207,6 +207,7 @@ type TaskShape = (
     String,
     bool,
     Option<Vec<String>>,
+    Option<u64>,
     bool,
     Vec<String>,
 );
@@ -236,6 +237,7 @@ fn shape(plan: &Plan) -> Shape {
                     t.body.clone(),
                     t.done,
                     t.depends.clone(),
+                    t.estimate_s,
                     t.blocking,
                     t.files.clone(),
                 )
@@ -309,6 +311,8 @@ fn depends() -> impl Strategy<Value = String> {
             .prop_map(|ids| format!(" (Depends: {} and {})", ids.join(" "), ids[0])),
         1 => id().prop_map(|i| format!(" [DEPENDS: {i}]")),
         1 => Just(" (depends: 1.1".to_string()),
+        1 => prop_oneof![Just("20m"), Just("1h30m"), Just("45s"), Just("2h"), Just("soon"), Just("")]
+            .prop_map(|e| format!(" (est: {e})")),
     ]
 }
 

@@ -105,6 +105,55 @@ enum Command {
         #[command(subcommand)]
         action: TaskAction,
     },
+    /// Simulate runs of the plans before spending tokens: the scheduler of `orch up` against a
+    /// virtual clock (no agents, no git, nothing written), for several policies and agent counts.
+    ///
+    /// Task durations are their `(est: 20m)` annotations, `--default-duration` for the others;
+    /// with `--seed N` each task takes its estimate times a random factor (log-normal, median 1,
+    /// σ 0.5, clamped to ¼–4×), the same for the same seed. The scheduler itself only sees the
+    /// estimates. Per run: the makespan, the lower bound max(critical path, total work ÷ slots),
+    /// agent utilisation (busy time ÷ slots × makespan) and parallel efficiency (1 − makespan ÷
+    /// sequential time), then a Gantt chart of the first policy (one row per agent slot).
+    ///
+    /// Policies: `orch` (the real scheduler), `batched` (the earlier system: up to N ready tasks,
+    /// then wait for all of them), `phase80` (a phase opens when 80 % of the earlier phases'
+    /// tasks are done). Exit codes: 0 ok, 2 invalid input (plans, options).
+    /// Examples: `orch simulate`, `orch simulate --slots 2,4,8 --seed 7`,
+    /// `orch simulate --plan docs/plans/auth.md --policy orch --json | jq '.runs[].makespan_s'`.
+    Simulate {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to simulate (names from plans.toml); all of them when none is given. Plans
+        /// left out count as finished. Example: `orch simulate auth api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Agent slot counts to try, comma-separated (default: `max_agents` of the manifest, 4
+        /// without one). Example: `--slots 2,4,8`.
+        #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
+        slots: Vec<usize>,
+        /// The duration of a task without `(est: …)`. Example: `--default-duration 20m`.
+        #[arg(long, value_name = "DURATION", default_value = "10m")]
+        default_duration: String,
+        /// Draw each task's duration at random around its estimate, reproducibly.
+        /// Example: `--seed 7`.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Policies to compare, comma-separated: `orch`, `batched`, `phase80` (default: all).
+        /// Example: `--policy orch,batched`.
+        #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+        policy: Vec<String>,
+        /// Most agents on one plan at once (default: no limit, as with parallel tasks inside a
+        /// plan). `--per-plan 1` is one task at a time per plan. Example: `--per-plan 2`.
+        #[arg(long, value_name = "N")]
+        per_plan: Option<usize>,
+        /// Width of the Gantt chart in columns (default: the terminal's, else 100).
+        #[arg(long, value_name = "COLUMNS")]
+        width: Option<usize>,
+        /// Print one JSON object: `runs` (one per policy and slot count, with `policy`, `slots`,
+        /// `makespan_s`, `lower_bound_s`, `utilisation`, `parallel_efficiency`, `schedule`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the plans: a git worktree and branch per plan, agents launched for ready tasks under
     /// the limits, each finished task committed on the plan's branch, until every plan is
     /// finished, failed or blocked.
@@ -427,6 +476,29 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 json,
                 max_agents: max_agents.map(usize::from),
                 merge,
+            },
+        ),
+        Command::Simulate {
+            target,
+            plans,
+            slots,
+            default_duration,
+            seed,
+            policy,
+            per_plan,
+            width,
+            json,
+        } => commands::simulate::run(
+            &target.selection(),
+            &commands::simulate::SimulateArgs {
+                plans,
+                slots,
+                default_duration,
+                seed,
+                policies: policy,
+                per_plan,
+                width,
+                json,
             },
         ),
         Command::Conflicts {

@@ -5,7 +5,10 @@ mod build;
 mod schedule;
 
 pub use build::{CrossDep, CrossTarget, CycleError, Graph, Node, NodeKind};
-pub use schedule::{NodeState, Readiness, Waiting, Waves, readiness, tail_lengths, waves};
+pub use schedule::{
+    DEFAULT_ESTIMATE_S, NodeState, Readiness, Rules, Slots, Waiting, Waves, node_weights, pick,
+    readiness, readiness_with, remaining_path, waves,
+};
 
 #[cfg(test)]
 mod tests;

@@ -44,39 +44,101 @@ pub struct Readiness {
     pub blocked: Vec<(usize, Vec<Waiting>)>,
 }
 
-/// Longest chain of tasks from each node to the end (the node itself included): the
-/// critical-path-first tie-breaker.
-pub fn tail_lengths(graph: &Graph) -> Vec<u32> {
-    let mut tail = vec![0u32; graph.nodes.len()];
+/// The estimated duration `orch up` gives a task without `(est: …)` when it ranks ready tasks:
+/// 10 minutes. When no task has an estimate, every path is weighed by its number of tasks.
+pub const DEFAULT_ESTIMATE_S: u64 = 600;
+
+/// Each node's own weight in seconds: a task's `(est: …)` or `default_s`; 0 for gates.
+pub fn node_weights(graph: &Graph, plans: &[Plan], default_s: u64) -> Vec<u64> {
+    (0..graph.nodes.len())
+        .map(|n| {
+            graph.task_of(n).map_or(0, |(p, t)| {
+                plans[p].tasks[t].estimate_s.unwrap_or(default_s)
+            })
+        })
+        .collect()
+}
+
+/// The longest remaining path from each node to the end of all plans (the node's own weight
+/// included), in the unit of `weights`: the critical-path-first tie-breaker.
+pub fn remaining_path(graph: &Graph, weights: &[u64]) -> Vec<u64> {
+    let mut tail = vec![0u64; graph.nodes.len()];
     for &n in graph.topo.iter().rev() {
-        let own = u32::from(graph.task_of(n).is_some());
         let best = graph.succs[n].iter().map(|&s| tail[s]).max().unwrap_or(0);
-        tail[n] = own + best;
+        tail[n] = weights[n].saturating_add(best);
     }
     tail
 }
 
+/// How ready tasks are ranked and when a phase opens.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    /// [`remaining_path`] of every node: longer goes first among equal priorities.
+    pub tails: &'a [u64],
+    /// Per mille of the earlier phases' tasks that must be done before a phase opens: 1000
+    /// (all of them) in orch; 800 for the earlier system's `phase80` rule (`orch simulate`).
+    pub phase_open_permille: u32,
+}
+
 /// Computes the ready set. `state(plan, task)` gives each task's state; `plan_priority`
-/// orders plans (higher first).
+/// orders plans (higher first); tasks without an estimate weigh [`DEFAULT_ESTIMATE_S`].
 pub fn readiness(
     graph: &Graph,
     plans: &[Plan],
     plan_priority: &[i64],
     state: impl Fn(usize, usize) -> NodeState,
 ) -> Readiness {
+    let tails = remaining_path(graph, &node_weights(graph, plans, DEFAULT_ESTIMATE_S));
+    let rules = Rules {
+        tails: &tails,
+        phase_open_permille: 1000,
+    };
+    readiness_with(graph, plans, plan_priority, rules, state)
+}
+
+/// [`readiness`] with explicit ranking and phase rules. Order of the ready set: plan priority,
+/// then the task's priority marker, then the longest remaining path, then plan and file order.
+pub fn readiness_with(
+    graph: &Graph,
+    plans: &[Plan],
+    plan_priority: &[i64],
+    rules: Rules<'_>,
+    state: impl Fn(usize, usize) -> NodeState,
+) -> Readiness {
     let n = graph.nodes.len();
     let mut node_state = vec![NodeState::Pending; n];
     let mut satisfied = vec![false; n];
+    // (done, total) tasks behind each barrier, for a `phase_open_permille` below 1000.
+    let mut behind = vec![(0usize, 0usize); n];
     for &i in &graph.topo {
         match graph.nodes[i].kind {
             NodeKind::Task { plan, task } => {
                 node_state[i] = state(plan, task);
                 satisfied[i] = node_state[i] == NodeState::Done;
             }
+            NodeKind::Barrier { .. } if rules.phase_open_permille < 1000 => {
+                let (mut done, mut total) = (0, 0);
+                for &p in &graph.nodes[i].preds {
+                    match graph.nodes[p].kind {
+                        NodeKind::Task { .. } => {
+                            done += usize::from(satisfied[p]);
+                            total += 1;
+                        }
+                        NodeKind::Barrier { .. } => {
+                            done += behind[p].0;
+                            total += behind[p].1;
+                        }
+                        _ => {}
+                    }
+                }
+                behind[i] = (done, total);
+                let permille = u64::from(rules.phase_open_permille);
+                satisfied[i] = done as u64 * 1000 >= permille * total as u64;
+            }
             _ => satisfied[i] = graph.nodes[i].preds.iter().all(|&p| satisfied[p]),
         }
     }
-    let tail = tail_lengths(graph);
+    let tail = rules.tails;
 
     let mut running_in_group = vec![None; graph.seq_group_count];
     for (i, st) in node_state.iter().enumerate() {
@@ -109,7 +171,7 @@ pub fn readiness(
         (
             Reverse(plan_priority.get(plan).copied().unwrap_or(0)),
             Reverse(t.priority),
-            Reverse(tail[i]),
+            Reverse(tail.get(i).copied().unwrap_or(0)),
             plan,
             task,
         )
@@ -130,6 +192,53 @@ pub fn readiness(
     }
     blocked.sort_by_key(|(i, _)| *i);
     Readiness { ready, blocked }
+}
+
+/// The agent slots as the supervisor sees them when it fills them.
+#[derive(Clone, Copy, Debug)]
+pub struct Slots<'a> {
+    /// Agents running at once, all plans together.
+    pub max_agents: usize,
+    /// Agents running now.
+    pub running: usize,
+    /// Agents running now, per plan.
+    pub per_plan: &'a [usize],
+    /// Most agents per plan (`parallel` in task mode, 1 in plan mode).
+    pub plan_limit: &'a [usize],
+}
+
+/// The slot-filling decision of `orch up` (and of `orch simulate`): goes through `ready` in
+/// order and takes each task while a slot is free, both overall and in its plan. Tasks of plans
+/// for which `may_start(plan)` says no are passed over (the plan is not prepared, finished, …).
+pub fn pick(
+    graph: &Graph,
+    ready: &[usize],
+    slots: Slots<'_>,
+    mut may_start: impl FnMut(usize) -> bool,
+) -> Vec<usize> {
+    let mut running = slots.running;
+    let mut per_plan = slots.per_plan.to_vec();
+    let mut out = Vec::new();
+    for &node in ready {
+        if running >= slots.max_agents {
+            break;
+        }
+        let Some((p, _)) = graph.task_of(node) else {
+            continue;
+        };
+        if !may_start(p) {
+            continue;
+        }
+        let limit = slots.plan_limit.get(p).copied().unwrap_or(1);
+        if let Some(now) = per_plan.get_mut(p)
+            && *now < limit
+        {
+            *now += 1;
+            running += 1;
+            out.push(node);
+        }
+    }
+    out
 }
 
 fn waiting_for(

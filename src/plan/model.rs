@@ -46,6 +46,10 @@ pub struct Task {
     /// The ids written in `(depends: …)`, in written order; `None` when there is no such clause.
     pub depends: Option<Vec<String>>,
     pub priority: Priority,
+    /// `(est: 20m)` in the description: the estimated duration in seconds; `None` when not
+    /// written. Used to weigh the critical path (`orch up`) and by `orch simulate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_s: Option<u64>,
     /// File paths the task names (for conflict detection).
     pub files: Vec<String>,
     /// 1-based line of the task (or of the VERIFY marker).

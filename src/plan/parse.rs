@@ -13,6 +13,7 @@ use super::model::{
     verify_id,
 };
 use crate::diagnostic::Diagnostic;
+use crate::manifest::parse_duration;
 
 /// Reading a plan file failed before parsing could start.
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +362,7 @@ impl Parser {
             self.warn(n, format!("task `{id}` has no description"));
         }
         let depends = self.depends(n, id, &description);
+        let estimate_s = self.estimate(n, id, &description);
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
@@ -370,6 +372,7 @@ impl Parser {
             body: String::new(),
             done,
             depends,
+            estimate_s,
             files: Vec::new(),
             line: n,
             blocking: true,
@@ -418,6 +421,42 @@ impl Parser {
                 )
                 .hint = Some(hint.into());
             }
+        }
+        found
+    }
+
+    /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
+    /// is an error; the first valid one counts.
+    fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
+        let lower = desc.to_ascii_lowercase();
+        let mut found: Option<u64> = None;
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find("(est:") {
+            let start = from + pos + "(est:".len();
+            let Some(end) = lower[start..].find(')') else {
+                self.error(n, format!("task `{id}`: `(est:` is not closed by `)`"));
+                break;
+            };
+            let text = lower[start..start + end].trim();
+            match parse_duration(text) {
+                Ok(_) if found.is_some() => {
+                    self.error(n, format!("task `{id}`: more than one `(est: …)`"));
+                }
+                Ok(d) => found = Some(d.as_secs()),
+                Err(why) => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            &self.path,
+                            n,
+                            format!("task `{id}`: `(est: {text})`: {why}"),
+                        )
+                        .with_hint(
+                            "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`",
+                        ),
+                    );
+                }
+            }
+            from = start + end;
         }
         found
     }
@@ -638,6 +677,7 @@ impl Parser {
                 done: v.criteria.iter().all(|(d, _)| *d),
                 depends: None,
                 priority: Priority::Normal,
+                estimate_s: None,
                 line: v.line,
                 blocking: v.blocking,
             };

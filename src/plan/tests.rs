@@ -199,6 +199,40 @@ fn diagnostic_unknown_dependency() {
 }
 
 #[test]
+fn estimates_are_parsed_in_seconds() {
+    let plan = p("## Phase 1: A\n\
+- [ ] 1.1 a (est: 20m)\n\
+- [ ] 1.2 b (EST: 1h30m) (depends: 1.1)\n\
+- [ ] 1.3 c (est:45s)\n\
+- [ ] 1.4 d (est: 2h) (HIGH)\n\
+- [ ] 1.5 e\n");
+    assert!(!plan.has_errors(), "{:#?}", diags(&plan));
+    let est: Vec<Option<u64>> = plan.tasks.iter().map(|t| t.estimate_s).collect();
+    assert_eq!(
+        est,
+        vec![Some(1_200), Some(5_400), Some(45), Some(7_200), None]
+    );
+    assert_eq!(plan.tasks[1].dependencies(), ["1.1"]);
+    assert_eq!(plan.tasks[3].priority, Priority::High);
+}
+
+#[test]
+fn diagnostic_bad_estimate() {
+    let plan = p(
+        "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (est: soon)\n- [ ] 1.3 c (est: 20m\n- [ ] 1.4 d (est: 1m) (est: 2m)\n",
+    );
+    assert_diag(
+        &plan,
+        Severity::Error,
+        3,
+        "task `1.2`: `(est: soon)`: invalid duration",
+    );
+    assert_diag(&plan, Severity::Error, 4, "`(est:` is not closed");
+    assert_diag(&plan, Severity::Error, 5, "more than one `(est: …)`");
+    assert_eq!(plan.tasks[3].estimate_s, Some(60));
+}
+
+#[test]
 fn diagnostic_self_dependency() {
     let plan = p("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.2)\n");
     assert_diag(&plan, Severity::Error, 3, "task `1.2` depends on itself");

@@ -14,6 +14,7 @@ pub fn task(id: &str, phase: u32, description: &str, depends: &[&str]) -> Task {
         done: false,
         depends: (!depends.is_empty()).then(|| depends.iter().map(|d| d.to_string()).collect()),
         priority: Priority::Normal,
+        estimate_s: None,
         files: Vec::new(),
         line: 1,
         blocking: false,

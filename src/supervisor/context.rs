@@ -143,7 +143,7 @@ impl PlanCtx {
     }
 }
 
-/// A task description without its `(depends: …)` and `(pipeline-start: …)` annotations, spaces
+/// A task description without its `(depends: …)`, `(est: …)` and `(pipeline-start: …)` annotations, spaces
 /// collapsed: what a commit subject should say.
 pub fn strip_annotations(description: &str) -> String {
     let mut out = String::with_capacity(description.len());
@@ -151,7 +151,9 @@ pub fn strip_annotations(description: &str) -> String {
     while let Some(open) = rest.find('(') {
         let after = &rest[open + 1..];
         let lower = after.trim_start().to_ascii_lowercase();
-        let is_note = lower.starts_with("depends:") || lower.starts_with("pipeline-start:");
+        let is_note = lower.starts_with("depends:")
+            || lower.starts_with("est:")
+            || lower.starts_with("pipeline-start:");
         match (is_note, after.find(')')) {
             (true, Some(close)) => {
                 out.push_str(&rest[..open]);
@@ -181,6 +183,7 @@ mod tests {
             ),
             ("Start (pipeline-start: when 1.3 completes)", "Start"),
             ("Keep (this) note", "Keep (this) note"),
+            ("Write docs (est: 1h30m) (depends: 1.1)", "Write docs"),
             ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),
         ];
         for (input, want) in cases {

@@ -17,7 +17,7 @@ use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
 use super::process;
 use crate::commands::workspace::{Workspace, node_state};
-use crate::graph::{NodeState, Waiting, readiness};
+use crate::graph::{NodeState, Slots, Waiting, pick, readiness};
 use crate::manifest::{AgentMode, render_template};
 use crate::plan::{Plan, TaskKind};
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
@@ -631,38 +631,82 @@ impl<'a> Dispatcher<'a> {
         let r = readiness(graph, &self.plan_list, &self.priorities, |p, t| {
             self.state(p, t, now)
         });
-        for node in r.ready {
-            if self.running.len() >= self.ctx.max_agents {
-                break;
+        let limits: Vec<usize> = (0..self.per_plan.len())
+            .map(|p| {
+                self.plan(p).map_or(0, |pc| match pc.agent.mode {
+                    AgentMode::Plan => 1,
+                    AgentMode::Task => pc.slots(),
+                })
+            })
+            .collect();
+        // A commit in flight in a plan's shared worktree holds one of its slots.
+        let per_plan: Vec<usize> = (0..self.per_plan.len())
+            .map(|p| self.per_plan[p] + self.plan(p).map_or(0, |pc| self.shared_tree_commits(&pc)))
+            .collect();
+        // With task worktrees, a task naming a file that a running task names waits.
+        let ready: Vec<usize> = r
+            .ready
+            .iter()
+            .copied()
+            .filter(|&n| {
+                graph
+                    .task_of(n)
+                    .is_none_or(|(p, t)| self.plan(p).is_none_or(|pc| self.files_free(&pc, t)))
+            })
+            .collect();
+        let picked = loop {
+            // Plans reached in the ready order that were never prepared: prepared now, and the
+            // decision taken again if that finished at once (nothing to prepare).
+            let mut unprepared = Vec::new();
+            let slots = Slots {
+                max_agents: self.ctx.max_agents,
+                running: self.running.len(),
+                per_plan: &per_plan,
+                plan_limit: &limits,
+            };
+            let picked = pick(graph, &ready, slots, |p| {
+                let Some(pc) = self.plan(p) else { return false };
+                if self.finished[p] {
+                    return false;
+                }
+                if self.prep[p] == Prep::NotStarted && !unprepared.contains(&p) {
+                    unprepared.push(p);
+                }
+                if self.prep[p] != Prep::Done {
+                    return false;
+                }
+                match pc.agent.mode {
+                    AgentMode::Plan => {
+                        let waiting = self.plan_retry_at.get(&p).is_some_and(|at| *at > now);
+                        !waiting && !self.plan_failed.contains_key(&p)
+                    }
+                    AgentMode::Task => true,
+                }
+            });
+            let mut again = false;
+            for p in unprepared {
+                if let Some(pc) = self.plan(p) {
+                    self.start_prepare(&pc);
+                    again |= self.prep[p] == Prep::Done;
+                }
             }
+            if !again {
+                break picked;
+            }
+        };
+        for node in picked {
             let Some((p, t)) = graph.task_of(node) else {
                 continue;
             };
             let Some(pc) = self.plan(p) else { continue };
-            if self.finished[p] {
-                continue;
-            }
-            if self.prep[p] == Prep::NotStarted {
-                self.start_prepare(&pc);
-            }
-            if self.prep[p] != Prep::Done {
-                continue;
-            }
             match pc.agent.mode {
                 AgentMode::Plan => {
-                    let waiting = self.plan_retry_at.get(&p).is_some_and(|at| *at > now);
-                    if !self.plan_agent.contains(&p)
-                        && !waiting
-                        && !self.plan_failed.contains_key(&p)
-                    {
-                        self.plan_retry_at.remove(&p);
-                        self.launch(&pc, None);
-                    }
+                    self.plan_retry_at.remove(&p);
+                    self.launch(&pc, None);
                 }
                 AgentMode::Task => {
-                    if self.per_plan[p] + self.shared_tree_commits(&pc) < pc.slots()
-                        && self.files_free(&pc, t)
-                    {
+                    // Two tasks picked together may name the same file: the second waits.
+                    if self.files_free(&pc, t) {
                         self.retry_at.remove(&(p, t));
                         self.launch(&pc, Some(t));
                     }
