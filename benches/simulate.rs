@@ -233,7 +233,7 @@ fn run(workloads: &[Workload], seeds: &[Option<u64>], stats: &mut Stats, verbose
                     default_s: 600,
                     seed,
                 };
-                let inputs = Inputs::new(&graph, &w.plans, model, None, &all);
+                let inputs = Inputs::new(&graph, &w.plans, model, &[], &all);
                 let wl = inputs.workload(&graph, &w.plans, &priorities);
                 let o = simulate(&wl, Policy::Orch, slots).expect("runs");
                 let b = simulate(&wl, Policy::Batched, slots).expect("runs");

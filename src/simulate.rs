@@ -308,12 +308,13 @@ pub struct Inputs {
 
 impl Inputs {
     /// Durations and estimates from `model`; tasks marked `[x]` and every task of a plan not in
-    /// `selected` count as done; at most `per_plan` agents per plan (`None`: no limit).
+    /// `selected` count as done; at most `plan_limit[p]` agents on plan `p` at once (missing:
+    /// no limit).
     pub fn new(
         graph: &Graph,
         plans: &[Plan],
         model: DurationModel,
-        per_plan: Option<usize>,
+        plan_limit: &[usize],
         selected: &[usize],
     ) -> Inputs {
         let done = (0..graph.nodes.len())
@@ -327,7 +328,9 @@ impl Inputs {
             tails: remaining_path(graph, &model.estimates(graph, plans)),
             durations: model.durations(graph, plans),
             done,
-            plan_limit: vec![per_plan.unwrap_or(usize::MAX); plans.len()],
+            plan_limit: (0..plans.len())
+                .map(|p| plan_limit.get(p).copied().unwrap_or(usize::MAX))
+                .collect(),
         }
     }
 

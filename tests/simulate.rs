@@ -175,7 +175,7 @@ fn manifest_plans_with_a_phase_dependency_and_default_slots() {
     let dir = temp_with(&[("plans.toml", manifest), ("a.md", a), ("b.md", b)]);
     let v = json(&orch(
         dir.path(),
-        &["simulate", "--policy", "orch", "--json"],
+        &["simulate", "--per-plan", "2", "--policy", "orch", "--json"],
     ));
     // max_agents = 2: x 0–10, y 0–20; a's phase 1 done at 20: z 20–50, w 20–35.
     let r = run_of(&v, "orch", 2);
@@ -194,7 +194,15 @@ fn manifest_plans_with_a_phase_dependency_and_default_slots() {
     // Only plan a: b counts as finished, so a alone: 20 + 30.
     let v = json(&orch(
         dir.path(),
-        &["simulate", "a", "--policy", "orch", "--json"],
+        &[
+            "simulate",
+            "a",
+            "--per-plan",
+            "2",
+            "--policy",
+            "orch",
+            "--json",
+        ],
     ));
     assert_eq!(run_of(&v, "orch", 2)["makespan_s"], 50);
     assert_eq!(v["plans"], serde_json::json!(["a"]));
@@ -205,6 +213,22 @@ fn manifest_plans_with_a_phase_dependency_and_default_slots() {
         &["simulate", "--per-plan", "1", "--policy", "orch", "--json"],
     ));
     assert_eq!(run_of(&v, "orch", 2)["makespan_s"], 60);
+    // Without `--per-plan`, as `orch up` would run them: the manifest's `parallel` (1 by
+    // default), so the same 60 s; with `parallel_tasks = 2` on plan a, a's x and y overlap again.
+    let v = json(&orch(
+        dir.path(),
+        &["simulate", "--policy", "orch", "--json"],
+    ));
+    assert_eq!(run_of(&v, "orch", 2)["makespan_s"], 60);
+    assert_eq!(v["agents_per_plan"], serde_json::json!({"a": 1, "b": 1}));
+    let two = manifest.replace("file = \"a.md\"\n", "file = \"a.md\"\nparallel_tasks = 2\n");
+    std::fs::write(dir.path().join("plans.toml"), two).expect("manifest");
+    let v = json(&orch(
+        dir.path(),
+        &["simulate", "--policy", "orch", "--json"],
+    ));
+    assert_eq!(run_of(&v, "orch", 2)["makespan_s"], 50);
+    assert_eq!(v["agents_per_plan"], serde_json::json!({"a": 2, "b": 1}));
 }
 
 #[test]

@@ -142,8 +142,10 @@ enum Command {
         /// Example: `--policy orch,batched`.
         #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
         policy: Vec<String>,
-        /// Most agents on one plan at once (default: no limit, as with parallel tasks inside a
-        /// plan). `--per-plan 1` is one task at a time per plan. Example: `--per-plan 2`.
+        /// Most agents on one plan at once, for every plan. Default: what `orch up` would run
+        /// (the manifest's `parallel` / `parallel_tasks`, one plan-mode agent); a plan file
+        /// given alone has no limit. Example: `--per-plan 4` to see what `parallel_tasks = 4`
+        /// would buy.
         #[arg(long, value_name = "N")]
         per_plan: Option<usize>,
         /// Width of the Gantt chart in columns (default: the terminal's, else 100).

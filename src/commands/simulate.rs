@@ -67,7 +67,20 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
     };
     let plans = ws.plan_list();
     let priorities = ws.priorities();
-    let inputs = Inputs::new(graph, &plans, model, args.per_plan, &selected);
+    // What `orch up` would run at once per plan: the manifest's limits, or `--per-plan` for
+    // every plan; a plan file given alone has none (as with `parallel_tasks` ≥ the slots).
+    let plan_limit: Vec<usize> = ws
+        .plans
+        .iter()
+        .map(|lp| match (args.per_plan, &ws.manifest) {
+            (Some(n), _) => n,
+            (None, Some(m)) => m
+                .plan(&lp.name)
+                .map_or(usize::MAX, |e| m.agents_per_plan(e)),
+            (None, None) => usize::MAX,
+        })
+        .collect();
+    let inputs = Inputs::new(graph, &plans, model, &plan_limit, &selected);
     let workload = inputs.workload(graph, &plans, &priorities);
     let mut runs = Vec::new();
     for &policy in &policies {
@@ -86,6 +99,7 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         selected: &selected,
         model,
         per_plan: args.per_plan,
+        plan_limit: &plan_limit,
     };
     if args.json {
         print_json(&report.json(&runs));
@@ -136,6 +150,8 @@ struct Report<'a> {
     selected: &'a [usize],
     model: DurationModel,
     per_plan: Option<usize>,
+    /// Agents at once per plan (index as `ws.plans`), `usize::MAX` for none.
+    plan_limit: &'a [usize],
 }
 
 impl Report<'_> {
@@ -192,6 +208,14 @@ impl Report<'_> {
             "default_duration_s": self.model.default_s,
             "seed": self.model.seed,
             "per_plan": self.per_plan,
+            "agents_per_plan": self
+                .selected
+                .iter()
+                .map(|&p| {
+                    let limit = self.plan_limit.get(p).copied().filter(|&n| n != usize::MAX);
+                    (self.ws.plans[p].name.clone(), json!(limit))
+                })
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
             "runs": runs,
         })
     }
@@ -214,6 +238,25 @@ impl Report<'_> {
             names.join(", "),
             humantime(std::time::Duration::from_secs(self.model.default_s)),
         );
+        let limits: Vec<String> = self
+            .selected
+            .iter()
+            .filter_map(|&p| {
+                let n = self
+                    .plan_limit
+                    .get(p)
+                    .copied()
+                    .filter(|&n| n != usize::MAX)?;
+                Some(format!("{} {n}", self.ws.plans[p].name))
+            })
+            .collect();
+        if !limits.is_empty() {
+            let _ = writeln!(
+                out,
+                "agents per plan at once, as `orch up` runs them: {} (`--per-plan N` to try others)",
+                limits.join(", ")
+            );
+        }
         let _ = writeln!(
             out,
             "\n{:<8} {:>5} {:>10} {:>12} {:>9} {:>12} {:>11}",

@@ -199,6 +199,16 @@ impl Manifest {
         self.agents.get(&plan.agent)
     }
 
+    /// How many agents of `plan` `orch up` runs at once: one plan-mode agent; in task mode,
+    /// `parallel_tasks` when it is above 1 (a worktree per task), else `parallel`.
+    pub fn agents_per_plan(&self, plan: &PlanEntry) -> usize {
+        match self.agent_of(plan).map(|a| a.mode) {
+            Some(super::agents::AgentMode::Plan) => 1,
+            _ if plan.parallel_tasks > 1 => plan.parallel_tasks,
+            _ => plan.parallel,
+        }
+    }
+
     /// `root/state_dir/<plan_name>/status.json`.
     pub fn state_path(&self, plan_name: &str) -> PathBuf {
         self.root

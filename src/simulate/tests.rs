@@ -37,7 +37,7 @@ impl Sim {
             seed: None,
         };
         let all: Vec<usize> = (0..plans.len()).collect();
-        let inputs = Inputs::new(&graph, &plans, model, None, &all);
+        let inputs = Inputs::new(&graph, &plans, model, &[], &all);
         Sim {
             priorities: vec![0; plans.len()],
             plans,
