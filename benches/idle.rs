@@ -6,26 +6,13 @@
 //!
 //! Run: `cargo bench --bench idle` (`-- --seconds N` for another agent sleep).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PLANS: usize = 8;
+mod support;
+use support::git;
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .stdout(Stdio::null())
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
+const PLANS: usize = 8;
 
 /// User + system CPU time of a process so far, in seconds (fields 14 and 15 of its stat line).
 fn cpu_seconds(pid: u32) -> f64 {

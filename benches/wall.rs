@@ -14,26 +14,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod support;
+use support::git;
+
 const PLANS: usize = 10;
 const TASKS: usize = 20;
 const SLOTS: usize = 8;
 /// Agents sleep their estimate divided by this.
 const SCALE: f64 = 20.0;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .stdout(Stdio::null())
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 /// xorshift64*: the same durations for the same seed.
 struct Rng(u64);

@@ -10,23 +10,25 @@ use std::time::Instant;
 
 use support::{Repo, TIMEOUT, agent, wait};
 
-#[test]
-fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_changes() {
+/// A repository with plan `p` of two tasks in one phase, run by `write_then_gate.sh`: each
+/// agent writes `<task>.txt`, notes `wrote <task>` in `journal` and waits for `gate` (both in the
+/// returned directory).
+fn gated_plan(first: &str, second: &str) -> (Repo, tempfile::TempDir) {
     let repo = Repo::new();
     let aside = tempfile::tempdir().expect("tempdir");
-    let journal = aside.path().join("journal");
-    let gate = aside.path().join("gate");
+    let arg = |name: &str| aside.path().join(name).display().to_string();
     repo.plans(&[(
         "p",
-        agent(
-            "write_then_gate.sh",
-            &[
-                journal.to_str().expect("utf8"),
-                gate.to_str().expect("utf8"),
-            ],
-        ),
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Agent work\n- [ ] 1.2 Done by hand\n",
+        agent("write_then_gate.sh", &[&arg("journal"), &arg("gate")]),
+        &format!("# P\n\n## Phase 1: Work\n- [ ] {first}\n- [ ] {second}\n"),
     )]);
+    (repo, aside)
+}
+
+#[test]
+fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_changes() {
+    let (repo, aside) = gated_plan("1.1 Agent work", "1.2 Done by hand");
+    let (journal, gate) = (aside.path().join("journal"), aside.path().join("gate"));
     let up = repo
         .orch(&["up", "--json"])
         .stdout(Stdio::piped())
@@ -90,21 +92,8 @@ fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_change
 /// shared worktree now takes the plan's slot: the next agent starts once it is made.
 #[test]
 fn a_task_done_while_no_supervisor_ran_is_committed_alone_before_the_next_agent_starts() {
-    let repo = Repo::new();
-    let aside = tempfile::tempdir().expect("tempdir");
-    let journal = aside.path().join("journal");
-    let gate = aside.path().join("gate");
-    repo.plans(&[(
-        "p",
-        agent(
-            "write_then_gate.sh",
-            &[
-                journal.to_str().expect("utf8"),
-                gate.to_str().expect("utf8"),
-            ],
-        ),
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 First\n- [ ] 1.2 Second\n",
-    )]);
+    let (repo, aside) = gated_plan("1.1 First", "1.2 Second");
+    let (journal, gate) = (aside.path().join("journal"), aside.path().join("gate"));
     // A first supervisor starts 1.1's agent, which writes `1.1.txt`, and is killed.
     let mut first = repo
         .orch(&["up"])
