@@ -1,10 +1,13 @@
 //! `orch simulate` end to end: the real binary on plan files in a temp dir (no git needed), the
 //! repository's own plans and the shipped examples. Makespans are worked out by hand.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::file_snapshot;
 
 fn orch(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_orch"))
@@ -26,25 +29,6 @@ fn stderr(o: &Output) -> String {
 fn json(o: &Output) -> Value {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
     serde_json::from_slice(&o.stdout).expect("JSON on stdout")
-}
-
-/// Every file under `dir` with its bytes, to show nothing was written.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).expect("read");
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// a (10 s) → {b (20 s), c (30 s)} → d (5 s), and an unannotated e (default duration).
@@ -76,7 +60,7 @@ fn run_of<'a>(v: &'a Value, policy: &str, slots: u64) -> &'a Value {
 #[test]
 fn plan_file_without_manifest_json_makespans() {
     let dir = temp_with(&[("diamond.md", DIAMOND)]);
-    let before = snapshot(dir.path());
+    let before = file_snapshot(dir.path());
     let v = json(&orch(
         dir.path(),
         &[
@@ -119,7 +103,7 @@ fn plan_file_without_manifest_json_makespans() {
     assert_eq!(of("1.4"), (Some(40), Some(45)));
     assert_eq!(v["tasks"], 4);
     assert_eq!(v["estimated_tasks"], 4);
-    assert_eq!(snapshot(dir.path()), before, "simulate writes nothing");
+    assert_eq!(file_snapshot(dir.path()), before, "simulate writes nothing");
 }
 
 #[test]
@@ -307,7 +291,7 @@ fn seeded_runs_are_reproducible_and_batched_is_never_faster() {
 fn bad_input_exits_2_with_a_clear_message() {
     let bad_plan = "# Bad\n## Phase 1: A\n- [ ] 1.1 a (est: soon)\n";
     let dir = temp_with(&[("diamond.md", DIAMOND), ("bad.md", bad_plan)]);
-    let before = snapshot(dir.path());
+    let before = file_snapshot(dir.path());
     let cases: &[(&[&str], &str)] = &[
         (&["--policy", "fastest"], "unknown policy `fastest`"),
         (&["--slots", "0"], "--slots"),
@@ -333,7 +317,11 @@ fn bad_input_exits_2_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.md:3"), "{}", stderr(&o));
     assert!(stderr(&o).contains("(est: soon)"), "{}", stderr(&o));
-    assert_eq!(snapshot(dir.path()), before, "bad input writes nothing");
+    assert_eq!(
+        file_snapshot(dir.path()),
+        before,
+        "bad input writes nothing"
+    );
 }
 
 /// The repository's own manifest (its plans), the manifest `orch demo` writes, and the example

@@ -38,20 +38,7 @@ pub fn merge_into(
     let repo = open(worktree)?;
     let refname = format!("refs/heads/{branch}");
     check_checked_out(&repo, worktree, branch, &refname)?;
-    let upstream_id = parse_oid(upstream)?;
-    let theirs = repo
-        .find_commit(upstream_id)
-        .map_err(|source| GitError::ReadCommit {
-            oid: upstream.to_string(),
-            source,
-        })?;
-    let ours = repo
-        .find_reference(&refname)
-        .and_then(|r| r.peel_to_commit())
-        .map_err(|source| GitError::ReadBranch {
-            branch: branch.to_string(),
-            source,
-        })?;
+    let (ours, theirs) = tip_and_commit(&repo, branch, upstream)?;
     let merge_error = |source| GitError::Merge {
         branch: branch.to_string(),
         upstream: upstream.to_string(),
@@ -302,4 +289,26 @@ fn holds_tree(
         }
     }
     Ok(true)
+}
+
+/// The tip of `branch` and the commit `oid` (hex): the two sides of a merge or a landing.
+pub(super) fn tip_and_commit<'r>(
+    repo: &'r git2::Repository,
+    branch: &str,
+    oid: &str,
+) -> Result<(git2::Commit<'r>, git2::Commit<'r>), GitError> {
+    let theirs = repo
+        .find_commit(parse_oid(oid)?)
+        .map_err(|source| GitError::ReadCommit {
+            oid: oid.to_string(),
+            source,
+        })?;
+    let ours = repo
+        .find_reference(&format!("refs/heads/{branch}"))
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|source| GitError::ReadBranch {
+            branch: branch.to_string(),
+            source,
+        })?;
+    Ok((ours, theirs))
 }

@@ -13,7 +13,7 @@ use git2::Oid;
 use super::GitError;
 use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
 use super::commit::{dirty_files, save_and_reset};
-use super::merge::{Landing, check_checked_out, index_conflicts, land};
+use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::worktree::{
     PlanTree, TreeRequest, discard_dir, ensure_plan_tree, half_made, open_main, read_entries,
@@ -228,19 +228,7 @@ pub fn land_task_commit(
         upstream: task_commit.to_string(),
         source,
     };
-    let theirs = repo
-        .find_commit(parse_oid(task_commit)?)
-        .map_err(|source| GitError::ReadCommit {
-            oid: task_commit.to_string(),
-            source,
-        })?;
-    let ours = repo
-        .find_reference(&refname)
-        .and_then(|r| r.peel_to_commit())
-        .map_err(|source| GitError::ReadBranch {
-            branch: plan_branch.to_string(),
-            source,
-        })?;
+    let (ours, theirs) = tip_and_commit(&repo, plan_branch, task_commit)?;
     if ours.id() == theirs.id()
         || repo
             .graph_descendant_of(ours.id(), theirs.id())
