@@ -132,6 +132,14 @@ const PLANS: [(&str, &str, &[&str]); 3] = [
     ),
 ];
 
+/// The plan added by the trials with task worktrees: four independent tasks, two at a time, each
+/// in its own task worktree, landed on the plan branch one commit each.
+const WIDE: (&str, &str, &[&str]) = (
+    "wide",
+    "# Wide\n\n## Phase 1: Parts\n- [ ] 1.1 Part one\n- [ ] 1.2 Part two\n- [ ] 1.3 Part three\n- [ ] 1.4 Part four\n",
+    &["1.1", "1.2", "1.3", "1.4"],
+);
+
 #[derive(Default)]
 struct Figures {
     trials: u64,
@@ -142,27 +150,34 @@ struct Figures {
 }
 
 /// One trial: returns (kills that hit a running `orch up`, tasks). Panics on a broken invariant.
-fn trial(seed: u64) -> (u64, u64) {
+///
+/// With `wide`, a fourth plan runs its tasks two at a time in task worktrees (`parallel_tasks`).
+fn trial(seed: u64, wide: bool) -> (u64, u64) {
     let mut rng = Rng::new(seed);
     let repo = new_repo();
     let journal_path = repo.outside("journal");
     let j = journal_path.to_str().expect("utf8");
     let seed_arg = seed.to_string();
-    for (name, text, _) in PLANS {
+    let plans: Vec<(&str, &str, &[&str])> = PLANS.into_iter().chain(wide.then_some(WIDE)).collect();
+    for (name, text, _) in &plans {
         repo.write(&format!("docs/plans/{name}.md"), text);
     }
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"report\"\nmax_agents = 3\nretries = 0\ngrace = \"1s\"\n\n\
-             [agents.report]\ncommand = {}\n\n[agents.plain]\ncommand = {}\n\n\
-             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
-             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\nagent = \"plain\"\ndepends_on = [\"auth:1\"]\n\n\
-             [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\nagent = \"plain\"\n",
-            agent("crash_agent.sh", &[j, &seed_arg, "report"]),
-            agent("crash_agent.sh", &[j, &seed_arg, "plain"]),
-        ),
+    let mut manifest = format!(
+        "[defaults]\nagent = \"report\"\nmax_agents = 3\nretries = 0\ngrace = \"1s\"\n\n\
+         [agents.report]\ncommand = {}\n\n[agents.plain]\ncommand = {}\n\n[agents.own]\ncommand = {}\n\n\
+         [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\npriority = 10\n\n\
+         [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\nagent = \"plain\"\ndepends_on = [\"auth:1\"]\n\n\
+         [[plan]]\nname = \"docs\"\nfile = \"docs/plans/docs.md\"\nagent = \"plain\"\n",
+        agent("crash_agent.sh", &[j, &seed_arg, "report"]),
+        agent("crash_agent.sh", &[j, &seed_arg, "plain"]),
+        agent("crash_agent.sh", &[j, &seed_arg, "report", "own-file"]),
     );
+    if wide {
+        manifest.push_str(
+            "\n[[plan]]\nname = \"wide\"\nfile = \"docs/plans/wide.md\"\nagent = \"own\"\nparallel_tasks = 2\n",
+        );
+    }
+    repo.write("plans.toml", &manifest);
     repo.commit_all("plans");
 
     // The fault injection: start, wait a random time, SIGKILL; one to three times.
@@ -194,7 +209,7 @@ fn trial(seed: u64) -> (u64, u64) {
     );
 
     let mut tasks = 0;
-    for (plan, _, ids) in PLANS {
+    for &(plan, _, ids) in &plans {
         // Every status file parses, and every task is completed with a commit.
         let path = repo.root().join(format!(".orch/state/{plan}/status.json"));
         let text = std::fs::read_to_string(&path).expect("status file");
@@ -229,8 +244,8 @@ fn trial(seed: u64) -> (u64, u64) {
         assert_eq!(got, want, "{plan}: commits {own:?}");
         tasks += ids.len() as u64;
     }
-    for path in [".orch/state/auth", ".orch/state/api", ".orch/state/docs"] {
-        for e in std::fs::read_dir(repo.root().join(path)).expect("state dir") {
+    for &(plan, _, _) in &plans {
+        for e in std::fs::read_dir(repo.root().join(".orch/state").join(plan)).expect("state dir") {
             let p = e.expect("entry").path();
             if p.extension().is_some_and(|x| x == "json") {
                 let text = std::fs::read_to_string(&p).expect("read");
@@ -245,7 +260,7 @@ fn trial(seed: u64) -> (u64, u64) {
 
     // No two agents of one task overlapped in time.
     let marks = journal(&journal_path);
-    for (plan, _, ids) in PLANS {
+    for &(plan, _, ids) in &plans {
         for id in ids {
             let mut spans: Vec<(u128, u128)> = marks
                 .iter()
@@ -290,7 +305,7 @@ fn trial(seed: u64) -> (u64, u64) {
     let root = std::fs::canonicalize(repo.root()).expect("root");
     let mut want = vec![root.clone()];
     want.extend(
-        PLANS
+        plans
             .iter()
             .map(|(p, _, _)| root.join(".orch/worktrees").join(p)),
     );
@@ -452,6 +467,17 @@ fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
 
 #[test]
 fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
+    trials(false);
+}
+
+/// The same with a fourth plan whose tasks run two at a time in task worktrees
+/// (`parallel_tasks = 2`): no task worktree may be left, every task landed once.
+#[test]
+fn kill_9_at_random_moments_with_task_worktrees_loses_and_duplicates_nothing() {
+    trials(true);
+}
+
+fn trials(wide: bool) {
     let trials: u64 = std::env::var("ORCH_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -464,7 +490,7 @@ fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
     let mut fig = Figures::default();
     for seed in first..first + trials {
         let t = Instant::now();
-        match std::panic::catch_unwind(|| trial(seed)) {
+        match std::panic::catch_unwind(|| trial(seed, wide)) {
             Ok((kills, tasks)) => {
                 fig.kills += kills;
                 fig.resumes += kills;
@@ -490,7 +516,8 @@ fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
     }
     let failed: Vec<u64> = fig.failures.iter().map(|(s, _)| *s).collect();
     println!(
-        "crash harness: {} trials, {} kills, {} tasks completed, {} resumes, {:.1?} total, failures: {}",
+        "crash harness{}: {} trials, {} kills, {} tasks completed, {} resumes, {:.1?} total, failures: {}",
+        if wide { " (with task worktrees)" } else { "" },
         fig.trials,
         fig.kills,
         fig.tasks,

@@ -10,7 +10,7 @@ use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
 use super::GitError;
 use super::commit::dirty_files;
 use super::inspect::{MergeState, merge_state_of, writes_in_memory};
-use super::repo::{branch_commit, find_branch, open, retry_locked};
+use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
 use super::worktree::{
     Entry, MARK_BASE, MARK_PLAN, config_string, head_of_dir, local_config, mark_key, open_main,
     read_entries,
@@ -348,11 +348,58 @@ pub fn delete_plan_branch(
             expected: expected_tip.to_string(),
         });
     }
-    // `git_branch_delete` deletes the ref against the value just read (a compare-and-swap) and
-    // the `branch.<name>` config section.
-    let mut found: Branch = found;
-    retry_locked(|| found.delete()).map_err(|source| GitError::DeleteBranch {
+    // The ref goes first, against the value just read (a compare-and-swap), then its
+    // `branch.<name>` config section. libgit2's `git_branch_delete` does it the other way round,
+    // and a kill in between left a branch without orch's mark, refused as foreign for good (the
+    // crash harness found it with task branches). This way it leaves at worst a mark without a
+    // branch, which the next create of that branch writes over.
+    // As `git_branch_delete` would: never a branch checked out somewhere.
+    let refname = format!("refs/heads/{branch}");
+    let common = repo.commondir().to_path_buf();
+    if !repo.is_bare() && head_of_dir(&common).as_deref() == Some(refname.as_str()) {
+        return Err(GitError::BranchCheckedOut {
+            branch: branch.to_string(),
+            at: workdir_of(&repo),
+        });
+    }
+    if let Some(e) = read_entries(&common)?
+        .into_iter()
+        .find(|e| !e.prunable() && e.head.as_deref() == Some(refname.as_str()))
+    {
+        return Err(GitError::BranchCheckedOut {
+            branch: branch.to_string(),
+            at: e.workdir().unwrap_or(e.admin),
+        });
+    }
+    let found: Branch = found;
+    let mut reference = found.into_reference();
+    retry_locked(|| reference.delete()).map_err(|source| GitError::DeleteBranch {
         branch: branch.to_string(),
         source,
-    })
+    })?;
+    remove_branch_section(&repo, branch);
+    Ok(())
+}
+
+/// Best effort: removes every key of the `branch.<branch>` config section (orch's marks, an
+/// upstream set by the user).
+fn remove_branch_section(repo: &git2::Repository, branch: &str) {
+    let Ok(mut config) = local_config(repo) else {
+        return;
+    };
+    let prefix = format!("branch.{branch}.");
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(mut entries) = config.entries(None) {
+        while let Some(Ok(entry)) = entries.next() {
+            if let Ok(name) = entry.name()
+                && name.starts_with(&prefix)
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    for name in names {
+        let _ = retry_locked(|| config.remove_multivar(&name, ".*"));
+    }
 }

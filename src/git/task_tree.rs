@@ -17,7 +17,7 @@ use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_co
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::worktree::{
     PlanTree, TreeRequest, discard_dir, ensure_plan_tree, half_made, open_main, read_entries,
-    sweep_discarded,
+    sweep_discarded, worktree_lock,
 };
 use crate::manifest::check_plan_name;
 
@@ -106,6 +106,9 @@ pub fn retire_task_tree(
     save: Option<(&str, &str)>,
 ) -> Result<Option<String>, GitError> {
     let (repo_root, plan, plan_branch, id) = (req.repo_root, req.plan, req.plan_branch, req.id);
+    // Not while another task's worktree is being added: its entry has no `gitdir` file yet,
+    // and pruning leftovers below would take it (found by the crash harness).
+    let _guard = worktree_lock();
     let name = task_tree_name(plan, id);
     let branch = task_branch(plan, id);
     let repo = open_main(repo_root)?;

@@ -1450,3 +1450,93 @@ fn a_half_made_task_worktree_is_discarded_and_made_again() {
         "old\n"
     );
 }
+
+/// Regression (found by the crash harness with task worktrees): libgit2's branch delete removes
+/// the `branch.<name>` config section first and the ref second, so a kill in between left a
+/// branch without orch's mark, refused as foreign for good. The ref now goes first: with the
+/// config locked (as by a kill at that moment), the branch is gone and only its mark is left,
+/// which the next create of the branch writes over.
+#[test]
+fn a_branch_is_deleted_before_its_mark() {
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    let tip = fx.tip("plan/auth").unwrap().to_string();
+    // A branch checked out in a worktree is refused.
+    let again = ensure(&fx, "auth").unwrap();
+    let err = delete_plan_branch(&fx.root, "auth", "plan/auth", &tip).unwrap_err();
+    assert!(matches!(err, GitError::BranchCheckedOut { .. }), "{err:?}");
+    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    assert_eq!(again.path, tree.path);
+
+    let lock = fx.root.join(".git/config.lock");
+    fs::write(&lock, "").unwrap();
+    delete_plan_branch(&fx.root, "auth", "plan/auth", &tip).unwrap();
+    fs::remove_file(&lock).unwrap();
+    assert_eq!(fx.tip("plan/auth"), None);
+    let config = fs::read_to_string(fx.root.join(".git/config")).unwrap();
+    assert!(config.contains("orchPlan = auth"), "{config}");
+    let made = ensure(&fx, "auth").unwrap();
+    assert!(made.created);
+    assert!(fx.tip("plan/auth").is_some());
+
+    // Without a lock in the way, the section goes with the branch.
+    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    let tip = fx.tip("plan/auth").unwrap().to_string();
+    delete_plan_branch(&fx.root, "auth", "plan/auth", &tip).unwrap();
+    let config = fs::read_to_string(fx.root.join(".git/config")).unwrap();
+    assert!(!config.contains("orchPlan"), "{config}");
+}
+
+/// Regression (found by the crash harness with task worktrees): a branch mark written while
+/// another thread of orch held `.git/config.lock` (deleting a task branch) failed at once, and
+/// with it the task. Config writes are now retried while the lock is held.
+#[test]
+fn a_branch_mark_waits_for_a_config_lock_held_briefly() {
+    let fx = Fixture::new();
+    let lock = fx.root.join(".git/config.lock");
+    fs::write(&lock, "").unwrap();
+    let release = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            fs::remove_file(lock).unwrap();
+        })
+    };
+    let tree = ensure(&fx, "auth");
+    release.join().unwrap();
+    let tree = tree.unwrap();
+    assert!(tree.created);
+    let config = fs::read_to_string(fx.root.join(".git/config")).unwrap();
+    assert!(config.contains("orchPlan = auth"), "{config}");
+}
+
+/// Regression (found by the crash harness with task worktrees): retiring one task's worktree
+/// pruned the entry of another task's worktree that libgit2 was adding at that moment (it has no
+/// `gitdir` file until the add is done), and that add failed. Retiring now waits for adds.
+#[test]
+fn task_worktrees_made_and_retired_at_once_in_two_threads_all_succeed() {
+    let fx = std::sync::Arc::new(Fixture::new());
+    ensure(&fx, "auth").unwrap();
+    let worker = |id: &'static str| {
+        let fx = std::sync::Arc::clone(&fx);
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            for _ in 0..25 {
+                let made = with_task(&fx, id, |req| ensure_task_tree(req).map(|_| ()));
+                let gone = with_task(&fx, id, |req| retire_task_tree(req, None).map(|_| ()));
+                failures.extend(
+                    made.err()
+                        .into_iter()
+                        .chain(gone.err())
+                        .map(|e| e.to_string()),
+                );
+            }
+            failures
+        })
+    };
+    let (a, b) = (worker("1.1"), worker("1.2"));
+    let failures: Vec<String> = [a, b].into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(fx.entries(), ["auth"]);
+}

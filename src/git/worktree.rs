@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use git2::{ConfigLevel, ErrorCode, Oid, Repository, WorktreeAddOptions};
 
 use super::GitError;
-use super::repo::{branch_commit, find_branch, open, workdir_of};
+use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
 use crate::manifest::check_ref_name;
 
 /// The config key (under `branch.<branch>.`) naming the plan orch created the branch for.
@@ -26,6 +26,14 @@ pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 /// Serializes worktree creation in this process: libgit2 leaves an entry without a `gitdir` file
 /// while it adds a worktree, and another call pruning such leftovers must not see it half made.
 static ADD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Holds [`ADD_LOCK`]: for code of this process that removes worktrees or prunes entries while
+/// others may be added (a task worktree retired while another task's is made).
+pub(super) fn worktree_lock() -> std::sync::MutexGuard<'static, ()> {
+    ADD_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// What orch needs to make or reuse a plan's worktree.
 #[derive(Clone, Copy, Debug)]
@@ -91,9 +99,7 @@ pub fn plan_tree_preflight(req: &TreeRequest) -> Result<TreeAction, GitError> {
 /// branch was created is undone: the worktree entry, its directory and the branch are removed.
 pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     let repo = open_main(req.repo_root)?;
-    let _guard = ADD_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = worktree_lock();
     let decision = decide(&repo, req)?;
     let path = absolute(req);
     sweep_discarded(&path)?;
@@ -138,7 +144,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     let mut branch = branch;
                     // Best effort: the worktree is already gone (add_and_copy cleans up after
                     // itself), so libgit2 lets the branch go; its config section goes with it.
-                    let _ = branch.delete();
+                    let _ = retry_locked(|| branch.delete());
                     Err(e)
                 }
             }
@@ -674,8 +680,9 @@ fn mark(repo: &Repository, branch: &str, plan: &str, base: &str) -> Result<(), G
     let mut config = local_config(repo)?;
     for (key, value) in [(MARK_PLAN, plan), (MARK_BASE, base)] {
         let key = mark_key(branch, key);
-        config
-            .set_str(&key, value)
+        // Another thread of orch may be writing the config (a task branch deleted, and its
+        // section with it): libgit2 then fails at once on `config.lock`.
+        retry_locked(|| config.set_str(&key, value))
             .map_err(|source| GitError::Config { key, source })?;
     }
     Ok(())
@@ -685,7 +692,7 @@ fn mark(repo: &Repository, branch: &str, plan: &str, base: &str) -> Result<(), G
 fn unmark(repo: &Repository, branch: &str) {
     if let Ok(mut config) = local_config(repo) {
         for key in [MARK_PLAN, MARK_BASE] {
-            let _ = config.remove(&mark_key(branch, key));
+            let _ = retry_locked(|| config.remove(&mark_key(branch, key)));
         }
     }
 }

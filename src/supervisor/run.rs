@@ -1643,6 +1643,14 @@ fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(std::path::PathBuf,
             pc.branch
         )
     };
+    // No agent of the task is alive (it is being launched) and only this supervisor writes
+    // task branches: a lock of the task's branch or worktree index now is a stale one, left by a
+    // supervisor killed while it wrote there (found by the crash harness).
+    let _ = crate::git::remove_plan_locks(
+        &pc.repo_root,
+        &crate::git::task_tree_name(&pc.name, id),
+        &crate::git::task_branch(&pc.name, id),
+    );
     crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
     let tree = crate::git::ensure_task_tree(&pc.task_tree(id)).map_err(why)?;
     Ok((tree.path, tree.branch))
