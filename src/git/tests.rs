@@ -1540,3 +1540,24 @@ fn task_worktrees_made_and_retired_at_once_in_two_threads_all_succeed() {
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(fx.entries(), ["auth"]);
 }
+
+/// Regression (found by the crash harness with task worktrees): libgit2 creates an entry's
+/// `gitdir` file and then writes it; a kill in between left it empty, which read as a live entry
+/// whose worktree is `.git/worktrees`, and every later add of that worktree failed ("not a git
+/// repository"). An empty `gitdir` is a leftover of an interrupted add: pruned.
+#[test]
+fn an_entry_with_an_empty_gitdir_file_is_a_leftover() {
+    let fx = Fixture::new();
+    ensure(&fx, "auth").unwrap();
+    for name in ["auth+1.1", "docs"] {
+        let admin = fx.root.join(".git/worktrees").join(name);
+        fs::create_dir_all(&admin).unwrap();
+        fs::write(admin.join("gitdir"), "").unwrap();
+    }
+    let tree = task_tree(&fx, "1.1");
+    assert!(tree.path.join("README.md").is_file());
+    assert!(retire(&fx, "1.1", None).is_none());
+    let docs = ensure(&fx, "docs").unwrap();
+    assert!(docs.created);
+    assert_eq!(fx.entries(), ["auth", "docs"]);
+}

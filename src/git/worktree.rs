@@ -741,10 +741,18 @@ pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
         if !admin.is_dir() {
             continue;
         }
-        let gitdir = fs::read_to_string(admin.join("gitdir")).ok().map(|s| {
-            let p = PathBuf::from(s.trim_end_matches(['\n', '\r']));
-            if p.is_absolute() { p } else { admin.join(p) }
-        });
+        // libgit2 creates `gitdir` and then writes it: a kill in between leaves it empty, which
+        // must read as "no gitdir" (a leftover of an interrupted add), not as the entry's own
+        // directory (found by the crash harness: the entry looked live, its worktree
+        // `.git/worktrees`).
+        let gitdir = fs::read_to_string(admin.join("gitdir"))
+            .ok()
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                let p = PathBuf::from(s);
+                if p.is_absolute() { p } else { admin.join(p) }
+            });
         entries.push(Entry {
             name: item.file_name().to_string_lossy().into_owned(),
             head: head_of_dir(&admin),
