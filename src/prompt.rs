@@ -277,7 +277,11 @@ impl Templates {
             .lstrip_blocks(true)
             .keep_trailing_newline(true)
             .build()
-            .expect("the default delimiters are valid");
+            .map_err(|e| PromptError::Template {
+                path: PathBuf::from("<built-in syntax>"),
+                line: None,
+                message: e.to_string(),
+            })?;
         env.set_syntax(syntax);
         // Prompts are plain text: never HTML-escape, whatever the file is called.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);

@@ -28,7 +28,9 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
         .filter(|_| errors == 0)
         .map(|g| (g, waves(g)));
     let label = |g: &Graph, n: usize| -> String {
-        let (p, t) = g.task_of(n).expect("task node");
+        let Some((p, t)) = g.task_of(n) else {
+            return format!("node {n}");
+        };
         let id = &ws.plans[p].plan.tasks[t].id;
         if ws.plans.len() > 1 {
             format!("{}:{id}", ws.plans[p].name)

@@ -383,9 +383,7 @@ fn plan_infos(ws: &Workspace, manifest: &Manifest, repo_root: &Path) -> CliResul
     let docs = workspace::read_statuses(ws, None)?;
     let mut out = Vec::new();
     for (index, (lp, doc)) in ws.plans.iter().zip(&docs).enumerate() {
-        let entry = manifest
-            .plan(&lp.name)
-            .expect("the workspace's plans come from the manifest");
+        let entry = workspace::entry_of(manifest, &lp.name)?;
         let mut upstreams = Vec::new();
         for d in &entry.depends_on {
             if !upstreams.contains(&d.plan) {

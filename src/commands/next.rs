@@ -33,7 +33,9 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
         r.blocked.iter().filter(|(n, _)| selected(*n)).collect();
 
     let task_value = |n: usize| -> Value {
-        let (p, t) = graph.task_of(n).expect("task node");
+        let Some((p, t)) = graph.task_of(n) else {
+            return Value::Null;
+        };
         let lp = &ws.plans[p];
         let task = &lp.plan.tasks[t];
         task_json(&lp.name, &lp.plan, task, docs[p].entry(&task.id))
@@ -77,7 +79,9 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
 }
 
 fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let (p, t) = g.task_of(n).expect("task node");
+    let Some((p, t)) = g.task_of(n) else {
+        return format!("node {n}");
+    };
     let id = &ws.plans[p].plan.tasks[t].id;
     if ws.selected.len() > 1 {
         format!("{}:{id}", ws.plans[p].name)
@@ -87,7 +91,9 @@ fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
 }
 
 fn desc(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let (p, t) = g.task_of(n).expect("task node");
+    let Some((p, t)) = g.task_of(n) else {
+        return String::new();
+    };
     ws.plans[p].plan.tasks[t].description.clone()
 }
 

@@ -21,7 +21,9 @@ pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskE
         "priority": task.priority,
         "files": task.files,
     });
-    let obj = v.as_object_mut().expect("json! object");
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
     if !task.body.is_empty() {
         obj.insert("body".into(), json!(task.body));
     }

@@ -70,7 +70,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             .tasks
             .iter()
             .position(|t| t.id == args.id)
-            .expect("found above");
+            .ok_or_else(|| no_task(lp, &args.id))?;
         let node = graph.task_node[index][task_idx];
         let r = readiness(
             graph,
@@ -113,7 +113,10 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             .entry(&args.id)
             .is_some_and(|e| e.status == status::TaskStatus::Completed);
         if !already {
-            let task = lp.plan.task(&args.id).expect("found above");
+            let task = lp
+                .plan
+                .task(&args.id)
+                .ok_or_else(|| no_task(lp, &args.id))?;
             let message = format!(
                 "{} {}: {}",
                 lp.name,
@@ -162,4 +165,13 @@ fn commit_on_done() -> Option<std::path::PathBuf> {
     std::env::var_os("ORCH_WORKTREE")
         .filter(|w| !w.is_empty())
         .map(std::path::PathBuf::from)
+}
+
+/// The task `id` is not in the plan (looked up once already; an error rather than a panic).
+fn no_task(lp: &workspace::LoadedPlan, id: &str) -> CliError {
+    CliError::invalid(anyhow!(
+        "plan `{}` (`{}`) has no task `{id}`",
+        lp.name,
+        lp.rel_path
+    ))
 }

@@ -59,9 +59,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let mut actions = Vec::new();
     for &i in &selected {
         let lp = &ws.plans[i];
-        let entry = manifest
-            .plan(&lp.name)
-            .expect("selected plans come from the manifest");
+        let entry = workspace::entry_of(&manifest, &lp.name)?;
         check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
         let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
             .map_err(workspace::status_error)?
@@ -183,9 +181,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let agents = crate::supervisor::process::find_agents();
     for &i in &selected {
         let lp = &ws.plans[i];
-        let entry = manifest
-            .plan(&lp.name)
-            .expect("selected plans come from the manifest");
+        let entry = workspace::entry_of(&manifest, &lp.name)?;
         let status_file = lp.status_path.display().to_string();
         // Agents of a plan with task worktrees never write in the plan's worktree or branch:
         // only orch does (landing task commits), and no other orch runs now.
@@ -214,9 +210,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let mut with_work: Vec<(String, String)> = Vec::new();
     for (&i, action) in selected.iter().zip(&actions) {
         let lp = &ws.plans[i];
-        let entry = manifest
-            .plan(&lp.name)
-            .expect("selected plans come from the manifest");
+        let entry = workspace::entry_of(&manifest, &lp.name)?;
         let path = manifest.worktree_path(&lp.name);
         let (base, created_at) = match action {
             None => (String::new(), None),
@@ -244,10 +238,14 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
                 (tree.base, Some(created_at))
             }
         };
-        let agent = manifest
-            .agent_of(entry)
-            .cloned()
-            .expect("the manifest checks that every plan's agent exists");
+        let agent = manifest.agent_of(entry).cloned().ok_or_else(|| {
+            CliError::invalid(anyhow!(
+                "plan `{}` names agent `{}`, which `{}` does not define",
+                lp.name,
+                entry.agent,
+                manifest.path.display()
+            ))
+        })?;
         plans[i] = Some(Arc::new(PlanCtx {
             index: i,
             name: lp.name.clone(),

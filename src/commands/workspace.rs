@@ -13,6 +13,23 @@ use crate::manifest::{self, DepTarget, Manifest, PlanShape};
 use crate::plan::{self, Plan};
 use crate::status::{self, StatusDoc, TaskStatus};
 
+/// The manifest entry of plan `name`, which the workspace loaded from that manifest (an error
+/// rather than a panic should the two ever disagree).
+pub(crate) fn entry_of<'m>(
+    manifest: &'m Manifest,
+    name: &str,
+) -> CliResult<&'m manifest::PlanEntry> {
+    manifest.plan(name).ok_or_else(|| {
+        CliError::new(
+            exit::FAILURE,
+            anyhow!(
+                "plan `{name}` is not in `{}` (changed while orch read it?)",
+                manifest.path.display()
+            ),
+        )
+    })
+}
+
 /// Where the plans come from, as the user said on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
@@ -130,12 +147,7 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
         m.plans.iter().map(|e| from_entry(m, e)).collect()
     };
     let (plans, selected): (Vec<LoadedPlan>, Vec<usize>) = match (&sel.plan, &manifest) {
-        (Some(arg), Some(m)) if m.plan(arg).is_some() => {
-            let index = m
-                .plans
-                .iter()
-                .position(|p| &p.name == arg)
-                .expect("checked above");
+        (Some(arg), Some(m)) if let Some(index) = m.plans.iter().position(|p| &p.name == arg) => {
             (all(m)?, vec![index])
         }
         (Some(arg), m) => {
@@ -149,12 +161,10 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
                                 .and_then(|a| a.canonicalize().ok())
                     }) =>
                 {
-                    let index = m
-                        .plans
-                        .iter()
-                        .position(|p| p.name == one.name)
-                        .expect("checked above");
-                    (all(m)?, vec![index])
+                    match m.plans.iter().position(|p| p.name == one.name) {
+                        Some(index) => (all(m)?, vec![index]),
+                        None => (vec![one], vec![0]),
+                    }
                 }
                 _ => (vec![one], vec![0]),
             }

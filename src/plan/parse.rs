@@ -126,15 +126,20 @@ impl Parser {
     }
 
     fn error(&mut self, line: usize, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::error(&self.path, line, message));
-        self.diagnostics.last_mut().expect("just pushed")
+        let d = Diagnostic::error(&self.path, line, message);
+        self.push(d)
+    }
+
+    /// Adds a diagnostic; returns it, to add a hint.
+    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        let at = self.diagnostics.len();
+        self.diagnostics.push(d);
+        &mut self.diagnostics[at]
     }
 
     fn warn(&mut self, line: usize, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::warning(&self.path, line, message));
-        self.diagnostics.last_mut().expect("just pushed")
+        let d = Diagnostic::warning(&self.path, line, message);
+        self.push(d)
     }
 
     fn line(&mut self, n: usize, line: &str) {
