@@ -101,6 +101,20 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// Paths for a message: the first `shown` in backticks, comma-separated, then "and N more".
+pub fn path_list(paths: &[String], shown: usize) -> String {
+    let mut s = paths
+        .iter()
+        .take(shown)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > shown {
+        s.push_str(&format!(" and {} more", paths.len() - shown));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

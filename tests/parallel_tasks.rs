@@ -384,6 +384,18 @@ fn kill_agent(pid: u64) {
     nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
 }
 
+/// Plan `p` (TWO, agent `own`) whose supervisor was killed with both agents running, then the
+/// agents too, each leaving `half.txt` in its task worktree; with the journal and gate paths.
+fn dead_agents_with_work() -> (Repo, PathBuf, String) {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "own", std::slice::from_ref(&go));
+    kill_supervisor(up_until_both_run(&repo, &j));
+    kill_agents_leaving_work(&repo);
+    (repo, j, go)
+}
+
 /// The agents of tasks 1.1 and 1.2 die, leaving `half.txt` (their id) in their task worktrees.
 fn kill_agents_leaving_work(repo: &Repo) {
     for id in ["1.1", "1.2"] {
@@ -488,13 +500,8 @@ fn work_reported_while_no_supervisor_ran_lands_once() {
 
 #[test]
 fn work_left_in_task_worktrees_by_dead_agents_is_saved_and_the_tasks_run_again() {
-    let repo = Repo::new();
-    let j = repo.root().join(".git/journal");
-    let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "own", std::slice::from_ref(&go));
-    kill_supervisor(up_until_both_run(&repo, &j));
-    // The agents die too, leaving a file in each task worktree.
-    kill_agents_leaving_work(&repo);
+    // The supervisor and its agents die, leaving a file in each task worktree.
+    let (repo, j, go) = dead_agents_with_work();
     std::fs::write(&go, "").expect("gate");
     let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
     assert_eq!(
@@ -516,12 +523,7 @@ fn work_left_in_task_worktrees_by_dead_agents_is_saved_and_the_tasks_run_again()
 
 #[test]
 fn orch_clean_removes_task_worktrees_and_branches_saving_their_work() {
-    let repo = Repo::new();
-    let j = repo.root().join(".git/journal");
-    let go = format!("{}.go", j.display());
-    setup(&repo, TWO, "own", std::slice::from_ref(&go));
-    kill_supervisor(up_until_both_run(&repo, &j));
-    kill_agents_leaving_work(&repo);
+    let (repo, _, _) = dead_agents_with_work();
     let (code, out, err) = repo.run(&["clean", "p", "--force"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(

@@ -270,7 +270,7 @@ fn clean_branch(
             "its worktree has {} uncommitted file{}: {}",
             dirty.len(),
             if dirty.len() == 1 { "" } else { "s" },
-            short_list(&dirty)
+            crate::diagnostic::path_list(&dirty, 5)
         ));
     }
     if !unsafe_reasons.is_empty() && !args.force {
@@ -395,20 +395,6 @@ fn untouchable(info: &PlanBranch, plan: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-fn short_list(files: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut s = files
-        .iter()
-        .take(SHOWN)
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if files.len() > SHOWN {
-        s.push_str(&format!(" and {} more", files.len() - SHOWN));
-    }
-    s
 }
 
 fn shown(path: &Path, root: &Path) -> String {

@@ -254,10 +254,7 @@ fn label(p: &Pair) -> String {
 }
 
 fn files(list: &[String]) -> String {
-    list.iter()
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::diagnostic::path_list(list, usize::MAX)
 }
 
 /// The text report: conflicting pairs with their files, predicted overlaps, then the clean pairs

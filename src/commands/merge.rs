@@ -110,7 +110,7 @@ impl Step {
     }
 
     fn line(&self, dry_run: bool) -> String {
-        let files = merge::path_list(&self.files);
+        let files = crate::diagnostic::path_list(&self.files, 8);
         let detail = match self.result {
             Outcome::Merged => format!(
                 "merged as {}{}",
@@ -182,15 +182,7 @@ pub fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
             }
         }
     }
-    let repo = git::open(&manifest.root).map_err(git_error)?;
-    let repo_root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
-        CliError::invalid(anyhow!(
-            "`{}` is a bare repository",
-            manifest.root.display()
-        ))
-    })?;
-    let repo_root = repo_root.canonicalize().unwrap_or(repo_root);
-    drop(repo);
+    let repo_root = super::conflicts::repo_root(&manifest)?;
     let target = manifest.defaults.target.clone();
     let strategy = args.strategy.unwrap_or(manifest.defaults.merge_strategy);
     if git::branch_tip(&repo_root, &target)

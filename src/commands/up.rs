@@ -42,15 +42,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
 
     // 1. Everything that can be checked without touching the disk.
-    let repo = git::open(&manifest.root).map_err(git_error)?;
-    let repo_root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
-        CliError::invalid(anyhow!(
-            "`{}` is a bare repository",
-            manifest.root.display()
-        ))
-    })?;
-    let repo_root = repo_root.canonicalize().unwrap_or(repo_root);
-    drop(repo);
+    let repo_root = super::conflicts::repo_root(&manifest)?;
     let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
         .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
     templates
@@ -358,16 +350,7 @@ fn warn_conflicts(repo_root: &Path, plans: &[(String, String)], emit: &mut impl 
         if files.is_empty() {
             continue;
         }
-        const SHOWN: usize = 5;
-        let mut list = files
-            .iter()
-            .take(SHOWN)
-            .map(|f| format!("`{f}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if files.len() > SHOWN {
-            list.push_str(&format!(" and {} more", files.len() - SHOWN));
-        }
+        let list = crate::diagnostic::path_list(&files, 5);
         emit(&Event::Note {
             plan: Some(plans[i].0.clone()),
             message: format!(

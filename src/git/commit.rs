@@ -95,30 +95,30 @@ fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, Git
 /// When the HEAD commit of a worktree was made (committer time, seconds since the epoch).
 pub fn head_time(worktree: &Path) -> Result<i64, GitError> {
     let repo = open(worktree)?;
-    let commit = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(|source| GitError::ReadHead {
-            path: worktree.to_path_buf(),
-            source,
-        })?;
-    Ok(commit.time().seconds())
+    Ok(checked_out_commit(&repo, worktree)?.time().seconds())
 }
 
 /// HEAD commit of a worktree: (oid hex, full message).
 pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
     let repo = open(worktree)?;
-    let commit = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(|source| GitError::ReadHead {
-            path: worktree.to_path_buf(),
-            source,
-        })?;
+    let commit = checked_out_commit(&repo, worktree)?;
     Ok((
         commit.id().to_string(),
         String::from_utf8_lossy(commit.message_bytes()).into_owned(),
     ))
+}
+
+/// The commit HEAD points at; an unborn branch is an error.
+fn checked_out_commit<'r>(
+    repo: &'r Repository,
+    worktree: &Path,
+) -> Result<git2::Commit<'r>, GitError> {
+    repo.head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|source| GitError::ReadHead {
+            path: worktree.to_path_buf(),
+            source,
+        })
 }
 
 /// Whether the worktree has changes (including untracked, not ignored files).

@@ -45,7 +45,7 @@ pub enum GitError {
     #[error(
         "worktree `{path}` has uncommitted changes: {files}",
         path = path.display(),
-        files = list(files)
+        files = crate::diagnostic::path_list(files, 5)
     )]
     Dirty { path: PathBuf, files: Vec<String> },
     /// The worktree has another branch (or a detached HEAD) checked out than the one named.
@@ -175,21 +175,6 @@ pub enum GitError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// The first few entries of a list of paths, in backticks.
-fn list(files: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut s = files
-        .iter()
-        .take(SHOWN)
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if files.len() > SHOWN {
-        s.push_str(&format!(" and {} more", files.len() - SHOWN));
-    }
-    s
 }
 
 impl GitError {

@@ -32,6 +32,7 @@ pub use inspect::{
     overlapping_paths, paths_overlap,
 };
 pub use merge::{MergeOutcome, merge_into};
+pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,

@@ -38,7 +38,7 @@ pub enum MergeError {
     #[error(
         "`{path}` has `{target}` checked out and uncommitted changes: {files}",
         path = path.display(),
-        files = list(files)
+        files = crate::diagnostic::path_list(files, 8)
     )]
     Dirty {
         path: PathBuf,
@@ -49,7 +49,7 @@ pub enum MergeError {
     #[error(
         "`{path}` has `{target}` checked out, and the merge would overwrite untracked files: {files}",
         path = path.display(),
-        files = list(files)
+        files = crate::diagnostic::path_list(files, 8)
     )]
     UntrackedInTheWay {
         path: PathBuf,
@@ -71,21 +71,6 @@ pub enum MergeError {
     /// The archive tag could not be created.
     #[error("cannot create the archive tag `{tag}`: {reason}")]
     Tag { tag: String, reason: String },
-}
-
-/// The first few entries of a list of paths, in backticks.
-pub fn list(files: &[String]) -> String {
-    const SHOWN: usize = 8;
-    let mut s = files
-        .iter()
-        .take(SHOWN)
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if files.len() > SHOWN {
-        s.push_str(&format!(" and {} more", files.len() - SHOWN));
-    }
-    s
 }
 
 impl MergeError {

@@ -20,7 +20,7 @@ pub mod target;
 pub mod verify;
 
 pub use build::{Predicted, Simulator, is_merged, target_contains};
-pub use error::{MergeError, list as path_list};
+pub use error::MergeError;
 pub use order::{OrderItem, merge_order};
 pub use step::{
     ARCHIVE_PREFIX, MAX_REBUILDS, Merged, StepOutcome, StepRequest, archive_tag_name, merge_plan,

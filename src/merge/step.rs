@@ -8,9 +8,10 @@ use git2::{ErrorCode, Oid, Repository};
 use super::MergeError;
 use super::build::{Built, Subject, branch_commit, build, target_commit};
 use super::interrupt;
-use super::target::{Moved, move_target, retry_locked};
+use super::target::{Moved, move_target};
 use super::verify::{Verdict, Verify, run_verify};
 use crate::git;
+use crate::git::retry_locked;
 use crate::manifest::MergeStrategy;
 
 /// How often a step is built again after the target moved under it, after the first build.

@@ -2,33 +2,13 @@
 //! update itself (work tree first, then the ref with a compare-and-swap).
 
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
 use git2::{ErrorCode, Oid, Repository, StatusOptions};
 
 use super::MergeError;
 use super::build::{changed_paths, target_commit};
-use crate::git;
-
-/// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file),
-/// five times in all with doubling pauses (as the git module does for its ref writes).
-pub(crate) fn retry_locked<T>(
-    mut f: impl FnMut() -> Result<T, git2::Error>,
-) -> Result<T, git2::Error> {
-    let mut pause = Duration::from_millis(10);
-    for _ in 1..5 {
-        match f() {
-            Err(e) if e.code() == ErrorCode::Locked => {
-                sleep(pause);
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    f()
-}
+use crate::git::{self, retry_locked};
 
 /// The work tree (the main one or a linked worktree) that has `target` checked out, if any.
 pub fn checked_out_at(repo_root: &Path, target: &str) -> Result<Option<PathBuf>, MergeError> {

@@ -80,11 +80,7 @@ impl std::fmt::Display for CommitError {
 
 /// `a`, `b`: paths for a message.
 pub fn quoted(paths: &[String]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::diagnostic::path_list(paths, usize::MAX)
 }
 
 /// Sent to the dispatcher when an attempt is over.
