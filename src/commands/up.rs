@@ -177,11 +177,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         let status_file = lp.status_path.display().to_string();
         // Agents of a plan with task worktrees never write in the plan's worktree or branch:
         // only orch does (landing task commits), and no other orch runs now.
-        let task_trees = entry.parallel_tasks > 1
-            && manifest
-                .agent_of(entry)
-                .is_some_and(|a| a.mode == crate::manifest::AgentMode::Task);
-        if !task_trees && agents.iter().any(|a| a.status_file == status_file) {
+        if !manifest.task_trees(entry) && agents.iter().any(|a| a.status_file == status_file) {
             continue;
         }
         for lock in

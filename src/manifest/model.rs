@@ -199,13 +199,27 @@ impl Manifest {
         self.agents.get(&plan.agent)
     }
 
+    /// Whether `orch up` runs each task of `plan` in a task worktree of its own:
+    /// `parallel_tasks` above 1 with a task-mode agent.
+    pub fn task_trees(&self, plan: &PlanEntry) -> bool {
+        plan.parallel_tasks > 1
+            && self
+                .agent_of(plan)
+                .is_some_and(|a| a.mode == super::agents::AgentMode::Task)
+    }
+
     /// How many agents of `plan` `orch up` runs at once: one plan-mode agent; in task mode,
-    /// `parallel_tasks` when it is above 1 (a worktree per task), else `parallel`.
+    /// `parallel_tasks` with task worktrees, else `parallel`.
     pub fn agents_per_plan(&self, plan: &PlanEntry) -> usize {
-        match self.agent_of(plan).map(|a| a.mode) {
-            Some(super::agents::AgentMode::Plan) => 1,
-            _ if plan.parallel_tasks > 1 => plan.parallel_tasks,
-            _ => plan.parallel,
+        if self.task_trees(plan) {
+            plan.parallel_tasks
+        } else if self
+            .agent_of(plan)
+            .is_some_and(|a| a.mode == super::agents::AgentMode::Plan)
+        {
+            1
+        } else {
+            plan.parallel
         }
     }
 
