@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod diagnostic;
 pub mod error;
+pub mod executor;
 pub mod git;
 pub mod graph;
 pub mod manifest;

@@ -47,6 +47,13 @@ pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskE
         put("skip_reason", e.skip_reason.clone().map(Value::from));
         put("commit", e.commit.clone().map(Value::from));
         put("pid", e.orch_run.as_ref().map(|r| Value::from(r.pid)));
+        put(
+            "job_id",
+            e.orch_run
+                .as_ref()
+                .and_then(|r| r.job_id.clone())
+                .map(Value::from),
+        );
         obj.insert("attempts".into(), json!(e.attempts));
         obj.insert("retry_count".into(), json!(e.retry_count));
     }

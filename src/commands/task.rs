@@ -94,11 +94,23 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     let mut opts = args.opts;
     if args.transition == Transition::Start && opts.run.is_none() {
         // The agent calling us is our parent; record it so a supervisor can tell it is alive.
-        let pid = std::os::unix::process::parent_id();
-        opts.run = Some(RunInfo {
-            pid,
-            process_start_time: status::process_start_time(pid),
-            host: None,
+        // Inside a batch job (an agent orch submitted to Slurm), the job is what a supervisor
+        // watches: a pid of the compute node means nothing on the supervisor's machine.
+        opts.run = Some(match std::env::var("SLURM_JOB_ID") {
+            Ok(job) if !job.is_empty() => RunInfo {
+                executor: Some("slurm".into()),
+                job_id: Some(job),
+                host: crate::supervisor::process::hostname(),
+                ..RunInfo::default()
+            },
+            _ => {
+                let pid = std::os::unix::process::parent_id();
+                RunInfo {
+                    pid,
+                    process_start_time: status::process_start_time(pid),
+                    ..RunInfo::default()
+                }
+            }
         });
     }
     // A plan-mode agent under `orch up` reports a task done: commit its work now, before the

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::workspace::{self, Selection};
 use crate::error::{CliError, CliResult, exit};
+use crate::executor::{ExecutorKind, JobTracker, Slurm};
 use crate::git::{self, TreeAction, TreeRequest};
 use crate::manifest::{AgentMode, Manifest, render_template};
 use crate::prompt::{TaskPrompt, Templates};
@@ -101,6 +102,19 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             }
         }
         actions.push(Some(action));
+    }
+
+    let slurm_plans: Vec<&str> = selected
+        .iter()
+        .map(|&i| ws.plans[i].name.as_str())
+        .filter(|name| {
+            manifest
+                .plan(name)
+                .is_some_and(|e| e.executor == ExecutorKind::Slurm)
+        })
+        .collect();
+    if !slurm_plans.is_empty() {
+        check_slurm(&manifest, &slurm_plans, &orch_bin)?;
     }
 
     // 2. One supervisor per repository.
@@ -256,10 +270,24 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             setup: entry.setup.clone(),
             depends_on: entry.depends_on.clone(),
             git_lock: Mutex::new(()),
+            executor: entry.executor,
+            slurm: entry.slurm.clone(),
         }));
     }
 
     warn_conflicts(&repo_root, &with_work, &mut emit);
+
+    let jobs = if slurm_plans.is_empty() {
+        None
+    } else {
+        let slurm = Slurm::new(&state_dir).map_err(|e| {
+            anyhow!(
+                "cannot write the Slurm job script into `{}`: {e}",
+                state_dir.display()
+            )
+        })?;
+        Some(JobTracker::new(Arc::new(slurm), manifest.slurm_poll))
+    };
 
     let ctx = Arc::new(Ctx {
         repo_root: repo_root.clone(),
@@ -275,6 +303,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         auto_merge: args.merge || manifest.defaults.auto_merge,
         templates,
         plans,
+        jobs,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -356,6 +385,45 @@ fn warn_conflicts(repo_root: &Path, plans: &[(String, String)], emit: &mut impl 
             ),
         });
     }
+}
+
+/// Plans run through Slurm need its controller, and paths the compute nodes can see: a
+/// directory on a node-local filesystem (tmpfs) is refused now; each job checks the rest on its
+/// node (see [`crate::executor::job_script`]).
+fn check_slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> CliResult<()> {
+    let d = &manifest.defaults;
+    for (key, dir) in [
+        ("worktree_root", &d.worktree_root),
+        ("state_dir", &d.state_dir),
+        ("log_dir", &d.log_dir),
+    ] {
+        let path = manifest.root.join(dir);
+        if let Some(fs) = crate::executor::node_local_fs(&path) {
+            return Err(CliError::invalid(anyhow!(
+                "{}: `defaults.{key}` (`{}`) is on {fs}, which only this machine sees, but plan `{}` runs its agents through Slurm",
+                manifest.path.display(),
+                path.display(),
+                plans[0]
+            ))
+            .with_hint(
+                "put the repository on a filesystem the compute nodes mount at the same path (NFS, Lustre, …), or set executor = \"local\"",
+            ));
+        }
+    }
+    if let Some(fs) = crate::executor::node_local_fs(orch_bin) {
+        return Err(CliError::invalid(anyhow!(
+            "the orch executable `{}` is on {fs}, which the compute nodes cannot see, but plan `{}` runs its agents through Slurm (they call orch back)",
+            orch_bin.display(),
+            plans[0]
+        ))
+        .with_hint("install orch on a shared filesystem, or set executor = \"local\""));
+    }
+    Slurm::check().map_err(|e| {
+        CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(format!(
+            "plan `{}` runs its agents through Slurm: start Slurm (or point orch at its controller with SLURM_CONF), or set executor = \"local\"",
+            plans[0]
+        ))
+    })
 }
 
 /// The agent's program exists and its prompt renders: found now rather than after worktrees

@@ -36,6 +36,8 @@ pub struct AgentSpec {
     /// The argv; elements may contain `{{ variable }}` placeholders (see [`TEMPLATE_VARS`]).
     pub command: Vec<String>,
     pub mode: AgentMode,
+    /// Where the agent runs, when its table says (else the plan's or the default executor).
+    pub executor: Option<crate::executor::ExecutorKind>,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
@@ -55,6 +57,7 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
     let argv = |args: &[&str]| AgentSpec {
         command: args.iter().map(|a| (*a).to_string()).collect(),
         mode: AgentMode::Task,
+        executor: None,
     };
     BTreeMap::from([
         (

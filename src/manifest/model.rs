@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::agents::AgentSpec;
+use crate::executor::{ExecutorKind, SlurmOptions};
 
 /// The `[defaults]` table, every value filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct Defaults {
     /// Relative to the manifest's directory (`orch/templates`): `task.md` and `plan.md` found
     /// there replace the built-in prompt templates.
     pub templates: PathBuf,
+    /// Where agents run (`local`); agents and plans may choose otherwise.
+    pub executor: ExecutorKind,
 }
 
 impl Default for Defaults {
@@ -75,6 +78,7 @@ impl Default for Defaults {
             setup: None,
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
+            executor: ExecutorKind::Local,
         }
     }
 }
@@ -172,6 +176,10 @@ pub struct PlanEntry {
     pub copy: Vec<PathBuf>,
     /// 1-based line of the entry's `name` key.
     pub line: usize,
+    /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.
+    pub executor: ExecutorKind,
+    /// Resolved: `[slurm]` with the plan's `slurm` table over it (used when `executor` is slurm).
+    pub slurm: SlurmOptions,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -186,7 +194,12 @@ pub struct Manifest {
     pub agents: BTreeMap<String, AgentSpec>,
     /// Plans in file order.
     pub plans: Vec<PlanEntry>,
+    /// `[slurm] poll`: the longest wait between two queries of the job states (`5s`).
+    pub slurm_poll: Duration,
 }
+
+/// The default of `[slurm] poll`.
+pub const DEFAULT_SLURM_POLL: Duration = Duration::from_secs(5);
 
 impl Manifest {
     /// The plan named `name`.
@@ -221,6 +234,11 @@ impl Manifest {
         } else {
             plan.parallel
         }
+    }
+
+    /// Whether any plan runs its agents through Slurm.
+    pub fn uses_slurm(&self) -> bool {
+        self.plans.iter().any(|p| p.executor == ExecutorKind::Slurm)
     }
 
     /// `root/state_dir/<plan_name>/status.json`.

@@ -40,6 +40,20 @@ pub struct RawDefaults {
     pub setup: Option<At<Vec<At<String>>>>,
     pub copy: Option<At<Vec<At<String>>>>,
     pub templates: Option<At<String>>,
+    pub executor: Option<At<String>>,
+}
+
+/// A `[slurm]` table, or a plan's `slurm = { … }`.
+#[derive(Debug, Default)]
+pub struct RawSlurm {
+    pub partition: Option<At<String>>,
+    pub account: Option<At<String>>,
+    pub time_limit: Option<At<String>>,
+    pub cpus: Option<At<i64>>,
+    pub memory: Option<At<String>>,
+    pub sbatch_args: Option<At<Vec<At<String>>>>,
+    /// Only in `[slurm]`: the longest wait between two queries of the job states.
+    pub poll: Option<At<String>>,
 }
 
 #[derive(Debug)]
@@ -47,6 +61,7 @@ pub struct RawAgent {
     pub name: At<String>,
     pub command: Option<At<Vec<At<String>>>>,
     pub mode: Option<At<String>>,
+    pub executor: Option<At<String>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -67,6 +82,8 @@ pub struct RawPlan {
     pub retries: Option<At<i64>>,
     pub setup: Option<At<Vec<At<String>>>>,
     pub copy: Option<At<Vec<At<String>>>>,
+    pub executor: Option<At<String>>,
+    pub slurm: Option<RawSlurm>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -76,6 +93,7 @@ pub struct RawManifest {
     pub defaults: RawDefaults,
     pub agents: Vec<RawAgent>,
     pub plans: Vec<RawPlan>,
+    pub slurm: RawSlurm,
 }
 
 /// Collects diagnostics with locations for one manifest text.
@@ -120,7 +138,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// The keys of each table, as known to the reader (`orch init` writes every one of them).
-pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan"];
+pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm"];
 pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
@@ -142,8 +160,27 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "setup",
     "copy",
     "templates",
+    "executor",
 ];
-pub const AGENT_KEYS: &[&str] = &["command", "mode"];
+pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor"];
+pub const SLURM_KEYS: &[&str] = &[
+    "partition",
+    "account",
+    "time_limit",
+    "cpus",
+    "memory",
+    "sbatch_args",
+    "poll",
+];
+/// A plan's `slurm` table overrides these (the poll interval is the run's).
+pub const PLAN_SLURM_KEYS: &[&str] = &[
+    "partition",
+    "account",
+    "time_limit",
+    "cpus",
+    "memory",
+    "sbatch_args",
+];
 pub const PLAN_KEYS: &[&str] = &[
     "name",
     "file",
@@ -157,6 +194,8 @@ pub const PLAN_KEYS: &[&str] = &[
     "retries",
     "setup",
     "copy",
+    "executor",
+    "slurm",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -179,6 +218,11 @@ pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
                 }
             }
             "plan" => raw.plans = read_plans(value, r),
+            "slurm" => {
+                if let Some(table) = expect_table(r, "slurm", value) {
+                    raw.slurm = read_slurm(table, r, "slurm", SLURM_KEYS);
+                }
+            }
             other => unknown_key(r, key, other, "at the top level", TOP_KEYS),
         }
     }
@@ -211,6 +255,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "setup" => d.setup = string_array(r, &ctx, value, Some(ARGV_HINT)),
             "copy" => d.copy = string_list(r, &ctx, value),
             "templates" => d.templates = string(r, &ctx, value),
+            "executor" => d.executor = string(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -240,6 +285,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             },
             command: None,
             mode: None,
+            executor: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -249,6 +295,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             match name {
                 "command" => agent.command = string_array(r, &key_ctx, v, Some(ARGV_HINT)),
                 "mode" => agent.mode = string(r, &key_ctx, v),
+                "executor" => agent.executor = string(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }
@@ -296,6 +343,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             retries: None,
             setup: None,
             copy: None,
+            executor: None,
+            slurm: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -315,12 +364,37 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "retries" => plan.retries = integer(r, &ctx, v),
                 "setup" => plan.setup = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "copy" => plan.copy = string_list(r, &ctx, v),
+                "executor" => plan.executor = string(r, &ctx, v),
+                "slurm" => {
+                    if let Some(table) = expect_table(r, "plan.slurm", v) {
+                        plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));
+                    }
+                }
                 other => unknown_key(r, k, other, "in `[[plan]]`", PLAN_KEYS),
             }
         }
         plans.push(plan);
     }
     plans
+}
+
+fn read_slurm(table: &DeTable<'_>, r: &mut Reporter<'_>, ctx: &str, known: &[&str]) -> RawSlurm {
+    let mut s = RawSlurm::default();
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        let key_ctx = format!("{ctx}.{name}");
+        match name {
+            "partition" => s.partition = string(r, &key_ctx, value),
+            "account" => s.account = string(r, &key_ctx, value),
+            "time_limit" => s.time_limit = string(r, &key_ctx, value),
+            "cpus" => s.cpus = integer(r, &key_ctx, value),
+            "memory" => s.memory = string(r, &key_ctx, value),
+            "sbatch_args" => s.sbatch_args = string_list(r, &key_ctx, value),
+            "poll" if known.contains(&"poll") => s.poll = string(r, &key_ctx, value),
+            other => unknown_key(r, key, other, &format!("in `{ctx}`"), known),
+        }
+    }
+    s
 }
 
 fn unknown_key(

@@ -8,20 +8,25 @@ use super::agents::{AgentMode, AgentSpec, parse_template, presets};
 use super::duration::parse_duration;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
-use super::raw::{At, RawManifest, RawPlan, Reporter};
+use super::raw::{At, RawManifest, RawPlan, RawSlurm, Reporter};
+use crate::executor::{ExecutorKind, SlurmOptions};
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.
 pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
     let agents = agents(&raw, r);
     let defaults = defaults(&raw, root, &agents, r);
-    let plans = plans(&raw.plans, root, &defaults, &agents, r);
+    let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
+    let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
+        .unwrap_or(super::model::DEFAULT_SLURM_POLL);
+    let plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
     Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
         defaults,
         agents,
         plans,
+        slurm_poll,
     }
 }
 
@@ -159,6 +164,9 @@ fn defaults(
             }
         }
     }
+    if let Some(e) = executor(r, "defaults.executor", d.executor.as_ref()) {
+        out.executor = e;
+    }
     if let Some(At { value, span }) = &d.branch_prefix {
         // The prefix is checked with a stand-in name; every full branch is checked again later.
         if value.is_empty() {
@@ -171,6 +179,115 @@ fn defaults(
                     format!("`defaults.branch_prefix` `{value}` cannot begin a branch name: {why}"),
                 ),
             }
+        }
+    }
+    out
+}
+
+/// An `executor` key: `local` or `slurm`.
+fn executor(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<String>>) -> Option<ExecutorKind> {
+    let At { value, span } = at?;
+    let parsed = ExecutorKind::parse(value);
+    if parsed.is_none() {
+        r.error_hint(
+            span,
+            format!("`{ctx}` must be \"local\" or \"slurm\", found \"{value}\""),
+            "\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`)",
+        );
+    }
+    parsed
+}
+
+/// A `[slurm]` table (`ctx` = `slurm`) or a plan's `slurm` table over `base`.
+fn slurm_options(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    raw: &RawSlurm,
+    base: &SlurmOptions,
+) -> SlurmOptions {
+    let mut out = base.clone();
+    let name_like = |v: &str| {
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','))
+    };
+    for (key, at, slot) in [
+        ("partition", &raw.partition, &mut out.partition),
+        ("account", &raw.account, &mut out.account),
+    ] {
+        if let Some(At { value, span }) = at {
+            if name_like(value) {
+                *slot = Some(value.clone());
+            } else {
+                r.error(
+                    span,
+                    format!("`{ctx}.{key}` \"{value}\" is not a Slurm {key} name (letters, digits, `_`, `-`, `.`, `,`)"),
+                );
+            }
+        }
+    }
+    if let Some(At { value, span }) = &raw.time_limit {
+        match parse_duration(value) {
+            Ok(t) if t >= Duration::from_secs(60) => out.time_limit = Some(t),
+            Ok(_) => r.error_hint(
+                span,
+                format!("`{ctx}.time_limit` \"{value}\" is under a minute"),
+                "Slurm time limits are whole minutes: write \"1m\" or more (it is rounded up)",
+            ),
+            Err(why) => r.error(span, format!("`{ctx}.time_limit`: {why}")),
+        }
+    }
+    if let Some(At { value, span }) = &raw.cpus {
+        match u32::try_from(*value) {
+            Ok(n) if n >= 1 => out.cpus = Some(n),
+            _ => r.error(
+                span,
+                format!("`{ctx}.cpus` must be at least 1, found {value}"),
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &raw.memory {
+        let digits = value.trim_end_matches(['K', 'M', 'G', 'T']);
+        let one_suffix = value.len() - digits.len() <= 1;
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && one_suffix {
+            out.memory = Some(value.clone());
+        } else {
+            r.error_hint(
+                span,
+                format!("`{ctx}.memory` \"{value}\" is not a Slurm memory size"),
+                "write a number with an optional K, M, G or T suffix, such as \"8G\" (megabytes without one)",
+            );
+        }
+    }
+    if let Some(At { value, .. }) = &raw.sbatch_args {
+        let mut ok = true;
+        if let Some(first) = value.first()
+            && !first.value.starts_with('-')
+        {
+            r.error_hint(
+                &first.span,
+                format!(
+                    "`{ctx}.sbatch_args` must begin with an option, found \"{}\"",
+                    first.value
+                ),
+                "sbatch_args is an argv of options: [\"--qos=high\", \"--constraint=avx2\"]",
+            );
+            ok = false;
+        }
+        for arg in value {
+            if let Some(why) = crate::executor::check_sbatch_arg(&arg.value) {
+                r.error(
+                    &arg.span,
+                    format!(
+                        "`{ctx}.sbatch_args` element \"{}\" {why}",
+                        arg.value.escape_debug()
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            out.sbatch_args = value.iter().map(|a| a.value.clone()).collect();
         }
     }
     out
@@ -348,7 +465,20 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             },
         };
         if ok {
-            agents.insert(name.clone(), AgentSpec { command, mode });
+            let executor = executor(
+                r,
+                &format!("agents.{name}.executor"),
+                agent.executor.as_ref(),
+            )
+            .or(preset.as_ref().and_then(|p| p.executor));
+            agents.insert(
+                name.clone(),
+                AgentSpec {
+                    command,
+                    mode,
+                    executor,
+                },
+            );
         } else {
             // Keep the name known so that plans naming it are not reported a second time.
             agents.insert(
@@ -356,6 +486,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                 AgentSpec {
                     command: Vec::new(),
                     mode,
+                    executor: None,
                 },
             );
         }
@@ -368,6 +499,7 @@ fn plans(
     root: &Path,
     defaults: &Defaults,
     agents: &BTreeMap<String, AgentSpec>,
+    slurm: &SlurmOptions,
     r: &mut Reporter<'_>,
 ) -> Vec<PlanEntry> {
     let mut out: Vec<PlanEntry> = Vec::new();
@@ -473,6 +605,14 @@ fn plans(
             }
         };
 
+        let executor = executor(r, "plan.executor", plan.executor.as_ref())
+            .or_else(|| agents.get(&agent).and_then(|a| a.executor))
+            .unwrap_or(defaults.executor);
+        let slurm = match &plan.slurm {
+            Some(own) => slurm_options(r, "plan.slurm", own, slurm),
+            None => slurm.clone(),
+        };
+
         let (branch, branch_span) = match &plan.branch {
             Some(At { value, span }) => {
                 if let Err(why) = check_ref_name(value) {
@@ -545,6 +685,8 @@ fn plans(
             setup,
             copy,
             line,
+            executor,
+            slurm,
         });
     }
 

@@ -61,6 +61,13 @@ pub struct OrchRun {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Where the agent runs when not a local process (`slurm`); `pid` is then 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+    /// The batch job running the agent (`executor` set), once submitted: what a restarted
+    /// `orch up` re-attaches to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.

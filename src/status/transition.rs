@@ -32,6 +32,10 @@ pub struct RunInfo {
     /// Field 22 of `/proc/<pid>/stat`, 0 when unknown (see [`process_start_time`]).
     pub process_start_time: u64,
     pub host: Option<String>,
+    /// `slurm` for a batch job (then `pid` is 0).
+    pub executor: Option<String>,
+    /// The batch job's id, once submitted.
+    pub job_id: Option<String>,
 }
 
 /// What goes with a transition.
@@ -81,6 +85,13 @@ fn refused(e: &TaskEntry, message: String) -> StatusError {
 
 fn in_progress_message(e: &TaskEntry) -> String {
     match &e.orch_run {
+        Some(run) if run.job_id.is_some() => format!(
+            "task `{}` is already in progress ({} job {} since {}); use --force to start it again",
+            e.id,
+            run.executor.as_deref().unwrap_or("batch"),
+            run.job_id.as_deref().unwrap_or_default(),
+            run.started_at
+        ),
         Some(run) => format!(
             "task `{}` is already in progress (pid {} since {}); use --force to start it again",
             e.id, run.pid, run.started_at
@@ -158,6 +169,8 @@ pub fn apply(
                 process_start_time: r.process_start_time,
                 started_at: stamp.clone(),
                 host: r.host.clone(),
+                executor: r.executor.clone(),
+                job_id: r.job_id.clone(),
             });
             if let Some(note) = &opts.note {
                 e.notes = Some(note.clone());
@@ -413,6 +426,7 @@ mod tests {
                 pid: 123,
                 process_start_time: 456,
                 host: Some("box".into()),
+                ..RunInfo::default()
             }),
             ..opts()
         };

@@ -14,6 +14,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::context::{Ctx, PlanCtx};
 use super::process::{process_alive, signal_group, terminate_group};
+use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
 use crate::git;
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
@@ -22,6 +23,9 @@ use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 pub enum Stop {
     /// Keep going.
     No,
+    /// Launch nothing more (first Ctrl-C): running agents finish, batch jobs still waiting in
+    /// the queue are cancelled (nothing of them ran yet).
+    Drain,
     /// Stop now (second Ctrl-C, SIGTERM).
     Now,
 }
@@ -34,6 +38,11 @@ pub enum Ending {
     TimedOut(Duration),
     Stuck(Duration),
     Stopped,
+    /// A batch job ended otherwise than by the agent's exit (its time limit, its node, …).
+    Job {
+        id: String,
+        end: JobEnd,
+    },
 }
 
 /// The outcome of an attempt, as the dispatcher sees it.
@@ -102,6 +111,12 @@ pub enum Proc {
     Child(Child),
     /// Left by an earlier supervisor: pid (= process group) and start time.
     Adopted { pid: u32, start_time: u64 },
+    /// A batch job (submitted now or found again after a restart), followed by the tracker.
+    Job {
+        id: String,
+        state: watch::Receiver<JobState>,
+        tracker: Arc<JobTracker>,
+    },
 }
 
 /// Everything an attempt needs.
@@ -165,6 +180,7 @@ fn describe_ending(e: &Ending) -> String {
             humantime(*t)
         ),
         Ending::Stopped => "stopped by orch".to_string(),
+        Ending::Job { id, end } => format!("job {id}: {}", end.describe()),
     }
 }
 
@@ -189,11 +205,14 @@ pub fn humantime(d: Duration) -> String {
 }
 
 async fn watch_process(a: &mut Attempt) -> Ending {
+    if let Proc::Job { .. } = a.proc {
+        return watch_job(a).await;
+    }
     let grace = a.ctx.grace;
     let stuck_after = a.ctx.stuck_after;
     let mut tick = tokio::time::interval(Duration::from_millis(match a.proc {
         Proc::Child(_) => 500,
-        Proc::Adopted { .. } => 100,
+        Proc::Adopted { .. } | Proc::Job { .. } => 100,
     }));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut activity = Activity::new(&a.log, &a.plan.status_path);
@@ -247,6 +266,117 @@ async fn watch_process(a: &mut Attempt) -> Ending {
                         }
                     }
                 }
+            }
+            // Handled by `watch_job`.
+            Proc::Job { .. } => return Ending::Exited(None),
+        }
+    }
+}
+
+/// Follows a batch job to its end: the tracker's state changes, orch's own deadline, stuck
+/// detection and stop requests (which cancel the job and wait for it to be over).
+async fn watch_job(a: &mut Attempt) -> Ending {
+    let Proc::Job { id, state, tracker } = &mut a.proc else {
+        return Ending::Exited(None);
+    };
+    let (id, tracker) = (id.clone(), tracker.clone());
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut activity = Activity::new(&a.log, &a.plan.status_path);
+    let stuck_after = a.ctx.stuck_after;
+    // Cancelling waits this long for the job to be over before the attempt is settled anyway.
+    let settle_wait = a.ctx.grace + Duration::from_secs(60);
+    let mut drained = false;
+    loop {
+        let now = state.borrow_and_update().clone();
+        if let JobState::Ended(end) = now {
+            if drained && end == JobEnd::Cancelled {
+                return Ending::Stopped;
+            }
+            return job_ending(&id, end);
+        }
+        let stop = *a.stop.borrow();
+        if stop == Stop::Now {
+            cancel_job(&tracker, &id, state, settle_wait, &a.log).await;
+            return Ending::Stopped;
+        }
+        if stop == Stop::Drain && !drained && now == JobState::Queued {
+            // Only if it still waits: the tracker's view may be a poll old.
+            drained = true;
+            if let Err(e) = tracker.cancel_queued(&id).await {
+                super::process::log_line(
+                    &a.log,
+                    &format!("=== orch: cannot cancel job {id}: {e} ==="),
+                );
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = state.changed() => {
+                if changed.is_err() {
+                    // The tracker is gone: the run is ending.
+                    return Ending::Stopped;
+                }
+            }
+            () = sleep_until(a.deadline) => {
+                cancel_job(&tracker, &id, state, settle_wait, &a.log).await;
+                return Ending::TimedOut(a.deadline.duration_since(a.started));
+            }
+            _ = tick.tick() => {
+                // A queued job writes nothing: only a running one can be stuck.
+                if let Some(limit) = stuck_after
+                    && activity.idle_for() >= limit
+                    && *state.borrow() == JobState::Running
+                {
+                    cancel_job(&tracker, &id, state, settle_wait, &a.log).await;
+                    return Ending::Stuck(limit);
+                }
+            }
+            changed = a.stop.changed() => {
+                if changed.is_err() {
+                    cancel_job(&tracker, &id, state, settle_wait, &a.log).await;
+                    return Ending::Stopped;
+                }
+            }
+        }
+    }
+}
+
+/// How a job's end reads as an attempt's ending: the agent's exit status, or the job's fate.
+fn job_ending(id: &str, end: JobEnd) -> Ending {
+    match end {
+        JobEnd::Exited(code) if code != NOT_SHARED_EXIT => Ending::Exited(Some(code)),
+        // Unknown: like an adopted process found gone (the task's report decides).
+        JobEnd::Gone => Ending::Exited(None),
+        end => Ending::Job {
+            id: id.to_string(),
+            end,
+        },
+    }
+}
+
+/// Cancels a job and waits (up to `wait`) until the scheduler says it is over, so that its
+/// agent no longer writes into the worktree when the attempt is settled.
+async fn cancel_job(
+    tracker: &Arc<JobTracker>,
+    id: &str,
+    state: &mut watch::Receiver<JobState>,
+    wait: Duration,
+    log: &std::path::Path,
+) {
+    if let Err(e) = tracker.cancel(id).await {
+        super::process::log_line(log, &format!("=== orch: cannot cancel job {id}: {e} ==="));
+    }
+    let until = Instant::now() + wait;
+    while !state.borrow().is_over() {
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return },
+            () = sleep_until(until) => {
+                super::process::log_line(
+                    log,
+                    &format!("=== orch: job {id} was cancelled but is not over after {} ===", humantime(wait)),
+                );
+                return;
             }
         }
     }
@@ -341,7 +471,7 @@ fn settle_task(_ctx: &Ctx, plan: &PlanCtx, t: usize, attempt: u32, ending: &Endi
                 ),
                 true,
             ),
-            Ending::TimedOut(_) | Ending::Stuck(_) => {
+            Ending::TimedOut(_) | Ending::Stuck(_) | Ending::Job { .. } => {
                 fail(plan, id, attempt, &describe_ending(ending), true)
             }
             Ending::Stopped | Ending::Exited(None) => interrupted(plan, id, attempt, ending),

@@ -27,6 +27,9 @@ pub struct Ctx {
     pub templates: Templates,
     /// Every plan of the workspace, in its order; `None` for plans not part of this run.
     pub plans: Vec<Option<Arc<PlanCtx>>>,
+    /// The batch jobs of plans run through a cluster scheduler (`None` when every plan runs
+    /// locally).
+    pub jobs: Option<Arc<crate::executor::JobTracker>>,
 }
 
 /// One plan of the run.
@@ -58,6 +61,10 @@ pub struct PlanCtx {
     pub depends_on: Vec<Dependency>,
     /// Serializes git work (commits, saves, merges) in the plan's worktree.
     pub git_lock: Mutex<()>,
+    /// Where its agents run.
+    pub executor: crate::executor::ExecutorKind,
+    /// Its Slurm settings (with `executor` slurm).
+    pub slurm: crate::executor::SlurmOptions,
 }
 
 impl PlanCtx {

@@ -48,14 +48,22 @@ pub enum Event {
         description: String,
         /// 1 for the first attempt.
         attempt: u32,
+        /// The agent's process (0 for a batch job).
         pid: u32,
         log: PathBuf,
+        /// The batch job running the agent (executor `slurm`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
     },
     /// A task whose agent survived an earlier supervisor is being watched again, not restarted.
     TaskAdopted {
         plan: String,
         task: String,
+        /// 0 for a batch job.
         pid: u32,
+        /// The batch job found again (executor `slurm`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
     },
     /// A task is done and its changes are committed.
     TaskFinished {

@@ -196,11 +196,15 @@ impl Progress {
                 p.running.push((task.clone(), description.clone()));
                 self.ensure_bar(i);
             }
-            Event::TaskAdopted { task, pid, .. } => {
+            Event::TaskAdopted {
+                task, pid, job_id, ..
+            } => {
                 let p = &mut self.plans[i];
                 p.running.retain(|(id, _)| id != task);
-                p.running
-                    .push((task.clone(), format!("(adopted, pid {pid})")));
+                p.running.push((
+                    task.clone(),
+                    format!("(adopted, {})", runner(*pid, job_id.as_deref())),
+                ));
                 self.ensure_bar(i);
             }
             Event::TaskFinished { task, .. } => {
@@ -447,14 +451,22 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             description,
             attempt,
             pid,
+            job_id,
             ..
         } => format!(
-            "{} started (attempt {attempt}, pid {pid}): {description}",
-            subject(plan, task)
+            "{} started (attempt {attempt}, {}): {description}",
+            subject(plan, task),
+            runner(*pid, job_id.as_deref())
         ),
-        Event::TaskAdopted { plan, task, pid } => format!(
-            "{} adopted (pid {pid}, still running from an earlier run)",
-            subject(plan, task)
+        Event::TaskAdopted {
+            plan,
+            task,
+            pid,
+            job_id,
+        } => format!(
+            "{} adopted ({}, still running from an earlier run)",
+            subject(plan, task),
+            runner(*pid, job_id.as_deref())
         ),
         Event::TaskFinished {
             plan,
@@ -588,6 +600,14 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
 }
 
 /// `plan task`, or just `plan` in plan mode (no task id).
+/// `pid 4242`, or `job 17` for a batch job.
+fn runner(pid: u32, job: Option<&str>) -> String {
+    match job {
+        Some(job) => format!("job {job}"),
+        None => format!("pid {pid}"),
+    }
+}
+
 fn subject(plan: &str, task: &str) -> String {
     if task.is_empty() {
         plan.to_string()
@@ -790,6 +810,7 @@ mod tests {
                     attempt: 1,
                     pid: 4242,
                     log: ".orch/logs/auth/1.2.log".into(),
+                    job_id: None,
                 },
                 "auth 1.2 started (attempt 1, pid 4242): Add login form",
             ),
@@ -798,6 +819,7 @@ mod tests {
                     plan: "auth".into(),
                     task: "1.3".into(),
                     pid: 77,
+                    job_id: None,
                 },
                 "auth 1.3 adopted (pid 77, still running from an earlier run)",
             ),

@@ -17,6 +17,7 @@ use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
 use super::process;
 use crate::commands::workspace::{Workspace, node_state};
+use crate::executor::{ExecutorKind, JobSpec, JobState, JobTracker, job_tag, parse_tag};
 use crate::graph::{NodeState, Slots, Waiting, pick, readiness};
 use crate::manifest::{AgentMode, render_template};
 use crate::plan::{Plan, TaskKind};
@@ -34,6 +35,18 @@ enum Prep {
     Running,
     Done,
     Blocked(String),
+}
+
+/// A batch job's submission, reported back to the dispatcher by the task that submitted it.
+struct Submitted {
+    run_id: u64,
+    plan: usize,
+    task: Option<usize>,
+    attempt: u32,
+    log: std::path::PathBuf,
+    started: Instant,
+    budget: Duration,
+    result: Result<(String, watch::Receiver<JobState>), String>,
 }
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
@@ -89,6 +102,8 @@ struct Dispatcher<'a> {
     announced: HashSet<TaskKey>,
     /// Size and modification time of each status file when last read.
     stamps: Vec<Option<(u64, std::time::SystemTime)>>,
+    submit_tx: mpsc::UnboundedSender<Submitted>,
+    submit_rx: mpsc::UnboundedReceiver<Submitted>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -98,6 +113,7 @@ impl<'a> Dispatcher<'a> {
         let (prep_tx, prep_rx) = mpsc::unbounded_channel();
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         let (merge_tx, merge_rx) = mpsc::unbounded_channel();
+        let (submit_tx, submit_rx) = mpsc::unbounded_channel();
         let (stop_tx, _) = watch::channel(Stop::No);
         let docs = ws
             .plans
@@ -145,6 +161,8 @@ impl<'a> Dispatcher<'a> {
             merge_results: HashMap::new(),
             merge_tx,
             merge_rx,
+            submit_tx,
+            submit_rx,
             ctx,
             ws,
         }
@@ -195,6 +213,9 @@ impl<'a> Dispatcher<'a> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload_at: Option<Instant> = None;
+        if let Some(jobs) = &self.ctx.jobs {
+            jobs.start();
+        }
 
         self.recover().await;
 
@@ -209,6 +230,7 @@ impl<'a> Dispatcher<'a> {
                 Some((p, r)) = self.prep_rx.recv() => self.on_prepared(p, r),
                 Some((k, r)) = self.commit_rx.recv() => self.on_committed(k, r),
                 Some((p, r)) = self.merge_rx.recv() => self.on_merged(p, r),
+                Some(s) = self.submit_rx.recv() => self.on_submitted(s),
                 Some(()) = watch_rx.recv() => {
                     // Coalesce a burst of events into one re-read.
                     if reload_at.is_none() {
@@ -241,6 +263,8 @@ impl<'a> Dispatcher<'a> {
             }
         } else {
             self.graceful = true;
+            // Batch jobs still queued are cancelled: nothing of them ran yet.
+            let _ = self.stop_tx.send(Stop::Drain);
             self.send(Event::Interrupted { immediate: false });
         }
     }
@@ -259,25 +283,69 @@ impl<'a> Dispatcher<'a> {
         // Agents of an earlier supervisor, found by their environment: also those launched just
         // before it died, whose start it had not recorded yet.
         let found = process::find_agents();
+        // Batch jobs of an earlier supervisor, found by their tag: also those submitted just
+        // before it died, whose id it had not recorded yet.
+        let listed = match &self.ctx.jobs {
+            Some(jobs) => match jobs.list().await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.send(Event::Note {
+                        plan: None,
+                        message: format!(
+                            "cannot list the {} jobs of an earlier run ({e}); only the jobs recorded in the status files are followed again",
+                            jobs.name()
+                        ),
+                    });
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         for pc in self.run_plans() {
             let p = pc.index;
             let doc = self.docs[p].clone();
             let mode = pc.agent.mode;
             let status_file = pc.status_path.display().to_string();
+            let batch = pc.executor != ExecutorKind::Local;
+            // The agents of a batch plan are its jobs, even when they run on this machine.
             let live: HashMap<&str, u32> = found
                 .iter()
-                .filter(|f| f.status_file == status_file)
+                .filter(|f| !batch && f.status_file == status_file)
                 .map(|f| (f.task.as_str(), f.pgid))
                 .collect();
+            // task id → (job id, attempt, state): the latest job not over per task.
+            let mut jobs: HashMap<&str, (&str, u32, JobState)> = HashMap::new();
+            for j in listed.iter().filter(|j| !j.state.is_over()) {
+                if let Some((attempt, task, file)) = parse_tag(&j.tag)
+                    && file == status_file
+                    && jobs.get(task).is_none_or(|(_, a, _)| *a < attempt)
+                {
+                    jobs.insert(task, (j.id.as_str(), attempt, j.state.clone()));
+                }
+            }
+            if batch && mode == AgentMode::Plan {
+                let found_job = jobs
+                    .get("")
+                    .map(|(id, a, st)| (id.to_string(), *a, st.clone()))
+                    .or_else(|| plan_job_of(&doc).map(|id| (id, 1, JobState::Queued)));
+                if let Some((id, attempt, state)) = found_job {
+                    self.adopt_job(&pc, None, id, attempt, state, None);
+                    continue;
+                }
+            }
             // A plan-mode agent still alive keeps its plan.
-            if mode == AgentMode::Plan {
+            if !batch && mode == AgentMode::Plan {
                 let recorded =
                     plan_agent_of(&doc).filter(|(pid, start)| process::process_alive(*pid, *start));
                 let by_env = live
                     .get("")
                     .map(|&pgid| (pgid, status::process_start_time(pgid)));
                 if let Some((pid, start)) = recorded.or(by_env) {
-                    self.adopt(&pc, None, pid, start, None);
+                    let proc = Proc::Adopted {
+                        pid,
+                        start_time: start,
+                    };
+                    self.adopt(&pc, None, proc, pid, None, 1, None);
                     continue;
                 }
             }
@@ -285,6 +353,26 @@ impl<'a> Dispatcher<'a> {
             let mut adopted_any = false;
             for (ti, t) in pc.plan.tasks.iter().enumerate() {
                 let Some(e) = doc.entry(&t.id) else { continue };
+                if batch && mode == AgentMode::Task && !e.status.is_finished() {
+                    let recorded = e
+                        .orch_run
+                        .as_ref()
+                        .filter(|_| e.status == TaskStatus::InProgress)
+                        .and_then(|r| r.job_id.clone())
+                        .map(|id| (id, e.attempts.max(1), JobState::Queued));
+                    let listed = jobs
+                        .get(t.id.as_str())
+                        .map(|(id, a, st)| (id.to_string(), *a, st.clone()));
+                    if let Some((id, attempt, state)) = listed.or(recorded) {
+                        let started = e
+                            .orch_run
+                            .as_ref()
+                            .and_then(|r| status::parse_timestamp(&r.started_at));
+                        self.adopt_job(&pc, Some(ti), id, attempt, state, started);
+                        adopted_any = true;
+                        continue;
+                    }
+                }
                 let recorded = e
                     .orch_run
                     .as_ref()
@@ -302,7 +390,11 @@ impl<'a> Dispatcher<'a> {
                         .orch_run
                         .as_ref()
                         .and_then(|r| status::parse_timestamp(&r.started_at));
-                    self.adopt(&pc, Some(ti), pid, start, started);
+                    let proc = Proc::Adopted {
+                        pid,
+                        start_time: start,
+                    };
+                    self.adopt(&pc, Some(ti), proc, pid, None, 1, started);
                     adopted_any = true;
                     continue;
                 }
@@ -406,12 +498,36 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// Follows again the batch job `id` of an earlier supervisor (believed in `state`).
+    fn adopt_job(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        task: Option<usize>,
+        id: String,
+        attempt: u32,
+        state: JobState,
+        started_at: Option<chrono::DateTime<Utc>>,
+    ) {
+        let Some(tracker) = self.ctx.jobs.clone() else {
+            return;
+        };
+        let proc = Proc::Job {
+            state: tracker.track(&id, state),
+            id: id.clone(),
+            tracker,
+        };
+        self.adopt(pc, task, proc, 0, Some(id), attempt, started_at);
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn adopt(
         &mut self,
         pc: &Arc<PlanCtx>,
         task: Option<usize>,
+        proc: Proc,
         pid: u32,
-        start_time: u64,
+        job_id: Option<String>,
+        attempt: u32,
         started_at: Option<chrono::DateTime<Utc>>,
     ) {
         let p = pc.index;
@@ -428,31 +544,23 @@ impl<'a> Dispatcher<'a> {
                 .saturating_mul(remaining_tasks(&self.docs[p]).max(1) as u32)
         };
         let deadline = Instant::now() + budget.saturating_sub(elapsed);
-        self.running.insert(run_id, p);
-        self.per_plan[p] += 1;
-        match task {
-            Some(t) => {
-                self.busy.insert((p, t));
-            }
-            None => {
-                self.plan_agent.insert(p);
-            }
-        }
-        self.attempts.insert((p, task), 1);
+        self.occupy(run_id, p, task);
+        self.attempts.insert((p, task), attempt);
         self.prep[p] = Prep::Done;
         self.send(Event::TaskAdopted {
             plan: pc.name.clone(),
             task: id.clone().unwrap_or_default(),
             pid,
+            job_id,
         });
         let attempt = Attempt {
             run_id,
             ctx: self.ctx.clone(),
             plan: pc.clone(),
             task,
-            attempt: 1,
+            attempt,
             pid,
-            proc: Proc::Adopted { pid, start_time },
+            proc,
             log: pc.log_path(id.as_deref()),
             started: Instant::now(),
             deadline,
@@ -471,6 +579,14 @@ impl<'a> Dispatcher<'a> {
                 self.docs[p] = doc;
                 self.warned_status.remove(&p);
                 self.announce_committed(p);
+                // An agent's report: its job is about to end, look soon.
+                if let Some(jobs) = &self.ctx.jobs
+                    && self
+                        .plan(p)
+                        .is_some_and(|pc| pc.executor != ExecutorKind::Local)
+                {
+                    jobs.poke();
+                }
             }
             Err(e) => {
                 if self.warned_status.insert(p) {
@@ -822,6 +938,23 @@ impl<'a> Dispatcher<'a> {
             self.fail_launch(pc, task, n, error, log);
             return;
         }
+        if pc.executor != ExecutorKind::Local {
+            match self.ctx.jobs.clone() {
+                Some(tracker) => self.submit(pc, task, n, run_id, argv, env, workdir, log, tracker),
+                None => self.fail_launch(
+                    pc,
+                    task,
+                    n,
+                    format!(
+                        "plan `{}` runs through {}, but no scheduler was set up",
+                        pc.name,
+                        pc.executor.as_str()
+                    ),
+                    log,
+                ),
+            }
+            return;
+        }
         let spawned = match process::spawn(&argv, &workdir, &env, &log) {
             Ok(s) => s,
             Err(e) => {
@@ -840,24 +973,10 @@ impl<'a> Dispatcher<'a> {
             pid,
             process_start_time: start_time,
             host: process::hostname(),
+            ..RunInfo::default()
         };
-        self.running.insert(run_id, p);
-        self.per_plan[p] += 1;
-        match task {
-            Some(t) => {
-                self.busy.insert((p, t));
-            }
-            None => {
-                self.plan_agent.insert(p);
-            }
-        }
-        let (kind, description) = match task {
-            Some(t) => {
-                let tk = &pc.plan.tasks[t];
-                (kind_str(tk.kind), tk.description.clone())
-            }
-            None => ("plan".to_string(), pc.plan.title.clone()),
-        };
+        self.occupy(run_id, p, task);
+        let (kind, description) = self.kind_and_description(pc, task);
         self.send(Event::TaskStarted {
             plan: pc.name.clone(),
             task: id.clone().unwrap_or_default(),
@@ -866,6 +985,7 @@ impl<'a> Dispatcher<'a> {
             attempt: n,
             pid,
             log: log.clone(),
+            job_id: None,
         });
         // Record the start (unless the agent already reported: it may be that fast).
         let recorded = match &id {
@@ -899,13 +1019,7 @@ impl<'a> Dispatcher<'a> {
                 message: format!("cannot record the start in the status file: {e}"),
             });
         }
-        let budget = if task.is_some() {
-            pc.timeout
-        } else {
-            pc.timeout.saturating_mul(
-                u32::try_from(remaining_tasks(&self.docs[p]).max(1)).unwrap_or(u32::MAX),
-            )
-        };
+        let budget = self.budget(pc, task);
         let now = Instant::now();
         let attempt = Attempt {
             run_id,
@@ -918,6 +1032,181 @@ impl<'a> Dispatcher<'a> {
             log,
             started: now,
             deadline: now + budget,
+            stop: self.stop_tx.subscribe(),
+            done: self.done_tx.clone(),
+        };
+        tokio::spawn(supervise(attempt));
+    }
+
+    /// How long an attempt may run: the task timeout, or for a plan agent the timeout of each
+    /// remaining task.
+    fn budget(&self, pc: &PlanCtx, task: Option<usize>) -> Duration {
+        if task.is_some() {
+            pc.timeout
+        } else {
+            pc.timeout.saturating_mul(
+                u32::try_from(remaining_tasks(&self.docs[pc.index]).max(1)).unwrap_or(u32::MAX),
+            )
+        }
+    }
+
+    fn kind_and_description(&self, pc: &PlanCtx, task: Option<usize>) -> (String, String) {
+        match task {
+            Some(t) => {
+                let tk = &pc.plan.tasks[t];
+                (kind_str(tk.kind), tk.description.clone())
+            }
+            None => ("plan".to_string(), pc.plan.title.clone()),
+        }
+    }
+
+    /// Takes a slot for an attempt about to run.
+    fn occupy(&mut self, run_id: u64, p: usize, task: Option<usize>) {
+        self.running.insert(run_id, p);
+        self.per_plan[p] += 1;
+        match task {
+            Some(t) => {
+                self.busy.insert((p, t));
+            }
+            None => {
+                self.plan_agent.insert(p);
+            }
+        }
+    }
+
+    /// Gives back the slot of an attempt that is over.
+    fn release(&mut self, run_id: u64, p: usize, task: Option<usize>) {
+        if self.running.remove(&run_id).is_some() {
+            self.per_plan[p] = self.per_plan[p].saturating_sub(1);
+        }
+        match task {
+            Some(t) => {
+                self.busy.remove(&(p, t));
+            }
+            None => {
+                self.plan_agent.remove(&p);
+            }
+        }
+    }
+
+    /// Submits an attempt as a batch job. The submission runs off the dispatcher (a busy
+    /// controller can take seconds); [`Self::on_submitted`] takes it from there.
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        task: Option<usize>,
+        attempt: u32,
+        run_id: u64,
+        argv: Vec<String>,
+        env: Env,
+        workdir: std::path::PathBuf,
+        log: std::path::PathBuf,
+        tracker: Arc<JobTracker>,
+    ) {
+        let p = pc.index;
+        self.occupy(run_id, p, task);
+        let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        let budget = self.budget(pc, task);
+        let spec = JobSpec {
+            argv,
+            cwd: workdir,
+            env,
+            log: log.clone(),
+            name: format!("orch:{}:{}", pc.name, id.as_deref().unwrap_or("plan")),
+            tag: job_tag(
+                &pc.status_path.display().to_string(),
+                id.as_deref().unwrap_or(""),
+                attempt,
+            ),
+            time_limit: pc.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
+            options: pc.slurm.clone(),
+        };
+        let tx = self.submit_tx.clone();
+        let pcc = pc.clone();
+        let started = Instant::now();
+        tokio::spawn(async move {
+            // The start is recorded before the submission: a supervisor killed in between
+            // leaves the task in progress, and the next one finds the job by its tag.
+            let record = |job: Option<String>| {
+                let pcc = pcc.clone();
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || record_job(&pcc, id.as_deref(), job))
+            };
+            let _ = record(None).await;
+            let result = tracker.submit(spec).await;
+            if let Ok((job, _)) = &result {
+                let _ = record(Some(job.clone())).await;
+            }
+            let _ = tx.send(Submitted {
+                run_id,
+                plan: p,
+                task,
+                attempt,
+                log,
+                started,
+                budget,
+                result,
+            });
+        });
+    }
+
+    /// A job was submitted (its attempt is watched from now on), or could not be.
+    fn on_submitted(&mut self, s: Submitted) {
+        let Some(pc) = self.plan(s.plan) else { return };
+        let (job, state) = match s.result {
+            Ok(x) => x,
+            Err(error) => {
+                self.release(s.run_id, s.plan, s.task);
+                let error = format!(
+                    "cannot submit agent `{}` to {}: {error}",
+                    pc.agent_name,
+                    pc.executor.as_str()
+                );
+                self.fail_launch(&pc, s.task, s.attempt, error, s.log);
+                return;
+            }
+        };
+        let Some(tracker) = self.ctx.jobs.clone() else {
+            return;
+        };
+        let (kind, description) = self.kind_and_description(&pc, s.task);
+        process::log_line(
+            &s.log,
+            &format!(
+                "=== orch: attempt {} is {} job {job} ===",
+                s.attempt,
+                tracker.name()
+            ),
+        );
+        self.send(Event::TaskStarted {
+            plan: pc.name.clone(),
+            task: s
+                .task
+                .map(|t| pc.plan.tasks[t].id.clone())
+                .unwrap_or_default(),
+            kind,
+            description,
+            attempt: s.attempt,
+            pid: 0,
+            log: s.log.clone(),
+            job_id: Some(job.clone()),
+        });
+        let attempt = Attempt {
+            run_id: s.run_id,
+            ctx: self.ctx.clone(),
+            plan: pc.clone(),
+            task: s.task,
+            attempt: s.attempt,
+            pid: 0,
+            proc: Proc::Job {
+                id: job,
+                state,
+                tracker,
+            },
+            log: s.log,
+            started: s.started,
+            deadline: s.started + s.budget,
             stop: self.stop_tx.subscribe(),
             done: self.done_tx.clone(),
         };
@@ -1158,17 +1447,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     fn on_finished(&mut self, f: Finished) {
-        if self.running.remove(&f.run_id).is_some() {
-            self.per_plan[f.plan] = self.per_plan[f.plan].saturating_sub(1);
-        }
-        match f.task {
-            Some(t) => {
-                self.busy.remove(&(f.plan, t));
-            }
-            None => {
-                self.plan_agent.remove(&f.plan);
-            }
-        }
+        self.release(f.run_id, f.plan, f.task);
         self.settle_finished(f);
     }
 
@@ -1728,6 +2007,56 @@ fn task_index(plan: &Plan, id: &str) -> Option<usize> {
 
 fn remaining_tasks(doc: &StatusDoc) -> usize {
     doc.entries().filter(|e| !e.status.is_finished()).count()
+}
+
+/// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with
+/// `orchRun.executor`; after it, the job id is added (unless the agent already reported).
+fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
+    let executor = pc.executor.as_str().to_string();
+    let _ = match id {
+        Some(id) => pc.update(|doc| {
+            if doc.entry(id).is_none_or(|e| e.status.is_finished()) {
+                return Ok(());
+            }
+            match job {
+                None => {
+                    let opts = TransitionOptions {
+                        force: true,
+                        run: Some(RunInfo {
+                            executor: Some(executor),
+                            ..RunInfo::default()
+                        }),
+                        ..TransitionOptions::default()
+                    };
+                    status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+                }
+                Some(job) => {
+                    if let Some(run) = doc.entry_mut(id).and_then(|e| e.orch_run.as_mut()) {
+                        run.job_id = Some(job);
+                    }
+                    Ok(())
+                }
+            }
+        }),
+        None => pc.update(|doc| {
+            doc.extra.insert(
+                "orchPlanAgent".to_string(),
+                serde_json::json!({
+                    "pid": 0,
+                    "executor": executor,
+                    "jobId": job,
+                    "startedAt": status::timestamp(Utc::now()),
+                }),
+            );
+            Ok(())
+        }),
+    };
+}
+
+/// The batch job of a plan-mode agent, as recorded.
+fn plan_job_of(doc: &StatusDoc) -> Option<String> {
+    let v = doc.extra.get("orchPlanAgent")?;
+    v.get("jobId")?.as_str().map(str::to_string)
 }
 
 fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {

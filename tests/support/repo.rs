@@ -22,9 +22,16 @@ pub struct RepoBuilder {
     identity_in_config: bool,
     fixed_dates: bool,
     timeout: Duration,
+    parent: Option<PathBuf>,
 }
 
 impl RepoBuilder {
+    /// Makes the repository (not its HOME) in `dir` rather than the system's temp dir.
+    pub fn under(mut self, dir: &Path) -> Self {
+        self.parent = Some(dir.to_path_buf());
+        self
+    }
+
     /// Only `git init` on `main`: no first commit, no file.
     pub fn empty(mut self) -> Self {
         self.empty = true;
@@ -73,7 +80,13 @@ impl RepoBuilder {
                 .tempdir()
                 .expect("tempdir")
         };
-        let dir_ = dir();
+        let dir_ = match &self.parent {
+            Some(parent) => tempfile::Builder::new()
+                .disable_cleanup(self.keep)
+                .tempdir_in(parent)
+                .expect("tempdir"),
+            None => dir(),
+        };
         let root = if self.canonical {
             dir_.path().canonicalize().expect("canonical root")
         } else {
@@ -144,6 +157,7 @@ impl Repo {
             identity_in_config: false,
             fixed_dates: false,
             timeout: TIMEOUT,
+            parent: None,
         }
     }
 

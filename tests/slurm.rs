@@ -1,0 +1,479 @@
+//! `orch up` with `executor = "slurm"`, against a real Slurm cluster: `.ci/slurm start` brings up
+//! a single-node one (CI does). Agents are batch jobs; the tests check what a user checks: task
+//! statuses, commits, the jobs Slurm ran (`scontrol`, `squeue`) and the jobs' own journal.
+//!
+//! Without a cluster these tests say so and pass, unless `ORCH_REQUIRE_SLURM` is set (CI sets
+//! it after starting the cluster): then a missing cluster fails them.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{
+    Repo, agent_at, events, journal, kill, max_overlap, named, read_lines, utf8, wait, wait_for,
+    wait_line,
+};
+
+/// Whether a Slurm cluster answers with a usable node.
+fn cluster() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| ["idle", "mix", "alloc"].iter().any(|s| l.starts_with(s)))
+        });
+    if !up {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_SLURM").is_none(),
+            "ORCH_REQUIRE_SLURM is set but no Slurm cluster answers (`.ci/slurm start`)"
+        );
+        eprintln!("skipped: no Slurm cluster answers (`.ci/slurm start` starts one)");
+    }
+    up
+}
+
+/// `scontrol show job -o ID`: its fields.
+fn job_fields(id: &str) -> BTreeMap<String, String> {
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .output()
+        .expect("scontrol");
+    assert!(out.status.success(), "scontrol show job {id}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The jobs Slurm lists whose comment (orch's tag) names a file under `root`: id → state.
+fn jobs_under(root: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("squeue")
+        .args(["-h", "--states=all", "-o", "%i|%T|%k"])
+        .output()
+        .expect("squeue");
+    assert!(out.status.success(), "squeue: {out:?}");
+    let root = utf8(root).to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '|');
+            let (id, state, tag) = (f.next()?, f.next()?, f.next()?);
+            tag.contains(&root)
+                .then(|| (id.to_string(), state.to_string()))
+        })
+        .collect()
+}
+
+/// The `$journal.jobs` lines: (plan, task, attempt, job id).
+fn jobs_journal(journal: &Path) -> Vec<(String, String, String, String)> {
+    std::fs::read_to_string(format!("{}.jobs", journal.display()))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 5, "torn line {l:?}");
+            (f[0].into(), f[1].into(), f[2].into(), f[3].into())
+        })
+        .collect()
+}
+
+/// Writes and commits the manifest: `defaults` lines, a `[slurm]` table, the agent `a` running
+/// `slurm_agent.sh JOURNAL ARGS…`, and plans `(name, text, extra lines)`.
+fn commit_manifest(
+    repo: &Repo,
+    journal: &Path,
+    args: &[&str],
+    defaults: &str,
+    slurm: &str,
+    plans: &[(&str, &str, &str)],
+) {
+    let mut argv = vec![utf8(journal)];
+    argv.extend_from_slice(args);
+    let argv: Vec<&Path> = argv.iter().map(Path::new).collect();
+    let mut text = format!(
+        "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\n{defaults}\n\n[slurm]\npoll = \"1s\"\n{slurm}\n\n\
+         [agents.a]\ncommand = {}\n",
+        agent_at("slurm_agent.sh", &argv)
+    );
+    for (name, plan, extra) in plans {
+        repo.write(&format!("docs/plans/{name}.md"), plan);
+        text.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n{extra}\n"
+        ));
+    }
+    repo.write("plans.toml", &text);
+    repo.commit_all("plans");
+}
+
+const AUTH: &str = "# Auth\n\n## Phase 1: Model\n- [ ] 1.1 Add the user table\n- [ ] 1.2 Hash passwords (depends: 1.1)\n\n## Phase 2: Login\n- [ ] 2.1 Add the login endpoint\n";
+const API: &str = "# API\n\n## Phase 1: Routes\n- [ ] 1.1 Add the routes\n- [ ] 1.2 Document the routes (depends: 1.1)\n";
+const DOCS: &str = "# Docs\n\n## Phase 1: Guide\n- [ ] 1.1 Write the guide\n";
+const ONE: &str = "# One\n\n## Phase 1: Work\n- [ ] 1.1 Do the work\n";
+
+#[test]
+fn three_plans_run_as_slurm_jobs_with_gating_and_the_agent_limit() {
+    if !cluster() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
+    let journal_path = repo.outside("journal");
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["ok"],
+        "max_agents = 2",
+        "",
+        &[
+            ("auth", AUTH, "priority = 10"),
+            ("api", API, "depends_on = [\"auth:1\"]"),
+            ("docs", DOCS, ""),
+        ],
+    );
+    let out = repo.up(&[]);
+    let ev = events(&out);
+
+    // Every task completed with one commit of its own, in dependency order.
+    for plan in ["auth", "api", "docs"] {
+        let doc = repo.status_file(plan);
+        for t in doc["tasks"].as_array().expect("tasks") {
+            assert_eq!(t["status"], "completed", "{plan} {}", t["id"]);
+            assert!(t["commit"].is_string(), "{plan} {} has no commit", t["id"]);
+        }
+    }
+    assert_eq!(
+        repo.subjects("plan/auth"),
+        [
+            "auth 1.1: Add the user table",
+            "auth 1.2: Hash passwords",
+            "auth 2.1: Add the login endpoint"
+        ]
+    );
+    assert_eq!(repo.subjects("plan/docs"), ["docs 1.1: Write the guide"]);
+    let api: Vec<String> = repo
+        .subjects("plan/api")
+        .into_iter()
+        .filter(|s| s.starts_with("api "))
+        .collect();
+    assert_eq!(
+        api,
+        ["api 1.1: Add the routes", "api 1.2: Document the routes"]
+    );
+    // The work was done inside the jobs: each commit's line names its job.
+    let auth_txt = repo.git(&["show", "plan/auth:auth.txt"]);
+    assert_eq!(auth_txt.matches("in job ").count(), 3, "{auth_txt}");
+
+    // Each task ran as exactly one Slurm job, named after plan and task, that completed.
+    let started = named(&ev, "task_started");
+    assert_eq!(started.len(), 6, "{ev:?}");
+    let mut ids = BTreeSet::new();
+    for e in &started {
+        assert_eq!(e["pid"], 0, "{e}");
+        let id = e["job_id"].as_str().expect("job_id").to_string();
+        let fields = job_fields(&id);
+        assert_eq!(
+            fields["JobName"],
+            format!(
+                "orch:{}:{}",
+                e["plan"].as_str().expect("plan"),
+                e["task"].as_str().expect("task")
+            )
+        );
+        assert_eq!(fields["JobState"], "COMPLETED", "{fields:?}");
+        assert_eq!(fields["ExitCode"], "0:0");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 6, "a job per task");
+    let ran: BTreeSet<String> = jobs_journal(&journal_path)
+        .into_iter()
+        .map(|(_, _, _, job)| job)
+        .collect();
+    assert_eq!(ran, ids, "the jobs that ran are the jobs orch submitted");
+
+    // Gating: api's first job started after auth 1.2's job ended.
+    let marks = journal(&journal_path);
+    let auth_12_end = marks
+        .iter()
+        .find(|m| !m.start && m.plan == "auth" && m.task == "1.2")
+        .expect("auth 1.2 ran")
+        .at;
+    let api_first = marks
+        .iter()
+        .filter(|m| m.start && m.plan == "api")
+        .map(|m| m.at)
+        .min()
+        .expect("api ran");
+    assert!(
+        api_first > auth_12_end,
+        "api started before auth's phase 1 was done"
+    );
+    // The agent limit, from the jobs' own start and end marks (the `pid` field is the job id).
+    let spans: Vec<(u128, u128)> = marks
+        .iter()
+        .filter(|m| m.start)
+        .map(|s| {
+            let end = marks
+                .iter()
+                .find(|e| !e.start && e.pid == s.pid)
+                .unwrap_or_else(|| panic!("job {} never ended", s.pid))
+                .at;
+            (s.at, end)
+        })
+        .collect();
+    assert_eq!(spans.len(), 6);
+    assert!(
+        max_overlap(&spans) <= 2,
+        "more than max_agents = 2 jobs ran at once: {spans:?}"
+    );
+    // Nothing of the run is left in the queue.
+    assert!(
+        jobs_under(repo.root()).values().all(|s| s == "COMPLETED"),
+        "{:?}",
+        jobs_under(repo.root())
+    );
+}
+
+#[test]
+fn kill_9_while_jobs_run_then_up_again_reattaches_without_submitting_twice() {
+    if !cluster() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
+    let journal_path = repo.outside("journal");
+    let gate = repo.outside("gate");
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["gate", utf8(&gate)],
+        "max_agents = 3",
+        "",
+        &[("a", ONE, ""), ("b", ONE, ""), ("c", ONE, "")],
+    );
+    let mut first = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    wait_for("three jobs to run", || {
+        jobs_journal(&journal_path).len() == 3
+    });
+    // The jobs' ids are recorded (the journal line comes from inside the job, after sbatch).
+    wait_for("the job ids to be recorded", || {
+        ["a", "b", "c"]
+            .iter()
+            .all(|p| repo.status_file(p)["tasks"][0]["orchRun"]["jobId"].is_string())
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    let submitted: BTreeMap<String, String> = jobs_journal(&journal_path)
+        .into_iter()
+        .map(|(plan, _, _, job)| (plan, job))
+        .collect();
+    let queue = jobs_under(repo.root());
+    for job in submitted.values() {
+        assert_eq!(
+            queue.get(job).map(String::as_str),
+            Some("RUNNING"),
+            "{queue:?}"
+        );
+    }
+    // As if the supervisor had died between `sbatch` and recording plan c's job: the restart
+    // finds that one by its tag.
+    let c_status = repo.status_path("c");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&c_status).expect("status")).expect("json");
+    doc["tasks"][0]["orchRun"]
+        .as_object_mut()
+        .expect("orchRun")
+        .remove("jobId");
+    std::fs::write(&c_status, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+
+    let mut second = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    let lines = read_lines(&mut second);
+    let mut seen = Vec::new();
+    let mut adopted = BTreeMap::new();
+    while adopted.len() < 3 {
+        wait_line(&lines, &mut seen, |e| e["event"] == "task_adopted");
+        let e = seen.last().expect("event");
+        adopted.insert(
+            e["plan"].as_str().expect("plan").to_string(),
+            e["job_id"].as_str().expect("job_id").to_string(),
+        );
+    }
+    assert_eq!(
+        adopted, submitted,
+        "each job was adopted, none submitted again"
+    );
+    std::fs::write(&gate, "").expect("gate");
+    let out = wait(second);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    while let Ok(l) = lines.recv_timeout(Duration::from_secs(5)) {
+        seen.push(l);
+    }
+    assert!(
+        named(&seen, "task_started").is_empty(),
+        "a job was submitted again: {seen:?}"
+    );
+    for plan in ["a", "b", "c"] {
+        assert_eq!(
+            repo.statuses(plan),
+            [("1.1".to_string(), "completed".to_string())]
+        );
+        assert_eq!(
+            repo.subjects(&format!("plan/{plan}")),
+            [format!("{plan} 1.1: Do the work")]
+        );
+    }
+    // Three jobs in all, each run once.
+    assert_eq!(jobs_journal(&journal_path).len(), 3);
+    assert_eq!(journal(&journal_path).iter().filter(|m| m.start).count(), 3);
+    for job in submitted.values() {
+        assert_eq!(job_fields(job)["JobState"], "COMPLETED");
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_queued_jobs_then_every_job() {
+    if !cluster() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
+    let journal_path = repo.outside("journal");
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["hang"],
+        "max_agents = 3\ngrace = \"1s\"",
+        "",
+        &[
+            ("a", ONE, ""),
+            ("b", ONE, ""),
+            // A job that waits in the queue: it may not begin for an hour.
+            (
+                "later",
+                ONE,
+                "slurm = { sbatch_args = [\"--begin=now+3600\"] }",
+            ),
+        ],
+    );
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+    let orch = child.id();
+    let lines = read_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_for("two jobs to run", || jobs_journal(&journal_path).len() == 2);
+    let mut started = BTreeMap::new();
+    while started.len() < 3 {
+        wait_line(&lines, &mut seen, |e| e["event"] == "task_started");
+        let e = seen.last().expect("event");
+        started.insert(
+            e["plan"].as_str().expect("plan").to_string(),
+            e["job_id"].as_str().expect("job_id").to_string(),
+        );
+    }
+    assert_eq!(job_fields(&started["later"])["JobState"], "PENDING");
+
+    // First Ctrl-C: the queued job is cancelled, the running ones go on.
+    assert!(kill("INT", orch));
+    wait_line(&lines, &mut seen, |e| {
+        e["event"] == "interrupted" && e["immediate"] == false
+    });
+    wait_for("the queued job to be cancelled", || {
+        job_fields(&started["later"])["JobState"] == "CANCELLED"
+    });
+    for plan in ["a", "b"] {
+        assert_eq!(job_fields(&started[plan])["JobState"], "RUNNING");
+    }
+    // Second: every job is cancelled, and orch waits for that.
+    assert!(kill("INT", orch));
+    let out = wait(child);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queue = jobs_under(repo.root());
+    assert_eq!(queue.len(), 3, "{queue:?}");
+    for (job, state) in &queue {
+        assert_eq!(state, "CANCELLED", "job {job}: {queue:?}");
+    }
+    // The tasks are pending again, ready for the next `orch up`.
+    for plan in ["a", "b", "later"] {
+        assert_eq!(
+            repo.statuses(plan),
+            [("1.1".to_string(), "pending".to_string())]
+        );
+    }
+}
+
+#[test]
+fn a_job_over_its_time_limit_is_a_failed_attempt_and_is_retried() {
+    if !cluster() {
+        return;
+    }
+    // Slurm's limits are whole minutes, checked every 30 s: this takes one to two minutes.
+    let repo = Repo::builder().timeout(Duration::from_secs(400)).build();
+    let journal_path = repo.outside("journal");
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["late-once"],
+        "retries = 1\nbackoff = \"0s\"\ntimeout = \"30m\"",
+        "time_limit = \"1m\"",
+        &[("p", ONE, "")],
+    );
+    let out = repo.up(&[]);
+    let ev = events(&out);
+    let failed = named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{ev:?}");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(error.contains("TIMEOUT"), "{error}");
+    assert!(failed[0]["retry_in_ms"].is_u64(), "{}", failed[0]);
+    let started = named(&ev, "task_started");
+    assert_eq!(started.len(), 2);
+    let first = started[0]["job_id"].as_str().expect("job_id");
+    let fields = job_fields(first);
+    assert_eq!(fields["JobState"], "TIMEOUT", "{fields:?}");
+    assert_eq!(fields["TimeLimit"], "00:01:00");
+    // The second attempt did the task.
+    let doc = repo.status_file("p");
+    assert_eq!(doc["tasks"][0]["status"], "completed");
+    assert_eq!(doc["tasks"][0]["attempts"], 2);
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Do the work"]);
+    let txt = repo.git(&["show", "plan/p:p.txt"]);
+    assert!(txt.contains("done by attempt 2"), "{txt}");
+    assert!(!txt.contains("attempt 1"), "{txt}");
+}
+
+#[test]
+fn a_repository_on_tmpfs_is_refused_for_slurm_and_nothing_is_made() {
+    // No cluster needed: the check comes first.
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    }
+    let repo = Repo::builder().under(shm).build();
+    let journal_path = repo.outside("journal");
+    commit_manifest(&repo, &journal_path, &["ok"], "", "", &[("p", ONE, "")]);
+    let before = repo.git_dir_listing();
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("`defaults.worktree_root`"), "{err}");
+    assert!(err.contains("is on tmpfs"), "{err}");
+    assert!(err.contains("plans.toml"), "{err}");
+    assert_eq!(
+        repo.git_dir_listing(),
+        before,
+        "orch changed the repository"
+    );
+    assert!(!repo.root().join(".orch").exists());
+}
