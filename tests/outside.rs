@@ -27,10 +27,24 @@ fn gated_plan(first: &str, second: &str) -> (Repo, tempfile::TempDir) {
 
 #[test]
 fn a_task_done_from_outside_while_an_agent_works_does_not_take_the_agents_changes() {
+    done_from_outside_while_an_agent_works(false);
+}
+
+/// As on a network filesystem, where no file event arrives: orch's one-second re-read of the
+/// status files alone sees the report (`ORCH_WATCH=poll` turns the watcher off).
+#[test]
+fn a_report_is_seen_without_file_events_by_polling() {
+    done_from_outside_while_an_agent_works(true);
+}
+
+fn done_from_outside_while_an_agent_works(poll: bool) {
     let (repo, aside) = gated_plan("1.1 Agent work", "1.2 Done by hand");
     let (journal, gate) = (aside.path().join("journal"), aside.path().join("gate"));
-    let up = repo
-        .orch(&["up", "--json"])
+    let mut cmd = repo.orch(&["up", "--json"]);
+    if poll {
+        cmd.env("ORCH_WATCH", "poll");
+    }
+    let up = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -477,3 +477,38 @@ fn a_repository_on_tmpfs_is_refused_for_slurm_and_nothing_is_made() {
     );
     assert!(!repo.root().join(".orch").exists());
 }
+
+#[test]
+fn orchs_own_timeout_cancels_the_job_and_fails_the_task() {
+    if !cluster() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
+    let journal_path = repo.outside("journal");
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["hang"],
+        "retries = 0\ntimeout = \"4s\"\ngrace = \"1s\"",
+        "",
+        &[("p", ONE, "")],
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{ev:?}");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(error.contains("timed out after 4s"), "{error}");
+    assert!(failed[0]["retry_in_ms"].is_null());
+    let job = named(&ev, "task_started")[0]["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string();
+    // orch cancelled the job and waited for it: it is over, not left running.
+    assert_eq!(job_fields(&job)["JobState"], "CANCELLED");
+    assert_eq!(
+        repo.statuses("p"),
+        [("1.1".to_string(), "failed".to_string())]
+    );
+    // The agent never got to write its file: nothing was committed.
+    assert!(repo.subjects("plan/p").is_empty());
+}

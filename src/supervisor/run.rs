@@ -195,8 +195,18 @@ impl<'a> Dispatcher<'a> {
                 || std::path::PathBuf::from(".orch/state"),
                 |m| m.defaults.state_dir.clone(),
             ));
-        let _watcher = match super::watch::watch_state_dir(&state_dir, watch_tx) {
+        // Where file events are not delivered (NFS and other network filesystems, where agents on
+        // other machines write), the one-second re-read below is what sees status changes;
+        // `ORCH_WATCH=poll` relies on it alone.
+        let poll_only = std::env::var("ORCH_WATCH").is_ok_and(|v| v == "poll");
+        let watcher = if poll_only {
+            Err(notify::Error::generic("ORCH_WATCH=poll"))
+        } else {
+            super::watch::watch_state_dir(&state_dir, watch_tx)
+        };
+        let _watcher = match watcher {
             Ok(w) => Some(w),
+            Err(_) if poll_only => None,
             Err(e) => {
                 self.send(Event::Note {
                     plan: None,
@@ -213,6 +223,9 @@ impl<'a> Dispatcher<'a> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload_at: Option<Instant> = None;
+        // Status changes the one-second re-read found that no file event announced.
+        let mut unannounced = 0u32;
+        let mut event_seen = false;
         if let Some(jobs) = &self.ctx.jobs {
             jobs.start();
         }
@@ -232,6 +245,7 @@ impl<'a> Dispatcher<'a> {
                 Some((p, r)) = self.merge_rx.recv() => self.on_merged(p, r),
                 Some(s) = self.submit_rx.recv() => self.on_submitted(s),
                 Some(()) = watch_rx.recv() => {
+                    event_seen = true;
                     // Coalesce a burst of events into one re-read.
                     if reload_at.is_none() {
                         reload_at = Some(Instant::now() + Duration::from_millis(15));
@@ -239,9 +253,24 @@ impl<'a> Dispatcher<'a> {
                 }
                 () = sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => {
                     reload_at = None;
-                    self.reload_all();
+                    let _ = self.reload_all();
                 }
-                _ = tick.tick() => self.reload_all(),
+                _ = tick.tick() => {
+                    let changed = self.reload_all();
+                    if changed && !event_seen && _watcher.is_some() && reload_at.is_none() {
+                        unannounced += 1;
+                        if unannounced == 3 {
+                            self.send(Event::Note {
+                                plan: None,
+                                message: format!(
+                                    "status files under `{}` change without file events (a network filesystem?): orch re-reads them every second",
+                                    state_dir.display()
+                                ),
+                            });
+                        }
+                    }
+                    event_seen = false;
+                }
                 () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
                 Some(()) = recv_signal(&mut sigint) => self.interrupt(),
                 Some(()) = recv_signal(&mut sigterm) => {
@@ -635,11 +664,14 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
-    /// Re-reads the status files that changed on disk (size or modification time).
-    fn reload_all(&mut self) {
+    /// Re-reads the status files that changed on disk (size or modification time); returns
+    /// whether one had.
+    fn reload_all(&mut self) -> bool {
+        let mut changed = false;
         for p in 0..self.docs.len() {
             let meta = file_stamp(&self.ws.plans[p].status_path);
             if meta.is_none() || meta != self.stamps[p] {
+                changed |= meta.is_some();
                 self.reload(p);
             }
         }
@@ -654,6 +686,7 @@ impl<'a> Dispatcher<'a> {
                 self.start_commit(&pc, t);
             }
         }
+        changed
     }
 
     fn start_commit(&mut self, pc: &Arc<PlanCtx>, t: usize) {
