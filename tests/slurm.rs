@@ -512,3 +512,42 @@ fn orchs_own_timeout_cancels_the_job_and_fails_the_task() {
     // The agent never got to write its file: nothing was committed.
     assert!(repo.subjects("plan/p").is_empty());
 }
+
+#[test]
+fn a_plan_mode_agent_runs_as_one_job_and_gets_one_commit_per_task() {
+    if !cluster() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
+    let journal_path = repo.outside("journal");
+    repo.write(
+        "docs/plans/pl.md",
+        "# Planned\n\n## Phase 1: First\n- [ ] 1.1 Lay the ground\n- [ ] 1.2 Build on it (depends: 1.1)\n\n## Phase 2: Second\n- [ ] 2.1 Finish it\n",
+    );
+    repo.manifest(
+        &agent_at("plan_agent.sh", &[&journal_path]),
+        "mode = \"plan\"\nexecutor = \"slurm\"",
+        "",
+        &[("pl", "")],
+    );
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 0);
+    for (id, status) in repo.statuses("pl") {
+        assert_eq!(status, "completed", "task {id}");
+    }
+    assert_eq!(
+        repo.subjects("plan/pl"),
+        [
+            "pl 1.1: Lay the ground",
+            "pl 1.2: Build on it",
+            "pl 2.1: Finish it"
+        ]
+    );
+    let started = named(&ev, "task_started");
+    assert_eq!(started.len(), 1, "{ev:?}");
+    let job = started[0]["job_id"].as_str().expect("job_id");
+    let fields = job_fields(job);
+    assert_eq!(fields["JobName"], "orch:pl:plan");
+    assert_eq!(fields["JobState"], "COMPLETED");
+    assert_eq!(named(&ev, "task_finished").len(), 3, "{ev:?}");
+}
