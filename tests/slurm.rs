@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    Repo, agent_at, events, journal, kill, max_overlap, named, read_lines, utf8, wait, wait_for,
-    wait_line,
+    Repo, agent_at, events, journal, kill, max_overlap, named, read_lines, spans, utf8, wait,
+    wait_for, wait_line,
 };
 
 /// Whether a Slurm cluster answers with a usable node.
@@ -85,6 +85,13 @@ fn jobs_journal(journal: &Path) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// A repository whose orch runs get `secs` seconds, and the path of the jobs' journal.
+fn slurm_repo(secs: u64) -> (Repo, std::path::PathBuf) {
+    let repo = Repo::builder().timeout(Duration::from_secs(secs)).build();
+    let journal = repo.outside("journal");
+    (repo, journal)
+}
+
 /// Writes and commits the manifest: `defaults` lines, a `[slurm]` table, the agent `a` running
 /// `slurm_agent.sh JOURNAL ARGS…`, and plans `(name, text, extra lines)`.
 fn commit_manifest(
@@ -123,8 +130,7 @@ fn three_plans_run_as_slurm_jobs_with_gating_and_the_agent_limit() {
     if !cluster() {
         return;
     }
-    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(240);
     commit_manifest(
         &repo,
         &journal_path,
@@ -215,17 +221,9 @@ fn three_plans_run_as_slurm_jobs_with_gating_and_the_agent_limit() {
         "api started before auth's phase 1 was done"
     );
     // The agent limit, from the jobs' own start and end marks (the `pid` field is the job id).
-    let spans: Vec<(u128, u128)> = marks
-        .iter()
-        .filter(|m| m.start)
-        .map(|s| {
-            let end = marks
-                .iter()
-                .find(|e| !e.start && e.pid == s.pid)
-                .unwrap_or_else(|| panic!("job {} never ended", s.pid))
-                .at;
-            (s.at, end)
-        })
+    let spans: Vec<(u128, u128)> = spans(&marks)
+        .into_iter()
+        .map(|(_, _, s, e)| (s, e))
         .collect();
     assert_eq!(spans.len(), 6);
     assert!(
@@ -245,8 +243,7 @@ fn kill_9_while_jobs_run_then_up_again_reattaches_without_submitting_twice() {
     if !cluster() {
         return;
     }
-    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(240);
     let gate = repo.outside("gate");
     commit_manifest(
         &repo,
@@ -345,8 +342,7 @@ fn ctrl_c_cancels_queued_jobs_then_every_job() {
     if !cluster() {
         return;
     }
-    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(240);
     commit_manifest(
         &repo,
         &journal_path,
@@ -420,8 +416,7 @@ fn a_job_over_its_time_limit_is_a_failed_attempt_and_is_retried() {
         return;
     }
     // Slurm's limits are whole minutes, checked every 30 s: this takes one to two minutes.
-    let repo = Repo::builder().timeout(Duration::from_secs(400)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(400);
     commit_manifest(
         &repo,
         &journal_path,
@@ -483,8 +478,7 @@ fn orchs_own_timeout_cancels_the_job_and_fails_the_task() {
     if !cluster() {
         return;
     }
-    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(240);
     commit_manifest(
         &repo,
         &journal_path,
@@ -518,8 +512,7 @@ fn a_plan_mode_agent_runs_as_one_job_and_gets_one_commit_per_task() {
     if !cluster() {
         return;
     }
-    let repo = Repo::builder().timeout(Duration::from_secs(240)).build();
-    let journal_path = repo.outside("journal");
+    let (repo, journal_path) = slurm_repo(240);
     repo.write(
         "docs/plans/pl.md",
         "# Planned\n\n## Phase 1: First\n- [ ] 1.1 Lay the ground\n- [ ] 1.2 Build on it (depends: 1.1)\n\n## Phase 2: Second\n- [ ] 2.1 Finish it\n",

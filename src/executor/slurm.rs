@@ -5,16 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
+use crate::supervisor::process::GIT_ENV;
 
-/// Variables of orch's own git environment, kept from jobs as from local agents.
-const GIT_ENV: [&str; 5] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",
-];
+use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
 
 /// The options orch sets on every job; `sbatch_args` may not set them again.
 pub const RESERVED_OPTIONS: [(&str, Option<char>, &str); 16] = [

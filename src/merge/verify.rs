@@ -14,17 +14,7 @@ use nix::sys::signal::Signal;
 use super::MergeError;
 use super::interrupt;
 use super::staging::Staging;
-use crate::supervisor::process::{group_alive, log_line, open_log, signal_group};
-
-/// Variables of orch's own git environment that must not reach the verify command: it works in
-/// the staging worktree, not in whatever repository orch was started from.
-const GIT_ENV: [&str; 5] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",
-];
+use crate::supervisor::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
 #[derive(Clone, Debug)]

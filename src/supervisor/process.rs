@@ -11,9 +11,10 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-/// Variables of the supervisor's own git environment that must not leak into an agent: the agent
-/// works in its worktree, not in whatever repository orch was started from.
-const GIT_ENV: [&str; 5] = [
+/// Variables of the supervisor's own git environment that must not leak into an agent (or a
+/// verify command, or a batch job): it works in its worktree, not in whatever repository orch
+/// was started from.
+pub const GIT_ENV: [&str; 5] = [
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
