@@ -39,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::git;
+use support::{clock_ticks, git};
 
 const PLANS: usize = 10;
 const TASKS: usize = 20;
@@ -69,21 +69,6 @@ fn setup(dir: &Path, executor: &str, poll: Option<&str>) {
     std::fs::write(dir.join("plans.toml"), manifest).expect("write");
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "bench plans"]);
-}
-
-/// Clock ticks per second (`USER_HZ`), as `getconf` reports them.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0)
 }
 
 /// CPU seconds of a process: its own (utime + stime, every thread) and its waited-for

@@ -1,4 +1,5 @@
-//! What the end-to-end benchmarks share: git with a fixed identity in a temp repository.
+//! What the end-to-end benchmarks share: git with a fixed identity in a temp repository, and the
+//! clock rate of `/proc` CPU times.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,4 +18,21 @@ pub fn git(dir: &Path, args: &[&str]) {
         .expect("git")
         .success();
     assert!(ok, "git {args:?}");
+}
+
+/// Clock ticks per second (`USER_HZ`, 100 on Linux) of `/proc/<pid>/stat` times, as `getconf`
+/// reports them.
+#[allow(dead_code)] // Used by the benches that read CPU times, not by every one.
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0)
 }

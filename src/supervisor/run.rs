@@ -199,12 +199,13 @@ impl<'a> Dispatcher<'a> {
         // other machines write), the one-second re-read below is what sees status changes;
         // `ORCH_WATCH=poll` relies on it alone.
         let poll_only = std::env::var("ORCH_WATCH").is_ok_and(|v| v == "poll");
-        let watcher = if poll_only {
+        let made = if poll_only {
             Err(notify::Error::generic("ORCH_WATCH=poll"))
         } else {
             super::watch::watch_state_dir(&state_dir, watch_tx)
         };
-        let _watcher = match watcher {
+        // Kept alive for the whole run.
+        let watcher = match made {
             Ok(w) => Some(w),
             Err(_) if poll_only => None,
             Err(e) => {
@@ -257,7 +258,7 @@ impl<'a> Dispatcher<'a> {
                 }
                 _ = tick.tick() => {
                     let changed = self.reload_all();
-                    if changed && !event_seen && _watcher.is_some() && reload_at.is_none() {
+                    if changed && !event_seen && watcher.is_some() && reload_at.is_none() {
                         unannounced += 1;
                         if unannounced == 3 {
                             self.send(Event::Note {
