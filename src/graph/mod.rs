@@ -2,9 +2,11 @@
 //! critical path. See the README's "Scheduling" section for the rules in prose.
 
 mod build;
+mod frontier;
 mod schedule;
 
 pub use build::{CrossDep, CrossTarget, CycleError, Graph, Node, NodeKind};
+pub use frontier::Frontier;
 pub use schedule::{
     DEFAULT_ESTIMATE_S, NodeState, Readiness, Rules, Slots, Waiting, Waves, node_weights, pick,
     readiness, readiness_with, remaining_path, waves,
