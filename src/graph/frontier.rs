@@ -363,12 +363,8 @@ mod tests {
 
     fn phases() -> impl Strategy<Value = Vec<(usize, Vec<(u8, u8)>)>> {
         prop::collection::vec(
-            (1usize..6).prop_flat_map(|n| {
-                (
-                    Just(n),
-                    prop::collection::vec((0u8..4, 0u8..8), n..=n),
-                )
-            }),
+            (1usize..6)
+                .prop_flat_map(|n| (Just(n), prop::collection::vec((0u8..4, 0u8..8), n..=n))),
             1..4,
         )
     }
@@ -478,7 +474,10 @@ mod tests {
 
     #[test]
     fn held_tasks_come_back_when_released() {
-        let p = parse(Path::new("p.md"), "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n");
+        let p = parse(
+            Path::new("p.md"),
+            "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n",
+        );
         let g = Graph::of_plan(&p).expect("acyclic");
         let plans = vec![p];
         let mut f = Frontier::new(&g, &plans, &[0], |_, _| NodeState::Pending);

@@ -1,17 +1,24 @@
-//! `orch up`: the only asynchronous part of orch. One dispatcher owns the run's state and reacts
-//! to agent exits, status-file changes, timers and signals.
+//! `orch up`: the only asynchronous part of orch. A synchronous [core](core) owns the run's
+//! state and decides; the [effect runner](effects) carries out its actions and feeds it with
+//! agent exits, status-file changes, timers and signals. See docs/ARCHITECTURE.md.
 
 pub mod attempt;
 pub mod context;
+pub mod core;
+pub mod effects;
 pub mod event;
+pub mod launch;
 pub mod lock;
+pub mod merge_train;
 pub mod prepare;
 pub mod process;
 pub mod progress;
-pub mod run;
+pub mod recover;
+pub mod settle;
+pub mod state;
 pub mod watch;
 
+pub use effects::run;
 pub use event::{Event, PlanOutcome, RunSummary, Stamped};
 pub use lock::{LockError, SupervisorLock};
 pub use progress::{PlanInfo, Progress, ProgressMode};
-pub use run::run;

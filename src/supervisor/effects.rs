@@ -1,0 +1,529 @@
+//! The effect runner of `orch up`: the one loop that feeds the [core](super::core) with inputs
+//! (agents' ends, status-file changes, timers, signals, finished effects) and carries out the
+//! actions it returns. Every effect reports back as an input; every failed effect is turned into
+//! a task or plan failure with its cause (launch, settle, commit, prepare, merge) or reported as a
+//! note (a status record that could not be written), never dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use super::attempt::{Monitor, Proc};
+use super::context::{Ctx, PlanCtx};
+use super::core::{Action, Adopted, Core, CoreConfig, Input};
+use super::event::{Event, RunSummary};
+use super::state::{PlanSpec, RunId, Stop, StopWhy, TaskFacts, Unit};
+use crate::commands::workspace::Workspace;
+use crate::executor::ExecutorKind;
+use crate::status::{self, StatusDoc};
+
+/// An input for the core, with the plan whose status file to read before it (the settling of
+/// an attempt, a commit: the core decides on the record as it is now).
+pub struct Msg {
+    pub reload: Option<usize>,
+    pub input: Input,
+}
+
+pub type Tx = mpsc::UnboundedSender<Msg>;
+
+/// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
+pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
+    let started = Instant::now();
+    let names: Vec<String> = ctx.plans.iter().flatten().map(|p| p.name.clone()).collect();
+    emit(&Event::RunStarted {
+        plans: names,
+        max_agents: ctx.max_agents,
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_all, _) = watch::channel(Stop::No);
+    let mut fx = Effects {
+        ctx: ctx.clone(),
+        ws,
+        emit,
+        tx,
+        stop_all,
+        stops: HashMap::new(),
+        views: ws.plans.iter().map(|_| View::default()).collect(),
+        queue: VecDeque::new(),
+    };
+    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
+        || std::path::PathBuf::from(".orch/state"),
+        |m| m.defaults.state_dir.clone(),
+    ));
+    // Where file events are not delivered (NFS and other network filesystems, where agents on
+    // other machines write), the one-second re-read below is what sees status changes;
+    // `ORCH_WATCH=poll` relies on it alone.
+    let poll_only = std::env::var("ORCH_WATCH").is_ok_and(|v| v == "poll");
+    let made = if poll_only {
+        Err(notify::Error::generic("ORCH_WATCH=poll"))
+    } else {
+        super::watch::watch_state_dir(&state_dir, watch_tx)
+    };
+    // Kept alive for the whole run.
+    let watcher = match made {
+        Ok(w) => Some(w),
+        Err(_) if poll_only => None,
+        Err(e) => {
+            fx.note(
+                None,
+                format!(
+                    "cannot watch `{}` ({e}); status changes are polled every second",
+                    state_dir.display()
+                ),
+            );
+            None
+        }
+    };
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    if let Some(jobs) = &ctx.jobs {
+        jobs.start();
+    }
+
+    let found = super::recover::recover(&mut fx).await;
+
+    let Some(graph) = ws.graph.as_ref() else {
+        return RunSummary {
+            plans: Vec::new(),
+            elapsed_ms: super::core::millis(started.elapsed()),
+            interrupted: false,
+        };
+    };
+    let plan_list = ws.plan_list();
+    for p in 0..ws.plans.len() {
+        fx.views[p].stamp = None;
+        let _ = fx.reload(p);
+    }
+    let facts = fx.views.iter().map(|v| v.facts.clone()).collect();
+    let specs = ws
+        .plans
+        .iter()
+        .enumerate()
+        .map(|(p, _)| fx.plan(p).map(|pc| spec_of(&pc, ws)))
+        .collect();
+    let cfg = CoreConfig {
+        max_agents: ctx.max_agents,
+        backoff: ctx.backoff,
+        stuck_after: ctx.stuck_after,
+        auto_merge: ctx.auto_merge,
+        target: ws
+            .manifest
+            .as_ref()
+            .map(|m| m.defaults.target.clone())
+            .unwrap_or_default(),
+    };
+    let names = ws.plans.iter().map(|lp| lp.name.clone()).collect();
+    let mut core = Core::new(
+        cfg,
+        graph,
+        &plan_list,
+        &ws.priorities(),
+        names,
+        specs,
+        facts,
+    );
+    for p in 0..ws.plans.len() {
+        core.set_merged_before(p, fx.views[p].merged);
+    }
+    let mut adopted = Vec::new();
+    for f in found.adopted {
+        let run = core.new_run();
+        adopted.push(Adopted {
+            run,
+            unit: f.unit,
+            attempt: f.attempt,
+            pid: f.pid,
+            job_id: f.job_id,
+            elapsed: f.elapsed,
+        });
+        fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
+    }
+    fx.queue.push_back(Msg {
+        reload: None,
+        input: Input::Recovered {
+            adopted,
+            retry: found.retry,
+        },
+    });
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reload_at: Option<tokio::time::Instant> = None;
+    // Status changes the one-second re-read found that no file event announced.
+    let mut unannounced = 0u32;
+    let mut event_seen = false;
+    loop {
+        // Everything already there first: the local queue, then the channel.
+        loop {
+            if let Some(msg) = fx.queue.pop_front() {
+                fx.feed(&mut core, msg);
+            } else if let Ok(msg) = rx.try_recv() {
+                fx.feed(&mut core, msg);
+            } else {
+                break;
+            }
+        }
+        if core.is_over() {
+            break;
+        }
+        let wake = core.next_wake().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some(msg) = rx.recv() => fx.feed(&mut core, msg),
+            Some(()) = watch_rx.recv() => {
+                event_seen = true;
+                // Coalesce a burst of events into one re-read.
+                if reload_at.is_none() {
+                    reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(15));
+                }
+            }
+            () = tokio::time::sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => {
+                reload_at = None;
+                fx.reload_all(&mut core);
+            }
+            _ = tick.tick() => {
+                let changed = fx.reload_all(&mut core);
+                if changed && !event_seen && watcher.is_some() && reload_at.is_none() {
+                    unannounced += 1;
+                    if unannounced == 3 {
+                        fx.note(None, format!(
+                            "status files under `{}` change without file events (a network filesystem?): orch re-reads them every second",
+                            state_dir.display()
+                        ));
+                    }
+                }
+                event_seen = false;
+                fx.apply(&mut core, Input::Tick);
+            }
+            () = tokio::time::sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
+                fx.apply(&mut core, Input::Tick);
+            }
+            Some(()) = recv_signal(&mut sigint) => fx.apply(&mut core, Input::Interrupt),
+            Some(()) = recv_signal(&mut sigterm) => fx.apply(&mut core, Input::Terminate),
+        }
+    }
+    let (summary, blocked) = core.summary(started.elapsed());
+    for e in blocked {
+        (fx.emit)(&e);
+    }
+    summary
+}
+
+/// What the core needs to know of a plan of the run.
+fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
+    PlanSpec {
+        name: pc.name.clone(),
+        mode: pc.agent.mode,
+        slots: pc.slots(),
+        task_trees: pc.task_trees(),
+        retries: pc.retries,
+        timeout: pc.timeout,
+        needs_prep: !pc.depends_on.is_empty() || pc.setup.is_some(),
+        upstreams: pc
+            .depends_on
+            .iter()
+            .filter_map(|d| ws.plans.iter().position(|lp| lp.name == d.plan))
+            .collect(),
+        branch: pc.branch.clone(),
+        worktree: pc.worktree.clone(),
+        log_dir: pc.log_dir.clone(),
+    }
+}
+
+/// A plan's status file as last read.
+#[derive(Default)]
+pub struct View {
+    /// Size and modification time when last read.
+    pub stamp: Option<(u64, SystemTime)>,
+    pub doc: Option<StatusDoc>,
+    pub facts: Vec<TaskFacts>,
+    pub merged: bool,
+    pub warned: bool,
+}
+
+/// The effect side of a run: what carries out the core's actions.
+pub struct Effects<'a> {
+    pub ctx: Arc<Ctx>,
+    pub ws: &'a Workspace,
+    pub emit: &'a mut dyn FnMut(&Event),
+    pub tx: Tx,
+    pub stop_all: watch::Sender<Stop>,
+    /// Each attempt's own stop request.
+    pub stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,
+    pub views: Vec<View>,
+    /// Inputs produced while carrying out actions, fed before anything else.
+    pub queue: VecDeque<Msg>,
+}
+
+impl Effects<'_> {
+    pub fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
+        self.ctx.plans.get(p).and_then(Clone::clone)
+    }
+
+    pub fn note(&mut self, plan: Option<String>, message: String) {
+        (self.emit)(&Event::Note { plan, message });
+    }
+
+    /// Reads plan `p`'s status file again before `msg` when it asks, then feeds it.
+    fn feed(&mut self, core: &mut Core<'_>, msg: Msg) {
+        if let Some(p) = msg.reload
+            && let Some(input) = self.reload(p)
+        {
+            self.apply(core, input);
+        }
+        self.apply(core, msg.input);
+    }
+
+    /// Feeds one input and carries out what the core decides.
+    pub fn apply(&mut self, core: &mut Core<'_>, input: Input) {
+        let actions = core.handle(Instant::now(), input);
+        for a in actions {
+            self.execute(core, a);
+        }
+    }
+
+    /// Re-reads the status files that changed on disk; returns whether one had.
+    fn reload_all(&mut self, core: &mut Core<'_>) -> bool {
+        let mut changed = false;
+        for p in 0..self.views.len() {
+            if let Some(input) = self.reload(p) {
+                changed = true;
+                self.apply(core, input);
+            }
+        }
+        changed
+    }
+
+    /// Re-reads plan `p`'s status file if it changed (size or modification time): the tasks
+    /// whose record changed, as an input for the core.
+    pub fn reload(&mut self, p: usize) -> Option<Input> {
+        let lp = &self.ws.plans[p];
+        let stamp = file_stamp(&lp.status_path);
+        if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
+            return None;
+        }
+        let doc = match status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name) {
+            Ok((doc, _)) => doc,
+            Err(e) => {
+                if !self.views[p].warned {
+                    self.views[p].warned = true;
+                    let name = lp.name.clone();
+                    self.note(Some(name), format!("cannot read the status file: {e}"));
+                }
+                return None;
+            }
+        };
+        let created = self.plan(p).and_then(|pc| pc.created_at);
+        let by_id: HashMap<&str, &status::TaskEntry> =
+            doc.entries().map(|e| (e.id.as_str(), e)).collect();
+        let facts: Vec<TaskFacts> = lp
+            .plan
+            .tasks
+            .iter()
+            .map(|t| match by_id.get(t.id.as_str()) {
+                Some(e) => TaskFacts {
+                    status: e.status,
+                    commit: e.commit.clone(),
+                    fresh: created.is_some_and(|c| {
+                        e.completed_at
+                            .as_deref()
+                            .and_then(status::parse_timestamp)
+                            .is_some_and(|at| at >= c)
+                    }),
+                    duration_ms: e.duration,
+                    error: e.error.clone(),
+                },
+                None => TaskFacts::default(),
+            })
+            .collect();
+        let merged = doc
+            .extra
+            .get(crate::commands::merge::STATUS_FIELD)
+            .and_then(|v| v.get("state"))
+            .and_then(serde_json::Value::as_str)
+            == Some("merged");
+        let view = &mut self.views[p];
+        let changes: Vec<(usize, TaskFacts)> = facts
+            .iter()
+            .enumerate()
+            .filter(|(t, f)| view.facts.get(*t) != Some(*f))
+            .map(|(t, f)| (t, f.clone()))
+            .collect();
+        let merged_changed = view.merged != merged;
+        view.stamp = stamp;
+        view.doc = Some(doc);
+        view.facts = facts;
+        view.merged = merged;
+        view.warned = false;
+        // An agent's report: its job is about to end, look soon.
+        if let Some(jobs) = &self.ctx.jobs
+            && self
+                .plan(p)
+                .is_some_and(|pc| pc.executor != ExecutorKind::Local)
+        {
+            jobs.poke();
+        }
+        (!changes.is_empty() || merged_changed).then_some(Input::Status {
+            plan: p,
+            tasks: changes,
+            merged,
+        })
+    }
+
+    /// Watches an attempt's process (or job) until it ends.
+    pub fn watch(&mut self, run: RunId, unit: Unit, attempt: u32, pid: u32, proc: Proc) {
+        let Some(pc) = self.plan(unit.plan()) else {
+            return;
+        };
+        let (stop_tx, stop_rx) = watch::channel(None);
+        self.stops.insert(run, stop_tx);
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let m = Monitor {
+            run,
+            plan: unit.plan(),
+            attempt,
+            pid,
+            proc,
+            log: pc.log_path(id.as_deref()),
+            status_path: pc.status_path.clone(),
+            grace: self.ctx.grace,
+            watch_activity: self.ctx.stuck_after.is_some(),
+            stop_one: stop_rx,
+            stop_all: self.stop_all.subscribe(),
+            tx: self.tx.clone(),
+        };
+        tokio::spawn(super::attempt::watch(m));
+    }
+
+    fn execute(&mut self, core: &mut Core<'_>, action: Action) {
+        match action {
+            Action::Report(e) => (self.emit)(&e),
+            Action::Launch { run, unit, attempt } => self.launch(run, unit, attempt),
+            Action::Stop { run, why } => {
+                if let Some(s) = self.stops.get(&run) {
+                    let _ = s.send(Some(why));
+                }
+            }
+            Action::StopAll(s) => {
+                let _ = self.stop_all.send(s);
+            }
+            Action::Settle {
+                run,
+                unit,
+                attempt,
+                ending,
+                how,
+            } => {
+                self.stops.remove(&run);
+                let Some(pc) = self.plan(unit.plan()) else {
+                    return;
+                };
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let outcome = super::settle::settle(&pc, unit.task(), attempt, &ending, &how);
+                    let _ = tx.send(Msg {
+                        reload: Some(pc.index),
+                        input: Input::Settled { run, outcome },
+                    });
+                });
+            }
+            Action::Commit {
+                plan,
+                task,
+                changes,
+            } => {
+                let Some(pc) = self.plan(plan) else { return };
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let t = &pc.plan.tasks[task];
+                    let result =
+                        super::settle::commit_task(&pc, &t.id, &t.description, true, changes);
+                    let _ = tx.send(Msg {
+                        reload: Some(plan),
+                        input: Input::Committed { plan, task, result },
+                    });
+                });
+            }
+            Action::RecordFailure { plan, task, error } => {
+                let Some(pc) = self.plan(plan) else { return };
+                let id = pc.plan.tasks[task].id.clone();
+                if let Err(e) = super::settle::record_failure(&pc, &id, &error) {
+                    self.note(
+                        Some(pc.name.clone()),
+                        format!("cannot record task `{id}` failed in the status file: {e}"),
+                    );
+                }
+            }
+            Action::Prepare { plan } => self.prepare(plan),
+            Action::Merge { plan } => self.merge(plan),
+        }
+        let _ = core;
+    }
+
+    fn prepare(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        let upstreams = pc
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
+                let doc = self.views[q].doc.clone().unwrap_or_else(|| {
+                    let lp = &self.ws.plans[q];
+                    StatusDoc::new(&lp.plan, &lp.rel_path, &lp.name, chrono::Utc::now())
+                });
+                Some((
+                    d.plan.clone(),
+                    self.ws.plans[q].plan.clone(),
+                    doc,
+                    d.target.clone(),
+                    d.raw.clone(),
+                ))
+            })
+            .collect();
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        let stop = self.stop_all.subscribe();
+        tokio::spawn(async move {
+            let result = super::prepare::prepare(ctx, pc, upstreams, stop).await;
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Prepared { plan: p, result },
+            });
+        });
+    }
+
+    fn merge(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        let bin = self.ctx.orch_bin.clone();
+        let manifest = self.ctx.manifest_path.clone();
+        let root = self.ctx.repo_root.clone();
+        let name = pc.name.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = super::merge_train::run_merge(&bin, &manifest, &root, &name).await;
+            let _ = tx.send(Msg {
+                reload: Some(p),
+                input: Input::Merged { plan: p, result },
+            });
+        });
+    }
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}

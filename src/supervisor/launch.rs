@@ -1,0 +1,504 @@
+//! Launching an attempt: its worktree (a task worktree with `parallel_tasks`), its prompt, argv
+//! and environment, the process (or the batch job), and the record of its start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::attempt::Proc;
+use super::context::PlanCtx;
+use super::core::{Input, kind_str};
+use super::effects::{Effects, Msg};
+use super::process;
+use super::state::{RunId, Unit};
+use crate::executor::{ExecutorKind, JobSpec, JobTracker, job_tag};
+use crate::manifest::render_template;
+use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
+use crate::status::{self, RunInfo, StatusDoc, Transition, TransitionOptions};
+
+/// Environment variables given to an agent.
+type Env = Vec<(String, String)>;
+
+impl Effects<'_> {
+    /// Launches attempt `attempt` of `unit`; the core hears [`Input::Launched`] or
+    /// [`Input::LaunchFailed`] (now, or when a batch job's submission ends).
+    pub fn launch(&mut self, run: RunId, unit: Unit, attempt: u32) {
+        let Some(pc) = self.plan(unit.plan()) else {
+            self.queue.push_back(Msg {
+                reload: None,
+                input: Input::LaunchFailed {
+                    run,
+                    error: "the plan is not part of this run".into(),
+                },
+            });
+            return;
+        };
+        let task = unit.task();
+        let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        let log = pc.log_path(id.as_deref());
+        match self.start(&pc, run, unit, attempt, &log) {
+            Ok(()) => {}
+            Err(error) => self.fail_launch(&pc, run, task, error, &log),
+        }
+    }
+
+    fn start(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        run: RunId,
+        unit: Unit,
+        attempt: u32,
+        log: &Path,
+    ) -> Result<(), String> {
+        let task = unit.task();
+        let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        let (workdir, branch) = match task.filter(|_| pc.task_trees()) {
+            Some(t) => make_task_tree(pc, &pc.plan.tasks[t].id, attempt)?,
+            None => (pc.worktree.clone(), pc.branch.clone()),
+        };
+        let empty;
+        let doc = match self.views[pc.index].doc.as_ref() {
+            Some(d) => d,
+            None => {
+                empty = StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now());
+                &empty
+            }
+        };
+        let (argv, env) = prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        process::log_line(
+            log,
+            &format!(
+                "=== orch: attempt {attempt} started at {}: {} ===",
+                status::timestamp(Utc::now()),
+                argv.join(" ")
+            ),
+        );
+        // Resolved once here rather than by execvp trying every PATH entry.
+        let mut argv = argv;
+        if let Some(first) = argv.first_mut()
+            && !first.contains('/')
+            && let Some(found) = process::resolve_program(first, &workdir)
+        {
+            *first = found.display().to_string();
+        }
+        if !workdir.is_dir() {
+            return Err(format!(
+                "cannot start agent `{}`: the worktree `{}` of plan `{}` is gone (deleted while orch ran?)",
+                pc.agent_name,
+                workdir.display(),
+                pc.name
+            ));
+        }
+        if pc.executor != ExecutorKind::Local {
+            let Some(tracker) = self.ctx.jobs.clone() else {
+                return Err(format!(
+                    "plan `{}` runs through {}, but no scheduler was set up",
+                    pc.name,
+                    pc.executor.as_str()
+                ));
+            };
+            let budget = match task {
+                Some(_) => pc.timeout,
+                None => pc.timeout.saturating_mul(
+                    u32::try_from(
+                        doc.entries()
+                            .filter(|e| !e.status.is_finished())
+                            .count()
+                            .max(1),
+                    )
+                    .unwrap_or(u32::MAX),
+                ),
+            };
+            let job = (argv, env, workdir, budget);
+            self.submit(pc, run, (unit, attempt), job, log, tracker);
+            return Ok(());
+        }
+        let spawned = process::spawn(&argv, &workdir, &env, log).map_err(|e| {
+            format!(
+                "cannot start agent `{}` (`{}`): {e}",
+                pc.agent_name,
+                argv.first().map_or("", String::as_str)
+            )
+        })?;
+        let pid = spawned.pid;
+        let start_time = status::process_start_time(pid);
+        let info = RunInfo {
+            pid,
+            process_start_time: start_time,
+            host: process::hostname(),
+            ..RunInfo::default()
+        };
+        // Record the start (unless the agent already reported: it may be that fast).
+        let recorded = match &id {
+            Some(id) => pc.update(|doc| {
+                let finished = doc.entry(id).is_some_and(|e| e.status.is_finished());
+                if finished {
+                    return Ok(());
+                }
+                let opts = TransitionOptions {
+                    force: true,
+                    run: Some(info.clone()),
+                    ..TransitionOptions::default()
+                };
+                status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+            }),
+            None => pc.update(|doc| {
+                doc.extra.insert(
+                    "orchPlanAgent".to_string(),
+                    serde_json::json!({
+                        "pid": pid,
+                        "processStartTime": start_time,
+                        "startedAt": status::timestamp(Utc::now()),
+                    }),
+                );
+                Ok(())
+            }),
+        };
+        if let Err(e) = recorded {
+            self.note(
+                Some(pc.name.clone()),
+                format!("cannot record the start in the status file: {e}"),
+            );
+        }
+        self.watch(run, unit, attempt, pid, Proc::Child(spawned.child));
+        self.queue.push_back(Msg {
+            reload: None,
+            input: Input::Launched {
+                run,
+                pid,
+                job_id: None,
+            },
+        });
+        Ok(())
+    }
+
+    /// A launch that failed before any process ran: logged, recorded, and a failed attempt.
+    fn fail_launch(
+        &mut self,
+        pc: &PlanCtx,
+        run: RunId,
+        task: Option<usize>,
+        error: String,
+        log: &Path,
+    ) {
+        process::log_line(log, &format!("=== orch: {error} ==="));
+        if let Some(t) = task
+            && let Err(e) = super::settle::record_failure(pc, &pc.plan.tasks[t].id, &error)
+        {
+            self.note(
+                Some(pc.name.clone()),
+                format!("cannot record the failed launch in the status file: {e}"),
+            );
+        }
+        self.stops.remove(&run);
+        self.queue.push_back(Msg {
+            reload: None,
+            input: Input::LaunchFailed { run, error },
+        });
+    }
+
+    /// Submits an attempt as a batch job. The submission runs off the loop (a busy controller
+    /// can take seconds); the core hears of it when it is over.
+    fn submit(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        run: RunId,
+        (unit, attempt): (Unit, u32),
+        (argv, env, workdir, budget): (Vec<String>, Env, PathBuf, std::time::Duration),
+        log: &Path,
+        tracker: Arc<JobTracker>,
+    ) {
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let spec = JobSpec {
+            argv,
+            cwd: workdir,
+            env,
+            log: log.to_path_buf(),
+            name: format!("orch:{}:{}", pc.name, id.as_deref().unwrap_or("plan")),
+            tag: job_tag(
+                &pc.status_path.display().to_string(),
+                id.as_deref().unwrap_or(""),
+                attempt,
+            ),
+            time_limit: pc.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
+            options: pc.slurm.clone(),
+        };
+        // The monitor is set up now, so that a stop asked for while the job is submitted is
+        // seen when it starts.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+        self.stops.insert(run, stop_tx);
+        let tx = self.tx.clone();
+        let pcc = pc.clone();
+        let log = log.to_path_buf();
+        let stop_all = self.stop_all.subscribe();
+        let grace = self.ctx.grace;
+        let watch_activity = self.ctx.stuck_after.is_some();
+        tokio::spawn(async move {
+            // The start is recorded before the submission: a supervisor killed in between
+            // leaves the task in progress, and the next one finds the job by its tag.
+            let record = |job: Option<String>| {
+                let pcc = pcc.clone();
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || record_job(&pcc, id.as_deref(), job))
+            };
+            let _ = record(None).await;
+            let result = tracker.submit(spec).await;
+            let (job, state) = match result {
+                Ok(x) => x,
+                Err(error) => {
+                    let error = format!(
+                        "cannot submit agent `{}` to {}: {error}",
+                        pcc.agent_name,
+                        pcc.executor.as_str()
+                    );
+                    process::log_line(&log, &format!("=== orch: {error} ==="));
+                    if let Some(t) = unit.task() {
+                        let pc2 = pcc.clone();
+                        let e2 = error.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            super::settle::record_failure(&pc2, &pc2.plan.tasks[t].id, &e2)
+                        })
+                        .await;
+                    }
+                    let _ = tx.send(Msg {
+                        reload: None,
+                        input: Input::LaunchFailed { run, error },
+                    });
+                    return;
+                }
+            };
+            let _ = record(Some(job.clone())).await;
+            process::log_line(
+                &log,
+                &format!(
+                    "=== orch: attempt {attempt} is {} job {job} ===",
+                    tracker.name()
+                ),
+            );
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Launched {
+                    run,
+                    pid: 0,
+                    job_id: Some(job.clone()),
+                },
+            });
+            let m = super::attempt::Monitor {
+                run,
+                plan: pcc.index,
+                attempt,
+                pid: 0,
+                proc: Proc::Job {
+                    id: job,
+                    state,
+                    tracker,
+                },
+                log,
+                status_path: pcc.status_path.clone(),
+                grace,
+                watch_activity,
+                stop_one: stop_rx,
+                stop_all,
+                tx,
+            };
+            super::attempt::watch(m).await;
+        });
+    }
+}
+
+/// The argv (template variables filled) and environment of an agent.
+fn prepare_argv(
+    ctx: &super::context::Ctx,
+    pc: &PlanCtx,
+    doc: &StatusDoc,
+    task: Option<usize>,
+    attempt: u32,
+    workdir: &Path,
+    branch: &str,
+) -> Result<(Vec<String>, Env), String> {
+    let orch = ctx.orch_bin.display().to_string();
+    let worktree = workdir.display().to_string();
+    let status_file = pc.status_path.display().to_string();
+    let plan_file = ctx.repo_root.join(&pc.rel_path).display().to_string();
+    let (prompt, id) = match task {
+        Some(t) => {
+            let tk = &pc.plan.tasks[t];
+            let phase = pc.plan.phase(tk.phase);
+            let prompt = TaskPrompt {
+                plan: pc.name.clone(),
+                plan_title: pc.plan.title.clone(),
+                plan_file: pc.rel_path.clone(),
+                phase_number: tk.phase,
+                phase_title: phase.map(|ph| ph.title.clone()).unwrap_or_default(),
+                task_id: tk.id.clone(),
+                kind: kind_str(tk.kind),
+                description: tk.description.clone(),
+                body: tk.body.clone(),
+                dependencies: tk
+                    .dependencies()
+                    .iter()
+                    .map(|d| DepInfo {
+                        id: d.clone(),
+                        description: pc
+                            .plan
+                            .task(d)
+                            .map(|x| x.description.clone())
+                            .unwrap_or_default(),
+                        commit: doc.entry(d).and_then(|e| e.commit.clone()),
+                    })
+                    .collect(),
+                worktree: worktree.clone(),
+                branch: branch.to_string(),
+                orch: orch.clone(),
+                status_file: status_file.clone(),
+                attempt,
+                previous_error: doc.entry(&tk.id).and_then(|e| e.last_error.clone()),
+            };
+            (
+                ctx.templates
+                    .render_task(&prompt)
+                    .map_err(|e| e.to_string())?,
+                tk.id.clone(),
+            )
+        }
+        None => {
+            let prompt = PlanPrompt {
+                plan: pc.name.clone(),
+                plan_title: pc.plan.title.clone(),
+                plan_file: pc.rel_path.clone(),
+                worktree: worktree.clone(),
+                branch: pc.branch.clone(),
+                orch: orch.clone(),
+                status_file: status_file.clone(),
+                tasks_total: doc.entries().count(),
+                tasks_remaining: doc.entries().filter(|e| !e.status.is_finished()).count(),
+            };
+            (
+                ctx.templates
+                    .render_plan(&prompt)
+                    .map_err(|e| e.to_string())?,
+                String::new(),
+            )
+        }
+    };
+    let prompt_file = pc.log_dir.join(format!(
+        "{}.prompt.md",
+        if id.is_empty() { "plan" } else { id.as_str() }
+    ));
+    std::fs::create_dir_all(&pc.log_dir)
+        .and_then(|()| std::fs::write(&prompt_file, &prompt))
+        .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
+    let prompt_file = prompt_file.display().to_string();
+    let lookup = |var: &str| -> String {
+        match var {
+            "prompt" => prompt.clone(),
+            "prompt_file" => prompt_file.clone(),
+            "plan" => pc.name.clone(),
+            "plan_file" => plan_file.clone(),
+            "task" => id.clone(),
+            "worktree" => worktree.clone(),
+            "status_file" => status_file.clone(),
+            "orch" => orch.clone(),
+            _ => String::new(),
+        }
+    };
+    let argv = pc
+        .agent
+        .command
+        .iter()
+        .map(|a| render_template(a, lookup))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = vec![
+        ("ORCH_PLAN".to_string(), pc.name.clone()),
+        ("ORCH_TASK".to_string(), id.clone()),
+        ("ORCH_WORKTREE".to_string(), worktree),
+        ("ORCH_STATUS_FILE".to_string(), status_file),
+        ("ORCH_BIN".to_string(), orch),
+        (
+            "ORCH_MANIFEST".to_string(),
+            ctx.manifest_path.display().to_string(),
+        ),
+        ("ORCH_ATTEMPT".to_string(), attempt.to_string()),
+        ("ORCH_PROMPT_FILE".to_string(), prompt_file),
+    ];
+    if task.is_none() {
+        // A plan-mode agent goes straight on to its next task: `orch task done` commits.
+        env.push(("ORCH_COMMIT_ON_DONE".to_string(), "1".to_string()));
+    }
+    Ok((argv, env))
+}
+
+/// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
+/// worktree left by an earlier attempt is saved (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and
+/// removed first. Returns the worktree and the task branch.
+fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String), String> {
+    let refname = format!("refs/orch/attempts/{}/{id}/{n}-stale", pc.name);
+    let message = format!(
+        "{} {id}: left in its task worktree (saved by orch)",
+        pc.name
+    );
+    let why = |e: crate::git::GitError| {
+        format!(
+            "cannot make the worktree of task `{id}` of plan `{}` (branch `{}`, from `{}`): {e}",
+            pc.name,
+            crate::git::task_branch(&pc.name, id),
+            pc.branch
+        )
+    };
+    // No agent of the task is alive (it is being launched) and only this supervisor writes
+    // task branches: a lock of the task's branch or worktree index now is a stale one, left by a
+    // supervisor killed while it wrote there (found by the crash harness).
+    let _ = crate::git::remove_plan_locks(
+        &pc.repo_root,
+        &crate::git::task_tree_name(&pc.name, id),
+        &crate::git::task_branch(&pc.name, id),
+    );
+    crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
+    let tree = crate::git::ensure_task_tree(&pc.task_tree(id)).map_err(why)?;
+    Ok((tree.path, tree.branch))
+}
+
+/// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with
+/// `orchRun.executor`; after it, the job id is added (unless the agent already reported).
+fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
+    let executor = pc.executor.as_str().to_string();
+    let _ = match id {
+        Some(id) => pc.update(|doc| {
+            if doc.entry(id).is_none_or(|e| e.status.is_finished()) {
+                return Ok(());
+            }
+            match job {
+                None => {
+                    let opts = TransitionOptions {
+                        force: true,
+                        run: Some(RunInfo {
+                            executor: Some(executor),
+                            ..RunInfo::default()
+                        }),
+                        ..TransitionOptions::default()
+                    };
+                    status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+                }
+                Some(job) => {
+                    if let Some(run) = doc.entry_mut(id).and_then(|e| e.orch_run.as_mut()) {
+                        run.job_id = Some(job);
+                    }
+                    Ok(())
+                }
+            }
+        }),
+        None => pc.update(|doc| {
+            doc.extra.insert(
+                "orchPlanAgent".to_string(),
+                serde_json::json!({
+                    "pid": 0,
+                    "executor": executor,
+                    "jobId": job,
+                    "startedAt": status::timestamp(Utc::now()),
+                }),
+            );
+            Ok(())
+        }),
+    };
+}

@@ -1,0 +1,340 @@
+//! Settling an attempt whose agent ended, as the core decided (blocking: git and status-file
+//! work): commit the task's work and record it, or save what the attempt left and record the
+//! failure, or put the task back. Also the one committer of tasks done outside an attempt.
+
+use chrono::Utc;
+
+use super::context::PlanCtx;
+use super::state::{Changes, CommitError, Ending, Outcome, Settlement, quoted};
+use crate::git;
+use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
+
+/// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`.
+pub fn settle(
+    plan: &PlanCtx,
+    task: Option<usize>,
+    attempt: u32,
+    ending: &Ending,
+    how: &Settlement,
+) -> Outcome {
+    let Some(t) = task.and_then(|t| plan.plan.tasks.get(t)) else {
+        return settle_plan_agent(plan, attempt, ending);
+    };
+    let id = t.id.as_str();
+    match how {
+        Settlement::Commit => commit_done(plan, id, &t.description),
+        Settlement::Fail { error, record } => fail(plan, id, attempt, error, *record),
+        Settlement::Interrupt { note } => interrupted(plan, id, attempt, note),
+        Settlement::PlanAgent => settle_plan_agent(plan, attempt, ending),
+    }
+}
+
+/// Records task `id` failed with `error` (a launch that failed, a second conflict).
+pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), status::StatusError> {
+    let opts = TransitionOptions {
+        force: true,
+        error: Some(error.to_string()),
+        ..TransitionOptions::default()
+    };
+    plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()).map(|_| ()))
+}
+
+/// Commits the worktree for a done task and records the commit.
+pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
+    match commit_task(plan, id, description, false, Changes::Take) {
+        Ok(commit) => Outcome::Done {
+            commit: Some(commit),
+        },
+        Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
+        Err(CommitError::Failed(error)) => {
+            // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
+            // agent may have deleted its worktree).
+            let opts = TransitionOptions {
+                force: true,
+                error: Some(error.clone()),
+                ..TransitionOptions::default()
+            };
+            let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+            Outcome::Failed { error, saved: None }
+        }
+    }
+}
+
+/// Commits the worktree as `<plan> <id>: <description>` and records it, marking the task
+/// completed. With `maybe_committed` (work found done but unrecorded: a supervisor may have died
+/// between its commit and its record), a HEAD that is that task's commit is reused (with
+/// [`Changes::Take`] only when the tree is clean: changes since belong to no recorded task yet).
+pub fn commit_task(
+    plan: &PlanCtx,
+    id: &str,
+    description: &str,
+    maybe_committed: bool,
+    changes: Changes,
+) -> Result<String, CommitError> {
+    if let Some(tree) = plan.task_worktree(id) {
+        return commit_task_tree(plan, id, description, maybe_committed, &tree);
+    }
+    let _git = lock_git(plan)?;
+    let message = plan.commit_message(id, description);
+    let prefix = format!("{} {id}:", plan.name);
+    let reuse = if maybe_committed {
+        let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
+        match git::head_of(&plan.worktree) {
+            Ok((oid, msg)) if msg.starts_with(&prefix) && oid != plan.base && clean() => Some(oid),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let oid = match reuse {
+        Some(oid) => oid,
+        None => {
+            let made = match changes {
+                Changes::Take => git::commit_all(&plan.worktree, &message),
+                Changes::Leave => git::commit_unchanged(&plan.worktree, &message),
+            };
+            made.map_err(|e| {
+                CommitError::Failed(format!(
+                    "cannot commit task `{id}` in `{}`: {e}",
+                    plan.worktree.display()
+                ))
+            })?
+            .oid
+        }
+    };
+    record_commit(plan, id, &oid)?;
+    Ok(oid)
+}
+
+fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError> {
+    plan.git_lock.lock().map_err(|_| {
+        CommitError::Failed(format!("the git lock of plan `{}` is poisoned", plan.name))
+    })
+}
+
+/// Commits task `id`'s worktree `tree` on its task branch (or, `maybe_committed`, reuses the
+/// task's commit found there), lands it on the plan branch (one commit per task, see
+/// [`git::land_task_commit`]), records it and removes the task worktree and branch. On a conflict
+/// the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the task
+/// worktree and branch are removed and the task is put back to pending.
+fn commit_task_tree(
+    plan: &PlanCtx,
+    id: &str,
+    description: &str,
+    maybe_committed: bool,
+    tree: &std::path::Path,
+) -> Result<String, CommitError> {
+    let message = plan.commit_message(id, description);
+    let prefix = format!("{} {id}:", plan.name);
+    let reuse = match git::head_of(tree) {
+        Ok((oid, msg))
+            if maybe_committed
+                && msg.starts_with(&prefix)
+                && git::is_dirty(tree).is_ok_and(|d| !d) =>
+        {
+            Some(oid)
+        }
+        _ => None,
+    };
+    let branch = git::task_branch(&plan.name, id);
+    let task_commit = match reuse {
+        Some(oid) => oid,
+        None => {
+            git::commit_all(tree, &message)
+                .map_err(|e| {
+                    CommitError::Failed(format!(
+                        "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
+                        plan.name,
+                        tree.display()
+                    ))
+                })?
+                .oid
+        }
+    };
+    let _git = lock_git(plan)?;
+    let landed =
+        git::land_task_commit(&plan.worktree, &plan.branch, &task_commit).map_err(|e| {
+            CommitError::Failed(format!(
+                "cannot land task `{id}`'s commit {task_commit} (branch `{branch}`) on `{}`: {e}",
+                plan.branch
+            ))
+        })?;
+    match landed {
+        git::Landed::Landed { commit } | git::Landed::Already { commit } => {
+            record_commit(plan, id, &commit)?;
+            // The work is landed and recorded: a task worktree left now (the removal failed)
+            // is removed at the next start.
+            let _ = git::retire_task_tree(&plan.task_tree(id), None);
+            Ok(commit)
+        }
+        git::Landed::Conflict { paths } => {
+            let refname = format!(
+                "refs/orch/attempts/{}/{id}/conflict-{}",
+                plan.name,
+                Utc::now().timestamp_millis()
+            );
+            // Pending first: a supervisor killed before the removal below finds a task worktree
+            // of a pending task, which it saves and removes (never a "done" task without its
+            // work).
+            let opts = TransitionOptions {
+                force: true,
+                note: Some(format!(
+                    "its commit conflicts with `{}` in {}",
+                    plan.branch,
+                    quoted(&paths)
+                )),
+                ..TransitionOptions::default()
+            };
+            let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+            let saved = git::retire_task_tree(
+                &plan.task_tree(id),
+                Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
+            )
+            .ok()
+            .flatten();
+            Err(CommitError::Conflict { paths, saved })
+        }
+    }
+}
+
+/// Records `oid` as task `id`'s commit, marking the task completed.
+fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
+    let recorded = oid.to_string();
+    plan.update(move |doc| {
+        let done = doc
+            .entry(id)
+            .is_some_and(|e| e.status == TaskStatus::Completed);
+        if done {
+            if let Some(e) = doc.entry_mut(id) {
+                e.commit = Some(recorded);
+            }
+            doc.last_updated_at = Some(status::timestamp(Utc::now()));
+            Ok(())
+        } else {
+            let opts = TransitionOptions {
+                force: true,
+                commit: Some(recorded),
+                ..TransitionOptions::default()
+            };
+            status::apply(doc, id, Transition::Done, &opts, Utc::now()).map(|_| ())
+        }
+    })
+    .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
+}
+
+/// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
+/// with `parallel` > 1 the others' work is in the same tree) and resets the tree.
+fn fail(plan: &PlanCtx, id: &str, attempt: u32, error: &str, record: bool) -> Outcome {
+    let saved = save_leftovers(plan, id, attempt, "failed");
+    if record {
+        let opts = TransitionOptions {
+            force: true,
+            error: Some(error.to_string()),
+            ..TransitionOptions::default()
+        };
+        let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+    }
+    Outcome::Failed {
+        error: error.to_string(),
+        saved,
+    }
+}
+
+fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
+    save_leftovers(plan, id, attempt, "interrupted");
+    let opts = TransitionOptions {
+        force: true,
+        note: Some(note.to_string()),
+        ..TransitionOptions::default()
+    };
+    let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+    Outcome::Interrupted
+}
+
+/// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
+/// cleans the tree, so the next attempt starts from the last commit and nothing is lost.
+///
+/// A task that ran in a task worktree: what it left there is saved the same way and the task
+/// worktree and branch are removed (the next attempt gets a fresh one).
+fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
+    let refname = format!("refs/orch/attempts/{}/{id}/{attempt}", plan.name);
+    let message = format!(
+        "{} {id}: {why} attempt {attempt} (saved by orch)",
+        plan.name
+    );
+    if plan.task_worktree(id).is_some() {
+        return git::retire_task_tree(&plan.task_tree(id), Some((&refname, &message)))
+            .ok()
+            .flatten();
+    }
+    if plan.parallel > 1 {
+        return None;
+    }
+    let _git = plan.git_lock.lock().ok()?;
+    match git::save_and_reset(&plan.worktree, &refname, &message) {
+        Ok(Some(_)) => Some(refname),
+        _ => None,
+    }
+}
+
+/// A plan-mode agent ended: commit what it finished, put its unfinished started tasks back.
+fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
+    let doc = match plan.view() {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("cannot read the status file: {e}"),
+                saved: None,
+            };
+        }
+    };
+    for t in &plan.plan.tasks {
+        if plan.needs_commit(&doc, &t.id)
+            && let Err(error) = commit_task(plan, &t.id, &t.description, true, Changes::Take)
+        {
+            return Outcome::Failed {
+                error: error.to_string(),
+                saved: None,
+            };
+        }
+    }
+    let unfinished: Vec<&str> = doc
+        .entries()
+        .filter(|e| !e.status.is_finished())
+        .map(|e| e.id.as_str())
+        .collect();
+    let running: Vec<String> = doc
+        .entries()
+        .filter(|e| e.status == TaskStatus::InProgress)
+        .map(|e| e.id.clone())
+        .collect();
+    if !running.is_empty() {
+        let opts = TransitionOptions {
+            force: true,
+            ..TransitionOptions::default()
+        };
+        let _ = plan.update(|doc: &mut StatusDoc| {
+            for id in &running {
+                status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+            }
+            Ok(())
+        });
+    }
+    if unfinished.is_empty() {
+        return Outcome::Done { commit: None };
+    }
+    match ending {
+        Ending::Stopped | Ending::Exited(None) => Outcome::Interrupted,
+        _ => {
+            let saved = save_leftovers(plan, "plan", attempt, "failed");
+            Outcome::Failed {
+                error: format!(
+                    "the plan agent ended ({}) with {} task(s) unfinished",
+                    ending.describe(),
+                    unfinished.len()
+                ),
+                saved,
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The run state of `orch up`: every unit of work (a task's attempt, a plan agent, a plan's
+//! preparation, its merge) with one state each, indexed, and the counts the scheduler needs
+//! kept up to date as states change. Owned by the [core](super::core); nothing here does I/O.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::graph::NodeState;
+use crate::manifest::AgentMode;
+use crate::status::TaskStatus;
+
+/// One attempt of a unit, from its launch to its settling.
+pub type RunId = u64;
+
+/// What an agent works on: one task (task mode) or a whole plan (plan mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unit {
+    Task { plan: usize, task: usize },
+    PlanAgent { plan: usize },
+}
+
+impl Unit {
+    pub fn plan(self) -> usize {
+        match self {
+            Unit::Task { plan, .. } | Unit::PlanAgent { plan } => plan,
+        }
+    }
+
+    pub fn task(self) -> Option<usize> {
+        match self {
+            Unit::Task { task, .. } => Some(task),
+            Unit::PlanAgent { .. } => None,
+        }
+    }
+}
+
+/// How far a stop request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    No,
+    /// Launch nothing more (first Ctrl-C): running agents finish, batch jobs still waiting in
+    /// the queue are cancelled (nothing of them ran yet).
+    Drain,
+    /// Stop now (second Ctrl-C, SIGTERM).
+    Now,
+}
+
+/// Why the core stops one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopWhy {
+    /// It ran past its budget (the task's `timeout`).
+    TimedOut(Duration),
+    /// No output and no status change for `stuck_after`.
+    Stuck(Duration),
+}
+
+/// What ended an attempt's process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The agent exited by itself; `None` when the code is unknown (an adopted process).
+    Exited(Option<i32>),
+    TimedOut(Duration),
+    Stuck(Duration),
+    Stopped,
+    /// A batch job ended otherwise than by the agent's exit (its time limit, its node, …).
+    Job {
+        id: String,
+        end: crate::executor::JobEnd,
+    },
+}
+
+/// The outcome of an attempt once settled (committed, saved, recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done and committed (`commit` is `None` only for a skipped task with nothing to commit).
+    Done { commit: Option<String> },
+    /// Skipped by the agent or a person.
+    Skipped,
+    Failed {
+        error: String,
+        saved: Option<String>,
+    },
+    /// Stopped by the user, or the agent of an earlier supervisor vanished without a word: the
+    /// task is pending again and does not count as failed.
+    Interrupted,
+    /// Done in its task worktree, but its commit conflicts with the plan branch's tip in `paths`:
+    /// nothing landed, the commit is saved under `saved`, the task is pending again.
+    Conflict {
+        paths: Vec<String>,
+        saved: Option<String>,
+    },
+}
+
+/// Why a task's work could not be committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitError {
+    /// Its task commit conflicts with the plan branch in `paths` (see [`Outcome::Conflict`]).
+    Conflict {
+        paths: Vec<String>,
+        saved: Option<String>,
+    },
+    Failed(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Conflict { paths, .. } => write!(f, "its commit conflicts in {}", quoted(paths)),
+            Self::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// `a`, `b`: paths for a message.
+pub fn quoted(paths: &[String]) -> String {
+    crate::diagnostic::path_list(paths, usize::MAX)
+}
+
+/// What a task's commit takes from the worktree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changes {
+    /// Everything in the worktree: the task's agent ran there and has ended.
+    Take,
+    /// Nothing (an empty commit): the task was reported from outside while other agents of the
+    /// plan are still writing in the worktree; their changes go with their own tasks.
+    Leave,
+}
+
+/// How the core settles an attempt whose agent ended, from what the task's record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Commit the work and record the task completed.
+    Commit,
+    /// Save what the attempt left, and record the failure when `record` (the agent did not).
+    Fail { error: String, record: bool },
+    /// Save what the attempt left and put the task back to pending with `note`.
+    Interrupt { note: String },
+    /// A plan agent ended: commit what it finished, put its started tasks back.
+    PlanAgent,
+}
+
+/// A task as its status file records it, in the terms the core needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFacts {
+    pub status: TaskStatus,
+    pub commit: Option<String>,
+    /// Completed after orch made the plan's worktree (its work belongs to this branch).
+    pub fresh: bool,
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Default for TaskFacts {
+    fn default() -> Self {
+        TaskFacts {
+            status: TaskStatus::Pending,
+            commit: None,
+            fresh: false,
+            duration_ms: None,
+            error: None,
+        }
+    }
+}
+
+impl TaskFacts {
+    /// Done but its changes are not committed yet: completed after orch made the worktree, with
+    /// no commit recorded.
+    pub fn needs_commit(&self) -> bool {
+        self.status == TaskStatus::Completed && self.commit.is_none() && self.fresh
+    }
+}
+
+/// Where a task stands in this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskRun {
+    /// Nothing of this run touches it: its record decides.
+    Idle,
+    /// An attempt holds it, from its launch until it is settled.
+    Attempt(RunId),
+    /// Reported done from outside an attempt: its commit is under way.
+    Committing,
+    /// Its attempt failed: tried again at `until`.
+    BackingOff { until: Instant },
+    /// Due to run again although its record says failed (a retry, or failed before this run).
+    Retry,
+    /// Failed for good in this run.
+    Failed { cause: String },
+}
+
+/// One task's state: what the run does with it and what its record says.
+#[derive(Clone, Debug)]
+pub struct TaskRec {
+    pub run: TaskRun,
+    pub facts: TaskFacts,
+    /// Attempts started (this run, or the adopted attempt's number).
+    pub attempts: u32,
+    /// Its `task_finished` was reported in this run.
+    pub announced: bool,
+    /// Re-run once already because its commit conflicted with the plan branch.
+    pub conflicted: bool,
+}
+
+impl TaskRec {
+    pub fn new(facts: TaskFacts) -> Self {
+        TaskRec {
+            run: TaskRun::Idle,
+            facts,
+            attempts: 0,
+            announced: false,
+            conflicted: false,
+        }
+    }
+
+    /// The scheduling state: the record, with what the run knows better laid over it.
+    pub fn node_state(&self) -> NodeState {
+        match &self.run {
+            TaskRun::Attempt(_) | TaskRun::Committing | TaskRun::BackingOff { .. } => {
+                NodeState::InProgress
+            }
+            TaskRun::Retry => NodeState::Pending,
+            TaskRun::Failed { .. } => NodeState::Failed,
+            TaskRun::Idle if self.facts.needs_commit() => NodeState::InProgress,
+            TaskRun::Idle => match self.facts.status {
+                TaskStatus::Pending => NodeState::Pending,
+                TaskStatus::InProgress => NodeState::InProgress,
+                TaskStatus::Completed | TaskStatus::Skipped => NodeState::Done,
+                TaskStatus::Failed => NodeState::Failed,
+            },
+        }
+    }
+}
+
+/// Where a plan's preparation (upstream merges, setup) stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prep {
+    NotStarted,
+    Running,
+    Done,
+    Blocked(String),
+}
+
+/// A plan-mode plan's agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentRun {
+    Idle,
+    Attempt(RunId),
+    BackingOff { until: Instant },
+    Failed { cause: String },
+}
+
+/// The merge train's view of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergeState {
+    /// Not finished, or no merge train.
+    None,
+    Queued,
+    Merging,
+    /// `merged`, `conflict`, `verify_failed`, `skipped`, …
+    Done(String),
+}
+
+/// What the core knows of a plan, fixed for the run.
+#[derive(Clone, Debug)]
+pub struct PlanSpec {
+    pub name: String,
+    pub mode: AgentMode,
+    /// Agents of the plan at once (`parallel`, or `parallel_tasks` with task worktrees).
+    pub slots: usize,
+    /// Tasks run in task worktrees of their own.
+    pub task_trees: bool,
+    pub retries: u32,
+    pub timeout: Duration,
+    /// Upstream merges or a setup command to run before its first agent.
+    pub needs_prep: bool,
+    /// The plans named in its `depends_on` (indices into the workspace's plans).
+    pub upstreams: Vec<usize>,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl PlanSpec {
+    /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
+    pub fn log_path(&self, task: Option<&str>) -> PathBuf {
+        self.log_dir.join(format!("{}.log", task.unwrap_or("plan")))
+    }
+
+    /// Agents of the plan at once, whatever its mode.
+    pub fn limit(&self) -> usize {
+        match self.mode {
+            AgentMode::Plan => 1,
+            AgentMode::Task => self.slots,
+        }
+    }
+}
+
+/// One plan's state in the run.
+#[derive(Clone, Debug)]
+pub struct PlanRec {
+    pub prep: Prep,
+    pub agent: AgentRun,
+    pub agent_attempts: u32,
+    pub finished: bool,
+    pub merge: MergeState,
+    /// Its status file says it was merged by an earlier `orch merge`.
+    pub merged_before: bool,
+    /// Attempts holding a slot of the plan (launching, running or settling).
+    pub running: usize,
+    /// Commits of tasks done outside an attempt, in flight.
+    pub committing: usize,
+}
+
+impl PlanRec {
+    pub fn new() -> Self {
+        PlanRec {
+            prep: Prep::NotStarted,
+            agent: AgentRun::Idle,
+            agent_attempts: 0,
+            finished: false,
+            merge: MergeState::None,
+            merged_before: false,
+            running: 0,
+            committing: 0,
+        }
+    }
+}
+
+impl Default for PlanRec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where an attempt stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Asked for: its worktree, prompt and process (or job) are being made.
+    Launching,
+    /// Its process or job runs.
+    Running,
+    /// Asked to stop; its process is being ended.
+    Stopping,
+    /// Over; its outcome is being settled (commit, save, record).
+    Settling,
+}
+
+/// One attempt in flight.
+#[derive(Clone, Debug)]
+pub struct RunRec {
+    pub unit: Unit,
+    pub attempt: u32,
+    pub stage: Stage,
+    pub started: Instant,
+    pub budget: Duration,
+    pub log: PathBuf,
+    /// The key of its quiet timer (stuck detection), when it has one.
+    pub quiet_key: Option<Instant>,
+    /// Why the core stopped it, if it did.
+    pub stopped: Option<StopWhy>,
+}
+
+/// A timer of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// A failed unit may run again.
+    Backoff(Unit),
+    /// An attempt's budget runs out.
+    Deadline(RunId),
+    /// An attempt has been quiet for `stuck_after`.
+    Quiet(RunId),
+}
+
+/// Every unit of the run, indexed; see the module documentation.
+#[derive(Debug)]
+pub struct RunState {
+    /// `tasks[plan][task]`.
+    pub tasks: Vec<Vec<TaskRec>>,
+    pub plans: Vec<PlanRec>,
+    pub runs: HashMap<RunId, RunRec>,
+    pub timers: BTreeSet<(Instant, Timer)>,
+    /// Plans of the merge train in the order they finished.
+    pub merge_queue: Vec<usize>,
+    pub merging: Option<usize>,
+    /// Plans being prepared.
+    pub preparing: usize,
+    /// Commits in flight, all plans.
+    pub committing: usize,
+    pub next_run: RunId,
+    /// First Ctrl-C (or SIGTERM): nothing new starts.
+    pub graceful: bool,
+    /// Second Ctrl-C: running agents are being stopped.
+    pub stopping: bool,
+}
+
+impl Ending {
+    /// The ending in words, for logs and failure causes.
+    pub fn describe(&self) -> String {
+        match self {
+            Ending::Exited(Some(code)) => format!("exit status {code}"),
+            Ending::Exited(None) => "the process is gone".to_string(),
+            Ending::TimedOut(t) => format!("timed out after {}", humantime(*t)),
+            Ending::Stuck(t) => format!(
+                "stuck: no output and no status change for {}",
+                humantime(*t)
+            ),
+            Ending::Stopped => "stopped by orch".to_string(),
+            Ending::Job { id, end } => format!("job {id}: {}", end.describe()),
+        }
+    }
+}
+
+/// `90s`, `5m`, `2h`, `1m30s`.
+pub fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
