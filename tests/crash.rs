@@ -5,6 +5,8 @@
 //!
 //! `ORCH_CRASH_TRIALS` sets the number of trials (default 3); `ORCH_CRASH_SEED` the first seed.
 //! The full run: `ORCH_CRASH_TRIALS=100 cargo test --release --test crash -- --nocapture`.
+//! Every choice of a trial comes from its seed ([`choices`], and the agents' work times); a
+//! failed trial prints its seed, its kill delays and the command that replays it alone.
 //!
 //! Fixed after this harness found them (each with a regression test): a kill between a task's
 //! commit and its record (the task ran again: two commits); a kill between an agent's report and
@@ -113,6 +115,32 @@ impl Rng {
     }
 }
 
+/// What a trial decides, every choice from its seed alone (no clock, no other source): how many
+/// times `orch up` is killed and how long each one runs before its SIGKILL. The agents' work
+/// times come from the seed too (`crash_agent.sh` hashes the seed, plan, task and attempt). Only
+/// where a kill lands in orch's work varies with the machine's speed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Choices {
+    kill_after: Vec<Duration>,
+}
+
+fn choices(seed: u64) -> Choices {
+    let mut rng = Rng::new(seed);
+    let kills = rng.range(1, 3);
+    Choices {
+        kill_after: (0..kills)
+            .map(|_| Duration::from_millis(rng.range(10, 600)))
+            .collect(),
+    }
+}
+
+/// The command that replays trial `seed` of the test `test` alone, with its directories kept.
+fn replay_command(seed: u64, test: &str) -> String {
+    format!(
+        "ORCH_CRASH_SEED={seed} ORCH_CRASH_TRIALS=1 ORCH_CRASH_KEEP=1 cargo test --locked --test crash -- --exact {test} --nocapture"
+    )
+}
+
 /// The plans of every trial: `api` waits on `auth`'s phase 1 (a cross-plan merge).
 const PLANS: [(&str, &str, &[&str]); 3] = [
     (
@@ -153,7 +181,7 @@ struct Figures {
 ///
 /// With `wide`, a fourth plan runs its tasks two at a time in task worktrees (`parallel_tasks`).
 fn trial(seed: u64, wide: bool) -> (u64, u64) {
-    let mut rng = Rng::new(seed);
+    let choices = choices(seed);
     let repo = new_repo();
     let journal_path = repo.outside("journal");
     let j = journal_path.to_str().expect("utf8");
@@ -182,8 +210,7 @@ fn trial(seed: u64, wide: bool) -> (u64, u64) {
 
     // The fault injection: start, wait a random time, SIGKILL; one to three times.
     let mut kills = 0;
-    for _ in 0..rng.range(1, 3) {
-        let delay = Duration::from_millis(rng.range(10, 600));
+    for &delay in &choices.kill_after {
         let mut child = repo
             .orch(&["up", "--json"])
             .stdout(Stdio::null())
@@ -467,25 +494,68 @@ fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
 
 #[test]
 fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
-    trials(false);
+    trials(
+        false,
+        "kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing",
+    );
 }
 
 /// The same with a fourth plan whose tasks run two at a time in task worktrees
 /// (`parallel_tasks = 2`): no task worktree may be left, every task landed once.
 #[test]
 fn kill_9_at_random_moments_with_task_worktrees_loses_and_duplicates_nothing() {
-    trials(true);
+    trials(
+        true,
+        "kill_9_at_random_moments_with_task_worktrees_loses_and_duplicates_nothing",
+    );
 }
 
-fn trials(wide: bool) {
-    let trials: u64 = std::env::var("ORCH_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let first: u64 = std::env::var("ORCH_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+/// A seed gives the same choices every time, and the seeds of CI's trials (1 to 3) the ones
+/// recorded here, so a printed seed replays the same trial on any machine and any later build.
+#[test]
+fn a_seed_makes_the_same_choices_every_time() {
+    let ms = |seed| -> Vec<u128> {
+        choices(seed)
+            .kill_after
+            .iter()
+            .map(Duration::as_millis)
+            .collect()
+    };
+    for seed in 0..1000 {
+        assert_eq!(choices(seed), choices(seed), "seed {seed}");
+    }
+    assert_eq!(
+        [ms(1), ms(2), ms(3)],
+        [
+            KNOWN_CHOICES[0].to_vec(),
+            KNOWN_CHOICES[1].to_vec(),
+            KNOWN_CHOICES[2].to_vec()
+        ]
+    );
+    // Not one fixed schedule: the seeds choose.
+    let distinct: std::collections::BTreeSet<Vec<u128>> = (0..1000).map(ms).collect();
+    assert!(distinct.len() > 900, "{} distinct choices", distinct.len());
+}
+
+/// The kill delays (ms) of seeds 1, 2 and 3.
+const KNOWN_CHOICES: [&[u128]; 3] = [&[45], &[578, 208], &[400, 108]];
+
+/// A number from the environment variable `name`, `default` when it is not set; a value that
+/// is not a number fails the test rather than quietly running other trials.
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Runs `ORCH_CRASH_TRIALS` trials from seed `ORCH_CRASH_SEED` on; `test` is the calling test's
+/// name, for the replay command a failure prints.
+fn trials(wide: bool, test: &str) {
+    let trials = env_number("ORCH_CRASH_TRIALS", 3);
+    let first = env_number("ORCH_CRASH_SEED", 1);
     let started = Instant::now();
     let mut fig = Figures::default();
     for seed in first..first + trials {
@@ -506,10 +576,13 @@ fn trials(wide: bool) {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
                     .unwrap_or_default();
-                eprintln!(
-                    "trial seed {seed}: FAILED (rerun with ORCH_CRASH_SEED={seed} ORCH_CRASH_TRIALS=1)"
+                let replay = format!(
+                    "kills after {:?}; replay it alone with `{}`",
+                    choices(seed).kill_after,
+                    replay_command(seed, test)
                 );
-                fig.failures.push((seed, msg));
+                eprintln!("trial seed {seed}: FAILED ({replay})");
+                fig.failures.push((seed, format!("{replay}\n{msg}")));
             }
         }
         fig.trials += 1;
