@@ -12,7 +12,8 @@
 //!   task on something other than the agent. It is an upper bound: at the end of the run fewer
 //!   than 8 plans may have tasks left, and those idle slots count as overhead too;
 //! - orch's own CPU time (user + system of the `orch up` process, all its threads), and the CPU
-//!   time of the processes it waited for (agents, `git`, `sbatch`, `squeue`, `scontrol`), both
+//!   time of the processes it waited for (local: the agents; Slurm: `sbatch`, `squeue`,
+//!   `scontrol`; orch runs no `git` process, it uses libgit2), both
 //!   per task. Measured exactly at exit: the bench waits for `orch up` to exit without reaping it
 //!   (`waitid(…, WEXITED | WNOWAIT)`), reads fields 14–17 (utime, stime, cutime, cstime) of the
 //!   zombie's `/proc/<pid>/stat`, then reaps it. `getrusage(RUSAGE_CHILDREN)` after reaping gives
@@ -331,7 +332,7 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
         cpu.own * 1000.0 / tasks as f64
     );
     println!(
-        "  CPU of what orch waited for:    {:.2} s = {:.1} ms per task   (agents when local; git, sbatch, squeue, scontrol)",
+        "  CPU of what orch waited for:    {:.2} s = {:.1} ms per task   (local: the agents; slurm: sbatch, squeue, scontrol)",
         cpu.children,
         cpu.children * 1000.0 / tasks as f64
     );
