@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Repo, agent, agents_of, journal_whole_lines as journal, kill, process_alive, wait_within,
+    Repo, agent, agents_of, journal_whole_lines as journal, kill, process_alive, read_status,
+    wait_for, wait_within,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -396,33 +397,27 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
     let (repo, journal_path, gate) =
         gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n");
     let mut first = start_up(&repo);
-    let deadline = Instant::now() + TIMEOUT;
-    let agent_pid = loop {
-        if let Some(m) = journal(&journal_path).iter().find(|m| m.start) {
-            break m.pid;
-        }
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_for("the agent of 1.1 to start", || {
+        journal(&journal_path).iter().any(|m| m.start)
+    });
+    let agent_pid = journal(&journal_path)
+        .iter()
+        .find(|m| m.start)
+        .expect("started")
+        .pid;
     // The supervisor has recorded the start (the state a kill after the commit would find).
-    let status = repo.root().join(".orch/state/p/status.json");
-    while !std::fs::read_to_string(&status)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
-    {
-        assert!(Instant::now() < deadline, "1.1 was not recorded as started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = repo.status_path("p");
+    wait_for("1.1 to be recorded as started", || {
+        read_status(&status).is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+    });
     // The supervisor and the agent die; the task's work was committed, not recorded.
     first.kill().expect("kill -9");
     let _ = first.wait();
     kill("KILL", agent_pid);
     // Its children (a `sleep`) too: a live one would be adopted as the agent.
-    while process_alive(agent_pid) || !agents_of(repo.root()).is_empty() {
-        assert!(Instant::now() < deadline, "the agent did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent to die", || {
+        !process_alive(agent_pid) && agents_of(repo.root()).is_empty()
+    });
     let tree = repo.root().join(".orch/worktrees/p");
     std::fs::write(tree.join("p.txt"), "1.1\n").expect("work");
     let git = |args: &[&str]| {
@@ -466,19 +461,16 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
 fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
     let (repo, journal_path, gate) = gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
     let mut first = start_up(&repo);
-    let deadline = Instant::now() + TIMEOUT;
-    while !journal(&journal_path).iter().any(|m| m.start) {
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent of 1.1 to start", || {
+        journal(&journal_path).iter().any(|m| m.start)
+    });
     first.kill().expect("kill -9");
     let _ = first.wait();
     // The agent finishes and reports with no supervisor to commit its work.
     std::fs::write(&gate, "go").expect("gate");
-    while !journal(&journal_path).iter().any(|m| !m.start) {
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent of 1.1 to finish", || {
+        journal(&journal_path).iter().any(|m| !m.start)
+    });
 
     let out = wait(repo.orch(&["up"]).spawn().expect("spawn"));
     assert_eq!(
