@@ -4,20 +4,47 @@
 //! tree with `main` checked out, so both update the work tree and the index; the results must
 //! have the same tree. Prints the time per step of each (median of the runs).
 //!
-//! Run: `cargo bench --bench merge` (add `-- --runs 5` for more runs; `-- --setup-only DIR` only
+//! Run: `cargo bench --bench merge` (`cargo test` runs a tiny size and checks it; add `-- --runs 5` for more runs; `-- --setup-only DIR` only
 //! builds the repository in DIR, for profiling `orch merge` there).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use chrono::Utc;
 use git2::{Index, IndexEntry, IndexTime, Oid, Repository, Signature};
 use orch::status::{self, Transition, TransitionOptions};
 
-const FILES: usize = 5_000;
-const DIRS: usize = 100;
-const PLANS: usize = 50;
+mod support;
+use support::full_size;
+
+/// The repository's size: the bench's under `cargo bench`; a tiny one under `cargo test`, which
+/// checks that orch and git still merge to the same tree.
+struct Size {
+    files: usize,
+    dirs: usize,
+    plans: usize,
+}
+
+fn size() -> &'static Size {
+    static SIZE: OnceLock<Size> = OnceLock::new();
+    SIZE.get_or_init(|| {
+        if full_size() {
+            Size {
+                files: 5_000,
+                dirs: 100,
+                plans: 50,
+            }
+        } else {
+            Size {
+                files: 60,
+                dirs: 6,
+                plans: 4,
+            }
+        }
+    })
+}
 
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
@@ -43,7 +70,7 @@ fn git_out(dir: &Path, args: &[&str]) -> String {
 }
 
 fn file_path(i: usize) -> String {
-    format!("src/d{:03}/f{:04}.txt", i % DIRS, i)
+    format!("src/d{:03}/f{:04}.txt", i % size().dirs, i)
 }
 
 fn entry(path: &str, id: Oid, len: usize) -> IndexEntry {
@@ -88,7 +115,7 @@ fn setup(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "bench"]);
     git(dir, &["config", "user.email", "bench@localhost"]);
-    for i in 0..FILES {
+    for i in 0..size().files {
         let p = dir.join(file_path(i));
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(&p, format!("file {i}\nline 2\nline 3\n")).expect("write");
@@ -96,7 +123,7 @@ fn setup(dir: &Path) {
     std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
     let mut manifest =
         String::from("[defaults]\nagent = \"none\"\n\n[agents.none]\ncommand = [\"true\"]\n");
-    for p in 0..PLANS {
+    for p in 0..size().plans {
         std::fs::write(
             dir.join(format!("plans/p{p:02}.md")),
             format!(
@@ -111,14 +138,14 @@ fn setup(dir: &Path) {
     std::fs::write(dir.join("plans.toml"), manifest).expect("write");
     std::fs::write(dir.join(".gitignore"), "/.orch/\n").expect("write");
     git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "5,000 files and 50 plans"]);
+    git(dir, &["commit", "-q", "-m", "files and plans"]);
 
     let repo = Repository::open(dir).expect("open");
     let base = repo.head().expect("head").target().expect("oid");
-    for p in 0..PLANS {
-        // Each plan owns the files i ≡ p (mod PLANS): distinct from every other plan's.
+    for p in 0..size().plans {
+        // Each plan owns the files i ≡ p (mod the number of plans): distinct from every other plan's.
         let own = file_path(p);
-        let own2 = file_path(p + PLANS);
+        let own2 = file_path(p + size().plans);
         let added = format!("plans-out/p{p:02}/new.txt");
         let c1 = commit(
             &repo,
@@ -140,7 +167,7 @@ fn setup(dir: &Path) {
             c2,
             &[(
                 own2,
-                format!("file {}\nline 2\nchanged by plan {p}\n", p + PLANS),
+                format!("file {}\nline 2\nchanged by plan {p}\n", p + size().plans),
             )],
             &format!("p{p:02} 1.3: Change it again"),
         );
@@ -172,11 +199,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let (files, plans) = (size().files, size().plans);
     let runs: usize = std::env::args()
         .skip_while(|a| a != "--runs")
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(if full_size() { 3 } else { 1 });
     if let Some(dir) = std::env::args().skip_while(|a| a != "--setup-only").nth(1) {
         let dir = Path::new(&dir);
         std::fs::create_dir_all(dir).expect("mkdir");
@@ -234,10 +262,10 @@ fn main() {
             .iter()
             .filter(|s| s["result"] == "merged")
             .count();
-        assert_eq!(merged, PLANS, "{v}");
+        assert_eq!(merged, plans, "{v}");
 
         let start = Instant::now();
-        for p in 0..PLANS {
+        for p in 0..plans {
             git(
                 &copy,
                 &[
@@ -262,17 +290,17 @@ fn main() {
             "run {}: orch merge {:.0} ms ({:.1} ms/step), git merge --no-ff loop {:.0} ms ({:.1} ms/step)",
             run + 1,
             orch_total,
-            orch_total / PLANS as f64,
+            orch_total / plans as f64,
             git_total,
-            git_total / PLANS as f64
+            git_total / plans as f64
         );
         orch_ms.push(orch_total);
         git_ms.push(git_total);
     }
-    let n = PLANS as f64;
+    let n = plans as f64;
     let (o, g, d) = (median(orch_ms), median(git_ms), median(dry_ms));
     println!(
-        "{FILES} files, {PLANS} plans of 3 commits each, median of {runs} run(s):\n  \
+        "{files} files, {plans} plans of 3 commits each, median of {runs} run(s):\n  \
          orch merge:             {o:.0} ms in all, {:.1} ms per step\n  \
          git merge --no-ff loop: {g:.0} ms in all, {:.1} ms per step\n  \
          orch merge --dry-run:   {d:.0} ms in all, {:.1} ms per step",

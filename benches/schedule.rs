@@ -1,6 +1,6 @@
 //! Parses and schedules a generated 10,000-task plan, and a generated 10,000-task manifest of 20
 //! plans with cross-plan dependencies; prints the figures.
-//! Run: `cargo bench --bench schedule`. Targets: parse + graph + `next` under 50 ms (one plan)
+//! Run: `cargo bench --bench schedule` (`cargo test` runs a tiny size and checks it). Targets: parse + graph + `next` under 50 ms (one plan)
 //! and under 100 ms (20 plans).
 
 use std::fmt::Write;
@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use orch::graph::{CrossDep, CrossTarget, Graph, NodeState, readiness, waves};
 use orch::plan::parse;
+
+mod support;
+use support::full_size;
 
 /// 100 phases × 100 tasks; every fifth task depends on a task of the previous phase, one
 /// [SEQUENTIAL] group and one VERIFY block per phase.
@@ -36,11 +39,16 @@ fn generate(phases: usize, per_phase: usize) -> String {
     s
 }
 
-/// 20 plans of 10 phases × 50 tasks (10,000 tasks), each plan after the first waiting for
+/// `plans` plans of `phases` × `per_phase` tasks (the bench: 20 × 10 × 50, 10,000 tasks), each
+/// plan after the first waiting for
 /// phase 5 of the one before it (the `depends_on = ["prev:5"]` of a manifest).
-fn generate_manifest() -> (Vec<String>, Vec<CrossDep>) {
-    let texts = (0..20).map(|_| generate(10, 50)).collect();
-    let cross = (1..20)
+fn generate_manifest(
+    plans: usize,
+    phases: usize,
+    per_phase: usize,
+) -> (Vec<String>, Vec<CrossDep>) {
+    let texts = (0..plans).map(|_| generate(phases, per_phase)).collect();
+    let cross = (1..plans)
         .map(|i| CrossDep {
             from: i,
             to: i - 1,
@@ -51,8 +59,8 @@ fn generate_manifest() -> (Vec<String>, Vec<CrossDep>) {
 }
 
 /// Parse + graph + ready set of the 20-plan manifest: (tasks, median).
-fn manifest_figure(runs: usize) -> (usize, Duration) {
-    let (texts, cross) = generate_manifest();
+fn manifest_figure(runs: usize, size: (usize, usize, usize)) -> (usize, Duration) {
+    let (texts, cross) = generate_manifest(size.0, size.1, size.2);
     let names: Vec<String> = (0..texts.len()).map(|i| format!("plan{i}")).collect();
     let mut times = Vec::new();
     let mut tasks = 0;
@@ -79,8 +87,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let text = generate(100, 100);
-    let runs = 15;
+    // The full sizes under `cargo bench`; under `cargo test`, a tiny plan and manifest whose
+    // counts and readiness are checked.
+    let full = full_size();
+    let (phases, per_phase, runs) = if full { (100, 100, 15) } else { (4, 6, 2) };
+    let manifest_size = if full { (20, 10, 50) } else { (3, 6, 5) };
+    let text = generate(phases, per_phase);
     let (mut t_parse, mut t_graph, mut t_next, mut t_waves, mut t_total) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut tasks = 0;
@@ -97,6 +109,11 @@ fn main() {
         let w = waves(&graph);
         let waved = Instant::now();
         assert!(!r.ready.is_empty() && !w.critical_path.is_empty());
+        assert!(!plan.has_errors(), "{:#?}", plan.diagnostics);
+        // Every task and one VERIFY step per phase; phase 1 is all ready but its
+        // [SEQUENTIAL] group, of which only the first task is.
+        assert_eq!(plan.tasks.len(), phases * (per_phase + 1));
+        assert_eq!(r.ready.len(), per_phase - 2, "ready in phase 1");
         tasks = plan.tasks.len();
         t_parse.push(parsed - start);
         t_graph.push(built - parsed);
@@ -128,9 +145,11 @@ fn main() {
         "waves + critical path {:>8.2} ms",
         median(t_waves).as_secs_f64() * 1e3
     );
-    let (tasks, t) = manifest_figure(runs);
+    let (tasks, t) = manifest_figure(runs, manifest_size);
+    let (n, ph, per) = manifest_size;
+    assert_eq!(tasks, n * ph * (per + 1), "tasks of the manifest");
     println!(
-        "20 plans, {tasks} tasks and verification steps, cross-plan dependencies: \
+        "{n} plans, {tasks} tasks and verification steps, cross-plan dependencies: \
          parse + graph + next {:>8.2} ms   (target < 100 ms)",
         t.as_secs_f64() * 1e3
     );

@@ -1,7 +1,7 @@
 //! How close the scheduler of `orch up` gets to the lower bound, and how much faster it is than
 //! the earlier system's batches, on generated workloads and on the plans in `../shared/corpus/`
 //! (skipped with a message when that directory is absent).
-//! Run: `cargo bench --bench simulate`. Targets: orch ÷ lower bound ≤ 1.05 on average;
+//! Run: `cargo bench --bench simulate` (`cargo test` runs a tiny size and checks it). Targets: orch ÷ lower bound ≤ 1.05 on average;
 //! batched ÷ orch ≥ 1.3 at 4 slots. The lower bound is max(critical path, work ÷ slots); the
 //! tight bound also splits the work at phase barriers and counts [SEQUENTIAL] groups (see
 //! `orch::simulate::tight_bound`).
@@ -17,6 +17,9 @@ use std::time::Instant;
 use orch::graph::{CrossDep, CrossTarget, Graph};
 use orch::plan::{Plan, parse};
 use orch::simulate::{DurationModel, Inputs, Policy, SplitMix64, simulate};
+
+mod support;
+use support::full_size;
 
 const SLOTS: [usize; 3] = [2, 4, 8];
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
@@ -160,9 +163,16 @@ fn many_plans(rng: &mut SplitMix64) -> Workload {
     }
 }
 
-fn corpus() -> Option<Vec<Workload>> {
+/// The first `most` corpus plans with open tasks, as workloads; `None` when `../shared/corpus`
+/// is absent (a failure when `ORCH_REQUIRE_SHARED` is set, as for the tests).
+fn corpus(most: usize) -> Option<Vec<Workload>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     if !dir.is_dir() {
+        assert!(
+            !std::env::var("ORCH_REQUIRE_SHARED").is_ok_and(|v| !v.is_empty() && v != "0"),
+            "ORCH_REQUIRE_SHARED is set but `{}` does not exist",
+            dir.display()
+        );
         return None;
     }
     let mut files: Vec<PathBuf> = Vec::new();
@@ -181,6 +191,9 @@ fn corpus() -> Option<Vec<Workload>> {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for f in files {
+        if out.len() == most {
+            break;
+        }
         let Ok(text) = std::fs::read_to_string(&f) else {
             skipped.push(f);
             continue;
@@ -238,6 +251,16 @@ fn run(workloads: &[Workload], seeds: &[Option<u64>], stats: &mut Stats, verbose
                 let o = simulate(&wl, Policy::Orch, slots).expect("runs");
                 let b = simulate(&wl, Policy::Batched, slots).expect("runs");
                 let p = simulate(&wl, Policy::Phase80, slots).expect("runs");
+                // Sane: no schedule beats a lower bound, and every policy ends.
+                assert!(
+                    o.makespan >= o.lower_bound() && o.makespan >= o.tight_bound,
+                    "{}: orch's makespan {} under a bound ({} / {})",
+                    w.name,
+                    o.makespan,
+                    o.lower_bound(),
+                    o.tight_bound
+                );
+                assert!(b.makespan > 0 && p.makespan > 0, "{}", w.name);
                 let vs_bound = o.makespan as f64 / o.lower_bound().max(1) as f64;
                 let vs_batched = b.makespan as f64 / o.makespan.max(1) as f64;
                 stats.vs_bound[k].push(vs_bound);
@@ -303,24 +326,39 @@ fn report(title: &str, s: &Stats) {
 
 fn main() {
     let started = Instant::now();
+    let full = full_size();
     let mut rng = SplitMix64(2026);
-    let generated = vec![
-        chains(&mut rng, 4, 10),
-        chains(&mut rng, 8, 6),
-        fan(&mut rng, 12, 3),
-        fan(&mut rng, 30, 1),
-        diamonds(&mut rng, 3, 5),
-        diamonds(&mut rng, 6, 3),
-        wide(&mut rng, 1, 40),
-        wide(&mut rng, 5, 12),
-        many_plans(&mut rng),
-    ];
+    let generated = if full {
+        vec![
+            chains(&mut rng, 4, 10),
+            chains(&mut rng, 8, 6),
+            fan(&mut rng, 12, 3),
+            fan(&mut rng, 30, 1),
+            diamonds(&mut rng, 3, 5),
+            diamonds(&mut rng, 6, 3),
+            wide(&mut rng, 1, 40),
+            wide(&mut rng, 5, 12),
+            many_plans(&mut rng),
+        ]
+    } else {
+        println!("tiny run (`cargo bench --bench simulate` runs the full one)");
+        vec![
+            chains(&mut rng, 2, 3),
+            fan(&mut rng, 4, 2),
+            diamonds(&mut rng, 2, 2),
+            wide(&mut rng, 2, 3),
+        ]
+    };
+    let seeds: Vec<Option<u64>> = SEEDS[..if full { SEEDS.len() } else { 2 }]
+        .iter()
+        .copied()
+        .map(Some)
+        .collect();
     println!(
         "per workload, mean of {} seeds: orch ÷ lower bound / batched ÷ orch",
-        SEEDS.len()
+        seeds.len()
     );
     let mut gen_stats = Stats::default();
-    let seeds: Vec<Option<u64>> = SEEDS.iter().copied().map(Some).collect();
     run(&generated, &seeds, &mut gen_stats, true);
     report("generated workloads, seeded random durations", &gen_stats);
     let mut exact = Stats::default();
@@ -329,7 +367,7 @@ fn main() {
         "generated workloads, durations = estimates (the scheduler knows them)",
         &exact,
     );
-    match corpus() {
+    match corpus(if full { usize::MAX } else { 5 }) {
         Some(plans) => {
             let mut corpus_stats = Stats::default();
             run(&plans, &seeds, &mut corpus_stats, false);

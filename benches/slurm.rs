@@ -12,7 +12,8 @@
 //!   task on something other than the agent. It is an upper bound: at the end of the run fewer
 //!   than 8 plans may have tasks left, and those idle slots count as overhead too;
 //! - orch's own CPU time (user + system of the `orch up` process, all its threads), and the CPU
-//!   time of the processes it waited for (agents, `git`, `sbatch`, `squeue`, `scontrol`), both
+//!   time of the processes it waited for (local: the agents; Slurm: `sbatch`, `squeue`,
+//!   `scontrol`; orch runs no `git` process, it uses libgit2), both
 //!   per task. Measured exactly at exit: the bench waits for `orch up` to exit without reaping it
 //!   (`waitid(…, WEXITED | WNOWAIT)`), reads fields 14–17 (utime, stime, cutime, cstime) of the
 //!   zombie's `/proc/<pid>/stat`, then reaps it. `getrusage(RUSAGE_CHILDREN)` after reaping gives
@@ -31,34 +32,61 @@
 //! (`sinfo` fails or shows no usable node) only the local run happens, and the bench says so.
 //!
 //! Run: `cargo bench --bench slurm` (`-- --polls 1s,5s` picks the `[slurm] poll` settings,
-//! `-- --polls none` skips Slurm).
+//! `-- --polls none` skips Slurm). `cargo test` runs a tiny size only with `ORCH_REQUIRE_SLURM`
+//! set (CI), against the cluster it then requires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 mod support;
-use support::{clock_ticks, git};
+use support::{clock_ticks, full_size, git};
 
-const PLANS: usize = 10;
-const TASKS: usize = 20;
-const SLOTS: usize = 8;
+/// Plans, tasks per plan and `max_agents`: the bench's under `cargo bench`; a tiny run under
+/// `cargo test` (2 plans × 2 tasks, 2 slots, `poll = "1s"`), which needs a cluster: it is skipped
+/// unless `ORCH_REQUIRE_SLURM` is set, and then a missing cluster fails it.
+struct Size {
+    plans: usize,
+    tasks: usize,
+    slots: usize,
+}
+
+fn size() -> &'static Size {
+    static SIZE: OnceLock<Size> = OnceLock::new();
+    SIZE.get_or_init(|| {
+        if full_size() {
+            Size {
+                plans: 10,
+                tasks: 20,
+                slots: 8,
+            }
+        } else {
+            Size {
+                plans: 2,
+                tasks: 2,
+                slots: 2,
+            }
+        }
+    })
+}
 const AGENT: &str = "echo $ORCH_TASK > $ORCH_TASK.txt";
 
 fn setup(dir: &Path, executor: &str, poll: Option<&str>) {
     git(dir, &["init", "-q", "-b", "main"]);
     std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
     let mut manifest = format!(
-        "[defaults]\nagent = \"writer\"\nmax_agents = {SLOTS}\nexecutor = \"{executor}\"\n\n\
-         [agents.writer]\ncommand = [\"sh\", \"-c\", \"{AGENT}\"]\n"
+        "[defaults]\nagent = \"writer\"\nmax_agents = {}\nexecutor = \"{executor}\"\n\n\
+         [agents.writer]\ncommand = [\"sh\", \"-c\", \"{AGENT}\"]\n",
+        size().slots
     );
     if let Some(poll) = poll {
         manifest.push_str(&format!("\n[slurm]\npoll = \"{poll}\"\n"));
     }
-    for p in 0..PLANS {
+    for p in 0..size().plans {
         let mut plan = format!("# Plan {p}\n\n## Phase 1: Work\n");
-        for t in 1..=TASKS {
+        for t in 1..=size().tasks {
             plan.push_str(&format!("- [ ] 1.{t} Write file {t}\n"));
         }
         std::fs::write(dir.join(format!("plans/p{p}.md")), plan).expect("write");
@@ -204,7 +232,12 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     setup(root, executor, poll);
-    let tasks = PLANS * TASKS;
+    let &Size {
+        plans: n_plans,
+        tasks: n_tasks,
+        slots,
+    } = size();
+    let tasks = n_plans * n_tasks;
     let events_path = root.join("events.jsonl");
     let rusage_before = children_rusage();
     let start = Instant::now();
@@ -268,12 +301,12 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
         Some(p) => format!("{executor}, poll = \"{p}\""),
         None => executor.to_string(),
     };
-    let per_task = wall * SLOTS as f64 / tasks as f64 - agent;
-    println!("{label}: {PLANS} plans x {TASKS} tasks = {tasks}, max_agents = {SLOTS}");
+    let per_task = wall * slots as f64 / tasks as f64 - agent;
+    println!("{label}: {n_plans} plans x {n_tasks} tasks = {tasks}, max_agents = {slots}");
     println!("  tasks finished:                 {finished}/{tasks}");
     println!("  wall time:                      {wall:.2} s");
     println!(
-        "  per-task overhead:              {:.1} ms   (wall x {SLOTS} / {tasks} - agent {:.1} ms)",
+        "  per-task overhead:              {:.1} ms   (wall x {slots} / {tasks} - agent {:.1} ms)",
         per_task * 1000.0,
         agent * 1000.0
     );
@@ -290,7 +323,7 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
         mean(&gaps) * 1000.0
     );
     println!(
-        "  mean tasks in flight (sum of latencies / wall): {:.2} of {SLOTS}",
+        "  mean tasks in flight (sum of latencies / wall): {:.2} of {slots}",
         latencies.iter().sum::<f64>() / wall
     );
     println!(
@@ -299,7 +332,7 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
         cpu.own * 1000.0 / tasks as f64
     );
     println!(
-        "  CPU of what orch waited for:    {:.2} s = {:.1} ms per task   (agents when local; git, sbatch, squeue, scontrol)",
+        "  CPU of what orch waited for:    {:.2} s = {:.1} ms per task   (local: the agents; slurm: sbatch, squeue, scontrol)",
         cpu.children,
         cpu.children * 1000.0 / tasks as f64
     );
@@ -335,10 +368,24 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
 }
 
 fn main() {
+    let full = full_size();
+    let required = std::env::var_os("ORCH_REQUIRE_SLURM").is_some();
+    if !full && !required {
+        println!(
+            "slurm bench, tiny run: skipped (it needs a Slurm cluster; ORCH_REQUIRE_SLURM=1 runs it)"
+        );
+        return;
+    }
+    if !full {
+        assert!(
+            cluster(),
+            "ORCH_REQUIRE_SLURM is set but no Slurm cluster answers (`.ci/slurm start`)"
+        );
+    }
     let polls: Vec<String> = std::env::args()
         .skip_while(|a| a != "--polls")
         .nth(1)
-        .unwrap_or_else(|| "1s,5s".to_string())
+        .unwrap_or_else(|| if full { "1s,5s" } else { "1s" }.to_string())
         .split(',')
         .filter(|p| !p.is_empty() && *p != "none")
         .map(str::to_string)

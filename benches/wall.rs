@@ -7,7 +7,8 @@
 //! The durations are written as `(est: Ns)` with N from 1 to 10 s (seeded); the agents sleep
 //! N ÷ 20 seconds, and the simulated makespan is divided by the same factor.
 //!
-//! Run: `cargo bench --bench wall` (`-- --runs N`, default 3).
+//! Run: `cargo bench --bench wall` (`-- --runs N`, default 3). `cargo test` runs a tiny size
+//! (3 plans × 4 tasks, 2 slots, one run) and checks its figures are sane.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -15,11 +16,26 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::git;
+use support::{full_size, git};
 
-const PLANS: usize = 10;
-const TASKS: usize = 20;
-const SLOTS: usize = 8;
+/// Plans, tasks per plan and slots: the bench's under `cargo bench`; a tiny run under
+/// `cargo test`, which checks every task ran and the ratio is sane.
+struct Size {
+    plans: usize,
+    tasks: usize,
+    slots: usize,
+}
+
+const FULL: Size = Size {
+    plans: 10,
+    tasks: 20,
+    slots: 8,
+};
+const TINY: Size = Size {
+    plans: 3,
+    tasks: 4,
+    slots: 2,
+};
 /// Agents sleep their estimate divided by this.
 const SCALE: f64 = 20.0;
 
@@ -37,25 +53,26 @@ impl Rng {
 
 /// Plans of two phases of 10 tasks (phase 2 waits for phase 1); every third plan's phase 2
 /// waits for phase 1 of the plan before it. Returns the total of the durations (seconds).
-fn setup(dir: &Path, seed: u64) -> u64 {
+fn setup(dir: &Path, seed: u64, size: &Size) -> u64 {
     git(dir, &["init", "-q", "-b", "main"]);
     std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
     let durations = dir.join("durations.txt");
     let mut manifest = format!(
-        "[defaults]\nagent = \"sleeper\"\nmax_agents = {SLOTS}\nretries = 0\n\n\
+        "[defaults]\nagent = \"sleeper\"\nmax_agents = {}\nretries = 0\n\n\
          [agents.sleeper]\ncommand = [\"sh\", {:?}, {:?}, \"{SCALE}\"]\n",
+        size.slots,
         fixtures.join("sleep_scaled.sh").display().to_string(),
         durations.display().to_string(),
     );
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut table = String::new();
     let mut total = 0;
-    for p in 0..PLANS {
+    for p in 0..size.plans {
         let mut plan = format!("# Plan {p}\n");
-        for t in 1..=TASKS {
-            let phase = if t <= TASKS / 2 { 1 } else { 2 };
-            if t == 1 || t == TASKS / 2 + 1 {
+        for t in 1..=size.tasks {
+            let phase = if t <= size.tasks / 2 { 1 } else { 2 };
+            if t == 1 || t == size.tasks / 2 + 1 {
                 let _ = write!(plan, "\n## Phase {phase}: Part {phase}\n");
             }
             let secs = 1 + rng.next() % 10;
@@ -81,19 +98,22 @@ fn setup(dir: &Path, seed: u64) -> u64 {
 }
 
 fn main() {
+    let full = full_size();
+    let size = if full { &FULL } else { &TINY };
     let runs: u64 = std::env::args()
         .skip_while(|a| a != "--runs")
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(if full { 3 } else { 1 });
     let orch = env!("CARGO_BIN_EXE_orch");
     println!(
-        "orch up vs orch simulate: {PLANS} plans x {TASKS} tasks, agents sleep 50-500 ms, {SLOTS} slots"
+        "orch up vs orch simulate: {} plans x {} tasks, agents sleep 50-500 ms, {} slots",
+        size.plans, size.tasks, size.slots
     );
     let mut ratios = Vec::new();
     for run in 0..runs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let total = setup(dir.path(), 7 + run);
+        let total = setup(dir.path(), 7 + run, size);
         let sim = Command::new(orch)
             .current_dir(dir.path())
             .args([
@@ -102,7 +122,7 @@ fn main() {
                 "--policy",
                 "orch",
                 "--slots",
-                &SLOTS.to_string(),
+                &size.slots.to_string(),
             ])
             .stdin(Stdio::null())
             .output()
@@ -136,10 +156,20 @@ fn main() {
             .count();
         assert_eq!(
             finished,
-            PLANS * TASKS,
+            size.plans * size.tasks,
             "run {run}: not every task finished"
         );
         let ratio = wall / makespan;
+        // Sane: real agents really slept (no run beats the lower bound), the simulator agrees
+        // it is a bound, and orch's overhead is not out of all proportion.
+        assert!(
+            bound <= makespan && bound * 0.95 <= wall,
+            "run {run}: lower bound {bound:.2} s, simulated {makespan:.2} s, measured {wall:.2} s"
+        );
+        assert!(
+            ratio < 10.0,
+            "run {run}: measured {wall:.2} s for a simulated {makespan:.2} s"
+        );
         ratios.push(ratio);
         println!(
             "  run {run}: work {:.1} s, lower bound {bound:.2} s, simulated {makespan:.2} s, measured {wall:.2} s: {ratio:.3}x",

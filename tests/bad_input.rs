@@ -609,17 +609,6 @@ fn agent_repo(text: &str, command: &str, defaults: &str) -> Repo {
 /// An agent (TOML command) that deletes its worktree.
 const DELETE_WORKTREE: &str = "[\"sh\", \"-c\", \"rm -rf \\\"$ORCH_WORKTREE\\\"\"]";
 
-fn status_of(repo: &Repo, task: &str) -> serde_json::Value {
-    let doc = repo.status_file("p");
-    doc["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == task)
-        .cloned()
-        .expect("task entry")
-}
-
 /// A pid (as an agent wrote it) of a live process.
 fn alive(pid: &str) -> bool {
     pid.parse().is_ok_and(process_alive)
@@ -636,7 +625,7 @@ fn an_agent_that_exits_at_once_completes_its_task_with_an_empty_commit() {
     let repo = agent_repo(PLAN, "[\"true\"]", "");
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}{err}");
-    let t = status_of(&repo, "1.1");
+    let t = repo.task("p", "1.1");
     assert_eq!(t["status"], "completed");
     let commit = t["commit"].as_str().expect("commit").to_string();
     assert_eq!(
@@ -669,7 +658,7 @@ fn a_hanging_agent_is_timed_out_and_killed() {
     let repo = agent_repo(PLAN, &cmd, "timeout = \"1s\"\ngrace = \"1s\"\n");
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 5, "{out}{err}");
-    let t = status_of(&repo, "1.1");
+    let t = repo.task("p", "1.1");
     assert_eq!(t["status"], "failed");
     assert!(
         t["lastError"].as_str().expect("error").contains("1s"),
@@ -688,7 +677,7 @@ fn an_agent_that_ignores_sigterm_and_forks_is_killed_with_its_children() {
     let repo = agent_repo(PLAN, &cmd, "timeout = \"1s\"\ngrace = \"1s\"\n");
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 5, "{out}{err}");
-    assert_eq!(status_of(&repo, "1.1")["status"], "failed");
+    assert_eq!(repo.task("p", "1.1")["status"], "failed");
     let both = std::fs::read_to_string(&file).expect("pids");
     assert_eq!(both.lines().count(), 2);
     for pid in both.lines() {
@@ -722,7 +711,7 @@ fn an_agent_printing_20_mb_does_not_block_orch_and_its_log_has_it_all() {
     }
     let out = wait(child);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(status_of(&repo, "1.1")["status"], "completed");
+    assert_eq!(repo.task("p", "1.1")["status"], "completed");
     let log = std::fs::read(repo.root().join(".orch/logs/p/1.1.log")).expect("log");
     assert!(log.len() > 20_000_000, "{}", log.len());
     assert!(String::from_utf8_lossy(&log[log.len() - 2000..]).contains("END"));
@@ -741,7 +730,7 @@ fn an_agent_that_deletes_its_worktree_fails_its_task_clearly() {
     );
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 5, "{out}{err}");
-    let t = status_of(&repo, "1.1");
+    let t = repo.task("p", "1.1");
     assert_eq!(t["status"], "failed", "{t}");
     assert!(t["orchRun"].is_null(), "{t}");
     assert!(
@@ -751,7 +740,7 @@ fn an_agent_that_deletes_its_worktree_fails_its_task_clearly() {
             .contains("cannot commit task `1.1`"),
         "{t}"
     );
-    assert_eq!(status_of(&repo, "1.2")["status"], "pending");
+    assert_eq!(repo.task("p", "1.2")["status"], "pending");
     // No half state: main untouched, the branch at its base, nothing running.
     assert_eq!(
         repo.git(&["rev-parse", "plan/p"]),
@@ -771,11 +760,11 @@ fn a_missing_worktree_directory_is_reported_not_blamed_on_the_agent_program() {
     );
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 5, "{out}{err}");
-    let t = status_of(&repo, "1.2");
+    let t = repo.task("p", "1.2");
     assert_eq!(t["status"], "failed", "{t}");
     let e = t["lastError"].as_str().expect("error");
     assert!(e.contains("of plan `p` is gone"), "{e}");
-    assert_eq!(status_of(&repo, "1.1")["status"], "failed");
+    assert_eq!(repo.task("p", "1.1")["status"], "failed");
 }
 
 #[test]
@@ -792,7 +781,7 @@ fn a_locked_worktree_is_reused_and_stays_locked() {
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("worktree reused"), "{out}");
-    assert_eq!(status_of(&repo, "2.1")["status"], "completed");
+    assert_eq!(repo.task("p", "2.1")["status"], "completed");
     assert!(
         repo.git(&["worktree", "list", "--porcelain"])
             .contains("locked mine")

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 
 use serde_json::Value;
-use support::{Repo, agent, one_task};
+use support::{Repo, agent, json, one_task};
 
 /// Plans that each write their own file (`<plan>.txt`), run to completion.
 fn repo_with(plans: &[&str]) -> Repo {
@@ -35,10 +35,6 @@ fn repo_with(plans: &[&str]) -> Repo {
         assert!(repo.worktree(p).is_dir());
     }
     repo
-}
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
 fn plan_report<'a>(v: &'a Value, plan: &str) -> &'a Value {

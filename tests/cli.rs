@@ -3,22 +3,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use serde_json::Value;
-use support::{code_out_err, file_snapshot as snapshot, orch_in, wait_within, write_file as write};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
+use support::{code_out_err, file_snapshot as snapshot, orch_in, wait, write_file as write};
 
 /// A command with a clean environment (no ORCH_* from the outside).
 fn orch(dir: &Path, args: &[&str]) -> Command {
     orch_in(dir, args, &["ORCH_PLAN", "ORCH_STATUS_FILE"])
-}
-
-/// Waits for a child with a deadline; kills it and fails the test if it hangs.
-fn wait(child: Child) -> Output {
-    wait_within(child, TIMEOUT, "orch")
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {

@@ -5,6 +5,8 @@
 //!
 //! `ORCH_CRASH_TRIALS` sets the number of trials (default 3); `ORCH_CRASH_SEED` the first seed.
 //! The full run: `ORCH_CRASH_TRIALS=100 cargo test --release --test crash -- --nocapture`.
+//! Every choice of a trial comes from its seed ([`choices`], and the agents' work times); a
+//! failed trial prints its seed, its kill delays and the command that replays it alone.
 //!
 //! Fixed after this harness found them (each with a regression test): a kill between a task's
 //! commit and its record (the task ran again: two commits); a kill between an agent's report and
@@ -31,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Repo, agent, agents_of, journal_whole_lines as journal, kill, process_alive, wait_within,
+    Repo, agent, agents_of, journal_whole_lines as journal, kill, process_alive, read_status,
+    wait_for, wait_within,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -113,6 +116,32 @@ impl Rng {
     }
 }
 
+/// What a trial decides, every choice from its seed alone (no clock, no other source): how many
+/// times `orch up` is killed and how long each one runs before its SIGKILL. The agents' work
+/// times come from the seed too (`crash_agent.sh` hashes the seed, plan, task and attempt). Only
+/// where a kill lands in orch's work varies with the machine's speed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Choices {
+    kill_after: Vec<Duration>,
+}
+
+fn choices(seed: u64) -> Choices {
+    let mut rng = Rng::new(seed);
+    let kills = rng.range(1, 3);
+    Choices {
+        kill_after: (0..kills)
+            .map(|_| Duration::from_millis(rng.range(10, 600)))
+            .collect(),
+    }
+}
+
+/// The command that replays trial `seed` of the test `test` alone, with its directories kept.
+fn replay_command(seed: u64, test: &str) -> String {
+    format!(
+        "ORCH_CRASH_SEED={seed} ORCH_CRASH_TRIALS=1 ORCH_CRASH_KEEP=1 cargo test --locked --test crash -- --exact {test} --nocapture"
+    )
+}
+
 /// The plans of every trial: `api` waits on `auth`'s phase 1 (a cross-plan merge).
 const PLANS: [(&str, &str, &[&str]); 3] = [
     (
@@ -153,7 +182,7 @@ struct Figures {
 ///
 /// With `wide`, a fourth plan runs its tasks two at a time in task worktrees (`parallel_tasks`).
 fn trial(seed: u64, wide: bool) -> (u64, u64) {
-    let mut rng = Rng::new(seed);
+    let choices = choices(seed);
     let repo = new_repo();
     let journal_path = repo.outside("journal");
     let j = journal_path.to_str().expect("utf8");
@@ -182,8 +211,7 @@ fn trial(seed: u64, wide: bool) -> (u64, u64) {
 
     // The fault injection: start, wait a random time, SIGKILL; one to three times.
     let mut kills = 0;
-    for _ in 0..rng.range(1, 3) {
-        let delay = Duration::from_millis(rng.range(10, 600));
+    for &delay in &choices.kill_after {
         let mut child = repo
             .orch(&["up", "--json"])
             .stdout(Stdio::null())
@@ -369,33 +397,27 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
     let (repo, journal_path, gate) =
         gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n");
     let mut first = start_up(&repo);
-    let deadline = Instant::now() + TIMEOUT;
-    let agent_pid = loop {
-        if let Some(m) = journal(&journal_path).iter().find(|m| m.start) {
-            break m.pid;
-        }
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_for("the agent of 1.1 to start", || {
+        journal(&journal_path).iter().any(|m| m.start)
+    });
+    let agent_pid = journal(&journal_path)
+        .iter()
+        .find(|m| m.start)
+        .expect("started")
+        .pid;
     // The supervisor has recorded the start (the state a kill after the commit would find).
-    let status = repo.root().join(".orch/state/p/status.json");
-    while !std::fs::read_to_string(&status)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
-    {
-        assert!(Instant::now() < deadline, "1.1 was not recorded as started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = repo.status_path("p");
+    wait_for("1.1 to be recorded as started", || {
+        read_status(&status).is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+    });
     // The supervisor and the agent die; the task's work was committed, not recorded.
     first.kill().expect("kill -9");
     let _ = first.wait();
     kill("KILL", agent_pid);
     // Its children (a `sleep`) too: a live one would be adopted as the agent.
-    while process_alive(agent_pid) || !agents_of(repo.root()).is_empty() {
-        assert!(Instant::now() < deadline, "the agent did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent to die", || {
+        !process_alive(agent_pid) && agents_of(repo.root()).is_empty()
+    });
     let tree = repo.root().join(".orch/worktrees/p");
     std::fs::write(tree.join("p.txt"), "1.1\n").expect("work");
     let git = |args: &[&str]| {
@@ -439,19 +461,16 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
 fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
     let (repo, journal_path, gate) = gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
     let mut first = start_up(&repo);
-    let deadline = Instant::now() + TIMEOUT;
-    while !journal(&journal_path).iter().any(|m| m.start) {
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent of 1.1 to start", || {
+        journal(&journal_path).iter().any(|m| m.start)
+    });
     first.kill().expect("kill -9");
     let _ = first.wait();
     // The agent finishes and reports with no supervisor to commit its work.
     std::fs::write(&gate, "go").expect("gate");
-    while !journal(&journal_path).iter().any(|m| !m.start) {
-        assert!(Instant::now() < deadline, "the agent of 1.1 did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the agent of 1.1 to finish", || {
+        journal(&journal_path).iter().any(|m| !m.start)
+    });
 
     let out = wait(repo.orch(&["up"]).spawn().expect("spawn"));
     assert_eq!(
@@ -467,25 +486,68 @@ fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
 
 #[test]
 fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
-    trials(false);
+    trials(
+        false,
+        "kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing",
+    );
 }
 
 /// The same with a fourth plan whose tasks run two at a time in task worktrees
 /// (`parallel_tasks = 2`): no task worktree may be left, every task landed once.
 #[test]
 fn kill_9_at_random_moments_with_task_worktrees_loses_and_duplicates_nothing() {
-    trials(true);
+    trials(
+        true,
+        "kill_9_at_random_moments_with_task_worktrees_loses_and_duplicates_nothing",
+    );
 }
 
-fn trials(wide: bool) {
-    let trials: u64 = std::env::var("ORCH_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let first: u64 = std::env::var("ORCH_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+/// A seed gives the same choices every time, and the seeds of CI's trials (1 to 3) the ones
+/// recorded here, so a printed seed replays the same trial on any machine and any later build.
+#[test]
+fn a_seed_makes_the_same_choices_every_time() {
+    let ms = |seed| -> Vec<u128> {
+        choices(seed)
+            .kill_after
+            .iter()
+            .map(Duration::as_millis)
+            .collect()
+    };
+    for seed in 0..1000 {
+        assert_eq!(choices(seed), choices(seed), "seed {seed}");
+    }
+    assert_eq!(
+        [ms(1), ms(2), ms(3)],
+        [
+            KNOWN_CHOICES[0].to_vec(),
+            KNOWN_CHOICES[1].to_vec(),
+            KNOWN_CHOICES[2].to_vec()
+        ]
+    );
+    // Not one fixed schedule: the seeds choose.
+    let distinct: std::collections::BTreeSet<Vec<u128>> = (0..1000).map(ms).collect();
+    assert!(distinct.len() > 900, "{} distinct choices", distinct.len());
+}
+
+/// The kill delays (ms) of seeds 1, 2 and 3.
+const KNOWN_CHOICES: [&[u128]; 3] = [&[45], &[578, 208], &[400, 108]];
+
+/// A number from the environment variable `name`, `default` when it is not set; a value that
+/// is not a number fails the test rather than quietly running other trials.
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Runs `ORCH_CRASH_TRIALS` trials from seed `ORCH_CRASH_SEED` on; `test` is the calling test's
+/// name, for the replay command a failure prints.
+fn trials(wide: bool, test: &str) {
+    let trials = env_number("ORCH_CRASH_TRIALS", 3);
+    let first = env_number("ORCH_CRASH_SEED", 1);
     let started = Instant::now();
     let mut fig = Figures::default();
     for seed in first..first + trials {
@@ -506,10 +568,13 @@ fn trials(wide: bool) {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
                     .unwrap_or_default();
-                eprintln!(
-                    "trial seed {seed}: FAILED (rerun with ORCH_CRASH_SEED={seed} ORCH_CRASH_TRIALS=1)"
+                let replay = format!(
+                    "kills after {:?}; replay it alone with `{}`",
+                    choices(seed).kill_after,
+                    replay_command(seed, test)
                 );
-                fig.failures.push((seed, msg));
+                eprintln!("trial seed {seed}: FAILED ({replay})");
+                fig.failures.push((seed, format!("{replay}\n{msg}")));
             }
         }
         fig.trials += 1;

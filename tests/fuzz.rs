@@ -9,7 +9,10 @@
 //!   JSON, and reconcile is idempotent.
 //!
 //! 256 cases per property by default; `PROPTEST_CASES=10000 cargo test --release --test fuzz --
-//! --nocapture` for a long run (each property prints how many inputs it ran).
+//! --nocapture` for a long run (each property prints how many inputs it ran). The corpus
+//! properties need `../shared/corpus` (see `support::shared`).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -551,30 +554,10 @@ fn render_spec(phases: &[PhaseSpec], parallel: Option<Index>, cyclic: bool) -> S
 // ---------------------------------------------------------------------------------------------
 // Corpus
 
+/// The corpus plans, read once (empty when `../shared` is absent and not required).
 fn corpus() -> &'static [(PathBuf, String)] {
     static CORPUS: OnceLock<Vec<(PathBuf, String)>> = OnceLock::new();
-    CORPUS.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-        let mut out = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "md")
-                    && let Ok(text) = std::fs::read_to_string(&p)
-                {
-                    out.push((p, text));
-                }
-            }
-        }
-        out.sort();
-        out
-    })
+    CORPUS.get_or_init(support::corpus_plans)
 }
 
 #[derive(Clone, Debug)]
@@ -695,7 +678,6 @@ fn wellformed_plans_parse_clean_and_round_trip() {
 #[test]
 fn plan_parser_survives_mutated_corpus_plans() {
     if corpus().is_empty() {
-        eprintln!("../shared/corpus not present: skipped");
         return;
     }
     let strategy = (any::<Index>(), prop::collection::vec(mutation(), 1..6));
@@ -722,7 +704,6 @@ fn plan_parser_survives_mutated_corpus_plans() {
 fn every_corpus_plan_round_trips_through_markdown() {
     let all = corpus();
     if all.is_empty() {
-        eprintln!("../shared/corpus not present: skipped");
         return;
     }
     for (path, text) in all {

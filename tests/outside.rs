@@ -8,7 +8,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Instant;
 
-use support::{Repo, TIMEOUT, agent, wait};
+use support::{Repo, TIMEOUT, agent, read_status, try_task_in, wait};
 
 /// A repository with plan `p` of two tasks in one phase, run by `write_then_gate.sh`: each
 /// agent writes `<task>.txt`, notes `wrote <task>` in `journal` and waits for `gate` (both in the
@@ -60,9 +60,8 @@ fn done_from_outside_while_an_agent_works(poll: bool) {
     // The supervisor commits 1.2 (the status file records it) before the agent finishes.
     let status = repo.root().join(".orch/state/p/status.json");
     let commit_of = |id: &str| -> Option<String> {
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&status).ok()?).ok()?;
-        doc["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["commit"]
+        let doc = read_status(&status)?;
+        try_task_in(&doc, id)?["commit"]
             .as_str()
             .map(str::to_string)
     };

@@ -5,10 +5,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
-use support::{Repo, TIMEOUT, agent, wait};
+use support::{Repo, TIMEOUT, agent, events, read_status, try_task_in, wait, wait_for};
 
 /// `plans.toml` with plan `p` (`text`) run by `par_agent.sh <journal> <mode> <gates…>` with
 /// `parallel_tasks = 2`, committed on main.
@@ -72,31 +72,10 @@ fn intervals(path: &Path, task: &str) -> Vec<(u128, u128)> {
         .collect()
 }
 
-fn events(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// The pid of task `id`'s agent as its status entry records it (`None` while not recorded).
 fn agent_pid(repo: &Repo, id: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(repo.root().join(".orch/state/p/status.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["orchRun"]["pid"].as_u64()
-}
-
-fn status_task(repo: &Repo, id: &str) -> Value {
-    let text = std::fs::read_to_string(repo.root().join(".orch/state/p/status.json"))
-        .expect("status file");
-    let v: Value = serde_json::from_str(&text).expect("status json");
-    v["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .cloned()
-        .expect("task entry")
+    let doc = read_status(&repo.status_path("p"))?;
+    try_task_in(&doc, id)?["orchRun"]["pid"].as_u64()
 }
 
 /// Commits on `plan/p` not on main, oldest first: (oid, subject).
@@ -138,19 +117,11 @@ fn assert_one_commit_per_task(repo: &Repo, subjects: &[&str]) -> Vec<(String, St
             .strip_prefix("p ")
             .and_then(|s| s.split(':').next())
             .expect("task subject");
-        let t = status_task(repo, id);
+        let t = repo.task("p", id);
         assert_eq!(t["status"], "completed", "{t}");
         assert_eq!(t["commit"].as_str(), Some(oid.as_str()), "{t}");
     }
     commits
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -304,7 +275,7 @@ fn a_task_conflicting_again_fails_naming_the_files() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(5), "{stdout}");
 
-    let t = status_task(&repo, &again);
+    let t = repo.task("p", &again);
     assert_eq!(t["status"], "failed", "{t}");
     assert!(
         t["error"]
@@ -487,7 +458,7 @@ fn work_reported_while_no_supervisor_ran_lands_once() {
         journal(&j).iter().filter(|e| e.0 == "end").count() == 2
     });
     for id in ["1.1", "1.2"] {
-        let t = status_task(&repo, id);
+        let t = repo.task("p", id);
         assert_eq!(
             (t["status"].as_str(), t.get("commit")),
             (Some("completed"), None),

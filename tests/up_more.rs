@@ -673,6 +673,99 @@ fn a_plan_never_runs_more_agents_than_its_parallel_limit() {
     assert_eq!(repo.subjects("plan/p").len(), 4);
 }
 
+/// Plan `p` of two independent tasks, both run by `rendezvous.sh`: each agent waits (at most
+/// `limit` seconds) until the other has started; `plan_line` is added to the plan's table.
+/// Returns the directory where the agents meet.
+fn rendezvous_plan(repo: &Repo, plan_line: &str, limit: &str) -> PathBuf {
+    let dir = repo.outside("rendezvous");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    commit_plan_p_with(
+        repo,
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+        &agent("rendezvous.sh", &[&dir, Path::new(limit)]),
+        "max_agents = 4\nretries = 0",
+        plan_line,
+    );
+    dir
+}
+
+/// Commits plan `p` (`text`) and a manifest running it with `command`, `defaults` lines and
+/// `plan_line` in its `[[plan]]` table.
+fn commit_plan_p_with(repo: &Repo, text: &str, command: &str, defaults: &str, plan_line: &str) {
+    repo.write("docs/plans/p.md", text);
+    repo.manifest(command, "", defaults, &[("p", plan_line)]);
+    repo.commit_all("plans");
+}
+
+/// Two agents of one plan run at once: each can only finish once the other has started (an
+/// agent left alone for 20 s fails its task), so both completing proves the overlap.
+fn two_agents_of_plan_p_overlap(plan_line: &str) {
+    let repo = new_repo();
+    let dir = rendezvous_plan(&repo, plan_line, "20");
+
+    let ev = repo.up_events(&[], 0);
+
+    for (me, other) in [("1.1", "1.2"), ("1.2", "1.1")] {
+        let met = std::fs::read_to_string(dir.join(format!("{me}.met")))
+            .unwrap_or_else(|_| panic!("the agent of {me} met no one"));
+        assert_eq!(met.trim(), other, "{me}");
+        assert!(!dir.join(format!("{me}.alone")).exists(), "{me} ran alone");
+    }
+    let commits = repo.commits("plan/p");
+    let mut subjects = repo.subjects("plan/p");
+    subjects.sort();
+    assert_eq!(subjects, ["p 1.1: One", "p 1.2: Two"], "{commits:?}");
+    for (id, other) in [("1.1", "1.2"), ("1.2", "1.1")] {
+        let t = repo.task("p", id);
+        assert_eq!(t["status"], "completed", "{t}");
+        assert_eq!(t["notes"], format!("met {other}"), "{t}");
+        let commit = t["commit"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no commit: {t}"));
+        assert!(
+            commits.iter().any(|c| c == commit),
+            "{id}: {commit} not on plan/p {commits:?}"
+        );
+    }
+    let files = repo.tree_files("plan/p");
+    for f in ["p-1.1.txt", "p-1.2.txt"] {
+        assert!(files.iter().any(|x| x == f), "{f} not on plan/p: {files:?}");
+    }
+    assert_eq!(named(&ev, "task_finished").len(), 2, "{ev:?}");
+    assert_eq!(outcome(&ev, "p")["outcome"], "completed", "{ev:?}");
+}
+
+#[test]
+fn with_parallel_2_two_agents_of_a_plan_really_run_at_once() {
+    two_agents_of_plan_p_overlap("parallel = 2");
+}
+
+#[test]
+fn with_parallel_tasks_2_two_agents_of_a_plan_really_run_at_once() {
+    two_agents_of_plan_p_overlap("parallel_tasks = 2");
+}
+
+/// The control of the two tests above: one agent at a time (`parallel = 1`), the first agent
+/// finds no one and fails its task, so those tests cannot pass without an overlap.
+#[test]
+fn with_one_agent_at_a_time_the_rendezvous_agent_fails_alone() {
+    let repo = new_repo();
+    let dir = rendezvous_plan(&repo, "parallel = 1", "1");
+
+    repo.up_events(&[], 5);
+
+    assert!(dir.join("1.1.alone").exists(), "1.1 did not run alone");
+    let t = repo.task("p", "1.1");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["commit"].is_null(), "{t}");
+    assert!(
+        !repo
+            .subjects("plan/p")
+            .iter()
+            .any(|s| s.starts_with("p 1.1"))
+    );
+}
+
 #[test]
 fn max_agents_one_runs_one_agent_at_a_time_across_plans() {
     let repo = new_repo();

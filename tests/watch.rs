@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{orch_in, wait_status_until};
+use support::{orch_in, task_in, wait_status_until};
 
 /// The deadline of each whole test.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,14 +140,9 @@ impl Drop for Watch {
 }
 
 fn task_status(view: &Value, id: &str) -> String {
-    let plan = &view["plans"][0];
-    plan["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .and_then(|t| t["status"].as_str())
-        .expect("task")
+    task_in(&view["plans"][0], id)["status"]
+        .as_str()
+        .expect("status")
         .to_string()
 }
 

@@ -11,21 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Repo, agent, wait_until as wait};
+use support::{Repo, agent, task_in as task, wait_until as wait};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const WRITERS: usize = 100;
 /// Tasks of phase 1, run by the supervisor's agent; the last waits for the writers to finish.
 const OWN: [&str; 5] = ["1.1", "1.2", "1.3", "1.4", "1.5"];
-
-fn task<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("task {id} missing: {doc}"))
-}
 
 #[test]
 fn a_hundred_concurrent_task_writers_lose_nothing_while_orch_up_runs() {

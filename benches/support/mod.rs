@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Runs git in `dir` with the benchmark's identity; panics when it fails.
+#[allow(dead_code)] // Used by the benches that build repositories, not by every one.
 pub fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .current_dir(dir)
@@ -35,4 +36,12 @@ pub fn clock_ticks() -> f64 {
                 .ok()
         })
         .unwrap_or(100.0)
+}
+
+/// Whether this is a benchmark run: `cargo bench` passes `--bench`. Every bench is also built
+/// and run by `cargo test` (`test = true` in `Cargo.toml`), which does not: then it runs a tiny
+/// size in a few seconds and checks its figures are sane, so the bench cannot rot.
+#[allow(dead_code)] // Used by the benches that follow the convention, not by `up` yet.
+pub fn full_size() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }

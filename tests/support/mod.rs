@@ -1,7 +1,7 @@
 //! What the end-to-end tests share: a real git repository in a temp dir with its own HOME
 //! ([`Repo`]), the real `orch` binary run in it or in any directory with a deadline, the scripted
 //! agents of `tests/fixtures/agents/`, the agents' journal, `--json` events, the process table
-//! and disk snapshots. Each test binary uses a subset (`mod support;`).
+//! and disk snapshots, and what `../shared` holds (the plan corpus, the status schema). Each test binary uses a subset (`mod support;`).
 
 #![allow(dead_code, unused_imports)]
 
@@ -9,6 +9,8 @@ pub mod events;
 pub mod journal;
 pub mod process;
 pub mod repo;
+pub mod shared;
+pub mod status;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub use process::{
     wait_status_until, wait_until, wait_within,
 };
 pub use repo::{Repo, RepoBuilder};
+pub use shared::{corpus_dir, corpus_files, corpus_plans, require_shared, status_schema};
+pub use status::{json, read_status, task_in, try_task_in};
 
 /// The default deadline of one process (and of a wait for an event or a condition).
 pub const TIMEOUT: Duration = Duration::from_secs(90);

@@ -381,6 +381,11 @@ impl Repo {
         serde_json::from_str(&text).expect("status json")
     }
 
+    /// The entry of task `id` in plan `plan`'s status file.
+    pub fn task(&self, plan: &str, id: &str) -> Value {
+        super::task_in(&self.status_file(plan), id).clone()
+    }
+
     fn lines(&self, args: &[&str]) -> Vec<String> {
         self.git(args).lines().map(str::to_string).collect()
     }
