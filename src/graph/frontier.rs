@@ -51,6 +51,9 @@ pub struct Frontier {
     plan_priority: Vec<i64>,
     /// Task nodes that are not done.
     unfinished: Vec<usize>,
+    /// Elementary steps taken so far (successor visits, set insertions and removals): what a
+    /// test counts to show that the cost per change does not grow with the graph.
+    ops: u64,
 }
 
 impl Frontier {
@@ -93,6 +96,7 @@ impl Frontier {
                 .map(|p| plan_priority.get(p).copied().unwrap_or(0))
                 .collect(),
             unfinished: vec![0; plans.len()],
+            ops: 0,
         };
         for &i in &graph.topo {
             let sat = match graph.nodes[i].kind {
@@ -136,6 +140,11 @@ impl Frontier {
     /// Tasks of plan `p` not done.
     pub fn unfinished(&self, p: usize) -> usize {
         self.unfinished[p]
+    }
+
+    /// Elementary steps taken since the frontier was made (see the field).
+    pub fn ops(&self) -> u64 {
+        self.ops
     }
 
     /// Ready tasks of plan `p` (parked and held ones not counted).
@@ -186,6 +195,7 @@ impl Frontier {
     /// group is free (members of busy groups are parked on the way).
     pub fn head(&mut self, graph: &Graph, p: usize) -> Option<usize> {
         while let Some(&k) = self.ready[p].first() {
+            self.ops += 1;
             match graph.seq_group[k.node] {
                 Some(g) if self.group_busy[g] > 0 => {
                     self.withdraw(k.node);
@@ -258,6 +268,7 @@ impl Frontier {
     }
 
     fn offer(&mut self, node: usize) {
+        self.ops += 1;
         if self.in_ready[node] || self.state[node] != NodeState::Pending || self.unsat[node] != 0 {
             return;
         }
@@ -268,6 +279,7 @@ impl Frontier {
     }
 
     fn withdraw(&mut self, node: usize) {
+        self.ops += 1;
         if !self.in_ready[node] {
             return;
         }
@@ -282,6 +294,7 @@ impl Frontier {
         while let Some(i) = stack.pop() {
             self.satisfied[i] = true;
             for &s in &graph.succs[i] {
+                self.ops += 1;
                 self.unsat[s] -= 1;
                 if self.unsat[s] == 0 {
                     if self.keys[s].is_some() {
@@ -299,6 +312,7 @@ impl Frontier {
         while let Some(i) = stack.pop() {
             self.satisfied[i] = false;
             for &s in &graph.succs[i] {
+                self.ops += 1;
                 self.unsat[s] += 1;
                 if self.unsat[s] == 1 {
                     if self.keys[s].is_some() {

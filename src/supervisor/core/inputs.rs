@@ -1,0 +1,419 @@
+//! The core's handling of each input.
+
+use std::time::Instant;
+
+use super::{Action, Adopted, Core, MergeResult, kind_str};
+use crate::status::TaskStatus;
+use crate::supervisor::event::Event;
+use crate::supervisor::state::{
+    AgentRun, CommitError, Ending, MergeState, Outcome, Prep, RunId, RunRec, Settlement, Stage,
+    Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit,
+};
+
+impl Core<'_> {
+    pub(super) fn on_recovered(
+        &mut self,
+        now: Instant,
+        adopted: Vec<Adopted>,
+        retry: Vec<(usize, usize)>,
+        out: &mut Vec<Action>,
+    ) {
+        for a in adopted {
+            let p = a.unit.plan();
+            let Some(spec) = self.spec(p) else { continue };
+            let budget = self.budget(a.unit);
+            let log = spec.log_path(a.unit.task().map(|t| self.task_id(p, t)));
+            let name = spec.name.clone();
+            self.state.plans[p].prep = Prep::Done;
+            let task_id = match a.unit {
+                Unit::Task { task, .. } => {
+                    let rec = &mut self.state.tasks[p][task];
+                    rec.run = TaskRun::Attempt(a.run);
+                    rec.attempts = a.attempt;
+                    self.sync_node(p, task);
+                    self.task_id(p, task).to_string()
+                }
+                Unit::PlanAgent { .. } => {
+                    self.state.plans[p].agent = AgentRun::Attempt(a.run);
+                    self.state.plans[p].agent_attempts = a.attempt;
+                    String::new()
+                }
+            };
+            let started = now.checked_sub(a.elapsed).unwrap_or(now);
+            self.occupy(
+                now,
+                a.run,
+                RunRec {
+                    unit: a.unit,
+                    attempt: a.attempt,
+                    stage: Stage::Running,
+                    started,
+                    budget,
+                    log,
+                    quiet_key: None,
+                    stopped: None,
+                },
+            );
+            out.push(Action::Report(Event::TaskAdopted {
+                plan: name,
+                task: task_id,
+                pid: a.pid,
+                job_id: a.job_id,
+            }));
+        }
+        for (p, t) in retry {
+            let rec = &mut self.state.tasks[p][t];
+            if rec.run == TaskRun::Idle && rec.facts.status == TaskStatus::Failed {
+                rec.run = TaskRun::Retry;
+                self.sync_node(p, t);
+            }
+        }
+        // Done but not committed (a supervisor died in between): commit now.
+        for p in 0..self.plans.len() {
+            if self.spec(p).is_none() {
+                continue;
+            }
+            for t in 0..self.plans[p].tasks.len() {
+                let rec = &self.state.tasks[p][t];
+                if rec.run == TaskRun::Idle && rec.facts.needs_commit() {
+                    self.start_commit(p, t, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_status(
+        &mut self,
+        p: usize,
+        tasks: Vec<(usize, TaskFacts)>,
+        merged: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(plan) = self.state.plans.get_mut(p) {
+            plan.merged_before = merged;
+        }
+        let in_run = self.spec(p).is_some();
+        for (t, facts) in tasks {
+            let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
+                continue;
+            };
+            rec.facts = facts;
+            if rec.run == TaskRun::Retry && rec.facts.status != TaskStatus::Failed {
+                rec.run = TaskRun::Idle;
+            }
+            if in_run && rec.run == TaskRun::Idle {
+                if rec.facts.needs_commit() {
+                    self.start_commit(p, t, out);
+                } else if rec.facts.status == TaskStatus::Completed
+                    && rec.facts.commit.is_some()
+                    && rec.facts.fresh
+                    && !rec.announced
+                {
+                    // Completed with its commit by someone else: a plan-mode agent's
+                    // `orch task done`, which commits itself.
+                    rec.announced = true;
+                    let commit = rec.facts.commit.clone();
+                    let duration_ms = rec.facts.duration_ms.unwrap_or(0);
+                    out.push(Action::Report(Event::TaskFinished {
+                        plan: self.plan_name(p),
+                        task: self.task_id(p, t).to_string(),
+                        commit,
+                        duration_ms,
+                    }));
+                }
+            }
+            self.sync_node(p, t);
+        }
+    }
+
+    pub(super) fn on_launched(
+        &mut self,
+        run: RunId,
+        pid: u32,
+        job_id: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        if rr.stage == Stage::Launching {
+            rr.stage = Stage::Running;
+        }
+        let (unit, attempt, log) = (rr.unit, rr.attempt, rr.log.clone());
+        let p = unit.plan();
+        // The launch recorded the start, unless the agent reported first.
+        if let Some(t) = unit.task() {
+            let facts = &mut self.state.tasks[p][t].facts;
+            if !facts.status.is_finished() {
+                facts.status = TaskStatus::InProgress;
+            }
+        }
+        let (kind, description) = match unit.task() {
+            Some(t) => {
+                let task = &self.plans[p].tasks[t];
+                (kind_str(task.kind), task.description.clone())
+            }
+            None => ("plan".to_string(), self.plans[p].title.clone()),
+        };
+        out.push(Action::Report(Event::TaskStarted {
+            plan: self.plan_name(p),
+            task: unit
+                .task()
+                .map(|t| self.task_id(p, t).to_string())
+                .unwrap_or_default(),
+            kind,
+            description,
+            attempt,
+            pid,
+            log,
+            job_id,
+        }));
+    }
+
+    pub(super) fn on_active(&mut self, now: Instant, run: RunId) {
+        let Some(limit) = self.cfg.stuck_after else {
+            return;
+        };
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        if let Some(old) = rr.quiet_key.take() {
+            self.state.timers.remove(&(old, Timer::Quiet(run)));
+            let at = now + limit;
+            rr.quiet_key = Some(at);
+            self.state.timers.insert((at, Timer::Quiet(run)));
+        }
+    }
+
+    pub(super) fn on_exited(
+        &mut self,
+        now: Instant,
+        run: RunId,
+        ending: Ending,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        rr.stage = Stage::Settling;
+        let (unit, attempt) = (rr.unit, rr.attempt);
+        self.clear_timers(run);
+        let how = match unit {
+            Unit::PlanAgent { .. } => Settlement::PlanAgent,
+            Unit::Task { plan, task } => {
+                let facts = &self.state.tasks[plan][task].facts;
+                match facts.status {
+                    TaskStatus::Completed => Settlement::Commit,
+                    TaskStatus::Skipped => {
+                        // Nothing to commit or save.
+                        if let Some(rr) = self.release(run) {
+                            let log = rr.log.clone();
+                            self.settled(now, &rr, Outcome::Skipped, log, out);
+                        }
+                        return;
+                    }
+                    TaskStatus::Failed => Settlement::Fail {
+                        error: facts
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| "the agent reported failure".into()),
+                        record: false,
+                    },
+                    TaskStatus::Pending | TaskStatus::InProgress => match &ending {
+                        Ending::Exited(Some(0)) => Settlement::Commit,
+                        Ending::Exited(Some(code)) => {
+                            let log = self
+                                .spec(plan)
+                                .map(|s| s.log_path(Some(self.task_id(plan, task))))
+                                .unwrap_or_default();
+                            Settlement::Fail {
+                                error: format!(
+                                    "the agent exited with status {code} without reporting (log: {})",
+                                    log.display()
+                                ),
+                                record: true,
+                            }
+                        }
+                        Ending::TimedOut(_) | Ending::Stuck(_) | Ending::Job { .. } => {
+                            Settlement::Fail {
+                                error: ending.describe(),
+                                record: true,
+                            }
+                        }
+                        Ending::Stopped | Ending::Exited(None) => Settlement::Interrupt {
+                            note: match ending {
+                                Ending::Stopped => {
+                                    "stopped by orch; it will run again on the next `orch up`"
+                                }
+                                _ => "its agent vanished without reporting; it runs again",
+                            }
+                            .to_string(),
+                        },
+                    },
+                }
+            }
+        };
+        out.push(Action::Settle {
+            run,
+            unit,
+            attempt,
+            ending,
+            how,
+        });
+    }
+
+    pub(super) fn on_committed(
+        &mut self,
+        p: usize,
+        t: usize,
+        result: Result<String, CommitError>,
+        out: &mut Vec<Action>,
+    ) {
+        let plan = &mut self.state.plans[p];
+        plan.committing = plan.committing.saturating_sub(1);
+        self.state.committing = self.state.committing.saturating_sub(1);
+        let rec = &mut self.state.tasks[p][t];
+        if rec.run == TaskRun::Committing {
+            rec.run = TaskRun::Idle;
+        }
+        let log = self.log_of(p, Some(t));
+        match result {
+            Ok(commit) => {
+                let rec = &mut self.state.tasks[p][t];
+                rec.facts.commit = Some(commit.clone());
+                rec.facts.status = TaskStatus::Completed;
+                if !rec.announced {
+                    rec.announced = true;
+                    out.push(Action::Report(Event::TaskFinished {
+                        plan: self.plan_name(p),
+                        task: self.task_id(p, t).to_string(),
+                        commit: Some(commit),
+                        duration_ms: 0,
+                    }));
+                }
+            }
+            Err(CommitError::Conflict { paths, saved }) => {
+                self.on_conflict(p, t, 1, paths, saved, log, out);
+            }
+            Err(CommitError::Failed(message)) => {
+                self.state.tasks[p][t].run = TaskRun::Failed {
+                    cause: message.clone(),
+                };
+                out.push(Action::Report(Event::TaskFailed {
+                    plan: self.plan_name(p),
+                    task: self.task_id(p, t).to_string(),
+                    attempt: 1,
+                    error: message,
+                    retry_in_ms: None,
+                    saved: None,
+                    log,
+                }));
+            }
+        }
+        self.sync_node(p, t);
+        self.after_task(p);
+    }
+
+    pub(super) fn on_prepared(
+        &mut self,
+        p: usize,
+        result: Result<Vec<Event>, String>,
+        out: &mut Vec<Action>,
+    ) {
+        self.state.preparing = self.state.preparing.saturating_sub(1);
+        match result {
+            Ok(events) => {
+                self.state.plans[p].prep = Prep::Done;
+                out.extend(events.into_iter().map(Action::Report));
+            }
+            Err(reason) => {
+                self.state.plans[p].prep = Prep::Blocked(reason.clone());
+                out.push(Action::Report(Event::PlanBlocked {
+                    plan: self.plan_name(p),
+                    reason,
+                }));
+            }
+        }
+    }
+
+    pub(super) fn on_merged(&mut self, p: usize, r: MergeResult, out: &mut Vec<Action>) {
+        self.state.merging = None;
+        let plan = self.plan_name(p);
+        if r.result == "merged" || r.result == "already_merged" {
+            self.state.plans[p].merge = MergeState::Done("merged".to_string());
+            out.push(Action::Report(Event::PlanMerged {
+                plan,
+                target: self.cfg.target.clone(),
+                commit: r.commit.filter(|_| r.result == "merged"),
+            }));
+        } else {
+            self.state.plans[p].merge = MergeState::Done(r.result.clone());
+            out.push(Action::Report(Event::PlanMergeFailed {
+                plan,
+                result: r.result,
+                reason: r.reason,
+            }));
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        while let Some(&(at, timer)) = self.state.timers.first() {
+            if at > now {
+                break;
+            }
+            self.state.timers.remove(&(at, timer));
+            match timer {
+                Timer::Backoff(Unit::Task { plan, task }) => {
+                    let rec = &mut self.state.tasks[plan][task];
+                    if matches!(rec.run, TaskRun::BackingOff { .. }) {
+                        rec.run = TaskRun::Retry;
+                        self.sync_node(plan, task);
+                    }
+                }
+                Timer::Backoff(Unit::PlanAgent { plan }) => {
+                    let agent = &mut self.state.plans[plan].agent;
+                    if matches!(agent, AgentRun::BackingOff { .. }) {
+                        *agent = AgentRun::Idle;
+                    }
+                }
+                Timer::Deadline(run) => self.stop(run, None, out),
+                Timer::Quiet(run) => {
+                    if let Some(rr) = self.state.runs.get_mut(&run) {
+                        rr.quiet_key = None;
+                    }
+                    self.stop(run, self.cfg.stuck_after.map(StopWhy::Stuck), out);
+                }
+            }
+        }
+    }
+
+    /// Stops attempt `run` (`why` `None`: its deadline).
+    pub(super) fn stop(&mut self, run: RunId, why: Option<StopWhy>, out: &mut Vec<Action>) {
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        if !matches!(rr.stage, Stage::Launching | Stage::Running) {
+            return;
+        }
+        let why = why.unwrap_or(StopWhy::TimedOut(rr.budget));
+        rr.stage = Stage::Stopping;
+        rr.stopped = Some(why);
+        self.clear_timers(run);
+        out.push(Action::Stop { run, why });
+    }
+
+    /// First Ctrl-C: launch nothing more, let running agents finish. Second: stop them now.
+    pub(super) fn interrupt(&mut self, out: &mut Vec<Action>) {
+        if self.state.graceful {
+            if !self.state.stopping {
+                self.state.stopping = true;
+                out.push(Action::StopAll(Stop::Now));
+                out.push(Action::Report(Event::Interrupted { immediate: true }));
+            }
+        } else {
+            self.state.graceful = true;
+            out.push(Action::StopAll(Stop::Drain));
+            out.push(Action::Report(Event::Interrupted { immediate: false }));
+        }
+    }
+}

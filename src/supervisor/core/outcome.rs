@@ -1,0 +1,179 @@
+//! What an attempt's outcome means for its unit: done, run again, or failed.
+
+use std::time::Instant;
+
+use super::{Action, Core, millis};
+use crate::status::TaskStatus;
+use crate::supervisor::event::Event;
+use crate::supervisor::state::{AgentRun, Outcome, RunRec, TaskRun, Timer, Unit, quoted};
+
+impl Core<'_> {
+    /// An attempt is over and settled (or could not be launched): the outcome decides whether
+    /// the unit is done, runs again, or failed.
+    pub(super) fn settled(
+        &mut self,
+        now: Instant,
+        rr: &RunRec,
+        outcome: Outcome,
+        log: std::path::PathBuf,
+        out: &mut Vec<Action>,
+    ) {
+        let p = rr.unit.plan();
+        let Some(spec) = self.spec(p) else { return };
+        let retries = spec.retries;
+        let name = spec.name.clone();
+        let id = rr
+            .unit
+            .task()
+            .map(|t| self.task_id(p, t).to_string())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Done { commit } => {
+                if let Unit::Task { task, .. } = rr.unit {
+                    let rec = &mut self.state.tasks[p][task];
+                    rec.run = TaskRun::Idle;
+                    if let Some(c) = &commit {
+                        rec.facts.commit = Some(c.clone());
+                        rec.facts.status = TaskStatus::Completed;
+                    }
+                    if !rec.announced {
+                        rec.announced = true;
+                        out.push(Action::Report(Event::TaskFinished {
+                            plan: name,
+                            task: id,
+                            commit,
+                            duration_ms: millis(now.saturating_duration_since(rr.started)),
+                        }));
+                    }
+                } else {
+                    self.state.plans[p].agent = AgentRun::Idle;
+                }
+            }
+            Outcome::Skipped => {
+                self.unit_idle(rr.unit);
+                out.push(Action::Report(Event::Note {
+                    plan: Some(name),
+                    message: format!("task `{id}` was skipped"),
+                }));
+            }
+            Outcome::Interrupted => {
+                if let Unit::Task { task, .. } = rr.unit {
+                    let rec = &mut self.state.tasks[p][task];
+                    rec.run = TaskRun::Idle;
+                    if !rec.facts.status.is_finished() {
+                        rec.facts.status = TaskStatus::Pending;
+                    }
+                } else {
+                    self.state.plans[p].agent = AgentRun::Idle;
+                }
+            }
+            Outcome::Conflict { paths, saved } => {
+                if let Unit::Task { task, .. } = rr.unit {
+                    self.on_conflict(p, task, rr.attempt, paths, saved, log, out);
+                }
+            }
+            Outcome::Failed { error, saved } => {
+                let retry = !self.state.graceful && rr.attempt <= retries;
+                let wait = self
+                    .cfg
+                    .backoff
+                    .saturating_mul(1u32 << rr.attempt.saturating_sub(1).min(16));
+                let until = now + wait;
+                match rr.unit {
+                    Unit::Task { task, .. } => {
+                        let rec = &mut self.state.tasks[p][task];
+                        rec.facts.status = TaskStatus::Failed;
+                        rec.run = if retry {
+                            TaskRun::BackingOff { until }
+                        } else {
+                            TaskRun::Failed {
+                                cause: error.clone(),
+                            }
+                        };
+                    }
+                    Unit::PlanAgent { .. } => {
+                        self.state.plans[p].agent = if retry {
+                            AgentRun::BackingOff { until }
+                        } else {
+                            AgentRun::Failed {
+                                cause: error.clone(),
+                            }
+                        };
+                    }
+                }
+                if retry {
+                    self.state.timers.insert((until, Timer::Backoff(rr.unit)));
+                }
+                out.push(Action::Report(Event::TaskFailed {
+                    plan: name,
+                    task: id,
+                    attempt: rr.attempt,
+                    error,
+                    retry_in_ms: retry.then(|| millis(wait)),
+                    saved,
+                    log,
+                }));
+            }
+        }
+        if let Some(t) = rr.unit.task() {
+            self.sync_node(p, t);
+        }
+        self.after_task(p);
+    }
+
+    pub(super) fn unit_idle(&mut self, unit: Unit) {
+        match unit {
+            Unit::Task { plan, task } => self.state.tasks[plan][task].run = TaskRun::Idle,
+            Unit::PlanAgent { plan } => self.state.plans[plan].agent = AgentRun::Idle,
+        }
+    }
+
+    /// A task's commit conflicted with its plan branch (nothing landed, the task is pending
+    /// again): the first time the task runs again on a fresh task worktree from the new tip;
+    /// the second time it fails, naming the files.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_conflict(
+        &mut self,
+        p: usize,
+        t: usize,
+        attempt: u32,
+        paths: Vec<String>,
+        saved: Option<String>,
+        log: std::path::PathBuf,
+        out: &mut Vec<Action>,
+    ) {
+        let branch = self.spec(p).map(|s| s.branch.clone()).unwrap_or_default();
+        let files = quoted(&paths);
+        let rec = &mut self.state.tasks[p][t];
+        let rerun = !rec.conflicted;
+        rec.conflicted = true;
+        let error = if rerun {
+            rec.run = TaskRun::Idle;
+            rec.facts.status = TaskStatus::Pending;
+            format!("its commit conflicts with `{branch}` in {files}; it runs again on the new tip")
+        } else {
+            let error = format!(
+                "its commit conflicts with `{branch}` in {files} again, after a re-run on the new tip"
+            );
+            rec.run = TaskRun::Failed {
+                cause: error.clone(),
+            };
+            out.push(Action::RecordFailure {
+                plan: p,
+                task: t,
+                error: error.clone(),
+            });
+            error
+        };
+        out.push(Action::Report(Event::TaskFailed {
+            plan: self.plan_name(p),
+            task: self.task_id(p, t).to_string(),
+            attempt,
+            error,
+            retry_in_ms: rerun.then_some(0),
+            saved,
+            log,
+        }));
+        self.sync_node(p, t);
+    }
+}

@@ -1,0 +1,154 @@
+//! The end of a run: how each plan ended, and why an unfinished plan could not go on.
+
+use std::time::Duration;
+
+use super::{Core, millis};
+use crate::graph::{Waiting, readiness};
+use crate::status::TaskStatus;
+use crate::supervisor::event::{Event, PlanOutcome, RunSummary};
+use crate::supervisor::state::{AgentRun, MergeState, Prep, TaskRun};
+
+impl Core<'_> {
+    /// How each plan ended, and the `plan_blocked` events to report with it.
+    pub fn summary(&self, elapsed: Duration) -> (RunSummary, Vec<Event>) {
+        let r = readiness(self.graph, self.plans, &[], |p, t| {
+            self.state.tasks[p][t].node_state()
+        });
+        let mut plans = Vec::new();
+        let mut blocked_events = Vec::new();
+        for (p, spec) in self.specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let recs = &self.state.tasks[p];
+            let completed = recs.iter().filter(|r| r.facts.status.is_finished()).count();
+            let failed_tasks = self.failed_tasks_of(p);
+            let plan = &self.state.plans[p];
+            let (outcome, reason) = match (plan.finished, &plan.prep) {
+                (true, _) => ("completed", None),
+                (_, Prep::Blocked(why)) => ("blocked", Some(why.clone())),
+                _ if !failed_tasks.is_empty() => (
+                    "failed",
+                    Some(format!(
+                        "task{} {} failed",
+                        if failed_tasks.len() == 1 { "" } else { "s" },
+                        failed_tasks
+                            .iter()
+                            .map(|t| format!("`{t}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ),
+                _ if matches!(plan.agent, AgentRun::Failed { .. }) => (
+                    "failed",
+                    match &plan.agent {
+                        AgentRun::Failed { cause } => Some(cause.clone()),
+                        _ => None,
+                    },
+                ),
+                _ if self.state.graceful => (
+                    "unfinished",
+                    Some("interrupted; `orch up` goes on from here".to_string()),
+                ),
+                _ => self.why_stuck(p, &r.blocked),
+            };
+            if matches!(outcome, "blocked" | "failed") && !matches!(plan.prep, Prep::Blocked(_)) {
+                blocked_events.push(Event::PlanBlocked {
+                    plan: spec.name.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                });
+            }
+            plans.push(PlanOutcome {
+                plan: spec.name.clone(),
+                outcome: outcome.to_string(),
+                completed,
+                total: recs.len(),
+                failed_tasks,
+                reason,
+                merge: match &plan.merge {
+                    MergeState::Done(r) => Some(r.clone()),
+                    _ => None,
+                },
+                branch: spec.branch.clone(),
+                worktree: spec.worktree.clone(),
+                log_dir: spec.log_dir.clone(),
+            });
+        }
+        (
+            RunSummary {
+                plans,
+                elapsed_ms: millis(elapsed),
+                interrupted: self.state.graceful,
+            },
+            blocked_events,
+        )
+    }
+
+    /// The ids of plan `p`'s tasks that failed for good (in this run or as recorded).
+    pub(super) fn failed_tasks_of(&self, p: usize) -> Vec<String> {
+        self.state.tasks[p]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                matches!(r.run, TaskRun::Failed { .. }) || r.facts.status == TaskStatus::Failed
+            })
+            .map(|(t, _)| self.task_id(p, t).to_string())
+            .collect()
+    }
+
+    /// Why an unfinished plan could not go on.
+    pub(super) fn why_stuck(
+        &self,
+        p: usize,
+        blocked: &[(usize, Vec<Waiting>)],
+    ) -> (&'static str, Option<String>) {
+        let mut reasons: Vec<String> = Vec::new();
+        let mut outcome = "blocked";
+        for (node, why) in blocked {
+            if self.graph.task_of(*node).is_none_or(|(q, _)| q != p) {
+                continue;
+            }
+            for w in why {
+                let text = match w {
+                    Waiting::Failed(n) => format!("blocked by failed `{}`", self.node_name(*n)),
+                    Waiting::Upstream { plan, label } => {
+                        let name = &self.names[*plan];
+                        if self.spec(*plan).is_none() {
+                            outcome = "unfinished";
+                            format!(
+                                "waits for plan `{name}` ({label}), which is not part of this run"
+                            )
+                        } else {
+                            let failed = self.failed_tasks_of(*plan);
+                            if failed.is_empty() {
+                                format!(
+                                    "waits for plan `{name}` ({label}), which did not get there"
+                                )
+                            } else {
+                                format!(
+                                    "waits for plan `{name}` ({label}), whose task{} {} failed",
+                                    if failed.len() == 1 { "" } else { "s" },
+                                    failed
+                                        .iter()
+                                        .map(|t| format!("`{name}:{t}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
+                        }
+                    }
+                    _ => continue,
+                };
+                if !reasons.contains(&text) {
+                    reasons.push(text);
+                }
+            }
+        }
+        if reasons.is_empty() {
+            (
+                "unfinished",
+                Some("stopped before its tasks could run".to_string()),
+            )
+        } else {
+            (outcome, Some(reasons.join("; ")))
+        }
+    }
+}

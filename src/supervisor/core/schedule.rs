@@ -1,0 +1,353 @@
+//! The step after every input: finished plans, the merge train, slots filled, the end.
+
+use std::time::{Duration, Instant};
+
+use super::{Action, Core};
+use crate::manifest::AgentMode;
+use crate::supervisor::event::Event;
+use crate::supervisor::state::{
+    AgentRun, Changes, MergeState, Prep, RunId, RunRec, Stage, TaskRun, Timer, Unit,
+};
+
+impl Core<'_> {
+    /// Finished plans, the merge train, new launches, and whether the run is over.
+    pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for p in 0..self.plans.len() {
+            self.check_finished(p, out);
+        }
+        self.start_merge(out);
+        self.schedule(now, out);
+        self.over = self.check_over(out);
+    }
+
+    pub(super) fn check_finished(&mut self, p: usize, out: &mut Vec<Action>) {
+        let Some(spec) = self.spec(p) else { return };
+        let plan = &self.state.plans[p];
+        if plan.finished
+            || plan.running > 0
+            || plan.committing > 0
+            || self.frontier.unfinished(p) > 0
+        {
+            return;
+        }
+        let name = spec.name.clone();
+        self.state.plans[p].finished = true;
+        out.push(Action::Report(Event::PlanFinished {
+            plan: name,
+            completed: self.plans[p].tasks.len(),
+        }));
+        if self.cfg.auto_merge {
+            self.state.plans[p].merge = MergeState::Queued;
+            self.state.merge_queue.push(p);
+        }
+    }
+
+    /// Whether upstream plan `q` is merged into the target (by this run's merge train or
+    /// before it).
+    pub(super) fn merged(&self, q: usize) -> bool {
+        self.state.plans[q].merged_before
+            || self.state.plans[q].merge == MergeState::Done("merged".to_string())
+    }
+
+    pub(super) fn unmerged_upstreams(&self, p: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for &q in self.spec(p).map(|s| s.upstreams.as_slice()).unwrap_or(&[]) {
+            let name = format!("`{}`", self.names[q]);
+            if !self.merged(q) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Starts the merge of the first queued plan whose upstream plans are merged; a plan whose
+    /// upstream failed to merge is skipped.
+    pub(super) fn start_merge(&mut self, out: &mut Vec<Action>) {
+        if self.state.merging.is_some() || self.state.graceful {
+            return;
+        }
+        let mut i = 0;
+        while i < self.state.merge_queue.len() {
+            let p = self.state.merge_queue[i];
+            let waiting = self.unmerged_upstreams(p);
+            if waiting.is_empty() {
+                self.state.merge_queue.remove(i);
+                self.state.merging = Some(p);
+                self.state.plans[p].merge = MergeState::Merging;
+                out.push(Action::Merge { plan: p });
+                return;
+            }
+            let hopeless = self.spec(p).is_some_and(|s| {
+                s.upstreams.iter().any(
+                    |&q| matches!(&self.state.plans[q].merge, MergeState::Done(r) if r != "merged"),
+                )
+            });
+            if hopeless {
+                self.state.merge_queue.remove(i);
+                self.state.plans[p].merge = MergeState::Done("skipped".to_string());
+                out.push(Action::Report(Event::PlanMergeFailed {
+                    plan: self.plan_name(p),
+                    result: "skipped".to_string(),
+                    reason: format!("upstream {} was not merged", waiting.join(", ")),
+                }));
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// Fills free slots: the best ready task among the heads of the plans that may start.
+    pub(super) fn schedule(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state.graceful {
+            return;
+        }
+        while self.state.runs.len() < self.cfg.max_agents {
+            let mut best: Option<(usize, usize)> = None;
+            for p in 0..self.plans.len() {
+                self.scans += 1;
+                let Some(spec) = self.spec(p) else { continue };
+                let limit = spec.limit();
+                if self.plan_load(p) >= limit || self.state.plans[p].finished {
+                    continue;
+                }
+                let Some(node) = self.head(p) else { continue };
+                if !self.may_start(p, out) {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, b)) => self.frontier.rank(node) < self.frontier.rank(b),
+                };
+                if better {
+                    best = Some((p, node));
+                }
+            }
+            let Some((p, node)) = best else { break };
+            let Some((_, t)) = self.graph.task_of(node) else {
+                break;
+            };
+            match self.spec(p).map(|s| s.mode) {
+                Some(AgentMode::Plan) => self.launch(now, Unit::PlanAgent { plan: p }, out),
+                _ => self.launch(now, Unit::Task { plan: p, task: t }, out),
+            }
+        }
+    }
+
+    /// The first ready task of plan `p` that may start now: with task worktrees, one naming a
+    /// file that a running task of the plan names is held back until a task of the plan ends.
+    pub(super) fn head(&mut self, p: usize) -> Option<usize> {
+        loop {
+            let node = self.frontier.head(self.graph, p)?;
+            let (_, t) = self.graph.task_of(node)?;
+            if self.files_free(p, t) {
+                return Some(node);
+            }
+            self.frontier.hold(node);
+        }
+    }
+
+    pub(super) fn files_free(&self, p: usize, t: usize) -> bool {
+        if !self.spec(p).is_some_and(|s| s.task_trees) {
+            return true;
+        }
+        let mine = &self.plans[p].tasks[t].files;
+        if mine.is_empty() {
+            return true;
+        }
+        !self.state.runs.values().any(|rr| match rr.unit {
+            Unit::Task { plan, task } if plan == p && task != t => {
+                !crate::git::overlapping_paths(mine, &self.plans[p].tasks[task].files).is_empty()
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether plan `p` may launch: prepared (preparation starts here), and in plan mode its
+    /// agent is neither running, waiting for a retry, nor failed.
+    pub(super) fn may_start(&mut self, p: usize, out: &mut Vec<Action>) -> bool {
+        let Some(spec) = self.spec(p) else {
+            return false;
+        };
+        let (needs_prep, mode) = (spec.needs_prep, spec.mode);
+        let plan = &mut self.state.plans[p];
+        if plan.prep == Prep::NotStarted {
+            if needs_prep {
+                plan.prep = Prep::Running;
+                self.state.preparing += 1;
+                out.push(Action::Prepare { plan: p });
+                return false;
+            }
+            plan.prep = Prep::Done;
+        }
+        if plan.prep != Prep::Done {
+            return false;
+        }
+        match mode {
+            AgentMode::Plan => plan.agent == AgentRun::Idle,
+            AgentMode::Task => true,
+        }
+    }
+
+    /// Slots of plan `p` in use: its attempts, and in a shared worktree the commits in flight
+    /// (an agent started meanwhile would write into the tree being committed).
+    pub(super) fn plan_load(&self, p: usize) -> usize {
+        let plan = &self.state.plans[p];
+        let shared = !self.spec(p).is_some_and(|s| s.task_trees);
+        plan.running + if shared { plan.committing } else { 0 }
+    }
+
+    pub(super) fn launch(&mut self, now: Instant, unit: Unit, out: &mut Vec<Action>) {
+        let p = unit.plan();
+        let attempt = match unit {
+            Unit::Task { task, .. } => {
+                let rec = &mut self.state.tasks[p][task];
+                rec.attempts += 1;
+                rec.attempts
+            }
+            Unit::PlanAgent { .. } => {
+                let plan = &mut self.state.plans[p];
+                plan.agent_attempts += 1;
+                plan.agent_attempts
+            }
+        };
+        let run = self.new_run();
+        match unit {
+            Unit::Task { task, .. } => {
+                self.state.tasks[p][task].run = TaskRun::Attempt(run);
+                self.sync_node(p, task);
+            }
+            Unit::PlanAgent { .. } => self.state.plans[p].agent = AgentRun::Attempt(run),
+        }
+        let budget = self.budget(unit);
+        let log = self.log_of(p, unit.task());
+        self.occupy(
+            now,
+            run,
+            RunRec {
+                unit,
+                attempt,
+                stage: Stage::Launching,
+                started: now,
+                budget,
+                log,
+                quiet_key: None,
+                stopped: None,
+            },
+        );
+        out.push(Action::Launch { run, unit, attempt });
+    }
+
+    /// How long an attempt may run: the task timeout, or for a plan agent the timeout of each
+    /// remaining task.
+    pub(super) fn budget(&self, unit: Unit) -> Duration {
+        let p = unit.plan();
+        let timeout = self.spec(p).map_or(Duration::ZERO, |s| s.timeout);
+        match unit {
+            Unit::Task { .. } => timeout,
+            Unit::PlanAgent { .. } => timeout.saturating_mul(
+                u32::try_from(self.frontier.unfinished(p).max(1)).unwrap_or(u32::MAX),
+            ),
+        }
+    }
+
+    /// Takes a slot for an attempt and sets its timers.
+    pub(super) fn occupy(&mut self, now: Instant, run: RunId, mut rr: RunRec) {
+        let p = rr.unit.plan();
+        self.state.plans[p].running += 1;
+        let elapsed = now.saturating_duration_since(rr.started);
+        let deadline = now + rr.budget.saturating_sub(elapsed);
+        self.state.timers.insert((deadline, Timer::Deadline(run)));
+        if let Some(limit) = self.cfg.stuck_after {
+            let at = now + limit;
+            rr.quiet_key = Some(at);
+            self.state.timers.insert((at, Timer::Quiet(run)));
+        }
+        self.state.runs.insert(run, rr);
+    }
+
+    /// Gives back the slot of an attempt that is over; returns it.
+    pub(super) fn release(&mut self, run: RunId) -> Option<RunRec> {
+        self.clear_timers(run);
+        let rr = self.state.runs.remove(&run)?;
+        let plan = &mut self.state.plans[rr.unit.plan()];
+        plan.running = plan.running.saturating_sub(1);
+        Some(rr)
+    }
+
+    pub(super) fn clear_timers(&mut self, run: RunId) {
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        if let Some(at) = rr.quiet_key.take() {
+            self.state.timers.remove(&(at, Timer::Quiet(run)));
+        }
+        let deadline = rr.started + rr.budget;
+        // The deadline was set from the time of the launch or adoption: find it by its run.
+        if !self.state.timers.remove(&(deadline, Timer::Deadline(run))) {
+            self.state
+                .timers
+                .retain(|(_, timer)| *timer != Timer::Deadline(run));
+        }
+    }
+
+    pub(super) fn start_commit(&mut self, p: usize, t: usize, out: &mut Vec<Action>) {
+        let changes = if self.state.plans[p].running > 0 {
+            Changes::Leave
+        } else {
+            Changes::Take
+        };
+        self.state.tasks[p][t].run = TaskRun::Committing;
+        self.state.plans[p].committing += 1;
+        self.state.committing += 1;
+        self.sync_node(p, t);
+        out.push(Action::Commit {
+            plan: p,
+            task: t,
+            changes,
+        });
+    }
+
+    /// A task of plan `p` ended: tasks held back for naming its files may go.
+    pub(super) fn after_task(&mut self, p: usize) {
+        if self.frontier.holds(p) {
+            self.frontier.release_held(p);
+        }
+    }
+
+    /// Tells the frontier a task's scheduling state.
+    pub(super) fn sync_node(&mut self, p: usize, t: usize) {
+        let state = self.state.tasks[p][t].node_state();
+        let node = self.graph.task_node[p][t];
+        self.frontier.set_state(self.graph, node, state);
+    }
+
+    pub(super) fn check_over(&mut self, out: &mut Vec<Action>) -> bool {
+        let s = &self.state;
+        if s.merging.is_some() || !s.runs.is_empty() || s.committing > 0 || s.preparing > 0 {
+            return false;
+        }
+        // Nothing runs: plans still queued wait on upstream plans that will not be merged.
+        for p in std::mem::take(&mut self.state.merge_queue) {
+            self.state.plans[p].merge = MergeState::Done("skipped".to_string());
+            let reason = if self.state.graceful {
+                "interrupted before its merge; run `orch merge` to merge it".to_string()
+            } else {
+                format!(
+                    "it waits for {}, not merged in this run",
+                    self.unmerged_upstreams(p).join(", ")
+                )
+            };
+            out.push(Action::Report(Event::PlanMergeFailed {
+                plan: self.plan_name(p),
+                result: "skipped".to_string(),
+                reason,
+            }));
+        }
+        if self.state.graceful {
+            return true;
+        }
+        // Retries still to come keep the run going; schedule() ran just before and launched
+        // nothing, so everything else left is stuck.
+        self.state.timers.is_empty()
+    }
+}

@@ -1,0 +1,495 @@
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::*;
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().expect("lock").clone())
+            .expect("utf-8")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// A closed pipe: every write fails with EPIPE.
+struct Closed(Arc<Mutex<usize>>);
+
+impl Write for Closed {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        *self.0.lock().expect("lock") += 1;
+        Err(io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+fn plans() -> Vec<PlanInfo> {
+    vec![
+        PlanInfo {
+            name: "auth".into(),
+            total: 20,
+            done: 2,
+        },
+        PlanInfo {
+            name: "api".into(),
+            total: 4,
+            done: 0,
+        },
+    ]
+}
+
+fn summary() -> RunSummary {
+    RunSummary {
+        plans: vec![
+            PlanOutcome {
+                merge: None,
+                plan: "auth".into(),
+                outcome: "completed".into(),
+                completed: 20,
+                total: 20,
+                failed_tasks: vec![],
+                reason: None,
+                branch: "orch/auth".into(),
+                worktree: ".orch/worktrees/auth".into(),
+                log_dir: ".orch/logs/auth".into(),
+            },
+            PlanOutcome {
+                merge: None,
+                plan: "api".into(),
+                outcome: "blocked".into(),
+                completed: 1,
+                total: 4,
+                failed_tasks: vec!["1.2".into(), "2.1".into()],
+                reason: Some("task `1.2` failed after 3 attempts".into()),
+                branch: "orch/api".into(),
+                worktree: ".orch/worktrees/api".into(),
+                log_dir: ".orch/logs/api".into(),
+            },
+        ],
+        elapsed_ms: 65_000,
+        interrupted: false,
+    }
+}
+
+/// One event of every kind (but `RunFinished`), with the plain line each renders to.
+fn events() -> Vec<(Event, &'static str)> {
+    vec![
+        (
+            Event::RunStarted {
+                plans: vec!["auth".into(), "api".into()],
+                max_agents: 4,
+            },
+            "run started: 2 plans (auth, api), at most 4 agents at a time",
+        ),
+        (
+            Event::PlanStarted {
+                plan: "auth".into(),
+                branch: "orch/auth".into(),
+                worktree: ".orch/worktrees/auth".into(),
+                base: "0123456789abcdef".into(),
+                created: true,
+            },
+            "auth worktree created at .orch/worktrees/auth on branch orch/auth (base 0123456)",
+        ),
+        (
+            Event::UpstreamMerged {
+                plan: "api".into(),
+                from: "auth:1".into(),
+                upstream_commit: "feedfacecafe".into(),
+                commit: Some("abcdef0123".into()),
+            },
+            "api merged auth:1 (feedfac) into its branch (commit abcdef0)",
+        ),
+        (
+            Event::UpstreamMerged {
+                plan: "api".into(),
+                from: "auth".into(),
+                upstream_commit: "feedfacecafe".into(),
+                commit: None,
+            },
+            "api already contains auth (feedfac)",
+        ),
+        (
+            Event::SetupFinished {
+                plan: "api".into(),
+                ok: false,
+                log: ".orch/logs/api/setup.log".into(),
+            },
+            "api setup failed; log .orch/logs/api/setup.log",
+        ),
+        (
+            Event::TaskStarted {
+                plan: "auth".into(),
+                task: "1.2".into(),
+                kind: "task".into(),
+                description: "Add login form".into(),
+                attempt: 1,
+                pid: 4242,
+                log: ".orch/logs/auth/1.2.log".into(),
+                job_id: None,
+            },
+            "auth 1.2 started (attempt 1, pid 4242): Add login form",
+        ),
+        (
+            Event::TaskAdopted {
+                plan: "auth".into(),
+                task: "1.3".into(),
+                pid: 77,
+                job_id: None,
+            },
+            "auth 1.3 adopted (pid 77, still running from an earlier run)",
+        ),
+        (
+            Event::TaskFinished {
+                plan: "auth".into(),
+                task: "1.2".into(),
+                commit: Some("abc1234def".into()),
+                duration_ms: 3_200,
+            },
+            "auth 1.2 done in 3.2s (commit abc1234)",
+        ),
+        (
+            Event::TaskFailed {
+                plan: "auth".into(),
+                task: "1.3".into(),
+                attempt: 1,
+                error: "exit status 1".into(),
+                retry_in_ms: Some(5_000),
+                saved: Some("refs/orch/saved/auth/1.3-1".into()),
+                log: ".orch/logs/auth/1.3.log".into(),
+            },
+            "auth 1.3 failed (attempt 1): exit status 1; retry in 5.0s; \
+             changes saved in refs/orch/saved/auth/1.3-1; log .orch/logs/auth/1.3.log",
+        ),
+        (
+            Event::TaskFailed {
+                plan: "api".into(),
+                task: String::new(),
+                attempt: 3,
+                error: "timed out\nafter 10m".into(),
+                retry_in_ms: None,
+                saved: None,
+                log: ".orch/logs/api/plan.log".into(),
+            },
+            "api failed (attempt 3): timed out; after 10m; no retry; log .orch/logs/api/plan.log",
+        ),
+        (
+            Event::PlanFinished {
+                plan: "auth".into(),
+                completed: 20,
+            },
+            "auth finished: 20 tasks completed",
+        ),
+        (
+            Event::PlanBlocked {
+                plan: "api".into(),
+                reason: "task `1.2` failed".into(),
+            },
+            "api blocked: task `1.2` failed",
+        ),
+        (
+            Event::Interrupted { immediate: false },
+            "interrupted: letting running tasks finish (Ctrl-C again to stop them now)",
+        ),
+        (
+            Event::Interrupted { immediate: true },
+            "interrupted again: stopping running agents now",
+        ),
+        (
+            Event::Note {
+                plan: Some("api".into()),
+                message: "agent wrote outside its worktree".into(),
+            },
+            "api: agent wrote outside its worktree",
+        ),
+        (
+            Event::Note {
+                plan: None,
+                message: "3 plans skipped".into(),
+            },
+            "note: 3 plans skipped",
+        ),
+    ]
+}
+
+#[test]
+fn plain_prints_one_timestamped_line_per_event() {
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Plain, &plans(), Box::new(buf.clone()));
+    let events = events();
+    for (e, _) in &events {
+        p.event(e);
+    }
+    let lines = buf.lines();
+    assert_eq!(lines.len(), events.len(), "{lines:#?}");
+    for (line, (_, want)) in lines.iter().zip(&events) {
+        let (time, text) = line.split_once(' ').expect("time, then text");
+        assert!(
+            chrono::NaiveTime::parse_from_str(time, "%H:%M:%S").is_ok(),
+            "{line}"
+        );
+        assert_eq!(text, *want);
+    }
+}
+
+#[test]
+fn plain_task_finished_without_commit_and_plan_mode_task() {
+    let e = Event::TaskFinished {
+        plan: "docs".into(),
+        task: String::new(),
+        commit: None,
+        duration_ms: 125_000,
+    };
+    assert_eq!(
+        describe(&e, None).as_deref(),
+        Some("docs done in 2m05s (nothing to commit)")
+    );
+}
+
+#[test]
+fn paths_inside_the_current_directory_are_shown_relative() {
+    let e = Event::SetupFinished {
+        plan: "a".into(),
+        ok: true,
+        log: "/repo/.orch/logs/a/setup.log".into(),
+    };
+    assert_eq!(
+        describe(&e, Some(Path::new("/repo"))).as_deref(),
+        Some("a setup done; log .orch/logs/a/setup.log")
+    );
+    assert_eq!(
+        describe(&e, Some(Path::new("/elsewhere"))).as_deref(),
+        Some("a setup done; log /repo/.orch/logs/a/setup.log")
+    );
+}
+
+#[test]
+fn json_prints_one_parseable_line_per_event_with_the_contract_fields() {
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Json, &plans(), Box::new(buf.clone()));
+    let events = events();
+    for (e, _) in &events {
+        p.event(e);
+    }
+    let lines = buf.lines();
+    assert_eq!(lines.len(), events.len());
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    for (v, (e, _)) in parsed.iter().zip(&events) {
+        let at = v["at"].as_str().expect("at");
+        let t = chrono::DateTime::parse_from_rfc3339(at).expect("rfc3339");
+        assert_eq!(t.offset().local_minus_utc(), 0, "UTC: {at}");
+        assert!(at.ends_with('Z') && at.len() == 24, "millis: {at}");
+        // The rest of the object is the event as serialized.
+        let mut rest = v.clone();
+        rest.as_object_mut().expect("object").remove("at");
+        assert_eq!(rest, serde_json::to_value(e).expect("event"));
+    }
+    let kinds: Vec<&str> = parsed
+        .iter()
+        .map(|v| v["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_started",
+            "plan_started",
+            "upstream_merged",
+            "upstream_merged",
+            "setup_finished",
+            "task_started",
+            "task_adopted",
+            "task_finished",
+            "task_failed",
+            "task_failed",
+            "plan_finished",
+            "plan_blocked",
+            "interrupted",
+            "interrupted",
+            "note",
+            "note",
+        ]
+    );
+    let started = &parsed[5];
+    assert_eq!(started["plan"], "auth");
+    assert_eq!(started["task"], "1.2");
+    assert_eq!(started["attempt"], 1);
+    assert_eq!(started["pid"], 4242);
+    let finished = &parsed[7];
+    assert_eq!(finished["commit"], "abc1234def");
+    assert_eq!(finished["duration_ms"], 3200);
+    let failed = &parsed[8];
+    assert_eq!(
+        (
+            &failed["plan"],
+            &failed["task"],
+            &failed["attempt"],
+            &failed["error"],
+            &failed["retry_in_ms"],
+            &failed["log"],
+        ),
+        (
+            &Value::from("auth"),
+            &Value::from("1.3"),
+            &Value::from(1),
+            &Value::from("exit status 1"),
+            &Value::from(5000),
+            &Value::from(".orch/logs/auth/1.3.log"),
+        )
+    );
+    assert_eq!(parsed[9]["retry_in_ms"], Value::Null);
+}
+
+#[test]
+fn json_finish_prints_only_the_run_finished_line_once() {
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Json, &plans(), Box::new(buf.clone()));
+    let s = summary();
+    p.event(&Event::RunFinished { summary: s.clone() });
+    p.finish(&s);
+    let lines = buf.lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let v: Value = serde_json::from_str(&lines[0]).expect("json");
+    assert_eq!(v["event"], "run_finished");
+    assert_eq!(v["summary"]["elapsed_ms"], 65_000);
+    assert_eq!(v["summary"]["plans"][1]["failed_tasks"][0], "1.2");
+    assert_eq!(v["summary"]["plans"][1]["log_dir"], ".orch/logs/api");
+}
+
+#[test]
+fn summary_table_lists_every_plan_with_its_log_dir() {
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Plain, &plans(), Box::new(buf.clone()));
+    p.finish(&summary());
+    p.finish(&summary());
+    assert_eq!(
+        buf.lines(),
+        [
+            "run finished after 1m05s",
+            "plan  outcome    tasks  failed    logs             reason",
+            "auth  completed  20/20  -         .orch/logs/auth",
+            "api   blocked    1/4    1.2, 2.1  .orch/logs/api   task `1.2` failed after 3 attempts",
+        ]
+    );
+}
+
+#[test]
+fn summary_table_without_reasons_has_no_reason_column() {
+    let mut s = summary();
+    s.plans.truncate(1);
+    s.interrupted = true;
+    s.elapsed_ms = 1_500;
+    assert_eq!(
+        summary_table(&s, None),
+        "run interrupted after 1.5s\n\
+         plan  outcome    tasks  failed  logs\n\
+         auth  completed  20/20  -       .orch/logs/auth\n"
+    );
+}
+
+#[test]
+fn bars_track_active_plans_and_print_only_notable_lines() {
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Bars, &plans(), Box::new(buf.clone()));
+    for (e, _) in events() {
+        p.event(&e);
+        if matches!(e, Event::TaskStarted { .. }) {
+            let auth = &p.plans[0];
+            assert!(auth.bar.is_some(), "a started plan has a bar");
+            assert!(p.plans[1].bar.is_none(), "a plan not started has none");
+            assert_eq!(running_message(&auth.running), "1.2 Add login form");
+        }
+        if matches!(e, Event::TaskFinished { .. }) {
+            assert_eq!(p.plans[0].done, 3);
+            let overall = &p.bars.as_ref().expect("bars").overall;
+            assert_eq!(overall.position(), 3);
+            assert_eq!(overall.length(), Some(24));
+        }
+    }
+    assert!(
+        p.plans.iter().all(|pl| pl.bar.is_none()),
+        "finished or blocked"
+    );
+    assert_eq!(p.plans[0].done, 20);
+    p.finish(&summary());
+    let lines = buf.lines();
+    assert_eq!(
+        lines[..8],
+        [
+            "api setup failed; log .orch/logs/api/setup.log",
+            "auth 1.3 failed (attempt 1): exit status 1; retry in 5.0s; \
+             changes saved in refs/orch/saved/auth/1.3-1; log .orch/logs/auth/1.3.log",
+            "api failed (attempt 3): timed out; after 10m; no retry; log .orch/logs/api/plan.log",
+            "auth finished: 20 tasks completed",
+            "api blocked: task `1.2` failed",
+            "interrupted: letting running tasks finish (Ctrl-C again to stop them now)",
+            "interrupted again: stopping running agents now",
+            "api: agent wrote outside its worktree",
+        ]
+    );
+    assert_eq!(lines[9], "run finished after 1m05s");
+    assert_eq!(lines.len(), 13, "{lines:#?}");
+}
+
+#[test]
+fn running_message_names_every_running_task() {
+    let r = |v: &[(&str, &str)]| {
+        running_message(
+            &v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(r(&[]), "waiting");
+    assert_eq!(r(&[("", "Whole plan")]), "Whole plan");
+    assert_eq!(r(&[("2.1", "A"), ("2.3", "B")]), "2.1, 2.3");
+}
+
+#[test]
+fn a_closed_pipe_stops_output_without_panicking() {
+    let writes = Arc::new(Mutex::new(0));
+    for mode in [ProgressMode::Plain, ProgressMode::Json, ProgressMode::Bars] {
+        *writes.lock().expect("lock") = 0;
+        let mut p = Progress::with_writer(mode, &plans(), Box::new(Closed(Arc::clone(&writes))));
+        for (e, _) in events() {
+            p.event(&e);
+        }
+        p.finish(&summary());
+        assert_eq!(*writes.lock().expect("lock"), 1, "{mode:?}: one failed try");
+    }
+}
+
+#[test]
+fn durations_read_naturally() {
+    for (ms, want) in [
+        (0, "0ms"),
+        (850, "850ms"),
+        (3_200, "3.2s"),
+        (59_999, "59.9s"),
+        (65_000, "1m05s"),
+        (3_599_000, "59m59s"),
+        (3_720_000, "1h02m"),
+    ] {
+        assert_eq!(human_duration(ms), want, "{ms}");
+    }
+}
