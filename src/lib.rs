@@ -16,3 +16,4 @@ pub mod prompt;
 pub mod simulate;
 pub mod status;
 pub mod supervisor;
+pub mod workspace;

@@ -15,12 +15,12 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection};
 use crate::error::{CliError, CliResult, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
 use crate::manifest::Manifest;
 use crate::status;
 use crate::supervisor::{LockError, SupervisorLock};
+use crate::workspace::{self, Selection};
 
 pub struct CleanArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).

@@ -8,10 +8,10 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::git;
 use crate::manifest::Manifest;
+use crate::workspace::{self, Selection, Workspace};
 
 pub struct ConflictsArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).

@@ -10,7 +10,6 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, LoadedPlan, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::git;
 use crate::manifest::{Manifest, MergeStrategy};
@@ -19,6 +18,7 @@ use crate::merge::{
 };
 use crate::status::{self, StatusDoc};
 use crate::supervisor::process::resolve_program;
+use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
 /// The status-file field orch records a merge in.
 pub const STATUS_FIELD: &str = "orchMerge";

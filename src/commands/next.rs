@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe, task_json};
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waiting, readiness};
+use crate::workspace::{self, Selection, Workspace};
 
 pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();

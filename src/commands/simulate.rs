@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
 use super::up::select;
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::Graph;
 use crate::manifest::parse_duration;
 use crate::plan::Plan;
 use crate::simulate::{DurationModel, Inputs, Outcome, Policy, simulate};
 use crate::supervisor::attempt::humantime;
+use crate::workspace::{self, Selection, Workspace};
 
 /// The command line of `orch simulate`, checked.
 #[derive(Clone, Debug, Default)]

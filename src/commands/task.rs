@@ -5,10 +5,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection, status_error};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::readiness;
 use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
+use crate::workspace::{self, Selection, status_error};
 
 pub struct TaskArgs {
     pub transition: Transition,

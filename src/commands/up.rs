@@ -8,7 +8,6 @@ use anyhow::anyhow;
 use chrono::Utc;
 use serde_json::json;
 
-use super::workspace::{self, Selection};
 use crate::error::{CliError, CliResult, exit};
 use crate::executor::{ExecutorKind, JobTracker, Slurm};
 use crate::git::{self, TreeAction, TreeRequest};
@@ -18,6 +17,7 @@ use crate::status;
 use crate::supervisor::context::{Ctx, PlanCtx};
 use crate::supervisor::process::resolve_program;
 use crate::supervisor::{Event, PlanInfo, Progress, ProgressMode, SupervisorLock};
+use crate::workspace::{self, Selection};
 
 pub struct UpArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).

@@ -16,13 +16,13 @@ use super::attempt::{
 use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
 use super::process;
-use crate::commands::workspace::{Workspace, node_state};
 use crate::executor::{ExecutorKind, JobSpec, JobState, JobTracker, job_tag, parse_tag};
 use crate::graph::{NodeState, Slots, Waiting, pick, readiness};
 use crate::manifest::{AgentMode, render_template};
 use crate::plan::{Plan, TaskKind};
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc, TaskStatus, Transition, TransitionOptions};
+use crate::workspace::{Workspace, node_state};
 
 type TaskKey = (usize, usize);
 /// Environment variables given to an agent.

@@ -16,9 +16,9 @@ use anyhow::anyhow;
 use notify::{RecursiveMode, Watcher};
 
 use super::{Format, load_valid, render};
-use crate::commands::workspace::{Selection, Workspace};
 use crate::error::{CliResult, exit};
 use crate::status::STATUS_FILE_NAME;
+use crate::workspace::{Selection, Workspace};
 
 /// How long a burst of file events is gathered before the view is read again.
 const DEBOUNCE: Duration = Duration::from_millis(100);
