@@ -12,6 +12,7 @@ pub mod graph;
 pub mod manifest;
 pub mod merge;
 pub mod plan;
+pub mod process;
 pub mod prompt;
 pub mod simulate;
 pub mod status;

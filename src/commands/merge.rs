@@ -16,8 +16,8 @@ use crate::manifest::{Manifest, MergeStrategy};
 use crate::merge::{
     self, MergeError, OrderItem, Predicted, Simulator, StepOutcome, StepRequest, Verify,
 };
+use crate::process::resolve_program;
 use crate::status::{self, StatusDoc};
-use crate::supervisor::process::resolve_program;
 use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
 /// The status-file field orch records a merge in.

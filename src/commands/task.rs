@@ -100,7 +100,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             Ok(job) if !job.is_empty() => RunInfo {
                 executor: Some("slurm".into()),
                 job_id: Some(job),
-                host: crate::supervisor::process::hostname(),
+                host: crate::process::hostname(),
                 ..RunInfo::default()
             },
             _ => {

@@ -12,10 +12,10 @@ use crate::error::{CliError, CliResult, exit};
 use crate::executor::{ExecutorKind, JobTracker, Slurm};
 use crate::git::{self, TreeAction, TreeRequest};
 use crate::manifest::{AgentMode, Manifest, render_template};
+use crate::process::resolve_program;
 use crate::prompt::{TaskPrompt, Templates};
 use crate::status;
 use crate::supervisor::context::{Ctx, PlanCtx};
-use crate::supervisor::process::resolve_program;
 use crate::supervisor::{Event, PlanInfo, Progress, ProgressMode, SupervisorLock};
 use crate::workspace::{self, Selection};
 
@@ -184,7 +184,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             ),
         });
     }
-    let agents = crate::supervisor::process::find_agents();
+    let agents = crate::process::find_agents();
     for &i in &selected {
         let lp = &ws.plans[i];
         let entry = workspace::entry_of(&manifest, &lp.name)?;

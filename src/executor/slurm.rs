@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::supervisor::process::GIT_ENV;
+use crate::process::GIT_ENV;
 
 use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use nix::sys::signal::Signal;
 
 use crate::error::exit;
-use crate::supervisor::process::signal_group;
+use crate::process::signal_group;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The process group of the running verify command, 0 when none runs.

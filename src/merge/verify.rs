@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use super::MergeError;
 use super::interrupt;
 use super::staging::Staging;
-use crate::supervisor::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
+use crate::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
 #[derive(Clone, Debug)]

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::context::{Ctx, PlanCtx};
-use super::process::{process_alive, signal_group, terminate_group};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
 use crate::git;
+use crate::process::{self, process_alive, signal_group, terminate_group};
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// How far a stop request goes.
@@ -146,7 +146,7 @@ pub async fn supervise(mut a: Attempt) {
     let attempt = a.attempt;
     let log = a.log.clone();
     let ending_text = describe_ending(&ending);
-    super::process::log_line(
+    process::log_line(
         &log,
         &format!(
             "=== orch: attempt {attempt} ended at {}: {ending_text} ===",
@@ -304,7 +304,7 @@ async fn watch_job(a: &mut Attempt) -> Ending {
             // Only if it still waits: the tracker's view may be a poll old.
             drained = true;
             if let Err(e) = tracker.cancel_queued(&id).await {
-                super::process::log_line(
+                process::log_line(
                     &a.log,
                     &format!("=== orch: cannot cancel job {id}: {e} ==="),
                 );
@@ -365,14 +365,14 @@ async fn cancel_job(
     log: &std::path::Path,
 ) {
     if let Err(e) = tracker.cancel(id).await {
-        super::process::log_line(log, &format!("=== orch: cannot cancel job {id}: {e} ==="));
+        process::log_line(log, &format!("=== orch: cannot cancel job {id}: {e} ==="));
     }
     let until = Instant::now() + wait;
     while !state.borrow().is_over() {
         tokio::select! {
             changed = state.changed() => if changed.is_err() { return },
             () = sleep_until(until) => {
-                super::process::log_line(
+                process::log_line(
                     log,
                     &format!("=== orch: job {id} was cancelled but is not over after {} ===", humantime(wait)),
                 );

@@ -6,7 +6,6 @@ pub mod context;
 pub mod event;
 pub mod lock;
 pub mod prepare;
-pub mod process;
 pub mod progress;
 pub mod run;
 pub mod watch;

@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use super::attempt::{Stop, humantime};
 use super::context::{Ctx, PlanCtx};
 use super::event::Event;
-use super::process;
 use crate::git::{self, MergeOutcome};
 use crate::manifest::DepTarget;
+use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus};
 
 /// The commit of `upstream` that holds the work `target` names: the latest commit among the

@@ -15,11 +15,11 @@ use super::attempt::{
 };
 use super::context::{Ctx, PlanCtx};
 use super::event::{Event, PlanOutcome, RunSummary};
-use super::process;
 use crate::executor::{ExecutorKind, JobSpec, JobState, JobTracker, job_tag, parse_tag};
 use crate::graph::{NodeState, Slots, Waiting, pick, readiness};
 use crate::manifest::{AgentMode, render_template};
 use crate::plan::{Plan, TaskKind};
+use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc, TaskStatus, Transition, TransitionOptions};
 use crate::workspace::{Workspace, node_state};
