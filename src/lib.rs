@@ -2,6 +2,7 @@
 //!
 //! The library holds every concept of the tool; `src/main.rs` only calls [`cli::main`].
 
+pub mod agent_env;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
+use crate::agent_env;
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{CrossDep, CrossTarget, Graph, NodeState};
@@ -44,14 +45,16 @@ impl Selection {
     /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
     pub fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
         if self.manifest.is_none() {
-            self.manifest = std::env::var_os("ORCH_MANIFEST")
+            self.manifest = std::env::var_os(agent_env::ORCH_MANIFEST)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from);
         }
         if self.plan.is_none() {
-            self.plan = std::env::var("ORCH_PLAN").ok().filter(|s| !s.is_empty());
+            self.plan = std::env::var(agent_env::ORCH_PLAN)
+                .ok()
+                .filter(|s| !s.is_empty());
         }
-        let status = std::env::var_os("ORCH_STATUS_FILE")
+        let status = std::env::var_os(agent_env::ORCH_STATUS_FILE)
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         (self, status)

@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
+use crate::agent_env;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::readiness;
 use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
@@ -171,10 +172,14 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
 /// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to
 /// plan-mode agents, with `ORCH_WORKTREE`).
 fn commit_on_done() -> Option<std::path::PathBuf> {
-    if std::env::var("ORCH_COMMIT_ON_DONE").ok().as_deref() != Some("1") {
+    if std::env::var(agent_env::ORCH_COMMIT_ON_DONE)
+        .ok()
+        .as_deref()
+        != Some("1")
+    {
         return None;
     }
-    std::env::var_os("ORCH_WORKTREE")
+    std::env::var_os(agent_env::ORCH_WORKTREE)
         .filter(|w| !w.is_empty())
         .map(std::path::PathBuf::from)
 }

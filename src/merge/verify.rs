@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 use super::MergeError;
 use super::interrupt;
 use super::staging::Staging;
+use crate::agent_env;
 use crate::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
@@ -102,10 +103,10 @@ fn run(
         .stdout(Stdio::from(out.0))
         .stderr(Stdio::from(out.1))
         .process_group(0)
-        .env("ORCH_PLAN", plan)
-        .env("ORCH_TARGET", target)
-        .env("ORCH_MERGE_COMMIT", candidate.to_string())
-        .env("ORCH_WORKTREE", cwd);
+        .env(agent_env::ORCH_PLAN, plan)
+        .env(agent_env::ORCH_TARGET, target)
+        .env(agent_env::ORCH_MERGE_COMMIT, candidate.to_string())
+        .env(agent_env::ORCH_WORKTREE, cwd);
     for var in GIT_ENV {
         cmd.env_remove(var);
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::attempt::{Stop, humantime};
 use super::context::{Ctx, PlanCtx};
 use super::event::Event;
+use crate::agent_env;
 use crate::git::{self, MergeOutcome};
 use crate::manifest::DepTarget;
 use crate::process;
@@ -188,9 +189,9 @@ async fn run_setup(
         ),
     );
     let env = vec![
-        ("ORCH_PLAN".to_string(), plan.name.clone()),
+        (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
         (
-            "ORCH_WORKTREE".to_string(),
+            agent_env::ORCH_WORKTREE.to_string(),
             plan.worktree.display().to_string(),
         ),
     ];
