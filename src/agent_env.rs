@@ -78,7 +78,13 @@ mod tests {
     #[test]
     fn a_fresh_run_loses_the_agent_context_and_the_git_variables() {
         let removed: Vec<&str> = fresh_run_removals().collect();
-        for name in [ORCH_PLAN, ORCH_TASK, ORCH_STATUS_FILE, ORCH_MANIFEST, "GIT_DIR"] {
+        for name in [
+            ORCH_PLAN,
+            ORCH_TASK,
+            ORCH_STATUS_FILE,
+            ORCH_MANIFEST,
+            "GIT_DIR",
+        ] {
             assert!(removed.contains(&name), "{name} is kept");
         }
         let mut unique = removed.clone();

@@ -289,13 +289,11 @@ fn clean_branch(
 
     if args.dry_run {
         if forced || !info.preserved {
-            report
-                .backups
-                .push(format!("{}{plan}/{stamp}", git::BACKUP_PREFIX));
+            report.backups.push(git::backup_name(&plan, stamp));
             if !dirty.is_empty() {
                 report
                     .backups
-                    .push(format!("{}{plan}/{stamp}-worktree", git::BACKUP_PREFIX));
+                    .push(git::worktree_backup_name(&git::backup_name(&plan, stamp)));
             }
         }
         report.worktree_removed = worktree_path;
@@ -308,7 +306,7 @@ fn clean_branch(
         let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
         let refname = git::backup_ref(repo_root, &plan, &info.tip, stamp, &message)?;
         if let (false, TreeState::Live { path, .. }) = (dirty.is_empty(), &info.worktree) {
-            let wt_ref = format!("{refname}-worktree");
+            let wt_ref = git::worktree_backup_name(&refname);
             let msg = format!(
                 "orch clean: uncommitted changes of plan `{plan}` in `{}`",
                 path.display()
@@ -352,7 +350,7 @@ fn retire_task_trees(
 ) -> Result<Vec<String>, git::GitError> {
     let mut saved = Vec::new();
     for id in git::task_tree_ids(repo_root, plan)? {
-        let refname = format!("{}{plan}/{stamp}-task-{id}", git::BACKUP_PREFIX);
+        let refname = git::task_backup_name(plan, stamp, &id);
         let message = format!("orch clean: work of task `{id}` of plan `{plan}`");
         let req = git::TaskTreeRequest {
             repo_root,
@@ -481,14 +479,11 @@ fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> St
         }
         if r.attempts > 0 {
             out.push(format!(
-                "  {} saved attempt{} kept under `{}{}/` (delete them with `git for-each-ref \
-                 --format='delete %(refname)' {}{}/ | git update-ref --stdin`)",
+                "  {} saved attempt{} kept under `{prefix}` (delete them with `git for-each-ref \
+                 --format='delete %(refname)' {prefix} | git update-ref --stdin`)",
                 r.attempts,
                 if r.attempts == 1 { "" } else { "s" },
-                git::ATTEMPTS_PREFIX,
-                r.plan,
-                git::ATTEMPTS_PREFIX,
-                r.plan
+                prefix = git::plan_attempts_prefix(&r.plan),
             ));
         }
     }
