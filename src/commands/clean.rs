@@ -159,11 +159,9 @@ fn check_unlocked(state_dir: &Path) -> CliResult<()> {
 /// an unreadable file counts as no.
 fn status_says_merged(status_path: &Path) -> bool {
     status::load(status_path).ok().flatten().is_some_and(|doc| {
-        doc.extra
-            .get("orchMerge")
-            .and_then(|m| m.get("state"))
-            .and_then(Value::as_str)
-            == Some("merged")
+        doc.orch_merge
+            .as_ref()
+            .is_some_and(status::OrchMerge::is_merged)
     })
 }
 

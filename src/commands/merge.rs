@@ -20,9 +20,6 @@ use crate::process::resolve_program;
 use crate::status::{self, StatusDoc};
 use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
-/// The status-file field orch records a merge in.
-pub const STATUS_FIELD: &str = "orchMerge";
-
 pub struct MergeArgs {
     /// Plan names; empty = every finished plan that is not merged yet.
     pub plans: Vec<String>,
@@ -426,14 +423,9 @@ fn landed(
     tip: Option<&str>,
     doc: &StatusDoc,
 ) -> CliResult<Option<String>> {
-    let recorded = doc.extra.get(STATUS_FIELD);
-    let recorded_merged = recorded
-        .and_then(|r| r.get("state"))
-        .and_then(Value::as_str)
-        == Some("merged");
-    let recorded_tip = recorded
-        .and_then(|r| r.get("branchTip"))
-        .and_then(Value::as_str);
+    let recorded = doc.orch_merge.as_ref();
+    let recorded_merged = recorded.is_some_and(status::OrchMerge::is_merged);
+    let recorded_tip = recorded.and_then(|r| r.branch_tip.as_deref());
     let in_target = |oid: &str| merge::target_contains(repo_root, target, oid).map_err(merge_error);
     match tip {
         Some(tip) => {
@@ -756,27 +748,25 @@ impl RunCtx<'_> {
                 .unwrap_or_default()
         };
         let at = status::timestamp(Utc::now());
-        // `state` first: the record reads best that way.
-        let record = |state: &str, commit: &str, files: &[String]| {
-            json!({
-                "state": state,
-                "target": self.target,
-                "strategy": self.strategy.as_str(),
-                "commit": commit,
-                "files": files,
-                "branch": p.branch,
-                "branchTip": p.tip,
-                "at": at,
-            })
+        let record = |state: &str, commit: &str, files: &[String]| status::OrchMerge {
+            state: state.to_string(),
+            target: self.target.to_string(),
+            strategy: self.strategy.as_str().to_string(),
+            commit: commit.to_string(),
+            files: files.to_vec(),
+            branch: p.branch.clone(),
+            branch_tip: p.tip.clone(),
+            at: at.clone(),
+            ..status::OrchMerge::default()
         };
         let (step, interrupted) = match merge::merge_plan(&req)? {
             StepOutcome::Merged(m) => {
                 let mut record = record("merged", &m.commit, &[]);
-                record["branchTip"] = json!(m.branch_tip);
-                record["archiveTag"] = json!(m.archive_tag);
-                record["previous"] = json!(m.previous);
+                record.branch_tip = Some(m.branch_tip.clone());
+                record.archive_tag = Some(m.archive_tag.clone());
+                record.previous = Some(m.previous.clone());
                 if m.rebuilt > 0 {
-                    record["rebuilt"] = json!(m.rebuilt);
+                    record.rebuilt = Some(m.rebuilt);
                 }
                 self.record(lp, record);
                 let mut s = Step::new(p, Outcome::Merged);
@@ -808,9 +798,9 @@ impl RunCtx<'_> {
             }
             StepOutcome::VerifyFailed { reason } => {
                 let mut record = record("verify_failed", &tip_now(), &[]);
-                record["reason"] = json!(reason);
+                record.reason = Some(reason.clone());
                 if let Some(v) = verify {
-                    record["log"] = json!(v.log_path(&p.name));
+                    record.log = Some(v.log_path(&p.name).to_string_lossy().into_owned());
                 }
                 self.record(lp, record);
                 (Step::new(p, Outcome::VerifyFailed).reason(reason), false)
@@ -834,14 +824,14 @@ impl RunCtx<'_> {
 
     /// Writes `orchMerge` into the plan's status file; a failure is a warning (git holds the
     /// truth: the merge is on the target either way).
-    fn record(&self, lp: &LoadedPlan, value: Value) {
+    fn record(&self, lp: &LoadedPlan, value: status::OrchMerge) {
         let written = status::update(
             &lp.status_path,
             &lp.plan,
             &lp.rel_path,
             &lp.name,
             |doc, _| {
-                doc.extra.insert(STATUS_FIELD.to_string(), value);
+                doc.orch_merge = Some(value);
                 Ok(())
             },
         );

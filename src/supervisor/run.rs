@@ -1036,14 +1036,12 @@ impl<'a> Dispatcher<'a> {
                 status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
             }),
             None => pc.update(|doc| {
-                doc.extra.insert(
-                    "orchPlanAgent".to_string(),
-                    serde_json::json!({
-                        "pid": pid,
-                        "processStartTime": start_time,
-                        "startedAt": status::timestamp(Utc::now()),
-                    }),
-                );
+                doc.orch_plan_agent = Some(status::OrchPlanAgent {
+                    pid,
+                    process_start_time: Some(start_time),
+                    started_at: status::timestamp(Utc::now()),
+                    ..status::OrchPlanAgent::default()
+                });
                 Ok(())
             }),
         };
@@ -1565,11 +1563,9 @@ impl<'a> Dispatcher<'a> {
             };
             let merged_now = self.merge_results.get(&q).is_some_and(|r| r == "merged");
             let merged_before = self.docs[q]
-                .extra
-                .get(crate::commands::merge::STATUS_FIELD)
-                .and_then(|v| v.get("state"))
-                .and_then(serde_json::Value::as_str)
-                == Some("merged");
+                .orch_merge
+                .as_ref()
+                .is_some_and(status::OrchMerge::is_merged);
             let name = format!("`{}`", d.plan);
             if !merged_now && !merged_before && !out.contains(&name) {
                 out.push(name);
@@ -2073,15 +2069,13 @@ fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
             }
         }),
         None => pc.update(|doc| {
-            doc.extra.insert(
-                "orchPlanAgent".to_string(),
-                serde_json::json!({
-                    "pid": 0,
-                    "executor": executor,
-                    "jobId": job,
-                    "startedAt": status::timestamp(Utc::now()),
-                }),
-            );
+            doc.orch_plan_agent = Some(status::OrchPlanAgent {
+                pid: 0,
+                executor: Some(executor),
+                job_id: Some(job),
+                started_at: status::timestamp(Utc::now()),
+                ..status::OrchPlanAgent::default()
+            });
             Ok(())
         }),
     };
@@ -2089,15 +2083,12 @@ fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
 
 /// The batch job of a plan-mode agent, as recorded.
 fn plan_job_of(doc: &StatusDoc) -> Option<String> {
-    let v = doc.extra.get("orchPlanAgent")?;
-    v.get("jobId")?.as_str().map(str::to_string)
+    doc.orch_plan_agent.as_ref()?.job_id.clone()?
 }
 
 fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {
-    let v = doc.extra.get("orchPlanAgent")?;
-    let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
-    let start = v.get("processStartTime")?.as_u64().unwrap_or(0);
-    Some((pid, start))
+    let agent = doc.orch_plan_agent.as_ref()?;
+    Some((agent.pid, agent.process_start_time?))
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
