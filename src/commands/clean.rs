@@ -61,16 +61,14 @@ pub fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
         ))
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
-    let selected = super::up::select(&ws, &args.plans)?;
-    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let selected = ws.select(&args.plans)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let target = manifest.defaults.target.clone();
     if git::branch_tip(&repo_root, &target)
-        .map_err(super::up::git_error)?
+        .map_err(CliError::coded)?
         .is_none()
     {
-        return Err(super::up::git_error(git::GitError::TargetMissing {
-            target,
-        }));
+        return Err(CliError::coded(git::GitError::TargetMissing { target }));
     }
 
     // Never while a supervisor runs: its agents work in these worktrees. A real run holds the

@@ -179,7 +179,7 @@ pub fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
             }
         }
     }
-    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let target = manifest.defaults.target.clone();
     let strategy = args.strategy.unwrap_or(manifest.defaults.merge_strategy);
     if git::branch_tip(&repo_root, &target)

@@ -7,7 +7,6 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::up::select;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::Graph;
 use crate::manifest::parse_duration;
@@ -51,7 +50,7 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
     }
     let ws = workspace::load(sel)?;
     let graph = ws.require_valid()?;
-    let selected = select(&ws, &args.plans)?;
+    let selected = ws.select(&args.plans)?;
     let slots = if args.slots.is_empty() {
         vec![
             ws.manifest

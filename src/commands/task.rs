@@ -80,10 +80,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             workspace::state_fn(&ws, &docs),
         );
         if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons: Vec<String> = why
-                .iter()
-                .map(|w| super::next::describe(&ws, graph, w))
-                .collect();
+            let reasons: Vec<String> = why.iter().map(|w| ws.describe_waiting(graph, w)).collect();
             return Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),

@@ -38,12 +38,12 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         ))
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
-    let selected = select(&ws, &args.plans)?;
+    let selected = ws.select(&args.plans)?;
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
 
     // 1. Everything that can be checked without touching the disk.
-    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
         .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
     templates
@@ -332,28 +332,6 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     })
 }
 
-/// The plans to run: named ones (checked), else the selection (`--plan` or all).
-pub(crate) fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> {
-    if names.is_empty() {
-        return Ok(ws.selected.clone());
-    }
-    let mut out = Vec::new();
-    for name in names {
-        match ws.plans.iter().position(|p| &p.name == name) {
-            Some(i) if !out.contains(&i) => out.push(i),
-            Some(_) => {}
-            None => {
-                let known: Vec<String> = ws.plans.iter().map(|p| format!("`{}`", p.name)).collect();
-                return Err(
-                    CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
-                        .with_hint(format!("the manifest's plans are {}", known.join(", "))),
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
 const CONFLICT_CHECK_MAX: usize = 20;
 
@@ -568,6 +546,6 @@ fn record_tree(
     Ok(created_at)
 }
 
-pub(crate) fn git_error(e: git::GitError) -> CliError {
+fn git_error(e: git::GitError) -> CliError {
     CliError::coded(e)
 }
