@@ -71,6 +71,23 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// For a process that handles its own signals (the supervisor, which runs the merge train with
+/// [`super::merge_plan_now`]): the running merge stops as after a first Ctrl-C of `orch merge`
+/// (a running verify command is stopped, the target is not moved), and later ones do not start.
+pub fn request() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// As a second Ctrl-C of `orch merge`, without exiting: [`request`], and the running verify
+/// command's process group is killed now.
+pub fn stop_now() {
+    request();
+    let group = RUNNING_GROUP.load(Ordering::SeqCst);
+    if group != 0 {
+        signal_group(group, Signal::SIGKILL);
+    }
+}
+
 /// Records the process group of the verify command now running (0: none).
 pub(crate) fn set_running_group(pgid: u32) {
     RUNNING_GROUP.store(pgid, Ordering::SeqCst);

@@ -14,6 +14,7 @@ pub mod build;
 mod checks;
 mod error;
 pub mod interrupt;
+mod now;
 pub mod order;
 mod plan_info;
 mod run;
@@ -24,6 +25,7 @@ pub mod verify;
 
 pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
+pub use now::{PlanMergeOutcome, PlanMergeReport, merge_plan_now};
 pub use order::{OrderItem, merge_order};
 pub use plan_info::{PlanInfo, Unfinished};
 pub use run::{MergeRun, Outcome, Prepared, Step, short};

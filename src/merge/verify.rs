@@ -127,6 +127,8 @@ fn run(
                         "`{command}` exited with status {code}; its output is in {}",
                         log.display()
                     )),
+                    // Killed by `interrupt::stop_now` (a second Ctrl-C of the supervisor).
+                    None if interrupt::interrupted() => Verdict::Interrupted,
                     None => Verdict::Failed(format!(
                         "`{command}` was killed by a signal; its output is in {}",
                         log.display()
