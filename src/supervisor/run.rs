@@ -1619,13 +1619,11 @@ impl<'a> Dispatcher<'a> {
     fn spawn_merge(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
         self.merging = Some(p);
-        let bin = self.ctx.orch_bin.clone();
         let manifest = self.ctx.manifest_path.clone();
-        let root = self.ctx.repo_root.clone();
         let name = pc.name.clone();
         let tx = self.merge_tx.clone();
         tokio::spawn(async move {
-            let r = run_merge(&bin, &manifest, &root, &name).await;
+            let r = run_merge(&manifest, &name).await;
             let _ = tx.send((p, r));
         });
     }
@@ -2111,7 +2109,7 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> 
     }
 }
 
-/// What `orch merge PLAN --json` said about one plan.
+/// How the merge of one plan ended, as the merge train reads it.
 #[derive(Debug)]
 struct MergeResult {
     /// `merged`, `already_merged`, `conflict`, `verify_failed`, `skipped`, `refused`, `error`.
@@ -2120,101 +2118,38 @@ struct MergeResult {
     reason: String,
 }
 
-/// Runs `orch merge PLAN --json` (all of its checks, locks and verification) and reads its result.
-async fn run_merge(
-    bin: &std::path::Path,
-    manifest: &std::path::Path,
-    root: &std::path::Path,
-    plan: &str,
-) -> MergeResult {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args(["merge", plan, "--json", "--manifest"])
-        .arg(manifest)
-        .current_dir(root)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for var in [
-        "ORCH_PLAN",
-        "ORCH_TASK",
-        "ORCH_STATUS_FILE",
-        "ORCH_MANIFEST",
-        "ORCH_WORKTREE",
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = match cmd.output().await {
-        Ok(out) => out,
-        Err(e) => {
-            return MergeResult {
-                result: "error".to_string(),
-                commit: None,
-                reason: format!("cannot run `orch merge`: {e}"),
-            };
+/// Merges `plan` as `orch merge PLAN` does (all of its checks, locks and verification), on a
+/// blocking thread. Ctrl-C meanwhile reaches it as it reached the `orch merge` child: the first
+/// stops the step without moving the target, the second kills its verify command.
+async fn run_merge(manifest: &std::path::Path, plan: &str) -> MergeResult {
+    let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
+    let mut merging =
+        tokio::task::spawn_blocking(move || crate::merge::merge_plan_now(&manifest, &name));
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut signals = 0;
+    let joined = loop {
+        tokio::select! {
+            joined = &mut merging => break joined,
+            Some(()) = recv_signal(&mut sigint) => {
+                signals += 1;
+                if signals == 1 {
+                    crate::merge::interrupt::request();
+                } else {
+                    crate::merge::interrupt::stop_now();
+                }
+            }
         }
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let first_error = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("error: "))
-        .unwrap_or("")
-        .to_string();
-    let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
-    let step = json
-        .as_ref()
-        .and_then(|v| v.get("steps"))
-        .and_then(serde_json::Value::as_array)
-        .and_then(|steps| {
-            steps
-                .iter()
-                .find(|s| s.get("plan").and_then(serde_json::Value::as_str) == Some(plan))
-        });
-    match step {
-        Some(s) => {
-            let field = |k: &str| {
-                s.get(k)
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string)
-            };
-            let files = s
-                .get("files")
-                .and_then(serde_json::Value::as_array)
-                .map(|f| {
-                    f.iter()
-                        .filter_map(serde_json::Value::as_str)
-                        .map(|x| format!("`{x}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let mut reason = field("reason").unwrap_or_default();
-            if !files.is_empty() {
-                reason = if reason.is_empty() {
-                    format!("conflicts in {files}")
-                } else {
-                    format!("{reason}: {files}")
-                };
-            }
-            MergeResult {
-                result: field("result").unwrap_or_else(|| "error".to_string()),
-                commit: field("commit"),
-                reason,
-            }
-        }
-        None => MergeResult {
-            result: if out.status.code() == Some(i32::from(crate::error::exit::REFUSED)) {
-                "refused".to_string()
-            } else {
-                "error".to_string()
-            },
+    match joined {
+        Ok(report) => MergeResult {
+            result: report.outcome.result_str().to_string(),
+            commit: report.outcome.commit().map(str::to_string),
+            reason: report.outcome.reason(),
+        },
+        Err(e) => MergeResult {
+            result: "error".to_string(),
             commit: None,
-            reason: if first_error.is_empty() {
-                format!("`orch merge {plan}` exited with {}", out.status)
-            } else {
-                first_error
-            },
+            reason: format!("the merge of plan `{plan}` stopped: {e}"),
         },
     }
 }
