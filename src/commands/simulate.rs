@@ -9,10 +9,9 @@ use serde_json::{Value, json};
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::Graph;
-use crate::manifest::parse_duration;
+use crate::manifest::{format_duration, parse_duration};
 use crate::plan::Plan;
 use crate::simulate::{DurationModel, Inputs, Outcome, Policy, simulate};
-use crate::supervisor::attempt::humantime;
 use crate::workspace::{self, Selection, Workspace};
 
 /// The command line of `orch simulate`, checked.
@@ -235,7 +234,7 @@ impl Report<'_> {
             out,
             "simulated {} ({tasks} tasks, {estimated} with `(est: …)`, the others {}); durations: {durations}",
             names.join(", "),
-            humantime(std::time::Duration::from_secs(self.model.default_s)),
+            format_duration(std::time::Duration::from_secs(self.model.default_s)),
         );
         let limits: Vec<String> = self
             .selected
@@ -325,7 +324,7 @@ impl Report<'_> {
 }
 
 fn secs(s: u64) -> String {
-    humantime(std::time::Duration::from_secs(s))
+    format_duration(std::time::Duration::from_secs(s))
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

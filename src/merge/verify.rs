@@ -146,7 +146,7 @@ fn run(
             stop_group(pgid, verify.grace, &mut child);
             break Verdict::Failed(format!(
                 "`{command}` timed out after {}; its output is in {}",
-                crate::supervisor::attempt::humantime(verify.timeout),
+                crate::manifest::format_duration(verify.timeout),
                 log.display()
             ));
         }
