@@ -18,4 +18,5 @@ pub mod prompt;
 pub mod simulate;
 pub mod status;
 pub mod supervisor;
+pub mod watch;
 pub mod workspace;
