@@ -73,6 +73,19 @@ pub struct LoadedPlan {
     pub priority: i64,
 }
 
+impl LoadedPlan {
+    /// The plan's status as recorded in its status file, reconciled with the plan, without
+    /// writing anything (a missing file reads as a fresh document).
+    pub fn read_status(&self) -> Result<StatusDoc, status::StatusError> {
+        self.read_status_at(&self.status_path)
+    }
+
+    /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
+    pub fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
+        status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
+    }
+}
+
 /// The manifest (if one was found) and the plans a command works on.
 pub struct Workspace {
     pub manifest: Option<Manifest>,
@@ -456,9 +469,7 @@ pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResul
     ws.plans
         .iter()
         .map(|p| {
-            let path = status_override.unwrap_or(&p.status_path);
-            status::view(path, &p.plan, &p.rel_path, &p.name)
-                .map(|(doc, _)| doc)
+            p.read_status_at(status_override.unwrap_or(&p.status_path))
                 .map_err(status_error)
         })
         .collect()

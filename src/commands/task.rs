@@ -63,9 +63,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
         let mut docs = workspace::read_statuses(&ws, None)?;
-        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
-            .map_err(status_error)?
-            .0;
+        docs[index] = lp.read_status_at(&path).map_err(status_error)?;
         let task_idx = lp
             .plan
             .tasks
@@ -117,9 +115,9 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        let already = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
+        let already = lp
+            .read_status_at(&path)
             .map_err(status_error)?
-            .0
             .entry(&args.id)
             .is_some_and(|e| e.status == status::TaskStatus::Completed);
         if !already {

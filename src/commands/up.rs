@@ -54,9 +54,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         let lp = &ws.plans[i];
         let entry = workspace::entry_of(&manifest, &lp.name)?;
         check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
-        let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
-            .map_err(workspace::status_error)?
-            .0;
+        let doc = lp.read_status().map_err(workspace::status_error)?;
         let unfinished = doc.entries().any(|e| !e.status.is_finished());
         if !unfinished && !commit_owed(&doc) {
             actions.push(None);
@@ -152,9 +150,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .iter()
         .map(|&i| {
             let lp = &ws.plans[i];
-            let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
-                .map(|(d, _)| d)
-                .ok();
+            let doc = lp.read_status().ok();
             PlanInfo {
                 name: lp.name.clone(),
                 total: lp.plan.tasks.len(),
