@@ -2,6 +2,7 @@
 //!
 //! The library holds every concept of the tool; `src/main.rs` only calls [`cli::main`].
 
+pub mod agent_env;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
@@ -12,7 +13,10 @@ pub mod graph;
 pub mod manifest;
 pub mod merge;
 pub mod plan;
+pub mod process;
 pub mod prompt;
 pub mod simulate;
 pub mod status;
 pub mod supervisor;
+pub mod watch;
+pub mod workspace;

@@ -760,3 +760,93 @@ fn a_target_checked_out_nowhere_moves_only_its_ref() {
     assert_eq!(repo.read(".git/index"), index);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+/// `orch merge PLAN` as a library call (the merge train's): typed outcomes, the same strings as
+/// `--json`, the same records; run on a thread of its own, as `spawn_blocking` runs it.
+fn merge_now(repo: &Repo, plan: &str) -> orch::merge::PlanMergeReport {
+    let manifest = repo.root().join("plans.toml");
+    let plan = plan.to_string();
+    std::thread::spawn(move || orch::merge::merge_plan_now(&manifest, &plan))
+        .join()
+        .expect("merge_plan_now panicked")
+}
+
+#[test]
+fn merge_plan_now_reports_a_conflict_with_its_files_and_moves_nothing() {
+    use orch::merge::PlanMergeOutcome;
+    let repo = finished(&ABC, "", &[]);
+    repo.write("a.txt", "main's own a.txt\n");
+    repo.commit_all("main: a.txt");
+    let before = snapshot(&repo);
+    let report = merge_now(&repo, "a");
+    assert_eq!(
+        report.outcome,
+        PlanMergeOutcome::Conflict {
+            files: vec!["a.txt".to_string()],
+            advice: "resolve it on `plan/a` (merge `main` into it and fix the files), then run \
+                     `orch merge` again"
+                .to_string(),
+        }
+    );
+    assert_eq!(report.outcome.result_str(), "conflict");
+    assert_eq!(
+        report.outcome.reason(),
+        "resolve it on `plan/a` (merge `main` into it and fix the files), then run `orch merge` \
+         again: `a.txt`"
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(snapshot(&repo), before);
+    let m = &repo.status_file("a")["orchMerge"];
+    assert_eq!(m["state"], "conflict");
+    assert_eq!(m["files"], serde_json::json!(["a.txt"]));
+}
+
+#[test]
+fn merge_plan_now_merges_then_says_already_merged() {
+    use orch::merge::PlanMergeOutcome;
+    let repo = finished(&ABC, "", &[]);
+    let main_before = repo.rev("main");
+    let report = merge_now(&repo, "a");
+    assert_eq!(report.outcome.result_str(), "merged", "{report:?}");
+    assert!(report.outcome.is_merged());
+    assert_eq!(report.outcome.commit(), Some(repo.rev("main").as_str()));
+    assert_eq!(repo.rev("main^1"), main_before);
+    assert_eq!(repo.rev("main^2"), repo.rev("plan/a"));
+    let m = &repo.status_file("a")["orchMerge"];
+    assert_eq!(m["state"], "merged");
+    assert_eq!(m["commit"], repo.rev("main").as_str());
+    assert_eq!(m["branchTip"], repo.rev("plan/a").as_str());
+
+    let again = merge_now(&repo, "a");
+    assert!(
+        matches!(again.outcome, PlanMergeOutcome::AlreadyMerged { .. }),
+        "{again:?}"
+    );
+    assert_eq!(again.outcome.result_str(), "already_merged");
+    assert_eq!(again.outcome.commit(), None);
+    assert_eq!(repo.rev("main^2"), repo.rev("plan/a"));
+}
+
+#[test]
+fn merge_plan_now_refuses_what_orch_merge_refuses() {
+    use orch::merge::PlanMergeOutcome;
+    let repo = finished(&ABC, "", &["a", "c"]);
+    let before = repo.refs();
+    // b never ran: exit 4 of `orch merge b`.
+    let report = merge_now(&repo, "b");
+    assert_eq!(
+        report.outcome,
+        PlanMergeOutcome::Refused {
+            reason: "plan `b` is not finished: 1.1 (pending); nothing was merged".to_string()
+        }
+    );
+    assert_eq!(report.outcome.result_str(), "refused");
+    // An unknown plan: exit 2, an error.
+    let report = merge_now(&repo, "nope");
+    assert_eq!(report.outcome.result_str(), "error");
+    assert!(
+        report.outcome.reason().contains("no plan named `nope`"),
+        "{report:?}"
+    );
+    assert_eq!(repo.refs(), before);
+}

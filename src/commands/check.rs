@@ -3,11 +3,11 @@
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection};
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, waves};
 use crate::prompt::Templates;
+use crate::workspace::{self, Selection};
 
 pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let mut ws = workspace::load(sel)?;

@@ -15,12 +15,12 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection};
 use crate::error::{CliError, CliResult, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
 use crate::manifest::Manifest;
 use crate::status;
 use crate::supervisor::{LockError, SupervisorLock};
+use crate::workspace::{self, Selection};
 
 pub struct CleanArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
@@ -61,16 +61,14 @@ pub fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
         ))
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
-    let selected = super::up::select(&ws, &args.plans)?;
-    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let selected = ws.select(&args.plans)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let target = manifest.defaults.target.clone();
     if git::branch_tip(&repo_root, &target)
-        .map_err(super::up::git_error)?
+        .map_err(CliError::coded)?
         .is_none()
     {
-        return Err(super::up::git_error(git::GitError::TargetMissing {
-            target,
-        }));
+        return Err(CliError::coded(git::GitError::TargetMissing { target }));
     }
 
     // Never while a supervisor runs: its agents work in these worktrees. A real run holds the
@@ -159,11 +157,9 @@ fn check_unlocked(state_dir: &Path) -> CliResult<()> {
 /// an unreadable file counts as no.
 fn status_says_merged(status_path: &Path) -> bool {
     status::load(status_path).ok().flatten().is_some_and(|doc| {
-        doc.extra
-            .get("orchMerge")
-            .and_then(|m| m.get("state"))
-            .and_then(Value::as_str)
-            == Some("merged")
+        doc.orch_merge
+            .as_ref()
+            .is_some_and(status::OrchMerge::is_merged)
     })
 }
 
@@ -289,13 +285,11 @@ fn clean_branch(
 
     if args.dry_run {
         if forced || !info.preserved {
-            report
-                .backups
-                .push(format!("{}{plan}/{stamp}", git::BACKUP_PREFIX));
+            report.backups.push(git::backup_name(&plan, stamp));
             if !dirty.is_empty() {
                 report
                     .backups
-                    .push(format!("{}{plan}/{stamp}-worktree", git::BACKUP_PREFIX));
+                    .push(git::worktree_backup_name(&git::backup_name(&plan, stamp)));
             }
         }
         report.worktree_removed = worktree_path;
@@ -308,7 +302,7 @@ fn clean_branch(
         let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
         let refname = git::backup_ref(repo_root, &plan, &info.tip, stamp, &message)?;
         if let (false, TreeState::Live { path, .. }) = (dirty.is_empty(), &info.worktree) {
-            let wt_ref = format!("{refname}-worktree");
+            let wt_ref = git::worktree_backup_name(&refname);
             let msg = format!(
                 "orch clean: uncommitted changes of plan `{plan}` in `{}`",
                 path.display()
@@ -352,7 +346,7 @@ fn retire_task_trees(
 ) -> Result<Vec<String>, git::GitError> {
     let mut saved = Vec::new();
     for id in git::task_tree_ids(repo_root, plan)? {
-        let refname = format!("{}{plan}/{stamp}-task-{id}", git::BACKUP_PREFIX);
+        let refname = git::task_backup_name(plan, stamp, &id);
         let message = format!("orch clean: work of task `{id}` of plan `{plan}`");
         let req = git::TaskTreeRequest {
             repo_root,
@@ -481,14 +475,11 @@ fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> St
         }
         if r.attempts > 0 {
             out.push(format!(
-                "  {} saved attempt{} kept under `{}{}/` (delete them with `git for-each-ref \
-                 --format='delete %(refname)' {}{}/ | git update-ref --stdin`)",
+                "  {} saved attempt{} kept under `{prefix}` (delete them with `git for-each-ref \
+                 --format='delete %(refname)' {prefix} | git update-ref --stdin`)",
                 r.attempts,
                 if r.attempts == 1 { "" } else { "s" },
-                git::ATTEMPTS_PREFIX,
-                r.plan,
-                git::ATTEMPTS_PREFIX,
-                r.plan
+                prefix = git::plan_attempts_prefix(&r.plan),
             ));
         }
     }

@@ -2,16 +2,16 @@
 //! on which files. Merges are tried in memory (nothing is written); plans not started yet are
 //! compared by the files their tasks name ("predicted").
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::git;
 use crate::manifest::Manifest;
+use crate::workspace::{self, Selection, Workspace};
 
 pub struct ConflictsArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
@@ -61,16 +61,14 @@ pub fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
         ))
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
-    let selected = super::up::select(&ws, &args.plans)?;
-    let repo_root = repo_root(&manifest)?;
+    let selected = ws.select(&args.plans)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let target = manifest.defaults.target.clone();
     if git::branch_tip(&repo_root, &target)
-        .map_err(super::up::git_error)?
+        .map_err(CliError::coded)?
         .is_none()
     {
-        return Err(super::up::git_error(git::GitError::TargetMissing {
-            target,
-        }));
+        return Err(CliError::coded(git::GitError::TargetMissing { target }));
     }
     let sides = sides(&ws, &manifest, &repo_root, &selected)?;
     let pairs = compare(&repo_root, &target, &sides)?;
@@ -100,18 +98,6 @@ pub fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
     })
 }
 
-/// The work dir of the manifest's repository (canonical).
-pub(crate) fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
-    let repo = git::open(&manifest.root).map_err(super::up::git_error)?;
-    let root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
-        CliError::invalid(anyhow!(
-            "`{}` is a bare repository",
-            manifest.root.display()
-        ))
-    })?;
-    Ok(root.canonicalize().unwrap_or(root))
-}
-
 fn sides(
     ws: &Workspace,
     manifest: &Manifest,
@@ -125,10 +111,10 @@ fn sides(
             continue;
         };
         let started = git::branch_tip(repo_root, &entry.branch)
-            .map_err(super::up::git_error)?
+            .map_err(CliError::coded)?
             .is_some();
         let changed = if started {
-            git::changed_files(repo_root, &entry.branch, target).map_err(super::up::git_error)?
+            git::changed_files(repo_root, &entry.branch, target).map_err(CliError::coded)?
         } else {
             Vec::new()
         };
@@ -176,8 +162,7 @@ fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<
             }
         }
     }
-    let results =
-        git::conflicts_of_pairs(repo_root, &revs, &wanted).map_err(super::up::git_error)?;
+    let results = git::conflicts_of_pairs(repo_root, &revs, &wanted).map_err(CliError::coded)?;
     let mut pairs: Vec<Pair> = meta
         .into_iter()
         .zip(results)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 
 use super::output::println_safe;
+use crate::agent_env;
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, check_plan_name};
 use crate::plan::TaskKind;
@@ -40,25 +41,6 @@ const README: &str = "# orch demo\n\nA throwaway repository made by `orch demo`.
 
 const AUTHOR: &str = "orch demo";
 const EMAIL: &str = "demo@orch.invalid";
-
-/// Variables that would point git (ours or a child's) at another repository.
-const GIT_ENV: [&str; 6] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-];
-/// Variables an outer `orch up` may have set; the demo's own run must not inherit them.
-const ORCH_ENV: [&str; 6] = [
-    "ORCH_MANIFEST",
-    "ORCH_PLAN",
-    "ORCH_TASK",
-    "ORCH_WORKTREE",
-    "ORCH_STATUS_FILE",
-    "ORCH_BIN",
-];
 
 /// Runs the demo in `dir` (a new temporary directory when `None`); returns `orch up`'s exit code.
 pub fn run(dir: Option<&Path>) -> CliResult<u8> {
@@ -310,7 +292,8 @@ fn file_at(repo: &git2::Repository, tip: git2::Oid, rel: &str) -> Option<String>
 fn orch_child(exe: &Path, dir: &Path) -> Command {
     let mut c = Command::new(exe);
     c.current_dir(dir);
-    for v in GIT_ENV.iter().chain(&ORCH_ENV) {
+    // Nothing an outer `orch up` (or git) may have set: the demo's own run must not inherit it.
+    for v in agent_env::fresh_run_removals() {
         c.env_remove(v);
     }
     c
@@ -351,13 +334,13 @@ pub fn run_agent() -> CliResult<u8> {
         ))
         .with_hint("it runs under `orch up`, which sets ORCH_PLAN, ORCH_TASK and ORCH_WORKTREE")
     };
-    let plan = var("ORCH_PLAN").ok_or_else(|| missing("ORCH_PLAN"))?;
+    let plan = var(agent_env::ORCH_PLAN).ok_or_else(|| missing(agent_env::ORCH_PLAN))?;
     check_plan_name(&plan).map_err(|why| CliError::invalid(anyhow!(why)))?;
-    let task = var("ORCH_TASK").ok_or_else(|| missing("ORCH_TASK"))?;
+    let task = var(agent_env::ORCH_TASK).ok_or_else(|| missing(agent_env::ORCH_TASK))?;
     if !task.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
         return Err(CliError::invalid(anyhow!("`{task}` is not a task id")));
     }
-    let dir = match std::env::var_os("ORCH_WORKTREE").filter(|s| !s.is_empty()) {
+    let dir = match std::env::var_os(agent_env::ORCH_WORKTREE).filter(|s| !s.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
@@ -403,7 +386,7 @@ pub fn run_agent() -> CliResult<u8> {
 /// alone when the plan cannot be read.
 fn lookup(dir: &Path, plan: &str, task: &str) -> (bool, String) {
     let fallback = (task.starts_with('V'), format!("task {task}"));
-    let path = std::env::var_os("ORCH_MANIFEST")
+    let path = std::env::var_os(agent_env::ORCH_MANIFEST)
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
         .or_else(|| manifest::find_manifest(dir));

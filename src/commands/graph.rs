@@ -3,9 +3,9 @@
 use std::fmt::Write;
 
 use super::output::println_safe;
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, NodeKind};
+use crate::workspace::{self, Selection, Workspace};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

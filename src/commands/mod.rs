@@ -14,6 +14,5 @@ pub mod simulate;
 pub mod status;
 pub mod task;
 pub mod up;
-pub mod workspace;
 
-pub use workspace::Selection;
+pub use crate::workspace::Selection;

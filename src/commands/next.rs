@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe, task_json};
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waiting, readiness};
+use crate::workspace::{self, Selection, Workspace};
 
 pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
@@ -48,7 +48,7 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
                 let mut v = task_value(*n);
                 v["waiting_for"] = json!(
                     why.iter()
-                        .map(|w| describe(&ws, graph, w))
+                        .map(|w| ws.describe_waiting(graph, w))
                         .collect::<Vec<_>>()
                 );
                 v
@@ -62,15 +62,15 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
         for &n in &ready {
             println_safe(&format!(
                 "ready   {}  {}",
-                name(&ws, graph, n),
+                ws.task_label(graph, n),
                 desc(&ws, graph, n)
             ));
         }
         for (n, why) in &blocked {
-            let reasons: Vec<String> = why.iter().map(|w| describe(&ws, graph, w)).collect();
+            let reasons: Vec<String> = why.iter().map(|w| ws.describe_waiting(graph, w)).collect();
             println_safe(&format!(
                 "waiting {}  ({})",
-                name(&ws, graph, *n),
+                ws.task_label(graph, *n),
                 reasons.join("; ")
             ));
         }
@@ -78,36 +78,9 @@ pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u
     Ok(exit::OK)
 }
 
-fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let Some((p, t)) = g.task_of(n) else {
-        return format!("node {n}");
-    };
-    let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.selected.len() > 1 {
-        format!("{}:{id}", ws.plans[p].name)
-    } else {
-        id.clone()
-    }
-}
-
 fn desc(ws: &Workspace, g: &Graph, n: usize) -> String {
     let Some((p, t)) = g.task_of(n) else {
         return String::new();
     };
     ws.plans[p].plan.tasks[t].description.clone()
-}
-
-/// Why a task waits, in words.
-pub fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
-    match w {
-        Waiting::Task(n) => format!("waits for `{}`", name(ws, g, *n)),
-        Waiting::Failed(n) => format!("blocked by failed `{}`", name(ws, g, *n)),
-        Waiting::Phases { phase, left, .. } => {
-            format!("phases before {phase} not finished ({left} task(s) left)")
-        }
-        Waiting::Upstream { plan, label } => {
-            format!("waits for plan `{}` ({label})", ws.plans[*plan].name)
-        }
-        Waiting::Sequential(n) => format!("[SEQUENTIAL] with `{}`", name(ws, g, *n)),
-    }
 }

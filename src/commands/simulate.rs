@@ -7,14 +7,12 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use super::up::select;
-use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::Graph;
-use crate::manifest::parse_duration;
+use crate::manifest::{format_duration, parse_duration};
 use crate::plan::Plan;
 use crate::simulate::{DurationModel, Inputs, Outcome, Policy, simulate};
-use crate::supervisor::attempt::humantime;
+use crate::workspace::{self, Selection, Workspace};
 
 /// The command line of `orch simulate`, checked.
 #[derive(Clone, Debug, Default)]
@@ -51,7 +49,7 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
     }
     let ws = workspace::load(sel)?;
     let graph = ws.require_valid()?;
-    let selected = select(&ws, &args.plans)?;
+    let selected = ws.select(&args.plans)?;
     let slots = if args.slots.is_empty() {
         vec![
             ws.manifest
@@ -236,7 +234,7 @@ impl Report<'_> {
             out,
             "simulated {} ({tasks} tasks, {estimated} with `(est: …)`, the others {}); durations: {durations}",
             names.join(", "),
-            humantime(std::time::Duration::from_secs(self.model.default_s)),
+            format_duration(std::time::Duration::from_secs(self.model.default_s)),
         );
         let limits: Vec<String> = self
             .selected
@@ -326,7 +324,7 @@ impl Report<'_> {
 }
 
 fn secs(s: u64) -> String {
-    humantime(std::time::Duration::from_secs(s))
+    format_duration(std::time::Duration::from_secs(s))
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::output::{bar, println_safe, summary_json, task_json};
-use super::workspace::{self, LoadedPlan, Selection, Workspace, status_error};
 use crate::error::{CliResult, exit};
 use crate::status::{self, StatusDoc, TaskStatus};
+use crate::workspace::{self, LoadedPlan, Selection, Workspace, status_error};
 
 pub fn run(sel: &Selection, json_out: bool, rebuild: bool, watch: bool) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();

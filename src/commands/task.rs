@@ -5,10 +5,11 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
-use super::workspace::{self, Selection, status_error};
+use crate::agent_env;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::readiness;
 use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
+use crate::workspace::{self, Selection, status_error};
 
 pub struct TaskArgs {
     pub transition: Transition,
@@ -62,9 +63,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
         let mut docs = workspace::read_statuses(&ws, None)?;
-        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
-            .map_err(status_error)?
-            .0;
+        docs[index] = lp.read_status_at(&path).map_err(status_error)?;
         let task_idx = lp
             .plan
             .tasks
@@ -79,10 +78,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             workspace::state_fn(&ws, &docs),
         );
         if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons: Vec<String> = why
-                .iter()
-                .map(|w| super::next::describe(&ws, graph, w))
-                .collect();
+            let reasons: Vec<String> = why.iter().map(|w| ws.describe_waiting(graph, w)).collect();
             return Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),
@@ -100,7 +96,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             Ok(job) if !job.is_empty() => RunInfo {
                 executor: Some("slurm".into()),
                 job_id: Some(job),
-                host: crate::supervisor::process::hostname(),
+                host: crate::process::hostname(),
                 ..RunInfo::default()
             },
             _ => {
@@ -119,9 +115,9 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        let already = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
+        let already = lp
+            .read_status_at(&path)
             .map_err(status_error)?
-            .0
             .entry(&args.id)
             .is_some_and(|e| e.status == status::TaskStatus::Completed);
         if !already {
@@ -171,10 +167,14 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
 /// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to
 /// plan-mode agents, with `ORCH_WORKTREE`).
 fn commit_on_done() -> Option<std::path::PathBuf> {
-    if std::env::var("ORCH_COMMIT_ON_DONE").ok().as_deref() != Some("1") {
+    if std::env::var(agent_env::ORCH_COMMIT_ON_DONE)
+        .ok()
+        .as_deref()
+        != Some("1")
+    {
         return None;
     }
-    std::env::var_os("ORCH_WORKTREE")
+    std::env::var_os(agent_env::ORCH_WORKTREE)
         .filter(|w| !w.is_empty())
         .map(std::path::PathBuf::from)
 }

@@ -8,16 +8,16 @@ use anyhow::anyhow;
 use chrono::Utc;
 use serde_json::json;
 
-use super::workspace::{self, Selection};
 use crate::error::{CliError, CliResult, exit};
 use crate::executor::{ExecutorKind, JobTracker, Slurm};
 use crate::git::{self, TreeAction, TreeRequest};
 use crate::manifest::{AgentMode, Manifest, render_template};
+use crate::process::resolve_program;
 use crate::prompt::{TaskPrompt, Templates};
 use crate::status;
 use crate::supervisor::context::{Ctx, PlanCtx};
-use crate::supervisor::process::resolve_program;
 use crate::supervisor::{Event, PlanInfo, Progress, ProgressMode, SupervisorLock};
+use crate::workspace::{self, Selection};
 
 pub struct UpArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
@@ -38,12 +38,12 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         ))
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
-    let selected = select(&ws, &args.plans)?;
+    let selected = ws.select(&args.plans)?;
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
 
     // 1. Everything that can be checked without touching the disk.
-    let repo_root = super::conflicts::repo_root(&manifest)?;
+    let repo_root = workspace::repo_root(&manifest)?;
     let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
         .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
     templates
@@ -54,9 +54,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         let lp = &ws.plans[i];
         let entry = workspace::entry_of(&manifest, &lp.name)?;
         check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
-        let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
-            .map_err(workspace::status_error)?
-            .0;
+        let doc = lp.read_status().map_err(workspace::status_error)?;
         let unfinished = doc.entries().any(|e| !e.status.is_finished());
         if !unfinished && !commit_owed(&doc) {
             actions.push(None);
@@ -152,9 +150,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .iter()
         .map(|&i| {
             let lp = &ws.plans[i];
-            let doc = status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name)
-                .map(|(d, _)| d)
-                .ok();
+            let doc = lp.read_status().ok();
             PlanInfo {
                 name: lp.name.clone(),
                 total: lp.plan.tasks.len(),
@@ -184,7 +180,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             ),
         });
     }
-    let agents = crate::supervisor::process::find_agents();
+    let agents = crate::process::find_agents();
     for &i in &selected {
         let lp = &ws.plans[i];
         let entry = workspace::entry_of(&manifest, &lp.name)?;
@@ -330,28 +326,6 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     } else {
         exit::INCOMPLETE
     })
-}
-
-/// The plans to run: named ones (checked), else the selection (`--plan` or all).
-pub(crate) fn select(ws: &workspace::Workspace, names: &[String]) -> CliResult<Vec<usize>> {
-    if names.is_empty() {
-        return Ok(ws.selected.clone());
-    }
-    let mut out = Vec::new();
-    for name in names {
-        match ws.plans.iter().position(|p| &p.name == name) {
-            Some(i) if !out.contains(&i) => out.push(i),
-            Some(_) => {}
-            None => {
-                let known: Vec<String> = ws.plans.iter().map(|p| format!("`{}`", p.name)).collect();
-                return Err(
-                    CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
-                        .with_hint(format!("the manifest's plans are {}", known.join(", "))),
-                );
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
@@ -568,6 +542,6 @@ fn record_tree(
     Ok(created_at)
 }
 
-pub(crate) fn git_error(e: git::GitError) -> CliError {
+fn git_error(e: git::GitError) -> CliError {
     CliError::coded(e)
 }

@@ -1,5 +1,5 @@
 //! Where agents run: on this machine (`local`, a process group per agent, see
-//! [`crate::supervisor::process`]) or as batch jobs of a cluster scheduler (`slurm`).
+//! [`crate::process`]) or as batch jobs of a cluster scheduler (`slurm`).
 //!
 //! A batch scheduler is anything that can submit a job, report the states of many jobs in one
 //! call, cancel jobs and find them again by a tag orch gave them: [`BatchScheduler`]. The

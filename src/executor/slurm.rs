@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::supervisor::process::GIT_ENV;
+use crate::process::GIT_ENV;
 
 use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
 
@@ -329,6 +329,7 @@ pub fn parse_scontrol(text: &str) -> Option<JobState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent_env;
 
     #[test]
     fn squeue_lines() {
@@ -423,9 +424,9 @@ mod tests {
         std::fs::write(&status, "{}").expect("status");
         let sh = Path::new("/bin/sh");
         let env = [
-            ("ORCH_WORKTREE", tree.as_path()),
-            ("ORCH_STATUS_FILE", status.as_path()),
-            ("ORCH_BIN", sh),
+            (agent_env::ORCH_WORKTREE, tree.as_path()),
+            (agent_env::ORCH_STATUS_FILE, status.as_path()),
+            (agent_env::ORCH_BIN, sh),
         ];
         let tricky = "$(touch pwned); `touch pwned2` && echo \"quoted\" * ;";
         // Run from elsewhere: the script enters the worktree itself.
@@ -452,9 +453,9 @@ mod tests {
         let missing = dir.path().join("not-mounted-here");
         let sh = Path::new("/bin/sh");
         let env = [
-            ("ORCH_WORKTREE", missing.as_path()),
-            ("ORCH_STATUS_FILE", status.as_path()),
-            ("ORCH_BIN", sh),
+            (agent_env::ORCH_WORKTREE, missing.as_path()),
+            (agent_env::ORCH_STATUS_FILE, status.as_path()),
+            (agent_env::ORCH_BIN, sh),
         ];
         let marker = dir.path().join("ran");
         let out = run_script(dir.path(), &env, &["touch", marker.to_str().expect("utf8")]);

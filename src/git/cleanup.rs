@@ -10,18 +10,14 @@ use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
 use super::GitError;
 use super::commit::dirty_files;
 use super::inspect::{MergeState, merge_state_of, writes_in_memory};
+use super::refs::{
+    ARCHIVE_PREFIX, BACKUP_PREFIX, backup_name, plan_attempts_prefix, worktree_backup_name,
+};
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
 use super::worktree::{
     Entry, MARK_BASE, MARK_PLAN, config_string, head_of_dir, local_config, mark_key, open_main,
     read_entries,
 };
-
-/// Where `--force` saves a plan's work before removing it: `refs/orch/backup/<plan>/<stamp>`.
-pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
-/// Where orch saves failed attempts: `refs/orch/attempts/<plan>/<task>/<n>`.
-pub const ATTEMPTS_PREFIX: &str = "refs/orch/attempts/";
-/// Where `orch merge` archives merged plan tips: `refs/tags/orch/archive/<plan>/<sha>`.
-pub const ARCHIVE_PREFIX: &str = "refs/tags/orch/archive/";
 
 /// A plan's branch as `orch clean` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +90,7 @@ pub fn inspect_plan_branch(
     let merge = merge_state_of(&repo, &tip, &onto, branch, target)?;
     let preserved = matches!(merge, MergeState::Contained) || saved_elsewhere(&repo, tip.id())?;
     let worktree = tree_state(&repo, plan, branch)?;
-    let attempts = count_refs(&repo, &format!("{ATTEMPTS_PREFIX}{plan}/"))?;
+    let attempts = count_refs(&repo, &plan_attempts_prefix(plan))?;
     Ok(Some(PlanBranch {
         branch: branch.to_string(),
         tip: tip.id().to_string(),
@@ -208,12 +204,12 @@ pub fn backup_ref(
     let mut n = 1;
     loop {
         let refname = if n == 1 {
-            format!("{BACKUP_PREFIX}{plan}/{stamp}")
+            backup_name(plan, stamp)
         } else {
-            format!("{BACKUP_PREFIX}{plan}/{stamp}-{n}")
+            backup_name(plan, &format!("{stamp}-{n}"))
         };
         let taken = |name: &str| repo.find_reference(name).is_ok();
-        if taken(&refname) || taken(&format!("{refname}-worktree")) {
+        if taken(&refname) || taken(&worktree_backup_name(&refname)) {
             n += 1;
             continue;
         }

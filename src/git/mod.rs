@@ -12,6 +12,7 @@ mod commit;
 mod error;
 mod inspect;
 mod merge;
+mod refs;
 mod repo;
 mod task_tree;
 mod worktree;
@@ -20,8 +21,8 @@ mod worktree;
 mod tests;
 
 pub use cleanup::{
-    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, PlanBranch, TreeState, backup_ref,
-    delete_plan_branch, inspect_plan_branch, prune_stale_entries, remove_plan_worktree,
+    PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
+    prune_stale_entries, remove_plan_worktree,
 };
 pub use commit::{
     CommitInfo, commit_all, commit_unchanged, head_of, head_time, is_dirty, save_and_reset,
@@ -32,6 +33,11 @@ pub use inspect::{
     overlapping_paths, paths_overlap,
 };
 pub use merge::{MergeOutcome, merge_into};
+pub use refs::{
+    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
+    plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,
+    worktree_backup_name,
+};
 pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use task_tree::{

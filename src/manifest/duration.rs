@@ -50,9 +50,43 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// A duration in the manifest's units, largest first: `1h30m`, `45s`; under a second, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_largest_unit_first() {
+        for (secs, want) in [
+            (0, "0ms"),
+            (45, "45s"),
+            (90, "1m30s"),
+            (3600, "1h"),
+            (5410, "1h30m10s"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), want);
+        }
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
 
     #[test]
     fn duration_table() {

@@ -16,7 +16,7 @@ mod tests;
 pub use agents::{
     AgentMode, AgentSpec, TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
 };
-pub use duration::parse_duration;
+pub use duration::{format_duration, parse_duration};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
 pub use model::{
     Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency,

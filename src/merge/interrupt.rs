@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use nix::sys::signal::Signal;
 
 use crate::error::exit;
-use crate::supervisor::process::signal_group;
+use crate::process::signal_group;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The process group of the running verify command, 0 when none runs.
@@ -69,6 +69,23 @@ pub fn install() {
 /// Whether a SIGINT or SIGTERM arrived since [`install`].
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// For a process that handles its own signals (the supervisor, which runs the merge train with
+/// [`super::merge_plan_now`]): the running merge stops as after a first Ctrl-C of `orch merge`
+/// (a running verify command is stopped, the target is not moved), and later ones do not start.
+pub fn request() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// As a second Ctrl-C of `orch merge`, without exiting: [`request`], and the running verify
+/// command's process group is killed now.
+pub fn stop_now() {
+    request();
+    let group = RUNNING_GROUP.load(Ordering::SeqCst);
+    if group != 0 {
+        signal_group(group, Signal::SIGKILL);
+    }
 }
 
 /// Records the process group of the verify command now running (0: none).

@@ -11,9 +11,13 @@
 //! libgit2's merge is not git's `ort`: it can report conflicts that `git merge` would resolve.
 
 pub mod build;
+mod checks;
 mod error;
 pub mod interrupt;
+mod now;
 pub mod order;
+mod plan_info;
+mod run;
 pub mod staging;
 pub mod step;
 pub mod target;
@@ -21,7 +25,10 @@ pub mod verify;
 
 pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
+pub use now::{PlanMergeOutcome, PlanMergeReport, merge_plan_now};
 pub use order::{OrderItem, merge_order};
+pub use plan_info::{PlanInfo, Unfinished};
+pub use run::{MergeRun, Outcome, Prepared, Step, short};
 pub use step::{
     ARCHIVE_PREFIX, MAX_REBUILDS, Merged, StepOutcome, StepRequest, archive_tag_name, merge_plan,
 };

@@ -14,7 +14,8 @@ use nix::sys::signal::Signal;
 use super::MergeError;
 use super::interrupt;
 use super::staging::Staging;
-use crate::supervisor::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
+use crate::agent_env;
+use crate::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
 #[derive(Clone, Debug)]
@@ -102,10 +103,10 @@ fn run(
         .stdout(Stdio::from(out.0))
         .stderr(Stdio::from(out.1))
         .process_group(0)
-        .env("ORCH_PLAN", plan)
-        .env("ORCH_TARGET", target)
-        .env("ORCH_MERGE_COMMIT", candidate.to_string())
-        .env("ORCH_WORKTREE", cwd);
+        .env(agent_env::ORCH_PLAN, plan)
+        .env(agent_env::ORCH_TARGET, target)
+        .env(agent_env::ORCH_MERGE_COMMIT, candidate.to_string())
+        .env(agent_env::ORCH_WORKTREE, cwd);
     for var in GIT_ENV {
         cmd.env_remove(var);
     }
@@ -126,6 +127,8 @@ fn run(
                         "`{command}` exited with status {code}; its output is in {}",
                         log.display()
                     )),
+                    // Killed by `interrupt::stop_now` (a second Ctrl-C of the supervisor).
+                    None if interrupt::interrupted() => Verdict::Interrupted,
                     None => Verdict::Failed(format!(
                         "`{command}` was killed by a signal; its output is in {}",
                         log.display()
@@ -143,7 +146,7 @@ fn run(
             stop_group(pgid, verify.grace, &mut child);
             break Verdict::Failed(format!(
                 "`{command}` timed out after {}; its output is in {}",
-                crate::supervisor::attempt::humantime(verify.timeout),
+                crate::manifest::format_duration(verify.timeout),
                 log.display()
             ));
         }

@@ -7,6 +7,7 @@
 
 mod error;
 mod model;
+mod orch_fields;
 mod reconcile;
 mod store;
 mod summary;
@@ -17,6 +18,7 @@ pub(crate) mod test_support;
 
 pub use error::StatusError;
 pub use model::*;
+pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use store::{LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, view};
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};

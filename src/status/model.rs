@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::orch_fields::{OrchMerge, OrchPlanAgent};
 use crate::plan::{Plan, Task, TaskKind};
 
 /// The version of orch's additions to the file (`orchSchemaVersion`).
@@ -204,6 +205,12 @@ pub struct StatusDoc {
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// orch: the plan-mode agent (`orchPlanAgent`). After `extra`, as when it lived there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orch_plan_agent: Option<OrchPlanAgent>,
+    /// orch: the plan's last merge (`orchMerge`). After `extra`, as when it lived there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orch_merge: Option<OrchMerge>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -338,6 +345,8 @@ impl StatusDoc {
             orch_plan: orch_name.to_string(),
             verify_steps: Vec::new(),
             extra: Map::new(),
+            orch_plan_agent: None,
+            orch_merge: None,
         };
         for task in &plan.tasks {
             let entry = TaskEntry::from_plan(plan, task);

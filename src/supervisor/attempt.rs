@@ -14,10 +14,10 @@ use tokio::time::{Instant, sleep_until};
 
 use super::core::Input;
 use super::effects::{Msg, Tx};
-use super::process::{log_line, process_alive, signal_group, terminate_group};
 use super::state::{Ending, RunId, StopWhy};
 pub use super::state::{Stop, humantime};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
+use crate::process::{log_line, process_alive, signal_group, terminate_group};
 use crate::status;
 
 /// The process an attempt watches.

@@ -16,9 +16,9 @@ use super::context::{Ctx, PlanCtx};
 use super::core::{Action, Adopted, Core, CoreConfig, Input};
 use super::event::{Event, RunSummary};
 use super::state::{PlanSpec, RunId, Stop, StopWhy, TaskFacts, Unit};
-use crate::commands::workspace::Workspace;
 use crate::executor::ExecutorKind;
 use crate::status::{self, StatusDoc};
+use crate::workspace::Workspace;
 
 /// An input for the core, with the plan whose status file to read before it (the settling of
 /// an attempt, a commit: the core decides on the record as it is now).
@@ -57,9 +57,9 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     // Where file events are not delivered (NFS and other network filesystems, where agents on
     // other machines write), the one-second re-read below is what sees status changes;
     // `ORCH_WATCH=poll` relies on it alone.
-    let poll_only = std::env::var("ORCH_WATCH").is_ok_and(|v| v == "poll");
+    let poll_only = std::env::var(crate::agent_env::ORCH_WATCH).is_ok_and(|v| v == "poll");
     let made = if poll_only {
-        Err(notify::Error::generic("ORCH_WATCH=poll"))
+        Err(notify::Error::generic("ORCH_WATCH=poll is set"))
     } else {
         super::watch::watch_state_dir(&state_dir, watch_tx)
     };
@@ -340,11 +340,9 @@ impl Effects<'_> {
             })
             .collect();
         let merged = doc
-            .extra
-            .get(crate::commands::merge::STATUS_FIELD)
-            .and_then(|v| v.get("state"))
-            .and_then(serde_json::Value::as_str)
-            == Some("merged");
+            .orch_merge
+            .as_ref()
+            .is_some_and(status::OrchMerge::is_merged);
         let view = &mut self.views[p];
         let changes: Vec<(usize, TaskFacts)> = facts
             .iter()
@@ -497,13 +495,11 @@ impl Effects<'_> {
 
     fn merge(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
-        let bin = self.ctx.orch_bin.clone();
         let manifest = self.ctx.manifest_path.clone();
-        let root = self.ctx.repo_root.clone();
         let name = pc.name.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let result = super::merge_train::run_merge(&bin, &manifest, &root, &name).await;
+            let result = super::merge_train::run_merge(&manifest, &name).await;
             let _ = tx.send(Msg {
                 reload: Some(p),
                 input: Input::Merged { plan: p, result },
@@ -521,7 +517,7 @@ fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400)
 }
 
-async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+pub(super) async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     match s {
         Some(s) => s.recv().await,
         None => std::future::pending().await,

@@ -10,10 +10,11 @@ use super::attempt::Proc;
 use super::context::PlanCtx;
 use super::core::{Input, kind_str};
 use super::effects::{Effects, Msg};
-use super::process;
 use super::state::{RunId, Unit};
+use crate::agent_env;
 use crate::executor::{ExecutorKind, JobSpec, JobTracker, job_tag};
 use crate::manifest::render_template;
+use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc, Transition, TransitionOptions};
 
@@ -144,14 +145,12 @@ impl Effects<'_> {
                 status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
             }),
             None => pc.update(|doc| {
-                doc.extra.insert(
-                    "orchPlanAgent".to_string(),
-                    serde_json::json!({
-                        "pid": pid,
-                        "processStartTime": start_time,
-                        "startedAt": status::timestamp(Utc::now()),
-                    }),
-                );
+                doc.orch_plan_agent = Some(status::OrchPlanAgent {
+                    pid,
+                    process_start_time: Some(start_time),
+                    started_at: status::timestamp(Utc::now()),
+                    ..status::OrchPlanAgent::default()
+                });
                 Ok(())
             }),
         };
@@ -410,21 +409,21 @@ fn prepare_argv(
         .map(|a| render_template(a, lookup))
         .collect::<Result<Vec<_>, _>>()?;
     let mut env = vec![
-        ("ORCH_PLAN".to_string(), pc.name.clone()),
-        ("ORCH_TASK".to_string(), id.clone()),
-        ("ORCH_WORKTREE".to_string(), worktree),
-        ("ORCH_STATUS_FILE".to_string(), status_file),
-        ("ORCH_BIN".to_string(), orch),
+        (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
+        (agent_env::ORCH_TASK.to_string(), id.clone()),
+        (agent_env::ORCH_WORKTREE.to_string(), worktree),
+        (agent_env::ORCH_STATUS_FILE.to_string(), status_file),
+        (agent_env::ORCH_BIN.to_string(), orch),
         (
-            "ORCH_MANIFEST".to_string(),
+            agent_env::ORCH_MANIFEST.to_string(),
             ctx.manifest_path.display().to_string(),
         ),
-        ("ORCH_ATTEMPT".to_string(), attempt.to_string()),
-        ("ORCH_PROMPT_FILE".to_string(), prompt_file),
+        (agent_env::ORCH_ATTEMPT.to_string(), attempt.to_string()),
+        (agent_env::ORCH_PROMPT_FILE.to_string(), prompt_file),
     ];
     if task.is_none() {
         // A plan-mode agent goes straight on to its next task: `orch task done` commits.
-        env.push(("ORCH_COMMIT_ON_DONE".to_string(), "1".to_string()));
+        env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));
     }
     Ok((argv, env))
 }
@@ -433,7 +432,7 @@ fn prepare_argv(
 /// worktree left by an earlier attempt is saved (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and
 /// removed first. Returns the worktree and the task branch.
 fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String), String> {
-    let refname = format!("refs/orch/attempts/{}/{id}/{n}-stale", pc.name);
+    let refname = crate::git::stale_attempt_ref(&pc.name, id, n);
     let message = format!(
         "{} {id}: left in its task worktree (saved by orch)",
         pc.name
@@ -489,15 +488,13 @@ fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
             }
         }),
         None => pc.update(|doc| {
-            doc.extra.insert(
-                "orchPlanAgent".to_string(),
-                serde_json::json!({
-                    "pid": 0,
-                    "executor": executor,
-                    "jobId": job,
-                    "startedAt": status::timestamp(Utc::now()),
-                }),
-            );
+            doc.orch_plan_agent = Some(status::OrchPlanAgent {
+                pid: 0,
+                executor: Some(executor),
+                job_id: Some(job),
+                started_at: status::timestamp(Utc::now()),
+                ..status::OrchPlanAgent::default()
+            });
             Ok(())
         }),
     };

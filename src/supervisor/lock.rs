@@ -78,8 +78,8 @@ impl SupervisorLock {
                     let holder: Option<Holder> = serde_json::from_str(&text).ok();
                     // Only a holder on this host can be checked.
                     let holder_dead = holder.as_ref().is_some_and(|h| {
-                        h.host == super::process::hostname()
-                            && !super::process::process_alive(h.pid, 0)
+                        h.host == crate::process::hostname()
+                            && !crate::process::process_alive(h.pid, 0)
                     });
                     if !holder_dead || std::time::Instant::now() >= deadline {
                         return Err(LockError::Held { path, holder });
@@ -91,7 +91,7 @@ impl SupervisorLock {
         }
         let holder = Holder {
             pid: std::process::id(),
-            host: super::process::hostname(),
+            host: crate::process::hostname(),
             started_at: crate::status::timestamp(chrono::Utc::now()),
         };
         let text = serde_json::to_string(&holder).unwrap_or_default();

@@ -1,103 +1,43 @@
 //! The merge train (`orch up --merge`, `auto_merge`): each finished plan is merged into the
-//! target by `orch merge`, in the order the core decides.
+//! target as `orch merge PLAN` does, in the order the core decides.
+
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::core::MergeResult;
+use super::effects::recv_signal;
 
-/// Runs `orch merge PLAN --json` (all of its checks, locks and verification) and reads its result.
-pub async fn run_merge(
-    bin: &std::path::Path,
-    manifest: &std::path::Path,
-    root: &std::path::Path,
-    plan: &str,
-) -> MergeResult {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args(["merge", plan, "--json", "--manifest"])
-        .arg(manifest)
-        .current_dir(root)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for var in [
-        "ORCH_PLAN",
-        "ORCH_TASK",
-        "ORCH_STATUS_FILE",
-        "ORCH_MANIFEST",
-        "ORCH_WORKTREE",
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = match cmd.output().await {
-        Ok(out) => out,
-        Err(e) => {
-            return MergeResult {
-                result: "error".to_string(),
-                commit: None,
-                reason: format!("cannot run `orch merge`: {e}"),
-            };
+/// Merges `plan` as `orch merge PLAN` does (all of its checks, locks and verification), on a
+/// blocking thread. Ctrl-C meanwhile reaches it as it reached the `orch merge` child: the first
+/// stops the step without moving the target, the second kills its verify command.
+pub async fn run_merge(manifest: &std::path::Path, plan: &str) -> MergeResult {
+    let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
+    let mut merging =
+        tokio::task::spawn_blocking(move || crate::merge::merge_plan_now(&manifest, &name));
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut signals = 0;
+    let joined = loop {
+        tokio::select! {
+            joined = &mut merging => break joined,
+            Some(()) = recv_signal(&mut sigint) => {
+                signals += 1;
+                if signals == 1 {
+                    crate::merge::interrupt::request();
+                } else {
+                    crate::merge::interrupt::stop_now();
+                }
+            }
         }
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let first_error = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("error: "))
-        .unwrap_or("")
-        .to_string();
-    let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
-    let step = json
-        .as_ref()
-        .and_then(|v| v.get("steps"))
-        .and_then(serde_json::Value::as_array)
-        .and_then(|steps| {
-            steps
-                .iter()
-                .find(|s| s.get("plan").and_then(serde_json::Value::as_str) == Some(plan))
-        });
-    match step {
-        Some(s) => {
-            let field = |k: &str| {
-                s.get(k)
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string)
-            };
-            let files = s
-                .get("files")
-                .and_then(serde_json::Value::as_array)
-                .map(|f| {
-                    f.iter()
-                        .filter_map(serde_json::Value::as_str)
-                        .map(|x| format!("`{x}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let mut reason = field("reason").unwrap_or_default();
-            if !files.is_empty() {
-                reason = if reason.is_empty() {
-                    format!("conflicts in {files}")
-                } else {
-                    format!("{reason}: {files}")
-                };
-            }
-            MergeResult {
-                result: field("result").unwrap_or_else(|| "error".to_string()),
-                commit: field("commit"),
-                reason,
-            }
-        }
-        None => MergeResult {
-            result: if out.status.code() == Some(i32::from(crate::error::exit::REFUSED)) {
-                "refused".to_string()
-            } else {
-                "error".to_string()
-            },
+    match joined {
+        Ok(report) => MergeResult {
+            result: report.outcome.result_str().to_string(),
+            commit: report.outcome.commit().map(str::to_string),
+            reason: report.outcome.reason(),
+        },
+        Err(e) => MergeResult {
+            result: "error".to_string(),
             commit: None,
-            reason: if first_error.is_empty() {
-                format!("`orch merge {plan}` exited with {}", out.status)
-            } else {
-                first_error
-            },
+            reason: format!("the merge of plan `{plan}` stopped: {e}"),
         },
     }
 }

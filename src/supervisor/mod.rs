@@ -11,7 +11,6 @@ pub mod launch;
 pub mod lock;
 pub mod merge_train;
 pub mod prepare;
-pub mod process;
 pub mod progress;
 pub mod recover;
 pub mod settle;

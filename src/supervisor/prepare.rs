@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::attempt::{Stop, humantime};
+use super::attempt::Stop;
 use super::context::{Ctx, PlanCtx};
 use super::event::Event;
-use super::process;
+use crate::agent_env;
 use crate::git::{self, MergeOutcome};
-use crate::manifest::DepTarget;
+use crate::manifest::{DepTarget, format_duration};
+use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus};
 
 /// The commit of `upstream` that holds the work `target` names: the latest commit among the
@@ -188,9 +189,9 @@ async fn run_setup(
         ),
     );
     let env = vec![
-        ("ORCH_PLAN".to_string(), plan.name.clone()),
+        (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
         (
-            "ORCH_WORKTREE".to_string(),
+            agent_env::ORCH_WORKTREE.to_string(),
             plan.worktree.display().to_string(),
         ),
     ];
@@ -208,7 +209,7 @@ async fn run_setup(
             st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
             () = tokio::time::sleep_until(deadline) => {
                 process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, humantime(plan.timeout)));
+                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, format_duration(plan.timeout)));
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {

@@ -11,10 +11,10 @@ use chrono::Utc;
 use super::attempt::Proc;
 use super::context::PlanCtx;
 use super::effects::Effects;
-use super::process;
 use super::state::Unit;
 use crate::executor::{ExecutorKind, JobState, parse_tag};
 use crate::manifest::AgentMode;
+use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// An agent of an earlier supervisor, to be watched again.
@@ -246,11 +246,7 @@ fn job(
 fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
     if pc.parallel == 1 && !adopted_any {
         let _g = pc.git_lock.lock();
-        let refname = format!(
-            "refs/orch/attempts/{}/resume-{}",
-            pc.name,
-            Utc::now().timestamp()
-        );
+        let refname = crate::git::plan_resume_ref(&pc.name, Utc::now().timestamp());
         let _ = crate::git::save_and_reset(
             &pc.worktree,
             &refname,
@@ -346,11 +342,7 @@ fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
         &crate::git::task_tree_name(&pc.name, id),
         &crate::git::task_branch(&pc.name, id),
     );
-    let refname = format!(
-        "refs/orch/attempts/{}/{id}/resume-{}",
-        pc.name,
-        Utc::now().timestamp_millis()
-    );
+    let refname = crate::git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
     let message = format!(
         "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
         pc.name
@@ -394,13 +386,10 @@ fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<Strin
 
 /// The batch job of a plan-mode agent, as recorded.
 fn plan_job_of(doc: &StatusDoc) -> Option<String> {
-    let v = doc.extra.get("orchPlanAgent")?;
-    v.get("jobId")?.as_str().map(str::to_string)
+    doc.orch_plan_agent.as_ref()?.job_id.clone()?
 }
 
 fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {
-    let v = doc.extra.get("orchPlanAgent")?;
-    let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
-    let start = v.get("processStartTime")?.as_u64().unwrap_or(0);
-    Some((pid, start))
+    let agent = doc.orch_plan_agent.as_ref()?;
+    Some((agent.pid, agent.process_start_time.unwrap_or(0)))
 }

@@ -168,11 +168,7 @@ fn commit_task_tree(
             Ok(commit)
         }
         git::Landed::Conflict { paths } => {
-            let refname = format!(
-                "refs/orch/attempts/{}/{id}/conflict-{}",
-                plan.name,
-                Utc::now().timestamp_millis()
-            );
+            let refname = git::conflict_ref(&plan.name, id, Utc::now().timestamp_millis());
             // Pending first: a supervisor killed before the removal below finds a task worktree
             // of a pending task, which it saves and removes (never a "done" task without its
             // work).
@@ -257,7 +253,7 @@ fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
 /// A task that ran in a task worktree: what it left there is saved the same way and the task
 /// worktree and branch are removed (the next attempt gets a fresh one).
 fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
-    let refname = format!("refs/orch/attempts/{}/{id}/{attempt}", plan.name);
+    let refname = git::attempt_ref(&plan.name, id, attempt);
     let message = format!(
         "{} {id}: {why} attempt {attempt} (saved by orch)",
         plan.name

@@ -5,20 +5,17 @@
 //! coalesced for [`DEBOUNCE`], and every [`RECONCILE`] the files are read anyway (missed events,
 //! file systems without notifications). The view is printed only when it changed.
 
-use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use notify::{RecursiveMode, Watcher};
 
 use super::{Format, load_valid, render};
-use crate::commands::workspace::{Selection, Workspace};
 use crate::error::{CliResult, exit};
-use crate::status::STATUS_FILE_NAME;
+use crate::watch::{Hint, Names, status_names};
+use crate::workspace::{Selection, Workspace};
 
 /// How long a burst of file events is gathered before the view is read again.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -109,15 +106,12 @@ pub(super) fn run(
     }
 }
 
-/// The status file names to react to.
-type Names = BTreeSet<OsString>;
-
 /// The directories to watch, with whether to watch below them, and the file names to react to.
 /// With `ORCH_STATUS_FILE` that file's directory; else every selected plan's state directory
 /// (`<root>/<state_dir>`, the parent of `<plan>/status.json`).
 fn watched(ws: &Workspace, override_path: Option<&Path>) -> (Vec<(PathBuf, bool)>, Names) {
     let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
-    let mut names = BTreeSet::from([OsString::from(STATUS_FILE_NAME)]);
+    let mut names = status_names();
     match override_path {
         Some(path) => {
             if let Some(name) = path.file_name() {
@@ -140,49 +134,22 @@ fn watched(ws: &Workspace, override_path: Option<&Path>) -> (Vec<(PathBuf, bool)
     (dirs, names)
 }
 
-/// Starts watching `dirs` (creating them when missing); every non-access event on a file named
-/// in `names`, and every "events were lost" notice, sends [`Wake::Changed`].
+/// Starts watching `dirs`; every status-file hint wakes the loop.
 fn watch(
     dirs: &[(PathBuf, bool)],
     names: Names,
     tx: Sender<Wake>,
 ) -> CliResult<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Some(w) = wake_for(res, &names) {
-            // The loop is gone only when orch is exiting.
-            let _ = tx.send(w);
-        }
+    let watcher = crate::watch::watch_dirs(dirs, names, move |hint| {
+        // The loop is gone only when orch is exiting.
+        let _ = tx.send(match hint {
+            Hint::Changed => Wake::Changed,
+            Hint::Failed(e) => Wake::WatchFailed(e),
+        });
     })
-    .map_err(|e| anyhow!("cannot watch the status files: {e}"))?;
-    for (dir, recursive) in dirs {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow!("cannot create the state directory `{}`: {e}", dir.display()))?;
-        let mode = if *recursive {
-            RecursiveMode::Recursive
-        } else {
-            RecursiveMode::NonRecursive
-        };
-        watcher
-            .watch(dir, mode)
-            .map_err(|e| anyhow!("cannot watch `{}`: {e}", dir.display()))?;
-    }
+    // The message alone, as before: the CLI would print a source as `caused by:`.
+    .map_err(|e| anyhow!(e.to_string()))?;
     Ok(watcher)
-}
-
-/// What a file event means. Event kinds are not trusted (a file replaced by rename shows up as
-/// a rename, a create or a modify depending on the platform): anything but an access to a file
-/// named in `names` means "read again".
-fn wake_for(res: notify::Result<notify::Event>, names: &Names) -> Option<Wake> {
-    match res {
-        Ok(e) if e.need_rescan() => Some(Wake::Changed),
-        Ok(e) if e.kind.is_access() => None,
-        Ok(e) => e
-            .paths
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| names.contains(n)))
-            .then_some(Wake::Changed),
-        Err(e) => Some(Wake::WatchFailed(e)),
-    }
 }
 
 /// Sends [`Wake::Stop`] on Ctrl-C or SIGTERM. The handlers are in place when this returns.
@@ -253,55 +220,9 @@ impl Screen {
 
 #[cfg(test)]
 mod tests {
-    use notify::event::{
-        AccessKind, CreateKind, EventKind, Flag, ModifyKind, RemoveKind, RenameMode,
-    };
+    use std::ffi::OsString;
 
     use super::*;
-
-    fn names() -> Names {
-        BTreeSet::from([OsString::from("status.json")])
-    }
-
-    fn changed(kind: EventKind, path: &str) -> bool {
-        let e = notify::Event::new(kind).add_path(PathBuf::from(path));
-        matches!(wake_for(Ok(e), &names()), Some(Wake::Changed))
-    }
-
-    #[test]
-    fn any_non_access_event_on_a_status_file_means_read_again() {
-        let file = "/r/.orch/state/a/status.json";
-        for kind in [
-            EventKind::Create(CreateKind::File),
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
-            EventKind::Modify(ModifyKind::Any),
-            EventKind::Remove(RemoveKind::File),
-            EventKind::Any,
-        ] {
-            assert!(changed(kind, file), "{kind:?}");
-        }
-        assert!(!changed(EventKind::Access(AccessKind::Any), file));
-    }
-
-    #[test]
-    fn lock_and_temp_files_are_not_status_files() {
-        let create = EventKind::Create(CreateKind::File);
-        assert!(!changed(create, "/r/.orch/state/a/status.json.lock"));
-        assert!(!changed(create, "/r/.orch/state/a/status.json.tmp-12-3"));
-        assert!(!changed(create, "/r/.orch/state/a"));
-    }
-
-    #[test]
-    fn lost_events_mean_read_again() {
-        let e = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
-        assert!(matches!(wake_for(Ok(e), &names()), Some(Wake::Changed)));
-        let err = notify::Error::generic("inotify queue overflow");
-        assert!(matches!(
-            wake_for(Err(err), &names()),
-            Some(Wake::WatchFailed(_))
-        ));
-    }
 
     #[test]
     fn a_status_file_override_is_watched_in_its_directory() {

@@ -11,15 +11,19 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::agent_env;
+
 /// Variables of the supervisor's own git environment that must not leak into an agent (or a
 /// verify command, or a batch job): it works in its worktree, not in whatever repository orch
 /// was started from.
-pub const GIT_ENV: [&str; 5] = [
+pub const GIT_ENV: [&str; 7] = [
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
     "GIT_OBJECT_DIRECTORY",
     "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
 ];
 
 /// A launched agent.
@@ -174,9 +178,9 @@ pub fn find_agents() -> Vec<FoundAgent> {
         let mut status_file = None;
         let mut task = None;
         for var in environ.split(|b| *b == 0) {
-            if let Some(v) = var.strip_prefix(b"ORCH_STATUS_FILE=") {
+            if let Some(v) = env_value(var, agent_env::ORCH_STATUS_FILE) {
                 status_file = Some(String::from_utf8_lossy(v).into_owned());
-            } else if let Some(v) = var.strip_prefix(b"ORCH_TASK=") {
+            } else if let Some(v) = env_value(var, agent_env::ORCH_TASK) {
                 task = Some(String::from_utf8_lossy(v).into_owned());
             }
         }
@@ -194,6 +198,11 @@ pub fn find_agents() -> Vec<FoundAgent> {
         }
     }
     out
+}
+
+/// The value of `NAME=value` when `var` sets `name`.
+fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")
 }
 
 /// Stops a process group: SIGTERM, up to `grace` for it to go, then SIGKILL. Returns whether

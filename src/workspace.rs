@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
+use crate::agent_env;
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliError, CliResult, exit};
-use crate::graph::{CrossDep, CrossTarget, Graph, NodeState};
+use crate::graph::{CrossDep, CrossTarget, Graph, NodeState, Waiting};
 use crate::manifest::{self, DepTarget, Manifest, PlanShape};
 use crate::plan::{self, Plan};
 use crate::status::{self, StatusDoc, TaskStatus};
@@ -44,14 +45,16 @@ impl Selection {
     /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
     pub fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
         if self.manifest.is_none() {
-            self.manifest = std::env::var_os("ORCH_MANIFEST")
+            self.manifest = std::env::var_os(agent_env::ORCH_MANIFEST)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from);
         }
         if self.plan.is_none() {
-            self.plan = std::env::var("ORCH_PLAN").ok().filter(|s| !s.is_empty());
+            self.plan = std::env::var(agent_env::ORCH_PLAN)
+                .ok()
+                .filter(|s| !s.is_empty());
         }
-        let status = std::env::var_os("ORCH_STATUS_FILE")
+        let status = std::env::var_os(agent_env::ORCH_STATUS_FILE)
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         (self, status)
@@ -68,6 +71,19 @@ pub struct LoadedPlan {
     pub rel_path: String,
     pub status_path: PathBuf,
     pub priority: i64,
+}
+
+impl LoadedPlan {
+    /// The plan's status as recorded in its status file, reconciled with the plan, without
+    /// writing anything (a missing file reads as a fresh document).
+    pub fn read_status(&self) -> Result<StatusDoc, status::StatusError> {
+        self.read_status_at(&self.status_path)
+    }
+
+    /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
+    pub fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
+        status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
+    }
 }
 
 /// The manifest (if one was found) and the plans a command works on.
@@ -94,6 +110,58 @@ impl Workspace {
 
     pub fn priorities(&self) -> Vec<i64> {
         self.plans.iter().map(|p| p.priority).collect()
+    }
+
+    /// The plans a command runs on: the named ones (each once, unknown names are exit 2), else
+    /// the selection (`--plan` or all).
+    pub fn select(&self, names: &[String]) -> CliResult<Vec<usize>> {
+        if names.is_empty() {
+            return Ok(self.selected.clone());
+        }
+        let mut out = Vec::new();
+        for name in names {
+            match self.plans.iter().position(|p| &p.name == name) {
+                Some(i) if !out.contains(&i) => out.push(i),
+                Some(_) => {}
+                None => {
+                    let known: Vec<String> =
+                        self.plans.iter().map(|p| format!("`{}`", p.name)).collect();
+                    return Err(CliError::invalid(anyhow!(
+                        "no plan named `{name}` in the manifest"
+                    ))
+                    .with_hint(format!("the manifest's plans are {}", known.join(", "))));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Task node `n` as shown: `plan:id` when several plans are selected, else the id.
+    pub fn task_label(&self, g: &Graph, n: usize) -> String {
+        let Some((p, t)) = g.task_of(n) else {
+            return format!("node {n}");
+        };
+        let id = &self.plans[p].plan.tasks[t].id;
+        if self.selected.len() > 1 {
+            format!("{}:{id}", self.plans[p].name)
+        } else {
+            id.clone()
+        }
+    }
+
+    /// Why a task waits, in words.
+    pub fn describe_waiting(&self, g: &Graph, w: &Waiting) -> String {
+        match w {
+            Waiting::Task(n) => format!("waits for `{}`", self.task_label(g, *n)),
+            Waiting::Failed(n) => format!("blocked by failed `{}`", self.task_label(g, *n)),
+            Waiting::Phases { phase, left, .. } => {
+                format!("phases before {phase} not finished ({left} task(s) left)")
+            }
+            Waiting::Upstream { plan, label } => {
+                format!("waits for plan `{}` ({label})", self.plans[*plan].name)
+            }
+            Waiting::Sequential(n) => format!("[SEQUENTIAL] with `{}`", self.task_label(g, *n)),
+        }
     }
 
     /// Fails with exit code 2 and every error when the input is invalid.
@@ -290,7 +358,7 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPla
     }
     let root = m
         .map(|m| m.root.clone())
-        .or_else(|| repo_root(&abs))
+        .or_else(|| main_root_above(&abs))
         .unwrap_or_else(|| {
             abs.parent()
                 .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf)
@@ -334,10 +402,23 @@ fn plan_name_from_path(path: &Path) -> String {
     if safe.is_empty() { "plan".into() } else { safe }
 }
 
-/// The main repository's root above `path`. Inside a linked worktree (`.git` is a file
+/// The work dir of the manifest's repository (canonical), opened with git.
+pub fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
+    let repo = crate::git::open(&manifest.root).map_err(CliError::coded)?;
+    let root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "`{}` is a bare repository",
+            manifest.root.display()
+        ))
+    })?;
+    Ok(root.canonicalize().unwrap_or(root))
+}
+
+/// Where the status files of a plan given by path (no manifest) go: the main repository's root
+/// above `path`, found without git. Inside a linked worktree (`.git` is a file
 /// `gitdir: <main>/.git/worktrees/<name>`) this is the main repository, so status files never
 /// land inside a worktree.
-fn repo_root(path: &Path) -> Option<PathBuf> {
+fn main_root_above(path: &Path) -> Option<PathBuf> {
     let dir = path.ancestors().skip(1).find(|d| d.join(".git").exists())?;
     let dot_git = dir.join(".git");
     if dot_git.is_file()
@@ -388,9 +469,7 @@ pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResul
     ws.plans
         .iter()
         .map(|p| {
-            let path = status_override.unwrap_or(&p.status_path);
-            status::view(path, &p.plan, &p.rel_path, &p.name)
-                .map(|(doc, _)| doc)
+            p.read_status_at(status_override.unwrap_or(&p.status_path))
                 .map_err(status_error)
         })
         .collect()

@@ -1,0 +1,95 @@
+//! The `ORCH_*` environment variables: every name is defined here once. `orch up` sets most of
+//! them for the commands it starts (agents, setup commands); `orch merge` sets the merge ones for
+//! its verify command; orch itself reads a few (the agents' side of `orch next` / `orch task`,
+//! and `ORCH_WATCH`).
+
+use crate::process::GIT_ENV;
+
+/// Set by `orch up` for agents and setup commands: the plan's name. Read by `orch next`,
+/// `orch task` and `orch status` to select the plan when `--plan` is not given. Also set by
+/// `orch merge` for its verify command.
+pub const ORCH_PLAN: &str = "ORCH_PLAN";
+
+/// Set by `orch up` for agents: the task id, empty for a plan-mode agent. Read back from
+/// `/proc/<pid>/environ` to find the agents of an earlier supervisor.
+pub const ORCH_TASK: &str = "ORCH_TASK";
+
+/// Set by `orch up` for agents and setup commands: the plan's worktree (a task's own worktree with
+/// `parallel_tasks` > 1), also the working directory. Set by `orch merge` for its verify command:
+/// the staging worktree. Read by `orch task done` (with [`ORCH_COMMIT_ON_DONE`]) and the demo's
+/// agent.
+pub const ORCH_WORKTREE: &str = "ORCH_WORKTREE";
+
+/// Set by `orch up` for agents: the plan's status file in the main repository's state directory.
+/// Read by `orch next` / `orch task` / `orch status` as the status file of the selected plan, and
+/// from `/proc/<pid>/environ` to find the agents of an earlier supervisor.
+pub const ORCH_STATUS_FILE: &str = "ORCH_STATUS_FILE";
+
+/// Set by `orch up` for agents: the orch executable to call back (`"$ORCH_BIN" task done ID`).
+pub const ORCH_BIN: &str = "ORCH_BIN";
+
+/// Set by `orch up` for agents: the manifest, so `orch next` / `orch task` inside a worktree find
+/// the right one. Read by those commands when `--manifest` is not given.
+pub const ORCH_MANIFEST: &str = "ORCH_MANIFEST";
+
+/// Set by `orch up` for agents: the attempt number, 1 for the first attempt.
+pub const ORCH_ATTEMPT: &str = "ORCH_ATTEMPT";
+
+/// Set by `orch up` for agents: the file holding the agent's prompt.
+pub const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
+
+/// Set to `1` by `orch up` for plan-mode agents: `orch task done` commits the worktree
+/// ([`ORCH_WORKTREE`]) itself, since the agent goes straight on to its next task.
+pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
+
+/// Read by `orch up` from its own environment: `poll` turns the status-file watcher off and
+/// relies on the periodic re-read alone (network filesystems deliver no events).
+pub const ORCH_WATCH: &str = "ORCH_WATCH";
+
+/// Set by `orch merge` for its verify command: the merge target (a branch name).
+pub const ORCH_TARGET: &str = "ORCH_TARGET";
+
+/// Set by `orch merge` for its verify command: the candidate merge commit being verified.
+pub const ORCH_MERGE_COMMIT: &str = "ORCH_MERGE_COMMIT";
+
+/// The variables that put a process inside one agent's run (its plan, task, worktree, status
+/// file, manifest and orch executable). An `orch` started for another purpose (the demo's own
+/// run) must not inherit them, or it would act on the agent's plan.
+pub const AGENT_CONTEXT: [&str; 6] = [
+    ORCH_MANIFEST,
+    ORCH_PLAN,
+    ORCH_TASK,
+    ORCH_WORKTREE,
+    ORCH_STATUS_FILE,
+    ORCH_BIN,
+];
+
+/// What to remove from the environment of an `orch` started as a run of its own: the git
+/// variables that point at another repository ([`GIT_ENV`]) and an agent's context
+/// ([`AGENT_CONTEXT`]).
+pub fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
+    GIT_ENV.iter().chain(AGENT_CONTEXT.iter()).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_run_loses_the_agent_context_and_the_git_variables() {
+        let removed: Vec<&str> = fresh_run_removals().collect();
+        for name in [
+            ORCH_PLAN,
+            ORCH_TASK,
+            ORCH_STATUS_FILE,
+            ORCH_MANIFEST,
+            "GIT_DIR",
+        ] {
+            assert!(removed.contains(&name), "{name} is kept");
+        }
+        let mut unique = removed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), removed.len(), "{removed:?}");
+    }
+}

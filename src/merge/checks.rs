@@ -1,0 +1,124 @@
+//! What `orch merge` checks and holds before anything moves: one run per repository (a lock),
+//! a verify command that exists, a target work tree that the run cannot clobber.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use super::run::MergeRun;
+use super::{MergeError, Verify};
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::Manifest;
+use crate::process::resolve_program;
+
+/// The verify command, checked: its program must exist (exit 2 otherwise).
+pub(crate) fn verify_spec(manifest: &Manifest, repo_root: &Path) -> CliResult<Option<Verify>> {
+    let Some(argv) = &manifest.defaults.verify else {
+        return Ok(None);
+    };
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    if resolve_program(program, repo_root).is_none() {
+        return Err(CliError::invalid(anyhow!(
+            "the verify command's program `{program}` was not found{}",
+            if program.contains('/') {
+                " (relative to the repository root)"
+            } else {
+                " on PATH"
+            }
+        ))
+        .with_hint(format!(
+            "install it, or fix `verify` in `[defaults]` of {}",
+            manifest.path.display()
+        )));
+    }
+    Ok(Some(Verify {
+        argv: argv.clone(),
+        timeout: manifest.defaults.timeout,
+        grace: manifest.defaults.grace,
+        staging_dir: manifest.root.join(&manifest.defaults.worktree_root),
+        log_dir: manifest.root.join(&manifest.defaults.log_dir),
+    }))
+}
+
+/// Refuses (exit 4) before anything moves when the work tree that has the target checked out
+/// has changes to tracked files, or untracked files where a step of the run (as predicted in
+/// memory) would write.
+pub(crate) fn preflight(ctx: &MergeRun) -> CliResult<()> {
+    let Some(work) = super::checked_out_at(&ctx.repo_root, &ctx.target).map_err(CliError::coded)?
+    else {
+        return Ok(());
+    };
+    let state = super::work_state(&work).map_err(CliError::coded)?;
+    if !state.changed.is_empty() {
+        return Err(CliError::coded(MergeError::Dirty {
+            path: work,
+            target: ctx.target.to_string(),
+            files: state.changed,
+        }));
+    }
+    if state.untracked.is_empty() {
+        return Ok(());
+    }
+    let (_, paths) = ctx.simulate().map_err(CliError::coded)?;
+    let in_the_way = super::untracked_in_the_way(&state.untracked, &paths);
+    if !in_the_way.is_empty() {
+        return Err(CliError::coded(MergeError::UntrackedInTheWay {
+            path: work,
+            target: ctx.target.to_string(),
+            files: in_the_way,
+        }));
+    }
+    Ok(())
+}
+
+/// orch's directories inside the repository, as `info/exclude` lines (`/.orch/worktrees/`).
+pub(crate) fn orch_dirs(manifest: &Manifest, repo_root: &Path) -> Vec<String> {
+    [
+        &manifest.defaults.worktree_root,
+        &manifest.defaults.state_dir,
+        &manifest.defaults.log_dir,
+    ]
+    .iter()
+    .filter_map(|d| {
+        manifest
+            .root
+            .join(d)
+            .strip_prefix(repo_root)
+            .ok()
+            .map(|r| format!("/{}/", r.display()))
+    })
+    .collect()
+}
+
+/// One `orch merge` per repository at a time: an exclusive lock on `<state_dir>/merge.lock`.
+pub(crate) struct MergeLock {
+    _file: std::fs::File,
+}
+
+impl MergeLock {
+    pub(crate) fn acquire(state_dir: &Path) -> CliResult<Self> {
+        let path = state_dir.join("merge.lock");
+        let open = || -> std::io::Result<std::fs::File> {
+            std::fs::create_dir_all(state_dir)?;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        };
+        let file = open().map_err(|e| anyhow!("cannot open `{}`: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(CliError::new(
+                exit::REFUSED,
+                anyhow!("another `orch merge` is running in this repository"),
+            )
+            .with_hint("wait for it to finish")),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(anyhow!("cannot lock `{}`: {e}", path.display()).into())
+            }
+        }
+    }
+}

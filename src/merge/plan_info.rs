@@ -1,0 +1,243 @@
+//! What `orch merge` knows about each plan of the manifest before it starts (status, branch,
+//! whether it landed), and which plans a run takes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::anyhow;
+use serde_json::Value;
+
+use super::MergeError;
+use crate::error::{CliError, CliResult, exit};
+use crate::git;
+use crate::manifest::Manifest;
+use crate::status::{self, StatusDoc};
+use crate::workspace::{self, Workspace};
+
+/// What `orch merge` knows about one plan of the manifest before it starts.
+#[derive(Clone, Debug)]
+pub struct PlanInfo {
+    /// Index into the workspace's plans.
+    pub index: usize,
+    pub name: String,
+    pub branch: String,
+    pub priority: i64,
+    /// The plans named in its `depends_on`, each once.
+    pub upstreams: Vec<String>,
+    /// Its tasks and verification steps that are not completed or skipped (`1.2 (pending)`).
+    pub unfinished: Vec<String>,
+    /// The branch tip, `None` when the branch does not exist.
+    pub tip: Option<String>,
+    /// The commit the branch was made from (`orchWorktree.base`).
+    pub base: Option<String>,
+    /// In the target already (known without a trial merge), with how that is known.
+    pub landed: Option<String>,
+}
+
+/// Reads what is known about every plan of the manifest: status, branch, whether it landed.
+pub(crate) fn plan_infos(
+    ws: &Workspace,
+    manifest: &Manifest,
+    repo_root: &Path,
+) -> CliResult<Vec<PlanInfo>> {
+    let target = &manifest.defaults.target;
+    let docs = workspace::read_statuses(ws, None)?;
+    let mut out = Vec::new();
+    for (index, (lp, doc)) in ws.plans.iter().zip(&docs).enumerate() {
+        let entry = workspace::entry_of(manifest, &lp.name)?;
+        let mut upstreams = Vec::new();
+        for d in &entry.depends_on {
+            if !upstreams.contains(&d.plan) {
+                upstreams.push(d.plan.clone());
+            }
+        }
+        let unfinished: Vec<String> = doc
+            .entries()
+            .filter(|e| !e.status.is_finished())
+            .map(|e| format!("{} ({})", e.id, e.status))
+            .collect();
+        let tip = git::branch_tip(repo_root, &entry.branch).map_err(CliError::coded)?;
+        let base = doc
+            .extra
+            .get("orchWorktree")
+            .filter(|w| w.get("branch").and_then(Value::as_str) == Some(entry.branch.as_str()))
+            .and_then(|w| w.get("base"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        // An unfinished plan is not merged, whatever its branch looks like (a new branch is
+        // its target's tip).
+        let landed = if unfinished.is_empty() {
+            landed(repo_root, target, tip.as_deref(), doc)?
+        } else {
+            None
+        };
+        out.push(PlanInfo {
+            index,
+            name: lp.name.clone(),
+            branch: entry.branch.clone(),
+            priority: entry.priority,
+            upstreams,
+            unfinished,
+            tip,
+            base,
+            landed,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a finished plan is in the target already, by the cheap checks: its branch tip is in
+/// the target's history; its status file records it merged at this very tip; or its branch is gone
+/// and it was recorded merged, or made no commit, or its commits are in the target.
+fn landed(
+    repo_root: &Path,
+    target: &str,
+    tip: Option<&str>,
+    doc: &StatusDoc,
+) -> CliResult<Option<String>> {
+    let recorded = doc.orch_merge.as_ref();
+    let recorded_merged = recorded.is_some_and(status::OrchMerge::is_merged);
+    let recorded_tip = recorded.and_then(|r| r.branch_tip.as_deref());
+    let in_target =
+        |oid: &str| super::target_contains(repo_root, target, oid).map_err(CliError::coded);
+    match tip {
+        Some(tip) => {
+            if recorded_merged && recorded_tip == Some(tip) {
+                return Ok(Some("recorded in its status file".into()));
+            }
+            if in_target(tip)? {
+                return Ok(Some(format!("its tip is in `{target}`")));
+            }
+            Ok(None)
+        }
+        None => {
+            if recorded_merged {
+                return Ok(Some(
+                    "recorded in its status file; the branch is gone".into(),
+                ));
+            }
+            let commits: Vec<String> = doc.entries().filter_map(|e| e.commit.clone()).collect();
+            match git::latest_of(repo_root, &commits).map_err(CliError::coded)? {
+                None => Ok(Some(
+                    "nothing to merge: no branch and no task commit".into(),
+                )),
+                Some(latest) if in_target(&latest)? => {
+                    Ok(Some(format!("its task commits are in `{target}`")))
+                }
+                Some(_) => Ok(None),
+            }
+        }
+    }
+}
+
+/// A plan left out of a run without names because it is not finished: its name and what is
+/// left (`1.2 (pending)`).
+pub type Unfinished = (String, Vec<String>);
+
+/// The plans of the run (indices into `infos`) and, when no names were given, the plans left
+/// out because they are not finished (`(name, unfinished tasks)`). Refusals (exit 4) name every
+/// plan refused and why; unknown names are exit 2.
+pub(crate) fn select(
+    infos: &[PlanInfo],
+    by_name: &HashMap<&str, &PlanInfo>,
+    names: &[String],
+    repo_root: &Path,
+    target: &str,
+) -> CliResult<(Vec<usize>, Vec<Unfinished>)> {
+    if names.is_empty() {
+        let mut run = Vec::new();
+        let mut unfinished = Vec::new();
+        for p in infos {
+            if p.unfinished.is_empty() {
+                run.push(p.index);
+            } else if p.landed.is_none() {
+                unfinished.push((p.name.clone(), p.unfinished.clone()));
+            }
+        }
+        return Ok((run, unfinished));
+    }
+    let mut run = Vec::new();
+    for name in names {
+        match by_name.get(name.as_str()) {
+            Some(p) if !run.contains(&p.index) => run.push(p.index),
+            Some(_) => {}
+            None => {
+                let known: Vec<String> = infos.iter().map(|p| format!("`{}`", p.name)).collect();
+                return Err(
+                    CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
+                        .with_hint(format!("the manifest's plans are {}", known.join(", "))),
+                );
+            }
+        }
+    }
+    let requested: HashSet<&str> = run.iter().map(|&i| infos[i].name.as_str()).collect();
+    let mut refusals = Vec::new();
+    let mut hints = BTreeSet::new();
+    for &i in &run {
+        let p = &infos[i];
+        if p.landed.is_some() {
+            continue;
+        }
+        if !p.unfinished.is_empty() {
+            refusals.push(format!(
+                "plan `{}` is not finished: {}",
+                p.name,
+                p.unfinished.join(", ")
+            ));
+            hints.insert(format!(
+                "finish it first (`orch up {}`), or mark what is left with `orch task skip`",
+                p.name
+            ));
+            continue;
+        }
+        for u in &p.upstreams {
+            if requested.contains(u.as_str()) {
+                continue;
+            }
+            let Some(up) = by_name.get(u.as_str()) else {
+                continue;
+            };
+            if upstream_landed(up, repo_root, target).map_err(CliError::coded)? {
+                continue;
+            }
+            refusals.push(format!(
+                "plan `{}` depends on plan `{u}`, which is not merged into `{target}` yet",
+                p.name
+            ));
+            hints.insert(format!(
+                "merge `{u}` first, or both in one run: `orch merge {u} {}`",
+                p.name
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        let n = refusals.len();
+        let message = if n == 1 {
+            format!("{}; nothing was merged", refusals[0])
+        } else {
+            format!(
+                "{n} plans cannot be merged; nothing was merged:\n  {}",
+                refusals.join("\n  ")
+            )
+        };
+        return Err(CliError::new(exit::REFUSED, anyhow!(message))
+            .with_hint(hints.into_iter().collect::<Vec<_>>().join("; ")));
+    }
+    Ok((run, Vec::new()))
+}
+
+/// Whether an upstream plan outside the run is finished and in the target: the cheap checks,
+/// then a trial merge (a plan landed with `squash` before).
+pub(crate) fn upstream_landed(
+    up: &PlanInfo,
+    repo_root: &Path,
+    target: &str,
+) -> Result<bool, MergeError> {
+    if up.landed.is_some() {
+        return Ok(true);
+    }
+    if up.tip.is_none() || !up.unfinished.is_empty() {
+        return Ok(false);
+    }
+    super::is_merged(repo_root, target, &up.branch)
+}

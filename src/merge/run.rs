@@ -1,0 +1,464 @@
+//! One `orch merge` run: the plans in merge order, each gated (landed, upstream not merged, no
+//! branch), then predicted in memory (`--dry-run`) or merged for real with its outcome recorded
+//! in the plan's status file. Nothing here prints: the caller reports each step.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use super::checks::{MergeLock, orch_dirs, preflight, verify_spec};
+use super::plan_info::{PlanInfo, Unfinished, plan_infos, select, upstream_landed};
+use super::{MergeError, OrderItem, Predicted, Simulator, StepOutcome, StepRequest, Verify};
+use crate::error::{CliError, CliResult};
+use crate::git;
+use crate::manifest::{Manifest, MergeStrategy};
+use crate::status;
+use crate::workspace::{self, LoadedPlan, Workspace};
+
+/// The result of one step, as printed (`result` in `--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Merged,
+    Conflict,
+    VerifyFailed,
+    Skipped,
+    AlreadyMerged,
+    WouldMerge,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merged => "merged",
+            Self::Conflict => "conflict",
+            Self::VerifyFailed => "verify_failed",
+            Self::Skipped => "skipped",
+            Self::AlreadyMerged => "already_merged",
+            Self::WouldMerge => "would_merge",
+        }
+    }
+
+    /// The plan was requested but does not land (the run exits 5).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Conflict | Self::VerifyFailed | Self::Skipped)
+    }
+}
+
+/// One step as reported.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub plan: String,
+    pub branch: String,
+    pub result: Outcome,
+    /// The target's tip after the step (merged), or the branch tip for `ff-only`.
+    pub commit: Option<String>,
+    /// Conflicting paths.
+    pub files: Vec<String>,
+    pub reason: Option<String>,
+    pub archive_tag: Option<String>,
+    /// The paths a predicted clean merge changes (dry run only).
+    pub changes: usize,
+}
+
+impl Step {
+    pub(crate) fn new(p: &PlanInfo, result: Outcome) -> Self {
+        Self {
+            plan: p.name.clone(),
+            branch: p.branch.clone(),
+            result,
+            commit: None,
+            files: Vec::new(),
+            reason: None,
+            archive_tag: None,
+            changes: 0,
+        }
+    }
+
+    pub(crate) fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+pub fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(10)]
+}
+
+/// One run of `orch merge`: what it knows about every plan of the manifest, and the plans it
+/// takes, in merge order.
+pub struct MergeRun {
+    pub infos: Vec<PlanInfo>,
+    /// Index into `infos` by plan name.
+    by_name: HashMap<String, usize>,
+    /// The names of the plans in the run.
+    in_run: HashSet<String>,
+    /// The plans of the run (indices into `infos`), upstream plans first.
+    pub order: Vec<usize>,
+    /// With no names given: the plans left out because they are not finished.
+    pub unfinished: Vec<Unfinished>,
+    pub repo_root: PathBuf,
+    pub target: String,
+    pub strategy: MergeStrategy,
+    stop_on_failure: bool,
+}
+
+/// The run's verify command and its hold on the repository (one `orch merge` at a time), from
+/// [`MergeRun::prepare`]; the lock is released when this is dropped.
+pub struct Prepared {
+    _lock: MergeLock,
+    pub verify: Option<Verify>,
+}
+
+/// What happens to a plan before any git work.
+enum Gate {
+    Step(Step),
+    Go,
+}
+
+impl MergeRun {
+    /// Plans a run of the plans `names` (every finished plan when empty): the target must exist;
+    /// unknown names are exit 2; a requested plan that is not finished or waits on an upstream
+    /// plan that is not merged is refused (exit 4), before anything moves.
+    pub fn plan(
+        ws: &Workspace,
+        manifest: &Manifest,
+        names: &[String],
+        strategy: Option<MergeStrategy>,
+        stop_on_failure: bool,
+    ) -> CliResult<Self> {
+        let repo_root = workspace::repo_root(manifest)?;
+        let target = manifest.defaults.target.clone();
+        let strategy = strategy.unwrap_or(manifest.defaults.merge_strategy);
+        if git::branch_tip(&repo_root, &target)
+            .map_err(CliError::coded)?
+            .is_none()
+        {
+            return Err(CliError::coded(MergeError::TargetMissing { target }));
+        }
+        let infos = plan_infos(ws, manifest, &repo_root)?;
+        let (run_set, unfinished) = {
+            let by_name: HashMap<&str, &PlanInfo> =
+                infos.iter().map(|p| (p.name.as_str(), p)).collect();
+            select(&infos, &by_name, names, &repo_root, &target)?
+        };
+        let items: Vec<OrderItem> = run_set
+            .iter()
+            .map(|&i| OrderItem {
+                name: infos[i].name.clone(),
+                priority: infos[i].priority,
+                depends_on: infos[i].upstreams.clone(),
+            })
+            .collect();
+        let order: Vec<usize> = super::merge_order(&items)
+            .into_iter()
+            .map(|k| run_set[k])
+            .collect();
+        Ok(Self {
+            by_name: infos
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.name.clone(), i))
+                .collect(),
+            in_run: order.iter().map(|&i| infos[i].name.clone()).collect(),
+            infos,
+            order,
+            unfinished,
+            repo_root,
+            target,
+            strategy,
+            stop_on_failure,
+        })
+    }
+
+    /// Before anything moves: takes the repository's merge lock (exit 4 when another `orch merge`
+    /// holds it), checks the verify command (exit 2 when its program is missing) and the target's
+    /// work tree (exit 4 when the run would clobber it), and keeps orch's directories out of git.
+    pub fn prepare(&self, manifest: &Manifest) -> CliResult<Prepared> {
+        let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+        let lock = MergeLock::acquire(&state_dir)?;
+        let verify = verify_spec(manifest, &self.repo_root)?;
+        preflight(self)?;
+        git::ensure_excluded(&self.repo_root, &orch_dirs(manifest, &self.repo_root))
+            .map_err(CliError::coded)?;
+        Ok(Prepared {
+            _lock: lock,
+            verify,
+        })
+    }
+
+    /// An upstream plan by name.
+    fn plan_named(&self, name: &str) -> Option<&PlanInfo> {
+        self.by_name.get(name).map(|&i| &self.infos[i])
+    }
+
+    /// The target's tip now (empty when it cannot be read).
+    pub fn target_tip(&self) -> CliResult<String> {
+        Ok(git::branch_tip(&self.repo_root, &self.target)
+            .map_err(CliError::coded)?
+            .unwrap_or_default())
+    }
+
+    /// Decides a plan's step without git work when the plan is landed, has no branch, waits on a
+    /// plan that did not land (in this run or before), or the run stopped.
+    fn gate(
+        &self,
+        p: &PlanInfo,
+        failed: &HashSet<String>,
+        stopped: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Gate, MergeError> {
+        if let Some(landed) = &p.landed {
+            return Ok(Gate::Step(
+                Step::new(p, Outcome::AlreadyMerged).reason(landed),
+            ));
+        }
+        if let Some(first) = stopped {
+            return Ok(Gate::Step(Step::new(p, Outcome::Skipped).reason(format!(
+                "not attempted: --stop-on-failure stopped the run after `{first}`"
+            ))));
+        }
+        for u in &p.upstreams {
+            if failed.contains(u) {
+                return Ok(Gate::Step(Step::new(p, Outcome::Skipped).reason(format!(
+                    "depends on `{u}`, which {} merged",
+                    if dry_run { "would not be" } else { "was not" }
+                ))));
+            }
+            if self.in_run.contains(u.as_str()) {
+                continue;
+            }
+            let Some(up) = self.plan_named(u) else {
+                continue;
+            };
+            if !upstream_landed(up, &self.repo_root, &self.target)? {
+                let why = if up.unfinished.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it is not finished: {})", up.unfinished.join(", "))
+                };
+                return Ok(Gate::Step(Step::new(p, Outcome::Skipped).reason(format!(
+                    "depends on `{u}`, which is not merged into `{}`{why}",
+                    self.target
+                ))));
+            }
+        }
+        if p.tip.is_none() {
+            return Ok(Gate::Step(Step::new(p, Outcome::Skipped).reason(format!(
+                "its branch `{}` does not exist, and its task commits are not in `{}`",
+                p.branch, self.target
+            ))));
+        }
+        Ok(Gate::Go)
+    }
+
+    /// The dry run: every step predicted on successive virtual targets, in memory. Also returns
+    /// every path a predicted clean step changes.
+    pub fn simulate(&self) -> Result<(Vec<Step>, Vec<String>), MergeError> {
+        let mut sim = Simulator::new(&self.repo_root, &self.target)?;
+        let mut steps = Vec::new();
+        let mut failed = HashSet::new();
+        let mut stopped: Option<String> = None;
+        let mut paths = BTreeSet::new();
+        for &i in &self.order {
+            let p = &self.infos[i];
+            let step = match self.gate(p, &failed, stopped.as_deref(), true)? {
+                Gate::Step(s) => s,
+                Gate::Go => match sim.step(&p.name, &p.branch, self.strategy)? {
+                    Predicted::Clean { paths: changed } => {
+                        let mut s = Step::new(p, Outcome::WouldMerge);
+                        s.changes = changed.len();
+                        paths.extend(changed);
+                        s
+                    }
+                    Predicted::Conflict { paths } => {
+                        let mut s = Step::new(p, Outcome::Conflict);
+                        s.files = paths;
+                        s
+                    }
+                    Predicted::AlreadyMerged => Step::new(p, Outcome::AlreadyMerged)
+                        .reason("merging it would change nothing"),
+                    Predicted::FfImpossible => {
+                        Step::new(p, Outcome::Skipped).reason(self.ff_reason(p))
+                    }
+                },
+            };
+            if step.result.is_failure() {
+                failed.insert(p.name.clone());
+                if self.stop_on_failure && stopped.is_none() {
+                    stopped = Some(p.name.clone());
+                }
+            }
+            steps.push(step);
+        }
+        Ok((steps, paths.into_iter().collect()))
+    }
+
+    fn ff_reason(&self, p: &PlanInfo) -> String {
+        format!(
+            "ff-only: `{}` has commits that are not on `{}`; use --strategy merge or squash",
+            self.target, p.branch
+        )
+    }
+
+    /// The real run. Each finished step is pushed to `steps` and shown to `report`; a status
+    /// file that cannot be written is told to `warn`. Returns whether it was interrupted
+    /// ([`super::interrupt`]); an error stops it (the steps before stay done).
+    pub fn run(
+        &self,
+        ws: &Workspace,
+        verify: Option<&Verify>,
+        steps: &mut Vec<Step>,
+        mut report: impl FnMut(&Step),
+        warn: &mut dyn FnMut(String),
+    ) -> Result<bool, MergeError> {
+        let mut failed = HashSet::new();
+        let mut stopped: Option<String> = None;
+        let mut interrupted = false;
+        for &i in &self.order {
+            let p = &self.infos[i];
+            let step = if interrupted {
+                Step::new(p, Outcome::Skipped).reason("interrupted before its turn")
+            } else {
+                match self.gate(p, &failed, stopped.as_deref(), false)? {
+                    Gate::Step(s) => s,
+                    Gate::Go => {
+                        let lp = &ws.plans[p.index];
+                        let (step, was_interrupted) = self.real_step(p, lp, verify, warn)?;
+                        interrupted = was_interrupted;
+                        step
+                    }
+                }
+            };
+            if step.result.is_failure() {
+                failed.insert(p.name.clone());
+                if self.stop_on_failure && stopped.is_none() {
+                    stopped = Some(p.name.clone());
+                }
+            }
+            report(&step);
+            steps.push(step);
+        }
+        Ok(interrupted)
+    }
+
+    /// Merges one plan for real and records the outcome in its status file.
+    fn real_step(
+        &self,
+        p: &PlanInfo,
+        lp: &LoadedPlan,
+        verify: Option<&Verify>,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<(Step, bool), MergeError> {
+        let req = StepRequest {
+            repo_root: &self.repo_root,
+            target: &self.target,
+            plan: &p.name,
+            branch: &p.branch,
+            base: p.base.as_deref(),
+            strategy: self.strategy,
+            verify,
+        };
+        let tip_now = || {
+            git::branch_tip(&self.repo_root, &self.target)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let at = status::timestamp(Utc::now());
+        let record = |state: &str, commit: &str, files: &[String]| status::OrchMerge {
+            state: state.to_string(),
+            target: self.target.clone(),
+            strategy: self.strategy.as_str().to_string(),
+            commit: commit.to_string(),
+            files: files.to_vec(),
+            branch: p.branch.clone(),
+            branch_tip: p.tip.clone(),
+            at: at.clone(),
+            ..status::OrchMerge::default()
+        };
+        let (step, interrupted) = match super::merge_plan(&req)? {
+            StepOutcome::Merged(m) => {
+                let mut record = record("merged", &m.commit, &[]);
+                record.branch_tip = Some(m.branch_tip.clone());
+                record.archive_tag = Some(m.archive_tag.clone());
+                record.previous = Some(m.previous.clone());
+                if m.rebuilt > 0 {
+                    record.rebuilt = Some(m.rebuilt);
+                }
+                self.record(lp, warn, record);
+                let mut s = Step::new(p, Outcome::Merged);
+                s.commit = Some(m.commit);
+                s.archive_tag = Some(m.archive_tag);
+                if m.rebuilt > 0 {
+                    s.reason = Some(format!(
+                        "`{}` moved meanwhile; rebuilt on its new tip {} time{}",
+                        self.target,
+                        m.rebuilt,
+                        if m.rebuilt == 1 { "" } else { "s" }
+                    ));
+                }
+                (s, false)
+            }
+            StepOutcome::AlreadyMerged => (
+                Step::new(p, Outcome::AlreadyMerged).reason("merging it would change nothing"),
+                false,
+            ),
+            StepOutcome::Conflict { files } => {
+                self.record(lp, warn, record("conflict", &tip_now(), &files));
+                let mut s = Step::new(p, Outcome::Conflict);
+                s.files = files;
+                s.reason = Some(format!(
+                    "resolve it on `{}` (merge `{}` into it and fix the files), then run `orch merge` again",
+                    p.branch, self.target
+                ));
+                (s, false)
+            }
+            StepOutcome::VerifyFailed { reason } => {
+                let mut record = record("verify_failed", &tip_now(), &[]);
+                record.reason = Some(reason.clone());
+                if let Some(v) = verify {
+                    record.log = Some(v.log_path(&p.name).to_string_lossy().into_owned());
+                }
+                self.record(lp, warn, record);
+                (Step::new(p, Outcome::VerifyFailed).reason(reason), false)
+            }
+            StepOutcome::FfImpossible => (Step::new(p, Outcome::Skipped).reason(self.ff_reason(p)), false),
+            StepOutcome::TargetKeptMoving { attempts } => (
+                Step::new(p, Outcome::Skipped).reason(format!(
+                    "`{}` moved under each of {attempts} attempts (someone else is updating it); their commits are kept; run `orch merge` again",
+                    self.target
+                )),
+                false,
+            ),
+            StepOutcome::Interrupted => (
+                Step::new(p, Outcome::Skipped)
+                    .reason("interrupted; nothing of it was merged"),
+                true,
+            ),
+        };
+        Ok((step, interrupted))
+    }
+
+    /// Writes `orchMerge` into the plan's status file; a failure is a warning (git holds the
+    /// truth: the merge is on the target either way).
+    fn record(&self, lp: &LoadedPlan, warn: &mut dyn FnMut(String), value: status::OrchMerge) {
+        let written = status::update(
+            &lp.status_path,
+            &lp.plan,
+            &lp.rel_path,
+            &lp.name,
+            |doc, _| {
+                doc.orch_merge = Some(value);
+                Ok(())
+            },
+        );
+        if let Err(e) = written {
+            warn(format!(
+                "cannot record the merge of `{}` in `{}`: {e}",
+                lp.name,
+                lp.status_path.display()
+            ));
+        }
+    }
+}
