@@ -9,12 +9,11 @@ use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
 
 use super::GitError;
 use super::commit::dirty_files;
+use super::entries::{Entry, head_of_dir, read_entries};
 use super::inspect::{MergeState, merge_state_of, writes_in_memory};
+use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark_key};
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
-use super::worktree::{
-    Entry, MARK_BASE, MARK_PLAN, config_string, head_of_dir, local_config, mark_key, open_main,
-    read_entries,
-};
+use super::worktree::open_main;
 
 /// Where `--force` saves a plan's work before removing it: `refs/orch/backup/<plan>/<stamp>`.
 pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
