@@ -9,15 +9,14 @@ use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
 
 use super::GitError;
 use super::commit::dirty_files;
+use super::entries::{Entry, head_of_dir, read_entries};
 use super::inspect::{MergeState, merge_state_of, writes_in_memory};
+use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark_key};
 use super::refs::{
     ARCHIVE_PREFIX, BACKUP_PREFIX, backup_name, plan_attempts_prefix, worktree_backup_name,
 };
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
-use super::worktree::{
-    Entry, MARK_BASE, MARK_PLAN, config_string, head_of_dir, local_config, mark_key, open_main,
-    read_entries,
-};
+use super::worktree::open_main;
 
 /// A plan's branch as `orch clean` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,8 +9,11 @@
 
 mod cleanup;
 mod commit;
+mod copy;
+mod entries;
 mod error;
 mod inspect;
+mod marks;
 mod merge;
 mod refs;
 mod repo;
@@ -27,11 +30,13 @@ pub use cleanup::{
 pub use commit::{
     CommitInfo, commit_all, commit_unchanged, head_of, head_time, is_dirty, save_and_reset,
 };
+pub use copy::WORKTREE_INCLUDE;
 pub use error::GitError;
 pub use inspect::{
     MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
     overlapping_paths, paths_overlap,
 };
+pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, merge_into};
 pub use refs::{
     ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
@@ -45,6 +50,6 @@ pub use task_tree::{
     retire_task_tree, task_branch, task_tree_ids, task_tree_name,
 };
 pub use worktree::{
-    MARK_BASE, MARK_PLAN, PlanTree, TreeAction, TreeRequest, WORKTREE_INCLUDE, ensure_plan_tree,
-    plan_tree_preflight, remove_plan_locks, remove_stale_config_lock,
+    PlanTree, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight, remove_plan_locks,
+    remove_stale_config_lock,
 };

@@ -13,12 +13,10 @@ use git2::Oid;
 use super::GitError;
 use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
 use super::commit::{dirty_files, save_and_reset};
+use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
-use super::worktree::{
-    PlanTree, TreeRequest, discard_dir, ensure_plan_tree, half_made, open_main, read_entries,
-    sweep_discarded, worktree_lock,
-};
+use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
 use crate::manifest::check_plan_name;
 
 /// The prefix of every task branch: `orch/task/<plan>/<id>`.

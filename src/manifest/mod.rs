@@ -6,9 +6,11 @@ mod duration;
 mod load;
 mod model;
 mod names;
+mod paths;
 mod raw;
 mod targets;
 mod validate;
+mod values;
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,19 @@
 //! Semantic checks: from [`RawManifest`] to [`Manifest`], reporting every problem found.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::agents::{AgentMode, AgentSpec, parse_template, presets};
 use super::duration::parse_duration;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
-use super::raw::{At, RawManifest, RawPlan, RawSlurm, Reporter};
-use crate::executor::{ExecutorKind, SlurmOptions};
+use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
+use super::raw::{At, RawManifest, RawPlan, Reporter};
+use super::values::{
+    PARALLEL_HINT, argv, at_least_one, both_parallel, duration, executor, slurm_options,
+};
+use crate::executor::SlurmOptions;
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.
@@ -182,208 +186,6 @@ fn defaults(
         }
     }
     out
-}
-
-/// An `executor` key: `local` or `slurm`.
-fn executor(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<String>>) -> Option<ExecutorKind> {
-    let At { value, span } = at?;
-    let parsed = ExecutorKind::parse(value);
-    if parsed.is_none() {
-        r.error_hint(
-            span,
-            format!("`{ctx}` must be \"local\" or \"slurm\", found \"{value}\""),
-            "\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`)",
-        );
-    }
-    parsed
-}
-
-/// A `[slurm]` table (`ctx` = `slurm`) or a plan's `slurm` table over `base`.
-fn slurm_options(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    raw: &RawSlurm,
-    base: &SlurmOptions,
-) -> SlurmOptions {
-    let mut out = base.clone();
-    let name_like = |v: &str| {
-        !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','))
-    };
-    for (key, at, slot) in [
-        ("partition", &raw.partition, &mut out.partition),
-        ("account", &raw.account, &mut out.account),
-    ] {
-        if let Some(At { value, span }) = at {
-            if name_like(value) {
-                *slot = Some(value.clone());
-            } else {
-                r.error(
-                    span,
-                    format!("`{ctx}.{key}` \"{value}\" is not a Slurm {key} name (letters, digits, `_`, `-`, `.`, `,`)"),
-                );
-            }
-        }
-    }
-    if let Some(At { value, span }) = &raw.time_limit {
-        match parse_duration(value) {
-            Ok(t) if t >= Duration::from_secs(60) => out.time_limit = Some(t),
-            Ok(_) => r.error_hint(
-                span,
-                format!("`{ctx}.time_limit` \"{value}\" is under a minute"),
-                "Slurm time limits are whole minutes: write \"1m\" or more (it is rounded up)",
-            ),
-            Err(why) => r.error(span, format!("`{ctx}.time_limit`: {why}")),
-        }
-    }
-    if let Some(At { value, span }) = &raw.cpus {
-        match u32::try_from(*value) {
-            Ok(n) if n >= 1 => out.cpus = Some(n),
-            _ => r.error(
-                span,
-                format!("`{ctx}.cpus` must be at least 1, found {value}"),
-            ),
-        }
-    }
-    if let Some(At { value, span }) = &raw.memory {
-        let digits = value.trim_end_matches(['K', 'M', 'G', 'T']);
-        let one_suffix = value.len() - digits.len() <= 1;
-        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && one_suffix {
-            out.memory = Some(value.clone());
-        } else {
-            r.error_hint(
-                span,
-                format!("`{ctx}.memory` \"{value}\" is not a Slurm memory size"),
-                "write a number with an optional K, M, G or T suffix, such as \"8G\" (megabytes without one)",
-            );
-        }
-    }
-    if let Some(At { value, .. }) = &raw.sbatch_args {
-        let mut ok = true;
-        if let Some(first) = value.first()
-            && !first.value.starts_with('-')
-        {
-            r.error_hint(
-                &first.span,
-                format!(
-                    "`{ctx}.sbatch_args` must begin with an option, found \"{}\"",
-                    first.value
-                ),
-                "sbatch_args is an argv of options: [\"--qos=high\", \"--constraint=avx2\"]",
-            );
-            ok = false;
-        }
-        for arg in value {
-            if let Some(why) = crate::executor::check_sbatch_arg(&arg.value) {
-                r.error(
-                    &arg.span,
-                    format!(
-                        "`{ctx}.sbatch_args` element \"{}\" {why}",
-                        arg.value.escape_debug()
-                    ),
-                );
-                ok = false;
-            }
-        }
-        if ok {
-            out.sbatch_args = value.iter().map(|a| a.value.clone()).collect();
-        }
-    }
-    out
-}
-
-/// An integer key that must be at least 1.
-const PARALLEL_HINT: &str = "`parallel` lets agents share the plan's worktree, `parallel_tasks` gives each task a worktree of its own: choose one";
-
-fn both_parallel(whose: &str, parallel: usize, parallel_tasks: usize) -> String {
-    format!(
-        "{whose} sets both `parallel` ({parallel}) and `parallel_tasks` ({parallel_tasks}) above 1"
-    )
-}
-
-fn at_least_one(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<i64>>) -> Option<usize> {
-    let At { value, span } = at?;
-    match usize::try_from(*value) {
-        Ok(n) if n >= 1 => Some(n),
-        _ => {
-            r.error(span, format!("`{ctx}` must be at least 1, found {value}"));
-            None
-        }
-    }
-}
-
-/// A duration key (`"90s"`, `"2h"`); zero only where `zero_ok`.
-fn duration(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    at: Option<&At<String>>,
-    zero_ok: bool,
-) -> Option<Duration> {
-    let At { value, span } = at?;
-    match parse_duration(value) {
-        Ok(t) if t > Duration::ZERO || zero_ok => Some(t),
-        Ok(_) => {
-            r.error(span, format!("`{ctx}` must be greater than zero"));
-            None
-        }
-        Err(why) => {
-            r.error(span, format!("`{ctx}`: {why}"));
-            None
-        }
-    }
-}
-
-/// An argv key (`setup`): a non-empty array whose program is not empty.
-fn argv(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<Vec<At<String>>>>) -> Option<Vec<String>> {
-    let At { value, span } = at?;
-    match value.first() {
-        None => {
-            r.error_hint(
-                span,
-                format!("`{ctx}` must not be empty"),
-                super::raw::ARGV_HINT,
-            );
-            None
-        }
-        Some(first) if first.value.trim().is_empty() => {
-            r.error(
-                &first.span,
-                format!("the program of `{ctx}` must not be empty"),
-            );
-            None
-        }
-        Some(_) => Some(value.iter().map(|a| a.value.clone()).collect()),
-    }
-}
-
-/// A list of paths inside the repository (`copy`).
-fn rel_paths(
-    r: &mut Reporter<'_>,
-    root: &Path,
-    ctx: &str,
-    at: Option<&At<Vec<At<String>>>>,
-) -> Option<Vec<PathBuf>> {
-    let At { value, .. } = at?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in value {
-        match inside_dir(Path::new(&item.value)) {
-            Some(p) if !p.as_os_str().is_empty() && !leaves_via_symlink(root, &p) => out.push(p),
-            _ => {
-                r.error_hint(
-                    &item.span,
-                    format!(
-                        "`{ctx}` entry `{}` is not a path inside the repository",
-                        item.value
-                    ),
-                    "give a relative path such as \".env\"",
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
 }
 
 fn known_agents_hint(agents: &BTreeMap<String, AgentSpec>) -> String {
@@ -718,86 +520,4 @@ fn plans(
         out[index].depends_on = parsed;
     }
     out
-}
-
-fn check_plan_file(value: &str, span: &std::ops::Range<usize>, root: &Path, r: &mut Reporter<'_>) {
-    if value.is_empty() {
-        r.error(span, "plan file must not be empty");
-        return;
-    }
-    let Some(rel) = inside_root(Path::new(value), root) else {
-        r.error_hint(
-            span,
-            format!("plan file `{value}` is outside the manifest's directory"),
-            "plan files must live in the repository; give a path relative to plans.toml",
-        );
-        return;
-    };
-    let abs = root.join(&rel);
-    if !abs.exists() {
-        r.error(span, format!("plan file `{value}` does not exist"));
-        return;
-    }
-    if !abs.is_file() {
-        r.error(span, format!("plan file `{value}` is not a file"));
-        return;
-    }
-    // A symlink must not lead out of the repository either.
-    if let (Ok(real), Ok(real_root)) = (abs.canonicalize(), root.canonicalize())
-        && !real.starts_with(&real_root)
-    {
-        r.error(
-            span,
-            format!("plan file `{value}` resolves to a path outside the manifest's directory"),
-        );
-    }
-}
-
-/// Whether `rel` (already inside `root` lexically) leads out of `root` through a symlink: its
-/// deepest existing ancestor, resolved, is not inside `root` resolved. A root that cannot be
-/// resolved (it does not exist) has nothing to follow.
-fn leaves_via_symlink(root: &Path, rel: &Path) -> bool {
-    let Ok(real_root) = root.canonicalize() else {
-        return false;
-    };
-    let full = root.join(rel);
-    full.ancestors()
-        .take_while(|a| a.starts_with(root))
-        .find(|a| std::fs::symlink_metadata(a).is_ok())
-        .and_then(|a| a.canonicalize().ok())
-        .is_some_and(|real| !real.starts_with(&real_root))
-}
-
-/// `p` made relative to `root` and normalized, or `None` when it leads outside `root`.
-fn inside_root(p: &Path, root: &Path) -> Option<PathBuf> {
-    if p.is_absolute() {
-        let rel = p
-            .strip_prefix(root)
-            .ok()
-            .map(Path::to_path_buf)
-            .or_else(|| {
-                let real_root = root.canonicalize().ok()?;
-                p.strip_prefix(real_root).ok().map(Path::to_path_buf)
-            })?;
-        inside_dir(&rel)
-    } else {
-        inside_dir(p)
-    }
-}
-
-/// A relative path normalized lexically (`.` dropped, `..` applied), or `None` when it is absolute
-/// or climbs above its starting directory.
-pub fn inside_dir(p: &Path) -> Option<PathBuf> {
-    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => parts.push(s),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(parts.iter().collect())
 }

@@ -1,0 +1,195 @@
+//! What is copied into a new worktree: the request's `copy` paths and the entries of
+//! `.worktreeinclude`, kept inside the repository; symlinks are copied as links.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use super::GitError;
+use super::worktree::TreeRequest;
+
+/// The file at the repository root listing extra paths to copy into new worktrees.
+pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
+
+/// The paths to copy into a new worktree: `copy`, then the entries of `.worktreeinclude`, expanded
+/// (`*` and `?` in the last component) and limited to those that exist.
+pub(super) fn copy_list(req: &TreeRequest) -> Result<Vec<PathBuf>, GitError> {
+    let mut patterns = Vec::new();
+    for p in req.copy {
+        patterns.push(
+            safe_relative(p).map_err(|reason| GitError::InvalidCopyPath {
+                path: p.clone(),
+                reason,
+            })?,
+        );
+    }
+    let include = req.repo_root.join(WORKTREE_INCLUDE);
+    match fs::read_to_string(&include) {
+        Ok(text) => {
+            for line in text.lines() {
+                let line = line.trim();
+                // Comments, blank lines; negations are not supported (gitignore syntax).
+                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                    continue;
+                }
+                // A leading `/` anchors at the repository root, as in `.gitignore`.
+                let rel = Path::new(line.trim_start_matches('/').trim_end_matches('/'));
+                patterns.push(
+                    safe_relative(rel).map_err(|reason| GitError::InvalidCopyPath {
+                        path: PathBuf::from(line),
+                        reason: format!("{reason} (in `{WORKTREE_INCLUDE}`)"),
+                    })?,
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(GitError::ReadInclude {
+                path: include,
+                source,
+            });
+        }
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for pattern in patterns {
+        for rel in expand(req.repo_root, &pattern) {
+            if !out.contains(&rel) {
+                out.push(rel);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `path` as a plain relative path inside the repository, or why it is not one.
+fn safe_relative(path: &Path) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("the path contains `..`".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("the path is absolute".into());
+            }
+        }
+    }
+    match out.components().next() {
+        None => Err("the path names the repository root".into()),
+        Some(Component::Normal(first)) if first == ".git" => {
+            Err("the path is inside `.git`".into())
+        }
+        _ => Ok(out),
+    }
+}
+
+fn has_wildcard(s: &OsStr) -> bool {
+    s.to_string_lossy().contains(['*', '?'])
+}
+
+/// The existing paths `pattern` names; wildcards are honoured in the last component only (a
+/// pattern with wildcards elsewhere names nothing).
+fn expand(root: &Path, pattern: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(last)) = (pattern.parent(), pattern.file_name()) else {
+        return Vec::new();
+    };
+    if parent.iter().any(has_wildcard) {
+        return Vec::new();
+    }
+    if !has_wildcard(last) {
+        return if fs::symlink_metadata(root.join(pattern)).is_ok() {
+            vec![pattern.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+    }
+    let Ok(listing) = fs::read_dir(root.join(parent)) else {
+        return Vec::new();
+    };
+    let glob = last.to_string_lossy();
+    let mut found: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|name| name != ".git" && wildcard_match(&glob, &name.to_string_lossy()))
+        .map(|name| parent.join(name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Matches `name` against `glob` where `*` is any run of characters and `?` any one.
+pub(crate) fn wildcard_match(glob: &str, name: &str) -> bool {
+    let g: Vec<char> = glob.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut gi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
+            gi += 1;
+            ni += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ni));
+            gi += 1;
+        } else if let Some((sg, sn)) = star {
+            gi = sg + 1;
+            ni = sn + 1;
+            star = Some((sg, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+/// Copies `root/rel` to `worktree/rel` unless something is already there; symlinks are copied as
+/// links, never followed. Returns whether anything was copied.
+pub(super) fn copy_into(root: &Path, worktree: &Path, rel: &Path) -> Result<bool, GitError> {
+    let from = root.join(rel);
+    let to = worktree.join(rel);
+    if fs::symlink_metadata(&to).is_ok() {
+        return Ok(false);
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|source| GitError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    copy_recursive(&from, &to)?;
+    Ok(true)
+}
+
+fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {
+    let copy_error = |source| GitError::Copy {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    };
+    let meta = fs::symlink_metadata(from).map_err(copy_error)?;
+    if meta.file_type().is_symlink() {
+        #[cfg(unix)]
+        {
+            let link = fs::read_link(from).map_err(copy_error)?;
+            std::os::unix::fs::symlink(link, to).map_err(copy_error)?;
+        }
+        return Ok(());
+    }
+    if meta.is_dir() {
+        match fs::create_dir(to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(copy_error(e)),
+        }
+        for item in fs::read_dir(from).map_err(copy_error)? {
+            let item = item.map_err(copy_error)?;
+            let target = to.join(item.file_name());
+            if fs::symlink_metadata(&target).is_ok() {
+                continue;
+            }
+            copy_recursive(&item.path(), &target)?;
+        }
+        return Ok(());
+    }
+    fs::copy(from, to).map_err(copy_error)?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Paths in the manifest: plan files and `copy` entries, which must stay inside the repository
+//! (lexically and through symlinks).
+
+use std::path::{Component, Path, PathBuf};
+
+use super::raw::{At, Reporter};
+
+/// A list of paths inside the repository (`copy`).
+pub(super) fn rel_paths(
+    r: &mut Reporter<'_>,
+    root: &Path,
+    ctx: &str,
+    at: Option<&At<Vec<At<String>>>>,
+) -> Option<Vec<PathBuf>> {
+    let At { value, .. } = at?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in value {
+        match inside_dir(Path::new(&item.value)) {
+            Some(p) if !p.as_os_str().is_empty() && !leaves_via_symlink(root, &p) => out.push(p),
+            _ => {
+                r.error_hint(
+                    &item.span,
+                    format!(
+                        "`{ctx}` entry `{}` is not a path inside the repository",
+                        item.value
+                    ),
+                    "give a relative path such as \".env\"",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(super) fn check_plan_file(
+    value: &str,
+    span: &std::ops::Range<usize>,
+    root: &Path,
+    r: &mut Reporter<'_>,
+) {
+    if value.is_empty() {
+        r.error(span, "plan file must not be empty");
+        return;
+    }
+    let Some(rel) = inside_root(Path::new(value), root) else {
+        r.error_hint(
+            span,
+            format!("plan file `{value}` is outside the manifest's directory"),
+            "plan files must live in the repository; give a path relative to plans.toml",
+        );
+        return;
+    };
+    let abs = root.join(&rel);
+    if !abs.exists() {
+        r.error(span, format!("plan file `{value}` does not exist"));
+        return;
+    }
+    if !abs.is_file() {
+        r.error(span, format!("plan file `{value}` is not a file"));
+        return;
+    }
+    // A symlink must not lead out of the repository either.
+    if let (Ok(real), Ok(real_root)) = (abs.canonicalize(), root.canonicalize())
+        && !real.starts_with(&real_root)
+    {
+        r.error(
+            span,
+            format!("plan file `{value}` resolves to a path outside the manifest's directory"),
+        );
+    }
+}
+
+/// Whether `rel` (already inside `root` lexically) leads out of `root` through a symlink: its
+/// deepest existing ancestor, resolved, is not inside `root` resolved. A root that cannot be
+/// resolved (it does not exist) has nothing to follow.
+pub(super) fn leaves_via_symlink(root: &Path, rel: &Path) -> bool {
+    let Ok(real_root) = root.canonicalize() else {
+        return false;
+    };
+    let full = root.join(rel);
+    full.ancestors()
+        .take_while(|a| a.starts_with(root))
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        .and_then(|a| a.canonicalize().ok())
+        .is_some_and(|real| !real.starts_with(&real_root))
+}
+
+/// `p` made relative to `root` and normalized, or `None` when it leads outside `root`.
+pub(super) fn inside_root(p: &Path, root: &Path) -> Option<PathBuf> {
+    if p.is_absolute() {
+        let rel = p
+            .strip_prefix(root)
+            .ok()
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                let real_root = root.canonicalize().ok()?;
+                p.strip_prefix(real_root).ok().map(Path::to_path_buf)
+            })?;
+        inside_dir(&rel)
+    } else {
+        inside_dir(p)
+    }
+}
+
+/// A relative path normalized lexically (`.` dropped, `..` applied), or `None` when it is absolute
+/// or climbs above its starting directory.
+pub fn inside_dir(p: &Path) -> Option<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
