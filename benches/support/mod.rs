@@ -45,3 +45,70 @@ pub fn clock_ticks() -> f64 {
 pub fn full_size() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
+
+/// Runs git in `dir` with the benchmark's identity and returns its standard output, trimmed;
+/// panics when it fails.
+#[allow(dead_code)] // Used by the benches that check commits, not by every one.
+pub fn git_output(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// CPU seconds of a process that has exited: its own (utime + stime, every thread) and that of
+/// the descendants it waited for (cutime + cstime).
+#[allow(dead_code)] // Used by the benches that read CPU times, not by every one.
+pub struct ExitCpu {
+    pub own: f64,
+    pub children: f64,
+}
+
+/// Waits for `child` to exit without reaping it (`waitid(…, WEXITED | WNOWAIT)`), reads its
+/// final CPU times from the zombie's `/proc/<pid>/stat` (fields 14–17), then reaps it. Returns
+/// the CPU times and the exit status.
+#[allow(dead_code)] // Used by the benches that read CPU times, not by every one.
+pub fn wait_with_cpu(child: &mut std::process::Child) -> (ExitCpu, std::process::ExitStatus) {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let pid = child.id();
+    waitid(
+        Id::Pid(nix::unistd::Pid::from_raw(pid as i32)),
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+    )
+    .expect("waitid");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat of the zombie");
+    // The command name may hold spaces: fields are counted after its closing parenthesis
+    // (field 3, the state, is the first one after it).
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .take(15)
+        .skip(11)
+        .map(|v| v.parse().expect("tick count"))
+        .collect();
+    let hz = clock_ticks();
+    let cpu = ExitCpu {
+        own: (f[0] + f[1]) / hz,
+        children: (f[2] + f[3]) / hz,
+    };
+    let status = child.wait().expect("reap the child");
+    (cpu, status)
+}
+
+/// User + system CPU seconds of every child of this process reaped so far
+/// (`getrusage(RUSAGE_CHILDREN)`, which includes the descendants they waited for).
+#[allow(dead_code)] // Used by the benches that read CPU times, not by every one.
+pub fn children_rusage() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    s(u.user_time()) + s(u.system_time())
+}
