@@ -37,12 +37,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 mod support;
-use support::{clock_ticks, full_size, git};
+use support::{children_rusage, full_size, git, wait_with_cpu};
 
 /// Plans, tasks per plan and `max_agents`: the bench's under `cargo bench`; a tiny run under
 /// `cargo test` (2 plans × 2 tasks, 2 slots, `poll = "1s"`), which needs a cluster: it is skipped
@@ -97,50 +97,6 @@ fn setup(dir: &Path, executor: &str, poll: Option<&str>) {
     std::fs::write(dir.join("plans.toml"), manifest).expect("write");
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "bench plans"]);
-}
-
-/// CPU seconds of a process: its own (utime + stime, every thread) and its waited-for
-/// descendants' (cutime + cstime).
-struct Cpu {
-    own: f64,
-    children: f64,
-}
-
-/// Waits for `child` to exit, reads its final CPU times from its zombie's `/proc/<pid>/stat`,
-/// then reaps it. Returns the CPU times and whether it exited with 0.
-fn wait_with_cpu(child: &mut Child) -> (Cpu, bool) {
-    use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    let pid = child.id();
-    waitid(
-        Id::Pid(nix::unistd::Pid::from_raw(pid as i32)),
-        WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-    )
-    .expect("waitid");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat of the zombie");
-    // The command name may hold spaces: fields are counted after its closing parenthesis
-    // (field 3, the state, is the first one after it).
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .take(15)
-        .skip(11)
-        .map(|v| v.parse().expect("tick count"))
-        .collect();
-    let hz = clock_ticks();
-    let cpu = Cpu {
-        own: (f[0] + f[1]) / hz,
-        children: (f[2] + f[3]) / hz,
-    };
-    let status = child.wait().expect("reap orch up");
-    (cpu, status.success())
-}
-
-/// User + system CPU seconds of every reaped child of this process so far.
-fn children_rusage() -> f64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
-    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-    s(u.user_time()) + s(u.system_time())
 }
 
 /// Mean wall time of the agent run directly (no orch), in seconds.
@@ -249,7 +205,8 @@ fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
         .stderr(std::fs::File::create(root.join("stderr.txt")).expect("stderr file"))
         .spawn()
         .expect("orch up");
-    let (cpu, ok) = wait_with_cpu(&mut up);
+    let (cpu, status) = wait_with_cpu(&mut up);
+    let ok = status.success();
     let wall = start.elapsed().as_secs_f64();
     let rusage = children_rusage() - rusage_before;
     assert!(

@@ -14,8 +14,8 @@ use tokio::time::{Instant, sleep_until};
 
 use super::core::Input;
 use super::effects::{Msg, Tx};
+pub use super::state::Stop;
 use super::state::{Ending, RunId, StopWhy};
-pub use super::state::{Stop, humantime};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
 use crate::process::{log_line, process_alive, signal_group, terminate_group};
 use crate::status;
@@ -256,7 +256,7 @@ async fn cancel_job(
             () = sleep_until(until) => {
                 log_line(
                     log,
-                    &format!("=== orch: job {id} was cancelled but is not over after {} ===", humantime(wait)),
+                    &format!("=== orch: job {id} was cancelled but is not over after {} ===", crate::manifest::format_duration(wait)),
                 );
                 return;
             }

@@ -103,17 +103,8 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 .get("")
                 .map(|&pgid| (pgid, status::process_start_time(pgid)));
             if let Some((pid, start)) = recorded.or(by_env) {
-                out.adopted.push(Found {
-                    unit: plan_unit,
-                    proc: Proc::Adopted {
-                        pid,
-                        start_time: start,
-                    },
-                    pid,
-                    job_id: None,
-                    attempt: 1,
-                    elapsed: Duration::ZERO,
-                });
+                out.adopted
+                    .push(process_of(plan_unit, pid, start, Duration::ZERO));
                 continue;
             }
         }
@@ -161,17 +152,8 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 && !e.status.is_finished()
                 && let Some((pid, start)) = recorded.or(by_env)
             {
-                out.adopted.push(Found {
-                    unit,
-                    proc: Proc::Adopted {
-                        pid,
-                        start_time: start,
-                    },
-                    pid,
-                    job_id: None,
-                    attempt: 1,
-                    elapsed: elapsed_since(started),
-                });
+                out.adopted
+                    .push(process_of(unit, pid, start, elapsed_since(started)));
                 busy.insert(t.id.clone());
                 continue;
             }
@@ -214,6 +196,18 @@ fn elapsed_since(started: Option<chrono::DateTime<Utc>>) -> Duration {
     started
         .and_then(|s| (Utc::now() - s).to_std().ok())
         .unwrap_or_default()
+}
+
+/// Watches again the local agent `pid` (its process group) of an earlier supervisor.
+fn process_of(unit: Unit, pid: u32, start_time: u64, elapsed: Duration) -> Found {
+    Found {
+        unit,
+        proc: Proc::Adopted { pid, start_time },
+        pid,
+        job_id: None,
+        attempt: 1,
+        elapsed,
+    }
 }
 
 /// Follows again the batch job `id` of an earlier supervisor (believed in `state`).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::graph::NodeState;
 use crate::manifest::AgentMode;
+use crate::manifest::format_duration;
 use crate::status::TaskStatus;
 
 /// One attempt of a unit, from its launch to its settling.
@@ -400,18 +401,13 @@ impl Ending {
         match self {
             Ending::Exited(Some(code)) => format!("exit status {code}"),
             Ending::Exited(None) => "the process is gone".to_string(),
-            Ending::TimedOut(t) => format!("timed out after {}", humantime(*t)),
+            Ending::TimedOut(t) => format!("timed out after {}", format_duration(*t)),
             Ending::Stuck(t) => format!(
                 "stuck: no output and no status change for {}",
-                humantime(*t)
+                format_duration(*t)
             ),
             Ending::Stopped => "stopped by orch".to_string(),
             Ending::Job { id, end } => format!("job {id}: {}", end.describe()),
         }
     }
-}
-
-/// `90s`, `5m`, `2h`, `1m30s`.
-pub fn humantime(d: Duration) -> String {
-    crate::manifest::format_duration(d)
 }
