@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::state::{
-    Changes, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId, RunRec, RunState, Settlement,
-    Stop, StopWhy, TaskFacts, TaskRec, Unit,
+    Changes, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId, RunState, Settlement, Stop,
+    StopWhy, TaskFacts, TaskRec, Unit,
 };
 use crate::graph::{Frontier, Graph};
 use crate::plan::{Plan, TaskKind};
@@ -238,11 +238,6 @@ impl<'a> Core<'a> {
     /// The plan of the run with index `p`.
     pub fn spec(&self, p: usize) -> Option<&PlanSpec> {
         self.specs.get(p).and_then(Option::as_ref)
-    }
-
-    /// The attempt `run`, if in flight.
-    pub fn run(&self, run: RunId) -> Option<&RunRec> {
-        self.state.runs.get(&run)
     }
 
     /// Before the first input: whether plan `p`'s status file says an earlier `orch merge`

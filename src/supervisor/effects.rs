@@ -281,7 +281,7 @@ impl Effects<'_> {
     pub fn apply(&mut self, core: &mut Core<'_>, input: Input) {
         let actions = core.handle(Instant::now(), input);
         for a in actions {
-            self.execute(core, a);
+            self.execute(a);
         }
     }
 
@@ -396,7 +396,7 @@ impl Effects<'_> {
         tokio::spawn(super::attempt::watch(m));
     }
 
-    fn execute(&mut self, core: &mut Core<'_>, action: Action) {
+    fn execute(&mut self, action: Action) {
         match action {
             Action::Report(e) => (self.emit)(&e),
             Action::Launch { run, unit, attempt } => self.launch(run, unit, attempt),
@@ -458,7 +458,6 @@ impl Effects<'_> {
             Action::Prepare { plan } => self.prepare(plan),
             Action::Merge { plan } => self.merge(plan),
         }
-        let _ = core;
     }
 
     fn prepare(&mut self, p: usize) {

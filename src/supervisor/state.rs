@@ -358,8 +358,6 @@ pub struct RunRec {
     pub log: PathBuf,
     /// The key of its quiet timer (stuck detection), when it has one.
     pub quiet_key: Option<Instant>,
-    /// Why the core stopped it, if it did.
-    pub stopped: Option<StopWhy>,
 }
 
 /// A timer of the run.

@@ -51,7 +51,6 @@ impl Core<'_> {
                     budget,
                     log,
                     quiet_key: None,
-                    stopped: None,
                 },
             );
             out.push(Action::Report(Event::TaskAdopted {
@@ -397,7 +396,6 @@ impl Core<'_> {
         }
         let why = why.unwrap_or(StopWhy::TimedOut(rr.budget));
         rr.stage = Stage::Stopping;
-        rr.stopped = Some(why);
         self.clear_timers(run);
         out.push(Action::Stop { run, why });
     }

@@ -231,7 +231,6 @@ impl Core<'_> {
                 budget,
                 log,
                 quiet_key: None,
-                stopped: None,
             },
         );
         out.push(Action::Launch { run, unit, attempt });
