@@ -221,7 +221,8 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     })
 }
 
-fn load_manifest(path: &Path) -> CliResult<Manifest> {
+/// Loads and validates a manifest; errors map onto their exit codes.
+pub(crate) fn load_manifest(path: &Path) -> CliResult<Manifest> {
     manifest::load(path).map_err(|e| {
         let code = match e {
             manifest::ManifestError::Read { .. } => exit::FAILURE,
@@ -383,12 +384,15 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
     out
 }
 
-/// Reads (without writing) every plan's status, reconciled with its plan.
+/// Reads (without writing) every plan's status, reconciled with its plan. `status_override`
+/// (`ORCH_STATUS_FILE`) replaces the status file of the selected plan only, when one is selected.
 pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResult<Vec<StatusDoc>> {
+    let override_for = |i: usize| status_override.filter(|_| ws.selected == [i]);
     ws.plans
         .iter()
-        .map(|p| {
-            let path = status_override.unwrap_or(&p.status_path);
+        .enumerate()
+        .map(|(i, p)| {
+            let path = override_for(i).unwrap_or(&p.status_path);
             status::view(path, &p.plan, &p.rel_path, &p.name)
                 .map(|(doc, _)| doc)
                 .map_err(status_error)

@@ -5,6 +5,7 @@
 //! are met"). Gates keep the graph linear in size: a task waits for one barrier instead of for
 //! every task of every earlier phase.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
@@ -73,17 +74,20 @@ impl Graph {
 
     /// Builds the combined graph of several plans joined by cross-plan dependencies;
     /// `names` are the plans' manifest names (used in cycle messages).
-    pub fn build(
-        plans: &[Plan],
+    ///
+    /// `plans` may be plans or references to them (`&[Plan]`, `&[&Plan]`).
+    pub fn build<P: Borrow<Plan>>(
+        plans: &[P],
         names: &[String],
         cross: &[CrossDep],
     ) -> Result<Graph, CycleError> {
+        let plans: Vec<&Plan> = plans.iter().map(Borrow::borrow).collect();
         let mut b = Builder::default();
         for (pi, plan) in plans.iter().enumerate() {
             b.add_plan(pi, plan);
         }
-        b.add_cross(plans, cross);
-        b.finish(plans, names)
+        b.add_cross(&plans, cross);
+        b.finish(&plans, names)
     }
 
     pub fn task_of(&self, node: usize) -> Option<(usize, usize)> {
@@ -222,7 +226,7 @@ impl Builder {
         self.gates.push(None);
     }
 
-    fn add_cross(&mut self, plans: &[Plan], cross: &[CrossDep]) {
+    fn add_cross(&mut self, plans: &[&Plan], cross: &[CrossDep]) {
         for dep in cross {
             let target_plan = &plans[dep.to];
             let tn = &self.task_node[dep.to];
@@ -269,7 +273,7 @@ impl Builder {
         }
     }
 
-    fn finish(self, plans: &[Plan], names: &[String]) -> Result<Graph, CycleError> {
+    fn finish(self, plans: &[&Plan], names: &[String]) -> Result<Graph, CycleError> {
         let n = self.nodes.len();
         let mut succs = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
@@ -310,7 +314,7 @@ impl Builder {
 fn cycle_diagnostics(
     graph: &Graph,
     indeg: &[usize],
-    plans: &[Plan],
+    plans: &[&Plan],
     names: &[String],
 ) -> Vec<Diagnostic> {
     let stuck: Vec<bool> = indeg.iter().map(|d| *d > 0).collect();
@@ -354,7 +358,7 @@ fn cycle_diagnostics(
     out
 }
 
-fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[Plan], names: &[String]) -> Diagnostic {
+fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[&Plan], names: &[String]) -> Diagnostic {
     let multi = plans.len() > 1;
     let name = |node: usize| -> Option<String> {
         let (p, t) = graph.task_of(node)?;
@@ -408,7 +412,7 @@ fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[Plan], names: &[Strin
         .with_hint("remove one of these dependencies, or move a task to another phase")
 }
 
-fn plan_label(plans: &[Plan], names: &[String], index: usize) -> String {
+fn plan_label(plans: &[&Plan], names: &[String], index: usize) -> String {
     if let Some(name) = names.get(index) {
         return name.clone();
     }

@@ -6,6 +6,8 @@
 //! task state machine; [`reconcile`] brings a recorded document in line with the current plan.
 
 mod error;
+mod fast_de;
+mod index;
 mod model;
 mod reconcile;
 mod store;
@@ -18,7 +20,10 @@ pub(crate) mod test_support;
 pub use error::StatusError;
 pub use model::*;
 pub use reconcile::{ReconcileReport, reconcile};
-pub use store::{LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, view};
+pub use store::{
+    LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, update_if_current,
+    update_with_digest, view,
+};
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{
     RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, process_start_time,
