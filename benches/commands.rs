@@ -15,11 +15,9 @@
 //! `--measure-child`), which spawns `orch`, waits for it and reports `getrusage(RUSAGE_CHILDREN)`:
 //! wall time, user + system CPU and peak RSS of that one `orch` process, and its output bytes.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -368,10 +366,81 @@ fn check_manifest(plans: usize, phases: usize, per_phase: usize, runs: usize, ch
     );
 }
 
+/// `commands --steps DIR PLAN`: the steps of a reading command in-process, timed one by one
+/// (median of 9 runs), to see where a command's time goes.
+fn steps(dir: &Path, name: &str) {
+    use orch::graph::{Graph, readiness};
+    let plan_path = dir.join(format!("plans/{name}.md"));
+    let status_path = dir.join(".orch/state").join(name).join("status.json");
+    let mut t: Vec<(&str, Vec<Duration>)> = Vec::new();
+    let mut record = |what: &'static str, d: Duration| match t.iter_mut().find(|(w, _)| *w == what)
+    {
+        Some((_, v)) => v.push(d),
+        None => t.push((what, vec![d])),
+    };
+    for _ in 0..9 {
+        let s = Instant::now();
+        let text = std::fs::read_to_string(&plan_path).expect("plan");
+        let plan = orch::plan::parse(&plan_path, &text);
+        record("read + parse plan", s.elapsed());
+        let s = Instant::now();
+        let graph = Graph::of_plan(&plan).expect("graph");
+        record("graph", s.elapsed());
+        let s = Instant::now();
+        let bytes = std::fs::read(&status_path).expect("status");
+        record("read status file", s.elapsed());
+        let s = Instant::now();
+        let mut doc = orch::status::load(&status_path)
+            .expect("load")
+            .expect("doc");
+        record("read + deserialize status", s.elapsed());
+        let s = Instant::now();
+        let report = orch::status::reconcile(&mut doc, &plan);
+        record("reconcile", s.elapsed());
+        assert!(!report.changed || report.added.is_empty());
+        let s = Instant::now();
+        let r = readiness(&graph, std::slice::from_ref(&plan), &[0], |_, ti| {
+            doc.entry(&plan.tasks[ti].id)
+                .map_or(orch::graph::NodeState::Pending, |e| match e.status {
+                    TaskStatus::Completed | TaskStatus::Skipped => orch::graph::NodeState::Done,
+                    TaskStatus::InProgress => orch::graph::NodeState::InProgress,
+                    TaskStatus::Failed => orch::graph::NodeState::Failed,
+                    TaskStatus::Pending => orch::graph::NodeState::Pending,
+                })
+        });
+        record("readiness", s.elapsed());
+        assert!(!r.ready.is_empty());
+        let s = Instant::now();
+        let out = serde_json::to_vec_pretty(&doc).expect("json");
+        record("serialize status (pretty)", s.elapsed());
+        assert!(out.len() > bytes.len() / 2);
+        let s = Instant::now();
+        let d = orch::status::plan_digest(text.as_bytes());
+        record("plan digest", s.elapsed());
+        assert!(!d.is_empty());
+    }
+    for (what, v) in t {
+        println!("{what:<28} {:>8.3} ms", median(v).as_secs_f64() * 1e3);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--measure-child") {
         measure_child(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--make-workspace") {
+        // For profiling by hand: `commands --make-workspace PLANS PHASES PER_PHASE` prints the
+        // path of a workspace it keeps.
+        let n = |i: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(1);
+        let plans: Vec<(String, usize, usize)> =
+            (1..=n(1)).map(|i| (format!("p{i}"), n(2), n(3))).collect();
+        println!("{}", workspace(&plans, None).keep().display());
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--steps") {
+        steps(Path::new(&args[1]), &args[2]);
+        return;
     }
     let full = args.iter().any(|a| a == "--bench");
     // For measuring a build whose outputs predate these checks: `ORCH_BENCH_NO_CHECK=1`;

@@ -4,6 +4,7 @@
 //! one task.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
@@ -12,8 +13,8 @@ use super::output::{print_json, println_safe, task_json};
 use super::workspace::{self, Selection, Workspace};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{Graph, NodeKind, NodeState, Readiness, Waiting, readiness};
-use crate::plan::Plan;
-use crate::status::StatusDoc;
+use crate::plan::{IdMap, Plan, id_map};
+use crate::status::{StatusStates, TaskEntry, TaskStatus};
 
 /// Blocked tasks listed in `--json` when neither `-n` nor `--all` is given.
 pub const DEFAULT_BLOCKED_SHOWN: usize = 20;
@@ -79,21 +80,24 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let ws = workspace::load(&sel)?;
     let graph = ws.require_valid()?;
     let override_path = status_override.filter(|_| sel.plan.is_some());
-    let docs = workspace::read_statuses(&ws, override_path.as_deref())?;
+    let states = workspace::read_states(&ws, override_path.as_deref())?;
     let plans: Vec<&Plan> = ws.plans.iter().map(|p| &p.plan).collect();
     let r = readiness(
         graph,
         &plans,
         &ws.priorities(),
-        workspace::state_fn(&ws, &docs),
+        workspace::states_fn(&ws, &states),
     );
-    let view = View {
+    let mut view = View {
         ws: &ws,
         graph,
-        docs: &docs,
+        states: &states,
+        entries: Vec::new(),
     };
     if let Some(id) = &args.why {
-        return view.why(&r, id, args.json);
+        let n = view.find(id)?;
+        view.load_entries(&[n], override_path.as_deref())?;
+        return view.why(&r, n, args.json);
     }
     let selected = |n: usize| {
         graph
@@ -110,8 +114,15 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let running = ws
         .selected
         .iter()
-        .map(|&p| crate::status::counts_all(&docs[p]).in_progress as usize)
-        .sum::<usize>();
+        .flat_map(|&p| {
+            let states = &states[p];
+            ws.plans[p]
+                .plan
+                .tasks
+                .iter()
+                .filter(move |t| states.status(t) == TaskStatus::InProgress)
+        })
+        .count();
     let ready: &[usize] = match args.count {
         Some(c) => &ready_all[..c.min(ready_all.len())],
         None => &ready_all,
@@ -123,6 +134,12 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
         } else {
             args.count.unwrap_or(DEFAULT_BLOCKED_SHOWN)
         };
+        let printed: Vec<usize> = ready
+            .iter()
+            .copied()
+            .chain(blocked_all.iter().take(shown).map(|(n, _)| *n))
+            .collect();
+        view.load_entries(&printed, override_path.as_deref())?;
         let tasks: Vec<Value> = ready.iter().map(|&n| view.task_value(n)).collect();
         let blocked: Vec<Value> = blocked_all
             .iter()
@@ -241,7 +258,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -253,17 +270,51 @@ pub fn thousands(n: usize) -> String {
 struct View<'a> {
     ws: &'a Workspace,
     graph: &'a Graph,
-    docs: &'a [StatusDoc],
+    states: &'a [StatusStates],
+    /// The recorded entries of the tasks printed in full, per plan.
+    entries: Vec<IdMap<String, TaskEntry>>,
 }
 
 impl View<'_> {
+    /// Reads the recorded entries of the task nodes `nodes` (only those: a second, partial read
+    /// of their plans' status files).
+    fn load_entries(&mut self, nodes: &[usize], status_override: Option<&Path>) -> CliResult<()> {
+        let mut ids: Vec<Vec<&str>> = vec![Vec::new(); self.ws.plans.len()];
+        for &n in nodes {
+            if let Some((p, t)) = self.graph.task_of(n) {
+                ids[p].push(&self.ws.plans[p].plan.tasks[t].id);
+            }
+        }
+        self.entries = Vec::with_capacity(ids.len());
+        for (p, ids) in ids.iter().enumerate() {
+            let mut map = id_map(ids.len());
+            if !ids.is_empty() {
+                let path = workspace::status_path(self.ws, p, status_override);
+                for e in crate::status::load_entries(path, ids).map_err(workspace::status_error)? {
+                    map.insert(e.id.clone(), e);
+                }
+            }
+            self.entries.push(map);
+        }
+        Ok(())
+    }
+
+    /// A task as `status --json` prints it: its recorded entry, with the status the reconciled
+    /// document would have.
     fn task_value(&self, n: usize) -> Value {
         let Some((p, t)) = self.graph.task_of(n) else {
             return Value::Null;
         };
         let lp = &self.ws.plans[p];
         let task = &lp.plan.tasks[t];
-        task_json(&lp.name, &lp.plan, task, self.docs[p].entry(&task.id))
+        let mut entry = self
+            .entries
+            .get(p)
+            .and_then(|m| m.get(task.id.as_str()))
+            .cloned()
+            .unwrap_or_else(|| TaskEntry::from_plan_parts(task));
+        entry.status = self.states[p].status(task);
+        task_json(&lp.name, &lp.plan, task, Some(&entry))
     }
 
     fn name(&self, n: usize) -> String {
@@ -283,21 +334,14 @@ impl View<'_> {
 
     fn state(&self, n: usize) -> NodeState {
         self.graph.task_of(n).map_or(NodeState::Done, |(p, t)| {
-            let id = &self.ws.plans[p].plan.tasks[t].id;
-            self.docs[p]
-                .entry(id)
-                .map_or(NodeState::Pending, |e| workspace::node_state(e.status))
+            workspace::node_state(self.states[p].status(&self.ws.plans[p].plan.tasks[t]))
         })
     }
 
-    /// `--why ID`.
-    fn why(&self, r: &Readiness, id: &str, json_out: bool) -> CliResult<u8> {
-        let n = self.find(id)?;
+    /// `--why ID` for task node `n`.
+    fn why(&self, r: &Readiness, n: usize, json_out: bool) -> CliResult<u8> {
         let (p, t) = self.graph.task_of(n).unwrap_or((0, 0));
-        let lp = &self.ws.plans[p];
-        let status = self.docs[p]
-            .entry(&lp.plan.tasks[t].id)
-            .map_or(crate::status::TaskStatus::Pending, |e| e.status);
+        let status = self.states[p].status(&self.ws.plans[p].plan.tasks[t]);
         let position = r.ready.iter().position(|&x| x == n);
         let waiting = r.blocked.iter().find(|(x, _)| *x == n).map(|(_, w)| w);
         let details: Vec<String> = waiting

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::output::{bar, println_safe, summary_json, task_json};
 use super::workspace::{self, LoadedPlan, Selection, Workspace, status_error};
 use crate::error::{CliResult, exit};
-use crate::status::{self, StatusDoc, TaskStatus};
+use crate::plan::Task;
+use crate::status::{self, StatusDoc, StatusStates, TaskStatus};
 
 /// Plans with more phases than this get a short phase list unless `--all`.
 const PHASES_SHOWN: usize = 12;
@@ -94,14 +95,21 @@ fn render(
     override_path: Option<&Path>,
     format: Format,
 ) -> CliResult<String> {
-    let docs = workspace::read_statuses(ws, override_path)?;
     if matches!(format, Format::Text | Format::TextAll) {
+        // The text needs each task's status (and error) only: no full entries, no reconcile.
+        let states = workspace::read_states(ws, override_path)?;
         let mut out = String::new();
         for &i in &ws.selected {
-            push_text(&mut out, &ws.plans[i], &docs[i], format == Format::TextAll);
+            push_text(
+                &mut out,
+                &ws.plans[i],
+                &states[i],
+                format == Format::TextAll,
+            );
         }
         return Ok(out.trim_end_matches('\n').to_string());
     }
+    let docs = workspace::read_statuses(ws, override_path)?;
     let mut views: Vec<Value> = ws
         .selected
         .iter()
@@ -127,7 +135,9 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         .iter()
         .map(|t| task_json(&p.name, &p.plan, t, doc.entry(&t.id)))
         .collect();
-    let progress = phase_progress(p, doc);
+    let progress = phase_progress(p, |t| {
+        doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status)
+    });
     let phases: Vec<Value> = p
         .plan
         .phases
@@ -150,7 +160,7 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
 
 /// (finished, total) tasks and verification steps of each phase of the plan, in phase order;
 /// skipped counts as finished. One pass over the tasks.
-fn phase_progress(p: &LoadedPlan, doc: &StatusDoc) -> Vec<(usize, usize)> {
+fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Vec<(usize, usize)> {
     let at: HashMap<u32, usize> = p
         .plan
         .phases
@@ -163,7 +173,7 @@ fn phase_progress(p: &LoadedPlan, doc: &StatusDoc) -> Vec<(usize, usize)> {
     for t in &p.plan.tasks {
         if let Some(&i) = at.get(&t.phase) {
             out[i].1 += 1;
-            if doc.entry(&t.id).is_some_and(|e| e.status.is_finished()) {
+            if status_of(t).is_finished() {
                 out[i].0 += 1;
             }
         }
@@ -172,7 +182,7 @@ fn phase_progress(p: &LoadedPlan, doc: &StatusDoc) -> Vec<(usize, usize)> {
 }
 
 /// The in-progress and failed tasks of each phase (indices into `plan.tasks`), in phase order.
-fn active_tasks(p: &LoadedPlan, doc: &StatusDoc) -> Vec<Vec<usize>> {
+fn active_tasks(p: &LoadedPlan, states: &StatusStates) -> Vec<Vec<usize>> {
     let at: HashMap<u32, usize> = p
         .plan
         .phases
@@ -183,7 +193,7 @@ fn active_tasks(p: &LoadedPlan, doc: &StatusDoc) -> Vec<Vec<usize>> {
         .collect();
     let mut out = vec![Vec::new(); p.plan.phases.len()];
     for (ti, t) in p.plan.tasks.iter().enumerate() {
-        let st = doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status);
+        let st = states.status(t);
         if matches!(st, TaskStatus::InProgress | TaskStatus::Failed)
             && let Some(&i) = at.get(&t.phase)
         {
@@ -193,10 +203,10 @@ fn active_tasks(p: &LoadedPlan, doc: &StatusDoc) -> Vec<Vec<usize>> {
     out
 }
 
-fn task_line(out: &mut String, p: &LoadedPlan, doc: &StatusDoc, ti: usize) {
+fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize) {
     let t = &p.plan.tasks[ti];
-    let entry = doc.entry(&t.id);
-    let st = entry.map_or(TaskStatus::Pending, |e| e.status);
+    let entry = states.entry(&t.id);
+    let st = states.status(t);
     let extra = entry
         .and_then(|e| e.last_error.clone().or(e.error.clone()))
         .map(|e| format!(" — {e}"))
@@ -207,8 +217,18 @@ fn task_line(out: &mut String, p: &LoadedPlan, doc: &StatusDoc, ti: usize) {
 /// One plan in text. Unless `all`: a plan with more than [`PHASES_SHOWN`] phases shows its
 /// finished leading phases as one line, the next phases, and the rest as one line; at most
 /// [`TASKS_SHOWN`] running or failed tasks are listed.
-fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc, all: bool) {
-    let c = status::counts_all(doc);
+fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
+    let mut c = status::Summary::default();
+    for t in &p.plan.tasks {
+        c.total_tasks += 1;
+        match states.status(t) {
+            TaskStatus::Pending => c.pending += 1,
+            TaskStatus::InProgress => c.in_progress += 1,
+            TaskStatus::Completed => c.completed += 1,
+            TaskStatus::Failed => c.failed += 1,
+            TaskStatus::Skipped => c.skipped += 1,
+        }
+    }
     let finished = (c.completed + c.skipped) as usize;
     let _ = writeln!(
         out,
@@ -222,8 +242,8 @@ fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc, all: bool) {
         c.failed,
         c.skipped
     );
-    let progress = phase_progress(p, doc);
-    let active = active_tasks(p, doc);
+    let progress = phase_progress(p, |t| states.status(t));
+    let active = active_tasks(p, states);
     let phases = &p.plan.phases;
     let (first, shown) = if all || phases.len() <= PHASES_SHOWN {
         (0, phases.len())
@@ -260,7 +280,7 @@ fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc, all: bool) {
         }
         for &ti in &active[i] {
             if all || (visible && listed < TASKS_SHOWN) {
-                task_line(out, p, doc, ti);
+                task_line(out, p, states, ti);
                 listed += 1;
             } else {
                 hidden += 1;

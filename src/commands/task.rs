@@ -66,10 +66,10 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
 
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
-        let mut docs = workspace::read_statuses(&ws, None)?;
-        docs[index] = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
+        let mut states = workspace::read_states(&ws, None)?;
+        states[index] = status::load_states(&path)
             .map_err(status_error)?
-            .0;
+            .unwrap_or_default();
         let task_idx = lp
             .plan
             .tasks
@@ -77,17 +77,15 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             .position(|t| t.id == args.id)
             .ok_or_else(|| no_task(lp, &args.id))?;
         let node = graph.task_node[index][task_idx];
+        let plans: Vec<&crate::plan::Plan> = ws.plans.iter().map(|p| &p.plan).collect();
         let r = readiness(
             graph,
-            &ws.plan_list(),
+            &plans,
             &ws.priorities(),
-            workspace::state_fn(&ws, &docs),
+            workspace::states_fn(&ws, &states),
         );
         if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons: Vec<String> = why
-                .iter()
-                .map(|w| super::next::describe(&ws, graph, w))
-                .collect();
+            let reasons = super::next::describe_grouped(&ws, graph, why);
             return Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),

@@ -387,17 +387,48 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
 /// Reads (without writing) every plan's status, reconciled with its plan. `status_override`
 /// (`ORCH_STATUS_FILE`) replaces the status file of the selected plan only, when one is selected.
 pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResult<Vec<StatusDoc>> {
-    let override_for = |i: usize| status_override.filter(|_| ws.selected == [i]);
     ws.plans
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let path = override_for(i).unwrap_or(&p.status_path);
+            let path = status_path(ws, i, status_override);
             status::view(path, &p.plan, &p.rel_path, &p.name)
                 .map(|(doc, _)| doc)
                 .map_err(status_error)
         })
         .collect()
+}
+
+/// The status file of plan `i`: `status_override` (`ORCH_STATUS_FILE`) when that plan is the
+/// one selected, else the plan's own.
+pub fn status_path<'a>(ws: &'a Workspace, i: usize, status_override: Option<&'a Path>) -> &'a Path {
+    match status_override {
+        Some(p) if ws.selected == [i] => p,
+        _ => &ws.plans[i].status_path,
+    }
+}
+
+/// Reads every plan's recorded states ([`status::load_states`]): what `next` and `status` need,
+/// without building full entries. A plan without a status file gets empty states.
+pub fn read_states(
+    ws: &Workspace,
+    status_override: Option<&Path>,
+) -> CliResult<Vec<status::StatusStates>> {
+    (0..ws.plans.len())
+        .map(|i| {
+            status::load_states(status_path(ws, i, status_override))
+                .map(Option::unwrap_or_default)
+                .map_err(status_error)
+        })
+        .collect()
+}
+
+/// `state(plan, task)` over the given states, for [`crate::graph::readiness`].
+pub fn states_fn<'a>(
+    ws: &'a Workspace,
+    states: &'a [status::StatusStates],
+) -> impl Fn(usize, usize) -> NodeState + 'a {
+    move |p, t| node_state(states[p].status(&ws.plans[p].plan.tasks[t]))
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.

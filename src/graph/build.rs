@@ -9,7 +9,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::plan::{Plan, TaskKind};
+use crate::plan::{IdMap, Plan, TaskKind, id_map};
 
 /// What a cross-plan dependency waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,12 +118,10 @@ impl Builder {
     }
 
     fn add_plan(&mut self, pi: usize, plan: &Plan) {
-        let ids: HashMap<&str, usize> = plan
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
-            .collect();
+        let mut ids: IdMap<&str, usize> = id_map(plan.tasks.len());
+        for (i, t) in plan.tasks.iter().enumerate() {
+            ids.insert(t.id.as_str(), i);
+        }
         let nodes: Vec<usize> = (0..plan.tasks.len())
             .map(|ti| self.push(NodeKind::Task { plan: pi, task: ti }))
             .collect();
@@ -142,12 +140,21 @@ impl Builder {
             }
             group_of_phase.push(group);
         }
-        let phase_index: HashMap<u32, usize> = plan
+        let phase_index: IdMap<u32, usize> = plan
             .phases
             .iter()
             .enumerate()
             .map(|(i, p)| (p.number, i))
             .collect();
+        // The tasks (not verification steps) of each phase, for the steps that wait for them.
+        let mut own_tasks: Vec<Vec<usize>> = vec![Vec::new(); plan.phases.len()];
+        for (ti, t) in plan.tasks.iter().enumerate() {
+            if t.kind == TaskKind::Task
+                && let Some(&pidx) = phase_index.get(&t.phase)
+            {
+                own_tasks[pidx].push(nodes[ti]);
+            }
+        }
         let group_count = group_of_phase.last().map_or(0, |g| g + 1);
         // barrier[g] = node every task of group g waits for (None for the first group).
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); group_count];
@@ -183,17 +190,11 @@ impl Builder {
             let node = nodes[ti];
             let preds: Vec<usize> = match (&t.kind, &t.depends) {
                 (TaskKind::Verify, _) => {
-                    let own: Vec<usize> = plan
-                        .tasks
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| o.phase == t.phase && o.kind == TaskKind::Task)
-                        .map(|(oi, _)| nodes[oi])
-                        .collect();
+                    let own = &own_tasks[pidx];
                     if own.is_empty() {
                         phase_barrier.into_iter().collect()
                     } else {
-                        own
+                        own.clone()
                     }
                 }
                 (TaskKind::Task, Some(deps)) => deps

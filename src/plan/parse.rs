@@ -5,12 +5,12 @@
 //! fenced code blocks are ignored, indented lines under a task are kept as its body, `[X]` counts as
 //! done, `Tasks 5.2 and 5.4` / `Tasks 3.1, 3.3` form one group, and bad references are reported.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::ids::{IdMap, id_map};
 use super::model::{
     ParallelGroup, Phase, PipelineStart, Plan, Priority, SequentialGroup, Task, TaskKind, id_parts,
-    verify_id,
+    is_task_id, verify_id,
 };
 use crate::diagnostic::Diagnostic;
 use crate::manifest::parse_duration;
@@ -388,6 +388,9 @@ impl Parser {
 
     /// Extracts the ids of every `(depends: …)` clause of a description.
     fn depends(&mut self, n: usize, id: &str, desc: &str) -> Option<Vec<String>> {
+        if !contains_ci(desc, "depends") {
+            return None;
+        }
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<Vec<String>> = None;
         let mut from = 0;
@@ -400,7 +403,7 @@ impl Parser {
             let list = &desc[start..start + end];
             let ids = found.get_or_insert_with(Vec::new);
             for token in split_list(list) {
-                if id_parts(token).is_some() || is_verify_id(token) {
+                if is_task_id(token) || is_verify_id(token) {
                     if !ids.iter().any(|x| x == token) {
                         ids.push(token.to_string());
                     }
@@ -433,6 +436,9 @@ impl Parser {
     /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
     /// is an error; the first valid one counts.
     fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
+        if !contains_ci(desc, "(est:") {
+            return None;
+        }
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<u64> = None;
         let mut from = 0;
@@ -604,7 +610,15 @@ impl Parser {
         }
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
             task.body = dedent(body);
-            task.files = extract_files(&format!("{}\n{}", task.description, task.body));
+            task.files = if task.body.is_empty() {
+                extract_files(&task.description)
+            } else {
+                let mut text = String::with_capacity(task.description.len() + 1 + task.body.len());
+                text.push_str(&task.description);
+                text.push('\n');
+                text.push_str(&task.body);
+                extract_files(&text)
+            };
         }
         self.insert_verify_steps();
         self.check_ids();
@@ -632,9 +646,10 @@ impl Parser {
 
     fn insert_verify_steps(&mut self) {
         let mut drafts = std::mem::take(&mut self.verifies);
-        // Inserted back to front; steps at one position keep the file order of their first
-        // marker (`line`), or two VERIFY blocks with no task between them would swap.
-        drafts.sort_by_key(|v| std::cmp::Reverse((v.position, v.line)));
+        // Steps at one position keep the file order of their first marker (`line`), or two
+        // VERIFY blocks with no task between them would swap.
+        drafts.sort_by_key(|v| (v.position, v.line));
+        let mut steps: Vec<(usize, Task)> = Vec::new();
         for v in drafts {
             if self.phases.iter().all(|p| p.number != v.phase) {
                 self.warn(
@@ -686,12 +701,27 @@ impl Parser {
                 line: v.line,
                 blocking: v.blocking,
             };
-            self.tasks.insert(v.position.min(self.tasks.len()), task);
+            steps.push((v.position.min(self.tasks.len()), task));
         }
+        if steps.is_empty() {
+            return;
+        }
+        // One merge instead of an insert per step (each of which moved every later task).
+        let tasks = std::mem::take(&mut self.tasks);
+        let mut merged = Vec::with_capacity(tasks.len() + steps.len());
+        let mut steps = steps.into_iter().peekable();
+        for (i, t) in tasks.into_iter().enumerate() {
+            while let Some((_, step)) = steps.next_if(|(at, _)| *at == i) {
+                merged.push(step);
+            }
+            merged.push(t);
+        }
+        merged.extend(steps.map(|(_, step)| step));
+        self.tasks = merged;
     }
 
     fn check_ids(&mut self) {
-        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut first: IdMap<&str, usize> = id_map(self.tasks.len());
         let mut found = Vec::new();
         for t in &self.tasks {
             if let Some(line) = first.get(t.id.as_str()) {
@@ -737,6 +767,9 @@ impl Parser {
     }
 
     fn resolve_sequential(&mut self) -> Vec<SequentialGroup> {
+        if !self.notes.iter().any(|n| n.sequential) {
+            return Vec::new();
+        }
         let notes: Vec<NoteDraft> = self
             .notes
             .iter()
@@ -937,7 +970,9 @@ fn checkbox(rest: &str) -> Option<(bool, &str)> {
 fn task_id(after: &str) -> Option<(&str, &str)> {
     let end = after.find([' ', '\t']).unwrap_or(after.len());
     let id = &after[..end];
-    id_parts(id)?;
+    if !is_task_id(id) {
+        return None;
+    }
     Some((id, &after[end..]))
 }
 
@@ -1042,6 +1077,14 @@ fn list_item(line: &str) -> Option<&str> {
     None
 }
 
+/// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty()
+        || h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
 /// `(HIGH)` etc. anywhere in a description.
 fn priority(desc: &str) -> Priority {
     if desc.contains("(CRITICAL)") {
@@ -1121,6 +1164,11 @@ pub(crate) fn extract_files(text: &str) -> Vec<String> {
             }
         } else {
             for token in part.split_whitespace() {
+                // Most words name no file: skip them before trimming (trimming only removes
+                // punctuation at the ends, so a kept token contains `/` or `src` already).
+                if !token.contains('/') && !token.contains("src") {
+                    continue;
+                }
                 let token = token.trim_matches(|c: char| ",;()[]{}\"'*<>".contains(c));
                 if token.contains('/') || token.starts_with("src") {
                     push(token);

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::model::{StatusDoc, TaskEntry, TaskStatus};
 
-enum Key {
+pub(crate) enum Key {
     Id,
     Phase,
     Description,
@@ -106,61 +106,99 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskEntry, A::Error> {
-        let (mut id, mut description, mut status) = (None, None, None);
-        let mut e = TaskEntry {
-            id: String::new(),
-            phase: String::new(),
-            description: String::new(),
-            status: TaskStatus::Pending,
-            dependencies: Vec::new(),
-            dependents: Vec::new(),
-            started_at: None,
-            completed_at: None,
-            duration: None,
-            error: None,
-            notes: None,
-            skip_reason: None,
-            retry_count: 0,
-            last_error: None,
-            execution_constraints: None,
-            orch_run: None,
-            commit: None,
-            attempts: 0,
-            blocking: None,
-            extra: Map::new(),
-        };
+        let mut b = Builder::default();
         while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Id => id = Some(map.next_value::<String>()?),
-                Key::Phase => e.phase = map.next_value()?,
-                Key::Description => description = Some(map.next_value::<String>()?),
-                Key::Status => status = Some(map.next_value::<TaskStatus>()?),
-                Key::Dependencies => e.dependencies = map.next_value()?,
-                Key::Dependents => e.dependents = map.next_value()?,
-                Key::StartedAt => e.started_at = map.next_value()?,
-                Key::CompletedAt => e.completed_at = map.next_value()?,
-                Key::Duration => e.duration = map.next_value::<Millis>()?.0,
-                Key::Error => e.error = map.next_value()?,
-                Key::Notes => e.notes = map.next_value()?,
-                Key::SkipReason => e.skip_reason = map.next_value()?,
-                Key::RetryCount => e.retry_count = map.next_value()?,
-                Key::LastError => e.last_error = map.next_value()?,
-                Key::ExecutionConstraints => e.execution_constraints = map.next_value()?,
-                Key::OrchRun => e.orch_run = map.next_value()?,
-                Key::Commit => e.commit = map.next_value()?,
-                Key::Attempts => e.attempts = map.next_value()?,
-                Key::Blocking => e.blocking = map.next_value()?,
-                Key::Other(k) => {
-                    let v: Value = map.next_value()?;
-                    e.extra.insert(k, v);
-                }
-            }
+            read_field(&mut b, key, &mut map)?;
         }
-        e.id = id.ok_or_else(|| de::Error::missing_field("id"))?;
-        e.description = description.ok_or_else(|| de::Error::missing_field("description"))?;
-        e.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+        b.finish()
+    }
+}
+
+/// A [`TaskEntry`] being read: the required fields are checked at the end.
+pub(crate) struct Builder {
+    pub(crate) id: Option<String>,
+    description: Option<String>,
+    status: Option<TaskStatus>,
+    e: TaskEntry,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            id: None,
+            description: None,
+            status: None,
+            e: TaskEntry {
+                id: String::new(),
+                phase: String::new(),
+                description: String::new(),
+                status: TaskStatus::Pending,
+                dependencies: Vec::new(),
+                dependents: Vec::new(),
+                started_at: None,
+                completed_at: None,
+                duration: None,
+                error: None,
+                notes: None,
+                skip_reason: None,
+                retry_count: 0,
+                last_error: None,
+                execution_constraints: None,
+                orch_run: None,
+                commit: None,
+                attempts: 0,
+                blocking: None,
+                extra: Map::new(),
+            },
+        }
+    }
+}
+
+impl Builder {
+    pub(crate) fn finish<E: de::Error>(self) -> Result<TaskEntry, E> {
+        let mut e = self.e;
+        e.id = self.id.ok_or_else(|| E::missing_field("id"))?;
+        e.description = self
+            .description
+            .ok_or_else(|| E::missing_field("description"))?;
+        e.status = self.status.ok_or_else(|| E::missing_field("status"))?;
         Ok(e)
     }
+}
+
+/// Reads the value of `key` into the entry being built.
+pub(crate) fn read_field<'de, A: MapAccess<'de>>(
+    b: &mut Builder,
+    key: Key,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    let e = &mut b.e;
+    match key {
+        Key::Id => b.id = Some(map.next_value::<String>()?),
+        Key::Phase => e.phase = map.next_value()?,
+        Key::Description => b.description = Some(map.next_value::<String>()?),
+        Key::Status => b.status = Some(map.next_value::<TaskStatus>()?),
+        Key::Dependencies => e.dependencies = map.next_value()?,
+        Key::Dependents => e.dependents = map.next_value()?,
+        Key::StartedAt => e.started_at = map.next_value()?,
+        Key::CompletedAt => e.completed_at = map.next_value()?,
+        Key::Duration => e.duration = map.next_value::<Millis>()?.0,
+        Key::Error => e.error = map.next_value()?,
+        Key::Notes => e.notes = map.next_value()?,
+        Key::SkipReason => e.skip_reason = map.next_value()?,
+        Key::RetryCount => e.retry_count = map.next_value()?,
+        Key::LastError => e.last_error = map.next_value()?,
+        Key::ExecutionConstraints => e.execution_constraints = map.next_value()?,
+        Key::OrchRun => e.orch_run = map.next_value()?,
+        Key::Commit => e.commit = map.next_value()?,
+        Key::Attempts => e.attempts = map.next_value()?,
+        Key::Blocking => e.blocking = map.next_value()?,
+        Key::Other(k) => {
+            let v: Value = map.next_value()?;
+            e.extra.insert(k, v);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a whole status document: `tasks` and `verifySteps` straight into entries, the other

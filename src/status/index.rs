@@ -5,27 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::model::TaskEntry;
 
-/// A 64-bit hash of `bytes` (word-at-a-time multiply-rotate, then a final avalanche). Stable:
-/// `orchPlanDigest` stores it.
-pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (bytes.len() as u64).wrapping_mul(K);
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("chunks_exact(8) gives 8 bytes"));
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-    }
-    let mut last = [0u8; 8];
-    let rest = chunks.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
-    // fmix64 (MurmurHash3's finalizer).
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
+pub(crate) use crate::plan::hash_bytes;
 
 const EMPTY: u32 = u32::MAX;
 
@@ -138,7 +118,6 @@ impl std::fmt::Debug for EntryIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::status::StatusDoc;
     use crate::status::test_support::small_plan;
 
@@ -169,18 +148,6 @@ mod tests {
         assert_ne!(
             doc.entry(&dup.id).map(|e| e.description.as_str()),
             Some("second")
-        );
-    }
-
-    #[test]
-    fn hash_is_stable() {
-        assert_eq!(hash_bytes(b""), hash_bytes(b""));
-        assert_ne!(hash_bytes(b"1.1"), hash_bytes(b"1.2"));
-        assert_ne!(hash_bytes(b"abcdefgh1"), hash_bytes(b"abcdefgh2"));
-        // Written into status files: it must never change.
-        assert_eq!(
-            format!("{:016x}", hash_bytes(b"# Plan\n")),
-            format!("{:016x}", hash_bytes(b"# Plan\n"))
         );
     }
 }

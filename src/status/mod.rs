@@ -10,6 +10,7 @@ mod fast_de;
 mod index;
 mod model;
 mod reconcile;
+mod states;
 mod store;
 mod summary;
 mod transition;
@@ -20,6 +21,7 @@ pub(crate) mod test_support;
 pub use error::StatusError;
 pub use model::*;
 pub use reconcile::{ReconcileReport, reconcile};
+pub use states::{StateEntry, StatusStates, load_entries, load_states};
 pub use store::{
     LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, update_if_current,
     update_with_digest, view,

@@ -1,10 +1,10 @@
 //! Bringing a recorded status document in line with the current plan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::plan::{Plan, SequentialGroup, Task, TaskKind};
+use crate::plan::{IdMap, Plan, SequentialGroup, Task, TaskKind, id_map};
 
 use super::model::{
     ExecutionConstraints, ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus, plan_name,
@@ -25,13 +25,13 @@ pub struct ReconcileReport {
 /// What the plan defines for its entries, computed once per reconcile: phase labels, each
 /// task's dependents and sequential group. Keeps [`reconcile`] linear in the size of the plan.
 struct PlanFacts<'p> {
-    labels: HashMap<u32, String>,
+    labels: IdMap<u32, String>,
     /// Index in `plan.tasks` by id (the first, should an id repeat).
-    index: HashMap<&'p str, usize>,
+    index: IdMap<&'p str, usize>,
     /// `dependents[i]`: ids of the tasks whose `(depends: …)` names `plan.tasks[i]`, in plan order.
     dependents: Vec<Vec<&'p str>>,
     /// The first sequential group naming each id.
-    group: HashMap<&'p str, &'p SequentialGroup>,
+    group: IdMap<&'p str, &'p SequentialGroup>,
 }
 
 impl<'p> PlanFacts<'p> {
@@ -42,7 +42,7 @@ impl<'p> PlanFacts<'p> {
             .rev()
             .map(|p| (p.number, p.label()))
             .collect();
-        let mut index = HashMap::with_capacity(plan.tasks.len());
+        let mut index = id_map(plan.tasks.len());
         for (i, t) in plan.tasks.iter().enumerate() {
             index.entry(t.id.as_str()).or_insert(i);
         }
@@ -57,7 +57,7 @@ impl<'p> PlanFacts<'p> {
                 }
             }
         }
-        let mut group = HashMap::new();
+        let mut group = id_map(0);
         for g in &plan.sequential {
             for id in &g.tasks {
                 group.entry(id.as_str()).or_insert(g);
