@@ -4,7 +4,6 @@
 //! one task.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
@@ -96,7 +95,7 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     };
     if let Some(id) = &args.why {
         let n = view.find(id)?;
-        view.load_entries(&[n], override_path.as_deref())?;
+        view.load_entries(&[n])?;
         return view.why(&r, n, args.json);
     }
     let selected = |n: usize| {
@@ -139,7 +138,7 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
             .copied()
             .chain(blocked_all.iter().take(shown).map(|(n, _)| *n))
             .collect();
-        view.load_entries(&printed, override_path.as_deref())?;
+        view.load_entries(&printed)?;
         let tasks: Vec<Value> = ready.iter().map(|&n| view.task_value(n)).collect();
         let blocked: Vec<Value> = blocked_all
             .iter()
@@ -278,7 +277,7 @@ struct View<'a> {
 impl View<'_> {
     /// Reads the recorded entries of the task nodes `nodes` (only those: a second, partial read
     /// of their plans' status files).
-    fn load_entries(&mut self, nodes: &[usize], status_override: Option<&Path>) -> CliResult<()> {
+    fn load_entries(&mut self, nodes: &[usize]) -> CliResult<()> {
         let mut ids: Vec<Vec<&str>> = vec![Vec::new(); self.ws.plans.len()];
         for &n in nodes {
             if let Some((p, t)) = self.graph.task_of(n) {
@@ -288,11 +287,11 @@ impl View<'_> {
         self.entries = Vec::with_capacity(ids.len());
         for (p, ids) in ids.iter().enumerate() {
             let mut map = id_map(ids.len());
-            if !ids.is_empty() {
-                let path = workspace::status_path(self.ws, p, status_override);
-                for e in crate::status::load_entries(path, ids).map_err(workspace::status_error)? {
-                    map.insert(e.id.clone(), e);
-                }
+            for e in self.states[p]
+                .entries(ids)
+                .map_err(workspace::status_error)?
+            {
+                map.insert(e.id.clone(), e);
             }
             self.entries.push(map);
         }

@@ -237,12 +237,24 @@ fn run_one_plan(
         ))
         .with_hint("`orch status` lists the task ids")
     };
-    if let Some(done) =
-        status::update_if_current(&path, &digest, &rel, name, apply).map_err(status_error)?
-    {
-        let outcome = done.ok_or_else(unknown)?;
-        print_outcome(name, &path, &outcome, args.json);
-        return Ok(Some(exit::OK));
+    let fast = status::apply_if_current(
+        &path,
+        &digest,
+        &rel,
+        name,
+        &args.id,
+        args.transition,
+        &args.opts,
+        Utc::now(),
+    );
+    match fast {
+        Ok(Some(outcome)) => {
+            print_outcome(name, &path, &outcome, args.json);
+            return Ok(Some(exit::OK));
+        }
+        Ok(None) => {}
+        Err(StatusError::UnknownTask { .. }) => return Err(unknown()),
+        Err(e) => return Err(status_error(e)),
     }
     // The plan changed since the status file last followed it (or never did): parse it, check
     // it, reconcile, and remember the digest.

@@ -202,7 +202,7 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     let graph = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
-        let list: Vec<Plan> = plans.iter().map(|p| p.plan.clone()).collect();
+        let list: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
         match Graph::build(&list, &names, &cross) {
             Ok(g) => Some(g),

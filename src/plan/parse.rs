@@ -94,12 +94,13 @@ struct NoteDraft {
     line: usize,
 }
 
-struct Parser {
+struct Parser<'t> {
     path: PathBuf,
     title: Option<String>,
     phases: Vec<Phase>,
     tasks: Vec<Task>,
-    bodies: Vec<Vec<String>>,
+    /// Body lines of each task, borrowed from the text.
+    bodies: Vec<Vec<&'t str>>,
     verifies: Vec<VerifyDraft>,
     notes: Vec<NoteDraft>,
     pending_pipeline: Option<PipelineStart>,
@@ -108,7 +109,7 @@ struct Parser {
     diagnostics: Vec<Diagnostic>,
 }
 
-impl Parser {
+impl<'t> Parser<'t> {
     fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
@@ -142,7 +143,7 @@ impl Parser {
         self.push(d)
     }
 
-    fn line(&mut self, n: usize, line: &str) {
+    fn line(&mut self, n: usize, line: &'t str) {
         if self.in_fence(line) {
             return;
         }
@@ -219,12 +220,12 @@ impl Parser {
 
     /// Tracks fenced code blocks; returns true when the line is part of one (and so ignored,
     /// unless the fence sits inside a task body, where it becomes body text).
-    fn in_fence(&mut self, line: &str) -> bool {
+    fn in_fence(&mut self, line: &'t str) -> bool {
         let trimmed = line.trim_start();
         let fence_len = |c: char| trimmed.chars().take_while(|x| *x == c).count();
         if let Some(f) = &self.fence {
             if let Some(i) = f.in_body {
-                self.bodies[i].push(line.to_string());
+                self.bodies[i].push(line);
             }
             let len = fence_len(f.marker);
             if len >= f.len && trimmed[len..].trim().is_empty() {
@@ -238,7 +239,7 @@ impl Parser {
                 let indented = line.starts_with([' ', '\t']);
                 let in_body = match self.collect {
                     Collect::TaskBody(i) if indented => {
-                        self.bodies[i].push(line.to_string());
+                        self.bodies[i].push(line);
                         Some(i)
                     }
                     _ => {
@@ -257,9 +258,9 @@ impl Parser {
         false
     }
 
-    fn continuation(&mut self, n: usize, line: &str, blank: bool) {
+    fn continuation(&mut self, n: usize, line: &'t str, blank: bool) {
         match self.collect {
-            Collect::TaskBody(i) => self.bodies[i].push(line.to_string()),
+            Collect::TaskBody(i) => self.bodies[i].push(line),
             Collect::Verify => {
                 if !blank {
                     let t = line.trim();
@@ -1118,7 +1119,7 @@ fn split_range(item: &str) -> (&str, &str) {
 }
 
 /// Removes trailing blank lines and the common indentation of the non-blank lines.
-fn dedent(lines: &[String]) -> String {
+fn dedent(lines: &[&str]) -> String {
     let end = lines
         .iter()
         .rposition(|l| !l.trim().is_empty())
@@ -1130,17 +1131,18 @@ fn dedent(lines: &[String]) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
-    lines
-        .iter()
-        .map(|l| {
-            if l.len() >= indent {
-                &l[indent..]
-            } else {
-                l.trim_start()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(if l.len() >= indent {
+            &l[indent..]
+        } else {
+            l.trim_start()
+        });
+    }
+    out
 }
 
 /// File paths a text names: backtick-quoted paths and bare `dir/file.ext` tokens.

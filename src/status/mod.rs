@@ -10,6 +10,7 @@ mod fast_de;
 mod index;
 mod model;
 mod reconcile;
+mod splice;
 mod states;
 mod store;
 mod summary;
@@ -23,8 +24,8 @@ pub use model::*;
 pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_entries, load_states};
 pub use store::{
-    LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, update_if_current,
-    update_with_digest, view,
+    LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
+    update_if_current, update_with_digest, view,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{

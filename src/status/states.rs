@@ -27,9 +27,31 @@ pub struct StateEntry {
 #[derive(Clone, Debug, Default)]
 pub struct StatusStates {
     map: IdMap<String, StateEntry>,
+    /// The file as read, for [`StatusStates::entries`].
+    bytes: Vec<u8>,
+    path: std::path::PathBuf,
 }
 
 impl StatusStates {
+    /// The full entries of `ids` (those the file has), as recorded (not reconciled): a second
+    /// pass over the bytes read by [`load_states`], no second read of the file.
+    pub fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
+        if self.bytes.is_empty() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: HashSet<&str> = ids.iter().copied().collect();
+        let mut states = StatusStates::default();
+        let mut entries = Vec::new();
+        parse(
+            &self.path,
+            &self.bytes,
+            Want::Entries(&wanted),
+            &mut states,
+            &mut entries,
+        )?;
+        Ok(entries)
+    }
+
     /// What the file records for `id`.
     pub fn entry(&self, id: &str) -> Option<&StateEntry> {
         self.map.get(id)
@@ -66,9 +88,12 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
     };
     let mut states = StatusStates {
         map: id_map(bytes.len() / 256),
+        bytes: Vec::new(),
+        path: path.to_path_buf(),
     };
     let mut entries = Vec::new();
     parse(path, &bytes, Want::States, &mut states, &mut entries)?;
+    states.bytes = bytes;
     Ok(Some(states))
 }
 

@@ -14,6 +14,8 @@ use crate::plan::Plan;
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
+use super::splice::{Spliced, splice};
+use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
 pub const STATUS_FILE_NAME: &str = "status.json";
@@ -63,7 +65,13 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
             });
         }
     };
-    let doc: StatusDoc = super::fast_de::doc_from_slice(&bytes).map_err(|e| {
+    let doc = parse_doc(path, &bytes)?;
+    Ok(Some((doc, bytes)))
+}
+
+/// Reads a document from a status file's bytes, with the checks of [`load`].
+fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
+    let doc: StatusDoc = super::fast_de::doc_from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
@@ -82,7 +90,7 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
             supported: ORCH_SCHEMA_VERSION,
         });
     }
-    Ok(Some((doc, bytes)))
+    Ok(doc)
 }
 
 /// Fills orch's identifying fields of a loaded document.
@@ -210,6 +218,52 @@ pub fn update_if_current<T>(
     let value = f(&mut doc)?;
     save_if_changed(path, &doc, Some(&before))?;
     Ok(Some(value))
+}
+
+/// Applies transition `t` to task `id` without the plan, when that is safe (see
+/// [`update_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there
+/// is no file), and nothing was changed. In a file orch wrote, only the entry and the derived
+/// fields are rewritten in the text (the document is never read whole); otherwise the document
+/// is read, changed and written as by [`update`]. Either way the bytes written are the same.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_if_current(
+    path: &Path,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    t: Transition,
+    opts: &TransitionOptions,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<TransitionOutcome>, StatusError> {
+    let _guard = lock(path)?;
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    match splice(&bytes, digest, plan_path_rel, orch_name, id, t, opts, now)? {
+        Spliced::Stale => return Ok(None),
+        Spliced::Done(None, outcome) => return Ok(Some(outcome)),
+        Spliced::Done(Some(new), outcome) => {
+            write_bytes_atomic(path, &new)?;
+            return Ok(Some(outcome));
+        }
+        Spliced::Fallback => {}
+    }
+    let mut doc = parse_doc(path, &bytes)?;
+    if doc.orch_plan_digest.as_deref() != Some(digest) {
+        return Ok(None);
+    }
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let outcome = apply(&mut doc, id, t, opts, now)?;
+    save_if_changed(path, &doc, Some(&bytes))?;
+    Ok(Some(outcome))
 }
 
 /// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
