@@ -479,3 +479,62 @@ fn plan_in_a_linked_worktree_keeps_its_status_in_the_main_repository() {
         "nothing written inside the worktree"
     );
 }
+
+/// Regression: with stdout and stderr on one non-blocking pipe that fills up (as some agent
+/// runtimes set them), `orch check` lost parts of its report and could print its verdict before
+/// the rest of the critical-path line. The report now arrives whole, the verdict after it.
+#[test]
+fn check_report_arrives_whole_before_the_verdict_on_a_full_nonblocking_pipe() {
+    use std::io::{ErrorKind, Read};
+    use std::process::Stdio;
+
+    use nix::fcntl::OFlag;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // One phase of 12,000 tasks: the first wave is one line of about 84 KB, more than a pipe holds.
+    let mut plan = String::from("# Wide\n\n## Phase 1: All\n");
+    for i in 1..=12_000 {
+        plan.push_str(&format!("- [ ] 1.{i} Task {i}\n"));
+    }
+    plan.push_str("\n## Phase 2: After\n- [ ] 2.1 Last\n");
+    write(tmp.path(), "wide.md", &plan);
+    let (r, w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).expect("pipe");
+    let w2 = w.try_clone().expect("dup");
+    let child = orch(tmp.path(), &["check", "--plan", "wide.md"])
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2))
+        .spawn()
+        .expect("spawn");
+    let mut reader = std::fs::File::from(r);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        // A slow reader: the pipe fills and the writer sees EAGAIN.
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let output = wait(child);
+    assert!(output.status.success());
+    let text = String::from_utf8(out).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    assert!(n >= 4, "{text}");
+    assert_eq!(lines[n - 1], "ok: 0 error(s), 0 warning(s)");
+    assert_eq!(lines[n - 2], "critical path (2 tasks): 1.1 → 2.1");
+    let wave1 = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("1: "))
+        .expect("wave 1");
+    assert_eq!(
+        wave1.split_whitespace().count(),
+        12_001,
+        "every task of wave 1"
+    );
+}
