@@ -538,3 +538,83 @@ fn check_report_arrives_whole_before_the_verdict_on_a_full_nonblocking_pipe() {
         "every task of wave 1"
     );
 }
+
+/// `orch task done` with a named plan of a manifest records `orchPlanDigest`; while the plan
+/// file is unchanged later calls skip parsing it, and a changed plan is reconciled again.
+#[test]
+fn task_done_follows_plan_changes_through_the_plan_digest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(
+        d,
+        "plans.toml",
+        "[[plan]]\nname = \"auth\"\nfile = \"docs/auth.md\"\n",
+    );
+    let plan = "# Auth\n\n## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
+    write(d, "docs/auth.md", plan);
+    let status = d.join(".orch/state/auth/status.json");
+    let read = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&status).expect("status file")).expect("json")
+    };
+    assert_eq!(run(d, &["task", "done", "1.1", "--plan", "auth"]).0, 0);
+    let first = read();
+    let digest = first["orchPlanDigest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    assert_eq!(first["tasks"][0]["status"], "completed");
+
+    // Unchanged plan: recorded in place, the digest kept.
+    let (code, out, err) = run(
+        d,
+        &["task", "fail", "1.2", "--plan", "auth", "--error", "x"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "auth: task `1.2` pending → failed");
+    let second = read();
+    assert_eq!(second["orchPlanDigest"], digest.as_str());
+    assert_eq!(second["tasks"][1]["status"], "failed");
+    assert_eq!(second["summary"]["failed"], 1);
+    assert_eq!(second["summary"]["completed"], 1);
+
+    // An unknown task: exit 2, nothing written.
+    let before = std::fs::read(&status).expect("read");
+    let (code, _, err) = run(d, &["task", "done", "9.9", "--plan", "auth"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("task `9.9` does not exist in plan `auth`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&status).expect("read"), before);
+
+    // The plan gains a task: the next call reconciles and records the new digest.
+    write(d, "docs/auth.md", &format!("{plan}- [ ] 1.3 c\n"));
+    assert_eq!(run(d, &["task", "done", "1.3", "--plan", "auth"]).0, 0);
+    let third = read();
+    assert_ne!(third["orchPlanDigest"], digest.as_str());
+    let ids: Vec<&str> = third["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["1.1", "1.2", "1.3"]);
+    assert_eq!(third["tasks"][2]["status"], "completed");
+    assert_eq!(third["summary"]["totalTasks"], 3);
+
+    // As an agent under `orch up` calls it: plan, status file and manifest from the environment.
+    let elsewhere = d.join("elsewhere/status.json");
+    let out = wait(
+        orch(d, &["task", "done", "1.1"])
+            .env("ORCH_PLAN", "auth")
+            .env("ORCH_STATUS_FILE", &elsewhere)
+            .env("ORCH_MANIFEST", d.join("plans.toml"))
+            .spawn()
+            .expect("spawn"),
+    );
+    assert!(out.status.success());
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&elsewhere).expect("file")).expect("json");
+    assert_eq!(v["tasks"][0]["status"], "completed");
+    assert_eq!(v["orchPlan"], "auth");
+}
