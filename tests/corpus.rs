@@ -195,7 +195,7 @@ fn large_real_plans(n: usize) -> Option<Vec<(tempfile::TempDir, String)>> {
         .into_iter()
         .filter_map(|f| {
             let p = parse_file(&f).ok()?;
-            (!p.has_errors() && p.phases.len() > 2).then(|| (p.tasks.len(), f))
+            (!p.has_errors() && p.phases.len() > 2).then_some((p.tasks.len(), f))
         })
         .collect();
     plans.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
