@@ -167,6 +167,10 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
     let mut report = ReconcileReport::default();
     let facts = PlanFacts::of(plan);
     let mut changed = false;
+    // A plan that repeats an id (an invalid plan, which only the fuzz tests and tolerant
+    // readers reconcile) gets a fresh entry for each repeat every time: whether that changed
+    // the document is then told by comparing it whole, as the only exact answer.
+    let before = (facts.index.len() != plan.tasks.len()).then(|| doc.clone());
 
     // Each plan task's recorded entry, with where it was (false: `tasks`, true: `verifySteps`).
     let old_tasks = std::mem::take(&mut doc.tasks);
@@ -251,6 +255,9 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
     let (summary, phase) = (doc.summary, doc.current_phase.take());
     refresh_derived(doc);
     changed |= doc.summary != summary || doc.current_phase != phase;
+    if let Some(before) = before {
+        changed = *doc != before;
+    }
     if changed {
         doc.orch_plan_digest = None;
     }
