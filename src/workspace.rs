@@ -270,7 +270,7 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     let graph = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
-        let list: Vec<Plan> = plans.iter().map(|p| p.plan.clone()).collect();
+        let list: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
         match Graph::build(&list, &names, &cross) {
             Ok(g) => Some(g),
@@ -289,7 +289,8 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     })
 }
 
-fn load_manifest(path: &Path) -> CliResult<Manifest> {
+/// Loads and validates a manifest; errors map onto their exit codes.
+pub(crate) fn load_manifest(path: &Path) -> CliResult<Manifest> {
     manifest::load(path).map_err(|e| {
         let code = match e {
             manifest::ManifestError::Read { .. } => exit::FAILURE,
@@ -464,15 +465,49 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
     out
 }
 
-/// Reads (without writing) every plan's status, reconciled with its plan.
+/// Reads (without writing) every plan's status, reconciled with its plan. `status_override`
+/// (`ORCH_STATUS_FILE`) replaces the status file of the selected plan only, when one is selected.
 pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResult<Vec<StatusDoc>> {
     ws.plans
         .iter()
-        .map(|p| {
-            p.read_status_at(status_override.unwrap_or(&p.status_path))
+        .enumerate()
+        .map(|(i, p)| {
+            p.read_status_at(status_path(ws, i, status_override))
                 .map_err(status_error)
         })
         .collect()
+}
+
+/// The status file of plan `i`: `status_override` (`ORCH_STATUS_FILE`) when that plan is the
+/// one selected, else the plan's own.
+pub fn status_path<'a>(ws: &'a Workspace, i: usize, status_override: Option<&'a Path>) -> &'a Path {
+    match status_override {
+        Some(p) if ws.selected == [i] => p,
+        _ => &ws.plans[i].status_path,
+    }
+}
+
+/// Reads every plan's recorded states ([`status::load_states`]): what `next` and `status` need,
+/// without building full entries. A plan without a status file gets empty states.
+pub fn read_states(
+    ws: &Workspace,
+    status_override: Option<&Path>,
+) -> CliResult<Vec<status::StatusStates>> {
+    (0..ws.plans.len())
+        .map(|i| {
+            status::load_states(status_path(ws, i, status_override))
+                .map(Option::unwrap_or_default)
+                .map_err(status_error)
+        })
+        .collect()
+}
+
+/// `state(plan, task)` over the given states, for [`crate::graph::readiness`].
+pub fn states_fn<'a>(
+    ws: &'a Workspace,
+    states: &'a [status::StatusStates],
+) -> impl Fn(usize, usize) -> NodeState + 'a {
+    move |p, t| node_state(states[p].status(&ws.plans[p].plan.tasks[t]))
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.

@@ -4,9 +4,12 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Command};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{code_out_err, file_snapshot as snapshot, orch_in, wait, write_file as write};
+use support::{
+    TIMEOUT, code_out_err, file_snapshot as snapshot, orch_in, wait, write_file as write,
+};
 
 /// A command with a clean environment (no ORCH_* from the outside).
 fn orch(dir: &Path, args: &[&str]) -> Command {
@@ -470,4 +473,143 @@ fn plan_in_a_linked_worktree_keeps_its_status_in_the_main_repository() {
         !wt.join(".orch").exists(),
         "nothing written inside the worktree"
     );
+}
+
+/// Regression: with stdout and stderr on one non-blocking pipe that fills up (as some agent
+/// runtimes set them), `orch check` lost parts of its report and could print its verdict before
+/// the rest of the critical-path line. The report now arrives whole, the verdict after it.
+#[test]
+fn check_report_arrives_whole_before_the_verdict_on_a_full_nonblocking_pipe() {
+    use std::io::{ErrorKind, Read};
+    use std::process::Stdio;
+
+    use nix::fcntl::OFlag;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // One phase of 12,000 tasks: the first wave is one line of about 84 KB, more than a pipe holds.
+    let mut plan = String::from("# Wide\n\n## Phase 1: All\n");
+    for i in 1..=12_000 {
+        plan.push_str(&format!("- [ ] 1.{i} Task {i}\n"));
+    }
+    plan.push_str("\n## Phase 2: After\n- [ ] 2.1 Last\n");
+    write(tmp.path(), "wide.md", &plan);
+    let (r, w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).expect("pipe");
+    let w2 = w.try_clone().expect("dup");
+    let child = orch(tmp.path(), &["check", "--plan", "wide.md"])
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2))
+        .spawn()
+        .expect("spawn");
+    let mut reader = std::fs::File::from(r);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        // A slow reader: the pipe fills and the writer sees EAGAIN.
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let output = wait(child);
+    assert!(output.status.success());
+    let text = String::from_utf8(out).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    assert!(n >= 4, "{text}");
+    assert_eq!(lines[n - 1], "ok: 0 error(s), 0 warning(s)");
+    assert_eq!(lines[n - 2], "critical path (2 tasks): 1.1 → 2.1");
+    let wave1 = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("1: "))
+        .expect("wave 1");
+    assert_eq!(
+        wave1.split_whitespace().count(),
+        12_001,
+        "every task of wave 1"
+    );
+}
+
+/// `orch task done` with a named plan of a manifest records `orchPlanDigest`; while the plan
+/// file is unchanged later calls skip parsing it, and a changed plan is reconciled again.
+#[test]
+fn task_done_follows_plan_changes_through_the_plan_digest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(
+        d,
+        "plans.toml",
+        "[[plan]]\nname = \"auth\"\nfile = \"docs/auth.md\"\n",
+    );
+    let plan = "# Auth\n\n## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
+    write(d, "docs/auth.md", plan);
+    let status = d.join(".orch/state/auth/status.json");
+    let read = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&status).expect("status file")).expect("json")
+    };
+    assert_eq!(run(d, &["task", "done", "1.1", "--plan", "auth"]).0, 0);
+    let first = read();
+    let digest = first["orchPlanDigest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    assert_eq!(first["tasks"][0]["status"], "completed");
+
+    // Unchanged plan: recorded in place, the digest kept.
+    let (code, out, err) = run(
+        d,
+        &["task", "fail", "1.2", "--plan", "auth", "--error", "x"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "auth: task `1.2` pending → failed");
+    let second = read();
+    assert_eq!(second["orchPlanDigest"], digest.as_str());
+    assert_eq!(second["tasks"][1]["status"], "failed");
+    assert_eq!(second["summary"]["failed"], 1);
+    assert_eq!(second["summary"]["completed"], 1);
+
+    // An unknown task: exit 2, nothing written.
+    let before = std::fs::read(&status).expect("read");
+    let (code, _, err) = run(d, &["task", "done", "9.9", "--plan", "auth"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("task `9.9` does not exist in plan `auth`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&status).expect("read"), before);
+
+    // The plan gains a task: the next call reconciles and records the new digest.
+    write(d, "docs/auth.md", &format!("{plan}- [ ] 1.3 c\n"));
+    assert_eq!(run(d, &["task", "done", "1.3", "--plan", "auth"]).0, 0);
+    let third = read();
+    assert_ne!(third["orchPlanDigest"], digest.as_str());
+    let ids: Vec<&str> = third["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["1.1", "1.2", "1.3"]);
+    assert_eq!(third["tasks"][2]["status"], "completed");
+    assert_eq!(third["summary"]["totalTasks"], 3);
+
+    // As an agent under `orch up` calls it: plan, status file and manifest from the environment.
+    let elsewhere = d.join("elsewhere/status.json");
+    let out = wait(
+        orch(d, &["task", "done", "1.1"])
+            .env("ORCH_PLAN", "auth")
+            .env("ORCH_STATUS_FILE", &elsewhere)
+            .env("ORCH_MANIFEST", d.join("plans.toml"))
+            .spawn()
+            .expect("spawn"),
+    );
+    assert!(out.status.success());
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&elsewhere).expect("file")).expect("json");
+    assert_eq!(v["tasks"][0]["status"], "completed");
+    assert_eq!(v["orchPlan"], "auth");
 }

@@ -5,9 +5,13 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
+
 use orch::plan::{TaskKind, parse_file};
 use serde_json::Value;
-use support::{corpus_dir, corpus_files, status_schema};
+use support::{
+    TIMEOUT, code_out_err, corpus_dir, corpus_files, orch_in, status_schema, wait_within,
+};
 
 /// The earlier grammar, read naively: `- [ ] N.M text` lines at column 0 after the first
 /// `## Phase N:` heading, outside fenced code blocks; (phase, id, depends).
@@ -327,4 +331,191 @@ fn the_status_file_orch_writes_meets_the_shared_schema() {
             "$.tasks[1].status: \"done\" is not one of [\"pending\",\"in_progress\",\"completed\",\"failed\",\"skipped\"]",
         ]
     );
+}
+
+/// `orch ARGS` in `dir`, without the agent variables of the caller: (code, stdout, stderr).
+fn orch(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let child = orch_in(
+        dir,
+        args,
+        &["ORCH_PLAN", "ORCH_STATUS_FILE", "ORCH_MANIFEST"],
+    )
+    .spawn()
+    .expect("spawn orch");
+    code_out_err(&wait_within(child, TIMEOUT, "orch"))
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let (code, out, err) = orch(dir, args);
+    assert_eq!(code, 0, "orch {args:?}: {err}");
+    serde_json::from_str(&out).expect("JSON")
+}
+
+/// The corpus plans with the most tasks (and at least one phase barrier), copied into a temp
+/// dir with the status of their first tasks recorded, so that some tasks are ready and many
+/// wait for a phase.
+fn large_real_plans(n: usize) -> Option<Vec<(tempfile::TempDir, String)>> {
+    let dir = corpus_dir()?;
+    let mut plans: Vec<(usize, PathBuf)> = corpus_files(&dir)
+        .into_iter()
+        .filter_map(|f| {
+            let p = parse_file(&f).ok()?;
+            (!p.has_errors() && p.phases.len() > 2).then_some((p.tasks.len(), f))
+        })
+        .collect();
+    plans.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let out = plans
+        .into_iter()
+        .take(n)
+        .map(|(_, f)| {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            std::fs::copy(&f, tmp.path().join("plan.md")).expect("copy plan");
+            (tmp, f.display().to_string())
+        })
+        .collect();
+    Some(out)
+}
+
+/// `extra` and `--plan plan.md`.
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = extra.to_vec();
+    v.extend(["--plan", "plan.md"]);
+    v
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn next_limits_counts_lists_and_explains_on_real_plans() {
+    let Some(plans) = large_real_plans(3) else {
+        eprintln!("../shared/corpus not present: skipped");
+        return;
+    };
+    for (tmp, name) in &plans {
+        let d = tmp.path();
+
+        // --all: every pending task, ready or blocked, each once.
+        let all = json(d, &args(&["next", "--json", "--all"]));
+        let ready_total = all["ready_total"].as_u64().expect("ready_total") as usize;
+        let blocked_total = all["blocked_total"].as_u64().expect("blocked_total") as usize;
+        assert_eq!(ids(&all["tasks"]).len(), ready_total, "{name}");
+        assert_eq!(ids(&all["blocked"]).len(), blocked_total, "{name}");
+        assert!(
+            ready_total > 0 && blocked_total > 2,
+            "{name}: {ready_total} / {blocked_total}"
+        );
+        assert_eq!(all["truncated"], false);
+        let by = &all["blocked_by"];
+        let counted: u64 = ["phases", "dependencies", "failed", "plans", "sequential"]
+            .iter()
+            .map(|k| by[k].as_u64().expect("count"))
+            .sum();
+        assert_eq!(
+            counted as usize, blocked_total,
+            "{name}: each blocked task counted once"
+        );
+        for b in all["blocked"].as_array().expect("blocked") {
+            let why = b["waiting_for"].as_array().expect("waiting_for");
+            assert!(!why.is_empty(), "{name}: {b}");
+        }
+
+        // -n 2 limits both lists; the totals stay.
+        let two = json(d, &args(&["next", "--json", "-n", "2"]));
+        assert_eq!(ids(&two["tasks"]), ids(&all["tasks"])[..ready_total.min(2)]);
+        assert_eq!(ids(&two["blocked"]), ids(&all["blocked"])[..2]);
+        assert_eq!(two["blocked_total"], all["blocked_total"]);
+        assert_eq!(two["truncated"], true);
+
+        // Text: the ready tasks and one summary line; `-n 1` lists one.
+        let (code, text, _) = orch(d, &args(&["next", "-n", "1"]));
+        assert_eq!(code, 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{name}: {text}");
+        assert!(lines[0].starts_with(&format!("ready   {}  ", ids(&all["tasks"])[0])));
+        assert!(
+            lines[1].contains(&format!("{blocked_total} blocked: "))
+                && lines[1].contains("`orch next --why ID` explains one, `--all` lists them"),
+            "{name}: {}",
+            lines[1]
+        );
+        // --all in text: every blocked task once, grouped by reason.
+        let (_, text, _) = orch(d, &args(&["next", "--all"]));
+        let mut listed: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("waiting "))
+            .flat_map(|l| {
+                let names = l.split(": ").next().unwrap_or("");
+                let names = names.split(" (").next().unwrap_or("");
+                names
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        listed.sort();
+        let mut expected = ids(&all["blocked"]);
+        expected.sort();
+        assert_eq!(listed, expected, "{name}");
+
+        // --why: a ready task, and a blocked one with everything it waits for.
+        let first = &ids(&all["tasks"])[0];
+        let (_, why, _) = orch(d, &args(&["next", "--why", first]));
+        assert_eq!(
+            why.trim(),
+            format!("{first}: ready (number 1 in start order)")
+        );
+        let blocked = &all["blocked"][0];
+        let id = blocked["id"].as_str().expect("id");
+        let (_, why, _) = orch(d, &args(&["next", "--why", id]));
+        let mut lines = why.lines();
+        assert_eq!(
+            lines.next(),
+            Some(format!("{id}: pending, waiting").as_str()),
+            "{name}"
+        );
+        assert!(lines.next().is_some(), "{name}: a reason is given: {why}");
+        let v = json(d, &args(&["next", "--why", id, "--json"]));
+        assert_eq!(v["id"], id);
+        assert_eq!(v["ready"], false);
+        assert!(!v["waiting_for"].as_array().expect("reasons").is_empty());
+        let (code, _, err) = orch(d, &args(&["next", "--why", "999.999"]));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("no task `999.999`"), "{err}");
+
+        // Recording the first ready task done moves it out of both lists.
+        let (code, _, err) = orch(d, &args(&["task", "done", first]));
+        assert_eq!(code, 0, "{err}");
+        let after = json(d, &args(&["next", "--json", "--all"]));
+        assert!(!ids(&after["tasks"]).contains(first));
+        assert!(!ids(&after["blocked"]).contains(first));
+    }
+}
+
+#[test]
+fn status_summarizes_long_real_plans_and_lists_everything_with_all() {
+    let Some(plans) = large_real_plans(1) else {
+        eprintln!("../shared/corpus not present: skipped");
+        return;
+    };
+    let (tmp, name) = &plans[0];
+    let d = tmp.path();
+    let v = json(d, &["status", "--plan", "plan.md", "--json"]);
+    let phases = v["phases"].as_array().expect("phases").len();
+    let (_, short, _) = orch(d, &["status", "--plan", "plan.md"]);
+    let (_, long, _) = orch(d, &["status", "--plan", "plan.md", "--all"]);
+    // --all: one line per phase after the two header lines.
+    assert_eq!(long.lines().count(), 2 + phases, "{name}: {long}");
+    if phases > 12 {
+        assert!(short.lines().count() < long.lines().count(), "{name}");
+        assert!(short.contains("more phases)"), "{short}");
+        assert!(short.contains("`orch status --all`"), "{short}");
+    } else {
+        assert_eq!(short, long, "{name}: a short plan is shown whole");
+    }
 }

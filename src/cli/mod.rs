@@ -82,6 +82,11 @@ enum Command {
         /// on one line. Example: `orch status --watch`, `orch status --watch --json | jq -c '.plans[].summary'`.
         #[arg(long)]
         watch: bool,
+        /// Text: list every phase and every running or failed task. Without it, a plan of more
+        /// than 12 phases shows its finished phases and the phases after the next ten as one line
+        /// each, and at most 10 running or failed tasks. Example: `orch status --all`.
+        #[arg(long)]
+        all: bool,
     },
     /// List the tasks that may start now, in the order orch would start them, and why the
     /// others wait.
@@ -91,12 +96,20 @@ enum Command {
     Next {
         #[command(flatten)]
         target: Target,
-        /// At most this many ready tasks. Example: `-n 1`.
+        /// At most this many ready tasks (and, with --json, blocked tasks). Example: `-n 1`.
         #[arg(short = 'n', long = "count", value_name = "N")]
         count: Option<usize>,
-        /// Print `{"tasks": [...ready], "blocked": [...]}`.
+        /// Print `{"tasks": [...ready], "blocked": [...], "ready_total", "blocked_total", ...}`;
+        /// `blocked` holds at most N (-n) or 20 entries unless --all.
         #[arg(long)]
         json: bool,
+        /// List every blocked task with its reasons (text: grouped by reason). Example: `orch next --all`.
+        #[arg(long)]
+        all: bool,
+        /// Explain one task: ready or not, and everything it waits for. Example: `orch next --why 2.3`,
+        /// `orch next --why auth:2.3`.
+        #[arg(long, value_name = "ID")]
+        why: Option<String>,
     },
     /// Record a task's outcome: what agents call.
     ///
@@ -459,12 +472,23 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             rebuild,
             watch,
-        } => commands::status::run(&target.selection(), json, rebuild, watch),
+            all,
+        } => commands::status::run(&target.selection(), json, rebuild, watch, all),
         Command::Next {
             target,
             count,
             json,
-        } => commands::next::run(&target.selection(), count, json),
+            all,
+            why,
+        } => commands::next::run(
+            &target.selection(),
+            commands::next::NextArgs {
+                count,
+                json,
+                all,
+                why,
+            },
+        ),
         Command::Up {
             target,
             plans,

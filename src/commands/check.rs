@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::output::{print_json, println_safe};
+use super::output::{eprintln_safe, print_json, write_all_stdout};
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, waves};
@@ -77,8 +77,17 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
         print_json(&v);
     } else {
         for d in &ws.diagnostics {
-            eprintln!("{d}");
+            eprintln_safe(&d.to_string());
         }
+        // The report goes out in one piece, all of it, before the verdict goes to stderr: with
+        // both streams on one pipe, a line of stdout left half-written (a non-blocking pipe
+        // that was full) used to end up after the verdict, which then sat on the critical-path
+        // line.
+        let mut report = String::new();
+        let mut println_safe = |line: &str| {
+            report.push_str(line);
+            report.push('\n');
+        };
         for p in &ws.plans {
             let tasks = p
                 .plan
@@ -110,8 +119,11 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
                 cp.join(" → ")
             ));
         }
+        write_all_stdout(report.as_bytes());
         let verdict = if errors == 0 { "ok" } else { "invalid" };
-        eprintln!("{verdict}: {errors} error(s), {warnings} warning(s)");
+        eprintln_safe(&format!(
+            "{verdict}: {errors} error(s), {warnings} warning(s)"
+        ));
     }
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
 }

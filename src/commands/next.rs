@@ -1,86 +1,566 @@
 //! `orch next`: the tasks that may start now, in the order orch would start them, and why the
-//! others wait.
+//! others wait — short enough for an agent to read on every turn: `-n` limits what is listed,
+//! blocked tasks are counted in one summary line (listed with `--all`), and `--why ID` explains
+//! one task.
 
+use std::collections::HashMap;
+
+use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe, task_json};
-use crate::error::{CliResult, exit};
-use crate::graph::{Graph, Waiting, readiness};
+use crate::error::{CliError, CliResult, exit};
+use crate::graph::{Graph, NodeKind, NodeState, Readiness, Waiting, readiness};
+use crate::plan::{IdMap, Plan, id_map};
+use crate::status::{StatusStates, TaskEntry, TaskStatus};
 use crate::workspace::{self, Selection, Workspace};
 
-pub fn run(sel: &Selection, count: Option<usize>, json_out: bool) -> CliResult<u8> {
+/// Blocked tasks listed in `--json` when neither `-n` nor `--all` is given.
+pub const DEFAULT_BLOCKED_SHOWN: usize = 20;
+
+/// Unfinished tasks named by `--why` for a phase barrier, before "and N more".
+const WHY_NAMES: usize = 10;
+
+/// What `orch next` was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct NextArgs {
+    /// `-n N`: at most N ready tasks, and (JSON) at most N blocked ones.
+    pub count: Option<usize>,
+    pub json: bool,
+    /// `--all`: every blocked task, with its reasons.
+    pub all: bool,
+    /// `--why ID`: explain one task (`ID` or `plan:ID`).
+    pub why: Option<String>,
+}
+
+/// Why blocked tasks wait, counted once per task by its first reason in this order.
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockedBy {
+    failed: usize,
+    dependencies: usize,
+    phases: usize,
+    plans: usize,
+    sequential: usize,
+}
+
+impl BlockedBy {
+    fn count(&mut self, why: &[Waiting]) {
+        let has = |f: fn(&Waiting) -> bool| why.iter().any(f);
+        if has(|w| matches!(w, Waiting::Failed(_))) {
+            self.failed += 1;
+        } else if has(|w| matches!(w, Waiting::Task(_))) {
+            self.dependencies += 1;
+        } else if has(|w| matches!(w, Waiting::Phases { .. })) {
+            self.phases += 1;
+        } else if has(|w| matches!(w, Waiting::Upstream { .. })) {
+            self.plans += 1;
+        } else {
+            self.sequential += 1;
+        }
+    }
+
+    fn parts(&self) -> Vec<String> {
+        [
+            (self.phases, "by phase barriers"),
+            (self.dependencies, "by dependencies"),
+            (self.failed, "by failed tasks"),
+            (self.plans, "by other plans"),
+            (self.sequential, "by [SEQUENTIAL] groups"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", thousands(*n)))
+        .collect()
+    }
+}
+
+pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     let ws = workspace::load(&sel)?;
     let graph = ws.require_valid()?;
     let override_path = status_override.filter(|_| sel.plan.is_some());
-    let docs = workspace::read_statuses(&ws, override_path.as_deref())?;
+    let states = workspace::read_states(&ws, override_path.as_deref())?;
+    let plans: Vec<&Plan> = ws.plans.iter().map(|p| &p.plan).collect();
     let r = readiness(
         graph,
-        &ws.plan_list(),
+        &plans,
         &ws.priorities(),
-        workspace::state_fn(&ws, &docs),
+        workspace::states_fn(&ws, &states),
     );
+    let mut view = View {
+        ws: &ws,
+        graph,
+        states: &states,
+        entries: Vec::new(),
+    };
+    if let Some(id) = &args.why {
+        let n = view.find(id)?;
+        view.load_entries(&[n])?;
+        return view.why(&r, n, args.json);
+    }
     let selected = |n: usize| {
         graph
             .task_of(n)
             .is_some_and(|(p, _)| ws.selected.contains(&p))
     };
-    let mut ready: Vec<usize> = r.ready.iter().copied().filter(|&n| selected(n)).collect();
-    if let Some(c) = count {
-        ready.truncate(c);
-    }
-    let blocked: Vec<&(usize, Vec<Waiting>)> =
+    let ready_all: Vec<usize> = r.ready.iter().copied().filter(|&n| selected(n)).collect();
+    let blocked_all: Vec<&(usize, Vec<Waiting>)> =
         r.blocked.iter().filter(|(n, _)| selected(*n)).collect();
-
-    let task_value = |n: usize| -> Value {
-        let Some((p, t)) = graph.task_of(n) else {
-            return Value::Null;
-        };
-        let lp = &ws.plans[p];
-        let task = &lp.plan.tasks[t];
-        task_json(&lp.name, &lp.plan, task, docs[p].entry(&task.id))
+    let mut by = BlockedBy::default();
+    for (_, why) in &blocked_all {
+        by.count(why);
+    }
+    let running = ws
+        .selected
+        .iter()
+        .flat_map(|&p| {
+            let states = &states[p];
+            ws.plans[p]
+                .plan
+                .tasks
+                .iter()
+                .filter(move |t| states.status(t) == TaskStatus::InProgress)
+        })
+        .count();
+    let ready: &[usize] = match args.count {
+        Some(c) => &ready_all[..c.min(ready_all.len())],
+        None => &ready_all,
     };
-    if json_out {
-        let tasks: Vec<Value> = ready.iter().map(|&n| task_value(n)).collect();
-        let blocked: Vec<Value> = blocked
+
+    if args.json {
+        let shown = if args.all {
+            blocked_all.len()
+        } else {
+            args.count.unwrap_or(DEFAULT_BLOCKED_SHOWN)
+        };
+        let printed: Vec<usize> = ready
             .iter()
+            .copied()
+            .chain(blocked_all.iter().take(shown).map(|(n, _)| *n))
+            .collect();
+        view.load_entries(&printed)?;
+        let tasks: Vec<Value> = ready.iter().map(|&n| view.task_value(n)).collect();
+        let blocked: Vec<Value> = blocked_all
+            .iter()
+            .take(shown)
             .map(|(n, why)| {
-                let mut v = task_value(*n);
-                v["waiting_for"] = json!(
-                    why.iter()
-                        .map(|w| ws.describe_waiting(graph, w))
-                        .collect::<Vec<_>>()
-                );
+                let mut v = view.task_value(*n);
+                v["waiting_for"] = json!(view.reasons(why));
                 v
             })
             .collect();
-        print_json(&json!({ "tasks": tasks, "blocked": blocked }));
-    } else {
-        if ready.is_empty() {
-            println_safe("no task is ready");
-        }
-        for &n in &ready {
-            println_safe(&format!(
-                "ready   {}  {}",
-                ws.task_label(graph, n),
-                desc(&ws, graph, n)
-            ));
-        }
-        for (n, why) in &blocked {
-            let reasons: Vec<String> = why.iter().map(|w| ws.describe_waiting(graph, w)).collect();
-            println_safe(&format!(
-                "waiting {}  ({})",
-                ws.task_label(graph, *n),
-                reasons.join("; ")
-            ));
+        let truncated = tasks.len() < ready_all.len() || blocked.len() < blocked_all.len();
+        print_json(&json!({
+            "tasks": tasks,
+            "blocked": blocked,
+            "ready_total": ready_all.len(),
+            "blocked_total": blocked_all.len(),
+            "in_progress_total": running,
+            "blocked_by": {
+                "phases": by.phases,
+                "dependencies": by.dependencies,
+                "failed": by.failed,
+                "plans": by.plans,
+                "sequential": by.sequential,
+            },
+            "truncated": truncated,
+        }));
+        return Ok(exit::OK);
+    }
+
+    let mut out = String::new();
+    for &n in ready {
+        out.push_str(&format!(
+            "ready   {}  {}\n",
+            view.name(n),
+            view.description(n)
+        ));
+    }
+    if args.all {
+        for (reason, ids) in group_by_reasons(&view, &blocked_all) {
+            let count = if ids.len() > 1 {
+                format!(" ({} tasks)", thousands(ids.len()))
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("waiting {}{count}: {reason}\n", ids.join(" ")));
         }
     }
+    out.push_str(&summary_line(
+        ready.len(),
+        ready_all.len(),
+        running,
+        blocked_all.len(),
+        &by,
+        args.all,
+    ));
+    println_safe(&out);
     Ok(exit::OK)
 }
 
-fn desc(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let Some((p, t)) = g.task_of(n) else {
-        return String::new();
+/// `4 ready, 1,920 blocked: 1,900 by phase barriers, 20 by dependencies; …`.
+fn summary_line(
+    shown: usize,
+    ready: usize,
+    running: usize,
+    blocked: usize,
+    by: &BlockedBy,
+    all: bool,
+) -> String {
+    let mut s = if ready == 0 {
+        "no task is ready".to_string()
+    } else if shown < ready {
+        format!("{} ready ({shown} shown)", thousands(ready))
+    } else {
+        format!("{} ready", thousands(ready))
     };
-    ws.plans[p].plan.tasks[t].description.clone()
+    if running > 0 {
+        s.push_str(&format!(", {} running", thousands(running)));
+    }
+    if blocked == 0 {
+        s.push_str(", nothing blocked");
+        return s;
+    }
+    s.push_str(&format!(
+        ", {} blocked: {}",
+        thousands(blocked),
+        by.parts().join(", ")
+    ));
+    if all {
+        s.push_str("; `orch next --why ID` explains one");
+    } else {
+        s.push_str("; `orch next --why ID` explains one, `--all` lists them");
+    }
+    s
+}
+
+/// Blocked tasks with the same reasons, in order of first appearance: (reasons, names).
+fn group_by_reasons(
+    view: &View<'_>,
+    blocked: &[&(usize, Vec<Waiting>)],
+) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (n, why) in blocked {
+        let reason = view.reasons(why).join("; ");
+        let i = *at.entry(reason.clone()).or_insert_with(|| {
+            groups.push((reason, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(view.name(*n));
+    }
+    groups
+}
+
+/// `12345` → `12,345`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the output functions need.
+struct View<'a> {
+    ws: &'a Workspace,
+    graph: &'a Graph,
+    states: &'a [StatusStates],
+    /// The recorded entries of the tasks printed in full, per plan.
+    entries: Vec<IdMap<String, TaskEntry>>,
+}
+
+impl View<'_> {
+    /// Reads the recorded entries of the task nodes `nodes` (only those: a second, partial read
+    /// of their plans' status files).
+    fn load_entries(&mut self, nodes: &[usize]) -> CliResult<()> {
+        let mut ids: Vec<Vec<&str>> = vec![Vec::new(); self.ws.plans.len()];
+        for &n in nodes {
+            if let Some((p, t)) = self.graph.task_of(n) {
+                ids[p].push(&self.ws.plans[p].plan.tasks[t].id);
+            }
+        }
+        self.entries = Vec::with_capacity(ids.len());
+        for (p, ids) in ids.iter().enumerate() {
+            let mut map = id_map(ids.len());
+            for e in self.states[p]
+                .entries(ids)
+                .map_err(workspace::status_error)?
+            {
+                map.insert(e.id.clone(), e);
+            }
+            self.entries.push(map);
+        }
+        Ok(())
+    }
+
+    /// A task as `status --json` prints it: its recorded entry, with the status the reconciled
+    /// document would have.
+    fn task_value(&self, n: usize) -> Value {
+        let Some((p, t)) = self.graph.task_of(n) else {
+            return Value::Null;
+        };
+        let lp = &self.ws.plans[p];
+        let task = &lp.plan.tasks[t];
+        let mut entry = self
+            .entries
+            .get(p)
+            .and_then(|m| m.get(task.id.as_str()))
+            .cloned()
+            .unwrap_or_else(|| TaskEntry::from_plan_parts(task));
+        entry.status = self.states[p].status(task);
+        task_json(&lp.name, &lp.plan, task, Some(&entry))
+    }
+
+    fn name(&self, n: usize) -> String {
+        name(self.ws, self.graph, n)
+    }
+
+    fn description(&self, n: usize) -> &str {
+        self.graph
+            .task_of(n)
+            .map_or("", |(p, t)| &self.ws.plans[p].plan.tasks[t].description)
+    }
+
+    /// The reasons of one blocked task, dependencies of one kind in one line.
+    fn reasons(&self, why: &[Waiting]) -> Vec<String> {
+        describe_grouped(self.ws, self.graph, why)
+    }
+
+    fn state(&self, n: usize) -> NodeState {
+        self.graph.task_of(n).map_or(NodeState::Done, |(p, t)| {
+            workspace::node_state(self.states[p].status(&self.ws.plans[p].plan.tasks[t]))
+        })
+    }
+
+    /// `--why ID` for task node `n`.
+    fn why(&self, r: &Readiness, n: usize, json_out: bool) -> CliResult<u8> {
+        let (p, t) = self.graph.task_of(n).unwrap_or((0, 0));
+        let status = self.states[p].status(&self.ws.plans[p].plan.tasks[t]);
+        let position = r.ready.iter().position(|&x| x == n);
+        let waiting = r.blocked.iter().find(|(x, _)| *x == n).map(|(_, w)| w);
+        let details: Vec<String> = waiting
+            .map(|w| w.iter().map(|w| self.explain(w)).collect())
+            .unwrap_or_default();
+        if json_out {
+            let mut v = self.task_value(n);
+            v["ready"] = json!(position.is_some());
+            if let Some(i) = position {
+                v["ready_position"] = json!(i + 1);
+            }
+            v["waiting_for"] = json!(details);
+            print_json(&v);
+            return Ok(exit::OK);
+        }
+        let name = self.name(n);
+        let head = match (position, waiting) {
+            (Some(i), _) => format!("{name}: ready (number {} in start order)", i + 1),
+            (None, Some(_)) => format!("{name}: {status}, waiting"),
+            (None, None) => format!("{name}: {status}"),
+        };
+        let mut out = head;
+        for d in details {
+            out.push_str("\n  ");
+            out.push_str(&d);
+        }
+        println_safe(&out);
+        Ok(exit::OK)
+    }
+
+    /// The task node of `ID` or `plan:ID` among the selected plans.
+    fn find(&self, arg: &str) -> CliResult<usize> {
+        let (plan, id) = match arg.split_once(':') {
+            Some((p, id)) => (Some(p), id),
+            None => (None, arg),
+        };
+        let hits: Vec<usize> = self
+            .ws
+            .selected
+            .iter()
+            .copied()
+            .filter(|&i| plan.is_none_or(|p| self.ws.plans[i].name == p))
+            .filter_map(|i| {
+                let t = self.ws.plans[i]
+                    .plan
+                    .tasks
+                    .iter()
+                    .position(|t| t.id == id)?;
+                Some(self.graph.task_node[i][t])
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(
+                CliError::invalid(anyhow!("no task `{arg}` in the selected plans"))
+                    .with_hint("`orch status` lists the task ids"),
+            ),
+            _ => Err(CliError::invalid(anyhow!(
+                "task `{arg}` exists in several plans: write it as `plan:{id}`"
+            ))),
+        }
+    }
+
+    /// One reason in full: whom it waits for and in which state they are.
+    fn explain(&self, w: &Waiting) -> String {
+        match w {
+            Waiting::Task(n) => {
+                let st = match self.state(*n) {
+                    NodeState::InProgress => "in progress",
+                    _ => "pending",
+                };
+                format!("waits for `{}` ({st})", self.name(*n))
+            }
+            Waiting::Phases { phase, left, .. } => {
+                let names = self.unfinished_behind(w);
+                let more = left.saturating_sub(names.len());
+                let mut s = format!(
+                    "phases before {phase} not finished: {} left ({}",
+                    tasks_word(*left),
+                    names.join(", ")
+                );
+                if more > 0 {
+                    s.push_str(&format!(", and {} more", thousands(more)));
+                }
+                s.push(')');
+                s
+            }
+            other => describe(self.ws, self.graph, other),
+        }
+    }
+
+    /// The first unfinished tasks behind the barrier a [`Waiting::Phases`] names.
+    fn unfinished_behind(&self, w: &Waiting) -> Vec<String> {
+        let Waiting::Phases { plan, phase, .. } = w else {
+            return Vec::new();
+        };
+        let barrier = self.graph.nodes.iter().position(|x| {
+            matches!(x.kind, NodeKind::Barrier { plan: bp, phase: bph } if bp == *plan && bph == *phase)
+        });
+        let mut out = Vec::new();
+        let mut cur = barrier;
+        while let Some(b) = cur.take() {
+            let preds = &self.graph.nodes[b].preds;
+            for &x in preds {
+                match self.graph.nodes[x].kind {
+                    NodeKind::Barrier { .. } => cur = Some(x),
+                    NodeKind::Task { .. } if self.state(x) != NodeState::Done => out.push(x),
+                    _ => {}
+                }
+            }
+        }
+        out.sort_unstable();
+        out.into_iter()
+            .take(WHY_NAMES)
+            .map(|x| self.name(x))
+            .collect()
+    }
+}
+
+fn tasks_word(n: usize) -> String {
+    if n == 1 {
+        "1 task".to_string()
+    } else {
+        format!("{} tasks", thousands(n))
+    }
+}
+
+fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
+    let Some((p, t)) = g.task_of(n) else {
+        return format!("node {n}");
+    };
+    let id = &ws.plans[p].plan.tasks[t].id;
+    if ws.selected.len() > 1 {
+        format!("{}:{id}", ws.plans[p].name)
+    } else {
+        id.clone()
+    }
+}
+
+/// Why a task waits, in words.
+pub fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
+    match w {
+        Waiting::Task(n) => format!("waits for `{}`", name(ws, g, *n)),
+        Waiting::Failed(n) => format!("blocked by failed `{}`", name(ws, g, *n)),
+        Waiting::Phases { phase, left, .. } => {
+            format!(
+                "phases before {phase} not finished ({} left)",
+                tasks_word(*left)
+            )
+        }
+        Waiting::Upstream { plan, label } => {
+            format!("waits for plan `{}` ({label})", ws.plans[*plan].name)
+        }
+        Waiting::Sequential(n) => format!("[SEQUENTIAL] with `{}`", name(ws, g, *n)),
+    }
+}
+
+/// The reasons of one task, with the tasks it waits for (and the failed ones) each in one line:
+/// `waits for `1.2`, `1.3``.
+pub fn describe_grouped(ws: &Workspace, g: &Graph, why: &[Waiting]) -> Vec<String> {
+    let mut out = Vec::new();
+    let waits: Vec<String> = why
+        .iter()
+        .filter_map(|w| match w {
+            Waiting::Task(n) => Some(format!("`{}`", name(ws, g, *n))),
+            _ => None,
+        })
+        .collect();
+    let failed: Vec<String> = why
+        .iter()
+        .filter_map(|w| match w {
+            Waiting::Failed(n) => Some(format!("`{}`", name(ws, g, *n))),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push(format!("blocked by failed {}", failed.join(", ")));
+    }
+    if !waits.is_empty() {
+        out.push(format!("waits for {}", waits.join(", ")));
+    }
+    out.extend(
+        why.iter()
+            .filter(|w| !matches!(w, Waiting::Task(_) | Waiting::Failed(_)))
+            .map(|w| describe(ws, g, w)),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn summary_line_counts_and_points_to_the_details() {
+        let by = BlockedBy {
+            phases: 1900,
+            dependencies: 20,
+            ..BlockedBy::default()
+        };
+        assert_eq!(
+            summary_line(4, 4, 0, 1920, &by, false),
+            "4 ready, 1,920 blocked: 1,900 by phase barriers, 20 by dependencies; \
+             `orch next --why ID` explains one, `--all` lists them"
+        );
+        assert_eq!(
+            summary_line(5, 100, 2, 0, &BlockedBy::default(), false),
+            "100 ready (5 shown), 2 running, nothing blocked"
+        );
+        assert!(
+            summary_line(0, 0, 0, 3, &BlockedBy { failed: 3, ..by }, true)
+                .starts_with("no task is ready, 3 blocked: 1,900 by phase barriers")
+        );
+    }
 }

@@ -79,11 +79,50 @@ pub fn print_json(v: &Value) {
     println_safe(&text);
 }
 
-/// `println!` that does not panic when stdout is a closed pipe (`orch status | head`).
+/// `println!` that does not panic when stdout is a closed pipe (`orch status | head`), and
+/// writes everything even to a non-blocking pipe that is full (see [`write_all_stdout`]).
 pub fn println_safe(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    write_all_stdout(line.as_bytes());
+}
+
+/// Writes all of `bytes` to stdout and flushes. A non-blocking stdout (some agent runtimes
+/// hand their children one) that is full is waited out instead of losing the rest, which
+/// `println!` would; a reader that went away ends the output quietly.
+pub fn write_all_stdout(bytes: &[u8]) {
+    write_all_to(&mut std::io::stdout().lock(), bytes);
+}
+
+/// `eprintln!` that neither panics nor loses text on a full non-blocking or closed stderr.
+pub fn eprintln_safe(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    write_all_to(&mut std::io::stderr().lock(), line.as_bytes());
+}
+
+fn write_all_to(out: &mut impl std::io::Write, bytes: &[u8]) {
+    use std::io::ErrorKind;
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1));
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match out.write(rest) {
+            Ok(0) => return,
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => pause(),
+            Err(_) => return,
+        }
+    }
+    loop {
+        match out.flush() {
+            Ok(()) => return,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => pause(),
+            Err(_) => return,
+        }
+    }
 }
 
 /// A progress bar of `width` cells.

@@ -2,6 +2,7 @@
 
 mod watch;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -9,10 +10,23 @@ use serde_json::{Value, json};
 
 use super::output::{bar, println_safe, summary_json, task_json};
 use crate::error::{CliResult, exit};
-use crate::status::{self, StatusDoc, TaskStatus};
+use crate::plan::Task;
+use crate::status::{self, StatusDoc, StatusStates, TaskStatus};
 use crate::workspace::{self, LoadedPlan, Selection, Workspace, status_error};
 
-pub fn run(sel: &Selection, json_out: bool, rebuild: bool, watch: bool) -> CliResult<u8> {
+/// Plans with more phases than this get a short phase list unless `--all`.
+const PHASES_SHOWN: usize = 12;
+
+/// Running and failed tasks listed per plan unless `--all`.
+const TASKS_SHOWN: usize = 10;
+
+pub fn run(
+    sel: &Selection,
+    json_out: bool,
+    rebuild: bool,
+    watch: bool,
+    all: bool,
+) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     let override_path = status_override.filter(|_| sel.plan.is_some());
     let ws = load_valid(&sel)?;
@@ -33,14 +47,18 @@ pub fn run(sel: &Selection, json_out: bool, rebuild: bool, watch: bool) -> CliRe
         }
     }
     if watch {
-        let format = if json_out {
-            Format::JsonLine
-        } else {
-            Format::Text
+        let format = match (json_out, all) {
+            (true, _) => Format::JsonLine,
+            (false, true) => Format::TextAll,
+            (false, false) => Format::Text,
         };
         return watch::run(&sel, &ws, override_path.as_deref(), format);
     }
-    let format = if json_out { Format::Json } else { Format::Text };
+    let format = match (json_out, all) {
+        (true, _) => Format::Json,
+        (false, true) => Format::TextAll,
+        (false, false) => Format::Text,
+    };
     let view = render(&sel, &ws, override_path.as_deref(), format)?;
     if !view.is_empty() {
         println_safe(&view);
@@ -51,7 +69,10 @@ pub fn run(sel: &Selection, json_out: bool, rebuild: bool, watch: bool) -> CliRe
 /// How the status view is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
+    /// Text; long plans summarized.
     Text,
+    /// Text with every phase and every running or failed task (`--all`).
+    TextAll,
     /// Pretty-printed JSON.
     Json,
     /// The same JSON on one line (`--watch --json`).
@@ -74,14 +95,21 @@ fn render(
     override_path: Option<&Path>,
     format: Format,
 ) -> CliResult<String> {
-    let docs = workspace::read_statuses(ws, override_path)?;
-    if format == Format::Text {
+    if matches!(format, Format::Text | Format::TextAll) {
+        // The text needs each task's status (and error) only: no full entries, no reconcile.
+        let states = workspace::read_states(ws, override_path)?;
         let mut out = String::new();
         for &i in &ws.selected {
-            push_text(&mut out, &ws.plans[i], &docs[i]);
+            push_text(
+                &mut out,
+                &ws.plans[i],
+                &states[i],
+                format == Format::TextAll,
+            );
         }
         return Ok(out.trim_end_matches('\n').to_string());
     }
+    let docs = workspace::read_statuses(ws, override_path)?;
     let mut views: Vec<Value> = ws
         .selected
         .iter()
@@ -107,12 +135,15 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         .iter()
         .map(|t| task_json(&p.name, &p.plan, t, doc.entry(&t.id)))
         .collect();
+    let progress = phase_progress(p, |t| {
+        doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status)
+    });
     let phases: Vec<Value> = p
         .plan
         .phases
         .iter()
-        .map(|ph| {
-            let (done, total) = phase_progress(p, doc, ph.number);
+        .zip(&progress)
+        .map(|(ph, (done, total))| {
             json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
         })
         .collect();
@@ -127,21 +158,77 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
     })
 }
 
-/// (finished, total) tasks and verification steps of a phase; skipped counts as finished.
-fn phase_progress(p: &LoadedPlan, doc: &StatusDoc, phase: u32) -> (usize, usize) {
-    let mut done = 0;
-    let mut total = 0;
-    for t in p.plan.tasks.iter().filter(|t| t.phase == phase) {
-        total += 1;
-        if doc.entry(&t.id).is_some_and(|e| e.status.is_finished()) {
-            done += 1;
+/// (finished, total) tasks and verification steps of each phase of the plan, in phase order;
+/// skipped counts as finished. One pass over the tasks.
+fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Vec<(usize, usize)> {
+    let at: HashMap<u32, usize> = p
+        .plan
+        .phases
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, ph)| (ph.number, i))
+        .collect();
+    let mut out = vec![(0, 0); p.plan.phases.len()];
+    for t in &p.plan.tasks {
+        if let Some(&i) = at.get(&t.phase) {
+            out[i].1 += 1;
+            if status_of(t).is_finished() {
+                out[i].0 += 1;
+            }
         }
     }
-    (done, total)
+    out
 }
 
-fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc) {
-    let c = status::counts_all(doc);
+/// The in-progress and failed tasks of each phase (indices into `plan.tasks`), in phase order.
+fn active_tasks(p: &LoadedPlan, states: &StatusStates) -> Vec<Vec<usize>> {
+    let at: HashMap<u32, usize> = p
+        .plan
+        .phases
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, ph)| (ph.number, i))
+        .collect();
+    let mut out = vec![Vec::new(); p.plan.phases.len()];
+    for (ti, t) in p.plan.tasks.iter().enumerate() {
+        let st = states.status(t);
+        if matches!(st, TaskStatus::InProgress | TaskStatus::Failed)
+            && let Some(&i) = at.get(&t.phase)
+        {
+            out[i].push(ti);
+        }
+    }
+    out
+}
+
+fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize) {
+    let t = &p.plan.tasks[ti];
+    let entry = states.entry(&t.id);
+    let st = states.status(t);
+    let extra = entry
+        .and_then(|e| e.last_error.clone().or(e.error.clone()))
+        .map(|e| format!(" — {e}"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
+}
+
+/// One plan in text. Unless `all`: a plan with more than [`PHASES_SHOWN`] phases shows its
+/// finished leading phases as one line, the next phases, and the rest as one line; at most
+/// [`TASKS_SHOWN`] running or failed tasks are listed.
+fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
+    let mut c = status::Summary::default();
+    for t in &p.plan.tasks {
+        c.total_tasks += 1;
+        match states.status(t) {
+            TaskStatus::Pending => c.pending += 1,
+            TaskStatus::InProgress => c.in_progress += 1,
+            TaskStatus::Completed => c.completed += 1,
+            TaskStatus::Failed => c.failed += 1,
+            TaskStatus::Skipped => c.skipped += 1,
+        }
+    }
     let finished = (c.completed + c.skipped) as usize;
     let _ = writeln!(
         out,
@@ -155,24 +242,68 @@ fn push_text(out: &mut String, p: &LoadedPlan, doc: &StatusDoc) {
         c.failed,
         c.skipped
     );
-    for ph in &p.plan.phases {
-        let (done, total) = phase_progress(p, doc, ph.number);
+    let progress = phase_progress(p, |t| states.status(t));
+    let active = active_tasks(p, states);
+    let phases = &p.plan.phases;
+    let (first, shown) = if all || phases.len() <= PHASES_SHOWN {
+        (0, phases.len())
+    } else {
+        let lead = progress
+            .iter()
+            .take_while(|(done, total)| done == total)
+            .count()
+            .min(phases.len() - 1);
+        (lead, (phases.len() - lead).min(PHASES_SHOWN - 2))
+    };
+    if first > 0 {
+        let tasks: usize = progress[..first].iter().map(|(_, t)| t).sum();
         let _ = writeln!(
             out,
-            "  {} {done:>3}/{total:<3} {}",
-            bar(done, total, 10),
-            ph.label()
+            "  {} {tasks:>3}/{tasks:<3} Phases {}–{} done",
+            bar(1, 1, 10),
+            phases[0].number,
+            phases[first - 1].number
         );
-        for t in p.plan.tasks.iter().filter(|t| t.phase == ph.number) {
-            let st = doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status);
-            if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {
-                let extra = doc
-                    .entry(&t.id)
-                    .and_then(|e| e.last_error.clone().or(e.error.clone()))
-                    .map(|e| format!(" — {e}"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
+    }
+    let mut listed = 0;
+    let mut hidden = 0;
+    for i in 0..phases.len() {
+        let visible = (first..first + shown).contains(&i);
+        if visible {
+            let (done, total) = progress[i];
+            let _ = writeln!(
+                out,
+                "  {} {done:>3}/{total:<3} {}",
+                bar(done, total, 10),
+                phases[i].label()
+            );
+        }
+        for &ti in &active[i] {
+            if all || (visible && listed < TASKS_SHOWN) {
+                task_line(out, p, states, ti);
+                listed += 1;
+            } else {
+                hidden += 1;
             }
         }
+    }
+    let rest = first + shown..phases.len();
+    if !rest.is_empty() {
+        let done: usize = progress[rest.clone()].iter().map(|(d, _)| d).sum();
+        let total: usize = progress[rest.clone()].iter().map(|(_, t)| t).sum();
+        let _ = writeln!(
+            out,
+            "  {} {done:>3}/{total:<3} Phases {}–{} ({} more phases)",
+            bar(done, total, 10),
+            phases[rest.start].number,
+            phases[rest.end - 1].number,
+            rest.len()
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(out, "      … {hidden} more running or failed task(s)");
+    }
+    if first > 0 || !rest.is_empty() || hidden > 0 {
+        let _ = writeln!(out, "  (`orch status --all` lists every phase and task)");
     }
 }

@@ -1,5 +1,7 @@
 //! `orch task start|done|fail|skip|reset ID`: what agents call to record a task's outcome.
 
+use std::path::Path;
+
 use anyhow::anyhow;
 use chrono::Utc;
 use serde_json::json;
@@ -21,6 +23,9 @@ pub struct TaskArgs {
 
 pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
+    if let Some(code) = run_one_plan(&sel, status_override.as_deref(), &args)? {
+        return Ok(code);
+    }
     let ws = workspace::load(&sel)?;
     let graph = ws.require_valid()?;
     let candidates: Vec<usize> = ws
@@ -62,8 +67,10 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
 
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
-        let mut docs = workspace::read_statuses(&ws, None)?;
-        docs[index] = lp.read_status_at(&path).map_err(status_error)?;
+        let mut states = workspace::read_states(&ws, None)?;
+        states[index] = status::load_states(&path)
+            .map_err(status_error)?
+            .unwrap_or_default();
         let task_idx = lp
             .plan
             .tasks
@@ -71,14 +78,15 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             .position(|t| t.id == args.id)
             .ok_or_else(|| no_task(lp, &args.id))?;
         let node = graph.task_node[index][task_idx];
+        let plans: Vec<&crate::plan::Plan> = ws.plans.iter().map(|p| &p.plan).collect();
         let r = readiness(
             graph,
-            &ws.plan_list(),
+            &plans,
             &ws.priorities(),
-            workspace::state_fn(&ws, &docs),
+            workspace::states_fn(&ws, &states),
         );
         if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons: Vec<String> = why.iter().map(|w| ws.describe_waiting(graph, w)).collect();
+            let reasons = super::next::describe_grouped(&ws, graph, why);
             return Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),
@@ -115,9 +123,9 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        let already = lp
-            .read_status_at(&path)
+        let already = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
             .map_err(status_error)?
+            .0
             .entry(&args.id)
             .is_some_and(|e| e.status == status::TaskStatus::Completed);
         if !already {
@@ -149,19 +157,138 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
         );
     }
-    if args.json {
-        print_json(&json!({ "plan": lp.name, "status_file": path, "result": outcome }));
+    print_outcome(&lp.name, &path, &outcome, args.json);
+    Ok(exit::OK)
+}
+
+fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
+    if json_out {
+        print_json(&json!({ "plan": plan, "status_file": path, "result": outcome }));
     } else {
-        match &outcome {
+        match outcome {
             TransitionOutcome::Changed { id, from, to } => {
-                println_safe(&format!("{}: task `{id}` {from} → {to}", lp.name));
+                println_safe(&format!("{plan}: task `{id}` {from} → {to}"));
             }
             TransitionOutcome::Unchanged { id, status } => {
-                println_safe(&format!("{}: task `{id}` is already {status}", lp.name));
+                println_safe(&format!("{plan}: task `{id}` is already {status}"));
             }
         }
     }
-    Ok(exit::OK)
+}
+
+/// The agent's usual call, `orch task done|fail|skip|reset ID`, with the plan
+/// named (`--plan NAME` or `ORCH_PLAN`) in a manifest, done reading only that plan: no other
+/// plan is parsed and no graph is built, since no readiness check is needed. When the status
+/// file's `orchPlanDigest` matches the plan file, the plan is not even parsed. `None` when the
+/// call needs the whole workspace (a readiness check, a plan given by path, no plan named, a
+/// commit to make): the caller takes the general path.
+fn run_one_plan(
+    sel: &Selection,
+    status_override: Option<&Path>,
+    args: &TaskArgs,
+) -> CliResult<Option<u8>> {
+    // `start` checks readiness (or, forced, still records the calling process): the general
+    // path does both. So does a `done` that commits a plan-mode agent's work.
+    let commits = args.transition == Transition::Done && commit_on_done().is_some();
+    let Some(name) = sel.plan.as_deref() else {
+        return Ok(None);
+    };
+    if commits || args.transition == Transition::Start {
+        return Ok(None);
+    }
+    let manifest_path = match &sel.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
+            match crate::manifest::find_manifest(&cwd) {
+                Some(p) => p,
+                None => return Ok(None),
+            }
+        }
+    };
+    if !manifest_path.is_file() {
+        return Ok(None);
+    }
+    let m = workspace::load_manifest(&manifest_path)?;
+    let Some(entry) = m.plan(name) else {
+        return Ok(None);
+    };
+    let rel = entry.file.to_string_lossy().into_owned();
+    let path = status_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| m.state_path(name));
+    let bytes = std::fs::read(&entry.abs_file).map_err(|e| {
+        CliError::invalid(anyhow!(
+            "cannot read plan file `{}`: {e}",
+            entry.file.display()
+        ))
+    })?;
+    let digest = status::plan_digest(&bytes);
+    let apply = |doc: &mut status::StatusDoc| -> Result<Option<TransitionOutcome>, StatusError> {
+        if doc.entry(&args.id).is_none() {
+            return Ok(None);
+        }
+        status::apply(doc, &args.id, args.transition, &args.opts, Utc::now()).map(Some)
+    };
+    let unknown = || {
+        CliError::invalid(anyhow!(
+            "task `{}` does not exist in plan `{name}`",
+            args.id
+        ))
+        .with_hint("`orch status` lists the task ids")
+    };
+    let fast = status::apply_if_current(
+        &path,
+        &digest,
+        &rel,
+        name,
+        &args.id,
+        args.transition,
+        &args.opts,
+        Utc::now(),
+    );
+    match fast {
+        Ok(Some(outcome)) => {
+            print_outcome(name, &path, &outcome, args.json);
+            return Ok(Some(exit::OK));
+        }
+        Ok(None) => {}
+        Err(StatusError::UnknownTask { .. }) => return Err(unknown()),
+        Err(e) => return Err(status_error(e)),
+    }
+    // The plan changed since the status file last followed it (or never did): parse it, check
+    // it, reconcile, and remember the digest.
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CliError::invalid(anyhow!(
+            "plan file `{}` is not valid UTF-8",
+            entry.file.display()
+        ))
+    })?;
+    let mut plan = crate::plan::parse(&entry.file, &text);
+    for d in &mut plan.diagnostics {
+        d.path = entry.file.clone();
+    }
+    if plan.has_errors() {
+        return Err(workspace::invalid_input(&plan.diagnostics));
+    }
+    if let Err(e) = crate::graph::Graph::of_plan(&plan) {
+        return Err(workspace::invalid_input(&e.0));
+    }
+    if plan.task(&args.id).is_none() {
+        return Err(unknown());
+    }
+    let (outcome, report) =
+        status::update_with_digest(&path, &plan, Some(&digest), &rel, name, |doc, _| apply(doc))
+            .map_err(status_error)?;
+    for (id, st) in &report.removed {
+        eprintln!(
+            "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
+        );
+    }
+    let outcome = outcome.ok_or_else(unknown)?;
+    print_outcome(name, &path, &outcome, args.json);
+    Ok(Some(exit::OK))
 }
 
 /// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to

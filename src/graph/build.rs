@@ -5,10 +5,11 @@
 //! are met"). Gates keep the graph linear in size: a task waits for one barrier instead of for
 //! every task of every earlier phase.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::plan::{Plan, TaskKind};
+use crate::plan::{IdMap, Plan, TaskKind, id_map};
 
 /// What a cross-plan dependency waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,17 +74,20 @@ impl Graph {
 
     /// Builds the combined graph of several plans joined by cross-plan dependencies;
     /// `names` are the plans' manifest names (used in cycle messages).
-    pub fn build(
-        plans: &[Plan],
+    ///
+    /// `plans` may be plans or references to them (`&[Plan]`, `&[&Plan]`).
+    pub fn build<P: Borrow<Plan>>(
+        plans: &[P],
         names: &[String],
         cross: &[CrossDep],
     ) -> Result<Graph, CycleError> {
+        let plans: Vec<&Plan> = plans.iter().map(Borrow::borrow).collect();
         let mut b = Builder::default();
         for (pi, plan) in plans.iter().enumerate() {
             b.add_plan(pi, plan);
         }
-        b.add_cross(plans, cross);
-        b.finish(plans, names)
+        b.add_cross(&plans, cross);
+        b.finish(&plans, names)
     }
 
     pub fn task_of(&self, node: usize) -> Option<(usize, usize)> {
@@ -114,12 +118,10 @@ impl Builder {
     }
 
     fn add_plan(&mut self, pi: usize, plan: &Plan) {
-        let ids: HashMap<&str, usize> = plan
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
-            .collect();
+        let mut ids: IdMap<&str, usize> = id_map(plan.tasks.len());
+        for (i, t) in plan.tasks.iter().enumerate() {
+            ids.insert(t.id.as_str(), i);
+        }
         let nodes: Vec<usize> = (0..plan.tasks.len())
             .map(|ti| self.push(NodeKind::Task { plan: pi, task: ti }))
             .collect();
@@ -138,12 +140,21 @@ impl Builder {
             }
             group_of_phase.push(group);
         }
-        let phase_index: HashMap<u32, usize> = plan
+        let phase_index: IdMap<u32, usize> = plan
             .phases
             .iter()
             .enumerate()
             .map(|(i, p)| (p.number, i))
             .collect();
+        // The tasks (not verification steps) of each phase, for the steps that wait for them.
+        let mut own_tasks: Vec<Vec<usize>> = vec![Vec::new(); plan.phases.len()];
+        for (ti, t) in plan.tasks.iter().enumerate() {
+            if t.kind == TaskKind::Task
+                && let Some(&pidx) = phase_index.get(&t.phase)
+            {
+                own_tasks[pidx].push(nodes[ti]);
+            }
+        }
         let group_count = group_of_phase.last().map_or(0, |g| g + 1);
         // barrier[g] = node every task of group g waits for (None for the first group).
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); group_count];
@@ -179,17 +190,11 @@ impl Builder {
             let node = nodes[ti];
             let preds: Vec<usize> = match (&t.kind, &t.depends) {
                 (TaskKind::Verify, _) => {
-                    let own: Vec<usize> = plan
-                        .tasks
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| o.phase == t.phase && o.kind == TaskKind::Task)
-                        .map(|(oi, _)| nodes[oi])
-                        .collect();
+                    let own = &own_tasks[pidx];
                     if own.is_empty() {
                         phase_barrier.into_iter().collect()
                     } else {
-                        own
+                        own.clone()
                     }
                 }
                 (TaskKind::Task, Some(deps)) => deps
@@ -222,7 +227,7 @@ impl Builder {
         self.gates.push(None);
     }
 
-    fn add_cross(&mut self, plans: &[Plan], cross: &[CrossDep]) {
+    fn add_cross(&mut self, plans: &[&Plan], cross: &[CrossDep]) {
         for dep in cross {
             let target_plan = &plans[dep.to];
             let tn = &self.task_node[dep.to];
@@ -269,7 +274,7 @@ impl Builder {
         }
     }
 
-    fn finish(self, plans: &[Plan], names: &[String]) -> Result<Graph, CycleError> {
+    fn finish(self, plans: &[&Plan], names: &[String]) -> Result<Graph, CycleError> {
         let n = self.nodes.len();
         let mut succs = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
@@ -310,7 +315,7 @@ impl Builder {
 fn cycle_diagnostics(
     graph: &Graph,
     indeg: &[usize],
-    plans: &[Plan],
+    plans: &[&Plan],
     names: &[String],
 ) -> Vec<Diagnostic> {
     let stuck: Vec<bool> = indeg.iter().map(|d| *d > 0).collect();
@@ -354,7 +359,7 @@ fn cycle_diagnostics(
     out
 }
 
-fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[Plan], names: &[String]) -> Diagnostic {
+fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[&Plan], names: &[String]) -> Diagnostic {
     let multi = plans.len() > 1;
     let name = |node: usize| -> Option<String> {
         let (p, t) = graph.task_of(node)?;
@@ -408,7 +413,7 @@ fn describe_cycle(graph: &Graph, cycle: &[usize], plans: &[Plan], names: &[Strin
         .with_hint("remove one of these dependencies, or move a task to another phase")
 }
 
-fn plan_label(plans: &[Plan], names: &[String], index: usize) -> String {
+fn plan_label(plans: &[&Plan], names: &[String], index: usize) -> String {
     if let Some(name) = names.get(index) {
         return name.clone();
     }

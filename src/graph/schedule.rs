@@ -1,6 +1,7 @@
 //! What the graph means for running: the ready set (with why the rest waits), waves (the
 //! earliest start of each task with unlimited agents) and the critical path.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -49,11 +50,11 @@ pub struct Readiness {
 pub const DEFAULT_ESTIMATE_S: u64 = 600;
 
 /// Each node's own weight in seconds: a task's `(est: …)` or `default_s`; 0 for gates.
-pub fn node_weights(graph: &Graph, plans: &[Plan], default_s: u64) -> Vec<u64> {
+pub fn node_weights<P: Borrow<Plan>>(graph: &Graph, plans: &[P], default_s: u64) -> Vec<u64> {
     (0..graph.nodes.len())
         .map(|n| {
             graph.task_of(n).map_or(0, |(p, t)| {
-                plans[p].tasks[t].estimate_s.unwrap_or(default_s)
+                plans[p].borrow().tasks[t].estimate_s.unwrap_or(default_s)
             })
         })
         .collect()
@@ -82,9 +83,9 @@ pub struct Rules<'a> {
 
 /// Computes the ready set. `state(plan, task)` gives each task's state; `plan_priority`
 /// orders plans (higher first); tasks without an estimate weigh [`DEFAULT_ESTIMATE_S`].
-pub fn readiness(
+pub fn readiness<P: Borrow<Plan>>(
     graph: &Graph,
-    plans: &[Plan],
+    plans: &[P],
     plan_priority: &[i64],
     state: impl Fn(usize, usize) -> NodeState,
 ) -> Readiness {
@@ -98,9 +99,9 @@ pub fn readiness(
 
 /// [`readiness`] with explicit ranking and phase rules. Order of the ready set: plan priority,
 /// then the task's priority marker, then the longest remaining path, then plan and file order.
-pub fn readiness_with(
+pub fn readiness_with<P: Borrow<Plan>>(
     graph: &Graph,
-    plans: &[Plan],
+    plans: &[P],
     plan_priority: &[i64],
     rules: Rules<'_>,
     state: impl Fn(usize, usize) -> NodeState,
@@ -167,7 +168,7 @@ pub fn readiness_with(
         }
     }
     let key = |&(plan, task, i): &(usize, usize, usize)| {
-        let t = &plans[plan].tasks[task];
+        let t = &plans[plan].borrow().tasks[task];
         (
             Reverse(plan_priority.get(plan).copied().unwrap_or(0)),
             Reverse(t.priority),

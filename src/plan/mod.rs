@@ -1,11 +1,13 @@
 //! Markdown plans: the grammar of BRIEF §1, parsed into [`Plan`]. Pure: text in, model out.
 
+mod ids;
 mod model;
 mod parse;
 mod render;
 
 pub use parse::PlanReadError;
 
+pub use ids::{IdHasher, IdMap, hash_bytes, id_map};
 pub use model::*;
 pub use parse::{parse, parse_file};
 

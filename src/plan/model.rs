@@ -160,6 +160,18 @@ pub fn id_parts(id: &str) -> Option<Vec<u32>> {
     parts.filter(|p| (2..=3).contains(&p.len()))
 }
 
+/// Whether `id` has the form `N.M` or `N.M.K` (what [`id_parts`] accepts), without allocating.
+pub fn is_task_id(id: &str) -> bool {
+    let mut parts = 0;
+    for p in id.split('.') {
+        parts += 1;
+        if parts > 3 || p.is_empty() || p.parse::<u32>().is_err() {
+            return false;
+        }
+    }
+    parts >= 2
+}
+
 /// Orders task ids numerically (`2.9` < `2.10`); verification ids and malformed ids sort after.
 pub fn compare_ids(a: &str, b: &str) -> Ordering {
     match (id_parts(a), id_parts(b)) {

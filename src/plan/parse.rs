@@ -5,12 +5,12 @@
 //! fenced code blocks are ignored, indented lines under a task are kept as its body, `[X]` counts as
 //! done, `Tasks 5.2 and 5.4` / `Tasks 3.1, 3.3` form one group, and bad references are reported.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::ids::{IdMap, id_map};
 use super::model::{
     ParallelGroup, Phase, PipelineStart, Plan, Priority, SequentialGroup, Task, TaskKind, id_parts,
-    verify_id,
+    is_task_id, verify_id,
 };
 use crate::diagnostic::Diagnostic;
 use crate::manifest::parse_duration;
@@ -94,12 +94,13 @@ struct NoteDraft {
     line: usize,
 }
 
-struct Parser {
+struct Parser<'t> {
     path: PathBuf,
     title: Option<String>,
     phases: Vec<Phase>,
     tasks: Vec<Task>,
-    bodies: Vec<Vec<String>>,
+    /// Body lines of each task, borrowed from the text.
+    bodies: Vec<Vec<&'t str>>,
     verifies: Vec<VerifyDraft>,
     notes: Vec<NoteDraft>,
     pending_pipeline: Option<PipelineStart>,
@@ -108,7 +109,7 @@ struct Parser {
     diagnostics: Vec<Diagnostic>,
 }
 
-impl Parser {
+impl<'t> Parser<'t> {
     fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
@@ -142,7 +143,7 @@ impl Parser {
         self.push(d)
     }
 
-    fn line(&mut self, n: usize, line: &str) {
+    fn line(&mut self, n: usize, line: &'t str) {
         if self.in_fence(line) {
             return;
         }
@@ -219,12 +220,12 @@ impl Parser {
 
     /// Tracks fenced code blocks; returns true when the line is part of one (and so ignored,
     /// unless the fence sits inside a task body, where it becomes body text).
-    fn in_fence(&mut self, line: &str) -> bool {
+    fn in_fence(&mut self, line: &'t str) -> bool {
         let trimmed = line.trim_start();
         let fence_len = |c: char| trimmed.chars().take_while(|x| *x == c).count();
         if let Some(f) = &self.fence {
             if let Some(i) = f.in_body {
-                self.bodies[i].push(line.to_string());
+                self.bodies[i].push(line);
             }
             let len = fence_len(f.marker);
             if len >= f.len && trimmed[len..].trim().is_empty() {
@@ -238,7 +239,7 @@ impl Parser {
                 let indented = line.starts_with([' ', '\t']);
                 let in_body = match self.collect {
                     Collect::TaskBody(i) if indented => {
-                        self.bodies[i].push(line.to_string());
+                        self.bodies[i].push(line);
                         Some(i)
                     }
                     _ => {
@@ -257,9 +258,9 @@ impl Parser {
         false
     }
 
-    fn continuation(&mut self, n: usize, line: &str, blank: bool) {
+    fn continuation(&mut self, n: usize, line: &'t str, blank: bool) {
         match self.collect {
-            Collect::TaskBody(i) => self.bodies[i].push(line.to_string()),
+            Collect::TaskBody(i) => self.bodies[i].push(line),
             Collect::Verify => {
                 if !blank {
                     let t = line.trim();
@@ -388,6 +389,9 @@ impl Parser {
 
     /// Extracts the ids of every `(depends: …)` clause of a description.
     fn depends(&mut self, n: usize, id: &str, desc: &str) -> Option<Vec<String>> {
+        if !contains_ci(desc, "depends") {
+            return None;
+        }
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<Vec<String>> = None;
         let mut from = 0;
@@ -400,7 +404,7 @@ impl Parser {
             let list = &desc[start..start + end];
             let ids = found.get_or_insert_with(Vec::new);
             for token in split_list(list) {
-                if id_parts(token).is_some() || is_verify_id(token) {
+                if is_task_id(token) || is_verify_id(token) {
                     if !ids.iter().any(|x| x == token) {
                         ids.push(token.to_string());
                     }
@@ -433,6 +437,9 @@ impl Parser {
     /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
     /// is an error; the first valid one counts.
     fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
+        if !contains_ci(desc, "(est:") {
+            return None;
+        }
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<u64> = None;
         let mut from = 0;
@@ -604,7 +611,15 @@ impl Parser {
         }
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
             task.body = dedent(body);
-            task.files = extract_files(&format!("{}\n{}", task.description, task.body));
+            task.files = if task.body.is_empty() {
+                extract_files(&task.description)
+            } else {
+                let mut text = String::with_capacity(task.description.len() + 1 + task.body.len());
+                text.push_str(&task.description);
+                text.push('\n');
+                text.push_str(&task.body);
+                extract_files(&text)
+            };
         }
         self.insert_verify_steps();
         self.check_ids();
@@ -632,9 +647,10 @@ impl Parser {
 
     fn insert_verify_steps(&mut self) {
         let mut drafts = std::mem::take(&mut self.verifies);
-        // Inserted back to front; steps at one position keep the file order of their first
-        // marker (`line`), or two VERIFY blocks with no task between them would swap.
-        drafts.sort_by_key(|v| std::cmp::Reverse((v.position, v.line)));
+        // Steps at one position keep the file order of their first marker (`line`), or two
+        // VERIFY blocks with no task between them would swap.
+        drafts.sort_by_key(|v| (v.position, v.line));
+        let mut steps: Vec<(usize, Task)> = Vec::new();
         for v in drafts {
             if self.phases.iter().all(|p| p.number != v.phase) {
                 self.warn(
@@ -686,12 +702,27 @@ impl Parser {
                 line: v.line,
                 blocking: v.blocking,
             };
-            self.tasks.insert(v.position.min(self.tasks.len()), task);
+            steps.push((v.position.min(self.tasks.len()), task));
         }
+        if steps.is_empty() {
+            return;
+        }
+        // One merge instead of an insert per step (each of which moved every later task).
+        let tasks = std::mem::take(&mut self.tasks);
+        let mut merged = Vec::with_capacity(tasks.len() + steps.len());
+        let mut steps = steps.into_iter().peekable();
+        for (i, t) in tasks.into_iter().enumerate() {
+            while let Some((_, step)) = steps.next_if(|(at, _)| *at == i) {
+                merged.push(step);
+            }
+            merged.push(t);
+        }
+        merged.extend(steps.map(|(_, step)| step));
+        self.tasks = merged;
     }
 
     fn check_ids(&mut self) {
-        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut first: IdMap<&str, usize> = id_map(self.tasks.len());
         let mut found = Vec::new();
         for t in &self.tasks {
             if let Some(line) = first.get(t.id.as_str()) {
@@ -737,6 +768,9 @@ impl Parser {
     }
 
     fn resolve_sequential(&mut self) -> Vec<SequentialGroup> {
+        if !self.notes.iter().any(|n| n.sequential) {
+            return Vec::new();
+        }
         let notes: Vec<NoteDraft> = self
             .notes
             .iter()
@@ -937,7 +971,9 @@ fn checkbox(rest: &str) -> Option<(bool, &str)> {
 fn task_id(after: &str) -> Option<(&str, &str)> {
     let end = after.find([' ', '\t']).unwrap_or(after.len());
     let id = &after[..end];
-    id_parts(id)?;
+    if !is_task_id(id) {
+        return None;
+    }
     Some((id, &after[end..]))
 }
 
@@ -1042,6 +1078,14 @@ fn list_item(line: &str) -> Option<&str> {
     None
 }
 
+/// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty()
+        || h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
 /// `(HIGH)` etc. anywhere in a description.
 fn priority(desc: &str) -> Priority {
     if desc.contains("(CRITICAL)") {
@@ -1075,7 +1119,7 @@ fn split_range(item: &str) -> (&str, &str) {
 }
 
 /// Removes trailing blank lines and the common indentation of the non-blank lines.
-fn dedent(lines: &[String]) -> String {
+fn dedent(lines: &[&str]) -> String {
     let end = lines
         .iter()
         .rposition(|l| !l.trim().is_empty())
@@ -1087,17 +1131,18 @@ fn dedent(lines: &[String]) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
-    lines
-        .iter()
-        .map(|l| {
-            if l.len() >= indent {
-                &l[indent..]
-            } else {
-                l.trim_start()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(if l.len() >= indent {
+            &l[indent..]
+        } else {
+            l.trim_start()
+        });
+    }
+    out
 }
 
 /// File paths a text names: backtick-quoted paths and bare `dir/file.ext` tokens.
@@ -1121,6 +1166,11 @@ pub(crate) fn extract_files(text: &str) -> Vec<String> {
             }
         } else {
             for token in part.split_whitespace() {
+                // Most words name no file: skip them before trimming (trimming only removes
+                // punctuation at the ends, so a kept token contains `/` or `src` already).
+                if !token.contains('/') && !token.contains("src") {
+                    continue;
+                }
                 let token = token.trim_matches(|c: char| ",;()[]{}\"'*<>".contains(c));
                 if token.contains('/') || token.starts_with("src") {
                     push(token);

@@ -6,9 +6,13 @@
 //! task state machine; [`reconcile`] brings a recorded document in line with the current plan.
 
 mod error;
+mod fast_de;
+mod index;
 mod model;
 mod orch_fields;
 mod reconcile;
+mod splice;
+mod states;
 mod store;
 mod summary;
 mod transition;
@@ -20,7 +24,11 @@ pub use error::StatusError;
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
-pub use store::{LOCK_SUFFIX, STATUS_FILE_NAME, load, lock_path, rebuild, update, view};
+pub use states::{StateEntry, StatusStates, load_entries, load_states};
+pub use store::{
+    LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
+    update_if_current, update_with_digest, view,
+};
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{
     RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, process_start_time,

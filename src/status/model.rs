@@ -3,10 +3,12 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::index::EntryIndex;
 use super::orch_fields::{OrchMerge, OrchPlanAgent};
+
 use crate::plan::{Plan, Task, TaskKind};
 
 /// The version of orch's additions to the file (`orchSchemaVersion`).
@@ -85,7 +87,10 @@ pub struct ExecutionConstraints {
 }
 
 /// One entry of `tasks` (or of orch's `verifySteps`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialized by hand (`super::fast_de`): serde's derive buffers every entry whole to fill
+/// `extra`, which made reading a large file several times slower.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskEntry {
     pub id: String,
@@ -105,11 +110,7 @@ pub struct TaskEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
     /// Milliseconds from `startedAt` to `completedAt`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_opt_millis"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -202,6 +203,11 @@ pub struct StatusDoc {
     /// orch: the verification steps (`V<N>`), which the schema's id pattern keeps out of `tasks`.
     #[serde(default)]
     pub verify_steps: Vec<TaskEntry>,
+    /// orch: the plan file this document was last reconciled with, as [`plan_digest`] wrote it.
+    /// While it matches the plan file, `orch task` records an outcome without parsing the plan.
+    /// orch removes it whenever it reconciles without knowing the plan file's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orch_plan_digest: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -211,22 +217,13 @@ pub struct StatusDoc {
     /// orch: the plan's last merge (`orchMerge`). After `extra`, as when it lived there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orch_merge: Option<OrchMerge>,
+    /// Positions of the entries by id, built on the first lookup (not part of the file).
+    #[serde(skip)]
+    pub(crate) index: EntryIndex,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
-}
-
-/// Accepts any JSON number of milliseconds (the earlier system may have written fractions).
-fn de_opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let v = Option::<f64>::deserialize(d)?;
-    Ok(v.map(|ms| {
-        if ms.is_finite() && ms > 0.0 {
-            ms.round() as u64
-        } else {
-            0
-        }
-    }))
 }
 
 /// A timestamp in the form orch writes: RFC 3339, UTC, milliseconds.
@@ -250,14 +247,35 @@ pub fn phase_label(plan: &Plan, task: &Task) -> String {
 /// The phase number of a label `Phase N…`, if it has that form.
 pub fn phase_number(label: &str) -> Option<u32> {
     let rest = label.strip_prefix("Phase ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    let end = rest
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// What `orchPlanDigest` holds for a plan file's bytes: orch's version, the length and a 64-bit
+/// hash of the bytes. The version is part of it because another orch may read a plan differently.
+pub fn plan_digest(bytes: &[u8]) -> String {
+    format!(
+        "{}:{}:{:016x}",
+        env!("CARGO_PKG_VERSION"),
+        bytes.len(),
+        super::index::hash_bytes(bytes)
+    )
 }
 
 impl TaskEntry {
     /// A fresh entry for a plan task: pending, or completed when marked `[x]`.
     pub fn from_plan(plan: &Plan, task: &Task) -> Self {
-        let mut entry = Self {
+        let mut entry = Self::from_plan_parts(task);
+        entry.refresh_from_plan(plan, task);
+        entry
+    }
+
+    /// A fresh entry with only the id and status filled (the caller refreshes the rest).
+    pub(crate) fn from_plan_parts(task: &Task) -> Self {
+        Self {
             id: task.id.clone(),
             phase: String::new(),
             description: String::new(),
@@ -282,9 +300,7 @@ impl TaskEntry {
             attempts: 0,
             blocking: None,
             extra: Map::new(),
-        };
-        entry.refresh_from_plan(plan, task);
-        entry
+        }
     }
 
     /// Refreshes what the plan defines (description, phase, dependencies, dependents,
@@ -344,35 +360,59 @@ impl StatusDoc {
             orch_schema_version: ORCH_SCHEMA_VERSION,
             orch_plan: orch_name.to_string(),
             verify_steps: Vec::new(),
+            orch_plan_digest: None,
             extra: Map::new(),
             orch_plan_agent: None,
             orch_merge: None,
+            index: EntryIndex::default(),
         };
-        for task in &plan.tasks {
-            let entry = TaskEntry::from_plan(plan, task);
-            match task.kind {
-                TaskKind::Task => doc.tasks.push(entry),
-                TaskKind::Verify => doc.verify_steps.push(entry),
-            }
-        }
-        super::summary::refresh_derived(&mut doc);
+        // Every task is new to an empty document: reconciling adds them all, in plan order.
+        super::reconcile::reconcile(&mut doc, plan);
         doc
     }
 
-    /// The entry of a task or verification step.
+    /// The entry of a task or verification step (the first, should an id repeat).
+    ///
+    /// Looked up in an index built on the first call; if `tasks` or `verifySteps` were changed
+    /// since (through the public fields), the lookup falls back to a scan and stays correct.
     pub fn entry(&self, id: &str) -> Option<&TaskEntry> {
-        self.tasks
-            .iter()
-            .chain(self.verify_steps.iter())
-            .find(|e| e.id == id)
+        match self.index.find(&self.tasks, &self.verify_steps, id) {
+            Some(i) => self.at(i),
+            None => self.entries().find(|e| e.id == id),
+        }
     }
 
     /// The entry of a task or verification step, to change it.
     pub fn entry_mut(&mut self, id: &str) -> Option<&mut TaskEntry> {
-        self.tasks
-            .iter_mut()
-            .chain(self.verify_steps.iter_mut())
-            .find(|e| e.id == id)
+        let i = match self.index.find(&self.tasks, &self.verify_steps, id) {
+            Some(i) => i,
+            None => {
+                // Stale or missing: rebuild once, then trust the answer.
+                self.index = EntryIndex::default();
+                self.index.find(&self.tasks, &self.verify_steps, id)?
+            }
+        };
+        let n = self.tasks.len();
+        if i < n {
+            self.tasks.get_mut(i)
+        } else {
+            self.verify_steps.get_mut(i - n)
+        }
+    }
+
+    /// The entry at position `i` of tasks followed by verification steps.
+    fn at(&self, i: usize) -> Option<&TaskEntry> {
+        let n = self.tasks.len();
+        if i < n {
+            self.tasks.get(i)
+        } else {
+            self.verify_steps.get(i - n)
+        }
+    }
+
+    /// Forgets the positions of the entries (after `tasks` or `verifySteps` changed shape).
+    pub(crate) fn reindex(&mut self) {
+        self.index = EntryIndex::default();
     }
 
     /// Every entry: tasks, then verification steps.

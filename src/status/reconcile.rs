@@ -1,12 +1,14 @@
 //! Bringing a recorded status document in line with the current plan.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::plan::{Plan, TaskKind};
+use crate::plan::{IdMap, Plan, SequentialGroup, Task, TaskKind, id_map};
 
-use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus, plan_name};
+use super::model::{
+    ExecutionConstraints, ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus, plan_name,
+};
 use super::summary::refresh_derived;
 
 /// What [`reconcile`] changed.
@@ -20,55 +22,246 @@ pub struct ReconcileReport {
     pub changed: bool,
 }
 
+/// What the plan defines for its entries, computed once per reconcile: phase labels, each
+/// task's dependents and sequential group. Keeps [`reconcile`] linear in the size of the plan.
+struct PlanFacts<'p> {
+    labels: IdMap<u32, String>,
+    /// Index in `plan.tasks` by id (the first, should an id repeat).
+    index: IdMap<&'p str, usize>,
+    /// `dependents[i]`: ids of the tasks whose `(depends: …)` names `plan.tasks[i]`, in plan order.
+    dependents: Vec<Vec<&'p str>>,
+    /// The first sequential group naming each id.
+    group: IdMap<&'p str, &'p SequentialGroup>,
+}
+
+impl<'p> PlanFacts<'p> {
+    fn of(plan: &'p Plan) -> Self {
+        let labels = plan
+            .phases
+            .iter()
+            .rev()
+            .map(|p| (p.number, p.label()))
+            .collect();
+        let mut index = id_map(plan.tasks.len());
+        for (i, t) in plan.tasks.iter().enumerate() {
+            index.entry(t.id.as_str()).or_insert(i);
+        }
+        let mut dependents: Vec<Vec<&str>> = vec![Vec::new(); plan.tasks.len()];
+        for t in &plan.tasks {
+            for d in t.dependencies() {
+                if let Some(&i) = index.get(d.as_str()) {
+                    let list = &mut dependents[i];
+                    if list.last() != Some(&t.id.as_str()) {
+                        list.push(t.id.as_str());
+                    }
+                }
+            }
+        }
+        let mut group = id_map(0);
+        for g in &plan.sequential {
+            for id in &g.tasks {
+                group.entry(id.as_str()).or_insert(g);
+            }
+        }
+        Self {
+            labels,
+            index,
+            dependents,
+            group,
+        }
+    }
+
+    fn label(&self, task: &Task) -> String {
+        self.labels
+            .get(&task.phase)
+            .cloned()
+            .unwrap_or_else(|| format!("Phase {}", task.phase))
+    }
+}
+
+/// [`TaskEntry::refresh_from_plan`] with the facts computed once; says whether anything changed.
+fn refresh(e: &mut TaskEntry, facts: &PlanFacts<'_>, i: usize, task: &Task) -> bool {
+    let mut changed = false;
+    match facts.labels.get(&task.phase) {
+        Some(label) if e.phase == *label => {}
+        _ => {
+            let label = facts.label(task);
+            if e.phase != label {
+                e.phase = label;
+                changed = true;
+            }
+        }
+    }
+    if task.description.trim().is_empty() {
+        let d = match task.kind {
+            TaskKind::Task => format!("Task {}", task.id),
+            TaskKind::Verify => format!("Verify phase {}", task.phase),
+        };
+        if e.description != d {
+            e.description = d;
+            changed = true;
+        }
+    } else if e.description != task.description {
+        e.description.clone_from(&task.description);
+        changed = true;
+    }
+    if e.dependencies != task.dependencies() {
+        e.dependencies = task.dependencies().to_vec();
+        changed = true;
+    }
+    let deps = &facts.dependents[i];
+    if e.dependents.len() != deps.len() || e.dependents.iter().zip(deps).any(|(a, b)| a != b) {
+        e.dependents = deps.iter().map(|s| (*s).to_string()).collect();
+        changed = true;
+    }
+    match facts.group.get(task.id.as_str()) {
+        Some(g) => {
+            let reason = (!g.reason.is_empty()).then_some(&g.reason);
+            let same = e.execution_constraints.as_ref().is_some_and(|c| {
+                c.sequential
+                    && c.sequential_group.as_ref() == Some(&g.label)
+                    && c.reason.as_ref() == reason
+            });
+            if !same {
+                // Keep fields someone else added to the constraints.
+                let extra = e
+                    .execution_constraints
+                    .take()
+                    .map(|c| c.extra)
+                    .unwrap_or_default();
+                e.execution_constraints = Some(ExecutionConstraints {
+                    sequential: true,
+                    sequential_group: Some(g.label.clone()),
+                    reason: reason.cloned(),
+                    extra,
+                });
+                changed = true;
+            }
+        }
+        None => {
+            if e.execution_constraints.take().is_some() {
+                changed = true;
+            }
+        }
+    }
+    let blocking = match task.kind {
+        TaskKind::Verify => Some(task.blocking),
+        TaskKind::Task => None,
+    };
+    if e.blocking != blocking {
+        e.blocking = blocking;
+        changed = true;
+    }
+    changed
+}
+
 /// Makes `doc` follow `plan`: adds new tasks and verification steps (pending, or completed when
 /// `[x]`), removes those gone from the plan, keeps the recorded outcome of the others while
 /// refreshing what the plan defines, orders both arrays in plan file order, completes pending
-/// tasks marked `[x]`, and refreshes `planName`, `summary` and `currentPhase`.
+/// tasks marked `[x]`, and refreshes `planName`, `summary` and `currentPhase`. When it changes
+/// anything, it drops `orchPlanDigest` (the document no longer follows the plan file named
+/// there); [`super::update_with_digest`] records the new one.
+///
+/// Linear in the size of the plan and the document.
 pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
-    let before = doc.clone();
     let mut report = ReconcileReport::default();
+    let facts = PlanFacts::of(plan);
+    let mut changed = false;
+    // A plan that repeats an id (an invalid plan, which only the fuzz tests and tolerant
+    // readers reconcile) gets a fresh entry for each repeat every time: whether that changed
+    // the document is then told by comparing it whole, as the only exact answer.
+    let before = (facts.index.len() != plan.tasks.len()).then(|| doc.clone());
 
-    let mut old: HashMap<String, TaskEntry> = HashMap::new();
-    let mut old_order: Vec<String> = Vec::new();
-    for e in doc.tasks.drain(..).chain(doc.verify_steps.drain(..)) {
-        if !old.contains_key(&e.id) {
-            old_order.push(e.id.clone());
-            old.insert(e.id.clone(), e);
+    // Each plan task's recorded entry, with where it was (false: `tasks`, true: `verifySteps`).
+    let old_tasks = std::mem::take(&mut doc.tasks);
+    let old_verify = std::mem::take(&mut doc.verify_steps);
+    let mut found: Vec<Option<(TaskEntry, bool, usize)>> = Vec::new();
+    found.resize_with(plan.tasks.len(), || None);
+    let mut removed_order: Vec<TaskEntry> = Vec::new();
+    let mut removed_ids: HashSet<String> = HashSet::new();
+    let tagged = old_tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (e, false, i))
+        .chain(
+            old_verify
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (e, true, i)),
+        );
+    for (e, in_verify, at) in tagged {
+        match facts.index.get(e.id.as_str()) {
+            Some(&i) if found[i].is_none() => found[i] = Some((e, in_verify, at)),
+            // A duplicate id in the file: the first entry wins.
+            Some(_) => changed = true,
+            None => {
+                if removed_ids.insert(e.id.clone()) {
+                    removed_order.push(e);
+                } else {
+                    changed = true;
+                }
+            }
         }
-        // A duplicate id in the file: the first entry wins.
     }
 
-    for task in &plan.tasks {
-        let entry = match old.remove(&task.id) {
-            Some(mut e) => {
-                e.refresh_from_plan(plan, task);
+    for (i, (task, slot)) in plan.tasks.iter().zip(found).enumerate() {
+        let in_verify = task.kind == TaskKind::Verify;
+        let target_len = if in_verify {
+            doc.verify_steps.len()
+        } else {
+            doc.tasks.len()
+        };
+        let entry = match slot {
+            Some((mut e, was_verify, at)) => {
+                if was_verify != in_verify || at != target_len {
+                    changed = true;
+                }
+                changed |= refresh(&mut e, &facts, i, task);
                 if task.done && e.status == TaskStatus::Pending {
                     e.status = TaskStatus::Completed;
+                    changed = true;
                 }
                 e
             }
             None => {
                 report.added.push(task.id.clone());
-                TaskEntry::from_plan(plan, task)
+                changed = true;
+                let mut e = TaskEntry::from_plan_parts(task);
+                refresh(&mut e, &facts, i, task);
+                e
             }
         };
-        match task.kind {
-            TaskKind::Task => doc.tasks.push(entry),
-            TaskKind::Verify => doc.verify_steps.push(entry),
+        if in_verify {
+            doc.verify_steps.push(entry);
+        } else {
+            doc.tasks.push(entry);
         }
     }
-    for id in old_order {
-        if let Some(e) = old.remove(&id) {
-            report.removed.push((id, e.status));
-        }
+    for e in removed_order {
+        report.removed.push((e.id, e.status));
+        changed = true;
     }
+    doc.reindex();
 
-    doc.plan_name = plan_name(plan);
+    let name = plan_name(plan);
+    if doc.plan_name != name {
+        doc.plan_name = name;
+        changed = true;
+    }
     if doc.orch_schema_version < ORCH_SCHEMA_VERSION {
         doc.orch_schema_version = ORCH_SCHEMA_VERSION;
+        changed = true;
     }
+    let (summary, phase) = (doc.summary, doc.current_phase.take());
     refresh_derived(doc);
-    report.changed = *doc != before;
+    changed |= doc.summary != summary || doc.current_phase != phase;
+    if let Some(before) = before {
+        changed = *doc != before;
+    }
+    if changed {
+        doc.orch_plan_digest = None;
+    }
+    report.changed = changed;
     report
 }
 

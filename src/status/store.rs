@@ -14,6 +14,8 @@ use crate::plan::Plan;
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
+use super::splice::{Spliced, splice};
+use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
 pub const STATUS_FILE_NAME: &str = "status.json";
@@ -48,6 +50,11 @@ fn parent_dir(path: &Path) -> &Path {
 /// Reads a status file without locking. `None` when it does not exist; a file that is not JSON or
 /// not shaped like a status file is [`StatusError::Corrupt`], never silently replaced.
 pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
+    Ok(load_with_bytes(path)?.map(|(doc, _)| doc))
+}
+
+/// [`load`], also returning the file's bytes.
+fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -58,7 +65,13 @@ pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
             });
         }
     };
-    let doc: StatusDoc = serde_json::from_slice(&bytes).map_err(|e| {
+    let doc = parse_doc(path, &bytes)?;
+    Ok(Some((doc, bytes)))
+}
+
+/// Reads a document from a status file's bytes, with the checks of [`load`].
+fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
+    let doc: StatusDoc = super::fast_de::doc_from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
@@ -77,7 +90,7 @@ pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
             supported: ORCH_SCHEMA_VERSION,
         });
     }
-    Ok(Some(doc))
+    Ok(doc)
 }
 
 /// Fills orch's identifying fields of a loaded document.
@@ -138,6 +151,9 @@ fn lock(path: &Path) -> Result<LockGuard, StatusError> {
 /// Creates the directory if missing; creates the document from the plan if the file does not
 /// exist; reconciles it with `plan`; runs `f`; if `f` succeeds, writes the document atomically
 /// (only when it changed, or when the file did not exist). If `f` fails nothing is written.
+///
+/// "Changed" is judged on the bytes: a document that prints differently from the file (one
+/// written by another tool, or by hand) is written back in orch's form.
 pub fn update<T>(
     path: &Path,
     plan: &Plan,
@@ -145,23 +161,128 @@ pub fn update<T>(
     orch_name: &str,
     f: impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<T, StatusError>,
 ) -> Result<(T, ReconcileReport), StatusError> {
+    update_with_digest(path, plan, None, plan_path_rel, orch_name, f)
+}
+
+/// [`update`] for a plan parsed from a file whose bytes had digest `digest` ([`super::plan_digest`]):
+/// records it in `orchPlanDigest`, so that [`update_if_current`] can skip the plan next time.
+pub fn update_with_digest<T>(
+    path: &Path,
+    plan: &Plan,
+    digest: Option<&str>,
+    plan_path_rel: &str,
+    orch_name: &str,
+    f: impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<T, StatusError>,
+) -> Result<(T, ReconcileReport), StatusError> {
     let _guard = lock(path)?;
-    let loaded = load(path)?;
-    let existed = loaded.is_some();
-    let mut doc = match loaded.clone() {
-        Some(doc) => doc,
-        None => StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
+    let (mut doc, before) = match load_with_bytes(path)? {
+        Some((doc, bytes)) => (doc, Some(bytes)),
+        None => (
+            StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
+            None,
+        ),
     };
     stamp_identity(&mut doc, plan_path_rel, orch_name);
     let report = reconcile(&mut doc, plan);
-    if report.changed && existed {
+    if report.changed && before.is_some() {
         doc.last_updated_at = Some(timestamp(Utc::now()));
     }
-    let value = f(&mut doc, &report)?;
-    if !existed || loaded.as_ref() != Some(&doc) {
-        write_atomic(path, &doc)?;
+    if let Some(d) = digest {
+        doc.orch_plan_digest = Some(d.to_string());
     }
+    let value = f(&mut doc, &report)?;
+    save_if_changed(path, &doc, before.as_deref())?;
     Ok((value, report))
+}
+
+/// Changes a status file without the plan, when that is safe: under the lock, runs `f` and
+/// writes the result only if the file's `orchPlanDigest` equals `digest` (the digest of the
+/// plan file now), which means the document already follows that plan: reconciling would change
+/// nothing. Otherwise (no file, no digest, another digest) runs nothing, writes nothing and
+/// returns `Ok(None)`: parse the plan and use [`update_with_digest`].
+pub fn update_if_current<T>(
+    path: &Path,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Option<T>, StatusError> {
+    let _guard = lock(path)?;
+    let Some((mut doc, before)) = load_with_bytes(path)? else {
+        return Ok(None);
+    };
+    if doc.orch_plan_digest.as_deref() != Some(digest) {
+        return Ok(None);
+    }
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let value = f(&mut doc)?;
+    save_if_changed(path, &doc, Some(&before))?;
+    Ok(Some(value))
+}
+
+/// Applies transition `t` to task `id` without the plan, when that is safe (see
+/// [`update_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there
+/// is no file), and nothing was changed. In a file orch wrote, only the entry and the derived
+/// fields are rewritten in the text (the document is never read whole); otherwise the document
+/// is read, changed and written as by [`update`]. Either way the bytes written are the same.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_if_current(
+    path: &Path,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    t: Transition,
+    opts: &TransitionOptions,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<TransitionOutcome>, StatusError> {
+    let _guard = lock(path)?;
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    match splice(&bytes, digest, plan_path_rel, orch_name, id, t, opts, now)? {
+        Spliced::Stale => return Ok(None),
+        Spliced::Done(None, outcome) => return Ok(Some(outcome)),
+        Spliced::Done(Some(new), outcome) => {
+            write_bytes_atomic(path, &new)?;
+            return Ok(Some(outcome));
+        }
+        Spliced::Fallback => {}
+    }
+    let mut doc = parse_doc(path, &bytes)?;
+    if doc.orch_plan_digest.as_deref() != Some(digest) {
+        return Ok(None);
+    }
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let outcome = apply(&mut doc, id, t, opts, now)?;
+    save_if_changed(path, &doc, Some(&bytes))?;
+    Ok(Some(outcome))
+}
+
+/// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
+fn to_bytes(path: &Path, doc: &StatusDoc) -> Result<Vec<u8>, StatusError> {
+    let mut bytes = serde_json::to_vec_pretty(doc).map_err(|source| StatusError::Serialize {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes `doc` unless the file already holds exactly these bytes.
+fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Result<(), StatusError> {
+    let bytes = to_bytes(path, doc)?;
+    if before == Some(bytes.as_slice()) {
+        return Ok(());
+    }
+    write_bytes_atomic(path, &bytes)
 }
 
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
@@ -205,11 +326,10 @@ pub fn rebuild(
 /// Writes `doc` to a unique temp file in the same directory, fsyncs it, renames it over `path`
 /// and fsyncs the directory. Callers hold the lock.
 fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
-    let mut bytes = serde_json::to_vec_pretty(doc).map_err(|source| StatusError::Serialize {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    bytes.push(b'\n');
+    write_bytes_atomic(path, &to_bytes(path, doc)?)
+}
+
+fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
     let write_err = |source| StatusError::Write {
@@ -221,7 +341,7 @@ fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)

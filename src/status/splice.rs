@@ -1,0 +1,373 @@
+//! Recording one task's outcome without reading the whole document into memory and printing it
+//! again: in a file orch wrote (it carries a current `orchPlanDigest`), only the task's entry,
+//! `lastUpdatedAt`, `summary` and `currentPhase` change, so only those spans of the text are
+//! replaced, each printed exactly as the whole document would print it. Anything unexpected
+//! (another layout, a missing key, an escaped phase label) falls back to the general path.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::error::StatusError;
+use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
+use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
+
+/// What [`splice`] did.
+pub(crate) enum Spliced {
+    /// The new file text (`None`: the transition changed nothing) and the outcome.
+    Done(Option<Vec<u8>>, TransitionOutcome),
+    /// The file's `orchPlanDigest` is not `digest`.
+    Stale,
+    /// The file is not laid out as expected (or the task is not found): use the general path.
+    Fallback,
+}
+
+/// The top-level fields as raw text, with the entries of `tasks` and `verifySteps` split out:
+/// one pass over the file.
+#[derive(Default)]
+struct Top<'a> {
+    fields: Vec<(String, &'a RawValue)>,
+    tasks: Option<Vec<&'a RawValue>>,
+    verify: Option<Vec<&'a RawValue>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut top = Top::default();
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "tasks" => top.tasks = Some(map.next_value()?),
+                        "verifySteps" => top.verify = Some(map.next_value()?),
+                        _ => top.fields.push((k, map.next_value::<&RawValue>()?)),
+                    }
+                }
+                Ok(top)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Byte offset of `part` (a slice of `whole`) in `whole`.
+fn offset(whole: &str, part: &str) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
+}
+
+/// The value of a string field in an entry's text (`pat` = `\n      "key": "`), when it is
+/// written without escapes.
+fn string_field<'a>(entry: &'a str, pat: &str) -> Option<&'a str> {
+    let start = entry.find(pat)? + pat.len();
+    let len = entry[start..].find('"')?;
+    let value = &entry[start..start + len];
+    (!value.contains('\\')).then_some(value)
+}
+
+fn status_of(s: &str) -> Option<TaskStatus> {
+    Some(match s {
+        "pending" => TaskStatus::Pending,
+        "in_progress" => TaskStatus::InProgress,
+        "completed" => TaskStatus::Completed,
+        "failed" => TaskStatus::Failed,
+        "skipped" => TaskStatus::Skipped,
+        _ => return None,
+    })
+}
+
+/// `pretty` (printed from depth 0) as it appears at `depth` levels of two spaces.
+fn indent(pretty: &str, depth: usize) -> String {
+    pretty.replace('\n', &format!("\n{}", "  ".repeat(depth)))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn splice(
+    bytes: &[u8],
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    t: Transition,
+    opts: &TransitionOptions,
+    now: DateTime<Utc>,
+) -> Result<Spliced, StatusError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(Spliced::Fallback);
+    };
+    let Ok(Top {
+        fields,
+        tasks,
+        verify,
+    }) = serde_json::from_str::<Top<'_>>(text)
+    else {
+        return Ok(Spliced::Fallback);
+    };
+    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    if get("orchPlanDigest").map(RawValue::get) != Some(json(digest).as_str()) {
+        return Ok(Spliced::Stale);
+    }
+    let version: u32 = get("orchSchemaVersion")
+        .and_then(|v| serde_json::from_str(v.get()).ok())
+        .unwrap_or(0);
+    if get("planPath").map(RawValue::get) != Some(json(plan_path_rel).as_str())
+        || get("orchPlan").map(RawValue::get) != Some(json(orch_name).as_str())
+        || version != ORCH_SCHEMA_VERSION
+    {
+        return Ok(Spliced::Fallback);
+    }
+    let (Some(tasks), verify) = (tasks, verify.unwrap_or_default()) else {
+        return Ok(Spliced::Fallback);
+    };
+    let (Some(updated), Some(summary), Some(current)) =
+        (get("lastUpdatedAt"), get("summary"), get("currentPhase"))
+    else {
+        return Ok(Spliced::Fallback);
+    };
+
+    // The entry: its id is the first key of an entry orch wrote.
+    let head = format!("{{\n      \"id\": {},", json(id));
+    let Some(at) = tasks
+        .iter()
+        .chain(&verify)
+        .position(|r| r.get().starts_with(&head))
+    else {
+        return Ok(Spliced::Fallback);
+    };
+    let raw = if at < tasks.len() {
+        tasks[at]
+    } else {
+        verify[at - tasks.len()]
+    };
+    let Ok(entry) = serde_json::from_str::<TaskEntry>(raw.get()) else {
+        return Ok(Spliced::Fallback);
+    };
+    let Ok(mut doc) = serde_json::from_str::<StatusDoc>(
+        r#"{"planPath": "-", "planName": "-", "createdAt": "-", "tasks": []}"#,
+    ) else {
+        return Ok(Spliced::Fallback);
+    };
+    doc.plan_path = plan_path_rel.to_string();
+    doc.tasks.push(entry);
+    let outcome = apply(&mut doc, id, t, opts, now)?;
+    if !outcome.is_changed() {
+        return Ok(Spliced::Done(None, outcome));
+    }
+    let Some(entry) = doc.tasks.pop() else {
+        return Ok(Spliced::Fallback);
+    };
+
+    // Derived fields over every entry, with the new status of this one.
+    let (status_pat, phase_pat) = ("\n      \"status\": \"", "\n      \"phase\": \"");
+    let mut sum = Summary::default();
+    let mut unfinished: Option<(u32, usize, &str)> = None;
+    let mut last: Option<(u32, usize, &str)> = None;
+    for (i, r) in tasks.iter().chain(&verify).enumerate() {
+        let (status, phase) = if i == at {
+            (entry.status, entry.phase.as_str())
+        } else {
+            let (Some(s), Some(p)) = (
+                string_field(r.get(), status_pat).and_then(status_of),
+                string_field(r.get(), phase_pat),
+            ) else {
+                return Ok(Spliced::Fallback);
+            };
+            (s, p)
+        };
+        if i < tasks.len() {
+            sum.total_tasks += 1;
+            match status {
+                TaskStatus::Pending => sum.pending += 1,
+                TaskStatus::InProgress => sum.in_progress += 1,
+                TaskStatus::Completed => sum.completed += 1,
+                TaskStatus::Failed => sum.failed += 1,
+                TaskStatus::Skipped => sum.skipped += 1,
+            }
+        }
+        if !status.is_finished() {
+            let key = phase_number(phase).unwrap_or(u32::MAX);
+            if unfinished.is_none_or(|(k, j, _)| (key, i) < (k, j)) {
+                unfinished = Some((key, i, phase));
+            }
+        }
+        let key = phase_number(phase).unwrap_or(0);
+        if last.is_none_or(|(k, j, _)| (key, i) >= (k, j)) {
+            last = Some((key, i, phase));
+        }
+    }
+    let Some((_, _, phase)) = unfinished.or(last) else {
+        return Ok(Spliced::Fallback);
+    };
+
+    // The spans to replace, each checked to sit where orch's layout puts it: an entry is an
+    // element of an array at depth 1 (opened at four spaces), the summary an object at depth 1.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (raw, new, depth) in [
+        (raw, serde_json::to_string_pretty(&entry).ok(), 2),
+        (summary, serde_json::to_string_pretty(&sum).ok(), 1),
+    ] {
+        let Some(new) = new else {
+            return Ok(Spliced::Fallback);
+        };
+        let start = offset(text, raw.get());
+        let lead = format!("\n{}", "  ".repeat(depth));
+        let ends_right = raw.get().ends_with(&format!("{lead}}}"));
+        let starts_right = depth != 2 || text[..start].ends_with(&lead);
+        if !(ends_right && starts_right) {
+            return Ok(Spliced::Fallback);
+        }
+        edits.push((start, start + raw.get().len(), indent(&new, depth)));
+    }
+    let Some(stamp) = doc.last_updated_at.as_deref() else {
+        return Ok(Spliced::Fallback);
+    };
+    for (raw, new) in [(updated, json(stamp)), (current, json(phase))] {
+        let start = offset(text, raw.get());
+        edits.push((start, start + raw.get().len(), new));
+    }
+    edits.sort_by_key(|(s, _, _)| *s);
+    let mut out = Vec::with_capacity(bytes.len() + 256);
+    let mut from = 0;
+    for (s, e, new) in edits {
+        if s < from {
+            return Ok(Spliced::Fallback);
+        }
+        out.extend_from_slice(&bytes[from..s]);
+        out.extend_from_slice(new.as_bytes());
+        from = e;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    Ok(Spliced::Done(Some(out), outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::status::test_support::small_plan;
+    use crate::status::{RunInfo, plan_digest};
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid date")
+            + chrono::Duration::seconds(secs)
+    }
+
+    fn bytes(doc: &StatusDoc) -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(doc).expect("json");
+        b.push(b'\n');
+        b
+    }
+
+    /// Every transition on every entry, from every reachable status, spliced into the text,
+    /// gives the bytes the whole document prints.
+    #[test]
+    fn splicing_writes_what_printing_the_whole_document_writes() {
+        let plan = small_plan();
+        let digest = plan_digest(b"plan text");
+        let transitions = [
+            Transition::Start,
+            Transition::Done,
+            Transition::Fail,
+            Transition::Skip,
+            Transition::Reset,
+        ];
+        let opts = TransitionOptions {
+            force: true,
+            note: Some("a \"quoted\" note\non two lines".into()),
+            error: Some("boom".into()),
+            reason: Some("not needed".into()),
+            run: Some(RunInfo {
+                pid: 42,
+                ..RunInfo::default()
+            }),
+            commit: Some("c0ffee".into()),
+        };
+        let mut checked = 0;
+        for first in transitions {
+            for second in transitions {
+                for id in ["1.1", "2.1", "2.2", "V1"] {
+                    let mut doc = StatusDoc::new(&plan, "docs/plans/demo.md", "demo", at(0));
+                    doc.orch_plan_digest = Some(digest.clone());
+                    apply(&mut doc, id, first, &opts, at(1)).expect("first transition");
+                    let before = bytes(&doc);
+                    let got = splice(
+                        &before,
+                        &digest,
+                        "docs/plans/demo.md",
+                        "demo",
+                        id,
+                        second,
+                        &opts,
+                        at(2),
+                    )
+                    .expect("splices");
+                    let outcome = apply(&mut doc, id, second, &opts, at(2)).expect("applies");
+                    match got {
+                        Spliced::Done(Some(text), o) => {
+                            assert_eq!(o, outcome);
+                            assert_eq!(
+                                String::from_utf8_lossy(&text),
+                                String::from_utf8_lossy(&bytes(&doc)),
+                                "{id}: {first:?} then {second:?}"
+                            );
+                            checked += 1;
+                        }
+                        Spliced::Done(None, o) => {
+                            assert_eq!(o, outcome);
+                            assert_eq!(bytes(&doc), before, "unchanged");
+                        }
+                        Spliced::Stale | Spliced::Fallback => {
+                            panic!("{id}: {first:?} then {second:?} fell back")
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
+    }
+
+    #[test]
+    fn other_digests_and_layouts_are_left_to_the_general_path() {
+        let plan = small_plan();
+        let digest = plan_digest(b"plan text");
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
+        let o = TransitionOptions::default();
+        let run = |b: &[u8], d: &str, id: &str| {
+            splice(b, d, "p.md", "demo", id, Transition::Done, &o, at(1)).expect("no error")
+        };
+        assert!(matches!(run(&bytes(&doc), &digest, "1.1"), Spliced::Stale));
+        doc.orch_plan_digest = Some(digest.clone());
+        assert!(matches!(run(&bytes(&doc), "other", "1.1"), Spliced::Stale));
+        // Compact JSON: not orch's layout.
+        let compact = serde_json::to_vec(&doc).expect("json");
+        assert!(matches!(run(&compact, &digest, "1.1"), Spliced::Fallback));
+        // An unknown task.
+        assert!(matches!(
+            run(&bytes(&doc), &digest, "9.9"),
+            Spliced::Fallback
+        ));
+        // Another plan path: the general path restamps it.
+        let other = splice(
+            &bytes(&doc),
+            &digest,
+            "q.md",
+            "demo",
+            "1.1",
+            Transition::Done,
+            &o,
+            at(1),
+        )
+        .expect("no error");
+        assert!(matches!(other, Spliced::Fallback));
+    }
+}
