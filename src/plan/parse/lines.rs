@@ -1,0 +1,126 @@
+//! Line classification: which construct a line of a plan is (checkbox, task id, phase heading,
+//! bold keys, VERIFY markers, list items). Pure functions over one line's text.
+
+use crate::plan::model::{id_parts, is_task_id};
+
+/// `[ ] rest` / `[x] rest` / `[X] rest` (the text after `- [`): the mark and what follows.
+pub(super) fn checkbox(rest: &str) -> Option<(bool, &str)> {
+    let mut chars = rest.chars();
+    let mark = chars.next()?;
+    let done = match mark {
+        ' ' => false,
+        'x' | 'X' => true,
+        _ => return None,
+    };
+    let after = chars.as_str().strip_prefix(']')?;
+    if after.is_empty() {
+        return Some((done, after));
+    }
+    after.strip_prefix([' ', '\t']).map(|a| (done, a))
+}
+
+/// `1.2 description` → (`1.2`, `description`); the id must be `N.M` or `N.M.K`.
+pub(super) fn task_id(after: &str) -> Option<(&str, &str)> {
+    let end = after.find([' ', '\t']).unwrap_or(after.len());
+    let id = &after[..end];
+    if !is_task_id(id) {
+        return None;
+    }
+    Some((id, &after[end..]))
+}
+
+/// `**VERIFY 2**: text` / `**VERIFY 2:** text` / `**VERIFY Phase 2:** text` after a checkbox.
+pub(super) fn checkbox_verify(after: &str) -> Option<(u32, &str)> {
+    let rest = after.trim_start().strip_prefix("**VERIFY")?;
+    verify_marker_rest(rest).map(|(phase, text)| (phase, text.trim()))
+}
+
+/// What follows `**VERIFY`: ` Phase 2:** text`, ` 2**: text`, ` 4.1:** text` → (phase, text).
+pub(super) fn verify_marker_rest(rest: &str) -> Option<(u32, &str)> {
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix("Phase").unwrap_or(rest).trim_start();
+    let num_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (num, after) = rest.split_at(num_len);
+    let text = after
+        .strip_prefix(":**")
+        .or_else(|| after.strip_prefix("**:"))
+        .or_else(|| after.strip_prefix("**"))?;
+    Some((verify_phase_number(num)?, text))
+}
+
+/// `2` → 2; `4.1` / `4.1.2` (a VERIFY written for a task group) → its phase, 4.
+pub(super) fn verify_phase_number(num: &str) -> Option<u32> {
+    num.split('.').next()?.parse().ok()
+}
+
+/// `3: Title` → (3, `Title`).
+pub(super) fn phase_heading(rest: &str) -> Option<(u32, &str)> {
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if digits == 0 {
+        return None;
+    }
+    let number = rest[..digits].parse().ok()?;
+    let title = rest[digits..].trim_start().strip_prefix(':')?;
+    Some((number, title.trim()))
+}
+
+/// Splits `(pipeline-start: when 1.3 completes)` off a phase title.
+/// Returns the clean title and, if the clause is present, its trigger (None if malformed).
+pub(super) fn split_inline_pipeline(title: &str) -> (String, Option<Option<String>>) {
+    let Some(pos) = title.find("(pipeline-start:") else {
+        return (title.to_string(), None);
+    };
+    let clause_start = pos + "(pipeline-start:".len();
+    let Some(end) = title[clause_start..].find(')') else {
+        return (title.to_string(), Some(None));
+    };
+    let inner = &title[clause_start..clause_start + end];
+    let clean = format!(
+        "{} {}",
+        title[..pos].trim_end(),
+        title[clause_start + end + 1..].trim()
+    );
+    (clean.trim().to_string(), Some(pipeline_trigger(inner)))
+}
+
+/// `when 1.3 completes` → `1.3`.
+pub(super) fn pipeline_trigger(text: &str) -> Option<String> {
+    let t = text.trim();
+    let t = t.strip_prefix("when").unwrap_or(t).trim();
+    let id = t.split_whitespace().next()?;
+    let id = id.trim_end_matches([',', '.', ')']);
+    id_parts(id).map(|_| id.to_string())
+}
+
+/// `**Execution Note:** rest` → `rest` (also accepts `**Execution Note**:`).
+pub(super) fn strip_bold_key<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix("**")?.strip_prefix(key)?;
+    rest.strip_prefix(":**")
+        .or_else(|| rest.strip_prefix("**:"))
+        .map(str::trim)
+}
+
+/// `**VERIFY…` → what follows `**VERIFY`.
+pub(super) fn strip_bold_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    line.strip_prefix("**")?.strip_prefix(label)
+}
+
+/// A markdown list item's text (`- x`, `* x`, `+ x`, `1. x`).
+pub(super) fn list_item(line: &str) -> Option<&str> {
+    if let Some(rest) = line
+        .strip_prefix("- ")
+        .or_else(|| line.strip_prefix("* "))
+        .or_else(|| line.strip_prefix("+ "))
+    {
+        return Some(rest);
+    }
+    let digits = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+    if digits > 0 {
+        return line[digits..].strip_prefix(". ");
+    }
+    None
+}

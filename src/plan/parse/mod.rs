@@ -1,0 +1,403 @@
+//! The plan parser: one pass over the lines, then reference checks.
+//!
+//! Compatible with the earlier system's grammar (phases `## Phase N: title`, tasks `- [ ] N.M text`
+//! at column 0, `(depends: …)`, execution notes, VERIFY blocks), with these deliberate differences:
+//! fenced code blocks are ignored, indented lines under a task are kept as its body, `[X]` counts as
+//! done, `Tasks 5.2 and 5.4` / `Tasks 3.1, 3.3` form one group, and bad references are reported.
+
+use std::path::{Path, PathBuf};
+
+use super::model::{Phase, PipelineStart, Plan, Task};
+use crate::diagnostic::Diagnostic;
+
+mod files;
+mod lines;
+mod notes;
+mod task_line;
+mod verify;
+
+use files::dedent;
+pub(crate) use files::extract_files;
+use lines::{
+    checkbox, checkbox_verify, list_item, phase_heading, pipeline_trigger, split_inline_pipeline,
+    strip_bold_key, strip_bold_label, task_id,
+};
+
+/// Reading a plan file failed before parsing could start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanReadError {
+    #[error("cannot read plan file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plan file `{path}` is not valid UTF-8 (first bad byte on line {line})")]
+    NotUtf8 { path: PathBuf, line: usize },
+}
+
+/// Reads and parses a plan file.
+pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
+    let bytes = std::fs::read(path).map_err(|source| PlanReadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(parse(path, &text)),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..valid]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            Err(PlanReadError::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+            })
+        }
+    }
+}
+
+/// Parses plan text. Never fails: problems become diagnostics on the returned plan.
+pub fn parse(path: &Path, text: &str) -> Plan {
+    let mut p = Parser::new(path);
+    for (i, line) in text.lines().enumerate() {
+        p.line(i + 1, line.strip_suffix('\r').unwrap_or(line));
+    }
+    p.finish(text)
+}
+
+/// What the lines following the current one belong to.
+enum Collect {
+    Nothing,
+    /// Body lines of `tasks[index]`.
+    TaskBody(usize),
+    /// Criteria of the verification step started at the last `**VERIFY …**` marker.
+    Verify,
+}
+
+struct Fence {
+    marker: char,
+    len: usize,
+    /// The fence opened inside a task body: its lines belong to that body.
+    in_body: Option<usize>,
+}
+
+struct VerifyDraft {
+    phase: u32,
+    line: usize,
+    blocking: bool,
+    criteria: Vec<(bool, String)>,
+    /// Task lines with ids written inside the block: they are tasks of their own (the earlier
+    /// system's reading), so a block made only of them needs no verification step.
+    id_tasks: usize,
+    /// Index in `tasks` where the step is placed (file order).
+    position: usize,
+}
+
+struct NoteDraft {
+    sequential: bool,
+    expr: String,
+    reason: String,
+    line: usize,
+}
+
+struct Parser<'t> {
+    path: PathBuf,
+    title: Option<String>,
+    phases: Vec<Phase>,
+    tasks: Vec<Task>,
+    /// Body lines of each task, borrowed from the text.
+    bodies: Vec<Vec<&'t str>>,
+    verifies: Vec<VerifyDraft>,
+    notes: Vec<NoteDraft>,
+    pending_pipeline: Option<PipelineStart>,
+    collect: Collect,
+    fence: Option<Fence>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'t> Parser<'t> {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            title: None,
+            phases: Vec::new(),
+            tasks: Vec::new(),
+            bodies: Vec::new(),
+            verifies: Vec::new(),
+            notes: Vec::new(),
+            pending_pipeline: None,
+            collect: Collect::Nothing,
+            fence: None,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, line: usize, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(&self.path, line, message);
+        self.push(d)
+    }
+
+    /// Adds a diagnostic; returns it, to add a hint.
+    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        let at = self.diagnostics.len();
+        self.diagnostics.push(d);
+        &mut self.diagnostics[at]
+    }
+
+    fn warn(&mut self, line: usize, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::warning(&self.path, line, message);
+        self.push(d)
+    }
+
+    fn line(&mut self, n: usize, line: &'t str) {
+        if self.in_fence(line) {
+            return;
+        }
+        let indented = line.starts_with([' ', '\t']);
+        let blank = line.trim().is_empty();
+
+        if blank || indented {
+            self.continuation(n, line, blank);
+            return;
+        }
+
+        // A non-indented, non-blank line ends any task body.
+        if let Some(rest) = line.strip_prefix("- [")
+            && let Some((done, after)) = checkbox(rest)
+        {
+            if let Some((id, desc)) = task_id(after) {
+                self.task(n, done, id, desc);
+                return;
+            }
+            if let Some((phase, text)) = checkbox_verify(after) {
+                self.collect = Collect::Nothing;
+                // Like a bare bullet, an empty criterion is no criterion.
+                let criterion = (!text.is_empty()).then_some((done, text));
+                self.verify_marker(n, phase, true, criterion);
+                return;
+            }
+        }
+        if let Collect::Verify = self.collect
+            && let Some(item) = list_item(line)
+        {
+            self.criterion(item);
+            return;
+        }
+        self.collect = Collect::Nothing;
+
+        if let Some(rest) = line.strip_prefix("## Phase ") {
+            if let Some((num, title)) = phase_heading(rest) {
+                self.phase(n, num, title);
+                return;
+            }
+            self.warn(
+                n,
+                "heading looks like a phase but is not `## Phase N: title`; it is not a phase",
+            )
+            .hint = Some("write it as `## Phase 3: Title` (two `#`, a number, a colon)".into());
+            return;
+        }
+        if line.starts_with('#') {
+            self.other_heading(n, line);
+            return;
+        }
+        if let Some(rest) = strip_bold_label(line, "VERIFY") {
+            self.bold_verify(n, rest);
+            return;
+        }
+        if let Some(rest) = strip_bold_key(line, "Execution Note") {
+            self.execution_note(n, rest);
+            return;
+        }
+        if let Some(rest) = strip_bold_key(line, "pipeline-start") {
+            match pipeline_trigger(rest) {
+                Some(trigger) => {
+                    self.pending_pipeline = Some(PipelineStart { trigger, line: n });
+                }
+                None => {
+                    self.error(
+                        n,
+                        "`**pipeline-start:**` must read `when <task id> completes`",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Tracks fenced code blocks; returns true when the line is part of one (and so ignored,
+    /// unless the fence sits inside a task body, where it becomes body text).
+    fn in_fence(&mut self, line: &'t str) -> bool {
+        let trimmed = line.trim_start();
+        let fence_len = |c: char| trimmed.chars().take_while(|x| *x == c).count();
+        if let Some(f) = &self.fence {
+            if let Some(i) = f.in_body {
+                self.bodies[i].push(line);
+            }
+            let len = fence_len(f.marker);
+            if len >= f.len && trimmed[len..].trim().is_empty() {
+                self.fence = None;
+            }
+            return true;
+        }
+        for marker in ['`', '~'] {
+            let len = fence_len(marker);
+            if len >= 3 {
+                let indented = line.starts_with([' ', '\t']);
+                let in_body = match self.collect {
+                    Collect::TaskBody(i) if indented => {
+                        self.bodies[i].push(line);
+                        Some(i)
+                    }
+                    _ => {
+                        self.collect = Collect::Nothing;
+                        None
+                    }
+                };
+                self.fence = Some(Fence {
+                    marker,
+                    len,
+                    in_body,
+                });
+                return true;
+            }
+        }
+        false
+    }
+
+    fn continuation(&mut self, n: usize, line: &'t str, blank: bool) {
+        match self.collect {
+            Collect::TaskBody(i) => self.bodies[i].push(line),
+            Collect::Verify => {
+                if !blank {
+                    let t = line.trim();
+                    match list_item(t) {
+                        Some(item) => self.criterion(item),
+                        None => self.criterion_text(t),
+                    }
+                }
+            }
+            Collect::Nothing => {
+                if blank {
+                    return;
+                }
+                let t = line.trim_start();
+                if let Some(rest) = t.strip_prefix("- [")
+                    && let Some((_, after)) = checkbox(rest)
+                    && let Some((id, _)) = task_id(after)
+                {
+                    self.warn(
+                        n,
+                        format!("indented `- [ ] {id}` is not a task: tasks start at column 0"),
+                    )
+                    .hint = Some("remove the indentation to make it a task".into());
+                }
+            }
+        }
+    }
+
+    fn phase(&mut self, n: usize, number: u32, title: &str) {
+        let (title, inline) = split_inline_pipeline(title);
+        let pipeline_start = match inline {
+            Some(Some(trigger)) => Some(PipelineStart { trigger, line: n }),
+            Some(None) => {
+                self.error(
+                    n,
+                    "`(pipeline-start: …)` must read `when <task id> completes`",
+                );
+                None
+            }
+            None => self.pending_pipeline.take(),
+        };
+        self.pending_pipeline = None;
+        if let Some(prev) = self.phases.iter().find(|p| p.number == number) {
+            let first = prev.line;
+            self.error(
+                n,
+                format!("duplicate phase {number} (first defined at line {first})"),
+            );
+        } else if let Some(last) = self.phases.last()
+            && last.number > number
+        {
+            let last_number = last.number;
+            self.warn(
+                n,
+                format!("phase {number} comes after phase {last_number}: phases run in file order"),
+            );
+        }
+        self.phases.push(Phase {
+            number,
+            title,
+            line: n,
+            pipeline_start,
+        });
+    }
+
+    fn other_heading(&mut self, n: usize, line: &str) {
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        let rest = line[hashes..].trim_start();
+        if hashes != 2
+            && let Some(after) = rest.strip_prefix("Phase ")
+            && phase_heading(after).is_some()
+        {
+            self.warn(
+                n,
+                format!(
+                    "`{}` has {hashes} `#`: only `## Phase N: title` starts a phase",
+                    line.trim()
+                ),
+            )
+            .hint = Some("use exactly two `#` if this is meant to be a phase".into());
+        }
+        if hashes == 1 && self.title.is_none() {
+            self.title = Some(rest.trim().to_string());
+        }
+    }
+
+    fn finish(mut self, text: &str) -> Plan {
+        if let Some(f) = &self.fence
+            && f.in_body.is_none()
+        {
+            let line = text.lines().count();
+            self.warn(
+                line,
+                "a fenced code block is never closed: everything after its opening was ignored",
+            );
+        }
+        for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
+            task.body = dedent(body);
+            task.files = if task.body.is_empty() {
+                extract_files(&task.description)
+            } else {
+                let mut text = String::with_capacity(task.description.len() + 1 + task.body.len());
+                text.push_str(&task.description);
+                text.push('\n');
+                text.push_str(&task.body);
+                extract_files(&text)
+            };
+        }
+        self.insert_verify_steps();
+        self.check_ids();
+        let sequential = self.resolve_sequential();
+        let parallel = self.resolve_parallel();
+        self.check_pipeline();
+        let title = self.title.take().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let mut diagnostics = self.diagnostics;
+        diagnostics.sort_by_key(|d| d.line);
+        Plan {
+            path: self.path,
+            title,
+            phases: self.phases,
+            tasks: self.tasks,
+            sequential,
+            parallel,
+            diagnostics,
+        }
+    }
+}

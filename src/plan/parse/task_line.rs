@@ -1,0 +1,227 @@
+//! Task lines: the task itself, its `(depends: …)` and `(est: …)` clauses, its priority marker,
+//! and the id checks over all tasks (duplicates, unknown or self dependencies).
+
+use super::{Collect, Parser};
+use crate::diagnostic::Diagnostic;
+use crate::manifest::parse_duration;
+use crate::plan::ids::{IdMap, id_map};
+use crate::plan::model::{Priority, Task, TaskKind, is_task_id};
+
+impl<'t> Parser<'t> {
+    pub(super) fn task(&mut self, n: usize, done: bool, id: &str, desc: &str) {
+        if let Collect::Verify = self.collect
+            && let Some(v) = self.verifies.last_mut()
+        {
+            v.id_tasks += 1;
+        }
+        self.collect = Collect::Nothing;
+        let Some(phase) = self.phases.last().map(|p| p.number) else {
+            self.warn(
+                n,
+                format!(
+                    "`- [ ] {id}` comes before the first `## Phase N:` heading and is not a task"
+                ),
+            );
+            return;
+        };
+        let description = desc.trim().to_string();
+        if description.is_empty() {
+            self.warn(n, format!("task `{id}` has no description"));
+        }
+        let depends = self.depends(n, id, &description);
+        let estimate_s = self.estimate(n, id, &description);
+        self.tasks.push(Task {
+            id: id.to_string(),
+            kind: TaskKind::Task,
+            phase,
+            priority: priority(&description),
+            description,
+            body: String::new(),
+            done,
+            depends,
+            estimate_s,
+            files: Vec::new(),
+            line: n,
+            blocking: true,
+        });
+        self.bodies.push(Vec::new());
+        self.collect = Collect::TaskBody(self.tasks.len() - 1);
+    }
+
+    /// Extracts the ids of every `(depends: …)` clause of a description.
+    fn depends(&mut self, n: usize, id: &str, desc: &str) -> Option<Vec<String>> {
+        if !contains_ci(desc, "depends") {
+            return None;
+        }
+        let lower = desc.to_ascii_lowercase();
+        let mut found: Option<Vec<String>> = None;
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find("(depends:") {
+            let start = from + pos + "(depends:".len();
+            let Some(end) = lower[start..].find(')') else {
+                self.error(n, format!("task `{id}`: `(depends:` is not closed by `)`"));
+                break;
+            };
+            let list = &desc[start..start + end];
+            let ids = found.get_or_insert_with(Vec::new);
+            for token in split_list(list) {
+                if is_task_id(token) || is_verify_id(token) {
+                    if !ids.iter().any(|x| x == token) {
+                        ids.push(token.to_string());
+                    }
+                } else {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            &self.path,
+                            n,
+                            format!("task `{id}`: `(depends: …)` lists `{token}`, which is not a task id"),
+                        )
+                        .with_hint("list task ids separated by commas: `(depends: 1.1, 2.3)`"),
+                    );
+                }
+            }
+            from = start + end;
+        }
+        if found.is_none() && (lower.contains("[depends:") || lower.contains("depends on ")) {
+            let hint = "write dependencies as `(depends: 1.1, 2.3)` in the task line";
+            if lower.contains("[depends:") {
+                self.warn(
+                    n,
+                    format!("task `{id}`: `[DEPENDS: …]` is not dependency syntax and is ignored"),
+                )
+                .hint = Some(hint.into());
+            }
+        }
+        found
+    }
+
+    /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
+    /// is an error; the first valid one counts.
+    fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
+        if !contains_ci(desc, "(est:") {
+            return None;
+        }
+        let lower = desc.to_ascii_lowercase();
+        let mut found: Option<u64> = None;
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find("(est:") {
+            let start = from + pos + "(est:".len();
+            let Some(end) = lower[start..].find(')') else {
+                self.error(n, format!("task `{id}`: `(est:` is not closed by `)`"));
+                break;
+            };
+            let text = lower[start..start + end].trim();
+            match parse_duration(text) {
+                Ok(_) if found.is_some() => {
+                    self.error(n, format!("task `{id}`: more than one `(est: …)`"));
+                }
+                Ok(d) => found = Some(d.as_secs()),
+                Err(why) => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            &self.path,
+                            n,
+                            format!("task `{id}`: `(est: {text})`: {why}"),
+                        )
+                        .with_hint(
+                            "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`",
+                        ),
+                    );
+                }
+            }
+            from = start + end;
+        }
+        found
+    }
+
+    pub(super) fn check_ids(&mut self) {
+        let mut first: IdMap<&str, usize> = id_map(self.tasks.len());
+        let mut found = Vec::new();
+        for t in &self.tasks {
+            if let Some(line) = first.get(t.id.as_str()) {
+                found.push(
+                    Diagnostic::error(
+                        &self.path,
+                        t.line,
+                        format!(
+                            "duplicate task id `{}` (first defined at line {line})",
+                            t.id
+                        ),
+                    )
+                    .with_hint("task ids must be unique within a plan; renumber one of them"),
+                );
+            } else {
+                first.insert(&t.id, t.line);
+            }
+        }
+        for t in &self.tasks {
+            for dep in t.dependencies() {
+                if dep == &t.id {
+                    found.push(Diagnostic::error(
+                        &self.path,
+                        t.line,
+                        format!("task `{}` depends on itself", t.id),
+                    ));
+                } else if !first.contains_key(dep.as_str()) {
+                    found.push(
+                        Diagnostic::error(
+                            &self.path,
+                            t.line,
+                            format!(
+                                "task `{}` depends on `{dep}`, which is not a task of this plan",
+                                t.id
+                            ),
+                        )
+                        .with_hint("check the id in `(depends: …)`; ids are never renumbered"),
+                    );
+                }
+            }
+        }
+        self.diagnostics.extend(found);
+    }
+}
+
+pub(super) fn is_verify_id(s: &str) -> bool {
+    s.strip_prefix('V')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
+pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty()
+        || h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// `(HIGH)` etc. anywhere in a description.
+pub(super) fn priority(desc: &str) -> Priority {
+    if desc.contains("(CRITICAL)") {
+        Priority::Critical
+    } else if desc.contains("(HIGH)") {
+        Priority::High
+    } else if desc.contains("(LOW)") {
+        Priority::Low
+    } else {
+        Priority::Normal
+    }
+}
+
+/// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole).
+pub(super) fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split([',', ';', '&'])
+        .flat_map(|part| part.split(" and "))
+        .flat_map(str::split_whitespace)
+        .map(|s| s.trim_matches('`'))
+        .filter(|s| !s.is_empty() && *s != "and")
+}
+
+/// `2.1-2.4` → (`2.1`, `2.4`); `2.1` → (`2.1`, `2.1`).
+pub(super) fn split_range(item: &str) -> (&str, &str) {
+    for sep in ["-", "–", "—"] {
+        if let Some((a, b)) = item.split_once(sep) {
+            return (a.trim(), b.trim());
+        }
+    }
+    (item, item)
+}
