@@ -86,6 +86,13 @@ impl LoadedPlan {
     }
 }
 
+/// Keeps `value` until the process exits instead of freeing it piece by piece. The reading
+/// commands (`next`, `status`) end right after printing, and freeing the workspace of a
+/// 10,000-task plan one string at a time costs more than printing their answer.
+pub fn keep<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
 /// The manifest (if one was found) and the plans a command works on.
 pub struct Workspace {
     pub manifest: Option<Manifest>,

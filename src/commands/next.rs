@@ -76,27 +76,27 @@ impl BlockedBy {
 
 pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
-    let ws = workspace::load(&sel)?;
+    let ws = workspace::keep(workspace::load(&sel)?);
     let graph = ws.require_valid()?;
     let override_path = status_override.filter(|_| sel.plan.is_some());
-    let states = workspace::read_states(&ws, override_path.as_deref())?;
+    let states = workspace::keep(workspace::read_states(ws, override_path.as_deref())?);
     let plans: Vec<&Plan> = ws.plans.iter().map(|p| &p.plan).collect();
-    let r = readiness(
+    let r = workspace::keep(readiness(
         graph,
         &plans,
         &ws.priorities(),
-        workspace::states_fn(&ws, &states),
-    );
+        workspace::states_fn(ws, states),
+    ));
     let mut view = View {
-        ws: &ws,
+        ws,
         graph,
-        states: &states,
+        states,
         entries: Vec::new(),
     };
     if let Some(id) = &args.why {
         let n = view.find(id)?;
         view.load_entries(&[n])?;
-        return view.why(&r, n, args.json);
+        return view.why(r, n, args.json);
     }
     let selected = |n: usize| {
         graph

@@ -29,7 +29,7 @@ pub fn run(
 ) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     let override_path = status_override.filter(|_| sel.plan.is_some());
-    let ws = load_valid(&sel)?;
+    let ws = workspace::keep(load_valid(&sel)?);
     if rebuild {
         for &i in &ws.selected {
             let p = &ws.plans[i];
@@ -52,14 +52,14 @@ pub fn run(
             (false, true) => Format::TextAll,
             (false, false) => Format::Text,
         };
-        return watch::run(&sel, &ws, override_path.as_deref(), format);
+        return watch::run(&sel, ws, override_path.as_deref(), format);
     }
     let format = match (json_out, all) {
         (true, _) => Format::Json,
         (false, true) => Format::TextAll,
         (false, false) => Format::Text,
     };
-    let view = render(&sel, &ws, override_path.as_deref(), format)?;
+    let view = render(&sel, ws, override_path.as_deref(), format)?;
     if !view.is_empty() {
         println_safe(&view);
     }
@@ -97,7 +97,7 @@ fn render(
 ) -> CliResult<String> {
     if matches!(format, Format::Text | Format::TextAll) {
         // The text needs each task's status (and error) only: no full entries, no reconcile.
-        let states = workspace::read_states(ws, override_path)?;
+        let states = workspace::keep(workspace::read_states(ws, override_path)?);
         let mut out = String::new();
         for &i in &ws.selected {
             push_text(

@@ -165,11 +165,22 @@ pub fn is_task_id(id: &str) -> bool {
     let mut parts = 0;
     for p in id.split('.') {
         parts += 1;
-        if parts > 3 || p.is_empty() || p.parse::<u32>().is_err() {
+        if parts > 3 || !is_u32(p) {
             return false;
         }
     }
     parts >= 2
+}
+
+/// Whether `p.parse::<u32>()` succeeds (an optional `+`, then digits that fit), without
+/// parsing the short ones.
+fn is_u32(p: &str) -> bool {
+    let b = p.as_bytes();
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    digits.len() <= 9 || p.parse::<u32>().is_ok()
 }
 
 /// Orders task ids numerically (`2.9` < `2.10`); verification ids and malformed ids sort after.

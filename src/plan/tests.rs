@@ -368,6 +368,113 @@ fn file_extraction() {
     assert_eq!(files, ["scripts/lib/x.js", "src/main.rs"]);
 }
 
+/// The file extraction as it was before it was made faster, to compare with.
+mod reference {
+    pub(super) fn reference_extract_files(text: &str) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        let mut push = |candidate: &str| {
+            if let Some(path) = reference_normalize(candidate)
+                && !files.contains(&path)
+            {
+                files.push(path);
+            }
+        };
+        let mut in_tick = false;
+        for (i, part) in text.split('`').enumerate() {
+            if i > 0 {
+                in_tick = !in_tick;
+            }
+            if in_tick {
+                if !part.contains(char::is_whitespace) {
+                    push(part);
+                }
+            } else {
+                for token in part.split_whitespace() {
+                    // Most words name no file: skip them before trimming (trimming only removes
+                    // punctuation at the ends, so a kept token contains `/` or `src` already).
+                    if !token.contains('/') && !token.contains("src") {
+                        continue;
+                    }
+                    let token = token.trim_matches(|c: char| ",;()[]{}\"'*<>".contains(c));
+                    if token.contains('/') || token.starts_with("src") {
+                        push(token);
+                    }
+                }
+            }
+        }
+        files
+    }
+
+    fn reference_normalize(s: &str) -> Option<String> {
+        let s = s.trim_end_matches(['.', ',', ':', ';']);
+        if s.is_empty() || s.contains("://") || s.starts_with('-') || s.starts_with('/') {
+            return None;
+        }
+        // Drop a `:80-88` / `:12` line suffix.
+        let s = match s.split_once(':') {
+            Some((path, suffix))
+                if suffix
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == ',') =>
+            {
+                path
+            }
+            Some(_) => return None,
+            None => s,
+        };
+        if s.chars().any(|c| "(){}[]=<>|$*?!@#%^&\"'\\".contains(c)) {
+            return None;
+        }
+        let name = s.rsplit('/').next().unwrap_or(s);
+        let has_ext = name.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty()
+                && (1..=6).contains(&ext.len())
+                && ext.chars().all(|c| c.is_ascii_alphanumeric())
+                && !ext.chars().all(|c| c.is_ascii_digit())
+        });
+        let dir = s.contains('/') && s.split('/').all(|c| !c.is_empty() || s.ends_with('/'));
+        if has_ext
+            || (dir
+                && s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+        {
+            Some(s.to_string())
+        } else {
+            None
+        }
+    }
+}
+
+proptest::proptest! {
+    /// The faster file extraction finds what the earlier one found.
+    #[test]
+    fn file_extraction_is_what_it_was(text in "([a-z]{0,3}|src|[./:`,;()\\[\\]<>\"'* \\n\\t-]|//|://|[0-9]|\\.rs|é){0,30}") {
+        proptest::prop_assert_eq!(super::parse::extract_files(&text), reference::reference_extract_files(&text));
+    }
+
+    /// `is_task_id` reads an id as parsing each part as a `u32` does.
+    #[test]
+    fn task_ids_are_numbers_as_rust_parses_them(id in "[0-9.+a]{0,14}") {
+        let parsed = {
+            let parts: Vec<&str> = id.split('.').collect();
+            (2..=3).contains(&parts.len()) && parts.iter().all(|p| p.parse::<u32>().is_ok())
+        };
+        proptest::prop_assert_eq!(is_task_id(&id), parsed);
+    }
+
+    /// A description and a body are read for files as if joined by a newline (without joining
+    /// them), whatever their backticks, slashes and whitespace.
+    #[test]
+    fn file_extraction_of_parts_is_that_of_the_joined_text(
+        a in "[ `a/s.rcx\u{b}\u{a0}é]{0,24}",
+        b in "[ `a/s.rcx\u{b}\n]{0,24}",
+    ) {
+        let joined = super::parse::extract_files(&format!("{a}\n{b}"));
+        proptest::prop_assert_eq!(super::parse::extract_files_of(&[&a, &b]), joined);
+    }
+}
+
 // Found by the property tests (tests/fuzz.rs), kept as regressions.
 
 #[test]

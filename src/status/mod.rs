@@ -11,6 +11,7 @@ mod index;
 mod model;
 mod orch_fields;
 mod reconcile;
+mod scan;
 mod splice;
 mod states;
 mod store;

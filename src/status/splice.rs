@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
+use super::scan::Scan;
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// What [`splice`] did.
@@ -28,21 +29,29 @@ pub(crate) enum Spliced {
 /// one pass over the file.
 #[derive(Default)]
 struct Top<'a> {
+    fields: Vec<(String, &'a str)>,
+    tasks: Option<Vec<&'a str>>,
+    verify: Option<Vec<&'a str>>,
+}
+
+/// [`Top`] as serde_json reads it.
+#[derive(Default)]
+struct RawTop<'a> {
     fields: Vec<(String, &'a RawValue)>,
     tasks: Option<Vec<&'a RawValue>>,
     verify: Option<Vec<&'a RawValue>>,
 }
 
-impl<'de> serde::Deserialize<'de> for Top<'de> {
+impl<'de> serde::Deserialize<'de> for RawTop<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Top<'de>;
+            type Value = RawTop<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-                let mut top = Top::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTop<'de>, A::Error> {
+                let mut top = RawTop::default();
                 while let Some(k) = map.next_key::<String>()? {
                     match k.as_str() {
                         "tasks" => top.tasks = Some(map.next_value()?),
@@ -57,6 +66,51 @@ impl<'de> serde::Deserialize<'de> for Top<'de> {
     }
 }
 
+impl<'a> Top<'a> {
+    /// The fields of `text` as [`Top`]'s deserializer reads them, by the scanner (one pass, no
+    /// values built); serde_json when the scanner is not sure.
+    fn of(text: &'a str) -> Option<Top<'a>> {
+        Self::scan(text).or_else(|| {
+            let top = serde_json::from_str::<RawTop<'_>>(text).ok()?;
+            Some(Top {
+                fields: top.fields.into_iter().map(|(k, v)| (k, v.get())).collect(),
+                tasks: top
+                    .tasks
+                    .map(|t| t.into_iter().map(RawValue::get).collect()),
+                verify: top
+                    .verify
+                    .map(|t| t.into_iter().map(RawValue::get).collect()),
+            })
+        })
+    }
+
+    fn scan(text: &'a str) -> Option<Top<'a>> {
+        let mut s = Scan::from_str(text);
+        let mut top = Top::default();
+        s.object(|s, key| {
+            let key = key.decode()?;
+            match key.as_str() {
+                "tasks" | "verifySteps" => {
+                    let mut list = Vec::new();
+                    s.array(|s| {
+                        list.push(s.value()?);
+                        Some(())
+                    })?;
+                    if key == "tasks" {
+                        top.tasks = Some(list);
+                    } else {
+                        top.verify = Some(list);
+                    }
+                }
+                _ => top.fields.push((key, s.value()?)),
+            }
+            Some(())
+        })?;
+        s.end()?;
+        Some(top)
+    }
+}
+
 /// Byte offset of `part` (a slice of `whole`) in `whole`.
 fn offset(whole: &str, part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
@@ -65,7 +119,17 @@ fn offset(whole: &str, part: &str) -> usize {
 /// The value of a string field in an entry's text (`pat` = `\n      "key": "`), when it is
 /// written without escapes.
 fn string_field<'a>(entry: &'a str, pat: &str) -> Option<&'a str> {
-    let start = entry.find(pat)? + pat.len();
+    // `pat` starts with a newline: its first occurrence starts at the first newline it follows
+    // (found line by line, without setting up a substring search for each entry).
+    debug_assert!(pat.starts_with('\n'));
+    let b = entry.as_bytes();
+    let start = b
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'\n')
+        .map(|(i, _)| i)
+        .find(|&i| b[i..].starts_with(pat.as_bytes()))?
+        + pat.len();
     let len = entry[start..].find('"')?;
     let value = &entry[start..start + len];
     (!value.contains('\\')).then_some(value)
@@ -101,24 +165,24 @@ pub(crate) fn splice(
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Ok(Spliced::Fallback);
     };
-    let Ok(Top {
+    let Some(Top {
         fields,
         tasks,
         verify,
-    }) = serde_json::from_str::<Top<'_>>(text)
+    }) = Top::of(text)
     else {
         return Ok(Spliced::Fallback);
     };
     let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    if get("orchPlanDigest").map(RawValue::get) != Some(json(digest).as_str()) {
+    if get("orchPlanDigest") != Some(json(digest).as_str()) {
         return Ok(Spliced::Stale);
     }
     let version: u32 = get("orchSchemaVersion")
-        .and_then(|v| serde_json::from_str(v.get()).ok())
+        .and_then(|v| serde_json::from_str(v).ok())
         .unwrap_or(0);
-    if get("planPath").map(RawValue::get) != Some(json(plan_path_rel).as_str())
-        || get("orchPlan").map(RawValue::get) != Some(json(orch_name).as_str())
+    if get("planPath") != Some(json(plan_path_rel).as_str())
+        || get("orchPlan") != Some(json(orch_name).as_str())
         || version != ORCH_SCHEMA_VERSION
     {
         return Ok(Spliced::Fallback);
@@ -137,7 +201,7 @@ pub(crate) fn splice(
     let Some(at) = tasks
         .iter()
         .chain(&verify)
-        .position(|r| r.get().starts_with(&head))
+        .position(|r| r.starts_with(&head))
     else {
         return Ok(Spliced::Fallback);
     };
@@ -146,7 +210,7 @@ pub(crate) fn splice(
     } else {
         verify[at - tasks.len()]
     };
-    let Ok(entry) = serde_json::from_str::<TaskEntry>(raw.get()) else {
+    let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
         return Ok(Spliced::Fallback);
     };
     let Ok(mut doc) = serde_json::from_str::<StatusDoc>(
@@ -174,8 +238,8 @@ pub(crate) fn splice(
             (entry.status, entry.phase.as_str())
         } else {
             let (Some(s), Some(p)) = (
-                string_field(r.get(), status_pat).and_then(status_of),
-                string_field(r.get(), phase_pat),
+                string_field(r, status_pat).and_then(status_of),
+                string_field(r, phase_pat),
             ) else {
                 return Ok(Spliced::Fallback);
             };
@@ -216,21 +280,21 @@ pub(crate) fn splice(
         let Some(new) = new else {
             return Ok(Spliced::Fallback);
         };
-        let start = offset(text, raw.get());
+        let start = offset(text, raw);
         let lead = format!("\n{}", "  ".repeat(depth));
-        let ends_right = raw.get().ends_with(&format!("{lead}}}"));
+        let ends_right = raw.ends_with(&format!("{lead}}}"));
         let starts_right = depth != 2 || text[..start].ends_with(&lead);
         if !(ends_right && starts_right) {
             return Ok(Spliced::Fallback);
         }
-        edits.push((start, start + raw.get().len(), indent(&new, depth)));
+        edits.push((start, start + raw.len(), indent(&new, depth)));
     }
     let Some(stamp) = doc.last_updated_at.as_deref() else {
         return Ok(Spliced::Fallback);
     };
     for (raw, new) in [(updated, json(stamp)), (current, json(phase))] {
-        let start = offset(text, raw.get());
-        edits.push((start, start + raw.get().len(), new));
+        let start = offset(text, raw);
+        edits.push((start, start + raw.len(), new));
     }
     edits.sort_by_key(|(s, _, _)| *s);
     let mut out = Vec::with_capacity(bytes.len() + 256);
@@ -334,6 +398,33 @@ mod tests {
             }
         }
         assert!(checked > 50, "{checked}");
+    }
+
+    /// The scanner splits a document as serde_json's [`RawTop`] does.
+    #[test]
+    fn the_scanned_top_is_serde_json_s() {
+        let mut doc = StatusDoc::new(&small_plan(), "p.md", "demo", at(0));
+        doc.orch_plan_digest = Some("d".into());
+        let pretty = String::from_utf8(bytes(&doc)).expect("utf-8");
+        let hand = r#" {"a\u0062": [1, {"x": null}], "tasks": [], "tasks": [ {"id": "1"} , 2],
+            "verifySteps": [true], "n": -1.5e2 } "#;
+        for text in [pretty.as_str(), hand] {
+            let scanned = Top::scan(text).expect("scans");
+            let raw: RawTop<'_> = serde_json::from_str(text).expect("serde reads");
+            let raw_fields: Vec<(String, &str)> = raw
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get()))
+                .collect();
+            assert_eq!(scanned.fields, raw_fields);
+            fn get(l: Option<Vec<&RawValue>>) -> Option<Vec<&str>> {
+                l.map(|l| l.into_iter().map(RawValue::get).collect())
+            }
+            assert_eq!(scanned.tasks, get(raw.tasks));
+            assert_eq!(scanned.verify, get(raw.verify));
+        }
+        assert!(Top::scan("{\"tasks\": [1,]}").is_none());
+        assert!(Top::of("{\"tasks\": [1,]}").is_none());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::error::StatusError;
 use super::fast_de::{Key, read_field};
 use super::model::{ORCH_SCHEMA_VERSION, TaskEntry, TaskStatus};
+use super::scan::Scan;
 use crate::plan::{IdMap, Task, id_map};
 
 /// What [`load_states`] keeps of one entry.
@@ -26,11 +27,18 @@ pub struct StateEntry {
 /// The recorded status of each entry of a status file, by id (the first entry of an id wins).
 #[derive(Clone, Debug, Default)]
 pub struct StatusStates {
-    map: IdMap<String, StateEntry>,
+    /// Each id's state and, when the scanner read the file, the byte span of its entry.
+    map: IdMap<String, (StateEntry, Option<Span>)>,
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
     path: std::path::PathBuf,
+    /// Every entry has its `id` first and a span: [`StatusStates::entries`] may read the
+    /// wanted entries from their spans alone (what the full pass reads, see there).
+    spans: bool,
 }
+
+/// An entry's text: `bytes[start..end]`.
+type Span = (usize, usize);
 
 impl StatusStates {
     /// The full entries of `ids` (those the file has), as recorded (not reconciled): a second
@@ -38,6 +46,11 @@ impl StatusStates {
     pub fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
         if self.bytes.is_empty() || ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.spans
+            && let Some(entries) = self.entries_from_spans(ids)
+        {
+            return Ok(entries);
         }
         let wanted: HashSet<&str> = ids.iter().copied().collect();
         let mut states = StatusStates::default();
@@ -52,16 +65,35 @@ impl StatusStates {
         Ok(entries)
     }
 
+    /// The entries of `ids` read from their spans only, in file order. The full pass reads the
+    /// same: every entry starts with its `id`, so it skips the others after their id; it takes
+    /// the first entry of each wanted id, as the map kept the first span. `None` when one of
+    /// them does not read (the full pass then reports the error where it is).
+    fn entries_from_spans(&self, ids: &[&str]) -> Option<Vec<TaskEntry>> {
+        let mut spans: Vec<Span> = ids
+            .iter()
+            .filter_map(|id| self.map.get(*id).and_then(|(_, span)| *span))
+            .collect();
+        spans.sort_unstable();
+        spans.dedup();
+        spans
+            .into_iter()
+            .map(|(start, end)| {
+                serde_json::from_slice::<TaskEntry>(self.bytes.get(start..end)?).ok()
+            })
+            .collect()
+    }
+
     /// What the file records for `id`.
     pub fn entry(&self, id: &str) -> Option<&StateEntry> {
-        self.map.get(id)
+        self.map.get(id).map(|(e, _)| e)
     }
 
     /// The status `task` has once the document is reconciled with its plan: the recorded one
     /// (a pending task marked `[x]` in the plan counts as completed); for a task the file does
     /// not know, completed when `[x]`, else pending.
     pub fn status(&self, task: &Task) -> TaskStatus {
-        let recorded = self.map.get(task.id.as_str()).and_then(|e| e.status);
+        let recorded = self.map.get(task.id.as_str()).and_then(|(e, _)| e.status);
         match recorded {
             Some(TaskStatus::Pending) | None if task.done => TaskStatus::Completed,
             Some(s) => s,
@@ -86,15 +118,125 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
     let Some(bytes) = read(path)? else {
         return Ok(None);
     };
+    states_of(path, bytes).map(Some)
+}
+
+/// [`load_states`] of the bytes read from `path`.
+fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
     let mut states = StatusStates {
         map: id_map(bytes.len() / 256),
         bytes: Vec::new(),
         path: path.to_path_buf(),
+        spans: false,
     };
-    let mut entries = Vec::new();
-    parse(path, &bytes, Want::States, &mut states, &mut entries)?;
+    match scan_states(&bytes, &mut states) {
+        Some(version) if version <= ORCH_SCHEMA_VERSION => {}
+        _ => {
+            // Not sure (or not valid): serde_json reads it, or says where it is wrong.
+            states.map.clear();
+            states.spans = false;
+            let mut entries = Vec::new();
+            parse(path, &bytes, Want::States, &mut states, &mut entries)?;
+        }
+    }
     states.bytes = bytes;
-    Ok(Some(states))
+    Ok(states)
+}
+
+/// The fields [`load_states`] requires at the top of the document.
+const REQUIRED: [&str; 4] = ["planPath", "planName", "createdAt", "tasks"];
+
+/// [`load_states`]'s fast path: the states (and entry spans) of a document the scanner reads
+/// whole, and its `orchSchemaVersion`; `None` when the scanner is not sure of something (then
+/// `states.map` holds a part of the entries, to be cleared).
+fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
+    let mut s = Scan::new(bytes)?;
+    let mut version = 0;
+    let mut seen = [false; 4];
+    let map = &mut states.map;
+    let mut id_first = true;
+    s.object(|s, key| {
+        if key.escaped {
+            return None;
+        }
+        if let Some(i) = REQUIRED.iter().position(|r| *r == key.raw) {
+            seen[i] = true;
+        }
+        match key.raw {
+            "tasks" | "verifySteps" => s.array(|s| {
+                let (id, st, span, first) = scan_entry(s)?;
+                id_first &= first;
+                map.entry(id).or_insert((st, Some(span)));
+                Some(())
+            }),
+            "orchSchemaVersion" => {
+                version = serde_json::from_str::<u32>(s.value()?).ok()?;
+                Some(())
+            }
+            _ => s.value().map(|_| ()),
+        }
+    })?;
+    s.end()?;
+    states.spans = id_first;
+    seen.iter().all(|x| *x).then_some(version)
+}
+
+/// One entry: its id, state, span, and whether `id` is its first key. Entries with escaped
+/// keys, a repeated `id`, or values serde_json would refuse are left to serde_json.
+fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
+    s.peek()?;
+    let start = s.pos();
+    let mut id: Option<String> = None;
+    let mut st = StateEntry::default();
+    let mut first = None;
+    s.object(|s, key| {
+        if key.escaped {
+            return None;
+        }
+        first.get_or_insert(key.raw == "id");
+        match key.raw {
+            "id" => {
+                if id.is_some() {
+                    return None;
+                }
+                id = Some(s.string()?.decode()?);
+            }
+            "status" => {
+                let v = s.string()?;
+                st.status = Some(if v.escaped {
+                    serde_json::from_str(v.json).ok()?
+                } else {
+                    status_named(v.raw)?
+                });
+            }
+            "error" => st.error = optional_string(s)?,
+            "lastError" => st.last_error = optional_string(s)?,
+            _ => {
+                s.value()?;
+            }
+        }
+        Some(())
+    })?;
+    Some((id?, st, (start, s.pos()), first == Some(true)))
+}
+
+fn optional_string(s: &mut Scan<'_>) -> Option<Option<String>> {
+    if s.null()? {
+        Some(None)
+    } else {
+        s.string()?.decode().map(Some)
+    }
+}
+
+fn status_named(s: &str) -> Option<TaskStatus> {
+    Some(match s {
+        "pending" => TaskStatus::Pending,
+        "in_progress" => TaskStatus::InProgress,
+        "completed" => TaskStatus::Completed,
+        "failed" => TaskStatus::Failed,
+        "skipped" => TaskStatus::Skipped,
+        _ => return None,
+    })
 }
 
 /// The full entries of `ids` in a status file (those it has), as recorded (not reconciled).
@@ -180,7 +322,6 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
         let mut version = 0;
         let mut seen = [false; 4];
-        const REQUIRED: [&str; 4] = ["planPath", "planName", "createdAt", "tasks"];
         while let Some(key) = map.next_key::<String>()? {
             if let Some(i) = REQUIRED.iter().position(|r| *r == key) {
                 seen[i] = true;
@@ -229,7 +370,7 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
         while let Some(one) = seq.next_element_seed(One { want: self.want })? {
             match one {
                 Read::State(id, st) => {
-                    self.states.map.entry(id).or_insert(st);
+                    self.states.map.entry(id).or_insert((st, None));
                 }
                 Read::Entry(e) => {
                     if !self.entries.iter().any(|x| x.id == e.id) {
@@ -321,6 +462,93 @@ mod tests {
     use super::*;
     use crate::status::test_support::small_plan;
     use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
+
+    /// The states as serde_json alone reads them (the path before the scanner).
+    fn serde_states(bytes: &[u8]) -> Result<Vec<(String, StateEntry)>, String> {
+        let mut states = StatusStates::default();
+        let mut entries = Vec::new();
+        parse(
+            Path::new("s.json"),
+            bytes,
+            Want::States,
+            &mut states,
+            &mut entries,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+
+    fn fast_states(bytes: &[u8]) -> Result<Vec<(String, StateEntry)>, String> {
+        let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
+        let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+
+    /// The scanner's fast path reads what serde_json reads and fails where it fails, with the
+    /// same message, on a real document and on every one-byte change of it (and of a hand-made
+    /// one with escapes, nulls and foreign fields).
+    #[test]
+    fn the_fast_path_reads_and_fails_like_serde_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let plan = small_plan();
+        let now = chrono::Utc::now();
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", now);
+        let fail = TransitionOptions {
+            error: Some("boom \"quoted\"\n\u{1}line".into()),
+            ..TransitionOptions::default()
+        };
+        apply(&mut doc, "1.1", Transition::Fail, &fail, now).expect("fail");
+        let pretty = serde_json::to_vec_pretty(&doc).expect("json");
+        let hand = br#"{"planPath": "p", "planName": "n", "createdAt": "t", "x": [1.5e3, -0, true, {}],
+            "tasks": [{"status": "failed", "id": "1.\u0031", "error": null, "lastError": "\u00e9\t"},
+                      {"id": "1.2", "status": "pending", "foo": {"bar": [null]}}],
+            "verifySteps": [], "orchSchemaVersion": 1}"#
+            .to_vec();
+        for (base, stride) in [(pretty, 5), (hand, 1)] {
+            assert!(scan_states(&base, &mut StatusStates::default()).is_some());
+            let mut variants = vec![base.clone()];
+            for i in (0..base.len()).step_by(stride) {
+                for b in [b'"', b'}', b'x', b'\\', b' ', b'1'] {
+                    if base[i] != b {
+                        let mut v = base.clone();
+                        v[i] = b;
+                        variants.push(v);
+                    }
+                }
+                let mut cut = base.clone();
+                cut.remove(i);
+                variants.push(cut);
+            }
+            for v in variants {
+                let fast = fast_states(&v);
+                let slow = serde_states(&v);
+                assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&v));
+                // The entries read from spans are those of the full pass.
+                if let Ok(states) = states_of(&path, v.clone()) {
+                    let ids: Vec<&str> = fast
+                        .as_ref()
+                        .map(|v| v.iter().map(|(k, _)| k.as_str()).collect())
+                        .unwrap_or_default();
+                    let wanted: HashSet<&str> = ids.iter().copied().collect();
+                    let mut entries = Vec::new();
+                    let full = parse(
+                        &path,
+                        &v,
+                        Want::Entries(&wanted),
+                        &mut StatusStates::default(),
+                        &mut entries,
+                    )
+                    .map(|()| entries)
+                    .map_err(|e| e.to_string());
+                    assert_eq!(states.entries(&ids).map_err(|e| e.to_string()), full);
+                }
+            }
+        }
+    }
 
     #[test]
     fn states_and_entries_match_the_full_reader() {

@@ -21,7 +21,10 @@ pub(super) fn checkbox(rest: &str) -> Option<(bool, &str)> {
 
 /// `1.2 description` → (`1.2`, `description`); the id must be `N.M` or `N.M.K`.
 pub(super) fn task_id(after: &str) -> Option<(&str, &str)> {
-    let end = after.find([' ', '\t']).unwrap_or(after.len());
+    let end = after
+        .bytes()
+        .position(|b| b == b' ' || b == b'\t')
+        .unwrap_or(after.len());
     let id = &after[..end];
     if !is_task_id(id) {
         return None;

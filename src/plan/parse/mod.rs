@@ -17,7 +17,7 @@ mod task_line;
 mod verify;
 
 use files::dedent;
-pub(crate) use files::extract_files;
+pub(crate) use files::{extract_files, extract_files_of};
 use lines::{
     checkbox, checkbox_verify, list_item, phase_heading, pipeline_trigger, split_inline_pipeline,
     strip_bold_key, strip_bold_label, task_id,
@@ -370,11 +370,7 @@ impl<'t> Parser<'t> {
             task.files = if task.body.is_empty() {
                 extract_files(&task.description)
             } else {
-                let mut text = String::with_capacity(task.description.len() + 1 + task.body.len());
-                text.push_str(&task.description);
-                text.push('\n');
-                text.push_str(&task.body);
-                extract_files(&text)
+                extract_files_of(&[&task.description, &task.body])
             };
         }
         self.insert_verify_steps();

@@ -196,7 +196,9 @@ pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
 
 /// `(HIGH)` etc. anywhere in a description.
 pub(super) fn priority(desc: &str) -> Priority {
-    if desc.contains("(CRITICAL)") {
+    if !desc.contains('(') {
+        Priority::Normal
+    } else if desc.contains("(CRITICAL)") {
         Priority::Critical
     } else if desc.contains("(HIGH)") {
         Priority::High

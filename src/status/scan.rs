@@ -1,0 +1,370 @@
+//! A validating JSON scanner for the status readers' fast paths: one pass over the bytes that
+//! checks the syntax and hands out the spans of values, without building them.
+//!
+//! It is deliberately stricter than serde_json: whatever it is unsure of (an invalid document, a
+//! `\u` escape of a surrogate, a document nested deeper than [`MAX_DEPTH`], bytes that are not
+//! UTF-8) makes it give up (`None`), and the caller takes serde_json's path, which then either
+//! reads the document the same way or reports the error with its line and column. So a document
+//! the scanner accepts is one serde_json accepts, and the fast paths never change what a command
+//! reads or which errors it reports.
+
+/// Deeper documents are left to serde_json (its own limit is 128).
+const MAX_DEPTH: u32 = 100;
+
+/// A string value as written: its raw contents between the quotes, and whether they hold
+/// escapes (then [`Str::decode`] unescapes them through serde_json).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Str<'a> {
+    /// The contents, without the quotes.
+    pub raw: &'a str,
+    /// The string with its quotes, as JSON text.
+    pub json: &'a str,
+    pub escaped: bool,
+}
+
+impl Str<'_> {
+    /// The string's value.
+    pub fn decode(&self) -> Option<String> {
+        if self.escaped {
+            serde_json::from_str(self.json).ok()
+        } else {
+            Some(self.raw.to_string())
+        }
+    }
+}
+
+/// The cursor over a document's text.
+pub(crate) struct Scan<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+    depth: u32,
+}
+
+/// The bytes that end a plain run in a string: `"`, `\\` and control characters.
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+impl<'a> Scan<'a> {
+    /// A scanner over `bytes`; `None` when they are not UTF-8.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(Self::from_str(text))
+    }
+
+    pub fn from_str(text: &'a str) -> Self {
+        Scan {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+            depth: 0,
+        }
+    }
+
+    /// The byte offset of the cursor.
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next byte after whitespace (not consumed).
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Only whitespace is left.
+    pub fn end(&mut self) -> Option<()> {
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    /// A string at the cursor.
+    pub fn string(&mut self) -> Option<Str<'a>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let run = self
+                .b
+                .get(self.i..)?
+                .iter()
+                .position(|&c| STOP[usize::from(c)])?;
+            self.i += run;
+            let c = *self.b.get(self.i)?;
+            match c {
+                b'"' => {
+                    let raw = &self.text[start..self.i];
+                    self.i += 1;
+                    return Some(Str {
+                        raw,
+                        json: &self.text[start - 1..self.i],
+                        escaped,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 1;
+                    match *self.b.get(self.i)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            let hex = self.text.get(self.i + 1..self.i + 5)?;
+                            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                                return None;
+                            }
+                            let v = u32::from_str_radix(hex, 16).ok()?;
+                            if (0xD800..0xE000).contains(&v) {
+                                return None;
+                            }
+                            self.i += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                0..0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match self.b.get(self.i)? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Skips any value, checking it; returns its text.
+    pub fn value(&mut self) -> Option<&'a str> {
+        let c = self.peek()?;
+        let start = self.i;
+        match c {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' => self.object(|s, _| s.value().map(|_| ()))?,
+            b'[' => self.array(|s| s.value().map(|_| ()))?,
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return None,
+        }
+        Some(&self.text[start..self.i])
+    }
+
+    /// Whether the value at the cursor is `null` (consumed if so).
+    pub fn null(&mut self) -> Option<bool> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            Some(true)
+        } else {
+            Some(false)
+        }
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// An object at the cursor: `field(scanner, key)` must consume each key's value.
+    pub fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, Str<'a>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.enter()?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            field(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An array at the cursor: `element(scanner)` must consume each element.
+    pub fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.enter()?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(text: &str) -> bool {
+        let mut s = Scan::from_str(text);
+        s.value().is_some() && s.end().is_some()
+    }
+
+    /// Whatever the scanner accepts, serde_json accepts, and it reads the same spans.
+    #[test]
+    fn accepts_only_what_serde_json_accepts() {
+        let cases = [
+            "{}",
+            "[]",
+            r#"{"a": [1, -2.5e+3, 0, true, false, null, "x\"y\\z\n\u00e9"], "b": {"c": {}}}"#,
+            "  {\"a\"  :\t1 }\n",
+            "\"caf\u{e9}\"",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "[1,]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{1: 2}",
+            "[1 2]",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\u12\"",
+            "\"a\u{1}b\"",
+            "\"tab\there\"",
+            "tru",
+            "nul",
+            "{\"a\": 1} x",
+            "[[[[",
+            "\"unterminated",
+            "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\\"aaaaaaaaaaaaaaaaaa\"]",
+        ];
+        for text in cases {
+            let serde_ok = serde_json::from_str::<serde_json::Value>(text).is_ok();
+            if valid(text) {
+                assert!(
+                    serde_ok,
+                    "scanner accepted what serde_json rejects: {text:?}"
+                );
+            }
+        }
+        assert!(valid(cases[2]));
+        assert!(valid(cases[3]));
+        assert!(valid(cases[24]));
+        assert!(!valid("\"\\ud800\""), "surrogates are left to serde_json");
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(!valid(&deep));
+    }
+
+    #[test]
+    fn strings_and_spans() {
+        let text = r#"{"id": "1.1", "note": "a \"b\"", "n": [1, 2]}"#;
+        let mut s = Scan::from_str(text);
+        let mut got = Vec::new();
+        s.object(|s, k| {
+            if s.peek()? == b'"' {
+                let v = s.string()?;
+                got.push((k.raw.to_string(), v.decode()?, v.escaped));
+            } else {
+                let v = s.value()?;
+                got.push((k.raw.to_string(), v.to_string(), false));
+            }
+            Some(())
+        })
+        .expect("object");
+        assert_eq!(
+            got,
+            [
+                ("id".to_string(), "1.1".to_string(), false),
+                ("note".to_string(), "a \"b\"".to_string(), true),
+                ("n".to_string(), "[1, 2]".to_string(), false),
+            ]
+        );
+    }
+}
