@@ -1,9 +1,9 @@
 //! The agents' commands as whole processes on large plans with status files: `orch next`,
 //! `orch status`, `orch task done` and `orch check`, timed with their peak memory and output size.
 //!
-//! Run: `cargo bench --bench commands` (1,000, 2,000, 10,000 and 50,000 tasks; a 4-plan manifest
-//! of 1,250-task plans for `task done` under `orch up`'s environment; a 20-plan, 10,000-task
-//! manifest for `orch check`). Under `cargo test` it runs a 200-task plan once per command and
+//! Run: `cargo bench --bench commands` (1,000, 2,000, 10,000 and 50,000 tasks; `orch --version`
+//! for the cost of starting a process; 4-plan manifests of 50-task and 1,250-task plans for `task
+//! done` under `orch up`'s environment; a 20-plan, 10,000-task manifest for `orch check`). Under `cargo test` it runs a 200-task plan once per command and
 //! checks the outputs, so the bench cannot rot.
 //!
 //! Plans are generated in the real grammar: phases of 100 tasks (50 for the 1,250-task plans),
@@ -307,7 +307,7 @@ fn sanity(what: &str, out: &str, tasks: usize) {
 }
 
 /// `orch task done` as an agent under `orch up` runs it: the plan, status file and manifest in
-/// the environment, in a manifest of 4 plans of 1,250 tasks.
+/// the environment, in a manifest of 4 plans of `phases × per_phase` tasks (50 and 1,250).
 fn task_done_under_up(phases: usize, per_phase: usize, runs: usize, check: bool) {
     let plans: Vec<(String, usize, usize)> = (1..=4)
         .map(|i| (format!("p{i}"), phases, per_phase))
@@ -465,6 +465,13 @@ fn main() {
             single_plan(phases, 100, runs, check);
         }
     }
+    // Process start alone, to compare `task done` with.
+    let ws = workspace(&[("p1".to_string(), 1, 10)], None);
+    let samples: Vec<Sample> = (0..21)
+        .map(|_| measure(ws.path(), &["--version"], &[]).0)
+        .collect();
+    row("--version", 0, summarize(&samples));
+    task_done_under_up(1, 50, 21, check);
     task_done_under_up(25, 50, 21, check);
     check_manifest(20, 10, 50, 11, check);
 }

@@ -199,6 +199,17 @@ pub fn invalid_input(diagnostics: &[Diagnostic]) -> CliError {
 /// Loads the manifest and plans for `sel`. Plan-file and manifest errors are collected in
 /// `diagnostics`; only problems that leave nothing to work with fail here.
 pub fn load(sel: &Selection) -> CliResult<Workspace> {
+    load_with(sel, true)
+}
+
+/// [`load`] for commands that print a few tasks of the plans (`next`, `status` as text): the
+/// tasks' `files` are left empty (see [`plan::parse_with`]); [`plan::task_files`] gives them
+/// for the tasks printed.
+pub fn load_without_files(sel: &Selection) -> CliResult<Workspace> {
+    load_with(sel, false)
+}
+
+fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
     let cwd =
         std::env::current_dir().map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
     let manifest_path = match &sel.manifest {
@@ -219,14 +230,14 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
     };
 
     let all = |m: &Manifest| -> CliResult<Vec<LoadedPlan>> {
-        m.plans.iter().map(|e| from_entry(m, e)).collect()
+        m.plans.iter().map(|e| from_entry(m, e, files)).collect()
     };
     let (plans, selected): (Vec<LoadedPlan>, Vec<usize>) = match (&sel.plan, &manifest) {
         (Some(arg), Some(m)) if let Some(index) = m.plans.iter().position(|p| &p.name == arg) => {
             (all(m)?, vec![index])
         }
         (Some(arg), m) => {
-            let one = from_path(arg, m.as_ref(), &cwd)?;
+            let one = from_path(arg, m.as_ref(), &cwd, files)?;
             match m {
                 Some(m)
                     if m.plan(&one.name).is_some_and(|e| {
@@ -307,8 +318,8 @@ pub(crate) fn load_manifest(path: &Path) -> CliResult<Manifest> {
     })
 }
 
-fn read_plan(path: &Path, shown: &Path) -> CliResult<Plan> {
-    match plan::parse_file(path) {
+fn read_plan(path: &Path, shown: &Path, files: bool) -> CliResult<Plan> {
+    match plan::parse_file_with(path, files) {
         Ok(mut p) => {
             // Diagnostics name the file as the user knows it.
             p.path = shown.to_path_buf();
@@ -322,8 +333,8 @@ fn read_plan(path: &Path, shown: &Path) -> CliResult<Plan> {
     }
 }
 
-fn from_entry(m: &Manifest, entry: &manifest::PlanEntry) -> CliResult<LoadedPlan> {
-    let plan = read_plan(&entry.abs_file, &entry.file)?;
+fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResult<LoadedPlan> {
+    let plan = read_plan(&entry.abs_file, &entry.file, files)?;
     Ok(LoadedPlan {
         name: entry.name.clone(),
         rel_path: entry.file.to_string_lossy().into_owned(),
@@ -333,7 +344,7 @@ fn from_entry(m: &Manifest, entry: &manifest::PlanEntry) -> CliResult<LoadedPlan
     })
 }
 
-fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPlan> {
+fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliResult<LoadedPlan> {
     let path = PathBuf::from(arg);
     if !path.is_file() {
         let names = m
@@ -362,7 +373,7 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPla
             .iter()
             .find(|e| e.abs_file.canonicalize().is_ok_and(|c| c == canon))
     {
-        return from_entry(m, entry);
+        return from_entry(m, entry, files);
     }
     let root = m
         .map(|m| m.root.clone())
@@ -380,7 +391,7 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path) -> CliResult<LoadedPla
         || PathBuf::from(".orch/state"),
         |m| m.defaults.state_dir.clone(),
     );
-    let plan = read_plan(&path, &path)?;
+    let plan = read_plan(&path, &path, files)?;
     Ok(LoadedPlan {
         status_path: root.join(state_dir).join(&name).join("status.json"),
         name,

@@ -89,6 +89,24 @@ fn every_corpus_plan_parses_like_the_earlier_grammar() {
     assert!(total > 4000, "only {total} tasks in the corpus?");
 }
 
+/// The reading commands parse plans without the tasks' files and fill in those they print
+/// (`orch::plan::task_files`): on every corpus plan, that gives the plan the parser reads.
+#[test]
+fn files_filled_in_later_match_the_parser_on_every_corpus_plan() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    for f in &corpus_files(&dir) {
+        let text = std::fs::read_to_string(f).expect("utf-8");
+        let full = orch::plan::parse(f, &text);
+        let mut lazy = orch::plan::parse_with(f, &text, false);
+        for t in &mut lazy.tasks {
+            t.files = orch::plan::task_files(t);
+        }
+        assert!(lazy == full, "{}", f.display());
+    }
+}
+
 /// Counts computed by hand (grep and reading) for a few plans.
 #[test]
 fn hand_counted_plans() {

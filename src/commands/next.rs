@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::output::{print_json, println_safe, task_json};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{Graph, NodeKind, NodeState, Readiness, Waiting, readiness};
-use crate::plan::{IdMap, Plan, id_map};
+use crate::plan::{IdMap, Plan, Task, id_map};
 use crate::status::{StatusStates, TaskEntry, TaskStatus};
 use crate::workspace::{self, Selection, Workspace};
 
@@ -76,7 +76,8 @@ impl BlockedBy {
 
 pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
-    let ws = workspace::keep(workspace::load(&sel)?);
+    // Tasks' files are found for the few tasks printed only (`task_value`).
+    let ws = workspace::keep(workspace::load_without_files(&sel)?);
     let graph = ws.require_valid()?;
     let override_path = status_override.filter(|_| sel.plan.is_some());
     let states = workspace::keep(workspace::read_states(ws, override_path.as_deref())?);
@@ -313,7 +314,11 @@ impl View<'_> {
             .cloned()
             .unwrap_or_else(|| TaskEntry::from_plan_parts(task));
         entry.status = self.states[p].status(task);
-        task_json(&lp.name, &lp.plan, task, Some(&entry))
+        let task = Task {
+            files: crate::plan::task_files(task),
+            ..task.clone()
+        };
+        task_json(&lp.name, &lp.plan, &task, Some(&entry))
     }
 
     fn name(&self, n: usize) -> String {

@@ -29,7 +29,8 @@ pub fn run(
 ) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     let override_path = status_override.filter(|_| sel.plan.is_some());
-    let ws = workspace::keep(load_valid(&sel)?);
+    // The text names no task's files: the plans are read without them.
+    let ws = workspace::keep(load_valid(&sel, json_out)?);
     if rebuild {
         for &i in &ws.selected {
             let p = &ws.plans[i];
@@ -80,8 +81,12 @@ enum Format {
 }
 
 /// The workspace for `sel`; invalid plans are an error (exit 2).
-fn load_valid(sel: &Selection) -> CliResult<Workspace> {
-    let ws = workspace::load(sel)?;
+fn load_valid(sel: &Selection, files: bool) -> CliResult<Workspace> {
+    let ws = if files {
+        workspace::load(sel)?
+    } else {
+        workspace::load_without_files(sel)?
+    };
     if ws.has_errors() {
         return Err(workspace::invalid_input(&ws.diagnostics));
     }

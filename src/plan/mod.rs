@@ -9,7 +9,7 @@ pub use parse::PlanReadError;
 
 pub use ids::{IdHasher, IdMap, hash_bytes, id_map};
 pub use model::*;
-pub use parse::{parse, parse_file};
+pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
 
 #[cfg(test)]
 mod tests;

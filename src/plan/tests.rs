@@ -577,3 +577,38 @@ fn renders_an_empty_title_as_a_bare_heading() {
     assert_eq!(plan.to_markdown(), "#\n\n");
     assert_eq!(p(&plan.to_markdown()).title, "");
 }
+
+/// A plan read without the tasks' files, with [`task_files`] filling them in, is the plan read
+/// with them.
+#[test]
+fn files_filled_in_later_are_those_the_parser_finds() {
+    let text = "\
+# T
+
+## Phase 1: A
+- [ ] 1.1 Edit `src/a.rs` and docs/b.md (depends: 1.2)
+  - also `src/c.rs`
+  ```
+  src/in_fence.rs
+  ```
+- [x] 1.2 Quoted `across
+  lines` then lib/d.py
+- [ ] 1.3 nothing here
+
+**VERIFY Phase 1:**
+- [ ] `cargo test` passes, see tests/e.rs
+";
+    let full = p(text);
+    let mut lazy = parse_with(Path::new("plan.md"), text, false);
+    assert!(
+        lazy.tasks
+            .iter()
+            .any(|t| t.files.is_empty() && t.kind == TaskKind::Task)
+    );
+    for t in &mut lazy.tasks {
+        t.files = task_files(t);
+    }
+    assert_eq!(lazy, full);
+    assert!(full.tasks.iter().all(|t| task_files(t) == t.files));
+    assert!(full.tasks.iter().any(|t| !t.files.is_empty()));
+}

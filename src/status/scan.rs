@@ -41,18 +41,30 @@ pub(crate) struct Scan<'a> {
     depth: u32,
 }
 
-/// The bytes that end a plain run in a string: `"`, `\\` and control characters.
-const STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
+const fn repeat(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+const LOW7: u64 = repeat(0x7f);
+
+/// 0x80 in each byte of `y` that is zero, nothing elsewhere (exact, unlike the shorter test
+/// whose borrows mark bytes above a zero one).
+fn zero_bytes(y: u64) -> u64 {
+    !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7)
+}
+
+/// Where in `x` (eight bytes, little-endian) a string's plain run ends: the first `"`, `\\`
+/// or control character (< 0x20), if any.
+fn first_special(x: u64) -> Option<usize> {
+    let mask =
+        zero_bytes(x ^ repeat(b'"')) | zero_bytes(x ^ repeat(b'\\')) | zero_bytes(x & repeat(0xe0));
+    (mask != 0).then(|| mask.trailing_zeros() as usize / 8)
+}
+
+/// Whether a byte ends a string's plain run.
+fn special(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
 
 impl<'a> Scan<'a> {
     /// A scanner over `bytes`; `None` when they are not UTF-8.
@@ -112,12 +124,7 @@ impl<'a> Scan<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            let run = self
-                .b
-                .get(self.i..)?
-                .iter()
-                .position(|&c| STOP[usize::from(c)])?;
-            self.i += run;
+            self.plain_run();
             let c = *self.b.get(self.i)?;
             match c {
                 b'"' => {
@@ -151,6 +158,23 @@ impl<'a> Scan<'a> {
                 0..0x20 => return None,
                 _ => self.i += 1,
             }
+        }
+    }
+
+    /// Moves the cursor to the end of a string's plain run: eight bytes at a time, then one by
+    /// one near the end of the text.
+    fn plain_run(&mut self) {
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if let Some(at) = first_special(u64::from_le_bytes(w)) {
+                self.i += at;
+                return;
+            }
+            self.i += 8;
+        }
+        while self.b.get(self.i).is_some_and(|&c| !special(c)) {
+            self.i += 1;
         }
     }
 
@@ -340,6 +364,27 @@ mod tests {
         assert!(!valid("\"\\ud800\""), "surrogates are left to serde_json");
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(!valid(&deep));
+    }
+
+    #[test]
+    fn runs_end_at_the_first_special_byte() {
+        for len in 0..20 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for fill in [b'a', 0xc3, 0x7f, 0x20, 0xff, 0x21, 0x5d, 0x01 + 0x20] {
+                    let mut text = vec![fill; len];
+                    text.push(special);
+                    text.extend_from_slice(b"\"xyz\\");
+                    let mut s = Scan {
+                        text: "",
+                        b: &text,
+                        i: 0,
+                        depth: 0,
+                    };
+                    s.plain_run();
+                    assert_eq!(s.i, len, "{fill:#x} x {len} then {special:#x}");
+                }
+            }
+        }
     }
 
     #[test]

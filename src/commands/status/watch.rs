@@ -85,7 +85,7 @@ pub(super) fn run(
         due = None;
         next_reconcile = now + RECONCILE;
         // Re-read the plans too: an edited plan shows up without a restart.
-        let view = load_valid(sel)
+        let view = load_valid(sel, matches!(format, Format::Json | Format::JsonLine))
             .and_then(|ws| render(sel, &ws, override_path, format))
             .map_err(|e| e.to_string());
         if view == last {

@@ -1,5 +1,7 @@
 //! Task body text and the file paths a task names.
 
+use crate::plan::model::{Task, TaskKind};
+
 /// Removes trailing blank lines and the common indentation of the non-blank lines.
 pub(super) fn dedent(lines: &[&str]) -> String {
     let end = lines
@@ -25,6 +27,18 @@ pub(super) fn dedent(lines: &[&str]) -> String {
         });
     }
     out
+}
+
+/// The files a task names: those of its description and body (a verification step: of its
+/// criteria). What the parser fills in as the task's `files`.
+pub fn task_files(task: &Task) -> Vec<String> {
+    if task.kind == TaskKind::Verify {
+        extract_files(&task.body)
+    } else if task.body.is_empty() {
+        extract_files(&task.description)
+    } else {
+        extract_files_of(&[&task.description, &task.body])
+    }
 }
 
 /// File paths a text names: backtick-quoted paths and bare `dir/file.ext` tokens.

@@ -17,6 +17,8 @@ mod task_line;
 mod verify;
 
 use files::dedent;
+pub use files::task_files;
+#[cfg(test)]
 pub(crate) use files::{extract_files, extract_files_of};
 use lines::{
     checkbox, checkbox_verify, list_item, phase_heading, pipeline_trigger, split_inline_pipeline,
@@ -37,12 +39,17 @@ pub enum PlanReadError {
 
 /// Reads and parses a plan file.
 pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
+    parse_file_with(path, true)
+}
+
+/// [`parse_file`], with or without the tasks' `files` (see [`parse_with`]).
+pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> {
     let bytes = std::fs::read(path).map_err(|source| PlanReadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(parse(path, &text)),
+        Ok(text) => Ok(parse_with(path, &text, files)),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let line = e.as_bytes()[..valid]
@@ -60,7 +67,15 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
 
 /// Parses plan text. Never fails: problems become diagnostics on the returned plan.
 pub fn parse(path: &Path, text: &str) -> Plan {
+    parse_with(path, text, true)
+}
+
+/// [`parse`], leaving the `files` of tasks (not of verification steps) empty unless `files`:
+/// for commands that print a few tasks of a long plan, which fill in those few with
+/// [`task_files`].
+pub fn parse_with(path: &Path, text: &str, files: bool) -> Plan {
     let mut p = Parser::new(path);
+    p.files = files;
     for (i, line) in text.lines().enumerate() {
         p.line(i + 1, line.strip_suffix('\r').unwrap_or(line));
     }
@@ -115,6 +130,8 @@ struct Parser<'t> {
     collect: Collect,
     fence: Option<Fence>,
     diagnostics: Vec<Diagnostic>,
+    /// Fill in the tasks' `files`.
+    files: bool,
 }
 
 impl<'t> Parser<'t> {
@@ -131,6 +148,7 @@ impl<'t> Parser<'t> {
             collect: Collect::Nothing,
             fence: None,
             diagnostics: Vec::new(),
+            files: true,
         }
     }
 
@@ -367,11 +385,9 @@ impl<'t> Parser<'t> {
         }
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
             task.body = dedent(body);
-            task.files = if task.body.is_empty() {
-                extract_files(&task.description)
-            } else {
-                extract_files_of(&[&task.description, &task.body])
-            };
+            if self.files {
+                task.files = task_files(task);
+            }
         }
         self.insert_verify_steps();
         self.check_ids();
