@@ -249,6 +249,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             name: lp.name.clone(),
             plan: lp.plan.clone(),
             rel_path: lp.rel_path.clone(),
+            digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
             log_dir: manifest.log_dir(&lp.name),
             worktree: path,
@@ -544,4 +545,12 @@ fn record_tree(
 
 fn git_error(e: git::GitError) -> CliError {
     CliError::coded(e)
+}
+
+/// The digest of plan file `path` (`orchPlanDigest`), when its bytes still parse to `plan`
+/// (the file may have changed since it was read).
+fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    (crate::plan::parse(path, text) == *plan).then(|| crate::status::plan_digest(&bytes))
 }

@@ -27,7 +27,7 @@ pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_entries, load_states};
 pub use store::{
     LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_if_current, update_with_digest, view,
+    update_entry_if_current, update_if_current, update_with_digest, view,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{
