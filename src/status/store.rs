@@ -110,13 +110,32 @@ pub fn view(
     plan_path_rel: &str,
     orch_name: &str,
 ) -> Result<(StatusDoc, ReconcileReport), StatusError> {
-    let mut doc = match load(path)? {
-        Some(doc) => doc,
-        None => StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
-    };
+    let doc = load(path)?;
+    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+}
+
+/// [`view`] of the text `bytes` read from `path` (`None`: there is no file).
+pub fn view_bytes(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> Result<(StatusDoc, ReconcileReport), StatusError> {
+    let doc = bytes.map(|b| parse_doc(path, b)).transpose()?;
+    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+}
+
+fn view_of(
+    doc: Option<StatusDoc>,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> (StatusDoc, ReconcileReport) {
+    let mut doc = doc.unwrap_or_else(|| StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()));
     stamp_identity(&mut doc, plan_path_rel, orch_name);
     let report = reconcile(&mut doc, plan);
-    Ok((doc, report))
+    (doc, report)
 }
 
 /// Holds the exclusive lock of a status file until dropped.
