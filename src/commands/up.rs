@@ -552,5 +552,11 @@ fn git_error(e: git::GitError) -> CliError {
 fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
-    (crate::plan::parse(path, text) == *plan).then(|| crate::status::plan_digest(&bytes))
+    let mut parsed = crate::plan::parse(path, text);
+    // The workspace names the file (and its diagnostics) as the user wrote it.
+    parsed.path.clone_from(&plan.path);
+    for d in &mut parsed.diagnostics {
+        d.path.clone_from(&plan.path);
+    }
+    (parsed == *plan).then(|| crate::status::plan_digest(&bytes))
 }
