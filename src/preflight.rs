@@ -93,7 +93,8 @@ fn lists_flag(help: &str, flag: &str) -> bool {
     help.match_indices(flag).any(|(i, _)| {
         let before = help[..i].chars().next_back();
         let after = help[i + flag.len()..].chars().next();
-        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let word =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         !word(before) && !word(after)
     })
 }
@@ -110,8 +111,14 @@ fn run(program: &Path, args: &[&str], dir: &Path) -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("could not be started: {e}"))?;
     let readers: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()

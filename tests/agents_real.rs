@@ -32,7 +32,10 @@ fn clis() -> Option<PathBuf> {
         Some(dir) if Path::new(&dir).join("bin/claude").exists() => Some(PathBuf::from(dir)),
         other => {
             let why = match other {
-                Some(dir) => format!("ORCH_TEST_CLIS={} holds no bin/claude", Path::new(&dir).display()),
+                Some(dir) => format!(
+                    "ORCH_TEST_CLIS={} holds no bin/claude",
+                    Path::new(&dir).display()
+                ),
                 None => "ORCH_TEST_CLIS is not set".to_string(),
             };
             assert!(
@@ -65,10 +68,9 @@ fn two_task_repo(agent: &str) -> Repo {
 
 /// The environment that points a CLI at the fake API, with its own homes under `home`.
 fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
-    let path = std::env::join_paths(
-        std::iter::once(clis.join("bin"))
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(clis.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .expect("PATH");
     let codex_home = home.join("codex-home");
     std::fs::create_dir_all(&codex_home).expect("codex home");
@@ -111,7 +113,14 @@ fn logs(repo: &Repo) -> String {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "log") {
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: String = text.chars().rev().take(6000).collect::<Vec<_>>().into_iter().rev().collect();
+                let tail: String = text
+                    .chars()
+                    .rev()
+                    .take(6000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
                 out.push_str(&format!("--- {}\n{tail}\n", p.display()));
             }
         }
@@ -159,15 +168,28 @@ fn two_tasks_through(agent: &str) {
     // Each task's file is committed on the plan branch, by its own commit.
     for (id, file) in [("1.1", "alpha.txt"), ("1.2", "beta.txt")] {
         let text = repo.git(&["show", &format!("plan/two:{file}")]);
-        assert_eq!(text.trim_end(), format!("{file} written by task {id}"), "{}", context());
+        assert_eq!(
+            text.trim_end(),
+            format!("{file} written by task {id}"),
+            "{}",
+            context()
+        );
         let subject = repo.git(&["log", "-1", "--format=%s", "plan/two", "--", file]);
-        assert!(subject.starts_with(&format!("two {id}:")), "{subject}\n{}", context());
+        assert!(
+            subject.starts_with(&format!("two {id}:")),
+            "{subject}\n{}",
+            context()
+        );
     }
 
     // The fake model saw every tool call succeed: the file written, the report accepted.
     let results = api.tool_results();
     let failed: Vec<_> = results.iter().filter(|r| r.error).collect();
-    assert!(failed.is_empty(), "tool calls failed: {failed:#?}\n{}", context());
+    assert!(
+        failed.is_empty(),
+        "tool calls failed: {failed:#?}\n{}",
+        context()
+    );
     let reports: Vec<_> = results
         .iter()
         .filter(|r| r.call.contains(" task done "))
@@ -175,7 +197,10 @@ fn two_tasks_through(agent: &str) {
     assert_eq!(reports.len(), 2, "{}", context());
     for r in reports {
         let orch = env!("CARGO_BIN_EXE_orch");
-        assert!(r.call.starts_with(orch), "the report runs orch by its path: {r:?}");
+        assert!(
+            r.call.starts_with(orch),
+            "the report runs orch by its path: {r:?}"
+        );
     }
 }
 
@@ -191,7 +216,12 @@ fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
 
 /// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the
 /// fake API (no orch): its stdout lines, parsed.
-fn client_lines(clis: &Path, agent: &str, behaviour: Behaviour) -> (i32, Vec<Value>, String) {
+fn client_lines(
+    clis: &Path,
+    agent: &str,
+    behaviour: Behaviour,
+    extra_env: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
     let api = FakeApi::start(behaviour);
     let home = tempfile::tempdir().expect("home");
     let work = tempfile::tempdir().expect("work");
@@ -236,6 +266,7 @@ fn client_lines(clis: &Path, agent: &str, behaviour: Behaviour) -> (i32, Vec<Val
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     client_env(&mut cmd, clis, &api, home.path());
+    cmd.envs(extra_env.iter().copied());
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn the CLI"),
         RUN_TIMEOUT,
@@ -245,14 +276,20 @@ fn client_lines(clis: &Path, agent: &str, behaviour: Behaviour) -> (i32, Vec<Val
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .collect();
-    (code, lines, format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"))
+    (
+        code,
+        lines,
+        format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"),
+    )
 }
 
 /// Keeps a CLI's output as a fixture for the parsers of its JSON (only with
 /// ORCH_UPDATE_CLIENT_FIXTURES=1), with the run's own paths and ids left as they were.
 fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
     if std::env::var("ORCH_UPDATE_CLIENT_FIXTURES").is_ok_and(|v| v == "1") {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clients").join(agent);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(agent);
         std::fs::create_dir_all(&dir).expect("fixtures dir");
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("write fixture");
@@ -267,42 +304,121 @@ fn last_of<'a>(lines: &'a [Value], ty: &str) -> Option<&'a Value> {
 fn claude_prints_what_orch_needs_to_tell_outcomes_apart() {
     let Some(clis) = clis() else { return };
     // Success: a `result` line with the usage and cost of the run.
-    let (code, lines, ctx) = client_lines(&clis, "claude", Behaviour::Normal);
+    let (code, lines, ctx) = client_lines(&clis, "claude", Behaviour::Normal, &[]);
     keep_fixture("claude", "success", &lines);
     assert_eq!(code, 0, "{ctx}");
     let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
-    assert_eq!((r["subtype"].as_str(), r["is_error"].as_bool()), (Some("success"), Some(false)), "{ctx}");
+    assert_eq!(
+        (r["subtype"].as_str(), r["is_error"].as_bool()),
+        (Some("success"), Some(false)),
+        "{ctx}"
+    );
     assert!(r["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{r}");
-    assert!(r["usage"]["input_tokens"].as_u64().is_some_and(|n| n >= USAGE_INPUT), "{r}");
-    assert!(r["usage"]["output_tokens"].as_u64().is_some_and(|n| n >= USAGE_OUTPUT), "{r}");
+    assert!(
+        r["usage"]["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_INPUT),
+        "{r}"
+    );
+    assert!(
+        r["usage"]["output_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_OUTPUT),
+        "{r}"
+    );
     assert_eq!(r["permission_denials"], serde_json::json!([]), "{ctx}");
 
     // A refusal: a successful run whose result is the refusal.
-    let (code, lines, ctx) = client_lines(&clis, "claude", Behaviour::Refuse("the task is unclear".into()));
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        Behaviour::Refuse("the task is unclear".into()),
+        &[],
+    );
     keep_fixture("claude", "refusal", &lines);
     assert_eq!(code, 0, "{ctx}");
     let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
-    assert_eq!(r["result"], "I cannot do this: the task is unclear", "{ctx}");
+    assert_eq!(
+        r["result"], "I cannot do this: the task is unclear",
+        "{ctx}"
+    );
 
-    // HTTP 401: an error result, exit 1.
-    let (code, lines, ctx) = client_lines(&clis, "claude", Behaviour::Unauthorized);
+    // HTTP 401: Claude Code retries it (10 times by default, over minutes, each announced by a
+    // `system`/`api_retry` line with `error_status` 401); with one retry, then an error result.
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        Behaviour::Unauthorized,
+        &[("CLAUDE_CODE_MAX_RETRIES", "1")],
+    );
     keep_fixture("claude", "unauthorized", &lines);
     assert_ne!(code, 0, "{ctx}");
+    let retry = last_of(&lines, "system").unwrap_or_else(|| panic!("no system line: {ctx}"));
+    assert_eq!(
+        (retry["subtype"].as_str(), retry["error_status"].as_u64()),
+        (Some("api_retry"), Some(401)),
+        "{ctx}"
+    );
     let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
-    assert_eq!(r["is_error"], true, "{ctx}");
+    assert_eq!(
+        (r["is_error"].as_bool(), r["api_error_status"].as_u64()),
+        (Some(true), Some(401)),
+        "{ctx}"
+    );
+
+    // HTTP 429 with a reset time (Claude Code's own retries off): an error result, exit 1.
+    let limited = Behaviour::RateLimited {
+        times: usize::MAX,
+        reset_secs: 120,
+    };
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        limited,
+        &[("CLAUDE_CODE_MAX_RETRIES", "0")],
+    );
+    keep_fixture("claude", "rate_limited", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(
+        (r["is_error"].as_bool(), r["api_error_status"].as_u64()),
+        (Some(true), Some(429)),
+        "{ctx}"
+    );
+    assert!(
+        r["result"]
+            .as_str()
+            .is_some_and(|t| t.contains("Try again after")),
+        "{ctx}"
+    );
 }
 
 #[test]
 fn codex_prints_what_orch_needs_to_tell_outcomes_apart() {
     let Some(clis) = clis() else { return };
-    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Normal);
+    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Normal, &[]);
     keep_fixture("codex", "success", &lines);
     assert_eq!(code, 0, "{ctx}");
     let t = last_of(&lines, "turn.completed").unwrap_or_else(|| panic!("no turn.completed: {ctx}"));
-    assert!(t["usage"]["input_tokens"].as_u64().is_some_and(|n| n >= USAGE_INPUT), "{t}");
-    assert!(t["usage"]["output_tokens"].as_u64().is_some_and(|n| n >= USAGE_OUTPUT), "{t}");
+    assert!(
+        t["usage"]["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_INPUT),
+        "{t}"
+    );
+    assert!(
+        t["usage"]["output_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_OUTPUT),
+        "{t}"
+    );
 
-    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Refuse("the task is unclear".into()));
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "codex",
+        Behaviour::Refuse("the task is unclear".into()),
+        &[],
+    );
     keep_fixture("codex", "refusal", &lines);
     assert_eq!(code, 0, "{ctx}");
     let m = lines
@@ -310,10 +426,23 @@ fn codex_prints_what_orch_needs_to_tell_outcomes_apart() {
         .rev()
         .find(|l| l["type"] == "item.completed" && l["item"]["type"] == "agent_message")
         .unwrap_or_else(|| panic!("no agent message: {ctx}"));
-    assert_eq!(m["item"]["text"], "I cannot do this: the task is unclear", "{ctx}");
+    assert_eq!(
+        m["item"]["text"], "I cannot do this: the task is unclear",
+        "{ctx}"
+    );
 
-    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Unauthorized);
+    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Unauthorized, &[]);
     keep_fixture("codex", "unauthorized", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    assert!(last_of(&lines, "turn.failed").is_some(), "{ctx}");
+
+    // HTTP 429 with a reset time (the config turns Codex's own retries off).
+    let limited = Behaviour::RateLimited {
+        times: usize::MAX,
+        reset_secs: 120,
+    };
+    let (code, lines, ctx) = client_lines(&clis, "codex", limited, &[]);
+    keep_fixture("codex", "rate_limited", &lines);
     assert_ne!(code, 0, "{ctx}");
     assert!(last_of(&lines, "turn.failed").is_some(), "{ctx}");
 }

@@ -176,7 +176,11 @@ impl KnownCli {
     /// Problems of `command` known without running it: flags the CLI removed, and settings
     /// that leave the agent unable to report to orch or to run unattended.
     pub fn problems(self, command: &[String]) -> Vec<ArgvProblem> {
-        let has = |flag: &str| command.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        let has = |flag: &str| {
+            command
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
         let value_of = |flag: &str| -> Option<&str> {
             let i = command.iter().position(|a| a == flag)?;
             command.get(i + 1).map(String::as_str)
@@ -239,8 +243,12 @@ impl KnownCli {
                         .flat_map(|(_, a)| a.split([',', ' ']))
                         .collect();
                     let runs_orch = rules.iter().any(|r| {
-                        *r == "Bash" || r.starts_with("Bash({{ orch }}") || r.starts_with("Bash({{orch}}")
-                    }) || command.iter().any(|a| a.starts_with("Bash({{ orch }}") || a == "Bash");
+                        *r == "Bash"
+                            || r.starts_with("Bash({{ orch }}")
+                            || r.starts_with("Bash({{orch}}")
+                    }) || command
+                        .iter()
+                        .any(|a| a.starts_with("Bash({{ orch }}") || a == "Bash");
                     if !runs_orch {
                         problem(
                             "Claude Code will refuse the agent's `orch task done` (Bash needs approval, and nobody is there to give it)".into(),
@@ -254,7 +262,10 @@ impl KnownCli {
                         );
                     }
                 }
-                if command.iter().any(|a| a.contains("{{ prompt_file }}") || a.contains("{{prompt_file}}")) {
+                if command
+                    .iter()
+                    .any(|a| a.contains("{{ prompt_file }}") || a.contains("{{prompt_file}}"))
+                {
                     problem(
                         "Claude Code refuses to read files outside its working directory, and the prompt file is in orch's log directory".into(),
                         "pass the prompt itself: `-p {{ prompt }}`",
@@ -387,7 +398,10 @@ mod tests {
             KnownCli::flags(&owned(CODEX_PRESET)),
             ["--sandbox", "--add-dir", "--json"]
         );
-        assert_eq!(KnownCli::Codex.help_args(&owned(CODEX_PRESET)), ["exec", "--help"]);
+        assert_eq!(
+            KnownCli::Codex.help_args(&owned(CODEX_PRESET)),
+            ["exec", "--help"]
+        );
     }
 
     #[test]
@@ -396,19 +410,43 @@ mod tests {
         let p = KnownCli::Codex.problems(&old_codex);
         assert!(p[0].message.contains("`--full-auto`"), "{p:?}");
         assert!(p[0].fix.contains("--sandbox workspace-write"), "{p:?}");
-        assert!(p.iter().any(|x| x.fix.contains("--add-dir {{ status_dir }}")), "{p:?}");
-        let old_claude = owned(&["claude", "-p", "{{ prompt }}", "--permission-mode", "acceptEdits"]);
+        assert!(
+            p.iter()
+                .any(|x| x.fix.contains("--add-dir {{ status_dir }}")),
+            "{p:?}"
+        );
+        let old_claude = owned(&[
+            "claude",
+            "-p",
+            "{{ prompt }}",
+            "--permission-mode",
+            "acceptEdits",
+        ]);
         let p = KnownCli::Claude.problems(&old_claude);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].message.contains("`orch task done`"), "{p:?}");
         assert!(p[0].fix.contains("Bash({{ orch }} *)"), "{p:?}");
-        let root = owned(&["/usr/bin/claude", "--print", "x", "--dangerously-skip-permissions"]);
+        let root = owned(&[
+            "/usr/bin/claude",
+            "--print",
+            "x",
+            "--dangerously-skip-permissions",
+        ]);
         assert!(KnownCli::of(&root) == Some(KnownCli::Claude));
         assert!(KnownCli::Claude.problems(&root)[0].message.contains("root"));
-        let file = owned(&["claude", "-p", "{{ prompt_file }}", "--allowedTools", "Bash"]);
+        let file = owned(&[
+            "claude",
+            "-p",
+            "{{ prompt_file }}",
+            "--allowedTools",
+            "Bash",
+        ]);
         let p = KnownCli::Claude.problems(&file);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].message.contains("outside its working directory"), "{p:?}");
+        assert!(
+            p[0].message.contains("outside its working directory"),
+            "{p:?}"
+        );
         assert_eq!(KnownCli::of(&owned(&["sh", "agent.sh"])), None);
     }
 

@@ -135,7 +135,11 @@ impl FakeApi {
     pub fn model_calls(&self) -> usize {
         self.requests()
             .iter()
-            .filter(|r| r.starts_with("POST /v1/messages?") || r == &"POST /v1/messages" || r.starts_with("POST /v1/responses"))
+            .filter(|r| {
+                r.starts_with("POST /v1/messages?")
+                    || r == &"POST /v1/messages"
+                    || r.starts_with("POST /v1/responses")
+            })
             .count()
     }
 }
@@ -336,7 +340,8 @@ impl Conversation {
                                     .as_str()
                                     .map(str::to_string)
                                     .unwrap_or_else(|| input.to_string());
-                                calls.insert(c["id"].as_str().unwrap_or_default().to_string(), call);
+                                calls
+                                    .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
                             }
                             Some("tool_result") => {
                                 let id = c["tool_use_id"].as_str().unwrap_or_default();
@@ -371,10 +376,9 @@ impl Conversation {
                             }
                         }
                         Some("function_call") => {
-                            let args: Value = serde_json::from_str(
-                                item["arguments"].as_str().unwrap_or("{}"),
-                            )
-                            .unwrap_or(Value::Null);
+                            let args: Value =
+                                serde_json::from_str(item["arguments"].as_str().unwrap_or("{}"))
+                                    .unwrap_or(Value::Null);
                             calls.insert(
                                 item["call_id"].as_str().unwrap_or_default().to_string(),
                                 args["cmd"].as_str().unwrap_or_default().to_string(),
@@ -417,7 +421,9 @@ impl Conversation {
             .lines()
             .find(|l| l.starts_with(&format!("## Task {task}:")))
             .unwrap_or_default();
-        let file = between(heading, "`", "`").unwrap_or("output.txt").to_string();
+        let file = between(heading, "`", "`")
+            .unwrap_or("output.txt")
+            .to_string();
         let worktree = between(&self.prompt, "Work only inside `", "`").unwrap_or(".");
         let report = self
             .prompt
@@ -435,7 +441,10 @@ impl Conversation {
                     path: format!("{worktree}/{file}"),
                     content,
                 },
-                Api::Responses => Step::Run(format!("printf '%s\\n' '{}' > '{file}'", content.trim_end())),
+                Api::Responses => Step::Run(format!(
+                    "printf '%s\\n' '{}' > '{file}'",
+                    content.trim_end()
+                )),
             },
             1 => match report {
                 Some(cmd) => Step::Run(cmd),
@@ -444,11 +453,16 @@ impl Conversation {
             _ => {
                 let failed: Vec<&ToolResult> = self.results.iter().filter(|r| r.error).collect();
                 if failed.is_empty() {
-                    Step::Say(format!("Task {task} is done: I wrote {file} and reported it to orch."))
+                    Step::Say(format!(
+                        "Task {task} is done: I wrote {file} and reported it to orch."
+                    ))
                 } else {
+                    // Codex's output has a header; what the command printed follows "Output:".
+                    let out = &failed[0].output;
+                    let printed = out.split_once("Output:\n").map_or(out.as_str(), |(_, o)| o);
                     Step::Say(format!(
                         "Task {task} is not done: {}",
-                        failed[0].output.lines().next().unwrap_or_default()
+                        printed.lines().next().unwrap_or_default()
                     ))
                 }
             }
@@ -469,13 +483,19 @@ fn usage_anthropic() -> Value {
 fn anthropic_reply(model: &str, step: &Step, stream: bool) -> Reply {
     let id = next_id();
     let block = match step {
-        Step::Write { path, content } => json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": "Write",
-            "input": {"file_path": path, "content": content}}),
+        Step::Write { path, content } => {
+            json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": "Write",
+            "input": {"file_path": path, "content": content}})
+        }
         Step::Run(cmd) => json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": "Bash",
             "input": {"command": cmd, "description": "run a command"}}),
         Step::Say(text) => json!({"type": "text", "text": text}),
     };
-    let stop = if block["type"] == "tool_use" { "tool_use" } else { "end_turn" };
+    let stop = if block["type"] == "tool_use" {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
     let msg_id = format!("msg_fake_{id}");
     if !stream {
         return Reply::json(
@@ -488,23 +508,44 @@ fn anthropic_reply(model: &str, step: &Step, stream: bool) -> Reply {
     let mut ev = |name: &str, data: Value| events.push(format!("event: {name}\ndata: {data}\n\n"));
     let mut start_usage = usage_anthropic();
     start_usage["output_tokens"] = json!(1);
-    ev("message_start", json!({"type": "message_start", "message": {"id": msg_id, "type": "message",
+    ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": msg_id, "type": "message",
         "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-        "usage": start_usage}}));
+        "usage": start_usage}}),
+    );
     if block["type"] == "text" {
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}}));
-        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": block["text"]}}));
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        );
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": block["text"]}}),
+        );
     } else {
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}));
-        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": block["input"].to_string()}}));
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}),
+        );
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": block["input"].to_string()}}),
+        );
     }
-    ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
-    ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-        "usage": {"output_tokens": USAGE_OUTPUT}}));
+    ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    ev(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+        "usage": {"output_tokens": USAGE_OUTPUT}}),
+    );
     ev("message_stop", json!({"type": "message_stop"}));
     Reply {
         status: 200,
@@ -517,25 +558,34 @@ fn anthropic_reply(model: &str, step: &Step, stream: bool) -> Reply {
 fn responses_reply(step: &Step) -> Reply {
     let id = next_id();
     let item = match step {
-        Step::Run(cmd) => json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
-            "name": "exec_command", "arguments": json!({"cmd": cmd}).to_string()}),
+        Step::Run(cmd) => {
+            json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
+            "name": "exec_command", "arguments": json!({"cmd": cmd}).to_string()})
+        }
         Step::Write { path, content } => json!({"type": "function_call", "id": format!("fc_{id}"),
             "call_id": format!("call_{id}"), "name": "exec_command",
             "arguments": json!({"cmd": format!("printf '%s' '{content}' > '{path}'")}).to_string()}),
-        Step::Say(text) => json!({"type": "message", "role": "assistant", "id": format!("msg_{id}"),
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}),
+        Step::Say(text) => {
+            json!({"type": "message", "role": "assistant", "id": format!("msg_{id}"),
+            "content": [{"type": "output_text", "text": text, "annotations": []}]})
+        }
     };
     let resp_id = format!("resp_{id}");
     let mut events = Vec::new();
     let mut ev = |data: Value| {
-        events.push(format!("event: {}\ndata: {data}\n\n", data["type"].as_str().unwrap_or_default()))
+        events.push(format!(
+            "event: {}\ndata: {data}\n\n",
+            data["type"].as_str().unwrap_or_default()
+        ))
     };
     ev(json!({"type": "response.created", "response": {"id": resp_id}}));
     ev(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
-    ev(json!({"type": "response.completed", "response": {"id": resp_id, "usage": {
+    ev(
+        json!({"type": "response.completed", "response": {"id": resp_id, "usage": {
         "input_tokens": USAGE_INPUT, "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": USAGE_OUTPUT, "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": USAGE_INPUT + USAGE_OUTPUT}}}));
+        "total_tokens": USAGE_INPUT + USAGE_OUTPUT}}}),
+    );
     Reply {
         status: 200,
         content_type: "text/event-stream",
@@ -547,7 +597,10 @@ fn responses_reply(step: &Step) -> Reply {
 /// The reset time `secs` from now: (RFC 3339, unix seconds).
 fn reset_at(secs: u64) -> (String, i64) {
     let at = chrono::Utc::now() + chrono::Duration::seconds(secs as i64);
-    (at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), at.timestamp())
+    (
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at.timestamp(),
+    )
 }
 
 fn rate_limited(api: Api, reset_secs: u64) -> Reply {
@@ -557,11 +610,26 @@ fn rate_limited(api: Api, reset_secs: u64) -> Reply {
             json!({"type": "error", "error": {"type": "rate_limit_error",
                 "message": format!("This request would exceed your rate limit. Try again after {rfc}.")}}),
             vec![
-                ("anthropic-ratelimit-requests-limit".to_string(), "50".to_string()),
-                ("anthropic-ratelimit-requests-remaining".to_string(), "0".to_string()),
-                ("anthropic-ratelimit-requests-reset".to_string(), rfc.clone()),
-                ("anthropic-ratelimit-unified-status".to_string(), "rejected".to_string()),
-                ("anthropic-ratelimit-unified-reset".to_string(), unix.to_string()),
+                (
+                    "anthropic-ratelimit-requests-limit".to_string(),
+                    "50".to_string(),
+                ),
+                (
+                    "anthropic-ratelimit-requests-remaining".to_string(),
+                    "0".to_string(),
+                ),
+                (
+                    "anthropic-ratelimit-requests-reset".to_string(),
+                    rfc.clone(),
+                ),
+                (
+                    "anthropic-ratelimit-unified-status".to_string(),
+                    "rejected".to_string(),
+                ),
+                (
+                    "anthropic-ratelimit-unified-reset".to_string(),
+                    unix.to_string(),
+                ),
             ],
         ),
         Api::Responses => (
@@ -570,8 +638,14 @@ fn rate_limited(api: Api, reset_secs: u64) -> Reply {
                 "resets_at": unix, "resets_in_seconds": reset_secs}}),
             vec![
                 ("x-ratelimit-limit-requests".to_string(), "50".to_string()),
-                ("x-ratelimit-remaining-requests".to_string(), "0".to_string()),
-                ("x-ratelimit-reset-requests".to_string(), format!("{reset_secs}s")),
+                (
+                    "x-ratelimit-remaining-requests".to_string(),
+                    "0".to_string(),
+                ),
+                (
+                    "x-ratelimit-reset-requests".to_string(),
+                    format!("{reset_secs}s"),
+                ),
             ],
         ),
     };
@@ -585,8 +659,10 @@ fn unauthorized(api: Api) -> Reply {
     let body = match api {
         Api::Anthropic => json!({"type": "error", "error": {"type": "authentication_error",
             "message": "invalid x-api-key"}}),
-        Api::Responses => json!({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
-            "message": "Incorrect API key provided: sk-fake***. You can find your API key at your provider's dashboard."}}),
+        Api::Responses => {
+            json!({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
+            "message": "Incorrect API key provided: sk-fake***. You can find your API key at your provider's dashboard."}})
+        }
     };
     Reply::json(401, &body)
 }
