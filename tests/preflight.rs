@@ -6,8 +6,6 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-
 use support::Repo;
 
 /// A repository whose one plan runs `agent`, with `program` (a shell script) on PATH as
@@ -113,5 +111,4 @@ fn a_removed_codex_flag_is_reported_with_its_fix() {
         "{err}"
     );
     nothing_made(&repo);
-    let _ = Path::new("");
 }
