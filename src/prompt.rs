@@ -477,15 +477,15 @@ mod tests {
         assert!(text.contains("Do NOT commit"), "{text}");
         assert_has(
             &text,
-            "When finished, run exactly one of (`$ORCH_BIN` is `/bin/orch`):",
+            "When finished, run exactly one of these commands, as written (orch's path is spelled out, also in `$ORCH_BIN`):",
         );
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task done 1.2 --note \"what you changed, in one line\"",
+            "    /bin/orch task done 1.2 --note \"what you changed, in one line\"",
         );
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task fail 1.2 --error \"what is wrong and why\"",
+            "    /bin/orch task fail 1.2 --error \"what is wrong and why\"",
         );
         assert!(text.contains("exit with status 0 without reporting, the task counts as done"));
         assert!(!text.contains("previous attempt"), "{text}");
@@ -526,7 +526,7 @@ mod tests {
         assert!(!text.contains("Details:"), "{text}");
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task fail V1 --error \"what is wrong and why\"",
+            "    /bin/orch task fail V1 --error \"what is wrong and why\"",
         );
     }
 
@@ -541,16 +541,16 @@ mod tests {
             "{text}"
         );
         assert!(l[0].ends_with("3 of its 5 tasks remain."), "{text}");
-        assert_has(&text, "       \"$ORCH_BIN\" next --json -n 1");
+        assert_has(&text, "       /bin/orch next --json -n 1");
         assert!(text.contains("If `tasks` is empty, stop"), "{text}");
-        assert!(text.contains("`\"$ORCH_BIN\" task start ID`"), "{text}");
+        assert!(text.contains("`/bin/orch task start ID`"), "{text}");
         assert_has(
             &text,
-            "       \"$ORCH_BIN\" task done ID --note \"what you changed, in one line\"",
+            "       /bin/orch task done ID --note \"what you changed, in one line\"",
         );
         assert!(text.contains("Do NOT commit"), "{text}");
         assert!(text.contains("`/r/.orch/worktrees/greeter` (branch `plan/greeter`)"));
-        assert!(text.contains("`$ORCH_BIN` is `/bin/orch`"));
+        assert!(text.contains("(orch is `/bin/orch`, also in `$ORCH_BIN`)"));
     }
 
     #[test]

@@ -255,6 +255,9 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
         .iter()
         .flat_map(|p| p.plan.diagnostics.iter().cloned())
         .collect();
+    if let Some(m) = &manifest {
+        diagnostics.extend(m.warnings.iter().cloned());
+    }
     let mut cross = Vec::new();
     if let Some(m) = &manifest
         && plans.len() == m.plans.len()
