@@ -66,7 +66,10 @@ fn walk(
     // Without the array at depth 1 the text is not in orch's layout (orch always writes both).
     let at = memmem::find(bytes, head.as_bytes())?;
     let mut pos = at + head.len();
-    let mut out = Entries::default();
+    let mut out = Entries {
+        spans: Vec::with_capacity(old.map_or(0, |(_, o)| o.spans.len())),
+        ids: Vec::new(),
+    };
     if bytes.get(pos) == Some(&b']') {
         return old.is_none_or(|(_, o)| o.spans.is_empty()).then_some(out);
     }
@@ -92,14 +95,18 @@ fn walk(
                 end
             }
         };
-        let id = id_of(&bytes[start..end])?;
-        if let Some((_, o)) = old
-            && o.ids.get(i).map(String::as_str) != Some(id)
-        {
-            return None;
+        // An entry whose text is the same has the same id: only new or changed texts are read.
+        match old {
+            Some((_, o)) => {
+                if same.is_none()
+                    && o.ids.get(i).map(String::as_str) != Some(id_of(&bytes[start..end])?)
+                {
+                    return None;
+                }
+            }
+            None => out.ids.push(id_of(&bytes[start..end])?.to_string()),
         }
         out.spans.push((start, end));
-        out.ids.push(id.to_string());
         pos = end;
         match bytes.get(pos) {
             Some(b',') => pos += 1,
@@ -110,6 +117,7 @@ fn walk(
     if old.is_some_and(|(_, o)| o.spans.len() != out.spans.len()) {
         return None;
     }
+    // Following, the ids are the old ones (same ids in the same order): `out.ids` stays empty.
     Some(out)
 }
 
@@ -149,12 +157,10 @@ impl Follower {
     pub fn update(&mut self, bytes: Vec<u8>) -> Result<Followed, Vec<u8>> {
         match self.diff(&bytes) {
             Some((followed, tasks, verify, merge)) => {
-                *self = Self {
-                    bytes,
-                    tasks,
-                    verify,
-                    merge,
-                };
+                self.bytes = bytes;
+                self.tasks.spans = tasks.spans;
+                self.verify.spans = verify.spans;
+                self.merge = merge;
                 Ok(followed)
             }
             None => Err(bytes),
