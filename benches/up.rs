@@ -285,6 +285,20 @@ fn main() {
          max_agents = {MAX_AGENTS}, agent `orch task done {{{{ task }}}}` (no shell), {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    // Where the repositories are made matters: on ext4 without a journal (this project's CI
+    // machine) every file created scans the inodes deleted in the last seconds.
+    let tmp = std::env::temp_dir();
+    let fs_type = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&tmp)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "repositories under {} (file system: {fs_type}; set TMPDIR to measure elsewhere)",
+        tmp.display()
+    );
     let rows: Vec<Row> = sizes
         .iter()
         .map(|&size| {

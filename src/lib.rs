@@ -13,6 +13,7 @@ pub mod graph;
 pub mod manifest;
 pub mod merge;
 pub mod plan;
+pub mod preflight;
 pub mod process;
 pub mod prompt;
 pub mod simulate;

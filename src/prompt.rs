@@ -197,6 +197,8 @@ impl Source {
 pub struct Templates {
     task: Source,
     plan: Source,
+    /// Both templates compiled, on first use (a run renders one prompt per attempt).
+    compiled: std::sync::OnceLock<Environment<'static>>,
 }
 
 impl Templates {
@@ -225,6 +227,7 @@ impl Templates {
         Ok(Templates {
             task: one(TASK_FILE, TASK_TEMPLATE)?,
             plan: one(PLAN_FILE, PLAN_TEMPLATE)?,
+            compiled: std::sync::OnceLock::new(),
         })
     }
 
@@ -233,6 +236,7 @@ impl Templates {
         Templates {
             task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
             plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
+            compiled: std::sync::OnceLock::new(),
         }
     }
 
@@ -251,24 +255,32 @@ impl Templates {
     pub fn check(&self) -> Result<(), PromptError> {
         let env = self.environment()?;
         for sample in [sample_task(true), sample_task(false)] {
-            render(&env, &self.task, &sample)?;
+            render(env, &self.task, &sample)?;
         }
-        render(&env, &self.plan, &sample_plan())?;
+        render(env, &self.plan, &sample_plan())?;
         Ok(())
     }
 
     /// The prompt for one task.
     pub fn render_task(&self, p: &TaskPrompt) -> Result<String, PromptError> {
-        render(&self.environment()?, &self.task, p)
+        render(self.environment()?, &self.task, p)
     }
 
     /// The prompt for a plan-mode agent.
     pub fn render_plan(&self, p: &PlanPrompt) -> Result<String, PromptError> {
-        render(&self.environment()?, &self.plan, p)
+        render(self.environment()?, &self.plan, p)
     }
 
-    /// An environment holding both templates, compiled.
-    fn environment(&self) -> Result<Environment<'_>, PromptError> {
+    /// An environment holding both templates, compiled (once).
+    fn environment(&self) -> Result<&Environment<'static>, PromptError> {
+        if let Some(env) = self.compiled.get() {
+            return Ok(env);
+        }
+        let env = self.compile()?;
+        Ok(self.compiled.get_or_init(|| env))
+    }
+
+    fn compile(&self) -> Result<Environment<'static>, PromptError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Block tags on lines of their own leave no blank lines; the final newline stays.
@@ -286,7 +298,7 @@ impl Templates {
         // Prompts are plain text: never HTML-escape, whatever the file is called.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         for source in [&self.task, &self.plan] {
-            env.add_template(&source.name, &source.text)
+            env.add_template_owned(source.name.clone(), source.text.clone())
                 .map_err(|e| template_error(source, &e))?;
         }
         Ok(env)
@@ -477,15 +489,15 @@ mod tests {
         assert!(text.contains("Do NOT commit"), "{text}");
         assert_has(
             &text,
-            "When finished, run exactly one of (`$ORCH_BIN` is `/bin/orch`):",
+            "When finished, run exactly one of these commands, as written (orch's path is spelled out, also in `$ORCH_BIN`):",
         );
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task done 1.2 --note \"what you changed, in one line\"",
+            "    /bin/orch task done 1.2 --note \"what you changed, in one line\"",
         );
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task fail 1.2 --error \"what is wrong and why\"",
+            "    /bin/orch task fail 1.2 --error \"what is wrong and why\"",
         );
         assert!(text.contains("exit with status 0 without reporting, the task counts as done"));
         assert!(!text.contains("previous attempt"), "{text}");
@@ -526,7 +538,7 @@ mod tests {
         assert!(!text.contains("Details:"), "{text}");
         assert_has(
             &text,
-            "    \"$ORCH_BIN\" task fail V1 --error \"what is wrong and why\"",
+            "    /bin/orch task fail V1 --error \"what is wrong and why\"",
         );
     }
 
@@ -541,16 +553,16 @@ mod tests {
             "{text}"
         );
         assert!(l[0].ends_with("3 of its 5 tasks remain."), "{text}");
-        assert_has(&text, "       \"$ORCH_BIN\" next --json -n 1");
+        assert_has(&text, "       /bin/orch next --json -n 1");
         assert!(text.contains("If `tasks` is empty, stop"), "{text}");
-        assert!(text.contains("`\"$ORCH_BIN\" task start ID`"), "{text}");
+        assert!(text.contains("`/bin/orch task start ID`"), "{text}");
         assert_has(
             &text,
-            "       \"$ORCH_BIN\" task done ID --note \"what you changed, in one line\"",
+            "       /bin/orch task done ID --note \"what you changed, in one line\"",
         );
         assert!(text.contains("Do NOT commit"), "{text}");
         assert!(text.contains("`/r/.orch/worktrees/greeter` (branch `plan/greeter`)"));
-        assert!(text.contains("`$ORCH_BIN` is `/bin/orch`"));
+        assert!(text.contains("(orch is `/bin/orch`, also in `$ORCH_BIN`)"));
     }
 
     #[test]

@@ -273,6 +273,9 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         .iter()
         .flat_map(|p| p.plan.diagnostics.iter().cloned())
         .collect();
+    if let Some(m) = &manifest {
+        diagnostics.extend(m.warnings.iter().cloned());
+    }
     let mut cross = Vec::new();
     if let Some(m) = &manifest
         && plans.len() == m.plans.len()

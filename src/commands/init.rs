@@ -80,7 +80,7 @@ pub fn run(dir: Option<&Path>) -> CliResult<u8> {
     println_safe(
         "\nnext steps:\n  \
          orch check    validate plans.toml and the example plan\n  \
-         orch up       run it with the `claude` agent (see [agents] in plans.toml)\n  \
+         orch up       run it with the `claude` preset (`agent` in plans.toml)\n  \
          orch demo     a scripted run in a temporary repository, no agent needed",
     );
     Ok(exit::OK)
@@ -198,9 +198,15 @@ mod tests {
         for key in DEFAULTS_KEYS.iter().chain(PLAN_KEYS).chain(AGENT_KEYS) {
             assert!(written(key), "plans.toml written by init lacks `{key}`");
         }
-        for table in ["[defaults]", "[agents.claude]", "[[plan]]"] {
+        for table in ["[defaults]", "[[plan]]"] {
             assert!(text.lines().any(|l| l == table), "{table}");
         }
+        // The preset by name, never a copy of its argv (which would not follow a fixed preset).
+        assert!(text.lines().any(|l| l == "agent = \"claude\""), "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("[agents.")),
+            "init writes no agent table: {text}"
+        );
         for var in TEMPLATE_VARS {
             assert!(
                 text.contains(var),

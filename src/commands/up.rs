@@ -50,10 +50,18 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .check()
         .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
     let mut actions = Vec::new();
+    let mut checked_agents = std::collections::BTreeSet::new();
     for &i in &selected {
         let lp = &ws.plans[i];
         let entry = workspace::entry_of(&manifest, &lp.name)?;
-        check_agent(&manifest, entry, &orch_bin, &templates, lp)?;
+        check_agent(
+            &manifest,
+            entry,
+            &orch_bin,
+            &templates,
+            lp,
+            &mut checked_agents,
+        )?;
         let doc = lp.read_status().map_err(workspace::status_error)?;
         let unfinished = doc.entries().any(|e| !e.status.is_finished());
         if !unfinished && !commit_owed(&doc) {
@@ -249,6 +257,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             name: lp.name.clone(),
             plan: lp.plan.clone(),
             rel_path: lp.rel_path.clone(),
+            digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
             log_dir: manifest.log_dir(&lp.name),
             worktree: path,
@@ -400,14 +409,16 @@ fn check_slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> CliResul
     })
 }
 
-/// The agent's program exists and its prompt renders: found now rather than after worktrees
-/// were made.
+/// The agent's program exists, a CLI orch knows runs and accepts the flags passed
+/// ([`crate::preflight`], once per agent), and its prompt renders: found now rather than after
+/// worktrees were made.
 fn check_agent(
     manifest: &Manifest,
     entry: &crate::manifest::PlanEntry,
     orch_bin: &Path,
     templates: &Templates,
     lp: &workspace::LoadedPlan,
+    checked: &mut std::collections::BTreeSet<String>,
 ) -> CliResult<()> {
     let agent = manifest.agent_of(entry).ok_or_else(|| {
         CliError::invalid(anyhow!(
@@ -432,7 +443,7 @@ fn check_agent(
         .transpose()
         .map_err(|e| CliError::invalid(anyhow!("agent `{}`: {e}", entry.agent)))?
         .unwrap_or_default();
-    if resolve_program(&program, &manifest.root).is_none() {
+    let Some(resolved) = resolve_program(&program, &manifest.root) else {
         return Err(CliError::invalid(anyhow!(
             "agent `{}` of plan `{}`: program `{program}` was not found{}",
             entry.agent,
@@ -451,6 +462,10 @@ fn check_agent(
             entry.agent,
             manifest.path.display()
         )));
+    };
+    if checked.insert(entry.agent.clone()) {
+        crate::preflight::check(&entry.agent, &resolved, &agent.command, &manifest.root)
+            .map_err(|e| CliError::invalid(anyhow!("{}", e.message)).with_hint(e.hint))?;
     }
     // A prompt with every variable filled: a template error shows now, not at the first task.
     if agent.mode == AgentMode::Task
@@ -544,4 +559,18 @@ fn record_tree(
 
 fn git_error(e: git::GitError) -> CliError {
     CliError::coded(e)
+}
+
+/// The digest of plan file `path` (`orchPlanDigest`), when its bytes still parse to `plan`
+/// (the file may have changed since it was read).
+fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let mut parsed = crate::plan::parse(path, text);
+    // The workspace names the file (and its diagnostics) as the user wrote it.
+    parsed.path.clone_from(&plan.path);
+    for d in &mut parsed.diagnostics {
+        d.path.clone_from(&plan.path);
+    }
+    (parsed == *plan).then(|| crate::status::plan_digest(&bytes))
 }

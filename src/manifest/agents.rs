@@ -41,7 +41,9 @@ pub struct AgentSpec {
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
-pub const TEMPLATE_VARS: [&str; 8] = [
+/// `status_dir` is the directory of `status_file` (what a sandboxed agent must be allowed to
+/// write for `orch task done`).
+pub const TEMPLATE_VARS: [&str; 9] = [
     "prompt",
     "prompt_file",
     "plan",
@@ -49,10 +51,19 @@ pub const TEMPLATE_VARS: [&str; 8] = [
     "task",
     "worktree",
     "status_file",
+    "status_dir",
     "orch",
 ];
 
 /// The agents usable without an `[agents.X]` table; a table with the same name overrides one.
+///
+/// Each was checked against the real CLI (see the README's "Agents" section for the versions and
+/// what each one may do):
+/// - `claude`: print mode, edits accepted, Bash allowed only for orch itself (the prompt spells
+///   orch's path out, so the narrow rule matches), JSON events on stdout as they happen.
+/// - `codex`: `exec` in the `workspace-write` sandbox, with the status file's directory writable
+///   too (`orch task done` writes there), JSONL events on stdout.
+/// - `gemini`, `aider`: not verified against their current CLIs (see the README).
 pub fn presets() -> BTreeMap<String, AgentSpec> {
     let argv = |args: &[&str]| AgentSpec {
         command: args.iter().map(|a| (*a).to_string()).collect(),
@@ -60,20 +71,8 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         executor: None,
     };
     BTreeMap::from([
-        (
-            "claude".to_string(),
-            argv(&[
-                "claude",
-                "-p",
-                "{{ prompt }}",
-                "--permission-mode",
-                "acceptEdits",
-            ]),
-        ),
-        (
-            "codex".to_string(),
-            argv(&["codex", "exec", "--full-auto", "{{ prompt }}"]),
-        ),
+        ("claude".to_string(), argv(CLAUDE_PRESET)),
+        ("codex".to_string(), argv(CODEX_PRESET)),
         (
             "aider".to_string(),
             argv(&["aider", "--yes-always", "--message", "{{ prompt }}"]),
@@ -83,6 +82,200 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
             argv(&["gemini", "--yolo", "-p", "{{ prompt }}"]),
         ),
     ])
+}
+
+/// The `claude` preset's argv.
+pub const CLAUDE_PRESET: &[&str] = &[
+    "claude",
+    "-p",
+    "{{ prompt }}",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash({{ orch }} *)",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
+/// The `codex` preset's argv.
+pub const CODEX_PRESET: &[&str] = &[
+    "codex",
+    "exec",
+    "--sandbox",
+    "workspace-write",
+    "--add-dir",
+    "{{ status_dir }}",
+    "--json",
+    "--",
+    "{{ prompt }}",
+];
+
+/// An agent CLI orch knows: it can check the flags orch passes and warn about argvs known not
+/// to work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnownCli {
+    Claude,
+    Codex,
+    Gemini,
+    Aider,
+}
+
+/// A problem with an agent argv, with its fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgvProblem {
+    pub message: String,
+    pub fix: String,
+}
+
+impl KnownCli {
+    /// The CLI an argv runs, from its program's file name.
+    pub fn of(command: &[String]) -> Option<Self> {
+        let program = command.first()?;
+        let name = std::path::Path::new(program).file_name()?.to_str()?;
+        match name {
+            "claude" => Some(Self::Claude),
+            "codex" => Some(Self::Codex),
+            "gemini" => Some(Self::Gemini),
+            "aider" => Some(Self::Aider),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Claude => "claude",
+            Self::Codex => "codex",
+            Self::Gemini => "gemini",
+            Self::Aider => "aider",
+        }
+    }
+
+    /// The arguments that print the help listing the flags `command` uses.
+    pub fn help_args(self, command: &[String]) -> Vec<&'static str> {
+        match self {
+            Self::Codex if command.get(1).map(String::as_str) == Some("exec") => {
+                vec!["exec", "--help"]
+            }
+            _ => vec!["--help"],
+        }
+    }
+
+    /// The long flags of `command` (before a `--`), as the help must list them (`--flag` of
+    /// `--flag=value`).
+    pub fn flags(command: &[String]) -> Vec<&str> {
+        command
+            .iter()
+            .skip(1)
+            .take_while(|a| a.as_str() != "--")
+            .filter(|a| a.starts_with("--") && a.len() > 2 && !a.contains("{{"))
+            .map(|a| a.split('=').next().unwrap_or(a))
+            .collect()
+    }
+
+    /// Problems of `command` known without running it: flags the CLI removed, and settings
+    /// that leave the agent unable to report to orch or to run unattended.
+    pub fn problems(self, command: &[String]) -> Vec<ArgvProblem> {
+        let has = |flag: &str| {
+            command
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let value_of = |flag: &str| -> Option<&str> {
+            let i = command.iter().position(|a| a == flag)?;
+            command.get(i + 1).map(String::as_str)
+        };
+        let mut out = Vec::new();
+        let mut problem = |message: String, fix: &str| {
+            out.push(ArgvProblem {
+                message,
+                fix: fix.to_string(),
+            })
+        };
+        match self {
+            Self::Codex => {
+                if has("--full-auto") {
+                    problem(
+                        "`--full-auto` is not accepted by current Codex CLIs (the sandbox is chosen with `--sandbox`)".into(),
+                        "use the preset (`agent = \"codex\"`), or replace `--full-auto` with `--sandbox workspace-write --add-dir {{ status_dir }}`",
+                    );
+                }
+                if command.get(1).map(String::as_str) != Some("exec") {
+                    problem(
+                        "codex without `exec` starts the interactive interface, which does not run unattended".into(),
+                        "run `codex exec ...`, as the preset does (`agent = \"codex\"`)",
+                    );
+                }
+                let bypass = has("--dangerously-bypass-approvals-and-sandbox")
+                    || value_of("--sandbox").or(value_of("-s")) == Some("danger-full-access");
+                if !bypass && !has("--add-dir") {
+                    problem(
+                        "in Codex's sandbox `orch task done` cannot write the status file, which is outside the worktree".into(),
+                        "add `--add-dir {{ status_dir }}` (the preset does)",
+                    );
+                }
+            }
+            Self::Claude => {
+                if !has("-p") && !has("--print") {
+                    problem(
+                        "claude without `-p` starts the interactive interface, which does not run unattended".into(),
+                        "pass `-p {{ prompt }}`, as the preset does (`agent = \"claude\"`)",
+                    );
+                }
+                if has("--dangerously-skip-permissions")
+                    || value_of("--permission-mode") == Some("bypassPermissions")
+                {
+                    problem(
+                        "Claude Code refuses to skip permissions when run as root (and nothing then limits the agent)".into(),
+                        "use `--permission-mode acceptEdits --allowedTools \"Bash({{ orch }} *)\"`, as the preset does",
+                    );
+                } else {
+                    let rules: Vec<&str> = command
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| {
+                            *i > 0
+                                && matches!(
+                                    command[i - 1].as_str(),
+                                    "--allowedTools" | "--allowed-tools"
+                                )
+                        })
+                        .flat_map(|(_, a)| a.split([',', ' ']))
+                        .collect();
+                    let runs_orch = rules.iter().any(|r| {
+                        *r == "Bash"
+                            || r.starts_with("Bash({{ orch }}")
+                            || r.starts_with("Bash({{orch}}")
+                    }) || command
+                        .iter()
+                        .any(|a| a.starts_with("Bash({{ orch }}") || a == "Bash");
+                    if !runs_orch {
+                        problem(
+                            "Claude Code will refuse the agent's `orch task done` (Bash needs approval, and nobody is there to give it)".into(),
+                            "add `--allowedTools \"Bash({{ orch }} *)\"` (the preset does)",
+                        );
+                    }
+                    if command.iter().any(|a| a.contains("$ORCH_BIN")) {
+                        problem(
+                            "a permission rule with `$ORCH_BIN` never matches: Claude Code refuses commands with shell expansions".into(),
+                            "write the path: `Bash({{ orch }} *)`",
+                        );
+                    }
+                }
+                if command
+                    .iter()
+                    .any(|a| a.contains("{{ prompt_file }}") || a.contains("{{prompt_file}}"))
+                {
+                    problem(
+                        "Claude Code refuses to read files outside its working directory, and the prompt file is in orch's log directory".into(),
+                        "pass the prompt itself: `-p {{ prompt }}`",
+                    );
+                }
+            }
+            Self::Gemini | Self::Aider => {}
+        }
+        out
+    }
 }
 
 /// One piece of a templated argument.
@@ -122,12 +315,25 @@ pub fn parse_template(arg: &str) -> Result<Vec<TemplatePart<'_>>, String> {
     Ok(parts)
 }
 
-/// Fills the variables of one argv element; `lookup` gives each variable's value.
+/// Fills the variables of one argv element; `lookup` gives each variable's value
+/// (`status_dir` is derived from `status_file` when `lookup` gives it none).
 pub fn render_template(arg: &str, lookup: impl Fn(&str) -> String) -> Result<String, String> {
     Ok(parse_template(arg)?
         .into_iter()
         .map(|part| match part {
             TemplatePart::Text(t) => t.to_string(),
+            TemplatePart::Var("status_dir") => {
+                let given = lookup("status_dir");
+                if given.is_empty() {
+                    let file = lookup("status_file");
+                    std::path::Path::new(&file)
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                } else {
+                    given
+                }
+            }
             TemplatePart::Var(v) => lookup(v),
         })
         .collect())
@@ -166,6 +372,82 @@ mod tests {
             render_template("a-{{ plan }}-{{task}}", |v| v.to_uppercase()),
             Ok("a-PLAN-TASK".to_string())
         );
+    }
+
+    #[test]
+    fn the_status_dir_is_the_status_files_directory() {
+        let got = render_template("--add-dir={{ status_dir }}", |v| match v {
+            "status_file" => "/r/.orch/state/api/status.json".to_string(),
+            _ => String::new(),
+        });
+        assert_eq!(got, Ok("--add-dir=/r/.orch/state/api".to_string()));
+    }
+
+    fn owned(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_string()).collect()
+    }
+
+    #[test]
+    fn the_presets_have_no_known_problem() {
+        for (name, spec) in presets() {
+            let cli = KnownCli::of(&spec.command).expect("a known CLI");
+            assert_eq!(cli.name(), name);
+            assert_eq!(cli.problems(&spec.command), Vec::new(), "{name}");
+        }
+        assert_eq!(
+            KnownCli::flags(&owned(CODEX_PRESET)),
+            ["--sandbox", "--add-dir", "--json"]
+        );
+        assert_eq!(
+            KnownCli::Codex.help_args(&owned(CODEX_PRESET)),
+            ["exec", "--help"]
+        );
+    }
+
+    #[test]
+    fn argvs_known_not_to_work_are_found_with_their_fix() {
+        let old_codex = owned(&["codex", "exec", "--full-auto", "{{ prompt }}"]);
+        let p = KnownCli::Codex.problems(&old_codex);
+        assert!(p[0].message.contains("`--full-auto`"), "{p:?}");
+        assert!(p[0].fix.contains("--sandbox workspace-write"), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|x| x.fix.contains("--add-dir {{ status_dir }}")),
+            "{p:?}"
+        );
+        let old_claude = owned(&[
+            "claude",
+            "-p",
+            "{{ prompt }}",
+            "--permission-mode",
+            "acceptEdits",
+        ]);
+        let p = KnownCli::Claude.problems(&old_claude);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("`orch task done`"), "{p:?}");
+        assert!(p[0].fix.contains("Bash({{ orch }} *)"), "{p:?}");
+        let root = owned(&[
+            "/usr/bin/claude",
+            "--print",
+            "x",
+            "--dangerously-skip-permissions",
+        ]);
+        assert!(KnownCli::of(&root) == Some(KnownCli::Claude));
+        assert!(KnownCli::Claude.problems(&root)[0].message.contains("root"));
+        let file = owned(&[
+            "claude",
+            "-p",
+            "{{ prompt_file }}",
+            "--allowedTools",
+            "Bash",
+        ]);
+        let p = KnownCli::Claude.problems(&file);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message.contains("outside its working directory"),
+            "{p:?}"
+        );
+        assert_eq!(KnownCli::of(&owned(&["sh", "agent.sh"])), None);
     }
 
     #[test]

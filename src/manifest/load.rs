@@ -114,10 +114,11 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let root = std::path::absolute(&parent).unwrap_or(parent);
     let mut reporter = Reporter::new(path, text);
     let raw = raw::read(doc.get_ref(), &mut reporter);
-    let manifest = validate(raw, &root, &mut reporter);
+    let mut manifest = validate(raw, &root, &mut reporter);
     let mut diagnostics = reporter.diagnostics;
     diagnostics.extend(check_cycles(&manifest));
-    if diagnostics.is_empty() {
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        manifest.warnings = sort(diagnostics);
         Ok(manifest)
     } else {
         Err(invalid(sort(diagnostics)))

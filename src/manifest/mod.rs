@@ -16,7 +16,8 @@ mod values;
 mod tests;
 
 pub use agents::{
-    AgentMode, AgentSpec, TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, TEMPLATE_VARS,
+    TemplatePart, parse_template, presets, render_template,
 };
 pub use duration::{format_duration, parse_duration};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};

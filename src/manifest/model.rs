@@ -1,5 +1,6 @@
 //! The validated manifest: typed values, defaults applied, presets merged, names resolved.
 
+use crate::diagnostic::Diagnostic;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -196,6 +197,8 @@ pub struct Manifest {
     pub plans: Vec<PlanEntry>,
     /// `[slurm] poll`: the longest wait between two queries of the job states (`5s`).
     pub slurm_poll: Duration,
+    /// Advice about a valid manifest (an agent argv known not to work), shown by `orch check`.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// The default of `[slurm] poll`.

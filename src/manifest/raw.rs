@@ -126,6 +126,19 @@ impl<'a> Reporter<'a> {
         self.diagnostics.push(d);
     }
 
+    pub fn warning_hint(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let (line, col) = self.line_col(span);
+        let d = Diagnostic::warning(self.path, line, message)
+            .with_column(col)
+            .with_hint(hint);
+        self.diagnostics.push(d);
+    }
+
     pub fn error_hint(
         &mut self,
         span: &Range<usize>,

@@ -31,6 +31,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
         agents,
         plans,
         slurm_poll,
+        warnings: Vec::new(),
     }
 }
 
@@ -247,7 +248,18 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                         ok = false;
                     }
                 }
-                value.iter().map(|a| a.value.clone()).collect()
+                let argv: Vec<String> = value.iter().map(|a| a.value.clone()).collect();
+                // An argv known not to work with today's CLI: a warning with the fix.
+                if let Some(cli) = super::agents::KnownCli::of(&argv) {
+                    for p in cli.problems(&argv) {
+                        r.warning_hint(
+                            span,
+                            format!("`agents.{name}.command` ({}): {}", cli.name(), p.message),
+                            p.fix,
+                        );
+                    }
+                }
+                argv
             }
             None => match &preset {
                 Some(p) => p.command.clone(),

@@ -7,6 +7,7 @@
 
 mod error;
 mod fast_de;
+mod follow;
 mod index;
 mod model;
 mod orch_fields;
@@ -22,13 +23,14 @@ mod transition;
 pub(crate) mod test_support;
 
 pub use error::StatusError;
+pub use follow::{Followed, Follower};
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_entries, load_states};
 pub use store::{
     LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_if_current, update_with_digest, view,
+    update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{

@@ -16,9 +16,9 @@ use super::scan::Scan;
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// What [`splice`] did.
-pub(crate) enum Spliced {
-    /// The new file text (`None`: the transition changed nothing) and the outcome.
-    Done(Option<Vec<u8>>, TransitionOutcome),
+pub(crate) enum Spliced<T = TransitionOutcome> {
+    /// The new file text (`None`: the change changed nothing) and what the change returned.
+    Done(Option<Vec<u8>>, T),
     /// The file's `orchPlanDigest` is not `digest`.
     Stale,
     /// The file is not laid out as expected (or the task is not found): use the general path.
@@ -162,6 +162,25 @@ pub(crate) fn splice(
     opts: &TransitionOptions,
     now: DateTime<Utc>,
 ) -> Result<Spliced, StatusError> {
+    splice_with(bytes, digest, plan_path_rel, orch_name, id, now, |doc| {
+        apply(doc, id, t, opts, now)
+    })
+}
+
+/// [`splice`] for any change `f` of task `id`'s entry: `f` gets a document that holds only that
+/// entry (so it must look at nothing else), and may be called again on the whole document if
+/// the text turns out not to be laid out as expected. The entry counts as changed when it
+/// differs after `f`; `lastUpdatedAt` is then `now` unless `f` set it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn splice_with<T>(
+    bytes: &[u8],
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    now: DateTime<Utc>,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Spliced<T>, StatusError> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Ok(Spliced::Fallback);
     };
@@ -219,9 +238,14 @@ pub(crate) fn splice(
         return Ok(Spliced::Fallback);
     };
     doc.plan_path = plan_path_rel.to_string();
+    let before = entry.clone();
     doc.tasks.push(entry);
-    let outcome = apply(&mut doc, id, t, opts, now)?;
-    if !outcome.is_changed() {
+    let outcome = f(&mut doc)?;
+    if doc.tasks.len() != 1 || doc.tasks[0] != before {
+        if doc.last_updated_at.is_none() {
+            doc.last_updated_at = Some(super::model::timestamp(now));
+        }
+    } else {
         return Ok(Spliced::Done(None, outcome));
     }
     let Some(entry) = doc.tasks.pop() else {

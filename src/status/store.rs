@@ -14,7 +14,7 @@ use crate::plan::Plan;
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
-use super::splice::{Spliced, splice};
+use super::splice::{Spliced, splice, splice_with};
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
@@ -110,13 +110,32 @@ pub fn view(
     plan_path_rel: &str,
     orch_name: &str,
 ) -> Result<(StatusDoc, ReconcileReport), StatusError> {
-    let mut doc = match load(path)? {
-        Some(doc) => doc,
-        None => StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
-    };
+    let doc = load(path)?;
+    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+}
+
+/// [`view`] of the text `bytes` read from `path` (`None`: there is no file).
+pub fn view_bytes(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> Result<(StatusDoc, ReconcileReport), StatusError> {
+    let doc = bytes.map(|b| parse_doc(path, b)).transpose()?;
+    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+}
+
+fn view_of(
+    doc: Option<StatusDoc>,
+    plan: &Plan,
+    plan_path_rel: &str,
+    orch_name: &str,
+) -> (StatusDoc, ReconcileReport) {
+    let mut doc = doc.unwrap_or_else(|| StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()));
     stamp_identity(&mut doc, plan_path_rel, orch_name);
     let report = reconcile(&mut doc, plan);
-    Ok((doc, report))
+    (doc, report)
 }
 
 /// Holds the exclusive lock of a status file until dropped.
@@ -266,6 +285,58 @@ pub fn apply_if_current(
     Ok(Some(outcome))
 }
 
+/// Changes task `id`'s entry without the plan, when that is safe (see [`update_if_current`]):
+/// `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there is no file), and nothing
+/// was changed. `f` must look at and change only that entry (and may set `lastUpdatedAt`): in a
+/// file orch wrote it gets a document holding that entry alone, and only the entry and the
+/// derived fields are rewritten in the text; otherwise (another layout) it gets the whole
+/// document, which is written as by [`update`]. Either way the bytes written are the same.
+pub fn update_entry_if_current<T>(
+    path: &Path,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Option<T>, StatusError> {
+    let _guard = lock(path)?;
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let now = Utc::now();
+    match splice_with(&bytes, digest, plan_path_rel, orch_name, id, now, &mut f)? {
+        Spliced::Stale => return Ok(None),
+        Spliced::Done(None, value) => return Ok(Some(value)),
+        Spliced::Done(Some(new), value) => {
+            write_bytes_atomic(path, &new)?;
+            return Ok(Some(value));
+        }
+        Spliced::Fallback => {}
+    }
+    let mut doc = parse_doc(path, &bytes)?;
+    if doc.orch_plan_digest.as_deref() != Some(digest) {
+        return Ok(None);
+    }
+    stamp_identity(&mut doc, plan_path_rel, orch_name);
+    let (before, stamp) = (doc.entry(id).cloned(), doc.last_updated_at.clone());
+    let value = f(&mut doc)?;
+    if doc.entry(id) != before.as_ref() {
+        if doc.last_updated_at == stamp {
+            doc.last_updated_at = Some(timestamp(now));
+        }
+        super::summary::refresh_derived(&mut doc);
+    }
+    save_if_changed(path, &doc, Some(&bytes))?;
+    Ok(Some(value))
+}
+
 /// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
 fn to_bytes(path: &Path, doc: &StatusDoc) -> Result<Vec<u8>, StatusError> {
     let mut bytes = serde_json::to_vec_pretty(doc).map_err(|source| StatusError::Serialize {
@@ -379,6 +450,60 @@ mod tests {
                 Utc::now(),
             )
             .map(|_| ())
+        }
+    }
+
+    /// The supervisor's records (a commit on a completed task, a start, a failure), made on one
+    /// entry through [`update_entry_if_current`], write the bytes the whole document would, in
+    /// orch's layout (spliced) and in another one (compact JSON: the whole document); a stale
+    /// digest changes nothing.
+    #[test]
+    fn changing_one_entry_writes_what_the_whole_document_writes() {
+        let plan = small_plan();
+        let stamp = "2026-03-01T12:00:00.000Z".to_string();
+        for compact in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("status.json");
+            update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.1"))
+                .expect("first write");
+            if compact {
+                let doc = load(&path).expect("load").expect("doc");
+                fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
+            }
+            let commit = |doc: &mut StatusDoc| {
+                let e = doc.entry_mut("1.1").expect("entry");
+                e.commit = Some("c0ffee".into());
+                doc.last_updated_at = Some(stamp.clone());
+                Ok(7)
+            };
+            let mut expected = load(&path).expect("load").expect("doc");
+            commit(&mut expected).expect("commit");
+            crate::status::refresh_derived(&mut expected);
+            let got = update_entry_if_current(&path, "d1", "p.md", "demo", "1.1", commit)
+                .expect("update");
+            assert_eq!(got, Some(7));
+            assert_eq!(
+                fs::read(&path).expect("read"),
+                to_bytes(&path, &expected).expect("bytes"),
+                "compact: {compact}"
+            );
+            let before = fs::read(&path).expect("read");
+            let stale = update_entry_if_current(&path, "d2", "p.md", "demo", "1.1", |doc| {
+                apply(
+                    doc,
+                    "1.1",
+                    Transition::Reset,
+                    &TransitionOptions::default(),
+                    Utc::now(),
+                )
+            })
+            .expect("stale");
+            assert!(stale.is_none());
+            assert_eq!(
+                fs::read(&path).expect("read"),
+                before,
+                "a stale digest writes nothing"
+            );
         }
     }
 

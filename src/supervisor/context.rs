@@ -39,6 +39,9 @@ pub struct PlanCtx {
     pub name: String,
     pub plan: Plan,
     pub rel_path: String,
+    /// The digest of the plan file's bytes that `plan` was parsed from (`orchPlanDigest`),
+    /// when known: task records then rewrite only the task's entry in the status file.
+    pub digest: Option<String>,
     pub status_path: PathBuf,
     pub log_dir: PathBuf,
     pub worktree: PathBuf,
@@ -73,9 +76,42 @@ impl PlanCtx {
         &self,
         f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
-        status::update(
+        status::update_with_digest(
             &self.status_path,
             &self.plan,
+            self.digest.as_deref(),
+            &self.rel_path,
+            &self.name,
+            |doc, _| f(doc),
+        )
+        .map(|(v, _)| v)
+    }
+
+    /// Changes task `id`'s entry under the lock. `f` must look at and change only that entry
+    /// (and `lastUpdatedAt`): while the file follows this plan (`orchPlanDigest`), only the
+    /// entry and the derived fields are rewritten in its text, without reading the document
+    /// whole; otherwise the document is read, reconciled with the plan and written whole.
+    pub fn update_entry<T>(
+        &self,
+        id: &str,
+        mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+    ) -> Result<T, StatusError> {
+        if let Some(d) = &self.digest
+            && let Some(v) = status::update_entry_if_current(
+                &self.status_path,
+                d,
+                &self.rel_path,
+                &self.name,
+                id,
+                &mut f,
+            )?
+        {
+            return Ok(v);
+        }
+        status::update_with_digest(
+            &self.status_path,
+            &self.plan,
+            self.digest.as_deref(),
             &self.rel_path,
             &self.name,
             |doc, _| f(doc),

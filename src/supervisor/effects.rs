@@ -233,6 +233,30 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
     }
 }
 
+/// What the core knows of task `t` from its recorded entry `e` (as reconciling with the plan
+/// would record it: a pending task marked `[x]` in the plan is completed).
+fn facts_of(
+    t: &crate::plan::Task,
+    e: &status::TaskEntry,
+    created: Option<chrono::DateTime<chrono::Utc>>,
+) -> TaskFacts {
+    TaskFacts {
+        status: match e.status {
+            status::TaskStatus::Pending if t.done => status::TaskStatus::Completed,
+            s => s,
+        },
+        commit: e.commit.clone(),
+        fresh: created.is_some_and(|c| {
+            e.completed_at
+                .as_deref()
+                .and_then(status::parse_timestamp)
+                .is_some_and(|at| at >= c)
+        }),
+        duration_ms: e.duration,
+        error: e.error.clone(),
+    }
+}
+
 /// A plan's status file as last read.
 #[derive(Default)]
 pub struct View {
@@ -242,6 +266,10 @@ pub struct View {
     pub facts: Vec<TaskFacts>,
     pub merged: bool,
     pub warned: bool,
+    /// The file's text, followed entry by entry (when in orch's layout).
+    pub follower: Option<status::Follower>,
+    /// The plan's task indices by id (built on first use).
+    pub index: HashMap<String, usize>,
 }
 
 /// The effect side of a run: what carries out the core's actions.
@@ -298,25 +326,101 @@ impl Effects<'_> {
     }
 
     /// Re-reads plan `p`'s status file if it changed (size or modification time): the tasks
-    /// whose record changed, as an input for the core.
+    /// whose record changed, as an input for the core. A file in orch's layout is followed
+    /// entry by entry ([`status::Follower`]): only the entries whose text changed are parsed.
     pub fn reload(&mut self, p: usize) -> Option<Input> {
         let lp = &self.ws.plans[p];
         let stamp = file_stamp(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
-        let doc = match status::view(&lp.status_path, &lp.plan, &lp.rel_path, &lp.name) {
-            Ok((doc, _)) => doc,
+        let bytes = match std::fs::read(&lp.status_path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                if !self.views[p].warned {
-                    self.views[p].warned = true;
-                    let name = lp.name.clone();
-                    self.note(Some(name), format!("cannot read the status file: {e}"));
-                }
+                self.cannot_read(p, &e);
                 return None;
             }
         };
         let created = self.plan(p).and_then(|pc| pc.created_at);
+        let view = &mut self.views[p];
+        let (Some(b), Some(follower), Some(doc)) =
+            (bytes, view.follower.as_mut(), view.doc.as_mut())
+        else {
+            // Not followed: `bytes` was not taken unless it was `None`.
+            let bytes = std::fs::read(&lp.status_path).ok();
+            return self.reread(p, bytes, stamp, created);
+        };
+        let followed = match follower.update(b) {
+            Ok(f) => f,
+            Err(b) => return self.reread(p, Some(b), stamp, created),
+        };
+        if view.index.is_empty() {
+            view.index = lp
+                .plan
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect();
+        }
+        let mut changes = Vec::new();
+        for e in followed.entries {
+            let Some(&t) = view.index.get(e.id.as_str()) else {
+                continue;
+            };
+            let facts = facts_of(&lp.plan.tasks[t], &e, created);
+            if let Some(slot) = doc.entry_mut(&e.id) {
+                *slot = e;
+            }
+            if let Some(f) = view.facts.get_mut(t)
+                && *f != facts
+            {
+                *f = facts.clone();
+                changes.push((t, facts));
+            }
+        }
+        let mut merged_changed = false;
+        if let Some(m) = followed.merge {
+            let merged = m.as_ref().is_some_and(status::OrchMerge::is_merged);
+            merged_changed = merged != view.merged;
+            view.merged = merged;
+            doc.orch_merge = m;
+        }
+        view.stamp = stamp;
+        view.warned = false;
+        let merged = view.merged;
+        self.poke_jobs(p);
+        (!changes.is_empty() || merged_changed).then_some(Input::Status {
+            plan: p,
+            tasks: changes,
+            merged,
+        })
+    }
+
+    /// Reads plan `p`'s status document whole from `bytes` (`None`: no file) and starts
+    /// following it.
+    fn reread(
+        &mut self,
+        p: usize,
+        bytes: Option<Vec<u8>>,
+        stamp: Option<(u64, SystemTime)>,
+        created: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<Input> {
+        let lp = &self.ws.plans[p];
+        let doc = match status::view_bytes(
+            &lp.status_path,
+            bytes.as_deref(),
+            &lp.plan,
+            &lp.rel_path,
+            &lp.name,
+        ) {
+            Ok((doc, _)) => doc,
+            Err(e) => {
+                self.cannot_read(p, &e);
+                return None;
+            }
+        };
         let by_id: HashMap<&str, &status::TaskEntry> =
             doc.entries().map(|e| (e.id.as_str(), e)).collect();
         let facts: Vec<TaskFacts> = lp
@@ -324,18 +428,7 @@ impl Effects<'_> {
             .tasks
             .iter()
             .map(|t| match by_id.get(t.id.as_str()) {
-                Some(e) => TaskFacts {
-                    status: e.status,
-                    commit: e.commit.clone(),
-                    fresh: created.is_some_and(|c| {
-                        e.completed_at
-                            .as_deref()
-                            .and_then(status::parse_timestamp)
-                            .is_some_and(|at| at >= c)
-                    }),
-                    duration_ms: e.duration,
-                    error: e.error.clone(),
-                },
+                Some(e) => facts_of(t, e, created),
                 None => TaskFacts::default(),
             })
             .collect();
@@ -356,7 +449,26 @@ impl Effects<'_> {
         view.facts = facts;
         view.merged = merged;
         view.warned = false;
-        // An agent's report: its job is about to end, look soon.
+        view.follower = bytes.and_then(status::Follower::new);
+        self.poke_jobs(p);
+        (!changes.is_empty() || merged_changed).then_some(Input::Status {
+            plan: p,
+            tasks: changes,
+            merged,
+        })
+    }
+
+    /// A status file that cannot be read: said once until it can be again.
+    fn cannot_read(&mut self, p: usize, e: &dyn std::fmt::Display) {
+        if !self.views[p].warned {
+            self.views[p].warned = true;
+            let name = self.ws.plans[p].name.clone();
+            self.note(Some(name), format!("cannot read the status file: {e}"));
+        }
+    }
+
+    /// An agent's report: its job is about to end, look soon.
+    fn poke_jobs(&self, p: usize) {
         if let Some(jobs) = &self.ctx.jobs
             && self
                 .plan(p)
@@ -364,11 +476,6 @@ impl Effects<'_> {
         {
             jobs.poke();
         }
-        (!changes.is_empty() || merged_changed).then_some(Input::Status {
-            plan: p,
-            tasks: changes,
-            merged,
-        })
     }
 
     /// Watches an attempt's process (or job) until it ends.

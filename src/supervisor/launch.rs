@@ -132,7 +132,7 @@ impl Effects<'_> {
         };
         // Record the start (unless the agent already reported: it may be that fast).
         let recorded = match &id {
-            Some(id) => pc.update(|doc| {
+            Some(id) => pc.update_entry(id, |doc| {
                 let finished = doc.entry(id).is_some_and(|e| e.status.is_finished());
                 if finished {
                     return Ok(());

@@ -36,7 +36,9 @@ pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), statu
         error: Some(error.to_string()),
         ..TransitionOptions::default()
     };
-    plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()).map(|_| ()))
+    plan.update_entry(id, |doc| {
+        status::apply(doc, id, Transition::Fail, &opts, Utc::now()).map(|_| ())
+    })
 }
 
 /// Commits the worktree for a done task and records the commit.
@@ -54,7 +56,9 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
                 error: Some(error.clone()),
                 ..TransitionOptions::default()
             };
-            let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+            let _ = plan.update_entry(id, |doc| {
+                status::apply(doc, id, Transition::Fail, &opts, Utc::now())
+            });
             Outcome::Failed { error, saved: None }
         }
     }
@@ -181,7 +185,9 @@ fn commit_task_tree(
                 )),
                 ..TransitionOptions::default()
             };
-            let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+            let _ = plan.update_entry(id, |doc| {
+                status::apply(doc, id, Transition::Reset, &opts, Utc::now())
+            });
             let saved = git::retire_task_tree(
                 &plan.task_tree(id),
                 Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
@@ -196,20 +202,20 @@ fn commit_task_tree(
 /// Records `oid` as task `id`'s commit, marking the task completed.
 fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
     let recorded = oid.to_string();
-    plan.update(move |doc| {
+    plan.update_entry(id, |doc| {
         let done = doc
             .entry(id)
             .is_some_and(|e| e.status == TaskStatus::Completed);
         if done {
             if let Some(e) = doc.entry_mut(id) {
-                e.commit = Some(recorded);
+                e.commit = Some(recorded.clone());
             }
             doc.last_updated_at = Some(status::timestamp(Utc::now()));
             Ok(())
         } else {
             let opts = TransitionOptions {
                 force: true,
-                commit: Some(recorded),
+                commit: Some(recorded.clone()),
                 ..TransitionOptions::default()
             };
             status::apply(doc, id, Transition::Done, &opts, Utc::now()).map(|_| ())
@@ -228,7 +234,9 @@ fn fail(plan: &PlanCtx, id: &str, attempt: u32, error: &str, record: bool) -> Ou
             error: Some(error.to_string()),
             ..TransitionOptions::default()
         };
-        let _ = plan.update(|doc| status::apply(doc, id, Transition::Fail, &opts, Utc::now()));
+        let _ = plan.update_entry(id, |doc| {
+            status::apply(doc, id, Transition::Fail, &opts, Utc::now())
+        });
     }
     Outcome::Failed {
         error: error.to_string(),
@@ -243,7 +251,9 @@ fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
         note: Some(note.to_string()),
         ..TransitionOptions::default()
     };
-    let _ = plan.update(|doc| status::apply(doc, id, Transition::Reset, &opts, Utc::now()));
+    let _ = plan.update_entry(id, |doc| {
+        status::apply(doc, id, Transition::Reset, &opts, Utc::now())
+    });
     Outcome::Interrupted
 }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod events;
+pub mod fake_api;
 pub mod journal;
 pub mod process;
 pub mod repo;

@@ -62,10 +62,7 @@ fn full_manifest_loads_typed_values() {
     assert_eq!(m.agents["claude"].mode, AgentMode::Plan);
     assert_eq!(m.agents["claude"].command[2], "opus");
     assert_eq!(m.agents["script"].mode, AgentMode::Task);
-    assert_eq!(
-        m.agents["codex"].command,
-        ["codex", "exec", "--full-auto", "{{ prompt }}"]
-    );
+    assert_eq!(m.agents["codex"].command, crate::manifest::CODEX_PRESET);
 
     assert_eq!(m.plans.len(), 2);
     let a = m.plan("a").expect("a");
@@ -125,16 +122,7 @@ fn defaults_apply_without_defaults_table() {
     assert_eq!(a.branch, "plan/a");
     assert_eq!(a.priority, 0);
     assert_eq!(m.agents.len(), 4);
-    assert_eq!(
-        m.agents["claude"].command,
-        [
-            "claude",
-            "-p",
-            "{{ prompt }}",
-            "--permission-mode",
-            "acceptEdits"
-        ]
-    );
+    assert_eq!(m.agents["claude"].command, crate::manifest::CLAUDE_PRESET);
     assert_eq!(
         m.state_path("a"),
         repo.root().join(".orch/state/a/status.json")

@@ -1,0 +1,448 @@
+//! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`) and nothing
+//! else configured runs a two-task plan through the real Claude Code (or Codex) CLI, installed
+//! by `.ci/agent-clis` from the npm registry at pinned versions, against the fake model API of
+//! `tests/support/fake_api.rs` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
+//! nothing of the machine's configuration leaks in.
+//!
+//! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`); without it
+//! these tests skip, unless `ORCH_REQUIRE_AGENT_CLIS=1` (set by `.ci/run`) makes that a failure.
+//!
+//! The tests also check what each CLI prints for the outcomes orch must tell apart (success,
+//! refusal, HTTP 401, HTTP 429 with a reset time) and keep those lines in
+//! `tests/fixtures/clients/{claude,codex}/` (rewritten with `ORCH_UPDATE_CLIENT_FIXTURES=1`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
+use support::{Repo, code_out_err, read_status, task_in, wait_within};
+
+/// One CLI call against the fake API takes about two seconds; a whole run a few of them.
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The installed CLIs, or `None` (skip) when they are not installed and CI does not require
+/// them.
+fn clis() -> Option<PathBuf> {
+    let required = std::env::var("ORCH_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
+    match std::env::var_os("ORCH_TEST_CLIS") {
+        Some(dir) if Path::new(&dir).join("bin/claude").exists() => Some(PathBuf::from(dir)),
+        other => {
+            let why = match other {
+                Some(dir) => format!(
+                    "ORCH_TEST_CLIS={} holds no bin/claude",
+                    Path::new(&dir).display()
+                ),
+                None => "ORCH_TEST_CLIS is not set".to_string(),
+            };
+            assert!(
+                !required,
+                "{why}, and ORCH_REQUIRE_AGENT_CLIS=1: install them with `.ci/agent-clis` and export ORCH_TEST_CLIS=<the directory it prints>"
+            );
+            eprintln!("skipped: {why} (install with .ci/agent-clis)");
+            None
+        }
+    }
+}
+
+const PLAN: &str = "# Two files\n\n## Phase 1: Files\n\
+- [ ] 1.1 Create `alpha.txt`\n\
+- [ ] 1.2 Create `beta.txt` (depends: 1.1)\n";
+
+/// A repository with a two-task plan run by the preset `agent`, nothing else configured.
+fn two_task_repo(agent: &str) -> Repo {
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write("docs/plans/two.md", PLAN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\n\n[[plan]]\nname = \"two\"\nfile = \"docs/plans/two.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// The environment that points a CLI at the fake API, with its own homes under `home`.
+fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
+    let path = std::env::join_paths(std::iter::once(clis.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let codex_home = home.join("codex-home");
+    std::fs::create_dir_all(&codex_home).expect("codex home");
+    std::fs::write(codex_home.join("config.toml"), codex_config(api)).expect("codex config");
+    cmd.env("PATH", path)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-fake")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CODEX_HOME", &codex_home)
+        .env("FAKE_OPENAI_KEY", "sk-fake");
+}
+
+/// Codex's configuration: the fake API as its model provider (Responses API), and the sandbox
+/// without its default write access to /tmp and $TMPDIR, where the test's repository lives:
+/// else the sandbox would let `orch task done` write the status file whatever the preset says.
+fn codex_config(api: &FakeApi) -> String {
+    format!(
+        "model = \"gpt-5.1-codex\"\nmodel_provider = \"fake\"\n\n\
+         [model_providers.fake]\nname = \"fake\"\nbase_url = \"{}/v1\"\n\
+         env_key = \"FAKE_OPENAI_KEY\"\nwire_api = \"responses\"\n\
+         request_max_retries = 0\nstream_max_retries = 0\n\n\
+         [sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
+        api.base_url()
+    )
+}
+
+/// Everything under the run's log directory, for a failure message.
+fn logs(repo: &Repo) -> String {
+    let mut out = String::new();
+    let mut stack = vec![repo.root().join(".orch")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("worktrees") {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: String = text
+                    .chars()
+                    .rev()
+                    .take(6000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                out.push_str(&format!("--- {}\n{tail}\n", p.display()));
+            }
+        }
+    }
+    out
+}
+
+/// `orch up` of the two-task plan through the preset `agent`, which must end with both tasks
+/// completed by the agent's own report, each task's file committed on the plan branch, exit 0.
+fn two_tasks_through(agent: &str) {
+    let Some(clis) = clis() else { return };
+    let api = FakeApi::start(Behaviour::Normal);
+    let repo = two_task_repo(agent);
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nfake API requests: {:?}\ntool results: {:#?}",
+            logs(&repo),
+            api.requests(),
+            api.tool_results()
+        )
+    };
+    assert_eq!(code, 0, "orch up through {agent}: {}", context());
+
+    // Both tasks completed, each by the agent's own `orch task done` (its note is recorded).
+    let status = read_status(&repo.root().join(".orch/state/two/status.json"))
+        .unwrap_or_else(|| panic!("no status file: {}", context()));
+    for (id, file) in [("1.1", "alpha.txt"), ("1.2", "beta.txt")] {
+        let t = task_in(&status, id);
+        assert_eq!(t["status"], "completed", "task {id}: {t}\n{}", context());
+        assert_eq!(
+            t["notes"],
+            format!("wrote {file}"),
+            "task {id} was not reported by the agent: {t}\n{}",
+            context()
+        );
+    }
+
+    // Each task's file is committed on the plan branch, by its own commit.
+    for (id, file) in [("1.1", "alpha.txt"), ("1.2", "beta.txt")] {
+        let text = repo.git(&["show", &format!("plan/two:{file}")]);
+        assert_eq!(
+            text.trim_end(),
+            format!("{file} written by task {id}"),
+            "{}",
+            context()
+        );
+        let subject = repo.git(&["log", "-1", "--format=%s", "plan/two", "--", file]);
+        assert!(
+            subject.starts_with(&format!("two {id}:")),
+            "{subject}\n{}",
+            context()
+        );
+    }
+
+    // The fake model saw every tool call succeed: the file written, the report accepted.
+    let results = api.tool_results();
+    let failed: Vec<_> = results.iter().filter(|r| r.error).collect();
+    assert!(
+        failed.is_empty(),
+        "tool calls failed: {failed:#?}\n{}",
+        context()
+    );
+    let reports: Vec<_> = results
+        .iter()
+        .filter(|r| r.call.contains(" task done "))
+        .collect();
+    assert_eq!(reports.len(), 2, "{}", context());
+    for r in reports {
+        let orch = env!("CARGO_BIN_EXE_orch");
+        assert!(
+            r.call.starts_with(orch),
+            "the report runs orch by its path: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn claude_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("claude");
+}
+
+#[test]
+fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("codex");
+}
+
+/// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the
+/// fake API (no orch): its stdout lines, parsed.
+fn client_lines(
+    clis: &Path,
+    agent: &str,
+    behaviour: Behaviour,
+    extra_env: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
+    let api = FakeApi::start(behaviour);
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(work.path())
+            .env("HOME", home.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let status_dir = home.path().join("state");
+    std::fs::create_dir_all(&status_dir).expect("state");
+    let prompt = format!(
+        "## Task 1.1: Create `alpha.txt`\n\n- Work only inside `{}` (branch `main`), your current directory.\n\n\
+         When finished, run exactly one of these commands, as written:\n\n    true task done 1.1 --note \"what you changed, in one line\"\n",
+        work.path().display()
+    );
+    let presets = orch::manifest::presets();
+    let argv: Vec<String> = presets[agent]
+        .command
+        .iter()
+        .map(|a| {
+            orch::manifest::render_template(a, |v| match v {
+                "prompt" => prompt.clone(),
+                "orch" => "true".to_string(),
+                "status_file" => status_dir.join("status.json").display().to_string(),
+                _ => String::new(),
+            })
+            .expect("render")
+        })
+        .collect();
+    let mut cmd = Command::new(clis.join("bin").join(&argv[0]));
+    cmd.args(&argv[1..])
+        .current_dir(work.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    client_env(&mut cmd, clis, &api, home.path());
+    cmd.envs(extra_env.iter().copied());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn the CLI"),
+        RUN_TIMEOUT,
+        agent,
+    ));
+    let lines = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    (
+        code,
+        lines,
+        format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"),
+    )
+}
+
+/// Keeps a CLI's output as a fixture for the parsers of its JSON (only with
+/// ORCH_UPDATE_CLIENT_FIXTURES=1), with the run's own paths and ids left as they were.
+fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
+    if std::env::var("ORCH_UPDATE_CLIENT_FIXTURES").is_ok_and(|v| v == "1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(agent);
+        std::fs::create_dir_all(&dir).expect("fixtures dir");
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("write fixture");
+    }
+}
+
+fn last_of<'a>(lines: &'a [Value], ty: &str) -> Option<&'a Value> {
+    lines.iter().rev().find(|l| l["type"] == ty)
+}
+
+#[test]
+fn claude_prints_what_orch_needs_to_tell_outcomes_apart() {
+    let Some(clis) = clis() else { return };
+    // Success: a `result` line with the usage and cost of the run.
+    let (code, lines, ctx) = client_lines(&clis, "claude", Behaviour::Normal, &[]);
+    keep_fixture("claude", "success", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(
+        (r["subtype"].as_str(), r["is_error"].as_bool()),
+        (Some("success"), Some(false)),
+        "{ctx}"
+    );
+    assert!(r["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{r}");
+    assert!(
+        r["usage"]["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_INPUT),
+        "{r}"
+    );
+    assert!(
+        r["usage"]["output_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_OUTPUT),
+        "{r}"
+    );
+    assert_eq!(r["permission_denials"], serde_json::json!([]), "{ctx}");
+
+    // A refusal: a successful run whose result is the refusal.
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        Behaviour::Refuse("the task is unclear".into()),
+        &[],
+    );
+    keep_fixture("claude", "refusal", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(
+        r["result"], "I cannot do this: the task is unclear",
+        "{ctx}"
+    );
+
+    // HTTP 401: Claude Code retries it (10 times by default, over minutes, each announced by a
+    // `system`/`api_retry` line with `error_status` 401); with one retry, then an error result.
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        Behaviour::Unauthorized,
+        &[("CLAUDE_CODE_MAX_RETRIES", "1")],
+    );
+    keep_fixture("claude", "unauthorized", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    let retry = last_of(&lines, "system").unwrap_or_else(|| panic!("no system line: {ctx}"));
+    assert_eq!(
+        (retry["subtype"].as_str(), retry["error_status"].as_u64()),
+        (Some("api_retry"), Some(401)),
+        "{ctx}"
+    );
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(
+        (r["is_error"].as_bool(), r["api_error_status"].as_u64()),
+        (Some(true), Some(401)),
+        "{ctx}"
+    );
+
+    // HTTP 429 with a reset time (Claude Code's own retries off): an error result, exit 1.
+    let limited = Behaviour::RateLimited {
+        times: usize::MAX,
+        reset_secs: 120,
+    };
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "claude",
+        limited,
+        &[("CLAUDE_CODE_MAX_RETRIES", "0")],
+    );
+    keep_fixture("claude", "rate_limited", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(
+        (r["is_error"].as_bool(), r["api_error_status"].as_u64()),
+        (Some(true), Some(429)),
+        "{ctx}"
+    );
+    assert!(
+        r["result"]
+            .as_str()
+            .is_some_and(|t| t.contains("Try again after")),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn codex_prints_what_orch_needs_to_tell_outcomes_apart() {
+    let Some(clis) = clis() else { return };
+    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Normal, &[]);
+    keep_fixture("codex", "success", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let t = last_of(&lines, "turn.completed").unwrap_or_else(|| panic!("no turn.completed: {ctx}"));
+    assert!(
+        t["usage"]["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_INPUT),
+        "{t}"
+    );
+    assert!(
+        t["usage"]["output_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_OUTPUT),
+        "{t}"
+    );
+
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "codex",
+        Behaviour::Refuse("the task is unclear".into()),
+        &[],
+    );
+    keep_fixture("codex", "refusal", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let m = lines
+        .iter()
+        .rev()
+        .find(|l| l["type"] == "item.completed" && l["item"]["type"] == "agent_message")
+        .unwrap_or_else(|| panic!("no agent message: {ctx}"));
+    assert_eq!(
+        m["item"]["text"], "I cannot do this: the task is unclear",
+        "{ctx}"
+    );
+
+    let (code, lines, ctx) = client_lines(&clis, "codex", Behaviour::Unauthorized, &[]);
+    keep_fixture("codex", "unauthorized", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    assert!(last_of(&lines, "turn.failed").is_some(), "{ctx}");
+
+    // HTTP 429 with a reset time (the config turns Codex's own retries off).
+    let limited = Behaviour::RateLimited {
+        times: usize::MAX,
+        reset_secs: 120,
+    };
+    let (code, lines, ctx) = client_lines(&clis, "codex", limited, &[]);
+    keep_fixture("codex", "rate_limited", &lines);
+    assert_ne!(code, 0, "{ctx}");
+    assert!(last_of(&lines, "turn.failed").is_some(), "{ctx}");
+}
