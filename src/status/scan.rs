@@ -120,21 +120,28 @@ impl<'a> Scan<'a> {
 
     /// A string at the cursor.
     pub fn string(&mut self) -> Option<Str<'a>> {
-        self.eat(b'"')?;
-        let start = self.i;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let escaped = self.skip_string()?;
+        Some(Str {
+            raw: self.text.get(start..self.i - 1)?,
+            json: self.text.get(start - 1..self.i)?,
+            escaped,
+        })
+    }
+
+    /// Skips the string whose opening quote is at the cursor; whether it holds escapes.
+    fn skip_string(&mut self) -> Option<bool> {
+        self.i += 1;
         let mut escaped = false;
         loop {
             self.plain_run();
-            let c = *self.b.get(self.i)?;
-            match c {
+            match *self.b.get(self.i)? {
                 b'"' => {
-                    let raw = &self.text[start..self.i];
                     self.i += 1;
-                    return Some(Str {
-                        raw,
-                        json: &self.text[start - 1..self.i],
-                        escaped,
-                    });
+                    return Some(escaped);
                 }
                 b'\\' => {
                     escaped = true;
@@ -155,15 +162,23 @@ impl<'a> Scan<'a> {
                         _ => return None,
                     }
                 }
-                0..0x20 => return None,
-                _ => self.i += 1,
+                // A control character (the run stops only at these three kinds of byte).
+                _ => return None,
             }
         }
     }
 
-    /// Moves the cursor to the end of a string's plain run: eight bytes at a time, then one by
-    /// one near the end of the text.
+    /// Moves the cursor to the end of a string's plain run: the first sixteen bytes one by one
+    /// (most strings of a status file are shorter), then eight at a time, then one by one near
+    /// the end of the text.
     fn plain_run(&mut self) {
+        let short = (self.i + 16).min(self.b.len());
+        while self.i < short {
+            if special(self.b[self.i]) {
+                return;
+            }
+            self.i += 1;
+        }
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
@@ -230,7 +245,7 @@ impl<'a> Scan<'a> {
         let start = self.i;
         match c {
             b'"' => {
-                self.string()?;
+                self.skip_string()?;
             }
             b'{' => self.object(|s, _| s.value().map(|_| ()))?,
             b'[' => self.array(|s| s.value().map(|_| ()))?,
