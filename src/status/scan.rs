@@ -168,17 +168,9 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Moves the cursor to the end of a string's plain run: the first sixteen bytes one by one
-    /// (most strings of a status file are shorter), then eight at a time, then one by one near
-    /// the end of the text.
+    /// Moves the cursor to the end of a string's plain run: eight bytes at a time, then one by
+    /// one near the end of the text.
     fn plain_run(&mut self) {
-        let short = (self.i + 16).min(self.b.len());
-        while self.i < short {
-            if special(self.b[self.i]) {
-                return;
-            }
-            self.i += 1;
-        }
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);

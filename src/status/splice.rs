@@ -122,14 +122,14 @@ fn string_field<'a>(entry: &'a str, pat: &str) -> Option<&'a str> {
     // `pat` starts with a newline: its first occurrence starts at the first newline it follows
     // (found line by line, without setting up a substring search for each entry).
     debug_assert!(pat.starts_with('\n'));
-    let mut from = 0;
-    let start = loop {
-        let nl = from + entry[from..].find('\n')?;
-        if entry[nl..].starts_with(pat) {
-            break nl + pat.len();
-        }
-        from = nl + 1;
-    };
+    let b = entry.as_bytes();
+    let start = b
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'\n')
+        .map(|(i, _)| i)
+        .find(|&i| b[i..].starts_with(pat.as_bytes()))?
+        + pat.len();
     let len = entry[start..].find('"')?;
     let value = &entry[start..start + len];
     (!value.contains('\\')).then_some(value)
