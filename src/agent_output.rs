@@ -73,6 +73,24 @@ impl Usage {
     }
 }
 
+impl serde::Serialize for Usage {
+    /// `{"input_tokens":…,"output_tokens":…,"cache_read_tokens":…,"cache_write_tokens":…,
+    /// "tokens":…,"cost_usd":…}` (`cost_usd` only when known).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("input_tokens", &self.input_tokens)?;
+        m.serialize_entry("output_tokens", &self.output_tokens)?;
+        m.serialize_entry("cache_read_tokens", &self.cache_read_tokens)?;
+        m.serialize_entry("cache_write_tokens", &self.cache_write_tokens)?;
+        m.serialize_entry("tokens", &self.tokens())?;
+        if let Some(c) = self.cost_usd() {
+            m.serialize_entry("cost_usd", &c)?;
+        }
+        m.end()
+    }
+}
+
 /// Dollars to millionths of a dollar (negative and non-finite values count as 0).
 pub fn usd_to_micro(usd: f64) -> u64 {
     if usd.is_finite() && usd > 0.0 {

@@ -91,6 +91,9 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             plans: Vec::new(),
             elapsed_ms: super::core::millis(started.elapsed()),
             interrupted: false,
+            usage: Default::default(),
+            budget_reached: None,
+            agents_stopped: Vec::new(),
         };
     };
     let plan_list = ws.plan_list();
@@ -115,6 +118,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             .as_ref()
             .map(|m| m.defaults.target.clone())
             .unwrap_or_default(),
+        budget: ctx.budget,
+        limit_backoff: ctx.limit_backoff,
     };
     let names = ws.plans.iter().map(|lp| lp.name.clone()).collect();
     let mut core = Core::new(
@@ -230,6 +235,10 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
         branch: pc.branch.clone(),
         worktree: pc.worktree.clone(),
         log_dir: pc.log_dir.clone(),
+        agent: pc.agent_name.clone(),
+        report: pc.agent.report,
+        check: pc.check.is_some(),
+        budget: pc.budget,
     }
 }
 
@@ -335,6 +344,7 @@ impl Effects<'_> {
                     }),
                     duration_ms: e.duration,
                     error: e.error.clone(),
+                    usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
                 },
                 None => TaskFacts::default(),
             })
@@ -414,6 +424,7 @@ impl Effects<'_> {
                 attempt,
                 ending,
                 how,
+                usage,
             } => {
                 self.stops.remove(&run);
                 let Some(pc) = self.plan(unit.plan()) else {
@@ -421,6 +432,11 @@ impl Effects<'_> {
                 };
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
+                    if let (Some(u), Some(t)) = (usage, unit.task())
+                        && let Err(e) = super::settle::record_usage(&pc, t, &u)
+                    {
+                        process_note(&pc, &format!("cannot record the attempt's usage: {e}"));
+                    }
                     let outcome = super::settle::settle(&pc, unit.task(), attempt, &ending, &how);
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
@@ -455,6 +471,7 @@ impl Effects<'_> {
                     );
                 }
             }
+            Action::Check { run, unit } => self.check(run, unit),
             Action::Prepare { plan } => self.prepare(plan),
             Action::Merge { plan } => self.merge(plan),
         }
@@ -505,6 +522,11 @@ impl Effects<'_> {
             });
         });
     }
+}
+
+/// A problem met off the loop, written to the plan's log directory (`orch.log`).
+fn process_note(pc: &PlanCtx, message: &str) {
+    crate::process::log_line(&pc.log_dir.join("orch.log"), &format!("=== orch: {message} ==="));
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {

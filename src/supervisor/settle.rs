@@ -29,6 +29,24 @@ pub fn settle(
     }
 }
 
+/// Adds one attempt's tokens and cost to task `t`'s `orchUsage`.
+pub fn record_usage(
+    plan: &PlanCtx,
+    t: usize,
+    usage: &crate::agent_output::Usage,
+) -> Result<(), status::StatusError> {
+    let Some(task) = plan.plan.tasks.get(t) else {
+        return Ok(());
+    };
+    let id = task.id.as_str();
+    plan.update(|doc| {
+        if let Some(e) = doc.entry_mut(id) {
+            e.orch_usage.get_or_insert_with(Default::default).add(usage);
+        }
+        Ok(())
+    })
+}
+
 /// Records task `id` failed with `error` (a launch that failed, a second conflict).
 pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), status::StatusError> {
     let opts = TransitionOptions {

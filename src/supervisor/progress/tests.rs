@@ -70,6 +70,8 @@ fn summary() -> RunSummary {
                 branch: "orch/auth".into(),
                 worktree: ".orch/worktrees/auth".into(),
                 log_dir: ".orch/logs/auth".into(),
+                causes: vec![],
+                usage: Default::default(),
             },
             PlanOutcome {
                 merge: None,
@@ -82,10 +84,15 @@ fn summary() -> RunSummary {
                 branch: "orch/api".into(),
                 worktree: ".orch/worktrees/api".into(),
                 log_dir: ".orch/logs/api".into(),
+                causes: vec![],
+                usage: Default::default(),
             },
         ],
         elapsed_ms: 65_000,
         interrupted: false,
+        usage: Default::default(),
+        budget_reached: None,
+        agents_stopped: vec![],
     }
 }
 
@@ -163,6 +170,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 task: "1.2".into(),
                 commit: Some("abc1234def".into()),
                 duration_ms: 3_200,
+                usage: None,
             },
             "auth 1.2 done in 3.2s (commit abc1234)",
         ),
@@ -175,6 +183,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 retry_in_ms: Some(5_000),
                 saved: Some("refs/orch/saved/auth/1.3-1".into()),
                 log: ".orch/logs/auth/1.3.log".into(),
+                usage: None,
             },
             "auth 1.3 failed (attempt 1): exit status 1; retry in 5.0s; \
              changes saved in refs/orch/saved/auth/1.3-1; log .orch/logs/auth/1.3.log",
@@ -188,6 +197,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 retry_in_ms: None,
                 saved: None,
                 log: ".orch/logs/api/plan.log".into(),
+                usage: None,
             },
             "api failed (attempt 3): timed out; after 10m; no retry; log .orch/logs/api/plan.log",
         ),
@@ -257,6 +267,7 @@ fn plain_task_finished_without_commit_and_plan_mode_task() {
         task: String::new(),
         commit: None,
         duration_ms: 125_000,
+        usage: None,
     };
     assert_eq!(
         describe(&e, None).as_deref(),
