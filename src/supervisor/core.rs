@@ -161,6 +161,12 @@ pub enum Action {
         task: usize,
         changes: Changes,
     },
+    /// Record in the status files of `plans` that their agent is paused (`reason`, for how
+    /// long) or, `None`, no longer.
+    RecordPause {
+        plans: Vec<usize>,
+        pause: Option<(String, String, Duration)>,
+    },
     /// Record a task failed in its status file, with `error`.
     RecordFailure {
         plan: usize,

@@ -472,6 +472,32 @@ impl Effects<'_> {
                 }
             }
             Action::Check { run, unit } => self.check(run, unit),
+            Action::RecordPause { plans, pause } => {
+                let pcs: Vec<Arc<PlanCtx>> = plans.iter().filter_map(|&p| self.plan(p)).collect();
+                let record = pause.map(|(agent, reason, wait)| {
+                    let until = chrono::Utc::now()
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+                    serde_json::json!({
+                        "agent": agent,
+                        "until": status::timestamp(until),
+                        "reason": reason,
+                    })
+                });
+                tokio::task::spawn_blocking(move || {
+                    for pc in pcs {
+                        let r = pc.update(|doc| {
+                            match &record {
+                                Some(v) => doc.extra.insert("orchPaused".into(), v.clone()),
+                                None => doc.extra.remove("orchPaused"),
+                            };
+                            Ok(())
+                        });
+                        if let Err(e) = r {
+                            process_note(&pc, &format!("cannot record the pause: {e}"));
+                        }
+                    }
+                });
+            }
             Action::Prepare { plan } => self.prepare(plan),
             Action::Merge { plan } => self.merge(plan),
         }

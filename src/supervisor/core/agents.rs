@@ -104,8 +104,13 @@ impl Core<'_> {
             reason: reason.clone(),
         };
         self.state.timers.insert((until, Timer::Resume(a)));
+        let name = agent.name.clone();
+        out.push(Action::RecordPause {
+            plans: self.plans_of_agent(a),
+            pause: Some((name.clone(), reason.clone(), wait)),
+        });
         out.push(Action::Report(Event::AgentPaused {
-            agent: agent.name.clone(),
+            agent: name,
             reason,
             resume_in_ms: millis(wait),
         }));
@@ -118,10 +123,20 @@ impl Core<'_> {
         };
         if matches!(agent.state, AgentState::Paused { .. }) {
             agent.state = AgentState::Ready;
-            out.push(Action::Report(Event::AgentResumed {
-                agent: agent.name.clone(),
-            }));
+            let name = agent.name.clone();
+            out.push(Action::RecordPause {
+                plans: self.plans_of_agent(a),
+                pause: None,
+            });
+            out.push(Action::Report(Event::AgentResumed { agent: name }));
         }
+    }
+
+    /// The plans of the run whose agent is `a`.
+    fn plans_of_agent(&self, a: usize) -> Vec<usize> {
+        (0..self.state.plans.len())
+            .filter(|&p| self.spec(p).is_some() && self.state.plans[p].agent_index == a)
+            .collect()
     }
 
     /// Whether task `t` of plan `p` has a check to pass before its commit.
