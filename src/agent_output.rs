@@ -47,7 +47,9 @@ impl Usage {
         Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
-            cache_read_tokens: self.cache_read_tokens.saturating_add(other.cache_read_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_add(other.cache_read_tokens),
             cache_write_tokens: self
                 .cache_write_tokens
                 .saturating_add(other.cache_write_tokens),
@@ -229,7 +231,12 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
     let text = String::from_utf8_lossy(&bytes);
     let start = text
         .rfind("=== orch: attempt ")
-        .filter(|&i| text[i..].lines().next().is_some_and(|l| l.contains(" started at ")))
+        .filter(|&i| {
+            text[i..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains(" started at "))
+        })
         .map_or(0, |i| i);
     parse(&text[start..], now)
 }
@@ -263,7 +270,8 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 if is_error || subtype.starts_with("error") {
                     out.error = Some(match &text {
                         Some(t) if !t.trim().is_empty() => t.clone(),
-                        _ => claude_errors(&v).unwrap_or_else(|| format!("the client ended with `{subtype}`")),
+                        _ => claude_errors(&v)
+                            .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
                     });
                 }
                 out.result = text;
@@ -446,7 +454,9 @@ pub fn reset_wait(text: &str, now: DateTime<Utc>) -> Option<Duration> {
     let lower = text.to_ascii_lowercase();
     let at = |t: DateTime<Utc>| {
         let secs = (t - now).num_milliseconds();
-        Some(Duration::from_millis(u64::try_from(secs.max(0)).unwrap_or(0)))
+        Some(Duration::from_millis(
+            u64::try_from(secs.max(0)).unwrap_or(0),
+        ))
     };
     // Claude Code: "Claude AI usage limit reached|1735689600".
     if let Some(i) = lower.find("limit reached|") {
@@ -512,7 +522,10 @@ fn spelled_duration(s: &str) -> Option<Duration> {
             .collect();
         let Ok(n) = num.parse::<f64>() else { break };
         let after = rest[num.len()..].trim_start();
-        let unit: String = after.chars().take_while(char::is_ascii_alphabetic).collect();
+        let unit: String = after
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
         let secs = match unit.as_str() {
             "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
             "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
@@ -635,7 +648,8 @@ mod tests {
 
     #[test]
     fn plain_text_keeps_the_last_lines_without_orchs() {
-        let mut text = String::from("=== orch: attempt 2 started at 2026-11-23T10:00:00Z: sh a.sh ===\n");
+        let mut text =
+            String::from("=== orch: attempt 2 started at 2026-11-23T10:00:00Z: sh a.sh ===\n");
         for i in 0..20 {
             text.push_str(&format!("line {i}\n"));
         }
@@ -659,11 +673,11 @@ mod tests {
 
     #[test]
     fn status_codes_need_an_error_word() {
-        assert_eq!(classify("expected 401 rows, got 400", now()), Class::Ordinary);
         assert_eq!(
-            classify("HTTP 429: slow down", now()),
-            Class::Limit(None)
+            classify("expected 401 rows, got 400", now()),
+            Class::Ordinary
         );
+        assert_eq!(classify("HTTP 429: slow down", now()), Class::Limit(None));
         assert_eq!(classify("error 4290", now()), Class::Ordinary);
         assert_eq!(classify("API error 401", now()), Class::Fatal(Fatal::Auth));
     }
@@ -673,8 +687,14 @@ mod tests {
         let n = now();
         let cases = [
             ("rate limited; resets at 2026-11-23T10:00:02Z", Some(2)),
-            ("429 Too Many Requests (reset: 2026-11-23T10:00:05.500+00:00)", Some(5)),
-            ("You've hit your usage limit. Try again in 2 hours 5 minutes.", Some(7500)),
+            (
+                "429 Too Many Requests (reset: 2026-11-23T10:00:05.500+00:00)",
+                Some(5),
+            ),
+            (
+                "You've hit your usage limit. Try again in 2 hours 5 minutes.",
+                Some(7500),
+            ),
             ("usage limit reached, try again in 1h", Some(3600)),
             ("Retry-After: 30", Some(30)),
             ("rate limit; please try again later", None),
@@ -704,7 +724,10 @@ mod tests {
         let out = read_attempt(&log, now());
         assert_eq!(out.class, Class::Ordinary);
         assert_eq!(out.usage.and_then(|u| u.cost_micro_usd), Some(1_500_000));
-        assert_eq!(read_attempt(&dir.path().join("none.log"), now()), AgentOutput::default());
+        assert_eq!(
+            read_attempt(&dir.path().join("none.log"), now()),
+            AgentOutput::default()
+        );
     }
 
     #[test]

@@ -387,7 +387,11 @@ fn sample_task(full: bool) -> TaskPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
-        check: if full { "cargo test".into() } else { String::new() },
+        check: if full {
+            "cargo test".into()
+        } else {
+            String::new()
+        },
         report_by_exit: !full,
     }
 }

@@ -150,7 +150,9 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
     let usage = doc
         .entries()
         .filter_map(|e| e.orch_usage.as_ref())
-        .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u.usage()));
+        .fold(crate::agent_output::Usage::default(), |a, u| {
+            a.plus(&u.usage())
+        });
     let mut v = json!({
         "plan": p.name,
         "title": p.plan.title,

@@ -560,5 +560,8 @@ fn limit_backoff() -> std::time::Duration {
     std::env::var("ORCH_LIMIT_BACKOFF_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .map_or(std::time::Duration::from_secs(60), std::time::Duration::from_millis)
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
 }

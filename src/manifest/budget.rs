@@ -18,7 +18,9 @@ impl Budget {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(m) = self.micro_usd {
-            parts.push(crate::agent_output::format_usd(crate::agent_output::micro_to_usd(m)));
+            parts.push(crate::agent_output::format_usd(
+                crate::agent_output::micro_to_usd(m),
+            ));
         }
         if let Some(t) = self.tokens {
             parts.push(format!("{} tokens", crate::agent_output::short_count(t)));
@@ -136,6 +138,9 @@ mod tests {
             b.reached(1_200_000, 0).as_deref(),
             Some("$1.20 spent of a budget of $1.00")
         );
-        assert_eq!(parse_budget("$5, 2M tokens").map(|b| b.describe()), Ok("$5.00 or 2.0M tokens".into()));
+        assert_eq!(
+            parse_budget("$5, 2M tokens").map(|b| b.describe()),
+            Ok("$5.00 or 2.0M tokens".into())
+        );
     }
 }

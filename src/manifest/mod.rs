@@ -17,7 +17,8 @@ mod values;
 mod tests;
 
 pub use agents::{
-    AgentMode, AgentSpec, ReportMode, TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ReportMode, TEMPLATE_VARS, TemplatePart, parse_template, presets,
+    render_template,
 };
 pub use budget::{Budget, parse_budget};
 pub use duration::{format_duration, parse_duration};

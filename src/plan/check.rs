@@ -57,7 +57,12 @@ mod tests {
         assert_eq!(check_clause("Add login"), Ok(None));
         assert_eq!(
             check_clause("Add login (check: cargo test -p auth) (depends: 1.1)"),
-            Ok(Some(vec!["cargo".into(), "test".into(), "-p".into(), "auth".into()]))
+            Ok(Some(vec![
+                "cargo".into(),
+                "test".into(),
+                "-p".into(),
+                "auth".into()
+            ]))
         );
         assert_eq!(
             check_clause("x (Check: sh -c \"test -f a.txt\")"),

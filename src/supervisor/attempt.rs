@@ -63,11 +63,10 @@ pub async fn watch(mut m: Monitor) {
     signal_group(m.pid, Signal::SIGKILL);
     // What the client said (usage, its error), from this attempt's part of the log.
     let log = m.log.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        crate::agent_output::read_attempt(&log, Utc::now())
-    })
-    .await
-    .unwrap_or_default();
+    let output =
+        tokio::task::spawn_blocking(move || crate::agent_output::read_attempt(&log, Utc::now()))
+            .await
+            .unwrap_or_default();
     log_line(
         &m.log,
         &format!(

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::state::{
-    AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId,
-    RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit,
+    AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec,
+    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit,
 };
 use crate::agent_output::{AgentOutput, Fatal, Usage};
-use crate::manifest::Budget;
 use crate::graph::{Frontier, Graph};
+use crate::manifest::Budget;
 use crate::plan::{Plan, TaskKind};
 
 /// The run's fixed settings, as the core needs them.

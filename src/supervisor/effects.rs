@@ -552,7 +552,10 @@ impl Effects<'_> {
 
 /// A problem met off the loop, written to the plan's log directory (`orch.log`).
 fn process_note(pc: &PlanCtx, message: &str) {
-    crate::process::log_line(&pc.log_dir.join("orch.log"), &format!("=== orch: {message} ==="));
+    crate::process::log_line(
+        &pc.log_dir.join("orch.log"),
+        &format!("=== orch: {message} ==="),
+    );
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {

@@ -499,7 +499,9 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
                 || "nothing to commit".into(),
                 |c| format!("commit {}", short(c))
             ),
-            usage.map(|u| format!(", {}", u.describe())).unwrap_or_default()
+            usage
+                .map(|u| format!(", {}", u.describe()))
+                .unwrap_or_default()
         ),
         Event::TaskChecking {
             plan,
@@ -657,7 +659,11 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
         for (id, cause) in &p.causes {
             let lines: Vec<&str> = cause.lines().filter(|l| !l.trim().is_empty()).collect();
             let shown = lines.len().min(6);
-            out.push_str(&format!("{} {id} failed: {}\n", p.plan, lines.first().unwrap_or(&"")));
+            out.push_str(&format!(
+                "{} {id} failed: {}\n",
+                p.plan,
+                lines.first().unwrap_or(&"")
+            ));
             for l in &lines[1.min(shown)..shown] {
                 out.push_str(&format!("    {l}\n"));
             }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::agent_output::Usage;
 use crate::graph::NodeState;
-use crate::manifest::{AgentMode, Budget, ReportMode};
 use crate::manifest::format_duration;
+use crate::manifest::{AgentMode, Budget, ReportMode};
 use crate::status::TaskStatus;
 
 /// One attempt of a unit, from its launch to its settling.
@@ -416,10 +416,16 @@ pub enum Timer {
 pub enum AgentState {
     Ready,
     /// It hit a usage or rate limit: nothing of it starts until `until`.
-    Paused { until: Instant, reason: String },
+    Paused {
+        until: Instant,
+        reason: String,
+    },
     /// It cannot work until a person fixes something (missing program, rejected flags,
     /// authentication): nothing of it starts in this run.
-    Stopped { cause: String, fix: String },
+    Stopped {
+        cause: String,
+        fix: String,
+    },
 }
 
 /// One agent of the run (by name, as plans name them).

@@ -36,7 +36,13 @@ impl Core<'_> {
 
     /// Plan `p`'s agent cannot work until a person fixes something: nothing of it starts any
     /// more in this run.
-    pub(super) fn stop_agent(&mut self, p: usize, kind: Fatal, cause: String, out: &mut Vec<Action>) {
+    pub(super) fn stop_agent(
+        &mut self,
+        p: usize,
+        kind: Fatal,
+        cause: String,
+        out: &mut Vec<Action>,
+    ) {
         let a = self.state.plans[p].agent_index;
         let Some(agent) = self.state.agents.get_mut(a) else {
             return;
@@ -176,12 +182,7 @@ impl Core<'_> {
     }
 
     /// The check of attempt `run` ran: commit, or fail the attempt with the check's output.
-    pub(super) fn on_checked(
-        &mut self,
-        run: RunId,
-        result: CheckOutcome,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn on_checked(&mut self, run: RunId, result: CheckOutcome, out: &mut Vec<Action>) {
         let Some(rr) = self.state.runs.get_mut(&run) else {
             return;
         };
@@ -198,8 +199,9 @@ impl Core<'_> {
                 record: true,
             },
             CheckOutcome::Stopped => Settlement::Interrupt {
-                note: "stopped by orch while its check ran; it will run again on the next `orch up`"
-                    .to_string(),
+                note:
+                    "stopped by orch while its check ran; it will run again on the next `orch up`"
+                        .to_string(),
             },
         };
         out.push(Action::Settle {
@@ -241,7 +243,8 @@ impl Core<'_> {
         let budget = spec.budget;
         let plan = &self.state.plans[p];
         if plan.budget_hit.is_none()
-            && let Some(why) = budget.reached(plan.usage.cost_micro_usd.unwrap_or(0), plan.usage.tokens())
+            && let Some(why) =
+                budget.reached(plan.usage.cost_micro_usd.unwrap_or(0), plan.usage.tokens())
         {
             let usage = plan.usage;
             self.state.plans[p].budget_hit = Some(why.clone());

@@ -75,6 +75,8 @@ impl Core<'_> {
             if self.spec(p).is_none() {
                 continue;
             }
+            // A plan's budget counts what it spent in earlier runs.
+            self.check_budgets(p, out);
             for t in 0..self.plans[p].tasks.len() {
                 let rec = &self.state.tasks[p][t];
                 if rec.run == TaskRun::Idle && rec.facts.needs_commit() {
@@ -222,8 +224,7 @@ impl Core<'_> {
             Unit::Task { plan, task } => {
                 let facts = &self.state.tasks[plan][task].facts;
                 match facts.status {
-                    TaskStatus::Completed => match self.check_or_commit(run, ending.clone(), out)
-                    {
+                    TaskStatus::Completed => match self.check_or_commit(run, ending.clone(), out) {
                         Some(how) => how,
                         None => return,
                     },
