@@ -405,6 +405,8 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+mod agent_tests;
 mod agents;
 mod inputs;
 mod outcome;

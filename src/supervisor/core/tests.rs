@@ -12,13 +12,13 @@ use crate::status::TaskStatus;
 use crate::supervisor::state::{Changes, RunId};
 use crate::supervisor::state::{Ending, Outcome, PlanSpec, Settlement, Stop, TaskFacts, Unit};
 
-fn plan(text: &str) -> Plan {
+pub(super) fn plan(text: &str) -> Plan {
     let p = parse(Path::new("plan.md"), text);
     assert!(!p.has_errors(), "{:#?}", p.diagnostics);
     p
 }
 
-fn spec(name: &str) -> PlanSpec {
+pub(super) fn spec(name: &str) -> PlanSpec {
     PlanSpec {
         name: name.to_string(),
         mode: AgentMode::Task,
@@ -38,7 +38,7 @@ fn spec(name: &str) -> PlanSpec {
     }
 }
 
-fn cfg(max_agents: usize) -> CoreConfig {
+pub(super) fn cfg(max_agents: usize) -> CoreConfig {
     CoreConfig {
         max_agents,
         backoff: Duration::from_secs(10),
@@ -51,7 +51,7 @@ fn cfg(max_agents: usize) -> CoreConfig {
 }
 
 /// A core over `plans`, every task pending.
-fn core<'a>(
+pub(super) fn core<'a>(
     cfg: CoreConfig,
     graph: &'a Graph,
     plans: &'a [Plan],
@@ -73,7 +73,7 @@ fn core<'a>(
     )
 }
 
-fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
+pub(super) fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -83,7 +83,7 @@ fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
         .collect()
 }
 
-fn reports(actions: &[Action]) -> Vec<&Event> {
+pub(super) fn reports(actions: &[Action]) -> Vec<&Event> {
     actions
         .iter()
         .filter_map(|a| match a {
