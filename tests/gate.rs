@@ -502,3 +502,58 @@ fn a_budget_below_the_runs_cost_stops_new_launches() {
     assert_eq!(named(&ev, "budget_reached")[0]["plan"], "p");
     assert_eq!(starts(&dir).len(), 2, "nothing more started");
 }
+
+#[test]
+fn verify_steps_that_fail_or_are_skipped_say_so_on_the_plan_branch() {
+    let repo = Repo::bare_minimum();
+    let plan = "# P\n\n## Phase 1: Work\n- [ ] 1.1 Write one\n\n\
+                **VERIFY Phase 1:** (non-blocking)\n- one is written\n\n\
+                ## Phase 2: More\n- [ ] 2.1 Write two\n\n\
+                **VERIFY Phase 2:**\n- two is written\n";
+    // V1 reports failure, V2 is skipped, tasks write their file (exit 0: done).
+    let script = "case \"$ORCH_TASK\" in \
+                  V1) \"$ORCH_BIN\" task fail V1 --error 'criterion one is unmet: one.txt is empty' ;; \
+                  V2) \"$ORCH_BIN\" task skip V2 --reason 'nothing left to verify' ;; \
+                  *) echo \"$ORCH_TASK\" > \"$ORCH_TASK.txt\" ;; esac";
+    setup(
+        &repo,
+        plan,
+        &toml_array(&["sh", "-c", script]),
+        "",
+        "retries = 0\n",
+        "",
+    );
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "a failed verification step\n{out}\n{err}");
+    // V1 does not block phase 2: 2.1 and V1 may come in either order.
+    let mut subjects = repo.subjects("plan/p");
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "p 1.1: Write one",
+            "p 2.1: Write two",
+            "p V1: verification of phase 1 failed: criterion one is unmet: one.txt is empty",
+            "p V2: verification of phase 2 skipped: nothing left to verify",
+        ]
+    );
+    // The whole cause is in the commit's body.
+    let body = repo.git(&[
+        "log",
+        "-1",
+        "--format=%B",
+        "--grep=V1: verification",
+        "plan/p",
+    ]);
+    assert!(body.contains("criterion one is unmet"), "{body}");
+    let doc = repo.status_file("p");
+    let steps = doc["verifySteps"].as_array().expect("verifySteps");
+    assert_eq!(
+        (&steps[0]["id"], &steps[0]["status"]),
+        (&"V1".into(), &"failed".into())
+    );
+    assert_eq!(
+        (&steps[1]["id"], &steps[1]["status"]),
+        (&"V2".into(), &"skipped".into())
+    );
+}

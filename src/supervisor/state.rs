@@ -151,6 +151,9 @@ pub enum Settlement {
     Interrupt { note: String },
     /// A plan agent ended: commit what it finished, put its started tasks back.
     PlanAgent,
+    /// A verification step was skipped: record that on the plan branch (an empty commit that
+    /// says so) and leave the task skipped.
+    SkipVerify,
 }
 
 /// A task as its status file records it, in the terms the core needs.

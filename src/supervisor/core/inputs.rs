@@ -228,6 +228,11 @@ impl Core<'_> {
                         Some(how) => how,
                         None => return,
                     },
+                    TaskStatus::Skipped
+                        if self.plans[plan].tasks[task].kind == crate::plan::TaskKind::Verify =>
+                    {
+                        Settlement::SkipVerify
+                    }
                     TaskStatus::Skipped => {
                         // Nothing to commit or save.
                         if let Some(rr) = self.release(run) {
