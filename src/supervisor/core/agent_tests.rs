@@ -492,3 +492,65 @@ fn a_launch_that_cannot_find_the_program_stops_the_agent() {
     assert!(c.is_over());
     assert_eq!(c.state().tasks[0][0].attempts, 0);
 }
+
+#[test]
+fn work_found_done_but_uncommitted_at_start_up_is_checked_before_its_commit() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut s = spec("a");
+    s.check = true;
+    let done = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    let facts = vec![vec![done, TaskFacts::default()]];
+    let mut c = Core::new(
+        cfg(1),
+        &g,
+        &plans,
+        &[0],
+        vec!["a".into()],
+        vec![Some(s)],
+        facts,
+    );
+    let t0 = Instant::now();
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: vec![],
+            retry: vec![],
+        },
+    );
+    let run = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Check { run, .. } => Some(*run),
+            _ => None,
+        })
+        .expect("checked first");
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Commit { .. })),
+        "{out:?}"
+    );
+    assert!(launches(&out).is_empty(), "the check holds the slot");
+    let out = c.handle(
+        t0,
+        Input::Checked {
+            run,
+            result: CheckOutcome::Passed,
+        },
+    );
+    assert!(matches!(settles(&out)[..], [(r, Settlement::Commit, None)] if r == run));
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Done {
+                commit: Some("c".into()),
+            },
+        },
+    );
+    assert_eq!(launches(&out).len(), 1, "1.2 goes on");
+}

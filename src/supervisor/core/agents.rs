@@ -7,7 +7,7 @@ use super::{Action, Core, MAX_PAUSE, millis};
 use crate::agent_output::{Fatal, Usage};
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
-    AgentState, CheckOutcome, Ending, RunId, RunRec, Settlement, Stage, Timer, Unit,
+    AgentState, CheckOutcome, Ending, RunId, RunRec, Settlement, Stage, TaskRun, Timer, Unit,
 };
 
 impl Core<'_> {
@@ -179,6 +179,42 @@ impl Core<'_> {
         }));
         out.push(Action::Check { run, unit });
         None
+    }
+
+    /// Task `t` of plan `p` was found done but not committed at start-up, and has a check: an
+    /// attempt in its checking stage, as if its agent had just ended.
+    pub(super) fn recheck(&mut self, now: Instant, p: usize, t: usize, out: &mut Vec<Action>) {
+        let unit = Unit::Task { plan: p, task: t };
+        let run = self.new_run();
+        let rec = &mut self.state.tasks[p][t];
+        rec.run = TaskRun::Attempt(run);
+        let attempt = rec.attempts.max(1);
+        self.sync_node(p, t);
+        let budget = self.budget(unit);
+        let log = self.log_of(p, Some(t));
+        self.occupy(
+            now,
+            run,
+            RunRec {
+                unit,
+                attempt,
+                stage: Stage::Checking,
+                started: now,
+                budget,
+                log,
+                quiet_key: None,
+                usage: None,
+                ending: Some(Ending::Exited(Some(0))),
+            },
+        );
+        // Its process is over: no deadline, no stuck detection.
+        self.clear_timers(run);
+        out.push(Action::Report(Event::TaskChecking {
+            plan: self.plan_name(p),
+            task: self.task_id(p, t).to_string(),
+            attempt,
+        }));
+        out.push(Action::Check { run, unit });
     }
 
     /// The check of attempt `run` ran: commit, or fail the attempt with the check's output.

@@ -80,7 +80,13 @@ impl Core<'_> {
             for t in 0..self.plans[p].tasks.len() {
                 let rec = &self.state.tasks[p][t];
                 if rec.run == TaskRun::Idle && rec.facts.needs_commit() {
-                    self.start_commit(p, t, out);
+                    // A supervisor that died while the task's check ran: check it again first
+                    // (when no adopted agent of the plan writes in its worktree meanwhile).
+                    if self.has_check(p, t) && self.state.plans[p].running == 0 {
+                        self.recheck(now, p, t, out);
+                    } else {
+                        self.start_commit(p, t, out);
+                    }
                 }
             }
         }
