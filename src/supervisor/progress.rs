@@ -680,11 +680,13 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
     if let Some(why) = &summary.budget_reached {
         out.push_str(&format!("budget of the run reached: {why}\n"));
     }
-    if summary.usage.tokens() > 0 || summary.usage.cost_micro_usd.is_some() {
+    let spent =
+        |u: &crate::agent_output::Usage| u.tokens() > 0 || u.cost_micro_usd.unwrap_or(0) > 0;
+    if spent(&summary.usage) {
         let per_plan: Vec<String> = summary
             .plans
             .iter()
-            .filter(|p| p.usage.tokens() > 0 || p.usage.cost_micro_usd.is_some())
+            .filter(|p| spent(&p.usage))
             .map(|p| format!("{} {}", p.plan, p.usage.describe()))
             .collect();
         out.push_str(&format!(
