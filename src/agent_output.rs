@@ -194,6 +194,9 @@ const READ_LIMIT: u64 = 4 << 20;
 /// Plain lines kept for [`AgentOutput::tail`].
 const TAIL_LINES: usize = 12;
 const LINE_CHARS: usize = 400;
+/// Plain output longer than this (in lines) is an agent that worked: its words are not
+/// searched for a failure class.
+const SHORT_OUTPUT: usize = 20;
 /// The longest wait for a limit's reset that is believed.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -229,15 +232,17 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
         return AgentOutput::default();
     }
     let text = String::from_utf8_lossy(&bytes);
+    // The last attempt header (other orch lines, such as a batch job's id, may follow it).
     let start = text
-        .rfind("=== orch: attempt ")
-        .filter(|&i| {
+        .rmatch_indices("=== orch: attempt ")
+        .map(|(i, _)| i)
+        .find(|&i| {
             text[i..]
                 .lines()
                 .next()
                 .is_some_and(|l| l.contains(" started at "))
         })
-        .map_or(0, |i| i);
+        .unwrap_or(0);
     parse(&text[start..], now)
 }
 
@@ -335,9 +340,13 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
         .map(|l| clip(l, LINE_CHARS))
         .collect::<Vec<_>>()
         .join("\n");
-    // The client's error decides when there is one; else what it printed last.
+    // The client's error decides when there is one; else what it printed last, but only from
+    // a short output: a client that cannot start (no login, a limit, a flag) says so at once,
+    // while an agent that worked and failed may quote such words from its own work.
     let judged = out.error.clone().unwrap_or_else(|| out.tail.clone());
+    let short = out.error.is_some() || plain.len() <= SHORT_OUTPUT;
     out.class = match classify(&judged, now) {
+        _ if !short => hinted.unwrap_or_default(),
         Class::Ordinary => hinted.unwrap_or_default(),
         Class::Fatal(Fatal::RejectedFlags) if out.events > 0 => Class::Ordinary,
         c => c,
@@ -399,18 +408,21 @@ pub fn classify(text: &str, now: DateTime<Utc>) -> Class {
         "please run /login",
         "not logged in",
         "401 unauthorized",
-        "unauthorized",
     ];
     const LIMIT: &[&str] = &[
         "usage limit",
-        "rate limit",
-        "rate_limit",
-        "ratelimit",
+        "rate limit exceeded",
+        "rate limit reached",
+        "rate limited",
+        "rate_limit_error",
+        "rate_limit_exceeded",
         "too many requests",
         "quota exceeded",
         "exceeded your current quota",
-        "limit reached",
-        "overloaded",
+        "insufficient_quota",
+        "hit your limit",
+        "limit reached|",
+        "overloaded_error",
     ];
     const FLAGS: &[&str] = &[
         "unexpected argument",
@@ -672,12 +684,30 @@ mod tests {
     }
 
     #[test]
+    fn a_long_plain_output_is_an_ordinary_failure() {
+        let mut text = String::new();
+        for i in 0..30 {
+            text.push_str(&format!("test auth::login_{i} ... ok\n"));
+        }
+        text.push_str("error: not logged in: authentication_failed for user bob\n");
+        assert_eq!(parse(&text, now()).class, Class::Ordinary);
+        assert_eq!(
+            parse("error: not logged in\n", now()).class,
+            Class::Fatal(Fatal::Auth)
+        );
+    }
+
+    #[test]
     fn status_codes_need_an_error_word() {
         assert_eq!(
             classify("expected 401 rows, got 400", now()),
             Class::Ordinary
         );
         assert_eq!(classify("HTTP 429: slow down", now()), Class::Limit(None));
+        assert_eq!(
+            classify("added the rate limit middleware", now()),
+            Class::Ordinary
+        );
         assert_eq!(classify("error 4290", now()), Class::Ordinary);
         assert_eq!(classify("API error 401", now()), Class::Fatal(Fatal::Auth));
     }
@@ -718,7 +748,8 @@ mod tests {
         std::fs::write(
             &log,
             "=== orch: attempt 1 started at x: a ===\nInvalid API key\n=== orch: attempt 1 ended at y: exit status 1 ===\n\
-             === orch: attempt 2 started at z: a ===\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":1.5}\n",
+             === orch: attempt 2 started at z: a ===\n=== orch: attempt 2 is slurm job 17 ===\n\
+             {\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":1.5}\n",
         )
         .expect("write");
         let out = read_attempt(&log, now());

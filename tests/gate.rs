@@ -102,6 +102,9 @@ fn claude_like_agent_usage_and_cost_are_recorded_and_summed() {
     assert_eq!(st["tasks"][0]["usage"]["cost_usd"], 0.25, "{st}");
     let (_, text, _) = repo.run(&["status", "--plan", "p"]);
     assert!(text.contains("used: 8500 tokens, $0.5000"), "{text}");
+    let (_, all, _) = repo.run(&["status", "--json"]);
+    let all: Value = serde_json::from_str(&all).expect("json");
+    assert_eq!(all["usage"]["cost_usd"], 0.5, "{all}");
 }
 
 #[test]

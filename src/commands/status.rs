@@ -118,7 +118,15 @@ fn render(
     let v = if sel.plan.is_some() && views.len() == 1 {
         views.remove(0)
     } else {
-        json!({ "plans": views })
+        // What every plan shown spent, all runs.
+        let usage = ws
+            .selected
+            .iter()
+            .flat_map(|&i| docs[i].entries().filter_map(|e| e.orch_usage.as_ref()))
+            .fold(crate::agent_output::Usage::default(), |a, u| {
+                a.plus(&u.usage())
+            });
+        json!({ "plans": views, "usage": usage })
     };
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)

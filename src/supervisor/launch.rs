@@ -88,7 +88,7 @@ impl Effects<'_> {
             &format!(
                 "=== orch: attempt {attempt} started at {}: {} ===",
                 status::timestamp(Utc::now()),
-                argv.join(" ")
+                header_argv(&argv)
             ),
         );
         // Resolved once here rather than by execvp trying every PATH entry.
@@ -530,4 +530,34 @@ fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
             Ok(())
         }),
     };
+}
+
+/// The argv as one line for the log's attempt header: a long argument (the prompt) is cut, line
+/// breaks are written `\n`. One line, so that what the agent prints is told apart from it.
+fn header_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let one = a.replace('\r', "\\r").replace('\n', "\\n");
+            if one.chars().count() > 160 {
+                let head: String = one.chars().take(120).collect();
+                format!("{head}… ({} chars)", a.chars().count())
+            } else {
+                one
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_attempt_header_is_one_line() {
+        let prompt = format!("line one\nline two\n{}", "x".repeat(300));
+        let argv = vec!["claude".to_string(), "-p".to_string(), prompt];
+        let h = super::header_argv(&argv);
+        assert!(!h.contains('\n'), "{h}");
+        assert!(h.starts_with("claude -p line one\\nline two\\nxxx"), "{h}");
+        assert!(h.ends_with("… (318 chars)"), "{h}");
+    }
 }
