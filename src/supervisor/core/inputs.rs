@@ -216,14 +216,20 @@ impl Core<'_> {
             Unit::PlanAgent { plan } => {
                 // A limit or a fatal failure of a plan agent: its agent waits or stops.
                 let cause = output.cause().unwrap_or_else(|| ending.describe());
-                match output.class {
-                    Class::Limit(wait) if !matches!(ending, Ending::Exited(Some(0))) => {
-                        self.pause_agent(now, plan, wait, cause, out);
-                    }
-                    Class::Fatal(kind) if !matches!(ending, Ending::Exited(Some(0))) => {
-                        self.stop_agent(plan, kind, cause, out);
-                    }
-                    _ => {}
+                let class = match ending {
+                    Ending::Exited(Some(0)) => Class::Ordinary,
+                    _ => output.class,
+                };
+                if class != Class::Ordinary
+                    && let Some(rr) = self.state.runs.get(&run).cloned()
+                {
+                    // Not the plan's fault: the attempt does not count against its retries.
+                    self.not_counted(&rr);
+                }
+                match class {
+                    Class::Limit(wait) => self.pause_agent(now, plan, wait, cause, out),
+                    Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
+                    Class::Ordinary => {}
                 }
                 Settlement::PlanAgent
             }
