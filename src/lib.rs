@@ -3,6 +3,7 @@
 //! The library holds every concept of the tool; `src/main.rs` only calls [`cli::main`].
 
 pub mod agent_env;
+pub mod agent_output;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;

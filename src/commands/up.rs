@@ -277,6 +277,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             git_lock: Mutex::new(()),
             executor: entry.executor,
             slurm: entry.slurm.clone(),
+            check: entry.check.clone(),
+            budget: entry.budget,
         }));
     }
 
@@ -306,6 +308,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         backoff: manifest.defaults.backoff,
         stuck_after: manifest.defaults.stuck_after,
         auto_merge: args.merge || manifest.defaults.auto_merge,
+        budget: manifest.defaults.budget,
+        limit_backoff: limit_backoff(),
         templates,
         plans,
         jobs,
@@ -326,6 +330,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(if summary.interrupted {
         exit::INTERRUPTED
+    } else if !summary.agents_stopped.is_empty() {
+        exit::AGENT
     } else if summary
         .plans
         .iter()
@@ -488,6 +494,8 @@ fn check_agent(
             status_file: lp.status_path.display().to_string(),
             attempt: 1,
             previous_error: None,
+            check: String::new(),
+            report_by_exit: false,
         };
         templates
             .render_task(&sample)
@@ -573,4 +581,16 @@ fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
         d.path.clone_from(&plan.path);
     }
     (parsed == *plan).then(|| crate::status::plan_digest(&bytes))
+}
+
+/// The first pause of an agent at a usage limit whose client named no reset time (60 s; the
+/// environment variable `ORCH_LIMIT_BACKOFF_MS` sets another, for tests).
+fn limit_backoff() -> std::time::Duration {
+    std::env::var("ORCH_LIMIT_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
 }

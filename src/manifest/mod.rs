@@ -2,6 +2,7 @@
 //! `file:line:col` diagnostics.
 
 mod agents;
+mod budget;
 mod duration;
 mod load;
 mod model;
@@ -16,9 +17,10 @@ mod values;
 mod tests;
 
 pub use agents::{
-    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, TEMPLATE_VARS,
-    TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, ReportMode,
+    TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
 };
+pub use budget::{Budget, parse_budget};
 pub use duration::{format_duration, parse_duration};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
 pub use model::{

@@ -54,6 +54,11 @@ pub struct Defaults {
     pub templates: PathBuf,
     /// Where agents run (`local`); agents and plans may choose otherwise.
     pub executor: ExecutorKind,
+    /// The check run in a task's worktree after its agent is done, before the commit
+    /// (`["cargo", "test"]`); plans and tasks may name their own.
+    pub check: Option<Vec<String>>,
+    /// The most the whole run may spend: no new task starts once it is reached.
+    pub budget: super::budget::Budget,
 }
 
 impl Default for Defaults {
@@ -80,6 +85,8 @@ impl Default for Defaults {
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
             executor: ExecutorKind::Local,
+            check: None,
+            budget: super::budget::Budget::default(),
         }
     }
 }
@@ -181,6 +188,10 @@ pub struct PlanEntry {
     pub executor: ExecutorKind,
     /// Resolved: `[slurm]` with the plan's `slurm` table over it (used when `executor` is slurm).
     pub slurm: SlurmOptions,
+    /// Resolved: the plan's `check` (`[]`: none), else `defaults.check`.
+    pub check: Option<Vec<String>>,
+    /// The plan's own `budget` (its recorded spending, all runs).
+    pub budget: super::budget::Budget,
 }
 
 /// A loaded, validated `plans.toml`.

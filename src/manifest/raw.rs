@@ -41,6 +41,8 @@ pub struct RawDefaults {
     pub copy: Option<At<Vec<At<String>>>>,
     pub templates: Option<At<String>>,
     pub executor: Option<At<String>>,
+    pub check: Option<At<Vec<At<String>>>>,
+    pub budget: Option<At<String>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -62,6 +64,7 @@ pub struct RawAgent {
     pub command: Option<At<Vec<At<String>>>>,
     pub mode: Option<At<String>>,
     pub executor: Option<At<String>>,
+    pub report: Option<At<String>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -84,6 +87,8 @@ pub struct RawPlan {
     pub copy: Option<At<Vec<At<String>>>>,
     pub executor: Option<At<String>>,
     pub slurm: Option<RawSlurm>,
+    pub check: Option<At<Vec<At<String>>>>,
+    pub budget: Option<At<String>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -174,8 +179,10 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "copy",
     "templates",
     "executor",
+    "check",
+    "budget",
 ];
-pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor"];
+pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
@@ -209,6 +216,8 @@ pub const PLAN_KEYS: &[&str] = &[
     "copy",
     "executor",
     "slurm",
+    "check",
+    "budget",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -269,6 +278,8 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "copy" => d.copy = string_list(r, &ctx, value),
             "templates" => d.templates = string(r, &ctx, value),
             "executor" => d.executor = string(r, &ctx, value),
+            "check" => d.check = string_array(r, &ctx, value, Some(ARGV_HINT)),
+            "budget" => d.budget = string(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -299,6 +310,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             command: None,
             mode: None,
             executor: None,
+            report: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -309,6 +321,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "command" => agent.command = string_array(r, &key_ctx, v, Some(ARGV_HINT)),
                 "mode" => agent.mode = string(r, &key_ctx, v),
                 "executor" => agent.executor = string(r, &key_ctx, v),
+                "report" => agent.report = string(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }
@@ -358,6 +371,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             copy: None,
             executor: None,
             slurm: None,
+            check: None,
+            budget: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -378,6 +393,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "setup" => plan.setup = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "copy" => plan.copy = string_list(r, &ctx, v),
                 "executor" => plan.executor = string(r, &ctx, v),
+                "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
+                "budget" => plan.budget = string(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

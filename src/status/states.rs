@@ -21,6 +21,8 @@ pub struct StateEntry {
     pub status: Option<TaskStatus>,
     pub error: Option<String>,
     pub last_error: Option<String>,
+    /// Tokens and cost of its attempts (`orchUsage`).
+    pub usage: Option<crate::agent_output::Usage>,
 }
 
 /// The recorded status of each entry of a status file, by id (the first entry of an id wins).
@@ -29,6 +31,8 @@ pub struct StatusStates {
     map: IdMap<String, StateEntry>,
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
+    /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
+    pub paused: Option<serde_json::Value>,
     path: std::path::PathBuf,
 }
 
@@ -90,6 +94,7 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
         map: id_map(bytes.len() / 256),
         bytes: Vec::new(),
         path: path.to_path_buf(),
+        paused: None,
     };
     let mut entries = Vec::new();
     parse(path, &bytes, Want::States, &mut states, &mut entries)?;
@@ -192,6 +197,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
                     entries: &mut *self.entries,
                 })?,
                 "orchSchemaVersion" => version = map.next_value()?,
+                "orchPaused" => self.states.paused = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -278,6 +284,11 @@ impl<'de> Visitor<'de> for One<'_> {
                         Key::Status => st.status = Some(map.next_value()?),
                         Key::Error => st.error = map.next_value()?,
                         Key::LastError => st.last_error = map.next_value()?,
+                        Key::OrchUsage => {
+                            st.usage = map
+                                .next_value::<Option<super::model::OrchUsage>>()?
+                                .map(|u| u.usage());
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }

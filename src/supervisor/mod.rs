@@ -3,6 +3,7 @@
 //! agent exits, status-file changes, timers and signals. See docs/ARCHITECTURE.md.
 
 pub mod attempt;
+pub mod check;
 pub mod context;
 pub mod core;
 pub mod effects;
