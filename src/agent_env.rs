@@ -46,6 +46,10 @@ pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
 /// relies on the periodic re-read alone (network filesystems deliver no events).
 pub const ORCH_WATCH: &str = "ORCH_WATCH";
 
+/// Read by `orch up` from its own environment: the first pause, in milliseconds, of an agent at a
+/// usage limit whose client named no reset time (default 60 s; tests set it short).
+pub const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
+
 /// Set by `orch merge` for its verify command: the merge target (a branch name).
 pub const ORCH_TARGET: &str = "ORCH_TARGET";
 

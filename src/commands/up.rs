@@ -586,7 +586,7 @@ fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
 /// The first pause of an agent at a usage limit whose client named no reset time (60 s; the
 /// environment variable `ORCH_LIMIT_BACKOFF_MS` sets another, for tests).
 fn limit_backoff() -> std::time::Duration {
-    std::env::var("ORCH_LIMIT_BACKOFF_MS")
+    std::env::var(crate::agent_env::ORCH_LIMIT_BACKOFF_MS)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(
