@@ -295,6 +295,36 @@ enum Command {
         #[arg(long)]
         stop_on_failure: bool,
     },
+    /// Hand finished plans to review as stacked pull requests: push each plan's branch to the
+    /// remote (`remote` in `[defaults]`, `origin` by default) and open or update one pull
+    /// request per plan with the GitHub CLI (`gh`).
+    ///
+    /// A plan's base is the branch of the plan it depends on while that plan is not merged into
+    /// the target (a stack), else the target. Plans go upstream first. A pull request that
+    /// exists (`gh pr list --head BRANCH`) is updated with `gh pr edit`, its base moved when the
+    /// upstream plan merged. The body lists the plan's tasks with their commits, its checks and
+    /// the plans it depends on (also written to `<state_dir>/<plan>/pull-request.md`). The first
+    /// failing `git` or `gh` command stops the run, naming the plan and the command.
+    ///
+    /// Exit codes: 0 ok, 1 a `git` or `gh` command failed, 2 invalid input, 4 refused (a named
+    /// plan is not finished or has no branch).
+    /// Example: `orch pr`, `orch pr auth api --dry-run`, `orch pr --json | jq '.plans[].url'`.
+    Pr {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to hand over (names from plans.toml); every finished plan not merged yet
+        /// when none is given. Example: `orch pr api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print the commands instead of running them (only the read-only `gh pr list` runs,
+        /// to tell a new pull request from an update). Example: `orch pr --dry-run`.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print `{"remote", "target", "dry_run", "plans": [{"plan", "branch", "base", "action",
+        /// "number", "url", "base_before", "reason", "commands", "body"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
     /// Example: `orch graph --format mermaid > graph.md`, `orch graph --format dot | dot -Tsvg`.
@@ -565,6 +595,19 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 json,
                 strategy: strategy.map(MergeStrategy::from),
                 stop_on_failure,
+            },
+        ),
+        Command::Pr {
+            target,
+            plans,
+            dry_run,
+            json,
+        } => commands::pr::run(
+            &target.selection(),
+            commands::pr::PrArgs {
+                plans,
+                dry_run,
+                json,
             },
         ),
         Command::Graph { target, format } => {

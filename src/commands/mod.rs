@@ -10,6 +10,7 @@ pub mod logs;
 pub mod merge;
 pub mod next;
 pub mod output;
+pub mod pr;
 pub mod simulate;
 pub mod status;
 pub mod task;

@@ -53,6 +53,8 @@ pub struct Defaults {
     pub templates: PathBuf,
     /// Where agents run (`local`); agents and plans may choose otherwise.
     pub executor: ExecutorKind,
+    /// The git remote `orch pr` pushes plan branches to (`"origin"`).
+    pub remote: String,
 }
 
 impl Default for Defaults {
@@ -79,6 +81,7 @@ impl Default for Defaults {
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
             executor: ExecutorKind::Local,
+            remote: "origin".into(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct RawDefaults {
     pub copy: Option<At<Vec<At<String>>>>,
     pub templates: Option<At<String>>,
     pub executor: Option<At<String>>,
+    pub remote: Option<At<String>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -161,6 +162,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "copy",
     "templates",
     "executor",
+    "remote",
 ];
 pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor"];
 pub const SLURM_KEYS: &[&str] = &[
@@ -256,6 +258,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "copy" => d.copy = string_list(r, &ctx, value),
             "templates" => d.templates = string(r, &ctx, value),
             "executor" => d.executor = string(r, &ctx, value),
+            "remote" => d.remote = string(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }

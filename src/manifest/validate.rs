@@ -171,6 +171,17 @@ fn defaults(
     if let Some(e) = executor(r, "defaults.executor", d.executor.as_ref()) {
         out.executor = e;
     }
+    if let Some(At { value, span }) = &d.remote {
+        // A remote's name is a ref component: `refs/remotes/<name>/…`.
+        match check_ref_name(value) {
+            Ok(()) if !value.contains('/') => out.remote = value.clone(),
+            _ => r.error_hint(
+                span,
+                format!("`defaults.remote` `{value}` is not a git remote name"),
+                "name a remote of the repository, such as \"origin\" (`git remote -v` lists them)",
+            ),
+        }
+    }
     if let Some(At { value, span }) = &d.branch_prefix {
         // The prefix is checked with a stand-in name; every full branch is checked again later.
         if value.is_empty() {

@@ -17,6 +17,7 @@ pub mod interrupt;
 mod now;
 pub mod order;
 mod plan_info;
+pub mod pr;
 mod run;
 pub mod staging;
 pub mod step;
