@@ -206,9 +206,10 @@ enum Command {
     /// files.
     ///
     /// Each pair of existing plan branches, and each plan branch against the target, is merged
-    /// in memory (libgit2's merge; nothing is written). Plans not started yet (no branch) are
-    /// compared by the files their tasks name, against the other plans' task files and the files
-    /// their branches changed: those pairs are marked "predicted".
+    /// in memory (libgit2's merge, a conflict confirmed by `git merge-tree`; nothing is
+    /// written). Plans not started yet (no branch) are compared by the files their tasks name,
+    /// against the other plans' task files and the files their branches changed: those pairs
+    /// are marked "predicted".
     ///
     /// Exit codes: 0 no merge conflict (predicted overlaps are warnings), 5 some pair conflicts,
     /// 2 invalid input.

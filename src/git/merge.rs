@@ -8,6 +8,7 @@ use git2::build::CheckoutBuilder;
 
 use super::GitError;
 use super::commit::dirty_files;
+use super::merge_tree::TreeMerge;
 use super::repo::{open, parse_oid, retry_locked, signature};
 
 /// What [`merge_into`] did.
@@ -25,8 +26,8 @@ pub enum MergeOutcome {
 /// real merge commit (two parents, `message`), never a fast-forward, unless `upstream` is already
 /// an ancestor of the branch tip.
 ///
-/// The merge is built in memory (libgit2's merge, not git's `ort`: it may report conflicts that
-/// `git merge` would resolve). On conflict it returns [`MergeOutcome::Conflict`] and changes
+/// The merge is built in memory (libgit2's merge, decided by `git merge-tree` where the two
+/// differ: see [`super::merge_tree`]). On conflict it returns [`MergeOutcome::Conflict`] and changes
 /// nothing. Otherwise the result is checked out safely in the worktree first, then the branch moves
 /// with a compare-and-swap against the tip read before. The worktree must be clean.
 pub fn merge_into(
@@ -56,17 +57,18 @@ pub fn merge_into(
         path: worktree.to_path_buf(),
         files,
     };
-    let mut index = repo
-        .merge_commits(&ours, &theirs, None)
-        .map_err(merge_error)?;
-    if index.has_conflicts() && !dirty.is_empty() {
-        return Err(dirty_error(dirty));
-    }
-    if index.has_conflicts() {
-        return Ok(MergeOutcome::Conflict {
-            paths: index_conflicts(&index).map_err(merge_error)?,
-        });
-    }
+    let mut index = match super::merge_tree::merge_commits(
+        &repo,
+        &ours,
+        &theirs,
+        super::merge_tree::Check::Always,
+    )
+    .map_err(merge_error)?
+    {
+        TreeMerge::Clean(index) => index,
+        TreeMerge::Conflict(_) if !dirty.is_empty() => return Err(dirty_error(dirty)),
+        TreeMerge::Conflict(paths) => return Ok(MergeOutcome::Conflict { paths }),
+    };
     let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
     let commit_error = |source| GitError::Commit {
