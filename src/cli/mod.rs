@@ -349,9 +349,12 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// The 60-second tour: a new git repository with three plans, run by `orch up` with a
-    /// built-in scripted agent; then each plan branch's commits and the final status.
+    /// built-in scripted agent; then each plan branch's commits, `orch merge` of the three into
+    /// `main` in dependency order (a short `git log --graph`), the final status, and how to try
+    /// `orch pr` against a local bare remote.
     ///
-    /// Exits with `orch up`'s exit code. The repository is kept for you to look around.
+    /// Exits with `orch up`'s exit code, else `orch merge`'s. The repository is kept for you to
+    /// look around.
     /// Example: `orch demo`, `orch demo /tmp/orch-tour`.
     Demo {
         /// Where to make the demo repository: a new or empty directory (a non-empty one is
@@ -359,6 +362,10 @@ enum Command {
         /// Example: `orch demo /tmp/orch-tour`.
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Stop after `orch up`: the plans stay unmerged (to try `orch pr` on them).
+        /// Example: `orch demo --no-merge /tmp/orch-pr-tour`.
+        #[arg(long)]
+        no_merge: bool,
     },
     /// The demo's scripted agent (run by `orch up` in `orch demo`): appends
     /// `<task>: <description>` to `src/<plan>.txt` in its worktree, or checks that file for a
@@ -620,7 +627,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             commands::graph::run(&target.selection(), format)
         }
         Command::Init { dir } => commands::init::run(dir.as_deref()),
-        Command::Demo { dir } => commands::demo::run(dir.as_deref()),
+        Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::DemoAgent => commands::demo::run_agent(),
         Command::Logs {
             plan,

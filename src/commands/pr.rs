@@ -104,6 +104,9 @@ fn print_step(s: &PrStep, dry_run: bool) {
         "{}: `{}` -> `{}`: {what}",
         s.plan, s.branch, s.base
     ));
+    if let Some(note) = &s.reason {
+        println_safe(&format!("  note: {note}"));
+    }
     if dry_run {
         for argv in &s.commands {
             println_safe(&format!("  $ {}", shown(argv)));

@@ -262,7 +262,19 @@ impl<'a> PrRun<'a> {
             "--json".into(),
             "number,url,baseRefName".into(),
         ];
-        let listed = self.exec(&p.name, &list)?;
+        // A dry run goes on without `gh` (not installed, not logged in): it cannot tell an
+        // update from a new pull request then, and says so.
+        let mut note = None;
+        let listed = if dry_run {
+            self.output(&list).unwrap_or_else(|why| {
+                note = Some(format!(
+                    "`gh pr list` could not run ({why}): if a pull request is open for the branch, `orch pr` updates it instead"
+                ));
+                "[]".to_string()
+            })
+        } else {
+            self.exec(&p.name, &list)?
+        };
         commands.push(list.clone());
         let existing = parse_list(&listed).map_err(|e| {
             CliError::new(
@@ -296,7 +308,7 @@ impl<'a> PrRun<'a> {
             number: None,
             url: None,
             base_before: None,
-            reason: None,
+            reason: note,
             commands,
             body,
         };
@@ -407,15 +419,26 @@ impl<'a> PrRun<'a> {
 
     /// Runs `argv` in the repository; its stdout, or an error naming the plan and the command.
     fn exec(&self, plan: &str, argv: &[String]) -> CliResult<String> {
-        let failed = |why: String| {
-            CliError::new(
+        self.output(argv).map_err(|why| {
+            let e = CliError::new(
                 exit::FAILURE,
                 anyhow!(
                     "plan `{plan}`: `{}` failed: {why}; later plans were not handled",
                     shown(argv)
                 ),
-            )
-        };
+            );
+            if argv[0] == "gh" && why.starts_with("cannot run") {
+                e.with_hint(
+                    "install the GitHub CLI (https://cli.github.com) and run `gh auth login`",
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Runs `argv` in the repository: its stdout, or why it failed.
+    fn output(&self, argv: &[String]) -> Result<String, String> {
         let out = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&self.repo_root)
@@ -423,23 +446,14 @@ impl<'a> PrRun<'a> {
             .env_remove("GIT_WORK_TREE")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                let e = failed(format!("cannot run `{}`: {e}", argv[0]));
-                if argv[0] == "gh" {
-                    e.with_hint(
-                        "install the GitHub CLI (https://cli.github.com) and run `gh auth login`",
-                    )
-                } else {
-                    e
-                }
-            })?;
+            .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let code = out
                 .status
                 .code()
                 .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"));
-            return Err(failed(format!("{code}: {}", stderr.trim())));
+            return Err(format!("{code}: {}", stderr.trim()));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
