@@ -331,7 +331,10 @@ fn demo_builds_a_repository_with_the_plans() {
     // `--no-merge`: main keeps the demo's own two commits.
     let (_, out, err) = run(tmp.path(), &["demo", "--no-merge", "tour"]);
     assert!(out.contains("demo repository: "), "{out}\n{err}");
-    assert!(out.contains("the plans are not merged (--no-merge)"), "{out}");
+    assert!(
+        out.contains("the plans are not merged (--no-merge)"),
+        "{out}"
+    );
     let repo = git2::Repository::open(&dir).expect("a git repository");
     let head = repo.head().expect("HEAD");
     assert_eq!(head.shorthand().ok(), Some("main"));
@@ -436,9 +439,15 @@ fn demo_runs_every_plan_to_completion() {
     assert!(at("docs") < at("greeter"), "{merges:?}");
     assert_eq!(merges.len(), 3, "{merges:?}");
     // The graph, and how to try `orch pr`.
-    assert!(out.contains("== main after the merges (git log --graph --oneline main)"), "{out}");
+    assert!(
+        out.contains("== main after the merges (git log --graph --oneline main)"),
+        "{out}"
+    );
     assert!(out.contains("Merge plan `greeter`"), "{out}");
-    assert!(out.contains("orch demo --no-merge") && out.contains("orch pr --dry-run"), "{out}");
+    assert!(
+        out.contains("orch demo --no-merge") && out.contains("orch pr --dry-run"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -326,6 +326,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring plans up to date with the plans they depend on: the tip of each upstream plan's
+    /// branch is merged into the plan's branch, in its worktree, as a merge commit (also for a
+    /// plan that is finished but not merged).
+    ///
+    /// Every merge of a plan is tried in memory first: a conflict changes nothing and lists the
+    /// files. Upstream plans are synced first. The status file records the upstream commit each
+    /// plan contains (`orchUpstream`). Refused while `orch up` runs in the repository.
+    ///
+    /// Exit codes: 0 ok (or nothing to do), 1 an operation failed, 2 invalid input, 4 refused
+    /// (`orch up` running, uncommitted changes in a worktree), 5 a conflict (as `orch merge`).
+    /// Example: `orch sync`, `orch sync api`, `orch sync --json | jq '.plans[].outcome'`.
+    Sync {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to sync (names from plans.toml); every started plan that depends on another
+        /// and is not merged when none is given. Example: `orch sync api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print `{"plans": [{"plan", "branch", "outcome" ("synced", "up_to_date",
+        /// "conflict", "skipped", "error"), "merged" (`upstream_merged` events), "conflict",
+        /// "reason"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
     /// Example: `orch graph --format mermaid > graph.md`, `orch graph --format dot | dot -Tsvg`.
@@ -617,6 +641,14 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 dry_run,
                 json,
             },
+        ),
+        Command::Sync {
+            target,
+            plans,
+            json,
+        } => commands::sync::run(
+            &target.selection(),
+            commands::sync::SyncArgs { plans, json },
         ),
         Command::Graph { target, format } => {
             let format = match format {

@@ -13,6 +13,7 @@ pub mod output;
 pub mod pr;
 pub mod simulate;
 pub mod status;
+pub mod sync;
 pub mod task;
 pub mod up;
 

@@ -38,7 +38,7 @@ pub use inspect::{
     overlapping_paths, paths_overlap,
 };
 pub use marks::{MARK_BASE, MARK_PLAN};
-pub use merge::{MergeOutcome, merge_into};
+pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};
 pub use refs::{
     ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,

@@ -22,6 +22,7 @@ pub mod pr;
 mod run;
 pub mod staging;
 pub mod step;
+pub mod sync;
 pub mod target;
 pub mod verify;
 
@@ -29,6 +30,7 @@ pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
 pub use now::{PlanMergeOutcome, PlanMergeReport, merge_plan_now};
 pub use order::{OrderItem, merge_order};
+pub(crate) use plan_info::plan_infos;
 pub use plan_info::{PlanInfo, Unfinished};
 pub use run::{MergeRun, Outcome, Prepared, Step, short};
 pub use step::{
