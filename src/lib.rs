@@ -12,6 +12,7 @@ pub mod git;
 pub mod graph;
 pub mod manifest;
 pub mod merge;
+pub mod notify;
 pub mod plan;
 pub mod process;
 pub mod prompt;

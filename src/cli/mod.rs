@@ -189,7 +189,8 @@ enum Command {
         #[arg(value_name = "PLAN")]
         plans: Vec<String>,
         /// Print one JSON event per line instead of progress bars (`task_started`,
-        /// `task_finished`, `task_failed`, `plan_finished`, `plan_blocked`, …).
+        /// `task_finished`, `task_failed`, `plan_finished`, `plan_blocked`, …). The same lines
+        /// go to the `[[notify]]` hooks of plans.toml (a command's stdin, a webhook's POST).
         #[arg(long)]
         json: bool,
         /// Agents running at once, all plans together (overrides `defaults.max_agents`).

@@ -199,6 +199,8 @@ pub struct Manifest {
     pub plans: Vec<PlanEntry>,
     /// `[slurm] poll`: the longest wait between two queries of the job states (`5s`).
     pub slurm_poll: Duration,
+    /// The `[[notify]]` hooks, in file order.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// The default of `[slurm] poll`.

@@ -95,6 +95,8 @@ pub struct RawManifest {
     pub agents: Vec<RawAgent>,
     pub plans: Vec<RawPlan>,
     pub slurm: RawSlurm,
+    /// The `[[notify]]` tables, checked while read.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// Collects diagnostics with locations for one manifest text.
@@ -139,7 +141,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// The keys of each table, as known to the reader (`orch init` writes every one of them).
-pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm"];
+pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm", "notify"];
 pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
@@ -220,6 +222,7 @@ pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
                 }
             }
             "plan" => raw.plans = read_plans(value, r),
+            "notify" => raw.notify = super::notify::read_notify(value, r),
             "slurm" => {
                 if let Some(table) = expect_table(r, "slurm", value) {
                     raw.slurm = read_slurm(table, r, "slurm", SLURM_KEYS);
@@ -596,4 +599,40 @@ mod tests {
         assert_eq!(closest("depends", PLAN_KEYS), Some("depends_on"));
         assert_eq!(closest("zzzzzzzz", PLAN_KEYS), None);
     }
+}
+
+// For `[[notify]]` (notify.rs).
+pub(super) fn expect_table_pub<'v, 'i>(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &'v Spanned<DeValue<'i>>,
+) -> Option<&'v DeTable<'i>> {
+    expect_table(r, ctx, value)
+}
+
+pub(super) fn string_pub(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<At<String>> {
+    string(r, ctx, value)
+}
+
+pub(super) fn string_array_pub(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+    string_hint: Option<&str>,
+) -> Option<At<Vec<At<String>>>> {
+    string_array(r, ctx, value, string_hint)
+}
+
+pub(super) fn unknown_key_pub(
+    r: &mut Reporter<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    name: &str,
+    place: &str,
+    known: &[&str],
+) {
+    unknown_key(r, key, name, place, known)
 }

@@ -31,6 +31,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
         agents,
         plans,
         slurm_poll,
+        notify: raw.notify,
     }
 }
 

@@ -91,6 +91,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             plans: Vec::new(),
             elapsed_ms: super::core::millis(started.elapsed()),
             interrupted: false,
+            notify_failures: 0,
         };
     };
     let plan_list = ws.plan_list();

@@ -119,6 +119,13 @@ pub struct RunSummary {
     pub elapsed_ms: u64,
     /// True when the run was cut short by Ctrl-C or a signal.
     pub interrupted: bool,
+    /// `[[notify]]` deliveries that failed (each also reported as a `note`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub notify_failures: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One plan at the end of a run.

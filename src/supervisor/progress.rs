@@ -596,6 +596,16 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
     for r in &rows {
         push_row(r);
     }
+    if summary.notify_failures > 0 {
+        out.push_str(&format!(
+            "notifications: {} failed (see the notes above)\n",
+            if summary.notify_failures == 1 {
+                "1 delivery".to_string()
+            } else {
+                format!("{} deliveries", summary.notify_failures)
+            }
+        ));
+    }
     out
 }
 

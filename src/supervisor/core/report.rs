@@ -77,6 +77,7 @@ impl Core<'_> {
                 plans,
                 elapsed_ms: millis(elapsed),
                 interrupted: self.state.graceful,
+                notify_failures: 0,
             },
             blocked_events,
         )

@@ -86,6 +86,7 @@ fn summary() -> RunSummary {
         ],
         elapsed_ms: 65_000,
         interrupted: false,
+        notify_failures: 0,
     }
 }
 
