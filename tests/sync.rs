@@ -134,3 +134,118 @@ fn plans_without_upstreams_or_unknown_names() {
     let (code, _out, err) = repo.run(&["sync", "nope"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `auth`, then `api` (waiting on all of `auth`), whose task 1.1 waits for the file `gate`:
+/// `orch up --json` runs until api 1.1 has started; `during` runs then (auth is finished), the
+/// gate opens, and the run goes to its end. Returns the repository, exit code and every event.
+fn up_with_a_commit_during_api(during: impl FnOnce(&Repo)) -> (Repo, i32, Vec<Value>) {
+    use support::{read_lines, wait_line, wait_within};
+    let repo = Repo::builder().identity_in_config().build();
+    let ok = fixtures().join("ok.sh");
+    let gated = fixtures().join("gated_report.sh");
+    let gate = repo.outside("gate");
+    let api =
+        "# Api\n\n## Phase 1: Work\n- [ ] 1.1 Endpoints\n- [ ] 1.2 More endpoints (depends: 1.1)\n";
+    repo.write("docs/plans/auth.md", AUTH);
+    repo.write("docs/plans/api.md", api);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\nretries = 0\n\n[agents.ok]\ncommand = {}\n\n[agents.gated]\ncommand = {}\n\n\
+             [[plan]]\nname = \"auth\"\nfile = \"docs/plans/auth.md\"\n\n\
+             [[plan]]\nname = \"api\"\nfile = \"docs/plans/api.md\"\nagent = \"gated\"\ndepends_on = [\"auth\"]\n",
+            toml_array(&["sh", ok.to_str().expect("utf8"), "/dev/null"]),
+            toml_array(&[
+                "sh",
+                gated.to_str().expect("utf8"),
+                "/dev/null",
+                "0",
+                "1.1",
+                gate.to_str().expect("utf8"),
+            ]),
+        ),
+    );
+    repo.commit_all("plans");
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("orch up");
+    let lines = read_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |e| {
+        e["event"] == "task_started" && e["plan"] == "api" && e["task"] == "1.1"
+    });
+    during(&repo);
+    std::fs::write(&gate, "open").expect("gate");
+    let out = wait_within(child, repo.timeout(), "orch up");
+    seen.extend(lines.try_iter());
+    (repo, out.status.code().unwrap_or(-1), seen)
+}
+
+#[test]
+fn orch_up_merges_a_new_upstream_commit_at_the_next_task_boundary() {
+    let mut fix = String::new();
+    let (repo, code, seen) = up_with_a_commit_during_api(|repo| {
+        fix = commit_on_auth(repo, "fix.txt", "the fix\n");
+    });
+    assert_eq!(code, 0, "{seen:#?}");
+    // api 1.2 ran on a branch that has the fix: it was merged after 1.1, before 1.2.
+    assert!(repo.git_ok(&["merge-base", "--is-ancestor", &fix, "plan/api"]));
+    let at = |pred: &dyn Fn(&Value) -> bool| seen.iter().position(|e| pred(e)).expect("event");
+    let merged = at(&|e| {
+        e["event"] == "upstream_merged"
+            && e["plan"] == "api"
+            && e["upstream_commit"] == fix.as_str()
+    });
+    // Reported as api 1.1 settles (just before its task_finished), before 1.2 starts.
+    let start_11 =
+        at(&|e| e["event"] == "task_started" && e["plan"] == "api" && e["task"] == "1.1");
+    let start_12 =
+        at(&|e| e["event"] == "task_started" && e["plan"] == "api" && e["task"] == "1.2");
+    assert!(start_11 < merged && merged < start_12, "{seen:#?}");
+    let commit = seen[merged]["commit"]
+        .as_str()
+        .expect("a merge commit")
+        .to_string();
+    assert_eq!(repo.rev(&format!("{commit}^2")), fix);
+    assert_eq!(
+        status(&repo, "api")["orchUpstream"]["auth"]["commit"],
+        fix.as_str()
+    );
+    let wt = repo.root().join(".orch/worktrees/api");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("fix.txt")).expect("fix.txt"),
+        "the fix\n"
+    );
+}
+
+#[test]
+fn orch_up_blocks_a_plan_whose_new_upstream_commit_conflicts_and_changes_nothing() {
+    let (repo, code, seen) = up_with_a_commit_during_api(|repo| {
+        commit_on_auth(repo, "api.txt", "auth's idea of api.txt\n");
+    });
+    assert_eq!(code, 5, "{seen:#?}");
+    let blocked = seen
+        .iter()
+        .find(|e| e["event"] == "plan_blocked" && e["plan"] == "api")
+        .unwrap_or_else(|| panic!("api blocked: {seen:#?}"));
+    let reason = blocked["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("conflict") && reason.contains("`api.txt`"),
+        "{reason}"
+    );
+    // api 1.2 never started; the branch holds api 1.1's commit and nothing of auth's new one.
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e["event"] == "task_started" && e["task"] == "1.2")
+    );
+    let tip = repo.rev("plan/api");
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s", &tip]),
+        "api 1.1: Endpoints"
+    );
+    let wt = repo.root().join(".orch/worktrees/api");
+    assert_eq!(repo.git_at(&wt, &["status", "--porcelain"]), "");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("api.txt")).expect("api.txt"),
+        "1.1\n"
+    );
+}

@@ -275,6 +275,20 @@ impl Effects<'_> {
         {
             self.apply(core, input);
         }
+        // A task boundary: the plan's upstream plans' new commits come in before its next task
+        // (a conflict blocks the plan, first, so that nothing more starts there).
+        if let (Some(p), Input::Settled { outcome, .. }) = (msg.reload, &msg.input)
+            && matches!(outcome, super::state::Outcome::Done { .. })
+            && let Some(reason) = self.resync(p)
+        {
+            self.apply(
+                core,
+                Input::Prepared {
+                    plan: p,
+                    result: Err(reason),
+                },
+            );
+        }
         self.apply(core, msg.input);
     }
 
