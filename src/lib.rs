@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod merge;
 pub mod notify;
 pub mod plan;
+pub mod ports;
 pub mod process;
 pub mod prompt;
 pub mod simulate;

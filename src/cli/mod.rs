@@ -397,6 +397,13 @@ enum Command {
     /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
     #[command(name = "demo-agent", hide = true)]
     DemoAgent,
+    /// How `orch up` runs a plan's setup in a task worktree before the task's agent:
+    /// `orch setup-exec N SETUP… AGENT…` (the first N arguments are the setup argv).
+    #[command(name = "setup-exec", hide = true)]
+    SetupExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
     /// last); with TASK, print that log.
     ///
@@ -662,6 +669,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Init { dir } => commands::init::run(dir.as_deref()),
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::DemoAgent => commands::demo::run_agent(),
+        Command::SetupExec { args } => commands::setup_exec::run(&args),
         Command::Logs {
             plan,
             task,

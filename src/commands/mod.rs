@@ -11,6 +11,7 @@ pub mod merge;
 pub mod next;
 pub mod output;
 pub mod pr;
+pub mod setup_exec;
 pub mod simulate;
 pub mod status;
 pub mod sync;

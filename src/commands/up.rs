@@ -313,6 +313,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         templates,
         plans,
         jobs,
+        ports: manifest.defaults.ports,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

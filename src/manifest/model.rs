@@ -55,6 +55,8 @@ pub struct Defaults {
     pub executor: ExecutorKind,
     /// The git remote `orch pr` pushes plan branches to (`"origin"`).
     pub remote: String,
+    /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
+    pub ports: u16,
 }
 
 impl Default for Defaults {
@@ -82,6 +84,7 @@ impl Default for Defaults {
             templates: PathBuf::from("orch/templates"),
             executor: ExecutorKind::Local,
             remote: "origin".into(),
+            ports: 10,
         }
     }
 }

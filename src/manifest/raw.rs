@@ -42,6 +42,7 @@ pub struct RawDefaults {
     pub templates: Option<At<String>>,
     pub executor: Option<At<String>>,
     pub remote: Option<At<String>>,
+    pub ports: Option<At<i64>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -165,6 +166,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "templates",
     "executor",
     "remote",
+    "ports",
 ];
 pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor"];
 pub const SLURM_KEYS: &[&str] = &[
@@ -262,6 +264,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "templates" => d.templates = string(r, &ctx, value),
             "executor" => d.executor = string(r, &ctx, value),
             "remote" => d.remote = string(r, &ctx, value),
+            "ports" => d.ports = integer(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }

@@ -183,6 +183,15 @@ fn defaults(
             ),
         }
     }
+    if let Some(At { value, span }) = &d.ports {
+        match u16::try_from(*value) {
+            Ok(n) if (1..=1000).contains(&n) => out.ports = n,
+            _ => r.error(
+                span,
+                format!("`defaults.ports` must be between 1 and 1000, found {value}"),
+            ),
+        }
+    }
     if let Some(At { value, span }) = &d.branch_prefix {
         // The prefix is checked with a stand-in name; every full branch is checked again later.
         if value.is_empty() {
