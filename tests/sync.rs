@@ -188,7 +188,7 @@ fn orch_up_merges_a_new_upstream_commit_at_the_next_task_boundary() {
     assert_eq!(code, 0, "{seen:#?}");
     // api 1.2 ran on a branch that has the fix: it was merged after 1.1, before 1.2.
     assert!(repo.git_ok(&["merge-base", "--is-ancestor", &fix, "plan/api"]));
-    let at = |pred: &dyn Fn(&Value) -> bool| seen.iter().position(|e| pred(e)).expect("event");
+    let at = |pred: &dyn Fn(&Value) -> bool| seen.iter().position(pred).expect("event");
     let merged = at(&|e| {
         e["event"] == "upstream_merged"
             && e["plan"] == "api"

@@ -52,11 +52,8 @@ pub(crate) fn merge_commits(
     if !libgit2_conflict && check == Check::OnConflict {
         return Ok(TreeMerge::Clean(index));
     }
-    let verdict = match ask_git(repo, ours.id(), theirs.id()) {
-        Ok(v) => v,
-        // No usable git: libgit2's result stands.
-        Err(_) => None,
-    };
+    // No usable git (`None`, or an error preparing it): libgit2's result stands.
+    let verdict = ask_git(repo, ours.id(), theirs.id()).unwrap_or_default();
     match verdict {
         Some(GitVerdict::Clean(tree)) if libgit2_conflict => {
             let tree = repo.find_tree(tree)?;

@@ -6,8 +6,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::raw::{
-    ARGV_HINT, At, Reporter, expect_table_pub, string_array_pub, string_pub, type_name,
-    unknown_key_pub,
+    ARGV_HINT, At, Reporter, expect_table, string, string_array, type_name, unknown_key,
 };
 use super::values::{argv, duration};
 
@@ -86,7 +85,7 @@ pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) ->
     };
     let mut hooks = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let Some(t) = expect_table_pub(r, "notify", item) else {
+        let Some(t) = expect_table(r, "notify", item) else {
             continue;
         };
         let span = item.span();
@@ -98,11 +97,11 @@ pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) ->
             let name = k.get_ref().as_ref();
             let ctx = format!("notify.{name}");
             match name {
-                "events" => events = string_array_pub(r, &ctx, v, None),
-                "command" => command = string_array_pub(r, &ctx, v, Some(ARGV_HINT)),
-                "webhook" => webhook = string_pub(r, &ctx, v),
-                "timeout" => timeout = string_pub(r, &ctx, v),
-                other => unknown_key_pub(r, k, other, "in `[[notify]]`", NOTIFY_KEYS),
+                "events" => events = string_array(r, &ctx, v, None),
+                "command" => command = string_array(r, &ctx, v, Some(ARGV_HINT)),
+                "webhook" => webhook = string(r, &ctx, v),
+                "timeout" => timeout = string(r, &ctx, v),
+                other => unknown_key(r, k, other, "in `[[notify]]`", NOTIFY_KEYS),
             }
         }
         let command = argv(r, "notify.command", command.as_ref());

@@ -406,7 +406,7 @@ fn read_slurm(table: &DeTable<'_>, r: &mut Reporter<'_>, ctx: &str, known: &[&st
     s
 }
 
-fn unknown_key(
+pub(super) fn unknown_key(
     r: &mut Reporter<'_>,
     key: &Spanned<std::borrow::Cow<'_, str>>,
     name: &str,
@@ -465,7 +465,7 @@ pub fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn expect_table<'v, 'i>(
+pub(super) fn expect_table<'v, 'i>(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &'v Spanned<DeValue<'i>>,
@@ -482,7 +482,11 @@ fn expect_table<'v, 'i>(
     }
 }
 
-fn string(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<String>> {
+pub(super) fn string(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<At<String>> {
     match value.get_ref() {
         DeValue::String(s) => Some(At {
             value: s.to_string(),
@@ -546,7 +550,7 @@ fn string_list(
 }
 
 /// A non-empty array of strings; `string_hint` is the hint given when a plain string was written.
-fn string_array(
+pub(super) fn string_array(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &Spanned<DeValue<'_>>,
@@ -602,40 +606,4 @@ mod tests {
         assert_eq!(closest("depends", PLAN_KEYS), Some("depends_on"));
         assert_eq!(closest("zzzzzzzz", PLAN_KEYS), None);
     }
-}
-
-// For `[[notify]]` (notify.rs).
-pub(super) fn expect_table_pub<'v, 'i>(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    value: &'v Spanned<DeValue<'i>>,
-) -> Option<&'v DeTable<'i>> {
-    expect_table(r, ctx, value)
-}
-
-pub(super) fn string_pub(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    value: &Spanned<DeValue<'_>>,
-) -> Option<At<String>> {
-    string(r, ctx, value)
-}
-
-pub(super) fn string_array_pub(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    value: &Spanned<DeValue<'_>>,
-    string_hint: Option<&str>,
-) -> Option<At<Vec<At<String>>>> {
-    string_array(r, ctx, value, string_hint)
-}
-
-pub(super) fn unknown_key_pub(
-    r: &mut Reporter<'_>,
-    key: &Spanned<std::borrow::Cow<'_, str>>,
-    name: &str,
-    place: &str,
-    known: &[&str],
-) {
-    unknown_key(r, key, name, place, known)
 }
