@@ -7,7 +7,7 @@
 //! is killed with its process group); a webhook whose connection fails, or that answers 5xx or
 //! 429, is tried again after 0.5 s and 1 s (a delivery that timed out is not). Each failure is
 //! kept as a message naming the hook (the caller reports it as a `note` event) and counted. At
-//! the end of the run, [`Notifier::finish`] waits at most the longest hook timeout for the
+//! the end of the run, [`Notifier::finish`] waits at most the longest hook timeout (and 0.1 s) for the
 //! queues; what is left is counted as not delivered.
 
 use std::io::{Read as _, Write as _};
@@ -166,7 +166,7 @@ impl Notifier {
                 q.tx = None;
             }
         }
-        let deadline = Instant::now() + self.longest + Duration::from_millis(500);
+        let deadline = Instant::now() + self.longest + Duration::from_millis(100);
         if let Ok(done) = self.done.lock() {
             let mut finished = 0;
             while finished < self.threads {
