@@ -59,6 +59,10 @@ pub struct Defaults {
     pub check: Option<Vec<String>>,
     /// The most the whole run may spend: no new task starts once it is reached.
     pub budget: super::budget::Budget,
+    /// The git remote `orch pr` pushes plan branches to (`"origin"`).
+    pub remote: String,
+    /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
+    pub ports: u16,
 }
 
 impl Default for Defaults {
@@ -87,6 +91,8 @@ impl Default for Defaults {
             executor: ExecutorKind::Local,
             check: None,
             budget: super::budget::Budget::default(),
+            remote: "origin".into(),
+            ports: 10,
         }
     }
 }
@@ -210,6 +216,8 @@ pub struct Manifest {
     pub slurm_poll: Duration,
     /// Advice about a valid manifest (an agent argv known not to work), shown by `orch check`.
     pub warnings: Vec<Diagnostic>,
+    /// The `[[notify]]` hooks, in file order.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// The default of `[slurm] poll`.

@@ -43,6 +43,8 @@ pub struct RawDefaults {
     pub executor: Option<At<String>>,
     pub check: Option<At<Vec<At<String>>>>,
     pub budget: Option<At<String>>,
+    pub remote: Option<At<String>>,
+    pub ports: Option<At<i64>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -99,6 +101,8 @@ pub struct RawManifest {
     pub agents: Vec<RawAgent>,
     pub plans: Vec<RawPlan>,
     pub slurm: RawSlurm,
+    /// The `[[notify]]` tables, checked while read.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// Collects diagnostics with locations for one manifest text.
@@ -156,7 +160,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// The keys of each table, as known to the reader (`orch init` writes every one of them).
-pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm"];
+pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm", "notify"];
 pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
@@ -181,6 +185,8 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "executor",
     "check",
     "budget",
+    "remote",
+    "ports",
 ];
 pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
 pub const SLURM_KEYS: &[&str] = &[
@@ -240,6 +246,7 @@ pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
                 }
             }
             "plan" => raw.plans = read_plans(value, r),
+            "notify" => raw.notify = super::notify::read_notify(value, r),
             "slurm" => {
                 if let Some(table) = expect_table(r, "slurm", value) {
                     raw.slurm = read_slurm(table, r, "slurm", SLURM_KEYS);
@@ -280,6 +287,8 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "executor" => d.executor = string(r, &ctx, value),
             "check" => d.check = string_array(r, &ctx, value, Some(ARGV_HINT)),
             "budget" => d.budget = string(r, &ctx, value),
+            "remote" => d.remote = string(r, &ctx, value),
+            "ports" => d.ports = integer(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -427,7 +436,7 @@ fn read_slurm(table: &DeTable<'_>, r: &mut Reporter<'_>, ctx: &str, known: &[&st
     s
 }
 
-fn unknown_key(
+pub(super) fn unknown_key(
     r: &mut Reporter<'_>,
     key: &Spanned<std::borrow::Cow<'_, str>>,
     name: &str,
@@ -486,7 +495,7 @@ pub fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn expect_table<'v, 'i>(
+pub(super) fn expect_table<'v, 'i>(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &'v Spanned<DeValue<'i>>,
@@ -503,7 +512,11 @@ fn expect_table<'v, 'i>(
     }
 }
 
-fn string(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<String>> {
+pub(super) fn string(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<At<String>> {
     match value.get_ref() {
         DeValue::String(s) => Some(At {
             value: s.to_string(),
@@ -567,7 +580,7 @@ fn string_list(
 }
 
 /// A non-empty array of strings; `string_hint` is the hint given when a plain string was written.
-fn string_array(
+pub(super) fn string_array(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &Spanned<DeValue<'_>>,

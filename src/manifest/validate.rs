@@ -32,6 +32,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
         plans,
         slurm_poll,
         warnings: Vec::new(),
+        notify: raw.notify,
     }
 }
 
@@ -175,6 +176,26 @@ fn defaults(
     out.check = argv(r, "defaults.check", d.check.as_ref());
     if let Some(b) = budget(r, "defaults.budget", d.budget.as_ref()) {
         out.budget = b;
+    }
+    if let Some(At { value, span }) = &d.remote {
+        // A remote's name is a ref component: `refs/remotes/<name>/…`.
+        match check_ref_name(value) {
+            Ok(()) if !value.contains('/') => out.remote = value.clone(),
+            _ => r.error_hint(
+                span,
+                format!("`defaults.remote` `{value}` is not a git remote name"),
+                "name a remote of the repository, such as \"origin\" (`git remote -v` lists them)",
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &d.ports {
+        match u16::try_from(*value) {
+            Ok(n) if (1..=1000).contains(&n) => out.ports = n,
+            _ => r.error(
+                span,
+                format!("`defaults.ports` must be between 1 and 1000, found {value}"),
+            ),
+        }
     }
     if let Some(At { value, span }) = &d.branch_prefix {
         // The prefix is checked with a stand-in name; every full branch is checked again later.

@@ -34,6 +34,8 @@ pub struct Ctx {
     /// The batch jobs of plans run through a cluster scheduler (`None` when every plan runs
     /// locally).
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
+    /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
+    pub ports: u16,
 }
 
 /// One plan of the run.

@@ -94,6 +94,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             usage: Default::default(),
             budget_reached: None,
             agents_stopped: Vec::new(),
+            notify_failures: 0,
         };
     };
     let plan_list = ws.plan_list();
@@ -311,6 +312,20 @@ impl Effects<'_> {
             && let Some(input) = self.reload(p)
         {
             self.apply(core, input);
+        }
+        // A task boundary: the plan's upstream plans' new commits come in before its next task
+        // (a conflict blocks the plan, first, so that nothing more starts there).
+        if let (Some(p), Input::Settled { outcome, .. }) = (msg.reload, &msg.input)
+            && matches!(outcome, super::state::Outcome::Done { .. })
+            && let Some(reason) = self.resync(p)
+        {
+            self.apply(
+                core,
+                Input::Prepared {
+                    plan: p,
+                    result: Err(reason),
+                },
+            );
         }
         self.apply(core, msg.input);
     }

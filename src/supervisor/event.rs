@@ -164,6 +164,13 @@ pub struct RunSummary {
     /// Agents that could not work (missing program, rejected flags, authentication).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub agents_stopped: Vec<StoppedAgent>,
+    /// `[[notify]]` deliveries that failed (each also reported as a `note`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub notify_failures: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// An agent that stopped the run for a failure only a person can fix.

@@ -83,6 +83,21 @@ impl Effects<'_> {
             }
         };
         let (argv, env) = prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        // A task worktree is new: the plan's setup runs there first (`orch setup-exec`), and a
+        // failing setup fails the attempt with its output as the cause.
+        let argv = match (&pc.setup, task.filter(|_| pc.task_trees())) {
+            (Some(setup), Some(_)) => {
+                let mut wrapped = vec![
+                    self.ctx.orch_bin.display().to_string(),
+                    "setup-exec".to_string(),
+                    setup.len().to_string(),
+                ];
+                wrapped.extend(setup.iter().cloned());
+                wrapped.extend(argv);
+                wrapped
+            }
+            _ => argv,
+        };
         process::log_line(
             log,
             &format!(
@@ -453,11 +468,29 @@ fn prepare_argv(
         (agent_env::ORCH_ATTEMPT.to_string(), attempt.to_string()),
         (agent_env::ORCH_PROMPT_FILE.to_string(), prompt_file),
     ];
+    env.push((
+        agent_env::ORCH_PORT.to_string(),
+        worktree_port(ctx, pc, workdir)?.to_string(),
+    ));
     if task.is_none() {
         // A plan-mode agent goes straight on to its next task: `orch task done` commits.
         env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));
     }
     Ok((argv, env))
+}
+
+/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory.
+pub(super) fn worktree_port(
+    ctx: &super::context::Ctx,
+    pc: &PlanCtx,
+    workdir: &Path,
+) -> Result<u16, String> {
+    let state_dir = pc
+        .status_path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&ctx.repo_root);
+    crate::ports::port_for(state_dir, workdir, ctx.ports)
 }
 
 /// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task

@@ -14,6 +14,7 @@ pub mod merge_train;
 pub mod prepare;
 pub mod progress;
 pub mod recover;
+mod resync;
 pub mod settle;
 pub mod state;
 pub mod watch;

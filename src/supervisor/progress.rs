@@ -695,6 +695,16 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
             per_plan.join("; ")
         ));
     }
+    if summary.notify_failures > 0 {
+        out.push_str(&format!(
+            "notifications: {} failed (see the notes above)\n",
+            if summary.notify_failures == 1 {
+                "1 delivery".to_string()
+            } else {
+                format!("{} deliveries", summary.notify_failures)
+            }
+        ));
+    }
     out
 }
 

@@ -446,7 +446,11 @@ impl Core<'_> {
         result: Result<Vec<Event>, String>,
         out: &mut Vec<Action>,
     ) {
-        self.state.preparing = self.state.preparing.saturating_sub(1);
+        // Only a preparation that was running ends here (an upstream conflict found at a task
+        // boundary blocks a plan that was prepared long ago).
+        if self.state.plans[p].prep == Prep::Running {
+            self.state.preparing = self.state.preparing.saturating_sub(1);
+        }
         match result {
             Ok(events) => {
                 self.state.plans[p].prep = Prep::Done;

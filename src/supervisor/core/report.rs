@@ -109,6 +109,7 @@ impl Core<'_> {
                         _ => None,
                     })
                     .collect(),
+                notify_failures: 0,
             },
             blocked_events,
         )

@@ -93,6 +93,7 @@ fn summary() -> RunSummary {
         usage: Default::default(),
         budget_reached: None,
         agents_stopped: vec![],
+        notify_failures: 0,
     }
 }
 
