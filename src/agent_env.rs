@@ -42,9 +42,18 @@ pub const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
 /// ([`ORCH_WORKTREE`]) itself, since the agent goes straight on to its next task.
 pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
 
+/// Set by `orch up` for agents and setup commands: the first of a block of `ports` ports
+/// (`[defaults]`, default 10) that no other worktree existing at the same time has; the same
+/// value for a worktree's setup and its agents ([`crate::ports`]).
+pub const ORCH_PORT: &str = "ORCH_PORT";
+
 /// Read by `orch up` from its own environment: `poll` turns the status-file watcher off and
 /// relies on the periodic re-read alone (network filesystems deliver no events).
 pub const ORCH_WATCH: &str = "ORCH_WATCH";
+
+/// Read by `orch up` from its own environment: the first pause, in milliseconds, of an agent at a
+/// usage limit whose client named no reset time (default 60 s; tests set it short).
+pub const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
 
 /// Set by `orch merge` for its verify command: the merge target (a branch name).
 pub const ORCH_TARGET: &str = "ORCH_TARGET";

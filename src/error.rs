@@ -20,6 +20,9 @@ pub mod exit {
     /// waits on one that is not part of the run. `orch conflicts`: some pair of branches would
     /// conflict. `orch clean`: some plan was kept (unmerged work or a dirty worktree).
     pub const INCOMPLETE: u8 = 5;
+    /// `orch up`: an agent cannot work until a person fixes something (its program is missing,
+    /// its client rejected orch's flags, or it is not logged in); the fix is printed.
+    pub const AGENT: u8 = 6;
     /// Stopped by Ctrl-C or SIGTERM; the next `orch up` goes on from where it stopped.
     pub const INTERRUPTED: u8 = 130;
 }

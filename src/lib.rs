@@ -3,6 +3,7 @@
 //! The library holds every concept of the tool; `src/main.rs` only calls [`cli::main`].
 
 pub mod agent_env;
+pub mod agent_output;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
@@ -12,7 +13,9 @@ pub mod git;
 pub mod graph;
 pub mod manifest;
 pub mod merge;
+pub mod notify;
 pub mod plan;
+pub mod ports;
 pub mod preflight;
 pub mod process;
 pub mod prompt;

@@ -34,6 +34,8 @@ pub const TASK_VARS: &[&str] = &[
     "status_file",
     "attempt",
     "previous_error",
+    "check",
+    "report_by_exit",
 ];
 
 /// The variables of `plan.md` ([`PlanPrompt`]'s fields).
@@ -89,8 +91,14 @@ pub struct TaskPrompt {
     pub status_file: String,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// The error of the previous attempt, when this is a retry.
+    /// The error of the previous attempt, when this is a retry (for a failed check: the end
+    /// of its output).
     pub previous_error: Option<String>,
+    /// The check orch runs before committing the work (`cargo test`), empty when none.
+    pub check: String,
+    /// Exit status 0 counts as done too (the agent's `report = "exit"`); else only
+    /// `orch task done` does.
+    pub report_by_exit: bool,
 }
 
 /// A task that the prompted task depends on.
@@ -391,6 +399,12 @@ fn sample_task(full: bool) -> TaskPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
+        check: if full {
+            "cargo test".into()
+        } else {
+            String::new()
+        },
+        report_by_exit: !full,
     }
 }
 
@@ -434,6 +448,8 @@ mod tests {
             status_file: "/r/.orch/state/greeter/status.json".into(),
             attempt: 1,
             previous_error: None,
+            check: String::new(),
+            report_by_exit: true,
         }
     }
 

@@ -322,14 +322,19 @@ fn demo_refuses_a_non_empty_directory() {
     assert_eq!(snapshot(d), before);
 }
 
-/// The demo repository is made before `orch up` runs, whatever `up` then does: two commits on
-/// `main`, a clean tree, a manifest that `orch check` accepts.
+/// The demo repository is made before `orch up` runs, whatever `up` then does (with `--no-merge`,
+/// nothing lands on main): two commits on `main`, a clean tree, a manifest that `orch check` accepts.
 #[test]
 fn demo_builds_a_repository_with_the_plans() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("tour");
-    let (_, out, err) = run(tmp.path(), &["demo", "tour"]);
+    // `--no-merge`: main keeps the demo's own two commits.
+    let (_, out, err) = run(tmp.path(), &["demo", "--no-merge", "tour"]);
     assert!(out.contains("demo repository: "), "{out}\n{err}");
+    assert!(
+        out.contains("the plans are not merged (--no-merge)"),
+        "{out}"
+    );
     let repo = git2::Repository::open(&dir).expect("a git repository");
     let head = repo.head().expect("HEAD");
     assert_eq!(head.shorthand().ok(), Some("main"));
@@ -405,12 +410,44 @@ fn demo_runs_every_plan_to_completion() {
         }
         assert!(out.contains(&format!("plan/{plan} (")), "{out}");
     }
-    // Nothing landed on main: the demo only runs `up`.
+    // The three plans landed on main by `orch merge`, upstream first: greeter before docs.
     let main = repo
         .find_branch("main", git2::BranchType::Local)
         .expect("main");
     let tree = main.get().peel_to_tree().expect("tree");
-    assert!(tree.get_path(Path::new("src")).is_err());
+    for plan in ["greeter", "docs", "polish"] {
+        assert!(
+            tree.get_path(Path::new(&format!("src/{plan}.txt"))).is_ok(),
+            "{plan} merged into main"
+        );
+    }
+    let mut walk = repo.revwalk().expect("revwalk");
+    walk.push(main.get().target().expect("oid")).expect("push");
+    walk.simplify_first_parent().expect("first parent");
+    let merges: Vec<String> = walk
+        .map(|oid| repo.find_commit(oid.expect("oid")).expect("commit"))
+        .filter(|c| c.parent_count() == 2)
+        .map(|c| c.summary().ok().flatten().unwrap_or_default().to_string())
+        .collect();
+    let at = |plan: &str| {
+        merges
+            .iter()
+            .position(|m| m.starts_with(&format!("Merge plan `{plan}`")))
+            .unwrap_or_else(|| panic!("no merge of {plan}: {merges:?}"))
+    };
+    // Newest first: docs (which waits on greeter) was merged after greeter.
+    assert!(at("docs") < at("greeter"), "{merges:?}");
+    assert_eq!(merges.len(), 3, "{merges:?}");
+    // The graph, and how to try `orch pr`.
+    assert!(
+        out.contains("== main after the merges (git log --graph --oneline main)"),
+        "{out}"
+    );
+    assert!(out.contains("Merge plan `greeter`"), "{out}");
+    assert!(
+        out.contains("orch demo --no-merge") && out.contains("orch pr --dry-run"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

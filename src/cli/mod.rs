@@ -189,7 +189,8 @@ enum Command {
         #[arg(value_name = "PLAN")]
         plans: Vec<String>,
         /// Print one JSON event per line instead of progress bars (`task_started`,
-        /// `task_finished`, `task_failed`, `plan_finished`, `plan_blocked`, …).
+        /// `task_finished`, `task_failed`, `plan_finished`, `plan_blocked`, …). The same lines
+        /// go to the `[[notify]]` hooks of plans.toml (a command's stdin, a webhook's POST).
         #[arg(long)]
         json: bool,
         /// Agents running at once, all plans together (overrides `defaults.max_agents`).
@@ -206,9 +207,10 @@ enum Command {
     /// files.
     ///
     /// Each pair of existing plan branches, and each plan branch against the target, is merged
-    /// in memory (libgit2's merge; nothing is written). Plans not started yet (no branch) are
-    /// compared by the files their tasks name, against the other plans' task files and the files
-    /// their branches changed: those pairs are marked "predicted".
+    /// in memory (libgit2's merge, a conflict confirmed by `git merge-tree`; nothing is
+    /// written). Plans not started yet (no branch) are compared by the files their tasks name,
+    /// against the other plans' task files and the files their branches changed: those pairs
+    /// are marked "predicted".
     ///
     /// Exit codes: 0 no merge conflict (predicted overlaps are warnings), 5 some pair conflicts,
     /// 2 invalid input.
@@ -295,6 +297,60 @@ enum Command {
         #[arg(long)]
         stop_on_failure: bool,
     },
+    /// Hand finished plans to review as stacked pull requests: push each plan's branch to the
+    /// remote (`remote` in `[defaults]`, `origin` by default) and open or update one pull
+    /// request per plan with the GitHub CLI (`gh`).
+    ///
+    /// A plan's base is the branch of the plan it depends on while that plan is not merged into
+    /// the target (a stack), else the target. Plans go upstream first. A pull request that
+    /// exists (`gh pr list --head BRANCH`) is updated with `gh pr edit`, its base moved when the
+    /// upstream plan merged. The body lists the plan's tasks with their commits, its checks and
+    /// the plans it depends on (also written to `<state_dir>/<plan>/pull-request.md`). The first
+    /// failing `git` or `gh` command stops the run, naming the plan and the command.
+    ///
+    /// Exit codes: 0 ok, 1 a `git` or `gh` command failed, 2 invalid input, 4 refused (a named
+    /// plan is not finished or has no branch).
+    /// Example: `orch pr`, `orch pr auth api --dry-run`, `orch pr --json | jq '.plans[].url'`.
+    Pr {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to hand over (names from plans.toml); every finished plan not merged yet
+        /// when none is given. Example: `orch pr api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print the commands instead of running them (only the read-only `gh pr list` runs,
+        /// to tell a new pull request from an update). Example: `orch pr --dry-run`.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print `{"remote", "target", "dry_run", "plans": [{"plan", "branch", "base", "action",
+        /// "number", "url", "base_before", "reason", "commands", "body"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring plans up to date with the plans they depend on: the tip of each upstream plan's
+    /// branch is merged into the plan's branch, in its worktree, as a merge commit (also for a
+    /// plan that is finished but not merged).
+    ///
+    /// Every merge of a plan is tried in memory first: a conflict changes nothing and lists the
+    /// files. Upstream plans are synced first. The status file records the upstream commit each
+    /// plan contains (`orchUpstream`). Refused while `orch up` runs in the repository.
+    ///
+    /// Exit codes: 0 ok (or nothing to do), 1 an operation failed, 2 invalid input, 4 refused
+    /// (`orch up` running, uncommitted changes in a worktree), 5 a conflict (as `orch merge`).
+    /// Example: `orch sync`, `orch sync api`, `orch sync --json | jq '.plans[].outcome'`.
+    Sync {
+        #[command(flatten)]
+        target: Target,
+        /// The plans to sync (names from plans.toml); every started plan that depends on another
+        /// and is not merged when none is given. Example: `orch sync api`.
+        #[arg(value_name = "PLAN")]
+        plans: Vec<String>,
+        /// Print `{"plans": [{"plan", "branch", "outcome" ("synced", "up_to_date",
+        /// "conflict", "skipped", "error"), "merged" (`upstream_merged` events), "conflict",
+        /// "reason"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the dependency graph (tasks, phase barriers, cross-plan gates).
     ///
     /// Example: `orch graph --format mermaid > graph.md`, `orch graph --format dot | dot -Tsvg`.
@@ -318,9 +374,12 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// The 60-second tour: a new git repository with three plans, run by `orch up` with a
-    /// built-in scripted agent; then each plan branch's commits and the final status.
+    /// built-in scripted agent; then each plan branch's commits, `orch merge` of the three into
+    /// `main` in dependency order (a short `git log --graph`), the final status, and how to try
+    /// `orch pr` against a local bare remote.
     ///
-    /// Exits with `orch up`'s exit code. The repository is kept for you to look around.
+    /// Exits with `orch up`'s exit code, else `orch merge`'s. The repository is kept for you to
+    /// look around.
     /// Example: `orch demo`, `orch demo /tmp/orch-tour`.
     Demo {
         /// Where to make the demo repository: a new or empty directory (a non-empty one is
@@ -328,12 +387,23 @@ enum Command {
         /// Example: `orch demo /tmp/orch-tour`.
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Stop after `orch up`: the plans stay unmerged (to try `orch pr` on them).
+        /// Example: `orch demo --no-merge /tmp/orch-pr-tour`.
+        #[arg(long)]
+        no_merge: bool,
     },
     /// The demo's scripted agent (run by `orch up` in `orch demo`): appends
     /// `<task>: <description>` to `src/<plan>.txt` in its worktree, or checks that file for a
     /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
     #[command(name = "demo-agent", hide = true)]
     DemoAgent,
+    /// How `orch up` runs a plan's setup in a task worktree before the task's agent:
+    /// `orch setup-exec N SETUP… AGENT…` (the first N arguments are the setup argv).
+    #[command(name = "setup-exec", hide = true)]
+    SetupExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
     /// last); with TASK, print that log.
     ///
@@ -567,6 +637,27 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 stop_on_failure,
             },
         ),
+        Command::Pr {
+            target,
+            plans,
+            dry_run,
+            json,
+        } => commands::pr::run(
+            &target.selection(),
+            commands::pr::PrArgs {
+                plans,
+                dry_run,
+                json,
+            },
+        ),
+        Command::Sync {
+            target,
+            plans,
+            json,
+        } => commands::sync::run(
+            &target.selection(),
+            commands::sync::SyncArgs { plans, json },
+        ),
         Command::Graph { target, format } => {
             let format = match format {
                 GraphFormat::Text => commands::graph::Format::Text,
@@ -576,8 +667,9 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             commands::graph::run(&target.selection(), format)
         }
         Command::Init { dir } => commands::init::run(dir.as_deref()),
-        Command::Demo { dir } => commands::demo::run(dir.as_deref()),
+        Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::DemoAgent => commands::demo::run_agent(),
+        Command::SetupExec { args } => commands::setup_exec::run(&args),
         Command::Logs {
             plan,
             task,

@@ -1,6 +1,7 @@
 //! `orch demo`: the 60-second tour. A fresh git repository with the three plans of orch's own
 //! `plans.toml`, run by `orch up` with a built-in scripted agent (`orch demo-agent`, hidden),
-//! then what each plan branch holds and the final status.
+//! then what each plan branch holds, `orch merge` of the three into `main` (shown as a short
+//! `git log --graph`), the final status, and how to try `orch pr`.
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::Write as _;
@@ -43,7 +44,7 @@ const AUTHOR: &str = "orch demo";
 const EMAIL: &str = "demo@orch.invalid";
 
 /// Runs the demo in `dir` (a new temporary directory when `None`); returns `orch up`'s exit code.
-pub fn run(dir: Option<&Path>) -> CliResult<u8> {
+pub fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
     let dir = prepare_dir(dir)?;
     create_repo(&dir)?;
     println_safe(&format!("demo repository: {}", dir.display()));
@@ -67,9 +68,27 @@ pub fn run(dir: Option<&Path>) -> CliResult<u8> {
         .unwrap_or(exit::FAILURE);
 
     println_safe("\n== what each plan branch holds (git log --oneline main..BRANCH)");
-    match manifest::load(&dir.join(MANIFEST_NAME)) {
-        Ok(m) => print_branches(&m, &dir)?,
+    let manifest = manifest::load(&dir.join(MANIFEST_NAME));
+    match &manifest {
+        Ok(m) => print_branches(m, &dir)?,
         Err(e) => println_safe(&format!("cannot read the demo manifest: {e}")),
+    }
+    // The merge: only after a run that finished every plan.
+    let mut merged = None;
+    if code == exit::OK && merge {
+        println_safe("\n== orch merge: the plans into main, upstream first");
+        let _ = std::io::stdout().flush();
+        let status = orch_child(&exe, &dir)
+            .arg("merge")
+            .status()
+            .with_context(|| format!("cannot run `{} merge`", exe.display()))?;
+        let merge_code = status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(exit::FAILURE);
+        println_safe("\n== main after the merges (git log --graph --oneline main)");
+        print_graph(&dir);
+        merged = Some(merge_code);
     }
     println_safe("\n== orch status");
     let _ = std::io::stdout().flush();
@@ -83,10 +102,89 @@ pub fn run(dir: Option<&Path>) -> CliResult<u8> {
          git log --all --oneline --graph",
         dir = dir.display()
     ));
+    if merged == Some(exit::OK) {
+        println_safe(
+            "\nto try `orch pr` (one stacked pull request per plan) against a local bare remote, make\n\
+             a demo that stops before the merges:\n  \
+             orch demo --no-merge /tmp/orch-pr-tour && cd /tmp/orch-pr-tour\n  \
+             git init --bare ../orch-pr-remote.git && git remote add origin ../orch-pr-remote.git\n  \
+             git push origin main\n  \
+             orch pr --dry-run    # the git push and gh pr create commands, upstream plans first\n  \
+             orch pr              # pushes the three branches; opening the pull requests needs\n                       \
+             # the GitHub CLI (`gh`) and a GitHub remote",
+        );
+    } else if !merge && code == exit::OK {
+        println_safe(
+            "\nthe plans are not merged (--no-merge); to try `orch pr` against a local bare remote:\n  \
+             git init --bare ../orch-pr-remote.git && git remote add origin ../orch-pr-remote.git\n  \
+             git push origin main\n  \
+             orch pr --dry-run\n  \
+             orch pr",
+        );
+    }
     if code != exit::OK {
         eprintln!("`orch up` exited with code {code}");
+        return Ok(code);
     }
-    Ok(code)
+    match merged {
+        Some(m) if m != exit::OK => {
+            eprintln!("`orch merge` exited with code {m}");
+            Ok(m)
+        }
+        _ => Ok(code),
+    }
+}
+
+/// `git log --graph --oneline` of main (at most 30 lines), from the git CLI; without one, the
+/// first-parent line from libgit2.
+fn print_graph(dir: &Path) {
+    let out = Command::new("git")
+        .args([
+            "log",
+            "--graph",
+            "--oneline",
+            "--decorate",
+            "--no-color",
+            "-n",
+            "30",
+            "main",
+        ])
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                println_safe(&format!("  {line}"));
+            }
+        }
+        _ => {
+            let Ok(repo) = git2::Repository::open(dir) else {
+                return;
+            };
+            let Ok(tip) = repo.refname_to_id("refs/heads/main") else {
+                return;
+            };
+            let mut walk = match repo.revwalk() {
+                Ok(w) => w,
+                Err(_) => return,
+            };
+            if walk.push(tip).is_err() || walk.simplify_first_parent().is_err() {
+                return;
+            }
+            for oid in walk.take(30).flatten() {
+                if let Ok(c) = repo.find_commit(oid) {
+                    let id = oid.to_string();
+                    println_safe(&format!(
+                        "  * {} {}",
+                        &id[..7],
+                        c.summary().ok().flatten().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// A new or empty directory; refuses anything else.

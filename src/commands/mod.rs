@@ -10,8 +10,11 @@ pub mod logs;
 pub mod merge;
 pub mod next;
 pub mod output;
+pub mod pr;
+pub mod setup_exec;
 pub mod simulate;
 pub mod status;
+pub mod sync;
 pub mod task;
 pub mod up;
 

@@ -56,6 +56,17 @@ pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskE
         );
         obj.insert("attempts".into(), json!(e.attempts));
         obj.insert("retry_count".into(), json!(e.retry_count));
+        // Why it failed (the failure's cause; for a task run again, its last failure's).
+        if e.status == TaskStatus::Failed {
+            if let Some(c) = e.error.clone().or(e.last_error.clone()) {
+                obj.insert("cause".into(), json!(c));
+            }
+        } else if let Some(c) = &e.last_error {
+            obj.insert("last_cause".into(), json!(c));
+        }
+        if let Some(u) = &e.orch_usage {
+            obj.insert("usage".into(), json!(u.usage()));
+        }
     }
     v
 }

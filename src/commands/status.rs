@@ -123,7 +123,15 @@ fn render(
     let v = if sel.plan.is_some() && views.len() == 1 {
         views.remove(0)
     } else {
-        json!({ "plans": views })
+        // What every plan shown spent, all runs.
+        let usage = ws
+            .selected
+            .iter()
+            .flat_map(|&i| docs[i].entries().filter_map(|e| e.orch_usage.as_ref()))
+            .fold(crate::agent_output::Usage::default(), |a, u| {
+                a.plus(&u.usage())
+            });
+        json!({ "plans": views, "usage": usage })
     };
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)
@@ -152,7 +160,13 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
             json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
         })
         .collect();
-    json!({
+    let usage = doc
+        .entries()
+        .filter_map(|e| e.orch_usage.as_ref())
+        .fold(crate::agent_output::Usage::default(), |a, u| {
+            a.plus(&u.usage())
+        });
+    let mut v = json!({
         "plan": p.name,
         "title": p.plan.title,
         "file": p.rel_path,
@@ -160,7 +174,23 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "summary": summary_json(doc),
         "phases": phases,
         "tasks": tasks,
-    })
+        "usage": usage,
+    });
+    if let (Some(obj), Some(paused)) = (
+        v.as_object_mut(),
+        doc.extra.get("orchPaused").filter(|p| pause_ahead(p)),
+    ) {
+        obj.insert("paused".into(), paused.clone());
+    }
+    v
+}
+
+/// Whether an `orchPaused` record still holds (its `until` is ahead).
+fn pause_ahead(p: &Value) -> bool {
+    p.get("until")
+        .and_then(Value::as_str)
+        .and_then(status::parse_timestamp)
+        .is_some_and(|t| t > chrono::Utc::now())
 }
 
 /// (finished, total) tasks and verification steps of each phase of the plan, in phase order;
@@ -214,7 +244,16 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
     let st = states.status(t);
     let extra = entry
         .and_then(|e| e.last_error.clone().or(e.error.clone()))
-        .map(|e| format!(" — {e}"))
+        .map(|e| {
+            // A cause of several lines (a check's output): indented, at most 8 lines.
+            let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+            let more = lines.len().saturating_sub(8);
+            let mut s = format!(" — {}", lines[..lines.len().min(8)].join("\n          "));
+            if more > 0 {
+                s.push_str(&format!("\n          … {more} more line(s)"));
+            }
+            s
+        })
         .unwrap_or_default();
     let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
 }
@@ -247,6 +286,25 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
         c.failed,
         c.skipped
     );
+    let usage = p
+        .plan
+        .tasks
+        .iter()
+        .filter_map(|t| states.entry(&t.id).and_then(|e| e.usage))
+        .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u));
+    if usage.tokens() > 0 || usage.cost_micro_usd.is_some() {
+        let _ = writeln!(out, "  used: {}", usage.describe());
+    }
+    if let Some(paused) = states.paused.as_ref().filter(|p| pause_ahead(p)) {
+        let s = |k: &str| paused.get(k).and_then(Value::as_str).unwrap_or("");
+        let _ = writeln!(
+            out,
+            "  agent `{}` paused at a usage limit until {}: {}",
+            s("agent"),
+            s("until"),
+            s("reason").lines().next().unwrap_or("")
+        );
+    }
     let progress = phase_progress(p, |t| states.status(t));
     let active = active_tasks(p, states);
     let phases = &p.plan.phases;

@@ -170,9 +170,22 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .collect();
     let progress = Arc::new(Mutex::new(Progress::new(mode, &infos)));
     let emit_to = progress.clone();
+    // `[[notify]]`: each event also goes to the hooks' queues (never waited for here), and
+    // their failed deliveries come back as notes.
+    let notifier = crate::notify::Notifier::start(&manifest.notify, &repo_root).map(Arc::new);
+    let notify_to = notifier.clone();
     let mut emit = move |e: &Event| {
         if let Ok(mut p) = emit_to.lock() {
             p.event(e);
+            if let Some(n) = &notify_to {
+                notify_event(n, e);
+                for message in n.take_notes() {
+                    p.event(&Event::Note {
+                        plan: None,
+                        message,
+                    });
+                }
+            }
         }
     };
 
@@ -277,6 +290,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             git_lock: Mutex::new(()),
             executor: entry.executor,
             slurm: entry.slurm.clone(),
+            check: entry.check.clone(),
+            budget: entry.budget,
         }));
     }
 
@@ -306,16 +321,38 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         backoff: manifest.defaults.backoff,
         stuck_after: manifest.defaults.stuck_after,
         auto_merge: args.merge || manifest.defaults.auto_merge,
+        budget: manifest.defaults.budget,
+        limit_backoff: limit_backoff(),
         templates,
         plans,
         jobs,
+        ports: manifest.defaults.ports,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
-    let summary = runtime.block_on(crate::supervisor::run(ctx, &ws, &mut emit));
+    let mut summary = runtime.block_on(crate::supervisor::run(ctx, &ws, &mut emit));
+    if let Some(n) = &notifier {
+        // The hooks get `run_finished` first; then their queues are waited for (at most the
+        // longest hook timeout) and the failures counted in the summary.
+        notify_event(
+            n,
+            &Event::RunFinished {
+                summary: summary.clone(),
+            },
+        );
+        summary.notify_failures = n.finish();
+        if let Ok(mut p) = progress.lock() {
+            for message in n.take_notes() {
+                p.event(&Event::Note {
+                    plan: None,
+                    message,
+                });
+            }
+        }
+    }
     emit(&Event::RunFinished {
         summary: summary.clone(),
     });
@@ -326,6 +363,8 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(if summary.interrupted {
         exit::INTERRUPTED
+    } else if !summary.agents_stopped.is_empty() {
+        exit::AGENT
     } else if summary
         .plans
         .iter()
@@ -335,6 +374,19 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     } else {
         exit::INCOMPLETE
     })
+}
+
+/// Queues `e` for the `[[notify]]` hooks, as the line `--json` prints.
+fn notify_event(n: &crate::notify::Notifier, e: &Event) {
+    let stamped = crate::supervisor::Stamped {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        event: e,
+    };
+    if let Ok(line) = serde_json::to_string(&stamped)
+        && let Some(name) = crate::notify::event_name(&line)
+    {
+        n.send(&name, &line);
+    }
 }
 
 /// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
@@ -488,6 +540,8 @@ fn check_agent(
             status_file: lp.status_path.display().to_string(),
             attempt: 1,
             previous_error: None,
+            check: String::new(),
+            report_by_exit: false,
         };
         templates
             .render_task(&sample)
@@ -573,4 +627,16 @@ fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
         d.path.clone_from(&plan.path);
     }
     (parsed == *plan).then(|| crate::status::plan_digest(&bytes))
+}
+
+/// The first pause of an agent at a usage limit whose client named no reset time (60 s; the
+/// environment variable `ORCH_LIMIT_BACKOFF_MS` sets another, for tests).
+fn limit_backoff() -> std::time::Duration {
+    std::env::var(crate::agent_env::ORCH_LIMIT_BACKOFF_MS)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
 }

@@ -111,13 +111,12 @@ pub(crate) fn conflict_paths(
     {
         return Ok(Vec::new());
     }
-    let index = repo
-        .merge_commits(ours, theirs, None)
-        .map_err(merge_error)?;
-    if !index.has_conflicts() {
-        return Ok(Vec::new());
+    match super::merge_tree::merge_commits(repo, ours, theirs, super::merge_tree::Check::OnConflict)
+        .map_err(merge_error)?
+    {
+        super::merge_tree::TreeMerge::Clean(_) => Ok(Vec::new()),
+        super::merge_tree::TreeMerge::Conflict(paths) => Ok(paths),
     }
-    super::merge::index_conflicts(&index).map_err(merge_error)
 }
 
 /// The files `branch` changed since its merge base with `target` (added, modified, deleted,
@@ -207,8 +206,10 @@ pub(crate) fn merge_state_of(
     {
         return Ok(MergeState::Contained);
     }
-    let mut index = repo.merge_commits(onto, tip, None).map_err(merge_error)?;
-    if !index.has_conflicts() {
+    if let super::merge_tree::TreeMerge::Clean(mut index) =
+        super::merge_tree::merge_commits(repo, onto, tip, super::merge_tree::Check::OnConflict)
+            .map_err(merge_error)?
+    {
         // Written to the in-memory store of `open_read_only`.
         let tree = index.write_tree_to(repo).map_err(merge_error)?;
         if tree == onto.tree_id() {

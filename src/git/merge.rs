@@ -8,6 +8,7 @@ use git2::build::CheckoutBuilder;
 
 use super::GitError;
 use super::commit::dirty_files;
+use super::merge_tree::TreeMerge;
 use super::repo::{open, parse_oid, retry_locked, signature};
 
 /// What [`merge_into`] did.
@@ -25,8 +26,8 @@ pub enum MergeOutcome {
 /// real merge commit (two parents, `message`), never a fast-forward, unless `upstream` is already
 /// an ancestor of the branch tip.
 ///
-/// The merge is built in memory (libgit2's merge, not git's `ort`: it may report conflicts that
-/// `git merge` would resolve). On conflict it returns [`MergeOutcome::Conflict`] and changes
+/// The merge is built in memory (libgit2's merge, decided by `git merge-tree` where the two
+/// differ: see [`super::merge_tree`]). On conflict it returns [`MergeOutcome::Conflict`] and changes
 /// nothing. Otherwise the result is checked out safely in the worktree first, then the branch moves
 /// with a compare-and-swap against the tip read before. The worktree must be clean.
 pub fn merge_into(
@@ -56,17 +57,18 @@ pub fn merge_into(
         path: worktree.to_path_buf(),
         files,
     };
-    let mut index = repo
-        .merge_commits(&ours, &theirs, None)
-        .map_err(merge_error)?;
-    if index.has_conflicts() && !dirty.is_empty() {
-        return Err(dirty_error(dirty));
-    }
-    if index.has_conflicts() {
-        return Ok(MergeOutcome::Conflict {
-            paths: index_conflicts(&index).map_err(merge_error)?,
-        });
-    }
+    let mut index = match super::merge_tree::merge_commits(
+        &repo,
+        &ours,
+        &theirs,
+        super::merge_tree::Check::Always,
+    )
+    .map_err(merge_error)?
+    {
+        TreeMerge::Clean(index) => index,
+        TreeMerge::Conflict(_) if !dirty.is_empty() => return Err(dirty_error(dirty)),
+        TreeMerge::Conflict(paths) => return Ok(MergeOutcome::Conflict { paths }),
+    };
     let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
     let commit_error = |source| GitError::Commit {
@@ -311,4 +313,79 @@ pub(super) fn tip_and_commit<'r>(
             source,
         })?;
     Ok((ours, theirs))
+}
+
+/// What merging some commits one after the other into a branch would do, found in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergePreview {
+    /// Every merge is clean; per commit, whether the branch (with the merges before it)
+    /// already contains it.
+    Clean { contained: Vec<bool> },
+    /// Merging the commit at `index` conflicts in `paths` (the ones before it merge cleanly).
+    Conflict { index: usize, paths: Vec<String> },
+}
+
+/// Merges `commits` (hex ids) one after the other into the tip of `branch`, in memory only (as
+/// [`merge_into`] would, decided by git where libgit2 differs): nothing is written to the
+/// repository, not even objects.
+pub fn preview_merges(
+    repo_root: &Path,
+    branch: &str,
+    commits: &[String],
+) -> Result<MergePreview, GitError> {
+    let repo = super::inspect::open_read_only(repo_root)?;
+    let mut ours = repo
+        .find_reference(&format!("refs/heads/{branch}"))
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|source| GitError::ReadBranch {
+            branch: branch.to_string(),
+            source,
+        })?;
+    let mut contained = Vec::new();
+    for (index, oid) in commits.iter().enumerate() {
+        let merge_error = |source| GitError::Merge {
+            branch: branch.to_string(),
+            upstream: oid.clone(),
+            source,
+        };
+        let theirs = repo
+            .find_commit(parse_oid(oid)?)
+            .map_err(|source| GitError::ReadCommit {
+                oid: oid.clone(),
+                source,
+            })?;
+        if ours.id() == theirs.id()
+            || repo
+                .graph_descendant_of(ours.id(), theirs.id())
+                .map_err(merge_error)?
+        {
+            contained.push(true);
+            continue;
+        }
+        contained.push(false);
+        match super::merge_tree::merge_commits(
+            &repo,
+            &ours,
+            &theirs,
+            super::merge_tree::Check::Always,
+        )
+        .map_err(merge_error)?
+        {
+            TreeMerge::Conflict(paths) => return Ok(MergePreview::Conflict { index, paths }),
+            TreeMerge::Clean(mut index) => {
+                // The next merge builds on this one, in memory.
+                let tree = index
+                    .write_tree_to(&repo)
+                    .and_then(|t| repo.find_tree(t))
+                    .map_err(merge_error)?;
+                let sig = signature(&repo).map_err(merge_error)?;
+                let next = repo
+                    .commit(None, &sig, &sig, "preview", &tree, &[&ours, &theirs])
+                    .and_then(|c| repo.find_commit(c))
+                    .map_err(merge_error)?;
+                ours = next;
+            }
+        }
+    }
+    Ok(MergePreview::Clean { contained })
 }

@@ -4,8 +4,8 @@
 //! different worktrees of one repository may run on blocking threads at the same time. Ref writes
 //! that meet a `.lock` file (agents run the git CLI concurrently) are retried a few times.
 //!
-//! libgit2 runs no git hooks and its merge is not git's `ort`: it can report conflicts that
-//! `git merge` resolves.
+//! libgit2 runs no git hooks and its merge is not git's `ort`: merges are confirmed (or
+//! overruled) by `git merge-tree --write-tree` where they differ (see [`merge_tree`]).
 
 mod cleanup;
 mod commit;
@@ -15,6 +15,7 @@ mod error;
 mod inspect;
 mod marks;
 mod merge;
+pub(crate) mod merge_tree;
 mod refs;
 mod repo;
 mod task_tree;
@@ -37,7 +38,8 @@ pub use inspect::{
     overlapping_paths, paths_overlap,
 };
 pub use marks::{MARK_BASE, MARK_PLAN};
-pub use merge::{MergeOutcome, merge_into};
+pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
+pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};
 pub use refs::{
     ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
     plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,

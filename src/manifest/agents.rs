@@ -30,6 +30,36 @@ impl AgentMode {
     }
 }
 
+/// How an agent's attempt counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ReportMode {
+    /// Only when the agent reported it through `orch task done` (the check, if any, passing
+    /// too); an agent that ends without reporting failed ("ended without reporting").
+    Orch,
+    /// Also when the agent exits 0 without reporting (and the check, if any, passes): an own
+    /// command, the aider preset.
+    #[default]
+    Exit,
+}
+
+impl ReportMode {
+    /// Parses `"orch"` or `"exit"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "orch" => Some(Self::Orch),
+            "exit" => Some(Self::Exit),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orch => "orch",
+            Self::Exit => "exit",
+        }
+    }
+}
+
 /// An agent: an argv template (never a shell string) and how it is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSpec {
@@ -38,6 +68,8 @@ pub struct AgentSpec {
     pub mode: AgentMode,
     /// Where the agent runs, when its table says (else the plan's or the default executor).
     pub executor: Option<crate::executor::ExecutorKind>,
+    /// How its attempts count as done (`report`).
+    pub report: ReportMode,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
@@ -69,13 +101,19 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         command: args.iter().map(|a| (*a).to_string()).collect(),
         mode: AgentMode::Task,
         executor: None,
+        report: ReportMode::Orch,
     };
     BTreeMap::from([
         ("claude".to_string(), argv(CLAUDE_PRESET)),
         ("codex".to_string(), argv(CODEX_PRESET)),
         (
             "aider".to_string(),
-            argv(&["aider", "--yes-always", "--message", "{{ prompt }}"]),
+            AgentSpec {
+                // aider has no way to call orch back reliably: its exit status (and the check)
+                // decide.
+                report: ReportMode::Exit,
+                ..argv(&["aider", "--yes-always", "--message", "{{ prompt }}"])
+            },
         ),
         (
             "gemini".to_string(),

@@ -2,10 +2,12 @@
 //! `file:line:col` diagnostics.
 
 mod agents;
+mod budget;
 mod duration;
 mod load;
 mod model;
 mod names;
+mod notify;
 mod paths;
 mod raw;
 mod targets;
@@ -16,14 +18,16 @@ mod values;
 mod tests;
 
 pub use agents::{
-    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, TEMPLATE_VARS,
-    TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, ReportMode,
+    TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
 };
+pub use budget::{Budget, parse_budget};
 pub use duration::{format_duration, parse_duration};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
 pub use model::{
     Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency,
 };
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
+pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
 pub use targets::{PlanShape, check_cycles, check_targets};

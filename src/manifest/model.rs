@@ -54,6 +54,15 @@ pub struct Defaults {
     pub templates: PathBuf,
     /// Where agents run (`local`); agents and plans may choose otherwise.
     pub executor: ExecutorKind,
+    /// The check run in a task's worktree after its agent is done, before the commit
+    /// (`["cargo", "test"]`); plans and tasks may name their own.
+    pub check: Option<Vec<String>>,
+    /// The most the whole run may spend: no new task starts once it is reached.
+    pub budget: super::budget::Budget,
+    /// The git remote `orch pr` pushes plan branches to (`"origin"`).
+    pub remote: String,
+    /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
+    pub ports: u16,
 }
 
 impl Default for Defaults {
@@ -80,6 +89,10 @@ impl Default for Defaults {
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
             executor: ExecutorKind::Local,
+            check: None,
+            budget: super::budget::Budget::default(),
+            remote: "origin".into(),
+            ports: 10,
         }
     }
 }
@@ -181,6 +194,10 @@ pub struct PlanEntry {
     pub executor: ExecutorKind,
     /// Resolved: `[slurm]` with the plan's `slurm` table over it (used when `executor` is slurm).
     pub slurm: SlurmOptions,
+    /// Resolved: the plan's `check` (`[]`: none), else `defaults.check`.
+    pub check: Option<Vec<String>>,
+    /// The plan's own `budget` (its recorded spending, all runs).
+    pub budget: super::budget::Budget,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -199,6 +216,8 @@ pub struct Manifest {
     pub slurm_poll: Duration,
     /// Advice about a valid manifest (an agent argv known not to work), shown by `orch check`.
     pub warnings: Vec<Diagnostic>,
+    /// The `[[notify]]` hooks, in file order.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// The default of `[slurm] poll`.

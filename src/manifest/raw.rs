@@ -41,6 +41,10 @@ pub struct RawDefaults {
     pub copy: Option<At<Vec<At<String>>>>,
     pub templates: Option<At<String>>,
     pub executor: Option<At<String>>,
+    pub check: Option<At<Vec<At<String>>>>,
+    pub budget: Option<At<String>>,
+    pub remote: Option<At<String>>,
+    pub ports: Option<At<i64>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -62,6 +66,7 @@ pub struct RawAgent {
     pub command: Option<At<Vec<At<String>>>>,
     pub mode: Option<At<String>>,
     pub executor: Option<At<String>>,
+    pub report: Option<At<String>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -84,6 +89,8 @@ pub struct RawPlan {
     pub copy: Option<At<Vec<At<String>>>>,
     pub executor: Option<At<String>>,
     pub slurm: Option<RawSlurm>,
+    pub check: Option<At<Vec<At<String>>>>,
+    pub budget: Option<At<String>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -94,6 +101,8 @@ pub struct RawManifest {
     pub agents: Vec<RawAgent>,
     pub plans: Vec<RawPlan>,
     pub slurm: RawSlurm,
+    /// The `[[notify]]` tables, checked while read.
+    pub notify: Vec<super::notify::NotifyHook>,
 }
 
 /// Collects diagnostics with locations for one manifest text.
@@ -151,7 +160,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// The keys of each table, as known to the reader (`orch init` writes every one of them).
-pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm"];
+pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm", "notify"];
 pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
@@ -174,8 +183,12 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "copy",
     "templates",
     "executor",
+    "check",
+    "budget",
+    "remote",
+    "ports",
 ];
-pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor"];
+pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
@@ -209,6 +222,8 @@ pub const PLAN_KEYS: &[&str] = &[
     "copy",
     "executor",
     "slurm",
+    "check",
+    "budget",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -231,6 +246,7 @@ pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
                 }
             }
             "plan" => raw.plans = read_plans(value, r),
+            "notify" => raw.notify = super::notify::read_notify(value, r),
             "slurm" => {
                 if let Some(table) = expect_table(r, "slurm", value) {
                     raw.slurm = read_slurm(table, r, "slurm", SLURM_KEYS);
@@ -269,6 +285,10 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "copy" => d.copy = string_list(r, &ctx, value),
             "templates" => d.templates = string(r, &ctx, value),
             "executor" => d.executor = string(r, &ctx, value),
+            "check" => d.check = string_array(r, &ctx, value, Some(ARGV_HINT)),
+            "budget" => d.budget = string(r, &ctx, value),
+            "remote" => d.remote = string(r, &ctx, value),
+            "ports" => d.ports = integer(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -299,6 +319,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             command: None,
             mode: None,
             executor: None,
+            report: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -309,6 +330,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "command" => agent.command = string_array(r, &key_ctx, v, Some(ARGV_HINT)),
                 "mode" => agent.mode = string(r, &key_ctx, v),
                 "executor" => agent.executor = string(r, &key_ctx, v),
+                "report" => agent.report = string(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }
@@ -358,6 +380,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             copy: None,
             executor: None,
             slurm: None,
+            check: None,
+            budget: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -378,6 +402,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "setup" => plan.setup = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "copy" => plan.copy = string_list(r, &ctx, v),
                 "executor" => plan.executor = string(r, &ctx, v),
+                "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
+                "budget" => plan.budget = string(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));
@@ -410,7 +436,7 @@ fn read_slurm(table: &DeTable<'_>, r: &mut Reporter<'_>, ctx: &str, known: &[&st
     s
 }
 
-fn unknown_key(
+pub(super) fn unknown_key(
     r: &mut Reporter<'_>,
     key: &Spanned<std::borrow::Cow<'_, str>>,
     name: &str,
@@ -469,7 +495,7 @@ pub fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn expect_table<'v, 'i>(
+pub(super) fn expect_table<'v, 'i>(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &'v Spanned<DeValue<'i>>,
@@ -486,7 +512,11 @@ fn expect_table<'v, 'i>(
     }
 }
 
-fn string(r: &mut Reporter<'_>, ctx: &str, value: &Spanned<DeValue<'_>>) -> Option<At<String>> {
+pub(super) fn string(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<At<String>> {
     match value.get_ref() {
         DeValue::String(s) => Some(At {
             value: s.to_string(),
@@ -550,7 +580,7 @@ fn string_list(
 }
 
 /// A non-empty array of strings; `string_hint` is the hint given when a plain string was written.
-fn string_array(
+pub(super) fn string_array(
     r: &mut Reporter<'_>,
     ctx: &str,
     value: &Spanned<DeValue<'_>>,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::agents::{AgentMode, AgentSpec, parse_template, presets};
+use super::agents::{AgentMode, AgentSpec, ReportMode, parse_template, presets};
 use super::duration::parse_duration;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
@@ -32,6 +32,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
         plans,
         slurm_poll,
         warnings: Vec::new(),
+        notify: raw.notify,
     }
 }
 
@@ -172,6 +173,30 @@ fn defaults(
     if let Some(e) = executor(r, "defaults.executor", d.executor.as_ref()) {
         out.executor = e;
     }
+    out.check = argv(r, "defaults.check", d.check.as_ref());
+    if let Some(b) = budget(r, "defaults.budget", d.budget.as_ref()) {
+        out.budget = b;
+    }
+    if let Some(At { value, span }) = &d.remote {
+        // A remote's name is a ref component: `refs/remotes/<name>/…`.
+        match check_ref_name(value) {
+            Ok(()) if !value.contains('/') => out.remote = value.clone(),
+            _ => r.error_hint(
+                span,
+                format!("`defaults.remote` `{value}` is not a git remote name"),
+                "name a remote of the repository, such as \"origin\" (`git remote -v` lists them)",
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &d.ports {
+        match u16::try_from(*value) {
+            Ok(n) if (1..=1000).contains(&n) => out.ports = n,
+            _ => r.error(
+                span,
+                format!("`defaults.ports` must be between 1 and 1000, found {value}"),
+            ),
+        }
+    }
     if let Some(At { value, span }) = &d.branch_prefix {
         // The prefix is checked with a stand-in name; every full branch is checked again later.
         if value.is_empty() {
@@ -285,12 +310,24 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                 agent.executor.as_ref(),
             )
             .or(preset.as_ref().and_then(|p| p.executor));
+            let report = match &agent.report {
+                None => preset.as_ref().map_or(ReportMode::Exit, |p| p.report),
+                Some(At { value, span }) => ReportMode::parse(value).unwrap_or_else(|| {
+                    r.error_hint(
+                        span,
+                        format!("`agents.{name}.report` must be \"orch\" or \"exit\", found \"{value}\""),
+                        "\"orch\": done only when the agent runs `orch task done`; \"exit\": exit status 0 counts as done too",
+                    );
+                    ReportMode::Exit
+                }),
+            };
             agents.insert(
                 name.clone(),
                 AgentSpec {
                     command,
                     mode,
                     executor,
+                    report,
                 },
             );
         } else {
@@ -301,6 +338,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     command: Vec::new(),
                     mode,
                     executor: None,
+                    report: ReportMode::Exit,
                 },
             );
         }
@@ -398,6 +436,13 @@ fn plans(
             }),
         };
         let setup = argv(r, "plan.setup", plan.setup.as_ref()).or_else(|| defaults.setup.clone());
+        // `check = []` turns the default check off for the plan.
+        let check = match &plan.check {
+            Some(At { value, .. }) if value.is_empty() => None,
+            Some(_) => argv(r, "plan.check", plan.check.as_ref()),
+            None => defaults.check.clone(),
+        };
+        let plan_budget = budget(r, "plan.budget", plan.budget.as_ref()).unwrap_or_default();
         let mut copy = defaults.copy.clone();
         for p in rel_paths(r, root, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
             if !copy.contains(&p) {
@@ -501,6 +546,8 @@ fn plans(
             line,
             executor,
             slurm,
+            check,
+            budget: plan_budget,
         });
     }
 
@@ -532,4 +579,20 @@ fn plans(
         out[index].depends_on = parsed;
     }
     out
+}
+
+/// A `budget` key.
+fn budget(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    at: Option<&At<String>>,
+) -> Option<super::budget::Budget> {
+    let At { value, span } = at?;
+    match super::budget::parse_budget(value) {
+        Ok(b) => Some(b),
+        Err(why) => {
+            r.error(span, format!("`{ctx}`: {why}"));
+            None
+        }
+    }
 }

@@ -105,7 +105,7 @@ pub(crate) fn merged_into(
         return Ok(true);
     }
     Ok(matches!(
-        trial_merge(repo, tip, theirs, branch, target)?,
+        trial_merge(repo, tip, theirs, branch, target, git::Check::OnConflict)?,
         Trial::NoChange
     ))
 }
@@ -143,26 +143,17 @@ fn trial_merge(
     theirs: &Commit,
     branch: &str,
     target: &str,
+    check: git::Check,
 ) -> Result<Trial, MergeError> {
     let build_error = |source| MergeError::Build {
         branch: branch.to_string(),
         target: target.to_string(),
         source,
     };
-    let index = repo.merge_commits(tip, theirs, None).map_err(build_error)?;
-    if index.has_conflicts() {
-        let mut paths = BTreeSet::new();
-        for conflict in index.conflicts().map_err(build_error)? {
-            let conflict = conflict.map_err(build_error)?;
-            for entry in [conflict.ancestor, conflict.our, conflict.their]
-                .into_iter()
-                .flatten()
-            {
-                paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-            }
-        }
-        return Ok(Trial::Conflict(paths.into_iter().collect()));
-    }
+    let index = match git::merge_commits(repo, tip, theirs, check).map_err(build_error)? {
+        git::TreeMerge::Conflict(paths) => return Ok(Trial::Conflict(paths)),
+        git::TreeMerge::Clean(index) => index,
+    };
     // Compared without writing the tree: a check must not leave objects behind.
     let tip_tree = tip.tree().map_err(build_error)?;
     let diff = repo
@@ -190,13 +181,27 @@ pub(crate) fn build(
             return Ok(Built::Ready(theirs.id()));
         }
         return Ok(
-            match trial_merge(repo, tip, theirs, subject.branch, subject.target)? {
+            match trial_merge(
+                repo,
+                tip,
+                theirs,
+                subject.branch,
+                subject.target,
+                git::Check::Always,
+            )? {
                 Trial::NoChange => Built::AlreadyMerged,
                 _ => Built::FfImpossible,
             },
         );
     }
-    let mut index = match trial_merge(repo, tip, theirs, subject.branch, subject.target)? {
+    let mut index = match trial_merge(
+        repo,
+        tip,
+        theirs,
+        subject.branch,
+        subject.target,
+        git::Check::Always,
+    )? {
         Trial::NoChange => return Ok(Built::AlreadyMerged),
         Trial::Conflict(paths) => return Ok(Built::Conflict(paths)),
         Trial::Clean(index) => index,

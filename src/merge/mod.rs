@@ -8,7 +8,8 @@
 //! moved it, the step is built again on the new tip ([`step`]). [`order`] gives the order of the
 //! steps; [`build::Simulator`] predicts a whole run without changing anything (`--dry-run`).
 //!
-//! libgit2's merge is not git's `ort`: it can report conflicts that `git merge` would resolve.
+//! libgit2's merge is not git's `ort`: every merge is confirmed, or overruled, by
+//! `git merge-tree --write-tree` (see [`crate::git::merge_tree`]).
 
 pub mod build;
 mod checks;
@@ -17,9 +18,11 @@ pub mod interrupt;
 mod now;
 pub mod order;
 mod plan_info;
+pub mod pr;
 mod run;
 pub mod staging;
 pub mod step;
+pub mod sync;
 pub mod target;
 pub mod verify;
 
@@ -27,6 +30,7 @@ pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
 pub use now::{PlanMergeOutcome, PlanMergeReport, merge_plan_now};
 pub use order::{OrderItem, merge_order};
+pub(crate) use plan_info::plan_infos;
 pub use plan_info::{PlanInfo, Unfinished};
 pub use run::{MergeRun, Outcome, Prepared, Step, short};
 pub use step::{

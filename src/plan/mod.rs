@@ -1,5 +1,6 @@
 //! Markdown plans: the grammar of BRIEF §1, parsed into [`Plan`]. Pure: text in, model out.
 
+mod check;
 mod ids;
 mod model;
 mod parse;
@@ -7,6 +8,7 @@ mod render;
 
 pub use parse::PlanReadError;
 
+pub use check::check_clause;
 pub use ids::{IdHasher, IdMap, hash_bytes, id_map};
 pub use model::*;
 pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};

@@ -34,6 +34,7 @@ pub(crate) enum Key {
     Commit,
     Attempts,
     Blocking,
+    OrchUsage,
     Other(String),
 }
 
@@ -66,6 +67,7 @@ impl<'de> Deserialize<'de> for Key {
                     "commit" => Key::Commit,
                     "attempts" => Key::Attempts,
                     "blocking" => Key::Blocking,
+                    "orchUsage" => Key::OrchUsage,
                     other => Key::Other(other.to_string()),
                 })
             }
@@ -148,6 +150,7 @@ impl Default for Builder {
                 commit: None,
                 attempts: 0,
                 blocking: None,
+                orch_usage: None,
                 extra: Map::new(),
             },
         }
@@ -193,6 +196,7 @@ pub(crate) fn read_field<'de, A: MapAccess<'de>>(
         Key::Commit => e.commit = map.next_value()?,
         Key::Attempts => e.attempts = map.next_value()?,
         Key::Blocking => e.blocking = map.next_value()?,
+        Key::OrchUsage => e.orch_usage = map.next_value()?,
         Key::Other(k) => {
             let v: Value = map.next_value()?;
             e.extra.insert(k, v);

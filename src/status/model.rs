@@ -73,6 +73,50 @@ pub struct OrchRun {
     pub job_id: Option<String>,
 }
 
+/// Tokens and cost of a task's attempts, summed (orch's field `orchUsage`), as the agents'
+/// clients reported them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// US dollars; absent when no client named a cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Attempts whose usage is counted.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl OrchUsage {
+    pub fn usage(&self) -> crate::agent_output::Usage {
+        crate::agent_output::Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            cost_micro_usd: self.cost_usd.map(crate::agent_output::usd_to_micro),
+        }
+    }
+
+    /// Adds one attempt's usage.
+    pub fn add(&mut self, u: &crate::agent_output::Usage) {
+        let sum = self.usage().plus(u);
+        self.input_tokens = sum.input_tokens;
+        self.output_tokens = sum.output_tokens;
+        self.cache_read_tokens = sum.cache_read_tokens;
+        self.cache_write_tokens = sum.cache_write_tokens;
+        self.cost_usd = sum.cost_usd();
+        self.attempts += 1;
+    }
+}
+
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -137,6 +181,9 @@ pub struct TaskEntry {
     /// orch, verification steps only: `false` for a `(non-blocking)` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocking: Option<bool>,
+    /// orch: tokens and cost of its attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orch_usage: Option<OrchUsage>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -299,6 +346,7 @@ impl TaskEntry {
             commit: None,
             attempts: 0,
             blocking: None,
+            orch_usage: None,
             extra: Map::new(),
         }
     }

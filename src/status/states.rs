@@ -22,6 +22,8 @@ pub struct StateEntry {
     pub status: Option<TaskStatus>,
     pub error: Option<String>,
     pub last_error: Option<String>,
+    /// Tokens and cost of its attempts (`orchUsage`).
+    pub usage: Option<crate::agent_output::Usage>,
 }
 
 /// The recorded status of each entry of a status file, by id (the first entry of an id wins).
@@ -31,6 +33,8 @@ pub struct StatusStates {
     map: IdMap<String, (StateEntry, Option<Span>)>,
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
+    /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
+    pub paused: Option<serde_json::Value>,
     path: std::path::PathBuf,
     /// Every entry has its `id` first and a span: [`StatusStates::entries`] may read the
     /// wanted entries from their spans alone (what the full pass reads, see there).
@@ -128,6 +132,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
         bytes: Vec::new(),
         path: path.to_path_buf(),
         spans: false,
+        paused: None,
     };
     match scan_states(&bytes, &mut states) {
         Some(version) if version <= ORCH_SCHEMA_VERSION => {}
@@ -135,6 +140,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
             // Not sure (or not valid): serde_json reads it, or says where it is wrong.
             states.map.clear();
             states.spans = false;
+            states.paused = None;
             let mut entries = Vec::new();
             parse(path, &bytes, Want::States, &mut states, &mut entries)?;
         }
@@ -154,6 +160,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
     let mut version = 0;
     let mut seen = [false; 4];
     let map = &mut states.map;
+    let mut paused = None;
     let mut id_first = true;
     s.object(|s, key| {
         if key.escaped {
@@ -173,11 +180,16 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
                 version = serde_json::from_str::<u32>(s.value()?).ok()?;
                 Some(())
             }
+            "orchPaused" => {
+                paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
+                Some(())
+            }
             _ => s.value().map(|_| ()),
         }
     })?;
     s.end()?;
     states.spans = id_first;
+    states.paused = paused;
     seen.iter().all(|x| *x).then_some(version)
 }
 
@@ -211,6 +223,11 @@ fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
             }
             "error" => st.error = optional_string(s)?,
             "lastError" => st.last_error = optional_string(s)?,
+            "orchUsage" => {
+                st.usage = serde_json::from_str::<Option<super::model::OrchUsage>>(s.value()?)
+                    .ok()?
+                    .map(|u| u.usage());
+            }
             _ => {
                 s.value()?;
             }
@@ -333,6 +350,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
                     entries: &mut *self.entries,
                 })?,
                 "orchSchemaVersion" => version = map.next_value()?,
+                "orchPaused" => self.states.paused = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -419,6 +437,11 @@ impl<'de> Visitor<'de> for One<'_> {
                         Key::Status => st.status = Some(map.next_value()?),
                         Key::Error => st.error = map.next_value()?,
                         Key::LastError => st.last_error = map.next_value()?,
+                        Key::OrchUsage => {
+                            st.usage = map
+                                .next_value::<Option<super::model::OrchUsage>>()?
+                                .map(|u| u.usage());
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -464,7 +487,9 @@ mod tests {
     use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
 
     /// The states as serde_json alone reads them (the path before the scanner).
-    fn serde_states(bytes: &[u8]) -> Result<Vec<(String, StateEntry)>, String> {
+    type Read = (Vec<(String, StateEntry)>, Option<serde_json::Value>);
+
+    fn serde_states(bytes: &[u8]) -> Result<Read, String> {
         let mut states = StatusStates::default();
         let mut entries = Vec::new();
         parse(
@@ -477,14 +502,14 @@ mod tests {
         .map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(v)
+        Ok((v, states.paused))
     }
 
-    fn fast_states(bytes: &[u8]) -> Result<Vec<(String, StateEntry)>, String> {
+    fn fast_states(bytes: &[u8]) -> Result<Read, String> {
         let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(v)
+        Ok((v, states.paused))
     }
 
     /// The scanner's fast path reads what serde_json reads and fails where it fails, with the
@@ -503,11 +528,14 @@ mod tests {
         };
         apply(&mut doc, "1.1", Transition::Fail, &fail, now).expect("fail");
         let pretty = serde_json::to_vec_pretty(&doc).expect("json");
-        let hand = br#"{"planPath": "p", "planName": "n", "createdAt": "t", "x": [1.5e3, -0, true, {}],
-            "tasks": [{"status": "failed", "id": "1.\u0031", "error": null, "lastError": "\u00e9\t"},
+        let hand =
+            br#"{"planPath": "p", "planName": "n", "createdAt": "t", "x": [1.5e3, -0, true, {}],
+            "orchPaused": {"agent": "claude", "until": "t"},
+            "tasks": [{"status": "failed", "id": "1.\u0031", "error": null, "lastError": "\u00e9\t",
+                       "orchUsage": {"inputTokens": 12, "costUsd": 0.5, "attempts": 1}},
                       {"id": "1.2", "status": "pending", "foo": {"bar": [null]}}],
             "verifySteps": [], "orchSchemaVersion": 1}"#
-            .to_vec();
+                .to_vec();
         for (base, stride) in [(pretty, 5), (hand, 1)] {
             assert!(scan_states(&base, &mut StatusStates::default()).is_some());
             let mut variants = vec![base.clone()];
@@ -531,7 +559,7 @@ mod tests {
                 if let Ok(states) = states_of(&path, v.clone()) {
                     let ids: Vec<&str> = fast
                         .as_ref()
-                        .map(|v| v.iter().map(|(k, _)| k.as_str()).collect())
+                        .map(|(v, _)| v.iter().map(|(k, _)| k.as_str()).collect())
                         .unwrap_or_default();
                     let wanted: HashSet<&str> = ids.iter().copied().collect();
                     let mut entries = Vec::new();

@@ -61,6 +61,12 @@ pub async fn watch(mut m: Monitor) {
     };
     // Whatever the leader did, nothing of its group may outlive it.
     signal_group(m.pid, Signal::SIGKILL);
+    // What the client said (usage, its error), from this attempt's part of the log.
+    let log = m.log.clone();
+    let output =
+        tokio::task::spawn_blocking(move || crate::agent_output::read_attempt(&log, Utc::now()))
+            .await
+            .unwrap_or_default();
     log_line(
         &m.log,
         &format!(
@@ -72,7 +78,11 @@ pub async fn watch(mut m: Monitor) {
     );
     let _ = m.tx.send(Msg {
         reload: Some(m.plan),
-        input: Input::Exited { run: m.run, ending },
+        input: Input::Exited {
+            run: m.run,
+            ending,
+            output,
+        },
     });
 }
 

@@ -24,12 +24,18 @@ pub struct Ctx {
     pub stuck_after: Option<Duration>,
     /// The merge train: merge each finished plan with `orch merge` (`--merge`, `auto_merge`).
     pub auto_merge: bool,
+    /// The most the run may spend (`defaults.budget`).
+    pub budget: crate::manifest::Budget,
+    /// The first pause of an agent at a limit without a reset time.
+    pub limit_backoff: Duration,
     pub templates: Templates,
     /// Every plan of the workspace, in its order; `None` for plans not part of this run.
     pub plans: Vec<Option<Arc<PlanCtx>>>,
     /// The batch jobs of plans run through a cluster scheduler (`None` when every plan runs
     /// locally).
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
+    /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
+    pub ports: u16,
 }
 
 /// One plan of the run.
@@ -68,6 +74,10 @@ pub struct PlanCtx {
     pub executor: crate::executor::ExecutorKind,
     /// Its Slurm settings (with `executor` slurm).
     pub slurm: crate::executor::SlurmOptions,
+    /// The check run before each task's commit (a task's `(check: …)` replaces it).
+    pub check: Option<Vec<String>>,
+    /// The plan's own budget.
+    pub budget: crate::manifest::Budget,
 }
 
 impl PlanCtx {
@@ -180,9 +190,31 @@ impl PlanCtx {
     }
 
     /// The commit message of a task: `<plan> <id>: <description>`, without the description's
-    /// `(depends: …)` annotation.
+    /// `(depends: …)` annotation; for a verification step, what happened:
+    /// `<plan> V2: verification of phase 2 passed: <first criterion>`.
     pub fn commit_message(&self, id: &str, description: &str) -> String {
-        format!("{} {id}: {}", self.name, strip_annotations(description))
+        let is_verify = self
+            .plan
+            .task(id)
+            .is_some_and(|t| t.kind == crate::plan::TaskKind::Verify);
+        match self.plan.task(id).filter(|_| is_verify) {
+            Some(t) => format!(
+                "{} {id}: verification of phase {} passed: {}",
+                self.name,
+                t.phase,
+                strip_annotations(description)
+            ),
+            None => format!("{} {id}: {}", self.name, strip_annotations(description)),
+        }
+    }
+
+    /// The check of task `t`: its own `(check: …)`, else the plan's (or the default) one.
+    pub fn check_of(&self, t: usize) -> Option<Vec<String>> {
+        let task = self.plan.tasks.get(t)?;
+        match crate::plan::check_clause(&task.description) {
+            Ok(Some(argv)) => Some(argv),
+            _ => self.check.clone(),
+        }
     }
 }
 
@@ -196,7 +228,8 @@ pub fn strip_annotations(description: &str) -> String {
         let lower = after.trim_start().to_ascii_lowercase();
         let is_note = lower.starts_with("depends:")
             || lower.starts_with("est:")
-            || lower.starts_with("pipeline-start:");
+            || lower.starts_with("pipeline-start:")
+            || lower.starts_with("check:");
         match (is_note, after.find(')')) {
             (true, Some(close)) => {
                 out.push_str(&rest[..open]);
@@ -227,6 +260,7 @@ mod tests {
             ("Start (pipeline-start: when 1.3 completes)", "Start"),
             ("Keep (this) note", "Keep (this) note"),
             ("Write docs (est: 1h30m) (depends: 1.1)", "Write docs"),
+            ("Add login (check: cargo test -p auth)", "Add login"),
             ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),
         ];
         for (input, want) in cases {

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::state::{
-    Changes, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId, RunState, Settlement, Stop,
-    StopWhy, TaskFacts, TaskRec, Unit,
+    AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec,
+    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit,
 };
+use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::graph::{Frontier, Graph};
+use crate::manifest::Budget;
 use crate::plan::{Plan, TaskKind};
 
 /// The run's fixed settings, as the core needs them.
@@ -29,7 +31,15 @@ pub struct CoreConfig {
     pub auto_merge: bool,
     /// The branch the merge train merges into.
     pub target: String,
+    /// The most the run may spend (`defaults.budget`).
+    pub budget: Budget,
+    /// The first wait of an agent paused at a limit whose client named no reset time; each
+    /// next pause in a row waits twice as long, up to [`MAX_PAUSE`].
+    pub limit_backoff: Duration,
 }
+
+/// The longest pause of an agent whose client named no reset time.
+pub const MAX_PAUSE: Duration = Duration::from_secs(30 * 60);
 
 /// What `orch merge` said about one plan of the merge train.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,12 +84,24 @@ pub enum Input {
         pid: u32,
         job_id: Option<String>,
     },
-    /// The attempt could not be launched (its worktree, prompt, program or submission failed).
-    LaunchFailed { run: RunId, error: String },
+    /// The attempt could not be launched (its worktree, prompt, program or submission failed);
+    /// `fatal` when launching this agent again cannot help (its program is missing).
+    LaunchFailed {
+        run: RunId,
+        error: String,
+        fatal: Option<Fatal>,
+    },
     /// The attempt showed signs of life (output, a status change, a queued job).
     Active { run: RunId },
-    /// The attempt's process (or job) is over. Its plan's status was read just before.
-    Exited { run: RunId, ending: Ending },
+    /// The attempt's process (or job) is over, and what its output says. Its plan's status
+    /// was read just before.
+    Exited {
+        run: RunId,
+        ending: Ending,
+        output: AgentOutput,
+    },
+    /// The task's check ran: passed, or failed with its cause (its output's last lines).
+    Checked { run: RunId, result: CheckOutcome },
     /// The attempt is settled: committed, saved, recorded.
     Settled { run: RunId, outcome: Outcome },
     /// A task reported done outside an attempt was committed (or not).
@@ -121,19 +143,29 @@ pub enum Action {
     Stop { run: RunId, why: StopWhy },
     /// Stop every attempt as far as `Stop` says.
     StopAll(Stop),
-    /// Settle an attempt that is over; answer [`Input::Settled`].
+    /// Run the task's check in its worktree; answer [`Input::Checked`].
+    Check { run: RunId, unit: Unit },
+    /// Settle an attempt that is over (recording `usage`, what its agent spent); answer
+    /// [`Input::Settled`].
     Settle {
         run: RunId,
         unit: Unit,
         attempt: u32,
         ending: Ending,
         how: Settlement,
+        usage: Option<Usage>,
     },
     /// Commit a task reported done outside an attempt; answer [`Input::Committed`].
     Commit {
         plan: usize,
         task: usize,
         changes: Changes,
+    },
+    /// Record in the status files of `plans` that their agent is paused (`reason`, for how
+    /// long) or, `None`, no longer.
+    RecordPause {
+        plans: Vec<usize>,
+        pause: Option<(String, String, Duration)>,
     },
     /// Record a task failed in its status file, with `error`.
     RecordFailure {
@@ -191,9 +223,30 @@ impl<'a> Core<'a> {
             })
             .collect();
         let frontier = Frontier::new(graph, plans, priorities, |p, t| tasks[p][t].node_state());
+        let mut agents: Vec<AgentRec> = Vec::new();
+        let mut plan_recs = vec![PlanRec::new(); plans.len()];
+        for (p, spec) in specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let i = match agents.iter().position(|a| a.name == spec.agent) {
+                Some(i) => i,
+                None => {
+                    agents.push(AgentRec {
+                        name: spec.agent.clone(),
+                        state: AgentState::Ready,
+                        pauses: 0,
+                    });
+                    agents.len() - 1
+                }
+            };
+            plan_recs[p].agent_index = i;
+            plan_recs[p].usage = tasks[p]
+                .iter()
+                .filter_map(|t| t.facts.usage)
+                .fold(Usage::default(), |a, u| a.plus(&u));
+        }
         let state = RunState {
             tasks,
-            plans: vec![PlanRec::new(); plans.len()],
+            plans: plan_recs,
             runs: Default::default(),
             timers: Default::default(),
             merge_queue: Vec::new(),
@@ -203,6 +256,9 @@ impl<'a> Core<'a> {
             next_run: 1,
             graceful: false,
             stopping: false,
+            agents,
+            usage: Usage::default(),
+            budget_hit: None,
         };
         Core {
             cfg,
@@ -269,15 +325,29 @@ impl<'a> Core<'a> {
                 merged,
             } => self.on_status(plan, tasks, merged, &mut out),
             Input::Launched { run, pid, job_id } => self.on_launched(run, pid, job_id, &mut out),
-            Input::LaunchFailed { run, error } => {
+            Input::LaunchFailed { run, error, fatal } => {
                 if let Some(rr) = self.release(run) {
-                    let log = rr.log.clone();
-                    let outcome = Outcome::Failed { error, saved: None };
-                    self.settled(now, &rr, outcome, log, &mut out);
+                    if let Some(kind) = fatal {
+                        self.not_counted(&rr);
+                        self.stop_agent(rr.unit.plan(), kind, error, &mut out);
+                        self.unit_idle(rr.unit);
+                        if let Some(t) = rr.unit.task() {
+                            self.sync_node(rr.unit.plan(), t);
+                        }
+                    } else {
+                        let log = rr.log.clone();
+                        let outcome = Outcome::Failed { error, saved: None };
+                        self.settled(now, &rr, outcome, log, &mut out);
+                    }
                 }
             }
             Input::Active { run } => self.on_active(now, run),
-            Input::Exited { run, ending } => self.on_exited(now, run, ending, &mut out),
+            Input::Exited {
+                run,
+                ending,
+                output,
+            } => self.on_exited(now, run, ending, output, &mut out),
+            Input::Checked { run, result } => self.on_checked(run, result, &mut out),
             Input::Settled { run, outcome } => {
                 if let Some(rr) = self.release(run) {
                     let log = rr.log.clone();
@@ -335,6 +405,9 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+mod agent_tests;
+mod agents;
 mod inputs;
 mod outcome;
 mod report;

@@ -91,6 +91,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             plans: Vec::new(),
             elapsed_ms: super::core::millis(started.elapsed()),
             interrupted: false,
+            usage: Default::default(),
+            budget_reached: None,
+            agents_stopped: Vec::new(),
+            notify_failures: 0,
         };
     };
     let plan_list = ws.plan_list();
@@ -115,6 +119,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             .as_ref()
             .map(|m| m.defaults.target.clone())
             .unwrap_or_default(),
+        budget: ctx.budget,
+        limit_backoff: ctx.limit_backoff,
     };
     let names = ws.plans.iter().map(|lp| lp.name.clone()).collect();
     let mut core = Core::new(
@@ -230,6 +236,10 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
         branch: pc.branch.clone(),
         worktree: pc.worktree.clone(),
         log_dir: pc.log_dir.clone(),
+        agent: pc.agent_name.clone(),
+        report: pc.agent.report,
+        check: pc.check.is_some(),
+        budget: pc.budget,
     }
 }
 
@@ -254,6 +264,7 @@ fn facts_of(
         }),
         duration_ms: e.duration,
         error: e.error.clone(),
+        usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
     }
 }
 
@@ -301,6 +312,20 @@ impl Effects<'_> {
             && let Some(input) = self.reload(p)
         {
             self.apply(core, input);
+        }
+        // A task boundary: the plan's upstream plans' new commits come in before its next task
+        // (a conflict blocks the plan, first, so that nothing more starts there).
+        if let (Some(p), Input::Settled { outcome, .. }) = (msg.reload, &msg.input)
+            && matches!(outcome, super::state::Outcome::Done { .. })
+            && let Some(reason) = self.resync(p)
+        {
+            self.apply(
+                core,
+                Input::Prepared {
+                    plan: p,
+                    result: Err(reason),
+                },
+            );
         }
         self.apply(core, msg.input);
     }
@@ -521,6 +546,7 @@ impl Effects<'_> {
                 attempt,
                 ending,
                 how,
+                usage,
             } => {
                 self.stops.remove(&run);
                 let Some(pc) = self.plan(unit.plan()) else {
@@ -528,6 +554,11 @@ impl Effects<'_> {
                 };
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
+                    if let (Some(u), Some(t)) = (usage, unit.task())
+                        && let Err(e) = super::settle::record_usage(&pc, t, &u)
+                    {
+                        process_note(&pc, &format!("cannot record the attempt's usage: {e}"));
+                    }
                     let outcome = super::settle::settle(&pc, unit.task(), attempt, &ending, &how);
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
@@ -561,6 +592,33 @@ impl Effects<'_> {
                         format!("cannot record task `{id}` failed in the status file: {e}"),
                     );
                 }
+            }
+            Action::Check { run, unit } => self.check(run, unit),
+            Action::RecordPause { plans, pause } => {
+                let pcs: Vec<Arc<PlanCtx>> = plans.iter().filter_map(|&p| self.plan(p)).collect();
+                let record = pause.map(|(agent, reason, wait)| {
+                    let until = chrono::Utc::now()
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+                    serde_json::json!({
+                        "agent": agent,
+                        "until": status::timestamp(until),
+                        "reason": reason,
+                    })
+                });
+                tokio::task::spawn_blocking(move || {
+                    for pc in pcs {
+                        let r = pc.update(|doc| {
+                            match &record {
+                                Some(v) => doc.extra.insert("orchPaused".into(), v.clone()),
+                                None => doc.extra.remove("orchPaused"),
+                            };
+                            Ok(())
+                        });
+                        if let Err(e) = r {
+                            process_note(&pc, &format!("cannot record the pause: {e}"));
+                        }
+                    }
+                });
             }
             Action::Prepare { plan } => self.prepare(plan),
             Action::Merge { plan } => self.merge(plan),
@@ -612,6 +670,14 @@ impl Effects<'_> {
             });
         });
     }
+}
+
+/// A problem met off the loop, written to the plan's log directory (`orch.log`).
+fn process_note(pc: &PlanCtx, message: &str) {
+    crate::process::log_line(
+        &pc.log_dir.join("orch.log"),
+        &format!("=== orch: {message} ==="),
+    );
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::agent_output::Usage;
+
 /// One thing that happened during a run. Serialized with an `event` field naming the variant in
 /// snake case (`task_started`, …) and an `at` timestamp added by [`Stamped`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -71,6 +73,15 @@ pub enum Event {
         task: String,
         commit: Option<String>,
         duration_ms: u64,
+        /// Tokens and cost of the attempt, when its client printed them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// The task's agent is done; its check runs before the commit.
+    TaskChecking {
+        plan: String,
+        task: String,
+        attempt: u32,
     },
     /// An attempt failed; `retry_in_ms` is set when it will be tried again.
     TaskFailed {
@@ -82,6 +93,32 @@ pub enum Event {
         /// Where the attempt's uncommitted changes were saved, if it left any.
         saved: Option<String>,
         log: PathBuf,
+        /// Tokens and cost of the attempt, when its client printed them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// An agent hit a usage or rate limit: none of its tasks starts for `resume_in_ms`; the
+    /// attempt that hit it is not counted and its task is pending again.
+    AgentPaused {
+        agent: String,
+        reason: String,
+        resume_in_ms: u64,
+    },
+    /// A paused agent may start tasks again.
+    AgentResumed { agent: String },
+    /// An agent cannot work until a person fixes something: `class` is `missing_program`,
+    /// `rejected_flags` or `authentication`; none of its tasks starts again in this run.
+    AgentStopped {
+        agent: String,
+        class: String,
+        cause: String,
+        fix: String,
+    },
+    /// A budget is reached (`plan` `None`: the run's): no new task of it starts.
+    BudgetReached {
+        plan: Option<String>,
+        reason: String,
+        usage: Usage,
     },
     /// Every task of the plan is completed or skipped.
     PlanFinished { plan: String, completed: usize },
@@ -119,6 +156,29 @@ pub struct RunSummary {
     pub elapsed_ms: u64,
     /// True when the run was cut short by Ctrl-C or a signal.
     pub interrupted: bool,
+    /// Tokens and cost of the run's attempts.
+    pub usage: Usage,
+    /// The run's budget, when it was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_reached: Option<String>,
+    /// Agents that could not work (missing program, rejected flags, authentication).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents_stopped: Vec<StoppedAgent>,
+    /// `[[notify]]` deliveries that failed (each also reported as a `note`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub notify_failures: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// An agent that stopped the run for a failure only a person can fix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoppedAgent {
+    pub agent: String,
+    pub cause: String,
+    pub fix: String,
 }
 
 /// One plan at the end of a run.
@@ -138,6 +198,11 @@ pub struct PlanOutcome {
     pub branch: String,
     pub worktree: PathBuf,
     pub log_dir: PathBuf,
+    /// The cause of each failed task (`id`, cause), for the summary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<(String, String)>,
+    /// Tokens and cost of the plan: recorded before the run and of its attempts.
+    pub usage: Usage,
 }
 
 /// An event with its time, as printed by `--json`: the event's fields plus `at`.

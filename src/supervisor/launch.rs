@@ -12,6 +12,7 @@ use super::core::{Input, kind_str};
 use super::effects::{Effects, Msg};
 use super::state::{RunId, Unit};
 use crate::agent_env;
+use crate::agent_output::Fatal;
 use crate::executor::{ExecutorKind, JobSpec, JobTracker, job_tag};
 use crate::manifest::render_template;
 use crate::process;
@@ -20,6 +21,18 @@ use crate::status::{self, RunInfo, StatusDoc, Transition, TransitionOptions};
 
 /// Environment variables given to an agent.
 type Env = Vec<(String, String)>;
+
+/// Why a launch failed, and whether launching this agent again cannot help.
+struct LaunchError {
+    error: String,
+    fatal: Option<Fatal>,
+}
+
+impl From<String> for LaunchError {
+    fn from(error: String) -> Self {
+        LaunchError { error, fatal: None }
+    }
+}
 
 impl Effects<'_> {
     /// Launches attempt `attempt` of `unit`; the core hears [`Input::Launched`] or
@@ -31,6 +44,7 @@ impl Effects<'_> {
                 input: Input::LaunchFailed {
                     run,
                     error: "the plan is not part of this run".into(),
+                    fatal: None,
                 },
             });
             return;
@@ -40,7 +54,9 @@ impl Effects<'_> {
         let log = pc.log_path(id.as_deref());
         match self.start(&pc, run, unit, attempt, &log) {
             Ok(()) => {}
-            Err(error) => self.fail_launch(&pc, run, task, error, &log),
+            Err(LaunchError { error, fatal }) => {
+                self.fail_launch(&pc, run, task, error, fatal, &log);
+            }
         }
     }
 
@@ -51,7 +67,7 @@ impl Effects<'_> {
         unit: Unit,
         attempt: u32,
         log: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), LaunchError> {
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
         let (workdir, branch) = match task.filter(|_| pc.task_trees()) {
@@ -67,12 +83,27 @@ impl Effects<'_> {
             }
         };
         let (argv, env) = prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        // A task worktree is new: the plan's setup runs there first (`orch setup-exec`), and a
+        // failing setup fails the attempt with its output as the cause.
+        let argv = match (&pc.setup, task.filter(|_| pc.task_trees())) {
+            (Some(setup), Some(_)) => {
+                let mut wrapped = vec![
+                    self.ctx.orch_bin.display().to_string(),
+                    "setup-exec".to_string(),
+                    setup.len().to_string(),
+                ];
+                wrapped.extend(setup.iter().cloned());
+                wrapped.extend(argv);
+                wrapped
+            }
+            _ => argv,
+        };
         process::log_line(
             log,
             &format!(
                 "=== orch: attempt {attempt} started at {}: {} ===",
                 status::timestamp(Utc::now()),
-                argv.join(" ")
+                header_argv(&argv)
             ),
         );
         // Resolved once here rather than by execvp trying every PATH entry.
@@ -89,7 +120,8 @@ impl Effects<'_> {
                 pc.agent_name,
                 workdir.display(),
                 pc.name
-            ));
+            )
+            .into());
         }
         if pc.executor != ExecutorKind::Local {
             let Some(tracker) = self.ctx.jobs.clone() else {
@@ -97,7 +129,8 @@ impl Effects<'_> {
                     "plan `{}` runs through {}, but no scheduler was set up",
                     pc.name,
                     pc.executor.as_str()
-                ));
+                )
+                .into());
             };
             let budget = match task {
                 Some(_) => pc.timeout,
@@ -115,12 +148,18 @@ impl Effects<'_> {
             self.submit(pc, run, (unit, attempt), job, log, tracker);
             return Ok(());
         }
-        let spawned = process::spawn(&argv, &workdir, &env, log).map_err(|e| {
-            format!(
+        let spawned = process::spawn(&argv, &workdir, &env, log).map_err(|e| LaunchError {
+            error: format!(
                 "cannot start agent `{}` (`{}`): {e}",
                 pc.agent_name,
                 argv.first().map_or("", String::as_str)
+            ),
+            // Not installed, or not executable: no later attempt can start it either.
+            fatal: matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             )
+            .then_some(Fatal::MissingProgram),
         })?;
         let pid = spawned.pid;
         let start_time = status::process_start_time(pid);
@@ -179,10 +218,12 @@ impl Effects<'_> {
         run: RunId,
         task: Option<usize>,
         error: String,
+        fatal: Option<Fatal>,
         log: &Path,
     ) {
         process::log_line(log, &format!("=== orch: {error} ==="));
-        if let Some(t) = task
+        // A fatal failure is the agent's, not the task's: the task stays as it was.
+        if let Some(t) = task.filter(|_| fatal.is_none())
             && let Err(e) = super::settle::record_failure(pc, &pc.plan.tasks[t].id, &error)
         {
             self.note(
@@ -193,7 +234,7 @@ impl Effects<'_> {
         self.stops.remove(&run);
         self.queue.push_back(Msg {
             reload: None,
-            input: Input::LaunchFailed { run, error },
+            input: Input::LaunchFailed { run, error, fatal },
         });
     }
 
@@ -262,7 +303,11 @@ impl Effects<'_> {
                     }
                     let _ = tx.send(Msg {
                         reload: None,
-                        input: Input::LaunchFailed { run, error },
+                        input: Input::LaunchFailed {
+                            run,
+                            error,
+                            fatal: None,
+                        },
                     });
                     return;
                 }
@@ -353,6 +398,8 @@ fn prepare_argv(
                 status_file: status_file.clone(),
                 attempt,
                 previous_error: doc.entry(&tk.id).and_then(|e| e.last_error.clone()),
+                check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
+                report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
             };
             (
                 ctx.templates
@@ -421,11 +468,29 @@ fn prepare_argv(
         (agent_env::ORCH_ATTEMPT.to_string(), attempt.to_string()),
         (agent_env::ORCH_PROMPT_FILE.to_string(), prompt_file),
     ];
+    env.push((
+        agent_env::ORCH_PORT.to_string(),
+        worktree_port(ctx, pc, workdir)?.to_string(),
+    ));
     if task.is_none() {
         // A plan-mode agent goes straight on to its next task: `orch task done` commits.
         env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));
     }
     Ok((argv, env))
+}
+
+/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory.
+pub(super) fn worktree_port(
+    ctx: &super::context::Ctx,
+    pc: &PlanCtx,
+    workdir: &Path,
+) -> Result<u16, String> {
+    let state_dir = pc
+        .status_path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&ctx.repo_root);
+    crate::ports::port_for(state_dir, workdir, ctx.ports)
 }
 
 /// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
@@ -498,4 +563,34 @@ fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
             Ok(())
         }),
     };
+}
+
+/// The argv as one line for the log's attempt header: a long argument (the prompt) is cut, line
+/// breaks are written `\n`. One line, so that what the agent prints is told apart from it.
+fn header_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let one = a.replace('\r', "\\r").replace('\n', "\\n");
+            if one.chars().count() > 160 {
+                let head: String = one.chars().take(120).collect();
+                format!("{head}… ({} chars)", a.chars().count())
+            } else {
+                one
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_attempt_header_is_one_line() {
+        let prompt = format!("line one\nline two\n{}", "x".repeat(300));
+        let argv = vec!["claude".to_string(), "-p".to_string(), prompt];
+        let h = super::header_argv(&argv);
+        assert!(!h.contains('\n'), "{h}");
+        assert!(h.starts_with("claude -p line one\\nline two\\nxxx"), "{h}");
+        assert!(h.ends_with("… (318 chars)"), "{h}");
+    }
 }

@@ -3,6 +3,7 @@
 //! agent exits, status-file changes, timers and signals. See docs/ARCHITECTURE.md.
 
 pub mod attempt;
+pub mod check;
 pub mod context;
 pub mod core;
 pub mod effects;
@@ -13,6 +14,7 @@ pub mod merge_train;
 pub mod prepare;
 pub mod progress;
 pub mod recover;
+mod resync;
 pub mod settle;
 pub mod state;
 pub mod watch;

@@ -188,12 +188,14 @@ async fn run_setup(
             status::timestamp(Utc::now())
         ),
     );
+    let port = super::launch::worktree_port(ctx, plan, &plan.worktree)?;
     let env = vec![
         (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
             plan.worktree.display().to_string(),
         ),
+        (agent_env::ORCH_PORT.to_string(), port.to_string()),
     ];
     let mut spawned = process::spawn(argv, &plan.worktree, &env, log).map_err(|e| {
         format!(

@@ -215,6 +215,13 @@ impl Progress {
             Event::TaskFailed { task, .. } => {
                 self.plans[i].running.retain(|(id, _)| id != task);
             }
+            Event::TaskChecking { task, .. } => {
+                for (id, what) in &mut self.plans[i].running {
+                    if id == task && !what.starts_with("(checking)") {
+                        *what = format!("(checking) {what}");
+                    }
+                }
+            }
             Event::PlanFinished { .. } => {
                 let p = &mut self.plans[i];
                 p.running.clear();
@@ -374,6 +381,10 @@ fn shown_above_bars(e: &Event) -> bool {
     match e {
         Event::SetupFinished { ok, .. } => !ok,
         Event::TaskFailed { .. }
+        | Event::AgentPaused { .. }
+        | Event::AgentResumed { .. }
+        | Event::AgentStopped { .. }
+        | Event::BudgetReached { .. }
         | Event::PlanFinished { .. }
         | Event::PlanBlocked { .. }
         | Event::PlanMerged { .. }
@@ -394,12 +405,18 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskAdopted { plan, .. }
         | Event::TaskFinished { plan, .. }
         | Event::TaskFailed { plan, .. }
+        | Event::TaskChecking { plan, .. }
         | Event::PlanFinished { plan, .. }
         | Event::PlanBlocked { plan, .. }
         | Event::PlanMerged { plan, .. }
         | Event::PlanMergeFailed { plan, .. } => Some(plan),
-        Event::Note { plan, .. } => plan.as_deref(),
-        Event::RunStarted { .. } | Event::Interrupted { .. } | Event::RunFinished { .. } => None,
+        Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
+        Event::RunStarted { .. }
+        | Event::Interrupted { .. }
+        | Event::RunFinished { .. }
+        | Event::AgentPaused { .. }
+        | Event::AgentResumed { .. }
+        | Event::AgentStopped { .. } => None,
     }
 }
 
@@ -473,14 +490,51 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             task,
             commit,
             duration_ms,
+            usage,
         } => format!(
-            "{} done in {} ({})",
+            "{} done in {} ({}{})",
             subject(plan, task),
             human_duration(*duration_ms),
             commit.as_deref().map_or_else(
                 || "nothing to commit".into(),
                 |c| format!("commit {}", short(c))
-            )
+            ),
+            usage
+                .map(|u| format!(", {}", u.describe()))
+                .unwrap_or_default()
+        ),
+        Event::TaskChecking {
+            plan,
+            task,
+            attempt,
+        } => format!("{} checking (attempt {attempt})", subject(plan, task)),
+        Event::AgentPaused {
+            agent,
+            reason,
+            resume_in_ms,
+        } => format!(
+            "agent {agent} paused at a usage limit ({}); no task of it starts for {}",
+            reason.lines().next().unwrap_or("").trim(),
+            human_duration(*resume_in_ms)
+        ),
+        Event::AgentResumed { agent } => format!("agent {agent} resumed"),
+        Event::AgentStopped {
+            agent,
+            class,
+            cause,
+            fix,
+        } => format!(
+            "agent {agent} cannot work ({}): {cause}; fix: {fix}",
+            class.replace('_', " ")
+        ),
+        Event::BudgetReached {
+            plan,
+            reason,
+            usage: _,
+        } => format!(
+            "budget of {} reached: {reason}; no new task starts",
+            plan.as_deref()
+                .map_or_else(|| "the run".to_string(), |p| format!("plan {p}"))
         ),
         Event::TaskFailed {
             plan,
@@ -490,11 +544,15 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             retry_in_ms,
             saved,
             log,
+            usage,
         } => {
             let mut s = format!(
                 "{} failed (attempt {attempt}): {error}; ",
                 subject(plan, task)
             );
+            if let Some(u) = usage {
+                s.push_str(&format!("{}; ", u.describe()));
+            }
             match retry_in_ms {
                 Some(ms) => s.push_str(&format!("retry in {}; ", human_duration(*ms))),
                 None => s.push_str("no retry; "),
@@ -595,6 +653,57 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
     push_row(&header.map(String::from));
     for r in &rows {
         push_row(r);
+    }
+    // Why each failed task failed, in the client's words (a few lines each).
+    for p in &summary.plans {
+        for (id, cause) in &p.causes {
+            let lines: Vec<&str> = cause.lines().filter(|l| !l.trim().is_empty()).collect();
+            let shown = lines.len().min(6);
+            out.push_str(&format!(
+                "{} {id} failed: {}\n",
+                p.plan,
+                lines.first().unwrap_or(&"")
+            ));
+            for l in &lines[1.min(shown)..shown] {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    for a in &summary.agents_stopped {
+        out.push_str(&format!(
+            "agent {} cannot work: {}\n    fix: {}\n",
+            a.agent,
+            a.cause.lines().next().unwrap_or("").trim(),
+            a.fix
+        ));
+    }
+    if let Some(why) = &summary.budget_reached {
+        out.push_str(&format!("budget of the run reached: {why}\n"));
+    }
+    let spent =
+        |u: &crate::agent_output::Usage| u.tokens() > 0 || u.cost_micro_usd.unwrap_or(0) > 0;
+    if spent(&summary.usage) {
+        let per_plan: Vec<String> = summary
+            .plans
+            .iter()
+            .filter(|p| spent(&p.usage))
+            .map(|p| format!("{} {}", p.plan, p.usage.describe()))
+            .collect();
+        out.push_str(&format!(
+            "used in this run: {} (plans, all runs: {})\n",
+            summary.usage.describe(),
+            per_plan.join("; ")
+        ));
+    }
+    if summary.notify_failures > 0 {
+        out.push_str(&format!(
+            "notifications: {} failed (see the notes above)\n",
+            if summary.notify_failures == 1 {
+                "1 delivery".to_string()
+            } else {
+                format!("{} deliveries", summary.notify_failures)
+            }
+        ));
     }
     out
 }

@@ -7,6 +7,7 @@ use chrono::Utc;
 use super::context::PlanCtx;
 use super::state::{Changes, CommitError, Ending, Outcome, Settlement, quoted};
 use crate::git;
+use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`.
@@ -23,10 +24,86 @@ pub fn settle(
     let id = t.id.as_str();
     match how {
         Settlement::Commit => commit_done(plan, id, &t.description),
-        Settlement::Fail { error, record } => fail(plan, id, attempt, error, *record),
+        Settlement::Fail { error, record } => {
+            let out = fail(plan, id, attempt, error, *record);
+            // A verification step's last attempt: its verdict goes on the plan branch.
+            if attempt > plan.retries {
+                verdict(plan, id, "failed", error);
+            }
+            out
+        }
         Settlement::Interrupt { note } => interrupted(plan, id, attempt, note),
         Settlement::PlanAgent => settle_plan_agent(plan, attempt, ending),
+        Settlement::SkipVerify => {
+            let reason = plan
+                .view()
+                .ok()
+                .and_then(|d| d.entry(id).and_then(|e| e.skip_reason.clone()))
+                .unwrap_or_default();
+            verdict(plan, id, "skipped", &reason);
+            Outcome::Skipped
+        }
     }
+}
+
+/// For verification step `id`: an empty commit on the plan branch saying what happened
+/// (`<plan> V2: verification of phase 2 failed: <first line of why>`). Nothing for a task.
+fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
+    let Some(t) = plan
+        .plan
+        .task(id)
+        .filter(|t| t.kind == crate::plan::TaskKind::Verify)
+    else {
+        return;
+    };
+    let first = why
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut message = format!(
+        "{} {id}: verification of phase {} {what}",
+        plan.name, t.phase
+    );
+    if !first.is_empty() {
+        message.push_str(": ");
+        message.extend(first.chars().take(200));
+    }
+    if !why.trim().is_empty() {
+        message.push_str("\n\n");
+        message.push_str(why.trim());
+        message.push('\n');
+    }
+    let Ok(_git) = plan.git_lock.lock() else {
+        return;
+    };
+    if let Err(e) = git::commit_unchanged(&plan.worktree, &message) {
+        process::log_line(
+            &plan.log_path(Some(id)),
+            &format!(
+                "=== orch: cannot record the verification's outcome on `{}`: {e} ===",
+                plan.branch
+            ),
+        );
+    }
+}
+
+/// Adds one attempt's tokens and cost to task `t`'s `orchUsage`.
+pub fn record_usage(
+    plan: &PlanCtx,
+    t: usize,
+    usage: &crate::agent_output::Usage,
+) -> Result<(), status::StatusError> {
+    let Some(task) = plan.plan.tasks.get(t) else {
+        return Ok(());
+    };
+    let id = task.id.as_str();
+    plan.update(|doc| {
+        if let Some(e) = doc.entry_mut(id) {
+            e.orch_usage.get_or_insert_with(Default::default).add(usage);
+        }
+        Ok(())
+    })
 }
 
 /// Records task `id` failed with `error` (a launch that failed, a second conflict).

@@ -6,9 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::agent_output::Usage;
 use crate::graph::NodeState;
-use crate::manifest::AgentMode;
 use crate::manifest::format_duration;
+use crate::manifest::{AgentMode, Budget, ReportMode};
 use crate::status::TaskStatus;
 
 /// One attempt of a unit, from its launch to its settling.
@@ -94,6 +95,16 @@ pub enum Outcome {
     },
 }
 
+/// How a task's check ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Passed,
+    /// Failed (or could not run, or timed out): the cause, with the end of its output.
+    Failed(String),
+    /// Stopped by orch (second Ctrl-C, SIGTERM).
+    Stopped,
+}
+
 /// Why a task's work could not be committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommitError {
@@ -140,6 +151,9 @@ pub enum Settlement {
     Interrupt { note: String },
     /// A plan agent ended: commit what it finished, put its started tasks back.
     PlanAgent,
+    /// A verification step was skipped: record that on the plan branch (an empty commit that
+    /// says so) and leave the task skipped.
+    SkipVerify,
 }
 
 /// A task as its status file records it, in the terms the core needs.
@@ -151,6 +165,8 @@ pub struct TaskFacts {
     pub fresh: bool,
     pub duration_ms: Option<u64>,
     pub error: Option<String>,
+    /// Tokens and cost of its attempts so far (`orchUsage`).
+    pub usage: Option<Usage>,
 }
 
 impl Default for TaskFacts {
@@ -161,6 +177,7 @@ impl Default for TaskFacts {
             fresh: false,
             duration_ms: None,
             error: None,
+            usage: None,
         }
     }
 }
@@ -280,6 +297,15 @@ pub struct PlanSpec {
     pub branch: String,
     pub worktree: PathBuf,
     pub log_dir: PathBuf,
+    /// The name of its agent (`claude`, `script`, …).
+    pub agent: String,
+    /// How its agent's attempts count as done.
+    pub report: ReportMode,
+    /// A check runs before each task's commit (the plan's or the default one; a task may
+    /// name its own with `(check: …)`).
+    pub check: bool,
+    /// The plan's own budget (its recorded spending, all runs).
+    pub budget: Budget,
 }
 
 impl PlanSpec {
@@ -311,6 +337,12 @@ pub struct PlanRec {
     pub running: usize,
     /// Commits of tasks done outside an attempt, in flight.
     pub committing: usize,
+    /// Tokens and cost: recorded before the run, and of this run's attempts.
+    pub usage: Usage,
+    /// Its budget is reached: none of its tasks starts any more (why, in words).
+    pub budget_hit: Option<String>,
+    /// Index of its agent in [`RunState::agents`].
+    pub agent_index: usize,
 }
 
 impl PlanRec {
@@ -324,6 +356,9 @@ impl PlanRec {
             merged_before: false,
             running: 0,
             committing: 0,
+            usage: Usage::default(),
+            budget_hit: None,
+            agent_index: 0,
         }
     }
 }
@@ -341,6 +376,8 @@ pub enum Stage {
     Launching,
     /// Its process or job runs.
     Running,
+    /// Its agent is done; the task's check runs in its worktree (before the commit).
+    Checking,
     /// Asked to stop; its process is being ended.
     Stopping,
     /// Over; its outcome is being settled (commit, save, record).
@@ -358,6 +395,10 @@ pub struct RunRec {
     pub log: PathBuf,
     /// The key of its quiet timer (stuck detection), when it has one.
     pub quiet_key: Option<Instant>,
+    /// Tokens and cost its agent reported, once it ended.
+    pub usage: Option<Usage>,
+    /// How its process ended, kept while its check runs.
+    pub ending: Option<Ending>,
 }
 
 /// A timer of the run.
@@ -369,6 +410,34 @@ pub enum Timer {
     Deadline(RunId),
     /// An attempt has been quiet for `stuck_after`.
     Quiet(RunId),
+    /// A paused agent (index into [`RunState::agents`]) may launch again.
+    Resume(usize),
+}
+
+/// Whether an agent may be launched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentState {
+    Ready,
+    /// It hit a usage or rate limit: nothing of it starts until `until`.
+    Paused {
+        until: Instant,
+        reason: String,
+    },
+    /// It cannot work until a person fixes something (missing program, rejected flags,
+    /// authentication): nothing of it starts in this run.
+    Stopped {
+        cause: String,
+        fix: String,
+    },
+}
+
+/// One agent of the run (by name, as plans name them).
+#[derive(Clone, Debug)]
+pub struct AgentRec {
+    pub name: String,
+    pub state: AgentState,
+    /// Pauses without a reset time in a row (the backoff doubles with each).
+    pub pauses: u32,
 }
 
 /// Every unit of the run, indexed; see the module documentation.
@@ -391,6 +460,12 @@ pub struct RunState {
     pub graceful: bool,
     /// Second Ctrl-C: running agents are being stopped.
     pub stopping: bool,
+    /// The agents of the run's plans.
+    pub agents: Vec<AgentRec>,
+    /// Tokens and cost of this run's attempts.
+    pub usage: Usage,
+    /// The run's budget is reached: no task starts any more (why, in words).
+    pub budget_hit: Option<String>,
 }
 
 impl Ending {

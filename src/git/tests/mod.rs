@@ -14,6 +14,7 @@ use crate::error::exit;
 
 mod commit;
 mod merge;
+mod merge_tree;
 mod queries;
 mod task_tree;
 mod worktree;

@@ -30,6 +30,9 @@ impl<'t> Parser<'t> {
         }
         let depends = self.depends(n, id, &description);
         let estimate_s = self.estimate(n, id, &description);
+        if let Err(why) = crate::plan::check::check_clause(&description) {
+            self.error(n, format!("task `{id}`: {why}"));
+        }
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{Action, Adopted, Core, MergeResult, kind_str};
+use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
@@ -51,6 +52,8 @@ impl Core<'_> {
                     budget,
                     log,
                     quiet_key: None,
+                    usage: None,
+                    ending: None,
                 },
             );
             out.push(Action::Report(Event::TaskAdopted {
@@ -72,10 +75,18 @@ impl Core<'_> {
             if self.spec(p).is_none() {
                 continue;
             }
+            // A plan's budget counts what it spent in earlier runs.
+            self.check_budgets(p, out);
             for t in 0..self.plans[p].tasks.len() {
                 let rec = &self.state.tasks[p][t];
                 if rec.run == TaskRun::Idle && rec.facts.needs_commit() {
-                    self.start_commit(p, t, out);
+                    // A supervisor that died while the task's check ran: check it again first
+                    // (when no adopted agent of the plan writes in its worktree meanwhile).
+                    if self.has_check(p, t) && self.state.plans[p].running == 0 {
+                        self.recheck(now, p, t, out);
+                    } else {
+                        self.start_commit(p, t, out);
+                    }
                 }
             }
         }
@@ -118,6 +129,7 @@ impl Core<'_> {
                         task: self.task_id(p, t).to_string(),
                         commit,
                         duration_ms,
+                        usage: None,
                     }));
                 }
             }
@@ -189,20 +201,50 @@ impl Core<'_> {
         now: Instant,
         run: RunId,
         ending: Ending,
+        output: AgentOutput,
         out: &mut Vec<Action>,
     ) {
         let Some(rr) = self.state.runs.get_mut(&run) else {
             return;
         };
         rr.stage = Stage::Settling;
+        rr.usage = output.usage;
         let (unit, attempt) = (rr.unit, rr.attempt);
         self.clear_timers(run);
+        self.spend(unit.plan(), output.usage, out);
         let how = match unit {
-            Unit::PlanAgent { .. } => Settlement::PlanAgent,
+            Unit::PlanAgent { plan } => {
+                // A limit or a fatal failure of a plan agent: its agent waits or stops.
+                let cause = output.cause().unwrap_or_else(|| ending.describe());
+                let class = match ending {
+                    Ending::Exited(Some(0)) => Class::Ordinary,
+                    _ => output.class,
+                };
+                if class != Class::Ordinary
+                    && let Some(rr) = self.state.runs.get(&run).cloned()
+                {
+                    // Not the plan's fault: the attempt does not count against its retries.
+                    self.not_counted(&rr);
+                }
+                match class {
+                    Class::Limit(wait) => self.pause_agent(now, plan, wait, cause, out),
+                    Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
+                    Class::Ordinary => {}
+                }
+                Settlement::PlanAgent
+            }
             Unit::Task { plan, task } => {
                 let facts = &self.state.tasks[plan][task].facts;
                 match facts.status {
-                    TaskStatus::Completed => Settlement::Commit,
+                    TaskStatus::Completed => match self.check_or_commit(run, ending.clone(), out) {
+                        Some(how) => how,
+                        None => return,
+                    },
+                    TaskStatus::Skipped
+                        if self.plans[plan].tasks[task].kind == crate::plan::TaskKind::Verify =>
+                    {
+                        Settlement::SkipVerify
+                    }
                     TaskStatus::Skipped => {
                         // Nothing to commit or save.
                         if let Some(rr) = self.release(run) {
@@ -218,47 +260,130 @@ impl Core<'_> {
                             .unwrap_or_else(|| "the agent reported failure".into()),
                         record: false,
                     },
-                    TaskStatus::Pending | TaskStatus::InProgress => match &ending {
-                        Ending::Exited(Some(0)) => Settlement::Commit,
-                        Ending::Exited(Some(code)) => {
-                            let log = self
-                                .spec(plan)
-                                .map(|s| s.log_path(Some(self.task_id(plan, task))))
-                                .unwrap_or_default();
-                            Settlement::Fail {
-                                error: format!(
-                                    "the agent exited with status {code} without reporting (log: {})",
-                                    log.display()
-                                ),
-                                record: true,
-                            }
+                    TaskStatus::Pending | TaskStatus::InProgress => {
+                        match self.unreported(now, run, plan, &ending, &output, out) {
+                            Some(how) => how,
+                            None => return,
                         }
-                        Ending::TimedOut(_) | Ending::Stuck(_) | Ending::Job { .. } => {
-                            Settlement::Fail {
-                                error: ending.describe(),
-                                record: true,
-                            }
-                        }
-                        Ending::Stopped | Ending::Exited(None) => Settlement::Interrupt {
-                            note: match ending {
-                                Ending::Stopped => {
-                                    "stopped by orch; it will run again on the next `orch up`"
-                                }
-                                _ => "its agent vanished without reporting; it runs again",
-                            }
-                            .to_string(),
-                        },
-                    },
+                    }
                 }
             }
         };
+        let usage = output.usage;
         out.push(Action::Settle {
             run,
             unit,
             attempt,
             ending,
             how,
+            usage,
         });
+    }
+
+    /// How to settle attempt `run` of a task of plan `p` whose agent ended without reporting;
+    /// `None` when its check runs first.
+    fn unreported(
+        &mut self,
+        now: Instant,
+        run: RunId,
+        p: usize,
+        ending: &Ending,
+        output: &AgentOutput,
+        out: &mut Vec<Action>,
+    ) -> Option<Settlement> {
+        let agent = self.spec(p).map(|s| s.agent.clone()).unwrap_or_default();
+        let said = |o: &AgentOutput| {
+            o.cause()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_else(|| " (it printed nothing)".to_string())
+        };
+        match ending {
+            Ending::Exited(Some(code)) => {
+                let class = match output.class {
+                    Class::Ordinary if *code == 127 => Class::Fatal(Fatal::MissingProgram),
+                    // An agent that exits 0 is believed unless its client's own error says
+                    // otherwise (its plain output may speak of limits for other reasons).
+                    _ if *code == 0 && output.error.is_none() => Class::Ordinary,
+                    c => c,
+                };
+                match class {
+                    // A limit or a fatal failure: the task did not get its chance, the attempt
+                    // does not count and the task is pending again.
+                    Class::Limit(wait) => {
+                        let cause = output.cause().unwrap_or_else(|| "a usage limit".into());
+                        if let Some(rr) = self.state.runs.get(&run).cloned() {
+                            self.not_counted(&rr);
+                        }
+                        self.pause_agent(now, p, wait, cause.clone(), out);
+                        return Some(Settlement::Interrupt {
+                            note: format!(
+                                "agent `{agent}` hit a usage limit ({}); the task runs again when it resets",
+                                first_line(&cause)
+                            ),
+                        });
+                    }
+                    Class::Fatal(kind) => {
+                        let cause = output
+                            .cause()
+                            .unwrap_or_else(|| format!("the agent exited with status {code}"));
+                        if let Some(rr) = self.state.runs.get(&run).cloned() {
+                            self.not_counted(&rr);
+                        }
+                        self.stop_agent(p, kind, cause.clone(), out);
+                        return Some(Settlement::Interrupt {
+                            note: format!(
+                                "not run: agent `{agent}` cannot work ({}): {}",
+                                first_line(&cause),
+                                kind.fix(&agent)
+                            ),
+                        });
+                    }
+                    Class::Ordinary => {}
+                }
+                if *code == 0 {
+                    let by_exit = self
+                        .spec(p)
+                        .is_some_and(|s| s.report == crate::manifest::ReportMode::Exit);
+                    if by_exit {
+                        return self.check_or_commit(run, ending.clone(), out);
+                    }
+                    let last = output
+                        .last_words()
+                        .map(|w| format!("; its last words: {w}"))
+                        .unwrap_or_default();
+                    return Some(Settlement::Fail {
+                        error: format!(
+                            "the agent ended without reporting (exit status 0, no `orch task done`){last}"
+                        ),
+                        record: true,
+                    });
+                }
+                Some(Settlement::Fail {
+                    error: format!(
+                        "the agent exited with status {code} without reporting{}",
+                        said(output)
+                    ),
+                    record: true,
+                })
+            }
+            Ending::TimedOut(_) | Ending::Stuck(_) | Ending::Job { .. } => {
+                let last = output
+                    .cause()
+                    .map(|c| format!("; its last output: {c}"))
+                    .unwrap_or_default();
+                Some(Settlement::Fail {
+                    error: format!("{}{last}", ending.describe()),
+                    record: true,
+                })
+            }
+            Ending::Stopped | Ending::Exited(None) => Some(Settlement::Interrupt {
+                note: match ending {
+                    Ending::Stopped => "stopped by orch; it will run again on the next `orch up`",
+                    _ => "its agent vanished without reporting; it runs again",
+                }
+                .to_string(),
+            }),
+        }
     }
 
     pub(super) fn on_committed(
@@ -288,6 +413,7 @@ impl Core<'_> {
                         task: self.task_id(p, t).to_string(),
                         commit: Some(commit),
                         duration_ms: 0,
+                        usage: None,
                     }));
                 }
             }
@@ -306,6 +432,7 @@ impl Core<'_> {
                     retry_in_ms: None,
                     saved: None,
                     log,
+                    usage: None,
                 }));
             }
         }
@@ -319,7 +446,11 @@ impl Core<'_> {
         result: Result<Vec<Event>, String>,
         out: &mut Vec<Action>,
     ) {
-        self.state.preparing = self.state.preparing.saturating_sub(1);
+        // Only a preparation that was running ends here (an upstream conflict found at a task
+        // boundary blocks a plan that was prepared long ago).
+        if self.state.plans[p].prep == Prep::Running {
+            self.state.preparing = self.state.preparing.saturating_sub(1);
+        }
         match result {
             Ok(events) => {
                 self.state.plans[p].prep = Prep::Done;
@@ -376,6 +507,7 @@ impl Core<'_> {
                     }
                 }
                 Timer::Deadline(run) => self.stop(run, None, out),
+                Timer::Resume(a) => self.resume_agent(a, out),
                 Timer::Quiet(run) => {
                     if let Some(rr) = self.state.runs.get_mut(&run) {
                         rr.quiet_key = None;
@@ -414,4 +546,9 @@ impl Core<'_> {
             out.push(Action::Report(Event::Interrupted { immediate: false }));
         }
     }
+}
+
+/// The first line of a cause, for a one-line note.
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("").trim()
 }

@@ -43,6 +43,7 @@ impl Core<'_> {
                             task: id,
                             commit,
                             duration_ms: millis(now.saturating_duration_since(rr.started)),
+                            usage: rr.usage,
                         }));
                     }
                 } else {
@@ -112,6 +113,7 @@ impl Core<'_> {
                     retry_in_ms: retry.then(|| millis(wait)),
                     saved,
                     log,
+                    usage: rr.usage,
                 }));
             }
         }
@@ -173,6 +175,7 @@ impl Core<'_> {
             retry_in_ms: rerun.then_some(0),
             saved,
             log,
+            usage: None,
         }));
         self.sync_node(p, t);
     }

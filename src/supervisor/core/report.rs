@@ -5,8 +5,8 @@ use std::time::Duration;
 use super::{Core, millis};
 use crate::graph::{Waiting, readiness};
 use crate::status::TaskStatus;
-use crate::supervisor::event::{Event, PlanOutcome, RunSummary};
-use crate::supervisor::state::{AgentRun, MergeState, Prep, TaskRun};
+use crate::supervisor::event::{Event, PlanOutcome, RunSummary, StoppedAgent};
+use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun};
 
 impl Core<'_> {
     /// How each plan ended, and the `plan_blocked` events to report with it.
@@ -22,9 +22,24 @@ impl Core<'_> {
             let completed = recs.iter().filter(|r| r.facts.status.is_finished()).count();
             let failed_tasks = self.failed_tasks_of(p);
             let plan = &self.state.plans[p];
+            let stopped = match self.state.agents.get(plan.agent_index).map(|a| &a.state) {
+                Some(AgentState::Stopped { cause, fix }) => Some(format!(
+                    "agent `{}` cannot work: {}; {fix}",
+                    spec.agent,
+                    cause.lines().next().unwrap_or("").trim()
+                )),
+                _ => None,
+            };
+            let budget = plan
+                .budget_hit
+                .clone()
+                .or_else(|| self.state.budget_hit.clone())
+                .map(|why| format!("budget reached: {why}; no new task started"));
             let (outcome, reason) = match (plan.finished, &plan.prep) {
                 (true, _) => ("completed", None),
                 (_, Prep::Blocked(why)) => ("blocked", Some(why.clone())),
+                _ if stopped.is_some() => ("blocked", stopped),
+                _ if budget.is_some() && failed_tasks.is_empty() => ("unfinished", budget),
                 _ if !failed_tasks.is_empty() => (
                     "failed",
                     Some(format!(
@@ -70,6 +85,8 @@ impl Core<'_> {
                 branch: spec.branch.clone(),
                 worktree: spec.worktree.clone(),
                 log_dir: spec.log_dir.clone(),
+                causes: self.causes_of(p),
+                usage: plan.usage,
             });
         }
         (
@@ -77,9 +94,42 @@ impl Core<'_> {
                 plans,
                 elapsed_ms: millis(elapsed),
                 interrupted: self.state.graceful,
+                usage: self.state.usage,
+                budget_reached: self.state.budget_hit.clone(),
+                agents_stopped: self
+                    .state
+                    .agents
+                    .iter()
+                    .filter_map(|a| match &a.state {
+                        AgentState::Stopped { cause, fix } => Some(StoppedAgent {
+                            agent: a.name.clone(),
+                            cause: cause.clone(),
+                            fix: fix.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+                notify_failures: 0,
             },
             blocked_events,
         )
+    }
+
+    /// The cause of each of plan `p`'s tasks that failed for good: the run's, else the
+    /// recorded error.
+    pub(super) fn causes_of(&self, p: usize) -> Vec<(String, String)> {
+        self.state.tasks[p]
+            .iter()
+            .enumerate()
+            .filter_map(|(t, r)| {
+                let cause = match &r.run {
+                    TaskRun::Failed { cause } => Some(cause.clone()),
+                    _ if r.facts.status == TaskStatus::Failed => r.facts.error.clone(),
+                    _ => None,
+                }?;
+                Some((self.task_id(p, t).to_string(), cause))
+            })
+            .collect()
     }
 
     /// The ids of plan `p`'s tasks that failed for good (in this run or as recorded).

@@ -98,7 +98,7 @@ impl Core<'_> {
 
     /// Fills free slots: the best ready task among the heads of the plans that may start.
     pub(super) fn schedule(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.state.graceful {
+        if self.state.graceful || self.state.budget_hit.is_some() {
             return;
         }
         while self.state.runs.len() < self.cfg.max_agents {
@@ -179,9 +179,13 @@ impl Core<'_> {
             }
             plan.prep = Prep::Done;
         }
-        if plan.prep != Prep::Done {
+        if plan.prep != Prep::Done || plan.budget_hit.is_some() {
             return false;
         }
+        if !self.agent_ready(p) {
+            return false;
+        }
+        let plan = &self.state.plans[p];
         match mode {
             AgentMode::Plan => plan.agent == AgentRun::Idle,
             AgentMode::Task => true,
@@ -231,6 +235,8 @@ impl Core<'_> {
                 budget,
                 log,
                 quiet_key: None,
+                usage: None,
+                ending: None,
             },
         );
         out.push(Action::Launch { run, unit, attempt });

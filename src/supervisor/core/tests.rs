@@ -12,13 +12,13 @@ use crate::status::TaskStatus;
 use crate::supervisor::state::{Changes, RunId};
 use crate::supervisor::state::{Ending, Outcome, PlanSpec, Settlement, Stop, TaskFacts, Unit};
 
-fn plan(text: &str) -> Plan {
+pub(super) fn plan(text: &str) -> Plan {
     let p = parse(Path::new("plan.md"), text);
     assert!(!p.has_errors(), "{:#?}", p.diagnostics);
     p
 }
 
-fn spec(name: &str) -> PlanSpec {
+pub(super) fn spec(name: &str) -> PlanSpec {
     PlanSpec {
         name: name.to_string(),
         mode: AgentMode::Task,
@@ -31,21 +31,27 @@ fn spec(name: &str) -> PlanSpec {
         branch: format!("plan/{name}"),
         worktree: PathBuf::from(format!("/w/{name}")),
         log_dir: PathBuf::from(format!("/logs/{name}")),
+        agent: "script".to_string(),
+        report: crate::manifest::ReportMode::Exit,
+        check: false,
+        budget: crate::manifest::Budget::default(),
     }
 }
 
-fn cfg(max_agents: usize) -> CoreConfig {
+pub(super) fn cfg(max_agents: usize) -> CoreConfig {
     CoreConfig {
         max_agents,
         backoff: Duration::from_secs(10),
         stuck_after: None,
         auto_merge: false,
         target: "main".into(),
+        budget: crate::manifest::Budget::default(),
+        limit_backoff: Duration::from_secs(60),
     }
 }
 
 /// A core over `plans`, every task pending.
-fn core<'a>(
+pub(super) fn core<'a>(
     cfg: CoreConfig,
     graph: &'a Graph,
     plans: &'a [Plan],
@@ -67,7 +73,7 @@ fn core<'a>(
     )
 }
 
-fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
+pub(super) fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -77,7 +83,7 @@ fn launches(actions: &[Action]) -> Vec<(RunId, Unit, u32)> {
         .collect()
 }
 
-fn reports(actions: &[Action]) -> Vec<&Event> {
+pub(super) fn reports(actions: &[Action]) -> Vec<&Event> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -104,6 +110,7 @@ fn completed(commit: &str) -> TaskFacts {
         fresh: true,
         duration_ms: None,
         error: None,
+        usage: None,
     }
 }
 
@@ -134,6 +141,7 @@ fn finish(core: &mut Core<'_>, now: Instant, run: RunId, unit: Unit) -> Vec<Acti
         Input::Exited {
             run,
             ending: Ending::Exited(Some(0)),
+            output: Default::default(),
         },
     );
     assert!(
@@ -254,6 +262,7 @@ fn a_failed_attempt_is_retried_after_a_doubling_backoff_then_fails_and_blocks_de
             Input::Exited {
                 run: run.0,
                 ending: Ending::Exited(Some(1)),
+                output: Default::default(),
             },
         );
         assert!(
@@ -366,6 +375,7 @@ fn an_agent_past_its_timeout_or_quiet_too_long_is_stopped_and_fails() {
         Input::Exited {
             run: l[0].0,
             ending: Ending::TimedOut(Duration::from_secs(60)),
+            output: Default::default(),
         },
     );
     assert!(out.iter().any(|a| matches!(
@@ -405,6 +415,7 @@ fn a_slurm_job_that_ends_by_its_time_limit_is_a_failed_attempt() {
         Input::Exited {
             run: l[0].0,
             ending: ending.clone(),
+            output: Default::default(),
         },
     );
     match &out[..] {
@@ -434,6 +445,7 @@ fn a_task_the_agent_reported_done_is_committed_and_one_that_vanished_runs_again(
         Input::Exited {
             run: l[0].0,
             ending: Ending::Exited(None),
+            output: Default::default(),
         },
     );
     assert!(matches!(
@@ -478,6 +490,7 @@ fn ctrl_c_drains_then_stops_and_the_run_ends_unfinished() {
         Input::Exited {
             run: l[0].0,
             ending: Ending::Stopped,
+            output: Default::default(),
         },
     );
     let out = c.handle(
@@ -670,6 +683,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             fresh: true,
             duration_ms: None,
             error: None,
+            usage: None,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);
@@ -756,7 +770,8 @@ fn a_plan_mode_agent_runs_while_its_plan_has_ready_tasks() {
             plan: "a".into(),
             task: "1.1".into(),
             commit: Some("c1".into()),
-            duration_ms: 0
+            duration_ms: 0,
+            usage: None,
         }]
     );
     c.handle(
@@ -764,6 +779,7 @@ fn a_plan_mode_agent_runs_while_its_plan_has_ready_tasks() {
         Input::Exited {
             run: 1,
             ending: Ending::Exited(Some(1)),
+            output: Default::default(),
         },
     );
     let out = c.handle(

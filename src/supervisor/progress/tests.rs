@@ -70,6 +70,8 @@ fn summary() -> RunSummary {
                 branch: "orch/auth".into(),
                 worktree: ".orch/worktrees/auth".into(),
                 log_dir: ".orch/logs/auth".into(),
+                causes: vec![],
+                usage: Default::default(),
             },
             PlanOutcome {
                 merge: None,
@@ -82,10 +84,16 @@ fn summary() -> RunSummary {
                 branch: "orch/api".into(),
                 worktree: ".orch/worktrees/api".into(),
                 log_dir: ".orch/logs/api".into(),
+                causes: vec![],
+                usage: Default::default(),
             },
         ],
         elapsed_ms: 65_000,
         interrupted: false,
+        usage: Default::default(),
+        budget_reached: None,
+        agents_stopped: vec![],
+        notify_failures: 0,
     }
 }
 
@@ -163,6 +171,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 task: "1.2".into(),
                 commit: Some("abc1234def".into()),
                 duration_ms: 3_200,
+                usage: None,
             },
             "auth 1.2 done in 3.2s (commit abc1234)",
         ),
@@ -175,6 +184,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 retry_in_ms: Some(5_000),
                 saved: Some("refs/orch/saved/auth/1.3-1".into()),
                 log: ".orch/logs/auth/1.3.log".into(),
+                usage: None,
             },
             "auth 1.3 failed (attempt 1): exit status 1; retry in 5.0s; \
              changes saved in refs/orch/saved/auth/1.3-1; log .orch/logs/auth/1.3.log",
@@ -188,6 +198,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 retry_in_ms: None,
                 saved: None,
                 log: ".orch/logs/api/plan.log".into(),
+                usage: None,
             },
             "api failed (attempt 3): timed out; after 10m; no retry; log .orch/logs/api/plan.log",
         ),
@@ -257,6 +268,7 @@ fn plain_task_finished_without_commit_and_plan_mode_task() {
         task: String::new(),
         commit: None,
         duration_ms: 125_000,
+        usage: None,
     };
     assert_eq!(
         describe(&e, None).as_deref(),
@@ -492,4 +504,97 @@ fn durations_read_naturally() {
     ] {
         assert_eq!(human_duration(ms), want, "{ms}");
     }
+}
+
+#[test]
+fn agents_checks_budgets_and_usage_read_as_lines() {
+    let usage = crate::agent_output::Usage {
+        input_tokens: 1000,
+        output_tokens: 200,
+        cache_read_tokens: 3000,
+        cache_write_tokens: 50,
+        cost_micro_usd: Some(250_000),
+    };
+    let cases = [
+        (
+            Event::TaskChecking {
+                plan: "auth".into(),
+                task: "1.2".into(),
+                attempt: 2,
+            },
+            "auth 1.2 checking (attempt 2)",
+        ),
+        (
+            Event::TaskFinished {
+                plan: "auth".into(),
+                task: "1.2".into(),
+                commit: Some("abc1234def".into()),
+                duration_ms: 3_200,
+                usage: Some(usage),
+            },
+            "auth 1.2 done in 3.2s (commit abc1234, 4250 tokens, $0.2500)",
+        ),
+        (
+            Event::AgentPaused {
+                agent: "claude".into(),
+                reason: "API Error: 429 usage limit\nmore".into(),
+                resume_in_ms: 90_000,
+            },
+            "agent claude paused at a usage limit (API Error: 429 usage limit); no task of it starts for 1m30s",
+        ),
+        (
+            Event::AgentResumed {
+                agent: "claude".into(),
+            },
+            "agent claude resumed",
+        ),
+        (
+            Event::AgentStopped {
+                agent: "codex".into(),
+                class: "rejected_flags".into(),
+                cause: "error: unexpected argument '--full-auto' found".into(),
+                fix: "fix `command`".into(),
+            },
+            "agent codex cannot work (rejected flags): error: unexpected argument '--full-auto' found; fix: fix `command`",
+        ),
+        (
+            Event::BudgetReached {
+                plan: None,
+                reason: "$0.50 spent of a budget of $0.40".into(),
+                usage,
+            },
+            "budget of the run reached: $0.50 spent of a budget of $0.40; no new task starts",
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(describe(&e, None).as_deref(), Some(want));
+    }
+    // The summary adds each failed task's cause, stopped agents and what was spent.
+    let mut s = summary();
+    s.plans[1].causes = vec![(
+        "1.2".into(),
+        "the check `cargo test` failed\ntest a ... FAILED".into(),
+    )];
+    s.plans[1].usage = usage;
+    s.usage = usage;
+    s.agents_stopped = vec![crate::supervisor::event::StoppedAgent {
+        agent: "claude".into(),
+        cause: "Invalid API key".into(),
+        fix: "log in".into(),
+    }];
+    let table = summary_table(&s, None);
+    assert!(
+        table.contains("api 1.2 failed: the check `cargo test` failed\n    test a ... FAILED\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("agent claude cannot work: Invalid API key\n    fix: log in\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "used in this run: 4250 tokens, $0.2500 (plans, all runs: api 4250 tokens, $0.2500)"
+        ),
+        "{table}"
+    );
 }

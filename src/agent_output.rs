@@ -1,0 +1,783 @@
+//! What an agent's output says about its attempt: the tokens and cost it spent, the client's own
+//! error, its last words, and what kind of failure it was (one a retry may fix, one a person must
+//! fix, a usage limit to wait out).
+//!
+//! Read from the attempt's part of its log (`orch up` appends every attempt to one log). Two JSON
+//! line formats are understood; anything else is plain text, of which the last lines are kept:
+//!
+//! - Claude Code, `--output-format stream-json --verbose` (or `json`): the last line is
+//!   `{"type":"result","subtype":"success"|"error_…","is_error":…,"result":"…","total_cost_usd":…,
+//!   "usage":{"input_tokens":…,"output_tokens":…,"cache_creation_input_tokens":…,
+//!   "cache_read_input_tokens":…}}`; a failed API call comes as `is_error: true` with the message in
+//!   `result`; `assistant` events may carry `"error":"rate_limit"|"authentication_failed"`.
+//! - Codex, `exec --json`: `{"type":"turn.completed","usage":{"input_tokens":…,
+//!   "cached_input_tokens":…,"output_tokens":…}}` per turn (summed; the cached tokens are part of
+//!   `input_tokens`), `{"type":"turn.failed","error":{"message":…}}`, `{"type":"error","message":…}`.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Tokens and cost of one attempt (or a sum of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Input tokens not read from the cache.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// In millionths of a US dollar; `None` when the client named no cost.
+    pub cost_micro_usd: Option<u64>,
+}
+
+impl Usage {
+    /// Every token the client counted: input, output, cache reads and writes.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
+    /// `self + other` (a cost is known when either knows one).
+    pub fn plus(&self, other: &Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_add(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_add(other.cache_write_tokens),
+            cost_micro_usd: match (self.cost_micro_usd, other.cost_micro_usd) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+            },
+        }
+    }
+
+    /// The cost in US dollars, when known.
+    pub fn cost_usd(&self) -> Option<f64> {
+        self.cost_micro_usd.map(micro_to_usd)
+    }
+
+    /// `12.3k tokens, $0.0421`: for people.
+    pub fn describe(&self) -> String {
+        let tokens = format!("{} tokens", short_count(self.tokens()));
+        match self.cost_usd() {
+            Some(c) => format!("{tokens}, {}", format_usd(c)),
+            None => tokens,
+        }
+    }
+}
+
+impl serde::Serialize for Usage {
+    /// `{"input_tokens":…,"output_tokens":…,"cache_read_tokens":…,"cache_write_tokens":…,
+    /// "tokens":…,"cost_usd":…}` (`cost_usd` only when known).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("input_tokens", &self.input_tokens)?;
+        m.serialize_entry("output_tokens", &self.output_tokens)?;
+        m.serialize_entry("cache_read_tokens", &self.cache_read_tokens)?;
+        m.serialize_entry("cache_write_tokens", &self.cache_write_tokens)?;
+        m.serialize_entry("tokens", &self.tokens())?;
+        if let Some(c) = self.cost_usd() {
+            m.serialize_entry("cost_usd", &c)?;
+        }
+        m.end()
+    }
+}
+
+/// Dollars to millionths of a dollar (negative and non-finite values count as 0).
+pub fn usd_to_micro(usd: f64) -> u64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * 1_000_000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+pub fn micro_to_usd(micro: u64) -> f64 {
+    micro as f64 / 1_000_000.0
+}
+
+/// `$0.0421`, `$12.50`.
+pub fn format_usd(usd: f64) -> String {
+    if usd < 1.0 {
+        format!("${usd:.4}")
+    } else {
+        format!("${usd:.2}")
+    }
+}
+
+/// `950`, `12.3k`, `4.1M`.
+pub fn short_count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1000.0),
+        _ => format!("{:.1}M", n as f64 / 1_000_000.0),
+    }
+}
+
+/// A failure only a person can fix: launching the agent again cannot help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fatal {
+    /// The agent's program is not installed (or not on `PATH`).
+    MissingProgram,
+    /// The client rejected the flags orch passed.
+    RejectedFlags,
+    /// The client is not logged in, or its API key is wrong.
+    Auth,
+}
+
+impl Fatal {
+    /// What a person does about it, for agent `agent`.
+    pub fn fix(self, agent: &str) -> String {
+        match self {
+            Fatal::MissingProgram => format!(
+                "install the program of agent `{agent}` (or put it on PATH), or set `command` in `[agents.{agent}]` of plans.toml"
+            ),
+            Fatal::RejectedFlags => format!(
+                "the client does not accept the flags orch passes: fix `command` in `[agents.{agent}]` of plans.toml for this version of the client"
+            ),
+            Fatal::Auth => format!(
+                "log the client of agent `{agent}` in (or set its API key) and run `orch up` again"
+            ),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fatal::MissingProgram => "missing_program",
+            Fatal::RejectedFlags => "rejected_flags",
+            Fatal::Auth => "authentication",
+        }
+    }
+}
+
+/// What kind of failure an attempt's output shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Class {
+    /// None, or one that another attempt may not repeat.
+    #[default]
+    Ordinary,
+    /// Stop launching this agent.
+    Fatal(Fatal),
+    /// A usage or rate limit: wait before launching this agent again; `None` when the client
+    /// named no time.
+    Limit(Option<Duration>),
+}
+
+/// What one attempt's output says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentOutput {
+    /// Tokens and cost, when the client printed them.
+    pub usage: Option<Usage>,
+    /// The client's error, from its JSON output.
+    pub error: Option<String>,
+    /// The client's final message (Claude Code's `result`), when it printed one.
+    pub result: Option<String>,
+    /// The last lines of plain (not JSON) output, without orch's own lines.
+    pub tail: String,
+    /// JSON events of a known client seen.
+    pub events: usize,
+    pub class: Class,
+}
+
+/// The most of an attempt's log read: its end, where the result is.
+const READ_LIMIT: u64 = 4 << 20;
+/// Plain lines kept for [`AgentOutput::tail`].
+const TAIL_LINES: usize = 12;
+const LINE_CHARS: usize = 400;
+/// Plain output longer than this (in lines) is an agent that worked: its words are not
+/// searched for a failure class.
+const SHORT_OUTPUT: usize = 20;
+/// The longest wait for a limit's reset that is believed.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+impl AgentOutput {
+    /// The cause of a failure, in the client's words when it gave some: its error, else its
+    /// last lines of output, else its final message.
+    pub fn cause(&self) -> Option<String> {
+        self.error
+            .clone()
+            .or_else(|| (!self.tail.is_empty()).then(|| self.tail.clone()))
+            .or_else(|| self.result.clone().filter(|r| !r.trim().is_empty()))
+    }
+
+    /// What the agent last said (its final message, else its last lines).
+    pub fn last_words(&self) -> Option<String> {
+        self.result
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .or_else(|| (!self.tail.is_empty()).then(|| self.tail.clone()))
+    }
+}
+
+/// Reads the output of the last attempt in `log` (what follows the last `=== orch: attempt N
+/// started` line) and parses it; an unreadable log gives an empty output.
+pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return AgentOutput::default();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(READ_LIMIT);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return AgentOutput::default();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // The last attempt header (other orch lines, such as a batch job's id, may follow it).
+    let start = text
+        .rmatch_indices("=== orch: attempt ")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            text[i..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains(" started at "))
+        })
+        .unwrap_or(0);
+    parse(&text[start..], now)
+}
+
+/// Parses an attempt's output (see the module documentation).
+pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
+    let mut out = AgentOutput::default();
+    let mut usage: Option<Usage> = None;
+    let mut codex_usage: Option<Usage> = None;
+    let mut plain: Vec<&str> = Vec::new();
+    let mut hinted: Option<Class> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with("=== orch: ") {
+            continue;
+        }
+        let event = t
+            .starts_with('{')
+            .then(|| serde_json::from_str::<Value>(t).ok())
+            .flatten();
+        let Some(v) = event else {
+            plain.push(t);
+            continue;
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("result") => {
+                out.events += 1;
+                let text = v.get("result").and_then(Value::as_str).map(str::to_string);
+                let is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+                let subtype = v.get("subtype").and_then(Value::as_str).unwrap_or("");
+                if is_error || subtype.starts_with("error") {
+                    out.error = Some(match &text {
+                        Some(t) if !t.trim().is_empty() => t.clone(),
+                        _ => claude_errors(&v)
+                            .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
+                    });
+                }
+                out.result = text;
+                let mut u = v.get("usage").map(claude_usage).unwrap_or_default();
+                if let Some(c) = v.get("total_cost_usd").and_then(Value::as_f64) {
+                    u.cost_micro_usd = Some(usd_to_micro(c));
+                }
+                if v.get("usage").is_some() || u.cost_micro_usd.is_some() {
+                    usage = Some(u);
+                }
+            }
+            Some("assistant") => {
+                out.events += 1;
+                match v.get("error").and_then(Value::as_str) {
+                    Some("rate_limit") => hinted = Some(Class::Limit(None)),
+                    Some("authentication_failed") => hinted = Some(Class::Fatal(Fatal::Auth)),
+                    _ => {}
+                }
+            }
+            Some("turn.completed") => {
+                out.events += 1;
+                if let Some(u) = v.get("usage") {
+                    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    let cached = n("cached_input_tokens");
+                    let turn = Usage {
+                        input_tokens: n("input_tokens").saturating_sub(cached),
+                        output_tokens: n("output_tokens"),
+                        cache_read_tokens: cached,
+                        cache_write_tokens: 0,
+                        cost_micro_usd: None,
+                    };
+                    codex_usage = Some(codex_usage.unwrap_or_default().plus(&turn));
+                }
+            }
+            Some("turn.failed") => {
+                out.events += 1;
+                if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
+                    out.error = Some(m.to_string());
+                }
+            }
+            Some("error") => {
+                out.events += 1;
+                if let Some(m) = v.get("message").and_then(Value::as_str) {
+                    out.error = Some(m.to_string());
+                }
+            }
+            Some(
+                "system" | "user" | "thread.started" | "turn.started" | "item.started"
+                | "item.updated" | "item.completed" | "stream_event",
+            ) => out.events += 1,
+            _ => plain.push(t),
+        }
+    }
+    out.usage = match (usage, codex_usage) {
+        (Some(a), Some(b)) => Some(a.plus(&b)),
+        (a, b) => a.or(b),
+    };
+    let keep = plain.len().saturating_sub(TAIL_LINES);
+    out.tail = plain[keep..]
+        .iter()
+        .map(|l| clip(l, LINE_CHARS))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The client's error decides when there is one; else what it printed last, but only from
+    // a short output: a client that cannot start (no login, a limit, a flag) says so at once,
+    // while an agent that worked and failed may quote such words from its own work.
+    let judged = out.error.clone().unwrap_or_else(|| out.tail.clone());
+    let short = out.error.is_some() || plain.len() <= SHORT_OUTPUT;
+    out.class = match classify(&judged, now) {
+        _ if !short => hinted.unwrap_or_default(),
+        Class::Ordinary => hinted.unwrap_or_default(),
+        Class::Fatal(Fatal::RejectedFlags) if out.events > 0 => Class::Ordinary,
+        c => c,
+    };
+    if let (Class::Limit(None), Some(reset)) = (out.class, reset_wait(&judged, now)) {
+        out.class = Class::Limit(Some(reset));
+    }
+    out
+}
+
+/// The messages of a Claude Code `errors` array.
+fn claude_errors(v: &Value) -> Option<String> {
+    let list = v.get("errors")?.as_array()?;
+    let msgs: Vec<String> = list
+        .iter()
+        .map(|e| match e {
+            Value::String(s) => s.clone(),
+            other => other
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| other.to_string(), str::to_string),
+        })
+        .collect();
+    (!msgs.is_empty()).then(|| msgs.join("; "))
+}
+
+fn claude_usage(u: &Value) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        input_tokens: n("input_tokens"),
+        output_tokens: n("output_tokens"),
+        cache_read_tokens: n("cache_read_input_tokens"),
+        cache_write_tokens: n("cache_creation_input_tokens"),
+        cost_micro_usd: None,
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// What kind of failure a client's message (or an agent's last lines) describes.
+pub fn classify(text: &str, now: DateTime<Utc>) -> Class {
+    let lower = text.to_ascii_lowercase();
+    const AUTH: &[&str] = &[
+        "invalid api key",
+        "invalid x-api-key",
+        "invalid_api_key",
+        "incorrect api key",
+        "api key not valid",
+        "authentication_error",
+        "authentication_failed",
+        "authentication failed",
+        "please run /login",
+        "not logged in",
+        "401 unauthorized",
+    ];
+    const LIMIT: &[&str] = &[
+        "usage limit",
+        "rate limit exceeded",
+        "rate limit reached",
+        "rate limited",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        "too many requests",
+        "quota exceeded",
+        "exceeded your current quota",
+        "insufficient_quota",
+        "hit your limit",
+        "limit reached|",
+        "overloaded_error",
+    ];
+    const FLAGS: &[&str] = &[
+        "unexpected argument",
+        "unknown option",
+        "unrecognized option",
+        "unknown flag",
+        "unrecognized arguments",
+        "unknown argument",
+        "unknown command",
+    ];
+    if AUTH.iter().any(|k| lower.contains(k)) || status_code(&lower, "401") {
+        return Class::Fatal(Fatal::Auth);
+    }
+    if LIMIT.iter().any(|k| lower.contains(k)) || status_code(&lower, "429") {
+        return Class::Limit(reset_wait(text, now));
+    }
+    if FLAGS.iter().any(|k| lower.contains(k)) {
+        return Class::Fatal(Fatal::RejectedFlags);
+    }
+    Class::Ordinary
+}
+
+/// Whether `code` stands as an HTTP status on a line that speaks of an error, status or API.
+fn status_code(lower: &str, code: &str) -> bool {
+    lower.lines().any(|line| {
+        let words = ["error", "status", "http", "api"];
+        words.iter().any(|w| line.contains(w))
+            && line.match_indices(code).any(|(i, _)| {
+                let before = line[..i].chars().next_back();
+                let after = line[i + code.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+            })
+    })
+}
+
+/// How long until the limit a message names resets: `…|1735689600` (Claude Code's epoch
+/// seconds), `reset(s) at <RFC 3339 time>`, `try again in 2 hours 5 minutes`, `retry after 30s`,
+/// `resets in 20 seconds`, `retry-after: 30`. `None` when it names no time (or one too far off).
+pub fn reset_wait(text: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let at = |t: DateTime<Utc>| {
+        let secs = (t - now).num_milliseconds();
+        Some(Duration::from_millis(
+            u64::try_from(secs.max(0)).unwrap_or(0),
+        ))
+    };
+    // Claude Code: "Claude AI usage limit reached|1735689600".
+    if let Some(i) = lower.find("limit reached|") {
+        let digits: String = lower[i + "limit reached|".len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Some(t) = digits
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+        {
+            return at(t).filter(|d| *d <= MAX_WAIT);
+        }
+    }
+    for key in ["reset", "retry", "try again"] {
+        for (i, _) in lower.match_indices(key) {
+            let rest = &text[i + key.len()..];
+            let window: String = rest.chars().take(60).collect();
+            // An RFC 3339 time within the next words.
+            for (j, c) in window.char_indices() {
+                if c.is_ascii_digit()
+                    && let Some(t) = rfc3339_prefix(&window[j..])
+                {
+                    return at(t).filter(|d| *d <= MAX_WAIT);
+                }
+            }
+            if let Some(d) = spelled_duration(&window.to_ascii_lowercase()) {
+                return Some(d).filter(|d| *d <= MAX_WAIT);
+            }
+        }
+    }
+    None
+}
+
+/// An RFC 3339 time at the start of `s` (`2026-11-23T10:00:00Z`, with optional fraction and
+/// offset).
+fn rfc3339_prefix(s: &str) -> Option<DateTime<Utc>> {
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+')))
+        .map_or(s.len(), |(i, _)| i);
+    let cand = s[..end].trim_end_matches('.');
+    DateTime::parse_from_rfc3339(cand)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `in 2 hours 5 minutes`, `after 30s`, `: 30` (seconds): the first number-and-unit pairs.
+fn spelled_duration(s: &str) -> Option<Duration> {
+    let digit = s.find(|c: char| c.is_ascii_digit())?;
+    let lead = s[..digit].trim_matches(|c: char| c.is_whitespace() || c == ':' || c == '-');
+    if !["", "in", "after", "s in", "s after"].contains(&lead) {
+        return None;
+    }
+    let mut rest = &s[digit..];
+    let mut total = 0f64;
+    let mut found = false;
+    loop {
+        let num: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let Ok(n) = num.parse::<f64>() else { break };
+        let after = rest[num.len()..].trim_start();
+        let unit: String = after
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        let secs = match unit.as_str() {
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "ms" => 0.001,
+            _ => break,
+        };
+        total += n * secs;
+        found = true;
+        rest = after[unit.len()..]
+            .trim_start_matches(|c: char| c == ',' || c.is_whitespace())
+            .trim_start_matches("and ")
+            .trim_start();
+        if unit.is_empty() {
+            break;
+        }
+    }
+    (found && total.is_finite()).then(|| Duration::from_secs_f64(total.max(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    #[test]
+    fn claude_success_with_usage_and_cost() {
+        let text = r#"{"type":"system","subtype":"init","session_id":"s"}
+{"type":"assistant","message":{"content":[{"type":"text","text":"Done."}]}}
+{"type":"result","subtype":"success","is_error":false,"result":"Done.","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"output_tokens":345,"cache_creation_input_tokens":100,"cache_read_input_tokens":5000}}"#;
+        let out = parse(text, now());
+        assert_eq!(
+            out.usage,
+            Some(Usage {
+                input_tokens: 1200,
+                output_tokens: 345,
+                cache_read_tokens: 5000,
+                cache_write_tokens: 100,
+                cost_micro_usd: Some(42_100),
+            })
+        );
+        assert_eq!(out.error, None);
+        assert_eq!(out.result.as_deref(), Some("Done."));
+        assert_eq!(out.class, Class::Ordinary);
+        assert_eq!(out.events, 3);
+        assert_eq!(out.tail, "");
+    }
+
+    #[test]
+    fn claude_api_errors_are_classified() {
+        let auth = r#"{"type":"result","subtype":"success","is_error":true,"result":"Invalid API key · Please run /login","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0}}"#;
+        let out = parse(auth, now());
+        assert_eq!(
+            out.error.as_deref(),
+            Some("Invalid API key · Please run /login")
+        );
+        assert_eq!(out.class, Class::Fatal(Fatal::Auth));
+
+        let http = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 401 {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}"}"#;
+        assert_eq!(parse(http, now()).class, Class::Fatal(Fatal::Auth));
+
+        let limit = r#"{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1795428060"}"#;
+        // 1795428060 = 2026-11-23T10:01:00Z
+        assert_eq!(
+            parse(limit, now()).class,
+            Class::Limit(Some(Duration::from_secs(60)))
+        );
+
+        let max_turns = r#"{"type":"result","subtype":"error_max_turns","is_error":true,"errors":["reached max turns (3)"]}"#;
+        let out = parse(max_turns, now());
+        assert_eq!(out.error.as_deref(), Some("reached max turns (3)"));
+        assert_eq!(out.class, Class::Ordinary);
+    }
+
+    #[test]
+    fn claude_assistant_error_hint() {
+        let text = r#"{"type":"assistant","message":{"content":[]},"error":"rate_limit"}
+{"type":"result","subtype":"success","is_error":true,"result":"Please try again later"}"#;
+        assert_eq!(parse(text, now()).class, Class::Limit(None));
+    }
+
+    #[test]
+    fn codex_turns_are_summed_and_errors_read() {
+        let text = r#"{"type":"thread.started","thread_id":"t"}
+{"type":"turn.started"}
+{"type":"item.completed","item":{"id":"i","type":"agent_message","text":"ok"}}
+{"type":"turn.completed","usage":{"input_tokens":1200,"cached_input_tokens":200,"output_tokens":345}}
+{"type":"turn.completed","usage":{"input_tokens":800,"cached_input_tokens":0,"output_tokens":55}}"#;
+        let out = parse(text, now());
+        assert_eq!(
+            out.usage,
+            Some(Usage {
+                input_tokens: 1800,
+                output_tokens: 400,
+                cache_read_tokens: 200,
+                cache_write_tokens: 0,
+                cost_micro_usd: None,
+            })
+        );
+        assert_eq!(out.usage.map(|u| u.tokens()), Some(2400));
+
+        let failed = r#"{"type":"turn.started"}
+{"type":"error","message":"stream error: exceeded retry limit, last status: 429 Too Many Requests; try again in 2s"}
+{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests, retry after 2 seconds"}}"#;
+        let out = parse(failed, now());
+        assert_eq!(
+            out.error.as_deref(),
+            Some("exceeded retry limit, last status: 429 Too Many Requests, retry after 2 seconds")
+        );
+        assert_eq!(out.class, Class::Limit(Some(Duration::from_secs(2))));
+
+        let auth = r#"{"type":"error","message":"unexpected status 401 Unauthorized: Incorrect API key provided"}"#;
+        assert_eq!(parse(auth, now()).class, Class::Fatal(Fatal::Auth));
+    }
+
+    #[test]
+    fn plain_text_keeps_the_last_lines_without_orchs() {
+        let mut text =
+            String::from("=== orch: attempt 2 started at 2026-11-23T10:00:00Z: sh a.sh ===\n");
+        for i in 0..20 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        text.push_str("=== orch: attempt 2 ended at 2026-11-23T10:00:01Z: exit status 1 ===\n");
+        let out = parse(&text, now());
+        assert_eq!(out.events, 0);
+        assert!(out.tail.starts_with("line 8\n"), "{}", out.tail);
+        assert!(out.tail.ends_with("line 19"), "{}", out.tail);
+        assert_eq!(out.cause().as_deref(), Some(out.tail.as_str()));
+        assert_eq!(out.class, Class::Ordinary);
+    }
+
+    #[test]
+    fn rejected_flags_only_from_plain_output() {
+        let text = "error: unexpected argument '--full-auto' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n";
+        assert_eq!(parse(text, now()).class, Class::Fatal(Fatal::RejectedFlags));
+        // A client that ran (JSON events) and then printed such a line: a tool's output.
+        let ran = "{\"type\":\"turn.started\"}\nerror: unknown option --frobnicate\n";
+        assert_eq!(parse(ran, now()).class, Class::Ordinary);
+    }
+
+    #[test]
+    fn a_long_plain_output_is_an_ordinary_failure() {
+        let mut text = String::new();
+        for i in 0..30 {
+            text.push_str(&format!("test auth::login_{i} ... ok\n"));
+        }
+        text.push_str("error: not logged in: authentication_failed for user bob\n");
+        assert_eq!(parse(&text, now()).class, Class::Ordinary);
+        assert_eq!(
+            parse("error: not logged in\n", now()).class,
+            Class::Fatal(Fatal::Auth)
+        );
+    }
+
+    #[test]
+    fn status_codes_need_an_error_word() {
+        assert_eq!(
+            classify("expected 401 rows, got 400", now()),
+            Class::Ordinary
+        );
+        assert_eq!(classify("HTTP 429: slow down", now()), Class::Limit(None));
+        assert_eq!(
+            classify("added the rate limit middleware", now()),
+            Class::Ordinary
+        );
+        assert_eq!(classify("error 4290", now()), Class::Ordinary);
+        assert_eq!(classify("API error 401", now()), Class::Fatal(Fatal::Auth));
+    }
+
+    #[test]
+    fn reset_times() {
+        let n = now();
+        let cases = [
+            ("rate limited; resets at 2026-11-23T10:00:02Z", Some(2)),
+            (
+                "429 Too Many Requests (reset: 2026-11-23T10:00:05.500+00:00)",
+                Some(5),
+            ),
+            (
+                "You've hit your usage limit. Try again in 2 hours 5 minutes.",
+                Some(7500),
+            ),
+            ("usage limit reached, try again in 1h", Some(3600)),
+            ("Retry-After: 30", Some(30)),
+            ("rate limit; please try again later", None),
+            ("limit resets at 2027-12-01T00:00:00Z", None),
+        ];
+        for (text, want) in cases {
+            let got = reset_wait(text, n).map(|d| d.as_secs());
+            assert_eq!(got, want, "{text}");
+        }
+        // A reset already past waits nothing.
+        assert_eq!(
+            reset_wait("resets at 2026-11-23T09:00:00Z", n),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn read_attempt_reads_the_last_attempt_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("1.1.log");
+        std::fs::write(
+            &log,
+            "=== orch: attempt 1 started at x: a ===\nInvalid API key\n=== orch: attempt 1 ended at y: exit status 1 ===\n\
+             === orch: attempt 2 started at z: a ===\n=== orch: attempt 2 is slurm job 17 ===\n\
+             {\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":1.5}\n",
+        )
+        .expect("write");
+        let out = read_attempt(&log, now());
+        assert_eq!(out.class, Class::Ordinary);
+        assert_eq!(out.usage.and_then(|u| u.cost_micro_usd), Some(1_500_000));
+        assert_eq!(
+            read_attempt(&dir.path().join("none.log"), now()),
+            AgentOutput::default()
+        );
+    }
+
+    #[test]
+    fn usage_sums_and_words() {
+        let a = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_micro_usd: None,
+            ..Usage::default()
+        };
+        let b = Usage {
+            cache_read_tokens: 20_000,
+            cost_micro_usd: Some(1_250_000),
+            ..Usage::default()
+        };
+        let s = a.plus(&b);
+        assert_eq!(s.tokens(), 20_015);
+        assert_eq!(s.cost_micro_usd, Some(1_250_000));
+        assert_eq!(s.describe(), "20.0k tokens, $1.25");
+        assert_eq!(a.describe(), "15 tokens");
+    }
+}

@@ -1,0 +1,130 @@
+//! `orch pr`: finished plans pushed to the remote and opened (or updated) as stacked pull
+//! requests with the GitHub CLI. The work is [`crate::merge::pr::PrRun`]'s; this prints it.
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+
+use super::output::{print_json, println_safe};
+use crate::error::{CliError, CliResult, exit};
+use crate::merge::pr::{PrRun, PrStep, shown};
+use crate::workspace::{self, Selection};
+
+pub struct PrArgs {
+    /// Plan names; empty = every finished plan that is not merged yet.
+    pub plans: Vec<String>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    ws.require_valid()?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch pr` needs a plans.toml: it opens pull requests for the plans the manifest lists"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    let mut names = args.plans.clone();
+    if let Some(p) = &sel.plan {
+        match manifest.plan(p) {
+            Some(entry) => names.push(entry.name.clone()),
+            None => {
+                return Err(CliError::invalid(anyhow!(
+                    "`--plan {p}`: `orch pr` takes plan names from the manifest"
+                )));
+            }
+        }
+    }
+    let run = PrRun::plan(&ws, &manifest, &names)?;
+    if !args.json {
+        if run.order.is_empty() && names.is_empty() {
+            println_safe(&format!(
+                "no finished plan to open a pull request for (every finished plan is merged into `{}`)",
+                run.target
+            ));
+        } else if args.dry_run {
+            println_safe(&format!(
+                "dry run: pull requests against `{}` on remote `{}` (nothing is pushed or changed; `gh pr list` runs)",
+                run.target, run.remote
+            ));
+        }
+    }
+    let result = run.run(args.dry_run, |s| {
+        if !args.json {
+            print_step(s, args.dry_run);
+        }
+    });
+    match result {
+        Ok(steps) => {
+            if args.json {
+                print_json(&json!({
+                    "remote": run.remote,
+                    "target": run.target,
+                    "dry_run": args.dry_run,
+                    "plans": steps.iter().map(step_json).collect::<Vec<_>>(),
+                }));
+            }
+            Ok(exit::OK)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_step(s: &PrStep, dry_run: bool) {
+    if s.action == "skipped" {
+        println_safe(&format!(
+            "{}: skipped: {}",
+            s.plan,
+            s.reason.as_deref().unwrap_or_default()
+        ));
+        return;
+    }
+    let what = match s.action {
+        "created" => format!("opened {}", s.url.as_deref().unwrap_or("a pull request")),
+        "updated" => format!(
+            "updated #{}{}",
+            s.number.unwrap_or_default(),
+            s.base_before
+                .as_ref()
+                .map(|b| format!(" (base moved from `{b}`)"))
+                .unwrap_or_default()
+        ),
+        "would_update" => format!(
+            "would update #{}{}",
+            s.number.unwrap_or_default(),
+            s.base_before
+                .as_ref()
+                .map(|b| format!(" (base would move from `{b}`)"))
+                .unwrap_or_default()
+        ),
+        _ => "would open a pull request".to_string(),
+    };
+    println_safe(&format!(
+        "{}: `{}` -> `{}`: {what}",
+        s.plan, s.branch, s.base
+    ));
+    if let Some(note) = &s.reason {
+        println_safe(&format!("  note: {note}"));
+    }
+    if dry_run {
+        for argv in &s.commands {
+            println_safe(&format!("  $ {}", shown(argv)));
+        }
+    }
+}
+
+fn step_json(s: &PrStep) -> Value {
+    json!({
+        "plan": s.plan,
+        "branch": s.branch,
+        "base": s.base,
+        "action": s.action,
+        "number": s.number,
+        "url": s.url,
+        "base_before": s.base_before,
+        "reason": s.reason,
+        "commands": s.commands,
+        "body": s.body,
+    })
+}

@@ -1,0 +1,255 @@
+//! `orch sync`: each plan brought up to date with the plans it depends on (their branch tips
+//! merged into its branch); a conflict changes nothing. The work is
+//! [`crate::merge::sync::sync_plan`]'s; this chooses the plans, records and prints.
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+
+use super::output::{print_json, println_safe};
+use crate::error::{CliError, CliResult, exit};
+use crate::merge::sync::{SyncResult, SyncTarget, UpstreamMerge, record_upstream, sync_plan};
+use crate::merge::{OrderItem, merge_order, plan_infos, short};
+use crate::status;
+use crate::supervisor::{LockError, SupervisorLock};
+use crate::workspace::{self, Selection};
+
+pub struct SyncArgs {
+    /// Plan names; empty = every started plan that depends on another and is not merged.
+    pub plans: Vec<String>,
+    pub json: bool,
+}
+
+/// What happened to one plan.
+struct Report {
+    plan: String,
+    branch: String,
+    /// `synced`, `up_to_date`, `conflict`, `skipped` or `error`.
+    outcome: &'static str,
+    merged: Vec<UpstreamMerge>,
+    conflict: Option<Value>,
+    reason: Option<String>,
+    code: u8,
+}
+
+pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    ws.require_valid()?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch sync` needs a plans.toml: it follows the manifest's `depends_on`"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    let mut names = args.plans.clone();
+    if let Some(p) = &sel.plan {
+        match manifest.plan(p) {
+            Some(entry) => names.push(entry.name.clone()),
+            None => {
+                return Err(CliError::invalid(anyhow!(
+                    "`--plan {p}`: `orch sync` takes plan names from the manifest"
+                )));
+            }
+        }
+    }
+    let chosen = ws.select(&names)?;
+    let repo_root = workspace::repo_root(&manifest)?;
+    let infos = plan_infos(&ws, &manifest, &repo_root)?;
+
+    // Never beside `orch up`: its agents work in these worktrees (it re-syncs by itself).
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = SupervisorLock::acquire(&state_dir).map_err(lock_error)?;
+
+    let items: Vec<OrderItem> = chosen
+        .iter()
+        .map(|&i| OrderItem {
+            name: infos[i].name.clone(),
+            priority: infos[i].priority,
+            depends_on: infos[i].upstreams.clone(),
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for k in merge_order(&items) {
+        let p = &infos[chosen[k]];
+        let mut report = Report {
+            plan: p.name.clone(),
+            branch: p.branch.clone(),
+            outcome: "skipped",
+            merged: Vec::new(),
+            conflict: None,
+            reason: None,
+            code: exit::OK,
+        };
+        let worktree = manifest.worktree_path(&p.name);
+        if p.upstreams.is_empty() {
+            report.reason = Some("depends on no other plan".into());
+        } else if p.tip.is_none() {
+            report.reason = Some(format!("not started: no branch `{}`", p.branch));
+        } else if let Some(how) = &p.landed {
+            report.reason = Some(format!(
+                "merged into `{}` already ({how})",
+                manifest.defaults.target
+            ));
+        } else if !worktree.is_dir() {
+            report.reason = Some(format!(
+                "no worktree at `{}` (`orch up {}` makes it again)",
+                worktree.display(),
+                p.name
+            ));
+        } else {
+            let upstreams = p
+                .upstreams
+                .iter()
+                .filter_map(|u| infos.iter().find(|i| &i.name == u))
+                .map(|u| (u.name.clone(), u.branch.clone()))
+                .collect();
+            let target = SyncTarget {
+                plan: &p.name,
+                branch: &p.branch,
+                worktree: &worktree,
+                upstreams,
+            };
+            match sync_plan(&repo_root, &target) {
+                Ok(SyncResult::Done(merged)) => {
+                    report.outcome = if merged.iter().any(|m| m.commit.is_some()) {
+                        "synced"
+                    } else {
+                        "up_to_date"
+                    };
+                    let lp = &ws.plans[p.index];
+                    let recorded = status::update(
+                        &lp.status_path,
+                        &lp.plan,
+                        &lp.rel_path,
+                        &lp.name,
+                        |doc, _| {
+                            let value = record_upstream(doc.extra.get("orchUpstream"), &merged);
+                            doc.extra.insert("orchUpstream".to_string(), value);
+                            Ok(())
+                        },
+                    );
+                    if let Err(e) = recorded {
+                        report.reason = Some(format!(
+                            "merged, but the status file could not record it: {e}"
+                        ));
+                        report.code = exit::FAILURE;
+                    }
+                    report.merged = merged;
+                }
+                Ok(SyncResult::Conflict {
+                    upstream,
+                    branch,
+                    upstream_commit,
+                    files,
+                }) => {
+                    report.outcome = "conflict";
+                    report.code = exit::INCOMPLETE;
+                    report.reason = Some(format!(
+                        "merging `{upstream}` ({branch} at {}) conflicts in {}; nothing was changed",
+                        short(&upstream_commit),
+                        crate::diagnostic::path_list(&files, 8)
+                    ));
+                    report.conflict = Some(json!({
+                        "upstream": upstream,
+                        "branch": branch,
+                        "upstream_commit": upstream_commit,
+                        "files": files,
+                    }));
+                }
+                Err(e) => {
+                    report.outcome = "error";
+                    report.code = e.exit_code();
+                    report.reason = Some(match e.hint() {
+                        Some(h) => format!("{e} (hint: {h})"),
+                        None => e.to_string(),
+                    });
+                }
+            }
+        }
+        if !args.json {
+            print_report(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        print_json(&json!({
+            "plans": reports.iter().map(report_json).collect::<Vec<_>>(),
+        }));
+    } else if reports.is_empty() {
+        println_safe("nothing to sync: no plan depends on another");
+    }
+    // An error first (refused, failed), then a conflict.
+    let worst = reports
+        .iter()
+        .map(|r| r.code)
+        .find(|c| *c != exit::OK && *c != exit::INCOMPLETE);
+    Ok(worst.unwrap_or_else(|| {
+        if reports.iter().any(|r| r.code == exit::INCOMPLETE) {
+            exit::INCOMPLETE
+        } else {
+            exit::OK
+        }
+    }))
+}
+
+fn print_report(r: &Report) {
+    match r.outcome {
+        "synced" | "up_to_date" => {
+            for m in &r.merged {
+                match &m.commit {
+                    Some(c) => println_safe(&format!(
+                        "{}: upstream_merged `{}` ({} at {}) as {}",
+                        r.plan,
+                        m.upstream,
+                        m.branch,
+                        short(&m.upstream_commit),
+                        short(c)
+                    )),
+                    None => println_safe(&format!(
+                        "{}: already contains `{}` ({} at {})",
+                        r.plan,
+                        m.upstream,
+                        m.branch,
+                        short(&m.upstream_commit)
+                    )),
+                }
+            }
+            if let Some(reason) = &r.reason {
+                println_safe(&format!("{}: {reason}", r.plan));
+            }
+        }
+        _ => println_safe(&format!(
+            "{}: {}: {}",
+            r.plan,
+            r.outcome.replace('_', " "),
+            r.reason.as_deref().unwrap_or_default()
+        )),
+    }
+}
+
+fn report_json(r: &Report) -> Value {
+    json!({
+        "plan": r.plan,
+        "branch": r.branch,
+        "outcome": r.outcome,
+        "merged": r.merged.iter().map(|m| json!({
+            "event": "upstream_merged",
+            "plan": r.plan,
+            "from": m.upstream,
+            "branch": m.branch,
+            "upstream_commit": m.upstream_commit,
+            "commit": m.commit,
+        })).collect::<Vec<_>>(),
+        "conflict": r.conflict,
+        "reason": r.reason,
+    })
+}
+
+fn lock_error(e: LockError) -> CliError {
+    let hint = match &e {
+        LockError::Held { .. } => {
+            "`orch up` is running in this repository and keeps its plans current by itself; run `orch sync` when it is done"
+        }
+        LockError::Open { .. } => "check the permissions of the state directory",
+    };
+    CliError::new(exit::REFUSED, e).with_hint(hint)
+}

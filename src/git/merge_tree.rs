@@ -1,0 +1,246 @@
+//! Merges decided the way `git merge` decides them.
+//!
+//! libgit2's merge is not git's `ort`. Compared on real histories (the cases are tests in
+//! `src/git/tests/merge_tree.rs`), they agree on content merges, whitespace-only changes,
+//! renames and criss-cross histories, and differ in two ways:
+//! - more than 1,000 inexact renames on one side (libgit2's rename limit; git's is 7,000):
+//!   libgit2 reports a modify/delete conflict where git follows the renames and merges cleanly;
+//! - a directory renamed on one side while the other adds a file to it: libgit2 merges cleanly
+//!   and leaves the new file in the old directory; git reports a conflict (its default for a
+//!   directory rename, `merge.directoryRenames = conflict`).
+//!
+//! So a merge orch writes asks `git merge-tree --write-tree` whatever libgit2 says ([`Check::Always`]),
+//! and a read-only check (conflict reports, dry runs) asks it when libgit2 reports a conflict
+//! ([`Check::OnConflict`]). Git works in a scratch repository whose object store borrows the
+//! repository's (alternates): it never writes into the repository; the objects of a clean result
+//! are copied into the caller's object database (in memory for read-only handles). Without a git
+//! that has `merge-tree --write-tree` (2.38 or later), libgit2's result stands.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use git2::{Commit, Index, ObjectType, Oid, Repository};
+
+/// What merging two commits gives.
+pub(crate) enum TreeMerge {
+    /// The merged index, without conflicts.
+    Clean(Index),
+    /// The paths in conflict (every side's name), sorted.
+    Conflict(Vec<String>),
+}
+
+/// When to ask git.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Whatever libgit2 says: the result will be written.
+    Always,
+    /// Only when libgit2 reports a conflict: a read-only question.
+    OnConflict,
+}
+
+/// Merges `theirs` into `ours` in memory: libgit2's merge, confirmed or overruled by git's.
+pub(crate) fn merge_commits(
+    repo: &Repository,
+    ours: &Commit,
+    theirs: &Commit,
+    check: Check,
+) -> Result<TreeMerge, git2::Error> {
+    let index = repo.merge_commits(ours, theirs, None)?;
+    let libgit2_conflict = index.has_conflicts();
+    if !libgit2_conflict && check == Check::OnConflict {
+        return Ok(TreeMerge::Clean(index));
+    }
+    // No usable git (`None`, or an error preparing it): libgit2's result stands.
+    let verdict = ask_git(repo, ours.id(), theirs.id()).unwrap_or_default();
+    match verdict {
+        Some(GitVerdict::Clean(tree)) if libgit2_conflict => {
+            let tree = repo.find_tree(tree)?;
+            let mut merged = Index::new()?;
+            merged.read_tree(&tree)?;
+            Ok(TreeMerge::Clean(merged))
+        }
+        Some(GitVerdict::Conflict(paths)) if !libgit2_conflict => Ok(TreeMerge::Conflict(paths)),
+        _ if libgit2_conflict => Ok(TreeMerge::Conflict(super::merge::index_conflicts(&index)?)),
+        _ => Ok(TreeMerge::Clean(index)),
+    }
+}
+
+/// What `git merge-tree --write-tree` said.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GitVerdict {
+    Clean(Oid),
+    Conflict(Vec<String>),
+}
+
+/// A directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `git merge-tree --write-tree` on two commits of `repo` in a scratch repository that
+/// borrows `repo`'s objects; the objects of a clean result are copied into `repo`'s object
+/// database. `Ok(None)`: git could not answer (not installed, too old, failed).
+pub(crate) fn ask_git(
+    repo: &Repository,
+    ours: Oid,
+    theirs: Oid,
+) -> Result<Option<GitVerdict>, git2::Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "orch-merge-tree-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = Scratch(dir);
+    let side = Repository::init_bare(&scratch.0)?;
+    let objects = repo.commondir().join("objects");
+    let objects = objects.canonicalize().unwrap_or(objects);
+    let info = scratch.0.join("objects").join("info");
+    std::fs::create_dir_all(&info)
+        .and_then(|()| {
+            std::fs::write(
+                info.join("alternates"),
+                format!("{}\n", objects.display()).as_bytes(),
+            )
+        })
+        .map_err(|e| git2::Error::from_str(&format!("cannot prepare a scratch repository: {e}")))?;
+    // Objects only in `repo`'s memory (a dry run's virtual commits) are written where git sees
+    // them.
+    let src = repo.odb()?;
+    let dst = side.odb()?;
+    copy_missing(&src, &dst, ours)?;
+    copy_missing(&src, &dst, theirs)?;
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(&scratch.0)
+        .args([
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            "-z",
+        ])
+        .arg(ours.to_string())
+        .arg(theirs.to_string())
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let Ok(output) = output else {
+        return Ok(None);
+    };
+    let mut fields = output.stdout.split(|b| *b == 0);
+    let tree = fields
+        .next()
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|s| Oid::from_str(s.trim()).ok());
+    match (output.status.code(), tree) {
+        (Some(0), Some(tree)) => {
+            copy_loose(&scratch.0.join("objects"), &dst, &src)?;
+            Ok(Some(GitVerdict::Clean(tree)))
+        }
+        (Some(1), Some(_)) => {
+            let paths: BTreeSet<String> = fields
+                .filter(|f| !f.is_empty())
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect();
+            Ok(Some(GitVerdict::Conflict(paths.into_iter().collect())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Copies `oid` and everything it reaches that `dst` lacks from `src` into `dst`.
+fn copy_missing(src: &git2::Odb, dst: &git2::Odb, oid: Oid) -> Result<(), git2::Error> {
+    let mut stack = vec![oid];
+    let mut seen = BTreeSet::new();
+    while let Some(oid) = stack.pop() {
+        if !seen.insert(oid) || dst.exists(oid) {
+            continue;
+        }
+        let obj = src.read(oid)?;
+        let kind = obj.kind();
+        let data = obj.data().to_vec();
+        drop(obj);
+        match kind {
+            ObjectType::Commit => {
+                let text = String::from_utf8_lossy(&data);
+                for line in text.lines() {
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(hex) = line
+                        .strip_prefix("tree ")
+                        .or_else(|| line.strip_prefix("parent "))
+                        && let Ok(o) = Oid::from_str(hex.trim())
+                    {
+                        stack.push(o);
+                    }
+                }
+            }
+            ObjectType::Tree => stack.extend(tree_entries(&data)),
+            _ => {}
+        }
+        dst.write(kind, &data)?;
+    }
+    Ok(())
+}
+
+/// The object ids a raw tree names (`<mode> <name>\0<20 bytes>`...; SHA-1 repositories).
+fn tree_entries(data: &[u8]) -> Vec<Oid> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(nul) = rest.iter().position(|b| *b == 0) {
+        let Some(raw) = rest.get(nul + 1..nul + 21) else {
+            break;
+        };
+        // Submodule entries (mode 160000) name commits of another repository.
+        if !rest.starts_with(b"160000 ")
+            && let Ok(o) = Oid::from_bytes(raw)
+        {
+            out.push(o);
+        }
+        rest = &rest[nul + 21..];
+    }
+    out
+}
+
+/// Copies the loose objects git wrote under `objects` into `dst` (read through `via`, the
+/// scratch repository's database).
+fn copy_loose(objects: &Path, via: &git2::Odb, dst: &git2::Odb) -> Result<(), git2::Error> {
+    let Ok(dirs) = std::fs::read_dir(objects) else {
+        return Ok(());
+    };
+    for dir in dirs.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        if name.len() != 2 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let hex = format!("{name}{}", f.file_name().to_string_lossy());
+            let Ok(oid) = Oid::from_str(&hex) else {
+                continue;
+            };
+            if dst.exists(oid) {
+                continue;
+            }
+            let obj = via.read(oid)?;
+            dst.write(obj.kind(), obj.data())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! libgit2's merge against `git merge-tree --write-tree` on real histories made with the git
+//! CLI: where they agree, and the two cases where they differ and git's result is taken.
+
+use std::process::Command;
+
+use super::*;
+use crate::git::merge_tree::{GitVerdict, ask_git};
+use crate::git::{Check, TreeMerge, merge_commits};
+
+/// A repository made by `script` (sh, run in it after `git init -b main`), with branches `ours`
+/// and `theirs` to merge.
+fn history(script: &str) -> TempDir {
+    let tmp = TempDir::new().unwrap();
+    let prelude = "git init -q -b main . && c() { git add -A && git commit -qm \"$1\"; } && \
+                   lines() { seq 1 40 | sed 's/^/line /'; }\n";
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(format!("{prelude}{script}"))
+        .current_dir(tmp.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", tmp.path())
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmp
+}
+
+fn sides(repo: &Repository) -> (git2::Commit<'_>, git2::Commit<'_>) {
+    let tip = |b: &str| {
+        repo.find_reference(&format!("refs/heads/{b}"))
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+    };
+    (tip("ours"), tip("theirs"))
+}
+
+/// libgit2 alone: the conflicting paths, or the result tree.
+fn libgit2(repo: &Repository) -> Result<Oid, Vec<String>> {
+    let (ours, theirs) = sides(repo);
+    let mut index = repo.merge_commits(&ours, &theirs, None).unwrap();
+    if index.has_conflicts() {
+        Err(crate::git::merge::index_conflicts(&index).unwrap())
+    } else {
+        Ok(index.write_tree_to(repo).unwrap())
+    }
+}
+
+/// orch's merge: the conflicting paths, or the result tree.
+fn orch(repo: &Repository, check: Check) -> Result<Oid, Vec<String>> {
+    let (ours, theirs) = sides(repo);
+    match merge_commits(repo, &ours, &theirs, check).unwrap() {
+        TreeMerge::Clean(mut index) => Ok(index.write_tree_to(repo).unwrap()),
+        TreeMerge::Conflict(paths) => Err(paths),
+    }
+}
+
+/// git's own answer, from the command line.
+fn git_cli(dir: &Path) -> Result<Oid, Vec<String>> {
+    let out = Command::new("git")
+        .args([
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            "ours",
+            "theirs",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let tree = oid(lines.next().unwrap());
+    match out.status.code() {
+        Some(0) => Ok(tree),
+        Some(1) => Err(lines.map(str::to_string).collect()),
+        other => panic!("git merge-tree: {other:?}"),
+    }
+}
+
+const BIG_RENAMES: &str = "mkdir d; awk 'BEGIN { for (i = 1; i <= 1100; i++) { f = \"d/f\" i \".txt\"; print \"header \" i > f; for (j = 1; j <= 30; j++) print \"row \" i \" \" j > f; close(f) } }'; c base; \
+    git branch theirs; git checkout -qb ours; git mv d e; for f in e/*.txt; do echo footer >> $f; done; c renamed; \
+    git checkout -q theirs; sed -i 's/row 7 20$/ROW 7 20/' d/f7.txt; c edited";
+
+#[test]
+fn more_renames_than_libgit2_follows_merge_as_git_merges_them() {
+    let tmp = history(BIG_RENAMES);
+    let repo = Repository::open(tmp.path()).unwrap();
+    // libgit2 stops looking for renames after 1,000 and sees a modify/delete conflict.
+    assert_eq!(libgit2(&repo), Err(vec!["d/f7.txt".to_string()]));
+    let git = git_cli(tmp.path()).expect("git merges it");
+    assert_eq!(orch(&repo, Check::OnConflict), Ok(git));
+    assert_eq!(orch(&repo, Check::Always), Ok(git));
+    let tree = repo.find_tree(git).unwrap();
+    let blob = tree.get_path(Path::new("e/f7.txt")).unwrap().id();
+    let text = String::from_utf8(repo.find_blob(blob).unwrap().content().to_vec()).unwrap();
+    assert!(
+        text.contains("ROW 7 20") && text.ends_with("footer\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_file_added_to_a_directory_the_other_side_renamed_conflicts_as_in_git() {
+    let tmp = history(
+        "mkdir d; for i in 1 2 3; do lines > d/f$i.txt; done; c base; git branch theirs; \
+         git checkout -qb ours; git mv d e; c renamed; git checkout -q theirs; lines > d/new.txt; c added",
+    );
+    let repo = Repository::open(tmp.path()).unwrap();
+    // libgit2 merges it, leaving the new file in the directory that is gone.
+    let tree = repo.find_tree(libgit2(&repo).unwrap()).unwrap();
+    assert!(tree.get_path(Path::new("d/new.txt")).is_ok());
+    assert_eq!(git_cli(tmp.path()), Err(vec!["e/new.txt".to_string()]));
+    // A merge orch writes takes git's verdict; a read-only check trusts libgit2's clean merge.
+    assert_eq!(
+        orch(&repo, Check::Always),
+        Err(vec!["e/new.txt".to_string()])
+    );
+    assert!(orch(&repo, Check::OnConflict).is_ok());
+}
+
+#[test]
+fn whitespace_renames_and_criss_cross_histories_merge_alike_in_both() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "whitespace only, next to a change",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/^line 10$/  line 10/' a.txt; c ws; git checkout -q theirs; sed -i 's/^line 11$/line eleven/' a.txt; c mod",
+        ),
+        (
+            "trailing whitespace against an edit of the line",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/^line 10$/line 10   /' a.txt; c ws; git checkout -q theirs; sed -i 's/^line 10$/line ten/' a.txt; c mod",
+        ),
+        (
+            "CRLF line endings against an edit",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/$/\\r/' a.txt; c crlf; git checkout -q theirs; sed -i 's/^line 30$/line thirty/' a.txt; c mod",
+        ),
+        (
+            "whitespace far from an edit",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/^line 5$/\\tline 5/' a.txt; c ws; git checkout -q theirs; sed -i 's/^line 30$/line thirty/' a.txt; c mod",
+        ),
+        (
+            "a rename against an edit",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt b.txt; c ren; git checkout -q theirs; sed -i 's/line 20/LINE 20/' a.txt; c mod",
+        ),
+        (
+            "a rename with a large edit against an edit",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt b.txt; sed -i '1,18d' b.txt; c ren; git checkout -q theirs; sed -i 's/line 30/LINE 30/' a.txt; c mod",
+        ),
+        (
+            "the same rename on both sides",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt b.txt; c ren; git checkout -q theirs; git mv a.txt b.txt; sed -i 's/line 3$/three/' b.txt; c ren2",
+        ),
+        (
+            "a rename against a delete",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt b.txt; c ren; git checkout -q theirs; git rm -q a.txt; c del",
+        ),
+        (
+            "a rename whose old name is reused",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt b.txt; lines | sed 's/line/other/' > a.txt; c ren; git checkout -q theirs; sed -i 's/line 20/LINE 20/' a.txt; c mod",
+        ),
+        (
+            "a criss-cross merge",
+            "lines > a.txt; lines > b.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/line 5$/ours 5/' a.txt; c o1; git checkout -q theirs; sed -i 's/line 30$/theirs 30/' a.txt; c t1; git checkout -q ours; git merge -q theirs -m m1; git checkout -q theirs; git merge -q ours~1 -m m2; git checkout -q ours; sed -i 's/line 10$/ours 10/' b.txt; c o2; git checkout -q theirs; sed -i 's/line 35$/theirs 35/' b.txt; c t2",
+        ),
+        (
+            "a criss-cross merge over a rename",
+            "lines > a.txt; lines | sed s/^/b/ > b.txt; c base; git branch theirs; git checkout -qb ours; git mv a.txt c.txt; c o1; git checkout -q theirs; sed -i 's/^bline 5$/B5/' b.txt; c t1; git checkout -q ours; git merge -q theirs -m m1; git checkout -q theirs; git merge -q ours~1 -m m2; git checkout -q ours; sed -i 's/^line 30$/thirty/' c.txt; c o2; git checkout -q theirs; sed -i 's/^line 10$/ten/' c.txt; c t2",
+        ),
+        (
+            "a criss-cross merge whose bases conflict",
+            "echo base > a.txt; c base; git branch theirs; git checkout -qb ours; echo ours > a.txt; c o1; git checkout -q theirs; echo theirs > a.txt; c t1; git checkout -q ours; git merge -q theirs -m m1 || { echo ours > a.txt; c m1; }; git checkout -q theirs; git merge -q ours~1 -m m2 || { echo ours > a.txt; c m2; }; git checkout -q ours; echo x > o.txt; c o2; git checkout -q theirs; echo y > t.txt; c t2",
+        ),
+        (
+            "an edit against a delete",
+            "lines > a.txt; c base; git branch theirs; git checkout -qb ours; git rm -q a.txt; c del; git checkout -q theirs; sed -i 's/line 2$/two/' a.txt; c mod",
+        ),
+        (
+            "a mode change against an edit",
+            "lines > a.sh; c base; git branch theirs; git checkout -qb ours; chmod +x a.sh; c mode; git checkout -q theirs; sed -i 's/line 2$/two/' a.sh; c mod",
+        ),
+    ];
+    for (what, script) in cases {
+        let tmp = history(script);
+        let repo = Repository::open(tmp.path()).unwrap();
+        let git = git_cli(tmp.path());
+        let mut lg = libgit2(&repo);
+        if let Err(paths) = &mut lg {
+            paths.dedup();
+        }
+        // Conflicts are compared by path set: libgit2 names every side, git the result's name.
+        match (&git, &lg) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}: trees differ"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("{what}: git {git:?}, libgit2 {lg:?}"),
+        }
+        assert_eq!(orch(&repo, Check::Always).is_ok(), git.is_ok(), "{what}");
+        if let Ok(tree) = git {
+            assert_eq!(orch(&repo, Check::Always), Ok(tree), "{what}");
+        }
+    }
+}
+
+#[test]
+fn commits_only_in_memory_are_merged_by_git_without_writing_to_the_repository() {
+    let tmp = history(BIG_RENAMES);
+    let objects = tmp.path().join(".git").join("objects");
+    let before = walk(&objects);
+    let repo = crate::git::inspect::open_read_only(tmp.path()).unwrap();
+    let (ours, theirs) = sides(&repo);
+    // A commit that exists only in memory (as a dry run's virtual target does), on top of ours.
+    let sig = fixed_sig();
+    let virtual_tip = repo
+        .commit(None, &sig, &sig, "virtual", &ours.tree().unwrap(), &[&ours])
+        .unwrap();
+    let virtual_tip = repo.find_commit(virtual_tip).unwrap();
+    match merge_commits(&repo, &virtual_tip, &theirs, Check::OnConflict).unwrap() {
+        TreeMerge::Clean(mut index) => {
+            let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+            assert!(tree.get_path(Path::new("e/f7.txt")).is_ok());
+        }
+        TreeMerge::Conflict(paths) => panic!("git merges it: {paths:?}"),
+    }
+    assert_eq!(
+        walk(&objects),
+        before,
+        "objects were written to the repository"
+    );
+}
+
+#[test]
+fn git_answers_through_a_scratch_repository() {
+    let tmp = history(
+        "lines > a.txt; c base; git branch theirs; git checkout -qb ours; sed -i 's/^line 10$/ten/' a.txt; c o; git checkout -q theirs; sed -i 's/^line 11$/eleven/' a.txt; c t",
+    );
+    let repo = Repository::open(tmp.path()).unwrap();
+    let (ours, theirs) = sides(&repo);
+    assert_eq!(
+        ask_git(&repo, ours.id(), theirs.id()).unwrap(),
+        Some(GitVerdict::Conflict(vec!["a.txt".to_string()]))
+    );
+}

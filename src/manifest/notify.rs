@@ -1,0 +1,211 @@
+//! `[[notify]]` tables: who hears about which events of `orch up` (a command or a webhook).
+
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::raw::{
+    ARGV_HINT, At, Reporter, expect_table, string, string_array, type_name, unknown_key,
+};
+use super::values::{argv, duration};
+
+/// The keys of a `[[notify]]` table.
+pub const NOTIFY_KEYS: &[&str] = &["events", "command", "webhook", "timeout"];
+
+/// Every event a hook may ask for: the `--json` events of `orch up`, and the ones a person
+/// waits for that the supervisor reports when it sees them.
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "run_started",
+    "plan_started",
+    "upstream_merged",
+    "setup_finished",
+    "task_started",
+    "task_adopted",
+    "task_finished",
+    "task_failed",
+    "task_stuck",
+    "agent_paused",
+    "agent_resumed",
+    "budget_reached",
+    "plan_finished",
+    "plan_blocked",
+    "plan_merged",
+    "plan_merge_failed",
+    "interrupted",
+    "note",
+    "run_finished",
+];
+
+/// The chatty events a hook without `events` does not get: one or more per task or plan start,
+/// and notes (among them the notes about failed deliveries).
+pub const CHATTY_EVENTS: &[&str] = &[
+    "run_started",
+    "plan_started",
+    "upstream_merged",
+    "setup_finished",
+    "task_started",
+    "task_adopted",
+    "task_finished",
+    "note",
+];
+
+/// The default of a hook's `timeout`.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `[[notify]]` table, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyHook {
+    /// How messages name it: `notify #1 (notify-send)`, `notify #2 (https://hooks.example.com)`.
+    pub name: String,
+    /// The events it gets (`events`, or every event but the chatty ones).
+    pub events: Vec<String>,
+    /// Run with the event as one JSON line on stdin.
+    pub command: Option<Vec<String>>,
+    /// POSTed the event's JSON.
+    pub webhook: Option<String>,
+    /// Per delivery (`10s`).
+    pub timeout: Duration,
+    /// 1-based line of the table in the manifest.
+    pub line: usize,
+}
+
+/// Reads and checks the `notify` array of tables.
+pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<NotifyHook> {
+    let DeValue::Array(items) = value.get_ref() else {
+        r.error_hint(
+            &value.span(),
+            format!(
+                "`notify` must be an array of tables, found {}",
+                type_name(value.get_ref())
+            ),
+            "write each hook as a `[[notify]]` table",
+        );
+        return Vec::new();
+    };
+    let mut hooks = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let Some(t) = expect_table(r, "notify", item) else {
+            continue;
+        };
+        let span = item.span();
+        let mut events: Option<At<Vec<At<String>>>> = None;
+        let mut command: Option<At<Vec<At<String>>>> = None;
+        let mut webhook: Option<At<String>> = None;
+        let mut timeout: Option<At<String>> = None;
+        for (k, v) in t.iter() {
+            let name = k.get_ref().as_ref();
+            let ctx = format!("notify.{name}");
+            match name {
+                "events" => events = string_array(r, &ctx, v, None),
+                "command" => command = string_array(r, &ctx, v, Some(ARGV_HINT)),
+                "webhook" => webhook = string(r, &ctx, v),
+                "timeout" => timeout = string(r, &ctx, v),
+                other => unknown_key(r, k, other, "in `[[notify]]`", NOTIFY_KEYS),
+            }
+        }
+        let command = argv(r, "notify.command", command.as_ref());
+        let webhook = webhook.and_then(|At { value, span }| {
+            if value.starts_with("http://") || value.starts_with("https://") {
+                Some(value)
+            } else {
+                r.error_hint(
+                    &span,
+                    format!("`notify.webhook` `{value}` is not an http:// or https:// address"),
+                    "write the whole address, such as \"https://hooks.slack.com/services/T000/B000/XXXX\"",
+                );
+                None
+            }
+        });
+        let (line, _) = r.line_col(&span);
+        let label = match (&command, &webhook) {
+            (Some(c), None) => c[0].clone(),
+            (None, Some(w)) => host_of(w),
+            (Some(_), Some(_)) => {
+                r.error_hint(
+                    &span,
+                    "a `[[notify]]` table has both `command` and `webhook`",
+                    "write one hook per table: a second `[[notify]]` for the other",
+                );
+                continue;
+            }
+            (None, None) => {
+                r.error_hint(
+                    &span,
+                    "a `[[notify]]` table needs `command` or `webhook`",
+                    "command = [\"notify-send\", \"orch\"], or webhook = \"https://…\"",
+                );
+                continue;
+            }
+        };
+        let mut chosen = Vec::new();
+        match &events {
+            Some(At { value, span }) => {
+                if value.is_empty() {
+                    r.error_hint(
+                        span,
+                        "`notify.events` must not be empty",
+                        "remove the key for every event but the chatty ones",
+                    );
+                }
+                for e in value {
+                    if NOTIFY_EVENTS.contains(&e.value.as_str()) {
+                        if !chosen.contains(&e.value) {
+                            chosen.push(e.value.clone());
+                        }
+                    } else {
+                        r.error_hint(
+                            &e.span,
+                            format!("`notify.events`: unknown event `{}`", e.value),
+                            format!("the events are {}", NOTIFY_EVENTS.join(", ")),
+                        );
+                    }
+                }
+            }
+            None => {
+                chosen = NOTIFY_EVENTS
+                    .iter()
+                    .filter(|e| !CHATTY_EVENTS.contains(e))
+                    .map(|e| (*e).to_string())
+                    .collect();
+            }
+        }
+        let timeout = duration(r, "notify.timeout", timeout.as_ref(), false)
+            .unwrap_or(DEFAULT_NOTIFY_TIMEOUT);
+        hooks.push(NotifyHook {
+            name: format!("notify #{} ({label})", n + 1),
+            events: chosen,
+            command,
+            webhook,
+            timeout,
+            line,
+        });
+    }
+    hooks
+}
+
+/// `https://hooks.slack.com/services/…` → `https://hooks.slack.com`: how messages name a webhook
+/// without its secret path.
+fn host_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_is_named_by_its_host_only() {
+        assert_eq!(
+            host_of("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            host_of("http://user:pw@127.0.0.1:8080/x?y"),
+            "http://127.0.0.1:8080"
+        );
+    }
+}

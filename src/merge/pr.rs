@@ -1,0 +1,534 @@
+//! `orch pr`: finished plans handed to review as stacked pull requests, through `git push` and
+//! the GitHub CLI (`gh`).
+//!
+//! Each plan's branch is pushed to the remote; its pull request's base is the branch of the plan
+//! it depends on while that plan is not merged into the target (a stack), else the target. Plans
+//! go in dependency order (upstream first), so a base is always pushed before the pull request
+//! that uses it. A pull request that exists already (`gh pr list --head BRANCH`) is updated with
+//! `gh pr edit`, its base moved when the upstream plan has merged meanwhile. The first command
+//! that fails stops the run: its error names the plan and the command.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::anyhow;
+use serde_json::Value;
+
+use super::order::{OrderItem, merge_order};
+use super::plan_info::{PlanInfo, plan_infos, upstream_landed};
+use super::short;
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::Manifest;
+use crate::status::{StatusDoc, TaskStatus};
+use crate::workspace::{self, Workspace};
+
+/// What one plan of an `orch pr` run got (or, with `--dry-run`, would get).
+#[derive(Clone, Debug)]
+pub struct PrStep {
+    pub plan: String,
+    pub branch: String,
+    /// The pull request's base branch (empty for a skipped plan).
+    pub base: String,
+    /// `created`, `updated`, `would_create`, `would_update` or `skipped`.
+    pub action: &'static str,
+    /// The pull request's number, when known.
+    pub number: Option<u64>,
+    /// The pull request's address, when known.
+    pub url: Option<String>,
+    /// The base before `gh pr edit` moved it.
+    pub base_before: Option<String>,
+    /// Why a plan was skipped.
+    pub reason: Option<String>,
+    /// The commands run (or, with `--dry-run`, to be run), as argv.
+    pub commands: Vec<Vec<String>>,
+    /// The pull request's body.
+    pub body: String,
+}
+
+/// One `orch pr` run over the plans of a manifest.
+pub struct PrRun<'a> {
+    ws: &'a Workspace,
+    manifest: &'a Manifest,
+    repo_root: PathBuf,
+    infos: Vec<PlanInfo>,
+    docs: Vec<StatusDoc>,
+    /// The plans of the run (indices into `infos`), upstream plans first.
+    pub order: Vec<usize>,
+    /// Plans named on the command line that landed already: no pull request.
+    pub landed: Vec<usize>,
+    pub remote: String,
+    pub target: String,
+}
+
+/// A pull request that exists, from `gh pr list`.
+struct Existing {
+    number: u64,
+    url: Option<String>,
+    base: Option<String>,
+}
+
+impl<'a> PrRun<'a> {
+    /// The plans of the run: the named ones (unknown names exit 2, an unfinished one is refused
+    /// with exit 4), or every finished plan with a branch that is not merged yet.
+    pub fn plan(ws: &'a Workspace, manifest: &'a Manifest, names: &[String]) -> CliResult<Self> {
+        let repo_root = workspace::repo_root(manifest)?;
+        let target = manifest.defaults.target.clone();
+        let infos = plan_infos(ws, manifest, &repo_root)?;
+        let docs = workspace::read_statuses(ws, None)?;
+        let mut chosen = Vec::new();
+        let mut landed = Vec::new();
+        if names.is_empty() {
+            for p in &infos {
+                if p.unfinished.is_empty() && p.tip.is_some() && p.landed.is_none() {
+                    chosen.push(p.index);
+                }
+            }
+        } else {
+            let mut refusals = Vec::new();
+            for name in names {
+                let Some(p) = infos.iter().find(|p| &p.name == name) else {
+                    let known: Vec<String> =
+                        infos.iter().map(|p| format!("`{}`", p.name)).collect();
+                    return Err(CliError::invalid(anyhow!(
+                        "no plan named `{name}` in the manifest"
+                    ))
+                    .with_hint(format!("the manifest's plans are {}", known.join(", "))));
+                };
+                if chosen.contains(&p.index) || landed.contains(&p.index) {
+                    continue;
+                }
+                if !p.unfinished.is_empty() {
+                    refusals.push(format!(
+                        "plan `{}` is not finished: {}",
+                        p.name,
+                        p.unfinished.join(", ")
+                    ));
+                } else if p.tip.is_none() {
+                    refusals.push(format!("plan `{}` has no branch `{}`", p.name, p.branch));
+                } else if p.landed.is_some() {
+                    landed.push(p.index);
+                } else {
+                    chosen.push(p.index);
+                }
+            }
+            if !refusals.is_empty() {
+                return Err(CliError::new(
+                    exit::REFUSED,
+                    anyhow!("{}; no pull request was opened", refusals.join("; ")),
+                )
+                .with_hint("finish the plan first (`orch up PLAN`), or leave it out"));
+            }
+        }
+        let items: Vec<OrderItem> = chosen
+            .iter()
+            .map(|&i| OrderItem {
+                name: infos[i].name.clone(),
+                priority: infos[i].priority,
+                depends_on: infos[i].upstreams.clone(),
+            })
+            .collect();
+        let order = merge_order(&items).into_iter().map(|k| chosen[k]).collect();
+        Ok(Self {
+            ws,
+            manifest,
+            repo_root,
+            infos,
+            docs,
+            order,
+            landed,
+            remote: manifest.defaults.remote.clone(),
+            target,
+        })
+    }
+
+    /// Pushes and opens or updates each plan's pull request in order (with `dry_run`, only
+    /// `gh pr list` runs), calling `report` after each plan. The first failing command stops the
+    /// run with an error naming the plan and the command.
+    pub fn run(&self, dry_run: bool, mut report: impl FnMut(&PrStep)) -> CliResult<Vec<PrStep>> {
+        let mut steps = Vec::new();
+        for &i in &self.landed {
+            let p = &self.infos[i];
+            let step = PrStep {
+                plan: p.name.clone(),
+                branch: p.branch.clone(),
+                base: String::new(),
+                action: "skipped",
+                number: None,
+                url: None,
+                base_before: None,
+                reason: Some(format!(
+                    "already merged into `{}` ({})",
+                    self.target,
+                    p.landed.as_deref().unwrap_or_default()
+                )),
+                commands: Vec::new(),
+                body: String::new(),
+            };
+            report(&step);
+            steps.push(step);
+        }
+        // Branches pushed in this run (a base outside the run is pushed once, before its user).
+        let mut pushed: Vec<String> = Vec::new();
+        for &i in &self.order {
+            let step = self.one(i, dry_run, &mut pushed)?;
+            report(&step);
+            steps.push(step);
+        }
+        Ok(steps)
+    }
+
+    /// The base of plan `i` and the plans it depends on, each with how it stands.
+    fn base_of(&self, i: usize) -> CliResult<(String, Vec<(String, String)>)> {
+        let p = &self.infos[i];
+        let by_name: HashMap<&str, &PlanInfo> =
+            self.infos.iter().map(|p| (p.name.as_str(), p)).collect();
+        let mut base = None;
+        let mut deps = Vec::new();
+        for u in &p.upstreams {
+            let Some(up) = by_name.get(u.as_str()) else {
+                continue;
+            };
+            let merged = upstream_landed(up, &self.repo_root, &self.target).map_err(|e| {
+                CliError::coded(e).with_hint(format!("while reading plan `{}`", p.name))
+            })?;
+            if merged {
+                deps.push((u.clone(), format!("merged into `{}`", self.target)));
+            } else if base.is_none() {
+                base = Some(up.branch.clone());
+                deps.push((
+                    u.clone(),
+                    format!(
+                        "not merged yet: this pull request's base is `{}`",
+                        up.branch
+                    ),
+                ));
+            } else {
+                deps.push((
+                    u.clone(),
+                    format!("not merged yet (branch `{}`)", up.branch),
+                ));
+            }
+        }
+        Ok((base.unwrap_or_else(|| self.target.clone()), deps))
+    }
+
+    fn one(&self, i: usize, dry_run: bool, pushed: &mut Vec<String>) -> CliResult<PrStep> {
+        let p = &self.infos[i];
+        let (base, deps) = self.base_of(i)?;
+        let body = self.body(i, &deps);
+        let title = format!("{}: {}", p.name, self.ws.plans[p.index].plan.title.trim());
+        let mut commands = Vec::new();
+        let push = |branch: &str| {
+            vec![
+                "git".to_string(),
+                "push".into(),
+                self.remote.clone(),
+                format!("refs/heads/{branch}:refs/heads/{branch}"),
+            ]
+        };
+        // A base that is a plan branch outside the run (an unfinished upstream plan) must exist
+        // on the remote before the pull request can use it.
+        if base != self.target
+            && !pushed.contains(&base)
+            && !self.order.iter().any(|&j| self.infos[j].branch == base)
+        {
+            commands.push(push(&base));
+        }
+        commands.push(push(&p.branch));
+        if !dry_run {
+            for argv in &commands {
+                self.exec(&p.name, argv)?;
+            }
+        }
+        for argv in &commands {
+            pushed.push(
+                argv[3]
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("refs/heads/")
+                    .to_string(),
+            );
+        }
+        let list = vec![
+            "gh".to_string(),
+            "pr".into(),
+            "list".into(),
+            "--head".into(),
+            p.branch.clone(),
+            "--state".into(),
+            "open".into(),
+            "--json".into(),
+            "number,url,baseRefName".into(),
+        ];
+        // A dry run goes on without `gh` (not installed, not logged in): it cannot tell an
+        // update from a new pull request then, and says so.
+        let mut note = None;
+        let listed = if dry_run {
+            self.output(&list).unwrap_or_else(|why| {
+                note = Some(format!(
+                    "`gh pr list` could not run ({why}): if a pull request is open for the branch, `orch pr` updates it instead"
+                ));
+                "[]".to_string()
+            })
+        } else {
+            self.exec(&p.name, &list)?
+        };
+        commands.push(list.clone());
+        let existing = parse_list(&listed).map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                anyhow!(
+                    "plan `{}`: `{}` printed what is not a list of pull requests: {e}",
+                    p.name,
+                    shown(&list)
+                ),
+            )
+        })?;
+        let body_file = self.body_file(&p.name);
+        if !dry_run {
+            write_body(&body_file, &body).map_err(|e| {
+                CliError::new(
+                    exit::FAILURE,
+                    anyhow!(
+                        "plan `{}`: cannot write the pull request body `{}`: {e}",
+                        p.name,
+                        body_file.display()
+                    ),
+                )
+            })?;
+        }
+        let body_arg = body_file.display().to_string();
+        let mut step = PrStep {
+            plan: p.name.clone(),
+            branch: p.branch.clone(),
+            base: base.clone(),
+            action: "",
+            number: None,
+            url: None,
+            base_before: None,
+            reason: note,
+            commands,
+            body,
+        };
+        match existing {
+            Some(pr) => {
+                let edit = vec![
+                    "gh".to_string(),
+                    "pr".into(),
+                    "edit".into(),
+                    pr.number.to_string(),
+                    "--base".into(),
+                    base.clone(),
+                    "--title".into(),
+                    title,
+                    "--body-file".into(),
+                    body_arg,
+                ];
+                if !dry_run {
+                    self.exec(&p.name, &edit)?;
+                }
+                step.commands.push(edit);
+                step.action = if dry_run { "would_update" } else { "updated" };
+                step.number = Some(pr.number);
+                step.url = pr.url;
+                step.base_before = pr.base.filter(|b| *b != base);
+            }
+            None => {
+                let create = vec![
+                    "gh".to_string(),
+                    "pr".into(),
+                    "create".into(),
+                    "--base".into(),
+                    base.clone(),
+                    "--head".into(),
+                    p.branch.clone(),
+                    "--title".into(),
+                    title,
+                    "--body-file".into(),
+                    body_arg,
+                ];
+                if !dry_run {
+                    let out = self.exec(&p.name, &create)?;
+                    step.url = out
+                        .lines()
+                        .map(str::trim)
+                        .rfind(|l| l.starts_with("http"))
+                        .map(str::to_string);
+                    step.number = step
+                        .url
+                        .as_deref()
+                        .and_then(|u| u.rsplit('/').next())
+                        .and_then(|n| n.parse().ok());
+                }
+                step.commands.push(create);
+                step.action = if dry_run { "would_create" } else { "created" };
+            }
+        }
+        Ok(step)
+    }
+
+    /// Where the body of a plan's pull request is written: next to its status file.
+    fn body_file(&self, plan: &str) -> PathBuf {
+        self.manifest
+            .state_path(plan)
+            .with_file_name("pull-request.md")
+    }
+
+    /// The pull request's body: the plan's tasks with their commits, its checks, the plans it
+    /// depends on.
+    fn body(&self, i: usize, deps: &[(String, String)]) -> String {
+        let p = &self.infos[i];
+        let lp = &self.ws.plans[p.index];
+        let doc = &self.docs[p.index];
+        let mut out = format!(
+            "Plan `{}` (`{}`), branch `{}`, opened by `orch pr`.\n\n",
+            p.name, lp.rel_path, p.branch
+        );
+        out.push_str("## Depends on\n\n");
+        if deps.is_empty() {
+            out.push_str("No other plan.\n");
+        }
+        for (name, how) in deps {
+            out.push_str(&format!("- `{name}`: {how}\n"));
+        }
+        out.push_str("\n## Tasks\n\n");
+        for t in &doc.tasks {
+            out.push_str(&format!("- {}\n", entry_line(t)));
+        }
+        out.push_str("\n## Checks\n\n");
+        let mut any = false;
+        for v in &doc.verify_steps {
+            out.push_str(&format!("- {}\n", entry_line(v)));
+            any = true;
+        }
+        if let Some(verify) = &self.manifest.defaults.verify {
+            out.push_str(&format!(
+                "- `{}` runs on the merge result before `{}` moves (`orch merge`)\n",
+                super::verify::shown(verify),
+                self.target
+            ));
+            any = true;
+        }
+        if !any {
+            out.push_str("None.\n");
+        }
+        out
+    }
+
+    /// Runs `argv` in the repository; its stdout, or an error naming the plan and the command.
+    fn exec(&self, plan: &str, argv: &[String]) -> CliResult<String> {
+        self.output(argv).map_err(|why| {
+            let e = CliError::new(
+                exit::FAILURE,
+                anyhow!(
+                    "plan `{plan}`: `{}` failed: {why}; later plans were not handled",
+                    shown(argv)
+                ),
+            );
+            if argv[0] == "gh" && why.starts_with("cannot run") {
+                e.with_hint(
+                    "install the GitHub CLI (https://cli.github.com) and run `gh auth login`",
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Runs `argv` in the repository: its stdout, or why it failed.
+    fn output(&self, argv: &[String]) -> Result<String, String> {
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&self.repo_root)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let code = out
+                .status
+                .code()
+                .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"));
+            return Err(format!("{code}: {}", stderr.trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// One task or verification step in a body: `[x] 1.2 description (abc1234567)`.
+fn entry_line(t: &crate::status::TaskEntry) -> String {
+    let mark = match t.status {
+        TaskStatus::Completed => "[x]",
+        TaskStatus::Skipped => "[-]",
+        _ => "[ ]",
+    };
+    let mut line = format!("{mark} {} {}", t.id, t.description.trim());
+    if let Some(c) = &t.commit {
+        line.push_str(&format!(" ({})", short(c)));
+    }
+    if t.status == TaskStatus::Skipped {
+        line.push_str(&format!(
+            " (skipped{})",
+            t.skip_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    line
+}
+
+fn write_body(path: &Path, body: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, body)
+}
+
+/// The first pull request `gh pr list --json number,url,baseRefName` printed, if any.
+fn parse_list(out: &str) -> Result<Option<Existing>, String> {
+    let v: Value = serde_json::from_str(out.trim()).map_err(|e| e.to_string())?;
+    let Value::Array(items) = v else {
+        return Err("not a JSON array".into());
+    };
+    let Some(first) = items.first() else {
+        return Ok(None);
+    };
+    let number = first
+        .get("number")
+        .and_then(Value::as_u64)
+        .ok_or("an entry without `number`")?;
+    Ok(Some(Existing {
+        number,
+        url: first.get("url").and_then(Value::as_str).map(str::to_string),
+        base: first
+            .get("baseRefName")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }))
+}
+
+pub use super::verify::shown;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_gh_pr_list() {
+        assert!(parse_list("[]").expect("list").is_none());
+        let pr = parse_list(r#"[{"number":7,"url":"https://x/pull/7","baseRefName":"plan/a"}]"#)
+            .expect("list")
+            .expect("one");
+        assert_eq!(
+            (pr.number, pr.url.as_deref(), pr.base.as_deref()),
+            (7, Some("https://x/pull/7"), Some("plan/a"))
+        );
+        assert!(parse_list("{}").is_err());
+        assert!(parse_list("oops").is_err());
+    }
+}

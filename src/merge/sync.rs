@@ -1,0 +1,132 @@
+//! `orch sync`: a plan kept current with the plans it depends on. The tip of each upstream
+//! plan's branch (every commit there is a whole task) is merged into the plan's branch, in its
+//! worktree, as a merge commit, as stacked-branch tools keep a child current with its parent.
+//! All the merges are tried in memory first: a conflict changes nothing.
+
+use std::path::Path;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::git::{self, GitError, MergeOutcome, MergePreview};
+
+/// A plan to bring up to date.
+#[derive(Clone, Debug)]
+pub struct SyncTarget<'a> {
+    pub plan: &'a str,
+    pub branch: &'a str,
+    /// The plan's worktree, which has `branch` checked out.
+    pub worktree: &'a Path,
+    /// The upstream plans: `(name, branch)`, in `depends_on` order.
+    pub upstreams: Vec<(String, String)>,
+}
+
+/// One upstream plan's tip, merged into the plan (or already in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamMerge {
+    pub upstream: String,
+    pub branch: String,
+    pub upstream_commit: String,
+    /// The merge commit; `None` when the plan already contained the upstream tip.
+    pub commit: Option<String>,
+}
+
+/// What [`sync_plan`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncResult {
+    /// Every upstream tip is in the plan's branch now (upstreams without a branch are left out).
+    Done(Vec<UpstreamMerge>),
+    /// Merging this upstream's tip conflicts in `files`; nothing was changed.
+    Conflict {
+        upstream: String,
+        branch: String,
+        upstream_commit: String,
+        files: Vec<String>,
+    },
+}
+
+/// Merges the tip of each upstream branch into the plan's branch, in its worktree (which must be
+/// clean). Tried in memory first: on a conflict nothing changes.
+pub fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, GitError> {
+    let mut tips = Vec::new();
+    for (name, branch) in &t.upstreams {
+        if let Some(tip) = git::branch_tip(repo_root, branch)? {
+            tips.push((name.clone(), branch.clone(), tip));
+        }
+    }
+    let commits: Vec<String> = tips.iter().map(|(_, _, tip)| tip.clone()).collect();
+    if let MergePreview::Conflict { index, paths } =
+        git::preview_merges(repo_root, t.branch, &commits)?
+    {
+        let (upstream, branch, upstream_commit) = tips[index].clone();
+        return Ok(SyncResult::Conflict {
+            upstream,
+            branch,
+            upstream_commit,
+            files: paths,
+        });
+    }
+    let mut done = Vec::new();
+    for (upstream, branch, tip) in tips {
+        let short = super::short(&tip);
+        let message = format!(
+            "{}: merge `{upstream}` ({branch} at {short}) to keep up with it",
+            t.plan
+        );
+        match git::merge_into(t.worktree, t.branch, &tip, &message)? {
+            MergeOutcome::AlreadyContained => done.push(UpstreamMerge {
+                upstream,
+                branch,
+                upstream_commit: tip,
+                commit: None,
+            }),
+            MergeOutcome::Merged { commit } => done.push(UpstreamMerge {
+                upstream,
+                branch,
+                upstream_commit: tip,
+                commit: Some(commit),
+            }),
+            // Only if a branch moved since the trial: the merges before it stay.
+            MergeOutcome::Conflict { paths } => {
+                return Ok(SyncResult::Conflict {
+                    upstream,
+                    branch,
+                    upstream_commit: tip,
+                    files: paths,
+                });
+            }
+        }
+    }
+    Ok(SyncResult::Done(done))
+}
+
+/// The status file's `orchUpstream` with `merges` recorded: per upstream plan, the upstream
+/// commit the plan's branch contains (`commit`), the branch it was the tip of, the merge commit
+/// that brought it (if one was made now) and when.
+pub fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]) -> Value {
+    let mut map = existing
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let at = crate::status::timestamp(Utc::now());
+    for m in merges {
+        let previous_merge = map
+            .get(&m.upstream)
+            .filter(|v| v.get("commit").and_then(Value::as_str) == Some(m.upstream_commit.as_str()))
+            .and_then(|v| v.get("mergeCommit").cloned());
+        let merge_commit = match &m.commit {
+            Some(c) => json!(c),
+            None => previous_merge.unwrap_or(Value::Null),
+        };
+        map.insert(
+            m.upstream.clone(),
+            json!({
+                "branch": m.branch,
+                "commit": m.upstream_commit,
+                "mergeCommit": merge_commit,
+                "at": at,
+            }),
+        );
+    }
+    Value::Object(map)
+}

@@ -1,0 +1,74 @@
+//! A task's own check: `(check: cargo test -p auth)` in its description, the argv `orch up` runs
+//! in the task's worktree after its agent is done (instead of the plan's or the default check).
+//! Split at spaces; `"…"` keeps spaces inside one argument. Never given to a shell.
+
+/// The argv of the first `(check: …)` clause of `description`; `Ok(None)` without one, `Err`
+/// for a clause that is not closed or names no program.
+pub fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
+    let lower = description.to_ascii_lowercase();
+    let Some(pos) = lower.find("(check:") else {
+        return Ok(None);
+    };
+    let start = pos + "(check:".len();
+    let Some(end) = description[start..].find(')') else {
+        return Err("`(check:` is not closed by `)`".to_string());
+    };
+    let argv = split_argv(&description[start..start + end]);
+    if argv.is_empty() {
+        return Err("`(check: …)` names no command".to_string());
+    }
+    Ok(Some(argv))
+}
+
+fn split_argv(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_clause;
+
+    #[test]
+    fn clauses() {
+        assert_eq!(check_clause("Add login"), Ok(None));
+        assert_eq!(
+            check_clause("Add login (check: cargo test -p auth) (depends: 1.1)"),
+            Ok(Some(vec![
+                "cargo".into(),
+                "test".into(),
+                "-p".into(),
+                "auth".into()
+            ]))
+        );
+        assert_eq!(
+            check_clause("x (Check: sh -c \"test -f a.txt\")"),
+            Ok(Some(vec!["sh".into(), "-c".into(), "test -f a.txt".into()]))
+        );
+        assert!(check_clause("x (check: cargo test").is_err());
+        assert!(check_clause("x (check:  )").is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! `ORCH_PORT`: each worktree (plan or task) gets the first port of a block of `ports` ports
+//! (`[defaults]`, default 10) that no other worktree existing at the same time has, so that the
+//! dev servers and test databases of parallel agents do not collide.
+//!
+//! The blocks are kept in `<state_dir>/ports.json` (`{"<worktree path>": {"start": N, "size":
+//! M}}`), read and written under a lock on `<state_dir>/ports.lock`. A worktree keeps its block
+//! while its directory exists, so its setup command and its agents see the same value; the
+//! block of a worktree that is gone is given out again. Blocks start at [`FIRST_PORT`]. Whether
+//! another program on the machine listens on a port is not checked.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The first port given out.
+pub const FIRST_PORT: u32 = 42_000;
+/// The last port a block may hold.
+pub const LAST_PORT: u32 = 65_535;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Block {
+    start: u32,
+    size: u32,
+}
+
+/// The first port of `worktree`'s block of `size` ports: the one it has, else a new one (the
+/// lowest free from [`FIRST_PORT`] on), recorded under `state_dir`.
+pub fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u16, String> {
+    let size = u32::from(size.max(1));
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;
+    let lock_path = state_dir.join("ports.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open `{}`: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
+    let path = state_dir.join("ports.json");
+    let mut blocks: BTreeMap<String, Block> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let key = key_of(worktree);
+    // Worktrees that are gone give their blocks back.
+    blocks.retain(|k, _| *k == key || Path::new(k).is_dir());
+    if let Some(b) = blocks.get(&key)
+        && b.size == size
+    {
+        return to_port(b.start);
+    }
+    blocks.remove(&key);
+    let mut taken: Vec<Block> = blocks.values().copied().collect();
+    taken.sort_by_key(|b| b.start);
+    let mut start = FIRST_PORT;
+    for b in &taken {
+        if start + size <= b.start {
+            break;
+        }
+        start = start.max(b.start + b.size);
+    }
+    if start + size - 1 > LAST_PORT {
+        return Err(format!(
+            "no free block of {size} ports from {FIRST_PORT} on: {} worktrees hold one",
+            taken.len()
+        ));
+    }
+    blocks.insert(key, Block { start, size });
+    let text = serde_json::to_vec_pretty(&blocks).map_err(|e| e.to_string())?;
+    let tmp = state_dir.join("ports.json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    to_port(start)
+}
+
+fn key_of(worktree: &Path) -> String {
+    let abs: PathBuf = std::path::absolute(worktree).unwrap_or_else(|_| worktree.to_path_buf());
+    abs.display().to_string()
+}
+
+fn to_port(start: u32) -> Result<u16, String> {
+    u16::try_from(start).map_err(|_| format!("port {start} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_disjoint_stable_and_given_back() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("state");
+        let wt = |n: &str| {
+            let p = tmp.path().join(n);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            p
+        };
+        let (a, b, c) = (wt("a"), wt("b"), wt("c"));
+        let pa = port_for(&state, &a, 10).expect("a");
+        let pb = port_for(&state, &b, 10).expect("b");
+        assert_eq!((pa, pb), (42_000, 42_010));
+        assert_eq!(port_for(&state, &a, 10).expect("a again"), pa, "stable");
+        // `a` is gone: its block goes to the next worktree.
+        std::fs::remove_dir_all(&a).expect("rm");
+        assert_eq!(port_for(&state, &c, 10).expect("c"), 42_000);
+        // A larger block does not overlap the others.
+        let d = wt("d");
+        let pd = port_for(&state, &d, 25).expect("d");
+        assert_eq!(pd, 42_020);
+        assert_eq!(port_for(&state, &b, 10).expect("b again"), pb);
+    }
+}

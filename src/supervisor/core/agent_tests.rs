@@ -1,0 +1,556 @@
+//! The core's handling of agents and spending, input by input: usage limits (a pause, then a
+//! resume), fatal failures (the agent stops, no retry is burnt), no success without a report,
+//! the check before a commit, and budgets. No processes, no files, no clock.
+
+use std::time::{Duration, Instant};
+
+use super::tests::{cfg, core, launches, plan, reports, spec};
+use super::*;
+use crate::agent_output::{AgentOutput, Class, Fatal, Usage};
+use crate::graph::Graph;
+use crate::manifest::ReportMode;
+use crate::status::TaskStatus;
+use crate::supervisor::state::{AgentState, CheckOutcome, Ending, Outcome, RunId, Settlement};
+
+const THREE: &str = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n";
+
+fn exited(
+    c: &mut Core<'_>,
+    now: Instant,
+    run: RunId,
+    code: i32,
+    output: AgentOutput,
+) -> Vec<Action> {
+    c.handle(
+        now,
+        Input::Exited {
+            run,
+            ending: Ending::Exited(Some(code)),
+            output,
+        },
+    )
+}
+
+fn settles(out: &[Action]) -> Vec<(RunId, Settlement, Option<Usage>)> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Settle {
+                run, how, usage, ..
+            } => Some((*run, how.clone(), *usage)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn limited(wait: Option<Duration>) -> AgentOutput {
+    AgentOutput {
+        error: Some("API Error: 429 usage limit reached".into()),
+        class: Class::Limit(wait),
+        ..AgentOutput::default()
+    }
+}
+
+fn spent(micro_usd: u64) -> AgentOutput {
+    AgentOutput {
+        usage: Some(Usage {
+            input_tokens: 100,
+            output_tokens: 10,
+            cost_micro_usd: Some(micro_usd),
+            ..Usage::default()
+        }),
+        ..AgentOutput::default()
+    }
+}
+
+#[test]
+fn a_usage_limit_pauses_the_agent_without_counting_the_attempt_then_resumes() {
+    let plans = vec![plan(THREE)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut s = spec("a");
+    s.slots = 2;
+    let mut c = core(cfg(8), &g, &plans, vec![s]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 2);
+    let (run, _, attempt) = l[0];
+    assert_eq!(attempt, 1);
+
+    let out = exited(&mut c, t0, run, 1, limited(Some(Duration::from_secs(30))));
+    // Paused with the client's reset time; the task goes back, no failure, no launch.
+    let paused: Vec<_> = reports(&out)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::AgentPaused {
+                    resume_in_ms: 30_000,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(paused.len(), 1, "{out:?}");
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RecordPause { pause: Some(_), .. }))
+    );
+    assert!(matches!(
+        settles(&out)[..],
+        [(r, Settlement::Interrupt { .. }, _)] if r == run
+    ));
+    assert!(launches(&out).is_empty());
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Interrupted,
+        },
+    );
+    assert!(
+        launches(&out).is_empty(),
+        "nothing of a paused agent starts: {out:?}"
+    );
+    assert!(
+        !reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskFailed { .. }))
+    );
+    assert!(!c.is_over(), "the pause keeps the run going");
+    assert!(matches!(
+        c.state().agents[0].state,
+        AgentState::Paused { .. }
+    ));
+
+    // Before the reset: still nothing. At it: resumed, and the task runs again as attempt 1.
+    assert!(launches(&c.handle(t0 + Duration::from_secs(29), Input::Tick)).is_empty());
+    let out = c.handle(t0 + Duration::from_secs(30), Input::Tick);
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::AgentResumed { .. }))
+    );
+    let again = launches(&out);
+    assert_eq!(again.len(), 1, "{out:?}");
+    assert_eq!(
+        (again[0].1, again[0].2),
+        (l[0].1, 1),
+        "the limited attempt was not counted"
+    );
+}
+
+#[test]
+fn a_limit_without_a_reset_time_backs_off_doubling_up_to_a_cap() {
+    let plans = vec![plan(THREE)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut c = core(cfg(8), &g, &plans, vec![spec("a")]);
+    let mut now = Instant::now();
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        let l = launches(&c.handle(now, Input::Tick));
+        assert_eq!(l.len(), 1);
+        let out = exited(&mut c, now, l[0].0, 1, limited(None));
+        let ms = reports(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::AgentPaused { resume_in_ms, .. } => Some(*resume_in_ms),
+                _ => None,
+            })
+            .expect("paused");
+        waits.push(ms / 1000);
+        c.handle(
+            now,
+            Input::Settled {
+                run: l[0].0,
+                outcome: Outcome::Interrupted,
+            },
+        );
+        now += Duration::from_millis(ms);
+    }
+    assert_eq!(waits, [60, 120, 240, 480, 960, 1800, 1800]);
+}
+
+#[test]
+fn a_fatal_failure_stops_the_agent_and_burns_no_retries() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text)];
+    let names: Vec<String> = vec!["a".into(), "b".into()];
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut sa = spec("a");
+    sa.retries = 3;
+    let mut sb = spec("b");
+    sb.agent = "other".into();
+    let mut c = core(cfg(1), &g, &plans, vec![sa, sb]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 1, "max_agents = 1");
+    let auth = AgentOutput {
+        error: Some("Invalid API key · Please run /login".into()),
+        class: Class::Fatal(Fatal::Auth),
+        ..AgentOutput::default()
+    };
+    let out = exited(&mut c, t0, l[0].0, 1, auth);
+    let stopped: Vec<_> = reports(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AgentStopped {
+                agent, class, fix, ..
+            } => Some((agent.clone(), class.clone(), fix.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(
+        (stopped[0].0.as_str(), stopped[0].1.as_str()),
+        ("script", "authentication")
+    );
+    assert!(stopped[0].2.contains("log the client"), "{}", stopped[0].2);
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run: l[0].0,
+            outcome: Outcome::Interrupted,
+        },
+    );
+    // Plan b has another agent: it goes on; plan a's agent never starts again, even later.
+    let next = launches(&out);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].1, Unit::Task { plan: 1, task: 0 });
+    finish_ok(&mut c, t0, next[0].0);
+    assert!(launches(&c.handle(t0 + Duration::from_secs(3600), Input::Tick)).is_empty());
+    assert!(c.is_over());
+    let (summary, _) = c.summary(Duration::from_secs(1));
+    assert_eq!(summary.agents_stopped.len(), 1);
+    assert_eq!(summary.plans[0].outcome, "blocked");
+    assert!(
+        summary.plans[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("Invalid API key")
+    );
+    assert!(summary.plans[0].failed_tasks.is_empty(), "no task failed");
+    assert_eq!(
+        c.state().tasks[0][0].attempts,
+        0,
+        "the attempt was not counted"
+    );
+}
+
+/// Attempt `run` reports done, exits 0 and is committed.
+fn finish_ok(c: &mut Core<'_>, now: Instant, run: RunId) -> Vec<Action> {
+    let unit = c.state().runs[&run].unit;
+    let (p, t) = (unit.plan(), unit.task().expect("task"));
+    let facts = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    let mut out = c.handle(
+        now,
+        Input::Status {
+            plan: p,
+            tasks: vec![(t, facts)],
+            merged: false,
+        },
+    );
+    out.extend(exited(c, now, run, 0, spent(250_000)));
+    out.extend(c.handle(
+        now,
+        Input::Settled {
+            run,
+            outcome: Outcome::Done {
+                commit: Some(format!("c{run}")),
+            },
+        },
+    ));
+    out
+}
+
+#[test]
+fn exit_0_without_a_report_fails_unless_the_agent_reports_by_exit() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    for (report, want_commit) in [(ReportMode::Orch, false), (ReportMode::Exit, true)] {
+        let mut s = spec("a");
+        s.report = report;
+        let mut c = core(cfg(1), &g, &plans, vec![s]);
+        let t0 = Instant::now();
+        let l = launches(&c.handle(t0, Input::Tick));
+        let said = AgentOutput {
+            result: Some("I cannot do this: no schema".into()),
+            ..AgentOutput::default()
+        };
+        let out = exited(&mut c, t0, l[0].0, 0, said);
+        match &settles(&out)[..] {
+            [(_, Settlement::Commit, _)] => assert!(want_commit, "{report:?}"),
+            [
+                (
+                    _,
+                    Settlement::Fail {
+                        error,
+                        record: true,
+                    },
+                    _,
+                ),
+            ] => {
+                assert!(!want_commit, "{report:?}");
+                assert!(error.contains("ended without reporting"), "{error}");
+                assert!(error.contains("I cannot do this: no schema"), "{error}");
+            }
+            other => panic!("{report:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_check_runs_between_the_report_and_the_commit() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (check: make test)\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut s = spec("a");
+    s.slots = 2;
+    s.retries = 1;
+    let mut c = core(cfg(2), &g, &plans, vec![s]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 2);
+    // 1.1 has no check: commits at once. 1.2 names one: checking first.
+    let out = finish_ok(&mut c, t0, l[0].0);
+    assert!(!out.iter().any(|a| matches!(a, Action::Check { .. })));
+    let run = l[1].0;
+    let facts = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    c.handle(
+        t0,
+        Input::Status {
+            plan: 0,
+            tasks: vec![(1, facts)],
+            merged: false,
+        },
+    );
+    let out = exited(&mut c, t0, run, 0, spent(10));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Check { run: r, .. } if *r == run))
+    );
+    assert!(settles(&out).is_empty(), "no commit before the check");
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskChecking { .. }))
+    );
+    assert_eq!(
+        c.state().runs[&run].stage,
+        crate::supervisor::state::Stage::Checking
+    );
+    // A failing check fails the attempt with its output, recorded (the usage goes along).
+    let out = c.handle(
+        t0,
+        Input::Checked {
+            run,
+            result: CheckOutcome::Failed("3 tests failed".into()),
+        },
+    );
+    match &settles(&out)[..] {
+        [
+            (
+                r,
+                Settlement::Fail {
+                    error,
+                    record: true,
+                },
+                Some(u),
+            ),
+        ] => {
+            assert_eq!(*r, run);
+            assert_eq!(error, "3 tests failed");
+            assert_eq!(u.cost_micro_usd, Some(10));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Settled: a failed attempt, tried again (retries = 1).
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Failed {
+                error: "3 tests failed".into(),
+                saved: None,
+            },
+        },
+    );
+    assert!(reports(&out).iter().any(|e| matches!(
+        e,
+        Event::TaskFailed {
+            retry_in_ms: Some(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_run_budget_stops_new_launches_and_a_plan_budget_counts_earlier_runs() {
+    let plans = vec![plan(THREE)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut conf = cfg(1);
+    conf.budget = crate::manifest::Budget {
+        micro_usd: Some(400_000),
+        tokens: None,
+    };
+    let mut c = core(conf, &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    let out = finish_ok(&mut c, t0, l[0].0);
+    let next = launches(&out);
+    assert_eq!(next.len(), 1, "$0.25 of $0.40: goes on");
+    let out = finish_ok(&mut c, t0, next[0].0);
+    let reached: Vec<_> = reports(&out)
+        .into_iter()
+        .filter(|e| matches!(e, Event::BudgetReached { plan: None, .. }))
+        .collect();
+    assert_eq!(reached.len(), 1, "{out:?}");
+    assert!(
+        launches(&out).is_empty(),
+        "$0.50 of $0.40: nothing new starts"
+    );
+    assert!(c.is_over());
+    let (summary, _) = c.summary(Duration::from_secs(1));
+    assert_eq!(summary.usage.cost_micro_usd, Some(500_000));
+    assert_eq!(summary.plans[0].outcome, "unfinished");
+    assert!(summary.budget_reached.is_some());
+
+    // A plan whose recorded spending already passed its budget starts nothing.
+    let mut s = spec("a");
+    s.budget = crate::manifest::Budget {
+        micro_usd: None,
+        tokens: Some(100),
+    };
+    let used = TaskFacts {
+        status: TaskStatus::Completed,
+        usage: Some(Usage {
+            input_tokens: 150,
+            ..Usage::default()
+        }),
+        ..TaskFacts::default()
+    };
+    let facts = vec![vec![used, TaskFacts::default(), TaskFacts::default()]];
+    let mut c = Core::new(
+        cfg(1),
+        &g,
+        &plans,
+        &[0],
+        vec!["a".into()],
+        vec![Some(s)],
+        facts,
+    );
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: vec![],
+            retry: vec![],
+        },
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::BudgetReached { plan: Some(p), .. } if p == "a"))
+    );
+    assert!(launches(&out).is_empty());
+    assert!(c.is_over());
+}
+
+#[test]
+fn a_launch_that_cannot_find_the_program_stops_the_agent() {
+    let plans = vec![plan(THREE)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut c = core(cfg(1), &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    let out = c.handle(
+        t0,
+        Input::LaunchFailed {
+            run: l[0].0,
+            error: "cannot start agent `a` (`claude`): No such file or directory".into(),
+            fatal: Some(Fatal::MissingProgram),
+        },
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::AgentStopped { class, .. } if class == "missing_program"))
+    );
+    assert!(
+        !reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskFailed { .. }))
+    );
+    assert!(launches(&out).is_empty());
+    assert!(c.is_over());
+    assert_eq!(c.state().tasks[0][0].attempts, 0);
+}
+
+#[test]
+fn work_found_done_but_uncommitted_at_start_up_is_checked_before_its_commit() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut s = spec("a");
+    s.check = true;
+    let done = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    let facts = vec![vec![done, TaskFacts::default()]];
+    let mut c = Core::new(
+        cfg(1),
+        &g,
+        &plans,
+        &[0],
+        vec!["a".into()],
+        vec![Some(s)],
+        facts,
+    );
+    let t0 = Instant::now();
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: vec![],
+            retry: vec![],
+        },
+    );
+    let run = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Check { run, .. } => Some(*run),
+            _ => None,
+        })
+        .expect("checked first");
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Commit { .. })),
+        "{out:?}"
+    );
+    assert!(launches(&out).is_empty(), "the check holds the slot");
+    let out = c.handle(
+        t0,
+        Input::Checked {
+            run,
+            result: CheckOutcome::Passed,
+        },
+    );
+    assert!(matches!(settles(&out)[..], [(r, Settlement::Commit, None)] if r == run));
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Done {
+                commit: Some("c".into()),
+            },
+        },
+    );
+    assert_eq!(launches(&out).len(), 1, "1.2 goes on");
+}
