@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
 use super::scan::Scan;
-use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
+use super::transition::TransitionOutcome;
+#[cfg(test)]
+use super::transition::{Transition, TransitionOptions, apply};
 
 /// What [`splice`] did.
 pub(crate) enum Spliced<T = TransitionOutcome> {
@@ -151,6 +153,8 @@ fn indent(pretty: &str, depth: usize) -> String {
     pretty.replace('\n', &format!("\n{}", "  ".repeat(depth)))
 }
 
+/// [`splice_with`] for transition `t` (what `orch task` does; the tests' reference).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn splice(
     bytes: &[u8],

@@ -14,7 +14,7 @@ use crate::plan::Plan;
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
-use super::splice::{Spliced, splice, splice_with};
+use super::splice::{Spliced, splice_with};
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
@@ -255,34 +255,9 @@ pub fn apply_if_current(
     opts: &TransitionOptions,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<TransitionOutcome>, StatusError> {
-    let _guard = lock(path)?;
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StatusError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    match splice(&bytes, digest, plan_path_rel, orch_name, id, t, opts, now)? {
-        Spliced::Stale => return Ok(None),
-        Spliced::Done(None, outcome) => return Ok(Some(outcome)),
-        Spliced::Done(Some(new), outcome) => {
-            write_bytes_atomic(path, &new)?;
-            return Ok(Some(outcome));
-        }
-        Spliced::Fallback => {}
-    }
-    let mut doc = parse_doc(path, &bytes)?;
-    if doc.orch_plan_digest.as_deref() != Some(digest) {
-        return Ok(None);
-    }
-    stamp_identity(&mut doc, plan_path_rel, orch_name);
-    let outcome = apply(&mut doc, id, t, opts, now)?;
-    save_if_changed(path, &doc, Some(&bytes))?;
-    Ok(Some(outcome))
+    entry_if_current(path, digest, plan_path_rel, orch_name, id, now, |doc| {
+        apply(doc, id, t, opts, now)
+    })
 }
 
 /// Changes task `id`'s entry without the plan, when that is safe (see [`update_if_current`]):
@@ -297,6 +272,19 @@ pub fn update_entry_if_current<T>(
     plan_path_rel: &str,
     orch_name: &str,
     id: &str,
+    f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Option<T>, StatusError> {
+    entry_if_current(path, digest, plan_path_rel, orch_name, id, Utc::now(), f)
+}
+
+/// [`update_entry_if_current`] at time `now`.
+fn entry_if_current<T>(
+    path: &Path,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    id: &str,
+    now: chrono::DateTime<Utc>,
     mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
     let _guard = lock(path)?;
@@ -310,7 +298,6 @@ pub fn update_entry_if_current<T>(
             });
         }
     };
-    let now = Utc::now();
     match splice_with(&bytes, digest, plan_path_rel, orch_name, id, now, &mut f)? {
         Spliced::Stale => return Ok(None),
         Spliced::Done(None, value) => return Ok(Some(value)),
