@@ -928,7 +928,10 @@ mod tests {
         assert_eq!(ok.error, None);
         assert_eq!(ok.class, Class::Ordinary);
         let u = ok.usage.expect("usage");
-        assert_eq!((u.input_tokens, u.output_tokens, u.cost_micro_usd), (3600, 240, None));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cost_micro_usd),
+            (3600, 240, None)
+        );
         assert_eq!(
             ok.result.as_deref(),
             Some("Task 1.1 is done: I wrote alpha.txt and reported it to orch.")
@@ -978,7 +981,13 @@ mod tests {
         );
         assert_eq!(secs(" at 12:05 a.m.", "2026-11-23T23:59:00Z"), Some(7 * 60));
         assert_eq!(secs(" at 19:49", "2026-11-23T19:00:00Z"), Some(50 * 60));
-        for bad in [" at noon", " at 13:00 pm", " at 7:5 am", " 7:49 am", " at 25:00"] {
+        for bad in [
+            " at noon",
+            " at 13:00 pm",
+            " at 7:5 am",
+            " 7:49 am",
+            " at 25:00",
+        ] {
             assert_eq!(clock_time(bad), None, "{bad}");
         }
         assert!(reset_wait("You’ve hit your usage limit. Try again at 7:49 AM.", now()).is_some());

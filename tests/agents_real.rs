@@ -13,13 +13,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
-use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::clis::{RUN_TIMEOUT, client_env, clis, logs};
+use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, read_status, task_in, wait_within};
 
 const PLAN: &str = "# Two files\n\n## Phase 1: Files\n\

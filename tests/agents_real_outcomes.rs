@@ -42,8 +42,20 @@ struct Run {
 }
 
 fn orch(repo: &Repo, api: &FakeApi, clis: &std::path::Path, args: &[&str]) -> Run {
+    orch_with(repo, api, clis, args, &[])
+}
+
+/// [`orch`] with more environment variables for `orch up` (and so its agents).
+fn orch_with(
+    repo: &Repo,
+    api: &FakeApi,
+    clis: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let mut cmd = repo.orch(args);
     client_env(&mut cmd, clis, api, repo.home());
+    cmd.envs(env.iter().copied());
     let start = Instant::now();
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn orch"),
@@ -97,7 +109,7 @@ fn a_refusal_through(agent: &str) {
     let run = orch(&repo, &api, &clis, &["up"]);
     let ctx = &run.context;
     let reason = "I cannot do this: the task is unclear";
-    assert_ne!(run.code, 0, "a refusal is no success\n{ctx}");
+    assert_eq!(run.code, 5, "a refusal is no success: a task failed\n{ctx}");
     assert!(run.out.contains(reason), "the run says why\n{ctx}");
     assert_eq!(repo.task("p", "1.1")["status"], "failed", "{ctx}");
     assert!(
@@ -152,9 +164,15 @@ fn claude_at_a_rate_limit_pauses_until_the_reset_then_completes() {
     );
     // Until the reset the API named (the fake's reset is whole seconds, 1-2 s away).
     let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
-    assert!((100..=3_000).contains(&wait), "waits for the reset: {wait}\n{ctx}");
+    assert!(
+        (100..=3_000).contains(&wait),
+        "waits for the reset: {wait}\n{ctx}"
+    );
     assert_eq!(named(&ev, "agent_resumed").len(), 1, "{ctx}");
-    assert!(named(&ev, "task_failed").is_empty(), "no task failed\n{ctx}");
+    assert!(
+        named(&ev, "task_failed").is_empty(),
+        "no task failed\n{ctx}"
+    );
     // Claude Code did not retry by itself (orch sets CLAUDE_CODE_MAX_RETRIES=0): one 429, then
     // the relaunched attempt's calls.
     assert_eq!(named(&ev, "task_started").len(), 2, "{ctx}");
@@ -223,6 +241,19 @@ fn claude_with_a_bad_api_key_ends_the_run_at_once() {
         "{}",
         run.context
     );
+    // A CLAUDE_CODE_MAX_RETRIES of orch's own environment is passed on unchanged: Claude Code
+    // then retries the 401 itself (once here) before orch stops the run.
+    let api = FakeApi::start(Behaviour::Unauthorized);
+    let repo = repo_with("claude", ONE, "");
+    let run = orch_with(
+        &repo,
+        &api,
+        &clis,
+        &["up"],
+        &[("CLAUDE_CODE_MAX_RETRIES", "1")],
+    );
+    assert_eq!(run.code, 6, "{}", run.context);
+    assert_eq!(api.model_calls(), 2, "{}", run.context);
 }
 
 #[test]
@@ -245,7 +276,13 @@ fn claude_usage_and_cost_per_task_and_plan_then_a_budget_stops_launches() {
     for id in ["1.1", "1.2"] {
         let t = task_json(&st, id);
         assert_eq!(t["status"], "completed", "{t}");
-        assert_eq!(t["notes"], format!("wrote {}", if id == "1.1" { "alpha.txt" } else { "beta.txt" }));
+        assert_eq!(
+            t["notes"],
+            format!(
+                "wrote {}",
+                if id == "1.1" { "alpha.txt" } else { "beta.txt" }
+            )
+        );
         // The fake API's figures, three calls' worth.
         let u = &t["usage"];
         assert_eq!(u["input_tokens"], 3 * USAGE_INPUT, "{t}");
@@ -280,7 +317,11 @@ fn claude_usage_and_cost_per_task_and_plan_then_a_budget_stops_launches() {
     let ev = events(&run.out);
     let reached = named(&ev, "budget_reached");
     assert_eq!(reached.len(), 1, "{ctx}");
-    assert!(reached[0]["plan"].is_null(), "the run's budget: {}", reached[0]);
+    assert!(
+        reached[0]["plan"].is_null(),
+        "the run's budget: {}",
+        reached[0]
+    );
     assert_eq!(named(&ev, "task_started").len(), 1, "{ctx}");
     assert_eq!(repo.task("p", "1.1")["status"], "completed", "{ctx}");
     assert_eq!(repo.task("p", "1.2")["status"], "pending", "{ctx}");
@@ -313,7 +354,8 @@ fn claude_fixes_what_a_failing_check_printed_on_its_retry() {
     assert_eq!(named(&ev, "task_checking").len(), 2, "{ctx}");
     let failed = named(&ev, "task_failed");
     assert_eq!(failed.len(), 1, "{ctx}");
-    let complaint = "CHECK FAILED: alpha.txt does not say fixed (it says: alpha.txt written by task 1.1)";
+    let complaint =
+        "CHECK FAILED: alpha.txt does not say fixed (it says: alpha.txt written by task 1.1)";
     assert!(
         failed[0]["error"]
             .as_str()
@@ -321,8 +363,8 @@ fn claude_fixes_what_a_failing_check_printed_on_its_retry() {
         "{ctx}"
     );
     // The second attempt's prompt held the check's output, and its work passed.
-    let prompt = std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.prompt.md"))
-        .expect("prompt");
+    let prompt =
+        std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.prompt.md")).expect("prompt");
     assert!(prompt.contains(complaint), "{prompt}");
     let t = repo.task("p", "1.1");
     assert_eq!(t["status"], "completed", "{t}\n{ctx}");

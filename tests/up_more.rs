@@ -532,9 +532,7 @@ fn a_silent_agent_is_stopped_as_stuck() {
         &agent("silent.sh", &[&pid_file]),
         "",
         // The timeout is a backstop far beyond the stuck limit.
-        &format!(
-            "retries = 0\nstuck_after = \"1s\"\ngrace = \"1s\"\ntimeout = \"100s\"\n{hook}"
-        ),
+        &format!("retries = 0\nstuck_after = \"1s\"\ngrace = \"1s\"\ntimeout = \"100s\"\n{hook}"),
     );
 
     let ev = repo.up_events(&[], 5);
@@ -551,7 +549,12 @@ fn a_silent_agent_is_stopped_as_stuck() {
     let stuck = named(&ev, "task_stuck");
     assert_eq!(stuck.len(), 1, "{ev:?}");
     assert_eq!(
-        (&stuck[0]["plan"], &stuck[0]["task"], &stuck[0]["attempt"], &stuck[0]["quiet_ms"]),
+        (
+            &stuck[0]["plan"],
+            &stuck[0]["task"],
+            &stuck[0]["attempt"],
+            &stuck[0]["quiet_ms"]
+        ),
         (
             &Value::from("p"),
             &Value::from("1.1"),
