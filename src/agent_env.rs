@@ -55,6 +55,17 @@ pub const ORCH_WATCH: &str = "ORCH_WATCH";
 /// usage limit whose client named no reset time (default 60 s; tests set it short).
 pub const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
 
+/// Not orch's own: Claude Code's count of retries of a failed API call (default 10, with a
+/// backoff that reaches minutes). `orch up` sets it to [`CLAUDE_RETRIES`] for an agent that runs
+/// the `claude` CLI, unless orch's own environment sets it: orch does the waiting itself (a
+/// usage limit pauses the agent until its reset, a bad API key stops the run at once, a busy
+/// API is waited out with the limit backoff), where Claude Code would retry a 401 ten times
+/// over about three minutes.
+pub const CLAUDE_CODE_MAX_RETRIES: &str = "CLAUDE_CODE_MAX_RETRIES";
+
+/// The value of [`CLAUDE_CODE_MAX_RETRIES`] orch sets.
+pub const CLAUDE_RETRIES: &str = "0";
+
 /// Set by `orch merge` for its verify command: the merge target (a branch name).
 pub const ORCH_TARGET: &str = "ORCH_TARGET";
 

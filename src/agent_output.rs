@@ -279,6 +279,13 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                             .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
                     });
                 }
+                // The HTTP status of a failed API call: the surest sign of what failed.
+                if is_error
+                    && let Some(status) = v.get("api_error_status").and_then(Value::as_u64)
+                    && let Some(c) = class_of_status(status)
+                {
+                    hinted = Some(c);
+                }
                 out.result = text;
                 let mut u = v.get("usage").map(claude_usage).unwrap_or_default();
                 if let Some(c) = v.get("total_cost_usd").and_then(Value::as_f64) {
@@ -294,6 +301,26 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                     Some("rate_limit") => hinted = Some(Class::Limit(None)),
                     Some("authentication_failed") => hinted = Some(Class::Fatal(Fatal::Auth)),
                     _ => {}
+                }
+            }
+            // Claude Code announces each of its own retries of a failed API call; an attempt
+            // stopped while retrying a 401 says nothing else.
+            Some("system") => {
+                out.events += 1;
+                if v.get("subtype").and_then(Value::as_str) == Some("api_retry")
+                    && let Some(status) = v.get("error_status").and_then(Value::as_u64)
+                    && let Some(c @ Class::Fatal(_)) = class_of_status(status)
+                {
+                    hinted = Some(c);
+                }
+            }
+            // Codex: the agent's messages; the last is its final word (a refusal, say).
+            Some("item.completed") => {
+                out.events += 1;
+                if v.pointer("/item/type").and_then(Value::as_str) == Some("agent_message")
+                    && let Some(t) = v.pointer("/item/text").and_then(Value::as_str)
+                {
+                    out.result = Some(t.to_string());
                 }
             }
             Some("turn.completed") => {
@@ -324,8 +351,8 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 }
             }
             Some(
-                "system" | "user" | "thread.started" | "turn.started" | "item.started"
-                | "item.updated" | "item.completed" | "stream_event",
+                "user" | "thread.started" | "turn.started" | "item.started" | "item.updated"
+                | "stream_event",
             ) => out.events += 1,
             _ => plain.push(t),
         }
@@ -346,6 +373,8 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
     let judged = out.error.clone().unwrap_or_else(|| out.tail.clone());
     let short = out.error.is_some() || plain.len() <= SHORT_OUTPUT;
     out.class = match classify(&judged, now) {
+        // The client's own word (an HTTP status, an error kind) beats its wording.
+        _ if hinted.is_some_and(|h| h != Class::Limit(None)) => hinted.unwrap_or_default(),
         _ if !short => hinted.unwrap_or_default(),
         Class::Ordinary => hinted.unwrap_or_default(),
         Class::Fatal(Fatal::RejectedFlags) if out.events > 0 => Class::Ordinary,
@@ -355,6 +384,17 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
         out.class = Class::Limit(Some(reset));
     }
     out
+}
+
+/// The failure class of an API call's HTTP status: 401 and 403 a person must fix, 429 a limit
+/// to wait out, 5xx (529: overloaded) a busy service to wait out too (with the backoff), since
+/// orch turns Claude Code's own retries off ([`crate::agent_env::CLAUDE_CODE_MAX_RETRIES`]).
+fn class_of_status(status: u64) -> Option<Class> {
+    match status {
+        401 | 403 => Some(Class::Fatal(Fatal::Auth)),
+        429 | 500..=599 => Some(Class::Limit(None)),
+        _ => None,
+    }
 }
 
 /// The messages of a Claude Code `errors` array.
@@ -496,12 +536,69 @@ pub fn reset_wait(text: &str, now: DateTime<Utc>) -> Option<Duration> {
                     return at(t).filter(|d| *d <= MAX_WAIT);
                 }
             }
+            // A clock time, local (Codex: "Try again at 7:49 AM.").
+            if let Some((hour, minute)) = clock_time(&window.to_ascii_lowercase()) {
+                let local = now.with_timezone(&chrono::Local).fixed_offset();
+                return clock_wait(hour, minute, local).filter(|d| *d <= MAX_WAIT);
+            }
             if let Some(d) = spelled_duration(&window.to_ascii_lowercase()) {
                 return Some(d).filter(|d| *d <= MAX_WAIT);
             }
         }
     }
     None
+}
+
+/// ` at 7:49 AM`, ` at 19:49`: (hour 0-23, minute) of a clock time after "at".
+fn clock_time(s: &str) -> Option<(u32, u32)> {
+    let rest = s.trim_start();
+    let rest = rest
+        .strip_prefix("at")
+        .or_else(|| rest.strip_prefix("AT"))?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (h, rest) = rest.split_once(':')?;
+    let hour: u32 = h.parse().ok().filter(|h| *h < 24)?;
+    let m: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let minute: u32 = Some(&m)
+        .filter(|m| m.len() == 2)
+        .and_then(|m| m.parse().ok())
+        .filter(|m| *m < 60)?;
+    let after = rest[m.len()..].trim_start().to_ascii_lowercase();
+    let meridiem = if after.starts_with("am") || after.starts_with("a.m.") {
+        Some(false)
+    } else if after.starts_with("pm") || after.starts_with("p.m.") {
+        Some(true)
+    } else {
+        None
+    };
+    let hour = match meridiem {
+        Some(_) if !(1..=12).contains(&hour) => return None,
+        Some(false) => hour % 12,
+        Some(true) => hour % 12 + 12,
+        None => hour,
+    };
+    Some((hour, minute))
+}
+
+/// How long from `now` until the end of the next minute `hour:minute` on `now`'s clock. A
+/// clock time names a minute, and the reset lies within it: waiting until its end never
+/// relaunches early. A time a few minutes past is a reset already over (no wait); one further
+/// past is tomorrow's.
+fn clock_wait(hour: u32, minute: u32, now: DateTime<chrono::FixedOffset>) -> Option<Duration> {
+    let start = now
+        .date_naive()
+        .and_hms_opt(hour, minute, 0)?
+        .and_local_timezone(*now.offset())
+        .single()?;
+    let mut end = start + chrono::Duration::seconds(60);
+    if end <= now - chrono::Duration::minutes(5) {
+        end += chrono::Duration::days(1);
+    }
+    let ms = (end - now).num_milliseconds().max(0);
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 /// An RFC 3339 time at the start of `s` (`2026-11-23T10:00:00Z`, with optional fraction and
@@ -759,6 +856,151 @@ mod tests {
             read_attempt(&dir.path().join("none.log"), now()),
             AgentOutput::default()
         );
+    }
+
+    /// What the real CLIs printed (tests/fixtures/clients, written by tests/agents_real.rs).
+    fn fixture(client: &str, name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(client)
+            .join(format!("{name}.jsonl"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The time the fixtures were written (their 429's reset is two minutes later).
+    fn fixture_now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T07:50:25Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    #[test]
+    fn real_claude_output() {
+        let n = fixture_now();
+        let ok = parse(&fixture("claude", "success"), n);
+        assert_eq!(ok.error, None);
+        assert_eq!(ok.class, Class::Ordinary);
+        let u = ok.usage.expect("usage");
+        assert_eq!((u.input_tokens, u.output_tokens), (3600, 240));
+        assert_eq!(u.cost_micro_usd, Some(19_200));
+        assert_eq!(ok.tail, "", "every line is a known event");
+
+        // A refusal: a successful run whose final message is the reason.
+        let no = parse(&fixture("claude", "refusal"), n);
+        assert_eq!(no.error, None);
+        assert_eq!(no.class, Class::Ordinary);
+        assert_eq!(
+            no.cause().as_deref(),
+            Some("I cannot do this: the task is unclear")
+        );
+        assert_eq!(no.usage.map(|u| u.tokens()), Some(1280));
+
+        // HTTP 401: `is_error` with `subtype` "success" and `api_error_status` 401.
+        let auth = parse(&fixture("claude", "unauthorized"), n);
+        assert_eq!(auth.class, Class::Fatal(Fatal::Auth));
+        assert_eq!(
+            auth.cause().as_deref(),
+            Some("Invalid API key · Fix external API key")
+        );
+        // Stopped while Claude Code retried the 401: its `api_retry` line says enough.
+        let first_two: String = fixture("claude", "unauthorized")
+            .lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(parse(&first_two, n).class, Class::Fatal(Fatal::Auth));
+
+        // HTTP 429: the reset time is only in the message.
+        let limit = parse(&fixture("claude", "rate_limited"), n);
+        assert_eq!(limit.class, Class::Limit(Some(Duration::from_secs(120))));
+        assert!(
+            limit
+                .cause()
+                .is_some_and(|c| c.starts_with("API Error: Request rejected (429)")),
+            "{limit:?}"
+        );
+    }
+
+    #[test]
+    fn real_codex_output() {
+        let n = fixture_now();
+        let ok = parse(&fixture("codex", "success"), n);
+        assert_eq!(ok.error, None);
+        assert_eq!(ok.class, Class::Ordinary);
+        let u = ok.usage.expect("usage");
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cost_micro_usd),
+            (3600, 240, None)
+        );
+        assert_eq!(
+            ok.result.as_deref(),
+            Some("Task 1.1 is done: I wrote alpha.txt and reported it to orch.")
+        );
+
+        let no = parse(&fixture("codex", "refusal"), n);
+        assert_eq!(no.class, Class::Ordinary);
+        assert_eq!(
+            no.cause().as_deref(),
+            Some("I cannot do this: the task is unclear")
+        );
+
+        let auth = parse(&fixture("codex", "unauthorized"), n);
+        assert_eq!(auth.class, Class::Fatal(Fatal::Auth));
+        assert!(
+            auth.cause()
+                .is_some_and(|c| c.starts_with("unexpected status 401 Unauthorized")),
+            "{auth:?}"
+        );
+
+        // "Try again at 7:49 AM.": a local clock time, the next one to come.
+        let limit = parse(&fixture("codex", "rate_limited"), n);
+        assert!(
+            matches!(limit.class, Class::Limit(Some(d)) if d <= MAX_WAIT),
+            "{limit:?}"
+        );
+        assert_eq!(
+            limit.cause().as_deref(),
+            Some("You’ve hit your usage limit. Try again at 7:49 AM.")
+        );
+    }
+
+    #[test]
+    fn clock_times_wait_until_the_end_of_the_named_minute() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("time");
+        let secs = |text: &str, now: &str| {
+            let (h, m) = clock_time(text)?;
+            clock_wait(h, m, at(now)).map(|d| d.as_secs())
+        };
+        // Later today; within the named minute; just past; long past (tomorrow's); 24-hour.
+        assert_eq!(secs(" at 7:49 am.", "2026-11-23T07:48:30-05:00"), Some(90));
+        assert_eq!(secs(" at 7:49 AM.", "2026-11-23T07:49:58+01:00"), Some(2));
+        assert_eq!(secs(" at 7:49 AM", "2026-11-23T07:52:00+00:00"), Some(0));
+        assert_eq!(
+            secs(" at 7:49 PM", "2026-11-23T20:00:00+00:00"),
+            Some(24 * 3600 - 11 * 60 + 60)
+        );
+        assert_eq!(secs(" at 12:05 a.m.", "2026-11-23T23:59:00Z"), Some(7 * 60));
+        assert_eq!(secs(" at 19:49", "2026-11-23T19:00:00Z"), Some(50 * 60));
+        for bad in [
+            " at noon",
+            " at 13:00 pm",
+            " at 7:5 am",
+            " 7:49 am",
+            " at 25:00",
+        ] {
+            assert_eq!(clock_time(bad), None, "{bad}");
+        }
+        assert!(reset_wait("You’ve hit your usage limit. Try again at 7:49 AM.", now()).is_some());
+    }
+
+    #[test]
+    fn http_statuses_of_claude_api_errors_decide() {
+        let overloaded = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":529,"result":"API Error: Repeated 529 Overloaded errors"}"#;
+        assert_eq!(parse(overloaded, now()).class, Class::Limit(None));
+        let forbidden = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":403,"result":"API Error: something"}"#;
+        assert_eq!(parse(forbidden, now()).class, Class::Fatal(Fatal::Auth));
+        let bad = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"API Error: prompt is too long"}"#;
+        assert_eq!(parse(bad, now()).class, Class::Ordinary);
     }
 
     #[test]

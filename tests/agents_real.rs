@@ -13,40 +13,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
+use support::clis::{RUN_TIMEOUT, client_env, clis, logs};
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, read_status, task_in, wait_within};
-
-/// One CLI call against the fake API takes about two seconds; a whole run a few of them.
-const RUN_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// The installed CLIs, or `None` (skip) when they are not installed and CI does not require
-/// them.
-fn clis() -> Option<PathBuf> {
-    let required = std::env::var("ORCH_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
-    match std::env::var_os("ORCH_TEST_CLIS") {
-        Some(dir) if Path::new(&dir).join("bin/claude").exists() => Some(PathBuf::from(dir)),
-        other => {
-            let why = match other {
-                Some(dir) => format!(
-                    "ORCH_TEST_CLIS={} holds no bin/claude",
-                    Path::new(&dir).display()
-                ),
-                None => "ORCH_TEST_CLIS is not set".to_string(),
-            };
-            assert!(
-                !required,
-                "{why}, and ORCH_REQUIRE_AGENT_CLIS=1: install them with `.ci/agent-clis` and export ORCH_TEST_CLIS=<the directory it prints>"
-            );
-            eprintln!("skipped: {why} (install with .ci/agent-clis)");
-            None
-        }
-    }
-}
 
 const PLAN: &str = "# Two files\n\n## Phase 1: Files\n\
 - [ ] 1.1 Create `alpha.txt`\n\
@@ -64,68 +37,6 @@ fn two_task_repo(agent: &str) -> Repo {
     );
     repo.commit_all("plans");
     repo
-}
-
-/// The environment that points a CLI at the fake API, with its own homes under `home`.
-fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
-    let path = std::env::join_paths(std::iter::once(clis.join("bin")).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .expect("PATH");
-    let codex_home = home.join("codex-home");
-    std::fs::create_dir_all(&codex_home).expect("codex home");
-    std::fs::write(codex_home.join("config.toml"), codex_config(api)).expect("codex config");
-    cmd.env("PATH", path)
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env("ANTHROPIC_BASE_URL", api.base_url())
-        .env("ANTHROPIC_API_KEY", "sk-ant-fake")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CODEX_HOME", &codex_home)
-        .env("FAKE_OPENAI_KEY", "sk-fake");
-}
-
-/// Codex's configuration: the fake API as its model provider (Responses API), and the sandbox
-/// without its default write access to /tmp and $TMPDIR, where the test's repository lives:
-/// else the sandbox would let `orch task done` write the status file whatever the preset says.
-fn codex_config(api: &FakeApi) -> String {
-    format!(
-        "model = \"gpt-5.1-codex\"\nmodel_provider = \"fake\"\n\n\
-         [model_providers.fake]\nname = \"fake\"\nbase_url = \"{}/v1\"\n\
-         env_key = \"FAKE_OPENAI_KEY\"\nwire_api = \"responses\"\n\
-         request_max_retries = 0\nstream_max_retries = 0\n\n\
-         [sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
-        api.base_url()
-    )
-}
-
-/// Everything under the run's log directory, for a failure message.
-fn logs(repo: &Repo) -> String {
-    let mut out = String::new();
-    let mut stack = vec![repo.root().join(".orch")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.ends_with("worktrees") {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: String = text
-                    .chars()
-                    .rev()
-                    .take(6000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                out.push_str(&format!("--- {}\n{tail}\n", p.display()));
-            }
-        }
-    }
-    out
 }
 
 /// `orch up` of the two-task plan through the preset `agent`, which must end with both tasks

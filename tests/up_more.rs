@@ -519,13 +519,20 @@ fn a_conflicting_upstream_merge_blocks_the_plan_and_leaves_its_branch_alone() {
 fn a_silent_agent_is_stopped_as_stuck() {
     let repo = new_repo();
     let pid_file = repo.outside("pid");
+    // A [[notify]] hook that hears only of stuck tasks.
+    let heard = repo.outside("heard");
+    let hook = format!(
+        "\n[[notify]]\nevents = [\"task_stuck\"]\ncommand = [\"sh\", \"{}\", \"{}\"]\n",
+        fixtures().join("../notify/record.sh").display(),
+        heard.display()
+    );
     commit_plan_p(
         &repo,
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Think forever\n",
         &agent("silent.sh", &[&pid_file]),
         "",
         // The timeout is a backstop far beyond the stuck limit.
-        "retries = 0\nstuck_after = \"1s\"\ngrace = \"1s\"\ntimeout = \"100s\"",
+        &format!("retries = 0\nstuck_after = \"1s\"\ngrace = \"1s\"\ntimeout = \"100s\"\n{hook}"),
     );
 
     let ev = repo.up_events(&[], 5);
@@ -538,6 +545,34 @@ fn a_silent_agent_is_stopped_as_stuck() {
     let failed = named(&ev, "task_failed");
     assert_eq!(failed.len(), 1, "{ev:?}");
     assert!(failed[0]["retry_in_ms"].is_null());
+    // The stuck detection said so first, with the attempt and how long it was quiet.
+    let stuck = named(&ev, "task_stuck");
+    assert_eq!(stuck.len(), 1, "{ev:?}");
+    assert_eq!(
+        (
+            &stuck[0]["plan"],
+            &stuck[0]["task"],
+            &stuck[0]["attempt"],
+            &stuck[0]["quiet_ms"]
+        ),
+        (
+            &Value::from("p"),
+            &Value::from("1.1"),
+            &Value::from(1),
+            &Value::from(1000)
+        ),
+        "{ev:?}"
+    );
+    let index = |name: &str| ev.iter().position(|e| e["event"] == name);
+    assert!(index("task_stuck") < index("task_failed"), "{ev:?}");
+    let heard = std::fs::read_to_string(&heard).expect("the hook heard something");
+    let lines: Vec<Value> = heard
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{heard}");
+    assert_eq!(lines[0]["event"], "task_stuck", "{heard}");
+    assert_eq!(lines[0]["task"], "1.1", "{heard}");
     let pid: u32 = std::fs::read_to_string(&pid_file)
         .expect("pid file")
         .trim()

@@ -97,6 +97,15 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    /// An attempt printed nothing and changed no status for `stuck_after` (`quiet_ms`): it is
+    /// being stopped, and fails with the cause "stuck" (retried as any failure). `task` is
+    /// empty for a plan-mode agent.
+    TaskStuck {
+        plan: String,
+        task: String,
+        attempt: u32,
+        quiet_ms: u64,
+    },
     /// An agent hit a usage or rate limit: none of its tasks starts for `resume_in_ms`; the
     /// attempt that hit it is not counted and its task is pending again.
     AgentPaused {

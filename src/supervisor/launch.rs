@@ -472,6 +472,15 @@ fn prepare_argv(
         agent_env::ORCH_PORT.to_string(),
         worktree_port(ctx, pc, workdir)?.to_string(),
     ));
+    // Claude Code's own retries of API errors would hide a 401 or a limit for minutes.
+    if crate::manifest::KnownCli::of(&argv) == Some(crate::manifest::KnownCli::Claude)
+        && std::env::var_os(agent_env::CLAUDE_CODE_MAX_RETRIES).is_none()
+    {
+        env.push((
+            agent_env::CLAUDE_CODE_MAX_RETRIES.to_string(),
+            agent_env::CLAUDE_RETRIES.to_string(),
+        ));
+    }
     if task.is_none() {
         // A plan-mode agent goes straight on to its next task: `orch task done` commits.
         env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));

@@ -381,6 +381,7 @@ fn shown_above_bars(e: &Event) -> bool {
     match e {
         Event::SetupFinished { ok, .. } => !ok,
         Event::TaskFailed { .. }
+        | Event::TaskStuck { .. }
         | Event::AgentPaused { .. }
         | Event::AgentResumed { .. }
         | Event::AgentStopped { .. }
@@ -406,6 +407,7 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskFinished { plan, .. }
         | Event::TaskFailed { plan, .. }
         | Event::TaskChecking { plan, .. }
+        | Event::TaskStuck { plan, .. }
         | Event::PlanFinished { plan, .. }
         | Event::PlanBlocked { plan, .. }
         | Event::PlanMerged { plan, .. }
@@ -508,6 +510,16 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             task,
             attempt,
         } => format!("{} checking (attempt {attempt})", subject(plan, task)),
+        Event::TaskStuck {
+            plan,
+            task,
+            attempt,
+            quiet_ms,
+        } => format!(
+            "{} stuck (attempt {attempt}): no output and no status change for {}; stopping it",
+            subject(plan, task),
+            human_duration(*quiet_ms)
+        ),
         Event::AgentPaused {
             agent,
             reason,

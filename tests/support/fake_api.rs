@@ -40,6 +40,10 @@ pub enum Behaviour {
     RateLimited { times: usize, reset_secs: u64 },
     /// HTTP 401 (a bad API key) for every model call.
     Unauthorized,
+    /// As [`Behaviour::Normal`], but the file it writes says `… fixed by task ID` only when
+    /// the prompt holds this text (a failed check's output, given to the retry's prompt), and
+    /// `… written by task ID` otherwise.
+    FixesWhenTold(String),
 }
 
 /// A tool result the client sent back.
@@ -288,7 +292,8 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     }
     let step = match behaviour {
         Behaviour::Refuse(reason) => Step::Say(format!("I cannot do this: {reason}")),
-        _ => conv.next_step(),
+        Behaviour::FixesWhenTold(needle) => conv.next_step(conv.prompt.contains(&needle)),
+        _ => conv.next_step(false),
     };
     let model = body["model"].as_str().unwrap_or("fake-model").to_string();
     match api {
@@ -411,8 +416,9 @@ impl Conversation {
         }
     }
 
-    /// Follows orch's prompt: write the file, report, say so; one tool call per turn.
-    fn next_step(&self) -> Step {
+    /// Follows orch's prompt: write the file (`fixed`: saying so), report, say so; one tool
+    /// call per turn.
+    fn next_step(&self, fixed: bool) -> Step {
         let Some(task) = between(&self.prompt, "## Task ", ":") else {
             return Step::Say("I cannot do this: no orch task in the prompt".into());
         };
@@ -434,7 +440,8 @@ impl Conversation {
                 let cut = l.find(" --note").unwrap_or(l.len());
                 format!("{} --note \"wrote {file}\"", &l[..cut])
             });
-        let content = format!("{file} written by task {task}\n");
+        let verb = if fixed { "fixed" } else { "written" };
+        let content = format!("{file} {verb} by task {task}\n");
         match self.results.len() {
             0 => match self.api {
                 Api::Anthropic => Step::Write {

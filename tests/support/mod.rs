@@ -5,6 +5,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod clis;
 pub mod events;
 pub mod fake_api;
 pub mod journal;

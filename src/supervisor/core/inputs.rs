@@ -509,8 +509,22 @@ impl Core<'_> {
                 Timer::Deadline(run) => self.stop(run, None, out),
                 Timer::Resume(a) => self.resume_agent(a, out),
                 Timer::Quiet(run) => {
-                    if let Some(rr) = self.state.runs.get_mut(&run) {
+                    let running = self.state.runs.get_mut(&run).and_then(|rr| {
                         rr.quiet_key = None;
+                        matches!(rr.stage, Stage::Launching | Stage::Running)
+                            .then_some((rr.unit, rr.attempt))
+                    });
+                    if let (Some((unit, attempt)), Some(quiet)) = (running, self.cfg.stuck_after) {
+                        let p = unit.plan();
+                        out.push(Action::Report(Event::TaskStuck {
+                            plan: self.plan_name(p),
+                            task: unit
+                                .task()
+                                .map(|t| self.task_id(p, t).to_string())
+                                .unwrap_or_default(),
+                            attempt,
+                            quiet_ms: u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX),
+                        }));
                     }
                     self.stop(run, self.cfg.stuck_after.map(StopWhy::Stuck), out);
                 }

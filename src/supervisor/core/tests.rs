@@ -349,13 +349,19 @@ fn an_agent_past_its_timeout_or_quiet_too_long_is_stopped_and_fails() {
     for s in [10, 25, 40, 55] {
         c.handle(t0 + Duration::from_secs(s), Input::Active { run: l[0].0 });
     }
+    // The quiet one is reported stuck (`task_stuck`), then stopped.
     let out = c.handle(t0 + Duration::from_secs(20), Input::Tick);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        matches!(&out[0], Action::Report(Event::TaskStuck { task, attempt: 1, quiet_ms: 20_000, .. }) if task == "1.2"),
+        "{out:?}"
+    );
     assert_eq!(
-        out,
-        [Action::Stop {
+        out[1],
+        Action::Stop {
             run: l[1].0,
             why: StopWhy::Stuck(Duration::from_secs(20))
-        }]
+        }
     );
     let out = c.handle(t0 + Duration::from_secs(60), Input::Tick);
     assert_eq!(
