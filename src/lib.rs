@@ -6,6 +6,7 @@ pub mod agent_env;
 pub mod agent_output;
 pub mod cli;
 pub mod commands;
+pub mod control;
 pub mod diagnostic;
 pub mod error;
 pub mod executor;

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod clean;
 pub mod conflicts;
+pub mod control;
 pub mod demo;
 pub mod graph;
 pub mod init;

@@ -33,6 +33,8 @@ pub struct StatusStates {
     bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
     pub paused: Option<serde_json::Value>,
+    /// `orchPlanPaused`: a person paused the plan (`orch pause`).
+    pub plan_paused: Option<serde_json::Value>,
     path: std::path::PathBuf,
 }
 
@@ -95,6 +97,7 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
         bytes: Vec::new(),
         path: path.to_path_buf(),
         paused: None,
+        plan_paused: None,
     };
     let mut entries = Vec::new();
     parse(path, &bytes, Want::States, &mut states, &mut entries)?;
@@ -198,6 +201,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
                 })?,
                 "orchSchemaVersion" => version = map.next_value()?,
                 "orchPaused" => self.states.paused = map.next_value()?,
+                "orchPlanPaused" => self.states.plan_paused = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
