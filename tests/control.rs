@@ -52,6 +52,15 @@ fn ok(repo: &Repo, args: &[&str]) -> String {
     out
 }
 
+/// The events of `<state_dir>/events.jsonl`.
+fn log_events(repo: &Repo) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("event log");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
 fn plan_json(repo: &Repo, plan: &str) -> Value {
     serde_json::from_str(&ok(repo, &["status", "--plan", plan, "--json"])).expect("json")
 }
@@ -105,6 +114,19 @@ fn pause_and_resume_with_a_running_up() {
     assert!(repo.status_file("a").get("orchPlanPaused").is_none());
     assert_eq!(plan_json(&repo, "a")["plan_paused"], false);
     assert_eq!(repo.subjects("plan/a").len(), 2, "both tasks committed");
+    // The event log has what --json printed.
+    let logged = log_events(&repo);
+    for name in [
+        "plan_paused",
+        "plan_resumed",
+        "task_finished",
+        "run_finished",
+    ] {
+        assert!(
+            logged.iter().any(|v| v["event"] == name),
+            "{name}: {logged:?}"
+        );
+    }
 }
 
 #[test]
@@ -224,7 +246,10 @@ fn control_without_a_running_up() {
     let out = ok(&repo, &["retry", "a", "1.1"]);
     assert!(out.contains("next attempt is 2"), "{out}");
     assert_eq!(repo.task("a", "1.1")["status"], "pending");
-    let ev = repo.up_events(&[], 0);
+    // Without --json too, the run's events go to the event log.
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ev = log_events(&repo);
     assert!(ev.iter().any(|v| is(v, "task_finished", "a", Some("1.2"))));
     assert_eq!(repo.task("a", "1.1")["attempts"], 2);
 }
