@@ -23,5 +23,6 @@ pub mod prompt;
 pub mod simulate;
 pub mod status;
 pub mod supervisor;
+pub mod top;
 pub mod watch;
 pub mod workspace;

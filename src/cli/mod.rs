@@ -429,6 +429,23 @@ enum Command {
         #[arg(long, short = 'm', value_name = "PATH")]
         manifest: Option<PathBuf>,
     },
+    /// A live full-screen view of the repository's run, and control of it.
+    ///
+    /// Shows each plan (progress, running, failed, waiting, cost, paused, merge state), the
+    /// running agents (attempt, elapsed, time since their last output, their last line), the
+    /// failures with their causes and the last events; `enter` opens a task's log (followed),
+    /// diff stat and prompt. Keys (`?` lists them): ↑/↓ or j/k select, `p` pause/resume the
+    /// selected plan, `r` retry the selected failed task, `x` stop the selected running task,
+    /// `q` quit. It reads the status files, the logs and `<state_dir>/events.jsonl`: any number
+    /// can watch one run, it survives the run's restart, and with no run going it shows the last
+    /// state. Respects NO_COLOR. Exit codes: 0 on `q`, 2 not in a terminal or no plans.toml.
+    /// Example: `orch top`.
+    Top {
+        /// The manifest to use instead of the `plans.toml` found by walking up from the
+        /// current directory. Example: `--manifest ../repo/plans.toml`.
+        #[arg(long, short = 'm', value_name = "PATH")]
+        manifest: Option<PathBuf>,
+    },
     /// Pause a plan: none of its tasks starts any more; its running agents go on.
     ///
     /// Recorded in the plan's status file (`orchPlanPaused`): a running `orch up` acts on it
@@ -739,6 +756,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             path,
             json,
         }),
+        Command::Top { manifest } => commands::top::run(manifest),
         Command::Pause(c) => commands::control::run(
             c.manifest,
             &commands::control::Request::Pause { plan: c.plan },

@@ -17,6 +17,7 @@ pub mod simulate;
 pub mod status;
 pub mod sync;
 pub mod task;
+pub mod top;
 pub mod up;
 
 pub use crate::workspace::Selection;
