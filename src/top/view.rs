@@ -404,3 +404,6 @@ pub fn cut(s: &str, n: usize) -> String {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
