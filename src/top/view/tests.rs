@@ -10,7 +10,9 @@ use crate::status::TaskStatus;
 use crate::top::model::{PlanRow, Snapshot, TaskRow};
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn snapshot() -> Snapshot {
@@ -88,7 +90,10 @@ fn render(s: &Snapshot, ui: &Ui, w: u16, h: u16) -> (String, Vec<Color>) {
 fn the_main_screen_at_80x24() {
     let (text, colors) = render(&snapshot(), &Ui::default(), 80, 24);
     insta::assert_snapshot!("main_80x24", text);
-    assert!(colors.iter().any(|c| *c != Color::Reset), "coloured by default");
+    assert!(
+        colors.iter().any(|c| *c != Color::Reset),
+        "coloured by default"
+    );
 }
 
 #[test]
@@ -101,7 +106,10 @@ fn no_color_draws_without_colours_and_still_marks_the_selection() {
     let (text, colors) = render(&snapshot(), &ui, 80, 24);
     assert!(colors.iter().all(|c| *c == Color::Reset), "NO_COLOR");
     let selected = text.lines().find(|l| l.starts_with('>')).expect("marked");
-    assert!(selected.contains("auth") && selected.contains("2.1"), "{selected}");
+    assert!(
+        selected.contains("auth") && selected.contains("2.1"),
+        "{selected}"
+    );
 }
 
 #[test]
