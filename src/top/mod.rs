@@ -242,7 +242,7 @@ fn refresh_detail(source: &Source, snap: &Snapshot, ui: &mut Ui, diff: bool) {
 /// Reads the detail of task `t`: its log's tail, its prompt, and (when `diff`) its diff stat.
 fn detail(source: &Source, t: TaskRow, diff: bool) -> Detail {
     let log = tail(&t.log, 64 * 1024, 200);
-    let prompt = tail(&t.prompt, 2048, 3);
+    let prompt = model::head(&t.prompt, 4096, 3);
     let diff = if diff {
         diff_stat(source, &t)
     } else {
@@ -265,8 +265,8 @@ fn diff_stat(source: &Source, t: &TaskRow) -> Vec<String> {
         .map(|m| m.root.clone())
         .unwrap_or_default();
     let mut cmd = std::process::Command::new("git");
-    match (&t.commit, t.status) {
-        (Some(c), _) if t.status != Some(TaskStatus::InProgress) => {
+    match &t.commit {
+        Some(c) if t.status != Some(TaskStatus::InProgress) => {
             cmd.current_dir(&root)
                 .args(["show", "--stat", "--format=", c.as_str()]);
         }

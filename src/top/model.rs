@@ -346,6 +346,24 @@ pub fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
     out
 }
 
+/// The first `lines` non-empty lines of a file, reading at most its first `bytes`.
+pub fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    if f.take(bytes).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .map(|l| l.trim_end().replace('\t', "    "))
+        .filter(|l| !l.trim().is_empty())
+        .take(lines)
+        .collect()
+}
+
 /// One event of the log as a line: `HH:MM:SS event plan task detail`.
 pub fn describe_event(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");

@@ -324,10 +324,11 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
         ),
         log,
     );
-    let diff_title = if t.status == Some(crate::status::TaskStatus::InProgress) {
-        " diff --stat (worktree) "
-    } else {
-        " diff --stat (its commit) "
+    let diff_title = match &t.commit {
+        Some(c) if t.status != Some(crate::status::TaskStatus::InProgress) => {
+            format!(" diff --stat (its commit {}) ", cut(c, 10))
+        }
+        _ => " diff --stat (worktree) ".to_string(),
     };
     let body: Vec<Line<'static>> = if d.diff.is_empty() {
         vec![Line::raw("(no changes)")]
