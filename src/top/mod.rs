@@ -20,7 +20,7 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-use crate::commands::control::{Request, apply};
+use crate::control::{Request, apply};
 use crate::error::{CliError, CliResult, exit};
 use crate::status::TaskStatus;
 use crate::workspace::Workspace;
@@ -145,11 +145,7 @@ fn on_key(code: KeyCode, source: &Source, snap: &Snapshot, ui: &mut Ui) -> bool 
             ui.detail = None;
         }
         KeyCode::Up | KeyCode::Char('k') => ui.selected = ui.selected.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => {
-            if ui.selected + 1 < its.len() {
-                ui.selected += 1;
-            }
-        }
+        KeyCode::Down | KeyCode::Char('j') if ui.selected + 1 < its.len() => ui.selected += 1,
         KeyCode::Enter => {
             if ui.detail.is_some() {
                 ui.detail = None;

@@ -377,7 +377,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
 
 /// `[#####     ]`.
 pub fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = if total == 0 { 0 } else { done * width / total };
+    let filled = (done * width).checked_div(total).unwrap_or(0);
     format!(
         "[{}{}]",
         "#".repeat(filled),
