@@ -13,8 +13,7 @@ use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use serde_json::Value;
 use support::{Repo, agent_at, read_lines, wait_for, wait_line, wait_within};
 
-const TWO_TASKS: &str =
-    "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n";
+const THREE_TASKS: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n- [ ] 1.3 third (depends: 1.2)\n";
 const ONE_TASK: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n";
 
 /// A terminal running `orch top`, with the screen as a terminal would show it.
@@ -154,7 +153,7 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
     let repo = Repo::new();
     let cmd = agent_at("gated.sh", &[g, Path::new("60")]);
     repo.plans(&[
-        ("alpha", cmd.clone(), TWO_TASKS),
+        ("alpha", cmd.clone(), THREE_TASKS),
         ("beta", cmd.clone(), ONE_TASK),
     ]);
     let mut up = repo.orch(&["up", "--json"]).spawn().expect("orch up");
@@ -175,7 +174,7 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
     // alpha 1.1 goes from running to done: its plan shows 1/2.
     touch(g, "alpha-1.1.go");
     top.wait("alpha 1.1 done", |s| {
-        plan_line(s, "alpha").is_some_and(|l| l.contains("1/2"))
+        plan_line(s, "alpha").is_some_and(|l| l.contains("1/3"))
     });
     // `?` lists the keys; esc closes the list.
     top.key(b"?");
@@ -203,6 +202,17 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
     wait_line(&lines, &mut seen, |v| {
         v["event"] == "plan_paused" && v["plan"] == "alpha"
     });
+    // `enter` on the plan: its unfinished tasks, and what the waiting one waits for.
+    top.key(b"\r");
+    top.wait("the plan's waits", |s| {
+        s.contains("alpha: tasks not finished")
+            && s.lines()
+                .any(|l| l.starts_with("1.3") && l.contains("pending"))
+            && s.contains("waits for")
+            && s.contains("1.2")
+    });
+    top.key(b"\x1b");
+    top.wait("the plan list again", |s| plan_line(s, "beta").is_some());
     // `q`: exit 0, the alternate screen left.
     assert!(
         top.parser.screen().alternate_screen(),
@@ -222,7 +232,7 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
     wait_line(&lines, &mut seen, |v: &Value| v["event"] == "run_finished");
     let out = wait_within(up, support::TIMEOUT, "orch up");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(repo.task("alpha", "1.2")["status"], "completed");
+    assert_eq!(repo.task("alpha", "1.3")["status"], "completed");
 }
 
 #[test]

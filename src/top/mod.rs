@@ -143,16 +143,20 @@ fn on_key(code: KeyCode, source: &Source, snap: &Snapshot, ui: &mut Ui) -> bool 
         KeyCode::Esc => {
             ui.help = false;
             ui.detail = None;
+            ui.plan_detail = None;
         }
         KeyCode::Up | KeyCode::Char('k') => ui.selected = ui.selected.saturating_sub(1),
         KeyCode::Down | KeyCode::Char('j') if ui.selected + 1 < its.len() => ui.selected += 1,
         KeyCode::Enter => {
-            if ui.detail.is_some() {
+            if ui.detail.is_some() || ui.plan_detail.is_some() {
                 ui.detail = None;
+                ui.plan_detail = None;
             } else if let Some(t) = task_of(snap, sel) {
                 ui.detail = Some(detail(source, t.clone(), true));
-            } else {
-                ui.flash = Some("select a task (running or failed) for its details".into());
+            } else if let Some(Item::Plan(i)) = sel
+                && let Some(p) = snap.plans.get(i)
+            {
+                ui.plan_detail = Some((p.name.clone(), source.plan_lines(&p.name)));
             }
         }
         KeyCode::Char('p') => {
@@ -217,6 +221,9 @@ fn plan_of(snap: &Snapshot, sel: Option<Item>) -> Option<String> {
 
 /// The detail pane's task as the files now say (it may have left the running list).
 fn refresh_detail(source: &Source, snap: &Snapshot, ui: &mut Ui, diff: bool) {
+    if let Some((name, lines)) = &mut ui.plan_detail {
+        *lines = source.plan_lines(name);
+    }
     let Some(d) = &ui.detail else { return };
     let (plan, id) = (d.task.plan.clone(), d.task.id.clone());
     let row = snap

@@ -81,6 +81,8 @@ pub struct Source {
     events: Vec<String>,
     events_at: u64,
     supervisor: Option<u32>,
+    /// Each task's status and, for a pending one that waits, why (as last read).
+    tasks: Vec<Vec<(TaskStatus, Vec<String>)>>,
 }
 
 /// Events kept for the screen.
@@ -110,6 +112,7 @@ impl Source {
             events: Vec::new(),
             events_at: 0,
             supervisor: None,
+            tasks: Vec::new(),
         }
     }
 
@@ -164,6 +167,22 @@ impl Source {
                 }
             }
         }
+        let tasks = self
+            .ws
+            .plans
+            .iter()
+            .enumerate()
+            .map(|(p, lp)| {
+                (0..lp.plan.tasks.len())
+                    .map(|t| {
+                        (
+                            status_of(p, t),
+                            blocked_by.get(&(p, t)).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         for (p, lp) in self.ws.plans.iter().enumerate() {
             let doc = docs[p].as_ref();
             let mut row = PlanRow {
@@ -229,7 +248,39 @@ impl Source {
         self.supervisor = crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid);
         snap.supervisor = self.supervisor;
         self.stamps = stamps;
+        self.tasks = tasks;
         snap
+    }
+
+    /// The tasks of plan `name` not finished yet, as lines: id, status, description, and for a
+    /// pending one what it waits for (`why`).
+    pub fn plan_lines(&self, name: &str) -> Vec<String> {
+        let Some(p) = self.ws.plans.iter().position(|lp| lp.name == name) else {
+            return Vec::new();
+        };
+        let plan = &self.ws.plans[p].plan;
+        let mut out = Vec::new();
+        for (t, task) in plan.tasks.iter().enumerate() {
+            let Some((st, why)) = self.tasks.get(p).and_then(|v| v.get(t)) else {
+                continue;
+            };
+            if st.is_finished() {
+                continue;
+            }
+            out.push(format!(
+                "{:<8} {:<11} {}",
+                task.id,
+                st.to_string(),
+                task.description
+            ));
+            for w in why {
+                out.push(format!("{:<8} {:<11} {w}", "", ""));
+            }
+        }
+        if out.is_empty() {
+            out.push("every task is finished".to_string());
+        }
+        out
     }
 
     /// Task `id` of plan `plan` as its status file says now (any status).

@@ -31,6 +31,8 @@ pub struct Ui {
     pub help: bool,
     /// The answer to the last key (a confirmation or an error).
     pub flash: Option<String>,
+    /// A plan's unfinished tasks and what they wait for (`enter` on a plan): its name, lines.
+    pub plan_detail: Option<(String, Vec<String>)>,
     /// Draw without colours (`NO_COLOR`).
     pub no_color: bool,
 }
@@ -58,7 +60,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("p", "pause / resume the selected plan"),
     ("r", "retry the selected failed task"),
     ("x", "stop the selected running task"),
-    ("enter", "details of the selected task (log, diff, prompt)"),
+    ("enter", "details: task log/diff/prompt, plan waits"),
     ("esc", "close the details or this help"),
     ("?", "this help"),
     ("q", "quit"),
@@ -102,6 +104,14 @@ pub fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>) {
     f.render_widget(Paragraph::new(footer(ui, &th)), foot);
     if let Some(d) = &ui.detail {
         draw_detail(f, body, d, now, &th);
+    } else if let Some((name, lines)) = &ui.plan_detail {
+        let body_lines: Vec<Line<'static>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
+        f.render_widget(
+            Paragraph::new(body_lines).block(Block::default().borders(Borders::TOP).title(
+                format!(" {name}: tasks not finished, and what they wait for "),
+            )),
+            body,
+        );
     } else {
         draw_lists(f, body, s, sel, now, &th);
     }
