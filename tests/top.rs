@@ -99,6 +99,34 @@ impl Screen {
         }
     }
 
+    /// The selected line (marked `>`).
+    fn marked(&self) -> Option<String> {
+        self.text()
+            .lines()
+            .find(|l| l.starts_with('>'))
+            .map(str::to_string)
+    }
+
+    /// Moves the selection down (`j`) until the marked line satisfies `pred`.
+    fn select(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        self.select_by(b"j", what, pred);
+    }
+
+    /// Moves the selection with `key` until the marked line satisfies `pred`.
+    fn select_by(&mut self, key: &[u8], what: &str, pred: impl Fn(&str) -> bool) {
+        for _ in 0..20 {
+            let now = self.marked().unwrap_or_default();
+            if pred(&now) {
+                return;
+            }
+            self.key(key);
+            self.wait(what, |s| {
+                s.lines().find(|l| l.starts_with('>')).unwrap_or_default() != now
+            });
+        }
+        panic!("cannot select {what}; screen:\n{}", self.text());
+    }
+
     fn key(&mut self, k: &[u8]) {
         self.writer.write_all(k).expect("key");
         self.writer.flush().expect("flush");
@@ -213,6 +241,45 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
     });
     top.key(b"\x1b");
     top.wait("the plan list again", |s| plan_line(s, "beta").is_some());
+    // `x` on the running alpha 1.2 stops it: failed with the cause `stopped`, no retry.
+    top.select("alpha 1.2 running", |l| {
+        l.contains("alpha") && l.contains("1.2") && l.contains("waiting for a go")
+    });
+    top.key(b"x");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_stopped" && v["plan"] == "alpha" && v["task"] == "1.2"
+    });
+    top.wait("alpha 1.2 failed, stopped", |s| {
+        s.lines()
+            .any(|l| l.contains("alpha") && l.contains("1.2") && l.contains("stopped"))
+    });
+    assert_eq!(repo.task("alpha", "1.2")["error"], "stopped");
+    // `r` on it: pending again (the plan is paused: nothing starts); `p` resumes the plan and
+    // it runs as attempt 2.
+    top.select("alpha 1.2 failed", |l| {
+        l.contains("alpha") && l.contains("1.2") && l.contains("stopped")
+    });
+    top.key(b"r");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_retried" && v["plan"] == "alpha" && v["task"] == "1.2"
+    });
+    assert_eq!(repo.task("alpha", "1.2")["status"], "pending");
+    top.select_by(b"k", "the plan alpha", |l| {
+        l.starts_with(">alpha ") && l.contains('[')
+    });
+    top.key(b"p");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "plan_resumed" && v["plan"] == "alpha"
+    });
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started"
+            && v["plan"] == "alpha"
+            && v["task"] == "1.2"
+            && v["attempt"] == 2
+    });
+    top.wait("alpha resumed on screen", |s| {
+        plan_line(s, "alpha").is_some_and(|l| !l.contains("PAUSED"))
+    });
     // `q`: exit 0, the alternate screen left.
     assert!(
         top.parser.screen().alternate_screen(),
@@ -225,9 +292,7 @@ fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
         "the terminal was not restored"
     );
 
-    // The run goes on: resume alpha and let everything finish.
-    let (code, _, err) = repo.run(&["resume", "alpha"]);
-    assert_eq!(code, 0, "{err}");
+    // The run goes on to its end.
     touch(g, "all.go");
     wait_line(&lines, &mut seen, |v: &Value| v["event"] == "run_finished");
     let out = wait_within(up, support::TIMEOUT, "orch up");
