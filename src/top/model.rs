@@ -426,7 +426,7 @@ pub fn describe_event(v: &Value) -> String {
         })
         .unwrap_or_default();
     let detail = match s("event") {
-        "task_failed" => s("error").lines().next().unwrap_or("").to_string(),
+        "task_failed" => super::view::flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
         "task_started" | "task_stopped" | "task_retried" => v
             .get("attempt")

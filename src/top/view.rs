@@ -220,7 +220,7 @@ fn draw_lists(
                 cut(&t.plan, 12),
                 cut(&t.id, 10),
                 t.attempt,
-                cause.lines().next().unwrap_or("")
+                flat(cause)
             );
             lines.push(row(text, selected, w, th.fg(Color::Red), th));
         }
@@ -283,7 +283,7 @@ fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static>
 }
 
 fn row(text: String, selected: bool, w: usize, base: Style, th: &Theme) -> Line<'static> {
-    let text = cut(&text, w);
+    let text = cut(&text, w.saturating_sub(1));
     if selected {
         // Marked without colour too: reversed, and a `>` in front.
         Line::from(Span::styled(format!(">{text}"), th.selected()))
@@ -307,7 +307,7 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
         facts.push_str(&format!(", commit {}", cut(c, 10)));
     }
     if let Some(e) = &t.error {
-        facts.push_str(&format!(", cause: {}", e.lines().next().unwrap_or("")));
+        facts.push_str(&format!(", cause: {}", flat(e)));
     }
     head.push(Line::raw(facts));
     for why in &t.waits_for {
@@ -403,6 +403,15 @@ pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// A multi-line text (a cause with the end of an agent's output) on one line.
+pub fn flat(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// At most `n` characters.
