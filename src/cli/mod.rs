@@ -429,6 +429,79 @@ enum Command {
         #[arg(long, short = 'm', value_name = "PATH")]
         manifest: Option<PathBuf>,
     },
+    /// A live full-screen view of the repository's run, and control of it.
+    ///
+    /// Shows each plan (progress, running, failed, waiting, cost, paused, merge state), the
+    /// running agents (attempt, elapsed, time since their last output, their last line), the
+    /// failures with their causes and the last events; `enter` opens a task's log (followed),
+    /// diff stat and prompt. Keys (`?` lists them): ↑/↓ or j/k select, `p` pause/resume the
+    /// selected plan, `r` retry the selected failed task, `x` stop the selected running task,
+    /// `q` quit. It reads the status files, the logs and `<state_dir>/events.jsonl`: any number
+    /// can watch one run, it survives the run's restart, and with no run going it shows the last
+    /// state. Respects NO_COLOR. Exit codes: 0 on `q`, 2 not in a terminal or no plans.toml.
+    /// Example: `orch top`.
+    Top {
+        /// The manifest to use instead of the `plans.toml` found by walking up from the
+        /// current directory. Example: `--manifest ../repo/plans.toml`.
+        #[arg(long, short = 'm', value_name = "PATH")]
+        manifest: Option<PathBuf>,
+    },
+    /// Pause a plan: none of its tasks starts any more; its running agents go on.
+    ///
+    /// Recorded in the plan's status file (`orchPlanPaused`): a running `orch up` acts on it
+    /// within a second, and a later one starts paused. A run whose only work left is in paused
+    /// plans waits, saying so. Exit codes: 0 done (or already paused), 2 unknown plan.
+    /// Example: `orch pause auth`.
+    Pause(ControlPlan),
+    /// Resume a paused plan: its tasks start again. Exit codes: 0, 2 unknown plan.
+    /// Example: `orch resume auth`.
+    Resume(ControlPlan),
+    /// Put a failed task back to pending: it runs again with a fresh set of retries (its attempt
+    /// numbers go on counting), also one stopped with `orch stop`.
+    ///
+    /// Exit codes: 0, 2 unknown plan or task, 4 the task is not failed.
+    /// Example: `orch retry auth 2.3`.
+    Retry(ControlTask),
+    /// Stop a running task's agent: the attempt fails with the cause `stopped`, and the task is
+    /// not retried until someone runs `orch retry`.
+    ///
+    /// A running `orch up` stops the agent within a second; without one, orch sends its process
+    /// group SIGTERM. A failed task waiting for its retry is stopped too (no retry comes).
+    /// Exit codes: 0, 2 unknown plan or task, 4 the task is neither running nor failed (or is
+    /// stopped already). Example: `orch stop auth 2.3`.
+    Stop(ControlTask),
+}
+
+/// `orch pause|resume PLAN`.
+#[derive(Args, Debug)]
+struct ControlPlan {
+    /// The plan's name in the manifest. Example: `auth`.
+    plan: String,
+    /// Print one JSON object: `event` (`plan_paused` / `plan_resumed`), `plan`, `changed`,
+    /// `supervisor_pid` (the running `orch up`, or null).
+    #[arg(long)]
+    json: bool,
+    /// The manifest to use instead of the `plans.toml` found by walking up from the current
+    /// directory. Example: `--manifest ../repo/plans.toml`.
+    #[arg(long, short = 'm', value_name = "PATH")]
+    manifest: Option<PathBuf>,
+}
+
+/// `orch retry|stop PLAN ID`.
+#[derive(Args, Debug)]
+struct ControlTask {
+    /// The plan's name in the manifest. Example: `auth`.
+    plan: String,
+    /// The task id (`2.3`, or `V2` for a verification step).
+    id: String,
+    /// Print one JSON object: `event` (`task_retried` / `task_stopped`), `plan`, `task`,
+    /// `attempt`, `supervisor_pid` (the running `orch up`, or null).
+    #[arg(long)]
+    json: bool,
+    /// The manifest to use instead of the `plans.toml` found by walking up from the current
+    /// directory. Example: `--manifest ../repo/plans.toml`.
+    #[arg(long, short = 'm', value_name = "PATH")]
+    manifest: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -683,6 +756,33 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             path,
             json,
         }),
+        Command::Top { manifest } => commands::top::run(manifest),
+        Command::Pause(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Pause { plan: c.plan },
+            c.json,
+        ),
+        Command::Resume(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Resume { plan: c.plan },
+            c.json,
+        ),
+        Command::Retry(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Retry {
+                plan: c.plan,
+                id: c.id,
+            },
+            c.json,
+        ),
+        Command::Stop(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Stop {
+                plan: c.plan,
+                id: c.id,
+            },
+            c.json,
+        ),
         Command::Task { action } => {
             let (transition, common, opts) = match action {
                 TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),

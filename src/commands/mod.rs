@@ -3,6 +3,7 @@
 pub mod check;
 pub mod clean;
 pub mod conflicts;
+pub mod control;
 pub mod demo;
 pub mod graph;
 pub mod init;
@@ -16,6 +17,7 @@ pub mod simulate;
 pub mod status;
 pub mod sync;
 pub mod task;
+pub mod top;
 pub mod up;
 
 pub use crate::workspace::Selection;

@@ -176,6 +176,16 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "tasks": tasks,
         "usage": usage,
     });
+    if let Some(obj) = v.as_object_mut() {
+        let held = doc.extra.get(crate::control::PAUSED_KEY);
+        obj.insert("plan_paused".into(), Value::Bool(held.is_some()));
+        if let Some(h) = held {
+            obj.insert(
+                "plan_paused_at".into(),
+                h.get("at").cloned().unwrap_or(Value::Null),
+            );
+        }
+    }
     if let (Some(obj), Some(paused)) = (
         v.as_object_mut(),
         doc.extra.get("orchPaused").filter(|p| pause_ahead(p)),
@@ -294,6 +304,14 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
         .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u));
     if usage.tokens() > 0 || usage.cost_micro_usd.is_some() {
         let _ = writeln!(out, "  used: {}", usage.describe());
+    }
+    if let Some(held) = &states.plan_paused {
+        let _ = writeln!(
+            out,
+            "  paused (since {}): nothing new of it starts; `orch resume {}` goes on",
+            held.get("at").and_then(Value::as_str).unwrap_or("?"),
+            p.name
+        );
     }
     if let Some(paused) = states.paused.as_ref().filter(|p| pause_ahead(p)) {
         let s = |k: &str| paused.get(k).and_then(Value::as_str).unwrap_or("");

@@ -174,17 +174,35 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     // their failed deliveries come back as notes.
     let notifier = crate::notify::Notifier::start(&manifest.notify, &repo_root).map(Arc::new);
     let notify_to = notifier.clone();
+    // `<state_dir>/events.jsonl`: what `orch top` attaches to.
+    let log = Arc::new(Mutex::new(crate::supervisor::event_log::EventLog::open(
+        &state_dir,
+    )));
+    let log_to = log.clone();
     let mut emit = move |e: &Event| {
         if let Ok(mut p) = emit_to.lock() {
+            let mut said = Vec::new();
+            if let Ok(mut l) = log_to.lock() {
+                let failed = l.failed.is_some();
+                l.append(e);
+                if let (false, Some(why)) = (failed, &l.failed) {
+                    said.push(format!("no event log: {why}"));
+                }
+            }
             p.event(e);
             if let Some(n) = &notify_to {
                 notify_event(n, e);
-                for message in n.take_notes() {
-                    p.event(&Event::Note {
-                        plan: None,
-                        message,
-                    });
+                said.extend(n.take_notes());
+            }
+            for message in said {
+                let note = Event::Note {
+                    plan: None,
+                    message,
+                };
+                if let Ok(mut l) = log_to.lock() {
+                    l.append(&note);
                 }
+                p.event(&note);
             }
         }
     };
@@ -346,10 +364,14 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         summary.notify_failures = n.finish();
         if let Ok(mut p) = progress.lock() {
             for message in n.take_notes() {
-                p.event(&Event::Note {
+                let note = Event::Note {
                     plan: None,
                     message,
-                });
+                };
+                if let Ok(mut l) = log.lock() {
+                    l.append(&note);
+                }
+                p.event(&note);
             }
         }
     }

@@ -35,6 +35,8 @@ pub struct StatusStates {
     bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
     pub paused: Option<serde_json::Value>,
+    /// `orchPlanPaused`: a person paused the plan (`orch pause`).
+    pub plan_paused: Option<serde_json::Value>,
     path: std::path::PathBuf,
     /// Every entry has its `id` first and a span: [`StatusStates::entries`] may read the
     /// wanted entries from their spans alone (what the full pass reads, see there).
@@ -133,6 +135,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
         path: path.to_path_buf(),
         spans: false,
         paused: None,
+        plan_paused: None,
     };
     match scan_states(&bytes, &mut states) {
         Some(version) if version <= ORCH_SCHEMA_VERSION => {}
@@ -351,6 +354,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
                 })?,
                 "orchSchemaVersion" => version = map.next_value()?,
                 "orchPaused" => self.states.paused = map.next_value()?,
+                "orchPlanPaused" => self.states.plan_paused = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -91,6 +91,7 @@ impl From<StopWhy> for Ending {
         match why {
             StopWhy::TimedOut(d) => Ending::TimedOut(d),
             StopWhy::Stuck(d) => Ending::Stuck(d),
+            StopWhy::User => Ending::Stopped,
         }
     }
 }

@@ -117,6 +117,8 @@ pub enum Input {
     },
     /// The merge train merged a plan (or could not).
     Merged { plan: usize, result: MergeResult },
+    /// A plan's status file says a person paused it (`orch pause`) or no longer.
+    PlanHeld { plan: usize, held: bool },
     /// Time passed: timers up to now fire.
     Tick,
     /// Ctrl-C: the first drains, the second stops.
@@ -259,6 +261,7 @@ impl<'a> Core<'a> {
             agents,
             usage: Usage::default(),
             budget_hit: None,
+            waiting_on_paused: false,
         };
         Core {
             cfg,
@@ -359,6 +362,7 @@ impl<'a> Core<'a> {
             }
             Input::Prepared { plan, result } => self.on_prepared(plan, result, &mut out),
             Input::Merged { plan, result } => self.on_merged(plan, result, &mut out),
+            Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Interrupt => self.interrupt(&mut out),
             Input::Terminate => {
@@ -408,6 +412,9 @@ pub fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod agent_tests;
 mod agents;
+mod control;
+#[cfg(test)]
+mod control_tests;
 mod inputs;
 mod outcome;
 mod report;

@@ -134,6 +134,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     );
     for p in 0..ws.plans.len() {
         core.set_merged_before(p, fx.views[p].merged);
+        core.set_held(p, fx.views[p].held);
     }
     let mut adopted = Vec::new();
     for f in found.adopted {
@@ -265,6 +266,8 @@ fn facts_of(
         duration_ms: e.duration,
         error: e.error.clone(),
         usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
+        stopped: e.status == status::TaskStatus::Failed
+            && e.extra.contains_key(crate::control::STOPPED_KEY),
     }
 }
 
@@ -281,6 +284,8 @@ pub struct View {
     pub follower: Option<status::Follower>,
     /// The plan's task indices by id (built on first use).
     pub index: HashMap<String, usize>,
+    /// Paused by a person (`orchPlanPaused`).
+    pub held: bool,
 }
 
 /// The effect side of a run: what carries out the core's actions.
@@ -338,6 +343,18 @@ impl Effects<'_> {
         }
     }
 
+    /// Whether plan `p`'s status file says a person paused it: a change is an input for the
+    /// core, fed before anything else.
+    fn held(&mut self, p: usize, held: bool) {
+        if self.views[p].held != held {
+            self.views[p].held = held;
+            self.queue.push_back(Msg {
+                reload: None,
+                input: Input::PlanHeld { plan: p, held },
+            });
+        }
+    }
+
     /// Re-reads the status files that changed on disk; returns whether one had.
     fn reload_all(&mut self, core: &mut Core<'_>) -> bool {
         let mut changed = false;
@@ -367,6 +384,9 @@ impl Effects<'_> {
                 return None;
             }
         };
+        if let Some(b) = &bytes {
+            self.held(p, crate::control::held_in_text(b));
+        }
         let created = self.plan(p).and_then(|pc| pc.created_at);
         let view = &mut self.views[p];
         let (Some(b), Some(follower), Some(doc)) =
@@ -469,6 +489,9 @@ impl Effects<'_> {
             .map(|(t, f)| (t, f.clone()))
             .collect();
         let merged_changed = view.merged != merged;
+        let held = doc.extra.contains_key(crate::control::PAUSED_KEY);
+        self.held(p, held);
+        let view = &mut self.views[p];
         view.stamp = stamp;
         view.doc = Some(doc);
         view.facts = facts;

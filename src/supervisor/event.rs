@@ -12,6 +12,24 @@ use crate::agent_output::Usage;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A person paused the plan (`orch pause`): nothing new of it launches; running agents go on.
+    PlanPaused { plan: String },
+    /// A paused plan was resumed (`orch resume`).
+    PlanResumed { plan: String },
+    /// A failed task was put back to pending (`orch retry`): it runs again with a fresh set of
+    /// retries; its next attempt is `attempt`.
+    TaskRetried {
+        plan: String,
+        task: String,
+        attempt: u32,
+    },
+    /// A person stopped the task's running attempt (`orch stop`): it fails with the cause
+    /// `stopped` and is not retried until someone retries it.
+    TaskStopped {
+        plan: String,
+        task: String,
+        attempt: u32,
+    },
     /// The supervisor holds the lock and starts working on `plans`.
     RunStarted {
         plans: Vec<String>,

@@ -103,6 +103,21 @@ impl SupervisorLock {
     }
 }
 
+/// The `orch up` holding the lock of `state_dir`, if one runs (on this host: its pid is alive;
+/// on another host: it holds the lock). Takes no lock itself.
+pub fn running(state_dir: &Path) -> Option<Holder> {
+    let text = std::fs::read_to_string(state_dir.join("supervisor.lock")).ok()?;
+    let holder: Holder = serde_json::from_str(&text).ok()?;
+    if holder.host == crate::process::hostname() {
+        return crate::process::process_alive(holder.pid, 0).then_some(holder);
+    }
+    let file = File::open(state_dir.join("supervisor.lock")).ok()?;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => Some(holder),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +135,7 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("the lock was taken twice"),
         }
+        assert_eq!(running(dir.path()).map(|h| h.pid), Some(std::process::id()));
         drop(first);
         assert!(SupervisorLock::acquire(dir.path()).is_ok());
     }

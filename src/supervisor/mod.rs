@@ -8,6 +8,7 @@ pub mod context;
 pub mod core;
 pub mod effects;
 pub mod event;
+pub mod event_log;
 pub mod launch;
 pub mod lock;
 pub mod merge_train;

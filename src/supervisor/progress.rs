@@ -385,6 +385,10 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::AgentPaused { .. }
         | Event::AgentResumed { .. }
         | Event::AgentStopped { .. }
+        | Event::PlanPaused { .. }
+        | Event::PlanResumed { .. }
+        | Event::TaskRetried { .. }
+        | Event::TaskStopped { .. }
         | Event::BudgetReached { .. }
         | Event::PlanFinished { .. }
         | Event::PlanBlocked { .. }
@@ -411,7 +415,11 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::PlanFinished { plan, .. }
         | Event::PlanBlocked { plan, .. }
         | Event::PlanMerged { plan, .. }
-        | Event::PlanMergeFailed { plan, .. } => Some(plan),
+        | Event::PlanMergeFailed { plan, .. }
+        | Event::PlanPaused { plan }
+        | Event::PlanResumed { plan }
+        | Event::TaskRetried { plan, .. }
+        | Event::TaskStopped { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::Interrupted { .. }
@@ -530,6 +538,26 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             human_duration(*resume_in_ms)
         ),
         Event::AgentResumed { agent } => format!("agent {agent} resumed"),
+        Event::PlanPaused { plan } => {
+            format!("plan {plan} paused: nothing new of it starts until `orch resume {plan}`")
+        }
+        Event::PlanResumed { plan } => format!("plan {plan} resumed"),
+        Event::TaskRetried {
+            plan,
+            task,
+            attempt,
+        } => format!(
+            "{} retried: it runs again (attempt {attempt}) with a fresh set of retries",
+            subject(plan, task)
+        ),
+        Event::TaskStopped {
+            plan,
+            task,
+            attempt,
+        } => format!(
+            "{} stopped (attempt {attempt}); `orch retry {plan} {task}` runs it again",
+            subject(plan, task)
+        ),
         Event::AgentStopped {
             agent,
             class,

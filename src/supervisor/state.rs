@@ -56,6 +56,8 @@ pub enum StopWhy {
     TimedOut(Duration),
     /// No output and no status change for `stuck_after`.
     Stuck(Duration),
+    /// A person asked for it (`orch stop`).
+    User,
 }
 
 /// What ended an attempt's process.
@@ -167,6 +169,9 @@ pub struct TaskFacts {
     pub error: Option<String>,
     /// Tokens and cost of its attempts so far (`orchUsage`).
     pub usage: Option<Usage>,
+    /// A person stopped it (`orchStopped`, written by `orch stop`): failed, not retried until
+    /// someone retries it.
+    pub stopped: bool,
 }
 
 impl Default for TaskFacts {
@@ -178,6 +183,7 @@ impl Default for TaskFacts {
             duration_ms: None,
             error: None,
             usage: None,
+            stopped: false,
         }
     }
 }
@@ -218,6 +224,9 @@ pub struct TaskRec {
     pub announced: bool,
     /// Re-run once already because its commit conflicted with the plan branch.
     pub conflicted: bool,
+    /// Attempts started before its last retry by a person (`orch retry`): its retries count
+    /// from there.
+    pub retry_base: u32,
 }
 
 impl TaskRec {
@@ -228,6 +237,7 @@ impl TaskRec {
             attempts: 0,
             announced: false,
             conflicted: false,
+            retry_base: 0,
         }
     }
 
@@ -343,6 +353,8 @@ pub struct PlanRec {
     pub budget_hit: Option<String>,
     /// Index of its agent in [`RunState::agents`].
     pub agent_index: usize,
+    /// Paused by a person (`orch pause`, `orchPlanPaused`): nothing of it launches.
+    pub held: bool,
 }
 
 impl PlanRec {
@@ -359,6 +371,7 @@ impl PlanRec {
             usage: Usage::default(),
             budget_hit: None,
             agent_index: 0,
+            held: false,
         }
     }
 }
@@ -466,6 +479,8 @@ pub struct RunState {
     pub usage: Usage,
     /// The run's budget is reached: no task starts any more (why, in words).
     pub budget_hit: Option<String>,
+    /// The run waits because its only work left is in paused plans (said once per wait).
+    pub waiting_on_paused: bool,
 }
 
 impl Ending {

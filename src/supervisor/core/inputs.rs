@@ -65,7 +65,11 @@ impl Core<'_> {
         }
         for (p, t) in retry {
             let rec = &mut self.state.tasks[p][t];
-            if rec.run == TaskRun::Idle && rec.facts.status == TaskStatus::Failed {
+            // A task a person stopped waits for a person's retry.
+            if rec.run == TaskRun::Idle
+                && rec.facts.status == TaskStatus::Failed
+                && !rec.facts.stopped
+            {
                 rec.run = TaskRun::Retry;
                 self.sync_node(p, t);
             }
@@ -107,7 +111,13 @@ impl Core<'_> {
             let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
                 continue;
             };
-            rec.facts = facts;
+            let old = std::mem::replace(&mut rec.facts, facts);
+            if in_run {
+                self.on_control(p, t, &old, out);
+            }
+            let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
+                continue;
+            };
             if rec.run == TaskRun::Retry && rec.facts.status != TaskStatus::Failed {
                 rec.run = TaskRun::Idle;
             }

@@ -74,7 +74,11 @@ impl Core<'_> {
                 }
             }
             Outcome::Failed { error, saved } => {
-                let retry = !self.state.graceful && rr.attempt <= retries;
+                let retry = !self.state.graceful
+                    && match rr.unit {
+                        Unit::Task { task, .. } => self.retries_left(p, task, rr.attempt, retries),
+                        Unit::PlanAgent { .. } => rr.attempt <= retries,
+                    };
                 let wait = self
                     .cfg
                     .backoff

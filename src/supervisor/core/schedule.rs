@@ -179,7 +179,7 @@ impl Core<'_> {
             }
             plan.prep = Prep::Done;
         }
-        if plan.prep != Prep::Done || plan.budget_hit.is_some() {
+        if plan.prep != Prep::Done || plan.budget_hit.is_some() || plan.held {
             return false;
         }
         if !self.agent_ready(p) {
@@ -350,6 +350,23 @@ impl Core<'_> {
         }
         if self.state.graceful {
             return true;
+        }
+        // Work left in paused plans: the run waits for `orch resume`, and says so once.
+        let paused = self.paused_with_work();
+        if !paused.is_empty() {
+            if !self.state.waiting_on_paused {
+                self.state.waiting_on_paused = true;
+                let names: Vec<String> = paused.iter().map(|n| format!("`{n}`")).collect();
+                out.push(Action::Report(Event::Note {
+                    plan: None,
+                    message: format!(
+                        "waiting: the work left is in paused plan{} {}; `orch resume PLAN` goes on",
+                        if paused.len() == 1 { "" } else { "s" },
+                        names.join(", ")
+                    ),
+                }));
+            }
+            return false;
         }
         // Retries still to come keep the run going; schedule() ran just before and launched
         // nothing, so everything else left is stuck.

@@ -111,6 +111,7 @@ fn completed(commit: &str) -> TaskFacts {
         duration_ms: None,
         error: None,
         usage: None,
+        stopped: false,
     }
 }
 
@@ -690,6 +691,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             duration_ms: None,
             error: None,
             usage: None,
+            stopped: false,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);

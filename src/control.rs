@@ -1,0 +1,409 @@
+//! Run control through the status protocol: `orch pause|resume PLAN`, `orch retry|stop PLAN ID`
+//! (and the same keys of `orch top`). Each is one locked update of the plan's status file; a
+//! running `orch up` sees the change through its watcher and acts on it (the core's
+//! `control.rs`), and a later `orch up` reads it at start-up. Nothing else is needed when no
+//! supervisor runs.
+//!
+//! Fields (orch's own, beside the earlier system's format):
+//! - `orchPlanPaused` (top level): `{"at": timestamp}` while a person holds the plan paused.
+//!   Distinct from `orchPaused`, which the supervisor writes for an agent waiting out a usage
+//!   limit and removes by itself.
+//! - `orchStopped` (a task entry): the timestamp of `orch stop`; the task is failed with the
+//!   cause `stopped` and no supervisor retries it until `orch retry` removes the mark.
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::error::{CliError, CliResult};
+use crate::status::{self, StatusError, TaskStatus, Transition, TransitionOptions};
+use crate::supervisor::lock::{Holder, running};
+use crate::workspace::{LoadedPlan, Workspace};
+
+/// The top-level status-file key of a plan paused by a person.
+pub const PAUSED_KEY: &str = "orchPlanPaused";
+/// The task-entry key of a task stopped by a person.
+pub const STOPPED_KEY: &str = "orchStopped";
+/// The cause recorded for a stopped task.
+pub const STOPPED: &str = "stopped";
+
+/// Whether a status file's text (orch's layout) has [`PAUSED_KEY`] at the top level: a key at
+/// depth 1 is the only place a raw newline is followed by exactly two spaces and a quote.
+pub fn held_in_text(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"\n  \"orchPlanPaused\": ").is_some()
+}
+
+/// Whether plan `lp`'s status document says it is paused.
+pub fn is_paused(doc: &status::StatusDoc) -> bool {
+    doc.extra.contains_key(PAUSED_KEY)
+}
+
+/// Pauses (`true`) or resumes plan `lp`; returns whether that changed anything.
+pub fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
+    let (changed, _) = status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let had = doc.extra.contains_key(PAUSED_KEY);
+            if paused && !had {
+                doc.extra.insert(
+                    PAUSED_KEY.into(),
+                    json!({ "at": status::timestamp(Utc::now()) }),
+                );
+            } else if !paused && had {
+                doc.extra.remove(PAUSED_KEY);
+            }
+            Ok(had != paused)
+        },
+    )?;
+    Ok(changed)
+}
+
+/// What `orch retry` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retried {
+    /// The cause of the failure it had.
+    pub error: Option<String>,
+    /// Attempts recorded so far (the next one is this plus one).
+    pub attempts: u32,
+}
+
+/// Puts failed task `id` of plan `lp` back to pending (removing a stop mark). A task that is
+/// not failed is refused (exit 4).
+pub fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
+    let (r, _) = status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
+            if e.status != TaskStatus::Failed {
+                return Err(StatusError::Refused {
+                    id: id.to_string(),
+                    status: e.status,
+                    message: format!(
+                        "task `{id}` of plan `{}` is {}; only a failed task can be retried",
+                        lp.name, e.status
+                    ),
+                });
+            }
+            let before = Retried {
+                error: e.error.clone(),
+                attempts: e.attempts,
+            };
+            status::apply(
+                doc,
+                id,
+                Transition::Reset,
+                &TransitionOptions::default(),
+                Utc::now(),
+            )?;
+            if let Some(e) = doc.entry_mut(id) {
+                e.extra.remove(STOPPED_KEY);
+            }
+            Ok(before)
+        },
+    )?;
+    Ok(r)
+}
+
+/// What `orch stop` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// It was in progress (an agent runs it).
+    pub was_running: bool,
+    /// The agent's process as recorded (pid, process start time), when it was in progress.
+    pub run: Option<(u32, u64)>,
+    pub attempts: u32,
+}
+
+/// Records task `id` of plan `lp` failed with the cause `stopped` and marks it stopped. Only a
+/// task in progress (or failed and waiting for a retry) can be stopped; others are refused.
+pub fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
+    let (r, _) = status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
+            let from = e.status;
+            let already = e.extra.contains_key(STOPPED_KEY);
+            if !matches!(from, TaskStatus::InProgress | TaskStatus::Failed) || already {
+                let what = if already {
+                    "already stopped".to_string()
+                } else {
+                    from.to_string()
+                };
+                return Err(StatusError::Refused {
+                    id: id.to_string(),
+                    status: from,
+                    message: format!(
+                        "task `{id}` of plan `{}` is {what}; only a running task (or a failed one \
+                         waiting for its retry) can be stopped",
+                        lp.name
+                    ),
+                });
+            }
+            let out = Stopped {
+                was_running: from == TaskStatus::InProgress,
+                run: e
+                    .orch_run
+                    .as_ref()
+                    .filter(|r| r.pid > 0)
+                    .map(|r| (r.pid, r.process_start_time)),
+                attempts: e.attempts,
+            };
+            let opts = TransitionOptions {
+                error: Some(STOPPED.to_string()),
+                ..Default::default()
+            };
+            status::apply(doc, id, Transition::Fail, &opts, Utc::now())?;
+            if let Some(e) = doc.entry_mut(id) {
+                e.extra
+                    .insert(STOPPED_KEY.into(), json!(status::timestamp(Utc::now())));
+            }
+            Ok(out)
+        },
+    )?;
+    Ok(r)
+}
+
+fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
+    StatusError::UnknownTask {
+        id: id.to_string(),
+        path: std::path::PathBuf::from(&lp.rel_path),
+    }
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Pause { plan: String },
+    Resume { plan: String },
+    Retry { plan: String, id: String },
+    Stop { plan: String, id: String },
+}
+
+impl Request {
+    fn plan(&self) -> &str {
+        match self {
+            Self::Pause { plan }
+            | Self::Resume { plan }
+            | Self::Retry { plan, .. }
+            | Self::Stop { plan, .. } => plan,
+        }
+    }
+}
+
+/// What was done, in words and as a JSON object (`event` named as `orch up --json` names it).
+#[derive(Clone, Debug)]
+pub struct Done {
+    pub message: String,
+    pub json: serde_json::Value,
+}
+
+/// Carries `request` out in workspace `ws` (also what `orch top`'s keys call).
+pub fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
+    let Some(m) = ws.manifest.as_ref() else {
+        return Err(CliError::invalid(anyhow::anyhow!(
+            "run control needs a plans.toml (plans are named there)"
+        )));
+    };
+    let state_dir = m.root.join(&m.defaults.state_dir);
+    let index = ws.select(&[request.plan().to_string()])?[0];
+    let lp = &ws.plans[index];
+    let sup = running(&state_dir);
+    let (message, mut value) = match request {
+        Request::Pause { plan } => {
+            let changed = set_paused(lp, true).map_err(CliError::coded)?;
+            let msg = if changed {
+                format!("plan {plan} paused: nothing new of it starts; running agents go on")
+            } else {
+                format!("plan {plan} was already paused")
+            };
+            (
+                msg,
+                json!({"event": "plan_paused", "plan": plan, "changed": changed}),
+            )
+        }
+        Request::Resume { plan } => {
+            let changed = set_paused(lp, false).map_err(CliError::coded)?;
+            let msg = if changed {
+                format!("plan {plan} resumed")
+            } else {
+                format!("plan {plan} was not paused")
+            };
+            (
+                msg,
+                json!({"event": "plan_resumed", "plan": plan, "changed": changed}),
+            )
+        }
+        Request::Retry { plan, id } => {
+            known_task(lp, id)?;
+            let r = retry(lp, id).map_err(CliError::coded)?;
+            let msg = format!(
+                "{plan} {id} is pending again (it failed: {}); its next attempt is {}, with a fresh set of retries",
+                r.error.as_deref().unwrap_or("no cause recorded"),
+                r.attempts + 1
+            );
+            (
+                msg,
+                json!({"event": "task_retried", "plan": plan, "task": id, "attempt": r.attempts + 1}),
+            )
+        }
+        Request::Stop { plan, id } => {
+            known_task(lp, id)?;
+            let s = stop(lp, id).map_err(CliError::coded)?;
+            let mut msg = format!(
+                "{plan} {id} stopped: failed with the cause `stopped`; `orch retry {plan} {id}` runs it again"
+            );
+            // No supervisor to stop the agent: stop its process group here.
+            if sup.is_none()
+                && let Some((pid, start)) = s.run
+                && crate::process::process_alive(pid, start)
+            {
+                crate::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                msg.push_str(&format!(" (its agent, pid {pid}, was sent SIGTERM)"));
+            }
+            (
+                msg,
+                json!({"event": "task_stopped", "plan": plan, "task": id, "attempt": s.attempts, "was_running": s.was_running}),
+            )
+        }
+    };
+    let message = format!("{message}\n{}", supervisor_note(sup.as_ref()));
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(
+            "supervisor_pid".into(),
+            sup.as_ref()
+                .map_or(serde_json::Value::Null, |h| json!(h.pid)),
+        );
+    }
+    Ok(Done {
+        message,
+        json: value,
+    })
+}
+
+fn supervisor_note(sup: Option<&Holder>) -> String {
+    match sup {
+        Some(h) => format!(
+            "the running `orch up` (pid {}) acts on it within a second",
+            h.pid
+        ),
+        None => "no `orch up` is running: the next one starts from this".to_string(),
+    }
+}
+
+fn known_task(lp: &LoadedPlan, id: &str) -> CliResult<()> {
+    if lp.plan.task(id).is_some() {
+        return Ok(());
+    }
+    Err(CliError::invalid(anyhow::anyhow!(
+        "task `{id}` does not exist in plan `{}`",
+        lp.name
+    ))
+    .with_hint(format!(
+        "`orch status --plan {}` lists the task ids",
+        lp.name
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_in(dir: &std::path::Path) -> LoadedPlan {
+        let text = "# P\n\n## Phase 1: One\n\n- [ ] 1.1 First\n- [ ] 1.2 Second (depends: 1.1)\n";
+        let plan = crate::plan::parse(std::path::Path::new("p.md"), text);
+        LoadedPlan {
+            name: "p".into(),
+            plan,
+            rel_path: "p.md".into(),
+            status_path: dir.join("p").join("status.json"),
+            priority: 0,
+        }
+    }
+
+    fn set(lp: &LoadedPlan, id: &str, t: Transition, error: Option<&str>) {
+        status::update(
+            &lp.status_path,
+            &lp.plan,
+            &lp.rel_path,
+            &lp.name,
+            |doc, _| {
+                let opts = TransitionOptions {
+                    error: error.map(str::to_string),
+                    ..Default::default()
+                };
+                status::apply(doc, id, t, &opts, Utc::now())
+            },
+        )
+        .expect("update");
+    }
+
+    #[test]
+    fn pause_and_resume_are_recorded_and_seen_in_the_text() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let lp = plan_in(dir.path());
+        assert!(set_paused(&lp, true).expect("pause"));
+        assert!(!set_paused(&lp, true).expect("again"), "idempotent");
+        let bytes = std::fs::read(&lp.status_path).expect("read");
+        assert!(held_in_text(&bytes));
+        assert!(is_paused(&lp.read_status().expect("doc")));
+        // The agent's usage-limit pause is another key.
+        assert!(!String::from_utf8_lossy(&bytes).contains("\"orchPaused\""));
+        assert!(set_paused(&lp, false).expect("resume"));
+        let bytes = std::fs::read(&lp.status_path).expect("read");
+        assert!(!held_in_text(&bytes));
+    }
+
+    #[test]
+    fn stop_marks_a_running_task_failed_and_retry_clears_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let lp = plan_in(dir.path());
+        // Not running: refused, nothing written.
+        let e = stop(&lp, "1.1").expect_err("pending");
+        assert_eq!(e.exit_code(), crate::error::exit::REFUSED);
+        set(&lp, "1.1", Transition::Start, None);
+        let s = stop(&lp, "1.1").expect("stop");
+        assert!(s.was_running);
+        let doc = lp.read_status().expect("doc");
+        let e = doc.entry("1.1").expect("1.1");
+        assert_eq!(e.status, TaskStatus::Failed);
+        assert_eq!(e.error.as_deref(), Some(STOPPED));
+        assert!(e.extra.contains_key(STOPPED_KEY));
+        assert!(stop(&lp, "1.1").is_err(), "already stopped");
+        let r = retry(&lp, "1.1").expect("retry");
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.error.as_deref(), Some(STOPPED));
+        let doc = lp.read_status().expect("doc");
+        let e = doc.entry("1.1").expect("1.1");
+        assert_eq!(e.status, TaskStatus::Pending);
+        assert!(!e.extra.contains_key(STOPPED_KEY));
+        assert_eq!(e.attempts, 1, "attempts go on counting");
+        assert_eq!(
+            retry(&lp, "1.1").expect_err("pending").exit_code(),
+            crate::error::exit::REFUSED
+        );
+        assert_eq!(
+            retry(&lp, "9.9").expect_err("unknown").exit_code(),
+            crate::error::exit::INVALID
+        );
+    }
+
+    #[test]
+    fn retry_puts_a_failed_task_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let lp = plan_in(dir.path());
+        set(&lp, "1.1", Transition::Start, None);
+        set(&lp, "1.1", Transition::Fail, Some("boom"));
+        let r = retry(&lp, "1.1").expect("retry");
+        assert_eq!(r.error.as_deref(), Some("boom"));
+        let doc = lp.read_status().expect("doc");
+        assert_eq!(doc.entry("1.1").expect("e").status, TaskStatus::Pending);
+    }
+}

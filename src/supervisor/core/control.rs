@@ -1,0 +1,153 @@
+//! What a person asks of a running supervisor through the status files: pause and resume a plan
+//! (`orch pause` / `orch resume`, the plan's `orchPlanPaused`), stop a task's attempt (`orch
+//! stop`: the task recorded failed with `orchStopped`), retry a failed task (`orch retry`: its
+//! record back to pending).
+
+use super::{Action, Core};
+use crate::control::STOPPED;
+use crate::status::TaskStatus;
+use crate::supervisor::event::Event;
+use crate::supervisor::state::{Stage, StopWhy, TaskFacts, TaskRun, Timer, Unit};
+
+impl Core<'_> {
+    /// Before the first input: whether plan `p`'s status file says it is paused.
+    pub fn set_held(&mut self, p: usize, held: bool) {
+        if let Some(plan) = self.state.plans.get_mut(p) {
+            plan.held = held;
+        }
+    }
+
+    /// A plan was paused (nothing of it launches; running agents go on) or resumed.
+    pub(super) fn on_held(&mut self, p: usize, held: bool, out: &mut Vec<Action>) {
+        let Some(plan) = self.state.plans.get_mut(p) else {
+            return;
+        };
+        if plan.held == held {
+            return;
+        }
+        plan.held = held;
+        if !held {
+            self.state.waiting_on_paused = false;
+        }
+        if self.spec(p).is_none() {
+            return;
+        }
+        let plan = self.plan_name(p);
+        out.push(Action::Report(if held {
+            Event::PlanPaused { plan }
+        } else {
+            Event::PlanResumed { plan }
+        }));
+    }
+
+    /// Task `t` of plan `p` has a new record (`old` was the one before): a stop or a retry by a
+    /// person is acted on.
+    pub(super) fn on_control(
+        &mut self,
+        p: usize,
+        t: usize,
+        old: &TaskFacts,
+        out: &mut Vec<Action>,
+    ) {
+        let rec = &self.state.tasks[p][t];
+        let (status, stopped) = (rec.facts.status, rec.facts.stopped);
+        if stopped && status == TaskStatus::Failed {
+            match rec.run.clone() {
+                TaskRun::Attempt(run) => {
+                    let live = self
+                        .state
+                        .runs
+                        .get(&run)
+                        .filter(|rr| matches!(rr.stage, Stage::Launching | Stage::Running))
+                        .map(|rr| rr.attempt);
+                    if let Some(attempt) = live {
+                        self.stop(run, Some(StopWhy::User), out);
+                        self.report_stopped(p, t, attempt, out);
+                    }
+                }
+                TaskRun::BackingOff { until } => {
+                    self.state
+                        .timers
+                        .remove(&(until, Timer::Backoff(Unit::Task { plan: p, task: t })));
+                    self.fail_stopped(p, t, out);
+                }
+                TaskRun::Retry | TaskRun::Idle => self.fail_stopped(p, t, out),
+                TaskRun::Committing | TaskRun::Failed { .. } => {}
+            }
+            return;
+        }
+        // Back to pending from failed: a person retried it.
+        let was_failed = old.status == TaskStatus::Failed
+            || matches!(
+                rec.run,
+                TaskRun::Failed { .. } | TaskRun::BackingOff { .. } | TaskRun::Retry
+            );
+        if status != TaskStatus::Pending || !was_failed {
+            return;
+        }
+        if let TaskRun::BackingOff { until } = rec.run {
+            self.state
+                .timers
+                .remove(&(until, Timer::Backoff(Unit::Task { plan: p, task: t })));
+        }
+        if !matches!(
+            rec.run,
+            TaskRun::Failed { .. } | TaskRun::BackingOff { .. } | TaskRun::Retry | TaskRun::Idle
+        ) {
+            return;
+        }
+        let rec = &mut self.state.tasks[p][t];
+        rec.run = TaskRun::Idle;
+        rec.retry_base = rec.attempts;
+        let attempt = rec.attempts + 1;
+        out.push(Action::Report(Event::TaskRetried {
+            plan: self.plan_name(p),
+            task: self.task_id(p, t).to_string(),
+            attempt,
+        }));
+    }
+
+    /// A task between attempts was stopped: failed for good in this run.
+    fn fail_stopped(&mut self, p: usize, t: usize, out: &mut Vec<Action>) {
+        let rec = &mut self.state.tasks[p][t];
+        let attempt = rec.attempts;
+        if matches!(rec.run, TaskRun::Failed { .. }) {
+            return;
+        }
+        rec.run = TaskRun::Failed {
+            cause: STOPPED.to_string(),
+        };
+        self.report_stopped(p, t, attempt, out);
+    }
+
+    fn report_stopped(&mut self, p: usize, t: usize, attempt: u32, out: &mut Vec<Action>) {
+        out.push(Action::Report(Event::TaskStopped {
+            plan: self.plan_name(p),
+            task: self.task_id(p, t).to_string(),
+            attempt,
+        }));
+    }
+
+    /// Whether a failed attempt of task `t` of plan `p` (attempt `attempt`) may run again:
+    /// not stopped by a person, and retries left since its last retry by a person.
+    pub(super) fn retries_left(&self, p: usize, t: usize, attempt: u32, retries: u32) -> bool {
+        let rec = &self.state.tasks[p][t];
+        !rec.facts.stopped && attempt.saturating_sub(rec.retry_base) <= retries
+    }
+
+    /// Plans of the run that are paused with work ready to start: the run waits for them.
+    pub(super) fn paused_with_work(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        for p in 0..self.plans.len() {
+            if self.spec(p).is_none()
+                || !self.state.plans[p].held
+                || self.state.plans[p].finished
+                || self.frontier.head(self.graph, p).is_none()
+            {
+                continue;
+            }
+            names.push(self.plan_name(p));
+        }
+        names
+    }
+}

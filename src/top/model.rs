@@ -1,0 +1,446 @@
+//! What `orch top` shows, read from the repository's files: the status files, the agents' logs
+//! and `<state_dir>/events.jsonl`. [`Snapshot`] is plain data (the widgets render it, tests
+//! build it by hand); [`Source`] reads it again when a file changed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::graph::{NodeState, readiness};
+use crate::status::{self, StatusDoc, TaskStatus};
+use crate::supervisor::event_log::EVENTS_FILE;
+use crate::workspace::{Workspace, node_state};
+
+/// One plan's line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanRow {
+    pub name: String,
+    pub done: usize,
+    pub total: usize,
+    pub running: usize,
+    pub failed: usize,
+    /// Pending tasks that wait for others.
+    pub blocked: usize,
+    /// Paused by a person (`orch pause`).
+    pub paused: bool,
+    /// Its agent waits out a usage limit (until, in words).
+    pub agent_paused: Option<String>,
+    /// Cost so far in US dollars, when the clients named one.
+    pub cost_usd: Option<f64>,
+    pub tokens: u64,
+    /// `merged`, `conflict`, `verify_failed`, or empty.
+    pub merge: String,
+}
+
+/// One task shown (running or failed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskRow {
+    pub plan: String,
+    pub id: String,
+    pub description: String,
+    pub status: Option<TaskStatus>,
+    pub attempt: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The log's last change (the agent's last output).
+    pub last_output: Option<DateTime<Utc>>,
+    pub last_line: String,
+    pub error: Option<String>,
+    pub log: PathBuf,
+    pub prompt: PathBuf,
+    pub worktree: PathBuf,
+    pub commit: Option<String>,
+    /// Why it waits (pending tasks only).
+    pub waits_for: Vec<String>,
+}
+
+/// Everything on screen but the keys' state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub plans: Vec<PlanRow>,
+    pub running: Vec<TaskRow>,
+    pub failures: Vec<TaskRow>,
+    /// The last events of the event log, as lines.
+    pub events: Vec<String>,
+    /// The running `orch up` (pid), if any.
+    pub supervisor: Option<u32>,
+    /// Problems reading the files (a corrupt status file…).
+    pub problems: Vec<String>,
+}
+
+/// Reads the snapshot; remembers what it read to tell whether anything changed.
+pub struct Source {
+    pub ws: Workspace,
+    state_dir: PathBuf,
+    log_root: PathBuf,
+    worktree_root: PathBuf,
+    stamps: HashMap<PathBuf, Option<(u64, SystemTime)>>,
+    /// The events read so far (the last [`EVENTS_KEPT`]) and where reading stopped.
+    events: Vec<String>,
+    events_at: u64,
+    supervisor: Option<u32>,
+    /// Each task's status and, for a pending one that waits, why (as last read).
+    tasks: Vec<Vec<(TaskStatus, Vec<String>)>>,
+}
+
+/// Events kept for the screen.
+pub const EVENTS_KEPT: usize = 50;
+
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+impl Source {
+    pub fn new(ws: Workspace) -> Self {
+        let (state_dir, log_root, worktree_root) = match &ws.manifest {
+            Some(m) => (
+                m.root.join(&m.defaults.state_dir),
+                m.root.join(&m.defaults.log_dir),
+                m.root.join(&m.defaults.worktree_root),
+            ),
+            None => Default::default(),
+        };
+        Source {
+            ws,
+            state_dir,
+            log_root,
+            worktree_root,
+            stamps: HashMap::new(),
+            events: Vec::new(),
+            events_at: 0,
+            supervisor: None,
+            tasks: Vec::new(),
+        }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Whether a file the screen depends on changed since the last [`Source::read`] (status
+    /// files, the event log, the logs of the running tasks, the supervisor's lock).
+    pub fn changed(&self) -> bool {
+        self.stamps.iter().any(|(p, s)| stamp(p) != *s)
+            || crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid) != self.supervisor
+    }
+
+    /// Reads everything again.
+    pub fn read(&mut self, now: DateTime<Utc>) -> Snapshot {
+        let _ = now;
+        let mut snap = Snapshot::default();
+        let mut stamps = HashMap::new();
+        let mut docs: Vec<Option<StatusDoc>> = Vec::new();
+        for lp in &self.ws.plans {
+            stamps.insert(lp.status_path.clone(), stamp(&lp.status_path));
+            match lp.read_status() {
+                Ok(d) => docs.push(Some(d)),
+                Err(e) => {
+                    snap.problems.push(e.to_string());
+                    docs.push(None);
+                }
+            }
+        }
+        let status_of = |p: usize, t: usize| -> TaskStatus {
+            let task = &self.ws.plans[p].plan.tasks[t];
+            docs[p].as_ref().and_then(|d| d.entry(&task.id)).map_or(
+                if task.done {
+                    TaskStatus::Completed
+                } else {
+                    TaskStatus::Pending
+                },
+                |e| e.status,
+            )
+        };
+        let mut blocked_by: HashMap<(usize, usize), Vec<String>> = HashMap::new();
+        if let Some(g) = &self.ws.graph {
+            let plans: Vec<&crate::plan::Plan> = self.ws.plans.iter().map(|p| &p.plan).collect();
+            let r = readiness(g, &plans, &self.ws.priorities(), |p, t| {
+                node_state(status_of(p, t))
+            });
+            for (n, why) in &r.blocked {
+                if let Some((p, t)) = g.task_of(*n) {
+                    let reasons = why.iter().map(|w| self.ws.describe_waiting(g, w)).collect();
+                    blocked_by.insert((p, t), reasons);
+                }
+            }
+        }
+        let tasks = self
+            .ws
+            .plans
+            .iter()
+            .enumerate()
+            .map(|(p, lp)| {
+                (0..lp.plan.tasks.len())
+                    .map(|t| {
+                        (
+                            status_of(p, t),
+                            blocked_by.get(&(p, t)).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        for (p, lp) in self.ws.plans.iter().enumerate() {
+            let doc = docs[p].as_ref();
+            let mut row = PlanRow {
+                name: lp.name.clone(),
+                total: lp.plan.tasks.len(),
+                ..PlanRow::default()
+            };
+            let mut usage = crate::agent_output::Usage::default();
+            for (t, task) in lp.plan.tasks.iter().enumerate() {
+                let st = status_of(p, t);
+                let entry = doc.and_then(|d| d.entry(&task.id));
+                if let Some(u) = entry.and_then(|e| e.orch_usage.as_ref()) {
+                    usage = usage.plus(&u.usage());
+                }
+                match node_state(st) {
+                    NodeState::Done => row.done += 1,
+                    NodeState::InProgress => row.running += 1,
+                    NodeState::Failed => row.failed += 1,
+                    NodeState::Pending => {
+                        if blocked_by.contains_key(&(p, t)) {
+                            row.blocked += 1;
+                        }
+                    }
+                }
+                if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {
+                    let log = self
+                        .log_root
+                        .join(&lp.name)
+                        .join(format!("{}.log", task.id));
+                    stamps.insert(log.clone(), stamp(&log));
+                    let tr = self.task_row(lp, task, entry, st, &log);
+                    if st == TaskStatus::InProgress {
+                        snap.running.push(tr);
+                    } else {
+                        snap.failures.push(tr);
+                    }
+                }
+            }
+            row.tokens = usage.tokens();
+            row.cost_usd = usage.cost_usd();
+            if let Some(d) = doc {
+                row.paused = crate::control::is_paused(d);
+                row.merge = d
+                    .orch_merge
+                    .as_ref()
+                    .map(|m| m.state.clone())
+                    .unwrap_or_default();
+                row.agent_paused = d
+                    .extra
+                    .get("orchPaused")
+                    .and_then(|v| v.get("until"))
+                    .and_then(Value::as_str)
+                    .and_then(status::parse_timestamp)
+                    .filter(|t| *t > Utc::now())
+                    .map(|t| format!("limit until {}", t.format("%H:%M")));
+            }
+            snap.plans.push(row);
+        }
+        let events_path = self.state_dir.join(EVENTS_FILE);
+        stamps.insert(events_path.clone(), stamp(&events_path));
+        self.read_events(&events_path);
+        snap.events = self.events.clone();
+        self.supervisor = crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid);
+        snap.supervisor = self.supervisor;
+        self.stamps = stamps;
+        self.tasks = tasks;
+        snap
+    }
+
+    /// The tasks of plan `name` not finished yet, as lines: id, status, description, and for a
+    /// pending one what it waits for (`why`).
+    pub fn plan_lines(&self, name: &str) -> Vec<String> {
+        let Some(p) = self.ws.plans.iter().position(|lp| lp.name == name) else {
+            return Vec::new();
+        };
+        let plan = &self.ws.plans[p].plan;
+        let mut out = Vec::new();
+        for (t, task) in plan.tasks.iter().enumerate() {
+            let Some((st, why)) = self.tasks.get(p).and_then(|v| v.get(t)) else {
+                continue;
+            };
+            if st.is_finished() {
+                continue;
+            }
+            out.push(format!(
+                "{:<8} {:<11} {}",
+                task.id,
+                st.to_string(),
+                task.description
+            ));
+            for w in why {
+                out.push(format!("{:<8} {:<11} {w}", "", ""));
+            }
+        }
+        if out.is_empty() {
+            out.push("every task is finished".to_string());
+        }
+        out
+    }
+
+    /// Task `id` of plan `plan` as its status file says now (any status).
+    pub fn row(&self, plan: &str, id: &str) -> Option<TaskRow> {
+        let lp = self.ws.plans.iter().find(|p| p.name == plan)?;
+        let task = lp.plan.task(id)?;
+        let doc = lp.read_status().ok()?;
+        let entry = doc.entry(id);
+        let st = entry.map_or(TaskStatus::Pending, |e| e.status);
+        let log = self.log_root.join(&lp.name).join(format!("{id}.log"));
+        Some(self.task_row(lp, task, entry, st, &log))
+    }
+
+    fn task_row(
+        &self,
+        lp: &crate::workspace::LoadedPlan,
+        task: &crate::plan::Task,
+        entry: Option<&status::TaskEntry>,
+        st: TaskStatus,
+        log: &Path,
+    ) -> TaskRow {
+        let last_output = std::fs::metadata(log)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(DateTime::<Utc>::from);
+        TaskRow {
+            plan: lp.name.clone(),
+            id: task.id.clone(),
+            description: task.description.clone(),
+            status: Some(st),
+            attempt: entry.map_or(0, |e| e.attempts),
+            started_at: entry
+                .and_then(|e| e.started_at.as_deref())
+                .and_then(status::parse_timestamp),
+            last_output,
+            last_line: last_line(log),
+            error: entry.and_then(|e| e.error.clone()),
+            log: log.to_path_buf(),
+            prompt: self
+                .log_root
+                .join(&lp.name)
+                .join(format!("{}.prompt.md", task.id)),
+            worktree: self.worktree_root.join(&lp.name),
+            commit: entry.and_then(|e| e.commit.clone()),
+            waits_for: Vec::new(),
+        }
+    }
+
+    /// Reads the event log from where it stopped (from the start after a rotation; at most
+    /// the last 64 KiB the first time).
+    fn read_events(&mut self, path: &Path) {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.events_at {
+            self.events_at = 0;
+        }
+        let from = if self.events_at == 0 {
+            len.saturating_sub(64 * 1024)
+        } else {
+            self.events_at
+        };
+        if f.seek(SeekFrom::Start(from)).is_err() {
+            return;
+        }
+        let mut text = String::new();
+        if f.take(len - from).read_to_string(&mut text).is_err() {
+            return;
+        }
+        // Only whole lines; a partial last line is read next time.
+        let Some(end) = text.rfind('\n') else { return };
+        self.events_at = from + end as u64 + 1;
+        for line in text[..end].lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                self.events.push(describe_event(&v));
+            }
+        }
+        let over = self.events.len().saturating_sub(EVENTS_KEPT);
+        self.events.drain(..over);
+    }
+}
+
+/// The last non-empty line of a log (its last 4 KiB read).
+pub fn last_line(path: &Path) -> String {
+    tail(path, 4096, 1).pop().unwrap_or_default()
+}
+
+/// The last `lines` non-empty lines of a file, reading at most its last `bytes`.
+pub fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(bytes);
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut out: Vec<String> = text
+        .lines()
+        .skip(usize::from(from > 0))
+        .map(|l| l.trim_end().replace('\t', "    "))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let over = out.len().saturating_sub(lines);
+    out.drain(..over);
+    out
+}
+
+/// The first `lines` non-empty lines of a file, reading at most its first `bytes`.
+pub fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    if f.take(bytes).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .map(|l| l.trim_end().replace('\t', "    "))
+        .filter(|l| !l.trim().is_empty())
+        .take(lines)
+        .collect()
+}
+
+/// One event of the log as a line: `HH:MM:SS event plan task detail`.
+pub fn describe_event(v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let at = status::parse_timestamp(s("at"))
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let detail = match s("event") {
+        "task_failed" => super::view::flat(s("error")),
+        "note" | "plan_blocked" => s("message").to_string() + s("reason"),
+        "task_started" | "task_stopped" | "task_retried" => v
+            .get("attempt")
+            .and_then(Value::as_u64)
+            .map(|a| format!("attempt {a}"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut out = format!("{at} {}", s("event"));
+    for part in [s("plan"), s("task"), detail.as_str()] {
+        if !part.is_empty() {
+            out.push(' ');
+            out.push_str(part);
+        }
+    }
+    out
+}

@@ -1,0 +1,429 @@
+//! The screen of `orch top`, drawn from a [`Snapshot`] and the keys' state ([`Ui`]): no I/O,
+//! so tests render it on ratatui's `TestBackend`.
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::model::{PlanRow, Snapshot, TaskRow};
+
+/// What the detail pane shows of the selected task.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detail {
+    pub task: TaskRow,
+    /// The log's last lines (followed while it runs).
+    pub log: Vec<String>,
+    /// `git diff --stat` of the worktree (running) or of its commit.
+    pub diff: Vec<String>,
+    /// The prompt file's first lines.
+    pub prompt: Vec<String>,
+}
+
+/// The state of the keys: what is selected, which pane is open, the last message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ui {
+    /// Index into [`items`].
+    pub selected: usize,
+    pub detail: Option<Detail>,
+    pub help: bool,
+    /// The answer to the last key (a confirmation or an error).
+    pub flash: Option<String>,
+    /// A plan's unfinished tasks and what they wait for (`enter` on a plan): its name, lines.
+    pub plan_detail: Option<(String, Vec<String>)>,
+    /// Draw without colours (`NO_COLOR`).
+    pub no_color: bool,
+}
+
+/// A selectable line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    Plan(usize),
+    Running(usize),
+    Failed(usize),
+}
+
+/// The selectable lines in screen order: plans, running agents, failures.
+pub fn items(s: &Snapshot) -> Vec<Item> {
+    (0..s.plans.len())
+        .map(Item::Plan)
+        .chain((0..s.running.len()).map(Item::Running))
+        .chain((0..s.failures.len()).map(Item::Failed))
+        .collect()
+}
+
+/// The keys, as listed by `?` (and in the README).
+pub const KEYS: &[(&str, &str)] = &[
+    ("↑/↓, j/k", "select a plan or a task"),
+    ("p", "pause / resume the selected plan"),
+    ("r", "retry the selected failed task"),
+    ("x", "stop the selected running task"),
+    ("enter", "details: task log/diff/prompt, plan waits"),
+    ("esc", "close the details or this help"),
+    ("?", "this help"),
+    ("q", "quit"),
+];
+
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+    fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>) {
+    let th = Theme {
+        color: !ui.no_color,
+    };
+    let area = f.area();
+    let its = items(s);
+    let sel = its.get(ui.selected).copied();
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(header(s, &th)), head);
+    f.render_widget(Paragraph::new(footer(ui, &th)), foot);
+    if let Some(d) = &ui.detail {
+        draw_detail(f, body, d, now, &th);
+    } else if let Some((name, lines)) = &ui.plan_detail {
+        let body_lines: Vec<Line<'static>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
+        f.render_widget(
+            Paragraph::new(body_lines).block(Block::default().borders(Borders::TOP).title(
+                format!(" {name}: tasks not finished, and what they wait for "),
+            )),
+            body,
+        );
+    } else {
+        draw_lists(f, body, s, sel, now, &th);
+    }
+    if ui.help {
+        draw_help(f, area, &th);
+    }
+}
+
+fn header(s: &Snapshot, th: &Theme) -> Line<'static> {
+    let run = match s.supervisor {
+        Some(pid) => Span::styled(format!("orch up running (pid {pid})"), th.fg(Color::Green)),
+        None => Span::styled("no run going: last state".to_string(), th.fg(Color::Yellow)),
+    };
+    let mut spans = vec![Span::styled("orch top", th.bold()), Span::raw("  "), run];
+    if let Some(p) = s.problems.first() {
+        spans.push(Span::styled(format!("  {p}"), th.fg(Color::Red)));
+    }
+    Line::from(spans)
+}
+
+fn footer(ui: &Ui, th: &Theme) -> Line<'static> {
+    match &ui.flash {
+        Some(m) => Line::from(Span::styled(m.clone(), th.bold())),
+        None => Line::from(Span::styled(
+            "↑↓ select  p pause/resume  r retry  x stop  enter details  ? keys  q quit".to_string(),
+            th.fg(Color::DarkGray),
+        )),
+    }
+}
+
+fn draw_lists(
+    f: &mut Frame<'_>,
+    area: Rect,
+    s: &Snapshot,
+    sel: Option<Item>,
+    now: DateTime<Utc>,
+    th: &Theme,
+) {
+    let w = area.width as usize;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    // Which screen line the selection is on, to keep it visible.
+    let mut sel_line = 0;
+    lines.push(Line::from(Span::styled(
+        format!(
+            " {:<14} {:<12} {:>7} {:>4} {:>4} {:>4}  {:>7}  {}",
+            "PLAN", "PROGRESS", "DONE", "RUN", "FAIL", "WAIT", "COST", "STATE"
+        ),
+        th.bold(),
+    )));
+    for (i, p) in s.plans.iter().enumerate() {
+        let selected = sel == Some(Item::Plan(i));
+        if selected {
+            sel_line = lines.len();
+        }
+        lines.push(plan_line(p, selected, w, th));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(Span::styled(
+        format!(
+            " {:<12} {:<10} {:>3} {:>7} {:>6}  LAST OUTPUT",
+            format!("RUNNING ({})", s.running.len()),
+            "TASK",
+            "#",
+            "ELAPSED",
+            "QUIET"
+        ),
+        th.bold(),
+    )));
+    for (i, t) in s.running.iter().enumerate() {
+        let selected = sel == Some(Item::Running(i));
+        if selected {
+            sel_line = lines.len();
+        }
+        let elapsed = t.started_at.map(|a| ago(a, now)).unwrap_or_default();
+        let quiet = t.last_output.map(|a| ago(a, now)).unwrap_or_default();
+        let text = format!(
+            "{:<12} {:<10} {:>3} {:>7} {:>6}  {}",
+            cut(&t.plan, 12),
+            cut(&t.id, 10),
+            t.attempt,
+            elapsed,
+            quiet,
+            t.last_line
+        );
+        lines.push(row(text, selected, w, th.fg(Color::Cyan), th));
+    }
+    if !s.failures.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled(
+            format!(
+                " {:<12} {:<10} {:>3}  CAUSE",
+                format!("FAILED ({})", s.failures.len()),
+                "TASK",
+                "#"
+            ),
+            th.bold(),
+        )));
+        for (i, t) in s.failures.iter().enumerate() {
+            let selected = sel == Some(Item::Failed(i));
+            if selected {
+                sel_line = lines.len();
+            }
+            let cause = t.error.as_deref().unwrap_or("no cause recorded");
+            let text = format!(
+                "{:<12} {:<10} {:>3}  {}",
+                cut(&t.plan, 12),
+                cut(&t.id, 10),
+                t.attempt,
+                flat(cause)
+            );
+            lines.push(row(text, selected, w, th.fg(Color::Red), th));
+        }
+    }
+    let height = area.height as usize;
+    // The events fill what is left.
+    let left = height.saturating_sub(lines.len() + 2);
+    if left > 0 && !s.events.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled("EVENTS", th.bold())));
+        let from = s.events.len().saturating_sub(left);
+        for e in &s.events[from..] {
+            lines.push(Line::from(Span::styled(cut(e, w), th.fg(Color::DarkGray))));
+        }
+    }
+    let scroll = sel_line.saturating_sub(height.saturating_sub(1));
+    let scroll = u16::try_from(scroll).unwrap_or(0);
+    f.render_widget(Paragraph::new(lines).scroll((scroll, 0)), area);
+}
+
+fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static> {
+    let mut state: Vec<String> = Vec::new();
+    if p.paused {
+        state.push("PAUSED".into());
+    }
+    if let Some(a) = &p.agent_paused {
+        state.push(format!("agent {a}"));
+    }
+    if !p.merge.is_empty() {
+        state.push(p.merge.clone());
+    } else if p.total > 0 && p.done == p.total {
+        state.push("done".into());
+    }
+    let cost = match p.cost_usd {
+        Some(c) => format!("${c:.2}"),
+        None if p.tokens > 0 => format!("{}k tok", p.tokens / 1000),
+        None => "-".into(),
+    };
+    let text = format!(
+        "{:<14} {:<12} {:>7} {:>4} {:>4} {:>4}  {:>7}  {}",
+        cut(&p.name, 14),
+        bar(p.done, p.total, 10),
+        format!("{}/{}", p.done, p.total),
+        p.running,
+        p.failed,
+        p.blocked,
+        cost,
+        state.join(" ")
+    );
+    let base = if p.paused {
+        th.fg(Color::Yellow)
+    } else if p.failed > 0 {
+        th.fg(Color::Red)
+    } else if p.total > 0 && p.done == p.total {
+        th.fg(Color::Green)
+    } else {
+        Style::default()
+    };
+    row(text, selected, w, base, th)
+}
+
+fn row(text: String, selected: bool, w: usize, base: Style, th: &Theme) -> Line<'static> {
+    let text = cut(&text, w.saturating_sub(1));
+    if selected {
+        // Marked without colour too: reversed, and a `>` in front.
+        Line::from(Span::styled(format!(">{text}"), th.selected()))
+    } else {
+        Line::from(Span::styled(format!(" {text}"), base))
+    }
+}
+
+fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th: &Theme) {
+    let t = &d.task;
+    let mut head = vec![Line::from(vec![
+        Span::styled(format!("{} {}", t.plan, t.id), th.bold()),
+        Span::raw(format!(" {}", t.description)),
+    ])];
+    let state = t.status.map(|s| s.to_string()).unwrap_or_default();
+    let mut facts = format!("{state}, attempt {}", t.attempt);
+    if let Some(a) = t.started_at {
+        facts.push_str(&format!(", started {} ago", ago(a, now)));
+    }
+    if let Some(c) = &t.commit {
+        facts.push_str(&format!(", commit {}", cut(c, 10)));
+    }
+    if let Some(e) = &t.error {
+        facts.push_str(&format!(", cause: {}", flat(e)));
+    }
+    head.push(Line::raw(facts));
+    for why in &t.waits_for {
+        head.push(Line::raw(format!("waits: {why}")));
+    }
+    let diff_h = u16::try_from(d.diff.len().min(6) + 2).unwrap_or(8);
+    let prompt_h = if d.prompt.is_empty() { 0 } else { 5 };
+    let [h, log, diff, prompt] = Layout::vertical([
+        Constraint::Length(u16::try_from(head.len()).unwrap_or(2)),
+        Constraint::Min(3),
+        Constraint::Length(diff_h),
+        Constraint::Length(prompt_h),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(head), h);
+    let log_lines = usize::from(log.height.saturating_sub(2));
+    let from = d.log.len().saturating_sub(log_lines);
+    let body: Vec<Line<'static>> = d.log[from..].iter().map(|l| Line::raw(l.clone())).collect();
+    f.render_widget(
+        Paragraph::new(body).block(
+            Block::default()
+                .borders(Borders::TOP | Borders::BOTTOM)
+                .title(format!(" log {} ", t.log.display())),
+        ),
+        log,
+    );
+    let diff_title = match &t.commit {
+        Some(c) if t.status != Some(crate::status::TaskStatus::InProgress) => {
+            format!(" diff --stat (its commit {}) ", cut(c, 10))
+        }
+        _ => " diff --stat (worktree) ".to_string(),
+    };
+    let body: Vec<Line<'static>> = if d.diff.is_empty() {
+        vec![Line::raw("(no changes)")]
+    } else {
+        d.diff.iter().map(|l| Line::raw(l.clone())).collect()
+    };
+    f.render_widget(
+        Paragraph::new(body).block(Block::default().borders(Borders::BOTTOM).title(diff_title)),
+        diff,
+    );
+    if prompt_h > 0 {
+        let body: Vec<Line<'static>> = d.prompt.iter().map(|l| Line::raw(l.clone())).collect();
+        f.render_widget(
+            Paragraph::new(body)
+                .wrap(Wrap { trim: false })
+                .block(Block::default().title(format!(" prompt {} ", t.prompt.display()))),
+            prompt,
+        );
+    }
+}
+
+fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
+    let h = u16::try_from(KEYS.len() + 2).unwrap_or(10).min(area.height);
+    let w = 60.min(area.width);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let lines: Vec<Line<'static>> = KEYS
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<10}"), th.bold()),
+                Span::raw((*what).to_string()),
+            ])
+        })
+        .collect();
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        r,
+    );
+}
+
+/// `[#####     ]`.
+pub fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width).checked_div(total).unwrap_or(0);
+    format!(
+        "[{}{}]",
+        "#".repeat(filled),
+        " ".repeat(width - filled.min(width))
+    )
+}
+
+/// Time since `t`: `45s`, `3m05s`, `2h03m`.
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - t).num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A multi-line text (a cause with the end of an agent's output) on one line.
+pub fn flat(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At most `n` characters.
+pub fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

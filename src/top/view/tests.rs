@@ -1,0 +1,163 @@
+//! The screen rendered on ratatui's `TestBackend`, compared with snapshots (insta).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+use super::*;
+use crate::status::TaskStatus;
+use crate::top::model::{PlanRow, Snapshot, TaskRow};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn snapshot() -> Snapshot {
+    let plan = |name: &str, done, total, running, failed, blocked| PlanRow {
+        name: name.into(),
+        done,
+        total,
+        running,
+        failed,
+        blocked,
+        ..PlanRow::default()
+    };
+    let mut auth = plan("auth", 3, 5, 1, 0, 1);
+    auth.cost_usd = Some(1.234);
+    let mut api = plan("api", 1, 4, 0, 1, 2);
+    api.paused = true;
+    let mut docs = plan("docs", 3, 3, 0, 0, 0);
+    docs.merge = "merged".into();
+    let running = TaskRow {
+        plan: "auth".into(),
+        id: "2.1".into(),
+        description: "Add the login endpoint".into(),
+        status: Some(TaskStatus::InProgress),
+        attempt: 1,
+        started_at: Some(now() - Duration::seconds(125)),
+        last_output: Some(now() - Duration::seconds(4)),
+        last_line: "running cargo test --lib login".into(),
+        log: "/r/.orch/logs/auth/2.1.log".into(),
+        prompt: "/r/.orch/logs/auth/2.1.prompt.md".into(),
+        ..TaskRow::default()
+    };
+    let failed = TaskRow {
+        plan: "api".into(),
+        id: "1.2".into(),
+        description: "Routes".into(),
+        status: Some(TaskStatus::Failed),
+        attempt: 3,
+        error: Some("exit status 3: agent: cannot do 1.2".into()),
+        ..TaskRow::default()
+    };
+    Snapshot {
+        plans: vec![auth, api, docs],
+        running: vec![running],
+        failures: vec![failed],
+        events: vec![
+            "09:59:01 task_started auth 2.1 attempt 1".into(),
+            "09:59:30 task_failed api 1.2 exit status 3: agent: cannot do 1.2".into(),
+            "09:59:31 plan_paused api".into(),
+        ],
+        supervisor: Some(4242),
+        problems: Vec::new(),
+    }
+}
+
+fn render(s: &Snapshot, ui: &Ui, w: u16, h: u16) -> (String, Vec<Color>) {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| draw(f, s, ui, now())).expect("draw");
+    let buf = t.backend().buffer().clone();
+    let mut text = String::new();
+    let mut colors = Vec::new();
+    for y in 0..h {
+        let mut line = String::new();
+        for x in 0..w {
+            let c = &buf[(x, y)];
+            line.push_str(c.symbol());
+            colors.push(c.fg);
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    (text, colors)
+}
+
+#[test]
+fn the_main_screen_at_80x24() {
+    let (text, colors) = render(&snapshot(), &Ui::default(), 80, 24);
+    insta::assert_snapshot!("main_80x24", text);
+    assert!(
+        colors.iter().any(|c| *c != Color::Reset),
+        "coloured by default"
+    );
+}
+
+#[test]
+fn no_color_draws_without_colours_and_still_marks_the_selection() {
+    let ui = Ui {
+        no_color: true,
+        selected: 3,
+        ..Ui::default()
+    };
+    let (text, colors) = render(&snapshot(), &ui, 80, 24);
+    assert!(colors.iter().all(|c| *c == Color::Reset), "NO_COLOR");
+    let selected = text.lines().find(|l| l.starts_with('>')).expect("marked");
+    assert!(
+        selected.contains("auth") && selected.contains("2.1"),
+        "{selected}"
+    );
+}
+
+#[test]
+fn a_small_terminal_keeps_the_selection_visible() {
+    let ui = Ui {
+        selected: 4,
+        ..Ui::default()
+    };
+    let (text, _) = render(&snapshot(), &ui, 50, 10);
+    insta::assert_snapshot!("small_50x10", text);
+    assert!(text.lines().any(|l| l.starts_with(">api")), "{text}");
+}
+
+#[test]
+fn the_detail_pane_and_the_help() {
+    let s = snapshot();
+    let ui = Ui {
+        detail: Some(Detail {
+            task: s.running[0].clone(),
+            log: (1..=30).map(|i| format!("line {i}")).collect(),
+            diff: vec![
+                " src/login.rs | 42 ++++++++++".into(),
+                " 1 file changed, 42 insertions(+)".into(),
+            ],
+            prompt: vec!["# Task 2.1: Add the login endpoint".into()],
+        }),
+        ..Ui::default()
+    };
+    let (text, _) = render(&s, &ui, 80, 24);
+    insta::assert_snapshot!("detail_80x24", text);
+    assert!(text.contains("line 30"), "the log's end is shown");
+    let ui = Ui {
+        help: true,
+        flash: Some("plan api paused: nothing new of it starts".into()),
+        ..Ui::default()
+    };
+    let (text, _) = render(&s, &ui, 80, 24);
+    insta::assert_snapshot!("help_80x24", text);
+    for (k, _) in KEYS {
+        assert!(text.contains(k), "{k}");
+    }
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(bar(1, 4, 8), "[##      ]");
+    assert_eq!(bar(0, 0, 4), "[    ]");
+    assert_eq!(ago(now() - Duration::seconds(3725), now()), "1h02m");
+    assert_eq!(ago(now() - Duration::seconds(65), now()), "1m05s");
+    assert_eq!(cut("abcdef", 4), "abc…");
+}

@@ -1,0 +1,255 @@
+//! Run control end to end: `orch pause|resume PLAN`, `orch retry|stop PLAN ID`, with a running
+//! `orch up` (scripted agents that wait for a go from the test) and without one.
+
+mod support;
+
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc::Receiver;
+
+use serde_json::Value;
+use support::{Repo, agent_at, read_lines, wait_for, wait_line, wait_within};
+
+const TWO_TASKS: &str =
+    "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n";
+const ONE_TASK: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n";
+
+/// A repository whose plans (`name`, text) run the gated agent with its files in `gate`.
+fn repo_with(plans: &[(&str, &str)], gate: &Path) -> Repo {
+    let repo = Repo::new();
+    let cmd = agent_at("gated.sh", &[gate, Path::new("60")]);
+    let list: Vec<(&str, String, &str)> =
+        plans.iter().map(|(n, t)| (*n, cmd.clone(), *t)).collect();
+    repo.plans(&list);
+    repo
+}
+
+fn touch(gate: &Path, name: &str) {
+    std::fs::write(gate.join(name), "").expect("touch");
+}
+
+fn started(gate: &Path, who: &str) -> Vec<String> {
+    std::fs::read_to_string(gate.join(format!("{who}.started")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn up(repo: &Repo) -> (Child, Receiver<Value>) {
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch up");
+    let lines = read_lines(&mut child);
+    (child, lines)
+}
+
+fn is(v: &Value, event: &str, plan: &str, task: Option<&str>) -> bool {
+    v["event"] == event && v["plan"] == plan && task.is_none_or(|t| v["task"] == t)
+}
+
+fn ok(repo: &Repo, args: &[&str]) -> String {
+    let (code, out, err) = repo.run(args);
+    assert_eq!(code, 0, "orch {args:?}: {out}{err}");
+    out
+}
+
+/// The events of `<state_dir>/events.jsonl`.
+fn log_events(repo: &Repo) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("event log");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn plan_json(repo: &Repo, plan: &str) -> Value {
+    serde_json::from_str(&ok(repo, &["status", "--plan", plan, "--json"])).expect("json")
+}
+
+#[test]
+fn pause_and_resume_with_a_running_up() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = repo_with(&[("a", TWO_TASKS), ("b", ONE_TASK)], g);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started", "a", Some("1.1"))
+    });
+    let out = ok(&repo, &["pause", "a", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["event"], "plan_paused");
+    assert!(v["supervisor_pid"].is_u64(), "{v}");
+    wait_line(&lines, &mut seen, |v| is(v, "plan_paused", "a", None));
+    assert!(repo.status_file("a")["orchPlanPaused"]["at"].is_string());
+    assert_eq!(plan_json(&repo, "a")["plan_paused"], true);
+    let (_, text, _) = repo.run(&["status", "--plan", "a"]);
+    assert!(text.contains("paused (since"), "{text}");
+    // The running agent goes on and finishes; nothing new of `a` starts; `b` runs to its end.
+    touch(g, "a-1.1.go");
+    touch(g, "b-1.1.go");
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_finished", "a", Some("1.1"))
+    });
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "note"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("paused plan `a`"))
+    });
+    assert!(started(g, "a-1.2").is_empty(), "a paused plan launched");
+    assert!(
+        !seen.iter().any(|v| v["event"] == "run_finished"),
+        "the run waits for the paused plan"
+    );
+    ok(&repo, &["resume", "a"]);
+    wait_line(&lines, &mut seen, |v| is(v, "plan_resumed", "a", None));
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started", "a", Some("1.2"))
+    });
+    touch(g, "all.go");
+    wait_line(&lines, &mut seen, |v| v["event"] == "run_finished");
+    let out = wait_within(child, support::TIMEOUT, "orch up");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(repo.task("a", "1.2")["status"], "completed");
+    assert!(repo.status_file("a").get("orchPlanPaused").is_none());
+    assert_eq!(plan_json(&repo, "a")["plan_paused"], false);
+    assert_eq!(repo.subjects("plan/a").len(), 2, "both tasks committed");
+    // The event log has what --json printed.
+    let logged = log_events(&repo);
+    for name in [
+        "plan_paused",
+        "plan_resumed",
+        "task_finished",
+        "run_finished",
+    ] {
+        assert!(
+            logged.iter().any(|v| v["event"] == name),
+            "{name}: {logged:?}"
+        );
+    }
+}
+
+#[test]
+fn stop_then_retry_with_a_running_up() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = repo_with(&[("a", ONE_TASK), ("b", ONE_TASK)], g);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started", "a", Some("1.1"))
+    });
+    wait_for("a's agent to start", || !started(g, "a-1.1").is_empty());
+    let pid: u32 = started(g, "a-1.1")[0]
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("pid");
+    let out = ok(&repo, &["stop", "a", "1.1"]);
+    assert!(out.contains("stopped"), "{out}");
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_stopped", "a", Some("1.1"))
+    });
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_failed", "a", Some("1.1"))
+    });
+    let failed = seen.last().expect("event").clone();
+    assert_eq!(failed["error"], "stopped");
+    assert!(failed["retry_in_ms"].is_null(), "not retried: {failed}");
+    wait_for("the stopped agent to be gone", || {
+        !support::process_alive(pid)
+    });
+    let e = repo.task("a", "1.1");
+    assert_eq!(
+        (e["status"].as_str(), e["error"].as_str()),
+        (Some("failed"), Some("stopped"))
+    );
+    assert!(e["orchStopped"].is_string());
+    // Stopping it again is refused (exit 4) and changes nothing.
+    let before = std::fs::read(repo.status_path("a")).expect("read");
+    let (code, _, err) = repo.run(&["stop", "a", "1.1"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(std::fs::read(repo.status_path("a")).expect("read"), before);
+    // Retry: it runs again as attempt 2, and finishes.
+    let out = ok(&repo, &["retry", "a", "1.1", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["event"].as_str(), v["attempt"].as_u64()),
+        (Some("task_retried"), Some(2))
+    );
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_retried", "a", Some("1.1"))
+    });
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started", "a", Some("1.1")) && v["attempt"] == 2
+    });
+    touch(g, "all.go");
+    wait_line(&lines, &mut seen, |v| v["event"] == "run_finished");
+    let out = wait_within(child, support::TIMEOUT, "orch up");
+    assert_eq!(out.status.code(), Some(0));
+    let e = repo.task("a", "1.1");
+    assert_eq!(e["status"], "completed");
+    assert!(e.get("orchStopped").is_none());
+    assert_eq!(started(g, "a-1.1").len(), 2);
+}
+
+#[test]
+fn control_without_a_running_up() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = repo_with(&[("a", ONE_TASK), ("b", ONE_TASK)], g);
+    touch(g, "all.go");
+    // Unknown plan or task: exit 2, nothing written.
+    assert_eq!(repo.run(&["pause", "nope"]).0, 2);
+    assert_eq!(repo.run(&["retry", "a", "9.9"]).0, 2);
+    assert!(!repo.status_path("a").exists());
+    // A pending task can be neither retried nor stopped.
+    assert_eq!(repo.run(&["retry", "a", "1.1"]).0, 4);
+    assert_eq!(repo.run(&["stop", "a", "1.1"]).0, 4);
+
+    // Paused before the run: `orch up` starts it paused and waits, saying so; resume goes on.
+    let out = ok(&repo, &["pause", "a"]);
+    assert!(out.contains("no `orch up` is running"), "{out}");
+    assert_eq!(plan_json(&repo, "a")["plan_paused"], true);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "note"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("paused plan `a`"))
+    });
+    assert!(started(g, "a-1.1").is_empty());
+    assert_eq!(repo.task("b", "1.1")["status"], "completed");
+    ok(&repo, &["resume", "a"]);
+    wait_line(&lines, &mut seen, |v| v["event"] == "run_finished");
+    assert_eq!(
+        wait_within(child, support::TIMEOUT, "orch up")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(repo.task("a", "1.1")["status"], "completed");
+
+    // Stop without a supervisor: a task started by hand is failed/stopped; `orch up` leaves it.
+    let repo = repo_with(&[("a", TWO_TASKS)], g);
+    ok(&repo, &["task", "start", "1.1", "--plan", "a"]);
+    let out = ok(&repo, &["stop", "a", "1.1"]);
+    assert!(out.contains("stopped"), "{out}");
+    let ev = repo.up_events(&[], 5);
+    assert!(
+        !ev.iter().any(|v| v["event"] == "task_started"),
+        "a stopped task is not retried by itself: {ev:?}"
+    );
+    assert_eq!(repo.task("a", "1.1")["error"], "stopped");
+    // Retry without a supervisor: pending again; the next `orch up` runs it (attempt 2).
+    let out = ok(&repo, &["retry", "a", "1.1"]);
+    assert!(out.contains("next attempt is 2"), "{out}");
+    assert_eq!(repo.task("a", "1.1")["status"], "pending");
+    // Without --json too, the run's events go to the event log.
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ev = log_events(&repo);
+    assert!(ev.iter().any(|v| is(v, "task_finished", "a", Some("1.2"))));
+    assert_eq!(repo.task("a", "1.1")["attempts"], 2);
+}

@@ -1,0 +1,314 @@
+//! `orch top` in a real pseudo-terminal beside a running `orch up` (scripted agents that wait for
+//! a go from the test), its screen read through a terminal emulator (`vt100`): what a person sees,
+//! and what its keys do.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use serde_json::Value;
+use support::{Repo, agent_at, read_lines, wait_for, wait_line, wait_within};
+
+const THREE_TASKS: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n- [ ] 1.3 third (depends: 1.2)\n";
+const ONE_TASK: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n";
+
+/// A terminal running `orch top`, with the screen as a terminal would show it.
+struct Screen {
+    parser: vt100::Parser,
+    bytes: Receiver<Vec<u8>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Screen {
+    fn start(repo: &Repo) -> Self {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_orch"));
+        cmd.arg("top");
+        cmd.cwd(repo.root());
+        cmd.env_clear();
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        cmd.env("HOME", repo.home());
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1");
+        let child = pair.slave.spawn_command(cmd).expect("spawn orch top");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("reader");
+        let writer = pair.master.take_writer().expect("writer");
+        let (tx, bytes) = channel();
+        std::thread::spawn(move || {
+            let _keep = pair.master;
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Screen {
+            parser: vt100::Parser::new(
+                std::num::NonZero::new(24).expect("rows"),
+                std::num::NonZero::new(80).expect("cols"),
+                0,
+            ),
+            bytes,
+            writer,
+            child,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.parser.screen().contents()
+    }
+
+    /// Reads the terminal until `pred` holds for the screen (or fails after the deadline).
+    fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + support::TIMEOUT;
+        loop {
+            if pred(&self.text()) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; screen:\n{}",
+                self.text()
+            );
+            if let Ok(b) = self
+                .bytes
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                self.parser.process(&b);
+            }
+        }
+    }
+
+    /// The selected line (marked `>`).
+    fn marked(&self) -> Option<String> {
+        self.text()
+            .lines()
+            .find(|l| l.starts_with('>'))
+            .map(str::to_string)
+    }
+
+    /// Moves the selection down (`j`) until the marked line satisfies `pred`.
+    fn select(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        self.select_by(b"j", what, pred);
+    }
+
+    /// Moves the selection with `key` until the marked line satisfies `pred`.
+    fn select_by(&mut self, key: &[u8], what: &str, pred: impl Fn(&str) -> bool) {
+        for _ in 0..20 {
+            let now = self.marked().unwrap_or_default();
+            if pred(&now) {
+                return;
+            }
+            self.key(key);
+            self.wait(what, |s| {
+                s.lines().find(|l| l.starts_with('>')).unwrap_or_default() != now
+            });
+        }
+        panic!("cannot select {what}; screen:\n{}", self.text());
+    }
+
+    fn key(&mut self, k: &[u8]) {
+        self.writer.write_all(k).expect("key");
+        self.writer.flush().expect("flush");
+    }
+
+    /// Waits for the process to exit; reads what it wrote until then.
+    fn exit_code(&mut self) -> u32 {
+        let deadline = Instant::now() + support::TIMEOUT;
+        loop {
+            while let Ok(b) = self.bytes.try_recv() {
+                self.parser.process(&b);
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // What it wrote last (leaving the alternate screen).
+                while let Ok(b) = self.bytes.recv_timeout(Duration::from_millis(300)) {
+                    self.parser.process(&b);
+                }
+                return status.exit_code();
+            }
+            assert!(Instant::now() < deadline, "orch top did not exit");
+            if let Ok(b) = self.bytes.recv_timeout(Duration::from_millis(50)) {
+                self.parser.process(&b);
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn touch(gate: &Path, name: &str) {
+    std::fs::write(gate.join(name), "").expect("touch");
+}
+
+/// The screen line of plan `name` (the plan table's rows start with the name after a space
+/// or the selection mark).
+fn plan_line<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen.lines().find(|l| {
+        l.get(1..)
+            .is_some_and(|r| r.starts_with(&format!("{name} ")))
+            && l.contains('[')
+    })
+}
+
+#[test]
+fn top_shows_the_run_pauses_a_plan_and_quits_restoring_the_terminal() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = Repo::new();
+    let cmd = agent_at("gated.sh", &[g, Path::new("60")]);
+    repo.plans(&[
+        ("alpha", cmd.clone(), THREE_TASKS),
+        ("beta", cmd.clone(), ONE_TASK),
+    ]);
+    let mut up = repo.orch(&["up", "--json"]).spawn().expect("orch up");
+    let lines = read_lines(&mut up);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started" && v["plan"] == "alpha" && v["task"] == "1.1"
+    });
+
+    let mut top = Screen::start(&repo);
+    top.wait("both plans and the running agent", |s| {
+        plan_line(s, "alpha").is_some()
+            && plan_line(s, "beta").is_some()
+            && s.contains("orch up running")
+            && s.lines()
+                .any(|l| l.contains("alpha") && l.contains("1.1") && l.contains("waiting for a go"))
+    });
+    // alpha 1.1 goes from running to done: its plan shows 1/2.
+    touch(g, "alpha-1.1.go");
+    top.wait("alpha 1.1 done", |s| {
+        plan_line(s, "alpha").is_some_and(|l| l.contains("1/3"))
+    });
+    // `?` lists the keys; esc closes the list.
+    top.key(b"?");
+    top.wait("the keys", |s| {
+        s.contains("pause / resume the selected plan")
+    });
+    top.key(b"\x1b");
+    top.wait("the keys closed", |s| {
+        !s.contains("pause / resume the selected plan")
+    });
+    // The first line selected is alpha: `p` pauses it.
+    assert!(
+        plan_line(&top.text(), "alpha").is_some_and(|l| l.starts_with('>')),
+        "{}",
+        top.text()
+    );
+    top.key(b"p");
+    top.wait("alpha paused on screen", |s| {
+        plan_line(s, "alpha").is_some_and(|l| l.contains("PAUSED"))
+            && s.contains("plan alpha paused")
+    });
+    wait_for("the status file to say paused", || {
+        repo.status_file("alpha").get("orchPlanPaused").is_some()
+    });
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "plan_paused" && v["plan"] == "alpha"
+    });
+    // `enter` on the plan: its unfinished tasks, and what the waiting one waits for.
+    top.key(b"\r");
+    top.wait("the plan's waits", |s| {
+        s.contains("alpha: tasks not finished")
+            && s.lines()
+                .any(|l| l.starts_with("1.3") && l.contains("pending"))
+            && s.contains("waits for")
+            && s.contains("1.2")
+    });
+    top.key(b"\x1b");
+    top.wait("the plan list again", |s| plan_line(s, "beta").is_some());
+    // `x` on the running alpha 1.2 stops it: failed with the cause `stopped`, no retry.
+    top.select("alpha 1.2 running", |l| {
+        l.contains("alpha") && l.contains("1.2") && l.contains("waiting for a go")
+    });
+    top.key(b"x");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_stopped" && v["plan"] == "alpha" && v["task"] == "1.2"
+    });
+    top.wait("alpha 1.2 failed, stopped", |s| {
+        s.lines()
+            .any(|l| l.contains("alpha") && l.contains("1.2") && l.contains("stopped"))
+    });
+    assert_eq!(repo.task("alpha", "1.2")["error"], "stopped");
+    // `r` on it: pending again (the plan is paused: nothing starts); `p` resumes the plan and
+    // it runs as attempt 2.
+    top.select("alpha 1.2 failed", |l| {
+        l.contains("alpha") && l.contains("1.2") && l.contains("stopped")
+    });
+    top.key(b"r");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_retried" && v["plan"] == "alpha" && v["task"] == "1.2"
+    });
+    assert_eq!(repo.task("alpha", "1.2")["status"], "pending");
+    top.select_by(b"k", "the plan alpha", |l| {
+        l.starts_with(">alpha ") && l.contains('[')
+    });
+    top.key(b"p");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "plan_resumed" && v["plan"] == "alpha"
+    });
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started"
+            && v["plan"] == "alpha"
+            && v["task"] == "1.2"
+            && v["attempt"] == 2
+    });
+    top.wait("alpha resumed on screen", |s| {
+        plan_line(s, "alpha").is_some_and(|l| !l.contains("PAUSED"))
+    });
+    // `q`: exit 0, the alternate screen left.
+    assert!(
+        top.parser.screen().alternate_screen(),
+        "drawn on the alternate screen"
+    );
+    top.key(b"q");
+    assert_eq!(top.exit_code(), 0);
+    assert!(
+        !top.parser.screen().alternate_screen(),
+        "the terminal was not restored"
+    );
+
+    // The run goes on to its end.
+    touch(g, "all.go");
+    wait_line(&lines, &mut seen, |v: &Value| v["event"] == "run_finished");
+    let out = wait_within(up, support::TIMEOUT, "orch up");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(repo.task("alpha", "1.3")["status"], "completed");
+}
+
+#[test]
+fn top_without_a_terminal_says_so() {
+    let repo = Repo::new();
+    repo.plans(&[(
+        "alpha",
+        agent_at("ok.sh", &[Path::new("/dev/null")]),
+        ONE_TASK,
+    )]);
+    let (code, _, err) = repo.run(&["top"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs a terminal"), "{err}");
+}
