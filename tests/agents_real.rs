@@ -1,11 +1,13 @@
-//! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`) and nothing
-//! else configured runs a two-task plan through the real Claude Code (or Codex) CLI, installed
-//! by `.ci/agent-clis` from the npm registry at pinned versions, against the fake model API of
+//! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`,
+//! `"gemini"`, `"aider"`) and nothing else configured runs a two-task plan through the real
+//! Claude Code (Codex, Gemini CLI, aider) CLI, installed by `.ci/agent-clis` at pinned versions
+//! (the npm registry; aider from PyPI into a venv), against the fake model API of
 //! `tests/support/fake_api.rs` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
 //! nothing of the machine's configuration leaks in.
 //!
-//! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`); without it
-//! these tests skip, unless `ORCH_REQUIRE_AGENT_CLIS=1` (set by `.ci/run`) makes that a failure.
+//! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`,
+//! `DIR/bin/gemini`, `DIR/bin/aider`); without it these tests skip, unless
+//! `ORCH_REQUIRE_AGENT_CLIS=1` (set by `.ci/run`) makes that a failure.
 //!
 //! The tests also check what each CLI prints for the outcomes orch must tell apart (success,
 //! refusal, HTTP 401, HTTP 429 with a reset time) and keep those lines in
@@ -27,13 +29,18 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// The installed CLIs, or `None` (skip) when they are not installed and CI does not require
 /// them.
 fn clis() -> Option<PathBuf> {
+    clis_with("claude")
+}
+
+/// The installed CLIs when they include `program` (`DIR/bin/PROGRAM`), else as [`clis`].
+fn clis_with(program: &str) -> Option<PathBuf> {
     let required = std::env::var("ORCH_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
     match std::env::var_os("ORCH_TEST_CLIS") {
-        Some(dir) if Path::new(&dir).join("bin/claude").exists() => Some(PathBuf::from(dir)),
+        Some(dir) if Path::new(&dir).join("bin").join(program).exists() => Some(PathBuf::from(dir)),
         other => {
             let why = match other {
                 Some(dir) => format!(
-                    "ORCH_TEST_CLIS={} holds no bin/claude",
+                    "ORCH_TEST_CLIS={} holds no bin/{program}",
                     Path::new(&dir).display()
                 ),
                 None => "ORCH_TEST_CLIS is not set".to_string(),
@@ -75,6 +82,16 @@ fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
     let codex_home = home.join("codex-home");
     std::fs::create_dir_all(&codex_home).expect("codex home");
     std::fs::write(codex_home.join("config.toml"), codex_config(api)).expect("codex config");
+    // Gemini CLI: the API-key login a user would have chosen (with GOOGLE_GEMINI_BASE_URL set
+    // and no choice saved, it picks a "gateway" login that headless mode rejects), no usage
+    // statistics.
+    let gemini_dir = home.join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).expect("gemini home");
+    std::fs::write(
+        gemini_dir.join("settings.json"),
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": false}}"#,
+    )
+    .expect("gemini settings");
     cmd.env("PATH", path)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -85,7 +102,15 @@ fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CODEX_HOME", &codex_home)
-        .env("FAKE_OPENAI_KEY", "sk-fake");
+        .env("FAKE_OPENAI_KEY", "sk-fake")
+        .env("GEMINI_API_KEY", "fake-gemini-key")
+        .env("GOOGLE_GEMINI_BASE_URL", api.base_url())
+        // aider: an OpenAI-compatible provider (litellm's `openai/` prefix) at the fake API,
+        // and litellm's model list from its package, not the network.
+        .env("OPENAI_API_BASE", format!("{}/v1", api.base_url()))
+        .env("OPENAI_API_KEY", "sk-fake")
+        .env("AIDER_MODEL", "openai/fake-model")
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
 }
 
 /// Codex's configuration: the fake API as its model provider (Responses API), and the sandbox
@@ -129,9 +154,13 @@ fn logs(repo: &Repo) -> String {
 }
 
 /// `orch up` of the two-task plan through the preset `agent`, which must end with both tasks
-/// completed by the agent's own report, each task's file committed on the plan branch, exit 0.
+/// completed (by the agent's own report, for a preset with `report = "orch"`; by its exit 0,
+/// for aider's `report = "exit"`), each task's file committed on the plan branch, exit 0.
 fn two_tasks_through(agent: &str) {
-    let Some(clis) = clis() else { return };
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let reports = orch::manifest::presets()[agent].report == orch::manifest::ReportMode::Orch;
     let api = FakeApi::start(Behaviour::Normal);
     let repo = two_task_repo(agent);
     let mut cmd = repo.orch(&["up", "--json"]);
@@ -157,6 +186,9 @@ fn two_tasks_through(agent: &str) {
     for (id, file) in [("1.1", "alpha.txt"), ("1.2", "beta.txt")] {
         let t = task_in(&status, id);
         assert_eq!(t["status"], "completed", "task {id}: {t}\n{}", context());
+        if !reports {
+            continue;
+        }
         assert_eq!(
             t["notes"],
             format!("wrote {file}"),
@@ -180,6 +212,21 @@ fn two_tasks_through(agent: &str) {
             "{subject}\n{}",
             context()
         );
+        // Only the task's file: the client left nothing of its own in the worktree.
+        let files = repo.git(&[
+            "show",
+            "--format=",
+            "--name-only",
+            &format!("plan/two^{{/^two {id}:}}"),
+        ]);
+        assert_eq!(files.trim(), file, "{}", context());
+    }
+
+    if !reports {
+        // aider: one model call per task, no tool calls.
+        assert_eq!(api.model_calls(), 2, "{}", context());
+        assert!(api.tool_results().is_empty(), "{}", context());
+        return;
     }
 
     // The fake model saw every tool call succeed: the file written, the report accepted.
@@ -212,6 +259,16 @@ fn claude_preset_runs_a_two_task_plan_against_the_fake_api() {
 #[test]
 fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("codex");
+}
+
+#[test]
+fn gemini_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("gemini");
+}
+
+#[test]
+fn aider_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("aider");
 }
 
 /// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the
