@@ -1,11 +1,13 @@
-//! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`) and nothing
-//! else configured runs a two-task plan through the real Claude Code (or Codex) CLI, installed
-//! by `.ci/agent-clis` from the npm registry at pinned versions, against the fake model API of
+//! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`,
+//! `"gemini"`, `"aider"`) and nothing else configured runs a two-task plan through the real
+//! Claude Code (Codex, Gemini CLI, aider) CLI, installed by `.ci/agent-clis` at pinned versions
+//! (the npm registry; aider from PyPI into a venv), against the fake model API of
 //! `tests/support/fake_api.rs` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
 //! nothing of the machine's configuration leaks in.
 //!
-//! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`); without it
-//! these tests skip, unless `ORCH_REQUIRE_AGENT_CLIS=1` (set by `.ci/run`) makes that a failure.
+//! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`,
+//! `DIR/bin/gemini`, `DIR/bin/aider`); without it these tests skip, unless
+//! `ORCH_REQUIRE_AGENT_CLIS=1` (set by `.ci/run`) makes that a failure.
 //!
 //! The tests also check what each CLI prints for the outcomes orch must tell apart (success,
 //! refusal, HTTP 401, HTTP 429 with a reset time) and keep those lines in
@@ -17,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::clis::{RUN_TIMEOUT, client_env, clis, logs};
+use support::clis::{RUN_TIMEOUT, client_env, clis, clis_with, logs};
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, read_status, task_in, wait_within};
 
@@ -40,9 +42,13 @@ fn two_task_repo(agent: &str) -> Repo {
 }
 
 /// `orch up` of the two-task plan through the preset `agent`, which must end with both tasks
-/// completed by the agent's own report, each task's file committed on the plan branch, exit 0.
+/// completed (by the agent's own report, for a preset with `report = "orch"`; by its exit 0,
+/// for aider's `report = "exit"`), each task's file committed on the plan branch, exit 0.
 fn two_tasks_through(agent: &str) {
-    let Some(clis) = clis() else { return };
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let reports = orch::manifest::presets()[agent].report == orch::manifest::ReportMode::Orch;
     let api = FakeApi::start(Behaviour::Normal);
     let repo = two_task_repo(agent);
     let mut cmd = repo.orch(&["up", "--json"]);
@@ -68,6 +74,9 @@ fn two_tasks_through(agent: &str) {
     for (id, file) in [("1.1", "alpha.txt"), ("1.2", "beta.txt")] {
         let t = task_in(&status, id);
         assert_eq!(t["status"], "completed", "task {id}: {t}\n{}", context());
+        if !reports {
+            continue;
+        }
         assert_eq!(
             t["notes"],
             format!("wrote {file}"),
@@ -91,6 +100,21 @@ fn two_tasks_through(agent: &str) {
             "{subject}\n{}",
             context()
         );
+        // Only the task's file: the client left nothing of its own in the worktree.
+        let files = repo.git(&[
+            "show",
+            "--format=",
+            "--name-only",
+            &format!("plan/two^{{/^two {id}:}}"),
+        ]);
+        assert_eq!(files.trim(), file, "{}", context());
+    }
+
+    if !reports {
+        // aider: one model call per task, no tool calls.
+        assert_eq!(api.model_calls(), 2, "{}", context());
+        assert!(api.tool_results().is_empty(), "{}", context());
+        return;
     }
 
     // The fake model saw every tool call succeed: the file written, the report accepted.
@@ -123,6 +147,16 @@ fn claude_preset_runs_a_two_task_plan_against_the_fake_api() {
 #[test]
 fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("codex");
+}
+
+#[test]
+fn gemini_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("gemini");
+}
+
+#[test]
+fn aider_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("aider");
 }
 
 /// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the

@@ -95,7 +95,12 @@ pub const TEMPLATE_VARS: [&str; 9] = [
 ///   orch's path out, so the narrow rule matches), JSON events on stdout as they happen.
 /// - `codex`: `exec` in the `workspace-write` sandbox, with the status file's directory writable
 ///   too (`orch task done` writes there), JSONL events on stdout.
-/// - `gemini`, `aider`: not verified against their current CLIs (see the README).
+/// - `gemini`: headless (`-p`), edits accepted (`auto_edit`), the shell allowed only for orch
+///   itself (`--allowed-tools "run_shell_command(ORCH)"`, which also denies every other shell
+///   command), the worktree trusted for the session, JSONL events on stdout.
+/// - `aider`: one message and exit, answers "yes" to its own questions, no git (orch commits),
+///   no history files in the worktree, no network besides the model; it cannot run orch, so it
+///   reports by its exit status (`report = "exit"`).
 pub fn presets() -> BTreeMap<String, AgentSpec> {
     let argv = |args: &[&str]| AgentSpec {
         command: args.iter().map(|a| (*a).to_string()).collect(),
@@ -109,16 +114,13 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         (
             "aider".to_string(),
             AgentSpec {
-                // aider has no way to call orch back reliably: its exit status (and the check)
-                // decide.
+                // aider runs no command without an explicit yes (not even with `--yes-always`),
+                // so it cannot call orch: its exit status (and the check) decide.
                 report: ReportMode::Exit,
-                ..argv(&["aider", "--yes-always", "--message", "{{ prompt }}"])
+                ..argv(AIDER_PRESET)
             },
         ),
-        (
-            "gemini".to_string(),
-            argv(&["gemini", "--yolo", "-p", "{{ prompt }}"]),
-        ),
+        ("gemini".to_string(), argv(GEMINI_PRESET)),
     ])
 }
 
@@ -146,6 +148,38 @@ pub const CODEX_PRESET: &[&str] = &[
     "{{ status_dir }}",
     "--json",
     "--",
+    "{{ prompt }}",
+];
+
+/// The `gemini` preset's argv.
+pub const GEMINI_PRESET: &[&str] = &[
+    "gemini",
+    "-p",
+    "{{ prompt }}",
+    "--approval-mode",
+    "auto_edit",
+    "--allowed-tools",
+    "run_shell_command({{ orch }})",
+    "--skip-trust",
+    "--output-format",
+    "stream-json",
+];
+
+/// The `aider` preset's argv.
+pub const AIDER_PRESET: &[&str] = &[
+    "aider",
+    "--yes-always",
+    "--no-git",
+    "--chat-history-file",
+    "/dev/null",
+    "--input-history-file",
+    "/dev/null",
+    "--no-check-update",
+    "--no-show-release-notes",
+    "--analytics-disable",
+    "--no-pretty",
+    "--no-fancy-input",
+    "--message",
     "{{ prompt }}",
 ];
 

@@ -1,4 +1,4 @@
-//! The real agent CLIs (Claude Code, Codex) for the end-to-end tests: where they are installed
+//! The real agent CLIs (Claude Code, Codex, Gemini CLI, aider) for the end-to-end tests: where they are installed
 //! (`ORCH_TEST_CLIS`, by `.ci/agent-clis`; a skip unless `ORCH_REQUIRE_AGENT_CLIS=1`), the
 //! environment that points them at the fake model API ([`super::fake_api`]) with homes of
 //! their own, and the agents' logs for a failure message.
@@ -16,13 +16,18 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// The installed CLIs, or `None` (skip) when they are not installed and CI does not require
 /// them.
 pub fn clis() -> Option<PathBuf> {
+    clis_with("claude")
+}
+
+/// The installed CLIs when they include `program` (`DIR/bin/PROGRAM`), else as [`clis`].
+pub fn clis_with(program: &str) -> Option<PathBuf> {
     let required = std::env::var("ORCH_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
     match std::env::var_os("ORCH_TEST_CLIS") {
-        Some(dir) if Path::new(&dir).join("bin/claude").exists() => Some(PathBuf::from(dir)),
+        Some(dir) if Path::new(&dir).join("bin").join(program).exists() => Some(PathBuf::from(dir)),
         other => {
             let why = match other {
                 Some(dir) => format!(
-                    "ORCH_TEST_CLIS={} holds no bin/claude",
+                    "ORCH_TEST_CLIS={} holds no bin/{program}",
                     Path::new(&dir).display()
                 ),
                 None => "ORCH_TEST_CLIS is not set".to_string(),
@@ -46,6 +51,16 @@ pub fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
     let codex_home = home.join("codex-home");
     std::fs::create_dir_all(&codex_home).expect("codex home");
     std::fs::write(codex_home.join("config.toml"), codex_config(api)).expect("codex config");
+    // Gemini CLI: the API-key login a user would have chosen (with GOOGLE_GEMINI_BASE_URL set
+    // and no choice saved, it picks a "gateway" login that headless mode rejects), no usage
+    // statistics.
+    let gemini_dir = home.join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).expect("gemini home");
+    std::fs::write(
+        gemini_dir.join("settings.json"),
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": false}}"#,
+    )
+    .expect("gemini settings");
     cmd.env("PATH", path)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -56,7 +71,15 @@ pub fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CODEX_HOME", &codex_home)
-        .env("FAKE_OPENAI_KEY", "sk-fake");
+        .env("FAKE_OPENAI_KEY", "sk-fake")
+        .env("GEMINI_API_KEY", "fake-gemini-key")
+        .env("GOOGLE_GEMINI_BASE_URL", api.base_url())
+        // aider: an OpenAI-compatible provider (litellm's `openai/` prefix) at the fake API,
+        // and litellm's model list from its package, not the network.
+        .env("OPENAI_API_BASE", format!("{}/v1", api.base_url()))
+        .env("OPENAI_API_KEY", "sk-fake")
+        .env("AIDER_MODEL", "openai/fake-model")
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
 }
 
 /// Codex's configuration: the fake API as its model provider (Responses API), and the sandbox

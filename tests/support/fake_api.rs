@@ -1,12 +1,16 @@
 //! A fake model API on 127.0.0.1 for the real agent CLIs (tests/agents_real.rs): the Anthropic
 //! Messages API as Claude Code calls it (`POST /v1/messages`, streamed as SSE when asked, and
-//! `/v1/messages/count_tokens`) and the OpenAI Responses API as Codex calls it (`POST
-//! /v1/responses`, streamed as SSE).
+//! `/v1/messages/count_tokens`), the OpenAI Responses API as Codex calls it (`POST
+//! /v1/responses`, streamed as SSE), the Gemini API as Gemini CLI calls it (`POST
+//! /v1beta/models/MODEL:generateContent` and `:streamGenerateContent?alt=sse`, with the answer to
+//! its model router's classifier call), and the OpenAI chat-completions API as aider calls it
+//! (`POST /v1/chat/completions`, streamed or not).
 //!
 //! It answers as a model following orch's task prompt would: it reads the task id, the worktree,
 //! the file named in backticks in the task's heading and the report command the prompt gives
 //! (`... task done ID --note "..."`), then calls tools one turn at a time: write the file, run the
-//! report command, and ends with a final message. Each test chooses its behaviour
+//! report command, and ends with a final message. aider, which calls no tools, gets one answer in
+//! its "whole" edit format: the file's name, then its whole content in a fence. Each test chooses its behaviour
 //! ([`Behaviour`]): normal, refuse, HTTP 429 with a reset time, HTTP 401; every answer carries
 //! usage figures ([`USAGE_INPUT`], [`USAGE_OUTPUT`]). What the clients sent back (the tool
 //! results, with their error flag) is kept for the test to check ([`FakeApi::tool_results`]).
@@ -49,13 +53,14 @@ pub enum Behaviour {
 /// A tool result the client sent back.
 #[derive(Clone, Debug)]
 pub struct ToolResult {
-    /// `anthropic` or `responses`.
+    /// `anthropic`, `responses` or `gemini`.
     pub api: &'static str,
     /// The command or tool call this answers, as the fake model sent it.
     pub call: String,
     /// What the client returned (the command's output).
     pub output: String,
-    /// The client said the call failed (Claude's `is_error`, or a non-zero exit for Codex).
+    /// The client said the call failed (Claude's `is_error`, a non-zero exit for Codex or
+    /// Gemini CLI, or Gemini CLI's `error` for a refused call).
     pub error: bool,
 }
 
@@ -143,6 +148,8 @@ impl FakeApi {
                 r.starts_with("POST /v1/messages?")
                     || r == &"POST /v1/messages"
                     || r.starts_with("POST /v1/responses")
+                    || r.starts_with("POST /v1/chat/completions")
+                    || (r.starts_with("POST /v1beta/models/") && r.contains("enerateContent"))
             })
             .count()
     }
@@ -242,6 +249,12 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
 enum Api {
     Anthropic,
     Responses,
+    /// Gemini API (`generateContent`; `stream` for `streamGenerateContent`).
+    Gemini {
+        stream: bool,
+    },
+    /// OpenAI chat completions, as aider sends them.
+    Chat,
 }
 
 fn answer(req: &Request, state: &Mutex<State>) -> Reply {
@@ -254,6 +267,18 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     let api = match (req.method.as_str(), route.as_str()) {
         ("POST", "/v1/messages") => Api::Anthropic,
         ("POST", "/v1/responses") => Api::Responses,
+        ("POST", "/v1/chat/completions") => Api::Chat,
+        ("POST", r) if r.starts_with("/v1beta/models/") && r.ends_with(":generateContent") => {
+            Api::Gemini { stream: false }
+        }
+        ("POST", r)
+            if r.starts_with("/v1beta/models/") && r.ends_with(":streamGenerateContent") =>
+        {
+            Api::Gemini { stream: true }
+        }
+        ("POST", r) if r.starts_with("/v1beta/models/") && r.ends_with(":countTokens") => {
+            return Reply::json(200, &json!({"totalTokens": USAGE_INPUT}));
+        }
         ("POST", "/v1/messages/count_tokens") => {
             return Reply::json(200, &json!({"input_tokens": USAGE_INPUT}));
         }
@@ -281,6 +306,16 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
             other => other,
         }
     };
+    // Gemini CLI's model router asks a small model to rate the task first, as JSON.
+    if matches!(api, Api::Gemini { .. })
+        && body["systemInstruction"]
+            .to_string()
+            .contains("complexity_score")
+    {
+        let rating =
+            json!({"complexity_reasoning": "one file, explicit steps", "complexity_score": 20});
+        return gemini_reply("gemini-fake", &Step::Say(rating.to_string()), false);
+    }
     let conv = Conversation::read(api, &body);
     {
         let mut s = state.lock().expect("state");
@@ -295,17 +330,35 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
         Behaviour::FixesWhenTold(needle) => conv.next_step(conv.prompt.contains(&needle)),
         _ => conv.next_step(false),
     };
-    let model = body["model"].as_str().unwrap_or("fake-model").to_string();
+    let model = match api {
+        Api::Gemini { .. } => route
+            .trim_start_matches("/v1beta/models/")
+            .split(':')
+            .next()
+            .unwrap_or("gemini-fake")
+            .to_string(),
+        _ => body["model"].as_str().unwrap_or("fake-model").to_string(),
+    };
     match api {
         Api::Anthropic => anthropic_reply(&model, &step, body["stream"].as_bool() == Some(true)),
         Api::Responses => responses_reply(&step),
+        Api::Gemini { stream } => gemini_reply(&model, &step, stream),
+        Api::Chat => chat_reply(&model, &step, body["stream"].as_bool() == Some(true)),
     }
 }
 
 /// What the fake model does next.
 #[derive(Clone, Debug)]
 enum Step {
-    Write { path: String, content: String },
+    Write {
+        path: String,
+        content: String,
+    },
+    /// aider's "whole" edit format: the file (relative to the worktree) and its content.
+    Whole {
+        file: String,
+        content: String,
+    },
     Run(String),
     Say(String),
 }
@@ -369,6 +422,68 @@ impl Conversation {
                             _ => {}
                         }
                     }
+                }
+            }
+            Api::Gemini { .. } => {
+                // Function responses answer the calls in order (ids are optional).
+                let mut pending: Vec<String> = Vec::new();
+                for c in body["contents"].as_array().into_iter().flatten() {
+                    for part in c["parts"].as_array().into_iter().flatten() {
+                        if let Some(t) = part["text"].as_str()
+                            && c["role"] == "user"
+                        {
+                            prompt.push_str(t);
+                            prompt.push('\n');
+                        }
+                        let call = &part["functionCall"];
+                        if call.is_object() {
+                            let args = &call["args"];
+                            pending.push(
+                                args["command"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| args.to_string()),
+                            );
+                        }
+                        let resp = &part["functionResponse"];
+                        if resp.is_object() {
+                            let r = &resp["response"];
+                            let output = r["output"]
+                                .as_str()
+                                .or(r["error"].as_str())
+                                .map_or_else(|| r.to_string(), str::to_string);
+                            // A refused call answers `error`; a failed command says its exit code.
+                            let error = r.get("error").is_some() || output.contains("Exit Code: ");
+                            let call = if pending.is_empty() {
+                                String::new()
+                            } else {
+                                pending.remove(0)
+                            };
+                            results.push(ToolResult {
+                                api: "gemini",
+                                call,
+                                output,
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+            Api::Chat => {
+                for m in body["messages"].as_array().into_iter().flatten() {
+                    if m["role"] != "user" {
+                        continue;
+                    }
+                    match &m["content"] {
+                        Value::String(s) => prompt.push_str(s),
+                        Value::Array(parts) => {
+                            for p in parts {
+                                prompt.push_str(p["text"].as_str().unwrap_or_default());
+                            }
+                        }
+                        _ => {}
+                    }
+                    prompt.push('\n');
                 }
             }
             Api::Responses => {
@@ -442,13 +557,17 @@ impl Conversation {
             });
         let verb = if fixed { "fixed" } else { "written" };
         let content = format!("{file} {verb} by task {task}\n");
+        if self.api == Api::Chat {
+            // aider applies the edit itself and runs no command: one answer.
+            return Step::Whole { file, content };
+        }
         match self.results.len() {
             0 => match self.api {
-                Api::Anthropic => Step::Write {
+                Api::Anthropic | Api::Gemini { .. } => Step::Write {
                     path: format!("{worktree}/{file}"),
                     content,
                 },
-                Api::Responses => Step::Run(format!(
+                Api::Responses | Api::Chat => Step::Run(format!(
                     "printf '%s\\n' '{}' > '{file}'",
                     content.trim_end()
                 )),
@@ -464,9 +583,13 @@ impl Conversation {
                         "Task {task} is done: I wrote {file} and reported it to orch."
                     ))
                 } else {
-                    // Codex's output has a header; what the command printed follows "Output:".
+                    // Codex's output has a header; what the command printed follows "Output:"
+                    // (Gemini CLI's: "Output: ").
                     let out = &failed[0].output;
-                    let printed = out.split_once("Output:\n").map_or(out.as_str(), |(_, o)| o);
+                    let printed = out
+                        .split_once("Output:\n")
+                        .or_else(|| out.split_once("Output: "))
+                        .map_or(out.as_str(), |(_, o)| o);
                     Step::Say(format!(
                         "Task {task} is not done: {}",
                         printed.lines().next().unwrap_or_default()
@@ -497,6 +620,7 @@ fn anthropic_reply(model: &str, step: &Step, stream: bool) -> Reply {
         Step::Run(cmd) => json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": "Bash",
             "input": {"command": cmd, "description": "run a command"}}),
         Step::Say(text) => json!({"type": "text", "text": text}),
+        Step::Whole { file, content } => json!({"type": "text", "text": whole(file, content)}),
     };
     let stop = if block["type"] == "tool_use" {
         "tool_use"
@@ -576,6 +700,10 @@ fn responses_reply(step: &Step) -> Reply {
             json!({"type": "message", "role": "assistant", "id": format!("msg_{id}"),
             "content": [{"type": "output_text", "text": text, "annotations": []}]})
         }
+        Step::Whole { file, content } => {
+            json!({"type": "message", "role": "assistant", "id": format!("msg_{id}"),
+            "content": [{"type": "output_text", "text": whole(file, content), "annotations": []}]})
+        }
     };
     let resp_id = format!("resp_{id}");
     let mut events = Vec::new();
@@ -598,6 +726,81 @@ fn responses_reply(step: &Step) -> Reply {
         content_type: "text/event-stream",
         headers: Vec::new(),
         body: events.concat(),
+    }
+}
+
+/// aider's "whole" edit format: the file's path on its own line, then its whole content fenced.
+fn whole(file: &str, content: &str) -> String {
+    format!("I will create {file}.\n\n{file}\n```\n{content}```\n")
+}
+
+fn usage_gemini() -> Value {
+    json!({"promptTokenCount": USAGE_INPUT, "candidatesTokenCount": USAGE_OUTPUT,
+        "totalTokenCount": USAGE_INPUT + USAGE_OUTPUT})
+}
+
+/// A Gemini API answer: one candidate with a function call (Gemini CLI's `write_file` or
+/// `run_shell_command`) or text; as one SSE event when streamed.
+fn gemini_reply(model: &str, step: &Step, stream: bool) -> Reply {
+    let part = match step {
+        Step::Write { path, content } => {
+            json!({"functionCall": {"name": "write_file", "args": {"file_path": path, "content": content}}})
+        }
+        Step::Run(cmd) => json!({"functionCall": {"name": "run_shell_command",
+            "args": {"command": cmd, "description": "run a command"}}}),
+        Step::Say(text) => json!({"text": text}),
+        Step::Whole { file, content } => json!({"text": whole(file, content)}),
+    };
+    let answer = json!({"candidates": [{"content": {"role": "model", "parts": [part]},
+        "finishReason": "STOP", "index": 0}], "usageMetadata": usage_gemini(), "modelVersion": model,
+        "responseId": format!("resp_{}", next_id())});
+    if !stream {
+        return Reply::json(200, &answer);
+    }
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: Vec::new(),
+        body: format!("data: {answer}\r\n\r\n"),
+    }
+}
+
+/// An OpenAI chat-completions answer (aider's): text only; streamed as chunks ending with
+/// the usage and `[DONE]` when asked.
+fn chat_reply(model: &str, step: &Step, stream: bool) -> Reply {
+    let text = match step {
+        Step::Say(t) | Step::Run(t) => t.clone(),
+        Step::Whole { file, content } => whole(file, content),
+        Step::Write { path, content } => whole(path, content),
+    };
+    let id = format!("chatcmpl-{}", next_id());
+    let usage = json!({"prompt_tokens": USAGE_INPUT, "completion_tokens": USAGE_OUTPUT,
+        "total_tokens": USAGE_INPUT + USAGE_OUTPUT});
+    if !stream {
+        return Reply::json(
+            200,
+            &json!({"id": id, "object": "chat.completion", "created": chrono::Utc::now().timestamp(),
+                "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop"}], "usage": usage}),
+        );
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": chrono::Utc::now().timestamp(),
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut last = chunk(json!({}), json!("stop"));
+    last["usage"] = usage;
+    let events = [
+        chunk(json!({"role": "assistant", "content": text}), Value::Null),
+        last,
+    ];
+    let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: Vec::new(),
+        body,
     }
 }
 
@@ -639,7 +842,14 @@ fn rate_limited(api: Api, reset_secs: u64) -> Reply {
                 ),
             ],
         ),
-        Api::Responses => (
+        Api::Gemini { .. } => (
+            json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+                "message": format!("You exceeded your current quota. Please retry in {reset_secs}s."),
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": format!("{reset_secs}s")}]}}),
+            Vec::new(),
+        ),
+        Api::Responses | Api::Chat => (
             json!({"error": {"type": "usage_limit_reached", "code": "rate_limit_exceeded",
                 "message": format!("You have hit your usage limit. Try again in {reset_secs}s."),
                 "resets_at": unix, "resets_in_seconds": reset_secs}}),
@@ -666,7 +876,9 @@ fn unauthorized(api: Api) -> Reply {
     let body = match api {
         Api::Anthropic => json!({"type": "error", "error": {"type": "authentication_error",
             "message": "invalid x-api-key"}}),
-        Api::Responses => {
+        Api::Gemini { .. } => json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
+            "message": "API key not valid. Please pass a valid API key."}}),
+        Api::Responses | Api::Chat => {
             json!({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
             "message": "Incorrect API key provided: sk-fake***. You can find your API key at your provider's dashboard."}})
         }
