@@ -144,6 +144,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
             states.map.clear();
             states.spans = false;
             states.paused = None;
+            states.plan_paused = None;
             let mut entries = Vec::new();
             parse(path, &bytes, Want::States, &mut states, &mut entries)?;
         }
@@ -164,6 +165,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
     let mut seen = [false; 4];
     let map = &mut states.map;
     let mut paused = None;
+    let mut plan_paused = None;
     let mut id_first = true;
     s.object(|s, key| {
         if key.escaped {
@@ -187,12 +189,17 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
                 paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
+            "orchPlanPaused" => {
+                plan_paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
+                Some(())
+            }
             _ => s.value().map(|_| ()),
         }
     })?;
     s.end()?;
     states.spans = id_first;
     states.paused = paused;
+    states.plan_paused = plan_paused;
     seen.iter().all(|x| *x).then_some(version)
 }
 
@@ -491,7 +498,11 @@ mod tests {
     use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
 
     /// The states as serde_json alone reads them (the path before the scanner).
-    type Read = (Vec<(String, StateEntry)>, Option<serde_json::Value>);
+    type Read = (
+        Vec<(String, StateEntry)>,
+        Option<serde_json::Value>,
+        Option<serde_json::Value>,
+    );
 
     fn serde_states(bytes: &[u8]) -> Result<Read, String> {
         let mut states = StatusStates::default();
@@ -506,14 +517,14 @@ mod tests {
         .map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((v, states.paused))
+        Ok((v, states.paused, states.plan_paused))
     }
 
     fn fast_states(bytes: &[u8]) -> Result<Read, String> {
         let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((v, states.paused))
+        Ok((v, states.paused, states.plan_paused))
     }
 
     /// The scanner's fast path reads what serde_json reads and fails where it fails, with the
@@ -534,7 +545,7 @@ mod tests {
         let pretty = serde_json::to_vec_pretty(&doc).expect("json");
         let hand =
             br#"{"planPath": "p", "planName": "n", "createdAt": "t", "x": [1.5e3, -0, true, {}],
-            "orchPaused": {"agent": "claude", "until": "t"},
+            "orchPaused": {"agent": "claude", "until": "t"}, "orchPlanPaused": {"at": "t"},
             "tasks": [{"status": "failed", "id": "1.\u0031", "error": null, "lastError": "\u00e9\t",
                        "orchUsage": {"inputTokens": 12, "costUsd": 0.5, "attempts": 1}},
                       {"id": "1.2", "status": "pending", "foo": {"bar": [null]}}],
