@@ -574,7 +574,7 @@ mod tests {
                 if let Ok(states) = states_of(&path, v.clone()) {
                     let ids: Vec<&str> = fast
                         .as_ref()
-                        .map(|(v, _)| v.iter().map(|(k, _)| k.as_str()).collect())
+                        .map(|(v, _, _)| v.iter().map(|(k, _)| k.as_str()).collect())
                         .unwrap_or_default();
                     let wanted: HashSet<&str> = ids.iter().copied().collect();
                     let mut entries = Vec::new();
