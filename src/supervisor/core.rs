@@ -417,6 +417,8 @@ mod control;
 mod control_tests;
 mod inputs;
 mod outcome;
+#[cfg(test)]
+mod plans_tests;
 mod report;
 mod schedule;
 #[cfg(test)]

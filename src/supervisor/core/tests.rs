@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::executor::JobEnd;
-use crate::graph::{CrossDep, CrossTarget, Graph};
+use crate::graph::Graph;
 use crate::manifest::AgentMode;
 use crate::plan::{Plan, parse};
 use crate::status::TaskStatus;
@@ -93,7 +93,7 @@ pub(super) fn reports(actions: &[Action]) -> Vec<&Event> {
         .collect()
 }
 
-fn ids(core: &Core<'_>, plans: &[Plan], l: &[(RunId, Unit, u32)]) -> Vec<String> {
+pub(super) fn ids(core: &Core<'_>, plans: &[Plan], l: &[(RunId, Unit, u32)]) -> Vec<String> {
     let _ = core;
     l.iter()
         .map(|(_, u, _)| match u {
@@ -116,7 +116,7 @@ fn completed(commit: &str) -> TaskFacts {
 }
 
 /// Runs attempt `run` of `unit` to a committed end: launched, reported done, exited 0, settled.
-fn finish(core: &mut Core<'_>, now: Instant, run: RunId, unit: Unit) -> Vec<Action> {
+pub(super) fn finish(core: &mut Core<'_>, now: Instant, run: RunId, unit: Unit) -> Vec<Action> {
     let mut out = core.handle(
         now,
         Input::Launched {
@@ -512,158 +512,6 @@ fn ctrl_c_drains_then_stops_and_the_run_ends_unfinished() {
     let (summary, _) = c.summary(Duration::ZERO);
     assert!(summary.interrupted);
     assert_eq!(summary.plans[0].outcome, "unfinished");
-}
-
-#[test]
-fn a_downstream_plan_waits_for_its_upstream_phase_is_prepared_then_runs() {
-    let up = plan("## Phase 1: A\n- [ ] 1.1 a\n## Phase 2: B\n- [ ] 2.1 b\n");
-    let down = plan("## Phase 1: X\n- [ ] 1.1 x\n");
-    let plans = vec![up, down];
-    let names: Vec<String> = vec!["auth".into(), "api".into()];
-    let g = Graph::build(
-        &plans,
-        &names,
-        &[CrossDep {
-            from: 1,
-            to: 0,
-            target: CrossTarget::Phase(1),
-        }],
-    )
-    .expect("acyclic");
-    let mut api = spec("api");
-    api.needs_prep = true;
-    api.upstreams = vec![0];
-    let mut c = core(cfg(8), &g, &plans, vec![spec("auth"), api]);
-    let t0 = Instant::now();
-    let l = launches(&c.handle(t0, Input::Tick));
-    assert_eq!(l.len(), 1);
-    assert_eq!(l[0].1.plan(), 0, "api waits for auth:1");
-    let out = finish(&mut c, t0, l[0].0, l[0].1);
-    assert!(out.contains(&Action::Prepare { plan: 1 }), "{out:?}");
-    let l2 = launches(&out);
-    assert_eq!(
-        ids(&c, &plans, &l2),
-        ["2.1"],
-        "api is not launched before it is prepared"
-    );
-    let out = c.handle(
-        t0,
-        Input::Prepared {
-            plan: 1,
-            result: Ok(vec![Event::UpstreamMerged {
-                plan: "api".into(),
-                from: "auth:1".into(),
-                upstream_commit: "c1".into(),
-                commit: Some("m1".into()),
-            }]),
-        },
-    );
-    assert!(
-        reports(&out)
-            .iter()
-            .any(|e| matches!(e, Event::UpstreamMerged { .. }))
-    );
-    let l3 = launches(&out);
-    assert_eq!(l3.len(), 1);
-    assert_eq!(l3[0].1, Unit::Task { plan: 1, task: 0 });
-
-    // A blocked preparation blocks the plan, and the summary says why.
-    let mut c = core(cfg(8), &g, &plans, {
-        let mut api = spec("api");
-        api.needs_prep = true;
-        vec![spec("auth"), api]
-    });
-    let l = launches(&c.handle(t0, Input::Tick));
-    finish(&mut c, t0, l[0].0, l[0].1);
-    let out = c.handle(
-        t0,
-        Input::Prepared {
-            plan: 1,
-            result: Err("merging `auth` conflicts in `a.rs`".into()),
-        },
-    );
-    assert!(
-        reports(&out)
-            .iter()
-            .any(|e| matches!(e, Event::PlanBlocked { plan, .. } if plan == "api"))
-    );
-}
-
-#[test]
-fn the_merge_train_merges_upstream_plans_first_and_skips_what_waits_on_a_failed_merge() {
-    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
-    let plans = vec![plan(text), plan(text), plan(text)];
-    let names: Vec<String> = ["api", "auth", "docs"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
-    let mut specs: Vec<PlanSpec> = names.iter().map(|n| spec(n)).collect();
-    // api depends on auth (for merging), but its tasks do not wait.
-    specs[0].upstreams = vec![1];
-    let mut config = cfg(8);
-    config.auto_merge = true;
-    let mut c = core(config, &g, &plans, specs);
-    let t0 = Instant::now();
-    let l = launches(&c.handle(t0, Input::Tick));
-    assert_eq!(l.len(), 3);
-    // api finishes first, but waits for auth's merge.
-    let out = finish(&mut c, t0, l[0].0, l[0].1);
-    assert!(
-        !out.iter().any(|a| matches!(a, Action::Merge { .. })),
-        "{out:?}"
-    );
-    let out = finish(&mut c, t0, l[2].0, l[2].1);
-    assert!(
-        out.contains(&Action::Merge { plan: 2 }),
-        "docs has no upstream"
-    );
-    let out = finish(&mut c, t0, l[1].0, l[1].1);
-    assert!(
-        !out.iter().any(|a| matches!(a, Action::Merge { .. })),
-        "one merge at a time"
-    );
-    let merged = |result: &str| MergeResult {
-        result: result.into(),
-        commit: Some("m".into()),
-        reason: String::new(),
-    };
-    let out = c.handle(
-        t0,
-        Input::Merged {
-            plan: 2,
-            result: merged("merged"),
-        },
-    );
-    assert!(
-        out.contains(&Action::Merge { plan: 1 }),
-        "auth next: api waits for it"
-    );
-    let out = c.handle(
-        t0,
-        Input::Merged {
-            plan: 1,
-            result: merged("conflict"),
-        },
-    );
-    assert!(
-        reports(&out).iter().any(|e| matches!(
-            e,
-            Event::PlanMergeFailed { plan, result, .. } if plan == "api" && result == "skipped"
-        )),
-        "{out:?}"
-    );
-    assert!(c.is_over());
-    let (summary, _) = c.summary(Duration::ZERO);
-    let merges: Vec<Option<String>> = summary.plans.iter().map(|p| p.merge.clone()).collect();
-    assert_eq!(
-        merges,
-        [
-            Some("skipped".into()),
-            Some("conflict".into()),
-            Some("merged".into())
-        ]
-    );
 }
 
 #[test]
