@@ -18,8 +18,10 @@ use crate::status::{Transition, TransitionOptions};
 /// agent, template), 3 corrupt status file, 4 refused (a transition out of order, a branch or
 /// directory orch did not make, uncommitted changes that matter, a supervisor already running,
 /// a plan not ready to merge), 5 not everything succeeded (`orch up`: a plan failed or is
-/// blocked; `orch merge`: a plan left unmerged; `orch conflicts`: a pair conflicts; `orch clean`:
-/// a plan was kept), 130 interrupted.
+/// blocked or its budget was reached; `orch merge`: a plan left unmerged; `orch sync`: an upstream
+/// merge conflicts; `orch conflicts`: a pair conflicts; `orch clean`: a plan was kept), 6 an agent
+/// cannot work until a person fixes it (`orch up`: program missing, flags rejected, not logged
+/// in), 130 interrupted.
 #[derive(Parser, Debug)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -179,7 +181,9 @@ enum Command {
     ///
     /// Exit codes: 0 every plan completed, 2 invalid input, 4 refused (a branch or directory
     /// orch did not make, an uncommitted plan file, another `orch up` running), 5 a plan failed
-    /// or is blocked, 130 interrupted.
+    /// or is blocked or a budget was reached, 6 an agent cannot work until a person fixes it
+    /// (its program is missing, its client rejected orch's flags, it is not logged in), 130
+    /// interrupted.
     /// Example: `orch up`, `orch up auth api --max-agents 2`, `orch up --json > events.jsonl`.
     Up {
         #[command(flatten)]
