@@ -2,7 +2,7 @@
 //! `"gemini"`, `"aider"`) and nothing else configured runs a two-task plan through the real
 //! Claude Code (Codex, Gemini CLI, aider) CLI, installed by `.ci/agent-clis` at pinned versions
 //! (the npm registry; aider from PyPI into a venv), against the fake model API of
-//! `tests/support/fake_api.rs` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
+//! `tests/support/fake_api/` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
 //! nothing of the machine's configuration leaks in.
 //!
 //! `ORCH_TEST_CLIS=DIR` names the installation (`DIR/bin/claude`, `DIR/bin/codex`,

@@ -1,6 +1,6 @@
 //! The outcomes orch must tell apart, end to end with the real agent CLIs (Claude Code, Codex;
 //! installed by `.ci/agent-clis`, found through `ORCH_TEST_CLIS`, a skip unless
-//! `ORCH_REQUIRE_AGENT_CLIS=1`) against the fake model API of `tests/support/fake_api.rs`: a
+//! `ORCH_REQUIRE_AGENT_CLIS=1`) against the fake model API of `tests/support/fake_api/`: a
 //! refusal, HTTP 429 with a reset time, HTTP 401, usage and cost (and a budget), and a failing
 //! check whose output the retry's prompt carries. Each run has its own HOME (and CODEX_HOME).
 

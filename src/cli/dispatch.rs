@@ -1,0 +1,230 @@
+//! From parsed arguments to the command that runs them.
+
+use crate::commands;
+use crate::error::CliError;
+use crate::manifest::MergeStrategy;
+use crate::status::{Transition, TransitionOptions};
+
+use super::args::{Cli, Command, GraphFormat, TaskAction};
+
+pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Check { target, json } => commands::check::run(&target.selection(), json),
+        Command::Status {
+            target,
+            json,
+            rebuild,
+            watch,
+            all,
+        } => commands::status::run(&target.selection(), json, rebuild, watch, all),
+        Command::Next {
+            target,
+            count,
+            json,
+            all,
+            why,
+        } => commands::next::run(
+            &target.selection(),
+            commands::next::NextArgs {
+                count,
+                json,
+                all,
+                why,
+            },
+        ),
+        Command::Up {
+            target,
+            plans,
+            json,
+            max_agents,
+            merge,
+        } => commands::up::run(
+            &target.selection(),
+            commands::up::UpArgs {
+                plans,
+                json,
+                max_agents: max_agents.map(usize::from),
+                merge,
+            },
+        ),
+        Command::Simulate {
+            target,
+            plans,
+            slots,
+            default_duration,
+            seed,
+            policy,
+            per_plan,
+            width,
+            json,
+        } => commands::simulate::run(
+            &target.selection(),
+            &commands::simulate::SimulateArgs {
+                plans,
+                slots,
+                default_duration,
+                seed,
+                policies: policy,
+                per_plan,
+                width,
+                json,
+            },
+        ),
+        Command::Conflicts {
+            target,
+            plans,
+            json,
+        } => commands::conflicts::run(
+            &target.selection(),
+            commands::conflicts::ConflictsArgs { plans, json },
+        ),
+        Command::Clean {
+            target,
+            plans,
+            force,
+            dry_run,
+            json,
+        } => commands::clean::run(
+            &target.selection(),
+            commands::clean::CleanArgs {
+                plans,
+                force,
+                dry_run,
+                json,
+            },
+        ),
+        Command::Merge {
+            target,
+            plans,
+            dry_run,
+            json,
+            strategy,
+            stop_on_failure,
+        } => commands::merge::run(
+            &target.selection(),
+            commands::merge::MergeArgs {
+                plans,
+                dry_run,
+                json,
+                strategy: strategy.map(MergeStrategy::from),
+                stop_on_failure,
+            },
+        ),
+        Command::Pr {
+            target,
+            plans,
+            dry_run,
+            json,
+        } => commands::pr::run(
+            &target.selection(),
+            commands::pr::PrArgs {
+                plans,
+                dry_run,
+                json,
+            },
+        ),
+        Command::Sync {
+            target,
+            plans,
+            json,
+        } => commands::sync::run(
+            &target.selection(),
+            commands::sync::SyncArgs { plans, json },
+        ),
+        Command::Graph { target, format } => {
+            let format = match format {
+                GraphFormat::Text => commands::graph::Format::Text,
+                GraphFormat::Dot => commands::graph::Format::Dot,
+                GraphFormat::Mermaid => commands::graph::Format::Mermaid,
+            };
+            commands::graph::run(&target.selection(), format)
+        }
+        Command::Init { dir } => commands::init::run(dir.as_deref()),
+        Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
+        Command::DemoAgent => commands::demo::run_agent(),
+        Command::SetupExec { args } => commands::setup_exec::run(&args),
+        Command::Logs {
+            plan,
+            task,
+            path,
+            json,
+            manifest,
+        } => commands::logs::run(&commands::logs::LogsArgs {
+            manifest,
+            plan,
+            task,
+            path,
+            json,
+        }),
+        Command::Top { manifest } => commands::top::run(manifest),
+        Command::Pause(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Pause { plan: c.plan },
+            c.json,
+        ),
+        Command::Resume(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Resume { plan: c.plan },
+            c.json,
+        ),
+        Command::Retry(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Retry {
+                plan: c.plan,
+                id: c.id,
+            },
+            c.json,
+        ),
+        Command::Stop(c) => commands::control::run(
+            c.manifest,
+            &commands::control::Request::Stop {
+                plan: c.plan,
+                id: c.id,
+            },
+            c.json,
+        ),
+        Command::Task { action } => {
+            let (transition, common, opts) = match action {
+                TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),
+                TaskAction::Done { common, note } => (
+                    Transition::Done,
+                    common,
+                    TransitionOptions {
+                        note,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Fail { common, error } => (
+                    Transition::Fail,
+                    common,
+                    TransitionOptions {
+                        error,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Skip { common, reason } => (
+                    Transition::Skip,
+                    common,
+                    TransitionOptions {
+                        reason,
+                        ..Default::default()
+                    },
+                ),
+                TaskAction::Reset(c) => (Transition::Reset, c, TransitionOptions::default()),
+            };
+            let opts = TransitionOptions {
+                force: common.force,
+                ..opts
+            };
+            commands::task::run(
+                &common.target.selection(),
+                commands::task::TaskArgs {
+                    transition,
+                    id: common.id,
+                    opts,
+                    json: common.json,
+                },
+            )
+        }
+    }
+}

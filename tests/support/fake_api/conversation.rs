@@ -1,0 +1,265 @@
+//! What the fake model reads from a request (orch's prompt, the tool results so far) and what it
+//! does next.
+
+use serde_json::Value;
+
+use super::{Api, ToolResult};
+
+/// What the fake model does next.
+#[derive(Clone, Debug)]
+pub(super) enum Step {
+    Write {
+        path: String,
+        content: String,
+    },
+    /// aider's "whole" edit format: the file (relative to the worktree) and its content.
+    Whole {
+        file: String,
+        content: String,
+    },
+    Run(String),
+    Say(String),
+}
+
+/// What the fake model reads from a request: orch's prompt and the tool results so far.
+pub(super) struct Conversation {
+    api: Api,
+    pub(super) prompt: String,
+    pub(super) results: Vec<ToolResult>,
+}
+
+impl Conversation {
+    pub(super) fn read(api: Api, body: &Value) -> Self {
+        let mut prompt = String::new();
+        let mut results = Vec::new();
+        let mut calls = std::collections::BTreeMap::new();
+        match api {
+            Api::Anthropic => {
+                for m in body["messages"].as_array().into_iter().flatten() {
+                    let content = &m["content"];
+                    if let Some(s) = content.as_str() {
+                        if m["role"] == "user" {
+                            prompt.push_str(s);
+                            prompt.push('\n');
+                        }
+                        continue;
+                    }
+                    for c in content.as_array().into_iter().flatten() {
+                        match c["type"].as_str() {
+                            Some("text") if m["role"] == "user" => {
+                                prompt.push_str(c["text"].as_str().unwrap_or_default());
+                                prompt.push('\n');
+                            }
+                            Some("tool_use") => {
+                                let input = &c["input"];
+                                let call = input["command"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| input.to_string());
+                                calls
+                                    .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
+                            }
+                            Some("tool_result") => {
+                                let id = c["tool_use_id"].as_str().unwrap_or_default();
+                                let output = match &c["content"] {
+                                    Value::String(s) => s.clone(),
+                                    Value::Array(parts) => parts
+                                        .iter()
+                                        .filter_map(|p| p["text"].as_str())
+                                        .collect::<Vec<_>>()
+                                        .join("\n"),
+                                    other => other.to_string(),
+                                };
+                                results.push(ToolResult {
+                                    api: "anthropic",
+                                    call: calls.get(id).cloned().unwrap_or_default(),
+                                    output,
+                                    error: c["is_error"].as_bool() == Some(true),
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Api::Gemini { .. } => {
+                // Function responses answer the calls in order (ids are optional).
+                let mut pending: Vec<String> = Vec::new();
+                for c in body["contents"].as_array().into_iter().flatten() {
+                    for part in c["parts"].as_array().into_iter().flatten() {
+                        if let Some(t) = part["text"].as_str()
+                            && c["role"] == "user"
+                        {
+                            prompt.push_str(t);
+                            prompt.push('\n');
+                        }
+                        let call = &part["functionCall"];
+                        if call.is_object() {
+                            let args = &call["args"];
+                            pending.push(
+                                args["command"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| args.to_string()),
+                            );
+                        }
+                        let resp = &part["functionResponse"];
+                        if resp.is_object() {
+                            let r = &resp["response"];
+                            let output = r["output"]
+                                .as_str()
+                                .or(r["error"].as_str())
+                                .map_or_else(|| r.to_string(), str::to_string);
+                            // A refused call answers `error`; a failed command says its exit code.
+                            let error = r.get("error").is_some() || output.contains("Exit Code: ");
+                            let call = if pending.is_empty() {
+                                String::new()
+                            } else {
+                                pending.remove(0)
+                            };
+                            results.push(ToolResult {
+                                api: "gemini",
+                                call,
+                                output,
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+            Api::Chat => {
+                for m in body["messages"].as_array().into_iter().flatten() {
+                    if m["role"] != "user" {
+                        continue;
+                    }
+                    match &m["content"] {
+                        Value::String(s) => prompt.push_str(s),
+                        Value::Array(parts) => {
+                            for p in parts {
+                                prompt.push_str(p["text"].as_str().unwrap_or_default());
+                            }
+                        }
+                        _ => {}
+                    }
+                    prompt.push('\n');
+                }
+            }
+            Api::Responses => {
+                for item in body["input"].as_array().into_iter().flatten() {
+                    match item["type"].as_str() {
+                        Some("message") if item["role"] == "user" => {
+                            for c in item["content"].as_array().into_iter().flatten() {
+                                prompt.push_str(c["text"].as_str().unwrap_or_default());
+                                prompt.push('\n');
+                            }
+                        }
+                        Some("function_call") => {
+                            let args: Value =
+                                serde_json::from_str(item["arguments"].as_str().unwrap_or("{}"))
+                                    .unwrap_or(Value::Null);
+                            calls.insert(
+                                item["call_id"].as_str().unwrap_or_default().to_string(),
+                                args["cmd"].as_str().unwrap_or_default().to_string(),
+                            );
+                        }
+                        Some("function_call_output") => {
+                            let id = item["call_id"].as_str().unwrap_or_default();
+                            let output = match &item["output"] {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            // Codex's exec_command output says "Process exited with code N".
+                            let error = !output.contains("Process exited with code 0\n");
+                            results.push(ToolResult {
+                                api: "responses",
+                                call: calls.get(id).cloned().unwrap_or_default(),
+                                output,
+                                error,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Self {
+            api,
+            prompt,
+            results,
+        }
+    }
+
+    /// Follows orch's prompt: write the file (`fixed`: saying so), report, say so; one tool
+    /// call per turn.
+    pub(super) fn next_step(&self, fixed: bool) -> Step {
+        let Some(task) = between(&self.prompt, "## Task ", ":") else {
+            return Step::Say("I cannot do this: no orch task in the prompt".into());
+        };
+        let heading = self
+            .prompt
+            .lines()
+            .find(|l| l.starts_with(&format!("## Task {task}:")))
+            .unwrap_or_default();
+        let file = between(heading, "`", "`")
+            .unwrap_or("output.txt")
+            .to_string();
+        let worktree = between(&self.prompt, "Work only inside `", "`").unwrap_or(".");
+        let report = self
+            .prompt
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains(&format!(" task done {task}")))
+            .map(|l| {
+                let cut = l.find(" --note").unwrap_or(l.len());
+                format!("{} --note \"wrote {file}\"", &l[..cut])
+            });
+        let verb = if fixed { "fixed" } else { "written" };
+        let content = format!("{file} {verb} by task {task}\n");
+        if self.api == Api::Chat {
+            // aider applies the edit itself and runs no command: one answer.
+            return Step::Whole { file, content };
+        }
+        match self.results.len() {
+            0 => match self.api {
+                Api::Anthropic | Api::Gemini { .. } => Step::Write {
+                    path: format!("{worktree}/{file}"),
+                    content,
+                },
+                Api::Responses | Api::Chat => Step::Run(format!(
+                    "printf '%s\\n' '{}' > '{file}'",
+                    content.trim_end()
+                )),
+            },
+            1 => match report {
+                Some(cmd) => Step::Run(cmd),
+                None => Step::Say("I cannot do this: the prompt gives no report command".into()),
+            },
+            _ => {
+                let failed: Vec<&ToolResult> = self.results.iter().filter(|r| r.error).collect();
+                if failed.is_empty() {
+                    Step::Say(format!(
+                        "Task {task} is done: I wrote {file} and reported it to orch."
+                    ))
+                } else {
+                    // Codex's output has a header; what the command printed follows "Output:"
+                    // (Gemini CLI's: "Output: ").
+                    let out = &failed[0].output;
+                    let printed = out
+                        .split_once("Output:\n")
+                        .or_else(|| out.split_once("Output: "))
+                        .map_or(out.as_str(), |(_, o)| o);
+                    Step::Say(format!(
+                        "Task {task} is not done: {}",
+                        printed.lines().next().unwrap_or_default()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(&text[from..from + len])
+}
