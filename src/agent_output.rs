@@ -2,7 +2,7 @@
 //! error, its last words, and what kind of failure it was (one a retry may fix, one a person must
 //! fix, a usage limit to wait out).
 //!
-//! Read from the attempt's part of its log (`orch up` appends every attempt to one log). Two JSON
+//! Read from the attempt's part of its log (`orch up` appends every attempt to one log). Three JSON
 //! line formats are understood; anything else is plain text, of which the last lines are kept:
 //!
 //! - Claude Code, `--output-format stream-json --verbose` (or `json`): the last line is
@@ -13,6 +13,11 @@
 //! - Codex, `exec --json`: `{"type":"turn.completed","usage":{"input_tokens":…,
 //!   "cached_input_tokens":…,"output_tokens":…}}` per turn (summed; the cached tokens are part of
 //!   `input_tokens`), `{"type":"turn.failed","error":{"message":…}}`, `{"type":"error","message":…}`.
+//! - Gemini CLI, `--output-format stream-json`: `init`, `message` (`role`, `content`, `delta`:
+//!   the assistant's answer in pieces), `tool_use`, `tool_result`, and last
+//!   `{"type":"result","status":"success"|"error","error":{"message":…},"stats":{"total_tokens":…,
+//!   "input_tokens":…,"output_tokens":…,"cached":…,"input":…,"models":{…}}}` (the tokens of every
+//!   model call, the cached ones part of `input_tokens`; no cost).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -251,6 +256,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
     let mut out = AgentOutput::default();
     let mut usage: Option<Usage> = None;
     let mut codex_usage: Option<Usage> = None;
+    let mut gemini_message: Option<String> = None;
     let mut plain: Vec<&str> = Vec::new();
     let mut hinted: Option<Class> = None;
     for line in text.lines() {
@@ -267,6 +273,42 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             continue;
         };
         match v.get("type").and_then(Value::as_str) {
+            // Gemini CLI's last line: `status` and `stats` (Claude Code's has a `subtype`).
+            Some("result") if v.get("subtype").is_none() && v.get("stats").is_some() => {
+                out.events += 1;
+                if v.get("status").and_then(Value::as_str) == Some("error") {
+                    out.error = Some(
+                        v.pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .map_or_else(
+                                || "the client ended with an error".to_string(),
+                                str::to_string,
+                            ),
+                    );
+                }
+                if let Some(stats) = v.get("stats") {
+                    usage = Some(gemini_usage(stats));
+                }
+            }
+            // Gemini CLI: the model's answer comes in pieces (`delta`), the last is its final word.
+            Some("message") if v.get("role").is_some() => {
+                out.events += 1;
+                if v.get("role").and_then(Value::as_str) == Some("assistant")
+                    && let Some(t) = v.get("content").and_then(Value::as_str)
+                {
+                    let delta = v.get("delta").and_then(Value::as_bool) == Some(true);
+                    match (&mut gemini_message, delta) {
+                        (Some(m), true) => m.push_str(t),
+                        _ => gemini_message = Some(t.to_string()),
+                    }
+                    out.result.clone_from(&gemini_message);
+                }
+            }
+            // Gemini CLI's tool calls: the next assistant message is a new one.
+            Some("tool_use" | "tool_result") => {
+                out.events += 1;
+                gemini_message = None;
+            }
             Some("result") => {
                 out.events += 1;
                 let text = v.get("result").and_then(Value::as_str).map(str::to_string);
@@ -352,7 +394,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             }
             Some(
                 "user" | "thread.started" | "turn.started" | "item.started" | "item.updated"
-                | "stream_event",
+                | "stream_event" | "init",
             ) => out.events += 1,
             _ => plain.push(t),
         }
@@ -420,6 +462,19 @@ fn claude_usage(u: &Value) -> Usage {
         output_tokens: n("output_tokens"),
         cache_read_tokens: n("cache_read_input_tokens"),
         cache_write_tokens: n("cache_creation_input_tokens"),
+        cost_micro_usd: None,
+    }
+}
+
+/// Gemini CLI's `stats`: `input_tokens` counts the cached ones (`cached`) too.
+fn gemini_usage(s: &Value) -> Usage {
+    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("cached");
+    Usage {
+        input_tokens: n("input_tokens").saturating_sub(cached),
+        output_tokens: n("output_tokens"),
+        cache_read_tokens: cached,
+        cache_write_tokens: 0,
         cost_micro_usd: None,
     }
 }

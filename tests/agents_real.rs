@@ -11,7 +11,7 @@
 //!
 //! The tests also check what each CLI prints for the outcomes orch must tell apart (success,
 //! refusal, HTTP 401, HTTP 429 with a reset time) and keep those lines in
-//! `tests/fixtures/clients/{claude,codex}/` (rewritten with `ORCH_UPDATE_CLIENT_FIXTURES=1`).
+//! `tests/fixtures/clients/{claude,codex,gemini}/` (rewritten with `ORCH_UPDATE_CLIENT_FIXTURES=1`).
 
 mod support;
 
@@ -390,4 +390,51 @@ fn codex_prints_what_orch_needs_to_tell_outcomes_apart() {
     keep_fixture("codex", "rate_limited", &lines);
     assert_ne!(code, 0, "{ctx}");
     assert!(last_of(&lines, "turn.failed").is_some(), "{ctx}");
+}
+
+#[test]
+fn gemini_prints_what_orch_needs_for_usage_and_outcomes() {
+    let Some(clis) = clis_with("gemini") else {
+        return;
+    };
+    // Success: a last `result` line with `status` and `stats`, the tokens of every model call
+    // (the model router's rating call and the turns).
+    let (code, lines, ctx) = client_lines(&clis, "gemini", Behaviour::Normal, &[]);
+    keep_fixture("gemini", "success", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let r = last_of(&lines, "result").unwrap_or_else(|| panic!("no result line: {ctx}"));
+    assert_eq!(r["status"], "success", "{ctx}");
+    let stats = &r["stats"];
+    assert!(
+        stats["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_INPUT && n % USAGE_INPUT == 0),
+        "{ctx}"
+    );
+    assert!(
+        stats["output_tokens"]
+            .as_u64()
+            .is_some_and(|n| n >= USAGE_OUTPUT && n % USAGE_OUTPUT == 0),
+        "{ctx}"
+    );
+    assert_eq!(stats["cached"], 0, "{ctx}");
+
+    // A refusal: a successful run whose last assistant message is the refusal.
+    let (code, lines, ctx) = client_lines(
+        &clis,
+        "gemini",
+        Behaviour::Refuse("the task is unclear".into()),
+        &[],
+    );
+    keep_fixture("gemini", "refusal", &lines);
+    assert_eq!(code, 0, "{ctx}");
+    let m = lines
+        .iter()
+        .rev()
+        .find(|l| l["type"] == "message" && l["role"] == "assistant")
+        .unwrap_or_else(|| panic!("no assistant message: {ctx}"));
+    assert_eq!(
+        m["content"], "I cannot do this: the task is unclear",
+        "{ctx}"
+    );
 }

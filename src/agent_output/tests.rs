@@ -307,6 +307,58 @@ fn real_codex_output() {
 }
 
 #[test]
+fn real_gemini_output() {
+    let n = fixture_now();
+    let ok = parse(&fixture("gemini", "success"), n);
+    assert_eq!(ok.error, None);
+    assert_eq!(ok.class, Class::Ordinary);
+    // `stats`: four model calls (the router's rating and three turns) of 1200 in, 80 out.
+    let u = ok.usage.expect("usage");
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cache_read_tokens),
+        (4800, 320, 0)
+    );
+    assert_eq!((u.tokens(), u.cost_micro_usd), (5120, None));
+    assert_eq!(
+        ok.result.as_deref(),
+        Some("Task 1.1 is done: I wrote alpha.txt and reported it to orch.")
+    );
+    assert_eq!(ok.tail, "", "every line is a known event");
+
+    let no = parse(&fixture("gemini", "refusal"), n);
+    assert_eq!(no.class, Class::Ordinary);
+    assert_eq!(
+        no.cause().as_deref(),
+        Some("I cannot do this: the task is unclear")
+    );
+    assert_eq!(no.usage.map(|u| u.tokens()), Some(2560));
+
+    // Cached input is part of `input_tokens`; deltas of one answer join, a tool call starts a
+    // new one; an error result gives its message.
+    let text = r#"{"type":"message","role":"assistant","content":"I will ","delta":true}
+{"type":"message","role":"assistant","content":"write it.","delta":true}
+{"type":"tool_use","tool_name":"write_file","tool_id":"t1","parameters":{}}
+{"type":"tool_result","tool_id":"t1","status":"success"}
+{"type":"message","role":"assistant","content":"Stopped: ","delta":true}
+{"type":"message","role":"assistant","content":"quota.","delta":true}
+{"type":"result","status":"error","error":{"type":"Error","message":"quota exceeded"},"stats":{"total_tokens":1100,"input_tokens":1000,"output_tokens":100,"cached":400,"input":600}}
+"#;
+    let e = parse(text, n);
+    assert_eq!(e.result.as_deref(), Some("Stopped: quota."));
+    assert_eq!(e.error.as_deref(), Some("quota exceeded"));
+    let u = e.usage.expect("usage");
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_read_tokens,
+            u.output_tokens,
+            u.tokens()
+        ),
+        (600, 400, 100, 1100)
+    );
+}
+
+#[test]
 fn clock_times_wait_until_the_end_of_the_named_minute() {
     let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("time");
     let secs = |text: &str, now: &str| {
