@@ -1,5 +1,5 @@
-//! The outcomes orch must tell apart, end to end with the real agent CLIs (Claude Code, Codex;
-//! installed by `.ci/agent-clis`, found through `ORCH_TEST_CLIS`, a skip unless
+//! The outcomes orch must tell apart, end to end with the real agent CLIs (Claude Code, Codex,
+//! Gemini CLI; installed by `.ci/agent-clis`, found through `ORCH_TEST_CLIS`, a skip unless
 //! `ORCH_REQUIRE_AGENT_CLIS=1`) against the fake model API of `tests/support/fake_api/`: a
 //! refusal, HTTP 429 with a reset time, HTTP 401, usage and cost (and a budget), and a failing
 //! check whose output the retry's prompt carries. Each run has its own HOME (and CODEX_HOME).
@@ -181,6 +181,56 @@ fn claude_at_a_rate_limit_pauses_until_the_reset_then_completes() {
     assert_eq!(t["notes"], "wrote alpha.txt", "the agent reported\n{ctx}");
     // Two launches (`attempts` counts them), yet with `retries = 0` the second one ran: the
     // limited attempt did not count against the retries.
+    assert_eq!(t["attempts"], 2, "{t}");
+    assert_eq!(reports(&api).len(), 1, "{ctx}");
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Create `alpha.txt`"]);
+    assert!(repo.status_file("p").get("orchPaused").is_none());
+}
+
+#[test]
+fn codex_at_a_rate_limit_pauses_until_the_reset_then_completes() {
+    let Some(clis) = clis() else { return };
+    // The first model call gets HTTP 429 `usage_limit_reached` with a reset 2 s later; the next
+    // ones are answered. The tests' provider config turns Codex's own retries off
+    // (`request_max_retries = 0`); a usage limit is not one Codex retries anyway.
+    let api = FakeApi::start(Behaviour::RateLimited {
+        times: 1,
+        reset_secs: 2,
+    });
+    let repo = repo_with("codex", ONE, "retries = 0\n");
+    let run = orch(&repo, &api, &clis, &["up", "--json"]);
+    let ctx = &run.context;
+    assert_eq!(run.code, 0, "the run goes on after the reset\n{ctx}");
+    let ev = events(&run.out);
+    let paused = named(&ev, "agent_paused");
+    assert_eq!(paused.len(), 1, "{ctx}");
+    assert_eq!(paused[0]["agent"], "codex", "{ctx}");
+    assert!(
+        paused[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("hit your usage limit")),
+        "{ctx}"
+    );
+    // Codex names the reset as a local clock time ("Try again at 7:49 AM."): orch waits until
+    // the end of that minute, at most a minute and the 2 s.
+    let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
+    assert!(
+        (1..=62_000).contains(&wait),
+        "waits for the reset: {wait}\n{ctx}"
+    );
+    assert_eq!(named(&ev, "agent_resumed").len(), 1, "{ctx}");
+    assert!(
+        named(&ev, "task_failed").is_empty(),
+        "no task failed\n{ctx}"
+    );
+    // One 429 (Codex did not retry it), then the relaunched attempt's calls.
+    assert_eq!(named(&ev, "task_started").len(), 2, "{ctx}");
+    assert_eq!(api.model_calls(), 1 + 3, "one 429, then three turns\n{ctx}");
+    let t = repo.task("p", "1.1");
+    assert_eq!(t["status"], "completed", "{t}\n{ctx}");
+    assert_eq!(t["notes"], "wrote alpha.txt", "the agent reported\n{ctx}");
+    // Two launches, yet with `retries = 0` the second one ran: the limited attempt did not
+    // count against the retries.
     assert_eq!(t["attempts"], 2, "{t}");
     assert_eq!(reports(&api).len(), 1, "{ctx}");
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: Create `alpha.txt`"]);
