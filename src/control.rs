@@ -114,7 +114,8 @@ pub fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
 pub struct Stopped {
     /// It was in progress (an agent runs it).
     pub was_running: bool,
-    /// The agent's process as recorded (pid, process start time), when it was in progress.
+    /// The agent's process as recorded (pid, process start time), when it was in progress: the
+    /// task's own, or in plan mode the plan's agent.
     pub run: Option<(u32, u64)>,
     pub attempts: u32,
 }
@@ -147,13 +148,21 @@ pub fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
                     ),
                 });
             }
+            // The task's own agent, else (plan mode) the plan's agent, which runs the task it
+            // claimed.
+            let plan_agent = doc
+                .orch_plan_agent
+                .as_ref()
+                .filter(|a| a.pid > 0 && from == TaskStatus::InProgress)
+                .and_then(|a| Some((a.pid, a.process_start_time?)));
             let out = Stopped {
                 was_running: from == TaskStatus::InProgress,
                 run: e
                     .orch_run
                     .as_ref()
                     .filter(|r| r.pid > 0)
-                    .map(|r| (r.pid, r.process_start_time)),
+                    .map(|r| (r.pid, r.process_start_time))
+                    .or(plan_agent),
                 attempts: e.attempts,
             };
             let opts = TransitionOptions {

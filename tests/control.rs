@@ -253,3 +253,124 @@ fn control_without_a_running_up() {
     assert!(ev.iter().any(|v| is(v, "task_finished", "a", Some("1.2"))));
     assert_eq!(repo.task("a", "1.1")["attempts"], 2);
 }
+
+/// A repository with plan `p` (two tasks) in plan mode, run by the gated plan agent with its
+/// files in `gate` (a go waited for at most 120 s).
+fn plan_mode_repo(gate: &Path) -> Repo {
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", TWO_TASKS);
+    repo.manifest(
+        &agent_at("plan_gated.sh", &[gate, Path::new("120")]),
+        "mode = \"plan\"",
+        "retries = 0",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// The gated plan agent's claims: "<pid> <task> <attempt>".
+fn claims(gate: &Path) -> Vec<String> {
+    std::fs::read_to_string(gate.join("p.plan-agent"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn stop_of_a_task_of_a_plan_mode_plan_stops_its_plan_agent() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = plan_mode_repo(g);
+    let claims = || claims(g);
+    touch(g, "p-1.1.go");
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    // The plan agent did 1.1 and is at work on 1.2 (claimed, waiting for its go).
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_finished", "p", Some("1.1"))
+    });
+    wait_for("the plan agent to claim 1.2", || {
+        claims().iter().any(|c| c.split(' ').nth(1) == Some("1.2"))
+    });
+    assert_eq!(repo.task("p", "1.2")["status"], "in_progress");
+    let pid: u32 = claims()[0]
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("pid");
+    assert!(support::process_alive(pid));
+
+    let out = ok(&repo, &["stop", "p", "1.2", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["event"].as_str(), v["was_running"].as_bool()),
+        (Some("task_stopped"), Some(true)),
+        "{v}"
+    );
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_stopped", "p", Some("1.2"))
+    });
+    // The plan agent working on it is stopped (its go would only come after 120 s), and not
+    // launched again for the stopped task: the run ends with the task failed.
+    wait_for("the plan agent to be gone", || !support::process_alive(pid));
+    wait_line(&lines, &mut seen, |v| v["event"] == "run_finished");
+    let out = wait_within(child, support::TIMEOUT, "orch up");
+    assert_eq!(out.status.code(), Some(5), "a task failed");
+    assert_eq!(
+        claims().len(),
+        2,
+        "one plan agent, two claims: {:?}",
+        claims()
+    );
+    let e = repo.task("p", "1.2");
+    assert_eq!(
+        (e["status"].as_str(), e["error"].as_str()),
+        (Some("failed"), Some("stopped")),
+        "{e}"
+    );
+    assert!(e["orchStopped"].is_string(), "{e}");
+    assert_eq!(repo.task("p", "1.1")["status"], "completed");
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: first"]);
+
+    // Retried, the next `orch up` launches a plan agent again, which does it.
+    ok(&repo, &["retry", "p", "1.2"]);
+    touch(g, "all.go");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(repo.task("p", "1.2")["status"], "completed");
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: first", "p 1.2: second"]);
+}
+
+#[test]
+fn stop_of_a_plan_mode_task_without_a_running_up_signals_its_plan_agent() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = plan_mode_repo(g);
+    let mut child = repo.orch(&["up"]).spawn().expect("spawn orch up");
+    wait_for("the plan agent to claim 1.1", || !claims(g).is_empty());
+    let pid: u32 = claims(g)[0]
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("pid");
+    // The supervisor dies; its plan agent (in its own process group) goes on.
+    assert!(support::kill("KILL", child.id()));
+    let _ = child.wait();
+    assert!(support::process_alive(pid));
+    let out = ok(&repo, &["stop", "p", "1.1"]);
+    assert!(out.contains("no `orch up` is running"), "{out}");
+    assert!(
+        out.contains(&format!("its agent, pid {pid}, was sent SIGTERM")),
+        "{out}"
+    );
+    wait_for("the plan agent to be gone", || !support::process_alive(pid));
+    let e = repo.task("p", "1.1");
+    assert_eq!(
+        (e["status"].as_str(), e["error"].as_str()),
+        (Some("failed"), Some("stopped")),
+        "{e}"
+    );
+    assert!(e["orchStopped"].is_string(), "{e}");
+}

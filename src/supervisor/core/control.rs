@@ -7,7 +7,7 @@ use super::{Action, Core};
 use crate::control::STOPPED;
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
-use crate::supervisor::state::{Stage, StopWhy, TaskFacts, TaskRun, Timer, Unit};
+use crate::supervisor::state::{AgentRun, Stage, StopWhy, TaskFacts, TaskRun, Timer, Unit};
 
 impl Core<'_> {
     /// Before the first input: whether plan `p`'s status file says it is paused.
@@ -71,7 +71,15 @@ impl Core<'_> {
                         .remove(&(until, Timer::Backoff(Unit::Task { plan: p, task: t })));
                     self.fail_stopped(p, t, out);
                 }
-                TaskRun::Retry | TaskRun::Idle => self.fail_stopped(p, t, out),
+                TaskRun::Retry | TaskRun::Idle => {
+                    self.fail_stopped(p, t, out);
+                    // In plan mode the plan's agent runs the task it claimed: stop it. Only a
+                    // task in progress or failed can be stopped, so one not failed before was
+                    // in progress (the watcher may not have seen it claimed yet).
+                    if old.status != TaskStatus::Failed {
+                        self.stop_plan_agent(p, out);
+                    }
+                }
                 TaskRun::Committing | TaskRun::Failed { .. } => {}
             }
             return;
@@ -118,6 +126,14 @@ impl Core<'_> {
             cause: STOPPED.to_string(),
         };
         self.report_stopped(p, t, attempt, out);
+    }
+
+    /// Stops plan `p`'s running plan-mode agent, if it has one. It is launched again (for the
+    /// plan's other ready tasks, not the stopped one) as after an interruption.
+    fn stop_plan_agent(&mut self, p: usize, out: &mut Vec<Action>) {
+        if let AgentRun::Attempt(run) = self.state.plans[p].agent {
+            self.stop(run, Some(StopWhy::User), out);
+        }
     }
 
     fn report_stopped(&mut self, p: usize, t: usize, attempt: u32, out: &mut Vec<Action>) {

@@ -329,3 +329,45 @@ fn a_retried_task_gets_a_fresh_set_of_retries_and_attempts_go_on() {
     let out = c.handle(now + Duration::from_secs(3600), Input::Tick);
     assert!(launches(&out).is_empty());
 }
+
+#[test]
+fn stopping_a_task_a_plan_agent_runs_stops_that_agent() {
+    let plans = vec![plan(TWO)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut s = spec("a");
+    s.mode = crate::manifest::AgentMode::Plan;
+    let mut c = core(cfg(1), &g, &plans, vec![s]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l, [(1, Unit::PlanAgent { plan: 0 }, 1)]);
+    let run = l[0].0;
+    let _ = c.handle(
+        t0,
+        Input::Launched {
+            run,
+            pid: 9,
+            job_id: None,
+        },
+    );
+    let stops = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run))
+            .count()
+    };
+    // A task of the plan that had failed (reported by the agent), then stopped: the agent
+    // goes on.
+    let _ = c.handle(t0, status(0, 1, failed(false, "tests fail")));
+    let out = c.handle(t0, status(0, 1, failed(true, "stopped")));
+    assert_eq!(stops(&out), 0, "{out:?}");
+    // The agent claimed 1.1 (`orch task start`), then `orch stop` failed it: the agent stops,
+    // also when the claim and the stop are seen in one reading of the status file.
+    let out = c.handle(t0, status(0, 0, failed(true, "stopped")));
+    assert_eq!(stops(&out), 1, "{out:?}");
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskStopped { task, .. } if task == "1.1")),
+        "{out:?}"
+    );
+    assert!(matches!(c.state().tasks[0][0].run, TaskRun::Failed { .. }));
+}
