@@ -466,7 +466,8 @@ pub(super) enum Command {
     /// not retried until someone runs `orch retry`.
     ///
     /// A running `orch up` stops the agent within a second; without one, orch sends its process
-    /// group SIGTERM. A failed task waiting for its retry is stopped too (no retry comes).
+    /// group SIGTERM. A failed task waiting for its retry is stopped too (no retry comes). In a
+    /// plan-mode plan, the plan's agent at work on the task is the one stopped.
     /// Exit codes: 0, 2 unknown plan or task, 4 the task is neither running nor failed (or is
     /// stopped already). Example: `orch stop auth 2.3`.
     Stop(ControlTask),
