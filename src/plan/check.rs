@@ -5,6 +5,10 @@
 /// The argv of the first `(check: …)` clause of `description`; `Ok(None)` without one, `Err`
 /// for a clause that is not closed or names no program.
 pub fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
+    // Most descriptions have no `(`: no lowercase copy for them.
+    if !description.contains('(') {
+        return Ok(None);
+    }
     let lower = description.to_ascii_lowercase();
     let Some(pos) = lower.find("(check:") else {
         return Ok(None);

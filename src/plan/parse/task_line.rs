@@ -101,7 +101,7 @@ impl<'t> Parser<'t> {
     /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
     /// is an error; the first valid one counts.
     fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
-        if !contains_ci(desc, "(est:") {
+        if !desc.contains('(') || !contains_ci(desc, "(est:") {
             return None;
         }
         let lower = desc.to_ascii_lowercase();
