@@ -528,7 +528,21 @@ pub fn states_fn<'a>(
     ws: &'a Workspace,
     states: &'a [status::StatusStates],
 ) -> impl Fn(usize, usize) -> NodeState + 'a {
-    move |p, t| node_state(states[p].status(&ws.plans[p].plan.tasks[t]))
+    // Looked up in plan order, which is the file's (one comparison each), not in the order
+    // readiness asks.
+    let by_plan: Vec<Vec<NodeState>> = ws
+        .plans
+        .iter()
+        .zip(states)
+        .map(|(p, s)| {
+            p.plan
+                .tasks
+                .iter()
+                .map(|t| node_state(s.status(t)))
+                .collect()
+        })
+        .collect();
+    move |p, t| by_plan[p][t]
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.
