@@ -47,7 +47,7 @@ impl<'t> Parser<'t> {
             line: n,
             blocking: true,
         });
-        self.bodies.push(Vec::new());
+        self.bodies.push(None);
         self.collect = Collect::TaskBody(self.tasks.len() - 1);
     }
 
