@@ -280,9 +280,15 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
     if let Some(m) = &manifest
         && plans.len() == m.plans.len()
     {
+        // Only the plans some `depends_on` names are looked at (a shape copies every task id).
+        let named = |name: &str| {
+            m.plans
+                .iter()
+                .any(|e| e.depends_on.iter().any(|d| d.plan == name))
+        };
         let shapes: HashMap<String, PlanShape> = plans
             .iter()
-            .filter(|p| !p.plan.has_errors())
+            .filter(|p| !p.plan.has_errors() && named(&p.name))
             .map(|p| (p.name.clone(), PlanShape::of(&p.plan)))
             .collect();
         diagnostics.extend(manifest::check_targets(m, &shapes));
