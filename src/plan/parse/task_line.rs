@@ -99,9 +99,7 @@ impl<'t> Parser<'t> {
     /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
     /// is an error; the first valid one counts.
     fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
-        if find_ci(desc, "(est:").is_none() {
-            return None;
-        }
+        find_ci(desc, "(est:")?;
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<u64> = None;
         let mut from = 0;
