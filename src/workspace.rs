@@ -280,9 +280,15 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
     if let Some(m) = &manifest
         && plans.len() == m.plans.len()
     {
+        // Only the plans some `depends_on` names are looked at (a shape copies every task id).
+        let named = |name: &str| {
+            m.plans
+                .iter()
+                .any(|e| e.depends_on.iter().any(|d| d.plan == name))
+        };
         let shapes: HashMap<String, PlanShape> = plans
             .iter()
-            .filter(|p| !p.plan.has_errors())
+            .filter(|p| !p.plan.has_errors() && named(&p.name))
             .map(|p| (p.name.clone(), PlanShape::of(&p.plan)))
             .collect();
         diagnostics.extend(manifest::check_targets(m, &shapes));
@@ -528,7 +534,21 @@ pub fn states_fn<'a>(
     ws: &'a Workspace,
     states: &'a [status::StatusStates],
 ) -> impl Fn(usize, usize) -> NodeState + 'a {
-    move |p, t| node_state(states[p].status(&ws.plans[p].plan.tasks[t]))
+    // Looked up in plan order, which is the file's (one comparison each), not in the order
+    // readiness asks.
+    let by_plan: Vec<Vec<NodeState>> = ws
+        .plans
+        .iter()
+        .zip(states)
+        .map(|(p, s)| {
+            p.plan
+                .tasks
+                .iter()
+                .map(|t| node_state(s.status(t)))
+                .collect()
+        })
+        .collect();
+    move |p, t| by_plan[p][t]
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.

@@ -3,7 +3,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use super::build::{Graph, NodeKind};
 use crate::plan::Plan;
@@ -152,7 +152,8 @@ pub fn readiness_with<P: Borrow<Plan>>(
 
     let mut candidates = Vec::new();
     let mut blocked = Vec::new();
-    let mut unfinished_memo: HashMap<usize, usize> = HashMap::new();
+    // Unfinished tasks behind each barrier, counted once (`usize::MAX`: not yet).
+    let mut unfinished_memo = vec![usize::MAX; n];
     for i in 0..n {
         let Some((plan, task)) = graph.task_of(i) else {
             continue;
@@ -247,7 +248,7 @@ fn waiting_for(
     node: usize,
     satisfied: &[bool],
     state: &[NodeState],
-    memo: &mut HashMap<usize, usize>,
+    memo: &mut [usize],
 ) -> Vec<Waiting> {
     let mut out = Vec::new();
     for &p in &graph.nodes[node].preds {
@@ -258,9 +259,10 @@ fn waiting_for(
             NodeKind::Task { .. } if state[p] == NodeState::Failed => out.push(Waiting::Failed(p)),
             NodeKind::Task { .. } => out.push(Waiting::Task(p)),
             NodeKind::Barrier { plan, phase } => {
-                let left = *memo
-                    .entry(p)
-                    .or_insert_with(|| count_unfinished(graph, p, satisfied));
+                if memo[p] == usize::MAX {
+                    memo[p] = count_unfinished(graph, p, satisfied);
+                }
+                let left = memo[p];
                 out.push(Waiting::Phases {
                     plan: *plan,
                     phase: *phase,

@@ -5,8 +5,7 @@
 /// The argv of the first `(check: …)` clause of `description`; `Ok(None)` without one, `Err`
 /// for a clause that is not closed or names no program.
 pub fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
-    let lower = description.to_ascii_lowercase();
-    let Some(pos) = lower.find("(check:") else {
+    let Some(pos) = find_ci(description, "(check:") else {
         return Ok(None);
     };
     let start = pos + "(check:".len();
@@ -18,6 +17,17 @@ pub fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
         return Err("`(check: …)` names no command".to_string());
     }
     Ok(Some(argv))
+}
+
+/// Where `needle` (ASCII, lowercase, starting with a byte that has no case) first occurs in
+/// `hay`, ignoring ASCII case; no allocation.
+pub(crate) fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let (&first, rest) = n.split_first()?;
+    memchr::memchr_iter(first, h).find(|&at| {
+        h.get(at + 1..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
 }
 
 fn split_argv(s: &str) -> Vec<String> {
@@ -51,6 +61,16 @@ fn split_argv(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::check_clause;
+
+    #[test]
+    fn find_ignoring_case() {
+        use super::find_ci;
+        assert_eq!(find_ci("x (Check: a)", "(check:"), Some(2));
+        assert_eq!(find_ci("(ch (CHECK:", "(check:"), Some(4));
+        assert_eq!(find_ci("x (check", "(check:"), None);
+        assert_eq!(find_ci("é(est:1m)", "(est:"), Some(2));
+        assert_eq!(find_ci("", "(est:"), None);
+    }
 
     #[test]
     fn clauses() {

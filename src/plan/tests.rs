@@ -494,6 +494,46 @@ fn verify_steps_with_no_task_between_keep_file_order() {
 }
 
 #[test]
+fn verify_steps_first_between_and_last_are_placed_in_file_order() {
+    let plan = p("\
+## Phase 1: A
+
+**VERIFY Phase 1:**
+- [ ] a
+
+- [ ] 1.1 one
+- [ ] 1.2 two
+
+## Phase 2: B
+
+- [ ] 2.1 three
+
+**VERIFY Phase 2:**
+- [ ] b
+
+**VERIFY Phase 3:**
+- [ ] c
+
+## Phase 3: C
+
+- [ ] 3.1 four
+- [ ] 3.2 five
+
+**VERIFY Phase 4:**
+- [ ] d
+
+## Phase 4: D
+");
+    assert_eq!(
+        ids(&plan),
+        ["V1", "1.1", "1.2", "2.1", "V2", "V3", "3.1", "3.2", "V4"]
+    );
+    let v3 = plan.task("V3").expect("V3");
+    assert_eq!((v3.phase, v3.body.as_str()), (3, "- [ ] c"));
+    assert_eq!(plan.task("3.2").expect("3.2").description, "five");
+}
+
+#[test]
 fn checkbox_verify_without_text_is_no_criterion() {
     let plan = p("## Phase 2: \n- [ ] **VERIFY 2**: \n```");
     assert!(plan.tasks.is_empty(), "{:#?}", plan.tasks);

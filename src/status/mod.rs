@@ -15,6 +15,7 @@ mod reconcile;
 mod scan;
 mod splice;
 mod states;
+mod states_table;
 mod store;
 mod summary;
 mod transition;

@@ -14,7 +14,8 @@ use super::error::StatusError;
 use super::fast_de::{Key, read_field};
 use super::model::{ORCH_SCHEMA_VERSION, TaskEntry, TaskStatus};
 use super::scan::Scan;
-use crate::plan::{IdMap, Task, id_map};
+use super::states_table::{Span, Table};
+use crate::plan::Task;
 
 /// What [`load_states`] keeps of one entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub struct StateEntry {
 #[derive(Clone, Debug, Default)]
 pub struct StatusStates {
     /// Each id's state and, when the scanner read the file, the byte span of its entry.
-    map: IdMap<String, (StateEntry, Option<Span>)>,
+    map: Table,
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
@@ -42,9 +43,6 @@ pub struct StatusStates {
     /// wanted entries from their spans alone (what the full pass reads, see there).
     spans: bool,
 }
-
-/// An entry's text: `bytes[start..end]`.
-type Span = (usize, usize);
 
 impl StatusStates {
     /// The full entries of `ids` (those the file has), as recorded (not reconciled): a second
@@ -78,7 +76,7 @@ impl StatusStates {
     fn entries_from_spans(&self, ids: &[&str]) -> Option<Vec<TaskEntry>> {
         let mut spans: Vec<Span> = ids
             .iter()
-            .filter_map(|id| self.map.get(*id).and_then(|(_, span)| *span))
+            .filter_map(|id| self.map.get(id).and_then(|(_, _, span)| *span))
             .collect();
         spans.sort_unstable();
         spans.dedup();
@@ -92,14 +90,14 @@ impl StatusStates {
 
     /// What the file records for `id`.
     pub fn entry(&self, id: &str) -> Option<&StateEntry> {
-        self.map.get(id).map(|(e, _)| e)
+        self.map.get(id).map(|(_, e, _)| e)
     }
 
     /// The status `task` has once the document is reconciled with its plan: the recorded one
     /// (a pending task marked `[x]` in the plan counts as completed); for a task the file does
     /// not know, completed when `[x]`, else pending.
     pub fn status(&self, task: &Task) -> TaskStatus {
-        let recorded = self.map.get(task.id.as_str()).and_then(|(e, _)| e.status);
+        let recorded = self.map.get(&task.id).and_then(|(_, e, _)| e.status);
         match recorded {
             Some(TaskStatus::Pending) | None if task.done => TaskStatus::Completed,
             Some(s) => s,
@@ -130,7 +128,7 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
 /// [`load_states`] of the bytes read from `path`.
 fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
     let mut states = StatusStates {
-        map: id_map(bytes.len() / 256),
+        map: Table::with_capacity(bytes.len() / 256),
         bytes: Vec::new(),
         path: path.to_path_buf(),
         spans: false,
@@ -178,7 +176,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
             "tasks" | "verifySteps" => s.array(|s| {
                 let (id, st, span, first) = scan_entry(s)?;
                 id_first &= first;
-                map.entry(id).or_insert((st, Some(span)));
+                map.insert_first(id, st, Some(span));
                 Some(())
             }),
             "orchSchemaVersion" => {
@@ -399,7 +397,7 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
         while let Some(one) = seq.next_element_seed(One { want: self.want })? {
             match one {
                 Read::State(id, st) => {
-                    self.states.map.entry(id).or_insert((st, None));
+                    self.states.map.insert_first(id, st, None);
                 }
                 Read::Entry(e) => {
                     if !self.entries.iter().any(|x| x.id == e.id) {
@@ -515,14 +513,24 @@ mod tests {
             &mut entries,
         )
         .map_err(|e| e.to_string())?;
-        let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
+        let mut v: Vec<_> = states
+            .map
+            .into_items()
+            .into_iter()
+            .map(|(k, e, _)| (k, e))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Ok((v, states.paused, states.plan_paused))
     }
 
     fn fast_states(bytes: &[u8]) -> Result<Read, String> {
         let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
-        let mut v: Vec<_> = states.map.into_iter().map(|(k, (e, _))| (k, e)).collect();
+        let mut v: Vec<_> = states
+            .map
+            .into_items()
+            .into_iter()
+            .map(|(k, e, _)| (k, e))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Ok((v, states.paused, states.plan_paused))
     }

@@ -74,7 +74,7 @@ pub fn parse(path: &Path, text: &str) -> Plan {
 /// for commands that print a few tasks of a long plan, which fill in those few with
 /// [`task_files`].
 pub fn parse_with(path: &Path, text: &str, files: bool) -> Plan {
-    let mut p = Parser::new(path);
+    let mut p = Parser::new(path, text);
     p.files = files;
     for (i, line) in text.lines().enumerate() {
         p.line(i + 1, line.strip_suffix('\r').unwrap_or(line));
@@ -122,8 +122,11 @@ struct Parser<'t> {
     title: Option<String>,
     phases: Vec<Phase>,
     tasks: Vec<Task>,
-    /// Body lines of each task, borrowed from the text.
-    bodies: Vec<Vec<&'t str>>,
+    /// The text being parsed.
+    text: &'t str,
+    /// Where each task's body lines are in `text` (from the start of the first to the end of
+    /// the last): a body is the lines right after its task line, one run of them.
+    bodies: Vec<Option<(usize, usize)>>,
     verifies: Vec<VerifyDraft>,
     notes: Vec<NoteDraft>,
     pending_pipeline: Option<PipelineStart>,
@@ -135,9 +138,10 @@ struct Parser<'t> {
 }
 
 impl<'t> Parser<'t> {
-    fn new(path: &Path) -> Self {
+    fn new(path: &Path, text: &'t str) -> Self {
         Self {
             path: path.to_path_buf(),
+            text,
             title: None,
             phases: Vec::new(),
             tasks: Vec::new(),
@@ -250,11 +254,12 @@ impl<'t> Parser<'t> {
         let trimmed = line.trim_start();
         let fence_len = |c: char| trimmed.chars().take_while(|x| *x == c).count();
         if let Some(f) = &self.fence {
-            if let Some(i) = f.in_body {
-                self.bodies[i].push(line);
+            let (in_body, marker, open_len) = (f.in_body, f.marker, f.len);
+            if let Some(i) = in_body {
+                self.body_line(i, line);
             }
-            let len = fence_len(f.marker);
-            if len >= f.len && trimmed[len..].trim().is_empty() {
+            let len = fence_len(marker);
+            if len >= open_len && trimmed[len..].trim().is_empty() {
                 self.fence = None;
             }
             return true;
@@ -265,7 +270,7 @@ impl<'t> Parser<'t> {
                 let indented = line.starts_with([' ', '\t']);
                 let in_body = match self.collect {
                     Collect::TaskBody(i) if indented => {
-                        self.bodies[i].push(line);
+                        self.body_line(i, line);
                         Some(i)
                     }
                     _ => {
@@ -284,9 +289,17 @@ impl<'t> Parser<'t> {
         false
     }
 
+    /// `line` (a slice of `text`) belongs to the body of `tasks[i]`.
+    fn body_line(&mut self, i: usize, line: &'t str) {
+        let start = line.as_ptr() as usize - self.text.as_ptr() as usize;
+        let end = start + line.len();
+        let body = &mut self.bodies[i];
+        *body = Some((body.map_or(start, |(s, _)| s), end));
+    }
+
     fn continuation(&mut self, n: usize, line: &'t str, blank: bool) {
         match self.collect {
-            Collect::TaskBody(i) => self.bodies[i].push(line),
+            Collect::TaskBody(i) => self.body_line(i, line),
             Collect::Verify => {
                 if !blank {
                     let t = line.trim();
@@ -383,8 +396,17 @@ impl<'t> Parser<'t> {
                 "a fenced code block is never closed: everything after its opening was ignored",
             );
         }
+        let mut lines: Vec<&str> = Vec::new();
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
-            task.body = dedent(body);
+            if let Some((start, end)) = *body {
+                lines.clear();
+                lines.extend(
+                    text[start..end]
+                        .lines()
+                        .map(|l| l.strip_suffix('\r').unwrap_or(l)),
+                );
+                task.body = dedent(&lines);
+            }
             if self.files {
                 task.files = task_files(task);
             }

@@ -4,6 +4,7 @@
 use super::{Collect, Parser};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::parse_duration;
+use crate::plan::check::find_ci;
 use crate::plan::ids::{IdMap, id_map};
 use crate::plan::model::{Priority, Task, TaskKind, is_task_id};
 
@@ -47,7 +48,7 @@ impl<'t> Parser<'t> {
             line: n,
             blocking: true,
         });
-        self.bodies.push(Vec::new());
+        self.bodies.push(None);
         self.collect = Collect::TaskBody(self.tasks.len() - 1);
     }
 
@@ -56,12 +57,11 @@ impl<'t> Parser<'t> {
         if !contains_ci(desc, "depends") {
             return None;
         }
-        let lower = desc.to_ascii_lowercase();
         let mut found: Option<Vec<String>> = None;
         let mut from = 0;
-        while let Some(pos) = lower[from..].find("(depends:") {
+        while let Some(pos) = find_ci(&desc[from..], "(depends:") {
             let start = from + pos + "(depends:".len();
-            let Some(end) = lower[start..].find(')') else {
+            let Some(end) = desc[start..].find(')') else {
                 self.error(n, format!("task `{id}`: `(depends:` is not closed by `)`"));
                 break;
             };
@@ -85,15 +85,13 @@ impl<'t> Parser<'t> {
             }
             from = start + end;
         }
-        if found.is_none() && (lower.contains("[depends:") || lower.contains("depends on ")) {
+        if found.is_none() && find_ci(desc, "[depends:").is_some() {
             let hint = "write dependencies as `(depends: 1.1, 2.3)` in the task line";
-            if lower.contains("[depends:") {
-                self.warn(
-                    n,
-                    format!("task `{id}`: `[DEPENDS: …]` is not dependency syntax and is ignored"),
-                )
-                .hint = Some(hint.into());
-            }
+            self.warn(
+                n,
+                format!("task `{id}`: `[DEPENDS: …]` is not dependency syntax and is ignored"),
+            )
+            .hint = Some(hint.into());
         }
         found
     }
@@ -101,9 +99,7 @@ impl<'t> Parser<'t> {
     /// The `(est: 1h30m)` clause of a description, in seconds. A malformed or repeated clause
     /// is an error; the first valid one counts.
     fn estimate(&mut self, n: usize, id: &str, desc: &str) -> Option<u64> {
-        if !contains_ci(desc, "(est:") {
-            return None;
-        }
+        find_ci(desc, "(est:")?;
         let lower = desc.to_ascii_lowercase();
         let mut found: Option<u64> = None;
         let mut from = 0;
@@ -192,20 +188,27 @@ pub(super) fn is_verify_id(s: &str) -> bool {
 /// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
 pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty()
-        || h.windows(n.len())
-            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), h).any(|at| {
+        h.get(at + 1..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
 }
 
-/// `(HIGH)` etc. anywhere in a description.
+/// `(HIGH)` etc. anywhere in a description (the first marker of this order that is there).
 pub(super) fn priority(desc: &str) -> Priority {
+    let has = |marker: &str| {
+        memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
+    };
     if !desc.contains('(') {
         Priority::Normal
-    } else if desc.contains("(CRITICAL)") {
+    } else if has("(CRITICAL)") {
         Priority::Critical
-    } else if desc.contains("(HIGH)") {
+    } else if has("(HIGH)") {
         Priority::High
-    } else if desc.contains("(LOW)") {
+    } else if has("(LOW)") {
         Priority::Low
     } else {
         Priority::Normal

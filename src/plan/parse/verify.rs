@@ -143,17 +143,42 @@ impl<'t> Parser<'t> {
         if steps.is_empty() {
             return;
         }
-        // One merge instead of an insert per step (each of which moved every later task).
-        let tasks = std::mem::take(&mut self.tasks);
-        let mut merged = Vec::with_capacity(tasks.len() + steps.len());
-        let mut steps = steps.into_iter().peekable();
-        for (i, t) in tasks.into_iter().enumerate() {
-            while let Some((_, step)) = steps.next_if(|(at, _)| *at == i) {
-                merged.push(step);
+        // One merge in place, from the back, instead of an insert per step (each of which
+        // moved every later task) or a second vector of every task.
+        let old = self.tasks.len();
+        let total = old + steps.len();
+        let placeholder = || Task {
+            id: String::new(),
+            kind: TaskKind::Verify,
+            phase: 0,
+            description: String::new(),
+            body: String::new(),
+            done: false,
+            depends: None,
+            priority: Priority::Normal,
+            estimate_s: None,
+            files: Vec::new(),
+            line: 0,
+            blocking: true,
+        };
+        self.tasks.resize_with(total, placeholder);
+        // Tasks left to place are `tasks[..r]`; the steps left are `steps[..j]`. Step `s` goes
+        // before task `at`, and after the steps placed at the same position before it.
+        let (mut r, mut j) = (old, steps.len());
+        for w in (0..total).rev() {
+            match steps[..j].last() {
+                Some((at, _)) if *at >= r => {
+                    j -= 1;
+                    self.tasks[w] = std::mem::replace(&mut steps[j].1, placeholder());
+                }
+                _ => {
+                    r -= 1;
+                    self.tasks.swap(w, r);
+                }
             }
-            merged.push(t);
+            if r == w {
+                break;
+            }
         }
-        merged.extend(steps.map(|(_, step)| step));
-        self.tasks = merged;
     }
 }
