@@ -306,6 +306,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             setup: entry.setup.clone(),
             depends_on: entry.depends_on.clone(),
             git_lock: Mutex::new(()),
+            commits: Default::default(),
             executor: entry.executor,
             slurm: entry.slurm.clone(),
             check: entry.check.clone(),

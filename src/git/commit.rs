@@ -1,6 +1,7 @@
 //! Committing a plan's work: every change at once, saved attempts, and the state of a work tree.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
@@ -34,8 +35,64 @@ pub fn commit_unchanged(worktree: &Path, message: &str) -> Result<CommitInfo, Gi
     commit(worktree, message, false)
 }
 
+/// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
+/// task): opening it costs more than committing a small change (its paths resolved, its config
+/// files read and parsed). Each commit sees the repository as a fresh open would: refs, HEAD and
+/// config are read from disk at each use, and the index is read again when its file changed. A
+/// failed commit drops the repository; the next one opens it again.
+#[derive(Default)]
+pub struct CommitRepo {
+    open: Mutex<Option<(PathBuf, Repository)>>,
+}
+
+impl std::fmt::Debug for CommitRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitRepo")
+    }
+}
+
+impl CommitRepo {
+    /// [`commit_all`] in `worktree` through the kept repository.
+    pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+        self.with(worktree, |repo| commit_in(repo, worktree, message, true))
+    }
+
+    /// [`commit_unchanged`] in `worktree` through the kept repository.
+    pub fn commit_unchanged(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+        self.with(worktree, |repo| commit_in(repo, worktree, message, false))
+    }
+
+    fn with(
+        &self,
+        worktree: &Path,
+        f: impl FnOnce(&Repository) -> Result<CommitInfo, GitError>,
+    ) -> Result<CommitInfo, GitError> {
+        // A poisoned lock (a commit panicked): commit through a repository of its own.
+        let Ok(mut slot) = self.open.lock() else {
+            return f(&open(worktree)?);
+        };
+        let repo = match slot.take() {
+            Some((path, repo)) if path == worktree => repo,
+            _ => open(worktree)?,
+        };
+        let made = f(&repo);
+        if made.is_ok() {
+            *slot = Some((worktree.to_path_buf(), repo));
+        }
+        made
+    }
+}
+
 fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, GitError> {
-    let repo = open(worktree)?;
+    commit_in(&open(worktree)?, worktree, message, stage)
+}
+
+fn commit_in(
+    repo: &Repository,
+    worktree: &Path,
+    message: &str,
+    stage: bool,
+) -> Result<CommitInfo, GitError> {
     let stage_error = |source| GitError::Stage {
         path: worktree.to_path_buf(),
         source,
@@ -44,11 +101,13 @@ fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, Git
         path: worktree.to_path_buf(),
         source,
     };
-    let parent = head_commit(&repo, worktree)?;
+    let parent = head_commit(repo, worktree)?;
     let tree_id = match &parent {
         Some(head) if !stage => head.tree_id(),
         _ => {
             let mut index = repo.index().map_err(stage_error)?;
+            // A kept repository keeps its index: read it again if its file changed since.
+            index.read(false).map_err(stage_error)?;
             while_files_change(&mut index, |index| {
                 stage_everything(index)?;
                 retry_locked(|| index.write())
@@ -63,12 +122,15 @@ fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, Git
         .map(git2::Commit::tree)
         .transpose()
         .map_err(commit_error)?;
-    let files_changed = repo
-        .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
-        .map_err(commit_error)?
-        .deltas()
-        .len();
-    let sig = signature(&repo).map_err(commit_error)?;
+    let files_changed = if parent_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
+        0
+    } else {
+        repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
+            .map_err(commit_error)?
+            .deltas()
+            .len()
+    };
+    let sig = signature(repo).map_err(commit_error)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     let oid = repo
         .commit(None, &sig, &sig, message, &tree, &parents)
@@ -80,7 +142,7 @@ fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, Git
     };
     let subject = message.lines().next().unwrap_or_default();
     advance_head(
-        &repo,
+        repo,
         oid,
         parent.as_ref().map(git2::Commit::id),
         &format!("{kind}: {subject}"),

@@ -70,6 +70,8 @@ pub struct PlanCtx {
     pub depends_on: Vec<Dependency>,
     /// Serializes git work (commits, saves, merges) in the plan's worktree.
     pub git_lock: Mutex<()>,
+    /// The repository its task commits go through, kept open between them.
+    pub commits: crate::git::CommitRepo,
     /// Where its agents run.
     pub executor: crate::executor::ExecutorKind,
     /// Its Slurm settings (with `executor` slurm).

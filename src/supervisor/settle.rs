@@ -77,7 +77,7 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
     let Ok(_git) = plan.git_lock.lock() else {
         return;
     };
-    if let Err(e) = git::commit_unchanged(&plan.worktree, &message) {
+    if let Err(e) = plan.commits.commit_unchanged(&plan.worktree, &message) {
         process::log_line(
             &plan.log_path(Some(id)),
             &format!(
@@ -171,8 +171,8 @@ pub fn commit_task(
         Some(oid) => oid,
         None => {
             let made = match changes {
-                Changes::Take => git::commit_all(&plan.worktree, &message),
-                Changes::Leave => git::commit_unchanged(&plan.worktree, &message),
+                Changes::Take => plan.commits.commit_all(&plan.worktree, &message),
+                Changes::Leave => plan.commits.commit_unchanged(&plan.worktree, &message),
             };
             made.map_err(|e| {
                 CommitError::Failed(format!(

@@ -216,3 +216,59 @@ fn commits_wait_for_a_ref_lock_held_by_git() {
     assert_eq!(err.exit_code(), exit::FAILURE);
     assert_eq!(fx.tip("plan/auth"), Some(oid(&info.oid)));
 }
+
+#[test]
+fn a_kept_repository_commits_what_others_did_in_between() {
+    // `CommitRepo` keeps one repository open for a plan's commits: a commit made in between by
+    // someone else (an agent that commits itself, here an ignored file added by force) must be
+    // the next commit's parent, with its index, as a fresh open would see them.
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    let kept = CommitRepo::default();
+    fs::write(tree.path.join("a.txt"), "a").unwrap();
+    let first = kept.commit_all(&tree.path, "task 1.1: a").unwrap();
+    assert_eq!(first.files_changed, 1);
+
+    fs::write(tree.path.join("debug.log"), "kept by force").unwrap();
+    let other = Repository::open(&tree.path).unwrap();
+    let mut index = other.index().unwrap();
+    index.add_path(Path::new("debug.log")).unwrap();
+    index.write().unwrap();
+    let tree_id = index.write_tree().unwrap();
+    let sig = git2::Signature::now("Agent", "agent@example.com").unwrap();
+    let head = other.head().unwrap().peel_to_commit().unwrap();
+    let theirs = other
+        .commit(
+            Some("HEAD"),
+            &sig,
+            &sig,
+            "agent's own commit",
+            &other.find_tree(tree_id).unwrap(),
+            &[&head],
+        )
+        .unwrap();
+
+    fs::write(tree.path.join("b.txt"), "b").unwrap();
+    let second = kept.commit_all(&tree.path, "task 1.2: b").unwrap();
+    assert_eq!(second.files_changed, 1);
+    let repo = fx.repo();
+    let id = oid(&second.oid);
+    let commit = repo.find_commit(id).unwrap();
+    assert_eq!(commit.parent_ids().collect::<Vec<_>>(), vec![theirs]);
+    assert_eq!(file_at(&repo, id, "a.txt").as_deref(), Some("a"));
+    assert_eq!(file_at(&repo, id, "b.txt").as_deref(), Some("b"));
+    assert_eq!(
+        file_at(&repo, id, "debug.log").as_deref(),
+        Some("kept by force")
+    );
+    assert_eq!(fx.tip("plan/auth"), Some(id));
+    assert!(!is_dirty(&tree.path).unwrap());
+
+    // Nothing changed: an empty commit, as `commit_all` makes it.
+    let third = kept.commit_all(&tree.path, "task 1.3: nothing").unwrap();
+    assert!(third.empty);
+    assert_eq!(
+        repo.find_commit(oid(&third.oid)).unwrap().tree_id(),
+        commit.tree_id()
+    );
+}
