@@ -301,8 +301,8 @@ fn entry_if_current<T>(
     match splice_with(&bytes, digest, plan_path_rel, orch_name, id, now, &mut f)? {
         Spliced::Stale => return Ok(None),
         Spliced::Done(None, value) => return Ok(Some(value)),
-        Spliced::Done(Some(new), value) => {
-            write_bytes_atomic(path, &new)?;
+        Spliced::Done(Some(edits), value) => {
+            write_parts_atomic(path, &edits.parts(&bytes))?;
             return Ok(Some(value));
         }
         Spliced::Fallback => {}
@@ -388,6 +388,11 @@ fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
 }
 
 fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
+    write_parts_atomic(path, &[bytes])
+}
+
+/// [`write_bytes_atomic`] of the concatenation of `parts`, written one after the other.
+fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
     let write_err = |source| StatusError::Write {
@@ -399,7 +404,9 @@ fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)
