@@ -343,6 +343,25 @@ fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Resul
     write_bytes_atomic(path, &bytes)
 }
 
+/// Writes every byte of `parts`, in order, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| std::io::IoSlice::new(p))
+        .collect();
+    let mut rest = slices.as_mut_slice();
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
 /// fresh document from the plan. Returns the new document and where the old file went.
 pub fn rebuild(
@@ -404,9 +423,7 @@ fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        for part in parts {
-            file.write_all(part)?;
-        }
+        write_all_vectored(&mut file, parts)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)
