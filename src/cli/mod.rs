@@ -11,6 +11,8 @@ use crate::error::{CliError, exit};
 use crate::manifest::MergeStrategy;
 use crate::status::{Transition, TransitionOptions};
 
+mod task_call;
+
 /// Run many markdown plans at once, each on its own git branch and worktree, with AI coding
 /// agents; merge the finished work back in dependency order.
 ///
@@ -581,7 +583,12 @@ enum TaskAction {
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match task_call::parse(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&args),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
