@@ -3,6 +3,7 @@
 
 mod args;
 mod dispatch;
+mod task_call;
 
 use std::process::ExitCode;
 
@@ -14,7 +15,12 @@ pub use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match task_call::parse(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&args),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

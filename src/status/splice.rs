@@ -20,11 +20,40 @@ use super::transition::{Transition, TransitionOptions, apply};
 /// What [`splice`] did.
 pub(crate) enum Spliced<T = TransitionOutcome> {
     /// The new file text (`None`: the change changed nothing) and what the change returned.
-    Done(Option<Vec<u8>>, T),
+    Done(Option<Edits>, T),
     /// The file's `orchPlanDigest` is not `digest`.
     Stale,
     /// The file is not laid out as expected (or the task is not found): use the general path.
     Fallback,
+}
+
+/// The new text of a status file as edits of the old one: spans of the old text (by byte
+/// offsets, in order, not overlapping) replaced by new text. Written part by part, so that the
+/// unchanged bulk of a large file is never copied into a second buffer.
+#[derive(Debug)]
+pub(crate) struct Edits {
+    edits: Vec<(usize, usize, String)>,
+}
+
+impl Edits {
+    /// The pieces of the new text, in order: unchanged spans of `old` and replacements.
+    pub fn parts<'a>(&'a self, old: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut parts = Vec::with_capacity(self.edits.len() * 2 + 1);
+        let mut from = 0;
+        for (s, e, new) in &self.edits {
+            parts.push(&old[from..*s]);
+            parts.push(new.as_bytes());
+            from = *e;
+        }
+        parts.push(&old[from..]);
+        parts
+    }
+
+    /// The new text whole (the tests' view).
+    #[cfg(test)]
+    pub fn apply(&self, old: &[u8]) -> Vec<u8> {
+        self.parts(old).concat()
+    }
 }
 
 /// The top-level fields as raw text, with the entries of `tasks` and `verifySteps` split out:
@@ -118,21 +147,12 @@ fn offset(whole: &str, part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
-/// The value of a string field in an entry's text (`pat` = `\n      "key": "`), when it is
-/// written without escapes.
-fn string_field<'a>(entry: &'a str, pat: &str) -> Option<&'a str> {
-    // `pat` starts with a newline: its first occurrence starts at the first newline it follows
-    // (found line by line, without setting up a substring search for each entry).
-    debug_assert!(pat.starts_with('\n'));
-    let b = entry.as_bytes();
-    let start = b
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c == b'\n')
-        .map(|(i, _)| i)
-        .find(|&i| b[i..].starts_with(pat.as_bytes()))?
-        + pat.len();
-    let len = entry[start..].find('"')?;
+/// The value of a string field in an entry's text, found by `pat` (a finder of
+/// `\n      "key": "`), when it is written without escapes.
+fn string_field<'a>(entry: &'a str, pat: &memchr::memmem::Finder<'_>) -> Option<&'a str> {
+    debug_assert!(pat.needle().starts_with(b"\n"));
+    let start = pat.find(entry.as_bytes())? + pat.needle().len();
+    let len = memchr::memchr(b'"', &entry.as_bytes()[start..])?;
     let value = &entry[start..start + len];
     (!value.contains('\\')).then_some(value)
 }
@@ -257,7 +277,8 @@ pub(crate) fn splice_with<T>(
     };
 
     // Derived fields over every entry, with the new status of this one.
-    let (status_pat, phase_pat) = ("\n      \"status\": \"", "\n      \"phase\": \"");
+    let status_pat = memchr::memmem::Finder::new("\n      \"status\": \"");
+    let phase_pat = memchr::memmem::Finder::new("\n      \"phase\": \"");
     let mut sum = Summary::default();
     let mut unfinished: Option<(u32, usize, &str)> = None;
     let mut last: Option<(u32, usize, &str)> = None;
@@ -266,8 +287,8 @@ pub(crate) fn splice_with<T>(
             (entry.status, entry.phase.as_str())
         } else {
             let (Some(s), Some(p)) = (
-                string_field(r, status_pat).and_then(status_of),
-                string_field(r, phase_pat),
+                string_field(r, &status_pat).and_then(status_of),
+                string_field(r, &phase_pat),
             ) else {
                 return Ok(Spliced::Fallback);
             };
@@ -325,18 +346,10 @@ pub(crate) fn splice_with<T>(
         edits.push((start, start + raw.len(), new));
     }
     edits.sort_by_key(|(s, _, _)| *s);
-    let mut out = Vec::with_capacity(bytes.len() + 256);
-    let mut from = 0;
-    for (s, e, new) in edits {
-        if s < from {
-            return Ok(Spliced::Fallback);
-        }
-        out.extend_from_slice(&bytes[from..s]);
-        out.extend_from_slice(new.as_bytes());
-        from = e;
+    if edits.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Ok(Spliced::Fallback);
     }
-    out.extend_from_slice(&bytes[from..]);
-    Ok(Spliced::Done(Some(out), outcome))
+    Ok(Spliced::Done(Some(Edits { edits }), outcome))
 }
 
 #[cfg(test)]
@@ -405,7 +418,8 @@ mod tests {
                     .expect("splices");
                     let outcome = apply(&mut doc, id, second, &opts, at(2)).expect("applies");
                     match got {
-                        Spliced::Done(Some(text), o) => {
+                        Spliced::Done(Some(edits), o) => {
+                            let text = edits.apply(&before);
                             assert_eq!(o, outcome);
                             assert_eq!(
                                 String::from_utf8_lossy(&text),

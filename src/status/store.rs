@@ -301,8 +301,8 @@ fn entry_if_current<T>(
     match splice_with(&bytes, digest, plan_path_rel, orch_name, id, now, &mut f)? {
         Spliced::Stale => return Ok(None),
         Spliced::Done(None, value) => return Ok(Some(value)),
-        Spliced::Done(Some(new), value) => {
-            write_bytes_atomic(path, &new)?;
+        Spliced::Done(Some(edits), value) => {
+            write_parts_atomic(path, &edits.parts(&bytes))?;
             return Ok(Some(value));
         }
         Spliced::Fallback => {}
@@ -341,6 +341,25 @@ fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Resul
         return Ok(());
     }
     write_bytes_atomic(path, &bytes)
+}
+
+/// Writes every byte of `parts`, in order, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| std::io::IoSlice::new(p))
+        .collect();
+    let mut rest = slices.as_mut_slice();
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
@@ -388,6 +407,11 @@ fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
 }
 
 fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
+    write_parts_atomic(path, &[bytes])
+}
+
+/// [`write_bytes_atomic`] of the concatenation of `parts`, written one after the other.
+fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
     let write_err = |source| StatusError::Write {
@@ -399,7 +423,7 @@ fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        write_all_vectored(&mut file, parts)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)
