@@ -140,32 +140,38 @@ fn codex_refusing_is_a_failure_with_its_reason() {
     a_refusal_through("codex");
 }
 
-#[test]
-fn claude_at_a_rate_limit_pauses_until_the_reset_then_completes() {
-    let Some(clis) = clis() else { return };
-    // The first model call gets HTTP 429 with a reset 2 s later; the next ones are answered.
+/// HTTP 429 with a reset 2 s later on the first model call, the next ones answered: the run
+/// pauses (`agent_paused` whose reason contains `reason`, and a wait within `wait_ms`), no task
+/// fails, and after the reset the relaunched attempt completes the task by the agent's own
+/// report. With `retries = 0` the second launch still runs: a limited attempt does not count
+/// against the retries. Returns the model calls the fake API answered.
+fn a_rate_limit_through(
+    agent: &str,
+    reason: &str,
+    wait_ms: std::ops::RangeInclusive<u64>,
+) -> Option<usize> {
+    let clis = clis()?;
     let api = FakeApi::start(Behaviour::RateLimited {
         times: 1,
         reset_secs: 2,
     });
-    let repo = repo_with("claude", ONE, "retries = 0\n");
+    let repo = repo_with(agent, ONE, "retries = 0\n");
     let run = orch(&repo, &api, &clis, &["up", "--json"]);
     let ctx = &run.context;
     assert_eq!(run.code, 0, "the run goes on after the reset\n{ctx}");
     let ev = events(&run.out);
     let paused = named(&ev, "agent_paused");
     assert_eq!(paused.len(), 1, "{ctx}");
-    assert_eq!(paused[0]["agent"], "claude", "{ctx}");
+    assert_eq!(paused[0]["agent"], agent, "{ctx}");
     assert!(
         paused[0]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("(429)")),
+            .is_some_and(|r| r.contains(reason)),
         "{ctx}"
     );
-    // Until the reset the API named (the fake's reset is whole seconds, 1-2 s away).
     let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
     assert!(
-        (100..=3_000).contains(&wait),
+        wait_ms.contains(&wait),
         "waits for the reset: {wait}\n{ctx}"
     );
     assert_eq!(named(&ev, "agent_resumed").len(), 1, "{ctx}");
@@ -173,68 +179,35 @@ fn claude_at_a_rate_limit_pauses_until_the_reset_then_completes() {
         named(&ev, "task_failed").is_empty(),
         "no task failed\n{ctx}"
     );
-    // Claude Code did not retry by itself (orch sets CLAUDE_CODE_MAX_RETRIES=0): one 429, then
-    // the relaunched attempt's calls.
+    // The client did not retry the 429 by itself: one 429, then the relaunched attempt's calls.
     assert_eq!(named(&ev, "task_started").len(), 2, "{ctx}");
     let t = repo.task("p", "1.1");
     assert_eq!(t["status"], "completed", "{t}\n{ctx}");
     assert_eq!(t["notes"], "wrote alpha.txt", "the agent reported\n{ctx}");
-    // Two launches (`attempts` counts them), yet with `retries = 0` the second one ran: the
-    // limited attempt did not count against the retries.
     assert_eq!(t["attempts"], 2, "{t}");
     assert_eq!(reports(&api).len(), 1, "{ctx}");
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: Create `alpha.txt`"]);
     assert!(repo.status_file("p").get("orchPaused").is_none());
+    Some(api.model_calls())
+}
+
+#[test]
+fn claude_at_a_rate_limit_pauses_until_the_reset_then_completes() {
+    // Until the reset the API named (the fake's reset is whole seconds, 1-2 s away). Claude
+    // Code does not retry by itself: orch sets CLAUDE_CODE_MAX_RETRIES=0.
+    a_rate_limit_through("claude", "(429)", 100..=3_000);
 }
 
 #[test]
 fn codex_at_a_rate_limit_pauses_until_the_reset_then_completes() {
-    let Some(clis) = clis() else { return };
-    // The first model call gets HTTP 429 `usage_limit_reached` with a reset 2 s later; the next
-    // ones are answered. The tests' provider config turns Codex's own retries off
-    // (`request_max_retries = 0`); a usage limit is not one Codex retries anyway.
-    let api = FakeApi::start(Behaviour::RateLimited {
-        times: 1,
-        reset_secs: 2,
-    });
-    let repo = repo_with("codex", ONE, "retries = 0\n");
-    let run = orch(&repo, &api, &clis, &["up", "--json"]);
-    let ctx = &run.context;
-    assert_eq!(run.code, 0, "the run goes on after the reset\n{ctx}");
-    let ev = events(&run.out);
-    let paused = named(&ev, "agent_paused");
-    assert_eq!(paused.len(), 1, "{ctx}");
-    assert_eq!(paused[0]["agent"], "codex", "{ctx}");
-    assert!(
-        paused[0]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("hit your usage limit")),
-        "{ctx}"
-    );
     // Codex names the reset as a local clock time ("Try again at 7:49 AM."): orch waits until
-    // the end of that minute, at most a minute and the 2 s.
-    let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
-    assert!(
-        (1..=62_000).contains(&wait),
-        "waits for the reset: {wait}\n{ctx}"
-    );
-    assert_eq!(named(&ev, "agent_resumed").len(), 1, "{ctx}");
-    assert!(
-        named(&ev, "task_failed").is_empty(),
-        "no task failed\n{ctx}"
-    );
-    // One 429 (Codex did not retry it), then the relaunched attempt's calls.
-    assert_eq!(named(&ev, "task_started").len(), 2, "{ctx}");
-    assert_eq!(api.model_calls(), 1 + 3, "one 429, then three turns\n{ctx}");
-    let t = repo.task("p", "1.1");
-    assert_eq!(t["status"], "completed", "{t}\n{ctx}");
-    assert_eq!(t["notes"], "wrote alpha.txt", "the agent reported\n{ctx}");
-    // Two launches, yet with `retries = 0` the second one ran: the limited attempt did not
-    // count against the retries.
-    assert_eq!(t["attempts"], 2, "{t}");
-    assert_eq!(reports(&api).len(), 1, "{ctx}");
-    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Create `alpha.txt`"]);
-    assert!(repo.status_file("p").get("orchPaused").is_none());
+    // the end of that minute, at most a minute and the 2 s. The tests' provider config turns
+    // Codex's own retries off (`request_max_retries = 0`); a usage limit is not one Codex
+    // retries anyway.
+    let calls = a_rate_limit_through("codex", "hit your usage limit", 1..=62_000);
+    if let Some(calls) = calls {
+        assert_eq!(calls, 1 + 3, "one 429, then three turns");
+    }
 }
 
 /// HTTP 401: the run ends at once with an authentication message (exit 6); neither the client
