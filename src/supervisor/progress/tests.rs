@@ -2,6 +2,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use std::path::Path;
+
+use super::super::event::PlanOutcome;
+use super::text::human_duration;
 use super::*;
 
 /// A writer the test can read back.

@@ -1,0 +1,387 @@
+//! The words of `orch up`'s output: one line per event ([`describe`]) and the table at the end
+//! of a run ([`summary_table`]), shared by the plain, bar and summary outputs.
+
+use std::path::Path;
+
+use super::super::event::{Event, PlanOutcome, RunSummary};
+
+/// One event as a line of text (without the time); `None` for `RunFinished` (the summary).
+pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
+    let text = match e {
+        Event::RunStarted { plans, max_agents } => format!(
+            "run started: {} ({}), at most {max_agents} agent{} at a time",
+            count(plans.len(), "plan"),
+            plans.join(", "),
+            plural(*max_agents)
+        ),
+        Event::PlanStarted {
+            plan,
+            branch,
+            worktree,
+            base,
+            created,
+        } => format!(
+            "{plan} worktree {} at {} on branch {branch} (base {})",
+            if *created { "created" } else { "reused" },
+            show(worktree, cwd),
+            short(base)
+        ),
+        Event::UpstreamMerged {
+            plan,
+            from,
+            upstream_commit,
+            commit,
+        } => match commit {
+            Some(c) => format!(
+                "{plan} merged {from} ({}) into its branch (commit {})",
+                short(upstream_commit),
+                short(c)
+            ),
+            None => format!(
+                "{plan} already contains {from} ({})",
+                short(upstream_commit)
+            ),
+        },
+        Event::SetupFinished { plan, ok, log } => format!(
+            "{plan} setup {}; log {}",
+            if *ok { "done" } else { "failed" },
+            show(log, cwd)
+        ),
+        Event::TaskStarted {
+            plan,
+            task,
+            description,
+            attempt,
+            pid,
+            job_id,
+            ..
+        } => format!(
+            "{} started (attempt {attempt}, {}): {description}",
+            subject(plan, task),
+            runner(*pid, job_id.as_deref())
+        ),
+        Event::TaskAdopted {
+            plan,
+            task,
+            pid,
+            job_id,
+        } => format!(
+            "{} adopted ({}, still running from an earlier run)",
+            subject(plan, task),
+            runner(*pid, job_id.as_deref())
+        ),
+        Event::TaskFinished {
+            plan,
+            task,
+            commit,
+            duration_ms,
+            usage,
+        } => format!(
+            "{} done in {} ({}{})",
+            subject(plan, task),
+            human_duration(*duration_ms),
+            commit.as_deref().map_or_else(
+                || "nothing to commit".into(),
+                |c| format!("commit {}", short(c))
+            ),
+            usage
+                .map(|u| format!(", {}", u.describe()))
+                .unwrap_or_default()
+        ),
+        Event::TaskChecking {
+            plan,
+            task,
+            attempt,
+        } => format!("{} checking (attempt {attempt})", subject(plan, task)),
+        Event::TaskStuck {
+            plan,
+            task,
+            attempt,
+            quiet_ms,
+        } => format!(
+            "{} stuck (attempt {attempt}): no output and no status change for {}; stopping it",
+            subject(plan, task),
+            human_duration(*quiet_ms)
+        ),
+        Event::AgentPaused {
+            agent,
+            reason,
+            resume_in_ms,
+        } => format!(
+            "agent {agent} paused at a usage limit ({}); no task of it starts for {}",
+            reason.lines().next().unwrap_or("").trim(),
+            human_duration(*resume_in_ms)
+        ),
+        Event::AgentResumed { agent } => format!("agent {agent} resumed"),
+        Event::PlanPaused { plan } => {
+            format!("plan {plan} paused: nothing new of it starts until `orch resume {plan}`")
+        }
+        Event::PlanResumed { plan } => format!("plan {plan} resumed"),
+        Event::TaskRetried {
+            plan,
+            task,
+            attempt,
+        } => format!(
+            "{} retried: it runs again (attempt {attempt}) with a fresh set of retries",
+            subject(plan, task)
+        ),
+        Event::TaskStopped {
+            plan,
+            task,
+            attempt,
+        } => format!(
+            "{} stopped (attempt {attempt}); `orch retry {plan} {task}` runs it again",
+            subject(plan, task)
+        ),
+        Event::AgentStopped {
+            agent,
+            class,
+            cause,
+            fix,
+        } => format!(
+            "agent {agent} cannot work ({}): {cause}; fix: {fix}",
+            class.replace('_', " ")
+        ),
+        Event::BudgetReached {
+            plan,
+            reason,
+            usage: _,
+        } => format!(
+            "budget of {} reached: {reason}; no new task starts",
+            plan.as_deref()
+                .map_or_else(|| "the run".to_string(), |p| format!("plan {p}"))
+        ),
+        Event::TaskFailed {
+            plan,
+            task,
+            attempt,
+            error,
+            retry_in_ms,
+            saved,
+            log,
+            usage,
+        } => {
+            let mut s = format!(
+                "{} failed (attempt {attempt}): {error}; ",
+                subject(plan, task)
+            );
+            if let Some(u) = usage {
+                s.push_str(&format!("{}; ", u.describe()));
+            }
+            match retry_in_ms {
+                Some(ms) => s.push_str(&format!("retry in {}; ", human_duration(*ms))),
+                None => s.push_str("no retry; "),
+            }
+            if let Some(saved) = saved {
+                s.push_str(&format!("changes saved in {saved}; "));
+            }
+            s.push_str(&format!("log {}", show(log, cwd)));
+            s
+        }
+        Event::PlanFinished { plan, completed } => {
+            format!("{plan} finished: {} completed", count(*completed, "task"))
+        }
+        Event::PlanBlocked { plan, reason } => format!("{plan} blocked: {reason}"),
+        Event::PlanMerged {
+            plan,
+            target,
+            commit: Some(c),
+        } => format!("{plan} merged into {target} ({})", &c[..c.len().min(7)]),
+        Event::PlanMerged {
+            plan,
+            target,
+            commit: None,
+        } => format!("{plan} was already merged into {target}"),
+        Event::PlanMergeFailed {
+            plan,
+            result,
+            reason,
+        } => format!("{plan} not merged ({result}): {reason}"),
+        Event::Interrupted { immediate: false } => {
+            "interrupted: letting running tasks finish (Ctrl-C again to stop them now)".into()
+        }
+        Event::Interrupted { immediate: true } => {
+            "interrupted again: stopping running agents now".into()
+        }
+        Event::Note {
+            plan: Some(plan),
+            message,
+        } => format!("{plan}: {message}"),
+        Event::Note {
+            plan: None,
+            message,
+        } => format!("note: {message}"),
+        Event::RunFinished { .. } => return None,
+    };
+    Some(one_line(&text))
+}
+
+/// The end-of-run table: every plan's outcome, tasks, failed tasks, log directory and reason.
+pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String {
+    let header = ["plan", "outcome", "tasks", "failed", "logs", "reason"];
+    let row = |p: &PlanOutcome| -> [String; 6] {
+        [
+            p.plan.clone(),
+            p.outcome.clone(),
+            format!("{}/{}", p.completed, p.total),
+            if p.failed_tasks.is_empty() {
+                "-".into()
+            } else {
+                p.failed_tasks.join(", ")
+            },
+            show(&p.log_dir, cwd),
+            p.reason.as_deref().map(one_line).unwrap_or_default(),
+        ]
+    };
+    let rows: Vec<[String; 6]> = summary.plans.iter().map(row).collect();
+    // The reason column only when some plan has one.
+    let columns = if rows.iter().any(|r| !r[5].is_empty()) {
+        6
+    } else {
+        5
+    };
+    let mut widths = [0usize; 6];
+    for r in std::iter::once(&header.map(String::from)).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "run {} after {}\n",
+        if summary.interrupted {
+            "interrupted"
+        } else {
+            "finished"
+        },
+        human_duration(summary.elapsed_ms)
+    ));
+    let mut push_row = |cells: &[String]| {
+        let line: Vec<String> = cells[..columns]
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    };
+    push_row(&header.map(String::from));
+    for r in &rows {
+        push_row(r);
+    }
+    // Why each failed task failed, in the client's words (a few lines each).
+    for p in &summary.plans {
+        for (id, cause) in &p.causes {
+            let lines: Vec<&str> = cause.lines().filter(|l| !l.trim().is_empty()).collect();
+            let shown = lines.len().min(6);
+            out.push_str(&format!(
+                "{} {id} failed: {}\n",
+                p.plan,
+                lines.first().unwrap_or(&"")
+            ));
+            for l in &lines[1.min(shown)..shown] {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    for a in &summary.agents_stopped {
+        out.push_str(&format!(
+            "agent {} cannot work: {}\n    fix: {}\n",
+            a.agent,
+            a.cause.lines().next().unwrap_or("").trim(),
+            a.fix
+        ));
+    }
+    if let Some(why) = &summary.budget_reached {
+        out.push_str(&format!("budget of the run reached: {why}\n"));
+    }
+    let spent =
+        |u: &crate::agent_output::Usage| u.tokens() > 0 || u.cost_micro_usd.unwrap_or(0) > 0;
+    if spent(&summary.usage) {
+        let per_plan: Vec<String> = summary
+            .plans
+            .iter()
+            .filter(|p| spent(&p.usage))
+            .map(|p| format!("{} {}", p.plan, p.usage.describe()))
+            .collect();
+        out.push_str(&format!(
+            "used in this run: {} (plans, all runs: {})\n",
+            summary.usage.describe(),
+            per_plan.join("; ")
+        ));
+    }
+    if summary.notify_failures > 0 {
+        out.push_str(&format!(
+            "notifications: {} failed (see the notes above)\n",
+            if summary.notify_failures == 1 {
+                "1 delivery".to_string()
+            } else {
+                format!("{} deliveries", summary.notify_failures)
+            }
+        ));
+    }
+    out
+}
+
+/// `plan task`, or just `plan` in plan mode (no task id).
+/// `pid 4242`, or `job 17` for a batch job.
+pub(super) fn runner(pid: u32, job: Option<&str>) -> String {
+    match job {
+        Some(job) => format!("job {job}"),
+        None => format!("pid {pid}"),
+    }
+}
+
+pub(super) fn subject(plan: &str, task: &str) -> String {
+    if task.is_empty() {
+        plan.to_string()
+    } else {
+        format!("{plan} {task}")
+    }
+}
+
+/// The first 7 characters of a commit id.
+pub(super) fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub(super) fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", plural(n))
+}
+
+/// A path relative to `cwd` when it is inside it.
+pub(super) fn show(path: &Path, cwd: Option<&Path>) -> String {
+    cwd.and_then(|c| path.strip_prefix(c).ok())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Newlines become `; ` so that every event stays one line.
+pub(super) fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `850ms`, `3.2s`, `4m05s`, `1h02m`.
+pub(crate) fn human_duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{}.{}s", ms / 1_000, ms % 1_000 / 100)
+    } else if ms < 3_600_000 {
+        let s = ms / 1_000;
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        let m = ms / 60_000;
+        format!("{}h{:02}m", m / 60, m % 60)
+    }
+}
