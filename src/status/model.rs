@@ -41,6 +41,18 @@ impl TaskStatus {
         }
     }
 
+    /// The status spelled `name` in the file ([`Self::as_str`]'s inverse).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "in_progress" => Self::InProgress,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "skipped" => Self::Skipped,
+            _ => return None,
+        })
+    }
+
     /// Completed or skipped: nothing more will happen to the task by itself.
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Skipped)
@@ -764,7 +776,9 @@ mod tests {
         ];
         for s in all {
             assert_eq!(serde_json::to_value(s).expect("serializes"), s.as_str());
+            assert_eq!(TaskStatus::from_name(s.as_str()), Some(s));
         }
+        assert_eq!(TaskStatus::from_name("done"), None);
         assert_eq!(phase_number("Phase 12: Ship"), Some(12));
         assert_eq!(phase_number("Setup"), None);
     }

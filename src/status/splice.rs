@@ -157,17 +157,6 @@ fn string_field<'a>(entry: &'a str, pat: &memchr::memmem::Finder<'_>) -> Option<
     (!value.contains('\\')).then_some(value)
 }
 
-fn status_of(s: &str) -> Option<TaskStatus> {
-    Some(match s {
-        "pending" => TaskStatus::Pending,
-        "in_progress" => TaskStatus::InProgress,
-        "completed" => TaskStatus::Completed,
-        "failed" => TaskStatus::Failed,
-        "skipped" => TaskStatus::Skipped,
-        _ => return None,
-    })
-}
-
 /// `pretty` (printed from depth 0) as it appears at `depth` levels of two spaces.
 fn indent(pretty: &str, depth: usize) -> String {
     pretty.replace('\n', &format!("\n{}", "  ".repeat(depth)))
@@ -287,7 +276,7 @@ pub(crate) fn splice_with<T>(
             (entry.status, entry.phase.as_str())
         } else {
             let (Some(s), Some(p)) = (
-                string_field(r, &status_pat).and_then(status_of),
+                string_field(r, &status_pat).and_then(TaskStatus::from_name),
                 string_field(r, &phase_pat),
             ) else {
                 return Ok(Spliced::Fallback);

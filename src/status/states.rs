@@ -226,7 +226,7 @@ fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
                 st.status = Some(if v.escaped {
                     serde_json::from_str(v.json).ok()?
                 } else {
-                    status_named(v.raw)?
+                    TaskStatus::from_name(v.raw)?
                 });
             }
             "error" => st.error = optional_string(s)?,
@@ -251,17 +251,6 @@ fn optional_string(s: &mut Scan<'_>) -> Option<Option<String>> {
     } else {
         s.string()?.decode().map(Some)
     }
-}
-
-fn status_named(s: &str) -> Option<TaskStatus> {
-    Some(match s {
-        "pending" => TaskStatus::Pending,
-        "in_progress" => TaskStatus::InProgress,
-        "completed" => TaskStatus::Completed,
-        "failed" => TaskStatus::Failed,
-        "skipped" => TaskStatus::Skipped,
-        _ => return None,
-    })
 }
 
 /// The full entries of `ids` in a status file (those it has), as recorded (not reconciled).
