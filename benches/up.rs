@@ -32,7 +32,8 @@
 //! take minutes: on the code of 2026-11-23, on a loaded 2-core machine, 2,000 tasks took 2 min
 //! and 5,000 tasks 21 min). Without `--bench` in its arguments (under `cargo test`, which builds this
 //! bench because of `test = true`) it runs one tiny size, 2 plans × 20 tasks, and checks the
-//! outcome, so the bench cannot rot.
+//! outcome, so the bench cannot rot. `-- --make-workspace TASKS` only makes the repository of a
+//! size (4 plans) and prints its path, for profiling one `orch up` by hand.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -249,6 +250,14 @@ fn pass(ok: bool) -> &'static str {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let orch = Path::new(env!("CARGO_BIN_EXE_orch"));
+    if let Some(tasks) = arg(&args, "--make-workspace") {
+        // For profiling one run: make the repository of a size and print where it is.
+        let tasks: usize = tasks.parse().expect("--make-workspace TASKS");
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        setup(&dir, PLANS, tasks / PLANS);
+        println!("{}", dir.display());
+        return;
+    }
     if !args.iter().any(|a| a == "--bench") {
         // Under `cargo test`: one tiny size, outcome checked by run_once.
         let (plans, tasks) = (2, 20);

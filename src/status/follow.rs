@@ -10,8 +10,7 @@
 //! the new text is laid out otherwise, or its entries were added, removed or reordered, the
 //! follower says so and the caller reads the document whole.
 
-use memchr::memmem;
-
+use super::layout::{ENTRY_OPEN, after_entry, array_start, entry_at, id_of, top_field};
 use super::model::TaskEntry;
 use super::orch_fields::OrchMerge;
 
@@ -41,17 +40,6 @@ pub struct Followed {
     pub merge: Option<Option<OrchMerge>>,
 }
 
-const ENTRY_OPEN: &[u8] = b"\n    {";
-const ENTRY_CLOSE: &[u8] = b"\n    }";
-
-/// The id an entry's text starts with: `{\n      "id": "…",` (no escapes).
-fn id_of(entry: &[u8]) -> Option<&str> {
-    let rest = entry.strip_prefix(b"{\n      \"id\": \"")?;
-    let end = memchr::memchr(b'"', rest)?;
-    let id = std::str::from_utf8(&rest[..end]).ok()?;
-    (!id.contains('\\')).then_some(id)
-}
-
 /// The array under top-level `key`: the entries' spans and ids, comparing each with `old`'s
 /// entry at the same place (`old_bytes`) and parsing only those that differ (pushed onto
 /// `changed`). `None` when the layout is not orch's or the entries are not the same ids in the
@@ -62,10 +50,8 @@ fn walk(
     old: Option<(&[u8], &Entries)>,
     changed: &mut Vec<TaskEntry>,
 ) -> Option<Entries> {
-    let head = format!("\n  \"{key}\": [");
     // Without the array at depth 1 the text is not in orch's layout (orch always writes both).
-    let at = memmem::find(bytes, head.as_bytes())?;
-    let mut pos = at + head.len();
+    let mut pos = array_start(bytes, key)?;
     let mut out = Entries {
         spans: Vec::with_capacity(old.map_or(0, |(_, o)| o.spans.len())),
         ids: Vec::new(),
@@ -87,8 +73,7 @@ fn walk(
         let end = match same {
             Some(end) => end,
             None => {
-                let close = memmem::find(&bytes[start..], ENTRY_CLOSE)?;
-                let end = start + close + ENTRY_CLOSE.len();
+                let (_, end) = entry_at(bytes, pos)?;
                 if old.is_some() {
                     changed.push(serde_json::from_slice(&bytes[start..end]).ok()?);
                 }
@@ -107,11 +92,9 @@ fn walk(
             None => out.ids.push(id_of(&bytes[start..end])?.to_string()),
         }
         out.spans.push((start, end));
-        pos = end;
-        match bytes.get(pos) {
-            Some(b',') => pos += 1,
-            Some(b'\n') if bytes[pos..].starts_with(b"\n  ]") => break,
-            _ => return None,
+        match after_entry(bytes, end)? {
+            Some(next) => pos = next,
+            None => break,
         }
     }
     if old.is_some_and(|(_, o)| o.spans.len() != out.spans.len()) {
@@ -123,16 +106,10 @@ fn walk(
 
 /// The span of top-level `orchMerge`'s value (an object), `Some(None)` when absent.
 fn merge_span(bytes: &[u8]) -> Option<Option<(usize, usize)>> {
-    const KEY: &[u8] = b"\n  \"orchMerge\": ";
-    let Some(at) = memmem::find(bytes, KEY) else {
+    let Some((start, end)) = top_field(bytes, "orchMerge") else {
         return Some(None);
     };
-    let start = at + KEY.len();
-    if bytes.get(start) != Some(&b'{') {
-        return None;
-    }
-    let close = memmem::find(&bytes[start..], b"\n  }")?;
-    Some(Some((start, start + close + 4)))
+    (bytes.get(start) == Some(&b'{')).then_some(Some((start, end)))
 }
 
 impl Follower {

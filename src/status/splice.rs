@@ -1,18 +1,16 @@
 //! Recording one task's outcome without reading the whole document into memory and printing it
 //! again: in a file orch wrote (it carries a current `orchPlanDigest`), only the task's entry,
 //! `lastUpdatedAt`, `summary` and `currentPhase` change, so only those spans of the text are
-//! replaced, each printed exactly as the whole document would print it. Anything unexpected
-//! (another layout, a missing key, an escaped phase label) falls back to the general path.
-
-use std::fmt;
+//! replaced, each printed exactly as the whole document would print it. The text is read by its
+//! structure alone ([`super::layout`]): no value but the changed entry is parsed, so a record
+//! costs a few `memchr` passes over the file. Anything unexpected (another layout, a missing
+//! key, an escaped phase label) falls back to the general path.
 
 use chrono::{DateTime, Utc};
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::error::StatusError;
+use super::layout::{entries_from, framed, id_of, phase_and_status, top_field, top_field_from};
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
-use super::scan::Scan;
 use super::transition::TransitionOutcome;
 #[cfg(test)]
 use super::transition::{Transition, TransitionOptions, apply};
@@ -56,105 +54,9 @@ impl Edits {
     }
 }
 
-/// The top-level fields as raw text, with the entries of `tasks` and `verifySteps` split out:
-/// one pass over the file.
-#[derive(Default)]
-struct Top<'a> {
-    fields: Vec<(String, &'a str)>,
-    tasks: Option<Vec<&'a str>>,
-    verify: Option<Vec<&'a str>>,
-}
-
-/// [`Top`] as serde_json reads it.
-#[derive(Default)]
-struct RawTop<'a> {
-    fields: Vec<(String, &'a RawValue)>,
-    tasks: Option<Vec<&'a RawValue>>,
-    verify: Option<Vec<&'a RawValue>>,
-}
-
-impl<'de> serde::Deserialize<'de> for RawTop<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawTop<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTop<'de>, A::Error> {
-                let mut top = RawTop::default();
-                while let Some(k) = map.next_key::<String>()? {
-                    match k.as_str() {
-                        "tasks" => top.tasks = Some(map.next_value()?),
-                        "verifySteps" => top.verify = Some(map.next_value()?),
-                        _ => top.fields.push((k, map.next_value::<&RawValue>()?)),
-                    }
-                }
-                Ok(top)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'a> Top<'a> {
-    /// The fields of `text` as [`Top`]'s deserializer reads them, by the scanner (one pass, no
-    /// values built); serde_json when the scanner is not sure.
-    fn of(text: &'a str) -> Option<Top<'a>> {
-        Self::scan(text).or_else(|| {
-            let top = serde_json::from_str::<RawTop<'_>>(text).ok()?;
-            Some(Top {
-                fields: top.fields.into_iter().map(|(k, v)| (k, v.get())).collect(),
-                tasks: top
-                    .tasks
-                    .map(|t| t.into_iter().map(RawValue::get).collect()),
-                verify: top
-                    .verify
-                    .map(|t| t.into_iter().map(RawValue::get).collect()),
-            })
-        })
-    }
-
-    fn scan(text: &'a str) -> Option<Top<'a>> {
-        let mut s = Scan::from_str(text);
-        let mut top = Top::default();
-        s.object(|s, key| {
-            let key = key.decode()?;
-            match key.as_str() {
-                "tasks" | "verifySteps" => {
-                    let mut list = Vec::new();
-                    s.array(|s| {
-                        list.push(s.value()?);
-                        Some(())
-                    })?;
-                    if key == "tasks" {
-                        top.tasks = Some(list);
-                    } else {
-                        top.verify = Some(list);
-                    }
-                }
-                _ => top.fields.push((key, s.value()?)),
-            }
-            Some(())
-        })?;
-        s.end()?;
-        Some(top)
-    }
-}
-
 /// Byte offset of `part` (a slice of `whole`) in `whole`.
 fn offset(whole: &str, part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
-}
-
-/// The value of a string field in an entry's text, found by `pat` (a finder of
-/// `\n      "key": "`), when it is written without escapes.
-fn string_field<'a>(entry: &'a str, pat: &memchr::memmem::Finder<'_>) -> Option<&'a str> {
-    debug_assert!(pat.needle().starts_with(b"\n"));
-    let start = pat.find(entry.as_bytes())? + pat.needle().len();
-    let len = memchr::memchr(b'"', &entry.as_bytes()[start..])?;
-    let value = &entry[start..start + len];
-    (!value.contains('\\')).then_some(value)
 }
 
 /// `pretty` (printed from depth 0) as it appears at `depth` levels of two spaces.
@@ -197,43 +99,46 @@ pub(crate) fn splice_with<T>(
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Ok(Spliced::Fallback);
     };
-    let Some(Top {
-        fields,
-        tasks,
-        verify,
-    }) = Top::of(text)
-    else {
+    if !framed(bytes) {
+        return Ok(Spliced::Fallback);
+    }
+    // The keys orch writes before `tasks`, then the array, then the keys after it, each looked
+    // for from where it must be: the file is read about once.
+    let Some((tasks, tasks_end)) = entries_from(bytes, 0, "tasks") else {
         return Ok(Spliced::Fallback);
     };
-    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+    let head = &bytes[..tasks.first().map_or(tasks_end, |&(s, _)| s)];
+    let before = |k: &str| top_field(head, k).map(|(s, e)| &text[s..e]);
+    let after = |k: &str| top_field_from(bytes, tasks_end, k).map(|(s, e)| &text[s..e]);
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    if get("orchPlanDigest") != Some(json(digest).as_str()) {
+    if after("orchPlanDigest") != Some(json(digest).as_str()) {
         return Ok(Spliced::Stale);
     }
-    let version: u32 = get("orchSchemaVersion")
-        .and_then(|v| serde_json::from_str(v).ok())
+    let version: u32 = after("orchSchemaVersion")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    if get("planPath") != Some(json(plan_path_rel).as_str())
-        || get("orchPlan") != Some(json(orch_name).as_str())
+    if before("planPath") != Some(json(plan_path_rel).as_str())
+        || after("orchPlan") != Some(json(orch_name).as_str())
         || version != ORCH_SCHEMA_VERSION
     {
         return Ok(Spliced::Fallback);
     }
-    let (Some(tasks), verify) = (tasks, verify.unwrap_or_default()) else {
+    let verify = entries_from(bytes, tasks_end, "verifySteps").map_or_else(Vec::new, |(v, _)| v);
+    let (Some(updated), Some(current), Some(summary)) = (
+        before("lastUpdatedAt"),
+        before("currentPhase"),
+        after("summary"),
+    ) else {
         return Ok(Spliced::Fallback);
     };
-    let (Some(updated), Some(summary), Some(current)) =
-        (get("lastUpdatedAt"), get("summary"), get("currentPhase"))
-    else {
-        return Ok(Spliced::Fallback);
-    };
+    let tasks: Vec<&str> = tasks.iter().map(|&(s, e)| &text[s..e]).collect();
+    let verify: Vec<&str> = verify.iter().map(|&(s, e)| &text[s..e]).collect();
 
-    // The entry: its id is the first key of an entry orch wrote.
-    let head = format!("{{\n      \"id\": {},", json(id));
+    // The entry, by the id it starts with.
     let Some(at) = tasks
         .iter()
         .chain(&verify)
-        .position(|r| r.starts_with(&head))
+        .position(|r| id_of(r.as_bytes()) == Some(id))
     else {
         return Ok(Spliced::Fallback);
     };
@@ -266,8 +171,6 @@ pub(crate) fn splice_with<T>(
     };
 
     // Derived fields over every entry, with the new status of this one.
-    let status_pat = memchr::memmem::Finder::new("\n      \"status\": \"");
-    let phase_pat = memchr::memmem::Finder::new("\n      \"phase\": \"");
     let mut sum = Summary::default();
     let mut unfinished: Option<(u32, usize, &str)> = None;
     let mut last: Option<(u32, usize, &str)> = None;
@@ -275,10 +178,10 @@ pub(crate) fn splice_with<T>(
         let (status, phase) = if i == at {
             (entry.status, entry.phase.as_str())
         } else {
-            let (Some(s), Some(p)) = (
-                string_field(r, &status_pat).and_then(TaskStatus::from_name),
-                string_field(r, &phase_pat),
-            ) else {
+            let Some((p, s)) = phase_and_status(r) else {
+                return Ok(Spliced::Fallback);
+            };
+            let Some(s) = TaskStatus::from_name(s) else {
                 return Ok(Spliced::Fallback);
             };
             (s, p)
@@ -429,33 +332,6 @@ mod tests {
             }
         }
         assert!(checked > 50, "{checked}");
-    }
-
-    /// The scanner splits a document as serde_json's [`RawTop`] does.
-    #[test]
-    fn the_scanned_top_is_serde_json_s() {
-        let mut doc = StatusDoc::new(&small_plan(), "p.md", "demo", at(0));
-        doc.orch_plan_digest = Some("d".into());
-        let pretty = String::from_utf8(bytes(&doc)).expect("utf-8");
-        let hand = r#" {"a\u0062": [1, {"x": null}], "tasks": [], "tasks": [ {"id": "1"} , 2],
-            "verifySteps": [true], "n": -1.5e2 } "#;
-        for text in [pretty.as_str(), hand] {
-            let scanned = Top::scan(text).expect("scans");
-            let raw: RawTop<'_> = serde_json::from_str(text).expect("serde reads");
-            let raw_fields: Vec<(String, &str)> = raw
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), v.get()))
-                .collect();
-            assert_eq!(scanned.fields, raw_fields);
-            fn get(l: Option<Vec<&RawValue>>) -> Option<Vec<&str>> {
-                l.map(|l| l.into_iter().map(RawValue::get).collect())
-            }
-            assert_eq!(scanned.tasks, get(raw.tasks));
-            assert_eq!(scanned.verify, get(raw.verify));
-        }
-        assert!(Top::scan("{\"tasks\": [1,]}").is_none());
-        assert!(Top::of("{\"tasks\": [1,]}").is_none());
     }
 
     #[test]

@@ -1,0 +1,249 @@
+//! orch's own layout of a status file, read by its structure alone (no value is parsed): what
+//! lets a record change one entry in the text ([`super::splice`]) and `orch up` follow a file
+//! entry by entry ([`super::follow`]) at `memchr` speed.
+//!
+//! The layout is `serde_json`'s pretty printer with a final newline: two spaces per level, the
+//! top-level object's keys on lines of their own at two spaces, the `tasks` and `verifySteps`
+//! arrays' entries opened on a line of their own at four spaces and closed by `\n    }`, each
+//! entry's `id` its first key. In JSON text a raw newline occurs only between tokens (never in
+//! a string), so `\n  "key": ` can only be a top-level key and `\n    }` only the end of an
+//! entry of a top-level array. A text laid out otherwise is not found to be in the layout and
+//! callers take the general path (a whole parse). A text in the layout is trusted for what the
+//! skim does not read: whatever else it holds is left as it is.
+
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
+/// How an entry of a top-level array opens (after the `[` or the `,` before it).
+pub(crate) const ENTRY_OPEN: &[u8] = b"\n    {";
+/// How an entry of a top-level array closes.
+pub(crate) const ENTRY_CLOSE: &[u8] = b"\n    }";
+
+/// The id an entry's text starts with: `{\n      "id": "…",` (no escapes).
+pub(crate) fn id_of(entry: &[u8]) -> Option<&str> {
+    let rest = entry.strip_prefix(b"{\n      \"id\": \"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    let id = std::str::from_utf8(&rest[..end]).ok()?;
+    (!id.contains('\\')).then_some(id)
+}
+
+/// Whether `bytes` is framed as orch writes a document: an object opened on the first line and
+/// closed on the last, then a newline.
+pub(crate) fn framed(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"{\n  \"") && bytes.ends_with(b"\n}\n")
+}
+
+/// Where the array under top-level `key` starts: just after its `[`.
+pub(crate) fn array_start(bytes: &[u8], key: &str) -> Option<usize> {
+    let head = format!("\n  \"{key}\": [");
+    memmem::find(bytes, head.as_bytes()).map(|at| at + head.len())
+}
+
+/// The span of the entry that opens at `pos` (just after the array's `[` or an entry's `,`),
+/// found by its end `\n    }`, from its `{` to its `}`.
+pub(crate) fn entry_at(bytes: &[u8], pos: usize) -> Option<(usize, usize)> {
+    static CLOSE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(ENTRY_CLOSE));
+    if !bytes.get(pos..)?.starts_with(ENTRY_OPEN) {
+        return None;
+    }
+    let start = pos + ENTRY_OPEN.len() - 1;
+    let close = CLOSE.find(&bytes[start..])?;
+    Some((start, start + close + ENTRY_CLOSE.len()))
+}
+
+/// What follows an entry that ends at `end`: `Some(Some(next))` another entry (opening at
+/// `next`), `Some(None)` the end of the array, `None` anything else.
+pub(crate) fn after_entry(bytes: &[u8], end: usize) -> Option<Option<usize>> {
+    match bytes.get(end) {
+        Some(b',') => Some(Some(end + 1)),
+        Some(b'\n') if bytes[end..].starts_with(b"\n  ]") => Some(None),
+        _ => None,
+    }
+}
+
+/// The spans of the entries of the array under top-level `key`, in order; `Some(empty)` when
+/// the array is empty, `None` when there is no such array or it is not in the layout.
+#[cfg(test)]
+pub(crate) fn entries(bytes: &[u8], key: &str) -> Option<Vec<(usize, usize)>> {
+    entries_from(bytes, 0, key).map(|(spans, _)| spans)
+}
+
+/// [`entries`] of an array that comes after byte `from`, and where the array ends (after its
+/// `]`).
+pub(crate) fn entries_from(
+    bytes: &[u8],
+    from: usize,
+    key: &str,
+) -> Option<(Vec<(usize, usize)>, usize)> {
+    let mut pos = from + array_start(bytes.get(from..)?, key)?;
+    let mut spans = Vec::new();
+    if bytes.get(pos) == Some(&b']') {
+        return Some((spans, pos + 1));
+    }
+    loop {
+        let (start, end) = entry_at(bytes, pos)?;
+        spans.push((start, end));
+        match after_entry(bytes, end)? {
+            Some(next) => pos = next,
+            None => return Some((spans, end + "\n  ]".len())),
+        }
+    }
+}
+
+/// The span of the value of top-level `key`: an object or array from its opening bracket to the
+/// closing one (on a line of its own at two spaces, or `{}` / `[]`), any other value to the end
+/// of its line (without the comma). `None` when the key is not there.
+pub(crate) fn top_field(bytes: &[u8], key: &str) -> Option<(usize, usize)> {
+    top_field_from(bytes, 0, key)
+}
+
+/// [`top_field`] for a key that comes after byte `from` (top-level keys are in a fixed order in
+/// orch's layout: one after a large array is found without reading the array again).
+pub(crate) fn top_field_from(bytes: &[u8], from: usize, key: &str) -> Option<(usize, usize)> {
+    let head = format!("\n  \"{key}\": ");
+    let start = from + memmem::find(bytes.get(from..)?, head.as_bytes())? + head.len();
+    let rest = &bytes[start..];
+    let close: &[u8] = match rest.first()? {
+        b'{' if !rest.starts_with(b"{}") => b"\n  }",
+        b'[' if !rest.starts_with(b"[]") => b"\n  ]",
+        _ => {
+            let line = memchr::memchr(b'\n', rest)?;
+            let end = start + line;
+            let end = if bytes[end - 1] == b',' { end - 1 } else { end };
+            return Some((start, end));
+        }
+    };
+    let at = memmem::find(rest, close)?;
+    Some((start, start + at + close.len()))
+}
+
+/// The `phase` and `status` of an entry (its text, from `{` to `}`), read where orch writes
+/// them: the lines after `id` and after `description`, the first four keys of every entry.
+/// `None` when they are not there, or are written with escapes.
+pub(crate) fn phase_and_status(entry: &str) -> Option<(&str, &str)> {
+    let b = entry.as_bytes();
+    let line_after = |at: usize| Some(at + memchr::memchr(b'\n', b.get(at..)?)? + 1);
+    let quoted = |at: usize, key: &str| {
+        let rest = entry.get(at..)?.strip_prefix("      \"")?;
+        let rest = rest.strip_prefix(key)?.strip_prefix("\": \"")?;
+        let value = &rest[..memchr::memchr(b'"', rest.as_bytes())?];
+        memchr::memchr(b'\\', value.as_bytes())
+            .is_none()
+            .then_some(value)
+    };
+    let id = line_after(0)?;
+    let phase_at = line_after(id)?;
+    let description = line_after(phase_at)?;
+    if !entry[description..].starts_with("      \"description\": ") {
+        return None;
+    }
+    let status_at = line_after(description)?;
+    Some((quoted(phase_at, "phase")?, quoted(status_at, "status")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::status::test_support::small_plan;
+    use crate::status::{OrchMerge, StatusDoc, Transition, TransitionOptions, apply};
+
+    fn doc() -> StatusDoc {
+        let at = Utc
+            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .expect("date");
+        let mut d = StatusDoc::new(&small_plan(), "p.md", "demo", at);
+        d.orch_plan_digest = Some("digest".into());
+        let opts = TransitionOptions {
+            force: true,
+            note: Some(
+                "a \"quoted\" note\nwith a } and \n    } and \n  \"summary\": inside".into(),
+            ),
+            ..TransitionOptions::default()
+        };
+        apply(&mut d, "2.1", Transition::Done, &opts, at).expect("done");
+        d.extra.insert(
+            "nested".into(),
+            serde_json::json!({"a": [1, {"b": {}}], "c": []}),
+        );
+        d.orch_merge = Some(OrchMerge::default());
+        d
+    }
+
+    fn bytes(doc: &StatusDoc) -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(doc).expect("json");
+        b.push(b'\n');
+        b
+    }
+
+    /// The skim finds every top-level value and every entry where serde_json reads them.
+    #[test]
+    fn the_skim_reads_what_serde_json_reads() {
+        let d = doc();
+        let b = bytes(&d);
+        assert!(framed(&b));
+        let value: Value = serde_json::from_slice(&b).expect("json");
+        let Value::Object(top) = &value else {
+            panic!("an object")
+        };
+        for (key, want) in top {
+            let (s, e) = top_field(&b, key).unwrap_or_else(|| panic!("{key} found"));
+            let got: Value = serde_json::from_slice(&b[s..e]).expect("a value");
+            assert_eq!(&got, want, "{key}");
+        }
+        for key in ["tasks", "verifySteps"] {
+            let spans = entries(&b, key).expect("entries");
+            let want = top[key].as_array().expect("array");
+            assert_eq!(spans.len(), want.len(), "{key}");
+            for ((s, e), want) in spans.iter().zip(want) {
+                let got: Value = serde_json::from_slice(&b[*s..*e]).expect("an entry");
+                assert_eq!(&got, want);
+                assert_eq!(id_of(&b[*s..*e]), want["id"].as_str());
+            }
+        }
+        assert!(top_field(&b, "absent").is_none());
+        let (spans, tasks_end) = entries_from(&b, 0, "tasks").expect("tasks");
+        assert_eq!(Some(spans), entries(&b, "tasks"));
+        assert_eq!(top_field(&b, "tasks").map(|(_, e)| e), Some(tasks_end));
+        assert_eq!(
+            top_field_from(&b, tasks_end, "summary"),
+            top_field(&b, "summary")
+        );
+        assert!(top_field_from(&b, tasks_end, "planPath").is_none());
+        let text = std::str::from_utf8(&b).expect("utf-8");
+        for (key, want) in [("tasks", &d.tasks), ("verifySteps", &d.verify_steps)] {
+            let spans = entries(&b, key).expect("entries");
+            for ((s, e), want) in spans.iter().zip(want) {
+                assert_eq!(
+                    phase_and_status(&text[*s..*e]),
+                    Some((want.phase.as_str(), want.status.as_str()))
+                );
+            }
+        }
+        let odd = "{\n      \"id\": \"1\",\n      \"phase\": \"P\\\"\",\n      \"description\": \"d\",\n      \"status\": \"pending\"\n    }";
+        assert_eq!(phase_and_status(odd), None, "escaped");
+        let other = "{\n      \"id\": \"1\",\n      \"status\": \"pending\",\n      \"phase\": \"P\"\n    }";
+        assert_eq!(phase_and_status(other), None, "another order");
+    }
+
+    /// Compact JSON, or another indentation, is not in the layout.
+    #[test]
+    fn other_layouts_are_not_skimmed() {
+        let d = doc();
+        let compact = serde_json::to_vec(&d).expect("json");
+        assert!(!framed(&compact));
+        assert!(entries(&compact, "tasks").is_none());
+        assert!(top_field(&compact, "summary").is_none());
+        let mut four = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut four, fmt);
+        serde::Serialize::serialize(&d, &mut ser).expect("json");
+        assert!(entries(&four, "tasks").is_none());
+        assert!(top_field(&four, "summary").is_none());
+    }
+}
