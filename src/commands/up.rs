@@ -311,6 +311,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             slurm: entry.slurm.clone(),
             check: entry.check.clone(),
             budget: entry.budget,
+            port: Default::default(),
         }));
     }
 

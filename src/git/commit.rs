@@ -37,12 +37,22 @@ pub fn commit_unchanged(worktree: &Path, message: &str) -> Result<CommitInfo, Gi
 
 /// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
 /// task): opening it costs more than committing a small change (its paths resolved, its config
-/// files read and parsed). Each commit sees the repository as a fresh open would: refs, HEAD and
-/// config are read from disk at each use, and the index is read again when its file changed. A
-/// failed commit drops the repository; the next one opens it again.
+/// files read and parsed). Each commit sees the repository as a fresh open would: refs and HEAD
+/// are read from disk at each use, and the index is read again when its file changed; only the
+/// committer's name and email are read from the config once, at the first commit. A failed
+/// commit drops the repository; the next one opens it again.
 #[derive(Default)]
 pub struct CommitRepo {
-    open: Mutex<Option<(PathBuf, Repository)>>,
+    open: Mutex<Option<Kept>>,
+}
+
+/// The repository a [`CommitRepo`] keeps, and the committer it found in its config the first
+/// time (name and email): reading the config again for each commit would copy every setting of
+/// every config file, to find the same two.
+struct Kept {
+    worktree: PathBuf,
+    repo: Repository,
+    committer: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for CommitRepo {
@@ -54,37 +64,61 @@ impl std::fmt::Debug for CommitRepo {
 impl CommitRepo {
     /// [`commit_all`] in `worktree` through the kept repository.
     pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo| commit_in(repo, worktree, message, true))
+        self.with(worktree, |repo, who| {
+            commit_in(repo, worktree, message, true, who)
+        })
     }
 
     /// [`commit_unchanged`] in `worktree` through the kept repository.
     pub fn commit_unchanged(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo| commit_in(repo, worktree, message, false))
+        self.with(worktree, |repo, who| {
+            commit_in(repo, worktree, message, false, who)
+        })
     }
 
     fn with(
         &self,
         worktree: &Path,
-        f: impl FnOnce(&Repository) -> Result<CommitInfo, GitError>,
+        f: impl FnOnce(&Repository, &mut Option<(String, String)>) -> Result<CommitInfo, GitError>,
     ) -> Result<CommitInfo, GitError> {
         // A poisoned lock (a commit panicked): commit through a repository of its own.
         let Ok(mut slot) = self.open.lock() else {
-            return f(&open(worktree)?);
+            return f(&open(worktree)?, &mut None);
         };
-        let repo = match slot.take() {
-            Some((path, repo)) if path == worktree => repo,
-            _ => open(worktree)?,
+        let mut kept = match slot.take() {
+            Some(k) if k.worktree == worktree => k,
+            _ => Kept {
+                worktree: worktree.to_path_buf(),
+                repo: open(worktree)?,
+                committer: None,
+            },
         };
-        let made = f(&repo);
+        let made = f(&kept.repo, &mut kept.committer);
         if made.is_ok() {
-            *slot = Some((worktree.to_path_buf(), repo));
+            *slot = Some(kept);
         }
         made
     }
 }
 
 fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, GitError> {
-    commit_in(&open(worktree)?, worktree, message, stage)
+    commit_in(&open(worktree)?, worktree, message, stage, &mut None)
+}
+
+/// The committer of a commit made now: `known` (name and email) when given, else the
+/// repository's config, remembered in `known`.
+fn committer(
+    repo: &Repository,
+    known: &mut Option<(String, String)>,
+) -> Result<git2::Signature<'static>, git2::Error> {
+    if let Some((name, email)) = known {
+        return git2::Signature::now(name, email);
+    }
+    let sig = signature(repo)?;
+    if let (Ok(name), Ok(email)) = (sig.name(), sig.email()) {
+        *known = Some((name.to_string(), email.to_string()));
+    }
+    Ok(sig)
 }
 
 fn commit_in(
@@ -92,6 +126,7 @@ fn commit_in(
     worktree: &Path,
     message: &str,
     stage: bool,
+    who: &mut Option<(String, String)>,
 ) -> Result<CommitInfo, GitError> {
     let stage_error = |source| GitError::Stage {
         path: worktree.to_path_buf(),
@@ -130,7 +165,7 @@ fn commit_in(
             .deltas()
             .len()
     };
-    let sig = signature(repo).map_err(commit_error)?;
+    let sig = committer(repo, who).map_err(commit_error)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     let oid = repo
         .commit(None, &sig, &sig, message, &tree, &parents)
@@ -251,9 +286,11 @@ const STAGE_PAUSE: Duration = Duration::from_millis(2);
 const STAGE_PAUSE_MAX: Duration = Duration::from_millis(200);
 
 /// `git add -A` on an in-memory index: new and modified files (not ignored ones), deletions.
+/// One walk of the work tree: libgit2's `add_all` applies its diff of the index against the work
+/// tree, which lists deleted files too, and removes those from the index (`update_all` would walk
+/// the tree again for nothing).
 fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)
+    index.add_all(["*"], IndexAddOption::DEFAULT, None)
 }
 
 /// Runs `f` (staging, and writing the index, which re-reads "racily clean" files) again from the

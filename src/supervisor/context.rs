@@ -80,6 +80,9 @@ pub struct PlanCtx {
     pub check: Option<Vec<String>>,
     /// The plan's own budget.
     pub budget: crate::manifest::Budget,
+    /// `ORCH_PORT` of the plan's worktree once known: a worktree keeps its block of ports while
+    /// it exists ([`crate::ports`]), so the run asks for it once.
+    pub port: std::sync::OnceLock<u16>,
 }
 
 impl PlanCtx {

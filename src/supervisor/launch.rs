@@ -488,18 +488,28 @@ fn prepare_argv(
     Ok((argv, env))
 }
 
-/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory.
+/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory; the
+/// plan worktree's is asked for once per run ([`PlanCtx::port`]).
 pub(super) fn worktree_port(
     ctx: &super::context::Ctx,
     pc: &PlanCtx,
     workdir: &Path,
 ) -> Result<u16, String> {
+    let is_plan_tree = workdir == pc.worktree;
+    if is_plan_tree && let Some(&port) = pc.port.get() {
+        return Ok(port);
+    }
     let state_dir = pc
         .status_path
         .parent()
         .and_then(Path::parent)
         .unwrap_or(&ctx.repo_root);
-    crate::ports::port_for(state_dir, workdir, ctx.ports)
+    let port = crate::ports::port_for(state_dir, workdir, ctx.ports)?;
+    Ok(if is_plan_tree {
+        *pc.port.get_or_init(|| port)
+    } else {
+        port
+    })
 }
 
 /// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
