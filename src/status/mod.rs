@@ -31,7 +31,7 @@ pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_entries, load_states};
 pub use store::{
-    LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
+    FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
     update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};

@@ -138,6 +138,30 @@ fn view_of(
     (doc, report)
 }
 
+/// What tells one version of a file from another without reading it: its size, modification
+/// time and inode. Every write of a status file renames a new file into place, so the inode
+/// changes even when two writes land within one tick of the file system's clock with the same
+/// size (the size and time alone would miss the second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path` now; `None` when it cannot be read (or is missing).
+    pub fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(Self {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode: m.ino(),
+        })
+    }
+}
+
 /// Holds the exclusive lock of a status file until dropped.
 struct LockGuard {
     _file: File,
@@ -516,6 +540,21 @@ mod tests {
                 "a stale digest writes nothing"
             );
         }
+    }
+
+    /// Two writes of the same size, one right after the other (within one tick of the file
+    /// system's clock), have different stamps: each renames a new file into place.
+    #[test]
+    fn a_rewrite_of_the_same_size_changes_the_stamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        assert_eq!(FileStamp::of(&path), None);
+        write_bytes_atomic(&path, b"{\"a\": 1}\n").expect("write");
+        let first = FileStamp::of(&path).expect("stamp");
+        assert_eq!(FileStamp::of(&path), Some(first), "unchanged file, same stamp");
+        write_bytes_atomic(&path, b"{\"a\": 2}\n").expect("write");
+        let second = FileStamp::of(&path).expect("stamp");
+        assert_ne!(first, second);
     }
 
     #[test]

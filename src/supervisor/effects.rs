@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -275,7 +275,7 @@ fn facts_of(
 #[derive(Default)]
 pub struct View {
     /// Size and modification time when last read.
-    pub stamp: Option<(u64, SystemTime)>,
+    pub stamp: Option<status::FileStamp>,
     pub doc: Option<StatusDoc>,
     pub facts: Vec<TaskFacts>,
     pub merged: bool,
@@ -449,7 +449,7 @@ impl Effects<'_> {
         &mut self,
         p: usize,
         bytes: Option<Vec<u8>>,
-        stamp: Option<(u64, SystemTime)>,
+        stamp: Option<status::FileStamp>,
         created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
@@ -703,9 +703,8 @@ fn process_note(pc: &PlanCtx, message: &str) {
     );
 }
 
-fn file_stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok()?))
+fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {
+    status::FileStamp::of(path)
 }
 
 fn far_future() -> tokio::time::Instant {

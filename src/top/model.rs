@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -76,7 +75,7 @@ pub struct Source {
     state_dir: PathBuf,
     log_root: PathBuf,
     worktree_root: PathBuf,
-    stamps: HashMap<PathBuf, Option<(u64, SystemTime)>>,
+    stamps: HashMap<PathBuf, Option<status::FileStamp>>,
     /// The events read so far (the last [`EVENTS_KEPT`]) and where reading stopped.
     events: Vec<String>,
     events_at: u64,
@@ -88,9 +87,8 @@ pub struct Source {
 /// Events kept for the screen.
 pub const EVENTS_KEPT: usize = 50;
 
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok()?))
+fn stamp(path: &Path) -> Option<status::FileStamp> {
+    status::FileStamp::of(path)
 }
 
 impl Source {
