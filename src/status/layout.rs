@@ -71,7 +71,9 @@ pub(crate) fn entries(bytes: &[u8], key: &str) -> Option<Vec<(usize, usize)>> {
 }
 
 /// [`entries`] of an array that comes after byte `from`, and where the array ends (after its
-/// `]`).
+/// `]`): entry by entry, each end found by `memmem` (the tests' reference for
+/// [`entries_with_fields`]).
+#[cfg(test)]
 pub(crate) fn entries_from(
     bytes: &[u8],
     from: usize,
@@ -90,6 +92,82 @@ pub(crate) fn entries_from(
             None => return Some((spans, end + "\n  ]".len())),
         }
     }
+}
+
+/// An entry of a top-level array as [`entries_with_fields`] finds it: its span (from `{` to `}`)
+/// and the spans of the values of its `phase` and `status` (between the quotes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryAt {
+    pub span: (usize, usize),
+    pub phase: (usize, usize),
+    pub status: (usize, usize),
+}
+
+/// [`entries_from`] with each entry's `phase` and `status`, in one pass over the newlines of the
+/// array (a vector search): every line of orch's layout is told by its first bytes, so an entry
+/// costs a few comparisons per line. `None` when the array is not in the layout, or an entry
+/// lacks either field at its top level, has one twice, or writes one with escapes.
+pub(crate) fn entries_with_fields(
+    bytes: &[u8],
+    from: usize,
+    key: &str,
+) -> Option<(Vec<EntryAt>, usize)> {
+    const PHASE: &[u8] = b"      \"phase\": \"";
+    const STATUS: &[u8] = b"      \"status\": \"";
+    let open = from + array_start(bytes.get(from..)?, key)?;
+    if bytes.get(open) == Some(&b']') {
+        return Some((Vec::new(), open + 1));
+    }
+    // A string value on the line at `line`, after `prefix`: its span, if it has no escapes.
+    let value = |line: usize, prefix: &[u8]| {
+        let start = line + prefix.len();
+        let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
+        (bytes[start + len] == b'"').then_some((start, start + len))
+    };
+    let mut out = Vec::new();
+    // The entry being read: its start, phase and status so far.
+    let mut open_entry: Option<(usize, Option<(usize, usize)>, Option<(usize, usize)>)> = None;
+    // Whether another entry must follow (a `,` after the last one's `}`).
+    let mut more = true;
+    for nl in memchr::memchr_iter(b'\n', &bytes[open..]) {
+        let line = open + nl + 1;
+        let rest = &bytes[line..];
+        match &mut open_entry {
+            None if more => {
+                if !rest.starts_with(b"    {\n") {
+                    return None;
+                }
+                open_entry = Some((line + 4, None, None));
+            }
+            None => {
+                return rest.starts_with(b"  ]").then_some((out, line + 3));
+            }
+            Some((start, phase, status)) => {
+                if rest.starts_with(b"    }") {
+                    let end = line + 5;
+                    out.push(EntryAt {
+                        span: (*start, end),
+                        phase: (*phase)?,
+                        status: (*status)?,
+                    });
+                    open_entry = None;
+                    more = match bytes.get(end) {
+                        Some(b',') => true,
+                        Some(b'\n') => false,
+                        _ => return None,
+                    };
+                } else if rest.starts_with(PHASE) {
+                    if phase.replace(value(line, PHASE)?).is_some() {
+                        return None;
+                    }
+                } else if rest.starts_with(STATUS) && status.replace(value(line, STATUS)?).is_some()
+                {
+                    return None;
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The span of the value of top-level `key`: an object or array from its opening bracket to the
@@ -122,6 +200,8 @@ pub(crate) fn top_field_from(bytes: &[u8], from: usize, key: &str) -> Option<(us
 /// The `phase` and `status` of an entry (its text, from `{` to `}`), read where orch writes
 /// them: the lines after `id` and after `description`, the first four keys of every entry.
 /// `None` when they are not there, or are written with escapes.
+/// (The tests' reference for [`entries_with_fields`].)
+#[cfg(test)]
 pub(crate) fn phase_and_status(entry: &str) -> Option<(&str, &str)> {
     let b = entry.as_bytes();
     let line_after = |at: usize| Some(at + memchr::memchr(b'\n', b.get(at..)?)? + 1);
@@ -222,6 +302,21 @@ mod tests {
                 assert_eq!(
                     phase_and_status(&text[*s..*e]),
                     Some((want.phase.as_str(), want.status.as_str()))
+                );
+            }
+        }
+        for key in ["tasks", "verifySteps"] {
+            let (found, end) = entries_with_fields(&b, 0, key).expect("entries");
+            assert_eq!(
+                Some((found.iter().map(|e| e.span).collect(), end)),
+                entries_from(&b, 0, key)
+            );
+            for e in found {
+                let (s, end) = e.span;
+                let want = phase_and_status(&text[s..end]).expect("fields");
+                assert_eq!(
+                    (&text[e.phase.0..e.phase.1], &text[e.status.0..e.status.1]),
+                    want
                 );
             }
         }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use super::error::StatusError;
-use super::layout::{entries_from, framed, id_of, phase_and_status, top_field, top_field_from};
+use super::layout::{entries_with_fields, framed, id_of, top_field, top_field_from};
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
 use super::transition::TransitionOutcome;
 #[cfg(test)]
@@ -104,10 +104,10 @@ pub(crate) fn splice_with<T>(
     }
     // The keys orch writes before `tasks`, then the array, then the keys after it, each looked
     // for from where it must be: the file is read about once.
-    let Some((tasks, tasks_end)) = entries_from(bytes, 0, "tasks") else {
+    let Some((tasks, tasks_end)) = entries_with_fields(bytes, 0, "tasks") else {
         return Ok(Spliced::Fallback);
     };
-    let head = &bytes[..tasks.first().map_or(tasks_end, |&(s, _)| s)];
+    let head = &bytes[..tasks.first().map_or(tasks_end, |e| e.span.0)];
     let before = |k: &str| top_field(head, k).map(|(s, e)| &text[s..e]);
     let after = |k: &str| top_field_from(bytes, tasks_end, k).map(|(s, e)| &text[s..e]);
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
@@ -123,7 +123,14 @@ pub(crate) fn splice_with<T>(
     {
         return Ok(Spliced::Fallback);
     }
-    let verify = entries_from(bytes, tasks_end, "verifySteps").map_or_else(Vec::new, |(v, _)| v);
+    // orch always writes `verifySteps`; a file without it has none.
+    let verify = match after("verifySteps") {
+        None => Vec::new(),
+        Some(_) => match entries_with_fields(bytes, tasks_end, "verifySteps") {
+            Some((v, _)) => v,
+            None => return Ok(Spliced::Fallback),
+        },
+    };
     let (Some(updated), Some(current), Some(summary)) = (
         before("lastUpdatedAt"),
         before("currentPhase"),
@@ -131,21 +138,18 @@ pub(crate) fn splice_with<T>(
     ) else {
         return Ok(Spliced::Fallback);
     };
-    let tasks: Vec<&str> = tasks.iter().map(|&(s, e)| &text[s..e]).collect();
-    let verify: Vec<&str> = verify.iter().map(|&(s, e)| &text[s..e]).collect();
+    let span = |(s, e): (usize, usize)| &text[s..e];
 
     // The entry, by the id it starts with.
     let Some(at) = tasks
         .iter()
         .chain(&verify)
-        .position(|r| id_of(r.as_bytes()) == Some(id))
+        .position(|e| id_of(span(e.span).as_bytes()) == Some(id))
     else {
         return Ok(Spliced::Fallback);
     };
-    let raw = if at < tasks.len() {
-        tasks[at]
-    } else {
-        verify[at - tasks.len()]
+    let Some(raw) = tasks.iter().chain(&verify).nth(at).map(|e| span(e.span)) else {
+        return Ok(Spliced::Fallback);
     };
     let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
         return Ok(Spliced::Fallback);
@@ -174,17 +178,14 @@ pub(crate) fn splice_with<T>(
     let mut sum = Summary::default();
     let mut unfinished: Option<(u32, usize, &str)> = None;
     let mut last: Option<(u32, usize, &str)> = None;
-    for (i, r) in tasks.iter().chain(&verify).enumerate() {
+    for (i, e) in tasks.iter().chain(&verify).enumerate() {
         let (status, phase) = if i == at {
             (entry.status, entry.phase.as_str())
         } else {
-            let Some((p, s)) = phase_and_status(r) else {
+            let Some(s) = TaskStatus::from_name(span(e.status)) else {
                 return Ok(Spliced::Fallback);
             };
-            let Some(s) = TaskStatus::from_name(s) else {
-                return Ok(Spliced::Fallback);
-            };
-            (s, p)
+            (s, span(e.phase))
         };
         if i < tasks.len() {
             sum.total_tasks += 1;

@@ -551,7 +551,11 @@ mod tests {
         assert_eq!(FileStamp::of(&path), None);
         write_bytes_atomic(&path, b"{\"a\": 1}\n").expect("write");
         let first = FileStamp::of(&path).expect("stamp");
-        assert_eq!(FileStamp::of(&path), Some(first), "unchanged file, same stamp");
+        assert_eq!(
+            FileStamp::of(&path),
+            Some(first),
+            "unchanged file, same stamp"
+        );
         write_bytes_atomic(&path, b"{\"a\": 2}\n").expect("write");
         let second = FileStamp::of(&path).expect("stamp");
         assert_ne!(first, second);
