@@ -126,7 +126,8 @@ pub(crate) fn entries_with_fields(
     };
     let mut out = Vec::new();
     // The entry being read: its start, phase and status so far.
-    let mut open_entry: Option<(usize, Option<(usize, usize)>, Option<(usize, usize)>)> = None;
+    type Span = Option<(usize, usize)>;
+    let mut open_entry: Option<(usize, Span, Span)> = None;
     // Whether another entry must follow (a `,` after the last one's `}`).
     let mut more = true;
     for nl in memchr::memchr_iter(b'\n', &bytes[open..]) {
