@@ -44,19 +44,15 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
 
 /// [`parse_file`], with or without the tasks' `files` (see [`parse_with`]).
 pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> {
-    let bytes = std::fs::read(path).map_err(|source| PlanReadError::Read {
+    let bytes = crate::file_bytes::read(path).map_err(|source| PlanReadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(parse_with(path, &text, files)),
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(parse_with(path, text, files)),
         Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..valid]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
+            let valid = e.valid_up_to();
+            let line = bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1;
             Err(PlanReadError::NotUtf8 {
                 path: path.to_path_buf(),
                 line,
@@ -76,6 +72,14 @@ pub fn parse(path: &Path, text: &str) -> Plan {
 pub fn parse_with(path: &Path, text: &str, files: bool) -> Plan {
     let mut p = Parser::new(path, text);
     p.files = files;
+    // Room for every task and verification step at once: growing the vector of a long plan
+    // copied it several times over (fresh pages each time) and left it up to twice too long.
+    let bytes = text.as_bytes();
+    let task_lines =
+        memchr::memmem::find_iter(bytes, b"\n- [").count() + usize::from(bytes.starts_with(b"- ["));
+    let steps = memchr::memmem::find_iter(bytes, b"VERIFY").count();
+    p.tasks.reserve_exact(task_lines + steps);
+    p.bodies.reserve_exact(task_lines);
     for (i, line) in text.lines().enumerate() {
         p.line(i + 1, line.strip_suffix('\r').unwrap_or(line));
     }
