@@ -75,12 +75,8 @@ impl BlockedBy {
 }
 
 pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
-    if let Some(mb) = std::env::var("ORCH_PREFAULT_KB")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-    {
-        crate::prefault::reserve(mb << 10);
-    }
+    // Reads the plans once and exits: its heap is populated in one go (see `prefault`).
+    crate::prefault::enable();
     let (sel, status_override) = sel.clone().with_agent_env();
     // Tasks' files are found for the few tasks printed only (`task_value`).
     let ws = workspace::keep(workspace::load_without_files(&sel)?);

@@ -48,6 +48,7 @@ pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> 
         path: path.to_path_buf(),
         source,
     })?;
+    crate::prefault::before_plan(bytes.len());
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(parse_with(path, text, files)),
         Err(e) => {
@@ -80,10 +81,29 @@ pub fn parse_with(path: &Path, text: &str, files: bool) -> Plan {
     let steps = memchr::memmem::find_iter(bytes, b"VERIFY").count();
     p.tasks.reserve_exact(task_lines + steps);
     p.bodies.reserve_exact(task_lines);
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         p.line(i + 1, line.strip_suffix('\r').unwrap_or(line));
     }
     p.finish(text)
+}
+
+/// The lines of `text` as [`str::lines`] gives them, found with the `memchr` crate's vector
+/// search (the standard one was a tenth of the time of parsing a long plan of short lines).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    std::iter::from_fn(move || {
+        let (line, ended) = match ends.next() {
+            Some(end) => (&text[start..end], true),
+            None if start < text.len() => (&text[start..], false),
+            None => return None,
+        };
+        start += line.len() + 1;
+        Some(match line.strip_suffix('\r') {
+            Some(l) if ended => l,
+            _ => line,
+        })
+    })
 }
 
 /// What the lines following the current one belong to.
@@ -436,6 +456,34 @@ impl<'t> Parser<'t> {
             sequential,
             parallel,
             diagnostics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::lines;
+
+    #[test]
+    fn lines_are_those_of_str_lines() {
+        for text in [
+            "",
+            "\n",
+            "\n\n",
+            "a",
+            "a\n",
+            "a\r\n",
+            "a\r\nb",
+            "a\n\nb\n",
+            "\r",
+            "a\r",
+            "a\r\r\n",
+            "é\nü\r\n\r\nx",
+            "- [ ] 1.1 a\n  - body\r\n## Phase 2: B",
+        ] {
+            let ours: Vec<&str> = lines(text).collect();
+            let std: Vec<&str> = text.lines().collect();
+            assert_eq!(ours, std, "{text:?}");
         }
     }
 }
