@@ -250,8 +250,10 @@ fn waiting_for(
     state: &[NodeState],
     memo: &mut [usize],
 ) -> Vec<Waiting> {
-    let mut out = Vec::new();
-    for &p in &graph.nodes[node].preds {
+    let preds = &graph.nodes[node].preds;
+    // One reason per predecessor at most, except for plan gates.
+    let mut out = Vec::with_capacity(preds.len());
+    for &p in preds {
         if satisfied[p] {
             continue;
         }
