@@ -4,7 +4,10 @@
 //! `orch next` on a 10,000-task plan fills about 6 MB of heap (about 9 bytes per byte of plan)
 //! and exits. Each fresh 4 KiB page costs a page fault, and on a virtual machine the
 //! exception alone costs microseconds: about 1,900 faults were a tenth of the command's time.
-//! `MADV_POPULATE_WRITE` (Linux 5.14) maps a range in one call. The heap is made to keep what
+//! `MADV_POPULATE_WRITE` (Linux 5.14) maps a range in one call, and the 2 MiB-aligned part of
+//! it is first marked `MADV_HUGEPAGE`: where transparent huge pages are enabled (`always` or
+//! `madvise`), it gets 2 MiB pages (less kernel work per byte; the memory used is the same,
+//! since only what the command fills is populated); elsewhere the advice is ignored. The heap is made to keep what
 //! it is given: the allocations of a plan's size come from the main heap rather than their own
 //! mappings (`M_MMAP_THRESHOLD`), and freed memory is not returned (`M_TRIM_THRESHOLD`), which
 //! a command that exits within milliseconds does not need.
@@ -50,6 +53,7 @@ pub fn before_plan(len: usize) {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn populate_heap(bytes: usize) {
     const PAGE: usize = 4096;
+    const HUGE: usize = 2 << 20;
     // SAFETY: a plain malloc/free pair: the block is not read or written through Rust
     // references; `madvise` populates whole pages inside the block (rounded inwards), which
     // is owned by the heap before and after, and MADV_POPULATE_WRITE changes no content (it
@@ -62,6 +66,13 @@ fn populate_heap(bytes: usize) {
         let start = (p as usize).div_ceil(PAGE) * PAGE;
         let end = (p as usize + bytes) / PAGE * PAGE;
         if end > start {
+            // Whole 2 MiB pages inside the block (a long plan's), where the system has them:
+            // a tenth of the kernel's work of mapping 4 KiB pages one by one.
+            let hs = start.div_ceil(HUGE) * HUGE;
+            let he = end / HUGE * HUGE;
+            if he > hs {
+                libc::madvise(hs as *mut libc::c_void, he - hs, libc::MADV_HUGEPAGE);
+            }
             libc::madvise(
                 start as *mut libc::c_void,
                 end - start,

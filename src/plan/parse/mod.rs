@@ -207,7 +207,9 @@ impl<'t> Parser<'t> {
             return;
         }
         let indented = line.starts_with([' ', '\t']);
-        let blank = line.trim().is_empty();
+        // A line that starts with a visible ASCII character is not blank (most lines: no trim).
+        let blank =
+            !line.as_bytes().first().is_some_and(u8::is_ascii_graphic) && line.trim().is_empty();
 
         if blank || indented {
             self.continuation(n, line, blank);
