@@ -8,10 +8,11 @@
 //! nothing is zeroed or copied.
 //!
 //! The one danger of a mapping is a file shortened while it is mapped: reading the lost pages
-//! raises `SIGBUS`. orch never shortens these files in place: status files are replaced by
-//! rename (`status::store`), so a mapping keeps the old file whole, and plans are written by
-//! people (editors also save by rename, or rewrite the file while no command is reading it in
-//! the few milliseconds it is mapped).
+//! raises `SIGBUS`. orch never shortens its files in place (status files are replaced by rename,
+//! `status::store`, so a mapping keeps the old file whole), but people edit plans, and some
+//! editors rewrite a file in place. So files are mapped only in a process that asked for it with
+//! [`map_large_files`]: `orch next`, which maps its files for a few milliseconds and exits;
+//! everything else (the supervisor, `orch top`, `orch status --watch`) reads them.
 
 #![allow(unsafe_code)]
 
@@ -21,6 +22,14 @@ use std::ops::Deref;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static MAP: AtomicBool = AtomicBool::new(false);
+
+/// Large files read from now on in this process are mapped (see the module comment for who may).
+pub fn map_large_files() {
+    MAP.store(true, Ordering::Relaxed);
+}
 
 /// Files at least this long are mapped; shorter ones are read (a mapping costs two system calls
 /// and a fresh area of address space; a few pages are as cheap to copy).
@@ -108,7 +117,8 @@ pub fn read(path: &Path) -> std::io::Result<FileBytes> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
     let len = meta.len();
-    if meta.is_file()
+    if MAP.load(Ordering::Relaxed)
+        && meta.is_file()
         && len >= MAP_FROM
         && let Ok(n) = usize::try_from(len)
         && let Some(ptr) = map(&file, n)
@@ -151,6 +161,7 @@ mod tests {
 
     #[test]
     fn small_files_are_read_large_ones_mapped_both_whole() {
+        map_large_files();
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, len) in [
             ("empty", 0usize),
