@@ -192,7 +192,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
                 plan_paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
-            _ => s.value().map(|_| ()),
+            _ => s.skip(),
         }
     })?;
     s.end()?;
@@ -242,9 +242,7 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
                     .ok()?
                     .map(|u| u.usage());
             }
-            _ => {
-                s.value()?;
-            }
+            _ => s.skip()?,
         }
         Some(())
     })?;
