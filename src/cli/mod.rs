@@ -3,6 +3,7 @@
 
 mod args;
 mod dispatch;
+mod next_call;
 mod task_call;
 
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ pub use args::Cli;
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let parsed = match task_call::parse(&args) {
+    let parsed = match task_call::parse(&args).or_else(|| next_call::parse(&args)) {
         Some(cli) => Ok(cli),
         None => Cli::try_parse_from(&args),
     };

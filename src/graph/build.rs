@@ -83,6 +83,15 @@ impl Graph {
     ) -> Result<Graph, CycleError> {
         let plans: Vec<&Plan> = plans.iter().map(Borrow::borrow).collect();
         let mut b = Builder::default();
+        // Every node at once: a task each, at most a barrier per phase, two per cross-plan
+        // dependency (its target and the plan's gate).
+        let nodes: usize = plans
+            .iter()
+            .map(|p| p.tasks.len() + p.phases.len())
+            .sum::<usize>()
+            + 2 * cross.len();
+        b.nodes.reserve_exact(nodes);
+        b.seq.reserve_exact(nodes);
         for (pi, plan) in plans.iter().enumerate() {
             b.add_plan(pi, plan);
         }
@@ -276,7 +285,15 @@ impl Builder {
 
     fn finish(self, plans: &[&Plan], names: &[String]) -> Result<Graph, CycleError> {
         let n = self.nodes.len();
-        let mut succs = vec![Vec::new(); n];
+        // Each list allocated once at its length (a phase barrier has a hundred successors:
+        // grown by pushes, it was reallocated eight times).
+        let mut outdeg = vec![0usize; n];
+        for node in &self.nodes {
+            for &p in &node.preds {
+                outdeg[p] += 1;
+            }
+        }
+        let mut succs: Vec<Vec<usize>> = outdeg.iter().map(|&d| Vec::with_capacity(d)).collect();
         let mut indeg = vec![0usize; n];
         for (i, node) in self.nodes.iter().enumerate() {
             for &p in &node.preds {

@@ -250,8 +250,10 @@ fn waiting_for(
     state: &[NodeState],
     memo: &mut [usize],
 ) -> Vec<Waiting> {
-    let mut out = Vec::new();
-    for &p in &graph.nodes[node].preds {
+    let preds = &graph.nodes[node].preds;
+    // One reason per predecessor at most, except for plan gates.
+    let mut out = Vec::with_capacity(preds.len());
+    for &p in preds {
         if satisfied[p] {
             continue;
         }
@@ -259,10 +261,7 @@ fn waiting_for(
             NodeKind::Task { .. } if state[p] == NodeState::Failed => out.push(Waiting::Failed(p)),
             NodeKind::Task { .. } => out.push(Waiting::Task(p)),
             NodeKind::Barrier { plan, phase } => {
-                if memo[p] == usize::MAX {
-                    memo[p] = count_unfinished(graph, p, satisfied);
-                }
-                let left = memo[p];
+                let left = count_unfinished(graph, p, satisfied, memo);
                 out.push(Waiting::Phases {
                     plan: *plan,
                     phase: *phase,
@@ -290,21 +289,43 @@ fn waiting_for(
     out
 }
 
-/// Unfinished tasks behind a barrier (following earlier barriers).
-fn count_unfinished(graph: &Graph, barrier: usize, satisfied: &[bool]) -> usize {
-    let mut count = 0;
+/// Unfinished tasks behind a barrier (following earlier unsatisfied barriers), remembered per
+/// barrier in `memo` (`usize::MAX`: not yet): a barrier's count is its own unfinished tasks plus
+/// its predecessor barrier's count, so each barrier's tasks are counted once, not once per later
+/// phase (which made readiness quadratic in the number of phases).
+fn count_unfinished(
+    graph: &Graph,
+    barrier: usize,
+    satisfied: &[bool],
+    memo: &mut [usize],
+) -> usize {
+    // The chain of barriers not counted yet, from `barrier` back.
+    let mut chain = Vec::new();
     let mut cur = Some(barrier);
     while let Some(b) = cur {
-        cur = None;
+        if memo[b] != usize::MAX {
+            break;
+        }
+        chain.push(b);
+        // (The last such predecessor, as below: a barrier has one before it at most.)
+        cur =
+            graph.nodes[b].preds.iter().copied().rfind(|&p| {
+                matches!(graph.nodes[p].kind, NodeKind::Barrier { .. }) && !satisfied[p]
+            });
+    }
+    for &b in chain.iter().rev() {
+        let mut count = 0;
+        let mut behind = 0;
         for &p in &graph.nodes[b].preds {
             match graph.nodes[p].kind {
-                NodeKind::Barrier { .. } if !satisfied[p] => cur = Some(p),
+                NodeKind::Barrier { .. } if !satisfied[p] => behind = memo[p],
                 NodeKind::Task { .. } if !satisfied[p] => count += 1,
                 _ => {}
             }
         }
+        memo[b] = count + behind;
     }
-    count
+    memo[barrier]
 }
 
 /// Earliest starts with unlimited agents and one time unit per task.

@@ -162,10 +162,39 @@ pub fn id_parts(id: &str) -> Option<Vec<u32>> {
 
 /// Whether `id` has the form `N.M` or `N.M.K` (what [`id_parts`] accepts), without allocating.
 pub fn is_task_id(id: &str) -> bool {
+    // One pass over the bytes: each part an optional `+` and 1 to 9 digits (a part of more
+    // digits may still fit a `u32`: those ids take the general path).
+    let b = id.as_bytes();
+    let (mut i, mut parts) = (0, 1);
+    loop {
+        if b.get(i) == Some(&b'+') {
+            i += 1;
+        }
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        match i - start {
+            0 => return false,
+            1..=9 => {}
+            _ => return is_task_id_by_parts(id),
+        }
+        match b.get(i) {
+            None => return parts >= 2,
+            Some(b'.') if parts < 3 => {
+                i += 1;
+                parts += 1;
+            }
+            Some(_) => return false,
+        }
+    }
+}
+
+/// [`is_task_id`] part by part, with `u32` parsing for long parts.
+fn is_task_id_by_parts(id: &str) -> bool {
     let mut parts = 0;
     let mut start = 0;
     let b = id.as_bytes();
-    // Splits at `.` by hand: `str::split` was a visible part of parsing a large plan.
     for i in 0..=b.len() {
         if i == b.len() || b[i] == b'.' {
             parts += 1;

@@ -455,7 +455,7 @@ proptest::proptest! {
 
     /// `is_task_id` reads an id as parsing each part as a `u32` does.
     #[test]
-    fn task_ids_are_numbers_as_rust_parses_them(id in "[0-9.+a]{0,14}") {
+    fn task_ids_are_numbers_as_rust_parses_them(id in "([0-9.+a]{0,14}|[0-9]{8,11}\\.[0-9]{1,11}(\\.[0-9]{9,11})?)") {
         let parsed = {
             let parts: Vec<&str> = id.split('.').collect();
             (2..=3).contains(&parts.len()) && parts.iter().all(|p| p.parse::<u32>().is_ok())

@@ -233,21 +233,27 @@ impl<'a> Scan<'a> {
 
     /// Skips any value, checking it; returns its text.
     pub fn value(&mut self) -> Option<&'a str> {
-        let c = self.peek()?;
+        self.peek()?;
         let start = self.i;
-        match c {
+        self.skip()?;
+        Some(&self.text[start..self.i])
+    }
+
+    /// [`Scan::value`] without its text: checks and passes one value.
+    pub fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
             b'"' => {
                 self.skip_string()?;
             }
-            b'{' => self.object(|s, _| s.value().map(|_| ()))?,
-            b'[' => self.array(|s| s.value().map(|_| ()))?,
+            b'{' => self.object(|s, _| s.skip())?,
+            b'[' => self.array(|s| s.skip())?,
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
             b'-' | b'0'..=b'9' => self.number()?,
             _ => return None,
         }
-        Some(&self.text[start..self.i])
+        Some(())
     }
 
     /// Whether the value at the cursor is `null` (consumed if so).

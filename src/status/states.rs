@@ -2,9 +2,9 @@
 //! status and error by id, without building the full entries or reconciling the document, and
 //! the full entries of the few tasks a command prints.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -15,6 +15,7 @@ use super::fast_de::{Key, read_field};
 use super::model::{ORCH_SCHEMA_VERSION, TaskEntry, TaskStatus};
 use super::scan::Scan;
 use super::states_table::{Span, Table};
+use crate::file_bytes::FileBytes;
 use crate::plan::Task;
 
 /// What [`load_states`] keeps of one entry.
@@ -33,7 +34,7 @@ pub struct StatusStates {
     /// Each id's state and, when the scanner read the file, the byte span of its entry.
     map: Table,
     /// The file as read, for [`StatusStates::entries`].
-    bytes: Vec<u8>,
+    bytes: FileBytes,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
     pub paused: Option<serde_json::Value>,
     /// `orchPlanPaused`: a person paused the plan (`orch pause`).
@@ -76,7 +77,7 @@ impl StatusStates {
     fn entries_from_spans(&self, ids: &[&str]) -> Option<Vec<TaskEntry>> {
         let mut spans: Vec<Span> = ids
             .iter()
-            .filter_map(|id| self.map.get(id).and_then(|(_, _, span)| *span))
+            .filter_map(|id| self.map.get(id).and_then(|(_, span)| span))
             .collect();
         spans.sort_unstable();
         spans.dedup();
@@ -90,14 +91,14 @@ impl StatusStates {
 
     /// What the file records for `id`.
     pub fn entry(&self, id: &str) -> Option<&StateEntry> {
-        self.map.get(id).map(|(_, e, _)| e)
+        self.map.get(id).map(|(e, _)| e)
     }
 
     /// The status `task` has once the document is reconciled with its plan: the recorded one
     /// (a pending task marked `[x]` in the plan counts as completed); for a task the file does
     /// not know, completed when `[x]`, else pending.
     pub fn status(&self, task: &Task) -> TaskStatus {
-        let recorded = self.map.get(&task.id).and_then(|(_, e, _)| e.status);
+        let recorded = self.map.get(&task.id).and_then(|(e, _)| e.status);
         match recorded {
             Some(TaskStatus::Pending) | None if task.done => TaskStatus::Completed,
             Some(s) => s,
@@ -126,10 +127,10 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
 }
 
 /// [`load_states`] of the bytes read from `path`.
-fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
+fn states_of(path: &Path, bytes: FileBytes) -> Result<StatusStates, StatusError> {
     let mut states = StatusStates {
         map: Table::with_capacity(bytes.len() / 256),
-        bytes: Vec::new(),
+        bytes: FileBytes::default(),
         path: path.to_path_buf(),
         spans: false,
         paused: None,
@@ -176,7 +177,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
             "tasks" | "verifySteps" => s.array(|s| {
                 let (id, st, span, first) = scan_entry(s)?;
                 id_first &= first;
-                map.insert_first(id, st, Some(span));
+                map.insert_first(&id, st, Some(span));
                 Some(())
             }),
             "orchSchemaVersion" => {
@@ -191,7 +192,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
                 plan_paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
-            _ => s.value().map(|_| ()),
+            _ => s.skip(),
         }
     })?;
     s.end()?;
@@ -203,10 +204,10 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
 
 /// One entry: its id, state, span, and whether `id` is its first key. Entries with escaped
 /// keys, a repeated `id`, or values serde_json would refuse are left to serde_json.
-fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
+fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, bool)> {
     s.peek()?;
     let start = s.pos();
-    let mut id: Option<String> = None;
+    let mut id: Option<Cow<'a, str>> = None;
     let mut st = StateEntry::default();
     let mut first = None;
     s.object(|s, key| {
@@ -219,7 +220,12 @@ fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
                 if id.is_some() {
                     return None;
                 }
-                id = Some(s.string()?.decode()?);
+                let v = s.string()?;
+                id = Some(if v.escaped {
+                    Cow::Owned(v.decode()?)
+                } else {
+                    Cow::Borrowed(v.raw)
+                });
             }
             "status" => {
                 let v = s.string()?;
@@ -236,9 +242,7 @@ fn scan_entry(s: &mut Scan<'_>) -> Option<(String, StateEntry, Span, bool)> {
                     .ok()?
                     .map(|u| u.usage());
             }
-            _ => {
-                s.value()?;
-            }
+            _ => s.skip()?,
         }
         Some(())
     })?;
@@ -271,8 +275,8 @@ pub fn load_entries(path: &Path, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusE
     Ok(entries)
 }
 
-fn read(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
-    match fs::read(path) {
+fn read(path: &Path) -> Result<Option<FileBytes>, StatusError> {
+    match crate::file_bytes::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StatusError::Read {
@@ -386,7 +390,7 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
         while let Some(one) = seq.next_element_seed(One { want: self.want })? {
             match one {
                 Read::State(id, st) => {
-                    self.states.map.insert_first(id, st, None);
+                    self.states.map.insert_first(&id, st, None);
                 }
                 Read::Entry(e) => {
                     if !self.entries.iter().any(|x| x.id == e.id) {
@@ -513,7 +517,8 @@ mod tests {
     }
 
     fn fast_states(bytes: &[u8]) -> Result<Read, String> {
-        let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
+        let states = states_of(Path::new("s.json"), FileBytes::from_vec(bytes.to_vec()))
+            .map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states
             .map
             .into_items()
@@ -568,7 +573,7 @@ mod tests {
                 let slow = serde_states(&v);
                 assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&v));
                 // The entries read from spans are those of the full pass.
-                if let Ok(states) = states_of(&path, v.clone()) {
+                if let Ok(states) = states_of(&path, FileBytes::from_vec(v.clone())) {
                     let ids: Vec<&str> = fast
                         .as_ref()
                         .map(|(v, _, _)| v.iter().map(|(k, _)| k.as_str()).collect())
