@@ -218,7 +218,10 @@ fn run_one_plan(
     let path = status_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| m.state_path(name));
-    let bytes = std::fs::read(&entry.abs_file).map_err(|e| {
+    // This process lives a few milliseconds: its large files (the plan, read for its digest, and
+    // the status file) are mapped rather than copied (`file_bytes`).
+    crate::file_bytes::map_large_files();
+    let bytes = crate::file_bytes::read(&entry.abs_file).map_err(|e| {
         CliError::invalid(anyhow!(
             "cannot read plan file `{}`: {e}",
             entry.file.display()
@@ -259,7 +262,7 @@ fn run_one_plan(
     }
     // The plan changed since the status file last followed it (or never did): parse it, check
     // it, reconcile, and remember the digest.
-    let text = String::from_utf8(bytes).map_err(|_| {
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
         CliError::invalid(anyhow!(
             "plan file `{}` is not valid UTF-8",
             entry.file.display()

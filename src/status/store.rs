@@ -312,7 +312,9 @@ fn entry_if_current<T>(
     mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
     let _guard = lock(path)?;
-    let bytes = match fs::read(path) {
+    // Mapped when the process asked for it (`orch task`): under the lock no orch process
+    // replaces the file, and a replacement by rename leaves the mapped one whole anyway.
+    let bytes = match crate::file_bytes::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(source) => {
