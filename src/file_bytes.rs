@@ -11,7 +11,8 @@
 //! raises `SIGBUS`. orch never shortens its files in place (status files are replaced by rename,
 //! `status::store`, so a mapping keeps the old file whole), but people edit plans, and some
 //! editors rewrite a file in place. So files are mapped only in a process that asked for it with
-//! [`map_large_files`]: `orch next`, which maps its files for a few milliseconds and exits;
+//! [`map_large_files`]: `orch next` and `orch task`'s one-plan path, which map their files for
+//! a few milliseconds and exit (`orch task` maps the status file under its lock);
 //! everything else (the supervisor, `orch top`, `orch status --watch`) reads them.
 
 #![allow(unsafe_code)]
