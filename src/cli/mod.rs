@@ -3,6 +3,7 @@
 
 mod args;
 mod dispatch;
+mod hand;
 mod next_call;
 mod task_call;
 

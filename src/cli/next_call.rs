@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::args::{Cli, Command, Target};
+use super::hand;
 
 /// `orch next` with the flags it takes, read by hand: clap builds the definitions of every
 /// command before it reads one (a fifth of the page faults of starting `orch`, and a few
@@ -22,30 +23,24 @@ pub(super) fn parse(args: &[OsString]) -> Option<Cli> {
     let mut why: Option<String> = None;
     let mut rest = args[2..].iter();
     while let Some(arg) = rest.next() {
-        let arg = arg.to_str()?;
-        let (name, attached) = split(arg)?;
+        let (name, attached) = hand::split(arg.to_str()?, SHORT)?;
         // A flag given twice is clap's error to report.
-        let mut value = || -> Option<String> {
-            let v = match attached {
-                Some(v) => v,
-                None => rest.next()?.to_str()?,
-            };
-            (!v.is_empty() && !v.starts_with('-')).then(|| v.to_string())
-        };
         match name {
-            Flag::Count if count.is_none() => {
-                let v = value()?;
+            "count" if count.is_none() => {
+                let v = hand::value(attached, &mut rest)?;
                 if !v.bytes().all(|b| b.is_ascii_digit()) {
                     return None;
                 }
                 count = Some(v.parse().ok()?);
             }
-            Flag::Json if !json && attached.is_none() => json = true,
-            Flag::All if !all && attached.is_none() => all = true,
-            Flag::Why if why.is_none() => why = Some(value()?),
-            Flag::Plan if target.plan.is_none() => target.plan = Some(value()?),
-            Flag::Manifest if target.manifest.is_none() => {
-                target.manifest = Some(PathBuf::from(value()?));
+            "json" if !json && attached.is_none() => json = true,
+            "all" if !all && attached.is_none() => all = true,
+            "why" if why.is_none() => why = Some(hand::value(attached, &mut rest)?),
+            "plan" if target.plan.is_none() => {
+                target.plan = Some(hand::value(attached, &mut rest)?);
+            }
+            "manifest" if target.manifest.is_none() => {
+                target.manifest = Some(PathBuf::from(hand::value(attached, &mut rest)?));
             }
             _ => return None,
         }
@@ -61,47 +56,8 @@ pub(super) fn parse(args: &[OsString]) -> Option<Cli> {
     })
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flag {
-    Count,
-    Json,
-    All,
-    Why,
-    Plan,
-    Manifest,
-}
-
-/// The flag an argument names and the value written in it (`--count=5`, `-n5`, `-n=5`);
-/// `None` for anything else (positionals, unknown or grouped short flags, `--`).
-fn split(arg: &str) -> Option<(Flag, Option<&str>)> {
-    if let Some(long) = arg.strip_prefix("--") {
-        let (name, value) = match long.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (long, None),
-        };
-        let flag = match name {
-            "count" => Flag::Count,
-            "json" => Flag::Json,
-            "all" => Flag::All,
-            "why" => Flag::Why,
-            "plan" => Flag::Plan,
-            "manifest" => Flag::Manifest,
-            _ => return None,
-        };
-        return Some((flag, value));
-    }
-    let short = arg.strip_prefix('-')?;
-    let mut chars = short.chars();
-    let flag = match chars.next()? {
-        'n' => Flag::Count,
-        'p' => Flag::Plan,
-        'm' => Flag::Manifest,
-        _ => return None,
-    };
-    let tail = chars.as_str();
-    let value = tail.strip_prefix('=').unwrap_or(tail);
-    Some((flag, (!tail.is_empty()).then_some(value)))
-}
+/// `orch next`'s short flags.
+const SHORT: &[(char, &str)] = &[('n', "count"), ('p', "plan"), ('m', "manifest")];
 
 #[cfg(test)]
 mod tests {

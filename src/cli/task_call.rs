@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use super::args::{Cli, Command, TaskAction, TaskCommon};
+use super::hand;
 
 /// `orch task ...` alone: what agents run once or twice per task. Parsing it builds the `task`
 /// subcommand only, not the definitions of every other command (a seventh of the CPU time of a
@@ -79,32 +80,8 @@ fn by_hand(args: &[std::ffi::OsString]) -> Option<Cli> {
             }
             continue;
         }
-        let (name, attached) = match arg.strip_prefix("--") {
-            Some(long) => match long.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (long, None),
-            },
-            None => {
-                let short = arg.strip_prefix('-')?;
-                let name = match short.chars().next()? {
-                    'p' => "plan",
-                    'm' => "manifest",
-                    _ => return None,
-                };
-                let tail = &short[1..];
-                (
-                    name,
-                    (!tail.is_empty()).then(|| tail.strip_prefix('=').unwrap_or(tail)),
-                )
-            }
-        };
-        let mut value = || -> Option<String> {
-            let v = match attached {
-                Some(v) => v,
-                None => rest.next()?.to_str()?,
-            };
-            (!v.is_empty() && !v.starts_with('-')).then(|| v.to_string())
-        };
+        let (name, attached) = hand::split(arg, &[('p', "plan"), ('m', "manifest")])?;
+        let mut value = || hand::value(attached, &mut rest);
         match name {
             "plan" if target.plan.is_none() => target.plan = Some(value()?),
             "manifest" if target.manifest.is_none() => {

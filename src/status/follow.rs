@@ -183,14 +183,8 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::status::test_support::small_plan;
+    use crate::status::test_support::{printed, small_plan};
     use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
-
-    fn bytes(doc: &StatusDoc) -> Vec<u8> {
-        let mut b = serde_json::to_vec_pretty(doc).expect("json");
-        b.push(b'\n');
-        b
-    }
 
     fn doc() -> StatusDoc {
         let at = Utc
@@ -224,11 +218,11 @@ mod tests {
                 for a in ids {
                     for b in ids {
                         let mut d = doc();
-                        let mut f = Follower::new(bytes(&d)).expect("orch's layout");
+                        let mut f = Follower::new(printed(&d)).expect("orch's layout");
                         let before: Vec<TaskEntry> = d.entries().cloned().collect();
                         let _ = apply(&mut d, a, t1, &opts, Utc::now());
                         let _ = apply(&mut d, b, t2, &opts, Utc::now());
-                        let got = f.update(bytes(&d)).expect("followed");
+                        let got = f.update(printed(&d)).expect("followed");
                         let want: Vec<TaskEntry> = d
                             .entries()
                             .zip(&before)
@@ -238,7 +232,7 @@ mod tests {
                         assert_eq!(got.entries, want, "{t1:?} {a}, {t2:?} {b}");
                         assert!(got.merge.is_none());
                         // And nothing more the next time.
-                        let again = f.update(bytes(&d)).expect("followed");
+                        let again = f.update(printed(&d)).expect("followed");
                         assert!(again.entries.is_empty());
                         checked += 1;
                     }
@@ -251,26 +245,26 @@ mod tests {
     #[test]
     fn a_merge_record_is_seen_when_it_changes() {
         let mut d = doc();
-        let mut f = Follower::new(bytes(&d)).expect("orch's layout");
+        let mut f = Follower::new(printed(&d)).expect("orch's layout");
         d.orch_merge = Some(OrchMerge::default());
-        let got = f.update(bytes(&d)).expect("followed");
+        let got = f.update(printed(&d)).expect("followed");
         assert_eq!(got.merge, Some(Some(OrchMerge::default())));
-        assert!(f.update(bytes(&d)).expect("followed").merge.is_none());
+        assert!(f.update(printed(&d)).expect("followed").merge.is_none());
         d.orch_merge = None;
-        assert_eq!(f.update(bytes(&d)).expect("followed").merge, Some(None));
+        assert_eq!(f.update(printed(&d)).expect("followed").merge, Some(None));
     }
 
     /// Added, removed or reordered entries, and another layout, are not followed.
     #[test]
     fn other_shapes_are_not_followed() {
         let d = doc();
-        let mut f = Follower::new(bytes(&d)).expect("orch's layout");
+        let mut f = Follower::new(printed(&d)).expect("orch's layout");
         let mut fewer = d.clone();
         fewer.tasks.pop();
-        assert!(f.clone().update(bytes(&fewer)).is_err());
+        assert!(f.clone().update(printed(&fewer)).is_err());
         let mut swapped = d.clone();
         swapped.tasks.swap(0, 1);
-        assert!(f.clone().update(bytes(&swapped)).is_err());
+        assert!(f.clone().update(printed(&swapped)).is_err());
         let compact = serde_json::to_vec(&d).expect("json");
         assert!(f.update(compact.clone()).is_err());
         assert!(Follower::new(compact).is_none());

@@ -250,7 +250,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::status::test_support::small_plan;
+    use crate::status::test_support::{printed, small_plan};
     use crate::status::{RunInfo, plan_digest};
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -258,12 +258,6 @@ mod tests {
             .single()
             .expect("valid date")
             + chrono::Duration::seconds(secs)
-    }
-
-    fn bytes(doc: &StatusDoc) -> Vec<u8> {
-        let mut b = serde_json::to_vec_pretty(doc).expect("json");
-        b.push(b'\n');
-        b
     }
 
     /// Every transition on every entry, from every reachable status, spliced into the text,
@@ -297,7 +291,7 @@ mod tests {
                     let mut doc = StatusDoc::new(&plan, "docs/plans/demo.md", "demo", at(0));
                     doc.orch_plan_digest = Some(digest.clone());
                     apply(&mut doc, id, first, &opts, at(1)).expect("first transition");
-                    let before = bytes(&doc);
+                    let before = printed(&doc);
                     let got = splice(
                         &before,
                         &digest,
@@ -316,14 +310,14 @@ mod tests {
                             assert_eq!(o, outcome);
                             assert_eq!(
                                 String::from_utf8_lossy(&text),
-                                String::from_utf8_lossy(&bytes(&doc)),
+                                String::from_utf8_lossy(&printed(&doc)),
                                 "{id}: {first:?} then {second:?}"
                             );
                             checked += 1;
                         }
                         Spliced::Done(None, o) => {
                             assert_eq!(o, outcome);
-                            assert_eq!(bytes(&doc), before, "unchanged");
+                            assert_eq!(printed(&doc), before, "unchanged");
                         }
                         Spliced::Stale | Spliced::Fallback => {
                             panic!("{id}: {first:?} then {second:?} fell back")
@@ -344,20 +338,26 @@ mod tests {
         let run = |b: &[u8], d: &str, id: &str| {
             splice(b, d, "p.md", "demo", id, Transition::Done, &o, at(1)).expect("no error")
         };
-        assert!(matches!(run(&bytes(&doc), &digest, "1.1"), Spliced::Stale));
+        assert!(matches!(
+            run(&printed(&doc), &digest, "1.1"),
+            Spliced::Stale
+        ));
         doc.orch_plan_digest = Some(digest.clone());
-        assert!(matches!(run(&bytes(&doc), "other", "1.1"), Spliced::Stale));
+        assert!(matches!(
+            run(&printed(&doc), "other", "1.1"),
+            Spliced::Stale
+        ));
         // Compact JSON: not orch's layout.
         let compact = serde_json::to_vec(&doc).expect("json");
         assert!(matches!(run(&compact, &digest, "1.1"), Spliced::Fallback));
         // An unknown task.
         assert!(matches!(
-            run(&bytes(&doc), &digest, "9.9"),
+            run(&printed(&doc), &digest, "9.9"),
             Spliced::Fallback
         ));
         // Another plan path: the general path restamps it.
         let other = splice(
-            &bytes(&doc),
+            &printed(&doc),
             &digest,
             "q.md",
             "demo",

@@ -85,3 +85,10 @@ pub fn wide_plan(n: usize) -> Plan {
             .collect(),
     )
 }
+
+/// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
+pub fn printed(doc: &crate::status::StatusDoc) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(doc).expect("json");
+    b.push(b'\n');
+    b
+}
