@@ -141,14 +141,10 @@ pub(crate) fn splice_with<T>(
     let span = |(s, e): (usize, usize)| &text[s..e];
 
     // The entry, by the id it starts with.
-    let Some(at) = tasks
-        .iter()
-        .chain(&verify)
-        .position(|e| id_of(span(e.span).as_bytes()) == Some(id))
-    else {
-        return Ok(Spliced::Fallback);
-    };
-    let Some(raw) = tasks.iter().chain(&verify).nth(at).map(|e| span(e.span)) else {
+    let Some((at, raw)) = tasks.iter().chain(&verify).enumerate().find_map(|(i, e)| {
+        let raw = span(e.span);
+        (id_of(raw.as_bytes()) == Some(id)).then_some((i, raw))
+    }) else {
         return Ok(Spliced::Fallback);
     };
     let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
