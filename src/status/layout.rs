@@ -72,10 +72,14 @@ pub(crate) struct EntryAt {
     pub status: (usize, usize),
 }
 
-/// [`entries_from`] with each entry's `phase` and `status`, in one pass over the newlines of the
-/// array (a vector search): every line of orch's layout is told by its first bytes, so an entry
-/// costs a few comparisons per line. `None` when the array is not in the layout, or an entry
-/// lacks either field at its top level, has one twice, or writes one with escapes.
+/// The entries of the array under top-level `key` that starts after byte `from`, each with its
+/// `phase` and `status`, and where the array ends. orch writes both keys in an entry's first
+/// lines (after `id`, and `description` between them), so an entry is read line by line only
+/// until both are found; the rest of it is passed over to its end `\n    }`, found by its `}`
+/// (a rare byte, so a vector search). `None` when the array is not in the layout, or an entry
+/// lacks either field at its top level, or writes one with escapes. What follows both keys in
+/// an entry is not read (a key written twice there goes unseen, as any other fault in what
+/// the skim does not read).
 pub(crate) fn entries_with_fields(
     bytes: &[u8],
     from: usize,
@@ -93,51 +97,68 @@ pub(crate) fn entries_with_fields(
         let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
         (bytes[start + len] == b'"').then_some((start, start + len))
     };
-    let mut out = Vec::new();
-    // The entry being read: its start, phase and status so far.
-    type Span = Option<(usize, usize)>;
-    let mut open_entry: Option<(usize, Span, Span)> = None;
-    // Whether another entry must follow (a `,` after the last one's `}`).
-    let mut more = true;
-    for nl in memchr::memchr_iter(b'\n', &bytes[open..]) {
-        let line = open + nl + 1;
-        let rest = &bytes[line..];
-        match &mut open_entry {
-            None if more => {
-                if !rest.starts_with(b"    {\n") {
+    // Room for entries of about 300 bytes, what orch writes for a task with a short description.
+    let mut out = Vec::with_capacity((bytes.len() - open) / 300);
+    // Where the next entry opens: just after the array's `[` or the last entry's `,`.
+    let mut pos = open;
+    loop {
+        if !bytes.get(pos..)?.starts_with(b"\n    {\n") {
+            return None;
+        }
+        let start = pos + 5;
+        // The entry's first lines, up to the one where both keys have been read.
+        let (mut phase, mut status) = (None, None);
+        let mut line = start + 2;
+        let read_to = loop {
+            let rest = &bytes[line..];
+            // Where the value read on this line ends, if one is.
+            let mut read = None;
+            if rest.starts_with(b"    }") {
+                return None;
+            } else if rest.starts_with(PHASE) {
+                let v = value(line, PHASE)?;
+                read = Some(v.1);
+                if phase.replace(v).is_some() {
                     return None;
                 }
-                open_entry = Some((line + 4, None, None));
-            }
-            None => {
-                return rest.starts_with(b"  ]").then_some((out, line + 3));
-            }
-            Some((start, phase, status)) => {
-                if rest.starts_with(b"    }") {
-                    let end = line + 5;
-                    out.push(EntryAt {
-                        span: (*start, end),
-                        phase: (*phase)?,
-                        status: (*status)?,
-                    });
-                    open_entry = None;
-                    more = match bytes.get(end) {
-                        Some(b',') => true,
-                        Some(b'\n') => false,
-                        _ => return None,
-                    };
-                } else if rest.starts_with(PHASE) {
-                    if phase.replace(value(line, PHASE)?).is_some() {
-                        return None;
-                    }
-                } else if rest.starts_with(STATUS) && status.replace(value(line, STATUS)?).is_some()
-                {
+            } else if rest.starts_with(STATUS) {
+                let v = value(line, STATUS)?;
+                read = Some(v.1);
+                if status.replace(v).is_some() {
                     return None;
                 }
+            }
+            // A value read is followed by `",` and the line's end, as orch writes it.
+            let eol = match read {
+                Some(e) if bytes[e..].starts_with(b"\",\n") => e + 2,
+                _ => line + memchr::memchr(b'\n', rest)?,
+            };
+            if phase.is_some() && status.is_some() {
+                break eol;
+            }
+            line = eol + 1;
+        };
+        // The rest of the entry, to its end: the first `}` that closes a line of four spaces.
+        let mut end = read_to;
+        loop {
+            end += 1 + memchr::memchr(b'}', &bytes[end..])?;
+            if bytes[..end - 1].ends_with(b"\n    ") {
+                break;
             }
         }
+        out.push(EntryAt {
+            span: (start, end),
+            phase: phase?,
+            status: status?,
+        });
+        match bytes.get(end) {
+            Some(b',') => pos = end + 1,
+            Some(b'\n') => {
+                return bytes[end..].starts_with(b"\n  ]").then_some((out, end + 4));
+            }
+            _ => return None,
+        }
     }
-    None
 }
 
 /// The span of the value of top-level `key`: an object or array from its opening bracket to the
@@ -191,6 +212,16 @@ mod tests {
             ..TransitionOptions::default()
         };
         apply(&mut d, "2.1", Transition::Done, &opts, at).expect("done");
+        // An entry holding objects: their closing braces are not the entry's end.
+        let started = TransitionOptions {
+            force: true,
+            run: Some(crate::status::RunInfo {
+                pid: 7,
+                ..Default::default()
+            }),
+            ..TransitionOptions::default()
+        };
+        apply(&mut d, "1.1", Transition::Start, &started, at).expect("started");
         d.extra.insert(
             "nested".into(),
             serde_json::json!({"a": [1, {"b": {}}], "c": []}),

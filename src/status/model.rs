@@ -43,12 +43,17 @@ impl TaskStatus {
 
     /// The status spelled `name` in the file ([`Self::as_str`]'s inverse).
     pub fn from_name(name: &str) -> Option<Self> {
+        Self::from_bytes(name.as_bytes())
+    }
+
+    /// [`Self::from_name`] of the bytes of a name (no UTF-8 check needed to match one).
+    pub fn from_bytes(name: &[u8]) -> Option<Self> {
         Some(match name {
-            "pending" => Self::Pending,
-            "in_progress" => Self::InProgress,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
+            b"pending" => Self::Pending,
+            b"in_progress" => Self::InProgress,
+            b"completed" => Self::Completed,
+            b"failed" => Self::Failed,
+            b"skipped" => Self::Skipped,
             _ => return None,
         })
     }

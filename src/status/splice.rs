@@ -55,7 +55,7 @@ impl Edits {
 }
 
 /// Byte offset of `part` (a slice of `whole`) in `whole`.
-fn offset(whole: &str, part: &str) -> usize {
+fn offset(whole: &[u8], part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
@@ -96,9 +96,6 @@ pub(crate) fn splice_with<T>(
     now: DateTime<Utc>,
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Spliced<T>, StatusError> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Ok(Spliced::Fallback);
-    };
     if !framed(bytes) {
         return Ok(Spliced::Fallback);
     }
@@ -108,8 +105,10 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     };
     let head = &bytes[..tasks.first().map_or(tasks_end, |e| e.span.0)];
-    let before = |k: &str| top_field(head, k).map(|(s, e)| &text[s..e]);
-    let after = |k: &str| top_field_from(bytes, tasks_end, k).map(|(s, e)| &text[s..e]);
+    // Only the spans read are checked to be UTF-8, not the whole (large) text.
+    let text = |(s, e): (usize, usize)| std::str::from_utf8(&bytes[s..e]).ok();
+    let before = |k: &str| top_field(head, k).and_then(text);
+    let after = |k: &str| top_field_from(bytes, tasks_end, k).and_then(text);
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
     if after("orchPlanDigest") != Some(json(digest).as_str()) {
         return Ok(Spliced::Stale);
@@ -138,13 +137,17 @@ pub(crate) fn splice_with<T>(
     ) else {
         return Ok(Spliced::Fallback);
     };
-    let span = |(s, e): (usize, usize)| &text[s..e];
-
-    // The entry, by the id it starts with.
-    let Some((at, raw)) = tasks.iter().chain(&verify).enumerate().find_map(|(i, e)| {
-        let raw = span(e.span);
-        (id_of(raw.as_bytes()) == Some(id)).then_some((i, raw))
-    }) else {
+    // The entry, by the id it starts with (an id with characters JSON escapes is not looked for:
+    // the layout's ids have none).
+    let opening = format!("{{\n      \"id\": \"{id}\",\n");
+    let Some((at, raw)) = tasks
+        .iter()
+        .chain(&verify)
+        .enumerate()
+        .find(|(_, e)| bytes[e.span.0..e.span.1].starts_with(opening.as_bytes()))
+        .filter(|_| id_of(opening.as_bytes()) == Some(id))
+        .and_then(|(i, e)| Some((i, text(e.span)?)))
+    else {
         return Ok(Spliced::Fallback);
     };
     let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
@@ -172,16 +175,30 @@ pub(crate) fn splice_with<T>(
 
     // Derived fields over every entry, with the new status of this one.
     let mut sum = Summary::default();
-    let mut unfinished: Option<(u32, usize, &str)> = None;
-    let mut last: Option<(u32, usize, &str)> = None;
+    let mut unfinished: Option<(u32, usize, &[u8])> = None;
+    let mut last: Option<(u32, usize, &[u8])> = None;
+    // Neighbours mostly share their phase: its number is read again only when its text differs.
+    let mut known: Option<(&[u8], (u32, u32))> = None;
     for (i, e) in tasks.iter().chain(&verify).enumerate() {
         let (status, phase) = if i == at {
-            (entry.status, entry.phase.as_str())
+            (entry.status, entry.phase.as_bytes())
         } else {
-            let Some(s) = TaskStatus::from_name(span(e.status)) else {
+            let Some(s) = TaskStatus::from_bytes(&bytes[e.status.0..e.status.1]) else {
                 return Ok(Spliced::Fallback);
             };
-            (s, span(e.phase))
+            (s, &bytes[e.phase.0..e.phase.1])
+        };
+        let (first_key, last_key) = match known {
+            Some((k, keys)) if k == phase => keys,
+            _ => {
+                let Ok(p) = std::str::from_utf8(phase) else {
+                    return Ok(Spliced::Fallback);
+                };
+                let n = phase_number(p);
+                let keys = (n.unwrap_or(u32::MAX), n.unwrap_or(0));
+                known = Some((phase, keys));
+                keys
+            }
         };
         if i < tasks.len() {
             sum.total_tasks += 1;
@@ -193,18 +210,17 @@ pub(crate) fn splice_with<T>(
                 TaskStatus::Skipped => sum.skipped += 1,
             }
         }
-        if !status.is_finished() {
-            let key = phase_number(phase).unwrap_or(u32::MAX);
-            if unfinished.is_none_or(|(k, j, _)| (key, i) < (k, j)) {
-                unfinished = Some((key, i, phase));
-            }
+        if !status.is_finished() && unfinished.is_none_or(|(k, j, _)| (first_key, i) < (k, j)) {
+            unfinished = Some((first_key, i, phase));
         }
-        let key = phase_number(phase).unwrap_or(0);
-        if last.is_none_or(|(k, j, _)| (key, i) >= (k, j)) {
-            last = Some((key, i, phase));
+        if last.is_none_or(|(k, j, _)| (last_key, i) >= (k, j)) {
+            last = Some((last_key, i, phase));
         }
     }
-    let Some((_, _, phase)) = unfinished.or(last) else {
+    let Some(phase) = unfinished
+        .or(last)
+        .and_then(|(_, _, p)| std::str::from_utf8(p).ok())
+    else {
         return Ok(Spliced::Fallback);
     };
 
@@ -218,10 +234,10 @@ pub(crate) fn splice_with<T>(
         let Some(new) = new else {
             return Ok(Spliced::Fallback);
         };
-        let start = offset(text, raw);
+        let start = offset(bytes, raw);
         let lead = format!("\n{}", "  ".repeat(depth));
         let ends_right = raw.ends_with(&format!("{lead}}}"));
-        let starts_right = depth != 2 || text[..start].ends_with(&lead);
+        let starts_right = depth != 2 || bytes[..start].ends_with(lead.as_bytes());
         if !(ends_right && starts_right) {
             return Ok(Spliced::Fallback);
         }
@@ -231,7 +247,7 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     };
     for (raw, new) in [(updated, json(stamp)), (current, json(phase))] {
-        let start = offset(text, raw);
+        let start = offset(bytes, raw);
         edits.push((start, start + raw.len(), new));
     }
     edits.sort_by_key(|(s, _, _)| *s);
