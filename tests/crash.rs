@@ -454,6 +454,63 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
     assert_eq!(starts, ["1.1", "1.2"], "1.1 ran again");
 }
 
+/// A task's commit is recorded with the plan's next status write, so a supervisor killed in
+/// between can leave several commits unrecorded, the later ones over the earlier: the next run
+/// finds each task's commit on the branch (not only at HEAD) and records it, and makes none again.
+#[test]
+fn commits_left_unrecorded_behind_head_are_recorded_not_made_again() {
+    let repo = new_repo();
+    let journal_path = repo.outside("journal");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n- [ ] 1.3 Three\n",
+    );
+    repo.manifest(
+        &agent("ok.sh", &[journal_path.to_str().expect("utf8")]),
+        "",
+        "",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    repo.up(&[]);
+    let subjects = ["p 1.1: One", "p 1.2: Two", "p 1.3: Three"];
+    assert_eq!(repo.subjects("plan/p"), subjects);
+    let recorded = |doc: &Value| -> Vec<Option<String>> {
+        doc["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|e| e["commit"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = recorded(&repo.status_file("p"));
+    assert!(before.iter().all(Option::is_some), "{before:?}");
+    // What a kill after the commits of 1.2 and 1.3 and before their records leaves: both
+    // reported done by their agents, neither commit in the file.
+    let path = repo.status_path("p");
+    let mut doc = repo.status_file("p");
+    for e in doc["tasks"]
+        .as_array_mut()
+        .expect("tasks")
+        .iter_mut()
+        .skip(1)
+    {
+        e.as_object_mut().expect("entry").remove("commit");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+
+    repo.up(&[]);
+
+    assert_eq!(
+        repo.subjects("plan/p"),
+        subjects,
+        "a task was committed again"
+    );
+    assert_eq!(recorded(&repo.status_file("p")), before);
+    let starts = journal(&journal_path).iter().filter(|m| m.start).count();
+    assert_eq!(starts, 3, "a task ran again");
+}
+
 /// Regression (found by the harness): a supervisor killed after its last task's agent reported
 /// `task done` but before the commit left every task finished, so the next run skipped the plan
 /// and the work was never committed. Now a plan owed a commit gets its worktree back and the commit.

@@ -312,6 +312,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             check: entry.check.clone(),
             budget: entry.budget,
             port: Default::default(),
+            unrecorded: Default::default(),
         }));
     }
 

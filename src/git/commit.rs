@@ -205,6 +205,39 @@ pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
     ))
 }
 
+/// A commit of a branch's recent history, as [`recent_commits`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentCommit {
+    pub oid: String,
+    pub message: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+}
+
+/// The worktree's HEAD and the commits behind it (first parents), newest first, at most
+/// `limit`, stopping before `base`.
+pub fn recent_commits(
+    worktree: &Path,
+    base: &str,
+    limit: usize,
+) -> Result<Vec<RecentCommit>, GitError> {
+    let repo = open(worktree)?;
+    let mut commit = checked_out_commit(&repo, worktree)?;
+    let mut out = Vec::new();
+    while out.len() < limit && commit.id().to_string() != base {
+        out.push(RecentCommit {
+            oid: commit.id().to_string(),
+            message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+            time: commit.time().seconds(),
+        });
+        match commit.parent(0) {
+            Ok(parent) => commit = parent,
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
 /// The commit HEAD points at; an unborn branch is an error.
 fn checked_out_commit<'r>(
     repo: &'r Repository,

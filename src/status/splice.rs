@@ -77,22 +77,22 @@ pub(crate) fn splice(
     opts: &TransitionOptions,
     now: DateTime<Utc>,
 ) -> Result<Spliced, StatusError> {
-    splice_with(bytes, digest, plan_path_rel, orch_name, id, now, |doc| {
+    splice_with(bytes, digest, plan_path_rel, orch_name, &[id], now, |doc| {
         apply(doc, id, t, opts, now)
     })
 }
 
-/// [`splice`] for any change `f` of task `id`'s entry: `f` gets a document that holds only that
-/// entry (so it must look at nothing else), and may be called again on the whole document if
-/// the text turns out not to be laid out as expected. The entry counts as changed when it
-/// differs after `f`; `lastUpdatedAt` is then `now` unless `f` set it.
+/// [`splice`] for any change `f` of the entries of `ids` (distinct): `f` gets a document that
+/// holds only those entries, in file order (so it must look at nothing else), and may be called
+/// again on the whole document if the text turns out not to be laid out as expected. An entry
+/// counts as changed when it differs after `f`; `lastUpdatedAt` is then `now` unless `f` set it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn splice_with<T>(
     bytes: &[u8],
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
-    id: &str,
+    ids: &[&str],
     now: DateTime<Utc>,
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Spliced<T>, StatusError> {
@@ -137,40 +137,61 @@ pub(crate) fn splice_with<T>(
     ) else {
         return Ok(Spliced::Fallback);
     };
-    // The entry, by the id it starts with (an id with characters JSON escapes is not looked for:
-    // the layout's ids have none).
-    let opening = format!("{{\n      \"id\": \"{id}\",\n");
-    let Some((at, raw)) = tasks
-        .iter()
-        .chain(&verify)
-        .enumerate()
-        .find(|(_, e)| bytes[e.span.0..e.span.1].starts_with(opening.as_bytes()))
-        .filter(|_| id_of(opening.as_bytes()) == Some(id))
-        .and_then(|(i, e)| Some((i, text(e.span)?)))
-    else {
+    // The entries, by the line they open with (an id with characters JSON escapes is not looked
+    // for: the layout's ids have none), in file order.
+    let mut openings: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let opening = format!("{{\n      \"id\": \"{id}\",\n");
+        if id_of(opening.as_bytes()) != Some(id) || openings.contains(&opening) {
+            return Ok(Spliced::Fallback);
+        }
+        openings.push(opening);
+    }
+    let mut found: Vec<(usize, &str)> = Vec::with_capacity(ids.len());
+    for (i, e) in tasks.iter().chain(&verify).enumerate() {
+        let raw = &bytes[e.span.0..e.span.1];
+        if openings.iter().any(|o| raw.starts_with(o.as_bytes())) {
+            let Some(raw) = text(e.span) else {
+                return Ok(Spliced::Fallback);
+            };
+            found.push((i, raw));
+            if found.len() == ids.len() {
+                break;
+            }
+        }
+    }
+    if found.len() != ids.len() {
         return Ok(Spliced::Fallback);
-    };
-    let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
-        return Ok(Spliced::Fallback);
-    };
+    }
     let Ok(mut doc) = serde_json::from_str::<StatusDoc>(
         r#"{"planPath": "-", "planName": "-", "createdAt": "-", "tasks": []}"#,
     ) else {
         return Ok(Spliced::Fallback);
     };
     doc.plan_path = plan_path_rel.to_string();
-    let before = entry.clone();
-    doc.tasks.push(entry);
+    for (_, raw) in &found {
+        let Ok(entry) = serde_json::from_str::<TaskEntry>(raw) else {
+            return Ok(Spliced::Fallback);
+        };
+        doc.tasks.push(entry);
+    }
+    let before = doc.tasks.clone();
     let outcome = f(&mut doc)?;
-    if doc.tasks.len() != 1 || doc.tasks[0] != before {
-        if doc.last_updated_at.is_none() {
-            doc.last_updated_at = Some(super::model::timestamp(now));
-        }
-    } else {
+    if doc.tasks.len() != before.len() {
+        return Ok(Spliced::Fallback);
+    }
+    if doc.tasks == before {
         return Ok(Spliced::Done(None, outcome));
     }
-    let Some(entry) = doc.tasks.pop() else {
-        return Ok(Spliced::Fallback);
+    if doc.last_updated_at.is_none() {
+        doc.last_updated_at = Some(super::model::timestamp(now));
+    }
+    // Each entry found, as `f` left it.
+    let changed = |i: usize| {
+        found
+            .iter()
+            .position(|(j, _)| *j == i)
+            .map(|k| &doc.tasks[k])
     };
 
     // Derived fields over every entry, with the new status of this one.
@@ -180,7 +201,7 @@ pub(crate) fn splice_with<T>(
     // Neighbours mostly share their phase: its number is read again only when its text differs.
     let mut known: Option<(&[u8], (u32, u32))> = None;
     for (i, e) in tasks.iter().chain(&verify).enumerate() {
-        let (status, phase) = if i == at {
+        let (status, phase) = if let Some(entry) = changed(i) {
             (entry.status, entry.phase.as_bytes())
         } else {
             let Some(s) = TaskStatus::from_bytes(&bytes[e.status.0..e.status.1]) else {
@@ -227,10 +248,14 @@ pub(crate) fn splice_with<T>(
     // The spans to replace, each checked to sit where orch's layout puts it: an entry is an
     // element of an array at depth 1 (opened at four spaces), the summary an object at depth 1.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for (raw, new, depth) in [
-        (raw, serde_json::to_string_pretty(&entry).ok(), 2),
-        (summary, serde_json::to_string_pretty(&sum).ok(), 1),
-    ] {
+    let entries = found
+        .iter()
+        .zip(&doc.tasks)
+        .zip(&before)
+        .filter(|((_, entry), was)| entry != was)
+        .map(|(((_, raw), entry), _)| (*raw, serde_json::to_string_pretty(entry).ok(), 2));
+    for (raw, new, depth) in entries.chain([(summary, serde_json::to_string_pretty(&sum).ok(), 1)])
+    {
         let Some(new) = new else {
             return Ok(Spliced::Fallback);
         };

@@ -12,7 +12,7 @@ use chrono::Utc;
 use crate::plan::Plan;
 
 use super::error::StatusError;
-use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, timestamp};
+use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
 use super::splice::{Spliced, splice_with};
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
@@ -279,26 +279,27 @@ pub fn apply_if_current(
     opts: &TransitionOptions,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<TransitionOutcome>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, id, now, |doc| {
+    entry_if_current(path, digest, plan_path_rel, orch_name, &[id], now, |doc| {
         apply(doc, id, t, opts, now)
     })
 }
 
-/// Changes task `id`'s entry without the plan, when that is safe (see [`update_if_current`]):
-/// `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there is no file), and nothing
-/// was changed. `f` must look at and change only that entry (and may set `lastUpdatedAt`): in a
-/// file orch wrote it gets a document holding that entry alone, and only the entry and the
-/// derived fields are rewritten in the text; otherwise (another layout) it gets the whole
-/// document, which is written as by [`update`]. Either way the bytes written are the same.
+/// Changes the entries of tasks `ids` (distinct) without the plan, when that is safe (see
+/// [`update_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there
+/// is no file), and nothing was changed. `f` must look at and change only those entries (and
+/// may set `lastUpdatedAt`): in a file orch wrote it gets a document holding those entries
+/// alone, and only they and the derived fields are rewritten in the text; otherwise (another
+/// layout) it gets the whole document, which is written as by [`update`]. Either way the bytes
+/// written are the same.
 pub fn update_entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
-    id: &str,
+    ids: &[&str],
     f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, id, Utc::now(), f)
+    entry_if_current(path, digest, plan_path_rel, orch_name, ids, Utc::now(), f)
 }
 
 /// [`update_entry_if_current`] at time `now`.
@@ -307,7 +308,7 @@ fn entry_if_current<T>(
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
-    id: &str,
+    ids: &[&str],
     now: chrono::DateTime<Utc>,
     mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
@@ -324,7 +325,7 @@ fn entry_if_current<T>(
             });
         }
     };
-    match splice_with(&bytes, digest, plan_path_rel, orch_name, id, now, &mut f)? {
+    match splice_with(&bytes, digest, plan_path_rel, orch_name, ids, now, &mut f)? {
         Spliced::Stale => return Ok(None),
         Spliced::Done(None, value) => return Ok(Some(value)),
         Spliced::Done(Some(edits), value) => {
@@ -338,9 +339,12 @@ fn entry_if_current<T>(
         return Ok(None);
     }
     stamp_identity(&mut doc, plan_path_rel, orch_name);
-    let (before, stamp) = (doc.entry(id).cloned(), doc.last_updated_at.clone());
+    let entries = |doc: &StatusDoc| -> Vec<Option<TaskEntry>> {
+        ids.iter().map(|id| doc.entry(id).cloned()).collect()
+    };
+    let (before, stamp) = (entries(&doc), doc.last_updated_at.clone());
     let value = f(&mut doc)?;
-    if doc.entry(id) != before.as_ref() {
+    if entries(&doc) != before {
         if doc.last_updated_at == stamp {
             doc.last_updated_at = Some(timestamp(now));
         }
@@ -516,7 +520,7 @@ mod tests {
             let mut expected = load(&path).expect("load").expect("doc");
             commit(&mut expected).expect("commit");
             crate::status::refresh_derived(&mut expected);
-            let got = update_entry_if_current(&path, "d1", "p.md", "demo", "1.1", commit)
+            let got = update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], commit)
                 .expect("update");
             assert_eq!(got, Some(7));
             assert_eq!(
@@ -525,7 +529,7 @@ mod tests {
                 "compact: {compact}"
             );
             let before = fs::read(&path).expect("read");
-            let stale = update_entry_if_current(&path, "d2", "p.md", "demo", "1.1", |doc| {
+            let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], |doc| {
                 apply(
                     doc,
                     "1.1",

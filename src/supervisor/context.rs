@@ -83,55 +83,181 @@ pub struct PlanCtx {
     /// `ORCH_PORT` of the plan's worktree once known: a worktree keeps its block of ports while
     /// it exists ([`crate::ports`]), so the run asks for it once.
     pub port: std::sync::OnceLock<u16>,
+    /// Task commits made in the plan's worktree that the run has not read back from the status
+    /// file yet. One not written yet goes in the plan's next status write (every write of
+    /// [`PlanCtx::update`] and [`PlanCtx::update_entry`] carries it), so that a task's commit
+    /// and the next task's start cost one write of the file, not two; the run writes what is
+    /// left before it waits ([`PlanCtx::flush_records`]). Until the run reads it back
+    /// ([`PlanCtx::read_back`]) its reader takes it as recorded ([`PlanCtx::unrecorded_commit`]).
+    /// A supervisor killed before the write leaves the commit on the plan branch, where the
+    /// next run finds it (`settle::commit_task`).
+    pub unrecorded: Mutex<Vec<CommitRecord>>,
+}
+
+/// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub id: String,
+    pub commit: String,
+    /// Written to the file (not yet read back).
+    pub written: bool,
 }
 
 impl PlanCtx {
-    /// Reads, changes and writes the plan's status file under its lock.
+    /// Reads, changes and writes the plan's status file under its lock (with the commits not
+    /// written yet).
     pub fn update<T>(
         &self,
         f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
-        status::update_with_digest(
+        let records = self.to_write();
+        let value = status::update_with_digest(
             &self.status_path,
             &self.plan,
             self.digest.as_deref(),
             &self.rel_path,
             &self.name,
-            |doc, _| f(doc),
+            |doc, _| {
+                for (id, commit) in &records {
+                    record_commit_in(doc, id, commit)?;
+                }
+                f(doc)
+            },
         )
-        .map(|(v, _)| v)
+        .map(|(v, _)| v)?;
+        self.written(&records);
+        Ok(value)
     }
 
-    /// Changes task `id`'s entry under the lock. `f` must look at and change only that entry
-    /// (and `lastUpdatedAt`): while the file follows this plan (`orchPlanDigest`), only the
-    /// entry and the derived fields are rewritten in its text, without reading the document
-    /// whole; otherwise the document is read, reconciled with the plan and written whole.
+    /// Changes task `id`'s entry under the lock (with the commits not written yet). `f` must
+    /// look at and change only that entry (and `lastUpdatedAt`): while the file follows this
+    /// plan (`orchPlanDigest`), only the entries and the derived fields are rewritten in its
+    /// text, without reading the document whole; otherwise the document is read, reconciled
+    /// with the plan and written whole.
     pub fn update_entry<T>(
         &self,
         id: &str,
         mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
-        if let Some(d) = &self.digest
-            && let Some(v) = status::update_entry_if_current(
+        self.update_entries(Some(id), |doc| f(doc))
+    }
+
+    /// [`PlanCtx::update_entry`] of task `id`, if any, and of the commits not written yet.
+    fn update_entries<T>(
+        &self,
+        id: Option<&str>,
+        mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+    ) -> Result<T, StatusError> {
+        let records = self.to_write();
+        let mut ids: Vec<&str> = records.iter().map(|(id, _)| id.as_str()).collect();
+        if let Some(id) = id.filter(|id| !ids.contains(id)) {
+            ids.push(id);
+        }
+        let mut change = |doc: &mut StatusDoc| {
+            for (id, commit) in &records {
+                record_commit_in(doc, id, commit)?;
+            }
+            f(doc)
+        };
+        let spliced = match &self.digest {
+            Some(d) => status::update_entry_if_current(
                 &self.status_path,
                 d,
                 &self.rel_path,
                 &self.name,
-                id,
-                &mut f,
-            )?
-        {
-            return Ok(v);
+                &ids,
+                &mut change,
+            )?,
+            None => None,
+        };
+        let value = match spliced {
+            Some(v) => v,
+            None => status::update_with_digest(
+                &self.status_path,
+                &self.plan,
+                self.digest.as_deref(),
+                &self.rel_path,
+                &self.name,
+                |doc, _| change(doc),
+            )
+            .map(|(v, _)| v)?,
+        };
+        self.written(&records);
+        Ok(value)
+    }
+
+    /// Leaves task `id`'s commit `commit` to the plan's next status write.
+    pub fn defer_record(&self, id: &str, commit: &str) {
+        if let Ok(mut u) = self.unrecorded.lock() {
+            u.retain(|r| r.id != id);
+            u.push(CommitRecord {
+                id: id.to_string(),
+                commit: commit.to_string(),
+                written: false,
+            });
         }
-        status::update_with_digest(
-            &self.status_path,
-            &self.plan,
-            self.digest.as_deref(),
-            &self.rel_path,
-            &self.name,
-            |doc, _| f(doc),
-        )
-        .map(|(v, _)| v)
+    }
+
+    /// Task `id`'s commit when it is made but not read back from the status file yet.
+    pub fn unrecorded_commit(&self, id: &str) -> Option<String> {
+        let u = self.unrecorded.lock().ok()?;
+        u.iter().find(|r| r.id == id).map(|r| r.commit.clone())
+    }
+
+    /// The commits not read back yet: (task id, commit).
+    pub fn records(&self) -> Vec<(String, String)> {
+        self.unrecorded
+            .lock()
+            .map(|u| u.iter().map(|r| (r.id.clone(), r.commit.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes the commits not written yet, if any.
+    pub fn flush_records(&self) -> Result<(), StatusError> {
+        if self
+            .unrecorded
+            .lock()
+            .is_ok_and(|u| u.iter().all(|r| r.written))
+        {
+            return Ok(());
+        }
+        self.update_entries(None, |_| Ok(()))
+    }
+
+    /// The run read `doc` from the status file: the commits it records are no longer pending.
+    pub fn read_back(&self, doc: &StatusDoc) {
+        if let Ok(mut u) = self.unrecorded.lock()
+            && !u.is_empty()
+        {
+            u.retain(|r| doc.entry(&r.id).and_then(|e| e.commit.as_deref()) != Some(&r.commit));
+        }
+    }
+
+    /// The commits not written yet: (task id, commit).
+    fn to_write(&self) -> Vec<(String, String)> {
+        self.unrecorded
+            .lock()
+            .map(|u| {
+                u.iter()
+                    .filter(|r| !r.written)
+                    .map(|r| (r.id.clone(), r.commit.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `records` are in the file now.
+    fn written(&self, records: &[(String, String)]) {
+        if records.is_empty() {
+            return;
+        }
+        if let Ok(mut u) = self.unrecorded.lock() {
+            for r in u.iter_mut() {
+                if records.iter().any(|(id, c)| *id == r.id && *c == r.commit) {
+                    r.written = true;
+                }
+            }
+        }
     }
 
     /// The current status document (no lock, no write).
@@ -248,6 +374,28 @@ pub fn strip_annotations(description: &str) -> String {
     }
     out.push_str(rest);
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet) with
+/// that commit.
+pub fn record_commit_in(doc: &mut StatusDoc, id: &str, commit: &str) -> Result<(), StatusError> {
+    let done = doc
+        .entry(id)
+        .is_some_and(|e| e.status == TaskStatus::Completed);
+    if done {
+        if let Some(e) = doc.entry_mut(id) {
+            e.commit = Some(commit.to_string());
+        }
+        doc.last_updated_at = Some(status::timestamp(Utc::now()));
+        Ok(())
+    } else {
+        let opts = status::TransitionOptions {
+            force: true,
+            commit: Some(commit.to_string()),
+            ..status::TransitionOptions::default()
+        };
+        status::apply(doc, id, status::Transition::Done, &opts, Utc::now()).map(|_| ())
+    }
 }
 
 #[cfg(test)]

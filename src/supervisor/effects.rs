@@ -174,6 +174,9 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
                 break;
             }
         }
+        // The commits made in this burst are recorded before the loop waits (most went with
+        // the next task's start record already).
+        fx.flush_records();
         if core.is_over() {
             break;
         }
@@ -246,12 +249,15 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
 
 /// What the core knows of task `t` from its recorded entry `e` (as reconciling with the plan
 /// would record it: a pending task marked `[x]` in the plan is completed).
+/// Task `t` as entry `e` records it, with its commit when made but not recorded yet (`pc`'s
+/// [`PlanCtx::unrecorded_commit`]: what the next write records).
 fn facts_of(
     t: &crate::plan::Task,
     e: &status::TaskEntry,
     created: Option<chrono::DateTime<chrono::Utc>>,
+    pc: Option<&PlanCtx>,
 ) -> TaskFacts {
-    TaskFacts {
+    let mut facts = TaskFacts {
         status: match e.status {
             status::TaskStatus::Pending if t.done => status::TaskStatus::Completed,
             s => s,
@@ -268,7 +274,12 @@ fn facts_of(
         usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
         stopped: e.status == status::TaskStatus::Failed
             && e.extra.contains_key(crate::control::STOPPED_KEY),
+    };
+    if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
+        facts.status = status::TaskStatus::Completed;
+        facts.commit = Some(commit);
     }
+    facts
 }
 
 /// A plan's status file as last read.
@@ -286,6 +297,8 @@ pub struct View {
     pub index: HashMap<String, usize>,
     /// Paused by a person (`orchPlanPaused`).
     pub held: bool,
+    /// A write of task commits failed and was said.
+    pub record_warned: bool,
 }
 
 /// The effect side of a run: what carries out the core's actions.
@@ -333,6 +346,39 @@ impl Effects<'_> {
             );
         }
         self.apply(core, msg.input);
+    }
+
+    /// Writes the task commits not recorded yet ([`PlanCtx::flush_records`]); a write that
+    /// fails is said once and tried again at the plan's next write.
+    pub fn flush_records(&mut self) {
+        for p in 0..self.views.len() {
+            let Some(pc) = self.plan(p) else { continue };
+            match pc.flush_records() {
+                Ok(()) => self.views[p].record_warned = false,
+                Err(e) if !self.views[p].record_warned => {
+                    self.views[p].record_warned = true;
+                    self.note(
+                        Some(pc.name.clone()),
+                        format!("cannot record task commits in the status file (tried again at its next write): {e}"),
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Puts the task commits not recorded yet in plan `p`'s status document as last read (as the
+    /// file says once they are written), before a prompt or an upstream merge reads it.
+    pub fn apply_records(&mut self, p: usize) {
+        let records = self.plan(p).map(|pc| pc.records()).unwrap_or_default();
+        let Some(doc) = self.views.get_mut(p).and_then(|v| v.doc.as_mut()) else {
+            return;
+        };
+        for (id, commit) in &records {
+            if doc.entry(id).and_then(|e| e.commit.as_deref()) != Some(commit.as_str()) {
+                let _ = super::context::record_commit_in(doc, id, commit);
+            }
+        }
     }
 
     /// Feeds one input and carries out what the core decides.
@@ -387,7 +433,8 @@ impl Effects<'_> {
         if let Some(b) = &bytes {
             self.held(p, crate::control::held_in_text(b));
         }
-        let created = self.plan(p).and_then(|pc| pc.created_at);
+        let pc = self.plan(p);
+        let created = pc.as_ref().and_then(|pc| pc.created_at);
         let view = &mut self.views[p];
         let (Some(b), Some(follower), Some(doc)) =
             (bytes, view.follower.as_mut(), view.doc.as_mut())
@@ -414,7 +461,7 @@ impl Effects<'_> {
             let Some(&t) = view.index.get(e.id.as_str()) else {
                 continue;
             };
-            let facts = facts_of(&lp.plan.tasks[t], &e, created);
+            let facts = facts_of(&lp.plan.tasks[t], &e, created, pc.as_deref());
             if let Some(slot) = doc.entry_mut(&e.id) {
                 *slot = e;
             }
@@ -431,6 +478,9 @@ impl Effects<'_> {
             merged_changed = merged != view.merged;
             view.merged = merged;
             doc.orch_merge = m;
+        }
+        if let Some(pc) = &pc {
+            pc.read_back(doc);
         }
         view.stamp = stamp;
         view.warned = false;
@@ -466,6 +516,7 @@ impl Effects<'_> {
                 return None;
             }
         };
+        let pc = self.plan(p);
         let by_id: HashMap<&str, &status::TaskEntry> =
             doc.entries().map(|e| (e.id.as_str(), e)).collect();
         let facts: Vec<TaskFacts> = lp
@@ -473,7 +524,7 @@ impl Effects<'_> {
             .tasks
             .iter()
             .map(|t| match by_id.get(t.id.as_str()) {
-                Some(e) => facts_of(t, e, created),
+                Some(e) => facts_of(t, e, created, pc.as_deref()),
                 None => TaskFacts::default(),
             })
             .collect();
@@ -491,6 +542,9 @@ impl Effects<'_> {
         let merged_changed = view.merged != merged;
         let held = doc.extra.contains_key(crate::control::PAUSED_KEY);
         self.held(p, held);
+        if let Some(pc) = &pc {
+            pc.read_back(&doc);
+        }
         let view = &mut self.views[p];
         view.stamp = stamp;
         view.doc = Some(doc);
@@ -643,8 +697,16 @@ impl Effects<'_> {
                     }
                 });
             }
-            Action::Prepare { plan } => self.prepare(plan),
-            Action::Merge { plan } => self.merge(plan),
+            Action::Prepare { plan } => {
+                // The upstream plans' commits are read from their status files.
+                self.flush_records();
+                self.prepare(plan);
+            }
+            Action::Merge { plan } => {
+                // The merge reads the plan's commits from its status file.
+                self.flush_records();
+                self.merge(plan);
+            }
         }
     }
 
@@ -655,6 +717,7 @@ impl Effects<'_> {
             .iter()
             .filter_map(|d| {
                 let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
+                self.apply_records(q);
                 let doc = self.views[q].doc.clone().unwrap_or_else(|| {
                     let lp = &self.ws.plans[q];
                     StatusDoc::new(&lp.plan, &lp.rel_path, &lp.name, chrono::Utc::now())

@@ -75,6 +75,7 @@ impl Effects<'_> {
             None => (pc.worktree.clone(), pc.branch.clone()),
         };
         let empty;
+        self.apply_records(pc.index);
         let doc = match self.views[pc.index].doc.as_ref() {
             Some(d) => d,
             None => {

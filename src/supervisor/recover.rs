@@ -258,8 +258,8 @@ fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
         .filter(|id| task_commit_waits(pc, id))
         .collect();
     // A supervisor killed between a task's commit and its record leaves the task in progress
-    // with its commit at HEAD: record it, do not run it again.
-    let committed = committed_at_head(pc, reset);
+    // with its commit on the branch: record it, do not run it again.
+    let committed = committed_unrecorded(pc, reset);
     let opts = TransitionOptions {
         force: true,
         note: Some("its agent was gone when orch restarted; it runs again".into()),
@@ -275,8 +275,8 @@ fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
                 status::apply(doc, id, Transition::Done, &opts, Utc::now())?;
                 continue;
             }
-            match &committed {
-                Some((done, oid)) if done == id => {
+            match committed.iter().find(|(done, _)| done == id) {
+                Some((_, oid)) => {
                     let opts = TransitionOptions {
                         force: true,
                         commit: Some(oid.clone()),
@@ -293,27 +293,32 @@ fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
     });
 }
 
-/// The task among `ids` whose commit is the worktree's HEAD (made since the task started), with
-/// that commit: the supervisor committed it and died before recording it.
-fn committed_at_head(pc: &PlanCtx, ids: &[String]) -> Option<(String, String)> {
-    let (oid, message) = crate::git::head_of(&pc.worktree).ok()?;
-    if oid == pc.base {
-        return None;
-    }
-    let id = ids
-        .iter()
-        .find(|id| message.starts_with(&format!("{} {id}:", pc.name)))?;
-    let started = pc
-        .view()
-        .ok()?
-        .entry(id)
-        .and_then(|e| e.started_at.as_deref().and_then(status::parse_timestamp));
-    let made = crate::git::head_time(&pc.worktree).ok()?;
-    // Commit times are whole seconds.
-    if started.is_some_and(|t| made < t.timestamp()) {
-        return None;
-    }
-    Some((id.clone(), oid))
+/// The tasks among `ids` whose commit is on the plan branch, at HEAD or just behind it (made
+/// since the task started), with that commit: the supervisor committed them and died before
+/// recording them (a record waits for the plan's next status write, and later tasks' commits
+/// may land before it).
+fn committed_unrecorded(pc: &PlanCtx, ids: &[String]) -> Vec<(String, String)> {
+    let Ok(recent) =
+        crate::git::recent_commits(&pc.worktree, &pc.base, super::settle::UNRECORDED_DEPTH)
+    else {
+        return Vec::new();
+    };
+    let Ok(doc) = pc.view() else {
+        return Vec::new();
+    };
+    ids.iter()
+        .filter_map(|id| {
+            let prefix = format!("{} {id}:", pc.name);
+            let started = doc
+                .entry(id)
+                .and_then(|e| e.started_at.as_deref().and_then(status::parse_timestamp));
+            // Commit times are whole seconds.
+            let c = recent.iter().find(|c| {
+                c.message.starts_with(&prefix) && started.is_none_or(|t| c.time >= t.timestamp())
+            })?;
+            Some((id.clone(), c.oid.clone()))
+        })
+        .collect()
 }
 
 /// Whether task `id`'s worktree holds the task's own commit, clean: it was committed there and

@@ -118,9 +118,14 @@ pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), statu
     })
 }
 
-/// Commits the worktree for a done task and records the commit.
+/// Commits the worktree for a done task; its record goes in the plan's next status write
+/// ([`PlanCtx::defer_record`]; a task worktree's commit is recorded at once).
 pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
-    match commit_task(plan, id, description, false, Changes::Take) {
+    let made = match plan.task_worktree(id) {
+        Some(tree) => commit_task_tree(plan, id, description, false, &tree),
+        None => commit_in_worktree(plan, id, description, false, Changes::Take, Record::Later),
+    };
+    match made {
         Ok(commit) => Outcome::Done {
             commit: Some(commit),
         },
@@ -143,8 +148,10 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
 
 /// Commits the worktree as `<plan> <id>: <description>` and records it, marking the task
 /// completed. With `maybe_committed` (work found done but unrecorded: a supervisor may have died
-/// between its commit and its record), a HEAD that is that task's commit is reused (with
-/// [`Changes::Take`] only when the tree is clean: changes since belong to no recorded task yet).
+/// between its commit and its record), the task's commit is reused when it is HEAD (with
+/// [`Changes::Take`] only when the tree is clean: changes since belong to no recorded task yet)
+/// or one of the commits just behind it made since the task was completed (later tasks'
+/// commits landed before the record was written; the tree's changes are theirs).
 pub fn commit_task(
     plan: &PlanCtx,
     id: &str,
@@ -155,6 +162,30 @@ pub fn commit_task(
     if let Some(tree) = plan.task_worktree(id) {
         return commit_task_tree(plan, id, description, maybe_committed, &tree);
     }
+    commit_in_worktree(plan, id, description, maybe_committed, changes, Record::Now)
+}
+
+/// When a commit in the plan's worktree is recorded in the status file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Now,
+    /// In the plan's next status write ([`PlanCtx::defer_record`]).
+    Later,
+}
+
+/// How many commits behind HEAD a task's unrecorded commit is looked for: at most one per agent
+/// of the plan lands between a commit and its record.
+pub(super) const UNRECORDED_DEPTH: usize = 64;
+
+/// [`commit_task`] in the plan's worktree.
+fn commit_in_worktree(
+    plan: &PlanCtx,
+    id: &str,
+    description: &str,
+    maybe_committed: bool,
+    changes: Changes,
+    record: Record,
+) -> Result<String, CommitError> {
     let _git = lock_git(plan)?;
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
@@ -162,7 +193,13 @@ pub fn commit_task(
         let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
         match git::head_of(&plan.worktree) {
             Ok((oid, msg)) if msg.starts_with(&prefix) && oid != plan.base && clean() => Some(oid),
-            _ => None,
+            _ => completed_at(plan, id).and_then(|since| {
+                // HEAD is not it (or not clean): one of the commits behind it.
+                let recent = git::recent_commits(&plan.worktree, &plan.base, UNRECORDED_DEPTH);
+                recent.ok()?.into_iter().skip(1).find_map(|c| {
+                    (c.time >= since && c.message.starts_with(&prefix)).then_some(c.oid)
+                })
+            }),
         }
     } else {
         None
@@ -183,8 +220,19 @@ pub fn commit_task(
             .oid
         }
     };
-    record_commit(plan, id, &oid)?;
+    match record {
+        Record::Now => record_commit(plan, id, &oid)?,
+        Record::Later => plan.defer_record(id, &oid),
+    }
     Ok(oid)
+}
+
+/// When task `id` was recorded completed (seconds since the epoch, rounded down as git's commit
+/// times are).
+fn completed_at(plan: &PlanCtx, id: &str) -> Option<i64> {
+    let doc = plan.view().ok()?;
+    let at = doc.entry(id)?.completed_at.as_deref()?;
+    status::parse_timestamp(at).map(|t| t.timestamp())
 }
 
 fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError> {
@@ -278,27 +326,8 @@ fn commit_task_tree(
 
 /// Records `oid` as task `id`'s commit, marking the task completed.
 fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
-    let recorded = oid.to_string();
-    plan.update_entry(id, |doc| {
-        let done = doc
-            .entry(id)
-            .is_some_and(|e| e.status == TaskStatus::Completed);
-        if done {
-            if let Some(e) = doc.entry_mut(id) {
-                e.commit = Some(recorded.clone());
-            }
-            doc.last_updated_at = Some(status::timestamp(Utc::now()));
-            Ok(())
-        } else {
-            let opts = TransitionOptions {
-                force: true,
-                commit: Some(recorded.clone()),
-                ..TransitionOptions::default()
-            };
-            status::apply(doc, id, Transition::Done, &opts, Utc::now()).map(|_| ())
-        }
-    })
-    .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
+    plan.update_entry(id, |doc| super::context::record_commit_in(doc, id, oid))
+        .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
