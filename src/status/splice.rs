@@ -366,6 +366,54 @@ mod tests {
         assert!(checked > 50, "{checked}");
     }
 
+    /// Several entries changed in one splice (a commit recorded with the next task's start)
+    /// give the bytes the whole document prints; an entry asked for but left unchanged is not
+    /// rewritten, and an id asked for twice or unknown takes the general path.
+    #[test]
+    fn several_entries_are_spliced_at_once() {
+        let plan = small_plan();
+        let digest = plan_digest(b"plan text");
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
+        doc.orch_plan_digest = Some(digest.clone());
+        let run = TransitionOptions {
+            force: true,
+            run: Some(RunInfo {
+                pid: 7,
+                ..RunInfo::default()
+            }),
+            ..TransitionOptions::default()
+        };
+        apply(&mut doc, "1.1", Transition::Start, &run, at(1)).expect("start");
+        let before = printed(&doc);
+        let done = TransitionOptions {
+            force: true,
+            commit: Some("c0ffee".into()),
+            ..TransitionOptions::default()
+        };
+        let change = |d: &mut StatusDoc| -> Result<(), StatusError> {
+            apply(d, "1.1", Transition::Done, &done, at(2))?;
+            apply(d, "2.1", Transition::Start, &run, at(2))?;
+            Ok(())
+        };
+        let ids = ["1.1", "1.2", "2.1"];
+        let got =
+            splice_with(&before, &digest, "p.md", "demo", &ids, at(2), change).expect("splices");
+        change(&mut doc).expect("applies");
+        let Spliced::Done(Some(edits), ()) = got else {
+            panic!("not spliced")
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&edits.apply(&before)),
+            String::from_utf8_lossy(&printed(&doc))
+        );
+        // Two entries and the derived fields; 1.2 is left as it was.
+        assert_eq!(edits.edits.len(), 5, "{edits:?}");
+        for ids in [&["1.1", "1.1"][..], &["1.1", "9.9"]] {
+            let got = splice_with(&before, &digest, "p.md", "demo", ids, at(2), |_| Ok(()));
+            assert!(matches!(got, Ok(Spliced::Fallback)), "{ids:?}");
+        }
+    }
+
     #[test]
     fn other_digests_and_layouts_are_left_to_the_general_path() {
         let plan = small_plan();
