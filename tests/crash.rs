@@ -498,6 +498,10 @@ fn commits_left_unrecorded_behind_head_are_recorded_not_made_again() {
         e.as_object_mut().expect("entry").remove("commit");
     }
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    // And what an agent of another task killed with it left in the tree: the commits are
+    // still the tasks' own (made since they completed), not made again with that work.
+    let tree = repo.root().join(".orch/worktrees/p");
+    std::fs::write(tree.join("half-done.txt"), "left by a killed agent\n").expect("write");
 
     repo.up(&[]);
 

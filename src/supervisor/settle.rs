@@ -148,10 +148,10 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
 
 /// Commits the worktree as `<plan> <id>: <description>` and records it, marking the task
 /// completed. With `maybe_committed` (work found done but unrecorded: a supervisor may have died
-/// between its commit and its record), the task's commit is reused when it is HEAD (with
-/// [`Changes::Take`] only when the tree is clean: changes since belong to no recorded task yet)
-/// or one of the commits just behind it made since the task was completed (later tasks'
-/// commits landed before the record was written; the tree's changes are theirs).
+/// between its commit and its record), the task's commit is reused when it is at HEAD or just
+/// behind it and was made since the task was completed (later tasks' commits may have landed
+/// before the record was written; changes in the tree are other tasks'), or when it is HEAD and
+/// the tree is clean (with [`Changes::Take`]: changes since belong to no recorded task yet).
 pub fn commit_task(
     plan: &PlanCtx,
     id: &str,
@@ -191,16 +191,19 @@ fn commit_in_worktree(
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
         let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
-        match git::head_of(&plan.worktree) {
-            Ok((oid, msg)) if msg.starts_with(&prefix) && oid != plan.base && clean() => Some(oid),
-            _ => completed_at(plan, id).and_then(|since| {
-                // HEAD is not it (or not clean): one of the commits behind it.
-                let recent = git::recent_commits(&plan.worktree, &plan.base, UNRECORDED_DEPTH);
-                recent.ok()?.into_iter().skip(1).find_map(|c| {
-                    (c.time >= since && c.message.starts_with(&prefix)).then_some(c.oid)
-                })
-            }),
-        }
+        let recent =
+            git::recent_commits(&plan.worktree, &plan.base, UNRECORDED_DEPTH).unwrap_or_default();
+        let since = completed_at(plan, id);
+        recent
+            .iter()
+            .enumerate()
+            .find(|(i, c)| {
+                c.message.starts_with(&prefix)
+                    // Made for this completion (commit times are whole seconds); or, at HEAD
+                    // with nothing since, the task's last commit.
+                    && (since.is_some_and(|s| c.time >= s) || (*i == 0 && clean()))
+            })
+            .map(|(_, c)| c.oid.clone())
     } else {
         None
     };
