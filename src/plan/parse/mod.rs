@@ -430,6 +430,20 @@ impl<'t> Parser<'t> {
         let mut lines: Vec<&str> = Vec::new();
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
             if let Some((start, end)) = *body {
+                let one = &text[start..end];
+                if !one.contains('\n') {
+                    // One line (most bodies): what `dedent` makes of it, without the vector.
+                    let l = one.strip_suffix('\r').unwrap_or(one);
+                    task.body = if l.trim().is_empty() {
+                        String::new()
+                    } else {
+                        l.trim_start().to_string()
+                    };
+                    if self.files {
+                        task.files = task_files(task);
+                    }
+                    continue;
+                }
                 lines.clear();
                 lines.extend(
                     text[start..end]
@@ -469,7 +483,28 @@ impl<'t> Parser<'t> {
 
 #[cfg(test)]
 mod line_tests {
-    use super::lines;
+    use super::{dedent, lines};
+
+    /// A one-line body (read without `dedent`'s vector) is what `dedent` makes of it.
+    #[test]
+    fn one_line_bodies_are_dedented_like_longer_ones() {
+        for body in [
+            "  x",
+            "\t y  ",
+            "   ",
+            "  a\r",
+            "    - keep `src/a.rs` green",
+            " \u{a0}b",
+            "  \u{a0}",
+        ] {
+            for after in ["\n- [ ] 1.2 Next\n", "\r\n- [ ] 1.2 Next", "\n", ""] {
+                let text = format!("## Phase 1: A\n\n- [ ] 1.1 Do it\n{body}{after}");
+                let plan = super::parse(std::path::Path::new("p.md"), &text);
+                let line = body.strip_suffix('\r').unwrap_or(body);
+                assert_eq!(plan.tasks[0].body, dedent(&[line]), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn lines_are_those_of_str_lines() {
