@@ -110,8 +110,14 @@ impl<'a> Scan<'a> {
     #[inline(always)]
     fn ws(&mut self) {
         // Every whitespace byte is at most b' '.
-        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
-            return;
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => return,
+            // One space, as after a colon.
+            Some(b' ') if self.b.get(self.i + 1).is_some_and(|&c| c > b' ') => {
+                self.i += 1;
+                return;
+            }
+            _ => {}
         }
         self.ws_run();
     }
@@ -304,6 +310,16 @@ impl<'a> Scan<'a> {
         let start = self.i;
         self.skip()?;
         Some(&self.text[start..self.i])
+    }
+
+    /// [`Scan::skip`] with strings (most values) passed in line.
+    #[inline(always)]
+    pub fn skip_value(&mut self) -> Option<()> {
+        if self.peek()? == b'"' {
+            self.skip_string().map(|_| ())
+        } else {
+            self.skip()
+        }
     }
 
     /// [`Scan::value`] without its text: checks and passes one value.

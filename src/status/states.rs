@@ -242,7 +242,7 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
                     .ok()?
                     .map(|u| u.usage());
             }
-            _ => s.skip()?,
+            _ => s.skip_value()?,
         }
         Some(())
     })?;
