@@ -203,13 +203,18 @@ impl<'t> Parser<'t> {
     }
 
     fn line(&mut self, n: usize, line: &'t str) {
-        if self.in_fence(line) {
+        // Most lines are spaces or tabs, then a visible ASCII character that opens no fence:
+        // such a line is not blank and, outside a fence, not a fence (no trimming for those).
+        let b = line.as_bytes();
+        let plain = b
+            .iter()
+            .find(|&&c| c != b' ' && c != b'\t')
+            .is_some_and(|&c| c.is_ascii_graphic() && c != b'`' && c != b'~');
+        if !(plain && self.fence.is_none()) && self.in_fence(line) {
             return;
         }
         let indented = line.starts_with([' ', '\t']);
-        // A line that starts with a visible ASCII character is not blank (most lines: no trim).
-        let blank =
-            !line.as_bytes().first().is_some_and(u8::is_ascii_graphic) && line.trim().is_empty();
+        let blank = !plain && line.trim().is_empty();
 
         if blank || indented {
             self.continuation(n, line, blank);
@@ -434,10 +439,12 @@ impl<'t> Parser<'t> {
                 if !one.contains('\n') {
                     // One line (most bodies): what `dedent` makes of it, without the vector.
                     let l = one.strip_suffix('\r').unwrap_or(one);
-                    task.body = if l.trim().is_empty() {
+                    let t = task_line::trim_fast(l);
+                    task.body = if t.is_empty() {
                         String::new()
                     } else {
-                        l.trim_start().to_string()
+                        // `l.trim_start()`: what follows `t` is whitespace only.
+                        l[t.as_ptr() as usize - l.as_ptr() as usize..].to_string()
                     };
                     if self.files {
                         task.files = task_files(task);
