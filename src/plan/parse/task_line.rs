@@ -29,16 +29,24 @@ impl<'t> Parser<'t> {
         if description.is_empty() {
             self.warn(n, format!("task `{id}` has no description"));
         }
-        let depends = self.depends(n, id, &description);
-        let estimate_s = self.estimate(n, id, &description);
-        if let Err(why) = crate::plan::check::check_clause(&description) {
-            self.error(n, format!("task `{id}`: {why}"));
-        }
+        // Every clause (`(depends:`, `(est:`, `(check:`, `(HIGH)`…, and the `[depends:` that is
+        // warned about) opens with `(` or `[`: a description with neither has none (most).
+        let clauses = memchr::memchr2(b'(', b'[', description.as_bytes()).is_some();
+        let (depends, estimate_s, priority) = if clauses {
+            let depends = self.depends(n, id, &description);
+            let estimate_s = self.estimate(n, id, &description);
+            if let Err(why) = crate::plan::check::check_clause(&description) {
+                self.error(n, format!("task `{id}`: {why}"));
+            }
+            (depends, estimate_s, priority(&description))
+        } else {
+            (None, None, Priority::Normal)
+        };
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
             phase,
-            priority: priority(&description),
+            priority,
             description,
             body: String::new(),
             done,
@@ -285,6 +293,33 @@ mod tests {
             let now: Vec<&str> = split_list(list).collect();
             assert_eq!(now, before(list), "{list:?}");
         }
+    }
+
+    /// A description without `(` or `[` skips the clause readers: what they would have read
+    /// from it is nothing, with no diagnostics; with the brackets they still read the clauses.
+    #[test]
+    fn descriptions_without_brackets_have_no_clauses() {
+        use crate::plan::model::Priority;
+        let words = "Do it depends: 1.2 est: 1h HIGH CRITICAL check: cargo test depends";
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.md"),
+            &format!("## Phase 1: A\n\n- [ ] 1.1 {words}\n- [ ] 1.2 Other\n"),
+        );
+        let t = &plan.tasks[0];
+        assert_eq!(t.description, words);
+        assert_eq!(
+            (&t.depends, t.estimate_s, t.priority),
+            (&None, None, Priority::Normal)
+        );
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.md"),
+            "## Phase 1: A\n\n- [ ] 1.1 Do (depends: 1.2) (est: 1h) (HIGH) [depends: 1.2]\n- [ ] 1.2 Other\n",
+        );
+        let t = &plan.tasks[0];
+        assert_eq!(t.depends.as_deref(), Some(&["1.2".to_string()][..]));
+        assert_eq!((t.estimate_s, t.priority), (Some(3600), Priority::High));
     }
 
     #[test]
