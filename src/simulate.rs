@@ -262,7 +262,7 @@ pub fn tight_bound(w: &Workload<'_>, durations: &[u64], slots: usize) -> u64 {
     let mut reached: Vec<Option<(u64, Vec<bool>)>> = vec![None; n];
     for &b in g.topo.iter().filter(|&&i| g.task_of(i).is_none()) {
         let before = reach(n, b, |i| g.nodes[i].preds.as_slice());
-        let after = reach(n, b, |i| g.succs[i].as_slice());
+        let after = reach(n, b, |i| &g.succs[i]);
         let mut at = head[b].max(spread(&|i| before[i]));
         for &p in &g.nodes[b].preds {
             if let Some((t, after_p)) = &reached[p] {

@@ -48,11 +48,39 @@ pub struct Node {
     pub preds: Vec<usize>,
 }
 
+/// Each node's successors, `succs[i]` a slice: one vector for all of them (a vector per node
+/// was an allocation per task of a long plan).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Succs {
+    /// Node `i`'s successors are `all[start[i]..start[i + 1]]`.
+    start: Vec<usize>,
+    all: Vec<usize>,
+}
+
+impl Succs {
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::ops::Index<usize> for Succs {
+    type Output = [usize];
+
+    fn index(&self, i: usize) -> &[usize] {
+        &self.all[self.start[i]..self.start[i + 1]]
+    }
+}
+
 /// The graph plus its topological order.
 #[derive(Clone, Debug)]
 pub struct Graph {
     pub nodes: Vec<Node>,
-    pub succs: Vec<Vec<usize>>,
+    pub succs: Succs,
     /// Node indices in an order where every node comes after its predecessors.
     pub topo: Vec<usize>,
     /// `task_node[plan][task]` = node index of that task.
@@ -293,14 +321,25 @@ impl Builder {
                 outdeg[p] += 1;
             }
         }
-        let mut succs: Vec<Vec<usize>> = outdeg.iter().map(|&d| Vec::with_capacity(d)).collect();
+        let mut start = Vec::with_capacity(n + 1);
+        let mut total = 0;
+        start.push(0);
+        for &d in &outdeg {
+            total += d;
+            start.push(total);
+        }
+        // Filled from each list's start, in node order (the order pushes gave).
+        let mut next: Vec<usize> = start[..n].to_vec();
+        let mut all = vec![0usize; total];
         let mut indeg = vec![0usize; n];
         for (i, node) in self.nodes.iter().enumerate() {
             for &p in &node.preds {
-                succs[p].push(i);
+                all[next[p]] = i;
+                next[p] += 1;
                 indeg[i] += 1;
             }
         }
+        let succs = Succs { start, all };
         let mut topo = Vec::with_capacity(n);
         let mut queue: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
         queue.reverse();

@@ -5,7 +5,7 @@ mod build;
 mod frontier;
 mod schedule;
 
-pub use build::{CrossDep, CrossTarget, CycleError, Graph, Node, NodeKind};
+pub use build::{CrossDep, CrossTarget, CycleError, Graph, Node, NodeKind, Succs};
 pub use frontier::Frontier;
 pub use schedule::{
     DEFAULT_ESTIMATE_S, NodeState, Readiness, Rules, Slots, Waiting, Waves, node_weights, pick,

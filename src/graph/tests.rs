@@ -255,3 +255,19 @@ fn tasks_left_behind_barriers_are_counted_once_per_barrier() {
         }
     }
 }
+
+/// The flat successor table lists, for each node, the nodes that name it as a predecessor, in
+/// node order (what a vector per node filled by pushes held).
+#[test]
+fn successors_are_the_reverse_of_predecessors_in_node_order() {
+    let p = plan(PHASED);
+    let g = Graph::of_plan(&p).expect("acyclic");
+    assert_eq!(g.succs.len(), g.nodes.len());
+    for i in 0..g.nodes.len() {
+        let expected: Vec<usize> = (0..g.nodes.len())
+            .flat_map(|j| g.nodes[j].preds.iter().filter(|&&q| q == i).map(move |_| j))
+            .collect();
+        assert_eq!(&g.succs[i], expected.as_slice(), "node {i}");
+    }
+    assert!(Succs::default().is_empty());
+}

@@ -33,6 +33,14 @@ impl Str<'_> {
     }
 }
 
+/// An object's key as written: the bytes between the quotes, and whether they hold escapes.
+/// (Bytes, not `&str`: comparing them with the known keys needs no char boundary checks.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key<'a> {
+    pub raw: &'a [u8],
+    pub escaped: bool,
+}
+
 /// The cursor over a document's text.
 pub(crate) struct Scan<'a> {
     text: &'a str,
@@ -45,25 +53,35 @@ const fn repeat(b: u8) -> u64 {
     u64::from_le_bytes([b; 8])
 }
 
-const LOW7: u64 = repeat(0x7f);
-
-/// 0x80 in each byte of `y` that is zero, nothing elsewhere (exact, unlike the shorter test
-/// whose borrows mark bytes above a zero one).
-fn zero_bytes(y: u64) -> u64 {
-    !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7)
-}
+const HIGH: u64 = repeat(0x80);
 
 /// Where in `x` (eight bytes, little-endian) a string's plain run ends: the first `"`, `\\`
 /// or control character (< 0x20), if any.
+///
+/// Each of the three tests is the short one, `(y - 0x01..) & !y & 0x80..` for "a byte of `y`
+/// is zero" (`y - 0x20..` for "below 0x20"): it marks every byte it looks for, and may also
+/// mark bytes above one of those (its borrow), never below. So the lowest mark is exact. The
+/// three share `!x & 0x80..`, as none of `"`, `\\`, 0x20 has its high bit.
 fn first_special(x: u64) -> Option<usize> {
-    let mask =
-        zero_bytes(x ^ repeat(b'"')) | zero_bytes(x ^ repeat(b'\\')) | zero_bytes(x & repeat(0xe0));
+    let mask = ((x ^ repeat(b'"')).wrapping_sub(repeat(1))
+        | (x ^ repeat(b'\\')).wrapping_sub(repeat(1))
+        | x.wrapping_sub(repeat(0x20)))
+        & !x
+        & HIGH;
     (mask != 0).then(|| mask.trailing_zeros() as usize / 8)
 }
 
 /// Whether a byte ends a string's plain run.
 fn special(c: u8) -> bool {
     c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// The eight bytes of `b` from `i` as a little-endian word, if there are eight.
+#[inline]
+fn word(b: &[u8], i: usize) -> Option<u64> {
+    b.get(i..)?
+        .first_chunk::<8>()
+        .map(|w| u64::from_le_bytes(*w))
 }
 
 impl<'a> Scan<'a> {
@@ -87,22 +105,49 @@ impl<'a> Scan<'a> {
         self.i
     }
 
+    /// Skips whitespace. Most tokens follow none; the rest, in a pretty-printed status file,
+    /// follow a newline and a run of spaces, passed eight bytes at a time.
+    #[inline(always)]
     fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+        // Every whitespace byte is at most b' '.
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => return,
+            // One space, as after a colon.
+            Some(b' ') if self.b.get(self.i + 1).is_some_and(|&c| c > b' ') => {
                 self.i += 1;
-            } else {
-                break;
+                return;
+            }
+            _ => {}
+        }
+        self.ws_run();
+    }
+
+    fn ws_run(&mut self) {
+        let mut i = self.i;
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(i) {
+            i += 1;
+            // Then a run of spaces, eight bytes at a time.
+            while let Some(w) = word(self.b, i) {
+                let other = w ^ repeat(b' ');
+                if other != 0 {
+                    // The first byte that is not a space.
+                    i += other.trailing_zeros() as usize / 8;
+                    break;
+                }
+                i += 8;
             }
         }
+        self.i = i;
     }
 
     /// The next byte after whitespace (not consumed).
+    #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline(always)]
     fn eat(&mut self, c: u8) -> Option<()> {
         if self.peek()? == c {
             self.i += 1;
@@ -132,12 +177,38 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// An object's key at the cursor.
+    #[inline(always)]
+    fn key(&mut self) -> Option<Key<'a>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let escaped = self.skip_string()?;
+        Some(Key {
+            raw: self.b.get(start..self.i - 1)?,
+            escaped,
+        })
+    }
+
     /// Skips the string whose opening quote is at the cursor; whether it holds escapes.
+    #[inline(always)]
     fn skip_string(&mut self) -> Option<bool> {
         self.i += 1;
+        self.plain_run();
+        if self.b.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            return Some(false);
+        }
+        self.escaped_rest()
+    }
+
+    /// The rest of a string whose plain run stopped at something other than its closing quote:
+    /// an escape, a control character or the end of the text.
+    #[inline(never)]
+    fn escaped_rest(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
-            self.plain_run();
             match *self.b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
@@ -165,24 +236,26 @@ impl<'a> Scan<'a> {
                 // A control character (the run stops only at these three kinds of byte).
                 _ => return None,
             }
+            self.plain_run();
         }
     }
 
     /// Moves the cursor to the end of a string's plain run: eight bytes at a time, then one by
     /// one near the end of the text.
+    #[inline(always)]
     fn plain_run(&mut self) {
-        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            if let Some(at) = first_special(u64::from_le_bytes(w)) {
-                self.i += at;
+        let mut i = self.i;
+        while let Some(w) = word(self.b, i) {
+            if let Some(at) = first_special(w) {
+                self.i = i + at;
                 return;
             }
-            self.i += 8;
+            i += 8;
         }
-        while self.b.get(self.i).is_some_and(|&c| !special(c)) {
-            self.i += 1;
+        while self.b.get(i).is_some_and(|&c| !special(c)) {
+            i += 1;
         }
+        self.i = i;
     }
 
     fn digits(&mut self) -> usize {
@@ -239,6 +312,16 @@ impl<'a> Scan<'a> {
         Some(&self.text[start..self.i])
     }
 
+    /// [`Scan::skip`] with strings (most values) passed in line.
+    #[inline(always)]
+    pub fn skip_value(&mut self) -> Option<()> {
+        if self.peek()? == b'"' {
+            self.skip_string().map(|_| ())
+        } else {
+            self.skip()
+        }
+    }
+
     /// [`Scan::value`] without its text: checks and passes one value.
     pub fn skip(&mut self) -> Option<()> {
         match self.peek()? {
@@ -274,7 +357,7 @@ impl<'a> Scan<'a> {
     /// An object at the cursor: `field(scanner, key)` must consume each key's value.
     pub fn object(
         &mut self,
-        mut field: impl FnMut(&mut Self, Str<'a>) -> Option<()>,
+        mut field: impl FnMut(&mut Self, Key<'a>) -> Option<()>,
     ) -> Option<()> {
         self.eat(b'{')?;
         self.enter()?;
@@ -284,7 +367,7 @@ impl<'a> Scan<'a> {
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.key()?;
             self.eat(b':')?;
             field(self, key)?;
             match self.peek()? {
@@ -383,7 +466,23 @@ mod tests {
     fn runs_end_at_the_first_special_byte() {
         for len in 0..20 {
             for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
-                for fill in [b'a', 0xc3, 0x7f, 0x20, 0xff, 0x21, 0x5d, 0x01 + 0x20] {
+                for fill in [
+                    b'a',
+                    0xc3,
+                    0x7f,
+                    0x20,
+                    0xff,
+                    0x21,
+                    0x5d,
+                    0x01 + 0x20,
+                    0x23,
+                    0x5b,
+                    0x80,
+                    0xa0,
+                    0xa2,
+                    0xdc,
+                    0x9f,
+                ] {
                     let mut text = vec![fill; len];
                     text.push(special);
                     text.extend_from_slice(b"\"xyz\\");
@@ -400,6 +499,79 @@ mod tests {
         }
     }
 
+    /// The word test marks the first special byte of any word: against a byte-by-byte search
+    /// on words mixing specials, their high-bit twins and their neighbours.
+    #[test]
+    fn the_word_test_finds_the_first_special_byte() {
+        let bytes = [
+            b'"',
+            b'\\',
+            0x00,
+            0x1f,
+            b'\n',
+            0x20,
+            0x21,
+            0x23,
+            0x5b,
+            0x5d,
+            0x5c ^ 0x80,
+            0x22 ^ 0x80,
+            0xa0,
+            0x9f,
+            0xff,
+            0x80,
+            0x7f,
+            b'a',
+            0x01,
+            0xc3,
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut w = [0u8; 8];
+            for (k, b) in w.iter_mut().enumerate() {
+                *b = bytes[((seed >> (k * 5)) % bytes.len() as u64) as usize];
+            }
+            let naive = w.iter().position(|&c| special(c));
+            assert_eq!(first_special(u64::from_le_bytes(w)), naive, "{w:x?}");
+        }
+    }
+
+    /// Whitespace runs of every kind and length, between every token and at the ends, read as
+    /// serde_json reads them (the spaces are passed a word at a time).
+    #[test]
+    fn whitespace_runs_read_like_serde_json() {
+        let runs = [
+            "",
+            " ",
+            "  ",
+            "\n",
+            "\n      ",
+            "\r\n        ",
+            "\t",
+            "\n\t \r ",
+            "         ",
+            "                  x",
+            "\n                 \n  ",
+            " \u{b}",
+            "\u{a0}",
+            " \u{c}",
+        ];
+        for run in runs {
+            let text = format!(
+                "{run}{{{run}\"a\"{run}:{run}[{run}1{run},{run}\"x\"{run},{run}{{}}{run}]{run},{run}\"b\"{run}:{run}null{run}}}{run}"
+            );
+            let serde_ok = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            assert_eq!(valid(&text), serde_ok, "{text:?}");
+            let mut s = Scan::from_str(&text);
+            if let Some(v) = s.value() {
+                assert_eq!(v, text.trim_matches([' ', '\n', '\r', '\t']), "{text:?}");
+            }
+        }
+    }
+
     #[test]
     fn strings_and_spans() {
         let text = r#"{"id": "1.1", "note": "a \"b\"", "n": [1, 2]}"#;
@@ -408,10 +580,18 @@ mod tests {
         s.object(|s, k| {
             if s.peek()? == b'"' {
                 let v = s.string()?;
-                got.push((k.raw.to_string(), v.decode()?, v.escaped));
+                got.push((
+                    String::from_utf8(k.raw.to_vec()).ok()?,
+                    v.decode()?,
+                    v.escaped,
+                ));
             } else {
                 let v = s.value()?;
-                got.push((k.raw.to_string(), v.to_string(), false));
+                got.push((
+                    String::from_utf8(k.raw.to_vec()).ok()?,
+                    v.to_string(),
+                    false,
+                ));
             }
             Some(())
         })

@@ -170,25 +170,25 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
         if key.escaped {
             return None;
         }
-        if let Some(i) = REQUIRED.iter().position(|r| *r == key.raw) {
+        if let Some(i) = REQUIRED.iter().position(|r| r.as_bytes() == key.raw) {
             seen[i] = true;
         }
         match key.raw {
-            "tasks" | "verifySteps" => s.array(|s| {
+            b"tasks" | b"verifySteps" => s.array(|s| {
                 let (id, st, span, first) = scan_entry(s)?;
                 id_first &= first;
                 map.insert_first(&id, st, Some(span));
                 Some(())
             }),
-            "orchSchemaVersion" => {
+            b"orchSchemaVersion" => {
                 version = serde_json::from_str::<u32>(s.value()?).ok()?;
                 Some(())
             }
-            "orchPaused" => {
+            b"orchPaused" => {
                 paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
-            "orchPlanPaused" => {
+            b"orchPlanPaused" => {
                 plan_paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
@@ -214,9 +214,9 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
         if key.escaped {
             return None;
         }
-        first.get_or_insert(key.raw == "id");
+        first.get_or_insert(key.raw == b"id");
         match key.raw {
-            "id" => {
+            b"id" => {
                 if id.is_some() {
                     return None;
                 }
@@ -227,7 +227,7 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
                     Cow::Borrowed(v.raw)
                 });
             }
-            "status" => {
+            b"status" => {
                 let v = s.string()?;
                 st.status = Some(if v.escaped {
                     serde_json::from_str(v.json).ok()?
@@ -235,14 +235,14 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
                     TaskStatus::from_name(v.raw)?
                 });
             }
-            "error" => st.error = optional_string(s)?,
-            "lastError" => st.last_error = optional_string(s)?,
-            "orchUsage" => {
+            b"error" => st.error = optional_string(s)?,
+            b"lastError" => st.last_error = optional_string(s)?,
+            b"orchUsage" => {
                 st.usage = serde_json::from_str::<Option<super::model::OrchUsage>>(s.value()?)
                     .ok()?
                     .map(|u| u.usage());
             }
-            _ => s.skip()?,
+            _ => s.skip_value()?,
         }
         Some(())
     })?;

@@ -203,13 +203,18 @@ impl<'t> Parser<'t> {
     }
 
     fn line(&mut self, n: usize, line: &'t str) {
-        if self.in_fence(line) {
+        // Most lines are spaces or tabs, then a visible ASCII character that opens no fence:
+        // such a line is not blank and, outside a fence, not a fence (no trimming for those).
+        let b = line.as_bytes();
+        let plain = b
+            .iter()
+            .find(|&&c| c != b' ' && c != b'\t')
+            .is_some_and(|&c| c.is_ascii_graphic() && c != b'`' && c != b'~');
+        if !(plain && self.fence.is_none()) && self.in_fence(line) {
             return;
         }
         let indented = line.starts_with([' ', '\t']);
-        // A line that starts with a visible ASCII character is not blank (most lines: no trim).
-        let blank =
-            !line.as_bytes().first().is_some_and(u8::is_ascii_graphic) && line.trim().is_empty();
+        let blank = !plain && line.trim().is_empty();
 
         if blank || indented {
             self.continuation(n, line, blank);
@@ -430,6 +435,22 @@ impl<'t> Parser<'t> {
         let mut lines: Vec<&str> = Vec::new();
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
             if let Some((start, end)) = *body {
+                let one = &text[start..end];
+                if !one.contains('\n') {
+                    // One line (most bodies): what `dedent` makes of it, without the vector.
+                    let l = one.strip_suffix('\r').unwrap_or(one);
+                    let t = task_line::trim_fast(l);
+                    task.body = if t.is_empty() {
+                        String::new()
+                    } else {
+                        // `l.trim_start()`: what follows `t` is whitespace only.
+                        l[t.as_ptr() as usize - l.as_ptr() as usize..].to_string()
+                    };
+                    if self.files {
+                        task.files = task_files(task);
+                    }
+                    continue;
+                }
                 lines.clear();
                 lines.extend(
                     text[start..end]
@@ -469,7 +490,28 @@ impl<'t> Parser<'t> {
 
 #[cfg(test)]
 mod line_tests {
-    use super::lines;
+    use super::{dedent, lines};
+
+    /// A one-line body (read without `dedent`'s vector) is what `dedent` makes of it.
+    #[test]
+    fn one_line_bodies_are_dedented_like_longer_ones() {
+        for body in [
+            "  x",
+            "\t y  ",
+            "   ",
+            "  a\r",
+            "    - keep `src/a.rs` green",
+            " \u{a0}b",
+            "  \u{a0}",
+        ] {
+            for after in ["\n- [ ] 1.2 Next\n", "\r\n- [ ] 1.2 Next", "\n", ""] {
+                let text = format!("## Phase 1: A\n\n- [ ] 1.1 Do it\n{body}{after}");
+                let plan = super::parse(std::path::Path::new("p.md"), &text);
+                let line = body.strip_suffix('\r').unwrap_or(body);
+                assert_eq!(plan.tasks[0].body, dedent(&[line]), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn lines_are_those_of_str_lines() {

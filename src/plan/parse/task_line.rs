@@ -25,20 +25,28 @@ impl<'t> Parser<'t> {
             );
             return;
         };
-        let description = desc.trim().to_string();
+        let description = trim_fast(desc).to_string();
         if description.is_empty() {
             self.warn(n, format!("task `{id}` has no description"));
         }
-        let depends = self.depends(n, id, &description);
-        let estimate_s = self.estimate(n, id, &description);
-        if let Err(why) = crate::plan::check::check_clause(&description) {
-            self.error(n, format!("task `{id}`: {why}"));
-        }
+        // Every clause (`(depends:`, `(est:`, `(check:`, `(HIGH)`…, and the `[depends:` that is
+        // warned about) opens with `(` or `[`: a description with neither has none (most).
+        let clauses = memchr::memchr2(b'(', b'[', description.as_bytes()).is_some();
+        let (depends, estimate_s, priority) = if clauses {
+            let depends = self.depends(n, id, &description);
+            let estimate_s = self.estimate(n, id, &description);
+            if let Err(why) = crate::plan::check::check_clause(&description) {
+                self.error(n, format!("task `{id}`: {why}"));
+            }
+            (depends, estimate_s, priority(&description))
+        } else {
+            (None, None, Priority::Normal)
+        };
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
             phase,
-            priority: priority(&description),
+            priority,
             description,
             body: String::new(),
             done,
@@ -215,13 +223,31 @@ pub(super) fn priority(desc: &str) -> Priority {
     }
 }
 
-/// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole).
+/// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole). An `and`
+/// between items is a word of its own, dropped like the separators.
 pub(super) fn split_list(list: &str) -> impl Iterator<Item = &str> {
     list.split([',', ';', '&'])
-        .flat_map(|part| part.split(" and "))
         .flat_map(str::split_whitespace)
         .map(|s| s.trim_matches('`'))
         .filter(|s| !s.is_empty() && *s != "and")
+}
+
+/// [`str::trim`], without decoding characters when both ends are plain ASCII (spaces or tabs,
+/// then a visible character), as in nearly every line of a plan.
+pub(super) fn trim_fast(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |i| i + 1);
+    match (b.get(start), end.checked_sub(1).and_then(|i| b.get(i))) {
+        (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => &s[start..end],
+        _ => s.trim(),
+    }
 }
 
 /// `2.1-2.4` → (`2.1`, `2.4`); `2.1` → (`2.1`, `2.1`).
@@ -232,4 +258,92 @@ pub(super) fn split_range(item: &str) -> (&str, &str) {
         }
     }
     (item, item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split_list, trim_fast};
+
+    /// The lists split as they did when ` and ` was a separator of its own.
+    #[test]
+    fn split_list_drops_and_like_the_separator_did() {
+        let before = |list: &str| -> Vec<String> {
+            list.split([',', ';', '&'])
+                .flat_map(|part| part.split(" and "))
+                .flat_map(str::split_whitespace)
+                .map(|s| s.trim_matches('`'))
+                .filter(|s| !s.is_empty() && *s != "and")
+                .map(str::to_string)
+                .collect()
+        };
+        for list in [
+            "1.1, 1.2 and 1.4",
+            "1.1 and 1.2 and 1.3",
+            "x and and y",
+            "1.1 and\t1.2",
+            "1.1\u{a0}and 1.2",
+            " and 1.1 and ",
+            "and",
+            "`and` 1.1",
+            "1.1 `and 1.2`",
+            "2.1-2.4; 3.1 & 3.2, and 4.1",
+            "1.1 and1.2 andy sand and",
+            "",
+        ] {
+            let now: Vec<&str> = split_list(list).collect();
+            assert_eq!(now, before(list), "{list:?}");
+        }
+    }
+
+    /// A description without `(` or `[` skips the clause readers: what they would have read
+    /// from it is nothing, with no diagnostics; with the brackets they still read the clauses.
+    #[test]
+    fn descriptions_without_brackets_have_no_clauses() {
+        use crate::plan::model::Priority;
+        let words = "Do it depends: 1.2 est: 1h HIGH CRITICAL check: cargo test depends";
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.md"),
+            &format!("## Phase 1: A\n\n- [ ] 1.1 {words}\n- [ ] 1.2 Other\n"),
+        );
+        let t = &plan.tasks[0];
+        assert_eq!(t.description, words);
+        assert_eq!(
+            (&t.depends, t.estimate_s, t.priority),
+            (&None, None, Priority::Normal)
+        );
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.md"),
+            "## Phase 1: A\n\n- [ ] 1.1 Do (depends: 1.2) (est: 1h) (HIGH) [depends: 1.2]\n- [ ] 1.2 Other\n",
+        );
+        let t = &plan.tasks[0];
+        assert_eq!(t.depends.as_deref(), Some(&["1.2".to_string()][..]));
+        assert_eq!((t.estimate_s, t.priority), (Some(3600), Priority::High));
+    }
+
+    #[test]
+    fn trim_fast_is_trim() {
+        for s in [
+            "",
+            " ",
+            "\t",
+            "a",
+            " a ",
+            "\ta b\t",
+            "  x",
+            "x  ",
+            " \u{a0}x",
+            "x\u{a0} ",
+            "\u{3000}",
+            " \u{b}x",
+            "x\u{c}",
+            "é",
+            " é ",
+            "\r x \r",
+            " (depends: 1.1)",
+        ] {
+            assert_eq!(trim_fast(s), s.trim(), "{s:?}");
+        }
+    }
 }
