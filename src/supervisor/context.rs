@@ -111,22 +111,28 @@ impl PlanCtx {
         f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
         let records = self.to_write();
-        let value = status::update_with_digest(
+        let value = self.update_whole(|doc| {
+            record_commits_in(doc, &records)?;
+            f(doc)
+        })?;
+        self.written(&records);
+        Ok(value)
+    }
+
+    /// The document read whole, reconciled with the plan, changed by `f` and written.
+    fn update_whole<T>(
+        &self,
+        f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+    ) -> Result<T, StatusError> {
+        status::update_with_digest(
             &self.status_path,
             &self.plan,
             self.digest.as_deref(),
             &self.rel_path,
             &self.name,
-            |doc, _| {
-                for (id, commit) in &records {
-                    record_commit_in(doc, id, commit)?;
-                }
-                f(doc)
-            },
+            |doc, _| f(doc),
         )
-        .map(|(v, _)| v)?;
-        self.written(&records);
-        Ok(value)
+        .map(|(v, _)| v)
     }
 
     /// Changes task `id`'s entry under the lock (with the commits not written yet). `f` must
@@ -154,9 +160,7 @@ impl PlanCtx {
             ids.push(id);
         }
         let mut change = |doc: &mut StatusDoc| {
-            for (id, commit) in &records {
-                record_commit_in(doc, id, commit)?;
-            }
+            record_commits_in(doc, &records)?;
             f(doc)
         };
         let spliced = match &self.digest {
@@ -172,15 +176,7 @@ impl PlanCtx {
         };
         let value = match spliced {
             Some(v) => v,
-            None => status::update_with_digest(
-                &self.status_path,
-                &self.plan,
-                self.digest.as_deref(),
-                &self.rel_path,
-                &self.name,
-                |doc, _| change(doc),
-            )
-            .map(|(v, _)| v)?,
+            None => self.update_whole(change)?,
         };
         self.written(&records);
         Ok(value)
@@ -374,6 +370,13 @@ pub fn strip_annotations(description: &str) -> String {
     }
     out.push_str(rest);
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`record_commit_in`] for each (task id, commit) of `records`.
+fn record_commits_in(doc: &mut StatusDoc, records: &[(String, String)]) -> Result<(), StatusError> {
+    records
+        .iter()
+        .try_for_each(|(id, commit)| record_commit_in(doc, id, commit))
 }
 
 /// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet) with
