@@ -30,7 +30,8 @@
 //! Run: `cargo bench --bench up` (all four sizes; `-- --sizes 200,1000` picks sizes, `-- --runs N`
 //! sets the runs per size: by default 3 up to 1,000 tasks and 1 above, since the large sizes
 //! take longer: on the code of 2026-11-23 evening, on a loaded 2-core machine, 5,000 tasks took
-//! 20 s, against 21 min in the morning). Without `--bench` in its arguments (under `cargo test`, which builds this
+//! 20 s, against 21 min in the morning). The sizes are run round by round (each once per
+//! round), so that the machine's drift over minutes falls on every size alike. Without `--bench` in its arguments (under `cargo test`, which builds this
 //! bench because of `test = true`) it runs one tiny size, 2 plans × 20 tasks, and checks the
 //! outcome, so the bench cannot rot. `-- --make-workspace TASKS` only makes the repository of a
 //! size (4 plans) and prints its path, for profiling one `orch up` by hand.
@@ -206,36 +207,51 @@ struct Row {
     load: f64,
 }
 
-fn measure(orch: &Path, size: usize, runs: usize) -> Row {
-    let tasks = size / PLANS;
-    let mut all = Vec::new();
-    for r in 0..runs {
-        let run = run_once(orch, PLANS, tasks);
-        let ms = |s: f64| s * 1000.0 / size as f64;
-        println!(
-            "{size} tasks, run {}/{runs}: wall {:.1} s = {:.2} ms/task; CPU {:.2} ms/task \
-             (supervisor {:.2}, agents {:.2}); load {:.2}",
-            r + 1,
-            run.wall,
-            ms(run.wall),
-            ms(run.cpu),
-            ms(run.supervisor),
-            ms(run.agents),
-            run.load
-        );
-        all.push(run);
+/// Runs `orch up` `runs[i]` times at each size `sizes[i]`, round by round (each size once per
+/// round, smallest first), so that the machine's drift over minutes falls on every size alike.
+fn measure(orch: &Path, sizes: &[usize], runs: &[usize]) -> Vec<Row> {
+    let mut all: Vec<Vec<Run>> = sizes.iter().map(|_| Vec::new()).collect();
+    let rounds = runs.iter().copied().max().unwrap_or(0);
+    for round in 0..rounds {
+        for (i, &size) in sizes.iter().enumerate() {
+            if round >= runs[i] {
+                continue;
+            }
+            let run = run_once(orch, PLANS, size / PLANS);
+            let ms = |s: f64| s * 1000.0 / size as f64;
+            println!(
+                "{size} tasks, run {}/{}: wall {:.1} s = {:.2} ms/task; CPU {:.2} ms/task \
+                 (supervisor {:.2}, agents {:.2}); load {:.2}",
+                round + 1,
+                runs[i],
+                run.wall,
+                ms(run.wall),
+                ms(run.cpu),
+                ms(run.supervisor),
+                ms(run.agents),
+                run.load
+            );
+            all[i].push(run);
+        }
     }
-    let per_task = |f: fn(&Run) -> f64| median(all.iter().map(f).collect()) * 1000.0 / size as f64;
-    Row {
-        size,
-        runs,
-        wall: median(all.iter().map(|r| r.wall).collect()),
-        wall_per_task: per_task(|r| r.wall),
-        cpu_per_task: per_task(|r| r.cpu),
-        supervisor_per_task: per_task(|r| r.supervisor),
-        agents_per_task: per_task(|r| r.agents),
-        load: median(all.iter().map(|r| r.load).collect()),
-    }
+    sizes
+        .iter()
+        .zip(all)
+        .map(|(&size, all)| {
+            let per_task =
+                |f: fn(&Run) -> f64| median(all.iter().map(f).collect()) * 1000.0 / size as f64;
+            Row {
+                size,
+                runs: all.len(),
+                wall: median(all.iter().map(|r| r.wall).collect()),
+                wall_per_task: per_task(|r| r.wall),
+                cpu_per_task: per_task(|r| r.cpu),
+                supervisor_per_task: per_task(|r| r.supervisor),
+                agents_per_task: per_task(|r| r.agents),
+                load: median(all.iter().map(|r| r.load).collect()),
+            }
+        })
+        .collect()
 }
 
 /// The value following `flag` in the arguments.
@@ -308,13 +324,11 @@ fn main() {
         "repositories under {} (file system: {fs_type}; set TMPDIR to measure elsewhere)",
         tmp.display()
     );
-    let rows: Vec<Row> = sizes
+    let runs: Vec<usize> = sizes
         .iter()
-        .map(|&size| {
-            let runs = runs.unwrap_or(if size <= 1_000 { 3 } else { 1 });
-            measure(orch, size, runs)
-        })
+        .map(|&size| runs.unwrap_or(if size <= 1_000 { 3 } else { 1 }))
         .collect();
+    let rows = measure(orch, &sizes, &runs);
 
     println!();
     println!(
