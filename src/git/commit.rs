@@ -189,12 +189,6 @@ fn commit_in(
     })
 }
 
-/// When the HEAD commit of a worktree was made (committer time, seconds since the epoch).
-pub fn head_time(worktree: &Path) -> Result<i64, GitError> {
-    let repo = open(worktree)?;
-    Ok(checked_out_commit(&repo, worktree)?.time().seconds())
-}
-
 /// HEAD commit of a worktree: (oid hex, full message).
 pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
     let repo = open(worktree)?;

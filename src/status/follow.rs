@@ -180,18 +180,14 @@ impl Follower {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::Utc;
 
     use super::*;
-    use crate::status::test_support::{printed, small_plan};
+    use crate::status::test_support::{at, printed, small_plan};
     use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
 
     fn doc() -> StatusDoc {
-        let at = Utc
-            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("date");
-        StatusDoc::new(&small_plan(), "p.md", "demo", at)
+        StatusDoc::new(&small_plan(), "p.md", "demo", at(0))
     }
 
     /// Every sequence of two transitions on two entries (tasks and VERIFY steps): the follower

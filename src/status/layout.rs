@@ -190,18 +190,14 @@ pub(crate) fn top_field_from(bytes: &[u8], from: usize, key: &str) -> Option<(us
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
     use serde_json::Value;
 
     use super::*;
-    use crate::status::test_support::{printed, small_plan};
+    use crate::status::test_support::{at, printed, small_plan};
     use crate::status::{OrchMerge, StatusDoc, Transition, TransitionOptions, apply};
 
     fn doc() -> StatusDoc {
-        let at = Utc
-            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("date");
+        let at = at(0);
         let mut d = StatusDoc::new(&small_plan(), "p.md", "demo", at);
         d.orch_plan_digest = Some("digest".into());
         let opts = TransitionOptions {

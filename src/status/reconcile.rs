@@ -267,18 +267,14 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
     use serde_json::json;
 
     use super::*;
-    use crate::status::test_support::{phase, plan, small_plan, task, verify};
+    use crate::status::test_support::{at, phase, plan, small_plan, task, verify};
     use crate::status::{Transition, TransitionOptions, apply};
 
     fn doc() -> StatusDoc {
-        let now = Utc
-            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("valid date");
+        let now = at(0);
         let mut d = StatusDoc::new(&small_plan(), "docs/plans/demo.md", "demo", now);
         let o = TransitionOptions {
             note: Some("kept".into()),

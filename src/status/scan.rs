@@ -165,11 +165,7 @@ impl<'a> Scan<'a> {
 
     /// A string at the cursor.
     pub fn string(&mut self) -> Option<Str<'a>> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        let start = self.i + 1;
-        let escaped = self.skip_string()?;
+        let (start, escaped) = self.quoted()?;
         Some(Str {
             raw: self.text.get(start..self.i - 1)?,
             json: self.text.get(start - 1..self.i)?,
@@ -180,15 +176,21 @@ impl<'a> Scan<'a> {
     /// An object's key at the cursor.
     #[inline(always)]
     fn key(&mut self) -> Option<Key<'a>> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        let start = self.i + 1;
-        let escaped = self.skip_string()?;
+        let (start, escaped) = self.quoted()?;
         Some(Key {
             raw: self.b.get(start..self.i - 1)?,
             escaped,
         })
+    }
+
+    /// Passes the string at the cursor: where its text starts, and whether it holds escapes.
+    #[inline(always)]
+    fn quoted(&mut self) -> Option<(usize, bool)> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        Some((start, self.skip_string()?))
     }
 
     /// Skips the string whose opening quote is at the cursor; whether it holds escapes.

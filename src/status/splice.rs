@@ -284,18 +284,10 @@ pub(crate) fn splice_with<T>(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
-    use crate::status::test_support::{printed, small_plan};
+    use crate::status::test_support::{at, printed, small_plan};
     use crate::status::{RunInfo, plan_digest};
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("valid date")
-            + chrono::Duration::seconds(secs)
-    }
 
     /// Every transition on every entry, from every reachable status, spliced into the text,
     /// gives the bytes the whole document prints.

@@ -92,3 +92,13 @@ pub fn printed(doc: &crate::status::StatusDoc) -> Vec<u8> {
     b.push(b'\n');
     b
 }
+
+/// The tests' clock: 2026-03-01 12:00:00 UTC plus `secs` seconds.
+pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("valid date")
+        + chrono::Duration::seconds(secs)
+}

@@ -331,16 +331,12 @@ pub fn process_start_time(pid: u32) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, TimeZone};
 
     use super::*;
     use crate::status::test_support::small_plan;
 
     fn t(secs: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("valid date")
-            + Duration::seconds(secs)
+        crate::status::test_support::at(secs)
     }
 
     fn doc() -> StatusDoc {

@@ -248,9 +248,9 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
 }
 
 /// What the core knows of task `t` from its recorded entry `e` (as reconciling with the plan
-/// would record it: a pending task marked `[x]` in the plan is completed).
-/// Task `t` as entry `e` records it, with its commit when made but not recorded yet (`pc`'s
-/// [`PlanCtx::unrecorded_commit`]: what the next write records).
+/// would record it: a pending task marked `[x]` in the plan is completed), with its commit when
+/// made but not read back yet (`pc`'s [`PlanCtx::unrecorded_commit`]: what the next write
+/// records).
 fn facts_of(
     t: &crate::plan::Task,
     e: &status::TaskEntry,

@@ -193,15 +193,16 @@ fn commit_in_worktree(
         let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
         let recent =
             git::recent_commits(&plan.worktree, &plan.base, UNRECORDED_DEPTH).unwrap_or_default();
-        let since = completed_at(plan, id);
+        // Read from the status file only when HEAD is not the task's clean commit.
+        let since = std::cell::LazyCell::new(|| completed_at(plan, id));
         recent
             .iter()
             .enumerate()
             .find(|(i, c)| {
                 c.message.starts_with(&prefix)
-                    // Made for this completion (commit times are whole seconds); or, at HEAD
-                    // with nothing since, the task's last commit.
-                    && (since.is_some_and(|s| c.time >= s) || (*i == 0 && clean()))
+                    // At HEAD with nothing since, the task's last commit; or made for this
+                    // completion (commit times are whole seconds).
+                    && ((*i == 0 && clean()) || since.is_some_and(|s| c.time >= s))
             })
             .map(|(_, c)| c.oid.clone())
     } else {
