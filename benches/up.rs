@@ -265,7 +265,11 @@ fn pass(ok: bool) -> &'static str {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let orch = Path::new(env!("CARGO_BIN_EXE_orch"));
+    // `ORCH_BENCH_BIN=/path/to/orch` measures another build (e.g. the one before a change).
+    let bin = std::env::var_os("ORCH_BENCH_BIN");
+    let orch = bin
+        .as_deref()
+        .map_or(Path::new(env!("CARGO_BIN_EXE_orch")), Path::new);
     if let Some(tasks) = arg(&args, "--make-workspace") {
         // For profiling one run: make the repository of a size and print where it is.
         let tasks: usize = tasks.parse().expect("--make-workspace TASKS");

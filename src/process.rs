@@ -3,13 +3,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
+
+mod child;
+pub use child::Child;
 
 use crate::agent_env;
 
@@ -56,27 +57,15 @@ pub fn spawn(
     env: &[(String, String)],
     log: &Path,
 ) -> io::Result<Spawned> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     let out = open_log(log)?;
-    let err = out.try_clone()?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0)
-        .kill_on_drop(false);
-    for var in GIT_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let child = cmd.spawn()?;
-    let pid = child
-        .id()
-        .ok_or_else(|| io::Error::other("the agent exited before its pid was read"))?;
+    let child = child::spawn(&child::Spec {
+        argv,
+        cwd,
+        env,
+        env_remove: &GIT_ENV,
+        output: &out,
+    })?;
+    let pid = child.id();
     Ok(Spawned { child, pid })
 }
 
@@ -238,19 +227,24 @@ pub async fn terminate_group(pgid: u32, grace: Duration, mut child: Option<&mut 
 /// Resolves an agent's program the way `execvp` will: a name with a `/` relative to `cwd`, else
 /// the first match on `PATH`. `None` when nothing executable is found.
 pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     if program.contains('/') {
         let p = cwd.join(program);
         return executable(&p).then_some(p);
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    search_path(program, &std::env::var_os("PATH")?)
+}
+
+/// The first executable `program` in the directories of `path` (a `PATH` value).
+fn search_path(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
         .map(|dir| dir.join(program))
         .find(|p| executable(p))
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// This host's name, for the status file's `orchRun.host`.

@@ -37,4 +37,5 @@ pub use store::{
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{
     RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, process_start_time,
+    record_launch,
 };

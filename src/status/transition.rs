@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use super::error::StatusError;
@@ -112,6 +112,51 @@ fn in_progress_message(e: &TaskEntry) -> String {
 fn millis_between(start: Option<&str>, end: DateTime<Utc>) -> Option<u64> {
     let start = parse_timestamp(start?)?;
     u64::try_from((end - start).num_milliseconds()).ok()
+}
+
+/// The supervisor's record of an attempt it launched at `launched` (the agent's process is
+/// `run`): the task in progress, one attempt more. The agent may have written first, as soon as
+/// it started: an outcome it reported (`task done`, `fail`, `skip`) stands, with the attempt
+/// counted and started at `launched`; an attempt it counted itself (`task start`) is not counted
+/// twice.
+pub fn record_launch(
+    doc: &mut StatusDoc,
+    id: &str,
+    run: &RunInfo,
+    launched: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StatusError> {
+    let Some(e) = doc.entry_mut(id) else {
+        return Ok(());
+    };
+    let launched = launched.trunc_subsecs(3);
+    let counted_by_agent = e
+        .started_at
+        .as_deref()
+        .and_then(parse_timestamp)
+        .is_some_and(|s| s >= launched);
+    if e.status.is_finished() {
+        if !counted_by_agent {
+            e.attempts += 1;
+            let stamp = timestamp(launched);
+            if let Some(done) = e.completed_at.as_deref().and_then(parse_timestamp) {
+                e.duration = millis_between(Some(&stamp), done);
+            }
+            e.started_at = Some(stamp);
+        }
+        return Ok(());
+    }
+    let attempts = e.attempts;
+    let opts = TransitionOptions {
+        force: true,
+        run: Some(run.clone()),
+        ..TransitionOptions::default()
+    };
+    apply(doc, id, Transition::Start, &opts, now)?;
+    if counted_by_agent && let Some(e) = doc.entry_mut(id) {
+        e.attempts = attempts;
+    }
+    Ok(())
 }
 
 /// Applies `t` to the task or verification step `id`.
@@ -395,6 +440,64 @@ mod tests {
             }
             other => panic!("expected Refused, got {other:?}"),
         }
+    }
+
+    /// The supervisor's start record after the agent already wrote: what it wrote stands, the
+    /// attempt is counted once.
+    #[test]
+    fn a_launch_recorded_after_the_agent_reported_counts_the_attempt_once() {
+        let run = RunInfo {
+            pid: 42,
+            ..RunInfo::default()
+        };
+        let attempts = |d: &StatusDoc| d.entry("1.1").expect("1.1").attempts;
+        // The usual order: the start record, then the agent's report.
+        let mut d = doc();
+        record_launch(&mut d, "1.1", &run, t(10), t(10)).expect("launch");
+        assert_eq!(
+            (status(&d, "1.1"), attempts(&d)),
+            (TaskStatus::InProgress, 1)
+        );
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!(e.orch_run.as_ref().map(|r| r.pid), Some(42));
+
+        // The agent's `task done` first (at 12 s; the launch was at 10 s): still completed,
+        // with the attempt counted and started at the launch.
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Done, &opts(), t(12)).expect("done");
+        record_launch(&mut d, "1.1", &run, t(10), t(13)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::Completed, 1));
+        assert_eq!(e.started_at.as_deref(), Some(timestamp(t(10)).as_str()));
+        assert_eq!(e.duration, Some(2_000));
+        assert_eq!(e.orch_run, None);
+
+        // The agent ran `task start` and `task done` itself: it counted the attempt.
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Start, &opts(), t(11)).expect("start");
+        apply(&mut d, "1.1", Transition::Done, &opts(), t(12)).expect("done");
+        record_launch(&mut d, "1.1", &run, t(10), t(13)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::Completed, 1));
+        assert_eq!(e.started_at.as_deref(), Some(timestamp(t(11)).as_str()));
+
+        // The agent ran `task start` only: in progress, once, with the supervisor's run.
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Start, &opts(), t(11)).expect("start");
+        record_launch(&mut d, "1.1", &run, t(10), t(13)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::InProgress, 1));
+        assert_eq!(e.orch_run.as_ref().map(|r| r.pid), Some(42));
+
+        // A start left by an earlier attempt (before the launch) is not the agent's: counted.
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Start, &opts(), t(5)).expect("start");
+        record_launch(&mut d, "1.1", &run, t(10), t(10)).expect("launch");
+        assert_eq!(attempts(&d), 2);
+        // An id the plan does not have changes nothing.
+        let before = d.clone();
+        record_launch(&mut d, "9.9", &run, t(10), t(10)).expect("unknown id");
+        assert_eq!(d, before);
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::process::Child;
 use chrono::Utc;
 use nix::sys::signal::Signal;
-use tokio::process::Child;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 

@@ -99,11 +99,12 @@ impl Effects<'_> {
             }
             _ => argv,
         };
+        let launched = Utc::now();
         process::log_line(
             log,
             &format!(
                 "=== orch: attempt {attempt} started at {}: {} ===",
-                status::timestamp(Utc::now()),
+                status::timestamp(launched),
                 header_argv(&argv)
             ),
         );
@@ -170,19 +171,10 @@ impl Effects<'_> {
             host: process::hostname(),
             ..RunInfo::default()
         };
-        // Record the start (unless the agent already reported: it may be that fast).
+        // Record the start (the agent may have reported before this write: it can be that fast).
         let recorded = match &id {
             Some(id) => pc.update_entry(id, |doc| {
-                let finished = doc.entry(id).is_some_and(|e| e.status.is_finished());
-                if finished {
-                    return Ok(());
-                }
-                let opts = TransitionOptions {
-                    force: true,
-                    run: Some(info.clone()),
-                    ..TransitionOptions::default()
-                };
-                status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+                status::record_launch(doc, id, &info, launched, Utc::now())
             }),
             None => pc.update(|doc| {
                 doc.orch_plan_agent = Some(status::OrchPlanAgent {
