@@ -116,9 +116,9 @@ fn millis_between(start: Option<&str>, end: DateTime<Utc>) -> Option<u64> {
 
 /// The supervisor's record of an attempt it launched at `launched` (the agent's process is
 /// `run`): the task in progress, one attempt more. The agent may have written first, as soon as
-/// it started: an outcome it reported (`task done`, `fail`, `skip`) stands, with the attempt
-/// counted and started at `launched`; an attempt it counted itself (`task start`) is not counted
-/// twice.
+/// it started: an outcome it reported (`task done`, `skip`, or `fail` since the launch) stands,
+/// with the attempt counted and started at `launched`; an attempt it counted itself (`task
+/// start`) is not counted twice.
 pub fn record_launch(
     doc: &mut StatusDoc,
     id: &str,
@@ -130,12 +130,16 @@ pub fn record_launch(
         return Ok(());
     };
     let launched = launched.trunc_subsecs(3);
-    let counted_by_agent = e
-        .started_at
-        .as_deref()
-        .and_then(parse_timestamp)
-        .is_some_and(|s| s >= launched);
-    if e.status.is_finished() {
+    let since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(parse_timestamp)
+            .is_some_and(|t| t >= launched)
+    };
+    let counted_by_agent = since(&e.started_at);
+    // A failure recorded before the launch is an earlier attempt's, which this one retries.
+    let reported =
+        e.status.is_finished() || (e.status == TaskStatus::Failed && since(&e.completed_at));
+    if reported {
         if !counted_by_agent {
             e.attempts += 1;
             let stamp = timestamp(launched);
@@ -480,6 +484,25 @@ mod tests {
         let e = d.entry("1.1").expect("1.1");
         assert_eq!((e.status, e.attempts), (TaskStatus::Completed, 1));
         assert_eq!(e.started_at.as_deref(), Some(timestamp(t(11)).as_str()));
+
+        // The agent's `task fail` first: its failure stands (it was once taken for a start).
+        let mut d = doc();
+        let failed = TransitionOptions {
+            error: Some("criterion unmet".into()),
+            ..opts()
+        };
+        apply(&mut d, "1.1", Transition::Fail, &failed, t(12)).expect("fail");
+        record_launch(&mut d, "1.1", &run, t(10), t(13)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::Failed, 1));
+        assert_eq!(e.error.as_deref(), Some("criterion unmet"));
+        // A failure from before the launch is the attempt being retried: in progress again.
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Fail, &failed, t(5)).expect("fail");
+        record_launch(&mut d, "1.1", &run, t(10), t(10)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::InProgress, 1));
+        assert_eq!(e.error, None);
 
         // The agent ran `task start` only: in progress, once, with the supervisor's run.
         let mut d = doc();
