@@ -130,10 +130,13 @@ pub fn record_launch(
         return Ok(());
     };
     let launched = launched.trunc_subsecs(3);
+    // After the launch's millisecond: the agent needs longer than that to start and write,
+    // and what the supervisor recorded before the launch (a failure retried without backoff)
+    // is at most in the same millisecond.
     let since = |t: &Option<String>| {
         t.as_deref()
             .and_then(parse_timestamp)
-            .is_some_and(|t| t >= launched)
+            .is_some_and(|t| t > launched)
     };
     let counted_by_agent = since(&e.started_at);
     // A failure recorded before the launch is an earlier attempt's, which this one retries.

@@ -109,13 +109,17 @@ fn a_launch_recorded_after_the_agent_reported_counts_the_attempt_once() {
     let e = d.entry("1.1").expect("1.1");
     assert_eq!((e.status, e.attempts), (TaskStatus::Failed, 1));
     assert_eq!(e.error.as_deref(), Some("criterion unmet"));
-    // A failure from before the launch is the attempt being retried: in progress again.
-    let mut d = doc();
-    apply(&mut d, "1.1", Transition::Fail, &failed, t(5)).expect("fail");
-    record_launch(&mut d, "1.1", &run, t(10), t(10)).expect("launch");
-    let e = d.entry("1.1").expect("1.1");
-    assert_eq!((e.status, e.attempts), (TaskStatus::InProgress, 1));
-    assert_eq!(e.error, None);
+    // A failure from before the launch is the attempt being retried: in progress again,
+    // also when it was recorded in the launch's millisecond (a retry without backoff).
+    for failed_at in [t(5), t(10)] {
+        let mut d = doc();
+        apply(&mut d, "1.1", Transition::Fail, &failed, failed_at).expect("fail");
+        let launched = t(10) + chrono::Duration::microseconds(700);
+        record_launch(&mut d, "1.1", &run, launched, t(10)).expect("launch");
+        let e = d.entry("1.1").expect("1.1");
+        assert_eq!((e.status, e.attempts), (TaskStatus::InProgress, 1));
+        assert_eq!(e.error, None);
+    }
 
     // The agent ran `task start` only: in progress, once, with the supervisor's run.
     let mut d = doc();
