@@ -51,11 +51,14 @@ pub struct Heap;
 /// The arena of [`Heap`]: empty (every allocation goes to the system) until [`enable`].
 static ARENA: Arena = Arena::empty();
 
-/// A bump arena over `[start, end)`: `next` is where the next block is cut.
+/// A bump arena over `[start, end)`: `next` is where the next block is cut. Below `dirty`
+/// the memory may have been written (a freed temporary's); above it, it is still as mapped:
+/// zeros.
 struct Arena {
     start: AtomicUsize,
     end: AtomicUsize,
     next: AtomicUsize,
+    dirty: AtomicUsize,
 }
 
 impl Arena {
@@ -64,12 +67,14 @@ impl Arena {
             start: AtomicUsize::new(0),
             end: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
+            dirty: AtomicUsize::new(0),
         }
     }
 
     /// Starts cutting from `[start, end)` (memory the arena owns from now on).
     fn open(&self, start: usize, end: usize) {
         self.next.store(start, Ordering::Relaxed);
+        self.dirty.store(start, Ordering::Relaxed);
         self.end.store(end, Ordering::Relaxed);
         self.start.store(start, Ordering::Release);
     }
@@ -107,11 +112,27 @@ impl Arena {
     #[inline]
     fn resize_last(&self, p: *mut u8, old: usize, new: usize) -> bool {
         let a = p as usize;
-        a + new <= self.end.load(Ordering::Relaxed)
-            && self
-                .next
-                .compare_exchange(a + old, a + new, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        if !a
+            .checked_add(new)
+            .is_some_and(|e| e <= self.end.load(Ordering::Relaxed))
+        {
+            return false;
+        }
+        // What is given back may have been written: it is no longer known to be zeros.
+        if new < old {
+            self.dirty.fetch_max(a + old, Ordering::Relaxed);
+        }
+        self.next
+            .compare_exchange(a + old, a + new, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// How many of the first bytes of the block `[p, p + len)` may not be zeros.
+    fn dirty_prefix(&self, p: *mut u8, len: usize) -> usize {
+        self.dirty
+            .load(Ordering::Relaxed)
+            .saturating_sub(p as usize)
+            .min(len)
     }
 }
 
@@ -145,9 +166,9 @@ unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = ARENA.cut(layout);
         if !p.is_null() {
-            // SAFETY: `p` is a fresh block of `layout.size()` bytes (it may have been a freed
-            // temporary before: zero it).
-            unsafe { std::ptr::write_bytes(p, 0, layout.size()) };
+            // SAFETY: `p` is a fresh block of `layout.size()` bytes; the part of it that may
+            // have been a freed temporary's is zeroed (the rest is as mapped: zeros).
+            unsafe { std::ptr::write_bytes(p, 0, ARENA.dirty_prefix(p, layout.size())) };
             return p;
         }
         // SAFETY: the caller's layout.
@@ -349,6 +370,25 @@ mod tests {
         assert!(a.resize_last(p4, 8, 0), "a freed temporary comes back");
         assert_eq!(a.cut(layout(8, 8)), p4);
         assert!(!a.resize_last(p4, 8, 200), "beyond the end");
+    }
+
+    /// Memory given back is no longer taken for zeros; memory never cut is.
+    #[test]
+    fn what_was_given_back_is_dirty() {
+        let mut buf = vec![0u64; 16];
+        let a = arena(&mut buf);
+        let p1 = a.cut(layout(8, 8));
+        assert_eq!(a.dirty_prefix(p1, 8), 0);
+        let p2 = a.cut(layout(24, 8));
+        assert!(a.resize_last(p2, 24, 0));
+        let p3 = a.cut(layout(40, 8));
+        assert_eq!(p3, p2);
+        assert_eq!(a.dirty_prefix(p3, 40), 24);
+        let p4 = a.cut(layout(8, 8));
+        assert_eq!(a.dirty_prefix(p4, 8), 0);
+        // Shrinking in place marks the end given back.
+        assert!(a.resize_last(p4, 8, 4));
+        assert_eq!(a.dirty_prefix(p4, 8), 8);
     }
 
     /// Through the allocator's interface: blocks keep their contents when they grow, in place

@@ -117,6 +117,17 @@ impl<'a> Scan<'a> {
                 self.i += 1;
                 return;
             }
+            // A newline, then fewer than eight spaces and a token: a line of a pretty-printed
+            // file, its indentation passed as one word.
+            Some(b'\n') => {
+                if let Some(w) = word(self.b, self.i + 1) {
+                    let at = (w ^ repeat(b' ')).trailing_zeros() / 8;
+                    if at < 8 && (w >> (at * 8)) as u8 > b' ' {
+                        self.i += 1 + at as usize;
+                        return;
+                    }
+                }
+            }
             _ => {}
         }
         self.ws_run();
@@ -247,14 +258,20 @@ impl<'a> Scan<'a> {
     #[inline(always)]
     fn plain_run(&mut self) {
         let mut i = self.i;
-        while let Some(w) = word(self.b, i) {
-            if let Some(at) = first_special(w) {
+        // Over the rest of the text as a slice: one length test per word, no index checks.
+        let mut rest = self.b.get(i..).unwrap_or_default();
+        while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+            if let Some(at) = first_special(u64::from_le_bytes(*w)) {
                 self.i = i + at;
                 return;
             }
             i += 8;
+            rest = tail;
         }
-        while self.b.get(i).is_some_and(|&c| !special(c)) {
+        for &c in rest {
+            if special(c) {
+                break;
+            }
             i += 1;
         }
         self.i = i;
