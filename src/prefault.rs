@@ -79,13 +79,19 @@ impl Arena {
         self.start.store(start, Ordering::Release);
     }
 
+    #[inline(always)]
+    fn is_open(&self) -> bool {
+        self.start.load(Ordering::Relaxed) != 0
+    }
+
+    #[inline(always)]
     fn owns(&self, p: *mut u8) -> bool {
         let a = p as usize;
         a >= self.start.load(Ordering::Relaxed) && a < self.end.load(Ordering::Relaxed)
     }
 
     /// A block for `layout`, or null when the arena is closed or full.
-    #[inline]
+    #[inline(always)]
     fn cut(&self, layout: Layout) -> *mut u8 {
         if self.start.load(Ordering::Acquire) == 0 {
             return std::ptr::null_mut();
@@ -112,10 +118,8 @@ impl Arena {
     #[inline]
     fn resize_last(&self, p: *mut u8, old: usize, new: usize) -> bool {
         let a = p as usize;
-        if !a
-            .checked_add(new)
-            .is_some_and(|e| e <= self.end.load(Ordering::Relaxed))
-        {
+        let end = self.end.load(Ordering::Relaxed);
+        if a.checked_add(new).is_none_or(|e| e > end) {
             return false;
         }
         // What is given back may have been written: it is no longer known to be zeros.
@@ -143,28 +147,33 @@ impl Arena {
 unsafe impl GlobalAlloc for Heap {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = ARENA.cut(layout);
-        if !p.is_null() {
-            return p;
+        // Other commands pay one load and a branch: each way is a call of its own, so this
+        // one needs no stack frame.
+        if ARENA.is_open() {
+            arena_alloc(layout)
+        } else {
+            // SAFETY: the caller's layout, as for any allocator.
+            unsafe { system_alloc(layout) }
         }
-        // SAFETY: the caller's layout, as for any allocator.
-        unsafe { System.alloc(layout) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if ARENA.owns(p) {
-            // The last block comes back (a temporary); any other stays cut until exit.
-            ARENA.resize_last(p, layout.size(), 0);
-            return;
+            arena_dealloc(p, layout);
+        } else {
+            // SAFETY: `p` is not the arena's, so the system allocator gave it with `layout`.
+            unsafe { System.dealloc(p, layout) }
         }
-        // SAFETY: `p` is not the arena's, so the system allocator gave it with `layout`.
-        unsafe { System.dealloc(p, layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = ARENA.cut(layout);
+        let p = if ARENA.is_open() {
+            ARENA.cut(layout)
+        } else {
+            std::ptr::null_mut()
+        };
         if !p.is_null() {
             // SAFETY: `p` is a fresh block of `layout.size()` bytes; the part of it that may
             // have been a freed temporary's is zeroed (the rest is as mapped: zeros).
@@ -197,6 +206,35 @@ unsafe impl GlobalAlloc for Heap {
             new
         }
     }
+}
+
+/// A block of the arena, else the system's.
+#[inline(never)]
+fn arena_alloc(layout: Layout) -> *mut u8 {
+    let p = ARENA.cut(layout);
+    if !p.is_null() {
+        return p;
+    }
+    // SAFETY: the caller's layout (`GlobalAlloc::alloc`'s contract).
+    unsafe { system_alloc(layout) }
+}
+
+/// The arena's block `p` is freed: the last block comes back (a temporary); any other stays
+/// cut until exit.
+#[inline(never)]
+fn arena_dealloc(p: *mut u8, layout: Layout) {
+    ARENA.resize_last(p, layout.size(), 0);
+}
+
+/// The system allocator's `alloc`, out of line: the closed arena's test then costs other
+/// commands a load and a branch before the jump, not a stack frame in every allocation.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc`].
+#[inline(never)]
+unsafe fn system_alloc(layout: Layout) -> *mut u8 {
+    // SAFETY: the caller's contract.
+    unsafe { System.alloc(layout) }
 }
 
 /// Turns the arena and pre-faulting on for this process (a command that reads its plans once
