@@ -534,10 +534,15 @@ pub fn states_fn<'a>(
     ws: &'a Workspace,
     states: &'a [status::StatusStates],
 ) -> impl Fn(usize, usize) -> NodeState + 'a {
+    let by_plan = node_states(ws, states);
+    move |p, t| by_plan[p][t]
+}
+
+/// The scheduling state of every task, by plan and task index (what [`states_fn`] answers).
+pub fn node_states(ws: &Workspace, states: &[status::StatusStates]) -> Vec<Vec<NodeState>> {
     // Looked up in plan order, which is the file's (one comparison each), not in the order
     // readiness asks.
-    let by_plan: Vec<Vec<NodeState>> = ws
-        .plans
+    ws.plans
         .iter()
         .zip(states)
         .map(|(p, s)| {
@@ -547,8 +552,7 @@ pub fn states_fn<'a>(
                 .map(|t| node_state(s.status(t)))
                 .collect()
         })
-        .collect();
-    move |p, t| by_plan[p][t]
+        .collect()
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.

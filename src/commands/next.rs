@@ -12,7 +12,7 @@ use super::output::{print_json, println_safe, task_json};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{Graph, NodeKind, NodeState, Readiness, Waiting, readiness};
 use crate::plan::{IdMap, Plan, Task, id_map};
-use crate::status::{StatusStates, TaskEntry, TaskStatus};
+use crate::status::{StatusStates, TaskEntry};
 use crate::workspace::{self, Selection, Workspace};
 
 /// Blocked tasks listed in `--json` when neither `-n` nor `--all` is given.
@@ -86,12 +86,11 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let override_path = status_override.filter(|_| sel.plan.is_some());
     let states = workspace::keep(workspace::read_states(ws, override_path.as_deref())?);
     let plans: Vec<&Plan> = ws.plans.iter().map(|p| &p.plan).collect();
-    let r = workspace::keep(readiness(
-        graph,
-        &plans,
-        &ws.priorities(),
-        workspace::states_fn(ws, states),
-    ));
+    // Each task's state, looked up once: for readiness and the count of running tasks.
+    let node_states = workspace::keep(workspace::node_states(ws, states));
+    let r = workspace::keep(readiness(graph, &plans, &ws.priorities(), |p, t| {
+        node_states[p][t]
+    }));
     let mut view = View {
         ws,
         graph,
@@ -115,17 +114,12 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     for (_, why) in &blocked_all {
         by.count(why);
     }
+    // `node_state` maps `in_progress`, and only it, to `NodeState::InProgress`.
     let running = ws
         .selected
         .iter()
-        .flat_map(|&p| {
-            let states = &states[p];
-            ws.plans[p]
-                .plan
-                .tasks
-                .iter()
-                .filter(move |t| states.status(t) == TaskStatus::InProgress)
-        })
+        .flat_map(|&p| &node_states[p])
+        .filter(|&&s| s == NodeState::InProgress)
         .count();
     let ready: &[usize] = match args.count {
         Some(c) => &ready_all[..c.min(ready_all.len())],

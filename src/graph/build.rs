@@ -144,6 +144,41 @@ struct Builder {
     seq_count: usize,
 }
 
+/// Phase number → index in `plan.phases` (the last phase of a number, as a map collected in
+/// order keeps): a table by number when the numbers are small (they count from 1), else a map.
+enum PhaseIndex {
+    Dense(Vec<Option<usize>>),
+    Map(IdMap<u32, usize>),
+}
+
+impl PhaseIndex {
+    fn new(plan: &Plan) -> Self {
+        let max = plan.phases.iter().map(|p| p.number).max().unwrap_or(0) as usize;
+        if max <= 4 * plan.phases.len() + 64 {
+            let mut at = vec![None; max + 1];
+            for (i, p) in plan.phases.iter().enumerate() {
+                at[p.number as usize] = Some(i);
+            }
+            PhaseIndex::Dense(at)
+        } else {
+            PhaseIndex::Map(
+                plan.phases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.number, i))
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self, number: u32) -> Option<usize> {
+        match self {
+            PhaseIndex::Dense(at) => at.get(number as usize).copied().flatten(),
+            PhaseIndex::Map(m) => m.get(&number).copied(),
+        }
+    }
+}
+
 impl Builder {
     fn push(&mut self, kind: NodeKind) -> usize {
         self.nodes.push(Node {
@@ -177,17 +212,16 @@ impl Builder {
             }
             group_of_phase.push(group);
         }
-        let phase_index: IdMap<u32, usize> = plan
-            .phases
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.number, i))
-            .collect();
+        // Each task's phase (its index in `plan.phases`), looked up once.
+        let phase_of: Vec<Option<usize>> = {
+            let index = PhaseIndex::new(plan);
+            plan.tasks.iter().map(|t| index.get(t.phase)).collect()
+        };
         // The tasks (not verification steps) of each phase, for the steps that wait for them.
         let mut own_tasks: Vec<Vec<usize>> = vec![Vec::new(); plan.phases.len()];
         for (ti, t) in plan.tasks.iter().enumerate() {
             if t.kind == TaskKind::Task
-                && let Some(&pidx) = phase_index.get(&t.phase)
+                && let Some(pidx) = phase_of[ti]
             {
                 own_tasks[pidx].push(nodes[ti]);
             }
@@ -196,7 +230,7 @@ impl Builder {
         // barrier[g] = node every task of group g waits for (None for the first group).
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); group_count];
         for (ti, t) in plan.tasks.iter().enumerate() {
-            if let Some(&pidx) = phase_index.get(&t.phase)
+            if let Some(pidx) = phase_of[ti]
                 && (t.kind == TaskKind::Task || t.blocking)
             {
                 members[group_of_phase[pidx]].push(nodes[ti]);
@@ -219,7 +253,7 @@ impl Builder {
         }
 
         for (ti, t) in plan.tasks.iter().enumerate() {
-            let Some(&pidx) = phase_index.get(&t.phase) else {
+            let Some(pidx) = phase_of[ti] else {
                 continue;
             };
             let phase = &plan.phases[pidx];
@@ -478,4 +512,55 @@ fn plan_label(plans: &[&Plan], names: &[String], index: usize) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| plans[index].title.clone())
+}
+
+#[cfg(test)]
+mod phase_index_tests {
+    use super::*;
+    use crate::plan::parse;
+
+    /// The table by number and the map answer as a map collected from the phases in order
+    /// would (the last phase of a repeated number wins), for small and large numbers.
+    #[test]
+    fn phase_index_answers_as_a_map_would() {
+        for numbers in [
+            vec![1, 2, 3],
+            vec![2, 1, 2],
+            vec![1, 1000, 3],
+            vec![7],
+            vec![],
+            vec![0u32, 5, 4_000_000_000],
+        ] {
+            let text: String = numbers
+                .iter()
+                .map(|n| format!("## Phase {n}: P\n\n- [ ] {n}.1 Do\n\n"))
+                .collect();
+            let plan = parse(std::path::Path::new("p.md"), &text);
+            let map: HashMap<u32, usize> = plan
+                .phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.number, i))
+                .collect();
+            let index = PhaseIndex::new(&plan);
+            for n in [
+                0,
+                1,
+                2,
+                3,
+                4,
+                5,
+                6,
+                7,
+                8,
+                999,
+                1000,
+                1001,
+                4_000_000_000,
+                u32::MAX,
+            ] {
+                assert_eq!(index.get(n), map.get(&n).copied(), "{numbers:?}: {n}");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod error;
 mod fast_de;
 mod follow;
 mod index;
+mod known_keys;
 mod layout;
 mod model;
 mod orch_fields;

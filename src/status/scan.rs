@@ -8,6 +8,8 @@
 //! the scanner accepts is one serde_json accepts, and the fast paths never change what a command
 //! reads or which errors it reports.
 
+use super::known_keys::KnownKeys;
+
 /// Deeper documents are left to serde_json (its own limit is 128).
 const MAX_DEPTH: u32 = 100;
 
@@ -116,6 +118,17 @@ impl<'a> Scan<'a> {
             Some(b' ') if self.b.get(self.i + 1).is_some_and(|&c| c > b' ') => {
                 self.i += 1;
                 return;
+            }
+            // A newline, then fewer than eight spaces and a token: a line of a pretty-printed
+            // file, its indentation passed as one word.
+            Some(b'\n') => {
+                if let Some(w) = word(self.b, self.i + 1) {
+                    let at = (w ^ repeat(b' ')).trailing_zeros() / 8;
+                    if at < 8 && (w >> (at * 8)) as u8 > b' ' {
+                        self.i += 1 + at as usize;
+                        return;
+                    }
+                }
             }
             _ => {}
         }
@@ -247,14 +260,20 @@ impl<'a> Scan<'a> {
     #[inline(always)]
     fn plain_run(&mut self) {
         let mut i = self.i;
-        while let Some(w) = word(self.b, i) {
-            if let Some(at) = first_special(w) {
+        // Over the rest of the text as a slice: one length test per word, no index checks.
+        let mut rest = self.b.get(i..).unwrap_or_default();
+        while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+            if let Some(at) = first_special(u64::from_le_bytes(*w)) {
                 self.i = i + at;
                 return;
             }
             i += 8;
+            rest = tail;
         }
-        while self.b.get(i).is_some_and(|&c| !special(c)) {
+        for &c in rest {
+            if special(c) {
+                break;
+            }
             i += 1;
         }
         self.i = i;
@@ -372,6 +391,54 @@ impl<'a> Scan<'a> {
             let key = self.key()?;
             self.eat(b':')?;
             field(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// [`Scan::object`] whose keys are first looked for among `known` by their bytes:
+    /// `field(scanner, index, key)` gets the index of a known key written as orch writes keys
+    /// (then `key` is that name), else `None` and the key as read the general way.
+    #[inline(always)]
+    pub fn object_known<const N: usize>(
+        &mut self,
+        known: &KnownKeys<N>,
+        mut field: impl FnMut(&mut Self, Option<usize>, Key<'a>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.enter()?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            // One call of `field` (inlined once, not once per way of reading the key).
+            let (n, key) = match known.find(rest) {
+                Some((n, len)) => {
+                    let key = Key {
+                        raw: rest.get(1..len - 2)?,
+                        escaped: false,
+                    };
+                    self.i += len;
+                    (Some(n), key)
+                }
+                None => {
+                    let key = self.key()?;
+                    self.eat(b':')?;
+                    (None, key)
+                }
+            };
+            field(self, n, key)?;
             match self.peek()? {
                 b',' => self.i += 1,
                 b'}' => {

@@ -12,8 +12,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::error::StatusError;
 use super::fast_de::{Key, read_field};
+use super::known_keys::KnownKeys;
 use super::model::{ORCH_SCHEMA_VERSION, TaskEntry, TaskStatus};
-use super::scan::Scan;
+use super::scan::{Key as ScanKey, Scan};
 use super::states_table::{Span, Table};
 use crate::file_bytes::FileBytes;
 use crate::plan::Task;
@@ -202,6 +203,33 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
     seen.iter().all(|x| *x).then_some(version)
 }
 
+/// The keys of an entry [`scan_entry`] reads (the first five) or passes (the others, the most
+/// frequent), recognised by their bytes.
+const ENTRY_KEYS: KnownKeys<17> = KnownKeys::new([
+    "id",
+    "status",
+    "error",
+    "lastError",
+    "orchUsage",
+    "phase",
+    "description",
+    "startedAt",
+    "completedAt",
+    "duration",
+    "notes",
+    "commit",
+    "attempts",
+    "dependencies",
+    "dependents",
+    "blocking",
+    "orchRun",
+]);
+const ID: usize = 0;
+const STATUS: usize = 1;
+const ERROR: usize = 2;
+const LAST_ERROR: usize = 3;
+const ORCH_USAGE: usize = 4;
+
 /// One entry: its id, state, span, and whether `id` is its first key. Entries with escaped
 /// keys, a repeated `id`, or values serde_json would refuse are left to serde_json.
 fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, bool)> {
@@ -210,43 +238,59 @@ fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, b
     let mut id: Option<Cow<'a, str>> = None;
     let mut st = StateEntry::default();
     let mut first = None;
-    s.object(|s, key| {
-        if key.escaped {
-            return None;
-        }
-        first.get_or_insert(key.raw == b"id");
-        match key.raw {
-            b"id" => {
-                if id.is_some() {
-                    return None;
-                }
-                let v = s.string()?;
-                id = Some(if v.escaped {
-                    Cow::Owned(v.decode()?)
-                } else {
-                    Cow::Borrowed(v.raw)
-                });
-            }
-            b"status" => {
-                let v = s.string()?;
-                st.status = Some(if v.escaped {
-                    serde_json::from_str(v.json).ok()?
-                } else {
-                    TaskStatus::from_name(v.raw)?
-                });
-            }
-            b"error" => st.error = optional_string(s)?,
-            b"lastError" => st.last_error = optional_string(s)?,
-            b"orchUsage" => {
-                st.usage = serde_json::from_str::<Option<super::model::OrchUsage>>(s.value()?)
-                    .ok()?
-                    .map(|u| u.usage());
-            }
-            _ => s.skip_value()?,
-        }
-        Some(())
+    s.object_known(&ENTRY_KEYS, |s, known, key| {
+        entry_field(s, known, key, &mut id, &mut st, &mut first)
     })?;
     Some((id?, st, (start, s.pos()), first == Some(true)))
+}
+
+/// One field of an entry, for [`scan_entry`] (a function, not a closure, so that it is
+/// inlined into the scanner's loop).
+#[inline(always)]
+fn entry_field<'a>(
+    s: &mut Scan<'a>,
+    known: Option<usize>,
+    key: ScanKey<'a>,
+    id: &mut Option<Cow<'a, str>>,
+    st: &mut StateEntry,
+    first: &mut Option<bool>,
+) -> Option<()> {
+    if key.escaped {
+        return None;
+    }
+    // A key read the general way may still be one of them (other spacing).
+    let k = known.or_else(|| ENTRY_KEYS.index_of(key.raw));
+    first.get_or_insert(k == Some(ID));
+    match k {
+        Some(ID) => {
+            if id.is_some() {
+                return None;
+            }
+            let v = s.string()?;
+            *id = Some(if v.escaped {
+                Cow::Owned(v.decode()?)
+            } else {
+                Cow::Borrowed(v.raw)
+            });
+        }
+        Some(STATUS) => {
+            let v = s.string()?;
+            st.status = Some(if v.escaped {
+                serde_json::from_str(v.json).ok()?
+            } else {
+                TaskStatus::from_name(v.raw)?
+            });
+        }
+        Some(ERROR) => st.error = optional_string(s)?,
+        Some(LAST_ERROR) => st.last_error = optional_string(s)?,
+        Some(ORCH_USAGE) => {
+            st.usage = serde_json::from_str::<Option<super::model::OrchUsage>>(s.value()?)
+                .ok()?
+                .map(|u| u.usage());
+        }
+        _ => s.skip_value()?,
+    }
+    Some(())
 }
 
 fn optional_string(s: &mut Scan<'_>) -> Option<Option<String>> {
