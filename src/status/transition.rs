@@ -116,9 +116,9 @@ fn millis_between(start: Option<&str>, end: DateTime<Utc>) -> Option<u64> {
 
 /// The supervisor's record of an attempt it launched at `launched` (the agent's process is
 /// `run`): the task in progress, one attempt more. The agent may have written first, as soon as
-/// it started: an outcome it reported (`task done`, `skip`, or `fail` since the launch) stands,
+/// it started: an outcome it reported (`task done` or `fail`, dated after the launch) stands,
 /// with the attempt counted and started at `launched`; an attempt it counted itself (`task
-/// start`) is not counted twice.
+/// start`) is not counted twice; a task skipped, or done before the launch, is left as it is.
 pub fn record_launch(
     doc: &mut StatusDoc,
     id: &str,
@@ -139,9 +139,14 @@ pub fn record_launch(
             .is_some_and(|t| t > launched)
     };
     let counted_by_agent = since(&e.started_at);
-    // A failure recorded before the launch is an earlier attempt's, which this one retries.
+    // Done or failed since the launch: the agent's outcome. A failure from before it is an
+    // earlier attempt's, which this one retries.
     let reported =
-        e.status.is_finished() || (e.status == TaskStatus::Failed && since(&e.completed_at));
+        matches!(e.status, TaskStatus::Completed | TaskStatus::Failed) && since(&e.completed_at);
+    // Finished otherwise (skipped, or done before the launch): left as it is.
+    if e.status.is_finished() && !reported {
+        return Ok(());
+    }
     if reported {
         if !counted_by_agent {
             e.attempts += 1;

@@ -89,6 +89,15 @@ fn a_launch_recorded_after_the_agent_reported_counts_the_attempt_once() {
     assert_eq!(e.duration, Some(2_000));
     assert_eq!(e.orch_run, None);
 
+    // Done before the launch (by hand, while the supervisor decided), or skipped: as it was.
+    for (tr, at) in [(Transition::Done, t(8)), (Transition::Skip, t(12))] {
+        let mut d = doc();
+        apply(&mut d, "1.1", tr, &opts(), at).expect("finish");
+        let before = d.clone();
+        record_launch(&mut d, "1.1", &run, t(10), t(13)).expect("launch");
+        assert_eq!(d, before, "{tr:?}");
+    }
+
     // The agent ran `task start` and `task done` itself: it counted the attempt.
     let mut d = doc();
     apply(&mut d, "1.1", Transition::Start, &opts(), t(11)).expect("start");
