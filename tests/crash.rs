@@ -461,17 +461,12 @@ fn a_commit_made_but_not_recorded_before_a_kill_is_recorded_not_made_again() {
 fn commits_left_unrecorded_behind_head_are_recorded_not_made_again() {
     let repo = new_repo();
     let journal_path = repo.outside("journal");
-    repo.write(
-        "docs/plans/p.md",
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n- [ ] 1.3 Three\n",
-    );
-    repo.manifest(
         &agent("ok.sh", &[journal_path.to_str().expect("utf8")]),
         "",
         "",
-        &[("p", "")],
     );
-    repo.commit_all("plans");
     repo.up(&[]);
     let subjects = ["p 1.1: One", "p 1.2: Two", "p 1.3: Three"];
     assert_eq!(repo.subjects("plan/p"), subjects);

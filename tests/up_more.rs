@@ -22,14 +22,6 @@ fn new_repo() -> Repo {
     Repo::builder().canonical().timeout(TIMEOUT).build()
 }
 
-/// Commits plan `p` (`text`, at `docs/plans/p.md`) and a manifest running it with `command`
-/// (`extra_agent` and `defaults` lines as [`Repo::manifest`] takes them).
-fn commit_plan_p(repo: &Repo, text: &str, command: &str, extra_agent: &str, defaults: &str) {
-    repo.write("docs/plans/p.md", text);
-    repo.manifest(command, extra_agent, defaults, &[("p", "")]);
-    repo.commit_all("plans");
-}
-
 #[test]
 fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
     let repo = new_repo();
@@ -106,8 +98,7 @@ fn a_plan_mode_agent_works_through_the_plan_and_gets_one_commit_per_task() {
 fn an_agent_gets_its_orch_variables_and_none_of_orchs_git_variables() {
     let repo = new_repo();
     let dump = repo.outside("env");
-    commit_plan_p(
-        &repo,
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Look around\n",
         &agent("env_dump.sh", &[&dump]),
         "",
@@ -327,8 +318,7 @@ fn a_failing_setup_blocks_its_plan_and_no_agent_runs() {
     let journal_path = repo.outside("journal");
     let setup_runs = repo.outside("setup-runs");
     let setup = fixtures().join("setup.sh");
-    commit_plan_p(
-        &repo,
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Needs the toolchain\n",
         &agent("ok.sh", &[&journal_path]),
         "",
@@ -526,8 +516,7 @@ fn a_silent_agent_is_stopped_as_stuck() {
         fixtures().join("../notify/record.sh").display(),
         heard.display()
     );
-    commit_plan_p(
-        &repo,
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Think forever\n",
         &agent("silent.sh", &[&pid_file]),
         "",
@@ -585,8 +574,7 @@ fn a_silent_agent_is_stopped_as_stuck() {
 fn up_after_everything_is_done_does_nothing() {
     let repo = new_repo();
     let journal_path = repo.outside("journal");
-    commit_plan_p(
-        &repo,
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n",
         &agent("ok.sh", &[&journal_path]),
         "",
@@ -620,8 +608,7 @@ fn up_after_everything_is_done_does_nothing() {
 fn logs_show_what_the_agent_printed() {
     let repo = new_repo();
     let journal_path = repo.outside("journal");
-    commit_plan_p(
-        &repo,
+    repo.commit_plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
         &agent("ok.sh", &[&journal_path]),
         "",

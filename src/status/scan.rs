@@ -375,30 +375,52 @@ impl<'a> Scan<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
+    /// Opens an object or array (`open`, one level deeper); true when it is empty, closed by
+    /// `close` at once (and left).
+    #[inline(always)]
+    fn open(&mut self, open: u8, close: u8) -> Option<bool> {
+        self.eat(open)?;
+        self.enter()?;
+        if self.peek()? != close {
+            return Some(false);
+        }
+        self.i += 1;
+        self.depth -= 1;
+        Some(true)
+    }
+
+    /// After a member: a `,` before the next one (false), or `close` ending the object or
+    /// array (true, and left).
+    #[inline(always)]
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(false)
+            }
+            c if c == close => {
+                self.i += 1;
+                self.depth -= 1;
+                Some(true)
+            }
+            _ => None,
+        }
+    }
+
     /// An object at the cursor: `field(scanner, key)` must consume each key's value.
     pub fn object(
         &mut self,
         mut field: impl FnMut(&mut Self, Key<'a>) -> Option<()>,
     ) -> Option<()> {
-        self.eat(b'{')?;
-        self.enter()?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            self.depth -= 1;
+        if self.open(b'{', b'}')? {
             return Some(());
         }
         loop {
             let key = self.key()?;
             self.eat(b':')?;
             field(self, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.next_member(b'}')? {
+                return Some(());
             }
         }
     }
@@ -412,11 +434,7 @@ impl<'a> Scan<'a> {
         known: &KnownKeys<N>,
         mut field: impl FnMut(&mut Self, Option<usize>, Key<'a>) -> Option<()>,
     ) -> Option<()> {
-        self.eat(b'{')?;
-        self.enter()?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            self.depth -= 1;
+        if self.open(b'{', b'}')? {
             return Some(());
         }
         loop {
@@ -439,37 +457,21 @@ impl<'a> Scan<'a> {
                 }
             };
             field(self, n, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.next_member(b'}')? {
+                return Some(());
             }
         }
     }
 
     /// An array at the cursor: `element(scanner)` must consume each element.
     pub fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        self.enter()?;
-        if self.peek()? == b']' {
-            self.i += 1;
-            self.depth -= 1;
+        if self.open(b'[', b']')? {
             return Some(());
         }
         loop {
             element(self)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.next_member(b']')? {
+                return Some(());
             }
         }
     }

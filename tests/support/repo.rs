@@ -255,6 +255,14 @@ impl Repo {
         self.git_out(args).status.success()
     }
 
+    /// Commits plan `p` (`text`, at `docs/plans/p.md`) and a manifest running it with
+    /// `command` (`extra_agent` and `defaults` lines as [`Repo::manifest`] takes them).
+    pub fn commit_plan_p(&self, text: &str, command: &str, extra_agent: &str, defaults: &str) {
+        self.write("docs/plans/p.md", text);
+        self.manifest(command, extra_agent, defaults, &[("p", "")]);
+        self.commit_all("plans");
+    }
+
     pub fn commit_all(&self, msg: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", msg]);
