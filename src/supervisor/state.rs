@@ -227,6 +227,10 @@ pub struct TaskRec {
     /// Attempts started before its last retry by a person (`orch retry`): its retries count
     /// from there.
     pub retry_base: u32,
+    /// A person retried it (`orch retry`) while its attempt was still ending (stopped, or
+    /// failed and about to exit): the cause the attempt failed with. The attempt's end fails
+    /// it with this cause without recording it, and the retry follows.
+    pub retried: Option<String>,
 }
 
 impl TaskRec {
@@ -238,6 +242,7 @@ impl TaskRec {
             announced: false,
             conflicted: false,
             retry_base: 0,
+            retried: None,
         }
     }
 

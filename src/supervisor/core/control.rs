@@ -52,6 +52,9 @@ impl Core<'_> {
         let rec = &self.state.tasks[p][t];
         let (status, stopped) = (rec.facts.status, rec.facts.stopped);
         if stopped && status == TaskStatus::Failed {
+            // Stopped again after a retry: the retry is off.
+            self.state.tasks[p][t].retried = None;
+            let rec = &self.state.tasks[p][t];
             match rec.run.clone() {
                 TaskRun::Attempt(run) => {
                     let live = self
@@ -98,14 +101,28 @@ impl Core<'_> {
                 .timers
                 .remove(&(until, Timer::Backoff(Unit::Task { plan: p, task: t })));
         }
+        if let TaskRun::Attempt(_) = rec.run {
+            // Its attempt is still ending (a stopped agent winding down, or a failed one
+            // about to exit): the retry is kept for the attempt's end.
+            let cause = old.error.clone().unwrap_or_else(|| STOPPED.to_string());
+            self.state.tasks[p][t].retried = Some(cause);
+            return;
+        }
         if !matches!(
             rec.run,
             TaskRun::Failed { .. } | TaskRun::BackingOff { .. } | TaskRun::Retry | TaskRun::Idle
         ) {
             return;
         }
+        self.retried(p, t, out);
+    }
+
+    /// Task `t` of plan `p` was retried by a person: it may run again, with a fresh set of
+    /// retries; its attempt numbers go on.
+    pub(super) fn retried(&mut self, p: usize, t: usize, out: &mut Vec<Action>) {
         let rec = &mut self.state.tasks[p][t];
         rec.run = TaskRun::Idle;
+        rec.retried = None;
         rec.retry_base = rec.attempts;
         let attempt = rec.attempts + 1;
         out.push(Action::Report(Event::TaskRetried {

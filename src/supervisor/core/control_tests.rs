@@ -371,3 +371,116 @@ fn stopping_a_task_a_plan_agent_runs_stops_that_agent() {
     );
     assert!(matches!(c.state().tasks[0][0].run, TaskRun::Failed { .. }));
 }
+
+/// When a person's retry lands, relative to the end of the attempt they stopped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RetryLands {
+    /// While the stopped agent winds down, before it exits.
+    BeforeExit,
+    /// After it exited, while its attempt is being settled.
+    BeforeSettled,
+    /// Before it exits, and then the task is stopped once more.
+    ThenStoppedAgain,
+}
+
+#[test]
+fn a_retry_while_the_stopped_attempt_is_still_ending_is_kept() {
+    for lands in [
+        RetryLands::BeforeExit,
+        RetryLands::BeforeSettled,
+        RetryLands::ThenStoppedAgain,
+    ] {
+        let plans = vec![plan(TWO)];
+        let g = Graph::of_plan(&plans[0]).expect("acyclic");
+        let mut s = spec("a");
+        s.retries = 3;
+        let mut c = core(cfg(1), &g, &plans, vec![s]);
+        let t0 = Instant::now();
+        let (run, _, _) = launches(&c.handle(t0, Input::Tick))[0];
+        let _ = c.handle(
+            t0,
+            Input::Launched {
+                run,
+                pid: 9,
+                job_id: None,
+            },
+        );
+        let out = c.handle(t0, status(0, 0, failed(true, "stopped")));
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run)),
+            "{lands:?}: {out:?}"
+        );
+        let retry = |c: &mut Core<'_>| {
+            let out = c.handle(t0, status(0, 0, TaskFacts::default()));
+            assert!(launches(&out).is_empty(), "{lands:?}: {out:?}");
+        };
+        if lands != RetryLands::BeforeSettled {
+            retry(&mut c);
+        }
+        if lands == RetryLands::ThenStoppedAgain {
+            let _ = c.handle(t0, status(0, 0, failed(true, "stopped")));
+        }
+        let out = c.handle(
+            t0,
+            Input::Exited {
+                run,
+                ending: Ending::Stopped,
+                output: Default::default(),
+            },
+        );
+        // It settles as failed, as `orch stop` recorded it: nothing written over the record
+        // (which says pending once the retry landed), no "runs again on the next `orch up`".
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                Action::Settle { how: Settlement::Fail { error, record: false }, .. }
+                    if error == "stopped"
+            )),
+            "{lands:?}: {out:?}"
+        );
+        if lands == RetryLands::BeforeSettled {
+            retry(&mut c);
+        }
+        let out = c.handle(
+            t0,
+            Input::Settled {
+                run,
+                outcome: Outcome::Failed {
+                    error: "stopped".into(),
+                    saved: None,
+                },
+            },
+        );
+        let events = reports(&out);
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::TaskFailed {
+                    attempt: 1,
+                    retry_in_ms: None,
+                    ..
+                }
+            )),
+            "{lands:?}: {out:?}"
+        );
+        let retried = events
+            .iter()
+            .any(|e| matches!(e, Event::TaskRetried { task, attempt: 2, .. } if task == "1.1"));
+        let relaunched = launches(&out);
+        if lands == RetryLands::ThenStoppedAgain {
+            assert!(!retried && relaunched.is_empty(), "{lands:?}: {out:?}");
+            assert!(matches!(c.state().tasks[0][0].run, TaskRun::Failed { .. }));
+            let out = c.handle(t0 + Duration::from_secs(3600), Input::Tick);
+            assert!(launches(&out).is_empty(), "{lands:?}: {out:?}");
+        } else {
+            assert!(retried, "{lands:?}: {out:?}");
+            assert_eq!(relaunched.len(), 1, "{lands:?}: {out:?}");
+            assert_eq!(
+                (relaunched[0].1, relaunched[0].2),
+                (Unit::Task { plan: 0, task: 0 }, 2),
+                "{lands:?}"
+            );
+        }
+    }
+}

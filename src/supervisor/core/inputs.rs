@@ -244,8 +244,17 @@ impl Core<'_> {
                 Settlement::PlanAgent
             }
             Unit::Task { plan, task } => {
-                let facts = &self.state.tasks[plan][task].facts;
+                let rec = &self.state.tasks[plan][task];
+                let facts = &rec.facts;
                 match facts.status {
+                    // Retried by a person while it was ending: it failed as recorded before
+                    // the retry, which the record now shows.
+                    TaskStatus::Pending | TaskStatus::InProgress if rec.retried.is_some() => {
+                        Settlement::Fail {
+                            error: rec.retried.clone().unwrap_or_default(),
+                            record: false,
+                        }
+                    }
                     TaskStatus::Completed => match self.check_or_commit(run, ending.clone(), out) {
                         Some(how) => how,
                         None => return,

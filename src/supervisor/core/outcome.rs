@@ -84,7 +84,15 @@ impl Core<'_> {
                     .backoff
                     .saturating_mul(1u32 << rr.attempt.saturating_sub(1).min(16));
                 let until = now + wait;
+                // Retried by a person while it was ending: it runs again once its failure is
+                // reported (the record already says pending).
+                let retried = rr
+                    .unit
+                    .task()
+                    .is_some_and(|t| self.state.tasks[p][t].retried.is_some());
+                let retry = retry && !retried;
                 match rr.unit {
+                    Unit::Task { .. } if retried => {}
                     Unit::Task { task, .. } => {
                         let rec = &mut self.state.tasks[p][task];
                         rec.facts.status = TaskStatus::Failed;
@@ -119,9 +127,13 @@ impl Core<'_> {
                     log,
                     usage: rr.usage,
                 }));
+                if let (true, Some(t)) = (retried, rr.unit.task()) {
+                    self.retried(p, t, out);
+                }
             }
         }
         if let Some(t) = rr.unit.task() {
+            self.state.tasks[p][t].retried = None;
             self.sync_node(p, t);
         }
         self.after_task(p);
