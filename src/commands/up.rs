@@ -313,6 +313,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             budget: entry.budget,
             port: Default::default(),
             unrecorded: Default::default(),
+            known: Default::default(),
         }));
     }
 

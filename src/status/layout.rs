@@ -85,80 +85,120 @@ pub(crate) fn entries_with_fields(
     from: usize,
     key: &str,
 ) -> Option<(Vec<EntryAt>, usize)> {
-    const PHASE: &[u8] = b"      \"phase\": \"";
-    const STATUS: &[u8] = b"      \"status\": \"";
     let open = from + array_start(bytes.get(from..)?, key)?;
     if bytes.get(open) == Some(&b']') {
         return Some((Vec::new(), open + 1));
     }
+    // Room for entries of about 300 bytes, what orch writes for a task with a short description.
+    let mut out = Vec::with_capacity((bytes.len() - open) / 300);
+    // Where the next entry opens: just after the array's `[` or the last entry's `,`.
+    let mut pos = open;
+    loop {
+        let e = entry_fields_at(bytes, pos)?;
+        out.push(e);
+        match after_entry(bytes, e.span.1)? {
+            Some(next) => pos = next,
+            None => return Some((out, e.span.1 + 4)),
+        }
+    }
+}
+
+/// The entry that opens at `pos` (just after its array's `[` or the previous entry's `,`), with
+/// its `phase` and `status`, read as [`entries_with_fields`] reads each entry.
+pub(crate) fn entry_fields_at(bytes: &[u8], pos: usize) -> Option<EntryAt> {
+    const PHASE: &[u8] = b"      \"phase\": \"";
+    const STATUS: &[u8] = b"      \"status\": \"";
     // A string value on the line at `line`, after `prefix`: its span, if it has no escapes.
     let value = |line: usize, prefix: &[u8]| {
         let start = line + prefix.len();
         let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
         (bytes[start + len] == b'"').then_some((start, start + len))
     };
-    // Room for entries of about 300 bytes, what orch writes for a task with a short description.
-    let mut out = Vec::with_capacity((bytes.len() - open) / 300);
-    // Where the next entry opens: just after the array's `[` or the last entry's `,`.
-    let mut pos = open;
-    loop {
-        if !bytes.get(pos..)?.starts_with(b"\n    {\n") {
+    if !bytes.get(pos..)?.starts_with(b"\n    {\n") {
+        return None;
+    }
+    let start = pos + 5;
+    // The entry's first lines, up to the one where both keys have been read.
+    let (mut phase, mut status) = (None, None);
+    let mut line = start + 2;
+    let read_to = loop {
+        let rest = &bytes[line..];
+        // Where the value read on this line ends, if one is.
+        let mut read = None;
+        if rest.starts_with(b"    }") {
             return None;
-        }
-        let start = pos + 5;
-        // The entry's first lines, up to the one where both keys have been read.
-        let (mut phase, mut status) = (None, None);
-        let mut line = start + 2;
-        let read_to = loop {
-            let rest = &bytes[line..];
-            // Where the value read on this line ends, if one is.
-            let mut read = None;
-            if rest.starts_with(b"    }") {
+        } else if rest.starts_with(PHASE) {
+            let v = value(line, PHASE)?;
+            read = Some(v.1);
+            if phase.replace(v).is_some() {
                 return None;
-            } else if rest.starts_with(PHASE) {
-                let v = value(line, PHASE)?;
-                read = Some(v.1);
-                if phase.replace(v).is_some() {
-                    return None;
-                }
-            } else if rest.starts_with(STATUS) {
-                let v = value(line, STATUS)?;
-                read = Some(v.1);
-                if status.replace(v).is_some() {
-                    return None;
-                }
             }
-            // A value read is followed by `",` and the line's end, as orch writes it.
-            let eol = match read {
-                Some(e) if bytes[e..].starts_with(b"\",\n") => e + 2,
-                _ => line + memchr::memchr(b'\n', rest)?,
-            };
-            if phase.is_some() && status.is_some() {
-                break eol;
-            }
-            line = eol + 1;
-        };
-        // The rest of the entry, to its end: the first `}` that closes a line of four spaces.
-        let mut end = read_to;
-        loop {
-            end += 1 + memchr::memchr(b'}', &bytes[end..])?;
-            if bytes[..end - 1].ends_with(b"\n    ") {
-                break;
+        } else if rest.starts_with(STATUS) {
+            let v = value(line, STATUS)?;
+            read = Some(v.1);
+            if status.replace(v).is_some() {
+                return None;
             }
         }
-        out.push(EntryAt {
-            span: (start, end),
-            phase: phase?,
-            status: status?,
-        });
-        match bytes.get(end) {
-            Some(b',') => pos = end + 1,
-            Some(b'\n') => {
-                return bytes[end..].starts_with(b"\n  ]").then_some((out, end + 4));
-            }
-            _ => return None,
+        // A value read is followed by `",` and the line's end, as orch writes it.
+        let eol = match read {
+            Some(e) if bytes[e..].starts_with(b"\",\n") => e + 2,
+            _ => line + memchr::memchr(b'\n', rest)?,
+        };
+        if phase.is_some() && status.is_some() {
+            break eol;
+        }
+        line = eol + 1;
+    };
+    // The rest of the entry, to its end: the first `}` that closes a line of four spaces.
+    let mut end = read_to;
+    loop {
+        end += 1 + memchr::memchr(b'}', &bytes[end..])?;
+        if bytes[..end - 1].ends_with(b"\n    ") {
+            break;
         }
     }
+    Some(EntryAt {
+        span: (start, end),
+        phase: phase?,
+        status: status?,
+    })
+}
+
+/// Where the entry before the one whose span starts at `start` opens (as [`entry_fields_at`]
+/// takes it), in the array whose entries open after `open`; `None` for the first entry.
+pub(crate) fn entry_before(bytes: &[u8], open: usize, start: usize) -> Option<usize> {
+    // `},\n    {`: the previous entry ends just before the comma.
+    let comma = start.checked_sub(ENTRY_OPEN.len())?;
+    if bytes.get(comma) != Some(&b',') || comma <= open {
+        return None;
+    }
+    memmem::rfind(&bytes[open..comma], b"\n    {\n").map(|at| open + at)
+}
+
+/// Where the `tasks` array (whose entries open after `open`, just after its `[`) ends: just
+/// after its `]`. orch writes `runs` right after it, and the keys after `tasks` are few and
+/// short beside it, so `runs` is looked for from the end of the text (in the layout,
+/// `\n  "runs": ` is only that top-level key).
+pub(crate) fn tasks_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let runs = memmem::rfind(bytes.get(open..)?, b"\n  \"runs\": ")? + open;
+    // `]` then the comma before `runs`.
+    let end = runs.checked_sub(1)?;
+    let closed = if end == open + 1 {
+        bytes[open] == b']'
+    } else {
+        bytes[..end].ends_with(b"\n  ]")
+    };
+    (closed && bytes[end] == b',').then_some(end)
+}
+
+/// Where the top-level array whose entries open after `open` (just after its `[`) ends: just
+/// after its `]`. In the layout `\n  ]` closes only a top-level array.
+pub(crate) fn array_end(bytes: &[u8], open: usize) -> Option<usize> {
+    if bytes.get(open) == Some(&b']') {
+        return Some(open + 1);
+    }
+    memmem::find(bytes.get(open..)?, b"\n  ]").map(|at| open + at + 4)
 }
 
 /// The span of the value of top-level `key`: an object or array from its opening bracket to the
@@ -258,6 +298,15 @@ mod tests {
         }
         assert!(top_field(&b, "absent").is_none());
         let (_, tasks_end) = entries_with_fields(&b, 0, "tasks").expect("tasks");
+        let open = array_start(&b, "tasks").expect("tasks");
+        assert_eq!(super::tasks_end(&b, open), Some(tasks_end));
+        assert_eq!(array_end(&b, open), Some(tasks_end));
+        let mut empty = d.clone();
+        empty.tasks.clear();
+        let e = printed(&empty);
+        let open = array_start(&e, "tasks").expect("tasks");
+        assert_eq!(super::tasks_end(&e, open), Some(open + 1));
+        assert_eq!(array_end(&e, open), Some(open + 1));
         assert_eq!(
             top_field_from(&b, tasks_end, "summary"),
             top_field(&b, "summary")

@@ -10,6 +10,7 @@ mod fast_de;
 mod follow;
 mod index;
 mod known_keys;
+mod known_text;
 mod layout;
 mod model;
 mod orch_fields;
@@ -27,6 +28,7 @@ pub(crate) mod test_support;
 
 pub use error::StatusError;
 pub use follow::{Followed, Follower};
+pub use known_text::KnownText;
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};

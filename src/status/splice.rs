@@ -9,8 +9,12 @@
 use chrono::{DateTime, Utc};
 
 use super::error::StatusError;
-use super::layout::{entries_with_fields, framed, id_of, top_field, top_field_from};
-use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
+use memchr::memmem;
+
+use super::layout::{
+    array_end, array_start, entry_at, framed, id_of, tasks_end, top_field, top_field_from,
+};
+use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus};
 use super::transition::TransitionOutcome;
 #[cfg(test)]
 use super::transition::{Transition, TransitionOptions, apply};
@@ -100,11 +104,14 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     }
     // The keys orch writes before `tasks`, then the array, then the keys after it, each looked
-    // for from where it must be: the file is read about once.
-    let Some((tasks, tasks_end)) = entries_with_fields(bytes, 0, "tasks") else {
+    // for from where it must be: no entry is read but those changed.
+    let Some(open) = array_start(bytes, "tasks") else {
         return Ok(Spliced::Fallback);
     };
-    let head = &bytes[..tasks.first().map_or(tasks_end, |e| e.span.0)];
+    let Some(tasks_end) = tasks_end(bytes, open) else {
+        return Ok(Spliced::Fallback);
+    };
+    let head = &bytes[..open];
     // Only the spans read are checked to be UTF-8, not the whole (large) text.
     let text = |(s, e): (usize, usize)| std::str::from_utf8(&bytes[s..e]).ok();
     let before = |k: &str| top_field(head, k).and_then(text);
@@ -123,10 +130,10 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     }
     // orch always writes `verifySteps`; a file without it has none.
-    let verify = match after("verifySteps") {
-        None => Vec::new(),
-        Some(_) => match entries_with_fields(bytes, tasks_end, "verifySteps") {
-            Some((v, _)) => v,
+    let verify = match array_start(&bytes[tasks_end..], "verifySteps") {
+        None => None,
+        Some(at) => match array_end(bytes, tasks_end + at) {
+            Some(end) => Some((tasks_end + at, end)),
             None => return Ok(Spliced::Fallback),
         },
     };
@@ -138,31 +145,33 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     };
     // The entries, by the line they open with (an id with characters JSON escapes is not looked
-    // for: the layout's ids have none), in file order.
-    let mut openings: Vec<String> = Vec::with_capacity(ids.len());
+    // for: the layout's ids have none): the first in file order, tasks before VERIFY steps.
+    let mut found: Vec<(usize, &str)> = Vec::with_capacity(ids.len());
     for id in ids {
-        let opening = format!("{{\n      \"id\": \"{id}\",\n");
-        if id_of(opening.as_bytes()) != Some(id) || openings.contains(&opening) {
+        let opening = format!("\n    {{\n      \"id\": \"{id}\",\n");
+        if id_of(&opening.as_bytes()[5..]) != Some(id) {
             return Ok(Spliced::Fallback);
         }
-        openings.push(opening);
-    }
-    let mut found: Vec<(usize, &str)> = Vec::with_capacity(ids.len());
-    for (i, e) in tasks.iter().chain(&verify).enumerate() {
-        let raw = &bytes[e.span.0..e.span.1];
-        if openings.iter().any(|o| raw.starts_with(o.as_bytes())) {
-            let Some(raw) = text(e.span) else {
-                return Ok(Spliced::Fallback);
-            };
-            found.push((i, raw));
-            if found.len() == ids.len() {
-                break;
-            }
+        let finder = memmem::Finder::new(opening.as_bytes());
+        let at = [(open, tasks_end), verify.unwrap_or((0, 0))]
+            .into_iter()
+            .find_map(|(s, e)| finder.find(&bytes[s..e]).map(|at| s + at));
+        // An entry opens after its array's `[` or the previous entry's `,`.
+        let Some(span) = at
+            .filter(|&at| matches!(bytes[at - 1], b'[' | b','))
+            .and_then(|at| entry_at(bytes, at))
+        else {
+            return Ok(Spliced::Fallback);
+        };
+        let Some(raw) = text(span) else {
+            return Ok(Spliced::Fallback);
+        };
+        if found.iter().any(|(s, _)| *s == span.0) {
+            return Ok(Spliced::Fallback);
         }
+        found.push((span.0, raw));
     }
-    if found.len() != ids.len() {
-        return Ok(Spliced::Fallback);
-    }
+    found.sort_by_key(|(s, _)| *s);
     let Ok(mut doc) = serde_json::from_str::<StatusDoc>(
         r#"{"planPath": "-", "planName": "-", "createdAt": "-", "tasks": []}"#,
     ) else {
@@ -186,62 +195,24 @@ pub(crate) fn splice_with<T>(
     if doc.last_updated_at.is_none() {
         doc.last_updated_at = Some(super::model::timestamp(now));
     }
-    // Each entry found, as `f` left it.
-    let changed = |i: usize| {
-        found
-            .iter()
-            .position(|(j, _)| *j == i)
-            .map(|k| &doc.tasks[k])
-    };
 
-    // Derived fields over every entry, with the new status of this one.
-    let mut sum = Summary::default();
-    let mut unfinished: Option<(u32, usize, &[u8])> = None;
-    let mut last: Option<(u32, usize, &[u8])> = None;
-    // Neighbours mostly share their phase: its number is read again only when its text differs.
-    let mut known: Option<(&[u8], (u32, u32))> = None;
-    for (i, e) in tasks.iter().chain(&verify).enumerate() {
-        let (status, phase) = if let Some(entry) = changed(i) {
-            (entry.status, entry.phase.as_bytes())
-        } else {
-            let Some(s) = TaskStatus::from_bytes(&bytes[e.status.0..e.status.1]) else {
-                return Ok(Spliced::Fallback);
-            };
-            (s, &bytes[e.phase.0..e.phase.1])
-        };
-        let (first_key, last_key) = match known {
-            Some((k, keys)) if k == phase => keys,
-            _ => {
-                let Ok(p) = std::str::from_utf8(phase) else {
-                    return Ok(Spliced::Fallback);
-                };
-                let n = phase_number(p);
-                let keys = (n.unwrap_or(u32::MAX), n.unwrap_or(0));
-                known = Some((phase, keys));
-                keys
-            }
-        };
-        if i < tasks.len() {
-            sum.total_tasks += 1;
-            match status {
-                TaskStatus::Pending => sum.pending += 1,
-                TaskStatus::InProgress => sum.in_progress += 1,
-                TaskStatus::Completed => sum.completed += 1,
-                TaskStatus::Failed => sum.failed += 1,
-                TaskStatus::Skipped => sum.skipped += 1,
-            }
-        }
-        if !status.is_finished() && unfinished.is_none_or(|(k, j, _)| (first_key, i) < (k, j)) {
-            unfinished = Some((first_key, i, phase));
-        }
-        if last.is_none_or(|(k, j, _)| (last_key, i) >= (k, j)) {
-            last = Some((last_key, i, phase));
-        }
-    }
-    let Some(phase) = unfinished
-        .or(last)
-        .and_then(|(_, _, p)| std::str::from_utf8(p).ok())
-    else {
+    // The derived fields, from what the file says of itself and the entries changed; read
+    // over every entry only when that cannot tell.
+    let changes: Vec<Change> = found
+        .iter()
+        .zip(&doc.tasks)
+        .zip(&before)
+        .map(|(((at, _), now), was)| Change {
+            at: *at,
+            in_tasks: *at < tasks_end,
+            was: was.status,
+            now: now.status,
+            phase: &now.phase,
+        })
+        .collect();
+    let derived = derived::incremental(bytes, open, summary, current, &changes)
+        .or_else(|| derived::skimmed(bytes, &changes));
+    let Some((sum, phase)) = derived else {
         return Ok(Spliced::Fallback);
     };
 
@@ -271,7 +242,7 @@ pub(crate) fn splice_with<T>(
     let Some(stamp) = doc.last_updated_at.as_deref() else {
         return Ok(Spliced::Fallback);
     };
-    for (raw, new) in [(updated, json(stamp)), (current, json(phase))] {
+    for (raw, new) in [(updated, json(stamp)), (current, json(&phase))] {
         let start = offset(bytes, raw);
         edits.push((start, start + raw.len(), new));
     }
@@ -282,168 +253,16 @@ pub(crate) fn splice_with<T>(
     Ok(Spliced::Done(Some(Edits { edits }), outcome))
 }
 
+mod derived;
 #[cfg(test)]
-mod tests {
+mod tests;
 
-    use super::*;
-    use crate::status::test_support::{at, printed, small_plan};
-    use crate::status::{RunInfo, plan_digest};
-
-    /// Every transition on every entry, from every reachable status, spliced into the text,
-    /// gives the bytes the whole document prints.
-    #[test]
-    fn splicing_writes_what_printing_the_whole_document_writes() {
-        let plan = small_plan();
-        let digest = plan_digest(b"plan text");
-        let transitions = [
-            Transition::Start,
-            Transition::Done,
-            Transition::Fail,
-            Transition::Skip,
-            Transition::Reset,
-        ];
-        let opts = TransitionOptions {
-            force: true,
-            note: Some("a \"quoted\" note\non two lines".into()),
-            error: Some("boom".into()),
-            reason: Some("not needed".into()),
-            run: Some(RunInfo {
-                pid: 42,
-                ..RunInfo::default()
-            }),
-            commit: Some("c0ffee".into()),
-        };
-        let mut checked = 0;
-        for first in transitions {
-            for second in transitions {
-                for id in ["1.1", "2.1", "2.2", "V1"] {
-                    let mut doc = StatusDoc::new(&plan, "docs/plans/demo.md", "demo", at(0));
-                    doc.orch_plan_digest = Some(digest.clone());
-                    apply(&mut doc, id, first, &opts, at(1)).expect("first transition");
-                    let before = printed(&doc);
-                    let got = splice(
-                        &before,
-                        &digest,
-                        "docs/plans/demo.md",
-                        "demo",
-                        id,
-                        second,
-                        &opts,
-                        at(2),
-                    )
-                    .expect("splices");
-                    let outcome = apply(&mut doc, id, second, &opts, at(2)).expect("applies");
-                    match got {
-                        Spliced::Done(Some(edits), o) => {
-                            let text = edits.apply(&before);
-                            assert_eq!(o, outcome);
-                            assert_eq!(
-                                String::from_utf8_lossy(&text),
-                                String::from_utf8_lossy(&printed(&doc)),
-                                "{id}: {first:?} then {second:?}"
-                            );
-                            checked += 1;
-                        }
-                        Spliced::Done(None, o) => {
-                            assert_eq!(o, outcome);
-                            assert_eq!(printed(&doc), before, "unchanged");
-                        }
-                        Spliced::Stale | Spliced::Fallback => {
-                            panic!("{id}: {first:?} then {second:?} fell back")
-                        }
-                    }
-                }
-            }
-        }
-        assert!(checked > 50, "{checked}");
-    }
-
-    /// Several entries changed in one splice (a commit recorded with the next task's start)
-    /// give the bytes the whole document prints; an entry asked for but left unchanged is not
-    /// rewritten, and an id asked for twice or unknown takes the general path.
-    #[test]
-    fn several_entries_are_spliced_at_once() {
-        let plan = small_plan();
-        let digest = plan_digest(b"plan text");
-        let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
-        doc.orch_plan_digest = Some(digest.clone());
-        let run = TransitionOptions {
-            force: true,
-            run: Some(RunInfo {
-                pid: 7,
-                ..RunInfo::default()
-            }),
-            ..TransitionOptions::default()
-        };
-        apply(&mut doc, "1.1", Transition::Start, &run, at(1)).expect("start");
-        let before = printed(&doc);
-        let done = TransitionOptions {
-            force: true,
-            commit: Some("c0ffee".into()),
-            ..TransitionOptions::default()
-        };
-        let change = |d: &mut StatusDoc| -> Result<(), StatusError> {
-            apply(d, "1.1", Transition::Done, &done, at(2))?;
-            apply(d, "2.1", Transition::Start, &run, at(2))?;
-            Ok(())
-        };
-        let ids = ["1.1", "1.2", "2.1"];
-        let got =
-            splice_with(&before, &digest, "p.md", "demo", &ids, at(2), change).expect("splices");
-        change(&mut doc).expect("applies");
-        let Spliced::Done(Some(edits), ()) = got else {
-            panic!("not spliced")
-        };
-        assert_eq!(
-            String::from_utf8_lossy(&edits.apply(&before)),
-            String::from_utf8_lossy(&printed(&doc))
-        );
-        // Two entries and the derived fields; 1.2 is left as it was.
-        assert_eq!(edits.edits.len(), 5, "{edits:?}");
-        for ids in [&["1.1", "1.1"][..], &["1.1", "9.9"]] {
-            let got = splice_with(&before, &digest, "p.md", "demo", ids, at(2), |_| Ok(()));
-            assert!(matches!(got, Ok(Spliced::Fallback)), "{ids:?}");
-        }
-    }
-
-    #[test]
-    fn other_digests_and_layouts_are_left_to_the_general_path() {
-        let plan = small_plan();
-        let digest = plan_digest(b"plan text");
-        let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
-        let o = TransitionOptions::default();
-        let run = |b: &[u8], d: &str, id: &str| {
-            splice(b, d, "p.md", "demo", id, Transition::Done, &o, at(1)).expect("no error")
-        };
-        assert!(matches!(
-            run(&printed(&doc), &digest, "1.1"),
-            Spliced::Stale
-        ));
-        doc.orch_plan_digest = Some(digest.clone());
-        assert!(matches!(
-            run(&printed(&doc), "other", "1.1"),
-            Spliced::Stale
-        ));
-        // Compact JSON: not orch's layout.
-        let compact = serde_json::to_vec(&doc).expect("json");
-        assert!(matches!(run(&compact, &digest, "1.1"), Spliced::Fallback));
-        // An unknown task.
-        assert!(matches!(
-            run(&printed(&doc), &digest, "9.9"),
-            Spliced::Fallback
-        ));
-        // Another plan path: the general path restamps it.
-        let other = splice(
-            &printed(&doc),
-            &digest,
-            "q.md",
-            "demo",
-            "1.1",
-            Transition::Done,
-            &o,
-            at(1),
-        )
-        .expect("no error");
-        assert!(matches!(other, Spliced::Fallback));
-    }
+/// An entry changed by a splice: where its text starts, whether it is a task (not a VERIFY
+/// step), and its status before and after.
+pub(crate) struct Change<'a> {
+    at: usize,
+    in_tasks: bool,
+    was: TaskStatus,
+    now: TaskStatus,
+    phase: &'a str,
 }

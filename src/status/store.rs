@@ -12,6 +12,7 @@ use chrono::Utc;
 use crate::plan::Plan;
 
 use super::error::StatusError;
+use super::known_text::KnownText;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
 use super::splice::{Spliced, splice_with};
@@ -152,13 +153,26 @@ pub struct FileStamp {
 impl FileStamp {
     /// The stamp of the file at `path` now; `None` when it cannot be read (or is missing).
     pub fn of(path: &Path) -> Option<Self> {
+        Some(Self::of_meta(&fs::metadata(path).ok()?))
+    }
+
+    /// The stamp of the open file `file`.
+    pub fn of_file(file: &File) -> std::io::Result<Self> {
+        Ok(Self::of_meta(&file.metadata()?))
+    }
+
+    fn of_meta(m: &fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
-        let m = fs::metadata(path).ok()?;
-        Some(Self {
+        Self {
             len: m.len(),
             modified: m.modified().ok(),
             inode: m.ino(),
-        })
+        }
+    }
+
+    /// The file's size.
+    pub fn size(&self) -> u64 {
+        self.len
     }
 }
 
@@ -279,9 +293,16 @@ pub fn apply_if_current(
     opts: &TransitionOptions,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<TransitionOutcome>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, &[id], now, |doc| {
-        apply(doc, id, t, opts, now)
-    })
+    entry_if_current(
+        path,
+        digest,
+        plan_path_rel,
+        orch_name,
+        &[id],
+        None,
+        now,
+        |doc| apply(doc, id, t, opts, now),
+    )
 }
 
 /// Changes the entries of tasks `ids` (distinct) without the plan, when that is safe (see
@@ -291,50 +312,87 @@ pub fn apply_if_current(
 /// alone, and only they and the derived fields are rewritten in the text; otherwise (another
 /// layout) it gets the whole document, which is written as by [`update`]. Either way the bytes
 /// written are the same.
+///
+/// With `known` (the file's text as this process last wrote or read it), the file is not read
+/// when it is still that version, and the text written is kept there.
+#[allow(clippy::too_many_arguments)]
 pub fn update_entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     ids: &[&str],
+    known: Option<&KnownText>,
     f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, ids, Utc::now(), f)
+    entry_if_current(
+        path,
+        digest,
+        plan_path_rel,
+        orch_name,
+        ids,
+        known,
+        Utc::now(),
+        f,
+    )
 }
 
 /// [`update_entry_if_current`] at time `now`.
+#[allow(clippy::too_many_arguments)]
 fn entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     ids: &[&str],
+    known: Option<&KnownText>,
     now: chrono::DateTime<Utc>,
     mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
     let _guard = lock(path)?;
+    let read_err = |source| StatusError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     // Mapped when the process asked for it (`orch task`): under the lock no orch process
     // replaces the file, and a replacement by rename leaves the mapped one whole anyway.
-    let bytes = match crate::file_bytes::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StatusError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+    let (kept, mapped);
+    let bytes: &[u8] = match known {
+        Some(k) => match k.read(path) {
+            Ok(b) => {
+                kept = b;
+                &kept
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(read_err(source)),
+        },
+        None => match crate::file_bytes::read(path) {
+            Ok(b) => {
+                mapped = b;
+                &mapped
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(read_err(source)),
+        },
     };
-    match splice_with(&bytes, digest, plan_path_rel, orch_name, ids, now, &mut f)? {
+    match splice_with(bytes, digest, plan_path_rel, orch_name, ids, now, &mut f)? {
         Spliced::Stale => return Ok(None),
         Spliced::Done(None, value) => return Ok(Some(value)),
         Spliced::Done(Some(edits), value) => {
-            write_parts_atomic(path, &edits.parts(&bytes))?;
+            let parts = edits.parts(bytes);
+            match known {
+                Some(k) => {
+                    let text = std::sync::Arc::new(parts.concat());
+                    let (file, stamp) = write_parts_kept(path, &[&text])?;
+                    k.keep(file, stamp, text);
+                }
+                None => write_parts_atomic(path, &parts)?,
+            }
             return Ok(Some(value));
         }
         Spliced::Fallback => {}
     }
-    let mut doc = parse_doc(path, &bytes)?;
+    let mut doc = parse_doc(path, bytes)?;
     if doc.orch_plan_digest.as_deref() != Some(digest) {
         return Ok(None);
     }
@@ -350,7 +408,7 @@ fn entry_if_current<T>(
         }
         super::summary::refresh_derived(&mut doc);
     }
-    save_if_changed(path, &doc, Some(&bytes))?;
+    save_if_changed(path, &doc, Some(bytes))?;
     Ok(Some(value))
 }
 
@@ -442,6 +500,11 @@ fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
 
 /// [`write_bytes_atomic`] of the concatenation of `parts`, written one after the other.
 fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
+    write_parts_kept(path, parts).map(|_| ())
+}
+
+/// [`write_parts_atomic`], returning the file written (open) and its stamp.
+fn write_parts_kept(path: &Path, parts: &[&[u8]]) -> Result<(File, FileStamp), StatusError> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
     let write_err = |source| StatusError::Write {
@@ -455,19 +518,23 @@ fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
             .open(&temp)?;
         write_all_vectored(&mut file, parts)?;
         file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)
+        fs::rename(&temp, path)?;
+        let stamp = FileStamp::of_file(&file)?;
+        Ok((file, stamp))
     })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(write_err(source));
-    }
+    let kept = match result {
+        Ok(kept) => kept,
+        Err(source) => {
+            let _ = fs::remove_file(&temp);
+            return Err(write_err(source));
+        }
+    };
     // Make the rename itself durable. Some file systems cannot fsync a directory; the rename has
     // happened either way, so that is not an error.
     if let Ok(dir) = File::open(parent_dir(path)) {
         let _ = dir.sync_all();
     }
-    Ok(())
+    Ok(kept)
 }
 
 #[cfg(test)]

@@ -92,6 +92,9 @@ pub struct PlanCtx {
     /// A supervisor killed before the write leaves the commit on the plan branch, where the
     /// next run finds it (`settle::commit_task`).
     pub unrecorded: Mutex<Vec<CommitRecord>>,
+    /// The status file's text as the run last wrote or read it: an entry's change does not
+    /// read the file again, and the run does not read back what it wrote.
+    pub known: status::KnownText,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).
@@ -170,6 +173,7 @@ impl PlanCtx {
                 &self.rel_path,
                 &self.name,
                 &ids,
+                Some(&self.known),
                 &mut change,
             )?,
             None => None,

@@ -422,7 +422,13 @@ impl Effects<'_> {
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
-        let bytes = match std::fs::read(&lp.status_path) {
+        let pc = self.plan(p);
+        // What the run wrote or read last is not read again.
+        let read = match &pc {
+            Some(pc) => pc.known.read(&lp.status_path),
+            None => std::fs::read(&lp.status_path).map(Arc::new),
+        };
+        let bytes = match read {
             Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
@@ -430,23 +436,22 @@ impl Effects<'_> {
                 return None;
             }
         };
-        if let Some(b) = &bytes {
-            self.held(p, crate::control::held_in_text(b));
-        }
-        let pc = self.plan(p);
         let created = pc.as_ref().and_then(|pc| pc.created_at);
         let view = &mut self.views[p];
-        let (Some(b), Some(follower), Some(doc)) =
-            (bytes, view.follower.as_mut(), view.doc.as_mut())
+        let (Some(b), Some(follower), Some(_)) =
+            (bytes.clone(), view.follower.as_mut(), view.doc.as_ref())
         else {
-            // Not followed: `bytes` was not taken unless it was `None`.
-            let bytes = std::fs::read(&lp.status_path).ok();
             return self.reread(p, bytes, stamp, created);
         };
         let followed = match follower.update(b) {
             Ok(f) => f,
             Err(b) => return self.reread(p, Some(b), stamp, created),
         };
+        // `orchPlanPaused` is written after the entries.
+        let held = crate::control::held_in_text(follower.tail());
+        self.held(p, held);
+        let view = &mut self.views[p];
+        let doc = view.doc.as_mut()?;
         if view.index.is_empty() {
             view.index = lp
                 .plan
@@ -498,14 +503,14 @@ impl Effects<'_> {
     fn reread(
         &mut self,
         p: usize,
-        bytes: Option<Vec<u8>>,
+        bytes: Option<Arc<Vec<u8>>>,
         stamp: Option<status::FileStamp>,
         created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
         let doc = match status::view_bytes(
             &lp.status_path,
-            bytes.as_deref(),
+            bytes.as_deref().map(Vec::as_slice),
             &lp.plan,
             &lp.rel_path,
             &lp.name,

@@ -28,7 +28,9 @@ fn done(
 fn changing_one_entry_writes_what_the_whole_document_writes() {
     let plan = small_plan();
     let stamp = "2026-03-01T12:00:00.000Z".to_string();
-    for compact in [false, true] {
+    for (compact, keep) in [(false, false), (true, false), (false, true), (true, true)] {
+        let known = crate::status::KnownText::default();
+        let known = keep.then_some(&known);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
         update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.1"))
@@ -46,8 +48,8 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
         let mut expected = load(&path).expect("load").expect("doc");
         commit(&mut expected).expect("commit");
         crate::status::refresh_derived(&mut expected);
-        let got =
-            update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], commit).expect("update");
+        let got = update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], known, commit)
+            .expect("update");
         assert_eq!(got, Some(7));
         assert_eq!(
             fs::read(&path).expect("read"),
@@ -55,7 +57,7 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
             "compact: {compact}"
         );
         let before = fs::read(&path).expect("read");
-        let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], |doc| {
+        let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], known, |doc| {
             apply(
                 doc,
                 "1.1",
@@ -71,6 +73,44 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
             before,
             "a stale digest writes nothing"
         );
+        if let Some(known) = known {
+            // The text last written (spliced) or read (the stale call read what the whole
+            // path wrote) is kept, and given back while the file is it.
+            let file_stamp = crate::status::FileStamp::of(&path).expect("stamp");
+            assert_eq!(
+                known.get(file_stamp).map(|b| b.to_vec()),
+                Some(before.clone()),
+                "compact: {compact}"
+            );
+            // Written by someone else meanwhile: read again, not the kept text.
+            update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.2"))
+                .expect("another write");
+            let recommit = |doc: &mut StatusDoc| {
+                let e = doc.entry_mut("1.1").expect("entry");
+                e.commit = Some("beef".into());
+                doc.last_updated_at = Some(stamp.clone());
+                Ok(8)
+            };
+            let mut expected = load(&path).expect("load").expect("doc");
+            recommit(&mut expected).expect("commit");
+            crate::status::refresh_derived(&mut expected);
+            let got = update_entry_if_current(
+                &path,
+                "d1",
+                "p.md",
+                "demo",
+                &["1.1"],
+                Some(known),
+                recommit,
+            )
+            .expect("update");
+            assert_eq!(got, Some(8));
+            assert_eq!(
+                fs::read(&path).expect("read"),
+                to_bytes(&path, &expected).expect("bytes"),
+                "compact: {compact}"
+            );
+        }
     }
 }
 
