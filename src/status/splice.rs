@@ -2,15 +2,16 @@
 //! again: in a file orch wrote (it carries a current `orchPlanDigest`), only the task's entry,
 //! `lastUpdatedAt`, `summary` and `currentPhase` change, so only those spans of the text are
 //! replaced, each printed exactly as the whole document would print it. The text is read by its
-//! structure alone ([`super::layout`]): no value but the changed entry is parsed, so a record
-//! costs a few `memchr` passes over the file. Anything unexpected (another layout, a missing
-//! key, an escaped phase label) falls back to the general path.
+//! structure alone ([`super::layout`]): each changed entry is found by a search for its opening
+//! line, no value but the changed entries is parsed, and `summary` and `currentPhase` follow
+//! from the file's own values and the changed entries ([`derived`]), so a record costs about
+//! one vector search through the file whatever its size. Anything unexpected (another layout, a
+//! missing key, an escaped phase label) falls back to the general path.
 
 use chrono::{DateTime, Utc};
-
-use super::error::StatusError;
 use memchr::memmem;
 
+use super::error::StatusError;
 use super::layout::{
     array_end, array_start, entry_at, framed, id_of, tasks_end, top_field, top_field_from,
 };
