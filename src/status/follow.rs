@@ -51,10 +51,9 @@ pub struct Followed {
 }
 
 /// The array under top-level `key` (after byte `from`), and where it ends (after its `]`): the
-/// entries' spans and ids, comparing each with `old`'s
-/// entry at the same place (`old_bytes`) and parsing only those that differ (pushed onto
-/// `changed`). `None` when the layout is not orch's or the entries are not the same ids in the
-/// same order as in `old` (when given).
+/// entries' spans and ids, comparing each with `old`'s entry at the same place (`old_bytes`) and
+/// parsing only those that differ (pushed onto `changed`). `None` when the layout is not orch's
+/// or the entries are not the same ids in the same order as in `old` (when given).
 fn walk(
     bytes: &[u8],
     from: usize,
