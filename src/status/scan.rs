@@ -14,23 +14,29 @@ use super::known_keys::KnownKeys;
 const MAX_DEPTH: u32 = 100;
 
 /// A string value as written: its raw contents between the quotes, and whether they hold
-/// escapes (then [`Str::decode`] unescapes them through serde_json).
+/// escapes (then [`Str::decode`] unescapes them through serde_json). Bytes of a document the
+/// scanner checked to be UTF-8, cut at quotes: [`Str::as_str`] never fails on them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Str<'a> {
     /// The contents, without the quotes.
-    pub raw: &'a str,
+    pub raw: &'a [u8],
     /// The string with its quotes, as JSON text.
-    pub json: &'a str,
+    pub json: &'a [u8],
     pub escaped: bool,
 }
 
-impl Str<'_> {
+impl<'a> Str<'a> {
+    /// The contents as text (escapes as written).
+    pub fn as_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw).ok()
+    }
+
     /// The string's value.
     pub fn decode(&self) -> Option<String> {
         if self.escaped {
-            serde_json::from_str(self.json).ok()
+            serde_json::from_slice(self.json).ok()
         } else {
-            Some(self.raw.to_string())
+            self.as_str().map(str::to_string)
         }
     }
 }
@@ -43,9 +49,8 @@ pub(crate) struct Key<'a> {
     pub escaped: bool,
 }
 
-/// The cursor over a document's text.
+/// The cursor over a document's text (bytes checked to be UTF-8).
 pub(crate) struct Scan<'a> {
-    text: &'a str,
     b: &'a [u8],
     i: usize,
     depth: u32,
@@ -86,16 +91,35 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
         .map(|w| u64::from_le_bytes(*w))
 }
 
+/// Whether `b` is ASCII: the bytes of each 256-byte chunk or-ed together (a loop the compiler
+/// vectorises), a tenth of the work of `str::from_utf8`'s ASCII path.
+fn is_ascii(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(256);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |a, &x| a | x) >= 0x80 {
+            return false;
+        }
+    }
+    chunks.remainder().is_ascii()
+}
+
 impl<'a> Scan<'a> {
-    /// A scanner over `bytes`; `None` when they are not UTF-8.
+    /// A scanner over `bytes`; `None` when they are not UTF-8. (A status file is ASCII but for
+    /// its notes: ASCII is checked in wide chunks, the full check runs on the others.)
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        Some(Self::from_str(text))
+        if !is_ascii(bytes) {
+            std::str::from_utf8(bytes).ok()?;
+        }
+        Some(Scan {
+            b: bytes,
+            i: 0,
+            depth: 0,
+        })
     }
 
+    #[cfg(test)]
     pub fn from_str(text: &'a str) -> Self {
         Scan {
-            text,
             b: text.as_bytes(),
             i: 0,
             depth: 0,
@@ -179,9 +203,10 @@ impl<'a> Scan<'a> {
     /// A string at the cursor.
     pub fn string(&mut self) -> Option<Str<'a>> {
         let (start, escaped) = self.quoted()?;
+        let json = self.b.get(start - 1..self.i)?;
         Some(Str {
-            raw: self.text.get(start..self.i - 1)?,
-            json: self.text.get(start - 1..self.i)?,
+            raw: json.get(1..json.len() - 1)?,
+            json,
             escaped,
         })
     }
@@ -235,11 +260,11 @@ impl<'a> Scan<'a> {
                     match *self.b.get(self.i)? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
                         b'u' => {
-                            let hex = self.text.get(self.i + 1..self.i + 5)?;
-                            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                                return None;
+                            let hex = self.b.get(self.i + 1..self.i + 5)?;
+                            let mut v = 0;
+                            for &h in hex {
+                                v = v * 16 + char::from(h).to_digit(16)?;
                             }
-                            let v = u32::from_str_radix(hex, 16).ok()?;
                             if (0xD800..0xE000).contains(&v) {
                                 return None;
                             }
@@ -291,6 +316,12 @@ impl<'a> Scan<'a> {
         if self.b.get(self.i) == Some(&b'-') {
             self.i += 1;
         }
+        self.unsigned()
+    }
+
+    /// A number without its sign, at the cursor.
+    #[inline(always)]
+    fn unsigned(&mut self) -> Option<()> {
         match self.b.get(self.i)? {
             b'0' => self.i += 1,
             b'1'..=b'9' => {
@@ -326,20 +357,20 @@ impl<'a> Scan<'a> {
     }
 
     /// Skips any value, checking it; returns its text.
-    pub fn value(&mut self) -> Option<&'a str> {
+    pub fn value(&mut self) -> Option<&'a [u8]> {
         self.peek()?;
         let start = self.i;
         self.skip()?;
-        Some(&self.text[start..self.i])
+        self.b.get(start..self.i)
     }
 
-    /// [`Scan::skip`] with strings (most values) passed in line.
+    /// [`Scan::skip`] with strings and numbers without sign (most values) passed in line.
     #[inline(always)]
     pub fn skip_value(&mut self) -> Option<()> {
-        if self.peek()? == b'"' {
-            self.skip_string().map(|_| ())
-        } else {
-            self.skip()
+        match self.peek()? {
+            b'"' => self.skip_string().map(|_| ()),
+            b'0'..=b'9' => self.unsigned(),
+            _ => self.skip(),
         }
     }
 
@@ -350,7 +381,7 @@ impl<'a> Scan<'a> {
                 self.skip_string()?;
             }
             b'{' => self.object(|s, _| s.skip())?,
-            b'[' => self.array(|s| s.skip())?,
+            b'[' => self.array(|s| s.skip_value())?,
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
@@ -558,7 +589,6 @@ mod tests {
                     text.push(special);
                     text.extend_from_slice(b"\"xyz\\");
                     let mut s = Scan {
-                        text: "",
                         b: &text,
                         i: 0,
                         depth: 0,
@@ -638,9 +668,36 @@ mod tests {
             assert_eq!(valid(&text), serde_ok, "{text:?}");
             let mut s = Scan::from_str(&text);
             if let Some(v) = s.value() {
-                assert_eq!(v, text.trim_matches([' ', '\n', '\r', '\t']), "{text:?}");
+                assert_eq!(
+                    v,
+                    text.trim_matches([' ', '\n', '\r', '\t']).as_bytes(),
+                    "{text:?}"
+                );
             }
         }
+    }
+
+    /// The chunked ASCII test is `is_ascii`, and a scanner is made of UTF-8 bytes only: a
+    /// non-ASCII byte anywhere (in a chunk or the tail) is found.
+    #[test]
+    fn only_utf8_is_scanned() {
+        for len in [0usize, 1, 255, 256, 257, 600] {
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                let mut b = vec![b' '; len];
+                assert!(is_ascii(&b));
+                if len == 0 {
+                    continue;
+                }
+                for bad in [0x80u8, 0xff, 0xc3] {
+                    b[at] = bad;
+                    assert!(!is_ascii(&b), "{len} {at} {bad:#x}");
+                    assert!(Scan::new(&b).is_none(), "{len} {at} {bad:#x}");
+                }
+                b[at] = b' ';
+            }
+        }
+        let text = "{\"a\": \"caf\u{e9}\"}".repeat(30);
+        assert!(Scan::new(text.as_bytes()).is_some());
     }
 
     #[test]
@@ -660,7 +717,7 @@ mod tests {
                 let v = s.value()?;
                 got.push((
                     String::from_utf8(k.raw.to_vec()).ok()?,
-                    v.to_string(),
+                    String::from_utf8(v.to_vec()).ok()?,
                     false,
                 ));
             }
