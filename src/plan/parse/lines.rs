@@ -21,6 +21,29 @@ pub(super) fn checkbox(rest: &str) -> Option<(bool, &str)> {
 
 /// `1.2 description` → (`1.2`, `description`); the id must be `N.M` or `N.M.K`.
 pub(super) fn task_id(after: &str) -> Option<(&str, &str)> {
+    // One pass for the usual id (parts of 1 to 9 digits, then a space, a tab or the end);
+    // anything else is read the general way.
+    let b = after.as_bytes();
+    let (mut i, mut parts, mut run) = (0, 1, 0);
+    loop {
+        match b.get(i) {
+            Some(c) if c.is_ascii_digit() && run < 9 => run += 1,
+            Some(b'.') if run > 0 && parts < 3 => {
+                parts += 1;
+                run = 0;
+            }
+            Some(b' ' | b'\t') | None if run > 0 && parts >= 2 => {
+                return Some((&after[..i], &after[i..]));
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    task_id_general(after)
+}
+
+/// [`task_id`] for any id [`is_task_id`] accepts.
+fn task_id_general(after: &str) -> Option<(&str, &str)> {
     let end = after
         .bytes()
         .position(|b| b == b' ' || b == b'\t')
@@ -126,4 +149,45 @@ pub(super) fn list_item(line: &str) -> Option<&str> {
         return line[digits..].strip_prefix(". ");
     }
     None
+}
+
+#[cfg(test)]
+mod task_id_tests {
+    use super::{task_id, task_id_general};
+
+    /// The one-pass reading of an id is the general one.
+    #[test]
+    fn task_id_reads_like_the_general_way() {
+        let ids = [
+            "1.2",
+            "1.2.3",
+            "1.2.3.4",
+            "1",
+            "1.",
+            ".1",
+            "1..2",
+            "12345678.1",
+            "123456789.1",
+            "1234567890.1",
+            "1.1234567890",
+            "4294967295.1",
+            "4294967296.1",
+            "+1.2",
+            "1.+2",
+            "1.2x",
+            "x1.2",
+            "",
+            "1.2.",
+            "01.02",
+            "١.٢",
+            "1.2é",
+            "V1",
+        ];
+        for id in ids {
+            for after in ["", " desc", "\tdesc", "  two", "x", "\u{a0}y"] {
+                let line = format!("{id}{after}");
+                assert_eq!(task_id(&line), task_id_general(&line), "{line:?}");
+            }
+        }
+    }
 }

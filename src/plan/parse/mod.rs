@@ -154,8 +154,9 @@ struct Parser<'t> {
     /// The text being parsed.
     text: &'t str,
     /// Where each task's body lines are in `text` (from the start of the first to the end of
-    /// the last): a body is the lines right after its task line, one run of them.
-    bodies: Vec<Option<(usize, usize)>>,
+    /// the last), and whether it has more than one line: a body is the lines right after its
+    /// task line, one run of them.
+    bodies: Vec<Option<(usize, usize, bool)>>,
     verifies: Vec<VerifyDraft>,
     notes: Vec<NoteDraft>,
     pending_pipeline: Option<PipelineStart>,
@@ -330,7 +331,10 @@ impl<'t> Parser<'t> {
         let start = line.as_ptr() as usize - self.text.as_ptr() as usize;
         let end = start + line.len();
         let body = &mut self.bodies[i];
-        *body = Some((body.map_or(start, |(s, _)| s), end));
+        *body = Some(match *body {
+            Some((s, _, _)) => (s, end, true),
+            None => (start, end, false),
+        });
     }
 
     fn continuation(&mut self, n: usize, line: &'t str, blank: bool) {
@@ -434,9 +438,9 @@ impl<'t> Parser<'t> {
         }
         let mut lines: Vec<&str> = Vec::new();
         for (task, body) in self.tasks.iter_mut().zip(&self.bodies) {
-            if let Some((start, end)) = *body {
+            if let Some((start, end, several)) = *body {
                 let one = &text[start..end];
-                if !one.contains('\n') {
+                if !several {
                     // One line (most bodies): what `dedent` makes of it, without the vector.
                     let l = one.strip_suffix('\r').unwrap_or(one);
                     let t = task_line::trim_fast(l);

@@ -30,18 +30,25 @@ impl<'t> Parser<'t> {
             self.warn(n, format!("task `{id}` has no description"));
         }
         // Every clause (`(depends:`, `(est:`, `(check:`, `(HIGH)`…, and the `[depends:` that is
-        // warned about) opens with `(` or `[`: a description with neither has none (most).
-        let clauses = memchr::memchr2(b'(', b'[', description.as_bytes()).is_some();
-        let (depends, estimate_s, priority) = if clauses {
-            let depends = self.depends(n, id, &description);
-            let estimate_s = self.estimate(n, id, &description);
-            if let Err(why) = crate::plan::check::check_clause(&description) {
-                self.error(n, format!("task `{id}`: {why}"));
-            }
-            (depends, estimate_s, priority(&description))
+        // warned about) opens with `(` or `[`: one pass over those finds which are there (a
+        // description with neither, most of them, has none), and only those are read.
+        let found = clauses(&description);
+        let depends = if found.depends {
+            self.depends(n, id, &description)
         } else {
-            (None, None, Priority::Normal)
+            None
         };
+        let estimate_s = if found.estimate {
+            self.estimate(n, id, &description)
+        } else {
+            None
+        };
+        if found.check
+            && let Err(why) = crate::plan::check::check_clause(&description)
+        {
+            self.error(n, format!("task `{id}`: {why}"));
+        }
+        let priority = found.priority;
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
@@ -62,9 +69,6 @@ impl<'t> Parser<'t> {
 
     /// Extracts the ids of every `(depends: …)` clause of a description.
     fn depends(&mut self, n: usize, id: &str, desc: &str) -> Option<Vec<String>> {
-        if !contains_ci(desc, "depends") {
-            return None;
-        }
         let mut found: Option<Vec<String>> = None;
         let mut from = 0;
         while let Some(pos) = find_ci(&desc[from..], "(depends:") {
@@ -193,20 +197,59 @@ pub(super) fn is_verify_id(s: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
-pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = n.split_first() else {
-        return true;
-    };
-    memchr::memchr2_iter(first, first.to_ascii_uppercase(), h).any(|at| {
-        h.get(at + 1..at + n.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
-    })
+/// Which clauses a description has, from one pass over its `(` and `[`: what the readers of
+/// each would find (a reader told of none finds nothing and reports nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Clauses {
+    /// `(depends:` or `[depends:`, in any case.
+    pub depends: bool,
+    /// `(est:`, in any case.
+    pub estimate: bool,
+    /// `(check:`, in any case.
+    pub check: bool,
+    /// `(HIGH)` etc. (the first marker of this order that is there).
+    pub priority: Priority,
 }
 
-/// `(HIGH)` etc. anywhere in a description (the first marker of this order that is there).
-pub(super) fn priority(desc: &str) -> Priority {
+pub(super) fn clauses(desc: &str) -> Clauses {
+    let b = desc.as_bytes();
+    let mut found = Clauses::default();
+    // Markers by rank: `(LOW)` above none, `(CRITICAL)` above all.
+    let mut rank = 0;
+    for at in memchr::memchr2_iter(b'(', b'[', b) {
+        let rest = &b[at + 1..];
+        let starts_ci = |word: &[u8]| {
+            rest.get(..word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        };
+        if b[at] == b'[' {
+            found.depends |= starts_ci(b"depends:");
+        } else if starts_ci(b"depends:") {
+            found.depends = true;
+        } else if starts_ci(b"est:") {
+            found.estimate = true;
+        } else if starts_ci(b"check:") {
+            found.check = true;
+        } else if rest.starts_with(b"CRITICAL)") {
+            rank = 3;
+        } else if rest.starts_with(b"HIGH)") {
+            rank = rank.max(2);
+        } else if rest.starts_with(b"LOW)") {
+            rank = rank.max(1);
+        }
+    }
+    found.priority = [
+        Priority::Normal,
+        Priority::Low,
+        Priority::High,
+        Priority::Critical,
+    ][rank];
+    found
+}
+
+/// The earlier way to a description's priority, a search per marker.
+#[cfg(test)]
+fn priority_by_marker(desc: &str) -> Priority {
     let has = |marker: &str| {
         memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
     };
@@ -320,6 +363,49 @@ mod tests {
         let t = &plan.tasks[0];
         assert_eq!(t.depends.as_deref(), Some(&["1.2".to_string()][..]));
         assert_eq!((t.estimate_s, t.priority), (Some(3600), Priority::High));
+    }
+
+    /// The one pass finds what the earlier searches found: the priority marker, and each
+    /// clause the readers look for (`find_ci` from `(` or `[`, case aside).
+    #[test]
+    fn one_pass_finds_the_clauses_the_searches_found() {
+        use crate::plan::check::find_ci;
+        let parts = [
+            "(LOW)",
+            "(HIGH)",
+            "(CRITICAL)",
+            "(HIGH",
+            "(low)",
+            "x",
+            "((",
+            "(CRITICAL",
+            "",
+            "(depends: 1.1)",
+            "[DEPENDS: 1.2]",
+            "(Est: 1h)",
+            "(CHECK: x)",
+            "(depends",
+            "[(est:",
+            "((check:",
+            "(dépends:",
+            "[depends",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let desc = format!("do {a} it {b}{c}");
+                    let found = super::clauses(&desc);
+                    let searched = super::Clauses {
+                        depends: find_ci(&desc, "(depends:").is_some()
+                            || find_ci(&desc, "[depends:").is_some(),
+                        estimate: find_ci(&desc, "(est:").is_some(),
+                        check: find_ci(&desc, "(check:").is_some(),
+                        priority: super::priority_by_marker(&desc),
+                    };
+                    assert_eq!(found, searched, "{desc:?}");
+                }
+            }
+        }
     }
 
     #[test]

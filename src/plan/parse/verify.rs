@@ -143,10 +143,10 @@ impl<'t> Parser<'t> {
         if steps.is_empty() {
             return;
         }
-        // One merge in place, from the back, instead of an insert per step (each of which
-        // moved every later task) or a second vector of every task.
+        // In place, from the back: each run of tasks between two step positions moves once, as
+        // a block (a rotation), instead of an insert per step (each of which moved every later
+        // task), a swap per task, or a second vector of every task.
         let old = self.tasks.len();
-        let total = old + steps.len();
         let placeholder = || Task {
             id: String::new(),
             kind: TaskKind::Verify,
@@ -161,24 +161,15 @@ impl<'t> Parser<'t> {
             line: 0,
             blocking: true,
         };
-        self.tasks.resize_with(total, placeholder);
-        // Tasks left to place are `tasks[..r]`; the steps left are `steps[..j]`. Step `s` goes
-        // before task `at`, and after the steps placed at the same position before it.
-        let (mut r, mut j) = (old, steps.len());
-        for w in (0..total).rev() {
-            match steps[..j].last() {
-                Some((at, _)) if *at >= r => {
-                    j -= 1;
-                    self.tasks[w] = std::mem::replace(&mut steps[j].1, placeholder());
-                }
-                _ => {
-                    r -= 1;
-                    self.tasks.swap(w, r);
-                }
-            }
-            if r == w {
-                break;
-            }
+        self.tasks.resize_with(old + steps.len(), placeholder);
+        // Tasks left to place are `tasks[..r]`, followed by a placeholder for each step left
+        // (`steps[..=j]`). Step `j` goes before task `at`, after the steps at the same position
+        // before it.
+        let mut r = old;
+        for (j, (at, step)) in steps.into_iter().enumerate().rev() {
+            self.tasks[at..r + j + 1].rotate_right(j + 1);
+            self.tasks[at + j] = step;
+            r = at;
         }
     }
 }
