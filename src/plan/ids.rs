@@ -44,10 +44,9 @@ impl Hasher for IdHasher {
                 c.try_into().expect("chunks_exact(8) gives 8 bytes"),
             ));
         }
-        let rest = chunks.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        self.word(u64::from_le_bytes(last));
+        // The rest as the low bytes of a word (what copying them into a zeroed word gives,
+        // without the call to `memcpy` that copy was: ids are mostly shorter than a word).
+        self.word(tail_word(chunks.remainder()));
     }
 
     fn write_u8(&mut self, n: u8) {
@@ -77,6 +76,29 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The (fewer than eight) bytes of `rest` as the low bytes of a zeroed word: two overlapping
+/// loads of the first and last bytes, or-ed (the bytes they share are the same).
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let two = |a: u64, b: u64, width: usize| a | (b << (8 * (n - width)));
+    if let (Some(a), Some(b)) = (rest.first_chunk::<4>(), rest.last_chunk::<4>()) {
+        two(
+            u64::from(u32::from_le_bytes(*a)),
+            u64::from(u32::from_le_bytes(*b)),
+            4,
+        )
+    } else if let (Some(a), Some(b)) = (rest.first_chunk::<2>(), rest.last_chunk::<2>()) {
+        two(
+            u64::from(u16::from_le_bytes(*a)),
+            u64::from(u16::from_le_bytes(*b)),
+            2,
+        )
+    } else {
+        rest.first().map_or(0, |&b| u64::from(b))
+    }
+}
+
 /// A `HashMap` hashed with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
@@ -100,5 +122,18 @@ mod tests {
         assert_ne!(hash_bytes(b"1.1"), hash_bytes(b"1.2"));
         assert_ne!(hash_bytes(b"abcdefgh1"), hash_bytes(b"abcdefgh2"));
         assert_ne!(hash_bytes(b"a"), hash_bytes(b"a\0"));
+        // The tail of every length, as a zero-padded word.
+        let text: Vec<u8> = (1..=40u8).map(|b| b.wrapping_mul(151)).collect();
+        for len in 0..=text.len() {
+            let bytes = &text[..len];
+            let mut padded = bytes.to_vec();
+            padded.resize((len / 8 + 1) * 8, 0);
+            let mut h = IdHasher::default();
+            h.word(len as u64);
+            for w in padded.chunks_exact(8) {
+                h.word(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+            }
+            assert_eq!(hash_bytes(bytes), h.finish(), "{len}");
+        }
     }
 }

@@ -458,21 +458,36 @@ impl<'a> Scan<'a> {
 
     /// [`Scan::object`] whose keys are first looked for among `known` by their bytes:
     /// `field(scanner, index, key)` gets the index of a known key written as orch writes keys
-    /// (then `key` is that name), else `None` and the key as read the general way.
+    /// (then `key` is that name), else `None` and the key as read the general way. The values
+    /// of the known keys in `pass` (a bit per index), after the first member, are checked and
+    /// passed here, without `field`.
     #[inline(always)]
     pub fn object_known<const N: usize>(
         &mut self,
         known: &KnownKeys<N>,
+        pass: u64,
         mut field: impl FnMut(&mut Self, Option<usize>, Key<'a>) -> Option<()>,
     ) -> Option<()> {
         if self.open(b'{', b'}')? {
             return Some(());
         }
+        let mut first = true;
         loop {
             self.ws();
             let rest = self.b.get(self.i..).unwrap_or_default();
             // One call of `field` (inlined once, not once per way of reading the key).
             let (n, key) = match known.find(rest) {
+                Some((n, len)) if !first && (pass >> n) & 1 == 1 => {
+                    self.i += len;
+                    self.pass_value()?;
+                    // A comma right after the value (as orch writes), else the general way.
+                    if self.b.get(self.i) == Some(&b',') {
+                        self.i += 1;
+                    } else if self.next_member(b'}')? {
+                        return Some(());
+                    }
+                    continue;
+                }
                 Some((n, len)) => {
                     let key = Key {
                         raw: rest.get(1..len - 2)?,
@@ -487,9 +502,60 @@ impl<'a> Scan<'a> {
                     (None, key)
                 }
             };
+            first = false;
             field(self, n, key)?;
             if self.next_member(b'}')? {
                 return Some(());
+            }
+        }
+    }
+
+    /// [`Scan::skip_value`] with the cursor kept in a local for a string or a number after one
+    /// space (a member's value as orch writes it): what the general way checks, in one place.
+    #[inline(always)]
+    fn pass_value(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.i;
+        if b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'"') => {
+                i += 1;
+                let mut rest = b.get(i..).unwrap_or_default();
+                loop {
+                    match rest.split_first_chunk::<8>() {
+                        Some((w, tail)) => match first_special(u64::from_le_bytes(*w)) {
+                            Some(at) => {
+                                i += at;
+                                break;
+                            }
+                            None => {
+                                i += 8;
+                                rest = tail;
+                            }
+                        },
+                        None => {
+                            i += rest.iter().take_while(|&&c| !special(c)).count();
+                            break;
+                        }
+                    }
+                }
+                self.i = i;
+                if b.get(i) == Some(&b'"') {
+                    self.i = i + 1;
+                } else {
+                    self.escaped_rest()?;
+                }
+                Some(())
+            }
+            Some(b'0'..=b'9') => {
+                self.i = i;
+                self.unsigned()
+            }
+            _ => {
+                self.i = i;
+                self.skip()
             }
         }
     }

@@ -176,9 +176,7 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
         }
         match key.raw {
             b"tasks" | b"verifySteps" => s.array(|s| {
-                let (id, st, span, first) = scan_entry(s)?;
-                id_first &= first;
-                map.insert_first(id.as_ref(), st, Some(span));
+                id_first &= scan_entry(s, map)?;
                 Some(())
             }),
             b"orchSchemaVersion" => {
@@ -231,18 +229,21 @@ const ERROR: usize = 2;
 const LAST_ERROR: usize = 3;
 const ORCH_USAGE: usize = 4;
 
-/// One entry: its id, state, span, and whether `id` is its first key. Entries with escaped
-/// keys, a repeated `id`, or values serde_json would refuse are left to serde_json.
-fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, [u8]>, StateEntry, Span, bool)> {
+/// One entry, added to `map` with its state and span (unless its id has one): whether `id` is
+/// its first key. Entries with escaped keys, a repeated `id`, or values serde_json would refuse
+/// are left to serde_json.
+fn scan_entry<'a>(s: &mut Scan<'a>, map: &mut Table) -> Option<bool> {
     s.peek()?;
     let start = s.pos();
     let mut id: Option<Cow<'a, [u8]>> = None;
     let mut st = StateEntry::default();
     let mut first = None;
-    s.object_known(&ENTRY_KEYS, |s, known, key| {
+    // The keys after the first five are passed (their values checked, not read).
+    s.object_known(&ENTRY_KEYS, !0b11111, |s, known, key| {
         entry_field(s, known, key, &mut id, &mut st, &mut first)
     })?;
-    Some((id?, st, (start, s.pos()), first == Some(true)))
+    map.insert_first(id?.as_ref(), st, Some((start, s.pos())));
+    Some(first == Some(true))
 }
 
 /// One field of an entry, for [`scan_entry`] (a function, not a closure, so that it is

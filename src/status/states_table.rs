@@ -63,6 +63,18 @@ struct Slot {
     state: u32,
 }
 
+/// `a == b` for ids: short ones compared in line, byte by byte (a call to `memcmp` per
+/// comparison was most of the cost of a lookup).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Table {
     /// Entries in file order, the first of each id only.
@@ -133,7 +145,7 @@ impl Table {
         loop {
             match self.slots[at] {
                 EMPTY => return at,
-                i if self.id(&self.items[i as usize]) == id => return at,
+                i if same(self.id(&self.items[i as usize]), id) => return at,
                 _ => at = (at + 1) & mask,
             }
         }
@@ -141,6 +153,7 @@ impl Table {
 
     /// Adds an entry unless its id has one already (the first entry of an id wins). A span
     /// beyond 4 GiB is not kept (the entry is then read by the full pass).
+    #[inline]
     pub fn insert_first(&mut self, id: &[u8], state: StateEntry, span: Option<Span>) {
         if self.slots.len() < 2 * (self.items.len() + 1) {
             self.grow();
@@ -190,7 +203,7 @@ impl Table {
         let id = id.as_bytes();
         let hint = self.hint.load(Ordering::Relaxed);
         if let Some(item) = self.items.get(hint)
-            && self.id(item) == id
+            && same(self.id(item), id)
         {
             self.hint.store(hint + 1, Ordering::Relaxed);
             return Some((self.state(item), Self::span(item)));
