@@ -39,6 +39,7 @@ impl<'t> Parser<'t> {
                 self.verifies.len() - 1
             }
             None => {
+                // The step's place among the tasks, held by a placeholder until the end.
                 self.verifies.push(VerifyDraft {
                     phase,
                     line: n,
@@ -47,6 +48,8 @@ impl<'t> Parser<'t> {
                     id_tasks: 0,
                     position: self.tasks.len(),
                 });
+                self.tasks.push(placeholder());
+                self.bodies.push(None);
                 self.verifies.len() - 1
             }
         };
@@ -86,7 +89,7 @@ impl<'t> Parser<'t> {
         // Steps at one position keep the file order of their first marker (`line`), or two
         // VERIFY blocks with no task between them would swap.
         drafts.sort_by_key(|v| (v.position, v.line));
-        let mut steps: Vec<(usize, Task)> = Vec::new();
+        let (drafted, mut made) = (drafts.len(), 0);
         for v in drafts {
             if self.phases.iter().all(|p| p.number != v.phase) {
                 self.warn(
@@ -138,38 +141,31 @@ impl<'t> Parser<'t> {
                 line: v.line,
                 blocking: v.blocking,
             };
-            steps.push((v.position.min(self.tasks.len()), task));
+            self.tasks[v.position] = task;
+            made += 1;
         }
-        if steps.is_empty() {
-            return;
+        // The placeholders of the blocks that made no step (each with a warning) go.
+        if made < drafted {
+            self.tasks.retain(|t| !t.id.is_empty());
         }
-        // In place, from the back: each run of tasks between two step positions moves once, as
-        // a block (a rotation), instead of an insert per step (each of which moved every later
-        // task), a swap per task, or a second vector of every task.
-        let old = self.tasks.len();
-        let placeholder = || Task {
-            id: String::new(),
-            kind: TaskKind::Verify,
-            phase: 0,
-            description: String::new(),
-            body: String::new(),
-            done: false,
-            depends: None,
-            priority: Priority::Normal,
-            estimate_s: None,
-            files: Vec::new(),
-            line: 0,
-            blocking: true,
-        };
-        self.tasks.resize_with(old + steps.len(), placeholder);
-        // Tasks left to place are `tasks[..r]`, followed by a placeholder for each step left
-        // (`steps[..=j]`). Step `j` goes before task `at`, after the steps at the same position
-        // before it.
-        let mut r = old;
-        for (j, (at, step)) in steps.into_iter().enumerate().rev() {
-            self.tasks[at..r + j + 1].rotate_right(j + 1);
-            self.tasks[at + j] = step;
-            r = at;
-        }
+    }
+}
+
+/// What holds a verification step's place among the tasks while the file is read: a task
+/// without an id (no task has one).
+pub(super) fn placeholder() -> Task {
+    Task {
+        id: String::new(),
+        kind: TaskKind::Verify,
+        phase: 0,
+        description: String::new(),
+        body: String::new(),
+        done: false,
+        depends: None,
+        priority: Priority::Normal,
+        estimate_s: None,
+        files: Vec::new(),
+        line: 0,
+        blocking: true,
     }
 }
