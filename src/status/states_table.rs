@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::model::TaskStatus;
 use super::states::StateEntry;
-use crate::plan::hash_bytes;
+use crate::plan::quick_hash;
 
 /// An entry's text: `bytes[start..end]` of the file.
 pub(super) type Span = (usize, usize);
@@ -141,7 +141,7 @@ impl Table {
     /// The slot of `id`: where it is, or the free one where it goes.
     fn slot(&self, id: &[u8]) -> usize {
         let mask = self.slots.len() - 1;
-        let mut at = hash_bytes(id) as usize & mask;
+        let mut at = quick_hash(id) as usize & mask;
         loop {
             match self.slots[at] {
                 EMPTY => return at,

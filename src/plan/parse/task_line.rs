@@ -5,7 +5,7 @@ use super::{Collect, Parser};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::parse_duration;
 use crate::plan::check::find_ci;
-use crate::plan::ids::{IdMap, id_map};
+use crate::plan::ids::IdIndex;
 use crate::plan::model::{Priority, Task, TaskKind, is_task_id};
 
 impl<'t> Parser<'t> {
@@ -146,10 +146,13 @@ impl<'t> Parser<'t> {
     }
 
     pub(super) fn check_ids(&mut self) {
-        let mut first: IdMap<&str, usize> = id_map(self.tasks.len());
+        let tasks = &self.tasks;
+        let id_of = |i: usize| tasks[i].id.as_str();
+        let mut first = IdIndex::with_capacity(tasks.len());
         let mut found = Vec::new();
-        for t in &self.tasks {
-            if let Some(line) = first.get(t.id.as_str()) {
+        for (i, t) in tasks.iter().enumerate() {
+            if let Some(at) = first.insert_first(&t.id, i, id_of) {
+                let line = tasks[at].line;
                 found.push(
                     Diagnostic::error(
                         &self.path,
@@ -161,11 +164,9 @@ impl<'t> Parser<'t> {
                     )
                     .with_hint("task ids must be unique within a plan; renumber one of them"),
                 );
-            } else {
-                first.insert(&t.id, t.line);
             }
         }
-        for t in &self.tasks {
+        for t in tasks {
             for dep in t.dependencies() {
                 if dep == &t.id {
                     found.push(Diagnostic::error(
@@ -173,7 +174,7 @@ impl<'t> Parser<'t> {
                         t.line,
                         format!("task `{}` depends on itself", t.id),
                     ));
-                } else if !first.contains_key(dep.as_str()) {
+                } else if first.get(dep, id_of).is_none() {
                     found.push(
                         Diagnostic::error(
                             &self.path,
@@ -268,11 +269,56 @@ fn priority_by_marker(desc: &str) -> Priority {
 
 /// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole). An `and`
 /// between items is a word of its own, dropped like the separators.
-pub(super) fn split_list(list: &str) -> impl Iterator<Item = &str> {
-    list.split([',', ';', '&'])
-        .flat_map(str::split_whitespace)
-        .map(|s| s.trim_matches('`'))
-        .filter(|s| !s.is_empty() && *s != "and")
+pub(super) fn split_list(list: &str) -> ListItems<'_> {
+    if list.is_ascii() {
+        ListItems::Ascii { list, at: 0 }
+    } else {
+        ListItems::Other(Box::new(
+            list.split([',', ';', '&'])
+                .flat_map(str::split_whitespace)
+                .map(|s| s.trim_matches('`'))
+                .filter(|s| !s.is_empty() && *s != "and"),
+        ))
+    }
+}
+
+/// The items of [`split_list`]: an ASCII list (nearly all) read byte by byte, any other through
+/// the general split.
+pub(super) enum ListItems<'a> {
+    Ascii { list: &'a str, at: usize },
+    Other(Box<dyn Iterator<Item = &'a str> + 'a>),
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (list, at) = match self {
+            ListItems::Ascii { list, at } => (*list, at),
+            ListItems::Other(items) => return items.next(),
+        };
+        // The separators and the whitespace of `char::is_whitespace` (which has \x0b).
+        let sep = |c: u8| {
+            matches!(
+                c,
+                b',' | b';' | b'&' | b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'
+            )
+        };
+        let b = list.as_bytes();
+        loop {
+            let start = *at + b.get(*at..)?.iter().take_while(|&&c| sep(c)).count();
+            if start == b.len() {
+                *at = start;
+                return None;
+            }
+            let end = start + b[start..].iter().take_while(|&&c| !sep(c)).count();
+            *at = end;
+            let item = list[start..end].trim_matches('`');
+            if !item.is_empty() && item != "and" {
+                return Some(item);
+            }
+        }
+    }
 }
 
 /// [`str::trim`], without decoding characters when both ends are plain ASCII (spaces or tabs,
@@ -332,6 +378,9 @@ mod tests {
             "2.1-2.4; 3.1 & 3.2, and 4.1",
             "1.1 and1.2 andy sand and",
             "",
+            "1.1,,1.2;;&1.3\u{b}1.4\u{c}1.5\r1.6\n1.7",
+            "``1.1`` `` ` and`",
+            "1.1\u{85}1.2 \u{3000}1.3",
         ] {
             let now: Vec<&str> = split_list(list).collect();
             assert_eq!(now, before(list), "{list:?}");
