@@ -3,6 +3,56 @@
 
 use crate::plan::model::{id_parts, is_task_id};
 
+const LOW_BITS: u64 = u64::from_le_bytes([1; 8]);
+const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The bytes of `w` equal to `c` marked by their high bit (and maybe bytes above a marked one,
+/// through the borrow, never below: the lowest mark is exact).
+#[inline(always)]
+fn marks(w: u64, c: u8) -> u64 {
+    let x = w ^ (LOW_BITS * u64::from(c));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// Where the first `a` or `b` is in `bytes`, a word at a time: for short texts (a line, a
+/// description), where a vector search costs more to set up than it saves.
+pub(super) fn find2(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
+    let (mut rest, mut i) = (bytes, 0);
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        let w = u64::from_le_bytes(*w);
+        let m = marks(w, a) | marks(w, b);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+        rest = tail;
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    // The last bytes: the last word of the text, which overlaps words without a mark.
+    match bytes.last_chunk::<8>() {
+        Some(w) => {
+            let w = u64::from_le_bytes(*w);
+            let m = marks(w, a) | marks(w, b);
+            (m != 0).then(|| bytes.len() - 8 + (m.trailing_zeros() / 8) as usize)
+        }
+        None => rest.iter().position(|&c| c == a || c == b).map(|p| i + p),
+    }
+}
+
+/// Where the first `\n` is: a word at a time over the first 64 bytes (most lines of a plan
+/// are shorter), then the `memchr` crate's vector search.
+pub(super) fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const HEAD: usize = 64;
+    match bytes.split_at_checked(HEAD) {
+        None => find2(bytes, b'\n', b'\n'),
+        Some((head, tail)) => {
+            find2(head, b'\n', b'\n').or_else(|| memchr::memchr(b'\n', tail).map(|p| p + HEAD))
+        }
+    }
+}
+
 /// `[ ] rest` / `[x] rest` / `[X] rest` (the text after `- [`): the mark and what follows.
 pub(super) fn checkbox(rest: &str) -> Option<(bool, &str)> {
     let mut chars = rest.chars();
@@ -188,6 +238,46 @@ mod task_id_tests {
                 let line = format!("{id}{after}");
                 assert_eq!(task_id(&line), task_id_general(&line), "{line:?}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::{find_newline, find2};
+
+    /// The word search finds the first of the two bytes, as a byte-by-byte search does, among
+    /// their neighbours and high-bit twins, at every length.
+    #[test]
+    fn find2_is_a_byte_search() {
+        let alphabet = [
+            b'(',
+            b'[',
+            b'\n',
+            b'(' ^ 0x80,
+            b'[' ^ 0x80,
+            0x0a ^ 0x80,
+            b')',
+            0,
+            0xff,
+            b'a',
+            0x27,
+            0x29,
+            0x5a,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 150) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|k| alphabet[((seed >> (k % 50)) as usize + k * 7) % alphabet.len()])
+                .collect();
+            let naive = text.iter().position(|&c| c == b'(' || c == b'[');
+            assert_eq!(find2(&text, b'(', b'['), naive, "{text:?}");
+            let naive = text.iter().position(|&c| c == b'\n');
+            assert_eq!(find_newline(&text), naive, "{text:?}");
         }
     }
 }

@@ -217,7 +217,10 @@ pub(super) fn clauses(desc: &str) -> Clauses {
     let mut found = Clauses::default();
     // Markers by rank: `(LOW)` above none, `(CRITICAL)` above all.
     let mut rank = 0;
-    for at in memchr::memchr2_iter(b'(', b'[', b) {
+    let mut from = 0;
+    while let Some(p) = super::lines::find2(&b[from..], b'(', b'[') {
+        let at = from + p;
+        from = at + 1;
         let rest = &b[at + 1..];
         let starts_ci = |word: &[u8]| {
             rest.get(..word.len())
