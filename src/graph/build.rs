@@ -361,17 +361,18 @@ impl Builder {
             total += d;
             start.push(total);
         }
-        // Filled from each list's start, in node order (the order pushes gave).
-        let mut next: Vec<usize> = start[..n].to_vec();
+        // Filled from each list's start, in node order (the order pushes gave); `outdeg` becomes
+        // where each list goes on.
+        let mut next = outdeg;
+        next.copy_from_slice(&start[..n]);
         let mut all = vec![0usize; total];
-        let mut indeg = vec![0usize; n];
         for (i, node) in self.nodes.iter().enumerate() {
             for &p in &node.preds {
                 all[next[p]] = i;
                 next[p] += 1;
-                indeg[i] += 1;
             }
         }
+        let mut indeg: Vec<usize> = self.nodes.iter().map(|node| node.preds.len()).collect();
         let succs = Succs { start, all };
         let mut topo = Vec::with_capacity(n);
         let mut queue: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();

@@ -201,6 +201,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string at the cursor.
+    #[inline(always)]
     pub fn string(&mut self) -> Option<Str<'a>> {
         let (start, escaped) = self.quoted()?;
         let json = self.b.get(start - 1..self.i)?;
