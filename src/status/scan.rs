@@ -91,6 +91,69 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
         .map(|w| u64::from_le_bytes(*w))
 }
 
+/// Where the whitespace from `i` ends: spaces after a newline eight at a time.
+fn ws_from(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+        // Then a run of spaces, eight bytes at a time.
+        while let Some(w) = word(b, i) {
+            let other = w ^ repeat(b' ');
+            if other != 0 {
+                // The first byte that is not a space.
+                i += other.trailing_zeros() as usize / 8;
+                break;
+            }
+            i += 8;
+        }
+    }
+    i
+}
+
+/// Where the plain run of a string's text from `i` ends (its closing quote, an escape, a
+/// control character or the end of the text): eight bytes at a time, then one by one near the
+/// end of the text.
+#[inline(always)]
+fn plain_from(b: &[u8], mut i: usize) -> usize {
+    // Over the rest of the text as a slice: one length test per word, no index checks.
+    let mut rest = b.get(i..).unwrap_or_default();
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        if let Some(at) = first_special(u64::from_le_bytes(*w)) {
+            return i + at;
+        }
+        i += 8;
+        rest = tail;
+    }
+    i + rest.iter().take_while(|&&c| !special(c)).count()
+}
+
+/// The end of the array at `i` (its `[`) if it holds strings without escapes only, with any
+/// whitespace around them: what the general way reads of such an array. `None` for any other
+/// array (or none).
+fn strings_array(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws_from(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = plain_from(b, i + 1);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = ws_from(b, i + 1);
+        match b.get(i)? {
+            b',' => i = ws_from(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// Whether `b` is ASCII: the bytes of each 256-byte chunk or-ed together (a loop the compiler
 /// vectorises), a tenth of the work of `str::from_utf8`'s ASCII path.
 fn is_ascii(b: &[u8]) -> bool {
@@ -160,21 +223,7 @@ impl<'a> Scan<'a> {
     }
 
     fn ws_run(&mut self) {
-        let mut i = self.i;
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(i) {
-            i += 1;
-            // Then a run of spaces, eight bytes at a time.
-            while let Some(w) = word(self.b, i) {
-                let other = w ^ repeat(b' ');
-                if other != 0 {
-                    // The first byte that is not a space.
-                    i += other.trailing_zeros() as usize / 8;
-                    break;
-                }
-                i += 8;
-            }
-        }
-        self.i = i;
+        self.i = ws_from(self.b, self.i);
     }
 
     /// The next byte after whitespace (not consumed).
@@ -285,24 +334,7 @@ impl<'a> Scan<'a> {
     /// one near the end of the text.
     #[inline(always)]
     fn plain_run(&mut self) {
-        let mut i = self.i;
-        // Over the rest of the text as a slice: one length test per word, no index checks.
-        let mut rest = self.b.get(i..).unwrap_or_default();
-        while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-            if let Some(at) = first_special(u64::from_le_bytes(*w)) {
-                self.i = i + at;
-                return;
-            }
-            i += 8;
-            rest = tail;
-        }
-        for &c in rest {
-            if special(c) {
-                break;
-            }
-            i += 1;
-        }
-        self.i = i;
+        self.i = plain_from(self.b, self.i);
     }
 
     fn digits(&mut self) -> usize {
@@ -522,26 +554,7 @@ impl<'a> Scan<'a> {
         }
         match b.get(i) {
             Some(b'"') => {
-                i += 1;
-                let mut rest = b.get(i..).unwrap_or_default();
-                loop {
-                    match rest.split_first_chunk::<8>() {
-                        Some((w, tail)) => match first_special(u64::from_le_bytes(*w)) {
-                            Some(at) => {
-                                i += at;
-                                break;
-                            }
-                            None => {
-                                i += 8;
-                                rest = tail;
-                            }
-                        },
-                        None => {
-                            i += rest.iter().take_while(|&&c| !special(c)).count();
-                            break;
-                        }
-                    }
-                }
+                let i = plain_from(b, i + 1);
                 self.i = i;
                 if b.get(i) == Some(&b'"') {
                     self.i = i + 1;
@@ -554,11 +567,29 @@ impl<'a> Scan<'a> {
                 self.i = i;
                 self.unsigned()
             }
+            Some(b'[') => {
+                self.i = i;
+                self.pass_array()
+            }
             _ => {
                 self.i = i;
                 self.skip()
             }
         }
+    }
+
+    /// [`Scan::skip`] of the array at the cursor, an array of strings without escapes (an
+    /// entry's `dependencies`, `dependents`) passed in one loop; any other the general way,
+    /// from its start.
+    #[inline(never)]
+    fn pass_array(&mut self) -> Option<()> {
+        if self.depth < MAX_DEPTH
+            && let Some(end) = strings_array(self.b, self.i)
+        {
+            self.i = end;
+            return Some(());
+        }
+        self.skip()
     }
 
     /// An array at the cursor: `element(scanner)` must consume each element.
@@ -765,6 +796,46 @@ mod tests {
         }
         let text = "{\"a\": \"caf\u{e9}\"}".repeat(30);
         assert!(Scan::new(text.as_bytes()).is_some());
+    }
+
+    /// An array of plain strings read in one loop ends where the general way ends it; any
+    /// other array (other elements, escapes, bad syntax) is left to the general way.
+    #[test]
+    fn string_arrays_end_where_the_general_way_ends_them() {
+        let plain = [
+            "[]",
+            "[ ]",
+            "[\n  ]",
+            "[\"a\"]",
+            "[\"a\",\"b\"]",
+            "[\n        \"2.5\",\n        \"3.1\"\n      ]",
+            "[\t\"x\"\r\n]",
+            "[\"a\"] ",
+        ];
+        let other = [
+            "[\"a\",]",
+            "[\"a\" \"b\"]",
+            "[\"a\\\"b\"]",
+            "[1]",
+            "[\"a\", 1]",
+            "[\"a\"",
+            "[\"a",
+            "[",
+            "[\"\u{1}\"]",
+            "[[]]",
+            "x",
+        ];
+        for (texts, handled) in [(&plain[..], true), (&other[..], false)] {
+            for text in texts {
+                let mut general = Scan::from_str(text);
+                let end = general.skip().map(|()| general.i);
+                let fast = strings_array(text.as_bytes(), 0);
+                assert_eq!(fast.is_some(), handled, "{text:?}");
+                if handled {
+                    assert_eq!(fast, end, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
