@@ -9,7 +9,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::plan::{IdMap, Plan, TaskKind, id_map};
+use crate::plan::{IdIndex, IdMap, Plan, TaskKind};
 
 /// What a cross-plan dependency waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,10 +190,13 @@ impl Builder {
     }
 
     fn add_plan(&mut self, pi: usize, plan: &Plan) {
-        let mut ids: IdMap<&str, usize> = id_map(plan.tasks.len());
+        // Each id's task (the last of a repeated id, as a map filled in order keeps).
+        let id_of = |i: usize| plan.tasks[i].id.as_str();
+        let mut index = IdIndex::with_capacity(plan.tasks.len());
         for (i, t) in plan.tasks.iter().enumerate() {
-            ids.insert(t.id.as_str(), i);
+            index.insert_last(&t.id, i, id_of);
         }
+        let ids = |id: &str| index.get(id, id_of);
         let nodes: Vec<usize> = (0..plan.tasks.len())
             .map(|ti| self.push(NodeKind::Task { plan: pi, task: ti }))
             .collect();
@@ -270,15 +273,11 @@ impl Builder {
                 }
                 (TaskKind::Task, Some(deps)) => deps
                     .iter()
-                    .filter_map(|d| ids.get(d.as_str()).map(|&i| nodes[i]))
+                    .filter_map(|d| ids(d).map(|i| nodes[i]))
                     .filter(|&n| n != node)
                     .collect(),
                 (TaskKind::Task, None) => match &phase.pipeline_start {
-                    Some(ps) => ids
-                        .get(ps.trigger.as_str())
-                        .map(|&i| nodes[i])
-                        .into_iter()
-                        .collect(),
+                    Some(ps) => ids(&ps.trigger).map(|i| nodes[i]).into_iter().collect(),
                     None => phase_barrier.into_iter().collect(),
                 },
             };
@@ -289,7 +288,7 @@ impl Builder {
             let gi = self.seq_count;
             self.seq_count += 1;
             for id in &g.tasks {
-                if let Some(&ti) = ids.get(id.as_str()) {
+                if let Some(ti) = ids(id) {
                     self.seq[nodes[ti]] = Some(gi);
                 }
             }
@@ -362,17 +361,18 @@ impl Builder {
             total += d;
             start.push(total);
         }
-        // Filled from each list's start, in node order (the order pushes gave).
-        let mut next: Vec<usize> = start[..n].to_vec();
+        // Filled from each list's start, in node order (the order pushes gave); `outdeg` becomes
+        // where each list goes on.
+        let mut next = outdeg;
+        next.copy_from_slice(&start[..n]);
         let mut all = vec![0usize; total];
-        let mut indeg = vec![0usize; n];
         for (i, node) in self.nodes.iter().enumerate() {
             for &p in &node.preds {
                 all[next[p]] = i;
                 next[p] += 1;
-                indeg[i] += 1;
             }
         }
+        let mut indeg: Vec<usize> = self.nodes.iter().map(|node| node.preds.len()).collect();
         let succs = Succs { start, all };
         let mut topo = Vec::with_capacity(n);
         let mut queue: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();

@@ -14,23 +14,29 @@ use super::known_keys::KnownKeys;
 const MAX_DEPTH: u32 = 100;
 
 /// A string value as written: its raw contents between the quotes, and whether they hold
-/// escapes (then [`Str::decode`] unescapes them through serde_json).
+/// escapes (then [`Str::decode`] unescapes them through serde_json). Bytes of a document the
+/// scanner checked to be UTF-8, cut at quotes: [`Str::as_str`] never fails on them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Str<'a> {
     /// The contents, without the quotes.
-    pub raw: &'a str,
+    pub raw: &'a [u8],
     /// The string with its quotes, as JSON text.
-    pub json: &'a str,
+    pub json: &'a [u8],
     pub escaped: bool,
 }
 
-impl Str<'_> {
+impl<'a> Str<'a> {
+    /// The contents as text (escapes as written).
+    pub fn as_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw).ok()
+    }
+
     /// The string's value.
     pub fn decode(&self) -> Option<String> {
         if self.escaped {
-            serde_json::from_str(self.json).ok()
+            serde_json::from_slice(self.json).ok()
         } else {
-            Some(self.raw.to_string())
+            self.as_str().map(str::to_string)
         }
     }
 }
@@ -43,9 +49,8 @@ pub(crate) struct Key<'a> {
     pub escaped: bool,
 }
 
-/// The cursor over a document's text.
+/// The cursor over a document's text (bytes checked to be UTF-8).
 pub(crate) struct Scan<'a> {
-    text: &'a str,
     b: &'a [u8],
     i: usize,
     depth: u32,
@@ -86,16 +91,98 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
         .map(|w| u64::from_le_bytes(*w))
 }
 
+/// Where the whitespace from `i` ends: spaces after a newline eight at a time.
+fn ws_from(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+        // Then a run of spaces, eight bytes at a time.
+        while let Some(w) = word(b, i) {
+            let other = w ^ repeat(b' ');
+            if other != 0 {
+                // The first byte that is not a space.
+                i += other.trailing_zeros() as usize / 8;
+                break;
+            }
+            i += 8;
+        }
+    }
+    i
+}
+
+/// Where the plain run of a string's text from `i` ends (its closing quote, an escape, a
+/// control character or the end of the text): eight bytes at a time, then one by one near the
+/// end of the text.
+#[inline(always)]
+fn plain_from(b: &[u8], mut i: usize) -> usize {
+    // Over the rest of the text as a slice: one length test per word, no index checks.
+    let mut rest = b.get(i..).unwrap_or_default();
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        if let Some(at) = first_special(u64::from_le_bytes(*w)) {
+            return i + at;
+        }
+        i += 8;
+        rest = tail;
+    }
+    i + rest.iter().take_while(|&&c| !special(c)).count()
+}
+
+/// The end of the array at `i` (its `[`) if it holds strings without escapes only, with any
+/// whitespace around them: what the general way reads of such an array. `None` for any other
+/// array (or none).
+fn strings_array(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws_from(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = plain_from(b, i + 1);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = ws_from(b, i + 1);
+        match b.get(i)? {
+            b',' => i = ws_from(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `b` is ASCII: the bytes of each 256-byte chunk or-ed together (a loop the compiler
+/// vectorises), a tenth of the work of `str::from_utf8`'s ASCII path.
+fn is_ascii(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(256);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |a, &x| a | x) >= 0x80 {
+            return false;
+        }
+    }
+    chunks.remainder().is_ascii()
+}
+
 impl<'a> Scan<'a> {
-    /// A scanner over `bytes`; `None` when they are not UTF-8.
+    /// A scanner over `bytes`; `None` when they are not UTF-8. (A status file is ASCII but for
+    /// its notes: ASCII is checked in wide chunks, the full check runs on the others.)
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        Some(Self::from_str(text))
+        if !is_ascii(bytes) {
+            std::str::from_utf8(bytes).ok()?;
+        }
+        Some(Scan {
+            b: bytes,
+            i: 0,
+            depth: 0,
+        })
     }
 
+    #[cfg(test)]
     pub fn from_str(text: &'a str) -> Self {
         Scan {
-            text,
             b: text.as_bytes(),
             i: 0,
             depth: 0,
@@ -136,21 +223,7 @@ impl<'a> Scan<'a> {
     }
 
     fn ws_run(&mut self) {
-        let mut i = self.i;
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(i) {
-            i += 1;
-            // Then a run of spaces, eight bytes at a time.
-            while let Some(w) = word(self.b, i) {
-                let other = w ^ repeat(b' ');
-                if other != 0 {
-                    // The first byte that is not a space.
-                    i += other.trailing_zeros() as usize / 8;
-                    break;
-                }
-                i += 8;
-            }
-        }
-        self.i = i;
+        self.i = ws_from(self.b, self.i);
     }
 
     /// The next byte after whitespace (not consumed).
@@ -177,11 +250,13 @@ impl<'a> Scan<'a> {
     }
 
     /// A string at the cursor.
+    #[inline(always)]
     pub fn string(&mut self) -> Option<Str<'a>> {
         let (start, escaped) = self.quoted()?;
+        let json = self.b.get(start - 1..self.i)?;
         Some(Str {
-            raw: self.text.get(start..self.i - 1)?,
-            json: self.text.get(start - 1..self.i)?,
+            raw: json.get(1..json.len() - 1)?,
+            json,
             escaped,
         })
     }
@@ -235,11 +310,11 @@ impl<'a> Scan<'a> {
                     match *self.b.get(self.i)? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
                         b'u' => {
-                            let hex = self.text.get(self.i + 1..self.i + 5)?;
-                            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                                return None;
+                            let hex = self.b.get(self.i + 1..self.i + 5)?;
+                            let mut v = 0;
+                            for &h in hex {
+                                v = v * 16 + char::from(h).to_digit(16)?;
                             }
-                            let v = u32::from_str_radix(hex, 16).ok()?;
                             if (0xD800..0xE000).contains(&v) {
                                 return None;
                             }
@@ -259,24 +334,7 @@ impl<'a> Scan<'a> {
     /// one near the end of the text.
     #[inline(always)]
     fn plain_run(&mut self) {
-        let mut i = self.i;
-        // Over the rest of the text as a slice: one length test per word, no index checks.
-        let mut rest = self.b.get(i..).unwrap_or_default();
-        while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-            if let Some(at) = first_special(u64::from_le_bytes(*w)) {
-                self.i = i + at;
-                return;
-            }
-            i += 8;
-            rest = tail;
-        }
-        for &c in rest {
-            if special(c) {
-                break;
-            }
-            i += 1;
-        }
-        self.i = i;
+        self.i = plain_from(self.b, self.i);
     }
 
     fn digits(&mut self) -> usize {
@@ -291,6 +349,12 @@ impl<'a> Scan<'a> {
         if self.b.get(self.i) == Some(&b'-') {
             self.i += 1;
         }
+        self.unsigned()
+    }
+
+    /// A number without its sign, at the cursor.
+    #[inline(always)]
+    fn unsigned(&mut self) -> Option<()> {
         match self.b.get(self.i)? {
             b'0' => self.i += 1,
             b'1'..=b'9' => {
@@ -326,20 +390,20 @@ impl<'a> Scan<'a> {
     }
 
     /// Skips any value, checking it; returns its text.
-    pub fn value(&mut self) -> Option<&'a str> {
+    pub fn value(&mut self) -> Option<&'a [u8]> {
         self.peek()?;
         let start = self.i;
         self.skip()?;
-        Some(&self.text[start..self.i])
+        self.b.get(start..self.i)
     }
 
-    /// [`Scan::skip`] with strings (most values) passed in line.
+    /// [`Scan::skip`] with strings and numbers without sign (most values) passed in line.
     #[inline(always)]
     pub fn skip_value(&mut self) -> Option<()> {
-        if self.peek()? == b'"' {
-            self.skip_string().map(|_| ())
-        } else {
-            self.skip()
+        match self.peek()? {
+            b'"' => self.skip_string().map(|_| ()),
+            b'0'..=b'9' => self.unsigned(),
+            _ => self.skip(),
         }
     }
 
@@ -350,7 +414,7 @@ impl<'a> Scan<'a> {
                 self.skip_string()?;
             }
             b'{' => self.object(|s, _| s.skip())?,
-            b'[' => self.array(|s| s.skip())?,
+            b'[' => self.array(|s| s.skip_value())?,
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
@@ -427,21 +491,36 @@ impl<'a> Scan<'a> {
 
     /// [`Scan::object`] whose keys are first looked for among `known` by their bytes:
     /// `field(scanner, index, key)` gets the index of a known key written as orch writes keys
-    /// (then `key` is that name), else `None` and the key as read the general way.
+    /// (then `key` is that name), else `None` and the key as read the general way. The values
+    /// of the known keys in `pass` (a bit per index), after the first member, are checked and
+    /// passed here, without `field`.
     #[inline(always)]
     pub fn object_known<const N: usize>(
         &mut self,
         known: &KnownKeys<N>,
+        pass: u64,
         mut field: impl FnMut(&mut Self, Option<usize>, Key<'a>) -> Option<()>,
     ) -> Option<()> {
         if self.open(b'{', b'}')? {
             return Some(());
         }
+        let mut first = true;
         loop {
             self.ws();
             let rest = self.b.get(self.i..).unwrap_or_default();
             // One call of `field` (inlined once, not once per way of reading the key).
             let (n, key) = match known.find(rest) {
+                Some((n, len)) if !first && (pass >> n) & 1 == 1 => {
+                    self.i += len;
+                    self.pass_value()?;
+                    // A comma right after the value (as orch writes), else the general way.
+                    if self.b.get(self.i) == Some(&b',') {
+                        self.i += 1;
+                    } else if self.next_member(b'}')? {
+                        return Some(());
+                    }
+                    continue;
+                }
                 Some((n, len)) => {
                     let key = Key {
                         raw: rest.get(1..len - 2)?,
@@ -456,11 +535,61 @@ impl<'a> Scan<'a> {
                     (None, key)
                 }
             };
+            first = false;
             field(self, n, key)?;
             if self.next_member(b'}')? {
                 return Some(());
             }
         }
+    }
+
+    /// [`Scan::skip_value`] with the cursor kept in a local for a string or a number after one
+    /// space (a member's value as orch writes it): what the general way checks, in one place.
+    #[inline(always)]
+    fn pass_value(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.i;
+        if b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'"') => {
+                let i = plain_from(b, i + 1);
+                self.i = i;
+                if b.get(i) == Some(&b'"') {
+                    self.i = i + 1;
+                } else {
+                    self.escaped_rest()?;
+                }
+                Some(())
+            }
+            Some(b'0'..=b'9') => {
+                self.i = i;
+                self.unsigned()
+            }
+            Some(b'[') => {
+                self.i = i;
+                self.pass_array()
+            }
+            _ => {
+                self.i = i;
+                self.skip()
+            }
+        }
+    }
+
+    /// [`Scan::skip`] of the array at the cursor, an array of strings without escapes (an
+    /// entry's `dependencies`, `dependents`) passed in one loop; any other the general way,
+    /// from its start.
+    #[inline(never)]
+    fn pass_array(&mut self) -> Option<()> {
+        if self.depth < MAX_DEPTH
+            && let Some(end) = strings_array(self.b, self.i)
+        {
+            self.i = end;
+            return Some(());
+        }
+        self.skip()
     }
 
     /// An array at the cursor: `element(scanner)` must consume each element.
@@ -558,7 +687,6 @@ mod tests {
                     text.push(special);
                     text.extend_from_slice(b"\"xyz\\");
                     let mut s = Scan {
-                        text: "",
                         b: &text,
                         i: 0,
                         depth: 0,
@@ -638,7 +766,74 @@ mod tests {
             assert_eq!(valid(&text), serde_ok, "{text:?}");
             let mut s = Scan::from_str(&text);
             if let Some(v) = s.value() {
-                assert_eq!(v, text.trim_matches([' ', '\n', '\r', '\t']), "{text:?}");
+                assert_eq!(
+                    v,
+                    text.trim_matches([' ', '\n', '\r', '\t']).as_bytes(),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
+    /// The chunked ASCII test is `is_ascii`, and a scanner is made of UTF-8 bytes only: a
+    /// non-ASCII byte anywhere (in a chunk or the tail) is found.
+    #[test]
+    fn only_utf8_is_scanned() {
+        for len in [0usize, 1, 255, 256, 257, 600] {
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                let mut b = vec![b' '; len];
+                assert!(is_ascii(&b));
+                if len == 0 {
+                    continue;
+                }
+                for bad in [0x80u8, 0xff, 0xc3] {
+                    b[at] = bad;
+                    assert!(!is_ascii(&b), "{len} {at} {bad:#x}");
+                    assert!(Scan::new(&b).is_none(), "{len} {at} {bad:#x}");
+                }
+                b[at] = b' ';
+            }
+        }
+        let text = "{\"a\": \"caf\u{e9}\"}".repeat(30);
+        assert!(Scan::new(text.as_bytes()).is_some());
+    }
+
+    /// An array of plain strings read in one loop ends where the general way ends it; any
+    /// other array (other elements, escapes, bad syntax) is left to the general way.
+    #[test]
+    fn string_arrays_end_where_the_general_way_ends_them() {
+        let plain = [
+            "[]",
+            "[ ]",
+            "[\n  ]",
+            "[\"a\"]",
+            "[\"a\",\"b\"]",
+            "[\n        \"2.5\",\n        \"3.1\"\n      ]",
+            "[\t\"x\"\r\n]",
+            "[\"a\"] ",
+        ];
+        let other = [
+            "[\"a\",]",
+            "[\"a\" \"b\"]",
+            "[\"a\\\"b\"]",
+            "[1]",
+            "[\"a\", 1]",
+            "[\"a\"",
+            "[\"a",
+            "[",
+            "[\"\u{1}\"]",
+            "[[]]",
+            "x",
+        ];
+        for (texts, handled) in [(&plain[..], true), (&other[..], false)] {
+            for text in texts {
+                let mut general = Scan::from_str(text);
+                let end = general.skip().map(|()| general.i);
+                let fast = strings_array(text.as_bytes(), 0);
+                assert_eq!(fast.is_some(), handled, "{text:?}");
+                if handled {
+                    assert_eq!(fast, end, "{text:?}");
+                }
             }
         }
     }
@@ -660,7 +855,7 @@ mod tests {
                 let v = s.value()?;
                 got.push((
                     String::from_utf8(k.raw.to_vec()).ok()?,
-                    v.to_string(),
+                    String::from_utf8(v.to_vec()).ok()?,
                     false,
                 ));
             }

@@ -176,21 +176,20 @@ fn scan_states(bytes: &[u8], states: &mut StatusStates) -> Option<u32> {
         }
         match key.raw {
             b"tasks" | b"verifySteps" => s.array(|s| {
-                let (id, st, span, first) = scan_entry(s)?;
-                id_first &= first;
-                map.insert_first(&id, st, Some(span));
+                id_first &= scan_entry(s, map)?;
                 Some(())
             }),
             b"orchSchemaVersion" => {
-                version = serde_json::from_str::<u32>(s.value()?).ok()?;
+                version = serde_json::from_slice::<u32>(s.value()?).ok()?;
                 Some(())
             }
             b"orchPaused" => {
-                paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
+                paused = serde_json::from_slice::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
             b"orchPlanPaused" => {
-                plan_paused = serde_json::from_str::<Option<serde_json::Value>>(s.value()?).ok()?;
+                plan_paused =
+                    serde_json::from_slice::<Option<serde_json::Value>>(s.value()?).ok()?;
                 Some(())
             }
             _ => s.skip(),
@@ -230,18 +229,21 @@ const ERROR: usize = 2;
 const LAST_ERROR: usize = 3;
 const ORCH_USAGE: usize = 4;
 
-/// One entry: its id, state, span, and whether `id` is its first key. Entries with escaped
-/// keys, a repeated `id`, or values serde_json would refuse are left to serde_json.
-fn scan_entry<'a>(s: &mut Scan<'a>) -> Option<(Cow<'a, str>, StateEntry, Span, bool)> {
+/// One entry, added to `map` with its state and span (unless its id has one): whether `id` is
+/// its first key. Entries with escaped keys, a repeated `id`, or values serde_json would refuse
+/// are left to serde_json.
+fn scan_entry<'a>(s: &mut Scan<'a>, map: &mut Table) -> Option<bool> {
     s.peek()?;
     let start = s.pos();
-    let mut id: Option<Cow<'a, str>> = None;
+    let mut id: Option<Cow<'a, [u8]>> = None;
     let mut st = StateEntry::default();
     let mut first = None;
-    s.object_known(&ENTRY_KEYS, |s, known, key| {
+    // The keys after the first five are passed (their values checked, not read).
+    s.object_known(&ENTRY_KEYS, !0b11111, |s, known, key| {
         entry_field(s, known, key, &mut id, &mut st, &mut first)
     })?;
-    Some((id?, st, (start, s.pos()), first == Some(true)))
+    map.insert_first(id?.as_ref(), st, Some((start, s.pos())));
+    Some(first == Some(true))
 }
 
 /// One field of an entry, for [`scan_entry`] (a function, not a closure, so that it is
@@ -251,7 +253,7 @@ fn entry_field<'a>(
     s: &mut Scan<'a>,
     known: Option<usize>,
     key: ScanKey<'a>,
-    id: &mut Option<Cow<'a, str>>,
+    id: &mut Option<Cow<'a, [u8]>>,
     st: &mut StateEntry,
     first: &mut Option<bool>,
 ) -> Option<()> {
@@ -267,8 +269,9 @@ fn entry_field<'a>(
                 return None;
             }
             let v = s.string()?;
+            // The bytes of the id's text (the document is UTF-8).
             *id = Some(if v.escaped {
-                Cow::Owned(v.decode()?)
+                Cow::Owned(v.decode()?.into_bytes())
             } else {
                 Cow::Borrowed(v.raw)
             });
@@ -276,15 +279,15 @@ fn entry_field<'a>(
         Some(STATUS) => {
             let v = s.string()?;
             st.status = Some(if v.escaped {
-                serde_json::from_str(v.json).ok()?
+                serde_json::from_slice(v.json).ok()?
             } else {
-                TaskStatus::from_name(v.raw)?
+                TaskStatus::from_bytes(v.raw)?
             });
         }
         Some(ERROR) => st.error = optional_string(s)?,
         Some(LAST_ERROR) => st.last_error = optional_string(s)?,
         Some(ORCH_USAGE) => {
-            st.usage = serde_json::from_str::<Option<super::model::OrchUsage>>(s.value()?)
+            st.usage = serde_json::from_slice::<Option<super::model::OrchUsage>>(s.value()?)
                 .ok()?
                 .map(|u| u.usage());
         }
@@ -434,7 +437,7 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
         while let Some(one) = seq.next_element_seed(One { want: self.want })? {
             match one {
                 Read::State(id, st) => {
-                    self.states.map.insert_first(&id, st, None);
+                    self.states.map.insert_first(id.as_bytes(), st, None);
                 }
                 Read::Entry(e) => {
                     if !self.entries.iter().any(|x| x.id == e.id) {

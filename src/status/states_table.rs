@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::model::TaskStatus;
 use super::states::StateEntry;
-use crate::plan::hash_bytes;
+use crate::plan::quick_hash;
 
 /// An entry's text: `bytes[start..end]` of the file.
 pub(super) type Span = (usize, usize);
@@ -63,12 +63,24 @@ struct Slot {
     state: u32,
 }
 
+/// `a == b` for ids: short ones compared in line, byte by byte (a call to `memcmp` per
+/// comparison was most of the cost of a lookup).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Table {
     /// Entries in file order, the first of each id only.
     items: Vec<Slot>,
-    /// The ids of `items`, one after the other.
-    ids: String,
+    /// The ids of `items`, one after the other (the bytes of each id's text).
+    ids: Vec<u8>,
     /// The states that hold more than a status (an error, usage), few in a file.
     details: Vec<StateEntry>,
     /// Positions in `items`, `EMPTY` where free; a power of two long, at most half full.
@@ -94,7 +106,7 @@ impl Table {
     pub fn with_capacity(n: usize) -> Self {
         Table {
             items: Vec::with_capacity(n),
-            ids: String::with_capacity(n * 6),
+            ids: Vec::with_capacity(n * 6),
             details: Vec::new(),
             slots: vec![EMPTY; (2 * n).next_power_of_two().max(16)],
             hint: AtomicUsize::new(0),
@@ -109,7 +121,7 @@ impl Table {
         self.hint.store(0, Ordering::Relaxed);
     }
 
-    fn id(&self, s: &Slot) -> &str {
+    fn id(&self, s: &Slot) -> &[u8] {
         let start = s.id_start as usize;
         &self.ids[start..start + s.id_len as usize]
     }
@@ -127,13 +139,13 @@ impl Table {
     }
 
     /// The slot of `id`: where it is, or the free one where it goes.
-    fn slot(&self, id: &str) -> usize {
+    fn slot(&self, id: &[u8]) -> usize {
         let mask = self.slots.len() - 1;
-        let mut at = hash_bytes(id.as_bytes()) as usize & mask;
+        let mut at = quick_hash(id) as usize & mask;
         loop {
             match self.slots[at] {
                 EMPTY => return at,
-                i if self.id(&self.items[i as usize]) == id => return at,
+                i if same(self.id(&self.items[i as usize]), id) => return at,
                 _ => at = (at + 1) & mask,
             }
         }
@@ -141,7 +153,8 @@ impl Table {
 
     /// Adds an entry unless its id has one already (the first entry of an id wins). A span
     /// beyond 4 GiB is not kept (the entry is then read by the full pass).
-    pub fn insert_first(&mut self, id: &str, state: StateEntry, span: Option<Span>) {
+    #[inline]
+    pub fn insert_first(&mut self, id: &[u8], state: StateEntry, span: Option<Span>) {
         if self.slots.len() < 2 * (self.items.len() + 1) {
             self.grow();
         }
@@ -165,7 +178,7 @@ impl Table {
             self.details.push(state);
             (self.details.len() - 1) as u32
         };
-        self.ids.push_str(id);
+        self.ids.extend_from_slice(id);
         self.slots[at] = n;
         self.items.push(Slot {
             id_start,
@@ -187,9 +200,10 @@ impl Table {
 
     /// The state and span of `id`.
     pub fn get(&self, id: &str) -> Option<(&StateEntry, Option<Span>)> {
+        let id = id.as_bytes();
         let hint = self.hint.load(Ordering::Relaxed);
         if let Some(item) = self.items.get(hint)
-            && self.id(item) == id
+            && same(self.id(item), id)
         {
             self.hint.store(hint + 1, Ordering::Relaxed);
             return Some((self.state(item), Self::span(item)));
@@ -212,7 +226,13 @@ impl Table {
     pub fn into_items(self) -> Vec<Item> {
         self.items
             .iter()
-            .map(|s| (self.id(s).to_string(), self.state(s).clone(), Self::span(s)))
+            .map(|s| {
+                (
+                    String::from_utf8_lossy(self.id(s)).into_owned(),
+                    self.state(s).clone(),
+                    Self::span(s),
+                )
+            })
             .collect()
     }
 }
@@ -228,9 +248,9 @@ mod tests {
             .map(|i| format!("{}.{}", i / 10, i % 10))
             .collect();
         for (i, id) in ids.iter().enumerate() {
-            t.insert_first(id, StateEntry::default(), Some((i, i + 1)));
+            t.insert_first(id.as_bytes(), StateEntry::default(), Some((i, i + 1)));
         }
-        t.insert_first(&ids[3], StateEntry::default(), Some((7, 7)));
+        t.insert_first(ids[3].as_bytes(), StateEntry::default(), Some((7, 7)));
         // In order (the cursor), backwards and out of order (the index), and unknown ids.
         for (i, id) in ids.iter().enumerate().chain(ids.iter().enumerate().rev()) {
             assert_eq!(t.get(id).map(|x| x.1), Some(Some((i, i + 1))), "{id}");

@@ -5,7 +5,7 @@ use super::{Collect, Parser};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::parse_duration;
 use crate::plan::check::find_ci;
-use crate::plan::ids::{IdMap, id_map};
+use crate::plan::ids::IdIndex;
 use crate::plan::model::{Priority, Task, TaskKind, is_task_id};
 
 impl<'t> Parser<'t> {
@@ -30,18 +30,25 @@ impl<'t> Parser<'t> {
             self.warn(n, format!("task `{id}` has no description"));
         }
         // Every clause (`(depends:`, `(est:`, `(check:`, `(HIGH)`…, and the `[depends:` that is
-        // warned about) opens with `(` or `[`: a description with neither has none (most).
-        let clauses = memchr::memchr2(b'(', b'[', description.as_bytes()).is_some();
-        let (depends, estimate_s, priority) = if clauses {
-            let depends = self.depends(n, id, &description);
-            let estimate_s = self.estimate(n, id, &description);
-            if let Err(why) = crate::plan::check::check_clause(&description) {
-                self.error(n, format!("task `{id}`: {why}"));
-            }
-            (depends, estimate_s, priority(&description))
+        // warned about) opens with `(` or `[`: one pass over those finds which are there (a
+        // description with neither, most of them, has none), and only those are read.
+        let found = clauses(&description);
+        let depends = if found.depends {
+            self.depends(n, id, &description)
         } else {
-            (None, None, Priority::Normal)
+            None
         };
+        let estimate_s = if found.estimate {
+            self.estimate(n, id, &description)
+        } else {
+            None
+        };
+        if found.check
+            && let Err(why) = crate::plan::check::check_clause(&description)
+        {
+            self.error(n, format!("task `{id}`: {why}"));
+        }
+        let priority = found.priority;
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
@@ -62,9 +69,6 @@ impl<'t> Parser<'t> {
 
     /// Extracts the ids of every `(depends: …)` clause of a description.
     fn depends(&mut self, n: usize, id: &str, desc: &str) -> Option<Vec<String>> {
-        if !contains_ci(desc, "depends") {
-            return None;
-        }
         let mut found: Option<Vec<String>> = None;
         let mut from = 0;
         while let Some(pos) = find_ci(&desc[from..], "(depends:") {
@@ -142,10 +146,13 @@ impl<'t> Parser<'t> {
     }
 
     pub(super) fn check_ids(&mut self) {
-        let mut first: IdMap<&str, usize> = id_map(self.tasks.len());
+        let tasks = &self.tasks;
+        let id_of = |i: usize| tasks[i].id.as_str();
+        let mut first = IdIndex::with_capacity(tasks.len());
         let mut found = Vec::new();
-        for t in &self.tasks {
-            if let Some(line) = first.get(t.id.as_str()) {
+        for (i, t) in tasks.iter().enumerate() {
+            if let Some(at) = first.insert_first(&t.id, i, id_of) {
+                let line = tasks[at].line;
                 found.push(
                     Diagnostic::error(
                         &self.path,
@@ -157,11 +164,9 @@ impl<'t> Parser<'t> {
                     )
                     .with_hint("task ids must be unique within a plan; renumber one of them"),
                 );
-            } else {
-                first.insert(&t.id, t.line);
             }
         }
-        for t in &self.tasks {
+        for t in tasks {
             for dep in t.dependencies() {
                 if dep == &t.id {
                     found.push(Diagnostic::error(
@@ -169,7 +174,7 @@ impl<'t> Parser<'t> {
                         t.line,
                         format!("task `{}` depends on itself", t.id),
                     ));
-                } else if !first.contains_key(dep.as_str()) {
+                } else if first.get(dep, id_of).is_none() {
                     found.push(
                         Diagnostic::error(
                             &self.path,
@@ -193,20 +198,62 @@ pub(super) fn is_verify_id(s: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Whether `hay` contains `needle` (ASCII, lowercase), ignoring ASCII case; no allocation.
-pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = n.split_first() else {
-        return true;
-    };
-    memchr::memchr2_iter(first, first.to_ascii_uppercase(), h).any(|at| {
-        h.get(at + 1..at + n.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
-    })
+/// Which clauses a description has, from one pass over its `(` and `[`: what the readers of
+/// each would find (a reader told of none finds nothing and reports nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Clauses {
+    /// `(depends:` or `[depends:`, in any case.
+    pub depends: bool,
+    /// `(est:`, in any case.
+    pub estimate: bool,
+    /// `(check:`, in any case.
+    pub check: bool,
+    /// `(HIGH)` etc. (the first marker of this order that is there).
+    pub priority: Priority,
 }
 
-/// `(HIGH)` etc. anywhere in a description (the first marker of this order that is there).
-pub(super) fn priority(desc: &str) -> Priority {
+pub(super) fn clauses(desc: &str) -> Clauses {
+    let b = desc.as_bytes();
+    let mut found = Clauses::default();
+    // Markers by rank: `(LOW)` above none, `(CRITICAL)` above all.
+    let mut rank = 0;
+    let mut from = 0;
+    while let Some(p) = super::lines::find2(&b[from..], b'(', b'[') {
+        let at = from + p;
+        from = at + 1;
+        let rest = &b[at + 1..];
+        let starts_ci = |word: &[u8]| {
+            rest.get(..word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        };
+        if b[at] == b'[' {
+            found.depends |= starts_ci(b"depends:");
+        } else if starts_ci(b"depends:") {
+            found.depends = true;
+        } else if starts_ci(b"est:") {
+            found.estimate = true;
+        } else if starts_ci(b"check:") {
+            found.check = true;
+        } else if rest.starts_with(b"CRITICAL)") {
+            rank = 3;
+        } else if rest.starts_with(b"HIGH)") {
+            rank = rank.max(2);
+        } else if rest.starts_with(b"LOW)") {
+            rank = rank.max(1);
+        }
+    }
+    found.priority = [
+        Priority::Normal,
+        Priority::Low,
+        Priority::High,
+        Priority::Critical,
+    ][rank];
+    found
+}
+
+/// The earlier way to a description's priority, a search per marker.
+#[cfg(test)]
+fn priority_by_marker(desc: &str) -> Priority {
     let has = |marker: &str| {
         memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
     };
@@ -225,11 +272,56 @@ pub(super) fn priority(desc: &str) -> Priority {
 
 /// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole). An `and`
 /// between items is a word of its own, dropped like the separators.
-pub(super) fn split_list(list: &str) -> impl Iterator<Item = &str> {
-    list.split([',', ';', '&'])
-        .flat_map(str::split_whitespace)
-        .map(|s| s.trim_matches('`'))
-        .filter(|s| !s.is_empty() && *s != "and")
+pub(super) fn split_list(list: &str) -> ListItems<'_> {
+    if list.is_ascii() {
+        ListItems::Ascii { list, at: 0 }
+    } else {
+        ListItems::Other(Box::new(
+            list.split([',', ';', '&'])
+                .flat_map(str::split_whitespace)
+                .map(|s| s.trim_matches('`'))
+                .filter(|s| !s.is_empty() && *s != "and"),
+        ))
+    }
+}
+
+/// The items of [`split_list`]: an ASCII list (nearly all) read byte by byte, any other through
+/// the general split.
+pub(super) enum ListItems<'a> {
+    Ascii { list: &'a str, at: usize },
+    Other(Box<dyn Iterator<Item = &'a str> + 'a>),
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (list, at) = match self {
+            ListItems::Ascii { list, at } => (*list, at),
+            ListItems::Other(items) => return items.next(),
+        };
+        // The separators and the whitespace of `char::is_whitespace` (which has \x0b).
+        let sep = |c: u8| {
+            matches!(
+                c,
+                b',' | b';' | b'&' | b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'
+            )
+        };
+        let b = list.as_bytes();
+        loop {
+            let start = *at + b.get(*at..)?.iter().take_while(|&&c| sep(c)).count();
+            if start == b.len() {
+                *at = start;
+                return None;
+            }
+            let end = start + b[start..].iter().take_while(|&&c| !sep(c)).count();
+            *at = end;
+            let item = list[start..end].trim_matches('`');
+            if !item.is_empty() && item != "and" {
+                return Some(item);
+            }
+        }
+    }
 }
 
 /// [`str::trim`], without decoding characters when both ends are plain ASCII (spaces or tabs,
@@ -289,6 +381,9 @@ mod tests {
             "2.1-2.4; 3.1 & 3.2, and 4.1",
             "1.1 and1.2 andy sand and",
             "",
+            "1.1,,1.2;;&1.3\u{b}1.4\u{c}1.5\r1.6\n1.7",
+            "``1.1`` `` ` and`",
+            "1.1\u{85}1.2 \u{3000}1.3",
         ] {
             let now: Vec<&str> = split_list(list).collect();
             assert_eq!(now, before(list), "{list:?}");
@@ -320,6 +415,49 @@ mod tests {
         let t = &plan.tasks[0];
         assert_eq!(t.depends.as_deref(), Some(&["1.2".to_string()][..]));
         assert_eq!((t.estimate_s, t.priority), (Some(3600), Priority::High));
+    }
+
+    /// The one pass finds what the earlier searches found: the priority marker, and each
+    /// clause the readers look for (`find_ci` from `(` or `[`, case aside).
+    #[test]
+    fn one_pass_finds_the_clauses_the_searches_found() {
+        use crate::plan::check::find_ci;
+        let parts = [
+            "(LOW)",
+            "(HIGH)",
+            "(CRITICAL)",
+            "(HIGH",
+            "(low)",
+            "x",
+            "((",
+            "(CRITICAL",
+            "",
+            "(depends: 1.1)",
+            "[DEPENDS: 1.2]",
+            "(Est: 1h)",
+            "(CHECK: x)",
+            "(depends",
+            "[(est:",
+            "((check:",
+            "(dépends:",
+            "[depends",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let desc = format!("do {a} it {b}{c}");
+                    let found = super::clauses(&desc);
+                    let searched = super::Clauses {
+                        depends: find_ci(&desc, "(depends:").is_some()
+                            || find_ci(&desc, "[depends:").is_some(),
+                        estimate: find_ci(&desc, "(est:").is_some(),
+                        check: find_ci(&desc, "(check:").is_some(),
+                        priority: super::priority_by_marker(&desc),
+                    };
+                    assert_eq!(found, searched, "{desc:?}");
+                }
+            }
+        }
     }
 
     #[test]

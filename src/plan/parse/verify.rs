@@ -39,6 +39,7 @@ impl<'t> Parser<'t> {
                 self.verifies.len() - 1
             }
             None => {
+                // The step's place among the tasks, held by a placeholder until the end.
                 self.verifies.push(VerifyDraft {
                     phase,
                     line: n,
@@ -47,6 +48,8 @@ impl<'t> Parser<'t> {
                     id_tasks: 0,
                     position: self.tasks.len(),
                 });
+                self.tasks.push(placeholder());
+                self.bodies.push(None);
                 self.verifies.len() - 1
             }
         };
@@ -86,7 +89,7 @@ impl<'t> Parser<'t> {
         // Steps at one position keep the file order of their first marker (`line`), or two
         // VERIFY blocks with no task between them would swap.
         drafts.sort_by_key(|v| (v.position, v.line));
-        let mut steps: Vec<(usize, Task)> = Vec::new();
+        let (drafted, mut made) = (drafts.len(), 0);
         for v in drafts {
             if self.phases.iter().all(|p| p.number != v.phase) {
                 self.warn(
@@ -138,47 +141,31 @@ impl<'t> Parser<'t> {
                 line: v.line,
                 blocking: v.blocking,
             };
-            steps.push((v.position.min(self.tasks.len()), task));
+            self.tasks[v.position] = task;
+            made += 1;
         }
-        if steps.is_empty() {
-            return;
+        // The placeholders of the blocks that made no step (each with a warning) go.
+        if made < drafted {
+            self.tasks.retain(|t| !t.id.is_empty());
         }
-        // One merge in place, from the back, instead of an insert per step (each of which
-        // moved every later task) or a second vector of every task.
-        let old = self.tasks.len();
-        let total = old + steps.len();
-        let placeholder = || Task {
-            id: String::new(),
-            kind: TaskKind::Verify,
-            phase: 0,
-            description: String::new(),
-            body: String::new(),
-            done: false,
-            depends: None,
-            priority: Priority::Normal,
-            estimate_s: None,
-            files: Vec::new(),
-            line: 0,
-            blocking: true,
-        };
-        self.tasks.resize_with(total, placeholder);
-        // Tasks left to place are `tasks[..r]`; the steps left are `steps[..j]`. Step `s` goes
-        // before task `at`, and after the steps placed at the same position before it.
-        let (mut r, mut j) = (old, steps.len());
-        for w in (0..total).rev() {
-            match steps[..j].last() {
-                Some((at, _)) if *at >= r => {
-                    j -= 1;
-                    self.tasks[w] = std::mem::replace(&mut steps[j].1, placeholder());
-                }
-                _ => {
-                    r -= 1;
-                    self.tasks.swap(w, r);
-                }
-            }
-            if r == w {
-                break;
-            }
-        }
+    }
+}
+
+/// What holds a verification step's place among the tasks while the file is read: a task
+/// without an id (no task has one).
+pub(super) fn placeholder() -> Task {
+    Task {
+        id: String::new(),
+        kind: TaskKind::Verify,
+        phase: 0,
+        description: String::new(),
+        body: String::new(),
+        done: false,
+        depends: None,
+        priority: Priority::Normal,
+        estimate_s: None,
+        files: Vec::new(),
+        line: 0,
+        blocking: true,
     }
 }
