@@ -1,4 +1,5 @@
 //! Splicing gives the bytes the whole document prints.
+
 use super::*;
 use crate::status::test_support::{at, printed, small_plan};
 use crate::status::{RunInfo, plan_digest};
