@@ -8,7 +8,7 @@ use git2::build::CheckoutBuilder;
 use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType, StatusOptions};
 
 use super::GitError;
-use super::repo::{open, retry_locked, signature};
+use super::repo::{open, retry_locked, signature, signature_now};
 
 /// What [`commit_all`] committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +112,7 @@ fn committer(
     known: &mut Option<(String, String)>,
 ) -> Result<git2::Signature<'static>, git2::Error> {
     if let Some((name, email)) = known {
-        return git2::Signature::now(name, email);
+        return signature_now(name, email);
     }
     let sig = signature(repo)?;
     if let (Ok(name), Ok(email)) = (sig.name(), sig.email()) {

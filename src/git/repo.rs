@@ -29,10 +29,36 @@ pub fn open(path: &Path) -> Result<Repository, GitError> {
     })
 }
 
-/// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`.
+/// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`,
+/// dated now ([`signature_now`]).
 pub(crate) fn signature(repo: &Repository) -> Result<Signature<'static>, git2::Error> {
-    repo.signature()
-        .or_else(|_| Signature::now("orch", "orch@localhost"))
+    let sig = repo
+        .signature()
+        .or_else(|_| Signature::now("orch", "orch@localhost"))?;
+    match (sig.name(), sig.email()) {
+        (Ok(name), Ok(email)) => signature_now(name, email),
+        _ => Ok(sig),
+    }
+}
+
+/// A signature dated now by the system clock. libgit2 dates its signatures with `time()`, which
+/// reads the clock as of the kernel's last tick: just after a second begins it can still say
+/// the second before, so a commit made after a status record (whose times come from the clock
+/// itself) could look a second older than it, and a task's commit made for its completion would
+/// not be known as such (`settle::commit_task`).
+pub(crate) fn signature_now(name: &str, email: &str) -> Result<Signature<'static>, git2::Error> {
+    let sig = Signature::now(name, email)?;
+    let when = sig.when();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(when.seconds());
+    Signature::new(
+        name,
+        email,
+        &git2::Time::new(secs.max(when.seconds()), when.offset_minutes()),
+    )
 }
 
 /// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file),

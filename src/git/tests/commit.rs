@@ -272,3 +272,33 @@ fn a_kept_repository_commits_what_others_did_in_between() {
         commit.tree_id()
     );
 }
+
+/// Seconds since the epoch by the system clock, and how far into the second it is.
+fn clock() -> (i64, u32) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    (d.as_secs() as i64, d.subsec_micros())
+}
+
+/// Just after a second begins, a commit's date is that second, not the one before (libgit2's own
+/// `Signature::now` reads `time()`, which lags the clock by up to a scheduler tick there).
+#[test]
+fn a_commit_made_just_after_a_second_begins_is_dated_in_that_second() {
+    let mut checked = 0;
+    // Two second boundaries (busy-waiting on the clock, at most about two seconds).
+    while checked < 2 {
+        let (secs, micros) = clock();
+        if micros > 300 {
+            continue;
+        }
+        let sig = crate::git::repo::signature_now("orch", "orch@localhost").expect("signature");
+        assert!(
+            sig.when().seconds() >= secs,
+            "dated {} at {secs}.{micros:06}",
+            sig.when().seconds()
+        );
+        checked += 1;
+        while clock().0 == secs {}
+    }
+}
