@@ -329,8 +329,8 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::status::test_support::{at, printed, small_plan};
-    use crate::status::{StatusDoc, Transition, TransitionOptions, apply};
+    use crate::status::test_support::{TRANSITIONS, at, phased_plan, printed, small_plan};
+    use crate::status::{StatusDoc, TransitionOptions, apply};
 
     fn doc() -> StatusDoc {
         StatusDoc::new(&small_plan(), "p.md", "demo", at(0))
@@ -340,13 +340,7 @@ mod tests {
     /// reports exactly the entries whose recorded value changed, as a whole read would see them.
     #[test]
     fn the_follower_reports_exactly_the_changed_entries() {
-        let transitions = [
-            Transition::Start,
-            Transition::Done,
-            Transition::Fail,
-            Transition::Skip,
-            Transition::Reset,
-        ];
+        let transitions = TRANSITIONS;
         let opts = TransitionOptions {
             force: true,
             note: Some("a \"quoted\" note\nwith a } and \n    } inside".into()),
@@ -412,22 +406,6 @@ mod tests {
         assert!(Follower::new(compact).is_none());
     }
 
-    /// A plan of phases of `tasks[i]` tasks each (no VERIFY steps: those are in the short
-    /// tail, walked whole).
-    fn many(tasks: &[usize]) -> StatusDoc {
-        use crate::status::test_support::{phase, plan, task};
-        let mut phases = Vec::new();
-        let mut all = Vec::new();
-        for (i, &n) in tasks.iter().enumerate() {
-            let p = i as u32 + 1;
-            phases.push(phase(p, &format!("Step {p}")));
-            for t in 1..=n {
-                all.push(task(&format!("{p}.{t}"), p, &format!("Part {t}"), &[]));
-            }
-        }
-        StatusDoc::new(&plan("Many", phases, all), "p.md", "demo", at(0))
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
         /// Random changes of up to three entries at a time, anywhere in the array (its first
@@ -443,19 +421,14 @@ mod tests {
             ),
             cut in 0usize..100,
         ) {
-            let transitions = [
-                Transition::Start,
-                Transition::Done,
-                Transition::Fail,
-                Transition::Skip,
-                Transition::Reset,
-            ];
+            let transitions = TRANSITIONS;
             let opts = TransitionOptions {
                 force: true,
                 error: Some("boom".into()),
                 ..TransitionOptions::default()
             };
-            let mut d = many(&tasks);
+            // No VERIFY steps: those are in the short tail, walked whole.
+            let mut d = StatusDoc::new(&phased_plan(&tasks, &[]), "p.md", "demo", at(0));
             let ids: Vec<String> = d.tasks.iter().map(|e| e.id.clone()).collect();
             let mut f = Follower::new(printed(&d)).expect("orch's layout");
             for (k, change) in steps.iter().enumerate() {

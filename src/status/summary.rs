@@ -2,17 +2,24 @@
 
 use super::model::{StatusDoc, Summary, TaskEntry, TaskStatus, phase_number};
 
+impl Summary {
+    /// The count of entries in `status`.
+    pub(crate) fn count_mut(&mut self, status: TaskStatus) -> &mut u32 {
+        match status {
+            TaskStatus::Pending => &mut self.pending,
+            TaskStatus::InProgress => &mut self.in_progress,
+            TaskStatus::Completed => &mut self.completed,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Skipped => &mut self.skipped,
+        }
+    }
+}
+
 fn count<'a>(entries: impl Iterator<Item = &'a TaskEntry>) -> Summary {
     let mut s = Summary::default();
     for e in entries {
         s.total_tasks += 1;
-        match e.status {
-            TaskStatus::Pending => s.pending += 1,
-            TaskStatus::InProgress => s.in_progress += 1,
-            TaskStatus::Completed => s.completed += 1,
-            TaskStatus::Failed => s.failed += 1,
-            TaskStatus::Skipped => s.skipped += 1,
-        }
+        *s.count_mut(e.status) += 1;
     }
     s
 }

@@ -42,8 +42,9 @@ pub(super) fn incremental(
     let mut finished_here: Option<usize> = None;
     for c in changes {
         if c.in_tasks {
-            *count(&mut sum, c.was) = count(&mut sum, c.was).checked_sub(1)?;
-            *count(&mut sum, c.now) += 1;
+            let was = sum.count_mut(c.was);
+            *was = was.checked_sub(1)?;
+            *sum.count_mut(c.now) += 1;
         }
         if c.was.is_finished() == c.now.is_finished() {
             continue;
@@ -150,7 +151,7 @@ pub(super) fn skimmed(bytes: &[u8], changes: &[Change<'_>]) -> Option<(Summary, 
         };
         if i < tasks.len() {
             sum.total_tasks += 1;
-            *count(&mut sum, status) += 1;
+            *sum.count_mut(status) += 1;
         }
         if !status.is_finished() && unfinished.is_none_or(|(k, j, _)| (first_key, i) < (k, j)) {
             unfinished = Some((first_key, i, phase));
@@ -167,15 +168,4 @@ pub(super) fn skimmed(bytes: &[u8], changes: &[Change<'_>]) -> Option<(Summary, 
 thread_local! {
     /// Splices whose derived fields came from [`incremental`] (the tests' view).
     pub(super) static INCREMENTAL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The count of `status` in `sum`.
-fn count(sum: &mut Summary, status: TaskStatus) -> &mut u32 {
-    match status {
-        TaskStatus::Pending => &mut sum.pending,
-        TaskStatus::InProgress => &mut sum.in_progress,
-        TaskStatus::Completed => &mut sum.completed,
-        TaskStatus::Failed => &mut sum.failed,
-        TaskStatus::Skipped => &mut sum.skipped,
-    }
 }

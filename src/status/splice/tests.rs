@@ -1,7 +1,7 @@
 //! Splicing gives the bytes the whole document prints.
 
 use super::*;
-use crate::status::test_support::{at, printed, small_plan};
+use crate::status::test_support::{TRANSITIONS, at, phased_plan, printed, small_plan};
 use crate::status::{RunInfo, plan_digest};
 
 /// Every transition on every entry, from every reachable status, spliced into the text,
@@ -10,13 +10,7 @@ use crate::status::{RunInfo, plan_digest};
 fn splicing_writes_what_printing_the_whole_document_writes() {
     let plan = small_plan();
     let digest = plan_digest(b"plan text");
-    let transitions = [
-        Transition::Start,
-        Transition::Done,
-        Transition::Fail,
-        Transition::Skip,
-        Transition::Reset,
-    ];
+    let transitions = TRANSITIONS;
     let opts = TransitionOptions {
         force: true,
         note: Some("a \"quoted\" note\non two lines".into()),
@@ -161,29 +155,6 @@ fn other_digests_and_layouts_are_left_to_the_general_path() {
     assert!(matches!(other, Spliced::Fallback));
 }
 
-/// A plan of `phases` phases of `tasks[i]` tasks each, a VERIFY step after those in `verify`.
-fn random_plan(tasks: &[usize], verify: &[bool]) -> crate::plan::Plan {
-    use crate::status::test_support::{phase, plan, task, verify as step};
-    let mut phases = Vec::new();
-    let mut all = Vec::new();
-    for (i, (&n, &v)) in tasks.iter().zip(verify).enumerate() {
-        let p = i as u32 + 1;
-        phases.push(phase(p, &format!("Step {p}")));
-        for t in 1..=n {
-            all.push(task(
-                &format!("{p}.{t}"),
-                p,
-                &format!("Do part {t} of {p}"),
-                &[],
-            ));
-        }
-        if v {
-            all.push(step(p, "it works", false));
-        }
-    }
-    plan("Random", phases, all)
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
     /// Random sequences of changes of one or two entries, each spliced into the text the last
@@ -198,14 +169,8 @@ proptest::proptest! {
             1..40,
         ),
     ) {
-        let transitions = [
-            Transition::Start,
-            Transition::Done,
-            Transition::Fail,
-            Transition::Skip,
-            Transition::Reset,
-        ];
-        let plan = random_plan(&tasks, &verify);
+        let transitions = TRANSITIONS;
+        let plan = phased_plan(&tasks, &verify);
         let ids: Vec<String> = plan.tasks.iter().map(|t| t.id.clone()).collect();
         let digest = plan_digest(b"plan text");
         let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
@@ -252,7 +217,7 @@ proptest::proptest! {
 /// phase by phase), and every entry is read only when a phase ends.
 #[test]
 fn a_run_phase_by_phase_reads_every_entry_only_when_a_phase_ends() {
-    let plan = random_plan(&[5, 5, 5], &[true, true, true]);
+    let plan = phased_plan(&[5, 5, 5], &[true, true, true]);
     let digest = plan_digest(b"plan text");
     let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
     doc.orch_plan_digest = Some(digest.clone());

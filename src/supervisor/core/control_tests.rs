@@ -51,6 +51,34 @@ fn fail_attempt(c: &mut Core<'_>, now: Instant, run: RunId, error: &str) -> Vec<
     out
 }
 
+/// Its agent of attempt `run` started, as pid `pid`.
+fn started(c: &mut Core<'_>, now: Instant, run: RunId, pid: u32) {
+    let _ = c.handle(
+        now,
+        Input::Launched {
+            run,
+            pid,
+            job_id: None,
+        },
+    );
+}
+
+/// Plan 0's first task launched and running, then stopped by `orch stop` (its record failed
+/// and stopped): returns the attempt's run and what the stop gave, after checking that the core
+/// stops the attempt.
+fn stop_running(c: &mut Core<'_>, now: Instant) -> (RunId, Vec<Action>) {
+    let (run, _, attempt) = launches(&c.handle(now, Input::Tick))[0];
+    assert_eq!(attempt, 1);
+    started(c, now, run, 9);
+    let out = c.handle(now, status(0, 0, failed(true, "stopped")));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run)),
+        "{out:?}"
+    );
+    (run, out)
+}
+
 #[test]
 fn a_paused_plan_launches_nothing_new_and_resuming_goes_on() {
     let plans = vec![plan(TWO), plan(TWO)];
@@ -76,14 +104,7 @@ fn a_paused_plan_launches_nothing_new_and_resuming_goes_on() {
     assert_eq!(l.len(), 1, "b runs, a does not");
     // b finishes; a is paused with work left: the run waits, and says so once.
     let (run, unit, _) = l[0];
-    let _ = c.handle(
-        t0,
-        Input::Launched {
-            run,
-            pid: 1,
-            job_id: None,
-        },
-    );
+    started(&mut c, t0, run, 1);
     let mut done = TaskFacts {
         status: TaskStatus::Completed,
         fresh: true,
@@ -109,14 +130,7 @@ fn a_paused_plan_launches_nothing_new_and_resuming_goes_on() {
     );
     assert_eq!(unit.plan(), 1);
     let (run2, _, _) = launches(&out)[0];
-    let _ = c.handle(
-        t0,
-        Input::Launched {
-            run: run2,
-            pid: 2,
-            job_id: None,
-        },
-    );
+    started(&mut c, t0, run2, 2);
     done.commit = Some("c2".into());
     let _ = c.handle(t0, status(1, 1, done));
     let _ = c.handle(
@@ -197,23 +211,8 @@ fn a_stopped_attempt_fails_with_cause_stopped_and_is_not_retried() {
     s.retries = 3;
     let mut c = core(cfg(1), &g, &plans, vec![s]);
     let t0 = Instant::now();
-    let (run, _, attempt) = launches(&c.handle(t0, Input::Tick))[0];
-    assert_eq!(attempt, 1);
-    let _ = c.handle(
-        t0,
-        Input::Launched {
-            run,
-            pid: 9,
-            job_id: None,
-        },
-    );
     // `orch stop` recorded it failed/stopped: the core stops the attempt.
-    let out = c.handle(t0, status(0, 0, failed(true, "stopped")));
-    assert!(
-        out.iter()
-            .any(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run)),
-        "{out:?}"
-    );
+    let (run, out) = stop_running(&mut c, t0);
     assert!(
         reports(&out)
             .iter()
@@ -341,14 +340,7 @@ fn stopping_a_task_a_plan_agent_runs_stops_that_agent() {
     let l = launches(&c.handle(t0, Input::Tick));
     assert_eq!(l, [(1, Unit::PlanAgent { plan: 0 }, 1)]);
     let run = l[0].0;
-    let _ = c.handle(
-        t0,
-        Input::Launched {
-            run,
-            pid: 9,
-            job_id: None,
-        },
-    );
+    started(&mut c, t0, run, 9);
     let stops = |out: &[Action]| {
         out.iter()
             .filter(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run))
@@ -396,21 +388,7 @@ fn a_retry_while_the_stopped_attempt_is_still_ending_is_kept() {
         s.retries = 3;
         let mut c = core(cfg(1), &g, &plans, vec![s]);
         let t0 = Instant::now();
-        let (run, _, _) = launches(&c.handle(t0, Input::Tick))[0];
-        let _ = c.handle(
-            t0,
-            Input::Launched {
-                run,
-                pid: 9,
-                job_id: None,
-            },
-        );
-        let out = c.handle(t0, status(0, 0, failed(true, "stopped")));
-        assert!(
-            out.iter()
-                .any(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run)),
-            "{lands:?}: {out:?}"
-        );
+        let (run, _) = stop_running(&mut c, t0);
         let retry = |c: &mut Core<'_>| {
             let out = c.handle(t0, status(0, 0, TaskFacts::default()));
             assert!(launches(&out).is_empty(), "{lands:?}: {out:?}");
