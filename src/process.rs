@@ -1,16 +1,18 @@
 //! Agent processes: each in its own process group, output to a log file, stopped as a group.
+//!
+//! Started with tokio's `Command` (`process_group(0)`) and awaited with tokio's child wait.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-mod child;
-pub use child::Child;
+pub use tokio::process::Child;
 
 use crate::agent_env;
 
@@ -50,22 +52,34 @@ pub fn log_line(path: &Path, line: &str) {
 }
 
 /// Spawns `argv` in `cwd` as the leader of a new process group, stdin from /dev/null, stdout and
-/// stderr appended to `log`, with `env` added and orch's git variables removed.
+/// stderr appended to `log`, with `env` added and orch's git variables removed. `argv[0]` is
+/// looked up on the child's `PATH` when it has no `/`, else taken relative to `cwd`. Must be
+/// called within a tokio runtime, which reaps the child (also one dropped while it runs).
 pub fn spawn(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
     log: &Path,
 ) -> io::Result<Spawned> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     let out = open_log(log)?;
-    let child = child::spawn(&child::Spec {
-        argv,
-        cwd,
-        env,
-        env_remove: &GIT_ENV,
-        output: &out,
-    })?;
-    let pid = child.id();
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    for name in GIT_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the child has no process id"))?;
     Ok(Spawned { child, pid })
 }
 
@@ -257,6 +271,132 @@ pub fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    fn argv(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    /// Waits for `child`, at most 30 s.
+    async fn wait(child: &mut Child) -> ExitStatus {
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the child ended in time")
+            .expect("wait")
+    }
+
+    /// Runs `sh -c script` in `dir` with `env` added; its exit status and everything it wrote (stdout and stderr
+    /// both go to the log).
+    async fn run(dir: &Path, script: &str, env: &[(String, String)]) -> (ExitStatus, String) {
+        let log = dir.join("out.log");
+        let mut spawned = spawn(&argv(&["sh", "-c", script]), dir, env, &log).expect("spawn");
+        let status = wait(&mut spawned.child).await;
+        (status, std::fs::read_to_string(&log).expect("read log"))
+    }
+
+    #[tokio::test]
+    async fn the_child_gets_its_directory_streams_group_and_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().canonicalize().expect("canonical");
+        let env = vec![("ORCH_CHILD_TEST".to_string(), "x y".to_string())];
+        let script = "pwd; echo \"var=$ORCH_CHILD_TEST\"; echo \"git=${GIT_DIR-unset}\"; \
+                      read line; echo \"stdin=$?\"; echo err >&2; \
+                      [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo leader; exit 3";
+        // orch's own git variables are removed; one the caller gives the child is kept.
+        let mut with_git = env.clone();
+        with_git.push(("GIT_DIR".to_string(), "kept-when-given".to_string()));
+        let (status, out) = run(&dir, script, &env).await;
+        assert_eq!(status.code(), Some(3), "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                dir.to_str().expect("utf-8"),
+                "var=x y",
+                "git=unset",
+                "stdin=1",
+                "err",
+                "leader"
+            ],
+            "{out}"
+        );
+        let (_, out) = run(&dir, "echo \"git=${GIT_DIR-unset}\"", &with_git).await;
+        assert!(out.ends_with("git=kept-when-given\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_signal_ends_the_child_with_that_signal_and_sigpipe_is_default_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // orch ignores SIGPIPE (Rust does); the child must die of it like any program.
+        let (status, out) = run(dir.path(), "kill -PIPE $$", &[]).await;
+        assert_eq!(status.signal(), Some(Signal::SIGPIPE as i32), "{out}");
+        let (status, _) = run(dir.path(), "kill -TERM $$", &[]).await;
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_not_found_and_a_relative_one_is_taken_from_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("out.log");
+        let missing = argv(&["no-such-program-orch-test"]);
+        let err = spawn(&missing, dir.path(), &[], &log)
+            .err()
+            .expect("not found");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        let script = dir.path().join("agent.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 7\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut relative = spawn(&argv(&["./agent.sh"]), dir.path(), &[], &log).expect("spawn");
+        assert_eq!(wait(&mut relative.child).await.code(), Some(7));
+        // A PATH given to the child is the one its program is looked up on.
+        let path = [("PATH".to_string(), dir.path().display().to_string())];
+        let mut on_path = spawn(&argv(&["agent.sh"]), dir.path(), &path, &log)
+            .expect("spawn agent.sh on the child's PATH");
+        assert_eq!(wait(&mut on_path.child).await.code(), Some(7));
+        let err = spawn(&argv(&["sh", "-c", "a\0b"]), dir.path(), &[], &log)
+            .err()
+            .expect("NUL refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let err = spawn(&[], dir.path(), &[], &log).err().expect("empty argv");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_loses_nothing_and_a_dropped_child_is_reaped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("out.log");
+        let fifo = dir.path().join("go");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let script = argv(&["sh", "-c", "read x < go; exit 5"]);
+        let mut spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
+        let child = &mut spawned.child;
+        // The child blocks on the fifo: a wait cut short finds it running.
+        let cut = tokio::time::timeout(Duration::from_millis(50), child.wait()).await;
+        assert!(cut.is_err(), "the child cannot have ended yet");
+        assert!(child.try_wait().expect("try_wait").is_none());
+        std::fs::write(&fifo, "go\n").expect("release the child");
+        assert_eq!(wait(child).await.code(), Some(5));
+        assert_eq!(
+            child.try_wait().expect("again").map(|s| s.code()),
+            Some(Some(5))
+        );
+
+        // Dropped while running: once it ends, it is reaped (no zombie left behind).
+        let spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
+        let pid = spawned.pid;
+        drop(spawned);
+        std::fs::write(&fifo, "go\n").expect("release the child");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} was not reaped"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
 
     #[test]
     fn programs_resolve_like_execvp() {

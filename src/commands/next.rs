@@ -75,10 +75,6 @@ impl BlockedBy {
 }
 
 pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
-    // Reads its files once and exits: large ones are mapped rather than copied, and the heap
-    // is populated in one go (see `file_bytes` and `prefault`).
-    crate::file_bytes::map_large_files();
-    crate::prefault::enable();
     let (sel, status_override) = sel.clone().with_agent_env();
     // Tasks' files are found for the few tasks printed only (`task_value`).
     let ws = workspace::keep(workspace::load_without_files(&sel)?);

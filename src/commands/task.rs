@@ -218,10 +218,7 @@ fn run_one_plan(
     let path = status_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| m.state_path(name));
-    // This process lives a few milliseconds: its large files (the plan, read for its digest, and
-    // the status file) are mapped rather than copied (`file_bytes`).
-    crate::file_bytes::map_large_files();
-    let bytes = crate::file_bytes::read(&entry.abs_file).map_err(|e| {
+    let bytes = std::fs::read(&entry.abs_file).map_err(|e| {
         CliError::invalid(anyhow!(
             "cannot read plan file `{}`: {e}",
             entry.file.display()

@@ -16,7 +16,6 @@ use super::known_keys::KnownKeys;
 use super::model::{ORCH_SCHEMA_VERSION, TaskEntry, TaskStatus};
 use super::scan::{Key as ScanKey, Scan};
 use super::states_table::{Span, Table};
-use crate::file_bytes::FileBytes;
 use crate::plan::Task;
 
 /// What [`load_states`] keeps of one entry.
@@ -35,7 +34,7 @@ pub struct StatusStates {
     /// Each id's state and, when the scanner read the file, the byte span of its entry.
     map: Table,
     /// The file as read, for [`StatusStates::entries`].
-    bytes: FileBytes,
+    bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
     pub paused: Option<serde_json::Value>,
     /// `orchPlanPaused`: a person paused the plan (`orch pause`).
@@ -128,10 +127,10 @@ pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
 }
 
 /// [`load_states`] of the bytes read from `path`.
-fn states_of(path: &Path, bytes: FileBytes) -> Result<StatusStates, StatusError> {
+fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
     let mut states = StatusStates {
         map: Table::with_capacity(bytes.len() / 256),
-        bytes: FileBytes::default(),
+        bytes: Vec::new(),
         path: path.to_path_buf(),
         spans: false,
         paused: None,
@@ -322,8 +321,8 @@ pub fn load_entries(path: &Path, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusE
     Ok(entries)
 }
 
-fn read(path: &Path) -> Result<Option<FileBytes>, StatusError> {
-    match crate::file_bytes::read(path) {
+fn read(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
+    match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StatusError::Read {
@@ -564,8 +563,7 @@ mod tests {
     }
 
     fn fast_states(bytes: &[u8]) -> Result<Read, String> {
-        let states = states_of(Path::new("s.json"), FileBytes::from_vec(bytes.to_vec()))
-            .map_err(|e| e.to_string())?;
+        let states = states_of(Path::new("s.json"), bytes.to_vec()).map_err(|e| e.to_string())?;
         let mut v: Vec<_> = states
             .map
             .into_items()
@@ -620,7 +618,7 @@ mod tests {
                 let slow = serde_states(&v);
                 assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&v));
                 // The entries read from spans are those of the full pass.
-                if let Ok(states) = states_of(&path, FileBytes::from_vec(v.clone())) {
+                if let Ok(states) = states_of(&path, v.clone()) {
                     let ids: Vec<&str> = fast
                         .as_ref()
                         .map(|(v, _, _)| v.iter().map(|(k, _)| k.as_str()).collect())

@@ -354,9 +354,7 @@ fn entry_if_current<T>(
         path: path.to_path_buf(),
         source,
     };
-    // Mapped when the process asked for it (`orch task`): under the lock no orch process
-    // replaces the file, and a replacement by rename leaves the mapped one whole anyway.
-    let (kept, mapped);
+    let (kept, read);
     let bytes: &[u8] = match known {
         Some(k) => match k.read(path) {
             Ok(b) => {
@@ -366,10 +364,10 @@ fn entry_if_current<T>(
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(read_err(source)),
         },
-        None => match crate::file_bytes::read(path) {
+        None => match std::fs::read(path) {
             Ok(b) => {
-                mapped = b;
-                &mapped
+                read = b;
+                &read
             }
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(read_err(source)),

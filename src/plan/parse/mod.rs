@@ -44,11 +44,10 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
 
 /// [`parse_file`], with or without the tasks' `files` (see [`parse_with`]).
 pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> {
-    let bytes = crate::file_bytes::read(path).map_err(|source| PlanReadError::Read {
+    let bytes = std::fs::read(path).map_err(|source| PlanReadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    crate::prefault::before_plan(bytes.len());
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(parse_with(path, text, files)),
         Err(e) => {
