@@ -124,9 +124,10 @@ fn steps(file: &Path, first: usize, lines: &[&str]) -> Vec<Step> {
             )
         });
         if let Some(code) = line.strip_prefix("? ") {
-            step.status = code.trim().parse().unwrap_or_else(|_| {
-                panic!("{}:{n}: `? N` wants an exit status", file.display())
-            });
+            step.status = code
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{}:{n}: `? N` wants an exit status", file.display()));
         } else {
             assert!(
                 step.status == 0 || line.trim().is_empty(),
@@ -208,8 +209,8 @@ const AGENT_CLIS: [&str; 4] = ["claude", "codex", "gemini", "aider"];
 /// never reach a real model, and shows what a machine without them shows).
 fn path_without_agents() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path)
-        .filter(|d| !AGENT_CLIS.iter().any(|cli| d.join(cli).exists()));
+    let dirs =
+        std::env::split_paths(&path).filter(|d| !AGENT_CLIS.iter().any(|cli| d.join(cli).exists()));
     std::env::join_paths(dirs).expect("PATH")
 }
 
@@ -404,7 +405,9 @@ fn line_matches(expected: &str, actual: &str) -> bool {
 fn lines_match(expected: &[String], actual: &[&str]) -> bool {
     match expected.split_first() {
         None => actual.is_empty(),
-        Some((e, rest)) if e == "..." => (0..=actual.len()).any(|k| lines_match(rest, &actual[k..])),
+        Some((e, rest)) if e == "..." => {
+            (0..=actual.len()).any(|k| lines_match(rest, &actual[k..]))
+        }
         Some((e, rest)) => actual
             .split_first()
             .is_some_and(|(a, more)| line_matches(e, a) && lines_match(rest, more)),
@@ -425,8 +428,9 @@ fn check(example: &Example) -> Vec<String> {
         let mut words = words(&step.command);
         let mut env = Vec::new();
         while words.first().is_some_and(|w| {
-            w.split_once('=')
-                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            w.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
         }) {
             let w = words.remove(0);
             let (k, v) = w.split_once('=').expect("checked");
@@ -448,8 +452,9 @@ fn check(example: &Example) -> Vec<String> {
         trim_trailing_blank(&mut expected);
         if code != step.status || !lines_match(&expected, &actual) {
             failures.push(format!(
-                "{at}: `{}` (fixture `{}`)\n--- expected (exit status {}):\n{}\n--- printed (exit status {code}):\n{}\n",
+                "{at}: `{}` (the block at line {}, fixture `{}`)\n--- expected (exit status {}):\n{}\n--- printed (exit status {code}):\n{}\n",
                 step.command,
+                example.line,
                 example.fixture,
                 step.status,
                 expected.join("\n"),
@@ -480,7 +485,10 @@ fn every_console_example_prints_what_it_shows() {
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("{} console examples, {steps} commands: all as shown", all.len());
+    eprintln!(
+        "{} console examples, {steps} commands: all as shown",
+        all.len()
+    );
 }
 
 #[test]
@@ -528,7 +536,11 @@ fn every_relative_link_leads_to_a_file() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to nothing:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to nothing:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
@@ -545,6 +557,15 @@ fn the_wildcards_match_what_they_should_and_nothing_else() {
     assert!(!lines_match(&e(&["a", "b"]), &["a", "b", "c"]));
     assert_eq!(
         words(r#"orch task done 1.3 --note "store done" 'x y' a\ b"#),
-        ["orch", "task", "done", "1.3", "--note", "store done", "x y", "a b"]
+        [
+            "orch",
+            "task",
+            "done",
+            "1.3",
+            "--note",
+            "store done",
+            "x y",
+            "a b"
+        ]
     );
 }
