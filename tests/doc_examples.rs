@@ -8,8 +8,9 @@
 //! it (`auth` when there is none), its commands one after the other in that repository, with the
 //! `orch` just built. Only `orch` runs: no shell, no pipe.
 //!
-//! Also checked: the README's table of commands names every subcommand `orch --help` lists, and
-//! every relative link of the README and the book leads to a file that exists.
+//! Also checked: the README's table of commands names every subcommand `orch --help` lists, the
+//! README's plan excerpt is what `orch init` writes, and every relative link of the README and
+//! the book leads to a file that exists.
 
 use std::fs;
 use std::io::Read;
@@ -567,5 +568,24 @@ fn the_wildcards_match_what_they_should_and_nothing_else() {
             "x y",
             "a b"
         ]
+    );
+}
+
+#[test]
+fn the_readme_plan_excerpt_is_the_plan_orch_init_writes() {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("```markdown\n")
+        .expect("a ```markdown block in the README")
+        + 12;
+    let excerpt = &readme[start..start + readme[start..].find("```\n").expect("its end")];
+    let place = fixture("empty");
+    let mut cmd = command(orch(), &place.home, &place.cwd);
+    cmd.arg("init");
+    must(cmd, "orch init");
+    let plan = fs::read_to_string(place.cwd.join("docs/plans/example.md")).expect("example.md");
+    assert!(
+        plan.contains(excerpt),
+        "the README's plan is not part of what `orch init` writes:\n{excerpt}\n--- example.md:\n{plan}"
     );
 }
