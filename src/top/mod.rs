@@ -46,7 +46,8 @@ pub fn run(ws: Workspace) -> CliResult<u8> {
     }
     let mut source = Source::new(ws);
     let mut ui = Ui {
-        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        // `--color` and `NO_COLOR`, as for everything orch colours.
+        no_color: !crate::color::enabled(crate::color::Stream::Stdout),
         ..Ui::default()
     };
     install_panic_hook();
