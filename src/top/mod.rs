@@ -45,9 +45,12 @@ pub fn run(ws: Workspace) -> CliResult<u8> {
         )));
     }
     let mut source = Source::new(ws);
+    // `--color` and `NO_COLOR`, as for everything orch colours (crossterm would otherwise apply
+    // NO_COLOR itself, over `--color always`).
+    let color = crate::color::enabled(crate::color::Stream::Stdout);
+    crossterm::style::force_color_output(color);
     let mut ui = Ui {
-        // `--color` and `NO_COLOR`, as for everything orch colours.
-        no_color: !crate::color::enabled(crate::color::Stream::Stdout),
+        no_color: !color,
         ..Ui::default()
     };
     install_panic_hook();
