@@ -74,6 +74,8 @@ fn bash_completions_are_valid_bash_and_know_the_commands() {
     ] {
         assert!(script.contains(word), "no `{word}` in the bash script");
     }
+    // orch's own plumbing (hidden commands) is not offered.
+    assert!(!script.contains("setup-exec"), "{script}");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("orch.bash");
     std::fs::write(&file, &script).expect("write");
@@ -113,6 +115,7 @@ fn zsh_and_fish_completions_know_the_commands() {
         for word in ["orch", "merge", "next", "task", "completions"] {
             assert!(script.contains(word), "{shell}: no `{word}`");
         }
+        assert!(!script.contains("demo-agent"), "{shell}: {script}");
         // Checked by the shell itself where it is installed (neither is required).
         if on_path(shell) {
             let (code, _, err) = run_with_input(shell, &["-n"], script.as_bytes(), &[]);

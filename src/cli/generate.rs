@@ -12,7 +12,13 @@ use super::args::Cli;
 
 /// Writes the completion script for `shell` on stdout.
 pub(super) fn completions(shell: clap_complete::Shell) -> Result<u8, CliError> {
-    let mut cmd = Cli::command();
+    // clap_complete offers hidden subcommands too (`demo-agent`, `setup-exec`: orch's own
+    // plumbing): the script is written for orch without them.
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("orch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "orch", &mut out);
     write_out(&out)
