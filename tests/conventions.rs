@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{Repo, TIMEOUT, code_out_err, one_task, toml_array, wait_within};
+use support::{Repo, TIMEOUT, agent, code_out_err, one_task, toml_array, wait_within};
 
 /// `orch ARGS` with an empty environment but `PATH` and `env`: exit code, stdout, stderr.
 fn orch(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -320,6 +320,44 @@ fn rust_log_prints_diagnostics_on_stderr_and_nothing_else_changes() {
         check_with(&repo, &[("RUST_LOG", "git2=debug")]),
         (code, out, err)
     );
+}
+
+/// The debug lines of a run and a merge: the layers' boundaries, with what they worked on.
+#[test]
+fn rust_log_follows_a_run_and_a_merge() {
+    let repo = Repo::new();
+    repo.plans(&[(
+        "auth",
+        agent("ok.sh", &["/dev/null"]),
+        &one_task("Auth", "Add login"),
+    )]);
+    let debug = |args: &[&str]| {
+        let mut cmd = repo.orch(args);
+        cmd.env("RUST_LOG", "orch=debug");
+        let (code, _, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "orch {args:?}: {err}");
+        err
+    };
+    let up = debug(&["up", "--json"]);
+    let line = |text: &str, what: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(" DEBUG ") && l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` line:\n{text}"))
+            .to_string()
+    };
+    assert!(line(&up, "plan worktree").contains("plan=\"auth\""), "{up}");
+    let spawned = line(&up, "agent spawned");
+    let pid: u32 = spawned
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid: {spawned}"));
+    assert!(pid > 1, "{spawned}");
+    assert!(spawned.contains("task=Some(\"1.1\")"), "{spawned}");
+    line(&up, "status file changed: re-read");
+    let merge = debug(&["merge"]);
+    assert!(line(&merge, "merge step: building").contains("plan=\"auth\""));
+    line(&merge, "merge step: target moved");
 }
 
 #[test]
