@@ -92,19 +92,28 @@ fn bash_completions_are_valid_bash_and_know_the_commands() {
     );
     let (code, _, err) = code_out_err(&out);
     assert_eq!(code, 0, "bash -n refused the script: {err}");
-    // Sourced, it registers a completion function for `orch`.
-    let (code, out, err) = run_with_input(
-        "bash",
-        &[
-            "--norc",
-            "-c",
-            &format!("source {}; complete -p orch", file.display()),
-        ],
-        b"",
-        &[],
+    // Sourced, it completes what a person types: a command, an option, an option's values.
+    let complete = |words: &[&str]| -> String {
+        let cword = words.len() - 1;
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let script = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={cword}; _orch orch '{}' '{}'; echo \"${{COMPREPLY[*]}}\"",
+            file.display(),
+            quoted.join(" "),
+            words[cword],
+            words[cword - 1],
+        );
+        let (code, out, err) = run_with_input("bash", &["--norc", "-c", &script], b"", &[]);
+        assert_eq!(code, 0, "{words:?}: {err}");
+        out.trim().to_string()
+    };
+    assert_eq!(complete(&["orch", "me"]), "merge");
+    assert_eq!(complete(&["orch", "merge", "--str"]), "--strategy");
+    assert_eq!(
+        complete(&["orch", "merge", "--strategy", ""]),
+        "merge squash ff-only"
     );
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("orch"), "{out}");
+    assert_eq!(complete(&["orch", "--color", ""]), "auto always never");
 }
 
 #[test]
