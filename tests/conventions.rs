@@ -193,8 +193,10 @@ fn the_man_page_is_roff_that_man_renders() {
     // One command's page.
     let (code, page, err) = orch(&["man", "merge"], &[]);
     assert_eq!(code, 0, "{err}");
+    let source = format!("\"orch {}\"", env!("CARGO_PKG_VERSION"));
     assert!(
-        page.lines().any(|l| l.starts_with(".TH orch-merge 1")),
+        page.lines()
+            .any(|l| l.starts_with(".TH orch-merge 1") && l.contains(&source)),
         "{page}"
     );
     if let Some(text) = render_man(&page) {

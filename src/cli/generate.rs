@@ -43,6 +43,7 @@ pub(super) fn man(command: Option<&str>) -> Result<u8, CliError> {
     };
     let mut out = Vec::new();
     clap_mangen::Man::new(page)
+        .source(format!("orch {}", env!("CARGO_PKG_VERSION")))
         .render(&mut out)
         .context("rendering the man page")
         .map_err(|e| CliError::new(exit::FAILURE, e))?;
