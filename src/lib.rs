@@ -5,6 +5,7 @@
 pub mod agent_env;
 pub mod agent_output;
 pub mod cli;
+pub mod color;
 pub mod commands;
 pub mod control;
 pub mod diagnostic;

@@ -307,6 +307,13 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
             }
         }
     };
+    tracing::debug!(
+        manifest = ?manifest_path,
+        plans = plans.len(),
+        selected = selected.len(),
+        diagnostics = diagnostics.len(),
+        "workspace loaded"
+    );
     Ok(Workspace {
         manifest,
         plans,

@@ -26,6 +26,11 @@ struct Screen {
 
 impl Screen {
     fn start(repo: &Repo) -> Self {
+        Self::start_with(repo, &[], &[])
+    }
+
+    /// `orch ARGS top` with `env` added.
+    fn start_with(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 24,
@@ -35,6 +40,7 @@ impl Screen {
             })
             .expect("pty");
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_orch"));
+        cmd.args(args);
         cmd.arg("top");
         cmd.cwd(repo.root());
         cmd.env_clear();
@@ -42,6 +48,9 @@ impl Screen {
         cmd.env("HOME", repo.home());
         cmd.env("TERM", "xterm-256color");
         cmd.env("GIT_CONFIG_NOSYSTEM", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).expect("spawn orch top");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
@@ -71,6 +80,19 @@ impl Screen {
             writer,
             child,
         }
+    }
+
+    /// Some character on the screen is drawn in a colour.
+    fn coloured(&self) -> bool {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        (0..rows.get()).any(|r| {
+            (0..cols.get()).any(|c| {
+                screen
+                    .cell(r, c)
+                    .is_some_and(|cell| cell.fgcolor() != vt100::Color::Default)
+            })
+        })
     }
 
     fn text(&self) -> String {
@@ -328,4 +350,26 @@ fn top_without_a_terminal_says_so() {
     let (code, _, err) = repo.run(&["top"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs a terminal"), "{err}");
+}
+
+/// `orch top` colours its screen unless `--color never` or `NO_COLOR` (without `--color
+/// always`) says otherwise.
+#[test]
+fn top_follows_color_and_no_color() {
+    let repo = Repo::new();
+    repo.plans(&[("alpha", support::toml_array(&["true"]), ONE_TASK)]);
+    for (args, env, want) in [
+        (&[][..], &[][..], true),
+        (&["--color", "never"][..], &[][..], false),
+        (&[][..], &[("NO_COLOR", "1")][..], false),
+        (&["--color=always"][..], &[("NO_COLOR", "1")][..], true),
+    ] {
+        let mut top = Screen::start_with(&repo, args, env);
+        top.wait("the last state", |s| {
+            s.contains("no run going") && s.contains("alpha")
+        });
+        assert_eq!(top.coloured(), want, "{args:?} {env:?}:\n{}", top.text());
+        top.key(b"q");
+        assert_eq!(top.exit_code(), 0);
+    }
 }

@@ -18,15 +18,62 @@ use crate::manifest::MergeStrategy;
 /// merge conflicts; `orch conflicts`: a pair conflicts; `orch clean`: a plan was kept), 6 an agent
 /// cannot work until a person fixes it (`orch up`: program missing, flags rejected, not logged
 /// in), 130 interrupted.
-#[derive(Parser, Debug)]
+///
+/// Environment: `NO_COLOR` (no colour unless `--color always`), `CLICOLOR_FORCE` (colour in a
+/// pipe too), `RUST_LOG` (diagnostics on stderr: `RUST_LOG=orch=debug orch up`).
+#[derive(Parser, Debug, PartialEq)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub(super) command: Command,
+    /// When to colour the output: `auto` (on a terminal, unless `NO_COLOR` is set), `always`,
+    /// `never`.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    pub(super) color: ColorWhen,
+}
+
+/// `--color`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<ColorWhen> for crate::color::When {
+    fn from(w: ColorWhen) -> Self {
+        match w {
+            ColorWhen::Auto => Self::Auto,
+            ColorWhen::Always => Self::Always,
+            ColorWhen::Never => Self::Never,
+        }
+    }
+}
+
+/// The `--color` of a line clap refused or answered with help or the version: the line read
+/// again by clap, leniently (errors ignored, help and version flags turned off), for what
+/// `--color` says, so that clap's help and errors follow it too (`orch --color never next
+/// --help`). `Auto` when it cannot tell (no `--color` before the first error).
+pub(super) fn color_of_failed_line(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> ColorWhen {
+    use clap::CommandFactory;
+    fn lenient(cmd: clap::Command) -> clap::Command {
+        cmd.ignore_errors(true)
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .disable_help_subcommand(true)
+            .mut_subcommands(lenient)
+    }
+    lenient(Cli::command())
+        .try_get_matches_from(args)
+        .ok()
+        .and_then(|m| m.get_one::<ColorWhen>("color").copied())
+        .unwrap_or(ColorWhen::Auto)
 }
 
 /// Where to find plans: a manifest and/or one plan.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone, Default, PartialEq)]
 pub(super) struct Target {
     /// The manifest to use instead of the `plans.toml` found by walking up from the current
     /// directory. Example: `--manifest ../repo/plans.toml`.
@@ -47,7 +94,7 @@ impl Target {
     }
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, PartialEq)]
 pub(super) enum Command {
     /// Check the manifest and every plan; print every problem with its location, then the
     /// waves and the critical path.
@@ -438,7 +485,7 @@ pub(super) enum Command {
     /// selected plan, `r` retry the selected failed task, `x` stop the selected running task,
     /// `q` quit. It reads the status files, the logs and `<state_dir>/events.jsonl`: any number
     /// can watch one run, it survives the run's restart, and with no run going it shows the last
-    /// state. Respects NO_COLOR. Exit codes: 0 on `q`, 2 not in a terminal or no plans.toml.
+    /// state. Respects `--color` and NO_COLOR. Exit codes: 0 on `q`, 2 not in a terminal or no plans.toml.
     /// Example: `orch top`.
     Top {
         /// The manifest to use instead of the `plans.toml` found by walking up from the
@@ -471,10 +518,32 @@ pub(super) enum Command {
     /// Exit codes: 0, 2 unknown plan or task, 4 the task is neither running nor failed (or is
     /// stopped already). Example: `orch stop auth 2.3`.
     Stop(ControlTask),
+    /// Print a shell completion script for orch on stdout: subcommands, options and their
+    /// values complete on Tab.
+    #[command(after_help = "Examples:
+  orch completions bash > ~/.local/share/bash-completion/completions/orch
+  orch completions zsh > ~/.zfunc/_orch    # with fpath+=(~/.zfunc) before compinit
+  orch completions fish > ~/.config/fish/completions/orch.fish")]
+    Completions {
+        /// The shell to write the script for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print orch's manual page (roff) on stdout: every command with its options; with COMMAND,
+    /// that command's page (`orch-merge(1)`).
+    #[command(after_help = "Examples:
+  orch man | man -l -
+  orch man merge | man -l -
+  orch man > ~/.local/share/man/man1/orch.1")]
+    Man {
+        /// A subcommand whose page to print (`merge`, `task`); orch's own page without it.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 /// `orch pause|resume PLAN`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, PartialEq)]
 pub(super) struct ControlPlan {
     /// The plan's name in the manifest. Example: `auth`.
     pub(super) plan: String,
@@ -489,7 +558,7 @@ pub(super) struct ControlPlan {
 }
 
 /// `orch retry|stop PLAN ID`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, PartialEq)]
 pub(super) struct ControlTask {
     /// The plan's name in the manifest. Example: `auth`.
     pub(super) plan: String,
@@ -505,7 +574,7 @@ pub(super) struct ControlTask {
     pub(super) manifest: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub(super) enum StrategyArg {
     Merge,
     Squash,
@@ -522,14 +591,14 @@ impl From<StrategyArg> for MergeStrategy {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub(super) enum GraphFormat {
     Text,
     Dot,
     Mermaid,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, PartialEq)]
 pub(super) struct TaskCommon {
     #[command(flatten)]
     pub(super) target: Target,
@@ -544,7 +613,7 @@ pub(super) struct TaskCommon {
     pub(super) json: bool,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, PartialEq)]
 pub(super) enum TaskAction {
     /// Mark a task in progress (refused if it is not ready or already running).
     Start(TaskCommon),

@@ -183,6 +183,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             },
             c.json,
         ),
+        Command::Completions { shell } => super::generate::completions(shell),
+        Command::Man { command } => super::generate::man(command.as_deref()),
         Command::Task { action } => {
             let (transition, common, opts) = match action {
                 TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),

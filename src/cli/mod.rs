@@ -3,36 +3,31 @@
 
 mod args;
 mod dispatch;
-mod hand;
-mod next_call;
-mod task_call;
+mod generate;
+#[cfg(test)]
+mod tests;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::color::{self, Stream};
 use crate::error::{CliError, exit};
 
 pub use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let parsed = match task_call::parse(&args).or_else(|| next_call::parse(&args)) {
-        Some(cli) => Ok(cli),
-        None => Cli::try_parse_from(&args),
-    };
-    let cli = match parsed {
+    let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::INVALID
-            } else {
-                exit::OK
-            });
+            color::choose(args::color_of_failed_line(std::env::args_os()).into());
+            return ExitCode::from(clap_error(&e));
         }
     };
+    color::choose(cli.color.into());
+    diagnostics();
     match dispatch::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -42,12 +37,49 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints clap's help, version or error (coloured as `--color` and the environment say);
+/// returns the exit code.
+fn clap_error(e: &clap::Error) -> u8 {
+    let (stream, code) = if e.use_stderr() {
+        (Stream::Stderr, exit::INVALID)
+    } else {
+        (Stream::Stdout, exit::OK)
+    };
+    let styled = e.render();
+    let text = if color::enabled(stream) {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    // A closed pipe (`orch --help | head -1`) is not worth a word.
+    let _ = match stream {
+        Stream::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+        Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+    };
+    code
+}
+
+/// `RUST_LOG` diagnostics (`RUST_LOG=orch=debug`) on stderr. Without `RUST_LOG` no subscriber
+/// is installed: every `tracing` call site is then a disabled no-op and stderr is as it was.
+fn diagnostics() {
+    if std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
+        return;
+    }
+    let filter = tracing_subscriber::EnvFilter::from_default_env();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color::enabled(Stream::Stderr))
+        .try_init();
+}
+
 fn report(e: &CliError) {
-    eprintln!("error: {}", e.error);
+    let on = color::enabled(Stream::Stderr);
+    eprintln!("{} {}", color::paint(on, "31", "error:"), e.error);
     for cause in e.error.chain().skip(1) {
-        eprintln!("caused by: {cause}");
+        eprintln!("{} {cause}", color::paint(on, "33", "caused by:"));
     }
     if let Some(hint) = &e.hint {
-        eprintln!("hint: {hint}");
+        eprintln!("{} {hint}", color::paint(on, "36", "hint:"));
     }
 }

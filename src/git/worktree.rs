@@ -100,6 +100,13 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     let _guard = worktree_lock();
     let decision = decide(&repo, req)?;
     let path = absolute(req);
+    tracing::debug!(
+        plan = req.plan,
+        branch = req.branch,
+        path = %path.display(),
+        action = ?decision.action,
+        "plan worktree"
+    );
     sweep_discarded(&path)?;
     match &decision.action {
         TreeAction::Reuse { base } => Ok(PlanTree {

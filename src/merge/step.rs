@@ -96,6 +96,15 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
             return Ok(StepOutcome::Interrupted);
         }
         let tip = target_commit(&repo, req.target)?;
+        tracing::debug!(
+            plan = req.plan,
+            branch = req.branch,
+            target = req.target,
+            strategy = ?req.strategy,
+            tip = %tip.id(),
+            attempt,
+            "merge step: building"
+        );
         let candidate = match build(&repo, &tip, &theirs, &subject)? {
             Built::AlreadyMerged => return Ok(StepOutcome::AlreadyMerged),
             Built::Conflict(files) => return Ok(StepOutcome::Conflict { files }),
@@ -119,6 +128,7 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
         match move_target(req.repo_root, req.target, tip.id(), candidate, &log)? {
             Moved::TargetMoved => continue,
             Moved::Done => {
+                tracing::debug!(plan = req.plan, commit = %candidate, "merge step: target moved");
                 let archive_tag = archive(&repo, req.plan, theirs.id())?;
                 return Ok(StepOutcome::Merged(Merged {
                     commit: candidate.to_string(),

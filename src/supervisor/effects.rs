@@ -422,6 +422,7 @@ impl Effects<'_> {
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
+        tracing::debug!(plan = %lp.name, path = %lp.status_path.display(), "status file changed: re-read");
         let pc = self.plan(p);
         // What the run wrote or read last is not read again.
         let read = match &pc {

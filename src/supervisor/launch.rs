@@ -164,6 +164,7 @@ impl Effects<'_> {
             .then_some(Fatal::MissingProgram),
         })?;
         let pid = spawned.pid;
+        tracing::debug!(plan = %pc.name, task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
         let start_time = status::process_start_time(pid);
         let info = RunInfo {
             pid,

@@ -45,8 +45,12 @@ pub fn run(ws: Workspace) -> CliResult<u8> {
         )));
     }
     let mut source = Source::new(ws);
+    // `--color` and `NO_COLOR`, as for everything orch colours (crossterm would otherwise apply
+    // NO_COLOR itself, over `--color always`).
+    let color = crate::color::enabled(crate::color::Stream::Stdout);
+    crossterm::style::force_color_output(color);
     let mut ui = Ui {
-        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        no_color: !color,
         ..Ui::default()
     };
     install_panic_hook();
