@@ -177,7 +177,7 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "usage": usage,
     });
     if let Some(obj) = v.as_object_mut() {
-        let held = doc.extra.get(crate::control::PAUSED_KEY);
+        let held = doc.extra.get(crate::status::PAUSED_KEY);
         obj.insert("plan_paused".into(), Value::Bool(held.is_some()));
         if let Some(h) = held {
             obj.insert(

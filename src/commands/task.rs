@@ -111,7 +111,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
                 let pid = std::os::unix::process::parent_id();
                 RunInfo {
                     pid,
-                    process_start_time: status::process_start_time(pid),
+                    process_start_time: crate::process::process_start_time(pid),
                     ..RunInfo::default()
                 }
             }

@@ -164,7 +164,7 @@ impl Effects<'_> {
             .then_some(Fatal::MissingProgram),
         })?;
         let pid = spawned.pid;
-        let start_time = status::process_start_time(pid);
+        let start_time = crate::process::process_start_time(pid);
         let info = RunInfo {
             pid,
             process_start_time: start_time,
