@@ -48,7 +48,9 @@ fn modules() -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let name = name.strip_suffix(".rs").map_or(name.clone(), str::to_string);
+            let name = name
+                .strip_suffix(".rs")
+                .map_or(name.clone(), str::to_string);
             (name != "lib" && name != "main").then_some(name)
         })
         .collect();
@@ -179,10 +181,9 @@ fn every_module_of_src_is_placed_in_the_layers() {
 
 #[test]
 fn the_architecture_page_draws_the_same_layers() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"),
-    )
-    .expect("docs/ARCHITECTURE.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"))
+            .expect("docs/ARCHITECTURE.md");
     let section = doc
         .split("## The layers")
         .nth(1)

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-use super::raw::{At, RawSlurm, Reporter};
 use super::executor::{ExecutorKind, SlurmOptions};
+use super::raw::{At, RawSlurm, Reporter};
+use crate::duration::parse_duration;
 
 /// An `executor` key: `local` or `slurm`.
 pub(super) fn executor(

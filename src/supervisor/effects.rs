@@ -754,10 +754,10 @@ impl Effects<'_> {
         let name = pc.name.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let result = super::merge_train::run_merge(&manifest, &name).await;
+            let outcome = super::merge_train::run_merge(&manifest, &name).await;
             let _ = tx.send(Msg {
                 reload: Some(p),
-                input: Input::Merged { plan: p, result },
+                input: Input::Merged { plan: p, outcome },
             });
         });
     }
