@@ -3,8 +3,6 @@
 //! its verify command; orch itself reads a few (the agents' side of `orch next` / `orch task`,
 //! and `ORCH_WATCH`).
 
-use crate::process::GIT_ENV;
-
 /// Set by `orch up` for agents and setup commands: the plan's name. Read by `orch next`,
 /// `orch task` and `orch status` to select the plan when `--plan` is not given. Also set by
 /// `orch merge` for its verify command.
@@ -71,6 +69,19 @@ pub const ORCH_TARGET: &str = "ORCH_TARGET";
 
 /// Set by `orch merge` for its verify command: the candidate merge commit being verified.
 pub const ORCH_MERGE_COMMIT: &str = "ORCH_MERGE_COMMIT";
+
+/// Not orch's own: variables of the supervisor's own git environment that must not leak into an agent (or a
+/// verify command, or a batch job): it works in its worktree, not in whatever repository orch
+/// was started from.
+pub const GIT_ENV: [&str; 7] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+];
 
 /// The variables that put a process inside one agent's run (its plan, task, worktree, status
 /// file, manifest and orch executable). An `orch` started for another purpose (the demo's own

@@ -15,27 +15,11 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::error::{CliError, CliResult};
-use crate::status::{self, StatusError, TaskStatus, Transition, TransitionOptions};
+use crate::status::{
+    self, PAUSED_KEY, STOPPED, STOPPED_KEY, StatusError, TaskStatus, Transition, TransitionOptions,
+};
 use crate::supervisor::lock::{Holder, running};
 use crate::workspace::{LoadedPlan, Workspace};
-
-/// The top-level status-file key of a plan paused by a person.
-pub const PAUSED_KEY: &str = "orchPlanPaused";
-/// The task-entry key of a task stopped by a person.
-pub const STOPPED_KEY: &str = "orchStopped";
-/// The cause recorded for a stopped task.
-pub const STOPPED: &str = "stopped";
-
-/// Whether a status file's text (orch's layout) has [`PAUSED_KEY`] at the top level: a key at
-/// depth 1 is the only place a raw newline is followed by exactly two spaces and a quote.
-pub fn held_in_text(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, b"\n  \"orchPlanPaused\": ").is_some()
-}
-
-/// Whether plan `lp`'s status document says it is paused.
-pub fn is_paused(doc: &status::StatusDoc) -> bool {
-    doc.extra.contains_key(PAUSED_KEY)
-}
 
 /// Pauses (`true`) or resumes plan `lp`; returns whether that changed anything.
 pub fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
@@ -324,6 +308,7 @@ fn known_task(lp: &LoadedPlan, id: &str) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::{held_in_text, is_paused};
 
     fn plan_in(dir: &std::path::Path) -> LoadedPlan {
         let text = "# P\n\n## Phase 1: One\n\n- [ ] 1.1 First\n- [ ] 1.2 Second (depends: 1.1)\n";

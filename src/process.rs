@@ -14,20 +14,7 @@ use tokio::time::Instant;
 
 pub use tokio::process::Child;
 
-use crate::agent_env;
-
-/// Variables of the supervisor's own git environment that must not leak into an agent (or a
-/// verify command, or a batch job): it works in its worktree, not in whatever repository orch
-/// was started from.
-pub const GIT_ENV: [&str; 7] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-];
+use crate::agent_env::{self, GIT_ENV};
 
 /// A launched agent.
 pub struct Spawned {
@@ -138,10 +125,27 @@ fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
 pub fn process_alive(pid: u32, start_time: u64) -> bool {
     match stat_state_and_group(pid) {
         Some((state, _)) if state != 'Z' => {
-            start_time == 0 || crate::status::process_start_time(pid) == start_time
+            start_time == 0 || process_start_time(pid) == start_time
         }
         _ => false,
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
+/// or 0 when it cannot be read (no such process, no `/proc`).
+pub fn process_start_time(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    stat[close + 1..]
+        .split_whitespace()
+        .nth(19)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
 }
 
 /// An agent process found running, by the `ORCH_*` variables orch gave it.
@@ -396,6 +400,14 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
+    }
+
+    #[test]
+    fn process_start_time_of_this_process() {
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(process_start_time(std::process::id()) > 0);
+        }
+        assert_eq!(process_start_time(u32::MAX), 0);
     }
 
     #[test]

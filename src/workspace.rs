@@ -119,6 +119,40 @@ impl Workspace {
         self.plans.iter().map(|p| p.priority).collect()
     }
 
+    /// The selected plan that has task `id` (exit 2 when none has it, or several do).
+    pub fn plan_of_task(&self, id: &str) -> CliResult<usize> {
+        let candidates: Vec<usize> = self
+            .selected
+            .iter()
+            .copied()
+            .filter(|&i| self.plans[i].plan.task(id).is_some())
+            .collect();
+        match candidates.as_slice() {
+            [one] => Ok(*one),
+            [] => {
+                let where_ = if self.selected.len() == 1 {
+                    format!("plan `{}`", self.plans[self.selected[0]].name)
+                } else {
+                    "any plan".to_string()
+                };
+                Err(
+                    CliError::invalid(anyhow!("task `{id}` does not exist in {where_}"))
+                        .with_hint("`orch status` lists the task ids"),
+                )
+            }
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|&i| format!("`{}`", self.plans[i].name))
+                    .collect();
+                Err(CliError::invalid(anyhow!(
+                    "task `{id}` exists in several plans ({}): name one with --plan",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+
     /// The plans a command runs on: the named ones (each once, unknown names are exit 2), else
     /// the selection (`--plan` or all).
     pub fn select(&self, names: &[String]) -> CliResult<Vec<usize>> {

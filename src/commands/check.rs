@@ -1,13 +1,13 @@
 //! `orch check`: every problem of the manifest and plans, then waves and the critical path.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::output::{eprintln_safe, print_json, write_all_stdout};
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliResult, exit};
-use crate::graph::{Graph, waves};
+use crate::graph::{Graph, Waves, waves};
 use crate::prompt::Templates;
-use crate::workspace::{self, Selection};
+use crate::workspace::{self, Selection, Workspace};
 
 pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let mut ws = workspace::load(sel)?;
@@ -27,20 +27,35 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
         .as_ref()
         .filter(|_| errors == 0)
         .map(|g| (g, waves(g)));
-    let label = |g: &Graph, n: usize| -> String {
-        let Some((p, t)) = g.task_of(n) else {
-            return format!("node {n}");
-        };
-        let id = &ws.plans[p].plan.tasks[t].id;
-        if ws.plans.len() > 1 {
-            format!("{}:{id}", ws.plans[p].name)
-        } else {
-            id.clone()
-        }
-    };
-
     if json_out {
-        let plans: Vec<_> = ws
+        print_json(&report_json(&ws, errors, warnings, schedule.as_ref()));
+    } else {
+        print_text(&ws, errors, warnings, schedule.as_ref());
+    }
+    Ok(if errors == 0 { exit::OK } else { exit::INVALID })
+}
+
+/// Task node `n` as shown: `plan:id` with several plans in the workspace, else the id.
+fn label(ws: &Workspace, g: &Graph, n: usize) -> String {
+    let Some((p, t)) = g.task_of(n) else {
+        return format!("node {n}");
+    };
+    let id = &ws.plans[p].plan.tasks[t].id;
+    if ws.plans.len() > 1 {
+        format!("{}:{id}", ws.plans[p].name)
+    } else {
+        id.clone()
+    }
+}
+
+/// `orch check --json`.
+fn report_json(
+    ws: &Workspace,
+    errors: usize,
+    warnings: usize,
+    schedule: Option<&(&Graph, Waves)>,
+) -> Value {
+    let plans: Vec<_> = ws
             .plans
             .iter()
             .map(|p| {
@@ -53,77 +68,78 @@ pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
                 })
             })
             .collect();
-        let mut v = json!({
-            "valid": errors == 0,
-            "errors": errors,
-            "warnings": warnings,
-            "diagnostics": ws.diagnostics,
-            "plans": plans,
-        });
-        if let Some((g, w)) = &schedule {
-            v["waves"] = json!(
-                w.waves
-                    .iter()
-                    .map(|wave| wave.iter().map(|&n| label(g, n)).collect::<Vec<_>>())
-                    .collect::<Vec<_>>()
-            );
-            v["critical_path"] = json!(
-                w.critical_path
-                    .iter()
-                    .map(|&n| label(g, n))
-                    .collect::<Vec<_>>()
-            );
-        }
-        print_json(&v);
-    } else {
-        for d in &ws.diagnostics {
-            eprintln_safe(&d.to_string());
-        }
-        // The report goes out in one piece, all of it, before the verdict goes to stderr: with
-        // both streams on one pipe, a line of stdout left half-written (a non-blocking pipe
-        // that was full) used to end up after the verdict, which then sat on the critical-path
-        // line.
-        let mut report = String::new();
-        let mut println_safe = |line: &str| {
-            report.push_str(line);
-            report.push('\n');
-        };
-        for p in &ws.plans {
-            let tasks = p
-                .plan
-                .tasks
+    let mut v = json!({
+        "valid": errors == 0,
+        "errors": errors,
+        "warnings": warnings,
+        "diagnostics": ws.diagnostics,
+        "plans": plans,
+    });
+    if let Some((g, w)) = schedule {
+        v["waves"] = json!(
+            w.waves
                 .iter()
-                .filter(|t| t.kind == crate::plan::TaskKind::Task)
-                .count();
-            let verify = p.plan.tasks.len() - tasks;
-            println_safe(&format!(
-                "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
-                p.name,
-                p.rel_path,
-                p.plan.phases.len()
-            ));
-        }
-        if let Some((g, w)) = &schedule {
-            println_safe(&format!(
-                "waves ({}; unlimited agents, one unit per task):",
-                w.waves.len()
-            ));
-            for (i, wave) in w.waves.iter().enumerate() {
-                let names: Vec<String> = wave.iter().map(|&n| label(g, n)).collect();
-                println_safe(&format!("  {:>3}: {}", i + 1, names.join(" ")));
-            }
-            let cp: Vec<String> = w.critical_path.iter().map(|&n| label(g, n)).collect();
-            println_safe(&format!(
-                "critical path ({} tasks): {}",
-                cp.len(),
-                cp.join(" → ")
-            ));
-        }
-        write_all_stdout(report.as_bytes());
-        let verdict = if errors == 0 { "ok" } else { "invalid" };
-        eprintln_safe(&format!(
-            "{verdict}: {errors} error(s), {warnings} warning(s)"
+                .map(|wave| wave.iter().map(|&n| label(ws, g, n)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
+        v["critical_path"] = json!(
+            w.critical_path
+                .iter()
+                .map(|&n| label(ws, g, n))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}
+
+/// `orch check`: the diagnostics, the plans, the waves and the critical path, then the verdict.
+fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&(&Graph, Waves)>) {
+    for d in &ws.diagnostics {
+        eprintln_safe(&d.to_string());
+    }
+    // The report goes out in one piece, all of it, before the verdict goes to stderr: with
+    // both streams on one pipe, a line of stdout left half-written (a non-blocking pipe
+    // that was full) used to end up after the verdict, which then sat on the critical-path
+    // line.
+    let mut report = String::new();
+    let mut println_safe = |line: &str| {
+        report.push_str(line);
+        report.push('\n');
+    };
+    for p in &ws.plans {
+        let tasks = p
+            .plan
+            .tasks
+            .iter()
+            .filter(|t| t.kind == crate::plan::TaskKind::Task)
+            .count();
+        let verify = p.plan.tasks.len() - tasks;
+        println_safe(&format!(
+            "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
+            p.name,
+            p.rel_path,
+            p.plan.phases.len()
         ));
     }
-    Ok(if errors == 0 { exit::OK } else { exit::INVALID })
+    if let Some((g, w)) = schedule {
+        println_safe(&format!(
+            "waves ({}; unlimited agents, one unit per task):",
+            w.waves.len()
+        ));
+        for (i, wave) in w.waves.iter().enumerate() {
+            let names: Vec<String> = wave.iter().map(|&n| label(ws, g, n)).collect();
+            println_safe(&format!("  {:>3}: {}", i + 1, names.join(" ")));
+        }
+        let cp: Vec<String> = w.critical_path.iter().map(|&n| label(ws, g, n)).collect();
+        println_safe(&format!(
+            "critical path ({} tasks): {}",
+            cp.len(),
+            cp.join(" → ")
+        ));
+    }
+    write_all_stdout(report.as_bytes());
+    let verdict = if errors == 0 { "ok" } else { "invalid" };
+    eprintln_safe(&format!(
+        "{verdict}: {errors} error(s), {warnings} warning(s)"
+    ));
 }

@@ -244,31 +244,11 @@ fn clean_branch(
         return Ok(());
     }
     // What --force overrides, after saving it.
-    let mut unsafe_reasons = Vec::new();
-    if info.unstarted() {
-        unsafe_reasons.push("its branch has no commits of its own yet".to_string());
-    } else if let MergeState::Unmerged { commits } = info.merge {
-        let mut r = format!(
-            "{commits} unmerged commit{} (not in `{target}`)",
-            if commits == 1 { "" } else { "s" }
-        );
-        if report.status_says_merged {
-            r.push_str("; its status file says merged, but the branch has work the target lacks");
-        }
-        unsafe_reasons.push(r);
-    }
     let dirty: Vec<String> = match &info.worktree {
         TreeState::Live { dirty, .. } => dirty.clone(),
         _ => Vec::new(),
     };
-    if !dirty.is_empty() {
-        unsafe_reasons.push(format!(
-            "its worktree has {} uncommitted file{}: {}",
-            dirty.len(),
-            if dirty.len() == 1 { "" } else { "s" },
-            crate::diagnostic::path_list(&dirty, 5)
-        ));
-    }
+    let unsafe_reasons = unsafe_reasons(&info, target, report.status_says_merged, &dirty);
     if !unsafe_reasons.is_empty() && !args.force {
         report.outcome = "kept";
         report.reasons = unsafe_reasons;
@@ -299,23 +279,9 @@ fn clean_branch(
 
     // 1. Backups first: nothing is removed before the work is saved.
     if forced || !info.preserved {
-        let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
-        let refname = git::backup_ref(repo_root, &plan, &info.tip, stamp, &message)?;
-        if let (false, TreeState::Live { path, .. }) = (dirty.is_empty(), &info.worktree) {
-            let wt_ref = git::worktree_backup_name(&refname);
-            let msg = format!(
-                "orch clean: uncommitted changes of plan `{plan}` in `{}`",
-                path.display()
-            );
-            if let Some(_saved) = git::save_and_reset(path, &wt_ref, &msg)? {
-                report.backups.push(refname);
-                report.backups.push(wt_ref);
-            } else {
-                report.backups.push(refname);
-            }
-        } else {
-            report.backups.push(refname);
-        }
+        report
+            .backups
+            .extend(back_up(repo_root, &plan, &info, !dirty.is_empty(), stamp)?);
     }
     // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
     report.backups.extend(retire_task_trees(
@@ -332,6 +298,62 @@ fn clean_branch(
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
     Ok(())
+}
+
+/// Why removing a plan's branch and worktree needs `--force`: a branch with no work of its
+/// own yet, commits the target lacks, uncommitted files (`dirty`).
+fn unsafe_reasons(
+    info: &git::PlanBranch,
+    target: &str,
+    status_says_merged: bool,
+    dirty: &[String],
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if info.unstarted() {
+        reasons.push("its branch has no commits of its own yet".to_string());
+    } else if let MergeState::Unmerged { commits } = info.merge {
+        let mut r = format!(
+            "{commits} unmerged commit{} (not in `{target}`)",
+            if commits == 1 { "" } else { "s" }
+        );
+        if status_says_merged {
+            r.push_str("; its status file says merged, but the branch has work the target lacks");
+        }
+        reasons.push(r);
+    }
+    if !dirty.is_empty() {
+        reasons.push(format!(
+            "its worktree has {} uncommitted file{}: {}",
+            dirty.len(),
+            if dirty.len() == 1 { "" } else { "s" },
+            crate::diagnostic::path_list(dirty, 5)
+        ));
+    }
+    reasons
+}
+
+/// Saves plan `plan`'s branch tip under a backup ref, and its worktree's uncommitted changes
+/// (`dirty`) under another; returns the refs saved.
+fn back_up(
+    repo_root: &Path,
+    plan: &str,
+    info: &git::PlanBranch,
+    dirty: bool,
+    stamp: &str,
+) -> Result<Vec<String>, git::GitError> {
+    let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
+    let refname = git::backup_ref(repo_root, plan, &info.tip, stamp, &message)?;
+    if let (true, TreeState::Live { path, .. }) = (dirty, &info.worktree) {
+        let wt_ref = git::worktree_backup_name(&refname);
+        let msg = format!(
+            "orch clean: uncommitted changes of plan `{plan}` in `{}`",
+            path.display()
+        );
+        if let Some(_saved) = git::save_and_reset(path, &wt_ref, &msg)? {
+            return Ok(vec![refname, wt_ref]);
+        }
+    }
+    Ok(vec![refname])
 }
 
 /// Removes the task worktrees and branches left of `plan` (`parallel_tasks`); what they hold that

@@ -122,7 +122,35 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
         None => &ready_all,
     };
 
+    let listing = Listing {
+        ready,
+        ready_all: ready_all.len(),
+        blocked_all,
+        running,
+        by,
+    };
     if args.json {
+        listing.print_json(&mut view, &args)
+    } else {
+        listing.print_text(&view, args.all);
+        Ok(exit::OK)
+    }
+}
+
+/// What `orch next` lists: the ready tasks shown (`-n`), the blocked ones and the counts.
+struct Listing<'a> {
+    ready: &'a [usize],
+    /// Ready tasks in all.
+    ready_all: usize,
+    blocked_all: Vec<&'a (usize, Vec<Waiting>)>,
+    /// Tasks in progress.
+    running: usize,
+    by: BlockedBy,
+}
+
+impl Listing<'_> {
+    fn print_json(&self, view: &mut View, args: &NextArgs) -> CliResult<u8> {
+        let (ready, blocked_all, by) = (self.ready, &self.blocked_all, &self.by);
         let shown = if args.all {
             blocked_all.len()
         } else {
@@ -144,13 +172,13 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
                 v
             })
             .collect();
-        let truncated = tasks.len() < ready_all.len() || blocked.len() < blocked_all.len();
+        let truncated = tasks.len() < self.ready_all || blocked.len() < blocked_all.len();
         print_json(&json!({
             "tasks": tasks,
             "blocked": blocked,
-            "ready_total": ready_all.len(),
+            "ready_total": self.ready_all,
             "blocked_total": blocked_all.len(),
-            "in_progress_total": running,
+            "in_progress_total": self.running,
             "blocked_by": {
                 "phases": by.phases,
                 "dependencies": by.dependencies,
@@ -160,37 +188,38 @@ pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
             },
             "truncated": truncated,
         }));
-        return Ok(exit::OK);
+        Ok(exit::OK)
     }
 
-    let mut out = String::new();
-    for &n in ready {
-        out.push_str(&format!(
-            "ready   {}  {}\n",
-            view.name(n),
-            view.description(n)
-        ));
-    }
-    if args.all {
-        for (reason, ids) in group_by_reasons(&view, &blocked_all) {
-            let count = if ids.len() > 1 {
-                format!(" ({} tasks)", thousands(ids.len()))
-            } else {
-                String::new()
-            };
-            out.push_str(&format!("waiting {}{count}: {reason}\n", ids.join(" ")));
+    fn print_text(&self, view: &View, all: bool) {
+        let mut out = String::new();
+        for &n in self.ready {
+            out.push_str(&format!(
+                "ready   {}  {}\n",
+                view.name(n),
+                view.description(n)
+            ));
         }
+        if all {
+            for (reason, ids) in group_by_reasons(view, &self.blocked_all) {
+                let count = if ids.len() > 1 {
+                    format!(" ({} tasks)", thousands(ids.len()))
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!("waiting {}{count}: {reason}\n", ids.join(" ")));
+            }
+        }
+        out.push_str(&summary_line(
+            self.ready.len(),
+            self.ready_all,
+            self.running,
+            self.blocked_all.len(),
+            &self.by,
+            all,
+        ));
+        println_safe(&out);
     }
-    out.push_str(&summary_line(
-        ready.len(),
-        ready_all.len(),
-        running,
-        blocked_all.len(),
-        &by,
-        args.all,
-    ));
-    println_safe(&out);
-    Ok(exit::OK)
 }
 
 /// `4 ready, 1,920 blocked: 1,900 by phase barriers, 20 by dependencies; …`.

@@ -177,7 +177,7 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "usage": usage,
     });
     if let Some(obj) = v.as_object_mut() {
-        let held = doc.extra.get(crate::control::PAUSED_KEY);
+        let held = doc.extra.get(crate::status::PAUSED_KEY);
         obj.insert("plan_paused".into(), Value::Bool(held.is_some()));
         if let Some(h) = held {
             obj.insert(
@@ -272,6 +272,12 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
 /// finished leading phases as one line, the next phases, and the rest as one line; at most
 /// [`TASKS_SHOWN`] running or failed tasks are listed.
 fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
+    push_heading(out, p, states);
+    push_phases(out, p, states, all);
+}
+
+/// A plan's first lines: its counts and bar, what it used, whether it or its agent is paused.
+fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
     let mut c = status::Summary::default();
     for t in &p.plan.tasks {
         c.total_tasks += 1;
@@ -323,6 +329,11 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
             s("reason").lines().next().unwrap_or("")
         );
     }
+}
+
+/// A plan's phases (the finished leading ones and the last ones folded unless `all`), each with
+/// its running and failed tasks.
+fn push_phases(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
     let progress = phase_progress(p, |t| states.status(t));
     let active = active_tasks(p, states);
     let phases = &p.plan.phases;

@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
-use crate::merge::sync::{SyncResult, SyncTarget, UpstreamMerge, record_upstream, sync_plan};
-use crate::merge::{OrderItem, merge_order, plan_infos, short};
-use crate::status;
+use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason, sync_and_record};
+use crate::merge::{OrderItem, PlanInfo, merge_order, plan_infos, short};
 use crate::supervisor::{LockError, SupervisorLock};
 use crate::workspace::{self, Selection};
 
@@ -80,90 +79,9 @@ pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
             code: exit::OK,
         };
         let worktree = manifest.worktree_path(&p.name);
-        if p.upstreams.is_empty() {
-            report.reason = Some("depends on no other plan".into());
-        } else if p.tip.is_none() {
-            report.reason = Some(format!("not started: no branch `{}`", p.branch));
-        } else if let Some(how) = &p.landed {
-            report.reason = Some(format!(
-                "merged into `{}` already ({how})",
-                manifest.defaults.target
-            ));
-        } else if !worktree.is_dir() {
-            report.reason = Some(format!(
-                "no worktree at `{}` (`orch up {}` makes it again)",
-                worktree.display(),
-                p.name
-            ));
-        } else {
-            let upstreams = p
-                .upstreams
-                .iter()
-                .filter_map(|u| infos.iter().find(|i| &i.name == u))
-                .map(|u| (u.name.clone(), u.branch.clone()))
-                .collect();
-            let target = SyncTarget {
-                plan: &p.name,
-                branch: &p.branch,
-                worktree: &worktree,
-                upstreams,
-            };
-            match sync_plan(&repo_root, &target) {
-                Ok(SyncResult::Done(merged)) => {
-                    report.outcome = if merged.iter().any(|m| m.commit.is_some()) {
-                        "synced"
-                    } else {
-                        "up_to_date"
-                    };
-                    let lp = &ws.plans[p.index];
-                    let recorded = status::update(
-                        &lp.status_path,
-                        &lp.plan,
-                        &lp.rel_path,
-                        &lp.name,
-                        |doc, _| {
-                            let value = record_upstream(doc.extra.get("orchUpstream"), &merged);
-                            doc.extra.insert("orchUpstream".to_string(), value);
-                            Ok(())
-                        },
-                    );
-                    if let Err(e) = recorded {
-                        report.reason = Some(format!(
-                            "merged, but the status file could not record it: {e}"
-                        ));
-                        report.code = exit::FAILURE;
-                    }
-                    report.merged = merged;
-                }
-                Ok(SyncResult::Conflict {
-                    upstream,
-                    branch,
-                    upstream_commit,
-                    files,
-                }) => {
-                    report.outcome = "conflict";
-                    report.code = exit::INCOMPLETE;
-                    report.reason = Some(format!(
-                        "merging `{upstream}` ({branch} at {}) conflicts in {}; nothing was changed",
-                        short(&upstream_commit),
-                        crate::diagnostic::path_list(&files, 8)
-                    ));
-                    report.conflict = Some(json!({
-                        "upstream": upstream,
-                        "branch": branch,
-                        "upstream_commit": upstream_commit,
-                        "files": files,
-                    }));
-                }
-                Err(e) => {
-                    report.outcome = "error";
-                    report.code = e.exit_code();
-                    report.reason = Some(match e.hint() {
-                        Some(h) => format!("{e} (hint: {h})"),
-                        None => e.to_string(),
-                    });
-                }
-            }
+        match skip_reason(p, &worktree, &manifest.defaults.target) {
+            Some(reason) => report.reason = Some(reason),
+            None => sync_one(&ws, &repo_root, &infos, p, &worktree, &mut report),
         }
         if !args.json {
             print_report(&report);
@@ -189,6 +107,68 @@ pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
             exit::OK
         }
     }))
+}
+
+/// Syncs plan `p` and tells `report` what happened.
+fn sync_one(
+    ws: &crate::workspace::Workspace,
+    repo_root: &std::path::Path,
+    infos: &[PlanInfo],
+    p: &PlanInfo,
+    worktree: &std::path::Path,
+    report: &mut Report,
+) {
+    match sync_and_record(ws, repo_root, infos, p, worktree) {
+        Ok(Synced {
+            result: SyncResult::Done(merged),
+            unrecorded,
+        }) => {
+            report.outcome = if merged.iter().any(|m| m.commit.is_some()) {
+                "synced"
+            } else {
+                "up_to_date"
+            };
+            if let Some(e) = unrecorded {
+                report.reason = Some(format!(
+                    "merged, but the status file could not record it: {e}"
+                ));
+                report.code = exit::FAILURE;
+            }
+            report.merged = merged;
+        }
+        Ok(Synced {
+            result:
+                SyncResult::Conflict {
+                    upstream,
+                    branch,
+                    upstream_commit,
+                    files,
+                },
+            ..
+        }) => {
+            report.outcome = "conflict";
+            report.code = exit::INCOMPLETE;
+            report.reason = Some(format!(
+                "merging `{upstream}` ({branch} at {}) conflicts in {}; nothing was changed",
+                short(&upstream_commit),
+                crate::diagnostic::path_list(&files, 8)
+            ));
+            report.conflict = Some(json!({
+                "upstream": upstream,
+                "branch": branch,
+                "upstream_commit": upstream_commit,
+                "files": files,
+            }));
+        }
+        Err(e) => {
+            report.outcome = "error";
+            report.code = e.exit_code();
+            report.reason = Some(match e.hint() {
+                Some(h) => format!("{e} (hint: {h})"),
+                None => e.to_string(),
+            });
+        }
+    }
 }
 
 fn print_report(r: &Report) {

@@ -1,6 +1,6 @@
 //! `orch task start|done|fail|skip|reset ID`: what agents call to record a task's outcome.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use chrono::Utc;
@@ -28,38 +28,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     }
     let ws = workspace::load(&sel)?;
     let graph = ws.require_valid()?;
-    let candidates: Vec<usize> = ws
-        .selected
-        .iter()
-        .copied()
-        .filter(|&i| ws.plans[i].plan.task(&args.id).is_some())
-        .collect();
-    let index = match candidates.as_slice() {
-        [one] => *one,
-        [] => {
-            let where_ = if ws.selected.len() == 1 {
-                format!("plan `{}`", ws.plans[ws.selected[0]].name)
-            } else {
-                "any plan".to_string()
-            };
-            return Err(CliError::invalid(anyhow!(
-                "task `{}` does not exist in {where_}",
-                args.id
-            ))
-            .with_hint("`orch status` lists the task ids"));
-        }
-        many => {
-            let names: Vec<String> = many
-                .iter()
-                .map(|&i| format!("`{}`", ws.plans[i].name))
-                .collect();
-            return Err(CliError::invalid(anyhow!(
-                "task `{}` exists in several plans ({}): name one with --plan",
-                args.id,
-                names.join(", ")
-            )));
-        }
-    };
+    let index = ws.plan_of_task(&args.id)?;
     let lp = &ws.plans[index];
     let path = status_override
         .filter(|_| sel.plan.is_some())
@@ -67,55 +36,12 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
 
     // Starting a task that is not ready would run it out of order: refuse unless forced.
     if args.transition == Transition::Start && !args.opts.force {
-        let mut states = workspace::read_states(&ws, None)?;
-        states[index] = status::load_states(&path)
-            .map_err(status_error)?
-            .unwrap_or_default();
-        let task_idx = lp
-            .plan
-            .tasks
-            .iter()
-            .position(|t| t.id == args.id)
-            .ok_or_else(|| no_task(lp, &args.id))?;
-        let node = graph.task_node[index][task_idx];
-        let plans: Vec<&crate::plan::Plan> = ws.plans.iter().map(|p| &p.plan).collect();
-        let r = readiness(
-            graph,
-            &plans,
-            &ws.priorities(),
-            workspace::states_fn(&ws, &states),
-        );
-        if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
-            let reasons = super::next::describe_grouped(&ws, graph, why);
-            return Err(CliError::new(
-                exit::REFUSED,
-                anyhow!("task `{}` is not ready: {}", args.id, reasons.join("; ")),
-            )
-            .with_hint("use --force to start it anyway"));
-        }
+        check_ready(&ws, graph, index, &path, &args.id)?;
     }
 
     let mut opts = args.opts;
     if args.transition == Transition::Start && opts.run.is_none() {
-        // The agent calling us is our parent; record it so a supervisor can tell it is alive.
-        // Inside a batch job (an agent orch submitted to Slurm), the job is what a supervisor
-        // watches: a pid of the compute node means nothing on the supervisor's machine.
-        opts.run = Some(match std::env::var("SLURM_JOB_ID") {
-            Ok(job) if !job.is_empty() => RunInfo {
-                executor: Some("slurm".into()),
-                job_id: Some(job),
-                host: crate::process::hostname(),
-                ..RunInfo::default()
-            },
-            _ => {
-                let pid = std::os::unix::process::parent_id();
-                RunInfo {
-                    pid,
-                    process_start_time: status::process_start_time(pid),
-                    ..RunInfo::default()
-                }
-            }
-        });
+        opts.run = Some(calling_run());
     }
     // A plan-mode agent under `orch up` reports a task done: commit its work now, before the
     // agent goes on to the next task, so the commit holds this task's changes and no others.
@@ -123,28 +49,7 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        let already = status::view(&path, &lp.plan, &lp.rel_path, &lp.name)
-            .map_err(status_error)?
-            .0
-            .entry(&args.id)
-            .is_some_and(|e| e.status == status::TaskStatus::Completed);
-        if !already {
-            let task = lp
-                .plan
-                .task(&args.id)
-                .ok_or_else(|| no_task(lp, &args.id))?;
-            let message = format!(
-                "{} {}: {}",
-                lp.name,
-                args.id,
-                crate::supervisor::context::strip_annotations(&task.description)
-            );
-            let info = crate::git::commit_all(&worktree, &message).map_err(|e| {
-                CliError::new(exit::FAILURE, e)
-                    .with_hint("the task is not marked done; fix the worktree and report it again")
-            })?;
-            opts.commit = Some(info.oid);
-        }
+        opts.commit = commit_task(lp, &path, &args.id, &worktree)?;
     }
     let ((outcome, report), _) =
         status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
@@ -159,6 +64,97 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     }
     print_outcome(&lp.name, &path, &outcome, args.json);
     Ok(exit::OK)
+}
+
+/// Refuses to start task `id` of plan `index` (its status file at `path`) while it is not ready:
+/// it would run out of order.
+fn check_ready(
+    ws: &workspace::Workspace,
+    graph: &crate::graph::Graph,
+    index: usize,
+    path: &Path,
+    id: &str,
+) -> CliResult<()> {
+    let lp = &ws.plans[index];
+    let mut states = workspace::read_states(ws, None)?;
+    states[index] = status::load_states(path)
+        .map_err(status_error)?
+        .unwrap_or_default();
+    let task_idx = lp
+        .plan
+        .tasks
+        .iter()
+        .position(|t| t.id == id)
+        .ok_or_else(|| no_task(lp, id))?;
+    let node = graph.task_node[index][task_idx];
+    let plans: Vec<&crate::plan::Plan> = ws.plans.iter().map(|p| &p.plan).collect();
+    let r = readiness(
+        graph,
+        &plans,
+        &ws.priorities(),
+        workspace::states_fn(ws, &states),
+    );
+    if let Some((_, why)) = r.blocked.iter().find(|(n, _)| *n == node) {
+        let reasons = super::next::describe_grouped(ws, graph, why);
+        return Err(CliError::new(
+            exit::REFUSED,
+            anyhow!("task `{}` is not ready: {}", id, reasons.join("; ")),
+        )
+        .with_hint("use --force to start it anyway"));
+    }
+    Ok(())
+}
+
+/// The process that calls `orch task start`: the agent, our parent, recorded so a supervisor
+/// can tell it is alive. Inside a batch job (an agent orch submitted to Slurm), the job is what a
+/// supervisor watches: a pid of the compute node means nothing on the supervisor's machine.
+fn calling_run() -> RunInfo {
+    match std::env::var("SLURM_JOB_ID") {
+        Ok(job) if !job.is_empty() => RunInfo {
+            executor: Some("slurm".into()),
+            job_id: Some(job),
+            host: crate::process::hostname(),
+            ..RunInfo::default()
+        },
+        _ => {
+            let pid = std::os::unix::process::parent_id();
+            RunInfo {
+                pid,
+                process_start_time: crate::process::process_start_time(pid),
+                ..RunInfo::default()
+            }
+        }
+    }
+}
+
+/// Commits the work of task `id` in `worktree` as `<plan> <id>: <description>`, unless the
+/// task is completed already; the commit's id.
+fn commit_task(
+    lp: &workspace::LoadedPlan,
+    path: &Path,
+    id: &str,
+    worktree: &Path,
+) -> CliResult<Option<String>> {
+    let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
+        .map_err(status_error)?
+        .0
+        .entry(id)
+        .is_some_and(|e| e.status == status::TaskStatus::Completed);
+    if !already {
+        let task = lp.plan.task(id).ok_or_else(|| no_task(lp, id))?;
+        let message = format!(
+            "{} {}: {}",
+            lp.name,
+            id,
+            crate::supervisor::context::strip_annotations(&task.description)
+        );
+        let info = crate::git::commit_all(worktree, &message).map_err(|e| {
+            CliError::new(exit::FAILURE, e)
+                .with_hint("the task is not marked done; fix the worktree and report it again")
+        })?;
+        return Ok(Some(info.oid));
+    }
+    Ok(None)
 }
 
 fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
@@ -196,20 +192,9 @@ fn run_one_plan(
     if commits || args.transition == Transition::Start {
         return Ok(None);
     }
-    let manifest_path = match &sel.manifest {
-        Some(p) => p.clone(),
-        None => {
-            let cwd = std::env::current_dir()
-                .map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
-            match crate::manifest::find_manifest(&cwd) {
-                Some(p) => p,
-                None => return Ok(None),
-            }
-        }
-    };
-    if !manifest_path.is_file() {
+    let Some(manifest_path) = manifest_of_call(sel)? else {
         return Ok(None);
-    }
+    };
     let m = workspace::load_manifest(&manifest_path)?;
     let Some(entry) = m.plan(name) else {
         return Ok(None);
@@ -259,22 +244,7 @@ fn run_one_plan(
     }
     // The plan changed since the status file last followed it (or never did): parse it, check
     // it, reconcile, and remember the digest.
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-        CliError::invalid(anyhow!(
-            "plan file `{}` is not valid UTF-8",
-            entry.file.display()
-        ))
-    })?;
-    let mut plan = crate::plan::parse(&entry.file, &text);
-    for d in &mut plan.diagnostics {
-        d.path = entry.file.clone();
-    }
-    if plan.has_errors() {
-        return Err(workspace::invalid_input(&plan.diagnostics));
-    }
-    if let Err(e) = crate::graph::Graph::of_plan(&plan) {
-        return Err(workspace::invalid_input(&e.0));
-    }
+    let plan = parse_checked(&entry.file, &bytes)?;
     if plan.task(&args.id).is_none() {
         return Err(unknown());
     }
@@ -289,6 +259,41 @@ fn run_one_plan(
     let outcome = outcome.ok_or_else(unknown)?;
     print_outcome(name, &path, &outcome, args.json);
     Ok(Some(exit::OK))
+}
+
+/// The manifest of the agent's call: `--manifest`, else the one found from the current
+/// directory; `None` when there is none (or it is not a file).
+fn manifest_of_call(sel: &Selection) -> CliResult<Option<PathBuf>> {
+    let path = match &sel.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
+            match crate::manifest::find_manifest(&cwd) {
+                Some(p) => p,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(path.is_file().then_some(path))
+}
+
+/// Plan file `file` (its `bytes`) parsed and checked: its errors, or its graph's, are exit 2.
+fn parse_checked(file: &Path, bytes: &[u8]) -> CliResult<crate::plan::Plan> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        CliError::invalid(anyhow!("plan file `{}` is not valid UTF-8", file.display()))
+    })?;
+    let mut plan = crate::plan::parse(file, text);
+    for d in &mut plan.diagnostics {
+        d.path = file.to_path_buf();
+    }
+    if plan.has_errors() {
+        return Err(workspace::invalid_input(&plan.diagnostics));
+    }
+    if let Err(e) = crate::graph::Graph::of_plan(&plan) {
+        return Err(workspace::invalid_input(&e.0));
+    }
+    Ok(plan)
 }
 
 /// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to

@@ -13,56 +13,9 @@ mod tracker;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use slurm::{Slurm, check_sbatch_arg, job_script};
+pub use crate::manifest::{ExecutorKind, SlurmOptions, check_sbatch_arg};
+pub use slurm::{Slurm, job_script};
 pub use tracker::JobTracker;
-
-/// Which executor runs a plan's agents (`executor = "…"` in the manifest).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum ExecutorKind {
-    /// A child process of `orch up` on this machine (the default).
-    #[default]
-    Local,
-    /// One Slurm batch job per agent run.
-    Slurm,
-}
-
-impl ExecutorKind {
-    /// Every executor, as written in the manifest.
-    pub const NAMES: [&'static str; 2] = ["local", "slurm"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "local" => Some(Self::Local),
-            "slurm" => Some(Self::Slurm),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Slurm => "slurm",
-        }
-    }
-}
-
-/// The Slurm settings of a plan (`[slurm]`, overridden key by key by the plan's `slurm` table).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlurmOptions {
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--account`.
-    pub account: Option<String>,
-    /// `--time`, in whole minutes (rounded up). `None`: the attempt's own budget plus the grace
-    /// period, so that orch's timeout comes first.
-    pub time_limit: Option<Duration>,
-    /// `--cpus-per-task`.
-    pub cpus: Option<u32>,
-    /// `--mem` (`8G`, `512M`).
-    pub memory: Option<String>,
-    /// Further `sbatch` arguments, as an argv (validated: no option orch sets itself).
-    pub sbatch_args: Vec<String>,
-}
 
 /// One agent run to submit.
 #[derive(Clone, Debug)]

@@ -5,61 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::process::GIT_ENV;
+use crate::agent_env::GIT_ENV;
 
 use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
-
-/// The options orch sets on every job; `sbatch_args` may not set them again.
-pub const RESERVED_OPTIONS: [(&str, Option<char>, &str); 16] = [
-    ("--parsable", None, "orch reads the job id from it"),
-    (
-        "--job-name",
-        Some('J'),
-        "orch names jobs `orch:<plan>:<task>`",
-    ),
-    ("--comment", None, "orch finds its jobs by their comment"),
-    ("--chdir", Some('D'), "the job runs in the plan's worktree"),
-    ("--output", Some('o'), "the job writes to the task's log"),
-    ("--error", Some('e'), "the job writes to the task's log"),
-    ("--input", Some('i'), "agents read nothing on stdin"),
-    ("--open-mode", None, "the job appends to the task's log"),
-    ("--export", None, "orch exports its ORCH_* variables"),
-    (
-        "--wrap",
-        None,
-        "orch runs the agent's argv, never a shell string",
-    ),
-    ("--wait", Some('W'), "orch tracks jobs itself"),
-    ("--array", Some('a'), "one job is one agent run"),
-    ("--partition", Some('p'), "use `partition` in `[slurm]`"),
-    ("--account", Some('A'), "use `account` in `[slurm]`"),
-    ("--time", Some('t'), "use `time_limit` in `[slurm]`"),
-    ("--cpus-per-task", Some('c'), "use `cpus` in `[slurm]`"),
-];
-
-/// Options orch does not set but that `--mem` conflicts with.
-const MEMORY_OPTIONS: [&str; 3] = ["--mem", "--mem-per-cpu", "--mem-per-gpu"];
-
-/// Why an `sbatch_args` element is refused, if it is.
-pub fn check_sbatch_arg(arg: &str) -> Option<String> {
-    if arg.contains('\n') || arg.contains('\0') {
-        return Some("contains a newline or NUL".into());
-    }
-    let long = |name: &str| arg == name || arg.starts_with(&format!("{name}="));
-    for (name, short, why) in RESERVED_OPTIONS {
-        let short_hit = short.is_some_and(|c| {
-            let s = format!("-{c}");
-            arg == s || (arg.starts_with(&s) && !arg.starts_with("--"))
-        });
-        if long(name) || short_hit {
-            return Some(format!("sets `{name}`, which orch sets itself: {why}"));
-        }
-    }
-    if MEMORY_OPTIONS.iter().any(|m| long(m)) {
-        return Some("sets memory: use `memory` in `[slurm]`".into());
-    }
-    None
-}
 
 /// The job script: fixed text, the agent's argv arrives as its arguments. It checks that the
 /// node sees what the agent needs (else exits [`NOT_SHARED_EXIT`] naming the missing path),
@@ -373,34 +321,6 @@ mod tests {
             Some(JobState::Running)
         );
         assert_eq!(parse_scontrol("nothing here"), None);
-    }
-
-    #[test]
-    fn reserved_sbatch_args_are_refused() {
-        for bad in [
-            "--output=x",
-            "-o",
-            "-ox",
-            "--chdir",
-            "--wrap=rm -rf /",
-            "--export=NONE",
-            "-J",
-            "--time=5",
-            "--mem=4G",
-            "--partition=gpu",
-            "a\nb",
-        ] {
-            assert!(check_sbatch_arg(bad).is_some(), "{bad}");
-        }
-        for good in [
-            "--qos=high",
-            "--constraint=avx2",
-            "--gres=gpu:1",
-            "high",
-            "-N1",
-        ] {
-            assert_eq!(check_sbatch_arg(good), None, "{good}");
-        }
     }
 
     /// The job script, run by hand as Slurm runs it: in `cwd`, with the job's environment.

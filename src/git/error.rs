@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::exit;
+use crate::exit;
 
 /// A git operation failed or was refused.
 ///
@@ -281,5 +281,14 @@ impl GitError {
             }
             _ => None,
         }
+    }
+}
+
+impl exit::Coded for GitError {
+    fn exit_code(&self) -> u8 {
+        GitError::exit_code(self)
+    }
+    fn hint(&self) -> Option<String> {
+        GitError::hint(self)
     }
 }

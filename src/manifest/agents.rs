@@ -67,7 +67,7 @@ pub struct AgentSpec {
     pub command: Vec<String>,
     pub mode: AgentMode,
     /// Where the agent runs, when its table says (else the plan's or the default executor).
-    pub executor: Option<crate::executor::ExecutorKind>,
+    pub executor: Option<super::executor::ExecutorKind>,
     /// How its attempts count as done (`report`).
     pub report: ReportMode,
 }

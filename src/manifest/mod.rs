@@ -3,7 +3,7 @@
 
 mod agents;
 mod budget;
-mod duration;
+mod executor;
 mod load;
 mod model;
 mod names;
@@ -17,12 +17,13 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use crate::duration::{format_duration, parse_duration};
 pub use agents::{
     AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, ReportMode,
     TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
 };
 pub use budget::{Budget, parse_budget};
-pub use duration::{format_duration, parse_duration};
+pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
 pub use model::{
     Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency,

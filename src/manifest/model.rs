@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::agents::AgentSpec;
-use crate::executor::{ExecutorKind, SlurmOptions};
+use super::executor::{ExecutorKind, SlurmOptions};
 
 /// The `[defaults]` table, every value filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]

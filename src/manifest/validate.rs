@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::agents::{AgentMode, AgentSpec, ReportMode, parse_template, presets};
-use super::duration::parse_duration;
+use super::executor::SlurmOptions;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
 use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
@@ -13,7 +13,7 @@ use super::raw::{At, RawManifest, RawPlan, Reporter};
 use super::values::{
     PARALLEL_HINT, argv, at_least_one, both_parallel, duration, executor, slurm_options,
 };
-use crate::executor::SlurmOptions;
+use crate::duration::parse_duration;
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.

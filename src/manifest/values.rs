@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::duration::parse_duration;
+use super::executor::{ExecutorKind, SlurmOptions};
 use super::raw::{At, RawSlurm, Reporter};
-use crate::executor::{ExecutorKind, SlurmOptions};
+use crate::duration::parse_duration;
 
 /// An `executor` key: `local` or `slurm`.
 pub(super) fn executor(
@@ -102,7 +102,7 @@ pub(super) fn slurm_options(
             ok = false;
         }
         for arg in value {
-            if let Some(why) = crate::executor::check_sbatch_arg(&arg.value) {
+            if let Some(why) = super::executor::check_sbatch_arg(&arg.value) {
                 r.error(
                     &arg.span,
                     format!(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::exit;
+use crate::exit;
 use crate::git::GitError;
 
 /// A merge step could not be carried out (as opposed to a plan that conflicts or fails its
@@ -120,5 +120,14 @@ impl MergeError {
             ),
             _ => None,
         }
+    }
+}
+
+impl exit::Coded for MergeError {
+    fn exit_code(&self) -> u8 {
+        MergeError::exit_code(self)
+    }
+    fn hint(&self) -> Option<String> {
+        MergeError::hint(self)
     }
 }

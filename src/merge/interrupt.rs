@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sys::signal::Signal;
 
-use crate::error::exit;
+use crate::exit;
 use crate::process::signal_group;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

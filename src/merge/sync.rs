@@ -8,7 +8,10 @@ use std::path::Path;
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::PlanInfo;
 use crate::git::{self, GitError, MergeOutcome, MergePreview};
+use crate::status::StatusError;
+use crate::workspace::Workspace;
 
 /// A plan to bring up to date.
 #[derive(Clone, Debug)]
@@ -129,4 +132,72 @@ pub fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]) -> Va
         );
     }
     Value::Object(map)
+}
+
+/// Why `orch sync` leaves plan `p` (whose worktree is at `worktree`) as it is, if it does: it
+/// depends on no plan, has no branch yet, is merged into `target` already, or has no worktree.
+pub fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option<String> {
+    if p.upstreams.is_empty() {
+        Some("depends on no other plan".into())
+    } else if p.tip.is_none() {
+        Some(format!("not started: no branch `{}`", p.branch))
+    } else if let Some(how) = &p.landed {
+        Some(format!("merged into `{target}` already ({how})"))
+    } else if !worktree.is_dir() {
+        Some(format!(
+            "no worktree at `{}` (`orch up {}` makes it again)",
+            worktree.display(),
+            p.name
+        ))
+    } else {
+        None
+    }
+}
+
+/// What [`sync_and_record`] did: [`sync_plan`]'s result, and why the merges could not be
+/// recorded in the status file, if they could not (git holds them either way).
+pub struct Synced {
+    pub result: SyncResult,
+    pub unrecorded: Option<StatusError>,
+}
+
+/// Merges the tips of plan `p`'s upstream plans (of `infos`) into its branch, in its worktree
+/// (see [`sync_plan`]), and records them in its status file (`orchUpstream`).
+pub fn sync_and_record(
+    ws: &Workspace,
+    repo_root: &Path,
+    infos: &[PlanInfo],
+    p: &PlanInfo,
+    worktree: &Path,
+) -> Result<Synced, GitError> {
+    let upstreams = p
+        .upstreams
+        .iter()
+        .filter_map(|u| infos.iter().find(|i| &i.name == u))
+        .map(|u| (u.name.clone(), u.branch.clone()))
+        .collect();
+    let target = SyncTarget {
+        plan: &p.name,
+        branch: &p.branch,
+        worktree,
+        upstreams,
+    };
+    let result = sync_plan(repo_root, &target)?;
+    let mut unrecorded = None;
+    if let SyncResult::Done(merged) = &result {
+        let lp = &ws.plans[p.index];
+        let recorded = crate::status::update(
+            &lp.status_path,
+            &lp.plan,
+            &lp.rel_path,
+            &lp.name,
+            |doc, _| {
+                let value = record_upstream(doc.extra.get("orchUpstream"), merged);
+                doc.extra.insert("orchUpstream".to_string(), value);
+                Ok(())
+            },
+        );
+        unrecorded = recorded.err();
+    }
+    Ok(Synced { result, unrecorded })
 }

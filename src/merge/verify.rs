@@ -15,7 +15,8 @@ use super::MergeError;
 use super::interrupt;
 use super::staging::Staging;
 use crate::agent_env;
-use crate::process::{GIT_ENV, group_alive, log_line, open_log, signal_group};
+use crate::agent_env::GIT_ENV;
+use crate::process::{group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::exit;
+use crate::exit;
 
 use super::model::TaskStatus;
 
@@ -111,5 +111,14 @@ impl StatusError {
             Self::UnsupportedVersion { .. } => Some("upgrade orch".to_string()),
             _ => None,
         }
+    }
+}
+
+impl exit::Coded for StatusError {
+    fn exit_code(&self) -> u8 {
+        StatusError::exit_code(self)
+    }
+    fn hint(&self) -> Option<String> {
+        StatusError::hint(self)
     }
 }

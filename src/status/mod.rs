@@ -5,6 +5,7 @@
 //! locking, and changes it under an exclusive lock with atomic writes; [`transition`] holds the
 //! task state machine; [`reconcile`] brings a recorded document in line with the current plan.
 
+mod control_keys;
 mod error;
 mod fast_de;
 mod follow;
@@ -26,6 +27,7 @@ mod transition;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use control_keys::{PAUSED_KEY, STOPPED, STOPPED_KEY, held_in_text, is_paused};
 pub use error::StatusError;
 pub use follow::{Followed, Follower};
 pub use known_text::KnownText;
@@ -39,6 +41,5 @@ pub use store::{
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{
-    RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, process_start_time,
-    record_launch,
+    RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, record_launch,
 };

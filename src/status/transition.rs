@@ -29,7 +29,7 @@ pub enum Transition {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunInfo {
     pub pid: u32,
-    /// Field 22 of `/proc/<pid>/stat`, 0 when unknown (see [`process_start_time`]).
+    /// Field 22 of `/proc/<pid>/stat`, 0 when unknown (`crate::process::process_start_time`).
     pub process_start_time: u64,
     pub host: Option<String>,
     /// `slurm` for a batch job (then `pid` is 0).
@@ -367,23 +367,6 @@ fn finish(
         from,
         to,
     }
-}
-
-/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
-/// or 0 when it cannot be read (no such process, no `/proc`).
-pub fn process_start_time(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    stat[close + 1..]
-        .split_whitespace()
-        .nth(19)
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::state::{
 use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::graph::{Frontier, Graph};
 use crate::manifest::Budget;
+use crate::merge::PlanMergeOutcome;
 use crate::plan::{Plan, TaskKind};
 
 /// The run's fixed settings, as the core needs them.
@@ -40,15 +41,6 @@ pub struct CoreConfig {
 
 /// The longest pause of an agent whose client named no reset time.
 pub const MAX_PAUSE: Duration = Duration::from_secs(30 * 60);
-
-/// What `orch merge` said about one plan of the merge train.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MergeResult {
-    /// `merged`, `already_merged`, `conflict`, `verify_failed`, `skipped`, `refused`, `error`.
-    pub result: String,
-    pub commit: Option<String>,
-    pub reason: String,
-}
 
 /// An agent of an earlier supervisor, found alive (or its batch job) at start-up.
 #[derive(Clone, Debug)]
@@ -115,8 +107,11 @@ pub enum Input {
         plan: usize,
         result: Result<Vec<Event>, String>,
     },
-    /// The merge train merged a plan (or could not).
-    Merged { plan: usize, result: MergeResult },
+    /// The merge train merged a plan (or could not): `orch merge`'s typed outcome.
+    Merged {
+        plan: usize,
+        outcome: PlanMergeOutcome,
+    },
     /// A plan's status file says a person paused it (`orch pause`) or no longer.
     PlanHeld { plan: usize, held: bool },
     /// Time passed: timers up to now fire.
@@ -361,7 +356,7 @@ impl<'a> Core<'a> {
                 self.on_committed(plan, task, result, &mut out);
             }
             Input::Prepared { plan, result } => self.on_prepared(plan, result, &mut out),
-            Input::Merged { plan, result } => self.on_merged(plan, result, &mut out),
+            Input::Merged { plan, outcome } => self.on_merged(plan, outcome, &mut out),
             Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Interrupt => self.interrupt(&mut out),

@@ -273,7 +273,7 @@ fn facts_of(
         error: e.error.clone(),
         usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
         stopped: e.status == status::TaskStatus::Failed
-            && e.extra.contains_key(crate::control::STOPPED_KEY),
+            && e.extra.contains_key(crate::status::STOPPED_KEY),
     };
     if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
         facts.status = status::TaskStatus::Completed;
@@ -449,7 +449,7 @@ impl Effects<'_> {
             Err(b) => return self.reread(p, Some(b), stamp, created),
         };
         // `orchPlanPaused` is written after the entries.
-        let held = crate::control::held_in_text(follower.tail());
+        let held = crate::status::held_in_text(follower.tail());
         self.held(p, held);
         let view = &mut self.views[p];
         let doc = view.doc.as_mut()?;
@@ -546,7 +546,7 @@ impl Effects<'_> {
             .map(|(t, f)| (t, f.clone()))
             .collect();
         let merged_changed = view.merged != merged;
-        let held = doc.extra.contains_key(crate::control::PAUSED_KEY);
+        let held = doc.extra.contains_key(crate::status::PAUSED_KEY);
         self.held(p, held);
         if let Some(pc) = &pc {
             pc.read_back(&doc);
@@ -755,10 +755,10 @@ impl Effects<'_> {
         let name = pc.name.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let result = super::merge_train::run_merge(&manifest, &name).await;
+            let outcome = super::merge_train::run_merge(&manifest, &name).await;
             let _ = tx.send(Msg {
                 reload: Some(p),
-                input: Input::Merged { plan: p, result },
+                input: Input::Merged { plan: p, outcome },
             });
         });
     }

@@ -165,7 +165,7 @@ impl Effects<'_> {
         })?;
         let pid = spawned.pid;
         tracing::debug!(plan = %pc.name, task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
-        let start_time = status::process_start_time(pid);
+        let start_time = crate::process::process_start_time(pid);
         let info = RunInfo {
             pid,
             process_start_time: start_time,

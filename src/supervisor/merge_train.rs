@@ -3,13 +3,13 @@
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::core::MergeResult;
 use super::effects::recv_signal;
+use crate::merge::PlanMergeOutcome;
 
 /// Merges `plan` as `orch merge PLAN` does (all of its checks, locks and verification), on a
 /// blocking thread. Ctrl-C meanwhile reaches it as it reached the `orch merge` child: the first
 /// stops the step without moving the target, the second kills its verify command.
-pub async fn run_merge(manifest: &std::path::Path, plan: &str) -> MergeResult {
+pub async fn run_merge(manifest: &std::path::Path, plan: &str) -> PlanMergeOutcome {
     let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
     let mut merging =
         tokio::task::spawn_blocking(move || crate::merge::merge_plan_now(&manifest, &name));
@@ -29,14 +29,8 @@ pub async fn run_merge(manifest: &std::path::Path, plan: &str) -> MergeResult {
         }
     };
     match joined {
-        Ok(report) => MergeResult {
-            result: report.outcome.result_str().to_string(),
-            commit: report.outcome.commit().map(str::to_string),
-            reason: report.outcome.reason(),
-        },
-        Err(e) => MergeResult {
-            result: "error".to_string(),
-            commit: None,
+        Ok(report) => report.outcome,
+        Err(e) => PlanMergeOutcome::Error {
             reason: format!("the merge of plan `{plan}` stopped: {e}"),
         },
     }

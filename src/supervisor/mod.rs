@@ -17,6 +17,7 @@ pub mod progress;
 pub mod recover;
 mod resync;
 pub mod settle;
+pub mod start;
 pub mod state;
 pub mod watch;
 

@@ -101,7 +101,7 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 plan_agent_of(&doc).filter(|(pid, start)| process::process_alive(*pid, *start));
             let by_env = live
                 .get("")
-                .map(|&pgid| (pgid, status::process_start_time(pgid)));
+                .map(|&pgid| (pgid, process::process_start_time(pgid)));
             if let Some((pid, start)) = recorded.or(by_env) {
                 out.adopted
                     .push(process_of(plan_unit, pid, start, Duration::ZERO));
@@ -147,7 +147,7 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 .map(|r| (r.pid, r.process_start_time));
             let by_env = live
                 .get(t.id.as_str())
-                .map(|&pgid| (pgid, status::process_start_time(pgid)));
+                .map(|&pgid| (pgid, process::process_start_time(pgid)));
             if mode == AgentMode::Task
                 && !e.status.is_finished()
                 && let Some((pid, start)) = recorded.or(by_env)

@@ -290,8 +290,11 @@ pub enum MergeState {
     None,
     Queued,
     Merging,
-    /// `merged`, `conflict`, `verify_failed`, `skipped`, …
-    Done(String),
+    /// In the target: merged by this run's train (or found merged already).
+    Merged,
+    /// Not merged: `orch merge`'s result (`conflict`, `verify_failed`, `skipped`, `refused`,
+    /// `error`; [`PlanMergeOutcome::result_str`](crate::merge::PlanMergeOutcome::result_str)).
+    NotMerged(&'static str),
 }
 
 /// What the core knows of a plan, fixed for the run.

@@ -222,7 +222,7 @@ impl Source {
             row.tokens = usage.tokens();
             row.cost_usd = usage.cost_usd();
             if let Some(d) = doc {
-                row.paused = crate::control::is_paused(d);
+                row.paused = crate::status::is_paused(d);
                 row.merge = d
                     .orch_merge
                     .as_ref()

@@ -10,7 +10,7 @@ use git2::{Oid, Repository, RepositoryInitOptions, Signature, Time};
 use tempfile::TempDir;
 
 use super::*;
-use crate::error::exit;
+use crate::exit;
 
 mod commit;
 mod merge;

@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn executor_resolves_plan_over_agent_over_defaults_and_slurm_tables_merge() {
-    use crate::executor::ExecutorKind;
+    use crate::manifest::ExecutorKind;
     let repo = Repo::new();
     let m = repo
         .load(

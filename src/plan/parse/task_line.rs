@@ -3,7 +3,7 @@
 
 use super::{Collect, Parser};
 use crate::diagnostic::Diagnostic;
-use crate::manifest::parse_duration;
+use crate::duration::parse_duration;
 use crate::plan::check::find_ci;
 use crate::plan::ids::IdIndex;
 use crate::plan::model::{Priority, Task, TaskKind, is_task_id};

@@ -217,7 +217,7 @@ fn corrupt_file_is_reported_and_left_alone() {
                 )),
                 "{e}"
             );
-            assert_eq!(e.exit_code(), crate::error::exit::STATE);
+            assert_eq!(e.exit_code(), crate::exit::STATE);
             assert!(e.hint().is_some());
         }
         other => panic!("expected Corrupt, got {other:?}"),

@@ -497,11 +497,3 @@ fn verify_steps_transition_and_move_the_current_phase() {
         "all done: last phase"
     );
 }
-
-#[test]
-fn process_start_time_of_this_process() {
-    if std::path::Path::new("/proc/self/stat").exists() {
-        assert!(process_start_time(std::process::id()) > 0);
-    }
-    assert_eq!(process_start_time(u32::MAX), 0);
-}

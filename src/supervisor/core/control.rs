@@ -4,7 +4,7 @@
 //! record back to pending).
 
 use super::{Action, Core};
-use crate::control::STOPPED;
+use crate::status::STOPPED;
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{AgentRun, Stage, StopWhy, TaskFacts, TaskRun, Timer, Unit};

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Action, Adopted, Core, MergeResult, kind_str};
+use super::{Action, Adopted, Core, PlanMergeOutcome, kind_str};
 use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
@@ -485,22 +485,23 @@ impl Core<'_> {
         }
     }
 
-    pub(super) fn on_merged(&mut self, p: usize, r: MergeResult, out: &mut Vec<Action>) {
+    pub(super) fn on_merged(&mut self, p: usize, outcome: PlanMergeOutcome, out: &mut Vec<Action>) {
         self.state.merging = None;
         let plan = self.plan_name(p);
-        if r.result == "merged" || r.result == "already_merged" {
-            self.state.plans[p].merge = MergeState::Done("merged".to_string());
+        if outcome.is_merged() {
+            self.state.plans[p].merge = MergeState::Merged;
             out.push(Action::Report(Event::PlanMerged {
                 plan,
                 target: self.cfg.target.clone(),
-                commit: r.commit.filter(|_| r.result == "merged"),
+                // `None` when it was in the target already.
+                commit: outcome.commit().map(str::to_string),
             }));
         } else {
-            self.state.plans[p].merge = MergeState::Done(r.result.clone());
+            self.state.plans[p].merge = MergeState::NotMerged(outcome.result_str());
             out.push(Action::Report(Event::PlanMergeFailed {
                 plan,
-                result: r.result,
-                reason: r.reason,
+                result: outcome.result_str().to_string(),
+                reason: outcome.reason(),
             }));
         }
     }

@@ -117,16 +117,14 @@ fn the_merge_train_merges_upstream_plans_first_and_skips_what_waits_on_a_failed_
         !out.iter().any(|a| matches!(a, Action::Merge { .. })),
         "one merge at a time"
     );
-    let merged = |result: &str| MergeResult {
-        result: result.into(),
-        commit: Some("m".into()),
-        reason: String::new(),
-    };
     let out = c.handle(
         t0,
         Input::Merged {
             plan: 2,
-            result: merged("merged"),
+            outcome: PlanMergeOutcome::Merged {
+                commit: "m".into(),
+                note: None,
+            },
         },
     );
     assert!(
@@ -137,7 +135,10 @@ fn the_merge_train_merges_upstream_plans_first_and_skips_what_waits_on_a_failed_
         t0,
         Input::Merged {
             plan: 1,
-            result: merged("conflict"),
+            outcome: PlanMergeOutcome::Conflict {
+                files: vec!["a".into()],
+                advice: String::new(),
+            },
         },
     );
     assert!(

@@ -79,7 +79,8 @@ impl Core<'_> {
                 failed_tasks,
                 reason,
                 merge: match &plan.merge {
-                    MergeState::Done(r) => Some(r.clone()),
+                    MergeState::Merged => Some("merged".to_string()),
+                    MergeState::NotMerged(r) => Some(r.to_string()),
                     _ => None,
                 },
                 branch: spec.branch.clone(),

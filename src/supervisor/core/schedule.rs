@@ -9,6 +9,9 @@ use crate::supervisor::state::{
     AgentRun, Changes, MergeState, Prep, RunId, RunRec, Stage, TaskRun, Timer, Unit,
 };
 
+/// The merge result of a plan the train does not try (`orch merge`'s word for it).
+const SKIPPED: &str = "skipped";
+
 impl Core<'_> {
     /// Finished plans, the merge train, new launches, and whether the run is over.
     pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -45,8 +48,7 @@ impl Core<'_> {
     /// Whether upstream plan `q` is merged into the target (by this run's merge train or
     /// before it).
     pub(super) fn merged(&self, q: usize) -> bool {
-        self.state.plans[q].merged_before
-            || self.state.plans[q].merge == MergeState::Done("merged".to_string())
+        self.state.plans[q].merged_before || self.state.plans[q].merge == MergeState::Merged
     }
 
     pub(super) fn unmerged_upstreams(&self, p: usize) -> Vec<String> {
@@ -78,16 +80,16 @@ impl Core<'_> {
                 return;
             }
             let hopeless = self.spec(p).is_some_and(|s| {
-                s.upstreams.iter().any(
-                    |&q| matches!(&self.state.plans[q].merge, MergeState::Done(r) if r != "merged"),
-                )
+                s.upstreams
+                    .iter()
+                    .any(|&q| matches!(self.state.plans[q].merge, MergeState::NotMerged(_)))
             });
             if hopeless {
                 self.state.merge_queue.remove(i);
-                self.state.plans[p].merge = MergeState::Done("skipped".to_string());
+                self.state.plans[p].merge = MergeState::NotMerged(SKIPPED);
                 out.push(Action::Report(Event::PlanMergeFailed {
                     plan: self.plan_name(p),
-                    result: "skipped".to_string(),
+                    result: SKIPPED.to_string(),
                     reason: format!("upstream {} was not merged", waiting.join(", ")),
                 }));
                 continue;
@@ -333,7 +335,7 @@ impl Core<'_> {
         }
         // Nothing runs: plans still queued wait on upstream plans that will not be merged.
         for p in std::mem::take(&mut self.state.merge_queue) {
-            self.state.plans[p].merge = MergeState::Done("skipped".to_string());
+            self.state.plans[p].merge = MergeState::NotMerged(SKIPPED);
             let reason = if self.state.graceful {
                 "interrupted before its merge; run `orch merge` to merge it".to_string()
             } else {
@@ -344,7 +346,7 @@ impl Core<'_> {
             };
             out.push(Action::Report(Event::PlanMergeFailed {
                 plan: self.plan_name(p),
-                result: "skipped".to_string(),
+                result: SKIPPED.to_string(),
                 reason,
             }));
         }

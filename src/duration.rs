@@ -1,4 +1,4 @@
-//! Durations as written in the manifest: `90s`, `30m`, `2h`, `1h30m`, `1d`.
+//! Durations as written in the manifest and in plans: `90s`, `30m`, `2h`, `1h30m`, `1d`.
 
 use std::time::Duration;
 

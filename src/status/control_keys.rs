@@ -1,0 +1,22 @@
+//! The keys of run control in a status file (`orch pause|resume|retry|stop`, written by
+//! `crate::control`) and their readers, for the supervisor and the reading commands.
+
+use super::StatusDoc;
+
+/// The top-level status-file key of a plan paused by a person.
+pub const PAUSED_KEY: &str = "orchPlanPaused";
+/// The task-entry key of a task stopped by a person.
+pub const STOPPED_KEY: &str = "orchStopped";
+/// The cause recorded for a stopped task.
+pub const STOPPED: &str = "stopped";
+
+/// Whether a status file's text (orch's layout) has [`PAUSED_KEY`] at the top level: a key at
+/// depth 1 is the only place a raw newline is followed by exactly two spaces and a quote.
+pub fn held_in_text(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"\n  \"orchPlanPaused\": ").is_some()
+}
+
+/// Whether a plan's status document says it is paused.
+pub fn is_paused(doc: &StatusDoc) -> bool {
+    doc.extra.contains_key(PAUSED_KEY)
+}

@@ -1,0 +1,420 @@
+//! The preparation of `orch up`'s run, in two steps. [`Checked::check`]: everything that can be
+//! checked before anything is touched (templates, agents, each plan's worktree, Slurm), then the
+//! supervisor lock and the exclusion of orch's directories from git. [`Checked::prepare`]: the
+//! stale git locks of an interrupted run removed, each plan's worktree and branch made with its
+//! start record (`orchWorktree`), and the run context ([`Ctx`]) the effect runner works with.
+
+mod checks;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::anyhow;
+use chrono::Utc;
+use serde_json::json;
+
+use super::context::{Ctx, PlanCtx};
+use super::{Event, LockError, PlanInfo, SupervisorLock};
+use crate::error::{CliError, CliResult, exit};
+use crate::executor::{ExecutorKind, JobTracker, Slurm};
+use crate::git::{self, TreeAction, TreeRequest};
+use crate::manifest::{Manifest, PlanEntry};
+use crate::prompt::Templates;
+use crate::status;
+use crate::workspace::{self, LoadedPlan, Workspace};
+
+/// What a run's settings take from the command line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides `defaults.max_agents`.
+    pub max_agents: Option<usize>,
+    /// The merge train, also when `defaults.auto_merge` is off.
+    pub merge: bool,
+}
+
+/// A run checked, with the supervisor lock held: nothing made yet.
+pub struct Checked<'w> {
+    manifest: &'w Manifest,
+    repo_root: PathBuf,
+    state_dir: PathBuf,
+    orch_bin: PathBuf,
+    templates: Templates,
+    /// The plans of the run, in the order they were selected.
+    plans: Vec<Chosen<'w>>,
+    /// Some plan runs its agents through Slurm.
+    slurm: bool,
+    lock: SupervisorLock,
+}
+
+/// One plan of the run.
+struct Chosen<'w> {
+    index: usize,
+    lp: &'w LoadedPlan,
+    entry: &'w PlanEntry,
+    /// What its worktree needs; `None`: the plan has nothing left to do, and no worktree.
+    tree: Option<TreeAction>,
+}
+
+/// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
+pub struct Prepared {
+    pub ctx: Arc<Ctx>,
+    _lock: SupervisorLock,
+}
+
+impl<'w> Checked<'w> {
+    /// Checks the run of plans `selected` (indexes into `ws.plans`) of `manifest`, then takes the
+    /// supervisor lock of the repository (exit 4 when another supervisor holds it).
+    pub fn check(
+        ws: &'w Workspace,
+        manifest: &'w Manifest,
+        selected: &[usize],
+        orch_bin: PathBuf,
+    ) -> CliResult<Self> {
+        let repo_root = workspace::repo_root(manifest)?;
+        let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
+            .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+        templates
+            .check()
+            .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+        let mut plans = Vec::with_capacity(selected.len());
+        let mut checked_agents = std::collections::BTreeSet::new();
+        for &index in selected {
+            let lp = &ws.plans[index];
+            let entry = workspace::entry_of(manifest, &lp.name)?;
+            checks::agent(
+                manifest,
+                entry,
+                &orch_bin,
+                &templates,
+                lp,
+                &mut checked_agents,
+            )?;
+            let tree = checks::tree_action(manifest, &repo_root, lp, entry)?;
+            plans.push(Chosen {
+                index,
+                lp,
+                entry,
+                tree,
+            });
+        }
+        let slurm_plans: Vec<&str> = plans
+            .iter()
+            .filter(|c| c.entry.executor == ExecutorKind::Slurm)
+            .map(|c| c.lp.name.as_str())
+            .collect();
+        if !slurm_plans.is_empty() {
+            checks::slurm(manifest, &slurm_plans, &orch_bin)?;
+        }
+        let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+        let lock = lock(&state_dir)?;
+        exclude_orch_dirs(manifest, &repo_root)?;
+        Ok(Self {
+            manifest,
+            repo_root,
+            state_dir,
+            orch_bin,
+            templates,
+            slurm: !slurm_plans.is_empty(),
+            plans,
+            lock,
+        })
+    }
+
+    /// The main repository's work dir.
+    pub fn repo_root(&self) -> &Path {
+        &self.repo_root
+    }
+
+    /// `<state_dir>`: the status files, the event log.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Each plan of the run with its tasks and those already finished (for the progress).
+    pub fn plan_infos(&self) -> Vec<PlanInfo> {
+        self.plans
+            .iter()
+            .map(|c| PlanInfo {
+                name: c.lp.name.clone(),
+                total: c.lp.plan.tasks.len(),
+                done: c.lp.read_status().ok().map_or(0, |d| {
+                    d.entries().filter(|e| e.status.is_finished()).count()
+                }),
+            })
+            .collect()
+    }
+
+    /// Makes the run: stale git locks removed, each plan's worktree and branch (a
+    /// `plan_started` event each), the early warning of conflicting branches, the run context.
+    pub fn prepare(
+        self,
+        ws: &Workspace,
+        options: RunOptions,
+        emit: &mut impl FnMut(&Event),
+    ) -> CliResult<Prepared> {
+        self.remove_stale_locks(emit)?;
+        let mut plans: Vec<Option<Arc<PlanCtx>>> = vec![None; ws.plans.len()];
+        // Plans whose branch already has work: checked against each other once all trees are made.
+        let mut with_work: Vec<(String, String)> = Vec::new();
+        for chosen in &self.plans {
+            plans[chosen.index] = Some(Arc::new(self.plan_ctx(chosen, &mut with_work, emit)?));
+        }
+        checks::warn_conflicts(&self.repo_root, &with_work, emit);
+        let jobs = if self.slurm {
+            let slurm = Slurm::new(&self.state_dir).map_err(|e| {
+                anyhow!(
+                    "cannot write the Slurm job script into `{}`: {e}",
+                    self.state_dir.display()
+                )
+            })?;
+            Some(JobTracker::new(Arc::new(slurm), self.manifest.slurm_poll))
+        } else {
+            None
+        };
+        let manifest = self.manifest;
+        let d = &manifest.defaults;
+        let ctx = Arc::new(Ctx {
+            repo_root: self.repo_root,
+            manifest_path: std::path::absolute(&manifest.path).unwrap_or(manifest.path.clone()),
+            orch_bin: self.orch_bin,
+            max_agents: options.max_agents.unwrap_or(d.max_agents).max(1),
+            grace: d.grace,
+            backoff: d.backoff,
+            stuck_after: d.stuck_after,
+            auto_merge: options.merge || d.auto_merge,
+            budget: d.budget,
+            limit_backoff: limit_backoff(),
+            templates: self.templates,
+            plans,
+            jobs,
+            ports: d.ports,
+        });
+        Ok(Prepared {
+            ctx,
+            _lock: self.lock,
+        })
+    }
+
+    /// Lock files left by a git write killed with an earlier supervisor (its commit, or the
+    /// creation of the plan branch) would fail this run's. This supervisor is the only one now;
+    /// a plan with no live agent left has no other writer either.
+    fn remove_stale_locks(&self, emit: &mut impl FnMut(&Event)) -> CliResult<()> {
+        let removed = |lock: &Path| {
+            format!(
+                "removed `{}`, a stale git lock left by an interrupted run",
+                lock.display()
+            )
+        };
+        if let Some(lock) =
+            git::remove_stale_config_lock(&self.repo_root).map_err(CliError::coded)?
+        {
+            emit(&Event::Note {
+                plan: None,
+                message: removed(&lock),
+            });
+        }
+        let agents = crate::process::find_agents();
+        for c in &self.plans {
+            let status_file = c.lp.status_path.display().to_string();
+            // Agents of a plan with task worktrees never write in the plan's worktree or branch:
+            // only orch does (landing task commits), and no other orch runs now.
+            if !self.manifest.task_trees(c.entry)
+                && agents.iter().any(|a| a.status_file == status_file)
+            {
+                continue;
+            }
+            for lock in git::remove_plan_locks(&self.repo_root, &c.lp.name, &c.entry.branch)
+                .map_err(CliError::coded)?
+            {
+                emit(&Event::Note {
+                    plan: Some(c.lp.name.clone()),
+                    message: removed(&lock),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Plan `c`'s worktree and branch, when it has work left, and its context.
+    fn plan_ctx(
+        &self,
+        c: &Chosen<'_>,
+        with_work: &mut Vec<(String, String)>,
+        emit: &mut impl FnMut(&Event),
+    ) -> CliResult<PlanCtx> {
+        let (lp, entry, manifest) = (c.lp, c.entry, self.manifest);
+        let path = manifest.worktree_path(&lp.name);
+        let (base, created_at) = match c.tree {
+            None => (String::new(), None),
+            Some(_) => {
+                let tree =
+                    git::ensure_plan_tree(&tree_request(manifest, &self.repo_root, entry, &path))
+                        .map_err(CliError::coded)?;
+                let created_at = record_tree(lp, &tree)?;
+                if tree.head != tree.base {
+                    with_work.push((lp.name.clone(), tree.branch.clone()));
+                }
+                emit(&Event::PlanStarted {
+                    plan: lp.name.clone(),
+                    branch: tree.branch.clone(),
+                    worktree: tree.path.clone(),
+                    base: tree.base.clone(),
+                    created: tree.created,
+                });
+                (tree.base, Some(created_at))
+            }
+        };
+        let agent = manifest.agent_of(entry).cloned().ok_or_else(|| {
+            CliError::invalid(anyhow!(
+                "plan `{}` names agent `{}`, which `{}` does not define",
+                lp.name,
+                entry.agent,
+                manifest.path.display()
+            ))
+        })?;
+        Ok(PlanCtx {
+            index: c.index,
+            name: lp.name.clone(),
+            plan: lp.plan.clone(),
+            rel_path: lp.rel_path.clone(),
+            digest: plan_digest(&entry.abs_file, &lp.plan),
+            status_path: lp.status_path.clone(),
+            log_dir: manifest.log_dir(&lp.name),
+            worktree: path,
+            branch: entry.branch.clone(),
+            base,
+            created_at,
+            agent_name: entry.agent.clone(),
+            agent,
+            parallel: entry.parallel,
+            parallel_tasks: entry.parallel_tasks,
+            repo_root: self.repo_root.clone(),
+            copy: entry.copy.clone(),
+            timeout: entry.timeout,
+            retries: entry.retries,
+            setup: entry.setup.clone(),
+            depends_on: entry.depends_on.clone(),
+            git_lock: Mutex::new(()),
+            commits: Default::default(),
+            executor: entry.executor,
+            slurm: entry.slurm.clone(),
+            check: entry.check.clone(),
+            budget: entry.budget,
+            port: Default::default(),
+            unrecorded: Default::default(),
+            known: Default::default(),
+        })
+    }
+}
+
+/// The worktree of plan `entry` at `path`, as git makes it.
+fn tree_request<'a>(
+    manifest: &'a Manifest,
+    repo_root: &'a Path,
+    entry: &'a PlanEntry,
+    path: &'a Path,
+) -> TreeRequest<'a> {
+    TreeRequest {
+        repo_root,
+        plan: &entry.name,
+        branch: &entry.branch,
+        path,
+        target: &manifest.defaults.target,
+        copy: &entry.copy,
+    }
+}
+
+/// One supervisor per repository.
+fn lock(state_dir: &Path) -> CliResult<SupervisorLock> {
+    SupervisorLock::acquire(state_dir).map_err(|e| {
+        let hint = match &e {
+            LockError::Held { .. } => {
+                "wait for it to finish, or stop it (Ctrl-C in its terminal); `orch status --watch` follows its progress"
+            }
+            LockError::Open { .. } => "check the permissions of the state directory",
+        };
+        CliError::new(exit::REFUSED, e).with_hint(hint)
+    })
+}
+
+/// The worktrees, the state and the logs are not the repository's content: excluded from git.
+fn exclude_orch_dirs(manifest: &Manifest, repo_root: &Path) -> CliResult<()> {
+    let excluded: Vec<String> = [
+        &manifest.defaults.worktree_root,
+        &manifest.defaults.state_dir,
+        &manifest.defaults.log_dir,
+    ]
+    .iter()
+    .filter_map(|d| {
+        manifest
+            .root
+            .join(d)
+            .strip_prefix(repo_root)
+            .ok()
+            .map(|r| format!("/{}/", r.display()))
+    })
+    .collect();
+    git::ensure_excluded(repo_root, &excluded).map_err(CliError::coded)
+}
+
+/// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.
+fn record_tree(lp: &LoadedPlan, tree: &git::PlanTree) -> CliResult<chrono::DateTime<Utc>> {
+    let now = Utc::now();
+    let mut created_at = now;
+    status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let earlier = doc
+                .extra
+                .get("orchWorktree")
+                .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
+                .and_then(|v| v.get("createdAt"))
+                .and_then(|v| v.as_str())
+                .and_then(status::parse_timestamp);
+            if let (false, Some(t)) = (tree.created, earlier) {
+                created_at = t;
+            }
+            doc.extra.insert(
+                "orchWorktree".to_string(),
+                json!({
+                    "branch": tree.branch,
+                    "path": tree.path,
+                    "base": tree.base,
+                    "createdAt": status::timestamp(created_at),
+                }),
+            );
+            Ok(())
+        },
+    )
+    .map_err(CliError::coded)?;
+    Ok(created_at)
+}
+
+/// The digest of plan file `path` (`orchPlanDigest`), when its bytes still parse to `plan`
+/// (the file may have changed since it was read).
+fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let mut parsed = crate::plan::parse(path, text);
+    // The workspace names the file (and its diagnostics) as the user wrote it.
+    parsed.path.clone_from(&plan.path);
+    for d in &mut parsed.diagnostics {
+        d.path.clone_from(&plan.path);
+    }
+    (parsed == *plan).then(|| status::plan_digest(&bytes))
+}
+
+/// The first pause of an agent at a usage limit whose client named no reset time (60 s; the
+/// environment variable `ORCH_LIMIT_BACKOFF_MS` sets another, for tests).
+fn limit_backoff() -> std::time::Duration {
+    std::env::var(crate::agent_env::ORCH_LIMIT_BACKOFF_MS)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
+}

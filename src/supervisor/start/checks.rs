@@ -1,0 +1,262 @@
+//! What `orch up` checks before it touches anything: each agent's program, flags and prompt,
+//! each plan's worktree, the Slurm plans' paths and controller; and, once the trees are made,
+//! the early warning of branches that would conflict.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use super::tree_request;
+use crate::error::{CliError, CliResult, exit};
+use crate::executor::Slurm;
+use crate::git::{self, TreeAction};
+use crate::manifest::{AgentMode, Manifest, PlanEntry, render_template};
+use crate::process::resolve_program;
+use crate::prompt::{TaskPrompt, Templates};
+use crate::status;
+use crate::supervisor::Event;
+use crate::workspace::LoadedPlan;
+
+/// What plan `lp`'s worktree needs (`None`: every task is finished and no commit is owed, so
+/// it needs none). A new worktree is refused while the plan file differs from its version on
+/// the target branch, which the worktree is made from.
+pub(super) fn tree_action(
+    manifest: &Manifest,
+    repo_root: &Path,
+    lp: &LoadedPlan,
+    entry: &PlanEntry,
+) -> CliResult<Option<TreeAction>> {
+    let doc = lp.read_status().map_err(CliError::coded)?;
+    let unfinished = doc.entries().any(|e| !e.status.is_finished());
+    if !unfinished && !commit_owed(&doc) {
+        return Ok(None);
+    }
+    let path = manifest.worktree_path(&lp.name);
+    let action = git::plan_tree_preflight(&tree_request(manifest, repo_root, entry, &path))
+        .map_err(CliError::coded)?;
+    if matches!(action, TreeAction::Create { .. }) {
+        let abs = entry
+            .abs_file
+            .canonicalize()
+            .unwrap_or_else(|_| entry.abs_file.clone());
+        let rel = abs
+            .strip_prefix(repo_root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| entry.file.clone());
+        let target = &manifest.defaults.target;
+        if git::file_differs_from(repo_root, target, &rel).map_err(CliError::coded)? {
+            return Err(CliError::new(
+                exit::REFUSED,
+                anyhow!(
+                    "plan file `{}` of plan `{}` differs from its version on `{target}`: the new worktree, made from `{target}`, would not have what you see here",
+                    entry.file.display(),
+                    lp.name,
+                ),
+            )
+            .with_hint(format!(
+                "commit it on `{target}` first: git add {} && git commit",
+                entry.file.display()
+            )));
+        }
+    }
+    Ok(Some(action))
+}
+
+/// Whether a task completed in orch's worktree still waits for its commit (a supervisor killed
+/// between the agent's report and the commit): the plan needs its worktree again to make it.
+fn commit_owed(doc: &status::StatusDoc) -> bool {
+    let Some(created) = doc
+        .extra
+        .get("orchWorktree")
+        .and_then(|v| v.get("createdAt"))
+        .and_then(|v| v.as_str())
+        .and_then(status::parse_timestamp)
+    else {
+        return false;
+    };
+    doc.entries().any(|e| {
+        e.status == status::TaskStatus::Completed
+            && e.commit.is_none()
+            && e.completed_at
+                .as_deref()
+                .and_then(status::parse_timestamp)
+                .is_some_and(|t| t >= created)
+    })
+}
+
+/// The agent's program exists, a CLI orch knows runs and accepts the flags passed
+/// ([`crate::preflight`], once per agent), and its prompt renders: found now rather than after
+/// worktrees were made.
+pub(super) fn agent(
+    manifest: &Manifest,
+    entry: &PlanEntry,
+    orch_bin: &Path,
+    templates: &Templates,
+    lp: &LoadedPlan,
+    checked: &mut BTreeSet<String>,
+) -> CliResult<()> {
+    let agent = manifest.agent_of(entry).ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "plan `{}` names unknown agent `{}`",
+            entry.name,
+            entry.agent
+        ))
+    })?;
+    let orch = orch_bin.display().to_string();
+    let program = agent
+        .command
+        .first()
+        .map(|a| {
+            render_template(a, |v| {
+                if v == "orch" {
+                    orch.clone()
+                } else {
+                    String::new()
+                }
+            })
+        })
+        .transpose()
+        .map_err(|e| CliError::invalid(anyhow!("agent `{}`: {e}", entry.agent)))?
+        .unwrap_or_default();
+    let Some(resolved) = resolve_program(&program, &manifest.root) else {
+        return Err(CliError::invalid(anyhow!(
+            "agent `{}` of plan `{}`: program `{program}` was not found{}",
+            entry.agent,
+            entry.name,
+            if program.contains('/') {
+                format!(
+                    " (relative to the worktree, like `{}`)",
+                    manifest.root.join(&program).display()
+                )
+            } else {
+                " on PATH".to_string()
+            }
+        ))
+        .with_hint(format!(
+            "install it, or set `command` in `[agents.{}]` of {}",
+            entry.agent,
+            manifest.path.display()
+        )));
+    };
+    if checked.insert(entry.agent.clone()) {
+        crate::preflight::check(&entry.agent, &resolved, &agent.command, &manifest.root)
+            .map_err(|e| CliError::invalid(anyhow!("{}", e.message)).with_hint(e.hint))?;
+    }
+    if agent.mode == AgentMode::Task {
+        sample_prompt(templates, lp, entry, orch)?;
+    }
+    Ok(())
+}
+
+/// A prompt with every variable filled: a template error shows now, not at the first task.
+fn sample_prompt(
+    templates: &Templates,
+    lp: &LoadedPlan,
+    entry: &PlanEntry,
+    orch: String,
+) -> CliResult<()> {
+    let Some(t) = lp.plan.tasks.first() else {
+        return Ok(());
+    };
+    let sample = TaskPrompt {
+        plan: lp.name.clone(),
+        plan_title: lp.plan.title.clone(),
+        plan_file: lp.rel_path.clone(),
+        phase_number: t.phase,
+        phase_title: String::new(),
+        task_id: t.id.clone(),
+        kind: "task".into(),
+        description: t.description.clone(),
+        body: t.body.clone(),
+        dependencies: Vec::new(),
+        worktree: String::new(),
+        branch: entry.branch.clone(),
+        orch,
+        status_file: lp.status_path.display().to_string(),
+        attempt: 1,
+        previous_error: None,
+        check: String::new(),
+        report_by_exit: false,
+    };
+    templates
+        .render_task(&sample)
+        .map(drop)
+        .map_err(|e| CliError::invalid(anyhow!("{e}")))
+}
+
+/// Plans run through Slurm need its controller, and paths the compute nodes can see: a
+/// directory on a node-local filesystem (tmpfs) is refused now; each job checks the rest on its
+/// node (see [`crate::executor::job_script`]).
+pub(super) fn slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> CliResult<()> {
+    let d = &manifest.defaults;
+    for (key, dir) in [
+        ("worktree_root", &d.worktree_root),
+        ("state_dir", &d.state_dir),
+        ("log_dir", &d.log_dir),
+    ] {
+        let path = manifest.root.join(dir);
+        if let Some(fs) = crate::executor::node_local_fs(&path) {
+            return Err(CliError::invalid(anyhow!(
+                "{}: `defaults.{key}` (`{}`) is on {fs}, which only this machine sees, but plan `{}` runs its agents through Slurm",
+                manifest.path.display(),
+                path.display(),
+                plans[0]
+            ))
+            .with_hint(
+                "put the repository on a filesystem the compute nodes mount at the same path (NFS, Lustre, …), or set executor = \"local\"",
+            ));
+        }
+    }
+    if let Some(fs) = crate::executor::node_local_fs(orch_bin) {
+        return Err(CliError::invalid(anyhow!(
+            "the orch executable `{}` is on {fs}, which the compute nodes cannot see, but plan `{}` runs its agents through Slurm (they call orch back)",
+            orch_bin.display(),
+            plans[0]
+        ))
+        .with_hint("install orch on a shared filesystem, or set executor = \"local\""));
+    }
+    Slurm::check().map_err(|e| {
+        CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(format!(
+            "plan `{}` runs its agents through Slurm: start Slurm (or point orch at its controller with SLURM_CONF), or set executor = \"local\"",
+            plans[0]
+        ))
+    })
+}
+
+/// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
+const CONFLICT_CHECK_MAX: usize = 20;
+
+/// A `Note` for each pair of `(plan, branch)` whose branches would conflict when merged (an
+/// early warning; `orch conflicts` has the full picture). Skipped above [`CONFLICT_CHECK_MAX`]
+/// plans; a failing check is skipped too (it decides nothing).
+pub(super) fn warn_conflicts(
+    repo_root: &Path,
+    plans: &[(String, String)],
+    emit: &mut impl FnMut(&Event),
+) {
+    if plans.len() < 2 || plans.len() > CONFLICT_CHECK_MAX {
+        return;
+    }
+    let revs: Vec<String> = plans.iter().map(|(_, b)| b.clone()).collect();
+    let pairs: Vec<(usize, usize)> = (0..revs.len())
+        .flat_map(|i| (i + 1..revs.len()).map(move |j| (i, j)))
+        .collect();
+    let Ok(results) = git::conflicts_of_pairs(repo_root, &revs, &pairs) else {
+        return;
+    };
+    for (&(i, j), files) in pairs.iter().zip(results) {
+        if files.is_empty() {
+            continue;
+        }
+        let list = crate::diagnostic::path_list(&files, 5);
+        emit(&Event::Note {
+            plan: Some(plans[i].0.clone()),
+            message: format!(
+                "branches `{}` and `{}` (plan `{}`) would conflict when merged, on {list}; \
+                 `orch conflicts` shows every pair",
+                plans[i].1, plans[j].1, plans[j].0
+            ),
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! Dependencies point down only: every `crate::<module>` a file of `src/` names (tests aside)
+//! is a module below its own in [`LAYERS`], the order docs/ARCHITECTURE.md draws.
+
+use std::path::{Path, PathBuf};
+
+/// orch's top-level modules, top to bottom: each may use only the modules after it. The same
+/// order as the diagram under "The layers" in docs/ARCHITECTURE.md (checked below).
+const LAYERS: &[&str] = &[
+    "cli",
+    "commands",
+    "top",
+    "control",
+    "supervisor",
+    "merge",
+    "executor",
+    "simulate",
+    "notify",
+    "workspace",
+    "error",
+    "watch",
+    "preflight",
+    "prompt",
+    "git",
+    "ports",
+    "process",
+    "status",
+    "graph",
+    "manifest",
+    "plan",
+    "agent_output",
+    "agent_env",
+    "color",
+    "diagnostic",
+    "duration",
+    "exit",
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The top-level modules of `src/` (a `name.rs` or a `name/` directory), `lib.rs` and `main.rs`
+/// aside.
+fn modules() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(src())
+        .expect("src/")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let name = name
+                .strip_suffix(".rs")
+                .map_or(name.clone(), str::to_string);
+            (name != "lib" && name != "main").then_some(name)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Whether `path` holds only tests (`tests.rs`, `*_tests.rs`, `test_support.rs`, a `tests/`
+/// directory).
+fn test_only(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "tests.rs"
+        || name.ends_with("_tests.rs")
+        || name == "test_support.rs"
+        || path.components().any(|c| c.as_os_str() == "tests")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The lines of `text` that are code: comments cut off, and each item under `#[cfg(test)]`
+/// (a `mod tests { … }`, a `mod x;`, a `use`) left out.
+fn code_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, line)) = lines.next() {
+        let code = line.split("//").next().unwrap_or("");
+        if code.trim() == "#[cfg(test)]" {
+            // Skip the next item: to its `;`, or to the `}` closing its first `{`.
+            let mut depth = 0i32;
+            for (_, l) in lines.by_ref() {
+                let l = l.split("//").next().unwrap_or("");
+                depth += l.matches('{').count() as i32 - l.matches('}').count() as i32;
+                let opened = l.contains('{') || depth > 0;
+                if (!opened && l.trim_end().ends_with(';')) || (opened && depth <= 0) {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push((i + 1, code.to_string()));
+    }
+    out
+}
+
+/// The top-level modules named by `crate::` paths in `code`: `crate::a::b`, `crate::{a, b::c}`
+/// (a group may span lines: `code` is the whole file's code).
+fn named_modules(code: &str) -> Vec<(usize, String)> {
+    let bytes = code.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("crate::") {
+        let start = from + at;
+        from = start + "crate::".len();
+        // `crate::` itself, not the end of `orch_crate::` or the like.
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            continue;
+        }
+        let line = code[..start].matches('\n').count() + 1;
+        if bytes.get(from) == Some(&b'{') {
+            // Each top-level name of the group: after `{` or a `,` at depth 1.
+            let mut depth = 0;
+            let mut expect = true;
+            for (k, c) in code[from..].char_indices() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        expect = depth == 1;
+                    }
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => expect = true,
+                    c if expect && (c.is_alphabetic() || c == '_') => {
+                        let rest = &code[from + k..];
+                        let end = rest
+                            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .unwrap_or(rest.len());
+                        out.push((line, rest[..end].to_string()));
+                        expect = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let rest = &code[from..];
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            out.push((line, rest[..end].to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_module_of_src_is_placed_in_the_layers() {
+    let found = modules();
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|m| !LAYERS.contains(&m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "modules of src/ not in LAYERS (tests/layers.rs) nor in docs/ARCHITECTURE.md: {missing:?}"
+    );
+    let gone: Vec<&&str> = LAYERS
+        .iter()
+        .filter(|m| !found.iter().any(|f| f == *m))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "LAYERS lists modules src/ no longer has: {gone:?}; remove them here and from the diagram in docs/ARCHITECTURE.md"
+    );
+}
+
+#[test]
+fn the_architecture_page_draws_the_same_layers() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"))
+            .expect("docs/ARCHITECTURE.md");
+    let section = doc
+        .split("## The layers")
+        .nth(1)
+        .expect("a section `## The layers`");
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("a code block in `## The layers`");
+    let drawn: Vec<&str> = block
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert_eq!(
+        drawn, LAYERS,
+        "the diagram of docs/ARCHITECTURE.md and LAYERS of tests/layers.rs differ"
+    );
+}
+
+#[test]
+fn dependencies_point_down_only() {
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    let mut upward = Vec::new();
+    for path in files.iter().filter(|p| !test_only(p)) {
+        let rel = path.strip_prefix(src()).expect("under src/");
+        let own = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .map(|s| s.strip_suffix(".rs").unwrap_or(s).to_string())
+            .expect("a module");
+        let Some(own_rank) = rank(&own) else {
+            continue; // lib.rs, main.rs
+        };
+        let text = std::fs::read_to_string(path).expect("read");
+        let lines = code_lines(&text);
+        let code: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        for (k, name) in named_modules(&code) {
+            if let Some(r) = rank(&name)
+                && r < own_rank
+            {
+                upward.push(format!(
+                    "src/{}:{}: `{own}` uses `crate::{name}`, a layer above it",
+                    rel.display(),
+                    lines[k - 1].0
+                ));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "dependencies must point down only (LAYERS in tests/layers.rs):\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn the_scanner_sees_paths_groups_and_skips_tests_and_comments() {
+    let text = "use crate::a::x;\nuse crate::{\n    b::{c, d},\n    e,\n};\n// crate::f\nlet v = crate::g::h(); // crate::i\n#[cfg(test)]\nmod tests {\n    use crate::j;\n}\n#[cfg(test)]\nmod more;\nuse crate::k;\n";
+    let lines = code_lines(text);
+    let code: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let names: Vec<(usize, String)> = named_modules(&code)
+        .into_iter()
+        .map(|(k, n)| (lines[k - 1].0, n))
+        .collect();
+    let expect: Vec<(usize, String)> = [(1, "a"), (2, "b"), (2, "e"), (7, "g"), (14, "k")]
+        .iter()
+        .map(|(l, n)| (*l, n.to_string()))
+        .collect();
+    assert_eq!(names, expect);
+}
