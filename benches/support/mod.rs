@@ -112,3 +112,61 @@ pub fn children_rusage() -> f64 {
     let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     s(u.user_time()) + s(u.system_time())
 }
+
+/// The top-level components of a generated repository ([`big_repo`]): `services/s00`..`s09` and
+/// `libs/l00`..`l09`, each holding the same share of the files, so one component is 5% of them.
+#[allow(dead_code)] // Used by the benches of checkouts, not by every one.
+pub const COMPONENTS: usize = 20;
+
+/// The path of component `c` (0..[`COMPONENTS`]) in a generated repository.
+#[allow(dead_code)]
+pub fn component(c: usize) -> String {
+    if c < COMPONENTS / 2 {
+        format!("services/s{c:02}")
+    } else {
+        format!("libs/l{:02}", c - COMPONENTS / 2)
+    }
+}
+
+/// Makes `dir` (created, or empty) a git repository of a realistic size: `files` source files of
+/// about 4 KiB each (40,000 files are about 160 MB checked out) spread over [`COMPONENTS`]
+/// components in directories of 100 files, a few files at the root (`README.md`, `Cargo.toml`,
+/// `.gitignore` ignoring `target/` and `node_modules/`), all in one commit on `main`. The content
+/// is the same for the same `files`, so runs compare.
+///
+/// Anyone can re-run a checkout benchmark on such a repository: the benches that use it print
+/// its size.
+#[allow(dead_code)]
+pub fn big_repo(dir: &Path, files: usize) {
+    use std::fmt::Write as _;
+    std::fs::create_dir_all(dir).expect("repository directory");
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "# generated\n\nA generated repository.\n").expect("write");
+    std::fs::write(dir.join(".gitignore"), "target/\nnode_modules/\n").expect("write");
+    std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = []\n").expect("write");
+    let per_component = files.div_ceil(COMPONENTS);
+    let mut body = String::with_capacity(4200);
+    for i in 0..files {
+        let c = i / per_component;
+        let j = i % per_component;
+        let sub = dir.join(component(c)).join(format!("m{:03}", j / 100));
+        if j % 100 == 0 {
+            std::fs::create_dir_all(&sub).expect("component directory");
+        }
+        body.clear();
+        let _ = writeln!(body, "//! Module {j} of component {c}.\n");
+        let mut line = 0;
+        while body.len() < 4000 {
+            let _ = writeln!(
+                body,
+                "pub fn f{line}_{i}(x: u64) -> u64 {{ x.wrapping_mul({}).rotate_left({}) }}",
+                i * 31 + line + 1,
+                line % 64
+            );
+            line += 1;
+        }
+        std::fs::write(sub.join(format!("f{:02}.rs", j % 100)), &body).expect("write");
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "generated"]);
+}
