@@ -1,6 +1,6 @@
-//! The process exit codes of `orch` (stable: scripts rely on them; documented in the README,
-//! never renumber one), and [`Coded`]: an error of a lower module that knows its code. A leaf:
-//! the modules that fail with a code import this, and `crate::error` turns a [`Coded`] error into
+//! The process exit codes of `orch` (stable: scripts rely on them; documented in the README and
+//! docs/src/exit-codes.md, never renumber one), and [`Coded`]: an error of a lower module that
+//! knows its code. A leaf: the modules that fail with a code import this, and `crate::error` turns a [`Coded`] error into
 //! the command line's error.
 
 /// Success.

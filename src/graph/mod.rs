@@ -1,5 +1,5 @@
 //! Scheduling semantics: the effective dependency graph of plans, the ready set, waves and the
-//! critical path. See the README's "Scheduling" section for the rules in prose.
+//! critical path. See docs/src/scheduling.md for the rules in prose.
 
 mod build;
 mod frontier;

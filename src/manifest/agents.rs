@@ -89,8 +89,8 @@ pub const TEMPLATE_VARS: [&str; 9] = [
 
 /// The agents usable without an `[agents.X]` table; a table with the same name overrides one.
 ///
-/// Each was checked against the real CLI (see the README's "Agents" section for the versions and
-/// what each one may do):
+/// Each was checked against the real CLI (see the README's "Agents" section for the versions, and
+/// docs/src/agents.md for what each one may do):
 /// - `claude`: print mode, edits accepted, Bash allowed only for orch itself (the prompt spells
 ///   orch's path out, so the narrow rule matches), JSON events on stdout as they happen.
 /// - `codex`: `exec` in the `workspace-write` sandbox, with the status file's directory writable

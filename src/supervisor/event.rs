@@ -1,5 +1,5 @@
 //! What happens during `orch up`, as events: the progress display renders them, `--json` prints
-//! one per line. The JSON field names are a contract (README, "orch up --json").
+//! one per line. The JSON field names are a contract (docs/src/commands/up.md, "orch up --json").
 
 use std::path::PathBuf;
 

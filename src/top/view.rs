@@ -54,7 +54,7 @@ pub fn items(s: &Snapshot) -> Vec<Item> {
         .collect()
 }
 
-/// The keys, as listed by `?` (and in the README).
+/// The keys, as listed by `?` (and in the book, docs/src/commands/top.md).
 pub const KEYS: &[(&str, &str)] = &[
     ("↑/↓, j/k", "select a plan or a task"),
     ("p", "pause / resume the selected plan"),
