@@ -1,7 +1,7 @@
 //! The process exit codes of `orch` (stable: scripts rely on them; documented in the README and
 //! docs/src/exit-codes.md, never renumber one), and [`Coded`]: an error of a lower module that
-//! knows its code. A leaf: the modules that fail with a code import this, and `crate::error` turns a [`Coded`] error into
-//! the command line's error.
+//! knows its code. A leaf: the modules that fail with a code import this, and `crate::error`
+//! turns a [`Coded`] error into the command line's error.
 
 /// Success.
 pub const OK: u8 = 0;
