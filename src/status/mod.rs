@@ -9,16 +9,13 @@ mod error;
 mod fast_de;
 mod follow;
 mod index;
-mod known_keys;
 mod known_text;
 mod layout;
 mod model;
 mod orch_fields;
 mod reconcile;
-mod scan;
 mod splice;
 mod states;
-mod states_table;
 mod store;
 mod summary;
 mod transition;
@@ -32,7 +29,7 @@ pub use known_text::KnownText;
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
-pub use states::{StateEntry, StatusStates, load_entries, load_states};
+pub use states::{StateEntry, StatusStates, load_states};
 pub use store::{
     FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
     update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
