@@ -6,7 +6,6 @@
 //! task state machine; [`reconcile`] brings a recorded document in line with the current plan.
 
 mod error;
-mod fast_de;
 mod follow;
 mod index;
 mod known_text;

@@ -72,7 +72,7 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
 
 /// Reads a document from a status file's bytes, with the checks of [`load`].
 fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
-    let doc: StatusDoc = super::fast_de::doc_from_slice(bytes).map_err(|e| {
+    let doc: StatusDoc = serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
