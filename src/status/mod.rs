@@ -10,6 +10,7 @@ mod follow;
 mod index;
 mod known_text;
 mod layout;
+mod light;
 mod model;
 mod orch_fields;
 mod reconcile;
@@ -31,7 +32,8 @@ pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_states};
 pub use store::{
     FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
+    update_entry_if_current, update_entry_with_plan, update_if_current, update_with_digest, view,
+    view_bytes,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{

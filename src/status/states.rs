@@ -173,8 +173,8 @@ fn states_of(path: &Path, bytes: FileBytes) -> Result<StatusStates, StatusError>
     for raw in doc.tasks.iter().chain(&doc.verify_steps) {
         let text = raw.get();
         let start = text.as_ptr() as usize - bytes.as_ptr() as usize;
-        let f: StateFields<'_> = serde_json::from_str(text)
-            .map_err(|e| corrupt(path, &bytes[..start], e))?;
+        let f: StateFields<'_> =
+            serde_json::from_str(text).map_err(|e| corrupt(path, &bytes[..start], e))?;
         if let Entry::Vacant(v) = map.entry(f.id.into_owned()) {
             let state = StateEntry {
                 status: f.status,
@@ -330,7 +330,10 @@ mod tests {
         let Err(StatusError::Corrupt { line, column, .. }) = load_states(&path) else {
             panic!("corrupt")
         };
-        let Err(StatusError::Corrupt { line: l, column: c, .. }) = crate::status::load(&path) else {
+        let Err(StatusError::Corrupt {
+            line: l, column: c, ..
+        }) = crate::status::load(&path)
+        else {
             panic!("corrupt")
         };
         assert_eq!((line, column), (l, c));

@@ -252,6 +252,56 @@ pub fn update_with_digest<T>(
     Ok((value, report))
 }
 
+/// [`update_with_digest`] for a change `f` of the entries of tasks `ids` (distinct; see
+/// [`update_entry_if_current`] for what `f` may do). When the file already follows `plan`
+/// (reconciling it would change nothing, [`super::light`]) and is in orch's layout, only those
+/// entries, the derived fields and `orchPlanDigest` are rewritten in the text, whatever digest
+/// it recorded: a file `orch up` never wrote costs about what one it wrote costs. Otherwise
+/// the document is read, reconciled, changed and written whole. Either way the bytes written
+/// are the same.
+pub fn update_entry_with_plan<T>(
+    path: &Path,
+    plan: &Plan,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    ids: &[&str],
+    mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<(T, ReconcileReport), StatusError> {
+    {
+        let _guard = lock(path)?;
+        if let Ok(bytes) = crate::file_bytes::read(path)
+            && super::light::follows(&bytes, plan, plan_path_rel, orch_name)
+        {
+            let spliced = super::splice::splice_recording(
+                &bytes,
+                digest,
+                plan_path_rel,
+                orch_name,
+                ids,
+                Utc::now(),
+                &mut f,
+            )?;
+            match spliced {
+                Spliced::Done(None, value) => return Ok((value, ReconcileReport::default())),
+                Spliced::Done(Some(edits), value) => {
+                    write_parts_atomic(path, &edits.parts(&bytes))?;
+                    return Ok((value, ReconcileReport::default()));
+                }
+                Spliced::Stale | Spliced::Fallback => {}
+            }
+        }
+    }
+    update_with_digest(
+        path,
+        plan,
+        Some(digest),
+        plan_path_rel,
+        orch_name,
+        |doc, _| f(doc),
+    )
+}
+
 /// Changes a status file without the plan, when that is safe: under the lock, runs `f` and
 /// writes the result only if the file's `orchPlanDigest` equals `digest` (the digest of the
 /// plan file now), which means the document already follows that plan: reconciling would change
