@@ -24,18 +24,18 @@ pub struct ReconcileReport {
 
 /// What the plan defines for its entries, computed once per reconcile: phase labels, each
 /// task's dependents and sequential group. Keeps [`reconcile`] linear in the size of the plan.
-struct PlanFacts<'p> {
-    labels: IdMap<u32, String>,
+pub(super) struct PlanFacts<'p> {
+    pub labels: IdMap<u32, String>,
     /// Index in `plan.tasks` by id (the first, should an id repeat).
-    index: IdMap<&'p str, usize>,
+    pub index: IdMap<&'p str, usize>,
     /// `dependents[i]`: ids of the tasks whose `(depends: …)` names `plan.tasks[i]`, in plan order.
-    dependents: Vec<Vec<&'p str>>,
+    pub dependents: Vec<Vec<&'p str>>,
     /// The first sequential group naming each id.
-    group: IdMap<&'p str, &'p SequentialGroup>,
+    pub group: IdMap<&'p str, &'p SequentialGroup>,
 }
 
 impl<'p> PlanFacts<'p> {
-    fn of(plan: &'p Plan) -> Self {
+    pub fn of(plan: &'p Plan) -> Self {
         let labels = plan
             .phases
             .iter()
