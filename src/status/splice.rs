@@ -171,18 +171,21 @@ fn splice_digest<T>(
             None => return Ok(Spliced::Fallback),
         },
     };
-    // The digest to record: in place of the one recorded, else right after `verifySteps`
-    // (where orch prints it).
+    // The digest to record: right after `verifySteps`, where orch prints it (in place of the
+    // one recorded there).
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     if !current {
+        const KEY: &[u8] = b",\n  \"orchPlanDigest\": ";
         match (recorded, verify) {
-            (Some((s, e)), _) => edits.push((s, e, json(digest))),
+            (Some((s, e)), Some((_, end))) if bytes.get(end..s) == Some(KEY) => {
+                edits.push((s, e, json(digest)));
+            }
             (None, Some((_, end))) => edits.push((
                 end,
                 end,
-                format!(",\n  \"orchPlanDigest\": {}", json(digest)),
+                format!("{}{}", String::from_utf8_lossy(KEY), json(digest)),
             )),
-            (None, None) => return Ok(Spliced::Fallback),
+            _ => return Ok(Spliced::Fallback),
         }
     }
     let (Some(updated), Some(current), Some(summary)) = (
