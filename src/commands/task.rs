@@ -249,7 +249,7 @@ fn run_one_plan(
         return Err(unknown());
     }
     let (outcome, report) =
-        status::update_with_digest(&path, &plan, Some(&digest), &rel, name, |doc, _| apply(doc))
+        status::update_entry_with_plan(&path, &plan, &digest, &rel, name, &[&args.id], apply)
             .map_err(status_error)?;
     for (id, st) in &report.removed {
         eprintln!(
@@ -283,7 +283,8 @@ fn parse_checked(file: &Path, bytes: &[u8]) -> CliResult<crate::plan::Plan> {
     let text = std::str::from_utf8(bytes).map_err(|_| {
         CliError::invalid(anyhow!("plan file `{}` is not valid UTF-8", file.display()))
     })?;
-    let mut plan = crate::plan::parse(file, text);
+    // Without the tasks' `files`: the status file does not record them.
+    let mut plan = crate::plan::parse_with(file, text, false);
     for d in &mut plan.diagnostics {
         d.path = file.to_path_buf();
     }

@@ -76,10 +76,10 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A hash of an id for the in-memory indexes ([`IdIndex`], the status file's id table): a
+/// A hash of an id for the in-memory index ([`IdIndex`]): a
 /// multiply per word, a fifth of the work of [`hash_bytes`]. Not stable, not for files.
 #[inline(always)]
-pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
+fn quick_hash(bytes: &[u8]) -> u64 {
     let mut h = (bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {

@@ -9,7 +9,7 @@ mod render;
 pub use parse::PlanReadError;
 
 pub use check::check_clause;
-pub(crate) use ids::quick_hash;
+
 pub use ids::{IdHasher, IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
 pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};

@@ -7,19 +7,16 @@
 
 mod control_keys;
 mod error;
-mod fast_de;
 mod follow;
 mod index;
-mod known_keys;
 mod known_text;
 mod layout;
+mod light;
 mod model;
 mod orch_fields;
 mod reconcile;
-mod scan;
 mod splice;
 mod states;
-mod states_table;
 mod store;
 mod summary;
 mod transition;
@@ -34,10 +31,11 @@ pub use known_text::KnownText;
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
-pub use states::{StateEntry, StatusStates, load_entries, load_states};
+pub use states::{StateEntry, StatusStates, load_states};
 pub use store::{
     FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
+    update_entry_if_current, update_entry_with_plan, update_if_current, update_with_digest, view,
+    view_bytes,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{

@@ -148,10 +148,7 @@ pub struct ExecutionConstraints {
 }
 
 /// One entry of `tasks` (or of orch's `verifySteps`).
-///
-/// Deserialized by hand (`super::fast_de`): serde's derive buffers every entry whole to fill
-/// `extra`, which made reading a large file several times slower.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskEntry {
     pub id: String,
@@ -170,8 +167,13 @@ pub struct TaskEntry {
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
-    /// Milliseconds from `startedAt` to `completedAt`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Milliseconds from `startedAt` to `completedAt` (read from any JSON number: the earlier
+    /// system may have written fractions).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "millis"
+    )]
     pub duration: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -284,6 +286,18 @@ pub struct StatusDoc {
     /// Positions of the entries by id, built on the first lookup (not part of the file).
     #[serde(skip)]
     pub(crate) index: EntryIndex,
+}
+
+/// Milliseconds as any JSON number, rounded (negative or not finite: 0).
+fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    Ok(v.map(|ms| {
+        if ms.is_finite() && ms > 0.0 {
+            ms.round() as u64
+        } else {
+            0
+        }
+    }))
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -768,6 +782,34 @@ mod tests {
         assert_eq!(out["_comment"], "hand made");
         let again: StatusDoc = serde_json::from_value(out).expect("parses again");
         assert_eq!(again, doc);
+    }
+
+    /// A document that is not a status file is refused with serde_json's message naming what
+    /// is wrong (moved from the hand-written reader's tests, which compared it with this one).
+    #[test]
+    fn errors_name_what_is_wrong() {
+        for (text, start) in [
+            (r#"{"planPath": "p.md"}"#, "missing field `planName`"),
+            (
+                r#"{"planPath": "p", "planName": "n", "createdAt": "t", "tasks": [{"id": "1.1", "status": "done", "description": "d"}]}"#,
+                "unknown variant `done`",
+            ),
+            (
+                r#"{"planPath": "p", "planName": "n", "createdAt": "t", "tasks": [{"id": "1.1", "status": "pending"}]}"#,
+                "missing field `description`",
+            ),
+            (
+                r#"{"planPath": "p", "planName": "n", "createdAt": "t"}"#,
+                "missing field `tasks`",
+            ),
+            ("[]", "invalid type: sequence"),
+        ] {
+            let e = serde_json::from_str::<StatusDoc>(text).expect_err(text);
+            assert!(e.to_string().starts_with(start), "{text}: {e}");
+            assert_eq!(e.classify(), serde_json::error::Category::Data, "{text}");
+        }
+        let e = serde_json::from_str::<StatusDoc>("{\"tasks\": [,]}").expect_err("syntax");
+        assert_eq!(e.classify(), serde_json::error::Category::Syntax);
     }
 
     #[test]

@@ -24,18 +24,18 @@ pub struct ReconcileReport {
 
 /// What the plan defines for its entries, computed once per reconcile: phase labels, each
 /// task's dependents and sequential group. Keeps [`reconcile`] linear in the size of the plan.
-struct PlanFacts<'p> {
-    labels: IdMap<u32, String>,
+pub(super) struct PlanFacts<'p> {
+    pub labels: IdMap<u32, String>,
     /// Index in `plan.tasks` by id (the first, should an id repeat).
-    index: IdMap<&'p str, usize>,
+    pub index: IdMap<&'p str, usize>,
     /// `dependents[i]`: ids of the tasks whose `(depends: …)` names `plan.tasks[i]`, in plan order.
-    dependents: Vec<Vec<&'p str>>,
+    pub dependents: Vec<Vec<&'p str>>,
     /// The first sequential group naming each id.
-    group: IdMap<&'p str, &'p SequentialGroup>,
+    pub group: IdMap<&'p str, &'p SequentialGroup>,
 }
 
 impl<'p> PlanFacts<'p> {
-    fn of(plan: &'p Plan) -> Self {
+    pub fn of(plan: &'p Plan) -> Self {
         let labels = plan
             .phases
             .iter()
@@ -155,23 +155,26 @@ fn refresh(e: &mut TaskEntry, facts: &PlanFacts<'_>, i: usize, task: &Task) -> b
     changed
 }
 
-/// Makes `doc` follow `plan`: adds new tasks and verification steps (pending, or completed when
-/// `[x]`), removes those gone from the plan, keeps the recorded outcome of the others while
-/// refreshing what the plan defines, orders both arrays in plan file order, completes pending
-/// tasks marked `[x]`, and refreshes `planName`, `summary` and `currentPhase`. When it changes
-/// anything, it drops `orchPlanDigest` (the document no longer follows the plan file named
-/// there); [`super::update_with_digest`] records the new one.
-///
-/// Linear in the size of the plan and the document.
-pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
-    let mut report = ReconcileReport::default();
-    let facts = PlanFacts::of(plan);
-    let mut changed = false;
-    // A plan that repeats an id (an invalid plan, which only the fuzz tests and tolerant
-    // readers reconcile) gets a fresh entry for each repeat every time: whether that changed
-    // the document is then told by comparing it whole, as the only exact answer.
-    let before = (facts.index.len() != plan.tasks.len()).then(|| doc.clone());
+/// [`refresh`], and a pending task marked `[x]` completed; says whether anything changed.
+fn refresh_entry(e: &mut TaskEntry, facts: &PlanFacts<'_>, i: usize, task: &Task) -> bool {
+    let mut changed = refresh(e, facts, i, task);
+    if task.done && e.status == TaskStatus::Pending {
+        e.status = TaskStatus::Completed;
+        changed = true;
+    }
+    changed
+}
 
+/// [`reconcile`]'s entries for a document whose entries are not the plan's in plan order: each
+/// plan task's recorded entry found by id (the first of an id), refreshed, put in plan order;
+/// new ones added, those gone removed (both in `report`). Says whether anything changed.
+fn match_by_id(
+    doc: &mut StatusDoc,
+    plan: &Plan,
+    facts: &PlanFacts<'_>,
+    report: &mut ReconcileReport,
+) -> bool {
+    let mut changed = false;
     // Each plan task's recorded entry, with where it was (false: `tasks`, true: `verifySteps`).
     let old_tasks = std::mem::take(&mut doc.tasks);
     let old_verify = std::mem::take(&mut doc.verify_steps);
@@ -216,18 +219,14 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
                 if was_verify != in_verify || at != target_len {
                     changed = true;
                 }
-                changed |= refresh(&mut e, &facts, i, task);
-                if task.done && e.status == TaskStatus::Pending {
-                    e.status = TaskStatus::Completed;
-                    changed = true;
-                }
+                changed |= refresh_entry(&mut e, facts, i, task);
                 e
             }
             None => {
                 report.added.push(task.id.clone());
                 changed = true;
                 let mut e = TaskEntry::from_plan_parts(task);
-                refresh(&mut e, &facts, i, task);
+                refresh(&mut e, facts, i, task);
                 e
             }
         };
@@ -240,6 +239,56 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
     for e in removed_order {
         report.removed.push((e.id, e.status));
         changed = true;
+    }
+    changed
+}
+
+/// Makes `doc` follow `plan`: adds new tasks and verification steps (pending, or completed when
+/// `[x]`), removes those gone from the plan, keeps the recorded outcome of the others while
+/// refreshing what the plan defines, orders both arrays in plan file order, completes pending
+/// tasks marked `[x]`, and refreshes `planName`, `summary` and `currentPhase`. When it changes
+/// anything, it drops `orchPlanDigest` (the document no longer follows the plan file named
+/// there); [`super::update_with_digest`] records the new one.
+///
+/// Linear in the size of the plan and the document.
+pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    let facts = PlanFacts::of(plan);
+    let mut changed = false;
+    // A plan that repeats an id (an invalid plan, which only the fuzz tests and tolerant
+    // readers reconcile) gets a fresh entry for each repeat every time: whether that changed
+    // the document is then told by comparing it whole, as the only exact answer.
+    let before = (facts.index.len() != plan.tasks.len()).then(|| doc.clone());
+
+    // The usual case, a document that lists the plan's entries in plan order, each in its
+    // array: refreshed in place (moving every entry twice made reconciling a large document
+    // several times slower). Otherwise the entries are matched with the plan's by id.
+    let in_order = {
+        let (mut t, mut v) = (doc.tasks.iter(), doc.verify_steps.iter());
+        plan.tasks.iter().all(|task| {
+            let next = if task.kind == TaskKind::Verify {
+                v.next()
+            } else {
+                t.next()
+            };
+            next.is_some_and(|e| e.id == task.id)
+        }) && t.next().is_none()
+            && v.next().is_none()
+    };
+    if before.is_none() && in_order {
+        let (mut t, mut v) = (doc.tasks.iter_mut(), doc.verify_steps.iter_mut());
+        for (i, task) in plan.tasks.iter().enumerate() {
+            let next = if task.kind == TaskKind::Verify {
+                v.next()
+            } else {
+                t.next()
+            };
+            if let Some(e) = next {
+                changed |= refresh_entry(e, &facts, i, task);
+            }
+        }
+    } else {
+        changed |= match_by_id(doc, plan, &facts, &mut report);
     }
     doc.reindex();
 
@@ -377,5 +426,32 @@ mod tests {
             TaskStatus::Failed,
             "only pending tasks follow `[x]`"
         );
+    }
+
+    /// A document in plan order (refreshed in place) and the same one out of order (matched by
+    /// id) reconcile to the same document, for a plan that changes what it defines of each
+    /// entry.
+    #[test]
+    fn in_place_and_by_id_agree() {
+        let mut p = small_plan();
+        p.tasks[0].description = "Create the skeleton".into();
+        p.tasks[1].depends = None;
+        p.tasks[2].blocking = false;
+        p.tasks[3].done = true;
+        p.sequential[0].reason = String::new();
+        let mut in_order = doc();
+        let mut shuffled = doc();
+        shuffled.tasks.reverse();
+        let a = reconcile(&mut in_order, &p);
+        let b = reconcile(&mut shuffled, &p);
+        assert!(a.changed && b.changed);
+        assert_eq!(in_order, shuffled);
+        assert_eq!(
+            in_order.entry("2.1").expect("2.1").status,
+            TaskStatus::Completed
+        );
+        let mut again = in_order.clone();
+        assert!(!reconcile(&mut again, &p).changed);
+        assert_eq!(again, in_order);
     }
 }

@@ -101,6 +101,37 @@ pub(crate) fn splice_with<T>(
     now: DateTime<Utc>,
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Spliced<T>, StatusError> {
+    splice_digest(bytes, digest, false, plan_path_rel, orch_name, ids, now, f)
+}
+
+/// [`splice_with`] for a document known to follow the plan whose digest is `digest` (reconciling
+/// it would change nothing) whatever its `orchPlanDigest` says: the text then records `digest`
+/// there too, as the whole document would print it (never [`Spliced::Stale`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn splice_recording<T>(
+    bytes: &[u8],
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    ids: &[&str],
+    now: DateTime<Utc>,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Spliced<T>, StatusError> {
+    splice_digest(bytes, digest, true, plan_path_rel, orch_name, ids, now, f)
+}
+
+/// [`splice_with`], or [`splice_recording`] when `record`.
+#[allow(clippy::too_many_arguments)]
+fn splice_digest<T>(
+    bytes: &[u8],
+    digest: &str,
+    record: bool,
+    plan_path_rel: &str,
+    orch_name: &str,
+    ids: &[&str],
+    now: DateTime<Utc>,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<Spliced<T>, StatusError> {
     if !framed(bytes) {
         return Ok(Spliced::Fallback);
     }
@@ -118,7 +149,9 @@ pub(crate) fn splice_with<T>(
     let before = |k: &str| top_field(head, k).and_then(text);
     let after = |k: &str| top_field_from(bytes, tasks_end, k).and_then(text);
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    if after("orchPlanDigest") != Some(json(digest).as_str()) {
+    let recorded = top_field_from(bytes, tasks_end, "orchPlanDigest");
+    let current = recorded.and_then(text) == Some(json(digest).as_str());
+    if !current && !record {
         return Ok(Spliced::Stale);
     }
     let version: u32 = after("orchSchemaVersion")
@@ -138,6 +171,23 @@ pub(crate) fn splice_with<T>(
             None => return Ok(Spliced::Fallback),
         },
     };
+    // The digest to record: right after `verifySteps`, where orch prints it (in place of the
+    // one recorded there).
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    if !current {
+        const KEY: &[u8] = b",\n  \"orchPlanDigest\": ";
+        match (recorded, verify) {
+            (Some((s, e)), Some((_, end))) if bytes.get(end..s) == Some(KEY) => {
+                edits.push((s, e, json(digest)));
+            }
+            (None, Some((_, end))) => edits.push((
+                end,
+                end,
+                format!("{}{}", String::from_utf8_lossy(KEY), json(digest)),
+            )),
+            _ => return Ok(Spliced::Fallback),
+        }
+    }
     let (Some(updated), Some(current), Some(summary)) = (
         before("lastUpdatedAt"),
         before("currentPhase"),
@@ -191,7 +241,8 @@ pub(crate) fn splice_with<T>(
         return Ok(Spliced::Fallback);
     }
     if doc.tasks == before {
-        return Ok(Spliced::Done(None, outcome));
+        let edits = (!edits.is_empty()).then_some(Edits { edits });
+        return Ok(Spliced::Done(edits, outcome));
     }
     if doc.last_updated_at.is_none() {
         doc.last_updated_at = Some(super::model::timestamp(now));
@@ -219,7 +270,6 @@ pub(crate) fn splice_with<T>(
 
     // The spans to replace, each checked to sit where orch's layout puts it: an entry is an
     // element of an array at depth 1 (opened at four spaces), the summary an object at depth 1.
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let entries = found
         .iter()
         .zip(&doc.tasks)

@@ -72,7 +72,7 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
 
 /// Reads a document from a status file's bytes, with the checks of [`load`].
 fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
-    let doc: StatusDoc = super::fast_de::doc_from_slice(bytes).map_err(|e| {
+    let doc: StatusDoc = serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
@@ -250,6 +250,56 @@ pub fn update_with_digest<T>(
     let value = f(&mut doc, &report)?;
     save_if_changed(path, &doc, before.as_deref())?;
     Ok((value, report))
+}
+
+/// [`update_with_digest`] for a change `f` of the entries of tasks `ids` (distinct; see
+/// [`update_entry_if_current`] for what `f` may do). When the file already follows `plan`
+/// (reconciling it would change nothing, [`super::light`]) and is in orch's layout, only those
+/// entries, the derived fields and `orchPlanDigest` are rewritten in the text, whatever digest
+/// it recorded: a file `orch up` never wrote costs about what one it wrote costs. Otherwise
+/// the document is read, reconciled, changed and written whole. Either way the bytes written
+/// are the same.
+pub fn update_entry_with_plan<T>(
+    path: &Path,
+    plan: &Plan,
+    digest: &str,
+    plan_path_rel: &str,
+    orch_name: &str,
+    ids: &[&str],
+    mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+) -> Result<(T, ReconcileReport), StatusError> {
+    {
+        let _guard = lock(path)?;
+        if let Ok(bytes) = std::fs::read(path)
+            && super::light::follows(&bytes, plan, plan_path_rel, orch_name)
+        {
+            let spliced = super::splice::splice_recording(
+                &bytes,
+                digest,
+                plan_path_rel,
+                orch_name,
+                ids,
+                Utc::now(),
+                &mut f,
+            )?;
+            match spliced {
+                Spliced::Done(None, value) => return Ok((value, ReconcileReport::default())),
+                Spliced::Done(Some(edits), value) => {
+                    write_parts_atomic(path, &edits.parts(&bytes))?;
+                    return Ok((value, ReconcileReport::default()));
+                }
+                Spliced::Stale | Spliced::Fallback => {}
+            }
+        }
+    }
+    update_with_digest(
+        path,
+        plan,
+        Some(digest),
+        plan_path_rel,
+        orch_name,
+        |doc, _| f(doc),
+    )
 }
 
 /// Changes a status file without the plan, when that is safe: under the lock, runs `f` and

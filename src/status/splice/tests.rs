@@ -155,11 +155,72 @@ fn other_digests_and_layouts_are_left_to_the_general_path() {
     assert!(matches!(other, Spliced::Fallback));
 }
 
+/// A document without `orchPlanDigest`, or with another, that follows the plan: the recording
+/// splice writes what the whole document prints once the digest is recorded and the change made
+/// (the digest alone when the change changes nothing), for every transition on every entry.
+#[test]
+fn recording_splices_write_what_the_whole_document_writes() {
+    let plan = small_plan();
+    let digest = plan_digest(b"plan text");
+    let opts = TransitionOptions {
+        force: true,
+        note: Some("a note".into()),
+        ..TransitionOptions::default()
+    };
+    let mut checked = 0;
+    for recorded in [None, Some("0.1:9:other".to_string())] {
+        for first in TRANSITIONS {
+            for second in TRANSITIONS {
+                for id in ["1.1", "2.1", "2.2", "V1"] {
+                    let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
+                    doc.orch_plan_digest = recorded.clone();
+                    // Something after the digest's place: the insertion goes before it.
+                    doc.extra
+                        .insert("later".into(), serde_json::json!({"a": 1}));
+                    apply(&mut doc, id, first, &opts, at(1)).expect("first transition");
+                    let before = printed(&doc);
+                    let change = |d: &mut StatusDoc| apply(d, id, second, &opts, at(2));
+                    let got =
+                        splice_recording(&before, &digest, "p.md", "demo", &[id], at(2), change)
+                            .expect("splices");
+                    doc.orch_plan_digest = Some(digest.clone());
+                    let outcome = change(&mut doc).expect("applies");
+                    let Spliced::Done(Some(edits), o) = got else {
+                        panic!("{id}: {first:?} then {second:?}: not spliced")
+                    };
+                    assert_eq!(o, outcome);
+                    assert_eq!(
+                        String::from_utf8_lossy(&edits.apply(&before)),
+                        String::from_utf8_lossy(&printed(&doc)),
+                        "{id}: {first:?} then {second:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 200);
+    // A current digest is left as it is, and a text without `verifySteps` is not spliced.
+    let mut doc = StatusDoc::new(&plan, "p.md", "demo", at(0));
+    doc.orch_plan_digest = Some(digest.clone());
+    let text = printed(&doc);
+    let same = splice_recording(&text, &digest, "p.md", "demo", &["1.1"], at(1), |_| Ok(()));
+    assert!(matches!(same, Ok(Spliced::Done(None, ()))));
+    doc.orch_plan_digest = None;
+    let mut v: serde_json::Value = serde_json::to_value(&doc).expect("json");
+    v.as_object_mut().expect("object").remove("verifySteps");
+    let mut text = serde_json::to_vec_pretty(&v).expect("json");
+    text.push(b'\n');
+    let none = splice_recording(&text, &digest, "p.md", "demo", &["1.1"], at(1), |_| Ok(()));
+    assert!(matches!(none, Ok(Spliced::Fallback)));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
     /// Random sequences of changes of one or two entries, each spliced into the text the last
-    /// one gave: every text is the one the whole document prints, whether the derived fields
-    /// came from the changed entries or from reading every entry.
+    /// one gave (or, now and then, into that text without its digest, recording it): every
+    /// text is the one the whole document prints, whether the derived fields came from the
+    /// changed entries or from reading every entry.
     #[test]
     fn random_changes_splice_as_the_whole_document_prints(
         tasks in proptest::collection::vec(1usize..6, 1..5),
@@ -168,6 +229,7 @@ proptest::proptest! {
             (0usize..100, 0usize..5, proptest::option::of((0usize..100, 0usize..5))),
             1..40,
         ),
+        record in proptest::collection::vec(proptest::bool::weighted(0.2), 40),
     ) {
         let transitions = TRANSITIONS;
         let plan = phased_plan(&tasks, &verify);
@@ -195,12 +257,21 @@ proptest::proptest! {
                 Ok(())
             };
             let names: Vec<&str> = change.iter().map(|(id, _)| *id).collect();
-            let got = splice_with(&text, &digest, "p.md", "demo", &names, now, apply_all)
-                .expect("splices");
+            // Now and then a file without the digest (a person's tool rewrote it), which the
+            // recording splice gives it back.
+            let got = if record[k] {
+                doc.orch_plan_digest = None;
+                text = printed(&doc);
+                doc.orch_plan_digest = Some(digest.clone());
+                splice_recording(&text, &digest, "p.md", "demo", &names, now, apply_all)
+            } else {
+                splice_with(&text, &digest, "p.md", "demo", &names, now, apply_all)
+            }
+            .expect("splices");
             apply_all(&mut doc).expect("applies");
             match got {
                 Spliced::Done(Some(edits), ()) => text = edits.apply(&text),
-                Spliced::Done(None, ()) => {}
+                Spliced::Done(None, ()) => proptest::prop_assert!(!record[k]),
                 Spliced::Stale | Spliced::Fallback => panic!("step {k}: fell back"),
             }
             let want = printed(&doc);

@@ -375,3 +375,99 @@ fn fifty_concurrent_updates_lose_nothing_and_readers_never_see_a_torn_file() {
     assert_eq!(doc.summary.completed, 50);
     assert_eq!(doc.summary.pending, 0);
 }
+
+/// `orch task`'s record with the plan ([`update_entry_with_plan`]) writes what the whole
+/// document path ([`update_with_digest`]) writes: on a file without a digest or with another
+/// one that follows the plan (spliced), compact JSON, and a file the plan changed since (both
+/// read whole); an unknown id changes nothing.
+#[test]
+fn recording_with_the_plan_writes_what_the_whole_document_path_writes() {
+    let plan = small_plan();
+    let mut edited = small_plan();
+    edited.tasks[0].description = "Create the skeleton".into();
+    let change_of = |id: &'static str| {
+        move |doc: &mut StatusDoc| {
+            if doc.entry(id).is_none() {
+                return Ok(None);
+            }
+            apply(
+                doc,
+                id,
+                Transition::Done,
+                &TransitionOptions::default(),
+                crate::status::test_support::at(5),
+            )
+            .map(Some)
+        }
+    };
+    let change = change_of("2.1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (case, (digest, compact, now_plan)) in [
+        (None, false, &plan),
+        (Some("0.0:1:old"), false, &plan),
+        (None, true, &plan),
+        (None, false, &edited),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", crate::status::test_support::at(0));
+        doc.orch_plan_digest = digest.map(str::to_string);
+        let text = if compact {
+            serde_json::to_vec(&doc).expect("json")
+        } else {
+            crate::status::test_support::printed(&doc)
+        };
+        assert_eq!(
+            crate::status::light::follows(&text, now_plan, "p.md", "demo"),
+            now_plan == &plan,
+            "{case}"
+        );
+        let (a, b) = (
+            dir.path().join(format!("a{case}")),
+            dir.path().join(format!("b{case}")),
+        );
+        fs::write(&a, &text).expect("write");
+        fs::write(&b, &text).expect("write");
+        let (got, report) =
+            update_entry_with_plan(&a, now_plan, "d1", "p.md", "demo", &["2.1"], change)
+                .expect("records");
+        let (want, want_report) =
+            update_with_digest(&b, now_plan, Some("d1"), "p.md", "demo", |d, _| change(d))
+                .expect("records");
+        assert_eq!(got, want, "{case}");
+        assert_eq!(report, want_report, "{case}");
+        let (mut ga, mut gb) = (
+            load(&a).expect("load").expect("doc"),
+            load(&b).expect("load").expect("doc"),
+        );
+        if now_plan == &plan {
+            assert_eq!(fs::read(&a).expect("a"), fs::read(&b).expect("b"), "{case}");
+        } else {
+            // Reconciled: `lastUpdatedAt` is the clock's.
+            ga.last_updated_at = None;
+            gb.last_updated_at = None;
+        }
+        assert_eq!(ga, gb, "{case}");
+        assert_eq!(ga.orch_plan_digest.as_deref(), Some("d1"));
+        assert_eq!(ga.entry("2.1").expect("2.1").status, TaskStatus::Completed);
+    }
+    // An unknown id: nothing to change, nothing written by the record itself.
+    let path = dir.path().join("c");
+    let mut doc = StatusDoc::new(&plan, "p.md", "demo", crate::status::test_support::at(0));
+    doc.orch_plan_digest = Some("d1".into());
+    let text = crate::status::test_support::printed(&doc);
+    fs::write(&path, &text).expect("write");
+    let (got, _) = update_entry_with_plan(
+        &path,
+        &plan,
+        "d1",
+        "p.md",
+        "demo",
+        &["9.9"],
+        change_of("9.9"),
+    )
+    .expect("records");
+    assert_eq!(got, None);
+    assert_eq!(fs::read(&path).expect("read"), text);
+}
