@@ -209,6 +209,10 @@ pub(super) fn land(
     }
     repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
         .map_err(checkout_error)?;
+    // libgit2 knows no sparse checkout: files it wrote outside the cone go again.
+    if super::sparse::is_sparse(repo) {
+        super::sparse::reapply(worktree)?;
+    }
 
     match retry_locked(|| repo.reference_matching(&refname, merged, true, ours.id(), l.log)) {
         Ok(_) => Ok(merged),
