@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,7 @@ fn git_tree(root: &Path, name: &str) -> (Duration, u64) {
     out
 }
 
-fn remove(root: &Path, path: &PathBuf, branch: &str) {
+fn remove(root: &Path, path: &Path, branch: &str) {
     support::git(
         root,
         &[
