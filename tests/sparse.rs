@@ -119,6 +119,11 @@ fn a_sparse_plan_commits_and_merges_keeping_every_file_outside_its_cone() {
         8192,
         "the main checkout still has the files outside the cone"
     );
+    // A merged sparse plan is clean: `orch clean` removes it.
+    let (code, out, err) = repo.run(&["clean", "p"]);
+    assert_eq!(code, 0, "orch clean failed\n{out}\n{err}");
+    assert!(!wt.exists(), "{out}\n{err}");
+    assert!(!repo.branch_exists("plan/p"));
 }
 
 /// The sizes of the files under `dir` (the `.git` file left out).
