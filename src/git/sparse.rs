@@ -134,10 +134,21 @@ pub(crate) fn reset_hard(worktree: &Path) -> Result<(), GitError> {
     git(worktree, &["sparse-checkout", "reapply"])
 }
 
-/// `git sparse-checkout reapply`: files outside the cone that libgit2 wrote (a merge's
-/// checkout) are removed again when unchanged.
-pub(crate) fn reapply(worktree: &Path) -> Result<(), GitError> {
-    git(worktree, &["sparse-checkout", "reapply"])
+/// Moves a sparse worktree's index and files from commit `from` to `to` (`git read-tree -m -u`,
+/// which keeps to the cone and refuses to overwrite a local change), or with `force` (the
+/// worktree is known to hold `to` already, or is put back) `git read-tree --reset -u`.
+pub(crate) fn switch(
+    worktree: &Path,
+    force: bool,
+    from: git2::Oid,
+    to: git2::Oid,
+) -> Result<(), GitError> {
+    let (from, to) = (from.to_string(), to.to_string());
+    if force {
+        git(worktree, &["read-tree", "--reset", "-u", &to])
+    } else {
+        git(worktree, &["read-tree", "-m", "-u", &from, &to])
+    }
 }
 
 /// The files of `worktree` outside the cone of `dirs` that git does not ignore, relative and

@@ -130,3 +130,50 @@ fn files_written_outside_the_cone_are_found_and_a_reset_keeps_the_tree_sparse() 
         Some("u\n")
     );
 }
+
+#[test]
+fn an_upstream_merge_into_a_sparse_worktree_keeps_it_sparse() {
+    let (fx, tree) = sparse_fixture();
+    let p = &tree.path;
+    fs::write(p.join("svc/a/mine.rs"), "m\n").unwrap();
+    commit_all(p, "auth 1.1: mine").unwrap();
+    let theirs = fx.commit(
+        &fx.root,
+        &[
+            ("lib/util.rs", Some("changed upstream\n")),
+            ("lib/more.rs", Some("new upstream\n")),
+            ("svc/a/main.rs", Some("a, changed upstream\n")),
+        ],
+        "upstream work",
+    );
+    let outcome = merge_into(p, "plan/auth", &theirs.to_string(), "merge main").unwrap();
+    let MergeOutcome::Merged { commit } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let repo = fx.repo();
+    let id = oid(&commit);
+    assert_eq!(
+        file_at(&repo, id, "lib/more.rs").as_deref(),
+        Some("new upstream\n")
+    );
+    assert_eq!(file_at(&repo, id, "svc/a/mine.rs").as_deref(), Some("m\n"));
+    assert_eq!(
+        fs::read_to_string(p.join("svc/a/main.rs")).unwrap(),
+        "a, changed upstream\n",
+        "the cone's files are updated"
+    );
+    assert!(
+        !p.join("lib").exists(),
+        "files outside the cone are not written"
+    );
+    assert!(!is_dirty(p).unwrap());
+    let cone = vec!["svc/a".to_string()];
+    assert!(outside_cone(p, &cone, 10).unwrap().is_empty());
+    // The next commit still keeps the upstream files.
+    fs::write(p.join("svc/a/next.rs"), "n\n").unwrap();
+    let next = commit_all(p, "auth 1.2: next").unwrap();
+    assert_eq!(
+        file_at(&repo, oid(&next.oid), "lib/util.rs").as_deref(),
+        Some("changed upstream\n")
+    );
+}
