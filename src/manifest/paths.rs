@@ -196,3 +196,32 @@ pub fn in_cone<S: AsRef<str>>(dirs: &[S], file: &str) -> bool {
         under || ancestor
     })
 }
+
+#[cfg(test)]
+mod cone_tests {
+    use super::in_cone;
+
+    #[test]
+    fn the_cone_holds_its_directories_their_parents_files_and_the_root() {
+        let dirs = ["services/auth", "libs/common"];
+        for yes in [
+            "README.md",
+            "services/auth/main.rs",
+            "services/auth/deep/x.rs",
+            "services/top.txt",
+            "libs/common/lib.rs",
+        ] {
+            assert!(in_cone(&dirs, yes), "{yes}");
+        }
+        for no in [
+            "services/authz/x.rs",
+            "services/billing/main.rs",
+            "lib/x.rs",
+            "libs/other/y.rs",
+            "docs/a/b.md",
+        ] {
+            assert!(!in_cone(&dirs, no), "{no}");
+        }
+        assert!(in_cone::<&str>(&[], "anything/at/all"));
+    }
+}
