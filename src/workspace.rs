@@ -326,6 +326,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
             .map(|p| (p.name.clone(), PlanShape::of(&p.plan)))
             .collect();
         diagnostics.extend(manifest::check_targets(m, &shapes));
+        diagnostics.extend(sparse_diagnostics(m, &plans));
         cross = cross_deps(m, &plans);
     }
     let graph = if diagnostics.iter().any(Diagnostic::is_error) {
@@ -506,6 +507,71 @@ fn main_root_above(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(dir.to_path_buf())
+}
+
+/// Sparse plans (`paths`): a directory that is not in the plan's base (its branch, else the
+/// target) is an error at its place in `plans.toml`; a task naming a file outside its plan's
+/// paths is a warning at the task's line. Nothing is read from git without `paths`.
+fn sparse_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut repo_root = None;
+    for (entry, loaded) in m.plans.iter().zip(plans) {
+        if entry.paths.is_empty() {
+            continue;
+        }
+        let root = repo_root.get_or_insert_with(|| {
+            crate::git::open(&m.root)
+                .ok()
+                .and_then(|r| r.workdir().map(Path::to_path_buf))
+        });
+        if let Some(root) = root
+            && let Ok(Some(missing)) = crate::git::missing_dirs(
+                root,
+                &[entry.branch.as_str(), m.defaults.target.as_str()],
+                &entry.paths,
+            )
+        {
+            for (dir, (line, column)) in entry.paths.iter().zip(&entry.paths_at) {
+                if missing.contains(dir) {
+                    out.push(
+                        Diagnostic::error(
+                            &m.path,
+                            *line,
+                            format!(
+                                "`plan.paths` entry `{dir}` of plan `{}` is not a directory of its base",
+                                entry.name
+                            ),
+                        )
+                        .with_column(*column)
+                        .with_hint("name directories that exist on the target branch (or the plan's branch)"),
+                    );
+                }
+            }
+        }
+        for task in &loaded.plan.tasks {
+            let outside: Vec<&String> = task
+                .files
+                .iter()
+                .filter(|f| !manifest::in_cone(&entry.paths, f.trim_start_matches("./")))
+                .collect();
+            if let Some(first) = outside.first() {
+                out.push(
+                    Diagnostic::warning(
+                        &loaded.rel_path,
+                        task.line,
+                        format!(
+                            "task {} names `{first}`, outside the paths of plan `{}` ({}): its agent cannot write there",
+                            task.id,
+                            entry.name,
+                            entry.paths.join(", ")
+                        ),
+                    )
+                    .with_hint("add the directory to the plan's `paths`, or move the task to another plan"),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {

@@ -132,6 +132,10 @@ pub(super) enum Command {
         /// each, and at most 10 running or failed tasks. Example: `orch status --all`.
         #[arg(long)]
         all: bool,
+        /// Also show what each plan's worktrees take on disk (its worktree and task worktrees,
+        /// without the shared git objects; `disk_bytes` with --json). Example: `orch status --disk`.
+        #[arg(long, conflicts_with = "watch")]
+        disk: bool,
     },
     /// List the tasks that may start now, in the order orch would start them, and why the
     /// others wait.

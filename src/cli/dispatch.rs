@@ -16,7 +16,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             rebuild,
             watch,
             all,
-        } => commands::status::run(&target.selection(), json, rebuild, watch, all),
+            disk,
+        } => commands::status::run(&target.selection(), json, rebuild, watch, all, disk),
         Command::Next {
             target,
             count,

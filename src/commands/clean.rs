@@ -377,6 +377,7 @@ fn retire_task_trees(
             id: &id,
             worktree_root,
             copy: &[],
+            sparse: &[],
         };
         saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
     }

@@ -1,5 +1,6 @@
 //! `orch status`: per-plan and per-phase progress; `--watch` keeps it on screen.
 
+mod disk;
 mod watch;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ pub fn run(
     rebuild: bool,
     watch: bool,
     all: bool,
+    disk: bool,
 ) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     let override_path = status_override.filter(|_| sel.plan.is_some());
@@ -60,7 +62,8 @@ pub fn run(
         (false, true) => Format::TextAll,
         (false, false) => Format::Text,
     };
-    let view = render(&sel, ws, override_path.as_deref(), format)?;
+    let sizes = if disk { disk_sizes(ws) } else { HashMap::new() };
+    let view = render_with(&sel, ws, override_path.as_deref(), format, &sizes)?;
     if !view.is_empty() {
         println_safe(&view);
     }
@@ -93,12 +96,38 @@ fn load_valid(sel: &Selection, files: bool) -> CliResult<Workspace> {
     Ok(ws)
 }
 
+/// `--disk`: what each selected plan's worktrees take on disk (bytes), by plan name. A plan given
+/// by path (no manifest) has none.
+fn disk_sizes(ws: &Workspace) -> HashMap<String, u64> {
+    let Some(m) = &ws.manifest else {
+        return HashMap::new();
+    };
+    ws.selected
+        .iter()
+        .map(|&i| {
+            let name = &ws.plans[i].name;
+            (name.clone(), disk::disk_bytes(&disk::plan_trees(m, name)))
+        })
+        .collect()
+}
+
 /// What `orch status` prints, without the final newline.
 fn render(
     sel: &Selection,
     ws: &Workspace,
     override_path: Option<&Path>,
     format: Format,
+) -> CliResult<String> {
+    render_with(sel, ws, override_path, format, &HashMap::new())
+}
+
+/// [`render`] with each plan's worktree disk use (`--disk`) where `disk` has it.
+fn render_with(
+    sel: &Selection,
+    ws: &Workspace,
+    override_path: Option<&Path>,
+    format: Format,
+    disk: &HashMap<String, u64>,
 ) -> CliResult<String> {
     if matches!(format, Format::Text | Format::TextAll) {
         // The text needs each task's status (and error) only: no full entries, no reconcile.
@@ -111,6 +140,13 @@ fn render(
                 &states[i],
                 format == Format::TextAll,
             );
+            if let Some(bytes) = disk.get(&ws.plans[i].name) {
+                let _ = writeln!(
+                    out,
+                    "  disk: {} in its worktrees (without the shared git objects)",
+                    disk::human(*bytes)
+                );
+            }
         }
         return Ok(out.trim_end_matches('\n').to_string());
     }
@@ -118,7 +154,13 @@ fn render(
     let mut views: Vec<Value> = ws
         .selected
         .iter()
-        .map(|&i| plan_json(&ws.plans[i], &docs[i]))
+        .map(|&i| {
+            let mut v = plan_json(&ws.plans[i], &docs[i]);
+            if let (Some(obj), Some(bytes)) = (v.as_object_mut(), disk.get(&ws.plans[i].name)) {
+                obj.insert("disk_bytes".into(), json!(bytes));
+            }
+            v
+        })
         .collect();
     let v = if sel.plan.is_some() && views.len() == 1 {
         views.remove(0)

@@ -143,8 +143,10 @@ fn commit_in(
             let mut index = repo.index().map_err(stage_error)?;
             // A kept repository keeps its index: read it again if its file changed since.
             index.read(false).map_err(stage_error)?;
+            let skipped = super::sparse::skipped_entries(repo, &index);
             while_files_change(&mut index, |index| {
                 stage_everything(index)?;
+                super::sparse::keep_skipped(index, &skipped)?;
                 retry_locked(|| index.write())
             })
             .map_err(stage_error)?;
@@ -282,7 +284,12 @@ pub fn save_and_reset(
     };
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
-    while_files_change(&mut index, stage_everything).map_err(stage_error)?;
+    let skipped = super::sparse::skipped_entries(&repo, &index);
+    while_files_change(&mut index, |index| {
+        stage_everything(index)?;
+        super::sparse::keep_skipped(index, &skipped)
+    })
+    .map_err(stage_error)?;
     let tree_id = index.write_tree().map_err(stage_error)?;
     let tree = repo.find_tree(tree_id).map_err(commit_error)?;
     let sig = signature(&repo).map_err(commit_error)?;
@@ -295,6 +302,10 @@ pub fn save_and_reset(
             source,
         },
     )?;
+    if super::sparse::is_sparse(&repo) {
+        super::sparse::reset_hard(worktree)?;
+        return Ok(Some(saved.to_string()));
+    }
     let mut checkout = CheckoutBuilder::new();
     checkout.force().remove_untracked(true);
     retry_locked(|| repo.reset(head.as_object(), ResetType::Hard, Some(&mut checkout))).map_err(
@@ -379,9 +390,24 @@ pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<Stri
             path: worktree.to_path_buf(),
             source,
         })?;
+    // A sparse worktree's files outside the cone are absent by design, not deleted.
+    let index = if super::sparse::is_sparse(repo) {
+        Some(repo.index().map_err(|source| GitError::Status {
+            path: worktree.to_path_buf(),
+            source,
+        })?)
+    } else {
+        None
+    };
     Ok(statuses
         .iter()
         .filter(|e| !e.status().is_ignored() && e.status() != git2::Status::CURRENT)
+        .filter(|e| {
+            !(e.status() == git2::Status::WT_DELETED
+                && index
+                    .as_ref()
+                    .is_some_and(|i| super::sparse::is_skipped_deletion(i, e.path_bytes())))
+        })
         .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
         .collect())
 }

@@ -169,6 +169,9 @@ pub enum GitError {
         target: String,
         source: git2::Error,
     },
+    /// Making or resetting a sparse worktree through the git CLI failed.
+    #[error("sparse checkout in `{path}`: {reason}", path = path.display())]
+    Sparse { path: PathBuf, reason: String },
     /// Reading or writing `.git/info/exclude` failed.
     #[error("cannot update `{path}`: {source}", path = path.display())]
     Exclude {
@@ -215,7 +218,8 @@ impl GitError {
             | Self::Checkout { .. }
             | Self::Merge { .. }
             | Self::Diff { .. }
-            | Self::Exclude { .. } => exit::FAILURE,
+            | Self::Exclude { .. }
+            | Self::Sparse { .. } => exit::FAILURE,
         }
     }
 

@@ -207,16 +207,27 @@ pub(super) fn land(
     } else {
         safe.safe();
     }
-    repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
-        .map_err(checkout_error)?;
+    // libgit2 knows no sparse checkout (it takes the absent files outside the cone for
+    // deletions that conflict): a sparse worktree switches through git's `read-tree`.
+    let sparse = super::sparse::is_sparse(repo);
+    if sparse {
+        super::sparse::switch(worktree, resumed, ours.id(), merged)?;
+    } else {
+        repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
+            .map_err(checkout_error)?;
+    }
 
     match retry_locked(|| repo.reference_matching(&refname, merged, true, ours.id(), l.log)) {
         Ok(_) => Ok(merged),
         Err(e) => {
             // Put the files back as they were at the old tip (the worktree was clean there).
-            let mut force = CheckoutBuilder::new();
-            force.force();
-            let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
+            if sparse {
+                let _ = super::sparse::switch(worktree, true, merged, ours.id());
+            } else {
+                let mut force = CheckoutBuilder::new();
+                force.force();
+                let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
+            }
             if e.code() == ErrorCode::Modified {
                 Err(GitError::BranchMoved {
                     branch: l.branch.to_string(),

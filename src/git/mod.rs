@@ -18,6 +18,7 @@ mod merge;
 pub(crate) mod merge_tree;
 mod refs;
 mod repo;
+mod sparse;
 mod task_tree;
 mod worktree;
 
@@ -48,6 +49,7 @@ pub use refs::{
 };
 pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
+pub use sparse::{missing_dirs, outside_cone};
 pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
     retire_task_tree, task_branch, task_tree_ids, task_tree_name,

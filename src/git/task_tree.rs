@@ -66,6 +66,8 @@ pub struct TaskTreeRequest<'a> {
     pub worktree_root: &'a Path,
     /// Paths copied into a new worktree, as for the plan's.
     pub copy: &'a [PathBuf],
+    /// The plan's `paths` (a sparse cone), as for the plan's worktree.
+    pub sparse: &'a [String],
 }
 
 impl TaskTreeRequest<'_> {
@@ -88,6 +90,7 @@ pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
         path: &path,
         target: req.plan_branch,
         copy: req.copy,
+        sparse: req.sparse,
     })
 }
 

@@ -50,6 +50,9 @@ pub struct TreeRequest<'a> {
     /// Files or directories (relative to `repo_root`) copied into a new worktree, e.g. `.env`;
     /// missing ones are skipped.
     pub copy: &'a [PathBuf],
+    /// The plan's `paths`: a new worktree is a cone-mode sparse checkout of these directories
+    /// (see [`super::sparse`]); empty: the whole tree.
+    pub sparse: &'a [String],
 }
 
 /// The plan's worktree, ready to use.
@@ -464,15 +467,9 @@ fn add_and_copy(
             let _ = fs::remove_dir(dir);
         }
     };
-    let mut opts = WorktreeAddOptions::new();
-    opts.reference(Some(reference));
-    if let Err(source) = repo.worktree(req.plan, path, Some(&opts)) {
+    if let Err(e) = add_worktree(repo, req, path, reference) {
         undo();
-        return Err(GitError::AddWorktree {
-            name: req.plan.to_string(),
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(e);
     }
     let mut copied = Vec::new();
     for rel in &decision.copies {
@@ -486,6 +483,35 @@ fn add_and_copy(
         }
     }
     Ok(copied)
+}
+
+/// Adds the worktree: libgit2 checks out the whole tree; a sparse plan's goes through the git
+/// CLI, which writes only the cone.
+fn add_worktree(
+    repo: &Repository,
+    req: &TreeRequest,
+    path: &Path,
+    reference: &git2::Reference,
+) -> Result<(), GitError> {
+    let add_error = |source| GitError::AddWorktree {
+        name: req.plan.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    if !req.sparse.is_empty() {
+        // git names the worktree after the directory: it must be the plan's name.
+        if path.file_name().and_then(|n| n.to_str()) != Some(req.plan) {
+            return Err(add_error(git2::Error::from_str(
+                "a sparse worktree's directory must be named after its plan",
+            )));
+        }
+        return super::sparse::add_sparse_worktree(repo.commondir(), path, req.branch, req.sparse);
+    }
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(reference));
+    repo.worktree(req.plan, path, Some(&opts))
+        .map(drop)
+        .map_err(add_error)
 }
 
 /// What is at the worktree path.

@@ -198,6 +198,11 @@ pub struct PlanEntry {
     pub check: Option<Vec<String>>,
     /// The plan's own `budget` (its recorded spending, all runs).
     pub budget: super::budget::Budget,
+    /// `paths`: the directories of the plan's sparse checkout (normalized, relative to the
+    /// repository root, `/`-separated); empty: the whole tree.
+    pub paths: Vec<String>,
+    /// Where each of `paths` was written in `plans.toml` (line, column; 1-based).
+    pub paths_at: Vec<(usize, usize)>,
 }
 
 /// A loaded, validated `plans.toml`.

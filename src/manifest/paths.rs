@@ -120,3 +120,108 @@ pub fn inside_dir(p: &Path) -> Option<PathBuf> {
     }
     Some(parts.iter().collect())
 }
+
+/// One directory of a plan's `paths` (its sparse cone), with where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanPath {
+    /// Normalized, relative to the repository root, `/`-separated: `services/auth`.
+    pub dir: String,
+    /// Where it was written in `plans.toml` (1-based).
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A plan's `paths`: relative directories that stay inside the repository (no `..`, not
+/// absolute, not empty, not `.git`); each bad entry reported at its location.
+pub(super) fn sparse_paths(
+    r: &mut Reporter<'_>,
+    at: Option<&At<Vec<At<String>>>>,
+) -> Vec<PlanPath> {
+    let Some(At { value, span }) = at else {
+        return Vec::new();
+    };
+    if value.is_empty() {
+        r.error_hint(
+            span,
+            "`plan.paths` must name at least one directory",
+            "remove `paths` to check out the whole tree",
+        );
+    }
+    let mut out: Vec<PlanPath> = Vec::new();
+    for item in value {
+        let p = Path::new(&item.value);
+        let climbs = p.components().any(|c| c == Component::ParentDir);
+        let normal = (!climbs && !p.is_absolute())
+            .then(|| inside_dir(p))
+            .flatten()
+            .filter(|n| !n.as_os_str().is_empty())
+            .and_then(|n| n.to_str().map(str::to_string))
+            .filter(|n| n.split('/').next() != Some(".git"));
+        let Some(dir) = normal else {
+            r.error_hint(
+                &item.span,
+                format!(
+                    "`plan.paths` entry `{}` is not a directory inside the repository (no `..`, not absolute)",
+                    item.value
+                ),
+                "give directories relative to the repository root, such as \"services/auth\"",
+            );
+            continue;
+        };
+        if out.iter().any(|o| o.dir == dir) {
+            continue;
+        }
+        let (line, column) = r.line_col(&item.span);
+        out.push(PlanPath { dir, line, column });
+    }
+    out
+}
+
+/// Whether `file` (relative, `/`-separated) is in the cone of `dirs` (cone mode: the files of
+/// the root, of each directory's ancestors, and everything under each directory). With no
+/// `dirs`, every file is.
+pub fn in_cone<S: AsRef<str>>(dirs: &[S], file: &str) -> bool {
+    if dirs.is_empty() {
+        return true;
+    }
+    let parent = file.rsplit_once('/').map_or("", |(d, _)| d);
+    dirs.iter().any(|d| {
+        let d = d.as_ref();
+        let under = file.len() > d.len() && file.starts_with(d) && file.as_bytes()[d.len()] == b'/';
+        let ancestor = parent.is_empty()
+            || (d.len() > parent.len()
+                && d.starts_with(parent)
+                && d.as_bytes()[parent.len()] == b'/')
+            || d == parent;
+        under || ancestor
+    })
+}
+
+#[cfg(test)]
+mod cone_tests {
+    use super::in_cone;
+
+    #[test]
+    fn the_cone_holds_its_directories_their_parents_files_and_the_root() {
+        let dirs = ["services/auth", "libs/common"];
+        for yes in [
+            "README.md",
+            "services/auth/main.rs",
+            "services/auth/deep/x.rs",
+            "services/top.txt",
+            "libs/common/lib.rs",
+        ] {
+            assert!(in_cone(&dirs, yes), "{yes}");
+        }
+        for no in [
+            "services/authz/x.rs",
+            "services/billing/main.rs",
+            "lib/x.rs",
+            "libs/other/y.rs",
+            "docs/a/b.md",
+        ] {
+            assert!(!in_cone(&dirs, no), "{no}");
+        }
+        assert!(in_cone::<&str>(&[], "anything/at/all"));
+    }
+}

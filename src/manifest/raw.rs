@@ -91,6 +91,8 @@ pub struct RawPlan {
     pub slurm: Option<RawSlurm>,
     pub check: Option<At<Vec<At<String>>>>,
     pub budget: Option<At<String>>,
+    /// `paths`: the plan's sparse cone (directories).
+    pub paths: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -224,6 +226,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "slurm",
     "check",
     "budget",
+    "paths",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -382,6 +385,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             slurm: None,
             check: None,
             budget: None,
+            paths: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -404,6 +408,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "executor" => plan.executor = string(r, &ctx, v),
                 "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "budget" => plan.budget = string(r, &ctx, v),
+                "paths" => plan.paths = string_array(r, &ctx, v, None),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

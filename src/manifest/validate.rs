@@ -443,6 +443,7 @@ fn plans(
             None => defaults.check.clone(),
         };
         let plan_budget = budget(r, "plan.budget", plan.budget.as_ref()).unwrap_or_default();
+        let sparse = super::paths::sparse_paths(r, plan.paths.as_ref());
         let mut copy = defaults.copy.clone();
         for p in rel_paths(r, root, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
             if !copy.contains(&p) {
@@ -548,6 +549,8 @@ fn plans(
             slurm,
             check,
             budget: plan_budget,
+            paths: sparse.iter().map(|p| p.dir.clone()).collect(),
+            paths_at: sparse.iter().map(|p| (p.line, p.column)).collect(),
         });
     }
 

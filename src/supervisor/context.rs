@@ -64,6 +64,8 @@ pub struct PlanCtx {
     pub repo_root: PathBuf,
     /// Paths copied into new worktrees (the plan's and its tasks').
     pub copy: Vec<PathBuf>,
+    /// The plan's `paths` (its sparse cone); empty: the whole tree.
+    pub paths: Vec<String>,
     pub timeout: Duration,
     pub retries: u32,
     pub setup: Option<Vec<String>>,
@@ -304,6 +306,7 @@ impl PlanCtx {
             id,
             worktree_root: self.worktree.parent().unwrap_or(&self.repo_root),
             copy: &self.copy,
+            sparse: &self.paths,
         }
     }
 

@@ -23,7 +23,10 @@ pub fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => commit_done(plan, id, &t.description),
+        Settlement::Commit => match wrote_outside(plan, id) {
+            Some(error) => fail(plan, id, attempt, &error, true),
+            None => commit_done(plan, id, &t.description),
+        },
         Settlement::Fail { error, record } => {
             let out = fail(plan, id, attempt, error, *record);
             // A verification step's last attempt: its verdict goes on the plan branch.
@@ -115,6 +118,25 @@ pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), statu
     };
     plan.update_entry(id, |doc| {
         status::apply(doc, id, Transition::Fail, &opts, Utc::now()).map(|_| ())
+    })
+}
+
+/// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
+/// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed.
+fn wrote_outside(plan: &PlanCtx, id: &str) -> Option<String> {
+    if plan.paths.is_empty() {
+        return None;
+    }
+    let tree = plan
+        .task_worktree(id)
+        .unwrap_or_else(|| plan.worktree.clone());
+    let files = git::outside_cone(&tree, &plan.paths, 5).ok()?;
+    (!files.is_empty()).then(|| {
+        format!(
+            "wrote outside the plan's paths: {} (the plan's paths: {})",
+            files.join(", "),
+            plan.paths.join(", ")
+        )
     })
 }
 

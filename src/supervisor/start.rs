@@ -290,6 +290,7 @@ impl<'w> Checked<'w> {
             parallel_tasks: entry.parallel_tasks,
             repo_root: self.repo_root.clone(),
             copy: entry.copy.clone(),
+            paths: entry.paths.clone(),
             timeout: entry.timeout,
             retries: entry.retries,
             setup: entry.setup.clone(),
@@ -321,6 +322,7 @@ fn tree_request<'a>(
         path,
         target: &manifest.defaults.target,
         copy: &entry.copy,
+        sparse: &entry.paths,
     }
 }
 

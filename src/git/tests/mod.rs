@@ -16,6 +16,7 @@ mod commit;
 mod merge;
 mod merge_tree;
 mod queries;
+mod sparse;
 mod task_tree;
 mod worktree;
 
@@ -186,6 +187,7 @@ fn with_req<T>(fx: &Fixture, plan: &str, copy: &[PathBuf], f: impl FnOnce(&TreeR
         path: &path,
         target: "main",
         copy,
+        sparse: &[],
     };
     f(&req)
 }

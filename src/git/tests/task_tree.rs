@@ -13,6 +13,7 @@ fn with_task<T>(fx: &Fixture, id: &str, f: impl FnOnce(&TaskTreeRequest) -> T) -
         id,
         worktree_root: &root,
         copy: &[],
+        sparse: &[],
     })
 }
 

@@ -202,6 +202,7 @@ fn worktree_of_another_plan_at_the_path_is_foreign() {
         path: &other.path,
         target: "main",
         copy: &[],
+        sparse: &[],
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     assert!(
@@ -223,6 +224,7 @@ fn branch_checked_out_elsewhere_is_refused() {
         path: &moved,
         target: "main",
         copy: &[],
+        sparse: &[],
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     match &err {
@@ -257,6 +259,7 @@ fn missing_target_is_invalid() {
         path: &path,
         target: "trunk",
         copy: &[],
+        sparse: &[],
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     assert!(matches!(err, GitError::TargetMissing { .. }), "{err:?}");

@@ -1,0 +1,255 @@
+//! Sparse plans (`paths` in a `[[plan]]`): a worktree that holds only the plan's directories and
+//! the files of the root (git's cone mode), its commits keeping the whole tree.
+//!
+//! libgit2 has no sparse checkout, so a sparse worktree is made by the git CLI: `git worktree add
+//! --no-checkout`, `git sparse-checkout set --cone` (which turns on `extensions.worktreeConfig`
+//! and writes `core.sparseCheckout` to the worktree's own `config.worktree`: the main checkout and
+//! the other worktrees stay whole) and `git read-tree -mu HEAD`, which writes the cone's files
+//! only. The entries outside the cone are in the index with git's `skip-worktree` bit.
+//!
+//! libgit2 reads those bits but its diff of the index against the work tree lists a
+//! `skip-worktree` file that is absent as deleted: staging (`add_all`) would commit every file
+//! outside the cone as deleted, and a hard reset would write them all. So staging in a sparse
+//! worktree puts those entries back ([`keep_skipped`]), the files `git status` lists leave them
+//! out ([`is_skipped_deletion`]), and a reset goes through the git CLI ([`reset_hard`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{IndexEntry, Repository};
+
+use super::GitError;
+use crate::manifest::in_cone;
+
+/// The `skip-worktree` bit of an index entry's extended flags.
+const SKIP_WORKTREE: u16 = 1 << 14;
+
+/// Whether the repository opened at a worktree is a sparse checkout (orch's, or the user's):
+/// git keeps its patterns in the worktree's admin directory.
+pub(crate) fn is_sparse(repo: &Repository) -> bool {
+    repo.path().join("info").join("sparse-checkout").is_file()
+}
+
+/// Runs `git` in `dir` with `args`; the error says what failed with git's own words.
+fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| GitError::Sparse {
+            path: dir.to_path_buf(),
+            reason: format!("cannot run `git {}`: {e}", args.join(" ")),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(GitError::Sparse {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
+}
+
+/// Adds the worktree `path` (named after its last component, as git names it) for `branch` of
+/// the repository at `common` (its `.git` directory) as a cone-mode sparse checkout of `dirs`:
+/// only the cone's files are written.
+pub(crate) fn add_sparse_worktree(
+    common: &Path,
+    path: &Path,
+    branch: &str,
+    dirs: &[String],
+) -> Result<(), GitError> {
+    let path_str = path.to_str().ok_or_else(|| GitError::Sparse {
+        path: path.to_path_buf(),
+        reason: "the worktree path is not UTF-8".into(),
+    })?;
+    git(
+        common,
+        &[
+            "worktree",
+            "add",
+            "--no-checkout",
+            "--quiet",
+            path_str,
+            branch,
+        ],
+    )?;
+    let mut set = vec!["sparse-checkout", "set", "--cone", "--"];
+    set.extend(dirs.iter().map(String::as_str));
+    git(path, &set)?;
+    git(path, &["read-tree", "-mu", "HEAD"])
+}
+
+/// The index's `skip-worktree` entries (files outside the cone), empty when the worktree is not
+/// sparse.
+pub(crate) fn skipped_entries(repo: &Repository, index: &git2::Index) -> Vec<IndexEntry> {
+    if !is_sparse(repo) {
+        return Vec::new();
+    }
+    index
+        .iter()
+        .filter(|e| e.flags_extended & SKIP_WORKTREE != 0)
+        .collect()
+}
+
+/// Puts `skipped` (from [`skipped_entries`]) back into `index` after staging removed them as
+/// deleted: a file outside the cone stays in the tree as it was.
+pub(crate) fn keep_skipped(
+    index: &mut git2::Index,
+    skipped: &[IndexEntry],
+) -> Result<(), git2::Error> {
+    for entry in skipped {
+        if index
+            .get_path(Path::new(&*String::from_utf8_lossy(&entry.path)), 0)
+            .is_none()
+        {
+            index.add(entry)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path`, listed by libgit2 as deleted, is a `skip-worktree` entry (absent by design).
+pub(crate) fn is_skipped_deletion(index: &git2::Index, path: &[u8]) -> bool {
+    std::str::from_utf8(path)
+        .ok()
+        .and_then(|p| index.get_path(Path::new(p), 0))
+        .is_some_and(|e| e.flags_extended & SKIP_WORKTREE != 0)
+}
+
+/// `git reset --hard HEAD` and `git clean -fd` in a sparse worktree (ignored files stay), then
+/// the cone applied again: libgit2's reset would write every file outside the cone.
+pub(crate) fn reset_hard(worktree: &Path) -> Result<(), GitError> {
+    git(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
+    git(worktree, &["clean", "-fdq"])?;
+    git(worktree, &["sparse-checkout", "reapply"])
+}
+
+/// Moves a sparse worktree's index and files from commit `from` to `to` (`git read-tree -m -u`,
+/// which keeps to the cone and refuses to overwrite a local change), or with `force` (the
+/// worktree is known to hold `to` already, or is put back) `git read-tree --reset -u`.
+pub(crate) fn switch(
+    worktree: &Path,
+    force: bool,
+    from: git2::Oid,
+    to: git2::Oid,
+) -> Result<(), GitError> {
+    let (from, to) = (from.to_string(), to.to_string());
+    if force {
+        git(worktree, &["read-tree", "--reset", "-u", &to])
+    } else {
+        git(worktree, &["read-tree", "-m", "-u", &from, &to])
+    }
+}
+
+/// The files of `worktree` outside the cone of `dirs` that git does not ignore, relative and
+/// `/`-separated, sorted; at most `limit`. A file as HEAD has it is no write. Walks only the directories outside the cone and the
+/// ancestors of the cone's directories (the cone's own files are never read).
+pub fn outside_cone(
+    worktree: &Path,
+    dirs: &[String],
+    limit: usize,
+) -> Result<Vec<String>, GitError> {
+    if dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repo = super::repo::open(worktree)?;
+    let head_tree = repo.head().and_then(|h| h.peel_to_tree()).ok();
+    let as_head = |rel: &str, full: &Path| {
+        head_tree
+            .as_ref()
+            .and_then(|t| t.get_path(Path::new(rel)).ok())
+            .is_some_and(|e| {
+                git2::Oid::hash_file(git2::ObjectType::Blob, full).is_ok_and(|o| o == e.id())
+            })
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = worktree.join(&rel);
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in read.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() && name == ".git" {
+                continue;
+            }
+            let child = rel.join(name);
+            let Some(child_str) = child.to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                // Inside a cone directory: nothing to look at.
+                if dirs.iter().any(|d| {
+                    child_str == *d
+                        || (child_str.len() > d.len()
+                            && child_str.starts_with(d.as_str())
+                            && child_str.as_bytes()[d.len()] == b'/')
+                }) {
+                    continue;
+                }
+                if repo
+                    .is_path_ignored(format!("{child_str}/"))
+                    .unwrap_or(false)
+                {
+                    continue;
+                }
+                stack.push(child);
+            } else if !in_cone(dirs, &child_str)
+                && !repo.is_path_ignored(&child_str).unwrap_or(false)
+                && !as_head(&child_str, &entry.path())
+            {
+                found.push(child_str);
+            }
+        }
+    }
+    found.sort();
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// Which of `dirs` are not directories in the tree of the first of `branches` that exists (a
+/// plan's branch, else its target): a plan's `paths` must name directories of its base. `None`
+/// when none of the branches exists.
+pub fn missing_dirs(
+    repo_root: &Path,
+    branches: &[&str],
+    dirs: &[String],
+) -> Result<Option<Vec<String>>, GitError> {
+    let repo = super::repo::open(repo_root)?;
+    for branch in branches {
+        let Some(commit) = super::repo::branch_commit(&repo, branch)? else {
+            continue;
+        };
+        let tree = commit.tree().map_err(|source| GitError::ReadCommit {
+            oid: commit.id().to_string(),
+            source,
+        })?;
+        let missing = dirs
+            .iter()
+            .filter(|d| {
+                tree.get_path(Path::new(d.as_str()))
+                    .map_or(true, |e| e.kind() != Some(git2::ObjectType::Tree))
+            })
+            .cloned()
+            .collect();
+        return Ok(Some(missing));
+    }
+    Ok(None)
+}
