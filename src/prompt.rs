@@ -34,6 +34,7 @@ pub const TASK_VARS: &[&str] = &[
     "status_file",
     "attempt",
     "previous_error",
+    "integration",
     "check",
     "report_by_exit",
 ];
@@ -94,6 +95,9 @@ pub struct TaskPrompt {
     /// The error of the previous attempt, when this is a retry (for a failed check: the end
     /// of its output).
     pub previous_error: Option<String>,
+    /// The last integration test's failure, when it named this plan: which other plans' commits
+    /// this plan fails with, and the output.
+    pub integration: Option<String>,
     /// The check orch runs before committing the work (`cargo test`), empty when none.
     pub check: String,
     /// Exit status 0 counts as done too (the agent's `report = "exit"`); else only
@@ -399,6 +403,7 @@ fn sample_task(full: bool) -> TaskPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
+        integration: None,
         check: if full {
             "cargo test".into()
         } else {
@@ -448,6 +453,7 @@ mod tests {
             status_file: "/r/.orch/state/greeter/status.json".into(),
             attempt: 1,
             previous_error: None,
+            integration: None,
             check: String::new(),
             report_by_exit: true,
         }

@@ -36,6 +36,71 @@ pub struct Ctx {
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
     pub ports: u16,
+    /// The integration preview (`integrate`), `None` when off.
+    pub integration: Option<Arc<IntegrationCtx>>,
+}
+
+/// The integration preview of a run: what a test needs, the trials' cache, and the last red
+/// report (for the prompts of the plans it names).
+pub struct IntegrationCtx {
+    pub spec: crate::merge::integrate::IntegrationSpec,
+    /// How often, at most, a test runs.
+    pub interval: Duration,
+    /// Whether the prompts of the plans a red test names get its report (`integrate_feedback`).
+    pub feedback: bool,
+    pub integrator: std::sync::Mutex<crate::merge::integrate::Integrator>,
+    pub failure: std::sync::Mutex<Option<crate::merge::integrate::IntegrationFailure>>,
+}
+
+impl IntegrationCtx {
+    /// The prompt section for plan `plan`: which other plans' commits it fails with, and how;
+    /// `None` when the last test did not name it (or feedback is off).
+    pub fn feedback_for(&self, plan: &str) -> Option<String> {
+        if !self.feedback {
+            return None;
+        }
+        let failure = self.failure.lock().ok()?.clone()?;
+        if !failure.plans.iter().any(|p| p == plan) {
+            return None;
+        }
+        let others: Vec<String> = failure
+            .plans
+            .iter()
+            .filter(|p| p.as_str() != plan)
+            .map(|p| format!("`{p}`"))
+            .collect();
+        let mut text = if others.is_empty() {
+            format!(
+                "This plan's commits, merged into `{}` with the other plans, fail on their own.",
+                self.spec.target
+            )
+        } else {
+            format!(
+                "This plan's commits fail together with the commits of plan{} {} (not merged yet), when merged into `{}`.",
+                if others.len() == 1 { "" } else { "s" },
+                others.join(", "),
+                self.spec.target
+            )
+        };
+        for c in &failure.commits {
+            text.push_str(&format!("\n- {} at {}", c.branch, c.commit));
+        }
+        if let Some(files) = &failure.conflict {
+            text.push_str(&format!("\nThe merge conflicts in: {}", files.join(", ")));
+        }
+        if let Some(v) = &failure.verify {
+            text.push_str(&match v.exit_code {
+                Some(code) => {
+                    format!("\nThe verify command exited with status {code}; its last lines:")
+                }
+                None => "\nThe verify command did not finish; its last lines:".to_string(),
+            });
+            for l in &v.last_lines {
+                text.push_str(&format!("\n    {l}"));
+            }
+        }
+        Some(text)
+    }
 }
 
 /// One plan of the run.
