@@ -436,6 +436,8 @@ mod control;
 mod control_tests;
 mod inputs;
 mod integration;
+#[cfg(test)]
+mod integration_tests;
 pub use integration::IntegState;
 mod outcome;
 #[cfg(test)]
