@@ -143,6 +143,18 @@ fn plans_that_break_together_are_reported_while_the_culprit_works_and_it_adapts(
     assert_eq!(v["integration"]["result"], "green", "{v}");
     // The fix is on app's branch.
     assert_eq!(repo.git(&["show", "plan/app:app.calls"]).trim(), "hello");
+    // The staging worktree, kept between the run's tests, is gone with the run.
+    assert!(
+        !repo
+            .root()
+            .join(".orch/worktrees/.merge-staging-_integration")
+            .exists()
+    );
+    assert!(
+        !repo.worktrees().iter().any(|w| w.contains("merge-staging")),
+        "{:?}",
+        repo.worktrees()
+    );
 }
 
 #[test]

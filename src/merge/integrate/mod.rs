@@ -237,10 +237,14 @@ pub const LAST_FILE: &str = "integration.json";
 const CACHE_KEEP: usize = 256;
 
 /// Runs tests, keeping the trials' outcomes by the commits involved.
+///
+/// The staging worktree is kept between trials (each one checks out only what differs) and
+/// removed when the `Integrator` is dropped.
 #[derive(Debug, Default)]
 pub struct Integrator {
     cache: HashMap<String, TrialOutcome>,
     loaded: bool,
+    staging: Option<super::staging::Staging>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -341,10 +345,12 @@ impl Integrator {
         let verify = spec.verify.as_ref();
         let repo = trial::open_repo(&spec.repo_root, verify.is_none())?;
         let mut trials = 0usize;
+        let staging = &mut self.staging;
+        let cache = &mut self.cache;
         let mut trial = |set: &[usize]| -> Result<TrialOutcome, MergeError> {
             let plans: Vec<&Candidate> = set.iter().map(|&i| &cands[i]).collect();
             let k = key(target_tip, &plans, verify);
-            if let Some(hit) = self.cache.get(&k) {
+            if let Some(hit) = cache.get(&k) {
                 return Ok(hit.clone());
             }
             trials += 1;
@@ -355,9 +361,10 @@ impl Integrator {
                 target_tip,
                 &plans,
                 verify,
+                staging,
             )?;
             tracing::debug!(key = %k, failed = out.failed(), "integration trial");
-            self.cache.insert(k, out.clone());
+            cache.insert(k, out.clone());
             Ok(out)
         };
         let all: Vec<usize> = (0..cands.len()).collect();

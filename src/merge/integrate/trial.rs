@@ -58,6 +58,7 @@ pub(super) fn run(
     target_tip: Oid,
     plans: &[&Candidate],
     verify: Option<&IntegrationVerify>,
+    staging: &mut Option<Staging>,
 ) -> Result<TrialOutcome, MergeError> {
     let read = |what: &str| {
         let what = what.to_string();
@@ -98,10 +99,9 @@ pub(super) fn run(
             commit: commit.to_string(),
         });
     };
-    let staging = Staging::create(repo_root, &verify.staging_dir, STAGING_NAME, commit)?;
+    let path = checkout(staging, repo_root, verify, commit)?;
     let culprit = plans.last().map(|p| p.name.as_str()).unwrap_or_default();
-    let (exit_code, last_lines) = run_verify(verify, staging.path(), target, culprit, commit);
-    drop(staging);
+    let (exit_code, last_lines) = run_verify(verify, &path, target, culprit, commit);
     Ok(if exit_code == Some(0) {
         TrialOutcome::Passed {
             commit: commit.to_string(),
@@ -113,6 +113,38 @@ pub(super) fn run(
             last_lines,
         }
     })
+}
+
+/// The staging worktree at `commit`: the one of an earlier trial (kept for the `Integrator`'s
+/// life) brought to `commit` by a checkout of what differs (untracked files removed, ignored ones
+/// such as build output kept), else a new one. Returns its path.
+fn checkout(
+    staging: &mut Option<Staging>,
+    repo_root: &Path,
+    verify: &IntegrationVerify,
+    commit: Oid,
+) -> Result<std::path::PathBuf, MergeError> {
+    if let Some(st) = staging.as_ref() {
+        let moved = (|| -> Result<(), git2::Error> {
+            let linked = Repository::open(st.path())?;
+            let object = linked.find_object(commit, None)?;
+            let mut opts = git2::build::CheckoutBuilder::new();
+            opts.force().remove_untracked(true);
+            linked.checkout_tree(&object, Some(&mut opts))?;
+            linked.set_head_detached(commit)
+        })();
+        match moved {
+            Ok(()) => return Ok(st.path().to_path_buf()),
+            Err(e) => {
+                tracing::debug!(error = %e, "the staging worktree is made again");
+                *staging = None;
+            }
+        }
+    }
+    let st = Staging::create(repo_root, &verify.staging_dir, STAGING_NAME, commit)?;
+    let path = st.path().to_path_buf();
+    *staging = Some(st);
+    Ok(path)
 }
 
 /// Runs the verify command in `cwd` with its output in the log (overwritten each trial): its exit
