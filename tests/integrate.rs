@@ -205,7 +205,9 @@ fn green_when_the_plans_fit_and_when_there_is_nothing_to_test() {
     let repo = repo(true);
     let (code, out, err) = repo.run(&["integrate", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(json(&out)["result"], "nothing_to_test", "{out}");
+    let v = json(&out);
+    assert_eq!(v["result"], "nothing_to_test", "{out}");
+    assert_eq!(v["trials"], 0, "nothing built, nothing verified: {out}");
 
     // app calls the new name: lib + app fit.
     let wts = vec![

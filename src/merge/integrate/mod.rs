@@ -343,6 +343,17 @@ impl Integrator {
     fn test_locked(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let (target_tip, cands) = spec.candidates()?;
         let verify = spec.verify.as_ref();
+        if cands.is_empty() {
+            // Nothing to test: the target alone is `orch merge`'s business.
+            return Ok(IntegrationReport {
+                target: spec.target.clone(),
+                target_commit: target_tip.to_string(),
+                tested: Vec::new(),
+                verified: verify.is_some(),
+                trials: 0,
+                failure: None,
+            });
+        }
         let repo = trial::open_repo(&spec.repo_root, verify.is_none())?;
         let mut trials = 0usize;
         let staging = &mut self.staging;
