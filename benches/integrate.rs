@@ -3,7 +3,8 @@
 //! a merge of every branch and `verify` in a staging worktree) and with `integrate = "off"`.
 //! Target: the wall time with "0s" at most 1.3x the one with "off".
 //!
-//! Full size (`cargo bench --bench integrate`): a generated repository of 5,000 files (~20 MB
+//! Full size (`cargo bench --bench integrate`, or `cargo test --bench integrate -- --bench` on the
+//! debug build): a generated repository of 5,000 files (~20 MB
 //! checked out, under /dev/shm when there is one), 3 plans x 4 tasks, agents working 1 s each.
 //! `cargo test` runs a tiny size (200 files, 3 plans x 2 tasks, 0.2 s) and checks every task ran
 //! and the tests ran; it prints the ratio without holding it to the target.

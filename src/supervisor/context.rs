@@ -492,4 +492,62 @@ mod tests {
             assert_eq!(strip_annotations(input), want, "{input}");
         }
     }
+
+    #[test]
+    fn integration_feedback_names_the_other_plans_with_the_output_only_for_the_plans_named() {
+        use crate::merge::integrate::{
+            IntegrationFailure, IntegrationSpec, TriedCommit, VerifyFailure,
+        };
+        let manifest = crate::manifest::parse_str(
+            std::path::Path::new("/r/plans.toml"),
+            "[defaults]\nagent = \"claude\"\n",
+        )
+        .expect("manifest");
+        let ctx = |feedback: bool| super::IntegrationCtx {
+            spec: IntegrationSpec::from_manifest(&manifest, std::path::Path::new("/r")),
+            interval: std::time::Duration::ZERO,
+            feedback,
+            integrator: Default::default(),
+            failure: std::sync::Mutex::new(Some(IntegrationFailure {
+                plans: vec!["lib".into(), "app".into()],
+                culprit: "app".into(),
+                conflict: None,
+                verify: Some(VerifyFailure {
+                    exit_code: Some(1),
+                    last_lines: vec!["missing function: greet".into()],
+                }),
+                commits: vec![TriedCommit {
+                    plan: Some("lib".into()),
+                    branch: "plan/lib".into(),
+                    commit: "abc".into(),
+                }],
+            })),
+        };
+        let on = ctx(true);
+        let text = on.feedback_for("app").expect("named");
+        assert!(
+            text.starts_with(
+                "This plan's commits fail together with the commits of plan `lib` (not merged yet), when merged into `main`."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n- plan/lib at abc"), "{text}");
+        assert!(
+            text.contains("exited with status 1; its last lines:\n    missing function: greet"),
+            "{text}"
+        );
+        assert!(
+            on.feedback_for("lib")
+                .expect("named")
+                .contains("plan `app`")
+        );
+        assert_eq!(on.feedback_for("docs"), None, "not named");
+        assert_eq!(
+            ctx(false).feedback_for("app"),
+            None,
+            "integrate_feedback = false"
+        );
+        *on.failure.lock().expect("lock") = None;
+        assert_eq!(on.feedback_for("app"), None, "green");
+    }
 }
