@@ -178,3 +178,52 @@ fn plans_that_fit_report_no_integration_failure() {
         ["lib", "docs", "app"]
     );
 }
+
+#[test]
+fn a_textual_conflict_between_plans_is_reported_with_its_files() {
+    let repo = Repo::bare_minimum();
+    repo.write("shared.txt", "original\n");
+    let mut toml =
+        String::from("[defaults]\nagent = \"a\"\nintegrate = \"0s\"\nretries = 0\n\n[agents.a]\n");
+    toml.push_str(&format!(
+        "command = {}\nreport = \"exit\"\n",
+        toml_array(&[
+            "sh".to_string(),
+            fixtures().join("write.sh").display().to_string(),
+            "shared.txt".to_string(),
+        ])
+    ));
+    for name in ["a", "b", "c"] {
+        repo.write(
+            &format!("docs/plans/{name}.md"),
+            &format!("# {name}\n\n## Phase 1: Work\n- [ ] 1.1 Write\n"),
+        );
+        toml.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n"
+        ));
+    }
+    // c writes its own file.
+    toml = toml.replace("name = \"c\"\n", "name = \"c\"\nagent = \"own\"\n");
+    toml.push_str(&format!(
+        "\n[agents.own]\ncommand = {}\nreport = \"exit\"\n",
+        toml_array(&[
+            "sh".to_string(),
+            fixtures().join("write.sh").display().to_string(),
+            "c.txt".to_string(),
+        ])
+    ));
+    repo.write("plans.toml", &toml);
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 0);
+    let failed = named(&ev, "integration_failed");
+    assert_eq!(failed.len(), 1, "{ev:#?}");
+    assert_eq!(strings(&failed[0]["plans"]), ["a", "b"], "{}", failed[0]);
+    assert_eq!(failed[0]["culprit"], "b");
+    assert_eq!(strings(&failed[0]["conflict"]), ["shared.txt"]);
+    assert!(failed[0].get("verify").is_none());
+    let (_, out, _) = repo.run(&["status"]);
+    assert!(
+        out.contains("integration: red: a + b: conflict in shared.txt (culprit b)"),
+        "{out}"
+    );
+}
