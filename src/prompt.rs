@@ -50,6 +50,7 @@ pub const PLAN_VARS: &[&str] = &[
     "status_file",
     "tasks_total",
     "tasks_remaining",
+    "integration",
 ];
 
 fn vars_of(file: &str) -> &'static [&'static str] {
@@ -128,6 +129,8 @@ pub struct PlanPrompt {
     pub tasks_total: usize,
     /// Those not completed or skipped yet.
     pub tasks_remaining: usize,
+    /// The last integration test's failure, when it named this plan (as in `task.md`).
+    pub integration: Option<String>,
 }
 
 /// Why a template could not be loaded or rendered.
@@ -424,6 +427,7 @@ fn sample_plan() -> PlanPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         tasks_total: 7,
         tasks_remaining: 4,
+        integration: None,
     }
 }
 
@@ -470,6 +474,7 @@ mod tests {
             status_file: "/r/.orch/state/greeter/status.json".into(),
             tasks_total: 5,
             tasks_remaining: 3,
+            integration: None,
         }
     }
 
@@ -528,6 +533,33 @@ mod tests {
         // trim_blocks/lstrip_blocks: no stray blank lines from block tags.
         assert!(!text.contains("\n\n\n"), "{text}");
         assert!(text.ends_with("counts as failed.\n"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_integration_test_reaches_task_and_plan_prompts() {
+        let failure = "This plan's commits fail together with the commits of plan `lib`.\n    missing function: greet";
+        let mut p = task();
+        assert!(
+            !Templates::embedded()
+                .render_task(&p)
+                .expect("renders")
+                .contains("integration test")
+        );
+        p.integration = Some(failure.into());
+        let text = Templates::embedded().render_task(&p).expect("renders");
+        assert_has(
+            &text,
+            "orch's integration test merged every plan's branch together, and this plan does not fit with the others yet:",
+        );
+        assert_has(&text, "    missing function: greet");
+        assert!(!text.contains("\n\n\n"), "{text}");
+        let mut plan = plan();
+        plan.integration = Some(failure.into());
+        let text = Templates::embedded().render_plan(&plan).expect("renders");
+        assert_has(
+            &text,
+            "This plan's commits fail together with the commits of plan `lib`.",
+        );
     }
 
     #[test]

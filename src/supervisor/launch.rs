@@ -417,6 +417,10 @@ fn prepare_argv(
                 status_file: status_file.clone(),
                 tasks_total: doc.entries().count(),
                 tasks_remaining: doc.entries().filter(|e| !e.status.is_finished()).count(),
+                integration: ctx
+                    .integration
+                    .as_ref()
+                    .and_then(|i| i.feedback_for(&pc.name)),
             };
             (
                 ctx.templates
