@@ -277,3 +277,59 @@ fn an_invalid_manifest_is_exit_2_and_changes_nothing() {
     assert_eq!(snapshot(&repo, &wts), before);
     assert!(!repo.root().join(".orch").exists());
 }
+
+#[test]
+fn ctrl_c_stops_the_verify_command_removes_the_staging_worktree_and_caches_nothing() {
+    use support::{code_out_err, kill, process_alive, wait_for, wait_within};
+    let repo = repo(true);
+    let wts = three_plans(&repo);
+    let marker = repo.outside("verify.pid");
+    // A verify command that hangs, after saying it started (its pid).
+    repo.write(
+        "slow.sh",
+        &format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", marker.display()),
+    );
+    let toml = std::fs::read_to_string(repo.root().join("plans.toml")).expect("read");
+    repo.write(
+        "plans.toml",
+        &toml.replace(
+            "verify = [\"sh\", \"verify.sh\"]",
+            "verify = [\"sh\", \"slow.sh\"]",
+        ),
+    );
+    repo.commit_all("slow verify");
+    // plan branches were made before: the new commit on main is the target's tip.
+    let before = snapshot(&repo, &wts);
+    let child = repo.orch(&["integrate"]).spawn().expect("orch integrate");
+    let pid = child.id();
+    wait_for("the verify command to start", || {
+        std::fs::read_to_string(&marker).is_ok_and(|s| s.trim().parse::<u32>().is_ok())
+    });
+    let verify_pid: u32 = std::fs::read_to_string(&marker)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(kill("INT", pid));
+    let out = wait_within(child, repo.timeout(), "orch integrate");
+    let (code, out, err) = code_out_err(&out);
+    assert_eq!(code, 130, "{out}{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        !process_alive(verify_pid),
+        "the verify command is still running"
+    );
+    assert!(
+        !repo
+            .root()
+            .join(".orch/worktrees/.merge-staging-_integration")
+            .exists()
+    );
+    assert_eq!(snapshot(&repo, &wts), before);
+    assert!(
+        !std::fs::read_to_string(repo.root().join(".orch/state/integration-cache.json"))
+            .unwrap_or_default()
+            .contains("verify_failed"),
+        "an interrupted trial is not an outcome"
+    );
+}

@@ -25,6 +25,8 @@ pub fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
     };
     let repo_root = workspace::repo_root(&manifest)?;
     let spec = IntegrationSpec::from_manifest(&manifest, &repo_root);
+    // Ctrl-C stops a running verify command and removes the staging worktree.
+    crate::merge::interrupt::install();
     let report = Integrator::new().test(&spec).map_err(CliError::coded)?;
     if args.json {
         print_json(&report_json(&report));

@@ -733,14 +733,22 @@ impl Effects<'_> {
         };
         tokio::spawn(async move {
             let job = integ.clone();
-            let joined = tokio::task::spawn_blocking(move || {
+            let mut testing = tokio::task::spawn_blocking(move || {
                 let mut integrator = job
                     .integrator
                     .lock()
                     .map_err(|_| "the integration cache is poisoned".to_string())?;
                 integrator.test(&job.spec).map_err(|e| e.to_string())
-            })
-            .await;
+            });
+            // Ctrl-C stops its verify command, as it stops the merge train's.
+            let mut sigint =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            let joined = loop {
+                tokio::select! {
+                    joined = &mut testing => break joined,
+                    Some(()) = recv_signal(&mut sigint) => crate::merge::interrupt::request(),
+                }
+            };
             let result = match joined {
                 Ok(r) => r,
                 Err(e) => Err(format!("the integration test stopped: {e}")),

@@ -102,6 +102,12 @@ pub(super) fn run(
     let path = checkout(staging, repo_root, verify, commit)?;
     let culprit = plans.last().map(|p| p.name.as_str()).unwrap_or_default();
     let (exit_code, last_lines) = run_verify(verify, &path, target, culprit, commit);
+    if crate::merge::interrupt::interrupted() {
+        // Not an outcome: nothing is cached.
+        return Err(MergeError::Interrupted {
+            what: "the integration test's verify command was stopped".into(),
+        });
+    }
     Ok(if exit_code == Some(0) {
         TrialOutcome::Passed {
             commit: commit.to_string(),
@@ -207,6 +213,10 @@ fn spawn_and_wait(
             Ok(Some(status)) => break Ok(status.code()),
             Ok(None) => {}
             Err(e) => break Err(format!("cannot wait for `{command}`: {e}")),
+        }
+        if crate::merge::interrupt::interrupted() {
+            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
+            break Err(format!("`{command}` was stopped (interrupted)"));
         }
         if Instant::now() >= deadline {
             crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
