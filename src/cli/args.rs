@@ -285,7 +285,8 @@ pub(super) enum Command {
     /// the earlier plans its last plan (the culprit) needs to fail. No branch, target or plan
     /// worktree changes.
     ///
-    /// Exit codes: 0 green or nothing to test, 5 red, 1 a git error, 2 invalid input.
+    /// Exit codes: 0 green or nothing to test, 5 red, 1 a git error, 2 invalid input, 130
+    /// interrupted (the verify command is stopped).
     /// Example: `orch integrate`, `orch integrate --json`.
     Integrate {
         #[command(flatten)]
