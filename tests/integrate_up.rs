@@ -21,6 +21,11 @@ exit $status
 /// `main` with `lib.defs`, `main.calls` and the verify script; plans lib (priority 2), docs (1),
 /// app (0, three tasks) run by `integrate_agent.sh` in `mode`, with `integrate = "0s"`.
 fn run_repo(mode: &str) -> (Repo, std::path::PathBuf) {
+    run_repo_with(mode, "")
+}
+
+/// [`run_repo`] with `extra` lines in `[defaults]`.
+fn run_repo_with(mode: &str, extra: &str) -> (Repo, std::path::PathBuf) {
     let repo = Repo::bare_minimum();
     let copies = repo.outside("prompts");
     std::fs::create_dir_all(&copies).expect("mkdir");
@@ -50,7 +55,7 @@ fn run_repo(mode: &str) -> (Repo, std::path::PathBuf) {
     ]);
     let mut toml = format!(
         "[defaults]\nagent = \"a\"\nverify = [\"sh\", \"verify.sh\"]\nintegrate = \"0s\"\n\
-         retries = 0\n\n[agents.a]\ncommand = {command}\nreport = \"exit\"\n"
+         retries = 0\n{extra}\n[agents.a]\ncommand = {command}\nreport = \"exit\"\n"
     );
     for (name, priority) in [("lib", 2), ("docs", 1), ("app", 0)] {
         toml.push_str(&format!(
@@ -225,5 +230,42 @@ fn a_textual_conflict_between_plans_is_reported_with_its_files() {
     assert!(
         out.contains("integration: red: a + b: conflict in shared.txt (culprit b)"),
         "{out}"
+    );
+}
+
+#[test]
+fn the_merge_train_does_not_merge_the_plans_a_red_test_named() {
+    let (repo, _copies) = run_repo_with("stay", "auto_merge = true\n");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let ev = support::events(&out);
+    assert!(!named(&ev, "integration_failed").is_empty(), "{out}{err}");
+    assert!(named(&ev, "integration_fixed").is_empty(), "{out}");
+    // app is named by every red test (lib may have merged before the first one): the train
+    // never merges it, and says why.
+    let merged: Vec<String> = named(&ev, "plan_merged")
+        .iter()
+        .map(|e| e["plan"].as_str().expect("plan").to_string())
+        .collect();
+    assert!(merged.contains(&"docs".to_string()), "{out}");
+    assert!(!merged.contains(&"app".to_string()), "{out}");
+    let held = named(&ev, "plan_merge_failed")
+        .into_iter()
+        .find(|e| e["plan"] == "app")
+        .unwrap_or_else(|| panic!("no plan_merge_failed for app: {out}"));
+    assert!(
+        held["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("the last integration test named it"),
+        "{held}"
+    );
+    assert_ne!(code, 0, "not everything was merged");
+    // The target never got app's call: every name it calls is defined.
+    assert!(!repo.git_ok(&["cat-file", "-e", "main:app.calls"]));
+    let defs = repo.git(&["show", "main:lib.defs"]);
+    let calls = repo.git(&["show", "main:main.calls"]);
+    assert!(
+        defs.contains(&format!("def {}", calls.trim())),
+        "{defs} / {calls}"
     );
 }
