@@ -34,6 +34,7 @@ pub const TASK_VARS: &[&str] = &[
     "status_file",
     "attempt",
     "previous_error",
+    "integration",
     "check",
     "report_by_exit",
 ];
@@ -49,6 +50,7 @@ pub const PLAN_VARS: &[&str] = &[
     "status_file",
     "tasks_total",
     "tasks_remaining",
+    "integration",
 ];
 
 fn vars_of(file: &str) -> &'static [&'static str] {
@@ -94,6 +96,9 @@ pub struct TaskPrompt {
     /// The error of the previous attempt, when this is a retry (for a failed check: the end
     /// of its output).
     pub previous_error: Option<String>,
+    /// The last integration test's failure, when it named this plan: which other plans' commits
+    /// this plan fails with, and the output.
+    pub integration: Option<String>,
     /// The check orch runs before committing the work (`cargo test`), empty when none.
     pub check: String,
     /// Exit status 0 counts as done too (the agent's `report = "exit"`); else only
@@ -124,6 +129,8 @@ pub struct PlanPrompt {
     pub tasks_total: usize,
     /// Those not completed or skipped yet.
     pub tasks_remaining: usize,
+    /// The last integration test's failure, when it named this plan (as in `task.md`).
+    pub integration: Option<String>,
 }
 
 /// Why a template could not be loaded or rendered.
@@ -399,6 +406,7 @@ fn sample_task(full: bool) -> TaskPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
+        integration: None,
         check: if full {
             "cargo test".into()
         } else {
@@ -419,6 +427,7 @@ fn sample_plan() -> PlanPrompt {
         status_file: "/repo/.orch/state/auth/status.json".into(),
         tasks_total: 7,
         tasks_remaining: 4,
+        integration: None,
     }
 }
 
@@ -448,6 +457,7 @@ mod tests {
             status_file: "/r/.orch/state/greeter/status.json".into(),
             attempt: 1,
             previous_error: None,
+            integration: None,
             check: String::new(),
             report_by_exit: true,
         }
@@ -464,6 +474,7 @@ mod tests {
             status_file: "/r/.orch/state/greeter/status.json".into(),
             tasks_total: 5,
             tasks_remaining: 3,
+            integration: None,
         }
     }
 
@@ -522,6 +533,33 @@ mod tests {
         // trim_blocks/lstrip_blocks: no stray blank lines from block tags.
         assert!(!text.contains("\n\n\n"), "{text}");
         assert!(text.ends_with("counts as failed.\n"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_integration_test_reaches_task_and_plan_prompts() {
+        let failure = "This plan's commits fail together with the commits of plan `lib`.\n    missing function: greet";
+        let mut p = task();
+        assert!(
+            !Templates::embedded()
+                .render_task(&p)
+                .expect("renders")
+                .contains("integration test")
+        );
+        p.integration = Some(failure.into());
+        let text = Templates::embedded().render_task(&p).expect("renders");
+        assert_has(
+            &text,
+            "orch's integration test merged every plan's branch together, and this plan does not fit with the others yet:",
+        );
+        assert_has(&text, "    missing function: greet");
+        assert!(!text.contains("\n\n\n"), "{text}");
+        let mut plan = plan();
+        plan.integration = Some(failure.into());
+        let text = Templates::embedded().render_plan(&plan).expect("renders");
+        assert_has(
+            &text,
+            "This plan's commits fail together with the commits of plan `lib`.",
+        );
     }
 
     #[test]

@@ -279,6 +279,28 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Test the combination of every plan branch now: the integration preview.
+    ///
+    /// The target's tip with every plan branch that has commits of its own merged in, in the
+    /// order `orch merge` uses, built in memory as the merge train builds a step; with `verify`
+    /// in `[defaults]`, that commit is checked out in a staging worktree of orch's own and
+    /// verified there (without `verify`, only textual conflicts are checked). On a failure, orch
+    /// names the plans that break together: the smallest failing prefix of the merge order, then
+    /// the earlier plans its last plan (the culprit) needs to fail. No branch, target or plan
+    /// worktree changes.
+    ///
+    /// Exit codes: 0 green or nothing to test, 5 red, 1 a git error, 2 invalid input, 130
+    /// interrupted (the verify command is stopped).
+    /// Example: `orch integrate`, `orch integrate --json`.
+    Integrate {
+        #[command(flatten)]
+        target: Target,
+        /// Print the report as JSON: `{"target", "target_commit", "tested": [...], "verified",
+        /// "trials", "result": "green"|"red"|"nothing_to_test", "failure": {"plans", "culprit",
+        /// "conflict" | "verify": {"exit_code", "last_lines"}, "commits"}}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the worktrees and branches of merged plans, never losing unmerged work.
     ///
     /// Merged: the branch tip is in the target's history, or merging it into the target would

@@ -79,6 +79,10 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             &target.selection(),
             commands::conflicts::ConflictsArgs { plans, json },
         ),
+        Command::Integrate { target, json } => commands::integrate::run(
+            &target.selection(),
+            commands::integrate::IntegrateArgs { json },
+        ),
         Command::Clean {
             target,
             plans,

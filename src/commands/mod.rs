@@ -7,6 +7,7 @@ pub mod control;
 pub mod demo;
 pub mod graph;
 pub mod init;
+pub mod integrate;
 pub mod logs;
 pub mod merge;
 pub mod next;

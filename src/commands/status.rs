@@ -83,6 +83,31 @@ enum Format {
     JsonLine,
 }
 
+/// The last integration test (`orch integrate`, `orch up` with `integrate`), if one ran.
+fn last_integration(ws: &Workspace) -> Option<crate::merge::integrate::IntegrationReport> {
+    let m = ws.manifest.as_ref()?;
+    crate::merge::integrate::load_last(&m.root.join(&m.defaults.state_dir))
+}
+
+/// `integration: red: lib + app (culprit app): verify exited with status 1`, or green.
+fn integration_line(ws: &Workspace) -> Option<String> {
+    let report = last_integration(ws)?;
+    Some(match &report.failure {
+        Some(f) => format!(
+            "integration: red: {} (culprit {})\n",
+            f.summary(),
+            f.culprit
+        ),
+        None if report.tested.is_empty() => "integration: nothing to test\n".to_string(),
+        None => format!(
+            "integration: green ({} plan{} on `{}`)\n",
+            report.tested.len(),
+            if report.tested.len() == 1 { "" } else { "s" },
+            report.target
+        ),
+    })
+}
+
 /// The workspace for `sel`; invalid plans are an error (exit 2).
 fn load_valid(sel: &Selection, files: bool) -> CliResult<Workspace> {
     let ws = if files {
@@ -148,6 +173,9 @@ fn render_with(
                 );
             }
         }
+        if let Some(line) = integration_line(ws) {
+            out.push_str(&line);
+        }
         return Ok(out.trim_end_matches('\n').to_string());
     }
     let docs = workspace::read_statuses(ws, override_path)?;
@@ -173,7 +201,18 @@ fn render_with(
             .fold(crate::agent_output::Usage::default(), |a, u| {
                 a.plus(&u.usage())
             });
-        json!({ "plans": views, "usage": usage })
+        let mut v = json!({ "plans": views, "usage": usage });
+        if let (Some(report), Some(obj)) = (last_integration(ws), v.as_object_mut()) {
+            let mut i = serde_json::to_value(&report).unwrap_or(Value::Null);
+            if let Some(o) = i.as_object_mut() {
+                o.insert(
+                    "result".into(),
+                    json!(super::integrate::result_word(&report)),
+                );
+            }
+            obj.insert("integration".into(), i);
+        }
+        v
     };
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)

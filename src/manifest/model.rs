@@ -63,6 +63,11 @@ pub struct Defaults {
     pub remote: String,
     /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
     pub ports: u16,
+    /// How often, at most, `orch up` tests the combination of the plans (`integrate`); `None`:
+    /// off. Default: 10 minutes with `verify`, off without.
+    pub integrate: Option<Duration>,
+    /// Whether a red integration test reaches the prompts of the plans it names.
+    pub integrate_feedback: bool,
 }
 
 impl Default for Defaults {
@@ -93,6 +98,8 @@ impl Default for Defaults {
             budget: super::budget::Budget::default(),
             remote: "origin".into(),
             ports: 10,
+            integrate: None,
+            integrate_feedback: true,
         }
     }
 }

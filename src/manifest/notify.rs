@@ -36,6 +36,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "plan_blocked",
     "plan_merged",
     "plan_merge_failed",
+    "integration_failed",
+    "integration_fixed",
     "interrupted",
     "note",
     "run_finished",

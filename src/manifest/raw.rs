@@ -45,6 +45,9 @@ pub struct RawDefaults {
     pub budget: Option<At<String>>,
     pub remote: Option<At<String>>,
     pub ports: Option<At<i64>>,
+    // The integration preview (`orch integrate`).
+    pub integrate: Option<At<String>>,
+    pub integrate_feedback: Option<At<bool>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -189,6 +192,8 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "budget",
     "remote",
     "ports",
+    "integrate",
+    "integrate_feedback",
 ];
 pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
 pub const SLURM_KEYS: &[&str] = &[
@@ -292,6 +297,8 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "budget" => d.budget = string(r, &ctx, value),
             "remote" => d.remote = string(r, &ctx, value),
             "ports" => d.ports = integer(r, &ctx, value),
+            "integrate" => d.integrate = string(r, &ctx, value),
+            "integrate_feedback" => d.integrate_feedback = boolean(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }

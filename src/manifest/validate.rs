@@ -211,6 +211,18 @@ fn defaults(
             }
         }
     }
+    // The integration preview: a duration or "off"; by default 10 minutes with `verify`.
+    out.integrate = out.verify.as_ref().map(|_| Duration::from_secs(600));
+    if let Some(at @ At { value, .. }) = &d.integrate {
+        out.integrate = if value.trim() == "off" {
+            None
+        } else {
+            duration(r, "defaults.integrate", Some(at), true)
+        };
+    }
+    if let Some(At { value, .. }) = &d.integrate_feedback {
+        out.integrate_feedback = *value;
+    }
     out
 }
 

@@ -18,6 +18,9 @@ pub enum MergeError {
     /// The plan branch does not exist.
     #[error("branch `{branch}` does not exist")]
     BranchMissing { branch: String },
+    /// Ctrl-C or SIGTERM stopped it (an integration test's verify command was stopped).
+    #[error("interrupted: {what}")]
+    Interrupted { what: String },
     /// Reading a ref, commit or tree failed.
     #[error("cannot read {what}: {source}")]
     Read { what: String, source: git2::Error },
@@ -79,6 +82,7 @@ impl MergeError {
         match self {
             Self::Git(e) => e.exit_code(),
             Self::TargetMissing { .. } => exit::INVALID,
+            Self::Interrupted { .. } => exit::INTERRUPTED,
             Self::Dirty { .. } | Self::UntrackedInTheWay { .. } => exit::REFUSED,
             Self::BranchMissing { .. }
             | Self::Read { .. }

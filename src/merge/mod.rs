@@ -14,6 +14,7 @@
 pub mod build;
 mod checks;
 mod error;
+pub mod integrate;
 pub mod interrupt;
 mod now;
 pub mod order;

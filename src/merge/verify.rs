@@ -161,7 +161,7 @@ fn run(
 }
 
 /// SIGTERM to the group, up to `grace` for it to go, then SIGKILL; the leader is reaped.
-fn stop_group(pgid: u32, grace: Duration, child: &mut std::process::Child) {
+pub(crate) fn stop_group(pgid: u32, grace: Duration, child: &mut std::process::Child) {
     signal_group(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     loop {

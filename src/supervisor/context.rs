@@ -36,6 +36,71 @@ pub struct Ctx {
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
     pub ports: u16,
+    /// The integration preview (`integrate`), `None` when off.
+    pub integration: Option<Arc<IntegrationCtx>>,
+}
+
+/// The integration preview of a run: what a test needs, the trials' cache, and the last red
+/// report (for the prompts of the plans it names).
+pub struct IntegrationCtx {
+    pub spec: crate::merge::integrate::IntegrationSpec,
+    /// How often, at most, a test runs.
+    pub interval: Duration,
+    /// Whether the prompts of the plans a red test names get its report (`integrate_feedback`).
+    pub feedback: bool,
+    pub integrator: std::sync::Mutex<crate::merge::integrate::Integrator>,
+    pub failure: std::sync::Mutex<Option<crate::merge::integrate::IntegrationFailure>>,
+}
+
+impl IntegrationCtx {
+    /// The prompt section for plan `plan`: which other plans' commits it fails with, and how;
+    /// `None` when the last test did not name it (or feedback is off).
+    pub fn feedback_for(&self, plan: &str) -> Option<String> {
+        if !self.feedback {
+            return None;
+        }
+        let failure = self.failure.lock().ok()?.clone()?;
+        if !failure.plans.iter().any(|p| p == plan) {
+            return None;
+        }
+        let others: Vec<String> = failure
+            .plans
+            .iter()
+            .filter(|p| p.as_str() != plan)
+            .map(|p| format!("`{p}`"))
+            .collect();
+        let mut text = if others.is_empty() {
+            format!(
+                "This plan's commits, merged into `{}` with the other plans, fail on their own.",
+                self.spec.target
+            )
+        } else {
+            format!(
+                "This plan's commits fail together with the commits of plan{} {} (not merged yet), when merged into `{}`.",
+                if others.len() == 1 { "" } else { "s" },
+                others.join(", "),
+                self.spec.target
+            )
+        };
+        for c in &failure.commits {
+            text.push_str(&format!("\n- {} at {}", c.branch, c.commit));
+        }
+        if let Some(files) = &failure.conflict {
+            text.push_str(&format!("\nThe merge conflicts in: {}", files.join(", ")));
+        }
+        if let Some(v) = &failure.verify {
+            text.push_str(&match v.exit_code {
+                Some(code) => {
+                    format!("\nThe verify command exited with status {code}; its last lines:")
+                }
+                None => "\nThe verify command did not finish; its last lines:".to_string(),
+            });
+            for l in &v.last_lines {
+                text.push_str(&format!("\n    {l}"));
+            }
+        }
+        Some(text)
+    }
 }
 
 /// One plan of the run.
@@ -429,5 +494,63 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(strip_annotations(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn integration_feedback_names_the_other_plans_with_the_output_only_for_the_plans_named() {
+        use crate::merge::integrate::{
+            IntegrationFailure, IntegrationSpec, TriedCommit, VerifyFailure,
+        };
+        let manifest = crate::manifest::parse_str(
+            std::path::Path::new("/r/plans.toml"),
+            "[defaults]\nagent = \"claude\"\n",
+        )
+        .expect("manifest");
+        let ctx = |feedback: bool| super::IntegrationCtx {
+            spec: IntegrationSpec::from_manifest(&manifest, std::path::Path::new("/r")),
+            interval: std::time::Duration::ZERO,
+            feedback,
+            integrator: Default::default(),
+            failure: std::sync::Mutex::new(Some(IntegrationFailure {
+                plans: vec!["lib".into(), "app".into()],
+                culprit: "app".into(),
+                conflict: None,
+                verify: Some(VerifyFailure {
+                    exit_code: Some(1),
+                    last_lines: vec!["missing function: greet".into()],
+                }),
+                commits: vec![TriedCommit {
+                    plan: Some("lib".into()),
+                    branch: "plan/lib".into(),
+                    commit: "abc".into(),
+                }],
+            })),
+        };
+        let on = ctx(true);
+        let text = on.feedback_for("app").expect("named");
+        assert!(
+            text.starts_with(
+                "This plan's commits fail together with the commits of plan `lib` (not merged yet), when merged into `main`."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n- plan/lib at abc"), "{text}");
+        assert!(
+            text.contains("exited with status 1; its last lines:\n    missing function: greet"),
+            "{text}"
+        );
+        assert!(
+            on.feedback_for("lib")
+                .expect("named")
+                .contains("plan `app`")
+        );
+        assert_eq!(on.feedback_for("docs"), None, "not named");
+        assert_eq!(
+            ctx(false).feedback_for("app"),
+            None,
+            "integrate_feedback = false"
+        );
+        *on.failure.lock().expect("lock") = None;
+        assert_eq!(on.feedback_for("app"), None, "green");
     }
 }

@@ -37,6 +37,8 @@ pub struct CoreConfig {
     /// The first wait of an agent paused at a limit whose client named no reset time; each
     /// next pause in a row waits twice as long, up to [`MAX_PAUSE`].
     pub limit_backoff: Duration,
+    /// The integration preview: how often, at most, a test runs (`None`: off).
+    pub integrate: Option<Duration>,
 }
 
 /// The longest pause of an agent whose client named no reset time.
@@ -112,6 +114,10 @@ pub enum Input {
         plan: usize,
         outcome: PlanMergeOutcome,
     },
+    /// The integration test is over: its report, or why it could not run.
+    Integrated {
+        result: Result<crate::merge::integrate::IntegrationReport, String>,
+    },
     /// A plan's status file says a person paused it (`orch pause`) or no longer.
     PlanHeld { plan: usize, held: bool },
     /// Time passed: timers up to now fire.
@@ -172,6 +178,9 @@ pub enum Action {
     },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
+    /// Test the combination of the plan branches (the integration preview); answer
+    /// [`Input::Integrated`].
+    Integrate,
 }
 
 /// The supervisor's state and decisions. See the module documentation.
@@ -257,6 +266,7 @@ impl<'a> Core<'a> {
             usage: Usage::default(),
             budget_hit: None,
             waiting_on_paused: false,
+            integration: Default::default(),
         };
         Core {
             cfg,
@@ -316,7 +326,10 @@ impl<'a> Core<'a> {
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
-            Input::Recovered { adopted, retry } => self.on_recovered(now, adopted, retry, &mut out),
+            Input::Recovered { adopted, retry } => {
+                self.branches_moved();
+                self.on_recovered(now, adopted, retry, &mut out);
+            }
             Input::Status {
                 plan,
                 tasks,
@@ -347,16 +360,27 @@ impl<'a> Core<'a> {
             } => self.on_exited(now, run, ending, output, &mut out),
             Input::Checked { run, result } => self.on_checked(run, result, &mut out),
             Input::Settled { run, outcome } => {
+                if matches!(outcome, Outcome::Done { .. }) {
+                    self.branches_moved();
+                }
                 if let Some(rr) = self.release(run) {
                     let log = rr.log.clone();
                     self.settled(now, &rr, outcome, log, &mut out);
                 }
             }
             Input::Committed { plan, task, result } => {
+                self.branches_moved();
                 self.on_committed(plan, task, result, &mut out);
             }
-            Input::Prepared { plan, result } => self.on_prepared(plan, result, &mut out),
-            Input::Merged { plan, outcome } => self.on_merged(plan, outcome, &mut out),
+            Input::Prepared { plan, result } => {
+                self.branches_moved();
+                self.on_prepared(plan, result, &mut out);
+            }
+            Input::Merged { plan, outcome } => {
+                self.branches_moved();
+                self.on_merged(plan, outcome, &mut out);
+            }
+            Input::Integrated { result } => self.on_integrated(result, &mut out),
             Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Interrupt => self.interrupt(&mut out),
@@ -411,6 +435,10 @@ mod control;
 #[cfg(test)]
 mod control_tests;
 mod inputs;
+mod integration;
+#[cfg(test)]
+mod integration_tests;
+pub use integration::IntegState;
 mod outcome;
 #[cfg(test)]
 mod plans_tests;

@@ -121,6 +121,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             .unwrap_or_default(),
         budget: ctx.budget,
         limit_backoff: ctx.limit_backoff,
+        integrate: ctx.integration.as_ref().map(|i| i.interval),
     };
     let names = ws.plans.iter().map(|lp| lp.name.clone()).collect();
     let mut core = Core::new(
@@ -713,7 +714,53 @@ impl Effects<'_> {
                 self.flush_records();
                 self.merge(plan);
             }
+            Action::Integrate => self.integrate(),
         }
+    }
+
+    /// Runs one integration test on a blocking thread; the report's failure is kept for the
+    /// prompts of the plans it names before the core hears of it.
+    fn integrate(&mut self) {
+        let tx = self.tx.clone();
+        let Some(integ) = self.ctx.integration.clone() else {
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Integrated {
+                    result: Err("the integration preview is off".into()),
+                },
+            });
+            return;
+        };
+        tokio::spawn(async move {
+            let job = integ.clone();
+            let mut testing = tokio::task::spawn_blocking(move || {
+                let mut integrator = job
+                    .integrator
+                    .lock()
+                    .map_err(|_| "the integration cache is poisoned".to_string())?;
+                integrator.test(&job.spec).map_err(|e| e.to_string())
+            });
+            // Ctrl-C stops its verify command, as it stops the merge train's.
+            let mut sigint =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            let joined = loop {
+                tokio::select! {
+                    joined = &mut testing => break joined,
+                    Some(()) = recv_signal(&mut sigint) => crate::merge::interrupt::request(),
+                }
+            };
+            let result = match joined {
+                Ok(r) => r,
+                Err(e) => Err(format!("the integration test stopped: {e}")),
+            };
+            if let (Ok(report), Ok(mut failure)) = (&result, integ.failure.lock()) {
+                *failure = report.failure.clone();
+            }
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Integrated { result },
+            });
+        });
     }
 
     fn prepare(&mut self, p: usize) {

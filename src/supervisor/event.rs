@@ -165,6 +165,23 @@ pub enum Event {
         result: String,
         reason: String,
     },
+    /// The integration preview found plans that break together: `plans` in merge order, the
+    /// `culprit` last; a textual `conflict` (paths) or `verify` failing (exit code, last lines);
+    /// the `commits` tried (the target's tip first).
+    IntegrationFailed {
+        plans: Vec<String>,
+        culprit: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conflict: Option<Vec<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verify: Option<crate::merge::integrate::VerifyFailure>,
+        commits: Vec<crate::merge::integrate::TriedCommit>,
+    },
+    /// A test passed after one failed: the plans it had named (`plans`) fit again.
+    IntegrationFixed {
+        plans: Vec<String>,
+        commits: Vec<crate::merge::integrate::TriedCommit>,
+    },
     /// Ctrl-C: `immediate` is false for the first (finish running tasks), true for the second.
     Interrupted { immediate: bool },
     /// A message for the user (a warning that does not stop the run).

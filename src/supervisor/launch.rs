@@ -392,6 +392,10 @@ fn prepare_argv(
                 status_file: status_file.clone(),
                 attempt,
                 previous_error: doc.entry(&tk.id).and_then(|e| e.last_error.clone()),
+                integration: ctx
+                    .integration
+                    .as_ref()
+                    .and_then(|i| i.feedback_for(&pc.name)),
                 check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
             };
@@ -413,6 +417,10 @@ fn prepare_argv(
                 status_file: status_file.clone(),
                 tasks_total: doc.entries().count(),
                 tasks_remaining: doc.entries().filter(|e| !e.status.is_finished()).count(),
+                integration: ctx
+                    .integration
+                    .as_ref()
+                    .and_then(|i| i.feedback_for(&pc.name)),
             };
             (
                 ctx.templates

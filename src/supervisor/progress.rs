@@ -398,6 +398,8 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::PlanBlocked { .. }
         | Event::PlanMerged { .. }
         | Event::PlanMergeFailed { .. }
+        | Event::IntegrationFailed { .. }
+        | Event::IntegrationFixed { .. }
         | Event::Interrupted { .. }
         | Event::Note { .. } => true,
         _ => false,
@@ -426,6 +428,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskStopped { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
+        | Event::IntegrationFailed { .. }
+        | Event::IntegrationFixed { .. }
         | Event::Interrupted { .. }
         | Event::RunFinished { .. }
         | Event::AgentPaused { .. }

@@ -173,6 +173,18 @@ impl<'w> Checked<'w> {
         };
         let manifest = self.manifest;
         let d = &manifest.defaults;
+        let integration = d.integrate.map(|interval| {
+            Arc::new(super::context::IntegrationCtx {
+                spec: crate::merge::integrate::IntegrationSpec::from_manifest(
+                    manifest,
+                    &self.repo_root,
+                ),
+                interval,
+                feedback: d.integrate_feedback,
+                integrator: Default::default(),
+                failure: Default::default(),
+            })
+        });
         let ctx = Arc::new(Ctx {
             repo_root: self.repo_root,
             manifest_path: std::path::absolute(&manifest.path).unwrap_or(manifest.path.clone()),
@@ -188,6 +200,7 @@ impl<'w> Checked<'w> {
             plans,
             jobs,
             ports: d.ports,
+            integration,
         });
         Ok(Prepared {
             ctx,

@@ -489,6 +489,8 @@ pub struct RunState {
     pub budget_hit: Option<String>,
     /// The run waits because its only work left is in paused plans (said once per wait).
     pub waiting_on_paused: bool,
+    /// The integration preview.
+    pub integration: super::core::IntegState,
 }
 
 impl Ending {

@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub supervisor: Option<u32>,
     /// Problems reading the files (a corrupt status file…).
     pub problems: Vec<String>,
+    /// The last integration test (`<state_dir>/integration.json`): whether it was red, and it in
+    /// words.
+    pub integration: Option<(bool, String)>,
 }
 
 /// Reads the snapshot; remembers what it read to tell whether anything changed.
@@ -243,6 +246,25 @@ impl Source {
         stamps.insert(events_path.clone(), stamp(&events_path));
         self.read_events(&events_path);
         snap.events = self.events.clone();
+        let integration_path = self.state_dir.join(crate::merge::integrate::LAST_FILE);
+        stamps.insert(integration_path.clone(), stamp(&integration_path));
+        snap.integration =
+            crate::merge::integrate::load_last(&self.state_dir).map(|r| match &r.failure {
+                Some(f) => (
+                    true,
+                    format!("red: {} (culprit {})", f.summary(), f.culprit),
+                ),
+                None if r.tested.is_empty() => (false, "nothing to test".to_string()),
+                None => (
+                    false,
+                    format!(
+                        "green: {} plan{} on `{}`",
+                        r.tested.len(),
+                        if r.tested.len() == 1 { "" } else { "s" },
+                        r.target
+                    ),
+                ),
+            });
         self.supervisor = crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid);
         snap.supervisor = self.supervisor;
         self.stamps = stamps;

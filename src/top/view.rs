@@ -168,6 +168,13 @@ fn draw_lists(
         }
         lines.push(plan_line(p, selected, w, th));
     }
+    if let Some((red, text)) = &s.integration {
+        let color = if *red { Color::Red } else { Color::Green };
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {:<14} ", "INTEGRATION"), th.bold()),
+            Span::styled(cut(text, w.saturating_sub(16)), th.fg(color)),
+        ]));
+    }
     lines.push(Line::raw(""));
     lines.push(Line::from(Span::styled(
         format!(

@@ -100,6 +100,18 @@ fn supervision_keys_report_bad_values_at_their_location() {
             "escapes the repository",
         ),
         (
+            "[defaults]\nintegrate = \"soon\"\n",
+            2,
+            13,
+            "`defaults.integrate`",
+        ),
+        (
+            "[defaults]\nintegrate_feedback = \"no\"\n",
+            2,
+            22,
+            "`defaults.integrate_feedback` must be true or false",
+        ),
+        (
             "[defaults]\nauto_merge = \"yes\"\n",
             2,
             14,
@@ -288,5 +300,34 @@ fn parallel_tasks_resolves_per_plan_and_reports_bad_values_at_their_location() {
     ];
     for (text, line, col, fragment) in cases {
         repo.one_error(text, *line, *col, fragment);
+    }
+}
+
+#[test]
+fn integrate_is_a_duration_or_off_and_defaults_to_ten_minutes_with_verify() {
+    let repo = Repo::new();
+    let cases: &[(&str, Option<u64>, bool)] = &[
+        ("", None, true),
+        ("verify = [\"make\", \"test\"]\n", Some(600), true),
+        ("verify = [\"make\"]\nintegrate = \"off\"\n", None, true),
+        (
+            "integrate = \"0s\"\nintegrate_feedback = false\n",
+            Some(0),
+            false,
+        ),
+        ("integrate = \"1h\"\n", Some(3600), true),
+    ];
+    for (defaults, integrate, feedback) in cases {
+        let m = repo
+            .load(&format!(
+                "[defaults]\n{defaults}\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n"
+            ))
+            .unwrap_or_else(|e| panic!("{defaults}: {e:?}"));
+        assert_eq!(
+            m.defaults.integrate,
+            integrate.map(Duration::from_secs),
+            "{defaults}"
+        );
+        assert_eq!(m.defaults.integrate_feedback, *feedback, "{defaults}");
     }
 }

@@ -20,6 +20,7 @@ impl Core<'_> {
         }
         self.start_merge(out);
         self.schedule(now, out);
+        self.maybe_integrate(now, out);
         self.over = self.check_over(out);
     }
 
@@ -72,7 +73,7 @@ impl Core<'_> {
         while i < self.state.merge_queue.len() {
             let p = self.state.merge_queue[i];
             let waiting = self.unmerged_upstreams(p);
-            if waiting.is_empty() {
+            if waiting.is_empty() && !self.integration_holds(p) {
                 self.state.merge_queue.remove(i);
                 self.state.merging = Some(p);
                 self.state.plans[p].merge = MergeState::Merging;
@@ -103,7 +104,7 @@ impl Core<'_> {
         if self.state.graceful || self.state.budget_hit.is_some() {
             return;
         }
-        while self.state.runs.len() < self.cfg.max_agents {
+        while self.state.runs.len() + self.integration_slots() < self.cfg.max_agents {
             let mut best: Option<(usize, usize)> = None;
             for p in 0..self.plans.len() {
                 self.scans += 1;
@@ -330,7 +331,12 @@ impl Core<'_> {
 
     pub(super) fn check_over(&mut self, out: &mut Vec<Action>) -> bool {
         let s = &self.state;
-        if s.merging.is_some() || !s.runs.is_empty() || s.committing > 0 || s.preparing > 0 {
+        if s.merging.is_some()
+            || !s.runs.is_empty()
+            || s.committing > 0
+            || s.preparing > 0
+            || s.integration.running
+        {
             return false;
         }
         // Nothing runs: plans still queued wait on upstream plans that will not be merged.
@@ -338,6 +344,11 @@ impl Core<'_> {
             self.state.plans[p].merge = MergeState::NotMerged(SKIPPED);
             let reason = if self.state.graceful {
                 "interrupted before its merge; run `orch merge` to merge it".to_string()
+            } else if self.integration_holds(p) {
+                format!(
+                    "the last integration test named it ({}); run `orch integrate`, then `orch merge`",
+                    self.state.integration.failing_names.join(" + ")
+                )
             } else {
                 format!(
                     "it waits for {}, not merged in this run",

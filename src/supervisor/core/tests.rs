@@ -47,6 +47,7 @@ pub(super) fn cfg(max_agents: usize) -> CoreConfig {
         target: "main".into(),
         budget: crate::manifest::Budget::default(),
         limit_backoff: Duration::from_secs(60),
+        integrate: None,
     }
 }
 

@@ -197,6 +197,29 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             result,
             reason,
         } => format!("{plan} not merged ({result}): {reason}"),
+        Event::IntegrationFailed {
+            plans,
+            culprit,
+            conflict,
+            verify,
+            ..
+        } => {
+            let what = match (conflict, verify) {
+                (Some(files), _) => format!("conflict in {}", files.join(", ")),
+                (None, Some(v)) => match v.exit_code {
+                    Some(code) => format!("verify exited with status {code}"),
+                    None => "verify did not finish".to_string(),
+                },
+                (None, None) => "failed".to_string(),
+            };
+            format!(
+                "integration failed: {} (culprit {culprit}): {what}",
+                plans.join(" + ")
+            )
+        }
+        Event::IntegrationFixed { plans, .. } => {
+            format!("integration fixed: {} fit again", plans.join(" + "))
+        }
         Event::Interrupted { immediate: false } => {
             "interrupted: letting running tasks finish (Ctrl-C again to stop them now)".into()
         }

@@ -176,6 +176,7 @@ fn sample_prompt(
         status_file: lp.status_path.display().to_string(),
         attempt: 1,
         previous_error: None,
+        integration: None,
         check: String::new(),
         report_by_exit: false,
     };

@@ -64,6 +64,7 @@ fn snapshot() -> Snapshot {
         ],
         supervisor: Some(4242),
         problems: Vec::new(),
+        integration: None,
     }
 }
 
@@ -93,6 +94,31 @@ fn the_main_screen_at_80x24() {
     assert!(
         colors.iter().any(|c| *c != Color::Reset),
         "coloured by default"
+    );
+}
+
+#[test]
+fn the_last_integration_test_has_a_row_under_the_plans() {
+    let mut s = snapshot();
+    s.integration = Some((
+        true,
+        "red: lib + app: verify exited with status 1 (culprit app)".into(),
+    ));
+    let (text, colors) = render(&s, &Ui::default(), 80, 24);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(" INTEGRATION"))
+        .unwrap_or_else(|| panic!("no row: {text}"));
+    assert_eq!(
+        lines[at],
+        " INTEGRATION    red: lib + app: verify exited with status 1 (culprit app)"
+    );
+    assert!(lines[at - 1].contains("docs"), "under the plans: {text}");
+    let row_colors = &colors[at * 80 + 16..at * 80 + 19];
+    assert!(
+        row_colors.iter().all(|c| *c == Color::Red),
+        "{row_colors:?}"
     );
 }
 

@@ -1,0 +1,503 @@
+//! The integration preview (`orch integrate`, and `orch up` with `integrate`): the target's tip
+//! with every plan branch that has commits of its own merged in, in the order `orch merge` uses,
+//! built as the merge train builds a step ([`trial`]) and verified in a staging worktree; on a
+//! failure, the plans that break together ([`blame`]). Trials are cached by the commits they
+//! involve, in memory and in `<state_dir>/integration-cache.json`. Nothing here moves a ref or
+//! touches a worktree an agent uses.
+
+pub mod blame;
+pub mod trial;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+
+pub use trial::TrialOutcome;
+
+use super::MergeError;
+use super::order::{OrderItem, merge_order};
+use crate::git;
+use crate::manifest::Manifest;
+
+/// The verify command of a trial.
+#[derive(Clone, Debug)]
+pub struct IntegrationVerify {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    /// Where the staging worktree goes (`<worktree_root>`).
+    pub staging_dir: PathBuf,
+    /// The output of the latest trial (`<log_dir>/integration-verify.log`).
+    pub log: PathBuf,
+}
+
+/// One plan as the preview sees it.
+#[derive(Clone, Debug)]
+struct PlanSpec {
+    name: String,
+    branch: String,
+    priority: i64,
+    depends_on: Vec<String>,
+}
+
+/// What a test needs, read from the manifest once; sendable to a blocking thread.
+#[derive(Clone, Debug)]
+pub struct IntegrationSpec {
+    pub repo_root: PathBuf,
+    pub target: String,
+    pub verify: Option<IntegrationVerify>,
+    /// `<state_dir>`: the lock, the cache, the last result.
+    pub state_dir: PathBuf,
+    plans: Vec<PlanSpec>,
+}
+
+/// A plan branch with commits of its own, at the tip tested.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub name: String,
+    pub branch: String,
+    pub tip: Oid,
+}
+
+/// A commit a test tried: a plan's branch tip, or the target's (`plan` absent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriedCommit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    pub branch: String,
+    pub commit: String,
+}
+
+/// How verify failed on the combination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyFailure {
+    pub exit_code: Option<i32>,
+    pub last_lines: Vec<String>,
+}
+
+/// A red test: the plans that break together and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationFailure {
+    /// In merge order, the culprit last.
+    pub plans: Vec<String>,
+    pub culprit: String,
+    /// The conflicting paths (a textual conflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Vec<String>>,
+    /// The verify command's failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyFailure>,
+    /// The target's tip, then the tips of `plans`.
+    pub commits: Vec<TriedCommit>,
+}
+
+impl IntegrationFailure {
+    /// One line: `lib + app: conflict in a.rs` / `lib + app: verify exited with status 1`.
+    pub fn summary(&self) -> String {
+        let what = match (&self.conflict, &self.verify) {
+            (Some(files), _) => format!("conflict in {}", files.join(", ")),
+            (None, Some(v)) => match v.exit_code {
+                Some(code) => format!("verify exited with status {code}"),
+                None => "verify did not finish".to_string(),
+            },
+            (None, None) => "failed".to_string(),
+        };
+        format!("{}: {what}", self.plans.join(" + "))
+    }
+}
+
+/// The result of one test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationReport {
+    pub target: String,
+    pub target_commit: String,
+    /// The plans tested, in merge order, at their tips.
+    pub tested: Vec<TriedCommit>,
+    /// Whether the verify command ran (else only textual conflicts were checked).
+    pub verified: bool,
+    /// Trials built and run (not found in the cache).
+    pub trials: usize,
+    /// `None`: green (or nothing to test).
+    pub failure: Option<IntegrationFailure>,
+}
+
+impl IntegrationReport {
+    pub fn is_green(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+impl IntegrationSpec {
+    /// The preview of the manifest's plans; `verify` as `orch merge` runs it, with its output in
+    /// `<log_dir>/integration-verify.log`.
+    pub fn from_manifest(manifest: &Manifest, repo_root: &Path) -> Self {
+        let d = &manifest.defaults;
+        Self {
+            repo_root: repo_root.to_path_buf(),
+            target: d.target.clone(),
+            verify: d.verify.as_ref().map(|argv| IntegrationVerify {
+                argv: argv.clone(),
+                timeout: d.timeout,
+                grace: d.grace,
+                staging_dir: manifest.root.join(&d.worktree_root),
+                log: manifest
+                    .root
+                    .join(&d.log_dir)
+                    .join("integration-verify.log"),
+            }),
+            state_dir: manifest.root.join(&d.state_dir),
+            plans: manifest
+                .plans
+                .iter()
+                .map(|p| {
+                    let mut depends_on: Vec<String> = Vec::new();
+                    for dep in &p.depends_on {
+                        if !depends_on.contains(&dep.plan) {
+                            depends_on.push(dep.plan.clone());
+                        }
+                    }
+                    PlanSpec {
+                        name: p.name.clone(),
+                        branch: p.branch.clone(),
+                        priority: p.priority,
+                        depends_on,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The target's tip and, in merge order, every plan whose branch exists and has commits the
+    /// target lacks.
+    pub fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
+        let repo = git::open(&self.repo_root)?;
+        let target_tip = super::build::target_commit(&repo, &self.target)?.id();
+        let items: Vec<OrderItem> = self
+            .plans
+            .iter()
+            .map(|p| OrderItem {
+                name: p.name.clone(),
+                priority: p.priority,
+                depends_on: p.depends_on.clone(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        for i in merge_order(&items) {
+            let p = &self.plans[i];
+            let Some(tip) = super::build::branch_commit(&repo, &p.branch)?.map(|c| c.id()) else {
+                continue;
+            };
+            let landed = tip == target_tip
+                || repo
+                    .graph_descendant_of(target_tip, tip)
+                    .map_err(|source| MergeError::Read {
+                        what: format!("the history of `{}`", p.branch),
+                        source,
+                    })?;
+            if !landed {
+                out.push(Candidate {
+                    name: p.name.clone(),
+                    branch: p.branch.clone(),
+                    tip,
+                });
+            }
+        }
+        Ok((target_tip, out))
+    }
+
+    /// The commits a test would involve (the target's tip and the candidates' tips): a test is
+    /// due again only when this changed.
+    pub fn fingerprint(&self) -> Result<String, MergeError> {
+        let (tip, cands) = self.candidates()?;
+        Ok(key(tip, &cands.iter().collect::<Vec<_>>(), None))
+    }
+}
+
+/// The cache key of a trial: the verify command, the target's tip, the plans' names and tips.
+fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&IntegrationVerify>) -> String {
+    let mut k = target_tip.to_string();
+    for p in plans {
+        k.push_str(&format!(" {}={}", p.name, p.tip));
+    }
+    if let Some(v) = verify {
+        k.push_str(&format!(" verify={:?}", v.argv));
+    }
+    k
+}
+
+/// The file of the on-disk cache under `state_dir`.
+pub const CACHE_FILE: &str = "integration-cache.json";
+/// The last report under `state_dir` (read by `orch status`).
+pub const LAST_FILE: &str = "integration.json";
+/// Entries kept in the on-disk cache.
+const CACHE_KEEP: usize = 256;
+
+/// Runs tests, keeping the trials' outcomes by the commits involved.
+///
+/// The staging worktree is kept between trials (each one checks out only what differs) and
+/// removed when the `Integrator` is dropped.
+#[derive(Debug, Default)]
+pub struct Integrator {
+    cache: HashMap<String, TrialOutcome>,
+    loaded: bool,
+    staging: Option<super::staging::Staging>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheEntry {
+    key: String,
+    outcome: CachedOutcome,
+}
+
+/// [`TrialOutcome`] as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum CachedOutcome {
+    Passed {
+        commit: String,
+    },
+    Conflict {
+        plan: String,
+        files: Vec<String>,
+    },
+    VerifyFailed {
+        commit: String,
+        exit_code: Option<i32>,
+        last_lines: Vec<String>,
+    },
+}
+
+impl From<&TrialOutcome> for CachedOutcome {
+    fn from(t: &TrialOutcome) -> Self {
+        match t.clone() {
+            TrialOutcome::Passed { commit } => Self::Passed { commit },
+            TrialOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
+            TrialOutcome::VerifyFailed {
+                commit,
+                exit_code,
+                last_lines,
+            } => Self::VerifyFailed {
+                commit,
+                exit_code,
+                last_lines,
+            },
+        }
+    }
+}
+
+impl From<CachedOutcome> for TrialOutcome {
+    fn from(t: CachedOutcome) -> Self {
+        match t {
+            CachedOutcome::Passed { commit } => Self::Passed { commit },
+            CachedOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
+            CachedOutcome::VerifyFailed {
+                commit,
+                exit_code,
+                last_lines,
+            } => Self::VerifyFailed {
+                commit,
+                exit_code,
+                last_lines,
+            },
+        }
+    }
+}
+
+impl Integrator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One test: the whole combination, and on a failure the blame. One test per repository at a
+    /// time (`<state_dir>/integration.lock`); the report is saved as `<state_dir>/integration.json`.
+    pub fn test(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
+        let lock_err = |e: std::io::Error| MergeError::Staging {
+            path: spec.state_dir.join("integration.lock"),
+            reason: e.to_string(),
+        };
+        fs::create_dir_all(&spec.state_dir).map_err(lock_err)?;
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(spec.state_dir.join("integration.lock"))
+            .map_err(lock_err)?;
+        lock.lock().map_err(lock_err)?;
+        if !self.loaded {
+            self.load(&spec.state_dir);
+        }
+        let report = self.test_locked(spec);
+        if let Ok(r) = &report {
+            self.save(&spec.state_dir);
+            save_last(&spec.state_dir, r);
+        }
+        drop(lock);
+        report
+    }
+
+    fn test_locked(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
+        let (target_tip, cands) = spec.candidates()?;
+        let verify = spec.verify.as_ref();
+        if cands.is_empty() {
+            // Nothing to test: the target alone is `orch merge`'s business.
+            return Ok(IntegrationReport {
+                target: spec.target.clone(),
+                target_commit: target_tip.to_string(),
+                tested: Vec::new(),
+                verified: verify.is_some(),
+                trials: 0,
+                failure: None,
+            });
+        }
+        let repo = trial::open_repo(&spec.repo_root, verify.is_none())?;
+        let mut trials = 0usize;
+        let staging = &mut self.staging;
+        let cache = &mut self.cache;
+        let mut trial = |set: &[usize]| -> Result<TrialOutcome, MergeError> {
+            let plans: Vec<&Candidate> = set.iter().map(|&i| &cands[i]).collect();
+            let k = key(target_tip, &plans, verify);
+            if let Some(hit) = cache.get(&k) {
+                return Ok(hit.clone());
+            }
+            trials += 1;
+            let out = trial::run(
+                &repo,
+                &spec.repo_root,
+                &spec.target,
+                target_tip,
+                &plans,
+                verify,
+                staging,
+            )?;
+            tracing::debug!(key = %k, failed = out.failed(), "integration trial");
+            cache.insert(k, out.clone());
+            Ok(out)
+        };
+        let all: Vec<usize> = (0..cands.len()).collect();
+        let whole = trial(&all)?;
+        let failure = if whole.failed() {
+            let named = blame::blame(cands.len(), |set| {
+                Ok::<bool, MergeError>(trial(set)?.failed())
+            })?;
+            let outcome = match trial(&named)? {
+                o if o.failed() => o,
+                _ => whole,
+            };
+            Some(failure_of(
+                &spec.target,
+                target_tip,
+                &named.iter().map(|&i| &cands[i]).collect::<Vec<_>>(),
+                outcome,
+            ))
+        } else {
+            None
+        };
+        Ok(IntegrationReport {
+            target: spec.target.clone(),
+            target_commit: target_tip.to_string(),
+            tested: cands.iter().map(tried).collect(),
+            verified: verify.is_some(),
+            trials,
+            failure,
+        })
+    }
+
+    fn load(&mut self, state_dir: &Path) {
+        self.loaded = true;
+        let Ok(bytes) = fs::read(state_dir.join(CACHE_FILE)) else {
+            return;
+        };
+        // A cache that cannot be read is only a cache.
+        if let Ok(entries) = serde_json::from_slice::<Vec<CacheEntry>>(&bytes) {
+            for e in entries {
+                self.cache.entry(e.key).or_insert_with(|| e.outcome.into());
+            }
+        }
+    }
+
+    fn save(&self, state_dir: &Path) {
+        let mut entries: Vec<CacheEntry> = self
+            .cache
+            .iter()
+            .map(|(k, v)| CacheEntry {
+                key: k.clone(),
+                outcome: v.into(),
+            })
+            .collect();
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        if entries.len() > CACHE_KEEP {
+            entries.drain(..entries.len() - CACHE_KEEP);
+        }
+        if let Ok(text) = serde_json::to_vec(&entries) {
+            let _ = write_atomic(&state_dir.join(CACHE_FILE), &text);
+        }
+    }
+}
+
+fn tried(c: &Candidate) -> TriedCommit {
+    TriedCommit {
+        plan: Some(c.name.clone()),
+        branch: c.branch.clone(),
+        commit: c.tip.to_string(),
+    }
+}
+
+fn failure_of(
+    target: &str,
+    target_tip: Oid,
+    named: &[&Candidate],
+    outcome: TrialOutcome,
+) -> IntegrationFailure {
+    let mut commits = vec![TriedCommit {
+        plan: None,
+        branch: target.to_string(),
+        commit: target_tip.to_string(),
+    }];
+    commits.extend(named.iter().map(|c| tried(c)));
+    let (conflict, verify) = match outcome {
+        TrialOutcome::Conflict { files, .. } => (Some(files), None),
+        TrialOutcome::VerifyFailed {
+            exit_code,
+            last_lines,
+            ..
+        } => (
+            None,
+            Some(VerifyFailure {
+                exit_code,
+                last_lines,
+            }),
+        ),
+        TrialOutcome::Passed { .. } => (None, None),
+    };
+    IntegrationFailure {
+        plans: named.iter().map(|c| c.name.clone()).collect(),
+        culprit: named.last().map(|c| c.name.clone()).unwrap_or_default(),
+        conflict,
+        verify,
+        commits,
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+/// Saves the last report as `<state_dir>/integration.json` (best effort: it is for `orch status`).
+pub fn save_last(state_dir: &Path, report: &IntegrationReport) {
+    if let Ok(text) = serde_json::to_vec_pretty(report) {
+        let _ = write_atomic(&state_dir.join(LAST_FILE), &text);
+    }
+}
+
+/// The last report saved under `state_dir`, if any.
+pub fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
+    let bytes = fs::read(state_dir.join(LAST_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,264 @@
+//! One trial: the target's tip with a set of plan branches merged in, in memory, the way the merge
+//! train builds a step; then, with a verify command, that commit checked out in a staging worktree
+//! of orch's own and verified there. No ref moves; the staging worktree is removed afterwards.
+
+use std::fs;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use git2::{Oid, Repository};
+use nix::sys::signal::Signal;
+
+use super::{Candidate, IntegrationVerify};
+use crate::agent_env::{self, GIT_ENV};
+use crate::git;
+use crate::manifest::MergeStrategy;
+use crate::merge::MergeError;
+use crate::merge::build::{Built, Subject, build};
+use crate::merge::staging::Staging;
+use crate::process::signal_group;
+
+/// The staging worktree's name (`<worktree_root>/.merge-staging-_integration`): a plan name
+/// cannot begin with `_`, so it never clashes with the merge train's.
+pub const STAGING_NAME: &str = "_integration";
+
+/// How many lines of the verify command's output a report keeps.
+pub const LAST_LINES: usize = 20;
+
+/// What one trial gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrialOutcome {
+    /// It merged cleanly and verify passed (or there is none): the commit built.
+    Passed { commit: String },
+    /// Merging `plan` into the others conflicts in these paths.
+    Conflict { plan: String, files: Vec<String> },
+    /// The merged commit was built but verify failed on it.
+    VerifyFailed {
+        commit: String,
+        exit_code: Option<i32>,
+        last_lines: Vec<String>,
+    },
+}
+
+impl TrialOutcome {
+    pub fn failed(&self) -> bool {
+        !matches!(self, Self::Passed { .. })
+    }
+}
+
+/// Merges `plans` (in this order) into `target_tip`, each as the merge train would with the
+/// `merge` strategy, and verifies the result. `repo` has the object database the commits go to.
+pub(super) fn run(
+    repo: &Repository,
+    repo_root: &Path,
+    target: &str,
+    target_tip: Oid,
+    plans: &[&Candidate],
+    verify: Option<&IntegrationVerify>,
+    staging: &mut Option<Staging>,
+) -> Result<TrialOutcome, MergeError> {
+    let read = |what: &str| {
+        let what = what.to_string();
+        move |source| MergeError::Read { what, source }
+    };
+    let mut tip = repo
+        .find_commit(target_tip)
+        .map_err(read(&format!("the tip of `{target}`")))?;
+    for p in plans {
+        let theirs = repo
+            .find_commit(p.tip)
+            .map_err(read(&format!("the tip of `{}`", p.branch)))?;
+        let subject = Subject {
+            plan: &p.name,
+            branch: &p.branch,
+            target,
+            base: None,
+            strategy: MergeStrategy::Merge,
+        };
+        match build(repo, &tip, &theirs, &subject)? {
+            Built::AlreadyMerged | Built::FfImpossible => {}
+            Built::Conflict(files) => {
+                return Ok(TrialOutcome::Conflict {
+                    plan: p.name.clone(),
+                    files,
+                });
+            }
+            Built::Ready(next) => {
+                tip = repo
+                    .find_commit(next)
+                    .map_err(read("the merge just built"))?;
+            }
+        }
+    }
+    let commit = tip.id();
+    let Some(verify) = verify else {
+        return Ok(TrialOutcome::Passed {
+            commit: commit.to_string(),
+        });
+    };
+    let path = checkout(staging, repo_root, verify, commit)?;
+    let culprit = plans.last().map(|p| p.name.as_str()).unwrap_or_default();
+    let (exit_code, last_lines) = run_verify(verify, &path, target, culprit, commit);
+    if crate::merge::interrupt::interrupted() {
+        // Not an outcome: nothing is cached.
+        return Err(MergeError::Interrupted {
+            what: "the integration test's verify command was stopped".into(),
+        });
+    }
+    Ok(if exit_code == Some(0) {
+        TrialOutcome::Passed {
+            commit: commit.to_string(),
+        }
+    } else {
+        TrialOutcome::VerifyFailed {
+            commit: commit.to_string(),
+            exit_code,
+            last_lines,
+        }
+    })
+}
+
+/// The staging worktree at `commit`: the one of an earlier trial (kept for the `Integrator`'s
+/// life) brought to `commit` by a checkout of what differs (untracked files removed, ignored ones
+/// such as build output kept), else a new one. Returns its path.
+fn checkout(
+    staging: &mut Option<Staging>,
+    repo_root: &Path,
+    verify: &IntegrationVerify,
+    commit: Oid,
+) -> Result<std::path::PathBuf, MergeError> {
+    if let Some(st) = staging.as_ref() {
+        let moved = (|| -> Result<(), git2::Error> {
+            let linked = Repository::open(st.path())?;
+            let object = linked.find_object(commit, None)?;
+            let mut opts = git2::build::CheckoutBuilder::new();
+            opts.force().remove_untracked(true);
+            linked.checkout_tree(&object, Some(&mut opts))?;
+            linked.set_head_detached(commit)
+        })();
+        match moved {
+            Ok(()) => return Ok(st.path().to_path_buf()),
+            Err(e) => {
+                tracing::debug!(error = %e, "the staging worktree is made again");
+                *staging = None;
+            }
+        }
+    }
+    let st = Staging::create(repo_root, &verify.staging_dir, STAGING_NAME, commit)?;
+    let path = st.path().to_path_buf();
+    *staging = Some(st);
+    Ok(path)
+}
+
+/// Runs the verify command in `cwd` with its output in the log (overwritten each trial): its exit
+/// code (`None`: killed, timed out or not started) and the log's last lines.
+fn run_verify(
+    verify: &IntegrationVerify,
+    cwd: &Path,
+    target: &str,
+    plan: &str,
+    commit: Oid,
+) -> (Option<i32>, Vec<String>) {
+    let log = &verify.log;
+    let code = spawn_and_wait(verify, cwd, target, plan, commit);
+    let mut lines = last_lines(log);
+    if let Err(why) = &code {
+        lines.push(format!("orch: {why}"));
+    }
+    (code.ok().flatten(), lines)
+}
+
+fn spawn_and_wait(
+    verify: &IntegrationVerify,
+    cwd: &Path,
+    target: &str,
+    plan: &str,
+    commit: Oid,
+) -> Result<Option<i32>, String> {
+    let command = crate::merge::verify::shown(&verify.argv);
+    let Some((program, args)) = verify.argv.split_first() else {
+        return Err("the verify command is empty".into());
+    };
+    if let Some(dir) = verify.log.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    }
+    let out = fs::File::create(&verify.log)
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .map_err(|e| format!("cannot open `{}`: {e}", verify.log.display()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.0))
+        .stderr(Stdio::from(out.1))
+        .process_group(0)
+        .env(agent_env::ORCH_PLAN, plan)
+        .env(agent_env::ORCH_TARGET, target)
+        .env(agent_env::ORCH_MERGE_COMMIT, commit.to_string())
+        .env(agent_env::ORCH_WORKTREE, cwd);
+    for var in GIT_ENV {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    let pgid = child.id();
+    let deadline = Instant::now() + verify.timeout;
+    let mut pause = Duration::from_millis(2);
+    let result = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status.code()),
+            Ok(None) => {}
+            Err(e) => break Err(format!("cannot wait for `{command}`: {e}")),
+        }
+        if crate::merge::interrupt::interrupted() {
+            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
+            break Err(format!("`{command}` was stopped (interrupted)"));
+        }
+        if Instant::now() >= deadline {
+            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
+            break Err(format!(
+                "`{command}` timed out after {}",
+                crate::manifest::format_duration(verify.timeout)
+            ));
+        }
+        sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    // Whatever the leader left running in its group goes too.
+    signal_group(pgid, Signal::SIGKILL);
+    result
+}
+
+/// The last [`LAST_LINES`] lines of a log (lossy UTF-8); none when it cannot be read.
+fn last_lines(log: &Path) -> Vec<String> {
+    let Ok(bytes) = fs::read(log) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(LAST_LINES);
+    lines[from..].iter().map(|l| (*l).to_string()).collect()
+}
+
+/// Opens the repository for trials: with a verify command, merges are written to its object
+/// database (a staging worktree checks them out; no ref points at them); without one, they stay
+/// in memory (libgit2's mempack backend), so nothing on disk changes.
+pub(super) fn open_repo(repo_root: &Path, in_memory: bool) -> Result<Repository, MergeError> {
+    let repo = git::open(repo_root)?;
+    if in_memory {
+        let odb = repo.odb().map_err(|source| MergeError::Read {
+            what: "the object database".into(),
+            source,
+        })?;
+        odb.add_new_mempack_backend(1000)
+            .map_err(|source| MergeError::Read {
+                what: "the object database".into(),
+                source,
+            })?;
+    }
+    Ok(repo)
+}

@@ -1,0 +1,187 @@
+//! The integration preview's decisions: a test in a free slot after the launches that were due,
+//! one at a time, only when a branch moved and the interval passed; its events; the merge train
+//! holding back the plans a red test names.
+
+use std::time::{Duration, Instant};
+
+use super::tests::{cfg, core, finish, launches, plan, reports, spec};
+use super::*;
+use crate::graph::Graph;
+use crate::merge::integrate::{IntegrationFailure, IntegrationReport, TriedCommit};
+
+fn tests_started(out: &[Action]) -> usize {
+    out.iter()
+        .filter(|a| matches!(a, Action::Integrate))
+        .count()
+}
+
+fn report(failing: &[&str]) -> IntegrationReport {
+    IntegrationReport {
+        target: "main".into(),
+        target_commit: "t".into(),
+        tested: vec![TriedCommit {
+            plan: Some("a".into()),
+            branch: "plan/a".into(),
+            commit: "c".into(),
+        }],
+        verified: true,
+        trials: 1,
+        failure: (!failing.is_empty()).then(|| IntegrationFailure {
+            plans: failing.iter().map(|s| s.to_string()).collect(),
+            culprit: failing.last().map(|s| s.to_string()).unwrap_or_default(),
+            conflict: None,
+            verify: None,
+            commits: Vec::new(),
+        }),
+    }
+}
+
+#[test]
+fn a_test_takes_a_free_slot_after_the_launches_that_were_due_one_at_a_time() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
+    let plans = vec![plan(text), plan(text)];
+    let names: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut config = cfg(3);
+    config.integrate = Some(Duration::ZERO);
+    let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
+    let t0 = Instant::now();
+    // Both plans launch first; the third slot is free: the test takes it.
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    );
+    assert_eq!(launches(&out).len(), 2);
+    assert_eq!(tests_started(&out), 1, "{out:?}");
+    let l = launches(&out);
+    // a's 1.1 is committed while the test runs: a's 1.2 launches, no second test.
+    let out = finish(&mut c, t0, l[0].0, l[0].1);
+    assert_eq!(launches(&out).len(), 1);
+    assert_eq!(tests_started(&out), 0);
+    // The test ends green: the branch moved meanwhile, so the next one starts.
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    assert_eq!(tests_started(&out), 1);
+    assert!(reports(&out).is_empty(), "{out:?}");
+    // With every slot taken by agents, no test starts even though one is due.
+    let mut config = cfg(2);
+    config.integrate = Some(Duration::ZERO);
+    let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
+    let out = c.handle(t0, Input::Tick);
+    assert_eq!(launches(&out).len(), 2);
+    assert_eq!(tests_started(&out), 0);
+    // Off: never.
+    let mut c = core(cfg(4), &g, &plans, vec![spec("a"), spec("b")]);
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    );
+    assert_eq!(tests_started(&out), 0);
+}
+
+#[test]
+fn the_interval_spaces_tests_and_nothing_moved_means_no_test() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::from_secs(600));
+    let mut c = core(config, &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    );
+    assert_eq!(tests_started(&out), 1);
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    assert_eq!(tests_started(&out), 0, "nothing moved");
+    let l = launches(&c.handle(t0, Input::Tick));
+    let l = if l.is_empty() {
+        // 1.1 launched with the first input.
+        c.state()
+            .runs
+            .iter()
+            .map(|(r, rr)| (*r, rr.unit, rr.attempt))
+            .collect()
+    } else {
+        l
+    };
+    let out = finish(&mut c, t0 + Duration::from_secs(60), l[0].0, l[0].1);
+    assert_eq!(tests_started(&out), 0, "moved, but not due yet");
+    let out = c.handle(t0 + Duration::from_secs(601), Input::Tick);
+    assert_eq!(tests_started(&out), 1, "due now");
+}
+
+#[test]
+fn a_red_test_is_reported_once_holds_the_merge_train_and_a_green_one_fixes_it() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text)];
+    let names: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::ZERO);
+    config.auto_merge = true;
+    let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
+    let t0 = Instant::now();
+    let out = c.handle(t0, Input::Tick);
+    let l = launches(&out);
+    assert_eq!(l.len(), 2);
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&["a", "b"])),
+        },
+    );
+    let failed: Vec<&Event> = reports(&out)
+        .into_iter()
+        .filter(|e| matches!(e, Event::IntegrationFailed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out:?}");
+    // The same plans again: no second report.
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&["a", "b"])),
+        },
+    );
+    assert!(reports(&out).is_empty(), "{out:?}");
+    // Plan a finishes: the test named it, so the train does not merge it.
+    let out = finish(&mut c, t0, l[0].0, l[0].1);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Merge { .. })),
+        "{out:?}"
+    );
+    assert_eq!(tests_started(&out), 1);
+    // Green: fixed, and a merges.
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::IntegrationFixed { plans, .. } if plans == &["a", "b"])),
+        "{out:?}"
+    );
+    assert!(out.contains(&Action::Merge { plan: 0 }), "{out:?}");
+}
