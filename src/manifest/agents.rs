@@ -70,6 +70,8 @@ pub struct AgentSpec {
     pub executor: Option<super::executor::ExecutorKind>,
     /// How its attempts count as done (`report`).
     pub report: ReportMode,
+    /// Its sandbox, `[defaults]` and its own keys combined.
+    pub sandbox: super::sandbox::Sandbox,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
@@ -107,6 +109,7 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         mode: AgentMode::Task,
         executor: None,
         report: ReportMode::Orch,
+        sandbox: Default::default(),
     };
     BTreeMap::from([
         ("claude".to_string(), argv(CLAUDE_PRESET)),
@@ -220,6 +223,17 @@ impl KnownCli {
             Self::Codex => "codex",
             Self::Gemini => "gemini",
             Self::Aider => "aider",
+        }
+    }
+
+    /// Where the client keeps its own state (login, settings, sessions), written by it while it
+    /// runs: writable for a confined agent. `~` is the `HOME` of `orch up`.
+    pub fn state_paths(self) -> &'static [&'static str] {
+        match self {
+            Self::Claude => &["~/.claude", "~/.claude.json", "~/.config/claude"],
+            Self::Codex => &["~/.codex"],
+            Self::Gemini => &["~/.gemini"],
+            Self::Aider => &["~/.aider", "~/.aider.conf.yml"],
         }
     }
 

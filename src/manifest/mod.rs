@@ -10,6 +10,7 @@ mod names;
 mod notify;
 mod paths;
 mod raw;
+mod sandbox;
 mod targets;
 mod validate;
 mod values;
@@ -31,4 +32,5 @@ pub use model::{
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
 pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
+pub use sandbox::{DEFAULT_DENY_READ, Sandbox, SandboxKeys, SandboxMode, expand as expand_home};
 pub use targets::{PlanShape, check_cycles, check_targets};

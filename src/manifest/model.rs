@@ -63,6 +63,8 @@ pub struct Defaults {
     pub remote: String,
     /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
     pub ports: u16,
+    /// `sandbox`, `sandbox_write`, `sandbox_deny_read` as written in `[defaults]`.
+    pub sandbox: super::sandbox::SandboxKeys,
 }
 
 impl Default for Defaults {
@@ -93,6 +95,7 @@ impl Default for Defaults {
             budget: super::budget::Budget::default(),
             remote: "origin".into(),
             ports: 10,
+            sandbox: Default::default(),
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct RawDefaults {
     pub budget: Option<At<String>>,
     pub remote: Option<At<String>>,
     pub ports: Option<At<i64>>,
+    // The sandbox (`super::sandbox`).
+    pub sandbox: Option<At<String>>,
+    pub sandbox_write: Option<At<Vec<At<String>>>>,
+    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -67,6 +71,10 @@ pub struct RawAgent {
     pub mode: Option<At<String>>,
     pub executor: Option<At<String>>,
     pub report: Option<At<String>>,
+    // The sandbox (`super::sandbox`).
+    pub sandbox: Option<At<String>>,
+    pub sandbox_write: Option<At<Vec<At<String>>>>,
+    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -187,8 +195,19 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "budget",
     "remote",
     "ports",
+    "sandbox",
+    "sandbox_write",
+    "sandbox_deny_read",
 ];
-pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
+pub const AGENT_KEYS: &[&str] = &[
+    "command",
+    "mode",
+    "executor",
+    "report",
+    "sandbox",
+    "sandbox_write",
+    "sandbox_deny_read",
+];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
@@ -289,6 +308,9 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "budget" => d.budget = string(r, &ctx, value),
             "remote" => d.remote = string(r, &ctx, value),
             "ports" => d.ports = integer(r, &ctx, value),
+            "sandbox" => d.sandbox = string(r, &ctx, value),
+            "sandbox_write" => d.sandbox_write = string_list(r, &ctx, value),
+            "sandbox_deny_read" => d.sandbox_deny_read = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -320,6 +342,9 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             mode: None,
             executor: None,
             report: None,
+            sandbox: None,
+            sandbox_write: None,
+            sandbox_deny_read: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -331,6 +356,9 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "mode" => agent.mode = string(r, &key_ctx, v),
                 "executor" => agent.executor = string(r, &key_ctx, v),
                 "report" => agent.report = string(r, &key_ctx, v),
+                "sandbox" => agent.sandbox = string(r, &key_ctx, v),
+                "sandbox_write" => agent.sandbox_write = string_list(r, &key_ctx, v),
+                "sandbox_deny_read" => agent.sandbox_deny_read = string_list(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }
