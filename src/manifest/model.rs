@@ -65,6 +65,8 @@ pub struct Defaults {
     pub ports: u16,
     /// `sandbox`, `sandbox_write`, `sandbox_deny_read` as written in `[defaults]`.
     pub sandbox: super::sandbox::SandboxKeys,
+    /// `protect`: globs of paths no task may change (`None`: not set).
+    pub protect: Option<Vec<String>>,
 }
 
 impl Default for Defaults {
@@ -96,6 +98,7 @@ impl Default for Defaults {
             remote: "origin".into(),
             ports: 10,
             sandbox: Default::default(),
+            protect: None,
         }
     }
 }
@@ -201,6 +204,9 @@ pub struct PlanEntry {
     pub check: Option<Vec<String>>,
     /// The plan's own `budget` (its recorded spending, all runs).
     pub budget: super::budget::Budget,
+    /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (the
+    /// check's own files are protected).
+    pub protect: Option<super::protect::Protect>,
 }
 
 /// A loaded, validated `plans.toml`.

@@ -49,6 +49,8 @@ pub struct RawDefaults {
     pub sandbox: Option<At<String>>,
     pub sandbox_write: Option<At<Vec<At<String>>>>,
     pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    /// Protected paths (`super::protect`).
+    pub protect: Option<At<Vec<At<String>>>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -99,6 +101,8 @@ pub struct RawPlan {
     pub slurm: Option<RawSlurm>,
     pub check: Option<At<Vec<At<String>>>>,
     pub budget: Option<At<String>>,
+    /// Protected paths (`super::protect`).
+    pub protect: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -198,6 +202,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "sandbox",
     "sandbox_write",
     "sandbox_deny_read",
+    "protect",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -243,6 +248,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "slurm",
     "check",
     "budget",
+    "protect",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -311,6 +317,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "sandbox" => d.sandbox = string(r, &ctx, value),
             "sandbox_write" => d.sandbox_write = string_list(r, &ctx, value),
             "sandbox_deny_read" => d.sandbox_deny_read = string_list(r, &ctx, value),
+            "protect" => d.protect = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -410,6 +417,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             slurm: None,
             check: None,
             budget: None,
+            protect: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -432,6 +440,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "executor" => plan.executor = string(r, &ctx, v),
                 "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "budget" => plan.budget = string(r, &ctx, v),
+                "protect" => plan.protect = string_list(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

@@ -21,6 +21,7 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
     let mut agents = agents(&raw, r);
     let mut defaults = defaults(&raw, root, &agents, r);
     sandbox(&raw, &mut defaults, &mut agents, r);
+    defaults.protect = super::protect::globs(r, "defaults.protect", raw.defaults.protect.as_ref());
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
     let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
         .unwrap_or(super::model::DEFAULT_SLURM_POLL);
@@ -551,6 +552,9 @@ fn plans(
             slurm,
             check,
             budget: plan_budget,
+            protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
+                .or_else(|| defaults.protect.clone())
+                .map(super::protect::Protect::new),
         });
     }
 

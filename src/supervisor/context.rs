@@ -99,6 +99,8 @@ pub struct PlanCtx {
     pub known: status::KnownText,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub sandbox: super::sandbox::PlanSandbox,
+    /// Its `protect` globs; `None`: the files of its check's argv are protected.
+    pub protect: Option<crate::manifest::Protect>,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).

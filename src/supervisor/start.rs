@@ -346,6 +346,7 @@ impl<'w> Checked<'w> {
             unrecorded: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
+            protect: entry.protect.clone(),
         })
     }
 }
