@@ -45,6 +45,16 @@ fn two_task_repo(agent: &str) -> Repo {
 /// completed (by the agent's own report, for a preset with `report = "orch"`; by its exit 0,
 /// for aider's `report = "exit"`), each task's file committed on the plan branch, exit 0.
 fn two_tasks_through(agent: &str) {
+    two_tasks_through_as(agent, false);
+}
+
+/// [`two_tasks_through`], with the agent confined by orch (`sandbox = "auto"` on a kernel with
+/// Landlock): the preset's confined argv (every shell command allowed) under orch's rules.
+fn two_tasks_through_as(agent: &str, confined: bool) {
+    if confined && !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
     let Some(clis) = clis_with(agent) else {
         return;
     };
@@ -53,11 +63,21 @@ fn two_tasks_through(agent: &str) {
     let repo = two_task_repo(agent);
     let mut cmd = repo.orch(&["up", "--json"]);
     client_env(&mut cmd, &clis, &api, repo.home());
+    if confined {
+        cmd.env_remove("ORCH_SANDBOX");
+    }
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn orch up"),
         RUN_TIMEOUT,
         "orch up",
     ));
+    if confined {
+        assert!(
+            err.contains(&format!("agent `{agent}`: confined by orch")),
+            "{err}"
+        );
+        assert!(out.contains("\"sandbox\":\"on\""), "{out}");
+    }
     let context = || {
         format!(
             "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nfake API requests: {:?}\ntool results: {:#?}",
@@ -152,6 +172,21 @@ fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
 #[test]
 fn gemini_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("gemini");
+}
+
+#[test]
+fn claude_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("claude", true);
+}
+
+#[test]
+fn codex_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("codex", true);
+}
+
+#[test]
+fn gemini_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("gemini", true);
 }
 
 #[test]

@@ -21,8 +21,9 @@ mod tests;
 
 pub use crate::duration::{format_duration, parse_duration};
 pub use agents::{
-    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, ReportMode,
-    TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ArgvProblem, CLAUDE_CONFINED, CLAUDE_PRESET, CODEX_CONFINED,
+    CODEX_PRESET, GEMINI_CONFINED, KnownCli, ReportMode, TEMPLATE_VARS, TemplatePart,
+    confined_variant, parse_template, presets, render_template,
 };
 pub use budget::{Budget, parse_budget};
 pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};

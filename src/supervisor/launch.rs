@@ -473,9 +473,14 @@ fn prepare_argv(
             _ => String::new(),
         }
     };
-    let argv = pc
-        .agent
-        .command
+    // Confined, a preset runs every shell command (orch's rules are the sandbox).
+    let command: Vec<String> = match crate::manifest::confined_variant(&pc.agent.command)
+        .filter(|_| pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local)
+    {
+        Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
+        None => pc.agent.command.clone(),
+    };
+    let argv = command
         .iter()
         .map(|a| render_template(a, lookup))
         .collect::<Result<Vec<_>, _>>()?;

@@ -80,6 +80,9 @@ pub fn decide(
     write.extend(DEVICES.iter().map(PathBuf::from));
     if let Some(cli) = KnownCli::of(&agent.command) {
         write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
+        if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
+            write.push(PathBuf::from(dir));
+        }
     }
     write.extend(agent.sandbox.write.iter().cloned());
     if agent.mode == AgentMode::Plan

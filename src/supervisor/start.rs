@@ -161,6 +161,29 @@ impl<'w> Checked<'w> {
         (state, unavailable)
     }
 
+    /// One line per preset agent of the run: what it may run, confined or not.
+    pub fn preset_rules(&self) -> Vec<String> {
+        let mut lines = std::collections::BTreeSet::new();
+        for c in &self.plans {
+            let Some(agent) = self.manifest.agent_of(c.entry) else {
+                continue;
+            };
+            if crate::manifest::confined_variant(&agent.command).is_none() {
+                continue;
+            }
+            let name = &c.entry.agent;
+            lines.insert(match &c.sandbox {
+                super::sandbox::PlanSandbox::Confined(_) => format!(
+                    "agent `{name}`: confined by orch (Landlock), so it may run every shell command"
+                ),
+                _ => format!(
+                    "agent `{name}`: not confined by orch, so its client's own narrow rules apply"
+                ),
+            });
+        }
+        lines.into_iter().collect()
+    }
+
     /// Each plan of the run with its tasks and those already finished (for the progress).
     pub fn plan_infos(&self) -> Vec<PlanInfo> {
         self.plans
