@@ -169,6 +169,37 @@ fn a_confined_agent_cannot_touch_what_is_not_its_own_and_still_completes() {
 }
 
 #[test]
+fn a_write_the_sandbox_denies_is_named_in_the_failures_cause() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let outside = repo.outside("cache");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let script = format!("echo x > '{}/f' && echo written", outside.display());
+    repo.write("docs/plans/p.md", &one_task("P", "Write a cache"));
+    repo.manifest(
+        &support::toml_array(&["sh", "-c", &script]),
+        "",
+        "retries = 0\nsandbox = \"on\"",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("the sandbox (Landlock) denied a write"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("{}/f", outside.display())),
+        "{error}"
+    );
+    assert!(!outside.join("f").exists());
+}
+
+#[test]
 fn bad_sandbox_keys_are_errors_with_their_location() {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/p.md", &one_task("P", "Work"));

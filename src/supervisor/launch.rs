@@ -135,7 +135,8 @@ impl Effects<'_> {
             process::log_line(
                 log,
                 &format!(
-                    "=== orch: confined (Landlock): writes only beneath {} ===",
+                    "{}{} ===",
+                    crate::agent_output::CONFINED_LINE,
                     rules
                         .write
                         .iter()
