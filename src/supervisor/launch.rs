@@ -86,6 +86,7 @@ impl Effects<'_> {
         };
         let (mut argv, mut env) =
             prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        let shown = header_argv(&argv);
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
             && !first.contains('/')
@@ -93,7 +94,6 @@ impl Effects<'_> {
         {
             *first = found.display().to_string();
         }
-        let shown = header_argv(&argv);
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
         let confined = match pc.sandbox.rules() {
             Some(base) if pc.executor == ExecutorKind::Local => {
