@@ -200,6 +200,37 @@ fn a_write_the_sandbox_denies_is_named_in_the_failures_cause() {
 }
 
 #[test]
+fn the_check_runs_under_the_same_rules() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let outside = repo.outside("check-out");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let check = format!(
+        "echo x > \"$TMPDIR/t\" && echo x > '{}/c'",
+        outside.display()
+    );
+    repo.write("docs/plans/p.md", &one_task("P", "Work"));
+    repo.manifest(
+        &support::toml_array(&["true"]),
+        "",
+        &format!(
+            "retries = 0\nsandbox = \"on\"\ncheck = {}",
+            support::toml_array(&["sh", "-c", &check])
+        ),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(error.contains("the check"), "{error}");
+    assert!(error.contains("Permission denied"), "{error}");
+    assert!(!outside.join("c").exists(), "the check wrote outside");
+}
+
+#[test]
 fn bad_sandbox_keys_are_errors_with_their_location() {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/p.md", &one_task("P", "Work"));
