@@ -36,6 +36,10 @@ pub const ORCH_ATTEMPT: &str = "ORCH_ATTEMPT";
 /// Set by `orch up` for agents: the file holding the agent's prompt.
 pub const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
 
+/// Read by `orch up`: the `sandbox` of agents that plans.toml gives none (neither in
+/// `[defaults]` nor in their table): `auto`, `on` or `off`; unset or another value: `auto`.
+pub const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
+
 /// Set to `1` by `orch up` for plan-mode agents: `orch task done` commits the worktree
 /// ([`ORCH_WORKTREE`]) itself, since the agent goes straight on to its next task.
 pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";

@@ -192,6 +192,9 @@ pub struct AgentOutput {
     /// JSON events of a known client seen.
     pub events: usize,
     pub class: Class,
+    /// A line of a confined attempt's output saying a write outside what it may write was
+    /// denied (`Permission denied` on such a path): the sandbox's doing.
+    pub sandbox_denied: Option<String>,
 }
 
 /// The most of an attempt's log read: its end, where the result is.
@@ -206,6 +209,18 @@ const SHORT_OUTPUT: usize = 20;
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 impl AgentOutput {
+    /// `; the sandbox denied a write: <line> (…)` for a failure's cause, when it did.
+    pub fn sandbox_note(&self) -> String {
+        self.sandbox_denied
+            .as_ref()
+            .map(|l| {
+                format!(
+                    "; the sandbox (Landlock) denied a write outside the agent's worktree: {l} (write inside the worktree or $TMPDIR, or allow the path with `sandbox_write`)"
+                )
+            })
+            .unwrap_or_default()
+    }
+
     /// The cause of a failure, in the client's words when it gave some: its error, else its
     /// last lines of output, else its final message.
     pub fn cause(&self) -> Option<String> {
@@ -248,7 +263,59 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
                 .is_some_and(|l| l.contains(" started at "))
         })
         .unwrap_or(0);
-    parse(&text[start..], now)
+    let attempt = &text[start..];
+    let mut out = parse(attempt, now);
+    out.sandbox_denied = sandbox_denied(attempt);
+    out
+}
+
+/// The prefix of the log line `orch up` writes for a confined attempt, before the paths it may
+/// write (comma-separated).
+pub const CONFINED_LINE: &str = "=== orch: confined (Landlock): writes only beneath ";
+
+#[cfg(test)]
+#[test]
+fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
+    let log = format!(
+        "=== orch: attempt 1 started at x: sh a.sh ===\n{CONFINED_LINE}/w/tree, /tmp/orch-1 ===\n\
+         sh: 1: cannot create /w/tree/ro: Permission denied\n\
+         sh: 1: cannot create /home/u/.cache/x: Permission denied\n"
+    );
+    assert_eq!(
+        sandbox_denied(&log).as_deref(),
+        Some("sh: 1: cannot create /home/u/.cache/x: Permission denied")
+    );
+    assert_eq!(
+        sandbox_denied("sh: cannot create /x: Permission denied\n"),
+        None
+    );
+}
+
+/// The first line of a confined attempt's output that reports `Permission denied` (EACCES) on
+/// a path beneath none of the paths the attempt may write.
+fn sandbox_denied(attempt: &str) -> Option<String> {
+    let allowed: Vec<&str> = attempt
+        .lines()
+        .find_map(|l| l.strip_prefix(CONFINED_LINE))?
+        .trim_end_matches(" ===")
+        .split(", ")
+        .map(|p| p.trim_end_matches('/'))
+        .collect();
+    let inside = |p: &str| {
+        allowed
+            .iter()
+            .any(|a| p == *a || p.strip_prefix(a).is_some_and(|r| r.starts_with('/')))
+    };
+    attempt
+        .lines()
+        .filter(|l| !l.starts_with("=== orch: "))
+        .filter(|l| l.contains("Permission denied") || l.contains("EACCES"))
+        .find(|l| {
+            l.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ':' | ','))
+                .filter(|w| w.starts_with('/'))
+                .any(|w| !inside(w))
+        })
+        .map(|l| l.trim().chars().take(300).collect())
 }
 
 /// Parses an attempt's output (see the module documentation).

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod preflight;
 pub mod process;
 pub mod prompt;
+pub mod sandbox;
 pub mod simulate;
 pub mod status;
 pub mod supervisor;

@@ -45,6 +45,16 @@ fn two_task_repo(agent: &str) -> Repo {
 /// completed (by the agent's own report, for a preset with `report = "orch"`; by its exit 0,
 /// for aider's `report = "exit"`), each task's file committed on the plan branch, exit 0.
 fn two_tasks_through(agent: &str) {
+    two_tasks_through_as(agent, false);
+}
+
+/// [`two_tasks_through`], with the agent confined by orch (`sandbox = "auto"` on a kernel with
+/// Landlock): the preset's confined argv (every shell command allowed) under orch's rules.
+fn two_tasks_through_as(agent: &str, confined: bool) {
+    if confined && !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
     let Some(clis) = clis_with(agent) else {
         return;
     };
@@ -53,11 +63,21 @@ fn two_tasks_through(agent: &str) {
     let repo = two_task_repo(agent);
     let mut cmd = repo.orch(&["up", "--json"]);
     client_env(&mut cmd, &clis, &api, repo.home());
+    if confined {
+        cmd.env_remove("ORCH_SANDBOX");
+    }
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn orch up"),
         RUN_TIMEOUT,
         "orch up",
     ));
+    if confined {
+        assert!(
+            err.contains(&format!("agent `{agent}`: confined by orch")),
+            "{err}"
+        );
+        assert!(out.contains("\"sandbox\":\"on\""), "{out}");
+    }
     let context = || {
         format!(
             "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nfake API requests: {:?}\ntool results: {:#?}",
@@ -152,6 +172,102 @@ fn codex_preset_runs_a_two_task_plan_against_the_fake_api() {
 #[test]
 fn gemini_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("gemini");
+}
+
+#[test]
+fn claude_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("claude", true);
+}
+
+#[test]
+fn codex_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("codex", true);
+}
+
+#[test]
+fn gemini_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("gemini", true);
+}
+
+/// The model runs `sh run-tests.sh` (which writes `tests-ran.txt` in the worktree), then
+/// reports done, through the preset `agent`, confined or not; returns the tool result of the
+/// script's run and whether its file is in the task's commit.
+fn runs_the_tests(agent: &str, confined: bool) -> Option<(support::fake_api::ToolResult, bool)> {
+    let clis = clis_with(agent)?;
+    let api = FakeApi::start(Behaviour::RunsFirst("sh run-tests.sh".into()));
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "run-tests.sh",
+        "echo passed > tests-ran.txt\necho 'all tests passed'\n",
+    );
+    repo.write(
+        "docs/plans/t.md",
+        "# Tests\n\n## Phase 1: Run\n- [ ] 1.1 Run `run-tests.sh`\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\nretries = 0\n\n[[plan]]\nname = \"t\"\nfile = \"docs/plans/t.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    if confined {
+        cmd.env_remove("ORCH_SANDBOX");
+    }
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = format!("exit {code}\n{out}\n{err}\n{}", logs(&repo));
+    assert_eq!(code, 0, "{context}");
+    let status = read_status(&repo.root().join(".orch/state/t/status.json")).expect("status");
+    assert_eq!(task_in(&status, "1.1")["status"], "completed", "{context}");
+    let ran = api
+        .tool_results()
+        .into_iter()
+        .find(|r| r.call.contains("run-tests.sh"))
+        .unwrap_or_else(|| panic!("the script never ran: {context}"));
+    let committed = repo.git_ok(&["cat-file", "-e", "plan/t:tests-ran.txt"]);
+    Some((ran, committed))
+}
+
+#[test]
+fn confined_claude_runs_the_tests_and_unconfined_claude_refuses() {
+    if !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    let Some((ran, committed)) = runs_the_tests("claude", true) else {
+        return;
+    };
+    assert!(!ran.error, "{ran:?}");
+    assert!(committed, "tests-ran.txt is in the commit");
+    let Some((ran, committed)) = runs_the_tests("claude", false) else {
+        return;
+    };
+    assert!(
+        ran.error,
+        "unconfined, Claude Code refuses the command: {ran:?}"
+    );
+    assert!(!committed);
+}
+
+#[test]
+fn confined_codex_and_gemini_run_the_tests() {
+    if !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    for agent in ["codex", "gemini"] {
+        let Some((ran, committed)) = runs_the_tests(agent, true) else {
+            continue;
+        };
+        assert!(!ran.error, "{agent}: {ran:?}");
+        assert!(committed, "{agent}: tests-ran.txt is in the commit");
+    }
 }
 
 #[test]

@@ -29,6 +29,7 @@ const LAYERS: &[&str] = &[
     "plan",
     "agent_output",
     "agent_env",
+    "sandbox",
     "color",
     "diagnostic",
     "duration",

@@ -477,6 +477,20 @@ pub(super) enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
+    /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
+    #[command(name = "sandbox-exec", hide = true)]
+    SandboxExec {
+        /// A path the process may write beneath.
+        #[arg(long = "write", value_name = "PATH")]
+        write: Vec<PathBuf>,
+        /// A path the process may not read beneath.
+        #[arg(long = "deny-read", value_name = "PATH")]
+        deny_read: Vec<PathBuf>,
+        /// The program to run, confined, and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
     /// last); with TASK, print that log.
     ///

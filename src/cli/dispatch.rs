@@ -148,6 +148,11 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::DemoAgent => commands::demo::run_agent(),
         Command::SetupExec { args } => commands::setup_exec::run(&args),
+        Command::SandboxExec {
+            write,
+            deny_read,
+            argv,
+        } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
         Command::Logs {
             plan,
             task,

@@ -212,6 +212,17 @@ fn render_with(
             }
             obj.insert("integration".into(), i);
         }
+        if let (Some(obj), Some(rec)) = (
+            v.as_object_mut(),
+            ws.selected
+                .first()
+                .and_then(|&i| sandbox_record(&ws.plans[i])),
+        ) {
+            obj.insert(
+                "sandbox".into(),
+                rec.get("sandbox").cloned().unwrap_or(Value::Null),
+            );
+        }
         v
     };
     let text = if format == Format::JsonLine {
@@ -273,7 +284,21 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
     ) {
         obj.insert("paused".into(), paused.clone());
     }
+    // How the last `orch up` ran the plan's agents: `on`, `off`, `unavailable`.
+    if let (Some(obj), Some(s)) = (
+        v.as_object_mut(),
+        sandbox_record(p).and_then(|r| r.get("plans")?.get(&p.name).cloned()),
+    ) {
+        obj.insert("sandbox".into(), s);
+    }
     v
+}
+
+/// `<state_dir>/sandbox.json`, written by the last `orch up` (`supervisor::sandbox::record`).
+fn sandbox_record(p: &LoadedPlan) -> Option<Value> {
+    let state_dir = p.status_path.parent()?.parent()?;
+    let text = std::fs::read(state_dir.join(crate::supervisor::sandbox::RECORD)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// Whether an `orchPaused` record still holds (its `until` is ahead).

@@ -36,6 +36,16 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
+    for line in checked.preset_rules() {
+        eprintln!("{line}");
+    }
+    let (_, unconfined) = checked.sandbox();
+    if !unconfined.is_empty() {
+        eprintln!(
+            "warning: this kernel cannot confine agents (no Landlock): the agents of {} run unconfined (`sandbox = \"on\"` refuses to run them so)",
+            unconfined.join(", ")
+        );
+    }
     let out = Output::start(&checked, &manifest, args.json);
     let mut emit = |e: &Event| out.event(e);
     let options = RunOptions {

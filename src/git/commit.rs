@@ -253,6 +253,12 @@ pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
     Ok(!dirty_files(&repo, worktree)?.is_empty())
 }
 
+/// The worktree's changed paths (including untracked, not ignored files), relative to its root.
+pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
+    let repo = open(worktree)?;
+    dirty_files(&repo, worktree)
+}
+
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
 /// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored

@@ -30,8 +30,8 @@ pub use cleanup::{
     prune_stale_entries, remove_plan_worktree,
 };
 pub use commit::{
-    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, head_of, is_dirty,
-    recent_commits, save_and_reset,
+    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, dirty_paths, head_of,
+    is_dirty, recent_commits, save_and_reset,
 };
 pub use copy::WORKTREE_INCLUDE;
 pub use error::GitError;

@@ -70,6 +70,8 @@ pub struct AgentSpec {
     pub executor: Option<super::executor::ExecutorKind>,
     /// How its attempts count as done (`report`).
     pub report: ReportMode,
+    /// Its sandbox, `[defaults]` and its own keys combined.
+    pub sandbox: super::sandbox::Sandbox,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
@@ -107,6 +109,7 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         mode: AgentMode::Task,
         executor: None,
         report: ReportMode::Orch,
+        sandbox: Default::default(),
     };
     BTreeMap::from([
         ("claude".to_string(), argv(CLAUDE_PRESET)),
@@ -165,6 +168,58 @@ pub const GEMINI_PRESET: &[&str] = &[
     "stream-json",
 ];
 
+/// The `claude` preset's argv when orch confines the agent: every shell command allowed.
+pub const CLAUDE_CONFINED: &[&str] = &[
+    "claude",
+    "-p",
+    "{{ prompt }}",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
+/// The `codex` preset's argv when orch confines the agent: Codex's own sandbox cannot start
+/// inside a Landlock domain, so orch's rules are the sandbox.
+pub const CODEX_CONFINED: &[&str] = &[
+    "codex",
+    "exec",
+    "--sandbox",
+    "danger-full-access",
+    "--json",
+    "--",
+    "{{ prompt }}",
+];
+
+/// The `gemini` preset's argv when orch confines the agent: every tool allowed (`yolo`).
+pub const GEMINI_CONFINED: &[&str] = &[
+    "gemini",
+    "-p",
+    "{{ prompt }}",
+    "--approval-mode",
+    "yolo",
+    "--skip-trust",
+    "--output-format",
+    "stream-json",
+];
+
+/// The argv a preset runs with when orch confines it (every shell command allowed), if
+/// `command` is a preset's own argv with such a variant; a command of your own is run as
+/// written.
+pub fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
+    [
+        (CLAUDE_PRESET, CLAUDE_CONFINED),
+        (CODEX_PRESET, CODEX_CONFINED),
+        (GEMINI_PRESET, GEMINI_CONFINED),
+    ]
+    .into_iter()
+    .find(|(preset, _)| preset.iter().eq(command.iter()))
+    .map(|(_, confined)| confined)
+}
+
 /// The `aider` preset's argv.
 pub const AIDER_PRESET: &[&str] = &[
     "aider",
@@ -220,6 +275,27 @@ impl KnownCli {
             Self::Codex => "codex",
             Self::Gemini => "gemini",
             Self::Aider => "aider",
+        }
+    }
+
+    /// Where the client keeps its own state (login, settings, sessions), written by it while it
+    /// runs: writable for a confined agent. `~` is the `HOME` of `orch up`.
+    pub fn state_paths(self) -> &'static [&'static str] {
+        match self {
+            Self::Claude => &["~/.claude", "~/.claude.json", "~/.config/claude"],
+            Self::Codex => &["~/.codex"],
+            Self::Gemini => &["~/.gemini"],
+            Self::Aider => &["~/.aider", "~/.aider.conf.yml"],
+        }
+    }
+
+    /// The environment variable that moves the client's state elsewhere, if it has one
+    /// (writable for a confined agent too, when set for `orch up`).
+    pub fn state_env(self) -> Option<&'static str> {
+        match self {
+            Self::Claude => Some("CLAUDE_CONFIG_DIR"),
+            Self::Codex => Some("CODEX_HOME"),
+            Self::Gemini | Self::Aider => None,
         }
     }
 
@@ -520,6 +596,26 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(KnownCli::of(&owned(&["sh", "agent.sh"])), None);
+    }
+
+    #[test]
+    fn confined_variants_replace_only_the_presets_own_argv() {
+        let claude = owned(CLAUDE_PRESET);
+        assert_eq!(confined_variant(&claude), Some(CLAUDE_CONFINED));
+        assert_eq!(confined_variant(&owned(CODEX_PRESET)), Some(CODEX_CONFINED));
+        assert_eq!(
+            confined_variant(&owned(GEMINI_PRESET)),
+            Some(GEMINI_CONFINED)
+        );
+        assert_eq!(confined_variant(&owned(AIDER_PRESET)), None);
+        let mut own = claude.clone();
+        own.push("--model".into());
+        assert_eq!(confined_variant(&own), None);
+        for v in [CLAUDE_CONFINED, CODEX_CONFINED, GEMINI_CONFINED] {
+            let v = owned(v);
+            let cli = KnownCli::of(&v).expect("known");
+            assert_eq!(cli.problems(&v), Vec::new(), "{v:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@ mod model;
 mod names;
 mod notify;
 mod paths;
+mod protect;
 mod raw;
+mod sandbox;
 mod targets;
 mod validate;
 mod values;
@@ -19,8 +21,9 @@ mod tests;
 
 pub use crate::duration::{format_duration, parse_duration};
 pub use agents::{
-    AgentMode, AgentSpec, ArgvProblem, CLAUDE_PRESET, CODEX_PRESET, KnownCli, ReportMode,
-    TEMPLATE_VARS, TemplatePart, parse_template, presets, render_template,
+    AgentMode, AgentSpec, ArgvProblem, CLAUDE_CONFINED, CLAUDE_PRESET, CODEX_CONFINED,
+    CODEX_PRESET, GEMINI_CONFINED, KnownCli, ReportMode, TEMPLATE_VARS, TemplatePart,
+    confined_variant, parse_template, presets, render_template,
 };
 pub use budget::{Budget, parse_budget};
 pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};
@@ -31,5 +34,7 @@ pub use model::{
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
 pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};
 pub use paths::{PlanPath, in_cone};
+pub use protect::Protect;
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
+pub use sandbox::{DEFAULT_DENY_READ, Sandbox, SandboxKeys, SandboxMode, expand as expand_home};
 pub use targets::{PlanShape, check_cycles, check_targets};

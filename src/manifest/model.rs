@@ -68,6 +68,10 @@ pub struct Defaults {
     pub integrate: Option<Duration>,
     /// Whether a red integration test reaches the prompts of the plans it names.
     pub integrate_feedback: bool,
+    /// `sandbox`, `sandbox_write`, `sandbox_deny_read` as written in `[defaults]`.
+    pub sandbox: super::sandbox::SandboxKeys,
+    /// `protect`: globs of paths no task may change (`None`: not set).
+    pub protect: Option<Vec<String>>,
 }
 
 impl Default for Defaults {
@@ -100,6 +104,8 @@ impl Default for Defaults {
             ports: 10,
             integrate: None,
             integrate_feedback: true,
+            sandbox: Default::default(),
+            protect: None,
         }
     }
 }
@@ -210,6 +216,9 @@ pub struct PlanEntry {
     pub paths: Vec<String>,
     /// Where each of `paths` was written in `plans.toml` (line, column; 1-based).
     pub paths_at: Vec<(usize, usize)>,
+    /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (the
+    /// check's own files are protected).
+    pub protect: Option<super::protect::Protect>,
 }
 
 /// A loaded, validated `plans.toml`.

@@ -48,6 +48,12 @@ pub struct RawDefaults {
     // The integration preview (`orch integrate`).
     pub integrate: Option<At<String>>,
     pub integrate_feedback: Option<At<bool>>,
+    // The sandbox (`super::sandbox`).
+    pub sandbox: Option<At<String>>,
+    pub sandbox_write: Option<At<Vec<At<String>>>>,
+    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    /// Protected paths (`super::protect`).
+    pub protect: Option<At<Vec<At<String>>>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -70,6 +76,10 @@ pub struct RawAgent {
     pub mode: Option<At<String>>,
     pub executor: Option<At<String>>,
     pub report: Option<At<String>>,
+    // The sandbox (`super::sandbox`).
+    pub sandbox: Option<At<String>>,
+    pub sandbox_write: Option<At<Vec<At<String>>>>,
+    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -96,6 +106,8 @@ pub struct RawPlan {
     pub budget: Option<At<String>>,
     /// `paths`: the plan's sparse cone (directories).
     pub paths: Option<At<Vec<At<String>>>>,
+    /// Protected paths (`super::protect`).
+    pub protect: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -194,8 +206,20 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "ports",
     "integrate",
     "integrate_feedback",
+    "sandbox",
+    "sandbox_write",
+    "sandbox_deny_read",
+    "protect",
 ];
-pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
+pub const AGENT_KEYS: &[&str] = &[
+    "command",
+    "mode",
+    "executor",
+    "report",
+    "sandbox",
+    "sandbox_write",
+    "sandbox_deny_read",
+];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
@@ -232,6 +256,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "check",
     "budget",
     "paths",
+    "protect",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -299,6 +324,10 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "ports" => d.ports = integer(r, &ctx, value),
             "integrate" => d.integrate = string(r, &ctx, value),
             "integrate_feedback" => d.integrate_feedback = boolean(r, &ctx, value),
+            "sandbox" => d.sandbox = string(r, &ctx, value),
+            "sandbox_write" => d.sandbox_write = string_list(r, &ctx, value),
+            "sandbox_deny_read" => d.sandbox_deny_read = string_list(r, &ctx, value),
+            "protect" => d.protect = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -330,6 +359,9 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             mode: None,
             executor: None,
             report: None,
+            sandbox: None,
+            sandbox_write: None,
+            sandbox_deny_read: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -341,6 +373,9 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "mode" => agent.mode = string(r, &key_ctx, v),
                 "executor" => agent.executor = string(r, &key_ctx, v),
                 "report" => agent.report = string(r, &key_ctx, v),
+                "sandbox" => agent.sandbox = string(r, &key_ctx, v),
+                "sandbox_write" => agent.sandbox_write = string_list(r, &key_ctx, v),
+                "sandbox_deny_read" => agent.sandbox_deny_read = string_list(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }
@@ -393,6 +428,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             check: None,
             budget: None,
             paths: None,
+            protect: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -416,6 +452,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "budget" => plan.budget = string(r, &ctx, v),
                 "paths" => plan.paths = string_array(r, &ctx, v, None),
+                "protect" => plan.protect = string_list(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

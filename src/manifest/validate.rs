@@ -18,8 +18,10 @@ use crate::duration::parse_duration;
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.
 pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
-    let agents = agents(&raw, r);
-    let defaults = defaults(&raw, root, &agents, r);
+    let mut agents = agents(&raw, r);
+    let mut defaults = defaults(&raw, root, &agents, r);
+    sandbox(&raw, &mut defaults, &mut agents, r);
+    defaults.protect = super::protect::globs(r, "defaults.protect", raw.defaults.protect.as_ref());
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
     let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
         .unwrap_or(super::model::DEFAULT_SLURM_POLL);
@@ -340,6 +342,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     mode,
                     executor,
                     report,
+                    sandbox: Default::default(),
                 },
             );
         } else {
@@ -351,6 +354,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     mode,
                     executor: None,
                     report: ReportMode::Exit,
+                    sandbox: Default::default(),
                 },
             );
         }
@@ -563,6 +567,9 @@ fn plans(
             budget: plan_budget,
             paths: sparse.iter().map(|p| p.dir.clone()).collect(),
             paths_at: sparse.iter().map(|p| (p.line, p.column)).collect(),
+            protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
+                .or_else(|| defaults.protect.clone())
+                .map(super::protect::Protect::new),
         });
     }
 
@@ -594,6 +601,42 @@ fn plans(
         out[index].depends_on = parsed;
     }
     out
+}
+
+/// The sandbox keys of `[defaults]` and of each agent, resolved into each agent's `sandbox`.
+fn sandbox(
+    raw: &RawManifest,
+    defaults: &mut Defaults,
+    agents: &mut BTreeMap<String, AgentSpec>,
+    r: &mut Reporter<'_>,
+) {
+    let d = &raw.defaults;
+    defaults.sandbox = super::sandbox::keys(
+        r,
+        "defaults",
+        d.sandbox.as_ref(),
+        d.sandbox_write.as_ref(),
+        d.sandbox_deny_read.as_ref(),
+    );
+    let mut own = BTreeMap::new();
+    for a in &raw.agents {
+        let ctx = format!("agents.{}", a.name.value);
+        let keys = super::sandbox::keys(
+            r,
+            &ctx,
+            a.sandbox.as_ref(),
+            a.sandbox_write.as_ref(),
+            a.sandbox_deny_read.as_ref(),
+        );
+        own.insert(a.name.value.clone(), keys);
+    }
+    for (name, spec) in agents.iter_mut() {
+        spec.sandbox = own
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            .resolve(&defaults.sandbox);
+    }
 }
 
 /// A `budget` key.

@@ -46,6 +46,8 @@ pub struct Monitor {
     pub grace: Duration,
     /// Report signs of life (stuck detection is on).
     pub watch_activity: bool,
+    /// The attempt's private TMPDIR (confined attempts), removed when it ends.
+    pub tmpdir: Option<PathBuf>,
     /// A stop of this attempt, asked for by the core.
     pub stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
@@ -61,6 +63,9 @@ pub async fn watch(mut m: Monitor) {
     };
     // Whatever the leader did, nothing of its group may outlive it.
     signal_group(m.pid, Signal::SIGKILL);
+    if let Some(tmp) = m.tmpdir.take() {
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+    }
     // What the client said (usage, its error), from this attempt's part of the log.
     let log = m.log.clone();
     let output =

@@ -32,8 +32,12 @@ impl Effects<'_> {
         let tx = self.tx.clone();
         let stop = self.stop_all.subscribe();
         let grace = self.ctx.grace;
+        let orch = self.ctx.orch_bin.clone();
         tokio::spawn(async move {
-            let result = run_check(&pc, t, grace, stop).await;
+            let result = run_check(&pc, t, grace, stop, &orch).await;
+            if let Some(tmp) = check_tmp(&pc, t) {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+            }
             let _ = tx.send(Msg {
                 reload: Some(pc.index),
                 input: Input::Checked { run, result },
@@ -48,6 +52,7 @@ async fn run_check(
     t: usize,
     grace: std::time::Duration,
     mut stop: watch::Receiver<Stop>,
+    orch: &Path,
 ) -> CheckOutcome {
     let Some(mut argv) = pc.check_of(t) else {
         return CheckOutcome::Passed;
@@ -71,7 +76,7 @@ async fn run_check(
     {
         *first = found.display().to_string();
     }
-    let env = vec![
+    let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
         (
@@ -79,6 +84,18 @@ async fn run_check(
             workdir.display().to_string(),
         ),
     ];
+    // The check runs under its agent's rules, with a TMPDIR of its own.
+    if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), check_tmp(pc, t)) {
+        if let Err(e) = std::fs::create_dir_all(&tmp) {
+            return CheckOutcome::Failed(format!(
+                "the check `{shown}` of task `{id}` cannot start: cannot make `{}`: {e}",
+                tmp.display()
+            ));
+        }
+        env.push(("TMPDIR".to_string(), tmp.display().to_string()));
+        let rules = super::sandbox::attempt_rules(base, &workdir, &tmp);
+        argv = super::sandbox::wrap(orch, &rules, argv);
+    }
     let mut spawned = match process::spawn(&argv, &workdir, &env, &log) {
         Ok(s) => s,
         Err(e) => {
@@ -131,6 +148,14 @@ async fn run_check(
         )),
         lines(&tail)
     ))
+}
+
+/// The private TMPDIR of task `t`'s check, when it runs confined.
+fn check_tmp(pc: &PlanCtx, t: usize) -> Option<std::path::PathBuf> {
+    pc.sandbox
+        .rules()
+        .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
+        .map(|_| super::sandbox::tmp_dir(&pc.name, &format!("{}.check", pc.plan.tasks[t].id), 0))
 }
 
 fn lines(tail: &str) -> String {

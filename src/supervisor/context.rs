@@ -36,6 +36,8 @@ pub struct Ctx {
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
     pub ports: u16,
+    /// The run's sandbox in one word (`on`, `off`, `unavailable`: `super::sandbox::run_state`).
+    pub sandbox: &'static str,
     /// The integration preview (`integrate`), `None` when off.
     pub integration: Option<Arc<IntegrationCtx>>,
 }
@@ -162,6 +164,10 @@ pub struct PlanCtx {
     /// The status file's text as the run last wrote or read it: an entry's change does not
     /// read the file again, and the run does not read back what it wrote.
     pub known: status::KnownText,
+    /// Whether its agents and checks run confined, and the plan's rules.
+    pub sandbox: super::sandbox::PlanSandbox,
+    /// Its `protect` globs; `None`: the files of its check's argv are protected.
+    pub protect: Option<crate::manifest::Protect>,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).

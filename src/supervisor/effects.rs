@@ -36,6 +36,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     emit(&Event::RunStarted {
         plans: names,
         max_agents: ctx.max_agents,
+        sandbox: ctx.sandbox.to_string(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_all, _) = watch::channel(Stop::No);
@@ -605,6 +606,13 @@ impl Effects<'_> {
             status_path: pc.status_path.clone(),
             grace: self.ctx.grace,
             watch_activity: self.ctx.stuck_after.is_some(),
+            tmpdir: pc
+                .sandbox
+                .rules()
+                .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
+                .map(|_| {
+                    super::sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt)
+                }),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
             tx: self.tx.clone(),

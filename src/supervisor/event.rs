@@ -34,6 +34,8 @@ pub enum Event {
     RunStarted {
         plans: Vec<String>,
         max_agents: usize,
+        /// `on`, `off` or `unavailable` (`super::sandbox::run_state`).
+        sandbox: String,
     },
     /// A plan's worktree is ready (made now, or reused from an earlier run).
     PlanStarted {

@@ -10,6 +10,7 @@ use super::attempt::Proc;
 use super::context::PlanCtx;
 use super::core::{Input, kind_str};
 use super::effects::{Effects, Msg};
+use super::sandbox;
 use super::state::{RunId, Unit};
 use crate::agent_env;
 use crate::agent_output::Fatal;
@@ -83,9 +84,32 @@ impl Effects<'_> {
                 &empty
             }
         };
-        let (argv, env) = prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        let (mut argv, mut env) =
+            prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        let shown = header_argv(&argv);
+        // Resolved once here rather than by execvp trying every PATH entry.
+        if let Some(first) = argv.first_mut()
+            && !first.contains('/')
+            && let Some(found) = process::resolve_program(first, &workdir)
+        {
+            *first = found.display().to_string();
+        }
+        // Confined: through `orch sandbox-exec`, with a private TMPDIR.
+        let confined = match pc.sandbox.rules() {
+            Some(base) if pc.executor == ExecutorKind::Local => {
+                let tmp = sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt);
+                std::fs::create_dir_all(&tmp)
+                    .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
+                env.push(("TMPDIR".to_string(), tmp.display().to_string()));
+                let rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
+                Some(rules)
+            }
+            _ => None,
+        };
         // A task worktree is new: the plan's setup runs there first (`orch setup-exec`), and a
-        // failing setup fails the attempt with its output as the cause.
+        // failing setup fails the attempt with its output as the cause. The setup is not
+        // confined (it is the team lead's command).
         let argv = match (&pc.setup, task.filter(|_| pc.task_trees())) {
             (Some(setup), Some(_)) => {
                 let mut wrapped = vec![
@@ -103,18 +127,24 @@ impl Effects<'_> {
         process::log_line(
             log,
             &format!(
-                "=== orch: attempt {attempt} started at {}: {} ===",
+                "=== orch: attempt {attempt} started at {}: {shown} ===",
                 status::timestamp(launched),
-                header_argv(&argv)
             ),
         );
-        // Resolved once here rather than by execvp trying every PATH entry.
-        let mut argv = argv;
-        if let Some(first) = argv.first_mut()
-            && !first.contains('/')
-            && let Some(found) = process::resolve_program(first, &workdir)
-        {
-            *first = found.display().to_string();
+        if let Some(rules) = &confined {
+            process::log_line(
+                log,
+                &format!(
+                    "{}{} ===",
+                    crate::agent_output::CONFINED_LINE,
+                    rules
+                        .write
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
         }
         if !workdir.is_dir() {
             return Err(format!(
@@ -336,6 +366,7 @@ impl Effects<'_> {
                 status_path: pcc.status_path.clone(),
                 grace,
                 watch_activity,
+                tmpdir: None,
                 stop_one: stop_rx,
                 stop_all,
                 tx,
@@ -451,9 +482,14 @@ fn prepare_argv(
             _ => String::new(),
         }
     };
-    let argv = pc
-        .agent
-        .command
+    // Confined, a preset runs every shell command (orch's rules are the sandbox).
+    let command: Vec<String> = match crate::manifest::confined_variant(&pc.agent.command)
+        .filter(|_| pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local)
+    {
+        Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
+        None => pc.agent.command.clone(),
+    };
+    let argv = command
         .iter()
         .map(|a| render_template(a, lookup))
         .collect::<Result<Vec<_>, _>>()?;

@@ -16,6 +16,7 @@ pub mod prepare;
 pub mod progress;
 pub mod recover;
 mod resync;
+pub mod sandbox;
 pub mod settle;
 pub mod start;
 pub mod state;

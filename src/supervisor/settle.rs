@@ -23,8 +23,10 @@ pub fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match wrote_outside(plan, id) {
-            Some(error) => fail(plan, id, attempt, &error, true),
+        Settlement::Commit => match wrote_outside(plan, id)
+            .or_else(|| protected_changes(plan, task.unwrap_or_default(), t))
+        {
+            Some(cause) => fail(plan, id, attempt, &cause, true),
             None => commit_done(plan, id, &t.description),
         },
         Settlement::Fail { error, record } => {
@@ -354,6 +356,79 @@ fn commit_task_tree(
 fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
     plan.update_entry(id, |doc| super::context::record_commit_in(doc, id, oid))
         .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
+}
+
+/// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
+/// `changed protected paths: tests/x.rs`. Protected: the plan's `protect` globs, or without
+/// them the check's own file in the repository: its program (`./ci/check`) or the script its
+/// interpreter runs (`sh ci/check.sh`).
+fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Option<String> {
+    let tree = plan
+        .task_worktree(&t.id)
+        .unwrap_or_else(|| plan.worktree.clone());
+    let changed = git::dirty_paths(&tree).ok()?;
+    let check_files: Vec<String> = match &plan.protect {
+        Some(_) => Vec::new(),
+        None => plan
+            .check_of(index)
+            .unwrap_or_default()
+            .iter()
+            // The check's program, or the script its interpreter runs (`sh ci/check.sh`): its
+            // first argument, unless that is an option.
+            .take(2)
+            .take_while(|a| !a.starts_with('-'))
+            .filter_map(|a| {
+                let p = std::path::Path::new(a);
+                let rel = if p.is_absolute() {
+                    p.strip_prefix(&tree)
+                        .or_else(|_| p.strip_prefix(&plan.repo_root))
+                        .ok()?
+                } else {
+                    p
+                };
+                let rel = rel.strip_prefix("./").unwrap_or(rel);
+                // In the repository: tracked at HEAD (not a file the task makes).
+                tracked(&tree, rel).then(|| rel.to_string_lossy().into_owned())
+            })
+            .collect(),
+    };
+    // The task's own text, without its `(check: …)` clause (which names the check's files).
+    let mut text = t.description.clone();
+    if let Some(start) = text.find("(check:") {
+        let end = text[start..]
+            .find(')')
+            .map_or(text.len(), |e| start + e + 1);
+        text.replace_range(start..end, "");
+    }
+    let named = |path: &str| text.contains(path) || t.body.contains(path);
+    let hit: Vec<&String> = changed
+        .iter()
+        .filter(|c| match &plan.protect {
+            Some(p) => p.matches(c),
+            None => check_files.iter().any(|f| f == *c),
+        })
+        .filter(|c| !named(c))
+        .collect();
+    (!hit.is_empty()).then(|| {
+        format!(
+            "changed protected paths: {}",
+            hit.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Whether `rel` is a file of the worktree's HEAD commit.
+fn tracked(worktree: &std::path::Path, rel: &std::path::Path) -> bool {
+    git::open(worktree)
+        .ok()
+        .and_then(|repo| {
+            let tree = repo.head().ok()?.peel_to_tree().ok()?;
+            tree.get_path(rel).ok().map(|_| ())
+        })
+        .is_some()
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:

@@ -53,6 +53,8 @@ struct Chosen<'w> {
     entry: &'w PlanEntry,
     /// What its worktree needs; `None`: the plan has nothing left to do, and no worktree.
     tree: Option<TreeAction>,
+    /// Whether its agents run confined.
+    sandbox: super::sandbox::PlanSandbox,
 }
 
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
@@ -78,6 +80,8 @@ impl<'w> Checked<'w> {
             .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
         let mut plans = Vec::with_capacity(selected.len());
         let mut checked_agents = std::collections::BTreeSet::new();
+        // Asked once, and only when some agent may be confined.
+        let landlock = std::cell::OnceCell::new();
         for &index in selected {
             let lp = &ws.plans[index];
             let entry = workspace::entry_of(manifest, &lp.name)?;
@@ -90,11 +94,25 @@ impl<'w> Checked<'w> {
                 &mut checked_agents,
             )?;
             let tree = checks::tree_action(manifest, &repo_root, lp, entry)?;
+            let sandbox = match manifest.agent_of(entry) {
+                Some(agent) => super::sandbox::decide(
+                    &lp.name,
+                    &entry.agent,
+                    agent,
+                    entry.executor,
+                    lp.status_path.parent().unwrap_or(&repo_root),
+                    &manifest.worktree_path(&lp.name),
+                    agent.sandbox.mode != crate::manifest::SandboxMode::Off
+                        && *landlock.get_or_init(crate::sandbox::supported),
+                )?,
+                None => super::sandbox::PlanSandbox::Off,
+            };
             plans.push(Chosen {
                 index,
                 lp,
                 entry,
                 tree,
+                sandbox,
             });
         }
         let slurm_plans: Vec<&str> = plans
@@ -130,6 +148,42 @@ impl<'w> Checked<'w> {
         &self.state_dir
     }
 
+    /// The run's sandbox in one word (`on`, `off`, `unavailable`) and the plans whose agents
+    /// run unconfined because the kernel cannot confine them.
+    pub fn sandbox(&self) -> (&'static str, Vec<&str>) {
+        let state = super::sandbox::run_state(self.plans.iter().map(|c| &c.sandbox));
+        let unavailable = self
+            .plans
+            .iter()
+            .filter(|c| c.sandbox == super::sandbox::PlanSandbox::Unavailable)
+            .map(|c| c.lp.name.as_str())
+            .collect();
+        (state, unavailable)
+    }
+
+    /// One line per preset agent of the run: what it may run, confined or not.
+    pub fn preset_rules(&self) -> Vec<String> {
+        let mut lines = std::collections::BTreeSet::new();
+        for c in &self.plans {
+            let Some(agent) = self.manifest.agent_of(c.entry) else {
+                continue;
+            };
+            if crate::manifest::confined_variant(&agent.command).is_none() {
+                continue;
+            }
+            let name = &c.entry.agent;
+            lines.insert(match &c.sandbox {
+                super::sandbox::PlanSandbox::Confined(_) => format!(
+                    "agent `{name}`: confined by orch (Landlock), so it may run every shell command"
+                ),
+                _ => format!(
+                    "agent `{name}`: not confined by orch, so its client's own narrow rules apply"
+                ),
+            });
+        }
+        lines.into_iter().collect()
+    }
+
     /// Each plan of the run with its tasks and those already finished (for the progress).
     pub fn plan_infos(&self) -> Vec<PlanInfo> {
         self.plans
@@ -160,6 +214,16 @@ impl<'w> Checked<'w> {
             plans[chosen.index] = Some(Arc::new(self.plan_ctx(chosen, &mut with_work, emit)?));
         }
         checks::warn_conflicts(&self.repo_root, &with_work, emit);
+        let sandbox = super::sandbox::run_state(self.plans.iter().map(|c| &c.sandbox));
+        super::sandbox::record(
+            &self.state_dir,
+            sandbox,
+            &self
+                .plans
+                .iter()
+                .map(|c| (c.lp.name.clone(), c.sandbox.as_str()))
+                .collect::<Vec<_>>(),
+        );
         let jobs = if self.slurm {
             let slurm = Slurm::new(&self.state_dir).map_err(|e| {
                 anyhow!(
@@ -201,6 +265,7 @@ impl<'w> Checked<'w> {
             jobs,
             ports: d.ports,
             integration,
+            sandbox,
         });
         Ok(Prepared {
             ctx,
@@ -317,6 +382,8 @@ impl<'w> Checked<'w> {
             port: Default::default(),
             unrecorded: Default::default(),
             known: Default::default(),
+            sandbox: c.sandbox.clone(),
+            protect: entry.protect.clone(),
         })
     }
 }

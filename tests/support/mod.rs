@@ -76,6 +76,7 @@ pub fn orch_in(dir: &Path, args: &[&str], remove: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
     c.current_dir(dir)
         .args(args)
+        .env("ORCH_SANDBOX", "off")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -282,6 +282,9 @@ impl Repo {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // Agents here write journals outside their worktrees: unconfined unless a test
+            // confines them (tests/sandbox.rs).
+            .env("ORCH_SANDBOX", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -372,15 +372,17 @@ impl Core<'_> {
                         .unwrap_or_default();
                     return Some(Settlement::Fail {
                         error: format!(
-                            "the agent ended without reporting (exit status 0, no `orch task done`){last}"
+                            "the agent ended without reporting (exit status 0, no `orch task done`){last}{}",
+                            output.sandbox_note()
                         ),
                         record: true,
                     });
                 }
                 Some(Settlement::Fail {
                     error: format!(
-                        "the agent exited with status {code} without reporting{}",
-                        said(output)
+                        "the agent exited with status {code} without reporting{}{}",
+                        said(output),
+                        output.sandbox_note()
                     ),
                     record: true,
                 })

@@ -108,6 +108,7 @@ fn events() -> Vec<(Event, &'static str)> {
             Event::RunStarted {
                 plans: vec!["auth".into(), "api".into()],
                 max_agents: 4,
+                sandbox: "on".into(),
             },
             "run started: 2 plans (auth, api), at most 4 agents at a time",
         ),

@@ -8,7 +8,9 @@ use super::super::event::{Event, PlanOutcome, RunSummary};
 /// One event as a line of text (without the time); `None` for `RunFinished` (the summary).
 pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
     let text = match e {
-        Event::RunStarted { plans, max_agents } => format!(
+        Event::RunStarted {
+            plans, max_agents, ..
+        } => format!(
             "run started: {} ({}), at most {max_agents} agent{} at a time",
             count(plans.len(), "plan"),
             plans.join(", "),

@@ -56,6 +56,8 @@ pub enum Behaviour {
     /// the prompt holds this text (a failed check's output, given to the retry's prompt), and
     /// `… written by task ID` otherwise.
     FixesWhenTold(String),
+    /// Runs this shell command first (a test script), then reports done and says so.
+    RunsFirst(String),
 }
 
 /// A tool result the client sent back.
@@ -336,6 +338,7 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     let step = match behaviour {
         Behaviour::Refuse(reason) => Step::Say(format!("I cannot do this: {reason}")),
         Behaviour::FixesWhenTold(needle) => conv.next_step(conv.prompt.contains(&needle)),
+        Behaviour::RunsFirst(cmd) if conv.results.is_empty() => Step::Run(cmd),
         _ => conv.next_step(false),
     };
     let model = match api {

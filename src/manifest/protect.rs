@@ -1,0 +1,92 @@
+//! `protect = ["tests/**", "ci/check.sh"]` (`[defaults]` and `[[plan]]`): paths no task may
+//! change unless its own text names the file. Globs from the repository root (globset).
+
+use std::path::{Component, Path};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::raw::{At, Reporter};
+
+/// A plan's protected paths: its globs, matched against paths relative to the repository root.
+#[derive(Clone, Debug, Default)]
+pub struct Protect {
+    pub patterns: Vec<String>,
+    set: Option<GlobSet>,
+}
+
+impl PartialEq for Protect {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl Eq for Protect {}
+
+impl Protect {
+    /// Globs known to be valid (checked by [`globs`]).
+    pub fn new(patterns: Vec<String>) -> Self {
+        let mut b = GlobSetBuilder::new();
+        for p in &patterns {
+            if let Ok(g) = Glob::new(p) {
+                b.add(g);
+            }
+        }
+        Self {
+            set: b.build().ok(),
+            patterns,
+        }
+    }
+
+    /// Whether `path` (relative to the repository root, `/`-separated) is protected.
+    pub fn matches(&self, path: &str) -> bool {
+        self.set.as_ref().is_some_and(|s| s.is_match(path))
+    }
+}
+
+/// Reads a `protect` key: each entry a valid glob that stays inside the repository.
+pub(super) fn globs(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    at: Option<&At<Vec<At<String>>>>,
+) -> Option<Vec<String>> {
+    let At { value, .. } = at?;
+    let mut out = Vec::new();
+    for item in value {
+        let p = Path::new(&item.value);
+        let leaves = item.value.is_empty()
+            || p.is_absolute()
+            || p.components().any(|c| matches!(c, Component::ParentDir));
+        if leaves {
+            r.error_hint(
+                &item.span,
+                format!("`{ctx}` entry `{}` leaves the repository", item.value),
+                "give a glob relative to the repository root, such as \"tests/**\"",
+            );
+            continue;
+        }
+        match Glob::new(&item.value) {
+            Ok(_) => out.push(item.value.clone()),
+            Err(e) => r.error_hint(
+                &item.span,
+                format!("`{ctx}` entry `{}` is not a valid glob: {}", item.value, e.kind()),
+                "`*` matches within a directory, `**` across directories: \"tests/**\", \"ci/*.sh\"",
+            ),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_from_the_root() {
+        let p = Protect::new(vec!["tests/**".into(), "ci/check.sh".into()]);
+        assert!(p.matches("tests/x.rs"));
+        assert!(p.matches("tests/a/b.rs"));
+        assert!(p.matches("ci/check.sh"));
+        assert!(!p.matches("src/tests.rs"));
+        assert!(!p.matches("ci/other.sh"));
+    }
+}

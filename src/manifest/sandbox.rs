@@ -1,0 +1,156 @@
+//! The sandbox keys (`sandbox`, `sandbox_write`, `sandbox_deny_read` in `[defaults]` and
+//! `[agents.NAME]`): read, checked and resolved per agent. Applying them is `crate::sandbox`'s.
+
+use std::path::{Path, PathBuf};
+
+use super::raw::{At, Reporter};
+
+/// `sandbox = "auto" | "on" | "off"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SandboxMode {
+    /// Confined where the kernel supports it, else unconfined with a warning (the default).
+    #[default]
+    Auto,
+    /// Confined, or the run refuses to start the agent (exit 6).
+    On,
+    /// Never confined.
+    Off,
+}
+
+impl SandboxMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "on" => Some(Self::On),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// The sandbox settings of `[defaults]` or of one agent (`None`: not written there).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SandboxKeys {
+    pub mode: Option<SandboxMode>,
+    /// Extra writable paths (absolute, `~` expanded; they exist).
+    pub write: Vec<PathBuf>,
+    /// Paths not readable; `None`: [`DEFAULT_DENY_READ`].
+    pub deny_read: Option<Vec<PathBuf>>,
+}
+
+/// What an agent's attempts run under, `[defaults]` and its own table combined.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    pub mode: SandboxMode,
+    pub write: Vec<PathBuf>,
+    pub deny_read: Vec<PathBuf>,
+}
+
+/// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise.
+pub const DEFAULT_DENY_READ: [&str; 8] = [
+    "~/.ssh",
+    "~/.aws",
+    "~/.gnupg",
+    "~/.config/gh",
+    "~/.netrc",
+    "~/.docker",
+    "~/.kube",
+    "~/.git-credentials",
+];
+
+impl SandboxKeys {
+    /// An agent's settings over `defaults`.
+    pub fn resolve(&self, defaults: &SandboxKeys) -> Sandbox {
+        let mut write = defaults.write.clone();
+        for p in &self.write {
+            if !write.contains(p) {
+                write.push(p.clone());
+            }
+        }
+        let deny_read = self
+            .deny_read
+            .clone()
+            .or_else(|| defaults.deny_read.clone())
+            .unwrap_or_else(|| DEFAULT_DENY_READ.iter().filter_map(|p| expand(p)).collect());
+        Sandbox {
+            mode: self.mode.or(defaults.mode).unwrap_or_else(|| {
+                std::env::var(crate::agent_env::ORCH_SANDBOX)
+                    .ok()
+                    .and_then(|v| SandboxMode::parse(&v))
+                    .unwrap_or_default()
+            }),
+            write,
+            deny_read,
+        }
+    }
+}
+
+/// `~` and `~/x` with `HOME`; an absolute path as it is; anything else `None`.
+pub fn expand(p: &str) -> Option<PathBuf> {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    if p == "~" {
+        home()
+    } else if let Some(rest) = p.strip_prefix("~/") {
+        home().map(|h| h.join(rest))
+    } else if Path::new(p).is_absolute() {
+        Some(PathBuf::from(p))
+    } else {
+        None
+    }
+}
+
+/// Reads the three keys of one table (`ctx`: `defaults` or `agents.NAME`).
+pub(super) fn keys(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    mode: Option<&At<String>>,
+    write: Option<&At<Vec<At<String>>>>,
+    deny_read: Option<&At<Vec<At<String>>>>,
+) -> SandboxKeys {
+    let mode = mode.and_then(|At { value, span }| {
+        let m = SandboxMode::parse(value);
+        if m.is_none() {
+            r.error_hint(
+                span,
+                format!("`{ctx}.sandbox` must be \"auto\", \"on\" or \"off\", found \"{value}\""),
+                "\"auto\" confines agents where the kernel supports it (Landlock), \"on\" refuses to run them unconfined, \"off\" never confines",
+            );
+        }
+        m
+    });
+    let mut paths =
+        |key: &str, at: Option<&At<Vec<At<String>>>>, must_exist: bool| {
+            let mut out = Vec::new();
+            for item in at.map(|a| a.value.as_slice()).unwrap_or_default() {
+                match expand(&item.value) {
+                None => r.error_hint(
+                    &item.span,
+                    format!("`{ctx}.{key}` entry `{}` is not an absolute path", item.value),
+                    "give an absolute path (\"/opt/cache\") or one in your home (\"~/.cache/pip\")",
+                ),
+                Some(p) if must_exist && !p.exists() => r.error_hint(
+                    &item.span,
+                    format!("`{ctx}.{key}` entry `{}` does not exist", item.value),
+                    "create it first, or remove the entry",
+                ),
+                Some(p) => out.push(p),
+            }
+            }
+            out
+        };
+    let write = paths("sandbox_write", write, true);
+    let deny = paths("sandbox_deny_read", deny_read, false);
+    SandboxKeys {
+        mode,
+        write,
+        deny_read: deny_read.map(|_| deny),
+    }
+}

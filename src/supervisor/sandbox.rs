@@ -1,0 +1,155 @@
+//! Which agents of a run are confined (`sandbox` in `[defaults]` and `[agents.NAME]`), the
+//! rules of each attempt and of each check, and the wrapper that applies them
+//! (`orch sandbox-exec`, [`crate::sandbox`]).
+//!
+//! A confined attempt writes only: its worktree and that worktree's own git admin directory
+//! (`.git/worktrees/<name>`: index, HEAD), its plan's state directory (`orch task done`), a
+//! private `TMPDIR` made for the attempt and removed after it, `/dev/null` and the terminal,
+//! its client's own state ([`KnownCli::state_paths`]) and `sandbox_write`. A plan-mode agent
+//! commits through `orch task done`: the repository's git directory is writable for it too.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use crate::error::CliError;
+use crate::executor::ExecutorKind;
+use crate::exit;
+use crate::manifest::{AgentMode, AgentSpec, KnownCli, SandboxMode, expand_home};
+use crate::sandbox::{DEVICES, Rules, worktree_admin_dir};
+
+/// How a plan's agents run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanSandbox {
+    /// Confined: the plan's rules, to which each attempt adds its worktree and `TMPDIR`.
+    Confined(Rules),
+    /// `sandbox = "off"`, or a batch executor (the job is not confined).
+    Off,
+    /// `sandbox = "auto"` on a kernel without Landlock: unconfined.
+    Unavailable,
+}
+
+impl PlanSandbox {
+    /// As `orch status --json` and the `run_started` event say it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Confined(_) => "on",
+            Self::Off => "off",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn rules(&self) -> Option<&Rules> {
+        match self {
+            Self::Confined(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Decides plan `plan`'s sandbox; `supported`: whether the kernel confines (asked once per run).
+/// `sandbox = "on"` where it cannot be applied is refused (exit 6) with the fix.
+pub fn decide(
+    plan: &str,
+    agent_name: &str,
+    agent: &AgentSpec,
+    executor: ExecutorKind,
+    status_dir: &Path,
+    plan_tree: &Path,
+    supported: bool,
+) -> Result<PlanSandbox, CliError> {
+    let mode = agent.sandbox.mode;
+    if mode == SandboxMode::Off || executor != ExecutorKind::Local {
+        return Ok(PlanSandbox::Off);
+    }
+    if !supported {
+        return match mode {
+            SandboxMode::On => Err(CliError::new(
+                exit::AGENT,
+                anyhow!(
+                    "agent `{agent_name}` of plan `{plan}` must run confined (`sandbox = \"on\"`), but this kernel does not support Landlock"
+                ),
+            )
+            .with_hint(
+                "run on Linux 5.13 or later with Landlock enabled (`lsm=landlock` on the kernel command line), or set `sandbox = \"auto\"` or \"off\" in plans.toml",
+            )),
+            _ => Ok(PlanSandbox::Unavailable),
+        };
+    }
+    let mut write: Vec<PathBuf> = vec![status_dir.to_path_buf()];
+    write.extend(DEVICES.iter().map(PathBuf::from));
+    if let Some(cli) = KnownCli::of(&agent.command) {
+        write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
+        if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
+            write.push(PathBuf::from(dir));
+        }
+    }
+    write.extend(agent.sandbox.write.iter().cloned());
+    if agent.mode == AgentMode::Plan
+        && let Some(git_dir) = worktree_admin_dir(plan_tree)
+            .as_deref()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+    {
+        write.push(git_dir.to_path_buf());
+    }
+    Ok(PlanSandbox::Confined(Rules {
+        write,
+        deny_read: agent.sandbox.deny_read.clone(),
+    }))
+}
+
+/// The rules of one attempt (or check) in `workdir` with its `TMPDIR`.
+pub fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
+    let mut rules = base.clone();
+    rules.write.push(workdir.to_path_buf());
+    if let Some(admin) = worktree_admin_dir(workdir) {
+        rules.write.push(admin);
+    }
+    rules.write.push(tmpdir.to_path_buf());
+    rules
+}
+
+/// The private `TMPDIR` of an attempt (`what`: the task id, `plan`, or `<id>.check`).
+pub fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "orch-{}-{plan}-{what}-{attempt}",
+        std::process::id()
+    ))
+}
+
+/// `argv` run through `orch sandbox-exec` under `rules`.
+pub fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
+    let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
+    out.extend(crate::sandbox::args(rules));
+    out.push("--".to_string());
+    out.extend(argv);
+    out
+}
+
+/// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
+/// be, else `on` when some agent is confined, else `off`.
+pub fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {
+    let mut state = "off";
+    for p in plans {
+        match p {
+            PlanSandbox::Unavailable => return "unavailable",
+            PlanSandbox::Confined(_) => state = "on",
+            PlanSandbox::Off => {}
+        }
+    }
+    state
+}
+
+/// `<state_dir>/sandbox.json`: the run's sandbox and each plan's, read by `orch status --json`.
+pub const RECORD: &str = "sandbox.json";
+
+/// Writes [`RECORD`].
+pub fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str)]) {
+    let per_plan: serde_json::Map<String, serde_json::Value> = plans
+        .iter()
+        .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
+        .collect();
+    let v = serde_json::json!({ "sandbox": run, "plans": per_plan });
+    let _ = std::fs::write(state_dir.join(RECORD), format!("{v}\n"));
+}

@@ -1,0 +1,124 @@
+//! Protected paths, end to end through a real `orch up`: a task that changes the check's own
+//! script (or a `protect` glob's file) fails with the path named, nothing committed, its
+//! changes saved; a task whose text names the file may change it. Bad globs are errors.
+
+mod support;
+
+use support::{Repo, toml_array};
+
+fn setup(repo: &Repo, task: &str, agent: &[&str], defaults: &str) {
+    repo.write("ci/check.sh", "test -f done.txt\n");
+    repo.write(
+        "docs/plans/p.md",
+        &format!("# P\n\n## Phase 1: Work\n- [ ] 1.1 {task}\n"),
+    );
+    repo.manifest(
+        &toml_array(agent),
+        "",
+        &format!("retries = 0\ncheck = [\"sh\", \"ci/check.sh\"]\n{defaults}"),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+}
+
+fn status_json(repo: &Repo) -> serde_json::Value {
+    let (code, out, err) = repo.run(&["status", "--plan", "p", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    support::json(&out)
+}
+
+#[test]
+fn an_agent_that_edits_the_checks_script_fails_and_nothing_is_committed() {
+    let repo = Repo::bare_minimum();
+    setup(
+        &repo,
+        "Make the check pass",
+        &["sh", "-c", "echo 'exit 0' > ci/check.sh"],
+        "",
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{ev:?}");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: ci/check.sh",
+        "{failed:?}"
+    );
+    let task = &status_json(&repo)["tasks"][0];
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changed protected paths: ci/check.sh"),
+        "{task}"
+    );
+    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+    let saved = repo.git(&["show", "refs/orch/attempts/p/1.1/1:ci/check.sh"]);
+    assert_eq!(saved, "exit 0", "the change is saved");
+}
+
+#[test]
+fn a_task_that_names_the_file_may_change_it() {
+    let repo = Repo::bare_minimum();
+    setup(
+        &repo,
+        "Rewrite `ci/check.sh` to test nothing",
+        &["sh", "-c", "echo 'exit 0' > ci/check.sh"],
+        "",
+    );
+    repo.up(&[]);
+    assert_eq!(
+        repo.subjects("plan/p"),
+        ["p 1.1: Rewrite `ci/check.sh` to test nothing"]
+    );
+    assert_eq!(repo.git(&["show", "plan/p:ci/check.sh"]), "exit 0");
+}
+
+#[test]
+fn a_protect_glob_guards_its_files_and_not_the_checks() {
+    let repo = Repo::bare_minimum();
+    setup(
+        &repo,
+        "Do the work",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p tests && echo x > tests/x.rs && touch done.txt",
+        ],
+        "protect = [\"tests/**\"]\n",
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: tests/x.rs",
+        "{failed:?}"
+    );
+    assert!(repo.subjects("plan/p").is_empty());
+}
+
+#[test]
+fn bad_protect_globs_are_errors_with_their_location() {
+    let repo = Repo::bare_minimum();
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Work\n",
+    );
+    for (value, message) in [
+        ("\"tests/[\"", "is not a valid glob"),
+        ("\"../x\"", "leaves the repository"),
+        ("\"/etc/passwd\"", "leaves the repository"),
+    ] {
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n\n\
+                 [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nprotect = [{value}]\n"
+            ),
+        );
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 2, "{value}\n{out}\n{err}");
+        assert!(err.contains("plans.toml:10:12"), "{value}\n{err}");
+        assert!(err.contains(message), "{value}\n{err}");
+        assert!(!repo.root().join(".orch/worktrees").exists());
+    }
+}

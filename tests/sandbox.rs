@@ -1,0 +1,286 @@
+//! Confined agents, end to end through a real `orch up` (Landlock; skipped with a message on a
+//! kernel without it): what a confined agent cannot touch stays byte for byte as it was, and
+//! what it may do still gets its task completed and committed. Bad sandbox keys are errors
+//! with their location.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use support::{Repo, agent_at, one_task};
+
+/// Every file beneath `dir` (but `.git`) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("inside").display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn refs(repo: &Repo, git_dir: &Path) -> Vec<String> {
+    repo.git_at(
+        git_dir,
+        &["for-each-ref", "--format=%(refname) %(objectname)"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+fn landlock() -> bool {
+    let ok = orch::sandbox::supported();
+    if !ok {
+        eprintln!("skipped: this kernel does not support Landlock");
+    }
+    ok
+}
+
+#[test]
+fn a_confined_agent_cannot_touch_what_is_not_its_own_and_still_completes() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let root = repo.root().to_path_buf();
+    // Plan b runs first (unconfined: its worktree is the one the confined agent attacks).
+    repo.write("docs/plans/a.md", &one_task("A", "Work confined"));
+    repo.write("docs/plans/b.md", &one_task("B", "Write b"));
+    repo.write("build.sh", "mkdir -p build && echo built > build/out.txt\n");
+    let b_agent = support::toml_array(&["sh", "-c", "echo b > b.txt"]);
+    let other = root.join(".orch/worktrees/b");
+    let a_agent = agent_at("confined.sh", &[&other, &root, Path::new("plan/other")]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nsandbox = \"on\"\n\n[agents.a]\ncommand = {a_agent}\nreport = \"orch\"\n\n\
+             [agents.b]\ncommand = {b_agent}\nsandbox = \"off\"\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\nagent = \"b\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo.git(&["branch", "plan/other"]);
+    let remote = repo.outside("remote.git");
+    repo.git(&["init", "-q", "--bare", &remote.display().to_string()]);
+    repo.git(&["remote", "add", "origin", &remote.display().to_string()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let ssh = repo.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect("mkdir .ssh");
+    std::fs::write(ssh.join("id_test"), "secret key\n").expect("key");
+    repo.up(&["b"]);
+
+    let before = (
+        snapshot(&other),
+        snapshot(&ssh),
+        refs(&repo, &root),
+        refs(&repo, &remote),
+        repo.git(&["status", "--porcelain", "--untracked-files=all"]),
+    );
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up failed\n{out}\n{err}");
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["sandbox"], "on", "{started}");
+
+    // Completed and committed, with what the agent may write.
+    assert_eq!(repo.subjects("plan/a"), ["a 1.1: Work confined"]);
+    let show = |f: &str| repo.git(&["show", &format!("plan/a:{f}")]);
+    assert_eq!(show("work.txt"), "work");
+    assert_eq!(show("build/out.txt"), "built");
+    let results = show("results.txt");
+    let got: BTreeMap<&str, &str> = results.lines().filter_map(|l| l.split_once(' ')).collect();
+    for what in [
+        "write-other",
+        "write-main",
+        "write-ssh",
+        "read-ssh",
+        "branch-delete",
+        "update-ref",
+        "commit",
+        "push",
+    ] {
+        assert_eq!(
+            got.get(what),
+            Some(&"denied"),
+            "{what}\n{results}\n{}",
+            show("try.log")
+        );
+    }
+    for what in [
+        "write-worktree",
+        "write-tmpdir",
+        "build",
+        "git-status",
+        "git-diff",
+        "git-log",
+    ] {
+        assert_eq!(
+            got.get(what),
+            Some(&"allowed"),
+            "{what}\n{results}\n{}",
+            show("try.log")
+        );
+    }
+    // The private TMPDIR is gone with the attempt.
+    let tmpdir = got.get("tmpdir").expect("tmpdir recorded");
+    assert!(tmpdir.contains("orch-"), "{tmpdir}");
+    assert!(!Path::new(tmpdir).exists(), "{tmpdir} left behind");
+
+    // Everything else as it was: the other worktree, ~/.ssh, every ref but plan/a's, the
+    // remote, the main checkout.
+    let mut refs_after = refs(&repo, &root);
+    refs_after.retain(|r| !r.starts_with("refs/heads/plan/a "));
+    assert_eq!(
+        snapshot(&other),
+        before.0,
+        "the other plan's worktree changed"
+    );
+    assert_eq!(snapshot(&ssh), before.1, "~/.ssh changed");
+    assert_eq!(refs_after, before.2, "refs changed");
+    assert_eq!(refs(&repo, &remote), before.3, "the remote changed");
+    assert_eq!(
+        repo.git(&["status", "--porcelain", "--untracked-files=all"]),
+        before.4,
+        "the main checkout changed"
+    );
+    assert!(!root.join("intruder.txt").exists());
+    let status = support::json(&repo.run(&["status", "--json"]).1);
+    assert_eq!(status["sandbox"], "on", "{status}");
+    let plans = status["plans"].as_array().expect("plans");
+    let a = plans.iter().find(|p| p["plan"] == "a").expect("plan a");
+    assert_eq!(a["sandbox"], "on", "{a}");
+}
+
+#[test]
+fn a_write_the_sandbox_denies_is_named_in_the_failures_cause() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let outside = repo.outside("cache");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let script = format!("echo x > '{}/f' && echo written", outside.display());
+    repo.write("docs/plans/p.md", &one_task("P", "Write a cache"));
+    repo.manifest(
+        &support::toml_array(&["sh", "-c", &script]),
+        "",
+        "retries = 0\nsandbox = \"on\"",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("the sandbox (Landlock) denied a write"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("{}/f", outside.display())),
+        "{error}"
+    );
+    assert!(!outside.join("f").exists());
+}
+
+#[test]
+fn the_check_runs_under_the_same_rules() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let outside = repo.outside("check-out");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let check = format!(
+        "echo x > \"$TMPDIR/t\" && echo x > '{}/c'",
+        outside.display()
+    );
+    repo.write("docs/plans/p.md", &one_task("P", "Work"));
+    repo.manifest(
+        &support::toml_array(&["true"]),
+        "",
+        &format!(
+            "retries = 0\nsandbox = \"on\"\ncheck = {}",
+            support::toml_array(&["sh", "-c", &check])
+        ),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(error.contains("the check"), "{error}");
+    assert!(error.contains("Permission denied"), "{error}");
+    assert!(!outside.join("c").exists(), "the check wrote outside");
+}
+
+#[test]
+fn bad_sandbox_keys_are_errors_with_their_location() {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "Work"));
+    let cases = [
+        (
+            "sandbox = \"maybe\"",
+            "3:11",
+            "`defaults.sandbox` must be \"auto\", \"on\" or \"off\"",
+        ),
+        (
+            "sandbox_write = [\"rel/dir\"]",
+            "3:18",
+            "is not an absolute path",
+        ),
+        (
+            "sandbox_write = [\"/no/such/dir\"]",
+            "3:18",
+            "does not exist",
+        ),
+        (
+            "sandbox_deny_read = [\"x\"]",
+            "3:22",
+            "is not an absolute path",
+        ),
+    ];
+    for (line, at, message) in cases {
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"a\"\n{line}\n\n[agents.a]\ncommand = [\"true\"]\n\n\
+                 [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+            ),
+        );
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 2, "{line}\n{out}\n{err}");
+        assert!(err.contains(&format!("plans.toml:{at}")), "{line}\n{err}");
+        assert!(err.contains(message), "{line}\n{err}");
+        assert!(
+            !repo.root().join(".orch/worktrees").exists(),
+            "{line}: something was made"
+        );
+    }
+    // An agent's table too.
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\nsandbox = \"yes\"\n\n\
+         [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+    );
+    let (code, _, err) = repo.run(&["up"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("plans.toml:6:11"), "{err}");
+    assert!(err.contains("`agents.a.sandbox` must be"), "{err}");
+}
