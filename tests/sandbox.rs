@@ -283,4 +283,23 @@ fn bad_sandbox_keys_are_errors_with_their_location() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("plans.toml:6:11"), "{err}");
     assert!(err.contains("`agents.a.sandbox` must be"), "{err}");
+    // ORCH_SANDBOX, which stands in for `[defaults] sandbox`: a value orch does not know is an
+    // error too, nothing made.
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n\n\
+         [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+    );
+    for cmd in ["check", "up"] {
+        let (code, _, err) = repo.run_cmd(repo.orch(&[cmd]).env("ORCH_SANDBOX", "onn"));
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(
+            err.contains("the environment variable `ORCH_SANDBOX` must be"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            !repo.root().join(".orch/worktrees").exists(),
+            "{cmd}: something was made"
+        );
+    }
 }

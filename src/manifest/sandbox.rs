@@ -81,12 +81,7 @@ impl SandboxKeys {
             .or_else(|| defaults.deny_read.clone())
             .unwrap_or_else(|| DEFAULT_DENY_READ.iter().filter_map(|p| expand(p)).collect());
         Sandbox {
-            mode: self.mode.or(defaults.mode).unwrap_or_else(|| {
-                std::env::var(crate::agent_env::ORCH_SANDBOX)
-                    .ok()
-                    .and_then(|v| SandboxMode::parse(&v))
-                    .unwrap_or_default()
-            }),
+            mode: self.mode.or(defaults.mode).unwrap_or_default(),
             write,
             deny_read,
         }

@@ -618,6 +618,27 @@ fn sandbox(
         d.sandbox_write.as_ref(),
         d.sandbox_deny_read.as_ref(),
     );
+    // `ORCH_SANDBOX` stands in for `[defaults] sandbox` where the manifest gives none; a value
+    // orch does not know is an error, as the key's would be.
+    if defaults.sandbox.mode.is_none()
+        && let Some(v) = std::env::var_os(crate::agent_env::ORCH_SANDBOX)
+    {
+        let v = v.to_string_lossy();
+        defaults.sandbox.mode = super::sandbox::SandboxMode::parse(&v);
+        if defaults.sandbox.mode.is_none() {
+            r.diagnostics.push(
+                crate::diagnostic::Diagnostic::error(
+                    r.path,
+                    1,
+                    format!(
+                        "the environment variable `{}` must be \"auto\", \"on\" or \"off\", found \"{v}\"",
+                        crate::agent_env::ORCH_SANDBOX
+                    ),
+                )
+                .with_hint("unset it, or set `sandbox` in [defaults] (which it stands in for)"),
+            );
+        }
+    }
     let mut own = BTreeMap::new();
     for a in &raw.agents {
         let ctx = format!("agents.{}", a.name.value);
