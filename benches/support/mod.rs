@@ -141,7 +141,11 @@ pub fn big_repo(dir: &Path, files: usize) {
     use std::fmt::Write as _;
     std::fs::create_dir_all(dir).expect("repository directory");
     git(dir, &["init", "-q", "-b", "main"]);
-    std::fs::write(dir.join("README.md"), "# generated\n\nA generated repository.\n").expect("write");
+    std::fs::write(
+        dir.join("README.md"),
+        "# generated\n\nA generated repository.\n",
+    )
+    .expect("write");
     std::fs::write(dir.join(".gitignore"), "target/\nnode_modules/\n").expect("write");
     std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = []\n").expect("write");
     let per_component = files.div_ceil(COMPONENTS);
@@ -150,7 +154,7 @@ pub fn big_repo(dir: &Path, files: usize) {
         let c = i / per_component;
         let j = i % per_component;
         let sub = dir.join(component(c)).join(format!("m{:03}", j / 100));
-        if j % 100 == 0 {
+        if j.is_multiple_of(100) {
             std::fs::create_dir_all(&sub).expect("component directory");
         }
         body.clear();

@@ -19,6 +19,7 @@ pub(crate) mod merge_tree;
 mod refs;
 mod repo;
 mod task_tree;
+mod warm;
 mod worktree;
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
     retire_task_tree, task_branch, task_tree_ids, task_tree_name,
 };
+pub use warm::tracked_among;
 pub use worktree::{
     PlanTree, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight, remove_plan_locks,
     remove_stale_config_lock,

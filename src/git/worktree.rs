@@ -21,9 +21,39 @@ use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark, mark
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
 use crate::manifest::check_ref_name;
 
-/// Serializes worktree creation in this process: libgit2 leaves an entry without a `gitdir` file
-/// while it adds a worktree, and another call pruning such leftovers must not see it half made.
+/// Serializes the decisions and prunes of worktree creation in this process (and the config
+/// writes of branch marks). The checkouts themselves run at the same time, outside it: a
+/// worktree being added is named in [`ADDING`] meanwhile, so that no other call takes its entry
+/// (which libgit2 leaves without a `gitdir` file for a moment) for a leftover.
 static ADD_LOCK: Mutex<()> = Mutex::new(());
+
+/// The names of the worktrees this process is adding right now (see [`ADD_LOCK`]).
+static ADDING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// `name` listed in [`ADDING`] while this lives.
+struct Adding(String);
+
+impl Adding {
+    fn new(name: &str) -> Self {
+        adding().push(name.to_string());
+        Self(name.to_string())
+    }
+}
+
+impl Drop for Adding {
+    fn drop(&mut self) {
+        let mut list = adding();
+        if let Some(i) = list.iter().position(|n| *n == self.0) {
+            list.swap_remove(i);
+        }
+    }
+}
+
+fn adding() -> std::sync::MutexGuard<'static, Vec<String>> {
+    ADDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Holds [`ADD_LOCK`]: for code of this process that removes worktrees or prunes entries while
 /// others may be added (a task worktree retired while another task's is made).
@@ -97,7 +127,7 @@ pub fn plan_tree_preflight(req: &TreeRequest) -> Result<TreeAction, GitError> {
 /// branch was created is undone: the worktree entry, its directory and the branch are removed.
 pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     let repo = open_main(req.repo_root)?;
-    let _guard = worktree_lock();
+    let guard = worktree_lock();
     let decision = decide(&repo, req)?;
     let path = absolute(req);
     tracing::debug!(
@@ -135,7 +165,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     source,
                 }
             })?;
-            let made = add_and_copy(&repo, req, &path, &decision, branch.get());
+            let made = add_and_copy(&repo, req, &path, &decision, branch.get(), guard);
             match made {
                 Ok(copied) => Ok(PlanTree {
                     path,
@@ -163,7 +193,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     "the branch disappeared",
                 ),
             })?;
-            let copied = add_and_copy(&repo, req, &path, &decision, branch.get())?;
+            let copied = add_and_copy(&repo, req, &path, &decision, branch.get(), guard)?;
             Ok(PlanTree {
                 path,
                 branch: req.branch.to_string(),
@@ -414,11 +444,13 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
     })
 }
 
-/// Entries without a `gitdir` file (and not locked): leftovers of an interrupted add.
+/// Entries without a `gitdir` file (and not locked): leftovers of an interrupted add, not one
+/// this process is adding now.
 fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
+    let now = adding().clone();
     entries
         .iter()
-        .filter(|e| e.gitdir.is_none() && !e.locked)
+        .filter(move |e| e.gitdir.is_none() && !e.locked && !now.contains(&e.name))
         .map(|e| e.admin.clone())
 }
 /// Fails if a live (or locked) worktree entry already has the plan's name.
@@ -433,12 +465,15 @@ fn name_free(entries: &[Entry], plan: &str) -> Result<(), GitError> {
 }
 
 /// Prunes, adds the worktree for `reference` and copies files in; on failure removes what it made.
+/// `guard` ([`ADD_LOCK`]) is held for the prunes and released for the checkout and the copies,
+/// so that other plans' worktrees are checked out at the same time.
 fn add_and_copy(
     repo: &Repository,
     req: &TreeRequest,
     path: &Path,
     decision: &Decision,
     reference: &git2::Reference,
+    guard: std::sync::MutexGuard<'static, ()>,
 ) -> Result<Vec<PathBuf>, GitError> {
     if let Some(dir) = &decision.clear {
         discard_dir(dir)?;
@@ -466,6 +501,18 @@ fn add_and_copy(
     };
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(reference));
+    // libgit2 makes `.git/worktrees` with a plain mkdir that fails when another add made it
+    // first: made here, under the lock.
+    let admin_root = repo.commondir().join("worktrees");
+    if let Err(source) = fs::create_dir_all(&admin_root) {
+        undo();
+        return Err(GitError::CreateDir {
+            path: admin_root,
+            source,
+        });
+    }
+    let _adding = Adding::new(req.plan);
+    drop(guard);
     if let Err(source) = repo.worktree(req.plan, path, Some(&opts)) {
         undo();
         return Err(GitError::AddWorktree {

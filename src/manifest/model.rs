@@ -63,6 +63,8 @@ pub struct Defaults {
     pub remote: String,
     /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
     pub ports: u16,
+    /// Ignored directories copied from the main work tree into a new worktree (`["target"]`).
+    pub warm: Vec<Warm>,
 }
 
 impl Default for Defaults {
@@ -93,6 +95,7 @@ impl Default for Defaults {
             budget: super::budget::Budget::default(),
             remote: "origin".into(),
             ports: 10,
+            warm: Vec::new(),
         }
     }
 }
@@ -162,6 +165,23 @@ pub struct Dependency {
     pub raw: String,
 }
 
+/// A `warm` entry: a directory (relative to the repository root) copied from the main work
+/// tree into each new worktree before `setup`, with where the manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warm {
+    pub path: PathBuf,
+    /// 1-based line and column of the entry in the manifest.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Warm {
+    /// The paths of `warm`.
+    pub fn paths(warm: &[Self]) -> Vec<PathBuf> {
+        warm.iter().map(|w| w.path.clone()).collect()
+    }
+}
+
 /// One `[[plan]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanEntry {
@@ -188,6 +208,8 @@ pub struct PlanEntry {
     pub setup: Option<Vec<String>>,
     /// Resolved files to copy (defaults and the plan's own).
     pub copy: Vec<PathBuf>,
+    /// Resolved `warm` directories (defaults and the plan's own).
+    pub warm: Vec<Warm>,
     /// 1-based line of the entry's `name` key.
     pub line: usize,
     /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.

@@ -45,6 +45,7 @@ pub struct RawDefaults {
     pub budget: Option<At<String>>,
     pub remote: Option<At<String>>,
     pub ports: Option<At<i64>>,
+    pub warm: Option<At<Vec<At<String>>>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -91,6 +92,7 @@ pub struct RawPlan {
     pub slurm: Option<RawSlurm>,
     pub check: Option<At<Vec<At<String>>>>,
     pub budget: Option<At<String>>,
+    pub warm: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -187,6 +189,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "budget",
     "remote",
     "ports",
+    "warm",
 ];
 pub const AGENT_KEYS: &[&str] = &["command", "mode", "executor", "report"];
 pub const SLURM_KEYS: &[&str] = &[
@@ -224,6 +227,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "slurm",
     "check",
     "budget",
+    "warm",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -289,6 +293,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "budget" => d.budget = string(r, &ctx, value),
             "remote" => d.remote = string(r, &ctx, value),
             "ports" => d.ports = integer(r, &ctx, value),
+            "warm" => d.warm = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -382,6 +387,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             slurm: None,
             check: None,
             budget: None,
+            warm: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -404,6 +410,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "executor" => plan.executor = string(r, &ctx, v),
                 "check" => plan.check = string_array(r, &ctx, v, Some(ARGV_HINT)),
                 "budget" => plan.budget = string(r, &ctx, v),
+                "warm" => plan.warm = string_list(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

@@ -36,6 +36,16 @@ pub struct Ctx {
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
     pub ports: u16,
+    /// Plan worktrees made at once in the plans' preparations: the machine's cores.
+    pub tree_slots: tokio::sync::Semaphore,
+}
+
+/// A plan worktree made in the plan's preparation, not before the run: its branch does not exist
+/// yet, so nothing of the run needs it before the plan's first agent.
+#[derive(Clone, Debug)]
+pub struct NewTree {
+    /// The branch the plan branch starts from (`defaults.target`).
+    pub target: String,
 }
 
 /// One plan of the run.
@@ -55,6 +65,10 @@ pub struct PlanCtx {
     pub base: String,
     /// When orch made the worktree; tasks completed after it get a commit of their own.
     pub created_at: Option<DateTime<Utc>>,
+    /// The worktree to make in the plan's preparation (`None`: made or reused before the run).
+    pub new_tree: Option<NewTree>,
+    /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
+    pub made: tokio::sync::OnceCell<Result<super::Event, String>>,
     pub agent_name: String,
     pub agent: AgentSpec,
     pub parallel: usize,

@@ -102,6 +102,11 @@ pub enum Input {
         task: usize,
         result: Result<String, CommitError>,
     },
+    /// A plan's worktree made during the run: its `plan_started`, or why it could not be made.
+    TreeMade {
+        plan: usize,
+        result: Result<Event, String>,
+    },
     /// A plan's preparation ended: the events to report, or why the plan is blocked.
     Prepared {
         plan: usize,
@@ -249,6 +254,7 @@ impl<'a> Core<'a> {
             merge_queue: Vec::new(),
             merging: None,
             preparing: 0,
+            trees_pending: specs.iter().flatten().filter(|s| s.new_tree).count(),
             committing: 0,
             next_run: 1,
             graceful: false,
@@ -355,6 +361,7 @@ impl<'a> Core<'a> {
             Input::Committed { plan, task, result } => {
                 self.on_committed(plan, task, result, &mut out);
             }
+            Input::TreeMade { plan, result } => self.on_tree_made(plan, result, &mut out),
             Input::Prepared { plan, result } => self.on_prepared(plan, result, &mut out),
             Input::Merged { plan, outcome } => self.on_merged(plan, outcome, &mut out),
             Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),

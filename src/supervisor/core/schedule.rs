@@ -330,7 +330,12 @@ impl Core<'_> {
 
     pub(super) fn check_over(&mut self, out: &mut Vec<Action>) -> bool {
         let s = &self.state;
-        if s.merging.is_some() || !s.runs.is_empty() || s.committing > 0 || s.preparing > 0 {
+        if s.merging.is_some()
+            || !s.runs.is_empty()
+            || s.committing > 0
+            || s.preparing > 0
+            || s.trees_pending > 0
+        {
             return false;
         }
         // Nothing runs: plans still queued wait on upstream plans that will not be merged.
