@@ -16,8 +16,9 @@
 //! `task_started` and 8 commits, one per plan branch.
 //!
 //! Run: `cargo bench --bench plan_worktrees` (40,000 files; `-- --files 100000` for another
-//! size, `-- --runs N` for more runs, the figures are then medians). Under `cargo test` (no
-//! `--bench`) it runs 2,000 files and checks the outcome only.
+//! size, `-- --runs N` for more runs, the figures are then medians; `-- --compare N` only times
+//! `git worktree add` against libgit2's, alternated N times). Under `cargo test` (no `--bench`)
+//! it runs 2,000 files and checks the outcome only.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -213,6 +214,20 @@ fn main() {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     let trees = dir.join("trees");
+    if let Some(n) = arg("--compare") {
+        // Only `git worktree add` against libgit2's add, alternated `n` times.
+        for i in 0..n {
+            std::fs::create_dir_all(&trees).expect("mkdir");
+            let g = git_add(&repo, &trees, &format!("g{i}"));
+            remove_worktrees(&repo, &trees);
+            std::fs::create_dir_all(&trees).expect("mkdir");
+            let l = libgit2_add(&repo, &trees, &format!("l{i}"));
+            remove_worktrees(&repo, &trees);
+            println!("add {i}: git worktree add {}, libgit2 {}", secs(g), secs(l));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let (mut one, mut lib, mut seq, mut first, mut all, mut total) = (
         Vec::new(),
         Vec::new(),
