@@ -219,3 +219,53 @@ fn a_plan_starts_its_first_agent_while_another_is_still_being_prepared() {
         assert_eq!(repo.statuses(p), [("1.1".into(), "completed".into())]);
     }
 }
+
+/// With `parallel_tasks` > 1 each task runs in a task worktree of its own: each gets the warm
+/// directories too, before the setup that runs there.
+#[test]
+fn task_worktrees_get_the_warm_directories_too() {
+    let repo = new_repo();
+    let journal = repo.outside("journal");
+    let setup_log = repo.outside("setup-log");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+    );
+    repo.write(".gitignore", "target/\n");
+    repo.manifest(
+        &format!(
+            "[\"sh\", {:?}, {:?}, \"own\"]",
+            support::fixtures()
+                .join("par_agent.sh")
+                .display()
+                .to_string(),
+            journal.display().to_string()
+        ),
+        "",
+        &format!(
+            "parallel_tasks = 2\nsetup = {}\nwarm = [\"target\"]",
+            support::agent(
+                "warm_setup.sh",
+                &["target/out.txt", "warm", support::utf8(&setup_log)]
+            )
+        ),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    repo.write("target/out.txt", "warm");
+
+    repo.up_events(&[], 0);
+    assert_eq!(
+        repo.statuses("p"),
+        [
+            ("1.1".into(), "completed".into()),
+            ("1.2".into(), "completed".into())
+        ]
+    );
+    let log = std::fs::read_to_string(&setup_log).expect("setup ran");
+    // The plan's worktree and each task's: every setup found the warm file.
+    assert!(log.lines().count() >= 3, "{log}");
+    assert!(log.lines().all(|l| l == "warm ok p"), "{log}");
+    let files = repo.tree_files("plan/p");
+    assert!(files.iter().all(|f| !f.starts_with("target/")), "{files:?}");
+}

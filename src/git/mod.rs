@@ -1,4 +1,5 @@
-//! Git over libgit2 (synchronous): plan worktrees and branches, commits, merges.
+//! Git over libgit2 (synchronous): plan worktrees and branches, commits, merges. Worktrees are
+//! checked out by the git CLI, which is faster at it (`worktree.rs`).
 //!
 //! Every function opens its own [`git2::Repository`] (it is `Send` but not `Sync`), so calls for
 //! different worktrees of one repository may run on blocking threads at the same time. Ref writes

@@ -36,8 +36,41 @@ pub struct Ctx {
     pub jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
     pub ports: u16,
-    /// Plan worktrees made at once in the plans' preparations: the machine's cores.
-    pub tree_slots: tokio::sync::Semaphore,
+    /// Plan worktrees made at once during the run.
+    pub tree_slots: TreeSlots,
+}
+
+/// How many plan worktrees are checked out at once: one until the first is made (so that the
+/// first agent starts after about one checkout, not after several sharing the machine), then
+/// as many as the machine has cores.
+pub struct TreeSlots {
+    slots: tokio::sync::Semaphore,
+    cores: usize,
+    widened: std::sync::atomic::AtomicBool,
+}
+
+impl TreeSlots {
+    pub fn new(cores: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(1),
+            cores: cores.max(1),
+            widened: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for a slot.
+    pub async fn acquire(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        self.slots.acquire().await
+    }
+
+    /// A worktree is made (or failed): from now on one per core.
+    pub fn one_made(&self) {
+        if !self.widened.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.slots.add_permits(self.cores - 1);
+        }
+    }
 }
 
 /// A plan worktree made in the plan's preparation, not before the run: its branch does not exist

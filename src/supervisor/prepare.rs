@@ -91,7 +91,7 @@ pub type TreeTold = Box<dyn FnOnce(&Result<Event, String>) + Send>;
 
 /// Plan `plan`'s new worktree ([`PlanCtx::new_tree`]), made once: by the run's start, which
 /// asks for every new plan's, or by the plan's preparation, whichever comes first; the other
-/// waits for it. At most one per core is checked out at a time (`Ctx::tree_slots`). `told` is
+/// waits for it. The first alone, then at most one per core at a time (`Ctx::tree_slots`). `told` is
 /// called by the one that makes it.
 pub async fn ensure_tree(ctx: Arc<Ctx>, plan: Arc<PlanCtx>, told: TreeTold) -> Result<(), String> {
     let Some(new) = plan.new_tree.clone() else {
@@ -103,9 +103,11 @@ pub async fn ensure_tree(ctx: Arc<Ctx>, plan: Arc<PlanCtx>, told: TreeTold) -> R
             let result = match ctx.tree_slots.acquire().await {
                 Ok(_slot) => {
                     let p = plan.clone();
-                    tokio::task::spawn_blocking(move || make_tree(&p, &new))
+                    let made = tokio::task::spawn_blocking(move || make_tree(&p, &new))
                         .await
-                        .unwrap_or_else(|e| Err(format!("worktree task failed: {e}")))
+                        .unwrap_or_else(|e| Err(format!("worktree task failed: {e}")));
+                    ctx.tree_slots.one_made();
+                    made
                 }
                 Err(e) => Err(format!(
                     "cannot make the worktree of plan `{}`: {e}",

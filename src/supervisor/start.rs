@@ -188,7 +188,7 @@ impl<'w> Checked<'w> {
             plans,
             jobs,
             ports: d.ports,
-            tree_slots: tokio::sync::Semaphore::new(
+            tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),
         });
