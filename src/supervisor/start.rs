@@ -1,8 +1,10 @@
 //! The preparation of `orch up`'s run, in two steps. [`Checked::check`]: everything that can be
 //! checked before anything is touched (templates, agents, each plan's worktree, Slurm), then the
 //! supervisor lock and the exclusion of orch's directories from git. [`Checked::prepare`]: the
-//! stale git locks of an interrupted run removed, each plan's worktree and branch made with its
-//! start record (`orchWorktree`), and the run context ([`Ctx`]) the effect runner works with.
+//! stale git locks of an interrupted run removed, each existing plan branch's worktree reused or
+//! re-added with its start record (`orchWorktree`), and the run context ([`Ctx`]) the effect
+//! runner works with. A new plan branch and its worktree are made during the run
+//! ([`NewTree`], `prepare::ensure_tree`), concurrently, so that no plan waits for another's.
 
 mod checks;
 
