@@ -309,6 +309,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         .collect();
     if let Some(m) = &manifest {
         diagnostics.extend(m.warnings.iter().cloned());
+        diagnostics.extend(warm_tracked(m));
     }
     let mut cross = Vec::new();
     if let Some(m) = &manifest
@@ -356,6 +357,43 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         diagnostics,
         graph,
     })
+}
+
+/// The `warm` entries that name a path git tracks: errors at the entry (a warm directory is
+/// ignored build output copied into new worktrees, never the repository's content).
+fn warm_tracked(m: &Manifest) -> Vec<Diagnostic> {
+    let mut warm: Vec<&manifest::Warm> = m.defaults.warm.iter().collect();
+    for w in m.plans.iter().flat_map(|p| &p.warm) {
+        if !warm.contains(&w) {
+            warm.push(w);
+        }
+    }
+    if warm.is_empty() {
+        return Vec::new();
+    }
+    // A manifest outside a repository is reported by the commands that need one.
+    let Ok(root) = repo_root(m) else {
+        return Vec::new();
+    };
+    let paths: Vec<PathBuf> = warm.iter().map(|w| w.path.clone()).collect();
+    let Ok(tracked) = crate::git::tracked_among(&root, &paths) else {
+        return Vec::new();
+    };
+    warm.iter()
+        .filter(|w| tracked.contains(&w.path))
+        .map(|w| {
+            Diagnostic::error(
+                &m.path,
+                w.line,
+                format!(
+                    "`warm` entry `{}` is tracked by git; warm directories are ignored build output such as `target`",
+                    w.path.display()
+                ),
+            )
+            .with_column(w.column)
+            .with_hint("name a directory git ignores (listed in `.gitignore`), or use `copy` for files")
+        })
+        .collect()
 }
 
 /// Loads and validates a manifest; errors map onto their exit codes.

@@ -68,7 +68,7 @@ pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
         entries.push(Entry {
             name: item.file_name().to_string_lossy().into_owned(),
             head: head_of_dir(&admin),
-            locked: admin.join("locked").exists(),
+            locked: held_lock(&admin),
             admin,
             gitdir,
         });
@@ -85,6 +85,16 @@ pub(super) fn head_of_dir(git_dir: &Path) -> Option<String> {
             .map_or(text, str::trim)
             .to_string(),
     )
+}
+
+/// Whether worktree entry `admin` is locked by a person (`git worktree lock`). The lock
+/// `git worktree add` holds while it adds (reason `initializing`; orch runs git with `LC_ALL=C`)
+/// does not count: one left behind is an add killed half way.
+pub(super) fn held_lock(admin: &Path) -> bool {
+    match fs::read_to_string(admin.join("locked")) {
+        Ok(reason) => reason.trim() != "initializing",
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Whether the directory at `path` is orch's own worktree of the plan, left half made by a
@@ -117,7 +127,7 @@ pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: O
     // checkout (so there is nothing else in the directory either).
     if dot_git_meta.len() == 0 {
         return !own_admin.join("index").exists()
-            && !own_admin.join("locked").exists()
+            && !held_lock(own_admin)
             && repo
                 .find_commit(tip)
                 .and_then(|c| c.tree())
@@ -137,7 +147,7 @@ pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: O
     };
     if canonical(&points_at) != canonical(own_admin)
         || own_admin.join("index").exists()
-        || own_admin.join("locked").exists()
+        || held_lock(own_admin)
     {
         return false;
     }

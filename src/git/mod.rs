@@ -1,4 +1,5 @@
-//! Git over libgit2 (synchronous): plan worktrees and branches, commits, merges.
+//! Git over libgit2 (synchronous): plan worktrees and branches, commits, merges. Worktrees are
+//! checked out by the git CLI, which is faster at it (`worktree.rs`).
 //!
 //! Every function opens its own [`git2::Repository`] (it is `Send` but not `Sync`), so calls for
 //! different worktrees of one repository may run on blocking threads at the same time. Ref writes
@@ -20,6 +21,7 @@ mod refs;
 mod repo;
 mod sparse;
 mod task_tree;
+mod warm;
 mod worktree;
 
 #[cfg(test)]
@@ -54,6 +56,7 @@ pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
     retire_task_tree, task_branch, task_tree_ids, task_tree_name,
 };
+pub use warm::tracked_among;
 pub use worktree::{
     PlanTree, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight, remove_plan_locks,
     remove_stale_config_lock,

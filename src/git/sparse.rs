@@ -59,30 +59,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
     })
 }
 
-/// Adds the worktree `path` (named after its last component, as git names it) for `branch` of
-/// the repository at `common` (its `.git` directory) as a cone-mode sparse checkout of `dirs`:
-/// only the cone's files are written.
-pub(crate) fn add_sparse_worktree(
-    common: &Path,
-    path: &Path,
-    branch: &str,
-    dirs: &[String],
-) -> Result<(), GitError> {
-    let path_str = path.to_str().ok_or_else(|| GitError::Sparse {
-        path: path.to_path_buf(),
-        reason: "the worktree path is not UTF-8".into(),
-    })?;
-    git(
-        common,
-        &[
-            "worktree",
-            "add",
-            "--no-checkout",
-            "--quiet",
-            path_str,
-            branch,
-        ],
-    )?;
+/// Checks out the cone of `dirs` in the new worktree at `path` (made with `--no-checkout`): the
+/// cone set in the worktree's own config (`sparse-checkout set --cone`), then only its files
+/// written (`read-tree -mu HEAD`).
+pub(crate) fn checkout_cone(path: &Path, dirs: &[String]) -> Result<(), GitError> {
     let mut set = vec!["sparse-checkout", "set", "--cone", "--"];
     set.extend(dirs.iter().map(String::as_str));
     git(path, &set)?;

@@ -29,7 +29,7 @@ pub use budget::{Budget, parse_budget};
 pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
 pub use model::{
-    Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency,
+    Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, Warm, parse_dependency,
 };
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
 pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};

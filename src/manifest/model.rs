@@ -72,6 +72,8 @@ pub struct Defaults {
     pub sandbox: super::sandbox::SandboxKeys,
     /// `protect`: globs of paths no task may change (`None`: not set).
     pub protect: Option<Vec<String>>,
+    /// Ignored directories copied from the main work tree into a new worktree (`["target"]`).
+    pub warm: Vec<Warm>,
 }
 
 impl Default for Defaults {
@@ -106,6 +108,7 @@ impl Default for Defaults {
             integrate_feedback: true,
             sandbox: Default::default(),
             protect: None,
+            warm: Vec::new(),
         }
     }
 }
@@ -175,6 +178,23 @@ pub struct Dependency {
     pub raw: String,
 }
 
+/// A `warm` entry: a directory (relative to the repository root) copied from the main work
+/// tree into each new worktree before `setup`, with where the manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warm {
+    pub path: PathBuf,
+    /// 1-based line and column of the entry in the manifest.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Warm {
+    /// The paths of `warm`.
+    pub fn paths(warm: &[Self]) -> Vec<PathBuf> {
+        warm.iter().map(|w| w.path.clone()).collect()
+    }
+}
+
 /// One `[[plan]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanEntry {
@@ -201,6 +221,8 @@ pub struct PlanEntry {
     pub setup: Option<Vec<String>>,
     /// Resolved files to copy (defaults and the plan's own).
     pub copy: Vec<PathBuf>,
+    /// Resolved `warm` directories (defaults and the plan's own).
+    pub warm: Vec<Warm>,
     /// 1-based line of the entry's `name` key.
     pub line: usize,
     /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.

@@ -225,3 +225,42 @@ mod cone_tests {
         assert!(in_cone::<&str>(&[], "anything/at/all"));
     }
 }
+/// The `warm` entries: plain relative paths, neither absolute nor climbing out with `..` (a
+/// tracked one is refused later, by the workspace, which opens the repository).
+pub(super) fn warm_paths(
+    r: &mut Reporter<'_>,
+    ctx: &str,
+    at: Option<&At<Vec<At<String>>>>,
+) -> Vec<super::Warm> {
+    let mut out = Vec::new();
+    for item in at.map_or(&[][..], |a| &a.value[..]) {
+        let path = Path::new(&item.value);
+        let why = if path.is_absolute() {
+            Some("is an absolute path")
+        } else if path.components().any(|c| c == Component::ParentDir) {
+            Some("leads outside the repository (`..`)")
+        } else if path.components().any(|c| c.as_os_str() == ".git") {
+            Some("is inside `.git`")
+        } else if inside_dir(path).is_none_or(|p| p.as_os_str().is_empty()) {
+            Some("names the repository root")
+        } else {
+            None
+        };
+        match (why, inside_dir(path)) {
+            (None, Some(p)) => {
+                let (line, column) = r.line_col(&item.span);
+                out.push(super::Warm { path: p, line, column });
+            }
+            (why, _) => r.error_hint(
+                &item.span,
+                format!(
+                    "`{ctx}` entry `{}` {}",
+                    item.value,
+                    why.unwrap_or("is not a path inside the repository")
+                ),
+                "name an ignored directory of the main work tree, relative to the repository root: warm = [\"target\"]",
+            ),
+        }
+    }
+    out
+}

@@ -54,6 +54,7 @@ pub struct RawDefaults {
     pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
     /// Protected paths (`super::protect`).
     pub protect: Option<At<Vec<At<String>>>>,
+    pub warm: Option<At<Vec<At<String>>>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -108,6 +109,7 @@ pub struct RawPlan {
     pub paths: Option<At<Vec<At<String>>>>,
     /// Protected paths (`super::protect`).
     pub protect: Option<At<Vec<At<String>>>>,
+    pub warm: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -210,6 +212,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "sandbox_write",
     "sandbox_deny_read",
     "protect",
+    "warm",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -257,6 +260,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "budget",
     "paths",
     "protect",
+    "warm",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -328,6 +332,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "sandbox_write" => d.sandbox_write = string_list(r, &ctx, value),
             "sandbox_deny_read" => d.sandbox_deny_read = string_list(r, &ctx, value),
             "protect" => d.protect = string_list(r, &ctx, value),
+            "warm" => d.warm = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -429,6 +434,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             budget: None,
             paths: None,
             protect: None,
+            warm: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -453,6 +459,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "budget" => plan.budget = string(r, &ctx, v),
                 "paths" => plan.paths = string_array(r, &ctx, v, None),
                 "protect" => plan.protect = string_list(r, &ctx, v),
+                "warm" => plan.warm = string_list(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

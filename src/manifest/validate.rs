@@ -151,6 +151,7 @@ fn defaults(
     if let Some(paths) = rel_paths(r, root, "defaults.copy", d.copy.as_ref()) {
         out.copy = paths;
     }
+    out.warm = super::paths::warm_paths(r, "defaults.warm", d.warm.as_ref());
     for (key, field, slot) in [
         ("worktree_root", &d.worktree_root, &mut out.worktree_root),
         ("state_dir", &d.state_dir, &mut out.state_dir),
@@ -460,6 +461,12 @@ fn plans(
         };
         let plan_budget = budget(r, "plan.budget", plan.budget.as_ref()).unwrap_or_default();
         let sparse = super::paths::sparse_paths(r, plan.paths.as_ref());
+        let mut warm = defaults.warm.clone();
+        for w in super::paths::warm_paths(r, "plan.warm", plan.warm.as_ref()) {
+            if !warm.iter().any(|d| d.path == w.path) {
+                warm.push(w);
+            }
+        }
         let mut copy = defaults.copy.clone();
         for p in rel_paths(r, root, "plan.copy", plan.copy.as_ref()).unwrap_or_default() {
             if !copy.contains(&p) {
@@ -560,6 +567,7 @@ fn plans(
             retries,
             setup,
             copy,
+            warm,
             line,
             executor,
             slurm,

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub sandbox: &'static str,
     /// The integration preview (`integrate`), `None` when off.
     pub integration: Option<Arc<IntegrationCtx>>,
+    /// Plan worktrees made at once during the run.
+    pub tree_slots: TreeSlots,
 }
 
 /// The integration preview of a run: what a test needs, the trials' cache, and the last red
@@ -105,6 +107,47 @@ impl IntegrationCtx {
     }
 }
 
+/// How many plan worktrees are checked out at once: one until the first is made (so that the
+/// first agent starts after about one checkout, not after several sharing the machine), then
+/// as many as the machine has cores.
+pub struct TreeSlots {
+    slots: tokio::sync::Semaphore,
+    cores: usize,
+    widened: std::sync::atomic::AtomicBool,
+}
+
+impl TreeSlots {
+    pub fn new(cores: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(1),
+            cores: cores.max(1),
+            widened: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for a slot.
+    pub async fn acquire(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        self.slots.acquire().await
+    }
+
+    /// A worktree is made (or failed): from now on one per core.
+    pub fn one_made(&self) {
+        if !self.widened.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.slots.add_permits(self.cores - 1);
+        }
+    }
+}
+
+/// A plan worktree made in the plan's preparation, not before the run: its branch does not exist
+/// yet, so nothing of the run needs it before the plan's first agent.
+#[derive(Clone, Debug)]
+pub struct NewTree {
+    /// The branch the plan branch starts from (`defaults.target`).
+    pub target: String,
+}
+
 /// One plan of the run.
 pub struct PlanCtx {
     /// Index into the workspace's plans.
@@ -122,6 +165,10 @@ pub struct PlanCtx {
     pub base: String,
     /// When orch made the worktree; tasks completed after it get a commit of their own.
     pub created_at: Option<DateTime<Utc>>,
+    /// The worktree to make in the plan's preparation (`None`: made or reused before the run).
+    pub new_tree: Option<NewTree>,
+    /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
+    pub made: tokio::sync::OnceCell<Result<super::Event, String>>,
     pub agent_name: String,
     pub agent: AgentSpec,
     pub parallel: usize,

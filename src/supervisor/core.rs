@@ -104,6 +104,11 @@ pub enum Input {
         task: usize,
         result: Result<String, CommitError>,
     },
+    /// A plan's worktree made during the run: its `plan_started`, or why it could not be made.
+    TreeMade {
+        plan: usize,
+        result: Result<Event, String>,
+    },
     /// A plan's preparation ended: the events to report, or why the plan is blocked.
     Prepared {
         plan: usize,
@@ -258,6 +263,7 @@ impl<'a> Core<'a> {
             merge_queue: Vec::new(),
             merging: None,
             preparing: 0,
+            trees_pending: specs.iter().flatten().filter(|s| s.new_tree).count(),
             committing: 0,
             next_run: 1,
             graceful: false,
@@ -372,6 +378,7 @@ impl<'a> Core<'a> {
                 self.branches_moved();
                 self.on_committed(plan, task, result, &mut out);
             }
+            Input::TreeMade { plan, result } => self.on_tree_made(plan, result, &mut out),
             Input::Prepared { plan, result } => {
                 self.branches_moved();
                 self.on_prepared(plan, result, &mut out);

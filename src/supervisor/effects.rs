@@ -151,6 +151,24 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
         });
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
+    // Every new plan worktree is made now, as many at once as the machine has cores, in the
+    // order of the plans' priorities; a plan's preparation waits for its own only.
+    let mut new_trees: Vec<usize> = (0..ws.plans.len())
+        .filter(|&p| fx.plan(p).is_some_and(|pc| pc.new_tree.is_some()))
+        .collect();
+    let priorities = ws.priorities();
+    new_trees.sort_by_key(|&p| std::cmp::Reverse(priorities.get(p).copied().unwrap_or(0)));
+    let mut tree_tasks = Vec::new();
+    for p in new_trees {
+        if let Some(pc) = fx.plan(p) {
+            let told = fx.tree_told(p);
+            tree_tasks.push(tokio::spawn(super::prepare::ensure_tree(
+                ctx.clone(),
+                pc,
+                told,
+            )));
+        }
+    }
     fx.queue.push_back(Msg {
         reload: None,
         input: Input::Recovered {
@@ -217,6 +235,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             Some(()) = recv_signal(&mut sigterm) => fx.apply(&mut core, Input::Terminate),
         }
     }
+    // No worktree is left half made (the core waits for them; this is for a loop left early).
+    for t in tree_tasks {
+        let _ = t.await;
+    }
     let (summary, blocked) = core.summary(started.elapsed());
     for e in blocked {
         (fx.emit)(&e);
@@ -233,7 +255,8 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
         task_trees: pc.task_trees(),
         retries: pc.retries,
         timeout: pc.timeout,
-        needs_prep: !pc.depends_on.is_empty() || pc.setup.is_some(),
+        needs_prep: !pc.depends_on.is_empty() || pc.setup.is_some() || pc.new_tree.is_some(),
+        new_tree: pc.new_tree.is_some(),
         upstreams: pc
             .depends_on
             .iter()
@@ -795,13 +818,28 @@ impl Effects<'_> {
         let tx = self.tx.clone();
         let ctx = self.ctx.clone();
         let stop = self.stop_all.subscribe();
+        let told = self.tree_told(p);
         tokio::spawn(async move {
-            let result = super::prepare::prepare(ctx, pc, upstreams, stop).await;
+            let result = super::prepare::prepare(ctx, pc, upstreams, stop, told).await;
             let _ = tx.send(Msg {
                 reload: None,
                 input: Input::Prepared { plan: p, result },
             });
         });
+    }
+
+    /// What tells the core that plan `p`'s new worktree is made ([`Input::TreeMade`]).
+    fn tree_told(&self, p: usize) -> super::prepare::TreeTold {
+        let tx = self.tx.clone();
+        Box::new(move |result| {
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::TreeMade {
+                    plan: p,
+                    result: result.clone(),
+                },
+            });
+        })
     }
 
     fn merge(&mut self, p: usize) {

@@ -1,5 +1,6 @@
-//! Before a plan's first agent: merge the upstream work it waits on into its branch, and run its
-//! setup command once.
+//! Before a plan's first agent: make its worktree when it is new (as many at once as the machine
+//! has cores, while other plans' agents run), merge the upstream work it waits on into its
+//! branch, and run its setup command once.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::attempt::Stop;
-use super::context::{Ctx, PlanCtx};
+use super::context::{Ctx, NewTree, PlanCtx};
 use super::event::Event;
 use crate::agent_env;
 use crate::git::{self, MergeOutcome};
@@ -40,16 +41,19 @@ pub fn upstream_commit(
     git::latest_of(repo_root, &commits).map_err(|e| e.to_string())
 }
 
-/// Merges every upstream the plan waits on and runs its setup (once). `upstreams` holds, per
-/// `depends_on` entry: the upstream plan's name, plan, status document, target and the entry as
-/// written. Returns the events to report, or why the plan is blocked.
+/// Makes the plan's worktree when it is new, merges every upstream the plan waits on and runs
+/// its setup (once). `upstreams` holds, per `depends_on` entry: the upstream plan's name, plan,
+/// status document, target and the entry as written. Returns the events to report, or why the
+/// plan is blocked.
 pub async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<PlanCtx>,
     upstreams: Vec<(String, crate::plan::Plan, StatusDoc, DepTarget, String)>,
     mut stop: watch::Receiver<Stop>,
+    told: TreeTold,
 ) -> Result<Vec<Event>, String> {
     let mut events = Vec::new();
+    ensure_tree(ctx.clone(), plan.clone(), told).await?;
     for (up_name, up_plan, up_doc, target, raw) in upstreams {
         let c = ctx.clone();
         let p = plan.clone();
@@ -79,6 +83,71 @@ pub async fn prepare(
         }
     }
     Ok(events)
+}
+
+/// Called once with the outcome of making a plan's new worktree, before anyone waiting for it
+/// goes on (the effect runner tells the core: `Input::TreeMade`).
+pub type TreeTold = Box<dyn FnOnce(&Result<Event, String>) + Send>;
+
+/// Plan `plan`'s new worktree ([`PlanCtx::new_tree`]), made once: by the run's start, which
+/// asks for every new plan's, or by the plan's preparation, whichever comes first; the other
+/// waits for it. The first alone, then at most one per core at a time (`Ctx::tree_slots`). `told` is
+/// called by the one that makes it.
+pub async fn ensure_tree(ctx: Arc<Ctx>, plan: Arc<PlanCtx>, told: TreeTold) -> Result<(), String> {
+    let Some(new) = plan.new_tree.clone() else {
+        return Ok(());
+    };
+    let made = plan
+        .made
+        .get_or_init(|| async {
+            let result = match ctx.tree_slots.acquire().await {
+                Ok(_slot) => {
+                    let p = plan.clone();
+                    let made = tokio::task::spawn_blocking(move || make_tree(&p, &new))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("worktree task failed: {e}")));
+                    ctx.tree_slots.one_made();
+                    made
+                }
+                Err(e) => Err(format!(
+                    "cannot make the worktree of plan `{}`: {e}",
+                    plan.name
+                )),
+            };
+            told(&result);
+            result
+        })
+        .await;
+    made.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// Makes the plan's new branch and worktree (with its `copy` and `warm` paths) and records it
+/// (`orchWorktree`, made at the plan's `created_at`); the `plan_started` event.
+fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Event, String> {
+    let req = git::TreeRequest {
+        repo_root: &plan.repo_root,
+        plan: &plan.name,
+        branch: &plan.branch,
+        path: &plan.worktree,
+        target: &new.target,
+        copy: &plan.copy,
+        sparse: &plan.paths,
+    };
+    let tree = git::ensure_plan_tree(&req)
+        .map_err(|e| format!("cannot make the worktree of plan `{}`: {e}", plan.name))?;
+    let mut created_at = plan.created_at.unwrap_or_else(Utc::now);
+    plan.update(|doc| {
+        super::start::tree_record(doc, &tree, &mut created_at);
+        Ok(())
+    })
+    .map_err(|e| format!("cannot record the worktree of plan `{}`: {e}", plan.name))?;
+    Ok(Event::PlanStarted {
+        plan: plan.name.clone(),
+        branch: tree.branch,
+        worktree: tree.path,
+        base: tree.base,
+        created: tree.created,
+    })
 }
 
 fn merge_upstream(

@@ -1,8 +1,10 @@
 //! The preparation of `orch up`'s run, in two steps. [`Checked::check`]: everything that can be
 //! checked before anything is touched (templates, agents, each plan's worktree, Slurm), then the
 //! supervisor lock and the exclusion of orch's directories from git. [`Checked::prepare`]: the
-//! stale git locks of an interrupted run removed, each plan's worktree and branch made with its
-//! start record (`orchWorktree`), and the run context ([`Ctx`]) the effect runner works with.
+//! stale git locks of an interrupted run removed, each existing plan branch's worktree reused or
+//! re-added with its start record (`orchWorktree`), and the run context ([`Ctx`]) the effect
+//! runner works with. A new plan branch and its worktree are made during the run
+//! ([`NewTree`], `prepare::ensure_tree`), concurrently, so that no plan waits for another's.
 
 mod checks;
 
@@ -13,7 +15,7 @@ use anyhow::anyhow;
 use chrono::Utc;
 use serde_json::json;
 
-use super::context::{Ctx, PlanCtx};
+use super::context::{Ctx, NewTree, PlanCtx};
 use super::{Event, LockError, PlanInfo, SupervisorLock};
 use crate::error::{CliError, CliResult, exit};
 use crate::executor::{ExecutorKind, JobTracker, Slurm};
@@ -266,6 +268,9 @@ impl<'w> Checked<'w> {
             ports: d.ports,
             integration,
             sandbox,
+            tree_slots: super::context::TreeSlots::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            ),
         });
         Ok(Prepared {
             ctx,
@@ -322,12 +327,46 @@ impl<'w> Checked<'w> {
     ) -> CliResult<PlanCtx> {
         let (lp, entry, manifest) = (c.lp, c.entry, self.manifest);
         let path = manifest.worktree_path(&lp.name);
-        let (base, created_at) = match c.tree {
-            None => (String::new(), None),
+        // `warm` directories are copied into new worktrees after the `copy` paths.
+        let mut copy = entry.copy.clone();
+        copy.extend(entry.warm.iter().map(|w| w.path.clone()));
+        if matches!(
+            c.tree,
+            Some(TreeAction::Create { .. } | TreeAction::Readd { .. })
+        ) {
+            for w in &entry.warm {
+                if std::fs::symlink_metadata(self.repo_root.join(&w.path)).is_err() {
+                    emit(&Event::Note {
+                        plan: Some(lp.name.clone()),
+                        message: format!(
+                            "`warm` directory `{}` does not exist in the main work tree yet: not copied",
+                            w.path.display()
+                        ),
+                    });
+                }
+            }
+        }
+        let (base, created_at, new_tree) = match &c.tree {
+            None => (String::new(), None, None),
+            // A new branch: its worktree is made in the plan's preparation, concurrently with
+            // the other plans' and their agents (`prepare::make_tree`). Nothing of the run reads
+            // it before then; `base` is the target's tip seen now.
+            Some(TreeAction::Create { base }) => (
+                base.clone(),
+                Some(Utc::now()),
+                Some(NewTree {
+                    target: manifest.defaults.target.clone(),
+                }),
+            ),
             Some(_) => {
-                let tree =
-                    git::ensure_plan_tree(&tree_request(manifest, &self.repo_root, entry, &path))
-                        .map_err(CliError::coded)?;
+                let tree = git::ensure_plan_tree(&tree_request(
+                    manifest,
+                    &self.repo_root,
+                    entry,
+                    &path,
+                    &copy,
+                ))
+                .map_err(CliError::coded)?;
                 let created_at = record_tree(lp, &tree)?;
                 if tree.head != tree.base {
                     with_work.push((lp.name.clone(), tree.branch.clone()));
@@ -339,7 +378,7 @@ impl<'w> Checked<'w> {
                     base: tree.base.clone(),
                     created: tree.created,
                 });
-                (tree.base, Some(created_at))
+                (tree.base, Some(created_at), None)
             }
         };
         let agent = manifest.agent_of(entry).cloned().ok_or_else(|| {
@@ -362,12 +401,14 @@ impl<'w> Checked<'w> {
             branch: entry.branch.clone(),
             base,
             created_at,
+            new_tree,
+            made: Default::default(),
             agent_name: entry.agent.clone(),
             agent,
             parallel: entry.parallel,
             parallel_tasks: entry.parallel_tasks,
             repo_root: self.repo_root.clone(),
-            copy: entry.copy.clone(),
+            copy,
             paths: entry.paths.clone(),
             timeout: entry.timeout,
             retries: entry.retries,
@@ -394,6 +435,7 @@ fn tree_request<'a>(
     repo_root: &'a Path,
     entry: &'a PlanEntry,
     path: &'a Path,
+    copy: &'a [PathBuf],
 ) -> TreeRequest<'a> {
     TreeRequest {
         repo_root,
@@ -401,7 +443,7 @@ fn tree_request<'a>(
         branch: &entry.branch,
         path,
         target: &manifest.defaults.target,
-        copy: &entry.copy,
+        copy,
         sparse: &entry.paths,
     }
 }
@@ -441,38 +483,47 @@ fn exclude_orch_dirs(manifest: &Manifest, repo_root: &Path) -> CliResult<()> {
 
 /// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.
 fn record_tree(lp: &LoadedPlan, tree: &git::PlanTree) -> CliResult<chrono::DateTime<Utc>> {
-    let now = Utc::now();
-    let mut created_at = now;
+    let mut created_at = Utc::now();
     status::update(
         &lp.status_path,
         &lp.plan,
         &lp.rel_path,
         &lp.name,
         |doc, _| {
-            let earlier = doc
-                .extra
-                .get("orchWorktree")
-                .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
-                .and_then(|v| v.get("createdAt"))
-                .and_then(|v| v.as_str())
-                .and_then(status::parse_timestamp);
-            if let (false, Some(t)) = (tree.created, earlier) {
-                created_at = t;
-            }
-            doc.extra.insert(
-                "orchWorktree".to_string(),
-                json!({
-                    "branch": tree.branch,
-                    "path": tree.path,
-                    "base": tree.base,
-                    "createdAt": status::timestamp(created_at),
-                }),
-            );
+            tree_record(doc, tree, &mut created_at);
             Ok(())
         },
     )
     .map_err(CliError::coded)?;
     Ok(created_at)
+}
+
+/// Writes `orchWorktree` of `tree` into `doc`; `created_at` is when orch made it (`now` for a
+/// tree made by this call; for a reused one, the earlier record's time when there is one).
+pub(super) fn tree_record(
+    doc: &mut status::StatusDoc,
+    tree: &git::PlanTree,
+    created_at: &mut chrono::DateTime<Utc>,
+) {
+    let earlier = doc
+        .extra
+        .get("orchWorktree")
+        .filter(|v| v.get("branch").and_then(|b| b.as_str()) == Some(tree.branch.as_str()))
+        .and_then(|v| v.get("createdAt"))
+        .and_then(|v| v.as_str())
+        .and_then(status::parse_timestamp);
+    if let (false, Some(t)) = (tree.created, earlier) {
+        *created_at = t;
+    }
+    doc.extra.insert(
+        "orchWorktree".to_string(),
+        json!({
+            "branch": tree.branch,
+            "path": tree.path,
+            "base": tree.base,
+            "createdAt": status::timestamp(*created_at),
+        }),
+    );
 }
 
 /// The digest of plan file `path` (`orchPlanDigest`), when its bytes still parse to `plan`

@@ -310,6 +310,9 @@ pub struct PlanSpec {
     pub timeout: Duration,
     /// Upstream merges or a setup command to run before its first agent.
     pub needs_prep: bool,
+    /// Its worktree is made during the run ([`Input::TreeMade`](super::core::Input::TreeMade)
+    /// says when); the run does not end before.
+    pub new_tree: bool,
     /// The plans named in its `depends_on` (indices into the workspace's plans).
     pub upstreams: Vec<usize>,
     pub branch: String,
@@ -474,6 +477,8 @@ pub struct RunState {
     pub merging: Option<usize>,
     /// Plans being prepared.
     pub preparing: usize,
+    /// Plan worktrees being made (see [`PlanSpec::new_tree`]).
+    pub trees_pending: usize,
     /// Commits in flight, all plans.
     pub committing: usize,
     pub next_run: RunId,

@@ -461,6 +461,28 @@ impl Core<'_> {
         self.after_task(p);
     }
 
+    pub(super) fn on_tree_made(
+        &mut self,
+        p: usize,
+        result: Result<Event, String>,
+        out: &mut Vec<Action>,
+    ) {
+        self.state.trees_pending = self.state.trees_pending.saturating_sub(1);
+        match result {
+            Ok(event) => out.push(Action::Report(event)),
+            // A plan being prepared learns it from its preparation, which waits for its tree;
+            // one that is not (it waits for upstream plans) is blocked now.
+            Err(reason) if self.state.plans[p].prep == Prep::NotStarted => {
+                self.state.plans[p].prep = Prep::Blocked(reason.clone());
+                out.push(Action::Report(Event::PlanBlocked {
+                    plan: self.plan_name(p),
+                    reason,
+                }));
+            }
+            Err(_) => {}
+        }
+    }
+
     pub(super) fn on_prepared(
         &mut self,
         p: usize,

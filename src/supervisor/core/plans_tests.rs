@@ -160,3 +160,116 @@ fn the_merge_train_merges_upstream_plans_first_and_skips_what_waits_on_a_failed_
         ]
     );
 }
+
+/// A plan whose worktree is made during the run: it is prepared (which waits for the tree), its
+/// `plan_started` comes with `Input::TreeMade`, and the run is not over while a tree is being
+/// made; a tree that cannot be made blocks a plan not being prepared (it waits for another).
+#[test]
+fn a_worktree_made_during_the_run_is_awaited_and_its_failure_blocks_the_plan() {
+    let up = plan("## Phase 1: A\n- [ ] 1.1 a\n");
+    let down = plan("## Phase 1: X\n- [ ] 1.1 x\n");
+    let plans = vec![up, down];
+    let names: Vec<String> = vec!["auth".into(), "api".into()];
+    let g = Graph::build(
+        &plans,
+        &names,
+        &[CrossDep {
+            from: 1,
+            to: 0,
+            target: CrossTarget::Plan,
+        }],
+    )
+    .expect("acyclic");
+    let mut auth = spec("auth");
+    auth.needs_prep = true;
+    auth.new_tree = true;
+    let mut api = spec("api");
+    api.needs_prep = true;
+    api.new_tree = true;
+    api.upstreams = vec![0];
+    let mut c = core(cfg(8), &g, &plans, vec![auth, api]);
+    let t0 = Instant::now();
+    let out = c.handle(t0, Input::Tick);
+    assert!(out.contains(&Action::Prepare { plan: 0 }), "{out:?}");
+    assert!(
+        launches(&out).is_empty(),
+        "nothing before the tree: {out:?}"
+    );
+    // api's tree cannot be made while it waits for auth: blocked, with the reason.
+    let out = c.handle(
+        t0,
+        Input::TreeMade {
+            plan: 1,
+            result: Err("cannot make the worktree of plan `api`: disk full".into()),
+        },
+    );
+    assert!(
+        reports(&out).iter().any(|e| matches!(
+            e,
+            Event::PlanBlocked { plan, reason } if plan == "api" && reason.contains("disk full")
+        )),
+        "{out:?}"
+    );
+    assert!(!c.is_over(), "auth's tree is still being made");
+    let started = Event::PlanStarted {
+        plan: "auth".into(),
+        branch: "plan/auth".into(),
+        worktree: "/w/auth".into(),
+        base: "b".into(),
+        created: true,
+    };
+    let out = c.handle(
+        t0,
+        Input::TreeMade {
+            plan: 0,
+            result: Ok(started.clone()),
+        },
+    );
+    assert_eq!(reports(&out), [&started]);
+    let out = c.handle(
+        t0,
+        Input::Prepared {
+            plan: 0,
+            result: Ok(Vec::new()),
+        },
+    );
+    let l = launches(&out);
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].1, Unit::Task { plan: 0, task: 0 });
+    let out = finish(&mut c, t0, l[0].0, l[0].1);
+    assert!(launches(&out).is_empty(), "api is blocked: {out:?}");
+    assert!(c.is_over(), "{out:?}");
+}
+
+/// The run is not over while a plan worktree is still being made, even when nothing else runs.
+#[test]
+fn the_run_waits_for_a_worktree_being_made() {
+    let only = plan("## Phase 1: A\n- [ ] 1.1 a\n");
+    let plans = vec![only];
+    let names: Vec<String> = vec!["auth".into()];
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut auth = spec("auth");
+    auth.needs_prep = true;
+    auth.new_tree = true;
+    let mut c = core(cfg(8), &g, &plans, vec![auth]);
+    let t0 = Instant::now();
+    let out = c.handle(t0, Input::Tick);
+    assert!(out.contains(&Action::Prepare { plan: 0 }), "{out:?}");
+    // Its preparation gave up (as a stopped run's does) before the tree was made.
+    c.handle(
+        t0,
+        Input::Prepared {
+            plan: 0,
+            result: Err("stopped".into()),
+        },
+    );
+    assert!(!c.is_over(), "the worktree is still being made");
+    c.handle(
+        t0,
+        Input::TreeMade {
+            plan: 0,
+            result: Err("cannot make the worktree of plan `auth`: stopped".into()),
+        },
+    );
+    assert!(c.is_over());
+}

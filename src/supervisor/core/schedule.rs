@@ -336,6 +336,7 @@ impl Core<'_> {
             || s.committing > 0
             || s.preparing > 0
             || s.integration.running
+            || s.trees_pending > 0
         {
             return false;
         }

@@ -27,6 +27,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         retries: 0,
         timeout: Duration::from_secs(600),
         needs_prep: false,
+        new_tree: false,
         upstreams: Vec::new(),
         branch: format!("plan/{name}"),
         worktree: PathBuf::from(format!("/w/{name}")),

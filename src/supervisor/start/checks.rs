@@ -33,8 +33,14 @@ pub(super) fn tree_action(
         return Ok(None);
     }
     let path = manifest.worktree_path(&lp.name);
-    let action = git::plan_tree_preflight(&tree_request(manifest, repo_root, entry, &path))
-        .map_err(CliError::coded)?;
+    let action = git::plan_tree_preflight(&tree_request(
+        manifest,
+        repo_root,
+        entry,
+        &path,
+        &entry.copy,
+    ))
+    .map_err(CliError::coded)?;
     if matches!(action, TreeAction::Create { .. }) {
         let abs = entry
             .abs_file
