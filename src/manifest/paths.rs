@@ -197,34 +197,6 @@ pub fn in_cone<S: AsRef<str>>(dirs: &[S], file: &str) -> bool {
     })
 }
 
-#[cfg(test)]
-mod cone_tests {
-    use super::in_cone;
-
-    #[test]
-    fn the_cone_holds_its_directories_their_parents_files_and_the_root() {
-        let dirs = ["services/auth", "libs/common"];
-        for yes in [
-            "README.md",
-            "services/auth/main.rs",
-            "services/auth/deep/x.rs",
-            "services/top.txt",
-            "libs/common/lib.rs",
-        ] {
-            assert!(in_cone(&dirs, yes), "{yes}");
-        }
-        for no in [
-            "services/authz/x.rs",
-            "services/billing/main.rs",
-            "lib/x.rs",
-            "libs/other/y.rs",
-            "docs/a/b.md",
-        ] {
-            assert!(!in_cone(&dirs, no), "{no}");
-        }
-        assert!(in_cone::<&str>(&[], "anything/at/all"));
-    }
-}
 /// The `warm` entries: plain relative paths, neither absolute nor climbing out with `..` (a
 /// tracked one is refused later, by the workspace, which opens the repository).
 pub(super) fn warm_paths(
@@ -263,4 +235,33 @@ pub(super) fn warm_paths(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod cone_tests {
+    use super::in_cone;
+
+    #[test]
+    fn the_cone_holds_its_directories_their_parents_files_and_the_root() {
+        let dirs = ["services/auth", "libs/common"];
+        for yes in [
+            "README.md",
+            "services/auth/main.rs",
+            "services/auth/deep/x.rs",
+            "services/top.txt",
+            "libs/common/lib.rs",
+        ] {
+            assert!(in_cone(&dirs, yes), "{yes}");
+        }
+        for no in [
+            "services/authz/x.rs",
+            "services/billing/main.rs",
+            "lib/x.rs",
+            "libs/other/y.rs",
+            "docs/a/b.md",
+        ] {
+            assert!(!in_cone(&dirs, no), "{no}");
+        }
+        assert!(in_cone::<&str>(&[], "anything/at/all"));
+    }
 }
