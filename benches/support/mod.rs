@@ -141,7 +141,11 @@ pub fn big_repo(dir: &Path, files: usize) {
     use std::fmt::Write as _;
     std::fs::create_dir_all(dir).expect("repository directory");
     git(dir, &["init", "-q", "-b", "main"]);
-    std::fs::write(dir.join("README.md"), "# generated\n\nA generated repository.\n").expect("write");
+    std::fs::write(
+        dir.join("README.md"),
+        "# generated\n\nA generated repository.\n",
+    )
+    .expect("write");
     std::fs::write(dir.join(".gitignore"), "target/\nnode_modules/\n").expect("write");
     std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = []\n").expect("write");
     let per_component = files.div_ceil(COMPONENTS);

@@ -15,6 +15,7 @@ use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktr
 use super::commit::{dirty_files, save_and_reset};
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
+use super::pool::{free_slot, pool_slot};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
 use crate::manifest::check_plan_name;
@@ -120,10 +121,19 @@ pub fn retire_task_tree(
     {
         discard_dir(&path)?;
     }
-    let live = read_entries(repo.commondir())?
-        .into_iter()
-        .find(|e| e.name == name && !e.prunable())
+    let refname = format!("refs/heads/{branch}");
+    // Its own worktree, or the pool slot it holds.
+    let entry = read_entries(repo.commondir())?.into_iter().find(|e| {
+        !e.prunable()
+            && (e.name == name
+                || (pool_slot(plan, &e.name).is_some()
+                    && e.head.as_deref() == Some(refname.as_str())))
+    });
+    let slot = entry
+        .as_ref()
+        .filter(|e| pool_slot(plan, &e.name).is_some())
         .and_then(|e| e.workdir());
+    let live = entry.and_then(|e| e.workdir());
     let mut saved = None;
     if let Some((refname, message)) = save {
         if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
@@ -143,7 +153,13 @@ pub fn retire_task_tree(
             saved = Some(refname.to_string());
         }
     }
-    remove_plan_worktree(repo_root, &name, &branch)?;
+    match (slot.filter(|p| p.is_dir()), tip_oid) {
+        // A pool slot stays for the plan's next task: only its HEAD leaves the task branch.
+        (Some(path), Some(tip)) => free_slot(&path, tip)?,
+        _ => {
+            remove_plan_worktree(repo_root, &name, &branch)?;
+        }
+    }
     prune_stale_entries(repo_root, &name, &branch)?;
     if let Some(tip) = tip {
         delete_plan_branch(repo_root, &name, &branch, &tip)?;
@@ -186,7 +202,9 @@ pub fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitErr
     }
     let tree_prefix = task_tree_name(plan, "");
     for e in read_entries(repo.commondir())? {
-        if let Some(id) = e.name.strip_prefix(&tree_prefix) {
+        if let Some(id) = e.name.strip_prefix(&tree_prefix)
+            && pool_slot(plan, &e.name).is_none()
+        {
             ids.insert(id.to_string());
         }
     }

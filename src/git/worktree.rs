@@ -414,6 +414,62 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
     })
 }
 
+/// Adds a worktree named `req.plan` at `req.path` for the existing branch `reference` (at `tip`),
+/// with `req.copy` copied in: a task worktree pool's new slot ([`super::pool`]). Leftover entries
+/// of interrupted adds are pruned first; orch's own half-made directory at the path is removed,
+/// anything else there is refused. The caller holds [`worktree_lock`].
+pub(super) fn add_tree(
+    repo: &Repository,
+    req: &TreeRequest,
+    reference: &git2::Reference,
+    tip: Oid,
+) -> Result<Vec<PathBuf>, GitError> {
+    let path = absolute(req);
+    sweep_discarded(&path)?;
+    let entries = read_entries(repo.commondir())?;
+    let main_workdir = (!repo.is_bare()).then(|| workdir_of(repo));
+    let at_path = examine_path(&path, &entries, main_workdir.as_deref())?;
+    let admin = repo.commondir().join("worktrees").join(req.plan);
+    let clear = match at_path {
+        PathState::Absent => None,
+        _ if half_made(repo, &path, &admin, tip) => Some(path.clone()),
+        other => {
+            return Err(GitError::ForeignPath {
+                path,
+                reason: other
+                    .foreign_reason(None)
+                    .unwrap_or_else(|| "is in the way".to_string()),
+            });
+        }
+    };
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| !(clear.is_some() && e.name == req.plan))
+        .collect();
+    name_free(&entries, req.plan)?;
+    let mut prune: Vec<PathBuf> = leftovers(&entries)
+        .chain(
+            entries
+                .iter()
+                .filter(|e| e.name == req.plan && e.prunable())
+                .map(|e| e.admin.clone()),
+        )
+        .collect();
+    if clear.is_some() {
+        prune.push(admin);
+    }
+    let decision = Decision {
+        action: TreeAction::Create {
+            base: tip.to_string(),
+        },
+        tip,
+        prune,
+        clear,
+        copies: copy_list(req)?,
+    };
+    add_and_copy(repo, req, &path, &decision, reference)
+}
+
 /// Entries without a `gitdir` file (and not locked): leftovers of an interrupted add.
 fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
     entries
