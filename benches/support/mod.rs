@@ -154,7 +154,7 @@ pub fn big_repo(dir: &Path, files: usize) {
         let c = i / per_component;
         let j = i % per_component;
         let sub = dir.join(component(c)).join(format!("m{:03}", j / 100));
-        if j % 100 == 0 {
+        if j.is_multiple_of(100) {
             std::fs::create_dir_all(&sub).expect("component directory");
         }
         body.clear();
