@@ -85,7 +85,11 @@ fn run_plan(dir: &Path, n: usize) -> f64 {
     for line in log.lines().filter(|l| !l.is_empty()) {
         match line.strip_prefix('@') {
             Some(subject) => commits.push((subject.to_string(), Vec::new())),
-            None => commits.last_mut().expect("a commit").1.push(line.to_string()),
+            None => commits
+                .last_mut()
+                .expect("a commit")
+                .1
+                .push(line.to_string()),
         }
     }
     assert_eq!(commits.len(), n, "{log}");
@@ -102,7 +106,10 @@ fn run_plan(dir: &Path, n: usize) -> f64 {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name.contains("+pool"))
         .collect();
-    assert!(left.is_empty(), "the pool is removed at the plan's end: {left:?}");
+    assert!(
+        left.is_empty(),
+        "the pool is removed at the plan's end: {left:?}"
+    );
     secs
 }
 
@@ -112,10 +119,25 @@ fn worktree_add(dir: &Path) -> f64 {
     let start = Instant::now();
     git(
         dir,
-        &["worktree", "add", "-q", "--detach", path.to_str().expect("utf-8"), "main"],
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            path.to_str().expect("utf-8"),
+            "main",
+        ],
     );
     let secs = start.elapsed().as_secs_f64();
-    git(dir, &["worktree", "remove", "--force", path.to_str().expect("utf-8")]);
+    git(
+        dir,
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            path.to_str().expect("utf-8"),
+        ],
+    );
     secs
 }
 
@@ -125,7 +147,10 @@ fn resets(dir: &Path) -> (f64, f64) {
     // Two commits on a branch of their own: `a` adds one file, `b` changes it.
     let side = dir.join(".orch/bench-side");
     let side_s = side.to_str().expect("utf-8");
-    git(dir, &["worktree", "add", "-q", "-b", "bench/side", side_s, "main"]);
+    git(
+        dir,
+        &["worktree", "add", "-q", "-b", "bench/side", side_s, "main"],
+    );
     std::fs::write(side.join("bench.txt"), "a\n").expect("write");
     git(&side, &["add", "bench.txt"]);
     git(&side, &["commit", "-q", "-m", "a"]);
@@ -167,7 +192,8 @@ fn resets(dir: &Path) -> (f64, f64) {
             copy: &[],
         };
         let start = Instant::now();
-        let tree = orch::git::take_pool_tree(&req, ("refs/orch/bench/slot", "bench")).expect("take");
+        let tree =
+            orch::git::take_pool_tree(&req, ("refs/orch/bench/slot", "bench")).expect("take");
         let secs = start.elapsed().as_secs_f64();
         // The first take adds the slot (a full checkout): not a reset.
         if i > 0 {
