@@ -250,3 +250,25 @@ pub fn remove_pool(
     }
     Ok(saved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{pool_slot, pool_tree_name};
+
+    #[test]
+    fn slot_names_are_told_from_task_worktree_names() {
+        assert_eq!(pool_tree_name("api", 2), "api+pool2");
+        assert_eq!(pool_slot("api", "api+pool2"), Some(2));
+        assert_eq!(pool_slot("api", "api+pool12"), Some(12));
+        for other in [
+            "api+1.1",
+            "api+pool",
+            "api+pool1x",
+            "apix+pool1",
+            "api",
+            "ap+pool1",
+        ] {
+            assert_eq!(pool_slot("api", other), None, "{other}");
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! branch, made from the plan branch's tip, and its commit is landed back on the plan branch.
 //!
 //! Names (a `+` never appears in a plan name, so they cannot collide with a plan's):
-//! - worktree `<worktree_root>/<plan>+<id>`, named `<plan>+<id>` in `.git/worktrees/`;
+//! - worktree: a slot of the plan's pool ([`super::pool`]), `<worktree_root>/<plan>+pool<n>`;
+//!   an earlier orch made `<worktree_root>/<plan>+<id>` per task (still retired here);
 //! - branch `orch/task/<plan>/<id>`, marked as orch's like a plan branch
 //!   (`branch.<branch>.orchPlan = <plan>+<id>`).
 
@@ -92,7 +93,9 @@ pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
     })
 }
 
-/// Removes task `id`'s worktree and branch (both may be missing). With `save` (`refname`,
+/// Retires task `id`'s worktree and branch (both may be missing): a pool slot it holds is freed
+/// (its HEAD detached at the branch tip, the directory kept for the plan's next task), a worktree
+/// of its own removed, the branch deleted. With `save` (`refname`,
 /// `message`), what they hold that the plan branch does not (uncommitted changes, a commit not
 /// landed) is kept under `refname` first; returns that ref when something was saved. Without
 /// `save`, a worktree with uncommitted changes is refused (nothing is removed).
