@@ -303,3 +303,58 @@ fn a_plan_that_is_not_done_keeps_its_pool_until_orch_clean() {
         "stray"
     );
 }
+
+#[test]
+fn a_stopped_task_is_retried_in_a_reused_worktree_of_the_pool() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(
+        &repo,
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Build\n- [ ] 1.6 Wait (depends: 1.1)\n",
+        &go,
+        0,
+    );
+    let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+    wait_for("task 1.6's agent", || {
+        starts(&j).iter().any(|x| x.task == "1.6") && agent_pid(&repo, "1.6").is_some()
+    });
+    let tree = repo
+        .worktree_of_branch("orch/task/p/1.6")
+        .expect("1.6 holds a worktree of the pool");
+    std::fs::write(tree.join("half.txt"), "1.6").expect("half-done work");
+    let (code, out, err) = repo.run(&["stop", "p", "1.6"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("1.6 failed as stopped", || {
+        let t = repo.task("p", "1.6");
+        t["status"] == "failed" && t["error"] == "stopped"
+    });
+    let (code, out, err) = repo.run(&["retry", "p", "1.6"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("1.6's second attempt", || {
+        starts(&j).iter().filter(|x| x.task == "1.6").count() == 2
+    });
+    std::fs::write(&go, "").expect("gate");
+    let out = wait(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = starts(&j);
+    let runs: Vec<&Start> = s.iter().filter(|x| x.task == "1.6").collect();
+    assert_eq!(runs[1].worktree, runs[0].worktree, "{s:#?}");
+    assert_eq!(runs[1].worktree, s[0].worktree, "{s:#?}");
+    assert_eq!(runs[1].status, "", "{:?}", runs[1]);
+    assert!(runs[1].target, "{:?}", runs[1]);
+    let commits = plan_commits(&repo);
+    assert_eq!(files_of(&commits, "1.6"), ["1.6.txt"]);
+    let saved = repo.refs_under("refs/orch/attempts/p/1.6");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(
+        repo.git(&["show", &format!("{}:half.txt", saved[0])]),
+        "1.6"
+    );
+    assert_pool_gone(&repo);
+}
