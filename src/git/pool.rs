@@ -15,8 +15,6 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::build::CheckoutBuilder;
-
 use super::GitError;
 use super::commit::{dirty_files, save_and_reset};
 use super::entries::read_entries;
@@ -90,7 +88,6 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         reason,
     })?;
     let branch = task_branch(plan, id);
-    let refname = format!("refs/heads/{branch}");
     let _guard = worktree_lock();
     let repo = open_main(req.repo_root)?;
     let tip = branch_commit(&repo, req.plan_branch)?.ok_or_else(|| GitError::TargetMissing {
@@ -157,18 +154,17 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             .join(pool_tree_name(plan, n))
             .join("index.lock"),
     );
-    save_and_reset(&path, save.0, save.1)?;
-    let wt = open(&path)?;
-    let checkout_error = |source| GitError::Checkout {
-        path: path.clone(),
-        source,
-    };
-    let mut checkout = CheckoutBuilder::new();
-    checkout.force();
-    let target = wt.find_commit(tip.id()).map_err(checkout_error)?;
-    retry_locked(|| wt.checkout_tree(target.as_object(), Some(&mut checkout)))
-        .map_err(checkout_error)?;
-    retry_locked(|| wt.set_head(&refname)).map_err(checkout_error)?;
+    // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
+    // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through libgit2.
+    let status = git_cli(
+        &path,
+        &["status", "--porcelain", "-z", "--untracked-files=all"],
+    )?;
+    if !status.is_empty() {
+        save_and_reset(&path, save.0, save.1)?;
+    }
+    // Only the files that differ are written; ignored files stay.
+    git_cli(&path, &["checkout", "-q", "-f", &branch])?;
     Ok(PlanTree {
         path,
         branch,
@@ -177,6 +173,34 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         created: false,
         copied: Vec::new(),
     })
+}
+
+/// Runs the git CLI in the worktree `dir` (orch's git variables removed, as for agents) and
+/// returns its standard output; a failure is a checkout error with git's message.
+fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
+    let mut cmd = std::process::Command::new("git");
+    cmd.current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    for var in crate::agent_env::GIT_ENV {
+        cmd.env_remove(var);
+    }
+    let fail = |msg: String| GitError::Checkout {
+        path: dir.to_path_buf(),
+        source: git2::Error::from_str(&msg),
+    };
+    let out = cmd
+        .output()
+        .map_err(|e| fail(format!("cannot run `git {}`: {e}", args.join(" "))))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "`git {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
 }
 
 fn pool_trees_in(
