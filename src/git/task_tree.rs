@@ -13,10 +13,10 @@ use git2::Oid;
 
 use super::GitError;
 use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
-use super::commit::{dirty_files, save_and_reset};
+use super::commit::save_and_reset;
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
-use super::pool::{free_slot, pool_slot};
+use super::pool::{cli_dirty_files, free_slot, pool_slot};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
 use crate::manifest::check_plan_name;
@@ -268,7 +268,7 @@ pub fn land_task_commit(
             commit: commit.to_string(),
         });
     }
-    let dirty = dirty_files(&repo, plan_worktree)?;
+    let dirty = cli_dirty_files(plan_worktree)?;
     let fast_forward = ours.id() == base.id();
     let tree = if fast_forward {
         theirs.tree().map_err(merge_error)?
@@ -307,6 +307,7 @@ pub fn land_task_commit(
             tree: &tree,
             dirty,
             log: &log,
+            cli: true,
         },
         |repo| {
             if fast_forward {
