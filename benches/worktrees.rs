@@ -16,6 +16,10 @@
 //! (status, forced `checkout_tree`), and by the pool (`orch::git::take_pool_tree`, which uses the
 //! git CLI's).
 //!
+//! Under load the difference is noisy (the fixed part of a run, a few full checkouts, varies by
+//! seconds): the bench also prints, from the 16-task run's `task_finished` events, the time from
+//! the 8th task's end to the 16th's, per task.
+//!
 //! Every run checks its outcome: `orch up` exits 0, one commit per task on the plan branch, each
 //! with only its task's file, the pool gone at the end (no `+pool` directory).
 //!
@@ -72,12 +76,23 @@ fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Runs plan `p<n>` and checks it: returns the wall time of `orch up`.
-fn run_plan(dir: &Path, n: usize) -> f64 {
+/// Runs plan `p<n>` and checks it: returns the wall time of `orch up` and the time from the
+/// `n/2`-th task's end to the last one's, per task (from the `task_finished` events' `at`).
+fn run_plan(dir: &Path, n: usize) -> (f64, f64) {
     let plan = format!("p{n}");
     let start = Instant::now();
-    orch(dir, &["up", &plan, "--json"]);
+    let out = orch(dir, &["up", &plan, "--json"]);
     let secs = start.elapsed().as_secs_f64();
+    let mut ends: Vec<chrono::DateTime<chrono::FixedOffset>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "task_finished")
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str()?).ok())
+        .collect();
+    assert_eq!(ends.len(), n, "one task_finished per task");
+    ends.sort();
+    let steady =
+        (ends[n - 1] - ends[n / 2 - 1]).num_milliseconds() as f64 / 1000.0 / (n - n / 2) as f64;
     let range = format!("main..plan/{plan}");
     let commits = git_output(dir, &["rev-list", "--count", &range]);
     assert_eq!(commits, n.to_string(), "one commit per task of {plan}");
@@ -112,7 +127,7 @@ fn run_plan(dir: &Path, n: usize) -> f64 {
         left.is_empty(),
         "the pool is removed at the plan's end: {left:?}"
     );
-    secs
+    (secs, steady)
 }
 
 /// `git worktree add` of the repository (and its removal), timed.
@@ -283,9 +298,9 @@ fn main() {
         let made = start.elapsed().as_secs_f64();
         let add = worktree_add(&dir);
         let (cli, lib, pool) = resets(&dir);
-        let t_few = run_plan(&dir, few);
+        let (t_few, _) = run_plan(&dir, few);
         orch(&dir, &["clean", &format!("p{few}"), "--force"]);
-        let t_many = run_plan(&dir, many);
+        let (t_many, steady) = run_plan(&dir, many);
         let per_task = (t_many - t_few) / (many - few) as f64;
         let target = if files <= 40_000 { 0.5 } else { 1.0 };
         println!(
@@ -303,6 +318,11 @@ fn main() {
                 (true, true) => "PASS",
                 (true, false) => "FAIL",
             }
+        );
+        println!(
+            "        in the {many}-task run, from the {}th task's end to the last's: {steady:.3} s \
+             per task",
+            many / 2
         );
     }
 }
