@@ -138,17 +138,20 @@ fn two_independent_tasks_run_at_once_and_both_land_on_the_plan_branch() {
         a[0].0 < b[0].1 && b[0].0 < a[0].1,
         "no overlap: {a:?} {b:?}"
     );
-    // Each ran in its own task worktree.
-    for (task, dir) in [("1.1", "p+1.1"), ("1.2", "p+1.2")] {
-        let start = journal(&j)
-            .into_iter()
-            .find(|(k, t, ..)| k == "start" && t == task)
-            .expect("start");
-        assert!(
-            start.4.ends_with(&format!(".orch/worktrees/{dir}")),
-            "{start:?}"
-        );
-    }
+    // Each ran in a task worktree of its own: the plan's two pool slots.
+    let mut dirs: Vec<String> = ["1.1", "1.2"]
+        .iter()
+        .map(|task| {
+            journal(&j)
+                .into_iter()
+                .find(|(k, t, ..)| k == "start" && t == task)
+                .expect("start")
+                .4
+        })
+        .collect();
+    dirs.sort();
+    assert!(dirs[0].ends_with(".orch/worktrees/p+pool1"), "{dirs:?}");
+    assert!(dirs[1].ends_with(".orch/worktrees/p+pool2"), "{dirs:?}");
 
     let commits = assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
     let wt = repo.worktree("p");
@@ -308,7 +311,20 @@ fn a_task_conflicting_again_fails_naming_the_files() {
     // Both attempts' work is saved.
     let saved = repo.refs_under(&format!("refs/orch/attempts/p/{again}"));
     assert_eq!(saved.len(), 2, "{saved:?}");
-    assert_no_task_trees(&repo);
+    // The plan is not finished: its pool stays for the task's next run, every slot free.
+    assert!(
+        repo.refs_under("refs/heads/orch/task").is_empty(),
+        "{}",
+        repo.refs()
+    );
+    let trees = repo.worktrees();
+    assert_eq!(trees.len(), 4, "{trees:?}");
+    for slot in ["p+pool1", "p+pool2"] {
+        let tree = repo.root().join(".orch/worktrees").join(slot);
+        let head = repo.git_in(&tree, &["symbolic-ref", "-q", "HEAD"]);
+        assert!(!head.status.success(), "{slot} is held");
+        assert_eq!(repo.git_in(&tree, &["status", "--porcelain"]).stdout, b"");
+    }
 }
 
 #[test]
@@ -371,7 +387,9 @@ fn dead_agents_with_work() -> (Repo, PathBuf, String) {
 fn kill_agents_leaving_work(repo: &Repo) {
     for id in ["1.1", "1.2"] {
         let pid = agent_pid(repo, id).expect("pid");
-        let tree = repo.root().join(format!(".orch/worktrees/p+{id}"));
+        let tree = repo
+            .worktree_of_branch(&format!("orch/task/p/{id}"))
+            .expect("the task's worktree");
         std::fs::write(tree.join("half.txt"), id).expect("half-done work");
         kill_agent(pid);
     }

@@ -381,6 +381,14 @@ fn retire_task_trees(
         };
         saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
     }
+    // The plan's task worktree pool: its free slots (changes in one saved first).
+    let refname = git::task_backup_name(plan, stamp, "pool");
+    let message = format!("orch clean: left in the task worktree pool of plan `{plan}`");
+    saved.extend(git::remove_pool(
+        repo_root,
+        plan,
+        Some((&refname, &message)),
+    )?);
     Ok(saved)
 }
 

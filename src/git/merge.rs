@@ -87,6 +87,7 @@ pub fn merge_into(
             tree: &tree,
             dirty,
             log: &log,
+            cli: false,
         },
         |repo| repo.commit(None, &sig, &sig, message, &tree, &[&ours, &theirs]),
     )?;
@@ -150,6 +151,11 @@ pub(super) struct Landing<'a, 'r> {
     pub dirty: Vec<String>,
     /// The reflog message.
     pub log: &'a str,
+    /// Update the files through the git CLI (`git read-tree -m -u`, the two-tree switch of
+    /// `git checkout`: only the files that differ are written, local changes are never
+    /// overwritten), faster than libgit2's checkout on a large tree (the task landings of
+    /// `parallel_tasks`, benches/worktrees.rs).
+    pub cli: bool,
 }
 
 /// Writes the new tip (`make`), checks it out safely in the worktree, then moves the branch with
@@ -199,20 +205,37 @@ pub(super) fn land(
             }
         }
     };
-    let mut safe = CheckoutBuilder::new();
-    if resumed {
-        // The files already are the result (checked above): forcing loses nothing and brings
-        // the index in line, whatever the killed checkout had written of it.
-        safe.force();
-    } else {
-        safe.safe();
-    }
     // libgit2 knows no sparse checkout (it takes the absent files outside the cone for
     // deletions that conflict): a sparse worktree switches through git's `read-tree`.
     let sparse = super::sparse::is_sparse(repo);
-    if sparse {
+    if l.cli && !resumed {
+        let from = ours.tree_id().to_string();
+        let to = merged_commit.tree_id().to_string();
+        match super::pool::git_cli(worktree, &["read-tree", "-m", "-u", &from, &to]) {
+            Ok(_) => {}
+            Err(e) => {
+                let files = dirty_files(repo, worktree).unwrap_or_default();
+                return Err(if files.is_empty() {
+                    e
+                } else {
+                    GitError::Dirty {
+                        path: worktree.to_path_buf(),
+                        files,
+                    }
+                });
+            }
+        }
+    } else if sparse {
         super::sparse::switch(worktree, resumed, ours.id(), merged)?;
     } else {
+        let mut safe = CheckoutBuilder::new();
+        if resumed {
+            // The files already are the result (checked above): forcing loses nothing and
+            // brings the index in line, whatever the killed checkout had written of it.
+            safe.force();
+        } else {
+            safe.safe();
+        }
         repo.checkout_tree(merged_commit.as_object(), Some(&mut safe))
             .map_err(checkout_error)?;
     }

@@ -17,6 +17,7 @@ mod inspect;
 mod marks;
 mod merge;
 pub(crate) mod merge_tree;
+mod pool;
 mod refs;
 mod repo;
 mod sparse;
@@ -44,6 +45,9 @@ pub use inspect::{
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};
+pub use pool::{
+    pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
+};
 pub use refs::{
     ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
     plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,

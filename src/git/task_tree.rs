@@ -2,7 +2,8 @@
 //! branch, made from the plan branch's tip, and its commit is landed back on the plan branch.
 //!
 //! Names (a `+` never appears in a plan name, so they cannot collide with a plan's):
-//! - worktree `<worktree_root>/<plan>+<id>`, named `<plan>+<id>` in `.git/worktrees/`;
+//! - worktree: a slot of the plan's pool ([`super::pool`]), `<worktree_root>/<plan>+pool<n>`;
+//!   an earlier orch made `<worktree_root>/<plan>+<id>` per task (still retired here);
 //! - branch `orch/task/<plan>/<id>`, marked as orch's like a plan branch
 //!   (`branch.<branch>.orchPlan = <plan>+<id>`).
 
@@ -12,9 +13,10 @@ use git2::Oid;
 
 use super::GitError;
 use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
-use super::commit::{dirty_files, save_and_reset};
+use super::commit::save_and_reset;
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
+use super::pool::{cli_dirty_files, free_slot, pool_slot};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
 use crate::manifest::check_plan_name;
@@ -94,7 +96,9 @@ pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
     })
 }
 
-/// Removes task `id`'s worktree and branch (both may be missing). With `save` (`refname`,
+/// Retires task `id`'s worktree and branch (both may be missing): a pool slot it holds is freed
+/// (its HEAD detached at the branch tip, the directory kept for the plan's next task), a worktree
+/// of its own removed, the branch deleted. With `save` (`refname`,
 /// `message`), what they hold that the plan branch does not (uncommitted changes, a commit not
 /// landed) is kept under `refname` first; returns that ref when something was saved. Without
 /// `save`, a worktree with uncommitted changes is refused (nothing is removed).
@@ -123,10 +127,19 @@ pub fn retire_task_tree(
     {
         discard_dir(&path)?;
     }
-    let live = read_entries(repo.commondir())?
-        .into_iter()
-        .find(|e| e.name == name && !e.prunable())
+    let refname = format!("refs/heads/{branch}");
+    // Its own worktree, or the pool slot it holds.
+    let entry = read_entries(repo.commondir())?.into_iter().find(|e| {
+        !e.prunable()
+            && (e.name == name
+                || (pool_slot(plan, &e.name).is_some()
+                    && e.head.as_deref() == Some(refname.as_str())))
+    });
+    let slot = entry
+        .as_ref()
+        .filter(|e| pool_slot(plan, &e.name).is_some())
         .and_then(|e| e.workdir());
+    let live = entry.and_then(|e| e.workdir());
     let mut saved = None;
     if let Some((refname, message)) = save {
         if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
@@ -146,7 +159,13 @@ pub fn retire_task_tree(
             saved = Some(refname.to_string());
         }
     }
-    remove_plan_worktree(repo_root, &name, &branch)?;
+    match (slot.filter(|p| p.is_dir()), tip_oid) {
+        // A pool slot stays for the plan's next task: only its HEAD leaves the task branch.
+        (Some(path), Some(tip)) => free_slot(&path, tip)?,
+        _ => {
+            remove_plan_worktree(repo_root, &name, &branch)?;
+        }
+    }
     prune_stale_entries(repo_root, &name, &branch)?;
     if let Some(tip) = tip {
         delete_plan_branch(repo_root, &name, &branch, &tip)?;
@@ -189,7 +208,9 @@ pub fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitErr
     }
     let tree_prefix = task_tree_name(plan, "");
     for e in read_entries(repo.commondir())? {
-        if let Some(id) = e.name.strip_prefix(&tree_prefix) {
+        if let Some(id) = e.name.strip_prefix(&tree_prefix)
+            && pool_slot(plan, &e.name).is_none()
+        {
             ids.insert(id.to_string());
         }
     }
@@ -250,7 +271,7 @@ pub fn land_task_commit(
             commit: commit.to_string(),
         });
     }
-    let dirty = dirty_files(&repo, plan_worktree)?;
+    let dirty = cli_dirty_files(plan_worktree)?;
     let fast_forward = ours.id() == base.id();
     let tree = if fast_forward {
         theirs.tree().map_err(merge_error)?
@@ -289,6 +310,7 @@ pub fn land_task_commit(
             tree: &tree,
             dirty,
             log: &log,
+            cli: true,
         },
         |repo| {
             if fast_forward {

@@ -168,7 +168,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     source,
                 }
             })?;
-            let made = add_and_copy(&repo, req, &path, &decision, branch.get(), guard);
+            let made = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard));
             match made {
                 Ok(copied) => Ok(PlanTree {
                     path,
@@ -196,7 +196,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                     "the branch disappeared",
                 ),
             })?;
-            let copied = add_and_copy(&repo, req, &path, &decision, branch.get(), guard)?;
+            let copied = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard))?;
             Ok(PlanTree {
                 path,
                 branch: req.branch.to_string(),
@@ -447,6 +447,63 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
     })
 }
 
+/// Adds a worktree named `req.plan` at `req.path` for the existing branch `reference` (at `tip`),
+/// with `req.copy` copied in: a task worktree pool's new slot ([`super::pool`]). Leftover entries
+/// of interrupted adds are pruned first; orch's own half-made directory at the path is removed,
+/// anything else there is refused. The caller holds [`worktree_lock`].
+pub(super) fn add_tree(
+    repo: &Repository,
+    req: &TreeRequest,
+    reference: &git2::Reference,
+    tip: Oid,
+) -> Result<Vec<PathBuf>, GitError> {
+    let path = absolute(req);
+    sweep_discarded(&path)?;
+    let entries = read_entries(repo.commondir())?;
+    let main_workdir = (!repo.is_bare()).then(|| workdir_of(repo));
+    let at_path = examine_path(&path, &entries, main_workdir.as_deref())?;
+    let admin = repo.commondir().join("worktrees").join(req.plan);
+    let clear = match at_path {
+        PathState::Absent => None,
+        _ if half_made(repo, &path, &admin, tip) => Some(path.clone()),
+        other => {
+            return Err(GitError::ForeignPath {
+                path,
+                reason: other
+                    .foreign_reason(None)
+                    .unwrap_or_else(|| "is in the way".to_string()),
+            });
+        }
+    };
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| !(clear.is_some() && e.name == req.plan))
+        .collect();
+    name_free(&entries, req.plan)?;
+    let mut prune: Vec<PathBuf> = leftovers(&entries)
+        .chain(
+            entries
+                .iter()
+                .filter(|e| e.name == req.plan && e.prunable())
+                .map(|e| e.admin.clone()),
+        )
+        .collect();
+    if clear.is_some() {
+        prune.push(admin);
+    }
+    let decision = Decision {
+        action: TreeAction::Create {
+            base: tip.to_string(),
+        },
+        tip,
+        prune,
+        clear,
+        copies: copy_list(req)?,
+    };
+    // The caller holds the lock for the whole take: the checkout runs under it too.
+    add_and_copy(repo, req, &path, &decision, reference, None)
+}
+
 /// Entries without a `gitdir` file (and not locked): leftovers of an interrupted add, not one
 /// this process is adding now.
 fn leftovers(entries: &[Entry]) -> impl Iterator<Item = PathBuf> + '_ {
@@ -469,14 +526,15 @@ fn name_free(entries: &[Entry], plan: &str) -> Result<(), GitError> {
 
 /// Prunes, adds the worktree for `reference` and copies files in; on failure removes what it made.
 /// `guard` ([`ADD_LOCK`]) is held for the prunes and released for the checkout and the copies,
-/// so that other plans' worktrees are checked out at the same time.
+/// so that other plans' worktrees are checked out at the same time; `None`: the caller holds the
+/// lock itself, for longer (a task worktree pool's take).
 fn add_and_copy(
     repo: &Repository,
     req: &TreeRequest,
     path: &Path,
     decision: &Decision,
     reference: &git2::Reference,
-    guard: std::sync::MutexGuard<'static, ()>,
+    guard: Option<std::sync::MutexGuard<'static, ()>>,
 ) -> Result<Vec<PathBuf>, GitError> {
     if let Some(dir) = &decision.clear {
         discard_dir(dir)?;

@@ -428,12 +428,33 @@ impl PlanCtx {
         }
     }
 
-    /// Task `id`'s worktree directory when the plan uses task worktrees and it exists.
+    /// The worktree task `id` runs in (the pool slot its task branch is checked out in) when the
+    /// plan uses task worktrees and there is one.
     pub fn task_worktree(&self, id: &str) -> Option<PathBuf> {
         if !self.task_trees() {
             return None;
         }
-        Some(self.task_tree(id).path()).filter(|p| p.is_dir())
+        crate::git::task_tree_path(&self.repo_root, &self.name, id)
+            .ok()
+            .flatten()
+    }
+
+    /// Whether every task of the plan is completed or skipped (its task worktree pool can go).
+    pub fn all_finished(&self) -> bool {
+        self.view().is_ok_and(|doc| {
+            self.plan
+                .tasks
+                .iter()
+                .all(|t| doc.entry(&t.id).is_some_and(|e| e.status.is_finished()))
+        })
+    }
+
+    /// Removes the plan's task worktree pool once every task is finished (a slot with changes
+    /// nobody committed is left for `orch clean`).
+    pub fn drop_pool_if_finished(&self) {
+        if self.task_trees() && self.all_finished() {
+            let _ = crate::git::remove_pool(&self.repo_root, &self.name, None);
+        }
     }
 
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).

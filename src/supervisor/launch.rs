@@ -71,9 +71,9 @@ impl Effects<'_> {
     ) -> Result<(), LaunchError> {
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
-        let (workdir, branch) = match task.filter(|_| pc.task_trees()) {
+        let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
             Some(t) => make_task_tree(pc, &pc.plan.tasks[t].id, attempt)?,
-            None => (pc.worktree.clone(), pc.branch.clone()),
+            None => (pc.worktree.clone(), pc.branch.clone(), false),
         };
         let empty;
         self.apply_records(pc.index);
@@ -107,11 +107,12 @@ impl Effects<'_> {
             }
             _ => None,
         };
-        // A task worktree is new: the plan's setup runs there first (`orch setup-exec`), and a
-        // failing setup fails the attempt with its output as the cause. The setup is not
-        // confined (it is the team lead's command).
-        let argv = match (&pc.setup, task.filter(|_| pc.task_trees())) {
-            (Some(setup), Some(_)) => {
+        // A new task worktree of the pool: the plan's setup runs there first (`orch setup-exec`),
+        // and a failing setup fails the attempt with its output as the cause. A reused one keeps
+        // what setup made (ignored files stay). The setup is not confined (it is the team lead's
+        // command).
+        let argv = match (&pc.setup, new_tree) {
+            (Some(setup), true) => {
                 let mut wrapped = vec![
                     self.ctx.orch_bin.display().to_string(),
                     "setup-exec".to_string(),
@@ -550,10 +551,12 @@ pub(super) fn worktree_port(
     })
 }
 
-/// Makes task `id`'s worktree and branch from the plan branch's tip for attempt `n`; a task
-/// worktree left by an earlier attempt is saved (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and
-/// removed first. Returns the worktree and the task branch.
-fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String), String> {
+/// Gives task `id` a worktree of the plan's pool for attempt `n`, its task branch at the plan
+/// branch's tip: a slot (and branch) still held by an earlier attempt of the task is saved
+/// (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and freed first; what the slot taken holds is
+/// saved under `<n>-stale-slot` before it is reset. Returns the worktree, the task branch, and
+/// whether the worktree was made now (not reused).
+fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String, bool), String> {
     let refname = crate::git::stale_attempt_ref(&pc.name, id, n);
     let message = format!(
         "{} {id}: left in its task worktree (saved by orch)",
@@ -576,8 +579,14 @@ fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String), S
         &crate::git::task_branch(&pc.name, id),
     );
     crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
-    let tree = crate::git::ensure_task_tree(&pc.task_tree(id)).map_err(why)?;
-    Ok((tree.path, tree.branch))
+    let slot_ref = format!("{refname}-slot");
+    let slot_message = format!(
+        "{} {id}: left in a task worktree before the task took it (saved by orch)",
+        pc.name
+    );
+    let tree =
+        crate::git::take_pool_tree(&pc.task_tree(id), (&slot_ref, &slot_message)).map_err(why)?;
+    Ok((tree.path, tree.branch, tree.created))
 }
 
 /// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with

@@ -360,7 +360,8 @@ fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
 
 /// Start-up, plan with task worktrees: the task worktrees of adopted agents (`busy`) stay; those
 /// of tasks done but not landed (`waiting`) get their stale locks removed and are landed next;
-/// every other one is a leftover: removed, its work saved unless the task's commit is recorded.
+/// every other one is a leftover: its work saved unless the task's commit is recorded, its pool
+/// slot freed (an old task worktree of its own removed). A finished plan's pool is removed.
 fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<String>) {
     let Ok(ids) = crate::git::task_tree_ids(&pc.repo_root, &pc.name) else {
         return;
@@ -373,6 +374,10 @@ fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<Strin
                 &crate::git::task_tree_name(&pc.name, id),
                 &crate::git::task_branch(&pc.name, id),
             );
+            // The pool slot it holds: its index lock.
+            if let Some(tree) = pc.task_worktree(id) {
+                let _ = crate::git::remove_tree_index_lock(&tree);
+            }
             continue;
         }
         let landed = doc
@@ -381,6 +386,8 @@ fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<Strin
             .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
         retire_leftover_tree(pc, id, !landed);
     }
+    // A supervisor killed after the plan's last landing leaves its pool.
+    pc.drop_pool_if_finished();
 }
 
 /// The batch job of a plan-mode agent, as recorded.

@@ -271,9 +271,9 @@ fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError
 
 /// Commits task `id`'s worktree `tree` on its task branch (or, `maybe_committed`, reuses the
 /// task's commit found there), lands it on the plan branch (one commit per task, see
-/// [`git::land_task_commit`]), records it and removes the task worktree and branch. On a conflict
-/// the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the task
-/// worktree and branch are removed and the task is put back to pending.
+/// [`git::land_task_commit`]), records it, frees its pool slot and deletes the task branch. On a
+/// conflict the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the
+/// slot is freed, the task branch deleted and the task put back to pending.
 fn commit_task_tree(
     plan: &PlanCtx,
     id: &str,
@@ -319,9 +319,12 @@ fn commit_task_tree(
     match landed {
         git::Landed::Landed { commit } | git::Landed::Already { commit } => {
             record_commit(plan, id, &commit)?;
-            // The work is landed and recorded: a task worktree left now (the removal failed)
-            // is removed at the next start.
+            // The work is landed and recorded: the task's pool slot is freed for the plan's
+            // next task (a slot left held now is freed at the next start); after the plan's last
+            // landing the pool goes.
             let _ = git::retire_task_tree(&plan.task_tree(id), None);
+            drop(_git);
+            plan.drop_pool_if_finished();
             Ok(commit)
         }
         git::Landed::Conflict { paths } => {
@@ -467,8 +470,8 @@ fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
 /// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
 /// cleans the tree, so the next attempt starts from the last commit and nothing is lost.
 ///
-/// A task that ran in a task worktree: what it left there is saved the same way and the task
-/// worktree and branch are removed (the next attempt gets a fresh one).
+/// A task that ran in a task worktree: what it left there is saved the same way, its pool slot
+/// freed and its branch deleted (the next attempt starts from the plan branch's tip).
 fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
     let refname = git::attempt_ref(&plan.name, id, attempt);
     let message = format!(

@@ -495,6 +495,20 @@ impl Repo {
             .collect()
     }
 
+    /// The worktree where `branch` is checked out (`git worktree list`), if any.
+    pub fn worktree_of_branch(&self, branch: &str) -> Option<PathBuf> {
+        let list = self.git(&["worktree", "list", "--porcelain"]);
+        let mut path = None;
+        for line in list.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(PathBuf::from(p));
+            } else if line.strip_prefix("branch refs/heads/") == Some(branch) {
+                return path;
+            }
+        }
+        None
+    }
+
     /// Commits reachable from the given revisions.
     pub fn reachable(&self, revs: &[String]) -> BTreeSet<String> {
         if revs.is_empty() {
