@@ -234,6 +234,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
             id: &id,
             worktree_root: &root,
             copy: &[],
+            sparse: &[],
         };
         let start = Instant::now();
         let tree =
