@@ -2,10 +2,13 @@
 //! status and error by id, without building the full entries or reconciling the document, and
 //! the full entries of the few tasks a command prints.
 //!
-//! serde_json reads the document into a borrowed view ([`StatesDoc`]): each entry is kept as its
-//! raw text and read for the few fields kept, everything else is skipped. The text of an entry is
-//! read again, whole, only for the tasks a command prints ([`StatusStates::entries`]).
+//! serde_json reads the document once into a borrowed view ([`StatesDoc`]): each entry is read
+//! for the few fields kept, everything else skipped in the same pass. The text of an entry is
+//! read again, whole, only for the tasks a command prints ([`StatusStates::entries`]): found by
+//! where its id was read, in orch's own layout ([`super::layout`]), else by a second serde_json
+//! read of the document that keeps each entry's raw text.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -15,6 +18,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::error::StatusError;
+use super::layout;
 use super::model::{ORCH_SCHEMA_VERSION, OrchUsage, TaskEntry, TaskStatus};
 use crate::plan::{IdMap, Task, id_map};
 
@@ -28,11 +32,19 @@ pub struct StateEntry {
     pub usage: Option<crate::agent_output::Usage>,
 }
 
+/// Where an entry was read: its place among the entries (`tasks`, then `verifySteps`) and, when
+/// its id was read as written (no escapes), where the id's text starts in the file.
+#[derive(Clone, Copy, Debug, Default)]
+struct Place {
+    index: usize,
+    id_at: Option<usize>,
+}
+
 /// The recorded status of each entry of a status file, by id (the first entry of an id wins).
 #[derive(Clone, Debug, Default)]
 pub struct StatusStates {
-    /// Each id's state and the byte span of its entry in `bytes`.
-    map: IdMap<String, (StateEntry, (usize, usize))>,
+    /// Each id's state and where its entry was read.
+    map: IdMap<String, (StateEntry, Place)>,
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
@@ -43,7 +55,7 @@ pub struct StatusStates {
 }
 
 /// The document as [`load_states`] reads it: the schema's required fields (checked, not kept),
-/// the entries' texts, and orch's few top-level fields the reading commands show.
+/// the entries' states, and orch's few top-level fields the reading commands show.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StatesDoc<'a> {
@@ -54,9 +66,9 @@ struct StatesDoc<'a> {
     #[serde(rename = "createdAt")]
     _created_at: IgnoredAny,
     #[serde(borrow)]
-    tasks: Vec<&'a RawValue>,
+    tasks: Vec<StateFields<'a>>,
     #[serde(default, borrow)]
-    verify_steps: Vec<&'a RawValue>,
+    verify_steps: Vec<StateFields<'a>>,
     #[serde(default)]
     orch_schema_version: u32,
     #[serde(default)]
@@ -70,7 +82,7 @@ struct StatesDoc<'a> {
 #[serde(rename_all = "camelCase")]
 struct StateFields<'a> {
     #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
+    id: Cow<'a, str>,
     #[serde(default)]
     status: Option<TaskStatus>,
     #[serde(default)]
@@ -81,20 +93,68 @@ struct StateFields<'a> {
     orch_usage: Option<OrchUsage>,
 }
 
+/// The entries' texts, for [`StatusStates::entries`] on a file not in orch's layout.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntries<'a> {
+    #[serde(borrow)]
+    tasks: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    verify_steps: Vec<&'a RawValue>,
+}
+
 impl StatusStates {
     /// The full entries of `ids` (those the file has, the first entry of each), as recorded (not
-    /// reconciled), in file order: their texts read again, no second read of the file.
+    /// reconciled), in file order. In orch's layout each entry's text is found from where its id
+    /// was read, no second read of the file; otherwise (or when such a text does not read as an
+    /// entry) serde_json reads the document again for the entries' texts.
     pub fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
-        let mut spans: Vec<(usize, usize)> = ids
+        let mut places: Vec<Place> = ids
             .iter()
-            .filter_map(|id| self.map.get(*id).map(|(_, span)| *span))
+            .filter_map(|id| self.map.get(*id).map(|(_, place)| *place))
             .collect();
-        spans.sort_unstable();
-        spans.dedup();
-        spans
+        places.sort_unstable_by_key(|p| p.index);
+        places.dedup_by_key(|p| p.index);
+        let in_layout: Option<Vec<(usize, TaskEntry)>> =
+            places.iter().map(|p| self.entry_in_layout(*p)).collect();
+        if let Some(mut found) = in_layout {
+            found.sort_unstable_by_key(|(start, _)| *start);
+            return Ok(found.into_iter().map(|(_, e)| e).collect());
+        }
+        self.entries_read_again(&places)
+    }
+
+    /// The entry read at `place`, found in orch's layout: its text opens with `{` and its `id`
+    /// on the lines before where the id was read, and ends at the first `\n    }` after it. In
+    /// JSON text a raw newline is only between tokens, so that `{` is the entry's own; and a text
+    /// from it to a `}` that reads as one value ends at its matching `}`. With where it starts.
+    fn entry_in_layout(&self, place: Place) -> Option<(usize, TaskEntry)> {
+        // `\n    {` then `\n      "id": "` before the id's text.
+        let pos = place.id_at?.checked_sub(20)?;
+        let (start, end) = layout::entry_at(&self.bytes, pos)?;
+        layout::id_of(&self.bytes[start..end])?;
+        let entry = serde_json::from_slice::<TaskEntry>(&self.bytes[start..end]).ok()?;
+        Some((start, entry))
+    }
+
+    /// The entries at `places` from a second read of the document that keeps each entry's text.
+    fn entries_read_again(&self, places: &[Place]) -> Result<Vec<TaskEntry>, StatusError> {
+        let doc: RawEntries<'_> =
+            serde_json::from_slice(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
+        let all: Vec<&RawValue> = doc.tasks.into_iter().chain(doc.verify_steps).collect();
+        let mut texts: Vec<(usize, &str)> = places
+            .iter()
+            .filter_map(|p| all.get(p.index))
+            .map(|raw| {
+                let text = raw.get();
+                (text.as_ptr() as usize - self.bytes.as_ptr() as usize, text)
+            })
+            .collect();
+        texts.sort_unstable_by_key(|(start, _)| *start);
+        texts
             .into_iter()
-            .map(|(start, end)| {
-                serde_json::from_slice::<TaskEntry>(&self.bytes[start..end])
+            .map(|(start, text)| {
+                serde_json::from_str::<TaskEntry>(text)
                     .map_err(|e| corrupt(&self.path, &self.bytes[..start], e))
             })
             .collect()
@@ -168,12 +228,13 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
             supported: ORCH_SCHEMA_VERSION,
         });
     }
+    let base = bytes.as_ptr() as usize;
     let mut map = id_map(doc.tasks.len() + doc.verify_steps.len());
-    for raw in doc.tasks.iter().chain(&doc.verify_steps) {
-        let text = raw.get();
-        let start = text.as_ptr() as usize - bytes.as_ptr() as usize;
-        let f: StateFields<'_> =
-            serde_json::from_str(text).map_err(|e| corrupt(path, &bytes[..start], e))?;
+    for (index, f) in doc.tasks.into_iter().chain(doc.verify_steps).enumerate() {
+        let id_at = match &f.id {
+            Cow::Borrowed(id) => Some(id.as_ptr() as usize - base),
+            Cow::Owned(_) => None,
+        };
         if let Entry::Vacant(v) = map.entry(f.id.into_owned()) {
             let state = StateEntry {
                 status: f.status,
@@ -181,7 +242,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
                 last_error: f.last_error,
                 usage: f.orch_usage.map(|u| u.usage()),
             };
-            v.insert((state, (start, start + text.len())));
+            v.insert((state, Place { index, id_at }));
         }
     }
     let (paused, plan_paused) = (doc.orch_paused, doc.orch_plan_paused);
@@ -310,6 +371,11 @@ mod tests {
         assert_eq!(ids, ["1.1", "V1"]);
         assert_eq!(&got[0], doc.entry("1.1").expect("1.1"));
         assert_eq!(&got[1], doc.entry("V1").expect("V1"));
+        // In orch's layout every entry is found where its id was read (no second read).
+        for (e, place) in states.map.values() {
+            let (_, found) = states.entry_in_layout(*place).expect("in the layout");
+            assert_eq!(found.status, e.status.expect("status"));
+        }
 
         // Missing file: nothing recorded; `[x]` tasks count as completed.
         let none = dir.path().join("none.json");
