@@ -139,8 +139,7 @@ impl StatusStates {
 
     /// The entries at `places` from a second read of the document that keeps each entry's text.
     fn entries_read_again(&self, places: &[Place]) -> Result<Vec<TaskEntry>, StatusError> {
-        let doc: RawEntries<'_> =
-            serde_json::from_slice(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
+        let doc: RawEntries<'_> = read_doc(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
         let all: Vec<&RawValue> = doc.tasks.into_iter().chain(doc.verify_steps).collect();
         let mut texts: Vec<(usize, &str)> = places
             .iter()
@@ -218,9 +217,19 @@ fn corrupt(path: &Path, before: &[u8], e: serde_json::Error) -> StatusError {
     }
 }
 
+/// serde_json's read of a whole file: from its text once the file is found to be UTF-8 (one
+/// check of the whole, rather than of each string as serde_json reads it from bytes), else from
+/// its bytes (which reports where the file is not, if that is in a string it reads).
+fn read_doc<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// [`load_states`] of the bytes read from `path`.
 fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
-    let doc: StatesDoc<'_> = serde_json::from_slice(&bytes).map_err(|e| corrupt(path, b"", e))?;
+    let doc: StatesDoc<'_> = read_doc(&bytes).map_err(|e| corrupt(path, b"", e))?;
     if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
         return Err(StatusError::UnsupportedVersion {
             path: path.to_path_buf(),
