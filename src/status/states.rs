@@ -89,8 +89,9 @@ struct StateFields<'a> {
     error: Option<String>,
     #[serde(default)]
     last_error: Option<String>,
+    /// Boxed: most entries have none, and the entries are all read before they are kept.
     #[serde(default)]
-    orch_usage: Option<OrchUsage>,
+    orch_usage: Option<Box<OrchUsage>>,
 }
 
 /// The entries' texts, for [`StatusStates::entries`] on a file not in orch's layout.
