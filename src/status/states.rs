@@ -30,8 +30,9 @@ pub struct StateEntry {
     pub status: Option<TaskStatus>,
     pub error: Option<String>,
     pub last_error: Option<String>,
-    /// Tokens and cost of its attempts (`orchUsage`).
-    pub usage: Option<crate::agent_output::Usage>,
+    /// Tokens and cost of its attempts (`orchUsage`); boxed, as most entries have none (the
+    /// map of 10,000 entries is then 0.8 MB smaller).
+    pub usage: Option<Box<crate::agent_output::Usage>>,
 }
 
 /// Where an entry was read: its array (`verifySteps` or `tasks`), its place there and, when its
@@ -196,7 +197,7 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
                 status: f.status,
                 error: f.error,
                 last_error: f.last_error,
-                usage: f.orch_usage.map(|u| u.usage()),
+                usage: f.orch_usage.map(|u| Box::new(u.usage())),
             };
             match self.map.entry(f.id.into_owned()) {
                 Entry::Vacant(v) => {
@@ -224,9 +225,8 @@ struct StateFields<'a> {
     error: Option<String>,
     #[serde(default)]
     last_error: Option<String>,
-    /// Boxed: most entries have none, and the entries are all read before they are kept.
     #[serde(default)]
-    orch_usage: Option<Box<OrchUsage>>,
+    orch_usage: Option<OrchUsage>,
 }
 
 /// The entries' texts, for [`StatusStates::entries`] on a file not in orch's layout.
@@ -468,7 +468,10 @@ mod tests {
                         assert_eq!(st.status, Some(e.status));
                         assert_eq!(st.error, e.error);
                         assert_eq!(st.last_error, e.last_error);
-                        assert_eq!(st.usage, e.orch_usage.as_ref().map(|u| u.usage()));
+                        assert_eq!(
+                            st.usage.as_deref().copied(),
+                            e.orch_usage.as_ref().map(|u| u.usage())
+                        );
                     }
                 }
                 let firsts: Vec<TaskEntry> = whole
