@@ -3,10 +3,10 @@
 //! the full entries of the few tasks a command prints.
 //!
 //! serde_json reads the document once ([`DocVisitor`]): each entry is read for the few fields
-//! kept, straight into the map by id, everything else skipped in the same pass. The text of an entry is
-//! read again, whole, only for the tasks a command prints ([`StatusStates::entries`]): found by
-//! where its id was read, in orch's own layout ([`super::layout`]), else by a second serde_json
-//! read of the document that keeps each entry's raw text.
+//! kept, straight into the map by id, everything else skipped in the same pass. The text of an
+//! entry is read again, whole, only for the tasks a command prints ([`StatusStates::entries`]):
+//! found from where its id was read, in orch's own layout ([`super::layout`]), else by a second
+//! serde_json read of the document that keeps each entry's raw text.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
