@@ -412,7 +412,11 @@ fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
         .plan
         .tasks
         .iter()
-        .filter_map(|t| states.entry(&t.id).and_then(|e| e.usage))
+        .filter_map(|t| {
+            states
+                .entry(&t.id)
+                .and_then(|e| e.usage.as_deref().copied())
+        })
         .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u));
     if usage.tokens() > 0 || usage.cost_micro_usd.is_some() {
         let _ = writeln!(out, "  used: {}", usage.describe());
