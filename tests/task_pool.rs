@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use support::{Repo, agent, read_status, try_task_in, wait, wait_for};
+use support::{Repo, agent, read_lines, read_status, try_task_in, wait, wait_for, wait_line};
 
 /// `plans.toml` with plan `p` (`text`) run by `pool_agent.sh <journal> <gate>` with
 /// `parallel_tasks = 2` and `retries`, committed on main with a `.gitignore` ignoring `target/`.
@@ -302,4 +302,100 @@ fn a_plan_that_is_not_done_keeps_its_pool_until_orch_clean() {
         repo.git(&["show", &format!("{}:stray.txt", saved[0])]),
         "stray"
     );
+}
+
+/// `orch stop` then `orch retry` of a running task, as a person does them: the retry as soon as
+/// `orch status` would show the task failed, whether or not the run has read the stop yet (the
+/// two may reach it as one change of the status file). Plan `q`'s task waits for the gate too, so
+/// the run goes on while `1.6` is failed.
+#[test]
+fn a_stopped_task_is_retried_in_a_reused_worktree_of_the_pool() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(
+        &repo,
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Build\n- [ ] 1.6 Wait (depends: 1.1)\n",
+        &go,
+        0,
+    );
+    let manifest = std::fs::read_to_string(repo.root().join("plans.toml")).expect("plans.toml");
+    repo.write(
+        "docs/plans/q.md",
+        "# Q\n\n## Phase 1: Hold\n- [ ] 7.1 Hold\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!("{manifest}\n[[plan]]\nname = \"q\"\nfile = \"docs/plans/q.md\"\nagent = \"a\"\n"),
+    );
+    repo.commit_all("plan q");
+    let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+    let lines = read_lines(&mut child);
+    let mut seen = Vec::new();
+    let is = |v: &serde_json::Value, event: &str| {
+        v["event"] == event && v["plan"] == "p" && v["task"] == "1.6"
+    };
+    wait_line(&lines, &mut seen, |v| is(v, "task_started"));
+    wait_for("task 1.6's agent", || {
+        starts(&j).iter().any(|x| x.task == "1.6") && agent_pid(&repo, "1.6").is_some()
+    });
+    let tree = repo
+        .worktree_of_branch("orch/task/p/1.6")
+        .expect("1.6 holds a worktree of the pool");
+    std::fs::write(tree.join("half.txt"), "1.6").expect("half-done work");
+    let (code, out, err) = repo.run(&["stop", "p", "1.6"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("1.6 failed as stopped", || {
+        let t = repo.task("p", "1.6");
+        t["status"] == "failed" && t["error"] == "stopped"
+    });
+    let (code, out, err) = repo.run(&["retry", "p", "1.6"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The run stops the first attempt, fails it as stopped (not retried by itself), then runs
+    // the task again for the retry.
+    wait_line(&lines, &mut seen, |v| is(v, "task_stopped"));
+    wait_line(&lines, &mut seen, |v| is(v, "task_failed"));
+    let failed = seen.last().expect("event").clone();
+    assert_eq!(
+        (failed["attempt"].as_u64(), failed["error"].as_str()),
+        (Some(1), Some("stopped")),
+        "{failed}"
+    );
+    assert!(failed["retry_in_ms"].is_null(), "{failed}");
+    wait_line(&lines, &mut seen, |v| is(v, "task_retried"));
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started") && v["attempt"] == 2
+    });
+    std::fs::write(&go, "").expect("gate");
+    wait_line(&lines, &mut seen, |v| v["event"] == "run_finished");
+    let out = wait(child);
+    assert_eq!(out.status.code(), Some(0), "{seen:#?}");
+    assert_eq!(repo.task("p", "1.6")["status"], "completed");
+    let s = starts(&j);
+    let runs: Vec<&Start> = s.iter().filter(|x| x.task == "1.6").collect();
+    assert_eq!(runs.len(), 2, "{s:#?}");
+    assert_eq!(runs[1].attempt, 2, "{s:#?}");
+    // The retry ran in the worktree its first attempt had, 1.1's, clean, with 1.1's build output.
+    let first = s.iter().find(|x| x.task == "1.1").expect("1.1 ran");
+    assert_eq!(runs[1].worktree, runs[0].worktree, "{s:#?}");
+    assert_eq!(runs[1].worktree, first.worktree, "{s:#?}");
+    assert_eq!(runs[1].status, "", "{:?}", runs[1]);
+    assert!(runs[1].target, "{:?}", runs[1]);
+    let commits = plan_commits(&repo);
+    assert_eq!(files_of(&commits, "1.6"), ["1.6.txt"]);
+    // The stopped attempt's work is saved, not landed.
+    let saved = repo.refs_under("refs/orch/attempts/p/1.6");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(
+        repo.git(&["show", &format!("{}:half.txt", saved[0])]),
+        "1.6"
+    );
+    // p's pool is gone: no task branch, no worktree but the main one and the plans'.
+    assert!(
+        repo.refs_under("refs/heads/orch/task").is_empty(),
+        "{}",
+        repo.refs()
+    );
+    assert!(pool_dirs(&repo).is_empty(), "{:?}", pool_dirs(&repo));
+    assert_eq!(repo.worktrees().len(), 3, "{:?}", repo.worktrees());
 }

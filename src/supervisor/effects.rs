@@ -299,6 +299,7 @@ fn facts_of(
         usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
         stopped: e.status == status::TaskStatus::Failed
             && e.extra.contains_key(crate::status::STOPPED_KEY),
+        attempts: e.attempts,
     };
     if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
         facts.status = status::TaskStatus::Completed;

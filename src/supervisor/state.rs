@@ -172,6 +172,9 @@ pub struct TaskFacts {
     /// A person stopped it (`orchStopped`, written by `orch stop`): failed, not retried until
     /// someone retries it.
     pub stopped: bool,
+    /// Attempts recorded (`attempts`: counted by each start record, kept by a reset), so that a
+    /// start record followed by a stop and a retry before the next read is still a change.
+    pub attempts: u32,
 }
 
 impl Default for TaskFacts {
@@ -184,6 +187,7 @@ impl Default for TaskFacts {
             error: None,
             usage: None,
             stopped: false,
+            attempts: 0,
         }
     }
 }

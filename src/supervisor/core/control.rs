@@ -87,6 +87,26 @@ impl Core<'_> {
             }
             return;
         }
+        // Back to pending while its attempt runs, from that attempt's start record: a stop and
+        // a retry written between two reads of the file (the loop reads once per burst of
+        // file events), or the entry reset by hand. As after a stop seen on its own followed by
+        // the retry: the attempt is stopped, fails with `stopped` (not recorded over the
+        // pending record) and the task runs again.
+        if status == TaskStatus::Pending
+            && old.status == TaskStatus::InProgress
+            && let TaskRun::Attempt(run) = rec.run
+            && let Some(attempt) = self
+                .state
+                .runs
+                .get(&run)
+                .filter(|rr| rr.stage == Stage::Running)
+                .map(|rr| rr.attempt)
+        {
+            self.stop(run, Some(StopWhy::User), out);
+            self.report_stopped(p, t, attempt, out);
+            self.state.tasks[p][t].retried = Some(STOPPED.to_string());
+            return;
+        }
         // Back to pending from failed: a person retried it.
         let was_failed = old.status == TaskStatus::Failed
             || matches!(

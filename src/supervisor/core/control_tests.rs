@@ -462,3 +462,91 @@ fn a_retry_while_the_stopped_attempt_is_still_ending_is_kept() {
         }
     }
 }
+
+/// `orch stop` and `orch retry` written between two reads of the status file: the run reads the
+/// running task's record back to pending in one change, never seeing it failed. The attempt is
+/// stopped and the task runs again, as when the run reads the two one by one; a record that is
+/// pending while its attempt is still launching (nothing recorded of it yet) stops nothing.
+#[test]
+fn a_stop_and_a_retry_read_as_one_change_stop_the_attempt_and_run_it_again() {
+    let plans = vec![plan(TWO)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut c = core(cfg(1), &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let (run, _, attempt) = launches(&c.handle(t0, Input::Tick))[0];
+    assert_eq!(attempt, 1);
+    let pending = TaskFacts {
+        attempts: 1,
+        ..TaskFacts::default()
+    };
+    let out = c.handle(t0, status(0, 0, pending.clone()));
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Stop { .. })),
+        "launching: {out:?}"
+    );
+    started(&mut c, t0, run, 9);
+    let out = c.handle(t0, status(0, 0, pending));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Stop { run: r, why: StopWhy::User } if *r == run)),
+        "{out:?}"
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskStopped { attempt: 1, .. })),
+        "{out:?}"
+    );
+    assert!(launches(&out).is_empty(), "{out:?}");
+    let out = c.handle(
+        t0,
+        Input::Exited {
+            run,
+            ending: Ending::Stopped,
+            output: Default::default(),
+        },
+    );
+    // Failed as stopped, nothing written over the pending record.
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Settle { how: Settlement::Fail { error, record: false }, .. }
+                if error == "stopped"
+        )),
+        "{out:?}"
+    );
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Failed {
+                error: "stopped".into(),
+                saved: None,
+            },
+        },
+    );
+    let events = reports(&out);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::TaskFailed {
+                attempt: 1,
+                retry_in_ms: None,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskRetried { attempt: 2, .. })),
+        "{out:?}"
+    );
+    let relaunched = launches(&out);
+    assert_eq!(relaunched.len(), 1, "{out:?}");
+    assert_eq!(
+        (relaunched[0].1, relaunched[0].2),
+        (Unit::Task { plan: 0, task: 0 }, 2)
+    );
+}

@@ -114,6 +114,7 @@ fn completed(commit: &str) -> TaskFacts {
         error: None,
         usage: None,
         stopped: false,
+        attempts: 0,
     }
 }
 
@@ -542,6 +543,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             error: None,
             usage: None,
             stopped: false,
+            attempts: 0,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);
