@@ -186,9 +186,6 @@ fn run_one_plan(
     // `start` checks readiness (or, forced, still records the calling process): the general
     // path does both. So does a `done` that commits a plan-mode agent's work.
     let commits = args.transition == Transition::Done && commit_on_done().is_some();
-    let Some(name) = sel.plan.as_deref() else {
-        return Ok(None);
-    };
     if commits || args.transition == Transition::Start {
         return Ok(None);
     }
@@ -196,6 +193,12 @@ fn run_one_plan(
         return Ok(None);
     };
     let m = workspace::load_manifest(&manifest_path)?;
+    // No plan named: a manifest of one plan names it (a person using orch as a tracker).
+    let name = match (sel.plan.as_deref(), m.plans.as_slice()) {
+        (Some(name), _) => name,
+        (None, [only]) => only.name.as_str(),
+        (None, _) => return Ok(None),
+    };
     let Some(entry) = m.plan(name) else {
         return Ok(None);
     };
