@@ -9,6 +9,7 @@
 //! overruled) by `git merge-tree --write-tree` where they differ (see [`merge_tree`]).
 
 mod cleanup;
+mod cli;
 mod commit;
 mod copy;
 mod entries;

@@ -175,29 +175,10 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
 /// Runs the git CLI in the worktree `dir` (orch's git variables removed, as for agents) and
 /// returns its standard output; a failure is a checkout error with git's message.
 pub(super) fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
-    let mut cmd = std::process::Command::new("git");
-    cmd.current_dir(dir)
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    for var in crate::agent_env::GIT_ENV {
-        cmd.env_remove(var);
-    }
-    let fail = |msg: String| GitError::Checkout {
+    super::cli::run(dir, args).map_err(|msg| GitError::Checkout {
         path: dir.to_path_buf(),
         source: git2::Error::from_str(&msg),
-    };
-    let out = cmd
-        .output()
-        .map_err(|e| fail(format!("cannot run `git {}`: {e}", args.join(" "))))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "`git {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out.stdout)
+    })
 }
 
 /// The paths `git status` lists in the worktree `dir` (changed, deleted, untracked and not

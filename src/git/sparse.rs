@@ -14,7 +14,6 @@
 //! out ([`is_skipped_deletion`]), and a reset goes through the git CLI ([`reset_hard`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use git2::{IndexEntry, Repository};
 
@@ -32,31 +31,12 @@ pub(crate) fn is_sparse(repo: &Repository) -> bool {
 
 /// Runs `git` in `dir` with `args`; the error says what failed with git's own words.
 fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_OBJECT_DIRECTORY")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| GitError::Sparse {
+    super::cli::run(dir, args)
+        .map(drop)
+        .map_err(|reason| GitError::Sparse {
             path: dir.to_path_buf(),
-            reason: format!("cannot run `git {}`: {e}", args.join(" ")),
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(GitError::Sparse {
-        path: dir.to_path_buf(),
-        reason: format!(
-            "`git {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    })
+            reason,
+        })
 }
 
 /// Checks out the cone of `dirs` in the new worktree at `path` (made with `--no-checkout`): the

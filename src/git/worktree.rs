@@ -627,34 +627,19 @@ fn git_worktree_add(
         return Err(fail("not a local branch".to_string()));
     }
     let branch = reference.shorthand()?;
-    let mut cmd = std::process::Command::new("git");
-    cmd.arg("--git-dir")
-        .arg(repo.commondir())
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "worktree",
-            "add",
-            "--quiet",
-            "--no-checkout",
-        ])
-        .arg(path)
-        .arg(branch)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    for var in crate::agent_env::GIT_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
-    let out = cmd
-        .output()
-        .map_err(|e| fail(format!("cannot run `git worktree add`: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "`git worktree add` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    // Absolute: git runs in the git directory.
+    let path = std::path::absolute(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let (common, path) = (repo.commondir(), path.to_string_lossy());
+    let git_dir = common.to_string_lossy();
+    let args = [
+        "--git-dir",
+        &git_dir,
+        "worktree",
+        "add",
+        "--quiet",
+        "--no-checkout",
+    ];
+    super::cli::run(common, &[&args[..], &[&path, branch]].concat()).map_err(fail)?;
     if !repo
         .commondir()
         .join("worktrees")
@@ -672,36 +657,15 @@ fn git_worktree_add(
 /// Checks out the new worktree at `path` (its index and files; the index is written last, so a
 /// checkout cut short leaves a worktree without one: [`half_made`]).
 fn git_checkout(path: &Path) -> Result<(), git2::Error> {
-    let fail = |message: String| {
-        git2::Error::new(ErrorCode::GenericError, git2::ErrorClass::Worktree, message)
-    };
-    let mut cmd = std::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(path)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "reset",
-            "--hard",
-            "--quiet",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    for var in crate::agent_env::GIT_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
-    let out = cmd
-        .output()
-        .map_err(|e| fail(format!("cannot run `git reset --hard`: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "checking out the worktree (`git reset --hard`) failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    super::cli::run(path, &["reset", "--hard", "--quiet"])
+        .map(drop)
+        .map_err(|message| {
+            git2::Error::new(
+                ErrorCode::GenericError,
+                git2::ErrorClass::Worktree,
+                format!("checking out the worktree: {message}"),
+            )
+        })
 }
 
 /// What is at the worktree path.
