@@ -146,6 +146,11 @@ fn plans_that_break_together_are_reported_while_the_culprit_works_and_it_adapts(
     let (_, out, _) = repo.run(&["status", "--json"]);
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["integration"]["result"], "green", "{v}");
+    // One plan's view carries it too.
+    let (_, out, _) = repo.run(&["status", "--json", "--plan", "app"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["integration"]["result"], "green", "{v}");
+    assert_eq!(v["plan"], "app", "{v}");
     // The fix is on app's branch.
     assert_eq!(repo.git(&["show", "plan/app:app.calls"]).trim(), "hello");
     // The staging worktree, kept between the run's tests, is gone with the run.

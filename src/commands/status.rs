@@ -190,7 +190,7 @@ fn render_with(
             v
         })
         .collect();
-    let v = if sel.plan.is_some() && views.len() == 1 {
+    let mut v = if sel.plan.is_some() && views.len() == 1 {
         views.remove(0)
     } else {
         // What every plan shown spent, all runs.
@@ -202,16 +202,6 @@ fn render_with(
                 a.plus(&u.usage())
             });
         let mut v = json!({ "plans": views, "usage": usage });
-        if let (Some(report), Some(obj)) = (last_integration(ws), v.as_object_mut()) {
-            let mut i = serde_json::to_value(&report).unwrap_or(Value::Null);
-            if let Some(o) = i.as_object_mut() {
-                o.insert(
-                    "result".into(),
-                    json!(super::integrate::result_word(&report)),
-                );
-            }
-            obj.insert("integration".into(), i);
-        }
         if let (Some(obj), Some(rec)) = (
             v.as_object_mut(),
             ws.selected
@@ -225,6 +215,17 @@ fn render_with(
         }
         v
     };
+    // The last integration test, at the top of either view (one plan's or all).
+    if let (Some(report), Some(obj)) = (last_integration(ws), v.as_object_mut()) {
+        let mut i = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if let Some(o) = i.as_object_mut() {
+            o.insert(
+                "result".into(),
+                json!(super::integrate::result_word(&report)),
+            );
+        }
+        obj.insert("integration".into(), i);
+    }
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)
     } else {
