@@ -20,6 +20,8 @@ use crate::executor::ExecutorKind;
 use crate::status::{self, StatusDoc};
 use crate::workspace::Workspace;
 
+mod reread;
+
 /// An input for the core, with the plan whose status file to read before it (the settling of
 /// an attempt, a commit: the core decides on the record as it is now).
 pub struct Msg {
@@ -415,192 +417,6 @@ impl Effects<'_> {
         }
     }
 
-    /// Whether plan `p`'s status file says a person paused it: a change is an input for the
-    /// core, fed before anything else.
-    fn held(&mut self, p: usize, held: bool) {
-        if self.views[p].held != held {
-            self.views[p].held = held;
-            self.queue.push_back(Msg {
-                reload: None,
-                input: Input::PlanHeld { plan: p, held },
-            });
-        }
-    }
-
-    /// Re-reads the status files that changed on disk; returns whether one had.
-    fn reload_all(&mut self, core: &mut Core<'_>) -> bool {
-        let mut changed = false;
-        for p in 0..self.views.len() {
-            if let Some(input) = self.reload(p) {
-                changed = true;
-                self.apply(core, input);
-            }
-        }
-        changed
-    }
-
-    /// Re-reads plan `p`'s status file if it changed (size or modification time): the tasks
-    /// whose record changed, as an input for the core. A file in orch's layout is followed
-    /// entry by entry ([`status::Follower`]): only the entries whose text changed are parsed.
-    pub fn reload(&mut self, p: usize) -> Option<Input> {
-        let lp = &self.ws.plans[p];
-        let stamp = file_stamp(&lp.status_path);
-        if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
-            return None;
-        }
-        tracing::debug!(plan = %lp.name, path = %lp.status_path.display(), "status file changed: re-read");
-        let pc = self.plan(p);
-        // What the run wrote or read last is not read again.
-        let read = match &pc {
-            Some(pc) => pc.known.read(&lp.status_path),
-            None => std::fs::read(&lp.status_path).map(Arc::new),
-        };
-        let bytes = match read {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                self.cannot_read(p, &e);
-                return None;
-            }
-        };
-        let created = pc.as_ref().and_then(|pc| pc.created_at);
-        let view = &mut self.views[p];
-        let (Some(b), Some(follower), Some(_)) =
-            (bytes.clone(), view.follower.as_mut(), view.doc.as_ref())
-        else {
-            return self.reread(p, bytes, stamp, created);
-        };
-        let followed = match follower.update(b) {
-            Ok(f) => f,
-            Err(b) => return self.reread(p, Some(b), stamp, created),
-        };
-        // `orchPlanPaused` is written after the entries.
-        let held = crate::status::held_in_text(follower.tail());
-        self.held(p, held);
-        let view = &mut self.views[p];
-        let doc = view.doc.as_mut()?;
-        if view.index.is_empty() {
-            view.index = lp
-                .plan
-                .tasks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.id.clone(), i))
-                .collect();
-        }
-        let mut changes = Vec::new();
-        for e in followed.entries {
-            let Some(&t) = view.index.get(e.id.as_str()) else {
-                continue;
-            };
-            let facts = facts_of(&lp.plan.tasks[t], &e, created, pc.as_deref());
-            if let Some(slot) = doc.entry_mut(&e.id) {
-                *slot = e;
-            }
-            if let Some(f) = view.facts.get_mut(t)
-                && *f != facts
-            {
-                *f = facts.clone();
-                changes.push((t, facts));
-            }
-        }
-        let mut merged_changed = false;
-        if let Some(m) = followed.merge {
-            let merged = m.as_ref().is_some_and(status::OrchMerge::is_merged);
-            merged_changed = merged != view.merged;
-            view.merged = merged;
-            doc.orch_merge = m;
-        }
-        if let Some(pc) = &pc {
-            pc.read_back(doc);
-        }
-        view.stamp = stamp;
-        view.warned = false;
-        let merged = view.merged;
-        self.poke_jobs(p);
-        (!changes.is_empty() || merged_changed).then_some(Input::Status {
-            plan: p,
-            tasks: changes,
-            merged,
-        })
-    }
-
-    /// Reads plan `p`'s status document whole from `bytes` (`None`: no file) and starts
-    /// following it.
-    fn reread(
-        &mut self,
-        p: usize,
-        bytes: Option<Arc<Vec<u8>>>,
-        stamp: Option<status::FileStamp>,
-        created: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Option<Input> {
-        let lp = &self.ws.plans[p];
-        let doc = match status::view_bytes(
-            &lp.status_path,
-            bytes.as_deref().map(Vec::as_slice),
-            &lp.plan,
-            &lp.rel_path,
-            &lp.name,
-        ) {
-            Ok((doc, _)) => doc,
-            Err(e) => {
-                self.cannot_read(p, &e);
-                return None;
-            }
-        };
-        let pc = self.plan(p);
-        let by_id: HashMap<&str, &status::TaskEntry> =
-            doc.entries().map(|e| (e.id.as_str(), e)).collect();
-        let facts: Vec<TaskFacts> = lp
-            .plan
-            .tasks
-            .iter()
-            .map(|t| match by_id.get(t.id.as_str()) {
-                Some(e) => facts_of(t, e, created, pc.as_deref()),
-                None => TaskFacts::default(),
-            })
-            .collect();
-        let merged = doc
-            .orch_merge
-            .as_ref()
-            .is_some_and(status::OrchMerge::is_merged);
-        let view = &mut self.views[p];
-        let changes: Vec<(usize, TaskFacts)> = facts
-            .iter()
-            .enumerate()
-            .filter(|(t, f)| view.facts.get(*t) != Some(*f))
-            .map(|(t, f)| (t, f.clone()))
-            .collect();
-        let merged_changed = view.merged != merged;
-        let held = doc.extra.contains_key(crate::status::PAUSED_KEY);
-        self.held(p, held);
-        if let Some(pc) = &pc {
-            pc.read_back(&doc);
-        }
-        let view = &mut self.views[p];
-        view.stamp = stamp;
-        view.doc = Some(doc);
-        view.facts = facts;
-        view.merged = merged;
-        view.warned = false;
-        view.follower = bytes.and_then(status::Follower::new);
-        self.poke_jobs(p);
-        (!changes.is_empty() || merged_changed).then_some(Input::Status {
-            plan: p,
-            tasks: changes,
-            merged,
-        })
-    }
-
-    /// A status file that cannot be read: said once until it can be again.
-    fn cannot_read(&mut self, p: usize, e: &dyn std::fmt::Display) {
-        if !self.views[p].warned {
-            self.views[p].warned = true;
-            let name = self.ws.plans[p].name.clone();
-            self.note(Some(name), format!("cannot read the status file: {e}"));
-        }
-    }
-
     /// An agent's report: its job is about to end, look soon.
     fn poke_jobs(&self, p: usize) {
         if let Some(jobs) = &self.ctx.jobs
@@ -864,10 +680,6 @@ fn process_note(pc: &PlanCtx, message: &str) {
         &pc.log_dir.join("orch.log"),
         &format!("=== orch: {message} ==="),
     );
-}
-
-fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {
-    status::FileStamp::of(path)
 }
 
 fn far_future() -> tokio::time::Instant {
