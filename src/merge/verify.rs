@@ -81,6 +81,35 @@ pub(crate) fn run_verify(
     Ok(verdict)
 }
 
+/// The `verify` command `program args` in `cwd` (the merge's staging worktree), in a process
+/// group of its own, its output to the log's two handles `out`, with the merge's `ORCH_*`
+/// variables and without orch's git variables: for `orch merge` and the integration preview.
+pub(super) fn verify_command(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    out: (std::fs::File, std::fs::File),
+    plan: &str,
+    target: &str,
+    commit: Oid,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.0))
+        .stderr(Stdio::from(out.1))
+        .process_group(0)
+        .env(agent_env::ORCH_PLAN, plan)
+        .env(agent_env::ORCH_TARGET, target)
+        .env(agent_env::ORCH_MERGE_COMMIT, commit.to_string())
+        .env(agent_env::ORCH_WORKTREE, cwd);
+    for var in GIT_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn run(
     verify: &Verify,
     cwd: &Path,
@@ -97,20 +126,7 @@ fn run(
         Ok(pair) => pair,
         Err(e) => return Verdict::Failed(format!("cannot open `{}`: {e}", log.display())),
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.0))
-        .stderr(Stdio::from(out.1))
-        .process_group(0)
-        .env(agent_env::ORCH_PLAN, plan)
-        .env(agent_env::ORCH_TARGET, target)
-        .env(agent_env::ORCH_MERGE_COMMIT, candidate.to_string())
-        .env(agent_env::ORCH_WORKTREE, cwd);
-    for var in GIT_ENV {
-        cmd.env_remove(var);
-    }
+    let mut cmd = verify_command(program, args, cwd, out, plan, target, candidate);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Verdict::Failed(format!("cannot start `{command}`: {e}")),

@@ -3,9 +3,7 @@
 //! of orch's own and verified there. No ref moves; the staging worktree is removed afterwards.
 
 use std::fs;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -13,7 +11,7 @@ use git2::{Oid, Repository};
 use nix::sys::signal::Signal;
 
 use super::{Candidate, IntegrationVerify};
-use crate::agent_env::{self, GIT_ENV};
+
 use crate::git;
 use crate::manifest::MergeStrategy;
 use crate::merge::MergeError;
@@ -188,23 +186,10 @@ fn spawn_and_wait(
     let out = fs::File::create(&verify.log)
         .and_then(|f| Ok((f.try_clone()?, f)))
         .map_err(|e| format!("cannot open `{}`: {e}", verify.log.display()))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.0))
-        .stderr(Stdio::from(out.1))
-        .process_group(0)
-        .env(agent_env::ORCH_PLAN, plan)
-        .env(agent_env::ORCH_TARGET, target)
-        .env(agent_env::ORCH_MERGE_COMMIT, commit.to_string())
-        .env(agent_env::ORCH_WORKTREE, cwd);
-    for var in GIT_ENV {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    let mut child =
+        crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit)
+            .spawn()
+            .map_err(|e| format!("cannot start `{command}`: {e}"))?;
     let pgid = child.id();
     let deadline = Instant::now() + verify.timeout;
     let mut pause = Duration::from_millis(2);
