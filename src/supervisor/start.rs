@@ -463,21 +463,7 @@ fn lock(state_dir: &Path) -> CliResult<SupervisorLock> {
 
 /// The worktrees, the state and the logs are not the repository's content: excluded from git.
 fn exclude_orch_dirs(manifest: &Manifest, repo_root: &Path) -> CliResult<()> {
-    let excluded: Vec<String> = [
-        &manifest.defaults.worktree_root,
-        &manifest.defaults.state_dir,
-        &manifest.defaults.log_dir,
-    ]
-    .iter()
-    .filter_map(|d| {
-        manifest
-            .root
-            .join(d)
-            .strip_prefix(repo_root)
-            .ok()
-            .map(|r| format!("/{}/", r.display()))
-    })
-    .collect();
+    let excluded = crate::merge::orch_dirs(manifest, repo_root);
     git::ensure_excluded(repo_root, &excluded).map_err(CliError::coded)
 }
 
