@@ -85,7 +85,7 @@ pub fn merge_into(
             branch,
             ours: &ours,
             tree: &tree,
-            dirty,
+            dirty: Some(dirty),
             log: &log,
             cli: false,
         },
@@ -147,8 +147,9 @@ pub(super) struct Landing<'a, 'r> {
     pub ours: &'a git2::Commit<'r>,
     /// The result's tree.
     pub tree: &'a git2::Tree<'r>,
-    /// The worktree's changed files, read before.
-    pub dirty: Vec<String>,
+    /// The worktree's changed files, read before; `None`: not read (with `cli`, git's two-tree
+    /// switch refuses what it would overwrite, and the files are read only when it does).
+    pub dirty: Option<Vec<String>>,
     /// The reflog message.
     pub log: &'a str,
     /// Update the files through the git CLI (`git read-tree -m -u`, the two-tree switch of
@@ -174,14 +175,14 @@ pub(super) fn land(
         upstream: ours.id().to_string(),
         source,
     };
-    let resumed = !l.dirty.is_empty();
+    let mut resumed = l.dirty.as_ref().is_some_and(|d| !d.is_empty());
     if resumed
         && !holds_tree(repo, worktree, &ours.tree().map_err(merge_error)?, l.tree)
             .map_err(merge_error)?
     {
         return Err(GitError::Dirty {
             path: worktree.to_path_buf(),
-            files: l.dirty.clone(),
+            files: l.dirty.clone().unwrap_or_default(),
         });
     }
     let commit_error = |source| GitError::Commit {
@@ -208,13 +209,19 @@ pub(super) fn land(
     // libgit2 knows no sparse checkout (it takes the absent files outside the cone for
     // deletions that conflict): a sparse worktree switches through git's `read-tree`.
     let sparse = super::sparse::is_sparse(repo);
+    let mut switched = false;
     if l.cli && !resumed {
         let from = ours.tree_id().to_string();
         let to = merged_commit.tree_id().to_string();
-        match super::pool::git_cli(worktree, &["read-tree", "-m", "-u", &from, &to]) {
-            Ok(_) => {}
-            Err(e) => {
-                let files = dirty_files(repo, worktree).unwrap_or_default();
+        if let Err(e) = super::pool::git_cli(worktree, &["read-tree", "-m", "-u", &from, &to]) {
+            let files = super::pool::cli_dirty_files(worktree).unwrap_or_default();
+            // Changed files not read before: they may be what a landing killed halfway left
+            // behind (the result's files), which the checkout below finishes.
+            resumed = l.dirty.is_none()
+                && !files.is_empty()
+                && holds_tree(repo, worktree, &ours.tree().map_err(merge_error)?, l.tree)
+                    .map_err(merge_error)?;
+            if !resumed {
                 return Err(if files.is_empty() {
                     e
                 } else {
@@ -224,7 +231,12 @@ pub(super) fn land(
                     }
                 });
             }
+        } else {
+            switched = true;
         }
+    }
+    if switched {
+        // The git CLI switched index and files.
     } else if sparse {
         super::sparse::switch(worktree, resumed, ours.id(), merged)?;
     } else {

@@ -59,7 +59,7 @@ pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use sparse::{missing_dirs, outside_cone};
 pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
-    retire_task_tree, task_branch, task_tree_ids, task_tree_name,
+    retire_landed_task_tree, retire_task_tree, task_branch, task_tree_ids, task_tree_name,
 };
 pub use warm::tracked_among;
 pub use worktree::{

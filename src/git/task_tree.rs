@@ -110,6 +110,21 @@ pub fn retire_task_tree(
     req: &TaskTreeRequest,
     save: Option<(&str, &str)>,
 ) -> Result<Option<String>, GitError> {
+    retire(req, save, false)
+}
+
+/// [`retire_task_tree`] for a task whose work was just committed and landed, its agent ended:
+/// its pool slot is freed as clean, so the plan's next task takes it without a status of the
+/// whole tree.
+pub fn retire_landed_task_tree(req: &TaskTreeRequest) -> Result<Option<String>, GitError> {
+    retire(req, None, true)
+}
+
+fn retire(
+    req: &TaskTreeRequest,
+    save: Option<(&str, &str)>,
+    landed: bool,
+) -> Result<Option<String>, GitError> {
     let (repo_root, plan, plan_branch, id) = (req.repo_root, req.plan, req.plan_branch, req.id);
     // Not while another task's worktree is being added: its entry has no `gitdir` file yet,
     // and pruning leftovers below would take it (found by the crash harness).
@@ -141,9 +156,11 @@ pub fn retire_task_tree(
         .and_then(|e| e.workdir());
     let live = entry.and_then(|e| e.workdir());
     let mut saved = None;
+    let mut clean = landed;
     if let Some((refname, message)) = save {
         if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
             saved = save_and_reset(path, refname, message)?.map(|_| refname.to_string());
+            clean = true;
         }
         if saved.is_none()
             && let Some(tip) = &tip
@@ -161,7 +178,7 @@ pub fn retire_task_tree(
     }
     match (slot.filter(|p| p.is_dir()), tip_oid) {
         // A pool slot stays for the plan's next task: only its HEAD leaves the task branch.
-        (Some(path), Some(tip)) => free_slot(&path, tip)?,
+        (Some(path), Some(tip)) => free_slot(&path, tip, clean)?,
         _ => {
             remove_plan_worktree(repo_root, &name, &branch)?;
         }
@@ -271,7 +288,6 @@ pub fn land_task_commit(
             commit: commit.to_string(),
         });
     }
-    let dirty = cli_dirty_files(plan_worktree)?;
     let fast_forward = ours.id() == base.id();
     let tree = if fast_forward {
         theirs.tree().map_err(merge_error)?
@@ -285,6 +301,7 @@ pub fn land_task_commit(
             )
             .map_err(merge_error)?;
         if index.has_conflicts() {
+            let dirty = cli_dirty_files(plan_worktree)?;
             if !dirty.is_empty() {
                 return Err(GitError::Dirty {
                     path: plan_worktree.to_path_buf(),
@@ -308,7 +325,7 @@ pub fn land_task_commit(
             branch: plan_branch,
             ours: &ours,
             tree: &tree,
-            dirty,
+            dirty: None,
             log: &log,
             cli: true,
         },

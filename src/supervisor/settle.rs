@@ -322,7 +322,7 @@ fn commit_task_tree(
             // The work is landed and recorded: the task's pool slot is freed for the plan's
             // next task (a slot left held now is freed at the next start); after the plan's last
             // landing the pool goes.
-            let _ = git::retire_task_tree(&plan.task_tree(id), None);
+            let _ = git::retire_landed_task_tree(&plan.task_tree(id));
             drop(_git);
             plan.drop_pool_if_finished();
             Ok(commit)

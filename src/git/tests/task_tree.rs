@@ -299,3 +299,68 @@ fn an_entry_with_an_empty_gitdir_file_is_a_leftover() {
     assert!(docs.created);
     assert_eq!(fx.entries(), ["auth", "docs"]);
 }
+
+#[test]
+fn a_slot_freed_clean_is_switched_to_the_next_task_and_a_file_changed_since_is_saved() {
+    let fx = Fixture::new();
+    let plan = ensure(&fx, "auth").unwrap();
+    let take = |id: &str| {
+        with_task(&fx, id, |req| {
+            take_pool_tree(req, ("refs/orch/slot", "left in the slot")).unwrap()
+        })
+    };
+    let landed = |tree: &PlanTree, id: &str, files: &[(&str, Option<&str>)]| {
+        let c = fx.commit(&tree.path, files, &format!("auth {id}: work"));
+        land_task_commit(&plan.path, "plan/auth", &c.to_string()).unwrap();
+        with_task(&fx, id, |req| retire_landed_task_tree(req).unwrap());
+    };
+    let mark = fx.root.join(".git/worktrees/auth+pool1/orch-clean");
+    let one = take("1.1");
+    assert!(one.created);
+    landed(&one, "1.1", &[("a.txt", Some("a\n"))]);
+    assert!(
+        mark.exists(),
+        "a slot freed after its task landed is marked clean"
+    );
+    // The plan moves on without this slot: its next task must see that too.
+    fx.commit(&plan.path, &[("b.txt", Some("b\n"))], "auth 1.9: B");
+
+    let two = take("1.2");
+    assert!(!two.created);
+    assert_eq!(two.path, one.path);
+    assert!(!mark.exists(), "the mark is taken with the slot");
+    assert_eq!(two.head, fx.tip("plan/auth").unwrap().to_string());
+    let wt = Repository::open(&two.path).unwrap();
+    assert_eq!(
+        wt.head().unwrap().name().ok(),
+        Some("refs/heads/orch/task/auth/1.2")
+    );
+    assert_eq!(fs::read_to_string(two.path.join("b.txt")).unwrap(), "b\n");
+    assert!(
+        !is_dirty(&two.path).unwrap(),
+        "git status is clean at the task's start"
+    );
+
+    // A file changed in the slot after it was freed clean, which the next switch must write:
+    // git's two-tree switch refuses, and the change is saved before the slot is reset.
+    landed(&two, "1.2", &[("c.txt", Some("c\n"))]);
+    assert!(mark.exists());
+    fx.commit(&plan.path, &[("a.txt", Some("a2\n"))], "auth 1.8: A2");
+    fs::write(two.path.join("a.txt"), "stray\n").unwrap();
+    let three = take("1.3");
+    assert_eq!(three.path, one.path);
+    assert_eq!(
+        fs::read_to_string(three.path.join("a.txt")).unwrap(),
+        "a2\n"
+    );
+    assert!(!is_dirty(&three.path).unwrap());
+    let repo = fx.repo();
+    let saved = repo
+        .refname_to_id("refs/orch/slot")
+        .expect("the stray change is saved");
+    assert_eq!(
+        file_at(&repo, saved, "a.txt").as_deref(),
+        Some("stray\n"),
+        "nothing lost"
+    );
+}
