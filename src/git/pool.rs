@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::GitError;
-use super::commit::{dirty_files, save_and_reset};
+use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
 use super::repo::{branch_commit, open, retry_locked};
@@ -239,8 +239,23 @@ fn pool_trees_in(
 }
 
 /// The file in a slot's admin directory (`.git/worktrees/<slot>/`) that says the slot was freed
-/// clean: it holds the commit the slot's HEAD was detached at.
+/// clean: it holds the commit the slot's HEAD was detached at and the freeing process's
+/// [`process_token`]. Only that process trusts it: between runs (a plan not finished keeps its
+/// pool) a person may have written in the slot, which `orch clean` and the next run's first
+/// take must see.
 const CLEAN_MARK: &str = "orch-clean";
+
+/// This process, told from any other (a pid may be used again): its pid and its first call's
+/// time.
+fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
+}
 
 /// Frees the pool slot at `path` held by a task whose branch is at `tip`: its HEAD is detached
 /// there, so that the task branch can go. `clean`: the caller knows the slot holds exactly `tip`
@@ -257,22 +272,28 @@ pub(super) fn free_slot(path: &Path, tip: git2::Oid, clean: bool) -> Result<(), 
     })?;
     if clean {
         // A mark that cannot be written only costs the next task a status.
-        let _ = std::fs::write(&mark, format!("{tip}\n"));
+        let _ = std::fs::write(&mark, format!("{tip} {}\n", process_token()));
     }
     Ok(())
 }
 
-/// Whether the slot whose admin directory is `admin` was freed clean at the commit its HEAD is
-/// detached at; the mark is removed (a taker that is killed leaves the next one to check).
+/// Whether the slot whose admin directory is `admin` was freed clean, by this process, at the
+/// commit its HEAD is detached at; the mark is removed (a taker that is killed leaves the next
+/// one to check).
 fn take_clean_mark(admin: &Path) -> bool {
     let mark = admin.join(CLEAN_MARK);
-    let Ok(at) = std::fs::read_to_string(&mark) else {
+    let Ok(text) = std::fs::read_to_string(&mark) else {
         return false;
     };
     if std::fs::remove_file(&mark).is_err() {
         return false;
     }
-    std::fs::read_to_string(admin.join("HEAD")).is_ok_and(|head| head.trim() == at.trim())
+    let mut words = text.split_whitespace();
+    let (Some(at), Some(token)) = (words.next(), words.next()) else {
+        return false;
+    };
+    token == process_token()
+        && std::fs::read_to_string(admin.join("HEAD")).is_ok_and(|head| head.trim() == at)
 }
 
 /// Removes the free slots of `plan`'s pool (directory and entry), leaving those a task holds.
@@ -291,9 +312,10 @@ pub fn remove_pool(
             continue;
         }
         let slot = pool_tree_name(plan, n);
-        if path.is_dir() {
-            let wt = open(&path)?;
-            if !dirty_files(&wt, &path)?.is_empty() {
+        let admin = repo.commondir().join("worktrees").join(&slot);
+        // Freed clean (its last task landed): nothing to save, no status of the whole tree.
+        if path.is_dir() && !take_clean_mark(&admin) {
+            if !cli_dirty_files(&path)?.is_empty() {
                 let Some((refname, message)) = save else {
                     continue;
                 };

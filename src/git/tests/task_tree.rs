@@ -363,4 +363,17 @@ fn a_slot_freed_clean_is_switched_to_the_next_task_and_a_file_changed_since_is_s
         Some("stray\n"),
         "nothing lost"
     );
+
+    // A mark left by another process (an earlier run) is not trusted: a file a person left in
+    // the slot between runs is saved, not carried into the next task's commit.
+    landed(&three, "1.3", &[("d.txt", Some("d\n"))]);
+    let text = fs::read_to_string(&mark).unwrap();
+    let at = text.split_whitespace().next().unwrap();
+    fs::write(&mark, format!("{at} 1-1\n")).unwrap();
+    fs::write(three.path.join("left.txt"), "left\n").unwrap();
+    let four = take("1.4");
+    assert!(!four.path.join("left.txt").exists());
+    assert!(!is_dirty(&four.path).unwrap());
+    let saved = repo.refname_to_id("refs/orch/slot").unwrap();
+    assert_eq!(file_at(&repo, saved, "left.txt").as_deref(), Some("left\n"));
 }
