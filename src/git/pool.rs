@@ -314,15 +314,13 @@ pub fn remove_pool(
         let slot = pool_tree_name(plan, n);
         let admin = repo.commondir().join("worktrees").join(&slot);
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.
-        if path.is_dir() && !take_clean_mark(&admin) {
-            if !cli_dirty_files(&path)?.is_empty() {
-                let Some((refname, message)) = save else {
-                    continue;
-                };
-                let refname = format!("{refname}-pool{n}");
-                if save_and_reset(&path, &refname, message)?.is_some() {
-                    saved.push(refname);
-                }
+        if path.is_dir() && !take_clean_mark(&admin) && !cli_dirty_files(&path)?.is_empty() {
+            let Some((refname, message)) = save else {
+                continue;
+            };
+            let refname = format!("{refname}-pool{n}");
+            if save_and_reset(&path, &refname, message)?.is_some() {
+                saved.push(refname);
             }
         }
         let remove_error = |source| GitError::RemoveWorktree {
