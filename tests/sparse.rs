@@ -234,3 +234,38 @@ fn bad_paths_are_errors_at_their_place_and_change_nothing() {
         assert!(!repo.root().join(".orch/worktrees/p").exists(), "{paths}");
     }
 }
+
+#[test]
+fn a_plan_mode_agent_writing_outside_the_cone_has_its_task_refused_with_the_file_named() {
+    let repo = sparse_repo();
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it\n",
+    );
+    // The plan agent reports the task done through `orch task done`, which commits its work.
+    let script = "echo ok > svc/a/ok.txt && mkdir -p lib && echo new > lib/new.txt && \
+                  \"$ORCH_BIN\" task done 1.1";
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {}\nmode = \"plan\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\npaths = [\"svc/a\"]\n",
+            toml_array(&["sh", "-c", script])
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the plan must fail\n{out}\n{err}");
+    // Refused: nothing committed, the task not done, and the agent was told which file.
+    assert_eq!(repo.rev("plan/p"), repo.rev("main"));
+    assert_ne!(repo.task("p", "1.1")["status"], "completed");
+    let logs = support::clis::logs(&repo);
+    assert!(
+        logs.contains("wrote outside the plan's paths: lib/new.txt"),
+        "{logs}"
+    );
+    // The attempt's work is saved, with the file outside the cone.
+    let saved = repo.refs_under("refs/orch/attempts/p");
+    assert_eq!(saved.len(), 1, "{}", repo.refs());
+    assert!(tree(&repo, &saved[0]).contains(&"lib/new.txt".to_string()));
+}

@@ -49,7 +49,13 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        opts.commit = commit_task(lp, &path, &args.id, &worktree)?;
+        let paths = ws
+            .manifest
+            .as_ref()
+            .and_then(|m| m.plan(&lp.name))
+            .map(|e| e.paths.as_slice())
+            .unwrap_or_default();
+        opts.commit = commit_task(lp, &path, &args.id, &worktree, paths)?;
     }
     let ((outcome, report), _) =
         status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
@@ -128,12 +134,14 @@ fn calling_run() -> RunInfo {
 }
 
 /// Commits the work of task `id` in `worktree` as `<plan> <id>: <description>`, unless the
-/// task is completed already; the commit's id.
+/// task is completed already; the commit's id. A sparse plan's (`paths`) work outside its cone
+/// is refused, as the supervisor refuses a task's.
 fn commit_task(
     lp: &workspace::LoadedPlan,
     path: &Path,
     id: &str,
     worktree: &Path,
+    paths: &[String],
 ) -> CliResult<Option<String>> {
     let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
         .map_err(status_error)?
@@ -142,6 +150,24 @@ fn commit_task(
         .is_some_and(|e| e.status == status::TaskStatus::Completed);
     if !already {
         let task = lp.plan.task(id).ok_or_else(|| no_task(lp, id))?;
+        let outside = crate::git::outside_cone(worktree, paths, 5)
+            .map_err(|e| CliError::new(exit::FAILURE, e))?;
+        if !outside.is_empty() {
+            return Err(CliError::new(
+                exit::FAILURE,
+                anyhow::anyhow!(
+                    "task `{id}` of plan `{}` wrote outside the plan's paths: {} (the plan's \
+                     paths: {})",
+                    lp.name,
+                    outside.join(", "),
+                    paths.join(", ")
+                ),
+            )
+            .with_hint(
+                "the task is not marked done; move the change into the plan's paths, or add \
+                 its directory to `paths` in plans.toml",
+            ));
+        }
         let message = format!(
             "{} {}: {}",
             lp.name,

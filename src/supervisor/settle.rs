@@ -505,9 +505,18 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
         }
     };
     for t in &plan.plan.tasks {
-        if plan.needs_commit(&doc, &t.id)
-            && let Err(error) = commit_task(plan, &t.id, &t.description, true, Changes::Take)
-        {
+        if !plan.needs_commit(&doc, &t.id) {
+            continue;
+        }
+        // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
+        if let Some(cause) = wrote_outside(plan, &t.id) {
+            let saved = save_leftovers(plan, "plan", attempt, "failed");
+            return Outcome::Failed {
+                error: format!("task `{}`: {cause}", t.id),
+                saved,
+            };
+        }
+        if let Err(error) = commit_task(plan, &t.id, &t.description, true, Changes::Take) {
             return Outcome::Failed {
                 error: error.to_string(),
                 saved: None,
