@@ -244,3 +244,66 @@ fn copy_loose(objects: &Path, via: &git2::Odb, dst: &git2::Odb) -> Result<(), gi
     }
     Ok(())
 }
+
+/// What a path is in a tree: absent, a directory, or something else (a file, a link, a
+/// submodule).
+#[derive(PartialEq, Eq)]
+enum Kind {
+    Absent,
+    Tree,
+    Other,
+}
+
+fn kind(tree: &git2::Tree, path: &Path) -> Kind {
+    match tree.get_path(path) {
+        Err(_) => Kind::Absent,
+        Ok(e) if e.kind() == Some(ObjectType::Tree) => Kind::Tree,
+        Ok(_) => Kind::Other,
+    }
+}
+
+/// The changes from `base` to `theirs` applied onto `ours`, as a new tree written into `repo`,
+/// when no path they change was changed by `ours` (nor any directory above it made something
+/// else): then every merge (git's `ort`, libgit2's) gives exactly this tree, with no conflict.
+/// `None` otherwise: the caller merges the three trees.
+///
+/// A landing's cherry-pick of one task's commit onto the plan's tip is nearly always this case,
+/// and it only reads the directories on the changed paths (`git2::build::TreeUpdateBuilder`),
+/// where a merge of the three trees reads all of them: 0.2-0.5 s per landing at 100,000 files
+/// (benches/worktrees.rs), while the next landings wait.
+pub(crate) fn pick_onto(
+    repo: &Repository,
+    base: &git2::Tree,
+    theirs: &git2::Tree,
+    ours: &git2::Tree,
+) -> Result<Option<Oid>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(Some(base), Some(theirs), None)?;
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for delta in diff.deltas() {
+        let (old, new) = (delta.old_file(), delta.new_file());
+        let Some(path) = new.path().or_else(|| old.path()) else {
+            return Ok(None);
+        };
+        let entry = |t: &git2::Tree| t.get_path(path).ok().map(|e| (e.id(), e.filemode()));
+        if entry(ours) != entry(base) {
+            return Ok(None);
+        }
+        let mut above = path.parent();
+        while let Some(dir) = above.filter(|d| !d.as_os_str().is_empty()) {
+            if kind(ours, dir) != kind(base, dir) {
+                return Ok(None);
+            }
+            above = dir.parent();
+        }
+        match delta.status() {
+            git2::Delta::Added | git2::Delta::Modified | git2::Delta::Typechange => {
+                update.upsert(path, new.id(), new.mode());
+            }
+            git2::Delta::Deleted => {
+                update.remove(path);
+            }
+            _ => return Ok(None),
+        }
+    }
+    update.create_updated(repo, ours).map(Some)
+}

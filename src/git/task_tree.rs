@@ -289,8 +289,21 @@ pub fn land_task_commit(
         });
     }
     let fast_forward = ours.id() == base.id();
+    let picked = if fast_forward {
+        None
+    } else {
+        super::merge_tree::pick_onto(
+            &repo,
+            &base.tree().map_err(merge_error)?,
+            &theirs.tree().map_err(merge_error)?,
+            &ours.tree().map_err(merge_error)?,
+        )
+        .map_err(merge_error)?
+    };
     let tree = if fast_forward {
         theirs.tree().map_err(merge_error)?
+    } else if let Some(id) = picked {
+        repo.find_tree(id).map_err(merge_error)?
     } else {
         let mut index = repo
             .merge_trees(

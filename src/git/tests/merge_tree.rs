@@ -248,3 +248,74 @@ fn git_answers_through_a_scratch_repository() {
         Some(GitVerdict::Conflict(vec!["a.txt".to_string()]))
     );
 }
+
+/// A landing's pick of `theirs`'s changes (since the merge base) onto `ours`: `pick_onto`'s tree
+/// when it takes the case, else `None`; and the three-tree merge's tree (libgit2), to compare.
+fn pick(repo: &Repository) -> (Option<Oid>, Option<Oid>) {
+    let (ours, theirs) = sides(repo);
+    let base = repo
+        .find_commit(repo.merge_base(ours.id(), theirs.id()).unwrap())
+        .unwrap();
+    let (b, t, o) = (
+        base.tree().unwrap(),
+        theirs.tree().unwrap(),
+        ours.tree().unwrap(),
+    );
+    let picked = crate::git::merge_tree::pick_onto(repo, &b, &t, &o).unwrap();
+    let mut index = repo.merge_trees(&b, &o, &t, None).unwrap();
+    let merged = (!index.has_conflicts()).then(|| index.write_tree_to(repo).unwrap());
+    (picked, merged)
+}
+
+#[test]
+fn a_pick_of_changes_ours_did_not_touch_is_the_merge_itself() {
+    let cases = [
+        // A new file beside one ours changed.
+        "mkdir d && lines > d/a && echo b > d/b && c base && git branch theirs && \
+         git checkout -qb ours && echo a2 >> d/a && c o && \
+         git checkout -q theirs && echo new > d/new && c t",
+        // New directories, deep.
+        "echo a > a && c base && git branch theirs && git checkout -qb ours && echo o > o && c o && \
+         git checkout -q theirs && mkdir -p x/y/z && echo n > x/y/z/n && c t",
+        // The last file of a directory deleted: the directory goes.
+        "mkdir -p k/l && echo k > k/l/only && echo a > a && c base && git branch theirs && \
+         git checkout -qb ours && echo a2 > a && c o && \
+         git checkout -q theirs && git rm -q k/l/only && c t",
+        // A mode change and a symlink.
+        "echo s > s.sh && echo a > a && c base && git branch theirs && git checkout -qb ours && \
+         echo a2 > a && c o && git checkout -q theirs && chmod +x s.sh && ln -s a link && c t",
+    ];
+    for script in cases {
+        let tmp = history(script);
+        let repo = Repository::open(tmp.path()).unwrap();
+        let (picked, merged) = pick(&repo);
+        assert!(picked.is_some(), "{script}");
+        assert_eq!(picked, merged, "{script}");
+    }
+}
+
+#[test]
+fn a_pick_leaves_to_the_merge_every_path_ours_changed_too() {
+    let cases = [
+        // Both changed the same file.
+        "lines > a && c base && git branch theirs && git checkout -qb ours && \
+         sed -i 's/line 1$/one/' a && c o && git checkout -q theirs && echo end >> a && c t",
+        // Both added the same file with the same content.
+        "echo a > a && c base && git branch theirs && git checkout -qb ours && echo x > x && c o && \
+         git checkout -q theirs && echo x > x && c t",
+        // theirs adds a file under `p/`, where ours made `p` a file.
+        "echo a > a && c base && git branch theirs && git checkout -qb ours && echo p > p && c o && \
+         git checkout -q theirs && mkdir p && echo n > p/n && c t",
+        // ours renamed the directory theirs adds a file to.
+        "mkdir d && echo a > d/a && c base && git branch theirs && git checkout -qb ours && \
+         git mv d e && c o && git checkout -q theirs && echo n > d/n && c t",
+        // theirs deletes a file ours changed.
+        "echo a > a && echo b > b && c base && git branch theirs && git checkout -qb ours && \
+         echo a2 > a && c o && git checkout -q theirs && git rm -q a && c t",
+    ];
+    for script in cases {
+        let tmp = history(script);
+        let repo = Repository::open(tmp.path()).unwrap();
+        assert_eq!(pick(&repo).0, None, "{script}");
+    }
+}
