@@ -3,9 +3,10 @@
 //!
 //! Workload: a repository from `support::big_repo` (40,000 and 100,000 files of ~4 KiB, one
 //! commit) on `/dev/shm` (tmpfs: this machine's ext4 slows down for minutes after many files are
-//! deleted), two plans of trivial tasks with `parallel_tasks = 2`: `p8` (8 tasks) and `p16` (16
-//! tasks), all independent; the agent (`sh -c`) writes `<task>.txt` and exits 0
-//! (`report = "exit"`). `orch up p8` runs, `orch clean p8 --force` removes it, then `orch up p16`.
+//! deleted), plans of trivial tasks with `parallel_tasks = 2`: of 8 tasks and of 16, all
+//! independent; the agent (`sh -c`) writes `<task>.txt` and exits 0
+//! (`report = "exit"`). `orch up` of the 8-task plan, `orch clean` of it, then the same for the
+//! 16-task plan; three runs of each, alternating (`-- --runs N`), medians.
 //! Each run makes the plan's worktree and the pool's first two checkouts and removes the pool at
 //! the end: the same in both, so `(t16 - t8) / 8` is the cost of each task beyond the first few.
 //! Targets: at most 0.5 s at 40,000 files, at most 1 s at 100,000.
@@ -17,8 +18,8 @@
 //! git CLI's).
 //!
 //! Under load the difference is noisy (the fixed part of a run, a few full checkouts, varies by
-//! seconds): the bench also prints, from the 16-task run's `task_finished` events, the time from
-//! the 8th task's end to the 16th's, per task.
+//! seconds): the bench also prints, from the 16-task runs' `task_finished` events, the time from
+//! the 8th task's end to the 15th's, per task (the 16th's end waits for the pool's removal).
 //!
 //! Every run checks its outcome: `orch up` exits 0, one commit per task on the plan branch, each
 //! with only its task's file, the pool gone at the end (no `+pool` directory).
@@ -36,22 +37,32 @@ use support::{big_repo, full_size, git, git_output};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
-/// Adds the manifest and plans `p<n>` for each of `tasks` to the repository at `dir`, committed.
-fn add_plans(dir: &Path, tasks: &[usize]) {
+/// The name of run `r`'s plan of `n` tasks.
+fn plan_name(n: usize, r: usize) -> String {
+    format!("p{n}r{r}")
+}
+
+/// Adds the manifest and, for each run `r` below `runs`, plans [`plan_name`]`(n, r)` for each
+/// `n` of `tasks` to the repository at `dir`, committed.
+fn add_plans(dir: &Path, tasks: &[usize], runs: usize) {
     std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
     let mut manifest = String::from(
         "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.a]\n\
          command = [\"sh\", \"-c\", \"echo $ORCH_TASK > $ORCH_TASK.txt\"]\nreport = \"exit\"\n",
     );
-    for &n in tasks {
-        let mut plan = format!("# P{n}\n\n## Phase 1: Work\n");
-        for t in 1..=n {
-            plan.push_str(&format!("- [ ] 1.{t} Task {t}\n"));
+    for r in 0..runs {
+        for &n in tasks {
+            let name = plan_name(n, r);
+            let mut plan = format!("# P{n}\n\n## Phase 1: Work\n");
+            for t in 1..=n {
+                plan.push_str(&format!("- [ ] 1.{t} Task {t}\n"));
+            }
+            std::fs::write(dir.join(format!("plans/{name}.md")), plan).expect("write plan");
+            manifest.push_str(&format!(
+                "\n[[plan]]\nname = \"{name}\"\nfile = \"plans/{name}.md\"\nagent = \"a\"\n\
+                 parallel_tasks = 2\n"
+            ));
         }
-        std::fs::write(dir.join(format!("plans/p{n}.md")), plan).expect("write plan");
-        manifest.push_str(&format!(
-            "\n[[plan]]\nname = \"p{n}\"\nfile = \"plans/p{n}.md\"\nagent = \"a\"\nparallel_tasks = 2\n"
-        ));
     }
     std::fs::write(dir.join("plans.toml"), manifest).expect("write manifest");
     let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap_or_default();
@@ -76,12 +87,12 @@ fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Runs plan `p<n>` and checks it: returns the wall time of `orch up` and the time from the
-/// `n/2`-th task's end to the last one's, per task (from the `task_finished` events' `at`).
-fn run_plan(dir: &Path, n: usize) -> (f64, f64) {
-    let plan = format!("p{n}");
+/// Runs `plan` (of `n` tasks) and checks it: returns the wall time of `orch up` and the time
+/// from the `n/2`-th task's end to the one before the last's, per task (from the
+/// `task_finished` events' `at`; the last task's end waits for the pool's removal).
+fn run_plan(dir: &Path, plan: &str, n: usize) -> (f64, f64) {
     let start = Instant::now();
-    let out = orch(dir, &["up", &plan, "--json"]);
+    let out = orch(dir, &["up", plan, "--json"]);
     let secs = start.elapsed().as_secs_f64();
     let mut ends: Vec<chrono::DateTime<chrono::FixedOffset>> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -92,7 +103,7 @@ fn run_plan(dir: &Path, n: usize) -> (f64, f64) {
     assert_eq!(ends.len(), n, "one task_finished per task");
     ends.sort();
     let steady =
-        (ends[n - 1] - ends[n / 2 - 1]).num_milliseconds() as f64 / 1000.0 / (n - n / 2) as f64;
+        (ends[n - 2] - ends[n / 2 - 1]).num_milliseconds() as f64 / 1000.0 / (n - 1 - n / 2) as f64;
     let range = format!("main..plan/{plan}");
     let commits = git_output(dir, &["rev-list", "--count", &range]);
     assert_eq!(commits, n.to_string(), "one commit per task of {plan}");
@@ -288,20 +299,42 @@ fn main() {
         None if full => vec![40_000, 100_000],
         None => vec![300],
     };
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(3),
+        None if full => 3,
+        None => 1,
+    };
     let (few, many) = if full { (8, 16) } else { (2, 4) };
-    println!("task worktree pool: parallel_tasks = 2, {few} and {many} trivial tasks in one plan");
+    println!(
+        "task worktree pool: parallel_tasks = 2, {few} and {many} trivial tasks in one plan, \
+         {runs} run(s) of each, alternating (medians)"
+    );
     for files in sizes {
         let tmp = scratch();
         let dir = tmp.path().join("repo");
         let start = Instant::now();
         big_repo(&dir, files);
-        add_plans(&dir, &[few, many]);
+        add_plans(&dir, &[few, many], runs);
         let made = start.elapsed().as_secs_f64();
         let add = worktree_add(&dir);
         let (cli, lib, pool) = resets(&dir);
-        let (t_few, _) = run_plan(&dir, few);
-        orch(&dir, &["clean", &format!("p{few}"), "--force"]);
-        let (t_many, steady) = run_plan(&dir, many);
+        let (mut t_fews, mut t_manys, mut steadies) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..runs {
+            for (n, times) in [(few, &mut t_fews), (many, &mut t_manys)] {
+                let plan = plan_name(n, r);
+                let (t, steady) = run_plan(&dir, &plan, n);
+                times.push(t);
+                if n == many {
+                    steadies.push(steady);
+                }
+                orch(&dir, &["clean", &plan, "--force"]);
+            }
+        }
+        let (t_few, t_many, steady) = (
+            median(&mut t_fews),
+            median(&mut t_manys),
+            median(&mut steadies),
+        );
         let per_task = (t_many - t_few) / (many - few) as f64;
         let target = if files <= 40_000 { 0.5 } else { 1.0 };
         println!(
@@ -321,9 +354,10 @@ fn main() {
             }
         );
         println!(
-            "        in the {many}-task run, from the {}th task's end to the last's: {steady:.3} s \
+            "        in the {many}-task runs, from the {}th task's end to the {}th's: {steady:.3} s \
              per task",
-            many / 2
+            many / 2,
+            many - 1
         );
     }
 }
