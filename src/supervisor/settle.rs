@@ -369,7 +369,6 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
     let tree = plan
         .task_worktree(&t.id)
         .unwrap_or_else(|| plan.worktree.clone());
-    let changed = git::dirty_paths(&tree).ok()?;
     let check_files: Vec<String> = match &plan.protect {
         Some(_) => Vec::new(),
         None => plan
@@ -395,6 +394,11 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
             })
             .collect(),
     };
+    // Nothing protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every task).
+    if plan.protect.is_none() && check_files.is_empty() {
+        return None;
+    }
+    let changed = git::dirty_paths(&tree).ok()?;
     // The task's own text, without its `(check: …)` clause (which names the check's files).
     let mut text = t.description.clone();
     if let Some(start) = text.find("(check:") {
