@@ -245,14 +245,15 @@ fn checked_out_commit<'r>(
 
 /// Whether the worktree has changes (including untracked, not ignored files).
 pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
-    let repo = open(worktree)?;
-    Ok(!dirty_files(&repo, worktree)?.is_empty())
+    Ok(!dirty_paths(worktree)?.is_empty())
 }
 
-/// The worktree's changed paths (including untracked, not ignored files), relative to its root.
+/// The worktree's changed paths (including untracked, not ignored files), relative to its root:
+/// `git status` through the git CLI, about twice as fast as libgit2's on a large tree (its
+/// index's file stamps; a sparse worktree's files outside the cone are not listed as deleted).
 pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
-    let repo = open(worktree)?;
-    dirty_files(&repo, worktree)
+    open(worktree)?;
+    super::pool::cli_dirty_files(worktree)
 }
 
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
