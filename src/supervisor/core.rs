@@ -385,6 +385,7 @@ impl<'a> Core<'a> {
             }
             Input::Merged { plan, outcome } => {
                 self.branches_moved();
+                self.target_moved();
                 self.on_merged(plan, outcome, &mut out);
             }
             Input::Integrated { result } => self.on_integrated(result, &mut out),

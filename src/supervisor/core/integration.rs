@@ -21,6 +21,18 @@ pub struct IntegState {
     pub failing: Vec<usize>,
     /// Their names, as reported.
     pub failing_names: Vec<String>,
+    /// The plan branches' commits of the last failure reported (`plans`' tips): the same plans
+    /// failing again with other commits is reported again.
+    pub failing_commits: Vec<(String, String)>,
+    /// Tests started in this run.
+    pub started: u64,
+    /// The number (`started` when it began) of the last test that ended.
+    pub done: u64,
+    /// The first test whose result the merge train waits for: one that starts after the target
+    /// last moved (the train's own merges).
+    pub target_needs: u64,
+    /// Per plan queued for the train: the first test that starts after the plan finished.
+    pub plan_needs: Vec<(usize, u64)>,
 }
 
 impl Core<'_> {
@@ -36,25 +48,81 @@ impl Core<'_> {
         }
     }
 
-    /// After the launches: starts a test when one is due and a slot is free.
+    /// The target moved (a merge of the train): the next merge waits for a test begun after.
+    pub(super) fn target_moved(&mut self) {
+        let i = &mut self.state.integration;
+        i.target_needs = i.started + 1;
+    }
+
+    /// Plan `p` is queued for the merge train: it waits for a test begun after its last commit.
+    pub(super) fn queued_for_train(&mut self, p: usize) {
+        if self.cfg.integrate.is_some() {
+            let i = &mut self.state.integration;
+            let needs = i.started + 1;
+            i.plan_needs.retain(|&(q, _)| q != p);
+            i.plan_needs.push((p, needs));
+        }
+    }
+
+    /// Whether the merge train waits for a test to merge plan `p`: none has ended yet that
+    /// began after `p` finished and after the target last moved. A queued merge makes that test
+    /// due at once, whatever the interval ([`Self::maybe_integrate`]).
+    pub(super) fn train_waits_for_test(&self, p: usize) -> bool {
+        self.cfg.integrate.is_some() && self.state.integration.done < self.train_needs(p)
+    }
+
+    fn train_needs(&self, p: usize) -> u64 {
+        let i = &self.state.integration;
+        let plan = i
+            .plan_needs
+            .iter()
+            .find(|&&(q, _)| q == p)
+            .map_or(0, |&(_, n)| n);
+        plan.max(i.target_needs)
+    }
+
+    /// After the launches: starts a test when one is due and a slot is free. Due: a branch
+    /// moved and the interval passed, or a merge of the train waits for one.
     pub(super) fn maybe_integrate(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(interval) = self.cfg.integrate else {
             return;
         };
         let i = &self.state.integration;
-        if i.running || !i.dirty || self.state.graceful {
+        if i.running || self.state.graceful {
             return;
         }
-        if i.last_started.is_some_and(|t| now < t + interval) {
+        let train_waits = self.state.merging.is_none()
+            && self
+                .state
+                .merge_queue
+                .iter()
+                .any(|&p| self.train_waits_for_test(p));
+        if !train_waits && (!i.dirty || i.last_started.is_some_and(|t| now < t + interval)) {
             return;
         }
         if self.state.runs.len() >= self.cfg.max_agents {
             return;
         }
+        self.start_test(now, out);
+    }
+
+    /// The run would end with commits no test has seen (a long interval): one last test,
+    /// whatever the interval. Whether it started.
+    pub(super) fn final_test(&mut self, now: Instant, out: &mut Vec<Action>) -> bool {
+        let i = &self.state.integration;
+        if self.cfg.integrate.is_none() || i.running || !i.dirty || self.state.graceful {
+            return false;
+        }
+        self.start_test(now, out);
+        true
+    }
+
+    fn start_test(&mut self, now: Instant, out: &mut Vec<Action>) {
         let i = &mut self.state.integration;
         i.running = true;
         i.dirty = false;
         i.last_started = Some(now);
+        i.started += 1;
         out.push(Action::Integrate);
     }
 
@@ -68,7 +136,11 @@ impl Core<'_> {
         result: Result<IntegrationReport, String>,
         out: &mut Vec<Action>,
     ) {
-        self.state.integration.running = false;
+        let i = &mut self.state.integration;
+        i.running = false;
+        // An ended test counts for the train even when it could not run: the train's merges
+        // still run `verify` as `orch merge` does, and the train never waits forever.
+        i.done = i.started;
         let report = match result {
             Ok(r) => r,
             Err(e) => {
@@ -86,9 +158,19 @@ impl Core<'_> {
                     .iter()
                     .filter_map(|n| self.names.iter().position(|m| m == n))
                     .collect();
-                let changed = self.state.integration.failing_names != f.plans;
-                self.state.integration.failing = failing;
-                self.state.integration.failing_names = f.plans.clone();
+                // The plans' commits (not the target's: the target moving alone changes
+                // nothing in what the plans' agents must fix).
+                let commits: Vec<(String, String)> = f
+                    .commits
+                    .iter()
+                    .filter(|c| c.plan.is_some())
+                    .map(|c| (c.branch.clone(), c.commit.clone()))
+                    .collect();
+                let i = &mut self.state.integration;
+                let changed = i.failing_names != f.plans || i.failing_commits != commits;
+                i.failing = failing;
+                i.failing_names = f.plans.clone();
+                i.failing_commits = commits;
                 if changed {
                     out.push(Action::Report(Event::IntegrationFailed {
                         plans: f.plans,
@@ -102,6 +184,7 @@ impl Core<'_> {
             None => {
                 let was = std::mem::take(&mut self.state.integration.failing_names);
                 self.state.integration.failing.clear();
+                self.state.integration.failing_commits.clear();
                 if !was.is_empty() {
                     out.push(Action::Report(Event::IntegrationFixed {
                         plans: was,

@@ -185,3 +185,173 @@ fn a_red_test_is_reported_once_holds_the_merge_train_and_a_green_one_fixes_it() 
     );
     assert!(out.contains(&Action::Merge { plan: 0 }), "{out:?}");
 }
+
+fn merges(out: &[Action]) -> Vec<usize> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Merge { plan } => Some(*plan),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_merge_train_waits_for_a_test_begun_after_the_plan_finished_and_after_each_merge() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text)];
+    let names: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::from_secs(600));
+    config.auto_merge = true;
+    let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
+    let t0 = Instant::now();
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    );
+    let l = launches(&out);
+    assert_eq!(l.len(), 2);
+    assert_eq!(tests_started(&out), 1, "the first test");
+    let out = c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    assert_eq!(tests_started(&out), 0);
+    // a finishes a minute later: green so far, but no test has seen its last commit. The
+    // train waits, and the test it waits for starts at once (the interval does not delay it).
+    let t1 = t0 + Duration::from_secs(60);
+    let out = finish(&mut c, t1, l[0].0, l[0].1);
+    assert!(merges(&out).is_empty(), "{out:?}");
+    assert_eq!(tests_started(&out), 1, "{out:?}");
+    let out = c.handle(
+        t1,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    assert_eq!(merges(&out), vec![0], "{out:?}");
+    // b finishes while a's merge runs; the merge moves the target: b waits for a test begun
+    // after it.
+    let out = finish(&mut c, t1, l[1].0, l[1].1);
+    assert!(merges(&out).is_empty(), "{out:?}");
+    let out = c.handle(
+        t1,
+        Input::Merged {
+            plan: 0,
+            outcome: crate::merge::PlanMergeOutcome::Merged {
+                commit: "m".into(),
+                note: None,
+            },
+        },
+    );
+    assert!(merges(&out).is_empty(), "{out:?}");
+    assert_eq!(tests_started(&out), 1, "{out:?}");
+    assert!(!c.is_over());
+    // A test that could not run does not hold the train forever.
+    let out = c.handle(
+        t1,
+        Input::Integrated {
+            result: Err("verify could not start".into()),
+        },
+    );
+    assert_eq!(merges(&out), vec![1], "{out:?}");
+}
+
+#[test]
+fn the_same_plans_failing_with_new_commits_are_reported_again() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::ZERO);
+    let mut c = core(config, &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    c.handle(t0, Input::Tick);
+    let red = |commit: &str, target: &str| {
+        let mut r = report(&["a", "b"]);
+        if let Some(f) = r.failure.as_mut() {
+            f.commits = vec![
+                TriedCommit {
+                    plan: None,
+                    branch: "main".into(),
+                    commit: target.into(),
+                },
+                TriedCommit {
+                    plan: Some("a".into()),
+                    branch: "plan/a".into(),
+                    commit: commit.into(),
+                },
+            ];
+        }
+        r
+    };
+    let failed = |out: &[Action]| {
+        reports(out)
+            .into_iter()
+            .filter(|e| matches!(e, Event::IntegrationFailed { .. }))
+            .count()
+    };
+    let mut seen = Vec::new();
+    for (commit, target) in [("c1", "t1"), ("c1", "t2"), ("c2", "t2"), ("c2", "t2")] {
+        let out = c.handle(
+            t0,
+            Input::Integrated {
+                result: Ok(red(commit, target)),
+            },
+        );
+        seen.push(failed(&out));
+    }
+    // New plan commits: reported again; only the target moved, or the same commits: not.
+    assert_eq!(seen, vec![1, 0, 1, 0]);
+}
+
+#[test]
+fn commits_no_test_has_seen_are_tested_before_the_run_ends() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::from_secs(600));
+    let mut c = core(config, &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    );
+    let l = launches(&out);
+    assert_eq!(tests_started(&out), 1);
+    c.handle(
+        t0,
+        Input::Integrated {
+            result: Ok(report(&[])),
+        },
+    );
+    // The task's commit lands a second later: not due for ten minutes, but the run would end.
+    let out = finish(&mut c, t0 + Duration::from_secs(1), l[0].0, l[0].1);
+    assert_eq!(tests_started(&out), 1, "{out:?}");
+    assert!(!c.is_over());
+    let out = c.handle(
+        t0 + Duration::from_secs(2),
+        Input::Integrated {
+            result: Ok(report(&["a"])),
+        },
+    );
+    assert_eq!(
+        reports(&out)
+            .iter()
+            .filter(|e| matches!(e, Event::IntegrationFailed { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(tests_started(&out), 0);
+    assert!(c.is_over(), "one last test, then the end");
+}

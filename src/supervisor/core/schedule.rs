@@ -21,7 +21,7 @@ impl Core<'_> {
         self.start_merge(out);
         self.schedule(now, out);
         self.maybe_integrate(now, out);
-        self.over = self.check_over(out);
+        self.over = self.check_over(now, out);
     }
 
     pub(super) fn check_finished(&mut self, p: usize, out: &mut Vec<Action>) {
@@ -43,6 +43,7 @@ impl Core<'_> {
         if self.cfg.auto_merge {
             self.state.plans[p].merge = MergeState::Queued;
             self.state.merge_queue.push(p);
+            self.queued_for_train(p);
         }
     }
 
@@ -73,6 +74,11 @@ impl Core<'_> {
         while i < self.state.merge_queue.len() {
             let p = self.state.merge_queue[i];
             let waiting = self.unmerged_upstreams(p);
+            if self.train_waits_for_test(p) {
+                // The combination with this plan's last commits is being (or will be) tested:
+                // the train goes on after that test, in order.
+                return;
+            }
             if waiting.is_empty() && !self.integration_holds(p) {
                 self.state.merge_queue.remove(i);
                 self.state.merging = Some(p);
@@ -329,7 +335,7 @@ impl Core<'_> {
         self.frontier.set_state(self.graph, node, state);
     }
 
-    pub(super) fn check_over(&mut self, out: &mut Vec<Action>) -> bool {
+    pub(super) fn check_over(&mut self, now: Instant, out: &mut Vec<Action>) -> bool {
         let s = &self.state;
         if s.merging.is_some()
             || !s.runs.is_empty()
@@ -338,6 +344,10 @@ impl Core<'_> {
             || s.integration.running
             || s.trees_pending > 0
         {
+            return false;
+        }
+        // Commits no integration test has seen yet are tested before the run ends.
+        if self.final_test(now, out) {
             return false;
         }
         // Nothing runs: plans still queued wait on upstream plans that will not be merged.
