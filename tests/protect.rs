@@ -122,3 +122,64 @@ fn bad_protect_globs_are_errors_with_their_location() {
         assert!(!repo.root().join(".orch/worktrees").exists());
     }
 }
+
+/// A check that compares the task's output with a file of the repository:
+/// `sh ci/compare.sh data/expected.txt out.txt`.
+fn compare_setup(repo: &Repo, task: &str, agent: &str) {
+    repo.write("ci/compare.sh", "cmp -s \"$1\" \"$2\"\n");
+    repo.write("data/expected.txt", "42\n");
+    repo.write(
+        "docs/plans/p.md",
+        &format!("# P\n\n## Phase 1: Work\n- [ ] 1.1 {task}\n"),
+    );
+    repo.manifest(
+        &toml_array(&["sh", "-c", agent]),
+        "",
+        "retries = 0\ncheck = [\"sh\", \"ci/compare.sh\", \"data/expected.txt\", \"out.txt\"]\n",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+}
+
+#[test]
+fn a_file_the_check_reads_is_protected_and_one_the_task_makes_is_not() {
+    // Cheating: the expected output rewritten to match a wrong answer.
+    let repo = Repo::bare_minimum();
+    compare_setup(
+        &repo,
+        "Compute the answer",
+        "echo 41 > out.txt && echo 41 > data/expected.txt",
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{ev:?}");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: data/expected.txt",
+        "{failed:?}"
+    );
+    let task = &status_json(&repo)["tasks"][0];
+    assert!(
+        task["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changed protected paths: data/expected.txt"),
+        "{task}"
+    );
+    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+
+    // Honest: out.txt, named by the check too, is made by the task: not protected.
+    let repo = Repo::bare_minimum();
+    compare_setup(&repo, "Compute the answer", "echo 42 > out.txt");
+    repo.up(&[]);
+    assert_eq!(repo.git(&["show", "plan/p:out.txt"]), "42");
+
+    // A task whose text names the file may change it.
+    let repo = Repo::bare_minimum();
+    compare_setup(
+        &repo,
+        "Change the answer to 41 in data/expected.txt",
+        "echo 41 > out.txt && echo 41 > data/expected.txt",
+    );
+    repo.up(&[]);
+    assert_eq!(repo.git(&["show", "plan/p:data/expected.txt"]), "41");
+}

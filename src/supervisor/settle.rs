@@ -363,36 +363,16 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 
 /// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
 /// `changed protected paths: tests/x.rs`. Protected: the plan's `protect` globs, or without
-/// them the check's own file in the repository: its program (`./ci/check`) or the script its
-/// interpreter runs (`sh ci/check.sh`).
+/// them the files of the check's command line that are in the repository (tracked at the
+/// task's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
+/// and the files it reads (`data/expected.txt`); a file the task makes (`test -f p.txt`) is not.
 fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Option<String> {
     let tree = plan
         .task_worktree(&t.id)
         .unwrap_or_else(|| plan.worktree.clone());
     let check_files: Vec<String> = match &plan.protect {
         Some(_) => Vec::new(),
-        None => plan
-            .check_of(index)
-            .unwrap_or_default()
-            .iter()
-            // The check's program, or the script its interpreter runs (`sh ci/check.sh`): its
-            // first argument, unless that is an option.
-            .take(2)
-            .take_while(|a| !a.starts_with('-'))
-            .filter_map(|a| {
-                let p = std::path::Path::new(a);
-                let rel = if p.is_absolute() {
-                    p.strip_prefix(&tree)
-                        .or_else(|_| p.strip_prefix(&plan.repo_root))
-                        .ok()?
-                } else {
-                    p
-                };
-                let rel = rel.strip_prefix("./").unwrap_or(rel);
-                // In the repository: tracked at HEAD (not a file the task makes).
-                tracked(&tree, rel).then(|| rel.to_string_lossy().into_owned())
-            })
-            .collect(),
+        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan),
     };
     // Nothing protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every task).
     if plan.protect.is_none() && check_files.is_empty() {
@@ -428,14 +408,41 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
 }
 
 /// Whether `rel` is a file of the worktree's HEAD commit.
-fn tracked(worktree: &std::path::Path, rel: &std::path::Path) -> bool {
-    git::open(worktree)
-        .ok()
-        .and_then(|repo| {
-            let tree = repo.head().ok()?.peel_to_tree().ok()?;
-            tree.get_path(rel).ok().map(|_| ())
+/// The words of `check` (options left out) that name a file tracked at HEAD of `worktree`
+/// (relative to it, or absolute inside it or the repository), as repository paths.
+fn check_files_in_repo(
+    check: &[String],
+    worktree: &std::path::Path,
+    plan: &PlanCtx,
+) -> Vec<String> {
+    let words: Vec<&String> = check.iter().filter(|a| !a.starts_with('-')).collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let Ok(repo) = git::open(worktree) else {
+        return Vec::new();
+    };
+    let Ok(tree) = repo.head().and_then(|h| h.peel_to_tree()) else {
+        return Vec::new();
+    };
+    words
+        .into_iter()
+        .filter_map(|a| {
+            let p = std::path::Path::new(a);
+            let rel = if p.is_absolute() {
+                p.strip_prefix(worktree)
+                    .or_else(|_| p.strip_prefix(&plan.repo_root))
+                    .ok()?
+            } else {
+                p
+            };
+            let rel = rel.strip_prefix("./").unwrap_or(rel);
+            // A file (not a directory) in the repository, not one the task makes.
+            let entry = tree.get_path(rel).ok()?;
+            (entry.kind() != Some(git2::ObjectType::Tree))
+                .then(|| rel.to_string_lossy().into_owned())
         })
-        .is_some()
+        .collect()
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
