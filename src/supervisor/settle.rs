@@ -364,7 +364,7 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 /// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
 /// `changed protected paths: tests/x.rs`. Protected: the plan's `protect` globs, or without
 /// them the files of the check's command line that are in the repository (tracked at the
-/// task's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
+/// plan's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
 /// and the files it reads (`data/expected.txt`); a file the task makes (`test -f p.txt`) is not.
 fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Option<String> {
     let tree = plan
@@ -408,8 +408,9 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
 }
 
 /// Whether `rel` is a file of the worktree's HEAD commit.
-/// The words of `check` (options left out) that name a file tracked at HEAD of `worktree`
-/// (relative to it, or absolute inside it or the repository), as repository paths.
+/// The words of `check` (options left out) that name a file tracked at the plan's base (where
+/// its branch started; HEAD of `worktree` when that is unknown), relative to the worktree or
+/// absolute inside it or the repository, as repository paths.
 fn check_files_in_repo(
     check: &[String],
     worktree: &std::path::Path,
@@ -422,7 +423,12 @@ fn check_files_in_repo(
     let Ok(repo) = git::open(worktree) else {
         return Vec::new();
     };
-    let Ok(tree) = repo.head().and_then(|h| h.peel_to_tree()) else {
+    // The plan's base: a file an earlier task of the plan made (and a later check names) is the
+    // plan's work, not the check's reference.
+    let base = git2::Oid::from_str(&plan.base)
+        .and_then(|id| repo.find_commit(id))
+        .and_then(|c| c.tree());
+    let Ok(tree) = base.or_else(|_| repo.head().and_then(|h| h.peel_to_tree())) else {
         return Vec::new();
     };
     words
