@@ -303,3 +303,59 @@ fn bad_sandbox_keys_are_errors_with_their_location() {
         );
     }
 }
+
+#[test]
+fn a_denied_write_is_named_when_the_agent_reports_failure_or_its_check_fails() {
+    if !landlock() {
+        return;
+    }
+    // (agent's script after its denied write, `[defaults]` lines)
+    let cases = [
+        // It reports the failure itself: its words stay, the sandbox is added.
+        (
+            "\"$ORCH_BIN\" task fail 1.1 --error 'could not write the cache'",
+            "",
+        ),
+        // It exits 0 (`report = "exit"`), and its check fails.
+        ("true", "check = [\"test\", \"-f\", \"missing.txt\"]\n"),
+    ];
+    for (then, defaults) in cases {
+        let repo = Repo::bare_minimum();
+        let outside = repo.outside("cache");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        let script = format!("echo x > '{}/f'; {then}", outside.display());
+        repo.write("docs/plans/p.md", &one_task("P", "Write a cache"));
+        repo.manifest(
+            &support::toml_array(&["sh", "-c", &script]),
+            if defaults.is_empty() {
+                ""
+            } else {
+                "report = \"exit\""
+            },
+            &format!("retries = 0\nsandbox = \"on\"\n{defaults}"),
+            &[("p", "")],
+        );
+        repo.commit_all("plans");
+        let ev = repo.up_events(&[], 5);
+        let failed = support::named(&ev, "task_failed");
+        assert_eq!(failed.len(), 1, "{ev:?}");
+        let error = failed[0]["error"].as_str().expect("error");
+        assert!(
+            error.contains("the sandbox (Landlock) denied a write")
+                && error.contains(&format!("{}/f", outside.display())),
+            "{then}: {error}"
+        );
+        if then.contains("task fail") {
+            assert!(error.contains("could not write the cache"), "{error}");
+        }
+        // The cause in `orch status --json` says it too.
+        let cause = repo.task("p", "1.1");
+        assert!(
+            cause
+                .to_string()
+                .contains("the sandbox (Landlock) denied a write"),
+            "{then}: {cause}"
+        );
+        assert!(!outside.join("f").exists());
+    }
+}

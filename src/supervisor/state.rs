@@ -427,6 +427,9 @@ pub struct RunRec {
     pub usage: Option<Usage>,
     /// How its process ended, kept while its check runs.
     pub ending: Option<Ending>,
+    /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
+    /// the cause of a failure found after it ended (its check's).
+    pub sandbox_note: String,
 }
 
 /// A timer of the run.

@@ -205,6 +205,7 @@ impl Core<'_> {
                 quiet_key: None,
                 usage: None,
                 ending: Some(Ending::Exited(Some(0))),
+                sandbox_note: String::new(),
             },
         );
         // Its process is over: no deadline, no stuck detection.
@@ -228,10 +229,11 @@ impl Core<'_> {
         rr.stage = Stage::Settling;
         let (unit, attempt, usage) = (rr.unit, rr.attempt, rr.usage);
         let ending = rr.ending.take().unwrap_or(Ending::Exited(Some(0)));
+        let note = std::mem::take(&mut rr.sandbox_note);
         let how = match result {
             CheckOutcome::Passed => Settlement::Commit,
             CheckOutcome::Failed(error) => Settlement::Fail {
-                error,
+                error: format!("{error}{note}"),
                 record: true,
             },
             CheckOutcome::Stopped => Settlement::Interrupt {

@@ -54,6 +54,7 @@ impl Core<'_> {
                     quiet_key: None,
                     usage: None,
                     ending: None,
+                    sandbox_note: String::new(),
                 },
             );
             out.push(Action::Report(Event::TaskAdopted {
@@ -219,6 +220,7 @@ impl Core<'_> {
         };
         rr.stage = Stage::Settling;
         rr.usage = output.usage;
+        rr.sandbox_note = output.sandbox_note();
         let (unit, attempt) = (rr.unit, rr.attempt);
         self.clear_timers(run);
         self.spend(unit.plan(), output.usage, out);
@@ -272,13 +274,18 @@ impl Core<'_> {
                         }
                         return;
                     }
-                    TaskStatus::Failed => Settlement::Fail {
-                        error: facts
+                    TaskStatus::Failed => {
+                        let error = facts
                             .error
                             .clone()
-                            .unwrap_or_else(|| "the agent reported failure".into()),
-                        record: false,
-                    },
+                            .unwrap_or_else(|| "the agent reported failure".into());
+                        // The agent's own words stand; a denied write is added to them.
+                        let note = output.sandbox_note();
+                        Settlement::Fail {
+                            record: !note.is_empty(),
+                            error: format!("{error}{note}"),
+                        }
+                    }
                     TaskStatus::Pending | TaskStatus::InProgress => {
                         match self.unreported(now, run, plan, &ending, &output, out) {
                             Some(how) => how,

@@ -246,6 +246,7 @@ impl Core<'_> {
                 quiet_key: None,
                 usage: None,
                 ending: None,
+                sandbox_note: String::new(),
             },
         );
         out.push(Action::Launch { run, unit, attempt });
