@@ -67,8 +67,15 @@ const ABC: [PlanSpec; 3] = [
 fn finished(plans: &[PlanSpec], defaults: &str, up: &[&str]) -> Repo {
     let repo = new_repo();
     let ok = fixtures().join("ok.sh");
+    // These runs only finish the plans for `orch merge`: no integration preview (with `verify`
+    // set it would run the verify command at the run's end; tests/integrate*.rs test it).
+    let preview = if defaults.contains("integrate") {
+        ""
+    } else {
+        "integrate = \"off\"\n"
+    };
     let mut manifest = format!(
-        "[defaults]\nagent = \"ok\"\nmax_agents = 3\n{defaults}\n[agents.ok]\ncommand = {}\n",
+        "[defaults]\nagent = \"ok\"\nmax_agents = 3\n{preview}{defaults}\n[agents.ok]\ncommand = {}\n",
         toml_array(&["sh", ok.to_str().expect("utf8"), "/dev/null"])
     );
     for (name, text, extra) in plans {

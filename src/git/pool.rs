@@ -201,11 +201,15 @@ pub(super) fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
 
 /// The paths `git status` lists in the worktree `dir` (changed, deleted, untracked and not
 /// ignored), through the git CLI: its index's file stamps make it several times faster than
-/// libgit2's status on a large tree.
+/// libgit2's status on a large tree. Read-only, as libgit2's was (`--no-optional-locks`).
 pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
+    // No optional locks: a status does not refresh (and lock) the index, so that it never makes
+    // a `git commit` running at the same time in that worktree fail (a verify command's, an
+    // agent's).
     let out = git_cli(
         dir,
         &[
+            "--no-optional-locks",
             "status",
             "--porcelain",
             "-z",
