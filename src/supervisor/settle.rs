@@ -407,7 +407,6 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
     })
 }
 
-/// Whether `rel` is a file of the worktree's HEAD commit.
 /// The words of `check` (options left out) that name a file tracked at the plan's base (where
 /// its branch started; HEAD of `worktree` when that is unknown), relative to the worktree or
 /// absolute inside it or the repository, as repository paths.

@@ -15,6 +15,26 @@ fn tests_started(out: &[Action]) -> usize {
         .count()
 }
 
+/// The run's first input: nothing adopted, nothing to retry.
+fn recovered(c: &mut Core<'_>, now: Instant) -> Vec<Action> {
+    c.handle(
+        now,
+        Input::Recovered {
+            adopted: Vec::new(),
+            retry: Vec::new(),
+        },
+    )
+}
+
+/// A test ended with `result`.
+fn integrated(
+    c: &mut Core<'_>,
+    now: Instant,
+    result: Result<IntegrationReport, String>,
+) -> Vec<Action> {
+    c.handle(now, Input::Integrated { result })
+}
+
 fn report(failing: &[&str]) -> IntegrationReport {
     IntegrationReport {
         target: "main".into(),
@@ -47,13 +67,7 @@ fn a_test_takes_a_free_slot_after_the_launches_that_were_due_one_at_a_time() {
     let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
     let t0 = Instant::now();
     // Both plans launch first; the third slot is free: the test takes it.
-    let out = c.handle(
-        t0,
-        Input::Recovered {
-            adopted: Vec::new(),
-            retry: Vec::new(),
-        },
-    );
+    let out = recovered(&mut c, t0);
     assert_eq!(launches(&out).len(), 2);
     assert_eq!(tests_started(&out), 1, "{out:?}");
     let l = launches(&out);
@@ -62,12 +76,7 @@ fn a_test_takes_a_free_slot_after_the_launches_that_were_due_one_at_a_time() {
     assert_eq!(launches(&out).len(), 1);
     assert_eq!(tests_started(&out), 0);
     // The test ends green: the branch moved meanwhile, so the next one starts.
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&[])));
     assert_eq!(tests_started(&out), 1);
     assert!(reports(&out).is_empty(), "{out:?}");
     // With every slot taken by agents, no test starts even though one is due.
@@ -79,13 +88,7 @@ fn a_test_takes_a_free_slot_after_the_launches_that_were_due_one_at_a_time() {
     assert_eq!(tests_started(&out), 0);
     // Off: never.
     let mut c = core(cfg(4), &g, &plans, vec![spec("a"), spec("b")]);
-    let out = c.handle(
-        t0,
-        Input::Recovered {
-            adopted: Vec::new(),
-            retry: Vec::new(),
-        },
-    );
+    let out = recovered(&mut c, t0);
     assert_eq!(tests_started(&out), 0);
 }
 
@@ -98,20 +101,9 @@ fn the_interval_spaces_tests_and_nothing_moved_means_no_test() {
     config.integrate = Some(Duration::from_secs(600));
     let mut c = core(config, &g, &plans, vec![spec("a")]);
     let t0 = Instant::now();
-    let out = c.handle(
-        t0,
-        Input::Recovered {
-            adopted: Vec::new(),
-            retry: Vec::new(),
-        },
-    );
+    let out = recovered(&mut c, t0);
     assert_eq!(tests_started(&out), 1);
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&[])));
     assert_eq!(tests_started(&out), 0, "nothing moved");
     let l = launches(&c.handle(t0, Input::Tick));
     let l = if l.is_empty() {
@@ -144,24 +136,14 @@ fn a_red_test_is_reported_once_holds_the_merge_train_and_a_green_one_fixes_it() 
     let out = c.handle(t0, Input::Tick);
     let l = launches(&out);
     assert_eq!(l.len(), 2);
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&["a", "b"])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&["a", "b"])));
     let failed: Vec<&Event> = reports(&out)
         .into_iter()
         .filter(|e| matches!(e, Event::IntegrationFailed { .. }))
         .collect();
     assert_eq!(failed.len(), 1, "{out:?}");
     // The same plans again: no second report.
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&["a", "b"])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&["a", "b"])));
     assert!(reports(&out).is_empty(), "{out:?}");
     // Plan a finishes: the test named it, so the train does not merge it.
     let out = finish(&mut c, t0, l[0].0, l[0].1);
@@ -171,12 +153,7 @@ fn a_red_test_is_reported_once_holds_the_merge_train_and_a_green_one_fixes_it() 
     );
     assert_eq!(tests_started(&out), 1);
     // Green: fixed, and a merges.
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&[])));
     assert!(
         reports(&out)
             .iter()
@@ -206,22 +183,11 @@ fn the_merge_train_waits_for_a_test_begun_after_the_plan_finished_and_after_each
     config.auto_merge = true;
     let mut c = core(config, &g, &plans, vec![spec("a"), spec("b")]);
     let t0 = Instant::now();
-    let out = c.handle(
-        t0,
-        Input::Recovered {
-            adopted: Vec::new(),
-            retry: Vec::new(),
-        },
-    );
+    let out = recovered(&mut c, t0);
     let l = launches(&out);
     assert_eq!(l.len(), 2);
     assert_eq!(tests_started(&out), 1, "the first test");
-    let out = c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    let out = integrated(&mut c, t0, Ok(report(&[])));
     assert_eq!(tests_started(&out), 0);
     // a finishes a minute later: green so far, but no test has seen its last commit. The
     // train waits, and the test it waits for starts at once (the interval does not delay it).
@@ -229,12 +195,7 @@ fn the_merge_train_waits_for_a_test_begun_after_the_plan_finished_and_after_each
     let out = finish(&mut c, t1, l[0].0, l[0].1);
     assert!(merges(&out).is_empty(), "{out:?}");
     assert_eq!(tests_started(&out), 1, "{out:?}");
-    let out = c.handle(
-        t1,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    let out = integrated(&mut c, t1, Ok(report(&[])));
     assert_eq!(merges(&out), vec![0], "{out:?}");
     // b finishes while a's merge runs; the merge moves the target: b waits for a test begun
     // after it.
@@ -254,12 +215,7 @@ fn the_merge_train_waits_for_a_test_begun_after_the_plan_finished_and_after_each
     assert_eq!(tests_started(&out), 1, "{out:?}");
     assert!(!c.is_over());
     // A test that could not run does not hold the train forever.
-    let out = c.handle(
-        t1,
-        Input::Integrated {
-            result: Err("verify could not start".into()),
-        },
-    );
+    let out = integrated(&mut c, t1, Err("verify could not start".into()));
     assert_eq!(merges(&out), vec![1], "{out:?}");
 }
 
@@ -299,12 +255,7 @@ fn the_same_plans_failing_with_new_commits_are_reported_again() {
     };
     let mut seen = Vec::new();
     for (commit, target) in [("c1", "t1"), ("c1", "t2"), ("c2", "t2"), ("c2", "t2")] {
-        let out = c.handle(
-            t0,
-            Input::Integrated {
-                result: Ok(red(commit, target)),
-            },
-        );
+        let out = integrated(&mut c, t0, Ok(red(commit, target)));
         seen.push(failed(&out));
     }
     // New plan commits: reported again; only the target moved, or the same commits: not.
@@ -320,31 +271,15 @@ fn commits_no_test_has_seen_are_tested_before_the_run_ends() {
     config.integrate = Some(Duration::from_secs(600));
     let mut c = core(config, &g, &plans, vec![spec("a")]);
     let t0 = Instant::now();
-    let out = c.handle(
-        t0,
-        Input::Recovered {
-            adopted: Vec::new(),
-            retry: Vec::new(),
-        },
-    );
+    let out = recovered(&mut c, t0);
     let l = launches(&out);
     assert_eq!(tests_started(&out), 1);
-    c.handle(
-        t0,
-        Input::Integrated {
-            result: Ok(report(&[])),
-        },
-    );
+    integrated(&mut c, t0, Ok(report(&[])));
     // The task's commit lands a second later: not due for ten minutes, but the run would end.
     let out = finish(&mut c, t0 + Duration::from_secs(1), l[0].0, l[0].1);
     assert_eq!(tests_started(&out), 1, "{out:?}");
     assert!(!c.is_over());
-    let out = c.handle(
-        t0 + Duration::from_secs(2),
-        Input::Integrated {
-            result: Ok(report(&["a"])),
-        },
-    );
+    let out = integrated(&mut c, t0 + Duration::from_secs(2), Ok(report(&["a"])));
     assert_eq!(
         reports(&out)
             .iter()
