@@ -1,0 +1,22 @@
+//! The adversarial suite (issue 34): each module is one surface through which an agent could
+//! get out of its confinement by what it leaves behind, tried end to end through the real `orch`
+//! as a hostile agent would. Each test checks that no file was written and no program run
+//! outside the agent's write set, that `main` and every other ref moved only by orch's own
+//! merges, and that nothing was lost.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+/// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
+/// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).
+pub fn landlock() -> bool {
+    let ok = orch::sandbox::supported();
+    if !ok {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
+            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
+        );
+        eprintln!("skipped: this kernel does not support Landlock");
+    }
+    ok
+}
