@@ -15,6 +15,7 @@ pub mod executor;
 pub mod exit;
 pub mod git;
 pub mod graph;
+pub mod links;
 pub mod manifest;
 pub mod merge;
 pub mod notify;

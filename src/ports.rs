@@ -9,7 +9,6 @@
 //! another program on the machine listens on a port is not checked.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,11 +31,12 @@ pub fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u16, Str
     std::fs::create_dir_all(state_dir)
         .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;
     let lock_path = state_dir.join("ports.lock");
-    let lock = OpenOptions::new()
+    let lock = crate::links::no_follow()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
+        .map_err(|e| crate::links::refused(&lock_path, e))
         .map_err(|e| format!("cannot open `{}`: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
@@ -72,7 +72,7 @@ pub fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u16, Str
     blocks.insert(key, Block { start, size });
     let text = serde_json::to_vec_pretty(&blocks).map_err(|e| e.to_string())?;
     let tmp = state_dir.join("ports.json.tmp");
-    std::fs::write(&tmp, text)
+    crate::links::write(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     to_port(start)

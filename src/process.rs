@@ -2,7 +2,7 @@
 //!
 //! Started with tokio's `Command` (`process_group(0)`) and awaited with tokio's child wait.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,11 +24,9 @@ pub struct Spawned {
 }
 
 /// Opens a log file for appending, creating its directory.
+/// Never through a symlink at the log's path (an agent may have planted one).
 pub fn open_log(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::links::open_append(path)
 }
 
 /// Appends one line to a log (a header before an attempt, a footer after it).

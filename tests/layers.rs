@@ -33,6 +33,7 @@ const LAYERS: &[&str] = &[
     "color",
     "diagnostic",
     "duration",
+    "links",
     "exit",
 ];
 

@@ -45,7 +45,7 @@ impl Slurm {
         let text = job_script();
         if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
             let tmp = dir.join(format!(".slurm-job.sh.{}", std::process::id()));
-            std::fs::write(&tmp, &text)?;
+            crate::links::write(&tmp, text.as_bytes())?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
             std::fs::rename(&tmp, &script)?;

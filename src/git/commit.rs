@@ -309,6 +309,10 @@ pub fn save_and_reset(
         super::sparse::reset_hard(worktree)?;
         return Ok(Some(saved.to_string()));
     }
+    // libgit2's reset writes through a symlink the agent left where a directory of HEAD (or of
+    // the index) is; the link is saved above, and removed here as git's own reset would.
+    let head_tree = head.tree().map_err(commit_error)?;
+    super::links::remove_tree_links(&repo, worktree, &[&head_tree])?;
     let mut checkout = CheckoutBuilder::new();
     checkout.force().remove_untracked(true);
     retry_locked(|| repo.reset(head.as_object(), ResetType::Hard, Some(&mut checkout))).map_err(

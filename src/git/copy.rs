@@ -1,5 +1,6 @@
 //! What is copied into a new worktree: the request's `copy` paths and the entries of
-//! `.worktreeinclude`, kept inside the repository; symlinks are copied as links.
+//! `.worktreeinclude`, kept inside the repository; symlinks are copied as links, and nothing is
+//! copied beneath a symlink of the new worktree (a link committed on its branch): refused.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -146,6 +147,13 @@ pub(crate) fn wildcard_match(glob: &str, name: &str) -> bool {
 pub(super) fn copy_into(root: &Path, worktree: &Path, rel: &Path) -> Result<bool, GitError> {
     let from = root.join(rel);
     let to = worktree.join(rel);
+    // Never beneath a symlink of the worktree (one committed on the branch, pointing anywhere):
+    // refused, naming the link, before anything is looked at or made beyond it.
+    crate::links::refuse_symlinked_parent(worktree, rel).map_err(|source| GitError::Copy {
+        from: from.clone(),
+        to: to.clone(),
+        source,
+    })?;
     if fs::symlink_metadata(&to).is_ok() {
         return Ok(false);
     }

@@ -240,6 +240,11 @@ pub(super) fn land(
     } else if sparse {
         super::sparse::switch(worktree, resumed, ours.id(), merged)?;
     } else {
+        // A symlink where a directory of either tree goes is never written through.
+        let trees = (ours.tree(), merged_commit.tree());
+        if let (Ok(a), Ok(b)) = &trees {
+            super::links::remove_tree_links(repo, worktree, &[a, b])?;
+        }
         let mut safe = CheckoutBuilder::new();
         if resumed {
             // The files already are the result (checked above): forcing loses nothing and
@@ -259,9 +264,13 @@ pub(super) fn land(
             if sparse {
                 let _ = super::sparse::switch(worktree, true, merged, ours.id());
             } else {
-                let mut force = CheckoutBuilder::new();
-                force.force();
-                let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
+                if let Ok(tree) = ours.tree()
+                    && super::links::remove_tree_links(repo, worktree, &[&tree]).is_ok()
+                {
+                    let mut force = CheckoutBuilder::new();
+                    force.force();
+                    let _ = repo.checkout_tree(ours.as_object(), Some(&mut force));
+                }
             }
             if e.code() == ErrorCode::Modified {
                 Err(GitError::BranchMoved {

@@ -15,6 +15,7 @@ mod copy;
 mod entries;
 mod error;
 mod inspect;
+mod links;
 mod marks;
 mod merge;
 pub(crate) mod merge_tree;
@@ -43,6 +44,7 @@ pub use inspect::{
     MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
     overlapping_paths, paths_overlap,
 };
+pub(crate) use links::remove_tree_links;
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};

@@ -1,7 +1,6 @@
 //! What `orch merge` checks and holds before anything moves: one run per repository (a lock),
 //! a verify command that exists, a target work tree that the run cannot clobber.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -101,12 +100,13 @@ impl MergeLock {
         let path = state_dir.join("merge.lock");
         let open = || -> std::io::Result<std::fs::File> {
             std::fs::create_dir_all(state_dir)?;
-            OpenOptions::new()
+            crate::links::no_follow()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .open(&path)
+                .map_err(|e| crate::links::refused(&path, e))
         };
         let file = open().map_err(|e| anyhow!("cannot open `{}`: {e}", path.display()))?;
         match file.try_lock() {

@@ -192,12 +192,14 @@ fn lock(path: &Path) -> Result<LockGuard, StatusError> {
         path: lock_path.clone(),
         source,
     };
-    let file = OpenOptions::new()
+    // Never through a symlink: the status directory is the agent's to write.
+    let file = crate::links::no_follow()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&lock_path)
+        .map_err(|e| crate::links::refused(&lock_path, e))
         .map_err(lock_err)?;
     file.lock().map_err(lock_err)?;
     Ok(LockGuard { _file: file })

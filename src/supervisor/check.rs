@@ -86,7 +86,7 @@ async fn run_check(
     ];
     // The check runs under its agent's rules, with a TMPDIR of its own.
     if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), check_tmp(pc, t)) {
-        if let Err(e) = std::fs::create_dir_all(&tmp) {
+        if let Err(e) = crate::links::fresh_dir(&tmp) {
             return CheckOutcome::Failed(format!(
                 "the check `{shown}` of task `{id}` cannot start: cannot make `{}`: {e}",
                 tmp.display()

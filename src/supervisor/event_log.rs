@@ -3,7 +3,7 @@
 //! [`MAX_BYTES`]: the full file becomes `events.jsonl.1` (replacing an older one). Nobody has to
 //! read it; a write that fails is dropped (the run goes on) and said once.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -47,10 +47,11 @@ impl EventLog {
     }
 
     fn reopen(&mut self) {
-        match OpenOptions::new()
+        match crate::links::no_follow()
             .create(true)
             .append(true)
             .open(&self.path)
+            .map_err(|e| crate::links::refused(&self.path, e))
         {
             Ok(f) => {
                 self.size = f.metadata().map(|m| m.len()).unwrap_or(0);

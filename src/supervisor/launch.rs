@@ -98,7 +98,9 @@ impl Effects<'_> {
         let confined = match pc.sandbox.rules() {
             Some(base) if pc.executor == ExecutorKind::Local => {
                 let tmp = sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt);
-                std::fs::create_dir_all(&tmp)
+                // Made fresh: whatever is at its predictable name (a link planted there) is
+                // removed, never followed, nor given to Landlock as writable.
+                crate::links::fresh_dir(&tmp)
                     .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
                 let rules = sandbox::attempt_rules(base, &workdir, &tmp);
@@ -467,7 +469,7 @@ fn prepare_argv(
         if id.is_empty() { "plan" } else { id.as_str() }
     ));
     std::fs::create_dir_all(&pc.log_dir)
-        .and_then(|()| std::fs::write(&prompt_file, &prompt))
+        .and_then(|()| crate::links::write(&prompt_file, prompt.as_bytes()))
         .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
     let prompt_file = prompt_file.display().to_string();
     let lookup = |var: &str| -> String {

@@ -1,7 +1,7 @@
 //! One supervisor per repository: an exclusive lock on `<state_dir>/supervisor.lock`, holding
 //! who took it so that a second `orch up` can say.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -58,12 +58,13 @@ impl SupervisorLock {
             source,
         };
         std::fs::create_dir_all(state_dir).map_err(open_err)?;
-        let mut file = OpenOptions::new()
+        let mut file = crate::links::no_follow()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
+            .map_err(|e| crate::links::refused(&path, e))
             .map_err(open_err)?;
         // A holder that is dead can still hold the lock for a moment: a child it was forking
         // when it was killed keeps the descriptor until its exec closes it. Wait for that.

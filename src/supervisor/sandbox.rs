@@ -151,5 +151,5 @@ pub fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str)]) {
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
     let v = serde_json::json!({ "sandbox": run, "plans": per_plan });
-    let _ = std::fs::write(state_dir.join(RECORD), format!("{v}\n"));
+    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
 }

@@ -320,12 +320,14 @@ impl Integrator {
             reason: e.to_string(),
         };
         fs::create_dir_all(&spec.state_dir).map_err(lock_err)?;
-        let lock = fs::OpenOptions::new()
+        let lock_path = spec.state_dir.join("integration.lock");
+        let lock = crate::links::no_follow()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(spec.state_dir.join("integration.lock"))
+            .open(&lock_path)
+            .map_err(|e| crate::links::refused(&lock_path, e))
             .map_err(lock_err)?;
         lock.lock().map_err(lock_err)?;
         if !self.loaded {
@@ -485,7 +487,7 @@ fn failure_of(
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, bytes)?;
+    crate::links::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
 }
 

@@ -1,0 +1,208 @@
+//! Writes that never follow a symlink an agent may have left (issue 34): every file orch opens
+//! for writing beneath a directory an agent can write (a status lock, a log, a prompt file) is
+//! opened with `O_NOFOLLOW`; a directory orch makes there (a private `TMPDIR`) is made fresh,
+//! never reused through a link; a path orch writes beneath inside a worktree is checked for
+//! symlinked leading directories first ([`symlinked_parent`]), which a worktree's own writer
+//! removes ([`remove_links`]) and anything else refuses ([`refuse_symlinked_parent`]).
+//!
+//! A symlink at such a path is never orch's: orch makes none there. Refusing names the path, so
+//! a person can see what was planted.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+/// `OpenOptions` that refuse a symlink at the path's last component (`O_NOFOLLOW`: the open fails
+/// with `ELOOP`, whether the link dangles or not). Set the access mode as usual; map the error
+/// with [`refused`].
+pub fn no_follow() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.custom_flags(nix::libc::O_NOFOLLOW);
+    o
+}
+
+/// `e`, the error of an open of `path` with [`no_follow`], made to say what happened when the
+/// path was a symlink.
+pub fn refused(path: &Path, e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "`{}` is a symbolic link, which orch does not write through (remove it)",
+                path.display()
+            ),
+        )
+    } else {
+        e
+    }
+}
+
+/// Opens `path` for appending, created when missing, never through a symlink (its directory is
+/// made first when missing, refusing a symlinked one).
+pub fn open_append(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        refuse_link(dir)?;
+    }
+    no_follow()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| refused(path, e))
+}
+
+/// Writes `bytes` to `path` (created or truncated), never through a symlink at `path`.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = no_follow()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| refused(path, e))?;
+    f.write_all(bytes)
+}
+
+/// An error when `path` itself is a symlink.
+fn refuse_link(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(refused(
+            path,
+            io::Error::from_raw_os_error(nix::libc::ELOOP),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A private directory made fresh at `path` (its parent, orch's own, made when missing): whatever is there first
+/// (a symlink planted at the predictable name, a stale directory of an earlier attempt) is
+/// removed, never followed; then the directory is made with `mkdir`, which does not follow a
+/// link either.
+pub fn fresh_dir(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir(path)
+}
+
+/// The first of the leading directories of `rel` (relative, beneath `base`; `rel`'s own last
+/// component not included) that is a symlink, as a path beneath `base`. Each is looked at with
+/// `lstat` from the top, so nothing beyond a link is ever looked at.
+pub fn symlinked_parent(base: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut at = base.to_path_buf();
+    let parent = rel.parent()?;
+    for c in parent.components() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        at.push(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Some(at),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// An error naming the link when a leading directory of `rel` beneath `base` is a symlink.
+pub fn refuse_symlinked_parent(base: &Path, rel: &Path) -> io::Result<()> {
+    match symlinked_parent(base, rel) {
+        Some(link) => Err(io::Error::other(format!(
+            "`{}` is a symbolic link, which orch does not write beneath (remove it)",
+            link.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Removes each of `dirs` (relative paths of directories orch is about to write beneath in the
+/// worktree `base`) that is a symlink, the way git's own checkout does. `dirs` must come sorted
+/// (a directory before what is beneath it) so that no path beyond a link is ever looked at: a
+/// path beneath one just removed is simply not there. Returns the links removed.
+pub fn remove_links<'a>(
+    base: &Path,
+    dirs: impl IntoIterator<Item = &'a Path>,
+) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for rel in dirs {
+        if let Some(link) = symlinked_parent(base, &rel.join("x")) {
+            std::fs::remove_file(&link)?;
+            removed.push(link);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_open_never_follows_a_link_dangling_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let link = dir.path().join("status.json.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = open_append(&link).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(write(&link, b"x").is_err());
+        assert!(!target.exists());
+        std::fs::write(&target, "kept").unwrap();
+        assert!(open_append(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+        let plain = dir.path().join("a.log");
+        open_append(&plain).unwrap();
+        write(&plain, b"y").unwrap();
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "y");
+    }
+
+    #[test]
+    fn a_fresh_dir_replaces_a_planted_link_without_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "k").unwrap();
+        let tmp = dir.path().join("orch-1-p-1.1-2");
+        std::os::unix::fs::symlink(&outside, &tmp).unwrap();
+        fresh_dir(&tmp).unwrap();
+        let m = std::fs::symlink_metadata(&tmp).unwrap();
+        assert!(m.is_dir() && !m.file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "k");
+        std::fs::write(tmp.join("stale"), "s").unwrap();
+        fresh_dir(&tmp).unwrap();
+        assert!(!tmp.join("stale").exists());
+    }
+
+    #[test]
+    fn symlinked_leading_directories_are_found_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("wt");
+        let outside = dir.path().join("home");
+        std::fs::create_dir_all(base.join("a/b")).unwrap();
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("cache")).unwrap();
+        assert_eq!(symlinked_parent(&base, Path::new("a/b/f")), None);
+        assert_eq!(symlinked_parent(&base, Path::new("cache")), None);
+        assert_eq!(
+            symlinked_parent(&base, Path::new("cache/sub/f")),
+            Some(base.join("cache"))
+        );
+        let err = refuse_symlinked_parent(&base, Path::new("cache/sub/f")).unwrap_err();
+        assert!(err.to_string().contains("cache"), "{err}");
+        let dirs = [Path::new("a"), Path::new("cache"), Path::new("cache/sub")];
+        let removed = remove_links(&base, dirs).unwrap();
+        assert_eq!(removed, [base.join("cache")]);
+        assert!(outside.join("sub").is_dir(), "removed beyond the link");
+        assert!(base.join("a/b").is_dir());
+    }
+}

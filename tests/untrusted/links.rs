@@ -1,0 +1,163 @@
+//! Writes that never follow an agent's symlinks (issue 34, "Writes through symlinks"), and checks
+//! that fail closed ("Fail-open checks"). Each test is a hostile agent of
+//! `tests/fixtures/agents/hostile_link_*.sh` against the real `orch`; a decoy directory outside
+//! the repository (a stand-in for `$HOME`, with a `.bashrc`) must stay byte for byte as it was.
+
+use std::path::{Path, PathBuf};
+
+use super::landlock;
+use super::support::{self, Repo, agent_at, disk_snapshot};
+
+/// A decoy `$HOME` outside the repository: a `.bashrc` and a `.profile`.
+fn decoy(repo: &Repo) -> PathBuf {
+    let d = repo.outside("decoy-home");
+    std::fs::create_dir_all(&d).expect("mkdir decoy");
+    std::fs::write(d.join(".bashrc"), "# the user's own bashrc\n").expect("bashrc");
+    std::fs::write(d.join(".profile"), "# the user's own profile\n").expect("profile");
+    d
+}
+
+/// A repository whose main has the tracked directory `conf/` (a `.bashrc` with the branch's text,
+/// and `settings`), a decoy HOME beside it, and one plan `p` of one task run by the fixture
+/// `script` given the decoy, with `defaults` (and `plan` lines).
+fn repo_with_conf(script: &str, defaults: &str, plan: &str) -> (Repo, PathBuf) {
+    let repo = Repo::bare_minimum();
+    let decoy = decoy(&repo);
+    repo.write("conf/.bashrc", "echo branch text > /tmp/owned\n");
+    repo.write("conf/settings", "kept\n");
+    repo.write(
+        "docs/plans/p.md",
+        &support::one_task("P", "Change the settings"),
+    );
+    repo.manifest(&agent_at(script, &[&decoy]), "", defaults, &[("p", plan)]);
+    repo.commit_all("plans");
+    (repo, decoy)
+}
+
+/// What the reset must leave: `conf` a real directory again with the branch's files.
+fn assert_conf_restored(tree: &Path) {
+    let meta = std::fs::symlink_metadata(tree.join("conf")).expect("conf");
+    assert!(
+        meta.is_dir() && !meta.file_type().is_symlink(),
+        "conf is not the branch's directory again: {meta:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("conf/.bashrc")).expect("conf/.bashrc"),
+        "echo branch text > /tmp/owned\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("conf/settings")).expect("conf/settings"),
+        "kept\n"
+    );
+}
+
+/// The agent's change is saved where orch saves a failed attempt's leftovers: `conf` a symlink
+/// to the decoy in the saved commit.
+fn assert_saved(repo: &Repo, decoy: &Path) {
+    let saved = "refs/orch/attempts/p/1.1/1";
+    assert!(
+        repo.git_ok(&["rev-parse", "--verify", "--quiet", saved]),
+        "nothing saved under {saved}: {}",
+        repo.refs()
+    );
+    let entry = repo.git(&["ls-tree", saved, "conf"]);
+    assert!(entry.starts_with("120000 "), "conf in {saved}: {entry}");
+    assert_eq!(
+        repo.git(&["cat-file", "blob", &format!("{saved}:conf")]),
+        decoy.display().to_string()
+    );
+}
+
+fn fails_with_reset(repo: &Repo, decoy: &Path, tree: &Path) {
+    let before = disk_snapshot(decoy);
+    let main = repo.rev("main");
+    let ev = repo.up_events(&[], 5);
+    assert_eq!(support::named(&ev, "task_failed").len(), 1, "{ev:?}");
+    assert_eq!(
+        disk_snapshot(decoy),
+        before,
+        "orch wrote through the agent's link"
+    );
+    assert_conf_restored(tree);
+    assert_saved(repo, decoy);
+    assert_eq!(repo.rev("main"), main, "main moved");
+    assert_eq!(
+        repo.statuses("p"),
+        [("1.1".to_string(), "failed".to_string())]
+    );
+}
+
+#[test]
+fn links_a_failed_attempts_reset_does_not_write_through_a_symlinked_directory() {
+    let (repo, decoy) = repo_with_conf("hostile_link_reset.sh", "retries = 0", "");
+    fails_with_reset(&repo, &decoy, &repo.worktree("p"));
+}
+
+#[test]
+fn links_a_confined_agents_link_is_not_followed_by_the_reset() {
+    if !landlock() {
+        return;
+    }
+    let (repo, decoy) =
+        repo_with_conf("hostile_link_reset.sh", "retries = 0\nsandbox = \"on\"", "");
+    fails_with_reset(&repo, &decoy, &repo.worktree("p"));
+}
+
+#[test]
+fn links_a_pool_slots_reset_does_not_write_through_a_symlinked_directory() {
+    let (repo, decoy) =
+        repo_with_conf("hostile_link_reset.sh", "retries = 0", "parallel_tasks = 2");
+    fails_with_reset(&repo, &decoy, &repo.worktree("p+pool1"));
+}
+
+#[test]
+fn links_copy_and_warm_into_a_new_pool_worktree_do_not_follow_a_committed_link() {
+    let repo = Repo::bare_minimum();
+    let decoy = decoy(&repo);
+    let marks = repo.outside("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir marks");
+    // The main work tree's `cache/`: an untracked file to copy and ignored build output to warm.
+    repo.write(".gitignore", "/cache/local.env\n/cache/build/\n");
+    repo.write("cache/local.env", "TOKEN=from-main\n");
+    repo.write("cache/build/out.bin", "built\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Link\n- [ ] 1.1 Link the cache\n\n\
+         ## Phase 2: Work\n- [ ] 2.1 First\n- [ ] 2.2 Second\n",
+    );
+    repo.manifest(
+        &agent_at("hostile_link_copy.sh", &[&decoy, &marks]),
+        "",
+        "retries = 0\ncopy = [\"cache/local.env\"]\nwarm = [\"cache/build\"]",
+        &[("p", "parallel_tasks = 2")],
+    );
+    repo.commit_all("plans");
+    let before = disk_snapshot(&decoy);
+    let main = repo.rev("main");
+    let (_code, out, err) = repo.run(&["up", "--json"]);
+    let ev = support::events(&out);
+    assert_eq!(
+        disk_snapshot(&decoy),
+        before,
+        "orch copied into the decoy through the committed link\n{out}\n{err}"
+    );
+    // The link was committed (task 1.1); the phase-2 task that needed a new pool worktree
+    // failed, its cause naming the link; the other completed in the slot that existed.
+    assert_eq!(
+        repo.git(&["ls-tree", "plan/p", "cache"])
+            .split_whitespace()
+            .next(),
+        Some("120000")
+    );
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{out}\n{err}");
+    let error = failed[0]["error"].as_str().expect("error");
+    let link = repo.worktree("p+pool2").join("cache");
+    assert!(
+        error.contains("is a symbolic link") && error.contains(&link.display().to_string()),
+        "{error}"
+    );
+    let done = support::named(&ev, "task_finished");
+    assert_eq!(done.len(), 2, "{out}\n{err}");
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
