@@ -161,3 +161,93 @@ fn links_copy_and_warm_into_a_new_pool_worktree_do_not_follow_a_committed_link()
     assert_eq!(done.len(), 2, "{out}\n{err}");
     assert_eq!(repo.rev("main"), main, "main moved");
 }
+
+/// Plan `p` of one task run by `hostile_link_plant.sh` (retried once), with `defaults`: the
+/// decoy directory the links point into must stay as it was, and the run must end.
+fn plants_links(defaults: &str) {
+    let repo = Repo::bare_minimum();
+    let decoy = decoy(&repo);
+    repo.write("docs/plans/p.md", &support::one_task("P", "Plant links"));
+    repo.manifest(
+        &agent_at("hostile_link_plant.sh", &[&decoy]),
+        "",
+        &format!("retries = 1\n{defaults}"),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let before = disk_snapshot(&decoy);
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(
+        disk_snapshot(&decoy),
+        before,
+        "orch created a file through a planted link\n{out}\n{err}"
+    );
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(support::named(&support::events(&out), "task_finished").is_empty());
+    assert_eq!(repo.rev("main"), main, "main moved");
+    // What orch could not write through is named (the status lock, where it wrote its record).
+    let lock = repo.status_path("p").display().to_string() + ".lock";
+    assert!(
+        format!("{out}{err}").contains(&format!("`{lock}` is a symbolic link")),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn links_dangling_links_at_the_status_lock_log_and_prompt_file_are_not_followed() {
+    plants_links("");
+}
+
+#[test]
+fn links_a_confined_agents_link_at_the_status_lock_is_not_followed() {
+    if !landlock() {
+        return;
+    }
+    plants_links("sandbox = \"on\"");
+}
+
+#[test]
+fn links_a_link_planted_at_the_next_attempts_tmpdir_is_not_given_to_the_agent() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let decoy = decoy(&repo);
+    let marks = repo.outside("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir marks");
+    let tmpfile = repo.root().join(".orch/state/a/tmpdir");
+    repo.write("docs/plans/a.md", &support::one_task("A", "Use the TMPDIR"));
+    repo.write("docs/plans/b.md", &support::one_task("B", "Plant a link"));
+    let a_agent = agent_at("hostile_link_tmp_wait.sh", &[&marks]);
+    let b_agent = agent_at("hostile_link_tmp_plant.sh", &[&tmpfile, &decoy, &marks]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 1\nmax_agents = 4\n\n\
+             [agents.a]\ncommand = {a_agent}\nsandbox = \"on\"\n\n\
+             [agents.b]\ncommand = {b_agent}\nsandbox = \"off\"\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\nagent = \"b\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    let before = disk_snapshot(&decoy);
+    let main = repo.rev("main");
+    let (_code, out, err) = repo.run(&["up", "--json"]);
+    assert!(
+        marks.join("planted").exists(),
+        "never planted\n{out}\n{err}"
+    );
+    assert_eq!(
+        disk_snapshot(&decoy),
+        before,
+        "the confined agent wrote into the link's target through its TMPDIR\n{out}\n{err}"
+    );
+    let log = std::fs::read_to_string(repo.root().join(".orch/logs/a/1.1.log")).unwrap_or_default();
+    assert!(
+        log.contains("wrote "),
+        "attempt 2 never wrote to its TMPDIR\n{log}"
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
