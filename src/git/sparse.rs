@@ -136,24 +136,27 @@ pub fn outside_cone(
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = worktree.join(&rel);
-        let Ok(read) = std::fs::read_dir(&dir) else {
-            continue;
+        // Fail closed: what cannot be read is an error, never taken for nothing written.
+        let unreadable = |e: std::io::Error| GitError::Status {
+            path: worktree.to_path_buf(),
+            source: git2::Error::from_str(&format!("cannot read `{}`: {e}", dir.display())),
         };
-        for entry in read.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                continue;
-            };
+        let read = match std::fs::read_dir(&dir) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(unreadable(e)),
+        };
+        for entry in read {
+            let entry = entry.map_err(unreadable)?;
+            // A name that is not UTF-8 is looked at by its lossy form (never skipped: git would
+            // stage it), so it is never found as HEAD has it.
+            let name = entry.file_name().to_string_lossy().into_owned();
             if rel.as_os_str().is_empty() && name == ".git" {
                 continue;
             }
-            let child = rel.join(name);
-            let Some(child_str) = child.to_str().map(str::to_string) else {
-                continue;
-            };
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
+            let child = rel.join(&name);
+            let child_str = child.to_string_lossy().into_owned();
+            let kind = entry.file_type().map_err(unreadable)?;
             if kind.is_dir() {
                 // Inside a cone directory: nothing to look at.
                 if dirs.iter().any(|d| {

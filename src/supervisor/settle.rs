@@ -23,9 +23,9 @@ pub fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match wrote_outside(plan, id)
-            .or_else(|| protected_changes(plan, task.unwrap_or_default(), t))
-        {
+        Settlement::Commit => match refusal(wrote_outside(plan, id), || {
+            protected_changes(plan, task.unwrap_or_default(), t)
+        }) {
             Some(cause) => fail(plan, id, attempt, &cause, true),
             None => commit_done(plan, id, &t.description),
         },
@@ -123,23 +123,47 @@ pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), statu
     })
 }
 
+/// Why a done task is not committed, from the checks run before its commit (fail closed): the
+/// outside-the-cone check's result, then (only when that passed) the protected-paths check's. A
+/// check that found something gives its cause; a check that could not run (`Err`: git could not
+/// answer) gives its error, so that nothing unchecked is committed.
+pub(super) fn refusal(
+    outside: Result<Option<String>, String>,
+    protected: impl FnOnce() -> Result<Option<String>, String>,
+) -> Option<String> {
+    match outside {
+        Ok(None) => {}
+        Ok(Some(cause)) | Err(cause) => return Some(cause),
+    }
+    match protected() {
+        Ok(found) => found,
+        Err(cause) => Some(cause),
+    }
+}
+
 /// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
-/// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed.
-fn wrote_outside(plan: &PlanCtx, id: &str) -> Option<String> {
+/// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed; `Err` (the
+/// cause, naming the check and git's error) when that cannot be checked.
+fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
     if plan.paths.is_empty() {
-        return None;
+        return Ok(None);
     }
     let tree = plan
         .task_worktree(id)
         .unwrap_or_else(|| plan.worktree.clone());
-    let files = git::outside_cone(&tree, &plan.paths, 5).ok()?;
-    (!files.is_empty()).then(|| {
+    let files = git::outside_cone(&tree, &plan.paths, 5).map_err(|e| {
+        format!(
+            "cannot check for writes outside the plan's paths in `{}` (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    })?;
+    Ok((!files.is_empty()).then(|| {
         format!(
             "wrote outside the plan's paths: {} (the plan's paths: {})",
             files.join(", "),
             plan.paths.join(", ")
         )
-    })
+    }))
 }
 
 /// Commits the worktree for a done task; its record goes in the plan's next status write
@@ -366,19 +390,33 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 /// them the files of the check's command line that are in the repository (tracked at the
 /// plan's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
 /// and the files it reads (`data/expected.txt`); a file the task makes (`test -f p.txt`) is not.
-fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Option<String> {
+///
+/// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
+/// committed unchecked.
+fn protected_changes(
+    plan: &PlanCtx,
+    index: usize,
+    t: &crate::plan::Task,
+) -> Result<Option<String>, String> {
     let tree = plan
         .task_worktree(&t.id)
         .unwrap_or_else(|| plan.worktree.clone());
+    let cannot = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    };
     let check_files: Vec<String> = match &plan.protect {
         Some(_) => Vec::new(),
-        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan),
+        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan)
+            .map_err(|e| cannot(&e))?,
     };
     // Nothing protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every task).
     if plan.protect.is_none() && check_files.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let changed = git::dirty_paths(&tree).ok()?;
+    let changed = git::dirty_paths(&tree).map_err(|e| cannot(&e))?;
     // The task's own text, without its `(check: …)` clause (which names the check's files).
     let mut text = t.description.clone();
     if let Some(start) = text.find("(check:") {
@@ -396,7 +434,7 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
         })
         .filter(|c| !named(c))
         .collect();
-    (!hit.is_empty()).then(|| {
+    Ok((!hit.is_empty()).then(|| {
         format!(
             "changed protected paths: {}",
             hit.iter()
@@ -404,33 +442,32 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
                 .collect::<Vec<_>>()
                 .join(", ")
         )
-    })
+    }))
 }
 
 /// The words of `check` (options left out) that name a file tracked at the plan's base (where
 /// its branch started; HEAD of `worktree` when that is unknown), relative to the worktree or
-/// absolute inside it or the repository, as repository paths.
+/// absolute inside it or the repository, as repository paths. An error when the repository or
+/// both trees cannot be read (the check's files would otherwise go unprotected).
 fn check_files_in_repo(
     check: &[String],
     worktree: &std::path::Path,
     plan: &PlanCtx,
-) -> Vec<String> {
+) -> Result<Vec<String>, String> {
     let words: Vec<&String> = check.iter().filter(|a| !a.starts_with('-')).collect();
     if words.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let Ok(repo) = git::open(worktree) else {
-        return Vec::new();
-    };
+    let repo = git::open(worktree).map_err(|e| e.to_string())?;
     // The plan's base: a file an earlier task of the plan made (and a later check names) is the
     // plan's work, not the check's reference.
     let base = git2::Oid::from_str(&plan.base)
         .and_then(|id| repo.find_commit(id))
         .and_then(|c| c.tree());
-    let Ok(tree) = base.or_else(|_| repo.head().and_then(|h| h.peel_to_tree())) else {
-        return Vec::new();
-    };
-    words
+    let tree = base
+        .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
+        .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
+    Ok(words
         .into_iter()
         .filter_map(|a| {
             let p = std::path::Path::new(a);
@@ -447,7 +484,7 @@ fn check_files_in_repo(
             (entry.kind() != Some(git2::ObjectType::Tree))
                 .then(|| rel.to_string_lossy().into_owned())
         })
-        .collect()
+        .collect())
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
@@ -525,7 +562,7 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
             continue;
         }
         // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
-        if let Some(cause) = wrote_outside(plan, &t.id) {
+        if let Some(cause) = refusal(wrote_outside(plan, &t.id), || Ok(None)) {
             let saved = save_leftovers(plan, "plan", attempt, "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),
@@ -577,5 +614,48 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
                 saved,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    /// The settlement's decision when a check cannot run (git cannot answer): the task fails
+    /// with the check's error as its cause, nothing committed (it was committed before).
+    #[test]
+    fn a_check_that_cannot_run_refuses_the_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // What git answers in a directory that is no repository any more.
+        let err = crate::git::dirty_paths(dir.path()).expect_err("no repository");
+        let cause = format!("cannot check the protected paths in `x`: {err}");
+        assert_eq!(
+            refusal(Ok(None), || Err(cause.clone())),
+            Some(cause.clone())
+        );
+        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5)
+            .expect_err("no repository")
+            .to_string();
+        assert_eq!(
+            refusal(Err(outside.clone()), || Ok(None)),
+            Some(outside.clone())
+        );
+        // The protected check is not run once the first refused.
+        assert_eq!(
+            refusal(
+                Err(outside.clone()),
+                || -> Result<Option<String>, String> { unreachable!("run after a refusal") }
+            ),
+            Some(outside)
+        );
+        assert_eq!(
+            refusal(Ok(Some("wrote outside".into())), || Ok(None)),
+            Some("wrote outside".to_string())
+        );
+        assert_eq!(
+            refusal(Ok(None), || Ok(Some("changed protected paths: a".into()))),
+            Some("changed protected paths: a".to_string())
+        );
+        assert_eq!(refusal(Ok(None), || Ok(None)), None);
     }
 }

@@ -115,6 +115,17 @@ fn files_written_outside_the_cone_are_found_and_a_reset_keeps_the_tree_sparse() 
     fs::write(p.join("svc/top.txt"), "fine too\n").unwrap();
     fs::write(p.join("svc/b.log"), "ignored\n").unwrap();
     assert_eq!(outside_cone(p, &cone, 10).unwrap(), vec!["lib/util.rs"]);
+    // A name that is not UTF-8 is not skipped (git would stage it): fail closed.
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = p.join("lib").join(std::ffi::OsStr::from_bytes(b"n\xff.rs"));
+        fs::write(&odd, "odd\n").unwrap();
+        assert_eq!(
+            outside_cone(p, &cone, 10).unwrap(),
+            vec!["lib/n\u{fffd}.rs", "lib/util.rs"]
+        );
+        fs::remove_file(&odd).unwrap();
+    }
     let saved = save_and_reset(p, "refs/orch/attempts/auth/1.1/1", "saved").unwrap();
     assert!(saved.is_some());
     assert!(!p.join("svc/a/ok.rs").exists());
