@@ -267,8 +267,9 @@ pub(super) fn free_slot(path: &Path, tip: git2::Oid, clean: bool) -> Result<(), 
         source,
     })?;
     if clean {
-        // A mark that cannot be written only costs the next task a status.
-        let _ = std::fs::write(&mark, format!("{tip} {}\n", process_token()));
+        // A mark that cannot be written only costs the next task a status. The admin directory
+        // is the agent's to write: never through a link planted at the mark's name.
+        let _ = crate::links::write(&mark, format!("{tip} {}\n", process_token()).as_bytes());
     }
     Ok(())
 }

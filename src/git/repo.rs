@@ -231,10 +231,11 @@ pub fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitEr
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(exclude_error)?;
     }
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = crate::links::no_follow()
         .create(true)
         .append(true)
         .open(&path)
+        .map_err(|e| crate::links::refused(&path, e))
         .map_err(exclude_error)?;
     file.write_all(text.as_bytes()).map_err(exclude_error)?;
     Ok(())

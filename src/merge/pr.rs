@@ -486,7 +486,7 @@ fn write_body(path: &Path, body: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, body)
+    crate::links::write(path, body.as_bytes())
 }
 
 /// The first pull request `gh pr list --json number,url,baseRefName` printed, if any.
