@@ -141,6 +141,20 @@ pub fn remove_links<'a>(
     Ok(removed)
 }
 
+/// The symlinks among `dirs` and their leading directories beneath `base` (the same walk as
+/// [`remove_links`], nothing removed): what a write beneath them would go through.
+pub fn find_links<'a>(base: &Path, dirs: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for rel in dirs {
+        if let Some(link) = symlinked_parent(base, &rel.join("x"))
+            && !found.contains(&link)
+        {
+            found.push(link);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -200,6 +214,8 @@ mod tests {
         let err = refuse_symlinked_parent(&base, Path::new("cache/sub/f")).unwrap_err();
         assert!(err.to_string().contains("cache"), "{err}");
         let dirs = [Path::new("a"), Path::new("cache"), Path::new("cache/sub")];
+        assert_eq!(find_links(&base, dirs), [base.join("cache")]);
+        assert!(base.join("cache").exists());
         let removed = remove_links(&base, dirs).unwrap();
         assert_eq!(removed, [base.join("cache")]);
         assert!(outside.join("sub").is_dir(), "removed beyond the link");

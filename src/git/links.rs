@@ -19,6 +19,44 @@ pub(crate) fn remove_tree_links(
     worktree: &Path,
     trees: &[&git2::Tree<'_>],
 ) -> Result<Vec<PathBuf>, GitError> {
+    let dirs = tree_dirs(repo, worktree, trees)?;
+    crate::links::remove_links(worktree, dirs.iter().map(PathBuf::as_path)).map_err(|source| {
+        GitError::Checkout {
+            path: worktree.to_path_buf(),
+            source: git2::Error::from_str(&format!(
+                "cannot remove a symbolic link where a directory of the branch goes: {source}"
+            )),
+        }
+    })
+}
+
+/// The symlinks [`remove_tree_links`] would remove, as paths relative to `worktree`, nothing
+/// removed: for a checkout that must not lose a change (a safe one), which refuses them.
+pub(crate) fn tree_links(
+    repo: &git2::Repository,
+    worktree: &Path,
+    trees: &[&git2::Tree<'_>],
+) -> Result<Vec<String>, GitError> {
+    let dirs = tree_dirs(repo, worktree, trees)?;
+    Ok(
+        crate::links::find_links(worktree, dirs.iter().map(PathBuf::as_path))
+            .into_iter()
+            .filter_map(|p| {
+                p.strip_prefix(worktree)
+                    .ok()
+                    .map(|r| r.to_string_lossy().into_owned())
+            })
+            .collect(),
+    )
+}
+
+/// The directories of `trees` and of the index on disk, sorted (a directory before what is
+/// beneath it).
+fn tree_dirs(
+    repo: &git2::Repository,
+    worktree: &Path,
+    trees: &[&git2::Tree<'_>],
+) -> Result<BTreeSet<PathBuf>, GitError> {
     let read_error = |source| GitError::Checkout {
         path: worktree.to_path_buf(),
         source,
@@ -51,12 +89,5 @@ pub(crate) fn remove_tree_links(
             }
         }
     }
-    crate::links::remove_links(worktree, dirs.iter().map(PathBuf::as_path)).map_err(|source| {
-        GitError::Checkout {
-            path: worktree.to_path_buf(),
-            source: git2::Error::from_str(&format!(
-                "cannot remove a symbolic link where a directory of the branch goes: {source}"
-            )),
-        }
-    })
+    Ok(dirs)
 }

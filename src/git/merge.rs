@@ -240,10 +240,23 @@ pub(super) fn land(
     } else if sparse {
         super::sparse::switch(worktree, resumed, ours.id(), merged)?;
     } else {
-        // A symlink where a directory of either tree goes is never written through.
-        let trees = (ours.tree(), merged_commit.tree());
-        if let (Ok(a), Ok(b)) = &trees {
-            super::links::remove_tree_links(repo, worktree, &[a, b])?;
+        // A symlink where a directory of either tree goes is never written through: removed
+        // before a forced checkout (the files are the result already), refused as a local
+        // change in the way of a safe one (nothing lost).
+        let (a, b) = (
+            ours.tree().map_err(merge_error)?,
+            merged_commit.tree().map_err(merge_error)?,
+        );
+        if resumed {
+            super::links::remove_tree_links(repo, worktree, &[&a, &b])?;
+        } else {
+            let links = super::links::tree_links(repo, worktree, &[&a, &b])?;
+            if !links.is_empty() {
+                return Err(GitError::Dirty {
+                    path: worktree.to_path_buf(),
+                    files: links,
+                });
+            }
         }
         let mut safe = CheckoutBuilder::new();
         if resumed {
