@@ -302,3 +302,62 @@ fn a_commit_made_just_after_a_second_begins_is_dated_in_that_second() {
         while clock().0 == secs {}
     }
 }
+
+/// An agent replaced the tracked directory `conf` with a symlink to a directory outside (and
+/// staged changes beneath it): the reset neither writes nor deletes through the link.
+#[test]
+fn save_and_reset_never_writes_or_deletes_through_a_symlinked_directory() {
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    let wt = &tree.path;
+    fx.commit(
+        wt,
+        &[
+            ("conf/.bashrc", Some("branch text\n")),
+            ("conf/deep/x", Some("x\n")),
+        ],
+        "conf",
+    );
+    let decoy = fx.tmp.path().join("home");
+    fs::create_dir_all(decoy.join("deep")).unwrap();
+    fs::write(decoy.join(".bashrc"), "user's\n").unwrap();
+    fs::write(decoy.join("staged.txt"), "user's staged\n").unwrap();
+    fs::write(decoy.join("deep/x"), "user's x\n").unwrap();
+    // In the index: `conf/staged.txt` added (the reset would delete it), `conf/.bashrc` removed.
+    let repo = Repository::open(wt).unwrap();
+    let mut index = repo.index().unwrap();
+    fs::write(wt.join("conf/staged.txt"), "staged\n").unwrap();
+    index.add_path(Path::new("conf/staged.txt")).unwrap();
+    index.remove_path(Path::new("conf/.bashrc")).unwrap();
+    index.write().unwrap();
+    fs::remove_dir_all(wt.join("conf")).unwrap();
+    std::os::unix::fs::symlink(&decoy, wt.join("conf")).unwrap();
+    let before = walk(&decoy)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect::<Vec<_>>();
+
+    let refname = "refs/orch/attempts/auth/1.1/1";
+    let saved = save_and_reset(wt, refname, "attempt 1").unwrap().unwrap();
+
+    let after = walk(&decoy)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect::<Vec<_>>();
+    assert_eq!(after, before, "written or deleted through the link");
+    let meta = fs::symlink_metadata(wt.join("conf")).unwrap();
+    assert!(meta.is_dir() && !meta.file_type().is_symlink());
+    assert_eq!(
+        fs::read_to_string(wt.join("conf/.bashrc")).unwrap(),
+        "branch text\n"
+    );
+    assert_eq!(fs::read_to_string(wt.join("conf/deep/x")).unwrap(), "x\n");
+    assert!(!wt.join("conf/staged.txt").exists());
+    // The link is what was saved.
+    let repo = fx.repo();
+    let saved = repo.find_commit(oid(&saved)).unwrap();
+    let entry = saved.tree().unwrap().get_path(Path::new("conf")).unwrap();
+    assert_eq!(entry.filemode(), 0o120000);
+}
