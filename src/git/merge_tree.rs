@@ -97,7 +97,9 @@ pub(crate) fn ask_git(
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Made fresh at its predictable name: a link planted there is removed, never followed.
+    crate::links::fresh_dir(&dir)
+        .map_err(|e| git2::Error::from_str(&format!("cannot make `{}`: {e}", dir.display())))?;
     let scratch = Scratch(dir);
     let side = Repository::init_bare(&scratch.0)?;
     let objects = repo.commondir().join("objects");
