@@ -1,20 +1,53 @@
-//! Agent processes: each in its own process group, output to a log file, stopped as a group.
+//! Agent processes: each in a session (agents, checks) or process group (setup commands) of its
+//! own, output to a log file, stopped as a group; what they leave behind ended with them.
 //!
-//! Started with tokio's `Command` (`process_group(0)`) and awaited with tokio's child wait.
+//! Started with tokio's `Command` and awaited with tokio's child wait. An agent or a check is
+//! started through `orch session-exec` (or `orch sandbox-exec`), which calls `setsid` before it
+//! becomes the agent: no controlling terminal, process group = session = its pid
+//! ([`spawn_agent`]). Until it has (a few milliseconds), it is the only process of its attempt
+//! and sits in orch's group: [`signal_group`] and [`group_alive`] then fall back to its pid.
+//!
+//! `orch up` is a child subreaper ([`become_subreaper`]): a descendant whose parent dies (a
+//! double fork, with or without a session of its own) is re-parented to it, not to init. When an
+//! attempt ends, [`end_session`] kills what is left in its session and then every such orphan
+//! that no running attempt accounts for ([`sweep_orphans`]); at the end of the run, all of
+//! them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
 pub use tokio::process::Child;
 
-use crate::agent_env::{self, GIT_ENV};
+use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
+
+/// The plan and task (`ORCH_PLAN`, `ORCH_TASK`) a process was started for.
+type Label = (Option<String>, Option<String>);
+
+/// The sessions of this process's running agents and checks (session id = the leader's pid),
+/// with what they were started for: an orphan that belongs to one of them is left alone.
+static SESSIONS: Mutex<BTreeMap<u32, Label>> = Mutex::new(BTreeMap::new());
+
+/// Every child this process started through [`spawn`] or [`spawn_agent`] and has not ended
+/// ([`end_session`]): tokio reaps them, the orphan sweep never does.
+static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn sessions() -> std::sync::MutexGuard<'static, BTreeMap<u32, Label>> {
+    SESSIONS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn spawned() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    SPAWNED.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A launched agent.
 pub struct Spawned {
@@ -48,6 +81,30 @@ pub fn spawn(
     env: &[(String, String)],
     log: &Path,
 ) -> io::Result<Spawned> {
+    start(argv, cwd, env, log, None)
+}
+
+/// Spawns an agent or a check like [`spawn`], but `argv` makes itself the leader of a new
+/// session (`orch session-exec …` / `orch sandbox-exec …`: it is not made a group leader here,
+/// or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are removed
+/// unless `pass_env` names them. The session is recorded until [`end_session`].
+pub fn spawn_agent(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    pass_env: &[String],
+) -> io::Result<Spawned> {
+    start(argv, cwd, env, log, Some(pass_env))
+}
+
+fn start(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    agent: Option<&[String]>,
+) -> io::Result<Spawned> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
@@ -55,19 +112,181 @@ pub fn spawn(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
-        .process_group(0)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
+    match agent {
+        None => {
+            cmd.process_group(0);
+        }
+        Some(pass) => {
+            for name in AGENT_SOCKETS {
+                if !pass.iter().any(|p| p == name) {
+                    cmd.env_remove(name);
+                }
+            }
+        }
+    }
     for name in GIT_ENV {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Registered before the child can leave anything behind.
+    let mut spawned_now = spawned();
     let child = cmd.spawn()?;
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("the child has no process id"))?;
+    spawned_now.insert(pid);
+    drop(spawned_now);
+    if agent.is_some() {
+        let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        sessions().insert(pid, (of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)));
+    }
     Ok(Spawned { child, pid })
+}
+
+/// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
+/// re-parented to it, where [`sweep_orphans`] finds them. Called once by `orch up`.
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// Ends the session `sid` of an agent or a check that [`spawn_agent`] started: every process
+/// still in it is killed, then the orphans that no running attempt accounts for
+/// ([`sweep_orphans`]).
+pub async fn end_session(sid: u32) {
+    sessions().remove(&sid);
+    kill_session(sid);
+    sweep_orphans(false).await;
+    spawned().remove(&sid);
+}
+
+/// SIGKILL to every live process of session `sid` (also those that moved to another process
+/// group of the session).
+fn kill_session(sid: u32) -> usize {
+    let mut n = 0;
+    for pid in all_pids() {
+        if let Some(st) = stat_of(pid)
+            && st.session == sid
+            && st.state != 'Z'
+            && let Ok(raw) = i32::try_from(pid)
+        {
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
+/// subreaper) that it did not start, outside its own session (what orch itself runs, git
+/// included, stays in its session). `all`: every one (the end of the run); else those no
+/// running attempt accounts for: one is left alone while it is in a running attempt's session,
+/// while its `ORCH_PLAN` and `ORCH_TASK` are a running attempt's, or when it has `ORCH_PLAN`
+/// without `ORCH_TASK` (a plan's `setup` started it: a database for the worktree, say; ended
+/// with the run). Repeats until a round finds nothing left to kill (a killed orphan's own
+/// children are orphans next), for at most two seconds.
+pub async fn sweep_orphans(all: bool) {
+    let me = std::process::id();
+    let Some(my_sid) = stat_of(me).map(|s| s.session) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let live = if all {
+            BTreeMap::new()
+        } else {
+            sessions().clone()
+        };
+        let ours = spawned().clone();
+        let mut pending = false;
+        for pid in all_pids() {
+            let Some(st) = stat_of(pid) else { continue };
+            if st.ppid != me || st.session == my_sid || ours.contains(&pid) {
+                continue;
+            }
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
+            if st.state == 'Z' {
+                let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+                continue;
+            }
+            if !all && accounted_for(pid, st.session, &live) {
+                continue;
+            }
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            pending = true;
+        }
+        if !pending || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether orphan `pid` (of session `session`) belongs to a running attempt, or to a setup.
+fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
+    if live.contains_key(&session) {
+        return true;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let (mut plan, mut task) = (None, None);
+    for var in environ.split(|b| *b == 0) {
+        if let Some(v) = env_value(var, agent_env::ORCH_PLAN) {
+            plan = Some(String::from_utf8_lossy(v).into_owned());
+        } else if let Some(v) = env_value(var, agent_env::ORCH_TASK) {
+            task = Some(String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    match (plan, task) {
+        (Some(_), None) => true,
+        (None, _) => false,
+        label => live.values().any(|l| *l == label),
+    }
+}
+
+/// The pids in `/proc`.
+fn all_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// The fields of `/proc/<pid>/stat` orch reads.
+struct Stat {
+    state: char,
+    ppid: u32,
+    pgrp: u32,
+    session: u32,
+}
+
+fn stat_of(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        pgrp,
+        session,
+    })
+}
+
+/// Whether `pid` is a child this process started that has not yet made its own session or
+/// group (the moment between the spawn and `orch session-exec`'s `setsid`).
+fn not_yet_leader(pid: u32) -> bool {
+    spawned().contains(&pid)
+        && stat_of(pid).is_some_and(|st| st.state != 'Z' && st.pgrp != pid && st.session != pid)
 }
 
 /// Sends `sig` to every process of group `pgid`; false when the group no longer exists.
@@ -78,7 +297,11 @@ pub fn signal_group(pgid: u32, sig: Signal) -> bool {
     if raw <= 1 {
         return false;
     }
-    killpg(Pid::from_raw(raw), sig).is_ok()
+    if killpg(Pid::from_raw(raw), sig).is_ok() {
+        return true;
+    }
+    // Started, but not yet in its own session: it is still the only process of its attempt.
+    not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
@@ -86,38 +309,25 @@ pub fn group_alive(pgid: u32) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
-    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok() && group_has_live_member(pgid)
+    if raw <= 1 {
+        return false;
+    }
+    if std::fs::read_dir("/proc").is_err() {
+        return killpg(Pid::from_raw(raw), None).is_ok();
+    }
+    group_has_live_member(pgid) || not_yet_leader(pgid)
 }
 
-/// `/proc` scan: a member of the group that is not a zombie. Without `/proc`, assume alive.
+/// `/proc` scan: a member of the group (or of the session it leads) that is not a zombie.
 fn group_has_live_member(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some((state, group)) = stat_state_and_group(pid)
-            && group == pgid
-            && state != 'Z'
-        {
-            return true;
-        }
-    }
-    false
+    all_pids().any(|pid| {
+        stat_of(pid).is_some_and(|st| st.state != 'Z' && (st.pgrp == pgid || st.session == pgid))
+    })
 }
 
 /// Field 3 (state) and field 5 (pgrp) of `/proc/<pid>/stat`.
 fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    stat_of(pid).map(|st| (st.state, st.pgrp))
 }
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
@@ -250,6 +460,21 @@ pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
         return executable(&p).then_some(p);
     }
     search_path(program, &std::env::var_os("PATH")?)
+}
+
+/// Whether `program` (resolved as [`resolve_program`] does) can be run: the error a spawn of it
+/// would give when it cannot (not found, not executable). Asked before an agent is started
+/// through `orch session-exec`, whose spawn succeeds either way.
+pub fn runnable(program: &str, cwd: &Path) -> io::Result<()> {
+    if resolve_program(program, cwd).is_some() {
+        return Ok(());
+    }
+    let exists = program.contains('/') && cwd.join(program).exists();
+    Err(io::Error::from(if exists {
+        nix::errno::Errno::EACCES
+    } else {
+        nix::errno::Errno::ENOENT
+    }))
 }
 
 /// The first executable `program` in the directories of `path` (a `PATH` value).
