@@ -231,9 +231,12 @@ fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
     if live.contains_key(&session) {
         return true;
     }
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    accounts(&label_of(&environ), live)
+}
+
+/// `ORCH_PLAN` and `ORCH_TASK` of an environment as `/proc/<pid>/environ` holds it.
+fn label_of(environ: &[u8]) -> Label {
     let (mut plan, mut task) = (None, None);
     for var in environ.split(|b| *b == 0) {
         if let Some(v) = env_value(var, agent_env::ORCH_PLAN) {
@@ -242,10 +245,17 @@ fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
             task = Some(String::from_utf8_lossy(v).into_owned());
         }
     }
-    match (plan, task) {
+    (plan, task)
+}
+
+/// Whether a process started for `label` is accounted for while the attempts of `live` run: a
+/// plan without a task is a setup's (spared until the run's end); a plan and task must be a
+/// running attempt's; nothing is no one's.
+fn accounts(label: &Label, live: &BTreeMap<u32, Label>) -> bool {
+    match label {
         (Some(_), None) => true,
         (None, _) => false,
-        label => live.values().any(|l| *l == label),
+        label => live.values().any(|l| l == label),
     }
 }
 
@@ -289,7 +299,8 @@ fn not_yet_leader(pid: u32) -> bool {
         && stat_of(pid).is_some_and(|st| st.state != 'Z' && st.pgrp != pid && st.session != pid)
 }
 
-/// Sends `sig` to every process of group `pgid`; false when the group no longer exists.
+/// Sends `sig` to every process of group `pgid`, and of the session it leads (an agent's
+/// process that moved to a group of its own within the session); false when none exists.
 pub fn signal_group(pgid: u32, sig: Signal) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
@@ -297,11 +308,19 @@ pub fn signal_group(pgid: u32, sig: Signal) -> bool {
     if raw <= 1 {
         return false;
     }
-    if killpg(Pid::from_raw(raw), sig).is_ok() {
-        return true;
+    let mut sent = killpg(Pid::from_raw(raw), sig).is_ok();
+    for pid in all_pids() {
+        if let Some(st) = stat_of(pid)
+            && st.session == pgid
+            && st.pgrp != pgid
+            && st.state != 'Z'
+            && let Ok(p) = i32::try_from(pid)
+        {
+            sent |= kill(Pid::from_raw(p), sig).is_ok();
+        }
     }
     // Started, but not yet in its own session: it is still the only process of its attempt.
-    not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
+    sent || not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
@@ -625,6 +644,55 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("out.log");
+        // What `orch session-exec` does, done by `setsid(1)` here (the test has no orch).
+        let script = "s=$(cat /proc/$$/stat); s=${s##*) }; set -- $s; \
+                      echo \"sid=$4 pgrp=$3 tty=$5 pid=$$\"; echo \"ssh=${SSH_AUTH_SOCK-unset}\"";
+        let argv = argv(&["setsid", "sh", "-c", script]);
+        // A variable the caller gives is passed (orch's own environment's is what is removed,
+        // tests/untrusted/processes.rs).
+        let env = [("SSH_AUTH_SOCK".to_string(), "/tmp/a.sock".to_string())];
+        let mut agent = spawn_agent(&argv, dir.path(), &env, &log, &[]).expect("spawn");
+        let pid = agent.pid;
+        assert!(sessions().contains_key(&pid));
+        assert_eq!(wait(&mut agent.child).await.code(), Some(0));
+        end_session(pid).await;
+        assert!(!sessions().contains_key(&pid) && !spawned().contains(&pid));
+        let out = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            out.contains(&format!("sid={pid} pgrp={pid} tty=0 pid={pid}")),
+            "{out}"
+        );
+        assert!(out.contains("ssh=/tmp/a.sock"), "{out}");
+    }
+
+    #[test]
+    fn orphans_are_accounted_for_by_a_running_attempt_or_a_setup() {
+        let label = |p: Option<&str>, t: Option<&str>| -> Label {
+            (p.map(str::to_string), t.map(str::to_string))
+        };
+        let live: BTreeMap<u32, Label> = [
+            (10, label(Some("a"), Some("1.1"))),
+            (20, label(Some("b"), Some(""))),
+        ]
+        .into();
+        assert!(accounts(&label(Some("a"), Some("1.1")), &live));
+        assert!(accounts(&label(Some("b"), Some("")), &live));
+        assert!(!accounts(&label(Some("a"), Some("1.2")), &live));
+        assert!(!accounts(&label(None, Some("1.1")), &live));
+        assert!(!accounts(&label(None, None), &live));
+        // A setup's (a plan, no task): spared until the end of the run.
+        assert!(accounts(&label(Some("a"), None), &BTreeMap::new()));
+        assert_eq!(
+            label_of(b"PATH=/bin\0ORCH_PLAN=a\0ORCH_TASK=1.1\0ORCH_TASKS=x\0"),
+            label(Some("a"), Some("1.1"))
+        );
+        assert_eq!(label_of(b"ORCH_PLANX=a\0"), label(None, None));
     }
 
     #[test]

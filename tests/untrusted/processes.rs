@@ -41,6 +41,12 @@ fn procs_an_agent_cannot_stop_or_terminate_orch_up() {
     if !landlock() {
         return;
     }
+    // Signals are scoped from Landlock ABI 6 (Linux 6.12); before it, orch says so at start.
+    let abi = orch::sandbox::abi();
+    if abi < 6 {
+        eprintln!("skipped: this kernel's Landlock ABI is {abi}: signals are not scoped");
+        return;
+    }
     let repo = confined_repo(&agent("hostile_proc_signal.sh", &[]), "");
     let main = repo.rev("main");
     let (code, out, err) =
@@ -58,6 +64,17 @@ fn procs_an_agent_cannot_stop_or_terminate_orch_up() {
     assert_eq!(repo.rev("main"), main, "main moved");
     let status = repo.task("a", "1.1");
     assert_eq!(status["status"], "completed", "{status}");
+    // The ABI that kept orch up's signals out of reach is the one reported.
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["sandbox"], "on", "{started}");
+    assert_eq!(started["sandbox_abi"], abi, "{started}");
+    let (code, json, err) = repo.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(json["sandbox_abi"], abi, "{json}");
 }
 
 #[test]
