@@ -15,12 +15,17 @@ use crate::support::{self, Repo, agent, one_task};
 /// A repository with one plan `a` whose one task is done by `command`, confined
 /// (`sandbox = "on"`); `agent_extra`: more lines of the agent's table.
 fn confined_repo(command: &str, agent_extra: &str) -> Repo {
+    repo_with(command, agent_extra, "on")
+}
+
+/// [`confined_repo`] with `sandbox = SANDBOX`.
+fn repo_with(command: &str, agent_extra: &str, sandbox: &str) -> Repo {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/a.md", &one_task("A", "Hostile work"));
     repo.manifest(
         command,
         &format!("report = \"orch\"\n{agent_extra}"),
-        "retries = 0\nsandbox = \"on\"",
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
         &[("a", "")],
     );
     repo.commit_all("plans");
@@ -82,7 +87,21 @@ fn procs_an_agent_has_no_controlling_terminal() {
     if !landlock() {
         return;
     }
-    let repo = confined_repo(&agent("hostile_proc_tty.sh", &[]), "");
+    no_controlling_terminal("on");
+}
+
+/// Without confinement (`sandbox = "off"`, or a kernel without Landlock) an agent still starts
+/// in a session of its own, without the user's agent sockets, and nothing it leaves running
+/// outlives its attempt.
+#[test]
+fn procs_unconfined_agents_keep_the_same_process_hygiene() {
+    no_controlling_terminal("off");
+    no_agent_sockets("off");
+    descendants_end_with_the_attempt("off");
+}
+
+fn no_controlling_terminal(sandbox: &str) {
+    let repo = repo_with(&agent("hostile_proc_tty.sh", &[]), "", sandbox);
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 24,
@@ -161,6 +180,10 @@ fn procs_agent_socket_variables_are_not_passed_unless_allowed() {
     if !landlock() {
         return;
     }
+    no_agent_sockets("on");
+}
+
+fn no_agent_sockets(sandbox: &str) {
     let sockets = [
         ("SSH_AUTH_SOCK", "/tmp/orch-test-ssh-agent.sock"),
         ("SSH_AGENT_PID", "4242"),
@@ -169,7 +192,7 @@ fn procs_agent_socket_variables_are_not_passed_unless_allowed() {
         ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/tmp/orch-test-bus"),
     ];
     let run = |extra: &str| {
-        let repo = confined_repo(&agent("hostile_proc_env.sh", &[]), extra);
+        let repo = repo_with(&agent("hostile_proc_env.sh", &[]), extra, sandbox);
         let mut cmd = repo.orch(&["up", "--json", "a"]);
         cmd.env_remove("ORCH_SANDBOX").envs(sockets);
         let (code, out, err) = repo.run_cmd(&mut cmd);
@@ -218,6 +241,10 @@ fn procs_a_double_forked_descendant_ends_with_its_attempt() {
     if !landlock() {
         return;
     }
+    descendants_end_with_the_attempt("on");
+}
+
+fn descendants_end_with_the_attempt(sandbox: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let beat = dir.path().canonicalize().expect("canonical");
     let _guard = KillOnDrop(beat.clone());
@@ -235,7 +262,7 @@ fn procs_a_double_forked_descendant_ends_with_its_attempt() {
             "report = \"orch\"\nsandbox_write = [{:?}]",
             support::utf8(&beat)
         ),
-        "retries = 0\nsandbox = \"on\"",
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
         &[("a", "")],
     );
     repo.commit_all("plans");
