@@ -41,6 +41,14 @@ static SESSIONS: Mutex<BTreeMap<u32, Label>> = Mutex::new(BTreeMap::new());
 /// ([`end_session`]): tokio reaps them, the orphan sweep never does.
 static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
+/// The plans whose `setup` this process started (a command with `ORCH_PLAN` and no `ORCH_TASK`,
+/// through [`spawn`]): only an orphan claiming one of them as a setup's is spared.
+static SETUP_PLANS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn setup_plans() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    SETUP_PLANS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn sessions() -> std::sync::MutexGuard<'static, BTreeMap<u32, Label>> {
     SESSIONS.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -139,9 +147,15 @@ fn start(
         .ok_or_else(|| io::Error::other("the child has no process id"))?;
     spawned_now.insert(pid);
     drop(spawned_now);
-    if agent.is_some() {
-        let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        sessions().insert(pid, (of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)));
+    let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (agent, of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)) {
+        (Some(_), plan, task) => {
+            sessions().insert(pid, (plan, task));
+        }
+        (None, Some(plan), None) => {
+            setup_plans().insert(plan);
+        }
+        _ => {}
     }
     Ok(Spawned { child, pid })
 }
@@ -184,8 +198,9 @@ fn kill_session(sid: u32) -> usize {
 /// included, stays in its session). `all`: every one (the end of the run); else those no
 /// running attempt accounts for: one is left alone while it is in a running attempt's session,
 /// while its `ORCH_PLAN` and `ORCH_TASK` are a running attempt's, or when it has `ORCH_PLAN`
-/// without `ORCH_TASK` (a plan's `setup` started it: a database for the worktree, say; ended
-/// with the run). Repeats until a round finds nothing left to kill (a killed orphan's own
+/// without `ORCH_TASK` and that plan's `setup` ran (a database the setup started for the
+/// worktree, say; ended with the run). The environment is the process's own word: an agent can
+/// claim another running attempt or a setup for what it leaves, which then lives that long. Repeats until a round finds nothing left to kill (a killed orphan's own
 /// children are orphans next), for at most two seconds.
 pub async fn sweep_orphans(all: bool) {
     let me = std::process::id();
@@ -232,7 +247,7 @@ fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
         return true;
     }
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    accounts(&label_of(&environ), live)
+    accounts(&label_of(&environ), live, &setup_plans())
 }
 
 /// `ORCH_PLAN` and `ORCH_TASK` of an environment as `/proc/<pid>/environ` holds it.
@@ -249,11 +264,11 @@ fn label_of(environ: &[u8]) -> Label {
 }
 
 /// Whether a process started for `label` is accounted for while the attempts of `live` run: a
-/// plan without a task is a setup's (spared until the run's end); a plan and task must be a
-/// running attempt's; nothing is no one's.
-fn accounts(label: &Label, live: &BTreeMap<u32, Label>) -> bool {
+/// plan without a task is a setup's when that plan's setup ran (`setups`; spared until the
+/// run's end); a plan and task must be a running attempt's; nothing is no one's.
+fn accounts(label: &Label, live: &BTreeMap<u32, Label>, setups: &BTreeSet<String>) -> bool {
     match label {
-        (Some(_), None) => true,
+        (Some(plan), None) => setups.contains(plan),
         (None, _) => false,
         label => live.values().any(|l| l == label),
     }
@@ -681,13 +696,22 @@ mod tests {
             (20, label(Some("b"), Some(""))),
         ]
         .into();
-        assert!(accounts(&label(Some("a"), Some("1.1")), &live));
-        assert!(accounts(&label(Some("b"), Some("")), &live));
-        assert!(!accounts(&label(Some("a"), Some("1.2")), &live));
-        assert!(!accounts(&label(None, Some("1.1")), &live));
-        assert!(!accounts(&label(None, None), &live));
-        // A setup's (a plan, no task): spared until the end of the run.
-        assert!(accounts(&label(Some("a"), None), &BTreeMap::new()));
+        let none = BTreeSet::new();
+        assert!(accounts(&label(Some("a"), Some("1.1")), &live, &none));
+        assert!(accounts(&label(Some("b"), Some("")), &live, &none));
+        assert!(!accounts(&label(Some("a"), Some("1.2")), &live, &none));
+        assert!(!accounts(&label(None, Some("1.1")), &live, &none));
+        assert!(!accounts(&label(None, None), &live, &none));
+        // A setup's (a plan, no task): spared until the end of the run, if that plan's setup
+        // ran (else an agent that dropped its ORCH_TASK).
+        let setups: BTreeSet<String> = ["a".to_string()].into();
+        assert!(accounts(&label(Some("a"), None), &BTreeMap::new(), &setups));
+        assert!(!accounts(
+            &label(Some("b"), None),
+            &BTreeMap::new(),
+            &setups
+        ));
+        assert!(!accounts(&label(Some("a"), None), &BTreeMap::new(), &none));
         assert_eq!(
             label_of(b"PATH=/bin\0ORCH_PLAN=a\0ORCH_TASK=1.1\0ORCH_TASKS=x\0"),
             label(Some("a"), Some("1.1"))
