@@ -87,6 +87,20 @@ pub const GIT_ENV: [&str; 7] = [
     "GIT_NAMESPACE",
 ];
 
+/// Not orch's own: the variables that hand a process the user's agents and buses (ssh-agent,
+/// gpg-agent, the session D-Bus, the desktop's keyring, a Kerberos ticket cache): with them an agent could sign, log in
+/// or unlock as the user. Removed from every agent's and check's environment, confined or not,
+/// unless `pass_env` (`[defaults]`, `[agents.NAME]`) names them.
+pub const AGENT_SOCKETS: [&str; 7] = [
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "GPG_AGENT_INFO",
+    "GNUPGHOME",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "GNOME_KEYRING_CONTROL",
+    "KRB5CCNAME",
+];
+
 /// The variables that put a process inside one agent's run (its plan, task, worktree, status
 /// file, manifest and orch executable). An `orch` started for another purpose (the demo's own
 /// run) must not inherit them, or it would act on the agent's plan.

@@ -1,20 +1,61 @@
-//! Agent processes: each in its own process group, output to a log file, stopped as a group.
+//! Agent processes: each in a session (agents, checks) or process group (setup commands) of its
+//! own, output to a log file, stopped as a group; what they leave behind ended with them.
 //!
-//! Started with tokio's `Command` (`process_group(0)`) and awaited with tokio's child wait.
+//! Started with tokio's `Command` and awaited with tokio's child wait. An agent or a check is
+//! started through `orch session-exec` (or `orch sandbox-exec`), which calls `setsid` before it
+//! becomes the agent: no controlling terminal, process group = session = its pid
+//! ([`spawn_agent`]). Until it has (a few milliseconds), it is the only process of its attempt
+//! and sits in orch's group: [`signal_group`] and [`group_alive`] then fall back to its pid.
+//!
+//! `orch up` is a child subreaper ([`become_subreaper`]): a descendant whose parent dies (a
+//! double fork, with or without a session of its own) is re-parented to it, not to init. When an
+//! attempt ends, [`end_session`] kills what is left in its session and then every such orphan
+//! that no running attempt accounts for ([`sweep_orphans`]); at the end of the run, all of
+//! them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
 pub use tokio::process::Child;
 
-use crate::agent_env::{self, GIT_ENV};
+use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
+
+/// The plan and task (`ORCH_PLAN`, `ORCH_TASK`) a process was started for.
+type Label = (Option<String>, Option<String>);
+
+/// The sessions of this process's running agents and checks (session id = the leader's pid),
+/// with what they were started for: an orphan that belongs to one of them is left alone.
+static SESSIONS: Mutex<BTreeMap<u32, Label>> = Mutex::new(BTreeMap::new());
+
+/// Every child this process started through [`spawn`] or [`spawn_agent`] and has not ended
+/// ([`end_session`]): tokio reaps them, the orphan sweep never does.
+static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// The plans whose `setup` this process started (a command with `ORCH_PLAN` and no `ORCH_TASK`,
+/// through [`spawn`]): only an orphan claiming one of them as a setup's is spared.
+static SETUP_PLANS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn setup_plans() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    SETUP_PLANS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sessions() -> std::sync::MutexGuard<'static, BTreeMap<u32, Label>> {
+    SESSIONS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn spawned() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    SPAWNED.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A launched agent.
 pub struct Spawned {
@@ -46,6 +87,30 @@ pub fn spawn(
     env: &[(String, String)],
     log: &Path,
 ) -> io::Result<Spawned> {
+    start(argv, cwd, env, log, None)
+}
+
+/// Spawns an agent or a check like [`spawn`], but `argv` makes itself the leader of a new
+/// session (`orch session-exec …` / `orch sandbox-exec …`: it is not made a group leader here,
+/// or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are removed
+/// unless `pass_env` names them. The session is recorded until [`end_session`].
+pub fn spawn_agent(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    pass_env: &[String],
+) -> io::Result<Spawned> {
+    start(argv, cwd, env, log, Some(pass_env))
+}
+
+fn start(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    agent: Option<&[String]>,
+) -> io::Result<Spawned> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
@@ -53,22 +118,202 @@ pub fn spawn(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
-        .process_group(0)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
+    match agent {
+        None => {
+            cmd.process_group(0);
+        }
+        Some(pass) => {
+            for name in AGENT_SOCKETS {
+                if !pass.iter().any(|p| p == name) {
+                    cmd.env_remove(name);
+                }
+            }
+        }
+    }
     for name in GIT_ENV {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Registered before the child can leave anything behind.
+    let mut spawned_now = spawned();
     let child = cmd.spawn()?;
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("the child has no process id"))?;
+    spawned_now.insert(pid);
+    drop(spawned_now);
+    let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (agent, of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)) {
+        (Some(_), plan, task) => {
+            sessions().insert(pid, (plan, task));
+        }
+        (None, Some(plan), None) => {
+            setup_plans().insert(plan);
+        }
+        _ => {}
+    }
     Ok(Spawned { child, pid })
 }
 
-/// Sends `sig` to every process of group `pgid`; false when the group no longer exists.
+/// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
+/// re-parented to it, where [`sweep_orphans`] finds them. Called once by `orch up`.
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// Ends the session `sid` of an agent or a check that [`spawn_agent`] started: every process
+/// still in it is killed, then the orphans that no running attempt accounts for
+/// ([`sweep_orphans`]).
+pub async fn end_session(sid: u32) {
+    sessions().remove(&sid);
+    kill_session(sid);
+    sweep_orphans(false).await;
+    spawned().remove(&sid);
+}
+
+/// SIGKILL to every live process of session `sid` (also those that moved to another process
+/// group of the session).
+fn kill_session(sid: u32) -> usize {
+    let mut n = 0;
+    for pid in all_pids() {
+        if let Some(st) = stat_of(pid)
+            && st.session == sid
+            && st.state != 'Z'
+            && let Ok(raw) = i32::try_from(pid)
+        {
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
+/// subreaper) that it did not start, outside its own session (what orch itself runs, git
+/// included, stays in its session). `all`: every one (the end of the run); else those no
+/// running attempt accounts for: one is left alone while it is in a running attempt's session,
+/// while its `ORCH_PLAN` and `ORCH_TASK` are a running attempt's, or when it has `ORCH_PLAN`
+/// without `ORCH_TASK` and that plan's `setup` ran (a database the setup started for the
+/// worktree, say; ended with the run). The environment is the process's own word: an agent can
+/// claim another running attempt or a setup for what it leaves, which then lives that long. Repeats until a round finds nothing left to kill (a killed orphan's own
+/// children are orphans next), for at most two seconds.
+pub async fn sweep_orphans(all: bool) {
+    let me = std::process::id();
+    let Some(my_sid) = stat_of(me).map(|s| s.session) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let live = if all {
+            BTreeMap::new()
+        } else {
+            sessions().clone()
+        };
+        let ours = spawned().clone();
+        let mut pending = false;
+        for pid in all_pids() {
+            let Some(st) = stat_of(pid) else { continue };
+            if st.ppid != me || st.session == my_sid || ours.contains(&pid) {
+                continue;
+            }
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
+            if st.state == 'Z' {
+                let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+                continue;
+            }
+            if !all && accounted_for(pid, st.session, &live) {
+                continue;
+            }
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            pending = true;
+        }
+        if !pending || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether orphan `pid` (of session `session`) belongs to a running attempt, or to a setup.
+fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
+    if live.contains_key(&session) {
+        return true;
+    }
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    accounts(&label_of(&environ), live, &setup_plans())
+}
+
+/// `ORCH_PLAN` and `ORCH_TASK` of an environment as `/proc/<pid>/environ` holds it.
+fn label_of(environ: &[u8]) -> Label {
+    let (mut plan, mut task) = (None, None);
+    for var in environ.split(|b| *b == 0) {
+        if let Some(v) = env_value(var, agent_env::ORCH_PLAN) {
+            plan = Some(String::from_utf8_lossy(v).into_owned());
+        } else if let Some(v) = env_value(var, agent_env::ORCH_TASK) {
+            task = Some(String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    (plan, task)
+}
+
+/// Whether a process started for `label` is accounted for while the attempts of `live` run: a
+/// plan without a task is a setup's when that plan's setup ran (`setups`; spared until the
+/// run's end); a plan and task must be a running attempt's; nothing is no one's.
+fn accounts(label: &Label, live: &BTreeMap<u32, Label>, setups: &BTreeSet<String>) -> bool {
+    match label {
+        (Some(plan), None) => setups.contains(plan),
+        (None, _) => false,
+        label => live.values().any(|l| l == label),
+    }
+}
+
+/// The pids in `/proc`.
+fn all_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// The fields of `/proc/<pid>/stat` orch reads.
+struct Stat {
+    state: char,
+    ppid: u32,
+    pgrp: u32,
+    session: u32,
+}
+
+fn stat_of(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        pgrp,
+        session,
+    })
+}
+
+/// Whether `pid` is a child this process started that has not yet made its own session or
+/// group (the moment between the spawn and `orch session-exec`'s `setsid`).
+fn not_yet_leader(pid: u32) -> bool {
+    spawned().contains(&pid)
+        && stat_of(pid).is_some_and(|st| st.state != 'Z' && st.pgrp != pid && st.session != pid)
+}
+
+/// Sends `sig` to every process of group `pgid`, and of the session it leads (an agent's
+/// process that moved to a group of its own within the session); false when none exists.
 pub fn signal_group(pgid: u32, sig: Signal) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
@@ -76,7 +321,19 @@ pub fn signal_group(pgid: u32, sig: Signal) -> bool {
     if raw <= 1 {
         return false;
     }
-    killpg(Pid::from_raw(raw), sig).is_ok()
+    let mut sent = killpg(Pid::from_raw(raw), sig).is_ok();
+    for pid in all_pids() {
+        if let Some(st) = stat_of(pid)
+            && st.session == pgid
+            && st.pgrp != pgid
+            && st.state != 'Z'
+            && let Ok(p) = i32::try_from(pid)
+        {
+            sent |= kill(Pid::from_raw(p), sig).is_ok();
+        }
+    }
+    // Started, but not yet in its own session: it is still the only process of its attempt.
+    sent || not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
@@ -84,38 +341,25 @@ pub fn group_alive(pgid: u32) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
-    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok() && group_has_live_member(pgid)
+    if raw <= 1 {
+        return false;
+    }
+    if std::fs::read_dir("/proc").is_err() {
+        return killpg(Pid::from_raw(raw), None).is_ok();
+    }
+    group_has_live_member(pgid) || not_yet_leader(pgid)
 }
 
-/// `/proc` scan: a member of the group that is not a zombie. Without `/proc`, assume alive.
+/// `/proc` scan: a member of the group (or of the session it leads) that is not a zombie.
 fn group_has_live_member(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some((state, group)) = stat_state_and_group(pid)
-            && group == pgid
-            && state != 'Z'
-        {
-            return true;
-        }
-    }
-    false
+    all_pids().any(|pid| {
+        stat_of(pid).is_some_and(|st| st.state != 'Z' && (st.pgrp == pgid || st.session == pgid))
+    })
 }
 
 /// Field 3 (state) and field 5 (pgrp) of `/proc/<pid>/stat`.
 fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    stat_of(pid).map(|st| (st.state, st.pgrp))
 }
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
@@ -250,6 +494,21 @@ pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     search_path(program, &std::env::var_os("PATH")?)
 }
 
+/// Whether `program` (resolved as [`resolve_program`] does) can be run: the error a spawn of it
+/// would give when it cannot (not found, not executable). Asked before an agent is started
+/// through `orch session-exec`, whose spawn succeeds either way.
+pub fn runnable(program: &str, cwd: &Path) -> io::Result<()> {
+    if resolve_program(program, cwd).is_some() {
+        return Ok(());
+    }
+    let exists = program.contains('/') && cwd.join(program).exists();
+    Err(io::Error::from(if exists {
+        nix::errno::Errno::EACCES
+    } else {
+        nix::errno::Errno::ENOENT
+    }))
+}
+
 /// The first executable `program` in the directories of `path` (a `PATH` value).
 fn search_path(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
     std::env::split_paths(path)
@@ -271,184 +530,4 @@ pub fn hostname() -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::ExitStatus;
-
-    fn argv(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_string()).collect()
-    }
-
-    /// Waits for `child`, at most 30 s.
-    async fn wait(child: &mut Child) -> ExitStatus {
-        tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .expect("the child ended in time")
-            .expect("wait")
-    }
-
-    /// Runs `sh -c script` in `dir` with `env` added; its exit status and everything it wrote (stdout and stderr
-    /// both go to the log).
-    async fn run(dir: &Path, script: &str, env: &[(String, String)]) -> (ExitStatus, String) {
-        let log = dir.join("out.log");
-        let mut spawned = spawn(&argv(&["sh", "-c", script]), dir, env, &log).expect("spawn");
-        let status = wait(&mut spawned.child).await;
-        (status, std::fs::read_to_string(&log).expect("read log"))
-    }
-
-    #[tokio::test]
-    async fn the_child_gets_its_directory_streams_group_and_environment() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let dir = dir.path().canonicalize().expect("canonical");
-        let env = vec![("ORCH_CHILD_TEST".to_string(), "x y".to_string())];
-        let script = "pwd; echo \"var=$ORCH_CHILD_TEST\"; echo \"git=${GIT_DIR-unset}\"; \
-                      read line; echo \"stdin=$?\"; echo err >&2; \
-                      [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo leader; exit 3";
-        // orch's own git variables are removed; one the caller gives the child is kept.
-        let mut with_git = env.clone();
-        with_git.push(("GIT_DIR".to_string(), "kept-when-given".to_string()));
-        let (status, out) = run(&dir, script, &env).await;
-        assert_eq!(status.code(), Some(3), "{out}");
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(
-            lines,
-            [
-                dir.to_str().expect("utf-8"),
-                "var=x y",
-                "git=unset",
-                "stdin=1",
-                "err",
-                "leader"
-            ],
-            "{out}"
-        );
-        let (_, out) = run(&dir, "echo \"git=${GIT_DIR-unset}\"", &with_git).await;
-        assert!(out.ends_with("git=kept-when-given\n"), "{out}");
-    }
-
-    #[tokio::test]
-    async fn a_signal_ends_the_child_with_that_signal_and_sigpipe_is_default_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // orch ignores SIGPIPE (Rust does); the child must die of it like any program.
-        let (status, out) = run(dir.path(), "kill -PIPE $$", &[]).await;
-        assert_eq!(status.signal(), Some(Signal::SIGPIPE as i32), "{out}");
-        let (status, _) = run(dir.path(), "kill -TERM $$", &[]).await;
-        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
-    }
-
-    #[tokio::test]
-    async fn a_missing_program_is_not_found_and_a_relative_one_is_taken_from_the_directory() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("out.log");
-        let missing = argv(&["no-such-program-orch-test"]);
-        let err = spawn(&missing, dir.path(), &[], &log)
-            .err()
-            .expect("not found");
-        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
-        let script = dir.path().join("agent.sh");
-        std::fs::write(&script, "#!/bin/sh\nexit 7\n").expect("write");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let mut relative = spawn(&argv(&["./agent.sh"]), dir.path(), &[], &log).expect("spawn");
-        assert_eq!(wait(&mut relative.child).await.code(), Some(7));
-        // A PATH given to the child is the one its program is looked up on.
-        let path = [("PATH".to_string(), dir.path().display().to_string())];
-        let mut on_path = spawn(&argv(&["agent.sh"]), dir.path(), &path, &log)
-            .expect("spawn agent.sh on the child's PATH");
-        assert_eq!(wait(&mut on_path.child).await.code(), Some(7));
-        let err = spawn(&argv(&["sh", "-c", "a\0b"]), dir.path(), &[], &log)
-            .err()
-            .expect("NUL refused");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-        let err = spawn(&[], dir.path(), &[], &log).err().expect("empty argv");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_wait_loses_nothing_and_a_dropped_child_is_reaped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("out.log");
-        let fifo = dir.path().join("go");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
-        let script = argv(&["sh", "-c", "read x < go; exit 5"]);
-        let mut spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
-        let child = &mut spawned.child;
-        // The child blocks on the fifo: a wait cut short finds it running.
-        let cut = tokio::time::timeout(Duration::from_millis(50), child.wait()).await;
-        assert!(cut.is_err(), "the child cannot have ended yet");
-        assert!(child.try_wait().expect("try_wait").is_none());
-        std::fs::write(&fifo, "go\n").expect("release the child");
-        assert_eq!(wait(child).await.code(), Some(5));
-        assert_eq!(
-            child.try_wait().expect("again").map(|s| s.code()),
-            Some(Some(5))
-        );
-
-        // Dropped while running: once it ends, it is reaped (no zombie left behind).
-        let spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
-        let pid = spawned.pid;
-        drop(spawned);
-        std::fs::write(&fifo, "go\n").expect("release the child");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "process {pid} was not reaped"
-            );
-            tokio::task::yield_now().await;
-        }
-    }
-
-    #[test]
-    fn process_start_time_of_this_process() {
-        if std::path::Path::new("/proc/self/stat").exists() {
-            assert!(process_start_time(std::process::id()) > 0);
-        }
-        assert_eq!(process_start_time(u32::MAX), 0);
-    }
-
-    #[test]
-    fn programs_resolve_like_execvp() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let script = dir.path().join("agent.sh");
-        std::fs::write(&script, "#!/bin/sh\n").expect("write");
-        // Not executable yet: not found.
-        assert_eq!(resolve_program("./agent.sh", dir.path()), None);
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        assert_eq!(
-            resolve_program("./agent.sh", dir.path()),
-            Some(dir.path().join("./agent.sh"))
-        );
-        let sh = resolve_program("sh", dir.path()).expect("sh is on PATH");
-        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
-        assert_eq!(resolve_program("no-such-program-xyz", dir.path()), None);
-    }
-
-    #[tokio::test]
-    async fn terminate_group_kills_a_group_that_ignores_sigterm() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("agent.log");
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            "trap '' TERM; sh -c 'trap \"\" TERM; while :; do sleep 1; done' & echo started; while :; do sleep 1; done",
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect();
-        let mut spawned = spawn(&argv, dir.path(), &[], &log).expect("spawn");
-        let pid = spawned.pid;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
-            assert!(Instant::now() < deadline, "the group did not start");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(group_alive(pid));
-        let killed =
-            terminate_group(pid, Duration::from_millis(200), Some(&mut spawned.child)).await;
-        assert!(killed, "SIGTERM alone cannot have stopped it");
-        assert!(!group_alive(pid), "a member of the group survived");
-    }
-}
+mod tests;

@@ -6,17 +6,28 @@
 //! siblings of each denied path and of its parent directories, from `/` down
 //! ([`read_roots`]): an entry created later in one of those parent directories is not readable.
 //! The network is not confined.
+//!
+//! The rules are written for Landlock ABI 6 (Linux 6.12) and applied best-effort: on an older
+//! kernel what it lacks is not controlled ([`abi`] says which ABI the kernel offers,
+//! [`uncontrolled`] what is then left out). ABI 6 adds, over the file rules: no signal to a
+//! process outside the sandbox (`orch up`, the user's shell), no connection to an abstract unix
+//! socket made outside it (ABI 6), no `ioctl` on a device opened through a path not granted
+//! for writing (ABI 5).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, path_beneath_rules,
 };
 
-/// The Landlock ABI orch's rules are written for (file truncation handled since V3).
-const ABI_USED: ABI = ABI::V3;
+/// The Landlock ABI orch's rules are written for: file truncation (V3), device ioctls (V5),
+/// signals and abstract unix sockets scoped to the sandbox (V6).
+const ABI_USED: ABI = ABI::V6;
+
+/// The newest ABI orch uses, as a number ([`ABI_USED`]).
+pub const ABI_NEWEST: u8 = 6;
 
 /// What a confined process may do with files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,6 +47,51 @@ pub fn supported() -> bool {
         .is_ok()
 }
 
+/// The Landlock ABI this kernel offers, as far as orch uses it: 0 (none) to [`ABI_NEWEST`].
+/// Found by asking for each ABI's newest control as a hard requirement (confines nothing).
+pub fn abi() -> u8 {
+    type Probe = fn(Ruleset) -> Result<Ruleset, RulesetError>;
+    let probes: [(u8, Probe); 6] = [
+        (6, |r| {
+            r.handle_access(AccessFs::Execute)?.scope(Scope::Signal)
+        }),
+        (5, |r| r.handle_access(AccessFs::IoctlDev)),
+        (4, |r| r.handle_access(AccessNet::BindTcp)),
+        (3, |r| r.handle_access(AccessFs::Truncate)),
+        (2, |r| r.handle_access(AccessFs::Refer)),
+        (1, |r| r.handle_access(AccessFs::Execute)),
+    ];
+    probes
+        .into_iter()
+        .find(|(_, probe)| {
+            probe(Ruleset::default().set_compatibility(CompatLevel::HardRequirement))
+                .and_then(|r| r.create())
+                .is_ok()
+        })
+        .map_or(0, |(v, _)| v)
+}
+
+/// What a confined process can still do on a kernel with Landlock ABI `abi` that ABI
+/// [`ABI_NEWEST`] would control; empty when nothing is left out (or when `abi` is 0: then
+/// nothing is confined at all).
+pub fn uncontrolled(abi: u8) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if abi == 0 {
+        return out;
+    }
+    if abi < 6 {
+        out.push("send signals to processes outside its sandbox (`orch up` included)");
+        out.push("connect to abstract unix sockets made outside its sandbox");
+    }
+    if abi < 5 {
+        out.push("use ioctls on the devices it can open (terminals included)");
+    }
+    if abi < 3 {
+        out.push("truncate files it can only read");
+    }
+    out
+}
+
 /// Confines the current process (and everything it starts from now on) to `rules`.
 pub fn restrict(rules: &Rules) -> Result<(), String> {
     let why = |e: landlock::RulesetError| format!("cannot confine the process (Landlock): {e}");
@@ -43,6 +99,10 @@ pub fn restrict(rules: &Rules) -> Result<(), String> {
     let read = AccessFs::from_read(ABI_USED);
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(ABI_USED))
+        .map_err(why)?
+        // Signals and abstract unix sockets stay inside the sandbox (best-effort: a kernel
+        // before ABI 6 leaves them out, and `abi()` said so before the run).
+        .scope(Scope::from_all(ABI_USED))
         .map_err(why)?
         .create()
         .map_err(why)?
@@ -125,12 +185,26 @@ pub fn worktree_admin_dir(worktree: &Path) -> Option<PathBuf> {
     })
 }
 
-/// The devices every confined process may write: `/dev/null`, the terminal.
-pub const DEVICES: [&str; 4] = ["/dev/null", "/dev/tty", "/dev/pts", "/dev/ptmx"];
+/// The devices every confined process may write (and, from ABI 5, use ioctls on): `/dev/null`
+/// and the pseudo-terminals (an agent's tools may allocate ptys of their own). Not `/dev/tty`:
+/// an agent runs in a session of its own with no controlling terminal.
+pub const DEVICES: [&str; 3] = ["/dev/null", "/dev/pts", "/dev/ptmx"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_an_older_abi_leaves_out() {
+        assert!(uncontrolled(ABI_NEWEST).is_empty());
+        assert!(uncontrolled(0).is_empty());
+        assert_eq!(uncontrolled(5).len(), 2);
+        assert!(uncontrolled(3).iter().any(|w| w.contains("ioctl")));
+        assert!(uncontrolled(1).iter().any(|w| w.contains("truncate")));
+        let abi = abi();
+        assert!(abi <= ABI_NEWEST);
+        assert_eq!(abi == 0, !supported());
+    }
 
     #[test]
     fn nothing_denied_reads_everything() {

@@ -491,6 +491,14 @@ pub(super) enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// How `orch up` starts every local agent and check: in a new session without a controlling
+    /// terminal (`setsid`), then becomes `ARGV` (`exec`). `orch session-exec -- ARGV…`.
+    #[command(name = "session-exec", hide = true)]
+    SessionExec {
+        /// The program to run and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
     /// last); with TASK, print that log.
     ///

@@ -1,7 +1,13 @@
 //! `orch sandbox-exec --write P… --deny-read P… -- ARGV…` (hidden): how `orch up` confines an
 //! agent or a check. It applies the Landlock rules to itself ([`crate::sandbox::restrict`]) and
-//! becomes `ARGV` (`exec`: same process, same process group, same pid), which inherits them.
-//! If the rules cannot be applied it runs nothing and exits 1.
+//! becomes `ARGV` (`exec`: same process, same pid), which inherits them. If the rules cannot be
+//! applied it runs nothing and exits 1.
+//!
+//! `orch session-exec -- ARGV…` (hidden): how `orch up` starts every local agent and check (a
+//! confined one's argv is `orch sandbox-exec …`): it leaves orch's session for a new one
+//! (`setsid`: no controlling terminal, process group = session = its pid, which `orch up`
+//! signals as the attempt's group) and becomes `ARGV`. `orch sandbox-exec` does the same when
+//! it is not a session leader yet.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -17,6 +23,7 @@ pub fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
         )));
     };
+    new_session().map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch sandbox-exec: {e}")))?;
     restrict(&rules)
         .map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch sandbox-exec: {e}")))?;
     let e = Command::new(program).args(args).exec();
@@ -24,4 +31,31 @@ pub fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
         exit::FAILURE,
         anyhow!("cannot run `{program}` in the sandbox: {e}"),
     ))
+}
+
+/// `orch session-exec -- ARGV…`: `ARGV` in a new session, without a controlling terminal.
+pub fn run_in_session(argv: &[String]) -> CliResult<u8> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch session-exec` is run by `orch up`: `orch session-exec -- ARGV…`"
+        )));
+    };
+    new_session().map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch session-exec: {e}")))?;
+    let e = Command::new(program).args(args).exec();
+    Err(CliError::new(
+        exit::FAILURE,
+        anyhow!("cannot run `{program}`: {e}"),
+    ))
+}
+
+/// Makes this process the leader of a new session (no controlling terminal), unless it already
+/// leads one (`orch session-exec` then `orch sandbox-exec`, both in the same process).
+fn new_session() -> Result<(), String> {
+    let me = nix::unistd::getpid();
+    if nix::unistd::getsid(None).is_ok_and(|sid| sid == me) {
+        return Ok(());
+    }
+    nix::unistd::setsid()
+        .map(|_| ())
+        .map_err(|e| format!("cannot start a new session (setsid): {e}"))
 }

@@ -212,6 +212,9 @@ fn render_with(
                 "sandbox".into(),
                 rec.get("sandbox").cloned().unwrap_or(Value::Null),
             );
+            if let Some(abi) = rec.get("sandbox_abi") {
+                obj.insert("sandbox_abi".into(), abi.clone());
+            }
         }
         v
     };

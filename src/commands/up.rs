@@ -46,6 +46,15 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             unconfined.join(", ")
         );
     }
+    let abi = checked.sandbox_abi();
+    let left_out = crate::sandbox::uncontrolled(abi);
+    if !left_out.is_empty() {
+        eprintln!(
+            "note: this kernel's Landlock is ABI {abi} (orch uses up to {}): confined agents can still {}",
+            crate::sandbox::ABI_NEWEST,
+            left_out.join(", ")
+        );
+    }
     let out = Output::start(&checked, &manifest, args.json);
     let mut emit = |e: &Event| out.event(e);
     let options = RunOptions {
@@ -53,12 +62,20 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         merge: args.merge,
     };
     let run = checked.prepare(&ws, options, &mut emit)?;
+    // Descendants that agents leave behind (a double fork) are re-parented to orch, which
+    // ends them with their attempt (`process::end_session`) and at the end of the run.
+    if let Err(e) = crate::process::become_subreaper() {
+        eprintln!(
+            "warning: cannot make orch up a subreaper ({e}): what agents leave running in the background is not ended with them"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
     let mut summary = runtime.block_on(crate::supervisor::run(run.ctx.clone(), &ws, &mut emit));
+    runtime.block_on(crate::process::sweep_orphans(true));
     out.finish(&mut summary);
     // Agents' tasks are done; do not wait for stray blocking work.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

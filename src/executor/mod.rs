@@ -26,6 +26,9 @@ pub struct JobSpec {
     pub cwd: PathBuf,
     /// The `ORCH_*` variables, exported to the job.
     pub env: Vec<(String, String)>,
+    /// The agent-socket variables (`agent_env::AGENT_SOCKETS`) the job keeps (`pass_env`); the
+    /// others are removed from what it is given.
+    pub pass_env: Vec<String>,
     /// The task's log file: the job's output is appended to it.
     pub log: PathBuf,
     /// A name for people (`orch:<plan>:<task>`).

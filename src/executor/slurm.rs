@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::agent_env::GIT_ENV;
+use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 
 use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
 
@@ -137,6 +137,12 @@ impl BatchScheduler for Slurm {
             cmd.args(&args);
             for var in GIT_ENV {
                 cmd.env_remove(var);
+            }
+            // `--export=ALL` hands the job sbatch's environment: not the user's agent sockets.
+            for var in AGENT_SOCKETS {
+                if !spec.pass_env.iter().any(|p| p == var) {
+                    cmd.env_remove(var);
+                }
             }
             cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
             let out = run(&mut cmd, "sbatch")?;

@@ -52,6 +52,8 @@ pub struct RawDefaults {
     pub sandbox: Option<At<String>>,
     pub sandbox_write: Option<At<Vec<At<String>>>>,
     pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    /// Agent-socket variables let through (`super::sandbox`).
+    pub pass_env: Option<At<Vec<At<String>>>>,
     /// Protected paths (`super::protect`).
     pub protect: Option<At<Vec<At<String>>>>,
     pub warm: Option<At<Vec<At<String>>>>,
@@ -81,6 +83,7 @@ pub struct RawAgent {
     pub sandbox: Option<At<String>>,
     pub sandbox_write: Option<At<Vec<At<String>>>>,
     pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    pub pass_env: Option<At<Vec<At<String>>>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -211,6 +214,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "sandbox",
     "sandbox_write",
     "sandbox_deny_read",
+    "pass_env",
     "protect",
     "warm",
 ];
@@ -222,6 +226,7 @@ pub const AGENT_KEYS: &[&str] = &[
     "sandbox",
     "sandbox_write",
     "sandbox_deny_read",
+    "pass_env",
 ];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
@@ -331,6 +336,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "sandbox" => d.sandbox = string(r, &ctx, value),
             "sandbox_write" => d.sandbox_write = string_list(r, &ctx, value),
             "sandbox_deny_read" => d.sandbox_deny_read = string_list(r, &ctx, value),
+            "pass_env" => d.pass_env = string_list(r, &ctx, value),
             "protect" => d.protect = string_list(r, &ctx, value),
             "warm" => d.warm = string_list(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
@@ -367,6 +373,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             sandbox: None,
             sandbox_write: None,
             sandbox_deny_read: None,
+            pass_env: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -381,6 +388,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "sandbox" => agent.sandbox = string(r, &key_ctx, v),
                 "sandbox_write" => agent.sandbox_write = string_list(r, &key_ctx, v),
                 "sandbox_deny_read" => agent.sandbox_deny_read = string_list(r, &key_ctx, v),
+                "pass_env" => agent.pass_env = string_list(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }

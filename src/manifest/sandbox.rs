@@ -1,5 +1,6 @@
-//! The sandbox keys (`sandbox`, `sandbox_write`, `sandbox_deny_read` in `[defaults]` and
-//! `[agents.NAME]`): read, checked and resolved per agent. Applying them is `crate::sandbox`'s.
+//! The sandbox keys (`sandbox`, `sandbox_write`, `sandbox_deny_read`, `pass_env` in
+//! `[defaults]` and `[agents.NAME]`): read, checked and resolved per agent. Applying them is
+//! `crate::sandbox`'s (and `crate::process`'s for `pass_env`).
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,9 @@ pub struct SandboxKeys {
     pub write: Vec<PathBuf>,
     /// Paths not readable; `None`: [`DEFAULT_DENY_READ`].
     pub deny_read: Option<Vec<PathBuf>>,
+    /// Agent-socket variables ([`crate::agent_env::AGENT_SOCKETS`]) passed to the agent;
+    /// `None`: not written here.
+    pub pass_env: Option<Vec<String>>,
 }
 
 /// What an agent's attempts run under, `[defaults]` and its own table combined.
@@ -52,6 +56,9 @@ pub struct Sandbox {
     pub mode: SandboxMode,
     pub write: Vec<PathBuf>,
     pub deny_read: Vec<PathBuf>,
+    /// The agent-socket variables its processes keep (confined or not): the agent's
+    /// `pass_env`, else `[defaults]`'s, else none.
+    pub pass_env: Vec<String>,
 }
 
 /// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise.
@@ -84,6 +91,11 @@ impl SandboxKeys {
             mode: self.mode.or(defaults.mode).unwrap_or_default(),
             write,
             deny_read,
+            pass_env: self
+                .pass_env
+                .clone()
+                .or_else(|| defaults.pass_env.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -102,13 +114,14 @@ pub fn expand(p: &str) -> Option<PathBuf> {
     }
 }
 
-/// Reads the three keys of one table (`ctx`: `defaults` or `agents.NAME`).
+/// Reads the four keys of one table (`ctx`: `defaults` or `agents.NAME`).
 pub(super) fn keys(
     r: &mut Reporter<'_>,
     ctx: &str,
     mode: Option<&At<String>>,
     write: Option<&At<Vec<At<String>>>>,
     deny_read: Option<&At<Vec<At<String>>>>,
+    pass_env: Option<&At<Vec<At<String>>>>,
 ) -> SandboxKeys {
     let mode = mode.and_then(|At { value, span }| {
         let m = SandboxMode::parse(value);
@@ -143,9 +156,32 @@ pub(super) fn keys(
         };
     let write = paths("sandbox_write", write, true);
     let deny = paths("sandbox_deny_read", deny_read, false);
+    let sockets = crate::agent_env::AGENT_SOCKETS;
+    let pass = pass_env.map(|at| {
+        let mut out: Vec<String> = Vec::new();
+        for item in &at.value {
+            if !sockets.contains(&item.value.as_str()) {
+                r.error_hint(
+                    &item.span,
+                    format!(
+                        "`{ctx}.pass_env` entry `{}` is not one of the variables orch withholds from agents",
+                        item.value
+                    ),
+                    format!(
+                        "every other variable is passed anyway; `pass_env` lets through: {}",
+                        sockets.join(", ")
+                    ),
+                );
+            } else if !out.contains(&item.value) {
+                out.push(item.value.clone());
+            }
+        }
+        out
+    });
     SandboxKeys {
         mode,
         write,
         deny_read: deny_read.map(|_| deny),
+        pass_env: pass,
     }
 }

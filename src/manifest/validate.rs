@@ -625,6 +625,7 @@ fn sandbox(
         d.sandbox.as_ref(),
         d.sandbox_write.as_ref(),
         d.sandbox_deny_read.as_ref(),
+        d.pass_env.as_ref(),
     );
     // `ORCH_SANDBOX` stands in for `[defaults] sandbox` where the manifest gives none; a value
     // orch does not know is an error, as the key's would be.
@@ -656,6 +657,7 @@ fn sandbox(
             a.sandbox.as_ref(),
             a.sandbox_write.as_ref(),
             a.sandbox_deny_read.as_ref(),
+            a.pass_env.as_ref(),
         );
         own.insert(a.name.value.clone(), keys);
     }

@@ -61,8 +61,14 @@ pub async fn watch(mut m: Monitor) {
         Proc::Job { .. } => watch_job(&mut m).await,
         _ => watch_process(&mut m).await,
     };
-    // Whatever the leader did, nothing of its group may outlive it.
-    signal_group(m.pid, Signal::SIGKILL);
+    // Whatever the leader did, nothing of its session (or group) may outlive it, nor what it
+    // left behind re-parented to orch.
+    match m.proc {
+        Proc::Child(_) => crate::process::end_session(m.pid).await,
+        _ => {
+            signal_group(m.pid, Signal::SIGKILL);
+        }
+    }
     if let Some(tmp) = m.tmpdir.take() {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
     }

@@ -76,6 +76,7 @@ async fn run_check(
     {
         *first = found.display().to_string();
     }
+    let program = argv.first().cloned().unwrap_or_default();
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
@@ -96,7 +97,14 @@ async fn run_check(
         let rules = super::sandbox::attempt_rules(base, &workdir, &tmp);
         argv = super::sandbox::wrap(orch, &rules, argv);
     }
-    let mut spawned = match process::spawn(&argv, &workdir, &env, &log) {
+    if let Err(e) = process::runnable(&program, &workdir) {
+        return CheckOutcome::Failed(format!(
+            "the check `{shown}` of task `{id}` cannot start: {e}"
+        ));
+    }
+    let argv = super::sandbox::in_session(orch, argv);
+    let pass = &pc.agent.sandbox.pass_env;
+    let mut spawned = match process::spawn_agent(&argv, &workdir, &env, &log, pass) {
         Ok(s) => s,
         Err(e) => {
             return CheckOutcome::Failed(format!(
@@ -111,6 +119,7 @@ async fn run_check(
             st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
             () = tokio::time::sleep_until(deadline) => {
                 process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                process::end_session(pid).await;
                 let tail = tail_of(&log, start);
                 return CheckOutcome::Failed(format!(
                     "the check `{shown}` timed out after {}{}",
@@ -121,12 +130,13 @@ async fn run_check(
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
                     process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                    process::end_session(pid).await;
                     return CheckOutcome::Stopped;
                 }
             }
         }
     };
-    process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    process::end_session(pid).await;
     process::log_line(
         &log,
         &format!(

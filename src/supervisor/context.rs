@@ -38,6 +38,8 @@ pub struct Ctx {
     pub ports: u16,
     /// The run's sandbox in one word (`on`, `off`, `unavailable`: `super::sandbox::run_state`).
     pub sandbox: &'static str,
+    /// The Landlock ABI confined agents run under; 0 when none is confined.
+    pub sandbox_abi: u8,
     /// The integration preview (`integrate`), `None` when off.
     pub integration: Option<Arc<IntegrationCtx>>,
     /// Plan worktrees made at once during the run.

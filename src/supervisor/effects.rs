@@ -39,6 +39,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
         plans: names,
         max_agents: ctx.max_agents,
         sandbox: ctx.sandbox.to_string(),
+        sandbox_abi: ctx.sandbox_abi,
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_all, _) = watch::channel(Stop::No);

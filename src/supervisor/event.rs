@@ -36,6 +36,9 @@ pub enum Event {
         max_agents: usize,
         /// `on`, `off` or `unavailable` (`super::sandbox::run_state`).
         sandbox: String,
+        /// The Landlock ABI confined agents run under (1 to 6, `crate::sandbox::abi`); 0 when
+        /// no agent is confined.
+        sandbox_abi: u8,
     },
     /// A plan's worktree is ready (made now, or reused from an earlier run).
     PlanStarted {

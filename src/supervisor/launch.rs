@@ -94,6 +94,7 @@ impl Effects<'_> {
         {
             *first = found.display().to_string();
         }
+        let program = argv.first().cloned().unwrap_or_default();
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
         let confined = match pc.sandbox.rules() {
             Some(base) if pc.executor == ExecutorKind::Local => {
@@ -183,19 +184,31 @@ impl Effects<'_> {
             self.submit(pc, run, (unit, attempt), job, log, tracker);
             return Ok(());
         }
-        let spawned = process::spawn(&argv, &workdir, &env, log).map_err(|e| LaunchError {
-            error: format!(
-                "cannot start agent `{}` (`{}`): {e}",
-                pc.agent_name,
-                argv.first().map_or("", String::as_str)
-            ),
-            // Not installed, or not executable: no later attempt can start it either.
-            fatal: matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            )
-            .then_some(Fatal::MissingProgram),
-        })?;
+        // Every local agent starts in a session of its own (`orch session-exec`): no
+        // controlling terminal, and what it leaves behind ends with the attempt.
+        // (Its program is checked here, as a spawn of it would have found it missing.)
+        if let Err(e) = process::runnable(&program, &workdir) {
+            return Err(LaunchError {
+                error: format!("cannot start agent `{}` (`{program}`): {e}", pc.agent_name),
+                fatal: Some(Fatal::MissingProgram),
+            });
+        }
+        let argv = sandbox::in_session(&self.ctx.orch_bin, argv);
+        let pass = &pc.agent.sandbox.pass_env;
+        let spawned =
+            process::spawn_agent(&argv, &workdir, &env, log, pass).map_err(|e| LaunchError {
+                error: format!(
+                    "cannot start agent `{}` (`{}`): {e}",
+                    pc.agent_name,
+                    argv.first().map_or("", String::as_str)
+                ),
+                // Not installed, or not executable: no later attempt can start it either.
+                fatal: matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                )
+                .then_some(Fatal::MissingProgram),
+            })?;
         let pid = spawned.pid;
         tracing::debug!(plan = %pc.name, task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
         let start_time = crate::process::process_start_time(pid);
@@ -281,6 +294,7 @@ impl Effects<'_> {
             argv,
             cwd: workdir,
             env,
+            pass_env: pc.agent.sandbox.pass_env.clone(),
             log: log.to_path_buf(),
             name: format!("orch:{}:{}", pc.name, id.as_deref().unwrap_or("plan")),
             tag: job_tag(

@@ -127,6 +127,18 @@ pub fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
     out
 }
 
+/// `argv` run through `orch session-exec`: in a new session without a controlling terminal
+/// (every local agent and check, confined or not).
+pub fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
+    let mut out = vec![
+        orch_bin.display().to_string(),
+        "session-exec".to_string(),
+        "--".to_string(),
+    ];
+    out.extend(argv);
+    out
+}
+
 /// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
 /// be, else `on` when some agent is confined, else `off`.
 pub fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {
@@ -144,12 +156,13 @@ pub fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'stat
 /// `<state_dir>/sandbox.json`: the run's sandbox and each plan's, read by `orch status --json`.
 pub const RECORD: &str = "sandbox.json";
 
-/// Writes [`RECORD`].
-pub fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str)]) {
+/// Writes [`RECORD`]: the run's sandbox and Landlock ABI (`run`), each plan's sandbox.
+pub fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'static str)]) {
     let per_plan: serde_json::Map<String, serde_json::Value> = plans
         .iter()
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
-    let v = serde_json::json!({ "sandbox": run, "plans": per_plan });
-    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
+    let v = serde_json::json!({ "sandbox": run.0, "sandbox_abi": run.1, "plans": per_plan });
+    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}
+").as_bytes());
 }

@@ -150,6 +150,16 @@ impl<'w> Checked<'w> {
         &self.state_dir
     }
 
+    /// The Landlock ABI the run's confined agents get (`crate::sandbox::abi`), 0 when no agent
+    /// is confined.
+    pub fn sandbox_abi(&self) -> u8 {
+        let confined = self
+            .plans
+            .iter()
+            .any(|c| matches!(c.sandbox, super::sandbox::PlanSandbox::Confined(_)));
+        if confined { crate::sandbox::abi() } else { 0 }
+    }
+
     /// The run's sandbox in one word (`on`, `off`, `unavailable`) and the plans whose agents
     /// run unconfined because the kernel cannot confine them.
     pub fn sandbox(&self) -> (&'static str, Vec<&str>) {
@@ -217,9 +227,10 @@ impl<'w> Checked<'w> {
         }
         checks::warn_conflicts(&self.repo_root, &with_work, emit);
         let sandbox = super::sandbox::run_state(self.plans.iter().map(|c| &c.sandbox));
+        let sandbox_abi = self.sandbox_abi();
         super::sandbox::record(
             &self.state_dir,
-            sandbox,
+            (sandbox, sandbox_abi),
             &self
                 .plans
                 .iter()
@@ -268,6 +279,7 @@ impl<'w> Checked<'w> {
             ports: d.ports,
             integration,
             sandbox,
+            sandbox_abi,
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),

@@ -7,6 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod processes;
+
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
 /// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).
 pub fn landlock() -> bool {

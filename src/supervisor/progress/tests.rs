@@ -109,6 +109,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 plans: vec!["auth".into(), "api".into()],
                 max_agents: 4,
                 sandbox: "on".into(),
+                sandbox_abi: 6,
             },
             "run started: 2 plans (auth, api), at most 4 agents at a time",
         ),

@@ -1,0 +1,238 @@
+//! Tests of `process.rs`: spawning, groups and sessions, signals, orphan attribution.
+
+use super::*;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+fn argv(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// Waits for `child`, at most 30 s.
+async fn wait(child: &mut Child) -> ExitStatus {
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the child ended in time")
+        .expect("wait")
+}
+
+/// Runs `sh -c script` in `dir` with `env` added; its exit status and everything it wrote (stdout and stderr
+/// both go to the log).
+async fn run(dir: &Path, script: &str, env: &[(String, String)]) -> (ExitStatus, String) {
+    let log = dir.join("out.log");
+    let mut spawned = spawn(&argv(&["sh", "-c", script]), dir, env, &log).expect("spawn");
+    let status = wait(&mut spawned.child).await;
+    (status, std::fs::read_to_string(&log).expect("read log"))
+}
+
+#[tokio::test]
+async fn the_child_gets_its_directory_streams_group_and_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().canonicalize().expect("canonical");
+    let env = vec![("ORCH_CHILD_TEST".to_string(), "x y".to_string())];
+    let script = "pwd; echo \"var=$ORCH_CHILD_TEST\"; echo \"git=${GIT_DIR-unset}\"; \
+                  read line; echo \"stdin=$?\"; echo err >&2; \
+                  [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo leader; exit 3";
+    // orch's own git variables are removed; one the caller gives the child is kept.
+    let mut with_git = env.clone();
+    with_git.push(("GIT_DIR".to_string(), "kept-when-given".to_string()));
+    let (status, out) = run(&dir, script, &env).await;
+    assert_eq!(status.code(), Some(3), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            dir.to_str().expect("utf-8"),
+            "var=x y",
+            "git=unset",
+            "stdin=1",
+            "err",
+            "leader"
+        ],
+        "{out}"
+    );
+    let (_, out) = run(&dir, "echo \"git=${GIT_DIR-unset}\"", &with_git).await;
+    assert!(out.ends_with("git=kept-when-given\n"), "{out}");
+}
+
+#[tokio::test]
+async fn a_signal_ends_the_child_with_that_signal_and_sigpipe_is_default_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // orch ignores SIGPIPE (Rust does); the child must die of it like any program.
+    let (status, out) = run(dir.path(), "kill -PIPE $$", &[]).await;
+    assert_eq!(status.signal(), Some(Signal::SIGPIPE as i32), "{out}");
+    let (status, _) = run(dir.path(), "kill -TERM $$", &[]).await;
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+}
+
+#[tokio::test]
+async fn a_missing_program_is_not_found_and_a_relative_one_is_taken_from_the_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("out.log");
+    let missing = argv(&["no-such-program-orch-test"]);
+    let err = spawn(&missing, dir.path(), &[], &log)
+        .err()
+        .expect("not found");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    let script = dir.path().join("agent.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 7\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut relative = spawn(&argv(&["./agent.sh"]), dir.path(), &[], &log).expect("spawn");
+    assert_eq!(wait(&mut relative.child).await.code(), Some(7));
+    // A PATH given to the child is the one its program is looked up on.
+    let path = [("PATH".to_string(), dir.path().display().to_string())];
+    let mut on_path = spawn(&argv(&["agent.sh"]), dir.path(), &path, &log)
+        .expect("spawn agent.sh on the child's PATH");
+    assert_eq!(wait(&mut on_path.child).await.code(), Some(7));
+    let err = spawn(&argv(&["sh", "-c", "a\0b"]), dir.path(), &[], &log)
+        .err()
+        .expect("NUL refused");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    let err = spawn(&[], dir.path(), &[], &log).err().expect("empty argv");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test]
+async fn a_cancelled_wait_loses_nothing_and_a_dropped_child_is_reaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("out.log");
+    let fifo = dir.path().join("go");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let script = argv(&["sh", "-c", "read x < go; exit 5"]);
+    let mut spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
+    let child = &mut spawned.child;
+    // The child blocks on the fifo: a wait cut short finds it running.
+    let cut = tokio::time::timeout(Duration::from_millis(50), child.wait()).await;
+    assert!(cut.is_err(), "the child cannot have ended yet");
+    assert!(child.try_wait().expect("try_wait").is_none());
+    std::fs::write(&fifo, "go\n").expect("release the child");
+    assert_eq!(wait(child).await.code(), Some(5));
+    assert_eq!(
+        child.try_wait().expect("again").map(|s| s.code()),
+        Some(Some(5))
+    );
+
+    // Dropped while running: once it ends, it is reaped (no zombie left behind).
+    let spawned = spawn(&script, dir.path(), &[], &log).expect("spawn");
+    let pid = spawned.pid;
+    drop(spawned);
+    std::fs::write(&fifo, "go\n").expect("release the child");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} was not reaped"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("out.log");
+    // What `orch session-exec` does, done by `setsid(1)` here (the test has no orch).
+    let script = "s=$(cat /proc/$$/stat); s=${s##*) }; set -- $s; \
+                  echo \"sid=$4 pgrp=$3 tty=$5 pid=$$\"; echo \"ssh=${SSH_AUTH_SOCK-unset}\"";
+    let argv = argv(&["setsid", "sh", "-c", script]);
+    // A variable the caller gives is passed (orch's own environment's is what is removed,
+    // tests/untrusted/processes.rs).
+    let env = [("SSH_AUTH_SOCK".to_string(), "/tmp/a.sock".to_string())];
+    let mut agent = spawn_agent(&argv, dir.path(), &env, &log, &[]).expect("spawn");
+    let pid = agent.pid;
+    assert!(sessions().contains_key(&pid));
+    assert_eq!(wait(&mut agent.child).await.code(), Some(0));
+    end_session(pid).await;
+    assert!(!sessions().contains_key(&pid) && !spawned().contains(&pid));
+    let out = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        out.contains(&format!("sid={pid} pgrp={pid} tty=0 pid={pid}")),
+        "{out}"
+    );
+    assert!(out.contains("ssh=/tmp/a.sock"), "{out}");
+}
+
+#[test]
+fn orphans_are_accounted_for_by_a_running_attempt_or_a_setup() {
+    let label = |p: Option<&str>, t: Option<&str>| -> Label {
+        (p.map(str::to_string), t.map(str::to_string))
+    };
+    let live: BTreeMap<u32, Label> = [
+        (10, label(Some("a"), Some("1.1"))),
+        (20, label(Some("b"), Some(""))),
+    ]
+    .into();
+    let none = BTreeSet::new();
+    assert!(accounts(&label(Some("a"), Some("1.1")), &live, &none));
+    assert!(accounts(&label(Some("b"), Some("")), &live, &none));
+    assert!(!accounts(&label(Some("a"), Some("1.2")), &live, &none));
+    assert!(!accounts(&label(None, Some("1.1")), &live, &none));
+    assert!(!accounts(&label(None, None), &live, &none));
+    // A setup's (a plan, no task): spared until the end of the run, if that plan's setup
+    // ran (else an agent that dropped its ORCH_TASK).
+    let setups: BTreeSet<String> = ["a".to_string()].into();
+    assert!(accounts(&label(Some("a"), None), &BTreeMap::new(), &setups));
+    assert!(!accounts(
+        &label(Some("b"), None),
+        &BTreeMap::new(),
+        &setups
+    ));
+    assert!(!accounts(&label(Some("a"), None), &BTreeMap::new(), &none));
+    assert_eq!(
+        label_of(b"PATH=/bin\0ORCH_PLAN=a\0ORCH_TASK=1.1\0ORCH_TASKS=x\0"),
+        label(Some("a"), Some("1.1"))
+    );
+    assert_eq!(label_of(b"ORCH_PLANX=a\0"), label(None, None));
+}
+
+#[test]
+fn process_start_time_of_this_process() {
+    if std::path::Path::new("/proc/self/stat").exists() {
+        assert!(process_start_time(std::process::id()) > 0);
+    }
+    assert_eq!(process_start_time(u32::MAX), 0);
+}
+
+#[test]
+fn programs_resolve_like_execvp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("agent.sh");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    // Not executable yet: not found.
+    assert_eq!(resolve_program("./agent.sh", dir.path()), None);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(
+        resolve_program("./agent.sh", dir.path()),
+        Some(dir.path().join("./agent.sh"))
+    );
+    let sh = resolve_program("sh", dir.path()).expect("sh is on PATH");
+    assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+    assert_eq!(resolve_program("no-such-program-xyz", dir.path()), None);
+}
+
+#[tokio::test]
+async fn terminate_group_kills_a_group_that_ignores_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("agent.log");
+    let argv: Vec<String> = [
+        "sh",
+        "-c",
+        "trap '' TERM; sh -c 'trap \"\" TERM; while :; do sleep 1; done' & echo started; while :; do sleep 1; done",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let mut spawned = spawn(&argv, dir.path(), &[], &log).expect("spawn");
+    let pid = spawned.pid;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
+        assert!(Instant::now() < deadline, "the group did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(group_alive(pid));
+    let killed = terminate_group(pid, Duration::from_millis(200), Some(&mut spawned.child)).await;
+    assert!(killed, "SIGTERM alone cannot have stopped it");
+    assert!(!group_alive(pid), "a member of the group survived");
+}

@@ -1,0 +1,305 @@
+//! Processes (issue 34, "Process hygiene"): a confined agent cannot stop or signal `orch up`,
+//! has no controlling terminal to push keystrokes into, is not handed the user's agent sockets
+//! (`SSH_AUTH_SOCK` and the like) unless `pass_env` allows them, and leaves nothing running
+//! after its attempt, not even a double-forked process in a session of its own.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+use crate::landlock;
+use crate::support::{self, Repo, agent, one_task};
+
+/// A repository with one plan `a` whose one task is done by `command`, confined
+/// (`sandbox = "on"`); `agent_extra`: more lines of the agent's table.
+fn confined_repo(command: &str, agent_extra: &str) -> Repo {
+    repo_with(command, agent_extra, "on")
+}
+
+/// [`confined_repo`] with `sandbox = SANDBOX`.
+fn repo_with(command: &str, agent_extra: &str, sandbox: &str) -> Repo {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Hostile work"));
+    repo.manifest(
+        command,
+        &format!("report = \"orch\"\n{agent_extra}"),
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// `what allowed|denied` lines of a results file.
+fn results(text: &str) -> BTreeMap<&str, &str> {
+    text.lines().filter_map(|l| l.split_once(' ')).collect()
+}
+
+fn show(repo: &Repo, file: &str) -> String {
+    repo.git(&["show", &format!("plan/a:{file}")])
+}
+
+#[test]
+fn procs_an_agent_cannot_stop_or_terminate_orch_up() {
+    if !landlock() {
+        return;
+    }
+    // Signals are scoped from Landlock ABI 6 (Linux 6.12); before it, orch says so at start.
+    let abi = orch::sandbox::abi();
+    if abi < 6 {
+        eprintln!("skipped: this kernel's Landlock ABI is {abi}: signals are not scoped");
+        return;
+    }
+    let repo = confined_repo(&agent("hostile_proc_signal.sh", &[]), "");
+    let main = repo.rev("main");
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up did not finish normally\n{out}\n{err}");
+    assert_eq!(repo.subjects("plan/a"), ["a 1.1: Hostile work"]);
+    let text = show(&repo, "results.txt");
+    let got = results(&text);
+    assert!(
+        got.get("orch").is_some_and(|p| !p.is_empty()),
+        "the agent did not find orch up: {text}"
+    );
+    assert_eq!(got.get("stop"), Some(&"denied"), "{text}");
+    assert_eq!(got.get("term"), Some(&"denied"), "{text}");
+    assert_eq!(repo.rev("main"), main, "main moved");
+    let status = repo.task("a", "1.1");
+    assert_eq!(status["status"], "completed", "{status}");
+    // The ABI that kept orch up's signals out of reach is the one reported.
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["sandbox"], "on", "{started}");
+    assert_eq!(started["sandbox_abi"], abi, "{started}");
+    let (code, json, err) = repo.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(json["sandbox_abi"], abi, "{json}");
+}
+
+#[test]
+fn procs_an_agent_has_no_controlling_terminal() {
+    if !landlock() {
+        return;
+    }
+    no_controlling_terminal("on");
+}
+
+/// Without confinement (`sandbox = "off"`, or a kernel without Landlock) an agent still starts
+/// in a session of its own, without the user's agent sockets, and nothing it leaves running
+/// outlives its attempt.
+#[test]
+fn procs_unconfined_agents_keep_the_same_process_hygiene() {
+    no_controlling_terminal("off");
+    no_agent_sockets("off");
+    descendants_end_with_the_attempt("off");
+}
+
+fn no_controlling_terminal(sandbox: &str) {
+    let repo = repo_with(&agent("hostile_proc_tty.sh", &[]), "", sandbox);
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("pty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_orch"));
+    cmd.args(["up", "a"]);
+    cmd.cwd(repo.root());
+    cmd.env_clear();
+    cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd.env("HOME", repo.home());
+    cmd.env("TERM", "dumb");
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn orch up");
+    drop(pair.slave);
+    // orch up leads the terminal's session (portable-pty makes it the session leader).
+    let orch_pid = child.process_id().expect("pid");
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let (tx, screen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _keep = pair.master;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(all);
+    });
+    let deadline = Instant::now() + support::TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("orch up did not finish in time under a terminal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let shown = String::from_utf8_lossy(
+        &screen
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    assert!(status.success(), "orch up failed: {status:?}\n{shown}");
+    let text = show(&repo, "results.txt");
+    let got = results(&text);
+    assert_eq!(got.get("tty-open"), Some(&"denied"), "{text}");
+    assert_eq!(got.get("tty-write"), Some(&"denied"), "{text}");
+    assert_eq!(
+        got.get("tty_nr"),
+        Some(&"0"),
+        "a controlling terminal: {text}"
+    );
+    let sid = got.get("sid").expect("sid");
+    assert_ne!(
+        *sid,
+        orch_pid.to_string(),
+        "in the terminal's session: {text}"
+    );
+    assert!(
+        !shown.contains("orch-hostile-tty"),
+        "the agent wrote to the terminal:\n{shown}"
+    );
+}
+
+#[test]
+fn procs_agent_socket_variables_are_not_passed_unless_allowed() {
+    if !landlock() {
+        return;
+    }
+    no_agent_sockets("on");
+}
+
+fn no_agent_sockets(sandbox: &str) {
+    let sockets = [
+        ("SSH_AUTH_SOCK", "/tmp/orch-test-ssh-agent.sock"),
+        ("SSH_AGENT_PID", "4242"),
+        ("GPG_AGENT_INFO", "/tmp/orch-test-gpg:1:1"),
+        ("GNUPGHOME", "/tmp/orch-test-gnupg"),
+        ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/tmp/orch-test-bus"),
+    ];
+    let run = |extra: &str| {
+        let repo = repo_with(&agent("hostile_proc_env.sh", &[]), extra, sandbox);
+        let mut cmd = repo.orch(&["up", "--json", "a"]);
+        cmd.env_remove("ORCH_SANDBOX").envs(sockets);
+        let (code, out, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "orch up failed\n{out}\n{err}");
+        show(&repo, "env.txt")
+    };
+    let given = run("");
+    assert_eq!(given, "", "the agent was handed the user's agent sockets");
+    let allowed = run("pass_env = [\"SSH_AUTH_SOCK\"]");
+    assert_eq!(
+        allowed, "SSH_AUTH_SOCK=/tmp/orch-test-ssh-agent.sock",
+        "pass_env lets SSH_AUTH_SOCK (and only it) through"
+    );
+}
+
+/// Kills the daemon a failing test leaves behind.
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("pid"))
+            && let Ok(pid) = pid.trim().parse::<u32>()
+            && support::process_alive(pid)
+        {
+            support::kill("KILL", pid);
+        }
+    }
+}
+
+/// Live processes whose command line holds `marker`.
+fn marked(marker: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == marker.as_bytes()))
+                && support::process_alive(*pid)
+        })
+        .collect()
+}
+
+#[test]
+fn procs_a_double_forked_descendant_ends_with_its_attempt() {
+    if !landlock() {
+        return;
+    }
+    descendants_end_with_the_attempt("on");
+}
+
+fn descendants_end_with_the_attempt(sandbox: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let beat = dir.path().canonicalize().expect("canonical");
+    let _guard = KillOnDrop(beat.clone());
+    let marker = format!("orch-hostile-daemon-{}", std::process::id());
+    let command = agent("hostile_proc_daemon.sh", &[support::utf8(&beat), &marker]);
+    let repo = Repo::bare_minimum();
+    // Task 1.1 leaves the process behind; task 1.2, started once 1.1 is committed, looks for it.
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 Hostile work\n- [ ] 1.2 Look around\n",
+    );
+    repo.manifest(
+        &command,
+        &format!(
+            "report = \"orch\"\nsandbox_write = [{:?}]",
+            support::utf8(&beat)
+        ),
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    let main = repo.rev("main");
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up failed\n{out}\n{err}");
+    assert_eq!(
+        repo.subjects("plan/a"),
+        ["a 1.1: Hostile work", "a 1.2: Look around"]
+    );
+    let pid: u32 = std::fs::read_to_string(beat.join("pid"))
+        .expect("the agent started its daemon")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Ended with its attempt: the next attempt no longer saw it.
+    assert_eq!(
+        std::fs::read_to_string(beat.join("seen-by-1.2")).expect("1.2 looked"),
+        "gone\n",
+        "the process left by 1.1 outlived its attempt"
+    );
+    // orch up has returned: the daemon is gone (a deadline for the kernel to take it down),
+    // and nothing carrying the marker is alive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while support::process_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's double-forked process {pid} outlived orch up (heartbeat {:?})",
+            std::fs::read_to_string(beat.join("heartbeat")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        marked(&marker),
+        Vec::<u32>::new(),
+        "a marked process is alive"
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
