@@ -362,23 +362,18 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 }
 
 /// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
-/// `changed protected paths: tests/x.rs`. Protected: the plan's `protect` globs, or without
-/// them the files of the check's command line that are in the repository (tracked at the
-/// plan's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
-/// and the files it reads (`data/expected.txt`); a file the task makes (`test -f p.txt`) is not.
+/// `changed protected paths: tests/x.rs`. Protected: orch's own configuration, always
+/// ([`crate::manifest::Guarded`]: `plans.toml`, the prompt templates, and the files of the
+/// `verify`, `setup` and `[[notify]]` command lines, found as the check's are); and the plan's
+/// `protect` globs, or without them the files of the check's command line that are in the
+/// repository (tracked at the plan's base): its program (`./ci/check`), the script its
+/// interpreter runs (`sh ci/check.sh`) and the files it reads (`data/expected.txt`); a file the
+/// task makes (`test -f p.txt`) is not. When git cannot tell whether the configuration changed,
+/// the task fails (closed).
 fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Option<String> {
     let tree = plan
         .task_worktree(&t.id)
         .unwrap_or_else(|| plan.worktree.clone());
-    let check_files: Vec<String> = match &plan.protect {
-        Some(_) => Vec::new(),
-        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan),
-    };
-    // Nothing protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every task).
-    if plan.protect.is_none() && check_files.is_empty() {
-        return None;
-    }
-    let changed = git::dirty_paths(&tree).ok()?;
     // The task's own text, without its `(check: …)` clause (which names the check's files).
     let mut text = t.description.clone();
     if let Some(start) = text.find("(check:") {
@@ -388,23 +383,47 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
         text.replace_range(start..end, "");
     }
     let named = |path: &str| text.contains(path) || t.body.contains(path);
-    let hit: Vec<&String> = changed
-        .iter()
-        .filter(|c| match &plan.protect {
-            Some(p) => p.matches(c),
-            None => check_files.iter().any(|f| f == *c),
-        })
-        .filter(|c| !named(c))
-        .collect();
-    (!hit.is_empty()).then(|| {
-        format!(
-            "changed protected paths: {}",
-            hit.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    // orch's configuration: a status of those paths alone, whatever the tree's size.
+    let mut guarded = plan.guarded.files.clone();
+    for argv in &plan.guarded.commands {
+        for f in check_files_in_repo(argv, &tree, plan) {
+            if !guarded.contains(&f) {
+                guarded.push(f);
+            }
+        }
+    }
+    let mut hit: Vec<String> = match git::dirty_paths_among(&tree, &guarded) {
+        Ok(changed) => changed.into_iter().filter(|c| !named(c)).collect(),
+        Err(e) => {
+            return Some(format!(
+                "cannot check whether the task changed orch's configuration ({}): {e}",
+                guarded.join(", ")
+            ));
+        }
+    };
+    let check_files: Vec<String> = match &plan.protect {
+        Some(_) => Vec::new(),
+        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan),
+    };
+    // Nothing else protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every
+    // task).
+    if plan.protect.is_some() || !check_files.is_empty() {
+        // (Unreadable, this part is skipped as before; orch's configuration above is not.)
+        let changed = git::dirty_paths(&tree).unwrap_or_default();
+        for c in changed
+            .into_iter()
+            .filter(|c| match &plan.protect {
+                Some(p) => p.matches(c),
+                None => check_files.iter().any(|f| f == c),
+            })
+            .filter(|c| !named(c))
+        {
+            if !hit.contains(&c) {
+                hit.push(c);
+            }
+        }
+    }
+    (!hit.is_empty()).then(|| format!("changed protected paths: {}", hit.join(", ")))
 }
 
 /// The words of `check` (options left out) that name a file tracked at the plan's base (where
@@ -430,24 +449,7 @@ fn check_files_in_repo(
     let Ok(tree) = base.or_else(|_| repo.head().and_then(|h| h.peel_to_tree())) else {
         return Vec::new();
     };
-    words
-        .into_iter()
-        .filter_map(|a| {
-            let p = std::path::Path::new(a);
-            let rel = if p.is_absolute() {
-                p.strip_prefix(worktree)
-                    .or_else(|_| p.strip_prefix(&plan.repo_root))
-                    .ok()?
-            } else {
-                p
-            };
-            let rel = rel.strip_prefix("./").unwrap_or(rel);
-            // A file (not a directory) in the repository, not one the task makes.
-            let entry = tree.get_path(rel).ok()?;
-            (entry.kind() != Some(git2::ObjectType::Tree))
-                .then(|| rel.to_string_lossy().into_owned())
-        })
-        .collect()
+    git::files_named(check, &tree, worktree, &plan.repo_root)
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
