@@ -257,3 +257,57 @@ fn a_client_binary_an_agent_may_write_is_never_run_unconfined_by_the_preflight()
     let logs = logs_in(&repo.root().join(".orch/logs/b"));
     assert!(logs.contains("hostile-client-denied"), "{logs}");
 }
+
+/// (c, the train's own check) A plan agent, whose git directory is writable, commits its edit of
+/// `plans.toml` itself, where no task's settlement sees it: the merge train refuses the plan and
+/// `main` stays as it was.
+#[test]
+fn a_plan_agents_own_commit_of_plans_toml_is_never_merged_by_the_train() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let mark = marker(&repo);
+    repo.write("docs/plans/p.md", &one_task("P", "Tidy the repository"));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nauto_merge = true\nsandbox = \"on\"\n\n\
+             [agents.a]\ncommand = {}\nmode = \"plan\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
+            agent_at("hostile_code_plan_commit.sh", &[&mark])
+        ),
+    );
+    repo.commit_all("plans");
+    let manifest_before = repo.read("plans.toml");
+    let main_before = repo.rev("main");
+
+    // The run that makes the plan's worktree gives its agent no git directory (nothing it can
+    // commit, not even through `orch task done`); the next one does.
+    let (code, out, err) = run_confined(&repo, &["up", "--json"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    let (code, out, err) = run_confined(&repo, &["up", "--json"]);
+    let ev = support::events(&out);
+    assert!(
+        !repo
+            .git(&["diff", "main", "plan/p", "--", "plans.toml"])
+            .is_empty(),
+        "the agent's commit is on the plan branch (its own git): exit {code}\n{out}\n{err}"
+    );
+    assert_eq!(repo.rev("main"), main_before, "main unmoved\n{out}\n{err}");
+    assert!(support::named(&ev, "plan_merged").is_empty(), "{out}");
+    let refused = support::named(&ev, "plan_merge_failed");
+    assert_eq!(refused.len(), 1, "{out}\n{err}");
+    assert!(
+        refused[0]
+            .to_string()
+            .contains("changes plans.toml, which no task of it names"),
+        "{refused:?}"
+    );
+    assert_eq!(repo.read("plans.toml"), manifest_before);
+    let (_, out, err) = run_confined(&repo, &["up", "--json"]);
+    assert!(
+        !mark.exists(),
+        "the agent's notify command ran\n{out}\n{err}"
+    );
+}
