@@ -321,6 +321,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_program_reached_through_an_agent_writable_path_is_found() {
+        let tmp = std::env::temp_dir().join(format!("orch-preflight-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let state = tmp.join("home/.claude");
+        let bin = tmp.join("bin");
+        let safe = tmp.join("usr/bin");
+        for d in [state.join("local"), bin.clone(), safe.clone()] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(state.join("local/claude"), "").expect("write");
+        std::fs::write(safe.join("codex"), "").expect("write");
+        std::os::unix::fs::symlink(state.join("local/claude"), bin.join("claude")).expect("link");
+        // A link in an agent-writable place, to a safe file: the link can be retargeted.
+        std::os::unix::fs::symlink(safe.join("codex"), state.join("codex")).expect("link");
+        let roots = vec![(state.clone(), "the claude state".to_string())];
+        // Through a symlink on PATH: the real file lies in the state.
+        let (at, root, why) = agent_writable(&bin.join("claude"), &roots).expect("found");
+        assert_eq!(at, state.join("local/claude"));
+        assert_eq!((root, why.as_str()), (state.clone(), "the claude state"));
+        // The link itself lies in the state.
+        let (at, _, _) = agent_writable(&state.join("codex"), &roots).expect("found");
+        assert_eq!(at, state.join("codex"));
+        // Nothing on the way lies there.
+        assert_eq!(agent_writable(&safe.join("codex"), &roots), None);
+        std::fs::remove_dir_all(&tmp).expect("clean");
+    }
+
+    #[test]
     fn flags_are_matched_as_whole_words() {
         let help = "  --add-dir <DIR>\n  --json  Print\n  -s, --sandbox <MODE>";
         assert!(lists_flag(help, "--add-dir"));

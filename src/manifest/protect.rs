@@ -138,4 +138,36 @@ mod tests {
         assert!(!p.matches("src/tests.rs"));
         assert!(!p.matches("ci/other.sh"));
     }
+
+    #[test]
+    fn orchs_configuration_is_guarded_with_its_command_lines() {
+        let text = "[defaults]\nverify = [\"sh\", \"ci/verify.sh\"]\nsetup = [\"sh\", \"ci/setup.sh\"]\n\n\
+                    [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\n\
+                    [[notify]]\ncommand = [\"sh\", \"scripts/tell.sh\"]\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        std::fs::create_dir_all(repo.join("docs/plans")).expect("mkdir");
+        std::fs::write(repo.join("docs/plans/p.md"), "# P\n").expect("plan");
+        let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
+        let g = m.guarded(repo, m.plans.first());
+        assert_eq!(
+            g.files,
+            [
+                "plans.toml",
+                "orch/templates/task.md",
+                "orch/templates/plan.md"
+            ]
+        );
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            g.commands,
+            [
+                argv(&["sh", "ci/verify.sh"]),
+                argv(&["sh", "ci/setup.sh"]),
+                argv(&["sh", "scripts/tell.sh"])
+            ]
+        );
+        // A manifest outside the repository guards no file of it.
+        assert!(m.guarded(&repo.join("elsewhere"), None).files.is_empty());
+    }
 }

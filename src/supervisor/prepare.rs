@@ -258,7 +258,7 @@ async fn run_setup(
         ),
     );
     let port = super::launch::worktree_port(ctx, plan, &plan.worktree)?;
-    let env = vec![
+    let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
@@ -266,7 +266,6 @@ async fn run_setup(
         ),
         (agent_env::ORCH_PORT.to_string(), port.to_string()),
     ];
-    let mut env = env;
     // The setup script is the repository's, which agents edit: confined as the plan's agents
     // are, to the plan's worktree and a TMPDIR of its own (no git directory, no state directory).
     let tmp = plan

@@ -396,7 +396,8 @@ fn protected_changes(plan: &PlanCtx, index: usize, t: &crate::plan::Task) -> Opt
         Ok(changed) => changed.into_iter().filter(|c| !named(c)).collect(),
         Err(e) => {
             return Some(format!(
-                "cannot check whether the task changed orch's configuration ({}): {e}",
+                "cannot commit task `{}`: cannot check whether it changed orch's configuration ({}): {e}",
+                t.id,
                 guarded.join(", ")
             ));
         }

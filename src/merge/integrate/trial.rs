@@ -181,7 +181,7 @@ fn spawn_and_wait(
         verify.confine.as_ref(),
         &verify.argv,
         cwd,
-        "integration",
+        "_integration",
     )?;
     let Some((program, args)) = argv.split_first() else {
         return Err("the verify command is empty".into());
