@@ -2,13 +2,20 @@
 //! (`--version`), and the version installed accepts every flag the agent's argv passes (they are
 //! all listed by its `--help`). A mismatch is found here, with its fix, rather than as every task
 //! failing the same way.
+//!
+//! A client program that lies where a confined agent of the manifest may write (its client's
+//! state such as `~/.claude/local/claude`, `sandbox_write`, the worktrees, the state directory,
+//! the git directory), or that is reached through a symlink or directory there, may have been
+//! replaced by an agent: [`agent_writable`] finds that, and the pre-flight then runs it confined
+//! (writing no more than the agent itself may), never unconfined ([`Confined`]).
 
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::manifest::KnownCli;
+use crate::manifest::{AgentMode, KnownCli, Manifest, SandboxMode, expand_home};
+use crate::sandbox::{DEVICES, Rules};
 
 /// How long `--version` or `--help` may take.
 pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,19 +27,152 @@ pub struct PreflightError {
     pub hint: String,
 }
 
+/// How the pre-flight runs a program an agent may have replaced: under `rules` through
+/// `orch_bin sandbox-exec`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confined {
+    pub orch_bin: PathBuf,
+    pub rules: Rules,
+}
+
+/// A path some confined agent of `manifest` may write beneath, and why (`the client state of
+/// agent `claude``), for agents whose `sandbox` confines them (`auto` only when `landlock`):
+/// an unconfined agent may write anywhere, and that is out of scope.
+pub fn writable_roots(
+    manifest: &Manifest,
+    repo_root: &Path,
+    landlock: bool,
+) -> Vec<(PathBuf, String)> {
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    let mut add = |p: PathBuf, why: String| {
+        if !out.iter().any(|(q, _)| *q == p) {
+            out.push((p, why));
+        }
+    };
+    for entry in &manifest.plans {
+        let Some(agent) = manifest.agent_of(entry) else {
+            continue;
+        };
+        let confined = match agent.sandbox.mode {
+            SandboxMode::Off => false,
+            SandboxMode::On => true,
+            SandboxMode::Auto => landlock,
+        };
+        if !confined {
+            continue;
+        }
+        let name = &entry.agent;
+        if let Some(cli) = KnownCli::of(&agent.command) {
+            for p in cli.state_paths().iter().filter_map(|p| expand_home(p)) {
+                add(
+                    p,
+                    format!("the {} state that agent `{name}` may write", cli.name()),
+                );
+            }
+            if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
+                add(
+                    PathBuf::from(dir),
+                    format!("the {} state that agent `{name}` may write", cli.name()),
+                );
+            }
+        }
+        for p in &agent.sandbox.write {
+            add(p.clone(), format!("`sandbox_write` of agent `{name}`"));
+        }
+        if agent.mode == AgentMode::Plan {
+            add(
+                repo_root.join(".git"),
+                format!("the git directory, which plan agent `{name}` may write"),
+            );
+        }
+        add(
+            manifest.root.join(&manifest.defaults.worktree_root),
+            "the worktrees, which agents write".to_string(),
+        );
+        add(
+            manifest.root.join(&manifest.defaults.state_dir),
+            "the state directory, which agents write".to_string(),
+        );
+    }
+    out
+}
+
+/// The first path on the way to `program` (as found on PATH: each symlink hop, then the real
+/// file) that lies beneath one of `roots`: `(that path, the root, why)`.
+pub fn agent_writable(
+    program: &Path,
+    roots: &[(PathBuf, String)],
+) -> Option<(PathBuf, PathBuf, String)> {
+    let real = |p: &Path| -> PathBuf {
+        // The directory resolved, the last component kept: a symlink is judged where it lies.
+        match (p.parent(), p.file_name()) {
+            (Some(dir), Some(name)) => dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .join(name),
+            _ => p.to_path_buf(),
+        }
+    };
+    let roots: Vec<(PathBuf, &PathBuf, &String)> = roots
+        .iter()
+        .map(|(r, why)| (r.canonicalize().unwrap_or_else(|_| r.clone()), r, why))
+        .collect();
+    let mut hop = std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf());
+    for _ in 0..40 {
+        let at = real(&hop);
+        if let Some((_, root, why)) = roots
+            .iter()
+            .find(|(canon, raw, _)| at.starts_with(canon) || hop.starts_with(raw))
+        {
+            return Some((hop, (*root).clone(), (*why).clone()));
+        }
+        match std::fs::read_link(&at) {
+            Ok(target) => {
+                hop = match at.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Err(_) => break,
+        }
+    }
+    None
+}
+
+/// The rules of a confined pre-flight of agent `agent`'s client: it may write what the agent
+/// may write outside its worktree (its client's state, `sandbox_write`) and nothing else.
+pub fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
+    let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
+    if let Some(cli) = KnownCli::of(&agent.command) {
+        write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
+        if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
+            write.push(PathBuf::from(dir));
+        }
+    }
+    write.extend(agent.sandbox.write.iter().cloned());
+    // Landlock needs each path to exist; a client's state not made yet is not writable.
+    write.retain(|p| p.exists());
+    Rules {
+        write,
+        deny_read: agent.sandbox.deny_read.clone(),
+    }
+}
+
 /// Checks `command` (an agent argv, its program resolved to `program`) when its CLI is known;
-/// returns the CLI's version line (`None` for a program orch does not know).
+/// returns the CLI's version line (`None` for a program orch does not know). `confined`: the
+/// program may have been replaced by an agent, and runs confined.
 pub fn check(
     agent: &str,
     program: &Path,
     command: &[String],
     dir: &Path,
+    confined: Option<&Confined>,
 ) -> Result<Option<String>, PreflightError> {
     let Some(cli) = KnownCli::of(command) else {
         return Ok(None);
     };
     let shown = command.first().map(String::as_str).unwrap_or_default();
-    let version = run(program, &["--version"], dir).map_err(|why| PreflightError {
+    let version = run(program, &["--version"], dir, confined).map_err(|why| PreflightError {
         message: format!("agent `{agent}`: `{shown} --version` {why}"),
         hint: format!(
             "check the {} installation (`{shown} --version` must work), or change `command` in `[agents.{agent}]`",
@@ -46,7 +186,7 @@ pub fn check(
         .unwrap_or_default()
         .to_string();
     let help_args = cli.help_args(command);
-    let help = run(program, &help_args, dir).map_err(|why| PreflightError {
+    let help = run(program, &help_args, dir, confined).map_err(|why| PreflightError {
         message: format!("agent `{agent}`: `{shown} {}` {why}", help_args.join(" ")),
         hint: format!(
             "check the {} installation, or change `command` in `[agents.{agent}]`",
@@ -99,11 +239,21 @@ fn lists_flag(help: &str, flag: &str) -> bool {
     })
 }
 
-/// Runs `program args` in `dir` with stdin closed; its stdout and stderr when it exits 0 within
-/// [`PREFLIGHT_TIMEOUT`], else why not.
-fn run(program: &Path, args: &[&str], dir: &Path) -> Result<String, String> {
-    let mut child = Command::new(program)
-        .args(args)
+/// Runs `program args` in `dir` with stdin closed (through `orch sandbox-exec` when `confined`);
+/// its stdout and stderr when it exits 0 within [`PREFLIGHT_TIMEOUT`], else why not.
+fn run(
+    program: &Path,
+    args: &[&str],
+    dir: &Path,
+    confined: Option<&Confined>,
+) -> Result<String, String> {
+    let mut argv: Vec<String> = vec![program.display().to_string()];
+    argv.extend(args.iter().map(|a| (*a).to_string()));
+    if let Some(c) = confined {
+        argv = crate::sandbox::wrap(&c.orch_bin, &c.rules, &argv);
+    }
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -169,6 +319,34 @@ fn run(program: &Path, args: &[&str], dir: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_reached_through_an_agent_writable_path_is_found() {
+        let tmp = std::env::temp_dir().join(format!("orch-preflight-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let state = tmp.join("home/.claude");
+        let bin = tmp.join("bin");
+        let safe = tmp.join("usr/bin");
+        for d in [state.join("local"), bin.clone(), safe.clone()] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(state.join("local/claude"), "").expect("write");
+        std::fs::write(safe.join("codex"), "").expect("write");
+        std::os::unix::fs::symlink(state.join("local/claude"), bin.join("claude")).expect("link");
+        // A link in an agent-writable place, to a safe file: the link can be retargeted.
+        std::os::unix::fs::symlink(safe.join("codex"), state.join("codex")).expect("link");
+        let roots = vec![(state.clone(), "the claude state".to_string())];
+        // Through a symlink on PATH: the real file lies in the state.
+        let (at, root, why) = agent_writable(&bin.join("claude"), &roots).expect("found");
+        assert_eq!(at, state.join("local/claude"));
+        assert_eq!((root, why.as_str()), (state.clone(), "the claude state"));
+        // The link itself lies in the state.
+        let (at, _, _) = agent_writable(&state.join("codex"), &roots).expect("found");
+        assert_eq!(at, state.join("codex"));
+        // Nothing on the way lies there.
+        assert_eq!(agent_writable(&safe.join("codex"), &roots), None);
+        std::fs::remove_dir_all(&tmp).expect("clean");
+    }
 
     #[test]
     fn flags_are_matched_as_whole_words() {

@@ -172,6 +172,26 @@ pub fn args(rules: &Rules) -> Vec<String> {
     out
 }
 
+/// The rules of a command orch runs on code an agent wrote, outside an attempt (`verify`, `setup`):
+/// `base` ([`crate::manifest::Sandbox::code_rules`]) plus its own `workdir` and private
+/// `tmpdir`. Nothing else: no git admin directory (the worktree's `.git` file lies in `workdir`,
+/// the directory it points to does not), no state directory.
+pub fn code_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
+    let mut rules = base.clone();
+    rules.write.push(workdir.to_path_buf());
+    rules.write.push(tmpdir.to_path_buf());
+    rules
+}
+
+/// `argv` run through `orch_bin sandbox-exec` under `rules`.
+pub fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
+    let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
+    out.extend(args(rules));
+    out.push("--".to_string());
+    out.extend(argv.iter().cloned());
+    out
+}
+
 /// The git directory a worktree's `.git` file points to (`<repo>/.git/worktrees/<name>`), if it
 /// is a linked worktree.
 pub fn worktree_admin_dir(worktree: &Path) -> Option<PathBuf> {

@@ -183,3 +183,52 @@ fn a_file_the_check_reads_is_protected_and_one_the_task_makes_is_not() {
     repo.up(&[]);
     assert_eq!(repo.git(&["show", "plan/p:data/expected.txt"]), "41");
 }
+
+/// orch's own configuration is protected whatever `protect` says: the files of `verify` (as of
+/// `setup` and `[[notify]]` commands), `plans.toml` and the prompt templates.
+#[test]
+fn the_verify_script_is_protected_even_with_protect_globs() {
+    let repo = Repo::bare_minimum();
+    repo.write("ci/verify.sh", "exit 0\n");
+    setup(
+        &repo,
+        "Do the work",
+        &[
+            "sh",
+            "-c",
+            "echo 'exit 0' >> ci/verify.sh && touch done.txt",
+        ],
+        "protect = [\"tests/**\"]\nverify = [\"sh\", \"ci/verify.sh\"]\nintegrate = \"off\"\n",
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: ci/verify.sh",
+        "{failed:?}"
+    );
+    assert!(repo.subjects("plan/p").is_empty());
+}
+
+#[test]
+fn a_task_that_names_plans_toml_may_change_it() {
+    let repo = Repo::bare_minimum();
+    setup(
+        &repo,
+        "Raise the retries in `plans.toml`",
+        &[
+            "sh",
+            "-c",
+            "sed -i 's/^retries = 0$/retries = 1/' plans.toml && touch done.txt",
+        ],
+        "",
+    );
+    repo.up(&[]);
+    assert_eq!(
+        repo.subjects("plan/p"),
+        ["p 1.1: Raise the retries in `plans.toml`"]
+    );
+    assert!(
+        repo.git(&["show", "plan/p:plans.toml"])
+            .contains("retries = 1")
+    );
+}

@@ -359,3 +359,50 @@ fn a_denied_write_is_named_when_the_agent_reports_failure_or_its_check_fails() {
         assert!(!outside.join("f").exists());
     }
 }
+
+/// The honest path of `setup` and `verify` confined: they build in their own worktree and
+/// `TMPDIR`, the integration preview is green, `orch merge` lands the plan.
+#[test]
+fn confined_setup_and_verify_still_build_in_their_worktree_and_tmpdir() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "Write out.txt"));
+    let setup = support::toml_array(&[
+        "sh",
+        "-c",
+        "mkdir -p build && echo ok > build/setup.txt && echo t > \"$TMPDIR/t\" && test -s \"$TMPDIR/t\"",
+    ]);
+    let verify = support::toml_array(&[
+        "sh",
+        "-c",
+        "echo x > built.txt && echo t > \"$TMPDIR/t\" && test -s \"$TMPDIR/t\" && test -f out.txt",
+    ]);
+    let agent = support::toml_array(&[
+        "sh",
+        "-c",
+        "test -f build/setup.txt && echo done > out.txt && \"$ORCH_BIN\" task done \"$ORCH_TASK\"",
+    ]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nsandbox = \"on\"\nsetup = {setup}\nverify = {verify}\n\n\
+             [agents.a]\ncommand = {agent}\nreport = \"orch\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n"
+        ),
+    );
+    repo.write(".gitignore", "build/\n");
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up\n{out}\n{err}");
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Write out.txt"]);
+    let (_, status, _) = repo.run(&["status", "--json"]);
+    let v = support::json(&status);
+    assert_eq!(v["integration"]["result"], "green", "{v}");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["merge", "p"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch merge\n{out}\n{err}");
+    assert_eq!(repo.rev("main^1"), main);
+    assert_eq!(repo.git(&["show", "main:out.txt"]), "done");
+}

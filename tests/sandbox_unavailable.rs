@@ -109,3 +109,37 @@ fn sandbox_auto_without_landlock_runs_unconfined_and_says_so() {
     let text = v.to_string();
     assert!(text.contains("\"sandbox\":\"unavailable\""), "{v}");
 }
+
+/// `orch merge`'s verify runs the agents' code: without Landlock, `sandbox = "on"` refuses it
+/// (exit 6, nothing moved), `"auto"` runs it unconfined with a warning.
+#[test]
+fn the_verify_of_orch_merge_follows_the_agents_sandbox_without_landlock() {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "Write out.txt"));
+    repo.manifest(
+        &toml_array(&["sh", "-c", "echo done > out.txt"]),
+        "report = \"exit\"",
+        "retries = 0\nverify = [\"test\", \"-f\", \"out.txt\"]\nintegrate = \"off\"",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    repo.up(&[]);
+    filter_works(&repo);
+    let main = repo.rev("main");
+
+    let (code, out, err) = repo.run_cmd(&mut orch_without_landlock(&repo, "on", &["merge", "p"]));
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(
+        err.contains("the verify command runs the work of agent `a`, which must run confined"),
+        "{err}"
+    );
+    assert_eq!(repo.rev("main"), main, "nothing moved");
+
+    let (code, out, err) = repo.run_cmd(&mut orch_without_landlock(&repo, "auto", &["merge", "p"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("warning: this kernel cannot confine processes (no Landlock): the verify command runs the agents' code unconfined"),
+        "{err}"
+    );
+    assert_eq!(repo.rev("main^1"), main, "merged");
+}

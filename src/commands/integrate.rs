@@ -24,7 +24,7 @@ pub fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
         .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
     };
     let repo_root = workspace::repo_root(&manifest)?;
-    let spec = IntegrationSpec::from_manifest(&manifest, &repo_root);
+    let spec = IntegrationSpec::from_manifest(&manifest, &repo_root)?;
     // Ctrl-C stops a running verify command and removes the staging worktree.
     crate::merge::interrupt::install();
     let report = Integrator::new().test(&spec).map_err(CliError::coded)?;

@@ -2,7 +2,8 @@
 //! worktree (`parallel_tasks` > 1) before the task's agent. It runs the first `N` arguments (the
 //! setup argv) in the current directory, its output going to the attempt's log; if that fails,
 //! it records the task failed with the setup's output as the cause (`orch task fail`) and exits
-//! 1; otherwise it becomes the agent (`exec`: same process, same process group, same pid).
+//! 1; otherwise it becomes the agent (`exec`: same process, same process group, same pid). For a
+//! confined plan both the setup argv and the agent's are `orch sandbox-exec RULES -- …`.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
@@ -66,9 +67,17 @@ pub fn run(args: &[String]) -> CliResult<u8> {
         }
     };
     if let Some(why) = failure {
+        // Confined, the setup's own argv follows `orch sandbox-exec RULES --`.
+        let own = match setup.get(1).map(String::as_str) {
+            Some("sandbox-exec") => setup
+                .iter()
+                .position(|a| a == "--")
+                .map_or(setup, |i| &setup[i + 1..]),
+            _ => setup,
+        };
         let cause = format!(
             "the setup command `{}` failed in the task worktree ({why})",
-            crate::merge::verify::shown(setup)
+            crate::merge::verify::shown(own)
         );
         eprintln!("orch: {cause}");
         let task = std::env::var(agent_env::ORCH_TASK).unwrap_or_default();

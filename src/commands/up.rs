@@ -39,6 +39,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     for line in checked.preset_rules() {
         eprintln!("{line}");
     }
+    for note in checked.notes() {
+        eprintln!("note: {note}");
+    }
     let (_, unconfined) = checked.sandbox();
     if !unconfined.is_empty() {
         eprintln!(

@@ -256,6 +256,16 @@ pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
     super::pool::cli_dirty_files(worktree)
 }
 
+/// [`dirty_paths`] of `paths` only (relative to the root, `/`-separated): a `git status` limited
+/// to them, cheap in a large tree. None given: none dirty, git not run.
+pub fn dirty_paths_among(worktree: &Path, paths: &[String]) -> Result<Vec<String>, GitError> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    open(worktree)?;
+    super::pool::cli_dirty_files_among(worktree, Some(paths))
+}
+
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
 /// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored

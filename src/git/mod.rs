@@ -19,6 +19,7 @@ mod links;
 mod marks;
 mod merge;
 pub(crate) mod merge_tree;
+mod named;
 mod pool;
 mod refs;
 mod repo;
@@ -35,8 +36,8 @@ pub use cleanup::{
     prune_stale_entries, remove_plan_worktree,
 };
 pub use commit::{
-    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, dirty_paths, head_of,
-    is_dirty, recent_commits, save_and_reset,
+    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, dirty_paths,
+    dirty_paths_among, head_of, is_dirty, recent_commits, save_and_reset,
 };
 pub use copy::WORKTREE_INCLUDE;
 pub use error::GitError;
@@ -48,6 +49,7 @@ pub(crate) use links::remove_tree_links;
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};
+pub use named::{changed_between, files_named};
 pub use pool::{
     pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
 };

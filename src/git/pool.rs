@@ -195,20 +195,34 @@ pub(super) fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
 /// ignored), through the git CLI: its index's file stamps make it several times faster than
 /// libgit2's status on a large tree. Read-only, as libgit2's was (`--no-optional-locks`).
 pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
+    cli_dirty_files_among(dir, None)
+}
+
+/// [`cli_dirty_files`], of `paths` only (literal paths from the root) when given.
+pub(super) fn cli_dirty_files_among(
+    dir: &Path,
+    paths: Option<&[String]>,
+) -> Result<Vec<String>, GitError> {
     // No optional locks: a status does not refresh (and lock) the index, so that it never makes
     // a `git commit` running at the same time in that worktree fail (a verify command's, an
     // agent's).
-    let out = git_cli(
-        dir,
-        &[
-            "--no-optional-locks",
-            "status",
-            "--porcelain",
-            "-z",
-            "--untracked-files=all",
-            "--no-renames",
-        ],
-    )?;
+    let mut args: Vec<String> = [
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+    ]
+    .iter()
+    .map(|a| (*a).to_string())
+    .collect();
+    if let Some(paths) = paths {
+        args.push("--".to_string());
+        args.extend(paths.iter().map(|p| format!(":(top,literal){p}")));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = git_cli(dir, &args)?;
     Ok(out
         .split(|&b| b == 0)
         .filter(|e| e.len() > 3)

@@ -34,7 +34,7 @@ pub use model::{
 pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
 pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};
 pub use paths::{PlanPath, in_cone};
-pub use protect::Protect;
+pub use protect::{Guarded, Protect};
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
 pub use sandbox::{DEFAULT_DENY_READ, Sandbox, SandboxKeys, SandboxMode, expand as expand_home};
 pub use targets::{PlanShape, check_cycles, check_targets};

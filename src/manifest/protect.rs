@@ -76,6 +76,55 @@ pub(super) fn globs(
     Some(out)
 }
 
+/// orch's own configuration in the repository, protected from every task whose text does not
+/// name it, whatever `protect` says: what orch reads or runs later, outside an attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guarded {
+    /// Paths relative to the repository root (`/`-separated): `plans.toml`, the prompt
+    /// templates (`<templates>/task.md`, `plan.md`).
+    pub files: Vec<String>,
+    /// Command lines whose files (tracked where the plan's branch started) are protected as
+    /// the check's are: `verify`, `setup` (every plan's, `plan` first), each `[[notify]]` command.
+    pub commands: Vec<Vec<String>>,
+}
+
+impl super::Manifest {
+    /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
+    /// manifest in the repository at `repo_root`.
+    pub fn guarded(&self, repo_root: &Path, plan: Option<&super::PlanEntry>) -> Guarded {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let root = abs(repo_root);
+        let rel = |p: &Path| -> Option<String> {
+            let p = abs(p);
+            let r = p.strip_prefix(&root).ok()?;
+            let s = r.to_str()?.to_string();
+            (!s.is_empty()).then_some(s)
+        };
+        let dir = self.templates_dir();
+        let files = [
+            Some(self.path.as_path()),
+            Some(dir.join("task.md").as_path()),
+            Some(dir.join("plan.md").as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(rel)
+        .collect();
+        let mut commands: Vec<Vec<String>> = Vec::new();
+        commands.extend(self.defaults.verify.iter().cloned());
+        let setups = plan
+            .into_iter()
+            .chain(self.plans.iter())
+            .filter_map(|p| p.setup.clone());
+        for argv in setups.chain(self.notify.iter().filter_map(|n| n.command.clone())) {
+            if !commands.contains(&argv) {
+                commands.push(argv);
+            }
+        }
+        Guarded { files, commands }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +137,37 @@ mod tests {
         assert!(p.matches("ci/check.sh"));
         assert!(!p.matches("src/tests.rs"));
         assert!(!p.matches("ci/other.sh"));
+    }
+
+    #[test]
+    fn orchs_configuration_is_guarded_with_its_command_lines() {
+        let text = "[defaults]\nverify = [\"sh\", \"ci/verify.sh\"]\nsetup = [\"sh\", \"ci/setup.sh\"]\n\n\
+                    [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\n\
+                    [[notify]]\ncommand = [\"sh\", \"scripts/tell.sh\"]\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        std::fs::create_dir_all(repo.join("docs/plans")).expect("mkdir");
+        std::fs::write(repo.join("docs/plans/p.md"), "# P\n").expect("plan");
+        let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
+        let g = m.guarded(repo, m.plans.first());
+        assert_eq!(
+            g.files,
+            [
+                "plans.toml",
+                "orch/templates/task.md",
+                "orch/templates/plan.md"
+            ]
+        );
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            g.commands,
+            [
+                argv(&["sh", "ci/verify.sh"]),
+                argv(&["sh", "ci/setup.sh"]),
+                argv(&["sh", "scripts/tell.sh"])
+            ]
+        );
+        // A manifest outside the repository guards no file of it.
+        assert!(m.guarded(&repo.join("elsewhere"), None).files.is_empty());
     }
 }

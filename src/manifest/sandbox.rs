@@ -61,6 +61,21 @@ pub struct Sandbox {
     pub pass_env: Vec<String>,
 }
 
+impl Sandbox {
+    /// The rules of code this agent wrote when orch runs it outside an attempt (`verify`,
+    /// `setup`), before its own worktree and `TMPDIR` are added: the devices and
+    /// `sandbox_write`, read as the agent reads. Not the state directory, the client's state
+    /// or any git directory: that code reports nothing and commits nothing.
+    pub fn code_rules(&self) -> crate::sandbox::Rules {
+        let mut write: Vec<PathBuf> = crate::sandbox::DEVICES.iter().map(PathBuf::from).collect();
+        write.extend(self.write.iter().cloned());
+        crate::sandbox::Rules {
+            write,
+            deny_read: self.deny_read.clone(),
+        }
+    }
+}
+
 /// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise.
 pub const DEFAULT_DENY_READ: [&str; 8] = [
     "~/.ssh",

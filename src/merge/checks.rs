@@ -11,7 +11,8 @@ use crate::error::{CliError, CliResult, exit};
 use crate::manifest::Manifest;
 use crate::process::resolve_program;
 
-/// The verify command, checked: its program must exist (exit 2 otherwise).
+/// The verify command, checked: its program must exist (exit 2 otherwise); confined as
+/// [`super::confine::decide`] says (exit 6 when it must be and cannot).
 pub(crate) fn verify_spec(manifest: &Manifest, repo_root: &Path) -> CliResult<Option<Verify>> {
     let Some(argv) = &manifest.defaults.verify else {
         return Ok(None);
@@ -37,6 +38,7 @@ pub(crate) fn verify_spec(manifest: &Manifest, repo_root: &Path) -> CliResult<Op
         grace: manifest.defaults.grace,
         staging_dir: manifest.root.join(&manifest.defaults.worktree_root),
         log_dir: manifest.root.join(&manifest.defaults.log_dir),
+        sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
     }))
 }
 

@@ -13,6 +13,7 @@
 
 pub mod build;
 mod checks;
+pub mod confine;
 pub(crate) use checks::orch_dirs;
 mod error;
 pub mod integrate;

@@ -161,6 +161,26 @@ fn run_one(
     };
     let names = [plan.to_string()];
     let run = MergeRun::plan(&ws, manifest, &names, None, false)?;
+    // No person looks at what the train merges: orch's own configuration changed on the plan
+    // branch by no task that names it (a plan agent's own commit, say) is left to one.
+    let unnamed = match unnamed_config_changes(&ws, manifest, plan) {
+        Ok(files) => files,
+        Err(why) => {
+            return Ok(PlanMergeOutcome::Refused {
+                reason: format!(
+                    "the merge train cannot check whether plan `{plan}` changes orch's configuration: {why}"
+                ),
+            });
+        }
+    };
+    if !unnamed.is_empty() {
+        return Ok(PlanMergeOutcome::Refused {
+            reason: format!(
+                "plan `{plan}` changes {}, which no task of it names: the merge train leaves it to a person (`orch merge {plan}` after a review)",
+                unnamed.join(", ")
+            ),
+        });
+    }
     let prepared = run.prepare(manifest)?;
     let mut steps = Vec::new();
     let result = run.run(
@@ -180,4 +200,57 @@ fn run_one(
             reason: format!("`orch merge {plan}` reported no step for plan `{plan}`"),
         }),
     }
+}
+
+/// The files of orch's configuration ([`crate::manifest::Guarded`]) that plan `plan`'s branch
+/// changes since it left the target, and that no task of the plan names (in its description or
+/// body).
+fn unnamed_config_changes(
+    ws: &workspace::Workspace,
+    manifest: &crate::manifest::Manifest,
+    plan: &str,
+) -> Result<Vec<String>, String> {
+    let (Some(entry), Some(lp)) = (
+        manifest.plans.iter().find(|p| p.name == plan),
+        ws.plans.iter().find(|p| p.name == plan),
+    ) else {
+        return Err(format!("plan `{plan}` is not in the manifest"));
+    };
+    let repo_root = workspace::repo_root(manifest).map_err(|e| e.error.to_string())?;
+    let repo = crate::git::open(&repo_root).map_err(|e| e.to_string())?;
+    let target =
+        super::build::target_commit(&repo, &manifest.defaults.target).map_err(|e| e.to_string())?;
+    let Some(tip) = super::build::branch_commit(&repo, &entry.branch).map_err(|e| e.to_string())?
+    else {
+        return Ok(Vec::new());
+    };
+    let trees = repo
+        .merge_base(target.id(), tip.id())
+        .and_then(|base| repo.find_commit(base))
+        .and_then(|base| Ok((base.tree()?, tip.tree()?)))
+        .map_err(|e| {
+            format!(
+                "cannot read where `{}` left `{}`: {e}",
+                entry.branch, manifest.defaults.target
+            )
+        })?;
+    let guarded = manifest.guarded(&repo_root, Some(entry));
+    let mut files = guarded.files;
+    for argv in &guarded.commands {
+        for f in crate::git::files_named(argv, &trees.0, &repo_root, &repo_root) {
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    let named = |f: &str| {
+        lp.plan
+            .tasks
+            .iter()
+            .any(|t| t.description.contains(f) || t.body.contains(f))
+    };
+    Ok(crate::git::changed_between(&trees.0, &trees.1, &files)
+        .into_iter()
+        .filter(|f| !named(f))
+        .collect())
 }

@@ -315,6 +315,9 @@ impl MergeRun {
         let mut failed = HashSet::new();
         let mut stopped: Option<String> = None;
         let mut interrupted = false;
+        if let Some(note) = verify.and_then(|v| v.sandbox.note.as_ref()) {
+            warn(note.clone());
+        }
         for &i in &self.order {
             let p = &self.infos[i];
             let step = if interrupted {

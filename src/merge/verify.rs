@@ -31,6 +31,8 @@ pub struct Verify {
     pub staging_dir: PathBuf,
     /// The directory of per-plan logs (`<log_dir>`); the log is `<log_dir>/<plan>/merge-verify.log`.
     pub log_dir: PathBuf,
+    /// Confined ([`super::confine`]), and the note when it cannot be.
+    pub sandbox: super::confine::VerifySandbox,
 }
 
 impl Verify {
@@ -119,7 +121,13 @@ fn run(
     candidate: Oid,
 ) -> Verdict {
     let command = shown(&verify.argv);
-    let Some((program, args)) = verify.argv.split_first() else {
+    let (argv, tmp) =
+        match super::confine::verify_argv(verify.sandbox.confine.as_ref(), &verify.argv, cwd, plan)
+        {
+            Ok(a) => a,
+            Err(why) => return Verdict::Failed(format!("cannot start `{command}`: {why}")),
+        };
+    let Some((program, args)) = argv.split_first() else {
         return Verdict::Failed("the verify command is empty".into());
     };
     let out = match open_log(log).and_then(|f| Ok((f.try_clone()?, f))) {
@@ -127,6 +135,9 @@ fn run(
         Err(e) => return Verdict::Failed(format!("cannot open `{}`: {e}", log.display())),
     };
     let mut cmd = verify_command(program, args, cwd, out, plan, target, candidate);
+    if let Some(t) = &tmp {
+        cmd.env("TMPDIR", t.path());
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Verdict::Failed(format!("cannot start `{command}`: {e}")),

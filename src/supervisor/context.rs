@@ -217,6 +217,9 @@ pub struct PlanCtx {
     pub sandbox: super::sandbox::PlanSandbox,
     /// Its `protect` globs; `None`: the files of its check's argv are protected.
     pub protect: Option<crate::manifest::Protect>,
+    /// orch's own configuration, protected whatever `protect` says (`plans.toml`, the prompt
+    /// templates, the files of `verify`, `setup` and `[[notify]]` commands).
+    pub guarded: crate::manifest::Guarded,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).
@@ -583,7 +586,8 @@ mod tests {
         )
         .expect("manifest");
         let ctx = |feedback: bool| super::IntegrationCtx {
-            spec: IntegrationSpec::from_manifest(&manifest, std::path::Path::new("/r")),
+            spec: IntegrationSpec::from_manifest(&manifest, std::path::Path::new("/r"))
+                .expect("spec"),
             interval: std::time::Duration::ZERO,
             feedback,
             integrator: Default::default(),

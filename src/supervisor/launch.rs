@@ -96,6 +96,7 @@ impl Effects<'_> {
         }
         let program = argv.first().cloned().unwrap_or_default();
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
+        let mut setup = pc.setup.clone();
         let confined = match pc.sandbox.rules() {
             Some(base) if pc.executor == ExecutorKind::Local => {
                 let tmp = sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt);
@@ -106,15 +107,21 @@ impl Effects<'_> {
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
                 let rules = sandbox::attempt_rules(base, &workdir, &tmp);
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
+                // The setup script is the repository's, which agents edit: confined too, to
+                // its worktree and the attempt's TMPDIR (no git directory, no state directory).
+                setup = setup.map(|s| {
+                    let rules =
+                        crate::sandbox::code_rules(&pc.agent.sandbox.code_rules(), &workdir, &tmp);
+                    crate::sandbox::wrap(&self.ctx.orch_bin, &rules, &s)
+                });
                 Some(rules)
             }
             _ => None,
         };
         // A new task worktree of the pool: the plan's setup runs there first (`orch setup-exec`),
         // and a failing setup fails the attempt with its output as the cause. A reused one keeps
-        // what setup made (ignored files stay). The setup is not confined (it is the team lead's
-        // command).
-        let argv = match (&pc.setup, new_tree) {
+        // what setup made (ignored files stay). Confined as the agent is.
+        let argv = match (&setup, new_tree) {
             (Some(setup), true) => {
                 let mut wrapped = vec![
                     self.ctx.orch_bin.display().to_string(),

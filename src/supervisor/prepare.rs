@@ -258,7 +258,7 @@ async fn run_setup(
         ),
     );
     let port = super::launch::worktree_port(ctx, plan, &plan.worktree)?;
-    let env = vec![
+    let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
@@ -266,31 +266,44 @@ async fn run_setup(
         ),
         (agent_env::ORCH_PORT.to_string(), port.to_string()),
     ];
-    let mut spawned = process::spawn(argv, &plan.worktree, &env, log).map_err(|e| {
+    // The setup script is the repository's, which agents edit: confined as the plan's agents
+    // are, to the plan's worktree and a TMPDIR of its own (no git directory, no state directory).
+    let tmp = plan
+        .sandbox
+        .rules()
+        .filter(|_| plan.executor == crate::executor::ExecutorKind::Local)
+        .map(|_| super::sandbox::tmp_dir(&plan.name, "setup", 0));
+    let confined = match &tmp {
+        Some(tmp) => {
+            std::fs::create_dir_all(tmp).map_err(|e| {
+                format!(
+                    "cannot start the setup command of plan `{}`: cannot make `{}`: {e}",
+                    plan.name,
+                    tmp.display()
+                )
+            })?;
+            env.push(("TMPDIR".to_string(), tmp.display().to_string()));
+            let rules =
+                crate::sandbox::code_rules(&plan.agent.sandbox.code_rules(), &plan.worktree, tmp);
+            crate::sandbox::wrap(&ctx.orch_bin, &rules, argv)
+        }
+        None => argv.to_vec(),
+    };
+    let spawned = process::spawn(&confined, &plan.worktree, &env, log).map_err(|e| {
         format!(
             "cannot start the setup command `{}` of plan `{}`: {e}",
             argv.join(" "),
             plan.name
         )
-    })?;
-    let pid = spawned.pid;
-    let deadline = tokio::time::Instant::now() + plan.timeout;
-    let result = loop {
-        tokio::select! {
-            st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
-            () = tokio::time::sleep_until(deadline) => {
-                process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, format_duration(plan.timeout)));
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() == Stop::Now {
-                    process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                    return Err(format!("the setup command of plan `{}` was stopped", plan.name));
-                }
-            }
-        }
+    });
+    let result = match spawned {
+        Ok(s) => wait_setup(ctx, plan, s, stop).await,
+        Err(e) => Err(e),
     };
-    process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    if let Some(tmp) = tmp {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    let result = result?;
     let ok = result == Some(0);
     let record = json!({
         "ok": ok,
@@ -315,6 +328,35 @@ async fn run_setup(
             log.display()
         ))
     }
+}
+
+/// Waits for the setup process `spawned` within the plan's timeout (stopped with the run):
+/// its exit code (`None`: killed by a signal), its process group ended.
+async fn wait_setup(
+    ctx: &Ctx,
+    plan: &PlanCtx,
+    mut spawned: process::Spawned,
+    stop: &mut watch::Receiver<Stop>,
+) -> Result<Option<i32>, String> {
+    let pid = spawned.pid;
+    let deadline = tokio::time::Instant::now() + plan.timeout;
+    let result = loop {
+        tokio::select! {
+            st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
+            () = tokio::time::sleep_until(deadline) => {
+                process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
+                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, format_duration(plan.timeout)));
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() == Stop::Now {
+                    process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
+                    return Err(format!("the setup command of plan `{}` was stopped", plan.name));
+                }
+            }
+        }
+    };
+    process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -386,10 +386,13 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 }
 
 /// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
-/// `changed protected paths: tests/x.rs`. Protected: the plan's `protect` globs, or without
-/// them the files of the check's command line that are in the repository (tracked at the
-/// plan's base): its program (`./ci/check`), the script its interpreter runs (`sh ci/check.sh`)
-/// and the files it reads (`data/expected.txt`); a file the task makes (`test -f p.txt`) is not.
+/// `changed protected paths: tests/x.rs`. Protected: orch's own configuration, always
+/// ([`crate::manifest::Guarded`]: `plans.toml`, the prompt templates, and the files of the
+/// `verify`, `setup` and `[[notify]]` command lines, found as the check's are); and the plan's
+/// `protect` globs, or without them the files of the check's command line that are in the
+/// repository (tracked at the plan's base): its program (`./ci/check`), the script its
+/// interpreter runs (`sh ci/check.sh`) and the files it reads (`data/expected.txt`); a file the
+/// task makes (`test -f p.txt`) is not.
 ///
 /// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
 /// committed unchecked.
@@ -407,16 +410,6 @@ fn protected_changes(
             tree.display()
         )
     };
-    let check_files: Vec<String> = match &plan.protect {
-        Some(_) => Vec::new(),
-        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan)
-            .map_err(|e| cannot(&e))?,
-    };
-    // Nothing protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every task).
-    if plan.protect.is_none() && check_files.is_empty() {
-        return Ok(None);
-    }
-    let changed = git::dirty_paths(&tree).map_err(|e| cannot(&e))?;
     // The task's own text, without its `(check: …)` clause (which names the check's files).
     let mut text = t.description.clone();
     if let Some(start) = text.find("(check:") {
@@ -426,23 +419,43 @@ fn protected_changes(
         text.replace_range(start..end, "");
     }
     let named = |path: &str| text.contains(path) || t.body.contains(path);
-    let hit: Vec<&String> = changed
-        .iter()
-        .filter(|c| match &plan.protect {
-            Some(p) => p.matches(c),
-            None => check_files.iter().any(|f| f == *c),
-        })
+    // orch's configuration: a status of those paths alone, whatever the tree's size.
+    let mut guarded = plan.guarded.files.clone();
+    for argv in &plan.guarded.commands {
+        for f in check_files_in_repo(argv, &tree, plan).map_err(|e| cannot(&e))? {
+            if !guarded.contains(&f) {
+                guarded.push(f);
+            }
+        }
+    }
+    let mut hit: Vec<String> = git::dirty_paths_among(&tree, &guarded)
+        .map_err(|e| cannot(&e))?
+        .into_iter()
         .filter(|c| !named(c))
         .collect();
-    Ok((!hit.is_empty()).then(|| {
-        format!(
-            "changed protected paths: {}",
-            hit.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }))
+    let check_files: Vec<String> = match &plan.protect {
+        Some(_) => Vec::new(),
+        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan)
+            .map_err(|e| cannot(&e))?,
+    };
+    // Nothing else protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every
+    // task).
+    if plan.protect.is_some() || !check_files.is_empty() {
+        let changed = git::dirty_paths(&tree).map_err(|e| cannot(&e))?;
+        for c in changed
+            .into_iter()
+            .filter(|c| match &plan.protect {
+                Some(p) => p.matches(c),
+                None => check_files.iter().any(|f| f == c),
+            })
+            .filter(|c| !named(c))
+        {
+            if !hit.contains(&c) {
+                hit.push(c);
+            }
+        }
+    }
+    Ok((!hit.is_empty()).then(|| format!("changed protected paths: {}", hit.join(", "))))
 }
 
 /// The words of `check` (options left out) that name a file tracked at the plan's base (where
@@ -467,24 +480,7 @@ fn check_files_in_repo(
     let tree = base
         .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
         .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
-    Ok(words
-        .into_iter()
-        .filter_map(|a| {
-            let p = std::path::Path::new(a);
-            let rel = if p.is_absolute() {
-                p.strip_prefix(worktree)
-                    .or_else(|_| p.strip_prefix(&plan.repo_root))
-                    .ok()?
-            } else {
-                p
-            };
-            let rel = rel.strip_prefix("./").unwrap_or(rel);
-            // A file (not a directory) in the repository, not one the task makes.
-            let entry = tree.get_path(rel).ok()?;
-            (entry.kind() != Some(git2::ObjectType::Tree))
-                .then(|| rel.to_string_lossy().into_owned())
-        })
-        .collect())
+    Ok(git::files_named(check, &tree, worktree, &plan.repo_root))
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:

@@ -46,6 +46,8 @@ pub struct Checked<'w> {
     /// Some plan runs its agents through Slurm.
     slurm: bool,
     lock: SupervisorLock,
+    /// What the pre-flights tell the user (a client run confined, and why).
+    notes: Vec<String>,
 }
 
 /// One plan of the run.
@@ -81,20 +83,24 @@ impl<'w> Checked<'w> {
             .check()
             .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
         let mut plans = Vec::with_capacity(selected.len());
-        let mut checked_agents = std::collections::BTreeSet::new();
         // Asked once, and only when some agent may be confined.
         let landlock = std::cell::OnceCell::new();
+        let confines = manifest
+            .plans
+            .iter()
+            .filter_map(|e| manifest.agent_of(e))
+            .any(|a| a.sandbox.mode != crate::manifest::SandboxMode::Off);
+        let supported = confines && *landlock.get_or_init(crate::sandbox::supported);
+        let mut preflights = checks::Preflights {
+            checked: Default::default(),
+            roots: crate::preflight::writable_roots(manifest, &repo_root, supported),
+            landlock: supported,
+            notes: Vec::new(),
+        };
         for &index in selected {
             let lp = &ws.plans[index];
             let entry = workspace::entry_of(manifest, &lp.name)?;
-            checks::agent(
-                manifest,
-                entry,
-                &orch_bin,
-                &templates,
-                lp,
-                &mut checked_agents,
-            )?;
+            checks::agent(manifest, entry, &orch_bin, &templates, lp, &mut preflights)?;
             let tree = checks::tree_action(manifest, &repo_root, lp, entry)?;
             let sandbox = match manifest.agent_of(entry) {
                 Some(agent) => super::sandbox::decide(
@@ -137,6 +143,7 @@ impl<'w> Checked<'w> {
             slurm: !slurm_plans.is_empty(),
             plans,
             lock,
+            notes: preflights.notes,
         })
     }
 
@@ -174,6 +181,12 @@ impl<'w> Checked<'w> {
     }
 
     /// One line per preset agent of the run: what it may run, confined or not.
+    /// What the pre-flights found to say: a client program that lies where an agent may write,
+    /// run confined.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     pub fn preset_rules(&self) -> Vec<String> {
         let mut lines = std::collections::BTreeSet::new();
         for c in &self.plans {
@@ -250,18 +263,21 @@ impl<'w> Checked<'w> {
         };
         let manifest = self.manifest;
         let d = &manifest.defaults;
-        let integration = d.integrate.map(|interval| {
-            Arc::new(super::context::IntegrationCtx {
-                spec: crate::merge::integrate::IntegrationSpec::from_manifest(
-                    manifest,
-                    &self.repo_root,
-                ),
-                interval,
-                feedback: d.integrate_feedback,
-                integrator: Default::default(),
-                failure: Default::default(),
+        let integration = d
+            .integrate
+            .map(|interval| -> CliResult<_> {
+                Ok(Arc::new(super::context::IntegrationCtx {
+                    spec: crate::merge::integrate::IntegrationSpec::from_manifest(
+                        manifest,
+                        &self.repo_root,
+                    )?,
+                    interval,
+                    feedback: d.integrate_feedback,
+                    integrator: Default::default(),
+                    failure: Default::default(),
+                }))
             })
-        });
+            .transpose()?;
         let ctx = Arc::new(Ctx {
             repo_root: self.repo_root,
             manifest_path: std::path::absolute(&manifest.path).unwrap_or(manifest.path.clone()),
@@ -437,6 +453,7 @@ impl<'w> Checked<'w> {
             known: Default::default(),
             sandbox: c.sandbox.clone(),
             protect: entry.protect.clone(),
+            guarded: manifest.guarded(&self.repo_root, Some(entry)),
         })
     }
 }

@@ -7,6 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod code;
+mod links;
 mod processes;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
@@ -22,4 +24,3 @@ pub fn landlock() -> bool {
     }
     ok
 }
-mod links;

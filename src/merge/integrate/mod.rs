@@ -20,6 +20,7 @@ pub use trial::TrialOutcome;
 
 use super::MergeError;
 use super::order::{OrderItem, merge_order};
+use crate::error::CliResult;
 use crate::git;
 use crate::manifest::Manifest;
 
@@ -33,6 +34,8 @@ pub struct IntegrationVerify {
     pub staging_dir: PathBuf,
     /// The output of the latest trial (`<log_dir>/integration-verify.log`).
     pub log: PathBuf,
+    /// Confined as `orch merge`'s verify is ([`super::confine`]).
+    pub confine: Option<super::confine::Confine>,
 }
 
 /// One plan as the preview sees it.
@@ -132,11 +135,16 @@ impl IntegrationReport {
 }
 
 impl IntegrationSpec {
-    /// The preview of the manifest's plans; `verify` as `orch merge` runs it, with its output in
+    /// The preview of the manifest's plans; `verify` as `orch merge` runs it (confined alike:
+    /// exit 6 when it must be and cannot), with its output in
     /// `<log_dir>/integration-verify.log`.
-    pub fn from_manifest(manifest: &Manifest, repo_root: &Path) -> Self {
+    pub fn from_manifest(manifest: &Manifest, repo_root: &Path) -> CliResult<Self> {
         let d = &manifest.defaults;
-        Self {
+        let confine = match &d.verify {
+            Some(_) => super::confine::decide(manifest, crate::sandbox::supported)?.confine,
+            None => None,
+        };
+        Ok(Self {
             repo_root: repo_root.to_path_buf(),
             target: d.target.clone(),
             verify: d.verify.as_ref().map(|argv| IntegrationVerify {
@@ -148,6 +156,7 @@ impl IntegrationSpec {
                     .root
                     .join(&d.log_dir)
                     .join("integration-verify.log"),
+                confine,
             }),
             state_dir: manifest.root.join(&d.state_dir),
             plans: manifest
@@ -168,7 +177,7 @@ impl IntegrationSpec {
                     }
                 })
                 .collect(),
-        }
+        })
     }
 
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the

@@ -183,7 +183,13 @@ fn spawn_and_wait(
     commit: Oid,
 ) -> Result<Option<i32>, String> {
     let command = crate::merge::verify::shown(&verify.argv);
-    let Some((program, args)) = verify.argv.split_first() else {
+    let (argv, tmp) = crate::merge::confine::verify_argv(
+        verify.confine.as_ref(),
+        &verify.argv,
+        cwd,
+        "_integration",
+    )?;
+    let Some((program, args)) = argv.split_first() else {
         return Err("the verify command is empty".into());
     };
     if let Some(dir) = verify.log.parent() {
@@ -197,10 +203,14 @@ fn spawn_and_wait(
         .map_err(|e| crate::links::refused(&verify.log, e))
         .and_then(|f| Ok((f.try_clone()?, f)))
         .map_err(|e| format!("cannot open `{}`: {e}", verify.log.display()))?;
-    let mut child =
-        crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit)
-            .spawn()
-            .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    let mut cmd =
+        crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit);
+    if let Some(t) = &tmp {
+        cmd.env("TMPDIR", t.path());
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))?;
     let pgid = child.id();
     let deadline = Instant::now() + verify.timeout;
     let mut pause = Duration::from_millis(2);

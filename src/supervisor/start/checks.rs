@@ -3,7 +3,7 @@
 //! the early warning of branches that would conflict.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
@@ -91,6 +91,60 @@ fn commit_owed(doc: &status::StatusDoc) -> bool {
     })
 }
 
+/// The pre-flights of a run: the agents checked, the paths confined agents may write (a client
+/// program there runs confined), and what to tell the user.
+pub(super) struct Preflights {
+    pub checked: BTreeSet<String>,
+    pub roots: Vec<(PathBuf, String)>,
+    pub landlock: bool,
+    pub notes: Vec<String>,
+}
+
+impl Preflights {
+    /// How agent `name`'s client at `program` is pre-flighted: confined when it lies where a
+    /// confined agent may write (with a note saying so), refused (exit 6) when it does and this
+    /// kernel cannot confine it; else as it is.
+    fn confinement(
+        &mut self,
+        name: &str,
+        agent: &crate::manifest::AgentSpec,
+        program: &Path,
+        orch_bin: &Path,
+    ) -> CliResult<Option<crate::preflight::Confined>> {
+        if crate::manifest::KnownCli::of(&agent.command).is_none() {
+            return Ok(None);
+        }
+        let Some((at, root, why)) = crate::preflight::agent_writable(program, &self.roots) else {
+            return Ok(None);
+        };
+        let place = if at == program {
+            format!("`{}`", at.display())
+        } else {
+            format!("`{}` (through `{}`)", program.display(), at.display())
+        };
+        if !self.landlock {
+            return Err(CliError::new(
+                exit::AGENT,
+                anyhow!(
+                    "agent `{name}`'s program {place} lies in `{}` ({why}): an agent may have replaced it, and this kernel cannot confine its pre-flight (no Landlock)",
+                    root.display()
+                ),
+            )
+            .with_hint(
+                "install the client where no agent may write (outside the client's state directory, e.g. /usr/local/bin), or run on a kernel with Landlock",
+            ));
+        }
+        self.notes.push(format!(
+            "agent `{name}`'s program {place} lies in `{}` ({why}): an agent may have replaced it, so orch runs it confined, never unconfined (install it elsewhere, e.g. /usr/local/bin, to have it trusted)",
+            root.display()
+        ));
+        Ok(Some(crate::preflight::Confined {
+            orch_bin: orch_bin.to_path_buf(),
+            rules: crate::preflight::preflight_rules(agent),
+        }))
+    }
+}
+
 /// The agent's program exists, a CLI orch knows runs and accepts the flags passed
 /// ([`crate::preflight`], once per agent), and its prompt renders: found now rather than after
 /// worktrees were made.
@@ -100,7 +154,7 @@ pub(super) fn agent(
     orch_bin: &Path,
     templates: &Templates,
     lp: &LoadedPlan,
-    checked: &mut BTreeSet<String>,
+    pre: &mut Preflights,
 ) -> CliResult<()> {
     let agent = manifest.agent_of(entry).ok_or_else(|| {
         CliError::invalid(anyhow!(
@@ -145,9 +199,16 @@ pub(super) fn agent(
             manifest.path.display()
         )));
     };
-    if checked.insert(entry.agent.clone()) {
-        crate::preflight::check(&entry.agent, &resolved, &agent.command, &manifest.root)
-            .map_err(|e| CliError::invalid(anyhow!("{}", e.message)).with_hint(e.hint))?;
+    if pre.checked.insert(entry.agent.clone()) {
+        let confined = pre.confinement(&entry.agent, agent, &resolved, orch_bin)?;
+        crate::preflight::check(
+            &entry.agent,
+            &resolved,
+            &agent.command,
+            &manifest.root,
+            confined.as_ref(),
+        )
+        .map_err(|e| CliError::invalid(anyhow!("{}", e.message)).with_hint(e.hint))?;
     }
     if agent.mode == AgentMode::Task {
         sample_prompt(templates, lp, entry, orch)?;
