@@ -20,3 +20,5 @@ pub fn landlock() -> bool {
     }
     ok
 }
+
+mod clients;
