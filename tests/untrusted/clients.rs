@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::landlock;
-use crate::support::clis::up_in_fresh_home;
+use crate::support::clis::{clis_with, up_in_fresh_home};
 use crate::support::{self, Repo};
 
 /// `tests/fixtures/agents/hostile_client_state.sh` installed as `DIR/bin/claude` and
@@ -101,6 +101,39 @@ fn hostile_run(repo: &Repo, targets: &[&Path], env: &[(&str, &Path)]) -> PathBuf
     mark
 }
 
+/// The user's next session of the real Claude Code, unconfined, after the run (when the CLIs
+/// are installed): `claude -p` with the user's HOME and `env`, against an endpoint that is not
+/// there. It runs the SessionStart hooks and starts the MCP servers it finds in its state
+/// before it calls the model: a planted one would create `mark`.
+fn users_next_claude_session(repo: &Repo, env: &[(&str, &Path)], mark: &Path) {
+    let Some(clis) = clis_with("claude") else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(clis.join("bin/claude"));
+    cmd.args(["-p", "hello", "--output-format", "stream-json", "--verbose"])
+        .current_dir(repo.root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo.home())
+        .env("ANTHROPIC_API_KEY", "sk-ant-fake")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = support::wait_within(cmd.spawn().expect("spawn claude"), repo.timeout(), "claude");
+    assert!(
+        !mark.exists(),
+        "the user's next claude session ran a planted program\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// What the second attempt of plan `plan` saw in its own client state, and what it planted.
 fn second_attempt(repo: &Repo, plan: &str) -> (String, String) {
     let show = |f: &str| repo.git(&["show", &format!("plan/{plan}:{f}")]);
@@ -180,6 +213,7 @@ fn clients_a_hostile_client_cannot_plant_in_the_users_default_client_state() {
     let targets: [&Path; 3] = [&settings, &claude_json, &codex_config];
     let mark = hostile_run(&repo, &targets, &[]);
     assert_held(&repo, &mark, &user, &targets);
+    users_next_claude_session(&repo, &[], &mark);
     let (claude_seen, _) = second_attempt(&repo, "c");
     for want in ["user-model", "user-token", "user-id"] {
         assert!(claude_seen.contains(want), "{claude_seen}");
@@ -216,6 +250,7 @@ fn clients_a_hostile_client_cannot_plant_in_the_state_the_users_variables_name()
         ],
     );
     assert_held(&repo, &mark, &user, &targets);
+    users_next_claude_session(&repo, &[("CLAUDE_CONFIG_DIR", &claude_dir)], &mark);
     let (claude_seen, _) = second_attempt(&repo, "c");
     assert!(claude_seen.contains("user-model"), "{claude_seen}");
     assert!(claude_seen.contains("user-id"), "{claude_seen}");
