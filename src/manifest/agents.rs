@@ -693,6 +693,28 @@ mod tests {
     }
 
     #[test]
+    fn every_client_but_aider_has_a_private_state_named_by_its_own_variable() {
+        let var = |c: KnownCli| c.private_state().map(|s| s.var);
+        assert_eq!(var(KnownCli::Claude), Some("CLAUDE_CONFIG_DIR"));
+        assert_eq!(var(KnownCli::Codex), Some("CODEX_HOME"));
+        assert_eq!(var(KnownCli::Gemini), Some("GEMINI_CLI_HOME"));
+        assert_eq!(var(KnownCli::Aider), None);
+        for c in [KnownCli::Claude, KnownCli::Codex, KnownCli::Gemini] {
+            let s = c.private_state().expect("private state");
+            assert_eq!(c.state_env(), Some(s.var));
+            // Only names inside the state directory: nothing is copied from elsewhere but
+            // the files the client keeps beside it.
+            for e in s.entries {
+                assert!(!e.contains('/') && !e.starts_with('~') && *e != "..", "{e}");
+            }
+            // What a session writes is not copied.
+            for history in ["projects", "sessions", "history", "history.jsonl", "tmp"] {
+                assert!(!s.entries.contains(&history), "{c:?}: {history}");
+            }
+        }
+    }
+
+    #[test]
     fn presets_are_valid_templates() {
         let presets = presets();
         assert_eq!(presets.len(), 4);
