@@ -287,3 +287,89 @@ fn clients_the_real_clients_complete_confined_in_a_fresh_home_with_only_an_api_k
         );
     }
 }
+
+/// A plan-mode agent (one process for the whole plan) gets a private copy too.
+#[test]
+fn clients_a_hostile_plan_mode_client_cannot_plant_in_the_users_client_state() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let settings = repo.home().join(".claude/settings.json");
+    let claude_json = repo.home().join(".claude.json");
+    let user = user_state(&[
+        (&settings, "{\"model\": \"user-model\"}\n"),
+        (&claude_json, "{\"userID\": \"user-id\"}\n"),
+    ]);
+    let bin = install_hostile_clients(&repo.outside("clients"));
+    let mark = repo.outside("planted-program-ran");
+    let argv: Vec<String> = [
+        bin.join("claude").display().to_string(),
+        "-p".to_string(),
+        mark.display().to_string(),
+        settings.display().to_string(),
+        claude_json.display().to_string(),
+    ]
+    .to_vec();
+    repo.write(
+        "docs/plans/p.md",
+        &support::one_task("P", "Work as a plan agent"),
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 1\nsandbox = \"on\"\n\n\
+             [agents.c]\ncommand = {}\nmode = \"plan\"\nreport = \"orch\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"c\"\n",
+            support::toml_array(&argv)
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    // Whether the plan agent can commit on the run that makes its worktree is the git
+    // surface's (issue 34, "git"): its second attempt's files are on the plan branch, or saved
+    // with the failed attempt.
+    let (_, out, err) = repo.run_cmd(&mut cmd);
+    assert!(out.contains("\"sandbox\":\"on\""), "{out}");
+    for (path, bytes) in &user {
+        assert_eq!(
+            &std::fs::read(path).unwrap_or_default(),
+            bytes,
+            "{}",
+            path.display()
+        );
+    }
+    let show = |f: &str| {
+        ["plan/p", "refs/orch/attempts/p/plan/2"]
+            .iter()
+            .find_map(|r| {
+                let o = repo.git_out(&["show", &format!("{r}:{f}")]);
+                o.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+            })
+            .unwrap_or_else(|| panic!("no {f} from the second attempt\n{out}\n{err}"))
+    };
+    let seen = show("seen-2.txt");
+    assert!(
+        seen.contains("user-model") && seen.contains("user-id"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("SessionStart") && !seen.contains("mcpServers"),
+        "{seen}"
+    );
+    let planted = show("planted-2.txt");
+    for path in [&settings, &claude_json] {
+        assert!(
+            planted.contains(&format!("denied {}", path.display())),
+            "{planted}"
+        );
+    }
+    assert!(
+        planted.contains("/.orch/state/.clients/p/plan-2/"),
+        "{planted}"
+    );
+    users_next_claude_session(&repo, &[], &mark);
+}
