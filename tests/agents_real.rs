@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::clis::{RUN_TIMEOUT, client_env, clis, clis_with, logs};
+use support::clis::{RUN_TIMEOUT, client_env, clis, clis_with, logs, up_in_fresh_home};
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, read_status, task_in, wait_within};
 
@@ -267,6 +267,49 @@ fn confined_codex_and_gemini_run_the_tests() {
         };
         assert!(!ran.error, "{agent}: {ran:?}");
         assert!(committed, "{agent}: tests-ran.txt is in the commit");
+    }
+}
+
+/// A fresh HOME that holds only an API key (CI, a container): each client, confined, makes no
+/// state directory there (the user's HOME is not writable for it), runs in the private state
+/// orch made for the attempt, and completes its task.
+#[test]
+fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
+    if !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    for agent in ["claude", "codex", "gemini", "aider"] {
+        let Some((repo, code, out, err, new_in_home)) = up_in_fresh_home(agent) else {
+            continue;
+        };
+        assert_eq!(code, 0, "{agent}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(out.contains("\"sandbox\":\"on\""), "{agent}: {out}");
+        assert_eq!(
+            repo.statuses("one"),
+            [("1.1".to_string(), "completed".to_string())],
+            "{agent}\n{err}"
+        );
+        assert_eq!(
+            repo.git(&["show", "plan/one:alpha.txt"]).trim_end(),
+            "alpha.txt written by task 1.1",
+            "{agent}\n{err}"
+        );
+        // Nothing of the client's in HOME, but the `~/.gemini` that `gemini --version` and
+        // `--help` make in orch's preflight (unconfined, before any agent runs): temporary
+        // files of its `projects.json`.
+        for p in &new_in_home {
+            let preflight = |e: &std::fs::DirEntry| {
+                e.file_name().to_string_lossy().starts_with("projects.json")
+            };
+            assert!(
+                agent == "gemini"
+                    && p.ends_with(".gemini")
+                    && std::fs::read_dir(p).is_ok_and(|d| d.flatten().all(|e| preflight(&e))),
+                "{agent} left {} in HOME",
+                p.display()
+            );
+        }
     }
 }
 

@@ -248,6 +248,27 @@ pub enum KnownCli {
     Aider,
 }
 
+/// A client's state as a confined agent gets it: a private directory per attempt, named by the
+/// client's own variable, seeded from the user's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrivateState {
+    /// The variable that points the client at its state (`CLAUDE_CONFIG_DIR`, `CODEX_HOME`,
+    /// `GEMINI_CLI_HOME`): set for the agent to the private directory.
+    pub var: &'static str,
+    /// What the variable names when the user has not set it (`~`: the `HOME` of `orch up`).
+    pub default: &'static str,
+    /// The state's directory within what the variable names (`.gemini` for Gemini CLI, whose
+    /// variable names a home; empty when it names the state itself).
+    pub sub: &'static str,
+    /// What is copied from the user's state directory (files or directories, relative to it):
+    /// what the client needs to log in and reach its endpoint, and the user's own settings.
+    /// Sessions, history and caches are not copied.
+    pub entries: &'static [&'static str],
+    /// Files the client keeps beside its directory when the variable is not set (Claude Code's
+    /// `~/.claude.json`): `(where the user has it, where it goes in the copy)`.
+    pub home_files: &'static [(&'static str, &'static str)],
+}
+
 /// A problem with an agent argv, with its fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArgvProblem {
@@ -278,8 +299,10 @@ impl KnownCli {
         }
     }
 
-    /// Where the client keeps its own state (login, settings, sessions), written by it while it
-    /// runs: writable for a confined agent. `~` is the `HOME` of `orch up`.
+    /// Where the client keeps its own state (login, settings, hooks, MCP servers, sessions) by
+    /// default; `~` is the `HOME` of `orch up`. Never writable for a confined agent: what a
+    /// client reads there runs in the user's next unconfined session of it. A confined agent
+    /// gets a private copy instead ([`KnownCli::private_state`]).
     pub fn state_paths(self) -> &'static [&'static str] {
         match self {
             Self::Claude => &["~/.claude", "~/.claude.json", "~/.config/claude"],
@@ -289,13 +312,64 @@ impl KnownCli {
         }
     }
 
-    /// The environment variable that moves the client's state elsewhere, if it has one
-    /// (writable for a confined agent too, when set for `orch up`).
+    /// The environment variable that moves the client's state elsewhere, if it has one.
     pub fn state_env(self) -> Option<&'static str> {
+        self.private_state().map(|s| s.var)
+    }
+
+    /// How a confined agent of this client gets a private copy of the client's state, if the
+    /// client can be pointed at one (aider cannot: its state stays read-only, see
+    /// docs/src/agents.md).
+    pub fn private_state(self) -> Option<PrivateState> {
         match self {
-            Self::Claude => Some("CLAUDE_CONFIG_DIR"),
-            Self::Codex => Some("CODEX_HOME"),
-            Self::Gemini | Self::Aider => None,
+            Self::Claude => Some(PrivateState {
+                var: "CLAUDE_CONFIG_DIR",
+                default: "~/.claude",
+                sub: "",
+                entries: &[
+                    ".claude.json",
+                    ".credentials.json",
+                    "settings.json",
+                    "CLAUDE.md",
+                    "agents",
+                    "commands",
+                    "skills",
+                    "output-styles",
+                ],
+                home_files: &[("~/.claude.json", ".claude.json")],
+            }),
+            Self::Codex => Some(PrivateState {
+                var: "CODEX_HOME",
+                default: "~/.codex",
+                sub: "",
+                entries: &[
+                    "auth.json",
+                    "config.toml",
+                    "AGENTS.md",
+                    "AGENTS.override.md",
+                    "prompts",
+                    "rules",
+                    "skills",
+                ],
+                home_files: &[],
+            }),
+            Self::Gemini => Some(PrivateState {
+                var: "GEMINI_CLI_HOME",
+                default: "~",
+                sub: ".gemini",
+                entries: &[
+                    "settings.json",
+                    "oauth_creds.json",
+                    "google_accounts.json",
+                    "installation_id",
+                    "GEMINI.md",
+                    "commands",
+                    "extensions",
+                    "trustedFolders.json",
+                ],
+                home_files: &[],
+            }),
+            Self::Aider => None,
         }
     }
 
@@ -615,6 +689,28 @@ mod tests {
             let v = owned(v);
             let cli = KnownCli::of(&v).expect("known");
             assert_eq!(cli.problems(&v), Vec::new(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn every_client_but_aider_has_a_private_state_named_by_its_own_variable() {
+        let var = |c: KnownCli| c.private_state().map(|s| s.var);
+        assert_eq!(var(KnownCli::Claude), Some("CLAUDE_CONFIG_DIR"));
+        assert_eq!(var(KnownCli::Codex), Some("CODEX_HOME"));
+        assert_eq!(var(KnownCli::Gemini), Some("GEMINI_CLI_HOME"));
+        assert_eq!(var(KnownCli::Aider), None);
+        for c in [KnownCli::Claude, KnownCli::Codex, KnownCli::Gemini] {
+            let s = c.private_state().expect("private state");
+            assert_eq!(c.state_env(), Some(s.var));
+            // Only names inside the state directory: nothing is copied from elsewhere but
+            // the files the client keeps beside it.
+            for e in s.entries {
+                assert!(!e.contains('/') && !e.starts_with('~') && *e != "..", "{e}");
+            }
+            // What a session writes is not copied.
+            for history in ["projects", "sessions", "history", "history.jsonl", "tmp"] {
+                assert!(!s.entries.contains(&history), "{c:?}: {history}");
+            }
         }
     }
 

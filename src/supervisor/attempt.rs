@@ -48,6 +48,9 @@ pub struct Monitor {
     pub watch_activity: bool,
     /// The attempt's private TMPDIR (confined attempts), removed when it ends.
     pub tmpdir: Option<PathBuf>,
+    /// The attempt's private copy of its client's state (confined attempts), removed when it
+    /// ends.
+    pub client_state: Option<PathBuf>,
     /// A stop of this attempt, asked for by the core.
     pub stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
@@ -71,6 +74,9 @@ pub async fn watch(mut m: Monitor) {
     }
     if let Some(tmp) = m.tmpdir.take() {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+    }
+    if let Some(dir) = m.client_state.take() {
+        let _ = tokio::task::spawn_blocking(move || super::client_state::remove(&dir)).await;
     }
     // What the client said (usage, its error), from this attempt's part of the log.
     let log = m.log.clone();

@@ -454,6 +454,12 @@ impl Effects<'_> {
                 .map(|_| {
                     super::sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt)
                 }),
+            client_state: super::client_state::of_attempt(
+                &pc,
+                id.as_deref().unwrap_or("plan"),
+                attempt,
+            )
+            .map(|(_, dir)| dir),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
             tx: self.tx.clone(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::attempt::Proc;
+use super::client_state;
 use super::context::PlanCtx;
 use super::core::{Input, kind_str};
 use super::effects::{Effects, Msg};
@@ -56,6 +57,11 @@ impl Effects<'_> {
         match self.start(&pc, run, unit, attempt, &log) {
             Ok(()) => {}
             Err(LaunchError { error, fatal }) => {
+                if let Some((_, dir)) =
+                    client_state::of_attempt(&pc, id.as_deref().unwrap_or("plan"), attempt)
+                {
+                    client_state::remove(&dir);
+                }
                 self.fail_launch(&pc, run, task, error, fatal, &log);
             }
         }
@@ -105,7 +111,25 @@ impl Effects<'_> {
                 crate::links::fresh_dir(&tmp)
                     .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
-                let rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                let mut rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                // The client's state: a private copy, seeded from the user's.
+                if let Some((cli, dir)) =
+                    client_state::of_attempt(pc, id.as_deref().unwrap_or("plan"), attempt)
+                {
+                    let prepared = client_state::prepare(cli, &dir, &|k| std::env::var_os(k))
+                        .map_err(|e| {
+                            client_state::remove(&dir);
+                            format!(
+                                "cannot make the private state of {} for the attempt (`{}`): {e}",
+                                cli.name(),
+                                dir.display()
+                            )
+                        })?;
+                    if let Some(p) = prepared {
+                        env.push((p.var.to_string(), p.dir.display().to_string()));
+                        rules.write.push(p.dir);
+                    }
+                }
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
                 // The setup script is the repository's, which agents edit: confined too, to
                 // its worktree and the attempt's TMPDIR (no git directory, no state directory).
@@ -391,6 +415,7 @@ impl Effects<'_> {
                 grace,
                 watch_activity,
                 tmpdir: None,
+                client_state: None,
                 stop_one: stop_rx,
                 stop_all,
                 tx,

@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod check;
+pub mod client_state;
 pub mod context;
 pub mod core;
 pub mod effects;

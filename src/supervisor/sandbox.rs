@@ -5,8 +5,10 @@
 //! A confined attempt writes only: its worktree and that worktree's own git admin directory
 //! (`.git/worktrees/<name>`: index, HEAD), its plan's state directory (`orch task done`), a
 //! private `TMPDIR` made for the attempt and removed after it, `/dev/null` and the terminal,
-//! its client's own state ([`KnownCli::state_paths`]) and `sandbox_write`. A plan-mode agent
-//! commits through `orch task done`: the repository's git directory is writable for it too.
+//! a private copy of its client's state ([`super::client_state`]; the user's own,
+//! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. A
+//! plan-mode agent commits through `orch task done`: the repository's git directory is
+//! writable for it too.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +17,7 @@ use anyhow::anyhow;
 use crate::error::CliError;
 use crate::executor::ExecutorKind;
 use crate::exit;
-use crate::manifest::{AgentMode, AgentSpec, KnownCli, SandboxMode, expand_home};
+use crate::manifest::{AgentMode, AgentSpec, SandboxMode};
 use crate::sandbox::{DEVICES, Rules, worktree_admin_dir};
 
 /// How a plan's agents run.
@@ -78,12 +80,6 @@ pub fn decide(
     }
     let mut write: Vec<PathBuf> = vec![status_dir.to_path_buf()];
     write.extend(DEVICES.iter().map(PathBuf::from));
-    if let Some(cli) = KnownCli::of(&agent.command) {
-        write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
-        if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
-            write.push(PathBuf::from(dir));
-        }
-    }
     write.extend(agent.sandbox.write.iter().cloned());
     if agent.mode == AgentMode::Plan
         && let Some(git_dir) = worktree_admin_dir(plan_tree)

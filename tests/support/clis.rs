@@ -121,3 +121,120 @@ pub fn logs(repo: &Repo) -> String {
     }
     out
 }
+
+/// The environment of a fresh HOME that holds only an API key, as in CI or a container: no
+/// client has a state directory there, each gets its endpoint and key from the environment.
+/// (Gemini CLI with `GOOGLE_GEMINI_BASE_URL` alone picks a "gateway" login that headless mode
+/// refuses: its API-key login is chosen in a system settings file outside HOME, in `system`,
+/// which must not lie under a directory others can write, such as `/tmp`: Gemini CLI skips it
+/// there.)
+pub fn fresh_home_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path, system: &Path) {
+    let path = std::env::join_paths(std::iter::once(clis.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    std::fs::create_dir_all(system).expect("system settings dir");
+    let gemini_system = system.join("gemini-settings.json");
+    std::fs::write(
+        &gemini_system,
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": false}}"#,
+    )
+    .expect("gemini system settings");
+    cmd.env("PATH", path)
+        .env("HOME", home)
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-fake")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CODEX_API_KEY", "sk-fake")
+        .env("GEMINI_API_KEY", "fake-gemini-key")
+        .env("GOOGLE_GEMINI_BASE_URL", api.base_url())
+        .env("GEMINI_CLI_SYSTEM_SETTINGS_PATH", &gemini_system)
+        .env("OPENAI_API_BASE", format!("{}/v1", api.base_url()))
+        .env("OPENAI_API_KEY", "sk-fake")
+        .env("AIDER_MODEL", "openai/fake-model")
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
+}
+
+/// `orch up` of a one-task plan ("Create `alpha.txt`") through the preset `agent`, confined
+/// (`sandbox = "on"`), in a fresh HOME holding nothing ([`fresh_home_env`]); `None` when the
+/// CLIs are not installed. Returns the repository, orch's exit code, stdout, stderr and what
+/// HOME holds afterwards.
+pub fn up_in_fresh_home(agent: &str) -> Option<(Repo, i32, String, String, Vec<PathBuf>)> {
+    let clis = clis_with(agent)?;
+    let api = FakeApi::start(super::fake_api::Behaviour::Normal);
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "docs/plans/one.md",
+        "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
+    );
+    // Codex takes its endpoint from its configuration only (no variable names one): the
+    // agent's own argv gives it (`-c`), as a user without a `config.toml` would.
+    let table = if agent == "codex" {
+        let mut argv: Vec<String> = ["codex", "exec"].iter().map(|a| a.to_string()).collect();
+        for c in [
+            "model=\"gpt-5.1-codex\"".to_string(),
+            "model_provider=\"fake\"".to_string(),
+            format!(
+                "model_providers.fake={{ name = \"fake\", base_url = \"{}/v1\", env_key = \"CODEX_API_KEY\", wire_api = \"responses\", request_max_retries = 0, stream_max_retries = 0 }}",
+                api.base_url()
+            ),
+        ] {
+            argv.push("-c".to_string());
+            argv.push(c);
+        }
+        argv.extend(
+            [
+                "--sandbox",
+                "danger-full-access",
+                "--json",
+                "--",
+                "{{ prompt }}",
+            ]
+            .iter()
+            .map(|a| a.to_string()),
+        );
+        format!(
+            "[agents.codex]\ncommand = {}\nreport = \"orch\"\n\n",
+            super::toml_array(&argv)
+        )
+    } else {
+        String::new()
+    };
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\nretries = 0\nsandbox = \"on\"\n\n{table}\
+             [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    let before = home_entries(repo.home());
+    let system = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("system dir");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    fresh_home_env(&mut cmd, &clis, &api, repo.home(), system.path());
+    let (code, out, err) = super::code_out_err(&super::wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let err = format!("{err}\nagent logs:\n{}", logs(&repo));
+    let after: Vec<PathBuf> = home_entries(repo.home())
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    Some((repo, code, out, err, after))
+}
+
+/// The entries of a HOME, one level deep.
+fn home_entries(home: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(home)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}

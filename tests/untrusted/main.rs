@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod clients;
 mod code;
 mod links;
 mod processes;
@@ -24,3 +25,4 @@ pub fn landlock() -> bool {
     }
     ok
 }
+

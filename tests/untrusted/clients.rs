@@ -1,0 +1,375 @@
+//! The clients' own state: a confined agent whose program is a client orch knows (Claude Code,
+//! Codex) gets a private copy of that client's state for its attempt, seeded from the user's;
+//! the user's own state is not writable. What it plants there (a hook, an MCP server, a
+//! `notify` command) never reaches the user's next unconfined session of the client, nor the
+//! next attempt. And a fresh HOME with only an API key works: orch makes the private state.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::landlock;
+use crate::support::clis::{clis_with, up_in_fresh_home};
+use crate::support::{self, Repo};
+
+/// `tests/fixtures/agents/hostile_client_state.sh` installed as `DIR/bin/claude` and
+/// `DIR/bin/codex`: orch knows a client by its program's name.
+fn install_hostile_clients(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let script =
+        std::fs::read(support::fixtures().join("hostile_client_state.sh")).expect("fixture");
+    for name in ["claude", "codex"] {
+        let p = bin.join(name);
+        std::fs::write(&p, &script).expect("write client");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    bin
+}
+
+/// The user's client state: `(path, bytes)`, written.
+fn user_state(files: &[(&Path, &str)]) -> Vec<(PathBuf, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, text)| {
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write user state");
+            (p.to_path_buf(), text.as_bytes().to_vec())
+        })
+        .collect()
+}
+
+/// Every file under `dir` named `name` (no symlink followed).
+fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Two plans, `c` run by a hostile `claude` and `x` by a hostile `codex`, confined, one retry;
+/// each agent attacks `targets` (the user's files) and its own state, fails its first attempt
+/// and reports done on its second. `env`: set for `orch up` (the user's own variables).
+fn hostile_run(repo: &Repo, targets: &[&Path], env: &[(&str, &Path)]) -> PathBuf {
+    let bin = install_hostile_clients(&repo.outside("clients"));
+    let mark = repo.outside("planted-program-ran");
+    let command = |program: &str, first: &str| {
+        let mut argv = vec![
+            bin.join(program).display().to_string(),
+            first.to_string(),
+            mark.display().to_string(),
+        ];
+        argv.extend(targets.iter().map(|t| t.display().to_string()));
+        support::toml_array(&argv)
+    };
+    repo.write("docs/plans/c.md", &support::one_task("C", "Work as claude"));
+    repo.write("docs/plans/x.md", &support::one_task("X", "Work as codex"));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 1\nsandbox = \"on\"\n\n\
+             [agents.c]\ncommand = {}\nreport = \"orch\"\n\n\
+             [agents.x]\ncommand = {}\nreport = \"orch\"\n\n\
+             [[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\nagent = \"c\"\n\n\
+             [[plan]]\nname = \"x\"\nfile = \"docs/plans/x.md\"\nagent = \"x\"\n",
+            command("claude", "-p"),
+            command("codex", "exec"),
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "orch up\nstdout:\n{out}\nstderr:\n{err}");
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["sandbox"], "on", "{started}");
+    mark
+}
+
+/// The user's next session of the real Claude Code, unconfined, after the run (when the CLIs
+/// are installed): `claude -p` with the user's HOME and `env`, against an endpoint that is not
+/// there. It runs the SessionStart hooks and starts the MCP servers it finds in its state
+/// before it calls the model: a planted one would create `mark`.
+fn users_next_claude_session(repo: &Repo, env: &[(&str, &Path)], mark: &Path) {
+    let Some(clis) = clis_with("claude") else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(clis.join("bin/claude"));
+    cmd.args(["-p", "hello", "--output-format", "stream-json", "--verbose"])
+        .current_dir(repo.root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo.home())
+        .env("ANTHROPIC_API_KEY", "sk-ant-fake")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = support::wait_within(cmd.spawn().expect("spawn claude"), repo.timeout(), "claude");
+    assert!(
+        !mark.exists(),
+        "the user's next claude session ran a planted program\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// What the second attempt of plan `plan` saw in its own client state, and what it planted.
+fn second_attempt(repo: &Repo, plan: &str) -> (String, String) {
+    let show = |f: &str| repo.git(&["show", &format!("plan/{plan}:{f}")]);
+    (show("seen-2.txt"), show("planted-2.txt"))
+}
+
+/// The checks every hostile run shares: the user's files byte for byte as they were, no planted
+/// program ran, both tasks completed on their second attempt, the second attempt's state seeded
+/// from the user's files, not from what the first planted, and no copy of a credential left
+/// behind in orch's state.
+fn assert_held(repo: &Repo, mark: &Path, user: &[(PathBuf, Vec<u8>)], targets: &[&Path]) {
+    for (path, bytes) in user {
+        let now = std::fs::read(path).unwrap_or_default();
+        assert!(
+            &now == bytes,
+            "the user's {} changed: now {:?}",
+            path.display(),
+            String::from_utf8_lossy(&now)
+        );
+    }
+    assert!(!mark.exists(), "a planted program ran");
+    for plan in ["c", "x"] {
+        assert_eq!(
+            repo.statuses(plan),
+            [("1.1".to_string(), "completed".to_string())]
+        );
+        let (seen, planted) = second_attempt(repo, plan);
+        for planted_text in ["SessionStart", "mcpServers", "notify"] {
+            assert!(
+                !seen.contains(planted_text),
+                "plan {plan}'s second attempt was seeded from what the first planted:\n{seen}"
+            );
+        }
+        // Its own copy was writable: what the first attempt planted went there, and was gone
+        // for the second.
+        assert!(
+            planted
+                .lines()
+                .any(|l| l.starts_with("planted ") && l.contains("/.orch/state/.clients/")),
+            "plan {plan}: {planted}"
+        );
+        for path in targets {
+            assert!(
+                planted.contains(&format!("denied {}", path.display())),
+                "plan {plan}: {}\n{planted}",
+                path.display()
+            );
+        }
+    }
+    let state = repo.root().join(".orch");
+    assert_eq!(
+        files_named(&state, ".credentials.json"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(files_named(&state, "auth.json"), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn clients_a_hostile_client_cannot_plant_in_the_users_default_client_state() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let home = repo.home();
+    let settings = home.join(".claude/settings.json");
+    let credentials = home.join(".claude/.credentials.json");
+    let claude_json = home.join(".claude.json");
+    let codex_config = home.join(".codex/config.toml");
+    let codex_auth = home.join(".codex/auth.json");
+    let user = user_state(&[
+        (&settings, "{\"model\": \"user-model\"}\n"),
+        (&credentials, "{\"claudeAiOauth\": \"user-token\"}\n"),
+        (&claude_json, "{\"userID\": \"user-id\"}\n"),
+        (&codex_config, "model = \"user-codex-model\"\n"),
+        (&codex_auth, "{\"OPENAI_API_KEY\": \"user-key\"}\n"),
+    ]);
+    let targets: [&Path; 3] = [&settings, &claude_json, &codex_config];
+    let mark = hostile_run(&repo, &targets, &[]);
+    assert_held(&repo, &mark, &user, &targets);
+    users_next_claude_session(&repo, &[], &mark);
+    let (claude_seen, _) = second_attempt(&repo, "c");
+    for want in ["user-model", "user-token", "user-id"] {
+        assert!(claude_seen.contains(want), "{claude_seen}");
+    }
+    let (codex_seen, _) = second_attempt(&repo, "x");
+    for want in ["user-codex-model", "user-key"] {
+        assert!(codex_seen.contains(want), "{codex_seen}");
+    }
+}
+
+#[test]
+fn clients_a_hostile_client_cannot_plant_in_the_state_the_users_variables_name() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let claude_dir = repo.outside("config/claude");
+    let codex_dir = repo.outside("config/codex");
+    let settings = claude_dir.join("settings.json");
+    let claude_json = claude_dir.join(".claude.json");
+    let codex_config = codex_dir.join("config.toml");
+    let user = user_state(&[
+        (&settings, "{\"model\": \"user-model\"}\n"),
+        (&claude_json, "{\"userID\": \"user-id\"}\n"),
+        (&codex_config, "model = \"user-codex-model\"\n"),
+    ]);
+    let targets: [&Path; 3] = [&settings, &claude_json, &codex_config];
+    let mark = hostile_run(
+        &repo,
+        &targets,
+        &[
+            ("CLAUDE_CONFIG_DIR", &claude_dir),
+            ("CODEX_HOME", &codex_dir),
+        ],
+    );
+    assert_held(&repo, &mark, &user, &targets);
+    users_next_claude_session(&repo, &[("CLAUDE_CONFIG_DIR", &claude_dir)], &mark);
+    let (claude_seen, _) = second_attempt(&repo, "c");
+    assert!(claude_seen.contains("user-model"), "{claude_seen}");
+    assert!(claude_seen.contains("user-id"), "{claude_seen}");
+    let (codex_seen, _) = second_attempt(&repo, "x");
+    assert!(codex_seen.contains("user-codex-model"), "{codex_seen}");
+}
+
+/// Claude Code and Codex, the real ones (against the fake model API), confined in a fresh HOME
+/// with only an API key, as in CI or a container: each completes its task in the private state
+/// orch made for the attempt, and leaves nothing in HOME.
+#[test]
+fn clients_the_real_clients_complete_confined_in_a_fresh_home_with_only_an_api_key() {
+    if !landlock() {
+        return;
+    }
+    for agent in ["claude", "codex"] {
+        let Some((repo, code, out, err, new_in_home)) = up_in_fresh_home(agent) else {
+            return;
+        };
+        assert_eq!(code, 0, "{agent}\nstdout:\n{out}\nstderr:\n{err}");
+        assert_eq!(
+            repo.statuses("one"),
+            [("1.1".to_string(), "completed".to_string())],
+            "{agent}\n{err}"
+        );
+        let finished = support::named(&support::events(&out), "task_finished").len();
+        assert_eq!(finished, 1, "{agent}\n{out}");
+        // No `~/.claude`, `~/.claude.json`, `~/.codex` made in HOME; the private state is gone
+        // with the attempt.
+        assert_eq!(new_in_home, Vec::<PathBuf>::new(), "{agent}");
+        assert!(
+            !repo.root().join(".orch/state/.clients/one/1.1-1").exists(),
+            "{agent}"
+        );
+    }
+}
+
+/// A plan-mode agent (one process for the whole plan) gets a private copy too.
+#[test]
+fn clients_a_hostile_plan_mode_client_cannot_plant_in_the_users_client_state() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let settings = repo.home().join(".claude/settings.json");
+    let claude_json = repo.home().join(".claude.json");
+    let user = user_state(&[
+        (&settings, "{\"model\": \"user-model\"}\n"),
+        (&claude_json, "{\"userID\": \"user-id\"}\n"),
+    ]);
+    let bin = install_hostile_clients(&repo.outside("clients"));
+    let mark = repo.outside("planted-program-ran");
+    let argv: Vec<String> = [
+        bin.join("claude").display().to_string(),
+        "-p".to_string(),
+        mark.display().to_string(),
+        settings.display().to_string(),
+        claude_json.display().to_string(),
+    ]
+    .to_vec();
+    repo.write(
+        "docs/plans/p.md",
+        &support::one_task("P", "Work as a plan agent"),
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 1\nsandbox = \"on\"\n\n\
+             [agents.c]\ncommand = {}\nmode = \"plan\"\nreport = \"orch\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"c\"\n",
+            support::toml_array(&argv)
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    // Whether the plan agent can commit on the run that makes its worktree is the git
+    // surface's (issue 34, "git"): its second attempt's files are on the plan branch, or saved
+    // with the failed attempt.
+    let (_, out, err) = repo.run_cmd(&mut cmd);
+    assert!(out.contains("\"sandbox\":\"on\""), "{out}");
+    for (path, bytes) in &user {
+        assert_eq!(
+            &std::fs::read(path).unwrap_or_default(),
+            bytes,
+            "{}",
+            path.display()
+        );
+    }
+    let show = |f: &str| {
+        ["plan/p", "refs/orch/attempts/p/plan/2"]
+            .iter()
+            .find_map(|r| {
+                let o = repo.git_out(&["show", &format!("{r}:{f}")]);
+                o.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+            })
+            .unwrap_or_else(|| panic!("no {f} from the second attempt\n{out}\n{err}"))
+    };
+    let seen = show("seen-2.txt");
+    assert!(
+        seen.contains("user-model") && seen.contains("user-id"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("SessionStart") && !seen.contains("mcpServers"),
+        "{seen}"
+    );
+    let planted = show("planted-2.txt");
+    for path in [&settings, &claude_json] {
+        assert!(
+            planted.contains(&format!("denied {}", path.display())),
+            "{planted}"
+        );
+    }
+    assert!(
+        planted.contains("/.orch/state/.clients/p/plan-2/"),
+        "{planted}"
+    );
+    users_next_claude_session(&repo, &[], &mark);
+}
