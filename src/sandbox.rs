@@ -8,7 +8,7 @@
 //! The network is not confined.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
@@ -110,19 +110,6 @@ pub fn args(rules: &Rules) -> Vec<String> {
         out.push(p.display().to_string());
     }
     out
-}
-
-/// The git directory a worktree's `.git` file points to (`<repo>/.git/worktrees/<name>`), if it
-/// is a linked worktree.
-pub fn worktree_admin_dir(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let dir = text.strip_prefix("gitdir:")?.trim();
-    let dir = Path::new(dir);
-    Some(if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        worktree.join(dir)
-    })
 }
 
 /// The devices every confined process may write: `/dev/null`, the terminal.

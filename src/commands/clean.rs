@@ -293,7 +293,8 @@ fn clean_branch(
     )?);
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
-    report.worktree_removed = git::remove_plan_worktree(repo_root, &plan, &info.branch)?;
+    report.worktree_removed =
+        git::remove_plan_worktree(repo_root, worktree_root, &plan, &info.branch)?;
     git::delete_plan_branch(repo_root, &plan, &info.branch, &info.tip)?;
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
@@ -386,6 +387,7 @@ fn retire_task_trees(
     let message = format!("orch clean: left in the task worktree pool of plan `{plan}`");
     saved.extend(git::remove_pool(
         repo_root,
+        worktree_root,
         plan,
         Some((&refname, &message)),
     )?);

@@ -15,6 +15,7 @@ mod copy;
 mod entries;
 mod error;
 mod inspect;
+mod locate;
 mod marks;
 mod merge;
 pub(crate) mod merge_tree;
@@ -33,6 +34,7 @@ pub use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
     prune_stale_entries, remove_plan_worktree,
 };
+pub use cli::{GitTarget, command as git_command};
 pub use commit::{
     CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, dirty_paths, head_of,
     is_dirty, recent_commits, save_and_reset,
@@ -43,6 +45,7 @@ pub use inspect::{
     MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
     overlapping_paths, paths_overlap,
 };
+pub use locate::{pin_worktree, worktree_admin_dir};
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};

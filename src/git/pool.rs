@@ -69,8 +69,14 @@ pub fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
 }
 
 /// The slots of `plan`'s pool that exist (directory and entry): (slot, path, held by a task).
-pub fn pool_trees(repo_root: &Path, plan: &str) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
-    pool_trees_in(&open_main(repo_root)?, plan)
+/// The path is where orch made the slot (`<worktree_root>/<slot>`), not what the entry's `gitdir`
+/// back-link says.
+pub fn pool_trees(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
+    pool_trees_in(&open_main(repo_root)?, repo_root, worktree_root, plan)
 }
 
 /// Gives task `req.id` a worktree of the plan's pool: its task branch is made at the plan branch's
@@ -94,7 +100,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         target: req.plan_branch.to_string(),
     })?;
     let tip_hex = tip.id().to_string();
-    let free = pool_trees_in(&repo, plan)?
+    let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()
         .find(|(_, path, held)| !held && path.is_dir());
     // The mark first (as for a plan branch): a kill in between leaves a mark without a branch.
@@ -207,6 +213,7 @@ pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
             "-z",
             "--untracked-files=all",
             "--no-renames",
+            "--ignore-submodules=all",
         ],
     )?;
     Ok(out
@@ -218,6 +225,8 @@ pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
 
 fn pool_trees_in(
     repo: &git2::Repository,
+    repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
 ) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
     let prefix = format!("refs/heads/{}", task_branch(plan, ""));
@@ -227,7 +236,8 @@ fn pool_trees_in(
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
             let held = e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
-            Some((n, e.workdir()?, held))
+            let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
+            Some((n, made, held))
         })
         .collect();
     out.sort();
@@ -297,13 +307,14 @@ fn take_clean_mark(admin: &Path) -> bool {
 /// its changes are then saved under `<refname>-pool<n>` first. Returns the refs saved.
 pub fn remove_pool(
     repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
     save: Option<(&str, &str)>,
 ) -> Result<Vec<String>, GitError> {
     let _guard = worktree_lock();
     let repo = open_main(repo_root)?;
     let mut saved = Vec::new();
-    for (n, path, held) in pool_trees_in(&repo, plan)? {
+    for (n, path, held) in pool_trees_in(&repo, repo_root, worktree_root, plan)? {
         if held {
             continue;
         }
@@ -319,17 +330,10 @@ pub fn remove_pool(
                 saved.push(refname);
             }
         }
-        let remove_error = |source| GitError::RemoveWorktree {
-            name: slot.clone(),
-            path: path.clone(),
-            source,
-        };
-        let worktree = repo.find_worktree(&slot).map_err(remove_error)?;
-        let mut opts = git2::WorktreePruneOptions::new();
-        opts.valid(true).working_tree(true);
-        worktree.prune(Some(&mut opts)).map_err(remove_error)?;
-        if path.exists() && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
-            let _ = std::fs::remove_dir(&path);
+        // The directory orch made and the entry, never the back-link's directory.
+        let entries = read_entries(repo.commondir())?;
+        if let Some(entry) = entries.iter().find(|e| e.name == slot) {
+            super::cleanup::remove_made_tree(&path, entry)?;
         }
     }
     Ok(saved)

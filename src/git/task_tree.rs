@@ -180,7 +180,7 @@ fn retire(
         // A pool slot stays for the plan's next task: only its HEAD leaves the task branch.
         (Some(path), Some(tip)) => free_slot(&path, tip, clean)?,
         _ => {
-            remove_plan_worktree(repo_root, &name, &branch)?;
+            remove_plan_worktree(repo_root, req.worktree_root, &name, &branch)?;
         }
     }
     prune_stale_entries(repo_root, &name, &branch)?;
