@@ -130,7 +130,7 @@ fn checkout(
 ) -> Result<std::path::PathBuf, MergeError> {
     if let Some(st) = staging.as_ref() {
         let moved = (|| -> Result<(), git2::Error> {
-            let linked = Repository::open(st.path())?;
+            let linked = git::open(st.path()).map_err(|e| git2::Error::from_str(&e.to_string()))?;
             let object = linked.find_object(commit, None)?;
             let mut opts = git2::build::CheckoutBuilder::new();
             opts.force().remove_untracked(true);
