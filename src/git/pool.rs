@@ -37,21 +37,50 @@ pub(super) fn pool_slot(plan: &str, name: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
-/// The worktree task `id` of `plan` runs in: a pool slot whose HEAD is its task branch (or a task
-/// worktree of its own, `<plan>+<id>`, left by an earlier version of orch).
-pub fn task_tree_path(repo_root: &Path, plan: &str, id: &str) -> Result<Option<PathBuf>, GitError> {
+/// The worktree task `id` of `plan` runs in: a pool slot given to its task branch
+/// `orch/task/<plan>/<id>` (its HEAD, or orch's [`HELD_BY`] mark when an agent switched the
+/// slot's HEAD elsewhere), or a task worktree of its own, `<plan>+<id>`, left by an earlier
+/// version of orch. The path is where orch made it (`<worktree_root>/<name>`), not the entry's
+/// back-link.
+pub fn task_tree_path(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    id: &str,
+) -> Result<Option<PathBuf>, GitError> {
     let repo = open_main(repo_root)?;
-    let refname = format!("refs/heads/{}", task_branch(plan, id));
+    let branch = task_branch(plan, id);
     let name = task_tree_name(plan, id);
     Ok(read_entries(repo.commondir())?
         .into_iter()
         .filter(|e| !e.prunable())
         .find(|e| {
-            e.head.as_deref() == Some(refname.as_str())
-                && (e.name == name || pool_slot(plan, &e.name).is_some())
+            (e.name == name && e.head.as_deref() == Some(&*format!("refs/heads/{branch}")))
+                || (pool_slot(plan, &e.name).is_some() && holds(e, &branch))
         })
-        .and_then(|e| e.workdir())
+        .map(|e| super::cleanup::made_path(repo_root, worktree_root, &e.name))
         .filter(|p| p.is_dir()))
+}
+
+/// The file in a pool slot's admin directory naming the task branch the slot was given to
+/// (written by [`take_pool_tree`], removed by [`free_slot`]): which slot a task holds does not
+/// depend on the slot's HEAD, which an agent may switch (`git switch other`).
+const HELD_BY: &str = "orch-task";
+
+/// Whether the slot `entry` is held by the task of `branch`: its HEAD or orch's mark says so.
+pub(super) fn holds(entry: &super::entries::Entry, branch: &str) -> bool {
+    entry.head.as_deref() == Some(&*format!("refs/heads/{branch}"))
+        || std::fs::read_to_string(entry.admin.join(HELD_BY)).is_ok_and(|b| b.trim() == branch)
+}
+
+/// Marks the slot at `admin` as held by `branch`'s task ([`HELD_BY`]).
+fn mark_held(admin: &Path, branch: &str) -> Result<(), GitError> {
+    std::fs::write(admin.join(HELD_BY), format!("{branch}\n")).map_err(|source| {
+        GitError::RestoreAdmin {
+            path: admin.join(HELD_BY),
+            source,
+        }
+    })
 }
 
 /// Removes the `index.lock` of the linked worktree at `tree` (its admin dir's): only for a caller
@@ -143,6 +172,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
                 return Err(e);
             }
         };
+        mark_held(&repo.commondir().join("worktrees").join(&slot), &branch)?;
         return Ok(PlanTree {
             path,
             branch,
@@ -178,6 +208,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         // Only the files that differ are written; ignored files stay.
         git_cli(&path, &["checkout", "-q", "-f", &branch])?;
     }
+    mark_held(&admin, &branch)?;
     Ok(PlanTree {
         path,
         branch,
@@ -235,7 +266,13 @@ fn pool_trees_in(
         .filter(|e| !e.prunable())
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
-            let held = e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
+            let marked = std::fs::read_to_string(e.admin.join(HELD_BY)).is_ok_and(|b| {
+                b.trim().starts_with(&prefix["refs/heads/".len()..])
+                    && repo
+                        .find_reference(&format!("refs/heads/{}", b.trim()))
+                        .is_ok()
+            });
+            let held = marked || e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
             let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
             Some((n, made, held))
         })
@@ -272,6 +309,7 @@ pub(super) fn free_slot(path: &Path, tip: git2::Oid, clean: bool) -> Result<(), 
     let wt = open(path)?;
     let mark = wt.path().join(CLEAN_MARK);
     let _ = std::fs::remove_file(&mark);
+    let _ = std::fs::remove_file(wt.path().join(HELD_BY));
     retry_locked(|| wt.set_head_detached(tip)).map_err(|source| GitError::UpdateRef {
         refname: format!("HEAD of {}", path.display()),
         source,

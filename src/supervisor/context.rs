@@ -434,7 +434,8 @@ impl PlanCtx {
         if !self.task_trees() {
             return None;
         }
-        crate::git::task_tree_path(&self.repo_root, &self.name, id)
+        let root = self.worktree.parent().unwrap_or(&self.repo_root);
+        crate::git::task_tree_path(&self.repo_root, root, &self.name, id)
             .ok()
             .flatten()
     }

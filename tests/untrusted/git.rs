@@ -211,10 +211,9 @@ fn git_backlink_of_a_pool_worktree_to_the_main_repository_is_not_followed() {
     backlink_deletes_nothing(2, true, "on");
 }
 
-#[test]
-fn git_switch_to_another_branch_unconfined_keeps_the_task_on_its_plan_branch() {
+fn switch_keeps_the_task_on_its_branch(parallel_tasks: u32) {
     let repo = Repo::bare_minimum();
-    let main = setup(&repo, "hostile_git_switch.sh", &[], "off", 1);
+    let main = setup(&repo, "hostile_git_switch.sh", &[], "off", parallel_tasks);
     let (code, out, err) = up(&repo);
     assert_eq!(code, 0, "{out}\n{err}");
     committed_on_plan_branch(&repo, &out, &err);
@@ -224,4 +223,14 @@ fn git_switch_to_another_branch_unconfined_keeps_the_task_on_its_plan_branch() {
         repo.git_at(&repo.worktree("a"), &["rev-parse", "--abbrev-ref", "HEAD"]),
         "plan/a"
     );
+}
+
+#[test]
+fn git_switch_to_another_branch_unconfined_keeps_the_task_on_its_plan_branch() {
+    switch_keeps_the_task_on_its_branch(1);
+}
+
+#[test]
+fn git_switch_to_another_branch_in_a_pool_worktree_keeps_the_task_on_its_branch() {
+    switch_keeps_the_task_on_its_branch(2);
 }
