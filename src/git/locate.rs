@@ -145,7 +145,10 @@ const WORKTREE_CONFIG_KEYS: [&str; 3] = [
 /// written through. Nothing to do for a main work dir.
 pub fn pin_worktree(worktree: &Path, branch: &str) -> Result<(), GitError> {
     let loc = locate(worktree)?;
-    if !loc.linked {
+    // A main work dir has nothing to put back; a worktree directory that is gone (an agent
+    // deleted it) is not made again here: what uses it next fails on it, naming it.
+    let present = std::fs::symlink_metadata(&loc.work_tree).is_ok_and(|m| m.is_dir());
+    if !loc.linked || !present {
         return Ok(());
     }
     let admin = &loc.git_dir;
