@@ -212,7 +212,9 @@ fn clean_branch(
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
-    let Some(info) = git::inspect_plan_branch(repo_root, &plan, &report.branch, target)? else {
+    let Some(info) =
+        git::inspect_plan_branch(repo_root, worktree_root, &plan, &report.branch, target)?
+    else {
         report.outcome = "nothing";
         if !args.dry_run {
             report.backups.extend(retire_task_trees(

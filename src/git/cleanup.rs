@@ -71,6 +71,7 @@ pub enum TreeState {
 /// does not exist. Reads only: merges are tried in memory.
 pub fn inspect_plan_branch(
     repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
     branch: &str,
     target: &str,
@@ -88,7 +89,8 @@ pub fn inspect_plan_branch(
     let base = config_string(&config, &mark_key(branch, MARK_BASE))?;
     let merge = merge_state_of(&repo, &tip, &onto, branch, target)?;
     let preserved = matches!(merge, MergeState::Contained) || saved_elsewhere(&repo, tip.id())?;
-    let worktree = tree_state(&repo, plan, branch)?;
+    let made = made_path(repo_root, worktree_root, plan);
+    let worktree = tree_state(&repo, &made, plan, branch)?;
     let attempts = count_refs(&repo, &plan_attempts_prefix(plan))?;
     Ok(Some(PlanBranch {
         branch: branch.to_string(),
@@ -139,17 +141,22 @@ fn count_refs(repo: &Repository, prefix: &str) -> Result<usize, GitError> {
     Ok(n)
 }
 
-/// Where the plan's branch is checked out, and the state of the plan's worktree.
-fn tree_state(repo: &Repository, plan: &str, branch: &str) -> Result<TreeState, GitError> {
+/// Where the plan's branch is checked out, and the state of the plan's worktree (at `made`,
+/// where orch made it: not where its entry's back-link points).
+fn tree_state(
+    repo: &Repository,
+    made: &Path,
+    plan: &str,
+    branch: &str,
+) -> Result<TreeState, GitError> {
     let refname = format!("refs/heads/{branch}");
     let common = repo.commondir().to_path_buf();
     let entries = read_entries(&common)?;
     if let Some(e) = entries.iter().find(|e| e.name == plan) {
-        let path = e.workdir();
-        if e.prunable() {
-            return Ok(TreeState::Stale { path });
+        let path = made.to_path_buf();
+        if e.prunable() && !path_exists(&path) {
+            return Ok(TreeState::Stale { path: Some(path) });
         }
-        let path = path.unwrap_or_else(|| e.admin.clone());
         if e.head.as_deref() != Some(refname.as_str()) {
             return Ok(TreeState::OtherHead {
                 path,
