@@ -82,8 +82,10 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
     let Ok(_git) = plan.git_lock.lock() else {
         return;
     };
-    let made = git::pin_worktree(&plan.worktree, &plan.branch)
-        .and_then(|()| plan.commits.commit_unchanged(&plan.worktree, &message));
+    let made = git::pin_worktree(&plan.worktree, &plan.branch).and_then(|()| {
+        plan.commits
+            .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+    });
     if let Err(e) = made {
         process::log_line(
             &plan.log_path(Some(id)),
@@ -239,8 +241,13 @@ fn commit_in_worktree(
         Some(oid) => oid,
         None => {
             let made = match changes {
-                Changes::Take => plan.commits.commit_all(&plan.worktree, &message),
-                Changes::Leave => plan.commits.commit_unchanged(&plan.worktree, &message),
+                Changes::Take => plan
+                    .commits
+                    .commit_all_on(&plan.worktree, &plan.branch, &message),
+                Changes::Leave => {
+                    plan.commits
+                        .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+                }
             };
             made.map_err(|e| {
                 CommitError::Failed(format!(
@@ -312,7 +319,7 @@ fn commit_task_tree(
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
-            git::commit_all(tree, &message)
+            git::commit_all_on(tree, &branch, &message)
                 .map_err(|e| {
                     CommitError::Failed(format!(
                         "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",

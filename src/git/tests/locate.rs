@@ -95,3 +95,22 @@ fn pinning_puts_back_head_links_and_the_git_file_and_drops_foreign_worktree_conf
     pin_worktree(&tree.path, "plan/auth").unwrap();
     assert!(!admin.join("config.worktree").exists());
 }
+
+#[test]
+fn a_commit_on_the_recorded_branch_ignores_where_head_points() {
+    let fx = Fixture::new();
+    let tree = ensure(&fx, "auth").unwrap();
+    let main = fx.tip("main").unwrap();
+    // HEAD moved to main (as `git switch` or a written HEAD file would), a change in the tree.
+    let admin = fx.root.join(".git/worktrees/auth");
+    fs::write(admin.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+    fs::write(tree.path.join("work.txt"), "work\n").unwrap();
+    let made = commit_all_on(&tree.path, "plan/auth", "auth 1.1: work").unwrap();
+    assert_eq!(fx.tip("main"), Some(main), "main moved");
+    let tip = fx.tip("plan/auth").unwrap();
+    assert_eq!(tip.to_string(), made.oid);
+    let repo = Repository::open(&fx.root).unwrap();
+    let commit = repo.find_commit(tip).unwrap();
+    assert_eq!(commit.parent_id(0).unwrap(), oid(&tree.head));
+    assert!(commit.tree().unwrap().get_name("work.txt").is_some());
+}
