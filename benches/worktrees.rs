@@ -261,7 +261,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
         );
         orch::git::retire_task_tree(&req, None).expect("free");
     }
-    orch::git::remove_pool(dir, "bench", None).expect("remove pool");
+    orch::git::remove_pool(dir, &root, "bench", None).expect("remove pool");
     git(dir, &["branch", "-q", "-D", "bench/side", "bench/tip"]);
     (
         median(&mut cli_times),

@@ -192,19 +192,6 @@ pub fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
     out
 }
 
-/// The git directory a worktree's `.git` file points to (`<repo>/.git/worktrees/<name>`), if it
-/// is a linked worktree.
-pub fn worktree_admin_dir(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let dir = text.strip_prefix("gitdir:")?.trim();
-    let dir = Path::new(dir);
-    Some(if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        worktree.join(dir)
-    })
-}
-
 /// The devices every confined process may write (and, from ABI 5, use ioctls on): `/dev/null`
 /// and the pseudo-terminals (an agent's tools may allocate ptys of their own). Not `/dev/tty`:
 /// an agent runs in a session of its own with no controlling terminal.

@@ -389,3 +389,73 @@ fn new_commands_teach_in_their_help() {
         assert!(out.contains(word), "`orch --help` does not mention {word}");
     }
 }
+
+/// The `.rs` files under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every run of git goes through `src/git/cli.rs` (issue 34): it names the git directory and the
+/// work tree from orch's records and sets what keeps git from running a program an agent
+/// configured. A `Command::new("git")`, or a `"git"` program name, anywhere else in orch's code
+/// (tests excepted) fails here; `merge/pr.rs` shows `git push` to the user and runs it through
+/// the runner (`git_command`).
+#[test]
+fn git_is_spawned_only_by_the_git_runner() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "no sources found under {}", src.display());
+    let runner = src.join("git").join("cli.rs");
+    let runner_text = std::fs::read_to_string(&runner).expect("runner");
+    assert!(
+        runner_text.contains("Command::new(\"git\")"),
+        "the runner moved"
+    );
+    let mut offenders = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("inside").to_path_buf();
+        if f == runner || rel.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        // Unit tests at the end of a file may set up repositories with git.
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or(&text);
+        let compact: String = code.split_whitespace().collect();
+        for (i, line) in code.lines().enumerate() {
+            let l = line.trim();
+            if l.starts_with("//") {
+                continue;
+            }
+            if l.contains("\"git\"") && rel != std::path::Path::new("merge/pr.rs") {
+                offenders.push(format!("{}:{}: {l}", rel.display(), i + 1));
+            }
+        }
+        for pattern in ["Command::new(\"git\"", "Command::new(\"/usr/bin/git\""] {
+            if compact.contains(pattern) {
+                offenders.push(format!("{}: {pattern}", rel.display()));
+            }
+        }
+        if rel == std::path::Path::new("merge/pr.rs") {
+            assert!(
+                code.contains("git_command"),
+                "merge/pr.rs runs git without the runner"
+            );
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "git spawned outside src/git/cli.rs:\n{}",
+        offenders.join("\n")
+    );
+}

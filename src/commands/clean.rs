@@ -212,7 +212,9 @@ fn clean_branch(
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
-    let Some(info) = git::inspect_plan_branch(repo_root, &plan, &report.branch, target)? else {
+    let Some(info) =
+        git::inspect_plan_branch(repo_root, worktree_root, &plan, &report.branch, target)?
+    else {
         report.outcome = "nothing";
         if !args.dry_run {
             report.backups.extend(retire_task_trees(
@@ -293,7 +295,8 @@ fn clean_branch(
     )?);
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
-    report.worktree_removed = git::remove_plan_worktree(repo_root, &plan, &info.branch)?;
+    report.worktree_removed =
+        git::remove_plan_worktree(repo_root, worktree_root, &plan, &info.branch)?;
     git::delete_plan_branch(repo_root, &plan, &info.branch, &info.tip)?;
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
@@ -386,6 +389,7 @@ fn retire_task_trees(
     let message = format!("orch clean: left in the task worktree pool of plan `{plan}`");
     saved.extend(git::remove_pool(
         repo_root,
+        worktree_root,
         plan,
         Some((&refname, &message)),
     )?);

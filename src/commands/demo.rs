@@ -138,8 +138,8 @@ pub fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
 /// `git log --graph --oneline` of main (at most 30 lines), from the git CLI; without one, the
 /// first-parent line from libgit2.
 fn print_graph(dir: &Path) {
-    let out = Command::new("git")
-        .args([
+    let out = crate::git::git_command(crate::git::GitTarget::WorkTree(dir)).map(|mut cmd| {
+        cmd.args([
             "log",
             "--graph",
             "--oneline",
@@ -149,12 +149,10 @@ fn print_graph(dir: &Path) {
             "30",
             "main",
         ])
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output();
+        .output()
+    });
     match out {
-        Ok(o) if o.status.success() => {
+        Ok(Ok(o)) if o.status.success() => {
             for line in String::from_utf8_lossy(&o.stdout).lines() {
                 println_safe(&format!("  {line}"));
             }

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use git2::{Branch, ErrorCode, Oid, Repository, WorktreePruneOptions};
+use git2::{Branch, ErrorCode, Oid, Repository};
 
 use super::GitError;
 use super::commit::dirty_files;
@@ -71,6 +71,7 @@ pub enum TreeState {
 /// does not exist. Reads only: merges are tried in memory.
 pub fn inspect_plan_branch(
     repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
     branch: &str,
     target: &str,
@@ -88,7 +89,8 @@ pub fn inspect_plan_branch(
     let base = config_string(&config, &mark_key(branch, MARK_BASE))?;
     let merge = merge_state_of(&repo, &tip, &onto, branch, target)?;
     let preserved = matches!(merge, MergeState::Contained) || saved_elsewhere(&repo, tip.id())?;
-    let worktree = tree_state(&repo, plan, branch)?;
+    let made = made_path(repo_root, worktree_root, plan);
+    let worktree = tree_state(&repo, &made, plan, branch)?;
     let attempts = count_refs(&repo, &plan_attempts_prefix(plan))?;
     Ok(Some(PlanBranch {
         branch: branch.to_string(),
@@ -139,17 +141,22 @@ fn count_refs(repo: &Repository, prefix: &str) -> Result<usize, GitError> {
     Ok(n)
 }
 
-/// Where the plan's branch is checked out, and the state of the plan's worktree.
-fn tree_state(repo: &Repository, plan: &str, branch: &str) -> Result<TreeState, GitError> {
+/// Where the plan's branch is checked out, and the state of the plan's worktree (at `made`,
+/// where orch made it: not where its entry's back-link points).
+fn tree_state(
+    repo: &Repository,
+    made: &Path,
+    plan: &str,
+    branch: &str,
+) -> Result<TreeState, GitError> {
     let refname = format!("refs/heads/{branch}");
     let common = repo.commondir().to_path_buf();
     let entries = read_entries(&common)?;
     if let Some(e) = entries.iter().find(|e| e.name == plan) {
-        let path = e.workdir();
-        if e.prunable() {
-            return Ok(TreeState::Stale { path });
+        let path = made.to_path_buf();
+        if e.prunable() && !path_exists(&path) {
+            return Ok(TreeState::Stale { path: Some(path) });
         }
-        let path = path.unwrap_or_else(|| e.admin.clone());
         if e.head.as_deref() != Some(refname.as_str()) {
             return Ok(TreeState::OtherHead {
                 path,
@@ -224,11 +231,15 @@ pub fn backup_ref(
 }
 
 /// Removes the plan's worktree (the one named after the plan, with `branch` checked out):
-/// directory and git's entry. Refuses (without touching anything) one with uncommitted changes
-/// or untracked files, and a locked one; ignored files go with the directory. A stale entry
-/// (directory already gone) is pruned. Returns the path removed, `None` if there was nothing.
+/// directory and git's entry. The directory is the one orch made, `<worktree_root>/<plan>`, never
+/// the one the entry's `gitdir` back-link names (an agent may have rewritten it to point at a
+/// directory of its choosing: libgit2's prune with `working_tree` would delete that). Refuses
+/// (without touching anything) one with uncommitted changes or untracked files, and a locked
+/// one; ignored files go with the directory. A stale entry (directory already gone) is pruned.
+/// Returns the path removed, `None` if there was nothing.
 pub fn remove_plan_worktree(
     repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
     branch: &str,
 ) -> Result<Option<PathBuf>, GitError> {
@@ -238,12 +249,11 @@ pub fn remove_plan_worktree(
     let Some(entry) = entries.iter().find(|e| e.name == plan) else {
         return Ok(None);
     };
-    let path = entry.workdir();
-    if entry.prunable() {
+    let path = made_path(repo_root, worktree_root, plan);
+    if entry.prunable() && !path_exists(&path) {
         remove_admin(entry)?;
-        return Ok(path);
+        return Ok(Some(path));
     }
-    let path = path.unwrap_or_else(|| entry.admin.clone());
     let refuse = |reason: &str| GitError::ForeignPath {
         path: path.clone(),
         reason: reason.to_string(),
@@ -260,30 +270,54 @@ pub fn remove_plan_worktree(
             "is a locked worktree (`git worktree unlock` it first)",
         ));
     }
-    // The check the prune does not make: it would delete uncommitted work without a word.
-    let wt = open(&path)?;
-    let dirty = dirty_files(&wt, &path)?;
-    if !dirty.is_empty() {
-        return Err(GitError::Dirty {
-            path: path.clone(),
-            files: dirty,
-        });
+    // The check a prune does not make: it would delete uncommitted work without a word.
+    if path.is_dir() {
+        let wt = open(&path)?;
+        let dirty = dirty_files(&wt, &path)?;
+        if !dirty.is_empty() {
+            return Err(GitError::Dirty {
+                path: path.clone(),
+                files: dirty,
+            });
+        }
     }
-    drop(wt);
-    let remove_error = |source| GitError::RemoveWorktree {
-        name: plan.to_string(),
-        path: path.clone(),
-        source,
-    };
-    let worktree = repo.find_worktree(plan).map_err(remove_error)?;
-    let mut opts = WorktreePruneOptions::new();
-    opts.valid(true).working_tree(true);
-    worktree.prune(Some(&mut opts)).map_err(remove_error)?;
-    // libgit2 leaves the directory when it cannot read the gitdir link; git's entry is gone.
-    if path.exists() && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
-        let _ = fs::remove_dir(&path);
-    }
+    remove_made_tree(&path, entry)?;
     Ok(Some(path))
+}
+
+/// Where orch made the worktree named `name`: `<worktree_root>/<name>` (relative roots are taken
+/// from `repo_root`).
+pub(super) fn made_path(repo_root: &Path, worktree_root: &Path, name: &str) -> PathBuf {
+    let root = if worktree_root.is_absolute() {
+        worktree_root.to_path_buf()
+    } else {
+        repo_root.join(worktree_root)
+    };
+    root.join(name)
+}
+
+fn path_exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Removes the worktree directory orch made at `path` (a symlink there is removed, not followed)
+/// and the worktree's entry (`entry`'s admin directory).
+pub(super) fn remove_made_tree(path: &Path, entry: &Entry) -> Result<(), GitError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => super::entries::discard_dir(path)?,
+        Ok(_) => fs::remove_file(path).map_err(|source| GitError::Prune {
+            path: path.to_path_buf(),
+            source,
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(GitError::Prune {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    remove_admin(entry)
 }
 
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,

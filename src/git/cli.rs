@@ -1,26 +1,90 @@
 //! The git CLI, where orch runs git rather than libgit2 (a new worktree's checkout, a sparse
-//! plan's cone, the task worktree pool's resets and landings; docs/ARCHITECTURE.md says why):
-//! one way to start it, with orch's own git variables removed, no hooks (as with libgit2), no
-//! terminal, and git's messages in English.
+//! plan's cone, the task worktree pool's resets and landings, a commit's staging, `git
+//! merge-tree`, `orch top`'s diff, the demo's graph; docs/ARCHITECTURE.md says why): the one
+//! place in orch that starts git (`tests/conventions.rs` checks it).
+//!
+//! Every run names its git directory and work tree from orch's own records (`--git-dir`,
+//! `--work-tree`: [`super::locate`], never a worktree's `.git` file, which its agent writes),
+//! with orch's own git variables removed, no terminal, git's messages in English, and settings
+//! that keep git from running a program configured where an agent may have written: no hooks, no
+//! fsmonitor, no submodule recursion (a status or diff that recurses runs a child git inside the
+//! nested repository, which reads that repository's config).
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs `git ARGS` in `dir`: its standard output, or what went wrong in one line
-/// (`` `git ARGS` failed (STATUS): STDERR ``).
-pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// Settings given to every git run, over any config file.
+const SAFE_CONFIG: [&str; 5] = [
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "submodule.recurse=false",
+    "diff.ignoreSubmodules=all",
+    "status.submoduleSummary=false",
+];
+
+/// What a git run works on.
+#[derive(Clone, Copy, Debug)]
+pub enum GitTarget<'a> {
+    /// A work tree orch knows (a worktree it made, or the repository's main work dir): its git
+    /// directory is found by [`super::locate::locate`].
+    WorkTree(&'a Path),
+    /// A git directory (the common one, or a scratch repository), without a work tree.
+    GitDir(&'a Path),
+}
+
+/// `git` for `target`, with orch's settings (see the module's documentation); the caller adds
+/// the subcommand and runs it. Stdin is `/dev/null`.
+pub fn command(target: GitTarget<'_>) -> Result<Command, String> {
     let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .args(["-c", "core.hooksPath=/dev/null"])
-        .args(args)
-        .stdin(Stdio::null());
+    match target {
+        GitTarget::WorkTree(dir) => {
+            let loc = super::locate::locate(dir).map_err(|e| e.to_string())?;
+            cmd.arg(git_dir_arg(&loc.git_dir))
+                .arg(work_tree_arg(&loc.work_tree))
+                .current_dir(&loc.work_tree);
+        }
+        GitTarget::GitDir(dir) => {
+            cmd.arg(git_dir_arg(dir)).current_dir(dir);
+        }
+    }
+    for setting in SAFE_CONFIG {
+        cmd.args(["-c", setting]);
+    }
+    cmd.stdin(Stdio::null());
     for var in crate::agent_env::GIT_ENV {
         cmd.env_remove(var);
     }
+    for var in ["GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT"] {
+        cmd.env_remove(var);
+    }
     cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
+    Ok(cmd)
+}
+
+fn git_dir_arg(dir: &Path) -> OsString {
+    let mut arg = OsString::from("--git-dir=");
+    arg.push(dir);
+    arg
+}
+
+fn work_tree_arg(dir: &Path) -> OsString {
+    let mut arg = OsString::from("--work-tree=");
+    arg.push(dir);
+    arg
+}
+
+/// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong in one line
+/// (`` `git ARGS` failed (STATUS): STDERR ``).
+pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    run_on(GitTarget::WorkTree(dir), args)
+}
+
+/// [`run`] on `target`.
+pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
     let shown = args.join(" ");
-    let out = cmd
+    let out = command(target)?
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run `git {shown}`: {e}"))?;
     if out.status.success() {

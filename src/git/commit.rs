@@ -25,14 +25,21 @@ pub struct CommitInfo {
 /// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
 /// nothing changed, so that history maps 1:1 onto tasks.
 pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-    commit(worktree, message, true)
+    commit(worktree, message, true, None)
+}
+
+/// [`commit_all`] onto `branch` (orch's record of what the worktree holds): its tip is the
+/// parent and only `refs/heads/<branch>` moves (compare-and-swap), whatever the worktree's `HEAD`
+/// says.
+pub fn commit_all_on(worktree: &Path, branch: &str, message: &str) -> Result<CommitInfo, GitError> {
+    commit(worktree, message, true, Some(branch))
 }
 
 /// Commits on HEAD with HEAD's own tree: an empty commit whatever the worktree holds. For a task
 /// reported from outside while an agent of the plan is still writing in the worktree: that
 /// agent's unfinished changes belong to its own task's commit, not to this one.
 pub fn commit_unchanged(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-    commit(worktree, message, false)
+    commit(worktree, message, false, None)
 }
 
 /// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
@@ -65,14 +72,38 @@ impl CommitRepo {
     /// [`commit_all`] in `worktree` through the kept repository.
     pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
         self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, true, who)
+            commit_in(repo, worktree, message, true, who, None)
         })
     }
 
     /// [`commit_unchanged`] in `worktree` through the kept repository.
     pub fn commit_unchanged(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
         self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, false, who)
+            commit_in(repo, worktree, message, false, who, None)
+        })
+    }
+
+    /// [`commit_all_on`] through the kept repository.
+    pub fn commit_all_on(
+        &self,
+        worktree: &Path,
+        branch: &str,
+        message: &str,
+    ) -> Result<CommitInfo, GitError> {
+        self.with(worktree, |repo, who| {
+            commit_in(repo, worktree, message, true, who, Some(branch))
+        })
+    }
+
+    /// [`commit_unchanged`] onto `branch` (see [`commit_all_on`]) through the kept repository.
+    pub fn commit_unchanged_on(
+        &self,
+        worktree: &Path,
+        branch: &str,
+        message: &str,
+    ) -> Result<CommitInfo, GitError> {
+        self.with(worktree, |repo, who| {
+            commit_in(repo, worktree, message, false, who, Some(branch))
         })
     }
 
@@ -101,8 +132,20 @@ impl CommitRepo {
     }
 }
 
-fn commit(worktree: &Path, message: &str, stage: bool) -> Result<CommitInfo, GitError> {
-    commit_in(&open(worktree)?, worktree, message, stage, &mut None)
+fn commit(
+    worktree: &Path,
+    message: &str,
+    stage: bool,
+    branch: Option<&str>,
+) -> Result<CommitInfo, GitError> {
+    commit_in(
+        &open(worktree)?,
+        worktree,
+        message,
+        stage,
+        &mut None,
+        branch,
+    )
 }
 
 /// The committer of a commit made now: `known` (name and email) when given, else the
@@ -127,6 +170,7 @@ fn commit_in(
     message: &str,
     stage: bool,
     who: &mut Option<(String, String)>,
+    branch: Option<&str>,
 ) -> Result<CommitInfo, GitError> {
     let stage_error = |source| GitError::Stage {
         path: worktree.to_path_buf(),
@@ -136,7 +180,10 @@ fn commit_in(
         path: worktree.to_path_buf(),
         source,
     };
-    let parent = head_commit(repo, worktree)?;
+    let parent = match branch {
+        Some(b) => super::repo::branch_commit(repo, b)?,
+        None => head_commit(repo, worktree)?,
+    };
     let tree_id = match &parent {
         Some(head) if !stage => head.tree_id(),
         _ => {
@@ -176,6 +223,7 @@ fn commit_in(
     let subject = message.lines().next().unwrap_or_default();
     advance_head(
         repo,
+        branch,
         oid,
         parent.as_ref().map(git2::Commit::id),
         &format!("{kind}: {subject}"),
@@ -450,10 +498,25 @@ pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<Stri
         .collect())
 }
 
-/// Moves the branch HEAD points at (or a detached HEAD) from `old` to `new` with a
+/// Moves `branch` (else the branch HEAD points at, or a detached HEAD) from `old` to `new` with a
 /// compare-and-swap, retrying while a `.lock` file is in the way.
-fn advance_head(repo: &Repository, new: Oid, old: Option<Oid>, log: &str) -> Result<(), GitError> {
-    let name = match repo.find_reference("HEAD") {
+fn advance_head(
+    repo: &Repository,
+    branch: Option<&str>,
+    new: Oid,
+    old: Option<Oid>,
+    log: &str,
+) -> Result<(), GitError> {
+    let name = match branch.map(|b| format!("refs/heads/{b}")) {
+        Some(name) => name,
+        None => head_target(repo)?,
+    };
+    move_ref(repo, &name, new, old, log)
+}
+
+/// What HEAD points at: a branch's full name, or `HEAD` when detached.
+fn head_target(repo: &Repository) -> Result<String, GitError> {
+    Ok(match repo.find_reference("HEAD") {
         Ok(head) => head
             .symbolic_target()
             .ok()
@@ -465,7 +528,18 @@ fn advance_head(repo: &Repository, new: Oid, old: Option<Oid>, log: &str) -> Res
                 source,
             });
         }
-    };
+    })
+}
+
+/// Moves the ref `name` from `old` (`None`: it must not exist) to `new`.
+fn move_ref(
+    repo: &Repository,
+    name: &str,
+    new: Oid,
+    old: Option<Oid>,
+    log: &str,
+) -> Result<(), GitError> {
+    let name = name.to_string();
     let result = match old {
         Some(old) => retry_locked(|| repo.reference_matching(&name, new, true, old, log)),
         None => retry_locked(|| repo.reference(&name, new, false, log)),

@@ -94,6 +94,12 @@ pub enum GitError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Putting back a worktree's admin file (`HEAD`, `gitdir`, `.git`, ...) failed.
+    #[error("cannot restore the worktree's git file `{path}`: {source}", path = path.display())]
+    RestoreAdmin {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Creating a directory failed.
     #[error("cannot create directory `{path}`: {source}", path = path.display())]
     CreateDir {
@@ -204,6 +210,7 @@ impl GitError {
             | Self::Config { .. }
             | Self::ReadWorktrees { .. }
             | Self::Prune { .. }
+            | Self::RestoreAdmin { .. }
             | Self::CreateDir { .. }
             | Self::AddWorktree { .. }
             | Self::RemoveWorktree { .. }

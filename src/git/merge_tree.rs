@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::{Commit, Index, ObjectType, Oid, Repository};
@@ -119,10 +119,8 @@ pub(crate) fn ask_git(
     let dst = side.odb()?;
     copy_missing(&src, &dst, ours)?;
     copy_missing(&src, &dst, theirs)?;
-    let output = Command::new("git")
-        .arg("--git-dir")
-        .arg(&scratch.0)
-        .args([
+    let output = super::cli::command(super::cli::GitTarget::GitDir(&scratch.0)).map(|mut cmd| {
+        cmd.args([
             "merge-tree",
             "--write-tree",
             "--name-only",
@@ -131,15 +129,10 @@ pub(crate) fn ask_git(
         ])
         .arg(ours.to_string())
         .arg(theirs.to_string())
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_OBJECT_DIRECTORY")
-        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
-        .stdin(Stdio::null())
         .stderr(Stdio::null())
-        .output();
-    let Ok(output) = output else {
+        .output()
+    });
+    let Ok(Ok(output)) = output else {
         return Ok(None);
     };
     let mut fields = output.stdout.split(|b| *b == 0);

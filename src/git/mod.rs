@@ -16,6 +16,7 @@ mod entries;
 mod error;
 mod inspect;
 mod links;
+mod locate;
 mod marks;
 mod merge;
 pub(crate) mod merge_tree;
@@ -35,9 +36,10 @@ pub use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
     prune_stale_entries, remove_plan_worktree,
 };
+pub use cli::{GitTarget, command as git_command};
 pub use commit::{
-    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_unchanged, dirty_paths,
-    dirty_paths_among, head_of, is_dirty, recent_commits, save_and_reset,
+    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_all_on, commit_unchanged,
+    dirty_paths, dirty_paths_among, head_of, is_dirty, recent_commits, save_and_reset,
 };
 pub use copy::WORKTREE_INCLUDE;
 pub use error::GitError;
@@ -46,6 +48,7 @@ pub use inspect::{
     overlapping_paths, paths_overlap,
 };
 pub(crate) use links::remove_tree_links;
+pub use locate::{pin_worktree, worktree_admin_dir};
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};

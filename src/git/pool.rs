@@ -37,21 +37,50 @@ pub(super) fn pool_slot(plan: &str, name: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
-/// The worktree task `id` of `plan` runs in: a pool slot whose HEAD is its task branch (or a task
-/// worktree of its own, `<plan>+<id>`, left by an earlier version of orch).
-pub fn task_tree_path(repo_root: &Path, plan: &str, id: &str) -> Result<Option<PathBuf>, GitError> {
+/// The worktree task `id` of `plan` runs in: a pool slot given to its task branch
+/// `orch/task/<plan>/<id>` (its HEAD, or orch's [`HELD_BY`] mark when an agent switched the
+/// slot's HEAD elsewhere), or a task worktree of its own, `<plan>+<id>`, left by an earlier
+/// version of orch. The path is where orch made it (`<worktree_root>/<name>`), not the entry's
+/// back-link.
+pub fn task_tree_path(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    id: &str,
+) -> Result<Option<PathBuf>, GitError> {
     let repo = open_main(repo_root)?;
-    let refname = format!("refs/heads/{}", task_branch(plan, id));
+    let branch = task_branch(plan, id);
     let name = task_tree_name(plan, id);
     Ok(read_entries(repo.commondir())?
         .into_iter()
         .filter(|e| !e.prunable())
         .find(|e| {
-            e.head.as_deref() == Some(refname.as_str())
-                && (e.name == name || pool_slot(plan, &e.name).is_some())
+            (e.name == name && e.head.as_deref() == Some(&*format!("refs/heads/{branch}")))
+                || (pool_slot(plan, &e.name).is_some() && holds(e, &branch))
         })
-        .and_then(|e| e.workdir())
+        .map(|e| super::cleanup::made_path(repo_root, worktree_root, &e.name))
         .filter(|p| p.is_dir()))
+}
+
+/// The file in a pool slot's admin directory naming the task branch the slot was given to
+/// (written by [`take_pool_tree`], removed by [`free_slot`]): which slot a task holds does not
+/// depend on the slot's HEAD, which an agent may switch (`git switch other`).
+const HELD_BY: &str = "orch-task";
+
+/// Whether the slot `entry` is held by the task of `branch`: its HEAD or orch's mark says so.
+pub(super) fn holds(entry: &super::entries::Entry, branch: &str) -> bool {
+    entry.head.as_deref() == Some(&*format!("refs/heads/{branch}"))
+        || std::fs::read_to_string(entry.admin.join(HELD_BY)).is_ok_and(|b| b.trim() == branch)
+}
+
+/// Marks the slot at `admin` as held by `branch`'s task ([`HELD_BY`]).
+fn mark_held(admin: &Path, branch: &str) -> Result<(), GitError> {
+    std::fs::write(admin.join(HELD_BY), format!("{branch}\n")).map_err(|source| {
+        GitError::RestoreAdmin {
+            path: admin.join(HELD_BY),
+            source,
+        }
+    })
 }
 
 /// Removes the `index.lock` of the linked worktree at `tree` (its admin dir's): only for a caller
@@ -69,8 +98,14 @@ pub fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
 }
 
 /// The slots of `plan`'s pool that exist (directory and entry): (slot, path, held by a task).
-pub fn pool_trees(repo_root: &Path, plan: &str) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
-    pool_trees_in(&open_main(repo_root)?, plan)
+/// The path is where orch made the slot (`<worktree_root>/<slot>`), not what the entry's `gitdir`
+/// back-link says.
+pub fn pool_trees(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
+    pool_trees_in(&open_main(repo_root)?, repo_root, worktree_root, plan)
 }
 
 /// Gives task `req.id` a worktree of the plan's pool: its task branch is made at the plan branch's
@@ -94,7 +129,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         target: req.plan_branch.to_string(),
     })?;
     let tip_hex = tip.id().to_string();
-    let free = pool_trees_in(&repo, plan)?
+    let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()
         .find(|(_, path, held)| !held && path.is_dir());
     // The mark first (as for a plan branch): a kill in between leaves a mark without a branch.
@@ -137,6 +172,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
                 return Err(e);
             }
         };
+        mark_held(&repo.commondir().join("worktrees").join(&slot), &branch)?;
         return Ok(PlanTree {
             path,
             branch,
@@ -172,6 +208,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         // Only the files that differ are written; ignored files stay.
         git_cli(&path, &["checkout", "-q", "-f", &branch])?;
     }
+    mark_held(&admin, &branch)?;
     Ok(PlanTree {
         path,
         branch,
@@ -213,6 +250,7 @@ pub(super) fn cli_dirty_files_among(
         "-z",
         "--untracked-files=all",
         "--no-renames",
+        "--ignore-submodules=all",
     ]
     .iter()
     .map(|a| (*a).to_string())
@@ -232,6 +270,8 @@ pub(super) fn cli_dirty_files_among(
 
 fn pool_trees_in(
     repo: &git2::Repository,
+    repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
 ) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
     let prefix = format!("refs/heads/{}", task_branch(plan, ""));
@@ -240,8 +280,15 @@ fn pool_trees_in(
         .filter(|e| !e.prunable())
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
-            let held = e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
-            Some((n, e.workdir()?, held))
+            let marked = std::fs::read_to_string(e.admin.join(HELD_BY)).is_ok_and(|b| {
+                b.trim().starts_with(&prefix["refs/heads/".len()..])
+                    && repo
+                        .find_reference(&format!("refs/heads/{}", b.trim()))
+                        .is_ok()
+            });
+            let held = marked || e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
+            let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
+            Some((n, made, held))
         })
         .collect();
     out.sort();
@@ -276,6 +323,7 @@ pub(super) fn free_slot(path: &Path, tip: git2::Oid, clean: bool) -> Result<(), 
     let wt = open(path)?;
     let mark = wt.path().join(CLEAN_MARK);
     let _ = std::fs::remove_file(&mark);
+    let _ = std::fs::remove_file(wt.path().join(HELD_BY));
     retry_locked(|| wt.set_head_detached(tip)).map_err(|source| GitError::UpdateRef {
         refname: format!("HEAD of {}", path.display()),
         source,
@@ -312,13 +360,14 @@ fn take_clean_mark(admin: &Path) -> bool {
 /// its changes are then saved under `<refname>-pool<n>` first. Returns the refs saved.
 pub fn remove_pool(
     repo_root: &Path,
+    worktree_root: &Path,
     plan: &str,
     save: Option<(&str, &str)>,
 ) -> Result<Vec<String>, GitError> {
     let _guard = worktree_lock();
     let repo = open_main(repo_root)?;
     let mut saved = Vec::new();
-    for (n, path, held) in pool_trees_in(&repo, plan)? {
+    for (n, path, held) in pool_trees_in(&repo, repo_root, worktree_root, plan)? {
         if held {
             continue;
         }
@@ -334,17 +383,10 @@ pub fn remove_pool(
                 saved.push(refname);
             }
         }
-        let remove_error = |source| GitError::RemoveWorktree {
-            name: slot.clone(),
-            path: path.clone(),
-            source,
-        };
-        let worktree = repo.find_worktree(&slot).map_err(remove_error)?;
-        let mut opts = git2::WorktreePruneOptions::new();
-        opts.valid(true).working_tree(true);
-        worktree.prune(Some(&mut opts)).map_err(remove_error)?;
-        if path.exists() && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
-            let _ = std::fs::remove_dir(&path);
+        // The directory orch made and the entry, never the back-link's directory.
+        let entries = read_entries(repo.commondir())?;
+        if let Some(entry) = entries.iter().find(|e| e.name == slot) {
+            super::cleanup::remove_made_tree(&path, entry)?;
         }
     }
     Ok(saved)

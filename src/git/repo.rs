@@ -16,17 +16,11 @@ const LOCK_ATTEMPTS: u32 = 5;
 const LOCK_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Opens the repository (or linked worktree) whose work dir is `path`; `GIT_DIR` and friends are
-/// ignored. Open one per call: a [`Repository`] is `Send` but not `Sync`.
+/// ignored, and so is a linked worktree's `.git` file (its agent writes it): its admin directory
+/// is found from where orch made it ([`super::locate`]). Open one per call: a [`Repository`] is
+/// `Send` but not `Sync`.
 pub fn open(path: &Path) -> Result<Repository, GitError> {
-    Repository::open(path).map_err(|source| match source.code() {
-        ErrorCode::NotFound => GitError::NotARepository {
-            path: path.to_path_buf(),
-        },
-        _ => GitError::Open {
-            path: path.to_path_buf(),
-            source,
-        },
-    })
+    super::locate::open_located(path)
 }
 
 /// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`,

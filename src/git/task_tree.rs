@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 
 use super::GitError;
-use super::cleanup::{delete_plan_branch, prune_stale_entries, remove_plan_worktree};
+use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_plan_worktree};
 use super::commit::save_and_reset;
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
@@ -142,19 +142,26 @@ fn retire(
     {
         discard_dir(&path)?;
     }
-    let refname = format!("refs/heads/{branch}");
-    // Its own worktree, or the pool slot it holds.
+    // Its own worktree, or the pool slot it holds; its directory where orch made it, not where
+    // the entry's back-link points.
     let entry = read_entries(repo.commondir())?.into_iter().find(|e| {
         !e.prunable()
             && (e.name == name
-                || (pool_slot(plan, &e.name).is_some()
-                    && e.head.as_deref() == Some(refname.as_str())))
+                || (pool_slot(plan, &e.name).is_some() && super::pool::holds(e, &branch)))
     });
+    let made = |e: &super::entries::Entry| made_path(repo_root, req.worktree_root, &e.name);
     let slot = entry
         .as_ref()
         .filter(|e| pool_slot(plan, &e.name).is_some())
-        .and_then(|e| e.workdir());
-    let live = entry.and_then(|e| e.workdir());
+        .map(made);
+    let live = entry.as_ref().map(made);
+    // A slot an agent switched to another branch: its HEAD back on the task branch first, so
+    // that what is saved is its changes against the task's branch.
+    if let Some(path) = slot.as_deref().filter(|p| p.is_dir())
+        && tip_oid.is_some()
+    {
+        super::locate::pin_worktree(path, &branch)?;
+    }
     let mut saved = None;
     let mut clean = landed;
     if let Some((refname, message)) = save {
@@ -180,7 +187,7 @@ fn retire(
         // A pool slot stays for the plan's next task: only its HEAD leaves the task branch.
         (Some(path), Some(tip)) => free_slot(&path, tip, clean)?,
         _ => {
-            remove_plan_worktree(repo_root, &name, &branch)?;
+            remove_plan_worktree(repo_root, req.worktree_root, &name, &branch)?;
         }
     }
     prune_stale_entries(repo_root, &name, &branch)?;

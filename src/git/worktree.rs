@@ -630,16 +630,12 @@ fn git_worktree_add(
     // Absolute: git runs in the git directory.
     let path = std::path::absolute(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let (common, path) = (repo.commondir(), path.to_string_lossy());
-    let git_dir = common.to_string_lossy();
-    let args = [
-        "--git-dir",
-        &git_dir,
-        "worktree",
-        "add",
-        "--quiet",
-        "--no-checkout",
-    ];
-    super::cli::run(common, &[&args[..], &[&path, branch]].concat()).map_err(fail)?;
+    let args = ["worktree", "add", "--quiet", "--no-checkout"];
+    super::cli::run_on(
+        super::cli::GitTarget::GitDir(common),
+        &[&args[..], &[&path, branch]].concat(),
+    )
+    .map_err(fail)?;
     if !repo
         .commondir()
         .join("worktrees")

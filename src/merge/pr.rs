@@ -439,12 +439,20 @@ impl<'a> PrRun<'a> {
 
     /// Runs `argv` in the repository: its stdout, or why it failed.
     fn output(&self, argv: &[String]) -> Result<String, String> {
-        let out = Command::new(&argv[0])
+        // git through orch's one runner (the repository named, no hooks or fsmonitor from a
+        // config a plan may have brought); `gh` as it is.
+        let mut cmd = if argv[0] == "git" {
+            crate::git::git_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
+        } else {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.current_dir(&self.repo_root)
+                .env_remove("GIT_DIR")
+                .env_remove("GIT_WORK_TREE")
+                .stdin(Stdio::null());
+            cmd
+        };
+        let out = cmd
             .args(&argv[1..])
-            .current_dir(&self.repo_root)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
         if !out.status.success() {

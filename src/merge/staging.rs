@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use git2::{BranchType, Oid, Repository, WorktreeAddOptions};
+use git2::{BranchType, Oid, WorktreeAddOptions};
 
 use super::MergeError;
 use crate::git;
@@ -63,8 +63,8 @@ impl Staging {
             repo.worktree(&name, &path, Some(&opts))
                 .map_err(|e| fail(e.message().to_string()))
                 .and_then(|_| {
-                    let linked = Repository::open(&path)
-                        .map_err(|e| fail(format!("cannot open it: {e}")))?;
+                    let linked =
+                        git::open(&path).map_err(|e| fail(format!("cannot open it: {e}")))?;
                     linked
                         .set_head_detached(commit)
                         .map_err(|e| fail(format!("cannot detach its HEAD: {e}")))
@@ -124,7 +124,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use git2::{RepositoryInitOptions, Signature, Time};
+    use git2::{Repository, RepositoryInitOptions, Signature, Time};
 
     use super::*;
 

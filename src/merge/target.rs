@@ -39,11 +39,36 @@ pub fn checked_out_at(repo_root: &Path, target: &str) -> Result<Option<PathBuf>,
         let Ok(linked) = Repository::open_from_worktree(&wt) else {
             continue;
         };
-        if head_of(&linked).as_deref() == Some(refname.as_str()) {
+        // The back-link (`gitdir`) names the directory; it counts only when that directory's
+        // `.git` file points back at this entry, as git's own worktrees do: a link rewritten to
+        // another directory (the main work tree, a decoy) never has the target checked out
+        // there by a merge.
+        if head_of(&linked).as_deref() == Some(refname.as_str()) && links_back(&linked, wt.path()) {
             return Ok(Some(wt.path().to_path_buf()));
         }
     }
     Ok(None)
+}
+
+/// Whether the worktree directory `path` has a `.git` file naming `linked`'s admin directory.
+fn links_back(linked: &Repository, path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path.join(".git")) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(path.join(".git")) else {
+        return false;
+    };
+    let Some(dir) = text.trim().strip_prefix("gitdir:").map(str::trim) else {
+        return false;
+    };
+    let named = path.join(dir);
+    match (named.canonicalize(), linked.path().canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// What `git status` shows in a work tree, split the way `orch merge` needs it.

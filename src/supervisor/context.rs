@@ -439,7 +439,8 @@ impl PlanCtx {
         if !self.task_trees() {
             return None;
         }
-        crate::git::task_tree_path(&self.repo_root, &self.name, id)
+        let root = self.worktree.parent().unwrap_or(&self.repo_root);
+        crate::git::task_tree_path(&self.repo_root, root, &self.name, id)
             .ok()
             .flatten()
     }
@@ -458,7 +459,8 @@ impl PlanCtx {
     /// nobody committed is left for `orch clean`).
     pub fn drop_pool_if_finished(&self) {
         if self.task_trees() && self.all_finished() {
-            let _ = crate::git::remove_pool(&self.repo_root, &self.name, None);
+            let root = self.worktree.parent().unwrap_or(&self.repo_root);
+            let _ = crate::git::remove_pool(&self.repo_root, root, &self.name, None);
         }
     }
 

@@ -240,15 +240,20 @@ fn job(
 fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
     if pc.parallel == 1 && !adopted_any {
         let _g = pc.git_lock.lock();
-        let refname = crate::git::plan_resume_ref(&pc.name, Utc::now().timestamp());
-        let _ = crate::git::save_and_reset(
-            &pc.worktree,
-            &refname,
-            &format!(
-                "{}: changes left by agents of a stopped supervisor",
-                pc.name
-            ),
-        );
+        // No agent works in the tree: its git files put back from orch's records first, so that
+        // the save and reset are made against the plan branch, not where an agent left HEAD.
+        // (Not put back: nothing is reset; the next commit fails on it, naming it.)
+        if crate::git::pin_worktree(&pc.worktree, &pc.branch).is_ok() {
+            let refname = crate::git::plan_resume_ref(&pc.name, Utc::now().timestamp());
+            let _ = crate::git::save_and_reset(
+                &pc.worktree,
+                &refname,
+                &format!(
+                    "{}: changes left by agents of a stopped supervisor",
+                    pc.name
+                ),
+            );
+        }
     }
     // A task whose commit waits in its task worktree (the supervisor died before landing it)
     // is done: it is landed by the core. The other task worktrees are leftovers, saved and

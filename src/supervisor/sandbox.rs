@@ -2,13 +2,14 @@
 //! rules of each attempt and of each check, and the wrapper that applies them
 //! (`orch sandbox-exec`, [`crate::sandbox`]).
 //!
-//! A confined attempt writes only: its worktree and that worktree's own git admin directory
-//! (`.git/worktrees/<name>`: index, HEAD), its plan's state directory (`orch task done`), a
+//! A confined attempt writes only: its worktree, its plan's state directory (`orch task done`), a
 //! private `TMPDIR` made for the attempt and removed after it, `/dev/null` and the terminal,
 //! a private copy of its client's state ([`super::client_state`]; the user's own,
-//! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. A
-//! plan-mode agent commits through `orch task done`: the repository's git directory is
-//! writable for it too.
+//! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. Not its
+//! worktree's git admin directory (`.git/worktrees/<name>`: index, HEAD, `commondir`, `gitdir`,
+//! `config.worktree`), which orch reads to commit and clean up: the agent reads its history
+//! (`git status`, `git diff`, `git log`), orch commits. A plan-mode agent commits through `orch
+//! task done`: the repository's git directory is writable for it.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +18,9 @@ use anyhow::anyhow;
 use crate::error::CliError;
 use crate::executor::ExecutorKind;
 use crate::exit;
+use crate::git::worktree_admin_dir;
 use crate::manifest::{AgentMode, AgentSpec, SandboxMode};
-use crate::sandbox::{DEVICES, Rules, worktree_admin_dir};
+use crate::sandbox::{DEVICES, Rules};
 
 /// How a plan's agents run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,13 +97,11 @@ pub fn decide(
     }))
 }
 
-/// The rules of one attempt (or check) in `workdir` with its `TMPDIR`.
+/// The rules of one attempt (or check) in `workdir` with its `TMPDIR`: the worktree, not its git
+/// admin directory.
 pub fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
     let mut rules = base.clone();
     rules.write.push(workdir.to_path_buf());
-    if let Some(admin) = worktree_admin_dir(workdir) {
-        rules.write.push(admin);
-    }
     rules.write.push(tmpdir.to_path_buf());
     rules
 }

@@ -82,7 +82,11 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
     let Ok(_git) = plan.git_lock.lock() else {
         return;
     };
-    if let Err(e) = plan.commits.commit_unchanged(&plan.worktree, &message) {
+    let made = git::pin_worktree(&plan.worktree, &plan.branch).and_then(|()| {
+        plan.commits
+            .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+    });
+    if let Err(e) = made {
         process::log_line(
             &plan.log_path(Some(id)),
             &format!(
@@ -235,6 +239,7 @@ fn commit_in_worktree(
     record: Record,
 ) -> Result<String, CommitError> {
     let _git = lock_git(plan)?;
+    pin(&plan.worktree, &plan.branch)?;
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
@@ -260,8 +265,13 @@ fn commit_in_worktree(
         Some(oid) => oid,
         None => {
             let made = match changes {
-                Changes::Take => plan.commits.commit_all(&plan.worktree, &message),
-                Changes::Leave => plan.commits.commit_unchanged(&plan.worktree, &message),
+                Changes::Take => plan
+                    .commits
+                    .commit_all_on(&plan.worktree, &plan.branch, &message),
+                Changes::Leave => {
+                    plan.commits
+                        .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+                }
             };
             made.map_err(|e| {
                 CommitError::Failed(format!(
@@ -287,6 +297,17 @@ fn completed_at(plan: &PlanCtx, id: &str) -> Option<i64> {
     status::parse_timestamp(at).map(|t| t.timestamp())
 }
 
+/// The worktree's admin files put back from orch's records ([`git::pin_worktree`]): its HEAD on
+/// `branch`, whatever the agent switched to, before anything is committed there.
+fn pin(worktree: &std::path::Path, branch: &str) -> Result<(), CommitError> {
+    git::pin_worktree(worktree, branch).map_err(|e| {
+        CommitError::Failed(format!(
+            "cannot put back the git files of `{}` before committing on `{branch}`: {e}",
+            worktree.display()
+        ))
+    })
+}
+
 fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError> {
     plan.git_lock.lock().map_err(|_| {
         CommitError::Failed(format!("the git lock of plan `{}` is poisoned", plan.name))
@@ -305,6 +326,7 @@ fn commit_task_tree(
     maybe_committed: bool,
     tree: &std::path::Path,
 ) -> Result<String, CommitError> {
+    pin(tree, &git::task_branch(&plan.name, id))?;
     let message = plan.commit_message(id, description);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = match git::head_of(tree) {
@@ -321,7 +343,7 @@ fn commit_task_tree(
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
-            git::commit_all(tree, &message)
+            git::commit_all_on(tree, &branch, &message)
                 .map_err(|e| {
                     CommitError::Failed(format!(
                         "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
@@ -527,7 +549,8 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
         "{} {id}: {why} attempt {attempt} (saved by orch)",
         plan.name
     );
-    if plan.task_worktree(id).is_some() {
+    if let Some(tree) = plan.task_worktree(id) {
+        git::pin_worktree(&tree, &git::task_branch(&plan.name, id)).ok()?;
         return git::retire_task_tree(&plan.task_tree(id), Some((&refname, &message)))
             .ok()
             .flatten();
@@ -536,6 +559,7 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
         return None;
     }
     let _git = plan.git_lock.lock().ok()?;
+    git::pin_worktree(&plan.worktree, &plan.branch).ok()?;
     match git::save_and_reset(&plan.worktree, &refname, &message) {
         Ok(Some(_)) => Some(refname),
         _ => None,

@@ -22,6 +22,7 @@ use ratatui::backend::CrosstermBackend;
 
 use crate::control::{Request, apply};
 use crate::error::{CliError, CliResult, exit};
+use crate::git;
 use crate::status::TaskStatus;
 use crate::workspace::Workspace;
 use model::{Snapshot, Source, TaskRow, tail};
@@ -271,22 +272,32 @@ fn diff_stat(source: &Source, t: &TaskRow) -> Vec<String> {
         .as_ref()
         .map(|m| m.root.clone())
         .unwrap_or_default();
-    let mut cmd = std::process::Command::new("git");
-    match &t.commit {
-        Some(c) if t.status != Some(TaskStatus::InProgress) => {
-            cmd.current_dir(&root)
-                .args(["show", "--stat", "--format=", c.as_str()]);
-        }
+    let (target, args): (_, &[&str]) = match &t.commit {
+        Some(c) if t.status != Some(TaskStatus::InProgress) => (
+            git::GitTarget::WorkTree(&root),
+            &[
+                "show",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--stat",
+                "--format=",
+                c.as_str(),
+            ],
+        ),
         _ => {
             if !t.worktree.is_dir() {
                 return Vec::new();
             }
-            cmd.current_dir(&t.worktree)
-                .args(["diff", "--stat", "HEAD"]);
+            (
+                git::GitTarget::WorkTree(&t.worktree),
+                &["diff", "--no-ext-diff", "--no-textconv", "--stat", "HEAD"],
+            )
         }
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    };
+    let Ok(mut cmd) = git::git_command(target) else {
+        return Vec::new();
+    };
+    cmd.args(args).stderr(std::process::Stdio::null());
     match cmd.output() {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()

@@ -9,6 +9,7 @@ mod support;
 
 mod clients;
 mod code;
+mod git;
 mod links;
 mod processes;
 
@@ -25,4 +26,3 @@ pub fn landlock() -> bool {
     }
     ok
 }
-

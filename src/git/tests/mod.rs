@@ -13,6 +13,7 @@ use super::*;
 use crate::exit;
 
 mod commit;
+mod locate;
 mod merge;
 mod merge_tree;
 mod queries;

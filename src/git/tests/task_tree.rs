@@ -198,13 +198,13 @@ fn a_half_made_task_worktree_is_discarded_and_made_again() {
 fn a_branch_is_deleted_before_its_mark() {
     let fx = Fixture::new();
     let tree = ensure(&fx, "auth").unwrap();
-    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    remove_plan_worktree(&fx.root, Path::new(".orch/worktrees"), "auth", "plan/auth").unwrap();
     let tip = fx.tip("plan/auth").unwrap().to_string();
     // A branch checked out in a worktree is refused.
     let again = ensure(&fx, "auth").unwrap();
     let err = delete_plan_branch(&fx.root, "auth", "plan/auth", &tip).unwrap_err();
     assert!(matches!(err, GitError::BranchCheckedOut { .. }), "{err:?}");
-    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    remove_plan_worktree(&fx.root, Path::new(".orch/worktrees"), "auth", "plan/auth").unwrap();
     assert_eq!(again.path, tree.path);
 
     let lock = fx.root.join(".git/config.lock");
@@ -219,7 +219,7 @@ fn a_branch_is_deleted_before_its_mark() {
     assert!(fx.tip("plan/auth").is_some());
 
     // Without a lock in the way, the section goes with the branch.
-    remove_plan_worktree(&fx.root, "auth", "plan/auth").unwrap();
+    remove_plan_worktree(&fx.root, Path::new(".orch/worktrees"), "auth", "plan/auth").unwrap();
     let tip = fx.tip("plan/auth").unwrap().to_string();
     delete_plan_branch(&fx.root, "auth", "plan/auth", &tip).unwrap();
     let config = fs::read_to_string(fx.root.join(".git/config")).unwrap();

@@ -130,7 +130,7 @@ fn checkout(
 ) -> Result<std::path::PathBuf, MergeError> {
     if let Some(st) = staging.as_ref() {
         let moved = (|| -> Result<(), git2::Error> {
-            let linked = Repository::open(st.path())?;
+            let linked = git::open(st.path()).map_err(|e| git2::Error::from_str(&e.to_string()))?;
             let object = linked.find_object(commit, None)?;
             // What the last trial's verify left (agents' code) is never written through: no
             // symlink where a directory of the old or the new tree goes.
