@@ -7,7 +7,7 @@
 //! confined one's argv is `orch sandbox-exec …`): it leaves orch's session for a new one
 //! (`setsid`: no controlling terminal, process group = session = its pid, which `orch up`
 //! signals as the attempt's group) and becomes `ARGV`. `orch sandbox-exec` does the same when
-//! it is not a session leader yet.
+//! it leads neither a session nor a process group yet.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -49,10 +49,13 @@ pub fn run_in_session(argv: &[String]) -> CliResult<u8> {
 }
 
 /// Makes this process the leader of a new session (no controlling terminal), unless it already
-/// leads one (`orch session-exec` then `orch sandbox-exec`, both in the same process).
+/// leads one (`orch session-exec` then `orch sandbox-exec`, both in the same process) or a
+/// process group orch made for it (`verify` and `setup`, started with a group of their own,
+/// which orch signals as a whole: `setsid` refuses a group leader, and the Landlock rules then
+/// give the command no write and no `ioctl` on `/dev/tty`).
 fn new_session() -> Result<(), String> {
     let me = nix::unistd::getpid();
-    if nix::unistd::getsid(None).is_ok_and(|sid| sid == me) {
+    if nix::unistd::getsid(None).is_ok_and(|sid| sid == me) || nix::unistd::getpgrp() == me {
         return Ok(());
     }
     nix::unistd::setsid()
