@@ -76,6 +76,7 @@ impl Effects<'_> {
             None => (pc.worktree.clone(), pc.branch.clone(), false),
         };
         let empty;
+        self.register_reporter(unit, attempt);
         self.apply_records(pc.index);
         let doc = match self.views[pc.index].doc.as_ref() {
             Some(d) => d,
@@ -86,6 +87,12 @@ impl Effects<'_> {
         };
         let (mut argv, mut env) =
             prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        // The attempt's own report directory: `orch task …` hands its reports there.
+        let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
+        env.push((
+            agent_env::ORCH_REPORT_DIR.to_string(),
+            report_dir.display().to_string(),
+        ));
         let shown = header_argv(&argv);
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
@@ -101,7 +108,8 @@ impl Effects<'_> {
                 std::fs::create_dir_all(&tmp)
                     .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
-                let rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                let mut rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                rules.write.push(report_dir.clone());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
                 Some(rules)
             }
@@ -519,10 +527,6 @@ fn prepare_argv(
             agent_env::CLAUDE_CODE_MAX_RETRIES.to_string(),
             agent_env::CLAUDE_RETRIES.to_string(),
         ));
-    }
-    if task.is_none() {
-        // A plan-mode agent goes straight on to its next task: `orch task done` commits.
-        env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));
     }
     Ok((argv, env))
 }

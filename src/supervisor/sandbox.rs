@@ -3,10 +3,13 @@
 //! (`orch sandbox-exec`, [`crate::sandbox`]).
 //!
 //! A confined attempt writes only: its worktree and that worktree's own git admin directory
-//! (`.git/worktrees/<name>`: index, HEAD), its plan's state directory (`orch task done`), a
-//! private `TMPDIR` made for the attempt and removed after it, `/dev/null` and the terminal,
-//! its client's own state ([`KnownCli::state_paths`]) and `sandbox_write`. A plan-mode agent
-//! commits through `orch task done`: the repository's git directory is writable for it too.
+//! (`.git/worktrees/<name>`: index, HEAD), its own report directory
+//! (`<state_dir>/reports/<plan>/<unit>.<attempt>`, where `orch task …` hands its reports to the
+//! supervisor: the plan's status directory is not writable), a private `TMPDIR` made for the
+//! attempt and removed after it, `/dev/null` and the terminal, its client's own state
+//! ([`KnownCli::state_paths`]) and `sandbox_write`. A plan-mode agent gets nothing more: the
+//! supervisor commits each task it reports done, so it has no write access to the repository's
+//! git directory (its configuration, hooks, other branches).
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +18,7 @@ use anyhow::anyhow;
 use crate::error::CliError;
 use crate::executor::ExecutorKind;
 use crate::exit;
-use crate::manifest::{AgentMode, AgentSpec, KnownCli, SandboxMode, expand_home};
+use crate::manifest::{AgentSpec, KnownCli, SandboxMode, expand_home};
 use crate::sandbox::{DEVICES, Rules, worktree_admin_dir};
 
 /// How a plan's agents run.
@@ -54,8 +57,6 @@ pub fn decide(
     agent_name: &str,
     agent: &AgentSpec,
     executor: ExecutorKind,
-    status_dir: &Path,
-    plan_tree: &Path,
     supported: bool,
 ) -> Result<PlanSandbox, CliError> {
     let mode = agent.sandbox.mode;
@@ -76,8 +77,7 @@ pub fn decide(
             _ => Ok(PlanSandbox::Unavailable),
         };
     }
-    let mut write: Vec<PathBuf> = vec![status_dir.to_path_buf()];
-    write.extend(DEVICES.iter().map(PathBuf::from));
+    let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
     if let Some(cli) = KnownCli::of(&agent.command) {
         write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
         if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
@@ -85,14 +85,6 @@ pub fn decide(
         }
     }
     write.extend(agent.sandbox.write.iter().cloned());
-    if agent.mode == AgentMode::Plan
-        && let Some(git_dir) = worktree_admin_dir(plan_tree)
-            .as_deref()
-            .and_then(Path::parent)
-            .and_then(Path::parent)
-    {
-        write.push(git_dir.to_path_buf());
-    }
     Ok(PlanSandbox::Confined(Rules {
         write,
         deny_read: agent.sandbox.deny_read.clone(),

@@ -20,3 +20,4 @@ pub fn landlock() -> bool {
     }
     ok
 }
+mod reports;
