@@ -23,8 +23,12 @@ pub struct TaskArgs {
 
 pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Inside an attempt of `orch up`: the report goes to the supervisor, never to the file.
-    if let Some(dir) = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty()) {
-        return super::task_report::report_and_wait(Path::new(&dir), &args, false);
+    // With no supervisor running any more (it was killed), the call writes the status file as
+    // a person's would, where it can (an unconfined agent): the next `orch up` recovers it.
+    if let Some(dir) = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty())
+        && let Some(code) = super::task_report::report_and_wait(Path::new(&dir), &args, false)?
+    {
+        return Ok(code);
     }
     let (sel, status_override) = sel.clone().with_agent_env();
     if let Some(code) = run_one_plan(&sel, status_override.as_deref(), &args)? {

@@ -41,15 +41,24 @@ pub fn via_running_supervisor(m: &Manifest, plan: &str, args: &TaskArgs) -> CliR
                 ),
             )
         })?;
+    // `None`: the supervisor ended meanwhile; the status file, as ever.
     let code = report_and_wait(&dir, args, true);
     let _ = std::fs::remove_dir_all(&dir);
-    code.map(Some)
+    code
 }
 
 /// Writes `args` as a report in `dir` and waits (bounded) for the supervisor's answer; prints
 /// what `orch task` prints and returns its exit code. `person`: a person's call (a report not
-/// answered in time is withdrawn rather than left for the supervisor).
-pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<u8> {
+/// answered in time is withdrawn rather than left for the supervisor). `None`: no supervisor
+/// runs (any more) for the report directory's state directory, and the report was withdrawn
+/// before anyone took it.
+pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
+    // `<state_dir>/reports/<plan>/<dir>`.
+    let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
+    let supervised = || state_dir.is_some_and(|s| crate::supervisor::lock::running(s).is_some());
+    if !supervised() {
+        return Ok(None);
+    }
     let seq = format!("{}-{}", std::process::id(), nanos());
     let report = Report {
         seq: seq.clone(),
@@ -74,13 +83,22 @@ pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<u
     })?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
+    let mut polls = 0u32;
     loop {
         if let Ok(Some(bytes)) = read_nofollow(&answer_path)
             && let Ok(answer) = serde_json::from_slice::<Answer>(&bytes)
             && answer.seq == seq
         {
             let _ = std::fs::remove_file(&answer_path);
-            return finish(answer, args);
+            return finish(answer, args).map(Some);
+        }
+        polls += 1;
+        // The supervisor gone, and the report not taken: withdrawn.
+        if polls.is_multiple_of(8)
+            && !supervised()
+            && std::fs::remove_file(dir.join(REPORT_FILE)).is_ok()
+        {
+            return Ok(None);
         }
         if start.elapsed() >= WAIT {
             if person {
@@ -99,7 +117,7 @@ pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<u
                 args.id,
                 dir.display()
             );
-            return Ok(exit::OK);
+            return Ok(Some(exit::OK));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));

@@ -217,8 +217,8 @@ fn reports_an_edit_of_the_status_file_outside_orch_is_refused_and_reported() {
 }
 
 /// (d) A person's `orch task done 2.1` while `orch up` runs task 1.1, for a plan with a check:
-/// the check runs before any commit, and fails (its file is not there), so 2.1 is not
-/// committed.
+/// the check of 2.1 runs before any commit, once 1.1's agent no longer works in the worktree,
+/// and fails (its file is not there), so 2.1 is not committed.
 #[test]
 fn reports_a_persons_done_during_up_goes_through_the_check() {
     if !landlock() {
@@ -244,12 +244,10 @@ fn reports_a_persons_done_during_up_goes_through_the_check() {
     support::wait_line(&lines, &mut seen, |e| {
         e["event"] == "task_started" && e["task"] == "1.1"
     });
+    // A person (no ORCH_* variables: `Repo::orch` clears the environment).
     let (code, out, err) = repo.run(&["task", "done", "2.1", "--plan", "p"]);
     let person = format!("{code}\n{out}\n{err}");
-    // The check of 2.1 ran and failed: nothing committed for it.
-    support::wait_line(&lines, &mut seen, |e| {
-        e["event"] == "task_failed" && e["task"] == "2.1"
-    });
+    assert_eq!(code, 0, "{person}");
     std::fs::write(gate.join("all.go"), "").expect("go");
     let status = support::wait_status_until(
         &mut child,
@@ -260,15 +258,29 @@ fn reports_a_persons_done_during_up_goes_through_the_check() {
         seen.push(e);
     }
     let all = serde_json::to_string_pretty(&seen).unwrap_or_default();
-    assert!(
-        of_task(&seen, "task_checking", "2.1").len() == 1,
-        "no check of 2.1 ran\n{person}\n{all}"
-    );
     let subjects = repo.subjects("plan/p");
     assert!(
         !subjects.iter().any(|s| s.starts_with("p 2.1")),
-        "2.1 committed without passing its check: {subjects:?}\n{person}"
+        "2.1 committed without passing its check: {subjects:?}\n{person}\n{all}"
     );
-    assert!(subjects.iter().any(|s| s == "p 1.1: First"), "{subjects:?}");
+    assert_eq!(subjects, ["p 1.1: First"], "{all}");
+    // Its check ran, after 1.1's agent was done with the worktree, and failed it.
+    let at = |name: &str, id: &str| {
+        seen.iter()
+            .position(|e| e["event"] == name && e["task"] == id)
+            .unwrap_or_else(|| panic!("no {name} of {id}\n{person}\n{all}"))
+    };
+    assert!(
+        at("task_finished", "1.1") < at("task_checking", "2.1"),
+        "{all}"
+    );
+    let failed = &seen[at("task_failed", "2.1")];
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("check")),
+        "{failed}"
+    );
+    assert!(of_task(&seen, "task_started", "2.1").is_empty(), "{all}");
     assert_ne!(support::exit_code(status), 0, "{all}");
 }
