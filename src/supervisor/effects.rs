@@ -486,6 +486,9 @@ impl Effects<'_> {
                 usage,
             } => {
                 self.stops.remove(&run);
+                // The agent is done: its report directory goes (a report left there now is
+                // nobody's).
+                self.forget_reporter(unit, attempt);
                 let Some(pc) = self.plan(unit.plan()) else {
                     return;
                 };

@@ -85,10 +85,17 @@ impl Effects<'_> {
                 &empty
             }
         };
-        let (mut argv, mut env) =
-            prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
         // The attempt's own report directory: `orch task …` hands its reports there.
         let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
+        let (mut argv, mut env) = prepare_argv(
+            &self.ctx,
+            pc,
+            doc,
+            (task, attempt),
+            &workdir,
+            &branch,
+            &report_dir,
+        )?;
         env.push((
             agent_env::ORCH_REPORT_DIR.to_string(),
             report_dir.display().to_string(),
@@ -390,10 +397,10 @@ fn prepare_argv(
     ctx: &super::context::Ctx,
     pc: &PlanCtx,
     doc: &StatusDoc,
-    task: Option<usize>,
-    attempt: u32,
+    (task, attempt): (Option<usize>, u32),
     workdir: &Path,
     branch: &str,
+    report_dir: &Path,
 ) -> Result<(Vec<String>, Env), String> {
     let orch = ctx.orch_bin.display().to_string();
     let worktree = workdir.display().to_string();
@@ -487,6 +494,8 @@ fn prepare_argv(
             "task" => id.clone(),
             "worktree" => worktree.clone(),
             "status_file" => status_file.clone(),
+            // What the agent must be able to write for `orch task`: its report directory.
+            "status_dir" => report_dir.display().to_string(),
             "orch" => orch.clone(),
             _ => String::new(),
         }

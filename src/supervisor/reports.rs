@@ -81,6 +81,24 @@ impl Effects<'_> {
         Some(dir)
     }
 
+    /// The attempt `attempt` of `unit` is over: its report directory is removed and no report
+    /// is taken from it any more.
+    pub fn forget_reporter(&mut self, unit: Unit, attempt: u32) {
+        let Some(pc) = self.plan(unit.plan()) else {
+            return;
+        };
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let dir = attempt_dir(
+            &state_dir_of(&pc),
+            &pc.name,
+            id.as_deref().unwrap_or("plan"),
+            attempt,
+        );
+        if self.reporters.remove(&dir).is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     /// Takes the reports waiting in the report directories of the run's plans, and answers
     /// each.
     pub(super) fn take_reports(&mut self, core: &mut Core<'_>) {
