@@ -1,7 +1,8 @@
 //! The supervisor's side of the report channel ([`crate::status::report`]): the reports of its
 //! attempts, plan-mode agents and persons read from their directories, each checked against
 //! orch's own record of who reports (an attempt only its own task, a plan-mode agent only its
-//! plan's tasks and never a VERIFY step, a person any task, but a `done` of a task without a
+//! plan's tasks, a VERIFY step done only once orch ran the check and saw it pass, a person any
+//! task, but a `done` of a task without a
 //! check only where the plan's agents are confined), applied through orch's own transition and answered. A plan-mode
 //! agent's `done` is committed here, by the supervisor, in the plan's worktree (the agent has
 //! no write access to git). Refusals are `report_refused` events and lines in the attempt's log.
@@ -15,7 +16,7 @@ use super::Event;
 use super::context::PlanCtx;
 use super::core::Core;
 use super::effects::Effects;
-use super::state::{AgentRun, TaskRun, Unit};
+use super::state::{AgentRun, CheckOutcome, TaskRun, Unit};
 use crate::exit;
 use crate::plan::TaskKind;
 use crate::process;
@@ -218,23 +219,66 @@ impl Effects<'_> {
                     }
                 }
                 Unit::PlanAgent { .. } => {
-                    if pc.plan.tasks[t].kind == TaskKind::Verify {
-                        return refuse(
-                            self,
-                            "a plan-mode agent does not report a VERIFY step".to_string(),
-                        );
-                    }
                     let live = matches!(state.plans[p].agent, AgentRun::Attempt(run)
                         if state.runs.get(&run).is_some_and(|rr| rr.attempt == r.attempt));
                     if !live {
                         return refuse(self, format!("plan agent attempt {} is over", r.attempt));
                     }
+                    // A VERIFY step is not passed on the agent's word: it is done only when
+                    // orch has run the plan's check and seen it pass (without a check, never),
+                    // and never skipped. Its start, failure or reset change nothing of that.
+                    let verify = pc.plan.tasks[t].kind == TaskKind::Verify;
+                    let passes = matches!(transition, Transition::Done | Transition::Skip);
+                    if verify
+                        && passes
+                        && (transition == Transition::Skip || pc.check_of(t).is_none())
+                    {
+                        return refuse(
+                            self,
+                            "a plan-mode agent does not pass or skip a VERIFY step (its `done` \
+                             is taken only where orch can run the check itself)"
+                                .to_string(),
+                        );
+                    }
                     if transition == Transition::Done {
-                        pc.finished_by_orch(&report.id);
                         let (pc, dir, report) = (pc.clone(), dir.to_path_buf(), report.clone());
-                        tokio::task::spawn_blocking(move || {
-                            let answer = commit_and_record(&pc, &report);
-                            let _ = write_json(&dir, ANSWER_FILE, &answer);
+                        let checked = verify.then(|| {
+                            (
+                                self.ctx.grace,
+                                self.stop_all.subscribe(),
+                                self.ctx.orch_bin.clone(),
+                            )
+                        });
+                        tokio::spawn(async move {
+                            if let Some((grace, stop, orch)) = checked {
+                                let result =
+                                    super::check::run_check(&pc, t, grace, stop, &orch).await;
+                                if result != CheckOutcome::Passed {
+                                    let why = match result {
+                                        CheckOutcome::Failed(e) => e,
+                                        _ => "stopped by orch".to_string(),
+                                    };
+                                    let answer = answer_of(
+                                        &pc,
+                                        &report,
+                                        exit::FAILURE,
+                                        None,
+                                        Some(format!(
+                                            "the check of VERIFY step `{}` failed; it is not \
+                                             marked done:\n{why}",
+                                            report.id
+                                        )),
+                                    );
+                                    let _ = write_json(&dir, ANSWER_FILE, &answer);
+                                    return;
+                                }
+                            }
+                            let _ = tokio::task::spawn_blocking(move || {
+                                pc.finished_by_orch(&report.id);
+                                let answer = commit_and_record(&pc, &report);
+                                let _ = write_json(&dir, ANSWER_FILE, &answer);
+                            })
+                            .await;
                         });
                         return None;
                     }

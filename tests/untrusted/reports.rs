@@ -117,7 +117,8 @@ fn reports_an_attempt_completes_only_its_own_task() {
 /// (b) A confined plan-mode agent tries to set `core.fsmonitor` in the repository's config,
 /// plant a hook, move another branch and commit itself: all denied (the marker its program
 /// would make does not exist, the config, hooks and the other branch are as they were); its
-/// tasks, reported done, are committed by orch as `<plan> <id>: <description>`.
+/// tasks, reported done, are committed by orch as `<plan> <id>: <description>`, its VERIFY step
+/// only after orch ran the plan's check.
 #[test]
 fn reports_a_plan_mode_agent_has_its_tasks_committed_by_orch_and_no_git_write_access() {
     if !landlock() {
@@ -127,20 +128,28 @@ fn reports_a_plan_mode_agent_has_its_tasks_committed_by_orch_and_no_git_write_ac
     let marker = repo.outside("fsmonitor-ran");
     repo.git(&["branch", "other"]);
     repo.commit_plan_p(
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 First\n- [ ] 1.2 Second\n",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 First\n- [ ] 1.2 Second\n\n**VERIFY Phase 1:**\n- It holds\n",
         &agent_at("hostile_report_plan.sh", &[&marker, Path::new("other")]),
         "mode = \"plan\"\nreport = \"orch\"",
-        "retries = 0\nsandbox = \"on\"",
+        "retries = 0\nsandbox = \"on\"\ncheck = [\"sh\", \"-c\", \"grep -q 1.2 work.txt\"]",
     );
     let config = repo.read(".git/config");
     let refs_before = refs(&repo);
     let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
     assert_eq!(code, 0, "orch up failed\n{out}\n{err}");
+    // The VERIFY step too, once orch ran the check itself.
     assert_eq!(
         repo.subjects("plan/p"),
-        ["p 1.1: First", "p 1.2: Second"],
+        [
+            "p 1.1: First",
+            "p 1.2: Second",
+            "p V1: verification of phase 1 passed: It holds"
+        ],
         "{out}"
     );
+    let check_log =
+        std::fs::read_to_string(repo.root().join(".orch/logs/p/V1.check.log")).unwrap_or_default();
+    assert!(check_log.contains("grep -q 1.2 work.txt"), "{check_log}");
     let tree = repo.root().join(".orch/worktrees/p");
     let hostile = std::fs::read_to_string(tree.join("hostile.txt")).expect("hostile.txt");
     let log = std::fs::read_to_string(tree.join("try.log")).unwrap_or_default();
