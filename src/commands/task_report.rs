@@ -55,7 +55,7 @@ pub fn via_running_supervisor(m: &Manifest, plan: &str, args: &TaskArgs) -> CliR
 pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
     // `<state_dir>/reports/<plan>/<dir>`.
     let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
-    let supervised = || state_dir.is_some_and(|s| crate::supervisor::lock::running(s).is_some());
+    let supervised = || state_dir.is_some_and(supervisor_runs);
     if !supervised() {
         return Ok(None);
     }
@@ -140,6 +140,22 @@ fn finish(answer: Answer, args: &TaskArgs) -> CliResult<u8> {
         e = e.with_hint(h);
     }
     Err(e)
+}
+
+/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: its lock holder alive on
+/// this host; on another host (a batch job on a compute node, where the lock may not be seen
+/// across the network filesystem) it is taken to run.
+fn supervisor_runs(state_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("supervisor.lock")) else {
+        return false;
+    };
+    let Ok(holder) = serde_json::from_str::<crate::supervisor::lock::Holder>(&text) else {
+        return false;
+    };
+    if holder.host != crate::process::hostname() {
+        return true;
+    }
+    crate::supervisor::lock::running(state_dir).is_some()
 }
 
 fn nanos() -> u128 {
