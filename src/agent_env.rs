@@ -40,8 +40,16 @@ pub const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
 /// `[defaults]` nor in their table): `auto`, `on` or `off`; unset or another value: `auto`.
 pub const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
 
-/// Set to `1` by `orch up` for plan-mode agents: `orch task done` commits the worktree
-/// ([`ORCH_WORKTREE`]) itself, since the agent goes straight on to its next task.
+/// Set by `orch up` for agents: the attempt's own report directory
+/// (`<state_dir>/reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
+/// the state directory a confined agent can write. `orch task done|fail|skip|start|reset` run
+/// with it set hands its report to the supervisor there and waits for the answer, instead of
+/// writing the status file (which the agent cannot write).
+pub const ORCH_REPORT_DIR: &str = "ORCH_REPORT_DIR";
+
+/// Formerly set to `1` by `orch up` for plan-mode agents (no longer: the supervisor commits a
+/// plan-mode agent's reported task itself). Still read: set by hand, outside `orch up`, `orch task
+/// done` commits the worktree ([`ORCH_WORKTREE`]) before recording the task.
 pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
 
 /// Set by `orch up` for agents and setup commands: the first of a block of `ports` ports
@@ -104,8 +112,9 @@ pub const AGENT_SOCKETS: [&str; 7] = [
 /// The variables that put a process inside one agent's run (its plan, task, worktree, status
 /// file, manifest and orch executable). An `orch` started for another purpose (the demo's own
 /// run) must not inherit them, or it would act on the agent's plan.
-pub const AGENT_CONTEXT: [&str; 6] = [
+pub const AGENT_CONTEXT: [&str; 7] = [
     ORCH_MANIFEST,
+    ORCH_REPORT_DIR,
     ORCH_PLAN,
     ORCH_TASK,
     ORCH_WORKTREE,

@@ -19,6 +19,7 @@ pub mod simulate;
 pub mod status;
 pub mod sync;
 pub mod task;
+mod task_report;
 pub mod top;
 pub mod up;
 

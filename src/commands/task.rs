@@ -22,6 +22,14 @@ pub struct TaskArgs {
 }
 
 pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
+    // Inside an attempt of `orch up`: the report goes to the supervisor, never to the file.
+    // With no supervisor running any more (it was killed), the call writes the status file as
+    // a person's would, where it can (an unconfined agent): the next `orch up` recovers it.
+    if let Some(dir) = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty())
+        && let Some(code) = super::task_report::report_and_wait(Path::new(&dir), &args, false)?
+    {
+        return Ok(code);
+    }
     let (sel, status_override) = sel.clone().with_agent_env();
     if let Some(code) = run_one_plan(&sel, status_override.as_deref(), &args)? {
         return Ok(code);
@@ -30,6 +38,11 @@ pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     let graph = ws.require_valid()?;
     let index = ws.plan_of_task(&args.id)?;
     let lp = &ws.plans[index];
+    if let Some(m) = &ws.manifest
+        && let Some(code) = super::task_report::via_running_supervisor(m, &lp.name, &args)?
+    {
+        return Ok(code);
+    }
     let path = status_override
         .filter(|_| sel.plan.is_some())
         .unwrap_or_else(|| lp.status_path.clone());
@@ -183,7 +196,7 @@ fn commit_task(
     Ok(None)
 }
 
-fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
+pub(super) fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
     if json_out {
         print_json(&json!({ "plan": plan, "status_file": path, "result": outcome }));
     } else {
@@ -228,6 +241,9 @@ fn run_one_plan(
     let Some(entry) = m.plan(name) else {
         return Ok(None);
     };
+    if let Some(code) = super::task_report::via_running_supervisor(&m, name, args)? {
+        return Ok(Some(code));
+    }
     let rel = entry.file.to_string_lossy().into_owned();
     let path = status_override
         .map(Path::to_path_buf)

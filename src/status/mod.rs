@@ -15,6 +15,7 @@ mod light;
 mod model;
 mod orch_fields;
 mod reconcile;
+pub mod report;
 mod splice;
 mod states;
 mod store;

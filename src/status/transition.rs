@@ -56,7 +56,7 @@ pub struct TransitionOptions {
 }
 
 /// What [`apply`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum TransitionOutcome {
     /// The entry changed (`from` may equal `to` when only its details were updated).

@@ -46,8 +46,9 @@ impl Effects<'_> {
     }
 }
 
-/// Runs task `t`'s check in its worktree, with the task's timeout.
-async fn run_check(
+/// Runs task `t`'s check in its worktree, with the task's timeout (also for a plan-mode
+/// agent's VERIFY step, `reports.rs`).
+pub(super) async fn run_check(
     pc: &Arc<PlanCtx>,
     t: usize,
     grace: std::time::Duration,

@@ -210,6 +210,11 @@ pub struct PlanCtx {
     /// A supervisor killed before the write leaves the commit on the plan branch, where the
     /// next run finds it (`settle::commit_task`).
     pub unrecorded: Mutex<Vec<CommitRecord>>,
+    /// Tasks the run itself recorded completed, skipped or committed (a report it applied, a
+    /// commit it made) and has not read back yet: the loop takes a task found finished in the
+    /// file for a change made outside orch, and refuses it, unless it is listed here
+    /// (`effects/reread.rs`).
+    pub own_finished: Mutex<std::collections::HashSet<String>>,
     /// The status file's text as the run last wrote or read it: an entry's change does not
     /// read the file again, and the run does not read back what it wrote.
     pub known: status::KnownText,
@@ -313,6 +318,7 @@ impl PlanCtx {
 
     /// Leaves task `id`'s commit `commit` to the plan's next status write.
     pub fn defer_record(&self, id: &str, commit: &str) {
+        self.finished_by_orch(id);
         if let Ok(mut u) = self.unrecorded.lock() {
             u.retain(|r| r.id != id);
             u.push(CommitRecord {
@@ -321,6 +327,20 @@ impl PlanCtx {
                 written: false,
             });
         }
+    }
+
+    /// Task `id` is recorded finished (or committed) by the run itself: see
+    /// [`PlanCtx::own_finished`]. Called before the write.
+    pub fn finished_by_orch(&self, id: &str) {
+        if let Ok(mut own) = self.own_finished.lock() {
+            own.insert(id.to_string());
+        }
+    }
+
+    /// Whether the run recorded task `id` finished and has not read that back yet; `true` once
+    /// (the mark is taken).
+    pub fn take_finished_by_orch(&self, id: &str) -> bool {
+        self.own_finished.lock().is_ok_and(|mut own| own.remove(id))
     }
 
     /// Task `id`'s commit when it is made but not read back from the status file yet.

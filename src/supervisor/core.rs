@@ -340,7 +340,7 @@ impl<'a> Core<'a> {
                 plan,
                 tasks,
                 merged,
-            } => self.on_status(plan, tasks, merged, &mut out),
+            } => self.on_status(now, plan, tasks, merged, &mut out),
             Input::Launched { run, pid, job_id } => self.on_launched(run, pid, job_id, &mut out),
             Input::LaunchFailed { run, error, fatal } => {
                 if let Some(rr) = self.release(run) {

@@ -52,6 +52,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
         stops: HashMap::new(),
         views: ws.plans.iter().map(|_| View::default()).collect(),
         queue: VecDeque::new(),
+        reporters: HashMap::new(),
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -152,6 +153,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             job_id: f.job_id,
             elapsed: f.elapsed,
         });
+        fx.register_reporter(f.unit, f.attempt);
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
     // Every new plan worktree is made now, as many at once as the machine has cores, in the
@@ -342,6 +344,9 @@ pub struct Effects<'a> {
     pub views: Vec<View>,
     /// Inputs produced while carrying out actions, fed before anything else.
     pub queue: VecDeque<Msg>,
+    /// Each report directory of the run's attempts, with who writes there
+    /// ([`super::reports`]).
+    pub reporters: HashMap<std::path::PathBuf, super::reports::Reporter>,
 }
 
 impl Effects<'_> {
@@ -488,6 +493,9 @@ impl Effects<'_> {
                 usage,
             } => {
                 self.stops.remove(&run);
+                // The agent is done: its report directory goes (a report left there now is
+                // nobody's).
+                self.forget_reporter(unit, attempt);
                 let Some(pc) = self.plan(unit.plan()) else {
                     return;
                 };

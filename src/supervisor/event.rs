@@ -189,6 +189,16 @@ pub enum Event {
     },
     /// Ctrl-C: `immediate` is false for the first (finish running tasks), true for the second.
     Interrupted { immediate: bool },
+    /// A report about task `task` was refused (issue 34): an attempt reporting another task, a
+    /// plan-mode agent a VERIFY step, a person's `done` of a task without a check, or a change
+    /// of the status file that did not come through orch (`reporter` says which, `reason` why).
+    /// orch's record of the task stands.
+    ReportRefused {
+        plan: String,
+        task: String,
+        reporter: String,
+        reason: String,
+    },
     /// A message for the user (a warning that does not stop the run).
     Note {
         plan: Option<String>,

@@ -82,6 +82,7 @@ impl Effects<'_> {
             None => (pc.worktree.clone(), pc.branch.clone(), false),
         };
         let empty;
+        self.register_reporter(unit, attempt);
         self.apply_records(pc.index);
         let doc = match self.views[pc.index].doc.as_ref() {
             Some(d) => d,
@@ -90,8 +91,21 @@ impl Effects<'_> {
                 &empty
             }
         };
-        let (mut argv, mut env) =
-            prepare_argv(&self.ctx, pc, doc, task, attempt, &workdir, &branch)?;
+        // The attempt's own report directory: `orch task …` hands its reports there.
+        let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
+        let (mut argv, mut env) = prepare_argv(
+            &self.ctx,
+            pc,
+            doc,
+            (task, attempt),
+            &workdir,
+            &branch,
+            &report_dir,
+        )?;
+        env.push((
+            agent_env::ORCH_REPORT_DIR.to_string(),
+            report_dir.display().to_string(),
+        ));
         let shown = header_argv(&argv);
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
@@ -130,6 +144,7 @@ impl Effects<'_> {
                         rules.write.push(p.dir);
                     }
                 }
+                rules.write.push(report_dir.clone());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
                 // The setup script is the repository's, which agents edit: confined too, to
                 // its worktree and the attempt's TMPDIR (no git directory, no state directory).
@@ -430,10 +445,10 @@ fn prepare_argv(
     ctx: &super::context::Ctx,
     pc: &PlanCtx,
     doc: &StatusDoc,
-    task: Option<usize>,
-    attempt: u32,
+    (task, attempt): (Option<usize>, u32),
     workdir: &Path,
     branch: &str,
+    report_dir: &Path,
 ) -> Result<(Vec<String>, Env), String> {
     let orch = ctx.orch_bin.display().to_string();
     let worktree = workdir.display().to_string();
@@ -527,6 +542,8 @@ fn prepare_argv(
             "task" => id.clone(),
             "worktree" => worktree.clone(),
             "status_file" => status_file.clone(),
+            // What the agent must be able to write for `orch task`: its report directory.
+            "status_dir" => report_dir.display().to_string(),
             "orch" => orch.clone(),
             _ => String::new(),
         }
@@ -567,10 +584,6 @@ fn prepare_argv(
             agent_env::CLAUDE_CODE_MAX_RETRIES.to_string(),
             agent_env::CLAUDE_RETRIES.to_string(),
         ));
-    }
-    if task.is_none() {
-        // A plan-mode agent goes straight on to its next task: `orch task done` commits.
-        env.push((agent_env::ORCH_COMMIT_ON_DONE.to_string(), "1".to_string()));
     }
     Ok((argv, env))
 }

@@ -401,6 +401,7 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::IntegrationFailed { .. }
         | Event::IntegrationFixed { .. }
         | Event::Interrupted { .. }
+        | Event::ReportRefused { .. }
         | Event::Note { .. } => true,
         _ => false,
     }
@@ -425,7 +426,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::PlanPaused { plan }
         | Event::PlanResumed { plan }
         | Event::TaskRetried { plan, .. }
-        | Event::TaskStopped { plan, .. } => Some(plan),
+        | Event::TaskStopped { plan, .. }
+        | Event::ReportRefused { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::IntegrationFailed { .. }

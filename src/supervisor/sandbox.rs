@@ -2,14 +2,17 @@
 //! rules of each attempt and of each check, and the wrapper that applies them
 //! (`orch sandbox-exec`, [`crate::sandbox`]).
 //!
-//! A confined attempt writes only: its worktree, its plan's state directory (`orch task done`), a
-//! private `TMPDIR` made for the attempt and removed after it, `/dev/null` and the terminal,
-//! a private copy of its client's state ([`super::client_state`]; the user's own,
-//! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. Not its
-//! worktree's git admin directory (`.git/worktrees/<name>`: index, HEAD, `commondir`, `gitdir`,
-//! `config.worktree`), which orch reads to commit and clean up: the agent reads its history
-//! (`git status`, `git diff`, `git log`), orch commits. A plan-mode agent commits through `orch
-//! task done`: the repository's git directory is writable for it.
+//! A confined attempt writes only: its worktree (not its git admin directory,
+//! `.git/worktrees/<name>`: index, HEAD, `commondir`, `gitdir`, `config.worktree`, which orch
+//! reads to commit and clean up: the agent reads its history, orch commits), its own report
+//! directory (`<state_dir>/reports/<plan>/<unit>.<attempt>`, where `orch task …` hands its
+//! reports to the supervisor: the plan's status directory is not writable), a private `TMPDIR`
+//! made for the attempt and removed after it, `/dev/null` and the pseudo-terminals, a private
+//! copy of its client's state ([`super::client_state`]; the user's own,
+//! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. A
+//! plan-mode agent gets nothing more: the supervisor commits each task it reports done, so it
+//! has no write access to the repository's git directory (its configuration, hooks, other
+//! branches).
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +21,7 @@ use anyhow::anyhow;
 use crate::error::CliError;
 use crate::executor::ExecutorKind;
 use crate::exit;
-use crate::git::worktree_admin_dir;
-use crate::manifest::{AgentMode, AgentSpec, SandboxMode};
+use crate::manifest::{AgentSpec, SandboxMode};
 use crate::sandbox::{DEVICES, Rules};
 
 /// How a plan's agents run.
@@ -58,8 +60,6 @@ pub fn decide(
     agent_name: &str,
     agent: &AgentSpec,
     executor: ExecutorKind,
-    status_dir: &Path,
-    plan_tree: &Path,
     supported: bool,
 ) -> Result<PlanSandbox, CliError> {
     let mode = agent.sandbox.mode;
@@ -80,17 +80,8 @@ pub fn decide(
             _ => Ok(PlanSandbox::Unavailable),
         };
     }
-    let mut write: Vec<PathBuf> = vec![status_dir.to_path_buf()];
-    write.extend(DEVICES.iter().map(PathBuf::from));
+    let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
     write.extend(agent.sandbox.write.iter().cloned());
-    if agent.mode == AgentMode::Plan
-        && let Some(git_dir) = worktree_admin_dir(plan_tree)
-            .as_deref()
-            .and_then(Path::parent)
-            .and_then(Path::parent)
-    {
-        write.push(git_dir.to_path_buf());
-    }
     Ok(PlanSandbox::Confined(Rules {
         write,
         deny_read: agent.sandbox.deny_read.clone(),

@@ -403,6 +403,7 @@ fn commit_task_tree(
 
 /// Records `oid` as task `id`'s commit, marking the task completed.
 fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
+    plan.finished_by_orch(id);
     plan.update_entry(id, |doc| super::context::record_commit_in(doc, id, oid))
         .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }

@@ -108,8 +108,6 @@ impl<'w> Checked<'w> {
                     &entry.agent,
                     agent,
                     entry.executor,
-                    lp.status_path.parent().unwrap_or(&repo_root),
-                    &manifest.worktree_path(&lp.name),
                     agent.sandbox.mode != crate::manifest::SandboxMode::Off
                         && *landlock.get_or_init(crate::sandbox::supported),
                 )?,
@@ -450,6 +448,7 @@ impl<'w> Checked<'w> {
             budget: entry.budget,
             port: Default::default(),
             unrecorded: Default::default(),
+            own_finished: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
             protect: entry.protect.clone(),

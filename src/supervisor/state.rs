@@ -370,6 +370,10 @@ pub struct PlanRec {
     pub agent_index: usize,
     /// Paused by a person (`orch pause`, `orchPlanPaused`): nothing of it launches.
     pub held: bool,
+    /// Tasks completed from outside an attempt (a person's `orch task done`) whose check waits
+    /// for the plan's running attempts to end: the check and the commit must not see, or take,
+    /// an agent's unfinished work in the worktree they share.
+    pub check_waiting: Vec<usize>,
 }
 
 impl PlanRec {
@@ -387,6 +391,7 @@ impl PlanRec {
             budget_hit: None,
             agent_index: 0,
             held: false,
+            check_waiting: Vec::new(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Status-file changes for the dispatcher, through the shared watcher ([`crate::watch`]).
+//! Status-file changes and agents' reports ([`crate::status::report`]) for the dispatcher,
+//! through the shared watcher ([`crate::watch`]).
 
 use std::path::Path;
 
@@ -8,18 +9,16 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::watch::{status_names, watch_dirs};
 
 /// Watches `state_dir` recursively; sends `()` for every event that may have changed a status
-/// file (or when the kernel dropped events, or the watcher failed). Keep the returned watcher
+/// file or handed in a report (or when the kernel dropped events, or the watcher failed). Keep the returned watcher
 /// alive.
 pub fn watch_state_dir(
     state_dir: &Path,
     tx: UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {
-    watch_dirs(
-        &[(state_dir.to_path_buf(), true)],
-        status_names(),
-        move |_| {
-            let _ = tx.send(());
-        },
-    )
+    let mut names = status_names();
+    names.insert(crate::status::report::REPORT_FILE.into());
+    watch_dirs(&[(state_dir.to_path_buf(), true)], names, move |_| {
+        let _ = tx.send(());
+    })
     .map_err(crate::watch::WatchError::into_notify)
 }

@@ -554,3 +554,63 @@ fn work_found_done_but_uncommitted_at_start_up_is_checked_before_its_commit() {
     );
     assert_eq!(launches(&out).len(), 1, "1.2 goes on");
 }
+
+/// A task completed from outside an attempt (a person's `orch task done`, applied by the
+/// supervisor) with a check: nothing is committed before its check, and the check waits while
+/// an attempt of its plan works in the worktree they share; a failing check fails it, with no
+/// commit.
+#[test]
+fn a_task_done_from_outside_is_checked_before_its_commit_once_its_plan_is_idle() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (check: make test)\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut c = core(cfg(2), &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 1, "one slot: 1.1 alone");
+    let done = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    let out = c.handle(
+        t0,
+        Input::Status {
+            plan: 0,
+            tasks: vec![(1, done)],
+            merged: false,
+        },
+    );
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::Commit { .. } | Action::Check { .. })),
+        "{out:?}"
+    );
+    // 1.1 ends and is committed: 1.2's check runs, not its commit, and no agent of 1.2.
+    let out = finish_ok(&mut c, t0, l[0].0);
+    let check = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Check {
+                run,
+                unit: Unit::Task { task: 1, .. },
+            } => Some(*run),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no check of 1.2: {out:?}"));
+    assert!(!out.iter().any(|a| matches!(a, Action::Commit { .. })));
+    assert!(launches(&out).is_empty(), "{out:?}");
+    let out = c.handle(
+        t0,
+        Input::Checked {
+            run: check,
+            result: CheckOutcome::Failed("1 test failed".into()),
+        },
+    );
+    let s = settles(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert!(
+        matches!(&s[0].1, Settlement::Fail { error, .. } if error.contains("1 test failed")),
+        "{s:?}"
+    );
+}

@@ -99,6 +99,7 @@ impl Core<'_> {
 
     pub(super) fn on_status(
         &mut self,
+        now: Instant,
         p: usize,
         tasks: Vec<(usize, TaskFacts)>,
         merged: bool,
@@ -124,7 +125,18 @@ impl Core<'_> {
             }
             if in_run && rec.run == TaskRun::Idle {
                 if rec.facts.needs_commit() {
-                    self.start_commit(p, t, out);
+                    // Completed from outside an attempt (a person's `orch task done`, through
+                    // the supervisor): its check runs before any commit, once no attempt of the
+                    // plan works in the worktree.
+                    if self.has_check(p, t) {
+                        if self.state.plans[p].running == 0 {
+                            self.recheck(now, p, t, out);
+                        } else if !self.state.plans[p].check_waiting.contains(&t) {
+                            self.state.plans[p].check_waiting.push(t);
+                        }
+                    } else {
+                        self.start_commit(p, t, out);
+                    }
                 } else if rec.facts.status == TaskStatus::Completed
                     && rec.facts.commit.is_some()
                     && rec.facts.fresh

@@ -16,12 +16,27 @@ impl Core<'_> {
     /// Finished plans, the merge train, new launches, and whether the run is over.
     pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Action>) {
         for p in 0..self.plans.len() {
+            self.check_waiting(now, p, out);
             self.check_finished(p, out);
         }
         self.start_merge(out);
         self.schedule(now, out);
         self.maybe_integrate(now, out);
         self.over = self.check_over(now, out);
+    }
+
+    /// The check of a task completed from outside an attempt, once plan `p` has no attempt
+    /// running (one at a time: the check holds a slot).
+    fn check_waiting(&mut self, now: Instant, p: usize, out: &mut Vec<Action>) {
+        let plan = &mut self.state.plans[p];
+        if plan.check_waiting.is_empty() || plan.running > 0 || plan.committing > 0 {
+            return;
+        }
+        let t = plan.check_waiting.remove(0);
+        let rec = &self.state.tasks[p][t];
+        if rec.run == TaskRun::Idle && rec.facts.needs_commit() {
+            self.recheck(now, p, t, out);
+        }
     }
 
     pub(super) fn check_finished(&mut self, p: usize, out: &mut Vec<Action>) {

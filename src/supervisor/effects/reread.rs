@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Effects, Msg, facts_of};
 use crate::status;
+use crate::supervisor::context::PlanCtx;
 use crate::supervisor::core::{Core, Input};
 use crate::supervisor::state::TaskFacts;
 
@@ -24,6 +25,7 @@ impl Effects<'_> {
 
     /// Re-reads the status files that changed on disk; returns whether one had.
     pub(super) fn reload_all(&mut self, core: &mut Core<'_>) -> bool {
+        self.take_reports(core);
         let mut changed = false;
         for p in 0..self.views.len() {
             if let Some(input) = self.reload(p) {
@@ -84,11 +86,20 @@ impl Effects<'_> {
                 .collect();
         }
         let mut changes = Vec::new();
+        let mut refused = Vec::new();
         for e in followed.entries {
             let Some(&t) = view.index.get(e.id.as_str()) else {
                 continue;
             };
             let facts = facts_of(&lp.plan.tasks[t], &e, created, pc.as_deref());
+            if let Some(old) = view.facts.get(t)
+                && let Some(before) = doc.entry(&e.id)
+                && !explained(old, &facts, pc.as_deref(), &e.id)
+            {
+                // Not orch's own change: its record of the task stands.
+                refused.push(before.clone());
+                continue;
+            }
             if let Some(slot) = doc.entry_mut(&e.id) {
                 *slot = e;
             }
@@ -112,6 +123,7 @@ impl Effects<'_> {
         view.stamp = stamp;
         view.warned = false;
         let merged = view.merged;
+        self.restore(p, refused);
         self.poke_jobs(p);
         (!changes.is_empty() || merged_changed).then_some(Input::Status {
             plan: p,
@@ -160,6 +172,23 @@ impl Effects<'_> {
             .as_ref()
             .is_some_and(status::OrchMerge::is_merged);
         let view = &mut self.views[p];
+        let mut doc = doc;
+        let mut facts = facts;
+        let mut refused = Vec::new();
+        if let Some(before_doc) = view.doc.as_ref() {
+            for (t, task) in lp.plan.tasks.iter().enumerate() {
+                if let (Some(old), Some(new)) = (view.facts.get(t), facts.get(t))
+                    && let Some(before) = before_doc.entry(&task.id)
+                    && !explained(old, new, pc.as_deref(), &task.id)
+                {
+                    refused.push(before.clone());
+                    facts[t] = old.clone();
+                    if let Some(slot) = doc.entry_mut(&task.id) {
+                        *slot = before.clone();
+                    }
+                }
+            }
+        }
         let changes: Vec<(usize, TaskFacts)> = facts
             .iter()
             .enumerate()
@@ -179,12 +208,41 @@ impl Effects<'_> {
         view.merged = merged;
         view.warned = false;
         view.follower = bytes.and_then(status::Follower::new);
+        self.restore(p, refused);
         self.poke_jobs(p);
         (!changes.is_empty() || merged_changed).then_some(Input::Status {
             plan: p,
             tasks: changes,
             merged,
         })
+    }
+
+    /// Puts back orch's record of the entries `refused` (changes of plan `p`'s status file
+    /// that did not come through orch) and says so.
+    fn restore(&mut self, p: usize, refused: Vec<status::TaskEntry>) {
+        let Some(pc) = self.plan(p) else { return };
+        for before in refused {
+            let id = before.id.clone();
+            let put_back = pc.update_entry(&id, |doc| {
+                if let Some(slot) = doc.entry_mut(&id) {
+                    *slot = before.clone();
+                }
+                Ok(())
+            });
+            let reason = match put_back {
+                Ok(()) => format!(
+                    "the status file was changed outside orch (not by orch's own transition); \
+                     orch's record of the task (`{}`) is put back",
+                    before.status
+                ),
+                Err(e) => format!(
+                    "the status file was changed outside orch; orch keeps its record of the \
+                     task (`{}`), but could not write it back: {e}",
+                    before.status
+                ),
+            };
+            self.refused(&pc, &id, "a change of the status file", &reason, None);
+        }
     }
 
     /// A status file that cannot be read: said once until it can be again.
@@ -195,6 +253,23 @@ impl Effects<'_> {
             self.note(Some(name), format!("cannot read the status file: {e}"));
         }
     }
+}
+
+/// Whether a task's record read from the file as `new` (after `old`) is a change orch made or
+/// accepts: a task completed or skipped, or given a commit, only by orch itself (a report it
+/// applied, a commit it made and recorded: [`PlanCtx::own_finished`]); anything else (a start,
+/// a failure, `orch retry`/`orch stop`, usage) as before. Outside a run's plan (`pc` `None`):
+/// everything.
+fn explained(old: &TaskFacts, new: &TaskFacts, pc: Option<&PlanCtx>, id: &str) -> bool {
+    use crate::status::TaskStatus::{Completed, Skipped};
+    let finished = matches!(new.status, Completed | Skipped) && new.status != old.status;
+    let committed = new.commit.is_some() && new.commit != old.commit;
+    if !finished && !committed {
+        return true;
+    }
+    let Some(pc) = pc else { return true };
+    // Its own commit, counted as recorded from the moment it was made ([`facts_of`]).
+    pc.take_finished_by_orch(id) || (new.commit.is_some() && pc.unrecorded_commit(id) == new.commit)
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {

@@ -228,6 +228,12 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
         Event::Interrupted { immediate: true } => {
             "interrupted again: stopping running agents now".into()
         }
+        Event::ReportRefused {
+            plan,
+            task,
+            reporter,
+            reason,
+        } => format!("{plan}: report of task {task} by {reporter} refused: {reason}"),
         Event::Note {
             plan: Some(plan),
             message,

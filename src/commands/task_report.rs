@@ -1,0 +1,166 @@
+//! `orch task …` under a running `orch up`: the report handed to the supervisor
+//! ([`crate::status::report`]) instead of a write of the status file, and the wait for its
+//! answer. An attempt reports through its own directory (`ORCH_REPORT_DIR`); a person's call
+//! while `orch up` runs through a directory it makes for the call.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+
+use super::task::{TaskArgs, print_outcome};
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::Manifest;
+use crate::status::report::{
+    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, plan_reports_dir, read_nofollow,
+    write_json,
+};
+
+/// How long `orch task` waits for the supervisor's answer. A report not answered by then stays
+/// where it is: the supervisor applies it when it reads it.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A person's `orch task …` for plan `plan` while an `orch up` of the manifest `m` runs: the
+/// report goes through the supervisor (which runs the task's check before any commit); `None`
+/// when no supervisor runs (the call writes the status file, as ever).
+pub fn via_running_supervisor(m: &Manifest, plan: &str, args: &TaskArgs) -> CliResult<Option<u8>> {
+    let state_dir = m.root.join(&m.defaults.state_dir);
+    if crate::supervisor::lock::running(&state_dir).is_none() {
+        return Ok(None);
+    }
+    let parent = plan_reports_dir(&state_dir, plan);
+    let dir = parent.join(format!("{PERSON_PREFIX}{}-{}", std::process::id(), nanos()));
+    std::fs::create_dir_all(&parent)
+        .and_then(|()| std::fs::create_dir(&dir))
+        .map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                anyhow!(
+                    "`orch up` runs plan `{plan}`: cannot hand it the report in `{}`: {e}",
+                    dir.display()
+                ),
+            )
+        })?;
+    // `None`: the supervisor ended meanwhile; the status file, as ever.
+    let code = report_and_wait(&dir, args, true);
+    let _ = std::fs::remove_dir_all(&dir);
+    code
+}
+
+/// Writes `args` as a report in `dir` and waits (bounded) for the supervisor's answer; prints
+/// what `orch task` prints and returns its exit code. `person`: a person's call (a report not
+/// answered in time is withdrawn rather than left for the supervisor). `None`: no supervisor
+/// runs (any more) for the report directory's state directory, and the report was withdrawn
+/// before anyone took it.
+pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
+    // `<state_dir>/reports/<plan>/<dir>`.
+    let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
+    let supervised = || state_dir.is_some_and(supervisor_runs);
+    if !supervised() {
+        return Ok(None);
+    }
+    let seq = format!("{}-{}", std::process::id(), nanos());
+    let report = Report {
+        seq: seq.clone(),
+        transition: crate::status::report::transition_name(args.transition).to_string(),
+        id: args.id.clone(),
+        force: args.opts.force,
+        note: args.opts.note.clone(),
+        error: args.opts.error.clone(),
+        reason: args.opts.reason.clone(),
+    };
+    let answer_path = dir.join(ANSWER_FILE);
+    let _ = std::fs::remove_file(&answer_path);
+    write_json(dir, REPORT_FILE, &report).map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            anyhow!(
+                "cannot hand the report of task `{}` to `orch up` in `{}`: {e}",
+                args.id,
+                dir.display()
+            ),
+        )
+    })?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    let mut polls = 0u32;
+    loop {
+        if let Ok(Some(bytes)) = read_nofollow(&answer_path)
+            && let Ok(answer) = serde_json::from_slice::<Answer>(&bytes)
+            && answer.seq == seq
+        {
+            let _ = std::fs::remove_file(&answer_path);
+            return finish(answer, args).map(Some);
+        }
+        polls += 1;
+        // The supervisor gone, and the report not taken: withdrawn.
+        if polls.is_multiple_of(8)
+            && !supervised()
+            && std::fs::remove_file(dir.join(REPORT_FILE)).is_ok()
+        {
+            return Ok(None);
+        }
+        if start.elapsed() >= WAIT {
+            if person {
+                let _ = std::fs::remove_file(dir.join(REPORT_FILE));
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    anyhow!(
+                        "`orch up` did not take the report of task `{}` within {}s; nothing was recorded",
+                        args.id,
+                        WAIT.as_secs()
+                    ),
+                ));
+            }
+            eprintln!(
+                "note: the report of task `{}` is handed to `orch up` (`{}`), which has not applied it yet",
+                args.id,
+                dir.display()
+            );
+            return Ok(Some(exit::OK));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// What `orch task` prints and exits with for the supervisor's `answer`.
+fn finish(answer: Answer, args: &TaskArgs) -> CliResult<u8> {
+    if let Some(outcome) = &answer.outcome
+        && answer.code == exit::OK
+    {
+        print_outcome(&answer.plan, &answer.status_file, outcome, args.json);
+        return Ok(exit::OK);
+    }
+    let message = answer
+        .error
+        .unwrap_or_else(|| format!("`orch up` refused the report of task `{}`", args.id));
+    let mut e = CliError::new(answer.code.max(exit::FAILURE), anyhow!("{message}"));
+    if let Some(h) = answer.hint {
+        e = e.with_hint(h);
+    }
+    Err(e)
+}
+
+/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: its lock holder alive on
+/// this host; on another host (a batch job on a compute node, where the lock may not be seen
+/// across the network filesystem) it is taken to run.
+fn supervisor_runs(state_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("supervisor.lock")) else {
+        return false;
+    };
+    let Ok(holder) = serde_json::from_str::<crate::supervisor::lock::Holder>(&text) else {
+        return false;
+    };
+    if holder.host != crate::process::hostname() {
+        return true;
+    }
+    crate::supervisor::lock::running(state_dir).is_some()
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}

@@ -1,0 +1,217 @@
+//! The report channel between an agent's `orch task …` and the supervisor that runs it
+//! (issue 34): under `orch up` an agent never writes its plan's status file. Each attempt (and
+//! each plan-mode agent) has a report directory of its own, `<state_dir>/reports/<plan>/<unit>.
+//! <attempt>/` (`ORCH_REPORT_DIR`), the only place of the state directory it can write. Its `orch
+//! task done|fail|skip|start|reset ID` writes [`REPORT_FILE`] there (a new file renamed into
+//! place) and waits for [`ANSWER_FILE`]; the supervisor reads the report (no-follow), decides
+//! whether that reporter may report that task, applies it through orch's own transition and
+//! writes the answer. A person's `orch task …` during `orch up` reports the same way through a
+//! directory of its own, `reports/<plan>/person-<pid>-<nanos>/`, which it makes and removes.
+//!
+//! The files are orch's own JSON; both sides read them with serde.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Transition, TransitionOptions, TransitionOutcome};
+
+/// The state directory's subdirectory that holds the report directories.
+pub const REPORTS_DIR: &str = "reports";
+/// The pending report in a report directory.
+pub const REPORT_FILE: &str = "report.json";
+/// The supervisor's answer to it.
+pub const ANSWER_FILE: &str = "answer.json";
+/// The prefix of a person's report directory.
+pub const PERSON_PREFIX: &str = "person-";
+
+/// `<state_dir>/reports/<plan>`.
+pub fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
+    state_dir.join(REPORTS_DIR).join(plan)
+}
+
+/// The report directory of attempt `attempt` of `unit` (a task id, or `plan` for a plan-mode
+/// agent) of plan `plan`: `<state_dir>/reports/<plan>/<unit>.<attempt>`.
+pub fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
+    plan_reports_dir(state_dir, plan).join(format!("{unit}.{attempt}"))
+}
+
+/// One report: what `orch task` was asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Told back in the answer (a report left by an earlier call is not taken for this one).
+    pub seq: String,
+    /// `start`, `done`, `fail`, `skip` or `reset`.
+    pub transition: String,
+    pub id: String,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The supervisor's answer to a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub seq: String,
+    /// The plan and its status file (what `orch task` prints).
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub status_file: PathBuf,
+    /// The exit code `orch task` ends with (`crate::exit`).
+    pub code: u8,
+    /// What the transition did (applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<TransitionOutcome>,
+    /// Why the report was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The transition as a report names it.
+pub fn transition_name(t: Transition) -> &'static str {
+    match t {
+        Transition::Start => "start",
+        Transition::Done => "done",
+        Transition::Fail => "fail",
+        Transition::Skip => "skip",
+        Transition::Reset => "reset",
+    }
+}
+
+impl Report {
+    /// The transition it asks for; `None` for a name orch does not know.
+    pub fn transition(&self) -> Option<Transition> {
+        Some(match self.transition.as_str() {
+            "start" => Transition::Start,
+            "done" => Transition::Done,
+            "fail" => Transition::Fail,
+            "skip" => Transition::Skip,
+            "reset" => Transition::Reset,
+            _ => return None,
+        })
+    }
+
+    /// What goes with the transition.
+    pub fn options(&self) -> TransitionOptions {
+        TransitionOptions {
+            force: self.force,
+            note: self.note.clone(),
+            error: self.error.clone(),
+            reason: self.reason.clone(),
+            ..TransitionOptions::default()
+        }
+    }
+}
+
+/// Writes `value` as `dir/name`: a new file (never one that exists, never through a link)
+/// renamed into place, so that a reader sees the whole of it or nothing.
+pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+    let text = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(".tmp-{}-{nanos}-{name}", std::process::id()));
+    // `create_new`: O_EXCL, which fails on anything there, a link included.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&text)?;
+            f.sync_data()
+        })
+        .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Reads `path` without following a symbolic link (nor opening a FIFO or device: only a
+/// regular file is read); `Ok(None)` when there is none. At most 1 MiB is read.
+pub fn read_nofollow(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 20).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK` (a FIFO planted in place of the file does not block the reader).
+fn libc_flags() -> i32 {
+    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_read_back_and_a_link_in_its_place_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Report {
+            seq: "1".into(),
+            transition: "done".into(),
+            id: "1.1".into(),
+            note: Some("n".into()),
+            ..Report::default()
+        };
+        write_json(dir.path(), REPORT_FILE, &r).expect("write");
+        let bytes = read_nofollow(&dir.path().join(REPORT_FILE))
+            .expect("read")
+            .expect("there");
+        let back: Report = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(back, r);
+        assert!(
+            read_nofollow(&dir.path().join("none"))
+                .expect("read")
+                .is_none()
+        );
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&secret, &link).expect("link");
+        assert!(read_nofollow(&link).is_err());
+        // A link where the answer goes is replaced, not written through.
+        let answer_link = dir.path().join(ANSWER_FILE);
+        std::os::unix::fs::symlink(&secret, &answer_link).expect("link");
+        let a = Answer {
+            seq: "1".into(),
+            plan: "p".into(),
+            status_file: PathBuf::new(),
+            code: 0,
+            outcome: None,
+            error: None,
+            hint: None,
+        };
+        write_json(dir.path(), ANSWER_FILE, &a).expect("write");
+        assert_eq!(std::fs::read_to_string(&secret).expect("read"), "s");
+        assert!(
+            !std::fs::symlink_metadata(&answer_link)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! The supervisor's side of the report channel ([`crate::status::report`]): the reports of its
+//! attempts, plan-mode agents and persons read from their directories, each checked against
+//! orch's own record of who reports (an attempt only its own task, a plan-mode agent only its
+//! plan's tasks, a VERIFY step done only once orch ran the check and saw it pass, a person any
+//! task, but a `done` of a task without a
+//! check only where the plan's agents are confined), applied through orch's own transition and answered. A plan-mode
+//! agent's `done` is committed here, by the supervisor, in the plan's worktree (the agent has
+//! no write access to git). Refusals are `report_refused` events and lines in the attempt's log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::Event;
+use super::context::PlanCtx;
+use super::core::Core;
+use super::effects::Effects;
+use super::state::{AgentRun, CheckOutcome, TaskRun, Unit};
+use crate::exit;
+use crate::plan::TaskKind;
+use crate::process;
+use crate::status::report::{
+    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, attempt_dir, plan_reports_dir,
+    read_nofollow, write_json,
+};
+use crate::status::{self, StatusError, Transition, TransitionOutcome};
+
+/// Who writes in one report directory, from orch's own record of the launch.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    pub unit: Unit,
+    pub attempt: u32,
+    pub log: PathBuf,
+}
+
+/// Who a report came from.
+enum From {
+    Attempt(Reporter),
+    Person,
+}
+
+/// The report directory of `unit`'s attempt `attempt` of plan `pc`, made empty (a directory
+/// of an earlier run with the same number is removed first).
+pub fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, String> {
+    let state_dir = state_dir_of(pc);
+    let dir = attempt_dir(&state_dir, &pc.name, unit_name, attempt);
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        std::fs::remove_dir_all(&dir)
+            .or_else(|_| std::fs::remove_file(&dir))
+            .map_err(|e| format!("cannot empty the report directory `{}`: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot make the report directory `{}`: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The run's state directory: the parent of the plan's own (`<state_dir>/<plan>/status.json`).
+pub fn state_dir_of(pc: &PlanCtx) -> PathBuf {
+    pc.status_path
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+impl Effects<'_> {
+    /// Records who writes in the report directory of `unit`'s attempt `attempt` (launched, or
+    /// adopted from an earlier supervisor); its path.
+    pub fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
+        let pc = self.plan(unit.plan())?;
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let dir = attempt_dir(
+            &state_dir_of(&pc),
+            &pc.name,
+            id.as_deref().unwrap_or("plan"),
+            attempt,
+        );
+        let log = pc.log_path(id.as_deref());
+        self.reporters
+            .insert(dir.clone(), Reporter { unit, attempt, log });
+        Some(dir)
+    }
+
+    /// The attempt `attempt` of `unit` is over: its report directory is removed and no report
+    /// is taken from it any more.
+    pub fn forget_reporter(&mut self, unit: Unit, attempt: u32) {
+        let Some(pc) = self.plan(unit.plan()) else {
+            return;
+        };
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let dir = attempt_dir(
+            &state_dir_of(&pc),
+            &pc.name,
+            id.as_deref().unwrap_or("plan"),
+            attempt,
+        );
+        if self.reporters.remove(&dir).is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// Takes the reports waiting in the report directories of the run's plans, and answers
+    /// each.
+    pub(super) fn take_reports(&mut self, core: &mut Core<'_>) {
+        for p in 0..self.views.len() {
+            let Some(pc) = self.plan(p) else { continue };
+            let dir = plan_reports_dir(&state_dir_of(&pc), &pc.name);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let from = if name.starts_with(PERSON_PREFIX) {
+                    From::Person
+                } else {
+                    match self.reporters.get(&path) {
+                        Some(r) => From::Attempt(r.clone()),
+                        None => continue,
+                    }
+                };
+                let report_path = path.join(REPORT_FILE);
+                let bytes = match read_nofollow(&report_path) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => continue,
+                    Err(_) => {
+                        // Not a regular file (a link, a FIFO): removed, never read.
+                        let _ = std::fs::remove_file(&report_path);
+                        continue;
+                    }
+                };
+                // Taken once: a report that cannot be removed is not applied.
+                if std::fs::remove_file(&report_path).is_err() {
+                    continue;
+                }
+                let Ok(report) = serde_json::from_slice::<Report>(&bytes) else {
+                    continue;
+                };
+                let answer = self.take_one(core, &pc, &path, from, report);
+                if let Some(answer) = answer {
+                    let _ = write_json(&path, ANSWER_FILE, &answer);
+                }
+            }
+        }
+    }
+
+    /// Decides on and applies one report; its answer (`None`: answered later, by the commit).
+    fn take_one(
+        &mut self,
+        core: &Core<'_>,
+        pc: &Arc<PlanCtx>,
+        dir: &Path,
+        from: From,
+        report: Report,
+    ) -> Option<Answer> {
+        let p = pc.index;
+        let who = match &from {
+            From::Attempt(r) => match r.unit {
+                Unit::Task { task, .. } => {
+                    format!("attempt {} of task {}", r.attempt, pc.plan.tasks[task].id)
+                }
+                Unit::PlanAgent { .. } => format!("plan agent (attempt {})", r.attempt),
+            },
+            From::Person => "a person's `orch task` during `orch up`".to_string(),
+        };
+        let refuse = |fx: &mut Self, reason: String| {
+            fx.refused(pc, &report.id, &who, &reason, log_of(&from));
+            Some(answer_of(
+                pc,
+                &report,
+                exit::REFUSED,
+                None,
+                Some(format!(
+                    "`orch up` refused the report of task `{}` of plan `{}`: {reason}",
+                    report.id, pc.name
+                )),
+            ))
+        };
+        let Some(transition) = report.transition() else {
+            return refuse(self, format!("unknown transition `{}`", report.transition));
+        };
+        let Some(t) = pc.plan.tasks.iter().position(|x| x.id == report.id) else {
+            return Some(answer_of(
+                pc,
+                &report,
+                exit::INVALID,
+                None,
+                Some(format!(
+                    "task `{}` does not exist in plan `{}`",
+                    report.id, pc.name
+                )),
+            ));
+        };
+        let state = core.state();
+        let rec = &state.tasks[p][t];
+        let task_live = matches!(rec.run, TaskRun::Attempt(_));
+        match &from {
+            From::Attempt(r) => match r.unit {
+                Unit::Task { task, .. } => {
+                    if task != t {
+                        return refuse(
+                            self,
+                            format!(
+                                "an attempt reports only its own task (`{}`)",
+                                pc.plan.tasks[task].id
+                            ),
+                        );
+                    }
+                    let live = match rec.run {
+                        TaskRun::Attempt(run) => state
+                            .runs
+                            .get(&run)
+                            .is_some_and(|rr| rr.attempt == r.attempt && rr.unit == r.unit),
+                        _ => false,
+                    };
+                    if !live {
+                        return refuse(self, format!("attempt {} is over", r.attempt));
+                    }
+                }
+                Unit::PlanAgent { .. } => {
+                    let live = matches!(state.plans[p].agent, AgentRun::Attempt(run)
+                        if state.runs.get(&run).is_some_and(|rr| rr.attempt == r.attempt));
+                    if !live {
+                        return refuse(self, format!("plan agent attempt {} is over", r.attempt));
+                    }
+                    // A VERIFY step is not passed on the agent's word: it is done only when
+                    // orch has run the plan's check and seen it pass (without a check, never),
+                    // and never skipped. Its start, failure or reset change nothing of that.
+                    let verify = pc.plan.tasks[t].kind == TaskKind::Verify;
+                    let passes = matches!(transition, Transition::Done | Transition::Skip);
+                    if verify
+                        && passes
+                        && (transition == Transition::Skip || pc.check_of(t).is_none())
+                    {
+                        return refuse(
+                            self,
+                            "a plan-mode agent does not pass or skip a VERIFY step (its `done` \
+                             is taken only where orch can run the check itself)"
+                                .to_string(),
+                        );
+                    }
+                    if transition == Transition::Done {
+                        let (pc, dir, report) = (pc.clone(), dir.to_path_buf(), report.clone());
+                        let checked = verify.then(|| {
+                            (
+                                self.ctx.grace,
+                                self.stop_all.subscribe(),
+                                self.ctx.orch_bin.clone(),
+                            )
+                        });
+                        tokio::spawn(async move {
+                            if let Some((grace, stop, orch)) = checked {
+                                let result =
+                                    super::check::run_check(&pc, t, grace, stop, &orch).await;
+                                if result != CheckOutcome::Passed {
+                                    let why = match result {
+                                        CheckOutcome::Failed(e) => e,
+                                        _ => "stopped by orch".to_string(),
+                                    };
+                                    let answer = answer_of(
+                                        &pc,
+                                        &report,
+                                        exit::FAILURE,
+                                        None,
+                                        Some(format!(
+                                            "the check of VERIFY step `{}` failed; it is not \
+                                             marked done:\n{why}",
+                                            report.id
+                                        )),
+                                    );
+                                    let _ = write_json(&dir, ANSWER_FILE, &answer);
+                                    return;
+                                }
+                            }
+                            let _ = tokio::task::spawn_blocking(move || {
+                                pc.finished_by_orch(&report.id);
+                                let answer = commit_and_record(&pc, &report);
+                                let _ = write_json(&dir, ANSWER_FILE, &answer);
+                            })
+                            .await;
+                        });
+                        return None;
+                    }
+                }
+            },
+            From::Person => {
+                // A task without a check is committed on a person's word only where no agent
+                // could have written that word: a confined agent cannot write a person's
+                // report directory, an unconfined one can.
+                let confined = pc.sandbox.rules().is_some()
+                    && pc.executor == crate::executor::ExecutorKind::Local;
+                if transition == Transition::Done
+                    && !task_live
+                    && !rec.facts.status.is_finished()
+                    && pc.check_of(t).is_none()
+                    && !confined
+                {
+                    return refuse(
+                        self,
+                        "the task has no check and the plan's agents are not confined (an \
+                         agent could have sent this report): `orch up` commits no work that \
+                         nothing checked; give the plan a `check`, let the task's agent run, \
+                         or stop `orch up` first"
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        if matches!(transition, Transition::Done | Transition::Skip) {
+            pc.finished_by_orch(&report.id);
+        }
+        let opts = report.options();
+        let applied = pc.update_entry(&report.id, |doc| {
+            status::apply(doc, &report.id, transition, &opts, Utc::now())
+        });
+        Some(match applied {
+            Ok(outcome) => answer_of(pc, &report, exit::OK, Some(outcome), None),
+            Err(e) => answer_of(pc, &report, code_of(&e), None, Some(e.to_string())),
+        })
+    }
+
+    /// Says that a report (or a change of the status file) about task `id` of plan `pc` from
+    /// `who` was refused, and why: an event, and a line in the reporter's log.
+    pub(super) fn refused(
+        &mut self,
+        pc: &PlanCtx,
+        id: &str,
+        who: &str,
+        reason: &str,
+        log: Option<PathBuf>,
+    ) {
+        if let Some(log) = log {
+            process::log_line(
+                &log,
+                &format!("=== orch: report of task {id} refused: {reason} ==="),
+            );
+        }
+        (self.emit)(&Event::ReportRefused {
+            plan: pc.name.clone(),
+            task: id.to_string(),
+            reporter: who.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+}
+
+/// The log of the reporter, if it is an attempt.
+fn log_of(from: &From) -> Option<PathBuf> {
+    match from {
+        From::Attempt(r) => Some(r.log.clone()),
+        From::Person => None,
+    }
+}
+
+fn answer_of(
+    pc: &PlanCtx,
+    report: &Report,
+    code: u8,
+    outcome: Option<TransitionOutcome>,
+    error: Option<String>,
+) -> Answer {
+    Answer {
+        seq: report.seq.clone(),
+        plan: pc.name.clone(),
+        status_file: pc.status_path.clone(),
+        code,
+        outcome,
+        error,
+        hint: None,
+    }
+}
+
+fn code_of(e: &StatusError) -> u8 {
+    crate::exit::Coded::exit_code(e)
+}
+
+/// A plan-mode agent's `done`: its work in the plan's worktree committed as `<plan> <id>:
+/// <description>` (unless the task is completed already), then recorded with the commit.
+fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
+    let id = report.id.as_str();
+    let fail = |code: u8, msg: String| answer_of(pc, report, code, None, Some(msg));
+    let already = pc
+        .view()
+        .ok()
+        .and_then(|d| {
+            d.entry(id)
+                .map(|e| e.status == status::TaskStatus::Completed)
+        })
+        .unwrap_or(false);
+    let mut opts = report.options();
+    if !already {
+        let Some(task) = pc.plan.task(id) else {
+            return fail(
+                exit::INVALID,
+                format!("plan `{}` has no task `{id}`", pc.name),
+            );
+        };
+        let Ok(_git) = pc.git_lock.lock() else {
+            return fail(exit::FAILURE, "the plan's git lock is poisoned".to_string());
+        };
+        match crate::git::outside_cone(&pc.worktree, &pc.paths, 5) {
+            Ok(outside) if outside.is_empty() => {}
+            Ok(outside) => {
+                return fail(
+                    exit::FAILURE,
+                    format!(
+                        "task `{id}` of plan `{}` wrote outside the plan's paths: {} (the plan's paths: {}); the task is not marked done",
+                        pc.name,
+                        outside.join(", "),
+                        pc.paths.join(", ")
+                    ),
+                );
+            }
+            Err(e) => return fail(exit::FAILURE, format!("{e}; the task is not marked done")),
+        }
+        let message = pc.commit_message(id, &task.description);
+        match pc.commits.commit_all(&pc.worktree, &message) {
+            Ok(info) => opts.commit = Some(info.oid),
+            Err(e) => {
+                return fail(
+                    exit::FAILURE,
+                    format!("cannot commit task `{id}`: {e}; the task is not marked done"),
+                );
+            }
+        }
+    }
+    match pc.update_entry(id, |doc| {
+        status::apply(doc, id, Transition::Done, &opts, Utc::now())
+    }) {
+        Ok(outcome) => answer_of(pc, report, exit::OK, Some(outcome), None),
+        Err(e) => fail(code_of(&e), e.to_string()),
+    }
+}
