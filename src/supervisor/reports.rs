@@ -414,8 +414,37 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
             }
             Err(e) => return fail(exit::FAILURE, format!("{e}; the task is not marked done")),
         }
+        // orch's configuration and the protected paths, as for a task-mode commit.
+        let index = pc
+            .plan
+            .tasks
+            .iter()
+            .position(|t| t.id == id)
+            .unwrap_or_default();
+        match super::settle::protected_changes(pc, index, task) {
+            Ok(None) => {}
+            Ok(Some(cause)) | Err(cause) => {
+                return fail(
+                    exit::FAILURE,
+                    format!(
+                        "task `{id}` of plan `{}`: {cause}; the task is not marked done",
+                        pc.name
+                    ),
+                );
+            }
+        }
+        // Committed on the plan branch (orch's record), whatever the agent did to HEAD.
+        if let Err(e) = crate::git::pin_worktree(&pc.worktree, &pc.branch) {
+            return fail(
+                exit::FAILURE,
+                format!(
+                    "cannot put back the git files of `{}`: {e}; the task is not marked done",
+                    pc.worktree.display()
+                ),
+            );
+        }
         let message = pc.commit_message(id, &task.description);
-        match pc.commits.commit_all(&pc.worktree, &message) {
+        match pc.commits.commit_all_on(&pc.worktree, &pc.branch, &message) {
             Ok(info) => opts.commit = Some(info.oid),
             Err(e) => {
                 return fail(

@@ -150,6 +150,12 @@ pub fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'static str)
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
     let v = serde_json::json!({ "sandbox": run.0, "sandbox_abi": run.1, "plans": per_plan });
-    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}
-").as_bytes());
+    let _ = crate::links::write(
+        &state_dir.join(RECORD),
+        format!(
+            "{v}
+"
+        )
+        .as_bytes(),
+    );
 }

@@ -419,7 +419,7 @@ fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError>
 ///
 /// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
 /// committed unchecked.
-fn protected_changes(
+pub(super) fn protected_changes(
     plan: &PlanCtx,
     index: usize,
     t: &crate::plan::Task,
