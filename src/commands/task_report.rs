@@ -142,20 +142,20 @@ fn finish(answer: Answer, args: &TaskArgs) -> CliResult<u8> {
     Err(e)
 }
 
-/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: its lock holder alive on
-/// this host; on another host (a batch job on a compute node, where the lock may not be seen
-/// across the network filesystem) it is taken to run.
+/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: the supervisor lock's
+/// file is locked (`orch up` holds it for the whole run). Asked through the lock, not the
+/// holder's pid: an agent may run in a pid namespace of its client's sandbox (Codex's), where
+/// that pid means nothing. When the lock cannot be asked (the file unreadable), the supervisor
+/// is taken to run: the report stays for it rather than be written around it.
 fn supervisor_runs(state_dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(state_dir.join("supervisor.lock")) else {
+    let Ok(file) = std::fs::File::open(state_dir.join("supervisor.lock")) else {
         return false;
     };
-    let Ok(holder) = serde_json::from_str::<crate::supervisor::lock::Holder>(&text) else {
-        return false;
-    };
-    if holder.host != crate::process::hostname() {
-        return true;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => true,
+        Ok(()) => false,
     }
-    crate::supervisor::lock::running(state_dir).is_some()
 }
 
 fn nanos() -> u128 {

@@ -429,7 +429,8 @@ pub(super) fn protected_changes(
         .unwrap_or_else(|| plan.worktree.clone());
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
-            "cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",
+            "cannot commit task `{}`: cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",
+            t.id,
             tree.display()
         )
     };

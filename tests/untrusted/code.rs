@@ -258,35 +258,71 @@ fn a_client_binary_an_agent_may_write_is_never_run_unconfined_by_the_preflight()
     assert!(logs.contains("hostile-client-denied"), "{logs}");
 }
 
-/// (c, the train's own check) A plan agent, whose git directory is writable, commits its edit of
-/// `plans.toml` itself, where no task's settlement sees it: the merge train refuses the plan and
-/// `main` stays as it was.
-#[test]
-fn a_plan_agents_own_commit_of_plans_toml_is_never_merged_by_the_train() {
-    if !landlock() {
-        return;
-    }
+/// A plan of one task run by the plan-mode agent `hostile_code_plan_commit.sh` (which edits
+/// `plans.toml`, tries to commit it itself, then reports 1.1 done), with `sandbox`.
+fn plan_agent_repo(sandbox: &str) -> (Repo, std::path::PathBuf) {
     let repo = Repo::bare_minimum();
     let mark = marker(&repo);
     repo.write("docs/plans/p.md", &one_task("P", "Tidy the repository"));
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nretries = 0\nauto_merge = true\nsandbox = \"on\"\n\n\
+            "[defaults]\nretries = 0\nauto_merge = true\nsandbox = \"{sandbox}\"\n\n\
              [agents.a]\ncommand = {}\nmode = \"plan\"\n\n\
              [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
             agent_at("hostile_code_plan_commit.sh", &[&mark])
         ),
     );
     repo.commit_all("plans");
+    (repo, mark)
+}
+
+/// (c, a plan agent) Confined, a plan agent has no git directory to commit in: its own commit
+/// of `plans.toml` is denied, and orch, which commits the task it reports done, refuses the
+/// edit (a protected path its task does not name): nothing reaches the plan branch or `main`.
+#[test]
+fn a_confined_plan_agents_edit_of_plans_toml_is_never_committed() {
+    if !landlock() {
+        return;
+    }
+    let (repo, mark) = plan_agent_repo("on");
     let manifest_before = repo.read("plans.toml");
     let main_before = repo.rev("main");
-
-    // The run that makes the plan's worktree gives its agent no git directory (nothing it can
-    // commit, not even through `orch task done`); the next one does.
     let (code, out, err) = run_confined(&repo, &["up", "--json"]);
     assert_eq!(code, 5, "{out}\n{err}");
-    let (code, out, err) = run_confined(&repo, &["up", "--json"]);
+    assert!(
+        repo.git(&["diff", "main", "plan/p", "--", "plans.toml"])
+            .is_empty(),
+        "plans.toml changed on the plan branch\n{out}\n{err}"
+    );
+    assert_eq!(
+        repo.subjects("plan/p"),
+        repo.subjects("main"),
+        "{out}\n{err}"
+    );
+    assert_eq!(repo.rev("main"), main_before, "main unmoved\n{out}\n{err}");
+    let logs = logs_in(&repo.root().join(".orch/logs/p"));
+    assert!(
+        logs.contains("changed protected paths: plans.toml"),
+        "{logs}"
+    );
+    assert_eq!(repo.read("plans.toml"), manifest_before);
+    let (_, out, err) = run_confined(&repo, &["up", "--json"]);
+    assert!(
+        !mark.exists(),
+        "the agent's notify command ran\n{out}\n{err}"
+    );
+}
+
+/// (c, the train's own check) An unconfined plan agent commits its edit of `plans.toml` itself,
+/// where no task's settlement sees it: the merge train refuses the plan and `main` stays as it
+/// was.
+#[test]
+fn a_plan_agents_own_commit_of_plans_toml_is_never_merged_by_the_train() {
+    let (repo, mark) = plan_agent_repo("off");
+    let manifest_before = repo.read("plans.toml");
+    let main_before = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
     let ev = support::events(&out);
     assert!(
         !repo
@@ -305,7 +341,7 @@ fn a_plan_agents_own_commit_of_plans_toml_is_never_merged_by_the_train() {
         "{refused:?}"
     );
     assert_eq!(repo.read("plans.toml"), manifest_before);
-    let (_, out, err) = run_confined(&repo, &["up", "--json"]);
+    let (_, out, err) = repo.run(&["up", "--json"]);
     assert!(
         !mark.exists(),
         "the agent's notify command ran\n{out}\n{err}"

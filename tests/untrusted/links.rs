@@ -163,8 +163,9 @@ fn links_copy_and_warm_into_a_new_pool_worktree_do_not_follow_a_committed_link()
 }
 
 /// Plan `p` of one task run by `hostile_link_plant.sh` (retried once), with `defaults`: the
-/// decoy directory the links point into must stay as it was, and the run must end.
-fn plants_links(defaults: &str) {
+/// decoy directory the links point into must stay as it was, and the run must end. Confined, the
+/// agent cannot write the status directory at all (it reports through its own directory).
+fn plants_links(defaults: &str, confined: bool) {
     let repo = Repo::bare_minimum();
     let decoy = decoy(&repo);
     repo.write("docs/plans/p.md", &support::one_task("P", "Plant links"));
@@ -186,8 +187,16 @@ fn plants_links(defaults: &str) {
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(support::named(&support::events(&out), "task_finished").is_empty());
     assert_eq!(repo.rev("main"), main, "main moved");
-    // What orch could not write through is named (the status lock, where it wrote its record).
     let lock = repo.status_path("p").display().to_string() + ".lock";
+    if confined {
+        // The status directory is not the agent's to write: the link was never planted.
+        assert!(
+            !std::path::Path::new(&lock).is_symlink(),
+            "a confined agent planted a link at the status lock\n{out}\n{err}"
+        );
+        return;
+    }
+    // What orch could not write through is named (the status lock, where it wrote its record).
     assert!(
         format!("{out}{err}").contains(&format!("`{lock}` is a symbolic link")),
         "{out}\n{err}"
@@ -196,7 +205,7 @@ fn plants_links(defaults: &str) {
 
 #[test]
 fn links_dangling_links_at_the_status_lock_log_and_prompt_file_are_not_followed() {
-    plants_links("");
+    plants_links("", false);
 }
 
 #[test]
@@ -204,7 +213,7 @@ fn links_a_confined_agents_link_at_the_status_lock_is_not_followed() {
     if !landlock() {
         return;
     }
-    plants_links("sandbox = \"on\"");
+    plants_links("sandbox = \"on\"", true);
 }
 
 #[test]
