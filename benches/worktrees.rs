@@ -24,7 +24,8 @@
 //! Every run checks its outcome: `orch up` exits 0, one commit per task on the plan branch, each
 //! with only its task's file, the pool gone at the end (no `+pool` directory).
 //!
-//! Run: `cargo bench --bench worktrees` (`-- --sizes 40000` picks sizes). Under `cargo test`
+//! Run: `cargo bench --bench worktrees` (`-- --sizes 40000` picks sizes; `ORCH_BENCH_BIN=PATH`
+//! runs another build). Under `cargo test`
 //! (no `--bench`) it runs one tiny size (300 files, 2 and 4 tasks) in a temp directory and checks
 //! the outcome, so the bench cannot rot.
 
@@ -72,7 +73,9 @@ fn add_plans(dir: &Path, tasks: &[usize], runs: usize) {
 }
 
 fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(ORCH)
+    // `ORCH_BENCH_BIN=/path/to/orch` measures another build (e.g. the one before a change).
+    let bin = std::env::var_os("ORCH_BENCH_BIN").unwrap_or_else(|| ORCH.into());
+    let out = Command::new(bin)
         .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())

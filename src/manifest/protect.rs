@@ -81,12 +81,26 @@ pub(super) fn globs(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Guarded {
     /// Paths relative to the repository root (`/`-separated): `plans.toml`, the prompt
-    /// templates (`<templates>/task.md`, `plan.md`).
+    /// templates (`<templates>/task.md`, `plan.md`), and the agent clients' project settings
+    /// ([`CLIENT_PROJECT_FILES`]).
     pub files: Vec<String>,
     /// Command lines whose files (tracked where the plan's branch started) are protected as
     /// the check's are: `verify`, `setup` (every plan's, `plan` first), each `[[notify]]` command.
     pub commands: Vec<Vec<String>>,
 }
+
+/// The files of a repository that an agent client reads as its configuration when a person
+/// runs it there (hooks, MCP servers, commands it may run without asking): a change an agent
+/// made to one, once merged, would run in your next session of that client in the main
+/// checkout, outside any sandbox.
+pub const CLIENT_PROJECT_FILES: [&str; 6] = [
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".mcp.json",
+    ".gemini/settings.json",
+    ".codex/config.toml",
+    ".aider.conf.yml",
+];
 
 impl super::Manifest {
     /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
@@ -109,6 +123,7 @@ impl super::Manifest {
         .into_iter()
         .flatten()
         .filter_map(rel)
+        .chain(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()))
         .collect();
         let mut commands: Vec<Vec<String>> = Vec::new();
         commands.extend(self.defaults.verify.iter().cloned());
@@ -155,7 +170,13 @@ mod tests {
             [
                 "plans.toml",
                 "orch/templates/task.md",
-                "orch/templates/plan.md"
+                "orch/templates/plan.md",
+                ".claude/settings.json",
+                ".claude/settings.local.json",
+                ".mcp.json",
+                ".gemini/settings.json",
+                ".codex/config.toml",
+                ".aider.conf.yml"
             ]
         );
         let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<String>>();
@@ -167,7 +188,10 @@ mod tests {
                 argv(&["sh", "scripts/tell.sh"])
             ]
         );
-        // A manifest outside the repository guards no file of it.
-        assert!(m.guarded(&repo.join("elsewhere"), None).files.is_empty());
+        // A manifest outside the repository guards no file of it (the clients' files stay).
+        assert_eq!(
+            m.guarded(&repo.join("elsewhere"), None).files,
+            CLIENT_PROJECT_FILES
+        );
     }
 }

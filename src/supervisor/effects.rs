@@ -210,6 +210,9 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             Some(msg) = rx.recv() => fx.feed(&mut core, msg),
             Some(()) = watch_rx.recv() => {
                 event_seen = true;
+                // A report an agent waits on is taken at once (a listing of the run's live
+                // report directories); the status files' re-read is coalesced.
+                fx.take_reports(&mut core);
                 // Coalesce a burst of events into one re-read.
                 if reload_at.is_none() {
                     reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(15));

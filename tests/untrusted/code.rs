@@ -194,6 +194,41 @@ fn an_agent_edit_of_plans_toml_fails_its_task_and_never_reaches_main() {
     assert_eq!(repo.rev("main"), main_before, "main unmoved");
 }
 
+/// (c, the clients' project settings) The agent plants a hook in the repository's
+/// `.claude/settings.json` and a server in its `.mcp.json` (run by your next `claude` in the main
+/// checkout once merged): its task fails with the protected-path cause and nothing reaches the
+/// plan branch or `main`.
+#[test]
+fn an_agent_edit_of_the_clients_project_settings_fails_its_task() {
+    let repo = Repo::bare_minimum();
+    let mark = marker(&repo);
+    repo.write("docs/plans/p.md", &one_task("P", "Write work.txt"));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nauto_merge = true\n\n\
+             [agents.a]\ncommand = {}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
+            agent_at("hostile_code_client_settings.sh", &[&mark])
+        ),
+    );
+    repo.commit_all("plans");
+    let main_before = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let ev = support::events(&out);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "exit {code}\n{out}\n{err}");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: .claude/settings.json, .mcp.json",
+        "{failed:?}"
+    );
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+    assert_eq!(repo.rev("main"), main_before, "main unmoved");
+    assert!(support::named(&ev, "plan_merged").is_empty(), "{out}");
+    assert!(!mark.exists());
+}
+
 /// (d) A confined agent whose write set holds `~/.claude` replaces the `claude` installed under
 /// `~/.claude/local/` (found on PATH through a symlink, as the installer's alias does): the next
 /// `orch up`'s preflight does not run it unconfined, and says why.
