@@ -35,13 +35,6 @@ pub fn commit_all_on(worktree: &Path, branch: &str, message: &str) -> Result<Com
     commit(worktree, message, true, Some(branch))
 }
 
-/// Commits on HEAD with HEAD's own tree: an empty commit whatever the worktree holds. For a task
-/// reported from outside while an agent of the plan is still writing in the worktree: that
-/// agent's unfinished changes belong to its own task's commit, not to this one.
-pub fn commit_unchanged(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-    commit(worktree, message, false, None)
-}
-
 /// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
 /// task): opening it costs more than committing a small change (its paths resolved, its config
 /// files read and parsed). Each commit sees the repository as a fresh open would: refs and HEAD
@@ -76,13 +69,6 @@ impl CommitRepo {
         })
     }
 
-    /// [`commit_unchanged`] in `worktree` through the kept repository.
-    pub fn commit_unchanged(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, false, who, None)
-        })
-    }
-
     /// [`commit_all_on`] through the kept repository.
     pub fn commit_all_on(
         &self,
@@ -95,7 +81,10 @@ impl CommitRepo {
         })
     }
 
-    /// [`commit_unchanged`] onto `branch` (see [`commit_all_on`]) through the kept repository.
+    /// Commits onto `branch` (see [`commit_all_on`]) with its tip's own tree: an empty commit
+    /// whatever the worktree holds. For a task reported from outside while an agent of the plan
+    /// is still writing in the worktree: that agent's unfinished changes belong to its own
+    /// task's commit, not to this one.
     pub fn commit_unchanged_on(
         &self,
         worktree: &Path,

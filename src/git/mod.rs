@@ -38,7 +38,7 @@ pub use cleanup::{
 };
 pub use cli::{GitTarget, command as git_command};
 pub use commit::{
-    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_all_on, commit_unchanged, dirty_paths,
+    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_all_on, dirty_paths,
     dirty_paths_among, head_of, is_dirty, recent_commits, save_and_reset,
 };
 pub use copy::WORKTREE_INCLUDE;

@@ -65,9 +65,8 @@ pub fn state_dir_of(pc: &PlanCtx) -> PathBuf {
 }
 
 impl Effects<'_> {
-    /// Records who writes in the report directory of `unit`'s attempt `attempt` (launched, or
-    /// adopted from an earlier supervisor); its path.
-    pub fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
+    /// The report directory of `unit`'s attempt `attempt`, and the attempt's log.
+    fn report_place(&self, unit: Unit, attempt: u32) -> Option<(PathBuf, PathBuf)> {
         let pc = self.plan(unit.plan())?;
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
         let dir = attempt_dir(
@@ -76,7 +75,13 @@ impl Effects<'_> {
             id.as_deref().unwrap_or("plan"),
             attempt,
         );
-        let log = pc.log_path(id.as_deref());
+        Some((dir, pc.log_path(id.as_deref())))
+    }
+
+    /// Records who writes in the report directory of `unit`'s attempt `attempt` (launched, or
+    /// adopted from an earlier supervisor); its path.
+    pub fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
+        let (dir, log) = self.report_place(unit, attempt)?;
         self.reporters
             .insert(dir.clone(), Reporter { unit, attempt, log });
         Some(dir)
@@ -85,16 +90,9 @@ impl Effects<'_> {
     /// The attempt `attempt` of `unit` is over: its report directory is removed and no report
     /// is taken from it any more.
     pub fn forget_reporter(&mut self, unit: Unit, attempt: u32) {
-        let Some(pc) = self.plan(unit.plan()) else {
+        let Some((dir, _)) = self.report_place(unit, attempt) else {
             return;
         };
-        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
-        let dir = attempt_dir(
-            &state_dir_of(&pc),
-            &pc.name,
-            id.as_deref().unwrap_or("plan"),
-            attempt,
-        );
         if self.reporters.remove(&dir).is_some() {
             let _ = std::fs::remove_dir_all(&dir);
         }
