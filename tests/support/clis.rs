@@ -156,6 +156,26 @@ pub fn fresh_home_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
 }
 
+/// Where the system settings of [`fresh_home_env`] are made: Gemini CLI skips a settings file
+/// with a directory others can write above it (`/tmp`), so not the target directory when the
+/// clone lies under `/tmp` (as a CI clone may): `~/.cache/orch-tests` of the user running the
+/// tests, else the target directory.
+fn system_settings_parent() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let open_to_others = |p: &Path| {
+        p.ancestors()
+            .any(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o022 != 0))
+    };
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if !open_to_others(&target) {
+        return target;
+    }
+    match std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orch-tests")) {
+        Some(dir) if std::fs::create_dir_all(&dir).is_ok() && !open_to_others(&dir) => dir,
+        _ => target,
+    }
+}
+
 /// `orch up` of a one-task plan ("Create `alpha.txt`") through the preset `agent`, confined
 /// (`sandbox = "on"`), in a fresh HOME holding nothing ([`fresh_home_env`]); `None` when the
 /// CLIs are not installed. Returns the repository, orch's exit code, stdout, stderr and what
@@ -210,7 +230,7 @@ pub fn up_in_fresh_home(agent: &str) -> Option<(Repo, i32, String, String, Vec<P
     );
     repo.commit_all("plans");
     let before = home_entries(repo.home());
-    let system = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("system dir");
+    let system = tempfile::tempdir_in(system_settings_parent()).expect("system dir");
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.env_remove("ORCH_SANDBOX");
     fresh_home_env(&mut cmd, &clis, &api, repo.home(), system.path());
