@@ -540,6 +540,128 @@ fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
     assert_eq!(journal(&journal_path).iter().filter(|m| m.start).count(), 1);
 }
 
+/// Holds the lock of status file `status` (as a supervisor writing it would) and returns it.
+fn hold_status_lock(status: &Path) -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("{}.lock", status.display()))
+        .expect("status lock");
+    lock.lock().expect("lock");
+    lock
+}
+
+/// Opens the gate of the agent of 1.1 with the status file's lock held, so that the supervisor
+/// takes the report and then waits for the lock to record it, and kills it there. The report
+/// directory of attempt 1.
+fn kill_after_taking(repo: &Repo, first: &mut std::process::Child, gate: &Path) -> PathBuf {
+    let status = repo.status_path("p");
+    wait_for("1.1 to be recorded as started", || {
+        read_status(&status).is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+    });
+    let lock = hold_status_lock(&status);
+    std::fs::write(gate, "go").expect("gate");
+    let dir = repo.root().join(".orch/state/reports/p/1.1.1");
+    wait_for("the supervisor to take the report", || {
+        dir.join("report.taken.json").exists()
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    drop(lock);
+    assert!(
+        !dir.join("answer.json").exists(),
+        "the killed supervisor answered"
+    );
+    dir
+}
+
+/// Regression (found by the harness in CI): a supervisor killed after it took an agent's report
+/// (`orch task done`) but before it answered left the agent waiting for an answer no one would
+/// write; the next supervisor adopted the agent and waited with it two minutes, until the wait
+/// of `orch task` ran out. Now the agent withdraws a report its supervisor took and did not
+/// answer once it sees that supervisor gone, and a supervisor that adopts the agent first takes
+/// the report again (the test below): either way it is applied once, at once.
+#[test]
+fn a_report_taken_by_a_supervisor_killed_before_its_answer_is_not_lost() {
+    let (repo, journal_path, gate) = gated_plan_p("# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
+    let mut first = start_up(&repo);
+    kill_after_taking(&repo, &mut first, &gate);
+
+    // Well inside the two minutes `orch task` waits for an answer.
+    let out = wait_within(
+        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
+        Duration::from_secs(60),
+        "orch up",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
+    let marks = journal(&journal_path);
+    assert_eq!(marks.iter().filter(|m| m.start).count(), 1, "ran again");
+    // `orch task done` exited 0: the script went on to its end.
+    assert_eq!(marks.iter().filter(|m| !m.start).count(), 1, "no end");
+    let doc = read_status(&repo.status_path("p")).expect("status");
+    assert_eq!(doc["tasks"][0]["status"], "completed");
+    assert!(agents_of(repo.root()).is_empty());
+}
+
+/// The same with an agent that writes its report file itself and never withdraws it: the next
+/// supervisor adopts it, takes the report its predecessor took and did not answer, and answers.
+#[test]
+fn a_supervisor_that_adopts_an_agent_takes_again_the_report_its_predecessor_did_not_answer() {
+    let repo = new_repo();
+    let journal_path = repo.outside("journal");
+    let gate = repo.outside("gate");
+    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"raw\"\nretries = 0\n\n[agents.raw]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            agent(
+                "raw_report.sh",
+                &[
+                    journal_path.to_str().expect("utf8"),
+                    gate.to_str().expect("utf8"),
+                ]
+            )
+        ),
+    );
+    repo.commit_all("plans");
+    let mut first = start_up(&repo);
+    let dir = kill_after_taking(&repo, &mut first, &gate);
+
+    let out = wait_within(
+        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
+        Duration::from_secs(60),
+        "orch up",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"event\":\"task_adopted\""), "{stdout}");
+    let answer: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.answer", journal_path.display())).expect("answer"),
+    )
+    .expect("json");
+    assert_eq!(answer["code"], 0, "{answer}");
+    assert_eq!(answer["seq"].as_str().map(|s| s.starts_with("raw-")), Some(true));
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
+    assert_eq!(repo.git(&["show", "plan/p:p.txt"]), "1.1");
+    let doc = read_status(&repo.status_path("p")).expect("status");
+    assert_eq!(doc["tasks"][0]["status"], "completed");
+    assert!(!dir.join("report.taken.json").exists());
+    assert!(agents_of(repo.root()).is_empty());
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
     trials(

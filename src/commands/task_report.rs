@@ -12,8 +12,8 @@ use super::task::{TaskArgs, print_outcome};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::Manifest;
 use crate::status::report::{
-    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, plan_reports_dir, read_nofollow,
-    write_json,
+    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, TAKEN_FILE, plan_reports_dir,
+    read_nofollow, write_json,
 };
 
 /// How long `orch task` waits for the supervisor's answer. A report not answered by then stays
@@ -90,13 +90,18 @@ pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<O
             && answer.seq == seq
         {
             let _ = std::fs::remove_file(&answer_path);
+            let _ = std::fs::remove_file(dir.join(TAKEN_FILE));
             return finish(answer, args).map(Some);
         }
         polls += 1;
-        // The supervisor gone, and the report not taken: withdrawn.
+        // The supervisor gone, and the report not taken, or taken by it and not answered:
+        // withdrawn (a supervisor that starts meanwhile and adopts this agent takes a taken
+        // report again).
         if polls.is_multiple_of(8)
             && !supervised()
-            && std::fs::remove_file(dir.join(REPORT_FILE)).is_ok()
+            && (std::fs::remove_file(dir.join(REPORT_FILE)).is_ok()
+                || (std::fs::symlink_metadata(&answer_path).is_err()
+                    && std::fs::remove_file(dir.join(TAKEN_FILE)).is_ok()))
         {
             return Ok(None);
         }

@@ -22,6 +22,11 @@ use super::{Transition, TransitionOptions, TransitionOutcome};
 pub const REPORTS_DIR: &str = "reports";
 /// The pending report in a report directory.
 pub const REPORT_FILE: &str = "report.json";
+/// A report the supervisor took and has not answered yet: renamed from [`REPORT_FILE`] when
+/// taken, removed once answered (by the supervisor, and by `orch task` when it reads the
+/// answer). One found by the next supervisor was taken by one that stopped before answering:
+/// it is taken again.
+pub const TAKEN_FILE: &str = "report.taken.json";
 /// The supervisor's answer to it.
 pub const ANSWER_FILE: &str = "answer.json";
 /// The prefix of a person's report directory.
@@ -36,6 +41,24 @@ pub fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
 /// agent) of plan `plan`: `<state_dir>/reports/<plan>/<unit>.<attempt>`.
 pub fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
     plan_reports_dir(state_dir, plan).join(format!("{unit}.{attempt}"))
+}
+
+/// The latest attempt of `unit` of plan `plan` that has a report directory (orch makes one at
+/// each launch and removes it when the attempt is over): the attempt an agent that outlived its
+/// supervisor belongs to.
+pub fn latest_attempt(state_dir: &Path, plan: &str, unit: &str) -> Option<u32> {
+    let prefix = format!("{unit}.");
+    std::fs::read_dir(plan_reports_dir(state_dir, plan))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix(&prefix)?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
 }
 
 /// One report: what `orch task` was asked.

@@ -153,7 +153,9 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             job_id: f.job_id,
             elapsed: f.elapsed,
         });
-        fx.register_reporter(f.unit, f.attempt);
+        if let Some(dir) = fx.register_reporter(f.unit, f.attempt) {
+            super::reports::put_back_taken(&dir);
+        }
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
     // Every new plan worktree is made now, as many at once as the machine has cores, in the
@@ -188,6 +190,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     // Status changes the one-second re-read found that no file event announced.
     let mut unannounced = 0u32;
     let mut event_seen = false;
+    let mut first = true;
     loop {
         // Everything already there first: the local queue, then the channel.
         loop {
@@ -198,6 +201,11 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
             } else {
                 break;
             }
+        }
+        if std::mem::take(&mut first) {
+            // The reports adopted agents made before this supervisor watched (or that one
+            // which stopped took and did not answer), once the core knows their attempts.
+            fx.take_reports(&mut core);
         }
         // The commits made in this burst are recorded before the loop waits (most went with
         // the next task's start record already).
@@ -223,6 +231,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
                 fx.reload_all(&mut core);
             }
             _ = tick.tick() => {
+                // A report no file event announced (a network filesystem) waits a second.
+                fx.take_reports(&mut core);
                 let changed = fx.reload_all(&mut core);
                 if changed && !event_seen && watcher.is_some() && reload_at.is_none() {
                     unannounced += 1;

@@ -103,8 +103,9 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 .get("")
                 .map(|&pgid| (pgid, process::process_start_time(pgid)));
             if let Some((pid, start)) = recorded.or(by_env) {
+                let attempt = adopted_attempt(&pc, "plan");
                 out.adopted
-                    .push(process_of(plan_unit, pid, start, Duration::ZERO));
+                    .push(process_of(plan_unit, pid, start, attempt, Duration::ZERO));
                 continue;
             }
         }
@@ -152,8 +153,9 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 && !e.status.is_finished()
                 && let Some((pid, start)) = recorded.or(by_env)
             {
+                let attempt = adopted_attempt(&pc, &t.id);
                 out.adopted
-                    .push(process_of(unit, pid, start, elapsed_since(started)));
+                    .push(process_of(unit, pid, start, attempt, elapsed_since(started)));
                 busy.insert(t.id.clone());
                 continue;
             }
@@ -198,16 +200,25 @@ fn elapsed_since(started: Option<chrono::DateTime<Utc>>) -> Duration {
         .unwrap_or_default()
 }
 
-/// Watches again the local agent `pid` (its process group) of an earlier supervisor.
-fn process_of(unit: Unit, pid: u32, start_time: u64, elapsed: Duration) -> Found {
+/// Watches again the local agent `pid` (its process group) of an earlier supervisor, which
+/// launched it as attempt `attempt`.
+fn process_of(unit: Unit, pid: u32, start_time: u64, attempt: u32, elapsed: Duration) -> Found {
     Found {
         unit,
         proc: Proc::Adopted { pid, start_time },
         pid,
         job_id: None,
-        attempt: 1,
+        attempt,
         elapsed,
     }
+}
+
+/// The attempt number an earlier supervisor gave the agent of `unit` (a task id, or `plan`)
+/// that outlived it: the latest report directory it made for the unit (its agent reports
+/// there), 1 when there is none.
+fn adopted_attempt(pc: &PlanCtx, unit: &str) -> u32 {
+    let state_dir = super::reports::state_dir_of(pc);
+    status::report::latest_attempt(&state_dir, &pc.name, unit).unwrap_or(1)
 }
 
 /// Follows again the batch job `id` of an earlier supervisor (believed in `state`).

@@ -21,8 +21,8 @@ use crate::exit;
 use crate::plan::TaskKind;
 use crate::process;
 use crate::status::report::{
-    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, attempt_dir, plan_reports_dir,
-    read_nofollow, write_json,
+    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, TAKEN_FILE, attempt_dir,
+    plan_reports_dir, read_nofollow, write_json,
 };
 use crate::status::{self, StatusError, Transition, TransitionOutcome};
 
@@ -128,16 +128,18 @@ impl Effects<'_> {
                         continue;
                     }
                 };
-                // Taken once: a report that cannot be removed is not applied.
-                if std::fs::remove_file(&report_path).is_err() {
+                // Taken once: a report that cannot be moved aside is not applied. Moved, not
+                // removed: a supervisor stopped before its answer leaves it for the next one.
+                if std::fs::rename(&report_path, path.join(TAKEN_FILE)).is_err() {
                     continue;
                 }
                 let Ok(report) = serde_json::from_slice::<Report>(&bytes) else {
+                    let _ = std::fs::remove_file(path.join(TAKEN_FILE));
                     continue;
                 };
                 let answer = self.take_one(core, &pc, &path, from, report);
                 if let Some(answer) = answer {
-                    let _ = write_json(&path, ANSWER_FILE, &answer);
+                    answer_in(&path, &answer);
                 }
             }
         }
@@ -267,14 +269,14 @@ impl Effects<'_> {
                                             report.id
                                         )),
                                     );
-                                    let _ = write_json(&dir, ANSWER_FILE, &answer);
+                                    answer_in(&dir, &answer);
                                     return;
                                 }
                             }
                             let _ = tokio::task::spawn_blocking(move || {
                                 pc.finished_by_orch(&report.id);
                                 let answer = commit_and_record(&pc, &report);
-                                let _ = write_json(&dir, ANSWER_FILE, &answer);
+                                answer_in(&dir, &answer);
                             })
                             .await;
                         });
@@ -340,6 +342,30 @@ impl Effects<'_> {
             reporter: who.to_string(),
             reason: reason.to_string(),
         });
+    }
+}
+
+/// Answers the report taken in `dir`: the answer written, then the taken report removed.
+fn answer_in(dir: &Path, answer: &Answer) {
+    if write_json(dir, ANSWER_FILE, answer).is_ok() {
+        let _ = std::fs::remove_file(dir.join(TAKEN_FILE));
+    }
+}
+
+/// Start-up, for the report directory `dir` of an attempt adopted from an earlier supervisor:
+/// a report that supervisor took but stopped before answering is put back, to be taken again
+/// (applying it twice changes nothing the first did not: a transition to where the task
+/// already is leaves it unchanged). Not when an answer waits to be read, nor when a newer
+/// report is there.
+pub fn put_back_taken(dir: &Path) {
+    let taken = dir.join(TAKEN_FILE);
+    if std::fs::symlink_metadata(&taken).is_err() {
+        return;
+    }
+    let answered = std::fs::symlink_metadata(dir.join(ANSWER_FILE)).is_ok();
+    let newer = std::fs::symlink_metadata(dir.join(REPORT_FILE)).is_ok();
+    if answered || newer || std::fs::rename(&taken, dir.join(REPORT_FILE)).is_err() {
+        let _ = std::fs::remove_file(&taken);
     }
 }
 
