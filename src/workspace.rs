@@ -94,6 +94,7 @@ pub fn keep<T>(value: T) -> &'static T {
 }
 
 /// The manifest (if one was found) and the plans a command works on.
+#[derive(Clone)]
 pub struct Workspace {
     pub manifest: Option<Manifest>,
     /// Every plan of the manifest (cross-plan dependencies need them all), or the one plan file.
@@ -619,7 +620,10 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
         .map(|(i, p)| (p.name.as_str(), i))
         .collect();
     let mut out = Vec::new();
-    for (from, entry) in m.plans.iter().enumerate() {
+    for entry in &m.plans {
+        let Some(&from) = index.get(entry.name.as_str()) else {
+            continue;
+        };
         for dep in &entry.depends_on {
             if let Some(&to) = index.get(dep.plan.as_str()) {
                 out.push(CrossDep {
@@ -635,6 +639,15 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
         }
     }
     out
+}
+
+/// The combined graph of `plans`, in any order (during a re-plan, the run's plans, some of
+/// which `m` may no longer list), joined by the cross-plan dependencies of `m`'s entries.
+pub fn graph_of(m: &Manifest, plans: &[LoadedPlan]) -> Result<Graph, Vec<Diagnostic>> {
+    let cross = cross_deps(m, plans);
+    let list: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    Graph::build(&list, &names, &cross).map_err(|e| e.0)
 }
 
 /// Reads (without writing) every plan's status, reconciled with its plan. `status_override`

@@ -94,7 +94,7 @@ fn exit_code(summary: &RunSummary) -> u8 {
     } else if summary
         .plans
         .iter()
-        .all(|p| p.outcome == "completed" && p.merge.as_deref().is_none_or(|m| m == "merged"))
+        .all(|p| matches!(p.outcome.as_str(), "completed" | "removed") && p.merge.as_deref().is_none_or(|m| m == "merged"))
     {
         exit::OK
     } else {

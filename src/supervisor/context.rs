@@ -170,7 +170,7 @@ pub struct PlanCtx {
     /// The worktree to make in the plan's preparation (`None`: made or reused before the run).
     pub new_tree: Option<NewTree>,
     /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
-    pub made: tokio::sync::OnceCell<Result<super::Event, String>>,
+    pub made: Arc<tokio::sync::OnceCell<Result<super::Event, String>>>,
     pub agent_name: String,
     pub agent: AgentSpec,
     pub parallel: usize,
@@ -187,9 +187,9 @@ pub struct PlanCtx {
     pub setup: Option<Vec<String>>,
     pub depends_on: Vec<Dependency>,
     /// Serializes git work (commits, saves, merges) in the plan's worktree.
-    pub git_lock: Mutex<()>,
+    pub git_lock: Arc<Mutex<()>>,
     /// The repository its task commits go through, kept open between them.
-    pub commits: crate::git::CommitRepo,
+    pub commits: Arc<crate::git::CommitRepo>,
     /// Where its agents run.
     pub executor: crate::executor::ExecutorKind,
     /// Its Slurm settings (with `executor` slurm).
@@ -200,7 +200,7 @@ pub struct PlanCtx {
     pub budget: crate::manifest::Budget,
     /// `ORCH_PORT` of the plan's worktree once known: a worktree keeps its block of ports while
     /// it exists ([`crate::ports`]), so the run asks for it once.
-    pub port: std::sync::OnceLock<u16>,
+    pub port: Arc<std::sync::OnceLock<u16>>,
     /// Task commits made in the plan's worktree that the run has not read back from the status
     /// file yet. One not written yet goes in the plan's next status write (every write of
     /// [`PlanCtx::update`] and [`PlanCtx::update_entry`] carries it), so that a task's commit
@@ -209,15 +209,15 @@ pub struct PlanCtx {
     /// ([`PlanCtx::read_back`]) its reader takes it as recorded ([`PlanCtx::unrecorded_commit`]).
     /// A supervisor killed before the write leaves the commit on the plan branch, where the
     /// next run finds it (`settle::commit_task`).
-    pub unrecorded: Mutex<Vec<CommitRecord>>,
+    pub unrecorded: Arc<Mutex<Vec<CommitRecord>>>,
     /// Tasks the run itself recorded completed, skipped or committed (a report it applied, a
     /// commit it made) and has not read back yet: the loop takes a task found finished in the
     /// file for a change made outside orch, and refuses it, unless it is listed here
     /// (`effects/reread.rs`).
-    pub own_finished: Mutex<std::collections::HashSet<String>>,
+    pub own_finished: Arc<Mutex<std::collections::HashSet<String>>>,
     /// The status file's text as the run last wrote or read it: an entry's change does not
     /// read the file again, and the run does not read back what it wrote.
-    pub known: status::KnownText,
+    pub known: Arc<status::KnownText>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub sandbox: super::sandbox::PlanSandbox,
     /// Its `protect` globs; `None`: the files of its check's argv are protected.
@@ -237,6 +237,31 @@ pub struct CommitRecord {
 }
 
 impl PlanCtx {
+    /// `fresh` (the plan as an edited manifest and plan file set it) with what the run has of
+    /// this one: its worktree, branch and base (an edit does not move a running plan's
+    /// worktree), its locks and the records in flight, shared with the attempts that started
+    /// under this context (they finish with the settings they started with).
+    pub fn renewed(&self, fresh: PlanCtx) -> PlanCtx {
+        PlanCtx {
+            index: self.index,
+            worktree: self.worktree.clone(),
+            branch: self.branch.clone(),
+            base: self.base.clone(),
+            created_at: self.created_at,
+            new_tree: self.new_tree.clone(),
+            made: self.made.clone(),
+            copy: self.copy.clone(),
+            paths: self.paths.clone(),
+            git_lock: self.git_lock.clone(),
+            commits: self.commits.clone(),
+            port: self.port.clone(),
+            unrecorded: self.unrecorded.clone(),
+            own_finished: self.own_finished.clone(),
+            known: self.known.clone(),
+            ..fresh
+        }
+    }
+
     /// Reads, changes and writes the plan's status file under its lock (with the commits not
     /// written yet).
     pub fn update<T>(

@@ -127,6 +127,9 @@ pub enum Input {
     PlanHeld { plan: usize, held: bool },
     /// Time passed: timers up to now fire.
     Tick,
+    /// A lead changed the manifest or a plan file: the run's new plans and settings
+    /// ([`Core::replan_waits_for`] said they apply now).
+    Replanned(Box<Replan>),
     /// Ctrl-C: the first drains, the second stops.
     Interrupt,
     /// SIGTERM: stop now.
@@ -189,10 +192,13 @@ pub enum Action {
 }
 
 /// The supervisor's state and decisions. See the module documentation.
-pub struct Core<'a> {
+pub struct Core {
     cfg: CoreConfig,
-    graph: &'a Graph,
-    plans: &'a [Plan],
+    graph: Graph,
+    plans: Vec<Plan>,
+    /// Plans taken out of the manifest during the run (live re-planning): nothing new of them
+    /// starts; their running attempts finish.
+    removed: Vec<bool>,
     /// Every plan of the workspace by name (also those not in the run).
     names: Vec<String>,
     /// The plans of the run (`None`: not part of it).
@@ -204,13 +210,13 @@ pub struct Core<'a> {
     scans: u64,
 }
 
-impl<'a> Core<'a> {
+impl Core {
     /// The core of a run over `plans` (all of the workspace's, in its order), with each task's
     /// record as `facts[plan][task]` gives it.
     pub fn new(
         cfg: CoreConfig,
-        graph: &'a Graph,
-        plans: &'a [Plan],
+        graph: &Graph,
+        plans: &[Plan],
         priorities: &[i64],
         names: Vec<String>,
         specs: Vec<Option<PlanSpec>>,
@@ -276,8 +282,9 @@ impl<'a> Core<'a> {
         };
         Core {
             cfg,
-            graph,
-            plans,
+            graph: graph.clone(),
+            plans: plans.to_vec(),
+            removed: vec![false; plans.len()],
             names,
             specs,
             frontier,
@@ -390,6 +397,7 @@ impl<'a> Core<'a> {
             }
             Input::Integrated { result } => self.on_integrated(result, &mut out),
             Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),
+            Input::Replanned(r) => self.on_replan(now, *r, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Interrupt => self.interrupt(&mut out),
             Input::Terminate => {
@@ -450,6 +458,8 @@ pub use integration::IntegState;
 mod outcome;
 #[cfg(test)]
 mod plans_tests;
+mod replan;
+pub use replan::Replan;
 mod report;
 mod schedule;
 #[cfg(test)]

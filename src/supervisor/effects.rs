@@ -20,6 +20,7 @@ use crate::executor::ExecutorKind;
 use crate::status::{self, StatusDoc};
 use crate::workspace::Workspace;
 
+mod replan;
 mod reread;
 
 /// An input for the core, with the plan whose status file to read before it (the settling of
@@ -45,7 +46,11 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     let (stop_all, _) = watch::channel(Stop::No);
     let mut fx = Effects {
         ctx: ctx.clone(),
-        ws,
+        ws: std::borrow::Cow::Borrowed(ws),
+        plans: ctx.plans.clone(),
+        replanning: Default::default(),
+        replan_tx: None,
+        templates: None,
         emit,
         tx,
         stop_all,
@@ -184,6 +189,11 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
         },
     });
 
+    // The manifest, the plan files and the templates: a lead's edit applies during the run.
+    let (edit_tx, mut edit_rx) = mpsc::unbounded_channel();
+    fx.watch_inputs(&edit_tx);
+    let mut replan_at: Option<tokio::time::Instant> = None;
+
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload_at: Option<tokio::time::Instant> = None;
@@ -226,6 +236,15 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
                     reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(15));
                 }
             }
+            Some(()) = edit_rx.recv() => {
+                // An editor's writes (a new file renamed over the old one, several writes, a
+                // checkout of several files) settle first: the state after them is read once.
+                replan_at = Some(tokio::time::Instant::now() + REPLAN_QUIET);
+            }
+            () = tokio::time::sleep_until(replan_at.unwrap_or_else(far_future)), if replan_at.is_some() => {
+                replan_at = None;
+                fx.replan(&mut core);
+            }
             () = tokio::time::sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => {
                 reload_at = None;
                 fx.reload_all(&mut core);
@@ -244,6 +263,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
                     }
                 }
                 event_seen = false;
+                // An edit that waits for running tasks, or inputs not watched: read again.
+                if fx.replan_waiting() && replan_at.is_none() {
+                    fx.replan(&mut core);
+                }
                 fx.apply(&mut core, Input::Tick);
             }
             () = tokio::time::sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
@@ -263,6 +286,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     }
     summary
 }
+
+/// How long the watched inputs stay unchanged before an edit is read: an editor's or a
+/// checkout's writes come within a few milliseconds of each other.
+const REPLAN_QUIET: Duration = Duration::from_millis(100);
 
 /// What the core needs to know of a plan of the run.
 fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
@@ -348,7 +375,17 @@ pub struct View {
 /// The effect side of a run: what carries out the core's actions.
 pub struct Effects<'a> {
     pub ctx: Arc<Ctx>,
-    pub ws: &'a Workspace,
+    /// The run's plans: the workspace `orch up` started with, then as the last applied edit
+    /// made it (live re-planning: a plan keeps its index for the whole run).
+    pub ws: std::borrow::Cow<'a, Workspace>,
+    /// Each plan's context by index (`None`: not part of the run).
+    pub plans: Vec<Option<Arc<PlanCtx>>>,
+    /// The watched manifest, plan files and templates.
+    pub replanning: replan::Replanning,
+    /// Where the watcher of the inputs reports (set once the run watches them).
+    pub replan_tx: Option<mpsc::UnboundedSender<()>>,
+    /// The prompt templates as the last applied edit left them (`None`: the run's first).
+    pub templates: Option<Arc<crate::prompt::Templates>>,
     pub emit: &'a mut dyn FnMut(&Event),
     pub tx: Tx,
     pub stop_all: watch::Sender<Stop>,
@@ -364,7 +401,7 @@ pub struct Effects<'a> {
 
 impl Effects<'_> {
     pub fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
-        self.ctx.plans.get(p).and_then(Clone::clone)
+        self.plans.get(p).and_then(Clone::clone)
     }
 
     pub fn note(&mut self, plan: Option<String>, message: String) {
@@ -372,7 +409,7 @@ impl Effects<'_> {
     }
 
     /// Reads plan `p`'s status file again before `msg` when it asks, then feeds it.
-    fn feed(&mut self, core: &mut Core<'_>, msg: Msg) {
+    fn feed(&mut self, core: &mut Core, msg: Msg) {
         if let Some(p) = msg.reload
             && let Some(input) = self.reload(p)
         {
@@ -429,7 +466,7 @@ impl Effects<'_> {
     }
 
     /// Feeds one input and carries out what the core decides.
-    pub fn apply(&mut self, core: &mut Core<'_>, input: Input) {
+    pub fn apply(&mut self, core: &mut Core, input: Input) {
         let actions = core.handle(Instant::now(), input);
         for a in actions {
             self.execute(a);

@@ -93,8 +93,10 @@ impl Effects<'_> {
         };
         // The attempt's own report directory: `orch task …` hands its reports there.
         let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
+        let templates = self.templates.as_deref().unwrap_or(&self.ctx.templates);
         let (mut argv, mut env) = prepare_argv(
             &self.ctx,
+            templates,
             pc,
             doc,
             (task, attempt),
@@ -443,6 +445,7 @@ impl Effects<'_> {
 /// The argv (template variables filled) and environment of an agent.
 fn prepare_argv(
     ctx: &super::context::Ctx,
+    templates: &crate::prompt::Templates,
     pc: &PlanCtx,
     doc: &StatusDoc,
     (task, attempt): (Option<usize>, u32),
@@ -495,7 +498,7 @@ fn prepare_argv(
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
             };
             (
-                ctx.templates
+                templates
                     .render_task(&prompt)
                     .map_err(|e| e.to_string())?,
                 tk.id.clone(),
@@ -518,7 +521,7 @@ fn prepare_argv(
                     .and_then(|i| i.feedback_for(&pc.name)),
             };
             (
-                ctx.templates
+                templates
                     .render_plan(&prompt)
                     .map_err(|e| e.to_string())?,
                 String::new(),

@@ -100,7 +100,7 @@ impl Effects<'_> {
 
     /// Takes the reports waiting in the report directories of the run's plans, and answers
     /// each.
-    pub(super) fn take_reports(&mut self, core: &mut Core<'_>) {
+    pub(super) fn take_reports(&mut self, core: &mut Core) {
         for p in 0..self.views.len() {
             let Some(pc) = self.plan(p) else { continue };
             let dir = plan_reports_dir(&state_dir_of(&pc), &pc.name);
@@ -148,7 +148,7 @@ impl Effects<'_> {
     /// Decides on and applies one report; its answer (`None`: answered later, by the commit).
     fn take_one(
         &mut self,
-        core: &Core<'_>,
+        core: &Core,
         pc: &Arc<PlanCtx>,
         dir: &Path,
         from: From,

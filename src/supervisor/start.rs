@@ -9,7 +9,7 @@
 mod checks;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use chrono::Utc;
@@ -45,7 +45,8 @@ pub struct Checked<'w> {
     plans: Vec<Chosen<'w>>,
     /// Some plan runs its agents through Slurm.
     slurm: bool,
-    lock: SupervisorLock,
+    /// Taken by [`Checked::check`]; `None` for a re-plan's check (the run holds it).
+    lock: Option<SupervisorLock>,
     /// What the pre-flights tell the user (a client run confined, and why).
     notes: Vec<String>,
 }
@@ -64,13 +65,36 @@ struct Chosen<'w> {
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
 pub struct Prepared {
     pub ctx: Arc<Ctx>,
-    _lock: SupervisorLock,
+    _lock: Option<SupervisorLock>,
 }
 
 impl<'w> Checked<'w> {
     /// Checks the run of plans `selected` (indexes into `ws.plans`) of `manifest`, then takes the
     /// supervisor lock of the repository (exit 4 when another supervisor holds it).
     pub fn check(
+        ws: &'w Workspace,
+        manifest: &'w Manifest,
+        selected: &[usize],
+        orch_bin: PathBuf,
+    ) -> CliResult<Self> {
+        let mut checked = Self::check_plans(ws, manifest, selected, orch_bin)?;
+        checked.lock = Some(lock(&checked.state_dir)?);
+        exclude_orch_dirs(manifest, &checked.repo_root)?;
+        Ok(checked)
+    }
+
+    /// What [`Checked::check`] checks of plans `selected` of an edited manifest during a run
+    /// (live re-planning): the run holds the supervisor lock already.
+    pub fn check_reload(
+        ws: &'w Workspace,
+        manifest: &'w Manifest,
+        selected: &[usize],
+        orch_bin: PathBuf,
+    ) -> CliResult<Self> {
+        Self::check_plans(ws, manifest, selected, orch_bin)
+    }
+
+    fn check_plans(
         ws: &'w Workspace,
         manifest: &'w Manifest,
         selected: &[usize],
@@ -130,8 +154,6 @@ impl<'w> Checked<'w> {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
-        let lock = lock(&state_dir)?;
-        exclude_orch_dirs(manifest, &repo_root)?;
         Ok(Self {
             manifest,
             repo_root,
@@ -140,7 +162,7 @@ impl<'w> Checked<'w> {
             templates,
             slurm: !slurm_plans.is_empty(),
             plans,
-            lock,
+            lock: None,
             notes: preflights.notes,
         })
     }
@@ -304,6 +326,29 @@ impl<'w> Checked<'w> {
         })
     }
 
+    /// The contexts of the checked plans of a re-plan, by their index in the run (`at`, one
+    /// per checked plan, in order): a plan the run has (`old`) keeps its worktree and what the
+    /// run knows of it, with the new settings; a new plan gets its worktree as at the start
+    /// (made now when its branch exists, else during the run).
+    pub fn reload_ctxs(
+        &self,
+        at: &[(usize, Option<Arc<PlanCtx>>)],
+        emit: &mut impl FnMut(&Event),
+    ) -> CliResult<Vec<Arc<PlanCtx>>> {
+        let mut with_work = Vec::new();
+        let mut out = Vec::with_capacity(at.len());
+        for (c, (index, old)) in self.plans.iter().zip(at) {
+            let mut ctx = match old {
+                Some(old) => old.renewed(self.settings_ctx(c)?),
+                None => self.plan_ctx(c, &mut with_work, emit)?,
+            };
+            ctx.index = *index;
+            out.push(Arc::new(ctx));
+        }
+        checks::warn_conflicts(&self.repo_root, &with_work, emit);
+        Ok(out)
+    }
+
     /// Lock files left by a git write killed with an earlier supervisor (its commit, or the
     /// creation of the plan branch) would fail this run's. This supervisor is the only one now;
     /// a plan with no live agent left has no other writer either.
@@ -407,6 +452,21 @@ impl<'w> Checked<'w> {
                 (tree.base, Some(created_at), None)
             }
         };
+        let mut ctx = self.settings_ctx(c)?;
+        ctx.base = base;
+        ctx.created_at = created_at;
+        ctx.new_tree = new_tree;
+        ctx.copy = copy;
+        Ok(ctx)
+    }
+
+    /// Plan `c`'s context as the manifest and the plan file set it, without its worktree
+    /// (`base`, `created_at`, `new_tree` left empty).
+    fn settings_ctx(&self, c: &Chosen<'_>) -> CliResult<PlanCtx> {
+        let (lp, entry, manifest) = (c.lp, c.entry, self.manifest);
+        let path = manifest.worktree_path(&lp.name);
+        let mut copy = entry.copy.clone();
+        copy.extend(entry.warm.iter().map(|w| w.path.clone()));
         let agent = manifest.agent_of(entry).cloned().ok_or_else(|| {
             CliError::invalid(anyhow!(
                 "plan `{}` names agent `{}`, which `{}` does not define",
@@ -425,9 +485,9 @@ impl<'w> Checked<'w> {
             log_dir: manifest.log_dir(&lp.name),
             worktree: path,
             branch: entry.branch.clone(),
-            base,
-            created_at,
-            new_tree,
+            base: String::new(),
+            created_at: None,
+            new_tree: None,
             made: Default::default(),
             agent_name: entry.agent.clone(),
             agent,
@@ -440,7 +500,7 @@ impl<'w> Checked<'w> {
             retries: entry.retries,
             setup: entry.setup.clone(),
             depends_on: entry.depends_on.clone(),
-            git_lock: Mutex::new(()),
+            git_lock: Default::default(),
             commits: Default::default(),
             executor: entry.executor,
             slurm: entry.slurm.clone(),

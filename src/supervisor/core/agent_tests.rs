@@ -15,7 +15,7 @@ use crate::supervisor::state::{AgentState, CheckOutcome, Ending, Outcome, RunId,
 const THREE: &str = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n";
 
 fn exited(
-    c: &mut Core<'_>,
+    c: &mut Core,
     now: Instant,
     run: RunId,
     code: i32,
@@ -237,7 +237,7 @@ fn a_fatal_failure_stops_the_agent_and_burns_no_retries() {
 }
 
 /// Attempt `run` reports done, exits 0 and is committed.
-fn finish_ok(c: &mut Core<'_>, now: Instant, run: RunId) -> Vec<Action> {
+fn finish_ok(c: &mut Core, now: Instant, run: RunId) -> Vec<Action> {
     let unit = c.state().runs[&run].unit;
     let (p, t) = (unit.plan(), unit.task().expect("task"));
     let facts = TaskFacts {

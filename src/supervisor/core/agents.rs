@@ -10,7 +10,7 @@ use crate::supervisor::state::{
     AgentState, CheckOutcome, Ending, RunId, RunRec, Settlement, Stage, TaskRun, Timer, Unit,
 };
 
-impl Core<'_> {
+impl Core {
     /// Whether plan `p`'s agent may be launched now.
     pub(super) fn agent_ready(&self, p: usize) -> bool {
         let a = self.state.plans[p].agent_index;

@@ -9,7 +9,7 @@ use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{AgentRun, Stage, StopWhy, TaskFacts, TaskRun, Timer, Unit};
 
-impl Core<'_> {
+impl Core {
     /// Before the first input: whether plan `p`'s status file says it is paused.
     pub fn set_held(&mut self, p: usize, held: bool) {
         if let Some(plan) = self.state.plans.get_mut(p) {
@@ -193,9 +193,10 @@ impl Core<'_> {
         let mut names = Vec::new();
         for p in 0..self.plans.len() {
             if self.spec(p).is_none()
+                || self.is_removed(p)
                 || !self.state.plans[p].held
                 || self.state.plans[p].finished
-                || self.frontier.head(self.graph, p).is_none()
+                || self.frontier.head(&self.graph, p).is_none()
             {
                 continue;
             }

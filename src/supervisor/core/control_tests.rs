@@ -29,7 +29,7 @@ fn status(p: usize, t: usize, f: TaskFacts) -> Input {
 }
 
 /// Attempt `run` ends failed (its record says `error`) and is settled.
-fn fail_attempt(c: &mut Core<'_>, now: Instant, run: RunId, error: &str) -> Vec<Action> {
+fn fail_attempt(c: &mut Core, now: Instant, run: RunId, error: &str) -> Vec<Action> {
     let mut out = c.handle(
         now,
         Input::Exited {
@@ -52,7 +52,7 @@ fn fail_attempt(c: &mut Core<'_>, now: Instant, run: RunId, error: &str) -> Vec<
 }
 
 /// Its agent of attempt `run` started, as pid `pid`.
-fn started(c: &mut Core<'_>, now: Instant, run: RunId, pid: u32) {
+fn started(c: &mut Core, now: Instant, run: RunId, pid: u32) {
     let _ = c.handle(
         now,
         Input::Launched {
@@ -66,7 +66,7 @@ fn started(c: &mut Core<'_>, now: Instant, run: RunId, pid: u32) {
 /// Plan 0's first task launched and running, then stopped by `orch stop` (its record failed
 /// and stopped): returns the attempt's run and what the stop gave, after checking that the core
 /// stops the attempt.
-fn stop_running(c: &mut Core<'_>, now: Instant) -> (RunId, Vec<Action>) {
+fn stop_running(c: &mut Core, now: Instant) -> (RunId, Vec<Action>) {
     let (run, _, attempt) = launches(&c.handle(now, Input::Tick))[0];
     assert_eq!(attempt, 1);
     started(c, now, run, 9);
@@ -389,7 +389,7 @@ fn a_retry_while_the_stopped_attempt_is_still_ending_is_kept() {
         let mut c = core(cfg(1), &g, &plans, vec![s]);
         let t0 = Instant::now();
         let (run, _) = stop_running(&mut c, t0);
-        let retry = |c: &mut Core<'_>| {
+        let retry = |c: &mut Core| {
             let out = c.handle(t0, status(0, 0, TaskFacts::default()));
             assert!(launches(&out).is_empty(), "{lands:?}: {out:?}");
         };

@@ -11,7 +11,7 @@ use crate::supervisor::state::{
     Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit,
 };
 
-impl Core<'_> {
+impl Core {
     pub(super) fn on_recovered(
         &mut self,
         now: Instant,

@@ -35,7 +35,7 @@ pub struct IntegState {
     pub plan_needs: Vec<(usize, u64)>,
 }
 
-impl Core<'_> {
+impl Core {
     /// Slots held by the preview (0 or 1).
     pub(super) fn integration_slots(&self) -> usize {
         usize::from(self.state.integration.running)

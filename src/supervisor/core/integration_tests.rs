@@ -16,7 +16,7 @@ fn tests_started(out: &[Action]) -> usize {
 }
 
 /// The run's first input: nothing adopted, nothing to retry.
-fn recovered(c: &mut Core<'_>, now: Instant) -> Vec<Action> {
+fn recovered(c: &mut Core, now: Instant) -> Vec<Action> {
     c.handle(
         now,
         Input::Recovered {
@@ -28,7 +28,7 @@ fn recovered(c: &mut Core<'_>, now: Instant) -> Vec<Action> {
 
 /// A test ended with `result`.
 fn integrated(
-    c: &mut Core<'_>,
+    c: &mut Core,
     now: Instant,
     result: Result<IntegrationReport, String>,
 ) -> Vec<Action> {

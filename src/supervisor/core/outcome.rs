@@ -7,7 +7,7 @@ use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{AgentRun, Outcome, RunRec, TaskRun, Timer, Unit, quoted};
 
-impl Core<'_> {
+impl Core {
     /// An attempt is over and settled (or could not be launched): the outcome decides whether
     /// the unit is done, runs again, or failed.
     pub(super) fn settled(

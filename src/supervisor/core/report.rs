@@ -8,10 +8,10 @@ use crate::status::TaskStatus;
 use crate::supervisor::event::{Event, PlanOutcome, RunSummary, StoppedAgent};
 use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun};
 
-impl Core<'_> {
+impl Core {
     /// How each plan ended, and the `plan_blocked` events to report with it.
     pub fn summary(&self, elapsed: Duration) -> (RunSummary, Vec<Event>) {
-        let r = readiness(self.graph, self.plans, &[], |p, t| {
+        let r = readiness(&self.graph, &self.plans, &[], |p, t| {
             self.state.tasks[p][t].node_state()
         });
         let mut plans = Vec::new();
@@ -36,6 +36,14 @@ impl Core<'_> {
                 .or_else(|| self.state.budget_hit.clone())
                 .map(|why| format!("budget reached: {why}; no new task started"));
             let (outcome, reason) = match (plan.finished, &plan.prep) {
+                _ if self.is_removed(p) => (
+                    "removed",
+                    Some(
+                        "taken out of the manifest during the run; its branch, worktree and \
+                         status stay for `orch merge` or `orch clean`"
+                            .to_string(),
+                    ),
+                ),
                 (true, _) => ("completed", None),
                 (_, Prep::Blocked(why)) => ("blocked", Some(why.clone())),
                 _ if stopped.is_some() => ("blocked", stopped),

@@ -12,7 +12,7 @@ use crate::supervisor::state::{
 /// The merge result of a plan the train does not try (`orch merge`'s word for it).
 const SKIPPED: &str = "skipped";
 
-impl Core<'_> {
+impl Core {
     /// Finished plans, the merge train, new launches, and whether the run is over.
     pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Action>) {
         for p in 0..self.plans.len() {
@@ -51,6 +51,10 @@ impl Core<'_> {
         }
         let name = spec.name.clone();
         self.state.plans[p].finished = true;
+        if self.is_removed(p) {
+            // Out of the manifest: its work stays on its branch, for `orch merge`.
+            return;
+        }
         out.push(Action::Report(Event::PlanFinished {
             plan: name,
             completed: self.plans[p].tasks.len(),
@@ -131,7 +135,8 @@ impl Core<'_> {
                 self.scans += 1;
                 let Some(spec) = self.spec(p) else { continue };
                 let limit = spec.limit();
-                if self.plan_load(p) >= limit || self.state.plans[p].finished {
+                if self.plan_load(p) >= limit || self.state.plans[p].finished || self.is_removed(p)
+                {
                     continue;
                 }
                 let Some(node) = self.head(p) else { continue };
@@ -161,7 +166,7 @@ impl Core<'_> {
     /// file that a running task of the plan names is held back until a task of the plan ends.
     pub(super) fn head(&mut self, p: usize) -> Option<usize> {
         loop {
-            let node = self.frontier.head(self.graph, p)?;
+            let node = self.frontier.head(&self.graph, p)?;
             let (_, t) = self.graph.task_of(node)?;
             if self.files_free(p, t) {
                 return Some(node);
@@ -348,7 +353,7 @@ impl Core<'_> {
     pub(super) fn sync_node(&mut self, p: usize, t: usize) {
         let state = self.state.tasks[p][t].node_state();
         let node = self.graph.task_node[p][t];
-        self.frontier.set_state(self.graph, node, state);
+        self.frontier.set_state(&self.graph, node, state);
     }
 
     pub(super) fn check_over(&mut self, now: Instant, out: &mut Vec<Action>) -> bool {

@@ -58,7 +58,7 @@ pub(super) fn core<'a>(
     graph: &'a Graph,
     plans: &'a [Plan],
     specs: Vec<PlanSpec>,
-) -> Core<'a> {
+) -> Core {
     let names = specs.iter().map(|s| s.name.clone()).collect();
     let facts = plans
         .iter()
@@ -95,7 +95,7 @@ pub(super) fn reports(actions: &[Action]) -> Vec<&Event> {
         .collect()
 }
 
-pub(super) fn ids(core: &Core<'_>, plans: &[Plan], l: &[(RunId, Unit, u32)]) -> Vec<String> {
+pub(super) fn ids(core: &Core, plans: &[Plan], l: &[(RunId, Unit, u32)]) -> Vec<String> {
     let _ = core;
     l.iter()
         .map(|(_, u, _)| match u {
@@ -119,7 +119,7 @@ fn completed(commit: &str) -> TaskFacts {
 }
 
 /// Runs attempt `run` of `unit` to a committed end: launched, reported done, exited 0, settled.
-pub(super) fn finish(core: &mut Core<'_>, now: Instant, run: RunId, unit: Unit) -> Vec<Action> {
+pub(super) fn finish(core: &mut Core, now: Instant, run: RunId, unit: Unit) -> Vec<Action> {
     let mut out = core.handle(
         now,
         Input::Launched {

@@ -24,7 +24,7 @@ impl Effects<'_> {
     }
 
     /// Re-reads the status files that changed on disk; returns whether one had.
-    pub(super) fn reload_all(&mut self, core: &mut Core<'_>) -> bool {
+    pub(super) fn reload_all(&mut self, core: &mut Core) -> bool {
         self.take_reports(core);
         let mut changed = false;
         for p in 0..self.views.len() {

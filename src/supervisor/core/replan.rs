@@ -1,0 +1,209 @@
+//! Live re-planning: the run's plans, graph and settings replaced while it runs (a lead edited
+//! `plans.toml` or a plan file). What has not started follows the new plans; what runs goes on
+//! as it started. Plans keep their index for the whole run (a new plan comes after the others;
+//! a removed one keeps its place, marked removed), so the effects' and the attempts' plan
+//! indices stay true; a plan's tasks are matched by id and re-indexed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use super::{Action, Core};
+use crate::graph::{Frontier, Graph};
+use crate::plan::Plan;
+use crate::supervisor::state::{
+    AgentRec, AgentState, MergeState, PlanRec, PlanSpec, TaskFacts, TaskRec, TaskRun, Timer, Unit,
+};
+
+/// The run's new plans and settings (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Replan {
+    pub graph: Graph,
+    /// Every plan by index: the run's plans at their index (a removed one as it was), new
+    /// plans after them.
+    pub plans: Vec<Plan>,
+    pub priorities: Vec<i64>,
+    pub names: Vec<String>,
+    pub specs: Vec<Option<PlanSpec>>,
+    /// Plans no longer in the manifest: nothing new of them starts.
+    pub removed: Vec<bool>,
+    /// The records of the tasks of a new plan, or of a plan whose tasks changed, as its status
+    /// file says once reconciled with the new plan file (`None`: the records the run has).
+    pub facts: Vec<Option<Vec<TaskFacts>>>,
+    pub max_agents: usize,
+}
+
+impl Core {
+    /// Why a re-plan to `plans` cannot be applied now: a task that an attempt or a commit holds
+    /// is not in its plan any more (it applies once that is over). `None`: it can.
+    pub fn replan_waits_for(&self, plans: &[Plan]) -> Option<String> {
+        let mut held = Vec::new();
+        for (p, recs) in self.state.tasks.iter().enumerate() {
+            let Some(new_plan) = plans.get(p) else {
+                continue;
+            };
+            for (t, rec) in recs.iter().enumerate() {
+                let live = matches!(rec.run, TaskRun::Attempt(_) | TaskRun::Committing)
+                    || self.state.plans[p].check_waiting.contains(&t);
+                let id = self.task_id(p, t);
+                if live && !new_plan.tasks.iter().any(|x| x.id == id) {
+                    held.push(format!("{}:{id}", self.plan_name(p)));
+                }
+            }
+        }
+        (!held.is_empty()).then(|| {
+            format!(
+                "the edit removes task{} {} that {} still running; it applies when {} over",
+                if held.len() == 1 { "" } else { "s" },
+                held.join(", "),
+                if held.len() == 1 { "is" } else { "are" },
+                if held.len() == 1 { "it is" } else { "they are" },
+            )
+        })
+    }
+
+    /// Applies `r` (which [`Core::replan_waits_for`] found applicable); the launches it allows
+    /// follow in the step after the input.
+    pub(super) fn on_replan(&mut self, _now: Instant, r: Replan, _out: &mut [Action]) {
+        let old_plans = self.plans.len();
+        let n = r.plans.len();
+        // Each earlier plan's tasks by id: old index → new index.
+        let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(old_plans);
+        let mut tasks: Vec<Vec<TaskRec>> = Vec::with_capacity(n);
+        let old_tasks = std::mem::take(&mut self.state.tasks);
+        for (p, new_plan) in r.plans.iter().enumerate() {
+            let facts = |t: usize| -> TaskFacts {
+                r.facts
+                    .get(p)
+                    .and_then(Option::as_ref)
+                    .and_then(|f| f.get(t))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let Some(old_recs) = old_tasks.get(p) else {
+                tasks.push((0..new_plan.tasks.len()).map(|t| TaskRec::new(facts(t))).collect());
+                continue;
+            };
+            let by_id: HashMap<&str, usize> = new_plan
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(t, x)| (x.id.as_str(), t))
+                .collect();
+            let map: Vec<Option<usize>> = self.plans[p]
+                .tasks
+                .iter()
+                .map(|x| by_id.get(x.id.as_str()).copied())
+                .collect();
+            let mut slots: Vec<Option<TaskRec>> = vec![None; new_plan.tasks.len()];
+            for (old_t, rec) in old_recs.iter().enumerate() {
+                if let Some(Some(t)) = map.get(old_t) {
+                    slots[*t] = Some(rec.clone());
+                }
+            }
+            tasks.push(
+                slots
+                    .into_iter()
+                    .enumerate()
+                    .map(|(t, s)| s.unwrap_or_else(|| TaskRec::new(facts(t))))
+                    .collect(),
+            );
+            maps.push(map);
+        }
+        let remap = |unit: Unit| -> Option<Unit> {
+            match unit {
+                Unit::Task { plan, task } => match maps.get(plan) {
+                    Some(map) => map
+                        .get(task)
+                        .copied()
+                        .flatten()
+                        .map(|task| Unit::Task { plan, task }),
+                    None => Some(unit),
+                },
+                Unit::PlanAgent { .. } => Some(unit),
+            }
+        };
+        for rr in self.state.runs.values_mut() {
+            if let Some(u) = remap(rr.unit) {
+                rr.unit = u;
+            }
+        }
+        let timers: BTreeSet<(Instant, Timer)> = std::mem::take(&mut self.state.timers)
+            .into_iter()
+            .filter_map(|(at, timer)| match timer {
+                // A removed plan's failed work is not tried again.
+                Timer::Backoff(u) if r.removed.get(u.plan()).copied().unwrap_or(false) => None,
+                Timer::Backoff(u) => remap(u).map(|u| (at, Timer::Backoff(u))),
+                other => Some((at, other)),
+            })
+            .collect();
+        self.state.timers = timers;
+        for (p, plan) in self.state.plans.iter_mut().enumerate() {
+            let Some(map) = maps.get(p) else { continue };
+            plan.check_waiting = plan
+                .check_waiting
+                .iter()
+                .filter_map(|&t| map.get(t).copied().flatten())
+                .collect();
+        }
+        // New plans.
+        for (p, spec) in r.specs.iter().enumerate().skip(old_plans) {
+            let mut rec = PlanRec::new();
+            rec.usage = tasks[p]
+                .iter()
+                .filter_map(|t| t.facts.usage)
+                .fold(Default::default(), |a, u| a.plus(&u));
+            self.state.plans.push(rec);
+            if spec.as_ref().is_some_and(|s| s.new_tree) {
+                self.state.trees_pending += 1;
+            }
+        }
+        // Each plan's agent, by name (a plan may name another agent now).
+        for (p, spec) in r.specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let i = match self.state.agents.iter().position(|a| a.name == spec.agent) {
+                Some(i) => i,
+                None => {
+                    self.state.agents.push(AgentRec {
+                        name: spec.agent.clone(),
+                        state: AgentState::Ready,
+                        pauses: 0,
+                    });
+                    self.state.agents.len() - 1
+                }
+            };
+            self.state.plans[p].agent_index = i;
+        }
+        let ops = self.frontier.ops();
+        self.frontier = Frontier::new(&r.graph, &r.plans, &r.priorities, |p, t| {
+            tasks[p][t].node_state()
+        });
+        self.scans += ops;
+        self.state.tasks = tasks;
+        self.graph = r.graph;
+        self.plans = r.plans;
+        self.names = r.names;
+        self.specs = r.specs;
+        self.removed = r.removed;
+        self.removed.resize(n, false);
+        self.cfg.max_agents = r.max_agents.max(1);
+        // A finished plan that has work again is not finished (unless the train took it).
+        for p in 0..n {
+            let plan = &mut self.state.plans[p];
+            if plan.finished && plan.merge == MergeState::None && self.frontier.unfinished(p) > 0
+            {
+                plan.finished = false;
+            }
+        }
+    }
+
+    /// Whether plan `p` was taken out of the manifest during the run.
+    pub(super) fn is_removed(&self, p: usize) -> bool {
+        self.removed.get(p).copied().unwrap_or(false)
+    }
+
+    /// The spec of a plan, for the effects (a removed plan keeps its spec while its attempts
+    /// finish).
+    pub fn specs(&self) -> &[Option<PlanSpec>] {
+        &self.specs
+    }
+}

@@ -1,0 +1,301 @@
+//! Live re-planning, the effects' side: the manifest, the plan files and the templates watched
+//! ([`crate::supervisor::replan`]); an edit read whole once the writes settle, checked as `orch
+//! check` and `orch up` check it, and applied to what has not started (the core's
+//! [`Input::Replanned`]), or reported (`manifest_invalid`) with the last good configuration kept.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Effects, View, spec_of};
+use crate::supervisor::context::PlanCtx;
+use crate::supervisor::core::{Core, Input, Replan};
+use crate::supervisor::event::Event;
+use crate::supervisor::replan::{self as inputs, Fingerprint};
+use crate::supervisor::state::Unit;
+use crate::workspace::{LoadedPlan, Workspace};
+
+/// What the run knows of its watched inputs.
+#[derive(Default)]
+pub struct Replanning {
+    /// The files whose change is a re-plan.
+    pub inputs: Vec<PathBuf>,
+    /// Their contents as last applied or reported: the same state is not read twice.
+    pub seen: Option<Fingerprint>,
+    /// Kept alive while the run watches.
+    pub watcher: Option<notify::RecommendedWatcher>,
+    /// A valid edit waits for running tasks it removes: tried again as the run goes on.
+    pub waiting: Option<String>,
+}
+
+impl Effects<'_> {
+    /// Starts watching the run's inputs (`tx` hears of their changes).
+    pub(super) fn watch_inputs(&mut self, tx: &tokio::sync::mpsc::UnboundedSender<()>) {
+        self.replanning.inputs = inputs::inputs_of(&self.ws);
+        self.replanning.seen = Some(inputs::fingerprint(&self.replanning.inputs));
+        match inputs::watch_inputs(&self.replanning.inputs, tx.clone()) {
+            Ok(w) => self.replanning.watcher = Some(w),
+            Err(e) => self.note(
+                None,
+                format!("cannot watch the manifest and the plan files ({e}); edits during the run are read every second"),
+            ),
+        }
+        self.replan_tx = Some(tx.clone());
+    }
+
+    /// Whether an edit waits to be applied (the caller tries again on the next tick).
+    pub(super) fn replan_waiting(&self) -> bool {
+        self.replanning.waiting.is_some() || self.replanning.watcher.is_none()
+    }
+
+    /// Reads the inputs and applies or reports an edit, unless their contents are those last
+    /// applied or reported.
+    pub(super) fn replan(&mut self, core: &mut Core) {
+        if self.replan_tx.is_none() {
+            return;
+        }
+        let fp = inputs::fingerprint(&self.replanning.inputs);
+        if self.replanning.seen.as_ref() == Some(&fp) && self.replanning.waiting.is_none() {
+            return;
+        }
+        let files = changed_files(self.replanning.seen.as_ref(), &fp);
+        let new_ws = match inputs::load_candidate(&self.ctx.manifest_path) {
+            Ok(ws) => ws,
+            Err(invalid) => {
+                self.replanning.seen = Some(fp);
+                self.replanning.waiting = None;
+                (self.emit)(&Event::ManifestInvalid {
+                    file: invalid.file,
+                    errors: invalid.errors,
+                });
+                return;
+            }
+        };
+        match self.apply_edit(core, new_ws, &files) {
+            Ok(true) => {
+                self.replanning.seen = Some(fp);
+                self.replanning.waiting = None;
+            }
+            Ok(false) => {}
+            Err(errors) => {
+                self.replanning.seen = Some(fp);
+                self.replanning.waiting = None;
+                (self.emit)(&Event::ManifestInvalid {
+                    file: self.ctx.manifest_path.clone(),
+                    errors,
+                });
+            }
+        }
+    }
+
+    /// Applies the valid edit `new_ws`; `Ok(false)`: it waits for running tasks it removes.
+    fn apply_edit(
+        &mut self,
+        core: &mut Core,
+        new_ws: Workspace,
+        files: &[PathBuf],
+    ) -> Result<bool, Vec<String>> {
+        let Some(manifest) = new_ws.manifest.as_ref() else {
+            return Err(vec!["the manifest could not be read".to_string()]);
+        };
+        let old_ws = self.ws.clone().into_owned();
+        let old_n = old_ws.plans.len();
+        // A run of some plans only (`orch up --plan`) takes no new plans.
+        let whole = (0..old_n).all(|p| self.plan(p).is_some());
+        let by_name: HashMap<&str, usize> = new_ws
+            .plans
+            .iter()
+            .enumerate()
+            .map(|(i, lp)| (lp.name.as_str(), i))
+            .collect();
+        // The run's plans keep their index; new ones come after them.
+        let mut merged: Vec<LoadedPlan> = Vec::with_capacity(new_ws.plans.len().max(old_n));
+        let mut removed = vec![false; old_n];
+        let mut source: Vec<Option<usize>> = Vec::new();
+        for (p, lp) in old_ws.plans.iter().enumerate() {
+            match by_name.get(lp.name.as_str()) {
+                Some(&i) => {
+                    merged.push(new_ws.plans[i].clone());
+                    source.push(Some(i));
+                }
+                None => {
+                    merged.push(lp.clone());
+                    removed[p] = self.plan(p).is_some();
+                    source.push(None);
+                }
+            }
+        }
+        if whole {
+            for (i, lp) in new_ws.plans.iter().enumerate() {
+                if !old_ws.plans.iter().any(|o| o.name == lp.name) {
+                    merged.push(lp.clone());
+                    source.push(Some(i));
+                    removed.push(false);
+                }
+            }
+        }
+        let plans: Vec<crate::plan::Plan> = merged.iter().map(|lp| lp.plan.clone()).collect();
+        if let Some(why) = core.replan_waits_for(&plans) {
+            if self.replanning.waiting.as_deref() != Some(why.as_str()) {
+                self.note(None, format!("plans.toml or a plan file changed: {why}"));
+            }
+            self.replanning.waiting = Some(why);
+            return Ok(false);
+        }
+        let graph = crate::workspace::graph_of(manifest, &merged)
+            .map_err(|ds| ds.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        // The plans to check and make again: new ones, and those whose entry, agent, plan file
+        // or defaults changed.
+        let old_manifest = old_ws.manifest.as_ref();
+        let defaults_changed = old_manifest.is_none_or(|m| m.defaults != manifest.defaults);
+        let mut check: Vec<usize> = Vec::new();
+        let mut at: Vec<(usize, Option<Arc<PlanCtx>>)> = Vec::new();
+        for (p, src) in source.iter().enumerate() {
+            let Some(i) = *src else { continue };
+            let old = self.plan(p);
+            if p < old_n && old.is_none() {
+                continue;
+            }
+            let changed = match (&old, old_manifest) {
+                (Some(pc), Some(om)) => {
+                    let entry_of = |m: &crate::manifest::Manifest| {
+                        m.plans.iter().find(|e| e.name == pc.name).cloned()
+                    };
+                    let new_entry = entry_of(manifest);
+                    defaults_changed
+                        || entry_of(om) != new_entry
+                        || new_entry.and_then(|e| manifest.agent_of(&e).cloned())
+                            != Some(pc.agent.clone())
+                        || pc.plan != merged[p].plan
+                }
+                _ => true,
+            };
+            if changed {
+                check.push(i);
+                at.push((p, old));
+            }
+        }
+        let mut events = Vec::new();
+        let fresh = {
+            let checked = crate::supervisor::start::Checked::check_reload(
+                &new_ws,
+                manifest,
+                &check,
+                self.ctx.orch_bin.clone(),
+            )
+            .map_err(|e| vec![e.to_string()])?;
+            checked
+                .reload_ctxs(&at, &mut |e: &Event| events.push(e.clone()))
+                .map_err(|e| vec![e.to_string()])?
+        };
+        let templates = crate::prompt::Templates::load(&manifest.root, &manifest.defaults.templates)
+            .and_then(|t| t.check().map(|()| t))
+            .map_err(|e| vec![e.to_string()])?;
+        for e in &events {
+            (self.emit)(e);
+        }
+        self.templates = Some(Arc::new(templates));
+        // From here on the edit is the run's.
+        let old_plans: Vec<Option<crate::plan::Plan>> = (0..old_n)
+            .map(|p| self.plan(p).map(|pc| pc.plan.clone()))
+            .collect();
+        self.plans.resize(merged.len(), None);
+        let mut reread = Vec::new();
+        for pc in fresh {
+            let p = pc.index;
+            let plan_changed = old_plans
+                .get(p)
+                .and_then(Option::as_ref)
+                .is_none_or(|old| *old != pc.plan);
+            if plan_changed {
+                reread.push(p);
+            }
+            self.plans[p] = Some(pc);
+        }
+        self.views.resize_with(merged.len(), View::default);
+        self.ws = Cow::Owned(Workspace {
+            manifest: new_ws.manifest.clone(),
+            selected: (0..merged.len()).filter(|&p| self.plan(p).is_some()).collect(),
+            plans: merged,
+            diagnostics: new_ws.diagnostics.clone(),
+            graph: Some(graph.clone()),
+        });
+        // The attempts' report directories, by their tasks' new indices.
+        for r in self.reporters.values_mut() {
+            if let Unit::Task { plan, task } = r.unit
+                && let Some(Some(old)) = old_plans.get(plan)
+                && let Some(id) = old.tasks.get(task).map(|t| t.id.clone())
+                && let Some(t) = self.ws.plans[plan].plan.tasks.iter().position(|x| x.id == id)
+            {
+                r.unit = Unit::Task { plan, task: t };
+            }
+        }
+        let mut facts = vec![None; self.ws.plans.len()];
+        for &p in &reread {
+            self.views[p] = View::default();
+            let _ = self.reload(p);
+            facts[p] = Some(self.views[p].facts.clone());
+        }
+        let changes = inputs::changes(&old_ws, &self.ws);
+        let specs = (0..self.ws.plans.len())
+            .map(|p| self.plan(p).map(|pc| spec_of(&pc, &self.ws)))
+            .collect();
+        let max_agents = match old_manifest {
+            // `--max-agents` given: it stays.
+            Some(om) if om.defaults.max_agents.max(1) != self.ctx.max_agents => self.ctx.max_agents,
+            _ => manifest.defaults.max_agents,
+        };
+        let r = Replan {
+            graph,
+            plans: self.ws.plans.iter().map(|lp| lp.plan.clone()).collect(),
+            priorities: self.ws.priorities(),
+            names: self.ws.plans.iter().map(|lp| lp.name.clone()).collect(),
+            specs,
+            removed,
+            facts,
+            max_agents,
+        };
+        (self.emit)(&Event::ManifestReloaded {
+            files: files.to_vec(),
+            changes,
+        });
+        for p in old_n..self.ws.plans.len() {
+            core.set_merged_before(p, self.views[p].merged);
+            core.set_held(p, self.views[p].held);
+        }
+        self.apply(core, Input::Replanned(Box::new(r)));
+        // New plans' worktrees are made now, as at the start.
+        for p in old_n..self.ws.plans.len() {
+            if let Some(pc) = self.plan(p).filter(|pc| pc.new_tree.is_some()) {
+                let told = self.tree_told(p);
+                let ctx = self.ctx.clone();
+                tokio::spawn(crate::supervisor::prepare::ensure_tree(ctx, pc, told));
+            }
+        }
+        self.inputs_changed();
+        Ok(true)
+    }
+
+    /// The set of inputs after an applied edit (a plan file added or removed): watched anew.
+    fn inputs_changed(&mut self) {
+        let inputs = inputs::inputs_of(&self.ws);
+        if inputs == self.replanning.inputs {
+            return;
+        }
+        self.replanning.inputs = inputs;
+        if let Some(tx) = self.replan_tx.clone() {
+            self.replanning.watcher = inputs::watch_inputs(&self.replanning.inputs, tx).ok();
+        }
+    }
+}
+
+/// The inputs whose contents differ between `before` and `now`.
+fn changed_files(before: Option<&Fingerprint>, now: &Fingerprint) -> Vec<PathBuf> {
+    now.iter()
+        .filter(|(path, digest)| {
+            before.is_none_or(|b| !b.iter().any(|(p, d)| p == path && d == digest))
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}
