@@ -168,8 +168,8 @@ pub fn changed_files(old: &Fingerprint, new: &Fingerprint) -> Vec<PathBuf> {
 /// A configuration that does not pass `orch check`: it is not applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {
-    /// The file of the first error (the manifest when it could not be loaded at all), absolute
-    /// when the error names a path relative to the manifest's directory.
+    /// The file of the first error (the manifest when it could not be loaded at all), made
+    /// absolute (a plan file or a template is named relative to the manifest's directory).
     pub file: PathBuf,
     /// Every error as `orch check` prints it: `path:line:col: error: message`, and its hint on a
     /// line of its own (`Diagnostic`'s own rendering).
@@ -189,10 +189,10 @@ impl Invalid {
     fn of(manifest: &Path, diagnostics: &[Diagnostic]) -> Option<Invalid> {
         let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
         let first = errors.first()?;
-        let file = if first.path.is_absolute() {
+        let file = if first.path.is_absolute() || first.path == manifest {
             first.path.clone()
         } else {
-            // Plan files are named relative to the manifest's directory.
+            // Plan files and templates are named relative to the manifest's directory.
             manifest
                 .parent()
                 .map_or_else(|| first.path.clone(), |dir| dir.join(&first.path))

@@ -393,3 +393,23 @@ fn a_plan_title_phases_and_notes_are_changes() {
         ]
     );
 }
+
+#[test]
+fn agents_and_notify_hooks_are_changes() {
+    let repo = Repo::new(TWO);
+    let old = repo.load();
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{TWO}agent = \"script\"\n\n[agents.script]\ncommand = [\"sh\", \"agent.sh\", \"{{{{ task }}}}\"]\n\n[[notify]]\ncommand = [\"true\"]\n"
+        ),
+    );
+    assert_eq!(
+        changes(&old, &repo.load()),
+        [
+            "agent script: added",
+            "notify changed",
+            "plan b: agent claude → script",
+        ]
+    );
+}
