@@ -23,9 +23,9 @@ use super::event::Event;
 pub use changes::{changes, changes_of};
 
 /// The files whose change is a re-plan, absolute: the manifest, every plan file it names, the
-/// prompt templates directory (`defaults.templates`; whether it exists counts) and the two
-/// templates in it (`task.md`, `plan.md`; built in while missing). Each once, in that order.
-/// Without a manifest: the plan files.
+/// two prompt templates (`task.md`, `plan.md`; built in while missing) and their directory
+/// (`defaults.templates`; whether it exists counts). Each once, in that order. Without a
+/// manifest: the plan files.
 pub fn inputs_of(ws: &Workspace) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut push = |p: PathBuf| {
