@@ -12,6 +12,7 @@ use crate::error::{CliError, CliResult, exit};
 use crate::graph::{CrossDep, CrossTarget, Graph, NodeState, Waiting};
 use crate::manifest::{self, DepTarget, Manifest, PlanShape};
 use crate::plan::{self, Plan};
+use crate::prompt::Templates;
 use crate::status::{self, StatusDoc, TaskStatus};
 
 /// The manifest entry of plan `name`, which the workspace loaded from that manifest (an error
@@ -242,6 +243,23 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
 /// for the tasks printed.
 pub fn load_without_files(sel: &Selection) -> CliResult<Workspace> {
     load_with(sel, false)
+}
+
+/// [`load`] with the prompt templates (built in, or replaced in `defaults.templates`) checked
+/// too: a template that does not render is an error at its file and line. What `orch check`
+/// reports, and what `orch up` checks again when the plans change during a run
+/// (`supervisor::replan`), so that the two cannot disagree.
+pub fn load_checked(sel: &Selection) -> CliResult<Workspace> {
+    let mut ws = load(sel)?;
+    if let Some(m) = &ws.manifest {
+        let checked = Templates::load(&m.root, &m.defaults.templates).and_then(|t| t.check());
+        if let Err(e) = checked {
+            let d = Diagnostic::error(e.path(), e.line().unwrap_or(1), e.reason())
+                .with_hint("see `orch init` for the built-in templates and their variables");
+            ws.diagnostics.push(d);
+        }
+    }
+    Ok(ws)
 }
 
 fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {

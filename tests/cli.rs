@@ -613,3 +613,53 @@ fn task_done_follows_plan_changes_through_the_plan_digest() {
     assert_eq!(v["tasks"][0]["status"], "completed");
     assert_eq!(v["orchPlan"], "auth");
 }
+
+#[test]
+fn status_shows_the_last_replan_of_the_latest_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    write(d, "docs/auth.md", "# Auth\n\n## Phase 1: A\n- [ ] 1.1 a\n");
+    write(
+        d,
+        "plans.toml",
+        "[[plan]]\nname = \"auth\"\nfile = \"docs/auth.md\"\n",
+    );
+    let v = json(d, &["status", "--json"]);
+    assert!(v.get("reload").is_none(), "no run, no reload: {v}");
+    let root = std::path::absolute(d).expect("absolute");
+    let manifest = root.join("plans.toml");
+    let started = serde_json::json!({"at": "2026-11-23T10:00:00.000Z", "event": "run_started", "plans": ["auth"], "max_agents": 1});
+    let invalid = serde_json::json!({"at": "2026-11-23T10:01:00.000Z", "event": "manifest_invalid", "file": manifest, "errors": ["plans.toml:4:1: error: unknown key `nmae`"]});
+    let reloaded = serde_json::json!({"at": "2026-11-23T10:02:00.000Z", "event": "manifest_reloaded", "files": [manifest], "changes": ["plan auth: priority 0 → 5"]});
+    let log = |events: &[&Value]| {
+        let lines: Vec<String> = events.iter().map(|e| format!("{e}\n")).collect();
+        write(d, ".orch/state/events.jsonl", &lines.concat());
+    };
+    log(&[&started, &invalid]);
+    let v = json(d, &["status", "--json"]);
+    assert_eq!(v["reload"], invalid, "{v}");
+    let (code, out, err) = run(d, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "re-plan: `plans.toml` invalid since 2026-11-23T10:01:00.000Z, not applied (the last good configuration stays):\n  plans.toml:4:1: error: unknown key `nmae`"
+        ),
+        "{out}"
+    );
+    // An invalid edit followed by a good reload: the reload; one plan's view has it too.
+    log(&[&started, &invalid, &reloaded]);
+    let v = json(d, &["status", "--json", "--plan", "auth"]);
+    assert_eq!(v["reload"]["event"], "manifest_reloaded", "{v}");
+    assert_eq!(v["reload"]["at"], "2026-11-23T10:02:00.000Z");
+    assert_eq!(v["reload"]["files"][0], manifest.to_str().expect("utf-8"));
+    assert_eq!(v["reload"]["changes"][0], "plan auth: priority 0 → 5");
+    let (_, out, _) = run(d, &["status"]);
+    assert!(
+        out.contains("re-plan: reloaded at 2026-11-23T10:02:00.000Z: plan auth: priority 0 → 5"),
+        "{out}"
+    );
+    // A newer run without a re-plan: none.
+    log(&[&invalid, &reloaded, &started]);
+    let v = json(d, &["status", "--json"]);
+    assert!(v.get("reload").is_none(), "{v}");
+}

@@ -616,7 +616,10 @@ fn a_supervisor_that_adopts_an_agent_takes_again_the_report_its_predecessor_did_
     let repo = new_repo();
     let journal_path = repo.outside("journal");
     let gate = repo.outside("gate");
-    repo.write("docs/plans/p.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
+    );
     repo.write(
         "plans.toml",
         &format!(
@@ -653,7 +656,10 @@ fn a_supervisor_that_adopts_an_agent_takes_again_the_report_its_predecessor_did_
     )
     .expect("json");
     assert_eq!(answer["code"], 0, "{answer}");
-    assert_eq!(answer["seq"].as_str().map(|s| s.starts_with("raw-")), Some(true));
+    assert_eq!(
+        answer["seq"].as_str().map(|s| s.starts_with("raw-")),
+        Some(true)
+    );
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
     assert_eq!(repo.git(&["show", "plan/p:p.txt"]), "1.1");
     let doc = read_status(&repo.status_path("p")).expect("status");

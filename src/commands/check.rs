@@ -3,23 +3,12 @@
 use serde_json::{Value, json};
 
 use super::output::{eprintln_safe, print_json, write_all_stdout};
-use crate::diagnostic::Diagnostic;
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
-use crate::prompt::Templates;
 use crate::workspace::{self, Selection, Workspace};
 
 pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
-    let mut ws = workspace::load(sel)?;
-    if let Some(m) = &ws.manifest {
-        // The prompt templates (built in, or overridden in `defaults.templates`) must render.
-        let checked = Templates::load(&m.root, &m.defaults.templates).and_then(|t| t.check());
-        if let Err(e) = checked {
-            let d = Diagnostic::error(e.path(), e.line().unwrap_or(1), e.reason())
-                .with_hint("see `orch init` for the built-in templates and their variables");
-            ws.diagnostics.push(d);
-        }
-    }
+    let ws = workspace::load_checked(sel)?;
     let errors = ws.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = ws.diagnostics.len() - errors;
     let schedule = ws

@@ -1,6 +1,7 @@
 //! `orch status`: per-plan and per-phase progress; `--watch` keeps it on screen.
 
 mod disk;
+mod reload;
 mod watch;
 
 use std::collections::HashMap;
@@ -87,6 +88,12 @@ enum Format {
 fn last_integration(ws: &Workspace) -> Option<crate::merge::integrate::IntegrationReport> {
     let m = ws.manifest.as_ref()?;
     crate::merge::integrate::load_last(&m.root.join(&m.defaults.state_dir))
+}
+
+/// The last re-plan of the latest `orch up` (`manifest_reloaded`, `manifest_invalid`), as logged.
+fn last_reload(ws: &Workspace) -> Option<Value> {
+    let m = ws.manifest.as_ref()?;
+    reload::last_reload(&m.root.join(&m.defaults.state_dir))
 }
 
 /// `integration: red: lib + app (culprit app): verify exited with status 1`, or green.
@@ -176,6 +183,9 @@ fn render_with(
         if let Some(line) = integration_line(ws) {
             out.push_str(&line);
         }
+        if let (Some(v), Some(m)) = (last_reload(ws), &ws.manifest) {
+            out.push_str(&reload::line(&v, &m.root));
+        }
         return Ok(out.trim_end_matches('\n').to_string());
     }
     let docs = workspace::read_statuses(ws, override_path)?;
@@ -228,6 +238,10 @@ fn render_with(
             );
         }
         obj.insert("integration".into(), i);
+    }
+    // The last re-plan of the latest run, likewise: the event as logged.
+    if let (Some(reload), Some(obj)) = (last_reload(ws), v.as_object_mut()) {
+        obj.insert("reload".into(), reload);
     }
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)

@@ -199,6 +199,18 @@ pub enum Event {
         reporter: String,
         reason: String,
     },
+    /// `plans.toml`, a plan file it names or a prompt template changed during the run and does
+    /// not pass `orch check`: the edit is not applied; the last good configuration stays. `file`
+    /// is the file of the first error, `errors` each error as `orch check` prints it
+    /// (`path:line:col: error: message`, its hint on a further line).
+    ManifestInvalid { file: PathBuf, errors: Vec<String> },
+    /// A change of `plans.toml`, of a plan file it names or of a prompt template passed
+    /// `orch check` and is applied: `files` changed, `changes` says what changed, one line each
+    /// (`max_agents 1 → 3`, `plan c: added`, `plan a: task 1.2 changed`).
+    ManifestReloaded {
+        files: Vec<PathBuf>,
+        changes: Vec<String>,
+    },
     /// A message for the user (a warning that does not stop the run).
     Note {
         plan: Option<String>,

@@ -16,6 +16,7 @@ pub mod merge_train;
 pub mod prepare;
 pub mod progress;
 pub mod recover;
+pub mod replan;
 pub mod reports;
 mod resync;
 pub mod sandbox;

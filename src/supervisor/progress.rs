@@ -402,6 +402,8 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::IntegrationFixed { .. }
         | Event::Interrupted { .. }
         | Event::ReportRefused { .. }
+        | Event::ManifestInvalid { .. }
+        | Event::ManifestReloaded { .. }
         | Event::Note { .. } => true,
         _ => false,
     }
@@ -436,7 +438,9 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::RunFinished { .. }
         | Event::AgentPaused { .. }
         | Event::AgentResumed { .. }
-        | Event::AgentStopped { .. } => None,
+        | Event::AgentStopped { .. }
+        | Event::ManifestInvalid { .. }
+        | Event::ManifestReloaded { .. } => None,
     }
 }
 

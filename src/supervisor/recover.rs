@@ -154,8 +154,13 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 && let Some((pid, start)) = recorded.or(by_env)
             {
                 let attempt = adopted_attempt(&pc, &t.id);
-                out.adopted
-                    .push(process_of(unit, pid, start, attempt, elapsed_since(started)));
+                out.adopted.push(process_of(
+                    unit,
+                    pid,
+                    start,
+                    attempt,
+                    elapsed_since(started),
+                ));
                 busy.insert(t.id.clone());
                 continue;
             }

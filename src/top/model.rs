@@ -70,6 +70,9 @@ pub struct Snapshot {
     /// The last integration test (`<state_dir>/integration.json`): whether it was red, and it in
     /// words.
     pub integration: Option<(bool, String)>,
+    /// The last re-plan of the current run (`manifest_reloaded`, `manifest_invalid` in the event
+    /// log): whether it was an invalid edit (not applied), and it in words.
+    pub reload: Option<(bool, String)>,
 }
 
 /// Reads the snapshot; remembers what it read to tell whether anything changed.
@@ -82,6 +85,8 @@ pub struct Source {
     /// The events read so far (the last [`EVENTS_KEPT`]) and where reading stopped.
     events: Vec<String>,
     events_at: u64,
+    /// The last re-plan of the run seen in the event log (see [`Snapshot::reload`]).
+    reload: Option<(bool, String)>,
     supervisor: Option<u32>,
     /// Each task's status and, for a pending one that waits, why (as last read).
     tasks: Vec<Vec<(TaskStatus, Vec<String>)>>,
@@ -112,6 +117,7 @@ impl Source {
             stamps: HashMap::new(),
             events: Vec::new(),
             events_at: 0,
+            reload: None,
             supervisor: None,
             tasks: Vec::new(),
         }
@@ -246,6 +252,7 @@ impl Source {
         stamps.insert(events_path.clone(), stamp(&events_path));
         self.read_events(&events_path);
         snap.events = self.events.clone();
+        snap.reload = self.reload.clone();
         let integration_path = self.state_dir.join(crate::merge::integrate::LAST_FILE);
         stamps.insert(integration_path.clone(), stamp(&integration_path));
         snap.integration =
@@ -378,6 +385,10 @@ impl Source {
         for line in text[..end].lines() {
             if let Ok(v) = serde_json::from_str::<Value>(line) {
                 self.events.push(describe_event(&v));
+                let root = self.ws.manifest.as_ref().map(|m| m.root.as_path());
+                if let Some(reload) = reload_of(&v, root) {
+                    self.reload = reload;
+                }
             }
         }
         let over = self.events.len().saturating_sub(EVENTS_KEPT);
@@ -435,17 +446,83 @@ pub fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
         .collect()
 }
 
-/// One event of the log as a line: `HH:MM:SS event plan task detail`.
-pub fn describe_event(v: &Value) -> String {
+/// What an event of the log does to the header's last re-plan: a run that starts has none
+/// yet (`Some(None)`); `manifest_reloaded` is `reloaded 12:03:04: plan c: added; …`,
+/// `manifest_invalid` `plans.toml invalid since 12:03:04: plans.toml:7:1: error: …` (its first
+/// error's first line; the file relative to `root`); `None`: any other event leaves it.
+pub fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, String)>> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let at = status::parse_timestamp(s("at"))
+    let strings = |k: &str| -> Vec<&str> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    match s("event") {
+        "run_started" => Some(None),
+        "manifest_reloaded" => {
+            let changes = strings("changes");
+            let mut text = format!("reloaded {}", local_time(s("at")));
+            if !changes.is_empty() {
+                text.push_str(": ");
+                text.push_str(&changes.join("; "));
+            }
+            Some(Some((false, text)))
+        }
+        "manifest_invalid" => {
+            let file = Path::new(s("file"));
+            let shown = root
+                .and_then(|r| file.strip_prefix(r).ok())
+                .unwrap_or(file)
+                .display();
+            let first = strings("errors")
+                .first()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+                .to_string();
+            Some(Some((
+                true,
+                format!("{shown} invalid since {}: {first}", local_time(s("at"))),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// An event's `at` as local `HH:MM:SS` (empty when it does not parse).
+fn local_time(at: &str) -> String {
+    status::parse_timestamp(at)
         .map(|t| {
             t.with_timezone(&chrono::Local)
                 .format("%H:%M:%S")
                 .to_string()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// One event of the log as a line: `HH:MM:SS event plan task detail`.
+pub fn describe_event(v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let at = local_time(s("at"));
+    let first = |k: &str| -> String {
+        v.get(k)
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .and_then(|e| e.lines().next())
+            .unwrap_or("")
+            .to_string()
+    };
     let detail = match s("event") {
+        "manifest_invalid" => first("errors"),
+        "manifest_reloaded" => v
+            .get("changes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                let changes: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                changes.join("; ")
+            })
+            .unwrap_or_default(),
         "task_failed" => super::view::flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
         "task_started" | "task_stopped" | "task_retried" => v
@@ -464,3 +541,6 @@ pub fn describe_event(v: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

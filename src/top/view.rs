@@ -126,6 +126,11 @@ fn header(s: &Snapshot, th: &Theme) -> Line<'static> {
         None => Span::styled("no run going: last state".to_string(), th.fg(Color::Yellow)),
     };
     let mut spans = vec![Span::styled("orch top", th.bold()), Span::raw("  "), run];
+    // The last re-plan of the run: an edit not applied stands out until a good one follows.
+    if let Some((invalid, text)) = &s.reload {
+        let color = if *invalid { Color::Red } else { Color::Cyan };
+        spans.push(Span::styled(format!("  {text}"), th.fg(color)));
+    }
     if let Some(p) = s.problems.first() {
         spans.push(Span::styled(format!("  {p}"), th.fg(Color::Red)));
     }

@@ -604,3 +604,55 @@ fn agents_checks_budgets_and_usage_read_as_lines() {
         "{table}"
     );
 }
+
+#[test]
+fn manifest_reloads_and_invalid_edits_read_as_lines_and_json() {
+    let invalid = Event::ManifestInvalid {
+        file: "/repo/plans.toml".into(),
+        errors: vec![
+            "plans.toml:7:1: error: unknown key `nmae`\n  hint: the keys are name, file".into(),
+            "plans.toml:9:14: error: plan `api` depends on unknown plan `ath`".into(),
+        ],
+    };
+    let reloaded = Event::ManifestReloaded {
+        files: vec!["/repo/plans.toml".into(), "/repo/docs/c.md".into()],
+        changes: vec!["max_agents 1 → 3".into(), "plan c: added".into()],
+    };
+    let cwd = Some(Path::new("/repo"));
+    assert_eq!(
+        describe(&invalid, cwd).as_deref(),
+        Some(
+            "plans.toml is invalid, not applied (the last good configuration stays): \
+             plans.toml:7:1: error: unknown key `nmae`; hint: the keys are name, file; \
+             plans.toml:9:14: error: plan `api` depends on unknown plan `ath`"
+        )
+    );
+    assert_eq!(
+        describe(&reloaded, cwd).as_deref(),
+        Some("plans reloaded (plans.toml, docs/c.md): max_agents 1 → 3; plan c: added")
+    );
+    // Both are worth a line above the bars, and their JSON carries the contract's fields.
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Bars, &plans(), Box::new(buf.clone()));
+    p.event(&invalid);
+    p.event(&reloaded);
+    assert_eq!(buf.lines().len(), 2, "{:#?}", buf.lines());
+    let buf = Shared::default();
+    let mut p = Progress::with_writer(ProgressMode::Json, &plans(), Box::new(buf.clone()));
+    p.event(&invalid);
+    p.event(&reloaded);
+    let parsed: Vec<Value> = buf
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(parsed[0]["event"], "manifest_invalid");
+    assert_eq!(parsed[0]["file"], "/repo/plans.toml");
+    assert_eq!(
+        parsed[0]["errors"][1],
+        "plans.toml:9:14: error: plan `api` depends on unknown plan `ath`"
+    );
+    assert_eq!(parsed[1]["event"], "manifest_reloaded");
+    assert_eq!(parsed[1]["files"][1], "/repo/docs/c.md");
+    assert_eq!(parsed[1]["changes"][0], "max_agents 1 → 3");
+}

@@ -234,6 +234,26 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             reporter,
             reason,
         } => format!("{plan}: report of task {task} by {reporter} refused: {reason}"),
+        Event::ManifestInvalid { file, errors } => format!(
+            "{} is invalid, not applied (the last good configuration stays): {}",
+            show(file, cwd),
+            // An error's hint is on an indented line of its own.
+            errors
+                .iter()
+                .flat_map(|e| e.lines())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Event::ManifestReloaded { files, changes } => {
+            let files: Vec<String> = files.iter().map(|f| show(f, cwd)).collect();
+            let what = if changes.is_empty() {
+                "nothing the run uses changed".to_string()
+            } else {
+                changes.join("; ")
+            };
+            format!("plans reloaded ({}): {what}", files.join(", "))
+        }
         Event::Note {
             plan: Some(plan),
             message,

@@ -65,6 +65,7 @@ fn snapshot() -> Snapshot {
         supervisor: Some(4242),
         problems: Vec::new(),
         integration: None,
+        reload: None,
     }
 }
 
@@ -186,4 +187,29 @@ fn helpers() {
     assert_eq!(ago(now() - Duration::seconds(3725), now()), "1h02m");
     assert_eq!(ago(now() - Duration::seconds(65), now()), "1m05s");
     assert_eq!(cut("abcdef", 4), "abc…");
+}
+
+#[test]
+fn the_header_shows_the_last_reload_or_invalid_edit() {
+    let mut s = snapshot();
+    s.reload = Some((false, "reloaded 09:59:40: plan c: added".into()));
+    let (text, _) = render(&s, &Ui::default(), 100, 24);
+    assert_eq!(
+        text.lines().next(),
+        Some("orch top  orch up running (pid 4242)  reloaded 09:59:40: plan c: added")
+    );
+    s.reload = Some((
+        true,
+        "plans.toml invalid since 09:59:50: plans.toml:7:1: error: unknown key `nmae`".into(),
+    ));
+    let (text, colors) = render(&s, &Ui::default(), 120, 24);
+    let head = text.lines().next().unwrap_or("");
+    assert!(
+        head.ends_with(
+            "  plans.toml invalid since 09:59:50: plans.toml:7:1: error: unknown key `nmae`"
+        ),
+        "{head}"
+    );
+    let at = head.find("plans.toml").unwrap_or(0);
+    assert_eq!(colors[at], Color::Red, "an invalid edit is red");
 }

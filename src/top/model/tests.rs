@@ -1,0 +1,101 @@
+//! The snapshot read from real files in a temp dir.
+
+use std::io::Write;
+
+use super::*;
+use crate::workspace::{self, Selection};
+
+/// A manifest with one plan, and its state directory.
+fn source(dir: &Path) -> Source {
+    std::fs::create_dir_all(dir.join("docs")).expect("mkdir");
+    std::fs::write(
+        dir.join("docs/a.md"),
+        "# A\n\n## Phase 1: One\n- [ ] 1.1 First\n",
+    )
+    .expect("plan");
+    std::fs::write(
+        dir.join("plans.toml"),
+        "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n",
+    )
+    .expect("manifest");
+    std::fs::create_dir_all(dir.join(".orch/state")).expect("state dir");
+    let sel = Selection {
+        manifest: Some(dir.join("plans.toml")),
+        plan: None,
+    };
+    match workspace::load(&sel) {
+        Ok(ws) => Source::new(ws),
+        Err(e) => panic!("load: {e}"),
+    }
+}
+
+/// Appends `events` (JSON objects without `at`) to the event log, stamped `at`.
+fn append(dir: &Path, at: &str, events: &[Value]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(".orch/state").join(EVENTS_FILE))
+        .expect("open");
+    for e in events {
+        let mut e = e.clone();
+        e["at"] = Value::from(at);
+        writeln!(f, "{e}").expect("write");
+    }
+}
+
+#[test]
+fn the_header_has_the_last_reload_of_the_current_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::path::absolute(tmp.path()).expect("absolute");
+    let mut src = source(&dir);
+    let at = "2026-11-23T10:00:00.000Z";
+    let hms = local_time(at);
+    assert_eq!(hms.len(), 8, "{hms}");
+    let invalid = serde_json::json!({
+        "event": "manifest_invalid",
+        "file": dir.join("plans.toml"),
+        "errors": ["plans.toml:7:1: error: unknown key `nmae`\n  hint: the keys are name, file"],
+    });
+    let reloaded = serde_json::json!({
+        "event": "manifest_reloaded",
+        "files": [dir.join("plans.toml")],
+        "changes": ["max_agents 1 → 3", "plan c: added"],
+    });
+    let started = serde_json::json!({"event": "run_started", "plans": ["a"], "max_agents": 1});
+    // A reload of an earlier run is not this run's.
+    append(&dir, at, &[reloaded.clone(), started.clone()]);
+    assert_eq!(src.read(Utc::now()).reload, None);
+    append(&dir, at, std::slice::from_ref(&invalid));
+    let snap = src.read(Utc::now());
+    assert_eq!(
+        snap.reload,
+        Some((
+            true,
+            format!("plans.toml invalid since {hms}: plans.toml:7:1: error: unknown key `nmae`")
+        ))
+    );
+    assert_eq!(
+        snap.events.last().map(String::as_str),
+        Some(format!("{hms} manifest_invalid plans.toml:7:1: error: unknown key `nmae`").as_str())
+    );
+    // A good reload after the invalid edit: the reload shows.
+    append(&dir, at, std::slice::from_ref(&reloaded));
+    let snap = src.read(Utc::now());
+    assert_eq!(
+        snap.reload,
+        Some((
+            false,
+            format!("reloaded {hms}: max_agents 1 → 3; plan c: added")
+        ))
+    );
+    assert_eq!(
+        snap.events.last().map(String::as_str),
+        Some(format!("{hms} manifest_reloaded max_agents 1 → 3; plan c: added").as_str())
+    );
+    // Read afresh (as `orch top` started now), the same.
+    let mut again = source(&dir);
+    assert_eq!(again.read(Utc::now()).reload, snap.reload);
+    // A new run has had none.
+    append(&dir, at, &[started]);
+    assert_eq!(src.read(Utc::now()).reload, None);
+}
