@@ -54,13 +54,19 @@ fn is(v: &Value, event: &str, plan: &str, task: &str) -> bool {
 
 fn reloaded(v: &Value, change: &str) -> bool {
     v["event"] == "manifest_reloaded"
-        && v["changes"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|x| x.as_str().is_some_and(|s| s.contains(change))))
+        && v["changes"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|x| x.as_str().is_some_and(|s| s.contains(change)))
+        })
 }
 
 /// Lets every agent go and waits for the end of the run; its exit code and every event.
-fn finish(gate: &Path, child: Child, lines: &Receiver<Value>, mut seen: Vec<Value>) -> (i32, Vec<Value>) {
+fn finish(
+    gate: &Path,
+    child: Child,
+    lines: &Receiver<Value>,
+    mut seen: Vec<Value>,
+) -> (i32, Vec<Value>) {
     touch(gate, "all.go");
     let out = wait_within(child, support::TIMEOUT, "orch up");
     while let Ok(v) = lines.try_recv() {
@@ -83,10 +89,17 @@ fn a_raised_priority_reorders_the_next_starts() {
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
     // Plan b now comes first: when a's first task ends, b's task starts, not a's second.
-    write_manifest(&repo, g, "max_agents = 1", &[("a", "priority = 5", TWO), ("b", "priority = 9", ONE)]);
+    write_manifest(
+        &repo,
+        g,
+        "max_agents = 1",
+        &[("a", "priority = 5", TWO), ("b", "priority = 9", ONE)],
+    );
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan b: priority 0 → 9"));
     touch(g, "a-1.1.go");
-    wait_line(&lines, &mut seen, |v| v["event"] == "task_started" && v["task"] == "1.1" && v["plan"] == "b");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started" && v["task"] == "1.1" && v["plan"] == "b"
+    });
     assert!(
         position(&seen, |v| is(v, "task_started", "a", "1.2")).is_none(),
         "a's second task started before b's: {seen:?}"
@@ -114,7 +127,10 @@ fn a_raised_max_agents_starts_more_at_once() {
         wait_line(&lines, &mut seen, |v| v["event"] == "task_started");
         started += 1;
     }
-    assert!(position(&seen, |v| v["event"] == "task_finished").is_none(), "{seen:?}");
+    assert!(
+        position(&seen, |v| v["event"] == "task_finished").is_none(),
+        "{seen:?}"
+    );
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
 }
@@ -136,7 +152,10 @@ fn a_new_plan_starts_without_a_restart() {
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
     assert_eq!(repo.subjects("plan/c"), ["c 1.1: first"]);
-    let done = seen.iter().find(|v| v["event"] == "run_finished").expect("run_finished");
+    let done = seen
+        .iter()
+        .find(|v| v["event"] == "run_finished")
+        .expect("run_finished");
     assert!(done.to_string().contains("\"c\""), "{done}");
 }
 
@@ -150,7 +169,7 @@ fn a_new_plan_whose_file_is_not_committed_is_reported_and_not_started() {
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
     write_manifest(&repo, g, "", &[("a", "", ONE), ("c", "", ONE)]);
     wait_line(&lines, &mut seen, |v| {
-        v["event"] == "manifest_invalid" && v.to_string().contains("commit it")
+        v["event"] == "manifest_invalid" && v.to_string().contains("commit it on `main` first")
     });
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
@@ -171,9 +190,15 @@ fn a_removed_plan_starts_nothing_new_and_its_running_task_is_committed() {
     wait_line(&lines, &mut seen, |v| is(v, "task_finished", "b", "1.1"));
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
-    assert!(position(&seen, |v| is(v, "task_started", "b", "1.2")).is_none(), "{seen:?}");
+    assert!(
+        position(&seen, |v| is(v, "task_started", "b", "1.2")).is_none(),
+        "{seen:?}"
+    );
     assert_eq!(repo.subjects("plan/b"), ["b 1.1: first"]);
-    let done = seen.iter().find(|v| v["event"] == "run_finished").expect("run_finished");
+    let done = seen
+        .iter()
+        .find(|v| v["event"] == "run_finished")
+        .expect("run_finished");
     let b = done["summary"]["plans"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["plan"] == "b"))
@@ -191,7 +216,10 @@ fn a_task_added_to_a_running_plan_runs() {
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
-    repo.write("docs/plans/a.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.4 fourth (depends: 1.1)\n");
+    repo.write(
+        "docs/plans/a.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.4 fourth (depends: 1.1)\n",
+    );
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan a: task 1.4 added"));
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
@@ -211,13 +239,20 @@ fn a_running_task_whose_text_changed_finishes_with_its_original_prompt() {
         "docs/plans/a.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 first, reworded\n- [ ] 1.2 second, reworded (depends: 1.1)\n",
     );
-    wait_line(&lines, &mut seen, |v| reloaded(v, "plan a: task 1.1 changed"));
+    wait_line(&lines, &mut seen, |v| {
+        reloaded(v, "plan a: task 1.1 changed")
+    });
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
-    let prompt = std::fs::read_to_string(repo.root().join(".orch/logs/a/1.1.prompt.md")).expect("prompt");
-    assert!(prompt.contains("first") && !prompt.contains("reworded"), "{prompt}");
+    let prompt =
+        std::fs::read_to_string(repo.root().join(".orch/logs/a/1.1.prompt.md")).expect("prompt");
+    assert!(
+        prompt.contains("first") && !prompt.contains("reworded"),
+        "{prompt}"
+    );
     // The task not started yet runs as the edit says.
-    let second = std::fs::read_to_string(repo.root().join(".orch/logs/a/1.2.prompt.md")).expect("prompt");
+    let second =
+        std::fs::read_to_string(repo.root().join(".orch/logs/a/1.2.prompt.md")).expect("prompt");
     assert!(second.contains("second, reworded"), "{second}");
     assert_eq!(repo.subjects("plan/a").len(), 2);
 }
@@ -237,7 +272,13 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
         v["event"] == "manifest_invalid" && v.to_string().contains("plans.toml:")
     });
     // An unknown plan in `depends_on`.
-    repo.write("plans.toml", &good.replace("file = \"docs/plans/a.md\"", "file = \"docs/plans/a.md\"\ndepends_on = [\"nope\"]"));
+    repo.write(
+        "plans.toml",
+        &good.replace(
+            "file = \"docs/plans/a.md\"",
+            "file = \"docs/plans/a.md\"\ndepends_on = [\"nope\"]",
+        ),
+    );
     wait_line(&lines, &mut seen, |v| {
         v["event"] == "manifest_invalid" && v.to_string().contains("nope")
     });
@@ -246,7 +287,10 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
     repo.commit_all("plan c");
     let cyclic = format!(
         "{}\n[[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\ndepends_on = [\"a\"]\n",
-        good.replace("file = \"docs/plans/a.md\"", "file = \"docs/plans/a.md\"\ndepends_on = [\"c\"]")
+        good.replace(
+            "file = \"docs/plans/a.md\"",
+            "file = \"docs/plans/a.md\"\ndepends_on = [\"c\"]"
+        )
     );
     repo.write("plans.toml", &cyclic);
     wait_line(&lines, &mut seen, |v| {
@@ -276,7 +320,12 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
 fn a_rename_over_write_and_a_burst_of_writes_apply_once_each() {
     let gate = tempfile::tempdir().expect("tmp");
     let g = gate.path();
-    let plans = [("a", "", ONE), ("b", "", ONE), ("c", "", ONE), ("d", "", ONE)];
+    let plans = [
+        ("a", "", ONE),
+        ("b", "", ONE),
+        ("c", "", ONE),
+        ("d", "", ONE),
+    ];
     let repo = repo_with(g, "max_agents = 1", &plans);
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
@@ -290,14 +339,23 @@ fn a_rename_over_write_and_a_burst_of_writes_apply_once_each() {
     wait_line(&lines, &mut seen, |v| reloaded(v, "max_agents 1 → 2"));
     // A burst: several writes, one state at the end.
     for n in [5, 6, 7, 8, 3] {
-        std::fs::write(&toml, text.replace("max_agents = 1", &format!("max_agents = {n}"))).expect("write");
+        std::fs::write(
+            &toml,
+            text.replace("max_agents = 1", &format!("max_agents = {n}")),
+        )
+        .expect("write");
     }
-    wait_line(&lines, &mut seen, |v| v["event"] == "manifest_reloaded" && !reloaded(v, "max_agents 1 → 2"));
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "manifest_reloaded" && !reloaded(v, "max_agents 1 → 2")
+    });
     let last = seen.last().cloned().expect("event");
     assert!(reloaded(&last, "max_agents 2 → 3"), "{last}");
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
-    let reloads: Vec<&Value> = seen.iter().filter(|v| v["event"] == "manifest_reloaded").collect();
+    let reloads: Vec<&Value> = seen
+        .iter()
+        .filter(|v| v["event"] == "manifest_reloaded")
+        .collect();
     assert_eq!(reloads.len(), 2, "{reloads:?}");
 }
 
@@ -310,15 +368,27 @@ fn a_kill_right_after_an_edit_and_a_restart_lose_nothing() {
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
     repo.write("docs/plans/c.md", ONE);
-    repo.write("docs/plans/a.md", "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n");
+    repo.write(
+        "docs/plans/a.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n",
+    );
     repo.commit_all("plan c, task a 1.2");
     write_manifest(&repo, g, "", &[("a", "", TWO), ("c", "", ONE)]);
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan c: added"));
     child.kill().expect("kill -9");
     let _ = child.wait();
     touch(g, "all.go");
-    let out = wait_within(repo.orch(&["up", "--json"]).spawn().expect("spawn"), support::TIMEOUT, "orch up");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wait_within(
+        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
+        support::TIMEOUT,
+        "orch up",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(repo.subjects("plan/a"), ["a 1.1: first", "a 1.2: second"]);
     assert_eq!(repo.subjects("plan/c"), ["c 1.1: first"]);
 }

@@ -91,11 +91,10 @@ fn exit_code(summary: &RunSummary) -> u8 {
         exit::INTERRUPTED
     } else if !summary.agents_stopped.is_empty() {
         exit::AGENT
-    } else if summary
-        .plans
-        .iter()
-        .all(|p| matches!(p.outcome.as_str(), "completed" | "removed") && p.merge.as_deref().is_none_or(|m| m == "merged"))
-    {
+    } else if summary.plans.iter().all(|p| {
+        matches!(p.outcome.as_str(), "completed" | "removed")
+            && p.merge.as_deref().is_none_or(|m| m == "merged")
+    }) {
         exit::OK
     } else {
         exit::INCOMPLETE

@@ -39,6 +39,9 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "integration_failed",
     "integration_fixed",
     "interrupted",
+    "report_refused",
+    "manifest_invalid",
+    "manifest_reloaded",
     "note",
     "run_finished",
 ];

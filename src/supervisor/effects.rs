@@ -46,7 +46,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     let (stop_all, _) = watch::channel(Stop::No);
     let mut fx = Effects {
         ctx: ctx.clone(),
-        ws: std::borrow::Cow::Borrowed(ws),
+        // Shared with the readers of the status files; replaced by an applied edit.
+        ws: Arc::new(ws.clone()),
         plans: ctx.plans.clone(),
         replanning: Default::default(),
         replan_tx: None,
@@ -377,7 +378,7 @@ pub struct Effects<'a> {
     pub ctx: Arc<Ctx>,
     /// The run's plans: the workspace `orch up` started with, then as the last applied edit
     /// made it (live re-planning: a plan keeps its index for the whole run).
-    pub ws: std::borrow::Cow<'a, Workspace>,
+    pub ws: Arc<Workspace>,
     /// Each plan's context by index (`None`: not part of the run).
     pub plans: Vec<Option<Arc<PlanCtx>>>,
     /// The watched manifest, plan files and templates.

@@ -100,8 +100,7 @@ impl Effects<'_> {
             pc,
             doc,
             (task, attempt),
-            &workdir,
-            &branch,
+            (&workdir, &branch),
             &report_dir,
         )?;
         env.push((
@@ -449,8 +448,7 @@ fn prepare_argv(
     pc: &PlanCtx,
     doc: &StatusDoc,
     (task, attempt): (Option<usize>, u32),
-    workdir: &Path,
-    branch: &str,
+    (workdir, branch): (&Path, &str),
     report_dir: &Path,
 ) -> Result<(Vec<String>, Env), String> {
     let orch = ctx.orch_bin.display().to_string();
@@ -498,9 +496,7 @@ fn prepare_argv(
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
             };
             (
-                templates
-                    .render_task(&prompt)
-                    .map_err(|e| e.to_string())?,
+                templates.render_task(&prompt).map_err(|e| e.to_string())?,
                 tk.id.clone(),
             )
         }
@@ -521,9 +517,7 @@ fn prepare_argv(
                     .and_then(|i| i.feedback_for(&pc.name)),
             };
             (
-                templates
-                    .render_plan(&prompt)
-                    .map_err(|e| e.to_string())?,
+                templates.render_plan(&prompt).map_err(|e| e.to_string())?,
                 String::new(),
             )
         }

@@ -187,8 +187,20 @@ impl Progress {
             }
             return;
         };
-        let Some(i) = self.plans.iter().position(|p| p.name == plan) else {
-            return;
+        let i = match self.plans.iter().position(|p| p.name == plan) {
+            Some(i) => i,
+            // A plan added to the manifest during the run: its tasks are counted as they end.
+            None if matches!(e, Event::PlanStarted { .. } | Event::TaskStarted { .. }) => {
+                self.plans.push(PlanState {
+                    name: plan.to_string(),
+                    total: 0,
+                    done: 0,
+                    running: Vec::new(),
+                    bar: None,
+                });
+                self.plans.len() - 1
+            }
+            None => return,
         };
         match e {
             Event::PlanStarted { .. } => self.ensure_bar(i),
@@ -214,7 +226,9 @@ impl Progress {
             Event::TaskFinished { task, .. } => {
                 let p = &mut self.plans[i];
                 p.running.retain(|(id, _)| id != task);
-                p.done = (p.done + 1).min(p.total);
+                p.done += 1;
+                // A task added during the run.
+                p.total = p.total.max(p.done);
             }
             Event::TaskFailed { task, .. } => {
                 self.plans[i].running.retain(|(id, _)| id != task);
@@ -264,6 +278,7 @@ impl Progress {
         let Some(b) = &self.bars else { return };
         let p = &self.plans[i];
         if let Some(bar) = &p.bar {
+            bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
             bar.set_message(running_message(&p.running));
         }

@@ -14,13 +14,7 @@ use crate::supervisor::state::{AgentState, CheckOutcome, Ending, Outcome, RunId,
 
 const THREE: &str = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n";
 
-fn exited(
-    c: &mut Core,
-    now: Instant,
-    run: RunId,
-    code: i32,
-    output: AgentOutput,
-) -> Vec<Action> {
+fn exited(c: &mut Core, now: Instant, run: RunId, code: i32, output: AgentOutput) -> Vec<Action> {
     c.handle(
         now,
         Input::Exited {

@@ -80,7 +80,11 @@ impl Core {
                     .unwrap_or_default()
             };
             let Some(old_recs) = old_tasks.get(p) else {
-                tasks.push((0..new_plan.tasks.len()).map(|t| TaskRec::new(facts(t))).collect());
+                tasks.push(
+                    (0..new_plan.tasks.len())
+                        .map(|t| TaskRec::new(facts(t)))
+                        .collect(),
+                );
                 continue;
             };
             let by_id: HashMap<&str, usize> = new_plan
@@ -189,8 +193,7 @@ impl Core {
         // A finished plan that has work again is not finished (unless the train took it).
         for p in 0..n {
             let plan = &mut self.state.plans[p];
-            if plan.finished && plan.merge == MergeState::None && self.frontier.unfinished(p) > 0
-            {
+            if plan.finished && plan.merge == MergeState::None && self.frontier.unfinished(p) > 0 {
                 plan.finished = false;
             }
         }

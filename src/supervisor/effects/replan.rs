@@ -3,7 +3,6 @@
 //! check` and `orch up` check it, and applied to what has not started (the core's
 //! [`Input::Replanned`]), or reported (`manifest_invalid`) with the last good configuration kept.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +31,10 @@ pub struct Replanning {
 impl Effects<'_> {
     /// Starts watching the run's inputs (`tx` hears of their changes).
     pub(super) fn watch_inputs(&mut self, tx: &tokio::sync::mpsc::UnboundedSender<()>) {
+        // A plan file run alone, without a manifest: nothing to re-plan from.
+        if self.ws.manifest.is_none() {
+            return;
+        }
         self.replanning.inputs = inputs::inputs_of(&self.ws);
         self.replanning.seen = Some(inputs::fingerprint(&self.replanning.inputs));
         match inputs::watch_inputs(&self.replanning.inputs, tx.clone()) {
@@ -59,7 +62,10 @@ impl Effects<'_> {
         if self.replanning.seen.as_ref() == Some(&fp) && self.replanning.waiting.is_none() {
             return;
         }
-        let files = changed_files(self.replanning.seen.as_ref(), &fp);
+        let files = match self.replanning.seen.as_ref() {
+            Some(seen) => inputs::changed_files(seen, &fp),
+            None => fp.iter().map(|(p, _)| p.clone()).collect(),
+        };
         let new_ws = match inputs::load_candidate(&self.ctx.manifest_path) {
             Ok(ws) => ws,
             Err(invalid) => {
@@ -99,7 +105,7 @@ impl Effects<'_> {
         let Some(manifest) = new_ws.manifest.as_ref() else {
             return Err(vec!["the manifest could not be read".to_string()]);
         };
-        let old_ws = self.ws.clone().into_owned();
+        let old_ws = self.ws.clone();
         let old_n = old_ws.plans.len();
         // A run of some plans only (`orch up --plan`) takes no new plans.
         let whole = (0..old_n).all(|p| self.plan(p).is_some());
@@ -135,6 +141,7 @@ impl Effects<'_> {
                 }
             }
         }
+        let changes = inputs::changes_of(&old_ws, &new_ws, files);
         let plans: Vec<crate::plan::Plan> = merged.iter().map(|lp| lp.plan.clone()).collect();
         if let Some(why) = core.replan_waits_for(&plans) {
             if self.replanning.waiting.as_deref() != Some(why.as_str()) {
@@ -184,14 +191,15 @@ impl Effects<'_> {
                 &check,
                 self.ctx.orch_bin.clone(),
             )
-            .map_err(|e| vec![e.to_string()])?;
+            .map_err(|e| vec![error_text(&e)])?;
             checked
                 .reload_ctxs(&at, &mut |e: &Event| events.push(e.clone()))
-                .map_err(|e| vec![e.to_string()])?
+                .map_err(|e| vec![error_text(&e)])?
         };
-        let templates = crate::prompt::Templates::load(&manifest.root, &manifest.defaults.templates)
-            .and_then(|t| t.check().map(|()| t))
-            .map_err(|e| vec![e.to_string()])?;
+        let templates =
+            crate::prompt::Templates::load(&manifest.root, &manifest.defaults.templates)
+                .and_then(|t| t.check().map(|()| t))
+                .map_err(|e| vec![e.to_string()])?;
         for e in &events {
             (self.emit)(e);
         }
@@ -214,9 +222,11 @@ impl Effects<'_> {
             self.plans[p] = Some(pc);
         }
         self.views.resize_with(merged.len(), View::default);
-        self.ws = Cow::Owned(Workspace {
+        self.ws = Arc::new(Workspace {
             manifest: new_ws.manifest.clone(),
-            selected: (0..merged.len()).filter(|&p| self.plan(p).is_some()).collect(),
+            selected: (0..merged.len())
+                .filter(|&p| self.plan(p).is_some())
+                .collect(),
             plans: merged,
             diagnostics: new_ws.diagnostics.clone(),
             graph: Some(graph.clone()),
@@ -226,7 +236,11 @@ impl Effects<'_> {
             if let Unit::Task { plan, task } = r.unit
                 && let Some(Some(old)) = old_plans.get(plan)
                 && let Some(id) = old.tasks.get(task).map(|t| t.id.clone())
-                && let Some(t) = self.ws.plans[plan].plan.tasks.iter().position(|x| x.id == id)
+                && let Some(t) = self.ws.plans[plan]
+                    .plan
+                    .tasks
+                    .iter()
+                    .position(|x| x.id == id)
             {
                 r.unit = Unit::Task { plan, task: t };
             }
@@ -237,7 +251,6 @@ impl Effects<'_> {
             let _ = self.reload(p);
             facts[p] = Some(self.views[p].facts.clone());
         }
-        let changes = inputs::changes(&old_ws, &self.ws);
         let specs = (0..self.ws.plans.len())
             .map(|p| self.plan(p).map(|pc| spec_of(&pc, &self.ws)))
             .collect();
@@ -290,12 +303,10 @@ impl Effects<'_> {
     }
 }
 
-/// The inputs whose contents differ between `before` and `now`.
-fn changed_files(before: Option<&Fingerprint>, now: &Fingerprint) -> Vec<PathBuf> {
-    now.iter()
-        .filter(|(path, digest)| {
-            before.is_none_or(|b| !b.iter().any(|(p, d)| p == path && d == digest))
-        })
-        .map(|(path, _)| path.clone())
-        .collect()
+/// An error of the checks `orch up` makes, with its hint, as one line of `manifest_invalid`.
+fn error_text(e: &crate::error::CliError) -> String {
+    match &e.hint {
+        Some(hint) => format!("{:#}; {hint}", e.error),
+        None => format!("{:#}", e.error),
+    }
 }

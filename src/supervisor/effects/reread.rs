@@ -40,7 +40,8 @@ impl Effects<'_> {
     /// whose record changed, as an input for the core. A file in orch's layout is followed
     /// entry by entry ([`status::Follower`]): only the entries whose text changed are parsed.
     pub fn reload(&mut self, p: usize) -> Option<Input> {
-        let lp = &self.ws.plans[p];
+        let ws = self.ws.clone();
+        let lp = &ws.plans[p];
         let stamp = file_stamp(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
