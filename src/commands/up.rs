@@ -77,7 +77,7 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .enable_all()
         .build()
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
-    let mut summary = runtime.block_on(crate::supervisor::run(run.ctx.clone(), &ws, &mut emit));
+    let mut summary = runtime.block_on(crate::supervisor::run(run.ctx.clone(), ws, &mut emit));
     runtime.block_on(crate::process::sweep_orphans(true));
     out.finish(&mut summary);
     // Agents' tasks are done; do not wait for stray blocking work.

@@ -460,6 +460,8 @@ mod outcome;
 mod plans_tests;
 mod replan;
 pub use replan::Replan;
+#[cfg(test)]
+mod replan_tests;
 mod report;
 mod schedule;
 #[cfg(test)]

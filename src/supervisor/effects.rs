@@ -33,7 +33,9 @@ pub struct Msg {
 pub type Tx = mpsc::UnboundedSender<Msg>;
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
-pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
+pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
+    // Shared with the readers of the status files; replaced by an applied edit.
+    let ws = Arc::new(ws);
     let started = Instant::now();
     let names: Vec<String> = ctx.plans.iter().flatten().map(|p| p.name.clone()).collect();
     emit(&Event::RunStarted {
@@ -46,8 +48,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
     let (stop_all, _) = watch::channel(Stop::No);
     let mut fx = Effects {
         ctx: ctx.clone(),
-        // Shared with the readers of the status files; replaced by an applied edit.
-        ws: Arc::new(ws.clone()),
+        ws: ws.clone(),
         plans: ctx.plans.clone(),
         replanning: Default::default(),
         replan_tx: None,
@@ -118,7 +119,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: &Workspace, emit: &mut dyn FnMut(&Event)) ->
         .plans
         .iter()
         .enumerate()
-        .map(|(p, _)| fx.plan(p).map(|pc| spec_of(&pc, ws)))
+        .map(|(p, _)| fx.plan(p).map(|pc| spec_of(&pc, &ws)))
         .collect();
     let cfg = CoreConfig {
         max_agents: ctx.max_agents,

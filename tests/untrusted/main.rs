@@ -12,6 +12,7 @@ mod code;
 mod git;
 mod links;
 mod processes;
+mod replan;
 mod reports;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
