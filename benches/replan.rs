@@ -147,8 +147,12 @@ fn main() {
         &[(2, 5)]
     };
     let edits = if full_size() { 7 } else { 2 };
-    println!("live re-planning: an edit of plans.toml applied by a running orch up (medians of {edits} edits)");
-    println!("  plans x tasks   orch check (process)   edit -> applied, less the 100 ms quiet window");
+    println!(
+        "live re-planning: an edit of plans.toml applied by a running orch up (medians of {edits} edits)"
+    );
+    println!(
+        "  plans x tasks   orch check (process)   edit -> applied, less the 100 ms quiet window"
+    );
     for &(plans, tasks) in sizes {
         let (check, reload) = measure(plans, tasks, edits);
         println!(

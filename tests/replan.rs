@@ -235,33 +235,62 @@ fn a_running_task_whose_text_changed_finishes_with_its_original_prompt() {
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
+    touch(g, "a-1.1.go");
+    wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.2"));
+    // 1.1 is done, 1.2 runs; both reworded, and 1.3 added after them.
     repo.write(
         "docs/plans/a.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 first, reworded\n- [ ] 1.2 second, reworded (depends: 1.1)\n",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 first, reworded\n\
+         - [ ] 1.2 second, reworded (depends: 1.1)\n- [ ] 1.3 third (depends: 1.2)\n",
     );
     wait_line(&lines, &mut seen, |v| {
-        reloaded(v, "plan a: task 1.1 changed")
+        reloaded(v, "plan a: task 1.2 changed")
+    });
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "note"
+            && v["message"].as_str().is_some_and(|m| {
+                m.contains("task `1.1` of plan `a` changed but is finished already")
+            })
     });
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
-    let prompt =
-        std::fs::read_to_string(repo.root().join(".orch/logs/a/1.1.prompt.md")).expect("prompt");
+    let prompt = |id: &str| {
+        std::fs::read_to_string(repo.root().join(format!(".orch/logs/a/{id}.prompt.md")))
+            .expect("prompt")
+    };
+    let second = prompt("1.2");
     assert!(
-        prompt.contains("first") && !prompt.contains("reworded"),
-        "{prompt}"
+        second.contains("second") && !second.contains("reworded"),
+        "{second}"
     );
-    // The task not started yet runs as the edit says.
-    let second =
-        std::fs::read_to_string(repo.root().join(".orch/logs/a/1.2.prompt.md")).expect("prompt");
-    assert!(second.contains("second, reworded"), "{second}");
-    assert_eq!(repo.subjects("plan/a").len(), 2);
+    assert!(prompt("1.3").contains("third"));
+    // The finished task is not run again.
+    let starts = seen
+        .iter()
+        .filter(|v| is(v, "task_started", "a", "1.1"))
+        .count();
+    assert_eq!(starts, 1, "{seen:?}");
+    assert_eq!(
+        repo.subjects("plan/a"),
+        ["a 1.1: first", "a 1.2: second", "a 1.3: third"]
+    );
 }
 
 #[test]
 fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
     let gate = tempfile::tempdir().expect("tmp");
     let g = gate.path();
-    let repo = repo_with(g, "max_agents = 1", &[("a", "", TWO)]);
+    let repo = Repo::new();
+    write_manifest(&repo, g, "max_agents = 1", &[("a", "", TWO)]);
+    // A hook that keeps every event it gets: a lead hears of an invalid edit there too.
+    let heard = g.join("heard.jsonl");
+    let hook = format!(
+        "\n[[notify]]\ncommand = [\"sh\", \"-c\", \"cat >> '{}'\"]\n",
+        heard.display()
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("read");
+    repo.write("plans.toml", &format!("{text}{hook}"));
+    repo.commit_all("plans");
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
@@ -311,9 +340,15 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
     assert_eq!(code, 0, "{seen:?}");
     assert_eq!(repo.subjects("plan/a").len(), 2);
     assert_eq!(repo.subjects("plan/c"), ["c 1.1: first"]);
-    // The error is in the event log too (what `orch top` and `orch status` read).
+    // The error is in the event log too (what `orch top` and `orch status` read), and the
+    // hook heard of it.
     let log = std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("log");
     assert!(log.contains("\"manifest_invalid\""), "{log}");
+    let heard = std::fs::read_to_string(&heard).expect("hook");
+    assert_eq!(heard.matches("\"manifest_invalid\"").count(), 3, "{heard}");
+    assert!(heard.contains("\"manifest_reloaded\""), "{heard}");
+    let (_, status, _) = repo.run(&["status", "--json"]);
+    assert!(status.contains("\"reload\""), "{status}");
 }
 
 #[test]

@@ -53,6 +53,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         replanning: Default::default(),
         replan_tx: None,
         templates: None,
+        texts: HashMap::new(),
         emit,
         tx,
         stop_all,
@@ -388,6 +389,9 @@ pub struct Effects<'a> {
     pub replan_tx: Option<mpsc::UnboundedSender<()>>,
     /// The prompt templates as the last applied edit left them (`None`: the run's first).
     pub templates: Option<Arc<crate::prompt::Templates>>,
+    /// The text (description) each running attempt's task had at its launch: its commit says
+    /// what the agent was asked, whatever an edit made of the task since.
+    pub texts: HashMap<RunId, String>,
     pub emit: &'a mut dyn FnMut(&Event),
     pub tx: Tx,
     pub stop_all: watch::Sender<Stop>,
@@ -545,6 +549,7 @@ impl Effects<'_> {
                 usage,
             } => {
                 self.stops.remove(&run);
+                let text = self.texts.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
                 // nobody's).
                 self.forget_reporter(unit, attempt);
@@ -558,7 +563,13 @@ impl Effects<'_> {
                     {
                         process_note(&pc, &format!("cannot record the attempt's usage: {e}"));
                     }
-                    let outcome = super::settle::settle(&pc, unit.task(), attempt, &ending, &how);
+                    let outcome = super::settle::settle(
+                        &pc,
+                        (unit.task(), text.as_deref()),
+                        attempt,
+                        &ending,
+                        &how,
+                    );
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
                         input: Input::Settled { run, outcome },

@@ -83,6 +83,9 @@ impl Effects<'_> {
         };
         let empty;
         self.register_reporter(unit, attempt);
+        if let Some(t) = task {
+            self.texts.insert(run, pc.plan.tasks[t].description.clone());
+        }
         self.apply_records(pc.index);
         let doc = match self.views[pc.index].doc.as_ref() {
             Some(d) => d,
@@ -308,6 +311,7 @@ impl Effects<'_> {
         fatal: Option<Fatal>,
         log: &Path,
     ) {
+        self.texts.remove(&run);
         process::log_line(log, &format!("=== orch: {error} ==="));
         // A fatal failure is the agent's, not the task's: the task stays as it was.
         if let Some(t) = task.filter(|_| fatal.is_none())

@@ -10,10 +10,11 @@ use crate::git;
 use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
-/// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`.
+/// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`;
+/// `text`: the task's description when the attempt started (its commit's subject).
 pub fn settle(
     plan: &PlanCtx,
-    task: Option<usize>,
+    (task, text): (Option<usize>, Option<&str>),
     attempt: u32,
     ending: &Ending,
     how: &Settlement,
@@ -27,7 +28,7 @@ pub fn settle(
             protected_changes(plan, task.unwrap_or_default(), t)
         }) {
             Some(cause) => fail(plan, id, attempt, &cause, true),
-            None => commit_done(plan, id, &t.description),
+            None => commit_done(plan, id, text.unwrap_or(&t.description)),
         },
         Settlement::Fail { error, record } => {
             let out = fail(plan, id, attempt, error, *record);

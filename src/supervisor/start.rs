@@ -77,27 +77,31 @@ impl<'w> Checked<'w> {
         selected: &[usize],
         orch_bin: PathBuf,
     ) -> CliResult<Self> {
-        let mut checked = Self::check_plans(ws, manifest, selected, orch_bin)?;
+        let mut checked = Self::check_plans(ws, manifest, selected, &[], orch_bin)?;
         checked.lock = Some(lock(&checked.state_dir)?);
         exclude_orch_dirs(manifest, &checked.repo_root)?;
         Ok(checked)
     }
 
     /// What [`Checked::check`] checks of plans `selected` of an edited manifest during a run
-    /// (live re-planning): the run holds the supervisor lock already.
+    /// (live re-planning): the run holds the supervisor lock already, and the worktrees of the
+    /// plans it runs (`running`, a subset of `selected`) are its own, agents at work in them: only
+    /// a new plan's worktree is checked.
     pub fn check_reload(
         ws: &'w Workspace,
         manifest: &'w Manifest,
         selected: &[usize],
+        running: &[usize],
         orch_bin: PathBuf,
     ) -> CliResult<Self> {
-        Self::check_plans(ws, manifest, selected, orch_bin)
+        Self::check_plans(ws, manifest, selected, running, orch_bin)
     }
 
     fn check_plans(
         ws: &'w Workspace,
         manifest: &'w Manifest,
         selected: &[usize],
+        running: &[usize],
         orch_bin: PathBuf,
     ) -> CliResult<Self> {
         let repo_root = workspace::repo_root(manifest)?;
@@ -125,7 +129,11 @@ impl<'w> Checked<'w> {
             let lp = &ws.plans[index];
             let entry = workspace::entry_of(manifest, &lp.name)?;
             checks::agent(manifest, entry, &orch_bin, &templates, lp, &mut preflights)?;
-            let tree = checks::tree_action(manifest, &repo_root, lp, entry)?;
+            let tree = if running.contains(&index) {
+                None
+            } else {
+                checks::tree_action(manifest, &repo_root, lp, entry)?
+            };
             let sandbox = match manifest.agent_of(entry) {
                 Some(agent) => super::sandbox::decide(
                     &lp.name,

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use crate::landlock;
-use crate::support::{self, Repo, agent_at, one_task, read_lines, wait_for, wait_line, wait_within};
+use crate::support::{
+    self, Repo, agent_at, one_task, read_lines, wait_for, wait_line, wait_within,
+};
 
 /// The agent edits `plans.toml` and its plan file in its worktree and tries the main checkout's;
 /// then the lead edits `plans.toml`: the reload that follows has the lead's change alone, the
@@ -48,7 +50,11 @@ fn an_agent_cannot_re_plan_the_run_it_is_part_of() {
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| v["event"] == "manifest_reloaded");
     let reload = seen.last().cloned().expect("reload");
-    assert_eq!(reload["changes"], serde_json::json!(["max_agents 4 → 2"]), "{reload}");
+    assert_eq!(
+        reload["changes"],
+        serde_json::json!(["max_agents 4 → 2"]),
+        "{reload}"
+    );
     std::fs::write(&gate, "go").expect("gate");
     let out = wait_within(child, support::TIMEOUT, "orch up");
     while let Ok(v) = lines.try_recv() {
@@ -57,7 +63,10 @@ fn an_agent_cannot_re_plan_the_run_it_is_part_of() {
     assert_eq!(out.status.code(), Some(5), "{seen:?}");
     let failed = support::named(&seen, "task_failed");
     assert_eq!(failed.len(), 1, "{seen:?}");
-    assert_eq!(failed[0]["error"], "changed protected paths: plans.toml", "{failed:?}");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: plans.toml",
+        "{failed:?}"
+    );
     assert!(
         !seen
             .iter()

@@ -30,6 +30,10 @@ pub struct Replan {
     /// file says once reconciled with the new plan file (`None`: the records the run has).
     pub facts: Vec<Option<Vec<TaskFacts>>>,
     pub max_agents: usize,
+    /// The first wait before a retry (`backoff`).
+    pub backoff: std::time::Duration,
+    /// The run's budget (`[defaults] budget`).
+    pub budget: crate::manifest::Budget,
 }
 
 impl Core {
@@ -190,6 +194,8 @@ impl Core {
         self.removed = r.removed;
         self.removed.resize(n, false);
         self.cfg.max_agents = r.max_agents.max(1);
+        self.cfg.backoff = r.backoff;
+        self.cfg.budget = r.budget;
         // A finished plan that has work again is not finished (unless the train took it).
         for p in 0..n {
             let plan = &mut self.state.plans[p];

@@ -24,6 +24,8 @@ fn replan(plans: &[Plan], names: &[&str], max_agents: usize) -> Replan {
         removed: vec![false; plans.len()],
         facts: vec![None; plans.len()],
         max_agents,
+        backoff: cfg(1).backoff,
+        budget: cfg(1).budget,
     }
 }
 

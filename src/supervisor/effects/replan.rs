@@ -157,6 +157,7 @@ impl Effects<'_> {
         let old_manifest = old_ws.manifest.as_ref();
         let defaults_changed = old_manifest.is_none_or(|m| m.defaults != manifest.defaults);
         let mut check: Vec<usize> = Vec::new();
+        let mut running: Vec<usize> = Vec::new();
         let mut at: Vec<(usize, Option<Arc<PlanCtx>>)> = Vec::new();
         for (p, src) in source.iter().enumerate() {
             let Some(i) = *src else { continue };
@@ -179,6 +180,9 @@ impl Effects<'_> {
                 _ => true,
             };
             if changed {
+                if old.is_some() {
+                    running.push(i);
+                }
                 check.push(i);
                 at.push((p, old));
             }
@@ -189,6 +193,7 @@ impl Effects<'_> {
                 &new_ws,
                 manifest,
                 &check,
+                &running,
                 self.ctx.orch_bin.clone(),
             )
             .map_err(|e| vec![error_text(&e)])?;
@@ -268,11 +273,41 @@ impl Effects<'_> {
             removed,
             facts,
             max_agents,
+            backoff: manifest.defaults.backoff,
+            budget: manifest.defaults.budget,
         };
         (self.emit)(&Event::ManifestReloaded {
             files: files.to_vec(),
             changes,
         });
+        for &p in &reread {
+            if let Some(Some(old)) = old_plans.get(p) {
+                self.say_finished_changed(p, old);
+            }
+        }
+        if let Some(om) = old_manifest {
+            let later = next_run_only(om, manifest);
+            if !later.is_empty() {
+                let keys: Vec<String> = later.iter().map(|k| format!("`{k}`")).collect();
+                self.note(
+                    None,
+                    format!(
+                        "{} changed: {} on the next `orch up` (this run keeps {})",
+                        keys.join(", "),
+                        if later.len() == 1 {
+                            "it applies"
+                        } else {
+                            "they apply"
+                        },
+                        if later.len() == 1 {
+                            "its value"
+                        } else {
+                            "their values"
+                        }
+                    ),
+                );
+            }
+        }
         for p in old_n..self.ws.plans.len() {
             core.set_merged_before(p, self.views[p].merged);
             core.set_held(p, self.views[p].held);
@@ -288,6 +323,42 @@ impl Effects<'_> {
         }
         self.inputs_changed();
         Ok(true)
+    }
+
+    /// Says which tasks of plan `p` the edit changed (from `old`) that are finished already:
+    /// they stay as they are.
+    fn say_finished_changed(&mut self, p: usize, old: &crate::plan::Plan) {
+        let lp = &self.ws.plans[p];
+        let mut ids = Vec::new();
+        for (t, task) in lp.plan.tasks.iter().enumerate() {
+            let finished = self.views[p]
+                .facts
+                .get(t)
+                .is_some_and(|f| f.status.is_finished());
+            let changed = old.tasks.iter().find(|o| o.id == task.id).is_some_and(|o| {
+                (&o.description, &o.body, o.kind) != (&task.description, &task.body, task.kind)
+            });
+            if finished && changed {
+                ids.push(task.id.clone());
+            }
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let name = lp.name.clone();
+        let list: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+        self.note(
+            Some(name.clone()),
+            format!(
+                "task{} {} of plan `{name}` changed but {} finished already: {} as {} (`orch task reset {} --force --plan {name}` runs it again)",
+                if ids.len() == 1 { "" } else { "s" },
+                list.join(", "),
+                if ids.len() == 1 { "is" } else { "are" },
+                if ids.len() == 1 { "it stays" } else { "they stay" },
+                if ids.len() == 1 { "it is" } else { "they are" },
+                ids[0]
+            ),
+        );
     }
 
     /// The set of inputs after an applied edit (a plan file added or removed): watched anew.
@@ -309,4 +380,36 @@ fn error_text(e: &crate::error::CliError) -> String {
         Some(hint) => format!("{:#}; {hint}", e.error),
         None => format!("{:#}", e.error),
     }
+}
+
+/// The run-wide settings of `new` that differ from `old` and that a running `orch up` keeps
+/// until its end (where it writes, how it stops agents, its merge train and hooks).
+fn next_run_only(
+    old: &crate::manifest::Manifest,
+    new: &crate::manifest::Manifest,
+) -> Vec<&'static str> {
+    let (a, b) = (&old.defaults, &new.defaults);
+    let mut out = Vec::new();
+    let mut differs = |key: &'static str, changed: bool| {
+        if changed {
+            out.push(key);
+        }
+    };
+    differs("target", a.target != b.target);
+    differs("auto_merge", a.auto_merge != b.auto_merge);
+    differs("worktree_root", a.worktree_root != b.worktree_root);
+    differs("state_dir", a.state_dir != b.state_dir);
+    differs("log_dir", a.log_dir != b.log_dir);
+    differs("branch_prefix", a.branch_prefix != b.branch_prefix);
+    differs("stuck_after", a.stuck_after != b.stuck_after);
+    differs("grace", a.grace != b.grace);
+    differs("ports", a.ports != b.ports);
+    differs("integrate", a.integrate != b.integrate);
+    differs(
+        "integrate_feedback",
+        a.integrate_feedback != b.integrate_feedback,
+    );
+    differs("slurm.poll", old.slurm_poll != new.slurm_poll);
+    differs("[[notify]]", old.notify != new.notify);
+    out
 }
