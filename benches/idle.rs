@@ -4,7 +4,8 @@
 //! from `/proc/<pid>/stat`) over the idle window: from the moment every agent runs until just
 //! before they end. Target: under 0.3 s of CPU for 30 s.
 //!
-//! Run: `cargo bench --bench idle` (`-- --seconds N` for another agent sleep). `cargo test`
+//! Run: `cargo bench --bench idle` (`-- --seconds N` for another agent sleep; `ORCH_BENCH_BIN`
+//! names another build of orch to measure). `cargo test`
 //! runs a tiny size (2 agents, 4 s) and checks orch stayed idle.
 
 use std::process::{Command, Stdio};
@@ -56,7 +57,10 @@ fn main() {
     git(root, &["commit", "-q", "-m", "bench plans"]);
 
     let events = root.join("events.jsonl");
-    let mut up = Command::new(env!("CARGO_BIN_EXE_orch"))
+    // `ORCH_BENCH_BIN`: another build of orch, to compare.
+    let orch =
+        std::env::var("ORCH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_orch").to_string());
+    let mut up = Command::new(orch)
         .current_dir(root)
         .args(["up", "--json"])
         .stdin(Stdio::null())

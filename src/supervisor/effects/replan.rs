@@ -82,6 +82,10 @@ impl Effects<'_> {
             Ok(true) => {
                 self.replanning.seen = Some(fp);
                 self.replanning.waiting = None;
+                // A plan file added or removed: the files watched, and their contents now.
+                if self.inputs_changed() {
+                    self.replanning.seen = Some(inputs::fingerprint(&self.replanning.inputs));
+                }
             }
             Ok(false) => {}
             Err(errors) => {
@@ -142,6 +146,10 @@ impl Effects<'_> {
             }
         }
         let changes = inputs::changes_of(&old_ws, &new_ws, files);
+        if changes.is_empty() {
+            // Nothing that matters (a file saved as it was, a task moved to another line).
+            return Ok(true);
+        }
         let plans: Vec<crate::plan::Plan> = merged.iter().map(|lp| lp.plan.clone()).collect();
         if let Some(why) = core.replan_waits_for(&plans) {
             if self.replanning.waiting.as_deref() != Some(why.as_str()) {
@@ -321,7 +329,6 @@ impl Effects<'_> {
                 tokio::spawn(crate::supervisor::prepare::ensure_tree(ctx, pc, told));
             }
         }
-        self.inputs_changed();
         Ok(true)
     }
 
@@ -362,15 +369,17 @@ impl Effects<'_> {
     }
 
     /// The set of inputs after an applied edit (a plan file added or removed): watched anew.
-    fn inputs_changed(&mut self) {
+    /// Whether it changed.
+    fn inputs_changed(&mut self) -> bool {
         let inputs = inputs::inputs_of(&self.ws);
         if inputs == self.replanning.inputs {
-            return;
+            return false;
         }
         self.replanning.inputs = inputs;
         if let Some(tx) = self.replan_tx.clone() {
             self.replanning.watcher = inputs::watch_inputs(&self.replanning.inputs, tx).ok();
         }
+        true
     }
 }
 
