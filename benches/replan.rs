@@ -1,8 +1,10 @@
 //! The cost of live re-planning: a lead's edit of `plans.toml` applied by a running `orch up`,
 //! against `orch check` of the same manifest (the check a reload repeats). Plans of `tasks`
-//! tasks each; one agent runs (a `sleep`) for the whole measure, the other tasks wait. Each
-//! edit changes one plan's priority; its cost is the time from the write to the run's
-//! `manifest_reloaded` event (its `at`), less the 100 ms orch waits for the writes to settle.
+//! tasks each; one agent runs (a `sleep`) for the whole measure, the other tasks wait. Two
+//! edits, each several times: one plan's priority (a setting), and a task added to a plan file
+//! (the plans' structure: graph and frontier made again). The cost of an edit is the time from
+//! the write to the run's `manifest_reloaded` event (its `at`), less the 100 ms orch waits for
+//! the writes to settle.
 //!
 //! Run: `cargo bench --bench replan` (sizes 5 × 200, 20 × 100 and 20 × 500 tasks). `cargo test`
 //! runs a tiny size and checks that each edit is applied once.
@@ -53,8 +55,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One size: `(orch check ms, reload ms)` medians.
-fn measure(plans: usize, tasks: usize, edits: usize) -> (f64, f64) {
+/// One size: `(orch check, a setting's edit, a task added)` medians, in ms.
+fn measure(plans: usize, tasks: usize, edits: usize) -> (f64, f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     git(root, &["init", "-q", "-b", "main"]);
@@ -108,36 +110,44 @@ fn measure(plans: usize, tasks: usize, edits: usize) -> (f64, f64) {
         }
     };
     wait_for("task_started");
-    let mut reload = Vec::new();
-    for k in 1..=edits {
-        let priority = i64::try_from(k).expect("small") * 10;
-        let written = chrono::Utc::now();
-        write_over(root, &manifest(plans, priority));
+    let mut wait_reload = |written: chrono::DateTime<chrono::Utc>, change: &str| -> f64 {
         let v = wait_for("manifest_reloaded");
-        let changes = v["changes"].to_string();
-        assert!(
-            changes.contains(&format!("plan p1: priority {} → {priority}", priority - 10)),
-            "{v}"
-        );
+        assert!(v["changes"].to_string().contains(change), "{v}");
         let at = chrono::DateTime::parse_from_rfc3339(v["at"].as_str().expect("at"))
             .expect("timestamp")
             .with_timezone(&chrono::Utc);
-        let ms = (at - written).num_microseconds().expect("small") as f64 / 1000.0;
-        reload.push(ms - QUIET_MS);
+        (at - written).num_microseconds().expect("small") as f64 / 1000.0 - QUIET_MS
+    };
+    let (mut reload, mut added) = (Vec::new(), Vec::new());
+    let mut p1 = plan_text(1, tasks);
+    for k in 1..=edits {
+        // A setting: plan p1's priority.
+        let priority = i64::try_from(k).expect("small") * 10;
+        let written = chrono::Utc::now();
+        write_over(root, "plans.toml", &manifest(plans, priority));
+        reload.push(wait_reload(
+            written,
+            &format!("plan p1: priority {} → {priority}", priority - 10),
+        ));
+        // The plans' structure: a task added at the end of plan p1.
+        p1.push_str(&format!("- [ ] 99.{k} Added during the run\n"));
+        let written = chrono::Utc::now();
+        write_over(root, "plans/p1.md", &p1);
+        added.push(wait_reload(written, &format!("plan p1: task 99.{k} added")));
     }
     // SIGTERM: the run stops its agent and ends.
     let _ = Command::new("kill")
         .args(["-TERM", &up.id().to_string()])
         .status();
     let _ = up.wait();
-    (median(check), median(reload))
+    (median(check), median(reload), median(added))
 }
 
-/// Writes `plans.toml` as an editor saves: a new file renamed over the old one.
-fn write_over(root: &Path, text: &str) {
-    let tmp = root.join(".plans.toml.new");
+/// Writes `rel` as an editor saves: a new file renamed over the old one.
+fn write_over(root: &Path, rel: &str, text: &str) {
+    let tmp = root.join(format!("{rel}.new"));
     std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, root.join("plans.toml")).expect("rename");
+    std::fs::rename(&tmp, root.join(rel)).expect("rename");
 }
 
 fn main() {
@@ -148,16 +158,14 @@ fn main() {
     };
     let edits = if full_size() { 7 } else { 2 };
     println!(
-        "live re-planning: an edit of plans.toml applied by a running orch up (medians of {edits} edits)"
+        "live re-planning: edits of a running orch up's plans (medians of {edits} edits of each kind)"
     );
     println!(
-        "  plans x tasks   orch check (process)   edit -> applied, less the 100 ms quiet window"
+        "  edit -> applied: from the write to the run's manifest_reloaded, less the 100 ms quiet window"
     );
+    println!("  plans x tasks   orch check (process)   edit -> applied: a priority   a task added");
     for &(plans, tasks) in sizes {
-        let (check, reload) = measure(plans, tasks, edits);
-        println!(
-            "  {plans:>3} x {tasks:<5} {:>10.1} ms {:>25.1} ms",
-            check, reload
-        );
+        let (check, reload, added) = measure(plans, tasks, edits);
+        println!("  {plans:>3} x {tasks:<5} {check:>10.1} ms {reload:>24.1} ms {added:>13.1} ms");
     }
 }

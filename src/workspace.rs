@@ -632,10 +632,16 @@ fn sparse_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
 }
 
 fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
-    let index: HashMap<&str, usize> = plans
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    cross_deps_of(m, &names)
+}
+
+/// The cross-plan dependencies of `m`'s entries between the plans named `names` (by index).
+fn cross_deps_of(m: &Manifest, names: &[String]) -> Vec<CrossDep> {
+    let index: HashMap<&str, usize> = names
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.name.as_str(), i))
+        .map(|(i, name)| (name.as_str(), i))
         .collect();
     let mut out = Vec::new();
     for entry in &m.plans {
@@ -661,11 +667,9 @@ fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
 
 /// The combined graph of `plans`, in any order (during a re-plan, the run's plans, some of
 /// which `m` may no longer list), joined by the cross-plan dependencies of `m`'s entries.
-pub fn graph_of(m: &Manifest, plans: &[LoadedPlan]) -> Result<Graph, Vec<Diagnostic>> {
-    let cross = cross_deps(m, plans);
-    let list: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-    Graph::build(&list, &names, &cross).map_err(|e| e.0)
+pub fn graph_of(m: &Manifest, names: &[String], plans: &[&Plan]) -> Result<Graph, Vec<Diagnostic>> {
+    let cross = cross_deps_of(m, names);
+    Graph::build(plans, names, &cross).map_err(|e| e.0)
 }
 
 /// Reads (without writing) every plan's status, reconciled with its plan. `status_override`

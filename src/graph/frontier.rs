@@ -207,6 +207,14 @@ impl Frontier {
         None
     }
 
+    /// New plan priorities (a lead's edit during the run): O(plans). They rank the ready
+    /// tasks across plans when asked ([`Frontier::rank`]), so nothing else changes.
+    pub fn set_plan_priorities(&mut self, priorities: &[i64]) {
+        for (p, slot) in self.plan_priority.iter_mut().enumerate() {
+            *slot = priorities.get(p).copied().unwrap_or(0);
+        }
+    }
+
     /// The order key of a task node across plans: plan priority, then the plan's own order.
     pub fn rank(&self, node: usize) -> Option<impl Ord + Copy + use<>> {
         let k = self.keys[node]?;

@@ -459,7 +459,7 @@ mod outcome;
 #[cfg(test)]
 mod plans_tests;
 mod replan;
-pub use replan::Replan;
+pub use replan::{Replan, Structure};
 #[cfg(test)]
 mod replan_tests;
 mod report;

@@ -17,18 +17,15 @@ use crate::supervisor::state::{
 /// The run's new plans and settings (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Replan {
-    pub graph: Graph,
-    /// Every plan by index: the run's plans at their index (a removed one as it was), new
-    /// plans after them.
-    pub plans: Vec<Plan>,
+    /// The new plans and graph, when tasks, dependencies or plans changed (`None`: only
+    /// settings did; the core keeps its plans and graph).
+    pub structure: Option<Structure>,
+    /// Every plan's, by index.
     pub priorities: Vec<i64>,
     pub names: Vec<String>,
     pub specs: Vec<Option<PlanSpec>>,
     /// Plans no longer in the manifest: nothing new of them starts.
     pub removed: Vec<bool>,
-    /// The records of the tasks of a new plan, or of a plan whose tasks changed, as its status
-    /// file says once reconciled with the new plan file (`None`: the records the run has).
-    pub facts: Vec<Option<Vec<TaskFacts>>>,
     pub max_agents: usize,
     /// The first wait before a retry (`backoff`).
     pub backoff: std::time::Duration,
@@ -36,10 +33,22 @@ pub struct Replan {
     pub budget: crate::manifest::Budget,
 }
 
+/// The plans and graph of a re-plan that changed them.
+#[derive(Clone, Debug)]
+pub struct Structure {
+    pub graph: Graph,
+    /// Every plan by index, the run's at their index, new plans after them: the plan when it
+    /// is new or its tasks changed, `None` when the run's stays as it is.
+    pub plans: Vec<Option<Plan>>,
+    /// The records of the tasks of a new plan, or of a plan whose tasks changed, as its status
+    /// file says once reconciled with the new plan file (`None`: the records the run has).
+    pub facts: Vec<Option<Vec<TaskFacts>>>,
+}
+
 impl Core {
     /// Why a re-plan to `plans` cannot be applied now: a task that an attempt or a commit holds
     /// is not in its plan any more (it applies once that is over). `None`: it can.
-    pub fn replan_waits_for(&self, plans: &[Plan]) -> Option<String> {
+    pub fn replan_waits_for(&self, plans: &[&Plan]) -> Option<String> {
         let mut held = Vec::new();
         for (p, recs) in self.state.tasks.iter().enumerate() {
             let Some(new_plan) = plans.get(p) else {
@@ -68,13 +77,65 @@ impl Core {
     /// Applies `r` (which [`Core::replan_waits_for`] found applicable); the launches it allows
     /// follow in the step after the input.
     pub(super) fn on_replan(&mut self, _now: Instant, r: Replan, _out: &mut [Action]) {
+        let n = r.specs.len();
+        match r.structure {
+            Some(s) => self.restructure(s, &r.specs, &r.removed, &r.priorities),
+            None => self.frontier.set_plan_priorities(&r.priorities),
+        }
+        // Each plan's agent, by name (a plan may name another agent now).
+        for (p, spec) in r.specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let i = match self.state.agents.iter().position(|a| a.name == spec.agent) {
+                Some(i) => i,
+                None => {
+                    self.state.agents.push(AgentRec {
+                        name: spec.agent.clone(),
+                        state: AgentState::Ready,
+                        pauses: 0,
+                    });
+                    self.state.agents.len() - 1
+                }
+            };
+            self.state.plans[p].agent_index = i;
+        }
+        self.names = r.names;
+        self.specs = r.specs;
+        self.removed = r.removed;
+        self.removed.resize(n, false);
+        self.cfg.max_agents = r.max_agents.max(1);
+        self.cfg.backoff = r.backoff;
+        self.cfg.budget = r.budget;
+        // A finished plan that has work again is not finished (unless the train took it).
+        for p in 0..n {
+            let unfinished = self.frontier.unfinished(p) > 0;
+            let plan = &mut self.state.plans[p];
+            if plan.finished && plan.merge == MergeState::None && unfinished {
+                plan.finished = false;
+            }
+        }
+    }
+
+    /// The plans and graph of `r` in place of the run's: tasks matched by id, their records,
+    /// attempts, backoff timers and waiting checks re-indexed, the frontier rebuilt.
+    fn restructure(
+        &mut self,
+        r: Structure,
+        specs: &[Option<PlanSpec>],
+        removed: &[bool],
+        priorities: &[i64],
+    ) {
         let old_plans = self.plans.len();
         let n = r.plans.len();
-        // Each earlier plan's tasks by id: old index → new index.
-        let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(old_plans);
+        let old_list = std::mem::take(&mut self.plans);
+        let mut old_tasks = std::mem::take(&mut self.state.tasks).into_iter();
+        // Each changed earlier plan's tasks by id: old index → new index (`None`: the plan is
+        // unchanged, its indices stay).
+        let mut maps: Vec<Option<Vec<Option<usize>>>> = Vec::with_capacity(old_plans);
         let mut tasks: Vec<Vec<TaskRec>> = Vec::with_capacity(n);
-        let old_tasks = std::mem::take(&mut self.state.tasks);
-        for (p, new_plan) in r.plans.iter().enumerate() {
+        let mut plans: Vec<Plan> = Vec::with_capacity(n);
+        let mut old_list = old_list.into_iter();
+        for (p, given) in r.plans.into_iter().enumerate() {
+            let (old_plan, old_recs) = (old_list.next(), old_tasks.next());
             let facts = |t: usize| -> TaskFacts {
                 r.facts
                     .get(p)
@@ -83,13 +144,31 @@ impl Core {
                     .cloned()
                     .unwrap_or_default()
             };
-            let Some(old_recs) = old_tasks.get(p) else {
-                tasks.push(
-                    (0..new_plan.tasks.len())
-                        .map(|t| TaskRec::new(facts(t)))
-                        .collect(),
-                );
-                continue;
+            let (new_plan, old_plan, old_recs) = match (given, old_plan, old_recs) {
+                // Unchanged: kept as it is.
+                (None, Some(plan), Some(recs)) => {
+                    plans.push(plan);
+                    tasks.push(recs);
+                    maps.push(None);
+                    continue;
+                }
+                (Some(plan), Some(old), Some(recs)) => (plan, old, recs),
+                (Some(plan), _, _) => {
+                    tasks.push(
+                        (0..plan.tasks.len())
+                            .map(|t| TaskRec::new(facts(t)))
+                            .collect(),
+                    );
+                    plans.push(plan);
+                    continue;
+                }
+                // A new plan given without its tasks (the effects give every new plan's): an
+                // empty one, nothing to run.
+                (None, _, _) => {
+                    plans.push(crate::plan::parse(std::path::Path::new("-"), ""));
+                    tasks.push(Vec::new());
+                    continue;
+                }
             };
             let by_id: HashMap<&str, usize> = new_plan
                 .tasks
@@ -97,15 +176,15 @@ impl Core {
                 .enumerate()
                 .map(|(t, x)| (x.id.as_str(), t))
                 .collect();
-            let map: Vec<Option<usize>> = self.plans[p]
+            let map: Vec<Option<usize>> = old_plan
                 .tasks
                 .iter()
                 .map(|x| by_id.get(x.id.as_str()).copied())
                 .collect();
             let mut slots: Vec<Option<TaskRec>> = vec![None; new_plan.tasks.len()];
-            for (old_t, rec) in old_recs.iter().enumerate() {
+            for (old_t, rec) in old_recs.into_iter().enumerate() {
                 if let Some(Some(t)) = map.get(old_t) {
-                    slots[*t] = Some(rec.clone());
+                    slots[*t] = Some(rec);
                 }
             }
             tasks.push(
@@ -115,11 +194,12 @@ impl Core {
                     .map(|(t, s)| s.unwrap_or_else(|| TaskRec::new(facts(t))))
                     .collect(),
             );
-            maps.push(map);
+            plans.push(new_plan);
+            maps.push(Some(map));
         }
         let remap = |unit: Unit| -> Option<Unit> {
             match unit {
-                Unit::Task { plan, task } => match maps.get(plan) {
+                Unit::Task { plan, task } => match maps.get(plan).and_then(Option::as_ref) {
                     Some(map) => map
                         .get(task)
                         .copied()
@@ -139,14 +219,16 @@ impl Core {
             .into_iter()
             .filter_map(|(at, timer)| match timer {
                 // A removed plan's failed work is not tried again.
-                Timer::Backoff(u) if r.removed.get(u.plan()).copied().unwrap_or(false) => None,
+                Timer::Backoff(u) if removed.get(u.plan()).copied().unwrap_or(false) => None,
                 Timer::Backoff(u) => remap(u).map(|u| (at, Timer::Backoff(u))),
                 other => Some((at, other)),
             })
             .collect();
         self.state.timers = timers;
         for (p, plan) in self.state.plans.iter_mut().enumerate() {
-            let Some(map) = maps.get(p) else { continue };
+            let Some(Some(map)) = maps.get(p) else {
+                continue;
+            };
             plan.check_waiting = plan
                 .check_waiting
                 .iter()
@@ -154,7 +236,7 @@ impl Core {
                 .collect();
         }
         // New plans.
-        for (p, spec) in r.specs.iter().enumerate().skip(old_plans) {
+        for (p, spec) in specs.iter().enumerate().skip(old_plans) {
             let mut rec = PlanRec::new();
             rec.usage = tasks[p]
                 .iter()
@@ -165,44 +247,14 @@ impl Core {
                 self.state.trees_pending += 1;
             }
         }
-        // Each plan's agent, by name (a plan may name another agent now).
-        for (p, spec) in r.specs.iter().enumerate() {
-            let Some(spec) = spec else { continue };
-            let i = match self.state.agents.iter().position(|a| a.name == spec.agent) {
-                Some(i) => i,
-                None => {
-                    self.state.agents.push(AgentRec {
-                        name: spec.agent.clone(),
-                        state: AgentState::Ready,
-                        pauses: 0,
-                    });
-                    self.state.agents.len() - 1
-                }
-            };
-            self.state.plans[p].agent_index = i;
-        }
         let ops = self.frontier.ops();
-        self.frontier = Frontier::new(&r.graph, &r.plans, &r.priorities, |p, t| {
+        self.frontier = Frontier::new(&r.graph, &plans, priorities, |p, t| {
             tasks[p][t].node_state()
         });
         self.scans += ops;
         self.state.tasks = tasks;
         self.graph = r.graph;
-        self.plans = r.plans;
-        self.names = r.names;
-        self.specs = r.specs;
-        self.removed = r.removed;
-        self.removed.resize(n, false);
-        self.cfg.max_agents = r.max_agents.max(1);
-        self.cfg.backoff = r.backoff;
-        self.cfg.budget = r.budget;
-        // A finished plan that has work again is not finished (unless the train took it).
-        for p in 0..n {
-            let plan = &mut self.state.plans[p];
-            if plan.finished && plan.merge == MergeState::None && self.frontier.unfinished(p) > 0 {
-                plan.finished = false;
-            }
-        }
+        self.plans = plans;
     }
 
     /// Whether plan `p` was taken out of the manifest during the run.

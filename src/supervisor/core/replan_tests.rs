@@ -16,17 +16,23 @@ fn replan(plans: &[Plan], names: &[&str], max_agents: usize) -> Replan {
     )
     .expect("acyclic");
     Replan {
-        graph,
-        plans: plans.to_vec(),
+        structure: Some(Structure {
+            graph,
+            plans: plans.iter().cloned().map(Some).collect(),
+            facts: vec![None; plans.len()],
+        }),
         priorities: vec![0; plans.len()],
         names: names.iter().map(|n| n.to_string()).collect(),
         specs: names.iter().map(|n| Some(spec(n))).collect(),
         removed: vec![false; plans.len()],
-        facts: vec![None; plans.len()],
         max_agents,
         backoff: cfg(1).backoff,
         budget: cfg(1).budget,
     }
+}
+
+fn refs(plans: &[Plan]) -> Vec<&Plan> {
+    plans.iter().collect()
 }
 
 #[test]
@@ -43,7 +49,7 @@ fn a_running_attempt_keeps_its_task_when_the_tasks_are_reordered() {
     let new = vec![plan(
         "## Phase 1: A\n- [ ] 1.0 z\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n",
     )];
-    assert_eq!(c.replan_waits_for(&new), None);
+    assert_eq!(c.replan_waits_for(&refs(&new)), None);
     let out = c.handle(t0, Input::Replanned(Box::new(replan(&new, &["a"], 4))));
     // The new task has no dependency, but the plan runs one task at a time: it waits.
     assert!(launches(&out).is_empty(), "{out:?}");
@@ -64,11 +70,11 @@ fn an_edit_that_removes_a_running_task_waits() {
     let l = launches(&c.handle(Instant::now(), Input::Tick));
     assert_eq!(ids(&c, &plans, &l), ["1.1"]);
     let without = vec![plan("## Phase 1: A\n- [ ] 1.2 b\n")];
-    let why = c.replan_waits_for(&without).expect("waits");
+    let why = c.replan_waits_for(&refs(&without)).expect("waits");
     assert!(why.contains("a:1.1"), "{why}");
     // Removing a task that does not run applies.
     let without_b = vec![plan("## Phase 1: A\n- [ ] 1.1 a\n")];
-    assert_eq!(c.replan_waits_for(&without_b), None);
+    assert_eq!(c.replan_waits_for(&refs(&without_b)), None);
 }
 
 #[test]
@@ -107,4 +113,33 @@ fn raised_max_agents_and_a_new_plan_start_more_and_a_removed_plan_starts_nothing
         .find(|p| p.plan == ["a", "b"][1 - busy])
         .expect("outcome");
     assert_eq!(removed.outcome, "removed");
+}
+
+#[test]
+fn a_priority_edit_keeps_the_plans_and_reorders_the_next_start() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n";
+    let plans = vec![plan(text), plan(text)];
+    let names = vec!["a".to_string(), "b".to_string()];
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut c = Core::new(
+        cfg(1),
+        &g,
+        &plans,
+        &[5, 0],
+        names,
+        vec![Some(spec("a")), Some(spec("b"))],
+        vec![vec![Default::default(); 2]; 2],
+    );
+    let t0 = Instant::now();
+    let first = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(first[0].1, Unit::Task { plan: 0, task: 0 });
+    let mut r = replan(&plans, &["a", "b"], 1);
+    r.structure = None;
+    r.priorities = vec![5, 9];
+    c.handle(t0, Input::Replanned(Box::new(r)));
+    let next = launches(&finish(&mut c, t0, first[0].0, first[0].1));
+    assert_eq!(
+        next.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [Unit::Task { plan: 1, task: 0 }]
+    );
 }

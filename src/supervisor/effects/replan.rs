@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use super::{Effects, View, spec_of};
 use crate::supervisor::context::PlanCtx;
-use crate::supervisor::core::{Core, Input, Replan};
+use crate::supervisor::core::{Core, Input, Replan, Structure};
 use crate::supervisor::event::Event;
 use crate::supervisor::replan::{self as inputs, Fingerprint};
 use crate::supervisor::state::Unit;
-use crate::workspace::{LoadedPlan, Workspace};
+use crate::workspace::Workspace;
 
 /// What the run knows of its watched inputs.
 #[derive(Default)]
@@ -106,84 +106,86 @@ impl Effects<'_> {
         new_ws: Workspace,
         files: &[PathBuf],
     ) -> Result<bool, Vec<String>> {
-        let Some(manifest) = new_ws.manifest.as_ref() else {
+        let Some(manifest) = new_ws.manifest.clone() else {
             return Err(vec!["the manifest could not be read".to_string()]);
         };
-        let old_ws = self.ws.clone();
-        let old_n = old_ws.plans.len();
-        // A run of some plans only (`orch up --plan`) takes no new plans.
-        let whole = (0..old_n).all(|p| self.plan(p).is_some());
-        let by_name: HashMap<&str, usize> = new_ws
-            .plans
-            .iter()
-            .enumerate()
-            .map(|(i, lp)| (lp.name.as_str(), i))
-            .collect();
-        // The run's plans keep their index; new ones come after them.
-        let mut merged: Vec<LoadedPlan> = Vec::with_capacity(new_ws.plans.len().max(old_n));
-        let mut removed = vec![false; old_n];
-        let mut source: Vec<Option<usize>> = Vec::new();
-        for (p, lp) in old_ws.plans.iter().enumerate() {
-            match by_name.get(lp.name.as_str()) {
-                Some(&i) => {
-                    merged.push(new_ws.plans[i].clone());
-                    source.push(Some(i));
-                }
-                None => {
-                    merged.push(lp.clone());
-                    removed[p] = self.plan(p).is_some();
-                    source.push(None);
-                }
-            }
-        }
-        if whole {
-            for (i, lp) in new_ws.plans.iter().enumerate() {
-                if !old_ws.plans.iter().any(|o| o.name == lp.name) {
-                    merged.push(lp.clone());
-                    source.push(Some(i));
-                    removed.push(false);
-                }
-            }
-        }
-        let changes = inputs::changes_of(&old_ws, &new_ws, files);
+        let changes = inputs::changes_of(&self.ws, &new_ws, files);
         if changes.is_empty() {
             // Nothing that matters (a file saved as it was, a task moved to another line).
             return Ok(true);
         }
-        let plans: Vec<crate::plan::Plan> = merged.iter().map(|lp| lp.plan.clone()).collect();
-        if let Some(why) = core.replan_waits_for(&plans) {
-            if self.replanning.waiting.as_deref() != Some(why.as_str()) {
-                self.note(None, format!("plans.toml or a plan file changed: {why}"));
+        let old_ws = self.ws.clone();
+        let old_ctx: Vec<Option<Arc<PlanCtx>>> = self.plans.clone();
+        let old_n = old_ws.plans.len();
+        let order = merged_order(&old_ws, &new_ws, (0..old_n).all(|p| old_ctx[p].is_some()));
+        let removed: Vec<bool> = order
+            .iter()
+            .enumerate()
+            .map(|(p, src)| {
+                matches!(src, Source::Old) && old_ctx.get(p).is_some_and(Option::is_some)
+            })
+            .collect();
+        let plan_at = |p: usize| -> &crate::workspace::LoadedPlan {
+            match order[p] {
+                Source::New(i) => &new_ws.plans[i],
+                Source::Old => &old_ws.plans[p],
             }
-            self.replanning.waiting = Some(why);
-            return Ok(false);
+        };
+        // The plans' tasks or their dependencies changed (else the graph and the core's plans
+        // stay, and an edit of settings costs no more than its check).
+        let old_manifest = old_ws.manifest.as_ref();
+        let depends = |m: Option<&crate::manifest::Manifest>, name: &str| {
+            m.and_then(|m| m.plan(name))
+                .map(|e| e.depends_on.clone())
+                .unwrap_or_default()
+        };
+        let structural = order.len() != old_n
+            || (0..old_n).any(|p| {
+                let lp = plan_at(p);
+                lp.plan != old_ws.plans[p].plan
+                    || depends(Some(&manifest), &lp.name) != depends(old_manifest, &lp.name)
+            });
+        if structural {
+            let plans: Vec<&crate::plan::Plan> =
+                (0..order.len()).map(|p| &plan_at(p).plan).collect();
+            if let Some(why) = core.replan_waits_for(&plans) {
+                if self.replanning.waiting.as_deref() != Some(why.as_str()) {
+                    self.note(None, format!("plans.toml or a plan file changed: {why}"));
+                }
+                self.replanning.waiting = Some(why);
+                return Ok(false);
+            }
         }
-        let graph = crate::workspace::graph_of(manifest, &merged)
-            .map_err(|ds| ds.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let graph = if structural {
+            let names: Vec<String> = (0..order.len()).map(|p| plan_at(p).name.clone()).collect();
+            let plans: Vec<&crate::plan::Plan> =
+                (0..order.len()).map(|p| &plan_at(p).plan).collect();
+            Some(
+                crate::workspace::graph_of(&manifest, &names, &plans)
+                    .map_err(|ds| ds.iter().map(ToString::to_string).collect::<Vec<_>>())?,
+            )
+        } else {
+            None
+        };
         // The plans to check and make again: new ones, and those whose entry, agent, plan file
         // or defaults changed.
-        let old_manifest = old_ws.manifest.as_ref();
         let defaults_changed = old_manifest.is_none_or(|m| m.defaults != manifest.defaults);
         let mut check: Vec<usize> = Vec::new();
         let mut running: Vec<usize> = Vec::new();
         let mut at: Vec<(usize, Option<Arc<PlanCtx>>)> = Vec::new();
-        for (p, src) in source.iter().enumerate() {
-            let Some(i) = *src else { continue };
-            let old = self.plan(p);
+        for (p, src) in order.iter().enumerate() {
+            let Source::New(i) = *src else { continue };
+            let old = old_ctx.get(p).cloned().flatten();
             if p < old_n && old.is_none() {
                 continue;
             }
             let changed = match (&old, old_manifest) {
                 (Some(pc), Some(om)) => {
-                    let entry_of = |m: &crate::manifest::Manifest| {
-                        m.plans.iter().find(|e| e.name == pc.name).cloned()
-                    };
-                    let new_entry = entry_of(manifest);
+                    let new_entry = manifest.plan(&pc.name);
                     defaults_changed
-                        || entry_of(om) != new_entry
-                        || new_entry.and_then(|e| manifest.agent_of(&e).cloned())
-                            != Some(pc.agent.clone())
-                        || pc.plan != merged[p].plan
+                        || om.plan(&pc.name) != new_entry
+                        || new_entry.and_then(|e| manifest.agent_of(e)) != Some(&pc.agent)
+                        || pc.plan != new_ws.plans[i].plan
                 }
                 _ => true,
             };
@@ -199,7 +201,7 @@ impl Effects<'_> {
         let fresh = {
             let checked = crate::supervisor::start::Checked::check_reload(
                 &new_ws,
-                manifest,
+                &manifest,
                 &check,
                 &running,
                 self.ctx.orch_bin.clone(),
@@ -213,42 +215,57 @@ impl Effects<'_> {
             crate::prompt::Templates::load(&manifest.root, &manifest.defaults.templates)
                 .and_then(|t| t.check().map(|()| t))
                 .map_err(|e| vec![e.to_string()])?;
+        // From here on the edit is the run's.
         for e in &events {
             (self.emit)(e);
         }
         self.templates = Some(Arc::new(templates));
-        // From here on the edit is the run's.
-        let old_plans: Vec<Option<crate::plan::Plan>> = (0..old_n)
-            .map(|p| self.plan(p).map(|pc| pc.plan.clone()))
-            .collect();
-        self.plans.resize(merged.len(), None);
+        let n = order.len();
+        self.plans.resize(n, None);
         let mut reread = Vec::new();
         for pc in fresh {
             let p = pc.index;
-            let plan_changed = old_plans
+            let plan_changed = old_ctx
                 .get(p)
                 .and_then(Option::as_ref)
-                .is_none_or(|old| *old != pc.plan);
+                .is_none_or(|old| old.plan != pc.plan);
             if plan_changed {
                 reread.push(p);
             }
             self.plans[p] = Some(pc);
         }
-        self.views.resize_with(merged.len(), View::default);
+        self.views.resize_with(n, View::default);
+        // The new workspace: the edit's plans (moved, not copied), the removed ones as they were.
+        let Workspace {
+            plans: mut new_plans,
+            diagnostics,
+            ..
+        } = new_ws;
+        debug_assert_eq!(order.len(), n);
+        let mut taken: Vec<Option<crate::workspace::LoadedPlan>> =
+            new_plans.drain(..).map(Some).collect();
+        let merged: Vec<crate::workspace::LoadedPlan> = order
+            .iter()
+            .enumerate()
+            .filter_map(|(p, src)| match *src {
+                Source::New(i) => taken.get_mut(i).and_then(Option::take),
+                Source::Old => old_ws.plans.get(p).cloned(),
+            })
+            .collect();
         self.ws = Arc::new(Workspace {
-            manifest: new_ws.manifest.clone(),
-            selected: (0..merged.len())
-                .filter(|&p| self.plan(p).is_some())
-                .collect(),
+            manifest: Some(manifest.clone()),
+            selected: (0..n).filter(|&p| self.plan(p).is_some()).collect(),
             plans: merged,
-            diagnostics: new_ws.diagnostics.clone(),
-            graph: Some(graph.clone()),
+            diagnostics,
+            // The core holds the run's graph.
+            graph: None,
         });
         // The attempts' report directories, by their tasks' new indices.
         for r in self.reporters.values_mut() {
             if let Unit::Task { plan, task } = r.unit
-                && let Some(Some(old)) = old_plans.get(plan)
-                && let Some(id) = old.tasks.get(task).map(|t| t.id.clone())
+                && reread.contains(&plan)
+                && let Some(Some(old)) = old_ctx.get(plan)
+                && let Some(id) = old.plan.tasks.get(task).map(|t| t.id.as_str())
                 && let Some(t) = self.ws.plans[plan]
                     .plan
                     .tasks
@@ -258,13 +275,13 @@ impl Effects<'_> {
                 r.unit = Unit::Task { plan, task: t };
             }
         }
-        let mut facts = vec![None; self.ws.plans.len()];
+        let mut facts = vec![None; n];
         for &p in &reread {
             self.views[p] = View::default();
             let _ = self.reload(p);
             facts[p] = Some(self.views[p].facts.clone());
         }
-        let specs = (0..self.ws.plans.len())
+        let specs = (0..n)
             .map(|p| self.plan(p).map(|pc| spec_of(&pc, &self.ws)))
             .collect();
         let max_agents = match old_manifest {
@@ -273,13 +290,18 @@ impl Effects<'_> {
             _ => manifest.defaults.max_agents,
         };
         let r = Replan {
-            graph,
-            plans: self.ws.plans.iter().map(|lp| lp.plan.clone()).collect(),
+            structure: graph.map(|graph| Structure {
+                graph,
+                // Only the plans that are new or whose tasks changed: the core keeps the others.
+                plans: (0..n)
+                    .map(|p| reread.contains(&p).then(|| self.ws.plans[p].plan.clone()))
+                    .collect(),
+                facts,
+            }),
             priorities: self.ws.priorities(),
             names: self.ws.plans.iter().map(|lp| lp.name.clone()).collect(),
             specs,
             removed,
-            facts,
             max_agents,
             backoff: manifest.defaults.backoff,
             budget: manifest.defaults.budget,
@@ -289,40 +311,20 @@ impl Effects<'_> {
             changes,
         });
         for &p in &reread {
-            if let Some(Some(old)) = old_plans.get(p) {
-                self.say_finished_changed(p, old);
+            if let Some(Some(old)) = old_ctx.get(p) {
+                self.say_finished_changed(p, &old.plan);
             }
         }
         if let Some(om) = old_manifest {
-            let later = next_run_only(om, manifest);
-            if !later.is_empty() {
-                let keys: Vec<String> = later.iter().map(|k| format!("`{k}`")).collect();
-                self.note(
-                    None,
-                    format!(
-                        "{} changed: {} on the next `orch up` (this run keeps {})",
-                        keys.join(", "),
-                        if later.len() == 1 {
-                            "it applies"
-                        } else {
-                            "they apply"
-                        },
-                        if later.len() == 1 {
-                            "its value"
-                        } else {
-                            "their values"
-                        }
-                    ),
-                );
-            }
+            self.say_next_run_only(om, &manifest);
         }
-        for p in old_n..self.ws.plans.len() {
+        for p in old_n..n {
             core.set_merged_before(p, self.views[p].merged);
             core.set_held(p, self.views[p].held);
         }
         self.apply(core, Input::Replanned(Box::new(r)));
         // New plans' worktrees are made now, as at the start.
-        for p in old_n..self.ws.plans.len() {
+        for p in old_n..n {
             if let Some(pc) = self.plan(p).filter(|pc| pc.new_tree.is_some()) {
                 let told = self.tree_told(p);
                 let ctx = self.ctx.clone();
@@ -330,6 +332,29 @@ impl Effects<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// Names the run-wide settings the edit changed that this run keeps.
+    fn say_next_run_only(
+        &mut self,
+        old: &crate::manifest::Manifest,
+        new: &crate::manifest::Manifest,
+    ) {
+        let later = next_run_only(old, new);
+        if later.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = later.iter().map(|k| format!("`{k}`")).collect();
+        let one = later.len() == 1;
+        self.note(
+            None,
+            format!(
+                "{} changed: {} on the next `orch up` (this run keeps {})",
+                keys.join(", "),
+                if one { "it applies" } else { "they apply" },
+                if one { "its value" } else { "their values" }
+            ),
+        );
     }
 
     /// Says which tasks of plan `p` the edit changed (from `old`) that are finished already:
@@ -421,4 +446,44 @@ fn next_run_only(
     differs("slurm.poll", old.slurm_poll != new.slurm_poll);
     differs("[[notify]]", old.notify != new.notify);
     out
+}
+
+/// Where a plan of the re-planned run comes from: the edit (its index there), or the run as it
+/// was (a plan the edit removed, kept at its place).
+#[derive(Clone, Copy)]
+enum Source {
+    New(usize),
+    Old,
+}
+
+/// The re-planned run's plans, by index: the run's plans keep theirs, the edit's new plans come
+/// after them (`whole`: the run has every plan of the manifest; a run of some only takes none).
+fn merged_order(old: &Workspace, new: &Workspace, whole: bool) -> Vec<Source> {
+    let by_name: HashMap<&str, usize> = new
+        .plans
+        .iter()
+        .enumerate()
+        .map(|(i, lp)| (lp.name.as_str(), i))
+        .collect();
+    let mut order: Vec<Source> = old
+        .plans
+        .iter()
+        .map(|lp| {
+            by_name
+                .get(lp.name.as_str())
+                .map_or(Source::Old, |&i| Source::New(i))
+        })
+        .collect();
+    if whole {
+        let known: std::collections::HashSet<&str> =
+            old.plans.iter().map(|lp| lp.name.as_str()).collect();
+        order.extend(
+            new.plans
+                .iter()
+                .enumerate()
+                .filter(|(_, lp)| !known.contains(lp.name.as_str()))
+                .map(|(i, _)| Source::New(i)),
+        );
+    }
+    order
 }

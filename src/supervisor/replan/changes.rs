@@ -1,6 +1,6 @@
 //! What changed between two configurations, one short line each, for `manifest_reloaded`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -272,6 +272,10 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
 /// The plan file's changes: its title, phases, execution notes and tasks.
 fn plan_changes(old: &LoadedPlan, new: &LoadedPlan, out: &mut Vec<String>) {
     let (a, b) = (&old.plan, &new.plan);
+    // The same plan (most plans of most edits): one comparison, nothing built.
+    if a == b {
+        return;
+    }
     let name = &new.name;
     if a.title != b.title {
         out.push(format!("plan {name}: title changed"));
@@ -309,10 +313,12 @@ fn plan_changes(old: &LoadedPlan, new: &LoadedPlan, out: &mut Vec<String>) {
 /// Tasks added and changed (in the new file's order), removed (in the old one's), and whether
 /// the tasks both have are in another order; counts instead past [`TASK_LINES`].
 fn task_changes(name: &str, old: &Plan, new: &Plan, out: &mut Vec<String>) {
+    // By id, once: a plan of thousands of tasks is compared in one pass.
+    let (old_ids, new_ids) = (tasks_by_id(old), tasks_by_id(new));
     let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     let mut lines = Vec::new();
     for t in &new.tasks {
-        match old.task(&t.id) {
+        match old_ids.get(t.id.as_str()) {
             None => {
                 added.push(&t.id);
                 lines.push(format!("plan {name}: task {} added", t.id));
@@ -325,7 +331,7 @@ fn task_changes(name: &str, old: &Plan, new: &Plan, out: &mut Vec<String>) {
         }
     }
     for t in &old.tasks {
-        if new.task(&t.id).is_none() {
+        if !new_ids.contains_key(t.id.as_str()) {
             removed.push(&t.id);
             lines.push(format!("plan {name}: task {} removed", t.id));
         }
@@ -344,22 +350,50 @@ fn task_changes(name: &str, old: &Plan, new: &Plan, out: &mut Vec<String>) {
     } else {
         out.extend(lines);
     }
-    let common = |from: &Plan, other: &Plan| -> Vec<String> {
-        from.tasks
-            .iter()
-            .filter(|t| other.task(&t.id).is_some())
-            .map(|t| t.id.clone())
-            .collect()
-    };
-    if common(old, new) != common(new, old) {
+    if common_ids(old, &new_ids) != common_ids(new, &old_ids) {
         out.push(format!("plan {name}: tasks reordered"));
     }
 }
 
-/// Whether two tasks say the same thing, wherever in the file they are.
+/// A plan's tasks by id.
+fn tasks_by_id(p: &Plan) -> HashMap<&str, &Task> {
+    p.tasks.iter().map(|t| (t.id.as_str(), t)).collect()
+}
+
+/// The ids of `from`'s tasks that `other` has too, in `from`'s order.
+fn common_ids<'a>(from: &'a Plan, other: &HashMap<&str, &Task>) -> Vec<&'a str> {
+    from.tasks
+        .iter()
+        .filter(|t| other.contains_key(t.id.as_str()))
+        .map(|t| t.id.as_str())
+        .collect()
+}
+
+/// Whether two tasks say the same thing, wherever in the file they are: every field but the
+/// line (named one by one, so that a new field is compared or ignored on purpose).
 fn same_task(a: &Task, b: &Task) -> bool {
-    a == &Task {
-        line: a.line,
-        ..b.clone()
-    }
+    let Task {
+        id,
+        kind,
+        phase,
+        description,
+        body,
+        done,
+        depends,
+        priority,
+        estimate_s,
+        files,
+        line: _,
+        blocking,
+    } = a;
+    (id, kind, phase, description, body, done)
+        == (&b.id, &b.kind, &b.phase, &b.description, &b.body, &b.done)
+        && (depends, priority, estimate_s, files, blocking)
+            == (
+                &b.depends,
+                &b.priority,
+                &b.estimate_s,
+                &b.files,
+                &b.blocking,
+            )
 }
