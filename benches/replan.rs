@@ -110,7 +110,7 @@ fn measure(plans: usize, tasks: usize, edits: usize) -> (f64, f64, f64) {
         }
     };
     wait_for("task_started");
-    let mut wait_reload = |written: chrono::DateTime<chrono::Utc>, change: &str| -> f64 {
+    let wait_reload = |written: chrono::DateTime<chrono::Utc>, change: &str| -> f64 {
         let v = wait_for("manifest_reloaded");
         assert!(v["changes"].to_string().contains(change), "{v}");
         let at = chrono::DateTime::parse_from_rfc3339(v["at"].as_str().expect("at"))
