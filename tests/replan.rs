@@ -24,18 +24,31 @@ fn repo_with(gate: &Path, defaults: &str, plans: &[(&str, &str, &str)]) -> Repo 
     repo
 }
 
-/// Writes the manifest and the plan files (not committed).
+/// Writes the manifest and the plan files (not committed), each as an editor saves it.
 fn write_manifest(repo: &Repo, gate: &Path, defaults: &str, plans: &[(&str, &str, &str)]) {
     for (name, _, text) in plans {
-        repo.write(&format!("docs/plans/{name}.md"), text);
+        save(repo, &format!("docs/plans/{name}.md"), text);
     }
-    let list: Vec<(&str, &str)> = plans.iter().map(|(n, extra, _)| (*n, *extra)).collect();
-    repo.manifest(
-        &agent_at("gated.sh", &[gate, Path::new("60")]),
-        "",
-        &format!("retries = 0\n{defaults}"),
-        &list,
+    let mut toml = format!(
+        "[defaults]\nagent = \"a\"\nretries = 0\n{defaults}\n\n[agents.a]\ncommand = {}\n",
+        agent_at("gated.sh", &[gate, Path::new("60")])
     );
+    for (name, extra, _) in plans {
+        toml.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n{extra}\n"
+        ));
+    }
+    save(repo, "plans.toml", &toml);
+}
+
+/// Writes `rel` as an editor saves it: a new file renamed over the old one (the run never reads
+/// half of it; `a_rename_over_write_and_a_burst_of_writes_apply_once_each` writes in place).
+fn save(repo: &Repo, rel: &str, text: &str) {
+    let path = repo.root().join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let tmp = path.with_extension("saving");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
 }
 
 fn touch(gate: &Path, name: &str) {
@@ -144,7 +157,7 @@ fn a_new_plan_starts_without_a_restart() {
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
     // The new plan's file is committed first (its worktree is made from the target).
-    repo.write("docs/plans/c.md", ONE);
+    save(&repo, "docs/plans/c.md", ONE);
     repo.commit_all("plan c");
     write_manifest(&repo, g, "", &[("a", "", ONE), ("c", "", ONE)]);
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan c: added"));
@@ -216,7 +229,8 @@ fn a_task_added_to_a_running_plan_runs() {
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
-    repo.write(
+    save(
+        &repo,
         "docs/plans/a.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.4 fourth (depends: 1.1)\n",
     );
@@ -238,7 +252,8 @@ fn a_running_task_whose_text_changed_finishes_with_its_original_prompt() {
     touch(g, "a-1.1.go");
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.2"));
     // 1.1 is done, 1.2 runs; both reworded, and 1.3 added after them.
-    repo.write(
+    save(
+        &repo,
         "docs/plans/a.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 first, reworded\n\
          - [ ] 1.2 second, reworded (depends: 1.1)\n- [ ] 1.3 third (depends: 1.2)\n",
@@ -289,19 +304,20 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
         heard.display()
     );
     let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("read");
-    repo.write("plans.toml", &format!("{text}{hook}"));
+    save(&repo, "plans.toml", &format!("{text}{hook}"));
     repo.commit_all("plans");
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
     let good = std::fs::read_to_string(repo.root().join("plans.toml")).expect("read");
     // A TOML syntax error.
-    repo.write("plans.toml", &format!("{good}\n[[plan]\n"));
+    save(&repo, "plans.toml", &format!("{good}\n[[plan]\n"));
     wait_line(&lines, &mut seen, |v| {
         v["event"] == "manifest_invalid" && v.to_string().contains("plans.toml:")
     });
     // An unknown plan in `depends_on`.
-    repo.write(
+    save(
+        &repo,
         "plans.toml",
         &good.replace(
             "file = \"docs/plans/a.md\"",
@@ -312,7 +328,7 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
         v["event"] == "manifest_invalid" && v.to_string().contains("nope")
     });
     // A cycle between two plans.
-    repo.write("docs/plans/c.md", ONE);
+    save(&repo, "docs/plans/c.md", ONE);
     repo.commit_all("plan c");
     let cyclic = format!(
         "{}\n[[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\ndepends_on = [\"a\"]\n",
@@ -321,7 +337,7 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
             "file = \"docs/plans/a.md\"\ndepends_on = [\"c\"]"
         )
     );
-    repo.write("plans.toml", &cyclic);
+    save(&repo, "plans.toml", &cyclic);
     wait_line(&lines, &mut seen, |v| {
         v["event"] == "manifest_invalid" && v.to_string().contains("cycle")
     });
@@ -333,7 +349,7 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
         "{}\n[[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\n",
         good.replace("max_agents = 1", "max_agents = 2")
     );
-    repo.write("plans.toml", &fixed);
+    save(&repo, "plans.toml", &fixed);
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan c: added"));
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "c", "1.1"));
     let (code, seen) = finish(g, child, &lines, seen);
@@ -402,8 +418,9 @@ fn a_kill_right_after_an_edit_and_a_restart_lose_nothing() {
     let (mut child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
-    repo.write("docs/plans/c.md", ONE);
-    repo.write(
+    save(&repo, "docs/plans/c.md", ONE);
+    save(
+        &repo,
         "docs/plans/a.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 second (depends: 1.1)\n",
     );
@@ -426,4 +443,43 @@ fn a_kill_right_after_an_edit_and_a_restart_lose_nothing() {
     );
     assert_eq!(repo.subjects("plan/a"), ["a 1.1: first", "a 1.2: second"]);
     assert_eq!(repo.subjects("plan/c"), ["c 1.1: first"]);
+}
+
+#[test]
+fn a_new_dependency_orders_the_next_starts() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let plans = [("a", "", ONE), ("b", "", ONE), ("c", "", ONE)];
+    let repo = repo_with(g, "max_agents = 1", &plans);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
+    // b now waits for c: when a's task ends, c's starts, not b's.
+    write_manifest(
+        &repo,
+        g,
+        "max_agents = 1",
+        &[
+            ("a", "", ONE),
+            ("b", "depends_on = [\"c\"]", ONE),
+            ("c", "", ONE),
+        ],
+    );
+    wait_line(&lines, &mut seen, |v| reloaded(v, "plan b: depends_on"));
+    touch(g, "a-1.1.go");
+    wait_line(&lines, &mut seen, |v| is(v, "task_started", "c", "1.1"));
+    assert!(
+        position(&seen, |v| is(v, "task_started", "b", "1.1")).is_none(),
+        "b started before c: {seen:?}"
+    );
+    let (code, seen) = finish(g, child, &lines, seen);
+    assert_eq!(code, 0, "{seen:?}");
+    let order: Vec<&str> = seen
+        .iter()
+        .filter(|v| v["event"] == "task_started")
+        .filter_map(|v| v["plan"].as_str())
+        .collect();
+    assert_eq!(order, ["a", "c", "b"], "{seen:?}");
+    // b starts from c's work, as a plan with `depends_on` does.
+    assert_eq!(repo.subjects("plan/b"), ["c 1.1: first", "b 1.1: first"]);
 }

@@ -46,7 +46,10 @@ fn an_agent_cannot_re_plan_the_run_it_is_part_of() {
     assert!(!text.contains(&format!("wrote {main}/")), "{text}");
     // The lead's own edit: the reload reads the main checkout, with nothing of the agent's.
     let edited = manifest.replace("retries = 0\n", "retries = 0\nmax_agents = 2\n");
-    repo.write("plans.toml", &edited);
+    // Saved as an editor saves: the run never reads half of it.
+    let tmp = repo.root().join("plans.toml.saving");
+    std::fs::write(&tmp, &edited).expect("write");
+    std::fs::rename(&tmp, repo.root().join("plans.toml")).expect("rename");
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| v["event"] == "manifest_reloaded");
     let reload = seen.last().cloned().expect("reload");
