@@ -356,24 +356,38 @@ fn trial(seed: u64, wide: bool) -> (u64, u64) {
 /// A repository with plan `p` (`text`) run by `gated_report.sh`, which holds the report of task
 /// 1.1 until the gate file exists; with the journal's and the gate's paths.
 fn gated_plan_p(text: &str) -> (Repo, PathBuf, PathBuf) {
+    plan_p(text, "gated_report.sh", |journal, gate| {
+        vec![
+            journal.to_string(),
+            "0".into(),
+            "1.1".into(),
+            gate.to_string(),
+        ]
+    })
+}
+
+/// A repository with plan `p` (`text`) run by the fixture `script`, whose arguments `args` makes
+/// from the journal's and the gate's paths; with those paths.
+fn plan_p(
+    text: &str,
+    script: &str,
+    args: impl Fn(&str, &str) -> Vec<String>,
+) -> (Repo, PathBuf, PathBuf) {
     let repo = new_repo();
     let journal_path = repo.outside("journal");
     let gate = repo.outside("gate");
     repo.write("docs/plans/p.md", text);
+    let args = args(
+        journal_path.to_str().expect("utf8"),
+        gate.to_str().expect("utf8"),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nagent = \"gated\"\nretries = 0\n\n[agents.gated]\ncommand = {}\n\n\
+            "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
              [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent(
-                "gated_report.sh",
-                &[
-                    journal_path.to_str().expect("utf8"),
-                    "0",
-                    "1.1",
-                    gate.to_str().expect("utf8"),
-                ]
-            )
+            agent(script, &args)
         ),
     );
     repo.commit_all("plans");
@@ -575,6 +589,23 @@ fn kill_after_taking(repo: &Repo, first: &mut std::process::Child, gate: &Path) 
     dir
 }
 
+/// `orch up --json` in `repo`, which must succeed well inside the two minutes `orch task` waits
+/// for an answer.
+fn up_within_the_wait_of_orch_task(repo: &Repo) -> std::process::Output {
+    let out = wait_within(
+        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
+        Duration::from_secs(60),
+        "orch up",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Regression (found by the harness in CI): a supervisor killed after it took an agent's report
 /// (`orch task done`) but before it answered left the agent waiting for an answer no one would
 /// write; the next supervisor adopted the agent and waited with it two minutes, until the wait
@@ -587,18 +618,7 @@ fn a_report_taken_by_a_supervisor_killed_before_its_answer_is_not_lost() {
     let mut first = start_up(&repo);
     kill_after_taking(&repo, &mut first, &gate);
 
-    // Well inside the two minutes `orch task` waits for an answer.
-    let out = wait_within(
-        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
-        Duration::from_secs(60),
-        "orch up",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    up_within_the_wait_of_orch_task(&repo);
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
     let marks = journal(&journal_path);
     assert_eq!(marks.iter().filter(|m| m.start).count(), 1, "ran again");
@@ -613,42 +633,15 @@ fn a_report_taken_by_a_supervisor_killed_before_its_answer_is_not_lost() {
 /// supervisor adopts it, takes the report its predecessor took and did not answer, and answers.
 #[test]
 fn a_supervisor_that_adopts_an_agent_takes_again_the_report_its_predecessor_did_not_answer() {
-    let repo = new_repo();
-    let journal_path = repo.outside("journal");
-    let gate = repo.outside("gate");
-    repo.write(
-        "docs/plans/p.md",
+    let (repo, journal_path, gate) = plan_p(
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
+        "raw_report.sh",
+        |journal, gate| vec![journal.to_string(), gate.to_string()],
     );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"raw\"\nretries = 0\n\n[agents.raw]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
-            agent(
-                "raw_report.sh",
-                &[
-                    journal_path.to_str().expect("utf8"),
-                    gate.to_str().expect("utf8"),
-                ]
-            )
-        ),
-    );
-    repo.commit_all("plans");
     let mut first = start_up(&repo);
     let dir = kill_after_taking(&repo, &mut first, &gate);
 
-    let out = wait_within(
-        repo.orch(&["up", "--json"]).spawn().expect("spawn"),
-        Duration::from_secs(60),
-        "orch up",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = up_within_the_wait_of_orch_task(&repo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"event\":\"task_adopted\""), "{stdout}");
     let answer: Value = serde_json::from_str(

@@ -485,3 +485,38 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         Err(e) => fail(code_of(&e), e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent writes its own report directory: a `report.taken.json` it plants as a link (to a
+    /// file of orch's) is put back as a link, which the taking refuses (no-follow), and the file
+    /// it points at is neither read as a report nor changed.
+    #[test]
+    fn a_taken_report_planted_as_a_link_is_never_followed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("1.1.1");
+        std::fs::create_dir(&dir).expect("dir");
+        let secret = tmp.path().join("status.json");
+        std::fs::write(&secret, r#"{"seq":"x","transition":"done","id":"1.1"}"#).expect("write");
+        std::os::unix::fs::symlink(&secret, dir.join(TAKEN_FILE)).expect("link");
+        put_back_taken(&dir);
+        let put_back = dir.join(REPORT_FILE);
+        assert!(
+            std::fs::symlink_metadata(&put_back).is_ok_and(|m| m.file_type().is_symlink()),
+            "the link itself was moved"
+        );
+        assert!(read_nofollow(&put_back).is_err(), "a link is not read");
+        assert_eq!(
+            std::fs::read_to_string(&secret).expect("read"),
+            r#"{"seq":"x","transition":"done","id":"1.1"}"#
+        );
+        // With an answer waiting, a taken report is dropped, not put back.
+        std::fs::remove_file(&put_back).expect("rm");
+        std::fs::write(dir.join(TAKEN_FILE), "{}").expect("write");
+        std::fs::write(dir.join(ANSWER_FILE), "{}").expect("write");
+        put_back_taken(&dir);
+        assert!(!dir.join(TAKEN_FILE).exists() && !put_back.exists());
+    }
+}

@@ -31,6 +31,21 @@ fn replan(plans: &[Plan], names: &[&str], max_agents: usize) -> Replan {
     }
 }
 
+/// A core over plans `a` and `b` (`plans`) with their `priorities`, one agent at a time.
+fn two_plans(plans: &[Plan], priorities: &[i64]) -> Core {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let g = Graph::build(plans, &names, &[]).expect("acyclic");
+    Core::new(
+        cfg(1),
+        &g,
+        plans,
+        priorities,
+        names,
+        vec![Some(spec("a")), Some(spec("b"))],
+        vec![vec![Default::default(); 2]; 2],
+    )
+}
+
 fn refs(plans: &[Plan]) -> Vec<&Plan> {
     plans.iter().collect()
 }
@@ -81,17 +96,7 @@ fn an_edit_that_removes_a_running_task_waits() {
 fn raised_max_agents_and_a_new_plan_start_more_and_a_removed_plan_starts_nothing() {
     let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
     let plans = vec![plan(text), plan(text)];
-    let names = vec!["a".to_string(), "b".to_string()];
-    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
-    let mut c = Core::new(
-        cfg(1),
-        &g,
-        &plans,
-        &[0, 0],
-        names,
-        vec![Some(spec("a")), Some(spec("b"))],
-        vec![vec![Default::default(); 2]; 2],
-    );
+    let mut c = two_plans(&plans, &[0, 0]);
     let t0 = Instant::now();
     let first = launches(&c.handle(t0, Input::Tick));
     assert_eq!(first.len(), 1);
@@ -119,17 +124,7 @@ fn raised_max_agents_and_a_new_plan_start_more_and_a_removed_plan_starts_nothing
 fn a_priority_edit_keeps_the_plans_and_reorders_the_next_start() {
     let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n";
     let plans = vec![plan(text), plan(text)];
-    let names = vec!["a".to_string(), "b".to_string()];
-    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
-    let mut c = Core::new(
-        cfg(1),
-        &g,
-        &plans,
-        &[5, 0],
-        names,
-        vec![Some(spec("a")), Some(spec("b"))],
-        vec![vec![Default::default(); 2]; 2],
-    );
+    let mut c = two_plans(&plans, &[5, 0]);
     let t0 = Instant::now();
     let first = launches(&c.handle(t0, Input::Tick));
     assert_eq!(first[0].1, Unit::Task { plan: 0, task: 0 });
