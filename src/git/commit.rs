@@ -62,13 +62,6 @@ impl std::fmt::Debug for CommitRepo {
 }
 
 impl CommitRepo {
-    /// [`commit_all`] in `worktree` through the kept repository.
-    pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, true, who, None)
-        })
-    }
-
     /// [`commit_all_on`] through the kept repository.
     pub fn commit_all_on(
         &self,
