@@ -226,7 +226,9 @@ fn a_kept_repository_commits_what_others_did_in_between() {
     let tree = ensure(&fx, "auth").unwrap();
     let kept = CommitRepo::default();
     fs::write(tree.path.join("a.txt"), "a").unwrap();
-    let first = kept.commit_all_on(&tree.path, &tree.branch, "task 1.1: a").unwrap();
+    let first = kept
+        .commit_all_on(&tree.path, &tree.branch, "task 1.1: a")
+        .unwrap();
     assert_eq!(first.files_changed, 1);
 
     fs::write(tree.path.join("debug.log"), "kept by force").unwrap();
@@ -249,7 +251,9 @@ fn a_kept_repository_commits_what_others_did_in_between() {
         .unwrap();
 
     fs::write(tree.path.join("b.txt"), "b").unwrap();
-    let second = kept.commit_all_on(&tree.path, &tree.branch, "task 1.2: b").unwrap();
+    let second = kept
+        .commit_all_on(&tree.path, &tree.branch, "task 1.2: b")
+        .unwrap();
     assert_eq!(second.files_changed, 1);
     let repo = fx.repo();
     let id = oid(&second.oid);
@@ -265,7 +269,9 @@ fn a_kept_repository_commits_what_others_did_in_between() {
     assert!(!is_dirty(&tree.path).unwrap());
 
     // Nothing changed: an empty commit, as `commit_all` makes it.
-    let third = kept.commit_all_on(&tree.path, &tree.branch, "task 1.3: nothing").unwrap();
+    let third = kept
+        .commit_all_on(&tree.path, &tree.branch, "task 1.3: nothing")
+        .unwrap();
     assert!(third.empty);
     assert_eq!(
         repo.find_commit(oid(&third.oid)).unwrap().tree_id(),
