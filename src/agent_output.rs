@@ -18,6 +18,8 @@
 //!   `{"type":"result","status":"success"|"error","error":{"message":…},"stats":{"total_tokens":…,
 //!   "input_tokens":…,"output_tokens":…,"cached":…,"input":…,"models":{…}}}` (the tokens of every
 //!   model call, the cached ones part of `input_tokens`; no cost).
+//! - opencode, `run --format json`, Qwen Code, `--output-format stream-json` and GitHub Copilot
+//!   CLI, `--output-format json`, with their usage file: see [`clients`].
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -25,6 +27,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+mod clients;
 
 /// Tokens and cost of one attempt (or a sum of them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,7 +270,16 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
     let attempt = &text[start..];
     let mut out = parse(attempt, now);
     out.sandbox_denied = sandbox_denied(attempt);
+    if let Some(u) = clients::read_usage_file(&usage_file(log)) {
+        out.usage = Some(u);
+    }
     out
+}
+
+/// The usage file of the attempts logged in `log` (`{{ usage_file }}`): `<task>.usage.json`
+/// beside `<task>.log`; orch makes it empty before each attempt whose argv names it.
+pub fn usage_file(log: &Path) -> std::path::PathBuf {
+    log.with_extension("usage.json")
 }
 
 /// The prefix of the log line `orch up` writes for a confined attempt, before the paths it may
@@ -323,6 +336,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
     let mut out = AgentOutput::default();
     let mut usage: Option<Usage> = None;
     let mut codex_usage: Option<Usage> = None;
+    let mut step_usage: Option<Usage> = None;
     let mut gemini_message: Option<String> = None;
     let mut plain: Vec<&str> = Vec::new();
     let mut hinted: Option<Class> = None;
@@ -376,6 +390,8 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 out.events += 1;
                 gemini_message = None;
             }
+            // GitHub Copilot CLI's last line: its exit code (its usage is in the usage file).
+            Some("result") if v.get("exitCode").is_some() => out.events += 1,
             Some("result") => {
                 out.events += 1;
                 let text = v.get("result").and_then(Value::as_str).map(str::to_string);
@@ -384,7 +400,13 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 if is_error || subtype.starts_with("error") {
                     out.error = Some(match &text {
                         Some(t) if !t.trim().is_empty() => t.clone(),
+                        // Qwen Code: `error.message`.
                         _ => claude_errors(&v)
+                            .or_else(|| {
+                                v.pointer("/error/message")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                            })
                             .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
                     });
                 }
@@ -457,6 +479,48 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 out.events += 1;
                 if let Some(m) = v.get("message").and_then(Value::as_str) {
                     out.error = Some(m.to_string());
+                } else if let Some((m, status)) = clients::opencode_error(&v) {
+                    out.error = Some(m);
+                    if let Some(c) = status.and_then(class_of_status) {
+                        hinted = Some(c);
+                    }
+                }
+            }
+            // opencode: each step's tokens and cost; its text parts, the last its final word.
+            Some("step_finish") => {
+                out.events += 1;
+                if let Some(u) = v.get("part").map(clients::opencode_step) {
+                    step_usage = Some(step_usage.unwrap_or_default().plus(&u));
+                }
+            }
+            Some("text") if v.get("part").is_some() => {
+                out.events += 1;
+                if let Some(t) = v.pointer("/part/text").and_then(Value::as_str) {
+                    out.result = Some(t.to_string());
+                }
+            }
+            Some("step_start") => out.events += 1,
+            // GitHub Copilot CLI: dotted event names; its final word, its error.
+            Some(ty) if clients::is_copilot_event(ty) => {
+                out.events += 1;
+                match ty {
+                    "assistant.message" => {
+                        if let Some(t) = v
+                            .pointer("/data/content")
+                            .and_then(Value::as_str)
+                            .filter(|t| !t.trim().is_empty())
+                        {
+                            out.result = Some(t.to_string());
+                        }
+                    }
+                    "session.error" => {
+                        let (m, status) = clients::copilot_error(&v);
+                        out.error = Some(m);
+                        if let Some(c) = status.and_then(class_of_status) {
+                            hinted = Some(c);
+                        }
+                    }
+                    _ => {}
                 }
             }
             Some(
@@ -466,10 +530,10 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             _ => plain.push(t),
         }
     }
-    out.usage = match (usage, codex_usage) {
-        (Some(a), Some(b)) => Some(a.plus(&b)),
-        (a, b) => a.or(b),
-    };
+    out.usage = [usage, codex_usage, step_usage]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| a.plus(&b));
     let keep = plain.len().saturating_sub(TAIL_LINES);
     out.tail = plain[keep..]
         .iter()

@@ -69,9 +69,9 @@ pub fn writable_roots(
                     format!("the {} state that agent `{name}` may write", cli.name()),
                 );
             }
-            if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
+            for dir in cli.state_dirs_from_env(|k| std::env::var_os(k)) {
                 add(
-                    PathBuf::from(dir),
+                    dir,
                     format!("the {} state that agent `{name}` may write", cli.name()),
                 );
             }
@@ -145,9 +145,7 @@ pub fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
     let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
     if let Some(cli) = KnownCli::of(&agent.command) {
         write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
-        if let Some(dir) = cli.state_env().and_then(std::env::var_os) {
-            write.push(PathBuf::from(dir));
-        }
+        write.extend(cli.state_dirs_from_env(|k| std::env::var_os(k)));
     }
     write.extend(agent.sandbox.write.iter().cloned());
     // Landlock needs each path to exist; a client's state not made yet is not writable.

@@ -87,21 +87,31 @@ pub fn spawn(
     env: &[(String, String)],
     log: &Path,
 ) -> io::Result<Spawned> {
-    start(argv, cwd, env, log, None)
+    start(argv, cwd, env, log, None, Stdio::null())
 }
 
 /// Spawns an agent or a check like [`spawn`], but `argv` makes itself the leader of a new
 /// session (`orch session-exec …` / `orch sandbox-exec …`: it is not made a group leader here,
 /// or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are removed
-/// unless `pass_env` names them. The session is recorded until [`end_session`].
+/// unless `pass_env` names them; its stdin is `stdin` (orch's own file: the prompt) when given,
+/// else /dev/null. The session is recorded until [`end_session`].
 pub fn spawn_agent(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
     log: &Path,
-    pass_env: &[String],
+    (pass_env, stdin): (&[String], Option<&Path>),
 ) -> io::Result<Spawned> {
-    start(argv, cwd, env, log, Some(pass_env))
+    let input = match stdin {
+        Some(p) => Stdio::from(
+            crate::links::no_follow()
+                .read(true)
+                .open(p)
+                .map_err(|e| crate::links::refused(p, e))?,
+        ),
+        None => Stdio::null(),
+    };
+    start(argv, cwd, env, log, Some(pass_env), input)
 }
 
 fn start(
@@ -110,6 +120,7 @@ fn start(
     env: &[(String, String)],
     log: &Path,
     agent: Option<&[String]>,
+    stdin: Stdio,
 ) -> io::Result<Spawned> {
     let (program, args) = argv
         .split_first()
@@ -118,7 +129,7 @@ fn start(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out.try_clone()?)
         .stderr(out);
     match agent {

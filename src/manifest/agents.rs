@@ -60,6 +60,35 @@ impl ReportMode {
     }
 }
 
+/// What an agent reads on its standard input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum StdinMode {
+    /// Nothing: `/dev/null` (the default).
+    #[default]
+    Null,
+    /// The prompt, as `{{ prompt }}` renders it (the prompt file's bytes): for a client that
+    /// changes a prompt given as an argument (opencode quotes every argument holding a space).
+    Prompt,
+}
+
+impl StdinMode {
+    /// Parses `"null"` or `"prompt"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "null" => Some(Self::Null),
+            "prompt" => Some(Self::Prompt),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Prompt => "prompt",
+        }
+    }
+}
+
 /// An agent: an argv template (never a shell string) and how it is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSpec {
@@ -72,12 +101,16 @@ pub struct AgentSpec {
     pub report: ReportMode,
     /// Its sandbox, `[defaults]` and its own keys combined.
     pub sandbox: super::sandbox::Sandbox,
+    /// What it reads on its standard input (`stdin`).
+    pub stdin: StdinMode,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
 /// `status_dir` is the directory of `status_file` (what a sandboxed agent must be allowed to
 /// write for `orch task done`).
-pub const TEMPLATE_VARS: [&str; 9] = [
+/// `usage_file` is a file orch makes empty for each attempt and reads when it ends (a client that
+/// writes its token counts there, GitHub Copilot CLI's `--usage-output-file`).
+pub const TEMPLATE_VARS: [&str; 10] = [
     "prompt",
     "prompt_file",
     "plan",
@@ -87,6 +120,7 @@ pub const TEMPLATE_VARS: [&str; 9] = [
     "status_file",
     "status_dir",
     "orch",
+    "usage_file",
 ];
 
 /// The agents usable without an `[agents.X]` table; a table with the same name overrides one.
@@ -110,6 +144,7 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         executor: None,
         report: ReportMode::Orch,
         sandbox: Default::default(),
+        stdin: StdinMode::Null,
     };
     BTreeMap::from([
         ("claude".to_string(), argv(CLAUDE_PRESET)),
@@ -124,8 +159,75 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
             },
         ),
         ("gemini".to_string(), argv(GEMINI_PRESET)),
+        (
+            "opencode".to_string(),
+            AgentSpec {
+                stdin: StdinMode::Prompt,
+                ..argv(OPENCODE_PRESET)
+            },
+        ),
+        ("qwen".to_string(), argv(QWEN_PRESET)),
+        ("copilot".to_string(), argv(COPILOT_PRESET)),
     ])
 }
+
+/// The `opencode` preset's argv (confined or not: what the shell may run is set by the
+/// permission rules of [`KnownCli::env`]); the prompt comes on stdin.
+pub const OPENCODE_PRESET: &[&str] = &["opencode", "run", "--format", "json"];
+
+/// The `qwen` preset's argv. The prompt is the positional argument, first: Qwen Code takes no
+/// prompt after `--`, and `--allowed-tools` takes every argument after it that is not a flag.
+pub const QWEN_PRESET: &[&str] = &[
+    "qwen",
+    "{{ prompt }}",
+    "--output-format",
+    "stream-json",
+    "--approval-mode",
+    "auto-edit",
+    "--allowed-tools",
+    "run_shell_command({{ orch }})",
+];
+
+/// The `qwen` preset's argv when orch confines the agent: every tool allowed (`yolo`).
+pub const QWEN_CONFINED: &[&str] = &[
+    "qwen",
+    "{{ prompt }}",
+    "--output-format",
+    "stream-json",
+    "--approval-mode",
+    "yolo",
+];
+
+/// The `copilot` preset's argv.
+pub const COPILOT_PRESET: &[&str] = &[
+    "copilot",
+    "-p",
+    "{{ prompt }}",
+    "--allow-tool",
+    "write",
+    "--allow-tool",
+    "shell({{ orch }}:*)",
+    "--no-ask-user",
+    "--no-auto-update",
+    "--output-format",
+    "json",
+    "--usage-output-file",
+    "{{ usage_file }}",
+];
+
+/// The `copilot` preset's argv when orch confines the agent: every tool and path allowed.
+pub const COPILOT_CONFINED: &[&str] = &[
+    "copilot",
+    "-p",
+    "{{ prompt }}",
+    "--allow-all",
+    "--no-ask-user",
+    "--no-auto-update",
+    "--output-format",
+    "json",
+    "--usage-output-file",
+    "{{ usage_file }}",
+];
 
 /// The `claude` preset's argv.
 pub const CLAUDE_PRESET: &[&str] = &[
@@ -214,6 +316,8 @@ pub fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
         (CLAUDE_PRESET, CLAUDE_CONFINED),
         (CODEX_PRESET, CODEX_CONFINED),
         (GEMINI_PRESET, GEMINI_CONFINED),
+        (QWEN_PRESET, QWEN_CONFINED),
+        (COPILOT_PRESET, COPILOT_CONFINED),
     ]
     .into_iter()
     .find(|(preset, _)| preset.iter().eq(command.iter()))
@@ -246,27 +350,57 @@ pub enum KnownCli {
     Codex,
     Gemini,
     Aider,
+    Opencode,
+    Qwen,
+    Copilot,
 }
 
 /// A client's state as a confined agent gets it: a private directory per attempt, named by the
-/// client's own variable, seeded from the user's state.
+/// client's own variables, seeded from the user's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrivateState {
-    /// The variable that points the client at its state (`CLAUDE_CONFIG_DIR`, `CODEX_HOME`,
-    /// `GEMINI_CLI_HOME`): set for the agent to the private directory.
+    /// The variables that point the client at its state: most clients have one, opencode four
+    /// (its XDG directories).
+    pub homes: &'static [StateHome],
+    /// Files the client keeps beside its directory when the (first) variable is not set
+    /// (Claude Code's `~/.claude.json`): `(where the user has it, where it goes in the copy)`.
+    pub home_files: &'static [(&'static str, &'static str)],
+}
+
+/// One variable of a client's state and what of the user's state it names is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateHome {
+    /// The variable (`CLAUDE_CONFIG_DIR`, `CODEX_HOME`, `GEMINI_CLI_HOME`, `XDG_DATA_HOME`): set
+    /// for the agent to the private directory (or its `at` subdirectory).
     pub var: &'static str,
     /// What the variable names when the user has not set it (`~`: the `HOME` of `orch up`).
     pub default: &'static str,
     /// The state's directory within what the variable names (`.gemini` for Gemini CLI, whose
     /// variable names a home; empty when it names the state itself).
     pub sub: &'static str,
+    /// Where in the private directory the variable points (empty: the directory itself).
+    pub at: &'static str,
     /// What is copied from the user's state directory (files or directories, relative to it):
     /// what the client needs to log in and reach its endpoint, and the user's own settings.
     /// Sessions, history and caches are not copied.
     pub entries: &'static [&'static str],
-    /// Files the client keeps beside its directory when the variable is not set (Claude Code's
-    /// `~/.claude.json`): `(where the user has it, where it goes in the copy)`.
-    pub home_files: &'static [(&'static str, &'static str)],
+}
+
+impl StateHome {
+    const fn one(
+        var: &'static str,
+        default: &'static str,
+        sub: &'static str,
+        entries: &'static [&'static str],
+    ) -> Self {
+        Self {
+            var,
+            default,
+            sub,
+            at: "",
+            entries,
+        }
+    }
 }
 
 /// A problem with an agent argv, with its fix.
@@ -286,6 +420,9 @@ impl KnownCli {
             "codex" => Some(Self::Codex),
             "gemini" => Some(Self::Gemini),
             "aider" => Some(Self::Aider),
+            "opencode" => Some(Self::Opencode),
+            "qwen" => Some(Self::Qwen),
+            "copilot" => Some(Self::Copilot),
             _ => None,
         }
     }
@@ -296,6 +433,9 @@ impl KnownCli {
             Self::Codex => "codex",
             Self::Gemini => "gemini",
             Self::Aider => "aider",
+            Self::Opencode => "opencode",
+            Self::Qwen => "qwen",
+            Self::Copilot => "copilot",
         }
     }
 
@@ -309,67 +449,220 @@ impl KnownCli {
             Self::Codex => &["~/.codex"],
             Self::Gemini => &["~/.gemini"],
             Self::Aider => &["~/.aider", "~/.aider.conf.yml"],
+            // Its configuration (plugins, MCP servers, commands), login, sessions and the
+            // plugins it installs in its cache.
+            Self::Opencode => &[
+                "~/.config/opencode",
+                "~/.local/share/opencode",
+                "~/.local/state/opencode",
+                "~/.cache/opencode",
+                "~/.opencode",
+            ],
+            Self::Qwen => &["~/.qwen"],
+            // The cache holds the code the `copilot` launcher runs (unpacked on first run).
+            Self::Copilot => &["~/.copilot", "~/.cache/copilot"],
         }
     }
 
-    /// The environment variable that moves the client's state elsewhere, if it has one.
-    pub fn state_env(self) -> Option<&'static str> {
-        self.private_state().map(|s| s.var)
+    /// The user's state directories that a variable of the client moves elsewhere, as
+    /// `$VAR/sub` for each variable set in `env` (the user's own `CLAUDE_CONFIG_DIR`, or
+    /// `XDG_CONFIG_HOME/opencode`).
+    pub fn state_dirs_from_env(
+        self,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Vec<std::path::PathBuf> {
+        self.private_state()
+            .map(|s| s.homes)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|h| {
+                let v = env(h.var).filter(|v| !v.is_empty())?;
+                let dir = std::path::PathBuf::from(v);
+                Some(if h.sub.is_empty() {
+                    dir
+                } else {
+                    dir.join(h.sub)
+                })
+            })
+            .collect()
     }
 
     /// How a confined agent of this client gets a private copy of the client's state, if the
     /// client can be pointed at one (aider cannot: its state stays read-only, see
     /// docs/src/agents.md).
     pub fn private_state(self) -> Option<PrivateState> {
-        match self {
-            Self::Claude => Some(PrivateState {
-                var: "CLAUDE_CONFIG_DIR",
-                default: "~/.claude",
-                sub: "",
+        const CLAUDE: &[StateHome] = &[StateHome::one(
+            "CLAUDE_CONFIG_DIR",
+            "~/.claude",
+            "",
+            &[
+                ".claude.json",
+                ".credentials.json",
+                "settings.json",
+                "CLAUDE.md",
+                "agents",
+                "commands",
+                "skills",
+                "output-styles",
+            ],
+        )];
+        const CODEX: &[StateHome] = &[StateHome::one(
+            "CODEX_HOME",
+            "~/.codex",
+            "",
+            &[
+                "auth.json",
+                "config.toml",
+                "AGENTS.md",
+                "AGENTS.override.md",
+                "prompts",
+                "rules",
+                "skills",
+            ],
+        )];
+        const GEMINI: &[StateHome] = &[StateHome::one(
+            "GEMINI_CLI_HOME",
+            "~",
+            ".gemini",
+            &[
+                "settings.json",
+                "oauth_creds.json",
+                "google_accounts.json",
+                "installation_id",
+                "GEMINI.md",
+                "commands",
+                "extensions",
+                "trustedFolders.json",
+            ],
+        )];
+        // opencode keeps its state in the XDG directories: each gets a directory of the copy.
+        const OPENCODE: &[StateHome] = &[
+            StateHome {
+                var: "XDG_CONFIG_HOME",
+                default: "~/.config",
+                sub: "opencode",
+                at: "config",
                 entries: &[
-                    ".claude.json",
-                    ".credentials.json",
-                    "settings.json",
-                    "CLAUDE.md",
-                    "agents",
-                    "commands",
-                    "skills",
-                    "output-styles",
-                ],
-                home_files: &[("~/.claude.json", ".claude.json")],
-            }),
-            Self::Codex => Some(PrivateState {
-                var: "CODEX_HOME",
-                default: "~/.codex",
-                sub: "",
-                entries: &[
-                    "auth.json",
-                    "config.toml",
+                    "opencode.json",
+                    "opencode.jsonc",
+                    "config.json",
                     "AGENTS.md",
-                    "AGENTS.override.md",
-                    "prompts",
-                    "rules",
+                    "agent",
+                    "agents",
+                    "command",
+                    "commands",
+                    "mode",
+                    "modes",
+                    "plugin",
+                    "plugins",
+                    "tool",
+                    "tools",
+                    "skill",
                     "skills",
                 ],
-                home_files: &[],
-            }),
-            Self::Gemini => Some(PrivateState {
-                var: "GEMINI_CLI_HOME",
-                default: "~",
-                sub: ".gemini",
-                entries: &[
-                    "settings.json",
-                    "oauth_creds.json",
-                    "google_accounts.json",
-                    "installation_id",
-                    "GEMINI.md",
-                    "commands",
-                    "extensions",
-                    "trustedFolders.json",
-                ],
-                home_files: &[],
-            }),
-            Self::Aider => None,
+            },
+            StateHome {
+                var: "XDG_DATA_HOME",
+                default: "~/.local/share",
+                sub: "opencode",
+                at: "data",
+                entries: &["auth.json", "mcp-auth.json"],
+            },
+            StateHome {
+                var: "XDG_STATE_HOME",
+                default: "~/.local/state",
+                sub: "opencode",
+                at: "state",
+                entries: &[],
+            },
+            StateHome {
+                var: "XDG_CACHE_HOME",
+                default: "~/.cache",
+                sub: "opencode",
+                at: "cache",
+                entries: &[],
+            },
+        ];
+        const QWEN: &[StateHome] = &[StateHome::one(
+            "QWEN_HOME",
+            "~/.qwen",
+            "",
+            &[
+                "settings.json",
+                "oauth_creds.json",
+                "installation_id",
+                "QWEN.md",
+                "commands",
+                "agents",
+                "skills",
+                "extensions",
+            ],
+        )];
+        const COPILOT: &[StateHome] = &[StateHome::one(
+            "COPILOT_HOME",
+            "~/.copilot",
+            "",
+            &[
+                "config.json",
+                "mcp-config.json",
+                "copilot-instructions.md",
+                "agents",
+                "skills",
+            ],
+        )];
+        let homes = match self {
+            Self::Claude => CLAUDE,
+            Self::Codex => CODEX,
+            Self::Gemini => GEMINI,
+            Self::Opencode => OPENCODE,
+            Self::Qwen => QWEN,
+            Self::Copilot => COPILOT,
+            Self::Aider => return None,
+        };
+        let home_files: &[(&str, &str)] = match self {
+            Self::Claude => &[("~/.claude.json", ".claude.json")],
+            _ => &[],
+        };
+        Some(PrivateState { homes, home_files })
+    }
+
+    /// The variables orch sets for an attempt of this client beside its own (`confined`: run
+    /// under orch's rules, which are then the limit; else the client's own rules let the shell
+    /// run only `orch`, at `orch`): opencode's permission rules (it has no flag for them) and
+    /// its snapshots off (a git copy of the worktree at every step); `user` reads `orch up`'s
+    /// environment (a user's own `OPENCODE_CONFIG_CONTENT` is kept, with snapshots off).
+    pub fn env(
+        self,
+        confined: bool,
+        orch: &str,
+        user: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(String, String)> {
+        match self {
+            Self::Opencode => {
+                let permission = if confined {
+                    serde_json::json!({"edit": "allow", "bash": "allow", "webfetch": "allow",
+                        "external_directory": "allow", "doom_loop": "allow"})
+                } else {
+                    serde_json::json!({"edit": "allow", "webfetch": "deny",
+                        "external_directory": "deny", "doom_loop": "deny",
+                        "bash": {"*": "deny", format!("{orch} *"): "allow"}})
+                };
+                let mut config = user("OPENCODE_CONFIG_CONTENT")
+                    .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| serde_json::json!({}));
+                config["snapshot"] = serde_json::Value::Bool(false);
+                config["autoupdate"] = serde_json::Value::Bool(false);
+                config["share"] = serde_json::Value::String("disabled".into());
+                vec![
+                    ("OPENCODE_PERMISSION".to_string(), permission.to_string()),
+                    ("OPENCODE_CONFIG_CONTENT".to_string(), config.to_string()),
+                    ("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string()),
+                    ("OPENCODE_DISABLE_LSP_DOWNLOAD".to_string(), "1".to_string()),
+                    ("OPENCODE_DISABLE_MODELS_FETCH".to_string(), "1".to_string()),
+                ]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -491,6 +784,54 @@ impl KnownCli {
                     problem(
                         "Claude Code refuses to read files outside its working directory, and the prompt file is in orch's log directory".into(),
                         "pass the prompt itself: `-p {{ prompt }}`",
+                    );
+                }
+            }
+            Self::Opencode => {
+                if command.get(1).map(String::as_str) != Some("run") {
+                    problem(
+                        "opencode without `run` starts the interactive interface, which does not run unattended".into(),
+                        "run `opencode run --format json`, as the preset does (`agent = \"opencode\"`)",
+                    );
+                }
+                if command
+                    .iter()
+                    .any(|a| a.contains("{{ prompt }}") || a.contains("{{prompt}}"))
+                {
+                    problem(
+                        "`opencode run` quotes every argument that holds a space, so a prompt given as an argument reaches the model changed".into(),
+                        "give it the prompt on stdin: `stdin = \"prompt\"` and no `{{ prompt }}` in `command` (the preset does)",
+                    );
+                }
+            }
+            Self::Copilot => {
+                if !has("-p") && !has("--prompt") {
+                    problem(
+                        "copilot without `-p` starts the interactive interface, which does not run unattended".into(),
+                        "pass `-p {{ prompt }}`, as the preset does (`agent = \"copilot\"`)",
+                    );
+                }
+                let runs_orch = has("--allow-all")
+                    || command
+                        .iter()
+                        .any(|a| a.starts_with("shell({{ orch }}") || a.starts_with("shell({{orch}}"));
+                if !runs_orch {
+                    problem(
+                        "Copilot CLI will refuse the agent's `orch task done` (the shell needs approval, and nobody is there to give it)".into(),
+                        "add `--allow-tool \"shell({{ orch }}:*)\"` (the preset does)",
+                    );
+                }
+            }
+            Self::Qwen => {
+                if value_of("--approval-mode") != Some("yolo")
+                    && !command.iter().any(|a| {
+                        a.starts_with("run_shell_command({{ orch }}")
+                            || a.starts_with("run_shell_command({{orch}}")
+                    })
+                {
+                    problem(
+                        "Qwen Code will refuse the agent's `orch task done` (the shell needs approval, and nobody is there to give it)".into(),
+                        "add `--allowed-tools \"run_shell_command({{ orch }})\"` (the preset does)",
                     );
                 }
             }

@@ -84,6 +84,7 @@ pub struct RawAgent {
     pub sandbox_write: Option<At<Vec<At<String>>>>,
     pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
     pub pass_env: Option<At<Vec<At<String>>>>,
+    pub stdin: Option<At<String>>,
     /// Every key written, even those whose value was rejected.
     pub keys: Vec<String>,
 }
@@ -227,6 +228,7 @@ pub const AGENT_KEYS: &[&str] = &[
     "sandbox_write",
     "sandbox_deny_read",
     "pass_env",
+    "stdin",
 ];
 pub const SLURM_KEYS: &[&str] = &[
     "partition",
@@ -374,6 +376,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
             sandbox_write: None,
             sandbox_deny_read: None,
             pass_env: None,
+            stdin: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -389,6 +392,7 @@ fn read_agents(table: &DeTable<'_>, r: &mut Reporter<'_>) -> Vec<RawAgent> {
                 "sandbox_write" => agent.sandbox_write = string_list(r, &key_ctx, v),
                 "sandbox_deny_read" => agent.sandbox_deny_read = string_list(r, &key_ctx, v),
                 "pass_env" => agent.pass_env = string_list(r, &key_ctx, v),
+                "stdin" => agent.stdin = string(r, &key_ctx, v),
                 other => unknown_key(r, k, other, &format!("in `[{ctx}]`"), AGENT_KEYS),
             }
         }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::agents::{AgentMode, AgentSpec, ReportMode, parse_template, presets};
+use super::agents::{AgentMode, AgentSpec, ReportMode, StdinMode, parse_template, presets};
 use super::executor::SlurmOptions;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
@@ -336,6 +336,17 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     ReportMode::Exit
                 }),
             };
+            let stdin = match &agent.stdin {
+                None => preset.as_ref().map_or(StdinMode::Null, |p| p.stdin),
+                Some(At { value, span }) => StdinMode::parse(value).unwrap_or_else(|| {
+                    r.error_hint(
+                        span,
+                        format!("`agents.{name}.stdin` must be \"null\" or \"prompt\", found \"{value}\""),
+                        "\"prompt\": the prompt on the agent's standard input; \"null\": nothing (/dev/null)",
+                    );
+                    StdinMode::Null
+                }),
+            };
             agents.insert(
                 name.clone(),
                 AgentSpec {
@@ -344,6 +355,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     executor,
                     report,
                     sandbox: Default::default(),
+                    stdin,
                 },
             );
         } else {
@@ -356,6 +368,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     executor: None,
                     report: ReportMode::Exit,
                     sandbox: Default::default(),
+                    stdin: StdinMode::Null,
                 },
             );
         }

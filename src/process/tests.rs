@@ -139,7 +139,7 @@ async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
     // A variable the caller gives is passed (orch's own environment's is what is removed,
     // tests/untrusted/processes.rs).
     let env = [("SSH_AUTH_SOCK".to_string(), "/tmp/a.sock".to_string())];
-    let mut agent = spawn_agent(&argv, dir.path(), &env, &log, &[]).expect("spawn");
+    let mut agent = spawn_agent(&argv, dir.path(), &env, &log, (&[], None)).expect("spawn");
     let pid = agent.pid;
     assert!(sessions().contains_key(&pid));
     assert_eq!(wait(&mut agent.child).await.code(), Some(0));

@@ -105,7 +105,7 @@ pub(super) async fn run_check(
     }
     let argv = super::sandbox::in_session(orch, argv);
     let pass = &pc.agent.sandbox.pass_env;
-    let mut spawned = match process::spawn_agent(&argv, &workdir, &env, &log, pass) {
+    let mut spawned = match process::spawn_agent(&argv, &workdir, &env, &log, (pass, None)) {
         Ok(s) => s,
         Err(e) => {
             return CheckOutcome::Failed(format!(

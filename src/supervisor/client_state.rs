@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use super::context::PlanCtx;
 use crate::executor::ExecutorKind;
-use crate::manifest::{KnownCli, PrivateState};
+use crate::manifest::{KnownCli, StateHome};
 
 /// The directory under the state directory that holds the private copies (a name no plan can
 /// have: plan names begin with a letter or a digit, so no plan's status directory is this one).
@@ -50,11 +50,11 @@ pub fn of_attempt(pc: &PlanCtx, unit: &str, attempt: u32) -> Option<(KnownCli, P
     Some((cli, dir(state_dir, &pc.name, unit, attempt)))
 }
 
-/// What a confined attempt's client is given: its variable, set to the private copy (which the
-/// attempt may write, and which is removed when it ends).
+/// What a confined attempt's client is given: its variables, each set to the private copy or a
+/// directory of it (which the attempt may write, and which is removed when it ends).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prepared {
-    pub var: &'static str,
+    pub vars: Vec<(&'static str, PathBuf)>,
     pub dir: PathBuf,
 }
 
@@ -70,19 +70,31 @@ pub fn prepare(
         return Ok(None);
     };
     fresh_dir(dir)?;
-    let state = if spec.sub.is_empty() {
-        dir.to_path_buf()
-    } else {
-        let s = dir.join(spec.sub);
-        fs::DirBuilder::new().mode(0o700).create(&s)?;
-        s
-    };
     let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-    for (from, to) in sources(&spec, env, home.as_deref()) {
-        copy_entry(&from, &state.join(to))?;
+    let mut vars = Vec::new();
+    for (i, h) in spec.homes.iter().enumerate() {
+        let named = if h.at.is_empty() {
+            dir.to_path_buf()
+        } else {
+            let d = dir.join(h.at);
+            fs::DirBuilder::new().mode(0o700).create(&d)?;
+            d
+        };
+        let state = if h.sub.is_empty() {
+            named.clone()
+        } else {
+            let s = named.join(h.sub);
+            fs::DirBuilder::new().mode(0o700).create(&s)?;
+            s
+        };
+        let home_files = if i == 0 { spec.home_files } else { &[] };
+        for (from, to) in sources(h, home_files, env, home.as_deref()) {
+            copy_entry(&from, &state.join(to))?;
+        }
+        vars.push((h.var, named));
     }
     Ok(Some(Prepared {
-        var: spec.var,
+        vars,
         dir: dir.to_path_buf(),
     }))
 }
@@ -100,9 +112,11 @@ pub fn remove(dir: &Path) {
     }
 }
 
-/// The user's files to copy, with where each goes relative to the private state directory.
+/// The user's files of one state variable to copy, with where each goes relative to the
+/// private state directory; `home_files` are copied only when the variable is not set.
 fn sources(
-    spec: &PrivateState,
+    spec: &StateHome,
+    home_files: &[(&str, &str)],
     env: &dyn Fn(&str) -> Option<OsString>,
     home: Option<&Path>,
 ) -> Vec<(PathBuf, PathBuf)> {
@@ -139,7 +153,7 @@ fn sources(
     }
     if set.is_none() {
         out.extend(
-            spec.home_files
+            home_files
                 .iter()
                 .filter_map(|(from, to)| Some((expand(from)?, PathBuf::from(to)))),
         );
@@ -239,11 +253,19 @@ mod tests {
         fs::create_dir(&home).expect("home");
         let dir = dir(&tmp.path().join("state"), "p", "1.1", 1);
         let env = env_of(vec![("HOME", home.clone())]);
-        for cli in [KnownCli::Claude, KnownCli::Codex, KnownCli::Gemini] {
+        for cli in [
+            KnownCli::Claude,
+            KnownCli::Codex,
+            KnownCli::Gemini,
+            KnownCli::Qwen,
+            KnownCli::Copilot,
+            KnownCli::Opencode,
+        ] {
             let got = prepare(cli, &dir, &env)
                 .expect("prepare")
                 .expect("a variable");
-            assert_eq!((got.var, &got.dir), (cli.state_env().expect("var"), &dir));
+            let var = cli.private_state().expect("private state").homes[0].var;
+            assert_eq!((got.vars[0].0, &got.dir), (var, &dir));
             assert!(dir.is_dir(), "{cli:?}");
         }
         assert_eq!(

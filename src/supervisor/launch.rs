@@ -110,6 +110,23 @@ impl Effects<'_> {
             agent_env::ORCH_REPORT_DIR.to_string(),
             report_dir.display().to_string(),
         ));
+        // (A preset's confined argv names it where the preset does.)
+        let names_usage = pc.agent.command.iter().any(|a| {
+            crate::manifest::parse_template(a).is_ok_and(|parts| {
+                parts.contains(&crate::manifest::TemplatePart::Var("usage_file"))
+            })
+        });
+        let usage_file = fresh_usage_file(log, names_usage)?;
+        let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt)
+            .then(|| prompt_file_of(pc, id.as_deref().unwrap_or("")));
+        if stdin.is_some() && pc.executor != ExecutorKind::Local {
+            return Err(format!(
+                "agent `{}` reads its prompt on stdin (`stdin = \"prompt\"`), which orch gives only to local agents, not to {} jobs",
+                pc.agent_name,
+                pc.executor.as_str()
+            )
+            .into());
+        }
         let shown = header_argv(&argv);
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
@@ -144,11 +161,14 @@ impl Effects<'_> {
                             )
                         })?;
                     if let Some(p) = prepared {
-                        env.push((p.var.to_string(), p.dir.display().to_string()));
+                        for (var, dir) in &p.vars {
+                            env.push(((*var).to_string(), dir.display().to_string()));
+                        }
                         rules.write.push(p.dir);
                     }
                 }
                 rules.write.push(report_dir.clone());
+                rules.write.extend(usage_file.iter().cloned());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
                 // The setup script is the repository's, which agents edit: confined too, to
                 // its worktree and the attempt's TMPDIR (no git directory, no state directory).
@@ -246,7 +266,7 @@ impl Effects<'_> {
         let argv = sandbox::in_session(&self.ctx.orch_bin, argv);
         let pass = &pc.agent.sandbox.pass_env;
         let spawned =
-            process::spawn_agent(&argv, &workdir, &env, log, pass).map_err(|e| LaunchError {
+            process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref())).map_err(|e| LaunchError {
                 error: format!(
                     "cannot start agent `{}` (`{}`): {e}",
                     pc.agent_name,
@@ -526,14 +546,13 @@ fn prepare_argv(
             )
         }
     };
-    let prompt_file = pc.log_dir.join(format!(
-        "{}.prompt.md",
-        if id.is_empty() { "plan" } else { id.as_str() }
-    ));
+    let prompt_file = prompt_file_of(pc, &id);
     std::fs::create_dir_all(&pc.log_dir)
         .and_then(|()| crate::links::write(&prompt_file, prompt.as_bytes()))
         .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
     let prompt_file = prompt_file.display().to_string();
+    let usage_file =
+        crate::agent_output::usage_file(&pc.log_path((!id.is_empty()).then_some(id.as_str())));
     let lookup = |var: &str| -> String {
         match var {
             "prompt" => prompt.clone(),
@@ -546,6 +565,7 @@ fn prepare_argv(
             // What the agent must be able to write for `orch task`: its report directory.
             "status_dir" => report_dir.display().to_string(),
             "orch" => orch.clone(),
+            "usage_file" => usage_file.display().to_string(),
             _ => String::new(),
         }
     };
@@ -560,6 +580,7 @@ fn prepare_argv(
         .iter()
         .map(|a| render_template(a, lookup))
         .collect::<Result<Vec<_>, _>>()?;
+    let orch_path = orch.clone();
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
@@ -577,6 +598,11 @@ fn prepare_argv(
         agent_env::ORCH_PORT.to_string(),
         worktree_port(ctx, pc, workdir)?.to_string(),
     ));
+    // What orch sets for the client it knows (opencode's permission rules).
+    if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
+        let confined = pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local;
+        env.extend(cli.env(confined, &orch_path, |k| std::env::var(k).ok()));
+    }
     // Claude Code's own retries of API errors would hide a 401 or a limit for minutes.
     if crate::manifest::KnownCli::of(&argv) == Some(crate::manifest::KnownCli::Claude)
         && std::env::var_os(agent_env::CLAUDE_CODE_MAX_RETRIES).is_none()
@@ -587,6 +613,33 @@ fn prepare_argv(
         ));
     }
     Ok((argv, env))
+}
+
+/// Where the prompt of task `id` (empty: the plan agent's) of plan `pc` is written.
+fn prompt_file_of(pc: &PlanCtx, id: &str) -> PathBuf {
+    pc.log_dir.join(format!(
+        "{}.prompt.md",
+        if id.is_empty() { "plan" } else { id }
+    ))
+}
+
+/// Makes the usage file of the attempt logged in `log` empty when `argv` names it (the client
+/// writes its token counts there, read when the attempt ends), and removes an earlier one
+/// otherwise; never through a link. Returns it when `argv` names it.
+fn fresh_usage_file(log: &Path, argv_names_it: bool) -> Result<Option<PathBuf>, String> {
+    let file = crate::agent_output::usage_file(log);
+    if let Ok(m) = std::fs::symlink_metadata(&file)
+        && !m.is_dir()
+    {
+        std::fs::remove_file(&file)
+            .map_err(|e| format!("cannot remove `{}`: {e}", file.display()))?;
+    }
+    if !argv_names_it {
+        return Ok(None);
+    }
+    crate::links::write(&file, b"")
+        .map_err(|e| format!("cannot make `{}`: {e}", file.display()))?;
+    Ok(Some(file))
 }
 
 /// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory; the
