@@ -110,7 +110,9 @@ pub struct AgentSpec {
 /// write for `orch task done`).
 /// `usage_file` is a file orch makes empty for each attempt and reads when it ends (a client that
 /// writes its token counts there, GitHub Copilot CLI's `--usage-output-file`).
-pub const TEMPLATE_VARS: [&str; 10] = [
+/// `orch_dir` is the directory of `orch` (a client that asks before running a command naming a
+/// path outside the worktree must be told it may name orch's: Copilot CLI's `--add-dir`).
+pub const TEMPLATE_VARS: [&str; 11] = [
     "prompt",
     "prompt_file",
     "plan",
@@ -121,6 +123,7 @@ pub const TEMPLATE_VARS: [&str; 10] = [
     "status_dir",
     "orch",
     "usage_file",
+    "orch_dir",
 ];
 
 /// The agents usable without an `[agents.X]` table; a table with the same name overrides one.
@@ -207,6 +210,8 @@ pub const COPILOT_PRESET: &[&str] = &[
     "write",
     "--allow-tool",
     "shell({{ orch }}:*)",
+    "--add-dir",
+    "{{ orch_dir }}",
     "--no-ask-user",
     "--no-auto-update",
     "--output-format",
@@ -812,9 +817,9 @@ impl KnownCli {
                     );
                 }
                 let runs_orch = has("--allow-all")
-                    || command
-                        .iter()
-                        .any(|a| a.starts_with("shell({{ orch }}") || a.starts_with("shell({{orch}}"));
+                    || command.iter().any(|a| {
+                        a.starts_with("shell({{ orch }}") || a.starts_with("shell({{orch}}")
+                    });
                 if !runs_orch {
                     problem(
                         "Copilot CLI will refuse the agent's `orch task done` (the shell needs approval, and nobody is there to give it)".into(),
@@ -1026,39 +1031,146 @@ mod tests {
         let mut own = claude.clone();
         own.push("--model".into());
         assert_eq!(confined_variant(&own), None);
-        for v in [CLAUDE_CONFINED, CODEX_CONFINED, GEMINI_CONFINED] {
+        assert_eq!(confined_variant(&owned(QWEN_PRESET)), Some(QWEN_CONFINED));
+        assert_eq!(
+            confined_variant(&owned(COPILOT_PRESET)),
+            Some(COPILOT_CONFINED)
+        );
+        assert_eq!(confined_variant(&owned(OPENCODE_PRESET)), None);
+        for v in [
+            CLAUDE_CONFINED,
+            CODEX_CONFINED,
+            GEMINI_CONFINED,
+            QWEN_CONFINED,
+            COPILOT_CONFINED,
+        ] {
             let v = owned(v);
             let cli = KnownCli::of(&v).expect("known");
             assert_eq!(cli.problems(&v), Vec::new(), "{v:?}");
         }
     }
 
+    const ALL: [KnownCli; 7] = [
+        KnownCli::Claude,
+        KnownCli::Codex,
+        KnownCli::Gemini,
+        KnownCli::Aider,
+        KnownCli::Opencode,
+        KnownCli::Qwen,
+        KnownCli::Copilot,
+    ];
+
     #[test]
-    fn every_client_but_aider_has_a_private_state_named_by_its_own_variable() {
-        let var = |c: KnownCli| c.private_state().map(|s| s.var);
-        assert_eq!(var(KnownCli::Claude), Some("CLAUDE_CONFIG_DIR"));
-        assert_eq!(var(KnownCli::Codex), Some("CODEX_HOME"));
-        assert_eq!(var(KnownCli::Gemini), Some("GEMINI_CLI_HOME"));
-        assert_eq!(var(KnownCli::Aider), None);
-        for c in [KnownCli::Claude, KnownCli::Codex, KnownCli::Gemini] {
+    fn every_client_but_aider_has_a_private_state_named_by_its_own_variables() {
+        let vars = |c: KnownCli| {
+            c.private_state()
+                .map(|s| s.homes.iter().map(|h| h.var).collect::<Vec<_>>())
+        };
+        assert_eq!(vars(KnownCli::Claude), Some(vec!["CLAUDE_CONFIG_DIR"]));
+        assert_eq!(vars(KnownCli::Codex), Some(vec!["CODEX_HOME"]));
+        assert_eq!(vars(KnownCli::Gemini), Some(vec!["GEMINI_CLI_HOME"]));
+        assert_eq!(vars(KnownCli::Qwen), Some(vec!["QWEN_HOME"]));
+        assert_eq!(vars(KnownCli::Copilot), Some(vec!["COPILOT_HOME"]));
+        assert_eq!(
+            vars(KnownCli::Opencode),
+            Some(vec![
+                "XDG_CONFIG_HOME",
+                "XDG_DATA_HOME",
+                "XDG_STATE_HOME",
+                "XDG_CACHE_HOME"
+            ])
+        );
+        assert_eq!(vars(KnownCli::Aider), None);
+        for c in ALL.into_iter().filter(|c| *c != KnownCli::Aider) {
             let s = c.private_state().expect("private state");
-            assert_eq!(c.state_env(), Some(s.var));
-            // Only names inside the state directory: nothing is copied from elsewhere but
-            // the files the client keeps beside it.
-            for e in s.entries {
-                assert!(!e.contains('/') && !e.starts_with('~') && *e != "..", "{e}");
+            // Several variables point at distinct directories of the copy.
+            let ats: std::collections::BTreeSet<&str> = s.homes.iter().map(|h| h.at).collect();
+            assert_eq!(ats.len(), s.homes.len(), "{c:?}");
+            for h in s.homes {
+                // Only names inside the state directory: nothing is copied from elsewhere but
+                // the files the client keeps beside it.
+                for e in h.entries {
+                    assert!(!e.contains('/') && !e.starts_with('~') && *e != "..", "{e}");
+                }
+                // What a session writes is not copied.
+                for history in ["projects", "sessions", "history", "history.jsonl", "tmp"] {
+                    assert!(!h.entries.contains(&history), "{c:?}: {history}");
+                }
             }
-            // What a session writes is not copied.
-            for history in ["projects", "sessions", "history", "history.jsonl", "tmp"] {
-                assert!(!s.entries.contains(&history), "{c:?}: {history}");
-            }
+            // The user's own state directories are never writable for a confined agent.
+            assert!(!c.state_paths().is_empty(), "{c:?}");
         }
+        // A variable the user set names their state: `$XDG_CONFIG_HOME/opencode`.
+        let env = |k: &str| (k == "XDG_CONFIG_HOME").then(|| std::ffi::OsString::from("/u/cfg"));
+        assert_eq!(
+            KnownCli::Opencode.state_dirs_from_env(env),
+            vec![std::path::PathBuf::from("/u/cfg/opencode")]
+        );
+        assert_eq!(
+            KnownCli::Claude.state_dirs_from_env(env),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+
+    #[test]
+    fn opencode_gets_its_permission_rules_and_keeps_the_users_configuration() {
+        let orch = "/opt/orch/bin/orch";
+        let env = KnownCli::Opencode.env(false, orch, |k| {
+            (k == "OPENCODE_CONFIG_CONTENT")
+                .then(|| r#"{"model":"fake/m","snapshot":true}"#.to_string())
+        });
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).expect("json"))
+                .expect(k)
+        };
+        let perm = get("OPENCODE_PERMISSION");
+        assert_eq!(perm["bash"]["*"], "deny");
+        assert_eq!(perm["bash"][format!("{orch} *")], "allow");
+        assert_eq!(perm["edit"], "allow");
+        let config = get("OPENCODE_CONFIG_CONTENT");
+        assert_eq!(
+            config["model"], "fake/m",
+            "the user's configuration is kept"
+        );
+        assert_eq!(config["snapshot"], false);
+        let confined = KnownCli::Opencode.env(true, orch, |_| None);
+        let perm: serde_json::Value = serde_json::from_str(
+            &confined
+                .iter()
+                .find(|(n, _)| n == "OPENCODE_PERMISSION")
+                .expect("rules")
+                .1,
+        )
+        .expect("json");
+        assert_eq!(
+            perm["bash"], "allow",
+            "confined: orch's rules are the limit"
+        );
+        assert!(KnownCli::Qwen.env(false, orch, |_| None).is_empty());
+    }
+
+    #[test]
+    fn argvs_of_the_new_clients_known_not_to_work_are_found() {
+        let p = KnownCli::Opencode.problems(&owned(&["opencode", "run", "{{ prompt }}"]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].fix.contains("stdin = \"prompt\""), "{p:?}");
+        let p = KnownCli::Copilot.problems(&owned(&["copilot", "-p", "{{ prompt }}"]));
+        assert!(p[0].fix.contains("shell({{ orch }}:*)"), "{p:?}");
+        let p = KnownCli::Qwen.problems(&owned(&["qwen", "{{ prompt }}"]));
+        assert!(p[0].fix.contains("run_shell_command({{ orch }})"), "{p:?}");
+        assert_eq!(
+            KnownCli::of(&owned(&["/usr/local/bin/opencode", "run"])),
+            Some(KnownCli::Opencode)
+        );
     }
 
     #[test]
     fn presets_are_valid_templates() {
         let presets = presets();
-        assert_eq!(presets.len(), 4);
+        assert_eq!(presets.len(), 7);
+        assert_eq!(presets["opencode"].stdin, StdinMode::Prompt);
         for spec in presets.values() {
             assert_eq!(spec.mode, AgentMode::Task);
             for arg in &spec.command {

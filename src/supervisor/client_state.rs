@@ -256,10 +256,10 @@ mod tests {
         for cli in [
             KnownCli::Claude,
             KnownCli::Codex,
-            KnownCli::Gemini,
             KnownCli::Qwen,
             KnownCli::Copilot,
             KnownCli::Opencode,
+            KnownCli::Gemini,
         ] {
             let got = prepare(cli, &dir, &env)
                 .expect("prepare")
@@ -267,6 +267,15 @@ mod tests {
             let var = cli.private_state().expect("private state").homes[0].var;
             assert_eq!((got.vars[0].0, &got.dir), (var, &dir));
             assert!(dir.is_dir(), "{cli:?}");
+            if cli == KnownCli::Opencode {
+                // Each XDG variable names a directory of its own in the copy, with
+                // `opencode` made inside it.
+                let names: Vec<_> = got.vars.iter().map(|(v, d)| (*v, d.clone())).collect();
+                assert_eq!(names[1], ("XDG_DATA_HOME", dir.join("data")));
+                for (_, d) in &names {
+                    assert!(d.join("opencode").is_dir(), "{}", d.display());
+                }
+            }
         }
         assert_eq!(
             fs::read_dir(dir.join(".gemini")).expect("gemini").count(),

@@ -265,8 +265,8 @@ impl Effects<'_> {
         }
         let argv = sandbox::in_session(&self.ctx.orch_bin, argv);
         let pass = &pc.agent.sandbox.pass_env;
-        let spawned =
-            process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref())).map_err(|e| LaunchError {
+        let spawned = process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref()))
+            .map_err(|e| LaunchError {
                 error: format!(
                     "cannot start agent `{}` (`{}`): {e}",
                     pc.agent_name,
@@ -566,6 +566,11 @@ fn prepare_argv(
             "status_dir" => report_dir.display().to_string(),
             "orch" => orch.clone(),
             "usage_file" => usage_file.display().to_string(),
+            "orch_dir" => ctx
+                .orch_bin
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
             _ => String::new(),
         }
     };

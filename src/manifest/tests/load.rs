@@ -57,7 +57,9 @@ fn full_manifest_loads_typed_values() {
     // presets merged, table overrides preset
     assert_eq!(
         m.agents.keys().collect::<Vec<_>>(),
-        ["aider", "claude", "codex", "gemini", "script"]
+        [
+            "aider", "claude", "codex", "copilot", "gemini", "opencode", "qwen", "script"
+        ]
     );
     assert_eq!(m.agents["claude"].mode, AgentMode::Plan);
     assert_eq!(m.agents["claude"].command[2], "opus");
@@ -121,7 +123,7 @@ fn defaults_apply_without_defaults_table() {
     assert_eq!(a.agent, "claude");
     assert_eq!(a.branch, "plan/a");
     assert_eq!(a.priority, 0);
-    assert_eq!(m.agents.len(), 4);
+    assert_eq!(m.agents.len(), 7);
     assert_eq!(m.agents["claude"].command, crate::manifest::CLAUDE_PRESET);
     assert_eq!(
         m.state_path("a"),

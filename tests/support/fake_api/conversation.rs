@@ -24,6 +24,8 @@ pub(super) enum Step {
 /// What the fake model reads from a request: orch's prompt and the tool results so far.
 pub(super) struct Conversation {
     api: Api,
+    /// The working directory the client's own system prompt names (chat clients with tools).
+    cwd: Option<String>,
     pub(super) prompt: String,
     pub(super) results: Vec<ToolResult>,
 }
@@ -33,7 +35,64 @@ impl Conversation {
         let mut prompt = String::new();
         let mut results = Vec::new();
         let mut calls = std::collections::BTreeMap::new();
+        let mut cwd = None;
         match api {
+            Api::ChatTools => {
+                for m in body["messages"].as_array().into_iter().flatten() {
+                    let text = match &m["content"] {
+                        Value::String(s) => s.clone(),
+                        Value::Array(parts) => parts
+                            .iter()
+                            .filter_map(|p| p["text"].as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        _ => String::new(),
+                    };
+                    // Where each client says its working directory is: opencode, Qwen Code,
+                    // Copilot CLI.
+                    for marker in [
+                        "Working directory: ",
+                        "I'm currently working in the directory: ",
+                        "Current working directory: ",
+                    ] {
+                        if cwd.is_none()
+                            && let Some(dir) = between(&text, marker, "\n")
+                        {
+                            cwd = Some(dir.trim().to_string());
+                        }
+                    }
+                    match m["role"].as_str() {
+                        Some("user") => {
+                            prompt.push_str(&text);
+                            prompt.push('\n');
+                        }
+                        Some("assistant") => {
+                            for c in m["tool_calls"].as_array().into_iter().flatten() {
+                                let args: Value = serde_json::from_str(
+                                    c["function"]["arguments"].as_str().unwrap_or("{}"),
+                                )
+                                .unwrap_or(Value::Null);
+                                let call = args["command"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| args.to_string());
+                                calls
+                                    .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
+                            }
+                        }
+                        Some("tool") => {
+                            let id = m["tool_call_id"].as_str().unwrap_or_default();
+                            results.push(ToolResult {
+                                api: "chat",
+                                call: calls.get(id).cloned().unwrap_or_default(),
+                                error: chat_tool_failed(&text),
+                                output: text,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Api::Anthropic => {
                 for m in body["messages"].as_array().into_iter().flatten() {
                     let content = &m["content"];
@@ -184,6 +243,7 @@ impl Conversation {
         }
         Self {
             api,
+            cwd,
             prompt,
             results,
         }
@@ -225,6 +285,10 @@ impl Conversation {
                     path: format!("{worktree}/{file}"),
                     content,
                 },
+                Api::ChatTools => Step::Write {
+                    path: format!("{}/{file}", self.cwd.as_deref().unwrap_or(worktree)),
+                    content,
+                },
                 Api::Responses | Api::Chat => Step::Run(format!(
                     "printf '%s\\n' '{}' > '{file}'",
                     content.trim_end()
@@ -242,7 +306,7 @@ impl Conversation {
                     ))
                 } else {
                     // Codex's output has a header; what the command printed follows "Output:"
-                    // (Gemini CLI's: "Output: ").
+                    // (Gemini CLI's and Qwen Code's: "Output: ").
                     let out = &failed[0].output;
                     let printed = out
                         .split_once("Output:\n")
@@ -256,6 +320,31 @@ impl Conversation {
             }
         }
     }
+}
+
+/// Whether a chat client's tool result says the call failed: refused by the client's rules
+/// (opencode, Qwen Code, Copilot CLI each in their words), or a command that exited non-zero
+/// (Qwen Code's `Exit Code: N`, Copilot CLI's `completed with exit code N`, opencode's `exit
+/// code N`).
+fn chat_tool_failed(output: &str) -> bool {
+    let lower = output.to_ascii_lowercase();
+    let refused = [
+        "prevents you from using this specific tool call",
+        "permission denied because",
+        "requires permission",
+        "permission was declined",
+        "was rejected",
+    ]
+    .iter()
+    .any(|k| lower.contains(k));
+    let exit_code = ["exit code: ", "exit code "].iter().any(|k| {
+        lower.match_indices(k).any(|(i, _)| {
+            let rest = &lower[i + k.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            !digits.is_empty() && digits.parse::<u32>().is_ok_and(|n| n != 0)
+        })
+    });
+    refused || exit_code
 }
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {

@@ -4,7 +4,11 @@
 //! /v1/responses`, streamed as SSE), the Gemini API as Gemini CLI calls it (`POST
 //! /v1beta/models/MODEL:generateContent` and `:streamGenerateContent?alt=sse`, with the answer to
 //! its model router's classifier call), and the OpenAI chat-completions API as aider calls it
-//! (`POST /v1/chat/completions`, streamed or not).
+//! (`POST /v1/chat/completions`, streamed or not), and the same API with tools as opencode, Qwen
+//! Code and GitHub Copilot CLI call it: streamed chunks with `tool_calls` in each client's own
+//! tool names (`write`, `write_file`, `create`; `bash`, `run_shell_command`), the `role: "tool"`
+//! results read back, the working directory taken from where each client's system prompt says
+//! it, and a last chunk with the usage.
 //!
 //! It answers as a model following orch's task prompt would: it reads the task id, the worktree,
 //! the file named in backticks in the task's heading and the report command the prompt gives
@@ -32,7 +36,8 @@ mod replies;
 
 use conversation::{Conversation, Step};
 use replies::{
-    anthropic_reply, chat_reply, gemini_reply, rate_limited, responses_reply, unauthorized,
+    anthropic_reply, chat_reply, chat_tools_reply, gemini_reply, rate_limited, responses_reply,
+    unauthorized,
 };
 
 /// Input tokens reported for every model call.
@@ -63,7 +68,7 @@ pub enum Behaviour {
 /// A tool result the client sent back.
 #[derive(Clone, Debug)]
 pub struct ToolResult {
-    /// `anthropic`, `responses` or `gemini`.
+    /// `anthropic`, `responses`, `gemini` or `chat` (a chat client with tools).
     pub api: &'static str,
     /// The command or tool call this answers, as the fake model sent it.
     pub call: String,
@@ -263,8 +268,10 @@ enum Api {
     Gemini {
         stream: bool,
     },
-    /// OpenAI chat completions, as aider sends them.
+    /// OpenAI chat completions, as aider sends them (no tools).
     Chat,
+    /// OpenAI chat completions with tools, as opencode, Qwen Code and Copilot CLI send them.
+    ChatTools,
 }
 
 fn answer(req: &Request, state: &Mutex<State>) -> Reply {
@@ -326,6 +333,11 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
             json!({"complexity_reasoning": "one file, explicit steps", "complexity_score": 20});
         return gemini_reply("gemini-fake", &Step::Say(rating.to_string()), false);
     }
+    let api = if api == Api::Chat && body["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+        Api::ChatTools
+    } else {
+        api
+    };
     let conv = Conversation::read(api, &body);
     {
         let mut s = state.lock().expect("state");
@@ -355,5 +367,11 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
         Api::Responses => responses_reply(&step),
         Api::Gemini { stream } => gemini_reply(&model, &step, stream),
         Api::Chat => chat_reply(&model, &step, body["stream"].as_bool() == Some(true)),
+        Api::ChatTools => chat_tools_reply(
+            &model,
+            &step,
+            &body["tools"],
+            body["stream"].as_bool() == Some(true),
+        ),
     }
 }

@@ -204,6 +204,108 @@ pub(super) fn chat_reply(model: &str, step: &Step, stream: bool) -> Reply {
     }
 }
 
+/// An OpenAI chat-completions answer with tools (opencode, Qwen Code, Copilot CLI): a tool call
+/// in the client's own tool names and arguments, or text; streamed as chunks (the tool call's
+/// arguments in two pieces) ending with the usage and `[DONE]` when asked.
+pub(super) fn chat_tools_reply(model: &str, step: &Step, tools: &Value, stream: bool) -> Reply {
+    let declared: Vec<(&str, Vec<&str>)> = tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let f = &t["function"];
+            let props = f["parameters"]["properties"]
+                .as_object()
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            Some((f["name"].as_str()?, props))
+        })
+        .collect();
+    let find = |names: &[&str]| declared.iter().find(|(n, _)| names.contains(n));
+    let call = match step {
+        Step::Write { path, content } => {
+            find(&["write", "write_file", "create"]).map(|(name, _)| {
+                let args = match *name {
+                    "write" => json!({"filePath": path, "content": content}),
+                    "create" => json!({"path": path, "file_text": content}),
+                    _ => json!({"file_path": path, "content": content}),
+                };
+                (*name, args)
+            })
+        }
+        Step::Run(cmd) => find(&["bash", "run_shell_command"]).map(|(name, props)| {
+            let mut args = json!({"command": cmd});
+            if props.contains(&"description") {
+                args["description"] = json!("run a command");
+            }
+            (*name, args)
+        }),
+        _ => None,
+    };
+    let text = match step {
+        Step::Say(t) => t.clone(),
+        Step::Whole { file, content } => whole(file, content),
+        Step::Write { .. } | Step::Run(_) => {
+            "I cannot do this: the client offers no such tool".into()
+        }
+    };
+    let id = format!("chatcmpl-{}", next_id());
+    let call_id = format!("call_{}", next_id());
+    let usage = json!({"prompt_tokens": USAGE_INPUT, "completion_tokens": USAGE_OUTPUT,
+        "total_tokens": USAGE_INPUT + USAGE_OUTPUT});
+    let created = chrono::Utc::now().timestamp();
+    let finish = if call.is_some() { "tool_calls" } else { "stop" };
+    if !stream {
+        let message = match &call {
+            Some((name, args)) => json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}),
+            None => json!({"role": "assistant", "content": text}),
+        };
+        return Reply::json(
+            200,
+            &json!({"id": id, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}),
+        );
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut events = Vec::new();
+    match &call {
+        Some((name, args)) => {
+            let args = args.to_string();
+            let (a, b) = args.split_at(args.len() / 2);
+            events.push(chunk(
+                json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": call_id,
+                    "type": "function", "function": {"name": name, "arguments": a}}]}),
+                Value::Null,
+            ));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
+                Value::Null,
+            ));
+        }
+        None => events.push(chunk(
+            json!({"role": "assistant", "content": text}),
+            Value::Null,
+        )),
+    }
+    events.push(chunk(json!({}), json!(finish)));
+    let mut last = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+        "model": model, "choices": []});
+    last["usage"] = usage;
+    events.push(last);
+    let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: Vec::new(),
+        body,
+    }
+}
+
 /// The reset time `secs` from now: (RFC 3339, unix seconds).
 fn reset_at(secs: u64) -> (String, i64) {
     let at = chrono::Utc::now() + chrono::Duration::seconds(secs as i64);
@@ -249,7 +351,7 @@ pub(super) fn rate_limited(api: Api, reset_secs: u64) -> Reply {
                     "retryDelay": format!("{reset_secs}s")}]}}),
             Vec::new(),
         ),
-        Api::Responses | Api::Chat => (
+        Api::Responses | Api::Chat | Api::ChatTools => (
             json!({"error": {"type": "usage_limit_reached", "code": "rate_limit_exceeded",
                 "message": format!("You have hit your usage limit. Try again in {reset_secs}s."),
                 "resets_at": unix, "resets_in_seconds": reset_secs}}),
@@ -278,7 +380,7 @@ pub(super) fn unauthorized(api: Api) -> Reply {
             "message": "invalid x-api-key"}}),
         Api::Gemini { .. } => json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
             "message": "API key not valid. Please pass a valid API key."}}),
-        Api::Responses | Api::Chat => {
+        Api::Responses | Api::Chat | Api::ChatTools => {
             json!({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
             "message": "Incorrect API key provided: sk-fake***. You can find your API key at your provider's dashboard."}})
         }
