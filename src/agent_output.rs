@@ -30,6 +30,8 @@ use serde_json::Value;
 
 mod clients;
 
+pub use clients::read_usage_file;
+
 /// Tokens and cost of one attempt (or a sum of them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {

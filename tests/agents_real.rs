@@ -175,6 +175,36 @@ fn gemini_preset_runs_a_two_task_plan_against_the_fake_api() {
 }
 
 #[test]
+fn opencode_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("opencode");
+}
+
+#[test]
+fn qwen_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("qwen");
+}
+
+#[test]
+fn copilot_preset_runs_a_two_task_plan_against_the_fake_api() {
+    two_tasks_through("copilot");
+}
+
+#[test]
+fn opencode_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("opencode", true);
+}
+
+#[test]
+fn qwen_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("qwen", true);
+}
+
+#[test]
+fn copilot_preset_runs_confined_against_the_fake_api() {
+    two_tasks_through_as("copilot", true);
+}
+
+#[test]
 fn claude_preset_runs_confined_against_the_fake_api() {
     two_tasks_through_as("claude", true);
 }
@@ -255,13 +285,27 @@ fn confined_claude_runs_the_tests_and_unconfined_claude_refuses() {
     assert!(!committed);
 }
 
+/// Not confined, the new clients' presets let the shell run orch alone: the test script is
+/// refused (by opencode's permission rules, Qwen Code's and Copilot CLI's allowed tools), and
+/// the task still completes by the agent's report.
 #[test]
-fn confined_codex_and_gemini_run_the_tests() {
+fn unconfined_opencode_qwen_and_copilot_refuse_the_tests_but_report() {
+    for agent in ["opencode", "qwen", "copilot"] {
+        let Some((ran, committed)) = runs_the_tests(agent, false) else {
+            continue;
+        };
+        assert!(ran.error, "{agent}: the command was refused: {ran:?}");
+        assert!(!committed, "{agent}");
+    }
+}
+
+#[test]
+fn confined_codex_gemini_opencode_qwen_and_copilot_run_the_tests() {
     if !orch::sandbox::supported() {
         eprintln!("skipped: this kernel does not support Landlock");
         return;
     }
-    for agent in ["codex", "gemini"] {
+    for agent in ["codex", "gemini", "opencode", "qwen", "copilot"] {
         let Some((ran, committed)) = runs_the_tests(agent, true) else {
             continue;
         };
@@ -279,7 +323,9 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
         eprintln!("skipped: this kernel does not support Landlock");
         return;
     }
-    for agent in ["claude", "codex", "gemini", "aider"] {
+    for agent in [
+        "claude", "codex", "gemini", "aider", "opencode", "qwen", "copilot",
+    ] {
         let Some((repo, code, out, err, new_in_home)) = up_in_fresh_home(agent) else {
             continue;
         };
@@ -295,9 +341,15 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
             "alpha.txt written by task 1.1",
             "{agent}\n{err}"
         );
-        // Nothing of the client's in HOME, but the `~/.gemini` that `gemini --version` and
-        // `--help` make in orch's preflight (unconfined, before any agent runs): temporary
-        // files of its `projects.json`.
+        // Nothing of the client's in HOME, but what orch's preflight (`--version`, `--help`,
+        // unconfined, before any agent runs) makes there: Gemini CLI's `~/.gemini` (temporary
+        // files of its `projects.json`), opencode's empty XDG directories and log, Copilot
+        // CLI's unpacked package in `~/.cache/copilot`. No session of a confined agent.
+        if ["opencode", "copilot"].contains(&agent) {
+            let sessions = preflight_only(repo.home());
+            assert!(sessions.is_empty(), "{agent} left {sessions:?} in HOME");
+            continue;
+        }
         for p in &new_in_home {
             let preflight = |e: &std::fs::DirEntry| {
                 e.file_name().to_string_lossy().starts_with("projects.json")
@@ -313,6 +365,32 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
     }
 }
 
+/// What in `home` is not what the preflight of opencode or Copilot CLI makes: any file but
+/// opencode's logs and Copilot CLI's unpacked package (a session database, settings, a
+/// `~/.copilot`).
+fn preflight_only(home: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(home).unwrap_or(&p).to_path_buf();
+            let allowed = rel.starts_with(".cache/copilot/pkg")
+                || rel.starts_with(".local/share/opencode/log")
+                || rel.starts_with(".cache/opencode/bin");
+            if allowed {
+                continue;
+            }
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn aider_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("aider");
@@ -326,6 +404,18 @@ fn client_lines(
     behaviour: Behaviour,
     extra_env: &[(&str, &str)],
 ) -> (i32, Vec<Value>, String) {
+    let (code, lines, ctx, _) = client_run(clis, agent, behaviour, extra_env);
+    (code, lines, ctx)
+}
+
+/// [`client_lines`], also with what orch reads of the run: its output parsed by
+/// `orch::agent_output::parse` and the usage file the client wrote, if any.
+fn client_run(
+    clis: &Path,
+    agent: &str,
+    behaviour: Behaviour,
+    extra_env: &[(&str, &str)],
+) -> (i32, Vec<Value>, String, orch::agent_output::AgentOutput) {
     let api = FakeApi::start(behaviour);
     let home = tempfile::tempdir().expect("home");
     let work = tempfile::tempdir().expect("work");
@@ -349,6 +439,7 @@ fn client_lines(
         work.path().display()
     );
     let presets = orch::manifest::presets();
+    let usage_file = home.path().join("usage.json");
     let argv: Vec<String> = presets[agent]
         .command
         .iter()
@@ -356,20 +447,34 @@ fn client_lines(
             orch::manifest::render_template(a, |v| match v {
                 "prompt" => prompt.clone(),
                 "orch" => "true".to_string(),
+                "orch_dir" => "/usr/bin".to_string(),
+                "usage_file" => usage_file.display().to_string(),
                 "status_file" => status_dir.join("status.json").display().to_string(),
                 _ => String::new(),
             })
             .expect("render")
         })
         .collect();
+    // opencode's preset reads the prompt on stdin.
+    let prompt_file = home.path().join("prompt.md");
+    std::fs::write(&prompt_file, &prompt).expect("prompt file");
+    let stdin = if presets[agent].stdin == orch::manifest::StdinMode::Prompt {
+        Stdio::from(std::fs::File::open(&prompt_file).expect("prompt"))
+    } else {
+        Stdio::null()
+    };
     let mut cmd = Command::new(clis.join("bin").join(&argv[0]));
     cmd.args(&argv[1..])
         .current_dir(work.path())
         .env_clear()
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     client_env(&mut cmd, clis, &api, home.path());
+    // The variables orch sets for the clients it knows (opencode's permission rules).
+    if let Some(cli) = orch::manifest::KnownCli::of(&argv) {
+        cmd.envs(cli.env(Some(false), "true", |_| None));
+    }
     cmd.envs(extra_env.iter().copied());
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn the CLI"),
@@ -380,10 +485,15 @@ fn client_lines(
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .collect();
+    let mut read = orch::agent_output::parse(&format!("{out}\n{err}"), chrono::Utc::now());
+    if let Some(u) = orch::agent_output::read_usage_file(&usage_file) {
+        read.usage = Some(u);
+    }
     (
         code,
         lines,
         format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"),
+        read,
     )
 }
 
@@ -596,4 +706,75 @@ fn gemini_prints_what_orch_needs_for_usage_and_outcomes() {
         m["content"], "I cannot do this: the task is unclear",
         "{ctx}"
     );
+}
+
+/// What orch reads of opencode's, Qwen Code's and Copilot CLI's own output (their JSON events,
+/// Copilot CLI's usage file) for each outcome it must tell apart: the usage of a success (the
+/// fake API's figures, whole calls' worth), a refusal's words, a 401 that only a person can fix
+/// and a 429 with its reset; the lines are kept as fixtures for the parser's unit tests.
+#[test]
+fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes() {
+    use orch::agent_output::{Class, Fatal};
+    for agent in ["opencode", "qwen", "copilot"] {
+        let Some(clis) = clis_with(agent) else {
+            continue;
+        };
+        let (code, lines, ctx, read) = client_run(&clis, agent, Behaviour::Normal, &[]);
+        keep_fixture(agent, "success", &lines);
+        assert_eq!(code, 0, "{agent}: {ctx}");
+        let u = read
+            .usage
+            .unwrap_or_else(|| panic!("{agent}: no usage read: {ctx}"));
+        assert!(
+            u.input_tokens >= 2 * USAGE_INPUT && u.input_tokens % USAGE_INPUT == 0,
+            "{agent}: {u:?}\n{ctx}"
+        );
+        assert_eq!(
+            u.output_tokens / USAGE_OUTPUT,
+            u.input_tokens / USAGE_INPUT,
+            "{agent}: {u:?}"
+        );
+        assert_eq!(read.class, Class::Ordinary, "{agent}");
+        if agent == "opencode" {
+            // The price the user's configuration gives the model: $3 and $15 per million.
+            let want = (u.input_tokens * 3 + u.output_tokens * 15) as f64 / 1e6;
+            let got = u.cost_usd().unwrap_or_default();
+            assert!((got - want).abs() < 1e-6, "{agent}: {got} vs {want}");
+        }
+
+        let (code, lines, ctx, read) = client_run(
+            &clis,
+            agent,
+            Behaviour::Refuse("the task is unclear".into()),
+            &[],
+        );
+        keep_fixture(agent, "refusal", &lines);
+        assert_eq!(code, 0, "{agent}: a refusal is exit 0: {ctx}");
+        assert_eq!(
+            read.last_words().as_deref(),
+            Some("I cannot do this: the task is unclear"),
+            "{agent}: {ctx}"
+        );
+
+        let (code, lines, ctx, read) = client_run(&clis, agent, Behaviour::Unauthorized, &[]);
+        keep_fixture(agent, "unauthorized", &lines);
+        assert_ne!(code, 0, "{agent}: {ctx}");
+        assert_eq!(
+            read.class,
+            Class::Fatal(Fatal::Auth),
+            "{agent}: {read:?}\n{ctx}"
+        );
+
+        let limited = Behaviour::RateLimited {
+            times: usize::MAX,
+            reset_secs: 1,
+        };
+        let (code, lines, ctx, read) = client_run(&clis, agent, limited, &[]);
+        keep_fixture(agent, "rate_limited", &lines);
+        assert_ne!(code, 0, "{agent}: {ctx}");
+        assert!(
+            matches!(read.class, Class::Limit(_)),
+            "{agent}: {read:?}\n{ctx}"
+        );
+    }
 }

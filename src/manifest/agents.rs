@@ -313,6 +313,12 @@ pub const GEMINI_CONFINED: &[&str] = &[
     "stream-json",
 ];
 
+/// Whether `command` is a preset's own argv whose rules orch sets, narrow or (confined) open:
+/// one with a confined variant, or opencode's (whose rules are variables, [`KnownCli::env`]).
+pub fn preset_with_rules(command: &[String]) -> bool {
+    confined_variant(command).is_some() || OPENCODE_PRESET.iter().eq(command.iter())
+}
+
 /// The argv a preset runs with when orch confines it (every shell command allowed), if
 /// `command` is a preset's own argv with such a variant; a command of your own is run as
 /// written.
@@ -631,20 +637,21 @@ impl KnownCli {
         Some(PrivateState { homes, home_files })
     }
 
-    /// The variables orch sets for an attempt of this client beside its own (`confined`: run
-    /// under orch's rules, which are then the limit; else the client's own rules let the shell
-    /// run only `orch`, at `orch`): opencode's permission rules (it has no flag for them) and
-    /// its snapshots off (a git copy of the worktree at every step); `user` reads `orch up`'s
-    /// environment (a user's own `OPENCODE_CONFIG_CONTENT` is kept, with snapshots off).
+    /// The variables orch sets for an attempt of this client beside its own: opencode's
+    /// snapshots off (a git copy of the worktree at every step) and, for the preset's own argv
+    /// (`rules`: `Some(confined)`), its permission rules, which it takes from no flag (confined:
+    /// orch's rules are the limit; else the shell runs only `orch`, at `orch`); `user` reads
+    /// `orch up`'s environment (a user's own `OPENCODE_CONFIG_CONTENT` is kept, with snapshots
+    /// off).
     pub fn env(
         self,
-        confined: bool,
+        rules: Option<bool>,
         orch: &str,
         user: impl Fn(&str) -> Option<String>,
     ) -> Vec<(String, String)> {
         match self {
             Self::Opencode => {
-                let permission = if confined {
+                let permission = if rules == Some(true) {
                     serde_json::json!({"edit": "allow", "bash": "allow", "webfetch": "allow",
                         "external_directory": "allow", "doom_loop": "allow"})
                 } else {
@@ -659,13 +666,16 @@ impl KnownCli {
                 config["snapshot"] = serde_json::Value::Bool(false);
                 config["autoupdate"] = serde_json::Value::Bool(false);
                 config["share"] = serde_json::Value::String("disabled".into());
-                vec![
-                    ("OPENCODE_PERMISSION".to_string(), permission.to_string()),
+                let mut env = vec![
                     ("OPENCODE_CONFIG_CONTENT".to_string(), config.to_string()),
                     ("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string()),
                     ("OPENCODE_DISABLE_LSP_DOWNLOAD".to_string(), "1".to_string()),
                     ("OPENCODE_DISABLE_MODELS_FETCH".to_string(), "1".to_string()),
-                ]
+                ];
+                if rules.is_some() {
+                    env.push(("OPENCODE_PERMISSION".to_string(), permission.to_string()));
+                }
+                env
             }
             _ => Vec::new(),
         }
@@ -676,6 +686,9 @@ impl KnownCli {
         match self {
             Self::Codex if command.get(1).map(String::as_str) == Some("exec") => {
                 vec!["exec", "--help"]
+            }
+            Self::Opencode if command.get(1).map(String::as_str) == Some("run") => {
+                vec!["run", "--help"]
             }
             _ => vec!["--help"],
         }
@@ -1115,7 +1128,7 @@ mod tests {
     #[test]
     fn opencode_gets_its_permission_rules_and_keeps_the_users_configuration() {
         let orch = "/opt/orch/bin/orch";
-        let env = KnownCli::Opencode.env(false, orch, |k| {
+        let env = KnownCli::Opencode.env(Some(false), orch, |k| {
             (k == "OPENCODE_CONFIG_CONTENT")
                 .then(|| r#"{"model":"fake/m","snapshot":true}"#.to_string())
         });
@@ -1135,7 +1148,7 @@ mod tests {
             "the user's configuration is kept"
         );
         assert_eq!(config["snapshot"], false);
-        let confined = KnownCli::Opencode.env(true, orch, |_| None);
+        let confined = KnownCli::Opencode.env(Some(true), orch, |_| None);
         let perm: serde_json::Value = serde_json::from_str(
             &confined
                 .iter()
@@ -1148,7 +1161,15 @@ mod tests {
             perm["bash"], "allow",
             "confined: orch's rules are the limit"
         );
-        assert!(KnownCli::Qwen.env(false, orch, |_| None).is_empty());
+        assert!(KnownCli::Qwen.env(Some(false), orch, |_| None).is_empty());
+        // An opencode command of the user's own keeps the user's rules.
+        let own = KnownCli::Opencode.env(None, orch, |_| None);
+        assert!(
+            own.iter().all(|(k, _)| k != "OPENCODE_PERMISSION"),
+            "{own:?}"
+        );
+        assert!(preset_with_rules(&owned(OPENCODE_PRESET)));
+        assert!(!preset_with_rules(&owned(&["opencode", "run"])));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub use crate::duration::{format_duration, parse_duration};
 pub use agents::{
     AgentMode, AgentSpec, ArgvProblem, CLAUDE_CONFINED, CLAUDE_PRESET, CODEX_CONFINED,
     CODEX_PRESET, GEMINI_CONFINED, KnownCli, PrivateState, ReportMode, StateHome, StdinMode,
-    TEMPLATE_VARS, TemplatePart, confined_variant, parse_template, presets, render_template,
+    TEMPLATE_VARS, TemplatePart, confined_variant, parse_template, preset_with_rules, presets,
+    render_template,
 };
 pub use budget::{Budget, parse_budget};
 pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};

@@ -606,7 +606,8 @@ fn prepare_argv(
     // What orch sets for the client it knows (opencode's permission rules).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
         let confined = pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local;
-        env.extend(cli.env(confined, &orch_path, |k| std::env::var(k).ok()));
+        let rules = crate::manifest::preset_with_rules(&pc.agent.command).then_some(confined);
+        env.extend(cli.env(rules, &orch_path, |k| std::env::var(k).ok()));
     }
     // Claude Code's own retries of API errors would hide a 401 or a limit for minutes.
     if crate::manifest::KnownCli::of(&argv) == Some(crate::manifest::KnownCli::Claude)

@@ -221,7 +221,7 @@ impl<'w> Checked<'w> {
             let Some(agent) = self.manifest.agent_of(c.entry) else {
                 continue;
             };
-            if crate::manifest::confined_variant(&agent.command).is_none() {
+            if !crate::manifest::preset_with_rules(&agent.command) {
                 continue;
             }
             let name = &c.entry.agent;

@@ -1,4 +1,5 @@
-//! The real agent CLIs (Claude Code, Codex, Gemini CLI, aider) for the end-to-end tests: where they are installed
+//! The real agent CLIs (Claude Code, Codex, Gemini CLI, aider, opencode, Qwen Code, GitHub
+//! Copilot CLI) for the end-to-end tests: where they are installed
 //! (`ORCH_TEST_CLIS`, by `.ci/agent-clis`; a skip unless `ORCH_REQUIRE_AGENT_CLIS=1`), the
 //! environment that points them at the fake model API ([`super::fake_api`]) with homes of
 //! their own, and the agents' logs for a failure message.
@@ -61,6 +62,17 @@ pub fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
         r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": false}}"#,
     )
     .expect("gemini settings");
+    // opencode: the fake API as an OpenAI-compatible provider in the user's configuration.
+    let opencode_dir = home.join(".config/opencode");
+    std::fs::create_dir_all(&opencode_dir).expect("opencode config dir");
+    std::fs::write(opencode_dir.join("opencode.json"), opencode_config(api))
+        .expect("opencode config");
+    // Qwen Code: its own retries of a 429 off (they wait a minute each), as a user who wants
+    // a limit reported at once sets it.
+    let qwen_dir = home.join(".qwen");
+    std::fs::create_dir_all(&qwen_dir).expect("qwen dir");
+    std::fs::write(qwen_dir.join("settings.json"), QWEN_SETTINGS).expect("qwen settings");
+    chat_clients_env(cmd, api);
     cmd.env("PATH", path)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -80,6 +92,36 @@ pub fn client_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path) {
         .env("OPENAI_API_KEY", "sk-fake")
         .env("AIDER_MODEL", "openai/fake-model")
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
+}
+
+/// Qwen Code's settings in the tests' HOME: no retries of its own.
+pub const QWEN_SETTINGS: &str = r#"{"model": {"generationConfig": {"maxRetries": 0}}}"#;
+
+/// opencode's configuration: the fake API as an OpenAI-compatible provider, its model the
+/// default.
+pub fn opencode_config(api: &FakeApi) -> String {
+    serde_json::json!({
+        "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake",
+            "options": {"baseURL": format!("{}/v1", api.base_url()), "apiKey": "sk-fake"},
+            "models": {"fake-model": {"name": "Fake model",
+                "cost": {"input": 3.0, "output": 15.0}}}}},
+        "model": "fake/fake-model"
+    })
+    .to_string()
+}
+
+/// The variables that point Qwen Code and Copilot CLI at the fake API (what a user sets).
+fn chat_clients_env(cmd: &mut Command, api: &FakeApi) {
+    cmd.env("OPENAI_BASE_URL", format!("{}/v1", api.base_url()))
+        .env("OPENAI_MODEL", "fake-model")
+        .env(
+            "COPILOT_PROVIDER_BASE_URL",
+            format!("{}/v1", api.base_url()),
+        )
+        .env("COPILOT_PROVIDER_TYPE", "openai")
+        .env("COPILOT_PROVIDER_API_KEY", "sk-fake")
+        .env("COPILOT_MODEL", "fake-model")
+        .env("COPILOT_OFFLINE", "true");
 }
 
 /// Codex's configuration: the fake API as its model provider (Responses API), and the sandbox
@@ -140,8 +182,11 @@ pub fn fresh_home_env(cmd: &mut Command, clis: &Path, api: &FakeApi, home: &Path
         r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": false}}"#,
     )
     .expect("gemini system settings");
+    chat_clients_env(cmd, api);
     cmd.env("PATH", path)
         .env("HOME", home)
+        // opencode: its endpoint from the variable alone.
+        .env("OPENCODE_CONFIG_CONTENT", opencode_config(api))
         .env("ANTHROPIC_BASE_URL", api.base_url())
         .env("ANTHROPIC_API_KEY", "sk-ant-fake")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
