@@ -1,7 +1,8 @@
 //! The real agent CLIs, end to end: `orch up` with `agent = "claude"` (or `"codex"`,
-//! `"gemini"`, `"aider"`) and nothing else configured runs a two-task plan through the real
-//! Claude Code (Codex, Gemini CLI, aider) CLI, installed by `.ci/agent-clis` at pinned versions
-//! (the npm registry; aider from PyPI into a venv), against the fake model API of
+//! `"gemini"`, `"aider"`, `"opencode"`, `"qwen"`, `"copilot"`) and nothing else configured runs a
+//! two-task plan through the real Claude Code (Codex, Gemini CLI, aider, opencode, Qwen Code,
+//! GitHub Copilot CLI) CLI, installed by `.ci/agent-clis` at pinned versions (the npm registry;
+//! aider from PyPI into a venv), against the fake model API of
 //! `tests/support/fake_api/` on 127.0.0.1. Each run has its own HOME (and CODEX_HOME), so
 //! nothing of the machine's configuration leaks in.
 //!
@@ -16,10 +17,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::clis::{RUN_TIMEOUT, client_env, clis, clis_with, logs, up_in_fresh_home};
+use support::clis::{
+    RUN_TIMEOUT, client_env, client_lines, clis, clis_with, keep_fixture, logs, up_in_fresh_home,
+};
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, read_status, task_in, wait_within};
 
@@ -396,120 +398,6 @@ fn aider_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("aider");
 }
 
-/// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the
-/// fake API (no orch): its stdout lines, parsed.
-fn client_lines(
-    clis: &Path,
-    agent: &str,
-    behaviour: Behaviour,
-    extra_env: &[(&str, &str)],
-) -> (i32, Vec<Value>, String) {
-    let (code, lines, ctx, _) = client_run(clis, agent, behaviour, extra_env);
-    (code, lines, ctx)
-}
-
-/// [`client_lines`], also with what orch reads of the run: its output parsed by
-/// `orch::agent_output::parse` and the usage file the client wrote, if any.
-fn client_run(
-    clis: &Path,
-    agent: &str,
-    behaviour: Behaviour,
-    extra_env: &[(&str, &str)],
-) -> (i32, Vec<Value>, String, orch::agent_output::AgentOutput) {
-    let api = FakeApi::start(behaviour);
-    let home = tempfile::tempdir().expect("home");
-    let work = tempfile::tempdir().expect("work");
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(work.path())
-            .env("HOME", home.path())
-            .stdout(Stdio::null())
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    let status_dir = home.path().join("state");
-    std::fs::create_dir_all(&status_dir).expect("state");
-    let prompt = format!(
-        "## Task 1.1: Create `alpha.txt`\n\n- Work only inside `{}` (branch `main`), your current directory.\n\n\
-         When finished, run exactly one of these commands, as written:\n\n    true task done 1.1 --note \"what you changed, in one line\"\n",
-        work.path().display()
-    );
-    let presets = orch::manifest::presets();
-    let usage_file = home.path().join("usage.json");
-    let argv: Vec<String> = presets[agent]
-        .command
-        .iter()
-        .map(|a| {
-            orch::manifest::render_template(a, |v| match v {
-                "prompt" => prompt.clone(),
-                "orch" => "true".to_string(),
-                "orch_dir" => "/usr/bin".to_string(),
-                "usage_file" => usage_file.display().to_string(),
-                "status_file" => status_dir.join("status.json").display().to_string(),
-                _ => String::new(),
-            })
-            .expect("render")
-        })
-        .collect();
-    // opencode's preset reads the prompt on stdin.
-    let prompt_file = home.path().join("prompt.md");
-    std::fs::write(&prompt_file, &prompt).expect("prompt file");
-    let stdin = if presets[agent].stdin == orch::manifest::StdinMode::Prompt {
-        Stdio::from(std::fs::File::open(&prompt_file).expect("prompt"))
-    } else {
-        Stdio::null()
-    };
-    let mut cmd = Command::new(clis.join("bin").join(&argv[0]));
-    cmd.args(&argv[1..])
-        .current_dir(work.path())
-        .env_clear()
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    client_env(&mut cmd, clis, &api, home.path());
-    // The variables orch sets for the clients it knows (opencode's permission rules).
-    if let Some(cli) = orch::manifest::KnownCli::of(&argv) {
-        cmd.envs(cli.env(Some(false), "true", |_| None));
-    }
-    cmd.envs(extra_env.iter().copied());
-    let (code, out, err) = code_out_err(&wait_within(
-        cmd.spawn().expect("spawn the CLI"),
-        RUN_TIMEOUT,
-        agent,
-    ));
-    let lines = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect();
-    let mut read = orch::agent_output::parse(&format!("{out}\n{err}"), chrono::Utc::now());
-    if let Some(u) = orch::agent_output::read_usage_file(&usage_file) {
-        read.usage = Some(u);
-    }
-    (
-        code,
-        lines,
-        format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"),
-        read,
-    )
-}
-
-/// Keeps a CLI's output as a fixture for the parsers of its JSON (only with
-/// ORCH_UPDATE_CLIENT_FIXTURES=1), with the run's own paths and ids left as they were.
-fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
-    if std::env::var("ORCH_UPDATE_CLIENT_FIXTURES").is_ok_and(|v| v == "1") {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/clients")
-            .join(agent);
-        std::fs::create_dir_all(&dir).expect("fixtures dir");
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("write fixture");
-    }
-}
-
 fn last_of<'a>(lines: &'a [Value], ty: &str) -> Option<&'a Value> {
     lines.iter().rev().find(|l| l["type"] == ty)
 }
@@ -706,75 +594,4 @@ fn gemini_prints_what_orch_needs_for_usage_and_outcomes() {
         m["content"], "I cannot do this: the task is unclear",
         "{ctx}"
     );
-}
-
-/// What orch reads of opencode's, Qwen Code's and Copilot CLI's own output (their JSON events,
-/// Copilot CLI's usage file) for each outcome it must tell apart: the usage of a success (the
-/// fake API's figures, whole calls' worth), a refusal's words, a 401 that only a person can fix
-/// and a 429 with its reset; the lines are kept as fixtures for the parser's unit tests.
-#[test]
-fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes() {
-    use orch::agent_output::{Class, Fatal};
-    for agent in ["opencode", "qwen", "copilot"] {
-        let Some(clis) = clis_with(agent) else {
-            continue;
-        };
-        let (code, lines, ctx, read) = client_run(&clis, agent, Behaviour::Normal, &[]);
-        keep_fixture(agent, "success", &lines);
-        assert_eq!(code, 0, "{agent}: {ctx}");
-        let u = read
-            .usage
-            .unwrap_or_else(|| panic!("{agent}: no usage read: {ctx}"));
-        assert!(
-            u.input_tokens >= 2 * USAGE_INPUT && u.input_tokens % USAGE_INPUT == 0,
-            "{agent}: {u:?}\n{ctx}"
-        );
-        assert_eq!(
-            u.output_tokens / USAGE_OUTPUT,
-            u.input_tokens / USAGE_INPUT,
-            "{agent}: {u:?}"
-        );
-        assert_eq!(read.class, Class::Ordinary, "{agent}");
-        if agent == "opencode" {
-            // The price the user's configuration gives the model: $3 and $15 per million.
-            let want = (u.input_tokens * 3 + u.output_tokens * 15) as f64 / 1e6;
-            let got = u.cost_usd().unwrap_or_default();
-            assert!((got - want).abs() < 1e-6, "{agent}: {got} vs {want}");
-        }
-
-        let (code, lines, ctx, read) = client_run(
-            &clis,
-            agent,
-            Behaviour::Refuse("the task is unclear".into()),
-            &[],
-        );
-        keep_fixture(agent, "refusal", &lines);
-        assert_eq!(code, 0, "{agent}: a refusal is exit 0: {ctx}");
-        assert_eq!(
-            read.last_words().as_deref(),
-            Some("I cannot do this: the task is unclear"),
-            "{agent}: {ctx}"
-        );
-
-        let (code, lines, ctx, read) = client_run(&clis, agent, Behaviour::Unauthorized, &[]);
-        keep_fixture(agent, "unauthorized", &lines);
-        assert_ne!(code, 0, "{agent}: {ctx}");
-        assert_eq!(
-            read.class,
-            Class::Fatal(Fatal::Auth),
-            "{agent}: {read:?}\n{ctx}"
-        );
-
-        let limited = Behaviour::RateLimited {
-            times: usize::MAX,
-            reset_secs: 1,
-        };
-        let (code, lines, ctx, read) = client_run(&clis, agent, limited, &[]);
-        keep_fixture(agent, "rate_limited", &lines);
-        assert_ne!(code, 0, "{agent}: {ctx}");
-        assert!(
-            matches!(read.class, Class::Limit(_)),
-            "{agent}: {read:?}\n{ctx}"
-        );
-    }
 }

@@ -416,3 +416,94 @@ fn usage_sums_and_words() {
     assert_eq!(s.describe(), "20.0k tokens, $1.25");
     assert_eq!(a.describe(), "15 tokens");
 }
+
+/// opencode's, Qwen Code's and Copilot CLI's real output (`tests/agents_real_chat.rs` keeps it):
+/// usage from opencode's steps and Qwen Code's `result`, each refusal's words, each 401 a person
+/// must fix, each 429 a limit with the reset the message names (1 s).
+#[test]
+fn real_opencode_qwen_and_copilot_output() {
+    let n = now();
+    for client in ["opencode", "qwen", "copilot"] {
+        let ok = parse(&fixture(client, "success"), n);
+        assert_eq!(ok.error, None, "{client}");
+        assert_eq!(ok.class, Class::Ordinary, "{client}");
+        assert!(ok.events > 0, "{client}");
+        match (client, ok.usage) {
+            // Copilot CLI's tokens are in its usage file, not its output.
+            ("copilot", u) => assert_eq!(u, None),
+            (_, Some(u)) => {
+                assert!(
+                    u.input_tokens >= 2400 && u.input_tokens % 1200 == 0,
+                    "{u:?}"
+                );
+                assert_eq!(u.output_tokens / 80, u.input_tokens / 1200, "{u:?}");
+                if client == "opencode" {
+                    let want = (u.input_tokens * 3 + u.output_tokens * 15) as f64 / 1e6;
+                    assert!((u.cost_usd().unwrap_or_default() - want).abs() < 1e-5);
+                }
+            }
+            (_, None) => panic!("{client}: no usage"),
+        }
+        let no = parse(&fixture(client, "refusal"), n);
+        assert_eq!(no.class, Class::Ordinary, "{client}");
+        assert_eq!(
+            no.last_words().as_deref(),
+            Some("I cannot do this: the task is unclear"),
+            "{client}"
+        );
+        let auth = parse(&fixture(client, "unauthorized"), n);
+        assert_eq!(auth.class, Class::Fatal(Fatal::Auth), "{client}: {auth:?}");
+        assert!(
+            auth.cause()
+                .is_some_and(|c| c.contains("401") || c.contains("API key"))
+        );
+        let limit = parse(&fixture(client, "rate_limited"), n);
+        assert_eq!(
+            limit.class,
+            Class::Limit(Some(Duration::from_secs(1))),
+            "{client}: {limit:?}"
+        );
+    }
+}
+
+/// Copilot CLI's usage file: the tokens of every model summed; a link, a directory, a file
+/// too big or not such a file gives none (the agent can write the file).
+#[test]
+fn a_usage_file_is_read_as_untrusted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("1.1.usage.json");
+    let real = r#"{"totalPremiumRequestCost":0,"modelMetrics":{
+        "a":{"requests":{"count":2,"cost":0},"usage":{"inputTokens":2400,"outputTokens":160,"cacheReadTokens":10,"cacheWriteTokens":0}},
+        "b":{"usage":{"inputTokens":1200,"outputTokens":80}}}}"#;
+    std::fs::write(&file, real).expect("write");
+    let u = read_usage_file(&file).expect("usage");
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cost_micro_usd
+        ),
+        (3600, 240, 10, None)
+    );
+    let link = dir.path().join("link.usage.json");
+    std::os::unix::fs::symlink(&file, &link).expect("link");
+    assert_eq!(read_usage_file(&link), None, "a link is not followed");
+    assert_eq!(read_usage_file(dir.path()), None);
+    std::fs::write(&file, "").expect("empty");
+    assert_eq!(read_usage_file(&file), None);
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"modelMetrics\":{{}}, \"pad\":\"{}\"}}",
+            "x".repeat(2 << 20)
+        ),
+    )
+    .expect("big");
+    assert_eq!(read_usage_file(&file), None, "past the limit: not JSON");
+    // Beside the attempt's log.
+    assert_eq!(
+        usage_file(std::path::Path::new("/l/p/1.1.log")),
+        std::path::PathBuf::from("/l/p/1.1.usage.json")
+    );
+}

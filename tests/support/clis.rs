@@ -5,11 +5,13 @@
 //! their own, and the agents' logs for a failure message.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::Repo;
-use super::fake_api::FakeApi;
+use super::fake_api::{Behaviour, FakeApi};
+use super::{code_out_err, wait_within};
+use serde_json::Value;
 
 /// One CLI call against the fake API takes about two seconds; a whole run a few of them.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(240);
@@ -302,4 +304,132 @@ fn home_entries(home: &Path) -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
+}
+
+/// One CLI run, by the preset's argv with the prompt of a one-task plan, straight against the
+/// fake API (no orch): its stdout lines, parsed.
+pub fn client_lines(
+    clis: &Path,
+    agent: &str,
+    behaviour: Behaviour,
+    extra_env: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
+    let r = client_run(clis, agent, behaviour, extra_env);
+    (r.code, r.lines, r.ctx)
+}
+
+/// One run of a client straight against the fake API ([`client_run`]).
+pub struct ClientRun {
+    pub code: i32,
+    /// Its stdout lines, parsed.
+    pub lines: Vec<Value>,
+    /// Its exit code and output, for a failure message.
+    pub ctx: String,
+    /// What orch reads of it: its output parsed, the usage file it wrote.
+    pub read: orch::agent_output::AgentOutput,
+    /// The model calls the fake API answered.
+    pub calls: usize,
+}
+
+/// [`client_lines`], also with what orch reads of the run: its output parsed by
+/// `orch::agent_output::parse` and the usage file the client wrote, if any.
+pub fn client_run(
+    clis: &Path,
+    agent: &str,
+    behaviour: Behaviour,
+    extra_env: &[(&str, &str)],
+) -> ClientRun {
+    let api = FakeApi::start(behaviour);
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(work.path())
+            .env("HOME", home.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let status_dir = home.path().join("state");
+    std::fs::create_dir_all(&status_dir).expect("state");
+    let prompt = format!(
+        "## Task 1.1: Create `alpha.txt`\n\n- Work only inside `{}` (branch `main`), your current directory.\n\n\
+         When finished, run exactly one of these commands, as written:\n\n    true task done 1.1 --note \"what you changed, in one line\"\n",
+        work.path().display()
+    );
+    let presets = orch::manifest::presets();
+    let usage_file = home.path().join("usage.json");
+    let argv: Vec<String> = presets[agent]
+        .command
+        .iter()
+        .map(|a| {
+            orch::manifest::render_template(a, |v| match v {
+                "prompt" => prompt.clone(),
+                "orch" => "true".to_string(),
+                "orch_dir" => "/usr/bin".to_string(),
+                "usage_file" => usage_file.display().to_string(),
+                "status_file" => status_dir.join("status.json").display().to_string(),
+                _ => String::new(),
+            })
+            .expect("render")
+        })
+        .collect();
+    // opencode's preset reads the prompt on stdin.
+    let prompt_file = home.path().join("prompt.md");
+    std::fs::write(&prompt_file, &prompt).expect("prompt file");
+    let stdin = if presets[agent].stdin == orch::manifest::StdinMode::Prompt {
+        Stdio::from(std::fs::File::open(&prompt_file).expect("prompt"))
+    } else {
+        Stdio::null()
+    };
+    let mut cmd = Command::new(clis.join("bin").join(&argv[0]));
+    cmd.args(&argv[1..])
+        .current_dir(work.path())
+        .env_clear()
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    client_env(&mut cmd, clis, &api, home.path());
+    // The variables orch sets for the clients it knows (opencode's permission rules).
+    if let Some(cli) = orch::manifest::KnownCli::of(&argv) {
+        cmd.envs(cli.env(Some(false), "true", |_| None));
+    }
+    cmd.envs(extra_env.iter().copied());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn the CLI"),
+        RUN_TIMEOUT,
+        agent,
+    ));
+    let lines = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let mut read = orch::agent_output::parse(&format!("{out}\n{err}"), chrono::Utc::now());
+    if let Some(u) = orch::agent_output::read_usage_file(&usage_file) {
+        read.usage = Some(u);
+    }
+    ClientRun {
+        code,
+        lines,
+        ctx: format!("exit {code}\nstdout:\n{out}\nstderr:\n{err}"),
+        read,
+        calls: api.model_calls(),
+    }
+}
+
+/// Keeps a CLI's output as a fixture for the parsers of its JSON (only with
+/// ORCH_UPDATE_CLIENT_FIXTURES=1), with the run's own paths and ids left as they were.
+pub fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
+    if std::env::var("ORCH_UPDATE_CLIENT_FIXTURES").is_ok_and(|v| v == "1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(agent);
+        std::fs::create_dir_all(&dir).expect("fixtures dir");
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("write fixture");
+    }
 }
