@@ -18,7 +18,7 @@ fn install_hostile_clients(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&bin).expect("bin");
     let script =
         std::fs::read(support::fixtures().join("hostile_client_state.sh")).expect("fixture");
-    for name in ["claude", "codex"] {
+    for name in ["claude", "codex", "opencode", "qwen", "copilot"] {
         let p = bin.join(name);
         std::fs::write(&p, &script).expect("write client");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -60,6 +60,21 @@ fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
 /// each agent attacks `targets` (the user's files) and its own state, fails its first attempt
 /// and reports done on its second. `env`: set for `orch up` (the user's own variables).
 fn hostile_run(repo: &Repo, targets: &[&Path], env: &[(&str, &Path)]) -> PathBuf {
+    hostile_run_of(
+        repo,
+        &[("c", "claude", "-p"), ("x", "codex", "exec")],
+        targets,
+        env,
+    )
+}
+
+/// [`hostile_run`] with plans of its own: `(plan, client program, its first argument)`.
+fn hostile_run_of(
+    repo: &Repo,
+    plans: &[(&str, &str, &str)],
+    targets: &[&Path],
+    env: &[(&str, &Path)],
+) -> PathBuf {
     let bin = install_hostile_clients(&repo.outside("clients"));
     let mark = repo.outside("planted-program-ran");
     let command = |program: &str, first: &str| {
@@ -71,20 +86,19 @@ fn hostile_run(repo: &Repo, targets: &[&Path], env: &[(&str, &Path)]) -> PathBuf
         argv.extend(targets.iter().map(|t| t.display().to_string()));
         support::toml_array(&argv)
     };
-    repo.write("docs/plans/c.md", &support::one_task("C", "Work as claude"));
-    repo.write("docs/plans/x.md", &support::one_task("X", "Work as codex"));
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nretries = 1\nsandbox = \"on\"\n\n\
-             [agents.c]\ncommand = {}\nreport = \"orch\"\n\n\
-             [agents.x]\ncommand = {}\nreport = \"orch\"\n\n\
-             [[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\nagent = \"c\"\n\n\
-             [[plan]]\nname = \"x\"\nfile = \"docs/plans/x.md\"\nagent = \"x\"\n",
-            command("claude", "-p"),
-            command("codex", "exec"),
-        ),
-    );
+    let mut manifest = "[defaults]\nretries = 1\nsandbox = \"on\"\n\n".to_string();
+    for (plan, program, first) in plans {
+        repo.write(
+            &format!("docs/plans/{plan}.md"),
+            &support::one_task(&plan.to_uppercase(), &format!("Work as {program}")),
+        );
+        manifest.push_str(&format!(
+            "[agents.{plan}]\ncommand = {}\nreport = \"orch\"\n\n\
+             [[plan]]\nname = \"{plan}\"\nfile = \"docs/plans/{plan}.md\"\nagent = \"{plan}\"\n\n",
+            command(program, first)
+        ));
+    }
+    repo.write("plans.toml", &manifest);
     repo.commit_all("plans");
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.env_remove("ORCH_SANDBOX");
@@ -145,6 +159,17 @@ fn second_attempt(repo: &Repo, plan: &str) -> (String, String) {
 /// from the user's files, not from what the first planted, and no copy of a credential left
 /// behind in orch's state.
 fn assert_held(repo: &Repo, mark: &Path, user: &[(PathBuf, Vec<u8>)], targets: &[&Path]) {
+    assert_held_of(repo, &["c", "x"], mark, user, targets);
+}
+
+/// [`assert_held`] for the plans `plans`.
+fn assert_held_of(
+    repo: &Repo,
+    plans: &[&str],
+    mark: &Path,
+    user: &[(PathBuf, Vec<u8>)],
+    targets: &[&Path],
+) {
     for (path, bytes) in user {
         let now = std::fs::read(path).unwrap_or_default();
         assert!(
@@ -155,13 +180,13 @@ fn assert_held(repo: &Repo, mark: &Path, user: &[(PathBuf, Vec<u8>)], targets: &
         );
     }
     assert!(!mark.exists(), "a planted program ran");
-    for plan in ["c", "x"] {
+    for &plan in plans {
         assert_eq!(
             repo.statuses(plan),
             [("1.1".to_string(), "completed".to_string())]
         );
         let (seen, planted) = second_attempt(repo, plan);
-        for planted_text in ["SessionStart", "mcpServers", "notify"] {
+        for planted_text in ["SessionStart", "mcpServers", "notify", "hooks"] {
             assert!(
                 !seen.contains(planted_text),
                 "plan {plan}'s second attempt was seeded from what the first planted:\n{seen}"
@@ -372,4 +397,69 @@ fn clients_a_hostile_plan_mode_client_cannot_plant_in_the_users_client_state() {
         "{planted}"
     );
     users_next_claude_session(&repo, &[], &mark);
+}
+
+/// opencode, Qwen Code and Copilot CLI (hostile programs named like them), confined: each
+/// attempt gets a private copy of its client's state (opencode's four XDG directories, `QWEN_HOME`,
+/// `COPILOT_HOME`) seeded from the user's; what it plants there (an opencode plugin and
+/// configuration, Qwen Code hooks, a Copilot CLI MCP server) is gone for the next attempt, and the
+/// user's own files, Copilot CLI's unpacked code in `~/.cache/copilot` included, are not
+/// writable.
+#[test]
+fn clients_hostile_opencode_qwen_and_copilot_cannot_plant_in_the_users_client_state() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let home = repo.home();
+    let opencode_json = home.join(".config/opencode/opencode.json");
+    let opencode_auth = home.join(".local/share/opencode/auth.json");
+    let opencode_plugin = home.join(".config/opencode/plugin/evil.js");
+    let qwen_settings = home.join(".qwen/settings.json");
+    let copilot_config = home.join(".copilot/config.json");
+    let copilot_mcp = home.join(".copilot/mcp-config.json");
+    let copilot_code = home.join(".cache/copilot/pkg/linux-x64/index.js");
+    let user = user_state(&[
+        (&opencode_json, "{\"model\": \"user-opencode-model\"}\n"),
+        (
+            &opencode_auth,
+            "{\"fake\": {\"key\": \"user-opencode-key\"}}\n",
+        ),
+        (
+            &qwen_settings,
+            "{\"model\": {\"name\": \"user-qwen-model\"}}\n",
+        ),
+        (&copilot_config, "{\"model\": \"user-copilot-model\"}\n"),
+        (&copilot_code, "// the client's own code\n"),
+    ]);
+    let targets: [&Path; 6] = [
+        &opencode_json,
+        &opencode_plugin,
+        &qwen_settings,
+        &copilot_config,
+        &copilot_mcp,
+        &copilot_code,
+    ];
+    let plans = [
+        ("o", "opencode", "run"),
+        ("q", "qwen", "-p"),
+        ("p", "copilot", "-p"),
+    ];
+    let mark = hostile_run_of(&repo, &plans, &targets, &[]);
+    assert_held_of(&repo, &["o", "q", "p"], &mark, &user, &targets);
+    assert!(!opencode_plugin.exists() && !copilot_mcp.exists());
+    // Each second attempt was seeded from the user's state.
+    for (plan, want) in [
+        ("o", "user-opencode-model"),
+        ("q", "user-qwen-model"),
+        ("p", "user-copilot-model"),
+    ] {
+        let (seen, _) = second_attempt(&repo, plan);
+        assert!(seen.contains(want), "{plan}: {seen}");
+    }
+    // opencode's login was copied into its private data directory, and is gone with it.
+    assert_eq!(
+        files_named(&repo.root().join(".orch"), "auth.json"),
+        Vec::<PathBuf>::new()
+    );
 }
