@@ -90,16 +90,26 @@ pub struct Guarded {
 }
 
 /// The files of a repository that an agent client reads as its configuration when a person
-/// runs it there (hooks, MCP servers, commands it may run without asking): a change an agent
+/// runs it there (hooks, MCP servers, commands it may run without asking, plugins and tools it
+/// loads as code: opencode's directories, whose every file is protected): a change an agent
 /// made to one, once merged, would run in your next session of that client in the main
 /// checkout, outside any sandbox.
-pub const CLIENT_PROJECT_FILES: [&str; 6] = [
+pub const CLIENT_PROJECT_FILES: [&str; 15] = [
     ".claude/settings.json",
     ".claude/settings.local.json",
     ".mcp.json",
     ".gemini/settings.json",
     ".codex/config.toml",
     ".aider.conf.yml",
+    "opencode.json",
+    "opencode.jsonc",
+    ".opencode/opencode.json",
+    ".opencode/opencode.jsonc",
+    ".opencode/plugin",
+    ".opencode/plugins",
+    ".opencode/tool",
+    ".opencode/tools",
+    ".qwen/settings.json",
 ];
 
 impl super::Manifest {
@@ -176,7 +186,16 @@ mod tests {
                 ".mcp.json",
                 ".gemini/settings.json",
                 ".codex/config.toml",
-                ".aider.conf.yml"
+                ".aider.conf.yml",
+                "opencode.json",
+                "opencode.jsonc",
+                ".opencode/opencode.json",
+                ".opencode/opencode.jsonc",
+                ".opencode/plugin",
+                ".opencode/plugins",
+                ".opencode/tool",
+                ".opencode/tools",
+                ".qwen/settings.json"
             ]
         );
         let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<String>>();

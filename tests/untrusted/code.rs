@@ -219,7 +219,8 @@ fn an_agent_edit_of_the_clients_project_settings_fails_its_task() {
     let failed = support::named(&ev, "task_failed");
     assert_eq!(failed.len(), 1, "exit {code}\n{out}\n{err}");
     assert_eq!(
-        failed[0]["error"], "changed protected paths: .claude/settings.json, .mcp.json",
+        failed[0]["error"],
+        "changed protected paths: .claude/settings.json, .mcp.json, .opencode/plugin/evil.js, .qwen/settings.json",
         "{failed:?}"
     );
     assert_eq!(code, 5, "{out}\n{err}");
