@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod conversation;
+pub mod env;
 mod replies;
 
 use conversation::{Conversation, Step};
