@@ -232,3 +232,48 @@ fn names_and_paths_that_leave_the_repository_are_refused_with_their_location() {
     names.sort();
     assert_eq!(names, ["p.md", "secret"]);
 }
+
+/// `stdin = "prompt"`: the agent reads the prompt on its standard input, byte for byte as
+/// `{{ prompt }}` gives it (the opencode preset's way: it changes a prompt given as an
+/// argument); without it, stdin is empty.
+#[test]
+fn an_agent_with_stdin_prompt_reads_the_prompt_verbatim_on_stdin() {
+    let canary = tempfile::tempdir().expect("canary dir");
+    let description = fill(DESCRIPTION, canary.path());
+    for (stdin, want_prompt) in [("prompt", true), ("null", false)] {
+        let dump = tempfile::tempdir().expect("dump dir");
+        let repo = Repo::new();
+        repo.write(
+            "docs/plans/p.md",
+            &format!("# P\n\n## Phase 1: Work\n- [ ] 1.1 {description}\n"),
+        );
+        let script = format!(
+            "cat > '{0}/stdin'; printf '%s' \"$1\" > '{0}/prompt_arg'",
+            dump.path().display()
+        );
+        let command = support::toml_array(&["sh", "-c", &script, "agent", "{{ prompt }}"]);
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {command}\nstdin = \"{stdin}\"\n\n\
+                 [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+            ),
+        );
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let read = |f: &str| std::fs::read_to_string(dump.path().join(f)).expect(f);
+        let (on_stdin, prompt) = (read("stdin"), read("prompt_arg"));
+        assert!(prompt.contains(&description), "{prompt}");
+        if want_prompt {
+            assert_eq!(
+                on_stdin, prompt,
+                "stdin = \"prompt\" gives the prompt unchanged"
+            );
+        } else {
+            assert_eq!(on_stdin, "", "stdin = \"null\" gives nothing");
+        }
+        assert_eq!(repo.task("p", "1.1")["status"], "completed");
+    }
+    assert_eq!(std::fs::read_dir(canary.path()).expect("canary").count(), 0);
+}

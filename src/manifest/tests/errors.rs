@@ -107,6 +107,12 @@ fn each_error_has_its_location() {
             "must not be empty",
         ),
         (
+            "[agents.x]\ncommand = [\"x\"]\nstdin = \"file\"\n".into(),
+            3,
+            9,
+            "`agents.x.stdin` must be \"null\" or \"prompt\", found \"file\"",
+        ),
+        (
             "[agents.x]\nmode = \"task\"\n".into(),
             1,
             9,
