@@ -659,19 +659,26 @@ impl KnownCli {
                         "external_directory": "deny", "doom_loop": "deny",
                         "bash": {"*": "deny", format!("{orch} *"): "allow"}})
                 };
-                let mut config = user("OPENCODE_CONFIG_CONTENT")
-                    .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
-                    .filter(serde_json::Value::is_object)
-                    .unwrap_or_else(|| serde_json::json!({}));
-                config["snapshot"] = serde_json::Value::Bool(false);
-                config["autoupdate"] = serde_json::Value::Bool(false);
-                config["share"] = serde_json::Value::String("disabled".into());
-                let mut env = vec![
-                    ("OPENCODE_CONFIG_CONTENT".to_string(), config.to_string()),
+                // A value of the user's that is not a JSON object (JSONC with comments, say) is
+                // left as it is: orch does not rewrite what it cannot read.
+                let config = match user("OPENCODE_CONFIG_CONTENT") {
+                    None => Some(serde_json::json!({})),
+                    Some(c) => serde_json::from_str::<serde_json::Value>(&c)
+                        .ok()
+                        .filter(serde_json::Value::is_object),
+                };
+                let mut env = Vec::new();
+                if let Some(mut config) = config {
+                    config["snapshot"] = serde_json::Value::Bool(false);
+                    config["autoupdate"] = serde_json::Value::Bool(false);
+                    config["share"] = serde_json::Value::String("disabled".into());
+                    env.push(("OPENCODE_CONFIG_CONTENT".to_string(), config.to_string()));
+                }
+                env.extend([
                     ("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string()),
                     ("OPENCODE_DISABLE_LSP_DOWNLOAD".to_string(), "1".to_string()),
                     ("OPENCODE_DISABLE_MODELS_FETCH".to_string(), "1".to_string()),
-                ];
+                ]);
                 if rules.is_some() {
                     env.push(("OPENCODE_PERMISSION".to_string(), permission.to_string()));
                 }
@@ -1162,6 +1169,14 @@ mod tests {
             "confined: orch's rules are the limit"
         );
         assert!(KnownCli::Qwen.env(Some(false), orch, |_| None).is_empty());
+        // A configuration orch cannot read is passed on as the user wrote it.
+        let jsonc = KnownCli::Opencode.env(Some(false), orch, |k| {
+            (k == "OPENCODE_CONFIG_CONTENT").then(|| "{ // mine\n}".to_string())
+        });
+        assert!(
+            jsonc.iter().all(|(k, _)| k != "OPENCODE_CONFIG_CONTENT"),
+            "{jsonc:?}"
+        );
         // An opencode command of the user's own keeps the user's rules.
         let own = KnownCli::Opencode.env(None, orch, |_| None);
         assert!(
