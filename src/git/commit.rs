@@ -307,6 +307,7 @@ pub fn save_and_reset(
 ) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
     if dirty_files(&repo, worktree)?.is_empty() {
+        super::submodules::sync_submodules(worktree, false);
         return Ok(None);
     }
     let head = head_commit(&repo, worktree)?.ok_or_else(|| GitError::ReadHead {
@@ -347,6 +348,7 @@ pub fn save_and_reset(
     )?;
     if super::sparse::is_sparse(&repo) {
         super::sparse::reset_hard(worktree)?;
+        super::submodules::sync_submodules(worktree, false);
         return Ok(Some(saved.to_string()));
     }
     // libgit2's reset writes through a symlink the agent left where a directory of HEAD (or of
@@ -361,6 +363,9 @@ pub fn save_and_reset(
             source,
         },
     )?;
+    // Its submodule checkouts follow HEAD again (one with uncommitted changes is left as it
+    // is, with a warning: nothing is lost).
+    super::submodules::sync_submodules(worktree, false);
     Ok(Some(saved.to_string()))
 }
 
@@ -445,13 +450,15 @@ pub(crate) fn head_commit<'r>(
     }
 }
 
-/// The paths `git status` would list: changed, deleted, untracked (not ignored).
+/// The paths `git status` would list: changed, deleted, untracked (not ignored). Submodules are
+/// left out: libgit2 would open each through its agent-written `.git` file; orch looks at its
+/// own submodule checkouts itself ([`super::submodules`]).
 pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<String>, GitError> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
-        .exclude_submodules(false);
+        .exclude_submodules(true);
     let statuses = repo
         .statuses(Some(&mut opts))
         .map_err(|source| GitError::Status {
