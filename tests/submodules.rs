@@ -1,0 +1,309 @@
+//! Submodules in the worktrees orch makes (issue 41, part 3): a repository with a submodule that
+//! has a nested submodule, its URLs pointed at an unreachable address and the repositories they
+//! came from deleted, so that any fetch would fail. Every worktree (the plan worktree, the pool's
+//! task worktrees) has both checked out from the main repository's `.git/modules` when its agent
+//! runs; the gitlinks stay in the tasks' commits and in `orch merge`'s; a task that commits
+//! inside the submodule moves the gitlink and says so; one that leaves a change there fails with
+//! its path, and nothing is lost; `submodules = false` leaves them empty; a missing modules dir
+//! is a warning. Through the real binary with `tests/fixtures/agents/submodule_agent.sh`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{Repo, agent};
+
+/// A repository `main` whose `libs/sub` is a submodule with a nested submodule `libs/inner`,
+/// checked out in the main work tree (`git submodule update --init --recursive`); the sources
+/// are gone and the URLs unreachable. `tmp` holds the sources while they exist.
+pub struct Fixture {
+    pub repo: Repo,
+    pub journal: PathBuf,
+    /// The commit `main`'s gitlink `libs/sub` records.
+    pub sub_commit: String,
+    _tmp: tempfile::TempDir,
+}
+
+const UNREACHABLE: &str = "https://127.0.0.1:9/none.git";
+
+fn init_source(repo: &Repo, dir: &Path, file: &str) {
+    std::fs::create_dir_all(dir).expect("source dir");
+    repo.git_at(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join(file), format!("{file}\n")).expect("write");
+    repo.git_at(dir, &["add", "-A"]);
+    repo.git_at(dir, &["commit", "-q", "-m", file]);
+}
+
+pub fn fixture() -> Fixture {
+    let repo = Repo::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (inner, sub) = (tmp.path().join("inner"), tmp.path().join("sub"));
+    init_source(&repo, &inner, "inner.txt");
+    init_source(&repo, &sub, "sub.txt");
+    let allow = ["-c", "protocol.file.allow=always"];
+    let add = |dir: &Path, url: &Path, path: &str| {
+        let args = [
+            &allow[..],
+            &["submodule", "add", "-q", support::utf8(url), path],
+        ]
+        .concat();
+        repo.git_at(dir, &args);
+    };
+    add(&sub, &inner, "libs/inner");
+    repo.git_at(&sub, &["commit", "-q", "-m", "inner"]);
+    add(repo.root(), &sub, "libs/sub");
+    repo.git(
+        &[
+            &allow[..],
+            &["submodule", "update", "--init", "--recursive"],
+        ]
+        .concat(),
+    );
+    repo.git(&["commit", "-q", "-m", "submodule"]);
+    // Any fetch from now on fails: the sources are gone, the URLs lead nowhere.
+    drop(std::fs::remove_dir_all(&inner));
+    drop(std::fs::remove_dir_all(&sub));
+    repo.git(&["config", "submodule.libs/sub.url", UNREACHABLE]);
+    let modules = repo.root().join(".git/modules/libs/sub");
+    repo.git_at(
+        &modules,
+        &["config", "submodule.libs/inner.url", UNREACHABLE],
+    );
+    let sub_commit = repo.git(&["rev-parse", "HEAD:libs/sub"]);
+    Fixture {
+        journal: repo.root().join(".git/journal"),
+        repo,
+        sub_commit,
+        _tmp: tmp,
+    }
+}
+
+/// Plans `p` (tasks 1.1, 1.2 after it; with `pool`, `parallel_tasks = 2`: pool worktrees) and,
+/// with `two`, `q` (the same, in its plan worktree), run by the agent in `mode` (`extra` its
+/// further arguments); `defaults` lines added.
+pub fn plans(fx: &Fixture, (mode, extra): (&str, &[&str]), defaults: &str, pool: bool, two: bool) {
+    let text = "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two (depends: 1.1)\n";
+    let repo = &fx.repo;
+    repo.write("docs/plans/p.md", text);
+    repo.write("docs/plans/q.md", text);
+    let mut args = vec![support::utf8(&fx.journal), mode];
+    args.extend_from_slice(extra);
+    let mut toml = format!(
+        "[defaults]\nmax_agents = 2\nretries = 0\nbackoff = \"0s\"\n{defaults}\n\n[agents.a]\n\
+         command = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n\
+         parallel_tasks = {}\n",
+        agent("submodule_agent.sh", &args),
+        if pool { 2 } else { 1 }
+    );
+    if two {
+        toml.push_str("\n[[plan]]\nname = \"q\"\nfile = \"docs/plans/q.md\"\nagent = \"a\"\n");
+    }
+    repo.write("plans.toml", &toml);
+    repo.commit_all("plans");
+}
+
+pub fn journal(fx: &Fixture) -> Vec<String> {
+    std::fs::read_to_string(&fx.journal)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `git ls-tree REV libs/sub`: mode and commit.
+pub fn gitlink(repo: &Repo, rev: &str) -> String {
+    let line = repo.git(&["ls-tree", rev, "libs/sub"]);
+    let mut f = line.split_whitespace();
+    format!(
+        "{} {}",
+        f.next().unwrap_or_default(),
+        f.nth(1).unwrap_or_default()
+    )
+}
+
+fn events(out: &str) -> Vec<Value> {
+    out.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn every_worktree_has_the_nested_submodules_and_the_gitlinks_stay() {
+    let fx = fixture();
+    plans(&fx, ("need", &[]), "", true, true);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    let starts: Vec<&String> = journal.iter().filter(|l| l.starts_with("start ")).collect();
+    assert_eq!(starts.len(), 4, "{journal:#?}");
+    for s in &starts {
+        assert!(s.contains("sub=yes inner=yes"), "{s}");
+    }
+    // p's tasks ran in pool worktrees, q's in its plan worktree.
+    assert!(starts.iter().any(|s| s.contains("+pool")), "{starts:#?}");
+    assert!(
+        starts.iter().any(|s| s.starts_with("start q ")),
+        "{starts:#?}"
+    );
+    let want = format!("160000 {}", fx.sub_commit);
+    for plan in ["plan/p", "plan/q"] {
+        assert_eq!(gitlink(&fx.repo, plan), want, "{plan}");
+        assert_eq!(fx.repo.subjects(plan).len(), 2, "{plan}");
+    }
+    // The plan worktrees have them too, at the gitlink.
+    for plan in ["p", "q"] {
+        let wt = fx.repo.worktree(plan);
+        assert!(wt.join("libs/sub/libs/inner/inner.txt").is_file(), "{plan}");
+        assert_eq!(
+            fx.repo.git_at(&wt.join("libs/sub"), &["rev-parse", "HEAD"]),
+            fx.sub_commit
+        );
+        assert_eq!(
+            fx.repo.git_at(&wt, &["status", "--porcelain"]),
+            "",
+            "{plan}"
+        );
+    }
+    let (code, out, err) = fx.repo.run(&["merge"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(gitlink(&fx.repo, "main"), want);
+    assert!(fx.repo.git(&["ls-tree", "main", "q-1.2.txt"]).is_empty());
+    // No warning about submodules.
+    assert!(
+        !events(&out).iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("submodule"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_commit_inside_the_submodule_moves_the_gitlink_and_says_so() {
+    let fx = fixture();
+    plans(&fx, ("commit", &[]), "", true, false);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    let new = journal
+        .iter()
+        .find_map(|l| l.strip_prefix("subcommit "))
+        .expect("the agent's commit")
+        .to_string();
+    assert_ne!(new, fx.sub_commit);
+    assert_eq!(gitlink(&fx.repo, "plan/p"), format!("160000 {new}"));
+    let message = fx.repo.git(&["log", "--format=%B", "-1", "plan/p~1"]);
+    assert!(
+        message.contains(&format!(
+            "submodule libs/sub: {} -> {}",
+            &fx.sub_commit[..7],
+            &new[..7]
+        )),
+        "{message}"
+    );
+    // Task 1.2 ran on it: its pool worktree had the new submodule commit.
+    assert!(
+        journal
+            .iter()
+            .any(|l| l.starts_with("start p 1.2 ") && l.contains("subtext=changed")),
+        "{journal:#?}"
+    );
+    // The plan worktree followed the landing.
+    let wt = fx.repo.worktree("p");
+    assert_eq!(
+        fx.repo.git_at(&wt.join("libs/sub"), &["rev-parse", "HEAD"]),
+        new
+    );
+}
+
+#[test]
+fn uncommitted_changes_inside_a_submodule_fail_the_task_and_stay() {
+    let fx = fixture();
+    // Its task runs in the plan worktree.
+    plans(&fx, ("dirty", &[]), "", false, false);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    let failed = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "task_failed")
+        .unwrap_or_else(|| panic!("no task_failed\n{out}\n{err}"));
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("uncommitted changes inside submodules")
+            && error.contains("libs/sub/dirty.txt"),
+        "{error}"
+    );
+    assert_eq!(fx.repo.task("p", "1.1")["status"], "failed");
+    // Nothing lost: the file is where the agent left it, the gitlink did not move.
+    let wt = fx.repo.worktree("p");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("libs/sub/dirty.txt")).unwrap_or_default(),
+        "dirty\n"
+    );
+    assert_eq!(
+        gitlink(&fx.repo, "plan/p"),
+        format!("160000 {}", fx.sub_commit)
+    );
+}
+
+#[test]
+fn submodules_false_leaves_them_empty() {
+    let fx = fixture();
+    plans(&fx, ("any", &[]), "submodules = false", true, false);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    let starts: Vec<&String> = journal.iter().filter(|l| l.starts_with("start ")).collect();
+    assert_eq!(starts.len(), 2, "{journal:#?}");
+    for s in starts {
+        assert!(s.contains("sub=no inner=no"), "{s}");
+    }
+    assert_eq!(
+        gitlink(&fx.repo, "plan/p"),
+        format!("160000 {}", fx.sub_commit)
+    );
+}
+
+/// The submodules of `fx`'s main repository as if `git submodule update --init` never ran: no
+/// `.git/modules`, an empty `libs/sub`.
+fn uninitialised(fx: &Fixture) {
+    let root = fx.repo.root();
+    std::fs::remove_dir_all(root.join(".git/modules")).expect("remove modules");
+    std::fs::remove_dir_all(root.join("libs/sub")).expect("remove libs/sub");
+    std::fs::create_dir(root.join("libs/sub")).expect("libs/sub");
+}
+
+#[test]
+fn a_missing_modules_dir_is_a_warning_and_the_run_goes_on() {
+    let fx = fixture();
+    plans(&fx, ("any", &[]), "", true, false);
+    uninitialised(&fx);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    assert_eq!(
+        journal.iter().filter(|l| l.starts_with("end ")).count(),
+        2,
+        "{journal:#?}"
+    );
+    let notes: Vec<String> = events(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "note")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        notes.iter().any(|m| m.contains("submodule `libs/sub`")
+            && m.contains("git submodule update --init --recursive")),
+        "{notes:#?}\n{out}"
+    );
+    // Shown without --json too.
+    let fx2 = fixture();
+    plans(&fx2, ("any", &[]), "", true, false);
+    uninitialised(&fx2);
+    let (code, out, err) = fx2.repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("git submodule update --init --recursive"),
+        "{out}\n{err}"
+    );
+}
