@@ -57,8 +57,24 @@ fn every_worktree_has_the_nested_submodules_and_the_gitlinks_stay() {
     }
     let (code, out, err) = fx.repo.run(&["merge"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        fx.repo.git_ok(&["merge-base", "--is-ancestor", "plan/q", "main"]),
+        "{out}\n{err}\n{}",
+        fx.repo.git(&["log", "--graph", "--oneline", "--all"])
+    );
     assert_eq!(gitlink(&fx.repo, "main"), want);
-    assert!(fx.repo.git(&["ls-tree", "main", "q-1.2.txt"]).is_empty());
+    assert!(!fx.repo.git(&["ls-tree", "main", "q-1.2.txt"]).is_empty());
+    // `orch clean` removes the merged plans' worktrees, submodule checkouts and all, with
+    // nothing to save.
+    let (code, out, err) = fx.repo.run(&["clean"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!fx.repo.worktree("p").exists(), "{out}");
+    let backups = fx.repo.refs_under("refs/orch/backup");
+    let shown: Vec<String> = backups
+        .iter()
+        .map(|r| fx.repo.git(&["show", "--stat", "--format=%s", r]))
+        .collect();
+    assert!(backups.is_empty(), "{out}\n{backups:?}\n{shown:#?}");
     // No warning about submodules.
     assert!(
         !events(&out).iter().any(|e| e["message"]
