@@ -58,7 +58,8 @@ fn every_worktree_has_the_nested_submodules_and_the_gitlinks_stay() {
     let (code, out, err) = fx.repo.run(&["merge"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        fx.repo.git_ok(&["merge-base", "--is-ancestor", "plan/q", "main"]),
+        fx.repo
+            .git_ok(&["merge-base", "--is-ancestor", "plan/q", "main"]),
         "{out}\n{err}\n{}",
         fx.repo.git(&["log", "--graph", "--oneline", "--all"])
     );
@@ -211,5 +212,55 @@ fn a_missing_modules_dir_is_a_warning_and_the_run_goes_on() {
     assert!(
         format!("{out}{err}").contains("git submodule update --init --recursive"),
         "{out}\n{err}"
+    );
+}
+
+#[test]
+fn a_confined_agent_cannot_commit_inside_a_submodule_and_is_told_why() {
+    if !orch::sandbox::supported() {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
+            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
+        );
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    let mut fx = fixture();
+    // The journal in a directory of its own that the confined agent may write.
+    let jdir = tempfile::tempdir().expect("tempdir");
+    fx.journal = jdir.path().join("journal");
+    let dir = support::utf8(jdir.path());
+    plans(
+        &fx,
+        ("confined", &[]),
+        &format!("sandbox = \"on\"\nsandbox_write = [\"{dir}\"]"),
+        false,
+        false,
+    );
+    let (code, out, err) = fx
+        .repo
+        .run_cmd(fx.repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    let journal = journal(&fx);
+    assert_ne!(code, 0, "{out}\n{err}\n{journal:#?}");
+    assert!(
+        journal
+            .iter()
+            .any(|l| l.starts_with("commit exit ") && l != "commit exit 0"),
+        "{journal:#?}"
+    );
+    let error = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "task_failed")
+        .and_then(|e| e["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no task_failed\n{out}\n{err}"));
+    assert!(
+        error.contains("libs/sub/sub.txt")
+            && error.contains("a confined agent cannot commit inside a submodule"),
+        "{error}"
+    );
+    let wt = fx.repo.worktree("p");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("libs/sub/sub.txt")).unwrap_or_default(),
+        "changed\n"
     );
 }

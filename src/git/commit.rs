@@ -326,6 +326,9 @@ pub fn save_and_reset(
         path: worktree.to_path_buf(),
         source,
     };
+    // libgit2 stages a submodule through its `.git` file: orch's own first.
+    super::submodules::pin_submodules(worktree)
+        .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
     let skipped = super::sparse::skipped_entries(&repo, &index);

@@ -497,6 +497,17 @@ pub struct SubmoduleChanges {
 /// found from orch's records; each checkout's `.git` put back first, so that the commit's `git
 /// add -A` reads the submodule's HEAD there). Nothing when the repository has no submodules.
 pub fn submodule_changes(worktree: &Path) -> Result<SubmoduleChanges, String> {
+    walk(worktree, false)
+}
+
+/// Puts back the `.git` file (and admin files) of each of orch's submodule checkouts in
+/// `worktree`, nothing else read: before libgit2 stages the worktree (a save before a reset),
+/// which would open a submodule through that file.
+pub(crate) fn pin_submodules(worktree: &Path) -> Result<(), String> {
+    walk(worktree, true).map(drop)
+}
+
+fn walk(worktree: &Path, pin_only: bool) -> Result<SubmoduleChanges, String> {
     let mut changes = SubmoduleChanges::default();
     let Ok(loc) = super::locate::locate(worktree) else {
         return Ok(changes);
@@ -523,14 +534,19 @@ pub fn submodule_changes(worktree: &Path) -> Result<SubmoduleChanges, String> {
     let walk = Walk {
         wt_name: &wt_name,
         top: true,
+        pin_only,
     };
     walk.level((common, &trusted), &tree, &loc.work_tree, "", &mut changes)?;
     Ok(changes)
 }
 
+#[derive(Clone, Copy)]
 struct Walk<'a> {
     wt_name: &'a str,
+    /// The worktree's own submodules (not nested ones).
     top: bool,
+    /// Only put back each checkout's files ([`pin_submodules`]).
+    pin_only: bool,
 }
 
 impl Walk<'_> {
@@ -566,6 +582,20 @@ impl Walk<'_> {
                 continue;
             };
             pin(&admin, &sub)?;
+            if self.pin_only {
+                let nested = declared(&repo, &modules);
+                let tree = admin_head(&repo, &admin)
+                    .and_then(|h| repo.find_commit(h).ok())
+                    .and_then(|c| c.tree().ok());
+                if let (false, Some(tree)) = (nested.is_empty(), tree) {
+                    let inner = Walk {
+                        top: false,
+                        ..*self
+                    };
+                    inner.level((&modules, &nested), &tree, &sub, &format!("{rel}/"), out)?;
+                }
+                continue;
+            }
             let head = admin_head(&repo, &admin).ok_or_else(|| {
                 format!(
                     "cannot read the commit of submodule `{rel}` (`{}`)",
@@ -601,8 +631,8 @@ impl Walk<'_> {
                 continue;
             };
             let inner = Walk {
-                wt_name: self.wt_name,
                 top: false,
+                ..*self
             };
             inner.level((&modules, &nested), &tree, &sub, &format!("{rel}/"), out)?;
         }
