@@ -21,7 +21,9 @@ fn events(out: &str) -> Vec<Value> {
 #[test]
 fn every_worktree_has_the_nested_submodules_and_the_gitlinks_stay() {
     let fx = fixture();
-    plans(&fx, ("need", &[]), "", true, true);
+    // `orch merge`'s verify runs in a staging worktree: the submodules are there too.
+    let verify = "verify = [\"sh\", \"-c\", \"test -f libs/sub/libs/inner/inner.txt\"]";
+    plans(&fx, ("need", &[]), verify, true, true);
     let (code, out, err) = fx.repo.run(&["up", "--json"]);
     let journal = journal(&fx);
     assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
