@@ -266,3 +266,31 @@ fn a_confined_agent_cannot_commit_inside_a_submodule_and_is_told_why() {
         "changed\n"
     );
 }
+
+#[test]
+fn a_sparse_plan_gets_the_submodules_its_paths_hold() {
+    let fx = fixture();
+    plans(&fx, ("sparse", &[]), "", true, false);
+    // Plan p is the manifest's last table: its paths.
+    let toml = String::from_utf8(fx.repo.read("plans.toml")).expect("utf-8");
+    fx.repo
+        .write("plans.toml", &format!("{toml}paths = [\"libs\"]\n"));
+    fx.repo.commit_all("sparse");
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    let starts: Vec<&String> = journal.iter().filter(|l| l.starts_with("start ")).collect();
+    assert_eq!(starts.len(), 2, "{journal:#?}");
+    for s in starts {
+        assert!(s.contains("sub=yes inner=yes"), "{s}");
+    }
+    assert_eq!(
+        gitlink(&fx.repo, "plan/p"),
+        format!("160000 {}", fx.sub_commit)
+    );
+    assert!(
+        !fx.repo
+            .git(&["ls-tree", "plan/p", "libs/p-1.2.txt"])
+            .is_empty()
+    );
+}
