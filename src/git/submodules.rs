@@ -150,12 +150,17 @@ fn admin_name(worktree: &str, rel: &str) -> String {
     )
 }
 
-/// The linked worktree named by the admin dir `admin` is orch's checkout at `sub`: its back-link
-/// names `sub/.git` and `sub` is a directory (not a link).
-fn is_ours(admin: &Path, sub: &Path) -> bool {
+/// The admin dir `admin` is of orch's checkout at `sub` (its back-link names `sub/.git`),
+/// whatever is at `sub` now.
+fn made_for(admin: &Path, sub: &Path) -> bool {
     let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
     back.trim_end() == sub.join(".git").to_string_lossy()
-        && std::fs::symlink_metadata(sub).is_ok_and(|m| m.is_dir())
+}
+
+/// The linked worktree named by the admin dir `admin` is orch's checkout at `sub`: made for it,
+/// and `sub` is a directory (not a link).
+fn is_ours(admin: &Path, sub: &Path) -> bool {
+    made_for(admin, sub) && std::fs::symlink_metadata(sub).is_ok_and(|m| m.is_dir())
 }
 
 /// The commit the checkout with admin dir `admin` (of `repo`) is at: a detached HEAD, or the
@@ -399,7 +404,11 @@ impl Sync<'_> {
         oid: Oid,
         rel: &str,
     ) -> bool {
-        if is_ours(admin, sub) {
+        // Nothing but (at most) its `.git` file: a directory git just made for the gitlink, or
+        // a checkout whose files are gone (the submodule around it was checked out again).
+        let bare =
+            std::fs::read_dir(sub).is_ok_and(|d| d.flatten().all(|e| e.file_name() == ".git"));
+        if !bare && is_ours(admin, sub) {
             if let Err(e) = pin(admin, sub) {
                 self.note(rel, e);
                 return false;
@@ -452,14 +461,17 @@ impl Sync<'_> {
                 }
             };
         }
-        if !self.populate {
+        // A checkout orch made whose directory an agent removed (or replaced by a link, removed
+        // above) is made again, as a new one is where asked.
+        let made_before = made_for(admin, sub);
+        if !self.populate && !made_before {
             return false;
         }
         // git makes an empty directory for a gitlink it checks out; none (a sparse plan's
         // entry outside its paths): nothing to do.
         match std::fs::symlink_metadata(sub) {
-            Ok(m) if m.is_dir() && std::fs::read_dir(sub).is_ok_and(|mut d| d.next().is_none()) => {
-            }
+            Ok(m) if m.is_dir() && bare => {}
+            Err(_) if made_before && std::fs::create_dir(sub).is_ok() => {}
             Ok(_) => {
                 self.note(
                     rel,

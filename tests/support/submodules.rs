@@ -81,8 +81,14 @@ pub fn plans(fx: &Fixture, (mode, extra): (&str, &[&str]), defaults: &str, pool:
     repo.write("docs/plans/q.md", text);
     let mut args = vec![super::utf8(&fx.journal), mode];
     args.extend_from_slice(extra);
+    // `retries = 0` unless `defaults` says otherwise.
+    let retries = if defaults.contains("retries") {
+        ""
+    } else {
+        "retries = 0\n"
+    };
     let mut toml = format!(
-        "[defaults]\nmax_agents = 2\nretries = 0\nbackoff = \"0s\"\n{defaults}\n\n[agents.a]\n\
+        "[defaults]\nmax_agents = 2\n{retries}backoff = \"0s\"\n{defaults}\n\n[agents.a]\n\
          command = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n\
          parallel_tasks = {}\n",
         agent("submodule_agent.sh", &args),

@@ -4,7 +4,8 @@
 //! `ext::` URL (which would create a marker file if git ever used it) and adds a submodule
 //! `evil` from a repository of its own; task 1.2 then takes a pool worktree again (and the plan
 //! worktree follows the landing): neither URL is used, `evil/` stays empty, `libs/sub` is the
-//! main repository's.
+//! main repository's. A symlink an agent leaves where the submodule goes is removed, never
+//! followed, and the submodule checked out again for the next attempt.
 
 use crate::support::submodules::{fixture, gitlink, journal, plans};
 use crate::support::utf8;
@@ -63,4 +64,41 @@ fn an_agents_gitmodules_is_never_used() {
         repo.git(&["config", "submodule.libs/sub.url"]),
         "https://127.0.0.1:9/none.git"
     );
+}
+
+#[test]
+fn a_link_where_the_submodule_goes_is_removed_not_followed() {
+    let fx = fixture();
+    let repo = &fx.repo;
+    let outside = repo.outside("target-dir");
+    std::fs::create_dir_all(&outside).expect("outside dir");
+    std::fs::write(outside.join("keep.txt"), "keep\n").expect("keep");
+    plans(
+        &fx,
+        ("link", &[utf8(&outside)]),
+        "retries = 1",
+        false,
+        false,
+    );
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    assert!(
+        journal.iter().any(|l| l.ends_with(" linked")),
+        "{journal:#?}"
+    );
+    // The second attempt found the submodule checked out again.
+    let again = journal
+        .iter()
+        .filter(|l| l.starts_with("start p 1.1 "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no second attempt: {journal:#?}"));
+    assert!(again.contains("sub=yes inner=yes"), "{again}");
+    // Nothing was written through the link.
+    let names: Vec<String> = std::fs::read_dir(&outside)
+        .expect("outside dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["keep.txt"]);
+    assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));
 }
