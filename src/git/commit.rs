@@ -453,9 +453,10 @@ pub(crate) fn head_commit<'r>(
     }
 }
 
-/// The paths `git status` would list: changed, deleted, untracked (not ignored). Submodules are
-/// left out: libgit2 would open each through its agent-written `.git` file; orch looks at its
-/// own submodule checkouts itself ([`super::submodules`]).
+/// The paths `git status` would list: changed, deleted, untracked (not ignored). libgit2 leaves
+/// submodules out (it would open each through its agent-written `.git` file): orch's own
+/// submodule checkouts are looked at by [`super::submodules::submodule_dirt`] (a checkout whose
+/// commit moved, the changes inside one).
 pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<String>, GitError> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
@@ -487,6 +488,7 @@ pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<Stri
                     .is_some_and(|i| super::sparse::is_skipped_deletion(i, e.path_bytes())))
         })
         .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
+        .chain(super::submodules::submodule_dirt(worktree))
         .collect())
 }
 

@@ -388,6 +388,13 @@ pub fn remove_pool(
                 saved.push(refname);
             }
         }
+        // Changes inside a submodule checkout are not the slot's to save (they belong to the
+        // submodule's repository): the slot stays.
+        let inside = super::submodules::submodule_dirt(&path);
+        if path.is_dir() && !inside.is_empty() {
+            tracing::warn!(slot = %path.display(), ?inside, "pool slot kept: changes inside submodules");
+            continue;
+        }
         // The directory orch made and the entry, never the back-link's directory.
         let entries = read_entries(repo.commondir())?;
         if let Some(entry) = entries.iter().find(|e| e.name == slot) {

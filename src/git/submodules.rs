@@ -241,9 +241,15 @@ fn prune_gone(modules: &Path) {
         if !name.to_string_lossy().starts_with("orch-") {
             continue;
         }
-        let back = std::fs::read_to_string(entry.path().join("gitdir")).unwrap_or_default();
-        let back = Path::new(back.trim_end());
-        if back.as_os_str().is_empty() || std::fs::symlink_metadata(back).is_err() {
+        // Gone: the directory its back-link is in (the checkout's) no longer exists. An entry
+        // without a back-link yet is one being made (another worktree's, now): left alone.
+        let Ok(back) = std::fs::read_to_string(entry.path().join("gitdir")) else {
+            continue;
+        };
+        let Some(dir) = Path::new(back.trim_end()).parent() else {
+            continue;
+        };
+        if !dir.as_os_str().is_empty() && std::fs::symlink_metadata(dir).is_err() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -499,6 +505,8 @@ pub struct SubmoduleChanges {
     /// Checkouts whose HEAD moved (an agent committed inside): the new gitlinks the commit
     /// records, one line each, `submodule <path>: <old> -> <new>` (short ids).
     pub moved: Vec<String>,
+    /// The paths of those checkouts.
+    pub moved_paths: Vec<String>,
     /// Uncommitted changes inside them (paths from the worktree's root): committing the
     /// superproject would lose them. A nested checkout whose HEAD moved is one too (its new
     /// commit must be committed in the submodule around it).
@@ -509,17 +517,38 @@ pub struct SubmoduleChanges {
 /// found from orch's records; each checkout's `.git` put back first, so that the commit's `git
 /// add -A` reads the submodule's HEAD there). Nothing when the repository has no submodules.
 pub fn submodule_changes(worktree: &Path) -> Result<SubmoduleChanges, String> {
-    walk(worktree, false)
+    walk(worktree, Mode::Commit)
+}
+
+/// The paths of [`submodule_changes`] (uncommitted changes, and the checkouts whose commit
+/// moved), read only: for a caller that decides whether a worktree holds work (before removing
+/// or resetting it), where libgit2's status leaves submodules out.
+pub(crate) fn submodule_dirt(worktree: &Path) -> Vec<String> {
+    walk(worktree, Mode::Read).map_or_else(
+        |e| vec![format!("(submodules: {e})")],
+        |c| c.moved_paths.into_iter().chain(c.dirty).collect(),
+    )
 }
 
 /// Puts back the `.git` file (and admin files) of each of orch's submodule checkouts in
 /// `worktree`, nothing else read: before libgit2 stages the worktree (a save before a reset),
 /// which would open a submodule through that file.
 pub(crate) fn pin_submodules(worktree: &Path) -> Result<(), String> {
-    walk(worktree, true).map(drop)
+    walk(worktree, Mode::Pin).map(drop)
 }
 
-fn walk(worktree: &Path, pin_only: bool) -> Result<SubmoduleChanges, String> {
+/// What a walk of the checkouts does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reads what changed, and puts back each checkout's files for the commit that follows.
+    Commit,
+    /// Reads what changed, nothing written (orch's own reads never go through a `.git` file).
+    Read,
+    /// Only puts back each checkout's files.
+    Pin,
+}
+
+fn walk(worktree: &Path, mode: Mode) -> Result<SubmoduleChanges, String> {
     let mut changes = SubmoduleChanges::default();
     let Ok(loc) = super::locate::locate(worktree) else {
         return Ok(changes);
@@ -546,7 +575,7 @@ fn walk(worktree: &Path, pin_only: bool) -> Result<SubmoduleChanges, String> {
     let walk = Walk {
         wt_name: &wt_name,
         top: true,
-        pin_only,
+        mode,
     };
     walk.level((common, &trusted), &tree, &loc.work_tree, "", &mut changes)?;
     Ok(changes)
@@ -557,8 +586,7 @@ struct Walk<'a> {
     wt_name: &'a str,
     /// The worktree's own submodules (not nested ones).
     top: bool,
-    /// Only put back each checkout's files ([`pin_submodules`]).
-    pin_only: bool,
+    mode: Mode,
 }
 
 impl Walk<'_> {
@@ -593,8 +621,10 @@ impl Walk<'_> {
             let Some(repo) = open_git_dir(&modules) else {
                 continue;
             };
-            pin(&admin, &sub)?;
-            if self.pin_only {
+            if self.mode != Mode::Read {
+                pin(&admin, &sub)?;
+            }
+            if self.mode == Mode::Pin {
                 let nested = declared(&repo, &modules);
                 let tree = admin_head(&repo, &admin)
                     .and_then(|h| repo.find_commit(h).ok())
@@ -617,6 +647,7 @@ impl Walk<'_> {
             if head != recorded {
                 let short = |o: Oid| o.to_string()[..7].to_string();
                 if self.top {
+                    out.moved_paths.push(rel.clone());
                     out.moved.push(format!(
                         "submodule {rel}: {} -> {}",
                         short(recorded),
