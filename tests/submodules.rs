@@ -153,6 +153,18 @@ fn uncommitted_changes_inside_a_submodule_fail_the_task_and_stay() {
         gitlink(&fx.repo, "plan/p"),
         format!("160000 {}", fx.sub_commit)
     );
+    // Not even `orch clean --force` removes the worktree with them.
+    let (code, out, err) = fx.repo.run(&["clean", "--force", "p"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("libs/sub/dirty.txt"),
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("libs/sub/dirty.txt")).unwrap_or_default(),
+        "dirty\n",
+        "{out}\n{err}"
+    );
 }
 
 #[test]
