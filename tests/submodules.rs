@@ -306,3 +306,29 @@ fn a_sparse_plan_gets_the_submodules_its_paths_hold() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_main_checkout_without_gitmodules_is_told_apart() {
+    let fx = fixture();
+    plans(&fx, ("any", &[]), "", true, false);
+    // The main work tree on a branch that declares no submodule; the plans start from `main`,
+    // which does.
+    let repo = &fx.repo;
+    repo.git(&["switch", "-q", "-c", "other"]);
+    repo.git(&["rm", "-q", "--cached", "libs/sub", ".gitmodules"]);
+    repo.git(&["commit", "-q", "-m", "no submodules here"]);
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    for s in journal.iter().filter(|l| l.starts_with("start ")) {
+        assert!(s.contains("sub=no"), "{s}");
+    }
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains(
+                "has a `.gitmodules`, the commit checked out in the main work tree has none"
+            ))),
+        "{out}"
+    );
+}

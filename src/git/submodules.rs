@@ -299,7 +299,7 @@ pub fn sync_submodules(worktree: &Path, populate: bool) -> Vec<String> {
     };
     let trusted = declared(&main, common);
     if trusted.is_empty() {
-        return Vec::new();
+        return undeclared(&main, worktree, populate);
     }
     let Some(tree) = head_tree_id(worktree).and_then(|t| main.find_tree(t).ok()) else {
         return Vec::new();
@@ -312,6 +312,26 @@ pub fn sync_submodules(worktree: &Path, populate: bool) -> Vec<String> {
     };
     sync.level(common, &trusted, &tree, &loc.work_tree, "");
     sync.notes
+}
+
+/// The note for a worktree whose commit has a `.gitmodules` where the main checkout's commit
+/// has none (submodules are read from the main checkout's only): one more tree lookup, only
+/// when a worktree is made or taken.
+fn undeclared(main: &Repository, worktree: &Path, populate: bool) -> Vec<String> {
+    let has = populate
+        && gitmodules_blob(main).is_none()
+        && head_tree_id(worktree)
+            .and_then(|t| main.find_tree(t).ok())
+            .is_some_and(|t| t.get_name(".gitmodules").is_some());
+    if !has {
+        return Vec::new();
+    }
+    let message = format!(
+        "the commit of `{}` has a `.gitmodules`, the commit checked out in the main work tree has none: submodules are checked out only as the main checkout declares them (none here)",
+        worktree.display()
+    );
+    tracing::warn!("{message}");
+    vec![message]
 }
 
 struct Sync<'a> {
