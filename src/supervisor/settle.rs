@@ -167,7 +167,10 @@ fn submodule_lines(plan: &PlanCtx, tree: &std::path::Path) -> Result<Vec<String>
             tree.display()
         )
     })?;
-    if changes.dirty.is_empty() {
+    // With `parallel` > 1 the plan worktree's other agents may be writing inside a submodule
+    // for tasks of their own: their changes stay there (nothing resets that worktree).
+    let shared = plan.parallel > 1 && tree == plan.worktree.as_path();
+    if changes.dirty.is_empty() || shared {
         return Ok(changes.moved);
     }
     let mut cause = format!(
@@ -285,7 +288,12 @@ fn commit_in_worktree(
 ) -> Result<String, CommitError> {
     let _git = lock_git(plan)?;
     pin(&plan.worktree, &plan.branch)?;
-    let lines = submodule_lines(plan, &plan.worktree).map_err(CommitError::Failed)?;
+    // Only a commit that takes the worktree's changes takes its submodules' (a task reported
+    // from outside while an agent writes there leaves them to that agent's task).
+    let lines = match changes {
+        Changes::Take => submodule_lines(plan, &plan.worktree).map_err(CommitError::Failed)?,
+        Changes::Leave => Vec::new(),
+    };
     let message = with_submodule_lines(&plan.commit_message(id, description), &lines);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
