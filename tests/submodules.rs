@@ -4,8 +4,11 @@
 //! task worktrees) has both checked out from the main repository's `.git/modules` when its agent
 //! runs; the gitlinks stay in the tasks' commits and in `orch merge`'s; a task that commits
 //! inside the submodule moves the gitlink and says so; one that leaves a change there fails with
-//! its path, and nothing is lost; `submodules = false` leaves them empty; a missing modules dir
-//! is a warning. Through the real binary with `tests/fixtures/agents/submodule_agent.sh`.
+//! its path, and nothing is lost (a confined agent, which cannot commit there, is told why);
+//! `submodules = false` and `submodule.<name>.active = false` leave them empty; a missing modules
+//! dir, and a main checkout whose commit declares none, are warnings; a sparse plan gets those
+//! its paths hold; `verify`'s staging worktree has them. Through the real binary with
+//! `tests/fixtures/agents/submodule_agent.sh`.
 
 mod support;
 
@@ -331,4 +334,18 @@ fn a_main_checkout_without_gitmodules_is_told_apart() {
             ))),
         "{out}"
     );
+}
+
+#[test]
+fn a_submodule_the_repository_turns_off_is_left_empty() {
+    let fx = fixture();
+    fx.repo
+        .git(&["config", "submodule.libs/sub.active", "false"]);
+    plans(&fx, ("any", &[]), "", true, false);
+    let (code, out, err) = fx.repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    for s in journal.iter().filter(|l| l.starts_with("start ")) {
+        assert!(s.contains("sub=no"), "{s}");
+    }
 }
