@@ -77,6 +77,7 @@ fn orch_tree(root: &Path, name: &str, sparse: &[String]) -> (Duration, u64, usiz
         target: "main",
         copy: &[],
         sparse,
+        submodules: true,
     };
     let start = Instant::now();
     let tree = git::ensure_plan_tree(&req).expect("plan worktree");

@@ -249,6 +249,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
             worktree_root: &root,
             copy: &[],
             sparse: &[],
+            submodules: true,
         };
         let start = Instant::now();
         let tree =

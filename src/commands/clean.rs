@@ -381,6 +381,7 @@ fn retire_task_trees(
             worktree_root,
             copy: &[],
             sparse: &[],
+            submodules: false,
         };
         saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
     }

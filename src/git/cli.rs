@@ -31,6 +31,12 @@ pub enum GitTarget<'a> {
     WorkTree(&'a Path),
     /// A git directory (the common one, or a scratch repository), without a work tree.
     GitDir(&'a Path),
+    /// A work tree and its git directory, both from orch's own records (a submodule's checkout
+    /// in a worktree and its admin dir, `super::submodules`): nothing is looked up.
+    Admin {
+        git_dir: &'a Path,
+        work_tree: &'a Path,
+    },
 }
 
 /// `git` for `target`, with orch's settings (see the module's documentation); the caller adds
@@ -46,6 +52,11 @@ pub fn command(target: GitTarget<'_>) -> Result<Command, String> {
         }
         GitTarget::GitDir(dir) => {
             cmd.arg(git_dir_arg(dir)).current_dir(dir);
+        }
+        GitTarget::Admin { git_dir, work_tree } => {
+            cmd.arg(git_dir_arg(git_dir))
+                .arg(work_tree_arg(work_tree))
+                .current_dir(work_tree);
         }
     }
     for setting in SAFE_CONFIG {

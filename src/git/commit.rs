@@ -307,6 +307,7 @@ pub fn save_and_reset(
 ) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
     if dirty_files(&repo, worktree)?.is_empty() {
+        super::submodules::sync_submodules(worktree, false);
         return Ok(None);
     }
     let head = head_commit(&repo, worktree)?.ok_or_else(|| GitError::ReadHead {
@@ -325,6 +326,9 @@ pub fn save_and_reset(
         path: worktree.to_path_buf(),
         source,
     };
+    // libgit2 stages a submodule through its `.git` file: orch's own first.
+    super::submodules::pin_submodules(worktree)
+        .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
     let skipped = super::sparse::skipped_entries(&repo, &index);
@@ -347,6 +351,7 @@ pub fn save_and_reset(
     )?;
     if super::sparse::is_sparse(&repo) {
         super::sparse::reset_hard(worktree)?;
+        super::submodules::sync_submodules(worktree, false);
         return Ok(Some(saved.to_string()));
     }
     // libgit2's reset writes through a symlink the agent left where a directory of HEAD (or of
@@ -361,6 +366,9 @@ pub fn save_and_reset(
             source,
         },
     )?;
+    // Its submodule checkouts follow HEAD again (one with uncommitted changes is left as it
+    // is, with a warning: nothing is lost).
+    super::submodules::sync_submodules(worktree, false);
     Ok(Some(saved.to_string()))
 }
 
@@ -445,13 +453,16 @@ pub(crate) fn head_commit<'r>(
     }
 }
 
-/// The paths `git status` would list: changed, deleted, untracked (not ignored).
+/// The paths `git status` would list: changed, deleted, untracked (not ignored). libgit2 leaves
+/// submodules out (it would open each through its agent-written `.git` file): orch's own
+/// submodule checkouts are looked at by [`super::submodules::submodule_dirt`] (a checkout whose
+/// commit moved, the changes inside one).
 pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<String>, GitError> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
-        .exclude_submodules(false);
+        .exclude_submodules(true);
     let statuses = repo
         .statuses(Some(&mut opts))
         .map_err(|source| GitError::Status {
@@ -477,6 +488,7 @@ pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<Stri
                     .is_some_and(|i| super::sparse::is_skipped_deletion(i, e.path_bytes())))
         })
         .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
+        .chain(super::submodules::submodule_dirt(worktree))
         .collect())
 }
 

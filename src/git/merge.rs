@@ -91,6 +91,8 @@ pub fn merge_into(
         },
         |repo| repo.commit(None, &sig, &sig, message, &tree, &[&ours, &theirs]),
     )?;
+    // The worktree's submodule checkouts follow the merged gitlinks.
+    super::submodules::sync_submodules(worktree, false);
     Ok(MergeOutcome::Merged {
         commit: merged.to_string(),
     })

@@ -25,6 +25,7 @@ mod pool;
 mod refs;
 mod repo;
 mod sparse;
+mod submodules;
 mod task_tree;
 mod warm;
 mod worktree;
@@ -64,6 +65,7 @@ pub use refs::{
 pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
 pub use sparse::{missing_dirs, outside_cone};
+pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
 pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
     retire_landed_task_tree, retire_task_tree, task_branch, task_tree_ids, task_tree_name,

@@ -21,7 +21,7 @@ use super::entries::read_entries;
 use super::marks::mark;
 use super::repo::{branch_commit, open, retry_locked};
 use super::task_tree::{TaskTreeRequest, check_tree_name, task_branch, task_tree_name};
-use super::worktree::{PlanTree, TreeRequest, add_tree, open_main, worktree_lock};
+use super::worktree::{PlanTree, TreeRequest, add_tree, open_main, submodules_of, worktree_lock};
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
 pub fn pool_tree_name(plan: &str, n: usize) -> String {
@@ -150,20 +150,17 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         let slot = pool_tree_name(plan, n);
         let path = req.worktree_root.join(&slot);
         tracing::debug!(plan, task = id, slot = %slot, "task worktree pool: new slot");
-        let copied = add_tree(
-            &repo,
-            &TreeRequest {
-                repo_root: req.repo_root,
-                plan: &slot,
-                branch: &branch,
-                path: &path,
-                target: req.plan_branch,
-                copy: req.copy,
-                sparse: req.sparse,
-            },
-            made.get(),
-            tip.id(),
-        );
+        let treq = TreeRequest {
+            repo_root: req.repo_root,
+            plan: &slot,
+            branch: &branch,
+            path: &path,
+            target: req.plan_branch,
+            copy: req.copy,
+            sparse: req.sparse,
+            submodules: req.submodules,
+        };
+        let copied = add_tree(&repo, &treq, made.get(), tip.id());
         let copied = match copied {
             Ok(c) => c,
             Err(e) => {
@@ -174,6 +171,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         };
         mark_held(&repo.commondir().join("worktrees").join(&slot), &branch)?;
         return Ok(PlanTree {
+            notes: submodules_of(&treq, &path),
             path,
             branch,
             base: tip_hex.clone(),
@@ -209,7 +207,14 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         git_cli(&path, &["checkout", "-q", "-f", &branch])?;
     }
     mark_held(&admin, &branch)?;
+    // The slot's submodules follow its new commit (made where an earlier task left none).
+    let notes = if req.submodules {
+        super::submodules::sync_submodules(&path, true)
+    } else {
+        Vec::new()
+    };
     Ok(PlanTree {
+        notes,
         path,
         branch,
         base: tip_hex.clone(),
@@ -382,6 +387,13 @@ pub fn remove_pool(
             if save_and_reset(&path, &refname, message)?.is_some() {
                 saved.push(refname);
             }
+        }
+        // Changes inside a submodule checkout are not the slot's to save (they belong to the
+        // submodule's repository): the slot stays.
+        let inside = super::submodules::submodule_dirt(&path);
+        if path.is_dir() && !inside.is_empty() {
+            tracing::warn!(slot = %path.display(), ?inside, "pool slot kept: changes inside submodules");
+            continue;
         }
         // The directory orch made and the entry, never the back-link's directory.
         let entries = read_entries(repo.commondir())?;

@@ -70,6 +70,8 @@ pub struct TaskTreeRequest<'a> {
     pub copy: &'a [PathBuf],
     /// The plan's `paths` (a sparse cone), as for the plan's worktree.
     pub sparse: &'a [String],
+    /// Whether the worktree gets its submodules checked out, as for the plan's.
+    pub submodules: bool,
 }
 
 impl TaskTreeRequest<'_> {
@@ -93,6 +95,7 @@ pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
         target: req.plan_branch,
         copy: req.copy,
         sparse: req.sparse,
+        submodules: req.submodules,
     })
 }
 
@@ -364,6 +367,8 @@ pub fn land_task_commit(
             )
         },
     )?;
+    // The plan worktree's submodule checkouts follow the landed gitlinks.
+    super::submodules::sync_submodules(plan_worktree, false);
     Ok(Landed::Landed {
         commit: new.to_string(),
     })

@@ -83,6 +83,8 @@ pub struct TreeRequest<'a> {
     /// The plan's `paths`: a new worktree is a cone-mode sparse checkout of these directories
     /// (see [`super::sparse`]); empty: the whole tree.
     pub sparse: &'a [String],
+    /// Whether the worktree gets its submodules checked out ([`super::submodules`]).
+    pub submodules: bool,
 }
 
 /// The plan's worktree, ready to use.
@@ -101,6 +103,9 @@ pub struct PlanTree {
     pub created: bool,
     /// The paths (relative) copied into the new worktree; paths already there are not replaced.
     pub copied: Vec<PathBuf>,
+    /// What the user is told about the worktree: a submodule that could not be checked out
+    /// ([`super::submodules::sync_submodules`]).
+    pub notes: Vec<String>,
 }
 
 /// What [`ensure_plan_tree`] does (or would do).
@@ -142,14 +147,19 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     );
     sweep_discarded(&path)?;
     match &decision.action {
-        TreeAction::Reuse { base } => Ok(PlanTree {
-            path,
-            branch: req.branch.to_string(),
-            base: base.clone(),
-            head: decision.tip.to_string(),
-            created: false,
-            copied: Vec::new(),
-        }),
+        TreeAction::Reuse { base } => {
+            drop(guard);
+            let notes = submodules_of(req, &path);
+            Ok(PlanTree {
+                path,
+                branch: req.branch.to_string(),
+                base: base.clone(),
+                head: decision.tip.to_string(),
+                created: false,
+                copied: Vec::new(),
+                notes,
+            })
+        }
         TreeAction::Create { base } => {
             let target = repo
                 .find_commit(decision.tip)
@@ -171,6 +181,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
             let made = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard));
             match made {
                 Ok(copied) => Ok(PlanTree {
+                    notes: submodules_of(req, &path),
                     path,
                     branch: req.branch.to_string(),
                     base: base.clone(),
@@ -198,6 +209,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
             })?;
             let copied = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard))?;
             Ok(PlanTree {
+                notes: submodules_of(req, &path),
                 path,
                 branch: req.branch.to_string(),
                 base: base.clone(),
@@ -206,6 +218,16 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                 copied,
             })
         }
+    }
+}
+
+/// The submodules of the worktree at `path` checked out when `req` asks for them (the notes for
+/// the user).
+pub(super) fn submodules_of(req: &TreeRequest, path: &Path) -> Vec<String> {
+    if req.submodules {
+        super::submodules::sync_submodules(path, true)
+    } else {
+        Vec::new()
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Defaults {
     pub protect: Option<Vec<String>>,
     /// Ignored directories copied from the main work tree into a new worktree (`["target"]`).
     pub warm: Vec<Warm>,
+    /// Whether the worktrees orch makes get their submodules checked out (`true`).
+    pub submodules: bool,
 }
 
 impl Default for Defaults {
@@ -109,6 +111,7 @@ impl Default for Defaults {
             sandbox: Default::default(),
             protect: None,
             warm: Vec::new(),
+            submodules: true,
         }
     }
 }
@@ -223,6 +226,8 @@ pub struct PlanEntry {
     pub copy: Vec<PathBuf>,
     /// Resolved `warm` directories (defaults and the plan's own).
     pub warm: Vec<Warm>,
+    /// Resolved: the plan's `submodules`, else `defaults.submodules`.
+    pub submodules: bool,
     /// 1-based line of the entry's `name` key.
     pub line: usize,
     /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.

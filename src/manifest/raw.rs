@@ -57,6 +57,8 @@ pub struct RawDefaults {
     /// Protected paths (`super::protect`).
     pub protect: Option<At<Vec<At<String>>>>,
     pub warm: Option<At<Vec<At<String>>>>,
+    /// Whether worktrees get their submodules checked out (`crate::git::sync_submodules`).
+    pub submodules: Option<At<bool>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -114,6 +116,7 @@ pub struct RawPlan {
     /// Protected paths (`super::protect`).
     pub protect: Option<At<Vec<At<String>>>>,
     pub warm: Option<At<Vec<At<String>>>>,
+    pub submodules: Option<At<bool>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -218,6 +221,7 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "pass_env",
     "protect",
     "warm",
+    "submodules",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -268,6 +272,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "paths",
     "protect",
     "warm",
+    "submodules",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -341,6 +346,7 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "pass_env" => d.pass_env = string_list(r, &ctx, value),
             "protect" => d.protect = string_list(r, &ctx, value),
             "warm" => d.warm = string_list(r, &ctx, value),
+            "submodules" => d.submodules = boolean(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -447,6 +453,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             paths: None,
             protect: None,
             warm: None,
+            submodules: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -472,6 +479,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "paths" => plan.paths = string_array(r, &ctx, v, None),
                 "protect" => plan.protect = string_list(r, &ctx, v),
                 "warm" => plan.warm = string_list(r, &ctx, v),
+                "submodules" => plan.submodules = boolean(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

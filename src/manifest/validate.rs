@@ -223,6 +223,9 @@ fn defaults(
             duration(r, "defaults.integrate", Some(at), true)
         };
     }
+    if let Some(At { value, .. }) = &d.submodules {
+        out.submodules = *value;
+    }
     if let Some(At { value, .. }) = &d.integrate_feedback {
         out.integrate_feedback = *value;
     }
@@ -581,6 +584,10 @@ fn plans(
             setup,
             copy,
             warm,
+            submodules: plan
+                .submodules
+                .as_ref()
+                .map_or(defaults.submodules, |s| s.value),
             line,
             executor,
             slurm,

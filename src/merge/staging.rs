@@ -71,6 +71,11 @@ impl Staging {
                 })
         };
         let _ = branch.delete();
+        // `verify` builds what the target would hold: its submodules too (from the main
+        // repository's `.git/modules`, no network; one that cannot be checked out is logged).
+        if added.is_ok() {
+            git::sync_submodules(&path, true);
+        }
         // On failure `staging` is dropped here, removing whatever was made.
         added.map(|()| staging)
     }

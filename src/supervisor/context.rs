@@ -170,7 +170,7 @@ pub struct PlanCtx {
     /// The worktree to make in the plan's preparation (`None`: made or reused before the run).
     pub new_tree: Option<NewTree>,
     /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
-    pub made: Arc<tokio::sync::OnceCell<Result<super::Event, String>>>,
+    pub made: Arc<tokio::sync::OnceCell<Result<Vec<super::Event>, String>>>,
     pub agent_name: String,
     pub agent: AgentSpec,
     pub parallel: usize,
@@ -182,6 +182,8 @@ pub struct PlanCtx {
     pub copy: Vec<PathBuf>,
     /// The plan's `paths` (its sparse cone); empty: the whole tree.
     pub paths: Vec<String>,
+    /// `submodules`: whether its worktrees get their submodules checked out.
+    pub submodules: bool,
     pub timeout: Duration,
     pub retries: u32,
     pub setup: Option<Vec<String>>,
@@ -252,6 +254,7 @@ impl PlanCtx {
             made: self.made.clone(),
             copy: self.copy.clone(),
             paths: self.paths.clone(),
+            submodules: self.submodules,
             git_lock: self.git_lock.clone(),
             commits: self.commits.clone(),
             port: self.port.clone(),
@@ -475,6 +478,7 @@ impl PlanCtx {
             worktree_root: self.worktree.parent().unwrap_or(&self.repo_root),
             copy: &self.copy,
             sparse: &self.paths,
+            submodules: self.submodules,
         }
     }
 

@@ -107,7 +107,8 @@ pub enum Input {
     /// A plan's worktree made during the run: its `plan_started`, or why it could not be made.
     TreeMade {
         plan: usize,
-        result: Result<Event, String>,
+        /// `plan_started`, then the notes about the worktree (a submodule not checked out).
+        result: Result<Vec<Event>, String>,
     },
     /// A plan's preparation ended: the events to report, or why the plan is blocked.
     Prepared {

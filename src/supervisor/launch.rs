@@ -78,7 +78,13 @@ impl Effects<'_> {
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
         let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
-            Some(t) => make_task_tree(pc, &pc.plan.tasks[t].id, attempt)?,
+            Some(t) => {
+                let tree = make_task_tree(pc, &pc.plan.tasks[t].id, attempt)?;
+                for message in tree.notes {
+                    self.note(Some(pc.name.clone()), message);
+                }
+                (tree.path, tree.branch, tree.created)
+            }
             None => (pc.worktree.clone(), pc.branch.clone(), false),
         };
         let empty;
@@ -675,9 +681,9 @@ pub(super) fn worktree_port(
 /// Gives task `id` a worktree of the plan's pool for attempt `n`, its task branch at the plan
 /// branch's tip: a slot (and branch) still held by an earlier attempt of the task is saved
 /// (`refs/orch/attempts/<plan>/<id>/<n>-stale`) and freed first; what the slot taken holds is
-/// saved under `<n>-stale-slot` before it is reset. Returns the worktree, the task branch, and
-/// whether the worktree was made now (not reused).
-fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String, bool), String> {
+/// saved under `<n>-stale-slot` before it is reset. Returns the worktree (its path, the task
+/// branch, whether it was made now, the notes about its submodules).
+fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<crate::git::PlanTree, String> {
     let refname = crate::git::stale_attempt_ref(&pc.name, id, n);
     let message = format!(
         "{} {id}: left in its task worktree (saved by orch)",
@@ -705,9 +711,7 @@ fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<(PathBuf, String, bo
         "{} {id}: left in a task worktree before the task took it (saved by orch)",
         pc.name
     );
-    let tree =
-        crate::git::take_pool_tree(&pc.task_tree(id), (&slot_ref, &slot_message)).map_err(why)?;
-    Ok((tree.path, tree.branch, tree.created))
+    crate::git::take_pool_tree(&pc.task_tree(id), (&slot_ref, &slot_message)).map_err(why)
 }
 
 /// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with

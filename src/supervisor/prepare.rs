@@ -87,7 +87,7 @@ pub async fn prepare(
 
 /// Called once with the outcome of making a plan's new worktree, before anyone waiting for it
 /// goes on (the effect runner tells the core: `Input::TreeMade`).
-pub type TreeTold = Box<dyn FnOnce(&Result<Event, String>) + Send>;
+pub type TreeTold = Box<dyn FnOnce(&Result<Vec<Event>, String>) + Send>;
 
 /// Plan `plan`'s new worktree ([`PlanCtx::new_tree`]), made once: by the run's start, which
 /// asks for every new plan's, or by the plan's preparation, whichever comes first; the other
@@ -123,7 +123,7 @@ pub async fn ensure_tree(ctx: Arc<Ctx>, plan: Arc<PlanCtx>, told: TreeTold) -> R
 
 /// Makes the plan's new branch and worktree (with its `copy` and `warm` paths) and records it
 /// (`orchWorktree`, made at the plan's `created_at`); the `plan_started` event.
-fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Event, String> {
+fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Vec<Event>, String> {
     let req = git::TreeRequest {
         repo_root: &plan.repo_root,
         plan: &plan.name,
@@ -132,6 +132,7 @@ fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Event, String> {
         target: &new.target,
         copy: &plan.copy,
         sparse: &plan.paths,
+        submodules: plan.submodules,
     };
     let tree = git::ensure_plan_tree(&req)
         .map_err(|e| format!("cannot make the worktree of plan `{}`: {e}", plan.name))?;
@@ -141,13 +142,19 @@ fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Event, String> {
         Ok(())
     })
     .map_err(|e| format!("cannot record the worktree of plan `{}`: {e}", plan.name))?;
-    Ok(Event::PlanStarted {
+    let notes = tree.notes.iter().map(|message| Event::Note {
+        plan: Some(plan.name.clone()),
+        message: message.clone(),
+    });
+    Ok(std::iter::once(Event::PlanStarted {
         plan: plan.name.clone(),
-        branch: tree.branch,
-        worktree: tree.path,
-        base: tree.base,
+        branch: tree.branch.clone(),
+        worktree: tree.path.clone(),
+        base: tree.base.clone(),
         created: tree.created,
     })
+    .chain(notes)
+    .collect())
 }
 
 fn merge_upstream(

@@ -25,6 +25,7 @@ pub fn settle(
     let id = t.id.as_str();
     match how {
         Settlement::Commit => match refusal(wrote_outside(plan, id), || {
+            submodule_refusal(plan, id)?;
             protected_changes(plan, task.unwrap_or_default(), t)
         }) {
             Some(cause) => fail(plan, id, attempt, &cause, true),
@@ -146,6 +147,52 @@ pub(super) fn refusal(
     }
 }
 
+/// The cause that fails task `id` when its worktree's submodule checkouts hold uncommitted
+/// changes (committing the superproject would lose them): `uncommitted changes inside
+/// submodules: libs/x/a.c`; `Err` with the same cause, so that [`refusal`] stops there.
+fn submodule_refusal(plan: &PlanCtx, id: &str) -> Result<(), String> {
+    let tree = plan
+        .task_worktree(id)
+        .unwrap_or_else(|| plan.worktree.clone());
+    submodule_lines(plan, &tree).map(drop)
+}
+
+/// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
+/// def5678`, one line each, where an agent committed inside one), or the cause that refuses the
+/// commit: uncommitted changes inside a submodule, or a state that cannot be read.
+fn submodule_lines(plan: &PlanCtx, tree: &std::path::Path) -> Result<Vec<String>, String> {
+    let changes = git::submodule_changes(tree).map_err(|e| {
+        format!(
+            "cannot check the submodules of `{}` (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    })?;
+    // With `parallel` > 1 the plan worktree's other agents may be writing inside a submodule
+    // for tasks of their own: their changes stay there (nothing resets that worktree).
+    let shared = plan.parallel > 1 && tree == plan.worktree.as_path();
+    if changes.dirty.is_empty() || shared {
+        return Ok(changes.moved);
+    }
+    let mut cause = format!(
+        "uncommitted changes inside submodules (committing the superproject would lose them; commit them inside the submodule): {}",
+        crate::diagnostic::path_list(&changes.dirty, 10)
+    );
+    if plan.sandbox.rules().is_some() {
+        cause.push_str(
+            " (a confined agent cannot commit inside a submodule: its git directory, the main repository's `.git/modules/<name>`, is not writable; add it to `sandbox_write` or run the agent unconfined)",
+        );
+    }
+    Err(cause)
+}
+
+/// `message` with the submodule lines of its commit as a paragraph of its body.
+fn with_submodule_lines(message: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        return message.to_string();
+    }
+    format!("{}\n\n{}\n", message.trim_end(), lines.join("\n"))
+}
+
 /// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
 /// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed; `Err` (the
 /// cause, naming the check and git's error) when that cannot be checked.
@@ -241,7 +288,13 @@ fn commit_in_worktree(
 ) -> Result<String, CommitError> {
     let _git = lock_git(plan)?;
     pin(&plan.worktree, &plan.branch)?;
-    let message = plan.commit_message(id, description);
+    // Only a commit that takes the worktree's changes takes its submodules' (a task reported
+    // from outside while an agent writes there leaves them to that agent's task).
+    let lines = match changes {
+        Changes::Take => submodule_lines(plan, &plan.worktree).map_err(CommitError::Failed)?,
+        Changes::Leave => Vec::new(),
+    };
+    let message = with_submodule_lines(&plan.commit_message(id, description), &lines);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = if maybe_committed {
         let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
@@ -328,7 +381,8 @@ fn commit_task_tree(
     tree: &std::path::Path,
 ) -> Result<String, CommitError> {
     pin(tree, &git::task_branch(&plan.name, id))?;
-    let message = plan.commit_message(id, description);
+    let lines = submodule_lines(plan, tree).map_err(CommitError::Failed)?;
+    let message = with_submodule_lines(&plan.commit_message(id, description), &lines);
     let prefix = format!("{} {id}:", plan.name);
     let reuse = match git::head_of(tree) {
         Ok((oid, msg))

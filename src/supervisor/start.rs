@@ -457,6 +457,12 @@ impl<'w> Checked<'w> {
                     base: tree.base.clone(),
                     created: tree.created,
                 });
+                for message in &tree.notes {
+                    emit(&Event::Note {
+                        plan: Some(lp.name.clone()),
+                        message: message.clone(),
+                    });
+                }
                 (tree.base, Some(created_at), None)
             }
         };
@@ -504,6 +510,7 @@ impl<'w> Checked<'w> {
             repo_root: self.repo_root.clone(),
             copy,
             paths: entry.paths.clone(),
+            submodules: entry.submodules,
             timeout: entry.timeout,
             retries: entry.retries,
             setup: entry.setup.clone(),
@@ -541,6 +548,7 @@ fn tree_request<'a>(
         target: &manifest.defaults.target,
         copy,
         sparse: &entry.paths,
+        submodules: entry.submodules,
     }
 }
 

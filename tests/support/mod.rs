@@ -13,6 +13,7 @@ pub mod process;
 pub mod repo;
 pub mod shared;
 pub mod status;
+pub mod submodules;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

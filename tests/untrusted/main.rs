@@ -14,6 +14,7 @@ mod links;
 mod processes;
 mod replan;
 mod reports;
+mod submodules;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
 /// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).

@@ -189,6 +189,7 @@ fn with_req<T>(fx: &Fixture, plan: &str, copy: &[PathBuf], f: impl FnOnce(&TreeR
         target: "main",
         copy,
         sparse: &[],
+        submodules: true,
     };
     f(&req)
 }

@@ -27,6 +27,7 @@ fn sparse_fixture() -> (Fixture, PlanTree) {
         target: "main",
         copy: &[],
         sparse: &cone,
+        submodules: true,
     })
     .unwrap();
     (fx, tree)

@@ -14,6 +14,7 @@ fn with_task<T>(fx: &Fixture, id: &str, f: impl FnOnce(&TaskTreeRequest) -> T) -
         worktree_root: &root,
         copy: &[],
         sparse: &[],
+        submodules: true,
     })
 }
 

@@ -203,6 +203,7 @@ fn worktree_of_another_plan_at_the_path_is_foreign() {
         target: "main",
         copy: &[],
         sparse: &[],
+        submodules: true,
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     assert!(
@@ -225,6 +226,7 @@ fn branch_checked_out_elsewhere_is_refused() {
         target: "main",
         copy: &[],
         sparse: &[],
+        submodules: true,
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     match &err {
@@ -260,6 +262,7 @@ fn missing_target_is_invalid() {
         target: "trunk",
         copy: &[],
         sparse: &[],
+        submodules: true,
     };
     let err = ensure_plan_tree(&req).unwrap_err();
     assert!(matches!(err, GitError::TargetMissing { .. }), "{err:?}");

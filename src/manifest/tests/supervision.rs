@@ -118,6 +118,18 @@ fn supervision_keys_report_bad_values_at_their_location() {
             "`defaults.auto_merge` must be true or false",
         ),
         (
+            "[defaults]\nsubmodules = \"yes\"\n",
+            2,
+            14,
+            "`defaults.submodules` must be true or false",
+        ),
+        (
+            "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nsubmodules = 1\n",
+            4,
+            14,
+            "`plan.submodules` must be true or false",
+        ),
+        (
             "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nretries = -1\n",
             4,
             11,

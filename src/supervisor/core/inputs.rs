@@ -483,12 +483,12 @@ impl Core {
     pub(super) fn on_tree_made(
         &mut self,
         p: usize,
-        result: Result<Event, String>,
+        result: Result<Vec<Event>, String>,
         out: &mut Vec<Action>,
     ) {
         self.state.trees_pending = self.state.trees_pending.saturating_sub(1);
         match result {
-            Ok(event) => out.push(Action::Report(event)),
+            Ok(events) => out.extend(events.into_iter().map(Action::Report)),
             // A plan being prepared learns it from its preparation, which waits for its tree;
             // one that is not (it waits for upstream plans) is blocked now.
             Err(reason) if self.state.plans[p].prep == Prep::NotStarted => {

@@ -222,7 +222,7 @@ fn a_worktree_made_during_the_run_is_awaited_and_its_failure_blocks_the_plan() {
         t0,
         Input::TreeMade {
             plan: 0,
-            result: Ok(started.clone()),
+            result: Ok(vec![started.clone()]),
         },
     );
     assert_eq!(reports(&out), [&started]);

@@ -246,7 +246,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             target, max_agents, agent, timeout, retries, verify, merge_strategy, auto_merge,
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
             grace, backoff, log_dir, setup, copy, templates, executor, check, budget, remote,
-            ports, integrate, integrate_feedback, sandbox, protect, warm,
+            ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
         ],
         skip []
     );
@@ -263,7 +263,8 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         new,
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
-            retries, setup, copy, warm, executor, slurm, check, budget, paths, protect,
+            retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
+            protect,
         ],
         skip [name, abs_file, line, paths_at]
     );

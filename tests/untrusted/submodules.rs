@@ -1,0 +1,104 @@
+//! Submodules (issue 41): which submodules a worktree gets, and from where, comes from the main
+//! repository's own configuration and the `.gitmodules` of its checked-out commit, never from a
+//! `.gitmodules` an agent committed. Here task 1.1 commits one that points `libs/sub` at an
+//! `ext::` URL (which would create a marker file if git ever used it) and adds a submodule
+//! `evil` from a repository of its own; task 1.2 then takes a pool worktree again (and the plan
+//! worktree follows the landing): neither URL is used, `evil/` stays empty, `libs/sub` is the
+//! main repository's. A symlink an agent leaves where the submodule goes is removed, never
+//! followed, and the submodule checked out again for the next attempt.
+
+use crate::support::submodules::{fixture, gitlink, journal, plans};
+use crate::support::utf8;
+
+#[test]
+fn an_agents_gitmodules_is_never_used() {
+    let fx = fixture();
+    let repo = &fx.repo;
+    let marker = repo.outside("marker");
+    let evil = repo.outside("evil");
+    std::fs::create_dir_all(&evil).expect("evil dir");
+    repo.git_at(&evil, &["init", "-q", "-b", "main"]);
+    std::fs::write(evil.join("payload.txt"), "payload\n").expect("payload");
+    repo.git_at(&evil, &["add", "-A"]);
+    repo.git_at(&evil, &["commit", "-q", "-m", "evil"]);
+    let evil_commit = repo.git_at(&evil, &["rev-parse", "HEAD"]);
+    let ext = format!("ext::sh -c touch% {}", utf8(&marker));
+    plans(
+        &fx,
+        ("hostile", &[&ext, utf8(&evil), &evil_commit]),
+        "",
+        true,
+        false,
+    );
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    // The agent's .gitmodules and gitlink were committed (orch commits what the agent wrote)...
+    let gitmodules = repo.git(&["show", "plan/p:.gitmodules"]);
+    assert!(gitmodules.contains("ext::"), "{gitmodules}");
+    assert!(!repo.git(&["ls-tree", "plan/p", "evil"]).is_empty());
+    // ... and never used: task 1.2's pool worktree and the plan worktree have the main
+    // repository's submodule, nothing from `evil`, and no command of the agent's URL ran.
+    let second = journal
+        .iter()
+        .find(|l| l.starts_with("start p 1.2 "))
+        .unwrap_or_else(|| panic!("task 1.2 did not run: {journal:#?}"));
+    assert!(
+        second.contains("sub=yes inner=yes evil=no subtext=sub.txt"),
+        "{second}"
+    );
+    let wt = repo.worktree("p");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("libs/sub/sub.txt")).unwrap_or_default(),
+        "sub.txt\n"
+    );
+    assert!(
+        std::fs::read_dir(wt.join("evil")).map_or(true, |mut d| d.next().is_none()),
+        "evil/ is not empty"
+    );
+    assert!(!marker.exists(), "the agent's ext:: URL ran");
+    assert!(!repo.root().join(".git/modules/evil").exists());
+    assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));
+    // The main repository's configuration is untouched.
+    assert_eq!(
+        repo.git(&["config", "submodule.libs/sub.url"]),
+        "https://127.0.0.1:9/none.git"
+    );
+}
+
+#[test]
+fn a_link_where_the_submodule_goes_is_removed_not_followed() {
+    let fx = fixture();
+    let repo = &fx.repo;
+    let outside = repo.outside("target-dir");
+    std::fs::create_dir_all(&outside).expect("outside dir");
+    std::fs::write(outside.join("keep.txt"), "keep\n").expect("keep");
+    plans(
+        &fx,
+        ("link", &[utf8(&outside)]),
+        "retries = 1",
+        false,
+        false,
+    );
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
+    assert!(
+        journal.iter().any(|l| l.ends_with(" linked")),
+        "{journal:#?}"
+    );
+    // The second attempt found the submodule checked out again.
+    let again = journal
+        .iter()
+        .filter(|l| l.starts_with("start p 1.1 "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no second attempt: {journal:#?}"));
+    assert!(again.contains("sub=yes inner=yes"), "{again}");
+    // Nothing was written through the link.
+    let names: Vec<String> = std::fs::read_dir(&outside)
+        .expect("outside dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["keep.txt"]);
+    assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));
+}
