@@ -278,10 +278,12 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
     out
 }
 
-/// The usage file of the attempts logged in `log` (`{{ usage_file }}`): `<task>.usage.json`
-/// beside `<task>.log`; orch makes it empty before each attempt whose argv names it.
+/// The usage file of the attempts logged in `log` (`{{ usage_file }}`): `usage.json` in the
+/// directory `<task>.usage` beside `<task>.log`, which orch makes afresh (empty) before each
+/// attempt whose argv names it and which that attempt may write (a client may write the file
+/// by a rename: Copilot CLI does).
 pub fn usage_file(log: &Path) -> std::path::PathBuf {
-    log.with_extension("usage.json")
+    log.with_extension("usage").join("usage.json")
 }
 
 /// The prefix of the log line `orch up` writes for a confined attempt, before the paths it may

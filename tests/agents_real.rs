@@ -105,6 +105,13 @@ fn two_tasks_through_as(agent: &str, confined: bool) {
             "task {id} was not reported by the agent: {t}\n{}",
             context()
         );
+        // Its usage, from the client's own figures (Copilot CLI's from the usage file, which a
+        // confined attempt may write).
+        assert!(
+            t["orchUsage"]["inputTokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+            "task {id} has no usage: {t}\n{}",
+            context()
+        );
     }
 
     // Each task's file is committed on the plan branch, by its own commit.

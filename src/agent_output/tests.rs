@@ -504,6 +504,6 @@ fn a_usage_file_is_read_as_untrusted() {
     // Beside the attempt's log.
     assert_eq!(
         usage_file(std::path::Path::new("/l/p/1.1.log")),
-        std::path::PathBuf::from("/l/p/1.1.usage.json")
+        std::path::PathBuf::from("/l/p/1.1.usage/usage.json")
     );
 }

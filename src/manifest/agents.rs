@@ -108,8 +108,9 @@ pub struct AgentSpec {
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).
 /// `status_dir` is the directory of `status_file` (what a sandboxed agent must be allowed to
 /// write for `orch task done`).
-/// `usage_file` is a file orch makes empty for each attempt and reads when it ends (a client that
-/// writes its token counts there, GitHub Copilot CLI's `--usage-output-file`).
+/// `usage_file` is a file in a directory orch makes afresh for each attempt and reads when it
+/// ends (a client that writes its token counts there, GitHub Copilot CLI's
+/// `--usage-output-file`).
 /// `orch_dir` is the directory of `orch` (a client that asks before running a command naming a
 /// path outside the worktree must be told it may name orch's: Copilot CLI's `--add-dir`).
 pub const TEMPLATE_VARS: [&str; 11] = [

@@ -122,7 +122,7 @@ impl Effects<'_> {
                 parts.contains(&crate::manifest::TemplatePart::Var("usage_file"))
             })
         });
-        let usage_file = fresh_usage_file(log, names_usage)?;
+        let usage_dir = fresh_usage_dir(log, names_usage)?;
         let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt)
             .then(|| prompt_file_of(pc, id.as_deref().unwrap_or("")));
         if stdin.is_some() && pc.executor != ExecutorKind::Local {
@@ -174,7 +174,7 @@ impl Effects<'_> {
                     }
                 }
                 rules.write.push(report_dir.clone());
-                rules.write.extend(usage_file.iter().cloned());
+                rules.write.extend(usage_dir.iter().cloned());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
                 // The setup script is the repository's, which agents edit: confined too, to
                 // its worktree and the attempt's TMPDIR (no git directory, no state directory).
@@ -635,23 +635,26 @@ fn prompt_file_of(pc: &PlanCtx, id: &str) -> PathBuf {
     ))
 }
 
-/// Makes the usage file of the attempt logged in `log` empty when `argv` names it (the client
-/// writes its token counts there, read when the attempt ends), and removes an earlier one
-/// otherwise; never through a link. Returns it when `argv` names it.
-fn fresh_usage_file(log: &Path, argv_names_it: bool) -> Result<Option<PathBuf>, String> {
+/// Makes the directory of the usage file of the attempt logged in `log` afresh, empty, when
+/// `argv` names the file (the client writes its token counts there, read when the attempt
+/// ends), and removes an earlier one otherwise; never through a link. Returns the directory
+/// (what a confined attempt may write) when `argv` names the file.
+fn fresh_usage_dir(log: &Path, argv_names_it: bool) -> Result<Option<PathBuf>, String> {
     let file = crate::agent_output::usage_file(log);
-    if let Ok(m) = std::fs::symlink_metadata(&file)
-        && !m.is_dir()
-    {
-        std::fs::remove_file(&file)
-            .map_err(|e| format!("cannot remove `{}`: {e}", file.display()))?;
-    }
-    if !argv_names_it {
+    let Some(dir) = file.parent() else {
         return Ok(None);
-    }
-    crate::links::write(&file, b"")
-        .map_err(|e| format!("cannot make `{}`: {e}", file.display()))?;
-    Ok(Some(file))
+    };
+    let made = if argv_names_it {
+        crate::links::fresh_dir(dir)
+    } else {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(dir),
+            Ok(_) => std::fs::remove_file(dir),
+            Err(_) => Ok(()),
+        }
+    };
+    made.map_err(|e| format!("cannot make `{}` afresh: {e}", dir.display()))?;
+    Ok(argv_names_it.then(|| dir.to_path_buf()))
 }
 
 /// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory; the
