@@ -468,7 +468,6 @@ impl KnownCli {
                 "~/.local/share/opencode",
                 "~/.local/state/opencode",
                 "~/.cache/opencode",
-                "~/.opencode",
             ],
             Self::Qwen => &["~/.qwen"],
             // The cache holds the code the `copilot` launcher runs (unpacked on first run).
