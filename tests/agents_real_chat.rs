@@ -9,6 +9,9 @@
 //! Qwen Code as its settings say: the tests' HOME turns its retries off): orch sees the limit
 //! when the client gives up. The rate-limit test first counts the model calls one run of the
 //! client makes before it gives up, then answers exactly that many with a 429.
+//!
+//! One test per client and scenario, so that they run in parallel (most of their time is the
+//! clients' own waits).
 
 mod support;
 
@@ -17,7 +20,6 @@ use support::clis::{RUN_TIMEOUT, client_env, client_run, clis_with, keep_fixture
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, events, named, wait_within};
 
-const CLIENTS: [&str; 3] = ["opencode", "qwen", "copilot"];
 const ONE: &str = "# One\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
 const TWO: &str = "# Two\n\n## Phase 1: Files\n\
 - [ ] 1.1 Create `alpha.txt`\n\
@@ -60,12 +62,11 @@ fn up(repo: &Repo, api: &FakeApi, clis: &std::path::Path) -> (i32, Vec<Value>, S
 /// worth; opencode's cost from the price the user's configuration gives the model), a refusal's
 /// words, a 401 that only a person can fix, a 429 with its reset. The lines are kept as fixtures
 /// for the parser's unit tests (`ORCH_UPDATE_CLIENT_FIXTURES=1`).
-#[test]
-fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes() {
+fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent: &str) {
     use orch::agent_output::{Class, Fatal};
-    for agent in CLIENTS {
+    {
         let Some(clis) = clis_with(agent) else {
-            continue;
+            return;
         };
         let r = client_run(&clis, agent, Behaviour::Normal, &[]);
         let (code, lines, ctx, read) = (r.code, r.lines, r.ctx, r.read);
@@ -128,146 +129,209 @@ fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes() {
 }
 
 /// A refusal: the task fails with the agent's words, nothing is committed.
-#[test]
-fn a_refusal_fails_the_task_with_the_agents_words() {
-    for agent in CLIENTS {
-        let Some(clis) = clis_with(agent) else {
-            continue;
-        };
-        let api = FakeApi::start(Behaviour::Refuse("the task is unclear".into()));
-        let repo = repo_with(agent, ONE, "retries = 0\n");
-        let (code, ev, ctx) = up(&repo, &api, &clis);
-        assert_eq!(code, 5, "{agent}: a task failed\n{ctx}");
-        let failed = named(&ev, "task_failed");
-        assert_eq!(failed.len(), 1, "{agent}\n{ctx}");
-        let error = failed[0]["error"].as_str().unwrap_or_default();
-        assert!(
-            error.contains("I cannot do this: the task is unclear"),
-            "{agent}: {error}\n{ctx}"
-        );
-        assert_eq!(repo.task("p", "1.1")["status"], "failed", "{agent}\n{ctx}");
-        assert!(repo.subjects("plan/p").is_empty(), "{agent}\n{ctx}");
-    }
+fn a_refusal_fails_the_task_with_the_agents_words(agent: &str) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Refuse("the task is unclear".into()));
+    let repo = repo_with(agent, ONE, "retries = 0\n");
+    let (code, ev, ctx) = up(&repo, &api, &clis);
+    assert_eq!(code, 5, "{agent}: a task failed\n{ctx}");
+    let failed = named(&ev, "task_failed");
+    assert_eq!(failed.len(), 1, "{agent}\n{ctx}");
+    let error = failed[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("I cannot do this: the task is unclear"),
+        "{agent}: {error}\n{ctx}"
+    );
+    assert_eq!(repo.task("p", "1.1")["status"], "failed", "{agent}\n{ctx}");
+    assert!(repo.subjects("plan/p").is_empty(), "{agent}\n{ctx}");
 }
 
 /// HTTP 401: the agent is stopped with the fix (exit 6), its task not failed, its retries not
 /// spent.
-#[test]
-fn a_bad_api_key_stops_the_agent_with_the_fix() {
-    for agent in CLIENTS {
-        let Some(clis) = clis_with(agent) else {
-            continue;
-        };
-        let api = FakeApi::start(Behaviour::Unauthorized);
-        let repo = repo_with(agent, TWO, "retries = 3\nbackoff = \"1s\"\n");
-        let (code, ev, ctx) = up(&repo, &api, &clis);
-        assert_eq!(code, 6, "{agent}: an unusable agent is exit 6\n{ctx}");
-        let stopped = named(&ev, "agent_stopped");
-        assert_eq!(stopped.len(), 1, "{agent}\n{ctx}");
-        assert_eq!(stopped[0]["class"], "authentication", "{agent}\n{ctx}");
-        assert!(
-            stopped[0]["fix"]
-                .as_str()
-                .is_some_and(|f| f.contains("log the client")),
-            "{agent}\n{ctx}"
-        );
-        assert_eq!(named(&ev, "task_started").len(), 1, "{agent}\n{ctx}");
-        assert!(named(&ev, "task_failed").is_empty(), "{agent}\n{ctx}");
-        for (id, launches) in [("1.1", 1), ("1.2", 0)] {
-            let t = repo.task("p", id);
-            assert_eq!(t["status"], "pending", "{agent}: {t}\n{ctx}");
-            assert_eq!(t["attempts"].as_u64().unwrap_or(0), launches, "{t}");
-        }
+fn a_bad_api_key_stops_the_agent_with_the_fix(agent: &str) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Unauthorized);
+    let repo = repo_with(agent, TWO, "retries = 3\nbackoff = \"1s\"\n");
+    let (code, ev, ctx) = up(&repo, &api, &clis);
+    assert_eq!(code, 6, "{agent}: an unusable agent is exit 6\n{ctx}");
+    let stopped = named(&ev, "agent_stopped");
+    assert_eq!(stopped.len(), 1, "{agent}\n{ctx}");
+    assert_eq!(stopped[0]["class"], "authentication", "{agent}\n{ctx}");
+    assert!(
+        stopped[0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("log the client")),
+        "{agent}\n{ctx}"
+    );
+    assert_eq!(named(&ev, "task_started").len(), 1, "{agent}\n{ctx}");
+    assert!(named(&ev, "task_failed").is_empty(), "{agent}\n{ctx}");
+    for (id, launches) in [("1.1", 1), ("1.2", 0)] {
+        let t = repo.task("p", id);
+        assert_eq!(t["status"], "pending", "{agent}: {t}\n{ctx}");
+        assert_eq!(t["attempts"].as_u64().unwrap_or(0), launches, "{t}");
     }
 }
 
 /// HTTP 429 until the client gives up: the agent pauses until the reset the API named (1 s),
 /// no task fails, and the relaunched attempt completes the task by the agent's report.
-#[test]
-fn a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes() {
-    for agent in CLIENTS {
-        let Some(clis) = clis_with(agent) else {
-            continue;
-        };
-        // How many model calls one run of the client makes against a lasting 429.
-        let lasting = Behaviour::RateLimited {
-            times: usize::MAX,
-            reset_secs: 1,
-        };
-        let gave_up = client_run(&clis, agent, lasting, &[]);
-        assert_ne!(gave_up.code, 0, "{agent}: {}", gave_up.ctx);
-        let calls = gave_up.calls;
-        assert!(calls >= 1, "{agent}");
-        let api = FakeApi::start(Behaviour::RateLimited {
-            times: calls,
-            reset_secs: 1,
-        });
-        let repo = repo_with(agent, ONE, "retries = 0\n");
-        let (code, ev, ctx) = up(&repo, &api, &clis);
-        assert_eq!(code, 0, "{agent}: the run goes on after the reset\n{ctx}");
-        let paused = named(&ev, "agent_paused");
-        assert_eq!(paused.len(), 1, "{agent}\n{ctx}");
-        assert_eq!(paused[0]["agent"], agent, "{ctx}");
-        let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
-        assert!(wait <= 2_000, "{agent}: waits for the reset: {wait}\n{ctx}");
-        assert_eq!(named(&ev, "agent_resumed").len(), 1, "{agent}\n{ctx}");
-        assert!(named(&ev, "task_failed").is_empty(), "{agent}\n{ctx}");
-        let t = repo.task("p", "1.1");
-        assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
-        assert_eq!(t["notes"], "wrote alpha.txt", "{agent}: reported\n{ctx}");
-    }
+fn a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes(agent: &str) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    // How many model calls one run of the client makes against a lasting 429.
+    let lasting = Behaviour::RateLimited {
+        times: usize::MAX,
+        reset_secs: 1,
+    };
+    let gave_up = client_run(&clis, agent, lasting, &[]);
+    assert_ne!(gave_up.code, 0, "{agent}: {}", gave_up.ctx);
+    let calls = gave_up.calls;
+    assert!(calls >= 1, "{agent}");
+    let api = FakeApi::start(Behaviour::RateLimited {
+        times: calls,
+        reset_secs: 1,
+    });
+    let repo = repo_with(agent, ONE, "retries = 0\n");
+    let (code, ev, ctx) = up(&repo, &api, &clis);
+    assert_eq!(code, 0, "{agent}: the run goes on after the reset\n{ctx}");
+    let paused = named(&ev, "agent_paused");
+    assert_eq!(paused.len(), 1, "{agent}\n{ctx}");
+    assert_eq!(paused[0]["agent"], agent, "{ctx}");
+    let wait = paused[0]["resume_in_ms"].as_u64().expect("resume_in_ms");
+    assert!(wait <= 2_000, "{agent}: waits for the reset: {wait}\n{ctx}");
+    assert_eq!(named(&ev, "agent_resumed").len(), 1, "{agent}\n{ctx}");
+    assert!(named(&ev, "task_failed").is_empty(), "{agent}\n{ctx}");
+    let t = repo.task("p", "1.1");
+    assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
+    assert_eq!(t["notes"], "wrote alpha.txt", "{agent}: reported\n{ctx}");
 }
 
 /// Usage per task from each client's own figures (whole model calls' worth of the fake API's;
 /// opencode's cost from the price the configuration gives the model, none for the others), the
 /// plan's the sum; then a token budget below one task's tokens: the first task runs, the
 /// second never starts.
-#[test]
-fn usage_per_task_counts_then_a_token_budget_stops_launches() {
-    for agent in CLIENTS {
-        let Some(clis) = clis_with(agent) else {
-            continue;
-        };
-        let api = FakeApi::start(Behaviour::Normal);
-        let repo = repo_with(agent, TWO, "");
-        let (code, ev, ctx) = up(&repo, &api, &clis);
-        assert_eq!(code, 0, "{agent}\n{ctx}");
-        let mut tokens = 0;
-        for id in ["1.1", "1.2"] {
-            let t = repo.task("p", id);
-            assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
-            let f = named(&ev, "task_finished")
-                .into_iter()
-                .find(|f| f["task"] == id)
-                .expect("task_finished");
-            let u = &f["usage"];
-            let (i, o) = (
-                u["input_tokens"].as_u64().unwrap_or(0),
-                u["output_tokens"].as_u64().unwrap_or(0),
-            );
-            // At least a write, a report and a final answer, each a whole call's worth.
-            assert!(i >= 3 * USAGE_INPUT && i % USAGE_INPUT == 0, "{agent}: {f}");
-            assert_eq!(o / USAGE_OUTPUT, i / USAGE_INPUT, "{agent}: {f}");
-            match agent {
-                "opencode" => {
-                    let want = (i * 3 + o * 15) as f64 / 1e6;
-                    let got = u["cost_usd"].as_f64().unwrap_or_default();
-                    assert!((got - want).abs() < 1e-5, "{agent}: {f}");
-                }
-                _ => assert!(u["cost_usd"].is_null(), "{agent} names no cost: {f}"),
+fn usage_per_task_counts_then_a_token_budget_stops_launches(agent: &str) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Normal);
+    let repo = repo_with(agent, TWO, "");
+    let (code, ev, ctx) = up(&repo, &api, &clis);
+    assert_eq!(code, 0, "{agent}\n{ctx}");
+    let mut tokens = 0;
+    for id in ["1.1", "1.2"] {
+        let t = repo.task("p", id);
+        assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
+        let f = named(&ev, "task_finished")
+            .into_iter()
+            .find(|f| f["task"] == id)
+            .expect("task_finished");
+        let u = &f["usage"];
+        let (i, o) = (
+            u["input_tokens"].as_u64().unwrap_or(0),
+            u["output_tokens"].as_u64().unwrap_or(0),
+        );
+        // At least a write, a report and a final answer, each a whole call's worth.
+        assert!(i >= 3 * USAGE_INPUT && i % USAGE_INPUT == 0, "{agent}: {f}");
+        assert_eq!(o / USAGE_OUTPUT, i / USAGE_INPUT, "{agent}: {f}");
+        match agent {
+            "opencode" => {
+                let want = (i * 3 + o * 15) as f64 / 1e6;
+                let got = u["cost_usd"].as_f64().unwrap_or_default();
+                assert!((got - want).abs() < 1e-5, "{agent}: {f}");
             }
-            tokens += i + o;
+            _ => assert!(u["cost_usd"].is_null(), "{agent} names no cost: {f}"),
         }
-        let per_task = tokens / 2;
-
-        let api = FakeApi::start(Behaviour::Normal);
-        let budget = per_task / 2;
-        let repo = repo_with(agent, TWO, &format!("budget = \"{budget} tokens\"\n"));
-        let (code, ev, ctx) = up(&repo, &api, &clis);
-        assert_eq!(code, 5, "{agent}\n{ctx}");
-        assert_eq!(named(&ev, "budget_reached").len(), 1, "{agent}\n{ctx}");
-        assert_eq!(named(&ev, "task_started").len(), 1, "{agent}\n{ctx}");
-        assert_eq!(repo.task("p", "1.1")["status"], "completed", "{agent}");
-        assert_eq!(repo.task("p", "1.2")["status"], "pending", "{agent}");
+        tokens += i + o;
     }
+    let per_task = tokens / 2;
+
+    let api = FakeApi::start(Behaviour::Normal);
+    let budget = per_task / 2;
+    let repo = repo_with(agent, TWO, &format!("budget = \"{budget} tokens\"\n"));
+    let (code, ev, ctx) = up(&repo, &api, &clis);
+    assert_eq!(code, 5, "{agent}\n{ctx}");
+    assert_eq!(named(&ev, "budget_reached").len(), 1, "{agent}\n{ctx}");
+    assert_eq!(named(&ev, "task_started").len(), 1, "{agent}\n{ctx}");
+    assert_eq!(repo.task("p", "1.1")["status"], "completed", "{agent}");
+    assert_eq!(repo.task("p", "1.2")["status"], "pending", "{agent}");
+}
+
+#[test]
+fn opencode_prints_what_orch_needs() {
+    opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("opencode");
+}
+
+#[test]
+fn qwen_prints_what_orch_needs() {
+    opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("qwen");
+}
+
+#[test]
+fn copilot_prints_what_orch_needs() {
+    opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("copilot");
+}
+
+#[test]
+fn opencode_a_refusal_fails_the_task() {
+    a_refusal_fails_the_task_with_the_agents_words("opencode");
+}
+
+#[test]
+fn qwen_a_refusal_fails_the_task() {
+    a_refusal_fails_the_task_with_the_agents_words("qwen");
+}
+
+#[test]
+fn copilot_a_refusal_fails_the_task() {
+    a_refusal_fails_the_task_with_the_agents_words("copilot");
+}
+
+#[test]
+fn opencode_a_bad_api_key_stops_the_agent() {
+    a_bad_api_key_stops_the_agent_with_the_fix("opencode");
+}
+
+#[test]
+fn qwen_a_bad_api_key_stops_the_agent() {
+    a_bad_api_key_stops_the_agent_with_the_fix("qwen");
+}
+
+#[test]
+fn copilot_a_bad_api_key_stops_the_agent() {
+    a_bad_api_key_stops_the_agent_with_the_fix("copilot");
+}
+
+#[test]
+fn opencode_a_rate_limit_pauses_the_agent() {
+    a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes("opencode");
+}
+
+#[test]
+fn qwen_a_rate_limit_pauses_the_agent() {
+    a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes("qwen");
+}
+
+#[test]
+fn copilot_a_rate_limit_pauses_the_agent() {
+    a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes("copilot");
+}
+
+#[test]
+fn opencode_usage_per_task_then_a_budget() {
+    usage_per_task_counts_then_a_token_budget_stops_launches("opencode");
+}
+
+#[test]
+fn qwen_usage_per_task_then_a_budget() {
+    usage_per_task_counts_then_a_token_budget_stops_launches("qwen");
+}
+
+#[test]
+fn copilot_usage_per_task_then_a_budget() {
+    usage_per_task_counts_then_a_token_budget_stops_launches("copilot");
 }
