@@ -609,20 +609,14 @@ fn prepare_argv(
         agent_env::ORCH_PORT.to_string(),
         worktree_port(ctx, pc, workdir)?.to_string(),
     ));
-    // What orch sets for the client it knows (opencode's permission rules).
+    // What orch sets for the client it knows (opencode's permission rules, Claude Code's
+    // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
         let confined = pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local;
         let rules = crate::manifest::preset_with_rules(&pc.agent.command).then_some(confined);
-        env.extend(cli.env(rules, &orch_path, |k| std::env::var(k).ok()));
-    }
-    // Claude Code's own retries of API errors would hide a 401 or a limit for minutes.
-    if crate::manifest::KnownCli::of(&argv) == Some(crate::manifest::KnownCli::Claude)
-        && std::env::var_os(agent_env::CLAUDE_CODE_MAX_RETRIES).is_none()
-    {
-        env.push((
-            agent_env::CLAUDE_CODE_MAX_RETRIES.to_string(),
-            agent_env::CLAUDE_RETRIES.to_string(),
-        ));
+        env.extend(cli.env(rules, &orch_path, |k| {
+            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
+        }));
     }
     Ok((argv, env))
 }

@@ -284,7 +284,9 @@ impl KnownCli {
         Some(PrivateState { homes, home_files })
     }
 
-    /// The variables orch sets for an attempt of this client beside its own: opencode's
+    /// The variables orch sets for an attempt of this client beside its own: Claude Code's own
+    /// retries of API errors off unless `orch up`'s environment sets them
+    /// (`CLAUDE_CODE_MAX_RETRIES`: they would hide a 401 or a limit for minutes); opencode's
     /// snapshots off (a git copy of the worktree at every step) and, for the preset's own argv
     /// (`rules`: `Some(confined)`), its permission rules, which it takes from no flag (confined:
     /// orch's rules are the limit; else the shell runs only `orch`, at `orch`); `user` reads
@@ -331,6 +333,10 @@ impl KnownCli {
                 }
                 env
             }
+            Self::Claude if user(crate::agent_env::CLAUDE_CODE_MAX_RETRIES).is_none() => vec![(
+                crate::agent_env::CLAUDE_CODE_MAX_RETRIES.to_string(),
+                crate::agent_env::CLAUDE_RETRIES.to_string(),
+            )],
             _ => Vec::new(),
         }
     }
@@ -371,6 +377,13 @@ impl KnownCli {
         let value_of = |flag: &str| -> Option<&str> {
             let i = command.iter().position(|a| a == flag)?;
             command.get(i + 1).map(String::as_str)
+        };
+        // A permission rule of the client's tool `tool` for orch's own path (`Bash({{ orch }} *)`).
+        let rule_for_orch = |tool: &str| {
+            command.iter().any(|a| {
+                a.starts_with(&format!("{tool}({{{{ orch }}}}"))
+                    || a.starts_with(&format!("{tool}({{{{orch}}}}"))
+            })
         };
         let mut out = Vec::new();
         let mut problem = |message: String, fix: &str| {
@@ -483,10 +496,7 @@ impl KnownCli {
                         "pass `-p {{ prompt }}`, as the preset does (`agent = \"copilot\"`)",
                     );
                 }
-                let runs_orch = has("--allow-all")
-                    || command.iter().any(|a| {
-                        a.starts_with("shell({{ orch }}") || a.starts_with("shell({{orch}}")
-                    });
+                let runs_orch = has("--allow-all") || rule_for_orch("shell");
                 if !runs_orch {
                     problem(
                         "Copilot CLI will refuse the agent's `orch task done` (the shell needs approval, and nobody is there to give it)".into(),
@@ -496,10 +506,7 @@ impl KnownCli {
             }
             Self::Qwen => {
                 if value_of("--approval-mode") != Some("yolo")
-                    && !command.iter().any(|a| {
-                        a.starts_with("run_shell_command({{ orch }}")
-                            || a.starts_with("run_shell_command({{orch}}")
-                    })
+                    && !rule_for_orch("run_shell_command")
                 {
                     problem(
                         "Qwen Code will refuse the agent's `orch task done` (the shell needs approval, and nobody is there to give it)".into(),

@@ -238,6 +238,18 @@ fn opencode_gets_its_permission_rules_and_keeps_the_users_configuration() {
         "confined: orch's rules are the limit"
     );
     assert!(KnownCli::Qwen.env(Some(false), orch, |_| None).is_empty());
+    let claude = KnownCli::Claude.env(Some(false), orch, |_| None);
+    assert_eq!(
+        claude,
+        [("CLAUDE_CODE_MAX_RETRIES".to_string(), "0".to_string())]
+    );
+    assert!(
+        KnownCli::Claude
+            .env(Some(false), orch, |k| (k == "CLAUDE_CODE_MAX_RETRIES")
+                .then(|| "3".into()))
+            .is_empty(),
+        "the user's own setting is kept"
+    );
     // A configuration orch cannot read is passed on as the user wrote it.
     let jsonc = KnownCli::Opencode.env(Some(false), orch, |k| {
         (k == "OPENCODE_CONFIG_CONTENT").then(|| "{ // mine\n}".to_string())
