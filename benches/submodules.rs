@@ -27,12 +27,12 @@
 //! runs another build). Under `cargo test` (no `--bench`) it runs one tiny size (300 files, 2
 //! pooled tasks) once and checks the outcome, so the bench cannot rot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::{big_repo, full_size, git, git_output};
+use support::{big_repo, full_size, git, git_output, median, scratch};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
@@ -257,24 +257,6 @@ fn worktree_add(dir: &Path, sub_commit: &str) -> (f64, f64) {
     (add, start.elapsed().as_secs_f64())
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// A directory for the repositories: under `/dev/shm` when it exists (tmpfs), else the temp dir.
-fn scratch() -> tempfile::TempDir {
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
-        tempfile::Builder::new()
-            .prefix("orch-submodules-")
-            .tempdir_in(shm)
-            .expect("tempdir")
-    } else {
-        tempfile::tempdir().expect("tempdir")
-    }
-}
-
 fn main() {
     let full = full_size();
     let args: Vec<String> = std::env::args().collect();
@@ -302,7 +284,7 @@ fn main() {
         "files", "what", "on", "off", "on - off"
     );
     for files in sizes {
-        let tmp = scratch();
+        let tmp = scratch("orch-submodules-");
         let dir = tmp.path().join("super");
         let start = Instant::now();
         let sub_commit = superproject(&dir, &tmp.path().join("big"), files);

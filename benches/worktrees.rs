@@ -29,12 +29,12 @@
 //! (no `--bench`) it runs one tiny size (300 files, 2 and 4 tasks) in a temp directory and checks
 //! the outcome, so the bench cannot rot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::{big_repo, full_size, git, git_output};
+use support::{big_repo, full_size, git, git_output, median, scratch};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
@@ -274,24 +274,6 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
     )
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// A directory for the repository: under `/dev/shm` when it exists (tmpfs), else the temp dir.
-fn scratch() -> tempfile::TempDir {
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
-        tempfile::Builder::new()
-            .prefix("orch-worktrees-")
-            .tempdir_in(shm)
-            .expect("tempdir")
-    } else {
-        tempfile::tempdir().expect("tempdir")
-    }
-}
-
 fn main() {
     let full = full_size();
     let args: Vec<String> = std::env::args().collect();
@@ -314,7 +296,7 @@ fn main() {
          {runs} run(s) of each, alternating (medians)"
     );
     for files in sizes {
-        let tmp = scratch();
+        let tmp = scratch("orch-worktrees-");
         let dir = tmp.path().join("repo");
         let start = Instant::now();
         big_repo(&dir, files);

@@ -9,28 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::clis::{RUN_TIMEOUT, client_env, clis, clis_with, logs};
+use support::clis::{ONE, RUN_TIMEOUT, TWO, client_env, clis, clis_with, logs, repo_with};
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, events, fixtures, named, toml_array, wait_within};
-
-const ONE: &str = "# One\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
-const TWO: &str = "# Two\n\n## Phase 1: Files\n\
-- [ ] 1.1 Create `alpha.txt`\n\
-- [ ] 1.2 Create `beta.txt` (depends: 1.1)\n";
-
-/// A repository with plan `p` (`plan`) run by the preset `agent`, with `defaults` lines.
-fn repo_with(agent: &str, plan: &str, defaults: &str) -> Repo {
-    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
-    repo.write("docs/plans/p.md", plan);
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"{agent}\"\n{defaults}\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
-        ),
-    );
-    repo.commit_all("plans");
-    repo
-}
 
 /// What one `orch ARGS` run through the real CLIs gave.
 struct Run {

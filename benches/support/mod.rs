@@ -174,3 +174,26 @@ pub fn big_repo(dir: &Path, files: usize) {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "generated"]);
 }
+
+/// The median of `v` (sorted in place).
+#[allow(dead_code)] // Used by the benches that time runs of f64 seconds.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A directory for a bench's repositories, its name starting with `prefix`: under `/dev/shm`
+/// when it exists (tmpfs: this machine's ext4 slows down for minutes after many files are
+/// deleted), else the temp dir.
+#[allow(dead_code)] // Used by the benches that check out large repositories.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(shm)
+            .expect("tempdir")
+    } else {
+        tempfile::tempdir().expect("tempdir")
+    }
+}

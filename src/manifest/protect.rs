@@ -175,29 +175,13 @@ mod tests {
         std::fs::write(repo.join("docs/plans/p.md"), "# P\n").expect("plan");
         let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
         let g = m.guarded(repo, m.plans.first());
-        assert_eq!(
-            g.files,
-            [
-                "plans.toml",
-                "orch/templates/task.md",
-                "orch/templates/plan.md",
-                ".claude/settings.json",
-                ".claude/settings.local.json",
-                ".mcp.json",
-                ".gemini/settings.json",
-                ".codex/config.toml",
-                ".aider.conf.yml",
-                "opencode.json",
-                "opencode.jsonc",
-                ".opencode/opencode.json",
-                ".opencode/opencode.jsonc",
-                ".opencode/plugin",
-                ".opencode/plugins",
-                ".opencode/tool",
-                ".opencode/tools",
-                ".qwen/settings.json"
-            ]
-        );
+        let mut want = vec![
+            "plans.toml".to_string(),
+            "orch/templates/task.md".to_string(),
+            "orch/templates/plan.md".to_string(),
+        ];
+        want.extend(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()));
+        assert_eq!(g.files, want);
         let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<String>>();
         assert_eq!(
             g.commands,

@@ -341,3 +341,24 @@ pub fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
         std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("write fixture");
     }
 }
+
+/// A plan of one task.
+pub const ONE: &str = "# One\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
+/// A plan of two tasks, the second after the first.
+pub const TWO: &str = "# Two\n\n## Phase 1: Files\n\
+- [ ] 1.1 Create `alpha.txt`\n\
+- [ ] 1.2 Create `beta.txt` (depends: 1.1)\n";
+
+/// A repository with plan `p` (`plan`) run by the preset `agent`, with `defaults` lines.
+pub fn repo_with(agent: &str, plan: &str, defaults: &str) -> Repo {
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write("docs/plans/p.md", plan);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\n{defaults}\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}

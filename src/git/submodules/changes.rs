@@ -6,7 +6,7 @@ use std::path::Path;
 use git2::Oid;
 
 use super::{
-    Declared, GITLINK, admin_head, admin_name, declared, dirty, head_tree_id, is_ours,
+    Declared, admin_head, admin_name, declared, dirty, gitlink, head_tree_id, is_ours,
     open_git_dir, pin,
 };
 
@@ -105,12 +105,7 @@ impl Walk<'_> {
     ) -> Result<(), String> {
         for d in trusted {
             let rel = format!("{prefix}{}", d.path);
-            let Some(recorded) = tree
-                .get_path(Path::new(&d.path))
-                .ok()
-                .filter(|e| e.filemode() == GITLINK)
-                .map(|e| e.id())
-            else {
+            let Some(recorded) = gitlink(tree, &d.path) else {
                 continue;
             };
             let modules = git_dir.join("modules").join(&d.name);

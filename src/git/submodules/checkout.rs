@@ -5,7 +5,7 @@ use std::path::Path;
 use git2::{Oid, Repository};
 
 use super::{
-    Declared, GITLINK, GitTarget, LEFT_PREFIX, admin_head, admin_name, declared, dirty, git,
+    Declared, GitTarget, LEFT_PREFIX, admin_head, admin_name, declared, dirty, git, gitlink,
     gitmodules_blob, head_tree_id, is_ours, made_for, open_git_dir, pin, put,
 };
 
@@ -129,12 +129,7 @@ impl Sync<'_> {
     ) {
         for d in trusted {
             let rel = format!("{prefix}{}", d.path);
-            let Some(oid) = tree
-                .get_path(Path::new(&d.path))
-                .ok()
-                .filter(|e| e.filemode() == GITLINK)
-                .map(|e| e.id())
-            else {
+            let Some(oid) = gitlink(tree, &d.path) else {
                 continue;
             };
             let modules = git_dir.join("modules").join(&d.name);

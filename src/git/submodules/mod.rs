@@ -39,6 +39,14 @@ pub use checkout::sync_submodules;
 /// The mode of a gitlink (a submodule's entry in a tree).
 const GITLINK: i32 = 0o160000;
 
+/// The commit `tree` records for the submodule at `path`, when that entry is a gitlink.
+fn gitlink(tree: &git2::Tree<'_>, path: &str) -> Option<git2::Oid> {
+    tree.get_path(std::path::Path::new(path))
+        .ok()
+        .filter(|e| e.filemode() == GITLINK)
+        .map(|e| e.id())
+}
+
 /// Where the commit a submodule's checkout was moved away from is kept (in the submodule's
 /// repository), so that a commit an agent made there and orch did not land is not lost.
 const LEFT_PREFIX: &str = "refs/orch/left/";

@@ -39,15 +39,7 @@ impl Conversation {
         match api {
             Api::ChatTools => {
                 for m in body["messages"].as_array().into_iter().flatten() {
-                    let text = match &m["content"] {
-                        Value::String(s) => s.clone(),
-                        Value::Array(parts) => parts
-                            .iter()
-                            .filter_map(|p| p["text"].as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                        _ => String::new(),
-                    };
+                    let text = text_of(&m["content"]);
                     // Where each client says its working directory is: opencode, Qwen Code,
                     // Copilot CLI.
                     for marker in [
@@ -72,10 +64,7 @@ impl Conversation {
                                     c["function"]["arguments"].as_str().unwrap_or("{}"),
                                 )
                                 .unwrap_or(Value::Null);
-                                let call = args["command"]
-                                    .as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| args.to_string());
+                                let call = command_of(&args);
                                 calls
                                     .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
                             }
@@ -110,25 +99,13 @@ impl Conversation {
                                 prompt.push('\n');
                             }
                             Some("tool_use") => {
-                                let input = &c["input"];
-                                let call = input["command"]
-                                    .as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| input.to_string());
+                                let call = command_of(&c["input"]);
                                 calls
                                     .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
                             }
                             Some("tool_result") => {
                                 let id = c["tool_use_id"].as_str().unwrap_or_default();
-                                let output = match &c["content"] {
-                                    Value::String(s) => s.clone(),
-                                    Value::Array(parts) => parts
-                                        .iter()
-                                        .filter_map(|p| p["text"].as_str())
-                                        .collect::<Vec<_>>()
-                                        .join("\n"),
-                                    other => other.to_string(),
-                                };
+                                let output = text_of(&c["content"]);
                                 results.push(ToolResult {
                                     api: "anthropic",
                                     call: calls.get(id).cloned().unwrap_or_default(),
@@ -155,12 +132,7 @@ impl Conversation {
                         let call = &part["functionCall"];
                         if call.is_object() {
                             let args = &call["args"];
-                            pending.push(
-                                args["command"]
-                                    .as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| args.to_string()),
-                            );
+                            pending.push(command_of(args));
                         }
                         let resp = &part["functionResponse"];
                         if resp.is_object() {
@@ -320,6 +292,27 @@ impl Conversation {
             }
         }
     }
+}
+
+/// A message's or tool result's text: a string, or the text parts of an array joined by lines.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// What a tool call runs: its `command` argument, else its arguments as JSON.
+fn command_of(args: &Value) -> String {
+    args["command"]
+        .as_str()
+        .map_or_else(|| args.to_string(), str::to_string)
 }
 
 /// Whether a chat client's tool result says the call failed: refused by the client's rules
