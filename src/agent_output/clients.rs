@@ -15,6 +15,7 @@
 //!   could write too, so it is read as what it is: a bounded, untrusted file.
 
 use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use serde_json::Value;
@@ -83,9 +84,16 @@ pub(super) fn copilot_error(v: &Value) -> (String, Option<u64>) {
 }
 
 /// The tokens a client wrote to its usage file (Copilot CLI's `--usage-output-file`), summed
-/// over its models; `None` when the file is missing, empty, a link, too big or not such a file.
+/// over its models; `None` when the file is missing, empty, a link, a FIFO or another special
+/// file, too big or not such a file.
 pub fn read_usage_file(path: &Path) -> Option<Usage> {
-    let f = crate::links::no_follow().read(true).open(path).ok()?;
+    // Not through a link, and without waiting on a FIFO the agent may have left in its place
+    // (the open of one for reading would block until a writer came).
+    let f = crate::links::no_follow()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
     if !f.metadata().ok()?.is_file() {
         return None;
     }

@@ -466,8 +466,8 @@ fn real_opencode_qwen_and_copilot_output() {
     }
 }
 
-/// Copilot CLI's usage file: the tokens of every model summed; a link, a directory, a file
-/// too big or not such a file gives none (the agent can write the file).
+/// Copilot CLI's usage file: the tokens of every model summed; a link, a directory, a FIFO, a
+/// file too big or not such a file gives none (the agent can write the file).
 #[test]
 fn a_usage_file_is_read_as_untrusted() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -490,6 +490,10 @@ fn a_usage_file_is_read_as_untrusted() {
     std::os::unix::fs::symlink(&file, &link).expect("link");
     assert_eq!(read_usage_file(&link), None, "a link is not followed");
     assert_eq!(read_usage_file(dir.path()), None);
+    // A FIFO left in its place is not waited on.
+    let fifo = dir.path().join("fifo.usage.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    assert_eq!(read_usage_file(&fifo), None, "a FIFO is not read");
     std::fs::write(&file, "").expect("empty");
     assert_eq!(read_usage_file(&file), None);
     std::fs::write(
