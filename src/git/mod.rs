@@ -24,6 +24,7 @@ mod named;
 mod pool;
 mod refs;
 mod repo;
+mod size;
 mod sparse;
 mod submodules;
 mod task_tree;
@@ -64,6 +65,7 @@ pub use refs::{
 };
 pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
+pub use size::lines_changed;
 pub use sparse::{missing_dirs, outside_cone};
 pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
 pub use task_tree::{

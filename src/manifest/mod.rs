@@ -2,6 +2,7 @@
 //! `file:line:col` diagnostics.
 
 mod agents;
+mod best_of;
 mod budget;
 mod executor;
 mod load;
@@ -26,6 +27,7 @@ pub use agents::{
     TEMPLATE_VARS, TemplatePart, confined_variant, parse_template, preset_with_rules, presets,
     render_template,
 };
+pub use best_of::{AttemptsStop, BestOf};
 pub use budget::{Budget, parse_budget};
 pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};
 pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};

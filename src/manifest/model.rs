@@ -76,6 +76,8 @@ pub struct Defaults {
     pub warm: Vec<Warm>,
     /// Whether the worktrees orch makes get their submodules checked out (`true`).
     pub submodules: bool,
+    /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` (`attempts = 1`: off).
+    pub best_of: super::best_of::BestOf,
 }
 
 impl Default for Defaults {
@@ -112,6 +114,7 @@ impl Default for Defaults {
             protect: None,
             warm: Vec::new(),
             submodules: true,
+            best_of: Default::default(),
         }
     }
 }
@@ -246,6 +249,8 @@ pub struct PlanEntry {
     /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (the
     /// check's own files are protected).
     pub protect: Option<super::protect::Protect>,
+    /// Resolved best of N: the plan's keys over `[defaults]`'.
+    pub best_of: super::best_of::BestOf,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -285,7 +290,7 @@ impl Manifest {
     /// Whether `orch up` runs each task of `plan` in a task worktree of its own:
     /// `parallel_tasks` above 1 with a task-mode agent.
     pub fn task_trees(&self, plan: &PlanEntry) -> bool {
-        plan.parallel_tasks > 1
+        (plan.parallel_tasks > 1 || plan.best_of.attempts > 1)
             && self
                 .agent_of(plan)
                 .is_some_and(|a| a.mode == super::agents::AgentMode::Task)
@@ -295,7 +300,8 @@ impl Manifest {
     /// `parallel_tasks` with task worktrees, else `parallel`.
     pub fn agents_per_plan(&self, plan: &PlanEntry) -> usize {
         if self.task_trees(plan) {
-            plan.parallel_tasks
+            // The attempts of a best-of-N task run at once.
+            plan.parallel_tasks.max(plan.best_of.attempts as usize)
         } else if self
             .agent_of(plan)
             .is_some_and(|a| a.mode == super::agents::AgentMode::Plan)

@@ -59,6 +59,8 @@ pub struct RawDefaults {
     pub warm: Option<At<Vec<At<String>>>>,
     /// Whether worktrees get their submodules checked out (`crate::git::sync_submodules`).
     pub submodules: Option<At<bool>>,
+    /// Best of N (`super::best_of`).
+    pub best_of: super::best_of::RawBestOf,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -117,6 +119,8 @@ pub struct RawPlan {
     pub protect: Option<At<Vec<At<String>>>>,
     pub warm: Option<At<Vec<At<String>>>>,
     pub submodules: Option<At<bool>>,
+    /// Best of N (`super::best_of`).
+    pub best_of: super::best_of::RawBestOf,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -222,6 +226,10 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "protect",
     "warm",
     "submodules",
+    "attempts",
+    "agents",
+    "select",
+    "attempts_stop",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -273,6 +281,10 @@ pub const PLAN_KEYS: &[&str] = &[
     "protect",
     "warm",
     "submodules",
+    "attempts",
+    "agents",
+    "select",
+    "attempts_stop",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -347,6 +359,10 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "protect" => d.protect = string_list(r, &ctx, value),
             "warm" => d.warm = string_list(r, &ctx, value),
             "submodules" => d.submodules = boolean(r, &ctx, value),
+            "attempts" => d.best_of.attempts = integer(r, &ctx, value),
+            "agents" => d.best_of.agents = string_list(r, &ctx, value),
+            "select" => d.best_of.select = string_list(r, &ctx, value),
+            "attempts_stop" => d.best_of.stop = string(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -454,6 +470,7 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             protect: None,
             warm: None,
             submodules: None,
+            best_of: Default::default(),
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -480,6 +497,10 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "protect" => plan.protect = string_list(r, &ctx, v),
                 "warm" => plan.warm = string_list(r, &ctx, v),
                 "submodules" => plan.submodules = boolean(r, &ctx, v),
+                "attempts" => plan.best_of.attempts = integer(r, &ctx, v),
+                "agents" => plan.best_of.agents = string_list(r, &ctx, v),
+                "select" => plan.best_of.select = string_list(r, &ctx, v),
+                "attempts_stop" => plan.best_of.stop = string(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

@@ -25,6 +25,14 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
     let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
         .unwrap_or(super::model::DEFAULT_SLURM_POLL);
+    defaults.best_of = super::best_of::resolve(
+        r,
+        "defaults",
+        &raw.defaults.best_of,
+        &Default::default(),
+        &agents,
+        defaults.max_agents,
+    );
     let plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
     Manifest {
         path: r.path.to_path_buf(),
@@ -562,6 +570,26 @@ fn plans(
             branches.insert(branch.clone(), (name.value.clone(), line));
         }
 
+        let best_of = super::best_of::resolve(
+            r,
+            "plan",
+            &plan.best_of,
+            &defaults.best_of,
+            agents,
+            defaults.max_agents,
+        );
+        let attempts_span = plan
+            .best_of
+            .attempts
+            .as_ref()
+            .map_or(name.span.clone(), |a| a.span.clone());
+        super::best_of::check_plan_mode(
+            r,
+            &name.value,
+            &best_of,
+            agents.get(&agent),
+            &attempts_span,
+        );
         pending.push((
             out.len(),
             plan.depends_on
@@ -598,6 +626,7 @@ fn plans(
             protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
                 .or_else(|| defaults.protect.clone())
                 .map(super::protect::Protect::new),
+            best_of,
         });
     }
 

@@ -1,5 +1,6 @@
 //! Markdown plans: the grammar of BRIEF §1, parsed into [`Plan`]. Pure: text in, model out.
 
+mod attempts;
 mod check;
 mod ids;
 mod model;
@@ -8,6 +9,7 @@ mod render;
 
 pub use parse::PlanReadError;
 
+pub use attempts::{MAX_ATTEMPTS, attempts_clause};
 pub use check::check_clause;
 
 pub use ids::{IdHasher, IdIndex, IdMap, hash_bytes, id_map};

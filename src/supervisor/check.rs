@@ -33,9 +33,11 @@ impl Effects<'_> {
         let stop = self.stop_all.subscribe();
         let grace = self.ctx.grace;
         let orch = self.ctx.orch_bin.clone();
+        // Best of N: an attempt of a round is checked in its own worktree.
+        let key = self.members.get(&run).cloned();
         tokio::spawn(async move {
-            let result = run_check(&pc, t, grace, stop, &orch).await;
-            if let Some(tmp) = check_tmp(&pc, t) {
+            let result = run_check_in(&pc, t, key.as_deref(), grace, stop, &orch).await;
+            if let Some(tmp) = check_tmp(&pc, t, key.as_deref()) {
                 let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
             }
             let _ = tx.send(Msg {
@@ -52,28 +54,76 @@ pub(super) async fn run_check(
     pc: &Arc<PlanCtx>,
     t: usize,
     grace: std::time::Duration,
-    mut stop: watch::Receiver<Stop>,
+    stop: watch::Receiver<Stop>,
     orch: &Path,
 ) -> CheckOutcome {
-    let Some(mut argv) = pc.check_of(t) else {
+    run_check_in(pc, t, None, grace, stop, orch).await
+}
+
+/// [`run_check`] in the worktree of `key` (an attempt of a best-of-N round), else the task's.
+pub(super) async fn run_check_in(
+    pc: &Arc<PlanCtx>,
+    t: usize,
+    key: Option<&str>,
+    grace: std::time::Duration,
+    stop: watch::Receiver<Stop>,
+    orch: &Path,
+) -> CheckOutcome {
+    let Some(argv) = pc.check_of(t) else {
         return CheckOutcome::Passed;
     };
     let id = pc.plan.tasks[t].id.clone();
+    let tree = key.unwrap_or(&id);
+    let workdir = pc
+        .task_worktree(tree)
+        .unwrap_or_else(|| pc.worktree.clone());
+    let log = pc.log_dir.join(format!("{tree}.check.log"));
+    let run = Confined {
+        what: "check",
+        id: &id,
+        workdir: &workdir,
+        log: &log,
+        tmp: check_tmp(pc, t, key),
+    };
+    run_confined(pc, argv, &run, grace, stop, orch).await.0
+}
+
+/// A command orch runs in a task's worktree on the agent's work (the check, best of N's
+/// `select`): confined under the agent's rules with a private TMPDIR when the plan's agents
+/// are, in a session of its own, its output to `log`.
+pub(super) struct Confined<'a> {
+    /// `check` or `select`, for messages.
+    pub what: &'a str,
+    pub id: &'a str,
+    pub workdir: &'a Path,
+    pub log: &'a Path,
+    pub tmp: Option<std::path::PathBuf>,
+}
+
+/// Runs `argv` as `c` says, with the task's timeout; its outcome, and where its output starts
+/// in the log.
+pub(super) async fn run_confined(
+    pc: &Arc<PlanCtx>,
+    mut argv: Vec<String>,
+    c: &Confined<'_>,
+    grace: std::time::Duration,
+    mut stop: watch::Receiver<Stop>,
+    orch: &Path,
+) -> (CheckOutcome, u64) {
+    let (id, workdir, log, what) = (c.id.to_string(), c.workdir, c.log, c.what);
     let shown = argv.join(" ");
-    let workdir = pc.task_worktree(&id).unwrap_or_else(|| pc.worktree.clone());
-    let log = pc.log_dir.join(format!("{id}.check.log"));
     process::log_line(
-        &log,
+        log,
         &format!(
-            "=== orch: check `{shown}` started at {} in {} ===",
+            "=== orch: {what} `{shown}` started at {} in {} ===",
             status::timestamp(Utc::now()),
             workdir.display()
         ),
     );
-    let start = std::fs::metadata(&log).map_or(0, |m| m.len());
+    let start = std::fs::metadata(log).map_or(0, |m| m.len());
     if let Some(first) = argv.first_mut()
         && !first.contains('/')
-        && let Some(found) = process::resolve_program(first, &workdir)
+        && let Some(found) = process::resolve_program(first, workdir)
     {
         *first = found.display().to_string();
     }
@@ -87,30 +137,29 @@ pub(super) async fn run_check(
         ),
     ];
     // The check runs under its agent's rules, with a TMPDIR of its own.
-    if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), check_tmp(pc, t)) {
+    if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), c.tmp.clone()) {
         if let Err(e) = crate::links::fresh_dir(&tmp) {
-            return CheckOutcome::Failed(format!(
-                "the check `{shown}` of task `{id}` cannot start: cannot make `{}`: {e}",
+            let why = format!(
+                "the {what} `{shown}` of task `{id}` cannot start: cannot make `{}`: {e}",
                 tmp.display()
-            ));
+            );
+            return (CheckOutcome::Failed(why), start);
         }
         env.push(("TMPDIR".to_string(), tmp.display().to_string()));
-        let rules = super::sandbox::attempt_rules(base, &workdir, &tmp);
+        let rules = super::sandbox::attempt_rules(base, workdir, &tmp);
         argv = super::sandbox::wrap(orch, &rules, argv);
     }
-    if let Err(e) = process::runnable(&program, &workdir) {
-        return CheckOutcome::Failed(format!(
-            "the check `{shown}` of task `{id}` cannot start: {e}"
-        ));
+    if let Err(e) = process::runnable(&program, workdir) {
+        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
+        return (CheckOutcome::Failed(why), start);
     }
     let argv = super::sandbox::in_session(orch, argv);
     let pass = &pc.agent.sandbox.pass_env;
-    let mut spawned = match process::spawn_agent(&argv, &workdir, &env, &log, (pass, None)) {
+    let mut spawned = match process::spawn_agent(&argv, workdir, &env, log, (pass, None)) {
         Ok(s) => s,
         Err(e) => {
-            return CheckOutcome::Failed(format!(
-                "the check `{shown}` of task `{id}` cannot start: {e}"
-            ));
+            let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
+            return (CheckOutcome::Failed(why), start);
         }
     };
     let pid = spawned.pid;
@@ -121,27 +170,28 @@ pub(super) async fn run_check(
             () = tokio::time::sleep_until(deadline) => {
                 process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
                 process::end_session(pid).await;
-                let tail = tail_of(&log, start);
-                return CheckOutcome::Failed(format!(
-                    "the check `{shown}` timed out after {}{}",
+                let tail = tail_of(log, start);
+                let why = format!(
+                    "the {what} `{shown}` timed out after {}{}",
                     format_duration(pc.timeout),
                     lines(&tail)
-                ));
+                );
+                return (CheckOutcome::Failed(why), start);
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
                     process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
                     process::end_session(pid).await;
-                    return CheckOutcome::Stopped;
+                    return (CheckOutcome::Stopped, start);
                 }
             }
         }
     };
     process::end_session(pid).await;
     process::log_line(
-        &log,
+        log,
         &format!(
-            "=== orch: check ended at {}: {} ===",
+            "=== orch: {what} ended at {}: {} ===",
             status::timestamp(Utc::now()),
             code.map_or("killed by a signal".to_string(), |c| format!(
                 "exit status {c}"
@@ -149,24 +199,26 @@ pub(super) async fn run_check(
         ),
     );
     if code == Some(0) {
-        return CheckOutcome::Passed;
+        return (CheckOutcome::Passed, start);
     }
-    let tail = tail_of(&log, start);
-    CheckOutcome::Failed(format!(
-        "the check `{shown}` failed ({}){}",
+    let tail = tail_of(log, start);
+    let why = format!(
+        "the {what} `{shown}` failed ({}){}",
         code.map_or("killed by a signal".to_string(), |c| format!(
             "exit status {c}"
         )),
         lines(&tail)
-    ))
+    );
+    (CheckOutcome::Failed(why), start)
 }
 
 /// The private TMPDIR of task `t`'s check, when it runs confined.
-fn check_tmp(pc: &PlanCtx, t: usize) -> Option<std::path::PathBuf> {
+fn check_tmp(pc: &PlanCtx, t: usize, key: Option<&str>) -> Option<std::path::PathBuf> {
+    let tree = key.unwrap_or(&pc.plan.tasks[t].id);
     pc.sandbox
         .rules()
         .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
-        .map(|_| super::sandbox::tmp_dir(&pc.name, &format!("{}.check", pc.plan.tasks[t].id), 0))
+        .map(|_| super::sandbox::tmp_dir(&pc.name, &format!("{tree}.check"), 0))
 }
 
 fn lines(tail: &str) -> String {

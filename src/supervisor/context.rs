@@ -176,6 +176,11 @@ pub struct PlanCtx {
     pub parallel: usize,
     /// Tasks running at once, each in a task worktree of its own (task mode only).
     pub parallel_tasks: usize,
+    /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` of the plan.
+    pub best_of: crate::manifest::BestOf,
+    /// A task of the plan asks for more than one attempt (`(attempts: N)`): the plan's tasks
+    /// run in task worktrees.
+    pub best_of_tasks: bool,
     /// The main repository's work dir.
     pub repo_root: PathBuf,
     /// Paths copied into new worktrees (the plan's and its tasks').
@@ -456,7 +461,8 @@ impl PlanCtx {
 
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).
     pub fn task_trees(&self) -> bool {
-        self.parallel_tasks > 1 && self.agent.mode == AgentMode::Task
+        (self.parallel_tasks > 1 || self.best_of.attempts > 1 || self.best_of_tasks)
+            && self.agent.mode == AgentMode::Task
     }
 
     /// How many agents of the plan may run at once.
@@ -558,7 +564,8 @@ pub fn strip_annotations(description: &str) -> String {
         let is_note = lower.starts_with("depends:")
             || lower.starts_with("est:")
             || lower.starts_with("pipeline-start:")
-            || lower.starts_with("check:");
+            || lower.starts_with("check:")
+            || lower.starts_with("attempts:");
         match (is_note, after.find(')')) {
             (true, Some(close)) => {
                 out.push_str(&rest[..open]);

@@ -135,6 +135,28 @@ pub enum Input {
     Interrupt,
     /// SIGTERM: stop now.
     Terminate,
+    /// Best of N: an attempt of a round reported through its own report directory (the task's
+    /// status entry is the round's, not one attempt's).
+    Reported {
+        run: RunId,
+        reported: super::round::Reported,
+    },
+    /// Best of N: an attempt's change was measured and its `select` ran: its size in lines and
+    /// its score (`Err`: why it is no candidate, a protected path changed, a score that is no
+    /// number).
+    Measured {
+        run: RunId,
+        result: Result<Measure, String>,
+    },
+}
+
+/// What the effects measured of a candidate attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measure {
+    /// Lines added and removed against the plan branch tip it started from.
+    pub lines: u64,
+    /// The `select` command's number (none without `select`).
+    pub score: Option<f64>,
 }
 
 /// Something to do, for the effect runner.
@@ -190,6 +212,20 @@ pub enum Action {
     /// Test the combination of the plan branches (the integration preview); answer
     /// [`Input::Integrated`].
     Integrate,
+    /// Best of N: launch attempt `attempt` of a round (as [`Action::Launch`], in a task worktree
+    /// and with a log and report directory of its own, [`super::round::member_key`]).
+    LaunchMember {
+        run: RunId,
+        unit: Unit,
+        attempt: u32,
+    },
+    /// Best of N: check a done attempt's change (protected paths, the plan's cone), measure
+    /// it and run the `select` command in its worktree; answer [`Input::Measured`].
+    Measure {
+        run: RunId,
+        unit: Unit,
+        attempt: u32,
+    },
 }
 
 /// The supervisor's state and decisions. See the module documentation.
@@ -280,6 +316,8 @@ impl Core {
             budget_hit: None,
             waiting_on_paused: false,
             integration: Default::default(),
+            rounds: Default::default(),
+            members: Default::default(),
         };
         Core {
             cfg,
@@ -350,6 +388,9 @@ impl Core {
                 merged,
             } => self.on_status(now, plan, tasks, merged, &mut out),
             Input::Launched { run, pid, job_id } => self.on_launched(run, pid, job_id, &mut out),
+            Input::LaunchFailed { run, error, fatal } if self.state.members.contains_key(&run) => {
+                self.member_launch_failed(now, run, error, fatal, &mut out);
+            }
             Input::LaunchFailed { run, error, fatal } => {
                 if let Some(rr) = self.release(run) {
                     if let Some(kind) = fatal {
@@ -372,12 +413,17 @@ impl Core {
                 ending,
                 output,
             } => self.on_exited(now, run, ending, output, &mut out),
+            Input::Checked { run, result } if self.state.members.contains_key(&run) => {
+                self.member_checked(now, run, result, &mut out);
+            }
             Input::Checked { run, result } => self.on_checked(run, result, &mut out),
             Input::Settled { run, outcome } => {
                 if matches!(outcome, Outcome::Done { .. }) {
                     self.branches_moved();
                 }
-                if let Some(rr) = self.release(run) {
+                if self.state.members.contains_key(&run) {
+                    self.member_settled(now, run, outcome, &mut out);
+                } else if let Some(rr) = self.release(run) {
                     let log = rr.log.clone();
                     self.settled(now, &rr, outcome, log, &mut out);
                 }
@@ -405,6 +451,8 @@ impl Core {
                 self.state.graceful = true;
                 self.interrupt(&mut out);
             }
+            Input::Reported { run, reported } => self.on_member_reported(run, reported),
+            Input::Measured { run, result } => self.on_measured(now, run, result, &mut out),
         }
         self.step(now, &mut out);
         out
@@ -448,6 +496,9 @@ pub fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod agent_tests;
 mod agents;
+mod best_of;
+#[cfg(test)]
+mod best_of_tests;
 mod control;
 #[cfg(test)]
 mod control_tests;

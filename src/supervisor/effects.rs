@@ -61,6 +61,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         views: ws.plans.iter().map(|_| View::default()).collect(),
         queue: VecDeque::new(),
         reporters: HashMap::new(),
+        members: HashMap::new(),
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -317,6 +318,11 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
         report: pc.agent.report,
         check: pc.check.is_some(),
         budget: pc.budget,
+        best_of: crate::supervisor::state::BestOfSpec {
+            attempts: pc.best_of.attempts,
+            select: pc.best_of.select.is_some(),
+            stop_first: pc.best_of.stop == crate::manifest::AttemptsStop::First,
+        },
     }
 }
 
@@ -403,6 +409,9 @@ pub struct Effects<'a> {
     /// Each report directory of the run's attempts, with who writes there
     /// ([`super::reports`]).
     pub reporters: HashMap<std::path::PathBuf, super::reports::Reporter>,
+    /// Best of N: the attempts of rounds running, with their keys
+    /// ([`super::round::member_key`]: their worktree, log and prompt file).
+    pub members: HashMap<RunId, String>,
 }
 
 impl Effects<'_> {
@@ -498,13 +507,14 @@ impl Effects<'_> {
         let (stop_tx, stop_rx) = watch::channel(None);
         self.stops.insert(run, stop_tx);
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let log_id = self.members.get(&run).cloned().or_else(|| id.clone());
         let m = Monitor {
             run,
             plan: unit.plan(),
             attempt,
             pid,
             proc,
-            log: pc.log_path(id.as_deref()),
+            log: pc.log_path(log_id.as_deref()),
             status_path: pc.status_path.clone(),
             grace: self.ctx.grace,
             watch_activity: self.ctx.stuck_after.is_some(),
@@ -549,6 +559,7 @@ impl Effects<'_> {
                 usage,
             } => {
                 self.stops.remove(&run);
+                self.members.remove(&run);
                 let text = self.texts.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
                 // nobody's).
@@ -604,6 +615,16 @@ impl Effects<'_> {
                 }
             }
             Action::Check { run, unit } => self.check(run, unit),
+            Action::LaunchMember { run, unit, attempt } => {
+                if let Some(t) = unit.task()
+                    && let Some(pc) = self.plan(unit.plan())
+                {
+                    let key = super::round::member_key(&pc.plan.tasks[t].id, attempt);
+                    self.members.insert(run, key);
+                }
+                self.launch(run, unit, attempt);
+            }
+            Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
             Action::RecordPause { plans, pause } => {
                 let pcs: Vec<Arc<PlanCtx>> = plans.iter().filter_map(|&p| self.plan(p)).collect();
                 let record = pause.map(|(agent, reason, wait)| {

@@ -96,9 +96,14 @@ pub enum Event {
         task: String,
         commit: Option<String>,
         duration_ms: u64,
-        /// Tokens and cost of the attempt, when its client printed them.
+        /// Tokens and cost of the attempt, when its client printed them (best of N: of every
+        /// attempt of the round, losers too).
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// Best of N: the attempt picked and why (`attempt 2 of 3: check passed, score 0.93, 41
+        /// lines; 1 failed its check, 3 stopped`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pick: Option<String>,
     },
     /// The task's agent is done; its check runs before the commit.
     TaskChecking {
@@ -218,6 +223,21 @@ pub enum Event {
     },
     /// The run is over.
     RunFinished { summary: RunSummary },
+    /// Best of N: one attempt of a round is settled: `picked` (its work lands) or not (its work
+    /// is saved under `saved`); `cause` says why, `of` how many attempts the round has.
+    AttemptFinished {
+        plan: String,
+        task: String,
+        attempt: u32,
+        of: u32,
+        picked: bool,
+        cause: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        saved: Option<String>,
+        log: PathBuf,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
 }
 
 /// How each plan ended; printed at the end of a run.

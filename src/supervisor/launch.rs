@@ -53,7 +53,8 @@ impl Effects<'_> {
         };
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
-        let log = pc.log_path(id.as_deref());
+        // Best of N: an attempt of a round has a log (and worktree) of its own.
+        let log = pc.log_path(self.members.get(&run).map(String::as_str).or(id.as_deref()));
         match self.start(&pc, run, unit, attempt, &log) {
             Ok(()) => {}
             Err(LaunchError { error, fatal }) => {
@@ -77,9 +78,12 @@ impl Effects<'_> {
     ) -> Result<(), LaunchError> {
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
+        // Best of N: what is per worktree is named by the attempt's key.
+        let key = self.members.get(&run).cloned();
+        let file_id = key.clone().or_else(|| id.clone()).unwrap_or_default();
         let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
-            Some(t) => {
-                let tree = make_task_tree(pc, &pc.plan.tasks[t].id, attempt)?;
+            Some(_) => {
+                let tree = make_task_tree(pc, &file_id, attempt)?;
                 for message in tree.notes {
                     self.note(Some(pc.name.clone()), message);
                 }
@@ -110,7 +114,7 @@ impl Effects<'_> {
             doc,
             (task, attempt),
             (&workdir, &branch),
-            &report_dir,
+            (&report_dir, log, &file_id),
         )?;
         env.push((
             agent_env::ORCH_REPORT_DIR.to_string(),
@@ -124,7 +128,7 @@ impl Effects<'_> {
         });
         let usage_dir = fresh_usage_dir(log, names_usage)?;
         let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt)
-            .then(|| prompt_file_of(pc, id.as_deref().unwrap_or("")));
+            .then(|| prompt_file_of(pc, &file_id));
         if stdin.is_some() && pc.executor != ExecutorKind::Local {
             return Err(format!(
                 "agent `{}` reads its prompt on stdin (`stdin = \"prompt\"`), which orch gives only to local agents, not to {} jobs",
@@ -339,8 +343,10 @@ impl Effects<'_> {
     ) {
         self.texts.remove(&run);
         process::log_line(log, &format!("=== orch: {error} ==="));
-        // A fatal failure is the agent's, not the task's: the task stays as it was.
-        if let Some(t) = task.filter(|_| fatal.is_none())
+        // A fatal failure is the agent's, not the task's: the task stays as it was; an attempt
+        // of a best-of-N round is one of several (the round records the task's outcome).
+        let member = self.members.remove(&run).is_some();
+        if let Some(t) = task.filter(|_| fatal.is_none() && !member)
             && let Err(e) = super::settle::record_failure(pc, &pc.plan.tasks[t].id, &error)
         {
             self.note(
@@ -479,7 +485,7 @@ fn prepare_argv(
     doc: &StatusDoc,
     (task, attempt): (Option<usize>, u32),
     (workdir, branch): (&Path, &str),
-    report_dir: &Path,
+    (report_dir, log, file_id): (&Path, &Path, &str),
 ) -> Result<(Vec<String>, Env), String> {
     let orch = ctx.orch_bin.display().to_string();
     let worktree = workdir.display().to_string();
@@ -552,13 +558,12 @@ fn prepare_argv(
             )
         }
     };
-    let prompt_file = prompt_file_of(pc, &id);
+    let prompt_file = prompt_file_of(pc, file_id);
     std::fs::create_dir_all(&pc.log_dir)
         .and_then(|()| crate::links::write(&prompt_file, prompt.as_bytes()))
         .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
     let prompt_file = prompt_file.display().to_string();
-    let usage_file =
-        crate::agent_output::usage_file(&pc.log_path((!id.is_empty()).then_some(id.as_str())));
+    let usage_file = crate::agent_output::usage_file(log);
     let lookup = |var: &str| -> String {
         match var {
             "prompt" => prompt.clone(),

@@ -3,6 +3,7 @@
 //! agent exits, status-file changes, timers and signals. See docs/ARCHITECTURE.md.
 
 pub mod attempt;
+pub mod best_of;
 pub mod check;
 pub mod client_state;
 pub mod context;
@@ -19,6 +20,7 @@ pub mod recover;
 pub mod replan;
 pub mod reports;
 mod resync;
+pub mod round;
 pub mod sandbox;
 pub mod settle;
 pub mod start;

@@ -444,7 +444,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::PlanResumed { plan }
         | Event::TaskRetried { plan, .. }
         | Event::TaskStopped { plan, .. }
-        | Event::ReportRefused { plan, .. } => Some(plan),
+        | Event::ReportRefused { plan, .. }
+        | Event::AttemptFinished { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::IntegrationFailed { .. }

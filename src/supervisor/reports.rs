@@ -24,7 +24,7 @@ use crate::status::report::{
     ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, TAKEN_FILE, attempt_dir,
     plan_reports_dir, read_nofollow, write_json,
 };
-use crate::status::{self, StatusError, Transition, TransitionOutcome};
+use crate::status::{self, StatusError, Transition, TransitionOptions, TransitionOutcome};
 
 /// Who writes in one report directory, from orch's own record of the launch.
 #[derive(Clone, Debug)]
@@ -207,6 +207,15 @@ impl Effects<'_> {
                             ),
                         );
                     }
+                    // Best of N: an attempt of a round reports for itself only; the task's
+                    // record is the round's.
+                    if rec.run == TaskRun::Round {
+                        let member = super::round::member_run(state, r.unit, r.attempt);
+                        let Some(run) = member else {
+                            return refuse(self, format!("attempt {} is over", r.attempt));
+                        };
+                        return Some(self.take_member_report(pc, run, transition, &report));
+                    }
                     let live = match rec.run {
                         TaskRun::Attempt(run) => state
                             .runs
@@ -318,6 +327,55 @@ impl Effects<'_> {
             Ok(outcome) => answer_of(pc, &report, exit::OK, Some(outcome), None),
             Err(e) => answer_of(pc, &report, code_of(&e), None, Some(e.to_string())),
         })
+    }
+
+    /// Best of N: the report of attempt `run` of a round, kept for that attempt alone (the
+    /// core hears [`super::core::Input::Reported`]); the task's status entry is not changed.
+    /// The transition is tried on a copy of the entry, so the agent hears what `orch task`
+    /// would have said.
+    fn take_member_report(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        run: super::state::RunId,
+        transition: Transition,
+        report: &Report,
+    ) -> Answer {
+        let tried = pc.view().map_err(|e| e.to_string()).and_then(|mut doc| {
+            // The copy as the attempt sees its own task: started.
+            if let Some(e) = doc.entry_mut(&report.id)
+                && !e.status.is_finished()
+            {
+                e.status = status::TaskStatus::InProgress;
+            }
+            status::apply(
+                &mut doc,
+                &report.id,
+                transition,
+                &TransitionOptions {
+                    force: true,
+                    ..report.options()
+                },
+                Utc::now(),
+            )
+            .map_err(|e| e.to_string())
+        });
+        let outcome = match tried {
+            Ok(o) => o,
+            Err(e) => return answer_of(pc, report, exit::FAILURE, None, Some(e)),
+        };
+        let reported = match transition {
+            Transition::Done => Some(super::round::Reported::Done),
+            Transition::Fail => Some(super::round::Reported::Failed(report.error.clone())),
+            Transition::Skip => Some(super::round::Reported::Skipped),
+            Transition::Start | Transition::Reset => None,
+        };
+        if let Some(reported) = reported {
+            self.queue.push_back(super::effects::Msg {
+                reload: None,
+                input: super::core::Input::Reported { run, reported },
+            });
+        }
+        answer_of(pc, report, exit::OK, Some(outcome), None)
     }
 
     /// Says that a report (or a change of the status file) about task `id` of plan `pc` from

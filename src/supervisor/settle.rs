@@ -50,6 +50,14 @@ pub fn settle(
             verdict(plan, id, "skipped", &reason);
             Outcome::Skipped
         }
+        Settlement::Pick { why } => super::best_of::settle_pick(
+            plan,
+            (task.unwrap_or_default(), t),
+            attempt,
+            text.unwrap_or(&t.description),
+            why,
+        ),
+        Settlement::Lose { cause } => super::best_of::settle_lose(plan, id, attempt, cause),
     }
 }
 
@@ -160,7 +168,10 @@ fn submodule_refusal(plan: &PlanCtx, id: &str) -> Result<(), String> {
 /// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
 /// def5678`, one line each, where an agent committed inside one), or the cause that refuses the
 /// commit: uncommitted changes inside a submodule, or a state that cannot be read.
-fn submodule_lines(plan: &PlanCtx, tree: &std::path::Path) -> Result<Vec<String>, String> {
+pub(super) fn submodule_lines(
+    plan: &PlanCtx,
+    tree: &std::path::Path,
+) -> Result<Vec<String>, String> {
     let changes = git::submodule_changes(tree).map_err(|e| {
         format!(
             "cannot check the submodules of `{}` (nothing is committed unchecked): {e}",
@@ -203,7 +214,18 @@ fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
     let tree = plan
         .task_worktree(id)
         .unwrap_or_else(|| plan.worktree.clone());
-    let files = git::outside_cone(&tree, &plan.paths, 5).map_err(|e| {
+    wrote_outside_in(plan, &tree)
+}
+
+/// [`wrote_outside`] for the worktree `tree`.
+pub(super) fn wrote_outside_in(
+    plan: &PlanCtx,
+    tree: &std::path::Path,
+) -> Result<Option<String>, String> {
+    if plan.paths.is_empty() {
+        return Ok(None);
+    }
+    let files = git::outside_cone(tree, &plan.paths, 5).map_err(|e| {
         format!(
             "cannot check for writes outside the plan's paths in `{}` (nothing is committed unchecked): {e}",
             tree.display()
@@ -380,9 +402,26 @@ fn commit_task_tree(
     maybe_committed: bool,
     tree: &std::path::Path,
 ) -> Result<String, CommitError> {
-    pin(tree, &git::task_branch(&plan.name, id))?;
+    commit_tree_as(plan, (id, id), description, "", maybe_committed, tree)
+}
+
+/// [`commit_task_tree`] for the worktree and task branch named by `key` (best of N: the picked
+/// attempt's, [`super::round::member_key`]; else the task's id), the commit being task `id`'s;
+/// `body`, when not empty, is a paragraph of its message.
+pub(super) fn commit_tree_as(
+    plan: &PlanCtx,
+    (id, key): (&str, &str),
+    description: &str,
+    body: &str,
+    maybe_committed: bool,
+    tree: &std::path::Path,
+) -> Result<String, CommitError> {
+    pin(tree, &git::task_branch(&plan.name, key))?;
     let lines = submodule_lines(plan, tree).map_err(CommitError::Failed)?;
-    let message = with_submodule_lines(&plan.commit_message(id, description), &lines);
+    let mut message = with_submodule_lines(&plan.commit_message(id, description), &lines);
+    if !body.is_empty() {
+        message = format!("{}\n\n{body}\n", message.trim_end());
+    }
     let prefix = format!("{} {id}:", plan.name);
     let reuse = match git::head_of(tree) {
         Ok((oid, msg))
@@ -394,7 +433,7 @@ fn commit_task_tree(
         }
         _ => None,
     };
-    let branch = git::task_branch(&plan.name, id);
+    let branch = git::task_branch(&plan.name, key);
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
@@ -423,7 +462,7 @@ fn commit_task_tree(
             // The work is landed and recorded: the task's pool slot is freed for the plan's
             // next task (a slot left held now is freed at the next start); after the plan's last
             // landing the pool goes.
-            let _ = git::retire_landed_task_tree(&plan.task_tree(id));
+            let _ = git::retire_landed_task_tree(&plan.task_tree(key));
             drop(_git);
             plan.drop_pool_if_finished();
             Ok(commit)
@@ -446,7 +485,7 @@ fn commit_task_tree(
                 status::apply(doc, id, Transition::Reset, &opts, Utc::now())
             });
             let saved = git::retire_task_tree(
-                &plan.task_tree(id),
+                &plan.task_tree(key),
                 Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
             )
             .ok()
@@ -457,7 +496,7 @@ fn commit_task_tree(
 }
 
 /// Records `oid` as task `id`'s commit, marking the task completed.
-fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
+pub(super) fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
     plan.finished_by_orch(id);
     plan.update_entry(id, |doc| super::context::record_commit_in(doc, id, oid))
         .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
@@ -482,6 +521,17 @@ pub(super) fn protected_changes(
     let tree = plan
         .task_worktree(&t.id)
         .unwrap_or_else(|| plan.worktree.clone());
+    protected_changes_in(plan, index, t, &tree)
+}
+
+/// [`protected_changes`] in the worktree `tree` (best of N: an attempt's own).
+pub(super) fn protected_changes_in(
+    plan: &PlanCtx,
+    index: usize,
+    t: &crate::plan::Task,
+    tree: &std::path::Path,
+) -> Result<Option<String>, String> {
+    let tree = tree.to_path_buf();
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "cannot commit task `{}`: cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",

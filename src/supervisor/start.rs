@@ -507,6 +507,8 @@ impl<'w> Checked<'w> {
             agent,
             parallel: entry.parallel,
             parallel_tasks: entry.parallel_tasks,
+            best_of: entry.best_of.clone(),
+            best_of_tasks: super::best_of::any_task_best_of(&lp.plan),
             repo_root: self.repo_root.clone(),
             copy,
             paths: entry.paths.clone(),

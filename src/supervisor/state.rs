@@ -156,6 +156,13 @@ pub enum Settlement {
     /// A verification step was skipped: record that on the plan branch (an empty commit that
     /// says so) and leave the task skipped.
     SkipVerify,
+    /// Best of N: the picked attempt of a round: commit its worktree (the message says `why`)
+    /// and land it, as [`Settlement::Commit`] does.
+    Pick { why: String },
+    /// Best of N: an attempt that was not picked: save its work under
+    /// `refs/orch/attempts/<plan>/<task>/<attempt>` with `cause`; the task's record is the
+    /// round's (not changed here).
+    Lose { cause: String },
 }
 
 /// A task as its status file records it, in the terms the core needs.
@@ -215,6 +222,9 @@ pub enum TaskRun {
     Retry,
     /// Failed for good in this run.
     Failed { cause: String },
+    /// Best of N: a round of sibling attempts holds it ([`RunState::rounds`]), from their
+    /// launch until the last of them is settled.
+    Round,
 }
 
 /// One task's state: what the run does with it and what its record says.
@@ -253,9 +263,10 @@ impl TaskRec {
     /// The scheduling state: the record, with what the run knows better laid over it.
     pub fn node_state(&self) -> NodeState {
         match &self.run {
-            TaskRun::Attempt(_) | TaskRun::Committing | TaskRun::BackingOff { .. } => {
-                NodeState::InProgress
-            }
+            TaskRun::Attempt(_)
+            | TaskRun::Committing
+            | TaskRun::BackingOff { .. }
+            | TaskRun::Round => NodeState::InProgress,
             TaskRun::Retry => NodeState::Pending,
             TaskRun::Failed { .. } => NodeState::Failed,
             TaskRun::Idle if self.facts.needs_commit() => NodeState::InProgress,
@@ -331,6 +342,27 @@ pub struct PlanSpec {
     pub check: bool,
     /// The plan's own budget (its recorded spending, all runs).
     pub budget: Budget,
+    /// Best of N: attempts of each task at once (a task's `(attempts: N)` over it), whether a
+    /// `select` command scores the candidates, whether the others stop at the first candidate.
+    pub best_of: BestOfSpec,
+}
+
+/// A plan's best-of-N settings, as the core needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BestOfSpec {
+    pub attempts: u32,
+    pub select: bool,
+    pub stop_first: bool,
+}
+
+impl Default for BestOfSpec {
+    fn default() -> Self {
+        BestOfSpec {
+            attempts: 1,
+            select: false,
+            stop_first: true,
+        }
+    }
 }
 
 impl PlanSpec {
@@ -508,6 +540,10 @@ pub struct RunState {
     pub waiting_on_paused: bool,
     /// The integration preview.
     pub integration: super::core::IntegState,
+    /// Best of N: the rounds of sibling attempts, by task (`(plan, task)`).
+    pub rounds: HashMap<(usize, usize), super::round::Round>,
+    /// The task of each attempt that belongs to a round.
+    pub members: HashMap<RunId, (usize, usize)>,
 }
 
 impl Ending {

@@ -1,4 +1,5 @@
-//! Task lines: the task itself, its `(depends: …)` and `(est: …)` clauses, its priority marker,
+//! Task lines: the task itself, its `(depends: …)`, `(est: …)`, `(check: …)` and `(attempts: …)`
+//! clauses, its priority marker,
 //! and the id checks over all tasks (duplicates, unknown or self dependencies).
 
 use super::{Collect, Parser};
@@ -45,6 +46,11 @@ impl<'t> Parser<'t> {
         };
         if found.check
             && let Err(why) = crate::plan::check::check_clause(&description)
+        {
+            self.error(n, format!("task `{id}`: {why}"));
+        }
+        if find_ci(&description, "(attempts:").is_some()
+            && let Err(why) = crate::plan::attempts_clause(&description)
         {
             self.error(n, format!("task `{id}`: {why}"));
         }

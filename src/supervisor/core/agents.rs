@@ -226,6 +226,7 @@ impl Core {
         if rr.stage != Stage::Checking {
             return;
         }
+
         rr.stage = Stage::Settling;
         let (unit, attempt, usage) = (rr.unit, rr.attempt, rr.usage);
         let ending = rr.ending.take().unwrap_or(Ending::Exited(Some(0)));

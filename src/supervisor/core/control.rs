@@ -84,6 +84,7 @@ impl Core {
                     }
                 }
                 TaskRun::Committing | TaskRun::Failed { .. } => {}
+                TaskRun::Round => self.stop_round(p, t, out),
             }
             return;
         }
@@ -173,7 +174,13 @@ impl Core {
         }
     }
 
-    fn report_stopped(&mut self, p: usize, t: usize, attempt: u32, out: &mut Vec<Action>) {
+    pub(super) fn report_stopped(
+        &mut self,
+        p: usize,
+        t: usize,
+        attempt: u32,
+        out: &mut Vec<Action>,
+    ) {
         out.push(Action::Report(Event::TaskStopped {
             plan: self.plan_name(p),
             task: self.task_id(p, t).to_string(),

@@ -153,6 +153,7 @@ impl Core {
                         commit,
                         duration_ms,
                         usage: None,
+                        pick: None,
                     }));
                 }
             }
@@ -227,6 +228,10 @@ impl Core {
         output: AgentOutput,
         out: &mut Vec<Action>,
     ) {
+        if self.state.members.contains_key(&run) {
+            self.member_exited(now, run, ending, output, out);
+            return;
+        }
         let Some(rr) = self.state.runs.get_mut(&run) else {
             return;
         };
@@ -320,7 +325,7 @@ impl Core {
 
     /// How to settle attempt `run` of a task of plan `p` whose agent ended without reporting;
     /// `None` when its check runs first.
-    fn unreported(
+    pub(super) fn unreported(
         &mut self,
         now: Instant,
         run: RunId,
@@ -454,6 +459,7 @@ impl Core {
                         commit: Some(commit),
                         duration_ms: 0,
                         usage: None,
+                        pick: None,
                     }));
                 }
             }

@@ -44,6 +44,7 @@ impl Core {
                             commit,
                             duration_ms: millis(now.saturating_duration_since(rr.started)),
                             usage: rr.usage,
+                            pick: None,
                         }));
                     }
                 } else {

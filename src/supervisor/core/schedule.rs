@@ -157,7 +157,21 @@ impl Core {
             };
             match self.spec(p).map(|s| s.mode) {
                 Some(AgentMode::Plan) => self.launch(now, Unit::PlanAgent { plan: p }, out),
-                _ => self.launch(now, Unit::Task { plan: p, task: t }, out),
+                _ => {
+                    // Best of N: the round's attempts start together, each in a slot of
+                    // `max_agents`; it waits until they all fit.
+                    let n = self.round_size(p, t);
+                    if n > 1 {
+                        if self.state.runs.len() + self.integration_slots() + n as usize
+                            > self.cfg.max_agents
+                        {
+                            break;
+                        }
+                        self.launch_round(now, p, t, n, out);
+                    } else {
+                        self.launch(now, Unit::Task { plan: p, task: t }, out);
+                    }
+                }
             }
         }
     }
@@ -226,7 +240,12 @@ impl Core {
     pub(super) fn plan_load(&self, p: usize) -> usize {
         let plan = &self.state.plans[p];
         let shared = !self.spec(p).is_some_and(|s| s.task_trees);
-        plan.running + if shared { plan.committing } else { 0 }
+        let rounds = if self.state.members.is_empty() {
+            0
+        } else {
+            self.round_extra(p)
+        };
+        plan.running.saturating_sub(rounds) + if shared { plan.committing } else { 0 }
     }
 
     pub(super) fn launch(&mut self, now: Instant, unit: Unit, out: &mut Vec<Action>) {

@@ -36,6 +36,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         report: crate::manifest::ReportMode::Exit,
         check: false,
         budget: crate::manifest::Budget::default(),
+        best_of: Default::default(),
     }
 }
 
@@ -632,6 +633,7 @@ fn a_plan_mode_agent_runs_while_its_plan_has_ready_tasks() {
             commit: Some("c1".into()),
             duration_ms: 0,
             usage: None,
+            pick: None,
         }]
     );
     c.handle(

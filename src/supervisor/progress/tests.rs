@@ -178,6 +178,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 commit: Some("abc1234def".into()),
                 duration_ms: 3_200,
                 usage: None,
+                pick: None,
             },
             "auth 1.2 done in 3.2s (commit abc1234)",
         ),
@@ -275,6 +276,7 @@ fn plain_task_finished_without_commit_and_plan_mode_task() {
         commit: None,
         duration_ms: 125_000,
         usage: None,
+        pick: None,
     };
     assert_eq!(
         describe(&e, None).as_deref(),
@@ -537,6 +539,7 @@ fn agents_checks_budgets_and_usage_read_as_lines() {
                 commit: Some("abc1234def".into()),
                 duration_ms: 3_200,
                 usage: Some(usage),
+                pick: None,
             },
             "auth 1.2 done in 3.2s (commit abc1234, 4250 tokens, $0.2500)",
         ),

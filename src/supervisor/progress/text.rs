@@ -78,8 +78,9 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             commit,
             duration_ms,
             usage,
+            pick,
         } => format!(
-            "{} done in {} ({}{})",
+            "{} done in {} ({}{}){}",
             subject(plan, task),
             human_duration(*duration_ms),
             commit.as_deref().map_or_else(
@@ -88,6 +89,9 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             ),
             usage
                 .map(|u| format!(", {}", u.describe()))
+                .unwrap_or_default(),
+            pick.as_deref()
+                .map(|p| format!(": best of N, {p}"))
                 .unwrap_or_default()
         ),
         Event::TaskChecking {
@@ -263,6 +267,24 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             message,
         } => format!("note: {message}"),
         Event::RunFinished { .. } => return None,
+        Event::AttemptFinished {
+            plan,
+            task,
+            attempt,
+            of,
+            picked,
+            cause,
+            saved,
+            ..
+        } => format!(
+            "{} attempt {attempt} of {of} {}: {cause}{}",
+            subject(plan, task),
+            if *picked { "picked" } else { "not picked" },
+            saved
+                .as_deref()
+                .map(|r| format!(" (saved as {r})"))
+                .unwrap_or_default()
+        ),
     };
     Some(one_line(&text))
 }

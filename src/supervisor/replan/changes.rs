@@ -178,6 +178,20 @@ impl Shown for SandboxKeys {
     }
 }
 
+impl Shown for crate::manifest::BestOf {
+    fn shown(&self) -> String {
+        format!(
+            "attempts {} agents [{}] select {} stop {}",
+            self.attempts,
+            self.agents.join(", "),
+            self.select
+                .as_ref()
+                .map_or("none".to_string(), |s| s.join(" ")),
+            self.stop.as_str()
+        )
+    }
+}
+
 impl Shown for SlurmOptions {
     fn shown(&self) -> String {
         format!("{self:?}")
@@ -247,6 +261,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
             grace, backoff, log_dir, setup, copy, templates, executor, check, budget, remote,
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
+            best_of,
         ],
         skip []
     );
@@ -264,7 +279,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect,
+            protect, best_of,
         ],
         skip [name, abs_file, line, paths_at]
     );

@@ -1,0 +1,181 @@
+//! Best of N: `attempts`, `agents`, `select` and `attempts_stop`, in `[defaults]` and in each
+//! `[[plan]]` (a plan's own value over the default's), read and checked with the place of each
+//! problem.
+
+use std::collections::BTreeMap;
+
+use super::agents::{AgentMode, AgentSpec};
+use super::raw::{At, Reporter};
+
+/// The keys as written.
+#[derive(Debug, Default)]
+pub struct RawBestOf {
+    pub attempts: Option<At<i64>>,
+    pub agents: Option<At<Vec<At<String>>>>,
+    pub select: Option<At<Vec<At<String>>>>,
+    pub stop: Option<At<String>>,
+}
+
+/// When the attempts of a task stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttemptsStop {
+    /// Once a candidate exists and no `select` is set, the others are stopped (their work
+    /// saved).
+    #[default]
+    First,
+    /// Every attempt runs to its end (what `select` needs to compare them).
+    All,
+}
+
+impl AttemptsStop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::All => "all",
+        }
+    }
+}
+
+/// The resolved best-of-N settings of `[defaults]` or of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BestOf {
+    /// Attempts of each task at once (`1`: one at a time, as without best of N).
+    pub attempts: u32,
+    /// The agents the attempts are spread over, in turn (empty: the plan's agent for all).
+    pub agents: Vec<String>,
+    /// The argv that scores a candidate in its worktree (prints a number; higher wins).
+    pub select: Option<Vec<String>>,
+    pub stop: AttemptsStop,
+}
+
+impl Default for BestOf {
+    fn default() -> Self {
+        BestOf {
+            attempts: 1,
+            agents: Vec::new(),
+            select: None,
+            stop: AttemptsStop::First,
+        }
+    }
+}
+
+impl BestOf {
+    /// The agent of attempt `k` (1-based, counted over the rounds): the agents of `agents` in
+    /// turn, or `plan_agent`.
+    pub fn agent_of<'a>(&'a self, k: u32, plan_agent: &'a str) -> &'a str {
+        if self.agents.is_empty() {
+            return plan_agent;
+        }
+        let i = (k.max(1) - 1) as usize % self.agents.len();
+        &self.agents[i]
+    }
+}
+
+/// Reads `raw` over `base` (the defaults' for a plan); `whose` names the table in messages
+/// (`defaults`, `plan`). `max_agents` bounds `attempts`.
+pub(super) fn resolve(
+    r: &mut Reporter<'_>,
+    whose: &str,
+    raw: &RawBestOf,
+    base: &BestOf,
+    agents: &BTreeMap<String, AgentSpec>,
+    max_agents: usize,
+) -> BestOf {
+    let mut out = base.clone();
+    if let Some(At { value, span }) = &raw.attempts {
+        match u32::try_from(*value) {
+            Ok(n) if n >= 1 && n as usize <= max_agents => out.attempts = n,
+            Ok(n) if n >= 1 => r.error_hint(
+                span,
+                format!(
+                    "`{whose}.attempts` is {n}, more than `max_agents` ({max_agents}): the attempts of a task run at once"
+                ),
+                format!("lower `attempts` to at most {max_agents}, or raise `defaults.max_agents`"),
+            ),
+            _ => r.error_hint(
+                span,
+                format!("`{whose}.attempts` must be at least 1, found {value}"),
+                "`attempts = 1` runs one attempt at a time (the default)",
+            ),
+        }
+    }
+    if let Some(At { value, span }) = &raw.agents {
+        if value.is_empty() {
+            r.error_hint(
+                span,
+                format!("`{whose}.agents` must not be empty"),
+                "leave it out to run every attempt with the plan's agent",
+            );
+        }
+        let mut ok = true;
+        for a in value {
+            match agents.get(&a.value) {
+                None => {
+                    ok = false;
+                    r.error_hint(
+                        &a.span,
+                        format!("`{whose}.agents` names unknown agent `{}`", a.value),
+                        format!(
+                            "define it in an `[agents.NAME]` table, or use one of: {}",
+                            agents
+                                .keys()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                Some(spec) if spec.mode != AgentMode::Task => {
+                    ok = false;
+                    r.error(
+                        &a.span,
+                        format!(
+                            "`{whose}.agents` names agent `{}`, a plan-mode agent: best of N runs tasks",
+                            a.value
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if ok && !value.is_empty() {
+            out.agents = value.iter().map(|a| a.value.clone()).collect();
+        }
+    }
+    if raw.select.is_some() {
+        out.select = super::values::argv(r, &format!("{whose}.select"), raw.select.as_ref());
+    }
+    if let Some(At { value, span }) = &raw.stop {
+        match value.as_str() {
+            "first" => out.stop = AttemptsStop::First,
+            "all" => out.stop = AttemptsStop::All,
+            _ => r.error_hint(
+                span,
+                format!("`{whose}.attempts_stop` must be \"first\" or \"all\", found \"{value}\""),
+                "\"first\" stops the other attempts once one is a candidate; \"all\" waits for every attempt",
+            ),
+        }
+    }
+    out
+}
+
+/// A plan's settings checked against its agent: best of N runs tasks, so a plan-mode agent
+/// with `attempts` above 1 is an error at the plan's `attempts` (or its `agent`).
+pub(super) fn check_plan_mode(
+    r: &mut Reporter<'_>,
+    plan: &str,
+    best: &BestOf,
+    agent: Option<&AgentSpec>,
+    span: &std::ops::Range<usize>,
+) {
+    if best.attempts > 1 && agent.is_some_and(|a| a.mode == AgentMode::Plan) {
+        r.error_hint(
+            span,
+            format!(
+                "plan `{plan}` runs {} attempts of each task, but its agent works in plan mode (one agent for the whole plan)",
+                best.attempts
+            ),
+            "best of N needs a task-mode agent: set `attempts = 1` for this plan or give it a task-mode agent",
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! A task's own best of N: `(attempts: 3)` in its description, the number of attempts of the
+//! task `orch up` runs at once (instead of the plan's `attempts`).
+
+use super::check::find_ci;
+
+/// The most attempts one clause may ask for (the manifest's `max_agents` bounds it further).
+pub const MAX_ATTEMPTS: u32 = 64;
+
+/// The number of the first `(attempts: N)` clause of `description`; `Ok(None)` without one,
+/// `Err` for a clause that is not closed, repeated, or not a number from 1 to [`MAX_ATTEMPTS`].
+pub fn attempts_clause(description: &str) -> Result<Option<u32>, String> {
+    let Some(pos) = find_ci(description, "(attempts:") else {
+        return Ok(None);
+    };
+    let start = pos + "(attempts:".len();
+    let Some(end) = description[start..].find(')') else {
+        return Err("`(attempts:` is not closed by `)`".to_string());
+    };
+    if find_ci(&description[start + end..], "(attempts:").is_some() {
+        return Err("more than one `(attempts: …)`".to_string());
+    }
+    let text = description[start..start + end].trim();
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_ATTEMPTS).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "`(attempts: {text})` must be a whole number from 1 to {MAX_ATTEMPTS}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attempts_clause;
+
+    #[test]
+    fn the_clause_is_read_and_checked() {
+        assert_eq!(attempts_clause("Add login"), Ok(None));
+        assert_eq!(attempts_clause("Add login (attempts: 3)"), Ok(Some(3)));
+        assert_eq!(
+            attempts_clause("x (Attempts:2) (est: 1h) (check: cargo test)"),
+            Ok(Some(2))
+        );
+        for bad in [
+            "x (attempts: 0)",
+            "x (attempts: -1)",
+            "x (attempts: three)",
+            "x (attempts: 99)",
+            "x (attempts: 2",
+            "x (attempts: 2) (attempts: 3)",
+        ] {
+            assert!(attempts_clause(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Best of N, the effects: an attempt's change checked (the plan's cone, submodules, protected
+//! paths) and sized, its `select` command run confined in its worktree (its output read as an
+//! untrusted number), the pick committed and landed as the task's one commit, and every other
+//! attempt's work saved under `refs/orch/attempts/<plan>/<task>/<attempt>`. Decides nothing:
+//! the core picks ([`super::core`], `core/best_of.rs`).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::check::{Confined, run_confined};
+use super::context::PlanCtx;
+use super::core::{Input, Measure};
+use super::effects::{Effects, Msg};
+use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
+use super::settle::{
+    commit_tree_as, protected_changes_in, refusal, submodule_lines, wrote_outside_in,
+};
+use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
+use crate::git;
+
+/// Whether a task of `plan` asks for more than one attempt at once (`(attempts: N)`).
+pub fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
+    plan.tasks.iter().any(|t| {
+        crate::plan::attempts_clause(&t.description)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n > 1)
+    })
+}
+
+impl Effects<'_> {
+    /// Checks and measures attempt `attempt` of a round and runs its `select`, off the loop;
+    /// the core hears [`Input::Measured`].
+    pub fn measure(&mut self, run: RunId, unit: Unit, attempt: u32) {
+        let Some(pc) = self.plan(unit.plan()) else {
+            return;
+        };
+        let Some(t) = unit.task() else { return };
+        let tx = self.tx.clone();
+        let stop = self.stop_all.subscribe();
+        let grace = self.ctx.grace;
+        let orch = self.ctx.orch_bin.clone();
+        tokio::spawn(async move {
+            let key = member_key(&pc.plan.tasks[t].id, attempt);
+            let (pcb, keyb) = (pc.clone(), key.clone());
+            let checked = tokio::task::spawn_blocking(move || checked_size(&pcb, t, &keyb))
+                .await
+                .unwrap_or_else(|e| Err(format!("the measure of the attempt failed: {e}")));
+            let result = match (checked, pc.best_of.select.clone()) {
+                (Err(cause), _) => Err(cause),
+                (Ok((_, lines)), None) => Ok(Measure { lines, score: None }),
+                (Ok((tree, lines)), Some(argv)) => {
+                    let id = pc.plan.tasks[t].id.clone();
+                    let log = pc.log_dir.join(format!("{key}.select.log"));
+                    let c = Confined {
+                        what: "select",
+                        id: &id,
+                        workdir: &tree,
+                        log: &log,
+                        tmp: pc
+                            .sandbox
+                            .rules()
+                            .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
+                            .map(|_| {
+                                super::sandbox::tmp_dir(&pc.name, &format!("{key}.select"), 0)
+                            }),
+                    };
+                    let (outcome, start) = run_confined(&pc, argv, &c, grace, stop, &orch).await;
+                    if let Some(tmp) = c.tmp.clone() {
+                        let _ =
+                            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+                    }
+                    match outcome {
+                        CheckOutcome::Passed => {
+                            parse_score(&output_tail(&log, start)).map(|score| Measure {
+                                lines,
+                                score: Some(score),
+                            })
+                        }
+                        CheckOutcome::Failed(why) => Err(format!("its select failed: {why}")),
+                        CheckOutcome::Stopped => Err("stopped by orch while its select ran".into()),
+                    }
+                }
+            };
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Measured { run, result },
+            });
+        });
+    }
+}
+
+/// The worktree of attempt `key` of task `t`, checked as a commit would be (fail closed: the
+/// plan's cone, submodules, protected paths), and the size of its change in lines; `Err`: why
+/// the attempt is no candidate.
+fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf, u64), String> {
+    let task = &pc.plan.tasks[t];
+    let tree = pc
+        .task_worktree(key)
+        .ok_or_else(|| format!("its task worktree (`{key}`) is gone"))?;
+    // Its git files put back from orch's records first (HEAD on its own task branch).
+    git::pin_worktree(&tree, &git::task_branch(&pc.name, key))
+        .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
+    if let Some(cause) = refusal(wrote_outside_in(pc, &tree), || {
+        submodule_lines(pc, &tree)?;
+        protected_changes_in(pc, t, task, &tree)
+    }) {
+        return Err(cause);
+    }
+    let lines = git::lines_changed(&tree)?;
+    Ok((tree, lines))
+}
+
+/// What a command wrote to `log` after byte `start`, at most the last few hundred bytes
+/// (a score is a short line; a command that prints megabytes is not read whole), without
+/// orch's own lines.
+fn output_tail(log: &Path, start: u64) -> Vec<u8> {
+    const KEEP: u64 = (SCORE_MAX_BYTES as u64) * 8;
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    let end = f.metadata().map_or(start, |m| m.len());
+    let from = start.max(end.saturating_sub(KEEP));
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(KEEP).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .filter(|l| !l.starts_with("=== orch: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+/// Settles the picked attempt `attempt` of task `t` (`index` in its plan): checked again (the
+/// select ran in its worktree since), committed with `why` in its message, landed on the plan
+/// branch as the task's one commit, recorded.
+pub(super) fn settle_pick(
+    pc: &PlanCtx,
+    (index, t): (usize, &crate::plan::Task),
+    attempt: u32,
+    description: &str,
+    why: &str,
+) -> Outcome {
+    let key = member_key(&t.id, attempt);
+    let checked = checked_size(pc, index, &key);
+    let body = format!("best of N: {why}");
+    let made = match checked {
+        Err(cause) => Err(CommitError::Failed(cause)),
+        Ok((tree, _)) => commit_tree_as(pc, (&t.id, &key), description, &body, false, &tree),
+    };
+    match made {
+        Ok(commit) => Outcome::Done {
+            commit: Some(commit),
+        },
+        Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
+        Err(CommitError::Failed(error)) => {
+            let saved = save_member(pc, &t.id, attempt, &error);
+            Outcome::Failed { error, saved }
+        }
+    }
+}
+
+/// Settles an attempt that was not picked: its work saved, its task worktree freed. The task's
+/// record is the round's.
+pub(super) fn settle_lose(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> Outcome {
+    let saved = save_member(pc, id, attempt, cause);
+    Outcome::Failed {
+        error: cause.to_string(),
+        saved,
+    }
+}
+
+/// Saves what attempt `attempt` of task `id` left (uncommitted changes, untracked files) under
+/// `refs/orch/attempts/<plan>/<id>/<attempt>` with `cause` in the message, frees its pool slot
+/// and deletes its task branch. The ref when something was saved.
+fn save_member(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> Option<String> {
+    let key = member_key(id, attempt);
+    let refname = git::attempt_ref(&pc.name, id, attempt);
+    let first = cause.lines().next().unwrap_or("").trim();
+    let first: String = first.chars().take(200).collect();
+    let message = format!(
+        "{} {id}: attempt {attempt} not picked: {first} (saved by orch)",
+        pc.name
+    );
+    if let Some(tree) = pc.task_worktree(&key) {
+        // Saved from orch's record of the branch, whatever the agent did to HEAD.
+        let _ = git::pin_worktree(&tree, &git::task_branch(&pc.name, &key));
+    }
+    git::retire_task_tree(&pc.task_tree(&key), Some((&refname, &message)))
+        .ok()
+        .flatten()
+}
