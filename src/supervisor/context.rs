@@ -474,6 +474,22 @@ impl PlanCtx {
         }
     }
 
+    /// Best of N: how many attempts of task `t` run at once (its `(attempts: N)`, else the
+    /// plan's `attempts`; 1 without task worktrees or for a VERIFY step), as the core counts.
+    pub fn attempts_of(&self, t: usize) -> u32 {
+        let Some(task) = self.plan.tasks.get(t) else {
+            return 1;
+        };
+        if !self.task_trees() || task.kind != crate::plan::TaskKind::Task {
+            return 1;
+        }
+        crate::plan::attempts_clause(&task.description)
+            .ok()
+            .flatten()
+            .unwrap_or(self.best_of.attempts)
+            .max(1)
+    }
+
     /// Task `id`'s worktree and branch (made next to the plan's worktree).
     pub fn task_tree<'a>(&'a self, id: &'a str) -> TaskTreeRequest<'a> {
         TaskTreeRequest {

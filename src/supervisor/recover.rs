@@ -118,6 +118,31 @@ pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 continue;
             };
             let unit = Unit::Task { plan: p, task: ti };
+            // Best of N: the attempts of a round are not adopted one by one (a round is decided
+            // by the supervisor that saw all of them): they are stopped, their work saved with
+            // the task worktrees below, and the task runs a new round.
+            if !batch && mode == AgentMode::Task && pc.attempts_of(ti) > 1 {
+                let mut stopped = false;
+                for f in found
+                    .iter()
+                    .filter(|f| f.status_file == status_file && f.task == t.id)
+                {
+                    stopped |= process::signal_group(f.pgid, nix::sys::signal::Signal::SIGKILL);
+                }
+                if stopped {
+                    fx.note(
+                        Some(pc.name.clone()),
+                        format!(
+                            "task `{}`: the attempts of its best-of-N round outlived the earlier run; stopped, their work saved under refs/orch/attempts/, a new round starts",
+                            t.id
+                        ),
+                    );
+                }
+                if e.status == TaskStatus::InProgress {
+                    reset.push(t.id.clone());
+                }
+                continue;
+            }
             let started = e
                 .orch_run
                 .as_ref()

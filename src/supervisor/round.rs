@@ -174,7 +174,13 @@ impl Round {
     pub fn pick_words(&self, winner: usize, checked: bool) -> String {
         let n = self.members.len();
         let w = &self.members[winner];
-        let mut head = format!("attempt {} of {n}: ", w.attempt);
+        // Attempts are numbered on from earlier rounds (and runs): the place in this round too.
+        let place = winner + 1;
+        let mut head = if w.attempt as usize == place {
+            format!("attempt {} of {n}: ", w.attempt)
+        } else {
+            format!("attempt {} ({place} of {n}): ", w.attempt)
+        };
         let mut facts = vec![if checked { "check passed" } else { "done" }.to_string()];
         if let MemberState::Candidate { score, lines } = w.state {
             if let Some(s) = score {

@@ -63,6 +63,13 @@ impl Core {
         let unit = Unit::Task { plan: p, task: t };
         let number = self.state.rounds.get(&(p, t)).map_or(1, |r| r.number + 1);
         let mut members = Vec::new();
+        // Attempt numbers go on from those the status file recorded (an earlier run's round):
+        // each attempt's report directory, log and saved ref are its own.
+        let rec = &mut self.state.tasks[p][t];
+        if rec.attempts == 0 && rec.retry_base == 0 {
+            rec.attempts = rec.facts.attempts;
+            rec.retry_base = rec.facts.attempts;
+        }
         for _ in 0..n {
             let rec = &mut self.state.tasks[p][t];
             rec.attempts += 1;
