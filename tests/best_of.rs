@@ -450,3 +450,44 @@ fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
     assert!(agents_of(&repo).is_empty());
     std::fs::write(&gate, "").expect("gate");
 }
+
+#[test]
+fn agents_spreads_the_attempts_over_several_agents_in_turn() {
+    let repo = Repo::new();
+    let gate = setup(&repo, "*=fail", "", "");
+    let g = gate.to_str().expect("utf-8");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nmax_agents = 4\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
+             [agents.b]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\
+             attempts = 3\nattempts_stop = \"all\"\nagents = [\"a\", \"b\"]\n",
+            agent("best_of.sh", &["*=fail", g]),
+            agent("best_of.sh", &["*=done:3", g]),
+        ),
+    );
+    repo.commit_all("two agents");
+    let ev = repo.up_events(&[], 0);
+    // Attempts 1 and 3 ran agent a (which fails), attempt 2 agent b: b's work lands.
+    assert!(landed_out(&repo).starts_with("attempt 2 line 0"));
+    let pick = pick_of(&ev);
+    assert!(pick.contains("attempt 1: reported failure"), "{pick}");
+    assert!(pick.contains("attempt 3: reported failure"), "{pick}");
+    // An agent of `agents` that reports otherwise than the plan's is refused at `agents`.
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nmax_agents = 4\n\n[agents.a]\ncommand = {}\n\n\
+             [agents.b]\ncommand = {}\nreport = \"orch\"\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\
+             attempts = 2\nagents = [\"a\", \"b\"]\n",
+            agent("best_of.sh", &["*=fail", g]),
+            agent("best_of.sh", &["*=done:3", g]),
+        ),
+    );
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("plans.toml:16:10") && err.contains("whose `report` differs"),
+        "{err}"
+    );
+}

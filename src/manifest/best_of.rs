@@ -159,15 +159,55 @@ pub(super) fn resolve(
     out
 }
 
-/// A plan's settings checked against its agent: best of N runs tasks, so a plan-mode agent
-/// with `attempts` above 1 is an error at the plan's `attempts` (or its `agent`).
-pub(super) fn check_plan_mode(
+/// A plan's settings checked against its agent: best of N runs tasks of local agents, so a
+/// plan-mode agent or a batch executor with `attempts` above 1 is an error at the plan's
+/// `attempts` (or its name); the agents of `agents` run as the plan's agent does (its
+/// `report`, `stdin`, sandbox and executor: only their command differs), so one that differs
+/// is an error at `agents` (`agents_span`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_plan(
     r: &mut Reporter<'_>,
     plan: &str,
     best: &BestOf,
-    agent: Option<&AgentSpec>,
+    (agent_name, agent): (&str, Option<&AgentSpec>),
+    agents: &BTreeMap<String, AgentSpec>,
+    executor: super::executor::ExecutorKind,
     span: &std::ops::Range<usize>,
+    agents_span: &std::ops::Range<usize>,
 ) {
+    if best.attempts > 1 && executor != super::executor::ExecutorKind::Local {
+        r.error_hint(
+            span,
+            format!(
+                "plan `{plan}` runs {} attempts of each task through {}, but best of N runs local agents only",
+                best.attempts,
+                executor.as_str()
+            ),
+            "set `attempts = 1` for this plan or run it with `executor = \"local\"`",
+        );
+    }
+    if let Some(own) = agent {
+        for name in &best.agents {
+            let Some(other) = agents.get(name) else {
+                continue;
+            };
+            let differs = [
+                ("report", other.report != own.report),
+                ("stdin", other.stdin != own.stdin),
+                ("sandbox", other.sandbox != own.sandbox),
+                ("executor", other.executor != own.executor),
+            ];
+            if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
+                r.error_hint(
+                    agents_span,
+                    format!(
+                        "`agents` of plan `{plan}` names agent `{name}`, whose `{key}` differs from the plan's agent `{agent_name}`'s: the attempts of a task run as the plan's agent does, only their command differs"
+                    ),
+                    format!("give `{name}` the same `{key}` as `{agent_name}`, or leave it out of `agents`"),
+                );
+            }
+        }
+    }
     if best.attempts > 1 && agent.is_some_and(|a| a.mode == AgentMode::Plan) {
         r.error_hint(
             span,
@@ -176,6 +216,25 @@ pub(super) fn check_plan_mode(
                 best.attempts
             ),
             "best of N needs a task-mode agent: set `attempts = 1` for this plan or give it a task-mode agent",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_agent_of_agents_must_run_as_the_plans_agent_does() {
+        let text = "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n\n[agents.b]\ncommand = [\"true\"]\nreport = \"orch\"\n\n[[plan]]\nname = \"p\"\nfile = \"p.md\"\nattempts = 2\nagents = [\"a\", \"b\"]\n";
+        let Err(super::super::ManifestError::Invalid { diagnostics, .. }) =
+            super::super::parse_str(std::path::Path::new("/tmp/plans.toml"), text)
+        else {
+            panic!("accepted");
+        };
+        let m: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert!(
+            m.iter()
+                .any(|d| d.contains("names agent `b`, whose `report` differs")),
+            "{m:?}"
         );
     }
 }

@@ -583,12 +583,20 @@ fn plans(
             .attempts
             .as_ref()
             .map_or(name.span.clone(), |a| a.span.clone());
-        super::best_of::check_plan_mode(
+        let agents_span = plan
+            .best_of
+            .agents
+            .as_ref()
+            .map_or(attempts_span.clone(), |a| a.span.clone());
+        super::best_of::check_plan(
             r,
             &name.value,
             &best_of,
-            agents.get(&agent),
+            (&agent, agents.get(&agent)),
+            agents,
+            executor,
             &attempts_span,
+            &agents_span,
         );
         pending.push((
             out.len(),

@@ -39,11 +39,21 @@ pub fn dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
 /// The private copy of attempt `attempt` of `unit` (a task id, or `plan`) of plan `pc`, when
 /// that attempt runs confined on this machine and its client has a variable for its state.
 pub fn of_attempt(pc: &PlanCtx, unit: &str, attempt: u32) -> Option<(KnownCli, PathBuf)> {
+    of_attempt_with(pc, &pc.agent.command, unit, attempt)
+}
+
+/// [`of_attempt`] for an attempt run with `command` (best of N's `agents`: another agent's).
+pub fn of_attempt_with(
+    pc: &PlanCtx,
+    command: &[String],
+    unit: &str,
+    attempt: u32,
+) -> Option<(KnownCli, PathBuf)> {
     pc.sandbox.rules()?;
     if pc.executor != ExecutorKind::Local {
         return None;
     }
-    let cli = KnownCli::of(&pc.agent.command)?;
+    let cli = KnownCli::of(command)?;
     cli.private_state()?;
     // `<state_dir>/<plan>/status.json`.
     let state_dir = pc.status_path.parent()?.parent()?;

@@ -62,6 +62,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         queue: VecDeque::new(),
         reporters: HashMap::new(),
         members: HashMap::new(),
+        member_agents: HashMap::new(),
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -412,6 +413,9 @@ pub struct Effects<'a> {
     /// Best of N: the attempts of rounds running, with their keys
     /// ([`super::round::member_key`]: their worktree, log and prompt file).
     pub members: HashMap<RunId, String>,
+    /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
+    /// name, its argv template).
+    pub member_agents: HashMap<RunId, (String, Vec<String>)>,
 }
 
 impl Effects<'_> {
@@ -525,8 +529,11 @@ impl Effects<'_> {
                 .map(|_| {
                     super::sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt)
                 }),
-            client_state: super::client_state::of_attempt(
+            client_state: super::client_state::of_attempt_with(
                 &pc,
+                self.member_agents
+                    .get(&run)
+                    .map_or(&pc.agent.command, |(_, c)| c),
                 id.as_deref().unwrap_or("plan"),
                 attempt,
             )
@@ -560,6 +567,7 @@ impl Effects<'_> {
             } => {
                 self.stops.remove(&run);
                 self.members.remove(&run);
+                self.member_agents.remove(&run);
                 let text = self.texts.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
                 // nobody's).
@@ -621,6 +629,15 @@ impl Effects<'_> {
                 {
                     let key = super::round::member_key(&pc.plan.tasks[t].id, attempt);
                     self.members.insert(run, key);
+                    // `agents`: the attempts go to each agent in turn.
+                    let name = pc.best_of.agent_of(attempt, &pc.agent_name);
+                    if name != pc.agent_name
+                        && let Some(spec) =
+                            self.ws.manifest.as_ref().and_then(|m| m.agents.get(name))
+                    {
+                        self.member_agents
+                            .insert(run, (name.to_string(), spec.command.clone()));
+                    }
                 }
                 self.launch(run, unit, attempt);
             }

@@ -58,9 +58,16 @@ impl Effects<'_> {
         match self.start(&pc, run, unit, attempt, &log) {
             Ok(()) => {}
             Err(LaunchError { error, fatal }) => {
-                if let Some((_, dir)) =
-                    client_state::of_attempt(&pc, id.as_deref().unwrap_or("plan"), attempt)
-                {
+                let command = self
+                    .member_agents
+                    .get(&run)
+                    .map_or(pc.agent.command.clone(), |(_, c)| c.clone());
+                if let Some((_, dir)) = client_state::of_attempt_with(
+                    &pc,
+                    &command,
+                    id.as_deref().unwrap_or("plan"),
+                    attempt,
+                ) {
                     client_state::remove(&dir);
                 }
                 self.fail_launch(&pc, run, task, error, fatal, &log);
@@ -81,6 +88,12 @@ impl Effects<'_> {
         // Best of N: what is per worktree is named by the attempt's key.
         let key = self.members.get(&run).cloned();
         let file_id = key.clone().or_else(|| id.clone()).unwrap_or_default();
+        // Best of N with `agents`: this attempt's agent's command (the rest is the plan's
+        // agent's, which the manifest checked it shares).
+        let (agent_name, command) = match self.member_agents.get(&run) {
+            Some((name, command)) => (name.clone(), command.clone()),
+            None => (pc.agent_name.clone(), pc.agent.command.clone()),
+        };
         let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
             Some(_) => {
                 let tree = make_task_tree(pc, &file_id, attempt)?;
@@ -114,14 +127,14 @@ impl Effects<'_> {
             doc,
             (task, attempt),
             (&workdir, &branch),
-            (&report_dir, log, &file_id),
+            (&report_dir, log, &file_id, &command),
         )?;
         env.push((
             agent_env::ORCH_REPORT_DIR.to_string(),
             report_dir.display().to_string(),
         ));
         // (A preset's confined argv names it where the preset does.)
-        let names_usage = pc.agent.command.iter().any(|a| {
+        let names_usage = command.iter().any(|a| {
             crate::manifest::parse_template(a).is_ok_and(|parts| {
                 parts.contains(&crate::manifest::TemplatePart::Var("usage_file"))
             })
@@ -132,7 +145,7 @@ impl Effects<'_> {
         if stdin.is_some() && pc.executor != ExecutorKind::Local {
             return Err(format!(
                 "agent `{}` reads its prompt on stdin (`stdin = \"prompt\"`), which orch gives only to local agents, not to {} jobs",
-                pc.agent_name,
+                agent_name,
                 pc.executor.as_str()
             )
             .into());
@@ -158,9 +171,12 @@ impl Effects<'_> {
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
                 let mut rules = sandbox::attempt_rules(base, &workdir, &tmp);
                 // The client's state: a private copy, seeded from the user's.
-                if let Some((cli, dir)) =
-                    client_state::of_attempt(pc, id.as_deref().unwrap_or("plan"), attempt)
-                {
+                if let Some((cli, dir)) = client_state::of_attempt_with(
+                    pc,
+                    &command,
+                    id.as_deref().unwrap_or("plan"),
+                    attempt,
+                ) {
                     let prepared = client_state::prepare(cli, &dir, &|k| std::env::var_os(k))
                         .map_err(|e| {
                             client_state::remove(&dir);
@@ -233,7 +249,7 @@ impl Effects<'_> {
         if !workdir.is_dir() {
             return Err(format!(
                 "cannot start agent `{}`: the worktree `{}` of plan `{}` is gone (deleted while orch ran?)",
-                pc.agent_name,
+                agent_name,
                 workdir.display(),
                 pc.name
             )
@@ -269,7 +285,7 @@ impl Effects<'_> {
         // (Its program is checked here, as a spawn of it would have found it missing.)
         if let Err(e) = process::runnable(&program, &workdir) {
             return Err(LaunchError {
-                error: format!("cannot start agent `{}` (`{program}`): {e}", pc.agent_name),
+                error: format!("cannot start agent `{}` (`{program}`): {e}", agent_name),
                 fatal: Some(Fatal::MissingProgram),
             });
         }
@@ -279,7 +295,7 @@ impl Effects<'_> {
             .map_err(|e| LaunchError {
                 error: format!(
                     "cannot start agent `{}` (`{}`): {e}",
-                    pc.agent_name,
+                    agent_name,
                     argv.first().map_or("", String::as_str)
                 ),
                 // Not installed, or not executable: no later attempt can start it either.
@@ -485,7 +501,7 @@ fn prepare_argv(
     doc: &StatusDoc,
     (task, attempt): (Option<usize>, u32),
     (workdir, branch): (&Path, &str),
-    (report_dir, log, file_id): (&Path, &Path, &str),
+    (report_dir, log, file_id, agent_command): (&Path, &Path, &str, &[String]),
 ) -> Result<(Vec<String>, Env), String> {
     let orch = ctx.orch_bin.display().to_string();
     let worktree = workdir.display().to_string();
@@ -586,11 +602,11 @@ fn prepare_argv(
         }
     };
     // Confined, a preset runs every shell command (orch's rules are the sandbox).
-    let command: Vec<String> = match crate::manifest::confined_variant(&pc.agent.command)
+    let command: Vec<String> = match crate::manifest::confined_variant(agent_command)
         .filter(|_| pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local)
     {
         Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
-        None => pc.agent.command.clone(),
+        None => agent_command.to_vec(),
     };
     let argv = command
         .iter()
@@ -618,7 +634,7 @@ fn prepare_argv(
     // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
         let confined = pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local;
-        let rules = crate::manifest::preset_with_rules(&pc.agent.command).then_some(confined);
+        let rules = crate::manifest::preset_with_rules(agent_command).then_some(confined);
         env.extend(cli.env(rules, &orch_path, |k| {
             std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
         }));
