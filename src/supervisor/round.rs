@@ -211,7 +211,7 @@ impl Round {
             .iter()
             .map(|m| {
                 let cause = match &m.state {
-                    MemberState::Lost { cause } => cause.clone(),
+                    MemberState::Lost { cause } => shown(cause),
                     _ => "did not finish".to_string(),
                 };
                 format!("attempt {}: {cause}", m.attempt)
@@ -224,6 +224,21 @@ impl Round {
     }
 }
 
+/// `text` with its control characters (an agent's words may hold terminal escapes) shown
+/// escaped: what the pick's words, the events and the commit message carry.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() && c != '\n' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// What became of a losing attempt, briefly (`failed its check`, `stopped`, `lost: score 0.2`).
 fn short_cause(m: &Member) -> String {
     match &m.state {
@@ -232,6 +247,7 @@ fn short_cause(m: &Member) -> String {
             None => format!("lost ({lines} lines)"),
         },
         MemberState::Lost { cause } => {
+            let cause = shown(cause);
             let first = cause.lines().next().unwrap_or("").trim();
             let cut: String = first.chars().take(80).collect();
             if cut.len() < first.len() {

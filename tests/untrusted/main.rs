@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod best_of;
 mod clients;
 mod code;
 mod git;

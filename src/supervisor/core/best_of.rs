@@ -440,6 +440,7 @@ impl Core {
         let attempt = m.attempt;
         let usage = m.usage;
         m.settled = Some(outcome);
+        let cause = crate::supervisor::round::shown(&cause);
         out.push(Action::Report(Event::AttemptFinished {
             plan: self.plan_name(p),
             task: self.task_id(p, t).to_string(),
