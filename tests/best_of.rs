@@ -491,3 +491,55 @@ fn agents_spreads_the_attempts_over_several_agents_in_turn() {
         "{err}"
     );
 }
+
+#[test]
+fn status_and_logs_show_the_attempts_of_a_round_side_by_side() {
+    let repo = Repo::new();
+    let gate = setup(
+        &repo,
+        "1=wait:1 2=wait:2 3=silent",
+        "",
+        "attempts = 3\nattempts_stop = \"all\"",
+    );
+    let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch up");
+    wait_starts(&gate, 3);
+    // Attempt 3 ends at once; 1 and 2 wait on the gate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let (code, out, err) = repo.run(&["status", "--plan", "p"]);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("3 ended (exit status 1)") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("attempts of 1.1: 1 running, 2 running, 3 ended (exit status 1)"),
+        "{text}"
+    );
+    let (_, out, _) = repo.run(&["status", "--plan", "p", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let attempts = v["tasks"][0]["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0]["state"], "running");
+    assert_eq!(attempts[2]["ending"], "exit status 1");
+    // Each attempt's own log.
+    let (code, out, err) = repo.run(&["logs", "p", "1.1", "--attempt", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("=== orch: attempt 2 started"), "{out}");
+    assert!(!out.contains("attempt 1 started"), "{out}");
+    let (code, _, err) = repo.run(&["logs", "p", "1.1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--attempt 1"), "{err}");
+    let (code, _, err) = repo.run(&["logs", "p", "1.1", "--attempt", "9"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no log of attempt 9"), "{err}");
+    std::fs::write(&gate, "").expect("gate");
+    let out = support::wait_within(child, Duration::from_secs(90), "orch up");
+    assert!(out.status.success());
+    // Attempt 1 (1 line) wins over attempt 2 (2 lines).
+    assert!(landed_out(&repo).starts_with("attempt 1 line 0"));
+    let (_, out, _) = repo.run(&["status", "--plan", "p"]);
+    assert!(!out.contains("attempts of 1.1"), "{out}");
+}

@@ -523,6 +523,10 @@ pub(super) enum Command {
         /// current directory. Example: `--manifest ../repo/plans.toml`.
         #[arg(long, short = 'm', value_name = "PATH")]
         manifest: Option<PathBuf>,
+        /// Best of N: the log of attempt K of the task (its `ORCH_ATTEMPT`; each attempt of a
+        /// round writes `<task>.a<K>.log`). Example: `orch logs auth 2.3 --attempt 2`.
+        #[arg(long, value_name = "K", requires = "task")]
+        attempt: Option<u32>,
     },
     /// A live full-screen view of the repository's run, and control of it.
     ///

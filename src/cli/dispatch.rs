@@ -160,12 +160,14 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             path,
             json,
             manifest,
+            attempt,
         } => commands::logs::run(&commands::logs::LogsArgs {
             manifest,
             plan,
             task,
             path,
             json,
+            attempt,
         }),
         Command::Top { manifest } => commands::top::run(manifest),
         Command::Pause(c) => commands::control::run(

@@ -23,6 +23,8 @@ pub struct LogsArgs {
     /// Print only the path.
     pub path: bool,
     pub json: bool,
+    /// Best of N: the log of this attempt of the task (`<task>.a<K>.log`).
+    pub attempt: Option<u32>,
 }
 
 /// One log file.
@@ -165,6 +167,9 @@ fn list(args: &LogsArgs, entry: &PlanEntry, dir: &Path) -> CliResult<u8> {
 
 fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult<u8> {
     let name = task.strip_suffix(".log").unwrap_or(task);
+    if let Some(k) = args.attempt {
+        return show_attempt(args, entry, dir, name, k);
+    }
     let safe = !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -192,6 +197,23 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
         return Ok(exit::OK);
     }
     if !exists {
+        // Best of N: the task's attempts wrote logs of their own.
+        let attempts = attempt_logs(dir, name);
+        if !attempts.is_empty() {
+            return Err(CliError::invalid(anyhow!(
+                "task `{name}` of plan `{}` ran as best of N: each attempt has its own log ({})",
+                entry.name,
+                attempts
+                    .iter()
+                    .map(|k| format!("attempt {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint(format!(
+                "orch logs {} {name} --attempt {}",
+                entry.name, attempts[0]
+            )));
+        }
         return Err(CliError::invalid(anyhow!(
             "no log yet for `{name}` of plan `{}` (`{}` does not exist)",
             entry.name,
@@ -220,6 +242,64 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&bytes).and_then(|()| out.flush());
     Ok(exit::OK)
+}
+
+/// `orch logs PLAN TASK --attempt K`: the log of attempt `k` of a best-of-N task.
+fn show_attempt(
+    args: &LogsArgs,
+    entry: &PlanEntry,
+    dir: &Path,
+    task: &str,
+    k: u32,
+) -> CliResult<u8> {
+    if !plan_has_task(entry, task) {
+        return Err(
+            CliError::invalid(anyhow!("plan `{}` has no task `{task}`", entry.name)).with_hint(
+                format!("`orch logs {}` lists the logs there are", entry.name),
+            ),
+        );
+    }
+    let key = crate::supervisor::round::member_key(task, k);
+    let attempts = attempt_logs(dir, task);
+    if !args.path && !attempts.contains(&k) {
+        let hint = if attempts.is_empty() {
+            format!(
+                "task `{task}` ran no best-of-N attempts (yet): `orch logs {} {task}` shows its log",
+                entry.name
+            )
+        } else {
+            format!(
+                "its attempts with a log: {}",
+                attempts
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(CliError::invalid(anyhow!(
+            "no log of attempt {k} of task `{task}` of plan `{}`",
+            entry.name
+        ))
+        .with_hint(hint));
+    }
+    let inner = LogsArgs {
+        manifest: None,
+        plan: args.plan.clone(),
+        task: Some(key.clone()),
+        path: args.path,
+        json: args.json,
+        attempt: None,
+    };
+    show(&inner, entry, dir, &key)
+}
+
+/// The attempt numbers of task `task`'s best-of-N logs (`<task>.a<K>.log`) in `dir`, sorted.
+fn attempt_logs(dir: &Path, task: &str) -> Vec<u32> {
+    crate::supervisor::round::attempt_logs(dir, task)
+        .into_iter()
+        .map(|a| a.attempt)
+        .collect()
 }
 
 /// The plan's task ids, when its file can be read.

@@ -1,5 +1,6 @@
 //! `orch status`: per-plan and per-phase progress; `--watch` keeps it on screen.
 
+mod attempts;
 mod disk;
 mod reload;
 mod watch;
@@ -172,6 +173,9 @@ fn render_with(
                 &states[i],
                 format == Format::TextAll,
             );
+            out.push_str(&attempts::text(ws, i, |t| {
+                states[i].status(&ws.plans[i].plan.tasks[t])
+            }));
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
                 let _ = writeln!(
                     out,
@@ -194,6 +198,7 @@ fn render_with(
         .iter()
         .map(|&i| {
             let mut v = plan_json(&ws.plans[i], &docs[i]);
+            attempts::add_json(ws, i, &mut v);
             if let (Some(obj), Some(bytes)) = (v.as_object_mut(), disk.get(&ws.plans[i].name)) {
                 obj.insert("disk_bytes".into(), json!(bytes));
             }

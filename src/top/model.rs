@@ -222,7 +222,13 @@ impl Source {
                     stamps.insert(log.clone(), stamp(&log));
                     let tr = self.task_row(lp, task, entry, st, &log);
                     if st == TaskStatus::InProgress {
-                        snap.running.push(tr);
+                        // Best of N: the attempts of its round side by side.
+                        let rows = self.attempt_rows(&tr, &mut stamps);
+                        if rows.is_empty() {
+                            snap.running.push(tr);
+                        } else {
+                            snap.running.extend(rows);
+                        }
                     } else {
                         snap.failures.push(tr);
                     }
@@ -354,6 +360,42 @@ impl Source {
             commit: entry.and_then(|e| e.commit.clone()),
             waits_for: Vec::new(),
         }
+    }
+
+    /// Best of N: one row per attempt of the running task `tr`'s current round (its attempts
+    /// whose logs changed since the task's last start), running and finished; none when the
+    /// task does not run as best of N.
+    fn attempt_rows(
+        &self,
+        tr: &TaskRow,
+        stamps: &mut HashMap<PathBuf, Option<status::FileStamp>>,
+    ) -> Vec<TaskRow> {
+        let dir = self.log_root.join(&tr.plan);
+        let since = tr.started_at.map(|s| s - chrono::Duration::seconds(5));
+        crate::supervisor::round::attempt_logs(&dir, &tr.id)
+            .into_iter()
+            .filter_map(|a| {
+                let modified = std::fs::metadata(&a.log)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(DateTime::<Utc>::from);
+                if since.is_some_and(|s| modified.is_none_or(|m| m < s)) {
+                    return None;
+                }
+                stamps.insert(a.log.clone(), stamp(&a.log));
+                let last_line = match &a.ended {
+                    Some(e) => format!("attempt {} ended: {e}", a.attempt),
+                    None => last_line(&a.log),
+                };
+                Some(TaskRow {
+                    attempt: a.attempt,
+                    last_output: modified,
+                    last_line,
+                    log: a.log,
+                    ..tr.clone()
+                })
+            })
+            .collect()
     }
 
     /// Reads the event log from where it stopped (from the start after a rotation; at most
@@ -525,6 +567,16 @@ pub fn describe_event(v: &Value) -> String {
             .unwrap_or_default(),
         "task_failed" => super::view::flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
+        "attempt_finished" => format!(
+            "attempt {} {}: {}",
+            v.get("attempt").and_then(Value::as_u64).unwrap_or(0),
+            if v.get("picked").and_then(Value::as_bool) == Some(true) {
+                "picked"
+            } else {
+                "not picked"
+            },
+            super::view::flat(s("cause"))
+        ),
         "task_started" | "task_stopped" | "task_retried" => v
             .get("attempt")
             .and_then(Value::as_u64)
