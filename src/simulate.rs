@@ -66,6 +66,8 @@ pub struct Workload<'a> {
     pub durations: &'a [u64],
     /// Task nodes done before the run starts (`[x]` in the plan, plans not simulated).
     pub done: &'a [bool],
+    /// Best of N: attempts of each node at once (each holds a slot; missing: 1).
+    pub attempts: &'a [u32],
 }
 
 /// One task's run in the simulated schedule.
@@ -149,7 +151,12 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
         })
         .collect();
     let critical_path = remaining_path(g, &effective).into_iter().max().unwrap_or(0);
-    let work: u64 = effective.iter().sum();
+    // Agent time: each attempt of a best-of-N task counts.
+    let work: u64 = effective
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d * u64::from(w.attempts.get(i).copied().unwrap_or(1).max(1)))
+        .sum();
     let tight_bound = tight_bound(w, &effective, slots);
 
     let rules = Rules {
@@ -168,24 +175,32 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
             });
             let limits = Slots {
                 max_agents: slots,
-                running: running.len(),
+                running: slots - free.len(),
                 per_plan: &per_plan,
                 plan_limit: w.plan_limit,
             };
             for node in pick(g, &r.ready, limits, |_| true) {
-                let Some(slot) = free.pop_first() else { break };
+                // Best of N: its attempts start together, one slot each, and all end with the
+                // first (`attempts_stop = "first"`; every attempt succeeds here).
+                let width = (w.attempts.get(node).copied().unwrap_or(1).max(1) as usize).min(slots);
+                if free.len() < width {
+                    break;
+                }
                 let end = now.saturating_add(effective[node]);
                 state[node] = NodeState::InProgress;
                 if let Some((p, _)) = g.task_of(node) {
                     per_plan[p] += 1;
                 }
-                spans.push(Span {
-                    node,
-                    slot,
-                    start: now,
-                    end,
-                });
-                running.push(Reverse((end, node, slot)));
+                for _ in 0..width {
+                    let Some(slot) = free.pop_first() else { break };
+                    spans.push(Span {
+                        node,
+                        slot,
+                        start: now,
+                        end,
+                    });
+                    running.push(Reverse((end, node, slot)));
+                }
             }
         }
         let Some(&Reverse((end, _, _))) = running.peek() else {
@@ -197,10 +212,13 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
                 break;
             }
             running.pop();
-            state[node] = NodeState::Done;
             free.insert(slot);
-            if let Some((p, _)) = g.task_of(node) {
-                per_plan[p] = per_plan[p].saturating_sub(1);
+            // A node of several attempts is done (and frees its plan's slot) once.
+            if state[node] != NodeState::Done {
+                state[node] = NodeState::Done;
+                if let Some((p, _)) = g.task_of(node) {
+                    per_plan[p] = per_plan[p].saturating_sub(1);
+                }
             }
         }
     }
@@ -304,6 +322,8 @@ pub struct Inputs {
     pub durations: Vec<u64>,
     pub done: Vec<bool>,
     pub plan_limit: Vec<usize>,
+    /// Best of N: attempts of each node at once (empty: 1 each).
+    pub attempts: Vec<u32>,
 }
 
 impl Inputs {
@@ -331,6 +351,7 @@ impl Inputs {
             plan_limit: (0..plans.len())
                 .map(|p| plan_limit.get(p).copied().unwrap_or(usize::MAX))
                 .collect(),
+            attempts: Vec::new(),
         }
     }
 
@@ -348,6 +369,7 @@ impl Inputs {
             tails: &self.tails,
             durations: &self.durations,
             done: &self.done,
+            attempts: &self.attempts,
         }
     }
 }

@@ -543,3 +543,33 @@ fn status_and_logs_show_the_attempts_of_a_round_side_by_side() {
     let (_, out, _) = repo.run(&["status", "--plan", "p"]);
     assert!(!out.contains("attempts of 1.1"), "{out}");
 }
+
+#[test]
+fn simulate_models_the_attempts_slots_and_agent_time() {
+    let repo = Repo::new();
+    setup(&repo, "*=done:1", "", "parallel_tasks = 2");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it (est: 10m)\n- [ ] 1.2 And this (est: 10m)\n",
+    );
+    repo.commit_all("two tasks");
+    let run = |repo: &Repo| -> Value {
+        let (code, out, err) = repo.run(&["simulate", "--policy", "orch", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        v["runs"][0].clone()
+    };
+    let one = run(&repo);
+    assert_eq!(one["makespan_s"], 600);
+    assert_eq!(one["work_s"], 1200);
+    // attempts = 3 with max_agents = 4: the two rounds cannot run together; six attempts.
+    setup(&repo, "*=done:1", "", "parallel_tasks = 2\nattempts = 3");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it (est: 10m)\n- [ ] 1.2 And this (est: 10m)\n",
+    );
+    repo.commit_all("best of 3");
+    let three = run(&repo);
+    assert_eq!(three["makespan_s"], 1200);
+    assert_eq!(three["work_s"], 3600);
+}

@@ -78,7 +78,8 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
             (None, None) => usize::MAX,
         })
         .collect();
-    let inputs = Inputs::new(graph, &plans, model, &plan_limit, &selected);
+    let mut inputs = Inputs::new(graph, &plans, model, &plan_limit, &selected);
+    inputs.attempts = attempts_per_node(&ws, graph);
     let workload = inputs.workload(graph, &plans, &priorities);
     let mut runs = Vec::new();
     for &policy in &policies {
@@ -106,6 +107,37 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         println_safe(report.text(&runs, width).trim_end());
     }
     Ok(exit::OK)
+}
+
+/// Best of N: each task node's attempts at once, as `orch up` runs them (the plan's `attempts`,
+/// a task's `(attempts: N)`; 1 in plan mode and for a VERIFY step).
+fn attempts_per_node(ws: &workspace::Workspace, graph: &crate::graph::Graph) -> Vec<u32> {
+    let Some(m) = &ws.manifest else {
+        return Vec::new();
+    };
+    (0..graph.nodes.len())
+        .map(|i| {
+            let Some((p, t)) = graph.task_of(i) else {
+                return 1;
+            };
+            let lp = &ws.plans[p];
+            let task = &lp.plan.tasks[t];
+            let Some(entry) = m.plan(&lp.name) else {
+                return 1;
+            };
+            let task_mode = m
+                .agent_of(entry)
+                .is_some_and(|a| a.mode == crate::manifest::AgentMode::Task);
+            if !task_mode || task.kind != crate::plan::TaskKind::Task {
+                return 1;
+            }
+            crate::plan::attempts_clause(&task.description)
+                .ok()
+                .flatten()
+                .unwrap_or(entry.best_of.attempts)
+                .max(1)
+        })
+        .collect()
 }
 
 fn policies(names: &[String]) -> CliResult<Vec<Policy>> {

@@ -346,3 +346,21 @@ fn seeded_durations_are_reproducible_and_near_the_estimate() {
     let median = sorted[100];
     assert!((70..=140).contains(&median), "median {median}");
 }
+
+#[test]
+fn best_of_n_holds_n_slots_per_task_and_counts_every_attempt() {
+    // Two independent tasks of 10 s, 3 slots. With 1.1 at 3 attempts it holds all three slots:
+    // 1.2 waits for it (20 s), and the agents' time is 4 × 10 s.
+    let mut sim = Sim::new(&["## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n"], &[]);
+    assert_eq!(sim.makespan(Policy::Orch, 3), 10);
+    let n = sim.graph.task_node[0][0];
+    sim.inputs.attempts = vec![1; sim.graph.nodes.len()];
+    sim.inputs.attempts[n] = 3;
+    let o = sim.run(Policy::Orch, 3);
+    assert_eq!(o.makespan, 20);
+    assert_eq!(o.work, 40);
+    let spans_11 = o.spans.iter().filter(|s| s.node == n).count();
+    assert_eq!(spans_11, 3);
+    // With 4 slots both run at once.
+    assert_eq!(sim.makespan(Policy::Orch, 4), 10);
+}
