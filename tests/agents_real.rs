@@ -602,3 +602,117 @@ fn gemini_prints_what_orch_needs_for_usage_and_outcomes() {
         "{ctx}"
     );
 }
+
+/// Best of N (issue 36) through the real `agent` preset (or, with `agents`, the presets in
+/// turn): a one-task plan with `attempts = 2`, `attempts_stop = "all"`: both attempts run to
+/// their own `orch task done`, one is picked and committed as the task's one commit (its
+/// message names the pick), the other is saved under `refs/orch/attempts/one/1.1/<attempt>`;
+/// usage counts both.
+fn best_of_2_through(agent: &str, agents: Option<&str>) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    if let Some(list) = agents
+        && list.contains("codex")
+        && clis_with("codex").is_none()
+    {
+        return;
+    }
+    let api = FakeApi::start(Behaviour::Normal);
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "docs/plans/one.md",
+        "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\n\n[[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n\
+             attempts = 2\nattempts_stop = \"all\"\n{}",
+            agents.map(|a| format!("agents = {a}\n")).unwrap_or_default()
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nfake API requests: {:?}",
+            logs(&repo),
+            api.requests(),
+        )
+    };
+    assert_eq!(code, 0, "best of 2 through {agent}: {}", context());
+    let ev = support::events(&out);
+    // Both attempts ran, each reported done through its own report directory.
+    let started = support::named(&ev, "task_started");
+    assert_eq!(started.len(), 2, "{}", context());
+    let attempts = support::named(&ev, "attempt_finished");
+    assert_eq!(attempts.len(), 2, "{}", context());
+    let picked: Vec<&&Value> = attempts.iter().filter(|e| e["picked"] == true).collect();
+    assert_eq!(picked.len(), 1, "{}", context());
+    let loser = attempts
+        .iter()
+        .find(|e| e["picked"] == false)
+        .expect("a loser");
+    assert!(
+        loser["cause"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("not picked")),
+        "the other attempt was a candidate too: {loser}\n{}",
+        context()
+    );
+    // One commit, the task's, with the pick in its message.
+    let subjects = repo.subjects("plan/one");
+    assert_eq!(
+        subjects,
+        vec!["one 1.1: Create `alpha.txt`"],
+        "{}",
+        context()
+    );
+    let body = repo.git(&["log", "-1", "--format=%b", "plan/one"]);
+    assert!(body.starts_with("best of N: attempt "), "{body}");
+    assert_eq!(
+        repo.git(&["show", "plan/one:alpha.txt"]).trim_end(),
+        "alpha.txt written by task 1.1"
+    );
+    // The other attempt's work is saved.
+    let k = loser["attempt"].as_u64().expect("attempt");
+    let saved = format!("refs/orch/attempts/one/1.1/{k}");
+    assert_eq!(
+        repo.git(&["show", &format!("{saved}:alpha.txt")])
+            .trim_end(),
+        "alpha.txt written by task 1.1",
+        "{}",
+        context()
+    );
+    // The task's usage counts both attempts.
+    let status = read_status(&repo.root().join(".orch/state/one/status.json")).expect("status");
+    let t = task_in(&status, "1.1");
+    assert_eq!(t["status"], "completed");
+    assert!(
+        t["orchUsage"]["inputTokens"].as_u64().unwrap_or(0) >= 2 * USAGE_INPUT,
+        "{t}\n{}",
+        context()
+    );
+}
+
+#[test]
+fn claude_preset_runs_a_best_of_2_task_against_the_fake_api() {
+    best_of_2_through("claude", None);
+}
+
+#[test]
+fn codex_preset_runs_a_best_of_2_task_against_the_fake_api() {
+    best_of_2_through("codex", None);
+}
+
+#[test]
+fn claude_and_codex_share_a_best_of_2_task_against_the_fake_api() {
+    best_of_2_through("claude", Some("[\"claude\", \"codex\"]"));
+}
