@@ -104,7 +104,10 @@ fn main() {
     let configs = [
         (
             "attempts = 3",
-            format!("attempts = 3\nretries = 0\nparallel_tasks = {}", MAX_AGENTS / 3),
+            format!(
+                "attempts = 3\nretries = 0\nparallel_tasks = {}",
+                MAX_AGENTS / 3
+            ),
         ),
         (
             "attempts = 1, retries = 2",
@@ -127,7 +130,10 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "best of N: {tasks} tasks, p = {p} %, attempt time {MIN_MS}-{MAX_MS} ms, max_agents = {MAX_AGENTS}, seeds 1..={seeds}; load at start: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "{:<28} {:>6} {:>11} {:>10} {:>9}",

@@ -85,7 +85,8 @@ pub struct Guarded {
     /// ([`CLIENT_PROJECT_FILES`]).
     pub files: Vec<String>,
     /// Command lines whose files (tracked where the plan's branch started) are protected as
-    /// the check's are: `verify`, `setup` (every plan's, `plan` first), each `[[notify]]` command.
+    /// the check's are: `verify`, `setup` (every plan's, `plan` first), each `[[notify]]` command,
+    /// best of N's `select` (every plan's).
     pub commands: Vec<Vec<String>>,
 }
 
@@ -142,6 +143,18 @@ impl super::Manifest {
             .chain(self.plans.iter())
             .filter_map(|p| p.setup.clone());
         for argv in setups.chain(self.notify.iter().filter_map(|n| n.command.clone())) {
+            if !commands.contains(&argv) {
+                commands.push(argv);
+            }
+        }
+        // Best of N's `select` (every plan's): an attempt that edits the scorer in its
+        // worktree would score itself.
+        let selects = plan
+            .into_iter()
+            .chain(self.plans.iter())
+            .filter_map(|p| p.best_of.select.clone())
+            .chain(self.defaults.best_of.select.clone());
+        for argv in selects {
             if !commands.contains(&argv) {
                 commands.push(argv);
             }

@@ -92,3 +92,58 @@ fn best_of_a_hostile_attempt_neither_completes_its_sibling_nor_wins_by_its_score
     assert_eq!(repo.rev("main"), main_before);
     assert!(!err.contains('\x1b'), "{err}");
 }
+
+/// An attempt rewrites the `select` scorer in its worktree to give itself 99: the scorer's
+/// files are protected as the check's are, so the attempt is no candidate (`changed protected
+/// paths: ci/score.sh`) and its honest sibling wins with the real scorer's number.
+#[test]
+fn best_of_an_attempt_that_rewrites_the_scorer_is_no_candidate() {
+    let repo = Repo::new();
+    let gates = repo.outside("gates");
+    std::fs::create_dir_all(&gates).expect("gates");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: One\n- [ ] 1.1 First\n",
+    );
+    repo.write("ci/score.sh", "#!/bin/sh\necho 1\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nmax_agents = 2\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nattempts = 2\n\
+             attempts_stop = \"all\"\nselect = [\"sh\", \"ci/score.sh\"]\n",
+            agent(
+                "best_of.sh",
+                &[
+                    "1=cheat:1 2=done:9",
+                    gates.join("gate").to_str().expect("utf-8")
+                ]
+            )
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let ev = support::events(&out);
+    let first = named(&ev, "attempt_finished")
+        .into_iter()
+        .find(|e| e["attempt"] == 1)
+        .expect("attempt 1");
+    assert_eq!(first["picked"], false);
+    assert_eq!(first["cause"], "changed protected paths: ci/score.sh");
+    assert!(
+        repo.git(&["show", "plan/p:out.txt"])
+            .starts_with("attempt 2 line 0")
+    );
+    assert_eq!(
+        repo.git(&["show", "plan/p:ci/score.sh"]),
+        "#!/bin/sh\necho 1"
+    );
+    let done = named(&ev, "task_finished");
+    assert!(
+        done[0]["pick"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("attempt 2 of 2: done, score 1, 9 lines")),
+        "{done:?}"
+    );
+}
