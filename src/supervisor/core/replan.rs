@@ -55,8 +55,10 @@ impl Core {
                 continue;
             };
             for (t, rec) in recs.iter().enumerate() {
-                let live = matches!(rec.run, TaskRun::Attempt(_) | TaskRun::Committing)
-                    || self.state.plans[p].check_waiting.contains(&t);
+                let live = matches!(
+                    rec.run,
+                    TaskRun::Attempt(_) | TaskRun::Committing | TaskRun::Round
+                ) || self.state.plans[p].check_waiting.contains(&t);
                 let id = self.task_id(p, t);
                 if live && !new_plan.tasks.iter().any(|x| x.id == id) {
                     held.push(format!("{}:{id}", self.plan_name(p)));
@@ -213,6 +215,22 @@ impl Core {
         for rr in self.state.runs.values_mut() {
             if let Some(u) = remap(rr.unit) {
                 rr.unit = u;
+            }
+        }
+        // Best of N: the rounds and their attempts follow their tasks (a round in flight holds
+        // its task: the edit waited for it if it removed the task).
+        let rounds = std::mem::take(&mut self.state.rounds);
+        for ((p, t), round) in rounds {
+            if let Some(Unit::Task { plan, task }) = remap(Unit::Task { plan: p, task: t }) {
+                self.state.rounds.insert((plan, task), round);
+            }
+        }
+        for key in self.state.members.values_mut() {
+            if let Some(Unit::Task { plan, task }) = remap(Unit::Task {
+                plan: key.0,
+                task: key.1,
+            }) {
+                *key = (plan, task);
             }
         }
         let timers: BTreeSet<(Instant, Timer)> = std::mem::take(&mut self.state.timers)

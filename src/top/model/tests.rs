@@ -99,3 +99,58 @@ fn the_header_has_the_last_reload_of_the_current_run() {
     append(&dir, at, &[started]);
     assert_eq!(src.read(Utc::now()).reload, None);
 }
+
+/// Best of N: a running task whose round has attempt logs shows one row per attempt of the
+/// current round, running and finished, with each attempt's number and log.
+#[test]
+fn a_best_of_n_task_shows_its_attempts_side_by_side() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::path::absolute(tmp.path()).expect("absolute");
+    let mut src = source(&dir);
+    let lp = &src.ws.plans[0];
+    crate::status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            crate::status::apply(
+                doc,
+                "1.1",
+                crate::status::Transition::Start,
+                &Default::default(),
+                Utc::now(),
+            )
+            .map(|_| ())
+        },
+    )
+    .expect("started");
+    let logs = dir.join(".orch/logs/a");
+    std::fs::create_dir_all(&logs).expect("logs");
+    std::fs::write(
+        logs.join("1.1.a1.log"),
+        "=== orch: attempt 1 started at 2026-11-25T10:00:00Z: agent ===\nworking on it\n",
+    )
+    .expect("log 1");
+    std::fs::write(
+        logs.join("1.1.a2.log"),
+        "=== orch: attempt 2 started at 2026-11-25T10:00:00Z: agent ===\n\
+         === orch: attempt 2 ended at 2026-11-25T10:00:01Z: exit status 1 ===\n",
+    )
+    .expect("log 2");
+    let snap = src.read(Utc::now());
+    let rows: Vec<(u32, String)> = snap
+        .running
+        .iter()
+        .map(|r| (r.attempt, r.last_line.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "working on it".to_string()),
+            (2, "attempt 2 ended: exit status 1".to_string())
+        ]
+    );
+    assert!(snap.running.iter().all(|r| r.id == "1.1"));
+    assert!(snap.running[1].log.ends_with("1.1.a2.log"));
+}
