@@ -380,6 +380,20 @@ fn a_bad_attempts_clause_is_refused_at_its_line() {
         "{all}"
     );
     assert_eq!(repo.refs(), refs);
+    // More attempts than `max_agents` (4) could never start together.
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it (attempts: 9)\n",
+    );
+    repo.commit_all("too many");
+    let refs = repo.refs();
+    let (code, out, err) = repo.run(&["up"]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 2, "{all}");
+    assert!(all.contains("docs/plans/p.md:4"), "{all}");
+    assert!(all.contains("more than `max_agents` (4)"), "{all}");
+    assert_eq!(repo.refs(), refs);
+    assert!(!repo.root().join(".orch/worktrees").exists());
 }
 
 /// The live agents of `repo`'s runs (by their `ORCH_WORKTREE`, under the repository's temp dir).
