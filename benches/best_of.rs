@@ -11,7 +11,8 @@
 //! wall time, and how many attempts run.
 //!
 //! Run: `cargo bench --bench best_of` (`-- --seeds 3` sets the seeds, `-- --p 40` the
-//! percentage, `-- --tasks 20`). Without `--bench` (`cargo run --bench`-style smoke runs) it
+//! percentage, `-- --tasks 20`, `-- --max-agents 6`: with `attempts = 3` a third as many
+//! rounds at once as tasks in series). Without `--bench` (`cargo run --bench`-style smoke runs) it
 //! runs 4 tasks once per configuration and checks the outcome. Every run checks its outcome:
 //! exit 0 with every task completed (else 5), one commit per completed task.
 
@@ -22,6 +23,7 @@ use std::time::Instant;
 mod support;
 use support::{git, scratch};
 
+/// `max_agents` unless `-- --max-agents N` says otherwise.
 const MAX_AGENTS: usize = 6;
 /// The agent's time per attempt, milliseconds.
 const MIN_MS: u64 = 300;
@@ -36,7 +38,7 @@ struct Run {
 
 /// A repository with `tasks` independent tasks run by the coin agent (`seed`, `p` percent) and
 /// the plan's best-of-N keys `best`.
-fn setup(dir: &Path, tasks: usize, seed: u64, p: u64, best: &str) {
+fn setup(dir: &Path, tasks: usize, (seed, p, max_agents): (u64, u64, usize), best: &str) {
     git(dir, &["init", "-q", "-b", "main"]);
     std::fs::write(dir.join(".gitignore"), ".orch/\n").expect("write");
     let mut plan = String::from("# Coins\n\n## Phase 1: Flips\n");
@@ -46,7 +48,7 @@ fn setup(dir: &Path, tasks: usize, seed: u64, p: u64, best: &str) {
     std::fs::write(dir.join("coins.md"), plan).expect("write");
     let coin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents/coin.sh");
     let manifest = format!(
-        "[defaults]\nagent = \"coin\"\nmax_agents = {MAX_AGENTS}\nbackoff = \"0s\"\n\n\
+        "[defaults]\nagent = \"coin\"\nmax_agents = {max_agents}\nbackoff = \"0s\"\n\n\
          [agents.coin]\ncommand = [\"{}\", \"{seed}\", \"{p}\", \"{MIN_MS}\", \"{MAX_MS}\"]\n\
          report = \"orch\"\n\n[[plan]]\nname = \"coins\"\nfile = \"coins.md\"\n{best}\n",
         coin.display()
@@ -56,10 +58,10 @@ fn setup(dir: &Path, tasks: usize, seed: u64, p: u64, best: &str) {
     git(dir, &["commit", "-q", "-m", "coins"]);
 }
 
-fn run_once(orch: &Path, tasks: usize, seed: u64, p: u64, best: &str) -> Run {
+fn run_once(orch: &Path, tasks: usize, coin: (u64, u64, usize), best: &str) -> Run {
     let tmp = scratch("orch-best-of-");
     let dir = tmp.path();
-    setup(dir, tasks, seed, p, best);
+    setup(dir, tasks, coin, best);
     let start = Instant::now();
     let out = Command::new(orch)
         .current_dir(dir)
@@ -101,22 +103,23 @@ fn arg(args: &[String], name: &str) -> Option<u64> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let orch = Path::new(env!("CARGO_BIN_EXE_orch"));
+    let max_agents = arg(&args, "--max-agents").map_or(MAX_AGENTS, |n| n as usize);
     let configs = [
         (
             "attempts = 3",
             format!(
                 "attempts = 3\nretries = 0\nparallel_tasks = {}",
-                MAX_AGENTS / 3
+                (max_agents / 3).max(1)
             ),
         ),
         (
             "attempts = 1, retries = 2",
-            format!("retries = 2\nparallel_tasks = {MAX_AGENTS}"),
+            format!("retries = 2\nparallel_tasks = {max_agents}"),
         ),
     ];
     if !support::full_size() {
         for (name, best) in &configs {
-            let r = run_once(orch, 4, 1, 40, best);
+            let r = run_once(orch, 4, (1, 40, max_agents), best);
             println!(
                 "best_of bench smoke test ({name}): {}/4 completed in {:.2} s, {} attempts",
                 r.completed, r.wall, r.attempts
@@ -129,7 +132,7 @@ fn main() {
     let tasks = arg(&args, "--tasks").unwrap_or(20) as usize;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "best of N: {tasks} tasks, p = {p} %, attempt time {MIN_MS}-{MAX_MS} ms, max_agents = {MAX_AGENTS}, seeds 1..={seeds}; load at start: {}",
+        "best of N: {tasks} tasks, p = {p} %, attempt time {MIN_MS}-{MAX_MS} ms, max_agents = {max_agents}, seeds 1..={seeds}; load at start: {}",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -144,7 +147,7 @@ fn main() {
         // Both configurations on each seed, one after the other: the machine's drift falls on
         // both alike.
         for (i, (name, best)) in configs.iter().enumerate() {
-            let r = run_once(orch, tasks, seed, p, best);
+            let r = run_once(orch, tasks, (seed, p, max_agents), best);
             println!(
                 "{name:<28} {seed:>6} {:>8}/{tasks} {:>10.2} {:>9}",
                 r.completed, r.wall, r.attempts
