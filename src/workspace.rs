@@ -567,46 +567,26 @@ fn main_root_above(path: &Path) -> Option<PathBuf> {
     Some(dir.to_path_buf())
 }
 
-/// Best of N: a task's `(attempts: N)` above `max_agents` would never start (its attempts start
-/// together): an error at the task's line; in a plan whose agent works in plan mode it would be
-/// ignored: an error too.
+/// Best of N: each plan's `(attempts: N)` clauses checked against the manifest
+/// ([`crate::plan::attempts_problems`]).
 fn attempts_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (entry, loaded) in m.plans.iter().zip(plans) {
-        let plan_mode = m
+        let runs = if m
             .agent_of(entry)
-            .is_some_and(|a| a.mode == manifest::AgentMode::Plan);
-        for task in &loaded.plan.tasks {
-            let Ok(Some(n)) = crate::plan::attempts_clause(&task.description) else {
-                continue;
-            };
-            let problem = if n as usize > m.defaults.max_agents {
-                Some(format!(
-                    "task {} asks for `(attempts: {n})`, more than `max_agents` ({}): the attempts of a task start together",
-                    task.id, m.defaults.max_agents
-                ))
-            } else if n > 1 && plan_mode {
-                Some(format!(
-                    "task {} asks for `(attempts: {n})`, but plan `{}` runs a plan-mode agent: best of N runs tasks",
-                    task.id, entry.name
-                ))
-            } else if n > 1 && entry.executor != crate::executor::ExecutorKind::Local {
-                Some(format!(
-                    "task {} asks for `(attempts: {n})`, but plan `{}` runs through {}: best of N runs local agents only",
-                    task.id,
-                    entry.name,
-                    entry.executor.as_str()
-                ))
-            } else {
-                None
-            };
-            if let Some(message) = problem {
-                out.push(
-                    Diagnostic::error(&loaded.rel_path, task.line, message)
-                        .with_hint("`(attempts: N)` runs N attempts of the task at once, each in one of the `max_agents` slots, with a local task-mode agent"),
-                );
-            }
-        }
+            .is_some_and(|a| a.mode == manifest::AgentMode::Plan)
+        {
+            Some("a plan-mode agent".to_string())
+        } else {
+            (entry.executor != crate::executor::ExecutorKind::Local)
+                .then(|| format!("through {}", entry.executor.as_str()))
+        };
+        out.extend(crate::plan::attempts_problems(
+            &loaded.plan,
+            &loaded.rel_path,
+            m.defaults.max_agents,
+            runs.as_deref(),
+        ));
     }
     out
 }

@@ -28,6 +28,42 @@ pub fn attempts_clause(description: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// The `(attempts: N)` clauses of `plan` (at `rel_path`) that cannot run: above `max_agents`
+/// (its attempts start together, so it would never start), or above 1 where best of N does not
+/// run (`unsupported`: how the plan's agents run, `a plan-mode agent`): errors at the tasks'
+/// lines.
+pub fn attempts_problems(
+    plan: &super::Plan,
+    rel_path: &str,
+    max_agents: usize,
+    unsupported: Option<&str>,
+) -> Vec<crate::diagnostic::Diagnostic> {
+    let mut out = Vec::new();
+    for task in &plan.tasks {
+        let Ok(Some(n)) = attempts_clause(&task.description) else {
+            continue;
+        };
+        let message = if n as usize > max_agents {
+            format!(
+                "task {} asks for `(attempts: {n})`, more than `max_agents` ({max_agents}): the attempts of a task start together",
+                task.id
+            )
+        } else if let (true, Some(how)) = (n > 1, unsupported) {
+            format!(
+                "task {} asks for `(attempts: {n})`, but its plan runs {how}: best of N runs local task-mode agents",
+                task.id
+            )
+        } else {
+            continue;
+        };
+        out.push(
+            crate::diagnostic::Diagnostic::error(std::path::Path::new(rel_path), task.line, message)
+                .with_hint("`(attempts: N)` runs N attempts of the task at once, each in one of the `max_agents` slots"),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::attempts_clause;

@@ -9,7 +9,7 @@ mod render;
 
 pub use parse::PlanReadError;
 
-pub use attempts::{MAX_ATTEMPTS, attempts_clause};
+pub use attempts::{MAX_ATTEMPTS, attempts_clause, attempts_problems};
 pub use check::check_clause;
 
 pub use ids::{IdHasher, IdIndex, IdMap, hash_bytes, id_map};

@@ -29,6 +29,35 @@ pub fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
 }
 
 impl Effects<'_> {
+    /// Launches attempt `attempt` of a round: named by its key (its worktree, log, prompt
+    /// file), run by its agent of `agents` (in turn), else the plan's.
+    pub fn launch_member(&mut self, run: RunId, unit: Unit, attempt: u32) {
+        if let Some(t) = unit.task()
+            && let Some(pc) = self.plan(unit.plan())
+        {
+            self.members
+                .insert(run, member_key(&pc.plan.tasks[t].id, attempt));
+            let name = pc.best_of.agent_of(attempt, &pc.agent_name);
+            if name != pc.agent_name
+                && let Some(spec) = self.ws.manifest.as_ref().and_then(|m| m.agents.get(name))
+            {
+                self.member_agents
+                    .insert(run, (name.to_string(), spec.command.clone()));
+            }
+        }
+        self.launch(run, unit, attempt);
+    }
+
+    /// The agent (its name, its argv template) attempt `run` of plan `pc` runs: with best of
+    /// N's `agents`, its own (the rest is the plan's agent's, which the manifest checked it
+    /// shares); else the plan's.
+    pub fn agent_of_run(&self, run: RunId, pc: &PlanCtx) -> (String, Vec<String>) {
+        match self.member_agents.get(&run) {
+            Some((name, command)) => (name.clone(), command.clone()),
+            None => (pc.agent_name.clone(), pc.agent.command.clone()),
+        }
+    }
+
     /// Checks and measures attempt `attempt` of a round and runs its `select`, off the loop;
     /// the core hears [`Input::Measured`].
     pub fn measure(&mut self, run: RunId, unit: Unit, attempt: u32) {

@@ -624,22 +624,7 @@ impl Effects<'_> {
             }
             Action::Check { run, unit } => self.check(run, unit),
             Action::LaunchMember { run, unit, attempt } => {
-                if let Some(t) = unit.task()
-                    && let Some(pc) = self.plan(unit.plan())
-                {
-                    let key = super::round::member_key(&pc.plan.tasks[t].id, attempt);
-                    self.members.insert(run, key);
-                    // `agents`: the attempts go to each agent in turn.
-                    let name = pc.best_of.agent_of(attempt, &pc.agent_name);
-                    if name != pc.agent_name
-                        && let Some(spec) =
-                            self.ws.manifest.as_ref().and_then(|m| m.agents.get(name))
-                    {
-                        self.member_agents
-                            .insert(run, (name.to_string(), spec.command.clone()));
-                    }
-                }
-                self.launch(run, unit, attempt);
+                self.launch_member(run, unit, attempt);
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
             Action::RecordPause { plans, pause } => {

@@ -58,16 +58,11 @@ impl Effects<'_> {
         match self.start(&pc, run, unit, attempt, &log) {
             Ok(()) => {}
             Err(LaunchError { error, fatal }) => {
-                let command = self
-                    .member_agents
-                    .get(&run)
-                    .map_or(pc.agent.command.clone(), |(_, c)| c.clone());
-                if let Some((_, dir)) = client_state::of_attempt_with(
-                    &pc,
-                    &command,
-                    id.as_deref().unwrap_or("plan"),
-                    attempt,
-                ) {
+                let (_, command) = self.agent_of_run(run, &pc);
+                let unit_name = id.as_deref().unwrap_or("plan");
+                if let Some((_, dir)) =
+                    client_state::of_attempt_with(&pc, &command, unit_name, attempt)
+                {
                     client_state::remove(&dir);
                 }
                 self.fail_launch(&pc, run, task, error, fatal, &log);
@@ -88,12 +83,7 @@ impl Effects<'_> {
         // Best of N: what is per worktree is named by the attempt's key.
         let key = self.members.get(&run).cloned();
         let file_id = key.clone().or_else(|| id.clone()).unwrap_or_default();
-        // Best of N with `agents`: this attempt's agent's command (the rest is the plan's
-        // agent's, which the manifest checked it shares).
-        let (agent_name, command) = match self.member_agents.get(&run) {
-            Some((name, command)) => (name.clone(), command.clone()),
-            None => (pc.agent_name.clone(), pc.agent.command.clone()),
-        };
+        let (agent_name, command) = self.agent_of_run(run, pc);
         let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
             Some(_) => {
                 let tree = make_task_tree(pc, &file_id, attempt)?;
