@@ -578,7 +578,7 @@ fn attempts_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
         {
             Some("a plan-mode agent".to_string())
         } else {
-            (entry.executor != crate::executor::ExecutorKind::Local)
+            (entry.executor != manifest::ExecutorKind::Local)
                 .then(|| format!("through {}", entry.executor.as_str()))
         };
         out.extend(crate::plan::attempts_problems(
