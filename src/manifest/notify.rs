@@ -44,6 +44,7 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "manifest_reloaded",
     "note",
     "run_finished",
+    "attempt_finished",
 ];
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,
@@ -57,6 +58,7 @@ pub const CHATTY_EVENTS: &[&str] = &[
     "task_adopted",
     "task_finished",
     "note",
+    "attempt_finished",
 ];
 
 /// The default of a hook's `timeout`.
