@@ -197,9 +197,15 @@ fn a_tie_goes_to_the_smaller_change_then_the_earliest() {
 #[test]
 fn attempts_stop_first_stops_the_others_and_saves_their_work() {
     let repo = Repo::new();
-    setup(&repo, "1=hang 2=done:4 3=hang", "", "attempts = 3");
+    // Attempt 2 finishes once both others have written their half-done work.
+    let gate = setup(&repo, "1=hang 2=wait:4 3=hang", "", "attempts = 3");
     let started = Instant::now();
-    let ev = repo.up_events(&[], 0);
+    let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch up");
+    wait_lines(&gate, "hung ", 2);
+    std::fs::write(&gate, "").expect("gate");
+    let out = support::wait_within(child, Duration::from_secs(90), "orch up");
+    assert!(out.status.success());
+    let ev = support::events(&String::from_utf8_lossy(&out.stdout));
     // The hanging attempts were stopped (grace 1s), not waited for.
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(landed_out(&repo).starts_with("attempt 2 line 0"));
@@ -273,7 +279,7 @@ fn a_task_whose_attempts_all_fail_gets_another_round_then_fails_with_every_cause
 #[test]
 fn a_per_task_clause_runs_best_of_n_in_a_plan_without_task_worktrees() {
     let repo = Repo::new();
-    setup(&repo, "1=silent 2=done:2", "", "");
+    setup(&repo, "1=silent 2=done:2", "", "attempts_stop = \"all\"");
     repo.write(
         "docs/plans/p.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it (attempts: 2)\n",
@@ -407,18 +413,27 @@ fn agents_of(repo: &Repo) -> Vec<u32> {
 
 /// Waits (with a deadline) until the journal next to `gate` lists `n` starts.
 fn wait_starts(gate: &Path, n: usize) {
+    wait_lines(gate, "start ", n);
+}
+
+/// Waits (with a deadline) until the journal next to `gate` has `n` lines starting with
+/// `prefix`.
+fn wait_lines(gate: &Path, prefix: &str, n: usize) {
     let journal = gate.with_file_name("journal");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let starts = std::fs::read_to_string(&journal)
+        let seen = std::fs::read_to_string(&journal)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.starts_with("start "))
+            .filter(|l| l.starts_with(prefix))
             .count();
-        if starts >= n {
+        if seen >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "only {starts} of {n} starts");
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {n} `{prefix}` lines"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -434,7 +449,8 @@ fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
         "attempts = 3\nattempts_stop = \"all\"",
     );
     let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch up");
-    wait_starts(&gate, 3);
+    // Each attempt has written its work and waits.
+    wait_lines(&gate, "waiting ", 3);
     child.kill().expect("kill -9");
     let _ = wait(child);
     // The attempts outlive their supervisor (each in a session of its own).
