@@ -76,6 +76,11 @@ pub struct Defaults {
     pub warm: Vec<Warm>,
     /// Whether the worktrees orch makes get their submodules checked out (`true`).
     pub submodules: bool,
+    /// `resolve`: the agent that repairs a plan that cannot merge (`None`: a person does).
+    pub resolve: Option<super::resolve::ResolveWith>,
+    /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
+    /// (`false`).
+    pub resolve_verify: bool,
 }
 
 impl Default for Defaults {
@@ -112,6 +117,8 @@ impl Default for Defaults {
             protect: None,
             warm: Vec::new(),
             submodules: true,
+            resolve: None,
+            resolve_verify: false,
         }
     }
 }
@@ -246,6 +253,11 @@ pub struct PlanEntry {
     /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (the
     /// check's own files are protected).
     pub protect: Option<super::protect::Protect>,
+    /// Resolved: the agent that repairs the plan when it cannot merge (its `resolve`, else the
+    /// defaults'; `true` is its own agent); `None`: a person does.
+    pub resolve: Option<String>,
+    /// Resolved `resolve_verify`.
+    pub resolve_verify: bool,
 }
 
 /// A loaded, validated `plans.toml`.

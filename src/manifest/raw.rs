@@ -59,6 +59,9 @@ pub struct RawDefaults {
     pub warm: Option<At<Vec<At<String>>>>,
     /// Whether worktrees get their submodules checked out (`crate::git::sync_submodules`).
     pub submodules: Option<At<bool>>,
+    /// Resolution by agent (`super::resolve`).
+    pub resolve: Option<At<super::resolve::RawResolve>>,
+    pub resolve_verify: Option<At<bool>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -117,6 +120,9 @@ pub struct RawPlan {
     pub protect: Option<At<Vec<At<String>>>>,
     pub warm: Option<At<Vec<At<String>>>>,
     pub submodules: Option<At<bool>>,
+    /// Resolution by agent (`super::resolve`).
+    pub resolve: Option<At<super::resolve::RawResolve>>,
+    pub resolve_verify: Option<At<bool>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -222,6 +228,8 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "protect",
     "warm",
     "submodules",
+    "resolve",
+    "resolve_verify",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -273,6 +281,8 @@ pub const PLAN_KEYS: &[&str] = &[
     "protect",
     "warm",
     "submodules",
+    "resolve",
+    "resolve_verify",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -347,6 +357,8 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "protect" => d.protect = string_list(r, &ctx, value),
             "warm" => d.warm = string_list(r, &ctx, value),
             "submodules" => d.submodules = boolean(r, &ctx, value),
+            "resolve" => d.resolve = super::resolve::read(r, &ctx, value),
+            "resolve_verify" => d.resolve_verify = boolean(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -454,6 +466,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             protect: None,
             warm: None,
             submodules: None,
+            resolve: None,
+            resolve_verify: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -480,6 +494,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "protect" => plan.protect = string_list(r, &ctx, v),
                 "warm" => plan.warm = string_list(r, &ctx, v),
                 "submodules" => plan.submodules = boolean(r, &ctx, v),
+                "resolve" => plan.resolve = super::resolve::read(r, &ctx, v),
+                "resolve_verify" => plan.resolve_verify = boolean(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

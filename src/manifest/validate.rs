@@ -25,7 +25,15 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
     let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
         .unwrap_or(super::model::DEFAULT_SLURM_POLL);
-    let plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
+    super::resolve::defaults(
+        raw.defaults.resolve.as_ref(),
+        raw.defaults.resolve_verify.as_ref(),
+        &mut defaults,
+        &agents,
+        r,
+    );
+    let mut plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
+    super::resolve::plans(&raw.plans, &mut plans, &defaults, &agents, r);
     Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -598,6 +606,8 @@ fn plans(
             protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
                 .or_else(|| defaults.protect.clone())
                 .map(super::protect::Protect::new),
+            resolve: None,
+            resolve_verify: false,
         });
     }
 

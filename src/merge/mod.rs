@@ -22,6 +22,7 @@ mod now;
 pub mod order;
 mod plan_info;
 pub mod pr;
+pub mod resolve;
 mod run;
 pub mod staging;
 pub mod step;

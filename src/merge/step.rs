@@ -74,6 +74,13 @@ pub enum StepOutcome {
     },
     /// Ctrl-C or SIGTERM before the target moved; nothing changed.
     Interrupted,
+    /// A conflict (or, `verify`, a red verify) that the plan's resolver did not resolve;
+    /// nothing changed (the plan branch neither).
+    Unresolved {
+        files: Vec<String>,
+        verify: bool,
+        reason: String,
+    },
 }
 
 /// Runs one merge step. Nothing moves unless the merge is clean and verified; then the work

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod recover;
 pub mod replan;
 pub mod reports;
+pub mod resolver;
 mod resync;
 pub mod sandbox;
 pub mod settle;
