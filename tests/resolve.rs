@@ -118,3 +118,126 @@ fn three_plans_editing_one_file_pairwise_are_all_merged_each_resolution_on_its_b
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Plans `a` and `b` finished, `a` merged: `b` now conflicts with the target in `shared.txt`.
+fn b_conflicts(mode: &str) -> Repo {
+    let repo = finished(&["a", "b"], mode, "");
+    let (code, v, err) = merge_json(&repo, &["a"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    repo
+}
+
+/// `orch merge b` with a resolver that breaks a gate: `b` is not merged, with `cause` in its
+/// reason; the target and the plan branch did not move; the attempt is saved.
+fn refused_with(mode: &str, result: &str, cause: &str) {
+    let repo = b_conflicts(mode);
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 5, "{v:#}\n{err}");
+    let s = step(&v, "b");
+    assert_eq!(s["result"], result, "{v:#}");
+    let reason = s["reason"].as_str().expect("reason");
+    assert!(reason.contains("resolution by agent `fixer` failed"), "{reason}");
+    assert!(reason.contains(cause), "{mode}: {reason}");
+    assert_eq!(repo.rev("main"), main, "the target moved");
+    assert_eq!(repo.rev("plan/b"), plan_b, "the plan branch moved");
+    let saved = repo.refs_under("refs/orch/attempts/b/resolve/");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(reason.contains("refs/orch/attempts/b/resolve/1"), "{reason}");
+    // The status file records why.
+    let m = &repo.status_file("b")["orchMerge"];
+    assert_eq!(m["state"], result);
+    assert!(m["reason"].as_str().expect("reason").contains(cause), "{m:#}");
+    // No resolution worktree is left.
+    assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
+    assert!(!repo.worktrees().iter().any(|w| w.contains(".resolve-")));
+}
+
+#[test]
+fn a_resolver_that_leaves_a_marker_leaves_the_plan_unmerged() {
+    refused_with("marker", "conflict", "conflict marker in `shared.txt`");
+}
+
+#[test]
+fn a_resolver_that_edits_an_unrelated_file_leaves_the_plan_unmerged() {
+    refused_with(
+        "unrelated",
+        "conflict",
+        "changed `README.md`, which is neither a conflicted file nor named in its explanation",
+    );
+}
+
+#[test]
+fn a_resolution_that_fails_check_leaves_the_plan_unmerged() {
+    refused_with("check", "conflict", "the result fails the check");
+}
+
+#[test]
+fn a_resolution_that_fails_verify_leaves_the_plan_unmerged() {
+    refused_with("verify", "conflict", "verify fails on the merge");
+}
+
+#[test]
+fn a_resolver_that_exits_non_zero_leaves_the_plan_unmerged() {
+    refused_with("fail", "conflict", "exited with exit status: 3");
+}
+
+#[test]
+fn a_file_the_explanation_names_may_change_too() {
+    let repo = b_conflicts("named");
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "merged");
+    assert!(repo.git(&["show", "main:README.md"]).contains("touched"));
+}
+
+#[test]
+fn orch_resolve_commits_on_the_plan_branch_and_leaves_the_target() {
+    let repo = b_conflicts("ok");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    // --dry-run prints the prompt: the file, its hunk, the commits of each side, and changes
+    // nothing.
+    let (code, out, err) = repo.run(&["resolve", "b", "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("`shared.txt` (conflict markers at lines 1-5)"), "{out}");
+    assert!(out.contains("Commits on `plan/b` that touched them"), "{out}");
+    assert!(out.contains("Commits on `main` that touched them"), "{out}");
+    assert!(out.contains("explanation.md"), "{out}");
+    assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main.clone(), plan_b.clone()));
+
+    let (code, out, err) = repo.run(&["resolve", "b", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["result"], "resolved", "{v:#}");
+    assert_eq!(v["files"], serde_json::json!(["shared.txt"]));
+    assert_eq!(repo.rev("main"), main, "orch resolve never moves the target");
+    assert_eq!(repo.rev("plan/b"), v["commit"].as_str().expect("commit"));
+    assert_eq!(repo.rev("plan/b^1"), plan_b);
+    assert_eq!(repo.rev("plan/b^2"), main);
+    // The plan's worktree shows the new tip.
+    let wt = repo.root().join(".orch/worktrees/b/shared.txt");
+    let text = std::fs::read_to_string(wt).expect("shared.txt");
+    assert!(text.contains("a 1.1") && text.contains("b 1.1"), "{text}");
+    // Then it merges without a resolver's help, and again is nothing to resolve.
+    let (code, out, _) = repo.run(&["resolve", "b"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to resolve"), "{out}");
+}
+
+#[test]
+fn an_unknown_resolve_agent_is_an_error_at_its_line_and_column() {
+    let repo = Repo::builder().build();
+    repo.write("docs/plans/a.md", PLAN);
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"claude\"\n\n[[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nresolve = \"nosuch\"\n",
+    );
+    let before = support::disk_snapshot(repo.root());
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("plans.toml:7:11"), "{err}");
+    assert!(err.contains("`plan.resolve` names unknown agent `nosuch`"), "{err}");
+    let (code, _, err) = repo.run(&["resolve", "a"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(support::disk_snapshot(repo.root()), before);
+}
