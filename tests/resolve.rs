@@ -137,17 +137,26 @@ fn refused_with(mode: &str, result: &str, cause: &str) {
     let s = step(&v, "b");
     assert_eq!(s["result"], result, "{v:#}");
     let reason = s["reason"].as_str().expect("reason");
-    assert!(reason.contains("resolution by agent `fixer` failed"), "{reason}");
+    assert!(
+        reason.contains("resolution by agent `fixer` failed"),
+        "{reason}"
+    );
     assert!(reason.contains(cause), "{mode}: {reason}");
     assert_eq!(repo.rev("main"), main, "the target moved");
     assert_eq!(repo.rev("plan/b"), plan_b, "the plan branch moved");
     let saved = repo.refs_under("refs/orch/attempts/b/resolve/");
     assert_eq!(saved.len(), 1, "{saved:?}");
-    assert!(reason.contains("refs/orch/attempts/b/resolve/1"), "{reason}");
+    assert!(
+        reason.contains("refs/orch/attempts/b/resolve/1"),
+        "{reason}"
+    );
     // The status file records why.
     let m = &repo.status_file("b")["orchMerge"];
     assert_eq!(m["state"], result);
-    assert!(m["reason"].as_str().expect("reason").contains(cause), "{m:#}");
+    assert!(
+        m["reason"].as_str().expect("reason").contains(cause),
+        "{m:#}"
+    );
     // No resolution worktree is left.
     assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
     assert!(!repo.worktrees().iter().any(|w| w.contains(".resolve-")));
@@ -199,18 +208,31 @@ fn orch_resolve_commits_on_the_plan_branch_and_leaves_the_target() {
     // nothing.
     let (code, out, err) = repo.run(&["resolve", "b", "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("`shared.txt` (conflict markers at lines 1-5)"), "{out}");
-    assert!(out.contains("Commits on `plan/b` that touched them"), "{out}");
+    assert!(
+        out.contains("`shared.txt` (conflict markers at lines 1-5)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Commits on `plan/b` that touched them"),
+        "{out}"
+    );
     assert!(out.contains("Commits on `main` that touched them"), "{out}");
     assert!(out.contains("explanation.md"), "{out}");
-    assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main.clone(), plan_b.clone()));
+    assert_eq!(
+        (repo.rev("main"), repo.rev("plan/b")),
+        (main.clone(), plan_b.clone())
+    );
 
     let (code, out, err) = repo.run(&["resolve", "b", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["result"], "resolved", "{v:#}");
     assert_eq!(v["files"], serde_json::json!(["shared.txt"]));
-    assert_eq!(repo.rev("main"), main, "orch resolve never moves the target");
+    assert_eq!(
+        repo.rev("main"),
+        main,
+        "orch resolve never moves the target"
+    );
     assert_eq!(repo.rev("plan/b"), v["commit"].as_str().expect("commit"));
     assert_eq!(repo.rev("plan/b^1"), plan_b);
     assert_eq!(repo.rev("plan/b^2"), main);
@@ -236,7 +258,10 @@ fn an_unknown_resolve_agent_is_an_error_at_its_line_and_column() {
     let (code, out, err) = repo.run(&["check"]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.contains("plans.toml:7:11"), "{err}");
-    assert!(err.contains("`plan.resolve` names unknown agent `nosuch`"), "{err}");
+    assert!(
+        err.contains("`plan.resolve` names unknown agent `nosuch`"),
+        "{err}"
+    );
     let (code, _, err) = repo.run(&["resolve", "a"]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(support::disk_snapshot(repo.root()), before);
