@@ -266,3 +266,75 @@ fn an_unknown_resolve_agent_is_an_error_at_its_line_and_column() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(support::disk_snapshot(repo.root()), before);
 }
+
+#[test]
+fn the_merge_train_finishes_four_plans_with_three_conflicting_pairs_with_no_person() {
+    let repo = Repo::builder().identity_in_config().build();
+    // a writes x, b writes x and y, c writes y and z, d writes z: a-b, b-c and c-d conflict.
+    let files = [
+        ("a", "x.txt"),
+        ("b", "x.txt y.txt"),
+        ("c", "y.txt z.txt"),
+        ("d", "z.txt"),
+    ];
+    let mut manifest = format!(
+        "[defaults]\nmax_agents = 4\nintegrate = \"off\"\nauto_merge = true\nresolve = \"fixer\"\n\
+         verify = {verify}\n\n[agents.fixer]\ncommand = {fixer}\n",
+        verify = grep_not("BREAKS-VERIFY"),
+        fixer = agent("resolver.sh", &["ok"]),
+    );
+    for (name, written) in files {
+        repo.write(&format!("docs/plans/{name}.md"), PLAN);
+        let script = format!("for f in {written}; do echo \"$ORCH_PLAN\" > \"$f\"; done");
+        manifest.push_str(&format!(
+            "\n[agents.{name}w]\ncommand = {}\n\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\nagent = \"{name}w\"\n",
+            toml_array(&["sh", "-c", &script])
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let events = repo.up_events(&[], 0);
+    let named =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
+    let merged: Vec<&str> = named("plan_merged")
+        .iter()
+        .map(|e| e["plan"].as_str().expect("plan"))
+        .collect();
+    assert_eq!(merged.len(), 4, "{events:#?}");
+    assert!(named("plan_merge_failed").is_empty(), "{events:#?}");
+    assert!(named("resolve_failed").is_empty(), "{events:#?}");
+    let resolved = named("resolved");
+    assert!(resolved.len() >= 2, "{events:#?}");
+    eprintln!("resolutions: {}", resolved.len());
+    assert_eq!(named("resolve_started").len(), resolved.len());
+    for r in &resolved {
+        assert_eq!(r["agent"], "fixer");
+        let plan = r["plan"].as_str().expect("plan");
+        // Each resolution's commit is on its plan's branch, and in the target.
+        let commit = r["commit"].as_str().expect("commit");
+        assert!(repo.git_ok(&[
+            "merge-base",
+            "--is-ancestor",
+            commit,
+            &format!("plan/{plan}")
+        ]));
+        assert!(repo.git_ok(&["merge-base", "--is-ancestor", commit, "main"]));
+    }
+    // Every file holds both writers' lines; no marker anywhere.
+    for (file, writers) in [
+        ("x.txt", ["a", "b"]),
+        ("y.txt", ["b", "c"]),
+        ("z.txt", ["c", "d"]),
+    ] {
+        let text = repo.git(&["show", &format!("main:{file}")]);
+        for w in writers {
+            assert!(text.lines().any(|l| l == w), "{file}: {text}");
+        }
+        assert!(!text.contains("<<<<<<<"), "{file}: {text}");
+    }
+    // The summary counts them.
+    let finished = named("run_finished");
+    let summary = &finished[0]["summary"];
+    assert_eq!(summary["resolved_by_agent"], resolved.len(), "{summary:#}");
+    assert!(summary.get("left_for_a_person").is_none(), "{summary:#}");
+}

@@ -44,6 +44,9 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "manifest_reloaded",
     "note",
     "run_finished",
+    "resolve_started",
+    "resolved",
+    "resolve_failed",
 ];
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,

@@ -135,6 +135,11 @@ pub enum Input {
     Interrupt,
     /// SIGTERM: stop now.
     Terminate,
+    /// The merge train's resolver of plan `plan` says how its resolution goes (`resolve`).
+    Resolving {
+        plan: usize,
+        note: crate::merge::resolve::ResolveNote,
+    },
 }
 
 /// Something to do, for the effect runner.
@@ -280,6 +285,7 @@ impl Core {
             budget_hit: None,
             waiting_on_paused: false,
             integration: Default::default(),
+            resolved_by_agent: 0,
         };
         Core {
             cfg,
@@ -405,6 +411,7 @@ impl Core {
                 self.state.graceful = true;
                 self.interrupt(&mut out);
             }
+            Input::Resolving { plan, note } => self.on_resolving(plan, note, &mut out),
         }
         self.step(now, &mut out);
         out
@@ -464,6 +471,7 @@ pub use replan::{Replan, Structure};
 #[cfg(test)]
 mod replan_tests;
 mod report;
+mod resolve;
 mod schedule;
 #[cfg(test)]
 mod tests;

@@ -108,6 +108,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
             budget_reached: None,
             agents_stopped: Vec::new(),
             notify_failures: 0,
+            resolved_by_agent: 0,
+            left_for_a_person: 0,
         };
     };
     let plan_list = ws.plan_list();
@@ -742,8 +744,18 @@ impl Effects<'_> {
         let manifest = self.ctx.manifest_path.clone();
         let name = pc.name.clone();
         let tx = self.tx.clone();
+        let told = tx.clone();
+        let notify: super::merge_train::Told = std::sync::Arc::new(move |note| {
+            let _ = told.send(Msg {
+                reload: None,
+                input: Input::Resolving {
+                    plan: p,
+                    note: note.clone(),
+                },
+            });
+        });
         tokio::spawn(async move {
-            let outcome = super::merge_train::run_merge(&manifest, &name).await;
+            let outcome = super::merge_train::run_merge(&manifest, &name, notify).await;
             let _ = tx.send(Msg {
                 reload: Some(p),
                 input: Input::Merged { plan: p, outcome },

@@ -444,7 +444,10 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::PlanResumed { plan }
         | Event::TaskRetried { plan, .. }
         | Event::TaskStopped { plan, .. }
-        | Event::ReportRefused { plan, .. } => Some(plan),
+        | Event::ReportRefused { plan, .. }
+        | Event::ResolveStarted { plan, .. }
+        | Event::Resolved { plan, .. }
+        | Event::ResolveFailed { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::IntegrationFailed { .. }

@@ -508,6 +508,8 @@ pub struct RunState {
     pub waiting_on_paused: bool,
     /// The integration preview.
     pub integration: super::core::IntegState,
+    /// Conflicts (and red verifies) the merge train's resolvers resolved in this run.
+    pub resolved_by_agent: usize,
 }
 
 impl Ending {

@@ -98,6 +98,8 @@ fn summary() -> RunSummary {
         budget_reached: None,
         agents_stopped: vec![],
         notify_failures: 0,
+        resolved_by_agent: 0,
+        left_for_a_person: 0,
     }
 }
 
