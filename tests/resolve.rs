@@ -338,3 +338,75 @@ fn the_merge_train_finishes_four_plans_with_three_conflicting_pairs_with_no_pers
     assert_eq!(summary["resolved_by_agent"], resolved.len(), "{summary:#}");
     assert!(summary.get("left_for_a_person").is_none(), "{summary:#}");
 }
+
+/// `orch merge b` started with a resolver that hangs on its first attempt; returns the child
+/// once the resolver runs.
+fn merge_with_hanging_resolver(repo: &Repo) -> std::process::Child {
+    let started = repo.root().join(".orch/state/.resolve/resolver.started");
+    let child = repo
+        .orch(&["merge", "b"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn orch merge");
+    support::wait_for("the resolver to start", || started.exists());
+    child
+}
+
+/// The resolver's processes (by the resolution worktree in their environment).
+fn resolvers(repo: &Repo) -> Vec<u32> {
+    let needle = format!(
+        "ORCH_WORKTREE={}",
+        repo.root().join(".orch/worktrees/.resolve-b").display()
+    );
+    support::pids_with_env(|kv| kv == needle.as_bytes())
+}
+
+#[test]
+fn ctrl_c_during_a_resolution_leaves_nothing_half_merged_and_a_restart_goes_on() {
+    let repo = b_conflicts("hang");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let child = merge_with_hanging_resolver(&repo);
+    assert!(support::kill("INT", child.id()));
+    let (code, out, err) =
+        support::code_out_err(&support::wait_within(child, repo.timeout(), "orch merge"));
+    assert_eq!(code, 130, "{out}\n{err}");
+    assert!(out.contains("interrupted"), "{out}");
+    assert_eq!(
+        (repo.rev("main"), repo.rev("plan/b")),
+        (main.clone(), plan_b.clone())
+    );
+    support::wait_for("the resolver to be stopped", || resolvers(&repo).is_empty());
+    assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
+    // The restart resolves (its second attempt does not hang) and merges.
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "merged");
+    assert_eq!(repo.rev("plan/b^1"), plan_b);
+}
+
+#[test]
+fn kill_9_during_a_resolution_leaves_nothing_half_merged_and_a_restart_goes_on() {
+    let repo = b_conflicts("hang");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let child = merge_with_hanging_resolver(&repo);
+    assert!(support::kill("KILL", child.id()));
+    let (code, _, _) =
+        support::code_out_err(&support::wait_within(child, repo.timeout(), "orch merge"));
+    assert_eq!(code, 137);
+    assert_eq!(
+        (repo.rev("main"), repo.rev("plan/b")),
+        (main.clone(), plan_b.clone())
+    );
+    // The orphaned resolver (in a session of its own) is ended by the test: it sleeps.
+    for pid in resolvers(&repo) {
+        support::kill("KILL", pid);
+    }
+    // The restart removes the leftover resolution worktree and goes on.
+    assert!(repo.root().join(".orch/worktrees/.resolve-b").exists());
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "merged");
+    assert_eq!(repo.rev("plan/b^1"), plan_b);
+    assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
+}

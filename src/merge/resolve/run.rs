@@ -147,8 +147,9 @@ fn protected(
     move |p: &str| files.iter().any(|f| f == p) || protect.as_ref().is_some_and(|g| g.matches(p))
 }
 
-/// The next attempt number of plan `plan`'s resolutions: one past the highest saved.
-fn next_attempt(repo: &Repository, plan: &str) -> u32 {
+/// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
+/// by a resolution that was killed (its notes directory, `<state_dir>/.resolve/<plan>-<n>`).
+fn next_attempt(repo: &Repository, manifest: &Manifest, plan: &str) -> u32 {
     let prefix = git::attempt_ref(plan, "resolve", 0);
     let prefix = prefix.trim_end_matches('0');
     let mut n = 0;
@@ -158,6 +159,22 @@ fn next_attempt(repo: &Repository, plan: &str) -> u32 {
                 .name()
                 .ok()
                 .and_then(|name| name.strip_prefix(prefix))
+                .and_then(|k| k.parse::<u32>().ok())
+            {
+                n = n.max(k);
+            }
+        }
+    }
+    let notes = notes_dir(manifest, plan, 0);
+    if let (Some(dir), Some(name)) = (notes.parent(), notes.file_name().and_then(|f| f.to_str()))
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let stem = name.trim_end_matches('0');
+        for e in entries.flatten() {
+            if let Some(k) = e
+                .file_name()
+                .to_str()
+                .and_then(|f| f.strip_prefix(stem))
                 .and_then(|k| k.parse::<u32>().ok())
             {
                 n = n.max(k);
@@ -284,7 +301,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             &[&c.ours, &c.theirs],
         )
         .map_err(write)?;
-    let attempt = next_attempt(&repo, req.plan);
+    let attempt = next_attempt(&repo, manifest, req.plan);
     let notes = notes_dir(manifest, req.plan, attempt);
     let prompt = prompt_for(&repo, manifest, entry, req, &c, &notes);
     let log_dir = manifest
@@ -748,7 +765,7 @@ pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, Cli
             ));
         }
     };
-    let notes = notes_dir(manifest, plan, next_attempt(&repo, plan));
+    let notes = notes_dir(manifest, plan, next_attempt(&repo, manifest, plan));
     Ok(prompt_for(&repo, manifest, entry, &req, &c, &notes))
 }
 
