@@ -410,3 +410,62 @@ fn kill_9_during_a_resolution_leaves_nothing_half_merged_and_a_restart_goes_on()
     assert_eq!(repo.rev("plan/b^1"), plan_b);
     assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
 }
+
+/// Plans `a` (writes a.txt) and `b` (writes b.txt) merge cleanly, but `verify` fails on both
+/// together unless b.txt says `fixed`: a semantic conflict. `a` is merged.
+fn semantic(resolve_verify: bool) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    let verify = toml_array(&[
+        "sh",
+        "-c",
+        "! { [ -f a.txt ] && [ -f b.txt ] && ! grep -q fixed b.txt; }",
+    ]);
+    let mut manifest = format!(
+        "[defaults]\nintegrate = \"off\"\nresolve = \"fixer\"\nresolve_verify = {resolve_verify}\n\
+         verify = {verify}\n\n[agents.fixer]\ncommand = {}\n",
+        agent("resolver.sh", &["semantic"])
+    );
+    for name in ["a", "b"] {
+        repo.write(&format!("docs/plans/{name}.md"), PLAN);
+        let script = format!("echo {name} > {name}.txt");
+        manifest.push_str(&format!(
+            "\n[agents.{name}w]\ncommand = {}\n\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\nagent = \"{name}w\"\n",
+            toml_array(&["sh", "-c", &script])
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, v, err) = merge_json(&repo, &["a"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    repo
+}
+
+#[test]
+fn with_resolve_verify_a_red_verify_after_a_clean_merge_goes_to_the_resolver() {
+    let repo = semantic(true);
+    let plan_b = repo.rev("plan/b");
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "merged");
+    assert_eq!(repo.git(&["show", "main:b.txt"]), "b\nfixed");
+    assert_eq!(repo.rev("plan/b^1"), plan_b);
+    // The prompt had the verify output.
+    let prompt = String::from_utf8_lossy(&repo.read(".orch/logs/b/resolve.prompt.md")).into_owned();
+    assert!(
+        prompt.contains("the verify command fails on the merge"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn without_resolve_verify_a_red_verify_is_left_to_a_person() {
+    let repo = semantic(false);
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 5, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "verify_failed");
+    assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main, plan_b));
+    assert!(!repo.root().join(".orch/logs/b/resolve.log").exists());
+}
