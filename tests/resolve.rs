@@ -109,6 +109,12 @@ fn three_plans_editing_one_file_pairwise_are_all_merged_each_resolution_on_its_b
         );
         // Its merge with the target is in the target's history.
         assert!(repo.git_ok(&["merge-base", "--is-ancestor", &branch, "main"]));
+        // The status file says who resolved it (`orch top` shows it).
+        let m = &repo.status_file(p)["orchMerge"];
+        assert_eq!(m["state"], "merged");
+        assert_eq!(m["resolvedBy"], "fixer", "{m:#}");
+        let reason = step(&v, p)["reason"].as_str().expect("reason");
+        assert!(reason.contains("resolved by agent `fixer`"), "{reason}");
     }
     // The resolution worktrees are gone.
     let left: Vec<String> = repo
@@ -150,9 +156,10 @@ fn refused_with(mode: &str, result: &str, cause: &str) {
         reason.contains("refs/orch/attempts/b/resolve/1"),
         "{reason}"
     );
-    // The status file records why.
+    // The status file records why, and which resolver failed.
     let m = &repo.status_file("b")["orchMerge"];
     assert_eq!(m["state"], result);
+    assert_eq!(m["resolvedBy"], "fixer", "{m:#}");
     assert!(
         m["reason"].as_str().expect("reason").contains(cause),
         "{m:#}"

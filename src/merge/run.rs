@@ -391,7 +391,11 @@ impl MergeRun {
             ..status::OrchMerge::default()
         };
         let outcome = super::merge_plan(&req)?;
-        let outcome = self.after_step(ws, p, &req, outcome)?;
+        let (outcome, resolved_by) = self.after_step(ws, p, &req, outcome)?;
+        let record = |state: &str, commit: &str, files: &[String]| status::OrchMerge {
+            resolved_by: resolved_by.clone(),
+            ..record(state, commit, files)
+        };
         let (step, interrupted) = match outcome {
             StepOutcome::Merged(m) => {
                 let mut record = record("merged", &m.commit, &[]);
@@ -405,6 +409,9 @@ impl MergeRun {
                 let mut s = Step::new(p, Outcome::Merged);
                 s.commit = Some(m.commit);
                 s.archive_tag = Some(m.archive_tag);
+                if let Some(agent) = &resolved_by {
+                    s.reason = Some(format!("its conflict resolved by agent `{agent}`"));
+                }
                 if m.rebuilt > 0 {
                     s.reason = Some(format!(
                         "`{}` moved meanwhile; rebuilt on its new tip {} time{}",

@@ -121,7 +121,7 @@ pub(super) fn render(p: &PromptInput) -> String {
     let _ = writeln!(
         s,
         "- Do not commit, do not run `git add`, `git merge`, `git checkout` or `git reset`: \
-         orch reads your files, commits the merge itself, and exits your work if you did."
+         orch reads your files and commits the merge itself."
     );
     let mut gates = vec![
         "no conflict marker is left".to_string(),
@@ -133,10 +133,13 @@ pub(super) fn render(p: &PromptInput) -> String {
     if let Some(v) = &p.verify {
         gates.push(format!("`{v}` passes on the merge into `{}`", p.target));
     }
+    let gates = match gates.split_last() {
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
     let _ = writeln!(
         s,
-        "- Then exit. orch keeps your resolution only if {}; otherwise nothing of it lands.",
-        gates.join(", ")
+        "- Then exit. orch keeps your resolution only if {gates}; otherwise nothing of it lands."
     );
     s
 }

@@ -11,19 +11,20 @@ use crate::workspace::Workspace;
 const VERIFY_TAIL: usize = 60;
 
 impl MergeRun {
-    /// `outcome`, the step of plan `p`, after its resolver had its turn when it has one.
+    /// `outcome`, the step of plan `p`, after its resolver had its turn when it has one; with
+    /// the resolver's name when it ran.
     pub(crate) fn after_step(
         &self,
         ws: &Workspace,
         p: &PlanInfo,
         req: &StepRequest,
         outcome: StepOutcome,
-    ) -> Result<StepOutcome, MergeError> {
+    ) -> Result<(StepOutcome, Option<String>), MergeError> {
         let Some(res) = &self.resolver else {
-            return Ok(outcome);
+            return Ok((outcome, None));
         };
         let Some(entry) = res.manifest.plan(&p.name).filter(|e| e.resolve.is_some()) else {
-            return Ok(outcome);
+            return Ok((outcome, None));
         };
         let why = match &outcome {
             StepOutcome::Conflict { .. } => Why::Conflict,
@@ -34,29 +35,32 @@ impl MergeRun {
                     .unwrap_or_default();
                 Why::Verify(format!("{reason}\n{tail}"))
             }
-            _ => return Ok(outcome),
+            _ => return Ok((outcome, None)),
         };
         let is_verify = matches!(why, Why::Verify(_));
         let mut r = request(ws, &res.manifest, entry, req.repo_root, req.verify, why);
         r.base = req.base;
         r.strategy = req.strategy;
         match super::resolve(res, &r)? {
-            Resolution::Resolved { .. } => merge_plan(req),
+            Resolution::Resolved { agent, .. } => Ok((merge_plan(req)?, Some(agent))),
             Resolution::Failed {
                 cause,
                 agent,
                 files,
                 saved,
-            } => Ok(StepOutcome::Unresolved {
-                files,
-                verify: is_verify,
-                reason: format!(
-                    "resolution by agent `{agent}` failed: {cause}{}",
-                    saved
-                        .map(|s| format!(" (its attempt is saved under `{s}`)"))
-                        .unwrap_or_default()
-                ),
-            }),
+            } => Ok((
+                StepOutcome::Unresolved {
+                    files,
+                    verify: is_verify,
+                    reason: format!(
+                        "resolution by agent `{agent}` failed: {cause}{}",
+                        saved
+                            .map(|s| format!(" (its attempt is saved under `{s}`)"))
+                            .unwrap_or_default()
+                    ),
+                },
+                Some(agent),
+            )),
         }
     }
 }
