@@ -82,6 +82,7 @@ impl AgentRunner {
             Err(e) => return failed(e.error.to_string()),
         };
         let confined = confine.rules().is_some();
+        let mut confined_line = None;
         let prompt_file = job.log.with_file_name("resolve.prompt.md");
         if let Err(e) = crate::links::write(&prompt_file, job.prompt.as_bytes()) {
             return failed(format!("cannot write `{}`: {e}", prompt_file.display()));
@@ -207,6 +208,16 @@ impl AgentRunner {
                     }
                 }
             }
+            confined_line = Some(format!(
+                "{}{} ===",
+                crate::agent_output::CONFINED_LINE,
+                rules
+                    .write
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             argv = sandbox::wrap(&self.orch_bin, &rules, argv);
         }
         let argv = sandbox::in_session(&self.orch_bin, argv);
@@ -220,6 +231,9 @@ impl AgentRunner {
                 job.workdir.display()
             ),
         );
+        if let Some(line) = &confined_line {
+            process::log_line(&job.log, line);
+        }
         let stdin = if job.agent.stdin == StdinMode::Prompt {
             match crate::links::no_follow().read(true).open(&prompt_file) {
                 Ok(f) => Stdio::from(f),
