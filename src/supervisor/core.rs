@@ -286,6 +286,7 @@ impl Core {
             waiting_on_paused: false,
             integration: Default::default(),
             resolved_by_agent: 0,
+            resolving: 0,
         };
         Core {
             cfg,
@@ -398,6 +399,8 @@ impl Core {
                 self.on_prepared(plan, result, &mut out);
             }
             Input::Merged { plan, outcome } => {
+                // Its resolver, if one ran, is over.
+                self.state.resolving = 0;
                 self.branches_moved();
                 self.target_moved();
                 self.on_merged(plan, outcome, &mut out);

@@ -510,6 +510,8 @@ pub struct RunState {
     pub integration: super::core::IntegState,
     /// Conflicts (and red verifies) the merge train's resolvers resolved in this run.
     pub resolved_by_agent: usize,
+    /// Resolving agents of the merge train running now: each holds one of `max_agents`.
+    pub resolving: usize,
 }
 
 impl Ending {
