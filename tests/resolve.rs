@@ -476,3 +476,48 @@ fn without_resolve_verify_a_red_verify_is_left_to_a_person() {
     assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main, plan_b));
     assert!(!repo.root().join(".orch/logs/b/resolve.log").exists());
 }
+
+#[test]
+fn orch_sync_hands_a_conflict_with_an_upstream_plan_to_the_resolver() {
+    let repo = Repo::builder().identity_in_config().build();
+    let write = fixtures().join("write.sh");
+    let mut manifest = format!(
+        "[defaults]\nagent = \"w\"\nintegrate = \"off\"\nresolve = \"fixer\"\n\n\
+         [agents.w]\ncommand = {}\n\n[agents.fixer]\ncommand = {}\n",
+        toml_array(&["sh", write.to_str().expect("utf8"), "shared.txt"]),
+        agent("resolver.sh", &["ok"]),
+    );
+    for (name, extra) in [("u", ""), ("d", "depends_on = [\"u\"]\n")] {
+        repo.write(&format!("docs/plans/{name}.md"), PLAN);
+        manifest.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n{extra}"
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Upstream `u` changes shared.txt again after `d` built on it.
+    let u = repo.worktree("u");
+    std::fs::write(u.join("shared.txt"), "u again\n").expect("write");
+    repo.git_at(&u, &["commit", "-qam", "u: again"]);
+    let (d_before, u_tip) = (repo.rev("plan/d"), repo.rev("plan/u"));
+    let (code, out, err) = repo.run(&["sync", "d"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("d: resolving conflicts in `shared.txt` with agent `fixer`"),
+        "{out}"
+    );
+    // The resolution merged u's tip into plan/d; the sync then found it contained.
+    assert_eq!(repo.rev("plan/d^1"), d_before);
+    assert_eq!(repo.rev("plan/d^2"), u_tip);
+    let text = repo.git(&["show", "plan/d:shared.txt"]);
+    assert!(text.contains("d 1.1") && text.contains("u again"), "{text}");
+    assert!(
+        repo.git(&["show", "-s", "--format=%B", "plan/d"])
+            .contains("Merge `plan/u` into `plan/d`, resolved by agent `fixer`")
+    );
+    // The plan's worktree shows it.
+    let wt = std::fs::read_to_string(repo.worktree("d").join("shared.txt")).expect("read");
+    assert_eq!(wt.trim_end(), text.trim_end());
+}

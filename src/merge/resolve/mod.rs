@@ -34,7 +34,7 @@ use crate::manifest::{AgentSpec, Manifest};
 
 pub use prompt::dry_run_prompt;
 pub(crate) use run::resolve;
-pub use run::{Resolution, resolve_by_hand};
+pub use run::{Resolution, resolve_by_hand, sync_resolving};
 
 /// Where the agent names files it had to change beyond the conflicted ones, one per line:
 /// `<notes dir>/explanation.md`.

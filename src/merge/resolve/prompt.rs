@@ -49,15 +49,13 @@ pub(super) fn render(p: &PromptInput) -> String {
         Reason::Conflict => {
             let _ = writeln!(
                 s,
-                "Plan `{}` (branch `{}`) cannot merge into `{}`: the two sides changed the same lines. \
-                 Your working directory `{}` holds the merge of `{}` into `{}`, with git's conflict \
-                 markers (`<<<<<<<`, `=======`, `>>>>>>>`) left in these files:\n",
+                "Merging `{}` into plan `{}`'s branch `{}` conflicts: both sides changed the same \
+                 lines. Your working directory `{}` holds that merge, with git's conflict markers \
+                 (`<<<<<<<`, `=======`, `>>>>>>>`) left in these files:\n",
+                p.target,
                 p.plan,
                 p.branch,
-                p.target,
                 p.workdir.display(),
-                p.target,
-                p.branch
             );
             for (f, spans) in &p.files {
                 let at = hunks(spans);

@@ -863,3 +863,57 @@ pub fn resolve_by_hand(
     );
     resolve(resolver, &req).map(Some).map_err(CliError::coded)
 }
+
+/// `orch sync` with a resolver: plan `p` synced with its upstream plans as
+/// [`crate::merge::sync::sync_and_record`] does, and a conflict with an upstream plan's tip
+/// handed to the plan's resolver (no `verify`: a sync lands nothing on the target; the plan's
+/// `check` runs), then the sync goes on. Returns the sync and, when a resolution failed, why.
+pub fn sync_resolving(
+    ws: &crate::workspace::Workspace,
+    repo_root: &Path,
+    infos: &[crate::merge::PlanInfo],
+    p: &crate::merge::PlanInfo,
+    worktree: &Path,
+    resolver: Option<&Resolver>,
+) -> Result<(crate::merge::sync::Synced, Option<String>), crate::git::GitError> {
+    use crate::merge::sync::{SyncResult, sync_and_record};
+    let resolvable = resolver.and_then(|r| {
+        r.manifest
+            .plan(&p.name)
+            .filter(|e| e.resolve.is_some())
+            .map(|e| (r, e))
+    });
+    // One resolution per upstream at most, then the sync's own answer stands.
+    for _ in 0..=p.upstreams.len() {
+        let synced = sync_and_record(ws, repo_root, infos, p, worktree)?;
+        let (SyncResult::Conflict { branch, .. }, Some((res, entry))) =
+            (&synced.result, resolvable)
+        else {
+            return Ok((synced, None));
+        };
+        let mut req = request(ws, &res.manifest, entry, repo_root, None, Why::Conflict);
+        req.target = branch;
+        let resolved = match resolve(res, &req) {
+            Ok(r) => r,
+            Err(e) => return Ok((synced, Some(format!("the resolution could not run: {e}")))),
+        };
+        match resolved {
+            Resolution::Resolved { .. } => continue,
+            Resolution::Failed {
+                cause,
+                agent,
+                saved,
+                ..
+            } => {
+                let why = format!(
+                    "resolution by agent `{agent}` failed: {cause}{}",
+                    saved
+                        .map(|s| format!(" (its attempt is saved under `{s}`)"))
+                        .unwrap_or_default()
+                );
+                return Ok((synced, Some(why)));
+            }
+        }
+    }
+    Ok((sync_and_record(ws, repo_root, infos, p, worktree)?, None))
+}
