@@ -521,3 +521,14 @@ fn orch_sync_hands_a_conflict_with_an_upstream_plan_to_the_resolver() {
     let wt = std::fs::read_to_string(repo.worktree("d").join("shared.txt")).expect("read");
     assert_eq!(wt.trim_end(), text.trim_end());
 }
+
+#[test]
+fn verify_runs_once_on_a_resolved_merge_when_the_target_did_not_move() {
+    let repo = b_conflicts("ok");
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(step(&v, "b")["result"], "merged");
+    let log = String::from_utf8_lossy(&repo.read(".orch/logs/b/merge-verify.log")).into_owned();
+    let runs = log.matches("=== orch: verify `").count();
+    assert_eq!(runs, 1, "the resolution's gate verified the tree that landed:\n{log}");
+}

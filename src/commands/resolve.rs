@@ -99,6 +99,7 @@ pub fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
             commit,
             agent,
             files,
+            ..
         }) => (
             exit::OK,
             json!({ "plan": args.plan, "result": "resolved", "agent": agent, "files": files, "commit": commit }),

@@ -371,6 +371,7 @@ impl MergeRun {
             base: p.base.as_deref(),
             strategy: self.strategy,
             verify,
+            verified_tree: None,
         };
         let tip_now = || {
             git::branch_tip(&self.repo_root, &self.target)

@@ -59,6 +59,8 @@ pub enum Resolution {
         commit: String,
         agent: String,
         files: Vec<String>,
+        /// The tree of the merge into the target that `verify` passed on (none without verify).
+        verified_tree: Option<String>,
     },
     /// Nothing moved; `saved` names the attempt's ref when the agent left something.
     Failed {
@@ -359,7 +361,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
     }
     .land(&run);
     let result = match landed {
-        Ok(commit) => {
+        Ok((commit, verified_tree)) => {
             (res.notify)(&ResolveNote::Resolved {
                 plan: req.plan.to_string(),
                 agent: agent_name.clone(),
@@ -372,6 +374,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
                 commit,
                 agent: agent_name,
                 files: c.files.clone(),
+                verified_tree,
             }
         }
         Err(cause) => {
@@ -414,8 +417,9 @@ struct Gates<'a, 'r> {
 }
 
 impl Gates<'_, '_> {
-    /// Every gate, then the merge commit on the plan branch: its id, or the cause.
-    fn land(&self, run: &super::AgentRun) -> Result<String, String> {
+    /// Every gate, then the merge commit on the plan branch: its id (and the tree `verify`
+    /// passed on), or the cause.
+    fn land(&self, run: &super::AgentRun) -> Result<(String, Option<String>), String> {
         if run.interrupted || interrupt::interrupted() {
             return Err("interrupted; nothing of it was merged".into());
         }
@@ -425,7 +429,7 @@ impl Gates<'_, '_> {
         let entries = self.files()?;
         let commit = self.commit(&entries)?;
         self.check(commit)?;
-        self.verify(commit)?;
+        let verified_tree = self.verify(commit)?;
         if interrupt::interrupted() {
             return Err("interrupted; nothing of it was merged".into());
         }
@@ -440,7 +444,7 @@ impl Gates<'_, '_> {
             commit,
             &log,
         ) {
-            Ok(Moved::Done) => Ok(commit.to_string()),
+            Ok(Moved::Done) => Ok((commit.to_string(), verified_tree.map(|t| t.to_string()))),
             Ok(Moved::TargetMoved) => Err(format!(
                 "`{}` moved during the resolution; run it again",
                 self.req.branch
@@ -639,9 +643,10 @@ impl Gates<'_, '_> {
     }
 
     /// `verify` on the merge that would land: the result merged into the target's tip now.
-    fn verify(&self, commit: Oid) -> Result<(), String> {
+    /// Returns the tree it passed on.
+    fn verify(&self, commit: Oid) -> Result<Option<Oid>, String> {
         let Some(v) = self.req.verify else {
-            return Ok(());
+            return Ok(None);
         };
         let why = |e: MergeError| format!("cannot build the merge to verify: {e}");
         let tip = target_commit(self.repo, self.req.target).map_err(why)?;
@@ -658,7 +663,7 @@ impl Gates<'_, '_> {
         };
         let candidate = match build(self.repo, &tip, &result, &subject).map_err(why)? {
             Built::Ready(c) => c,
-            Built::AlreadyMerged | Built::FfImpossible => return Ok(()),
+            Built::AlreadyMerged | Built::FfImpossible => return Ok(None),
             Built::Conflict(files) => {
                 return Err(format!(
                     "`{}` moved meanwhile and the result conflicts with it in {}",
@@ -676,7 +681,7 @@ impl Gates<'_, '_> {
         )
         .map_err(why)?
         {
-            Verdict::Passed => Ok(()),
+            Verdict::Passed => Ok(self.repo.find_commit(candidate).ok().map(|c| c.tree_id())),
             Verdict::Failed(why) => Err(format!("verify fails on the merge: {why}")),
             Verdict::Interrupted => Err("interrupted; nothing of it was merged".into()),
         }

@@ -42,7 +42,19 @@ impl MergeRun {
         r.base = req.base;
         r.strategy = req.strategy;
         match super::resolve(res, &r)? {
-            Resolution::Resolved { agent, .. } => Ok((merge_plan(req)?, Some(agent))),
+            Resolution::Resolved {
+                agent,
+                verified_tree,
+                ..
+            } => {
+                // The step again: its candidate, when the target did not move, has the tree
+                // the resolution's gate verified.
+                let again = StepRequest {
+                    verified_tree: verified_tree.and_then(|t| git2::Oid::from_str(&t).ok()),
+                    ..*req
+                };
+                Ok((merge_plan(&again)?, Some(agent)))
+            }
             Resolution::Failed {
                 cause,
                 agent,
