@@ -530,5 +530,36 @@ fn verify_runs_once_on_a_resolved_merge_when_the_target_did_not_move() {
     assert_eq!(step(&v, "b")["result"], "merged");
     let log = String::from_utf8_lossy(&repo.read(".orch/logs/b/merge-verify.log")).into_owned();
     let runs = log.matches("=== orch: verify `").count();
-    assert_eq!(runs, 1, "the resolution's gate verified the tree that landed:\n{log}");
+    assert_eq!(
+        runs, 1,
+        "the resolution's gate verified the tree that landed:\n{log}"
+    );
+}
+
+#[test]
+fn a_plan_over_its_budget_gets_no_resolver() {
+    let repo = b_conflicts("ok");
+    // Plan b's task spent 5,000 tokens (as its status file records); its budget is 1,000.
+    let path = repo.status_path("b");
+    let mut doc: Value =
+        serde_json::from_slice(&repo.read(".orch/state/b/status.json")).expect("json");
+    doc["tasks"][0]["orchUsage"] =
+        serde_json::json!({"inputTokens": 5000, "outputTokens": 0, "attempts": 1});
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    let manifest = String::from_utf8_lossy(&repo.read("plans.toml")).into_owned();
+    repo.write(
+        "plans.toml",
+        &manifest.replace("name = \"b\"\n", "name = \"b\"\nbudget = \"1000 tokens\"\n"),
+    );
+    repo.commit_all("b's budget");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 5, "{v:#}\n{err}");
+    let reason = step(&v, "b")["reason"].as_str().expect("reason");
+    assert!(reason.contains("the plan's budget is reached"), "{reason}");
+    assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main, plan_b));
+    assert!(
+        !repo.root().join(".orch/logs/b/resolve.log").exists(),
+        "no resolver ran"
+    );
 }

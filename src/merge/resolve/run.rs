@@ -49,6 +49,8 @@ pub(crate) struct ResolveRequest<'a> {
     /// The plan's tasks: (`id: description`, description and body), to name those that name a
     /// conflicted file.
     pub tasks: Vec<(String, String)>,
+    /// The plan's status file: what its tasks spent, against its `budget`.
+    pub status_path: Option<PathBuf>,
 }
 
 /// How a resolution ended.
@@ -130,6 +132,21 @@ fn conflicted<'r>(
         tree,
         files,
     }))
+}
+
+/// Why plan `entry`'s `budget` is reached by what its tasks spent (their `orchUsage` in the
+/// status file at `status_path`), if it is.
+fn budget_reached(entry: &PlanEntry, status_path: Option<&Path>) -> Option<String> {
+    let doc = crate::status::load(status_path?).ok().flatten()?;
+    let used = doc
+        .entries()
+        .filter_map(|e| e.orch_usage.as_ref())
+        .fold(crate::agent_output::Usage::default(), |a, u| {
+            a.plus(&u.usage())
+        });
+    entry
+        .budget
+        .reached(used.cost_micro_usd.unwrap_or(0), used.tokens())
 }
 
 /// The files no resolution may change: orch's own configuration ([`crate::manifest::Guarded`],
@@ -266,6 +283,13 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             format!("agent `{agent_name}` is not defined"),
         ));
     };
+    if let Some(why) = budget_reached(entry, req.status_path.as_deref()) {
+        return Ok(failed(
+            &agent_name,
+            &[],
+            format!("the plan's budget is reached ({why}): its conflict is left to a person"),
+        ));
+    }
     let repo = git::open(req.repo_root)?;
     let c = match conflicted(&repo, req)? {
         Ok(c) => c,
@@ -798,6 +822,11 @@ pub(crate) fn request<'a>(
             .find(|p| p.name == entry.name)
             .map(|lp| tasks_of(&lp.plan))
             .unwrap_or_default(),
+        status_path: ws
+            .plans
+            .iter()
+            .find(|p| p.name == entry.name)
+            .map(|lp| lp.status_path.clone()),
     }
 }
 
