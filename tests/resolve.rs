@@ -563,3 +563,28 @@ fn a_plan_over_its_budget_gets_no_resolver() {
         "no resolver ran"
     );
 }
+
+#[test]
+fn orch_clean_removes_the_resolution_worktree_a_killed_resolution_left() {
+    let repo = b_conflicts("hang");
+    let child = merge_with_hanging_resolver(&repo);
+    assert!(support::kill("KILL", child.id()));
+    let _ = support::wait_within(child, repo.timeout(), "orch merge");
+    for pid in resolvers(&repo) {
+        support::kill("KILL", pid);
+    }
+    let left = repo.root().join(".orch/worktrees/.resolve-b");
+    assert!(left.exists());
+    // A directory of the same name that is not orch's is never removed.
+    let decoy = repo.root().join(".orch/worktrees/.resolve-a");
+    std::fs::create_dir_all(&decoy).expect("mkdir");
+    std::fs::write(decoy.join("keep.txt"), "mine\n").expect("write");
+    let (code, out, err) = repo.run(&["clean", "a", "b", "--force"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!left.exists(), "{out}");
+    assert!(!repo.worktrees().iter().any(|w| w.contains(".resolve-b")));
+    assert_eq!(
+        std::fs::read_to_string(decoy.join("keep.txt")).expect("kept"),
+        "mine\n"
+    );
+}

@@ -110,6 +110,18 @@ impl Drop for Staging {
     }
 }
 
+/// Removes the worktree `<dir>/<name>` that orch made and a run that died left (a resolution
+/// worktree, `.resolve-<plan>`): only if its `.git` names orch's admin entry of that name, which
+/// goes too. `Ok(false)`: there was none.
+pub fn remove_named(repo_root: &Path, dir: &Path, name: &str) -> Result<bool, String> {
+    let path = dir.join(name);
+    let repo = git::open(repo_root).map_err(|e| e.to_string())?;
+    let admin = repo.commondir().join("worktrees").join(name);
+    let existed = fs::symlink_metadata(&path).is_ok() || admin.exists();
+    remove_leftover(&path, &admin)?;
+    Ok(existed)
+}
+
 /// Removes a staging worktree left by a run that died: its directory (only if it is a worktree
 /// of this repository with our name) and its admin entry.
 fn remove_leftover(path: &Path, admin: &Path) -> Result<(), String> {
