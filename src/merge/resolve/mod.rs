@@ -21,6 +21,8 @@
 //!    `refs/orch/attempts/<plan>/resolve/<n>`.
 
 mod gates;
+mod hand;
+mod land;
 mod prompt;
 mod run;
 mod step;
@@ -32,9 +34,10 @@ use std::time::Duration;
 use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
+pub use hand::{resolve_by_hand, sync_resolving};
 pub use prompt::dry_run_prompt;
+pub use run::Resolution;
 pub(crate) use run::resolve;
-pub use run::{Resolution, resolve_by_hand, sync_resolving};
 
 /// Where the agent names files it had to change beyond the conflicted ones, one per line:
 /// `<notes dir>/explanation.md`.

@@ -233,5 +233,5 @@ pub(super) fn side_commits(
 
 /// The prompt `orch resolve PLAN --dry-run` prints: the one the agent would get now.
 pub fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, crate::error::CliError> {
-    super::run::prompt_now(manifest_path, plan)
+    super::hand::prompt_now(manifest_path, plan)
 }

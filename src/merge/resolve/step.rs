@@ -2,7 +2,8 @@
 //! `resolve_verify`, a red `verify`) for a plan with `resolve` is handed to it; a resolution that
 //! lands on the plan branch is followed by the step again, which now merges as before.
 
-use super::run::{Resolution, Why, request};
+use super::hand::request;
+use super::run::{Resolution, Why};
 use crate::merge::plan_info::PlanInfo;
 use crate::merge::{MergeError, MergeRun, StepOutcome, StepRequest, merge_plan};
 use crate::workspace::Workspace;
