@@ -113,6 +113,10 @@ fn three_plans_editing_one_file_pairwise_are_all_merged_each_resolution_on_its_b
         let m = &repo.status_file(p)["orchMerge"];
         assert_eq!(m["state"], "merged");
         assert_eq!(m["resolvedBy"], "fixer", "{m:#}");
+        // `orch status --json` shows it.
+        let (_, out, _) = repo.run(&["status", "--json", "--plan", p]);
+        let st: Value = serde_json::from_str(&out).expect("status json");
+        assert_eq!(st["merge"]["resolvedBy"], "fixer", "{st:#}");
         let reason = step(&v, p)["reason"].as_str().expect("reason");
         assert!(reason.contains("resolved by agent `fixer`"), "{reason}");
     }

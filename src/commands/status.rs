@@ -296,6 +296,14 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
             );
         }
     }
+    // The last `orch merge` of the plan, as its status file records it (`resolvedBy`: the
+    // agent that resolved its conflict, or whose resolution failed).
+    if let (Some(obj), Some(m)) = (v.as_object_mut(), doc.orch_merge.as_ref()) {
+        obj.insert(
+            "merge".into(),
+            serde_json::to_value(m).unwrap_or(Value::Null),
+        );
+    }
     if let (Some(obj), Some(paused)) = (
         v.as_object_mut(),
         doc.extra.get("orchPaused").filter(|p| pause_ahead(p)),
