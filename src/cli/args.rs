@@ -597,7 +597,8 @@ pub(super) enum Command {
     /// `refs/orch/attempts/<plan>/resolve/<n>`. The target never moves: `orch merge` lands it.
     ///
     /// Exit codes: 0 resolved (or nothing to resolve), 2 invalid input (unknown plan, no
-    /// `resolve` agent), 4 refused (another `orch merge` or `orch resolve` runs), 5 not resolved,
+    /// `resolve` agent), 4 refused (`orch up`, another `orch merge` or `orch resolve` runs), 5 not
+    /// resolved,
     /// 130 interrupted. Example: `orch resolve api`, `orch resolve api --dry-run`.
     Resolve {
         #[command(flatten)]

@@ -74,6 +74,18 @@ pub fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
         }
         return Ok(exit::OK);
     }
+    // Never beside `orch up`: its agents may work in the plan's worktree, which a resolution
+    // moves (the merge train resolves by itself).
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = crate::supervisor::SupervisorLock::acquire(&state_dir).map_err(|e| {
+        let hint = match &e {
+            crate::supervisor::LockError::Held { .. } => {
+                "`orch up` is running in this repository; its merge train resolves a plan with `resolve` by itself, or run `orch resolve` when it is done"
+            }
+            crate::supervisor::LockError::Open { .. } => "check the permissions of the state directory",
+        };
+        CliError::new(exit::REFUSED, e).with_hint(hint)
+    })?;
     crate::merge::interrupt::install();
     let json_out = args.json;
     let resolver = crate::supervisor::resolver::resolver(
