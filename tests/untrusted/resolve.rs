@@ -143,3 +143,27 @@ fn resolve_a_resolver_writing_its_git_admin_files_and_refs_moves_nothing_but_orc
         ""
     );
 }
+
+#[test]
+fn resolve_a_fifo_where_the_conflicted_file_was_hangs_nothing_and_lands_nothing() {
+    if !landlock() {
+        return;
+    }
+    // Its explanation is a link to a file that names README.md: orch does not follow it.
+    let named = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.keep().join("names.txt");
+        std::fs::write(&p, "README.md\n").expect("write");
+        p
+    };
+    let repo = b_conflicts("fifo", &[&named]);
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, out, err) = merge(&repo, "b");
+    assert_eq!(code, 5, "{out}\n{err}");
+    let reason = step_b(&out)["reason"].as_str().expect("reason").to_string();
+    assert!(
+        reason.contains("left something other than a file at `shared.txt`"),
+        "{reason}"
+    );
+    nothing_landed(&repo, &main, &plan_b);
+}
