@@ -675,6 +675,18 @@ fn resolves_a_two_plan_conflict(agent: &str, confined: bool) {
         "{context}"
     );
     assert!(api.model_calls() >= 1, "{context}");
+    // What the resolver spent is the plan's: recorded in its status file, in `orch status`.
+    let spent = &repo.status_file("b")["orchResolveUsage"];
+    assert!(
+        spent["inputTokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+        "{spent:#}\n{context}"
+    );
+    let (_, st, _) = repo.run(&["status", "--json", "--plan", "b"]);
+    let st: Value = serde_json::from_str(&st).expect("status json");
+    assert!(
+        st["usage"]["input_tokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+        "{st:#}"
+    );
     if confined {
         assert!(
             log.contains("confined (Landlock): writes only beneath"),

@@ -210,7 +210,13 @@ fn render_with(
             .flat_map(|&i| docs[i].entries().filter_map(|e| e.orch_usage.as_ref()))
             .fold(crate::agent_output::Usage::default(), |a, u| {
                 a.plus(&u.usage())
-            });
+            })
+            .plus(
+                &ws.selected
+                    .iter()
+                    .map(|&i| crate::merge::resolve::resolvers_usage(&docs[i]))
+                    .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u)),
+            );
         let mut v = json!({ "plans": views, "usage": usage });
         if let (Some(obj), Some(rec)) = (
             v.as_object_mut(),
@@ -270,10 +276,11 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
             json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
         })
         .collect();
+    // Its tasks' and its resolvers' (`resolve`).
     let usage = doc
         .entries()
         .filter_map(|e| e.orch_usage.as_ref())
-        .fold(crate::agent_output::Usage::default(), |a, u| {
+        .fold(crate::merge::resolve::resolvers_usage(doc), |a, u| {
             a.plus(&u.usage())
         });
     let mut v = json!({

@@ -59,7 +59,7 @@ pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, Cli
 
 /// The request for plan `entry` of the workspace.
 pub(crate) fn request<'a>(
-    ws: &crate::workspace::Workspace,
+    ws: &'a crate::workspace::Workspace,
     manifest: &'a Manifest,
     entry: &'a PlanEntry,
     repo_root: &'a Path,
@@ -81,11 +81,7 @@ pub(crate) fn request<'a>(
             .find(|p| p.name == entry.name)
             .map(|lp| tasks_of(&lp.plan))
             .unwrap_or_default(),
-        status_path: ws
-            .plans
-            .iter()
-            .find(|p| p.name == entry.name)
-            .map(|lp| lp.status_path.clone()),
+        loaded: ws.plans.iter().find(|p| p.name == entry.name),
     }
 }
 

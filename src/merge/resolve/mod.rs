@@ -36,8 +36,8 @@ use crate::manifest::{AgentSpec, Manifest};
 
 pub use hand::{resolve_by_hand, sync_resolving};
 pub use prompt::dry_run_prompt;
-pub use run::Resolution;
 pub(crate) use run::resolve;
+pub use run::{RESOLVE_USAGE, Resolution, resolvers_usage};
 
 /// Where the agent names files it had to change beyond the conflicted ones, one per line:
 /// `<notes dir>/explanation.md`.

@@ -45,8 +45,9 @@ pub(crate) struct ResolveRequest<'a> {
     /// The plan's tasks: (`id: description`, description and body), to name those that name a
     /// conflicted file.
     pub tasks: Vec<(String, String)>,
-    /// The plan's status file: what its tasks spent, against its `budget`.
-    pub status_path: Option<PathBuf>,
+    /// The plan as loaded (its status file: what its tasks and resolvers spent, against its
+    /// `budget`; where a resolver's usage is recorded).
+    pub loaded: Option<&'a crate::workspace::LoadedPlan>,
 }
 
 /// How a resolution ended.
@@ -130,19 +131,53 @@ pub(super) fn conflicted<'r>(
     }))
 }
 
-/// Why plan `entry`'s `budget` is reached by what its tasks spent (their `orchUsage` in the
-/// status file at `status_path`), if it is.
+/// The status file's record of what the plan's resolvers spent, all runs (an `orchUsage`).
+pub const RESOLVE_USAGE: &str = "orchResolveUsage";
+
+/// What the plan's resolvers spent, as its status file records it ([`RESOLVE_USAGE`]).
+pub fn resolvers_usage(doc: &crate::status::StatusDoc) -> crate::agent_output::Usage {
+    doc.extra
+        .get(RESOLVE_USAGE)
+        .and_then(|v| serde_json::from_value::<crate::status::OrchUsage>(v.clone()).ok())
+        .map(|u| u.usage())
+        .unwrap_or_default()
+}
+
+/// Why plan `entry`'s `budget` is reached by what it spent (its tasks' `orchUsage` and its
+/// resolvers' [`RESOLVE_USAGE`] in the status file at `status_path`), if it is.
 fn budget_reached(entry: &PlanEntry, status_path: Option<&Path>) -> Option<String> {
     let doc = crate::status::load(status_path?).ok().flatten()?;
     let used = doc
         .entries()
         .filter_map(|e| e.orch_usage.as_ref())
-        .fold(crate::agent_output::Usage::default(), |a, u| {
-            a.plus(&u.usage())
-        });
+        .fold(resolvers_usage(&doc), |a, u| a.plus(&u.usage()));
     entry
         .budget
         .reached(used.cost_micro_usd.unwrap_or(0), used.tokens())
+}
+
+/// Adds what a resolver spent to the plan's [`RESOLVE_USAGE`] (a failure to write is not the
+/// resolution's: its usage is in its log).
+fn record_usage(lp: &crate::workspace::LoadedPlan, usage: &crate::agent_output::Usage) {
+    let _ = crate::status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let mut total: crate::status::OrchUsage = doc
+                .extra
+                .get(RESOLVE_USAGE)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            total.add(usage);
+            doc.extra.insert(
+                RESOLVE_USAGE.to_string(),
+                serde_json::to_value(&total).unwrap_or_default(),
+            );
+            Ok(())
+        },
+    );
 }
 
 /// The files no resolution may change: orch's own configuration ([`crate::manifest::Guarded`],
@@ -279,7 +314,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             format!("agent `{agent_name}` is not defined"),
         ));
     };
-    if let Some(why) = budget_reached(entry, req.status_path.as_deref()) {
+    if let Some(why) = budget_reached(entry, req.loaded.map(|lp| lp.status_path.as_path())) {
         return Ok(failed(
             &agent_name,
             &[],
@@ -367,6 +402,9 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         manifest_path: manifest.path.clone(),
     };
     let run = res.runner.run(&job);
+    if let (Some(u), Some(lp)) = (&run.usage, req.loaded) {
+        record_usage(lp, u);
+    }
     let landed = super::land::Gates {
         repo: &repo,
         req,
