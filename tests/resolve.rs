@@ -592,3 +592,71 @@ fn orch_clean_removes_the_resolution_worktree_a_killed_resolution_left() {
         "mine\n"
     );
 }
+
+#[test]
+fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_merges() {
+    // a and b write shared.txt; the train merges one, then hands the other to the resolver,
+    // which hangs on its first attempt.
+    let repo = Repo::builder().identity_in_config().build();
+    let write = fixtures().join("write.sh");
+    let mut manifest = format!(
+        "[defaults]\nagent = \"w\"\nintegrate = \"off\"\nauto_merge = true\nresolve = \"fixer\"\n\n\
+         [agents.w]\ncommand = {}\n\n[agents.fixer]\ncommand = {}\n",
+        toml_array(&["sh", write.to_str().expect("utf8"), "shared.txt"]),
+        agent("resolver.sh", &["hang"]),
+    );
+    for name in ["a", "b"] {
+        repo.write(&format!("docs/plans/{name}.md"), PLAN);
+        manifest.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n"
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let started = repo.root().join(".orch/state/.resolve/resolver.started");
+    let child = repo
+        .orch(&["up", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn orch up");
+    support::wait_for("the train's resolver to start", || started.exists());
+    let main = repo.rev("main");
+    let branches = (repo.rev("plan/a"), repo.rev("plan/b"));
+    assert!(support::kill("INT", child.id()));
+    let (code, out, err) =
+        support::code_out_err(&support::wait_within(child, repo.timeout(), "orch up"));
+    assert_eq!(code, 130, "{out}\n{err}");
+    assert!(out.contains("\"event\":\"resolve_started\""), "{out}");
+    assert!(out.contains("\"event\":\"resolve_failed\""), "{out}");
+    assert_eq!(repo.rev("main"), main, "main moved");
+    assert_eq!((repo.rev("plan/a"), repo.rev("plan/b")), branches);
+    support::wait_for("the resolver to be stopped", || {
+        let needle = "ORCH_TASK=resolve".to_string();
+        let root = format!("ORCH_WORKTREE={}", repo.root().display());
+        support::pids_with_env(|kv| kv == needle.as_bytes())
+            .into_iter()
+            .all(|pid| {
+                !std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|e| e.windows(root.len()).any(|w| w == root.as_bytes()))
+            })
+    });
+    // The restart merges both: the resolver's second attempt resolves.
+    let events = repo.up_events(&[], 0);
+    // Both in the target (one merged by the first run already), no failure.
+    let merged = events
+        .iter()
+        .filter(|e| e["event"] == "plan_merged")
+        .count();
+    assert_eq!(merged, 2, "{events:#?}");
+    assert!(
+        !events.iter().any(|e| e["event"] == "plan_merge_failed"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "resolved"),
+        "{events:#?}"
+    );
+    let text = repo.git(&["show", "main:shared.txt"]);
+    assert!(text.contains("a 1.1") && text.contains("b 1.1"), "{text}");
+}
