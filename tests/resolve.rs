@@ -660,3 +660,50 @@ fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_me
     let text = repo.git(&["show", "main:shared.txt"]);
     assert!(text.contains("a 1.1") && text.contains("b 1.1"), "{text}");
 }
+
+#[test]
+fn with_resolve_verify_the_train_hands_a_red_integration_test_to_the_resolver() {
+    // a and b merge cleanly, but verify fails on both together (a semantic conflict the
+    // integration preview finds); with resolve_verify the train does not hold b back: its
+    // merge's red verify goes to the resolver, which fixes b.txt.
+    let repo = Repo::builder().identity_in_config().build();
+    let verify = toml_array(&[
+        "sh",
+        "-c",
+        "! { [ -f a.txt ] && [ -f b.txt ] && ! grep -q fixed b.txt; }",
+    ]);
+    let mut manifest = format!(
+        "[defaults]\nintegrate = \"0s\"\nauto_merge = true\nresolve = \"fixer\"\nresolve_verify = true\n\
+         verify = {verify}\n\n[agents.fixer]\ncommand = {}\n",
+        agent("resolver.sh", &["semantic"])
+    );
+    for name in ["a", "b"] {
+        repo.write(&format!("docs/plans/{name}.md"), PLAN);
+        let script = format!("echo {name} > {name}.txt");
+        manifest.push_str(&format!(
+            "\n[agents.{name}w]\ncommand = {}\n\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\nagent = \"{name}w\"\n",
+            toml_array(&["sh", "-c", &script])
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let events = repo.up_events(&[], 0);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"integration_failed"), "{kinds:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "plan_merged")
+            .count(),
+        2,
+        "{events:#?}"
+    );
+    let resolved: Vec<&Value> = events.iter().filter(|e| e["event"] == "resolved").collect();
+    assert_eq!(resolved.len(), 1, "{events:#?}");
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "resolve_started")
+        .expect("resolve_started");
+    assert_eq!(started["reason"], "verify_failed");
+    assert_eq!(repo.git(&["show", "main:b.txt"]), "b\nfixed");
+}

@@ -319,6 +319,11 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
         report: pc.agent.report,
         check: pc.check.is_some(),
         budget: pc.budget,
+        resolves_verify: ws
+            .manifest
+            .as_ref()
+            .and_then(|m| m.plan(&pc.name))
+            .is_some_and(|e| e.resolve.is_some() && e.resolve_verify),
     }
 }
 

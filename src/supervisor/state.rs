@@ -331,6 +331,9 @@ pub struct PlanSpec {
     pub check: bool,
     /// The plan's own budget (its recorded spending, all runs).
     pub budget: Budget,
+    /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
+    /// not hold it back from the merge train, whose verify hands it to the resolver.
+    pub resolves_verify: bool,
 }
 
 impl PlanSpec {

@@ -36,6 +36,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         report: crate::manifest::ReportMode::Exit,
         check: false,
         budget: crate::manifest::Budget::default(),
+        resolves_verify: false,
     }
 }
 
