@@ -409,17 +409,18 @@ fn kill_9_during_a_resolution_leaves_nothing_half_merged_and_a_restart_goes_on()
         (repo.rev("main"), repo.rev("plan/b")),
         (main.clone(), plan_b.clone())
     );
-    // The orphaned resolver (in a session of its own) is ended by the test: it sleeps.
-    for pid in resolvers(&repo) {
-        support::kill("KILL", pid);
-    }
-    // The restart removes the leftover resolution worktree and goes on.
+    // The orphaned resolver (in a session of its own) still sleeps there.
+    assert!(!resolvers(&repo).is_empty());
+    // The restart ends it, removes the leftover resolution worktree and goes on.
     assert!(repo.root().join(".orch/worktrees/.resolve-b").exists());
     let (code, v, err) = merge_json(&repo, &["b"]);
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(step(&v, "b")["result"], "merged");
     assert_eq!(repo.rev("plan/b^1"), plan_b);
     assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());
+    support::wait_for("the orphaned resolver to be gone", || {
+        resolvers(&repo).is_empty()
+    });
 }
 
 /// Plans `a` (writes a.txt) and `b` (writes b.txt) merge cleanly, but `verify` fails on both

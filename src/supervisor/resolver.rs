@@ -249,6 +249,14 @@ impl AgentRunner {
         let Some((program, args)) = argv.split_first() else {
             return failed("the agent's command is empty");
         };
+        // A resolver of this plan that a killed orch left (in a session of its own) goes
+        // first: it would write into the worktree made afresh for this attempt.
+        for pgid in process::groups_with_env(&[
+            (agent_env::ORCH_TASK, "resolve"),
+            (agent_env::ORCH_WORKTREE, worktree.as_str()),
+        ]) {
+            process::signal_group(pgid, Signal::SIGKILL);
+        }
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(&job.workdir)
