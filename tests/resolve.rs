@@ -594,8 +594,9 @@ fn orch_clean_removes_the_resolution_worktree_a_killed_resolution_left() {
     );
 }
 
-#[test]
-fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_merges() {
+/// `orch up` with the merge train, its resolver hanging on its first attempt, stopped by `signal`
+/// mid-resolution: nothing moves; the restart resolves and merges both plans.
+fn train_stopped_mid_resolution(signal: &str) {
     // a and b write shared.txt; the train merges one, then hands the other to the resolver,
     // which hangs on its first attempt.
     let repo = Repo::builder().identity_in_config().build();
@@ -624,24 +625,30 @@ fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_me
     support::wait_for("the train's resolver to start", || started.exists());
     let main = repo.rev("main");
     let branches = (repo.rev("plan/a"), repo.rev("plan/b"));
-    assert!(support::kill("INT", child.id()));
+    assert!(support::kill(signal, child.id()));
     let (code, out, err) =
         support::code_out_err(&support::wait_within(child, repo.timeout(), "orch up"));
-    assert_eq!(code, 130, "{out}\n{err}");
     assert!(out.contains("\"event\":\"resolve_started\""), "{out}");
-    assert!(out.contains("\"event\":\"resolve_failed\""), "{out}");
+    if signal == "INT" {
+        assert_eq!(code, 130, "{out}\n{err}");
+        assert!(out.contains("\"event\":\"resolve_failed\""), "{out}");
+    } else {
+        assert_eq!(code, 137, "{out}\n{err}");
+    }
     assert_eq!(repo.rev("main"), main, "main moved");
     assert_eq!((repo.rev("plan/a"), repo.rev("plan/b")), branches);
-    support::wait_for("the resolver to be stopped", || {
-        let needle = "ORCH_TASK=resolve".to_string();
-        let root = format!("ORCH_WORKTREE={}", repo.root().display());
-        support::pids_with_env(|kv| kv == needle.as_bytes())
-            .into_iter()
-            .all(|pid| {
-                !std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|e| e.windows(root.len()).any(|w| w == root.as_bytes()))
-            })
-    });
+    if signal == "INT" {
+        support::wait_for("the resolver to be stopped", || {
+            let needle = "ORCH_TASK=resolve".to_string();
+            let root = format!("ORCH_WORKTREE={}", repo.root().display());
+            support::pids_with_env(|kv| kv == needle.as_bytes())
+                .into_iter()
+                .all(|pid| {
+                    !std::fs::read(format!("/proc/{pid}/environ"))
+                        .is_ok_and(|e| e.windows(root.len()).any(|w| w == root.as_bytes()))
+                })
+        });
+    }
     // The restart merges both: the resolver's second attempt resolves.
     let events = repo.up_events(&[], 0);
     // Both in the target (one merged by the first run already), no failure.
@@ -660,6 +667,26 @@ fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_me
     );
     let text = repo.git(&["show", "main:shared.txt"]);
     assert!(text.contains("a 1.1") && text.contains("b 1.1"), "{text}");
+    // No resolver is left running (after kill -9 the restart's resolution ended the orphan).
+    support::wait_for("no resolver left", || {
+        let root = format!("ORCH_WORKTREE={}", repo.root().display());
+        support::pids_with_env(|kv| kv == b"ORCH_TASK=resolve")
+            .into_iter()
+            .all(|pid| {
+                !std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|e| e.windows(root.len()).any(|w| w == root.as_bytes()))
+            })
+    });
+}
+
+#[test]
+fn ctrl_c_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_merges() {
+    train_stopped_mid_resolution("INT");
+}
+
+#[test]
+fn kill_9_of_orch_up_during_the_trains_resolution_moves_nothing_and_a_restart_merges() {
+    train_stopped_mid_resolution("KILL");
 }
 
 #[test]
