@@ -52,6 +52,28 @@ fn is_marker(line: &[u8]) -> bool {
     line == b"======="
 }
 
+/// The 1-based lines of `bytes` that are conflict markers and not content of either side: a
+/// marker-like line that one side's version of the file has too (a `=======` heading
+/// underline, a document about git) is the file's own.
+pub(super) fn new_markers(bytes: &[u8], sides: &[&[u8]]) -> Vec<usize> {
+    let trim = |l: &[u8]| -> Vec<u8> { l.strip_suffix(b"\r").unwrap_or(l).to_vec() };
+    let own: std::collections::HashSet<Vec<u8>> = sides
+        .iter()
+        .flat_map(|s| s.split(|b| *b == b'\n'))
+        .filter(|l| is_marker(l))
+        .map(trim)
+        .collect();
+    marker_lines(bytes)
+        .into_iter()
+        .filter(|&n| {
+            bytes
+                .split(|b| *b == b'\n')
+                .nth(n - 1)
+                .is_some_and(|l| !own.contains(&trim(l)))
+        })
+        .collect()
+}
+
 /// The 1-based lines of `bytes` that are conflict markers.
 pub(super) fn marker_lines(bytes: &[u8]) -> Vec<usize> {
     bytes
@@ -194,6 +216,13 @@ mod tests {
         // Lines that only begin like a marker are not one.
         assert!(marker_lines(b"<<<<<<<<\n========\n== x\n<<<<<<<x\n").is_empty());
         assert_eq!(marker_lines(b"x\r\n=======\r\n"), vec![2]);
+        // A line one side has too is the file's own.
+        let side: &[u8] = b"Title\n=======\n";
+        assert!(new_markers(b"Title\n=======\nmore\n", &[side]).is_empty());
+        assert_eq!(
+            new_markers(b"Title\n=======\n<<<<<<< HEAD\n", &[side]),
+            vec![3]
+        );
     }
 
     #[test]

@@ -135,7 +135,15 @@ impl Gates<'_, '_> {
                     ));
                 }
                 Entry::File { bytes, .. } => {
-                    if let Some(line) = gates::marker_lines(bytes).first() {
+                    let side = |t: &git2::Tree| {
+                        t.get_path(Path::new(p))
+                            .ok()
+                            .and_then(|e| self.repo.find_blob(e.id()).ok())
+                            .map(|b| b.content().to_vec())
+                            .unwrap_or_default()
+                    };
+                    let (ours, theirs) = (side(&ours_tree), side(&theirs_tree));
+                    if let Some(line) = gates::new_markers(bytes, &[&ours, &theirs]).first() {
                         return Err(format!(
                             "the resolver left a conflict marker in `{p}` (line {line})"
                         ));
