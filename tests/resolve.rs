@@ -117,6 +117,11 @@ fn three_plans_editing_one_file_pairwise_are_all_merged_each_resolution_on_its_b
         let (_, out, _) = repo.run(&["status", "--json", "--plan", p]);
         let st: Value = serde_json::from_str(&out).expect("status json");
         assert_eq!(st["merge"]["resolvedBy"], "fixer", "{st:#}");
+        let (_, out, _) = repo.run(&["status", "--plan", p]);
+        assert!(
+            out.contains("merged into `main`: its conflict resolved by agent `fixer`"),
+            "{out}"
+        );
         let reason = step(&v, p)["reason"].as_str().expect("reason");
         assert!(reason.contains("resolved by agent `fixer`"), "{reason}");
     }
@@ -167,6 +172,13 @@ fn refused_with(mode: &str, result: &str, cause: &str) {
     assert!(
         m["reason"].as_str().expect("reason").contains(cause),
         "{m:#}"
+    );
+    let (_, out, _) = repo.run(&["status", "--plan", "b"]);
+    assert!(
+        out.contains(&format!(
+            "not merged ({result}): resolution by agent `fixer` failed"
+        )),
+        "{out}"
     );
     // No resolution worktree is left.
     assert!(!repo.root().join(".orch/worktrees/.resolve-b").exists());

@@ -462,6 +462,21 @@ fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
             p.name
         );
     }
+    // A resolution by agent (`resolve`): what the plan's last merge says of it.
+    if let Some(m) = &states.merge
+        && let Some(agent) = m.get("resolvedBy").and_then(Value::as_str)
+    {
+        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+        let line = if s("state") == "merged" {
+            format!(
+                "  merged into `{}`: its conflict resolved by agent `{agent}`",
+                s("target")
+            )
+        } else {
+            format!("  not merged ({}): {}", s("state"), s("reason"))
+        };
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(paused) = states.paused.as_ref().filter(|p| pause_ahead(p)) {
         let s = |k: &str| paused.get(k).and_then(Value::as_str).unwrap_or("");
         let _ = writeln!(
