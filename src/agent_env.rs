@@ -82,6 +82,10 @@ pub const ORCH_TARGET: &str = "ORCH_TARGET";
 /// Set by `orch merge` for its verify command: the candidate merge commit being verified.
 pub const ORCH_MERGE_COMMIT: &str = "ORCH_MERGE_COMMIT";
 
+/// Set for a resolving agent (`resolve`): the file where it names the files it had to change
+/// beyond the conflicted ones, one per line (outside its worktree, in a directory orch made).
+pub const ORCH_RESOLVE_NOTES: &str = "ORCH_RESOLVE_NOTES";
+
 /// Not orch's own: variables of the supervisor's own git environment that must not leak into an agent (or a
 /// verify command, or a batch job): it works in its worktree, not in whatever repository orch
 /// was started from.

@@ -460,6 +460,45 @@ pub fn find_agents() -> Vec<FoundAgent> {
     out
 }
 
+/// The process groups of every live process (not a zombie, not this one) whose environment
+/// sets each of `vars` (`NAME`, value) exactly: a resolving agent left by a killed `orch merge`
+/// (`ORCH_TASK=resolve` and its resolution worktree's `ORCH_WORKTREE`).
+pub fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let all = vars.iter().all(|(name, value)| {
+            environ
+                .split(|b| *b == 0)
+                .any(|var| env_value(var, name) == Some(value.as_bytes()))
+        });
+        if all
+            && let Some((state, pgid)) = stat_state_and_group(pid)
+            && state != 'Z'
+            && !out.contains(&pgid)
+        {
+            out.push(pgid);
+        }
+    }
+    out
+}
+
 /// The value of `NAME=value` when `var` sets `name`.
 fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
     var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")

@@ -716,3 +716,123 @@ fn codex_preset_runs_a_best_of_2_task_against_the_fake_api() {
 fn claude_and_codex_share_a_best_of_2_task_against_the_fake_api() {
     best_of_2_through("claude", Some("[\"claude\", \"codex\"]"));
 }
+
+/// Resolution by agent (`resolve`, issue 37) through the preset `agent`: plans `a` and `b` (run
+/// by a scripted agent) both write `shared.txt`; `a` is merged; `orch merge b` hands the
+/// conflict to the preset, whose fake model writes the resolved file through the client's write
+/// tool (Codex: a shell command). The merge commit is on `plan/b`, `main` holds the model's
+/// file, no marker.
+fn resolves_a_two_plan_conflict(agent: &str, confined: bool) {
+    if confined && !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Normal);
+    let repo = Repo::builder()
+        .timeout(RUN_TIMEOUT)
+        .identity_in_config()
+        .build();
+    let write = support::fixtures().join("write.sh");
+    let mut manifest = format!(
+        "[defaults]\nagent = \"w\"\nresolve = \"{agent}\"\nintegrate = \"off\"\n\n[agents.w]\ncommand = {}\n",
+        support::toml_array(&["sh", write.to_str().expect("utf8"), "shared.txt"])
+    );
+    for name in ["a", "b"] {
+        repo.write(
+            &format!("docs/plans/{name}.md"),
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 Write `shared.txt`\n",
+        );
+        manifest.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n"
+        ));
+    }
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = repo.run(&["merge", "a"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let mut cmd = repo.orch(&["merge", "--json", "b"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    if confined {
+        // Confined by orch (the resolution worktree, its private client state).
+        cmd.env_remove("ORCH_SANDBOX");
+    }
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch merge"),
+        RUN_TIMEOUT,
+        "orch merge",
+    ));
+    let log = String::from_utf8_lossy(&repo.read(".orch/logs/b/resolve.log")).into_owned();
+    let context = format!(
+        "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nresolve.log:\n{log}\nrequests: {:?}\ntool results: {:#?}",
+        api.requests(),
+        api.tool_results()
+    );
+    assert_eq!(code, 0, "{context}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["result"], "merged", "{context}");
+    assert_eq!(repo.rev("plan/b^1"), plan_b, "{context}");
+    assert_eq!(repo.rev("plan/b^2"), main, "{context}");
+    let msg = repo.git(&["show", "-s", "--format=%B", "plan/b"]);
+    assert!(
+        msg.contains(&format!("resolved by agent `{agent}`")),
+        "{msg}"
+    );
+    assert_eq!(
+        repo.git(&["show", "main:shared.txt"]),
+        "shared.txt resolved by the model: both sides kept",
+        "{context}"
+    );
+    assert!(api.model_calls() >= 1, "{context}");
+    // What the resolver spent is the plan's: recorded in its status file, in `orch status`.
+    let spent = &repo.status_file("b")["orchResolveUsage"];
+    assert!(
+        spent["inputTokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+        "{spent:#}\n{context}"
+    );
+    let (_, st, _) = repo.run(&["status", "--json", "--plan", "b"]);
+    let st: Value = serde_json::from_str(&st).expect("status json");
+    assert!(
+        st["usage"]["input_tokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+        "{st:#}"
+    );
+    if confined {
+        assert!(
+            log.contains("confined (Landlock): writes only beneath"),
+            "{context}"
+        );
+        // The private client state of the resolver is gone.
+        assert!(
+            !repo
+                .root()
+                .join(".orch/state/.clients/b/resolve-1")
+                .exists(),
+            "{context}"
+        );
+    }
+}
+
+#[test]
+fn claude_preset_resolves_a_two_plan_conflict_against_the_fake_api() {
+    resolves_a_two_plan_conflict("claude", false);
+}
+
+#[test]
+fn claude_preset_resolves_a_two_plan_conflict_confined_against_the_fake_api() {
+    resolves_a_two_plan_conflict("claude", true);
+}
+
+#[test]
+fn codex_preset_resolves_a_two_plan_conflict_confined_against_the_fake_api() {
+    resolves_a_two_plan_conflict("codex", true);
+}
+
+#[test]
+fn codex_preset_resolves_a_two_plan_conflict_against_the_fake_api() {
+    resolves_a_two_plan_conflict("codex", false);
+}

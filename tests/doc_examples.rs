@@ -355,6 +355,14 @@ fn fixture(name: &str) -> Place {
             c.args(["up", "a", "b"]);
             must(c, "orch up a b");
         }
+        // As `conflicts`, with `resolve = "fixer"` (a script keeping both sides' lines).
+        "resolve" => {
+            copy_dir(&fixtures.join("resolve"), &repo);
+            commit_all(&home, &repo);
+            let mut c = command(orch(), &home, &repo);
+            c.args(["up", "a", "b"]);
+            must(c, "orch up a b");
+        }
         // `auth` with a status file cut short (the end of a write that never was).
         "corrupt" => {
             copy_dir(&fixtures.join("auth"), &repo);

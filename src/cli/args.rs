@@ -592,6 +592,33 @@ pub(super) enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+    /// Hand a plan that conflicts with the target to its `resolve` agent now: orch writes git's
+    /// merge of the target into the plan branch with the conflict markers into a resolution
+    /// worktree of its own (`<worktree_root>/.resolve-<plan>`), runs the agent there confined,
+    /// and commits the merge on the plan branch only when no marker is left, only the conflicted
+    /// files (and those the agent's explanation names) changed, and the plan's `check` and
+    /// `verify` pass. Otherwise the plan branch does not move and the attempt is saved under
+    /// `refs/orch/attempts/<plan>/resolve/<n>`. The target never moves: `orch merge` lands it.
+    ///
+    /// Exit codes: 0 resolved (or nothing to resolve), 2 invalid input (unknown plan, no
+    /// `resolve` agent), 4 refused (`orch up`, another `orch merge` or `orch resolve` runs), 5 not
+    /// resolved,
+    /// 130 interrupted. Example: `orch resolve api`, `orch resolve api --dry-run`.
+    Resolve {
+        #[command(flatten)]
+        target: Target,
+        /// The plan to resolve (a name from plans.toml). Example: `orch resolve api`.
+        #[arg(value_name = "PLAN")]
+        name: String,
+        /// Print the prompt the agent would get (the conflicted files and hunks, the commits of
+        /// each side, what done means); change nothing. Example: `orch resolve api --dry-run`.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print one JSON object: `plan`, `result` (`resolved`, `resolve_failed`, `clean`),
+        /// `agent`, `files`, `commit`, `reason`, `saved`; with `--dry-run`, `plan` and `prompt`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `orch pause|resume PLAN`.

@@ -198,6 +198,19 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         ),
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
+        Command::Resolve {
+            target,
+            name,
+            dry_run,
+            json,
+        } => commands::resolve::run(
+            &target.selection(),
+            commands::resolve::ResolveArgs {
+                plan: name,
+                dry_run,
+                json,
+            },
+        ),
         Command::Task { action } => {
             let (transition, common, opts) = match action {
                 TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),

@@ -293,6 +293,13 @@ fn clean_branch(
         &report.branch,
         stamp,
     )?);
+    // A resolution worktree a killed resolution left (orch's own: its `.git` names orch's
+    // entry; anything else there is left alone).
+    let _ = crate::merge::staging::remove_named(
+        repo_root,
+        worktree_root,
+        &format!("{}{plan}", crate::merge::resolve::RESOLVE_PREFIX),
+    );
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
     report.worktree_removed =

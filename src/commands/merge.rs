@@ -41,7 +41,16 @@ pub fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
             }
         }
     }
-    let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?;
+    let json_out = args.json;
+    let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?
+        .with_resolver(crate::supervisor::resolver::resolver(
+            std::sync::Arc::new(manifest.clone()),
+            std::sync::Arc::new(move |note| {
+                if !json_out {
+                    println_safe(&format!("  {}", super::resolve::note_line(note)));
+                }
+            }),
+        ));
     let header = Header {
         target: &run.target,
         strategy: run.strategy,

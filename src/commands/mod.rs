@@ -13,6 +13,7 @@ pub mod merge;
 pub mod next;
 pub mod output;
 pub mod pr;
+pub mod resolve;
 pub mod sandbox_exec;
 pub mod setup_exec;
 pub mod simulate;

@@ -215,7 +215,13 @@ fn render_with(
             .flat_map(|&i| docs[i].entries().filter_map(|e| e.orch_usage.as_ref()))
             .fold(crate::agent_output::Usage::default(), |a, u| {
                 a.plus(&u.usage())
-            });
+            })
+            .plus(
+                &ws.selected
+                    .iter()
+                    .map(|&i| crate::merge::resolve::resolvers_usage(&docs[i]))
+                    .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u)),
+            );
         let mut v = json!({ "plans": views, "usage": usage });
         if let (Some(obj), Some(rec)) = (
             v.as_object_mut(),
@@ -275,10 +281,11 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
             json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
         })
         .collect();
+    // Its tasks' and its resolvers' (`resolve`).
     let usage = doc
         .entries()
         .filter_map(|e| e.orch_usage.as_ref())
-        .fold(crate::agent_output::Usage::default(), |a, u| {
+        .fold(crate::merge::resolve::resolvers_usage(doc), |a, u| {
             a.plus(&u.usage())
         });
     let mut v = json!({
@@ -300,6 +307,14 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
                 h.get("at").cloned().unwrap_or(Value::Null),
             );
         }
+    }
+    // The last `orch merge` of the plan, as its status file records it (`resolvedBy`: the
+    // agent that resolved its conflict, or whose resolution failed).
+    if let (Some(obj), Some(m)) = (v.as_object_mut(), doc.orch_merge.as_ref()) {
+        obj.insert(
+            "merge".into(),
+            serde_json::to_value(m).unwrap_or(Value::Null),
+        );
     }
     if let (Some(obj), Some(paused)) = (
         v.as_object_mut(),
@@ -451,6 +466,21 @@ fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
             held.get("at").and_then(Value::as_str).unwrap_or("?"),
             p.name
         );
+    }
+    // A resolution by agent (`resolve`): what the plan's last merge says of it.
+    if let Some(m) = &states.merge
+        && let Some(agent) = m.get("resolvedBy").and_then(Value::as_str)
+    {
+        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+        let line = if s("state") == "merged" {
+            format!(
+                "  merged into `{}`: its conflict resolved by agent `{agent}`",
+                s("target")
+            )
+        } else {
+            format!("  not merged ({}): {}", s("state"), s("reason"))
+        };
+        let _ = writeln!(out, "{line}");
     }
     if let Some(paused) = states.paused.as_ref().filter(|p| pause_ahead(p)) {
         let s = |k: &str| paused.get(k).and_then(Value::as_str).unwrap_or("");

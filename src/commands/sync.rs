@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
-use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason, sync_and_record};
+use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason};
 use crate::merge::{OrderItem, PlanInfo, merge_order, plan_infos, short};
 use crate::supervisor::{LockError, SupervisorLock};
 use crate::workspace::{self, Selection};
@@ -66,6 +66,16 @@ pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
             depends_on: infos[i].upstreams.clone(),
         })
         .collect();
+    // A conflict of a plan with `resolve` goes to its resolver (docs/src/resolve.md).
+    let resolver = crate::supervisor::resolver::resolver(
+        std::sync::Arc::new(manifest.clone()),
+        std::sync::Arc::new(move |note| {
+            if !args.json {
+                println_safe(&super::resolve::note_line(note));
+            }
+        }),
+    );
+    crate::merge::interrupt::install();
     let mut reports = Vec::new();
     for k in merge_order(&items) {
         let p = &infos[chosen[k]];
@@ -81,7 +91,15 @@ pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
         let worktree = manifest.worktree_path(&p.name);
         match skip_reason(p, &worktree, &manifest.defaults.target) {
             Some(reason) => report.reason = Some(reason),
-            None => sync_one(&ws, &repo_root, &infos, p, &worktree, &mut report),
+            None => sync_one(
+                &ws,
+                &repo_root,
+                &infos,
+                p,
+                &worktree,
+                &resolver,
+                &mut report,
+            ),
         }
         if !args.json {
             print_report(&report);
@@ -116,9 +134,13 @@ fn sync_one(
     infos: &[PlanInfo],
     p: &PlanInfo,
     worktree: &std::path::Path,
+    resolver: &crate::merge::resolve::Resolver,
     report: &mut Report,
 ) {
-    match sync_and_record(ws, repo_root, infos, p, worktree) {
+    let synced =
+        crate::merge::resolve::sync_resolving(ws, repo_root, infos, p, worktree, Some(resolver));
+    let unresolved = synced.as_ref().ok().and_then(|(_, why)| why.clone());
+    match synced.map(|(s, _)| s) {
         Ok(Synced {
             result: SyncResult::Done(merged),
             unrecorded,
@@ -149,9 +171,10 @@ fn sync_one(
             report.outcome = "conflict";
             report.code = exit::INCOMPLETE;
             report.reason = Some(format!(
-                "merging `{upstream}` ({branch} at {}) conflicts in {}; nothing was changed",
+                "merging `{upstream}` ({branch} at {}) conflicts in {}; nothing was changed{}",
                 short(&upstream_commit),
-                crate::diagnostic::path_list(&files, 8)
+                crate::diagnostic::path_list(&files, 8),
+                unresolved.map(|w| format!(" ({w})")).unwrap_or_default()
             ));
             report.conflict = Some(json!({
                 "upstream": upstream,

@@ -91,6 +91,73 @@ pub(crate) fn ask_git(
     ours: Oid,
     theirs: Oid,
 ) -> Result<Option<GitVerdict>, git2::Error> {
+    let Some(run) = run_merge_tree(repo, ours, theirs)? else {
+        return Ok(None);
+    };
+    match (run.code, run.tree) {
+        (Some(0), Some(tree)) => {
+            run.copy_objects(repo)?;
+            Ok(Some(GitVerdict::Clean(tree)))
+        }
+        (Some(1), Some(_)) => Ok(Some(GitVerdict::Conflict(run.paths))),
+        _ => Ok(None),
+    }
+}
+
+/// A merge that conflicts, as git leaves it: the tree with git's conflict markers in each
+/// conflicted file (written into `repo`'s object database) and the conflicted paths, sorted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MarkedConflict {
+    pub tree: Oid,
+    pub paths: Vec<String>,
+}
+
+/// `git merge-tree --write-tree` of `theirs` into `ours`, kept when it conflicts: the tree git
+/// wrote with its conflict markers (for a resolver to work on) and the paths. `Ok(None)`: the
+/// merge is clean, or git could not answer.
+pub(crate) fn marked_conflict(
+    repo: &Repository,
+    ours: Oid,
+    theirs: Oid,
+) -> Result<Option<MarkedConflict>, git2::Error> {
+    let Some(run) = run_merge_tree(repo, ours, theirs)? else {
+        return Ok(None);
+    };
+    match (run.code, run.tree) {
+        (Some(1), Some(tree)) => {
+            run.copy_objects(repo)?;
+            Ok(Some(MarkedConflict {
+                tree,
+                paths: run.paths.clone(),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What one run of `git merge-tree` in a scratch repository gave.
+struct MergeTreeRun {
+    scratch: Scratch,
+    code: Option<i32>,
+    tree: Option<Oid>,
+    paths: Vec<String>,
+}
+
+impl MergeTreeRun {
+    /// Copies the objects git wrote (the merged tree and its blobs) into `repo`.
+    fn copy_objects(&self, repo: &Repository) -> Result<(), git2::Error> {
+        let side = Repository::open_bare(&self.scratch.0)?;
+        copy_loose(&self.scratch.0.join("objects"), &side.odb()?, &repo.odb()?)
+    }
+}
+
+/// Runs `git merge-tree --write-tree` on two commits of `repo` in a scratch repository that
+/// borrows `repo`'s objects. `Ok(None)`: git could not run.
+fn run_merge_tree(
+    repo: &Repository,
+    ours: Oid,
+    theirs: Oid,
+) -> Result<Option<MergeTreeRun>, git2::Error> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "orch-merge-tree-{}-{}",
@@ -140,20 +207,16 @@ pub(crate) fn ask_git(
         .next()
         .and_then(|f| std::str::from_utf8(f).ok())
         .and_then(|s| Oid::from_str(s.trim()).ok());
-    match (output.status.code(), tree) {
-        (Some(0), Some(tree)) => {
-            copy_loose(&scratch.0.join("objects"), &dst, &src)?;
-            Ok(Some(GitVerdict::Clean(tree)))
-        }
-        (Some(1), Some(_)) => {
-            let paths: BTreeSet<String> = fields
-                .filter(|f| !f.is_empty())
-                .map(|f| String::from_utf8_lossy(f).into_owned())
-                .collect();
-            Ok(Some(GitVerdict::Conflict(paths.into_iter().collect())))
-        }
-        _ => Ok(None),
-    }
+    let paths: BTreeSet<String> = fields
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    Ok(Some(MergeTreeRun {
+        scratch,
+        code: output.status.code(),
+        tree,
+        paths: paths.into_iter().collect(),
+    }))
 }
 
 /// Copies `oid` and everything it reaches that `dst` lacks from `src` into `dst`.

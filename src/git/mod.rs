@@ -53,7 +53,7 @@ pub(crate) use links::remove_tree_links;
 pub use locate::{pin_worktree, worktree_admin_dir};
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
-pub(crate) use merge_tree::{Check, TreeMerge, merge_commits};
+pub(crate) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
 pub use named::{changed_between, files_named};
 pub use pool::{
     pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,

@@ -12,6 +12,7 @@ mod notify;
 mod paths;
 mod protect;
 mod raw;
+mod resolve;
 mod sandbox;
 mod targets;
 mod validate;
@@ -39,5 +40,6 @@ pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KE
 pub use paths::{PlanPath, in_cone};
 pub use protect::{Guarded, Protect};
 pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
+pub use resolve::ResolveWith;
 pub use sandbox::{DEFAULT_DENY_READ, Sandbox, SandboxKeys, SandboxMode, expand as expand_home};
 pub use targets::{PlanShape, check_cycles, check_targets};

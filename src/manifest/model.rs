@@ -78,6 +78,11 @@ pub struct Defaults {
     pub submodules: bool,
     /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` (`attempts = 1`: off).
     pub best_of: super::best_of::BestOf,
+    /// `resolve`: the agent that repairs a plan that cannot merge (`None`: a person does).
+    pub resolve: Option<super::resolve::ResolveWith>,
+    /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
+    /// (`false`).
+    pub resolve_verify: bool,
 }
 
 impl Default for Defaults {
@@ -115,6 +120,8 @@ impl Default for Defaults {
             warm: Vec::new(),
             submodules: true,
             best_of: Default::default(),
+            resolve: None,
+            resolve_verify: false,
         }
     }
 }
@@ -251,6 +258,11 @@ pub struct PlanEntry {
     pub protect: Option<super::protect::Protect>,
     /// Resolved best of N: the plan's keys over `[defaults]`'.
     pub best_of: super::best_of::BestOf,
+    /// Resolved: the agent that repairs the plan when it cannot merge (its `resolve`, else the
+    /// defaults'; `true` is its own agent); `None`: a person does.
+    pub resolve: Option<String>,
+    /// Resolved `resolve_verify`.
+    pub resolve_verify: bool,
 }
 
 /// A loaded, validated `plans.toml`.

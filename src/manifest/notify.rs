@@ -45,6 +45,9 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "note",
     "run_finished",
     "attempt_finished",
+    "resolve_started",
+    "resolved",
+    "resolve_failed",
 ];
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,

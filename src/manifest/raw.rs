@@ -61,6 +61,9 @@ pub struct RawDefaults {
     pub submodules: Option<At<bool>>,
     /// Best of N (`super::best_of`).
     pub best_of: super::best_of::RawBestOf,
+    /// Resolution by agent (`super::resolve`).
+    pub resolve: Option<At<super::resolve::RawResolve>>,
+    pub resolve_verify: Option<At<bool>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
@@ -121,6 +124,9 @@ pub struct RawPlan {
     pub submodules: Option<At<bool>>,
     /// Best of N (`super::best_of`).
     pub best_of: super::best_of::RawBestOf,
+    /// Resolution by agent (`super::resolve`).
+    pub resolve: Option<At<super::resolve::RawResolve>>,
+    pub resolve_verify: Option<At<bool>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
     pub keys: Vec<String>,
 }
@@ -230,6 +236,8 @@ pub const DEFAULTS_KEYS: &[&str] = &[
     "agents",
     "select",
     "attempts_stop",
+    "resolve",
+    "resolve_verify",
 ];
 pub const AGENT_KEYS: &[&str] = &[
     "command",
@@ -285,6 +293,8 @@ pub const PLAN_KEYS: &[&str] = &[
     "agents",
     "select",
     "attempts_stop",
+    "resolve",
+    "resolve_verify",
 ];
 
 /// The hint given when an agent `command` is a string.
@@ -363,6 +373,8 @@ fn read_defaults(table: &DeTable<'_>, r: &mut Reporter<'_>) -> RawDefaults {
             "agents" => d.best_of.agents = string_list(r, &ctx, value),
             "select" => d.best_of.select = string_list(r, &ctx, value),
             "attempts_stop" => d.best_of.stop = string(r, &ctx, value),
+            "resolve" => d.resolve = super::resolve::read(r, &ctx, value),
+            "resolve_verify" => d.resolve_verify = boolean(r, &ctx, value),
             other => unknown_key(r, key, other, "in `[defaults]`", DEFAULTS_KEYS),
         }
     }
@@ -471,6 +483,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
             warm: None,
             submodules: None,
             best_of: Default::default(),
+            resolve: None,
+            resolve_verify: None,
             keys: Vec::new(),
         };
         for (k, v) in t.iter() {
@@ -501,6 +515,8 @@ fn read_plans(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<RawPlan
                 "agents" => plan.best_of.agents = string_list(r, &ctx, v),
                 "select" => plan.best_of.select = string_list(r, &ctx, v),
                 "attempts_stop" => plan.best_of.stop = string(r, &ctx, v),
+                "resolve" => plan.resolve = super::resolve::read(r, &ctx, v),
+                "resolve_verify" => plan.resolve_verify = boolean(r, &ctx, v),
                 "slurm" => {
                     if let Some(table) = expect_table(r, "plan.slurm", v) {
                         plan.slurm = Some(read_slurm(table, r, "plan.slurm", PLAN_SLURM_KEYS));

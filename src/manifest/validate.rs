@@ -33,7 +33,15 @@ pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest
         &agents,
         defaults.max_agents,
     );
-    let plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
+    super::resolve::defaults(
+        raw.defaults.resolve.as_ref(),
+        raw.defaults.resolve_verify.as_ref(),
+        &mut defaults,
+        &agents,
+        r,
+    );
+    let mut plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
+    super::resolve::plans(&raw.plans, &mut plans, &defaults, &agents, r);
     Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -635,6 +643,8 @@ fn plans(
                 .or_else(|| defaults.protect.clone())
                 .map(super::protect::Protect::new),
             best_of,
+            resolve: None,
+            resolve_verify: false,
         });
     }
 

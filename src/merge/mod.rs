@@ -22,6 +22,7 @@ mod now;
 pub mod order;
 mod plan_info;
 pub mod pr;
+pub mod resolve;
 mod run;
 pub mod staging;
 pub mod step;
@@ -31,7 +32,9 @@ pub mod verify;
 
 pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
-pub use now::{PlanMergeOutcome, PlanMergeReport, merge_plan_now};
+pub use now::{
+    PlanMergeOutcome, PlanMergeReport, ResolveWith, merge_plan_now, merge_plan_now_with,
+};
 pub use order::{OrderItem, merge_order};
 pub(crate) use plan_info::plan_infos;
 pub use plan_info::{PlanInfo, Unfinished};

@@ -135,8 +135,24 @@ pub struct PlanMergeReport {
 /// installs no signal handler; [`super::interrupt::request`] stops it as a first Ctrl-C stops
 /// `orch merge`.
 pub fn merge_plan_now(manifest_path: &Path, plan: &str) -> PlanMergeReport {
+    merge_plan_now_with(manifest_path, plan, None)
+}
+
+/// The agent runner of a plan's resolver and who hears its notes ([`super::resolve`]).
+pub type ResolveWith = (
+    std::sync::Arc<dyn super::resolve::RunAgent>,
+    std::sync::Arc<dyn Fn(&super::resolve::ResolveNote) + Send + Sync>,
+);
+
+/// [`merge_plan_now`], a plan with `resolve` that conflicts handed to its resolver when
+/// `resolve` gives one.
+pub fn merge_plan_now_with(
+    manifest_path: &Path,
+    plan: &str,
+    resolve: Option<ResolveWith>,
+) -> PlanMergeReport {
     let mut warnings = Vec::new();
-    let outcome = match run_one(manifest_path, plan, &mut warnings) {
+    let outcome = match run_one(manifest_path, plan, &mut warnings, resolve) {
         Ok(outcome) => outcome,
         Err(e) => PlanMergeOutcome::of_error(plan, &e),
     };
@@ -147,6 +163,7 @@ fn run_one(
     manifest_path: &Path,
     plan: &str,
     warnings: &mut Vec<String>,
+    resolve: Option<ResolveWith>,
 ) -> Result<PlanMergeOutcome, CliError> {
     let sel = Selection {
         manifest: Some(manifest_path.to_path_buf()),
@@ -160,7 +177,14 @@ fn run_one(
         )));
     };
     let names = [plan.to_string()];
-    let run = MergeRun::plan(&ws, manifest, &names, None, false)?;
+    let mut run = MergeRun::plan(&ws, manifest, &names, None, false)?;
+    if let Some((runner, notify)) = resolve {
+        run = run.with_resolver(super::resolve::Resolver {
+            runner,
+            manifest: std::sync::Arc::new(manifest.clone()),
+            notify,
+        });
+    }
     // No person looks at what the train merges: orch's own configuration changed on the plan
     // branch by no task that names it (a plan agent's own commit, say) is left to one.
     let unnamed = match unnamed_config_changes(&ws, manifest, plan) {

@@ -101,6 +101,8 @@ pub struct MergeRun {
     pub target: String,
     pub strategy: MergeStrategy,
     stop_on_failure: bool,
+    /// The plans' resolver (`resolve`), when the caller gives one.
+    pub(crate) resolver: Option<super::resolve::Resolver>,
 }
 
 /// The run's verify command and its hold on the repository (one `orch merge` at a time), from
@@ -168,7 +170,14 @@ impl MergeRun {
             target,
             strategy,
             stop_on_failure,
+            resolver: None,
         })
+    }
+
+    /// Hands a plan with `resolve` that cannot land to its resolver ([`super::resolve`]).
+    pub fn with_resolver(mut self, resolver: super::resolve::Resolver) -> Self {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// Before anything moves: takes the repository's merge lock (exit 4 when another `orch merge`
@@ -327,7 +336,7 @@ impl MergeRun {
                     Gate::Step(s) => s,
                     Gate::Go => {
                         let lp = &ws.plans[p.index];
-                        let (step, was_interrupted) = self.real_step(p, lp, verify, warn)?;
+                        let (step, was_interrupted) = self.real_step(ws, p, lp, verify, warn)?;
                         interrupted = was_interrupted;
                         step
                     }
@@ -348,6 +357,7 @@ impl MergeRun {
     /// Merges one plan for real and records the outcome in its status file.
     fn real_step(
         &self,
+        ws: &Workspace,
         p: &PlanInfo,
         lp: &LoadedPlan,
         verify: Option<&Verify>,
@@ -361,6 +371,7 @@ impl MergeRun {
             base: p.base.as_deref(),
             strategy: self.strategy,
             verify,
+            verified_tree: None,
         };
         let tip_now = || {
             git::branch_tip(&self.repo_root, &self.target)
@@ -380,7 +391,13 @@ impl MergeRun {
             at: at.clone(),
             ..status::OrchMerge::default()
         };
-        let (step, interrupted) = match super::merge_plan(&req)? {
+        let outcome = super::merge_plan(&req)?;
+        let (outcome, resolved_by) = self.after_step(ws, p, &req, outcome)?;
+        let record = |state: &str, commit: &str, files: &[String]| status::OrchMerge {
+            resolved_by: resolved_by.clone(),
+            ..record(state, commit, files)
+        };
+        let (step, interrupted) = match outcome {
             StepOutcome::Merged(m) => {
                 let mut record = record("merged", &m.commit, &[]);
                 record.branch_tip = Some(m.branch_tip.clone());
@@ -393,6 +410,9 @@ impl MergeRun {
                 let mut s = Step::new(p, Outcome::Merged);
                 s.commit = Some(m.commit);
                 s.archive_tag = Some(m.archive_tag);
+                if let Some(agent) = &resolved_by {
+                    s.reason = Some(format!("its conflict resolved by agent `{agent}`"));
+                }
                 if m.rebuilt > 0 {
                     s.reason = Some(format!(
                         "`{}` moved meanwhile; rebuilt on its new tip {} time{}",
@@ -439,6 +459,23 @@ impl MergeRun {
                     .reason("interrupted; nothing of it was merged"),
                 true,
             ),
+            StepOutcome::Unresolved {
+                files,
+                verify: was_verify,
+                reason,
+            } => {
+                let (state, result) = if was_verify {
+                    ("verify_failed", Outcome::VerifyFailed)
+                } else {
+                    ("conflict", Outcome::Conflict)
+                };
+                let mut record = record(state, &tip_now(), &files);
+                record.reason = Some(reason.clone());
+                self.record(lp, warn, record);
+                let mut s = Step::new(p, result).reason(reason);
+                s.files = files;
+                (s, crate::merge::interrupt::interrupted())
+            }
         };
         Ok((step, interrupted))
     }

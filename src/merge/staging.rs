@@ -31,9 +31,27 @@ impl Staging {
         commit: Oid,
     ) -> Result<Self, MergeError> {
         let name = format!("{STAGING_PREFIX}{plan}");
-        let path = dir.join(&name);
+        Self::create_named(
+            repo_root,
+            dir,
+            &name,
+            &format!("orch-merge-staging/{plan}"),
+            commit,
+        )
+    }
+
+    /// As [`Staging::create`], for a worktree named `name` (a resolution worktree,
+    /// `.resolve-<plan>`), made through the short-lived branch `temp`.
+    pub fn create_named(
+        repo_root: &Path,
+        dir: &Path,
+        name: &str,
+        temp: &str,
+        commit: Oid,
+    ) -> Result<Self, MergeError> {
+        let path = dir.join(name);
         let repo = git::open(repo_root)?;
-        let admin = repo.commondir().join("worktrees").join(&name);
+        let admin = repo.commondir().join("worktrees").join(name);
         let fail = |reason: String| MergeError::Staging {
             path: path.clone(),
             reason,
@@ -43,15 +61,14 @@ impl Staging {
             .map_err(|e| fail(format!("cannot create `{}`: {e}", dir.display())))?;
         // libgit2 adds a worktree only for a branch: a short-lived one, deleted once HEAD is
         // detached.
-        let temp = format!("orch-merge-staging/{plan}");
-        if let Ok(mut old) = repo.find_branch(&temp, BranchType::Local) {
+        if let Ok(mut old) = repo.find_branch(temp, BranchType::Local) {
             let _ = old.delete();
         }
         let target = repo
             .find_commit(commit)
             .map_err(|e| fail(format!("cannot read commit `{commit}`: {e}")))?;
         let mut branch = repo
-            .branch(&temp, &target, true)
+            .branch(temp, &target, true)
             .map_err(|e| fail(format!("cannot create branch `{temp}`: {e}")))?;
         let staging = Self {
             path: path.clone(),
@@ -60,7 +77,7 @@ impl Staging {
         let added = {
             let mut opts = WorktreeAddOptions::new();
             opts.reference(Some(branch.get()));
-            repo.worktree(&name, &path, Some(&opts))
+            repo.worktree(name, &path, Some(&opts))
                 .map_err(|e| fail(e.message().to_string()))
                 .and_then(|_| {
                     let linked =
@@ -91,6 +108,18 @@ impl Drop for Staging {
         let _ = fs::remove_dir_all(&self.path);
         let _ = fs::remove_dir_all(&self.admin);
     }
+}
+
+/// Removes the worktree `<dir>/<name>` that orch made and a run that died left (a resolution
+/// worktree, `.resolve-<plan>`): only if its `.git` names orch's admin entry of that name, which
+/// goes too. `Ok(false)`: there was none.
+pub fn remove_named(repo_root: &Path, dir: &Path, name: &str) -> Result<bool, String> {
+    let path = dir.join(name);
+    let repo = git::open(repo_root).map_err(|e| e.to_string())?;
+    let admin = repo.commondir().join("worktrees").join(name);
+    let existed = fs::symlink_metadata(&path).is_ok() || admin.exists();
+    remove_leftover(&path, &admin)?;
+    Ok(existed)
 }
 
 /// Removes a staging worktree left by a run that died: its directory (only if it is a worktree

@@ -33,6 +33,9 @@ pub struct StepRequest<'a> {
     pub strategy: MergeStrategy,
     /// The verify command, if any.
     pub verify: Option<&'a Verify>,
+    /// A tree `verify` passed on already (a resolution's gate, [`super::resolve`]): a candidate
+    /// with that very tree is not verified twice.
+    pub verified_tree: Option<Oid>,
 }
 
 /// A plan that landed.
@@ -74,6 +77,13 @@ pub enum StepOutcome {
     },
     /// Ctrl-C or SIGTERM before the target moved; nothing changed.
     Interrupted,
+    /// A conflict (or, `verify`, a red verify) that the plan's resolver did not resolve;
+    /// nothing changed (the plan branch neither).
+    Unresolved {
+        files: Vec<String>,
+        verify: bool,
+        reason: String,
+    },
 }
 
 /// Runs one merge step. Nothing moves unless the merge is clean and verified; then the work
@@ -111,7 +121,10 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
             Built::FfImpossible => return Ok(StepOutcome::FfImpossible),
             Built::Ready(c) => c,
         };
-        if let Some(verify) = req.verify {
+        let verified = req
+            .verified_tree
+            .is_some_and(|t| repo.find_commit(candidate).is_ok_and(|c| c.tree_id() == t));
+        if let Some(verify) = req.verify.filter(|_| !verified) {
             match run_verify(verify, req.repo_root, req.plan, req.target, candidate)? {
                 Verdict::Passed => {}
                 Verdict::Failed(reason) => return Ok(StepOutcome::VerifyFailed { reason }),

@@ -112,7 +112,7 @@ pub(super) fn verify_command(
     cmd
 }
 
-fn run(
+pub(super) fn run(
     verify: &Verify,
     cwd: &Path,
     log: &Path,

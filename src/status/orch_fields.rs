@@ -46,6 +46,11 @@ pub struct OrchMerge {
     /// `verify_failed`: the verify command's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// The `resolve` agent whose resolution (a merge commit on the plan branch) made the plan
+    /// merge (`merged`), or whose resolution failed (`conflict`, `verify_failed`: `reason` says
+    /// why); absent when no resolver ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

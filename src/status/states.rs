@@ -55,6 +55,8 @@ pub struct StatusStates {
     pub paused: Option<serde_json::Value>,
     /// `orchPlanPaused`: a person paused the plan (`orch pause`).
     pub plan_paused: Option<serde_json::Value>,
+    /// `orchMerge`: the plan's last merge (`orch merge`, the merge train).
+    pub merge: Option<serde_json::Value>,
     path: std::path::PathBuf,
 }
 
@@ -71,12 +73,13 @@ enum Key {
     OrchSchemaVersion,
     OrchPaused,
     OrchPlanPaused,
+    OrchMerge,
     #[serde(other)]
     Other,
 }
 
 /// The names of [`Key`]'s keys, in its order (the first four required).
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "planPath",
     "planName",
     "createdAt",
@@ -85,6 +88,7 @@ const KEYS: [&str; 8] = [
     "orchSchemaVersion",
     "orchPaused",
     "orchPlanPaused",
+    "orchMerge",
 ];
 
 /// What [`load_states`] keeps of the document.
@@ -94,6 +98,7 @@ struct States {
     version: u32,
     paused: Option<serde_json::Value>,
     plan_paused: Option<serde_json::Value>,
+    merge: Option<serde_json::Value>,
 }
 
 /// The document read in one pass, each entry's state put in the map as it is read (no list of
@@ -145,6 +150,7 @@ impl<'de> Visitor<'de> for DocVisitor {
                 Key::OrchSchemaVersion => out.version = m.next_value()?,
                 Key::OrchPaused => out.paused = m.next_value()?,
                 Key::OrchPlanPaused => out.plan_paused = m.next_value()?,
+                Key::OrchMerge => out.merge = m.next_value()?,
                 Key::PlanPath | Key::PlanName | Key::CreatedAt | Key::Other => {
                     m.next_value::<IgnoredAny>()?;
                 }
@@ -398,6 +404,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
         bytes,
         paused: doc.paused,
         plan_paused: doc.plan_paused,
+        merge: doc.merge,
         path: path.to_path_buf(),
     })
 }

@@ -148,6 +148,11 @@ pub enum Input {
         run: RunId,
         result: Result<Measure, String>,
     },
+    /// The merge train's resolver of plan `plan` says how its resolution goes (`resolve`).
+    Resolving {
+        plan: usize,
+        note: crate::merge::resolve::ResolveNote,
+    },
 }
 
 /// What the effects measured of a candidate attempt.
@@ -318,6 +323,8 @@ impl Core {
             integration: Default::default(),
             rounds: Default::default(),
             members: Default::default(),
+            resolved_by_agent: 0,
+            resolving: 0,
         };
         Core {
             cfg,
@@ -438,6 +445,8 @@ impl Core {
                 self.on_prepared(plan, result, &mut out);
             }
             Input::Merged { plan, outcome } => {
+                // Its resolver, if one ran, is over.
+                self.state.resolving = 0;
                 self.branches_moved();
                 self.target_moved();
                 self.on_merged(plan, outcome, &mut out);
@@ -453,6 +462,7 @@ impl Core {
             }
             Input::Reported { run, reported } => self.on_member_reported(run, reported),
             Input::Measured { run, result } => self.on_measured(now, run, result, &mut out),
+            Input::Resolving { plan, note } => self.on_resolving(plan, note, &mut out),
         }
         self.step(now, &mut out);
         out
@@ -515,6 +525,7 @@ pub use replan::{Replan, Structure};
 #[cfg(test)]
 mod replan_tests;
 mod report;
+mod resolve;
 mod schedule;
 #[cfg(test)]
 mod tests;

@@ -110,6 +110,8 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
             budget_reached: None,
             agents_stopped: Vec::new(),
             notify_failures: 0,
+            resolved_by_agent: 0,
+            left_for_a_person: 0,
         };
     };
     let plan_list = ws.plan_list();
@@ -324,6 +326,11 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
             select: pc.best_of.select.is_some(),
             stop_first: pc.best_of.stop == crate::manifest::AttemptsStop::First,
         },
+        resolves_verify: ws
+            .manifest
+            .as_ref()
+            .and_then(|m| m.plan(&pc.name))
+            .is_some_and(|e| e.resolve.is_some() && e.resolve_verify),
     }
 }
 
@@ -765,8 +772,18 @@ impl Effects<'_> {
         let manifest = self.ctx.manifest_path.clone();
         let name = pc.name.clone();
         let tx = self.tx.clone();
+        let told = tx.clone();
+        let notify: super::merge_train::Told = std::sync::Arc::new(move |note| {
+            let _ = told.send(Msg {
+                reload: None,
+                input: Input::Resolving {
+                    plan: p,
+                    note: note.clone(),
+                },
+            });
+        });
         tokio::spawn(async move {
-            let outcome = super::merge_train::run_merge(&manifest, &name).await;
+            let outcome = super::merge_train::run_merge(&manifest, &name, notify).await;
             let _ = tx.send(Msg {
                 reload: Some(p),
                 input: Input::Merged { plan: p, outcome },

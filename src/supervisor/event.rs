@@ -238,6 +238,38 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    /// A plan that cannot land (a conflict with the target, or with `resolve_verify` a red
+    /// `verify`) is handed to its `resolve` agent: `files` are the conflicted ones, `reason`
+    /// `conflict` or `verify_failed`, `attempt` its resolution attempt (1 for the first).
+    ResolveStarted {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        reason: String,
+        attempt: u32,
+    },
+    /// Every gate passed: `commit` is the merge commit on the plan branch; the merge goes on.
+    Resolved {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        commit: String,
+        attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// The resolution did not pass its gates (`cause`); nothing moved; what the agent left is
+    /// saved under `saved` (`refs/orch/attempts/<plan>/resolve/<n>`).
+    ResolveFailed {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        cause: String,
+        saved: Option<String>,
+        attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
 }
 
 /// How each plan ended; printed at the end of a run.
@@ -258,6 +290,13 @@ pub struct RunSummary {
     /// `[[notify]]` deliveries that failed (each also reported as a `note`); absent when none.
     #[serde(skip_serializing_if = "is_zero")]
     pub notify_failures: usize,
+    /// Conflicts (and red verifies) the merge train's resolvers resolved; absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resolved_by_agent: usize,
+    /// Plans the merge train left unmerged for a conflict or a red `verify`, for a person;
+    /// absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_for_a_person: usize,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -19,6 +19,7 @@ pub mod progress;
 pub mod recover;
 pub mod replan;
 pub mod reports;
+pub mod resolver;
 mod resync;
 pub mod round;
 pub mod sandbox;

@@ -445,7 +445,10 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskRetried { plan, .. }
         | Event::TaskStopped { plan, .. }
         | Event::ReportRefused { plan, .. }
-        | Event::AttemptFinished { plan, .. } => Some(plan),
+        | Event::AttemptFinished { plan, .. }
+        | Event::ResolveStarted { plan, .. }
+        | Event::Resolved { plan, .. }
+        | Event::ResolveFailed { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::IntegrationFailed { .. }

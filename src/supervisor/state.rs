@@ -345,6 +345,9 @@ pub struct PlanSpec {
     /// Best of N: attempts of each task at once (a task's `(attempts: N)` over it), whether a
     /// `select` command scores the candidates, whether the others stop at the first candidate.
     pub best_of: BestOfSpec,
+    /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
+    /// not hold it back from the merge train, whose verify hands it to the resolver.
+    pub resolves_verify: bool,
 }
 
 /// A plan's best-of-N settings, as the core needs them.
@@ -544,6 +547,10 @@ pub struct RunState {
     pub rounds: HashMap<(usize, usize), super::round::Round>,
     /// The task of each attempt that belongs to a round.
     pub members: HashMap<RunId, (usize, usize)>,
+    /// Conflicts (and red verifies) the merge train's resolvers resolved in this run.
+    pub resolved_by_agent: usize,
+    /// Resolving agents of the merge train running now: each holds one of `max_agents`.
+    pub resolving: usize,
 }
 
 impl Ending {

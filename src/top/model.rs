@@ -241,7 +241,13 @@ impl Source {
                 row.merge = d
                     .orch_merge
                     .as_ref()
-                    .map(|m| m.state.clone())
+                    .map(|m| match &m.resolved_by {
+                        Some(agent) if m.state == "merged" => {
+                            format!("merged (resolved by {agent})")
+                        }
+                        Some(agent) => format!("{} (resolver {agent} failed)", m.state),
+                        None => m.state.clone(),
+                    })
                     .unwrap_or_default();
                 row.agent_paused = d
                     .extra

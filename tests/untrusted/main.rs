@@ -15,6 +15,7 @@ mod links;
 mod processes;
 mod replan;
 mod reports;
+mod resolve;
 mod submodules;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's

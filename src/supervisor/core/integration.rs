@@ -126,9 +126,11 @@ impl Core {
         out.push(Action::Integrate);
     }
 
-    /// Whether the merge train holds plan `p` back: the last test named it.
+    /// Whether the merge train holds plan `p` back: the last test named it (unless its
+    /// resolver takes a red verify, `resolve_verify`: its merge's verify then goes to it).
     pub(super) fn integration_holds(&self, p: usize) -> bool {
         self.state.integration.failing.contains(&p)
+            && !self.spec(p).is_some_and(|s| s.resolves_verify)
     }
 
     pub(super) fn on_integrated(

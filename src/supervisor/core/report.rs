@@ -119,6 +119,8 @@ impl Core {
                     })
                     .collect(),
                 notify_failures: 0,
+                resolved_by_agent: self.state.resolved_by_agent,
+                left_for_a_person: self.left_for_a_person(),
             },
             blocked_events,
         )

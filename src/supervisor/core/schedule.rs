@@ -129,7 +129,9 @@ impl Core {
         if self.state.graceful || self.state.budget_hit.is_some() {
             return;
         }
-        while self.state.runs.len() + self.integration_slots() < self.cfg.max_agents {
+        while self.state.runs.len() + self.integration_slots() + self.state.resolving
+            < self.cfg.max_agents
+        {
             let mut best: Option<(usize, usize)> = None;
             for p in 0..self.plans.len() {
                 self.scans += 1;

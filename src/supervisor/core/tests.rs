@@ -37,6 +37,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         check: false,
         budget: crate::manifest::Budget::default(),
         best_of: Default::default(),
+        resolves_verify: false,
     }
 }
 

@@ -98,6 +98,8 @@ fn summary() -> RunSummary {
         budget_reached: None,
         agents_stopped: vec![],
         notify_failures: 0,
+        resolved_by_agent: 0,
+        left_for_a_person: 0,
     }
 }
 
@@ -245,6 +247,39 @@ fn events() -> Vec<(Event, &'static str)> {
             },
             "note: 3 plans skipped",
         ),
+        (
+            Event::ResolveStarted {
+                plan: "api".into(),
+                agent: "claude".into(),
+                files: vec!["src/lib.rs".into()],
+                reason: "conflict".into(),
+                attempt: 1,
+            },
+            "api hands its conflict in src/lib.rs to resolver claude (attempt 1)",
+        ),
+        (
+            Event::Resolved {
+                plan: "api".into(),
+                agent: "claude".into(),
+                files: vec!["src/lib.rs".into()],
+                commit: "0123456789abcdef".into(),
+                attempt: 1,
+                usage: None,
+            },
+            "api resolved by claude: merge commit 0123456 on its branch",
+        ),
+        (
+            Event::ResolveFailed {
+                plan: "api".into(),
+                agent: "claude".into(),
+                files: vec!["src/lib.rs".into()],
+                cause: "the resolver left a conflict marker in `src/lib.rs` (line 3)".into(),
+                saved: Some("refs/orch/attempts/api/resolve/1".into()),
+                attempt: 1,
+                usage: None,
+            },
+            "api not resolved by claude: the resolver left a conflict marker in `src/lib.rs` (line 3)",
+        ),
     ]
 }
 
@@ -348,6 +383,9 @@ fn json_prints_one_parseable_line_per_event_with_the_contract_fields() {
             "interrupted",
             "note",
             "note",
+            "resolve_started",
+            "resolved",
+            "resolve_failed",
         ]
     );
     let started = &parsed[5];
@@ -591,7 +629,13 @@ fn agents_checks_budgets_and_usage_read_as_lines() {
         cause: "Invalid API key".into(),
         fix: "log in".into(),
     }];
+    s.resolved_by_agent = 2;
+    s.left_for_a_person = 1;
     let table = summary_table(&s, None);
+    assert!(
+        table.contains("conflicts: 2 resolved by an agent, 1 left for a person\n"),
+        "{table}"
+    );
     assert!(
         table.contains("api 1.2 failed: the check `cargo test` failed\n    test a ... FAILED\n"),
         "{table}"

@@ -285,6 +285,32 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
                 .map(|r| format!(" (saved as {r})"))
                 .unwrap_or_default()
         ),
+        Event::ResolveStarted {
+            plan,
+            agent,
+            files,
+            reason,
+            attempt,
+        } => {
+            let what = if reason == "verify_failed" {
+                "its red verify".to_string()
+            } else {
+                format!("its conflict in {}", files.join(", "))
+            };
+            format!("{plan} hands {what} to resolver {agent} (attempt {attempt})")
+        }
+        Event::Resolved {
+            plan,
+            agent,
+            commit,
+            ..
+        } => format!(
+            "{plan} resolved by {agent}: merge commit {} on its branch",
+            short(commit)
+        ),
+        Event::ResolveFailed {
+            plan, agent, cause, ..
+        } => format!("{plan} not resolved by {agent}: {cause}"),
     };
     Some(one_line(&text))
 }
@@ -381,6 +407,12 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
             "used in this run: {} (plans, all runs: {})\n",
             summary.usage.describe(),
             per_plan.join("; ")
+        ));
+    }
+    if summary.resolved_by_agent > 0 || summary.left_for_a_person > 0 {
+        out.push_str(&format!(
+            "conflicts: {} resolved by an agent, {} left for a person\n",
+            summary.resolved_by_agent, summary.left_for_a_person
         ));
     }
     if summary.notify_failures > 0 {

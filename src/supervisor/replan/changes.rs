@@ -198,6 +198,15 @@ impl Shown for SlurmOptions {
     }
 }
 
+impl Shown for crate::manifest::ResolveWith {
+    fn shown(&self) -> String {
+        match self {
+            Self::Own => "true".to_string(),
+            Self::Agent(a) => a.clone(),
+        }
+    }
+}
+
 /// `prefix key old → new` into `out` for each of `keys` whose value, as shown, differs between
 /// `old` and `new` (a `depends_on` or `warm` entry moved to another line is the same). The struct is taken apart with every field named, so that a field added to it does not
 /// compile until it is listed here: compared (`keys`), or not (`skip`, with the reason).
@@ -261,7 +270,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
             grace, backoff, log_dir, setup, copy, templates, executor, check, budget, remote,
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
-            best_of,
+            best_of, resolve, resolve_verify,
         ],
         skip []
     );
@@ -279,7 +288,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect, best_of,
+            protect, best_of, resolve, resolve_verify,
         ],
         skip [name, abs_file, line, paths_at]
     );

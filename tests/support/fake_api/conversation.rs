@@ -224,6 +224,9 @@ impl Conversation {
     /// Follows orch's prompt: write the file (`fixed`: saying so), report, say so; one tool
     /// call per turn.
     pub(super) fn next_step(&self, fixed: bool) -> Step {
+        if self.prompt.contains("# Resolve a merge for orch") {
+            return self.resolve_step();
+        }
         let Some(task) = between(&self.prompt, "## Task ", ":") else {
             return Step::Say("I cannot do this: no orch task in the prompt".into());
         };
@@ -290,6 +293,39 @@ impl Conversation {
                     ))
                 }
             }
+        }
+    }
+}
+
+impl Conversation {
+    /// Follows orch's resolve prompt (`resolve`, issue 37): writes the first conflicted file it
+    /// names, resolved (both sides kept, no marker), through the client's write tool (a shell
+    /// command for Codex), then says so.
+    fn resolve_step(&self) -> Step {
+        let worktree = between(&self.prompt, "Your working directory `", "`").unwrap_or(".");
+        let file = between(&self.prompt, "left in these files:\n\n- `", "`")
+            .unwrap_or("shared.txt")
+            .to_string();
+        let content = format!("{file} resolved by the model: both sides kept\n");
+        if self.api == Api::Chat {
+            return Step::Whole { file, content };
+        }
+        if !self.results.is_empty() {
+            return Step::Say(format!("I resolved the conflict in {file}."));
+        }
+        match self.api {
+            Api::Anthropic | Api::Gemini { .. } => Step::Write {
+                path: format!("{worktree}/{file}"),
+                content,
+            },
+            Api::ChatTools => Step::Write {
+                path: format!("{}/{file}", self.cwd.as_deref().unwrap_or(worktree)),
+                content,
+            },
+            Api::Responses | Api::Chat => Step::Run(format!(
+                "printf '%s\\n' '{}' > '{file}'",
+                content.trim_end()
+            )),
         }
     }
 }

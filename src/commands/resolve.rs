@@ -1,0 +1,137 @@
+//! `orch resolve PLAN`: the plan's conflict with the target handed to its `resolve` agent by
+//! hand, behind the gates of the merge (docs/src/resolve.md); `--dry-run` prints the prompt the
+//! agent would get. The work is [`crate::merge::resolve`]'s; this prints it.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use super::output::{print_json, println_safe};
+use crate::error::{CliError, CliResult, exit};
+use crate::merge::resolve::{Resolution, ResolveNote, resolve_by_hand};
+use crate::workspace::{self, Selection};
+
+pub struct ResolveArgs {
+    pub plan: String,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// One line for a note of a resolution, as `orch merge` and `orch resolve` print it.
+pub fn note_line(note: &ResolveNote) -> String {
+    let files = |f: &[String]| {
+        f.iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match note {
+        ResolveNote::Started {
+            plan,
+            agent,
+            files: f,
+            why,
+            attempt,
+        } => {
+            let what = if why == "verify_failed" {
+                "a red verify".to_string()
+            } else {
+                format!("conflicts in {}", files(f))
+            };
+            format!("{plan}: resolving {what} with agent `{agent}` (attempt {attempt})")
+        }
+        ResolveNote::Resolved {
+            plan,
+            agent,
+            commit,
+            ..
+        } => format!(
+            "{plan}: resolved by agent `{agent}`: merge commit {} on the plan branch",
+            crate::merge::short(commit)
+        ),
+        ResolveNote::Failed {
+            plan, agent, cause, ..
+        } => format!("{plan}: resolution by agent `{agent}` failed: {cause}"),
+    }
+}
+
+pub fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
+    let ws = workspace::load(sel)?;
+    ws.require_valid()?;
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists"
+        ))
+        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    if args.dry_run {
+        let prompt = crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)?;
+        if args.json {
+            print_json(&json!({ "plan": args.plan, "prompt": prompt }));
+        } else {
+            println_safe(&prompt);
+        }
+        return Ok(exit::OK);
+    }
+    // Never beside `orch up`: its agents may work in the plan's worktree, which a resolution
+    // moves (the merge train resolves by itself).
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = crate::supervisor::SupervisorLock::acquire(&state_dir).map_err(|e| {
+        let hint = match &e {
+            crate::supervisor::LockError::Held { .. } => {
+                "`orch up` is running in this repository; its merge train resolves a plan with `resolve` by itself, or run `orch resolve` when it is done"
+            }
+            crate::supervisor::LockError::Open { .. } => "check the permissions of the state directory",
+        };
+        CliError::new(exit::REFUSED, e).with_hint(hint)
+    })?;
+    crate::merge::interrupt::install();
+    let json_out = args.json;
+    let resolver = crate::supervisor::resolver::resolver(
+        Arc::new(manifest.clone()),
+        Arc::new(move |note| {
+            if !json_out {
+                println_safe(&note_line(note));
+            }
+        }),
+    );
+    let result = resolve_by_hand(&ws, &manifest, &args.plan, &resolver)?;
+    let (code, value) = match &result {
+        None => {
+            if !args.json {
+                println_safe(&format!(
+                    "{}: merges cleanly into `{}`: nothing to resolve",
+                    args.plan, manifest.defaults.target
+                ));
+            }
+            (exit::OK, json!({ "plan": args.plan, "result": "clean" }))
+        }
+        Some(Resolution::Resolved {
+            commit,
+            agent,
+            files,
+            ..
+        }) => (
+            exit::OK,
+            json!({ "plan": args.plan, "result": "resolved", "agent": agent, "files": files, "commit": commit }),
+        ),
+        Some(Resolution::Failed {
+            cause,
+            agent,
+            files,
+            saved,
+        }) => (
+            if crate::merge::interrupt::interrupted() {
+                exit::INTERRUPTED
+            } else {
+                exit::INCOMPLETE
+            },
+            json!({ "plan": args.plan, "result": "resolve_failed", "agent": agent, "files": files, "reason": cause, "saved": saved }),
+        ),
+    };
+    if args.json {
+        print_json(&value);
+    }
+    Ok(code)
+}

@@ -1,0 +1,237 @@
+//! The gates of a resolution, decided by orch from its own records: what changed in the
+//! resolution worktree against the conflicted tree orch wrote, the files read as bytes (never
+//! through a link), and the tree of the result built from those bytes.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use git2::build::TreeUpdateBuilder;
+use git2::{DiffOptions, FileMode, Oid, Repository, Tree};
+
+/// The most files beyond the conflicted ones a resolution may change (each named in the
+/// agent's explanation and already on one side).
+pub const MAX_EXTRA: usize = 8;
+
+/// The largest file of a resolution orch reads (a conflicted source file is far smaller).
+const MAX_FILE: u64 = 16 << 20;
+
+/// The largest explanation read.
+const MAX_EXPLANATION: u64 = 64 << 10;
+
+/// The paths that differ between `tree` (the conflicted tree the worktree was checked out at)
+/// and the files of the worktree `repo` (opened by orch from its own records): changed,
+/// added (untracked, not ignored) or removed.
+pub(super) fn changed(repo: &Repository, tree: &Tree) -> Result<Vec<String>, git2::Error> {
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_typechange(true)
+        .ignore_submodules(true);
+    let diff = repo.diff_tree_to_workdir(Some(tree), Some(&mut opts))?;
+    let mut out = BTreeSet::new();
+    for d in diff.deltas() {
+        for f in [d.old_file(), d.new_file()] {
+            if let Some(p) = f.path().and_then(Path::to_str) {
+                out.insert(p.to_string());
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// A line that is one of git's conflict markers.
+fn is_marker(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for m in [b"<<<<<<<", b">>>>>>>", b"|||||||"] {
+        if line.starts_with(m) && line.get(7).is_none_or(|c| *c == b' ') {
+            return true;
+        }
+    }
+    line == b"======="
+}
+
+/// The 1-based lines of `bytes` that are conflict markers and not content of either side: a
+/// marker-like line that one side's version of the file has too (a `=======` heading
+/// underline, a document about git) is the file's own.
+pub(super) fn new_markers(bytes: &[u8], sides: &[&[u8]]) -> Vec<usize> {
+    let trim = |l: &[u8]| -> Vec<u8> { l.strip_suffix(b"\r").unwrap_or(l).to_vec() };
+    let own: std::collections::HashSet<Vec<u8>> = sides
+        .iter()
+        .flat_map(|s| s.split(|b| *b == b'\n'))
+        .filter(|l| is_marker(l))
+        .map(trim)
+        .collect();
+    marker_lines(bytes)
+        .into_iter()
+        .filter(|&n| {
+            bytes
+                .split(|b| *b == b'\n')
+                .nth(n - 1)
+                .is_some_and(|l| !own.contains(&trim(l)))
+        })
+        .collect()
+}
+
+/// The 1-based lines of `bytes` that are conflict markers.
+pub(super) fn marker_lines(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| is_marker(l))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// What a path of the worktree holds, read by orch without following a link.
+pub(super) enum Entry {
+    Absent,
+    File {
+        bytes: Vec<u8>,
+        executable: bool,
+    },
+    /// A symbolic link (its target, never followed), or a link on the way to it.
+    Link(Vec<u8>),
+    /// A directory, a device, a FIFO: nothing a resolution leaves.
+    Other,
+}
+
+/// Reads `rel` beneath `root` as bytes: a link at the path or on the way to it is reported, not
+/// followed; a FIFO is not opened.
+pub(super) fn read_entry(root: &Path, rel: &str) -> Result<Entry, String> {
+    let path = root.join(rel);
+    if let Some(link) = crate::links::symlinked_parent(root, Path::new(rel)) {
+        let target = std::fs::read_link(&link).unwrap_or_default();
+        return Ok(Entry::Link(target.into_os_string().into_encoded_bytes()));
+    }
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Absent),
+        Err(e) => return Err(format!("cannot read `{rel}`: {e}")),
+    };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(&path).unwrap_or_default();
+        return Ok(Entry::Link(target.into_os_string().into_encoded_bytes()));
+    }
+    if !meta.is_file() {
+        return Ok(Entry::Other);
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!("`{rel}` is larger than {} MiB", MAX_FILE >> 20));
+    }
+    let mut f = open_read(&path).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    let mut bytes = Vec::new();
+    f.by_ref()
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    Ok(Entry::File {
+        bytes,
+        executable: meta.permissions().mode() & 0o111 != 0,
+    })
+}
+
+/// Opens `path` for reading with `O_NOFOLLOW` and `O_NONBLOCK`: a link is not followed, and a
+/// FIFO swapped in after the type was read does not hang the read.
+fn open_read(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// The explanation the agent left (`<notes dir>/explanation.md`), read without following a
+/// link, at most 64 KiB; empty when there is none.
+pub(super) fn explanation(notes_dir: &Path) -> String {
+    let path = notes_dir.join(super::EXPLANATION);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return String::new();
+    };
+    if !meta.is_file() {
+        return String::new();
+    }
+    let Ok(f) = open_read(&path) else {
+        return String::new();
+    };
+    let mut bytes = Vec::new();
+    let _ = f.take(MAX_EXPLANATION).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether the explanation names `path`: as a word of its own (between whitespace, quotes,
+/// backticks or list punctuation).
+pub(super) fn names(explanation: &str, path: &str) -> bool {
+    explanation
+        .split(|c: char| c.is_whitespace() || "`'\",;()[]<>".contains(c))
+        .map(|w| w.trim_start_matches("./").trim_end_matches([':', '.']))
+        .any(|w| w == path)
+}
+
+/// `tree` with each of `paths` set from what the worktree at `root` holds (`entries`): a file's
+/// bytes as a blob (executable or not), a link as a link, an absent path removed.
+pub(super) fn tree_with(
+    repo: &Repository,
+    tree: &Tree,
+    entries: &[(String, Entry)],
+) -> Result<Oid, git2::Error> {
+    let mut b = TreeUpdateBuilder::new();
+    for (path, entry) in entries {
+        match entry {
+            Entry::File { bytes, executable } => {
+                let blob = repo.blob(bytes)?;
+                let mode = if *executable {
+                    FileMode::BlobExecutable
+                } else {
+                    FileMode::Blob
+                };
+                b.upsert(path.as_str(), blob, mode);
+            }
+            Entry::Link(target) => {
+                let blob = repo.blob(target)?;
+                b.upsert(path.as_str(), blob, FileMode::Link);
+            }
+            Entry::Absent | Entry::Other => {
+                b.remove(path.as_str());
+            }
+        }
+    }
+    b.create_updated(repo, tree)
+}
+
+/// Whether `path` is in `tree` (a file, a link, a submodule).
+pub(super) fn in_tree(tree: &Tree, path: &str) -> bool {
+    tree.get_path(Path::new(path)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_as_git_writes_them() {
+        let text = b"a\n<<<<<<< HEAD\nours\n||||||| base\nb\n=======\ntheirs\n>>>>>>> main\nz\n";
+        assert_eq!(marker_lines(text), vec![2, 4, 6, 8]);
+        // Lines that only begin like a marker are not one.
+        assert!(marker_lines(b"<<<<<<<<\n========\n== x\n<<<<<<<x\n").is_empty());
+        assert_eq!(marker_lines(b"x\r\n=======\r\n"), vec![2]);
+        // A line one side has too is the file's own.
+        let side: &[u8] = b"Title\n=======\n";
+        assert!(new_markers(b"Title\n=======\nmore\n", &[side]).is_empty());
+        assert_eq!(
+            new_markers(b"Title\n=======\n<<<<<<< HEAD\n", &[side]),
+            vec![3]
+        );
+    }
+
+    #[test]
+    fn an_explanation_names_a_path_as_a_word() {
+        let e = "I also changed `src/lib.rs` and ./docs/a.md.\n- tests/x.rs: a caller\n";
+        assert!(names(e, "src/lib.rs"));
+        assert!(names(e, "docs/a.md"));
+        assert!(names(e, "tests/x.rs"));
+        assert!(!names(e, "lib.rs"));
+        assert!(!names(e, "src"));
+    }
+}

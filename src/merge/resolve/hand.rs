@@ -1,0 +1,208 @@
+//! The entry points besides the merge step: `orch resolve PLAN` (by hand, and its `--dry-run`
+//! prompt), `orch sync` with a resolver, and the request for a plan of the workspace.
+
+use std::path::Path;
+
+use super::Resolver;
+use super::run::{
+    Resolution, ResolveRequest, Why, conflicted, next_attempt, notes_dir, prompt_for, resolve,
+};
+use crate::error::{CliError, exit};
+use crate::git::{self, Check, TreeMerge};
+use crate::manifest::{Manifest, PlanEntry};
+use crate::merge::MergeError;
+use crate::merge::build::{branch_commit, target_commit};
+use crate::merge::verify::Verify;
+
+/// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).
+pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, CliError> {
+    let sel = crate::workspace::Selection {
+        manifest: Some(manifest_path.to_path_buf()),
+        plan: None,
+    };
+    let ws = crate::workspace::load(&sel)?;
+    ws.require_valid()?;
+    let Some(manifest) = ws.manifest.as_ref() else {
+        return Err(CliError::invalid(anyhow::anyhow!(
+            "`orch resolve` needs a plans.toml"
+        )));
+    };
+    let entry = manifest.plan(plan).ok_or_else(|| {
+        CliError::invalid(anyhow::anyhow!(
+            "no plan named `{plan}` in {}",
+            manifest.path.display()
+        ))
+    })?;
+    let repo_root = crate::workspace::repo_root(manifest)?;
+    let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
+    let req = request(
+        &ws,
+        manifest,
+        entry,
+        &repo_root,
+        verify.as_ref(),
+        Why::Conflict,
+    );
+    let repo = git::open(&repo_root).map_err(CliError::coded)?;
+    let c = match conflicted(&repo, &req).map_err(CliError::coded)? {
+        Ok(c) => c,
+        Err(cause) => {
+            return Err(CliError::new(
+                exit::REFUSED,
+                anyhow::anyhow!("nothing to resolve: {cause}"),
+            ));
+        }
+    };
+    let notes = notes_dir(manifest, plan, next_attempt(&repo, manifest, plan));
+    Ok(prompt_for(&repo, manifest, entry, &req, &c, &notes))
+}
+
+/// The request for plan `entry` of the workspace.
+pub(crate) fn request<'a>(
+    ws: &'a crate::workspace::Workspace,
+    manifest: &'a Manifest,
+    entry: &'a PlanEntry,
+    repo_root: &'a Path,
+    verify: Option<&'a Verify>,
+    why: Why,
+) -> ResolveRequest<'a> {
+    ResolveRequest {
+        repo_root,
+        target: &manifest.defaults.target,
+        plan: &entry.name,
+        branch: &entry.branch,
+        base: None,
+        strategy: manifest.defaults.merge_strategy,
+        verify,
+        why,
+        tasks: ws
+            .plans
+            .iter()
+            .find(|p| p.name == entry.name)
+            .map(|lp| tasks_of(&lp.plan))
+            .unwrap_or_default(),
+        loaded: ws.plans.iter().find(|p| p.name == entry.name),
+    }
+}
+
+/// A plan's tasks as the prompt lists them: (`id: description`, description and body).
+pub(crate) fn tasks_of(plan: &crate::plan::Plan) -> Vec<(String, String)> {
+    plan.tasks
+        .iter()
+        .map(|t| {
+            (
+                format!("{}: {}", t.id, t.description),
+                format!("{}\n{}", t.description, t.body),
+            )
+        })
+        .collect()
+}
+
+/// `orch resolve PLAN`: the plan's conflict with the target handed to its resolver now, the
+/// result (when every gate passes) committed on the plan branch; the target does not move.
+/// `Ok(None)`: the plan merges cleanly, nothing to resolve. Holds the repository's merge lock.
+pub fn resolve_by_hand(
+    ws: &crate::workspace::Workspace,
+    manifest: &Manifest,
+    plan: &str,
+    resolver: &Resolver,
+) -> Result<Option<Resolution>, CliError> {
+    let entry = manifest.plan(plan).ok_or_else(|| {
+        CliError::invalid(anyhow::anyhow!(
+            "no plan named `{plan}` in {}",
+            manifest.path.display()
+        ))
+    })?;
+    if entry.resolve.is_none() {
+        return Err(CliError::invalid(anyhow::anyhow!(
+            "plan `{plan}` names no resolver"
+        ))
+        .with_hint(format!(
+            "set `resolve = \"claude\"` (a preset or an [agents.NAME]) or `resolve = true` in its [[plan]] or in [defaults] of {}",
+            manifest.path.display()
+        )));
+    }
+    let repo_root = crate::workspace::repo_root(manifest)?;
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    let _lock = crate::merge::checks::MergeLock::acquire(&state_dir)?;
+    let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
+    let repo = git::open(&repo_root).map_err(CliError::coded)?;
+    let ours = branch_commit(&repo, &entry.branch)
+        .map_err(CliError::coded)?
+        .ok_or_else(|| {
+            CliError::coded(MergeError::BranchMissing {
+                branch: entry.branch.clone(),
+            })
+        })?;
+    let theirs = target_commit(&repo, &manifest.defaults.target).map_err(CliError::coded)?;
+    let conflicts = matches!(
+        git::merge_commits(&repo, &ours, &theirs, Check::OnConflict),
+        Ok(TreeMerge::Conflict(_))
+    );
+    if !conflicts {
+        return Ok(None);
+    }
+    let req = request(
+        ws,
+        manifest,
+        entry,
+        &repo_root,
+        verify.as_ref(),
+        Why::Conflict,
+    );
+    resolve(resolver, &req).map(Some).map_err(CliError::coded)
+}
+
+/// `orch sync` with a resolver: plan `p` synced with its upstream plans as
+/// [`crate::merge::sync::sync_and_record`] does, and a conflict with an upstream plan's tip
+/// handed to the plan's resolver (no `verify`: a sync lands nothing on the target; the plan's
+/// `check` runs), then the sync goes on. Returns the sync and, when a resolution failed, why.
+pub fn sync_resolving(
+    ws: &crate::workspace::Workspace,
+    repo_root: &Path,
+    infos: &[crate::merge::PlanInfo],
+    p: &crate::merge::PlanInfo,
+    worktree: &Path,
+    resolver: Option<&Resolver>,
+) -> Result<(crate::merge::sync::Synced, Option<String>), crate::git::GitError> {
+    use crate::merge::sync::{SyncResult, sync_and_record};
+    let resolvable = resolver.and_then(|r| {
+        r.manifest
+            .plan(&p.name)
+            .filter(|e| e.resolve.is_some())
+            .map(|e| (r, e))
+    });
+    // One resolution per upstream at most, then the sync's own answer stands.
+    for _ in 0..=p.upstreams.len() {
+        let synced = sync_and_record(ws, repo_root, infos, p, worktree)?;
+        let (SyncResult::Conflict { branch, .. }, Some((res, entry))) =
+            (&synced.result, resolvable)
+        else {
+            return Ok((synced, None));
+        };
+        let mut req = request(ws, &res.manifest, entry, repo_root, None, Why::Conflict);
+        req.target = branch;
+        let resolved = match resolve(res, &req) {
+            Ok(r) => r,
+            Err(e) => return Ok((synced, Some(format!("the resolution could not run: {e}")))),
+        };
+        match resolved {
+            Resolution::Resolved { .. } => continue,
+            Resolution::Failed {
+                cause,
+                agent,
+                saved,
+                ..
+            } => {
+                let why = format!(
+                    "resolution by agent `{agent}` failed: {cause}{}",
+                    saved
+                        .map(|s| format!(" (its attempt is saved under `{s}`)"))
+                        .unwrap_or_default()
+                );
+                return Ok((synced, Some(why)));
+            }
+        }
+    }
+    Ok((sync_and_record(ws, repo_root, infos, p, worktree)?, None))
+}

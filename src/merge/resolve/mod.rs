@@ -1,0 +1,137 @@
+//! Resolution by agent (issue 37): a plan that cannot land because of a textual conflict (or,
+//! with `resolve_verify`, a red `verify` on a clean merge) is handed to an agent, confined like
+//! any attempt, in a resolution worktree of its own (`<worktree_root>/.resolve-<plan>`, made and
+//! removed by orch), and counts only behind gates orch checks from its own records:
+//!
+//! 1. git's merge of the target into the plan branch, with git's conflict markers, is written by
+//!    orch (`git merge-tree`, [`crate::git::marked_conflict`]) as a commit no ref names, and
+//!    checked out in the resolution worktree; the conflicted paths are git's, never the agent's;
+//! 2. the agent edits the files there; its explanation (a file in a directory orch made for it,
+//!    outside the worktree) may name further files it had to change;
+//! 3. orch compares the worktree with the conflicted tree itself ([`gates`]): no conflict marker
+//!    left (the files read as bytes, never through a link), no unmerged index entry, no symlink,
+//!    the changed files within the conflicted files plus at most [`gates::MAX_EXTRA`] files the
+//!    explanation names that already exist on one side, none of them protected (orch's own
+//!    configuration, [`crate::manifest::Guarded`], and `protect`);
+//! 4. orch builds the merge commit (parents: the plan branch's tip and the target's tip, the
+//!    tree from the conflicted tree with the changed files read as bytes), runs the plan's
+//!    `check` on it and `verify` on the merge that would land, both confined as they are run
+//!    today, and only then moves the plan branch by a compare-and-swap;
+//! 5. otherwise the plan branch does not move and what the agent left is saved under
+//!    `refs/orch/attempts/<plan>/resolve/<n>`.
+
+mod gates;
+mod hand;
+mod land;
+mod prompt;
+mod run;
+mod step;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent_output::Usage;
+use crate::manifest::{AgentSpec, Manifest};
+
+pub use hand::{resolve_by_hand, sync_resolving};
+pub use prompt::dry_run_prompt;
+pub(crate) use run::resolve;
+pub use run::{RESOLVE_USAGE, Resolution, resolvers_usage};
+
+/// Where the agent names files it had to change beyond the conflicted ones, one per line:
+/// `<notes dir>/explanation.md`.
+pub const EXPLANATION: &str = "explanation.md";
+
+/// The prefix of resolution worktrees' names (`<worktree_root>/.resolve-<plan>`). Plan names
+/// begin with a letter or a digit, so it never clashes with a plan's worktree.
+pub const RESOLVE_PREFIX: &str = ".resolve-";
+
+/// One run of the resolving agent, as orch hands it to a [`RunAgent`].
+#[derive(Clone, Debug)]
+pub struct AgentJob {
+    pub plan: String,
+    /// The agent's name (a preset or an `[agents.NAME]`) and its definition.
+    pub agent_name: String,
+    pub agent: AgentSpec,
+    /// The resolution worktree: the agent's working directory, the one place of the repository
+    /// it may write.
+    pub workdir: PathBuf,
+    pub prompt: String,
+    /// Made afresh by orch, writable by the agent: its explanation goes there ([`EXPLANATION`]).
+    pub notes_dir: PathBuf,
+    /// The log the agent's output is appended to (`<log_dir>/<plan>/resolve.log`).
+    pub log: PathBuf,
+    pub timeout: Duration,
+    pub grace: Duration,
+    /// 1 for the plan's first resolution.
+    pub attempt: u32,
+    /// The run's state directory (the agent's private client state goes beneath it).
+    pub state_dir: PathBuf,
+    pub manifest_path: PathBuf,
+}
+
+/// How the agent's run ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentRun {
+    /// Why it failed (did not start, exited non-zero, timed out); `None`: it exited 0.
+    pub failure: Option<String>,
+    /// Tokens and cost, when its client printed them.
+    pub usage: Option<Usage>,
+    /// Stopped by Ctrl-C or SIGTERM.
+    pub interrupted: bool,
+}
+
+/// Runs a resolving agent to its end (blocking): confined as an attempt is, with its own
+/// private client state. The supervisor's implementation is `supervisor::resolver`.
+pub trait RunAgent: Send + Sync {
+    fn run(&self, job: &AgentJob) -> AgentRun;
+}
+
+/// What a resolution tells as it goes: the `resolve_started`, `resolved` and `resolve_failed`
+/// events of `orch up`, the lines of `orch merge` and `orch resolve`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolveNote {
+    Started {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        /// `conflict` or `verify_failed`.
+        why: String,
+        attempt: u32,
+    },
+    Resolved {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        /// The merge commit on the plan branch.
+        commit: String,
+        attempt: u32,
+        usage: Option<Usage>,
+    },
+    Failed {
+        plan: String,
+        agent: String,
+        files: Vec<String>,
+        cause: String,
+        /// Where the attempt was saved.
+        saved: Option<String>,
+        attempt: u32,
+        usage: Option<Usage>,
+    },
+}
+
+/// What a merge run needs to hand a plan to its resolver: the agent runner, the manifest (the
+/// plans' `resolve`, the agents, `check`, the protected files) and who hears the notes.
+#[derive(Clone)]
+pub struct Resolver {
+    pub runner: Arc<dyn RunAgent>,
+    pub manifest: Arc<Manifest>,
+    pub notify: Arc<dyn Fn(&ResolveNote) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}

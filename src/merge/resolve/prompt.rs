@@ -1,0 +1,237 @@
+//! The resolving agent's prompt: the conflicted files and their hunks, the two sides (the plan's
+//! tasks and the commits on each side that touched those files) and what done means.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use git2::{Oid, Repository, Sort};
+
+use super::gates::MAX_EXTRA;
+
+/// The most commits of one side the prompt lists.
+const MAX_COMMITS: usize = 20;
+/// The most commits of one side looked at.
+const MAX_WALK: usize = 500;
+
+/// Why the plan is handed to the agent.
+pub(super) enum Reason<'a> {
+    /// A textual conflict: git left markers in these files.
+    Conflict,
+    /// The merge was clean but `verify` failed on it; its output's end.
+    Verify(&'a str),
+}
+
+/// What the prompt says.
+pub(super) struct PromptInput<'a> {
+    pub plan: &'a str,
+    pub branch: &'a str,
+    pub target: &'a str,
+    pub workdir: &'a Path,
+    pub notes: &'a Path,
+    pub reason: Reason<'a>,
+    /// Each conflicted file with the lines of its markers (in the worktree as orch wrote it).
+    pub files: Vec<(String, Vec<(usize, usize)>)>,
+    /// The plan's tasks that name one of the files (`id: description`).
+    pub tasks: Vec<String>,
+    /// The commits of the plan branch (not on the target) that touched the files.
+    pub ours: Vec<String>,
+    /// The commits of the target (not on the plan branch) that touched the files.
+    pub theirs: Vec<String>,
+    pub check: Option<String>,
+    pub verify: Option<String>,
+}
+
+/// The prompt's text.
+pub(super) fn render(p: &PromptInput) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Resolve a merge for orch\n");
+    match &p.reason {
+        Reason::Conflict => {
+            let _ = writeln!(
+                s,
+                "Merging `{}` into plan `{}`'s branch `{}` conflicts: both sides changed the same \
+                 lines. Your working directory `{}` holds that merge, with git's conflict markers \
+                 (`<<<<<<<`, `=======`, `>>>>>>>`) left in these files:\n",
+                p.target,
+                p.plan,
+                p.branch,
+                p.workdir.display(),
+            );
+            for (f, spans) in &p.files {
+                let at = hunks(spans);
+                let _ = writeln!(s, "- `{f}`{at}");
+            }
+        }
+        Reason::Verify(output) => {
+            let _ = writeln!(
+                s,
+                "Plan `{}` (branch `{}`) merges into `{}` without a textual conflict, but the \
+                 verify command fails on the merge: the two sides do not work together. Your \
+                 working directory `{}` holds that merge. The end of the verify output:\n\n```\n{}\n```\n",
+                p.plan,
+                p.branch,
+                p.target,
+                p.workdir.display(),
+                output.trim_end()
+            );
+        }
+    }
+    let list = |s: &mut String, title: &str, items: &[String]| {
+        if items.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n{title}\n");
+        for i in items {
+            let _ = writeln!(s, "- {i}");
+        }
+    };
+    list(
+        &mut s,
+        &format!(
+            "## The plan's side (`{}`): its tasks that name these files",
+            p.branch
+        ),
+        &p.tasks,
+    );
+    list(
+        &mut s,
+        &format!("## Commits on `{}` that touched them", p.branch),
+        &p.ours,
+    );
+    list(
+        &mut s,
+        &format!("## Commits on `{}` that touched them", p.target),
+        &p.theirs,
+    );
+    let _ = writeln!(s, "\n## What done means\n");
+    let _ = writeln!(
+        s,
+        "- Edit the files so that the result keeps what both sides meant; remove every conflict \
+         marker."
+    );
+    let _ = writeln!(
+        s,
+        "- Change no other file unless the resolution needs it. If it does, write the path of \
+         each such file (an existing file of either side, at most {MAX_EXTRA}), one per line, \
+         into `{}`. A change to any other file fails the resolution.",
+        p.notes.display()
+    );
+    let _ = writeln!(
+        s,
+        "- Do not commit, do not run `git add`, `git merge`, `git checkout` or `git reset`: \
+         orch reads your files and commits the merge itself."
+    );
+    let mut gates = vec![
+        "no conflict marker is left".to_string(),
+        "only those files changed".to_string(),
+    ];
+    if let Some(c) = &p.check {
+        gates.push(format!("the check `{c}` passes"));
+    }
+    if let Some(v) = &p.verify {
+        gates.push(format!("`{v}` passes on the merge into `{}`", p.target));
+    }
+    let gates = match gates.split_last() {
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "- Then exit. orch keeps your resolution only if {gates}; otherwise nothing of it lands."
+    );
+    s
+}
+
+/// ` (conflict markers at lines 3-9, 20-24)` from a file's hunks.
+fn hunks(spans: &[(usize, usize)]) -> String {
+    if spans.is_empty() {
+        return String::new();
+    }
+    let spans: Vec<String> = spans.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    format!(" (conflict markers at lines {})", spans.join(", "))
+}
+
+/// The hunks (first and last line) of each of `files` in `tree`, as git wrote them.
+pub(super) fn marked_files(
+    repo: &Repository,
+    tree: &git2::Tree,
+    files: &[String],
+) -> Vec<(String, Vec<(usize, usize)>)> {
+    files
+        .iter()
+        .map(|f| {
+            let spans = tree
+                .get_path(Path::new(f))
+                .ok()
+                .and_then(|e| repo.find_blob(e.id()).ok())
+                .map(|b| hunk_spans(b.content()))
+                .unwrap_or_default();
+            (f.clone(), spans)
+        })
+        .collect()
+}
+
+/// From each `<<<<<<<` line to the `>>>>>>>` line after it (1-based).
+fn hunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.starts_with(b"<<<<<<<") && start.is_none() {
+            start = Some(i + 1);
+        } else if line.starts_with(b">>>>>>>")
+            && let Some(st) = start.take()
+        {
+            out.push((st, i + 1));
+        }
+    }
+    out
+}
+
+/// The commits reachable from `side` and not from `other` that changed one of `files`, newest
+/// first, as `<short sha> <subject>`.
+pub(super) fn side_commits(
+    repo: &Repository,
+    side: Oid,
+    other: Oid,
+    files: &[String],
+) -> Vec<String> {
+    let Ok(mut walk) = repo.revwalk() else {
+        return Vec::new();
+    };
+    let _ = walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME);
+    if walk.push(side).is_err() || walk.hide(other).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for oid in walk.take(MAX_WALK).flatten() {
+        let Ok(c) = repo.find_commit(oid) else {
+            continue;
+        };
+        let Ok(tree) = c.tree() else { continue };
+        let parent_tree = c.parent(0).ok().and_then(|p| p.tree().ok());
+        let id_at = |t: Option<&git2::Tree>, f: &str| {
+            t.and_then(|t| t.get_path(Path::new(f)).ok())
+                .map(|e| e.id())
+        };
+        let touched = files
+            .iter()
+            .any(|f| id_at(Some(&tree), f) != id_at(parent_tree.as_ref(), f));
+        if touched {
+            let id = oid.to_string();
+            out.push(format!(
+                "{} {}",
+                &id[..10],
+                c.summary().ok().flatten().unwrap_or("")
+            ));
+            if out.len() == MAX_COMMITS {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The prompt `orch resolve PLAN --dry-run` prints: the one the agent would get now.
+pub fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, crate::error::CliError> {
+    super::hand::prompt_now(manifest_path, plan)
+}

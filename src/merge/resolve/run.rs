@@ -1,0 +1,461 @@
+//! One resolution, end to end: the conflicted merge written by orch, the resolution worktree,
+//! the agent, the gates, the merge commit on the plan branch (or the attempt saved).
+
+use std::path::{Path, PathBuf};
+
+use git2::{Commit, Repository, Tree};
+
+use super::prompt::{self, PromptInput, Reason};
+use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
+use crate::git::{self, Check, TreeMerge};
+use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
+use crate::merge::MergeError;
+use crate::merge::build::{branch_commit, signature, target_commit};
+use crate::merge::staging::Staging;
+use crate::merge::verify::Verify;
+
+/// Why a plan is handed to its resolver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// A textual conflict with the target.
+    Conflict,
+    /// `verify` failed on a clean merge (`resolve_verify`): the end of its output.
+    Verify(String),
+}
+
+impl Why {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Conflict => "conflict",
+            Self::Verify(_) => "verify_failed",
+        }
+    }
+}
+
+/// What to resolve.
+pub(crate) struct ResolveRequest<'a> {
+    pub repo_root: &'a Path,
+    pub target: &'a str,
+    pub plan: &'a str,
+    pub branch: &'a str,
+    pub base: Option<&'a str>,
+    pub strategy: MergeStrategy,
+    pub verify: Option<&'a Verify>,
+    pub why: Why,
+    /// The plan's tasks: (`id: description`, description and body), to name those that name a
+    /// conflicted file.
+    pub tasks: Vec<(String, String)>,
+    /// The plan as loaded (its status file: what its tasks and resolvers spent, against its
+    /// `budget`; where a resolver's usage is recorded).
+    pub loaded: Option<&'a crate::workspace::LoadedPlan>,
+}
+
+/// How a resolution ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The merge commit is on the plan branch.
+    Resolved {
+        commit: String,
+        agent: String,
+        files: Vec<String>,
+        /// The tree of the merge into the target that `verify` passed on (none without verify).
+        verified_tree: Option<String>,
+    },
+    /// Nothing moved; `saved` names the attempt's ref when the agent left something.
+    Failed {
+        cause: String,
+        agent: String,
+        files: Vec<String>,
+        saved: Option<String>,
+    },
+}
+
+/// The conflicted state orch writes for the resolver.
+pub(super) struct Conflicted<'r> {
+    pub(super) ours: Commit<'r>,
+    pub(super) theirs: Commit<'r>,
+    /// The merge with git's markers (conflict), or the clean merge (verify).
+    pub(super) tree: Tree<'r>,
+    pub(super) files: Vec<String>,
+}
+
+pub(super) fn conflicted<'r>(
+    repo: &'r Repository,
+    req: &ResolveRequest,
+) -> Result<Result<Conflicted<'r>, String>, MergeError> {
+    let ours = branch_commit(repo, req.branch)?.ok_or_else(|| MergeError::BranchMissing {
+        branch: req.branch.to_string(),
+    })?;
+    let theirs = target_commit(repo, req.target)?;
+    let read = |what: &str| {
+        let what = what.to_string();
+        move |source| MergeError::Read { what, source }
+    };
+    let (tree, files) = match &req.why {
+        Why::Conflict => match git::marked_conflict(repo, ours.id(), theirs.id())
+            .map_err(read("the conflicted merge"))?
+        {
+            Some(m) => (m.tree, m.paths),
+            None => {
+                return Ok(Err(format!(
+                    "git could not write the conflicted merge of `{}` into `{}` (git 2.38 or later is needed), or it merges cleanly now",
+                    req.target, req.branch
+                )));
+            }
+        },
+        Why::Verify(_) => {
+            match git::merge_commits(repo, &ours, &theirs, Check::Always)
+                .map_err(read("the merge"))?
+            {
+                TreeMerge::Clean(mut index) => (
+                    index.write_tree_to(repo).map_err(read("the merged tree"))?,
+                    Vec::new(),
+                ),
+                TreeMerge::Conflict(paths) => {
+                    return Ok(Err(format!(
+                        "`{}` now conflicts with `{}` in {}",
+                        req.branch,
+                        req.target,
+                        paths.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let tree = repo.find_tree(tree).map_err(read("the merged tree"))?;
+    Ok(Ok(Conflicted {
+        ours,
+        theirs,
+        tree,
+        files,
+    }))
+}
+
+/// The status file's record of what the plan's resolvers spent, all runs (an `orchUsage`).
+pub const RESOLVE_USAGE: &str = "orchResolveUsage";
+
+/// What the plan's resolvers spent, as its status file records it ([`RESOLVE_USAGE`]).
+pub fn resolvers_usage(doc: &crate::status::StatusDoc) -> crate::agent_output::Usage {
+    doc.extra
+        .get(RESOLVE_USAGE)
+        .and_then(|v| serde_json::from_value::<crate::status::OrchUsage>(v.clone()).ok())
+        .map(|u| u.usage())
+        .unwrap_or_default()
+}
+
+/// Why plan `entry`'s `budget` is reached by what it spent (its tasks' `orchUsage` and its
+/// resolvers' [`RESOLVE_USAGE`] in the status file at `status_path`), if it is.
+fn budget_reached(entry: &PlanEntry, status_path: Option<&Path>) -> Option<String> {
+    let doc = crate::status::load(status_path?).ok().flatten()?;
+    let used = doc
+        .entries()
+        .filter_map(|e| e.orch_usage.as_ref())
+        .fold(resolvers_usage(&doc), |a, u| a.plus(&u.usage()));
+    entry
+        .budget
+        .reached(used.cost_micro_usd.unwrap_or(0), used.tokens())
+}
+
+/// Adds what a resolver spent to the plan's [`RESOLVE_USAGE`] (a failure to write is not the
+/// resolution's: its usage is in its log).
+fn record_usage(lp: &crate::workspace::LoadedPlan, usage: &crate::agent_output::Usage) {
+    let _ = crate::status::update(
+        &lp.status_path,
+        &lp.plan,
+        &lp.rel_path,
+        &lp.name,
+        |doc, _| {
+            let mut total: crate::status::OrchUsage = doc
+                .extra
+                .get(RESOLVE_USAGE)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            total.add(usage);
+            doc.extra.insert(
+                RESOLVE_USAGE.to_string(),
+                serde_json::to_value(&total).unwrap_or_default(),
+            );
+            Ok(())
+        },
+    );
+}
+
+/// The files no resolution may change: orch's own configuration ([`crate::manifest::Guarded`],
+/// the files its command lines name in the plan's tree) and the plan's `protect`.
+fn protected(
+    manifest: &Manifest,
+    entry: &PlanEntry,
+    repo_root: &Path,
+    tree: &Tree,
+) -> impl Fn(&str) -> bool {
+    let guarded = manifest.guarded(repo_root, Some(entry));
+    let mut files = guarded.files;
+    for argv in &guarded.commands {
+        files.extend(git::files_named(argv, tree, repo_root, repo_root));
+    }
+    let protect = entry.protect.clone();
+    move |p: &str| files.iter().any(|f| f == p) || protect.as_ref().is_some_and(|g| g.matches(p))
+}
+
+/// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
+/// by a resolution that was killed (its notes directory, `<state_dir>/.resolve/<plan>-<n>`).
+pub(super) fn next_attempt(repo: &Repository, manifest: &Manifest, plan: &str) -> u32 {
+    let prefix = git::attempt_ref(plan, "resolve", 0);
+    let prefix = prefix.trim_end_matches('0');
+    let mut n = 0;
+    if let Ok(refs) = repo.references_glob(&format!("{prefix}*")) {
+        for r in refs.flatten() {
+            if let Some(k) = r
+                .name()
+                .ok()
+                .and_then(|name| name.strip_prefix(prefix))
+                .and_then(|k| k.parse::<u32>().ok())
+            {
+                n = n.max(k);
+            }
+        }
+    }
+    let notes = notes_dir(manifest, plan, 0);
+    if let (Some(dir), Some(name)) = (notes.parent(), notes.file_name().and_then(|f| f.to_str()))
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let stem = name.trim_end_matches('0');
+        for e in entries.flatten() {
+            if let Some(k) = e
+                .file_name()
+                .to_str()
+                .and_then(|f| f.strip_prefix(stem))
+                .and_then(|k| k.parse::<u32>().ok())
+            {
+                n = n.max(k);
+            }
+        }
+    }
+    n + 1
+}
+
+/// Where the agent's explanation goes: `<state_dir>/.resolve/<plan>-<n>`.
+pub(super) fn notes_dir(manifest: &Manifest, plan: &str, attempt: u32) -> PathBuf {
+    manifest
+        .root
+        .join(&manifest.defaults.state_dir)
+        .join(".resolve")
+        .join(format!("{plan}-{attempt}"))
+}
+
+/// The prompt for `req` with the conflicted state `c`.
+pub(super) fn prompt_for(
+    repo: &Repository,
+    manifest: &Manifest,
+    entry: &PlanEntry,
+    req: &ResolveRequest,
+    c: &Conflicted,
+    notes: &Path,
+) -> String {
+    let workdir = manifest
+        .root
+        .join(&manifest.defaults.worktree_root)
+        .join(format!("{RESOLVE_PREFIX}{}", req.plan));
+    let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
+    let reason = match &req.why {
+        Why::Conflict => Reason::Conflict,
+        Why::Verify(out) => Reason::Verify(out),
+    };
+    prompt::render(&PromptInput {
+        plan: req.plan,
+        branch: req.branch,
+        target: req.target,
+        workdir: &workdir,
+        notes: &notes.join(EXPLANATION),
+        reason,
+        files: prompt::marked_files(repo, &c.tree, &c.files),
+        tasks: req
+            .tasks
+            .iter()
+            .filter(|(_, text)| names_file(text))
+            .map(|(line, _)| line.clone())
+            .collect(),
+        ours: prompt::side_commits(repo, c.ours.id(), c.theirs.id(), &c.files),
+        theirs: prompt::side_commits(repo, c.theirs.id(), c.ours.id(), &c.files),
+        check: entry.check.as_ref().map(|a| crate::merge::verify::shown(a)),
+        verify: req.verify.map(|v| crate::merge::verify::shown(&v.argv)),
+    })
+}
+
+/// Hands the plan of `req` to its resolver and lands the result on the plan branch when every
+/// gate passes. Blocking. An error is orch's own (git); the agent's failures are
+/// [`Resolution::Failed`].
+pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution, MergeError> {
+    let manifest = &*res.manifest;
+    let failed = |agent: &str, files: &[String], cause: String| Resolution::Failed {
+        cause,
+        agent: agent.to_string(),
+        files: files.to_vec(),
+        saved: None,
+    };
+    let Some(entry) = manifest.plan(req.plan) else {
+        return Ok(failed(
+            "",
+            &[],
+            format!("plan `{}` is not in the manifest", req.plan),
+        ));
+    };
+    let Some(agent_name) = entry.resolve.clone() else {
+        return Ok(failed(
+            "",
+            &[],
+            format!("plan `{}` has no `resolve` agent", req.plan),
+        ));
+    };
+    let Some(agent) = manifest.agents.get(&agent_name).cloned() else {
+        return Ok(failed(
+            &agent_name,
+            &[],
+            format!("agent `{agent_name}` is not defined"),
+        ));
+    };
+    if let Some(why) = budget_reached(entry, req.loaded.map(|lp| lp.status_path.as_path())) {
+        return Ok(failed(
+            &agent_name,
+            &[],
+            format!("the plan's budget is reached ({why}): its conflict is left to a person"),
+        ));
+    }
+    let repo = git::open(req.repo_root)?;
+    let c = match conflicted(&repo, req)? {
+        Ok(c) => c,
+        Err(cause) => return Ok(failed(&agent_name, &[], cause)),
+    };
+    let ours_tree = c.ours.tree().map_err(|source| MergeError::Read {
+        what: format!("the tree of `{}`", req.branch),
+        source,
+    })?;
+    let is_protected = protected(manifest, entry, req.repo_root, &ours_tree);
+    if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
+        return Ok(failed(
+            &agent_name,
+            &c.files,
+            format!(
+                "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
+            ),
+        ));
+    }
+    let write = |source| MergeError::WriteCommit {
+        branch: req.branch.to_string(),
+        source,
+    };
+    let sig = signature(&repo).map_err(write)?;
+    let c0 = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            &format!(
+                "orch: `{}` merged into `{}`, conflict markers left for the resolver",
+                req.target, req.branch
+            ),
+            &c.tree,
+            &[&c.ours, &c.theirs],
+        )
+        .map_err(write)?;
+    let attempt = next_attempt(&repo, manifest, req.plan);
+    let notes = notes_dir(manifest, req.plan, attempt);
+    let prompt = prompt_for(&repo, manifest, entry, req, &c, &notes);
+    let log_dir = manifest
+        .root
+        .join(&manifest.defaults.log_dir)
+        .join(req.plan);
+    let log = log_dir.join("resolve.log");
+    let _ = std::fs::create_dir_all(&log_dir)
+        .and_then(|()| crate::links::write(&log_dir.join("resolve.prompt.md"), prompt.as_bytes()));
+    crate::links::fresh_dir(&notes).map_err(|e| MergeError::Staging {
+        path: notes.clone(),
+        reason: e.to_string(),
+    })?;
+    let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
+    let wt = Staging::create_named(
+        req.repo_root,
+        &worktree_root,
+        &format!("{RESOLVE_PREFIX}{}", req.plan),
+        &format!("orch-resolve/{}", req.plan),
+        c0,
+    )?;
+    (res.notify)(&ResolveNote::Started {
+        plan: req.plan.to_string(),
+        agent: agent_name.clone(),
+        files: c.files.clone(),
+        why: req.why.as_str().to_string(),
+        attempt,
+    });
+    let job = AgentJob {
+        plan: req.plan.to_string(),
+        agent_name: agent_name.clone(),
+        agent,
+        workdir: wt.path().to_path_buf(),
+        prompt,
+        notes_dir: notes.clone(),
+        log,
+        timeout: entry.timeout,
+        grace: manifest.defaults.grace,
+        attempt,
+        state_dir: manifest.root.join(&manifest.defaults.state_dir),
+        manifest_path: manifest.path.clone(),
+    };
+    let run = res.runner.run(&job);
+    if let (Some(u), Some(lp)) = (&run.usage, req.loaded) {
+        record_usage(lp, u);
+    }
+    let landed = super::land::Gates {
+        repo: &repo,
+        req,
+        manifest,
+        entry,
+        c: &c,
+        workdir: wt.path(),
+        notes: &notes,
+        agent: &agent_name,
+        attempt,
+        is_protected: &is_protected,
+    }
+    .land(&run);
+    let result = match landed {
+        Ok((commit, verified_tree)) => {
+            (res.notify)(&ResolveNote::Resolved {
+                plan: req.plan.to_string(),
+                agent: agent_name.clone(),
+                files: c.files.clone(),
+                commit: commit.clone(),
+                attempt,
+                usage: run.usage,
+            });
+            Resolution::Resolved {
+                commit,
+                agent: agent_name,
+                files: c.files.clone(),
+                verified_tree,
+            }
+        }
+        Err(cause) => {
+            let saved = super::land::save_attempt(&repo, wt.path(), &c, c0, req.plan, attempt);
+            (res.notify)(&ResolveNote::Failed {
+                plan: req.plan.to_string(),
+                agent: agent_name.clone(),
+                files: c.files.clone(),
+                cause: cause.clone(),
+                saved: saved.clone(),
+                attempt,
+                usage: run.usage,
+            });
+            Resolution::Failed {
+                cause,
+                agent: agent_name,
+                files: c.files.clone(),
+                saved,
+            }
+        }
+    };
+    // Made by orch for this attempt: removed (a link in it is removed, never followed).
+    let _ = std::fs::remove_dir_all(&notes);
+    drop(wt);
+    Ok(result)
+}

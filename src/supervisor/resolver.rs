@@ -1,0 +1,339 @@
+//! The resolving agent of `resolve` (issue 37), run as any attempt is: its argv rendered from
+//! the agent's command, confined by the plan's rules (its resolution worktree, never its git
+//! admin directory; a private `TMPDIR`; the directory of its explanation; a private copy of its
+//! client's state, [`super::client_state`]), in a session of its own (`orch session-exec` or
+//! `orch sandbox-exec`), its output to `<log_dir>/<plan>/resolve.log`, read by
+//! [`crate::agent_output`] for usage and the failure's cause. Blocking (it waits for the agent
+//! with the plan's `timeout`): `orch merge`, `orch resolve` and the merge train's blocking
+//! thread call it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+
+use super::{client_state, sandbox};
+use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
+use crate::executor::ExecutorKind;
+use crate::manifest::{KnownCli, Manifest, StdinMode, render_template};
+use crate::merge::interrupt;
+use crate::merge::resolve::{AgentJob, AgentRun, EXPLANATION, ResolveNote, Resolver, RunAgent};
+use crate::process;
+
+/// Runs resolving agents with this orch executable (for `orch sandbox-exec`/`session-exec`).
+#[derive(Clone, Debug)]
+pub struct AgentRunner {
+    pub orch_bin: PathBuf,
+}
+
+impl AgentRunner {
+    /// The runner of this process's executable.
+    pub fn current() -> Self {
+        Self {
+            orch_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("orch")),
+        }
+    }
+}
+
+/// The resolver of `manifest`'s plans, its notes told to `notify`.
+pub fn resolver(
+    manifest: Arc<Manifest>,
+    notify: Arc<dyn Fn(&ResolveNote) + Send + Sync>,
+) -> Resolver {
+    Resolver {
+        runner: Arc::new(AgentRunner::current()),
+        manifest,
+        notify,
+    }
+}
+
+impl RunAgent for AgentRunner {
+    fn run(&self, job: &AgentJob) -> AgentRun {
+        let mut cleanup = Vec::new();
+        let run = self.start_and_wait(job, &mut cleanup);
+        for dir in cleanup {
+            client_state::remove(&dir);
+        }
+        run
+    }
+}
+
+fn failed(why: impl Into<String>) -> AgentRun {
+    AgentRun {
+        failure: Some(why.into()),
+        ..AgentRun::default()
+    }
+}
+
+impl AgentRunner {
+    fn start_and_wait(&self, job: &AgentJob, cleanup: &mut Vec<PathBuf>) -> AgentRun {
+        let confine = match sandbox::decide(
+            &job.plan,
+            &job.agent_name,
+            &job.agent,
+            ExecutorKind::Local,
+            crate::sandbox::supported(),
+        ) {
+            Ok(s) => s,
+            Err(e) => return failed(e.error.to_string()),
+        };
+        let confined = confine.rules().is_some();
+        let mut confined_line = None;
+        let prompt_file = job.log.with_file_name("resolve.prompt.md");
+        if let Err(e) = crate::links::write(&prompt_file, job.prompt.as_bytes()) {
+            return failed(format!("cannot write `{}`: {e}", prompt_file.display()));
+        }
+        let usage_file = crate::agent_output::usage_file(&job.log);
+        let names_usage = job.agent.command.iter().any(|a| {
+            crate::manifest::parse_template(a).is_ok_and(|parts| {
+                parts.contains(&crate::manifest::TemplatePart::Var("usage_file"))
+            })
+        });
+        let usage_dir = usage_file.parent().map(Path::to_path_buf);
+        if let Some(dir) = &usage_dir {
+            let made = if names_usage {
+                crate::links::fresh_dir(dir)
+            } else {
+                client_state::remove(dir);
+                Ok(())
+            };
+            if let Err(e) = made {
+                return failed(format!("cannot make `{}` afresh: {e}", dir.display()));
+            }
+        }
+        let orch = self.orch_bin.display().to_string();
+        let worktree = job.workdir.display().to_string();
+        let notes = job.notes_dir.join(EXPLANATION).display().to_string();
+        let lookup = |var: &str| -> String {
+            match var {
+                "prompt" => job.prompt.clone(),
+                "prompt_file" => prompt_file.display().to_string(),
+                "plan" => job.plan.clone(),
+                "task" => "resolve".to_string(),
+                "worktree" => worktree.clone(),
+                "status_dir" => job.notes_dir.display().to_string(),
+                "orch" => orch.clone(),
+                "usage_file" => usage_file.display().to_string(),
+                "orch_dir" => self
+                    .orch_bin
+                    .parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            }
+        };
+        let command: Vec<String> =
+            match crate::manifest::confined_variant(&job.agent.command).filter(|_| confined) {
+                Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
+                None => job.agent.command.clone(),
+            };
+        let mut argv = match command
+            .iter()
+            .map(|a| render_template(a, lookup))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(a) => a,
+            Err(e) => return failed(format!("cannot render the agent's command: {e}")),
+        };
+        let mut env: Vec<(String, String)> = vec![
+            (agent_env::ORCH_PLAN.into(), job.plan.clone()),
+            (agent_env::ORCH_TASK.into(), "resolve".into()),
+            (agent_env::ORCH_WORKTREE.into(), worktree.clone()),
+            (agent_env::ORCH_BIN.into(), orch.clone()),
+            (
+                agent_env::ORCH_MANIFEST.into(),
+                job.manifest_path.display().to_string(),
+            ),
+            (agent_env::ORCH_ATTEMPT.into(), job.attempt.to_string()),
+            (
+                agent_env::ORCH_PROMPT_FILE.into(),
+                prompt_file.display().to_string(),
+            ),
+            (agent_env::ORCH_RESOLVE_NOTES.into(), notes),
+        ];
+        if let Some(cli) = KnownCli::of(&argv) {
+            let rules = crate::manifest::preset_with_rules(&job.agent.command).then_some(confined);
+            env.extend(cli.env(rules, &orch, |k| {
+                std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
+            }));
+        }
+        if let Some(first) = argv.first_mut()
+            && !first.contains('/')
+            && let Some(found) = process::resolve_program(first, &job.workdir)
+        {
+            *first = found.display().to_string();
+        }
+        let program = argv.first().cloned().unwrap_or_default();
+        if let Err(e) = process::runnable(&program, &job.workdir) {
+            return failed(format!(
+                "cannot start agent `{}` (`{program}`): {e}",
+                job.agent_name
+            ));
+        }
+        if let Some(base) = confine.rules() {
+            let tmp = sandbox::tmp_dir(&job.plan, "resolve", job.attempt);
+            if let Err(e) = crate::links::fresh_dir(&tmp) {
+                return failed(format!("cannot make the TMPDIR `{}`: {e}", tmp.display()));
+            }
+            cleanup.push(tmp.clone());
+            env.push(("TMPDIR".into(), tmp.display().to_string()));
+            let mut rules = sandbox::attempt_rules(base, &job.workdir, &tmp);
+            rules.write.push(job.notes_dir.clone());
+            if names_usage {
+                rules.write.extend(usage_dir.iter().cloned());
+            }
+            if let Some(cli) = KnownCli::of(&job.agent.command)
+                && cli.private_state().is_some()
+            {
+                let dir = client_state::dir(&job.state_dir, &job.plan, "resolve", job.attempt);
+                cleanup.push(dir.clone());
+                match client_state::prepare(cli, &dir, &|k| std::env::var_os(k)) {
+                    Ok(Some(p)) => {
+                        for (var, d) in &p.vars {
+                            env.push(((*var).to_string(), d.display().to_string()));
+                        }
+                        rules.write.push(p.dir);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return failed(format!(
+                            "cannot make the private state of {} (`{}`): {e}",
+                            cli.name(),
+                            dir.display()
+                        ));
+                    }
+                }
+            }
+            confined_line = Some(format!(
+                "{}{} ===",
+                crate::agent_output::CONFINED_LINE,
+                rules
+                    .write
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            argv = sandbox::wrap(&self.orch_bin, &rules, argv);
+        }
+        let argv = sandbox::in_session(&self.orch_bin, argv);
+        process::log_line(
+            &job.log,
+            &format!(
+                "=== orch: attempt {} started at {}: resolve with agent `{}` in {} ===",
+                job.attempt,
+                crate::status::timestamp(Utc::now()),
+                job.agent_name,
+                job.workdir.display()
+            ),
+        );
+        if let Some(line) = &confined_line {
+            process::log_line(&job.log, line);
+        }
+        let stdin = if job.agent.stdin == StdinMode::Prompt {
+            match crate::links::no_follow().read(true).open(&prompt_file) {
+                Ok(f) => Stdio::from(f),
+                Err(e) => return failed(format!("cannot open the prompt file: {e}")),
+            }
+        } else {
+            Stdio::null()
+        };
+        let out = match process::open_log(&job.log).and_then(|f| Ok((f.try_clone()?, f))) {
+            Ok(pair) => pair,
+            Err(e) => return failed(format!("cannot open `{}`: {e}", job.log.display())),
+        };
+        let Some((program, args)) = argv.split_first() else {
+            return failed("the agent's command is empty");
+        };
+        // A resolver of this plan that a killed orch left (in a session of its own) goes
+        // first: it would write into the worktree made afresh for this attempt.
+        for pgid in process::groups_with_env(&[
+            (agent_env::ORCH_TASK, "resolve"),
+            (agent_env::ORCH_WORKTREE, worktree.as_str()),
+        ]) {
+            process::signal_group(pgid, Signal::SIGKILL);
+        }
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(&job.workdir)
+            .stdin(stdin)
+            .stdout(Stdio::from(out.0))
+            .stderr(Stdio::from(out.1));
+        for name in AGENT_SOCKETS {
+            if !job.agent.sandbox.pass_env.iter().any(|p| p == name) {
+                cmd.env_remove(name);
+            }
+        }
+        for name in GIT_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return failed(format!(
+                    "cannot start agent `{}` (`{program}`): {e}",
+                    job.agent_name
+                ));
+            }
+        };
+        // `orch session-exec`/`sandbox-exec` calls setsid: the agent's session and group are
+        // its pid.
+        let pgid = child.id();
+        let deadline = Instant::now() + job.timeout;
+        let mut pause = Duration::from_millis(5);
+        let mut interrupted = false;
+        let ended = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {}
+                Err(e) => break Err(format!("cannot wait for the agent: {e}")),
+            }
+            if interrupt::interrupted() {
+                interrupted = true;
+                crate::merge::verify::stop_group(pgid, job.grace, &mut child);
+                break Err("interrupted".to_string());
+            }
+            if Instant::now() >= deadline {
+                crate::merge::verify::stop_group(pgid, job.grace, &mut child);
+                break Err(format!(
+                    "timed out after {}",
+                    crate::manifest::format_duration(job.timeout)
+                ));
+            }
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        };
+        // What the agent left running in its session goes too.
+        process::signal_group(pgid, Signal::SIGKILL);
+        let output = crate::agent_output::read_attempt(&job.log, Utc::now());
+        let failure = match ended {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!(
+                "agent `{}` exited with {s}{}",
+                job.agent_name,
+                output
+                    .cause()
+                    .map(|c| format!(": {}", c.lines().last().unwrap_or("")))
+                    .unwrap_or_default()
+            )),
+            Err(e) => Some(e),
+        };
+        process::log_line(
+            &job.log,
+            &format!(
+                "=== orch: resolver {} ===",
+                failure.as_deref().unwrap_or("exited 0")
+            ),
+        );
+        AgentRun {
+            failure,
+            usage: output.usage,
+            interrupted,
+        }
+    }
+}
