@@ -164,7 +164,10 @@ impl Core {
                     // `max_agents`; it waits until they all fit.
                     let n = self.round_size(p, t);
                     if n > 1 {
-                        if self.state.runs.len() + self.integration_slots() + n as usize
+                        if self.state.runs.len()
+                            + self.integration_slots()
+                            + self.state.resolving
+                            + n as usize
                             > self.cfg.max_agents
                         {
                             break;
