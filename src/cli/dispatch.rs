@@ -58,6 +58,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             per_plan,
             width,
             json,
+            history,
         } => commands::simulate::run(
             &target.selection(),
             &commands::simulate::SimulateArgs {
@@ -69,6 +70,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 per_plan,
                 width,
                 json,
+                history,
             },
         ),
         Command::Conflicts {
@@ -196,6 +198,19 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         ),
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
+        Command::History {
+            target,
+            json,
+            backtest,
+            last,
+        } => commands::history::run(
+            &target.selection(),
+            &commands::history::HistoryArgs {
+                json,
+                backtest,
+                last,
+            },
+        ),
         Command::Task { action } => {
             let (transition, common, opts) = match action {
                 TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),

@@ -44,6 +44,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "manifest_reloaded",
     "note",
     "run_finished",
+    "task_slow",
+    "run_forecast",
 ];
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,
@@ -57,6 +59,7 @@ pub const CHATTY_EVENTS: &[&str] = &[
     "task_adopted",
     "task_finished",
     "note",
+    "run_forecast",
 ];
 
 /// The default of a hook's `timeout`.

@@ -1,0 +1,266 @@
+//! `orch history --backtest`: the history replayed in time order, each forecast made from what
+//! was known before it, and how often what happened fell under the forecast's p50 and p90.
+//!
+//! Tasks: each successful attempt is forecast from the attempts that had settled before it
+//! (the estimator's levels as they stood then); attempts with no history yet are counted apart.
+//! Plans: at the midpoint of each plan's span in each run (first attempt's start to last
+//! attempt's end), its remaining time is forecast by the Monte Carlo engine from the attempts
+//! settled by then, with the plan's tasks not done yet as independent tasks at the concurrency
+//! the plan ran at (the history keeps no dependencies), and compared with the time it really
+//! took to finish. A calibrated forecast has about 50 % under p50 and 90 % under p90.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::estimate::{Estimator, Kind};
+use super::history::{Outcome, Record};
+use super::monte_carlo::{Setup, TaskNow, forecast};
+
+/// Monte Carlo runs per plan forecast in the backtest.
+const PLAN_RUNS: usize = 100;
+
+/// Coverage of one kind of forecast.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Coverage {
+    /// Forecasts checked.
+    pub n: usize,
+    /// Of which the actual value was at most the p50 / the p90.
+    pub under_p50: usize,
+    pub under_p90: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, actual: f64, p50: f64, p90: f64) {
+        self.n += 1;
+        self.under_p50 += usize::from(actual <= p50);
+        self.under_p90 += usize::from(actual <= p90);
+    }
+
+    /// Shares in 0–1 (0 when nothing was checked).
+    pub fn p50_share(&self) -> f64 {
+        share(self.under_p50, self.n)
+    }
+
+    pub fn p90_share(&self) -> f64 {
+        share(self.under_p90, self.n)
+    }
+}
+
+fn share(k: usize, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { k as f64 / n as f64 }
+}
+
+/// The backtest's result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Backtest {
+    pub tasks: Coverage,
+    /// Successful attempts that had no history to be forecast from.
+    pub tasks_without_history: usize,
+    pub plans: Coverage,
+    /// Mean of |forecast p50 − actual| ÷ actual over the plans' midpoints.
+    pub plan_p50_error: f64,
+}
+
+impl Backtest {
+    pub fn json(&self) -> serde_json::Value {
+        let cov = |c: &Coverage| {
+            serde_json::json!({
+                "forecasts": c.n,
+                "under_p50": c.under_p50,
+                "under_p90": c.under_p90,
+                "p50_coverage": round3(c.p50_share()),
+                "p90_coverage": round3(c.p90_share()),
+            })
+        };
+        let mut plans = cov(&self.plans);
+        if let Some(o) = plans.as_object_mut() {
+            o.insert(
+                "p50_mean_error".into(),
+                serde_json::json!(round3(self.plan_p50_error)),
+            );
+        }
+        serde_json::json!({
+            "tasks": cov(&self.tasks),
+            "tasks_without_history": self.tasks_without_history,
+            "plans_at_midpoint": plans,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let pct = |x: f64| format!("{:.0} %", x * 100.0);
+        let _ = writeln!(
+            out,
+            "tasks: {} forecasts from earlier history ({} more had none): {} under p50 (calibrated: 50 %), {} under p90 (calibrated: 90 %)",
+            self.tasks.n,
+            self.tasks_without_history,
+            pct(self.tasks.p50_share()),
+            pct(self.tasks.p90_share())
+        );
+        let _ = writeln!(
+            out,
+            "plans at their midpoint: {} forecasts of the time left: {} under p50, {} under p90; p50 off by {} on average",
+            self.plans.n,
+            pct(self.plans.p50_share()),
+            pct(self.plans.p90_share()),
+            pct(self.plan_p50_error)
+        );
+        out
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A record's end and start, in seconds since the epoch.
+fn span(r: &Record) -> Option<(f64, f64)> {
+    let end = r.end()?.timestamp_millis() as f64 / 1000.0;
+    Some((end - r.duration_s(), end))
+}
+
+/// Replays `records` (any order; sorted by their end here).
+pub fn backtest(records: &[Record]) -> Backtest {
+    let mut timed: Vec<(f64, f64, &Record)> = records
+        .iter()
+        .filter_map(|r| span(r).map(|(s, e)| (s, e, r)))
+        .collect();
+    timed.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // Each plan's span per run, and its midpoint.
+    let mut spans: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
+    for &(s, e, r) in &timed {
+        let x = spans.entry((&r.run, &r.plan)).or_insert((s, e));
+        x.0 = x.0.min(s);
+        x.1 = x.1.max(e);
+    }
+    let mut mids: Vec<(f64, (&str, &str))> = spans
+        .iter()
+        .map(|(k, (s, e))| ((s + e) / 2.0, *k))
+        .collect();
+    mids.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut mids = mids.into_iter().peekable();
+    let mut est = Estimator::default();
+    let mut out = Backtest::default();
+    let mut errors = Vec::new();
+    for &(_, end, r) in &timed {
+        while let Some((mid, key)) = mids.next_if(|(m, _)| *m < end) {
+            if let Some((p50, p90, actual)) = plan_at(&est, &timed, key, mid, spans[&key].1) {
+                out.plans.add(actual, p50, p90);
+                if actual > 0.0 {
+                    errors.push((p50 - actual).abs() / actual);
+                }
+            }
+        }
+        if r.outcome == Outcome::Done {
+            let e = est.estimate(&Kind {
+                plan: &r.plan,
+                agent: &r.agent,
+                estimate_s: r.estimate_s,
+            });
+            if e.samples > 0 {
+                let (p50, p90) = e.duration_range(0.0);
+                out.tasks.add(r.duration_s(), p50, p90);
+            } else {
+                out.tasks_without_history += 1;
+            }
+        }
+        est.add(r);
+    }
+    out.plan_p50_error = if errors.is_empty() {
+        0.0
+    } else {
+        errors.iter().sum::<f64>() / errors.len() as f64
+    };
+    out
+}
+
+/// The forecast (p50, p90) of the time plan `key` had left at `mid`, and the time it took.
+fn plan_at(
+    est: &Estimator,
+    timed: &[(f64, f64, &Record)],
+    key: (&str, &str),
+    mid: f64,
+    end: f64,
+) -> Option<(f64, f64, f64)> {
+    let attempts: Vec<&(f64, f64, &Record)> = timed
+        .iter()
+        .filter(|(_, _, r)| (r.run.as_str(), r.plan.as_str()) == key)
+        .collect();
+    // Concurrency: the most attempts that overlapped.
+    let mut edges: Vec<(f64, i32)> = attempts
+        .iter()
+        .flat_map(|(s, e, _)| [(*s, 1), (*e, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 1i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    let done: BTreeSet<&str> = attempts
+        .iter()
+        .filter(|(_, e, r)| *e <= mid && r.outcome == Outcome::Done)
+        .map(|(_, _, r)| r.task.as_str())
+        .collect();
+    let mut tasks: BTreeMap<&str, (TaskNow, &Record)> = BTreeMap::new();
+    for &&(s, e, r) in &attempts {
+        if done.contains(r.task.as_str()) || e <= mid {
+            continue;
+        }
+        let state = if s <= mid {
+            TaskNow::Running {
+                elapsed_s: mid - s,
+                attempt: r.attempt,
+            }
+        } else {
+            TaskNow::Pending { attempts: 0 }
+        };
+        let slot = tasks.entry(&r.task).or_insert((state, r));
+        if matches!(state, TaskNow::Running { .. }) {
+            *slot = (state, r);
+        }
+    }
+    if tasks.is_empty() {
+        return None;
+    }
+    let mut text = String::from("# backtest\n\n## Phase 1: Tasks\n");
+    for i in 0..tasks.len() {
+        let _ = writeln!(text, "- [ ] 1.{} task", i + 1);
+    }
+    let plan = crate::plan::parse(std::path::Path::new("backtest.md"), &text);
+    let graph = crate::graph::Graph::of_plan(&plan).ok()?;
+    let retries = attempts
+        .iter()
+        .map(|(_, _, r)| r.attempt.saturating_sub(1))
+        .max()
+        .unwrap_or(0);
+    let state = vec![tasks.values().map(|(s, _)| *s).collect::<Vec<_>>()];
+    let estimate = vec![
+        tasks
+            .values()
+            .map(|(_, r)| {
+                est.estimate(&Kind {
+                    plan: &r.plan,
+                    agent: &r.agent,
+                    estimate_s: r.estimate_s,
+                })
+            })
+            .collect::<Vec<_>>(),
+    ];
+    let limit = [most.max(1) as usize];
+    let f = forecast(
+        &Setup {
+            graph: &graph,
+            plans: std::slice::from_ref(&plan),
+            priorities: &[0],
+            plan_limit: &limit,
+            max_agents: limit[0],
+            retries: &[retries],
+            state: &state,
+            estimate: &estimate,
+        },
+        PLAN_RUNS,
+        super::SEED,
+    );
+    Some((f.run.end_p50_s, f.run.end_p90_s, end - mid))
+}
