@@ -163,3 +163,56 @@ fn an_attempt_far_longer_than_its_history_is_reported_slow_once() {
     let h = json_of(&repo, &["history", "--json"]);
     assert_eq!(h["records"].as_array().map(Vec::len), Some(16));
 }
+
+#[test]
+fn orch_top_shows_the_run_forecast_and_a_running_task_past_its_p90_as_slow() {
+    let repo = Repo::bare_minimum();
+    let seed_file = repo.outside("seed");
+    setup(&repo, &seed_file, None);
+    two_runs(&repo, &seed_file);
+    // Task b 1.1 in progress (as a person's `orch task start` records it).
+    let (code, out, err) = repo.run(&["task", "start", "1.1", "--plan", "b"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let sel = orch::workspace::Selection {
+        manifest: Some(repo.root().join("plans.toml")),
+        plan: None,
+    };
+    let ws = orch::workspace::load(&sel).expect("workspace");
+    let mut source = orch::top::model::Source::new(ws);
+    // Just started: a range, not slow.
+    let now = chrono::Utc::now();
+    let snap = source.read(now);
+    assert!(snap.forecast.starts_with("ends "), "{:?}", snap.forecast);
+    let b = snap.plans.iter().find(|p| p.name == "b").expect("plan b");
+    assert!(b.forecast.starts_with("ends "), "{b:?}");
+    let w1 = snap.plans.iter().find(|p| p.name == "w1").expect("plan w1");
+    assert_eq!(w1.forecast, "", "a finished plan has no end to forecast");
+    let t = snap
+        .running
+        .iter()
+        .find(|t| t.id == "1.1")
+        .expect("running");
+    assert!(t.forecast.contains('–') && !t.slow, "{t:?}");
+    // A minute later (the history's attempts took well under a second): slow, and its range
+    // starts past the minute.
+    let later = source.read(now + chrono::Duration::seconds(60));
+    let t = later
+        .running
+        .iter()
+        .find(|t| t.id == "1.1")
+        .expect("running");
+    assert!(t.slow, "{t:?}");
+    assert!(
+        t.forecast.starts_with("1m1") || t.forecast.starts_with("1m"),
+        "{t:?}"
+    );
+    // `orch status --json` says the same of the task: its range above its elapsed time.
+    let s = json_of(&repo, &["status", "--json", "--plan", "b"]);
+    let task = &s["tasks"][0]["forecast"];
+    assert!(
+        task["duration_p90_s"].as_f64() >= task["duration_p50_s"].as_f64(),
+        "{s:#}"
+    );
+    assert!(s["forecast"]["eta_p90"].is_string(), "{s:#}");
+}

@@ -94,46 +94,17 @@ impl Snapshot {
         }))
     }
 
-    /// `ends 15:10–15:40, $3.20–5.10 more` for a range (local times of day when it ends today,
-    /// else dates too).
+    /// `ends 15:10–15:40, $3.20–5.10 more` for a range.
     pub fn range_words(&self, r: &Range) -> String {
-        let a = forecast::after(self.at, r.end_p50_s);
-        let b = forecast::after(self.at, r.end_p90_s);
-        let mut s = format!("ends {}–{}", when(a, self.at), when(b, self.at));
-        if let (Some(c50), Some(c90)) = (r.cost_p50, r.cost_p90) {
-            s.push_str(&format!(", {}–{:.2} more", dollars(c50), c90));
-        }
-        s
+        forecast::range_words(self.at, r)
     }
 
-    /// `2m10s–4m` for a task (its whole duration; a running one's given its elapsed time).
+    /// `2m10s–4m` for a task (its whole duration; a running one's given its elapsed time),
+    /// ` slow` after it when it runs past the p90 of its kind.
     pub fn task_words(&self, p: usize, t: usize) -> Option<String> {
-        let elapsed = match self.state.get(p)?.get(t)? {
-            TaskNow::Pending { .. } => 0.0,
-            TaskNow::Running { elapsed_s, .. } => *elapsed_s,
-            _ => return None,
-        };
-        let e = self.estimates.get(p)?.get(t)?;
-        let (d50, d90) = e.duration_range(elapsed);
-        let slow = if elapsed > 0.0 && e.is_slow(elapsed) {
-            " slow"
-        } else {
-            ""
-        };
-        Some(format!(
-            "{}–{}{slow}",
-            forecast::secs(d50),
-            forecast::secs(d90)
-        ))
-    }
-}
-
-/// `15:40` (UTC) today, `11-26 15:40` on another day.
-pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if t.date_naive() == now.date_naive() {
-        t.format("%H:%M").to_string()
-    } else {
-        t.format("%m-%d %H:%M").to_string()
+        let (words, slow) =
+            forecast::task_words(self.state.get(p)?.get(t)?, self.estimates.get(p)?.get(t)?)?;
+        Some(if slow { format!("{words} slow") } else { words })
     }
 }
 

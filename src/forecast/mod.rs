@@ -67,6 +67,16 @@ pub fn states_from_docs(
     selected: &[usize],
     now: DateTime<Utc>,
 ) -> Vec<Vec<TaskNow>> {
+    states_of(ws, |p| docs.get(p), selected, now)
+}
+
+/// [`states_from_docs`] with the documents from `doc(plan)` (`None`: not read).
+pub fn states_of<'d>(
+    ws: &Workspace,
+    doc: impl Fn(usize) -> Option<&'d StatusDoc>,
+    selected: &[usize],
+    now: DateTime<Utc>,
+) -> Vec<Vec<TaskNow>> {
     ws.plans
         .iter()
         .enumerate()
@@ -78,7 +88,7 @@ pub fn states_from_docs(
                     if t.done || !selected.contains(&p) {
                         return TaskNow::Done;
                     }
-                    let Some(e) = docs.get(p).and_then(|d| d.entry(&t.id)) else {
+                    let Some(e) = doc(p).and_then(|d| d.entry(&t.id)) else {
                         return TaskNow::Pending { attempts: 0 };
                     };
                     match e.status {
@@ -142,6 +152,41 @@ pub fn of_workspace(
         runs,
         SEED,
     )
+}
+
+/// `ends 15:10–15:40, $3.20–5.10 more` for a range forecast at `at` (UTC times of day when it
+/// ends the same day, else dates too).
+pub fn range_words(at: DateTime<Utc>, r: &Range) -> String {
+    let a = after(at, r.end_p50_s);
+    let b = after(at, r.end_p90_s);
+    let mut s = format!("ends {}–{}", when(a, at), when(b, at));
+    if let (Some(c50), Some(c90)) = (r.cost_p50, r.cost_p90) {
+        s.push_str(&format!(", {}–{c90:.2} more", dollars(c50)));
+    }
+    s
+}
+
+/// `15:40` (UTC) the same day as `now`, `11-26 15:40` on another.
+pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%m-%d %H:%M").to_string()
+    }
+}
+
+/// A task's range in words (`2m10s–4m`) and whether it is slow, when it is pending or running.
+pub fn task_words(state: &TaskNow, e: &Estimate) -> Option<(String, bool)> {
+    let elapsed = match state {
+        TaskNow::Pending { .. } => 0.0,
+        TaskNow::Running { elapsed_s, .. } => *elapsed_s,
+        _ => return None,
+    };
+    let (d50, d90) = e.duration_range(elapsed);
+    Some((
+        format!("{}–{}", secs(d50), secs(d90)),
+        elapsed > 0.0 && e.is_slow(elapsed),
+    ))
 }
 
 /// `t + s` seconds.
