@@ -181,6 +181,24 @@ fn libc_flags() -> i32 {
     nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK
 }
 
+/// Opens the history to append: a link is not followed, a FIFO or other special file is refused
+/// (never waited on).
+fn open_append(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc_flags())
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
 /// Appends records to a history file; compacts it when it passes [`MAX_RECORDS`].
 #[derive(Debug)]
 pub struct Writer {
@@ -216,7 +234,7 @@ impl Writer {
             .map_err(io::Error::other)
             .and_then(|mut line| {
                 line.push('\n');
-                let mut f = crate::links::open_append(&self.path)?;
+                let mut f = open_append(&self.path)?;
                 f.write_all(line.as_bytes())
             });
         match result {

@@ -10,6 +10,7 @@ mod support;
 mod clients;
 mod code;
 mod git;
+mod history;
 mod links;
 mod processes;
 mod replan;
