@@ -5,8 +5,10 @@
 //! (the estimator's levels as they stood then); attempts with no history yet are counted apart.
 //! Plans: at the midpoint of each plan's span in each run (first attempt's start to last
 //! attempt's end), its remaining time is forecast by the Monte Carlo engine from the attempts
-//! settled by then, with the plan's tasks not done yet as independent tasks at the concurrency
-//! the plan ran at (the history keeps no dependencies), and compared with the time it really
+//! settled by then, with the plan's tasks not done yet as independent tasks (the history keeps
+//! no dependencies) at the plan's pace in its first half (how many of its attempts ran at once
+//! on average: it shared the agents with other plans and waited at its phases; whole agents in
+//! the simulation, the fraction as a factor on its time), and compared with the time it really
 //! took to finish. A calibrated forecast has about 50 % under p50 and 90 % under p90.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,7 +176,22 @@ pub fn backtest(records: &[Record]) -> Backtest {
     out
 }
 
-/// The forecast (p50, p90) of the time plan `key` had left at `mid`, and the time it took.
+/// The most attempts of `attempts` that overlapped in time.
+fn concurrency<'a>(attempts: impl Iterator<Item = &'a (f64, f64, &'a Record)>) -> usize {
+    let mut edges: Vec<(f64, i32)> = attempts.flat_map(|(s, e, _)| [(*s, 1), (*e, -1)]).collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 1i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// The forecast (p50, p90) of the time plan `key` had left at `mid`, and the time it took: the
+/// whole run `key.0` simulated from its state at `mid` (the history keeps no dependencies: each
+/// plan's tasks are grouped in their phases, a phase waiting for the one before; each plan runs
+/// as many at once as it did, the run as many as it did).
 fn plan_at(
     est: &Estimator,
     timed: &[(f64, f64, &Record)],
@@ -182,85 +199,107 @@ fn plan_at(
     mid: f64,
     end: f64,
 ) -> Option<(f64, f64, f64)> {
-    let attempts: Vec<&(f64, f64, &Record)> = timed
-        .iter()
-        .filter(|(_, _, r)| (r.run.as_str(), r.plan.as_str()) == key)
-        .collect();
-    // Concurrency: the most attempts that overlapped.
-    let mut edges: Vec<(f64, i32)> = attempts
-        .iter()
-        .flat_map(|(s, e, _)| [(*s, 1), (*e, -1)])
-        .collect();
-    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let (mut now, mut most) = (0i32, 1i32);
-    for (_, d) in edges {
-        now += d;
-        most = most.max(now);
-    }
-    let done: BTreeSet<&str> = attempts
-        .iter()
-        .filter(|(_, e, r)| *e <= mid && r.outcome == Outcome::Done)
-        .map(|(_, _, r)| r.task.as_str())
-        .collect();
-    let mut tasks: BTreeMap<&str, (TaskNow, &Record)> = BTreeMap::new();
-    for &&(s, e, r) in &attempts {
-        if done.contains(r.task.as_str()) || e <= mid {
-            continue;
-        }
-        let state = if s <= mid {
-            TaskNow::Running {
-                elapsed_s: mid - s,
-                attempt: r.attempt,
+    let run: Vec<&(f64, f64, &Record)> = timed.iter().filter(|(_, _, r)| r.run == key.0).collect();
+    let names: BTreeSet<&str> = run.iter().map(|(_, _, r)| r.plan.as_str()).collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    let target = names.iter().position(|n| *n == key.1)?;
+    let mut plans = Vec::new();
+    let mut state = Vec::new();
+    let mut estimate = Vec::new();
+    let mut limits = Vec::new();
+    let mut retries = Vec::new();
+    for name in &names {
+        let attempts: Vec<&(f64, f64, &Record)> = run
+            .iter()
+            .copied()
+            .filter(|(_, _, r)| r.plan == *name)
+            .collect();
+        limits.push(concurrency(attempts.iter().copied()));
+        retries.push(
+            attempts
+                .iter()
+                .map(|(_, _, r)| r.attempt.saturating_sub(1))
+                .max()
+                .unwrap_or(0),
+        );
+        // Each task once: its state at `mid`, its record, its phase.
+        let mut tasks: BTreeMap<(u32, &str), (TaskNow, &Record)> = BTreeMap::new();
+        for &&(s, e, r) in &attempts {
+            let now = if e <= mid {
+                if r.outcome == Outcome::Done {
+                    TaskNow::Done
+                } else {
+                    TaskNow::Pending {
+                        attempts: r.attempt,
+                    }
+                }
+            } else if s <= mid {
+                TaskNow::Running {
+                    elapsed_s: mid - s,
+                    attempt: r.attempt,
+                }
+            } else {
+                TaskNow::Pending { attempts: 0 }
+            };
+            let slot = tasks.entry((r.phase, &r.task)).or_insert((now, r));
+            // Done beats running beats pending; among pending, the later attempt counts.
+            let rank = |t: &TaskNow| match t {
+                TaskNow::Done => 3,
+                TaskNow::Running { .. } => 2,
+                TaskNow::Pending { attempts } if *attempts > 0 => 1,
+                _ => 0,
+            };
+            if rank(&now) > rank(&slot.0) {
+                *slot = (now, r);
             }
-        } else {
-            TaskNow::Pending { attempts: 0 }
-        };
-        let slot = tasks.entry(&r.task).or_insert((state, r));
-        if matches!(state, TaskNow::Running { .. }) {
-            *slot = (state, r);
         }
-    }
-    if tasks.is_empty() {
-        return None;
-    }
-    let mut text = String::from("# backtest\n\n## Phase 1: Tasks\n");
-    for i in 0..tasks.len() {
-        let _ = writeln!(text, "- [ ] 1.{} task", i + 1);
-    }
-    let plan = crate::plan::parse(std::path::Path::new("backtest.md"), &text);
-    let graph = crate::graph::Graph::of_plan(&plan).ok()?;
-    let retries = attempts
-        .iter()
-        .map(|(_, _, r)| r.attempt.saturating_sub(1))
-        .max()
-        .unwrap_or(0);
-    let state = vec![tasks.values().map(|(s, _)| *s).collect::<Vec<_>>()];
-    let estimate = vec![
-        tasks
-            .values()
-            .map(|(_, r)| {
-                est.estimate(&Kind {
-                    plan: &r.plan,
-                    agent: &r.agent,
-                    estimate_s: r.estimate_s,
+        let mut text = String::from("# backtest\n");
+        let mut phase = None;
+        let mut k = 0;
+        for (ph, _) in tasks.keys() {
+            if phase != Some(*ph) {
+                phase = Some(*ph);
+                let _ = write!(text, "\n## Phase {}: Work\n", ph.max(&1));
+                k = 0;
+            }
+            k += 1;
+            let _ = writeln!(text, "- [ ] {}.{k} task", ph.max(&1));
+        }
+        plans.push(crate::plan::parse(
+            std::path::Path::new("backtest.md"),
+            &text,
+        ));
+        state.push(tasks.values().map(|(s, _)| *s).collect::<Vec<_>>());
+        estimate.push(
+            tasks
+                .values()
+                .map(|(_, r)| {
+                    est.estimate(&Kind {
+                        plan: &r.plan,
+                        agent: &r.agent,
+                        estimate_s: r.estimate_s,
+                    })
                 })
-            })
-            .collect::<Vec<_>>(),
-    ];
-    let limit = [most.max(1) as usize];
+                .collect::<Vec<_>>(),
+        );
+    }
+    let plan_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let graph = crate::graph::Graph::build(&plans, &plan_names, &[]).ok()?;
+    let priorities = vec![0; plans.len()];
     let f = forecast(
         &Setup {
             graph: &graph,
-            plans: std::slice::from_ref(&plan),
-            priorities: &[0],
-            plan_limit: &limit,
-            max_agents: limit[0],
-            retries: &[retries],
+            plans: &plans,
+            priorities: &priorities,
+            plan_limit: &limits,
+            max_agents: concurrency(run.iter().copied()),
+            retries: &retries,
             state: &state,
             estimate: &estimate,
         },
         PLAN_RUNS,
         super::SEED,
     );
-    Some((f.run.end_p50_s, f.run.end_p90_s, end - mid))
+    let r = f.plans.get(target)?;
+    Some((r.end_p50_s, r.end_p90_s, end - mid))
 }

@@ -278,7 +278,7 @@ pub struct Kind<'a> {
 
 /// A task's forecast: its attempt's duration and cost, the chance an attempt fails, and what it
 /// rests on.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
     /// A successful attempt's seconds.
     pub duration: LogNormal,
@@ -291,6 +291,10 @@ pub struct Estimate {
     /// Successful attempts the duration rests on (0 for an estimate or the default).
     pub samples: usize,
     pub basis: Basis,
+    /// The successful attempts' seconds, sorted, when there are at least [`EMPIRICAL_FROM`]:
+    /// the Monte Carlo draws from them (their real tail, heavier than a log-normal's) rather
+    /// than from the fit.
+    pub empirical: Option<std::sync::Arc<Vec<f64>>>,
 }
 
 impl Estimate {
@@ -306,6 +310,23 @@ impl Estimate {
     /// (p50, p90) of the cost in US dollars.
     pub fn cost_range(&self) -> Option<(f64, f64)> {
         self.cost.map(|c| (c.quantile(0.5), c.quantile(0.9)))
+    }
+
+    /// A successful attempt's seconds drawn at quantile `u`, given it has run `elapsed` seconds
+    /// (0: just starting): from the samples longer than `elapsed` when there are enough of them
+    /// (at least 3), else from the fit.
+    pub fn draw_duration(&self, u: f64, elapsed: f64) -> f64 {
+        if let Some(v) = &self.empirical {
+            let from = v.partition_point(|&x| x <= elapsed);
+            if v.len() - from >= 3 {
+                return quantile_sorted(&v[from..], u).max(elapsed);
+            }
+        }
+        if elapsed > 0.0 {
+            self.duration.quantile_after(u, elapsed)
+        } else {
+            self.duration.quantile(u)
+        }
     }
 
     /// Whether an attempt that has run `elapsed` seconds is past the p90 of its kind (history
@@ -392,6 +413,13 @@ impl Estimator {
             mu: DEFAULT_S.ln(),
             sigma: ESTIMATE_SIGMA,
         });
+        let empirical = enough
+            .filter(|(l, _)| l.done.len() >= EMPIRICAL_FROM)
+            .map(|(l, _)| {
+                let mut v: Vec<f64> = l.done.iter().copied().collect();
+                v.sort_by(f64::total_cmp);
+                std::sync::Arc::new(v)
+            });
         let failed_duration = enough
             .and_then(|(l, _)| (l.failed.len() >= MIN_SAMPLES).then_some(l))
             .and_then(|l| fit(l.failed.iter().copied()))
@@ -403,6 +431,7 @@ impl Estimator {
             fail_rate,
             samples,
             basis,
+            empirical,
         }
     }
 }

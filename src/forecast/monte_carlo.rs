@@ -146,16 +146,11 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
 /// One attempt drawn: (seconds from its start, or from now for a running one; failed; cost).
 fn draw(e: &Estimate, rng: &mut SplitMix64, elapsed: f64) -> (f64, bool, f64) {
     let failed = e.fail_rate > 0.0 && rng.unit() <= e.fail_rate;
-    let dist = if failed {
-        e.failed_duration
-    } else {
-        e.duration
-    };
     let u = rng.unit().min(1.0 - 1e-12);
-    let total = if elapsed > 0.0 {
-        dist.quantile_after(u, elapsed)
-    } else {
-        dist.quantile(u)
+    let total = match (failed, elapsed > 0.0) {
+        (false, _) => e.draw_duration(u, elapsed),
+        (true, true) => e.failed_duration.quantile_after(u, elapsed),
+        (true, false) => e.failed_duration.quantile(u),
     };
     let cost = e.cost.map_or(0.0, |c| c.quantile(u));
     ((total - elapsed).max(0.0), failed, cost)

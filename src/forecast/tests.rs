@@ -182,7 +182,7 @@ fn monte_carlo_ranges_follow_the_durations_and_slots() {
     let (plans, g) = two_plans();
     let h = done("a", "x", &[100.0, 100.0, 100.0, 100.0, 100.0]);
     let e = Estimator::new(&h).estimate(&kind("a", "x", None));
-    let estimate = vec![vec![e; 4], vec![e; 4]];
+    let estimate = vec![vec![e.clone(); 4], vec![e; 4]];
     let state = vec![vec![TaskNow::Pending { attempts: 0 }; 4]; 2];
     let setup = |max_agents, limit: &'static [usize]| Setup {
         graph: &g,
@@ -226,7 +226,7 @@ fn monte_carlo_retries_failures() {
     let mut h = done("a", "x", &[100.0; 5]);
     h.extend((0..5).map(|_| rec("a", "x", 100.0, Outcome::Failed)));
     let e = Estimator::new(&h).estimate(&kind("a", "x", None));
-    let estimate = vec![vec![e; 4], vec![e; 4]];
+    let estimate = vec![vec![e.clone(); 4], vec![e; 4]];
     let state = vec![
         vec![TaskNow::Pending { attempts: 0 }; 4],
         vec![TaskNow::Done; 4],
