@@ -122,6 +122,15 @@ pub fn at_start(
 ) -> Option<StartForecast> {
     let docs = crate::workspace::read_statuses(ws, None).ok()?;
     let snap = Snapshot::of(ws, &docs, &ws.selected, max_agents)?;
+    // Nothing left to run: nothing to forecast.
+    let left = snap
+        .state
+        .iter()
+        .flatten()
+        .any(|s| matches!(s, TaskNow::Pending { .. } | TaskNow::Running { .. }));
+    if !left {
+        return None;
+    }
     Some(StartForecast {
         at: snap.at,
         run: snap.forecast.run,
