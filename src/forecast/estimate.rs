@@ -330,9 +330,10 @@ impl Estimate {
     }
 
     /// Whether an attempt that has run `elapsed` seconds is past the p90 of its kind (history
-    /// only: an estimate's range says nothing of how this agent works).
+    /// of at least [`MIN_SAMPLES`] attempts only: an estimate's range, or one or two attempts,
+    /// say nothing of how this agent works).
     pub fn is_slow(&self, elapsed: f64) -> bool {
-        self.samples > 0 && elapsed > self.duration.quantile(0.9)
+        self.samples >= MIN_SAMPLES && elapsed > self.duration.quantile(0.9)
     }
 }
 

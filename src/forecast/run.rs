@@ -246,6 +246,8 @@ impl RunWatch {
             estimate_s: t.estimate_s,
         };
         self.writer.append(&r);
+        // Learnt at once: the next attempts of the run are judged with it.
+        self.estimator.add(&r);
     }
 
     /// The `task_slow` events due at `now`: attempts past the p90 of their kind, each once.

@@ -90,6 +90,10 @@ fn an_agent_never_seen_uses_all_else_its_estimate() {
     let e = few.estimate(&kind("a", "gemini", Some(300)));
     assert_eq!((e.basis, e.samples), (Basis::Estimate, 0));
     assert!((e.duration.quantile(0.5) - 300.0).abs() < 1e-6);
+    // Two attempts say too little to call a third slow.
+    let e = few.estimate(&kind("a", "gemini", None));
+    assert_eq!((e.basis, e.samples), (Basis::All, 2));
+    assert!(!e.is_slow(1e9));
     // No history, no estimate: the default.
     let none = Estimator::default().estimate(&kind("a", "gemini", None));
     assert_eq!(none.basis, Basis::Default);
