@@ -53,7 +53,16 @@ pub fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
             row.durations.push(r.duration_s());
         }
     }
-    let bt = args.backtest.then(|| backtest::backtest(&h.records));
+    // A failed task is retried in the replay as the manifest now says.
+    let retries = |plan: &str| {
+        ws.manifest
+            .as_ref()
+            .and_then(|m| m.plan(plan))
+            .map(|e| e.retries)
+    };
+    let bt = args
+        .backtest
+        .then(|| backtest::backtest(&h.records, &retries));
     if args.json {
         let summary: Vec<_> = rows
             .iter()

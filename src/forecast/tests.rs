@@ -281,7 +281,7 @@ fn the_backtest_counts_how_often_actuals_fall_under_the_forecast() {
         }
         t += chrono::Duration::seconds(600);
     }
-    let b = super::backtest::backtest(&h);
+    let b = super::backtest::backtest(&h, &|_| None);
     assert_eq!(b.tasks.n + b.tasks_without_history, 80);
     assert_eq!(
         b.tasks_without_history, 1,
