@@ -328,7 +328,8 @@ fn at_midpoint(w: &World, est: &Estimator, run: &[Attempt], mid: f64) -> (f64, f
     (f.run.end_p50_s, fixed, end - mid, f.run.end_p90_s)
 }
 
-/// Seconds per forecast of `plans` × `tasks` (phases of 10) from a mid-run state, `runs` runs.
+/// Seconds per forecast of `plans` × `tasks` (phases of 10) before the run starts (every task
+/// left: the most a forecast has to simulate), `runs` runs.
 fn time_forecast(plans: usize, tasks: usize, runs: usize, reps: usize) -> f64 {
     let mut w = World::new(99, plans, tasks / 10, 10);
     // A history: two runs' attempts.
@@ -339,25 +340,17 @@ fn time_forecast(plans: usize, tasks: usize, runs: usize, reps: usize) -> f64 {
         history.extend(run.iter().map(|a| record(&w, a, r, base)));
     }
     let est = Estimator::new(&history);
-    let run = real_run(&mut w);
-    let end = run.iter().map(|a| a.end).fold(0.0, f64::max);
     let mut times = Vec::new();
     for _ in 0..reps {
         let t0 = Instant::now();
-        let _ = at_midpoint_forecast_only(&w, &est, &run, end / 2.0, runs);
+        let _ = forecast_only(&w, &est, &[], 0.0, runs);
         times.push(t0.elapsed().as_secs_f64());
     }
     median(&mut times)
 }
 
 /// The Monte Carlo forecast alone (estimates and state included, as `orch status` pays them).
-fn at_midpoint_forecast_only(
-    w: &World,
-    est: &Estimator,
-    run: &[Attempt],
-    mid: f64,
-    runs: usize,
-) -> f64 {
+fn forecast_only(w: &World, est: &Estimator, run: &[Attempt], mid: f64, runs: usize) -> f64 {
     let n_plans = w.plans.len();
     let mut state: Vec<Vec<TaskNow>> = w
         .plans
@@ -399,7 +392,7 @@ fn at_midpoint_forecast_only(
             plans: &w.plans,
             priorities: &prio,
             plan_limit: &limit,
-            max_agents: MAX_AGENTS * 2,
+            max_agents: MAX_AGENTS,
             retries: &retries,
             state: &state,
             estimate: &estimates,
