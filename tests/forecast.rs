@@ -218,3 +218,50 @@ fn orch_top_shows_the_run_forecast_and_a_running_task_past_its_p90_as_slow() {
     );
     assert!(s["forecast"]["eta_p90"].is_string(), "{s:#}");
 }
+
+#[test]
+fn history_without_a_manifest_is_refused_and_simulate_history_says_where_its_figures_come_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.md"),
+        "# P\n\n## Phase 1: W\n- [ ] 1.1 a (est: 5m)\n",
+    )
+    .expect("plan");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["history"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("orch");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no `plans.toml` found"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing written: {names:?}");
+
+    // A plan file alone: no history, so the estimate (5 minutes), 0 tasks from history.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args([
+            "simulate",
+            "--plan",
+            "p.md",
+            "--history",
+            "--policy",
+            "orch",
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("orch");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("from the history (0 attempts; 0 of 1 tasks left have a history"),
+        "{text}"
+    );
+    assert!(text.contains("takes 5m"), "{text}");
+}
