@@ -20,7 +20,7 @@ fn setup(repo: &Repo, seed_file: &std::path::Path, slow: Option<&str>) {
     repo.write("docs/plans/b.md", b);
     let seed = seed_file.to_str().expect("utf8");
     let command = match slow {
-        Some(task) => agent("seeded_sleep.sh", &[seed, "200", "100", task, "4000"]),
+        Some(task) => agent("seeded_sleep.sh", &[seed, "200", "100", task, "2500"]),
         None => agent("seeded_sleep.sh", &[seed, "200", "100"]),
     };
     repo.write(
