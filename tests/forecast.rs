@@ -143,13 +143,15 @@ fn an_attempt_far_longer_than_its_history_is_reported_slow_once() {
     two_runs(&repo, &seed_file);
 
     let ev = repo.up_events(&["b"], 0);
-    let slow = named(&ev, "task_slow");
+    // Once for the slow attempt (another attempt may also pass its p90 on a loaded machine:
+    // that is what the event says, so only 1.2's are counted).
+    let slow: Vec<&Value> = named(&ev, "task_slow")
+        .into_iter()
+        .filter(|e| e["task"] == "1.2")
+        .collect();
     assert_eq!(slow.len(), 1, "{slow:?}");
     let s = slow[0];
-    assert_eq!(
-        (s["plan"].as_str(), s["task"].as_str()),
-        (Some("b"), Some("1.2"))
-    );
+    assert_eq!(s["plan"], "b");
     assert!(s["elapsed_ms"].as_u64() > s["p90_ms"].as_u64(), "{s}");
     // The twelve attempts of the earlier runs, and b 1.1 of this run (1.2 depends on it): the
     // run learns as its attempts settle.
