@@ -35,7 +35,7 @@ use std::time::Instant;
 use orch::forecast::backtest::backtest;
 use orch::forecast::estimate::{Basis, Estimate, Estimator, Kind, fit};
 use orch::forecast::history::{Outcome, Record};
-use orch::forecast::monte_carlo::{Setup, TaskNow, forecast};
+use orch::forecast::monte_carlo::{Forecast, Setup, TaskNow, forecast};
 use orch::graph::{Frontier, Graph, NodeState};
 use orch::plan::{Plan, parse};
 use orch::simulate::{DurationModel, Inputs, Policy, SplitMix64, simulate};
@@ -343,13 +343,13 @@ fn oracle_of(w: &World, seed: u64) -> Vec<Vec<Estimate>> {
         .collect()
 }
 
-/// The Monte Carlo's (p50, p90) of the time left from `state` with `estimates`.
-fn mc(w: &World, state: &[Vec<TaskNow>], estimates: &[Vec<Estimate>]) -> (f64, f64) {
+/// The Monte Carlo's forecast from `state` with `estimates`.
+fn mc(w: &World, state: &[Vec<TaskNow>], estimates: &[Vec<Estimate>]) -> Forecast {
     let n_plans = w.plans.len();
     let prio = vec![0i64; n_plans];
     let limit = vec![PER_PLAN; n_plans];
     let retries = vec![RETRIES; n_plans];
-    let f = forecast(
+    forecast(
         &Setup {
             graph: &w.graph,
             plans: &w.plans,
@@ -362,8 +362,7 @@ fn mc(w: &World, state: &[Vec<TaskNow>], estimates: &[Vec<Estimate>]) -> (f64, f
         },
         200,
         7,
-    );
-    (f.run.end_p50_s, f.run.end_p90_s)
+    )
 }
 
 /// `orch simulate`'s makespan from `state`: the plans with the tasks finished by then checked,
@@ -481,6 +480,9 @@ struct Point {
     ours: Errors,
     oracle: Errors,
     fixed: Errors,
+    /// Each unfinished plan's time left, forecast inside the run's true structure.
+    plans_ours: Errors,
+    plans_oracle: Errors,
 }
 
 impl Point {
@@ -488,10 +490,25 @@ impl Point {
         let end = run.iter().map(|a| a.end).fold(0.0, f64::max);
         let actual = end - at;
         let state = state_at(w, run, at);
-        let (p50, p90) = mc(w, &state, &estimates_of(w, est));
+        let ours = mc(w, &state, &estimates_of(w, est));
+        let (p50, p90) = (ours.run.end_p50_s, ours.run.end_p90_s);
         self.ours.add(p50, p90, actual);
-        let (o50, o90) = mc(w, &state, &oracle_of(w, seed));
-        self.oracle.add(o50, o90, actual);
+        let oracle = mc(w, &state, &oracle_of(w, seed));
+        let o50 = oracle.run.end_p50_s;
+        self.oracle.add(o50, oracle.run.end_p90_s, actual);
+        for p in 0..w.plans.len() {
+            let plan_end = run
+                .iter()
+                .filter(|a| a.p == p)
+                .map(|a| a.end)
+                .fold(0.0, f64::max);
+            if plan_end > at {
+                let (o, r) = (&ours.plans[p], &oracle.plans[p]);
+                self.plans_ours.add(o.end_p50_s, o.end_p90_s, plan_end - at);
+                self.plans_oracle
+                    .add(r.end_p50_s, r.end_p90_s, plan_end - at);
+            }
+        }
         let fixed = fixed_at(w, &state);
         self.fixed.add(fixed, fixed, actual);
         // `BENCH_DEBUG=1`: each run's figures.
@@ -507,6 +524,11 @@ impl Point {
         println!("  ours:   {}", self.ours.text());
         println!("  ORACLE: {}", self.oracle.text());
         println!("  orch simulate's fixed estimates: {}", self.fixed.text());
+        println!(
+            "  each unfinished plan's time left, in the run's true structure: ours {}; ORACLE {}",
+            self.plans_ours.text(),
+            self.plans_oracle.text()
+        );
     }
 }
 

@@ -600,8 +600,8 @@ pub(super) enum Command {
     /// The forecasts of `orch status`, `orch top` and `orch simulate --history` come from it.
     /// `--backtest` replays it in time order, forecasting each attempt from what was known
     /// before it, and prints how often the actual durations fell under p50 and p90 (and the same
-    /// for plans' remaining time at their midpoint): about 50 % and 90 % when the ranges are
-    /// calibrated. Lines that are not records are skipped with a note. Exit codes: 0 ok, 2
+    /// for plans' remaining time when half their tasks were done): about 50 % and 90 % when the
+    /// ranges are calibrated. Lines that are not records are skipped with a note. Exit codes: 0 ok, 2
     /// invalid input (no manifest).
     #[command(after_help = "Examples:
   orch history

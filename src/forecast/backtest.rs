@@ -3,12 +3,13 @@
 //!
 //! Tasks: each successful attempt is forecast from the attempts that had settled before it
 //! (the estimator's levels as they stood then); attempts with no history yet are counted apart.
-//! Plans: at the midpoint of each plan's span in each run (first attempt's start to last
-//! attempt's end), its remaining time is forecast by the Monte Carlo engine from the attempts
-//! settled by then, with the plan's tasks not done yet as independent tasks (the history keeps
-//! no dependencies) at the plan's pace in its first half (how many of its attempts ran at once
-//! on average: it shared the agents with other plans and waited at its phases; whole agents in
-//! the simulation, the fraction as a factor on its time), and compared with the time it really
+//! Plans: when half of each plan's tasks were done in each run (a point known as the run goes;
+//! the middle of its span would be chosen knowing its end), its remaining time is forecast by
+//! the Monte Carlo engine from the attempts settled by then, with the plan's tasks not done yet
+//! as independent tasks (the history keeps no dependencies) grouped in their phases, inside the
+//! whole run: each plan with as many agents at once as it used, the run with as many as it used
+//! (attempts overlapping by less than a second counted one after the other: a record's start is
+//! rebuilt from its end and duration, to the millisecond), and compared with the time it really
 //! took to finish; a failed task retried as often as the manifest now says (else as often as
 //! the history shows). A calibrated forecast has about 50 % under p50 and 90 % under p90.
 
@@ -60,7 +61,7 @@ pub struct Backtest {
     /// Successful attempts that had no history to be forecast from.
     pub tasks_without_history: usize,
     pub plans: Coverage,
-    /// Mean of |forecast p50 − actual| ÷ actual over the plans' midpoints.
+    /// Mean of |forecast p50 − actual| ÷ actual over the plans' halfway points.
     pub plan_p50_error: f64,
 }
 
@@ -102,7 +103,7 @@ impl Backtest {
         );
         let _ = writeln!(
             out,
-            "plans at their midpoint: {} forecasts of the time left: {} under p50, {} under p90; p50 off by {} on average",
+            "plans halfway (half their tasks done): {} forecasts of the time left: {} under p50, {} under p90; p50 off by {} on average",
             self.plans.n,
             pct(self.plans.p50_share()),
             pct(self.plans.p90_share()),
@@ -137,16 +138,31 @@ pub fn backtest(records: &[Record], retries: &dyn Fn(&str) -> Option<u32>) -> Ba
         .filter_map(|r| span(r).map(|(s, e)| (s, e, r)))
         .collect();
     timed.sort_by(|a, b| a.1.total_cmp(&b.1));
-    // Each plan's span per run, and its midpoint.
+    // Each plan's span per run.
     let mut spans: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
     for &(s, e, r) in &timed {
         let x = spans.entry((&r.run, &r.plan)).or_insert((s, e));
         x.0 = x.0.min(s);
         x.1 = x.1.max(e);
     }
-    let mut mids: Vec<(f64, (&str, &str))> = spans
+    // Each plan's halfway point in each run: when half of its tasks were done (known as the
+    // run goes; half its span would be chosen knowing its end, just before a late tail).
+    // Per run and plan: its tasks, and the ends of its successful attempts.
+    type Halves<'a> = BTreeMap<(&'a str, &'a str), (BTreeSet<&'a str>, Vec<f64>)>;
+    let mut done: Halves<'_> = BTreeMap::new();
+    for &(_, e, r) in &timed {
+        let x = done.entry((&r.run, &r.plan)).or_default();
+        x.0.insert(&r.task);
+        if r.outcome == Outcome::Done {
+            x.1.push(e);
+        }
+    }
+    let mut mids: Vec<(f64, (&str, &str))> = done
         .iter()
-        .map(|(k, (s, e))| ((s + e) / 2.0, *k))
+        .filter_map(|(k, (tasks, ends))| {
+            let at = *ends.get((tasks.len().max(1) - 1) / 2)?;
+            (at < spans.get(k)?.1).then_some((at, *k))
+        })
         .collect();
     mids.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut mids = mids.into_iter().peekable();
@@ -187,9 +203,16 @@ pub fn backtest(records: &[Record], retries: &dyn Fn(&str) -> Option<u32>) -> Ba
     out
 }
 
-/// The most attempts of `attempts` that overlapped in time.
-fn concurrency<'a>(attempts: impl Iterator<Item = &'a (f64, f64, &'a Record)>) -> usize {
-    let mut edges: Vec<(f64, i32)> = attempts.flat_map(|(s, e, _)| [(*s, 1), (*e, -1)]).collect();
+/// Attempts that overlap by less than this (seconds) ran one after the other: a record's start
+/// is its end (to the millisecond) less its duration (truncated to the millisecond), so an
+/// attempt started as another ended can seem to overlap it by a millisecond or two.
+const TOUCH_S: f64 = 1.0;
+
+/// The most attempts of `attempts` that overlapped in time (by [`TOUCH_S`] at least).
+pub(super) fn concurrency<'a>(attempts: impl Iterator<Item = &'a (f64, f64, &'a Record)>) -> usize {
+    let mut edges: Vec<(f64, i32)> = attempts
+        .flat_map(|(s, e, _)| [(*s + TOUCH_S.min((e - s) / 2.0), 1), (*e, -1)])
+        .collect();
     edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let (mut now, mut most) = (0i32, 1i32);
     for (_, d) in edges {
@@ -199,7 +222,7 @@ fn concurrency<'a>(attempts: impl Iterator<Item = &'a (f64, f64, &'a Record)>) -
     most as usize
 }
 
-/// The forecast (p50, p90) of the time plan `key` had left at `mid`, and the time it took: the
+/// The forecast (p50, p90) of the time plan `key` had left at `mid` (its halfway point), and the time it took: the
 /// whole run `key.0` simulated from its state at `mid` (the history keeps no dependencies: each
 /// plan's tasks are grouped in their phases, a phase waiting for the one before; each plan runs
 /// as many at once as it did, the run as many as it did).

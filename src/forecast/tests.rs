@@ -292,3 +292,15 @@ fn the_backtest_counts_how_often_actuals_fall_under_the_forecast() {
     assert!(b.plans.n >= 15, "{b:?}");
     assert!(b.text().contains("under p90"));
 }
+
+#[test]
+fn attempts_back_to_back_do_not_count_as_overlapping() {
+    // Three attempts one after the other; the second's start, rebuilt from its end and its
+    // truncated duration, falls a millisecond before the first's end.
+    let r = rec("a", "claude", 100.0, Outcome::Done);
+    let spans = [(0.0, 100.0, &r), (99.999, 200.0, &r), (199.998, 300.0, &r)];
+    assert_eq!(super::backtest::concurrency(spans.iter()), 1);
+    // A real overlap of two seconds counts.
+    let spans = [(0.0, 100.0, &r), (98.0, 200.0, &r)];
+    assert_eq!(super::backtest::concurrency(spans.iter()), 2);
+}
