@@ -253,6 +253,8 @@ fn record(w: &World, a: &Attempt, run: usize, base: f64) -> Record {
         },
         attempt: a.attempt,
         estimate_s: task.estimate_s,
+        plan_order: Some(a.p as u32),
+        plan_priority: Some(0),
     }
 }
 
@@ -602,7 +604,7 @@ fn report(label: &str, w: &World, s: &Size) {
         bt.tasks.p90_share() * 100.0
     );
     println!(
-        "backtest, plans at their midpoint: {} forecasts: {:.1} % under p50, {:.1} % under p90, p50 off by {:.1} % on average",
+        "backtest, plans halfway (half their tasks done): {} forecasts: {:.1} % under p50, {:.1} % under p90, p50 off by {:.1} % on average",
         bt.plans.n,
         bt.plans.p50_share() * 100.0,
         bt.plans.p90_share() * 100.0,

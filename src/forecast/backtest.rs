@@ -235,8 +235,21 @@ fn plan_at(
     retries_of: &dyn Fn(&str) -> u32,
 ) -> Option<(f64, f64, f64)> {
     let run: Vec<&(f64, f64, &Record)> = timed.iter().filter(|(_, _, r)| r.run == key.0).collect();
-    let names: BTreeSet<&str> = run.iter().map(|(_, _, r)| r.plan.as_str()).collect();
-    let names: Vec<&str> = names.into_iter().collect();
+    // The run's plans in their order then (by name for records that did not keep it), with
+    // their priorities: the scheduler gives the agents in that order when priorities tie.
+    let mut order: BTreeMap<&str, (u32, i64)> = BTreeMap::new();
+    for (_, _, r) in &run {
+        order.insert(
+            &r.plan,
+            (
+                r.plan_order.unwrap_or(u32::MAX),
+                r.plan_priority.unwrap_or(0),
+            ),
+        );
+    }
+    let mut names: Vec<&str> = order.keys().copied().collect();
+    names.sort_by_key(|n| (order[n].0, *n));
+    let priorities: Vec<i64> = names.iter().map(|n| order[n].1).collect();
     let target = names.iter().position(|n| *n == key.1)?;
     let mut plans = Vec::new();
     let mut state = Vec::new();
@@ -319,7 +332,6 @@ fn plan_at(
     }
     let plan_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let graph = crate::graph::Graph::build(&plans, &plan_names, &[]).ok()?;
-    let priorities = vec![0; plans.len()];
     let f = forecast(
         &Setup {
             graph: &graph,

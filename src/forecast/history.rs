@@ -70,6 +70,13 @@ pub struct Record {
     /// The task's `(est: …)`, in seconds.
     #[serde(default)]
     pub estimate_s: Option<u64>,
+    /// The plan's place among the run's plans (0 first; the scheduler's order across plans when
+    /// their priorities tie) and its priority: what `orch history --backtest` needs to replay
+    /// the run's plans in the order they were given the agents. `None` in older records.
+    #[serde(default)]
+    pub plan_order: Option<u32>,
+    #[serde(default)]
+    pub plan_priority: Option<i64>,
 }
 
 fn one() -> u32 {

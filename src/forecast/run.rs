@@ -24,6 +24,9 @@ struct TaskInfo {
 struct PlanInfo {
     agent: String,
     model: String,
+    /// Its place among the workspace's plans, and its priority.
+    order: u32,
+    priority: i64,
     tasks: HashMap<String, TaskInfo>,
 }
 
@@ -85,7 +88,8 @@ impl RunWatch {
         let plans = ws
             .plans
             .iter()
-            .map(|lp| {
+            .enumerate()
+            .map(|(order, lp)| {
                 let agent = ws
                     .manifest
                     .as_ref()
@@ -119,6 +123,8 @@ impl RunWatch {
                     PlanInfo {
                         agent,
                         model,
+                        order: u32::try_from(order).unwrap_or(u32::MAX),
+                        priority: lp.priority,
                         tasks,
                     },
                 )
@@ -244,6 +250,8 @@ impl RunWatch {
             outcome,
             attempt,
             estimate_s: t.estimate_s,
+            plan_order: Some(p.order),
+            plan_priority: Some(p.priority),
         };
         self.writer.append(&r);
         // Learnt at once: the next attempts of the run are judged with it.

@@ -21,6 +21,8 @@ fn rec(plan: &str, agent: &str, secs: f64, outcome: Outcome) -> Record {
         outcome,
         attempt: 1,
         estimate_s: None,
+        plan_order: None,
+        plan_priority: None,
     }
 }
 
@@ -303,4 +305,21 @@ fn attempts_back_to_back_do_not_count_as_overlapping() {
     // A real overlap of two seconds counts.
     let spans = [(0.0, 100.0, &r), (98.0, 200.0, &r)];
     assert_eq!(super::backtest::concurrency(spans.iter()), 2);
+}
+
+#[test]
+fn records_keep_the_plans_order_and_older_ones_still_read() {
+    let mut r = rec("a", "x", 5.0, Outcome::Done);
+    r.plan_order = Some(3);
+    r.plan_priority = Some(-1);
+    let line = serde_json::to_string(&r).expect("json");
+    let back = History::parse(line.as_bytes());
+    assert_eq!(back.records[0].plan_order, Some(3));
+    assert_eq!(back.records[0].plan_priority, Some(-1));
+    // A record written before the fields were kept.
+    let old = r#"{"at":"2026-11-25T10:00:00Z","run":"r","plan":"a","task":"1.1","agent":"x","duration_ms":5000,"outcome":"done"}"#;
+    let h = History::parse(old.as_bytes());
+    assert_eq!(h.records.len(), 1, "{:?}", h.skipped);
+    assert_eq!(h.records[0].plan_order, None);
+    assert_eq!(h.records[0].plan_priority, None);
 }
