@@ -4,8 +4,11 @@
 //! Levels, most similar first: the same plan and agent, the same agent, every attempt. A level
 //! is used when it holds at least [`MIN_SAMPLES`] successful attempts; otherwise the next one;
 //! then the task's `(est: …)`; then any history at all; then the default of `orch simulate`
-//! (10 minutes). Each level keeps its newest [`WINDOW`] attempts only, so that a drift (a new
-//! model, a faster machine) is followed within a run or two.
+//! (10 minutes). A level's median (its p50, where the durations are) comes from its newest
+//! [`WINDOW`] successful attempts only, so that a drift (a new model, a faster machine) is
+//! followed within a run or two; its shape (the spread and the tail, as ratios to the median)
+//! from its newest [`SHAPE_WINDOW`], rescaled to that median: a tail of a few attempts in 20
+//! is seen only a handful of times in 60, and a run of many tasks ends on its worst ones.
 //!
 //! Durations are heavy-tailed, so they are modelled as log-normal: the median of the log
 //! durations gives p50 (one outlier does not move it), and the spread comes from the median
@@ -24,8 +27,10 @@ use crate::simulate::SplitMix64;
 
 /// Successful attempts a level needs before it is used.
 pub const MIN_SAMPLES: usize = 5;
-/// Newest attempts kept per level.
+/// Newest attempts per level its median comes from.
 pub const WINDOW: usize = 60;
+/// Newest successful attempts per level its shape (spread, tail) comes from.
+pub const SHAPE_WINDOW: usize = 4 * WINDOW;
 /// From this many samples the spread comes from the empirical 90th percentile.
 pub const EMPIRICAL_FROM: usize = 20;
 /// z of the 90th percentile of a standard normal.
@@ -227,7 +232,7 @@ pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
 /// One level's newest attempts.
 #[derive(Clone, Debug, Default)]
 struct Level {
-    /// Successful attempts' seconds.
+    /// Successful attempts' seconds (the newest [`SHAPE_WINDOW`]).
     done: VecDeque<f64>,
     /// Successful and failed attempts' costs in US dollars (when known).
     cost: VecDeque<f64>,
@@ -238,7 +243,11 @@ struct Level {
 }
 
 fn push<T>(q: &mut VecDeque<T>, v: T) {
-    if q.len() == WINDOW {
+    push_to(q, v, WINDOW);
+}
+
+fn push_to<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
+    if q.len() >= cap {
         q.pop_front();
     }
     q.push_back(v);
@@ -251,11 +260,43 @@ impl Level {
         if failed {
             push(&mut self.failed, r.duration_s());
         } else {
-            push(&mut self.done, r.duration_s());
+            push_to(&mut self.done, r.duration_s(), SHAPE_WINDOW);
         }
         if let Some(c) = r.cost_usd() {
             push(&mut self.cost, c);
         }
+    }
+
+    /// The newest [`WINDOW`] successful attempts' seconds.
+    fn recent(&self) -> impl Iterator<Item = f64> + '_ {
+        self.done
+            .iter()
+            .skip(self.done.len().saturating_sub(WINDOW))
+            .copied()
+    }
+
+    /// The fit of the successful attempts: the median of the newest [`WINDOW`], the spread of
+    /// the newest [`SHAPE_WINDOW`] once there are [`EMPIRICAL_FROM`] (else of the newest
+    /// [`WINDOW`]); with the sorted attempts the Monte Carlo draws from (scaled to that
+    /// median), from [`EMPIRICAL_FROM`] on.
+    fn durations(&self) -> (Option<LogNormal>, Option<std::sync::Arc<Vec<f64>>>) {
+        let recent = fit(self.recent());
+        if self.done.len() < EMPIRICAL_FROM {
+            return (recent, None);
+        }
+        let (Some(recent), Some(long)) = (recent, fit(self.done.iter().copied())) else {
+            return (recent, None);
+        };
+        let f = (recent.mu - long.mu).exp();
+        let mut v: Vec<f64> = self.done.iter().map(|x| x * f).collect();
+        v.sort_by(f64::total_cmp);
+        (
+            Some(LogNormal {
+                mu: recent.mu,
+                sigma: long.sigma,
+            }),
+            Some(std::sync::Arc::new(v)),
+        )
     }
 
     fn fail_rate(&self) -> f64 {
@@ -393,8 +434,9 @@ impl Estimator {
             .iter()
             .find_map(|(l, _)| l.filter(|l| l.outcomes.len() >= MIN_SAMPLES))
             .map_or(0.0, Level::fail_rate);
+        let (fitted, empirical) = enough.map_or((None, None), |(l, _)| l.durations());
         let (duration, samples, basis) = match (enough, kind.estimate_s) {
-            (Some((l, b)), _) => (fit(l.done.iter().copied()), l.done.len(), b),
+            (Some((l, b)), _) => (fitted, l.done.len().min(WINDOW), b),
             (None, Some(est)) => (
                 Some(LogNormal {
                     mu: (est.max(1) as f64).ln(),
@@ -404,8 +446,8 @@ impl Estimator {
                 Basis::Estimate,
             ),
             (None, None) if !self.all.done.is_empty() => (
-                fit(self.all.done.iter().copied()),
-                self.all.done.len(),
+                fit(self.all.recent()),
+                self.all.done.len().min(WINDOW),
                 Basis::All,
             ),
             (None, None) => (None, 0, Basis::Default),
@@ -414,13 +456,6 @@ impl Estimator {
             mu: DEFAULT_S.ln(),
             sigma: ESTIMATE_SIGMA,
         });
-        let empirical = enough
-            .filter(|(l, _)| l.done.len() >= EMPIRICAL_FROM)
-            .map(|(l, _)| {
-                let mut v: Vec<f64> = l.done.iter().copied().collect();
-                v.sort_by(f64::total_cmp);
-                std::sync::Arc::new(v)
-            });
         let failed_duration = enough
             .and_then(|(l, _)| (l.failed.len() >= MIN_SAMPLES).then_some(l))
             .and_then(|l| fit(l.failed.iter().copied()))

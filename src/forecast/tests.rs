@@ -323,3 +323,21 @@ fn records_keep_the_plans_order_and_older_ones_still_read() {
     assert_eq!(h.records[0].plan_order, None);
     assert_eq!(h.records[0].plan_priority, None);
 }
+
+#[test]
+fn the_median_follows_the_newest_attempts_and_the_tail_keeps_the_older_ones() {
+    // 170 attempts of 100 s with a tail of 10 at 1000 s, then the agent doubles its time: 60
+    // attempts of 200 s, none in the tail (a tail of 1 in 18 is often missed by 60 attempts).
+    let mut h = done("a", "x", &[100.0; 170]);
+    h.extend(done("a", "x", &[1000.0; 10]));
+    h.extend(done("a", "x", &[200.0; 60]));
+    let e = Estimator::new(&h).estimate(&kind("a", "x", None));
+    assert_eq!(e.samples, super::estimate::WINDOW);
+    assert!((e.duration_range(0.0).0 - 200.0).abs() < 1.0, "{e:?}");
+    // The draws: the older attempts' shape at the newest median, the tail at 10 × it.
+    let v = e.empirical.as_ref().expect("draws");
+    assert_eq!(v.len(), 240);
+    let most = v.iter().copied().fold(0.0, f64::max);
+    assert!((most - 2000.0).abs() < 1.0, "{most}");
+    assert!((e.draw_duration(0.5, 0.0) - 200.0).abs() < 100.0);
+}
