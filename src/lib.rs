@@ -13,6 +13,7 @@ pub mod duration;
 pub mod error;
 pub mod executor;
 pub mod exit;
+pub mod forecast;
 pub mod git;
 pub mod graph;
 pub mod links;

@@ -9,6 +9,7 @@ const LAYERS: &[&str] = &[
     "cli",
     "commands",
     "top",
+    "forecast",
     "control",
     "supervisor",
     "merge",

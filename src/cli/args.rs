@@ -217,6 +217,11 @@ pub(super) enum Command {
         /// `makespan_s`, `lower_bound_s`, `utilisation`, `parallel_efficiency`, `schedule`).
         #[arg(long)]
         json: bool,
+        /// Also forecast from the history of earlier runs (`orch history`): each task's
+        /// duration, cost and failures drawn from what the most similar attempts took, the
+        /// scheduler run 200 times, the end and cost as p50 and p90 (`forecast` in the JSON).
+        #[arg(long)]
+        history: bool,
     },
     /// Run the plans: a git worktree and branch per plan, agents launched for ready tasks under
     /// the limits, each finished task committed on the plan's branch, until every plan is
@@ -618,6 +623,34 @@ pub(super) enum Command {
         /// `agent`, `files`, `commit`, `reason`, `saved`; with `--dry-run`, `plan` and `prompt`.
         #[arg(long)]
         json: bool,
+    },
+    /// Print what orch learnt from earlier runs: every settled attempt of `orch up` (plan, task,
+    /// agent and model, duration, tokens, cost, outcome, attempt, `(est: …)`), kept in
+    /// `<state_dir>/history.jsonl` across runs and `orch clean` (the newest 10,000 to 20,000).
+    ///
+    /// The forecasts of `orch status`, `orch top` and `orch simulate --history` come from it.
+    /// `--backtest` replays it in time order, forecasting each attempt from what was known
+    /// before it, and prints how often the actual durations fell under p50 and p90 (and the same
+    /// for plans' remaining time when half their tasks were done): about 50 % and 90 % when the
+    /// ranges are calibrated. Lines that are not records are skipped with a note. Exit codes: 0 ok, 2
+    /// invalid input (no manifest).
+    #[command(after_help = "Examples:
+  orch history
+  orch history --json | jq '.records[] | select(.outcome == \"failed\")'
+  orch history --backtest")]
+    History {
+        #[command(flatten)]
+        target: Target,
+        /// Print one JSON object: `records` (as stored), `skipped` (notes), `summary` (per plan
+        /// and agent: attempts, failed, p50 and p90 seconds) and, with `--backtest`, `backtest`.
+        #[arg(long)]
+        json: bool,
+        /// Replay the history and print how calibrated its forecasts were.
+        #[arg(long)]
+        backtest: bool,
+        /// Records listed in the text (the newest; default 20). The JSON has them all.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        last: usize,
     },
 }
 

@@ -58,6 +58,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             per_plan,
             width,
             json,
+            history,
         } => commands::simulate::run(
             &target.selection(),
             &commands::simulate::SimulateArgs {
@@ -69,6 +70,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 per_plan,
                 width,
                 json,
+                history,
             },
         ),
         Command::Conflicts {
@@ -209,6 +211,19 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 plan: name,
                 dry_run,
                 json,
+            },
+        ),
+        Command::History {
+            target,
+            json,
+            backtest,
+            last,
+        } => commands::history::run(
+            &target.selection(),
+            &commands::history::HistoryArgs {
+                json,
+                backtest,
+                last,
             },
         ),
         Command::Task { action } => {

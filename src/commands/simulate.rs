@@ -28,6 +28,8 @@ pub struct SimulateArgs {
     pub per_plan: Option<usize>,
     pub width: Option<usize>,
     pub json: bool,
+    /// Also forecast from the history (`orch simulate --history`).
+    pub history: bool,
 }
 
 /// Slots when there is no manifest (the manifest's own default `max_agents`).
@@ -100,11 +102,24 @@ pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         per_plan: args.per_plan,
         plan_limit: &plan_limit,
     };
+    // `--history`: the forecast engine of `orch status` before the run (issue 38).
+    let forecast = args
+        .history
+        .then(|| super::forecasts::before_run(&ws, &selected, slots[0]));
     if args.json {
-        print_json(&report.json(&runs));
+        let mut v = report.json(&runs);
+        if let (Some(f), Some(o)) = (&forecast, v.as_object_mut()) {
+            o.insert("forecast".into(), f.json());
+        }
+        print_json(&v);
     } else {
         let width = args.width.unwrap_or_else(terminal_width).max(40);
-        println_safe(report.text(&runs, width).trim_end());
+        let mut text = report.text(&runs, width);
+        if let Some(f) = &forecast {
+            text.push('\n');
+            text.push_str(&f.text());
+        }
+        println_safe(text.trim_end());
     }
     Ok(exit::OK)
 }

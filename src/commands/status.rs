@@ -2,6 +2,7 @@
 
 mod attempts;
 mod disk;
+mod forecast_text;
 mod reload;
 mod watch;
 
@@ -116,6 +117,17 @@ fn integration_line(ws: &Workspace) -> Option<String> {
     })
 }
 
+/// The forecast of the selected plans when the repository has a history (the status files read
+/// whole for the running tasks' start times); `None` without one or when a file cannot be read.
+fn forecast_snapshot(
+    ws: &Workspace,
+    override_path: Option<&Path>,
+) -> Option<super::forecasts::Snapshot> {
+    super::forecasts::history_of(ws)?;
+    let docs = workspace::read_statuses(ws, override_path).ok()?;
+    super::forecasts::Snapshot::of(ws, &docs, &ws.selected, None)
+}
+
 /// The workspace for `sel`; invalid plans are an error (exit 2).
 fn load_valid(sel: &Selection, files: bool) -> CliResult<Workspace> {
     let ws = if files {
@@ -165,6 +177,8 @@ fn render_with(
     if matches!(format, Format::Text | Format::TextAll) {
         // The text needs each task's status (and error) only: no full entries, no reconcile.
         let states = workspace::keep(workspace::read_states(ws, override_path)?);
+        // The forecasts, once there is a history (they need the running tasks' start times).
+        let snapshot = forecast_snapshot(ws, override_path);
         let mut out = String::new();
         for &i in &ws.selected {
             push_text(
@@ -176,6 +190,9 @@ fn render_with(
             out.push_str(&attempts::text(ws, i, |t| {
                 states[i].status(&ws.plans[i].plan.tasks[t])
             }));
+            if let Some(snap) = &snapshot {
+                out.push_str(&forecast_text::plan_line(snap, ws, i));
+            }
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
                 let _ = writeln!(
                     out,
@@ -186,6 +203,9 @@ fn render_with(
         }
         if let Some(line) = integration_line(ws) {
             out.push_str(&line);
+        }
+        if let Some(snap) = &snapshot {
+            out.push_str(&forecast_text::run_line(snap, ws));
         }
         if let (Some(v), Some(m)) = (last_reload(ws), &ws.manifest) {
             out.push_str(&reload::line(&v, &m.root));
@@ -253,6 +273,15 @@ fn render_with(
     // The last re-plan of the latest run, likewise: the event as logged.
     if let (Some(reload), Some(obj)) = (last_reload(ws), v.as_object_mut()) {
         obj.insert("reload".into(), reload);
+    }
+    // The forecasts from the history (issue 38), once there is one.
+    if let Some(snap) = super::forecasts::Snapshot::of(ws, &docs, &ws.selected, None) {
+        forecast_text::add_json(
+            &mut v,
+            &snap,
+            ws,
+            sel.plan.is_some() && ws.selected.len() == 1,
+        );
     }
     let text = if format == Format::JsonLine {
         serde_json::to_string(&v)

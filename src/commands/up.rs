@@ -58,7 +58,9 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             left_out.join(", ")
         );
     }
-    let out = Output::start(&checked, &manifest, args.json);
+    let out = Output::start(&checked, &manifest, args.json, &ws);
+    // The forecast at the start, from the history (issue 38), told against the end at the end.
+    let start_forecast = super::forecasts::at_start(&ws, checked.state_dir(), args.max_agents);
     let mut emit = |e: &Event| out.event(e);
     let options = RunOptions {
         max_agents: args.max_agents,
@@ -77,7 +79,24 @@ pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         .enable_all()
         .build()
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
-    let mut summary = runtime.block_on(crate::supervisor::run(run.ctx.clone(), ws, &mut emit));
+    // Attempts past the p90 of their kind (`task_slow`), looked for every second.
+    let (stop_watch, stopped) = std::sync::mpsc::channel::<()>();
+    let mut summary = std::thread::scope(|s| {
+        let out = &out;
+        s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_secs(1))
+            {
+                out.look_for_slow();
+            }
+        });
+        let summary = runtime.block_on(crate::supervisor::run(run.ctx.clone(), ws, &mut emit));
+        drop(stop_watch);
+        summary
+    });
+    if let Some(f) = start_forecast {
+        out.event(&f.against(&summary));
+    }
     runtime.block_on(crate::process::sweep_orphans(true));
     out.finish(&mut summary);
     // Agents' tasks are done; do not wait for stray blocking work.
@@ -108,15 +127,34 @@ struct Output {
     progress: Mutex<Progress>,
     log: Mutex<EventLog>,
     notifier: Option<Notifier>,
+    /// The history written and the slow attempts watched (issue 38).
+    watch: Mutex<crate::forecast::run::RunWatch>,
 }
 
 impl Output {
-    fn start(checked: &Checked<'_>, manifest: &crate::manifest::Manifest, json: bool) -> Self {
+    fn start(
+        checked: &Checked<'_>,
+        manifest: &crate::manifest::Manifest,
+        json: bool,
+        ws: &crate::workspace::Workspace,
+    ) -> Self {
         let mode = ProgressMode::detect(json);
         Self {
             progress: Mutex::new(Progress::new(mode, &checked.plan_infos())),
             notifier: Notifier::start(&manifest.notify, checked.repo_root()),
             log: Mutex::new(EventLog::open(checked.state_dir())),
+            watch: Mutex::new(crate::forecast::run::RunWatch::new(ws, checked.state_dir())),
+        }
+    }
+
+    /// Sends `task_slow` for the attempts now past the p90 of their kind.
+    fn look_for_slow(&self) {
+        let due = match self.watch.lock() {
+            Ok(mut w) => w.due(std::time::Instant::now()),
+            Err(_) => return,
+        };
+        for e in due {
+            self.event(&e);
         }
     }
 
@@ -131,6 +169,10 @@ impl Output {
             if let (false, Some(why)) = (failed, &l.failed) {
                 said.push(format!("no event log: {why}"));
             }
+        }
+        if let Ok(mut w) = self.watch.lock() {
+            w.event(e);
+            said.extend(w.take_notes());
         }
         p.event(e);
         if let Some(n) = &self.notifier {

@@ -48,6 +48,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "resolve_started",
     "resolved",
     "resolve_failed",
+    "task_slow",
+    "run_forecast",
 ];
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,
@@ -62,6 +64,7 @@ pub const CHATTY_EVENTS: &[&str] = &[
     "task_finished",
     "note",
     "attempt_finished",
+    "run_forecast",
 ];
 
 /// The default of a hook's `timeout`.

@@ -270,6 +270,29 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    /// A running attempt has run longer than the p90 of its kind in the history (issue 38):
+    /// it may be stuck. A signal, not a kill: the attempt goes on. Once per attempt.
+    TaskSlow {
+        plan: String,
+        task: String,
+        attempt: u32,
+        elapsed_ms: u64,
+        /// The p90 of the attempts of its kind.
+        p90_ms: u64,
+        /// The attempts the p90 rests on.
+        samples: usize,
+    },
+    /// The forecast made when the run started, against how it ended (issue 38): sent just
+    /// before `run_finished`. Times RFC 3339, costs in millionths of a US dollar (`None`: no
+    /// cost known).
+    RunForecast {
+        eta_p50: String,
+        eta_p90: String,
+        cost_p50_micro_usd: Option<u64>,
+        cost_p90_micro_usd: Option<u64>,
+        ended_at: String,
+        cost_micro_usd: Option<u64>,
+    },
 }
 
 /// How each plan ended; printed at the end of a run.

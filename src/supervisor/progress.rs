@@ -420,6 +420,7 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::ManifestInvalid { .. }
         | Event::ManifestReloaded { .. }
         | Event::Note { .. } => true,
+        Event::TaskSlow { .. } | Event::RunForecast { .. } => true,
         _ => false,
     }
 }
@@ -460,6 +461,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::AgentStopped { .. }
         | Event::ManifestInvalid { .. }
         | Event::ManifestReloaded { .. } => None,
+        Event::TaskSlow { plan, .. } => Some(plan),
+        Event::RunForecast { .. } => None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! The files are polled every 300 ms (a `stat` each); the screen is drawn again only when one
 //! changed, on a key or a resize, and once a second while agents run (their elapsed times).
 
+pub mod forecast;
 pub mod model;
 pub mod view;
 

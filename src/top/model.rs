@@ -32,6 +32,8 @@ pub struct PlanRow {
     pub tokens: u64,
     /// `merged`, `conflict`, `verify_failed`, or empty.
     pub merge: String,
+    /// Its forecast end (`ends 15:10–15:40`), empty without a history or when it is finished.
+    pub forecast: String,
 }
 
 /// One task shown (running or failed).
@@ -53,6 +55,10 @@ pub struct TaskRow {
     pub commit: Option<String>,
     /// Why it waits (pending tasks only).
     pub waits_for: Vec<String>,
+    /// Its duration's range from the history (`2m–4m`), empty without one.
+    pub forecast: String,
+    /// It has run past the p90 of its kind (`task_slow`).
+    pub slow: bool,
 }
 
 /// Everything on screen but the keys' state.
@@ -73,6 +79,8 @@ pub struct Snapshot {
     /// The last re-plan of the current run (`manifest_reloaded`, `manifest_invalid` in the event
     /// log): whether it was an invalid edit (not applied), and it in words.
     pub reload: Option<(bool, String)>,
+    /// The run's forecast (`ends 15:10–15:40, $3.20–5.10 more`), empty without a history.
+    pub forecast: String,
 }
 
 /// Reads the snapshot; remembers what it read to tell whether anything changed.
@@ -90,6 +98,8 @@ pub struct Source {
     supervisor: Option<u32>,
     /// Each task's status and, for a pending one that waits, why (as last read).
     tasks: Vec<Vec<(TaskStatus, Vec<String>)>>,
+    /// The history the forecasts come from (issue 38).
+    learnt: super::forecast::Learnt,
 }
 
 /// Events kept for the screen.
@@ -109,6 +119,7 @@ impl Source {
             ),
             None => Default::default(),
         };
+        let learnt_dir = state_dir.clone();
         Source {
             ws,
             state_dir,
@@ -120,6 +131,7 @@ impl Source {
             reload: None,
             supervisor: None,
             tasks: Vec::new(),
+            learnt: super::forecast::Learnt::new(&learnt_dir),
         }
     }
 
@@ -136,7 +148,6 @@ impl Source {
 
     /// Reads everything again.
     pub fn read(&mut self, now: DateTime<Utc>) -> Snapshot {
-        let _ = now;
         let mut snap = Snapshot::default();
         let mut stamps = HashMap::new();
         let mut docs: Vec<Option<StatusDoc>> = Vec::new();
@@ -260,6 +271,21 @@ impl Source {
             }
             snap.plans.push(row);
         }
+        // The forecasts from the history, when there is one.
+        let history = self.learnt.path().to_path_buf();
+        stamps.insert(history.clone(), stamp(&history));
+        if let Some(words) = self.learnt.words(&self.ws, &self.state_dir, &docs, now) {
+            for (row, w) in snap.plans.iter_mut().zip(&words.plans) {
+                row.forecast.clone_from(w);
+            }
+            for t in &mut snap.running {
+                if let Some((w, slow)) = words.tasks.get(&(t.plan.clone(), t.id.clone())) {
+                    t.forecast.clone_from(w);
+                    t.slow = *slow;
+                }
+            }
+            snap.forecast = words.run;
+        }
         let events_path = self.state_dir.join(EVENTS_FILE);
         stamps.insert(events_path.clone(), stamp(&events_path));
         self.read_events(&events_path);
@@ -365,6 +391,8 @@ impl Source {
             worktree: self.worktree_root.join(&lp.name),
             commit: entry.and_then(|e| e.commit.clone()),
             waits_for: Vec::new(),
+            forecast: String::new(),
+            slow: false,
         }
     }
 

@@ -134,6 +134,13 @@ fn header(s: &Snapshot, th: &Theme) -> Line<'static> {
     if let Some(p) = s.problems.first() {
         spans.push(Span::styled(format!("  {p}"), th.fg(Color::Red)));
     }
+    // The run's forecast from the history (issue 38).
+    if !s.forecast.is_empty() {
+        spans.push(Span::styled(
+            format!("  forecast: {}", s.forecast),
+            th.fg(Color::Cyan),
+        ));
+    }
     Line::from(spans)
 }
 
@@ -199,8 +206,14 @@ fn draw_lists(
         }
         let elapsed = t.started_at.map(|a| ago(a, now)).unwrap_or_default();
         let quiet = t.last_output.map(|a| ago(a, now)).unwrap_or_default();
+        // Its range from the history, `SLOW` past the p90 of its kind (issue 38).
+        let range = match (t.forecast.is_empty(), t.slow) {
+            (true, _) => String::new(),
+            (false, false) => format!("[{}] ", t.forecast),
+            (false, true) => format!("SLOW [{}] ", t.forecast),
+        };
         let text = format!(
-            "{:<12} {:<10} {:>3} {:>7} {:>6}  {}",
+            "{:<12} {:<10} {:>3} {:>7} {:>6}  {range}{}",
             cut(&t.plan, 12),
             cut(&t.id, 10),
             t.attempt,
@@ -208,7 +221,8 @@ fn draw_lists(
             quiet,
             t.last_line
         );
-        lines.push(row(text, selected, w, th.fg(Color::Cyan), th));
+        let color = if t.slow { Color::Yellow } else { Color::Cyan };
+        lines.push(row(text, selected, w, th.fg(color), th));
     }
     if !s.failures.is_empty() {
         lines.push(Line::raw(""));
@@ -265,6 +279,9 @@ fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static>
         state.push(p.merge.clone());
     } else if p.total > 0 && p.done == p.total {
         state.push("done".into());
+    }
+    if !p.forecast.is_empty() {
+        state.push(p.forecast.clone());
     }
     let cost = match p.cost_usd {
         Some(c) => format!("${c:.2}"),

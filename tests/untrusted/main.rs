@@ -11,6 +11,7 @@ mod best_of;
 mod clients;
 mod code;
 mod git;
+mod history;
 mod links;
 mod processes;
 mod replan;

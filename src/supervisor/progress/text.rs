@@ -311,6 +311,46 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
         Event::ResolveFailed {
             plan, agent, cause, ..
         } => format!("{plan} not resolved by {agent}: {cause}"),
+        Event::TaskSlow {
+            plan,
+            task,
+            attempt,
+            elapsed_ms,
+            p90_ms,
+            samples,
+        } => format!(
+            "{} slow (attempt {attempt}): running {}, longer than the p90 of its kind ({}, {samples} attempts); it goes on",
+            subject(plan, task),
+            human_duration(*elapsed_ms),
+            human_duration(*p90_ms)
+        ),
+        Event::RunForecast {
+            eta_p50,
+            eta_p90,
+            cost_p50_micro_usd,
+            cost_p90_micro_usd,
+            ended_at,
+            cost_micro_usd,
+        } => {
+            let usd = |m: u64| m as f64 / 1e6;
+            let costs = match (cost_p50_micro_usd, cost_p90_micro_usd) {
+                (Some(a), Some(b)) => format!(", ${:.2}–{:.2}", usd(*a), usd(*b)),
+                _ => String::new(),
+            };
+            let spent = cost_micro_usd
+                .map(|c| format!(", ${:.2} spent", usd(c)))
+                .unwrap_or_default();
+            // Times of day (UTC) when they parse.
+            let time = |t: &str| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.with_timezone(&chrono::Utc).format("%H:%M:%S").to_string())
+                    .unwrap_or_else(|_| t.to_string())
+            };
+            let (eta_p50, eta_p90, ended_at) = (time(eta_p50), time(eta_p90), time(ended_at));
+            format!(
+                "forecast at the start: ends {eta_p50}–{eta_p90}{costs}; ended {ended_at}{spent}"
+            )
+        }
     };
     Some(one_line(&text))
 }

@@ -66,6 +66,7 @@ fn snapshot() -> Snapshot {
         problems: Vec::new(),
         integration: None,
         reload: None,
+        forecast: String::new(),
     }
 }
 
@@ -212,4 +213,33 @@ fn the_header_shows_the_last_reload_or_invalid_edit() {
     );
     let at = head.find("plans.toml").unwrap_or(0);
     assert_eq!(colors[at], Color::Red, "an invalid edit is red");
+}
+
+#[test]
+fn the_forecast_is_in_the_header_the_plan_rows_and_a_slow_task_is_marked() {
+    let mut s = snapshot();
+    s.forecast = "ends 10:20–10:45, $1.10–2.30 more".into();
+    s.plans[0].forecast = "ends 10:12–10:30".into();
+    s.running[0].forecast = "1m50s–3m".into();
+    s.running[0].slow = true;
+    let (text, colors) = render(&s, &Ui::default(), 120, 24);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("forecast: ends 10:20–10:45, $1.10–2.30 more"),
+        "{text}"
+    );
+    let auth = lines
+        .iter()
+        .find(|l| l.contains("auth "))
+        .expect("auth row");
+    assert!(auth.ends_with("ends 10:12–10:30"), "{auth}");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("SLOW [1m50s–3m] running cargo test"))
+        .unwrap_or_else(|| panic!("no slow mark: {text}"));
+    assert_eq!(
+        colors[at * 120 + 2],
+        Color::Yellow,
+        "a slow task stands out"
+    );
 }

@@ -1,0 +1,93 @@
+//! The forecasts in `orch status` (issue 38): a line per plan and one for the run in the text;
+//! `forecast` objects in the JSON (the run's at the top, each plan's, each pending or running
+//! task's).
+
+use serde_json::Value;
+
+use crate::commands::forecasts::Snapshot;
+use crate::forecast::TaskNow;
+use crate::workspace::Workspace;
+
+/// At most this many running tasks' ranges on a plan's line.
+const RUNNING_SHOWN: usize = 5;
+
+/// `  forecast: ends 15:10–15:40, $3.20–5.10 more; running 1.2 2m–4m` (empty when the plan has
+/// nothing left).
+pub fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
+    let Some(r) = snap.forecast.plans.get(p) else {
+        return String::new();
+    };
+    let left = snap.state[p]
+        .iter()
+        .any(|s| matches!(s, TaskNow::Pending { .. } | TaskNow::Running { .. }));
+    if !left {
+        return String::new();
+    }
+    let running: Vec<String> = snap.state[p]
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, TaskNow::Running { .. }))
+        .take(RUNNING_SHOWN)
+        .filter_map(|(t, _)| {
+            let words = snap.task_words(p, t)?;
+            Some(format!("{} {words}", ws.plans[p].plan.tasks[t].id))
+        })
+        .collect();
+    let running = if running.is_empty() {
+        String::new()
+    } else {
+        format!("; running {}", running.join(", "))
+    };
+    format!("  forecast: {}{running}\n", snap.range_words(r))
+}
+
+/// `forecast: all plans ends 15:10–15:40, $3.20–5.10 more (200 runs over the history)`.
+pub fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
+    let left = ws.selected.iter().any(|&p| {
+        snap.state[p]
+            .iter()
+            .any(|s| matches!(s, TaskNow::Pending { .. } | TaskNow::Running { .. }))
+    });
+    if !left {
+        return String::new();
+    }
+    format!(
+        "forecast: all plans {} ({} simulated runs over the history; `orch history --backtest` checks it)\n",
+        snap.range_words(&snap.forecast.run),
+        snap.forecast.runs
+    )
+}
+
+/// Adds the `forecast` objects to `orch status --json`'s value `v` (one plan's view when
+/// `single`).
+pub fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: bool) {
+    let plan_view = |view: &mut Value, p: usize| {
+        if let Some(r) = snap.forecast.plans.get(p)
+            && let Some(o) = view.as_object_mut()
+        {
+            o.insert("forecast".into(), snap.range_json(r));
+        }
+        let Some(tasks) = view.get_mut("tasks").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for (t, task) in tasks.iter_mut().enumerate() {
+            if let (Some(f), Some(o)) = (snap.task_json(p, t), task.as_object_mut()) {
+                o.insert("forecast".into(), f);
+            }
+        }
+    };
+    if single {
+        if let Some(&p) = ws.selected.first() {
+            plan_view(v, p);
+        }
+        return;
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.insert("forecast".into(), snap.range_json(&snap.forecast.run));
+    }
+    if let Some(plans) = v.get_mut("plans").and_then(Value::as_array_mut) {
+        for (view, &p) in plans.iter_mut().zip(&ws.selected) {
+            plan_view(view, p);
+        }
+    }
+}
