@@ -96,17 +96,28 @@ fn position(seen: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
 fn a_raised_priority_reorders_the_next_starts() {
     let gate = tempfile::tempdir().expect("tmp");
     let g = gate.path();
-    let plans = [("a", "priority = 5", TWO), ("b", "", ONE)];
+    // Plan b's setup waits for a go, so that a's first task, not b's, takes the one agent
+    // (otherwise whichever plan's worktree is made first starts first).
+    let setup = format!(
+        "setup = [\"sh\", \"-c\", \"i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\"]",
+        g.join("b-setup.go").display()
+    );
+    let plans = [("a", "priority = 5", TWO), ("b", setup.as_str(), ONE)];
     let repo = repo_with(g, "max_agents = 1", &plans);
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
+    touch(g, "b-setup.go");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "setup_finished" && v["plan"] == "b" && v["ok"] == true
+    });
     // Plan b now comes first: when a's first task ends, b's task starts, not a's second.
+    let raised = format!("priority = 9\n{setup}");
     write_manifest(
         &repo,
         g,
         "max_agents = 1",
-        &[("a", "priority = 5", TWO), ("b", "priority = 9", ONE)],
+        &[("a", "priority = 5", TWO), ("b", raised.as_str(), ONE)],
     );
     wait_line(&lines, &mut seen, |v| reloaded(v, "plan b: priority 0 → 9"));
     touch(g, "a-1.1.go");
