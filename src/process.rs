@@ -416,25 +416,8 @@ pub struct FoundAgent {
 /// and task: the agents of an earlier supervisor, and their children. This finds an agent even
 /// when the supervisor died between launching it and recording its pid.
 pub fn find_agents() -> Vec<FoundAgent> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
+    for (pid, environ) in environs() {
         let mut status_file = None;
         let mut task = None;
         for var in environ.split(|b| *b == 0) {
@@ -460,29 +443,30 @@ pub fn find_agents() -> Vec<FoundAgent> {
     out
 }
 
+/// Every process but this one whose environment can be read: its pid and its environment
+/// (`NAME=value` entries separated by NUL bytes).
+fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(move |entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            if pid == me {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            Some((pid, environ))
+        })
+}
+
 /// The process groups of every live process (not a zombie, not this one) whose environment
 /// sets each of `vars` (`NAME`, value) exactly: a resolving agent left by a killed `orch merge`
 /// (`ORCH_TASK=resolve` and its resolution worktree's `ORCH_WORKTREE`).
 pub fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
+    for (pid, environ) in environs() {
         let all = vars.iter().all(|(name, value)| {
             environ
                 .split(|b| *b == 0)

@@ -12,7 +12,7 @@ use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::round::{Member, MemberState, Reported, Round, member_key};
 use crate::supervisor::state::{
-    CheckOutcome, Ending, Outcome, RunId, RunRec, Settlement, Stage, StopWhy, TaskRun, Timer, Unit,
+    CheckOutcome, Ending, Outcome, RunId, Settlement, Stage, StopWhy, TaskRun, Timer, Unit,
 };
 
 impl Core {
@@ -75,24 +75,8 @@ impl Core {
             rec.attempts += 1;
             let attempt = rec.attempts;
             let run = self.new_run();
-            let budget = self.budget(unit);
             let log = self.member_log(p, t, attempt);
-            self.occupy(
-                now,
-                run,
-                RunRec {
-                    unit,
-                    attempt,
-                    stage: Stage::Launching,
-                    started: now,
-                    budget,
-                    log,
-                    quiet_key: None,
-                    usage: None,
-                    ending: None,
-                    sandbox_note: String::new(),
-                },
-            );
+            self.occupy_launching(now, run, unit, attempt, log);
             self.state.members.insert(run, (p, t));
             members.push(Member::new(run, attempt));
             out.push(Action::LaunchMember { run, unit, attempt });

@@ -1,5 +1,6 @@
 //! The step after every input: finished plans, the merge train, slots filled, the end.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{Action, Core};
@@ -275,8 +276,22 @@ impl Core {
             }
             Unit::PlanAgent { .. } => self.state.plans[p].agent = AgentRun::Attempt(run),
         }
-        let budget = self.budget(unit);
         let log = self.log_of(p, unit.task());
+        self.occupy_launching(now, run, unit, attempt, log);
+        out.push(Action::Launch { run, unit, attempt });
+    }
+
+    /// Takes a slot for attempt `attempt` of `unit` (run `run`), launching now, its output to
+    /// `log`.
+    pub(super) fn occupy_launching(
+        &mut self,
+        now: Instant,
+        run: RunId,
+        unit: Unit,
+        attempt: u32,
+        log: PathBuf,
+    ) {
+        let budget = self.budget(unit);
         self.occupy(
             now,
             run,
@@ -293,7 +308,6 @@ impl Core {
                 sandbox_note: String::new(),
             },
         );
-        out.push(Action::Launch { run, unit, attempt });
     }
 
     /// How long an attempt may run: the task timeout, or for a plan agent the timeout of each
