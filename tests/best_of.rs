@@ -137,6 +137,15 @@ fn the_passing_attempt_wins_over_failing_ones_and_the_others_are_saved() {
         vec![(1, false), (2, true), (3, false)]
     );
     assert_eq!(repo.task("p", "1.1")["status"], "completed");
+    // Each attempt is in the forecasts' history on its own, with its own outcome.
+    assert_eq!(
+        history(&repo),
+        vec![
+            (1, "failed".to_string()),
+            (2, "done".to_string()),
+            (3, "failed".to_string())
+        ]
+    );
     // No task worktree or task branch is left.
     assert!(
         repo.branches().iter().all(|b| !b.starts_with("orch/task/")),
@@ -219,6 +228,8 @@ fn attempts_stop_first_stops_the_others_and_saves_their_work() {
             assert_eq!(cause, "stopped: attempt 2 was picked");
         }
     }
+    // The stopped attempts are not in the forecasts' history (their time is cut short).
+    assert_eq!(history(&repo), vec![(2, "done".to_string())]);
     assert_eq!(saved(&repo), vec!["1", "3"]);
     assert!(
         repo.git(&["show", "refs/orch/attempts/p/1.1/3:half.txt"])
@@ -602,4 +613,22 @@ fn simulate_models_the_attempts_slots_and_agent_time() {
     let three = run(&repo);
     assert_eq!(three["makespan_s"], 1200);
     assert_eq!(three["work_s"], 3600);
+}
+
+/// The forecasts' history of the run: each record's attempt and outcome, by attempt.
+fn history(repo: &Repo) -> Vec<(u64, String)> {
+    let text =
+        std::fs::read_to_string(repo.root().join(".orch/state/history.jsonl")).unwrap_or_default();
+    let mut out: Vec<(u64, String)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a history record");
+            (
+                v["attempt"].as_u64().expect("attempt"),
+                v["outcome"].as_str().expect("outcome").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
 }

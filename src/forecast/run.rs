@@ -2,7 +2,7 @@
 //! history (from the run's events: a start, then a finish or a failure), and the attempts that
 //! run past the p90 of their kind (`task_slow`, once per attempt).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -46,7 +46,11 @@ pub struct RunWatch {
     plans: HashMap<String, PlanInfo>,
     estimator: Estimator,
     writer: Writer,
-    running: HashMap<(String, String), Running>,
+    /// By plan, task and attempt (the attempts of a best-of-N round run side by side).
+    running: HashMap<(String, String, u32), Running>,
+    /// Tasks whose attempts ran as a best-of-N round: each attempt is recorded when it is
+    /// settled (`attempt_finished`), not the round's end.
+    rounds: HashSet<(String, String)>,
     /// Notes about the history (its skipped lines, a write that failed), taken by the caller.
     notes: Vec<String>,
 }
@@ -136,6 +140,7 @@ impl RunWatch {
             estimator: Estimator::new(&history.records),
             writer: Writer::open(state_dir),
             running: HashMap::new(),
+            rounds: HashSet::new(),
             notes,
         }
     }
@@ -179,7 +184,10 @@ impl RunWatch {
                 usage,
                 ..
             } => {
-                let attempt = self.running.remove(&(plan.clone(), task.clone()));
+                if self.rounds.remove(&(plan.clone(), task.clone())) {
+                    return;
+                }
+                let attempt = self.take_running(plan, task);
                 self.record(
                     plan,
                     task,
@@ -196,13 +204,49 @@ impl RunWatch {
                 usage,
                 ..
             } => {
-                if let Some(r) = self.running.remove(&(plan.clone(), task.clone())) {
+                if self.rounds.remove(&(plan.clone(), task.clone())) {
+                    return;
+                }
+                if let Some(r) = self.take_running(plan, task) {
                     let ms = now.duration_since(r.started).as_millis() as u64;
                     self.record(plan, task, *attempt, ms, usage.as_ref(), Outcome::Failed);
                 }
             }
+            // An attempt of a best-of-N round: its own time and usage. One stopped by orch is
+            // not recorded (its time says nothing of how long it would have taken).
+            Event::AttemptFinished {
+                plan,
+                task,
+                attempt,
+                usage,
+                outcome,
+                ..
+            } => {
+                self.rounds.insert((plan.clone(), task.clone()));
+                let key = (plan.clone(), task.clone(), *attempt);
+                let Some(r) = self.running.remove(&key) else {
+                    return;
+                };
+                let ms = now.duration_since(r.started).as_millis() as u64;
+                let outcome = match outcome.as_str() {
+                    "picked" | "candidate" => Outcome::Done,
+                    "stopped" => return,
+                    _ => Outcome::Failed,
+                };
+                self.record(plan, task, *attempt, ms, usage.as_ref(), outcome);
+            }
             _ => {}
         }
+    }
+
+    /// The running attempt of a task that runs one at a time (whichever attempt it is).
+    fn take_running(&mut self, plan: &str, task: &str) -> Option<Running> {
+        let key = self
+            .running
+            .keys()
+            .find(|(p, t, _)| p == plan && t == task)
+            .cloned()?;
+        self.running.remove(&key)
     }
 
     fn start(&mut self, plan: &str, task: &str, attempt: u32, now: Instant) {
@@ -210,7 +254,7 @@ impl RunWatch {
             return;
         };
         self.running.insert(
-            (plan.to_string(), task.to_string()),
+            (plan.to_string(), task.to_string(), attempt),
             Running {
                 attempt,
                 started: now,
@@ -261,7 +305,7 @@ impl RunWatch {
     /// The `task_slow` events due at `now`: attempts past the p90 of their kind, each once.
     pub fn due(&mut self, now: Instant) -> Vec<Event> {
         let mut out = Vec::new();
-        for ((plan, task), r) in &mut self.running {
+        for ((plan, task, _), r) in &mut self.running {
             let elapsed = now.duration_since(r.started).as_secs_f64();
             if r.slow_sent || !r.estimate.is_slow(elapsed) {
                 continue;

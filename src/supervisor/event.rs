@@ -237,6 +237,10 @@ pub enum Event {
         log: PathBuf,
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// How it ended, in one word: `picked`, `candidate` (done and checked, not picked),
+        /// `stopped` (by orch, once another was picked or the run stopped: its time says
+        /// nothing of how long it would have taken), `failed` (no candidate).
+        outcome: String,
     },
     /// A plan that cannot land (a conflict with the target, or with `resolve_verify` a red
     /// `verify`) is handed to its `resolve` agent: `files` are the conflicted ones, `reason`

@@ -423,6 +423,14 @@ impl Core {
         };
         let attempt = m.attempt;
         let usage = m.usage;
+        let ended = match &m.state {
+            _ if picked => "picked",
+            MemberState::Candidate { .. } => "candidate",
+            // The causes this file gives an attempt it stops.
+            MemberState::Lost { cause } if cause.starts_with("stopped") => "stopped",
+            _ if outcome == Outcome::Interrupted => "stopped",
+            _ => "failed",
+        };
         m.settled = Some(outcome);
         let cause = crate::supervisor::round::shown(&cause);
         out.push(Action::Report(Event::AttemptFinished {
@@ -435,6 +443,7 @@ impl Core {
             saved,
             log: rr.map(|r| r.log).unwrap_or_default(),
             usage,
+            outcome: ended.to_string(),
         }));
         let done = self
             .state
