@@ -1,0 +1,126 @@
+//! The loop's effects on a whole plan, each on a task of its own that answers the core: the
+//! integration test (a blocking thread), a plan's preparation (its worktree, upstream merges,
+//! setup) and its merge by the merge train (with its resolver's notes).
+
+use super::{Effects, Msg, recv_signal};
+use crate::status::StatusDoc;
+use crate::supervisor::core::Input;
+
+impl Effects<'_> {
+    /// Runs one integration test on a blocking thread; the report's failure is kept for the
+    /// prompts of the plans it names before the core hears of it.
+    pub(super) fn integrate(&mut self) {
+        let tx = self.tx.clone();
+        let Some(integ) = self.ctx.integration.clone() else {
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Integrated {
+                    result: Err("the integration preview is off".into()),
+                },
+            });
+            return;
+        };
+        tokio::spawn(async move {
+            let job = integ.clone();
+            let mut testing = tokio::task::spawn_blocking(move || {
+                let mut integrator = job
+                    .integrator
+                    .lock()
+                    .map_err(|_| "the integration cache is poisoned".to_string())?;
+                integrator.test(&job.spec).map_err(|e| e.to_string())
+            });
+            // Ctrl-C stops its verify command, as it stops the merge train's.
+            let mut sigint =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            let joined = loop {
+                tokio::select! {
+                    joined = &mut testing => break joined,
+                    Some(()) = recv_signal(&mut sigint) => crate::merge::interrupt::request(),
+                }
+            };
+            let result = match joined {
+                Ok(r) => r,
+                Err(e) => Err(format!("the integration test stopped: {e}")),
+            };
+            if let (Ok(report), Ok(mut failure)) = (&result, integ.failure.lock()) {
+                *failure = report.failure.clone();
+            }
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Integrated { result },
+            });
+        });
+    }
+
+    pub(super) fn prepare(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        let upstreams = pc
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
+                self.apply_records(q);
+                let doc = self.views[q].doc.clone().unwrap_or_else(|| {
+                    let lp = &self.ws.plans[q];
+                    StatusDoc::new(&lp.plan, &lp.rel_path, &lp.name, chrono::Utc::now())
+                });
+                Some((
+                    d.plan.clone(),
+                    self.ws.plans[q].plan.clone(),
+                    doc,
+                    d.target.clone(),
+                    d.raw.clone(),
+                ))
+            })
+            .collect();
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        let stop = self.stop_all.subscribe();
+        let told = self.tree_told(p);
+        tokio::spawn(async move {
+            let result = crate::supervisor::prepare::prepare(ctx, pc, upstreams, stop, told).await;
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Prepared { plan: p, result },
+            });
+        });
+    }
+
+    /// What tells the core that plan `p`'s new worktree is made ([`Input::TreeMade`]).
+    pub(super) fn tree_told(&self, p: usize) -> crate::supervisor::prepare::TreeTold {
+        let tx = self.tx.clone();
+        Box::new(move |result| {
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::TreeMade {
+                    plan: p,
+                    result: result.clone(),
+                },
+            });
+        })
+    }
+
+    pub(super) fn merge(&mut self, p: usize) {
+        let Some(pc) = self.plan(p) else { return };
+        let manifest = self.ctx.manifest_path.clone();
+        let name = pc.name.clone();
+        let tx = self.tx.clone();
+        let told = tx.clone();
+        let notify: crate::supervisor::merge_train::Told = std::sync::Arc::new(move |note| {
+            let _ = told.send(Msg {
+                reload: None,
+                input: Input::Resolving {
+                    plan: p,
+                    note: note.clone(),
+                },
+            });
+        });
+        tokio::spawn(async move {
+            let outcome = crate::supervisor::merge_train::run_merge(&manifest, &name, notify).await;
+            let _ = tx.send(Msg {
+                reload: Some(p),
+                input: Input::Merged { plan: p, outcome },
+            });
+        });
+    }
+}
