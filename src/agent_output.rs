@@ -312,6 +312,13 @@ fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
     );
 }
 
+/// The line a confined attempt's log starts with: the paths it may write (read back by
+/// `sandbox_denied`).
+pub fn confined_line(write: &[std::path::PathBuf]) -> String {
+    let paths: Vec<String> = write.iter().map(|p| p.display().to_string()).collect();
+    format!("{CONFINED_LINE}{} ===", paths.join(", "))
+}
+
 /// The first line of a confined attempt's output that reports `Permission denied` (EACCES) on
 /// a path beneath none of the paths the attempt may write.
 fn sandbox_denied(attempt: &str) -> Option<String> {

@@ -222,19 +222,7 @@ impl Effects<'_> {
             ),
         );
         if let Some(rules) = &confined {
-            process::log_line(
-                log,
-                &format!(
-                    "{}{} ===",
-                    crate::agent_output::CONFINED_LINE,
-                    rules
-                        .write
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            process::log_line(log, &crate::agent_output::confined_line(&rules.write));
         }
         if !workdir.is_dir() {
             return Err(format!(

@@ -208,16 +208,7 @@ impl AgentRunner {
                     }
                 }
             }
-            confined_line = Some(format!(
-                "{}{} ===",
-                crate::agent_output::CONFINED_LINE,
-                rules
-                    .write
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            confined_line = Some(crate::agent_output::confined_line(&rules.write));
             argv = sandbox::wrap(&self.orch_bin, &rules, argv);
         }
         let argv = sandbox::in_session(&self.orch_bin, argv);

@@ -472,23 +472,15 @@ impl Core {
         );
         let failure = match winner.and_then(|w| w.settled.clone()) {
             Some(Outcome::Done { commit }) => {
-                let rec = &mut self.state.tasks[p][t];
-                rec.run = TaskRun::Idle;
-                if let Some(c) = &commit {
-                    rec.facts.commit = Some(c.clone());
-                    rec.facts.status = TaskStatus::Completed;
-                }
-                if !rec.announced {
-                    rec.announced = true;
-                    out.push(Action::Report(Event::TaskFinished {
-                        plan: name.clone(),
-                        task: id.clone(),
-                        commit,
-                        duration_ms: millis(now.saturating_duration_since(round.started)),
-                        usage,
-                        pick: Some(round.why.clone()),
-                    }));
-                }
+                let finished = Event::TaskFinished {
+                    plan: name.clone(),
+                    task: id.clone(),
+                    commit: commit.clone(),
+                    duration_ms: millis(now.saturating_duration_since(round.started)),
+                    usage,
+                    pick: Some(round.why.clone()),
+                };
+                self.task_done(p, t, commit, finished, out);
                 None
             }
             Some(Outcome::Conflict { paths, saved }) => {

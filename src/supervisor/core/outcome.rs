@@ -30,23 +30,15 @@ impl Core {
         match outcome {
             Outcome::Done { commit } => {
                 if let Unit::Task { task, .. } = rr.unit {
-                    let rec = &mut self.state.tasks[p][task];
-                    rec.run = TaskRun::Idle;
-                    if let Some(c) = &commit {
-                        rec.facts.commit = Some(c.clone());
-                        rec.facts.status = TaskStatus::Completed;
-                    }
-                    if !rec.announced {
-                        rec.announced = true;
-                        out.push(Action::Report(Event::TaskFinished {
-                            plan: name,
-                            task: id,
-                            commit,
-                            duration_ms: millis(now.saturating_duration_since(rr.started)),
-                            usage: rr.usage,
-                            pick: None,
-                        }));
-                    }
+                    let finished = Event::TaskFinished {
+                        plan: name,
+                        task: id,
+                        commit: commit.clone(),
+                        duration_ms: millis(now.saturating_duration_since(rr.started)),
+                        usage: rr.usage,
+                        pick: None,
+                    };
+                    self.task_done(p, task, commit, finished, out);
                 } else {
                     self.state.plans[p].agent = AgentRun::Idle;
                 }
@@ -195,5 +187,29 @@ impl Core {
             usage: None,
         }));
         self.sync_node(p, t);
+    }
+}
+
+impl Core {
+    /// Task `t` of plan `p` is done (committed as `commit`, or skipped with nothing to commit):
+    /// its record says so, and `finished` (its `task_finished`) is reported once.
+    pub(super) fn task_done(
+        &mut self,
+        p: usize,
+        t: usize,
+        commit: Option<String>,
+        finished: Event,
+        out: &mut Vec<Action>,
+    ) {
+        let rec = &mut self.state.tasks[p][t];
+        rec.run = TaskRun::Idle;
+        if let Some(c) = commit {
+            rec.facts.commit = Some(c);
+            rec.facts.status = TaskStatus::Completed;
+        }
+        if !rec.announced {
+            rec.announced = true;
+            out.push(Action::Report(finished));
+        }
     }
 }
