@@ -148,9 +148,10 @@ pub fn outside_cone(
         };
         for entry in read {
             let entry = entry.map_err(unreadable)?;
-            // A name that is not UTF-8 is looked at by its lossy form (never skipped: git would
-            // stage it), so it is never found as HEAD has it.
-            let name = entry.file_name().to_string_lossy().into_owned();
+            // A name that is not UTF-8 is compared and reported by its lossy form (never
+            // skipped: git would stage it), so it is never found as HEAD has it; the walk goes on
+            // by its real name (a directory of such a name is looked into).
+            let name = entry.file_name();
             if rel.as_os_str().is_empty() && name == ".git" {
                 continue;
             }

@@ -8,6 +8,7 @@
 mod support;
 
 mod best_of;
+mod checks;
 mod clients;
 mod code;
 mod git;

@@ -1,0 +1,62 @@
+//! Checks that fail closed (issue 34, "Fail-open checks"): what orch checks before it commits an
+//! agent's work (the plan's `paths`, the protected files) either answers or refuses the commit;
+//! a name the check cannot read as text is never taken for nothing written.
+
+use crate::support::{Repo, toml_array};
+
+/// A sparse plan `p` (`paths = ["svc/a"]`, one task) whose agent runs `script`, unconfined (the
+/// check is orch's, whatever the agent's confinement).
+fn sparse_plan(script: &str) -> Repo {
+    let repo = Repo::new();
+    repo.write("svc/a/main.txt", "a\n");
+    repo.write("lib/kept.txt", "lib\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\npaths = [\"svc/a\"]\n",
+            toml_array(&["sh", "-c", script])
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// The task failed naming the paths check, and nothing reached `plan/p`.
+fn refused(repo: &Repo, main: &str, out: &str, err: &str) {
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{task}\n{out}\n{err}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(error.contains("wrote outside the plan's paths"), "{error}");
+    assert_eq!(repo.rev("plan/p"), main, "the agent's work was committed");
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+#[test]
+fn checks_a_file_under_a_directory_whose_name_is_not_utf8_outside_the_paths_is_refused() {
+    // `lib/\377x/evil.sh`: the walk of the worktree must look inside a directory whose name it
+    // cannot read as text (git stages what is in it).
+    let repo = sparse_plan(
+        "d=\"lib/$(printf '\\377x')\"; mkdir -p \"$d\" && echo evil > \"$d/evil.sh\" \
+         && echo ok > svc/a/ok.txt",
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused(&repo, &main, &out, &err);
+}
+
+#[test]
+fn checks_a_file_whose_name_is_not_utf8_outside_the_paths_is_refused() {
+    let repo = sparse_plan(
+        "mkdir -p lib && echo evil > \"lib/$(printf 'e\\377')\" && echo ok > svc/a/ok.txt",
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused(&repo, &main, &out, &err);
+}
