@@ -75,8 +75,11 @@ fn add_plans(dir: &Path, tasks: &[usize], runs: usize) {
 fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
     // `ORCH_BENCH_BIN=/path/to/orch` measures another build (e.g. the one before a change).
     let bin = std::env::var_os("ORCH_BENCH_BIN").unwrap_or_else(|| ORCH.into());
+    // The supervisor's diagnostics (on stderr): its loop's longest stall among them.
     let out = Command::new(bin)
         .current_dir(dir)
+        .env("RUST_LOG", "orch::supervisor=debug")
+        .env("NO_COLOR", "1")
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -90,13 +93,29 @@ fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Runs `plan` (of `n` tasks) and checks it: returns the wall time of `orch up` and the time
-/// from the `n/2`-th task's end to the one before the last's, per task (from the
-/// `task_finished` events' `at`; the last task's end waits for the pool's removal).
-fn run_plan(dir: &Path, plan: &str, n: usize) -> (f64, f64) {
+/// The longest time the supervisor's loop was busy between two waits in a run, in ms (its
+/// `longest_stall_ms` diagnostic on stderr).
+fn longest_stall(stderr: &[u8]) -> f64 {
+    let text = String::from_utf8_lossy(stderr);
+    let at = text
+        .find("longest_stall_ms=")
+        .unwrap_or_else(|| panic!("no longest_stall_ms in orch up's diagnostics:\n{text}"));
+    let digits: String = text[at + "longest_stall_ms=".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number of ms")
+}
+
+/// Runs `plan` (of `n` tasks) and checks it: returns the wall time of `orch up`, the time from
+/// the `n/2`-th task's end to the one before the last's, per task (from the `task_finished`
+/// events' `at`; the last task's end waits for the pool's removal), and the loop's longest
+/// stall (ms).
+fn run_plan(dir: &Path, plan: &str, n: usize) -> (f64, f64, f64) {
     let start = Instant::now();
     let out = orch(dir, &["up", plan, "--json"]);
     let secs = start.elapsed().as_secs_f64();
+    let stall = longest_stall(&out.stderr);
     let mut ends: Vec<chrono::DateTime<chrono::FixedOffset>> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -141,7 +160,7 @@ fn run_plan(dir: &Path, plan: &str, n: usize) -> (f64, f64) {
         left.is_empty(),
         "the pool is removed at the plan's end: {left:?}"
     );
-    (secs, steady)
+    (secs, steady, stall)
 }
 
 /// `git worktree add` of the repository (and its removal), timed.
@@ -305,11 +324,13 @@ fn main() {
         let add = worktree_add(&dir);
         let (cli, lib, pool) = resets(&dir);
         let (mut t_fews, mut t_manys, mut steadies) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stalls = Vec::new();
         for r in 0..runs {
             for (n, times) in [(few, &mut t_fews), (many, &mut t_manys)] {
                 let plan = plan_name(n, r);
-                let (t, steady) = run_plan(&dir, &plan, n);
+                let (t, steady, stall) = run_plan(&dir, &plan, n);
                 times.push(t);
+                stalls.push(stall);
                 if n == many {
                     steadies.push(steady);
                 }
@@ -344,6 +365,13 @@ fn main() {
              per task",
             many / 2,
             many - 1
+        );
+        let worst = stalls.iter().copied().fold(0.0, f64::max);
+        println!(
+            "        the supervisor loop's longest stall in a run (a pool slot's checkout is made \
+             off the loop): median {:.0} ms, worst {worst:.0} ms of {} runs",
+            median(&mut stalls),
+            2 * runs
         );
     }
 }

@@ -46,6 +46,7 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         sandbox_abi: ctx.sandbox_abi,
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tree_tx, mut tree_rx) = mpsc::unbounded_channel();
     let (stop_all, _) = watch::channel(Stop::No);
     let mut fx = Effects {
         ctx: ctx.clone(),
@@ -57,8 +58,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         texts: HashMap::new(),
         emit,
         tx,
+        tree_tx,
         stop_all,
         stops: HashMap::new(),
+        early_stops: HashMap::new(),
         views: ws.plans.iter().map(|_| View::default()).collect(),
         queue: VecDeque::new(),
         reporters: HashMap::new(),
@@ -209,6 +212,10 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
     let mut unannounced = 0u32;
     let mut event_seen = false;
     let mut first = true;
+    // How long the loop was busy between two waits, at the longest (`RUST_LOG=orch=debug`
+    // prints it at the end: benches/worktrees.rs reads it).
+    let mut busy_since: Option<Instant> = None;
+    let mut longest_stall = Duration::ZERO;
     loop {
         // Everything already there first: the local queue, then the channel.
         loop {
@@ -232,9 +239,26 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
             break;
         }
         let wake = core.next_wake().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            Some(msg) = rx.recv() => fx.feed(&mut core, msg),
-            Some(()) = watch_rx.recv() => {
+        if let Some(since) = busy_since.take() {
+            longest_stall = longest_stall.max(since.elapsed());
+        }
+        let woke = tokio::select! {
+            Some(msg) = rx.recv() => Wake::Msg(msg),
+            Some(ready) = tree_rx.recv() => Wake::Tree(ready),
+            Some(()) = watch_rx.recv() => Wake::FileEvent,
+            Some(()) = edit_rx.recv() => Wake::Edit,
+            () = tokio::time::sleep_until(replan_at.unwrap_or_else(far_future)), if replan_at.is_some() => Wake::Replan,
+            () = tokio::time::sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => Wake::Reload,
+            _ = tick.tick() => Wake::Second,
+            () = tokio::time::sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => Wake::Timer,
+            Some(()) = recv_signal(&mut sigint) => Wake::Interrupt,
+            Some(()) = recv_signal(&mut sigterm) => Wake::Terminate,
+        };
+        busy_since = Some(Instant::now());
+        match woke {
+            Wake::Msg(msg) => fx.feed(&mut core, msg),
+            Wake::Tree(ready) => fx.tree_ready(ready),
+            Wake::FileEvent => {
                 event_seen = true;
                 // A report an agent waits on is taken at once (a listing of the run's live
                 // report directories); the status files' re-read is coalesced.
@@ -244,20 +268,20 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
                     reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(15));
                 }
             }
-            Some(()) = edit_rx.recv() => {
+            Wake::Edit => {
                 // An editor's writes (a new file renamed over the old one, several writes, a
                 // checkout of several files) settle first: the state after them is read once.
                 replan_at = Some(tokio::time::Instant::now() + REPLAN_QUIET);
             }
-            () = tokio::time::sleep_until(replan_at.unwrap_or_else(far_future)), if replan_at.is_some() => {
+            Wake::Replan => {
                 replan_at = None;
                 fx.replan(&mut core);
             }
-            () = tokio::time::sleep_until(reload_at.unwrap_or_else(far_future)), if reload_at.is_some() => {
+            Wake::Reload => {
                 reload_at = None;
                 fx.reload_all(&mut core);
             }
-            _ = tick.tick() => {
+            Wake::Second => {
                 // A report no file event announced (a network filesystem) waits a second.
                 fx.take_reports(&mut core);
                 let changed = fx.reload_all(&mut core);
@@ -277,13 +301,15 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
                 }
                 fx.apply(&mut core, Input::Tick);
             }
-            () = tokio::time::sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
-                fx.apply(&mut core, Input::Tick);
-            }
-            Some(()) = recv_signal(&mut sigint) => fx.apply(&mut core, Input::Interrupt),
-            Some(()) = recv_signal(&mut sigterm) => fx.apply(&mut core, Input::Terminate),
+            Wake::Timer => fx.apply(&mut core, Input::Tick),
+            Wake::Interrupt => fx.apply(&mut core, Input::Interrupt),
+            Wake::Terminate => fx.apply(&mut core, Input::Terminate),
         }
     }
+    tracing::debug!(
+        longest_stall_ms = u64::try_from(longest_stall.as_millis()).unwrap_or(u64::MAX),
+        "the loop's longest stall"
+    );
     // No worktree is left half made (the core waits for them; this is for a loop left early).
     for t in tree_tasks {
         let _ = t.await;
@@ -293,6 +319,21 @@ pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> 
         (fx.emit)(&e);
     }
     summary
+}
+
+/// What woke the loop.
+enum Wake {
+    Msg(Msg),
+    /// A task worktree made off the loop for a launch ([`Effects::tree_ready`]).
+    Tree(super::launch::TreeReady),
+    FileEvent,
+    Edit,
+    Replan,
+    Reload,
+    Second,
+    Timer,
+    Interrupt,
+    Terminate,
 }
 
 /// How long the watched inputs stay unchanged before an edit is read: an editor's or a
@@ -409,9 +450,14 @@ pub struct Effects<'a> {
     pub texts: HashMap<RunId, String>,
     pub emit: &'a mut dyn FnMut(&Event),
     pub tx: Tx,
+    /// Where a task worktree made off the loop for a launch is handed back.
+    pub tree_tx: mpsc::UnboundedSender<super::launch::TreeReady>,
     pub stop_all: watch::Sender<Stop>,
     /// Each attempt's own stop request.
     pub stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,
+    /// The stop requests of attempts whose worktree is being made: a stop asked for meanwhile is
+    /// seen by the attempt's monitor when it starts.
+    pub early_stops: HashMap<RunId, watch::Receiver<Option<StopWhy>>>,
     pub views: Vec<View>,
     /// Inputs produced while carrying out actions, fed before anything else.
     pub queue: VecDeque<Msg>,
@@ -516,8 +562,7 @@ impl Effects<'_> {
         let Some(pc) = self.plan(unit.plan()) else {
             return;
         };
-        let (stop_tx, stop_rx) = watch::channel(None);
-        self.stops.insert(run, stop_tx);
+        let stop_rx = self.stop_receiver(run);
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
         let log_id = self.members.get(&run).cloned().or_else(|| id.clone());
         let m = Monitor {
@@ -551,6 +596,17 @@ impl Effects<'_> {
             tx: self.tx.clone(),
         };
         tokio::spawn(super::attempt::watch(m));
+    }
+
+    /// Attempt `run`'s stop request: the one made when its launch began (its worktree made off
+    /// the loop), else a new one.
+    pub fn stop_receiver(&mut self, run: RunId) -> watch::Receiver<Option<StopWhy>> {
+        if let Some(rx) = self.early_stops.remove(&run) {
+            return rx;
+        }
+        let (stop_tx, stop_rx) = watch::channel(None);
+        self.stops.insert(run, stop_tx);
+        stop_rx
     }
 
     fn execute(&mut self, action: Action) {

@@ -36,11 +36,73 @@ impl From<String> for LaunchError {
     }
 }
 
+/// A task worktree made off the loop for attempt `attempt` of `unit` (its launch goes on with
+/// it: [`Effects::tree_ready`]), or why it could not be made.
+pub struct TreeReady {
+    run: RunId,
+    unit: Unit,
+    attempt: u32,
+    tree: Result<crate::git::PlanTree, String>,
+}
+
 impl Effects<'_> {
     /// Launches attempt `attempt` of `unit`; the core hears [`Input::Launched`] or
-    /// [`Input::LaunchFailed`] (now, or when a batch job's submission ends).
+    /// [`Input::LaunchFailed`] (now, or when its task worktree is made or a batch job's
+    /// submission ends). A task worktree of the pool is made off the loop (a new slot's checkout
+    /// takes seconds in a large repository): the loop goes on meanwhile, and the launch with
+    /// [`Effects::tree_ready`]; the core keeps the attempt launching until then.
     pub fn launch(&mut self, run: RunId, unit: Unit, attempt: u32) {
+        if let Some(pc) = self.plan(unit.plan())
+            && let Some(t) = unit.task().filter(|_| pc.task_trees())
+        {
+            // A stop asked for while the worktree is made is seen when the attempt starts.
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+            self.stops.insert(run, stop_tx);
+            self.early_stops.insert(run, stop_rx);
+            // Best of N: an attempt of a round has a worktree of its own.
+            let key = self
+                .members
+                .get(&run)
+                .cloned()
+                .unwrap_or_else(|| pc.plan.tasks[t].id.clone());
+            let tx = self.tree_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let tree = make_task_tree(&pc, &key, attempt);
+                let _ = tx.send(TreeReady {
+                    run,
+                    unit,
+                    attempt,
+                    tree,
+                });
+            });
+            return;
+        }
+        self.launch_in(run, unit, attempt, None);
+    }
+
+    /// Goes on with a launch whose task worktree was made off the loop.
+    pub fn tree_ready(&mut self, ready: TreeReady) {
+        let TreeReady {
+            run,
+            unit,
+            attempt,
+            tree,
+        } = ready;
+        self.launch_in(run, unit, attempt, Some(tree));
+    }
+
+    /// The launch of attempt `attempt` of `unit` in its worktree: `tree` the task worktree made
+    /// for it, `None` for the plan's.
+    fn launch_in(
+        &mut self,
+        run: RunId,
+        unit: Unit,
+        attempt: u32,
+        tree: Option<Result<crate::git::PlanTree, String>>,
+    ) {
         let Some(pc) = self.plan(unit.plan()) else {
+            self.early_stops.remove(&run);
+            self.stops.remove(&run);
             self.queue.push_back(Msg {
                 reload: None,
                 input: Input::LaunchFailed {
@@ -55,9 +117,11 @@ impl Effects<'_> {
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
         // Best of N: an attempt of a round has a log (and worktree) of its own.
         let log = pc.log_path(self.members.get(&run).map(String::as_str).or(id.as_deref()));
-        match self.start(&pc, run, unit, attempt, &log) {
+        match self.start(&pc, run, unit, attempt, &log, tree) {
             Ok(()) => {}
             Err(LaunchError { error, fatal }) => {
+                self.early_stops.remove(&run);
+                self.stops.remove(&run);
                 let (_, command) = self.agent_of_run(run, &pc);
                 let unit_name = id.as_deref().unwrap_or("plan");
                 if let Some((_, dir)) =
@@ -77,6 +141,7 @@ impl Effects<'_> {
         unit: Unit,
         attempt: u32,
         log: &Path,
+        tree: Option<Result<crate::git::PlanTree, String>>,
     ) -> Result<(), LaunchError> {
         let task = unit.task();
         let id = task.map(|t| pc.plan.tasks[t].id.clone());
@@ -84,9 +149,9 @@ impl Effects<'_> {
         let key = self.members.get(&run).cloned();
         let file_id = key.clone().or_else(|| id.clone()).unwrap_or_default();
         let (agent_name, command) = self.agent_of_run(run, pc);
-        let (workdir, branch, new_tree) = match task.filter(|_| pc.task_trees()) {
-            Some(_) => {
-                let tree = make_task_tree(pc, &file_id, attempt)?;
+        let (workdir, branch, new_tree) = match tree {
+            Some(tree) => {
+                let tree = tree?;
                 for message in tree.notes {
                     self.note(Some(pc.name.clone()), message);
                 }
@@ -384,8 +449,7 @@ impl Effects<'_> {
         };
         // The monitor is set up now, so that a stop asked for while the job is submitted is
         // seen when it starts.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
-        self.stops.insert(run, stop_tx);
+        let stop_rx = self.stop_receiver(run);
         let tx = self.tx.clone();
         let pcc = pc.clone();
         let log = log.to_path_buf();
