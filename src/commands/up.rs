@@ -7,10 +7,11 @@ use std::sync::Mutex;
 use anyhow::anyhow;
 
 use crate::error::{CliError, CliResult, exit};
+use crate::merge::MergeResult;
 use crate::notify::Notifier;
 use crate::supervisor::event_log::EventLog;
 use crate::supervisor::start::{Checked, RunOptions};
-use crate::supervisor::{Event, Progress, ProgressMode, RunSummary};
+use crate::supervisor::{Event, PlanResult, Progress, ProgressMode, RunSummary};
 use crate::workspace::{self, Selection};
 
 pub struct UpArgs {
@@ -111,8 +112,8 @@ fn exit_code(summary: &RunSummary) -> u8 {
     } else if !summary.agents_stopped.is_empty() {
         exit::AGENT
     } else if summary.plans.iter().all(|p| {
-        matches!(p.outcome.as_str(), "completed" | "removed")
-            && p.merge.as_deref().is_none_or(|m| m == "merged")
+        matches!(p.outcome, PlanResult::Completed | PlanResult::Removed)
+            && p.merge.is_none_or(|m| m == MergeResult::Merged)
     }) {
         exit::OK
     } else {

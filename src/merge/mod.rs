@@ -33,7 +33,8 @@ pub mod verify;
 pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
 pub use now::{
-    PlanMergeOutcome, PlanMergeReport, ResolveWith, merge_plan_now, merge_plan_now_with,
+    MergeResult, PlanMergeOutcome, PlanMergeReport, ResolveWith, merge_plan_now,
+    merge_plan_now_with,
 };
 pub use order::{OrderItem, merge_order};
 pub(crate) use plan_info::plan_infos;

@@ -9,6 +9,40 @@ use super::{MergeRun, Outcome, Step};
 use crate::error::{CliError, exit};
 use crate::workspace::{self, Selection};
 
+/// How merging one plan ended, in one word, as `orch merge --json` spells it (`merged`,
+/// `already_merged`, `conflict`, `verify_failed`, `skipped`, `refused`, `error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeResult {
+    Merged,
+    AlreadyMerged,
+    Conflict,
+    VerifyFailed,
+    Skipped,
+    Refused,
+    Error,
+}
+
+impl MergeResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merged => "merged",
+            Self::AlreadyMerged => "already_merged",
+            Self::Conflict => "conflict",
+            Self::VerifyFailed => "verify_failed",
+            Self::Skipped => "skipped",
+            Self::Refused => "refused",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for MergeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How merging one plan ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanMergeOutcome {
@@ -38,14 +72,19 @@ impl PlanMergeOutcome {
     /// As `orch merge --json` spells it: `merged`, `already_merged`, `conflict`, `verify_failed`,
     /// `skipped`, `refused`, `error`.
     pub fn result_str(&self) -> &'static str {
+        self.result().as_str()
+    }
+
+    /// In one word, typed.
+    pub fn result(&self) -> MergeResult {
         match self {
-            Self::Merged { .. } => "merged",
-            Self::AlreadyMerged { .. } => "already_merged",
-            Self::Conflict { .. } => "conflict",
-            Self::VerifyFailed { .. } => "verify_failed",
-            Self::Skipped { .. } => "skipped",
-            Self::Refused { .. } => "refused",
-            Self::Error { .. } => "error",
+            Self::Merged { .. } => MergeResult::Merged,
+            Self::AlreadyMerged { .. } => MergeResult::AlreadyMerged,
+            Self::Conflict { .. } => MergeResult::Conflict,
+            Self::VerifyFailed { .. } => MergeResult::VerifyFailed,
+            Self::Skipped { .. } => MergeResult::Skipped,
+            Self::Refused { .. } => MergeResult::Refused,
+            Self::Error { .. } => MergeResult::Error,
         }
     }
 

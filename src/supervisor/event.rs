@@ -342,16 +342,14 @@ pub struct StoppedAgent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlanOutcome {
     pub plan: String,
-    /// `completed`, `failed`, `blocked` or `unfinished` (interrupted, or waiting on a plan that is
-    /// not part of the run).
-    pub outcome: String,
+    pub outcome: PlanResult,
     pub completed: usize,
     pub total: usize,
     pub failed_tasks: Vec<String>,
     pub reason: Option<String>,
     /// With the merge train: `merged`, or why not (`conflict`, `verify_failed`, …); `None`
     /// without it or when the plan did not finish.
-    pub merge: Option<String>,
+    pub merge: Option<crate::merge::MergeResult>,
     pub branch: String,
     pub worktree: PathBuf,
     pub log_dir: PathBuf,
@@ -360,6 +358,37 @@ pub struct PlanOutcome {
     pub causes: Vec<(String, String)>,
     /// Tokens and cost of the plan: recorded before the run and of its attempts.
     pub usage: Usage,
+}
+
+/// How a plan's run ended, in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanResult {
+    Completed,
+    Failed,
+    Blocked,
+    /// Interrupted, out of budget, or waiting on a plan that is not part of the run.
+    Unfinished,
+    /// Taken out of the manifest during the run.
+    Removed,
+}
+
+impl PlanResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Blocked => "blocked",
+            Self::Unfinished => "unfinished",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+impl std::fmt::Display for PlanResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An event with its time, as printed by `--json`: the event's fields plus `at`.

@@ -29,6 +29,6 @@ pub mod state;
 pub mod watch;
 
 pub use effects::run;
-pub use event::{Event, PlanOutcome, RunSummary, Stamped};
+pub use event::{Event, PlanOutcome, PlanResult, RunSummary, Stamped};
 pub use lock::{LockError, SupervisorLock};
 pub use progress::{PlanInfo, Progress, ProgressMode};

@@ -308,8 +308,8 @@ pub enum MergeState {
     /// In the target: merged by this run's train (or found merged already).
     Merged,
     /// Not merged: `orch merge`'s result (`conflict`, `verify_failed`, `skipped`, `refused`,
-    /// `error`; [`PlanMergeOutcome::result_str`](crate::merge::PlanMergeOutcome::result_str)).
-    NotMerged(&'static str),
+    /// `error`).
+    NotMerged(crate::merge::MergeResult),
 }
 
 /// What the core knows of a plan, fixed for the run.

@@ -214,7 +214,7 @@ fn a_fatal_failure_stops_the_agent_and_burns_no_retries() {
     assert!(c.is_over());
     let (summary, _) = c.summary(Duration::from_secs(1));
     assert_eq!(summary.agents_stopped.len(), 1);
-    assert_eq!(summary.plans[0].outcome, "blocked");
+    assert_eq!(summary.plans[0].outcome.as_str(), "blocked");
     assert!(
         summary.plans[0]
             .reason
@@ -414,7 +414,7 @@ fn a_run_budget_stops_new_launches_and_a_plan_budget_counts_earlier_runs() {
     assert!(c.is_over());
     let (summary, _) = c.summary(Duration::from_secs(1));
     assert_eq!(summary.usage.cost_micro_usd, Some(500_000));
-    assert_eq!(summary.plans[0].outcome, "unfinished");
+    assert_eq!(summary.plans[0].outcome.as_str(), "unfinished");
     assert!(summary.budget_reached.is_some());
 
     // A plan whose recorded spending already passed its budget starts nothing.

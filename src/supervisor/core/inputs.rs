@@ -546,7 +546,7 @@ impl Core {
                 commit: outcome.commit().map(str::to_string),
             }));
         } else {
-            self.state.plans[p].merge = MergeState::NotMerged(outcome.result_str());
+            self.state.plans[p].merge = MergeState::NotMerged(outcome.result());
             out.push(Action::Report(Event::PlanMergeFailed {
                 plan,
                 result: outcome.result_str().to_string(),

@@ -117,7 +117,7 @@ fn raised_max_agents_and_a_new_plan_start_more_and_a_removed_plan_starts_nothing
         .iter()
         .find(|p| p.plan == ["a", "b"][1 - busy])
         .expect("outcome");
-    assert_eq!(removed.outcome, "removed");
+    assert_eq!(removed.outcome.as_str(), "removed");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{Core, millis};
 use crate::graph::{Waiting, readiness};
 use crate::status::TaskStatus;
-use crate::supervisor::event::{Event, PlanOutcome, RunSummary, StoppedAgent};
+use crate::supervisor::event::{Event, PlanOutcome, PlanResult, RunSummary, StoppedAgent};
 use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun};
 
 impl Core {
@@ -37,19 +37,21 @@ impl Core {
                 .map(|why| format!("budget reached: {why}; no new task started"));
             let (outcome, reason) = match (plan.finished, &plan.prep) {
                 _ if self.is_removed(p) => (
-                    "removed",
+                    PlanResult::Removed,
                     Some(
                         "taken out of the manifest during the run; its branch, worktree and \
                          status stay for `orch merge` or `orch clean`"
                             .to_string(),
                     ),
                 ),
-                (true, _) => ("completed", None),
-                (_, Prep::Blocked(why)) => ("blocked", Some(why.clone())),
-                _ if stopped.is_some() => ("blocked", stopped),
-                _ if budget.is_some() && failed_tasks.is_empty() => ("unfinished", budget),
+                (true, _) => (PlanResult::Completed, None),
+                (_, Prep::Blocked(why)) => (PlanResult::Blocked, Some(why.clone())),
+                _ if stopped.is_some() => (PlanResult::Blocked, stopped),
+                _ if budget.is_some() && failed_tasks.is_empty() => {
+                    (PlanResult::Unfinished, budget)
+                }
                 _ if !failed_tasks.is_empty() => (
-                    "failed",
+                    PlanResult::Failed,
                     Some(format!(
                         "task{} {} failed",
                         if failed_tasks.len() == 1 { "" } else { "s" },
@@ -61,19 +63,21 @@ impl Core {
                     )),
                 ),
                 _ if matches!(plan.agent, AgentRun::Failed { .. }) => (
-                    "failed",
+                    PlanResult::Failed,
                     match &plan.agent {
                         AgentRun::Failed { cause } => Some(cause.clone()),
                         _ => None,
                     },
                 ),
                 _ if self.state.graceful => (
-                    "unfinished",
+                    PlanResult::Unfinished,
                     Some("interrupted; `orch up` goes on from here".to_string()),
                 ),
                 _ => self.why_stuck(p, &r.blocked),
             };
-            if matches!(outcome, "blocked" | "failed") && !matches!(plan.prep, Prep::Blocked(_)) {
+            if matches!(outcome, PlanResult::Blocked | PlanResult::Failed)
+                && !matches!(plan.prep, Prep::Blocked(_))
+            {
                 blocked_events.push(Event::PlanBlocked {
                     plan: spec.name.clone(),
                     reason: reason.clone().unwrap_or_default(),
@@ -81,14 +85,14 @@ impl Core {
             }
             plans.push(PlanOutcome {
                 plan: spec.name.clone(),
-                outcome: outcome.to_string(),
+                outcome,
                 completed,
                 total: recs.len(),
                 failed_tasks,
                 reason,
                 merge: match &plan.merge {
-                    MergeState::Merged => Some("merged".to_string()),
-                    MergeState::NotMerged(r) => Some(r.to_string()),
+                    MergeState::Merged => Some(crate::merge::MergeResult::Merged),
+                    MergeState::NotMerged(r) => Some(*r),
                     _ => None,
                 },
                 branch: spec.branch.clone(),
@@ -160,9 +164,9 @@ impl Core {
         &self,
         p: usize,
         blocked: &[(usize, Vec<Waiting>)],
-    ) -> (&'static str, Option<String>) {
+    ) -> (PlanResult, Option<String>) {
         let mut reasons: Vec<String> = Vec::new();
-        let mut outcome = "blocked";
+        let mut outcome = PlanResult::Blocked;
         for (node, why) in blocked {
             if self.graph.task_of(*node).is_none_or(|(q, _)| q != p) {
                 continue;
@@ -173,7 +177,7 @@ impl Core {
                     Waiting::Upstream { plan, label } => {
                         let name = &self.names[*plan];
                         if self.spec(*plan).is_none() {
-                            outcome = "unfinished";
+                            outcome = PlanResult::Unfinished;
                             format!(
                                 "waits for plan `{name}` ({label}), which is not part of this run"
                             )
@@ -205,7 +209,7 @@ impl Core {
         }
         if reasons.is_empty() {
             (
-                "unfinished",
+                PlanResult::Unfinished,
                 Some("stopped before its tasks could run".to_string()),
             )
         } else {

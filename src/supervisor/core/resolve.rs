@@ -3,6 +3,7 @@
 //! the run's summary counts the conflicts resolved by an agent and those left for a person.
 
 use super::{Action, Core};
+use crate::merge::MergeResult;
 use crate::merge::resolve::ResolveNote;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::MergeState;
@@ -79,7 +80,12 @@ impl Core {
         self.state
             .plans
             .iter()
-            .filter(|p| matches!(p.merge, MergeState::NotMerged("conflict" | "verify_failed")))
+            .filter(|p| {
+                matches!(
+                    p.merge,
+                    MergeState::NotMerged(MergeResult::Conflict | MergeResult::VerifyFailed)
+                )
+            })
             .count()
     }
 }

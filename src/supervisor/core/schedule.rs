@@ -11,7 +11,7 @@ use crate::supervisor::state::{
 };
 
 /// The merge result of a plan the train does not try (`orch merge`'s word for it).
-const SKIPPED: &str = "skipped";
+const SKIPPED: crate::merge::MergeResult = crate::merge::MergeResult::Skipped;
 
 impl Core {
     /// Finished plans, the merge train, new launches, and whether the run is over.

@@ -304,7 +304,7 @@ fn a_failed_attempt_is_retried_after_a_doubling_backoff_then_fails_and_blocks_de
             assert!(launches(&out).is_empty());
             assert!(c.is_over(), "nothing can run: the run is over");
             let (summary, blocked) = c.summary(Duration::ZERO);
-            assert_eq!(summary.plans[0].outcome, "failed");
+            assert_eq!(summary.plans[0].outcome.as_str(), "failed");
             assert_eq!(summary.plans[0].failed_tasks, ["1.1"]);
             assert_eq!(blocked.len(), 1);
             break;
@@ -516,7 +516,7 @@ fn ctrl_c_drains_then_stops_and_the_run_ends_unfinished() {
     assert!(c.is_over());
     let (summary, _) = c.summary(Duration::ZERO);
     assert!(summary.interrupted);
-    assert_eq!(summary.plans[0].outcome, "unfinished");
+    assert_eq!(summary.plans[0].outcome.as_str(), "unfinished");
 }
 
 #[test]
@@ -706,7 +706,12 @@ fn stepped_run(plans_n: usize, tasks: usize) -> f64 {
     assert_eq!(finished_plans, plans_n);
     assert!(c.is_over());
     let (summary, _) = c.summary(Duration::ZERO);
-    assert!(summary.plans.iter().all(|p| p.outcome == "completed"));
+    assert!(
+        summary
+            .plans
+            .iter()
+            .all(|p| p.outcome.as_str() == "completed")
+    );
     (c.work() - start_work) as f64 / done as f64
 }
 

@@ -66,7 +66,7 @@ fn summary() -> RunSummary {
             PlanOutcome {
                 merge: None,
                 plan: "auth".into(),
-                outcome: "completed".into(),
+                outcome: crate::supervisor::PlanResult::Completed,
                 completed: 20,
                 total: 20,
                 failed_tasks: vec![],
@@ -80,7 +80,7 @@ fn summary() -> RunSummary {
             PlanOutcome {
                 merge: None,
                 plan: "api".into(),
-                outcome: "blocked".into(),
+                outcome: crate::supervisor::PlanResult::Blocked,
                 completed: 1,
                 total: 4,
                 failed_tasks: vec!["1.2".into(), "2.1".into()],

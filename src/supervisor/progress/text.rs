@@ -361,7 +361,7 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
     let row = |p: &PlanOutcome| -> [String; 6] {
         [
             p.plan.clone(),
-            p.outcome.clone(),
+            p.outcome.to_string(),
             format!("{}/{}", p.completed, p.total),
             if p.failed_tasks.is_empty() {
                 "-".into()
