@@ -85,26 +85,58 @@ fn work_tree_arg(dir: &Path) -> OsString {
     arg
 }
 
-/// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong in one line
-/// (`` `git ARGS` failed (STATUS): STDERR ``).
-pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// A run of the git CLI that failed: which command, how it ended, what git said.
+#[derive(Debug, thiserror::Error)]
+pub enum CliFailure {
+    /// The work tree's git directory is not where orch's records say ([`super::locate`]).
+    #[error("{0}")]
+    Locate(String),
+    /// git could not be started.
+    #[error("cannot run `git {args}`: {source}")]
+    Spawn {
+        args: String,
+        source: std::io::Error,
+    },
+    /// git ran and failed.
+    #[error("`git {args}` failed ({status}): {stderr}")]
+    Failed {
+        args: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+/// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong.
+pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, CliFailure> {
     run_on(GitTarget::WorkTree(dir), args)
 }
 
+/// [`run`], its failure a [`GitError::Cli`](super::GitError::Cli) naming `dir`.
+pub(super) fn run_in(dir: &Path, args: &[&str]) -> Result<Vec<u8>, super::GitError> {
+    run(dir, args).map_err(|source| super::GitError::Cli {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// [`run`] on `target`.
-pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
+pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, CliFailure> {
     let shown = args.join(" ");
-    let out = command(target)?
+    let out = command(target)
+        .map_err(CliFailure::Locate)?
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run `git {shown}`: {e}"))?;
+        .map_err(|source| CliFailure::Spawn {
+            args: shown.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "`git {shown}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(CliFailure::Failed {
+            args: shown,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }

@@ -174,7 +174,7 @@ fn commit_in(
             // only the directories that changed, where libgit2 would first parse the whole
             // index (10 MB at 100,000 files).
             let out = super::cli::run(worktree, &["write-tree"])
-                .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
+                .map_err(|e| stage_error(git2::Error::from_str(&e.to_string())))?;
             Oid::from_str(String::from_utf8_lossy(&out).trim()).map_err(stage_error)?
         }
     };
@@ -328,7 +328,7 @@ pub fn save_and_reset(
     };
     // libgit2 stages a submodule through its `.git` file: orch's own first.
     super::submodules::pin_submodules(worktree)
-        .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
+        .map_err(|e| stage_error(git2::Error::from_str(&e.to_string())))?;
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
     let skipped = super::sparse::skipped_entries(&repo, &index);
@@ -399,7 +399,7 @@ fn stage_with_cli(worktree: &Path) -> Result<(), git2::Error> {
     for _ in 0..STAGE_ATTEMPTS {
         match super::cli::run(worktree, &["add", "-A"]) {
             Ok(_) => return Ok(()),
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(STAGE_PAUSE_MAX);

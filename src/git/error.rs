@@ -175,6 +175,12 @@ pub enum GitError {
         target: String,
         source: git2::Error,
     },
+    /// A run of the git CLI in a work tree failed.
+    #[error("in `{path}`: {source}", path = path.display())]
+    Cli {
+        path: PathBuf,
+        source: super::cli::CliFailure,
+    },
     /// Making or resetting a sparse worktree through the git CLI failed.
     #[error("sparse checkout in `{path}`: {reason}", path = path.display())]
     Sparse { path: PathBuf, reason: String },
@@ -226,6 +232,7 @@ impl GitError {
             | Self::Merge { .. }
             | Self::Diff { .. }
             | Self::Exclude { .. }
+            | Self::Cli { .. }
             | Self::Sparse { .. } => exit::FAILURE,
         }
     }

@@ -215,7 +215,7 @@ pub(super) fn land(
     if l.cli && !resumed {
         let from = ours.tree_id().to_string();
         let to = merged_commit.tree_id().to_string();
-        if let Err(e) = super::pool::git_cli(worktree, &["read-tree", "-m", "-u", &from, &to]) {
+        if let Err(e) = super::cli::run_in(worktree, &["read-tree", "-m", "-u", &from, &to]) {
             let files = super::pool::cli_dirty_files(worktree).unwrap_or_default();
             // Changed files not read before: they may be what a landing killed halfway left
             // behind (the result's files), which the checkout below finishes.

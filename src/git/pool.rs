@@ -193,7 +193,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     // (`git read-tree -m -u`, which refuses to overwrite a changed one). The mark goes first.
     let clean = take_clean_mark(&admin);
     let switched = clean
-        && git_cli(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
+        && super::cli::run_in(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
         && open(&path)
             .is_ok_and(|wt| retry_locked(|| wt.set_head(&format!("refs/heads/{branch}"))).is_ok());
     if !switched {
@@ -204,7 +204,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             save_and_reset(&path, save.0, save.1)?;
         }
         // Only the files that differ are written; ignored files stay.
-        git_cli(&path, &["checkout", "-q", "-f", &branch])?;
+        super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
     }
     mark_held(&admin, &branch)?;
     // The slot's submodules follow its new commit (made where an earlier task left none).
@@ -221,15 +221,6 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         head: tip_hex,
         created: false,
         copied: Vec::new(),
-    })
-}
-
-/// Runs the git CLI in the worktree `dir` (orch's git variables removed, as for agents) and
-/// returns its standard output; a failure is a checkout error with git's message.
-pub(super) fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
-    super::cli::run(dir, args).map_err(|msg| GitError::Checkout {
-        path: dir.to_path_buf(),
-        source: git2::Error::from_str(&msg),
     })
 }
 
@@ -265,7 +256,7 @@ pub(super) fn cli_dirty_files_among(
         args.extend(paths.iter().map(|p| format!(":(top,literal){p}")));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = git_cli(dir, &args)?;
+    let out = super::cli::run_in(dir, &args)?;
     Ok(out
         .split(|&b| b == 0)
         .filter(|e| e.len() > 3)

@@ -33,9 +33,9 @@ pub(crate) fn is_sparse(repo: &Repository) -> bool {
 fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
     super::cli::run(dir, args)
         .map(drop)
-        .map_err(|reason| GitError::Sparse {
+        .map_err(|e| GitError::Sparse {
             path: dir.to_path_buf(),
-            reason,
+            reason: e.to_string(),
         })
 }
 

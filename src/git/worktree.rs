@@ -657,7 +657,7 @@ fn git_worktree_add(
         super::cli::GitTarget::GitDir(common),
         &[&args[..], &[&path, branch]].concat(),
     )
-    .map_err(fail)?;
+    .map_err(|e| fail(e.to_string()))?;
     if !repo
         .commondir()
         .join("worktrees")

@@ -64,7 +64,7 @@ fn git(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
         .into_iter()
         .chain(args.iter().copied())
         .collect();
-    run_on(target, &all)
+    run_on(target, &all).map_err(|e| e.to_string())
 }
 
 /// A relative path of plain components (no `.`, `..`, `.git`, empty one): what a submodule's

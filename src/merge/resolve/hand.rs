@@ -8,10 +8,10 @@ use super::run::{
     Resolution, ResolveRequest, Why, conflicted, next_attempt, notes_dir, prompt_for, resolve,
 };
 use crate::error::{CliError, exit};
+use crate::git::train_objects::{branch_commit, target_commit};
 use crate::git::{self, Check, TreeMerge};
 use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{branch_commit, target_commit};
 use crate::merge::verify::Verify;
 
 /// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).

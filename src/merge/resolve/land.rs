@@ -8,12 +8,12 @@ use git2::{Oid, Repository};
 
 use super::gates::{self, Entry, MAX_EXTRA};
 use super::run::{Conflicted, ResolveRequest};
+use crate::git::train_objects::{build, signature, target_commit};
 use crate::git::{self, GitTarget};
+use crate::git::{Built, Moved, Subject, move_target};
 use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{Built, Subject, build, signature, target_commit};
 use crate::merge::interrupt;
-use crate::merge::target::{Moved, move_target};
 use crate::merge::verify::{Verdict, Verify, run_verify};
 
 /// What the gates look at.

@@ -7,11 +7,11 @@ use git2::{Commit, Repository, Tree};
 
 use super::prompt::{self, PromptInput, Reason};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
+use crate::git::Staging;
+use crate::git::train_objects::{branch_commit, signature, target_commit};
 use crate::git::{self, Check, TreeMerge};
 use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{branch_commit, signature, target_commit};
-use crate::merge::staging::Staging;
 use crate::merge::verify::Verify;
 
 /// Why a plan is handed to its resolver.

@@ -1,0 +1,30 @@
+//! The merge train's git (libgit2, synchronous): a merge built in memory on the target's tip and
+//! written as a commit no ref names ([`build`]); the repository handle the layers above work
+//! through, by commit ids ([`MergeRepo`]); the staging worktree where `verify` runs
+//! ([`staging`]); the target moved by a compare-and-swap under its lock, its work tree first
+//! ([`target`]); the errors of all of it ([`MergeError`]).
+//!
+//! `crate::merge` decides (order, verify, retries, resolution); this module only reads and writes
+//! the repository.
+
+mod build;
+mod error;
+mod repo;
+mod staging;
+mod target;
+
+pub(crate) use build::{
+    Built, Subject, branch_commit as branch_tip_of, target_commit as target_tip_of,
+};
+pub use build::{Predicted, Simulator, is_merged, target_contains};
+
+/// The merge build on libgit2's own objects, for `crate::merge::resolve`, which still works on
+/// them (the one exception `tests/layers.rs` allows: `git2` named outside `src/git/`).
+pub(crate) mod objects {
+    pub(crate) use super::build::{branch_commit, build, signature, target_commit};
+}
+pub use error::MergeError;
+pub use repo::MergeRepo;
+pub use staging::{Staging, remove_named};
+pub(crate) use target::{Moved, move_target};
+pub use target::{WorkState, checked_out_at, untracked_in_the_way, work_state};
