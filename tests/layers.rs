@@ -260,29 +260,13 @@ fn the_scanner_sees_paths_groups_and_skips_tests_and_comments() {
     assert_eq!(names, expect);
 }
 
-/// The files outside `src/git/` that still work on libgit2's objects (issue 39): resolution by
-/// agent works on libgit2's trees and commits. This list only shrinks; a file added to it is a
-/// regression.
-const GIT2_OUTSIDE_ALLOWED: &[&str] = &[
-    "merge/resolve/gates.rs",
-    "merge/resolve/hand.rs",
-    "merge/resolve/land.rs",
-    "merge/resolve/prompt.rs",
-    "merge/resolve/run.rs",
-];
-
 /// Whether the line `code` names the crate `git2` as a word (`git2::`, `use git2`), not as the
 /// end of another word (`libgit2`), or takes libgit2's objects from `src/git/` (`git::open`,
-/// which hands out a `git2::Repository`, the in-memory merge's index, the train's objects).
+/// which hands out a `git2::Repository`, the in-memory merge's index).
 fn names_git2(code: &str) -> bool {
-    if [
-        "git::open(",
-        "git::merge_commits",
-        "git::TreeMerge",
-        "train_objects",
-    ]
-    .iter()
-    .any(|h| code.contains(h))
+    if ["git::open(", "git::merge_commits", "git::TreeMerge"]
+        .iter()
+        .any(|h| code.contains(h))
     {
         return true;
     }
@@ -296,16 +280,15 @@ fn names_git2(code: &str) -> bool {
 }
 
 /// libgit2 is used inside `src/git/` only (one git boundary, issue 39): a file of `src/` outside
-/// it that names `git2` in its code (tests, comments and `#[cfg(test)]` items aside) fails here,
-/// but for the few listed in [`GIT2_OUTSIDE_ALLOWED`]. Spawning git is checked by
-/// `tests/conventions.rs` (`git_is_spawned_only_by_the_git_runner`: `src/git/cli.rs` only).
+/// it that names `git2` in its code (tests, comments and `#[cfg(test)]` items aside) fails here.
+/// Spawning git is checked by `tests/conventions.rs` (`git_is_spawned_only_by_the_git_runner`:
+/// `src/git/cli.rs` only).
 #[test]
 fn git2_is_named_only_inside_src_git() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     files.sort();
     let mut offenders = Vec::new();
-    let mut still_allowed = Vec::new();
     for path in files.iter().filter(|p| !test_only(p)) {
         let rel = path.strip_prefix(src()).expect("under src/");
         if rel.starts_with("git") && rel.components().count() > 1 {
@@ -313,31 +296,17 @@ fn git2_is_named_only_inside_src_git() {
         }
         let rel_s = rel.to_string_lossy().replace('\\', "/");
         let text = std::fs::read_to_string(path).expect("read");
-        let hits: Vec<String> = code_lines(&text)
-            .into_iter()
-            .filter(|(_, l)| names_git2(l))
-            .map(|(n, l)| format!("src/{rel_s}:{n}: {}", l.trim()))
-            .collect();
-        if GIT2_OUTSIDE_ALLOWED.contains(&rel_s.as_str()) {
-            if !hits.is_empty() {
-                still_allowed.push(rel_s);
-            }
-            continue;
-        }
-        offenders.extend(hits);
+        offenders.extend(
+            code_lines(&text)
+                .into_iter()
+                .filter(|(_, l)| names_git2(l))
+                .map(|(n, l)| format!("src/{rel_s}:{n}: {}", l.trim())),
+        );
     }
     assert!(
         offenders.is_empty(),
         "`git2` named outside src/git/ (put the libgit2 work in a function of src/git/):\n{}",
         offenders.join("\n")
-    );
-    let stale: Vec<&&str> = GIT2_OUTSIDE_ALLOWED
-        .iter()
-        .filter(|f| !still_allowed.iter().any(|s| s == *f))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "these files no longer name `git2`: remove them from GIT2_OUTSIDE_ALLOWED: {stale:?}"
     );
 }
 

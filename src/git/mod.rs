@@ -58,8 +58,8 @@ pub(crate) use links::remove_tree_links;
 pub use locate::{pin_worktree, worktree_admin_dir};
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
-pub(crate) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
-pub(crate) use named::files_named;
+pub(in crate::git) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
+pub(in crate::git) use named::files_named;
 pub use named::{changed_since_fork, files_named_at};
 pub use pool::{
     pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
@@ -69,7 +69,7 @@ pub use refs::{
     plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,
     worktree_backup_name,
 };
-pub(crate) use repo::open;
+pub(in crate::git) use repo::open;
 pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
 pub use size::lines_changed;
@@ -79,11 +79,10 @@ pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
     retire_landed_task_tree, retire_task_tree, task_branch, task_tree_ids, task_tree_name,
 };
-pub(crate) use train::objects as train_objects;
 pub(crate) use train::{Built, Moved, Subject, move_target};
 pub use train::{
-    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkState, checked_out_at, is_merged,
-    remove_named, target_contains, untracked_in_the_way, work_state,
+    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, WorkState, checked_out_at,
+    is_merged, remove_named, target_contains, untracked_in_the_way, work_state,
 };
 pub use warm::tracked_among;
 pub use worktree::{

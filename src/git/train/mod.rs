@@ -2,7 +2,8 @@
 //! written as a commit no ref names ([`build`]); the repository handle the layers above work
 //! through, by commit ids ([`MergeRepo`]); the staging worktree where `verify` runs
 //! ([`staging`]); the target moved by a compare-and-swap under its lock, its work tree first
-//! ([`target`]); the errors of all of it ([`MergeError`]).
+//! ([`target`]); what resolution by agent reads and writes, by ids ([`resolve`]); the errors of
+//! all of it ([`MergeError`]).
 //!
 //! `crate::merge` decides (order, verify, retries, resolution); this module only reads and writes
 //! the repository.
@@ -10,6 +11,7 @@
 mod build;
 mod error;
 mod repo;
+mod resolve;
 mod staging;
 mod target;
 
@@ -17,14 +19,9 @@ pub(crate) use build::{
     Built, Subject, branch_commit as branch_tip_of, target_commit as target_tip_of,
 };
 pub use build::{Predicted, Simulator, is_merged, target_contains};
-
-/// The merge build on libgit2's own objects, for `crate::merge::resolve`, which still works on
-/// them (the one exception `tests/layers.rs` allows: `git2` named outside `src/git/`).
-pub(crate) mod objects {
-    pub(crate) use super::build::{branch_commit, build, signature, target_commit};
-}
 pub use error::MergeError;
 pub use repo::MergeRepo;
+pub use resolve::WorkFile;
 pub use staging::{Staging, remove_named};
 pub(crate) use target::{Moved, move_target};
 pub use target::{WorkState, checked_out_at, untracked_in_the_way, work_state};

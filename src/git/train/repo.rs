@@ -11,7 +11,7 @@ use crate::git::{self, retry_locked};
 
 /// One open repository (libgit2's handle is `Send`, not `Sync`: one per thread).
 pub struct MergeRepo {
-    repo: Repository,
+    pub(super) repo: Repository,
 }
 
 impl std::fmt::Debug for MergeRepo {
@@ -112,7 +112,7 @@ impl MergeRepo {
         }
     }
 
-    fn commit(&self, id: Oid, what: &str) -> Result<git2::Commit<'_>, MergeError> {
+    pub(super) fn commit(&self, id: Oid, what: &str) -> Result<git2::Commit<'_>, MergeError> {
         self.repo
             .find_commit(id)
             .map_err(|source| MergeError::Read {
