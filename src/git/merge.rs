@@ -7,9 +7,9 @@ use git2::ErrorCode;
 use git2::build::CheckoutBuilder;
 
 use super::GitError;
-use super::commit::dirty_files;
 use super::merge_tree::TreeMerge;
 use super::repo::{open, parse_oid, retry_locked, signature};
+use super::status::{Submodules, dirty_files};
 
 /// What [`merge_into`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn merge_into(
     {
         return Ok(MergeOutcome::AlreadyContained);
     }
-    let dirty = dirty_files(&repo, worktree)?;
+    let dirty = dirty_files(worktree, Submodules::Orch)?;
     let dirty_error = |files| GitError::Dirty {
         path: worktree.to_path_buf(),
         files,
@@ -199,7 +199,7 @@ pub(super) fn land(
         if source.code() == ErrorCode::Conflict {
             GitError::Dirty {
                 path: worktree.to_path_buf(),
-                files: dirty_files(repo, worktree).unwrap_or_default(),
+                files: dirty_files(worktree, Submodules::Orch).unwrap_or_default(),
             }
         } else {
             GitError::Checkout {
@@ -216,7 +216,7 @@ pub(super) fn land(
         let from = ours.tree_id().to_string();
         let to = merged_commit.tree_id().to_string();
         if let Err(e) = super::cli::run_in(worktree, &["read-tree", "-m", "-u", &from, &to]) {
-            let files = super::pool::cli_dirty_files(worktree).unwrap_or_default();
+            let files = dirty_files(worktree, Submodules::Ignored).unwrap_or_default();
             // Changed files not read before: they may be what a landing killed halfway left
             // behind (the result's files), which the checkout below finishes.
             resumed = l.dirty.is_none()

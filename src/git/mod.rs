@@ -27,6 +27,7 @@ mod refs;
 mod repo;
 mod size;
 mod sparse;
+mod status;
 mod submodules;
 mod task_tree;
 mod train;
@@ -74,6 +75,7 @@ pub(crate) use repo::retry_locked;
 pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
 pub use size::lines_changed;
 pub use sparse::{missing_dirs, outside_cone};
+pub use status::WorkState;
 pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
 pub use task_tree::{
     Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
@@ -81,8 +83,8 @@ pub use task_tree::{
 };
 pub(crate) use train::{Built, Moved, Subject, move_target};
 pub use train::{
-    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, WorkState, checked_out_at,
-    is_merged, remove_named, target_contains, untracked_in_the_way, work_state,
+    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, is_merged,
+    remove_named, target_contains, untracked_in_the_way, work_state,
 };
 pub use warm::tracked_among;
 pub use worktree::{

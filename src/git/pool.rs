@@ -20,6 +20,7 @@ use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
 use super::repo::{branch_commit, open, retry_locked};
+use super::status::{Submodules, dirty_files};
 use super::task_tree::{TaskTreeRequest, check_tree_name, task_branch, task_tree_name};
 use super::worktree::{PlanTree, TreeRequest, add_tree, open_main, submodules_of, worktree_lock};
 
@@ -200,7 +201,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
         // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
         // libgit2.
-        if !cli_dirty_files(&path)?.is_empty() {
+        if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
             save_and_reset(&path, save.0, save.1)?;
         }
         // Only the files that differ are written; ignored files stay.
@@ -222,46 +223,6 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         created: false,
         copied: Vec::new(),
     })
-}
-
-/// The paths `git status` lists in the worktree `dir` (changed, deleted, untracked and not
-/// ignored), through the git CLI: its index's file stamps make it several times faster than
-/// libgit2's status on a large tree. Read-only, as libgit2's was (`--no-optional-locks`).
-pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
-    cli_dirty_files_among(dir, None)
-}
-
-/// [`cli_dirty_files`], of `paths` only (literal paths from the root) when given.
-pub(super) fn cli_dirty_files_among(
-    dir: &Path,
-    paths: Option<&[String]>,
-) -> Result<Vec<String>, GitError> {
-    // No optional locks: a status does not refresh (and lock) the index, so that it never makes
-    // a `git commit` running at the same time in that worktree fail (a verify command's, an
-    // agent's).
-    let mut args: Vec<String> = [
-        "--no-optional-locks",
-        "status",
-        "--porcelain",
-        "-z",
-        "--untracked-files=all",
-        "--no-renames",
-        "--ignore-submodules=all",
-    ]
-    .iter()
-    .map(|a| (*a).to_string())
-    .collect();
-    if let Some(paths) = paths {
-        args.push("--".to_string());
-        args.extend(paths.iter().map(|p| format!(":(top,literal){p}")));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = super::cli::run_in(dir, &args)?;
-    Ok(out
-        .split(|&b| b == 0)
-        .filter(|e| e.len() > 3)
-        .map(|e| String::from_utf8_lossy(&e[3..]).into_owned())
-        .collect())
 }
 
 fn pool_trees_in(
@@ -370,7 +331,10 @@ pub fn remove_pool(
         let slot = pool_tree_name(plan, n);
         let admin = repo.commondir().join("worktrees").join(&slot);
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.
-        if path.is_dir() && !take_clean_mark(&admin) && !cli_dirty_files(&path)?.is_empty() {
+        if path.is_dir()
+            && !take_clean_mark(&admin)
+            && !dirty_files(&path, Submodules::Ignored)?.is_empty()
+        {
             let Some((refname, message)) = save else {
                 continue;
             };

@@ -16,8 +16,9 @@ use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_
 use super::commit::save_and_reset;
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
-use super::pool::{cli_dirty_files, free_slot, pool_slot};
+use super::pool::{free_slot, pool_slot};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
+use super::status::{Submodules, dirty_files};
 use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
 use crate::manifest::check_plan_name;
 
@@ -324,7 +325,7 @@ pub fn land_task_commit(
             )
             .map_err(merge_error)?;
         if index.has_conflicts() {
-            let dirty = cli_dirty_files(plan_worktree)?;
+            let dirty = dirty_files(plan_worktree, Submodules::Ignored)?;
             if !dirty.is_empty() {
                 return Err(GitError::Dirty {
                     path: plan_worktree.to_path_buf(),

@@ -24,4 +24,4 @@ pub use repo::MergeRepo;
 pub use resolve::WorkFile;
 pub use staging::{Staging, remove_named};
 pub(crate) use target::{Moved, move_target};
-pub use target::{WorkState, checked_out_at, untracked_in_the_way, work_state};
+pub use target::{checked_out_at, untracked_in_the_way, work_state};
