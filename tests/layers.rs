@@ -110,12 +110,17 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
 /// The top-level modules named by `crate::` paths in `code`: `crate::a::b`, `crate::{a, b::c}`
 /// (a group may span lines: `code` is the whole file's code).
 fn named_modules(code: &str) -> Vec<(usize, String)> {
+    names_after(code, "crate::")
+}
+
+/// The first names of the paths that begin with `prefix` in `code` (see [`named_modules`]).
+fn names_after(code: &str, prefix: &str) -> Vec<(usize, String)> {
     let bytes = code.as_bytes();
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(at) = code[from..].find("crate::") {
+    while let Some(at) = code[from..].find(prefix) {
         let start = from + at;
-        from = start + "crate::".len();
+        from = start + prefix.len();
         // `crate::` itself, not the end of `orch_crate::` or the like.
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
             continue;
@@ -318,4 +323,133 @@ fn the_git2_scanner_sees_words_only() {
     assert!(!names_git2("let git2x = 1;"));
     assert!(names_git2("let repo = git::open(root)?;"));
     assert!(!names_git2("let repo = MergeRepo::open(root)?;"));
+}
+
+/// The modules of `src/git/` (a `name.rs` or a `name/` directory) and, for each, the modules of
+/// `src/git/` its code names: by path (`super::cli::run`, `crate::git::locate`) or by an item
+/// `git/mod.rs` re-exports (`super::GitError` is `error`'s).
+fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let git = src().join("git");
+    let modules: Vec<String> = std::fs::read_dir(&git)
+        .expect("src/git/")
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|m| m != "mod" && m != "tests")
+        .collect();
+    // What `git/mod.rs` re-exports: each name (or its alias) to its module.
+    let facade_code: String =
+        code_lines(&std::fs::read_to_string(git.join("mod.rs")).expect("read"))
+            .into_iter()
+            .map(|(_, l)| l + "\n")
+            .collect();
+    let mut facade = std::collections::HashMap::new();
+    for stmt in facade_code.split(';') {
+        let Some(at) = stmt.find("use ") else {
+            continue;
+        };
+        let Some((module, items)) = stmt[at + 4..].trim().split_once("::") else {
+            continue;
+        };
+        for item in items.trim_matches(|c| "{} \n".contains(c)).split(',') {
+            if let Some(name) = item
+                .split_whitespace()
+                .last()
+                .map(|n| n.rsplit("::").next().unwrap_or(n))
+            {
+                facade.insert(name.to_string(), module.to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&git, &mut files);
+    let mut deps: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = modules
+        .iter()
+        .map(|m| (m.clone(), Default::default()))
+        .collect();
+    for path in files.iter().filter(|p| !test_only(p)) {
+        let rel = path.strip_prefix(&git).expect("under src/git/");
+        let own = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or("");
+        let own = own.trim_end_matches(".rs").to_string();
+        if own == "mod" {
+            continue;
+        }
+        let nested = rel.components().count() > 1;
+        let code: String = code_lines(&std::fs::read_to_string(path).expect("read"))
+            .into_iter()
+            .map(|(_, l)| l + "\n")
+            .collect();
+        let up = if nested { "super::super::" } else { "super::" };
+        for (_, name) in [up, "crate::git::", " git::", "(git::"]
+            .iter()
+            .flat_map(|p| names_after(&code, p))
+        {
+            let target = if modules.contains(&name) {
+                Some(&name)
+            } else {
+                facade.get(&name)
+            };
+            if let Some(t) = target.filter(|t| **t != own) {
+                deps.entry(own.clone()).or_default().insert(t.clone());
+            }
+        }
+    }
+    deps
+}
+
+/// No import circle inside `src/git/` (issue 39): its modules depend on each other one way, the
+/// git runner (`cli`) on `locate` and `error` only, `locate` on `error` only.
+#[test]
+fn git_modules_depend_on_each_other_one_way() {
+    let deps = git_module_deps();
+    let of = |m: &str| deps.get(m).cloned().unwrap_or_default();
+    assert_eq!(
+        of("error"),
+        Default::default(),
+        "git/error.rs names other modules of git/"
+    );
+    assert_eq!(of("locate"), ["error".to_string()].into(), "git/locate.rs");
+    assert_eq!(
+        of("cli"),
+        ["error".to_string(), "locate".to_string()].into(),
+        "git/cli.rs"
+    );
+    // A depth-first walk from each module: meeting a module on the current path is a circle.
+    fn walk(
+        m: &str,
+        deps: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(k) = path.iter().position(|p| p == m) {
+            let mut circle = path[k..].to_vec();
+            circle.push(m.to_string());
+            return Some(circle);
+        }
+        if !done.insert(m.to_string()) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in deps.get(m).into_iter().flatten() {
+            if let Some(c) = walk(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = Default::default();
+    for m in deps.keys() {
+        if let Some(circle) = walk(m, &deps, &mut Vec::new(), &mut done) {
+            panic!("an import circle inside src/git/: {}", circle.join(" -> "));
+        }
+    }
 }

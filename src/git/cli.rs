@@ -14,6 +14,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use super::error::CliFailure;
+
 /// Settings given to every git run, over any config file.
 const SAFE_CONFIG: [&str; 5] = [
     "core.hooksPath=/dev/null",
@@ -83,27 +85,6 @@ fn work_tree_arg(dir: &Path) -> OsString {
     let mut arg = OsString::from("--work-tree=");
     arg.push(dir);
     arg
-}
-
-/// A run of the git CLI that failed: which command, how it ended, what git said.
-#[derive(Debug, thiserror::Error)]
-pub enum CliFailure {
-    /// The work tree's git directory is not where orch's records say ([`super::locate`]).
-    #[error("{0}")]
-    Locate(String),
-    /// git could not be started.
-    #[error("cannot run `git {args}`: {source}")]
-    Spawn {
-        args: String,
-        source: std::io::Error,
-    },
-    /// git ran and failed.
-    #[error("`git {args}` failed ({status}): {stderr}")]
-    Failed {
-        args: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
 }
 
 /// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong.

@@ -1,6 +1,5 @@
 //! Merging a commit into a plan branch that is checked out in a worktree.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use git2::ErrorCode;
@@ -123,21 +122,6 @@ pub(super) fn check_checked_out(
         });
     }
     Ok(())
-}
-
-/// The paths in conflict in a merge's index (every side's name), sorted.
-pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
-    let mut paths = BTreeSet::new();
-    for conflict in index.conflicts()? {
-        let conflict = conflict?;
-        for entry in [conflict.ancestor, conflict.our, conflict.their]
-            .into_iter()
-            .flatten()
-        {
-            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-        }
-    }
-    Ok(paths.into_iter().collect())
 }
 
 /// A new tip for a branch checked out in a worktree, its tree built in memory.

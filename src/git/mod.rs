@@ -66,9 +66,9 @@ pub use pool::{
     pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
 };
 pub use refs::{
-    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
-    plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,
-    worktree_backup_name,
+    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, TASK_BRANCH_PREFIX, attempt_ref, backup_name,
+    conflict_ref, plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name,
+    task_branch, task_resume_ref, task_tree_name, worktree_backup_name,
 };
 pub(in crate::git) use repo::open;
 pub(crate) use repo::retry_locked;
@@ -78,8 +78,8 @@ pub use sparse::{missing_dirs, outside_cone};
 pub use status::WorkState;
 pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
 pub use task_tree::{
-    Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
-    retire_landed_task_tree, retire_task_tree, task_branch, task_tree_ids, task_tree_name,
+    Landed, ensure_task_tree, land_task_commit, retire_landed_task_tree, retire_task_tree,
+    task_tree_ids,
 };
 pub(crate) use train::{Built, Moved, Subject, move_target};
 pub use train::{
@@ -88,6 +88,6 @@ pub use train::{
 };
 pub use warm::tracked_among;
 pub use worktree::{
-    PlanTree, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight, remove_plan_locks,
-    remove_stale_config_lock,
+    PlanTree, TaskTreeRequest, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight,
+    remove_plan_locks, remove_stale_config_lock,
 };

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use super::repo::branch_commit;
+
 /// The words of `argv` (options left out) that name a file (not a directory) of `tree`, relative
 /// to `cwd` or absolute inside `cwd` or `repo_root`, as repository paths (`/`-separated).
 pub fn files_named(
@@ -79,8 +81,10 @@ pub fn changed_since_fork(
     commands: &[Vec<String>],
 ) -> Result<Vec<String>, String> {
     let repo = super::open(repo_root).map_err(|e| e.to_string())?;
-    let target_tip = super::train::target_tip_of(&repo, target).map_err(|e| e.to_string())?;
-    let Some(tip) = super::train::branch_tip_of(&repo, branch).map_err(|e| e.to_string())? else {
+    let target_tip = branch_commit(&repo, target)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("target branch `{target}` does not exist"))?;
+    let Some(tip) = branch_commit(&repo, branch).map_err(|e| e.to_string())? else {
         return Ok(Vec::new());
     };
     let trees = repo

@@ -19,10 +19,12 @@ use super::GitError;
 use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
+use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{branch_commit, open, retry_locked};
 use super::status::{Submodules, dirty_files};
-use super::task_tree::{TaskTreeRequest, check_tree_name, task_branch, task_tree_name};
-use super::worktree::{PlanTree, TreeRequest, add_tree, open_main, submodules_of, worktree_lock};
+use super::worktree::{
+    PlanTree, TaskTreeRequest, TreeRequest, add_tree, open_main, submodules_of, worktree_lock,
+};
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
 pub fn pool_tree_name(plan: &str, n: usize) -> String {

@@ -88,8 +88,7 @@ fn open_git_dir(dir: &Path) -> Option<Repository> {
 /// The tree of the commit the worktree's HEAD is at (its admin dir found by orch).
 fn head_tree_id(worktree: &Path) -> Option<Oid> {
     let repo = super::locate::open_located(worktree).ok()?;
-    let commit = super::commit::head_commit(&repo, worktree).ok()??;
-    Some(commit.tree_id())
+    Some(repo.head().ok()?.peel_to_commit().ok()?.tree_id())
 }
 
 /// A linked worktree orch made, and the main repository it belongs to.

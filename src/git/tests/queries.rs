@@ -111,7 +111,7 @@ fn a_failed_git_run_names_the_command_its_status_and_stderr() {
     let err = super::super::cli::run(&fx.root, &["rev-parse", "--verify", "no-such-ref"])
         .expect_err("no such ref");
     match &err {
-        super::super::cli::CliFailure::Failed {
+        super::super::error::CliFailure::Failed {
             args,
             status,
             stderr,

@@ -15,9 +15,7 @@ mod resolve;
 mod staging;
 mod target;
 
-pub(crate) use build::{
-    Built, Subject, branch_commit as branch_tip_of, target_commit as target_tip_of,
-};
+pub(crate) use build::{Built, Subject};
 pub use build::{Predicted, Simulator, is_merged, target_contains};
 pub use error::MergeError;
 pub use repo::MergeRepo;
