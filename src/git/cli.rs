@@ -8,7 +8,8 @@
 //! with orch's own git variables removed, no terminal, git's messages in English, and settings
 //! that keep git from running a program configured where an agent may have written: no hooks, no
 //! fsmonitor, no submodule recursion (a status or diff that recurses runs a child git inside the
-//! nested repository, which reads that repository's config).
+//! nested repository, which reads that repository's config; the one exception is the status of
+//! the user's own work tree that has the target checked out, `super::status`).
 
 use std::ffi::OsString;
 use std::path::Path;

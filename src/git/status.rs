@@ -20,8 +20,10 @@ pub(crate) enum Submodules {
     /// moved), listed after git's changed paths. For a caller that decides whether a worktree holds
     /// work (before removing, resetting or merging into it).
     Orch,
-    /// As git sees them (`--ignore-submodules=none`): a work tree orch did not make (the one
-    /// that has the target checked out).
+    /// As git sees them (`--ignore-submodules=none`, as libgit2's status of it did): a work
+    /// tree orch did not make, the user's own (the one that has the target checked out). git
+    /// runs a `git status` of its own in each submodule there, orch's settings and
+    /// `--no-optional-locks` passed down to it.
     Git,
 }
 
