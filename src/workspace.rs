@@ -532,13 +532,14 @@ fn plan_name_from_path(path: &Path) -> String {
 
 /// The work dir of the manifest's repository (canonical), opened with git.
 pub fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
-    let repo = crate::git::open(&manifest.root).map_err(CliError::coded)?;
-    let root = repo.workdir().map(Path::to_path_buf).ok_or_else(|| {
-        CliError::invalid(anyhow!(
-            "`{}` is a bare repository",
-            manifest.root.display()
-        ))
-    })?;
+    let root = crate::git::work_dir(&manifest.root)
+        .map_err(CliError::coded)?
+        .ok_or_else(|| {
+            CliError::invalid(anyhow!(
+                "`{}` is a bare repository",
+                manifest.root.display()
+            ))
+        })?;
     Ok(root.canonicalize().unwrap_or(root))
 }
 
@@ -601,11 +602,7 @@ fn sparse_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
         if entry.paths.is_empty() {
             continue;
         }
-        let root = repo_root.get_or_insert_with(|| {
-            crate::git::open(&m.root)
-                .ok()
-                .and_then(|r| r.workdir().map(Path::to_path_buf))
-        });
+        let root = repo_root.get_or_insert_with(|| crate::git::work_dir(&m.root).ok().flatten());
         if let Some(root) = root
             && let Ok(Some(missing)) = crate::git::missing_dirs(
                 root,

@@ -110,12 +110,17 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
 /// The top-level modules named by `crate::` paths in `code`: `crate::a::b`, `crate::{a, b::c}`
 /// (a group may span lines: `code` is the whole file's code).
 fn named_modules(code: &str) -> Vec<(usize, String)> {
+    names_after(code, "crate::")
+}
+
+/// The first names of the paths that begin with `prefix` in `code` (see [`named_modules`]).
+fn names_after(code: &str, prefix: &str) -> Vec<(usize, String)> {
     let bytes = code.as_bytes();
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(at) = code[from..].find("crate::") {
+    while let Some(at) = code[from..].find(prefix) {
         let start = from + at;
-        from = start + "crate::".len();
+        from = start + prefix.len();
         // `crate::` itself, not the end of `orch_crate::` or the like.
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
             continue;
@@ -258,4 +263,193 @@ fn the_scanner_sees_paths_groups_and_skips_tests_and_comments() {
         .map(|(l, n)| (*l, n.to_string()))
         .collect();
     assert_eq!(names, expect);
+}
+
+/// Whether the line `code` names the crate `git2` as a word (`git2::`, `use git2`), not as the
+/// end of another word (`libgit2`), or takes libgit2's objects from `src/git/` (`git::open`,
+/// which hands out a `git2::Repository`, the in-memory merge's index).
+fn names_git2(code: &str) -> bool {
+    if ["git::open(", "git::merge_commits", "git::TreeMerge"]
+        .iter()
+        .any(|h| code.contains(h))
+    {
+        return true;
+    }
+    let bytes = code.as_bytes();
+    code.match_indices("git2").any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + 4).copied();
+        let word = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        !word(before) && !word(after)
+    })
+}
+
+/// libgit2 is used inside `src/git/` only (one git boundary, issue 39): a file of `src/` outside
+/// it that names `git2` in its code (tests, comments and `#[cfg(test)]` items aside) fails here.
+/// Spawning git is checked by `tests/conventions.rs` (`git_is_spawned_only_by_the_git_runner`:
+/// `src/git/cli.rs` only).
+#[test]
+fn git2_is_named_only_inside_src_git() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    let mut offenders = Vec::new();
+    for path in files.iter().filter(|p| !test_only(p)) {
+        let rel = path.strip_prefix(src()).expect("under src/");
+        if rel.starts_with("git") && rel.components().count() > 1 {
+            continue;
+        }
+        let rel_s = rel.to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(path).expect("read");
+        offenders.extend(
+            code_lines(&text)
+                .into_iter()
+                .filter(|(_, l)| names_git2(l))
+                .map(|(n, l)| format!("src/{rel_s}:{n}: {}", l.trim())),
+        );
+    }
+    assert!(
+        offenders.is_empty(),
+        "`git2` named outside src/git/ (put the libgit2 work in a function of src/git/):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_git2_scanner_sees_words_only() {
+    assert!(names_git2("use git2::Oid;"));
+    assert!(names_git2("let r = git2::Repository::open(p);"));
+    assert!(!names_git2("\"libgit2's merge\""));
+    assert!(!names_git2("let git2x = 1;"));
+    assert!(names_git2("let repo = git::open(root)?;"));
+    assert!(!names_git2("let repo = MergeRepo::open(root)?;"));
+}
+
+/// The modules of `src/git/` (a `name.rs` or a `name/` directory) and, for each, the modules of
+/// `src/git/` its code names: by path (`super::cli::run`, `crate::git::locate`) or by an item
+/// `git/mod.rs` re-exports (`super::GitError` is `error`'s).
+fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let git = src().join("git");
+    let modules: Vec<String> = std::fs::read_dir(&git)
+        .expect("src/git/")
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|m| m != "mod" && m != "tests")
+        .collect();
+    // What `git/mod.rs` re-exports: each name (or its alias) to its module.
+    let facade_code: String =
+        code_lines(&std::fs::read_to_string(git.join("mod.rs")).expect("read"))
+            .into_iter()
+            .map(|(_, l)| l + "\n")
+            .collect();
+    let mut facade = std::collections::HashMap::new();
+    for stmt in facade_code.split(';') {
+        let Some(at) = stmt.find("use ") else {
+            continue;
+        };
+        let Some((module, items)) = stmt[at + 4..].trim().split_once("::") else {
+            continue;
+        };
+        for item in items.trim_matches(|c| "{} \n".contains(c)).split(',') {
+            if let Some(name) = item
+                .split_whitespace()
+                .last()
+                .map(|n| n.rsplit("::").next().unwrap_or(n))
+            {
+                facade.insert(name.to_string(), module.to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&git, &mut files);
+    let mut deps: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = modules
+        .iter()
+        .map(|m| (m.clone(), Default::default()))
+        .collect();
+    for path in files.iter().filter(|p| !test_only(p)) {
+        let rel = path.strip_prefix(&git).expect("under src/git/");
+        let own = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or("");
+        let own = own.trim_end_matches(".rs").to_string();
+        if own == "mod" {
+            continue;
+        }
+        let nested = rel.components().count() > 1;
+        let code: String = code_lines(&std::fs::read_to_string(path).expect("read"))
+            .into_iter()
+            .map(|(_, l)| l + "\n")
+            .collect();
+        let up = if nested { "super::super::" } else { "super::" };
+        for (_, name) in [up, "crate::git::", " git::", "(git::"]
+            .iter()
+            .flat_map(|p| names_after(&code, p))
+        {
+            let target = if modules.contains(&name) {
+                Some(&name)
+            } else {
+                facade.get(&name)
+            };
+            if let Some(t) = target.filter(|t| **t != own) {
+                deps.entry(own.clone()).or_default().insert(t.clone());
+            }
+        }
+    }
+    deps
+}
+
+/// No import circle inside `src/git/` (issue 39): its modules depend on each other one way, the
+/// git runner (`cli`) on `locate` and `error` only, `locate` on `error` only.
+#[test]
+fn git_modules_depend_on_each_other_one_way() {
+    let deps = git_module_deps();
+    let of = |m: &str| deps.get(m).cloned().unwrap_or_default();
+    assert_eq!(
+        of("error"),
+        Default::default(),
+        "git/error.rs names other modules of git/"
+    );
+    assert_eq!(of("locate"), ["error".to_string()].into(), "git/locate.rs");
+    assert_eq!(
+        of("cli"),
+        ["error".to_string(), "locate".to_string()].into(),
+        "git/cli.rs"
+    );
+    // A depth-first walk from each module: meeting a module on the current path is a circle.
+    fn walk(
+        m: &str,
+        deps: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(k) = path.iter().position(|p| p == m) {
+            let mut circle = path[k..].to_vec();
+            circle.push(m.to_string());
+            return Some(circle);
+        }
+        if !done.insert(m.to_string()) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in deps.get(m).into_iter().flatten() {
+            if let Some(c) = walk(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = Default::default();
+    for m in deps.keys() {
+        if let Some(circle) = walk(m, &deps, &mut Vec::new(), &mut done) {
+            panic!("an import circle inside src/git/: {}", circle.join(" -> "));
+        }
+    }
 }

@@ -295,7 +295,7 @@ fn clean_branch(
     )?);
     // A resolution worktree a killed resolution left (orch's own: its `.git` names orch's
     // entry; anything else there is left alone).
-    let _ = crate::merge::staging::remove_named(
+    let _ = crate::git::remove_named(
         repo_root,
         worktree_root,
         &format!("{}{plan}", crate::merge::resolve::RESOLVE_PREFIX),

@@ -158,28 +158,11 @@ fn print_graph(dir: &Path) {
             }
         }
         _ => {
-            let Ok(repo) = git2::Repository::open(dir) else {
+            let Ok(history) = crate::git::History::open(dir) else {
                 return;
             };
-            let Ok(tip) = repo.refname_to_id("refs/heads/main") else {
-                return;
-            };
-            let mut walk = match repo.revwalk() {
-                Ok(w) => w,
-                Err(_) => return,
-            };
-            if walk.push(tip).is_err() || walk.simplify_first_parent().is_err() {
-                return;
-            }
-            for oid in walk.take(30).flatten() {
-                if let Ok(c) = repo.find_commit(oid) {
-                    let id = oid.to_string();
-                    println_safe(&format!(
-                        "  * {} {}",
-                        &id[..7],
-                        c.summary().ok().flatten().unwrap_or("")
-                    ));
-                }
+            for line in history.first_parent_line("main", 30) {
+                println_safe(&format!("  * {line}"));
             }
         }
     }
@@ -247,24 +230,9 @@ fn new_temp_dir() -> CliResult<PathBuf> {
 
 /// `git init` on branch `main`, a README commit, then the plans and manifest in a second commit.
 fn create_repo(dir: &Path) -> CliResult<()> {
-    let git = |what: &str, e: git2::Error| CliError::from(anyhow!("{what}: {}", e.message()));
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts).map_err(|e| {
-        git(
-            &format!("cannot create a repository in `{}`", dir.display()),
-            e,
-        )
-    })?;
+    let git = |e: String| CliError::from(anyhow!(e));
     // Commits that `orch up` makes in the demo work without any user git configuration.
-    let mut config = repo
-        .config()
-        .map_err(|e| git("cannot open git config", e))?;
-    config
-        .set_str("user.name", AUTHOR)
-        .and_then(|()| config.set_str("user.email", EMAIL))
-        .map_err(|e| git("cannot write git config", e))?;
-
+    crate::git::init_repo(dir, "main", AUTHOR, EMAIL).map_err(git)?;
     let write = |rel: &str, text: &str| -> CliResult<()> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
@@ -276,61 +244,30 @@ fn create_repo(dir: &Path) -> CliResult<()> {
     };
     write("README.md", README)?;
     write(".gitignore", "/.orch/\n")?;
-    commit(
-        &repo,
-        &["README.md", ".gitignore"],
-        "Start the demo repository",
-    )
-    .map_err(|e| git("cannot commit", e))?;
+    let commit = |files: &[&str], message: &str| {
+        crate::git::commit_files(dir, files, message, AUTHOR, EMAIL).map_err(git)
+    };
+    commit(&["README.md", ".gitignore"], "Start the demo repository")?;
     let mut files = vec![MANIFEST_NAME];
     write(MANIFEST_NAME, DEMO_MANIFEST)?;
     for (rel, text) in DEMO_PLANS {
         write(rel, text)?;
         files.push(rel);
     }
-    commit(&repo, &files, "Add three plans and their manifest")
-        .map_err(|e| git("cannot commit", e))?;
+    commit(&files, "Add three plans and their manifest")?;
     Ok(())
-}
-
-fn commit(
-    repo: &git2::Repository,
-    files: &[&str],
-    message: &str,
-) -> Result<git2::Oid, git2::Error> {
-    let mut index = repo.index()?;
-    for f in files {
-        index.add_path(Path::new(f))?;
-    }
-    index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = git2::Signature::now(AUTHOR, EMAIL)?;
-    let parent = match repo.head() {
-        Ok(head) => Some(head.peel_to_commit()?),
-        Err(_) => None,
-    };
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
 }
 
 /// Per plan: the commits on its branch that the target lacks, and its `src/<plan>.txt`.
 fn print_branches(m: &Manifest, dir: &Path) -> CliResult<()> {
-    let repo = git2::Repository::open(dir)
-        .map_err(|e| anyhow!("cannot open `{}`: {}", dir.display(), e.message()))?;
-    let target = repo
-        .find_branch(&m.defaults.target, git2::BranchType::Local)
-        .ok()
-        .and_then(|b| b.get().target());
+    let history = crate::git::History::open(dir).map_err(|e| anyhow!(e))?;
+    let target = history.branch_tip(&m.defaults.target);
     for p in &m.plans {
-        let Some(tip) = repo
-            .find_branch(&p.branch, git2::BranchType::Local)
-            .ok()
-            .and_then(|b| b.get().target())
-        else {
+        let Some(tip) = history.branch_tip(&p.branch) else {
             println_safe(&format!("{}: no branch (the plan did not start)", p.branch));
             continue;
         };
-        let commits = ahead(&repo, tip, target).unwrap_or_default();
+        let commits = history.ahead(tip, target).unwrap_or_default();
         println_safe(&format!(
             "{} ({} commit{} ahead of {}):",
             p.branch,
@@ -342,7 +279,7 @@ fn print_branches(m: &Manifest, dir: &Path) -> CliResult<()> {
             println_safe(&format!("  {line}"));
         }
         let rel = format!("src/{}.txt", p.name);
-        if let Some(text) = file_at(&repo, tip, &rel) {
+        if let Some(text) = history.file_at(tip, &rel) {
             println_safe(&format!("  {rel}:"));
             for line in text.lines() {
                 println_safe(&format!("    {line}"));
@@ -350,38 +287,6 @@ fn print_branches(m: &Manifest, dir: &Path) -> CliResult<()> {
         }
     }
     Ok(())
-}
-
-/// `git log --oneline <hide>..<tip>`, newest first.
-fn ahead(
-    repo: &git2::Repository,
-    tip: git2::Oid,
-    hide: Option<git2::Oid>,
-) -> Result<Vec<String>, git2::Error> {
-    let mut walk = repo.revwalk()?;
-    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
-    walk.push(tip)?;
-    if let Some(h) = hide {
-        walk.hide(h)?;
-    }
-    let mut out = Vec::new();
-    for oid in walk {
-        let c = repo.find_commit(oid?)?;
-        let id = c.id().to_string();
-        out.push(format!(
-            "{} {}",
-            &id[..7.min(id.len())],
-            c.summary().ok().flatten().unwrap_or("")
-        ));
-    }
-    Ok(out)
-}
-
-fn file_at(repo: &git2::Repository, tip: git2::Oid, rel: &str) -> Option<String> {
-    let tree = repo.find_commit(tip).ok()?.tree().ok()?;
-    let entry = tree.get_path(Path::new(rel)).ok()?;
-    let blob = repo.find_blob(entry.id()).ok()?;
-    Some(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
 /// `orch` run in the demo repository, with nothing inherited that points elsewhere.

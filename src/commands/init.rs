@@ -118,12 +118,9 @@ fn current_branch(dir: &Path) -> Option<String> {
     } else {
         dir.ancestors().find(|a| a.exists())?.to_path_buf()
     };
-    let repo = git2::Repository::discover(start).ok()?;
-    let head = repo.find_reference("HEAD").ok()?;
-    let target = head.symbolic_target().ok()??;
-    let name = target.strip_prefix("refs/heads/")?;
-    check_ref_name(name).ok()?;
-    Some(name.to_string())
+    let name = crate::git::current_branch_at(&start)?;
+    check_ref_name(&name).ok()?;
+    Some(name)
 }
 
 /// Appends [`GITIGNORE_ENTRY`] unless the file already ignores `.orch`; returns what it did.

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use git2::{Branch, ErrorCode, Oid, Repository};
 
 use super::GitError;
-use super::commit::dirty_files;
 use super::entries::{Entry, head_of_dir, read_entries};
 use super::inspect::{MergeState, merge_state_of, writes_in_memory};
 use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark_key};
@@ -16,6 +15,7 @@ use super::refs::{
     ARCHIVE_PREFIX, BACKUP_PREFIX, backup_name, plan_attempts_prefix, worktree_backup_name,
 };
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
+use super::status::{Submodules, dirty_files};
 use super::worktree::open_main;
 
 /// A plan's branch as `orch clean` sees it.
@@ -167,8 +167,8 @@ fn tree_state(
             });
         }
         let dirty = if path.is_dir() {
-            let wt = open(&path)?;
-            dirty_files(&wt, &path)?
+            open(&path)?;
+            dirty_files(&path, Submodules::Orch)?
         } else {
             Vec::new()
         };
@@ -272,8 +272,8 @@ pub fn remove_plan_worktree(
     }
     // The check a prune does not make: it would delete uncommitted work without a word.
     if path.is_dir() {
-        let wt = open(&path)?;
-        let dirty = dirty_files(&wt, &path)?;
+        open(&path)?;
+        let dirty = dirty_files(&path, Submodules::Orch)?;
         if !dirty.is_empty() {
             return Err(GitError::Dirty {
                 path: path.clone(),

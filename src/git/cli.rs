@@ -8,11 +8,14 @@
 //! with orch's own git variables removed, no terminal, git's messages in English, and settings
 //! that keep git from running a program configured where an agent may have written: no hooks, no
 //! fsmonitor, no submodule recursion (a status or diff that recurses runs a child git inside the
-//! nested repository, which reads that repository's config).
+//! nested repository, which reads that repository's config; the one exception is the status of
+//! the user's own work tree that has the target checked out, `super::status`).
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use super::error::CliFailure;
 
 /// Settings given to every git run, over any config file.
 const SAFE_CONFIG: [&str; 5] = [
@@ -85,26 +88,37 @@ fn work_tree_arg(dir: &Path) -> OsString {
     arg
 }
 
-/// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong in one line
-/// (`` `git ARGS` failed (STATUS): STDERR ``).
-pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// Runs `git ARGS` in the work tree `dir`: its standard output, or what went wrong.
+pub(super) fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, CliFailure> {
     run_on(GitTarget::WorkTree(dir), args)
 }
 
+/// [`run`], its failure a [`GitError::Cli`](super::GitError::Cli) naming `dir`.
+pub(super) fn run_in(dir: &Path, args: &[&str]) -> Result<Vec<u8>, super::GitError> {
+    run(dir, args).map_err(|source| super::GitError::Cli {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// [`run`] on `target`.
-pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
+pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, CliFailure> {
     let shown = args.join(" ");
-    let out = command(target)?
+    let out = command(target)
+        .map_err(CliFailure::Locate)?
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run `git {shown}`: {e}"))?;
+        .map_err(|source| CliFailure::Spawn {
+            args: shown.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "`git {shown}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(CliFailure::Failed {
+            args: shown,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }

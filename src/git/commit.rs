@@ -5,10 +5,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
-use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType, StatusOptions};
+use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType};
 
 use super::GitError;
 use super::repo::{open, retry_locked, signature, signature_now};
+use super::status::{Submodules, dirty_files};
 
 /// What [`commit_all`] committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,7 +175,7 @@ fn commit_in(
             // only the directories that changed, where libgit2 would first parse the whole
             // index (10 MB at 100,000 files).
             let out = super::cli::run(worktree, &["write-tree"])
-                .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
+                .map_err(|e| stage_error(git2::Error::from_str(&e.to_string())))?;
             Oid::from_str(String::from_utf8_lossy(&out).trim()).map_err(stage_error)?
         }
     };
@@ -278,12 +279,11 @@ pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
     Ok(!dirty_paths(worktree)?.is_empty())
 }
 
-/// The worktree's changed paths (including untracked, not ignored files), relative to its root:
-/// `git status` through the git CLI, about twice as fast as libgit2's on a large tree (its
-/// index's file stamps; a sparse worktree's files outside the cone are not listed as deleted).
+/// The worktree's changed paths (including untracked, not ignored files; submodules left out),
+/// relative to its root ([`super::status`]).
 pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
     open(worktree)?;
-    super::pool::cli_dirty_files(worktree)
+    dirty_files(worktree, Submodules::Ignored)
 }
 
 /// [`dirty_paths`] of `paths` only (relative to the root, `/`-separated): a `git status` limited
@@ -293,7 +293,7 @@ pub fn dirty_paths_among(worktree: &Path, paths: &[String]) -> Result<Vec<String
         return Ok(Vec::new());
     }
     open(worktree)?;
-    super::pool::cli_dirty_files_among(worktree, Some(paths))
+    Ok(super::status::status(worktree, Some(paths), Submodules::Ignored)?.paths())
 }
 
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
@@ -306,7 +306,7 @@ pub fn save_and_reset(
     message: &str,
 ) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
-    if dirty_files(&repo, worktree)?.is_empty() {
+    if dirty_files(worktree, Submodules::Orch)?.is_empty() {
         super::submodules::sync_submodules(worktree, false);
         return Ok(None);
     }
@@ -328,7 +328,7 @@ pub fn save_and_reset(
     };
     // libgit2 stages a submodule through its `.git` file: orch's own first.
     super::submodules::pin_submodules(worktree)
-        .map_err(|e| stage_error(git2::Error::from_str(&e)))?;
+        .map_err(|e| stage_error(git2::Error::from_str(&e.to_string())))?;
     // Stage in memory only: the index file is rewritten by the reset below.
     let mut index = repo.index().map_err(stage_error)?;
     let skipped = super::sparse::skipped_entries(&repo, &index);
@@ -399,7 +399,7 @@ fn stage_with_cli(worktree: &Path) -> Result<(), git2::Error> {
     for _ in 0..STAGE_ATTEMPTS {
         match super::cli::run(worktree, &["add", "-A"]) {
             Ok(_) => return Ok(()),
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(STAGE_PAUSE_MAX);
@@ -451,45 +451,6 @@ pub(crate) fn head_commit<'r>(
             source,
         }),
     }
-}
-
-/// The paths `git status` would list: changed, deleted, untracked (not ignored). libgit2 leaves
-/// submodules out (it would open each through its agent-written `.git` file): orch's own
-/// submodule checkouts are looked at by [`super::submodules::submodule_dirt`] (a checkout whose
-/// commit moved, the changes inside one).
-pub(crate) fn dirty_files(repo: &Repository, worktree: &Path) -> Result<Vec<String>, GitError> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let statuses = repo
-        .statuses(Some(&mut opts))
-        .map_err(|source| GitError::Status {
-            path: worktree.to_path_buf(),
-            source,
-        })?;
-    // A sparse worktree's files outside the cone are absent by design, not deleted.
-    let index = if super::sparse::is_sparse(repo) {
-        Some(repo.index().map_err(|source| GitError::Status {
-            path: worktree.to_path_buf(),
-            source,
-        })?)
-    } else {
-        None
-    };
-    Ok(statuses
-        .iter()
-        .filter(|e| !e.status().is_ignored() && e.status() != git2::Status::CURRENT)
-        .filter(|e| {
-            !(e.status() == git2::Status::WT_DELETED
-                && index
-                    .as_ref()
-                    .is_some_and(|i| super::sparse::is_skipped_deletion(i, e.path_bytes())))
-        })
-        .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
-        .chain(super::submodules::submodule_dirt(worktree))
-        .collect())
 }
 
 /// Moves `branch` (else the branch HEAD points at, or a detached HEAD) from `old` to `new` with a

@@ -7,16 +7,15 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use super::GitError;
-use super::worktree::TreeRequest;
 
 /// The file at the repository root listing extra paths to copy into new worktrees.
 pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 
 /// The paths to copy into a new worktree: `copy`, then the entries of `.worktreeinclude`, expanded
 /// (`*` and `?` in the last component) and limited to those that exist.
-pub(super) fn copy_list(req: &TreeRequest) -> Result<Vec<PathBuf>, GitError> {
+pub(super) fn copy_list(repo_root: &Path, copy: &[PathBuf]) -> Result<Vec<PathBuf>, GitError> {
     let mut patterns = Vec::new();
-    for p in req.copy {
+    for p in copy {
         patterns.push(
             safe_relative(p).map_err(|reason| GitError::InvalidCopyPath {
                 path: p.clone(),
@@ -24,7 +23,7 @@ pub(super) fn copy_list(req: &TreeRequest) -> Result<Vec<PathBuf>, GitError> {
             })?,
         );
     }
-    let include = req.repo_root.join(WORKTREE_INCLUDE);
+    let include = repo_root.join(WORKTREE_INCLUDE);
     match fs::read_to_string(&include) {
         Ok(text) => {
             for line in text.lines() {
@@ -53,7 +52,7 @@ pub(super) fn copy_list(req: &TreeRequest) -> Result<Vec<PathBuf>, GitError> {
     }
     let mut out: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
-        for rel in expand(req.repo_root, &pattern) {
+        for rel in expand(repo_root, &pattern) {
             if !out.contains(&rel) {
                 out.push(rel);
             }

@@ -175,6 +175,9 @@ pub enum GitError {
         target: String,
         source: git2::Error,
     },
+    /// A run of the git CLI in a work tree failed.
+    #[error("in `{path}`: {source}", path = path.display())]
+    Cli { path: PathBuf, source: CliFailure },
     /// Making or resetting a sparse worktree through the git CLI failed.
     #[error("sparse checkout in `{path}`: {reason}", path = path.display())]
     Sparse { path: PathBuf, reason: String },
@@ -226,6 +229,7 @@ impl GitError {
             | Self::Merge { .. }
             | Self::Diff { .. }
             | Self::Exclude { .. }
+            | Self::Cli { .. }
             | Self::Sparse { .. } => exit::FAILURE,
         }
     }
@@ -302,4 +306,25 @@ impl exit::Coded for GitError {
     fn hint(&self) -> Option<String> {
         GitError::hint(self)
     }
+}
+
+/// A run of the git CLI that failed: which command, how it ended, what git said.
+#[derive(Debug, thiserror::Error)]
+pub enum CliFailure {
+    /// The work tree's git directory is not where orch's records say ([`super::locate`]).
+    #[error("{0}")]
+    Locate(String),
+    /// git could not be started.
+    #[error("cannot run `git {args}`: {source}")]
+    Spawn {
+        args: String,
+        source: std::io::Error,
+    },
+    /// git ran and failed.
+    #[error("`git {args}` failed ({status}): {stderr}")]
+    Failed {
+        args: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
 }

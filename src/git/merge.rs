@@ -1,15 +1,14 @@
 //! Merging a commit into a plan branch that is checked out in a worktree.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use git2::ErrorCode;
 use git2::build::CheckoutBuilder;
 
 use super::GitError;
-use super::commit::dirty_files;
 use super::merge_tree::TreeMerge;
 use super::repo::{open, parse_oid, retry_locked, signature};
+use super::status::{Submodules, dirty_files};
 
 /// What [`merge_into`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +51,7 @@ pub fn merge_into(
     {
         return Ok(MergeOutcome::AlreadyContained);
     }
-    let dirty = dirty_files(&repo, worktree)?;
+    let dirty = dirty_files(worktree, Submodules::Orch)?;
     let dirty_error = |files| GitError::Dirty {
         path: worktree.to_path_buf(),
         files,
@@ -125,21 +124,6 @@ pub(super) fn check_checked_out(
     Ok(())
 }
 
-/// The paths in conflict in a merge's index (every side's name), sorted.
-pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
-    let mut paths = BTreeSet::new();
-    for conflict in index.conflicts()? {
-        let conflict = conflict?;
-        for entry in [conflict.ancestor, conflict.our, conflict.their]
-            .into_iter()
-            .flatten()
-        {
-            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-        }
-    }
-    Ok(paths.into_iter().collect())
-}
-
 /// A new tip for a branch checked out in a worktree, its tree built in memory.
 pub(super) struct Landing<'a, 'r> {
     pub repo: &'r git2::Repository,
@@ -199,7 +183,7 @@ pub(super) fn land(
         if source.code() == ErrorCode::Conflict {
             GitError::Dirty {
                 path: worktree.to_path_buf(),
-                files: dirty_files(repo, worktree).unwrap_or_default(),
+                files: dirty_files(worktree, Submodules::Orch).unwrap_or_default(),
             }
         } else {
             GitError::Checkout {
@@ -215,8 +199,8 @@ pub(super) fn land(
     if l.cli && !resumed {
         let from = ours.tree_id().to_string();
         let to = merged_commit.tree_id().to_string();
-        if let Err(e) = super::pool::git_cli(worktree, &["read-tree", "-m", "-u", &from, &to]) {
-            let files = super::pool::cli_dirty_files(worktree).unwrap_or_default();
+        if let Err(e) = super::cli::run_in(worktree, &["read-tree", "-m", "-u", &from, &to]) {
+            let files = dirty_files(worktree, Submodules::Ignored).unwrap_or_default();
             // Changed files not read before: they may be what a landing killed halfway left
             // behind (the result's files), which the checkout below finishes.
             resumed = l.dirty.is_none()

@@ -31,6 +31,21 @@ pub(crate) enum TreeMerge {
     Conflict(Vec<String>),
 }
 
+/// The paths in conflict in a merge's index (every side's name), sorted.
+pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
+    let mut paths = BTreeSet::new();
+    for conflict in index.conflicts()? {
+        let conflict = conflict?;
+        for entry in [conflict.ancestor, conflict.our, conflict.their]
+            .into_iter()
+            .flatten()
+        {
+            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
+        }
+    }
+    Ok(paths.into_iter().collect())
+}
+
 /// When to ask git.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Check {
@@ -62,7 +77,7 @@ pub(crate) fn merge_commits(
             Ok(TreeMerge::Clean(merged))
         }
         Some(GitVerdict::Conflict(paths)) if !libgit2_conflict => Ok(TreeMerge::Conflict(paths)),
-        _ if libgit2_conflict => Ok(TreeMerge::Conflict(super::merge::index_conflicts(&index)?)),
+        _ if libgit2_conflict => Ok(TreeMerge::Conflict(index_conflicts(&index)?)),
         _ => Ok(TreeMerge::Clean(index)),
     }
 }

@@ -14,6 +14,7 @@ mod commit;
 mod copy;
 mod entries;
 mod error;
+mod history;
 mod inspect;
 mod links;
 mod locate;
@@ -26,8 +27,10 @@ mod refs;
 mod repo;
 mod size;
 mod sparse;
+mod status;
 mod submodules;
 mod task_tree;
+mod train;
 mod warm;
 mod worktree;
 
@@ -45,6 +48,9 @@ pub use commit::{
 };
 pub use copy::WORKTREE_INCLUDE;
 pub use error::GitError;
+/// A git object id (a commit, a tree), as it crosses the module's boundary.
+pub use git2::Oid;
+pub use history::{History, commit_files, current_branch_at, init_repo};
 pub use inspect::{
     MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
     overlapping_paths, paths_overlap,
@@ -53,27 +59,35 @@ pub(crate) use links::remove_tree_links;
 pub use locate::{pin_worktree, worktree_admin_dir};
 pub use marks::{MARK_BASE, MARK_PLAN};
 pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
-pub(crate) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
-pub use named::{changed_between, files_named};
+pub(in crate::git) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
+pub(in crate::git) use named::files_named;
+pub use named::{changed_since_fork, files_named_at};
 pub use pool::{
     pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
 };
 pub use refs::{
-    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref,
-    plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name, task_resume_ref,
-    worktree_backup_name,
+    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, TASK_BRANCH_PREFIX, attempt_ref, backup_name,
+    conflict_ref, plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name,
+    task_branch, task_resume_ref, task_tree_name, worktree_backup_name,
 };
+pub(in crate::git) use repo::open;
 pub(crate) use repo::retry_locked;
-pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, open};
+pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
 pub use size::lines_changed;
 pub use sparse::{missing_dirs, outside_cone};
+pub use status::WorkState;
 pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
 pub use task_tree::{
-    Landed, TASK_BRANCH_PREFIX, TaskTreeRequest, ensure_task_tree, land_task_commit,
-    retire_landed_task_tree, retire_task_tree, task_branch, task_tree_ids, task_tree_name,
+    Landed, ensure_task_tree, land_task_commit, retire_landed_task_tree, retire_task_tree,
+    task_tree_ids,
+};
+pub(crate) use train::{Built, Moved, Subject, move_target};
+pub use train::{
+    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, is_merged,
+    remove_named, target_contains, untracked_in_the_way, work_state,
 };
 pub use warm::tracked_among;
 pub use worktree::{
-    PlanTree, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight, remove_plan_locks,
-    remove_stale_config_lock,
+    PlanTree, TaskTreeRequest, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight,
+    remove_plan_locks, remove_stale_config_lock,
 };

@@ -19,9 +19,12 @@ use super::GitError;
 use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
+use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{branch_commit, open, retry_locked};
-use super::task_tree::{TaskTreeRequest, check_tree_name, task_branch, task_tree_name};
-use super::worktree::{PlanTree, TreeRequest, add_tree, open_main, submodules_of, worktree_lock};
+use super::status::{Submodules, dirty_files};
+use super::worktree::{
+    PlanTree, TaskTreeRequest, TreeRequest, add_tree, open_main, submodules_of, worktree_lock,
+};
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
 pub fn pool_tree_name(plan: &str, n: usize) -> String {
@@ -193,18 +196,18 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     // (`git read-tree -m -u`, which refuses to overwrite a changed one). The mark goes first.
     let clean = take_clean_mark(&admin);
     let switched = clean
-        && git_cli(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
+        && super::cli::run_in(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
         && open(&path)
             .is_ok_and(|wt| retry_locked(|| wt.set_head(&format!("refs/heads/{branch}"))).is_ok());
     if !switched {
         // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
         // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
         // libgit2.
-        if !cli_dirty_files(&path)?.is_empty() {
+        if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
             save_and_reset(&path, save.0, save.1)?;
         }
         // Only the files that differ are written; ignored files stay.
-        git_cli(&path, &["checkout", "-q", "-f", &branch])?;
+        super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
     }
     mark_held(&admin, &branch)?;
     // The slot's submodules follow its new commit (made where an earlier task left none).
@@ -222,55 +225,6 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         created: false,
         copied: Vec::new(),
     })
-}
-
-/// Runs the git CLI in the worktree `dir` (orch's git variables removed, as for agents) and
-/// returns its standard output; a failure is a checkout error with git's message.
-pub(super) fn git_cli(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
-    super::cli::run(dir, args).map_err(|msg| GitError::Checkout {
-        path: dir.to_path_buf(),
-        source: git2::Error::from_str(&msg),
-    })
-}
-
-/// The paths `git status` lists in the worktree `dir` (changed, deleted, untracked and not
-/// ignored), through the git CLI: its index's file stamps make it several times faster than
-/// libgit2's status on a large tree. Read-only, as libgit2's was (`--no-optional-locks`).
-pub(super) fn cli_dirty_files(dir: &Path) -> Result<Vec<String>, GitError> {
-    cli_dirty_files_among(dir, None)
-}
-
-/// [`cli_dirty_files`], of `paths` only (literal paths from the root) when given.
-pub(super) fn cli_dirty_files_among(
-    dir: &Path,
-    paths: Option<&[String]>,
-) -> Result<Vec<String>, GitError> {
-    // No optional locks: a status does not refresh (and lock) the index, so that it never makes
-    // a `git commit` running at the same time in that worktree fail (a verify command's, an
-    // agent's).
-    let mut args: Vec<String> = [
-        "--no-optional-locks",
-        "status",
-        "--porcelain",
-        "-z",
-        "--untracked-files=all",
-        "--no-renames",
-        "--ignore-submodules=all",
-    ]
-    .iter()
-    .map(|a| (*a).to_string())
-    .collect();
-    if let Some(paths) = paths {
-        args.push("--".to_string());
-        args.extend(paths.iter().map(|p| format!(":(top,literal){p}")));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = git_cli(dir, &args)?;
-    Ok(out
-        .split(|&b| b == 0)
-        .filter(|e| e.len() > 3)
-        .map(|e| String::from_utf8_lossy(&e[3..]).into_owned())
-        .collect())
 }
 
 fn pool_trees_in(
@@ -379,7 +333,10 @@ pub fn remove_pool(
         let slot = pool_tree_name(plan, n);
         let admin = repo.commondir().join("worktrees").join(&slot);
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.
-        if path.is_dir() && !take_clean_mark(&admin) && !cli_dirty_files(&path)?.is_empty() {
+        if path.is_dir()
+            && !take_clean_mark(&admin)
+            && !dirty_files(&path, Submodules::Ignored)?.is_empty()
+        {
             let Some((refname, message)) = save else {
                 continue;
             };

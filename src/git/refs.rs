@@ -1,5 +1,7 @@
-//! The names of the refs orch writes outside branches: saved attempts, backups and archive tags.
-//! Every such name is built here, from its prefix.
+//! The names of the refs orch writes outside branches: saved attempts, backups and archive tags;
+//! and of task branches and task worktrees. Every such name is built here, from its prefix.
+
+use crate::manifest::check_plan_name;
 
 /// Where `--force` saves a plan's work before removing it: `refs/orch/backup/<plan>/<stamp>`.
 pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
@@ -57,6 +59,41 @@ pub fn worktree_backup_name(backup: &str) -> String {
 /// A backup of what task `task`'s worktree held: `refs/orch/backup/<plan>/<stamp>-task-<task>`.
 pub fn task_backup_name(plan: &str, stamp: &str, task: &str) -> String {
     format!("{BACKUP_PREFIX}{plan}/{stamp}-task-{task}")
+}
+
+/// The prefix of every task branch: `orch/task/<plan>/<id>`.
+pub const TASK_BRANCH_PREFIX: &str = "orch/task/";
+
+/// The worktree name (and directory name) of task `id` of `plan`: `<plan>+<id>`.
+pub fn task_tree_name(plan: &str, id: &str) -> String {
+    format!("{plan}+{id}")
+}
+
+/// The branch of task `id` of `plan`: `orch/task/<plan>/<id>`.
+pub fn task_branch(plan: &str, id: &str) -> String {
+    format!("{TASK_BRANCH_PREFIX}{plan}/{id}")
+}
+
+/// Checks a worktree name: a plan name, or a task worktree's `<plan>+<id>` (the id: letters,
+/// digits and single dots, as plan files write them).
+pub(super) fn check_tree_name(name: &str) -> Result<(), String> {
+    let Some((plan, id)) = name.split_once('+') else {
+        return check_plan_name(name);
+    };
+    check_plan_name(plan)?;
+    let ok = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        && !id.starts_with('.')
+        && !id.ends_with('.')
+        && !id.contains("..")
+        && !id.ends_with(".lock");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "task id `{id}` of worktree `{name}` is not allowed: ids may contain only letters, digits and single dots"
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -239,3 +239,8 @@ pub fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitEr
 pub(crate) fn workdir_of(repo: &Repository) -> PathBuf {
     repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf()
 }
+
+/// The work dir of the repository at (or above) `path`; `None` for a bare repository.
+pub fn work_dir(path: &Path) -> Result<Option<PathBuf>, GitError> {
+    Ok(open(path)?.workdir().map(Path::to_path_buf))
+}

@@ -10,8 +10,9 @@
 //! libgit2 reads those bits but its diff of the index against the work tree lists a
 //! `skip-worktree` file that is absent as deleted: staging (`add_all`) would commit every file
 //! outside the cone as deleted, and a hard reset would write them all. So staging in a sparse
-//! worktree puts those entries back ([`keep_skipped`]), the files `git status` lists leave them
-//! out ([`is_skipped_deletion`]), and a reset goes through the git CLI ([`reset_hard`]).
+//! worktree puts those entries back ([`keep_skipped`]), what is dirty is read by `git status`
+//! (`super::status`), which leaves them out, and a reset goes through the git CLI
+//! ([`reset_hard`]).
 
 use std::path::{Path, PathBuf};
 
@@ -33,9 +34,9 @@ pub(crate) fn is_sparse(repo: &Repository) -> bool {
 fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
     super::cli::run(dir, args)
         .map(drop)
-        .map_err(|reason| GitError::Sparse {
+        .map_err(|e| GitError::Sparse {
             path: dir.to_path_buf(),
-            reason,
+            reason: e.to_string(),
         })
 }
 
@@ -76,14 +77,6 @@ pub(crate) fn keep_skipped(
         }
     }
     Ok(())
-}
-
-/// Whether `path`, listed by libgit2 as deleted, is a `skip-worktree` entry (absent by design).
-pub(crate) fn is_skipped_deletion(index: &git2::Index, path: &[u8]) -> bool {
-    std::str::from_utf8(path)
-        .ok()
-        .and_then(|p| index.get_path(Path::new(p), 0))
-        .is_some_and(|e| e.flags_extended & SKIP_WORKTREE != 0)
 }
 
 /// `git reset --hard HEAD` and `git clean -fd` in a sparse worktree (ignored files stay), then

@@ -7,7 +7,7 @@
 //! - branch `orch/task/<plan>/<id>`, marked as orch's like a plan branch
 //!   (`branch.<branch>.orchPlan = <plan>+<id>`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use git2::Oid;
 
@@ -15,71 +15,15 @@ use super::GitError;
 use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_plan_worktree};
 use super::commit::save_and_reset;
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
-use super::merge::{Landing, check_checked_out, index_conflicts, land, tip_and_commit};
-use super::pool::{cli_dirty_files, free_slot, pool_slot};
+use super::merge::{Landing, check_checked_out, land, tip_and_commit};
+use super::merge_tree::index_conflicts;
+use super::pool::{free_slot, pool_slot};
+use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
-use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree, open_main, worktree_lock};
-use crate::manifest::check_plan_name;
-
-/// The prefix of every task branch: `orch/task/<plan>/<id>`.
-pub const TASK_BRANCH_PREFIX: &str = "orch/task/";
-
-/// The worktree name (and directory name) of task `id` of `plan`: `<plan>+<id>`.
-pub fn task_tree_name(plan: &str, id: &str) -> String {
-    format!("{plan}+{id}")
-}
-
-/// The branch of task `id` of `plan`: `orch/task/<plan>/<id>`.
-pub fn task_branch(plan: &str, id: &str) -> String {
-    format!("{TASK_BRANCH_PREFIX}{plan}/{id}")
-}
-
-/// Checks a worktree name: a plan name, or a task worktree's `<plan>+<id>` (the id: letters,
-/// digits and single dots, as plan files write them).
-pub(super) fn check_tree_name(name: &str) -> Result<(), String> {
-    let Some((plan, id)) = name.split_once('+') else {
-        return check_plan_name(name);
-    };
-    check_plan_name(plan)?;
-    let ok = !id.is_empty()
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
-        && !id.starts_with('.')
-        && !id.ends_with('.')
-        && !id.contains("..")
-        && !id.ends_with(".lock");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "task id `{id}` of worktree `{name}` is not allowed: ids may contain only letters, digits and single dots"
-        ))
-    }
-}
-
-/// What it takes to make a task's worktree.
-#[derive(Clone, Copy, Debug)]
-pub struct TaskTreeRequest<'a> {
-    pub repo_root: &'a Path,
-    pub plan: &'a str,
-    /// The plan branch: the task branch starts at its tip, and lands back on it.
-    pub plan_branch: &'a str,
-    pub id: &'a str,
-    /// The directory holding the plan worktrees (the task worktree goes next to the plan's).
-    pub worktree_root: &'a Path,
-    /// Paths copied into a new worktree, as for the plan's.
-    pub copy: &'a [PathBuf],
-    /// The plan's `paths` (a sparse cone), as for the plan's worktree.
-    pub sparse: &'a [String],
-    /// Whether the worktree gets its submodules checked out, as for the plan's.
-    pub submodules: bool,
-}
-
-impl TaskTreeRequest<'_> {
-    /// The task worktree's directory.
-    pub fn path(&self) -> PathBuf {
-        self.worktree_root.join(task_tree_name(self.plan, self.id))
-    }
-}
+use super::status::{Submodules, dirty_files};
+use super::worktree::{
+    PlanTree, TaskTreeRequest, TreeRequest, ensure_plan_tree, open_main, worktree_lock,
+};
 
 /// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
 /// exist: a supervisor restarted while the task ran).
@@ -324,7 +268,7 @@ pub fn land_task_commit(
             )
             .map_err(merge_error)?;
         if index.has_conflicts() {
-            let dirty = cli_dirty_files(plan_worktree)?;
+            let dirty = dirty_files(plan_worktree, Submodules::Ignored)?;
             if !dirty.is_empty() {
                 return Err(GitError::Dirty {
                     path: plan_worktree.to_path_buf(),

@@ -18,6 +18,7 @@ use super::entries::{
     sweep_discarded,
 };
 use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark, mark_key, unmark};
+use super::refs::task_tree_name;
 use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
 use crate::manifest::check_ref_name;
 
@@ -85,6 +86,31 @@ pub struct TreeRequest<'a> {
     pub sparse: &'a [String],
     /// Whether the worktree gets its submodules checked out ([`super::submodules`]).
     pub submodules: bool,
+}
+
+/// What it takes to make a task's worktree.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskTreeRequest<'a> {
+    pub repo_root: &'a Path,
+    pub plan: &'a str,
+    /// The plan branch: the task branch starts at its tip, and lands back on it.
+    pub plan_branch: &'a str,
+    pub id: &'a str,
+    /// The directory holding the plan worktrees (the task worktree goes next to the plan's).
+    pub worktree_root: &'a Path,
+    /// Paths copied into a new worktree, as for the plan's.
+    pub copy: &'a [PathBuf],
+    /// The plan's `paths` (a sparse cone), as for the plan's worktree.
+    pub sparse: &'a [String],
+    /// Whether the worktree gets its submodules checked out, as for the plan's.
+    pub submodules: bool,
+}
+
+impl TaskTreeRequest<'_> {
+    /// The task worktree's directory.
+    pub fn path(&self) -> PathBuf {
+        self.worktree_root.join(task_tree_name(self.plan, self.id))
+    }
 }
 
 /// The plan's worktree, ready to use.
@@ -261,7 +287,7 @@ pub fn remove_plan_locks(
     plan: &str,
     branch: &str,
 ) -> Result<Vec<PathBuf>, GitError> {
-    super::task_tree::check_tree_name(plan).map_err(|reason| GitError::InvalidName {
+    super::refs::check_tree_name(plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: plan.to_string(),
         reason,
@@ -325,7 +351,7 @@ fn absolute(req: &TreeRequest) -> PathBuf {
 
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
 fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
-    super::task_tree::check_tree_name(req.plan).map_err(|reason| GitError::InvalidName {
+    super::refs::check_tree_name(req.plan).map_err(|reason| GitError::InvalidName {
         what: "plan name",
         name: req.plan.to_string(),
         reason,
@@ -368,7 +394,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
             tip: target.id(),
             prune,
             clear: None,
-            copies: copy_list(req)?,
+            copies: copy_list(req.repo_root, req.copy)?,
         });
     };
 
@@ -465,7 +491,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         tip,
         prune,
         clear: half.then(|| path.clone()),
-        copies: copy_list(req)?,
+        copies: copy_list(req.repo_root, req.copy)?,
     })
 }
 
@@ -520,7 +546,7 @@ pub(super) fn add_tree(
         tip,
         prune,
         clear,
-        copies: copy_list(req)?,
+        copies: copy_list(req.repo_root, req.copy)?,
     };
     // The caller holds the lock for the whole take: the checkout runs under it too.
     add_and_copy(repo, req, &path, &decision, reference, None)
@@ -657,7 +683,7 @@ fn git_worktree_add(
         super::cli::GitTarget::GitDir(common),
         &[&args[..], &[&path, branch]].concat(),
     )
-    .map_err(fail)?;
+    .map_err(|e| fail(e.to_string()))?;
     if !repo
         .commondir()
         .join("worktrees")

@@ -11,11 +11,9 @@
 //! libgit2's merge is not git's `ort`: every merge is confirmed, or overruled, by
 //! `git merge-tree --write-tree` (see [`crate::git::merge_tree`]).
 
-pub mod build;
 mod checks;
 pub mod confine;
 pub(crate) use checks::orch_dirs;
-mod error;
 pub mod integrate;
 pub mod interrupt;
 mod now;
@@ -24,14 +22,14 @@ mod plan_info;
 pub mod pr;
 pub mod resolve;
 mod run;
-pub mod staging;
 pub mod step;
 pub mod sync;
-pub mod target;
 pub mod verify;
 
-pub use build::{Predicted, Simulator, is_merged, target_contains};
-pub use error::MergeError;
+pub use crate::git::{
+    MergeError, Predicted, Simulator, WorkState, checked_out_at, is_merged, target_contains,
+    untracked_in_the_way, work_state,
+};
 pub use now::{
     MergeResult, PlanMergeOutcome, PlanMergeReport, ResolveWith, merge_plan_now,
     merge_plan_now_with,
@@ -43,5 +41,4 @@ pub use run::{MergeRun, Outcome, Prepared, Step, short};
 pub use step::{
     ARCHIVE_PREFIX, MAX_REBUILDS, Merged, StepOutcome, StepRequest, archive_tag_name, merge_plan,
 };
-pub use target::{WorkState, checked_out_at, untracked_in_the_way, work_state};
 pub use verify::Verify;

@@ -280,40 +280,19 @@ fn unnamed_config_changes(
         return Err(format!("plan `{plan}` is not in the manifest"));
     };
     let repo_root = workspace::repo_root(manifest).map_err(|e| e.error.to_string())?;
-    let repo = crate::git::open(&repo_root).map_err(|e| e.to_string())?;
-    let target =
-        super::build::target_commit(&repo, &manifest.defaults.target).map_err(|e| e.to_string())?;
-    let Some(tip) = super::build::branch_commit(&repo, &entry.branch).map_err(|e| e.to_string())?
-    else {
-        return Ok(Vec::new());
-    };
-    let trees = repo
-        .merge_base(target.id(), tip.id())
-        .and_then(|base| repo.find_commit(base))
-        .and_then(|base| Ok((base.tree()?, tip.tree()?)))
-        .map_err(|e| {
-            format!(
-                "cannot read where `{}` left `{}`: {e}",
-                entry.branch, manifest.defaults.target
-            )
-        })?;
     let guarded = manifest.guarded(&repo_root, Some(entry));
-    let mut files = guarded.files;
-    for argv in &guarded.commands {
-        for f in crate::git::files_named(argv, &trees.0, &repo_root, &repo_root) {
-            if !files.contains(&f) {
-                files.push(f);
-            }
-        }
-    }
+    let changed = crate::git::changed_since_fork(
+        &repo_root,
+        &manifest.defaults.target,
+        &entry.branch,
+        guarded.files,
+        &guarded.commands,
+    )?;
     let named = |f: &str| {
         lp.plan
             .tasks
             .iter()
             .any(|t| t.description.contains(f) || t.body.contains(f))
     };
-    Ok(crate::git::changed_between(&trees.0, &trees.1, &files)
-        .into_iter()
-        .filter(|f| !named(f))
-        .collect())
+    Ok(changed.into_iter().filter(|f| !named(f)).collect())
 }

@@ -3,15 +3,10 @@
 
 use std::path::Path;
 
-use git2::{ErrorCode, Oid, Repository};
-
 use super::MergeError;
-use super::build::{Built, Subject, branch_commit, build, target_commit};
 use super::interrupt;
-use super::target::{Moved, move_target};
 use super::verify::{Verdict, Verify, run_verify};
-use crate::git;
-use crate::git::retry_locked;
+use crate::git::{Built, MergeRepo, Moved, Oid, Subject, move_target};
 use crate::manifest::MergeStrategy;
 
 /// How often a step is built again after the target moved under it, after the first build.
@@ -90,10 +85,12 @@ pub enum StepOutcome {
 /// tree that has the target checked out (if any) and the target ref move together, under the
 /// ref's lock, from the tip the merge was built on.
 pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
-    let repo = git::open(req.repo_root)?;
-    let theirs = branch_commit(&repo, req.branch)?.ok_or_else(|| MergeError::BranchMissing {
-        branch: req.branch.to_string(),
-    })?;
+    let repo = MergeRepo::open(req.repo_root)?;
+    let theirs = repo
+        .branch_tip(req.branch)?
+        .ok_or_else(|| MergeError::BranchMissing {
+            branch: req.branch.to_string(),
+        })?;
     let subject = Subject {
         plan: req.plan,
         branch: req.branch,
@@ -105,17 +102,17 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
         if interrupt::interrupted() {
             return Ok(StepOutcome::Interrupted);
         }
-        let tip = target_commit(&repo, req.target)?;
+        let tip = repo.target_tip(req.target)?;
         tracing::debug!(
             plan = req.plan,
             branch = req.branch,
             target = req.target,
             strategy = ?req.strategy,
-            tip = %tip.id(),
+            tip = %tip,
             attempt,
             "merge step: building"
         );
-        let candidate = match build(&repo, &tip, &theirs, &subject)? {
+        let candidate = match repo.build(tip, theirs, &subject)? {
             Built::AlreadyMerged => return Ok(StepOutcome::AlreadyMerged),
             Built::Conflict(files) => return Ok(StepOutcome::Conflict { files }),
             Built::FfImpossible => return Ok(StepOutcome::FfImpossible),
@@ -123,7 +120,7 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
         };
         let verified = req
             .verified_tree
-            .is_some_and(|t| repo.find_commit(candidate).is_ok_and(|c| c.tree_id() == t));
+            .is_some_and(|t| repo.tree_of(candidate) == Some(t));
         if let Some(verify) = req.verify.filter(|_| !verified) {
             match run_verify(verify, req.repo_root, req.plan, req.target, candidate)? {
                 Verdict::Passed => {}
@@ -138,15 +135,15 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
             "orch merge: plan `{}` ({}, {})",
             req.plan, req.branch, req.strategy
         );
-        match move_target(req.repo_root, req.target, tip.id(), candidate, &log)? {
+        match move_target(req.repo_root, req.target, tip, candidate, &log)? {
             Moved::TargetMoved => continue,
             Moved::Done => {
                 tracing::debug!(plan = req.plan, commit = %candidate, "merge step: target moved");
-                let archive_tag = archive(&repo, req.plan, theirs.id())?;
+                let archive_tag = archive(&repo, req.plan, theirs)?;
                 return Ok(StepOutcome::Merged(Merged {
                     commit: candidate.to_string(),
-                    previous: tip.id().to_string(),
-                    branch_tip: theirs.id().to_string(),
+                    previous: tip.to_string(),
+                    branch_tip: theirs.to_string(),
                     archive_tag,
                     rebuilt: attempt,
                 }));
@@ -165,29 +162,12 @@ pub fn archive_tag_name(plan: &str, tip: &str) -> String {
 
 /// Tags the branch tip (lightweight) so its commits survive the branch's deletion. A tag of that
 /// name on the same commit is fine; on another commit it is an error.
-fn archive(repo: &Repository, plan: &str, tip: Oid) -> Result<String, MergeError> {
+fn archive(repo: &MergeRepo, plan: &str, tip: Oid) -> Result<String, MergeError> {
     let tag = archive_tag_name(plan, &tip.to_string());
-    let refname = format!("refs/tags/{tag}");
-    let tag_error = |reason: String| MergeError::Tag {
-        tag: tag.clone(),
-        reason,
-    };
-    match retry_locked(|| repo.reference(&refname, tip, false, "orch merge: archive")) {
-        Ok(_) => Ok(tag),
-        Err(e) if e.code() == ErrorCode::Exists => {
-            let existing = repo
-                .find_reference(&refname)
-                .and_then(|r| r.peel_to_commit())
-                .map_err(|e| tag_error(e.message().to_string()))?;
-            if existing.id() == tip {
-                Ok(tag)
-            } else {
-                Err(tag_error(format!(
-                    "it exists and points at {} instead",
-                    existing.id()
-                )))
-            }
-        }
-        Err(e) => Err(tag_error(e.message().to_string())),
-    }
+    repo.tag(&tag, tip, "orch merge: archive")
+        .map_err(|reason| MergeError::Tag {
+            tag: tag.clone(),
+            reason,
+        })?;
+    Ok(tag)
 }

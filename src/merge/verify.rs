@@ -8,14 +8,13 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use git2::Oid;
 use nix::sys::signal::Signal;
 
 use super::MergeError;
 use super::interrupt;
-use super::staging::Staging;
 use crate::agent_env;
 use crate::agent_env::GIT_ENV;
+use crate::git::{Oid, Staging};
 use crate::process::{group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.

@@ -600,16 +600,9 @@ fn check_files_in_repo(
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let repo = git::open(worktree).map_err(|e| e.to_string())?;
     // The plan's base: a file an earlier task of the plan made (and a later check names) is the
     // plan's work, not the check's reference.
-    let base = git2::Oid::from_str(&plan.base)
-        .and_then(|id| repo.find_commit(id))
-        .and_then(|c| c.tree());
-    let tree = base
-        .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
-        .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
-    Ok(git::files_named(check, &tree, worktree, &plan.repo_root))
+    git::files_named_at(check, worktree, &plan.base, &plan.repo_root)
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:

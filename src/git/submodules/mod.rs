@@ -64,7 +64,7 @@ fn git(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
         .into_iter()
         .chain(args.iter().copied())
         .collect();
-    run_on(target, &all)
+    run_on(target, &all).map_err(|e| e.to_string())
 }
 
 /// A relative path of plain components (no `.`, `..`, `.git`, empty one): what a submodule's
@@ -88,8 +88,7 @@ fn open_git_dir(dir: &Path) -> Option<Repository> {
 /// The tree of the commit the worktree's HEAD is at (its admin dir found by orch).
 fn head_tree_id(worktree: &Path) -> Option<Oid> {
     let repo = super::locate::open_located(worktree).ok()?;
-    let commit = super::commit::head_commit(&repo, worktree).ok()??;
-    Some(commit.tree_id())
+    Some(repo.head().ok()?.peel_to_commit().ok()?.tree_id())
 }
 
 /// A linked worktree orch made, and the main repository it belongs to.

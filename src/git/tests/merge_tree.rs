@@ -48,7 +48,7 @@ fn libgit2(repo: &Repository) -> Result<Oid, Vec<String>> {
     let (ours, theirs) = sides(repo);
     let mut index = repo.merge_commits(&ours, &theirs, None).unwrap();
     if index.has_conflicts() {
-        Err(crate::git::merge::index_conflicts(&index).unwrap())
+        Err(crate::git::merge_tree::index_conflicts(&index).unwrap())
     } else {
         Ok(index.write_tree_to(repo).unwrap())
     }

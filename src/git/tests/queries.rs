@@ -102,3 +102,33 @@ fn branch_tip_and_open() {
     assert_eq!(err.exit_code(), exit::INVALID);
     assert!(err.hint().is_some());
 }
+
+/// A failed run of the git CLI is typed: the command, its exit status and git's stderr, and in a
+/// work tree a `GitError::Cli` naming it (not a libgit2 "checkout" error).
+#[test]
+fn a_failed_git_run_names_the_command_its_status_and_stderr() {
+    let fx = Fixture::new();
+    let err = super::super::cli::run(&fx.root, &["rev-parse", "--verify", "no-such-ref"])
+        .expect_err("no such ref");
+    match &err {
+        super::super::error::CliFailure::Failed {
+            args,
+            status,
+            stderr,
+        } => {
+            assert_eq!(args, "rev-parse --verify no-such-ref");
+            assert!(!status.success());
+            assert!(stderr.contains("fatal"), "{stderr}");
+        }
+        other => panic!("not a failure of git: {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("`git rev-parse --verify no-such-ref` failed (exit status: 128): "),
+        "{err}"
+    );
+    let err = super::super::cli::run_in(&fx.root, &["rev-parse", "--verify", "no-such-ref"])
+        .expect_err("no such ref");
+    assert!(matches!(err, GitError::Cli { ref path, .. } if path == &fx.root));
+    assert_eq!(err.exit_code(), exit::FAILURE);
+}

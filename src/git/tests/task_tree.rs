@@ -33,13 +33,10 @@ fn task_tree_names_are_valid_refs_and_never_plan_names() {
         assert!(crate::manifest::is_valid_ref_name(&branch), "{branch}");
         let name = task_tree_name("auth", id);
         assert!(crate::manifest::check_plan_name(&name).is_err(), "{name}");
-        assert_eq!(crate::git::task_tree::check_tree_name(&name), Ok(()));
+        assert_eq!(crate::git::refs::check_tree_name(&name), Ok(()));
     }
     for bad in ["auth+", "auth+../x", "auth+a/b", "auth+.x", "../x+1.1"] {
-        assert!(
-            crate::git::task_tree::check_tree_name(bad).is_err(),
-            "{bad}"
-        );
+        assert!(crate::git::refs::check_tree_name(bad).is_err(), "{bad}");
     }
 }
 

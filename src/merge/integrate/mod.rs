@@ -13,7 +13,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use git2::Oid;
 use serde::{Deserialize, Serialize};
 
 pub use trial::TrialOutcome;
@@ -21,7 +20,7 @@ pub use trial::TrialOutcome;
 use super::MergeError;
 use super::order::{OrderItem, merge_order};
 use crate::error::CliResult;
-use crate::git;
+use crate::git::{MergeRepo, Oid};
 use crate::manifest::Manifest;
 
 /// The verify command of a trial.
@@ -183,8 +182,8 @@ impl IntegrationSpec {
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the
     /// target lacks.
     pub fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
-        let repo = git::open(&self.repo_root)?;
-        let target_tip = super::build::target_commit(&repo, &self.target)?.id();
+        let repo = MergeRepo::open(&self.repo_root)?;
+        let target_tip = repo.target_tip(&self.target)?;
         let items: Vec<OrderItem> = self
             .plans
             .iter()
@@ -197,16 +196,11 @@ impl IntegrationSpec {
         let mut out = Vec::new();
         for i in merge_order(&items) {
             let p = &self.plans[i];
-            let Some(tip) = super::build::branch_commit(&repo, &p.branch)?.map(|c| c.id()) else {
+            let Some(tip) = repo.branch_tip(&p.branch)? else {
                 continue;
             };
-            let landed = tip == target_tip
-                || repo
-                    .graph_descendant_of(target_tip, tip)
-                    .map_err(|source| MergeError::Read {
-                        what: format!("the history of `{}`", p.branch),
-                        source,
-                    })?;
+            let landed =
+                repo.contains(target_tip, tip, &format!("the history of `{}`", p.branch))?;
             if !landed {
                 out.push(Candidate {
                     name: p.name.clone(),
@@ -253,7 +247,7 @@ const CACHE_KEEP: usize = 256;
 pub struct Integrator {
     cache: HashMap<String, TrialOutcome>,
     loaded: bool,
-    staging: Option<super::staging::Staging>,
+    staging: Option<crate::git::Staging>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -365,7 +359,7 @@ impl Integrator {
                 failure: None,
             });
         }
-        let repo = trial::open_repo(&spec.repo_root, verify.is_none())?;
+        let repo = MergeRepo::open_with(&spec.repo_root, verify.is_none())?;
         let mut trials = 0usize;
         let staging = &mut self.staging;
         let cache = &mut self.cache;

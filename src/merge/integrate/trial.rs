@@ -7,16 +7,13 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use git2::{Oid, Repository};
 use nix::sys::signal::Signal;
 
 use super::{Candidate, IntegrationVerify};
 
-use crate::git;
+use crate::git::{Built, MergeRepo, Oid, Staging, Subject};
 use crate::manifest::MergeStrategy;
 use crate::merge::MergeError;
-use crate::merge::build::{Built, Subject, build};
-use crate::merge::staging::Staging;
 use crate::process::signal_group;
 
 /// The staging worktree's name (`<worktree_root>/.merge-staging-_integration`): a plan name
@@ -50,7 +47,7 @@ impl TrialOutcome {
 /// Merges `plans` (in this order) into `target_tip`, each as the merge train would with the
 /// `merge` strategy, and verifies the result. `repo` has the object database the commits go to.
 pub(super) fn run(
-    repo: &Repository,
+    repo: &MergeRepo,
     repo_root: &Path,
     target: &str,
     target_tip: Oid,
@@ -58,17 +55,8 @@ pub(super) fn run(
     verify: Option<&IntegrationVerify>,
     staging: &mut Option<Staging>,
 ) -> Result<TrialOutcome, MergeError> {
-    let read = |what: &str| {
-        let what = what.to_string();
-        move |source| MergeError::Read { what, source }
-    };
-    let mut tip = repo
-        .find_commit(target_tip)
-        .map_err(read(&format!("the tip of `{target}`")))?;
+    let mut tip = target_tip;
     for p in plans {
-        let theirs = repo
-            .find_commit(p.tip)
-            .map_err(read(&format!("the tip of `{}`", p.branch)))?;
         let subject = Subject {
             plan: &p.name,
             branch: &p.branch,
@@ -76,7 +64,7 @@ pub(super) fn run(
             base: None,
             strategy: MergeStrategy::Merge,
         };
-        match build(repo, &tip, &theirs, &subject)? {
+        match repo.build(tip, p.tip, &subject)? {
             Built::AlreadyMerged | Built::FfImpossible => {}
             Built::Conflict(files) => {
                 return Ok(TrialOutcome::Conflict {
@@ -84,14 +72,10 @@ pub(super) fn run(
                     files,
                 });
             }
-            Built::Ready(next) => {
-                tip = repo
-                    .find_commit(next)
-                    .map_err(read("the merge just built"))?;
-            }
+            Built::Ready(next) => tip = next,
         }
     }
-    let commit = tip.id();
+    let commit = tip;
     let Some(verify) = verify else {
         return Ok(TrialOutcome::Passed {
             commit: commit.to_string(),
@@ -129,21 +113,7 @@ fn checkout(
     commit: Oid,
 ) -> Result<std::path::PathBuf, MergeError> {
     if let Some(st) = staging.as_ref() {
-        let moved = (|| -> Result<(), git2::Error> {
-            let linked = git::open(st.path()).map_err(|e| git2::Error::from_str(&e.to_string()))?;
-            let object = linked.find_object(commit, None)?;
-            // What the last trial's verify left (agents' code) is never written through: no
-            // symlink where a directory of the old or the new tree goes.
-            let new_tree = object.peel_to_tree()?;
-            let old_tree = linked.head()?.peel_to_tree()?;
-            crate::git::remove_tree_links(&linked, st.path(), &[&old_tree, &new_tree])
-                .map_err(|e| git2::Error::from_str(&e.to_string()))?;
-            let mut opts = git2::build::CheckoutBuilder::new();
-            opts.force().remove_untracked(true);
-            linked.checkout_tree(&object, Some(&mut opts))?;
-            linked.set_head_detached(commit)
-        })();
-        match moved {
+        match st.move_to(commit) {
             Ok(()) => return Ok(st.path().to_path_buf()),
             Err(e) => {
                 tracing::debug!(error = %e, "the staging worktree is made again");
@@ -248,23 +218,4 @@ fn last_lines(log: &Path) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(LAST_LINES);
     lines[from..].iter().map(|l| (*l).to_string()).collect()
-}
-
-/// Opens the repository for trials: with a verify command, merges are written to its object
-/// database (a staging worktree checks them out; no ref points at them); without one, they stay
-/// in memory (libgit2's mempack backend), so nothing on disk changes.
-pub(super) fn open_repo(repo_root: &Path, in_memory: bool) -> Result<Repository, MergeError> {
-    let repo = git::open(repo_root)?;
-    if in_memory {
-        let odb = repo.odb().map_err(|source| MergeError::Read {
-            what: "the object database".into(),
-            source,
-        })?;
-        odb.add_new_mempack_backend(1000)
-            .map_err(|source| MergeError::Read {
-                what: "the object database".into(),
-                source,
-            })?;
-    }
-    Ok(repo)
 }

@@ -1,14 +1,13 @@
-//! The gates of a resolution, decided by orch from its own records: what changed in the
-//! resolution worktree against the conflicted tree orch wrote, the files read as bytes (never
-//! through a link), and the tree of the result built from those bytes.
+//! The gates of a resolution, decided by orch from its own records: the files of the resolution
+//! worktree read as bytes (never through a link), git's conflict markers in them, the files the
+//! explanation names. What changed against the conflicted tree, and the tree of the result built
+//! from those bytes, are `git::MergeRepo`'s (`changed_from`, `tree_with`).
 
-use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use git2::build::TreeUpdateBuilder;
-use git2::{DiffOptions, FileMode, Oid, Repository, Tree};
+use crate::git::WorkFile;
 
 /// The most files beyond the conflicted ones a resolution may change (each named in the
 /// agent's explanation and already on one side).
@@ -19,27 +18,6 @@ const MAX_FILE: u64 = 16 << 20;
 
 /// The largest explanation read.
 const MAX_EXPLANATION: u64 = 64 << 10;
-
-/// The paths that differ between `tree` (the conflicted tree the worktree was checked out at)
-/// and the files of the worktree `repo` (opened by orch from its own records): changed,
-/// added (untracked, not ignored) or removed.
-pub(super) fn changed(repo: &Repository, tree: &Tree) -> Result<Vec<String>, git2::Error> {
-    let mut opts = DiffOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_typechange(true)
-        .ignore_submodules(true);
-    let diff = repo.diff_tree_to_workdir(Some(tree), Some(&mut opts))?;
-    let mut out = BTreeSet::new();
-    for d in diff.deltas() {
-        for f in [d.old_file(), d.new_file()] {
-            if let Some(p) = f.path().and_then(Path::to_str) {
-                out.insert(p.to_string());
-            }
-        }
-    }
-    Ok(out.into_iter().collect())
-}
 
 /// A line that is one of git's conflict markers.
 fn is_marker(line: &[u8]) -> bool {
@@ -84,38 +62,25 @@ pub(super) fn marker_lines(bytes: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// What a path of the worktree holds, read by orch without following a link.
-pub(super) enum Entry {
-    Absent,
-    File {
-        bytes: Vec<u8>,
-        executable: bool,
-    },
-    /// A symbolic link (its target, never followed), or a link on the way to it.
-    Link(Vec<u8>),
-    /// A directory, a device, a FIFO: nothing a resolution leaves.
-    Other,
-}
-
 /// Reads `rel` beneath `root` as bytes: a link at the path or on the way to it is reported, not
 /// followed; a FIFO is not opened.
-pub(super) fn read_entry(root: &Path, rel: &str) -> Result<Entry, String> {
+pub(super) fn read_entry(root: &Path, rel: &str) -> Result<WorkFile, String> {
     let path = root.join(rel);
     if let Some(link) = crate::links::symlinked_parent(root, Path::new(rel)) {
         let target = std::fs::read_link(&link).unwrap_or_default();
-        return Ok(Entry::Link(target.into_os_string().into_encoded_bytes()));
+        return Ok(WorkFile::Link(target.into_os_string().into_encoded_bytes()));
     }
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Absent),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WorkFile::Absent),
         Err(e) => return Err(format!("cannot read `{rel}`: {e}")),
     };
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(&path).unwrap_or_default();
-        return Ok(Entry::Link(target.into_os_string().into_encoded_bytes()));
+        return Ok(WorkFile::Link(target.into_os_string().into_encoded_bytes()));
     }
     if !meta.is_file() {
-        return Ok(Entry::Other);
+        return Ok(WorkFile::Other);
     }
     if meta.len() > MAX_FILE {
         return Err(format!("`{rel}` is larger than {} MiB", MAX_FILE >> 20));
@@ -126,7 +91,7 @@ pub(super) fn read_entry(root: &Path, rel: &str) -> Result<Entry, String> {
         .take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read `{rel}`: {e}"))?;
-    Ok(Entry::File {
+    Ok(WorkFile::File {
         bytes,
         executable: meta.permissions().mode() & 0o111 != 0,
     })
@@ -167,42 +132,6 @@ pub(super) fn names(explanation: &str, path: &str) -> bool {
         .split(|c: char| c.is_whitespace() || "`'\",;()[]<>".contains(c))
         .map(|w| w.trim_start_matches("./").trim_end_matches([':', '.']))
         .any(|w| w == path)
-}
-
-/// `tree` with each of `paths` set from what the worktree at `root` holds (`entries`): a file's
-/// bytes as a blob (executable or not), a link as a link, an absent path removed.
-pub(super) fn tree_with(
-    repo: &Repository,
-    tree: &Tree,
-    entries: &[(String, Entry)],
-) -> Result<Oid, git2::Error> {
-    let mut b = TreeUpdateBuilder::new();
-    for (path, entry) in entries {
-        match entry {
-            Entry::File { bytes, executable } => {
-                let blob = repo.blob(bytes)?;
-                let mode = if *executable {
-                    FileMode::BlobExecutable
-                } else {
-                    FileMode::Blob
-                };
-                b.upsert(path.as_str(), blob, mode);
-            }
-            Entry::Link(target) => {
-                let blob = repo.blob(target)?;
-                b.upsert(path.as_str(), blob, FileMode::Link);
-            }
-            Entry::Absent | Entry::Other => {
-                b.remove(path.as_str());
-            }
-        }
-    }
-    b.create_updated(repo, tree)
-}
-
-/// Whether `path` is in `tree` (a file, a link, a submodule).
-pub(super) fn in_tree(tree: &Tree, path: &str) -> bool {
-    tree.get_path(Path::new(path)).is_ok()
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@ use super::run::{
     Resolution, ResolveRequest, Why, conflicted, next_attempt, notes_dir, prompt_for, resolve,
 };
 use crate::error::{CliError, exit};
-use crate::git::{self, Check, TreeMerge};
+use crate::git::MergeRepo;
 use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{branch_commit, target_commit};
 use crate::merge::verify::Verify;
 
 /// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).
@@ -43,7 +42,7 @@ pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, Cli
         verify.as_ref(),
         Why::Conflict,
     );
-    let repo = git::open(&repo_root).map_err(CliError::coded)?;
+    let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
     let c = match conflicted(&repo, &req).map_err(CliError::coded)? {
         Ok(c) => c,
         Err(cause) => {
@@ -126,20 +125,19 @@ pub fn resolve_by_hand(
     let state_dir = manifest.root.join(&manifest.defaults.state_dir);
     let _lock = crate::merge::checks::MergeLock::acquire(&state_dir)?;
     let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
-    let repo = git::open(&repo_root).map_err(CliError::coded)?;
-    let ours = branch_commit(&repo, &entry.branch)
+    let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
+    let ours = repo
+        .branch_tip(&entry.branch)
         .map_err(CliError::coded)?
         .ok_or_else(|| {
             CliError::coded(MergeError::BranchMissing {
                 branch: entry.branch.clone(),
             })
         })?;
-    let theirs = target_commit(&repo, &manifest.defaults.target).map_err(CliError::coded)?;
-    let conflicts = matches!(
-        git::merge_commits(&repo, &ours, &theirs, Check::OnConflict),
-        Ok(TreeMerge::Conflict(_))
-    );
-    if !conflicts {
+    let theirs = repo
+        .target_tip(&manifest.defaults.target)
+        .map_err(CliError::coded)?;
+    if !repo.conflicts(ours, theirs) {
         return Ok(None);
     }
     let req = request(

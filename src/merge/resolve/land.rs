@@ -4,25 +4,22 @@
 
 use std::path::Path;
 
-use git2::{Oid, Repository};
-
-use super::gates::{self, Entry, MAX_EXTRA};
+use super::gates::{self, MAX_EXTRA};
 use super::run::{Conflicted, ResolveRequest};
-use crate::git::{self, GitTarget};
+use crate::git::{self, GitTarget, MergeRepo, Oid, WorkFile};
+use crate::git::{Built, Moved, Subject, move_target};
 use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{Built, Subject, build, signature, target_commit};
 use crate::merge::interrupt;
-use crate::merge::target::{Moved, move_target};
 use crate::merge::verify::{Verdict, Verify, run_verify};
 
 /// What the gates look at.
-pub(super) struct Gates<'a, 'r> {
-    pub(super) repo: &'r Repository,
+pub(super) struct Gates<'a> {
+    pub(super) repo: &'a MergeRepo,
     pub(super) req: &'a ResolveRequest<'a>,
     pub(super) manifest: &'a Manifest,
     pub(super) entry: &'a PlanEntry,
-    pub(super) c: &'a Conflicted<'r>,
+    pub(super) c: &'a Conflicted,
     pub(super) workdir: &'a Path,
     pub(super) notes: &'a Path,
     pub(super) agent: &'a str,
@@ -30,7 +27,7 @@ pub(super) struct Gates<'a, 'r> {
     pub(super) is_protected: &'a dyn Fn(&str) -> bool,
 }
 
-impl Gates<'_, '_> {
+impl Gates<'_> {
     /// Every gate, then the merge commit on the plan branch: its id (and the tree `verify`
     /// passed on), or the cause.
     pub(super) fn land(&self, run: &super::AgentRun) -> Result<(String, Option<String>), String> {
@@ -54,7 +51,7 @@ impl Gates<'_, '_> {
         match move_target(
             self.req.repo_root,
             self.req.branch,
-            self.c.ours.id(),
+            self.c.ours,
             commit,
             &log,
         ) {
@@ -69,29 +66,26 @@ impl Gates<'_, '_> {
 
     /// The changed files, checked: within the bound, none protected, no marker, no link, no
     /// unmerged entry. Returns what each changed path holds.
-    fn files(&self) -> Result<Vec<(String, Entry)>, String> {
-        let wrepo = git::open(self.workdir)
+    fn files(&self) -> Result<Vec<(String, WorkFile)>, String> {
+        let wrepo = MergeRepo::open(self.workdir)
             .map_err(|e| format!("cannot open the resolution worktree: {e}"))?;
         let unmerged = wrepo
-            .index()
-            .map(|i| i.has_conflicts())
+            .has_unmerged()
             .map_err(|e| format!("cannot read the resolution worktree's index: {e}"))?;
         if unmerged {
             return Err("the resolver left unmerged index entries".into());
         }
-        let changed = gates::changed(&wrepo, &self.c.tree)
+        let changed = wrepo
+            .changed_from(self.c.tree)
             .map_err(|e| format!("cannot compare the resolution worktree: {e}"))?;
         let explanation = gates::explanation(self.notes);
-        let theirs_tree = self
-            .c
-            .theirs
-            .tree()
-            .map_err(|e| format!("cannot read `{}`: {e}", self.req.target))?;
-        let ours_tree = self
-            .c
-            .ours
-            .tree()
-            .map_err(|e| format!("cannot read `{}`: {e}", self.req.branch))?;
+        let tree_of = |commit, name: &str| {
+            self.repo
+                .commit_tree(commit, &format!("`{name}`"))
+                .map_err(|e| e.to_string())
+        };
+        let theirs_tree = tree_of(self.c.theirs, self.req.target)?;
+        let ours_tree = tree_of(self.c.ours, self.req.branch)?;
         let mut extras = 0;
         for p in &changed {
             if (self.is_protected)(p) {
@@ -107,7 +101,7 @@ impl Gates<'_, '_> {
                     "the resolver changed `{p}`, which is neither a conflicted file nor named in its explanation"
                 ));
             }
-            if !gates::in_tree(&ours_tree, p) && !gates::in_tree(&theirs_tree, p) {
+            if !self.repo.has_path(ours_tree, p) && !self.repo.has_path(theirs_tree, p) {
                 return Err(format!(
                     "the resolver created `{p}`, which is on neither side"
                 ));
@@ -126,33 +120,27 @@ impl Gates<'_, '_> {
         for p in look {
             let entry = gates::read_entry(self.workdir, p)?;
             match &entry {
-                Entry::Link(_) => {
+                WorkFile::Link(_) => {
                     return Err(format!("the resolver left a symbolic link at `{p}`"));
                 }
-                Entry::Other => {
+                WorkFile::Other => {
                     return Err(format!(
                         "the resolver left something other than a file at `{p}`"
                     ));
                 }
-                Entry::File { bytes, .. } => {
-                    let side = |t: &git2::Tree| {
-                        t.get_path(Path::new(p))
-                            .ok()
-                            .and_then(|e| self.repo.find_blob(e.id()).ok())
-                            .map(|b| b.content().to_vec())
-                            .unwrap_or_default()
-                    };
-                    let (ours, theirs) = (side(&ours_tree), side(&theirs_tree));
+                WorkFile::File { bytes, .. } => {
+                    let side = |t| self.repo.file_at(t, p).unwrap_or_default();
+                    let (ours, theirs) = (side(ours_tree), side(theirs_tree));
                     if let Some(line) = gates::new_markers(bytes, &[&ours, &theirs]).first() {
                         return Err(format!(
                             "the resolver left a conflict marker in `{p}` (line {line})"
                         ));
                     }
                 }
-                Entry::Absent => {
+                WorkFile::Absent => {
                     if self.c.files.contains(p)
-                        && gates::in_tree(&ours_tree, p)
-                        && gates::in_tree(&theirs_tree, p)
+                        && self.repo.has_path(ours_tree, p)
+                        && self.repo.has_path(theirs_tree, p)
                     {
                         return Err(format!("the resolver removed `{p}`, which both sides have"));
                     }
@@ -166,11 +154,7 @@ impl Gates<'_, '_> {
     }
 
     /// The merge commit (no ref names it yet): the conflicted tree with the changed files.
-    fn commit(&self, entries: &[(String, Entry)]) -> Result<Oid, String> {
-        let why = |e: git2::Error| format!("cannot write the merge commit: {e}");
-        let tree = gates::tree_with(self.repo, &self.c.tree, entries).map_err(why)?;
-        let tree = self.repo.find_tree(tree).map_err(why)?;
-        let sig = signature(self.repo).map_err(why)?;
+    fn commit(&self, entries: &[(String, WorkFile)]) -> Result<Oid, String> {
         let files = if self.c.files.is_empty() {
             "a red verify".to_string()
         } else {
@@ -198,15 +182,12 @@ impl Gates<'_, '_> {
             }
         );
         self.repo
-            .commit(
-                None,
-                &sig,
-                &sig,
-                &message,
-                &tree,
-                &[&self.c.ours, &self.c.theirs],
-            )
-            .map_err(why)
+            .tree_with(self.c.tree, entries)
+            .and_then(|tree| {
+                self.repo
+                    .write_commit(tree, &[self.c.ours, self.c.theirs], &message)
+            })
+            .map_err(|e| format!("cannot write the merge commit: {e}"))
     }
 
     /// The plan's `check` on the result, in the resolution worktree reset to it by orch,
@@ -271,11 +252,7 @@ impl Gates<'_, '_> {
             return Ok(None);
         };
         let why = |e: MergeError| format!("cannot build the merge to verify: {e}");
-        let tip = target_commit(self.repo, self.req.target).map_err(why)?;
-        let result = self
-            .repo
-            .find_commit(commit)
-            .map_err(|e| format!("cannot read the merge commit: {e}"))?;
+        let tip = self.repo.target_tip(self.req.target).map_err(why)?;
         let subject = Subject {
             plan: self.req.plan,
             branch: self.req.branch,
@@ -283,7 +260,7 @@ impl Gates<'_, '_> {
             base: self.req.base,
             strategy: self.req.strategy,
         };
-        let candidate = match build(self.repo, &tip, &result, &subject).map_err(why)? {
+        let candidate = match self.repo.build(tip, commit, &subject).map_err(why)? {
             Built::Ready(c) => c,
             Built::AlreadyMerged | Built::FfImpossible => return Ok(None),
             Built::Conflict(files) => {
@@ -303,7 +280,7 @@ impl Gates<'_, '_> {
         )
         .map_err(why)?
         {
-            Verdict::Passed => Ok(self.repo.find_commit(candidate).ok().map(|c| c.tree_id())),
+            Verdict::Passed => Ok(self.repo.tree_of(candidate)),
             Verdict::Failed(why) => Err(format!("verify fails on the merge: {why}")),
             Verdict::Interrupted => Err("interrupted; nothing of it was merged".into()),
         }
@@ -314,41 +291,28 @@ impl Gates<'_, '_> {
 /// links as links, never followed) as a commit on the conflicted merge, under
 /// `refs/orch/attempts/<plan>/resolve/<n>`. `None` when there is nothing to save or it cannot be.
 pub(super) fn save_attempt(
-    repo: &Repository,
+    repo: &MergeRepo,
     workdir: &Path,
     c: &Conflicted,
     c0: Oid,
     plan: &str,
     attempt: u32,
 ) -> Option<String> {
-    let wrepo = git::open(workdir).ok()?;
-    let changed = gates::changed(&wrepo, &c.tree).ok()?;
-    let entries: Vec<(String, Entry)> = changed
+    let changed = MergeRepo::open(workdir).ok()?.changed_from(c.tree).ok()?;
+    let entries: Vec<(String, WorkFile)> = changed
         .into_iter()
         .map(|p| {
-            let e = gates::read_entry(workdir, &p).unwrap_or(Entry::Other);
+            let e = gates::read_entry(workdir, &p).unwrap_or(WorkFile::Other);
             (p, e)
         })
-        .filter(|(_, e)| !matches!(e, Entry::Other))
+        .filter(|(_, e)| !matches!(e, WorkFile::Other))
         .collect();
-    let tree = gates::tree_with(repo, &c.tree, &entries).ok()?;
-    let tree = repo.find_tree(tree).ok()?;
-    let parent = repo.find_commit(c0).ok()?;
-    let sig = signature(repo).ok()?;
+    let tree = repo.tree_with(c.tree, &entries).ok()?;
+    let message =
+        format!("orch: resolution attempt {attempt} of plan `{plan}` (not merged; saved by orch)");
+    let commit = repo.write_commit(tree, &[c0], &message).ok()?;
     let refname = git::attempt_ref(plan, "resolve", attempt);
-    let commit = repo
-        .commit(
-            None,
-            &sig,
-            &sig,
-            &format!(
-                "orch: resolution attempt {attempt} of plan `{plan}` (not merged; saved by orch)"
-            ),
-            &tree,
-            &[&parent],
-        )
-        .ok()?;
-    git::retry_locked(|| repo.reference(&refname, commit, true, "orch: resolution attempt saved"))
+    repo.set_ref(&refname, commit, "orch: resolution attempt saved")
         .ok()?;
     Some(refname)
 }

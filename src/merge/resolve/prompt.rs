@@ -4,14 +4,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use git2::{Oid, Repository, Sort};
-
 use super::gates::MAX_EXTRA;
+use crate::git::{MergeRepo, Oid};
 
 /// The most commits of one side the prompt lists.
-const MAX_COMMITS: usize = 20;
-/// The most commits of one side looked at.
-const MAX_WALK: usize = 500;
+pub(super) const MAX_COMMITS: usize = 20;
 
 /// Why the plan is handed to the agent.
 pub(super) enum Reason<'a> {
@@ -153,18 +150,16 @@ fn hunks(spans: &[(usize, usize)]) -> String {
 
 /// The hunks (first and last line) of each of `files` in `tree`, as git wrote them.
 pub(super) fn marked_files(
-    repo: &Repository,
-    tree: &git2::Tree,
+    repo: &MergeRepo,
+    tree: Oid,
     files: &[String],
 ) -> Vec<(String, Vec<(usize, usize)>)> {
     files
         .iter()
         .map(|f| {
-            let spans = tree
-                .get_path(Path::new(f))
-                .ok()
-                .and_then(|e| repo.find_blob(e.id()).ok())
-                .map(|b| hunk_spans(b.content()))
+            let spans = repo
+                .file_at(tree, f)
+                .map(|b| hunk_spans(&b))
                 .unwrap_or_default();
             (f.clone(), spans)
         })
@@ -182,50 +177,6 @@ fn hunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
             && let Some(st) = start.take()
         {
             out.push((st, i + 1));
-        }
-    }
-    out
-}
-
-/// The commits reachable from `side` and not from `other` that changed one of `files`, newest
-/// first, as `<short sha> <subject>`.
-pub(super) fn side_commits(
-    repo: &Repository,
-    side: Oid,
-    other: Oid,
-    files: &[String],
-) -> Vec<String> {
-    let Ok(mut walk) = repo.revwalk() else {
-        return Vec::new();
-    };
-    let _ = walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME);
-    if walk.push(side).is_err() || walk.hide(other).is_err() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for oid in walk.take(MAX_WALK).flatten() {
-        let Ok(c) = repo.find_commit(oid) else {
-            continue;
-        };
-        let Ok(tree) = c.tree() else { continue };
-        let parent_tree = c.parent(0).ok().and_then(|p| p.tree().ok());
-        let id_at = |t: Option<&git2::Tree>, f: &str| {
-            t.and_then(|t| t.get_path(Path::new(f)).ok())
-                .map(|e| e.id())
-        };
-        let touched = files
-            .iter()
-            .any(|f| id_at(Some(&tree), f) != id_at(parent_tree.as_ref(), f));
-        if touched {
-            let id = oid.to_string();
-            out.push(format!(
-                "{} {}",
-                &id[..10],
-                c.summary().ok().flatten().unwrap_or("")
-            ));
-            if out.len() == MAX_COMMITS {
-                break;
-            }
         }
     }
     out

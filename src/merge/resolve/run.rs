@@ -3,15 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Commit, Repository, Tree};
-
 use super::prompt::{self, PromptInput, Reason};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
-use crate::git::{self, Check, TreeMerge};
+use crate::git::{self, MergeRepo, Oid, Staging};
 use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
 use crate::merge::MergeError;
-use crate::merge::build::{branch_commit, signature, target_commit};
-use crate::merge::staging::Staging;
 use crate::merge::verify::Verify;
 
 /// Why a plan is handed to its resolver.
@@ -71,31 +67,28 @@ pub enum Resolution {
 }
 
 /// The conflicted state orch writes for the resolver.
-pub(super) struct Conflicted<'r> {
-    pub(super) ours: Commit<'r>,
-    pub(super) theirs: Commit<'r>,
+pub(super) struct Conflicted {
+    /// The plan branch's tip and the target's.
+    pub(super) ours: Oid,
+    pub(super) theirs: Oid,
     /// The merge with git's markers (conflict), or the clean merge (verify).
-    pub(super) tree: Tree<'r>,
+    pub(super) tree: Oid,
     pub(super) files: Vec<String>,
 }
 
-pub(super) fn conflicted<'r>(
-    repo: &'r Repository,
+pub(super) fn conflicted(
+    repo: &MergeRepo,
     req: &ResolveRequest,
-) -> Result<Result<Conflicted<'r>, String>, MergeError> {
-    let ours = branch_commit(repo, req.branch)?.ok_or_else(|| MergeError::BranchMissing {
-        branch: req.branch.to_string(),
-    })?;
-    let theirs = target_commit(repo, req.target)?;
-    let read = |what: &str| {
-        let what = what.to_string();
-        move |source| MergeError::Read { what, source }
-    };
+) -> Result<Result<Conflicted, String>, MergeError> {
+    let ours = repo
+        .branch_tip(req.branch)?
+        .ok_or_else(|| MergeError::BranchMissing {
+            branch: req.branch.to_string(),
+        })?;
+    let theirs = repo.target_tip(req.target)?;
     let (tree, files) = match &req.why {
-        Why::Conflict => match git::marked_conflict(repo, ours.id(), theirs.id())
-            .map_err(read("the conflicted merge"))?
-        {
-            Some(m) => (m.tree, m.paths),
+        Why::Conflict => match repo.marked_conflict(ours, theirs)? {
+            Some(m) => m,
             None => {
                 return Ok(Err(format!(
                     "git could not write the conflicted merge of `{}` into `{}` (git 2.38 or later is needed), or it merges cleanly now",
@@ -103,26 +96,18 @@ pub(super) fn conflicted<'r>(
                 )));
             }
         },
-        Why::Verify(_) => {
-            match git::merge_commits(repo, &ours, &theirs, Check::Always)
-                .map_err(read("the merge"))?
-            {
-                TreeMerge::Clean(mut index) => (
-                    index.write_tree_to(repo).map_err(read("the merged tree"))?,
-                    Vec::new(),
-                ),
-                TreeMerge::Conflict(paths) => {
-                    return Ok(Err(format!(
-                        "`{}` now conflicts with `{}` in {}",
-                        req.branch,
-                        req.target,
-                        paths.join(", ")
-                    )));
-                }
+        Why::Verify(_) => match repo.merged_tree(ours, theirs)? {
+            Ok(tree) => (tree, Vec::new()),
+            Err(paths) => {
+                return Ok(Err(format!(
+                    "`{}` now conflicts with `{}` in {}",
+                    req.branch,
+                    req.target,
+                    paths.join(", ")
+                )));
             }
-        }
+        },
     };
-    let tree = repo.find_tree(tree).map_err(read("the merged tree"))?;
     Ok(Ok(Conflicted {
         ours,
         theirs,
@@ -186,12 +171,13 @@ fn protected(
     manifest: &Manifest,
     entry: &PlanEntry,
     repo_root: &Path,
-    tree: &Tree,
+    repo: &MergeRepo,
+    tree: Oid,
 ) -> impl Fn(&str) -> bool {
     let guarded = manifest.guarded(repo_root, Some(entry));
     let mut files = guarded.files;
     for argv in &guarded.commands {
-        files.extend(git::files_named(argv, tree, repo_root, repo_root));
+        files.extend(repo.files_named(argv, tree, repo_root));
     }
     let protect = entry.protect.clone();
     move |p: &str| files.iter().any(|f| f == p) || protect.as_ref().is_some_and(|g| g.matches(p))
@@ -199,20 +185,16 @@ fn protected(
 
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
 /// by a resolution that was killed (its notes directory, `<state_dir>/.resolve/<plan>-<n>`).
-pub(super) fn next_attempt(repo: &Repository, manifest: &Manifest, plan: &str) -> u32 {
+pub(super) fn next_attempt(repo: &MergeRepo, manifest: &Manifest, plan: &str) -> u32 {
     let prefix = git::attempt_ref(plan, "resolve", 0);
     let prefix = prefix.trim_end_matches('0');
     let mut n = 0;
-    if let Ok(refs) = repo.references_glob(&format!("{prefix}*")) {
-        for r in refs.flatten() {
-            if let Some(k) = r
-                .name()
-                .ok()
-                .and_then(|name| name.strip_prefix(prefix))
-                .and_then(|k| k.parse::<u32>().ok())
-            {
-                n = n.max(k);
-            }
+    for name in repo.ref_names(prefix) {
+        if let Some(k) = name
+            .strip_prefix(prefix)
+            .and_then(|k| k.parse::<u32>().ok())
+        {
+            n = n.max(k);
         }
     }
     let notes = notes_dir(manifest, plan, 0);
@@ -245,7 +227,7 @@ pub(super) fn notes_dir(manifest: &Manifest, plan: &str, attempt: u32) -> PathBu
 
 /// The prompt for `req` with the conflicted state `c`.
 pub(super) fn prompt_for(
-    repo: &Repository,
+    repo: &MergeRepo,
     manifest: &Manifest,
     entry: &PlanEntry,
     req: &ResolveRequest,
@@ -268,15 +250,15 @@ pub(super) fn prompt_for(
         workdir: &workdir,
         notes: &notes.join(EXPLANATION),
         reason,
-        files: prompt::marked_files(repo, &c.tree, &c.files),
+        files: prompt::marked_files(repo, c.tree, &c.files),
         tasks: req
             .tasks
             .iter()
             .filter(|(_, text)| names_file(text))
             .map(|(line, _)| line.clone())
             .collect(),
-        ours: prompt::side_commits(repo, c.ours.id(), c.theirs.id(), &c.files),
-        theirs: prompt::side_commits(repo, c.theirs.id(), c.ours.id(), &c.files),
+        ours: repo.side_commits(c.ours, c.theirs, &c.files, prompt::MAX_COMMITS),
+        theirs: repo.side_commits(c.theirs, c.ours, &c.files, prompt::MAX_COMMITS),
         check: entry.check.as_ref().map(|a| crate::merge::verify::shown(a)),
         verify: req.verify.map(|v| crate::merge::verify::shown(&v.argv)),
     })
@@ -321,16 +303,13 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             format!("the plan's budget is reached ({why}): its conflict is left to a person"),
         ));
     }
-    let repo = git::open(req.repo_root)?;
+    let repo = MergeRepo::open(req.repo_root)?;
     let c = match conflicted(&repo, req)? {
         Ok(c) => c,
         Err(cause) => return Ok(failed(&agent_name, &[], cause)),
     };
-    let ours_tree = c.ours.tree().map_err(|source| MergeError::Read {
-        what: format!("the tree of `{}`", req.branch),
-        source,
-    })?;
-    let is_protected = protected(manifest, entry, req.repo_root, &ours_tree);
+    let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.branch))?;
+    let is_protected = protected(manifest, entry, req.repo_root, &repo, ours_tree);
     if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
         return Ok(failed(
             &agent_name,
@@ -344,18 +323,14 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         branch: req.branch.to_string(),
         source,
     };
-    let sig = signature(&repo).map_err(write)?;
     let c0 = repo
-        .commit(
-            None,
-            &sig,
-            &sig,
+        .write_commit(
+            c.tree,
+            &[c.ours, c.theirs],
             &format!(
                 "orch: `{}` merged into `{}`, conflict markers left for the resolver",
                 req.target, req.branch
             ),
-            &c.tree,
-            &[&c.ours, &c.theirs],
         )
         .map_err(write)?;
     let attempt = next_attempt(&repo, manifest, req.plan);

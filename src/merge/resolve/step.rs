@@ -51,7 +51,7 @@ impl MergeRun {
                 // The step again: its candidate, when the target did not move, has the tree
                 // the resolution's gate verified.
                 let again = StepRequest {
-                    verified_tree: verified_tree.and_then(|t| git2::Oid::from_str(&t).ok()),
+                    verified_tree: verified_tree.and_then(|t| crate::git::Oid::from_str(&t).ok()),
                     ..*req
                 };
                 Ok((merge_plan(&again)?, Some(agent)))

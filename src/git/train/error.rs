@@ -59,9 +59,6 @@ pub enum MergeError {
         target: String,
         files: Vec<String>,
     },
-    /// Reading the state of a work tree failed.
-    #[error("cannot read the status of `{path}`: {source}", path = path.display())]
-    Status { path: PathBuf, source: git2::Error },
     /// Checking the merge result out in the work tree that has the target checked out failed.
     #[error("cannot check out the merge result in `{path}`: {source}", path = path.display())]
     Checkout { path: PathBuf, source: git2::Error },
@@ -89,7 +86,6 @@ impl MergeError {
             | Self::Build { .. }
             | Self::WriteCommit { .. }
             | Self::Staging { .. }
-            | Self::Status { .. }
             | Self::Checkout { .. }
             | Self::UpdateRef { .. }
             | Self::Tag { .. } => exit::FAILURE,

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
-use git2::{ErrorCode, Oid, Repository, StatusOptions};
+use git2::{ErrorCode, Oid, Repository};
 
 use super::MergeError;
 use super::build::{changed_paths, target_commit};
+use crate::git::status::{Submodules, WorkState, status};
 use crate::git::{self, retry_locked};
 
 /// The work tree (the main one or a linked worktree) that has `target` checked out, if any.
@@ -71,43 +72,10 @@ fn links_back(linked: &Repository, path: &Path) -> bool {
     }
 }
 
-/// What `git status` shows in a work tree, split the way `orch merge` needs it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkState {
-    /// Tracked files with changes (staged or not), deleted files, conflicts.
-    pub changed: Vec<String>,
-    /// Untracked files that are not ignored.
-    pub untracked: Vec<String>,
-}
-
-/// Reads the state of the work tree at `path`, without refreshing (rewriting) its index.
+/// The state of the work tree at `path` (the target's: its submodules as git sees them), read
+/// without refreshing (rewriting) its index.
 pub fn work_state(path: &Path) -> Result<WorkState, MergeError> {
-    let repo = git::open(path)?;
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(false);
-    let statuses = repo
-        .statuses(Some(&mut opts))
-        .map_err(|source| MergeError::Status {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut state = WorkState::default();
-    for entry in statuses.iter() {
-        let s = entry.status();
-        if s.is_ignored() || s == git2::Status::CURRENT {
-            continue;
-        }
-        let p = String::from_utf8_lossy(entry.path_bytes()).into_owned();
-        if s == git2::Status::WT_NEW {
-            state.untracked.push(p);
-        } else {
-            state.changed.push(p);
-        }
-    }
-    Ok(state)
+    Ok(status(path, None, Submodules::Git)?)
 }
 
 /// The untracked files among `untracked` that a merge changing `paths` would overwrite: the same
@@ -182,9 +150,7 @@ pub(crate) fn move_target(
                         MergeError::Dirty {
                             path: path.clone(),
                             target: target.to_string(),
-                            files: work_state(&path)
-                                .map(|s| s.changed.into_iter().chain(s.untracked).collect())
-                                .unwrap_or_default(),
+                            files: work_state(&path).map(WorkState::paths).unwrap_or_default(),
                         }
                     } else {
                         MergeError::Checkout {
