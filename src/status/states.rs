@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use super::error::StatusError;
 use super::model::{ORCH_SCHEMA_VERSION, OrchUsage, TaskEntry, TaskStatus};
+use super::store::from_json;
 use crate::plan::{IdMap, Task, id_map};
 
 /// What [`load_states`] keeps of one entry.
@@ -115,7 +116,7 @@ impl StatusStates {
         places.sort_unstable();
         places.dedup();
         let doc: RawEntries<'_> =
-            serde_json::from_slice(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
+            from_json(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
         let mut texts: Vec<(usize, &str)> = places
             .iter()
             .filter_map(|p| {
@@ -201,7 +202,7 @@ fn corrupt(path: &Path, before: &[u8], e: serde_json::Error) -> StatusError {
 
 /// [`load_states`] of the bytes read from `path`.
 fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
-    let doc: StatesDoc = serde_json::from_slice(&bytes).map_err(|e| corrupt(path, b"", e))?;
+    let doc: StatesDoc = from_json(&bytes).map_err(|e| corrupt(path, b"", e))?;
     if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
         return Err(StatusError::UnsupportedVersion {
             path: path.to_path_buf(),

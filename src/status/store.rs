@@ -70,7 +70,7 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
 
 /// Reads a document from a status file's bytes, with the checks of [`load`].
 fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
-    let doc: StatusDoc = serde_json::from_slice(bytes).map_err(|e| {
+    let doc: StatusDoc = from_json(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
@@ -90,6 +90,16 @@ fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
         });
     }
     Ok(doc)
+}
+
+/// serde_json's read of a whole file: from its text once the file is found to be UTF-8 (one
+/// check of the whole, rather than of each string as serde_json reads it from bytes), else from
+/// its bytes (which reports where the file is not, if that is in a string it reads).
+pub(super) fn from_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
 }
 
 /// Fills orch's identifying fields of a loaded document.
