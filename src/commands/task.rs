@@ -294,7 +294,7 @@ fn run_one_plan(
         return Err(unknown());
     }
     let (outcome, report) =
-        status::update_entry_with_plan(&path, &plan, &digest, &rel, name, &[&args.id], apply)
+        status::update_with_digest(&path, &plan, Some(&digest), &rel, name, |doc, _| apply(doc))
             .map_err(status_error)?;
     for (id, st) in &report.removed {
         eprintln!(

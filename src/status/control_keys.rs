@@ -10,12 +10,6 @@ pub const STOPPED_KEY: &str = "orchStopped";
 /// The cause recorded for a stopped task.
 pub const STOPPED: &str = "stopped";
 
-/// Whether a status file's text (orch's layout) has [`PAUSED_KEY`] at the top level: a key at
-/// depth 1 is the only place a raw newline is followed by exactly two spaces and a quote.
-pub fn held_in_text(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, b"\n  \"orchPlanPaused\": ").is_some()
-}
-
 /// Whether a plan's status document says it is paused.
 pub fn is_paused(doc: &StatusDoc) -> bool {
     doc.extra.contains_key(PAUSED_KEY)

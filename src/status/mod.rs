@@ -7,16 +7,11 @@
 
 mod control_keys;
 mod error;
-mod follow;
 mod index;
-mod known_text;
-mod layout;
-mod light;
 mod model;
 mod orch_fields;
 mod reconcile;
 pub mod report;
-mod splice;
 mod states;
 mod store;
 mod summary;
@@ -25,18 +20,15 @@ mod transition;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use control_keys::{PAUSED_KEY, STOPPED, STOPPED_KEY, held_in_text, is_paused};
+pub use control_keys::{PAUSED_KEY, STOPPED, STOPPED_KEY, is_paused};
 pub use error::StatusError;
-pub use follow::{Followed, Follower};
-pub use known_text::KnownText;
 pub use model::*;
 pub use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use states::{StateEntry, StatusStates, load_states};
 pub use store::{
     FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_entry_if_current, update_entry_with_plan, update_if_current, update_with_digest, view,
-    view_bytes,
+    update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
 };
 pub use summary::{counts_all, current_phase, refresh_derived, summarize};
 pub use transition::{

@@ -2,26 +2,21 @@
 //! status and error by id, without building the full entries or reconciling the document, and
 //! the full entries of the few tasks a command prints.
 //!
-//! serde_json reads the document once ([`DocVisitor`]): each entry is read for the few fields
-//! kept, straight into the map by id, everything else skipped in the same pass. The text of an
-//! entry is read again, whole, only for the tasks a command prints ([`StatusStates::entries`]):
-//! found from where its id was read, in orch's own layout ([`super::layout`]), else by a second
-//! serde_json read of the document that keeps each entry's raw text.
+//! serde_json reads the document once, by derive, into the few fields kept of each entry
+//! ([`StateFields`]; serde skips the rest as it reads); the entries' texts are read again, and
+//! only the few a command prints are built in full ([`StatusStates::entries`]).
 
-use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::error::StatusError;
-use super::layout;
 use super::model::{ORCH_SCHEMA_VERSION, OrchUsage, TaskEntry, TaskStatus};
+use super::store::from_json;
 use crate::plan::{IdMap, Task, id_map};
 
 /// What [`load_states`] keeps of one entry.
@@ -35,16 +30,15 @@ pub struct StateEntry {
     pub usage: Option<Box<crate::agent_output::Usage>>,
 }
 
-/// Where an entry was read: its array (`verifySteps` or `tasks`), its place there and, when its
-/// id was read as written (no escapes), where the id's text starts in the file.
+/// Where an entry was read: its array (`verifySteps` or `tasks`) and its place there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Place {
     verify: bool,
     index: usize,
-    id_at: Option<usize>,
 }
 
-/// The recorded status of each entry of a status file, by id (the first entry of an id wins).
+/// The recorded status of each entry of a status file, by id (the first entry of an id wins,
+/// those of `tasks` before those of `verifySteps`).
 #[derive(Clone, Debug, Default)]
 pub struct StatusStates {
     /// Each id's state and where its entry was read.
@@ -60,171 +54,33 @@ pub struct StatusStates {
     path: std::path::PathBuf,
 }
 
-/// The document's top-level keys as [`load_states`] reads them: the schema's required fields
-/// (checked, not kept), the entries, and orch's few top-level fields the reading commands show.
-#[derive(Clone, Copy, Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum Key {
-    PlanPath,
-    PlanName,
-    CreatedAt,
-    Tasks,
-    VerifySteps,
-    OrchSchemaVersion,
-    OrchPaused,
-    OrchPlanPaused,
-    OrchMerge,
-    #[serde(other)]
-    Other,
-}
-
-/// The names of [`Key`]'s keys, in its order (the first four required).
-const KEYS: [&str; 9] = [
-    "planPath",
-    "planName",
-    "createdAt",
-    "tasks",
-    "verifySteps",
-    "orchSchemaVersion",
-    "orchPaused",
-    "orchPlanPaused",
-    "orchMerge",
-];
-
-/// What [`load_states`] keeps of the document.
-#[derive(Default)]
-struct States {
-    map: IdMap<String, (StateEntry, Place)>,
-    version: u32,
-    paused: Option<serde_json::Value>,
-    plan_paused: Option<serde_json::Value>,
-    merge: Option<serde_json::Value>,
-}
-
-/// The document read in one pass, each entry's state put in the map as it is read (no list of
-/// the entries is kept): serde's visitor of a struct, as `#[derive(Deserialize)]` writes it
-/// (a key twice or a required key missing is an error), with the entries read through a seed.
-struct DocVisitor {
-    /// Where the text starts in memory, for where each id was read.
-    base: usize,
-    /// Room for this many entries.
-    capacity: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for DocVisitor {
-    type Value = States;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<States, D::Error> {
-        d.deserialize_struct("StatusDoc", &KEYS, self)
-    }
-}
-
-impl<'de> Visitor<'de> for DocVisitor {
-    type Value = States;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("struct StatusDoc")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<States, A::Error> {
-        let mut out = States {
-            map: id_map(self.capacity),
-            ..States::default()
-        };
-        // Which keys were read, in the order of `Key`.
-        let mut seen = [false; KEYS.len()];
-        while let Some(key) = m.next_key::<Key>()? {
-            let k = key as usize;
-            if k < seen.len() {
-                if seen[k] {
-                    return Err(A::Error::duplicate_field(KEYS[k]));
-                }
-                seen[k] = true;
-            }
-            match key {
-                Key::Tasks | Key::VerifySteps => m.next_value_seed(EntriesSeed {
-                    map: &mut out.map,
-                    verify: matches!(key, Key::VerifySteps),
-                    base: self.base,
-                })?,
-                Key::OrchSchemaVersion => out.version = m.next_value()?,
-                Key::OrchPaused => out.paused = m.next_value()?,
-                Key::OrchPlanPaused => out.plan_paused = m.next_value()?,
-                Key::OrchMerge => out.merge = m.next_value()?,
-                Key::PlanPath | Key::PlanName | Key::CreatedAt | Key::Other => {
-                    m.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        if let Some(k) = (0..4).find(|k| !seen[*k]) {
-            return Err(A::Error::missing_field(KEYS[k]));
-        }
-        Ok(out)
-    }
-}
-
-/// Reads the `tasks` or `verifySteps` array into the map, entry by entry. The first entry of an
-/// id wins, those of `tasks` before those of `verifySteps` wherever the arrays are in the file.
-struct EntriesSeed<'m> {
-    map: &'m mut IdMap<String, (StateEntry, Place)>,
-    verify: bool,
-    base: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntriesSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a sequence")
-    }
-
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
-        let mut index = 0;
-        while let Some(f) = seq.next_element::<StateFields<'de>>()? {
-            let id_at = match &f.id {
-                Cow::Borrowed(id) => Some(id.as_ptr() as usize - self.base),
-                Cow::Owned(_) => None,
-            };
-            let place = Place {
-                verify: self.verify,
-                index,
-                id_at,
-            };
-            index += 1;
-            let state = || StateEntry {
-                status: f.status,
-                error: f.error,
-                last_error: f.last_error,
-                usage: f.orch_usage.map(|u| Box::new(u.usage())),
-            };
-            match self.map.entry(f.id.into_owned()) {
-                Entry::Vacant(v) => {
-                    v.insert((state(), place));
-                }
-                Entry::Occupied(mut o) if o.get().1 > place => {
-                    o.insert((state(), place));
-                }
-                Entry::Occupied(_) => {}
-            }
-        }
-        Ok(())
-    }
+/// What [`load_states`] reads of the document: the schema's required fields (checked, not
+/// kept), the entries, and orch's few top-level fields the reading commands show.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // The required fields are read to be checked, not kept.
+struct StatesDoc {
+    plan_path: IgnoredAny,
+    plan_name: IgnoredAny,
+    created_at: IgnoredAny,
+    tasks: Vec<StateFields>,
+    #[serde(default)]
+    verify_steps: Vec<StateFields>,
+    #[serde(default)]
+    orch_schema_version: u32,
+    #[serde(default)]
+    orch_paused: Option<serde_json::Value>,
+    #[serde(default)]
+    orch_plan_paused: Option<serde_json::Value>,
+    #[serde(default)]
+    orch_merge: Option<serde_json::Value>,
 }
 
 /// What [`load_states`] reads of an entry (the other fields are skipped).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StateFields<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
+struct StateFields {
+    id: String,
     #[serde(default)]
     status: Option<TaskStatus>,
     #[serde(default)]
@@ -235,7 +91,7 @@ struct StateFields<'a> {
     orch_usage: Option<OrchUsage>,
 }
 
-/// The entries' texts, for [`StatusStates::entries`] on a file not in orch's layout.
+/// The entries' texts, for [`StatusStates::entries`].
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEntries<'a> {
@@ -247,42 +103,20 @@ struct RawEntries<'a> {
 
 impl StatusStates {
     /// The full entries of `ids` (those the file has, the first entry of each), as recorded (not
-    /// reconciled), in file order. In orch's layout each entry's text is found from where its id
-    /// was read, no second read of the file; otherwise (or when such a text does not read as an
-    /// entry) serde_json reads the document again for the entries' texts.
+    /// reconciled), in file order: the document's entries read again as texts, and only those
+    /// of `ids` read in full.
     pub fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
         let mut places: Vec<Place> = ids
             .iter()
             .filter_map(|id| self.map.get(*id).map(|(_, place)| *place))
             .collect();
+        if places.is_empty() {
+            return Ok(Vec::new());
+        }
         places.sort_unstable();
         places.dedup();
-        let in_layout: Option<Vec<(usize, TaskEntry)>> =
-            places.iter().map(|p| self.entry_in_layout(*p)).collect();
-        if let Some(mut found) = in_layout {
-            found.sort_unstable_by_key(|(start, _)| *start);
-            return Ok(found.into_iter().map(|(_, e)| e).collect());
-        }
-        self.entries_read_again(&places)
-    }
-
-    /// The entry read at `place`, found in orch's layout: its text opens with `{` and its `id`
-    /// on the lines before where the id was read, and ends at the first `\n    }` after it. In
-    /// JSON text a raw newline is only between tokens, so that `{` is the entry's own; and a text
-    /// from it to a `}` that reads as one value ends at its matching `}`. With where it starts.
-    fn entry_in_layout(&self, place: Place) -> Option<(usize, TaskEntry)> {
-        // `\n    {` then `\n      "id": "` before the id's text.
-        let pos = place.id_at?.checked_sub(20)?;
-        let (start, end) = layout::entry_at(&self.bytes, pos)?;
-        layout::id_of(&self.bytes[start..end])?;
-        let entry = serde_json::from_slice::<TaskEntry>(&self.bytes[start..end]).ok()?;
-        Some((start, entry))
-    }
-
-    /// The entries at `places` from a second read of the document that keeps each entry's text.
-    fn entries_read_again(&self, places: &[Place]) -> Result<Vec<TaskEntry>, StatusError> {
-        let doc: RawEntries<'_> = read_doc(&self.bytes, std::marker::PhantomData)
-            .map_err(|e| corrupt(&self.path, b"", e))?;
+        let doc: RawEntries<'_> =
+            from_json(&self.bytes).map_err(|e| corrupt(&self.path, b"", e))?;
         let mut texts: Vec<(usize, &str)> = places
             .iter()
             .filter_map(|p| {
@@ -366,45 +200,37 @@ fn corrupt(path: &Path, before: &[u8], e: serde_json::Error) -> StatusError {
     }
 }
 
-/// serde_json's read of a whole file: from its text once the file is found to be UTF-8 (one
-/// check of the whole, rather than of each string as serde_json reads it from bytes), else from
-/// its bytes (which reports where the file is not, if that is in a string it reads).
-fn read_doc<'a, S: DeserializeSeed<'a>>(bytes: &'a [u8], seed: S) -> serde_json::Result<S::Value> {
-    fn read<'a, R: serde_json::de::Read<'a>, S: DeserializeSeed<'a>>(
-        mut de: serde_json::Deserializer<R>,
-        seed: S,
-    ) -> serde_json::Result<S::Value> {
-        let value = seed.deserialize(&mut de)?;
-        de.end()?;
-        Ok(value)
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => read(serde_json::Deserializer::from_str(text), seed),
-        Err(_) => read(serde_json::Deserializer::from_slice(bytes), seed),
-    }
-}
-
 /// [`load_states`] of the bytes read from `path`.
 fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
-    // Room for entries of about 300 bytes, what orch writes for a task with a short description.
-    let visitor = DocVisitor {
-        base: bytes.as_ptr() as usize,
-        capacity: bytes.len() / 300,
-    };
-    let doc = read_doc(&bytes, visitor).map_err(|e| corrupt(path, b"", e))?;
-    if doc.version > ORCH_SCHEMA_VERSION {
+    let doc: StatesDoc = from_json(&bytes).map_err(|e| corrupt(path, b"", e))?;
+    if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
         return Err(StatusError::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: doc.version,
+            found: doc.orch_schema_version,
             supported: ORCH_SCHEMA_VERSION,
         });
     }
+    let mut map = id_map(doc.tasks.len() + doc.verify_steps.len());
+    let arrays = [(false, doc.tasks), (true, doc.verify_steps)];
+    for (verify, entries) in arrays {
+        for (index, f) in entries.into_iter().enumerate() {
+            if let Entry::Vacant(v) = map.entry(f.id) {
+                let state = StateEntry {
+                    status: f.status,
+                    error: f.error,
+                    last_error: f.last_error,
+                    usage: f.orch_usage.map(|u| Box::new(u.usage())),
+                };
+                v.insert((state, Place { verify, index }));
+            }
+        }
+    }
     Ok(StatusStates {
-        map: doc.map,
+        map,
         bytes,
-        paused: doc.paused,
-        plan_paused: doc.plan_paused,
-        merge: doc.merge,
+        paused: doc.orch_paused,
+        plan_paused: doc.orch_plan_paused,
+        merge: doc.orch_merge,
         path: path.to_path_buf(),
     })
 }
@@ -556,11 +382,6 @@ mod tests {
         assert_eq!(ids, ["1.1", "V1"]);
         assert_eq!(&got[0], doc.entry("1.1").expect("1.1"));
         assert_eq!(&got[1], doc.entry("V1").expect("V1"));
-        // In orch's layout every entry is found where its id was read (no second read).
-        for (e, place) in states.map.values() {
-            let (_, found) = states.entry_in_layout(*place).expect("in the layout");
-            assert_eq!(found.status, e.status.expect("status"));
-        }
 
         // Missing file: nothing recorded; `[x]` tasks count as completed.
         let none = dir.path().join("none.json");

@@ -12,10 +12,8 @@ use chrono::Utc;
 use crate::plan::Plan;
 
 use super::error::StatusError;
-use super::known_text::KnownText;
 use super::model::{ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, timestamp};
 use super::reconcile::{ReconcileReport, reconcile};
-use super::splice::{Spliced, splice_with};
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
@@ -72,7 +70,7 @@ fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusEr
 
 /// Reads a document from a status file's bytes, with the checks of [`load`].
 fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
-    let doc: StatusDoc = serde_json::from_slice(bytes).map_err(|e| {
+    let doc: StatusDoc = from_json(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a status file",
             _ => "not valid JSON",
@@ -92,6 +90,16 @@ fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
         });
     }
     Ok(doc)
+}
+
+/// serde_json's read of a whole file: from its text once the file is found to be UTF-8 (one
+/// check of the whole, rather than of each string as serde_json reads it from bytes), else from
+/// its bytes (which reports where the file is not, if that is in a string it reads).
+pub(super) fn from_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
 }
 
 /// Fills orch's identifying fields of a loaded document.
@@ -254,61 +262,11 @@ pub fn update_with_digest<T>(
     Ok((value, report))
 }
 
-/// [`update_with_digest`] for a change `f` of the entries of tasks `ids` (distinct; see
-/// [`update_entry_if_current`] for what `f` may do). When the file already follows `plan`
-/// (reconciling it would change nothing, [`super::light`]) and is in orch's layout, only those
-/// entries, the derived fields and `orchPlanDigest` are rewritten in the text, whatever digest
-/// it recorded: a file `orch up` never wrote costs about what one it wrote costs. Otherwise
-/// the document is read, reconciled, changed and written whole. Either way the bytes written
-/// are the same.
-pub fn update_entry_with_plan<T>(
-    path: &Path,
-    plan: &Plan,
-    digest: &str,
-    plan_path_rel: &str,
-    orch_name: &str,
-    ids: &[&str],
-    mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
-) -> Result<(T, ReconcileReport), StatusError> {
-    {
-        let _guard = lock(path)?;
-        if let Ok(bytes) = std::fs::read(path)
-            && super::light::follows(&bytes, plan, plan_path_rel, orch_name)
-        {
-            let spliced = super::splice::splice_recording(
-                &bytes,
-                digest,
-                plan_path_rel,
-                orch_name,
-                ids,
-                Utc::now(),
-                &mut f,
-            )?;
-            match spliced {
-                Spliced::Done(None, value) => return Ok((value, ReconcileReport::default())),
-                Spliced::Done(Some(edits), value) => {
-                    write_parts_atomic(path, &edits.parts(&bytes))?;
-                    return Ok((value, ReconcileReport::default()));
-                }
-                Spliced::Stale | Spliced::Fallback => {}
-            }
-        }
-    }
-    update_with_digest(
-        path,
-        plan,
-        Some(digest),
-        plan_path_rel,
-        orch_name,
-        |doc, _| f(doc),
-    )
-}
-
-/// Changes a status file without the plan, when that is safe: under the lock, runs `f` and
-/// writes the result only if the file's `orchPlanDigest` equals `digest` (the digest of the
-/// plan file now), which means the document already follows that plan: reconciling would change
-/// nothing. Otherwise (no file, no digest, another digest) runs nothing, writes nothing and
-/// returns `Ok(None)`: parse the plan and use [`update_with_digest`].
+/// Changes a status file without the plan, when that is safe: under the lock, reads the
+/// document whole and, only if its `orchPlanDigest` equals `digest` (the digest of the plan file
+/// now, which means the document already follows that plan: reconciling would change nothing),
+/// runs `f` and writes the result. Otherwise (no file, no digest, another digest) runs nothing,
+/// writes nothing and returns `Ok(None)`: parse the plan and use [`update_with_digest`].
 pub fn update_if_current<T>(
     path: &Path,
     digest: &str,
@@ -330,10 +288,8 @@ pub fn update_if_current<T>(
 }
 
 /// Applies transition `t` to task `id` without the plan, when that is safe (see
-/// [`update_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there
-/// is no file), and nothing was changed. In a file orch wrote, only the entry and the derived
-/// fields are rewritten in the text (the document is never read whole); otherwise the document
-/// is read, changed and written as by [`update`]. Either way the bytes written are the same.
+/// [`update_entry_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or
+/// there is no file), and nothing was changed.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_if_current(
     path: &Path,
@@ -345,121 +301,51 @@ pub fn apply_if_current(
     opts: &TransitionOptions,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<TransitionOutcome>, StatusError> {
-    entry_if_current(
-        path,
-        digest,
-        plan_path_rel,
-        orch_name,
-        &[id],
-        None,
-        now,
-        |doc| apply(doc, id, t, opts, now),
-    )
+    entry_if_current(path, digest, plan_path_rel, orch_name, &[id], now, |doc| {
+        apply(doc, id, t, opts, now)
+    })
 }
 
-/// Changes the entries of tasks `ids` (distinct) without the plan, when that is safe (see
+/// Changes the entries of tasks `ids` without the plan, when that is safe (see
 /// [`update_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or there
-/// is no file), and nothing was changed. `f` must look at and change only those entries (and
-/// may set `lastUpdatedAt`): in a file orch wrote it gets a document holding those entries
-/// alone, and only they and the derived fields are rewritten in the text; otherwise (another
-/// layout) it gets the whole document, which is written as by [`update`]. Either way the bytes
-/// written are the same.
-///
-/// With `known` (the file's text as this process last wrote or read it), the file is not read
-/// when it is still that version, and the text written is kept there.
-#[allow(clippy::too_many_arguments)]
+/// is no file), and nothing was changed. `f` changes those entries (and may set
+/// `lastUpdatedAt`); when they changed, `lastUpdatedAt` (unless `f` set it) and the derived
+/// fields (`summary`, `currentPhase`) follow.
 pub fn update_entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     ids: &[&str],
-    known: Option<&KnownText>,
-    f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    entry_if_current(
-        path,
-        digest,
-        plan_path_rel,
-        orch_name,
-        ids,
-        known,
-        Utc::now(),
-        f,
-    )
+    entry_if_current(path, digest, plan_path_rel, orch_name, ids, Utc::now(), f)
 }
 
 /// [`update_entry_if_current`] at time `now`.
-#[allow(clippy::too_many_arguments)]
 fn entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     ids: &[&str],
-    known: Option<&KnownText>,
     now: chrono::DateTime<Utc>,
-    mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
+    f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    let _guard = lock(path)?;
-    let read_err = |source| StatusError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let (kept, read);
-    let bytes: &[u8] = match known {
-        Some(k) => match k.read(path) {
-            Ok(b) => {
-                kept = b;
-                &kept
+    update_if_current(path, digest, plan_path_rel, orch_name, |doc| {
+        let entries = |doc: &StatusDoc| -> Vec<Option<TaskEntry>> {
+            ids.iter().map(|id| doc.entry(id).cloned()).collect()
+        };
+        let (before, stamp) = (entries(doc), doc.last_updated_at.clone());
+        let value = f(doc)?;
+        if entries(doc) != before {
+            if doc.last_updated_at == stamp {
+                doc.last_updated_at = Some(timestamp(now));
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(read_err(source)),
-        },
-        None => match std::fs::read(path) {
-            Ok(b) => {
-                read = b;
-                &read
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(read_err(source)),
-        },
-    };
-    match splice_with(bytes, digest, plan_path_rel, orch_name, ids, now, &mut f)? {
-        Spliced::Stale => return Ok(None),
-        Spliced::Done(None, value) => return Ok(Some(value)),
-        Spliced::Done(Some(edits), value) => {
-            let parts = edits.parts(bytes);
-            match known {
-                Some(k) => {
-                    let text = std::sync::Arc::new(parts.concat());
-                    let (file, stamp) = write_parts_kept(path, &[&text])?;
-                    k.keep(file, stamp, text);
-                }
-                None => write_parts_atomic(path, &parts)?,
-            }
-            return Ok(Some(value));
+            super::summary::refresh_derived(doc);
         }
-        Spliced::Fallback => {}
-    }
-    let mut doc = parse_doc(path, bytes)?;
-    if doc.orch_plan_digest.as_deref() != Some(digest) {
-        return Ok(None);
-    }
-    stamp_identity(&mut doc, plan_path_rel, orch_name);
-    let entries = |doc: &StatusDoc| -> Vec<Option<TaskEntry>> {
-        ids.iter().map(|id| doc.entry(id).cloned()).collect()
-    };
-    let (before, stamp) = (entries(&doc), doc.last_updated_at.clone());
-    let value = f(&mut doc)?;
-    if entries(&doc) != before {
-        if doc.last_updated_at == stamp {
-            doc.last_updated_at = Some(timestamp(now));
-        }
-        super::summary::refresh_derived(&mut doc);
-    }
-    save_if_changed(path, &doc, Some(bytes))?;
-    Ok(Some(value))
+        Ok(value)
+    })
 }
 
 /// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
@@ -479,25 +365,6 @@ fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Resul
         return Ok(());
     }
     write_bytes_atomic(path, &bytes)
-}
-
-/// Writes every byte of `parts`, in order, in as few `writev` calls as the kernel allows.
-fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
-    let mut slices: Vec<std::io::IoSlice<'_>> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| std::io::IoSlice::new(p))
-        .collect();
-    let mut rest = slices.as_mut_slice();
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
@@ -544,47 +411,33 @@ fn write_atomic(path: &Path, doc: &StatusDoc) -> Result<(), StatusError> {
     write_bytes_atomic(path, &to_bytes(path, doc)?)
 }
 
+/// Writes `bytes` to a unique temp file in the same directory (created new: never through a
+/// link), fsyncs it, renames it over `path` and fsyncs the directory. Callers hold the lock.
 fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
-    write_parts_atomic(path, &[bytes])
-}
-
-/// [`write_bytes_atomic`] of the concatenation of `parts`, written one after the other.
-fn write_parts_atomic(path: &Path, parts: &[&[u8]]) -> Result<(), StatusError> {
-    write_parts_kept(path, parts).map(|_| ())
-}
-
-/// [`write_parts_atomic`], returning the file written (open) and its stamp.
-fn write_parts_kept(path: &Path, parts: &[&[u8]]) -> Result<(File, FileStamp), StatusError> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = with_suffix(path, &format!(".tmp-{}-{n}", std::process::id()));
-    let write_err = |source| StatusError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        write_all_vectored(&mut file, parts)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
-        let stamp = FileStamp::of_file(&file)?;
-        Ok((file, stamp))
+        fs::rename(&temp, path)
     })();
-    let kept = match result {
-        Ok(kept) => kept,
-        Err(source) => {
-            let _ = fs::remove_file(&temp);
-            return Err(write_err(source));
-        }
-    };
+    if let Err(source) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(StatusError::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
     // Make the rename itself durable. Some file systems cannot fsync a directory; the rename has
     // happened either way, so that is not an error.
     if let Ok(dir) = File::open(parent_dir(path)) {
         let _ = dir.sync_all();
     }
-    Ok(kept)
+    Ok(())
 }
 
 #[cfg(test)]

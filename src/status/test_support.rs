@@ -3,16 +3,6 @@
 use std::path::PathBuf;
 
 use crate::plan::{Phase, Plan, Priority, SequentialGroup, Task, TaskKind};
-use crate::status::Transition;
-
-/// Every transition `orch task` makes.
-pub const TRANSITIONS: [Transition; 5] = [
-    Transition::Start,
-    Transition::Done,
-    Transition::Fail,
-    Transition::Skip,
-    Transition::Reset,
-];
 
 pub fn task(id: &str, phase: u32, description: &str, depends: &[&str]) -> Task {
     Task {
@@ -94,29 +84,6 @@ pub fn wide_plan(n: usize) -> Plan {
             .map(|i| task(&format!("1.{i}"), 1, &format!("Task number {i}"), &[]))
             .collect(),
     )
-}
-
-/// Phases `Step 1` … of `tasks[i]` tasks each (`1.1` …), each followed by a VERIFY step where
-/// `verify[i]` says so.
-pub fn phased_plan(tasks: &[usize], verify: &[bool]) -> Plan {
-    let mut phases = Vec::new();
-    let mut all = Vec::new();
-    for (i, &n) in tasks.iter().enumerate() {
-        let p = i as u32 + 1;
-        phases.push(phase(p, &format!("Step {p}")));
-        for t in 1..=n {
-            all.push(task(
-                &format!("{p}.{t}"),
-                p,
-                &format!("Do part {t} of {p}"),
-                &[],
-            ));
-        }
-        if verify.get(i).copied().unwrap_or(false) {
-            all.push(self::verify(p, "it works", false));
-        }
-    }
-    plan("Phased", phases, all)
 }
 
 /// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.

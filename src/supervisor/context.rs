@@ -158,7 +158,8 @@ pub struct PlanCtx {
     pub plan: Plan,
     pub rel_path: String,
     /// The digest of the plan file's bytes that `plan` was parsed from (`orchPlanDigest`),
-    /// when known: task records then rewrite only the task's entry in the status file.
+    /// when known: task records then change the status file without reconciling it with the
+    /// plan (the file records the digest it follows).
     pub digest: Option<String>,
     pub status_path: PathBuf,
     pub log_dir: PathBuf,
@@ -222,9 +223,6 @@ pub struct PlanCtx {
     /// file for a change made outside orch, and refuses it, unless it is listed here
     /// (`effects/reread.rs`).
     pub own_finished: Arc<Mutex<std::collections::HashSet<String>>>,
-    /// The status file's text as the run last wrote or read it: an entry's change does not
-    /// read the file again, and the run does not read back what it wrote.
-    pub known: Arc<status::KnownText>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub sandbox: super::sandbox::PlanSandbox,
     /// Its `protect` globs; `None`: the files of its check's argv are protected.
@@ -265,7 +263,6 @@ impl PlanCtx {
             port: self.port.clone(),
             unrecorded: self.unrecorded.clone(),
             own_finished: self.own_finished.clone(),
-            known: self.known.clone(),
             ..fresh
         }
     }
@@ -303,9 +300,9 @@ impl PlanCtx {
 
     /// Changes task `id`'s entry under the lock (with the commits not written yet). `f` must
     /// look at and change only that entry (and `lastUpdatedAt`): while the file follows this
-    /// plan (`orchPlanDigest`), only the entries and the derived fields are rewritten in its
-    /// text, without reading the document whole; otherwise the document is read, reconciled
-    /// with the plan and written whole.
+    /// plan (`orchPlanDigest`), the document is changed without reconciling it with the plan
+    /// (`status::update_entry_if_current`); otherwise it is reconciled with the plan first. The
+    /// document is read and written whole either way.
     pub fn update_entry<T>(
         &self,
         id: &str,
@@ -329,19 +326,18 @@ impl PlanCtx {
             record_commits_in(doc, &records)?;
             f(doc)
         };
-        let spliced = match &self.digest {
+        let current = match &self.digest {
             Some(d) => status::update_entry_if_current(
                 &self.status_path,
                 d,
                 &self.rel_path,
                 &self.name,
                 &ids,
-                Some(&self.known),
                 &mut change,
             )?,
             None => None,
         };
-        let value = match spliced {
+        let value = match current {
             Some(v) => v,
             None => self.update_whole(change)?,
         };

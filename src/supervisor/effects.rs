@@ -421,10 +421,6 @@ pub struct View {
     pub facts: Vec<TaskFacts>,
     pub merged: bool,
     pub warned: bool,
-    /// The file's text, followed entry by entry (when in orch's layout).
-    pub follower: Option<status::Follower>,
-    /// The plan's task indices by id (built on first use).
-    pub index: HashMap<String, usize>,
     /// Paused by a person (`orchPlanPaused`).
     pub held: bool,
     /// A write of task commits failed and was said.

@@ -21,16 +21,14 @@ fn done(
 }
 
 /// The supervisor's records (a commit on a completed task, a start, a failure), made on one
-/// entry through [`update_entry_if_current`], write the bytes the whole document would, in
-/// orch's layout (spliced) and in another one (compact JSON: the whole document); a stale
-/// digest changes nothing.
+/// entry through [`update_entry_if_current`], write the whole document in orch's form with the
+/// derived fields refreshed, from a file in orch's layout or in another one (compact JSON); a
+/// stale digest changes nothing; a file written by someone else meanwhile is read again.
 #[test]
-fn changing_one_entry_writes_what_the_whole_document_writes() {
+fn changing_one_entry_writes_the_whole_document() {
     let plan = small_plan();
     let stamp = "2026-03-01T12:00:00.000Z".to_string();
-    for (compact, keep) in [(false, false), (true, false), (false, true), (true, true)] {
-        let known = crate::status::KnownText::default();
-        let known = keep.then_some(&known);
+    for compact in [false, true] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
         update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.1"))
@@ -48,8 +46,8 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
         let mut expected = load(&path).expect("load").expect("doc");
         commit(&mut expected).expect("commit");
         crate::status::refresh_derived(&mut expected);
-        let got = update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], known, commit)
-            .expect("update");
+        let got =
+            update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], commit).expect("update");
         assert_eq!(got, Some(7));
         assert_eq!(
             fs::read(&path).expect("read"),
@@ -57,7 +55,7 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
             "compact: {compact}"
         );
         let before = fs::read(&path).expect("read");
-        let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], known, |doc| {
+        let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], |doc| {
             apply(
                 doc,
                 "1.1",
@@ -73,44 +71,36 @@ fn changing_one_entry_writes_what_the_whole_document_writes() {
             before,
             "a stale digest writes nothing"
         );
-        if let Some(known) = known {
-            // The text last written (spliced) or read (the stale call read what the whole
-            // path wrote) is kept, and given back while the file is it.
-            let file_stamp = crate::status::FileStamp::of(&path).expect("stamp");
-            assert_eq!(
-                known.get(file_stamp).map(|b| b.to_vec()),
-                Some(before.clone()),
-                "compact: {compact}"
-            );
-            // Written by someone else meanwhile: read again, not the kept text.
-            update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.2"))
-                .expect("another write");
-            let recommit = |doc: &mut StatusDoc| {
-                let e = doc.entry_mut("1.1").expect("entry");
-                e.commit = Some("beef".into());
-                doc.last_updated_at = Some(stamp.clone());
-                Ok(8)
-            };
-            let mut expected = load(&path).expect("load").expect("doc");
-            recommit(&mut expected).expect("commit");
-            crate::status::refresh_derived(&mut expected);
-            let got = update_entry_if_current(
-                &path,
-                "d1",
-                "p.md",
-                "demo",
-                &["1.1"],
-                Some(known),
-                recommit,
-            )
+        // Written by someone else meanwhile: that version is the one changed.
+        update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.2"))
+            .expect("another write");
+        let recommit = |doc: &mut StatusDoc| {
+            let e = doc.entry_mut("1.1").expect("entry");
+            e.commit = Some("beef".into());
+            doc.last_updated_at = Some(stamp.clone());
+            Ok(8)
+        };
+        let mut expected = load(&path).expect("load").expect("doc");
+        recommit(&mut expected).expect("commit");
+        crate::status::refresh_derived(&mut expected);
+        let got = update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], recommit)
             .expect("update");
-            assert_eq!(got, Some(8));
-            assert_eq!(
-                fs::read(&path).expect("read"),
-                to_bytes(&path, &expected).expect("bytes"),
-                "compact: {compact}"
-            );
-        }
+        assert_eq!(got, Some(8));
+        assert_eq!(
+            fs::read(&path).expect("read"),
+            to_bytes(&path, &expected).expect("bytes"),
+            "compact: {compact}"
+        );
+        assert_eq!(
+            load(&path)
+                .expect("load")
+                .expect("doc")
+                .entry("1.2")
+                .expect("1.2")
+                .status,
+            TaskStatus::Completed,
+            "the other write stays"
+        );
     }
 }
 
@@ -376,17 +366,17 @@ fn fifty_concurrent_updates_lose_nothing_and_readers_never_see_a_torn_file() {
     assert_eq!(doc.summary.pending, 0);
 }
 
-/// `orch task`'s record with the plan ([`update_entry_with_plan`]) writes what the whole
-/// document path ([`update_with_digest`]) writes: on a file without a digest or with another
-/// one that follows the plan (spliced), compact JSON, and a file the plan changed since (both
-/// read whole); an unknown id changes nothing.
+/// `orch task`'s record with the plan ([`update_with_digest`]): on a file without a digest or
+/// with another one, in orch's layout or compact JSON, and a file the plan changed since, the
+/// outcome is recorded and the digest with it; an unknown id changes nothing on a file that
+/// already follows the plan.
 #[test]
-fn recording_with_the_plan_writes_what_the_whole_document_path_writes() {
+fn recording_with_the_plan_records_the_outcome_and_the_digest() {
     let plan = small_plan();
     let mut edited = small_plan();
     edited.tasks[0].description = "Create the skeleton".into();
     let change_of = |id: &'static str| {
-        move |doc: &mut StatusDoc| {
+        move |doc: &mut StatusDoc, _: &ReconcileReport| {
             if doc.entry(id).is_none() {
                 return Ok(None);
             }
@@ -400,7 +390,6 @@ fn recording_with_the_plan_writes_what_the_whole_document_path_writes() {
             .map(Some)
         }
     };
-    let change = change_of("2.1");
     let dir = tempfile::tempdir().expect("tempdir");
     for (case, (digest, compact, now_plan)) in [
         (None, false, &plan),
@@ -418,39 +407,21 @@ fn recording_with_the_plan_writes_what_the_whole_document_path_writes() {
         } else {
             crate::status::test_support::printed(&doc)
         };
-        assert_eq!(
-            crate::status::light::follows(&text, now_plan, "p.md", "demo"),
-            now_plan == &plan,
-            "{case}"
-        );
-        let (a, b) = (
-            dir.path().join(format!("a{case}")),
-            dir.path().join(format!("b{case}")),
-        );
+        let a = dir.path().join(format!("a{case}"));
         fs::write(&a, &text).expect("write");
-        fs::write(&b, &text).expect("write");
         let (got, report) =
-            update_entry_with_plan(&a, now_plan, "d1", "p.md", "demo", &["2.1"], change)
+            update_with_digest(&a, now_plan, Some("d1"), "p.md", "demo", change_of("2.1"))
                 .expect("records");
-        let (want, want_report) =
-            update_with_digest(&b, now_plan, Some("d1"), "p.md", "demo", |d, _| change(d))
-                .expect("records");
-        assert_eq!(got, want, "{case}");
-        assert_eq!(report, want_report, "{case}");
-        let (mut ga, mut gb) = (
-            load(&a).expect("load").expect("doc"),
-            load(&b).expect("load").expect("doc"),
-        );
-        if now_plan == &plan {
-            assert_eq!(fs::read(&a).expect("a"), fs::read(&b).expect("b"), "{case}");
-        } else {
-            // Reconciled: `lastUpdatedAt` is the clock's.
-            ga.last_updated_at = None;
-            gb.last_updated_at = None;
-        }
-        assert_eq!(ga, gb, "{case}");
+        assert!(got.is_some(), "{case}");
+        assert_eq!(report.changed, now_plan != &plan, "{case}");
+        let ga = load(&a).expect("load").expect("doc");
         assert_eq!(ga.orch_plan_digest.as_deref(), Some("d1"));
         assert_eq!(ga.entry("2.1").expect("2.1").status, TaskStatus::Completed);
+        assert_eq!(
+            fs::read(&a).expect("a"),
+            to_bytes(&a, &ga).expect("bytes"),
+            "written in orch's form: {case}"
+        );
     }
     // An unknown id: nothing to change, nothing written by the record itself.
     let path = dir.path().join("c");
@@ -458,16 +429,8 @@ fn recording_with_the_plan_writes_what_the_whole_document_path_writes() {
     doc.orch_plan_digest = Some("d1".into());
     let text = crate::status::test_support::printed(&doc);
     fs::write(&path, &text).expect("write");
-    let (got, _) = update_entry_with_plan(
-        &path,
-        &plan,
-        "d1",
-        "p.md",
-        "demo",
-        &["9.9"],
-        change_of("9.9"),
-    )
-    .expect("records");
+    let (got, _) = update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", change_of("9.9"))
+        .expect("records");
     assert_eq!(got, None);
     assert_eq!(fs::read(&path).expect("read"), text);
 }

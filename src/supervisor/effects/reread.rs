@@ -1,8 +1,7 @@
-//! The loop's reading of the status files: which changed on disk, re-read (followed from both
-//! ends where orch's layout allows), what changed told to the core; a plan paused by a person.
+//! The loop's reading of the status files: which changed on disk, re-read whole, what changed
+//! told to the core; a plan paused by a person.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::{Effects, Msg, facts_of};
 use crate::status;
@@ -36,24 +35,16 @@ impl Effects<'_> {
         changed
     }
 
-    /// Re-reads plan `p`'s status file if it changed (size or modification time): the tasks
-    /// whose record changed, as an input for the core. A file in orch's layout is followed
-    /// entry by entry ([`status::Follower`]): only the entries whose text changed are parsed.
+    /// Re-reads plan `p`'s status file if it changed (size, modification time or inode): the
+    /// document read whole, and the tasks whose record changed, as an input for the core.
     pub fn reload(&mut self, p: usize) -> Option<Input> {
-        let ws = self.ws.clone();
-        let lp = &ws.plans[p];
+        let lp = &self.ws.plans[p];
         let stamp = file_stamp(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
         tracing::debug!(plan = %lp.name, path = %lp.status_path.display(), "status file changed: re-read");
-        let pc = self.plan(p);
-        // What the run wrote or read last is not read again.
-        let read = match &pc {
-            Some(pc) => pc.known.read(&lp.status_path),
-            None => std::fs::read(&lp.status_path).map(Arc::new),
-        };
-        let bytes = match read {
+        let bytes = match std::fs::read(&lp.status_path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
@@ -61,91 +52,23 @@ impl Effects<'_> {
                 return None;
             }
         };
-        let created = pc.as_ref().and_then(|pc| pc.created_at);
-        let view = &mut self.views[p];
-        let (Some(b), Some(follower), Some(_)) =
-            (bytes.clone(), view.follower.as_mut(), view.doc.as_ref())
-        else {
-            return self.reread(p, bytes, stamp, created);
-        };
-        let followed = match follower.update(b) {
-            Ok(f) => f,
-            Err(b) => return self.reread(p, Some(b), stamp, created),
-        };
-        // `orchPlanPaused` is written after the entries.
-        let held = crate::status::held_in_text(follower.tail());
-        self.held(p, held);
-        let view = &mut self.views[p];
-        let doc = view.doc.as_mut()?;
-        if view.index.is_empty() {
-            view.index = lp
-                .plan
-                .tasks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.id.clone(), i))
-                .collect();
-        }
-        let mut changes = Vec::new();
-        let mut refused = Vec::new();
-        for e in followed.entries {
-            let Some(&t) = view.index.get(e.id.as_str()) else {
-                continue;
-            };
-            let facts = facts_of(&lp.plan.tasks[t], &e, created, pc.as_deref());
-            if let Some(old) = view.facts.get(t)
-                && let Some(before) = doc.entry(&e.id)
-                && !explained(old, &facts, pc.as_deref(), &e.id)
-            {
-                // Not orch's own change: its record of the task stands.
-                refused.push(before.clone());
-                continue;
-            }
-            if let Some(slot) = doc.entry_mut(&e.id) {
-                *slot = e;
-            }
-            if let Some(f) = view.facts.get_mut(t)
-                && *f != facts
-            {
-                *f = facts.clone();
-                changes.push((t, facts));
-            }
-        }
-        let mut merged_changed = false;
-        if let Some(m) = followed.merge {
-            let merged = m.as_ref().is_some_and(status::OrchMerge::is_merged);
-            merged_changed = merged != view.merged;
-            view.merged = merged;
-            doc.orch_merge = m;
-        }
-        if let Some(pc) = &pc {
-            pc.read_back(doc);
-        }
-        view.stamp = stamp;
-        view.warned = false;
-        let merged = view.merged;
-        self.restore(p, refused);
-        self.poke_jobs(p);
-        (!changes.is_empty() || merged_changed).then_some(Input::Status {
-            plan: p,
-            tasks: changes,
-            merged,
-        })
+        let created = self.plan(p).and_then(|pc| pc.created_at);
+        self.reread(p, bytes, stamp, created)
     }
 
-    /// Reads plan `p`'s status document whole from `bytes` (`None`: no file) and starts
-    /// following it.
+    /// Reads plan `p`'s status document whole from `bytes` (`None`: no file): the tasks whose
+    /// facts differ from those last read are the change told to the core.
     pub(super) fn reread(
         &mut self,
         p: usize,
-        bytes: Option<Arc<Vec<u8>>>,
+        bytes: Option<Vec<u8>>,
         stamp: Option<status::FileStamp>,
         created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
         let doc = match status::view_bytes(
             &lp.status_path,
-            bytes.as_deref().map(Vec::as_slice),
+            bytes.as_deref(),
             &lp.plan,
             &lp.rel_path,
             &lp.name,
@@ -208,7 +131,6 @@ impl Effects<'_> {
         view.facts = facts;
         view.merged = merged;
         view.warned = false;
-        view.follower = bytes.and_then(status::Follower::new);
         self.restore(p, refused);
         self.poke_jobs(p);
         (!changes.is_empty() || merged_changed).then_some(Input::Status {
