@@ -6,64 +6,64 @@
 /// Set by `orch up` for agents and setup commands: the plan's name. Read by `orch next`,
 /// `orch task` and `orch status` to select the plan when `--plan` is not given. Also set by
 /// `orch merge` for its verify command.
-pub const ORCH_PLAN: &str = "ORCH_PLAN";
+pub(crate) const ORCH_PLAN: &str = "ORCH_PLAN";
 
 /// Set by `orch up` for agents: the task id, empty for a plan-mode agent. Read back from
 /// `/proc/<pid>/environ` to find the agents of an earlier supervisor.
-pub const ORCH_TASK: &str = "ORCH_TASK";
+pub(crate) const ORCH_TASK: &str = "ORCH_TASK";
 
 /// Set by `orch up` for agents and setup commands: the plan's worktree (a task's own worktree with
 /// `parallel_tasks` > 1), also the working directory. Set by `orch merge` for its verify command:
 /// the staging worktree. Read by `orch task done` (with [`ORCH_COMMIT_ON_DONE`]) and the demo's
 /// agent.
-pub const ORCH_WORKTREE: &str = "ORCH_WORKTREE";
+pub(crate) const ORCH_WORKTREE: &str = "ORCH_WORKTREE";
 
 /// Set by `orch up` for agents: the plan's status file in the main repository's state directory.
 /// Read by `orch next` / `orch task` / `orch status` as the status file of the selected plan, and
 /// from `/proc/<pid>/environ` to find the agents of an earlier supervisor.
-pub const ORCH_STATUS_FILE: &str = "ORCH_STATUS_FILE";
+pub(crate) const ORCH_STATUS_FILE: &str = "ORCH_STATUS_FILE";
 
 /// Set by `orch up` for agents: the orch executable to call back (`"$ORCH_BIN" task done ID`).
-pub const ORCH_BIN: &str = "ORCH_BIN";
+pub(crate) const ORCH_BIN: &str = "ORCH_BIN";
 
 /// Set by `orch up` for agents: the manifest, so `orch next` / `orch task` inside a worktree find
 /// the right one. Read by those commands when `--manifest` is not given.
-pub const ORCH_MANIFEST: &str = "ORCH_MANIFEST";
+pub(crate) const ORCH_MANIFEST: &str = "ORCH_MANIFEST";
 
 /// Set by `orch up` for agents: the attempt number, 1 for the first attempt.
-pub const ORCH_ATTEMPT: &str = "ORCH_ATTEMPT";
+pub(crate) const ORCH_ATTEMPT: &str = "ORCH_ATTEMPT";
 
 /// Set by `orch up` for agents: the file holding the agent's prompt.
-pub const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
+pub(crate) const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
 
 /// Read by `orch up`: the `sandbox` of agents that plans.toml gives none (neither in
 /// `[defaults]` nor in their table): `auto`, `on` or `off`; unset or another value: `auto`.
-pub const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
+pub(crate) const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
 
 /// Set by `orch up` for agents: the attempt's own report directory
 /// (`<state_dir>/reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
 /// the state directory a confined agent can write. `orch task done|fail|skip|start|reset` run
 /// with it set hands its report to the supervisor there and waits for the answer, instead of
 /// writing the status file (which the agent cannot write).
-pub const ORCH_REPORT_DIR: &str = "ORCH_REPORT_DIR";
+pub(crate) const ORCH_REPORT_DIR: &str = "ORCH_REPORT_DIR";
 
 /// Formerly set to `1` by `orch up` for plan-mode agents (no longer: the supervisor commits a
 /// plan-mode agent's reported task itself). Still read: set by hand, outside `orch up`, `orch task
 /// done` commits the worktree ([`ORCH_WORKTREE`]) before recording the task.
-pub const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
+pub(crate) const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
 
 /// Set by `orch up` for agents and setup commands: the first of a block of `ports` ports
 /// (`[defaults]`, default 10) that no other worktree existing at the same time has; the same
 /// value for a worktree's setup and its agents ([`crate::ports`]).
-pub const ORCH_PORT: &str = "ORCH_PORT";
+pub(crate) const ORCH_PORT: &str = "ORCH_PORT";
 
 /// Read by `orch up` from its own environment: `poll` turns the status-file watcher off and
 /// relies on the periodic re-read alone (network filesystems deliver no events).
-pub const ORCH_WATCH: &str = "ORCH_WATCH";
+pub(crate) const ORCH_WATCH: &str = "ORCH_WATCH";
 
 /// Read by `orch up` from its own environment: the first pause, in milliseconds, of an agent at a
 /// usage limit whose client named no reset time (default 60 s; tests set it short).
-pub const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
+pub(crate) const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
 
 /// Not orch's own: Claude Code's count of retries of a failed API call (default 10, with a
 /// backoff that reaches minutes). `orch up` sets it to [`CLAUDE_RETRIES`] for an agent that runs
@@ -71,25 +71,25 @@ pub const ORCH_LIMIT_BACKOFF_MS: &str = "ORCH_LIMIT_BACKOFF_MS";
 /// usage limit pauses the agent until its reset, a bad API key stops the run at once, a busy
 /// API is waited out with the limit backoff), where Claude Code would retry a 401 ten times
 /// over about three minutes.
-pub const CLAUDE_CODE_MAX_RETRIES: &str = "CLAUDE_CODE_MAX_RETRIES";
+pub(crate) const CLAUDE_CODE_MAX_RETRIES: &str = "CLAUDE_CODE_MAX_RETRIES";
 
 /// The value of [`CLAUDE_CODE_MAX_RETRIES`] orch sets.
-pub const CLAUDE_RETRIES: &str = "0";
+pub(crate) const CLAUDE_RETRIES: &str = "0";
 
 /// Set by `orch merge` for its verify command: the merge target (a branch name).
-pub const ORCH_TARGET: &str = "ORCH_TARGET";
+pub(crate) const ORCH_TARGET: &str = "ORCH_TARGET";
 
 /// Set by `orch merge` for its verify command: the candidate merge commit being verified.
-pub const ORCH_MERGE_COMMIT: &str = "ORCH_MERGE_COMMIT";
+pub(crate) const ORCH_MERGE_COMMIT: &str = "ORCH_MERGE_COMMIT";
 
 /// Set for a resolving agent (`resolve`): the file where it names the files it had to change
 /// beyond the conflicted ones, one per line (outside its worktree, in a directory orch made).
-pub const ORCH_RESOLVE_NOTES: &str = "ORCH_RESOLVE_NOTES";
+pub(crate) const ORCH_RESOLVE_NOTES: &str = "ORCH_RESOLVE_NOTES";
 
 /// Not orch's own: variables of the supervisor's own git environment that must not leak into an agent (or a
 /// verify command, or a batch job): it works in its worktree, not in whatever repository orch
 /// was started from.
-pub const GIT_ENV: [&str; 7] = [
+pub(crate) const GIT_ENV: [&str; 7] = [
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -103,7 +103,7 @@ pub const GIT_ENV: [&str; 7] = [
 /// gpg-agent, the session D-Bus, the desktop's keyring, a Kerberos ticket cache): with them an agent could sign, log in
 /// or unlock as the user. Removed from every agent's and check's environment, confined or not,
 /// unless `pass_env` (`[defaults]`, `[agents.NAME]`) names them.
-pub const AGENT_SOCKETS: [&str; 7] = [
+pub(crate) const AGENT_SOCKETS: [&str; 7] = [
     "SSH_AUTH_SOCK",
     "SSH_AGENT_PID",
     "GPG_AGENT_INFO",
@@ -116,7 +116,7 @@ pub const AGENT_SOCKETS: [&str; 7] = [
 /// The variables that put a process inside one agent's run (its plan, task, worktree, status
 /// file, manifest and orch executable). An `orch` started for another purpose (the demo's own
 /// run) must not inherit them, or it would act on the agent's plan.
-pub const AGENT_CONTEXT: [&str; 7] = [
+pub(crate) const AGENT_CONTEXT: [&str; 7] = [
     ORCH_MANIFEST,
     ORCH_REPORT_DIR,
     ORCH_PLAN,
@@ -129,7 +129,7 @@ pub const AGENT_CONTEXT: [&str; 7] = [
 /// What to remove from the environment of an `orch` started as a run of its own: the git
 /// variables that point at another repository ([`GIT_ENV`]) and an agent's context
 /// ([`AGENT_CONTEXT`]).
-pub fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
+pub(crate) fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
     GIT_ENV.iter().chain(AGENT_CONTEXT.iter()).copied()
 }
 

@@ -31,7 +31,7 @@ use serde_json::Value;
 mod classify;
 mod clients;
 
-pub use classify::{classify, reset_wait};
+pub(crate) use classify::{classify, reset_wait};
 #[cfg(test)]
 use classify::{clock_time, clock_wait};
 pub use clients::read_usage_file;
@@ -42,15 +42,15 @@ pub struct Usage {
     /// Input tokens not read from the cache.
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub cache_read_tokens: u64,
-    pub cache_write_tokens: u64,
+    pub(crate) cache_read_tokens: u64,
+    pub(crate) cache_write_tokens: u64,
     /// In millionths of a US dollar; `None` when the client named no cost.
-    pub cost_micro_usd: Option<u64>,
+    pub(crate) cost_micro_usd: Option<u64>,
 }
 
 impl Usage {
     /// Every token the client counted: input, output, cache reads and writes.
-    pub fn tokens(&self) -> u64 {
+    pub(crate) fn tokens(&self) -> u64 {
         self.input_tokens
             .saturating_add(self.output_tokens)
             .saturating_add(self.cache_read_tokens)
@@ -58,7 +58,7 @@ impl Usage {
     }
 
     /// `self + other` (a cost is known when either knows one).
-    pub fn plus(&self, other: &Usage) -> Usage {
+    pub(crate) fn plus(&self, other: &Usage) -> Usage {
         Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
@@ -81,7 +81,7 @@ impl Usage {
     }
 
     /// `12.3k tokens, $0.0421`: for people.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let tokens = format!("{} tokens", short_count(self.tokens()));
         match self.cost_usd() {
             Some(c) => format!("{tokens}, {}", format_usd(c)),
@@ -109,7 +109,7 @@ impl serde::Serialize for Usage {
 }
 
 /// Dollars to millionths of a dollar (negative and non-finite values count as 0).
-pub fn usd_to_micro(usd: f64) -> u64 {
+pub(crate) fn usd_to_micro(usd: f64) -> u64 {
     if usd.is_finite() && usd > 0.0 {
         (usd * 1_000_000.0).round() as u64
     } else {
@@ -117,12 +117,12 @@ pub fn usd_to_micro(usd: f64) -> u64 {
     }
 }
 
-pub fn micro_to_usd(micro: u64) -> f64 {
+pub(crate) fn micro_to_usd(micro: u64) -> f64 {
     micro as f64 / 1_000_000.0
 }
 
 /// `$0.0421`, `$12.50`.
-pub fn format_usd(usd: f64) -> String {
+pub(crate) fn format_usd(usd: f64) -> String {
     if usd < 1.0 {
         format!("${usd:.4}")
     } else {
@@ -131,7 +131,7 @@ pub fn format_usd(usd: f64) -> String {
 }
 
 /// `950`, `12.3k`, `4.1M`.
-pub fn short_count(n: u64) -> String {
+pub(crate) fn short_count(n: u64) -> String {
     match n {
         0..=9_999 => n.to_string(),
         10_000..=999_999 => format!("{:.1}k", n as f64 / 1000.0),
@@ -152,7 +152,7 @@ pub enum Fatal {
 
 impl Fatal {
     /// What a person does about it, for agent `agent`.
-    pub fn fix(self, agent: &str) -> String {
+    pub(crate) fn fix(self, agent: &str) -> String {
         match self {
             Fatal::MissingProgram => format!(
                 "install the program of agent `{agent}` (or put it on PATH), or set `command` in `[agents.{agent}]` of plans.toml"
@@ -166,7 +166,7 @@ impl Fatal {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Fatal::MissingProgram => "missing_program",
             Fatal::RejectedFlags => "rejected_flags",
@@ -194,17 +194,17 @@ pub struct AgentOutput {
     /// Tokens and cost, when the client printed them.
     pub usage: Option<Usage>,
     /// The client's error, from its JSON output.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The client's final message (Claude Code's `result`), when it printed one.
-    pub result: Option<String>,
+    pub(crate) result: Option<String>,
     /// The last lines of plain (not JSON) output, without orch's own lines.
-    pub tail: String,
+    pub(crate) tail: String,
     /// JSON events of a known client seen.
-    pub events: usize,
+    pub(crate) events: usize,
     pub class: Class,
     /// A line of a confined attempt's output saying a write outside what it may write was
     /// denied (`Permission denied` on such a path): the sandbox's doing.
-    pub sandbox_denied: Option<String>,
+    pub(crate) sandbox_denied: Option<String>,
 }
 
 /// The most of an attempt's log read: its end, where the result is.
@@ -220,7 +220,7 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 impl AgentOutput {
     /// `; the sandbox denied a write: <line> (…)` for a failure's cause, when it did.
-    pub fn sandbox_note(&self) -> String {
+    pub(crate) fn sandbox_note(&self) -> String {
         self.sandbox_denied
             .as_ref()
             .map(|l| {
@@ -233,7 +233,7 @@ impl AgentOutput {
 
     /// The cause of a failure, in the client's words when it gave some: its error, else its
     /// last lines of output, else its final message.
-    pub fn cause(&self) -> Option<String> {
+    pub(crate) fn cause(&self) -> Option<String> {
         self.error
             .clone()
             .or_else(|| (!self.tail.is_empty()).then(|| self.tail.clone()))
@@ -251,7 +251,7 @@ impl AgentOutput {
 
 /// Reads the output of the last attempt in `log` (what follows the last `=== orch: attempt N
 /// started` line) and parses it; an unreadable log gives an empty output.
-pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
+pub(crate) fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
     let Ok(mut f) = std::fs::File::open(log) else {
         return AgentOutput::default();
     };
@@ -286,13 +286,13 @@ pub fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
 /// directory `<task>.usage` beside `<task>.log`, which orch makes afresh (empty) before each
 /// attempt whose argv names it and which that attempt may write (a client may write the file
 /// by a rename: Copilot CLI does).
-pub fn usage_file(log: &Path) -> std::path::PathBuf {
+pub(crate) fn usage_file(log: &Path) -> std::path::PathBuf {
     log.with_extension("usage").join("usage.json")
 }
 
 /// The prefix of the log line `orch up` writes for a confined attempt, before the paths it may
 /// write (comma-separated).
-pub const CONFINED_LINE: &str = "=== orch: confined (Landlock): writes only beneath ";
+pub(crate) const CONFINED_LINE: &str = "=== orch: confined (Landlock): writes only beneath ";
 
 #[cfg(test)]
 #[test]
@@ -314,7 +314,7 @@ fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
 
 /// The line a confined attempt's log starts with: the paths it may write (read back by
 /// `sandbox_denied`).
-pub fn confined_line(write: &[std::path::PathBuf]) -> String {
+pub(crate) fn confined_line(write: &[std::path::PathBuf]) -> String {
     let paths: Vec<String> = write.iter().map(|p| p.display().to_string()).collect();
     format!("{CONFINED_LINE}{} ===", paths.join(", "))
 }

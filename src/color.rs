@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `--color auto|always|never`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// Colour on a terminal, unless `NO_COLOR` is set (to anything but the empty string);
     /// `CLICOLOR_FORCE` (not empty, not `0`) colours a pipe too.
     #[default]
@@ -21,7 +21,7 @@ pub enum When {
 
 /// Where the coloured text goes: colour in `auto` depends on it being a terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
@@ -29,7 +29,7 @@ pub enum Stream {
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 /// Records the process's `--color` (the command line calls it as it reads the option).
-pub fn choose(when: When) {
+pub(crate) fn choose(when: When) {
     let v = match when {
         When::Auto => 0,
         When::Always => 1,
@@ -39,7 +39,7 @@ pub fn choose(when: When) {
 }
 
 /// The process's `--color`; `Auto` until [`choose`] is called.
-pub fn chosen() -> When {
+pub(crate) fn chosen() -> When {
     match CHOSEN.load(Ordering::Relaxed) {
         1 => When::Always,
         2 => When::Never,
@@ -49,7 +49,7 @@ pub fn chosen() -> When {
 
 /// Whether to colour what is written to `stream`, by [`decide`] on this process's choice and
 /// environment.
-pub fn enabled(stream: Stream) -> bool {
+pub(crate) fn enabled(stream: Stream) -> bool {
     let terminal = match stream {
         Stream::Stdout => std::io::stdout().is_terminal(),
         Stream::Stderr => std::io::stderr().is_terminal(),
@@ -64,7 +64,7 @@ pub fn enabled(stream: Stream) -> bool {
 
 /// The rule: `always` and `never` win; in `auto`, a non-empty `NO_COLOR` turns colour off,
 /// else `CLICOLOR_FORCE` turns it on, else a terminal does.
-pub fn decide(when: When, no_color: bool, force: bool, terminal: bool) -> bool {
+pub(crate) fn decide(when: When, no_color: bool, force: bool, terminal: bool) -> bool {
     match when {
         When::Always => true,
         When::Never => false,
@@ -74,7 +74,7 @@ pub fn decide(when: When, no_color: bool, force: bool, terminal: bool) -> bool {
 
 /// `text` in bold `sgr` colour (an SGR parameter: `31` red, `33` yellow, `36` cyan) when
 /// `on`, else as it is.
-pub fn paint(on: bool, sgr: &str, text: &str) -> String {
+pub(crate) fn paint(on: bool, sgr: &str, text: &str) -> String {
     if on {
         format!("\x1b[1;{sgr}m{text}\x1b[0m")
     } else {

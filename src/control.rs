@@ -22,7 +22,7 @@ use crate::supervisor::lock::{Holder, running};
 use crate::workspace::{LoadedPlan, Workspace};
 
 /// Pauses (`true`) or resumes plan `lp`; returns whether that changed anything.
-pub fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
+pub(crate) fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
     let (changed, _) = status::update(
         &lp.status_path,
         &lp.plan,
@@ -46,16 +46,16 @@ pub fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
 
 /// What `orch retry` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Retried {
+pub(crate) struct Retried {
     /// The cause of the failure it had.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Attempts recorded so far (the next one is this plus one).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// Puts failed task `id` of plan `lp` back to pending (removing a stop mark). A task that is
 /// not failed is refused (exit 4).
-pub fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
+pub(crate) fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
     let (r, _) = status::update(
         &lp.status_path,
         &lp.plan,
@@ -95,18 +95,18 @@ pub fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
 
 /// What `orch stop` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stopped {
+pub(crate) struct Stopped {
     /// It was in progress (an agent runs it).
-    pub was_running: bool,
+    pub(crate) was_running: bool,
     /// The agent's process as recorded (pid, process start time), when it was in progress: the
     /// task's own, or in plan mode the plan's agent.
-    pub run: Option<(u32, u64)>,
-    pub attempts: u32,
+    pub(crate) run: Option<(u32, u64)>,
+    pub(crate) attempts: u32,
 }
 
 /// Records task `id` of plan `lp` failed with the cause `stopped` and marks it stopped. Only a
 /// task in progress (or failed and waiting for a retry) can be stopped; others are refused.
-pub fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
+pub(crate) fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
     let (r, _) = status::update(
         &lp.status_path,
         &lp.plan,
@@ -173,7 +173,7 @@ fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
 
 /// What to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     Pause { plan: String },
     Resume { plan: String },
     Retry { plan: String, id: String },
@@ -193,13 +193,13 @@ impl Request {
 
 /// What was done, in words and as a JSON object (`event` named as `orch up --json` names it).
 #[derive(Clone, Debug)]
-pub struct Done {
-    pub message: String,
-    pub json: serde_json::Value,
+pub(crate) struct Done {
+    pub(crate) message: String,
+    pub(crate) json: serde_json::Value,
 }
 
 /// Carries `request` out in workspace `ws` (also what `orch top`'s keys call).
-pub fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
+pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
     let Some(m) = ws.manifest.as_ref() else {
         return Err(CliError::invalid(anyhow::anyhow!(
             "run control needs a plans.toml (plans are named there)"

@@ -8,7 +8,7 @@ use serde::Serialize;
 /// How bad a diagnostic is: errors make the input invalid, warnings are advice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     Warning,
     Error,
 }
@@ -16,21 +16,21 @@ pub enum Severity {
 /// One problem found in a plan file or a manifest, with the place it was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     /// The file the problem is in, as the user named it (relative where possible).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// 1-based line number.
-    pub line: usize,
+    pub(crate) line: usize,
     /// 1-based column, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<usize>,
-    pub message: String,
+    pub(crate) column: Option<usize>,
+    pub(crate) message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 impl Diagnostic {
-    pub fn error(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn error(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
             path: path.into(),
@@ -41,7 +41,11 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(
+        path: impl Into<PathBuf>,
+        line: usize,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(path, line, message)
@@ -49,18 +53,18 @@ impl Diagnostic {
     }
 
     #[must_use]
-    pub fn with_column(mut self, column: usize) -> Self {
+    pub(crate) fn with_column(mut self, column: usize) -> Self {
         self.column = Some(column);
         self
     }
 
     #[must_use]
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 }
@@ -85,7 +89,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Converts a byte offset into a 1-based (line, column) pair; the column counts characters.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
@@ -102,7 +106,7 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 }
 
 /// Paths for a message: the first `shown` in backticks, comma-separated, then "and N more".
-pub fn path_list(paths: &[String], shown: usize) -> String {
+pub(crate) fn path_list(paths: &[String], shown: usize) -> String {
     let mut s = paths
         .iter()
         .take(shown)

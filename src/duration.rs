@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Parses a duration made of `<integer><unit>` parts, units `d`, `h`, `m`, `s`, each at most once
 /// and largest first (`1h30m`, not `30m1h`). Zero is accepted here; callers decide whether it
 /// makes sense.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
     let bad = |why: &str| {
         Err(format!(
@@ -51,7 +51,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A duration in the manifest's units, largest first: `1h30m`, `45s`; under a second, `250ms`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     if s == 0 {
         return format!("{}ms", d.as_millis());

@@ -3,18 +3,18 @@
 
 use std::fmt;
 
-pub use crate::exit::{self, Coded};
+pub(crate) use crate::exit::{self, Coded};
 
 /// An error that reached the command line, with the exit code it maps to.
 #[derive(Debug)]
 pub struct CliError {
-    pub code: u8,
-    pub error: anyhow::Error,
-    pub hint: Option<String>,
+    pub(crate) code: u8,
+    pub(crate) error: anyhow::Error,
+    pub(crate) hint: Option<String>,
 }
 
 impl CliError {
-    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
         Self {
             code,
             error: error.into(),
@@ -22,12 +22,12 @@ impl CliError {
         }
     }
 
-    pub fn invalid(error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn invalid(error: impl Into<anyhow::Error>) -> Self {
         Self::new(exit::INVALID, error)
     }
 
     #[must_use]
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -41,7 +41,7 @@ impl fmt::Display for CliError {
 
 impl CliError {
     /// The error with the exit code and hint it carries.
-    pub fn coded(e: impl Coded) -> Self {
+    pub(crate) fn coded(e: impl Coded) -> Self {
         let code = e.exit_code();
         let hint = e.hint();
         let err = Self::new(code, e);
@@ -58,4 +58,4 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
-pub type CliResult<T> = Result<T, CliError>;
+pub(crate) type CliResult<T> = Result<T, CliError>;

@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 /// `OpenOptions` that refuse a symlink at the path's last component (`O_NOFOLLOW`: the open fails
 /// with `ELOOP`, whether the link dangles or not). Set the access mode as usual; map the error
 /// with [`refused`].
-pub fn no_follow() -> OpenOptions {
+pub(crate) fn no_follow() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.custom_flags(nix::libc::O_NOFOLLOW);
     o
@@ -24,7 +24,7 @@ pub fn no_follow() -> OpenOptions {
 
 /// `e`, the error of an open of `path` with [`no_follow`], made to say what happened when the
 /// path was a symlink.
-pub fn refused(path: &Path, e: io::Error) -> io::Error {
+pub(crate) fn refused(path: &Path, e: io::Error) -> io::Error {
     if e.raw_os_error() == Some(nix::libc::ELOOP) {
         io::Error::new(
             e.kind(),
@@ -40,7 +40,7 @@ pub fn refused(path: &Path, e: io::Error) -> io::Error {
 
 /// Opens `path` for appending, created when missing, never through a symlink (its directory is
 /// made first when missing, refusing a symlinked one).
-pub fn open_append(path: &Path) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
         refuse_link(dir)?;
@@ -53,7 +53,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 }
 
 /// Writes `bytes` to `path` (created or truncated), never through a symlink at `path`.
-pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut f = no_follow()
         .create(true)
@@ -79,7 +79,7 @@ fn refuse_link(path: &Path) -> io::Result<()> {
 /// (a symlink planted at the predictable name, a stale directory of an earlier attempt) is
 /// removed, never followed; then the directory is made with `mkdir`, which does not follow a
 /// link either.
-pub fn fresh_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn fresh_dir(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -95,7 +95,7 @@ pub fn fresh_dir(path: &Path) -> io::Result<()> {
 /// The first of the leading directories of `rel` (relative, beneath `base`; `rel`'s own last
 /// component not included) that is a symlink, as a path beneath `base`. Each is looked at with
 /// `lstat` from the top, so nothing beyond a link is ever looked at.
-pub fn symlinked_parent(base: &Path, rel: &Path) -> Option<PathBuf> {
+pub(crate) fn symlinked_parent(base: &Path, rel: &Path) -> Option<PathBuf> {
     let mut at = base.to_path_buf();
     let parent = rel.parent()?;
     for c in parent.components() {
@@ -113,7 +113,7 @@ pub fn symlinked_parent(base: &Path, rel: &Path) -> Option<PathBuf> {
 }
 
 /// An error naming the link when a leading directory of `rel` beneath `base` is a symlink.
-pub fn refuse_symlinked_parent(base: &Path, rel: &Path) -> io::Result<()> {
+pub(crate) fn refuse_symlinked_parent(base: &Path, rel: &Path) -> io::Result<()> {
     match symlinked_parent(base, rel) {
         Some(link) => Err(io::Error::other(format!(
             "`{}` is a symbolic link, which orch does not write beneath (remove it)",
@@ -127,7 +127,7 @@ pub fn refuse_symlinked_parent(base: &Path, rel: &Path) -> io::Result<()> {
 /// worktree `base`) that is a symlink, the way git's own checkout does. `dirs` must come sorted
 /// (a directory before what is beneath it) so that no path beyond a link is ever looked at: a
 /// path beneath one just removed is simply not there. Returns the links removed.
-pub fn remove_links<'a>(
+pub(crate) fn remove_links<'a>(
     base: &Path,
     dirs: impl IntoIterator<Item = &'a Path>,
 ) -> io::Result<Vec<PathBuf>> {
@@ -143,7 +143,10 @@ pub fn remove_links<'a>(
 
 /// The symlinks among `dirs` and their leading directories beneath `base` (the same walk as
 /// [`remove_links`], nothing removed): what a write beneath them would go through.
-pub fn find_links<'a>(base: &Path, dirs: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+pub(crate) fn find_links<'a>(
+    base: &Path,
+    dirs: impl IntoIterator<Item = &'a Path>,
+) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
     for rel in dirs {
         if let Some(link) = symlinked_parent(base, &rel.join("x"))

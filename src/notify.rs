@@ -58,7 +58,7 @@ struct Queue {
 }
 
 /// The hooks of a run, each with its queue and delivery thread.
-pub struct Notifier {
+pub(crate) struct Notifier {
     queues: Mutex<Vec<Queue>>,
     /// Set by [`finish`](Self::finish): `send` does nothing more.
     closed: AtomicBool,
@@ -72,7 +72,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts one delivery thread per hook (commands run in `cwd`); `None` without hooks.
-    pub fn start(hooks: &[NotifyHook], cwd: &Path) -> Option<Self> {
+    pub(crate) fn start(hooks: &[NotifyHook], cwd: &Path) -> Option<Self> {
         if hooks.is_empty() {
             return None;
         }
@@ -124,7 +124,7 @@ impl Notifier {
 
     /// Queues `line` (the event `name` as `--json` prints it) for every hook that asked for
     /// `name`. Never blocks; after [`finish`](Self::finish) does nothing.
-    pub fn send(&self, name: &str, line: &str) {
+    pub(crate) fn send(&self, name: &str, line: &str) {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
@@ -142,7 +142,7 @@ impl Notifier {
     }
 
     /// The failure messages since the last call, each naming its hook.
-    pub fn take_notes(&self) -> Vec<String> {
+    pub(crate) fn take_notes(&self) -> Vec<String> {
         self.shared
             .notes
             .lock()
@@ -151,14 +151,14 @@ impl Notifier {
     }
 
     /// Failed deliveries so far.
-    pub fn failures(&self) -> usize {
+    pub(crate) fn failures(&self) -> usize {
         self.shared.failures.load(Ordering::SeqCst)
     }
 
     /// Closes the queues and waits for them, at most the longest hook timeout (and a moment);
     /// events still queued then are not delivered, each counted as a failure. Returns the number
     /// of failed deliveries of the whole run.
-    pub fn finish(&self) -> usize {
+    pub(crate) fn finish(&self) -> usize {
         self.closed.store(true, Ordering::SeqCst);
         if let Ok(mut queues) = self.queues.lock() {
             // Dropping the senders ends each thread once its queue is empty.
@@ -333,7 +333,7 @@ fn post(url: &str, line: &str, timeout: Duration, abandon: &AtomicBool) -> Resul
 }
 
 /// The name of a `--json` event line (`"event"`), if it has one.
-pub fn event_name(line: &str) -> Option<String> {
+pub(crate) fn event_name(line: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(line)
         .ok()?
         .get("event")?

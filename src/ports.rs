@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The first port given out.
-pub const FIRST_PORT: u32 = 42_000;
+pub(crate) const FIRST_PORT: u32 = 42_000;
 /// The last port a block may hold.
-pub const LAST_PORT: u32 = 65_535;
+pub(crate) const LAST_PORT: u32 = 65_535;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Block {
@@ -26,7 +26,7 @@ struct Block {
 
 /// The first port of `worktree`'s block of `size` ports: the one it has, else a new one (the
 /// lowest free from [`FIRST_PORT`] on), recorded under `state_dir`.
-pub fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u16, String> {
+pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u16, String> {
     let size = u32::from(size.max(1));
     std::fs::create_dir_all(state_dir)
         .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;

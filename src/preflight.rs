@@ -18,27 +18,27 @@ use crate::manifest::{AgentMode, KnownCli, Manifest, SandboxMode, expand_home};
 use crate::sandbox::{DEVICES, Rules};
 
 /// How long `--version` or `--help` may take.
-pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an agent cannot be used, and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreflightError {
-    pub message: String,
-    pub hint: String,
+pub(crate) struct PreflightError {
+    pub(crate) message: String,
+    pub(crate) hint: String,
 }
 
 /// How the pre-flight runs a program an agent may have replaced: under `rules` through
 /// `orch_bin sandbox-exec`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Confined {
-    pub orch_bin: PathBuf,
-    pub rules: Rules,
+pub(crate) struct Confined {
+    pub(crate) orch_bin: PathBuf,
+    pub(crate) rules: Rules,
 }
 
 /// A path some confined agent of `manifest` may write beneath, and why (`the client state of
 /// agent `claude``), for agents whose `sandbox` confines them (`auto` only when `landlock`):
 /// an unconfined agent may write anywhere, and that is out of scope.
-pub fn writable_roots(
+pub(crate) fn writable_roots(
     manifest: &Manifest,
     repo_root: &Path,
     landlock: bool,
@@ -99,7 +99,7 @@ pub fn writable_roots(
 
 /// The first path on the way to `program` (as found on PATH: each symlink hop, then the real
 /// file) that lies beneath one of `roots`: `(that path, the root, why)`.
-pub fn agent_writable(
+pub(crate) fn agent_writable(
     program: &Path,
     roots: &[(PathBuf, String)],
 ) -> Option<(PathBuf, PathBuf, String)> {
@@ -141,7 +141,7 @@ pub fn agent_writable(
 
 /// The rules of a confined pre-flight of agent `agent`'s client: it may write what the agent
 /// may write outside its worktree (its client's state, `sandbox_write`) and nothing else.
-pub fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
+pub(crate) fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
     let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
     if let Some(cli) = KnownCli::of(&agent.command) {
         write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
@@ -159,7 +159,7 @@ pub fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
 /// Checks `command` (an agent argv, its program resolved to `program`) when its CLI is known;
 /// returns the CLI's version line (`None` for a program orch does not know). `confined`: the
 /// program may have been replaced by an agent, and runs confined.
-pub fn check(
+pub(crate) fn check(
     agent: &str,
     program: &Path,
     command: &[String],

@@ -26,7 +26,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-pub use tokio::process::Child;
+pub(crate) use tokio::process::Child;
 
 use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
 
@@ -58,20 +58,20 @@ fn spawned() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
 }
 
 /// A launched agent.
-pub struct Spawned {
-    pub child: Child,
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
     /// Also the process group id: the agent leads its own group.
-    pub pid: u32,
+    pub(crate) pid: u32,
 }
 
 /// Opens a log file for appending, creating its directory.
 /// Never through a symlink at the log's path (an agent may have planted one).
-pub fn open_log(path: &Path) -> io::Result<File> {
+pub(crate) fn open_log(path: &Path) -> io::Result<File> {
     crate::links::open_append(path)
 }
 
 /// Appends one line to a log (a header before an attempt, a footer after it).
-pub fn log_line(path: &Path, line: &str) {
+pub(crate) fn log_line(path: &Path, line: &str) {
     if let Ok(mut f) = open_log(path) {
         let _ = writeln!(f, "{line}");
     }
@@ -81,7 +81,7 @@ pub fn log_line(path: &Path, line: &str) {
 /// stderr appended to `log`, with `env` added and orch's git variables removed. `argv[0]` is
 /// looked up on the child's `PATH` when it has no `/`, else taken relative to `cwd`. Must be
 /// called within a tokio runtime, which reaps the child (also one dropped while it runs).
-pub fn spawn(
+pub(crate) fn spawn(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
@@ -95,7 +95,7 @@ pub fn spawn(
 /// or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are removed
 /// unless `pass_env` names them; its stdin is `stdin` (orch's own file: the prompt) when given,
 /// else /dev/null. The session is recorded until [`end_session`].
-pub fn spawn_agent(
+pub(crate) fn spawn_agent(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
@@ -171,14 +171,14 @@ fn start(
 
 /// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
 /// re-parented to it, where [`sweep_orphans`] finds them. Called once by `orch up`.
-pub fn become_subreaper() -> io::Result<()> {
+pub(crate) fn become_subreaper() -> io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
 /// Ends the session `sid` of an agent or a check that [`spawn_agent`] started: every process
 /// still in it is killed, then the orphans that no running attempt accounts for
 /// ([`sweep_orphans`]).
-pub async fn end_session(sid: u32) {
+pub(crate) async fn end_session(sid: u32) {
     sessions().remove(&sid);
     kill_session(sid);
     sweep_orphans(false).await;
@@ -211,7 +211,7 @@ fn kill_session(sid: u32) -> usize {
 /// worktree, say; ended with the run). The environment is the process's own word: an agent can
 /// claim another running attempt or a setup for what it leaves, which then lives that long. Repeats until a round finds nothing left to kill (a killed orphan's own
 /// children are orphans next), for at most two seconds.
-pub async fn sweep_orphans(all: bool) {
+pub(crate) async fn sweep_orphans(all: bool) {
     let me = std::process::id();
     let Some(my_sid) = stat_of(me).map(|s| s.session) else {
         return;
@@ -325,7 +325,7 @@ fn not_yet_leader(pid: u32) -> bool {
 
 /// Sends `sig` to every process of group `pgid`, and of the session it leads (an agent's
 /// process that moved to a group of its own within the session); false when none exists.
-pub fn signal_group(pgid: u32, sig: Signal) -> bool {
+pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
@@ -348,7 +348,7 @@ pub fn signal_group(pgid: u32, sig: Signal) -> bool {
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
-pub fn group_alive(pgid: u32) -> bool {
+pub(crate) fn group_alive(pgid: u32) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
@@ -375,7 +375,7 @@ fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
 /// stat; 0 = unknown, then only liveness counts).
-pub fn process_alive(pid: u32, start_time: u64) -> bool {
+pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
     match stat_state_and_group(pid) {
         Some((state, _)) if state != 'Z' => {
             start_time == 0 || process_start_time(pid) == start_time
@@ -386,7 +386,7 @@ pub fn process_alive(pid: u32, start_time: u64) -> bool {
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
 /// or 0 when it cannot be read (no such process, no `/proc`).
-pub fn process_start_time(pid: u32) -> u64 {
+pub(crate) fn process_start_time(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
@@ -403,19 +403,19 @@ pub fn process_start_time(pid: u32) -> u64 {
 
 /// An agent process found running, by the `ORCH_*` variables orch gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FoundAgent {
+pub(crate) struct FoundAgent {
     /// Its process group (the agent orch launched leads it).
-    pub pgid: u32,
+    pub(crate) pgid: u32,
     /// `ORCH_STATUS_FILE`: which plan.
-    pub status_file: String,
+    pub(crate) status_file: String,
     /// `ORCH_TASK`: which task (empty for a plan-mode agent).
-    pub task: String,
+    pub(crate) task: String,
 }
 
 /// Every live process (not a zombie, not this one) whose environment names an orch status file
 /// and task: the agents of an earlier supervisor, and their children. This finds an agent even
 /// when the supervisor died between launching it and recording its pid.
-pub fn find_agents() -> Vec<FoundAgent> {
+pub(crate) fn find_agents() -> Vec<FoundAgent> {
     let mut out = Vec::new();
     for (pid, environ) in environs() {
         let mut status_file = None;
@@ -464,7 +464,7 @@ fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
 /// The process groups of every live process (not a zombie, not this one) whose environment
 /// sets each of `vars` (`NAME`, value) exactly: a resolving agent left by a killed `orch merge`
 /// (`ORCH_TASK=resolve` and its resolution worktree's `ORCH_WORKTREE`).
-pub fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
+pub(crate) fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
     let mut out = Vec::new();
     for (pid, environ) in environs() {
         let all = vars.iter().all(|(name, value)| {
@@ -490,7 +490,11 @@ fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// Stops a process group: SIGTERM, up to `grace` for it to go, then SIGKILL. Returns whether
 /// SIGKILL was needed. `child` (the leader, if ours) is reaped meanwhile.
-pub async fn terminate_group(pgid: u32, grace: Duration, mut child: Option<&mut Child>) -> bool {
+pub(crate) async fn terminate_group(
+    pgid: u32,
+    grace: Duration,
+    mut child: Option<&mut Child>,
+) -> bool {
     signal_group(pgid, Signal::SIGTERM);
     // Something that waits for TERM to take effect: re-sent in case the leader blocked it briefly.
     let deadline = Instant::now() + grace;
@@ -520,7 +524,7 @@ pub async fn terminate_group(pgid: u32, grace: Duration, mut child: Option<&mut 
 
 /// Resolves an agent's program the way `execvp` will: a name with a `/` relative to `cwd`, else
 /// the first match on `PATH`. `None` when nothing executable is found.
-pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
+pub(crate) fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     if program.contains('/') {
         let p = cwd.join(program);
         return executable(&p).then_some(p);
@@ -531,7 +535,7 @@ pub fn resolve_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 /// Whether `program` (resolved as [`resolve_program`] does) can be run: the error a spawn of it
 /// would give when it cannot (not found, not executable). Asked before an agent is started
 /// through `orch session-exec`, whose spawn succeeds either way.
-pub fn runnable(program: &str, cwd: &Path) -> io::Result<()> {
+pub(crate) fn runnable(program: &str, cwd: &Path) -> io::Result<()> {
     if resolve_program(program, cwd).is_some() {
         return Ok(());
     }
@@ -557,7 +561,7 @@ fn executable(p: &Path) -> bool {
 }
 
 /// This host's name, for the status file's `orchRun.host`.
-pub fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -12,12 +12,12 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The built-in `task.md`.
-pub const TASK_TEMPLATE: &str = include_str!("../templates/task.md");
+pub(crate) const TASK_TEMPLATE: &str = include_str!("../templates/task.md");
 /// The built-in `plan.md`.
-pub const PLAN_TEMPLATE: &str = include_str!("../templates/plan.md");
+pub(crate) const PLAN_TEMPLATE: &str = include_str!("../templates/plan.md");
 
 /// The variables of `task.md` ([`TaskPrompt`]'s fields).
-pub const TASK_VARS: &[&str] = &[
+pub(crate) const TASK_VARS: &[&str] = &[
     "plan",
     "plan_title",
     "plan_file",
@@ -40,7 +40,7 @@ pub const TASK_VARS: &[&str] = &[
 ];
 
 /// The variables of `plan.md` ([`PlanPrompt`]'s fields).
-pub const PLAN_VARS: &[&str] = &[
+pub(crate) const PLAN_VARS: &[&str] = &[
     "plan",
     "plan_title",
     "plan_file",
@@ -62,80 +62,80 @@ fn vars_of(file: &str) -> &'static [&'static str] {
 }
 
 /// The file names looked for in the templates directory.
-pub const TASK_FILE: &str = "task.md";
-pub const PLAN_FILE: &str = "plan.md";
+pub(crate) const TASK_FILE: &str = "task.md";
+pub(crate) const PLAN_FILE: &str = "plan.md";
 
 /// The variables of `task.md`.
 #[derive(Clone, Debug, Serialize)]
-pub struct TaskPrompt {
+pub(crate) struct TaskPrompt {
     /// The plan's name in the manifest (`auth`).
-    pub plan: String,
+    pub(crate) plan: String,
     /// The plan file's `# ` heading.
-    pub plan_title: String,
+    pub(crate) plan_title: String,
     /// The plan file, relative to the repository root.
-    pub plan_file: String,
-    pub phase_number: u32,
-    pub phase_title: String,
+    pub(crate) plan_file: String,
+    pub(crate) phase_number: u32,
+    pub(crate) phase_title: String,
     /// `2.3`, or `V2` for a verification step.
-    pub task_id: String,
+    pub(crate) task_id: String,
     /// `task` or `verify`.
-    pub kind: String,
-    pub description: String,
+    pub(crate) kind: String,
+    pub(crate) description: String,
     /// The indented lines under the task; for `verify`: the acceptance criteria.
-    pub body: String,
+    pub(crate) body: String,
     /// The tasks this one depends on (all done).
-    pub dependencies: Vec<DepInfo>,
+    pub(crate) dependencies: Vec<DepInfo>,
     /// The plan's worktree (absolute).
-    pub worktree: String,
-    pub branch: String,
+    pub(crate) worktree: String,
+    pub(crate) branch: String,
     /// The orch executable to call back (also in `$ORCH_BIN`).
-    pub orch: String,
-    pub status_file: String,
+    pub(crate) orch: String,
+    pub(crate) status_file: String,
     /// 1 for the first attempt.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// The error of the previous attempt, when this is a retry (for a failed check: the end
     /// of its output).
-    pub previous_error: Option<String>,
+    pub(crate) previous_error: Option<String>,
     /// The last integration test's failure, when it named this plan: which other plans' commits
     /// this plan fails with, and the output.
-    pub integration: Option<String>,
+    pub(crate) integration: Option<String>,
     /// The check orch runs before committing the work (`cargo test`), empty when none.
-    pub check: String,
+    pub(crate) check: String,
     /// Exit status 0 counts as done too (the agent's `report = "exit"`); else only
     /// `orch task done` does.
-    pub report_by_exit: bool,
+    pub(crate) report_by_exit: bool,
 }
 
 /// A task that the prompted task depends on.
 #[derive(Clone, Debug, Serialize)]
-pub struct DepInfo {
-    pub id: String,
-    pub description: String,
+pub(crate) struct DepInfo {
+    pub(crate) id: String,
+    pub(crate) description: String,
     /// The commit orch made when it completed, if any.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
 }
 
 /// The variables of `plan.md`.
 #[derive(Clone, Debug, Serialize)]
-pub struct PlanPrompt {
-    pub plan: String,
-    pub plan_title: String,
-    pub plan_file: String,
-    pub worktree: String,
-    pub branch: String,
-    pub orch: String,
-    pub status_file: String,
+pub(crate) struct PlanPrompt {
+    pub(crate) plan: String,
+    pub(crate) plan_title: String,
+    pub(crate) plan_file: String,
+    pub(crate) worktree: String,
+    pub(crate) branch: String,
+    pub(crate) orch: String,
+    pub(crate) status_file: String,
     /// Tasks and verification steps of the plan.
-    pub tasks_total: usize,
+    pub(crate) tasks_total: usize,
     /// Those not completed or skipped yet.
-    pub tasks_remaining: usize,
+    pub(crate) tasks_remaining: usize,
     /// The last integration test's failure, when it named this plan (as in `task.md`).
-    pub integration: Option<String>,
+    pub(crate) integration: Option<String>,
 }
 
 /// Why a template could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
-pub enum PromptError {
+pub(crate) enum PromptError {
     #[error("cannot read template `{}`: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -154,14 +154,14 @@ pub enum PromptError {
 
 impl PromptError {
     /// The template file the error is about.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Self::Read { path, .. } | Self::Template { path, .. } => path,
         }
     }
 
     /// What went wrong, without the location (for a diagnostic that carries it).
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Self::Read { source, .. } => format!("cannot read template: {source}"),
             Self::Template { message, .. } => format!("template: {message}"),
@@ -169,7 +169,7 @@ impl PromptError {
     }
 
     /// The 1-based line, when known.
-    pub fn line(&self) -> Option<usize> {
+    pub(crate) fn line(&self) -> Option<usize> {
         match self {
             Self::Read { .. } => None,
             Self::Template { line, .. } => *line,
@@ -179,7 +179,7 @@ impl PromptError {
 
 /// Where a template's text came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Built into the binary.
     Embedded,
     /// Read from this file (relative to the manifest's directory when the directory was).
@@ -209,7 +209,7 @@ impl Source {
 
 /// The two prompt templates and where each came from.
 #[derive(Clone, Debug)]
-pub struct Templates {
+pub(crate) struct Templates {
     task: Source,
     plan: Source,
     /// Both templates compiled, on first use (a run renders one prompt per attempt).
@@ -219,7 +219,7 @@ pub struct Templates {
 impl Templates {
     /// Loads `<root>/<dir>/task.md` and `plan.md` when they exist, else the embedded defaults
     /// (each file on its own: overriding only `task.md` is fine).
-    pub fn load(root: &Path, dir: &Path) -> Result<Templates, PromptError> {
+    pub(crate) fn load(root: &Path, dir: &Path) -> Result<Templates, PromptError> {
         let one = |file: &str, builtin: &str| -> Result<Source, PromptError> {
             let shown = dir.join(file);
             let path = root.join(&shown);
@@ -247,7 +247,8 @@ impl Templates {
     }
 
     /// The built-in templates.
-    pub fn embedded() -> Templates {
+    #[cfg(test)]
+    pub(crate) fn embedded() -> Templates {
         Templates {
             task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
             plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
@@ -256,18 +257,20 @@ impl Templates {
     }
 
     /// Where `task.md` came from.
-    pub fn task_origin(&self) -> &Origin {
+    #[cfg(test)]
+    pub(crate) fn task_origin(&self) -> &Origin {
         &self.task.origin
     }
 
     /// Where `plan.md` came from.
-    pub fn plan_origin(&self) -> &Origin {
+    #[cfg(test)]
+    pub(crate) fn plan_origin(&self) -> &Origin {
         &self.plan.origin
     }
 
     /// Compiles both templates (syntax check), then renders each with sample values so that an
     /// unknown variable or filter is found before any agent runs. Errors name the file and line.
-    pub fn check(&self) -> Result<(), PromptError> {
+    pub(crate) fn check(&self) -> Result<(), PromptError> {
         let env = self.environment()?;
         for sample in [sample_task(true), sample_task(false)] {
             render(env, &self.task, &sample)?;
@@ -277,12 +280,12 @@ impl Templates {
     }
 
     /// The prompt for one task.
-    pub fn render_task(&self, p: &TaskPrompt) -> Result<String, PromptError> {
+    pub(crate) fn render_task(&self, p: &TaskPrompt) -> Result<String, PromptError> {
         render(self.environment()?, &self.task, p)
     }
 
     /// The prompt for a plan-mode agent.
-    pub fn render_plan(&self, p: &PlanPrompt) -> Result<String, PromptError> {
+    pub(crate) fn render_plan(&self, p: &PlanPrompt) -> Result<String, PromptError> {
         render(self.environment()?, &self.plan, p)
     }
 

@@ -27,15 +27,15 @@ use landlock::{
 const ABI_USED: ABI = ABI::V6;
 
 /// The newest ABI orch uses, as a number ([`ABI_USED`]).
-pub const ABI_NEWEST: u8 = 6;
+pub(crate) const ABI_NEWEST: u8 = 6;
 
 /// What a confined process may do with files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// Writable (and readable) beneath these.
-    pub write: Vec<PathBuf>,
+    pub(crate) write: Vec<PathBuf>,
     /// Not readable beneath these (everything else is).
-    pub deny_read: Vec<PathBuf>,
+    pub(crate) deny_read: Vec<PathBuf>,
 }
 
 /// Whether this kernel confines processes with Landlock (checked without confining this one).
@@ -74,7 +74,7 @@ pub fn abi() -> u8 {
 /// What a confined process can still do on a kernel with Landlock ABI `abi` that ABI
 /// [`ABI_NEWEST`] would control; empty when nothing is left out (or when `abi` is 0: then
 /// nothing is confined at all).
-pub fn uncontrolled(abi: u8) -> Vec<&'static str> {
+pub(crate) fn uncontrolled(abi: u8) -> Vec<&'static str> {
     let mut out = Vec::new();
     if abi == 0 {
         return out;
@@ -93,7 +93,7 @@ pub fn uncontrolled(abi: u8) -> Vec<&'static str> {
 }
 
 /// Confines the current process (and everything it starts from now on) to `rules`.
-pub fn restrict(rules: &Rules) -> Result<(), String> {
+pub(crate) fn restrict(rules: &Rules) -> Result<(), String> {
     let why = |e: landlock::RulesetError| format!("cannot confine the process (Landlock): {e}");
     let (roots, dirs) = read_roots(&rules.deny_read);
     let read = AccessFs::from_read(ABI_USED);
@@ -127,7 +127,7 @@ pub fn restrict(rules: &Rules) -> Result<(), String> {
 /// The paths granted for reading so that everything but `deny` is readable: `/` when nothing is
 /// denied, else every entry of each parent directory of a denied path except the one on the
 /// way to it. Also returns those parent directories (granted listing only).
-pub fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+pub(crate) fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let deny: BTreeSet<PathBuf> = deny.iter().filter(|p| p.is_absolute()).cloned().collect();
     if deny.is_empty() {
         return (vec![PathBuf::from("/")], Vec::new());
@@ -159,7 +159,7 @@ pub fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 /// The arguments of `orch sandbox-exec` that carry `rules`.
-pub fn args(rules: &Rules) -> Vec<String> {
+pub(crate) fn args(rules: &Rules) -> Vec<String> {
     let mut out = Vec::new();
     for p in &rules.write {
         out.push("--write".to_string());
@@ -176,7 +176,7 @@ pub fn args(rules: &Rules) -> Vec<String> {
 /// `base` ([`crate::manifest::Sandbox::code_rules`]) plus its own `workdir` and private
 /// `tmpdir`. Nothing else: no git admin directory (the worktree's `.git` file lies in `workdir`,
 /// the directory it points to does not), no state directory.
-pub fn code_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
+pub(crate) fn code_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
     let mut rules = base.clone();
     rules.write.push(workdir.to_path_buf());
     rules.write.push(tmpdir.to_path_buf());
@@ -184,7 +184,7 @@ pub fn code_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
 }
 
 /// `argv` run through `orch_bin sandbox-exec` under `rules`.
-pub fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
+pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
     let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
     out.extend(args(rules));
     out.push("--".to_string());
@@ -195,7 +195,7 @@ pub fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
 /// The devices every confined process may write (and, from ABI 5, use ioctls on): `/dev/null`
 /// and the pseudo-terminals (an agent's tools may allocate ptys of their own). Not `/dev/tty`:
 /// an agent runs in a session of its own with no controlling terminal.
-pub const DEVICES: [&str; 3] = ["/dev/null", "/dev/pts", "/dev/ptmx"];
+pub(crate) const DEVICES: [&str; 3] = ["/dev/null", "/dev/pts", "/dev/ptmx"];
 
 #[cfg(test)]
 mod tests {

@@ -25,9 +25,9 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub const ALL: [Policy; 3] = [Policy::Orch, Policy::Batched, Policy::Phase80];
+    pub(crate) const ALL: [Policy; 3] = [Policy::Orch, Policy::Batched, Policy::Phase80];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Policy::Orch => "orch",
             Policy::Batched => "batched",
@@ -36,7 +36,7 @@ impl Policy {
     }
 
     /// Parses a policy name (`orch`, `batched`, `phase80`).
-    pub fn parse(s: &str) -> Result<Policy, String> {
+    pub(crate) fn parse(s: &str) -> Result<Policy, String> {
         Policy::ALL
             .into_iter()
             .find(|p| p.name() == s)
@@ -53,48 +53,48 @@ impl fmt::Display for Policy {
 /// What is simulated: the plans' graph, what the scheduler knows, and how long tasks take.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload<'a> {
-    pub graph: &'a Graph,
-    pub plans: &'a [Plan],
+    pub(crate) graph: &'a Graph,
+    pub(crate) plans: &'a [Plan],
     /// Plan priorities (higher first), as in `plans.toml`.
-    pub priorities: &'a [i64],
+    pub(crate) priorities: &'a [i64],
     /// Most agents per plan.
-    pub plan_limit: &'a [usize],
+    pub(crate) plan_limit: &'a [usize],
     /// The scheduler's view: [`remaining_path`] over the estimates (it never sees the real
     /// durations).
-    pub tails: &'a [u64],
+    pub(crate) tails: &'a [u64],
     /// How long each node really takes, in seconds (0 for gates).
-    pub durations: &'a [u64],
+    pub(crate) durations: &'a [u64],
     /// Task nodes done before the run starts (`[x]` in the plan, plans not simulated).
-    pub done: &'a [bool],
+    pub(crate) done: &'a [bool],
     /// Best of N: attempts of each node at once (each holds a slot; missing: 1).
-    pub attempts: &'a [u32],
+    pub(crate) attempts: &'a [u32],
 }
 
 /// One task's run in the simulated schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub node: usize,
+pub(crate) struct Span {
+    pub(crate) node: usize,
     /// The agent slot it ran in, from 0.
-    pub slot: usize,
-    pub start: u64,
-    pub end: u64,
+    pub(crate) slot: usize,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 /// The result of one simulated run.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    pub policy: Policy,
-    pub slots: usize,
+    pub(crate) policy: Policy,
+    pub(crate) slots: usize,
     /// When the last task ended (seconds).
     pub makespan: u64,
     /// The longest dependency chain with these durations (seconds).
-    pub critical_path: u64,
+    pub(crate) critical_path: u64,
     /// Sum of all task durations: the sequential time (seconds).
-    pub work: u64,
+    pub(crate) work: u64,
     /// A tighter bound no schedule that keeps the plans' rules can beat (see [`tight_bound`]).
     pub tight_bound: u64,
     /// The runs of the tasks, in start order.
-    pub spans: Vec<Span>,
+    pub(crate) spans: Vec<Span>,
 }
 
 impl Outcome {
@@ -105,7 +105,7 @@ impl Outcome {
     }
 
     /// Busy agent time ÷ (slots × makespan); 1 when there is nothing to do.
-    pub fn utilisation(&self) -> f64 {
+    pub(crate) fn utilisation(&self) -> f64 {
         if self.makespan == 0 {
             return 1.0;
         }
@@ -114,7 +114,7 @@ impl Outcome {
 
     /// The seeds' "parallel execution efficiency": (sequential time − makespan) ÷ sequential
     /// time, the share of time parallel execution saves; 0 when there is nothing to do.
-    pub fn parallel_efficiency(&self) -> f64 {
+    pub(crate) fn parallel_efficiency(&self) -> f64 {
         if self.work == 0 {
             return 0.0;
         }
@@ -247,7 +247,7 @@ pub fn simulate(w: &Workload<'_>, policy: Policy, slots: usize) -> Result<Outcom
 /// tasks before it, and, for a gate right before it, that gate's time plus the spread of the
 /// tasks between the two; the run ends no earlier than a gate's time plus the longest path or
 /// the spread after it. Also each plan's work ÷ min(its agent limit, slots).
-pub fn tight_bound(w: &Workload<'_>, durations: &[u64], slots: usize) -> u64 {
+pub(crate) fn tight_bound(w: &Workload<'_>, durations: &[u64], slots: usize) -> u64 {
     let g = w.graph;
     let n = g.nodes.len();
     let slots = slots.max(1) as u64;
@@ -318,12 +318,12 @@ fn reach<'a>(n: usize, start: usize, next: impl Fn(usize) -> &'a [usize]) -> Vec
 /// The inputs of a [`Workload`] besides the graph and plans, owned.
 #[derive(Clone, Debug)]
 pub struct Inputs {
-    pub tails: Vec<u64>,
-    pub durations: Vec<u64>,
-    pub done: Vec<bool>,
-    pub plan_limit: Vec<usize>,
+    pub(crate) tails: Vec<u64>,
+    pub(crate) durations: Vec<u64>,
+    pub(crate) done: Vec<bool>,
+    pub(crate) plan_limit: Vec<usize>,
     /// Best of N: attempts of each node at once (empty: 1 each).
-    pub attempts: Vec<u32>,
+    pub(crate) attempts: Vec<u32>,
 }
 
 impl Inputs {
@@ -386,17 +386,17 @@ pub struct DurationModel {
 }
 
 /// The spread (σ of the natural logarithm) of the seeded duration factor.
-pub const SIGMA: f64 = 0.5;
+pub(crate) const SIGMA: f64 = 0.5;
 
 impl DurationModel {
     /// Each node's estimated seconds (`(est: …)` or the default; 0 for gates): what the
     /// scheduler ranks by.
-    pub fn estimates(&self, graph: &Graph, plans: &[Plan]) -> Vec<u64> {
+    pub(crate) fn estimates(&self, graph: &Graph, plans: &[Plan]) -> Vec<u64> {
         crate::graph::node_weights(graph, plans, self.default_s)
     }
 
     /// Each node's real seconds under this model.
-    pub fn durations(&self, graph: &Graph, plans: &[Plan]) -> Vec<u64> {
+    pub(crate) fn durations(&self, graph: &Graph, plans: &[Plan]) -> Vec<u64> {
         let estimates = self.estimates(graph, plans);
         let Some(seed) = self.seed else {
             return estimates;
@@ -438,7 +438,7 @@ impl SplitMix64 {
     }
 
     /// exp(σ·z) for a standard normal z (Box–Muller), clamped to 0.25–4.
-    pub fn lognormal_factor(&mut self) -> f64 {
+    pub(crate) fn lognormal_factor(&mut self) -> f64 {
         let (u1, u2) = (self.unit(), self.unit());
         let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
         (SIGMA * z).exp().clamp(0.25, 4.0)

@@ -16,7 +16,7 @@ use crate::status::STATUS_FILE_NAME;
 
 /// What a file event means for the status files.
 #[derive(Debug)]
-pub enum Hint {
+pub(crate) enum Hint {
     /// A status file may have changed, or events were lost: read again.
     Changed,
     /// The watcher reported an error (read again, and poll from now on).
@@ -24,16 +24,16 @@ pub enum Hint {
 }
 
 /// The file names to react to.
-pub type Names = BTreeSet<OsString>;
+pub(crate) type Names = BTreeSet<OsString>;
 
 /// Just `status.json`.
-pub fn status_names() -> Names {
+pub(crate) fn status_names() -> Names {
     BTreeSet::from([OsString::from(STATUS_FILE_NAME)])
 }
 
 /// Why a watch could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     #[error("cannot watch the status files: {0}")]
     Start(notify::Error),
     #[error("cannot create the state directory `{}`: {source}", path.display())]
@@ -50,7 +50,7 @@ pub enum WatchError {
 
 impl WatchError {
     /// The underlying notify error (a directory that cannot be made as an I/O one).
-    pub fn into_notify(self) -> notify::Error {
+    pub(crate) fn into_notify(self) -> notify::Error {
         match self {
             Self::Start(e) | Self::Watch { source: e, .. } => e,
             Self::CreateDir { source, .. } => notify::Error::io(source),
@@ -61,7 +61,7 @@ impl WatchError {
 /// Starts watching `dirs` (each with whether to watch below it; created when missing) and calls
 /// `on_hint` from notify's thread for every event that [`hint_for`] does not ignore. Keep the
 /// returned watcher alive as long as the hints are wanted.
-pub fn watch_dirs(
+pub(crate) fn watch_dirs(
     dirs: &[(PathBuf, bool)],
     names: Names,
     on_hint: impl Fn(Hint) + Send + 'static,
@@ -94,7 +94,7 @@ pub fn watch_dirs(
 
 /// What a file event means: lost events and any non-access event on a file named in `names` are
 /// [`Hint::Changed`]; a backend error is [`Hint::Failed`]; the rest is ignored.
-pub fn hint_for(res: notify::Result<notify::Event>, names: &Names) -> Option<Hint> {
+pub(crate) fn hint_for(res: notify::Result<notify::Event>, names: &Names) -> Option<Hint> {
     match res {
         Ok(e) if e.need_rescan() => Some(Hint::Changed),
         Ok(e) if e.kind.is_access() => None,

@@ -44,7 +44,7 @@ pub struct Selection {
 impl Selection {
     /// For the agents' side (`next`, `task`): fall back to `ORCH_MANIFEST`, `ORCH_PLAN` and
     /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
-    pub fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
+    pub(crate) fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
         if self.manifest.is_none() {
             self.manifest = std::env::var_os(agent_env::ORCH_MANIFEST)
                 .filter(|s| !s.is_empty())
@@ -64,25 +64,25 @@ impl Selection {
 
 /// One plan ready to work with.
 #[derive(Clone, Debug)]
-pub struct LoadedPlan {
+pub(crate) struct LoadedPlan {
     /// Manifest name, or the file stem for a plan given by path.
-    pub name: String,
-    pub plan: Plan,
+    pub(crate) name: String,
+    pub(crate) plan: Plan,
     /// Plan file path relative to the repository root (as written in status files).
-    pub rel_path: String,
-    pub status_path: PathBuf,
-    pub priority: i64,
+    pub(crate) rel_path: String,
+    pub(crate) status_path: PathBuf,
+    pub(crate) priority: i64,
 }
 
 impl LoadedPlan {
     /// The plan's status as recorded in its status file, reconciled with the plan, without
     /// writing anything (a missing file reads as a fresh document).
-    pub fn read_status(&self) -> Result<StatusDoc, status::StatusError> {
+    pub(crate) fn read_status(&self) -> Result<StatusDoc, status::StatusError> {
         self.read_status_at(&self.status_path)
     }
 
     /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
-    pub fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
+    pub(crate) fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
         status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
     }
 }
@@ -90,39 +90,39 @@ impl LoadedPlan {
 /// Keeps `value` until the process exits instead of freeing it piece by piece. The reading
 /// commands (`next`, `status`) end right after printing, and freeing the workspace of a
 /// 10,000-task plan one string at a time costs more than printing their answer.
-pub fn keep<T>(value: T) -> &'static T {
+pub(crate) fn keep<T>(value: T) -> &'static T {
     Box::leak(Box::new(value))
 }
 
 /// The manifest (if one was found) and the plans a command works on.
 #[derive(Clone)]
 pub struct Workspace {
-    pub manifest: Option<Manifest>,
+    pub(crate) manifest: Option<Manifest>,
     /// Every plan of the manifest (cross-plan dependencies need them all), or the one plan file.
-    pub plans: Vec<LoadedPlan>,
+    pub(crate) plans: Vec<LoadedPlan>,
     /// Indices into `plans` of the plans the command is about (`--plan`), all by default.
-    pub selected: Vec<usize>,
+    pub(crate) selected: Vec<usize>,
     /// Warnings and errors from every plan file (and the cross-plan checks).
-    pub diagnostics: Vec<Diagnostic>,
+    pub(crate) diagnostics: Vec<Diagnostic>,
     /// The combined graph, when there were no errors.
-    pub graph: Option<Graph>,
+    pub(crate) graph: Option<Graph>,
 }
 
 impl Workspace {
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
-    pub fn plan_list(&self) -> Vec<Plan> {
+    pub(crate) fn plan_list(&self) -> Vec<Plan> {
         self.plans.iter().map(|p| p.plan.clone()).collect()
     }
 
-    pub fn priorities(&self) -> Vec<i64> {
+    pub(crate) fn priorities(&self) -> Vec<i64> {
         self.plans.iter().map(|p| p.priority).collect()
     }
 
     /// The selected plan that has task `id` (exit 2 when none has it, or several do).
-    pub fn plan_of_task(&self, id: &str) -> CliResult<usize> {
+    pub(crate) fn plan_of_task(&self, id: &str) -> CliResult<usize> {
         let candidates: Vec<usize> = self
             .selected
             .iter()
@@ -157,7 +157,7 @@ impl Workspace {
 
     /// The plans a command runs on: the named ones (each once, unknown names are exit 2), else
     /// the selection (`--plan` or all).
-    pub fn select(&self, names: &[String]) -> CliResult<Vec<usize>> {
+    pub(crate) fn select(&self, names: &[String]) -> CliResult<Vec<usize>> {
         if names.is_empty() {
             return Ok(self.selected.clone());
         }
@@ -180,7 +180,7 @@ impl Workspace {
     }
 
     /// Task node `n` as shown: `plan:id` when several plans are selected, else the id.
-    pub fn task_label(&self, g: &Graph, n: usize) -> String {
+    pub(crate) fn task_label(&self, g: &Graph, n: usize) -> String {
         let Some((p, t)) = g.task_of(n) else {
             return format!("node {n}");
         };
@@ -193,7 +193,7 @@ impl Workspace {
     }
 
     /// Why a task waits, in words.
-    pub fn describe_waiting(&self, g: &Graph, w: &Waiting) -> String {
+    pub(crate) fn describe_waiting(&self, g: &Graph, w: &Waiting) -> String {
         match w {
             Waiting::Task(n) => format!("waits for `{}`", self.task_label(g, *n)),
             Waiting::Failed(n) => format!("blocked by failed `{}`", self.task_label(g, *n)),
@@ -208,7 +208,7 @@ impl Workspace {
     }
 
     /// Fails with exit code 2 and every error when the input is invalid.
-    pub fn require_valid(&self) -> CliResult<&Graph> {
+    pub(crate) fn require_valid(&self) -> CliResult<&Graph> {
         match &self.graph {
             Some(g) if !self.has_errors() => Ok(g),
             _ => Err(invalid_input(&self.diagnostics)),
@@ -217,7 +217,7 @@ impl Workspace {
 }
 
 /// An exit-2 error listing every error diagnostic.
-pub fn invalid_input(diagnostics: &[Diagnostic]) -> CliError {
+pub(crate) fn invalid_input(diagnostics: &[Diagnostic]) -> CliError {
     let errors: Vec<String> = diagnostics
         .iter()
         .filter(|d| d.is_error())
@@ -241,7 +241,7 @@ pub fn load(sel: &Selection) -> CliResult<Workspace> {
 /// [`load`] for commands that print a few tasks of the plans (`next`, `status` as text): the
 /// tasks' `files` are left empty (see [`plan::parse_with`]); [`plan::task_files`] gives them
 /// for the tasks printed.
-pub fn load_without_files(sel: &Selection) -> CliResult<Workspace> {
+pub(crate) fn load_without_files(sel: &Selection) -> CliResult<Workspace> {
     load_with(sel, false)
 }
 
@@ -249,7 +249,7 @@ pub fn load_without_files(sel: &Selection) -> CliResult<Workspace> {
 /// too: a template that does not render is an error at its file and line. What `orch check`
 /// reports, and what `orch up` checks again when the plans change during a run
 /// (`supervisor::replan`), so that the two cannot disagree.
-pub fn load_checked(sel: &Selection) -> CliResult<Workspace> {
+pub(crate) fn load_checked(sel: &Selection) -> CliResult<Workspace> {
     let mut ws = load(sel)?;
     if let Some(m) = &ws.manifest {
         let checked = Templates::load(&m.root, &m.defaults.templates).and_then(|t| t.check());
@@ -531,7 +531,7 @@ fn plan_name_from_path(path: &Path) -> String {
 }
 
 /// The work dir of the manifest's repository (canonical), opened with git.
-pub fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
+pub(crate) fn repo_root(manifest: &Manifest) -> CliResult<PathBuf> {
     let root = crate::git::work_dir(&manifest.root)
         .map_err(CliError::coded)?
         .ok_or_else(|| {
@@ -689,14 +689,21 @@ fn cross_deps_of(m: &Manifest, names: &[String]) -> Vec<CrossDep> {
 
 /// The combined graph of `plans`, in any order (during a re-plan, the run's plans, some of
 /// which `m` may no longer list), joined by the cross-plan dependencies of `m`'s entries.
-pub fn graph_of(m: &Manifest, names: &[String], plans: &[&Plan]) -> Result<Graph, Vec<Diagnostic>> {
+pub(crate) fn graph_of(
+    m: &Manifest,
+    names: &[String],
+    plans: &[&Plan],
+) -> Result<Graph, Vec<Diagnostic>> {
     let cross = cross_deps_of(m, names);
     Graph::build(plans, names, &cross).map_err(|e| e.0)
 }
 
 /// Reads (without writing) every plan's status, reconciled with its plan. `status_override`
 /// (`ORCH_STATUS_FILE`) replaces the status file of the selected plan only, when one is selected.
-pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResult<Vec<StatusDoc>> {
+pub(crate) fn read_statuses(
+    ws: &Workspace,
+    status_override: Option<&Path>,
+) -> CliResult<Vec<StatusDoc>> {
     ws.plans
         .iter()
         .enumerate()
@@ -709,7 +716,11 @@ pub fn read_statuses(ws: &Workspace, status_override: Option<&Path>) -> CliResul
 
 /// The status file of plan `i`: `status_override` (`ORCH_STATUS_FILE`) when that plan is the
 /// one selected, else the plan's own.
-pub fn status_path<'a>(ws: &'a Workspace, i: usize, status_override: Option<&'a Path>) -> &'a Path {
+pub(crate) fn status_path<'a>(
+    ws: &'a Workspace,
+    i: usize,
+    status_override: Option<&'a Path>,
+) -> &'a Path {
     match status_override {
         Some(p) if ws.selected == [i] => p,
         _ => &ws.plans[i].status_path,
@@ -718,7 +729,7 @@ pub fn status_path<'a>(ws: &'a Workspace, i: usize, status_override: Option<&'a 
 
 /// Reads every plan's recorded states ([`status::load_states`]): what `next` and `status` need,
 /// without building full entries. A plan without a status file gets empty states.
-pub fn read_states(
+pub(crate) fn read_states(
     ws: &Workspace,
     status_override: Option<&Path>,
 ) -> CliResult<Vec<status::StatusStates>> {
@@ -732,7 +743,7 @@ pub fn read_states(
 }
 
 /// `state(plan, task)` over the given states, for [`crate::graph::readiness`].
-pub fn states_fn<'a>(
+pub(crate) fn states_fn<'a>(
     ws: &'a Workspace,
     states: &'a [status::StatusStates],
 ) -> impl Fn(usize, usize) -> NodeState + 'a {
@@ -741,7 +752,7 @@ pub fn states_fn<'a>(
 }
 
 /// The scheduling state of every task, by plan and task index (what [`states_fn`] answers).
-pub fn node_states(ws: &Workspace, states: &[status::StatusStates]) -> Vec<Vec<NodeState>> {
+pub(crate) fn node_states(ws: &Workspace, states: &[status::StatusStates]) -> Vec<Vec<NodeState>> {
     // Looked up in plan order, which is the file's (one comparison each), not in the order
     // readiness asks.
     ws.plans
@@ -758,29 +769,16 @@ pub fn node_states(ws: &Workspace, states: &[status::StatusStates]) -> Vec<Vec<N
 }
 
 /// Maps a status-module error onto its documented exit code, with its hint.
-pub fn status_error(e: status::StatusError) -> CliError {
+pub(crate) fn status_error(e: status::StatusError) -> CliError {
     CliError::coded(e)
 }
 
 /// The scheduling state of a recorded status.
-pub fn node_state(status: TaskStatus) -> NodeState {
+pub(crate) fn node_state(status: TaskStatus) -> NodeState {
     match status {
         TaskStatus::Pending => NodeState::Pending,
         TaskStatus::InProgress => NodeState::InProgress,
         TaskStatus::Completed | TaskStatus::Skipped => NodeState::Done,
         TaskStatus::Failed => NodeState::Failed,
-    }
-}
-
-/// `state(plan, task)` over the given docs, for [`crate::graph::readiness`].
-pub fn state_fn<'a>(
-    ws: &'a Workspace,
-    docs: &'a [StatusDoc],
-) -> impl Fn(usize, usize) -> NodeState + 'a {
-    move |p, t| {
-        let id = &ws.plans[p].plan.tasks[t].id;
-        docs[p]
-            .entry(id)
-            .map_or(NodeState::Pending, |e| node_state(e.status))
     }
 }

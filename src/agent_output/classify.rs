@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{Class, Fatal, MAX_WAIT};
 
 /// What kind of failure a client's message (or an agent's last lines) describes.
-pub fn classify(text: &str, now: DateTime<Utc>) -> Class {
+pub(crate) fn classify(text: &str, now: DateTime<Utc>) -> Class {
     let lower = text.to_ascii_lowercase();
     const AUTH: &[&str] = &[
         "invalid api key",
@@ -76,7 +76,7 @@ fn status_code(lower: &str, code: &str) -> bool {
 /// How long until the limit a message names resets: `…|1735689600` (Claude Code's epoch
 /// seconds), `reset(s) at <RFC 3339 time>`, `try again in 2 hours 5 minutes`, `retry after 30s`,
 /// `resets in 20 seconds`, `retry-after: 30`. `None` when it names no time (or one too far off).
-pub fn reset_wait(text: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn reset_wait(text: &str, now: DateTime<Utc>) -> Option<Duration> {
     let lower = text.to_ascii_lowercase();
     let at = |t: DateTime<Utc>| {
         let secs = (t - now).num_milliseconds();

@@ -23,7 +23,7 @@ use crate::manifest::MergeStrategy;
 /// pipe too), `RUST_LOG` (diagnostics on stderr: `RUST_LOG=orch=debug orch up`).
 #[derive(Parser, Debug, PartialEq)]
 #[command(name = "orch", version, about, long_about, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub(super) command: Command,
     /// When to colour the output: `auto` (on a terminal, unless `NO_COLOR` is set), `always`,

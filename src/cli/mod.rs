@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::color::{self, Stream};
 use crate::error::{CliError, exit};
 
-pub use args::Cli;
+pub(crate) use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {

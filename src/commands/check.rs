@@ -7,7 +7,7 @@ use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
 use crate::workspace::{self, Selection, Workspace};
 
-pub fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let ws = workspace::load_checked(sel)?;
     let errors = ws.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = ws.diagnostics.len() - errors;

@@ -22,14 +22,14 @@ use crate::status;
 use crate::supervisor::{LockError, SupervisorLock};
 use crate::workspace::{self, Selection};
 
-pub struct CleanArgs {
+pub(crate) struct CleanArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
-    pub plans: Vec<String>,
+    pub(crate) plans: Vec<String>,
     /// Remove unmerged and dirty plans too, after saving backups.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Say what would happen; change nothing.
-    pub dry_run: bool,
-    pub json: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
 }
 
 /// What happened to one plan.
@@ -53,7 +53,7 @@ struct Report {
     attempts: usize,
 }
 
-pub fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     let Some(manifest) = ws.manifest.clone() else {
         return Err(CliError::invalid(anyhow!(

@@ -13,10 +13,10 @@ use crate::git;
 use crate::manifest::Manifest;
 use crate::workspace::{self, Selection, Workspace};
 
-pub struct ConflictsArgs {
+pub(crate) struct ConflictsArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
-    pub plans: Vec<String>,
-    pub json: bool,
+    pub(crate) plans: Vec<String>,
+    pub(crate) json: bool,
 }
 
 /// How a pair was compared.
@@ -53,7 +53,7 @@ struct PlanSide {
     selected: bool,
 }
 
-pub fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     let Some(manifest) = ws.manifest.clone() else {
         return Err(CliError::invalid(anyhow!(

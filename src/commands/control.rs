@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use super::output::{print_json, println_safe};
-pub use crate::control::Request;
+pub(crate) use crate::control::Request;
 use crate::control::apply;
 use crate::error::{CliResult, exit};
 use crate::workspace::{self, Selection};
 
-pub fn run(manifest: Option<PathBuf>, request: &Request, json: bool) -> CliResult<u8> {
+pub(crate) fn run(manifest: Option<PathBuf>, request: &Request, json: bool) -> CliResult<u8> {
     let ws = workspace::load(&Selection {
         manifest,
         plan: None,

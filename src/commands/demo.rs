@@ -18,10 +18,10 @@ use crate::manifest::{self, MANIFEST_NAME, Manifest, check_plan_name};
 use crate::plan::TaskKind;
 
 /// The demo's manifest: the plans of the top-level `plans.toml`, with the scripted agent.
-pub const DEMO_MANIFEST: &str = include_str!("../../assets/demo/plans.toml");
+pub(crate) const DEMO_MANIFEST: &str = include_str!("../../assets/demo/plans.toml");
 
 /// The plan files, the same as in this repository's `docs/plans/`.
-pub const DEMO_PLANS: [(&str, &str); 3] = [
+pub(crate) const DEMO_PLANS: [(&str, &str); 3] = [
     (
         "docs/plans/greeter.md",
         include_str!("../../docs/plans/greeter.md"),
@@ -44,7 +44,7 @@ const AUTHOR: &str = "orch demo";
 const EMAIL: &str = "demo@orch.invalid";
 
 /// Runs the demo in `dir` (a new temporary directory when `None`); returns `orch up`'s exit code.
-pub fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
+pub(crate) fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
     let dir = prepare_dir(dir)?;
     create_repo(&dir)?;
     println_safe(&format!("demo repository: {}", dir.display()));
@@ -327,7 +327,7 @@ impl InterruptGuard {
 /// `orch demo-agent`: the scripted agent of the demo. In its worktree it appends
 /// `<task id>: <description>` to `src/<plan>.txt`; a verification step checks that file is not
 /// empty. It exits 0 on success, which `orch up` counts as the task done.
-pub fn run_agent() -> CliResult<u8> {
+pub(crate) fn run_agent() -> CliResult<u8> {
     let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
     let missing = |k: &str| {
         CliError::invalid(anyhow!(

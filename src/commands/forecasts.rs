@@ -15,31 +15,29 @@ use crate::supervisor::{Event, RunSummary};
 use crate::workspace::Workspace;
 
 /// The state directory of the workspace's manifest.
-pub fn state_dir(ws: &Workspace) -> Option<PathBuf> {
+pub(crate) fn state_dir(ws: &Workspace) -> Option<PathBuf> {
     let m = ws.manifest.as_ref()?;
     Some(m.root.join(&m.defaults.state_dir))
 }
 
 /// The history of `ws` when it has one with records.
-pub fn history_of(ws: &Workspace) -> Option<History> {
+pub(crate) fn history_of(ws: &Workspace) -> Option<History> {
     let h = History::load(&state_dir(ws)?);
     (!h.records.is_empty()).then_some(h)
 }
 
 /// A forecast of the workspace at one moment, with each task's estimate.
-pub struct Snapshot {
-    pub at: DateTime<Utc>,
-    pub state: Vec<Vec<TaskNow>>,
-    pub estimates: Vec<Vec<Estimate>>,
-    pub forecast: Forecast,
-    /// History lines skipped (notes).
-    pub skipped: Vec<String>,
+pub(crate) struct Snapshot {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) state: Vec<Vec<TaskNow>>,
+    pub(crate) estimates: Vec<Vec<Estimate>>,
+    pub(crate) forecast: Forecast,
 }
 
 impl Snapshot {
     /// The forecast of the `selected` plans of `ws` as their status documents say, `None`
     /// when there is no history yet.
-    pub fn of(
+    pub(crate) fn of(
         ws: &Workspace,
         docs: &[StatusDoc],
         selected: &[usize],
@@ -58,13 +56,12 @@ impl Snapshot {
             state,
             estimates,
             forecast,
-            skipped: history.skipped,
         })
     }
 
     /// `{eta_p50, eta_p90, cost_p50, cost_p90}` of a range (times RFC 3339, costs in US dollars
     /// still to spend, `null` when no history named a cost).
-    pub fn range_json(&self, r: &Range) -> Value {
+    pub(crate) fn range_json(&self, r: &Range) -> Value {
         json!({
             "eta_p50": forecast::rfc3339(forecast::after(self.at, r.end_p50_s)),
             "eta_p90": forecast::rfc3339(forecast::after(self.at, r.end_p90_s)),
@@ -74,7 +71,7 @@ impl Snapshot {
     }
 
     /// A task's forecast for the JSON, when it is pending or running.
-    pub fn task_json(&self, p: usize, t: usize) -> Option<Value> {
+    pub(crate) fn task_json(&self, p: usize, t: usize) -> Option<Value> {
         let elapsed = match self.state.get(p)?.get(t)? {
             TaskNow::Pending { .. } => 0.0,
             TaskNow::Running { elapsed_s, .. } => *elapsed_s,
@@ -95,13 +92,13 @@ impl Snapshot {
     }
 
     /// `ends 15:10–15:40, $3.20–5.10 more` for a range.
-    pub fn range_words(&self, r: &Range) -> String {
+    pub(crate) fn range_words(&self, r: &Range) -> String {
         forecast::range_words(self.at, r)
     }
 
     /// `2m10s–4m` for a task (its whole duration; a running one's given its elapsed time),
     /// ` slow` after it when it runs past the p90 of its kind.
-    pub fn task_words(&self, p: usize, t: usize) -> Option<String> {
+    pub(crate) fn task_words(&self, p: usize, t: usize) -> Option<String> {
         let (words, slow) =
             forecast::task_words(self.state.get(p)?.get(t)?, self.estimates.get(p)?.get(t)?)?;
         Some(if slow { format!("{words} slow") } else { words })
@@ -109,13 +106,13 @@ impl Snapshot {
 }
 
 /// The forecast `orch up` made at its start.
-pub struct StartForecast {
+pub(crate) struct StartForecast {
     at: DateTime<Utc>,
     run: Range,
 }
 
 /// The run's forecast at its start, when there is a history.
-pub fn at_start(
+pub(crate) fn at_start(
     ws: &Workspace,
     _state_dir: &Path,
     max_agents: Option<usize>,
@@ -139,7 +136,7 @@ pub fn at_start(
 
 impl StartForecast {
     /// `run_forecast`: the forecast against how the run ended.
-    pub fn against(&self, summary: &RunSummary) -> Event {
+    pub(crate) fn against(&self, summary: &RunSummary) -> Event {
         let micro = |x: f64| (x * 1e6).round() as u64;
         Event::RunForecast {
             eta_p50: forecast::rfc3339(forecast::after(self.at, self.run.end_p50_s)),
@@ -153,7 +150,7 @@ impl StartForecast {
 }
 
 /// `orch simulate --history`: the forecast of a run not started yet.
-pub struct BeforeRun {
+pub(crate) struct BeforeRun {
     slots: usize,
     records: usize,
     /// (tasks with a forecast from history, tasks in all) among those left.
@@ -163,7 +160,7 @@ pub struct BeforeRun {
 
 /// The forecast of the `selected` plans of `ws` from the start (`[x]` tasks done) with `slots`
 /// agents, from the history (an empty one: every task's `(est: …)` or the default).
-pub fn before_run(ws: &Workspace, selected: &[usize], slots: usize) -> BeforeRun {
+pub(crate) fn before_run(ws: &Workspace, selected: &[usize], slots: usize) -> BeforeRun {
     let history = state_dir(ws).map(|d| History::load(&d)).unwrap_or_default();
     let est = Estimator::new(&history.records);
     let estimates = forecast::estimates(ws, &est);
@@ -228,7 +225,7 @@ impl BeforeRun {
         })
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let mut v = Self::range_json(&self.forecast.run);
         if let Some(o) = v.as_object_mut() {
             o.insert("slots".into(), json!(self.slots));
@@ -244,7 +241,7 @@ impl BeforeRun {
         v
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let r = &self.forecast.run;
         let cost = match (r.cost_p50, r.cost_p90) {
             (Some(a), Some(b)) => format!(", cost {}–{:.2}", dollars(a), b),

@@ -8,13 +8,13 @@ use crate::graph::{Graph, NodeKind};
 use crate::workspace::{self, Selection, Workspace};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Dot,
     Mermaid,
 }
 
-pub fn run(sel: &Selection, format: Format) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, format: Format) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     let graph = ws.require_valid()?;
     let text = match format {

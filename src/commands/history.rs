@@ -16,11 +16,11 @@ use crate::workspace::{self, Selection};
 
 /// The command line of `orch history`.
 #[derive(Clone, Debug)]
-pub struct HistoryArgs {
-    pub json: bool,
-    pub backtest: bool,
+pub(crate) struct HistoryArgs {
+    pub(crate) json: bool,
+    pub(crate) backtest: bool,
     /// Records listed in the text.
-    pub last: usize,
+    pub(crate) last: usize,
 }
 
 /// Per plan and agent: attempts, failed ones, p50 and p90 of the successful ones' seconds.
@@ -30,7 +30,7 @@ struct Row {
     durations: Vec<f64>,
 }
 
-pub fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
     let ws = workspace::load_without_files(sel)?;
     let Some(dir) = super::forecasts::state_dir(&ws) else {
         return Err(CliError::invalid(anyhow!(

@@ -12,18 +12,18 @@ use crate::manifest::{MANIFEST_NAME, check_ref_name};
 use crate::prompt::{PLAN_FILE, PLAN_TEMPLATE, TASK_FILE, TASK_TEMPLATE};
 
 /// The commented manifest `orch init` writes (its `target` is replaced by the current branch).
-pub const MANIFEST_TEMPLATE: &str = include_str!("../../assets/init/plans.toml");
+pub(crate) const MANIFEST_TEMPLATE: &str = include_str!("../../assets/init/plans.toml");
 /// The example plan the manifest lists.
-pub const EXAMPLE_PLAN: &str = include_str!("../../assets/init/example.md");
+pub(crate) const EXAMPLE_PLAN: &str = include_str!("../../assets/init/example.md");
 /// Where the example plan goes.
-pub const EXAMPLE_PATH: &str = "docs/plans/example.md";
+pub(crate) const EXAMPLE_PATH: &str = "docs/plans/example.md";
 /// The templates directory, as `defaults.templates` says by default.
-pub const TEMPLATES_DIR: &str = "orch/templates";
+pub(crate) const TEMPLATES_DIR: &str = "orch/templates";
 /// The `.gitignore` line that keeps orch's worktrees, state and logs out of git.
-pub const GITIGNORE_ENTRY: &str = "/.orch/";
+pub(crate) const GITIGNORE_ENTRY: &str = "/.orch/";
 
 /// Writes the files into `dir` (the current directory when `None`).
-pub fn run(dir: Option<&Path>) -> CliResult<u8> {
+pub(crate) fn run(dir: Option<&Path>) -> CliResult<u8> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir().context("cannot read the current directory")?,
@@ -87,7 +87,7 @@ pub fn run(dir: Option<&Path>) -> CliResult<u8> {
 }
 
 /// Every file `init` writes, relative to the directory, with its contents.
-pub fn files(target: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn files(target: Option<&str>) -> Vec<(String, String)> {
     vec![
         (MANIFEST_NAME.to_string(), manifest_text(target)),
         (format!("{TEMPLATES_DIR}/{TASK_FILE}"), TASK_TEMPLATE.into()),
@@ -97,7 +97,7 @@ pub fn files(target: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// The manifest with `target` set to `branch` when one is given.
-pub fn manifest_text(branch: Option<&str>) -> String {
+pub(crate) fn manifest_text(branch: Option<&str>) -> String {
     match branch {
         Some(b) if b != "main" => {
             let quoted = toml::Value::String(b.to_string()).to_string();

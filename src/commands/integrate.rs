@@ -10,11 +10,11 @@ use crate::merge::integrate::{IntegrationReport, IntegrationSpec, Integrator};
 use crate::merge::{short, verify::shown};
 use crate::workspace::{self, Selection};
 
-pub struct IntegrateArgs {
-    pub json: bool,
+pub(crate) struct IntegrateArgs {
+    pub(crate) json: bool,
 }
 
-pub fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {
@@ -44,7 +44,7 @@ pub fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
 }
 
 /// `green`, `red` or `nothing_to_test`.
-pub fn result_word(report: &IntegrationReport) -> &'static str {
+pub(crate) fn result_word(report: &IntegrationReport) -> &'static str {
     match (&report.failure, report.tested.is_empty()) {
         (Some(_), _) => "red",
         (None, true) => "nothing_to_test",

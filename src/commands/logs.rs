@@ -16,15 +16,15 @@ use crate::manifest::{self, Manifest, PlanEntry};
 const PLAN_LOGS: [&str; 2] = ["plan", "setup"];
 
 /// What the user asked for.
-pub struct LogsArgs {
-    pub manifest: Option<PathBuf>,
-    pub plan: String,
-    pub task: Option<String>,
+pub(crate) struct LogsArgs {
+    pub(crate) manifest: Option<PathBuf>,
+    pub(crate) plan: String,
+    pub(crate) task: Option<String>,
     /// Print only the path.
-    pub path: bool,
-    pub json: bool,
+    pub(crate) path: bool,
+    pub(crate) json: bool,
     /// Best of N: the log of this attempt of the task (`<task>.a<K>.log`).
-    pub attempt: Option<u32>,
+    pub(crate) attempt: Option<u32>,
 }
 
 /// One log file.
@@ -36,7 +36,7 @@ struct LogFile {
     modified: Option<SystemTime>,
 }
 
-pub fn run(args: &LogsArgs) -> CliResult<u8> {
+pub(crate) fn run(args: &LogsArgs) -> CliResult<u8> {
     let m = load_manifest(args.manifest.as_deref())?;
     let entry = m.plan(&args.plan).ok_or_else(|| {
         CliError::invalid(anyhow!("no plan `{}` in `{}`", args.plan, m.path.display()))

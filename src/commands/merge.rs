@@ -11,17 +11,17 @@ use crate::manifest::MergeStrategy;
 use crate::merge::{self, MergeRun, Outcome, PlanInfo, Step, Unfinished, short};
 use crate::workspace::{self, Selection};
 
-pub struct MergeArgs {
+pub(crate) struct MergeArgs {
     /// Plan names; empty = every finished plan that is not merged yet.
-    pub plans: Vec<String>,
-    pub dry_run: bool,
-    pub json: bool,
+    pub(crate) plans: Vec<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
     /// Overrides `defaults.merge_strategy`.
-    pub strategy: Option<MergeStrategy>,
-    pub stop_on_failure: bool,
+    pub(crate) strategy: Option<MergeStrategy>,
+    pub(crate) stop_on_failure: bool,
 }
 
-pub fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {

@@ -16,21 +16,21 @@ use crate::status::{StatusStates, TaskEntry};
 use crate::workspace::{self, Selection, Workspace};
 
 /// Blocked tasks listed in `--json` when neither `-n` nor `--all` is given.
-pub const DEFAULT_BLOCKED_SHOWN: usize = 20;
+pub(crate) const DEFAULT_BLOCKED_SHOWN: usize = 20;
 
 /// Unfinished tasks named by `--why` for a phase barrier, before "and N more".
 const WHY_NAMES: usize = 10;
 
 /// What `orch next` was asked for.
 #[derive(Clone, Debug, Default)]
-pub struct NextArgs {
+pub(crate) struct NextArgs {
     /// `-n N`: at most N ready tasks, and (JSON) at most N blocked ones.
-    pub count: Option<usize>,
-    pub json: bool,
+    pub(crate) count: Option<usize>,
+    pub(crate) json: bool,
     /// `--all`: every blocked task, with its reasons.
-    pub all: bool,
+    pub(crate) all: bool,
     /// `--why ID`: explain one task (`ID` or `plan:ID`).
-    pub why: Option<String>,
+    pub(crate) why: Option<String>,
 }
 
 /// Why blocked tasks wait, counted once per task by its first reason in this order.
@@ -74,7 +74,7 @@ impl BlockedBy {
     }
 }
 
-pub fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: NextArgs) -> CliResult<u8> {
     let (sel, status_override) = sel.clone().with_agent_env();
     // Tasks' files are found for the few tasks printed only (`task_value`).
     let ws = workspace::keep(workspace::load_without_files(&sel)?);
@@ -277,7 +277,7 @@ fn group_by_reasons(
 }
 
 /// `12345` → `12,345`.
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -509,7 +509,7 @@ fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
 }
 
 /// Why a task waits, in words.
-pub fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
+pub(crate) fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
     match w {
         Waiting::Task(n) => format!("waits for `{}`", name(ws, g, *n)),
         Waiting::Failed(n) => format!("blocked by failed `{}`", name(ws, g, *n)),
@@ -528,7 +528,7 @@ pub fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
 
 /// The reasons of one task, with the tasks it waits for (and the failed ones) each in one line:
 /// `waits for `1.2`, `1.3``.
-pub fn describe_grouped(ws: &Workspace, g: &Graph, why: &[Waiting]) -> Vec<String> {
+pub(crate) fn describe_grouped(ws: &Workspace, g: &Graph, why: &[Waiting]) -> Vec<String> {
     let mut out = Vec::new();
     let waits: Vec<String> = why
         .iter()

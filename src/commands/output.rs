@@ -7,7 +7,12 @@ use crate::status::{StatusDoc, TaskEntry, TaskStatus};
 
 /// One task as `orch status --json` and `orch next --json` print it (the contract: `id`, `kind`,
 /// `phase`, `description`, `status`, `dependencies`; the rest is extra).
-pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskEntry>) -> Value {
+pub(crate) fn task_json(
+    plan_name: &str,
+    plan: &Plan,
+    task: &Task,
+    entry: Option<&TaskEntry>,
+) -> Value {
     let status = entry.map_or(TaskStatus::Pending, |e| e.status);
     let mut v = json!({
         "id": task.id,
@@ -72,7 +77,7 @@ pub fn task_json(plan_name: &str, plan: &Plan, task: &Task, entry: Option<&TaskE
 }
 
 /// Counts per status over tasks and verification steps.
-pub fn summary_json(doc: &StatusDoc) -> Value {
+pub(crate) fn summary_json(doc: &StatusDoc) -> Value {
     let c = crate::status::counts_all(doc);
     json!({
         "total": c.total_tasks,
@@ -85,14 +90,14 @@ pub fn summary_json(doc: &StatusDoc) -> Value {
 }
 
 /// Prints JSON to stdout (pretty), ignoring a closed pipe.
-pub fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     println_safe(&text);
 }
 
 /// `println!` that does not panic when stdout is a closed pipe (`orch status | head`), and
 /// writes everything even to a non-blocking pipe that is full (see [`write_all_stdout`]).
-pub fn println_safe(text: &str) {
+pub(crate) fn println_safe(text: &str) {
     let mut line = String::with_capacity(text.len() + 1);
     line.push_str(text);
     line.push('\n');
@@ -102,12 +107,12 @@ pub fn println_safe(text: &str) {
 /// Writes all of `bytes` to stdout and flushes. A non-blocking stdout (some agent runtimes
 /// hand their children one) that is full is waited out instead of losing the rest, which
 /// `println!` would; a reader that went away ends the output quietly.
-pub fn write_all_stdout(bytes: &[u8]) {
+pub(crate) fn write_all_stdout(bytes: &[u8]) {
     write_all_to(&mut std::io::stdout().lock(), bytes);
 }
 
 /// `eprintln!` that neither panics nor loses text on a full non-blocking or closed stderr.
-pub fn eprintln_safe(text: &str) {
+pub(crate) fn eprintln_safe(text: &str) {
     let mut line = String::with_capacity(text.len() + 1);
     line.push_str(text);
     line.push('\n');
@@ -137,7 +142,7 @@ fn write_all_to(out: &mut impl std::io::Write, bytes: &[u8]) {
 }
 
 /// A progress bar of `width` cells.
-pub fn bar(done: usize, total: usize, width: usize) -> String {
+pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
     let filled = (done * width).checked_div(total).unwrap_or(0);
     format!(
         "{}{}",

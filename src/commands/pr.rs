@@ -9,14 +9,14 @@ use crate::error::{CliError, CliResult, exit};
 use crate::merge::pr::{PrRun, PrStep, shown};
 use crate::workspace::{self, Selection};
 
-pub struct PrArgs {
+pub(crate) struct PrArgs {
     /// Plan names; empty = every finished plan that is not merged yet.
-    pub plans: Vec<String>,
-    pub dry_run: bool,
-    pub json: bool,
+    pub(crate) plans: Vec<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
 }
 
-pub fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {

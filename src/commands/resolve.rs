@@ -12,14 +12,14 @@ use crate::error::{CliError, CliResult, exit};
 use crate::merge::resolve::{Resolution, ResolveNote, resolve_by_hand};
 use crate::workspace::{self, Selection};
 
-pub struct ResolveArgs {
-    pub plan: String,
-    pub dry_run: bool,
-    pub json: bool,
+pub(crate) struct ResolveArgs {
+    pub(crate) plan: String,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
 }
 
 /// One line for a note of a resolution, as `orch merge` and `orch resolve` print it.
-pub fn note_line(note: &ResolveNote) -> String {
+pub(crate) fn note_line(note: &ResolveNote) -> String {
     let files = |f: &[String]| {
         f.iter()
             .map(|f| format!("`{f}`"))
@@ -56,7 +56,7 @@ pub fn note_line(note: &ResolveNote) -> String {
     }
 }
 
-pub fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {

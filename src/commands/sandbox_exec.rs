@@ -17,7 +17,7 @@ use anyhow::anyhow;
 use crate::error::{CliError, CliResult, exit};
 use crate::sandbox::{Rules, restrict};
 
-pub fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
+pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
     let Some((program, args)) = argv.split_first() else {
         return Err(CliError::invalid(anyhow!(
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
@@ -34,7 +34,7 @@ pub fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
 }
 
 /// `orch session-exec -- ARGV…`: `ARGV` in a new session, without a controlling terminal.
-pub fn run_in_session(argv: &[String]) -> CliResult<u8> {
+pub(crate) fn run_in_session(argv: &[String]) -> CliResult<u8> {
     let Some((program, args)) = argv.split_first() else {
         return Err(CliError::invalid(anyhow!(
             "`orch session-exec` is run by `orch up`: `orch session-exec -- ARGV…`"

@@ -18,7 +18,7 @@ use crate::workspace::Selection;
 /// The most of the setup's output kept as the failure's cause.
 const CAUSE_MAX: usize = 2000;
 
-pub fn run(args: &[String]) -> CliResult<u8> {
+pub(crate) fn run(args: &[String]) -> CliResult<u8> {
     let bad = || {
         CliError::invalid(anyhow!(
             "`orch setup-exec` is run by `orch up`: `orch setup-exec N SETUP… AGENT…`"

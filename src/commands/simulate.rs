@@ -16,26 +16,26 @@ use crate::workspace::{self, Selection, Workspace};
 
 /// The command line of `orch simulate`, checked.
 #[derive(Clone, Debug, Default)]
-pub struct SimulateArgs {
-    pub plans: Vec<String>,
+pub(crate) struct SimulateArgs {
+    pub(crate) plans: Vec<String>,
     /// Slot counts; empty: the manifest's `max_agents`.
-    pub slots: Vec<usize>,
+    pub(crate) slots: Vec<usize>,
     /// As written, e.g. `10m`.
-    pub default_duration: String,
-    pub seed: Option<u64>,
+    pub(crate) default_duration: String,
+    pub(crate) seed: Option<u64>,
     /// Policy names; empty: all three.
-    pub policies: Vec<String>,
-    pub per_plan: Option<usize>,
-    pub width: Option<usize>,
-    pub json: bool,
+    pub(crate) policies: Vec<String>,
+    pub(crate) per_plan: Option<usize>,
+    pub(crate) width: Option<usize>,
+    pub(crate) json: bool,
     /// Also forecast from the history (`orch simulate --history`).
-    pub history: bool,
+    pub(crate) history: bool,
 }
 
 /// Slots when there is no manifest (the manifest's own default `max_agents`).
 const DEFAULT_SLOTS: usize = 4;
 
-pub fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
     let policies = policies(&args.policies)?;
     let default_s = parse_duration(&args.default_duration)
         .map_err(|e| CliError::invalid(anyhow!("--default-duration: {e}")))?

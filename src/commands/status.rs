@@ -24,7 +24,7 @@ const PHASES_SHOWN: usize = 12;
 /// Running and failed tasks listed per plan unless `--all`.
 const TASKS_SHOWN: usize = 10;
 
-pub fn run(
+pub(crate) fn run(
     sel: &Selection,
     json_out: bool,
     rebuild: bool,

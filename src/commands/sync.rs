@@ -12,10 +12,10 @@ use crate::merge::{OrderItem, PlanInfo, merge_order, plan_infos, short};
 use crate::supervisor::{LockError, SupervisorLock};
 use crate::workspace::{self, Selection};
 
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// Plan names; empty = every started plan that depends on another and is not merged.
-    pub plans: Vec<String>,
-    pub json: bool,
+    pub(crate) plans: Vec<String>,
+    pub(crate) json: bool,
 }
 
 /// What happened to one plan.
@@ -30,7 +30,7 @@ struct Report {
     code: u8,
 }
 
-pub fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {

@@ -13,15 +13,15 @@ use crate::graph::readiness;
 use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
 use crate::workspace::{self, Selection, status_error};
 
-pub struct TaskArgs {
-    pub transition: Transition,
-    pub id: String,
-    pub opts: TransitionOptions,
+pub(crate) struct TaskArgs {
+    pub(crate) transition: Transition,
+    pub(crate) id: String,
+    pub(crate) opts: TransitionOptions,
     /// `start` only: skip the readiness check.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
-pub fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Inside an attempt of `orch up`: the report goes to the supervisor, never to the file.
     // With no supervisor running any more (it was killed), the call writes the status file as
     // a person's would, where it can (an unconfined agent): the next `orch up` recovers it.

@@ -23,7 +23,11 @@ const WAIT: Duration = Duration::from_secs(120);
 /// A person's `orch task …` for plan `plan` while an `orch up` of the manifest `m` runs: the
 /// report goes through the supervisor (which runs the task's check before any commit); `None`
 /// when no supervisor runs (the call writes the status file, as ever).
-pub fn via_running_supervisor(m: &Manifest, plan: &str, args: &TaskArgs) -> CliResult<Option<u8>> {
+pub(crate) fn via_running_supervisor(
+    m: &Manifest,
+    plan: &str,
+    args: &TaskArgs,
+) -> CliResult<Option<u8>> {
     let state_dir = m.root.join(&m.defaults.state_dir);
     if crate::supervisor::lock::running(&state_dir).is_none() {
         return Ok(None);
@@ -52,7 +56,7 @@ pub fn via_running_supervisor(m: &Manifest, plan: &str, args: &TaskArgs) -> CliR
 /// answered in time is withdrawn rather than left for the supervisor). `None`: no supervisor
 /// runs (any more) for the report directory's state directory, and the report was withdrawn
 /// before anyone took it.
-pub fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
+pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
     // `<state_dir>/reports/<plan>/<dir>`.
     let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
     let supervised = || state_dir.is_some_and(supervisor_runs);

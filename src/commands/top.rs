@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::error::CliResult;
 use crate::workspace::{self, Selection};
 
-pub fn run(manifest: Option<PathBuf>) -> CliResult<u8> {
+pub(crate) fn run(manifest: Option<PathBuf>) -> CliResult<u8> {
     let ws = workspace::load(&Selection {
         manifest,
         plan: None,

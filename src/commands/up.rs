@@ -14,17 +14,17 @@ use crate::supervisor::start::{Checked, RunOptions};
 use crate::supervisor::{Event, PlanResult, Progress, ProgressMode, RunSummary};
 use crate::workspace::{self, Selection};
 
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
-    pub plans: Vec<String>,
-    pub json: bool,
+    pub(crate) plans: Vec<String>,
+    pub(crate) json: bool,
     /// Overrides `defaults.max_agents`.
-    pub max_agents: Option<usize>,
+    pub(crate) max_agents: Option<usize>,
     /// The merge train, also when `defaults.auto_merge` is off.
-    pub merge: bool,
+    pub(crate) merge: bool,
 }
 
-pub fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let ws = workspace::load(sel)?;
     ws.require_valid()?;
     let Some(manifest) = ws.manifest.clone() else {

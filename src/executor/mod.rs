@@ -13,40 +13,40 @@ mod tracker;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::manifest::{ExecutorKind, SlurmOptions, check_sbatch_arg};
-pub use slurm::{Slurm, job_script};
-pub use tracker::JobTracker;
+pub(crate) use crate::manifest::{ExecutorKind, SlurmOptions};
+pub(crate) use slurm::Slurm;
+pub(crate) use tracker::JobTracker;
 
 /// One agent run to submit.
 #[derive(Clone, Debug)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     /// The agent's argv, passed to the job as arguments (never joined into a shell string).
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The worktree the agent works in.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// The `ORCH_*` variables, exported to the job.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// The agent-socket variables (`agent_env::AGENT_SOCKETS`) the job keeps (`pass_env`); the
     /// others are removed from what it is given.
-    pub pass_env: Vec<String>,
+    pub(crate) pass_env: Vec<String>,
     /// The task's log file: the job's output is appended to it.
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
     /// A name for people (`orch:<plan>:<task>`).
-    pub name: String,
+    pub(crate) name: String,
     /// What orch finds the job by after a restart (see [`job_tag`]).
-    pub tag: String,
+    pub(crate) tag: String,
     /// The time limit the scheduler enforces.
-    pub time_limit: Duration,
-    pub options: SlurmOptions,
+    pub(crate) time_limit: Duration,
+    pub(crate) options: SlurmOptions,
 }
 
 /// The tag of a job: which status file, task and attempt it runs. Written as the job's comment.
-pub fn job_tag(status_file: &str, task: &str, attempt: u32) -> String {
+pub(crate) fn job_tag(status_file: &str, task: &str, attempt: u32) -> String {
     format!("orch {attempt} {task} {status_file}")
 }
 
 /// The parts of a tag made by [`job_tag`]: attempt, task (empty for a plan agent), status file.
-pub fn parse_tag(tag: &str) -> Option<(u32, &str, &str)> {
+pub(crate) fn parse_tag(tag: &str) -> Option<(u32, &str, &str)> {
     let rest = tag.strip_prefix("orch ")?;
     let (attempt, rest) = rest.split_once(' ')?;
     let (task, status_file) = rest.split_once(' ')?;
@@ -55,7 +55,7 @@ pub fn parse_tag(tag: &str) -> Option<(u32, &str, &str)> {
 
 /// Where a job is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobState {
+pub(crate) enum JobState {
     /// Waiting in the queue (or being configured): nothing of the agent runs yet.
     Queued,
     /// Running (or completing: its processes may still be alive).
@@ -65,14 +65,14 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         matches!(self, Self::Ended(_))
     }
 }
 
 /// How a job ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobEnd {
+pub(crate) enum JobEnd {
     /// The agent exited with this status (0 for COMPLETED; 128 + signal when killed by one).
     Exited(i32),
     /// It exceeded the scheduler's time limit (TIMEOUT).
@@ -93,11 +93,11 @@ pub enum JobEnd {
 
 /// The exit status the job script uses when the job's node cannot see the worktree, the status
 /// file or orch itself (the paths are not on a filesystem shared with the node).
-pub const NOT_SHARED_EXIT: i32 = 97;
+pub(crate) const NOT_SHARED_EXIT: i32 = 97;
 
 impl JobEnd {
     /// For messages: `exit status 3`, `TIMEOUT (the time limit of the job)`, …
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Exited(NOT_SHARED_EXIT) => format!(
                 "exit status {NOT_SHARED_EXIT}: the job's node cannot see the worktree, the status \
@@ -118,19 +118,19 @@ impl JobEnd {
 
 /// A job found by [`BatchScheduler::list`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListedJob {
-    pub id: String,
-    pub state: JobState,
+pub(crate) struct ListedJob {
+    pub(crate) id: String,
+    pub(crate) state: JobState,
     /// The tag given at submission ([`JobSpec::tag`]), empty for jobs without one.
-    pub tag: String,
+    pub(crate) tag: String,
     /// False when the state is only roughly known (a failed job whose exit status the listing
     /// does not give): ask [`BatchScheduler::final_state`].
-    pub exact: bool,
+    pub(crate) exact: bool,
 }
 
 /// A cluster scheduler. Every call is blocking (it runs the scheduler's commands); the tracker
 /// calls them off the async runtime.
-pub trait BatchScheduler: Send + Sync {
+pub(crate) trait BatchScheduler: Send + Sync {
     /// `slurm`: for messages and the status file.
     fn name(&self) -> &'static str;
     /// Submits one job; returns its id.
@@ -149,7 +149,7 @@ pub trait BatchScheduler: Send + Sync {
 
 /// The filesystem type of `path` (or its nearest existing ancestor) when it is one that only
 /// this machine sees (`tmpfs`, `ramfs`), from `/proc/self/mountinfo`.
-pub fn node_local_fs(path: &std::path::Path) -> Option<String> {
+pub(crate) fn node_local_fs(path: &std::path::Path) -> Option<String> {
     let mut p = std::path::absolute(path).ok()?;
     while !p.exists() {
         p = p.parent()?.to_path_buf();

@@ -12,7 +12,7 @@ use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXI
 /// The job script: fixed text, the agent's argv arrives as its arguments. It checks that the
 /// node sees what the agent needs (else exits [`NOT_SHARED_EXIT`] naming the missing path),
 /// enters the worktree and `exec`s the agent, so the job's exit status is the agent's.
-pub fn job_script() -> String {
+pub(crate) fn job_script() -> String {
     format!(
         r#"#!/bin/sh
 # Written by orch: runs one agent. Its argv is this script's arguments; nothing here is built
@@ -30,7 +30,7 @@ exec "$@"
 }
 
 /// Slurm through its commands (found on `PATH`).
-pub struct Slurm {
+pub(crate) struct Slurm {
     /// The job script, written once per run.
     script: PathBuf,
     /// Jobs of this user only (`squeue -u`).
@@ -39,7 +39,7 @@ pub struct Slurm {
 
 impl Slurm {
     /// Writes the job script into `dir` (orch's state directory).
-    pub fn new(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn new(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let script = dir.join("slurm-job.sh");
         let text = job_script();
@@ -57,7 +57,7 @@ impl Slurm {
     }
 
     /// Whether Slurm's commands are there and the controller answers.
-    pub fn check() -> Result<(), String> {
+    pub(crate) fn check() -> Result<(), String> {
         let out = run(Command::new("squeue").args(["-h", "-j", "0"]), "squeue")?;
         // An unknown job id is an answer: the controller is reachable.
         if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("Invalid job id") {
@@ -71,7 +71,7 @@ impl Slurm {
     }
 
     /// The arguments of `sbatch` for `spec` (without the program).
-    pub fn sbatch_args(&self, spec: &JobSpec) -> Vec<String> {
+    pub(crate) fn sbatch_args(&self, spec: &JobSpec) -> Vec<String> {
         let o = &spec.options;
         let mut args = vec![
             "--parsable".to_string(),
@@ -107,7 +107,7 @@ impl Slurm {
 }
 
 /// Slurm's `--time` in whole minutes, rounded up, at least 1.
-pub fn minutes(d: Duration) -> u64 {
+pub(crate) fn minutes(d: Duration) -> u64 {
     d.as_secs().div_ceil(60).max(1)
 }
 
@@ -225,7 +225,7 @@ fn scancel(ids: &[String], options: &[&str]) -> Result<(), String> {
 
 /// The state named by Slurm, with the exit code when known. `None` for `FAILED` without a code:
 /// ask [`BatchScheduler::final_state`].
-pub fn map_state(state: &str, exit: Option<i32>) -> Option<JobState> {
+pub(crate) fn map_state(state: &str, exit: Option<i32>) -> Option<JobState> {
     let base = state.split_whitespace().next().unwrap_or("");
     Some(match base {
         "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
@@ -245,7 +245,7 @@ pub fn map_state(state: &str, exit: Option<i32>) -> Option<JobState> {
 
 /// `squeue -h -o '%i|%T|%k'` lines. A FAILED job is listed as still running: its exit code is
 /// asked separately, and a job is only over once that is known.
-pub fn parse_squeue(text: &str) -> Vec<ListedJob> {
+pub(crate) fn parse_squeue(text: &str) -> Vec<ListedJob> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, '|');
@@ -266,7 +266,7 @@ pub fn parse_squeue(text: &str) -> Vec<ListedJob> {
 }
 
 /// `scontrol show job -o` output: `JobState=` and `ExitCode=<code>:<signal>`.
-pub fn parse_scontrol(text: &str) -> Option<JobState> {
+pub(crate) fn parse_scontrol(text: &str) -> Option<JobState> {
     let field = |name: &str| {
         text.split_whitespace()
             .find_map(|w| w.strip_prefix(name).map(str::to_string))

@@ -14,7 +14,7 @@ use super::{BatchScheduler, JobSpec, JobState, ListedJob};
 /// The first wait between two rounds after a change.
 const MIN_POLL: Duration = Duration::from_millis(250);
 
-pub struct JobTracker {
+pub(crate) struct JobTracker {
     scheduler: Arc<dyn BatchScheduler>,
     jobs: Mutex<HashMap<String, watch::Sender<JobState>>>,
     poke: Notify,
@@ -27,7 +27,7 @@ pub struct JobTracker {
 
 impl JobTracker {
     /// A tracker polling at most every `max_poll` while nothing changes. Call [`Self::start`].
-    pub fn new(scheduler: Arc<dyn BatchScheduler>, max_poll: Duration) -> Arc<Self> {
+    pub(crate) fn new(scheduler: Arc<dyn BatchScheduler>, max_poll: Duration) -> Arc<Self> {
         Arc::new(Self {
             scheduler,
             jobs: Mutex::new(HashMap::new()),
@@ -39,13 +39,13 @@ impl JobTracker {
     }
 
     /// The scheduler's name (`slurm`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.scheduler.name()
     }
 
     /// Starts the polling task (on the current tokio runtime). It ends when the tracker is
     /// dropped.
-    pub fn start(self: &Arc<Self>) {
+    pub(crate) fn start(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut wait = MIN_POLL;
@@ -90,7 +90,7 @@ impl JobTracker {
     }
 
     /// Asks for a round soon (a job was submitted or cancelled, a status file changed).
-    pub fn poke(&self) {
+    pub(crate) fn poke(&self) {
         self.poke.notify_one();
     }
 
@@ -144,7 +144,7 @@ impl JobTracker {
     }
 
     /// Submits a job (off the async runtime) and starts tracking it.
-    pub async fn submit(
+    pub(crate) async fn submit(
         self: &Arc<Self>,
         spec: JobSpec,
     ) -> Result<(String, watch::Receiver<JobState>), String> {
@@ -157,7 +157,7 @@ impl JobTracker {
     }
 
     /// Starts tracking job `id` (submitted now, or found after a restart), believed `state`.
-    pub fn track(&self, id: &str, state: JobState) -> watch::Receiver<JobState> {
+    pub(crate) fn track(&self, id: &str, state: JobState) -> watch::Receiver<JobState> {
         let rx = {
             let mut jobs = self.lock_jobs();
             match jobs.get(id) {
@@ -174,7 +174,7 @@ impl JobTracker {
     }
 
     /// Asks the scheduler to cancel job `id` (off the async runtime); its watchers see it end.
-    pub async fn cancel(self: &Arc<Self>, id: &str) -> Result<(), String> {
+    pub(crate) async fn cancel(self: &Arc<Self>, id: &str) -> Result<(), String> {
         let me = self.clone();
         let ids = vec![id.to_string()];
         let r = tokio::task::spawn_blocking(move || me.scheduler.cancel(&ids))
@@ -185,7 +185,7 @@ impl JobTracker {
     }
 
     /// Cancels job `id` if it still waits in the queue (off the async runtime).
-    pub async fn cancel_queued(self: &Arc<Self>, id: &str) -> Result<(), String> {
+    pub(crate) async fn cancel_queued(self: &Arc<Self>, id: &str) -> Result<(), String> {
         let me = self.clone();
         let ids = vec![id.to_string()];
         let r = tokio::task::spawn_blocking(move || me.scheduler.cancel_queued(&ids))
@@ -196,32 +196,10 @@ impl JobTracker {
     }
 
     /// The user's jobs the scheduler lists (off the async runtime).
-    pub async fn list(self: &Arc<Self>) -> Result<Vec<ListedJob>, String> {
+    pub(crate) async fn list(self: &Arc<Self>) -> Result<Vec<ListedJob>, String> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.scheduler.list())
             .await
             .map_err(|e| format!("the query did not finish: {e}"))?
-    }
-
-    /// The exact state of one job (off the async runtime).
-    pub async fn state_of(self: &Arc<Self>, id: &str) -> Result<JobState, String> {
-        let me = self.clone();
-        let id = id.to_string();
-        tokio::task::spawn_blocking(move || me.scheduler.final_state(&id))
-            .await
-            .map_err(|e| format!("the query did not finish: {e}"))?
-    }
-
-    /// Queries made so far.
-    pub fn queries(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
-    }
-
-    /// Why the last round could not ask the scheduler, if it could not.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }

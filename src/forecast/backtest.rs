@@ -29,8 +29,8 @@ pub struct Coverage {
     /// Forecasts checked.
     pub n: usize,
     /// Of which the actual value was at most the p50 / the p90.
-    pub under_p50: usize,
-    pub under_p90: usize,
+    pub(crate) under_p50: usize,
+    pub(crate) under_p90: usize,
 }
 
 impl Coverage {
@@ -59,14 +59,14 @@ fn share(k: usize, n: usize) -> f64 {
 pub struct Backtest {
     pub tasks: Coverage,
     /// Successful attempts that had no history to be forecast from.
-    pub tasks_without_history: usize,
+    pub(crate) tasks_without_history: usize,
     pub plans: Coverage,
     /// Mean of |forecast p50 − actual| ÷ actual over the plans' halfway points.
     pub plan_p50_error: f64,
 }
 
 impl Backtest {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let cov = |c: &Coverage| {
             serde_json::json!({
                 "forecasts": c.n,
@@ -90,7 +90,7 @@ impl Backtest {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         let pct = |x: f64| format!("{:.0} %", x * 100.0);
         let _ = writeln!(

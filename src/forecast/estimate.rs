@@ -23,22 +23,21 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::history::{Outcome, Record};
-use crate::simulate::SplitMix64;
 
 /// Successful attempts a level needs before it is used.
-pub const MIN_SAMPLES: usize = 5;
+pub(crate) const MIN_SAMPLES: usize = 5;
 /// Newest attempts per level its median comes from.
-pub const WINDOW: usize = 60;
+pub(crate) const WINDOW: usize = 60;
 /// Newest successful attempts per level its shape (spread, tail) comes from.
-pub const SHAPE_WINDOW: usize = 4 * WINDOW;
+pub(crate) const SHAPE_WINDOW: usize = 4 * WINDOW;
 /// From this many samples the spread comes from the empirical 90th percentile.
-pub const EMPIRICAL_FROM: usize = 20;
+pub(crate) const EMPIRICAL_FROM: usize = 20;
 /// z of the 90th percentile of a standard normal.
-pub const Z90: f64 = 1.281_551_565_544_600_4;
+pub(crate) const Z90: f64 = 1.281_551_565_544_600_4;
 /// The spread of a task known only by its `(est: …)` (that of `orch simulate --seed`).
-pub const ESTIMATE_SIGMA: f64 = crate::simulate::SIGMA;
+pub(crate) const ESTIMATE_SIGMA: f64 = crate::simulate::SIGMA;
 /// Seconds for a task with neither history nor estimate (`orch simulate`'s default).
-pub const DEFAULT_S: f64 = 600.0;
+pub(crate) const DEFAULT_S: f64 = 600.0;
 /// The narrowest spread a fit may have (σ of the log): no history is that regular.
 const MIN_SIGMA: f64 = 0.1;
 
@@ -58,7 +57,7 @@ pub enum Basis {
 }
 
 impl Basis {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Basis::PlanAgent => "plan_agent",
             Basis::Agent => "agent",
@@ -72,25 +71,16 @@ impl Basis {
 /// A log-normal distribution: ln X ~ N(mu, sigma²).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogNormal {
-    pub mu: f64,
-    pub sigma: f64,
+    pub(crate) mu: f64,
+    pub(crate) sigma: f64,
 }
 
 impl LogNormal {
-    /// The distribution with median `median` and 90th percentile `p90`.
-    pub fn from_p50_p90(median: f64, p90: f64) -> LogNormal {
-        let mu = median.max(1e-9).ln();
-        LogNormal {
-            mu,
-            sigma: ((p90.max(median).max(1e-9).ln() - mu) / Z90).max(0.0),
-        }
-    }
-
-    pub fn quantile(&self, q: f64) -> f64 {
+    pub(crate) fn quantile(&self, q: f64) -> f64 {
         (self.mu + self.sigma * normal_inv(q)).exp()
     }
 
-    pub fn cdf(&self, x: f64) -> f64 {
+    pub(crate) fn cdf(&self, x: f64) -> f64 {
         if x <= 0.0 {
             return 0.0;
         }
@@ -101,7 +91,7 @@ impl LogNormal {
     }
 
     /// The `q` quantile of X given X > `after` (never below `after`).
-    pub fn quantile_after(&self, q: f64, after: f64) -> f64 {
+    pub(crate) fn quantile_after(&self, q: f64, after: f64) -> f64 {
         if after <= 0.0 {
             return self.quantile(q);
         }
@@ -112,15 +102,6 @@ impl LogNormal {
             (self.mu + self.sigma * normal_inv(f + q * (1.0 - f))).exp()
         };
         x.max(after)
-    }
-
-    /// A draw of X given X > `after` (`after` 0: unconditional).
-    pub fn sample_after(&self, rng: &mut SplitMix64, after: f64) -> f64 {
-        let u = rng.unit().min(1.0 - 1e-12);
-        if after <= 0.0 {
-            return self.quantile(u);
-        }
-        self.quantile_after(u, after)
     }
 }
 
@@ -133,7 +114,7 @@ const PAST: LogNormal = LogNormal {
 };
 
 /// The standard normal CDF (Abramowitz and Stegun 7.1.26 for erf; error below 1.5e-7).
-pub fn normal_cdf(z: f64) -> f64 {
+pub(crate) fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let y = 1.0
@@ -149,7 +130,7 @@ pub fn normal_cdf(z: f64) -> f64 {
 }
 
 /// The standard normal quantile (Acklam's rational approximation; relative error below 1.2e-9).
-pub fn normal_inv(p: f64) -> f64 {
+pub(crate) fn normal_inv(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969_683_028_665_376e1,
         2.209_460_984_245_205e2,
@@ -220,7 +201,7 @@ pub fn fit(values: impl Iterator<Item = f64>) -> Option<LogNormal> {
 }
 
 /// The `q` quantile of sorted values, interpolated between neighbours.
-pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -341,7 +322,7 @@ pub struct Estimate {
 impl Estimate {
     /// (p50, p90) of the duration in seconds; for a task that has run `elapsed` seconds, of its
     /// whole duration given that.
-    pub fn duration_range(&self, elapsed: f64) -> (f64, f64) {
+    pub(crate) fn duration_range(&self, elapsed: f64) -> (f64, f64) {
         (
             self.duration.quantile_after(0.5, elapsed),
             self.duration.quantile_after(0.9, elapsed),
@@ -349,14 +330,14 @@ impl Estimate {
     }
 
     /// (p50, p90) of the cost in US dollars.
-    pub fn cost_range(&self) -> Option<(f64, f64)> {
+    pub(crate) fn cost_range(&self) -> Option<(f64, f64)> {
         self.cost.map(|c| (c.quantile(0.5), c.quantile(0.9)))
     }
 
     /// A successful attempt's seconds drawn at quantile `u`, given it has run `elapsed` seconds
     /// (0: just starting): from the samples longer than `elapsed` when there are enough of them
     /// (at least 3), else from the fit.
-    pub fn draw_duration(&self, u: f64, elapsed: f64) -> f64 {
+    pub(crate) fn draw_duration(&self, u: f64, elapsed: f64) -> f64 {
         if let Some(v) = &self.empirical {
             let from = v.partition_point(|&x| x <= elapsed);
             if v.len() - from >= 3 {
@@ -373,7 +354,7 @@ impl Estimate {
     /// Whether an attempt that has run `elapsed` seconds is past the p90 of its kind (history
     /// of at least [`MIN_SAMPLES`] attempts only: an estimate's range, or one or two attempts,
     /// say nothing of how this agent works).
-    pub fn is_slow(&self, elapsed: f64) -> bool {
+    pub(crate) fn is_slow(&self, elapsed: f64) -> bool {
         self.samples >= MIN_SAMPLES && elapsed > self.duration.quantile(0.9)
     }
 }
@@ -403,11 +384,6 @@ impl Estimator {
             .add(r);
         self.agent.entry(r.agent.clone()).or_default().add(r);
         self.all.add(r);
-    }
-
-    /// Attempts learnt, all levels together.
-    pub fn is_empty(&self) -> bool {
-        self.all.outcomes.is_empty()
     }
 
     /// The forecast of a task of `kind`.

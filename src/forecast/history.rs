@@ -14,19 +14,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The history's file name in the state directory.
-pub const FILE: &str = "history.jsonl";
+pub(crate) const FILE: &str = "history.jsonl";
 
 /// The history keeps the newest records only: past this many, appending compacts the file to
 /// [`KEEP`] records.
-pub const MAX_RECORDS: usize = 20_000;
+pub(crate) const MAX_RECORDS: usize = 20_000;
 /// Records kept by a compaction.
-pub const KEEP: usize = 10_000;
+pub(crate) const KEEP: usize = 10_000;
 /// A line longer than this is skipped when read (a record is a few hundred bytes).
-pub const MAX_LINE: usize = 16 * 1024;
+pub(crate) const MAX_LINE: usize = 16 * 1024;
 /// At most this much of the file's end is read (a bounded history is far smaller).
-pub const MAX_READ: u64 = 32 * 1024 * 1024;
+pub(crate) const MAX_READ: u64 = 32 * 1024 * 1024;
 /// Descriptions are kept to this many characters.
-pub const DESCRIPTION_CHARS: usize = 200;
+pub(crate) const DESCRIPTION_CHARS: usize = 200;
 
 /// How an attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,17 +85,17 @@ fn one() -> u32 {
 
 impl Record {
     /// The attempt's duration in seconds.
-    pub fn duration_s(&self) -> f64 {
+    pub(crate) fn duration_s(&self) -> f64 {
         self.duration_ms as f64 / 1000.0
     }
 
     /// The attempt's cost in US dollars, when known.
-    pub fn cost_usd(&self) -> Option<f64> {
+    pub(crate) fn cost_usd(&self) -> Option<f64> {
         self.cost_micro_usd.map(|c| c as f64 / 1e6)
     }
 
     /// When it settled, as a timestamp (`None` when the text is not RFC 3339).
-    pub fn end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+    pub(crate) fn end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         chrono::DateTime::parse_from_rfc3339(&self.at)
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
@@ -104,20 +104,20 @@ impl Record {
 
 /// The history as read: its records in file order (oldest first) and a note per skipped line.
 #[derive(Clone, Debug, Default)]
-pub struct History {
-    pub records: Vec<Record>,
-    pub skipped: Vec<String>,
+pub(crate) struct History {
+    pub(crate) records: Vec<Record>,
+    pub(crate) skipped: Vec<String>,
 }
 
 impl History {
     /// `<state_dir>/history.jsonl`.
-    pub fn path(state_dir: &Path) -> PathBuf {
+    pub(crate) fn path(state_dir: &Path) -> PathBuf {
         state_dir.join(FILE)
     }
 
     /// Reads the history of `state_dir`; a missing file is an empty history. Never fails: what
     /// cannot be read is a note.
-    pub fn load(state_dir: &Path) -> History {
+    pub(crate) fn load(state_dir: &Path) -> History {
         let path = Self::path(state_dir);
         match read_tail(&path) {
             Ok(Some(bytes)) => Self::parse(&bytes),
@@ -130,7 +130,7 @@ impl History {
     }
 
     /// The records of `bytes` (JSON lines); bad lines become notes (`line N: why`).
-    pub fn parse(bytes: &[u8]) -> History {
+    pub(crate) fn parse(bytes: &[u8]) -> History {
         let mut h = History::default();
         for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
             let n = i + 1;
@@ -208,17 +208,17 @@ fn open_append(path: &Path) -> io::Result<std::fs::File> {
 
 /// Appends records to a history file; compacts it when it passes [`MAX_RECORDS`].
 #[derive(Debug)]
-pub struct Writer {
+pub(crate) struct Writer {
     path: PathBuf,
     /// Records in the file, as counted when it was opened plus those appended since.
     count: usize,
     /// Why the history cannot be written (reported once by the caller).
-    pub failed: Option<String>,
+    pub(crate) failed: Option<String>,
 }
 
 impl Writer {
     /// The writer of `<state_dir>/history.jsonl`.
-    pub fn open(state_dir: &Path) -> Writer {
+    pub(crate) fn open(state_dir: &Path) -> Writer {
         let path = History::path(state_dir);
         let count = match read_tail(&path) {
             Ok(Some(b)) => b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count(),
@@ -232,7 +232,7 @@ impl Writer {
     }
 
     /// Appends `r` (its description cut to [`DESCRIPTION_CHARS`]).
-    pub fn append(&mut self, r: &Record) {
+    pub(crate) fn append(&mut self, r: &Record) {
         let mut r = r.clone();
         if r.description.chars().count() > DESCRIPTION_CHARS {
             r.description = r.description.chars().take(DESCRIPTION_CHARS).collect();
@@ -282,7 +282,7 @@ impl Writer {
 
 /// `s` safe to print on a terminal: control characters (an escape sequence's `ESC`, a carriage
 /// return) written as escapes (`\u{1b}`), at most `max` characters (`…` after).
-pub fn shown(s: &str, max: usize) -> String {
+pub(crate) fn shown(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i == max {

@@ -7,13 +7,13 @@ pub mod backtest;
 pub mod estimate;
 pub mod history;
 pub mod monte_carlo;
-pub mod run;
+pub(crate) mod run;
 
 use chrono::{DateTime, Utc};
 
-pub use estimate::{Basis, Estimate, Estimator, Kind};
-pub use history::{History, Outcome, Record};
-pub use monte_carlo::{Forecast, Range, Setup, TaskNow, forecast};
+pub(crate) use estimate::{Estimate, Estimator, Kind};
+pub(crate) use history::{History, Outcome};
+pub(crate) use monte_carlo::{Forecast, Range, Setup, TaskNow, forecast};
 
 use crate::graph::Graph;
 use crate::status::{StatusDoc, TaskStatus};
@@ -21,10 +21,10 @@ use crate::workspace::Workspace;
 
 /// The seed of the forecasts `orch status`, `orch top` and `orch simulate --history` show: the
 /// same state and history give the same forecast.
-pub const SEED: u64 = 0x0038_f0ec_a575;
+pub(crate) const SEED: u64 = 0x0038_f0ec_a575;
 
 /// The agent of each plan of `ws` (the manifest's; empty without one).
-pub fn agents(ws: &Workspace) -> Vec<String> {
+pub(crate) fn agents(ws: &Workspace) -> Vec<String> {
     ws.plans
         .iter()
         .map(|lp| {
@@ -38,7 +38,7 @@ pub fn agents(ws: &Workspace) -> Vec<String> {
 }
 
 /// Each task's estimate, per plan of `ws`.
-pub fn estimates(ws: &Workspace, est: &Estimator) -> Vec<Vec<Estimate>> {
+pub(crate) fn estimates(ws: &Workspace, est: &Estimator) -> Vec<Vec<Estimate>> {
     let agents = agents(ws);
     ws.plans
         .iter()
@@ -61,7 +61,7 @@ pub fn estimates(ws: &Workspace, est: &Estimator) -> Vec<Vec<Estimate>> {
 
 /// Where each task of `ws` stands at `now`, from the status documents (`docs[p]`, one per plan
 /// of `ws`); the tasks of plans not in `selected`, and `[x]` tasks, are done.
-pub fn states_from_docs(
+pub(crate) fn states_from_docs(
     ws: &Workspace,
     docs: &[StatusDoc],
     selected: &[usize],
@@ -71,7 +71,7 @@ pub fn states_from_docs(
 }
 
 /// [`states_from_docs`] with the documents from `doc(plan)` (`None`: not read).
-pub fn states_of<'d>(
+pub(crate) fn states_of<'d>(
     ws: &Workspace,
     doc: impl Fn(usize) -> Option<&'d StatusDoc>,
     selected: &[usize],
@@ -114,7 +114,7 @@ pub fn states_of<'d>(
 
 /// The forecast of `ws` from `state`: every plan's tasks, `max_agents` (the manifest's unless
 /// given), each plan's limit and retries as `orch up` runs them.
-pub fn of_workspace(
+pub(crate) fn of_workspace(
     ws: &Workspace,
     graph: &Graph,
     estimate: &[Vec<Estimate>],
@@ -156,7 +156,7 @@ pub fn of_workspace(
 
 /// `ends 15:10–15:40, $3.20–5.10 more` for a range forecast at `at` (UTC times of day when it
 /// ends the same day, else dates too).
-pub fn range_words(at: DateTime<Utc>, r: &Range) -> String {
+pub(crate) fn range_words(at: DateTime<Utc>, r: &Range) -> String {
     let a = after(at, r.end_p50_s);
     let b = after(at, r.end_p90_s);
     let mut s = format!("ends {}–{}", when(a, at), when(b, at));
@@ -167,7 +167,7 @@ pub fn range_words(at: DateTime<Utc>, r: &Range) -> String {
 }
 
 /// `15:40` (UTC) the same day as `now`, `11-26 15:40` on another.
-pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if t.date_naive() == now.date_naive() {
         t.format("%H:%M").to_string()
     } else {
@@ -176,7 +176,7 @@ pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// A task's range in words (`2m10s–4m`) and whether it is slow, when it is pending or running.
-pub fn task_words(state: &TaskNow, e: &Estimate) -> Option<(String, bool)> {
+pub(crate) fn task_words(state: &TaskNow, e: &Estimate) -> Option<(String, bool)> {
     let elapsed = match state {
         TaskNow::Pending { .. } => 0.0,
         TaskNow::Running { elapsed_s, .. } => *elapsed_s,
@@ -190,27 +190,27 @@ pub fn task_words(state: &TaskNow, e: &Estimate) -> Option<(String, bool)> {
 }
 
 /// `t + s` seconds.
-pub fn after(t: DateTime<Utc>, s: f64) -> DateTime<Utc> {
+pub(crate) fn after(t: DateTime<Utc>, s: f64) -> DateTime<Utc> {
     t + chrono::Duration::milliseconds((s * 1000.0).round() as i64)
 }
 
 /// RFC 3339 to the second, UTC.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Dollars as `$3.20`.
-pub fn dollars(x: f64) -> String {
+pub(crate) fn dollars(x: f64) -> String {
     format!("${x:.2}")
 }
 
 /// Rounds to the cent for JSON.
-pub fn cents(x: f64) -> f64 {
+pub(crate) fn cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
 /// A duration of `s` seconds as `orch` writes it (`1h30m`, `45s`).
-pub fn secs(s: f64) -> String {
+pub(crate) fn secs(s: f64) -> String {
     crate::manifest::format_duration(std::time::Duration::from_secs(s.max(0.0).round() as u64))
 }
 

@@ -17,7 +17,7 @@ use crate::plan::Plan;
 use crate::simulate::SplitMix64;
 
 /// Runs per forecast unless the caller says otherwise.
-pub const RUNS: usize = 200;
+pub(crate) const RUNS: usize = 200;
 
 /// Where a task stands now.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,8 +53,8 @@ pub struct Range {
     pub end_p50_s: f64,
     pub end_p90_s: f64,
     /// `None` when no task's history named a cost.
-    pub cost_p50: Option<f64>,
-    pub cost_p90: Option<f64>,
+    pub(crate) cost_p50: Option<f64>,
+    pub(crate) cost_p90: Option<f64>,
 }
 
 /// The forecast of a run and of each of its plans.
@@ -64,8 +64,8 @@ pub struct Forecast {
     /// Per plan, in the order of `Setup::plans`.
     pub plans: Vec<Range>,
     /// Runs in which some task failed for good (its plan then blocks).
-    pub blocked_share: f64,
-    pub runs: usize,
+    pub(crate) blocked_share: f64,
+    pub(crate) runs: usize,
 }
 
 /// One simulated run: the end of the run and of each plan, their costs, whether a task failed

@@ -41,7 +41,7 @@ struct Running {
 
 /// The run's history writer and slow-attempt watch.
 #[derive(Debug)]
-pub struct RunWatch {
+pub(crate) struct RunWatch {
     run: String,
     plans: HashMap<String, PlanInfo>,
     estimator: Estimator,
@@ -56,7 +56,7 @@ pub struct RunWatch {
 }
 
 /// The model an agent's command line names (`--model X`, `--model=X`, `-m X`), else its name.
-pub fn model_of(agent: &str, command: &[String]) -> String {
+pub(crate) fn model_of(agent: &str, command: &[String]) -> String {
     let mut it = command.iter();
     while let Some(a) = it.next() {
         if let Some(m) = a.strip_prefix("--model=") {
@@ -74,7 +74,7 @@ pub fn model_of(agent: &str, command: &[String]) -> String {
 impl RunWatch {
     /// The watch of a run of `ws` writing `<state_dir>/history.jsonl`; it learns from the
     /// history there.
-    pub fn new(ws: &Workspace, state_dir: &Path) -> RunWatch {
+    pub(crate) fn new(ws: &Workspace, state_dir: &Path) -> RunWatch {
         let history = History::load(state_dir);
         let mut notes: Vec<String> = history
             .skipped
@@ -146,7 +146,7 @@ impl RunWatch {
     }
 
     /// Notes to show once (skipped history lines, a history that cannot be written).
-    pub fn take_notes(&mut self) -> Vec<String> {
+    pub(crate) fn take_notes(&mut self) -> Vec<String> {
         if let Some(why) = self.writer.failed.take() {
             self.notes.push(format!("history not written: {why}"));
         }
@@ -164,7 +164,7 @@ impl RunWatch {
     }
 
     /// Takes in one event of the run.
-    pub fn event(&mut self, e: &Event) {
+    pub(crate) fn event(&mut self, e: &Event) {
         let now = Instant::now();
         match e {
             Event::TaskStarted {
@@ -303,7 +303,7 @@ impl RunWatch {
     }
 
     /// The `task_slow` events due at `now`: attempts past the p90 of their kind, each once.
-    pub fn due(&mut self, now: Instant) -> Vec<Event> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Event> {
         let mut out = Vec::new();
         for ((plan, task, _), r) in &mut self.running {
             let elapsed = now.duration_since(r.started).as_secs_f64();

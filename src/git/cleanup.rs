@@ -20,34 +20,34 @@ use super::worktree::open_main;
 
 /// A plan's branch as `orch clean` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanBranch {
-    pub branch: String,
+pub(crate) struct PlanBranch {
+    pub(crate) branch: String,
     /// The tip (hex).
-    pub tip: String,
+    pub(crate) tip: String,
     /// The branch carries orch's mark for this plan (`branch.<b>.orchPlan`).
-    pub owned: bool,
+    pub(crate) owned: bool,
     /// The commit orch created the branch at, from its mark.
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// Whether its work is in the target.
-    pub merge: MergeState,
+    pub(crate) merge: MergeState,
     /// The tip is reachable from the target, a backup ref or an archive tag: deleting the branch
     /// loses no commit.
-    pub preserved: bool,
-    pub worktree: TreeState,
+    pub(crate) preserved: bool,
+    pub(crate) worktree: TreeState,
     /// Saved failed attempts of the plan (`refs/orch/attempts/<plan>/…`).
-    pub attempts: usize,
+    pub(crate) attempts: usize,
 }
 
 impl PlanBranch {
     /// The branch has no commit of its own: orch made it and no task finished on it yet.
-    pub fn unstarted(&self) -> bool {
+    pub(crate) fn unstarted(&self) -> bool {
         self.base.as_deref() == Some(self.tip.as_str())
     }
 }
 
 /// The plan's worktree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TreeState {
+pub(crate) enum TreeState {
     /// There is none, and the branch is not checked out anywhere.
     Absent,
     /// The plan's worktree (named after the plan) with the branch checked out.
@@ -69,7 +69,7 @@ pub enum TreeState {
 
 /// What `branch` (of `plan`) and its worktree look like against `target`; `None` when the branch
 /// does not exist. Reads only: merges are tried in memory.
-pub fn inspect_plan_branch(
+pub(crate) fn inspect_plan_branch(
     repo_root: &Path,
     worktree_root: &Path,
     plan: &str,
@@ -198,7 +198,7 @@ fn tree_state(
 
 /// Saves `tip` under `refs/orch/backup/<plan>/<stamp>` (or `<stamp>-2`, `-3`, … if taken) and
 /// returns the ref's name. `stamp` must be a valid ref component (e.g. `20261105T101112Z`).
-pub fn backup_ref(
+pub(crate) fn backup_ref(
     repo_root: &Path,
     plan: &str,
     tip: &str,
@@ -237,7 +237,7 @@ pub fn backup_ref(
 /// (without touching anything) one with uncommitted changes or untracked files, and a locked
 /// one; ignored files go with the directory. A stale entry (directory already gone) is pruned.
 /// Returns the path removed, `None` if there was nothing.
-pub fn remove_plan_worktree(
+pub(crate) fn remove_plan_worktree(
     repo_root: &Path,
     worktree_root: &Path,
     plan: &str,
@@ -323,7 +323,7 @@ pub(super) fn remove_made_tree(path: &Path, entry: &Entry) -> Result<(), GitErro
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,
 /// and entries without a `gitdir` file (left by a failed add), like `git worktree prune` does
 /// for them. Returns the entries removed.
-pub fn prune_stale_entries(
+pub(crate) fn prune_stale_entries(
     repo_root: &Path,
     plan: &str,
     branch: &str,
@@ -354,7 +354,7 @@ fn remove_admin(entry: &Entry) -> Result<(), GitError> {
 
 /// Deletes `branch` (and its config section, orch's mark included) if it carries orch's mark for
 /// `plan` and still points at `expected_tip`; refuses otherwise, changing nothing.
-pub fn delete_plan_branch(
+pub(crate) fn delete_plan_branch(
     repo_root: &Path,
     plan: &str,
     branch: &str,

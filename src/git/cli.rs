@@ -28,7 +28,7 @@ const SAFE_CONFIG: [&str; 5] = [
 
 /// What a git run works on.
 #[derive(Clone, Copy, Debug)]
-pub enum GitTarget<'a> {
+pub(crate) enum GitTarget<'a> {
     /// A work tree orch knows (a worktree it made, or the repository's main work dir): its git
     /// directory is found by [`super::locate::locate`].
     WorkTree(&'a Path),
@@ -44,7 +44,7 @@ pub enum GitTarget<'a> {
 
 /// `git` for `target`, with orch's settings (see the module's documentation); the caller adds
 /// the subcommand and runs it. Stdin is `/dev/null`.
-pub fn command(target: GitTarget<'_>) -> Result<Command, String> {
+pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
     let mut cmd = Command::new("git");
     match target {
         GitTarget::WorkTree(dir) => {

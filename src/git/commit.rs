@@ -13,26 +13,30 @@ use super::status::{Submodules, dirty_files};
 
 /// What [`commit_all`] committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommitInfo {
+pub(crate) struct CommitInfo {
     /// The new commit (hex).
-    pub oid: String,
+    pub(crate) oid: String,
     /// Files added, modified or deleted relative to the parent.
-    pub files_changed: usize,
+    pub(crate) files_changed: usize,
     /// Whether the commit changed nothing (its tree is its parent's).
-    pub empty: bool,
+    pub(crate) empty: bool,
 }
 
 /// Stages every change in the worktree (new, modified, deleted; respecting `.gitignore`, as
 /// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
 /// nothing changed, so that history maps 1:1 onto tasks.
-pub fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
+pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
     commit(worktree, message, true, None)
 }
 
 /// [`commit_all`] onto `branch` (orch's record of what the worktree holds): its tip is the
 /// parent and only `refs/heads/<branch>` moves (compare-and-swap), whatever the worktree's `HEAD`
 /// says.
-pub fn commit_all_on(worktree: &Path, branch: &str, message: &str) -> Result<CommitInfo, GitError> {
+pub(crate) fn commit_all_on(
+    worktree: &Path,
+    branch: &str,
+    message: &str,
+) -> Result<CommitInfo, GitError> {
     commit(worktree, message, true, Some(branch))
 }
 
@@ -43,7 +47,7 @@ pub fn commit_all_on(worktree: &Path, branch: &str, message: &str) -> Result<Com
 /// committer's name and email are read from the config once, at the first commit. A failed
 /// commit drops the repository; the next one opens it again.
 #[derive(Default)]
-pub struct CommitRepo {
+pub(crate) struct CommitRepo {
     open: Mutex<Option<Kept>>,
 }
 
@@ -64,7 +68,7 @@ impl std::fmt::Debug for CommitRepo {
 
 impl CommitRepo {
     /// [`commit_all_on`] through the kept repository.
-    pub fn commit_all_on(
+    pub(crate) fn commit_all_on(
         &self,
         worktree: &Path,
         branch: &str,
@@ -79,7 +83,7 @@ impl CommitRepo {
     /// whatever the worktree holds. For a task reported from outside while an agent of the plan
     /// is still writing in the worktree: that agent's unfinished changes belong to its own
     /// task's commit, not to this one.
-    pub fn commit_unchanged_on(
+    pub(crate) fn commit_unchanged_on(
         &self,
         worktree: &Path,
         branch: &str,
@@ -219,7 +223,7 @@ fn commit_in(
 }
 
 /// HEAD commit of a worktree: (oid hex, full message).
-pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
+pub(crate) fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
     let repo = open(worktree)?;
     let commit = checked_out_commit(&repo, worktree)?;
     Ok((
@@ -230,16 +234,16 @@ pub fn head_of(worktree: &Path) -> Result<(String, String), GitError> {
 
 /// A commit of a branch's recent history, as [`recent_commits`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecentCommit {
-    pub oid: String,
-    pub message: String,
+pub(crate) struct RecentCommit {
+    pub(crate) oid: String,
+    pub(crate) message: String,
     /// Seconds since the epoch.
-    pub time: i64,
+    pub(crate) time: i64,
 }
 
 /// The worktree's HEAD and the commits behind it (first parents), newest first, at most
 /// `limit`, stopping before `base`.
-pub fn recent_commits(
+pub(crate) fn recent_commits(
     worktree: &Path,
     base: &str,
     limit: usize,
@@ -275,20 +279,23 @@ fn checked_out_commit<'r>(
 }
 
 /// Whether the worktree has changes (including untracked, not ignored files).
-pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
+pub(crate) fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
     Ok(!dirty_paths(worktree)?.is_empty())
 }
 
 /// The worktree's changed paths (including untracked, not ignored files; submodules left out),
 /// relative to its root ([`super::status`]).
-pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
+pub(crate) fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
     open(worktree)?;
     dirty_files(worktree, Submodules::Ignored)
 }
 
 /// [`dirty_paths`] of `paths` only (relative to the root, `/`-separated): a `git status` limited
 /// to them, cheap in a large tree. None given: none dirty, git not run.
-pub fn dirty_paths_among(worktree: &Path, paths: &[String]) -> Result<Vec<String>, GitError> {
+pub(crate) fn dirty_paths_among(
+    worktree: &Path,
+    paths: &[String],
+) -> Result<Vec<String>, GitError> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
@@ -300,7 +307,7 @@ pub fn dirty_paths_among(worktree: &Path, paths: &[String]) -> Result<Vec<String
 /// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored
 /// files stay). Returns the saved commit, or `None` if the worktree was clean.
-pub fn save_and_reset(
+pub(crate) fn save_and_reset(
     worktree: &Path,
     refname: &str,
     message: &str,

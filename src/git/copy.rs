@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use super::GitError;
 
 /// The file at the repository root listing extra paths to copy into new worktrees.
-pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
+pub(crate) const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 
 /// The paths to copy into a new worktree: `copy`, then the entries of `.worktreeinclude`, expanded
 /// (`*` and `?` in the last component) and limited to those that exist.

@@ -191,7 +191,7 @@ pub enum GitError {
 
 impl GitError {
     /// The documented exit code this error maps to.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::ForeignBranch { .. }
             | Self::ForeignPath { .. }
@@ -235,7 +235,7 @@ impl GitError {
     }
 
     /// How the user gets out of it, where that is known.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Self::NotARepository { .. } => {
                 Some("run orch inside a git repository (create one with `git init`)".into())

@@ -7,7 +7,7 @@ use git2::{BranchType, Commit, Oid, Repository, RepositoryInitOptions, Signature
 
 /// `git init` in `dir` on branch `head`, with `user.name` and `user.email` set in its config.
 /// The error is one line: what failed and libgit2's message.
-pub fn init_repo(dir: &Path, head: &str, name: &str, email: &str) -> Result<(), String> {
+pub(crate) fn init_repo(dir: &Path, head: &str, name: &str, email: &str) -> Result<(), String> {
     let git = |what: &str, e: git2::Error| format!("{what}: {}", e.message());
     let mut opts = RepositoryInitOptions::new();
     opts.initial_head(head);
@@ -28,7 +28,7 @@ pub fn init_repo(dir: &Path, head: &str, name: &str, email: &str) -> Result<(), 
 
 /// Commits `files` (paths relative to `dir`) on top of HEAD (or as the first commit), by
 /// `name <email>`. The error is one line (`cannot commit: ...`).
-pub fn commit_files(
+pub(crate) fn commit_files(
     dir: &Path,
     files: &[&str],
     message: &str,
@@ -57,20 +57,20 @@ pub fn commit_files(
 }
 
 /// A repository's history, read for display.
-pub struct History {
+pub(crate) struct History {
     repo: Repository,
 }
 
 impl History {
     /// The repository at `dir`; the error is one line.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, String> {
         Repository::open(dir)
             .map(|repo| Self { repo })
             .map_err(|e| format!("cannot open `{}`: {}", dir.display(), e.message()))
     }
 
     /// The commit a local branch points at.
-    pub fn branch_tip(&self, branch: &str) -> Option<Oid> {
+    pub(crate) fn branch_tip(&self, branch: &str) -> Option<Oid> {
         self.repo
             .find_branch(branch, BranchType::Local)
             .ok()
@@ -78,7 +78,7 @@ impl History {
     }
 
     /// `git log --oneline <hide>..<tip>`, newest first (`<short id> <summary>`).
-    pub fn ahead(&self, tip: Oid, hide: Option<Oid>) -> Result<Vec<String>, String> {
+    pub(crate) fn ahead(&self, tip: Oid, hide: Option<Oid>) -> Result<Vec<String>, String> {
         let walk = || -> Result<Vec<String>, git2::Error> {
             let mut walk = self.repo.revwalk()?;
             walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
@@ -96,7 +96,7 @@ impl History {
     }
 
     /// The first-parent line from `branch`'s tip, at most `n` commits (`<short id> <summary>`).
-    pub fn first_parent_line(&self, branch: &str, n: usize) -> Vec<String> {
+    pub(crate) fn first_parent_line(&self, branch: &str, n: usize) -> Vec<String> {
         let Some(tip) = self.branch_tip(branch) else {
             return Vec::new();
         };
@@ -114,7 +114,7 @@ impl History {
     }
 
     /// The text (lossy UTF-8) of the file `rel` in the tree of the commit `tip`.
-    pub fn file_at(&self, tip: Oid, rel: &str) -> Option<String> {
+    pub(crate) fn file_at(&self, tip: Oid, rel: &str) -> Option<String> {
         let tree = self.repo.find_commit(tip).ok()?.tree().ok()?;
         let entry = tree.get_path(Path::new(rel)).ok()?;
         let blob = self.repo.find_blob(entry.id()).ok()?;
@@ -133,7 +133,7 @@ fn oneline(c: &Commit<'_>) -> String {
 }
 
 /// The branch HEAD names (also an unborn one) in the repository containing `start`, if any.
-pub fn current_branch_at(start: &Path) -> Option<String> {
+pub(crate) fn current_branch_at(start: &Path) -> Option<String> {
     let repo = Repository::discover(start).ok()?;
     let head = repo.find_reference("HEAD").ok()?;
     let target = head.symbolic_target().ok()??;

@@ -63,7 +63,12 @@ pub(crate) fn resolve<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>,
 /// it may report conflicts `git merge` resolves); nothing is written, no ref or work tree moves.
 ///
 /// `a` and `b` are branch names, refs or commit ids (see [`resolve`]).
-pub fn conflicts_between(repo_root: &Path, a: &str, b: &str) -> Result<Vec<String>, GitError> {
+#[cfg(test)]
+pub(crate) fn conflicts_between(
+    repo_root: &Path,
+    a: &str,
+    b: &str,
+) -> Result<Vec<String>, GitError> {
     let repo = open_read_only(repo_root)?;
     let ours = resolve(&repo, a)?;
     let theirs = resolve(&repo, b)?;
@@ -72,7 +77,7 @@ pub fn conflicts_between(repo_root: &Path, a: &str, b: &str) -> Result<Vec<Strin
 
 /// [`conflicts_between`] for each of `pairs` (indices into `revs`), with one repository open:
 /// the conflicting paths of each pair, in the order given (empty = clean). Nothing is written.
-pub fn conflicts_of_pairs(
+pub(crate) fn conflicts_of_pairs(
     repo_root: &Path,
     revs: &[String],
     pairs: &[(usize, usize)],
@@ -121,7 +126,7 @@ pub(crate) fn conflict_paths(
 
 /// The files `branch` changed since its merge base with `target` (added, modified, deleted,
 /// renamed: both names), sorted. Empty when the branch has nothing of its own.
-pub fn changed_files(
+pub(crate) fn changed_files(
     repo_root: &Path,
     branch: &str,
     target: &str,
@@ -161,7 +166,7 @@ pub fn changed_files(
 
 /// Whether a branch's work is in the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MergeState {
+pub(crate) enum MergeState {
     /// The branch tip is the target's tip or one of its ancestors (a merge or a fast-forward).
     Contained,
     /// The tip is not in the target's history, but merging it into the target would change
@@ -172,14 +177,13 @@ pub enum MergeState {
     Unmerged { commits: usize },
 }
 
-impl MergeState {
-    pub fn is_merged(&self) -> bool {
-        !matches!(self, Self::Unmerged { .. })
-    }
-}
-
 /// Whether `branch` is merged into `target` (see [`MergeState`]). Nothing is written.
-pub fn merge_state(repo_root: &Path, branch: &str, target: &str) -> Result<MergeState, GitError> {
+#[cfg(test)]
+pub(crate) fn merge_state(
+    repo_root: &Path,
+    branch: &str,
+    target: &str,
+) -> Result<MergeState, GitError> {
     let repo = open_read_only(repo_root)?;
     let tip = resolve(&repo, branch)?;
     let onto = resolve(&repo, target)?;
@@ -237,7 +241,7 @@ fn count_unmerged(repo: &Repository, tip: Oid, onto: Oid) -> Result<usize, git2:
 /// Whether two repository paths name overlapping things: the same file, a directory and a file
 /// in it (`src/api/` and `src/api/routes.rs`), or a bare file name and a path ending in it
 /// (`routes.rs` and `src/api/routes.rs`): plans often name files loosely.
-pub fn paths_overlap(a: &str, b: &str) -> bool {
+pub(crate) fn paths_overlap(a: &str, b: &str) -> bool {
     let a = normal(a);
     let b = normal(b);
     if a.is_empty() || b.is_empty() {
@@ -261,7 +265,7 @@ fn normal(p: &str) -> &str {
 
 /// The paths of `a` that overlap one of `b` (see [`paths_overlap`]); of two overlapping paths
 /// the longer (more precise) one is reported. Sorted, without duplicates.
-pub fn overlapping_paths(a: &[String], b: &[String]) -> Vec<String> {
+pub(crate) fn overlapping_paths(a: &[String], b: &[String]) -> Vec<String> {
     let mut out = BTreeSet::new();
     for x in a {
         for y in b {

@@ -124,7 +124,8 @@ pub(crate) fn open_located(path: &Path) -> Result<Repository, GitError> {
 /// The admin directory of the linked worktree `path` (`<common dir>/worktrees/<name>`), found
 /// without reading its `.git` file; `None` when `path` is not a linked worktree of the repository
 /// above it.
-pub fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
+#[cfg(test)]
+pub(crate) fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
     let loc = locate(path).ok()?;
     loc.linked.then_some(loc.git_dir)
 }
@@ -143,7 +144,7 @@ const WORKTREE_CONFIG_KEYS: [&str; 3] = [
 /// `.git` file (so that the next agent's git finds its repository), and a `config.worktree`
 /// reduced to the sparse-checkout keys orch itself sets. Files are replaced by a rename, never
 /// written through. Nothing to do for a main work dir.
-pub fn pin_worktree(worktree: &Path, branch: &str) -> Result<(), GitError> {
+pub(crate) fn pin_worktree(worktree: &Path, branch: &str) -> Result<(), GitError> {
     let loc = locate(worktree)?;
     // A main work dir has nothing to put back; a worktree directory that is gone (an agent
     // deleted it) is not made again here: what uses it next fails on it, naming it.

@@ -7,9 +7,9 @@ use super::GitError;
 use super::repo::retry_locked;
 
 /// The config key (under `branch.<branch>.`) naming the plan orch created the branch for.
-pub const MARK_PLAN: &str = "orchPlan";
+pub(crate) const MARK_PLAN: &str = "orchPlan";
 /// The config key (under `branch.<branch>.`) holding the commit the branch was created at.
-pub const MARK_BASE: &str = "orchBase";
+pub(crate) const MARK_BASE: &str = "orchBase";
 
 pub(super) fn mark_key(branch: &str, key: &str) -> String {
     format!("branch.{branch}.{key}")

@@ -12,7 +12,7 @@ use super::status::{Submodules, dirty_files};
 
 /// What [`merge_into`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MergeOutcome {
+pub(crate) enum MergeOutcome {
     /// `upstream` is already an ancestor of (or equal to) the branch tip; nothing changed.
     AlreadyContained,
     /// A merge commit (two parents) was made, checked out and the branch moved to it.
@@ -29,7 +29,7 @@ pub enum MergeOutcome {
 /// differ: see [`super::merge_tree`]). On conflict it returns [`MergeOutcome::Conflict`] and changes
 /// nothing. Otherwise the result is checked out safely in the worktree first, then the branch moves
 /// with a compare-and-swap against the tip read before. The worktree must be clean.
-pub fn merge_into(
+pub(crate) fn merge_into(
     worktree: &Path,
     branch: &str,
     upstream: &str,
@@ -126,23 +126,23 @@ pub(super) fn check_checked_out(
 
 /// A new tip for a branch checked out in a worktree, its tree built in memory.
 pub(super) struct Landing<'a, 'r> {
-    pub repo: &'r git2::Repository,
-    pub worktree: &'a Path,
-    pub branch: &'a str,
+    pub(crate) repo: &'r git2::Repository,
+    pub(crate) worktree: &'a Path,
+    pub(crate) branch: &'a str,
     /// The branch tip read before the result was built.
-    pub ours: &'a git2::Commit<'r>,
+    pub(crate) ours: &'a git2::Commit<'r>,
     /// The result's tree.
-    pub tree: &'a git2::Tree<'r>,
+    pub(crate) tree: &'a git2::Tree<'r>,
     /// The worktree's changed files, read before; `None`: not read (with `cli`, git's two-tree
     /// switch refuses what it would overwrite, and the files are read only when it does).
-    pub dirty: Option<Vec<String>>,
+    pub(crate) dirty: Option<Vec<String>>,
     /// The reflog message.
-    pub log: &'a str,
+    pub(crate) log: &'a str,
     /// Update the files through the git CLI (`git read-tree -m -u`, the two-tree switch of
     /// `git checkout`: only the files that differ are written, local changes are never
     /// overwritten), faster than libgit2's checkout on a large tree (the task landings of
     /// `parallel_tasks`, benches/worktrees.rs).
-    pub cli: bool,
+    pub(crate) cli: bool,
 }
 
 /// Writes the new tip (`make`), checks it out safely in the worktree, then moves the branch with
@@ -371,7 +371,7 @@ pub(super) fn tip_and_commit<'r>(
 
 /// What merging some commits one after the other into a branch would do, found in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MergePreview {
+pub(crate) enum MergePreview {
     /// Every merge is clean; per commit, whether the branch (with the merges before it)
     /// already contains it.
     Clean { contained: Vec<bool> },
@@ -382,7 +382,7 @@ pub enum MergePreview {
 /// Merges `commits` (hex ids) one after the other into the tip of `branch`, in memory only (as
 /// [`merge_into`] would, decided by git where libgit2 differs): nothing is written to the
 /// repository, not even objects.
-pub fn preview_merges(
+pub(crate) fn preview_merges(
     repo_root: &Path,
     branch: &str,
     commits: &[String],

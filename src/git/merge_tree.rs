@@ -122,9 +122,9 @@ pub(crate) fn ask_git(
 /// A merge that conflicts, as git leaves it: the tree with git's conflict markers in each
 /// conflicted file (written into `repo`'s object database) and the conflicted paths, sorted.
 #[derive(Debug, PartialEq, Eq)]
-pub struct MarkedConflict {
-    pub tree: Oid,
-    pub paths: Vec<String>,
+pub(crate) struct MarkedConflict {
+    pub(crate) tree: Oid,
+    pub(crate) paths: Vec<String>,
 }
 
 /// `git merge-tree --write-tree` of `theirs` into `ours`, kept when it conflicts: the tree git

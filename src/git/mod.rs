@@ -37,57 +37,60 @@ mod worktree;
 #[cfg(test)]
 mod tests;
 
-pub use cleanup::{
+pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
     prune_stale_entries, remove_plan_worktree,
 };
-pub use cli::{GitTarget, command as git_command};
-pub use commit::{
-    CommitInfo, CommitRepo, RecentCommit, commit_all, commit_all_on, dirty_paths,
-    dirty_paths_among, head_of, is_dirty, recent_commits, save_and_reset,
+pub(crate) use cli::{GitTarget, command as git_command};
+#[cfg(test)]
+use commit::CommitInfo;
+pub(crate) use commit::{
+    CommitRepo, commit_all, commit_all_on, dirty_paths, dirty_paths_among, head_of, is_dirty,
+    recent_commits, save_and_reset,
 };
-pub use copy::WORKTREE_INCLUDE;
-pub use error::GitError;
+#[cfg(test)]
+use copy::WORKTREE_INCLUDE;
+pub(crate) use error::GitError;
 /// A git object id (a commit, a tree), as it crosses the module's boundary.
-pub use git2::Oid;
-pub use history::{History, commit_files, current_branch_at, init_repo};
-pub use inspect::{
-    MergeState, changed_files, conflicts_between, conflicts_of_pairs, merge_state,
-    overlapping_paths, paths_overlap,
-};
+pub(crate) use git2::Oid;
+pub(crate) use history::{History, commit_files, current_branch_at, init_repo};
+pub(crate) use inspect::{MergeState, changed_files, conflicts_of_pairs, overlapping_paths};
 pub(crate) use links::remove_tree_links;
-pub use locate::{pin_worktree, worktree_admin_dir};
-pub use marks::{MARK_BASE, MARK_PLAN};
-pub use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
+pub(crate) use locate::pin_worktree;
+#[cfg(test)]
+use locate::worktree_admin_dir;
+pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(in crate::git) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
 pub(in crate::git) use named::files_named;
-pub use named::{changed_since_fork, files_named_at};
-pub use pool::{
-    pool_tree_name, pool_trees, remove_pool, remove_tree_index_lock, take_pool_tree, task_tree_path,
-};
-pub use refs::{
-    ARCHIVE_PREFIX, ATTEMPTS_PREFIX, BACKUP_PREFIX, TASK_BRANCH_PREFIX, attempt_ref, backup_name,
-    conflict_ref, plan_attempts_prefix, plan_resume_ref, stale_attempt_ref, task_backup_name,
-    task_branch, task_resume_ref, task_tree_name, worktree_backup_name,
+pub(crate) use named::{changed_since_fork, files_named_at};
+pub use pool::remove_pool;
+pub use pool::take_pool_tree;
+pub(crate) use pool::{remove_tree_index_lock, task_tree_path};
+pub(crate) use refs::{
+    BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref, plan_attempts_prefix, plan_resume_ref,
+    stale_attempt_ref, task_backup_name, task_branch, task_resume_ref, task_tree_name,
+    worktree_backup_name,
 };
 pub(in crate::git) use repo::open;
 pub(crate) use repo::retry_locked;
-pub use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
-pub use size::lines_changed;
-pub use sparse::{missing_dirs, outside_cone};
-pub use status::WorkState;
-pub use submodules::{SubmoduleChanges, submodule_changes, sync_submodules};
-pub use task_tree::{
-    Landed, ensure_task_tree, land_task_commit, retire_landed_task_tree, retire_task_tree,
-    task_tree_ids,
-};
+pub(crate) use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
+pub(crate) use size::lines_changed;
+pub(crate) use sparse::{missing_dirs, outside_cone};
+pub(crate) use submodules::{submodule_changes, sync_submodules};
+#[cfg(test)]
+use task_tree::ensure_task_tree;
+pub use task_tree::retire_task_tree;
+pub(crate) use task_tree::{Landed, land_task_commit, retire_landed_task_tree, task_tree_ids};
+pub use train::is_merged;
 pub(crate) use train::{Built, Moved, Subject, move_target};
-pub use train::{
-    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, is_merged,
-    remove_named, target_contains, untracked_in_the_way, work_state,
+pub(crate) use train::{
+    MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, remove_named,
+    target_contains, untracked_in_the_way, work_state,
 };
-pub use warm::tracked_among;
-pub use worktree::{
-    PlanTree, TaskTreeRequest, TreeAction, TreeRequest, ensure_plan_tree, plan_tree_preflight,
-    remove_plan_locks, remove_stale_config_lock,
+pub(crate) use warm::tracked_among;
+pub use worktree::TaskTreeRequest;
+pub use worktree::TreeRequest;
+pub use worktree::ensure_plan_tree;
+pub(crate) use worktree::{
+    PlanTree, TreeAction, plan_tree_preflight, remove_plan_locks, remove_stale_config_lock,
 };

@@ -8,7 +8,7 @@ use super::repo::branch_commit;
 
 /// The words of `argv` (options left out) that name a file (not a directory) of `tree`, relative
 /// to `cwd` or absolute inside `cwd` or `repo_root`, as repository paths (`/`-separated).
-pub fn files_named(
+pub(crate) fn files_named(
     argv: &[String],
     tree: &git2::Tree<'_>,
     cwd: &Path,
@@ -35,7 +35,7 @@ pub fn files_named(
 
 /// Of `paths` (repository paths), those whose entry differs between `from` and `to`: added,
 /// removed, or another blob or mode.
-pub fn changed_between(
+pub(crate) fn changed_between(
     from: &git2::Tree<'_>,
     to: &git2::Tree<'_>,
     paths: &[String],
@@ -55,7 +55,7 @@ pub fn changed_between(
 /// [`files_named`] in the tree of the commit `base` (hex; a plan's base: a file an earlier task
 /// of the plan made is the plan's work, not the command's reference), or of `worktree`'s HEAD
 /// when `base` cannot be read.
-pub fn files_named_at(
+pub(crate) fn files_named_at(
     argv: &[String],
     worktree: &Path,
     base: &str,
@@ -73,7 +73,7 @@ pub fn files_named_at(
 /// Of `files`, and of the files `commands` name in the tree where `branch` left `target` (their
 /// merge base), those that differ between that tree and `branch`'s tip: none when `branch` does
 /// not exist. For the protected configuration a plan branch changes.
-pub fn changed_since_fork(
+pub(crate) fn changed_since_fork(
     repo_root: &Path,
     target: &str,
     branch: &str,

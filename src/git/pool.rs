@@ -27,7 +27,7 @@ use super::worktree::{
 };
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
-pub fn pool_tree_name(plan: &str, n: usize) -> String {
+pub(crate) fn pool_tree_name(plan: &str, n: usize) -> String {
     format!("{plan}+pool{n}")
 }
 
@@ -45,7 +45,7 @@ pub(super) fn pool_slot(plan: &str, name: &str) -> Option<usize> {
 /// slot's HEAD elsewhere), or a task worktree of its own, `<plan>+<id>`, left by an earlier
 /// version of orch. The path is where orch made it (`<worktree_root>/<name>`), not the entry's
 /// back-link.
-pub fn task_tree_path(
+pub(crate) fn task_tree_path(
     repo_root: &Path,
     worktree_root: &Path,
     plan: &str,
@@ -88,7 +88,7 @@ fn mark_held(admin: &Path, branch: &str) -> Result<(), GitError> {
 
 /// Removes the `index.lock` of the linked worktree at `tree` (its admin dir's): only for a caller
 /// that knows nothing writes there (no agent runs in it).
-pub fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
+pub(crate) fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
     let repo = open(tree)?;
     match std::fs::remove_file(repo.path().join("index.lock")) {
         Ok(()) => Ok(()),
@@ -98,17 +98,6 @@ pub fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
             source,
         }),
     }
-}
-
-/// The slots of `plan`'s pool that exist (directory and entry): (slot, path, held by a task).
-/// The path is where orch made the slot (`<worktree_root>/<slot>`), not what the entry's `gitdir`
-/// back-link says.
-pub fn pool_trees(
-    repo_root: &Path,
-    worktree_root: &Path,
-    plan: &str,
-) -> Result<Vec<(usize, PathBuf, bool)>, GitError> {
-    pool_trees_in(&open_main(repo_root)?, repo_root, worktree_root, plan)
 }
 
 /// Gives task `req.id` a worktree of the plan's pool: its task branch is made at the plan branch's

@@ -4,73 +4,73 @@
 use crate::manifest::check_plan_name;
 
 /// Where `--force` saves a plan's work before removing it: `refs/orch/backup/<plan>/<stamp>`.
-pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
+pub(crate) const BACKUP_PREFIX: &str = "refs/orch/backup/";
 /// Where orch saves failed attempts: `refs/orch/attempts/<plan>/<task>/<n>`.
-pub const ATTEMPTS_PREFIX: &str = "refs/orch/attempts/";
+pub(crate) const ATTEMPTS_PREFIX: &str = "refs/orch/attempts/";
 /// Where `orch merge` archives merged plan tips: `refs/tags/orch/archive/<plan>/<sha>`.
-pub const ARCHIVE_PREFIX: &str = "refs/tags/orch/archive/";
+pub(crate) const ARCHIVE_PREFIX: &str = "refs/tags/orch/archive/";
 
 /// Every saved attempt of `plan` is under this prefix: `refs/orch/attempts/<plan>/`.
-pub fn plan_attempts_prefix(plan: &str) -> String {
+pub(crate) fn plan_attempts_prefix(plan: &str) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/")
 }
 
 /// What attempt `attempt` of task `task` left uncommitted: `refs/orch/attempts/<plan>/<task>/<n>`.
-pub fn attempt_ref(plan: &str, task: &str, attempt: u32) -> String {
+pub(crate) fn attempt_ref(plan: &str, task: &str, attempt: u32) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/{task}/{attempt}")
 }
 
 /// A task worktree left by an earlier attempt, found when attempt `attempt` starts:
 /// `refs/orch/attempts/<plan>/<task>/<n>-stale`.
-pub fn stale_attempt_ref(plan: &str, task: &str, attempt: u32) -> String {
+pub(crate) fn stale_attempt_ref(plan: &str, task: &str, attempt: u32) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/{task}/{attempt}-stale")
 }
 
 /// A task commit that conflicted with the plan branch when it was landed:
 /// `refs/orch/attempts/<plan>/<task>/conflict-<stamp>` (`stamp`: milliseconds since the epoch).
-pub fn conflict_ref(plan: &str, task: &str, stamp: i64) -> String {
+pub(crate) fn conflict_ref(plan: &str, task: &str, stamp: i64) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/{task}/conflict-{stamp}")
 }
 
 /// A task worktree left by a stopped supervisor, saved at the next start:
 /// `refs/orch/attempts/<plan>/<task>/resume-<stamp>` (`stamp`: milliseconds since the epoch).
-pub fn task_resume_ref(plan: &str, task: &str, stamp: i64) -> String {
+pub(crate) fn task_resume_ref(plan: &str, task: &str, stamp: i64) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/{task}/resume-{stamp}")
 }
 
 /// A plan worktree's leftovers from a stopped supervisor, saved at the next start:
 /// `refs/orch/attempts/<plan>/resume-<stamp>` (`stamp`: seconds since the epoch).
-pub fn plan_resume_ref(plan: &str, stamp: i64) -> String {
+pub(crate) fn plan_resume_ref(plan: &str, stamp: i64) -> String {
     format!("{ATTEMPTS_PREFIX}{plan}/resume-{stamp}")
 }
 
 /// A backup of a plan's branch tip: `refs/orch/backup/<plan>/<stamp>` (`stamp` a valid ref
 /// component, e.g. `20261105T101112Z`).
-pub fn backup_name(plan: &str, stamp: &str) -> String {
+pub(crate) fn backup_name(plan: &str, stamp: &str) -> String {
     format!("{BACKUP_PREFIX}{plan}/{stamp}")
 }
 
 /// The backup of the uncommitted files of the worktree whose branch was saved as `backup`:
 /// `<backup>-worktree`.
-pub fn worktree_backup_name(backup: &str) -> String {
+pub(crate) fn worktree_backup_name(backup: &str) -> String {
     format!("{backup}-worktree")
 }
 
 /// A backup of what task `task`'s worktree held: `refs/orch/backup/<plan>/<stamp>-task-<task>`.
-pub fn task_backup_name(plan: &str, stamp: &str, task: &str) -> String {
+pub(crate) fn task_backup_name(plan: &str, stamp: &str, task: &str) -> String {
     format!("{BACKUP_PREFIX}{plan}/{stamp}-task-{task}")
 }
 
 /// The prefix of every task branch: `orch/task/<plan>/<id>`.
-pub const TASK_BRANCH_PREFIX: &str = "orch/task/";
+pub(crate) const TASK_BRANCH_PREFIX: &str = "orch/task/";
 
 /// The worktree name (and directory name) of task `id` of `plan`: `<plan>+<id>`.
-pub fn task_tree_name(plan: &str, id: &str) -> String {
+pub(crate) fn task_tree_name(plan: &str, id: &str) -> String {
     format!("{plan}+{id}")
 }
 
 /// The branch of task `id` of `plan`: `orch/task/<plan>/<id>`.
-pub fn task_branch(plan: &str, id: &str) -> String {
+pub(crate) fn task_branch(plan: &str, id: &str) -> String {
     format!("{TASK_BRANCH_PREFIX}{plan}/{id}")
 }
 

@@ -19,7 +19,7 @@ const LOCK_BACKOFF: Duration = Duration::from_millis(10);
 /// ignored, and so is a linked worktree's `.git` file (its agent writes it): its admin directory
 /// is found from where orch made it ([`super::locate`]). Open one per call: a [`Repository`] is
 /// `Send` but not `Sync`.
-pub fn open(path: &Path) -> Result<Repository, GitError> {
+pub(crate) fn open(path: &Path) -> Result<Repository, GitError> {
     super::locate::open_located(path)
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn branch_commit<'r>(
 }
 
 /// Tip of a branch (hex), `None` if it does not exist.
-pub fn branch_tip(repo_root: &Path, branch: &str) -> Result<Option<String>, GitError> {
+pub(crate) fn branch_tip(repo_root: &Path, branch: &str) -> Result<Option<String>, GitError> {
     let repo = open(repo_root)?;
     Ok(branch_commit(&repo, branch)?.map(|c| c.id().to_string()))
 }
@@ -125,7 +125,7 @@ pub fn branch_tip(repo_root: &Path, branch: &str) -> Result<Option<String>, GitE
 /// Among commits on one line of history, the one that descends from all others (the latest);
 /// `None` for empty input. If they are not on one line, the one with the most of the others as
 /// ancestors (the first given of those tied).
-pub fn latest_of(repo_root: &Path, oids: &[String]) -> Result<Option<String>, GitError> {
+pub(crate) fn latest_of(repo_root: &Path, oids: &[String]) -> Result<Option<String>, GitError> {
     let repo = open(repo_root)?;
     let mut seen = HashSet::new();
     let mut commits = Vec::new();
@@ -167,7 +167,11 @@ pub fn latest_of(repo_root: &Path, oids: &[String]) -> Result<Option<String>, Gi
 /// Whether the file (or directory), relative to the repository root, in the main work dir differs
 /// from its version at the tip of `target`: missing in target, modified, or untracked (ignored
 /// files count) = `true`. A path missing both in target and on disk does not differ.
-pub fn file_differs_from(repo_root: &Path, target: &str, rel: &Path) -> Result<bool, GitError> {
+pub(crate) fn file_differs_from(
+    repo_root: &Path,
+    target: &str,
+    rel: &Path,
+) -> Result<bool, GitError> {
     let repo = open(repo_root)?;
     let commit = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
         target: target.to_string(),
@@ -193,7 +197,7 @@ pub fn file_differs_from(repo_root: &Path, target: &str, rel: &Path) -> Result<b
 
 /// Appends the given repo-relative entries (e.g. `.orch/`) to `info/exclude` of the repository's
 /// common dir (shared by all its worktrees) unless a line equal to the entry is already there.
-pub fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitError> {
+pub(crate) fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitError> {
     let repo = open(repo_root)?;
     let path = repo.commondir().join("info").join("exclude");
     let exclude_error = |source| GitError::Exclude {
@@ -241,6 +245,6 @@ pub(crate) fn workdir_of(repo: &Repository) -> PathBuf {
 }
 
 /// The work dir of the repository at (or above) `path`; `None` for a bare repository.
-pub fn work_dir(path: &Path) -> Result<Option<PathBuf>, GitError> {
+pub(crate) fn work_dir(path: &Path) -> Result<Option<PathBuf>, GitError> {
     Ok(open(path)?.workdir().map(Path::to_path_buf))
 }

@@ -8,7 +8,7 @@ use git2::DiffOptions;
 
 /// Lines added plus lines removed in `worktree` (tracked changes and untracked files that git
 /// does not ignore) against its HEAD commit.
-pub fn lines_changed(worktree: &Path) -> Result<u64, String> {
+pub(crate) fn lines_changed(worktree: &Path) -> Result<u64, String> {
     let repo = super::open(worktree).map_err(|e| e.to_string())?;
     let head = repo
         .head()

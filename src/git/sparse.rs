@@ -107,7 +107,7 @@ pub(crate) fn switch(
 /// The files of `worktree` outside the cone of `dirs` that git does not ignore, relative and
 /// `/`-separated, sorted; at most `limit`. A file as HEAD has it is no write. Walks only the directories outside the cone and the
 /// ancestors of the cone's directories (the cone's own files are never read).
-pub fn outside_cone(
+pub(crate) fn outside_cone(
     worktree: &Path,
     dirs: &[String],
     limit: usize,
@@ -184,7 +184,7 @@ pub fn outside_cone(
 /// Which of `dirs` are not directories in the tree of the first of `branches` that exists (a
 /// plan's branch, else its target): a plan's `paths` must name directories of its base. `None`
 /// when none of the branches exists.
-pub fn missing_dirs(
+pub(crate) fn missing_dirs(
     repo_root: &Path,
     branches: &[&str],
     dirs: &[String],

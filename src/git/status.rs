@@ -29,17 +29,17 @@ pub(crate) enum Submodules {
 
 /// What `git status` shows in a work tree, split the way `orch merge` needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkState {
+pub(crate) struct WorkState {
     /// Tracked files with changes (staged or not), deleted files, conflicts; with
     /// [`Submodules::Orch`], then orch's submodule checkouts that hold changes.
-    pub changed: Vec<String>,
+    pub(crate) changed: Vec<String>,
     /// Untracked files that are not ignored.
-    pub untracked: Vec<String>,
+    pub(crate) untracked: Vec<String>,
 }
 
 impl WorkState {
     /// Every path listed: the changed ones, then the untracked ones.
-    pub fn paths(self) -> Vec<String> {
+    pub(crate) fn paths(self) -> Vec<String> {
         let mut all = self.changed;
         all.extend(self.untracked);
         all

@@ -21,13 +21,14 @@ use super::pool::{free_slot, pool_slot};
 use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::status::{Submodules, dirty_files};
-use super::worktree::{
-    PlanTree, TaskTreeRequest, TreeRequest, ensure_plan_tree, open_main, worktree_lock,
-};
+#[cfg(test)]
+use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree};
+use super::worktree::{TaskTreeRequest, open_main, worktree_lock};
 
 /// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
 /// exist: a supervisor restarted while the task ran).
-pub fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
+#[cfg(test)]
+pub(crate) fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
     let name = task_tree_name(req.plan, req.id);
     let branch = task_branch(req.plan, req.id);
     let path = req.path();
@@ -63,7 +64,7 @@ pub fn retire_task_tree(
 /// [`retire_task_tree`] for a task whose work was just committed and landed, its agent ended:
 /// its pool slot is freed as clean, so the plan's next task takes it without a status of the
 /// whole tree.
-pub fn retire_landed_task_tree(req: &TaskTreeRequest) -> Result<Option<String>, GitError> {
+pub(crate) fn retire_landed_task_tree(req: &TaskTreeRequest) -> Result<Option<String>, GitError> {
     retire(req, None, true)
 }
 
@@ -160,7 +161,7 @@ fn contained(repo: &git2::Repository, oid: &str, branch: &str) -> Result<bool, G
 }
 
 /// The ids of `plan`'s tasks that have a task branch or a task worktree entry, sorted.
-pub fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitError> {
+pub(crate) fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitError> {
     let repo = open_main(repo_root)?;
     let mut ids = std::collections::BTreeSet::new();
     let prefix = format!("refs/heads/{}", task_branch(plan, ""));
@@ -193,10 +194,10 @@ pub fn task_tree_ids(repo_root: &Path, plan: &str) -> Result<Vec<String>, GitErr
 
 /// What [`land_task_commit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Landed {
+pub(crate) enum Landed {
     /// The plan branch moved to `commit`: the task commit itself (fast-forward) or one commit with
     /// its changes and message on top of the plan's tip.
-    Landed { commit: String },
+    Moved { commit: String },
     /// The plan branch already holds the task's work in `commit` (landed before a restart).
     Already { commit: String },
     /// Its changes conflict with the plan's tip in these paths; nothing changed.
@@ -211,7 +212,7 @@ pub enum Landed {
 /// safely before the branch moves with a compare-and-swap (as [`super::merge_into`] does, a landing
 /// killed in between included). A commit on the plan branch since the task's base with the very
 /// same message counts as the task's, landed before.
-pub fn land_task_commit(
+pub(crate) fn land_task_commit(
     plan_worktree: &Path,
     plan_branch: &str,
     task_commit: &str,
@@ -313,7 +314,7 @@ pub fn land_task_commit(
     )?;
     // The plan worktree's submodule checkouts follow the landed gitlinks.
     super::submodules::sync_submodules(plan_worktree, false);
-    Ok(Landed::Landed {
+    Ok(Landed::Moved {
         commit: new.to_string(),
     })
 }

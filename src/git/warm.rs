@@ -8,7 +8,7 @@ use super::worktree::open_main;
 
 /// The entries of `paths` (relative to the repository root) that the main repository's index
 /// tracks: the path itself is a tracked file, or a tracked file lies under it.
-pub fn tracked_among(repo_root: &Path, paths: &[PathBuf]) -> Result<Vec<PathBuf>, GitError> {
+pub(crate) fn tracked_among(repo_root: &Path, paths: &[PathBuf]) -> Result<Vec<PathBuf>, GitError> {
     let repo = open_main(repo_root)?;
     let index = repo.index().map_err(|source| GitError::Open {
         path: repo_root.to_path_buf(),

@@ -108,7 +108,7 @@ pub struct TaskTreeRequest<'a> {
 
 impl TaskTreeRequest<'_> {
     /// The task worktree's directory.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.worktree_root.join(task_tree_name(self.plan, self.id))
     }
 }
@@ -119,24 +119,24 @@ pub struct PlanTree {
     /// The worktree directory.
     pub path: PathBuf,
     /// The plan branch checked out in it.
-    pub branch: String,
+    pub(crate) branch: String,
     /// The commit the branch was created at (hex), from orch's mark.
-    pub base: String,
+    pub(crate) base: String,
     /// The branch tip (hex).
-    pub head: String,
+    pub(crate) head: String,
     /// Whether this call made the worktree directory ([`TreeAction::Create`] and
     /// [`TreeAction::Readd`]); `false` when an existing one was reused.
     pub created: bool,
     /// The paths (relative) copied into the new worktree; paths already there are not replaced.
-    pub copied: Vec<PathBuf>,
+    pub(crate) copied: Vec<PathBuf>,
     /// What the user is told about the worktree: a submodule that could not be checked out
     /// ([`super::submodules::sync_submodules`]).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// What [`ensure_plan_tree`] does (or would do).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TreeAction {
+pub(crate) enum TreeAction {
     /// Create the branch at the target's tip (`base`) and a worktree for it.
     Create { base: String },
     /// The branch and its worktree exist: use them.
@@ -149,7 +149,7 @@ pub enum TreeAction {
 
 /// Checks, changing NOTHING on disk, what [`ensure_plan_tree`] would do; the errors are the ones
 /// it would give.
-pub fn plan_tree_preflight(req: &TreeRequest) -> Result<TreeAction, GitError> {
+pub(crate) fn plan_tree_preflight(req: &TreeRequest) -> Result<TreeAction, GitError> {
     let repo = open_main(req.repo_root)?;
     Ok(decide(&repo, req)?.action)
 }
@@ -265,7 +265,7 @@ pub(super) fn submodules_of(req: &TreeRequest, path: &Path) -> Vec<String> {
 /// config, and a run killed in that write leaves the lock behind for good. A live writer (the git
 /// CLI) holds it for milliseconds, so a lock still there after 1.5 s is stale. Call it only under
 /// the supervisor lock. Returns the path when it was removed.
-pub fn remove_stale_config_lock(repo_root: &Path) -> Result<Option<PathBuf>, GitError> {
+pub(crate) fn remove_stale_config_lock(repo_root: &Path) -> Result<Option<PathBuf>, GitError> {
     let repo = open_main(repo_root)?;
     let lock = repo.commondir().join("config.lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
@@ -282,7 +282,7 @@ pub fn remove_stale_config_lock(repo_root: &Path) -> Result<Option<PathBuf>, Git
     Ok(None)
 }
 
-pub fn remove_plan_locks(
+pub(crate) fn remove_plan_locks(
     repo_root: &Path,
     plan: &str,
     branch: &str,

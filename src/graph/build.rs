@@ -31,7 +31,7 @@ pub struct CrossDep {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NodeKind {
+pub(crate) enum NodeKind {
     /// `plans[plan].tasks[task]`.
     Task { plan: usize, task: usize },
     /// Every blocking task of the phases before `phase` (a phase number) is done.
@@ -44,14 +44,14 @@ pub enum NodeKind {
 
 #[derive(Clone, Debug)]
 pub struct Node {
-    pub kind: NodeKind,
+    pub(crate) kind: NodeKind,
     pub preds: Vec<usize>,
 }
 
 /// Each node's successors, `succs[i]` a slice: one vector for all of them (a vector per node
 /// was an allocation per task of a long plan).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Succs {
+pub(crate) struct Succs {
     /// Node `i`'s successors are `all[start[i]..start[i + 1]]`.
     start: Vec<usize>,
     all: Vec<usize>,
@@ -59,11 +59,13 @@ pub struct Succs {
 
 impl Succs {
     /// The number of nodes.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.start.len().saturating_sub(1)
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -80,14 +82,14 @@ impl std::ops::Index<usize> for Succs {
 #[derive(Clone, Debug)]
 pub struct Graph {
     pub nodes: Vec<Node>,
-    pub succs: Succs,
+    pub(crate) succs: Succs,
     /// Node indices in an order where every node comes after its predecessors.
     pub topo: Vec<usize>,
     /// `task_node[plan][task]` = node index of that task.
-    pub task_node: Vec<Vec<usize>>,
+    pub(crate) task_node: Vec<Vec<usize>>,
     /// Sequential group index per task node (groups numbered across plans), for exclusion.
-    pub seq_group: Vec<Option<usize>>,
-    pub seq_group_count: usize,
+    pub(crate) seq_group: Vec<Option<usize>>,
+    pub(crate) seq_group_count: usize,
 }
 
 /// The plan graph has a cycle: the diagnostic names its whole path.

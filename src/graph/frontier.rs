@@ -127,29 +127,14 @@ impl Frontier {
         f
     }
 
-    /// The state the frontier knows for a task node.
-    pub fn state(&self, node: usize) -> NodeState {
-        self.state[node]
-    }
-
-    /// Whether every predecessor of `node` is satisfied.
-    pub fn deps_met(&self, node: usize) -> bool {
-        self.unsat[node] == 0
-    }
-
     /// Tasks of plan `p` not done.
-    pub fn unfinished(&self, p: usize) -> usize {
+    pub(crate) fn unfinished(&self, p: usize) -> usize {
         self.unfinished[p]
     }
 
     /// Elementary steps taken since the frontier was made (see the field).
-    pub fn ops(&self) -> u64 {
+    pub(crate) fn ops(&self) -> u64 {
         self.ops
-    }
-
-    /// Ready tasks of plan `p` (parked and held ones not counted).
-    pub fn ready_count(&self, p: usize) -> usize {
-        self.ready[p].len()
     }
 
     /// Changes a task node's state. Cost: the node's successors, plus those of gates that open
@@ -209,7 +194,7 @@ impl Frontier {
 
     /// New plan priorities (a lead's edit during the run): O(plans). They rank the ready
     /// tasks across plans when asked ([`Frontier::rank`]), so nothing else changes.
-    pub fn set_plan_priorities(&mut self, priorities: &[i64]) {
+    pub(crate) fn set_plan_priorities(&mut self, priorities: &[i64]) {
         for (p, slot) in self.plan_priority.iter_mut().enumerate() {
             *slot = priorities.get(p).copied().unwrap_or(0);
         }
@@ -229,7 +214,7 @@ impl Frontier {
     }
 
     /// Holds a ready task back until [`Frontier::release_held`] is called for its plan.
-    pub fn hold(&mut self, node: usize) {
+    pub(crate) fn hold(&mut self, node: usize) {
         if self.in_ready[node] {
             self.withdraw(node);
             self.held[self.plan_of[node]].push(node);
@@ -237,20 +222,21 @@ impl Frontier {
     }
 
     /// Puts back the tasks of plan `p` held by [`Frontier::hold`] (those still ready).
-    pub fn release_held(&mut self, p: usize) {
+    pub(crate) fn release_held(&mut self, p: usize) {
         for node in std::mem::take(&mut self.held[p]) {
             self.offer(node);
         }
     }
 
     /// Whether plan `p` holds tasks back.
-    pub fn holds(&self, p: usize) -> bool {
+    pub(crate) fn holds(&self, p: usize) -> bool {
         !self.held[p].is_empty()
     }
 
     /// Every ready task in the order [`readiness`](super::readiness) lists them: across plans by
     /// rank, one per free `[SEQUENTIAL]` group. O(ready tasks): for tests and reports.
-    pub fn ready_order(&self, graph: &Graph) -> Vec<usize> {
+    #[cfg(test)]
+    pub(crate) fn ready_order(&self, graph: &Graph) -> Vec<usize> {
         let mut all: Vec<usize> = self
             .ready
             .iter()

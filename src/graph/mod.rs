@@ -5,11 +5,18 @@ mod build;
 mod frontier;
 mod schedule;
 
-pub use build::{CrossDep, CrossTarget, CycleError, Graph, Node, NodeKind, Succs};
+pub use build::CrossDep;
+pub use build::CrossTarget;
+pub use build::Graph;
+pub(crate) use build::NodeKind;
+#[cfg(test)]
+use build::Succs;
 pub use frontier::Frontier;
-pub use schedule::{
-    DEFAULT_ESTIMATE_S, NodeState, Readiness, Rules, Slots, Waiting, Waves, node_weights, pick,
-    readiness, readiness_with, remaining_path, waves,
+pub use schedule::NodeState;
+pub use schedule::readiness;
+pub use schedule::waves;
+pub(crate) use schedule::{
+    Readiness, Rules, Slots, Waiting, Waves, node_weights, pick, readiness_with, remaining_path,
 };
 
 #[cfg(test)]

@@ -47,10 +47,14 @@ pub struct Readiness {
 
 /// The estimated duration `orch up` gives a task without `(est: …)` when it ranks ready tasks:
 /// 10 minutes. When no task has an estimate, every path is weighed by its number of tasks.
-pub const DEFAULT_ESTIMATE_S: u64 = 600;
+pub(crate) const DEFAULT_ESTIMATE_S: u64 = 600;
 
 /// Each node's own weight in seconds: a task's `(est: …)` or `default_s`; 0 for gates.
-pub fn node_weights<P: Borrow<Plan>>(graph: &Graph, plans: &[P], default_s: u64) -> Vec<u64> {
+pub(crate) fn node_weights<P: Borrow<Plan>>(
+    graph: &Graph,
+    plans: &[P],
+    default_s: u64,
+) -> Vec<u64> {
     (0..graph.nodes.len())
         .map(|n| {
             graph.task_of(n).map_or(0, |(p, t)| {
@@ -62,7 +66,7 @@ pub fn node_weights<P: Borrow<Plan>>(graph: &Graph, plans: &[P], default_s: u64)
 
 /// The longest remaining path from each node to the end of all plans (the node's own weight
 /// included), in the unit of `weights`: the critical-path-first tie-breaker.
-pub fn remaining_path(graph: &Graph, weights: &[u64]) -> Vec<u64> {
+pub(crate) fn remaining_path(graph: &Graph, weights: &[u64]) -> Vec<u64> {
     let mut tail = vec![0u64; graph.nodes.len()];
     for &n in graph.topo.iter().rev() {
         let best = graph.succs[n].iter().map(|&s| tail[s]).max().unwrap_or(0);
@@ -73,12 +77,12 @@ pub fn remaining_path(graph: &Graph, weights: &[u64]) -> Vec<u64> {
 
 /// How ready tasks are ranked and when a phase opens.
 #[derive(Clone, Copy, Debug)]
-pub struct Rules<'a> {
+pub(crate) struct Rules<'a> {
     /// [`remaining_path`] of every node: longer goes first among equal priorities.
-    pub tails: &'a [u64],
+    pub(crate) tails: &'a [u64],
     /// Per mille of the earlier phases' tasks that must be done before a phase opens: 1000
     /// (all of them) in orch; 800 for the earlier system's `phase80` rule (`orch simulate`).
-    pub phase_open_permille: u32,
+    pub(crate) phase_open_permille: u32,
 }
 
 /// Computes the ready set. `state(plan, task)` gives each task's state; `plan_priority`
@@ -99,7 +103,7 @@ pub fn readiness<P: Borrow<Plan>>(
 
 /// [`readiness`] with explicit ranking and phase rules. Order of the ready set: plan priority,
 /// then the task's priority marker, then the longest remaining path, then plan and file order.
-pub fn readiness_with<P: Borrow<Plan>>(
+pub(crate) fn readiness_with<P: Borrow<Plan>>(
     graph: &Graph,
     plans: &[P],
     plan_priority: &[i64],
@@ -198,21 +202,21 @@ pub fn readiness_with<P: Borrow<Plan>>(
 
 /// The agent slots as the supervisor sees them when it fills them.
 #[derive(Clone, Copy, Debug)]
-pub struct Slots<'a> {
+pub(crate) struct Slots<'a> {
     /// Agents running at once, all plans together.
-    pub max_agents: usize,
+    pub(crate) max_agents: usize,
     /// Agents running now.
-    pub running: usize,
+    pub(crate) running: usize,
     /// Agents running now, per plan.
-    pub per_plan: &'a [usize],
+    pub(crate) per_plan: &'a [usize],
     /// Most agents per plan (`parallel` in task mode, 1 in plan mode).
-    pub plan_limit: &'a [usize],
+    pub(crate) plan_limit: &'a [usize],
 }
 
 /// The slot-filling decision of `orch up` (and of `orch simulate`): goes through `ready` in
 /// order and takes each task while a slot is free, both overall and in its plan. Tasks of plans
 /// for which `may_start(plan)` says no are passed over (the plan is not prepared, finished, …).
-pub fn pick(
+pub(crate) fn pick(
     graph: &Graph,
     ready: &[usize],
     slots: Slots<'_>,
@@ -334,7 +338,8 @@ pub struct Waves {
     /// `waves[k]` = task nodes that start in wave `k + 1`, in file order.
     pub waves: Vec<Vec<usize>>,
     /// Wave number (1-based) of each node; 0 for gates.
-    pub wave_of: Vec<u32>,
+    #[cfg(test)]
+    pub(crate) wave_of: Vec<u32>,
     /// The longest chain of tasks, first to last.
     pub critical_path: Vec<usize>,
 }
@@ -423,13 +428,17 @@ pub fn waves(graph: &Graph) -> Waves {
         );
     }
 
+    #[cfg(test)]
     let mut wave_of = vec![0u32; n];
     let mut waves: Vec<Vec<usize>> = Vec::new();
     let mut last: Option<usize> = None;
     for i in 0..n {
         if graph.task_of(i).is_some() {
             let w = finish[i];
-            wave_of[i] = w;
+            #[cfg(test)]
+            {
+                wave_of[i] = w;
+            }
             let idx = w.saturating_sub(1) as usize;
             if waves.len() <= idx {
                 waves.resize(idx + 1, Vec::new());
@@ -451,6 +460,7 @@ pub fn waves(graph: &Graph) -> Waves {
     critical_path.reverse();
     Waves {
         waves,
+        #[cfg(test)]
         wave_of,
         critical_path,
     }

@@ -3,12 +3,14 @@
 mod known;
 mod presets;
 
-pub use known::{ArgvProblem, KnownCli, PrivateState, StateHome};
-pub use presets::*;
+pub use known::KnownCli;
+pub(crate) use known::StateHome;
+pub use presets::presets;
+pub(crate) use presets::*;
 
 /// How orch runs an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum AgentMode {
+pub(crate) enum AgentMode {
     /// One process per task (the default).
     #[default]
     Task,
@@ -18,18 +20,11 @@ pub enum AgentMode {
 
 impl AgentMode {
     /// Parses `"task"` or `"plan"`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "task" => Some(Self::Task),
             "plan" => Some(Self::Plan),
             _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Task => "task",
-            Self::Plan => "plan",
         }
     }
 }
@@ -48,18 +43,11 @@ pub enum ReportMode {
 
 impl ReportMode {
     /// Parses `"orch"` or `"exit"`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "orch" => Some(Self::Orch),
             "exit" => Some(Self::Exit),
             _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Orch => "orch",
-            Self::Exit => "exit",
         }
     }
 }
@@ -77,18 +65,11 @@ pub enum StdinMode {
 
 impl StdinMode {
     /// Parses `"null"` or `"prompt"`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "null" => Some(Self::Null),
             "prompt" => Some(Self::Prompt),
             _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Null => "null",
-            Self::Prompt => "prompt",
         }
     }
 }
@@ -98,13 +79,13 @@ impl StdinMode {
 pub struct AgentSpec {
     /// The argv; elements may contain `{{ variable }}` placeholders (see [`TEMPLATE_VARS`]).
     pub command: Vec<String>,
-    pub mode: AgentMode,
+    pub(crate) mode: AgentMode,
     /// Where the agent runs, when its table says (else the plan's or the default executor).
-    pub executor: Option<super::executor::ExecutorKind>,
+    pub(crate) executor: Option<super::executor::ExecutorKind>,
     /// How its attempts count as done (`report`).
     pub report: ReportMode,
     /// Its sandbox, `[defaults]` and its own keys combined.
-    pub sandbox: super::sandbox::Sandbox,
+    pub(crate) sandbox: super::sandbox::Sandbox,
     /// What it reads on its standard input (`stdin`).
     pub stdin: StdinMode,
 }
@@ -117,7 +98,7 @@ pub struct AgentSpec {
 /// `--usage-output-file`).
 /// `orch_dir` is the directory of `orch` (a client that asks before running a command naming a
 /// path outside the worktree must be told it may name orch's: Copilot CLI's `--add-dir`).
-pub const TEMPLATE_VARS: [&str; 11] = [
+pub(crate) const TEMPLATE_VARS: [&str; 11] = [
     "prompt",
     "prompt_file",
     "plan",
@@ -133,7 +114,7 @@ pub const TEMPLATE_VARS: [&str; 11] = [
 
 /// One piece of a templated argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TemplatePart<'a> {
+pub(crate) enum TemplatePart<'a> {
     Text(&'a str),
     /// A variable name, trimmed, known to be one of [`TEMPLATE_VARS`].
     Var(&'a str),
@@ -141,7 +122,7 @@ pub enum TemplatePart<'a> {
 
 /// Splits an argv element into text and variables; errors on an unclosed `{{` or an unknown
 /// variable. The error is a message about this one element.
-pub fn parse_template(arg: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+pub(crate) fn parse_template(arg: &str) -> Result<Vec<TemplatePart<'_>>, String> {
     let mut parts = Vec::new();
     let mut rest = arg;
     while let Some(open) = rest.find("{{") {

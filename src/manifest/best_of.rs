@@ -9,16 +9,16 @@ use super::raw::{At, Reporter};
 
 /// The keys as written.
 #[derive(Debug, Default)]
-pub struct RawBestOf {
-    pub attempts: Option<At<i64>>,
-    pub agents: Option<At<Vec<At<String>>>>,
-    pub select: Option<At<Vec<At<String>>>>,
-    pub stop: Option<At<String>>,
+pub(crate) struct RawBestOf {
+    pub(crate) attempts: Option<At<i64>>,
+    pub(crate) agents: Option<At<Vec<At<String>>>>,
+    pub(crate) select: Option<At<Vec<At<String>>>>,
+    pub(crate) stop: Option<At<String>>,
 }
 
 /// When the attempts of a task stop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AttemptsStop {
+pub(crate) enum AttemptsStop {
     /// Once a candidate exists and no `select` is set, the others are stopped (their work
     /// saved).
     #[default]
@@ -28,7 +28,7 @@ pub enum AttemptsStop {
 }
 
 impl AttemptsStop {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::First => "first",
             Self::All => "all",
@@ -38,14 +38,14 @@ impl AttemptsStop {
 
 /// The resolved best-of-N settings of `[defaults]` or of a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BestOf {
+pub(crate) struct BestOf {
     /// Attempts of each task at once (`1`: one at a time, as without best of N).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The agents the attempts are spread over, in turn (empty: the plan's agent for all).
-    pub agents: Vec<String>,
+    pub(crate) agents: Vec<String>,
     /// The argv that scores a candidate in its worktree (prints a number; higher wins).
-    pub select: Option<Vec<String>>,
-    pub stop: AttemptsStop,
+    pub(crate) select: Option<Vec<String>>,
+    pub(crate) stop: AttemptsStop,
 }
 
 impl Default for BestOf {
@@ -62,7 +62,7 @@ impl Default for BestOf {
 impl BestOf {
     /// The agent of attempt `k` (1-based, counted over the rounds): the agents of `agents` in
     /// turn, or `plan_agent`.
-    pub fn agent_of<'a>(&'a self, k: u32, plan_agent: &'a str) -> &'a str {
+    pub(crate) fn agent_of<'a>(&'a self, k: u32, plan_agent: &'a str) -> &'a str {
         if self.agents.is_empty() {
             return plan_agent;
         }

@@ -3,19 +3,19 @@
 
 /// A spending limit; `None` parts are unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// In millionths of a US dollar.
-    pub micro_usd: Option<u64>,
-    pub tokens: Option<u64>,
+    pub(crate) micro_usd: Option<u64>,
+    pub(crate) tokens: Option<u64>,
 }
 
 impl Budget {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.micro_usd.is_some() || self.tokens.is_some()
     }
 
     /// `$5.00`, `2M tokens`, `$5.00 or 2M tokens`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(m) = self.micro_usd {
             parts.push(crate::agent_output::format_usd(
@@ -30,7 +30,7 @@ impl Budget {
 
     /// What `spent` (millionths of a dollar, tokens) reached of this budget, in words, if
     /// anything.
-    pub fn reached(&self, micro_usd: u64, tokens: u64) -> Option<String> {
+    pub(crate) fn reached(&self, micro_usd: u64, tokens: u64) -> Option<String> {
         use crate::agent_output::{format_usd, micro_to_usd, short_count};
         if let Some(limit) = self.micro_usd
             && micro_usd >= limit
@@ -56,7 +56,7 @@ impl Budget {
 
 /// Parses `"$5"`, `"2.50 usd"`, `"500k tokens"`, `"2M tokens"`, or both separated by a comma
 /// (`"$5, 2M tokens"`).
-pub fn parse_budget(s: &str) -> Result<Budget, String> {
+pub(crate) fn parse_budget(s: &str) -> Result<Budget, String> {
     let bad = |part: &str| {
         Err(format!(
             "`{part}` is not an amount: write \"$5\", \"2.50 usd\", \"500k tokens\" or both, \"$5, 2M tokens\""

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Which executor runs a plan's agents (`executor = "…"` in the manifest).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum ExecutorKind {
+pub(crate) enum ExecutorKind {
     /// A child process of `orch up` on this machine (the default).
     #[default]
     Local,
@@ -15,10 +15,7 @@ pub enum ExecutorKind {
 }
 
 impl ExecutorKind {
-    /// Every executor, as written in the manifest.
-    pub const NAMES: [&'static str; 2] = ["local", "slurm"];
-
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "local" => Some(Self::Local),
             "slurm" => Some(Self::Slurm),
@@ -26,7 +23,7 @@ impl ExecutorKind {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
             Self::Slurm => "slurm",
@@ -36,24 +33,24 @@ impl ExecutorKind {
 
 /// The Slurm settings of a plan (`[slurm]`, overridden key by key by the plan's `slurm` table).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlurmOptions {
+pub(crate) struct SlurmOptions {
     /// `--partition`.
-    pub partition: Option<String>,
+    pub(crate) partition: Option<String>,
     /// `--account`.
-    pub account: Option<String>,
+    pub(crate) account: Option<String>,
     /// `--time`, in whole minutes (rounded up). `None`: the attempt's own budget plus the grace
     /// period, so that orch's timeout comes first.
-    pub time_limit: Option<Duration>,
+    pub(crate) time_limit: Option<Duration>,
     /// `--cpus-per-task`.
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
     /// `--mem` (`8G`, `512M`).
-    pub memory: Option<String>,
+    pub(crate) memory: Option<String>,
     /// Further `sbatch` arguments, as an argv (validated: no option orch sets itself).
-    pub sbatch_args: Vec<String>,
+    pub(crate) sbatch_args: Vec<String>,
 }
 
 /// The options orch sets on every job; `sbatch_args` may not set them again.
-pub const RESERVED_OPTIONS: [(&str, Option<char>, &str); 16] = [
+pub(crate) const RESERVED_OPTIONS: [(&str, Option<char>, &str); 16] = [
     ("--parsable", None, "orch reads the job id from it"),
     (
         "--job-name",
@@ -84,7 +81,7 @@ pub const RESERVED_OPTIONS: [(&str, Option<char>, &str); 16] = [
 const MEMORY_OPTIONS: [&str; 3] = ["--mem", "--mem-per-cpu", "--mem-per-gpu"];
 
 /// Why an `sbatch_args` element is refused, if it is.
-pub fn check_sbatch_arg(arg: &str) -> Option<String> {
+pub(crate) fn check_sbatch_arg(arg: &str) -> Option<String> {
     if arg.contains('\n') || arg.contains('\0') {
         return Some("contains a newline or NUL".into());
     }

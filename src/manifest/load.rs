@@ -12,7 +12,7 @@ use super::validate::validate;
 use crate::diagnostic::{Diagnostic, line_col};
 
 /// The manifest's file name.
-pub const MANIFEST_NAME: &str = "plans.toml";
+pub(crate) const MANIFEST_NAME: &str = "plans.toml";
 
 /// Why a manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum ManifestError {
 
 impl ManifestError {
     /// The problems found, empty for a read error.
-    pub fn diagnostics(&self) -> &[Diagnostic] {
+    pub(crate) fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             Self::Read { .. } => &[],
             Self::Invalid { diagnostics, .. } => diagnostics,
@@ -55,7 +55,7 @@ fn invalid_message(path: &Path, diagnostics: &[Diagnostic]) -> String {
 }
 
 /// Walks up from `start` looking for `plans.toml`, like cargo does for `Cargo.toml`.
-pub fn find_manifest(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find_manifest(start: &Path) -> Option<PathBuf> {
     let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
     start
         .ancestors()
@@ -68,7 +68,7 @@ pub fn find_manifest(start: &Path) -> Option<PathBuf> {
 /// or escaping plan files, bad names, unknown agents and plans, and dependency cycles between
 /// plans ([`check_cycles`]). Dependency targets inside plan files are checked by
 /// [`check_targets`](super::check_targets) once the plans are parsed.
-pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+pub(crate) fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
         path: path.to_path_buf(),
         source,

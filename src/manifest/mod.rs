@@ -21,25 +21,33 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use crate::duration::{format_duration, parse_duration};
-pub use agents::{
-    AgentMode, AgentSpec, ArgvProblem, CLAUDE_CONFINED, CLAUDE_PRESET, CODEX_CONFINED,
-    CODEX_PRESET, GEMINI_CONFINED, KnownCli, PrivateState, ReportMode, StateHome, StdinMode,
-    TEMPLATE_VARS, TemplatePart, confined_variant, parse_template, preset_with_rules, presets,
-    render_template,
+pub(crate) use crate::duration::{format_duration, parse_duration};
+pub use agents::KnownCli;
+pub use agents::ReportMode;
+pub use agents::StdinMode;
+pub use agents::presets;
+pub use agents::render_template;
+pub(crate) use agents::{
+    AgentMode, AgentSpec, StateHome, TemplatePart, confined_variant, parse_template,
+    preset_with_rules,
 };
-pub use best_of::{AttemptsStop, BestOf};
-pub use budget::{Budget, parse_budget};
-pub use executor::{ExecutorKind, SlurmOptions, check_sbatch_arg};
-pub use load::{MANIFEST_NAME, ManifestError, find_manifest, load, parse_str};
-pub use model::{
-    Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, Warm, parse_dependency,
-};
-pub use names::{MAX_PLAN_NAME_LEN, check_plan_name, check_ref_name, is_valid_ref_name};
-pub use notify::{CHATTY_EVENTS, DEFAULT_NOTIFY_TIMEOUT, NOTIFY_EVENTS, NOTIFY_KEYS, NotifyHook};
-pub use paths::{PlanPath, in_cone};
-pub use protect::{Guarded, Protect};
-pub use raw::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TOP_KEYS};
-pub use resolve::ResolveWith;
-pub use sandbox::{DEFAULT_DENY_READ, Sandbox, SandboxKeys, SandboxMode, expand as expand_home};
-pub use targets::{PlanShape, check_cycles, check_targets};
+#[cfg(test)]
+pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET, TEMPLATE_VARS};
+pub(crate) use best_of::{AttemptsStop, BestOf};
+pub(crate) use budget::Budget;
+pub(crate) use executor::{ExecutorKind, SlurmOptions};
+pub use load::parse_str;
+pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
+pub(crate) use model::{Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, Warm};
+#[cfg(test)]
+pub(crate) use names::is_valid_ref_name;
+pub(crate) use names::{check_plan_name, check_ref_name};
+pub(crate) use notify::NotifyHook;
+pub(crate) use paths::in_cone;
+pub(crate) use protect::{Guarded, Protect};
+pub use raw::AGENT_KEYS;
+pub use raw::DEFAULTS_KEYS;
+pub use raw::PLAN_KEYS;
+pub(crate) use resolve::ResolveWith;
+pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
+pub(crate) use targets::{PlanShape, check_targets};

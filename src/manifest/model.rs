@@ -10,79 +10,79 @@ use super::executor::{ExecutorKind, SlurmOptions};
 
 /// The `[defaults]` table, every value filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     /// The branch finished plans merge into (`"main"`).
-    pub target: String,
+    pub(crate) target: String,
     /// Agents running at once, all plans together (`4`, at least 1).
-    pub max_agents: usize,
+    pub(crate) max_agents: usize,
     /// The agent of plans that name none (`"claude"`).
-    pub agent: String,
+    pub(crate) agent: String,
     /// Per task (`2h`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Retries of a failed task (`2`).
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// The argv run on each merge result, if any.
-    pub verify: Option<Vec<String>>,
+    pub(crate) verify: Option<Vec<String>>,
     /// How `orch merge` lands a plan on the target (`merge`).
-    pub merge_strategy: MergeStrategy,
+    pub(crate) merge_strategy: MergeStrategy,
     /// `orch up` merges each plan as soon as it and its upstream plans are done (`false`).
-    pub auto_merge: bool,
+    pub(crate) auto_merge: bool,
     /// Relative to the manifest's directory (`.orch/worktrees`).
-    pub worktree_root: PathBuf,
+    pub(crate) worktree_root: PathBuf,
     /// Relative to the manifest's directory (`.orch/state`).
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Prefix of plan branches without a `branch` override (`"plan/"`).
-    pub branch_prefix: String,
+    pub(crate) branch_prefix: String,
     /// Agents running at once in one plan, sharing its worktree (`1`).
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// Tasks of one plan running at once, each in its own task worktree (`1`).
-    pub parallel_tasks: usize,
+    pub(crate) parallel_tasks: usize,
     /// Kill an agent that wrote no output and changed no status for this long (off by default).
-    pub stuck_after: Option<Duration>,
+    pub(crate) stuck_after: Option<Duration>,
     /// Between SIGTERM and SIGKILL when an agent is stopped (`10s`).
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// First wait before a retry, doubled each further attempt (`5s`).
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
     /// Relative to the manifest's directory (`.orch/logs`): one log file per task.
-    pub log_dir: PathBuf,
+    pub(crate) log_dir: PathBuf,
     /// An argv run in a new worktree before its first agent (`["npm", "ci"]`).
-    pub setup: Option<Vec<String>>,
+    pub(crate) setup: Option<Vec<String>>,
     /// Files copied from the main work tree into a new worktree (`[".env"]`).
-    pub copy: Vec<PathBuf>,
+    pub(crate) copy: Vec<PathBuf>,
     /// Relative to the manifest's directory (`orch/templates`): `task.md` and `plan.md` found
     /// there replace the built-in prompt templates.
-    pub templates: PathBuf,
+    pub(crate) templates: PathBuf,
     /// Where agents run (`local`); agents and plans may choose otherwise.
-    pub executor: ExecutorKind,
+    pub(crate) executor: ExecutorKind,
     /// The check run in a task's worktree after its agent is done, before the commit
     /// (`["cargo", "test"]`); plans and tasks may name their own.
-    pub check: Option<Vec<String>>,
+    pub(crate) check: Option<Vec<String>>,
     /// The most the whole run may spend: no new task starts once it is reached.
-    pub budget: super::budget::Budget,
+    pub(crate) budget: super::budget::Budget,
     /// The git remote `orch pr` pushes plan branches to (`"origin"`).
-    pub remote: String,
+    pub(crate) remote: String,
     /// The size of the block of ports each worktree gets, from `ORCH_PORT` on (`10`).
-    pub ports: u16,
+    pub(crate) ports: u16,
     /// How often, at most, `orch up` tests the combination of the plans (`integrate`); `None`:
     /// off. Default: 10 minutes with `verify`, off without.
-    pub integrate: Option<Duration>,
+    pub(crate) integrate: Option<Duration>,
     /// Whether a red integration test reaches the prompts of the plans it names.
-    pub integrate_feedback: bool,
+    pub(crate) integrate_feedback: bool,
     /// `sandbox`, `sandbox_write`, `sandbox_deny_read` as written in `[defaults]`.
-    pub sandbox: super::sandbox::SandboxKeys,
+    pub(crate) sandbox: super::sandbox::SandboxKeys,
     /// `protect`: globs of paths no task may change (`None`: not set).
-    pub protect: Option<Vec<String>>,
+    pub(crate) protect: Option<Vec<String>>,
     /// Ignored directories copied from the main work tree into a new worktree (`["target"]`).
-    pub warm: Vec<Warm>,
+    pub(crate) warm: Vec<Warm>,
     /// Whether the worktrees orch makes get their submodules checked out (`true`).
-    pub submodules: bool,
+    pub(crate) submodules: bool,
     /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` (`attempts = 1`: off).
-    pub best_of: super::best_of::BestOf,
+    pub(crate) best_of: super::best_of::BestOf,
     /// `resolve`: the agent that repairs a plan that cannot merge (`None`: a person does).
-    pub resolve: Option<super::resolve::ResolveWith>,
+    pub(crate) resolve: Option<super::resolve::ResolveWith>,
     /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
     /// (`false`).
-    pub resolve_verify: bool,
+    pub(crate) resolve_verify: bool,
 }
 
 impl Default for Defaults {
@@ -128,7 +128,7 @@ impl Default for Defaults {
 
 /// How `orch merge` lands a finished plan on the target (`defaults.merge_strategy`, `--strategy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum MergeStrategy {
+pub(crate) enum MergeStrategy {
     /// A merge commit with two parents: the target tip and the plan branch tip.
     #[default]
     Merge,
@@ -139,11 +139,8 @@ pub enum MergeStrategy {
 }
 
 impl MergeStrategy {
-    /// Every strategy, as written in the manifest.
-    pub const NAMES: [&'static str; 3] = ["merge", "squash", "ff-only"];
-
     /// Parses the manifest spelling (`merge`, `squash`, `ff-only`).
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "merge" => Some(Self::Merge),
             "squash" => Some(Self::Squash),
@@ -153,7 +150,7 @@ impl MergeStrategy {
     }
 
     /// The manifest spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Merge => "merge",
             Self::Squash => "squash",
@@ -170,7 +167,7 @@ impl std::fmt::Display for MergeStrategy {
 
 /// What a dependency waits for in the other plan.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum DepTarget {
+pub(crate) enum DepTarget {
     /// `auth`: the whole plan finished.
     Plan,
     /// `auth:2`: its phase 2.
@@ -181,127 +178,122 @@ pub enum DepTarget {
 
 /// One `depends_on` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dependency {
-    pub plan: String,
-    pub target: DepTarget,
+pub(crate) struct Dependency {
+    pub(crate) plan: String,
+    pub(crate) target: DepTarget,
     /// 1-based location of the entry's string in the manifest.
-    pub line: usize,
-    pub column: usize,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
     /// The entry as written.
-    pub raw: String,
+    pub(crate) raw: String,
 }
 
 /// A `warm` entry: a directory (relative to the repository root) copied from the main work
 /// tree into each new worktree before `setup`, with where the manifest names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warm {
-    pub path: PathBuf,
+pub(crate) struct Warm {
+    pub(crate) path: PathBuf,
     /// 1-based line and column of the entry in the manifest.
-    pub line: usize,
-    pub column: usize,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
-impl Warm {
-    /// The paths of `warm`.
-    pub fn paths(warm: &[Self]) -> Vec<PathBuf> {
-        warm.iter().map(|w| w.path.clone()).collect()
-    }
-}
+impl Warm {}
 
 /// One `[[plan]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanEntry {
-    pub name: String,
+pub(crate) struct PlanEntry {
+    pub(crate) name: String,
     /// As written in the manifest, relative to its directory.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// `root.join(file)`.
-    pub abs_file: PathBuf,
-    pub priority: i64,
+    pub(crate) abs_file: PathBuf,
+    pub(crate) priority: i64,
     /// Resolved: the plan's own agent or `defaults.agent`.
-    pub agent: String,
+    pub(crate) agent: String,
     /// Resolved: the `branch` override or `branch_prefix` + name.
-    pub branch: String,
-    pub depends_on: Vec<Dependency>,
+    pub(crate) branch: String,
+    pub(crate) depends_on: Vec<Dependency>,
     /// Resolved: the plan's `parallel` or `defaults.parallel`.
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// Resolved: the plan's `parallel_tasks` or `defaults.parallel_tasks`.
-    pub parallel_tasks: usize,
+    pub(crate) parallel_tasks: usize,
     /// Resolved per-task timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Resolved retries of a failed task.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Resolved setup argv.
-    pub setup: Option<Vec<String>>,
+    pub(crate) setup: Option<Vec<String>>,
     /// Resolved files to copy (defaults and the plan's own).
-    pub copy: Vec<PathBuf>,
+    pub(crate) copy: Vec<PathBuf>,
     /// Resolved `warm` directories (defaults and the plan's own).
-    pub warm: Vec<Warm>,
+    pub(crate) warm: Vec<Warm>,
     /// Resolved: the plan's `submodules`, else `defaults.submodules`.
-    pub submodules: bool,
+    pub(crate) submodules: bool,
     /// 1-based line of the entry's `name` key.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.
-    pub executor: ExecutorKind,
+    pub(crate) executor: ExecutorKind,
     /// Resolved: `[slurm]` with the plan's `slurm` table over it (used when `executor` is slurm).
-    pub slurm: SlurmOptions,
+    pub(crate) slurm: SlurmOptions,
     /// Resolved: the plan's `check` (`[]`: none), else `defaults.check`.
-    pub check: Option<Vec<String>>,
+    pub(crate) check: Option<Vec<String>>,
     /// The plan's own `budget` (its recorded spending, all runs).
-    pub budget: super::budget::Budget,
+    pub(crate) budget: super::budget::Budget,
     /// `paths`: the directories of the plan's sparse checkout (normalized, relative to the
     /// repository root, `/`-separated); empty: the whole tree.
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
     /// Where each of `paths` was written in `plans.toml` (line, column; 1-based).
-    pub paths_at: Vec<(usize, usize)>,
+    pub(crate) paths_at: Vec<(usize, usize)>,
     /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (the
     /// check's own files are protected).
-    pub protect: Option<super::protect::Protect>,
+    pub(crate) protect: Option<super::protect::Protect>,
     /// Resolved best of N: the plan's keys over `[defaults]`'.
-    pub best_of: super::best_of::BestOf,
+    pub(crate) best_of: super::best_of::BestOf,
     /// Resolved: the agent that repairs the plan when it cannot merge (its `resolve`, else the
     /// defaults'; `true` is its own agent); `None`: a person does.
-    pub resolve: Option<String>,
+    pub(crate) resolve: Option<String>,
     /// Resolved `resolve_verify`.
-    pub resolve_verify: bool,
+    pub(crate) resolve_verify: bool,
 }
 
 /// A loaded, validated `plans.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     /// The manifest file, as given to [`load`](super::load).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The manifest's directory (absolute): relative paths resolve against it.
-    pub root: PathBuf,
-    pub defaults: Defaults,
+    pub(crate) root: PathBuf,
+    pub(crate) defaults: Defaults,
     /// Defined agents with the presets merged in (a table overrides a preset of the same name).
-    pub agents: BTreeMap<String, AgentSpec>,
+    pub(crate) agents: BTreeMap<String, AgentSpec>,
     /// Plans in file order.
-    pub plans: Vec<PlanEntry>,
+    pub(crate) plans: Vec<PlanEntry>,
     /// `[slurm] poll`: the longest wait between two queries of the job states (`5s`).
-    pub slurm_poll: Duration,
+    pub(crate) slurm_poll: Duration,
     /// Advice about a valid manifest (an agent argv known not to work), shown by `orch check`.
-    pub warnings: Vec<Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
     /// The `[[notify]]` hooks, in file order.
-    pub notify: Vec<super::notify::NotifyHook>,
+    pub(crate) notify: Vec<super::notify::NotifyHook>,
 }
 
 /// The default of `[slurm] poll`.
-pub const DEFAULT_SLURM_POLL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_SLURM_POLL: Duration = Duration::from_secs(5);
 
 impl Manifest {
     /// The plan named `name`.
-    pub fn plan(&self, name: &str) -> Option<&PlanEntry> {
+    pub(crate) fn plan(&self, name: &str) -> Option<&PlanEntry> {
         self.plans.iter().find(|p| p.name == name)
     }
 
     /// The agent a plan runs with.
-    pub fn agent_of(&self, plan: &PlanEntry) -> Option<&AgentSpec> {
+    pub(crate) fn agent_of(&self, plan: &PlanEntry) -> Option<&AgentSpec> {
         self.agents.get(&plan.agent)
     }
 
     /// Whether `orch up` runs each task of `plan` in a task worktree of its own:
     /// `parallel_tasks` above 1 with a task-mode agent.
-    pub fn task_trees(&self, plan: &PlanEntry) -> bool {
+    pub(crate) fn task_trees(&self, plan: &PlanEntry) -> bool {
         (plan.parallel_tasks > 1 || plan.best_of.attempts > 1)
             && self
                 .agent_of(plan)
@@ -310,7 +302,7 @@ impl Manifest {
 
     /// How many agents of `plan` `orch up` runs at once: one plan-mode agent; in task mode,
     /// `parallel_tasks` with task worktrees, else `parallel`.
-    pub fn agents_per_plan(&self, plan: &PlanEntry) -> usize {
+    pub(crate) fn agents_per_plan(&self, plan: &PlanEntry) -> usize {
         if self.task_trees(plan) {
             // The attempts of a best-of-N task run at once.
             plan.parallel_tasks.max(plan.best_of.attempts as usize)
@@ -325,12 +317,13 @@ impl Manifest {
     }
 
     /// Whether any plan runs its agents through Slurm.
-    pub fn uses_slurm(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn uses_slurm(&self) -> bool {
         self.plans.iter().any(|p| p.executor == ExecutorKind::Slurm)
     }
 
     /// `root/state_dir/<plan_name>/status.json`.
-    pub fn state_path(&self, plan_name: &str) -> PathBuf {
+    pub(crate) fn state_path(&self, plan_name: &str) -> PathBuf {
         self.root
             .join(&self.defaults.state_dir)
             .join(plan_name)
@@ -338,24 +331,24 @@ impl Manifest {
     }
 
     /// `root/log_dir/<plan_name>`: the plan's task logs.
-    pub fn log_dir(&self, plan_name: &str) -> PathBuf {
+    pub(crate) fn log_dir(&self, plan_name: &str) -> PathBuf {
         self.root.join(&self.defaults.log_dir).join(plan_name)
     }
 
     /// `root/templates`: where prompt template overrides are looked for.
-    pub fn templates_dir(&self) -> PathBuf {
+    pub(crate) fn templates_dir(&self) -> PathBuf {
         self.root.join(&self.defaults.templates)
     }
 
     /// `root/worktree_root/<plan_name>`.
-    pub fn worktree_path(&self, plan_name: &str) -> PathBuf {
+    pub(crate) fn worktree_path(&self, plan_name: &str) -> PathBuf {
         self.root.join(&self.defaults.worktree_root).join(plan_name)
     }
 }
 
 /// Parses a `depends_on` entry: `plan`, `plan:N` or `plan:N.M[.K]`. Does not check that the plan
 /// exists; returns the plan name and target.
-pub fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
+pub(crate) fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
     let bad = || {
         Err(format!(
             "dependency `{s}` is not `plan`, `plan:N` (a phase) or `plan:N.M` (a task)"

@@ -1,14 +1,14 @@
 //! Rules for names that become paths and git refs: plan names and branch names.
 
 /// The longest plan name accepted.
-pub const MAX_PLAN_NAME_LEN: usize = 64;
+pub(crate) const MAX_PLAN_NAME_LEN: usize = 64;
 
 /// Checks that `s` is safe as a plan name, which becomes both a path component (the worktree and
 /// state directories) and part of a branch name.
 ///
 /// The rules: `^[A-Za-z0-9][A-Za-z0-9._-]*$`, at most 64 characters, no `..`, not ending in `.lock`
 /// or `.`. The error names the rule broken.
-pub fn check_plan_name(s: &str) -> Result<(), String> {
+pub(crate) fn check_plan_name(s: &str) -> Result<(), String> {
     let not_allowed = |why: &str| Err(format!("plan name `{s}` is not allowed: {why}"));
     if s.is_empty() {
         return not_allowed("names must not be empty");
@@ -41,7 +41,7 @@ pub fn check_plan_name(s: &str) -> Result<(), String> {
 
 /// Checks `s` as a branch name against the rules of `git check-ref-format --branch`, implemented by
 /// hand; the error names the rule broken.
-pub fn check_ref_name(s: &str) -> Result<(), String> {
+pub(crate) fn check_ref_name(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("a ref name must not be empty".into());
     }
@@ -90,7 +90,8 @@ pub fn check_ref_name(s: &str) -> Result<(), String> {
 }
 
 /// Whether `git check-ref-format --branch` would accept `s`.
-pub fn is_valid_ref_name(s: &str) -> bool {
+#[cfg(test)]
+pub(crate) fn is_valid_ref_name(s: &str) -> bool {
     check_ref_name(s).is_ok()
 }
 

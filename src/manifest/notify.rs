@@ -11,11 +11,11 @@ use super::raw::{
 use super::values::{argv, duration};
 
 /// The keys of a `[[notify]]` table.
-pub const NOTIFY_KEYS: &[&str] = &["events", "command", "webhook", "timeout"];
+pub(crate) const NOTIFY_KEYS: &[&str] = &["events", "command", "webhook", "timeout"];
 
 /// Every event a hook may ask for: the `--json` events of `orch up`, and the ones a person
 /// waits for that the supervisor reports when it sees them.
-pub const NOTIFY_EVENTS: &[&str] = &[
+pub(crate) const NOTIFY_EVENTS: &[&str] = &[
     "run_started",
     "plan_started",
     "upstream_merged",
@@ -54,7 +54,7 @@ pub const NOTIFY_EVENTS: &[&str] = &[
 
 /// The chatty events a hook without `events` does not get: one or more per task or plan start,
 /// and notes (among them the notes about failed deliveries).
-pub const CHATTY_EVENTS: &[&str] = &[
+pub(crate) const CHATTY_EVENTS: &[&str] = &[
     "run_started",
     "plan_started",
     "upstream_merged",
@@ -68,23 +68,23 @@ pub const CHATTY_EVENTS: &[&str] = &[
 ];
 
 /// The default of a hook's `timeout`.
-pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One `[[notify]]` table, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotifyHook {
+pub(crate) struct NotifyHook {
     /// How messages name it: `notify #1 (notify-send)`, `notify #2 (https://hooks.example.com)`.
-    pub name: String,
+    pub(crate) name: String,
     /// The events it gets (`events`, or every event but the chatty ones).
-    pub events: Vec<String>,
+    pub(crate) events: Vec<String>,
     /// Run with the event as one JSON line on stdin.
-    pub command: Option<Vec<String>>,
+    pub(crate) command: Option<Vec<String>>,
     /// POSTed the event's JSON.
-    pub webhook: Option<String>,
+    pub(crate) webhook: Option<String>,
     /// Per delivery (`10s`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// 1-based line of the table in the manifest.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 /// Reads and checks the `notify` array of tables.

@@ -106,7 +106,7 @@ pub(super) fn inside_root(p: &Path, root: &Path) -> Option<PathBuf> {
 
 /// A relative path normalized lexically (`.` dropped, `..` applied), or `None` when it is absolute
 /// or climbs above its starting directory.
-pub fn inside_dir(p: &Path) -> Option<PathBuf> {
+pub(crate) fn inside_dir(p: &Path) -> Option<PathBuf> {
     let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
     for c in p.components() {
         match c {
@@ -123,12 +123,12 @@ pub fn inside_dir(p: &Path) -> Option<PathBuf> {
 
 /// One directory of a plan's `paths` (its sparse cone), with where it was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanPath {
+pub(crate) struct PlanPath {
     /// Normalized, relative to the repository root, `/`-separated: `services/auth`.
-    pub dir: String,
+    pub(crate) dir: String,
     /// Where it was written in `plans.toml` (1-based).
-    pub line: usize,
-    pub column: usize,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 /// A plan's `paths`: relative directories that stay inside the repository (no `..`, not
@@ -180,7 +180,7 @@ pub(super) fn sparse_paths(
 /// Whether `file` (relative, `/`-separated) is in the cone of `dirs` (cone mode: the files of
 /// the root, of each directory's ancestors, and everything under each directory). With no
 /// `dirs`, every file is.
-pub fn in_cone<S: AsRef<str>>(dirs: &[S], file: &str) -> bool {
+pub(crate) fn in_cone<S: AsRef<str>>(dirs: &[S], file: &str) -> bool {
     if dirs.is_empty() {
         return true;
     }

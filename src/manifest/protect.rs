@@ -9,8 +9,8 @@ use super::raw::{At, Reporter};
 
 /// A plan's protected paths: its globs, matched against paths relative to the repository root.
 #[derive(Clone, Debug, Default)]
-pub struct Protect {
-    pub patterns: Vec<String>,
+pub(crate) struct Protect {
+    pub(crate) patterns: Vec<String>,
     set: Option<GlobSet>,
 }
 
@@ -24,7 +24,7 @@ impl Eq for Protect {}
 
 impl Protect {
     /// Globs known to be valid (checked by [`globs`]).
-    pub fn new(patterns: Vec<String>) -> Self {
+    pub(crate) fn new(patterns: Vec<String>) -> Self {
         let mut b = GlobSetBuilder::new();
         for p in &patterns {
             if let Ok(g) = Glob::new(p) {
@@ -38,7 +38,7 @@ impl Protect {
     }
 
     /// Whether `path` (relative to the repository root, `/`-separated) is protected.
-    pub fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         self.set.as_ref().is_some_and(|s| s.is_match(path))
     }
 }
@@ -79,15 +79,15 @@ pub(super) fn globs(
 /// orch's own configuration in the repository, protected from every task whose text does not
 /// name it, whatever `protect` says: what orch reads or runs later, outside an attempt.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Guarded {
+pub(crate) struct Guarded {
     /// Paths relative to the repository root (`/`-separated): `plans.toml`, the prompt
     /// templates (`<templates>/task.md`, `plan.md`), and the agent clients' project settings
     /// ([`CLIENT_PROJECT_FILES`]).
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     /// Command lines whose files (tracked where the plan's branch started) are protected as
     /// the check's are: `verify`, `setup` (every plan's, `plan` first), each `[[notify]]` command,
     /// best of N's `select` (every plan's).
-    pub commands: Vec<Vec<String>>,
+    pub(crate) commands: Vec<Vec<String>>,
 }
 
 /// The files of a repository that an agent client reads as its configuration when a person
@@ -95,7 +95,7 @@ pub struct Guarded {
 /// loads as code: opencode's directories, whose every file is protected): a change an agent
 /// made to one, once merged, would run in your next session of that client in the main
 /// checkout, outside any sandbox.
-pub const CLIENT_PROJECT_FILES: [&str; 15] = [
+pub(crate) const CLIENT_PROJECT_FILES: [&str; 15] = [
     ".claude/settings.json",
     ".claude/settings.local.json",
     ".mcp.json",
@@ -116,7 +116,7 @@ pub const CLIENT_PROJECT_FILES: [&str; 15] = [
 impl super::Manifest {
     /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
     /// manifest in the repository at `repo_root`.
-    pub fn guarded(&self, repo_root: &Path, plan: Option<&super::PlanEntry>) -> Guarded {
+    pub(crate) fn guarded(&self, repo_root: &Path, plan: Option<&super::PlanEntry>) -> Guarded {
         let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let root = abs(repo_root);
         let rel = |p: &Path| -> Option<String> {

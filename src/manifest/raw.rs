@@ -13,143 +13,143 @@ use crate::diagnostic::{Diagnostic, line_col};
 
 /// A value and the byte range it was written at.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct At<T> {
-    pub value: T,
-    pub span: Range<usize>,
+pub(crate) struct At<T> {
+    pub(crate) value: T,
+    pub(crate) span: Range<usize>,
 }
 
 #[derive(Debug, Default)]
-pub struct RawDefaults {
-    pub target: Option<At<String>>,
-    pub max_agents: Option<At<i64>>,
-    pub agent: Option<At<String>>,
-    pub timeout: Option<At<String>>,
-    pub retries: Option<At<i64>>,
-    pub verify: Option<At<Vec<At<String>>>>,
-    pub merge_strategy: Option<At<String>>,
-    pub auto_merge: Option<At<bool>>,
-    pub worktree_root: Option<At<String>>,
-    pub state_dir: Option<At<String>>,
-    pub branch_prefix: Option<At<String>>,
-    pub parallel: Option<At<i64>>,
-    pub parallel_tasks: Option<At<i64>>,
-    pub stuck_after: Option<At<String>>,
-    pub grace: Option<At<String>>,
-    pub backoff: Option<At<String>>,
-    pub log_dir: Option<At<String>>,
-    pub setup: Option<At<Vec<At<String>>>>,
-    pub copy: Option<At<Vec<At<String>>>>,
-    pub templates: Option<At<String>>,
-    pub executor: Option<At<String>>,
-    pub check: Option<At<Vec<At<String>>>>,
-    pub budget: Option<At<String>>,
-    pub remote: Option<At<String>>,
-    pub ports: Option<At<i64>>,
+pub(crate) struct RawDefaults {
+    pub(crate) target: Option<At<String>>,
+    pub(crate) max_agents: Option<At<i64>>,
+    pub(crate) agent: Option<At<String>>,
+    pub(crate) timeout: Option<At<String>>,
+    pub(crate) retries: Option<At<i64>>,
+    pub(crate) verify: Option<At<Vec<At<String>>>>,
+    pub(crate) merge_strategy: Option<At<String>>,
+    pub(crate) auto_merge: Option<At<bool>>,
+    pub(crate) worktree_root: Option<At<String>>,
+    pub(crate) state_dir: Option<At<String>>,
+    pub(crate) branch_prefix: Option<At<String>>,
+    pub(crate) parallel: Option<At<i64>>,
+    pub(crate) parallel_tasks: Option<At<i64>>,
+    pub(crate) stuck_after: Option<At<String>>,
+    pub(crate) grace: Option<At<String>>,
+    pub(crate) backoff: Option<At<String>>,
+    pub(crate) log_dir: Option<At<String>>,
+    pub(crate) setup: Option<At<Vec<At<String>>>>,
+    pub(crate) copy: Option<At<Vec<At<String>>>>,
+    pub(crate) templates: Option<At<String>>,
+    pub(crate) executor: Option<At<String>>,
+    pub(crate) check: Option<At<Vec<At<String>>>>,
+    pub(crate) budget: Option<At<String>>,
+    pub(crate) remote: Option<At<String>>,
+    pub(crate) ports: Option<At<i64>>,
     // The integration preview (`orch integrate`).
-    pub integrate: Option<At<String>>,
-    pub integrate_feedback: Option<At<bool>>,
+    pub(crate) integrate: Option<At<String>>,
+    pub(crate) integrate_feedback: Option<At<bool>>,
     // The sandbox (`super::sandbox`).
-    pub sandbox: Option<At<String>>,
-    pub sandbox_write: Option<At<Vec<At<String>>>>,
-    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    pub(crate) sandbox: Option<At<String>>,
+    pub(crate) sandbox_write: Option<At<Vec<At<String>>>>,
+    pub(crate) sandbox_deny_read: Option<At<Vec<At<String>>>>,
     /// Agent-socket variables let through (`super::sandbox`).
-    pub pass_env: Option<At<Vec<At<String>>>>,
+    pub(crate) pass_env: Option<At<Vec<At<String>>>>,
     /// Protected paths (`super::protect`).
-    pub protect: Option<At<Vec<At<String>>>>,
-    pub warm: Option<At<Vec<At<String>>>>,
+    pub(crate) protect: Option<At<Vec<At<String>>>>,
+    pub(crate) warm: Option<At<Vec<At<String>>>>,
     /// Whether worktrees get their submodules checked out (`crate::git::sync_submodules`).
-    pub submodules: Option<At<bool>>,
+    pub(crate) submodules: Option<At<bool>>,
     /// Best of N (`super::best_of`).
-    pub best_of: super::best_of::RawBestOf,
+    pub(crate) best_of: super::best_of::RawBestOf,
     /// Resolution by agent (`super::resolve`).
-    pub resolve: Option<At<super::resolve::RawResolve>>,
-    pub resolve_verify: Option<At<bool>>,
+    pub(crate) resolve: Option<At<super::resolve::RawResolve>>,
+    pub(crate) resolve_verify: Option<At<bool>>,
 }
 
 /// A `[slurm]` table, or a plan's `slurm = { … }`.
 #[derive(Debug, Default)]
-pub struct RawSlurm {
-    pub partition: Option<At<String>>,
-    pub account: Option<At<String>>,
-    pub time_limit: Option<At<String>>,
-    pub cpus: Option<At<i64>>,
-    pub memory: Option<At<String>>,
-    pub sbatch_args: Option<At<Vec<At<String>>>>,
+pub(crate) struct RawSlurm {
+    pub(crate) partition: Option<At<String>>,
+    pub(crate) account: Option<At<String>>,
+    pub(crate) time_limit: Option<At<String>>,
+    pub(crate) cpus: Option<At<i64>>,
+    pub(crate) memory: Option<At<String>>,
+    pub(crate) sbatch_args: Option<At<Vec<At<String>>>>,
     /// Only in `[slurm]`: the longest wait between two queries of the job states.
-    pub poll: Option<At<String>>,
+    pub(crate) poll: Option<At<String>>,
 }
 
 #[derive(Debug)]
-pub struct RawAgent {
-    pub name: At<String>,
-    pub command: Option<At<Vec<At<String>>>>,
-    pub mode: Option<At<String>>,
-    pub executor: Option<At<String>>,
-    pub report: Option<At<String>>,
+pub(crate) struct RawAgent {
+    pub(crate) name: At<String>,
+    pub(crate) command: Option<At<Vec<At<String>>>>,
+    pub(crate) mode: Option<At<String>>,
+    pub(crate) executor: Option<At<String>>,
+    pub(crate) report: Option<At<String>>,
     // The sandbox (`super::sandbox`).
-    pub sandbox: Option<At<String>>,
-    pub sandbox_write: Option<At<Vec<At<String>>>>,
-    pub sandbox_deny_read: Option<At<Vec<At<String>>>>,
-    pub pass_env: Option<At<Vec<At<String>>>>,
-    pub stdin: Option<At<String>>,
+    pub(crate) sandbox: Option<At<String>>,
+    pub(crate) sandbox_write: Option<At<Vec<At<String>>>>,
+    pub(crate) sandbox_deny_read: Option<At<Vec<At<String>>>>,
+    pub(crate) pass_env: Option<At<Vec<At<String>>>>,
+    pub(crate) stdin: Option<At<String>>,
     /// Every key written, even those whose value was rejected.
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 #[derive(Debug)]
-pub struct RawPlan {
+pub(crate) struct RawPlan {
     /// Where the entry is: its `[[plan]]` table.
-    pub span: Range<usize>,
-    pub name: Option<At<String>>,
-    pub file: Option<At<String>>,
-    pub priority: Option<At<i64>>,
-    pub agent: Option<At<String>>,
-    pub branch: Option<At<String>>,
-    pub depends_on: Option<At<Vec<At<String>>>>,
-    pub parallel: Option<At<i64>>,
-    pub parallel_tasks: Option<At<i64>>,
-    pub timeout: Option<At<String>>,
-    pub retries: Option<At<i64>>,
-    pub setup: Option<At<Vec<At<String>>>>,
-    pub copy: Option<At<Vec<At<String>>>>,
-    pub executor: Option<At<String>>,
-    pub slurm: Option<RawSlurm>,
-    pub check: Option<At<Vec<At<String>>>>,
-    pub budget: Option<At<String>>,
+    pub(crate) span: Range<usize>,
+    pub(crate) name: Option<At<String>>,
+    pub(crate) file: Option<At<String>>,
+    pub(crate) priority: Option<At<i64>>,
+    pub(crate) agent: Option<At<String>>,
+    pub(crate) branch: Option<At<String>>,
+    pub(crate) depends_on: Option<At<Vec<At<String>>>>,
+    pub(crate) parallel: Option<At<i64>>,
+    pub(crate) parallel_tasks: Option<At<i64>>,
+    pub(crate) timeout: Option<At<String>>,
+    pub(crate) retries: Option<At<i64>>,
+    pub(crate) setup: Option<At<Vec<At<String>>>>,
+    pub(crate) copy: Option<At<Vec<At<String>>>>,
+    pub(crate) executor: Option<At<String>>,
+    pub(crate) slurm: Option<RawSlurm>,
+    pub(crate) check: Option<At<Vec<At<String>>>>,
+    pub(crate) budget: Option<At<String>>,
     /// `paths`: the plan's sparse cone (directories).
-    pub paths: Option<At<Vec<At<String>>>>,
+    pub(crate) paths: Option<At<Vec<At<String>>>>,
     /// Protected paths (`super::protect`).
-    pub protect: Option<At<Vec<At<String>>>>,
-    pub warm: Option<At<Vec<At<String>>>>,
-    pub submodules: Option<At<bool>>,
+    pub(crate) protect: Option<At<Vec<At<String>>>>,
+    pub(crate) warm: Option<At<Vec<At<String>>>>,
+    pub(crate) submodules: Option<At<bool>>,
     /// Best of N (`super::best_of`).
-    pub best_of: super::best_of::RawBestOf,
+    pub(crate) best_of: super::best_of::RawBestOf,
     /// Resolution by agent (`super::resolve`).
-    pub resolve: Option<At<super::resolve::RawResolve>>,
-    pub resolve_verify: Option<At<bool>>,
+    pub(crate) resolve: Option<At<super::resolve::RawResolve>>,
+    pub(crate) resolve_verify: Option<At<bool>>,
     /// Every key written, even those whose value was rejected (so it is not also "missing").
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 #[derive(Debug, Default)]
-pub struct RawManifest {
-    pub defaults: RawDefaults,
-    pub agents: Vec<RawAgent>,
-    pub plans: Vec<RawPlan>,
-    pub slurm: RawSlurm,
+pub(crate) struct RawManifest {
+    pub(crate) defaults: RawDefaults,
+    pub(crate) agents: Vec<RawAgent>,
+    pub(crate) plans: Vec<RawPlan>,
+    pub(crate) slurm: RawSlurm,
     /// The `[[notify]]` tables, checked while read.
-    pub notify: Vec<super::notify::NotifyHook>,
+    pub(crate) notify: Vec<super::notify::NotifyHook>,
 }
 
 /// Collects diagnostics with locations for one manifest text.
-pub struct Reporter<'a> {
-    pub path: &'a Path,
-    pub text: &'a str,
-    pub diagnostics: Vec<Diagnostic>,
+pub(crate) struct Reporter<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
+    pub(crate) diagnostics: Vec<Diagnostic>,
 }
 
 impl<'a> Reporter<'a> {
-    pub fn new(path: &'a Path, text: &'a str) -> Self {
+    pub(crate) fn new(path: &'a Path, text: &'a str) -> Self {
         Self {
             path,
             text,
@@ -157,21 +157,21 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    pub fn line_col(&self, span: &Range<usize>) -> (usize, usize) {
+    pub(crate) fn line_col(&self, span: &Range<usize>) -> (usize, usize) {
         line_col(self.text, span.start)
     }
 
-    pub fn diagnostic(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn diagnostic(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
         let (line, col) = self.line_col(span);
         Diagnostic::error(self.path, line, message).with_column(col)
     }
 
-    pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let d = self.diagnostic(span, message);
         self.diagnostics.push(d);
     }
 
-    pub fn warning_hint(
+    pub(crate) fn warning_hint(
         &mut self,
         span: &Range<usize>,
         message: impl Into<String>,
@@ -184,7 +184,7 @@ impl<'a> Reporter<'a> {
         self.diagnostics.push(d);
     }
 
-    pub fn error_hint(
+    pub(crate) fn error_hint(
         &mut self,
         span: &Range<usize>,
         message: impl Into<String>,
@@ -196,7 +196,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// The keys of each table, as known to the reader (`orch init` writes every one of them).
-pub const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm", "notify"];
+pub(crate) const TOP_KEYS: &[&str] = &["defaults", "agents", "plan", "slurm", "notify"];
 pub const DEFAULTS_KEYS: &[&str] = &[
     "target",
     "max_agents",
@@ -250,7 +250,7 @@ pub const AGENT_KEYS: &[&str] = &[
     "pass_env",
     "stdin",
 ];
-pub const SLURM_KEYS: &[&str] = &[
+pub(crate) const SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
     "time_limit",
@@ -260,7 +260,7 @@ pub const SLURM_KEYS: &[&str] = &[
     "poll",
 ];
 /// A plan's `slurm` table overrides these (the poll interval is the run's).
-pub const PLAN_SLURM_KEYS: &[&str] = &[
+pub(crate) const PLAN_SLURM_KEYS: &[&str] = &[
     "partition",
     "account",
     "time_limit",
@@ -298,11 +298,11 @@ pub const PLAN_KEYS: &[&str] = &[
 ];
 
 /// The hint given when an agent `command` is a string.
-pub const ARGV_HINT: &str =
+pub(crate) const ARGV_HINT: &str =
     "agents are argv arrays, never shell strings: command = [\"sh\", \"scripts/agent.sh\"]";
 
 /// Reads the document tree into [`RawManifest`], reporting unknown keys and wrong types.
-pub fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
+pub(crate) fn read(doc: &DeTable<'_>, r: &mut Reporter<'_>) -> RawManifest {
     let mut raw = RawManifest::default();
     for (key, value) in doc.iter() {
         match key.get_ref().as_ref() {
@@ -596,7 +596,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-pub fn type_name(v: &DeValue<'_>) -> &'static str {
+pub(crate) fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",

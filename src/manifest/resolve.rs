@@ -16,14 +16,14 @@ use super::raw::{At, RawPlan, Reporter, type_name};
 
 /// `resolve` as written: `true`/`false`, or an agent's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RawResolve {
+pub(crate) enum RawResolve {
     Flag(bool),
     Agent(String),
 }
 
 /// `resolve` in `[defaults]`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResolveWith {
+pub(crate) enum ResolveWith {
     /// `true`: each plan's own agent.
     Own,
     /// That agent.

@@ -8,7 +8,7 @@ use super::raw::{At, Reporter};
 
 /// `sandbox = "auto" | "on" | "off"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SandboxMode {
+pub(crate) enum SandboxMode {
     /// Confined where the kernel supports it, else unconfined with a warning (the default).
     #[default]
     Auto,
@@ -19,7 +19,7 @@ pub enum SandboxMode {
 }
 
 impl SandboxMode {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "auto" => Some(Self::Auto),
             "on" => Some(Self::On),
@@ -27,38 +27,30 @@ impl SandboxMode {
             _ => None,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::On => "on",
-            Self::Off => "off",
-        }
-    }
 }
 
 /// The sandbox settings of `[defaults]` or of one agent (`None`: not written there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SandboxKeys {
-    pub mode: Option<SandboxMode>,
+pub(crate) struct SandboxKeys {
+    pub(crate) mode: Option<SandboxMode>,
     /// Extra writable paths (absolute, `~` expanded; they exist).
-    pub write: Vec<PathBuf>,
+    pub(crate) write: Vec<PathBuf>,
     /// Paths not readable; `None`: [`DEFAULT_DENY_READ`].
-    pub deny_read: Option<Vec<PathBuf>>,
+    pub(crate) deny_read: Option<Vec<PathBuf>>,
     /// Agent-socket variables ([`crate::agent_env::AGENT_SOCKETS`]) passed to the agent;
     /// `None`: not written here.
-    pub pass_env: Option<Vec<String>>,
+    pub(crate) pass_env: Option<Vec<String>>,
 }
 
 /// What an agent's attempts run under, `[defaults]` and its own table combined.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Sandbox {
-    pub mode: SandboxMode,
-    pub write: Vec<PathBuf>,
-    pub deny_read: Vec<PathBuf>,
+pub(crate) struct Sandbox {
+    pub(crate) mode: SandboxMode,
+    pub(crate) write: Vec<PathBuf>,
+    pub(crate) deny_read: Vec<PathBuf>,
     /// The agent-socket variables its processes keep (confined or not): the agent's
     /// `pass_env`, else `[defaults]`'s, else none.
-    pub pass_env: Vec<String>,
+    pub(crate) pass_env: Vec<String>,
 }
 
 impl Sandbox {
@@ -66,7 +58,7 @@ impl Sandbox {
     /// `setup`), before its own worktree and `TMPDIR` are added: the devices and
     /// `sandbox_write`, read as the agent reads. Not the state directory, the client's state
     /// or any git directory: that code reports nothing and commits nothing.
-    pub fn code_rules(&self) -> crate::sandbox::Rules {
+    pub(crate) fn code_rules(&self) -> crate::sandbox::Rules {
         let mut write: Vec<PathBuf> = crate::sandbox::DEVICES.iter().map(PathBuf::from).collect();
         write.extend(self.write.iter().cloned());
         crate::sandbox::Rules {
@@ -77,7 +69,7 @@ impl Sandbox {
 }
 
 /// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise.
-pub const DEFAULT_DENY_READ: [&str; 8] = [
+pub(crate) const DEFAULT_DENY_READ: [&str; 8] = [
     "~/.ssh",
     "~/.aws",
     "~/.gnupg",
@@ -90,7 +82,7 @@ pub const DEFAULT_DENY_READ: [&str; 8] = [
 
 impl SandboxKeys {
     /// An agent's settings over `defaults`.
-    pub fn resolve(&self, defaults: &SandboxKeys) -> Sandbox {
+    pub(crate) fn resolve(&self, defaults: &SandboxKeys) -> Sandbox {
         let mut write = defaults.write.clone();
         for p in &self.write {
             if !write.contains(p) {
@@ -116,7 +108,7 @@ impl SandboxKeys {
 }
 
 /// `~` and `~/x` with `HOME`; an absolute path as it is; anything else `None`.
-pub fn expand(p: &str) -> Option<PathBuf> {
+pub(crate) fn expand(p: &str) -> Option<PathBuf> {
     let home = || std::env::var_os("HOME").map(PathBuf::from);
     if p == "~" {
         home()

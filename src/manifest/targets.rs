@@ -8,16 +8,16 @@ use crate::diagnostic::Diagnostic;
 
 /// The shape of a parsed plan file, as far as dependencies on it are concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PlanShape {
+pub(crate) struct PlanShape {
     /// Phase numbers in file order.
-    pub phases: Vec<u32>,
+    pub(crate) phases: Vec<u32>,
     /// Task ids (`N.M`, `N.M.K`) in file order.
-    pub tasks: Vec<String>,
+    pub(crate) tasks: Vec<String>,
 }
 
 impl PlanShape {
     /// The shape of a parsed plan (verification steps are not dependency targets).
-    pub fn of(plan: &crate::plan::Plan) -> Self {
+    pub(crate) fn of(plan: &crate::plan::Plan) -> Self {
         Self {
             phases: plan.phases.iter().map(|p| p.number).collect(),
             tasks: plan
@@ -38,7 +38,10 @@ fn at(manifest: &Manifest, dep: &Dependency, message: String) -> Diagnostic {
 /// names. `shapes` maps plan names to their parsed files; plans absent from it (their file failed
 /// to parse) are not checked. Cycles are not reported here: [`check_cycles`] does that, and
 /// [`load`](super::load) already runs it.
-pub fn check_targets(manifest: &Manifest, shapes: &HashMap<String, PlanShape>) -> Vec<Diagnostic> {
+pub(crate) fn check_targets(
+    manifest: &Manifest,
+    shapes: &HashMap<String, PlanShape>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for plan in &manifest.plans {
         for dep in &plan.depends_on {
@@ -106,7 +109,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 /// cycle is reported once, at the `depends_on` entry that closes it, with the full path in the
 /// message (`dependency cycle: `a` → `b` → `c` → `a``). [`load`](super::load) runs this, so a
 /// loaded manifest has no plan-level cycles; self-dependencies are reported by `load` separately.
-pub fn check_cycles(manifest: &Manifest) -> Vec<Diagnostic> {
+pub(crate) fn check_cycles(manifest: &Manifest) -> Vec<Diagnostic> {
     let index: HashMap<&str, usize> = manifest
         .plans
         .iter()

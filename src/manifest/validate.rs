@@ -17,7 +17,7 @@ use crate::duration::parse_duration;
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.
-pub fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
+pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
     let mut agents = agents(&raw, r);
     let mut defaults = defaults(&raw, root, &agents, r);
     sandbox(&raw, &mut defaults, &mut agents, r);

@@ -22,22 +22,25 @@ use crate::sandbox::{Rules, code_rules, wrap};
 /// How verify is confined: `rules`, to which each run adds its worktree and `TMPDIR`, applied by
 /// `orch_bin sandbox-exec`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Confine {
-    pub orch_bin: PathBuf,
-    pub rules: Rules,
+pub(crate) struct Confine {
+    pub(crate) orch_bin: PathBuf,
+    pub(crate) rules: Rules,
 }
 
 /// What [`decide`] found: verify confined, or unconfined (with the note to show when the
 /// manifest asked for confinement that this kernel cannot give).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VerifySandbox {
-    pub confine: Option<Confine>,
-    pub note: Option<String>,
+pub(crate) struct VerifySandbox {
+    pub(crate) confine: Option<Confine>,
+    pub(crate) note: Option<String>,
 }
 
 /// The confinement of `verify` for `manifest`'s plans; `supported`: whether this kernel has
 /// Landlock (asked only when some agent may be confined).
-pub fn decide(manifest: &Manifest, supported: impl FnOnce() -> bool) -> CliResult<VerifySandbox> {
+pub(crate) fn decide(
+    manifest: &Manifest,
+    supported: impl FnOnce() -> bool,
+) -> CliResult<VerifySandbox> {
     let mut strictest = SandboxMode::Off;
     let mut write: Vec<PathBuf> = Vec::new();
     let mut deny_read: Vec<PathBuf> = Vec::new();

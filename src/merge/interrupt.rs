@@ -17,7 +17,7 @@ static INSTALL: Once = Once::new();
 
 /// Starts listening for SIGINT and SIGTERM (on a thread of its own). Once called, the signals no
 /// longer kill orch: it checks [`interrupted`] and stops by itself.
-pub fn install() {
+pub(crate) fn install() {
     INSTALL.call_once(|| {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
@@ -67,20 +67,20 @@ pub fn install() {
 }
 
 /// Whether a SIGINT or SIGTERM arrived since [`install`].
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// For a process that handles its own signals (the supervisor, which runs the merge train with
 /// [`super::merge_plan_now`]): the running merge stops as after a first Ctrl-C of `orch merge`
 /// (a running verify command is stopped, the target is not moved), and later ones do not start.
-pub fn request() {
+pub(crate) fn request() {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// As a second Ctrl-C of `orch merge`, without exiting: [`request`], and the running verify
 /// command's process group is killed now.
-pub fn stop_now() {
+pub(crate) fn stop_now() {
     request();
     let group = RUNNING_GROUP.load(Ordering::SeqCst);
     if group != 0 {

@@ -12,33 +12,32 @@
 //! `git merge-tree --write-tree` (see [`crate::git::merge_tree`]).
 
 mod checks;
-pub mod confine;
+pub(crate) mod confine;
 pub(crate) use checks::orch_dirs;
-pub mod integrate;
-pub mod interrupt;
+pub(crate) mod integrate;
+pub(crate) mod interrupt;
 mod now;
-pub mod order;
+pub(crate) mod order;
 mod plan_info;
-pub mod pr;
-pub mod resolve;
+pub(crate) mod pr;
+pub(crate) mod resolve;
 mod run;
-pub mod step;
-pub mod sync;
-pub mod verify;
+pub(crate) mod step;
+pub(crate) mod sync;
+pub(crate) mod verify;
 
-pub use crate::git::{
-    MergeError, Predicted, Simulator, WorkState, checked_out_at, is_merged, target_contains,
-    untracked_in_the_way, work_state,
+pub use crate::git::is_merged;
+pub(crate) use crate::git::{
+    MergeError, Predicted, Simulator, checked_out_at, target_contains, untracked_in_the_way,
+    work_state,
 };
-pub use now::{
-    MergeResult, PlanMergeOutcome, PlanMergeReport, ResolveWith, merge_plan_now,
-    merge_plan_now_with,
-};
-pub use order::{OrderItem, merge_order};
+pub use now::PlanMergeOutcome;
+pub use now::PlanMergeReport;
+pub use now::merge_plan_now;
+pub(crate) use now::{MergeResult, merge_plan_now_with};
+pub(crate) use order::{OrderItem, merge_order};
 pub(crate) use plan_info::plan_infos;
-pub use plan_info::{PlanInfo, Unfinished};
-pub use run::{MergeRun, Outcome, Prepared, Step, short};
-pub use step::{
-    ARCHIVE_PREFIX, MAX_REBUILDS, Merged, StepOutcome, StepRequest, archive_tag_name, merge_plan,
-};
-pub use verify::Verify;
+pub(crate) use plan_info::{PlanInfo, Unfinished};
+pub(crate) use run::{MergeRun, Outcome, Step, short};
+pub(crate) use step::{StepOutcome, StepRequest, merge_plan};
+pub(crate) use verify::Verify;

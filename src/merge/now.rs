@@ -13,7 +13,7 @@ use crate::workspace::{self, Selection};
 /// `already_merged`, `conflict`, `verify_failed`, `skipped`, `refused`, `error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MergeResult {
+pub(crate) enum MergeResult {
     Merged,
     AlreadyMerged,
     Conflict,
@@ -24,7 +24,7 @@ pub enum MergeResult {
 }
 
 impl MergeResult {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Merged => "merged",
             Self::AlreadyMerged => "already_merged",
@@ -76,7 +76,7 @@ impl PlanMergeOutcome {
     }
 
     /// In one word, typed.
-    pub fn result(&self) -> MergeResult {
+    pub(crate) fn result(&self) -> MergeResult {
         match self {
             Self::Merged { .. } => MergeResult::Merged,
             Self::AlreadyMerged { .. } => MergeResult::AlreadyMerged,
@@ -178,14 +178,14 @@ pub fn merge_plan_now(manifest_path: &Path, plan: &str) -> PlanMergeReport {
 }
 
 /// The agent runner of a plan's resolver and who hears its notes ([`super::resolve`]).
-pub type ResolveWith = (
+pub(crate) type ResolveWith = (
     std::sync::Arc<dyn super::resolve::RunAgent>,
     std::sync::Arc<dyn Fn(&super::resolve::ResolveNote) + Send + Sync>,
 );
 
 /// [`merge_plan_now`], a plan with `resolve` that conflicts handed to its resolver when
 /// `resolve` gives one.
-pub fn merge_plan_now_with(
+pub(crate) fn merge_plan_now_with(
     manifest_path: &Path,
     plan: &str,
     resolve: Option<ResolveWith>,

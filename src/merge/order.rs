@@ -5,18 +5,18 @@ use std::collections::{BTreeSet, HashMap};
 
 /// One plan to order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrderItem {
-    pub name: String,
-    pub priority: i64,
+pub(crate) struct OrderItem {
+    pub(crate) name: String,
+    pub(crate) priority: i64,
     /// The plans it depends on (any `depends_on` entry: whole plan, phase or task). Names that
     /// are not among the items are ignored.
-    pub depends_on: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
 }
 
 /// The items' indices in merge order: a topological order of `depends_on` in which, among the
 /// plans free to go next, the higher priority goes first, then the smaller name. A cycle (which
 /// the manifest check rejects before) cannot hide a plan: its members follow, by the same rule.
-pub fn merge_order(items: &[OrderItem]) -> Vec<usize> {
+pub(crate) fn merge_order(items: &[OrderItem]) -> Vec<usize> {
     let index: HashMap<&str, usize> = items
         .iter()
         .enumerate()

@@ -16,22 +16,22 @@ use crate::workspace::{self, Workspace};
 
 /// What `orch merge` knows about one plan of the manifest before it starts.
 #[derive(Clone, Debug)]
-pub struct PlanInfo {
+pub(crate) struct PlanInfo {
     /// Index into the workspace's plans.
-    pub index: usize,
-    pub name: String,
-    pub branch: String,
-    pub priority: i64,
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) branch: String,
+    pub(crate) priority: i64,
     /// The plans named in its `depends_on`, each once.
-    pub upstreams: Vec<String>,
+    pub(crate) upstreams: Vec<String>,
     /// Its tasks and verification steps that are not completed or skipped (`1.2 (pending)`).
-    pub unfinished: Vec<String>,
+    pub(crate) unfinished: Vec<String>,
     /// The branch tip, `None` when the branch does not exist.
-    pub tip: Option<String>,
+    pub(crate) tip: Option<String>,
     /// The commit the branch was made from (`orchWorktree.base`).
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// In the target already (known without a trial merge), with how that is known.
-    pub landed: Option<String>,
+    pub(crate) landed: Option<String>,
 }
 
 /// Reads what is known about every plan of the manifest: status, branch, whether it landed.
@@ -132,7 +132,7 @@ fn landed(
 
 /// A plan left out of a run without names because it is not finished: its name and what is
 /// left (`1.2 (pending)`).
-pub type Unfinished = (String, Vec<String>);
+pub(crate) type Unfinished = (String, Vec<String>);
 
 /// The plans of the run (indices into `infos`) and, when no names were given, the plans left
 /// out because they are not finished (`(name, unfinished tasks)`). Refusals (exit 4) name every

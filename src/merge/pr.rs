@@ -25,40 +25,40 @@ use crate::workspace::{self, Workspace};
 
 /// What one plan of an `orch pr` run got (or, with `--dry-run`, would get).
 #[derive(Clone, Debug)]
-pub struct PrStep {
-    pub plan: String,
-    pub branch: String,
+pub(crate) struct PrStep {
+    pub(crate) plan: String,
+    pub(crate) branch: String,
     /// The pull request's base branch (empty for a skipped plan).
-    pub base: String,
+    pub(crate) base: String,
     /// `created`, `updated`, `would_create`, `would_update` or `skipped`.
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// The pull request's number, when known.
-    pub number: Option<u64>,
+    pub(crate) number: Option<u64>,
     /// The pull request's address, when known.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// The base before `gh pr edit` moved it.
-    pub base_before: Option<String>,
+    pub(crate) base_before: Option<String>,
     /// Why a plan was skipped.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The commands run (or, with `--dry-run`, to be run), as argv.
-    pub commands: Vec<Vec<String>>,
+    pub(crate) commands: Vec<Vec<String>>,
     /// The pull request's body.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 /// One `orch pr` run over the plans of a manifest.
-pub struct PrRun<'a> {
+pub(crate) struct PrRun<'a> {
     ws: &'a Workspace,
     manifest: &'a Manifest,
     repo_root: PathBuf,
     infos: Vec<PlanInfo>,
     docs: Vec<StatusDoc>,
     /// The plans of the run (indices into `infos`), upstream plans first.
-    pub order: Vec<usize>,
+    pub(crate) order: Vec<usize>,
     /// Plans named on the command line that landed already: no pull request.
-    pub landed: Vec<usize>,
-    pub remote: String,
-    pub target: String,
+    pub(crate) landed: Vec<usize>,
+    pub(crate) remote: String,
+    pub(crate) target: String,
 }
 
 /// A pull request that exists, from `gh pr list`.
@@ -71,7 +71,11 @@ struct Existing {
 impl<'a> PrRun<'a> {
     /// The plans of the run: the named ones (unknown names exit 2, an unfinished one is refused
     /// with exit 4), or every finished plan with a branch that is not merged yet.
-    pub fn plan(ws: &'a Workspace, manifest: &'a Manifest, names: &[String]) -> CliResult<Self> {
+    pub(crate) fn plan(
+        ws: &'a Workspace,
+        manifest: &'a Manifest,
+        names: &[String],
+    ) -> CliResult<Self> {
         let repo_root = workspace::repo_root(manifest)?;
         let target = manifest.defaults.target.clone();
         let infos = plan_infos(ws, manifest, &repo_root)?;
@@ -145,7 +149,11 @@ impl<'a> PrRun<'a> {
     /// Pushes and opens or updates each plan's pull request in order (with `dry_run`, only
     /// `gh pr list` runs), calling `report` after each plan. The first failing command stops the
     /// run with an error naming the plan and the command.
-    pub fn run(&self, dry_run: bool, mut report: impl FnMut(&PrStep)) -> CliResult<Vec<PrStep>> {
+    pub(crate) fn run(
+        &self,
+        dry_run: bool,
+        mut report: impl FnMut(&PrStep),
+    ) -> CliResult<Vec<PrStep>> {
         let mut steps = Vec::new();
         for &i in &self.landed {
             let p = &self.infos[i];
@@ -520,7 +528,7 @@ fn parse_list(out: &str) -> Result<Option<Existing>, String> {
     }))
 }
 
-pub use super::verify::shown;
+pub(crate) use super::verify::shown;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use crate::workspace::{self, LoadedPlan, Workspace};
 
 /// The result of one step, as printed (`result` in `--json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Merged,
     Conflict,
     VerifyFailed,
@@ -28,7 +28,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Merged => "merged",
             Self::Conflict => "conflict",
@@ -40,25 +40,25 @@ impl Outcome {
     }
 
     /// The plan was requested but does not land (the run exits 5).
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, Self::Conflict | Self::VerifyFailed | Self::Skipped)
     }
 }
 
 /// One step as reported.
 #[derive(Clone, Debug)]
-pub struct Step {
-    pub plan: String,
-    pub branch: String,
-    pub result: Outcome,
+pub(crate) struct Step {
+    pub(crate) plan: String,
+    pub(crate) branch: String,
+    pub(crate) result: Outcome,
     /// The target's tip after the step (merged), or the branch tip for `ff-only`.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
     /// Conflicting paths.
-    pub files: Vec<String>,
-    pub reason: Option<String>,
-    pub archive_tag: Option<String>,
+    pub(crate) files: Vec<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) archive_tag: Option<String>,
     /// The paths a predicted clean merge changes (dry run only).
-    pub changes: usize,
+    pub(crate) changes: usize,
 }
 
 impl Step {
@@ -81,25 +81,25 @@ impl Step {
     }
 }
 
-pub fn short(oid: &str) -> &str {
+pub(crate) fn short(oid: &str) -> &str {
     &oid[..oid.len().min(10)]
 }
 
 /// One run of `orch merge`: what it knows about every plan of the manifest, and the plans it
 /// takes, in merge order.
-pub struct MergeRun {
-    pub infos: Vec<PlanInfo>,
+pub(crate) struct MergeRun {
+    pub(crate) infos: Vec<PlanInfo>,
     /// Index into `infos` by plan name.
     by_name: HashMap<String, usize>,
     /// The names of the plans in the run.
     in_run: HashSet<String>,
     /// The plans of the run (indices into `infos`), upstream plans first.
-    pub order: Vec<usize>,
+    pub(crate) order: Vec<usize>,
     /// With no names given: the plans left out because they are not finished.
-    pub unfinished: Vec<Unfinished>,
-    pub repo_root: PathBuf,
-    pub target: String,
-    pub strategy: MergeStrategy,
+    pub(crate) unfinished: Vec<Unfinished>,
+    pub(crate) repo_root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) strategy: MergeStrategy,
     stop_on_failure: bool,
     /// The plans' resolver (`resolve`), when the caller gives one.
     pub(crate) resolver: Option<super::resolve::Resolver>,
@@ -107,9 +107,9 @@ pub struct MergeRun {
 
 /// The run's verify command and its hold on the repository (one `orch merge` at a time), from
 /// [`MergeRun::prepare`]; the lock is released when this is dropped.
-pub struct Prepared {
+pub(crate) struct Prepared {
     _lock: MergeLock,
-    pub verify: Option<Verify>,
+    pub(crate) verify: Option<Verify>,
 }
 
 /// What happens to a plan before any git work.
@@ -122,7 +122,7 @@ impl MergeRun {
     /// Plans a run of the plans `names` (every finished plan when empty): the target must exist;
     /// unknown names are exit 2; a requested plan that is not finished or waits on an upstream
     /// plan that is not merged is refused (exit 4), before anything moves.
-    pub fn plan(
+    pub(crate) fn plan(
         ws: &Workspace,
         manifest: &Manifest,
         names: &[String],
@@ -175,7 +175,7 @@ impl MergeRun {
     }
 
     /// Hands a plan with `resolve` that cannot land to its resolver ([`super::resolve`]).
-    pub fn with_resolver(mut self, resolver: super::resolve::Resolver) -> Self {
+    pub(crate) fn with_resolver(mut self, resolver: super::resolve::Resolver) -> Self {
         self.resolver = Some(resolver);
         self
     }
@@ -183,7 +183,7 @@ impl MergeRun {
     /// Before anything moves: takes the repository's merge lock (exit 4 when another `orch merge`
     /// holds it), checks the verify command (exit 2 when its program is missing) and the target's
     /// work tree (exit 4 when the run would clobber it), and keeps orch's directories out of git.
-    pub fn prepare(&self, manifest: &Manifest) -> CliResult<Prepared> {
+    pub(crate) fn prepare(&self, manifest: &Manifest) -> CliResult<Prepared> {
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         let lock = MergeLock::acquire(&state_dir)?;
         let verify = verify_spec(manifest, &self.repo_root)?;
@@ -202,7 +202,7 @@ impl MergeRun {
     }
 
     /// The target's tip now (empty when it cannot be read).
-    pub fn target_tip(&self) -> CliResult<String> {
+    pub(crate) fn target_tip(&self) -> CliResult<String> {
         Ok(git::branch_tip(&self.repo_root, &self.target)
             .map_err(CliError::coded)?
             .unwrap_or_default())
@@ -263,7 +263,7 @@ impl MergeRun {
 
     /// The dry run: every step predicted on successive virtual targets, in memory. Also returns
     /// every path a predicted clean step changes.
-    pub fn simulate(&self) -> Result<(Vec<Step>, Vec<String>), MergeError> {
+    pub(crate) fn simulate(&self) -> Result<(Vec<Step>, Vec<String>), MergeError> {
         let mut sim = Simulator::new(&self.repo_root, &self.target)?;
         let mut steps = Vec::new();
         let mut failed = HashSet::new();
@@ -313,7 +313,7 @@ impl MergeRun {
     /// The real run. Each finished step is pushed to `steps` and shown to `report`; a status
     /// file that cannot be written is told to `warn`. Returns whether it was interrupted
     /// ([`super::interrupt`]); an error stops it (the steps before stay done).
-    pub fn run(
+    pub(crate) fn run(
         &self,
         ws: &Workspace,
         verify: Option<&Verify>,

@@ -10,48 +10,48 @@ use crate::git::{Built, MergeRepo, Moved, Oid, Subject, move_target};
 use crate::manifest::MergeStrategy;
 
 /// How often a step is built again after the target moved under it, after the first build.
-pub const MAX_REBUILDS: u32 = 3;
+pub(crate) const MAX_REBUILDS: u32 = 3;
 
 /// The prefix of archive tags: `orch/archive/<plan>/<short sha of the branch tip>`.
-pub const ARCHIVE_PREFIX: &str = "orch/archive";
+pub(crate) const ARCHIVE_PREFIX: &str = "orch/archive";
 
 /// What to merge and how.
 #[derive(Clone, Copy, Debug)]
-pub struct StepRequest<'a> {
+pub(crate) struct StepRequest<'a> {
     /// The main repository's work dir.
-    pub repo_root: &'a Path,
-    pub target: &'a str,
-    pub plan: &'a str,
-    pub branch: &'a str,
+    pub(crate) repo_root: &'a Path,
+    pub(crate) target: &'a str,
+    pub(crate) plan: &'a str,
+    pub(crate) branch: &'a str,
     /// The commit the plan branch was made from (named in the merge message), if known.
-    pub base: Option<&'a str>,
-    pub strategy: MergeStrategy,
+    pub(crate) base: Option<&'a str>,
+    pub(crate) strategy: MergeStrategy,
     /// The verify command, if any.
-    pub verify: Option<&'a Verify>,
+    pub(crate) verify: Option<&'a Verify>,
     /// A tree `verify` passed on already (a resolution's gate, [`super::resolve`]): a candidate
     /// with that very tree is not verified twice.
-    pub verified_tree: Option<Oid>,
+    pub(crate) verified_tree: Option<Oid>,
 }
 
 /// A plan that landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Merged {
+pub(crate) struct Merged {
     /// The target's tip after the step: the merge or squash commit, or the branch tip for
     /// `ff-only`.
-    pub commit: String,
+    pub(crate) commit: String,
     /// The target's tip the step was built on.
-    pub previous: String,
+    pub(crate) previous: String,
     /// The plan branch's tip that was merged.
-    pub branch_tip: String,
+    pub(crate) branch_tip: String,
     /// The lightweight tag on the branch tip (`orch/archive/<plan>/<short sha>`).
-    pub archive_tag: String,
+    pub(crate) archive_tag: String,
     /// How often the step was rebuilt because the target moved.
-    pub rebuilt: u32,
+    pub(crate) rebuilt: u32,
 }
 
 /// How a step ended (errors aside).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StepOutcome {
+pub(crate) enum StepOutcome {
     Merged(Merged),
     /// The plan is in the target already; nothing changed.
     AlreadyMerged,
@@ -84,7 +84,7 @@ pub enum StepOutcome {
 /// Runs one merge step. Nothing moves unless the merge is clean and verified; then the work
 /// tree that has the target checked out (if any) and the target ref move together, under the
 /// ref's lock, from the tip the merge was built on.
-pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
+pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
     let repo = MergeRepo::open(req.repo_root)?;
     let theirs = repo
         .branch_tip(req.branch)?
@@ -156,7 +156,7 @@ pub fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
 }
 
 /// The archive tag name of a plan's branch tip.
-pub fn archive_tag_name(plan: &str, tip: &str) -> String {
+pub(crate) fn archive_tag_name(plan: &str, tip: &str) -> String {
     format!("{ARCHIVE_PREFIX}/{plan}/{}", &tip[..tip.len().min(10)])
 }
 

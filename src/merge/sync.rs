@@ -15,28 +15,28 @@ use crate::workspace::Workspace;
 
 /// A plan to bring up to date.
 #[derive(Clone, Debug)]
-pub struct SyncTarget<'a> {
-    pub plan: &'a str,
-    pub branch: &'a str,
+pub(crate) struct SyncTarget<'a> {
+    pub(crate) plan: &'a str,
+    pub(crate) branch: &'a str,
     /// The plan's worktree, which has `branch` checked out.
-    pub worktree: &'a Path,
+    pub(crate) worktree: &'a Path,
     /// The upstream plans: `(name, branch)`, in `depends_on` order.
-    pub upstreams: Vec<(String, String)>,
+    pub(crate) upstreams: Vec<(String, String)>,
 }
 
 /// One upstream plan's tip, merged into the plan (or already in it).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpstreamMerge {
-    pub upstream: String,
-    pub branch: String,
-    pub upstream_commit: String,
+pub(crate) struct UpstreamMerge {
+    pub(crate) upstream: String,
+    pub(crate) branch: String,
+    pub(crate) upstream_commit: String,
     /// The merge commit; `None` when the plan already contained the upstream tip.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
 }
 
 /// What [`sync_plan`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncResult {
+pub(crate) enum SyncResult {
     /// Every upstream tip is in the plan's branch now (upstreams without a branch are left out).
     Done(Vec<UpstreamMerge>),
     /// Merging this upstream's tip conflicts in `files`; nothing was changed.
@@ -50,7 +50,7 @@ pub enum SyncResult {
 
 /// Merges the tip of each upstream branch into the plan's branch, in its worktree (which must be
 /// clean). Tried in memory first: on a conflict nothing changes.
-pub fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, GitError> {
+pub(crate) fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, GitError> {
     let mut tips = Vec::new();
     for (name, branch) in &t.upstreams {
         if let Some(tip) = git::branch_tip(repo_root, branch)? {
@@ -106,7 +106,7 @@ pub fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, GitErro
 /// The status file's `orchUpstream` with `merges` recorded: per upstream plan, the upstream
 /// commit the plan's branch contains (`commit`), the branch it was the tip of, the merge commit
 /// that brought it (if one was made now) and when.
-pub fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]) -> Value {
+pub(crate) fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]) -> Value {
     let mut map = existing
         .and_then(Value::as_object)
         .cloned()
@@ -136,7 +136,7 @@ pub fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]) -> Va
 
 /// Why `orch sync` leaves plan `p` (whose worktree is at `worktree`) as it is, if it does: it
 /// depends on no plan, has no branch yet, is merged into `target` already, or has no worktree.
-pub fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option<String> {
+pub(crate) fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option<String> {
     if p.upstreams.is_empty() {
         Some("depends on no other plan".into())
     } else if p.tip.is_none() {
@@ -156,14 +156,14 @@ pub fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option<String
 
 /// What [`sync_and_record`] did: [`sync_plan`]'s result, and why the merges could not be
 /// recorded in the status file, if they could not (git holds them either way).
-pub struct Synced {
-    pub result: SyncResult,
-    pub unrecorded: Option<StatusError>,
+pub(crate) struct Synced {
+    pub(crate) result: SyncResult,
+    pub(crate) unrecorded: Option<StatusError>,
 }
 
 /// Merges the tips of plan `p`'s upstream plans (of `infos`) into its branch, in its worktree
 /// (see [`sync_plan`]), and records them in its status file (`orchUpstream`).
-pub fn sync_and_record(
+pub(crate) fn sync_and_record(
     ws: &Workspace,
     repo_root: &Path,
     infos: &[PlanInfo],

@@ -19,24 +19,24 @@ use crate::process::{group_alive, log_line, open_log, signal_group};
 
 /// The verify command and where it runs.
 #[derive(Clone, Debug)]
-pub struct Verify {
+pub(crate) struct Verify {
     /// The argv (`defaults.verify`), e.g. `["cargo", "test"]`.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The time limit (`defaults.timeout`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Between SIGTERM and SIGKILL when it is stopped (`defaults.grace`).
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Where staging worktrees go (`<worktree_root>`).
-    pub staging_dir: PathBuf,
+    pub(crate) staging_dir: PathBuf,
     /// The directory of per-plan logs (`<log_dir>`); the log is `<log_dir>/<plan>/merge-verify.log`.
-    pub log_dir: PathBuf,
+    pub(crate) log_dir: PathBuf,
     /// Confined ([`super::confine`]), and the note when it cannot be.
-    pub sandbox: super::confine::VerifySandbox,
+    pub(crate) sandbox: super::confine::VerifySandbox,
 }
 
 impl Verify {
     /// `<log_dir>/<plan>/merge-verify.log`.
-    pub fn log_path(&self, plan: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, plan: &str) -> PathBuf {
         self.log_dir.join(plan).join("merge-verify.log")
     }
 }
@@ -202,7 +202,7 @@ pub(crate) fn stop_group(pgid: u32, grace: Duration, child: &mut std::process::C
 }
 
 /// An argv as a reader would type it: arguments with spaces or quotes in single quotes.
-pub fn shown(argv: &[String]) -> String {
+pub(crate) fn shown(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty() && !a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {

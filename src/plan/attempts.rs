@@ -4,11 +4,11 @@
 use super::check::find_ci;
 
 /// The most attempts one clause may ask for (the manifest's `max_agents` bounds it further).
-pub const MAX_ATTEMPTS: u32 = 64;
+pub(crate) const MAX_ATTEMPTS: u32 = 64;
 
 /// The number of the first `(attempts: N)` clause of `description`; `Ok(None)` without one,
 /// `Err` for a clause that is not closed, repeated, or not a number from 1 to [`MAX_ATTEMPTS`].
-pub fn attempts_clause(description: &str) -> Result<Option<u32>, String> {
+pub(crate) fn attempts_clause(description: &str) -> Result<Option<u32>, String> {
     let Some(pos) = find_ci(description, "(attempts:") else {
         return Ok(None);
     };
@@ -32,7 +32,7 @@ pub fn attempts_clause(description: &str) -> Result<Option<u32>, String> {
 /// (its attempts start together, so it would never start), or above 1 where best of N does not
 /// run (`unsupported`: how the plan's agents run, `a plan-mode agent`): errors at the tasks'
 /// lines.
-pub fn attempts_problems(
+pub(crate) fn attempts_problems(
     plan: &super::Plan,
     rel_path: &str,
     max_agents: usize,

@@ -4,7 +4,7 @@
 
 /// The argv of the first `(check: …)` clause of `description`; `Ok(None)` without one, `Err`
 /// for a clause that is not closed or names no program.
-pub fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
+pub(crate) fn check_clause(description: &str) -> Result<Option<Vec<String>>, String> {
     let Some(pos) = find_ci(description, "(check:") else {
         return Ok(None);
     };

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// A 64-bit hash of `bytes` (word-at-a-time multiply-rotate, then a final avalanche). Stable
 /// across versions and machines: `orchPlanDigest` in status files stores it.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = IdHasher::default();
     h.write(bytes);
     h.finish()
@@ -17,7 +17,7 @@ const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The [`Hasher`] of [`hash_bytes`].
 #[derive(Clone, Copy, Debug)]
-pub struct IdHasher {
+pub(crate) struct IdHasher {
     h: u64,
 }
 
@@ -120,7 +120,7 @@ fn tail_word(rest: &[u8]) -> u64 {
 /// over [`hash_bytes`], the ids read from the list (`id_of(position)`) rather than copied, and
 /// compared in line. Cheaper than an [`IdMap`] of `&str` for the one-shot indexes of a long plan.
 #[derive(Clone, Debug)]
-pub struct IdIndex {
+pub(crate) struct IdIndex {
     /// Positions, `EMPTY` where free; a power of two long, at most half full.
     slots: Vec<u32>,
     len: usize,
@@ -141,7 +141,7 @@ pub(crate) fn same_id(a: &[u8], b: &[u8]) -> bool {
 
 impl IdIndex {
     /// An empty index with room for `n` ids.
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         IdIndex {
             slots: vec![EMPTY; (2 * n).next_power_of_two().max(16)],
             len: 0,
@@ -173,7 +173,7 @@ impl IdIndex {
 
     /// Adds `key` at `position` unless it is there: then the position it has (the first one
     /// stays). Positions beyond `u32` are not kept.
-    pub fn insert_first<'a>(
+    pub(crate) fn insert_first<'a>(
         &mut self,
         key: &str,
         position: usize,
@@ -183,7 +183,7 @@ impl IdIndex {
     }
 
     /// Adds `key` at `position`, or moves it there (the last one stays, as in a map).
-    pub fn insert_last<'a>(
+    pub(crate) fn insert_last<'a>(
         &mut self,
         key: &str,
         position: usize,
@@ -221,7 +221,7 @@ impl IdIndex {
     }
 
     /// The position of `key`.
-    pub fn get<'a>(&self, key: &str, id_of: impl Fn(usize) -> &'a str) -> Option<usize> {
+    pub(crate) fn get<'a>(&self, key: &str, id_of: impl Fn(usize) -> &'a str) -> Option<usize> {
         match self.slots[self.slot(key, &id_of)] {
             EMPTY => None,
             i => Some(i as usize),
@@ -230,10 +230,10 @@ impl IdIndex {
 }
 
 /// A `HashMap` hashed with [`IdHasher`].
-pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// An empty [`IdMap`] with room for `n` entries.
-pub fn id_map<K, V>(n: usize) -> IdMap<K, V> {
+pub(crate) fn id_map<K, V>(n: usize) -> IdMap<K, V> {
     IdMap::with_capacity_and_hasher(n, BuildHasherDefault::default())
 }
 

@@ -7,14 +7,18 @@ mod model;
 mod parse;
 mod render;
 
-pub use parse::PlanReadError;
+pub(crate) use parse::PlanReadError;
 
-pub use attempts::{MAX_ATTEMPTS, attempts_clause, attempts_problems};
-pub use check::check_clause;
+pub(crate) use attempts::{attempts_clause, attempts_problems};
+pub(crate) use check::check_clause;
 
-pub use ids::{IdHasher, IdIndex, IdMap, hash_bytes, id_map};
+pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
-pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
+pub use parse::parse;
+pub use parse::parse_file;
+pub use parse::parse_file_with;
+pub use parse::parse_with;
+pub use parse::task_files;
 
 #[cfg(test)]
 mod tests;

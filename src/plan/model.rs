@@ -1,6 +1,5 @@
 //! The parsed form of a markdown plan. Pure data: no I/O, no scheduling.
 
-use std::cmp::Ordering;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -69,7 +68,7 @@ impl Task {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PipelineStart {
     pub trigger: String,
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 /// A `## Phase N: title` section.
@@ -77,13 +76,13 @@ pub struct PipelineStart {
 pub struct Phase {
     pub number: u32,
     pub title: String,
-    pub line: usize,
+    pub(crate) line: usize,
     pub pipeline_start: Option<PipelineStart>,
 }
 
 impl Phase {
     /// `Phase N: title`, the form the earlier system's status files use.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         if self.title.is_empty() {
             format!("Phase {}", self.number)
         } else {
@@ -100,7 +99,7 @@ pub struct SequentialGroup {
     /// Member task ids in file order.
     pub tasks: Vec<String>,
     pub reason: String,
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 /// `**Execution Note:** Phases 2-3 are [PARALLEL] - reason`: these phases share one barrier.
@@ -109,7 +108,7 @@ pub struct ParallelGroup {
     pub label: String,
     pub phases: Vec<u32>,
     pub reason: String,
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 /// A parsed plan file.
@@ -130,11 +129,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn task(&self, id: &str) -> Option<&Task> {
+    pub(crate) fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }
 
-    pub fn phase(&self, number: u32) -> Option<&Phase> {
+    pub(crate) fn phase(&self, number: u32) -> Option<&Phase> {
         self.phases.iter().find(|p| p.number == number)
     }
 
@@ -147,7 +146,7 @@ impl Plan {
     }
 
     /// The sequential group a task belongs to, if any.
-    pub fn sequential_group_of(&self, id: &str) -> Option<&SequentialGroup> {
+    pub(crate) fn sequential_group_of(&self, id: &str) -> Option<&SequentialGroup> {
         self.sequential
             .iter()
             .find(|g| g.tasks.iter().any(|t| t == id))
@@ -155,13 +154,13 @@ impl Plan {
 }
 
 /// The numeric parts of a task id (`2.10` → `[2, 10]`); `None` for ids that are not `N.M[.K]`.
-pub fn id_parts(id: &str) -> Option<Vec<u32>> {
+pub(crate) fn id_parts(id: &str) -> Option<Vec<u32>> {
     let parts: Option<Vec<u32>> = id.split('.').map(|p| p.parse().ok()).collect();
     parts.filter(|p| (2..=3).contains(&p.len()))
 }
 
 /// Whether `id` has the form `N.M` or `N.M.K` (what [`id_parts`] accepts), without allocating.
-pub fn is_task_id(id: &str) -> bool {
+pub(crate) fn is_task_id(id: &str) -> bool {
     // One pass over the bytes: each part an optional `+` and 1 to 9 digits (a part of more
     // digits may still fit a `u32`: those ids take the general path).
     let b = id.as_bytes();
@@ -218,17 +217,7 @@ fn is_u32(p: &str) -> bool {
     digits.len() <= 9 || p.parse::<u32>().is_ok()
 }
 
-/// Orders task ids numerically (`2.9` < `2.10`); verification ids and malformed ids sort after.
-pub fn compare_ids(a: &str, b: &str) -> Ordering {
-    match (id_parts(a), id_parts(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
-}
-
 /// The id of phase `n`'s verification step.
-pub fn verify_id(phase: u32) -> String {
+pub(crate) fn verify_id(phase: u32) -> String {
     format!("V{phase}")
 }

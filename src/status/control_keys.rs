@@ -4,13 +4,13 @@
 use super::StatusDoc;
 
 /// The top-level status-file key of a plan paused by a person.
-pub const PAUSED_KEY: &str = "orchPlanPaused";
+pub(crate) const PAUSED_KEY: &str = "orchPlanPaused";
 /// The task-entry key of a task stopped by a person.
-pub const STOPPED_KEY: &str = "orchStopped";
+pub(crate) const STOPPED_KEY: &str = "orchStopped";
 /// The cause recorded for a stopped task.
-pub const STOPPED: &str = "stopped";
+pub(crate) const STOPPED: &str = "stopped";
 
 /// Whether a plan's status document says it is paused.
-pub fn is_paused(doc: &StatusDoc) -> bool {
+pub(crate) fn is_paused(doc: &StatusDoc) -> bool {
     doc.extra.contains_key(PAUSED_KEY)
 }

@@ -85,7 +85,7 @@ pub enum StatusError {
 
 impl StatusError {
     /// The documented exit code this error maps to.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } | Self::Read { .. } => {
                 exit::STATE
@@ -101,7 +101,7 @@ impl StatusError {
     }
 
     /// The way out, where one is known.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Self::Corrupt { .. } => Some(
                 "fix the file by hand, or rebuild it from the plan (the corrupt file is kept \

@@ -11,7 +11,7 @@ mod index;
 mod model;
 mod orch_fields;
 mod reconcile;
-pub mod report;
+pub(crate) mod report;
 mod states;
 mod store;
 mod summary;
@@ -20,17 +20,22 @@ mod transition;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use control_keys::{PAUSED_KEY, STOPPED, STOPPED_KEY, is_paused};
-pub use error::StatusError;
+pub(crate) use control_keys::{PAUSED_KEY, STOPPED, STOPPED_KEY, is_paused};
+pub(crate) use error::StatusError;
 pub use model::*;
-pub use orch_fields::{OrchMerge, OrchPlanAgent};
-pub use reconcile::{ReconcileReport, reconcile};
-pub use states::{StateEntry, StatusStates, load_states};
-pub use store::{
-    FileStamp, LOCK_SUFFIX, STATUS_FILE_NAME, apply_if_current, load, lock_path, rebuild, update,
-    update_entry_if_current, update_if_current, update_with_digest, view, view_bytes,
+pub(crate) use orch_fields::{OrchMerge, OrchPlanAgent};
+pub use reconcile::reconcile;
+pub(crate) use states::StatusStates;
+pub use states::load_states;
+pub use store::load;
+pub use store::update;
+pub(crate) use store::{
+    FileStamp, STATUS_FILE_NAME, apply_if_current, rebuild, update_entry_if_current,
+    update_with_digest, view, view_bytes,
 };
-pub use summary::{counts_all, current_phase, refresh_derived, summarize};
-pub use transition::{
-    RunInfo, Transition, TransitionOptions, TransitionOutcome, apply, record_launch,
-};
+pub(crate) use summary::counts_all;
+pub use summary::refresh_derived;
+pub use transition::Transition;
+pub use transition::TransitionOptions;
+pub use transition::apply;
+pub(crate) use transition::{RunInfo, TransitionOutcome, record_launch};

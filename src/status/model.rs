@@ -9,13 +9,13 @@ use serde_json::{Map, Value};
 use super::index::EntryIndex;
 use super::orch_fields::{OrchMerge, OrchPlanAgent};
 
-use crate::plan::{Plan, Task, TaskKind};
+use crate::plan::{Plan, Task};
 
 /// The version of orch's additions to the file (`orchSchemaVersion`).
-pub const ORCH_SCHEMA_VERSION: u32 = 1;
+pub(crate) const ORCH_SCHEMA_VERSION: u32 = 1;
 
 /// The `_comment` written into new files.
-pub const DEFAULT_COMMENT: &str = "Execution status of this plan, maintained by orch. The plan file \
+pub(crate) const DEFAULT_COMMENT: &str = "Execution status of this plan, maintained by orch. The plan file \
     lists the tasks; this file records their outcomes. Change it with `orch task`, not by hand.";
 
 /// The status of one task, as the schema spells it.
@@ -31,7 +31,7 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     /// The spelling used in the file (`in_progress`, …).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::InProgress => "in_progress",
@@ -42,12 +42,14 @@ impl TaskStatus {
     }
 
     /// The status spelled `name` in the file ([`Self::as_str`]'s inverse).
-    pub fn from_name(name: &str) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::from_bytes(name.as_bytes())
     }
 
     /// [`Self::from_name`] of the bytes of a name (no UTF-8 check needed to match one).
-    pub fn from_bytes(name: &[u8]) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_bytes(name: &[u8]) -> Option<Self> {
         Some(match name {
             b"pending" => Self::Pending,
             b"in_progress" => Self::InProgress,
@@ -59,7 +61,7 @@ impl TaskStatus {
     }
 
     /// Completed or skipped: nothing more will happen to the task by itself.
-    pub fn is_finished(self) -> bool {
+    pub(crate) fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Skipped)
     }
 }
@@ -73,46 +75,46 @@ impl fmt::Display for TaskStatus {
 /// Who runs a task (orch's field `orchRun`): enough to tell a live agent from a reused pid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrchRun {
-    pub pid: u32,
+pub(crate) struct OrchRun {
+    pub(crate) pid: u32,
     /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot), 0 when unknown.
     #[serde(default)]
-    pub process_start_time: u64,
-    pub started_at: String,
+    pub(crate) process_start_time: u64,
+    pub(crate) started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Where the agent runs when not a local process (`slurm`); `pid` is then 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<String>,
+    pub(crate) executor: Option<String>,
     /// The batch job running the agent (`executor` set), once submitted: what a restarted
     /// `orch up` re-attaches to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
+    pub(crate) job_id: Option<String>,
 }
 
 /// Tokens and cost of a task's attempts, summed (orch's field `orchUsage`), as the agents'
 /// clients reported them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrchUsage {
+pub(crate) struct OrchUsage {
     #[serde(default)]
-    pub input_tokens: u64,
+    pub(crate) input_tokens: u64,
     #[serde(default)]
-    pub output_tokens: u64,
+    pub(crate) output_tokens: u64,
     #[serde(default)]
-    pub cache_read_tokens: u64,
+    pub(crate) cache_read_tokens: u64,
     #[serde(default)]
-    pub cache_write_tokens: u64,
+    pub(crate) cache_write_tokens: u64,
     /// US dollars; absent when no client named a cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
+    pub(crate) cost_usd: Option<f64>,
     /// Attempts whose usage is counted.
     #[serde(default)]
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 impl OrchUsage {
-    pub fn usage(&self) -> crate::agent_output::Usage {
+    pub(crate) fn usage(&self) -> crate::agent_output::Usage {
         crate::agent_output::Usage {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
@@ -123,7 +125,7 @@ impl OrchUsage {
     }
 
     /// Adds one attempt's usage.
-    pub fn add(&mut self, u: &crate::agent_output::Usage) {
+    pub(crate) fn add(&mut self, u: &crate::agent_output::Usage) {
         let sum = self.usage().plus(u);
         self.input_tokens = sum.input_tokens;
         self.output_tokens = sum.output_tokens;
@@ -137,14 +139,14 @@ impl OrchUsage {
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecutionConstraints {
-    pub sequential: bool,
+pub(crate) struct ExecutionConstraints {
+    pub(crate) sequential: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequential_group: Option<String>,
+    pub(crate) sequential_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 /// One entry of `tasks` (or of orch's `verifySteps`).
@@ -155,14 +157,14 @@ pub struct TaskEntry {
     /// The phase label, `Phase N: title`.
     #[serde(default)]
     pub phase: String,
-    pub description: String,
+    pub(crate) description: String,
     pub status: TaskStatus,
     /// The ids written in the task's `(depends: …)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dependencies: Vec<String>,
+    pub(crate) dependencies: Vec<String>,
     /// The ids of the tasks that depend on this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dependents: Vec<String>,
+    pub(crate) dependents: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,21 +178,21 @@ pub struct TaskEntry {
     )]
     pub duration: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip_reason: Option<String>,
+    pub(crate) skip_reason: Option<String>,
     /// How many times the task was restarted after a failure.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub retry_count: u32,
+    pub(crate) retry_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_constraints: Option<ExecutionConstraints>,
+    pub(crate) execution_constraints: Option<ExecutionConstraints>,
     /// orch: who runs the task while it is in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orch_run: Option<OrchRun>,
+    pub(crate) orch_run: Option<OrchRun>,
     /// orch: the commit that completed the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -199,42 +201,42 @@ pub struct TaskEntry {
     pub attempts: u32,
     /// orch, verification steps only: `false` for a `(non-blocking)` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocking: Option<bool>,
+    pub(crate) blocking: Option<bool>,
     /// orch: tokens and cost of its attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orch_usage: Option<OrchUsage>,
+    pub(crate) orch_usage: Option<OrchUsage>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 /// One entry of `runs`, filled by the supervisor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    pub run_id: String,
-    pub started_at: String,
+pub(crate) struct RunRecord {
+    pub(crate) run_id: String,
+    pub(crate) started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<String>,
+    pub(crate) completed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasks_completed: Option<u32>,
+    pub(crate) tasks_completed: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasks_failed: Option<u32>,
+    pub(crate) tasks_failed: Option<u32>,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 /// Counts of tasks by status (`summary`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Summary {
+pub(crate) struct Summary {
     #[serde(rename = "totalTasks")]
-    pub total_tasks: u32,
-    pub completed: u32,
-    pub pending: u32,
-    pub failed: u32,
-    pub skipped: u32,
-    pub in_progress: u32,
+    pub(crate) total_tasks: u32,
+    pub(crate) completed: u32,
+    pub(crate) pending: u32,
+    pub(crate) failed: u32,
+    pub(crate) skipped: u32,
+    pub(crate) in_progress: u32,
 }
 
 /// A whole `status.json`.
@@ -242,30 +244,30 @@ pub struct Summary {
 #[serde(rename_all = "camelCase")]
 pub struct StatusDoc {
     #[serde(rename = "_comment", default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
+    pub(crate) comment: Option<String>,
     /// The plan file, relative to the repository root.
-    pub plan_path: String,
+    pub(crate) plan_path: String,
     /// The plan's title.
-    pub plan_name: String,
-    pub created_at: String,
+    pub(crate) plan_name: String,
+    pub(crate) created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_updated_at: Option<String>,
+    pub(crate) last_updated_at: Option<String>,
     /// The label of the first phase with unfinished tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_phase: Option<String>,
+    pub(crate) current_phase: Option<String>,
     /// The plan's tasks (never its verification steps), in plan order.
     pub tasks: Vec<TaskEntry>,
     #[serde(default)]
-    pub runs: Vec<RunRecord>,
+    pub(crate) runs: Vec<RunRecord>,
     /// Counts over `tasks` only.
     #[serde(default)]
-    pub summary: Summary,
+    pub(crate) summary: Summary,
     /// orch: the version of orch's additions; 0 in a file orch never wrote.
     #[serde(default)]
-    pub orch_schema_version: u32,
+    pub(crate) orch_schema_version: u32,
     /// orch: the plan's name in `plans.toml`.
     #[serde(default)]
-    pub orch_plan: String,
+    pub(crate) orch_plan: String,
     /// orch: the verification steps (`V<N>`), which the schema's id pattern keeps out of `tasks`.
     #[serde(default)]
     pub verify_steps: Vec<TaskEntry>,
@@ -273,16 +275,16 @@ pub struct StatusDoc {
     /// While it matches the plan file, `orch task` records an outcome without parsing the plan.
     /// orch removes it whenever it reconciles without knowing the plan file's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orch_plan_digest: Option<String>,
+    pub(crate) orch_plan_digest: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
     /// orch: the plan-mode agent (`orchPlanAgent`). After `extra`, as when it lived there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orch_plan_agent: Option<OrchPlanAgent>,
+    pub(crate) orch_plan_agent: Option<OrchPlanAgent>,
     /// orch: the plan's last merge (`orchMerge`). After `extra`, as when it lived there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orch_merge: Option<OrchMerge>,
+    pub(crate) orch_merge: Option<OrchMerge>,
     /// Positions of the entries by id, built on the first lookup (not part of the file).
     #[serde(skip)]
     pub(crate) index: EntryIndex,
@@ -310,16 +312,10 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// Parses a timestamp written by orch or the earlier system.
-pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
-}
-
-/// The phase label of a plan task: `Phase N: title`.
-pub fn phase_label(plan: &Plan, task: &Task) -> String {
-    plan.phase(task.phase)
-        .map_or_else(|| format!("Phase {}", task.phase), |p| p.label())
 }
 
 /// The phase number of a label `Phase N…`, if it has that form.
@@ -344,13 +340,6 @@ pub fn plan_digest(bytes: &[u8]) -> String {
 }
 
 impl TaskEntry {
-    /// A fresh entry for a plan task: pending, or completed when marked `[x]`.
-    pub fn from_plan(plan: &Plan, task: &Task) -> Self {
-        let mut entry = Self::from_plan_parts(task);
-        entry.refresh_from_plan(plan, task);
-        entry
-    }
-
     /// A fresh entry with only the id and status filled (the caller refreshes the rest).
     pub(crate) fn from_plan_parts(task: &Task) -> Self {
         Self {
@@ -380,45 +369,6 @@ impl TaskEntry {
             orch_usage: None,
             extra: Map::new(),
         }
-    }
-
-    /// Refreshes what the plan defines (description, phase, dependencies, dependents,
-    /// constraints, blocking); keeps the recorded outcome.
-    pub fn refresh_from_plan(&mut self, plan: &Plan, task: &Task) {
-        self.phase = phase_label(plan, task);
-        self.description = if task.description.trim().is_empty() {
-            match task.kind {
-                TaskKind::Task => format!("Task {}", task.id),
-                TaskKind::Verify => format!("Verify phase {}", task.phase),
-            }
-        } else {
-            task.description.clone()
-        };
-        self.dependencies = task.dependencies().to_vec();
-        self.dependents = plan
-            .tasks
-            .iter()
-            .filter(|t| t.dependencies().contains(&task.id))
-            .map(|t| t.id.clone())
-            .collect();
-        let constraints = plan.sequential_group_of(&task.id).map(|g| {
-            let mut c = ExecutionConstraints {
-                sequential: true,
-                sequential_group: Some(g.label.clone()),
-                reason: (!g.reason.is_empty()).then(|| g.reason.clone()),
-                extra: Map::new(),
-            };
-            // Keep fields someone else added to the constraints.
-            if let Some(old) = &self.execution_constraints {
-                c.extra = old.extra.clone();
-            }
-            c
-        });
-        self.execution_constraints = constraints;
-        self.blocking = match task.kind {
-            TaskKind::Verify => Some(task.blocking),
-            TaskKind::Task => None,
-        };
     }
 }
 
@@ -462,7 +412,7 @@ impl StatusDoc {
     }
 
     /// The entry of a task or verification step, to change it.
-    pub fn entry_mut(&mut self, id: &str) -> Option<&mut TaskEntry> {
+    pub(crate) fn entry_mut(&mut self, id: &str) -> Option<&mut TaskEntry> {
         let i = match self.index.find(&self.tasks, &self.verify_steps, id) {
             Some(i) => i,
             None => {
@@ -495,13 +445,13 @@ impl StatusDoc {
     }
 
     /// Every entry: tasks, then verification steps.
-    pub fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
         self.tasks.iter().chain(self.verify_steps.iter())
     }
 }
 
 /// The plan's human-readable name: its title, or its file stem (never empty: the schema says so).
-pub fn plan_name(plan: &Plan) -> String {
+pub(crate) fn plan_name(plan: &Plan) -> String {
     if !plan.title.trim().is_empty() {
         return plan.title.clone();
     }

@@ -9,56 +9,56 @@ use serde_json::{Map, Value};
 /// on disk; the optional ones are written only by the outcome they belong to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrchMerge {
+pub(crate) struct OrchMerge {
     /// `merged`, `conflict` or `verify_failed`.
     #[serde(default)]
-    pub state: String,
+    pub(crate) state: String,
     #[serde(default)]
-    pub target: String,
+    pub(crate) target: String,
     /// `merge`, `squash` or `ff-only`.
     #[serde(default)]
-    pub strategy: String,
+    pub(crate) strategy: String,
     /// The target's tip after the step (merged), or when it stopped.
     #[serde(default)]
-    pub commit: String,
+    pub(crate) commit: String,
     /// Conflicting paths (empty unless `conflict`).
     #[serde(default)]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     #[serde(default)]
-    pub branch: String,
+    pub(crate) branch: String,
     /// The plan branch's tip (`null` when the branch did not exist).
     #[serde(default)]
-    pub branch_tip: Option<String>,
+    pub(crate) branch_tip: Option<String>,
     #[serde(default)]
-    pub at: String,
+    pub(crate) at: String,
     /// `merged`: the archive tag on the branch tip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive_tag: Option<String>,
+    pub(crate) archive_tag: Option<String>,
     /// `merged`: the target's tip the merge was built on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
+    pub(crate) previous: Option<String>,
     /// `merged`: how often the step was rebuilt because the target moved (absent when never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rebuilt: Option<u32>,
+    pub(crate) rebuilt: Option<u32>,
     /// `verify_failed`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// `verify_failed`: the verify command's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
+    pub(crate) log: Option<String>,
     /// The `resolve` agent whose resolution (a merge commit on the plan branch) made the plan
     /// merge (`merged`), or whose resolution failed (`conflict`, `verify_failed`: `reason` says
     /// why); absent when no resolver ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_by: Option<String>,
+    pub(crate) resolved_by: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 impl OrchMerge {
     /// Whether the record says the plan was merged.
-    pub fn is_merged(&self) -> bool {
+    pub(crate) fn is_merged(&self) -> bool {
         self.state == "merged"
     }
 }
@@ -67,16 +67,16 @@ impl OrchMerge {
 /// `orch up` can tell whether it still runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrchPlanAgent {
+pub(crate) struct OrchPlanAgent {
     /// 0 for a batch job.
     #[serde(default)]
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// A local agent: field 22 of `/proc/<pid>/stat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process_start_time: Option<u64>,
+    pub(crate) process_start_time: Option<u64>,
     /// A batch job: where it runs (`slurm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<String>,
+    pub(crate) executor: Option<String>,
     /// A batch job: `Some(None)` (written `null`) before its submission, `Some(Some(id))` after;
     /// `None` (absent) for a local agent.
     #[serde(
@@ -84,12 +84,12 @@ pub struct OrchPlanAgent {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de_present"
     )]
-    pub job_id: Option<Option<String>>,
+    pub(crate) job_id: Option<Option<String>>,
     #[serde(default)]
-    pub started_at: String,
+    pub(crate) started_at: String,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 /// A field that is present (even as `null`) is `Some`; with `default`, an absent one is `None`.

@@ -17,7 +17,7 @@ pub struct ReconcileReport {
     /// Ids new in the plan, added to the document, in plan order.
     pub added: Vec<String>,
     /// Ids no longer in the plan, removed from the document, with their last status.
-    pub removed: Vec<(String, TaskStatus)>,
+    pub(crate) removed: Vec<(String, TaskStatus)>,
     /// Whether the document changed at all (including refreshed descriptions and counts).
     pub changed: bool,
 }
@@ -25,17 +25,17 @@ pub struct ReconcileReport {
 /// What the plan defines for its entries, computed once per reconcile: phase labels, each
 /// task's dependents and sequential group. Keeps [`reconcile`] linear in the size of the plan.
 pub(super) struct PlanFacts<'p> {
-    pub labels: IdMap<u32, String>,
+    pub(crate) labels: IdMap<u32, String>,
     /// Index in `plan.tasks` by id (the first, should an id repeat).
-    pub index: IdMap<&'p str, usize>,
+    pub(crate) index: IdMap<&'p str, usize>,
     /// `dependents[i]`: ids of the tasks whose `(depends: …)` names `plan.tasks[i]`, in plan order.
-    pub dependents: Vec<Vec<&'p str>>,
+    pub(crate) dependents: Vec<Vec<&'p str>>,
     /// The first sequential group naming each id.
-    pub group: IdMap<&'p str, &'p SequentialGroup>,
+    pub(crate) group: IdMap<&'p str, &'p SequentialGroup>,
 }
 
 impl<'p> PlanFacts<'p> {
-    pub fn of(plan: &'p Plan) -> Self {
+    pub(crate) fn of(plan: &'p Plan) -> Self {
         let labels = plan
             .phases
             .iter()

@@ -19,34 +19,34 @@ use serde::{Deserialize, Serialize};
 use super::{Transition, TransitionOptions, TransitionOutcome};
 
 /// The state directory's subdirectory that holds the report directories.
-pub const REPORTS_DIR: &str = "reports";
+pub(crate) const REPORTS_DIR: &str = "reports";
 /// The pending report in a report directory.
-pub const REPORT_FILE: &str = "report.json";
+pub(crate) const REPORT_FILE: &str = "report.json";
 /// A report the supervisor took and has not answered yet: renamed from [`REPORT_FILE`] when
 /// taken, removed once answered (by the supervisor, and by `orch task` when it reads the
 /// answer). One found by the next supervisor was taken by one that stopped before answering:
 /// it is taken again.
-pub const TAKEN_FILE: &str = "report.taken.json";
+pub(crate) const TAKEN_FILE: &str = "report.taken.json";
 /// The supervisor's answer to it.
-pub const ANSWER_FILE: &str = "answer.json";
+pub(crate) const ANSWER_FILE: &str = "answer.json";
 /// The prefix of a person's report directory.
-pub const PERSON_PREFIX: &str = "person-";
+pub(crate) const PERSON_PREFIX: &str = "person-";
 
 /// `<state_dir>/reports/<plan>`.
-pub fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
+pub(crate) fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
     state_dir.join(REPORTS_DIR).join(plan)
 }
 
 /// The report directory of attempt `attempt` of `unit` (a task id, or `plan` for a plan-mode
 /// agent) of plan `plan`: `<state_dir>/reports/<plan>/<unit>.<attempt>`.
-pub fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
+pub(crate) fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
     plan_reports_dir(state_dir, plan).join(format!("{unit}.{attempt}"))
 }
 
 /// The latest attempt of `unit` of plan `plan` that has a report directory (orch makes one at
 /// each launch and removes it when the attempt is over): the attempt an agent that outlived its
 /// supervisor belongs to.
-pub fn latest_attempt(state_dir: &Path, plan: &str, unit: &str) -> Option<u32> {
+pub(crate) fn latest_attempt(state_dir: &Path, plan: &str, unit: &str) -> Option<u32> {
     let prefix = format!("{unit}.");
     std::fs::read_dir(plan_reports_dir(state_dir, plan))
         .ok()?
@@ -63,45 +63,45 @@ pub fn latest_attempt(state_dir: &Path, plan: &str, unit: &str) -> Option<u32> {
 
 /// One report: what `orch task` was asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Told back in the answer (a report left by an earlier call is not taken for this one).
-    pub seq: String,
+    pub(crate) seq: String,
     /// `start`, `done`, `fail`, `skip` or `reset`.
-    pub transition: String,
-    pub id: String,
+    pub(crate) transition: String,
+    pub(crate) id: String,
     #[serde(default)]
-    pub force: bool,
+    pub(crate) force: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// The supervisor's answer to a report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Answer {
-    pub seq: String,
+pub(crate) struct Answer {
+    pub(crate) seq: String,
     /// The plan and its status file (what `orch task` prints).
     #[serde(default)]
-    pub plan: String,
+    pub(crate) plan: String,
     #[serde(default)]
-    pub status_file: PathBuf,
+    pub(crate) status_file: PathBuf,
     /// The exit code `orch task` ends with (`crate::exit`).
-    pub code: u8,
+    pub(crate) code: u8,
     /// What the transition did (applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<TransitionOutcome>,
+    pub(crate) outcome: Option<TransitionOutcome>,
     /// Why the report was refused or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 /// The transition as a report names it.
-pub fn transition_name(t: Transition) -> &'static str {
+pub(crate) fn transition_name(t: Transition) -> &'static str {
     match t {
         Transition::Start => "start",
         Transition::Done => "done",
@@ -113,7 +113,7 @@ pub fn transition_name(t: Transition) -> &'static str {
 
 impl Report {
     /// The transition it asks for; `None` for a name orch does not know.
-    pub fn transition(&self) -> Option<Transition> {
+    pub(crate) fn transition(&self) -> Option<Transition> {
         Some(match self.transition.as_str() {
             "start" => Transition::Start,
             "done" => Transition::Done,
@@ -125,7 +125,7 @@ impl Report {
     }
 
     /// What goes with the transition.
-    pub fn options(&self) -> TransitionOptions {
+    pub(crate) fn options(&self) -> TransitionOptions {
         TransitionOptions {
             force: self.force,
             note: self.note.clone(),
@@ -138,7 +138,7 @@ impl Report {
 
 /// Writes `value` as `dir/name`: a new file (never one that exists, never through a link)
 /// renamed into place, so that a reader sees the whole of it or nothing.
-pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+pub(crate) fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
     let text = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -163,7 +163,7 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Re
 
 /// Reads `path` without following a symbolic link (nor opening a FIFO or device: only a
 /// regular file is read); `Ok(None)` when there is none. At most 1 MiB is read.
-pub fn read_nofollow(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_nofollow(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc_flags())

@@ -21,13 +21,13 @@ use crate::plan::{IdMap, Task, id_map};
 
 /// What [`load_states`] keeps of one entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StateEntry {
-    pub status: Option<TaskStatus>,
-    pub error: Option<String>,
-    pub last_error: Option<String>,
+pub(crate) struct StateEntry {
+    pub(crate) status: Option<TaskStatus>,
+    pub(crate) error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Tokens and cost of its attempts (`orchUsage`); boxed, as most entries have none (the
     /// map of 10,000 entries is then 0.8 MB smaller).
-    pub usage: Option<Box<crate::agent_output::Usage>>,
+    pub(crate) usage: Option<Box<crate::agent_output::Usage>>,
 }
 
 /// Where an entry was read: its array (`verifySteps` or `tasks`) and its place there.
@@ -46,11 +46,11 @@ pub struct StatusStates {
     /// The file as read, for [`StatusStates::entries`].
     bytes: Vec<u8>,
     /// `orchPaused`: the plan's agent waits out a usage limit (`agent`, `until`, `reason`).
-    pub paused: Option<serde_json::Value>,
+    pub(crate) paused: Option<serde_json::Value>,
     /// `orchPlanPaused`: a person paused the plan (`orch pause`).
-    pub plan_paused: Option<serde_json::Value>,
+    pub(crate) plan_paused: Option<serde_json::Value>,
     /// `orchMerge`: the plan's last merge (`orch merge`, the merge train).
-    pub merge: Option<serde_json::Value>,
+    pub(crate) merge: Option<serde_json::Value>,
     path: std::path::PathBuf,
 }
 
@@ -105,7 +105,7 @@ impl StatusStates {
     /// The full entries of `ids` (those the file has, the first entry of each), as recorded (not
     /// reconciled), in file order: the document's entries read again as texts, and only those
     /// of `ids` read in full.
-    pub fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
+    pub(crate) fn entries(&self, ids: &[&str]) -> Result<Vec<TaskEntry>, StatusError> {
         let mut places: Vec<Place> = ids
             .iter()
             .filter_map(|id| self.map.get(*id).map(|(_, place)| *place))
@@ -143,7 +143,7 @@ impl StatusStates {
     }
 
     /// What the file records for `id`.
-    pub fn entry(&self, id: &str) -> Option<&StateEntry> {
+    pub(crate) fn entry(&self, id: &str) -> Option<&StateEntry> {
         self.map.get(id).map(|(e, _)| e)
     }
 

@@ -17,10 +17,10 @@ use super::reconcile::{ReconcileReport, reconcile};
 use super::transition::{Transition, TransitionOptions, TransitionOutcome, apply};
 
 /// The usual name of a plan's status file.
-pub const STATUS_FILE_NAME: &str = "status.json";
+pub(crate) const STATUS_FILE_NAME: &str = "status.json";
 
 /// Appended to the status file's name to form its lock file's name.
-pub const LOCK_SUFFIX: &str = ".lock";
+pub(crate) const LOCK_SUFFIX: &str = ".lock";
 
 /// Makes temp file names unique within the process (the pid makes them unique across processes).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -35,7 +35,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// The lock file of a status file: `status.json.lock` beside it. The status file itself is never
 /// locked, since it is replaced by rename.
-pub fn lock_path(path: &Path) -> PathBuf {
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
     with_suffix(path, LOCK_SUFFIX)
 }
 
@@ -113,7 +113,7 @@ fn stamp_identity(doc: &mut StatusDoc, plan_path_rel: &str, orch_name: &str) {
 }
 
 /// Loads (or creates in memory) and reconciles the document, writing nothing and taking no lock.
-pub fn view(
+pub(crate) fn view(
     path: &Path,
     plan: &Plan,
     plan_path_rel: &str,
@@ -124,7 +124,7 @@ pub fn view(
 }
 
 /// [`view`] of the text `bytes` read from `path` (`None`: there is no file).
-pub fn view_bytes(
+pub(crate) fn view_bytes(
     path: &Path,
     bytes: Option<&[u8]>,
     plan: &Plan,
@@ -152,7 +152,7 @@ fn view_of(
 /// changes even when two writes land within one tick of the file system's clock with the same
 /// size (the size and time alone would miss the second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
+pub(crate) struct FileStamp {
     len: u64,
     modified: Option<std::time::SystemTime>,
     inode: u64,
@@ -160,13 +160,8 @@ pub struct FileStamp {
 
 impl FileStamp {
     /// The stamp of the file at `path` now; `None` when it cannot be read (or is missing).
-    pub fn of(path: &Path) -> Option<Self> {
+    pub(crate) fn of(path: &Path) -> Option<Self> {
         Some(Self::of_meta(&fs::metadata(path).ok()?))
-    }
-
-    /// The stamp of the open file `file`.
-    pub fn of_file(file: &File) -> std::io::Result<Self> {
-        Ok(Self::of_meta(&file.metadata()?))
     }
 
     fn of_meta(m: &fs::Metadata) -> Self {
@@ -176,11 +171,6 @@ impl FileStamp {
             modified: m.modified().ok(),
             inode: m.ino(),
         }
-    }
-
-    /// The file's size.
-    pub fn size(&self) -> u64 {
-        self.len
     }
 }
 
@@ -233,7 +223,7 @@ pub fn update<T>(
 
 /// [`update`] for a plan parsed from a file whose bytes had digest `digest` ([`super::plan_digest`]):
 /// records it in `orchPlanDigest`, so that [`update_if_current`] can skip the plan next time.
-pub fn update_with_digest<T>(
+pub(crate) fn update_with_digest<T>(
     path: &Path,
     plan: &Plan,
     digest: Option<&str>,
@@ -267,7 +257,7 @@ pub fn update_with_digest<T>(
 /// now, which means the document already follows that plan: reconciling would change nothing),
 /// runs `f` and writes the result. Otherwise (no file, no digest, another digest) runs nothing,
 /// writes nothing and returns `Ok(None)`: parse the plan and use [`update_with_digest`].
-pub fn update_if_current<T>(
+pub(crate) fn update_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
@@ -291,7 +281,7 @@ pub fn update_if_current<T>(
 /// [`update_entry_if_current`]): `Ok(None)` when the file's `orchPlanDigest` is not `digest` (or
 /// there is no file), and nothing was changed.
 #[allow(clippy::too_many_arguments)]
-pub fn apply_if_current(
+pub(crate) fn apply_if_current(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
@@ -311,7 +301,7 @@ pub fn apply_if_current(
 /// is no file), and nothing was changed. `f` changes those entries (and may set
 /// `lastUpdatedAt`); when they changed, `lastUpdatedAt` (unless `f` set it) and the derived
 /// fields (`summary`, `currentPhase`) follow.
-pub fn update_entry_if_current<T>(
+pub(crate) fn update_entry_if_current<T>(
     path: &Path,
     digest: &str,
     plan_path_rel: &str,
@@ -369,7 +359,7 @@ fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Resul
 
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a
 /// fresh document from the plan. Returns the new document and where the old file went.
-pub fn rebuild(
+pub(crate) fn rebuild(
     path: &Path,
     plan: &Plan,
     plan_path_rel: &str,

@@ -25,18 +25,18 @@ fn count<'a>(entries: impl Iterator<Item = &'a TaskEntry>) -> Summary {
 }
 
 /// The schema's `summary`: counts over the `tasks` array only, as the earlier system counted.
-pub fn summarize(doc: &StatusDoc) -> Summary {
+pub(crate) fn summarize(doc: &StatusDoc) -> Summary {
     count(doc.tasks.iter())
 }
 
 /// orch's own counts: tasks and verification steps together.
-pub fn counts_all(doc: &StatusDoc) -> Summary {
+pub(crate) fn counts_all(doc: &StatusDoc) -> Summary {
     count(doc.entries())
 }
 
 /// The label of the first phase (by number) with an unfinished task or verification step;
 /// the last phase's label when everything is finished; `None` for an empty plan.
-pub fn current_phase(doc: &StatusDoc) -> Option<String> {
+pub(crate) fn current_phase(doc: &StatusDoc) -> Option<String> {
     let key = |e: &TaskEntry| phase_number(&e.phase).unwrap_or(u32::MAX);
     let unfinished = doc
         .tasks

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::plan::{Phase, Plan, Priority, SequentialGroup, Task, TaskKind};
 
-pub fn task(id: &str, phase: u32, description: &str, depends: &[&str]) -> Task {
+pub(crate) fn task(id: &str, phase: u32, description: &str, depends: &[&str]) -> Task {
     Task {
         id: id.to_string(),
         kind: TaskKind::Task,
@@ -21,7 +21,7 @@ pub fn task(id: &str, phase: u32, description: &str, depends: &[&str]) -> Task {
     }
 }
 
-pub fn verify(phase: u32, description: &str, blocking: bool) -> Task {
+pub(crate) fn verify(phase: u32, description: &str, blocking: bool) -> Task {
     Task {
         kind: TaskKind::Verify,
         blocking,
@@ -29,7 +29,7 @@ pub fn verify(phase: u32, description: &str, blocking: bool) -> Task {
     }
 }
 
-pub fn phase(number: u32, title: &str) -> Phase {
+pub(crate) fn phase(number: u32, title: &str) -> Phase {
     Phase {
         number,
         title: title.to_string(),
@@ -38,7 +38,7 @@ pub fn phase(number: u32, title: &str) -> Phase {
     }
 }
 
-pub fn plan(title: &str, phases: Vec<Phase>, tasks: Vec<Task>) -> Plan {
+pub(crate) fn plan(title: &str, phases: Vec<Phase>, tasks: Vec<Task>) -> Plan {
     Plan {
         path: PathBuf::from("docs/plans/demo.md"),
         title: title.to_string(),
@@ -52,7 +52,7 @@ pub fn plan(title: &str, phases: Vec<Phase>, tasks: Vec<Task>) -> Plan {
 
 /// Two phases: 1.1, 1.2 (depends 1.1), V1 (blocking), 2.1 (depends 1.2), 2.2 [x];
 /// 1.1 and 1.2 form a `[SEQUENTIAL]` group.
-pub fn small_plan() -> Plan {
+pub(crate) fn small_plan() -> Plan {
     let mut done = task("2.2", 2, "Write docs", &[]);
     done.done = true;
     let mut p = plan(
@@ -76,7 +76,7 @@ pub fn small_plan() -> Plan {
 }
 
 /// One phase with `n` independent tasks `1.1` … `1.n`.
-pub fn wide_plan(n: usize) -> Plan {
+pub(crate) fn wide_plan(n: usize) -> Plan {
     plan(
         "Wide",
         vec![phase(1, "All")],
@@ -87,14 +87,14 @@ pub fn wide_plan(n: usize) -> Plan {
 }
 
 /// The bytes orch writes for `doc`: pretty-printed JSON and a final newline.
-pub fn printed(doc: &crate::status::StatusDoc) -> Vec<u8> {
+pub(crate) fn printed(doc: &crate::status::StatusDoc) -> Vec<u8> {
     let mut b = serde_json::to_vec_pretty(doc).expect("json");
     b.push(b'\n');
     b
 }
 
 /// The tests' clock: 2026-03-01 12:00:00 UTC plus `secs` seconds.
-pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone;
     chrono::Utc
         .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)

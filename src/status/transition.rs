@@ -28,14 +28,14 @@ pub enum Transition {
 /// The process that runs a task, recorded in `orchRun` on start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunInfo {
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Field 22 of `/proc/<pid>/stat`, 0 when unknown (`crate::process::process_start_time`).
-    pub process_start_time: u64,
-    pub host: Option<String>,
+    pub(crate) process_start_time: u64,
+    pub(crate) host: Option<String>,
     /// `slurm` for a batch job (then `pid` is 0).
-    pub executor: Option<String>,
+    pub(crate) executor: Option<String>,
     /// The batch job's id, once submitted.
-    pub job_id: Option<String>,
+    pub(crate) job_id: Option<String>,
 }
 
 /// What goes with a transition.
@@ -70,7 +70,8 @@ pub enum TransitionOutcome {
 }
 
 impl TransitionOutcome {
-    pub fn is_changed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_changed(&self) -> bool {
         matches!(self, Self::Changed { .. })
     }
 }
@@ -119,7 +120,7 @@ fn millis_between(start: Option<&str>, end: DateTime<Utc>) -> Option<u64> {
 /// it started: an outcome it reported (`task done` or `fail`, dated after the launch) stands,
 /// with the attempt counted and started at `launched`; an attempt it counted itself (`task
 /// start`) is not counted twice; a task skipped, or done before the launch, is left as it is.
-pub fn record_launch(
+pub(crate) fn record_launch(
     doc: &mut StatusDoc,
     id: &str,
     run: &RunInfo,

@@ -14,18 +14,19 @@ use tokio::time::{Instant, sleep_until};
 
 use super::core::Input;
 use super::effects::{Msg, Tx};
-pub use super::state::Stop;
+pub(crate) use super::state::Stop;
 use super::state::{Ending, RunId, StopWhy};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
 use crate::process::{log_line, process_alive, signal_group, terminate_group};
 use crate::status;
 
 /// The process an attempt watches.
-pub enum Proc {
+pub(crate) enum Proc {
     /// Spawned by this supervisor.
     Child(Child),
-    /// Left by an earlier supervisor: pid (= process group) and start time.
-    Adopted { pid: u32, start_time: u64 },
+    /// Left by an earlier supervisor: its start time (its pid, the process group, is the
+    /// attempt's `pid`).
+    Adopted { start_time: u64 },
     /// A batch job (submitted now or found again after a restart), followed by the tracker.
     Job {
         id: String,
@@ -35,31 +36,31 @@ pub enum Proc {
 }
 
 /// Everything the watch of one attempt needs.
-pub struct Monitor {
-    pub run: RunId,
-    pub plan: usize,
-    pub attempt: u32,
-    pub pid: u32,
-    pub proc: Proc,
-    pub log: PathBuf,
-    pub status_path: PathBuf,
-    pub grace: Duration,
+pub(crate) struct Monitor {
+    pub(crate) run: RunId,
+    pub(crate) plan: usize,
+    pub(crate) attempt: u32,
+    pub(crate) pid: u32,
+    pub(crate) proc: Proc,
+    pub(crate) log: PathBuf,
+    pub(crate) status_path: PathBuf,
+    pub(crate) grace: Duration,
     /// Report signs of life (stuck detection is on).
-    pub watch_activity: bool,
+    pub(crate) watch_activity: bool,
     /// The attempt's private TMPDIR (confined attempts), removed when it ends.
-    pub tmpdir: Option<PathBuf>,
+    pub(crate) tmpdir: Option<PathBuf>,
     /// The attempt's private copy of its client's state (confined attempts), removed when it
     /// ends.
-    pub client_state: Option<PathBuf>,
+    pub(crate) client_state: Option<PathBuf>,
     /// A stop of this attempt, asked for by the core.
-    pub stop_one: watch::Receiver<Option<StopWhy>>,
+    pub(crate) stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
-    pub stop_all: watch::Receiver<Stop>,
-    pub tx: Tx,
+    pub(crate) stop_all: watch::Receiver<Stop>,
+    pub(crate) tx: Tx,
 }
 
 /// Watches the attempt to its end, stops its process group, and reports the ending.
-pub async fn watch(mut m: Monitor) {
+pub(crate) async fn watch(mut m: Monitor) {
     let ending = match m.proc {
         Proc::Job { .. } => watch_job(&mut m).await,
         _ => watch_process(&mut m).await,
@@ -158,7 +159,7 @@ async fn watch_process(m: &mut Monitor) -> Ending {
                 }
             }
             None => {
-                let Proc::Adopted { start_time, .. } = m.proc else {
+                let Proc::Adopted { start_time } = m.proc else {
                     return Ending::Exited(None);
                 };
                 tokio::select! {

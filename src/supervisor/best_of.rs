@@ -19,7 +19,7 @@ use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
 use crate::git;
 
 /// Whether a task of `plan` asks for more than one attempt at once (`(attempts: N)`).
-pub fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
+pub(crate) fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
     plan.tasks.iter().any(|t| {
         crate::plan::attempts_clause(&t.description)
             .ok()
@@ -31,7 +31,7 @@ pub fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
 impl Effects<'_> {
     /// Launches attempt `attempt` of a round: named by its key (its worktree, log, prompt
     /// file), run by its agent of `agents` (in turn), else the plan's.
-    pub fn launch_member(&mut self, run: RunId, unit: Unit, attempt: u32) {
+    pub(crate) fn launch_member(&mut self, run: RunId, unit: Unit, attempt: u32) {
         if let Some(t) = unit.task()
             && let Some(pc) = self.plan(unit.plan())
         {
@@ -51,7 +51,7 @@ impl Effects<'_> {
     /// The agent (its name, its argv template) attempt `run` of plan `pc` runs: with best of
     /// N's `agents`, its own (the rest is the plan's agent's, which the manifest checked it
     /// shares); else the plan's.
-    pub fn agent_of_run(&self, run: RunId, pc: &PlanCtx) -> (String, Vec<String>) {
+    pub(crate) fn agent_of_run(&self, run: RunId, pc: &PlanCtx) -> (String, Vec<String>) {
         match self.member_agents.get(&run) {
             Some((name, command)) => (name.clone(), command.clone()),
             None => (pc.agent_name.clone(), pc.agent.command.clone()),
@@ -60,7 +60,7 @@ impl Effects<'_> {
 
     /// Checks and measures attempt `attempt` of a round and runs its `select`, off the loop;
     /// the core hears [`Input::Measured`].
-    pub fn measure(&mut self, run: RunId, unit: Unit, attempt: u32) {
+    pub(crate) fn measure(&mut self, run: RunId, unit: Unit, attempt: u32) {
         let Some(pc) = self.plan(unit.plan()) else {
             return;
         };

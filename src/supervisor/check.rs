@@ -24,7 +24,7 @@ const TAIL_CHARS: usize = 4000;
 
 impl Effects<'_> {
     /// Runs the check of attempt `run` off the loop; the core hears [`Input::Checked`].
-    pub fn check(&mut self, run: RunId, unit: Unit) {
+    pub(crate) fn check(&mut self, run: RunId, unit: Unit) {
         let Some(pc) = self.plan(unit.plan()) else {
             return;
         };
@@ -93,11 +93,11 @@ pub(super) async fn run_check_in(
 /// are, in a session of its own, its output to `log`.
 pub(super) struct Confined<'a> {
     /// `check` or `select`, for messages.
-    pub what: &'a str,
-    pub id: &'a str,
-    pub workdir: &'a Path,
-    pub log: &'a Path,
-    pub tmp: Option<std::path::PathBuf>,
+    pub(crate) what: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) workdir: &'a Path,
+    pub(crate) log: &'a Path,
+    pub(crate) tmp: Option<std::path::PathBuf>,
 }
 
 /// Runs `argv` as `c` says, with the task's timeout; its outcome, and where its output starts

@@ -25,25 +25,19 @@ use crate::manifest::{KnownCli, StateHome};
 
 /// The directory under the state directory that holds the private copies (a name no plan can
 /// have: plan names begin with a letter or a digit, so no plan's status directory is this one).
-pub const DIR: &str = ".clients";
+pub(crate) const DIR: &str = ".clients";
 
 /// Where attempt `attempt` of `unit` (a task id, or `plan`) of plan `plan` keeps its client's
 /// state; `state_dir` is the run's state directory.
-pub fn dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
+pub(crate) fn dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
     state_dir
         .join(DIR)
         .join(plan)
         .join(format!("{unit}-{attempt}"))
 }
 
-/// The private copy of attempt `attempt` of `unit` (a task id, or `plan`) of plan `pc`, when
-/// that attempt runs confined on this machine and its client has a variable for its state.
-pub fn of_attempt(pc: &PlanCtx, unit: &str, attempt: u32) -> Option<(KnownCli, PathBuf)> {
-    of_attempt_with(pc, &pc.agent.command, unit, attempt)
-}
-
 /// [`of_attempt`] for an attempt run with `command` (best of N's `agents`: another agent's).
-pub fn of_attempt_with(
+pub(crate) fn of_attempt_with(
     pc: &PlanCtx,
     command: &[String],
     unit: &str,
@@ -63,15 +57,15 @@ pub fn of_attempt_with(
 /// What a confined attempt's client is given: its variables, each set to the private copy or a
 /// directory of it (which the attempt may write, and which is removed when it ends).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prepared {
-    pub vars: Vec<(&'static str, PathBuf)>,
-    pub dir: PathBuf,
+pub(crate) struct Prepared {
+    pub(crate) vars: Vec<(&'static str, PathBuf)>,
+    pub(crate) dir: PathBuf,
 }
 
 /// Makes `dir` afresh (whatever was there, an earlier run's copy included, is removed first),
 /// seeded from the user's state of `cli`; `env` reads `orch up`'s environment (the user's
 /// `CLAUDE_CONFIG_DIR`, `HOME`). `None` for a client without a variable for its state.
-pub fn prepare(
+pub(crate) fn prepare(
     cli: KnownCli,
     dir: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
@@ -110,7 +104,7 @@ pub fn prepare(
 }
 
 /// Removes an attempt's private copy (its agent's files: nothing in it is followed).
-pub fn remove(dir: &Path) {
+pub(crate) fn remove(dir: &Path) {
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {
             let _ = fs::remove_dir_all(dir);

@@ -13,55 +13,55 @@ use crate::prompt::Templates;
 use crate::status::{self, StatusDoc, StatusError, TaskStatus};
 
 /// The run's fixed settings, shared by the dispatcher and every agent's task.
-pub struct Ctx {
-    pub repo_root: PathBuf,
-    pub manifest_path: PathBuf,
+pub(crate) struct Ctx {
+    pub(crate) repo_root: PathBuf,
+    pub(crate) manifest_path: PathBuf,
     /// The orch executable agents call back (`ORCH_BIN`, `{{ orch }}`).
-    pub orch_bin: PathBuf,
-    pub max_agents: usize,
-    pub grace: Duration,
-    pub backoff: Duration,
-    pub stuck_after: Option<Duration>,
+    pub(crate) orch_bin: PathBuf,
+    pub(crate) max_agents: usize,
+    pub(crate) grace: Duration,
+    pub(crate) backoff: Duration,
+    pub(crate) stuck_after: Option<Duration>,
     /// The merge train: merge each finished plan with `orch merge` (`--merge`, `auto_merge`).
-    pub auto_merge: bool,
+    pub(crate) auto_merge: bool,
     /// The most the run may spend (`defaults.budget`).
-    pub budget: crate::manifest::Budget,
+    pub(crate) budget: crate::manifest::Budget,
     /// The first pause of an agent at a limit without a reset time.
-    pub limit_backoff: Duration,
-    pub templates: Templates,
+    pub(crate) limit_backoff: Duration,
+    pub(crate) templates: Templates,
     /// Every plan of the workspace, in its order; `None` for plans not part of this run.
-    pub plans: Vec<Option<Arc<PlanCtx>>>,
+    pub(crate) plans: Vec<Option<Arc<PlanCtx>>>,
     /// The batch jobs of plans run through a cluster scheduler (`None` when every plan runs
     /// locally).
-    pub jobs: Option<Arc<crate::executor::JobTracker>>,
+    pub(crate) jobs: Option<Arc<crate::executor::JobTracker>>,
     /// `defaults.ports`: the size of each worktree's block of ports (`ORCH_PORT`).
-    pub ports: u16,
+    pub(crate) ports: u16,
     /// The run's sandbox in one word (`on`, `off`, `unavailable`: `super::sandbox::run_state`).
-    pub sandbox: &'static str,
+    pub(crate) sandbox: &'static str,
     /// The Landlock ABI confined agents run under; 0 when none is confined.
-    pub sandbox_abi: u8,
+    pub(crate) sandbox_abi: u8,
     /// The integration preview (`integrate`), `None` when off.
-    pub integration: Option<Arc<IntegrationCtx>>,
+    pub(crate) integration: Option<Arc<IntegrationCtx>>,
     /// Plan worktrees made at once during the run.
-    pub tree_slots: TreeSlots,
+    pub(crate) tree_slots: TreeSlots,
 }
 
 /// The integration preview of a run: what a test needs, the trials' cache, and the last red
 /// report (for the prompts of the plans it names).
-pub struct IntegrationCtx {
-    pub spec: crate::merge::integrate::IntegrationSpec,
+pub(crate) struct IntegrationCtx {
+    pub(crate) spec: crate::merge::integrate::IntegrationSpec,
     /// How often, at most, a test runs.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Whether the prompts of the plans a red test names get its report (`integrate_feedback`).
-    pub feedback: bool,
-    pub integrator: std::sync::Mutex<crate::merge::integrate::Integrator>,
-    pub failure: std::sync::Mutex<Option<crate::merge::integrate::IntegrationFailure>>,
+    pub(crate) feedback: bool,
+    pub(crate) integrator: std::sync::Mutex<crate::merge::integrate::Integrator>,
+    pub(crate) failure: std::sync::Mutex<Option<crate::merge::integrate::IntegrationFailure>>,
 }
 
 impl IntegrationCtx {
     /// The prompt section for plan `plan`: which other plans' commits it fails with, and how;
     /// `None` when the last test did not name it (or feedback is off).
-    pub fn feedback_for(&self, plan: &str) -> Option<String> {
+    pub(crate) fn feedback_for(&self, plan: &str) -> Option<String> {
         if !self.feedback {
             return None;
         }
@@ -112,14 +112,14 @@ impl IntegrationCtx {
 /// How many plan worktrees are checked out at once: one until the first is made (so that the
 /// first agent starts after about one checkout, not after several sharing the machine), then
 /// as many as the machine has cores.
-pub struct TreeSlots {
+pub(crate) struct TreeSlots {
     slots: tokio::sync::Semaphore,
     cores: usize,
     widened: std::sync::atomic::AtomicBool,
 }
 
 impl TreeSlots {
-    pub fn new(cores: usize) -> Self {
+    pub(crate) fn new(cores: usize) -> Self {
         Self {
             slots: tokio::sync::Semaphore::new(1),
             cores: cores.max(1),
@@ -128,14 +128,14 @@ impl TreeSlots {
     }
 
     /// Waits for a slot.
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         &self,
     ) -> Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError> {
         self.slots.acquire().await
     }
 
     /// A worktree is made (or failed): from now on one per core.
-    pub fn one_made(&self) {
+    pub(crate) fn one_made(&self) {
         if !self.widened.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.slots.add_permits(self.cores - 1);
         }
@@ -145,70 +145,70 @@ impl TreeSlots {
 /// A plan worktree made in the plan's preparation, not before the run: its branch does not exist
 /// yet, so nothing of the run needs it before the plan's first agent.
 #[derive(Clone, Debug)]
-pub struct NewTree {
+pub(crate) struct NewTree {
     /// The branch the plan branch starts from (`defaults.target`).
-    pub target: String,
+    pub(crate) target: String,
 }
 
 /// One plan of the run.
-pub struct PlanCtx {
+pub(crate) struct PlanCtx {
     /// Index into the workspace's plans.
-    pub index: usize,
-    pub name: String,
-    pub plan: Plan,
-    pub rel_path: String,
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) plan: Plan,
+    pub(crate) rel_path: String,
     /// The digest of the plan file's bytes that `plan` was parsed from (`orchPlanDigest`),
     /// when known: task records then change the status file without reconciling it with the
     /// plan (the file records the digest it follows).
-    pub digest: Option<String>,
-    pub status_path: PathBuf,
-    pub log_dir: PathBuf,
-    pub worktree: PathBuf,
-    pub branch: String,
-    pub base: String,
+    pub(crate) digest: Option<String>,
+    pub(crate) status_path: PathBuf,
+    pub(crate) log_dir: PathBuf,
+    pub(crate) worktree: PathBuf,
+    pub(crate) branch: String,
+    pub(crate) base: String,
     /// When orch made the worktree; tasks completed after it get a commit of their own.
-    pub created_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: Option<DateTime<Utc>>,
     /// The worktree to make in the plan's preparation (`None`: made or reused before the run).
-    pub new_tree: Option<NewTree>,
+    pub(crate) new_tree: Option<NewTree>,
     /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
-    pub made: Arc<tokio::sync::OnceCell<Result<Vec<super::Event>, String>>>,
-    pub agent_name: String,
-    pub agent: AgentSpec,
-    pub parallel: usize,
+    pub(crate) made: Arc<tokio::sync::OnceCell<Result<Vec<super::Event>, String>>>,
+    pub(crate) agent_name: String,
+    pub(crate) agent: AgentSpec,
+    pub(crate) parallel: usize,
     /// Tasks running at once, each in a task worktree of its own (task mode only).
-    pub parallel_tasks: usize,
+    pub(crate) parallel_tasks: usize,
     /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` of the plan.
-    pub best_of: crate::manifest::BestOf,
+    pub(crate) best_of: crate::manifest::BestOf,
     /// A task of the plan asks for more than one attempt (`(attempts: N)`): the plan's tasks
     /// run in task worktrees.
-    pub best_of_tasks: bool,
+    pub(crate) best_of_tasks: bool,
     /// The main repository's work dir.
-    pub repo_root: PathBuf,
+    pub(crate) repo_root: PathBuf,
     /// Paths copied into new worktrees (the plan's and its tasks').
-    pub copy: Vec<PathBuf>,
+    pub(crate) copy: Vec<PathBuf>,
     /// The plan's `paths` (its sparse cone); empty: the whole tree.
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
     /// `submodules`: whether its worktrees get their submodules checked out.
-    pub submodules: bool,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub setup: Option<Vec<String>>,
-    pub depends_on: Vec<Dependency>,
+    pub(crate) submodules: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) setup: Option<Vec<String>>,
+    pub(crate) depends_on: Vec<Dependency>,
     /// Serializes git work (commits, saves, merges) in the plan's worktree.
-    pub git_lock: Arc<Mutex<()>>,
+    pub(crate) git_lock: Arc<Mutex<()>>,
     /// The repository its task commits go through, kept open between them.
-    pub commits: Arc<crate::git::CommitRepo>,
+    pub(crate) commits: Arc<crate::git::CommitRepo>,
     /// Where its agents run.
-    pub executor: crate::executor::ExecutorKind,
+    pub(crate) executor: crate::executor::ExecutorKind,
     /// Its Slurm settings (with `executor` slurm).
-    pub slurm: crate::executor::SlurmOptions,
+    pub(crate) slurm: crate::executor::SlurmOptions,
     /// The check run before each task's commit (a task's `(check: …)` replaces it).
-    pub check: Option<Vec<String>>,
+    pub(crate) check: Option<Vec<String>>,
     /// The plan's own budget.
-    pub budget: crate::manifest::Budget,
+    pub(crate) budget: crate::manifest::Budget,
     /// `ORCH_PORT` of the plan's worktree once known: a worktree keeps its block of ports while
     /// it exists ([`crate::ports`]), so the run asks for it once.
-    pub port: Arc<std::sync::OnceLock<u16>>,
+    pub(crate) port: Arc<std::sync::OnceLock<u16>>,
     /// Task commits made in the plan's worktree that the run has not read back from the status
     /// file yet. One not written yet goes in the plan's next status write (every write of
     /// [`PlanCtx::update`] and [`PlanCtx::update_entry`] carries it), so that a task's commit
@@ -217,28 +217,28 @@ pub struct PlanCtx {
     /// ([`PlanCtx::read_back`]) its reader takes it as recorded ([`PlanCtx::unrecorded_commit`]).
     /// A supervisor killed before the write leaves the commit on the plan branch, where the
     /// next run finds it (`settle::commit_task`).
-    pub unrecorded: Arc<Mutex<Vec<CommitRecord>>>,
+    pub(crate) unrecorded: Arc<Mutex<Vec<CommitRecord>>>,
     /// Tasks the run itself recorded completed, skipped or committed (a report it applied, a
     /// commit it made) and has not read back yet: the loop takes a task found finished in the
     /// file for a change made outside orch, and refuses it, unless it is listed here
     /// (`effects/reread.rs`).
-    pub own_finished: Arc<Mutex<std::collections::HashSet<String>>>,
+    pub(crate) own_finished: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Whether its agents and checks run confined, and the plan's rules.
-    pub sandbox: super::sandbox::PlanSandbox,
+    pub(crate) sandbox: super::sandbox::PlanSandbox,
     /// Its `protect` globs; `None`: the files of its check's argv are protected.
-    pub protect: Option<crate::manifest::Protect>,
+    pub(crate) protect: Option<crate::manifest::Protect>,
     /// orch's own configuration, protected whatever `protect` says (`plans.toml`, the prompt
     /// templates, the files of `verify`, `setup` and `[[notify]]` commands).
-    pub guarded: crate::manifest::Guarded,
+    pub(crate) guarded: crate::manifest::Guarded,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommitRecord {
-    pub id: String,
-    pub commit: String,
+pub(crate) struct CommitRecord {
+    pub(crate) id: String,
+    pub(crate) commit: String,
     /// Written to the file (not yet read back).
-    pub written: bool,
+    pub(crate) written: bool,
 }
 
 impl PlanCtx {
@@ -246,7 +246,7 @@ impl PlanCtx {
     /// this one: its worktree, branch and base (an edit does not move a running plan's
     /// worktree), its locks and the records in flight, shared with the attempts that started
     /// under this context (they finish with the settings they started with).
-    pub fn renewed(&self, fresh: PlanCtx) -> PlanCtx {
+    pub(crate) fn renewed(&self, fresh: PlanCtx) -> PlanCtx {
         PlanCtx {
             index: self.index,
             worktree: self.worktree.clone(),
@@ -269,7 +269,7 @@ impl PlanCtx {
 
     /// Reads, changes and writes the plan's status file under its lock (with the commits not
     /// written yet).
-    pub fn update<T>(
+    pub(crate) fn update<T>(
         &self,
         f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
@@ -303,7 +303,7 @@ impl PlanCtx {
     /// plan (`orchPlanDigest`), the document is changed without reconciling it with the plan
     /// (`status::update_entry_if_current`); otherwise it is reconciled with the plan first. The
     /// document is read and written whole either way.
-    pub fn update_entry<T>(
+    pub(crate) fn update_entry<T>(
         &self,
         id: &str,
         mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
@@ -346,7 +346,7 @@ impl PlanCtx {
     }
 
     /// Leaves task `id`'s commit `commit` to the plan's next status write.
-    pub fn defer_record(&self, id: &str, commit: &str) {
+    pub(crate) fn defer_record(&self, id: &str, commit: &str) {
         self.finished_by_orch(id);
         if let Ok(mut u) = self.unrecorded.lock() {
             u.retain(|r| r.id != id);
@@ -360,7 +360,7 @@ impl PlanCtx {
 
     /// Task `id` is recorded finished (or committed) by the run itself: see
     /// [`PlanCtx::own_finished`]. Called before the write.
-    pub fn finished_by_orch(&self, id: &str) {
+    pub(crate) fn finished_by_orch(&self, id: &str) {
         if let Ok(mut own) = self.own_finished.lock() {
             own.insert(id.to_string());
         }
@@ -368,18 +368,18 @@ impl PlanCtx {
 
     /// Whether the run recorded task `id` finished and has not read that back yet; `true` once
     /// (the mark is taken).
-    pub fn take_finished_by_orch(&self, id: &str) -> bool {
+    pub(crate) fn take_finished_by_orch(&self, id: &str) -> bool {
         self.own_finished.lock().is_ok_and(|mut own| own.remove(id))
     }
 
     /// Task `id`'s commit when it is made but not read back from the status file yet.
-    pub fn unrecorded_commit(&self, id: &str) -> Option<String> {
+    pub(crate) fn unrecorded_commit(&self, id: &str) -> Option<String> {
         let u = self.unrecorded.lock().ok()?;
         u.iter().find(|r| r.id == id).map(|r| r.commit.clone())
     }
 
     /// The commits not read back yet: (task id, commit).
-    pub fn records(&self) -> Vec<(String, String)> {
+    pub(crate) fn records(&self) -> Vec<(String, String)> {
         self.unrecorded
             .lock()
             .map(|u| u.iter().map(|r| (r.id.clone(), r.commit.clone())).collect())
@@ -387,7 +387,7 @@ impl PlanCtx {
     }
 
     /// Writes the commits not written yet, if any.
-    pub fn flush_records(&self) -> Result<(), StatusError> {
+    pub(crate) fn flush_records(&self) -> Result<(), StatusError> {
         if self
             .unrecorded
             .lock()
@@ -399,7 +399,7 @@ impl PlanCtx {
     }
 
     /// The run read `doc` from the status file: the commits it records are no longer pending.
-    pub fn read_back(&self, doc: &StatusDoc) {
+    pub(crate) fn read_back(&self, doc: &StatusDoc) {
         if let Ok(mut u) = self.unrecorded.lock()
             && !u.is_empty()
         {
@@ -435,13 +435,13 @@ impl PlanCtx {
     }
 
     /// The current status document (no lock, no write).
-    pub fn view(&self) -> Result<StatusDoc, StatusError> {
+    pub(crate) fn view(&self) -> Result<StatusDoc, StatusError> {
         status::view(&self.status_path, &self.plan, &self.rel_path, &self.name).map(|(d, _)| d)
     }
 
     /// Whether task `id`, as recorded in `doc`, is done but its changes are not committed yet:
     /// completed after orch made the worktree, with no commit recorded.
-    pub fn needs_commit(&self, doc: &StatusDoc, id: &str) -> bool {
+    pub(crate) fn needs_commit(&self, doc: &StatusDoc, id: &str) -> bool {
         let Some(created) = self.created_at else {
             return false;
         };
@@ -456,13 +456,13 @@ impl PlanCtx {
     }
 
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).
-    pub fn task_trees(&self) -> bool {
+    pub(crate) fn task_trees(&self) -> bool {
         (self.parallel_tasks > 1 || self.best_of.attempts > 1 || self.best_of_tasks)
             && self.agent.mode == AgentMode::Task
     }
 
     /// How many agents of the plan may run at once.
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         if self.task_trees() {
             self.parallel_tasks
         } else {
@@ -472,7 +472,7 @@ impl PlanCtx {
 
     /// Best of N: how many attempts of task `t` run at once (its `(attempts: N)`, else the
     /// plan's `attempts`; 1 without task worktrees or for a VERIFY step), as the core counts.
-    pub fn attempts_of(&self, t: usize) -> u32 {
+    pub(crate) fn attempts_of(&self, t: usize) -> u32 {
         let Some(task) = self.plan.tasks.get(t) else {
             return 1;
         };
@@ -487,7 +487,7 @@ impl PlanCtx {
     }
 
     /// Task `id`'s worktree and branch (made next to the plan's worktree).
-    pub fn task_tree<'a>(&'a self, id: &'a str) -> TaskTreeRequest<'a> {
+    pub(crate) fn task_tree<'a>(&'a self, id: &'a str) -> TaskTreeRequest<'a> {
         TaskTreeRequest {
             repo_root: &self.repo_root,
             plan: &self.name,
@@ -502,7 +502,7 @@ impl PlanCtx {
 
     /// The worktree task `id` runs in (the pool slot its task branch is checked out in) when the
     /// plan uses task worktrees and there is one.
-    pub fn task_worktree(&self, id: &str) -> Option<PathBuf> {
+    pub(crate) fn task_worktree(&self, id: &str) -> Option<PathBuf> {
         if !self.task_trees() {
             return None;
         }
@@ -513,7 +513,7 @@ impl PlanCtx {
     }
 
     /// Whether every task of the plan is completed or skipped (its task worktree pool can go).
-    pub fn all_finished(&self) -> bool {
+    pub(crate) fn all_finished(&self) -> bool {
         self.view().is_ok_and(|doc| {
             self.plan
                 .tasks
@@ -524,7 +524,7 @@ impl PlanCtx {
 
     /// Removes the plan's task worktree pool once every task is finished (a slot with changes
     /// nobody committed is left for `orch clean`).
-    pub fn drop_pool_if_finished(&self) {
+    pub(crate) fn drop_pool_if_finished(&self) {
         if self.task_trees() && self.all_finished() {
             let root = self.worktree.parent().unwrap_or(&self.repo_root);
             let _ = crate::git::remove_pool(&self.repo_root, root, &self.name, None);
@@ -532,14 +532,14 @@ impl PlanCtx {
     }
 
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
-    pub fn log_path(&self, task: Option<&str>) -> PathBuf {
+    pub(crate) fn log_path(&self, task: Option<&str>) -> PathBuf {
         self.log_dir.join(format!("{}.log", task.unwrap_or("plan")))
     }
 
     /// The commit message of a task: `<plan> <id>: <description>`, without the description's
     /// `(depends: …)` annotation; for a verification step, what happened:
     /// `<plan> V2: verification of phase 2 passed: <first criterion>`.
-    pub fn commit_message(&self, id: &str, description: &str) -> String {
+    pub(crate) fn commit_message(&self, id: &str, description: &str) -> String {
         let is_verify = self
             .plan
             .task(id)
@@ -556,7 +556,7 @@ impl PlanCtx {
     }
 
     /// The check of task `t`: its own `(check: …)`, else the plan's (or the default) one.
-    pub fn check_of(&self, t: usize) -> Option<Vec<String>> {
+    pub(crate) fn check_of(&self, t: usize) -> Option<Vec<String>> {
         let task = self.plan.tasks.get(t)?;
         match crate::plan::check_clause(&task.description) {
             Ok(Some(argv)) => Some(argv),
@@ -567,7 +567,7 @@ impl PlanCtx {
 
 /// A task description without its `(depends: …)`, `(est: …)` and `(pipeline-start: …)` annotations, spaces
 /// collapsed: what a commit subject should say.
-pub fn strip_annotations(description: &str) -> String {
+pub(crate) fn strip_annotations(description: &str) -> String {
     let mut out = String::with_capacity(description.len());
     let mut rest = description;
     while let Some(open) = rest.find('(') {
@@ -602,7 +602,11 @@ fn record_commits_in(doc: &mut StatusDoc, records: &[(String, String)]) -> Resul
 
 /// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet) with
 /// that commit.
-pub fn record_commit_in(doc: &mut StatusDoc, id: &str, commit: &str) -> Result<(), StatusError> {
+pub(crate) fn record_commit_in(
+    doc: &mut StatusDoc,
+    id: &str,
+    commit: &str,
+) -> Result<(), StatusError> {
     let done = doc
         .entry(id)
         .is_some_and(|e| e.status == TaskStatus::Completed);

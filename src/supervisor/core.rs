@@ -23,43 +23,43 @@ use crate::plan::{Plan, TaskKind};
 
 /// The run's fixed settings, as the core needs them.
 #[derive(Clone, Debug)]
-pub struct CoreConfig {
-    pub max_agents: usize,
+pub(crate) struct CoreConfig {
+    pub(crate) max_agents: usize,
     /// The first retry waits this long; each next one twice as long.
-    pub backoff: Duration,
-    pub stuck_after: Option<Duration>,
+    pub(crate) backoff: Duration,
+    pub(crate) stuck_after: Option<Duration>,
     /// The merge train: merge each finished plan.
-    pub auto_merge: bool,
+    pub(crate) auto_merge: bool,
     /// The branch the merge train merges into.
-    pub target: String,
+    pub(crate) target: String,
     /// The most the run may spend (`defaults.budget`).
-    pub budget: Budget,
+    pub(crate) budget: Budget,
     /// The first wait of an agent paused at a limit whose client named no reset time; each
     /// next pause in a row waits twice as long, up to [`MAX_PAUSE`].
-    pub limit_backoff: Duration,
+    pub(crate) limit_backoff: Duration,
     /// The integration preview: how often, at most, a test runs (`None`: off).
-    pub integrate: Option<Duration>,
+    pub(crate) integrate: Option<Duration>,
 }
 
 /// The longest pause of an agent whose client named no reset time.
-pub const MAX_PAUSE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(30 * 60);
 
 /// An agent of an earlier supervisor, found alive (or its batch job) at start-up.
 #[derive(Clone, Debug)]
-pub struct Adopted {
+pub(crate) struct Adopted {
     /// From [`Core::new_run`].
-    pub run: RunId,
-    pub unit: Unit,
-    pub attempt: u32,
-    pub pid: u32,
-    pub job_id: Option<String>,
+    pub(crate) run: RunId,
+    pub(crate) unit: Unit,
+    pub(crate) attempt: u32,
+    pub(crate) pid: u32,
+    pub(crate) job_id: Option<String>,
     /// How long it has run already.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// Something that happened, for the core to decide on.
 #[derive(Clone, Debug)]
-pub enum Input {
+pub(crate) enum Input {
     /// Start-up: agents adopted from an earlier supervisor; failed tasks to run again.
     Recovered {
         adopted: Vec<Adopted>,
@@ -157,16 +157,16 @@ pub enum Input {
 
 /// What the effects measured of a candidate attempt.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Measure {
+pub(crate) struct Measure {
     /// Lines added and removed against the plan branch tip it started from.
-    pub lines: u64,
+    pub(crate) lines: u64,
     /// The `select` command's number (none without `select`).
-    pub score: Option<f64>,
+    pub(crate) score: Option<f64>,
 }
 
 /// Something to do, for the effect runner.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Tell the user (progress, `--json`).
     Report(Event),
     /// Merge the plan's upstream work and run its setup; answer [`Input::Prepared`].
@@ -234,7 +234,7 @@ pub enum Action {
 }
 
 /// The supervisor's state and decisions. See the module documentation.
-pub struct Core {
+pub(crate) struct Core {
     cfg: CoreConfig,
     graph: Graph,
     plans: Vec<Plan>,
@@ -255,7 +255,7 @@ pub struct Core {
 impl Core {
     /// The core of a run over `plans` (all of the workspace's, in its order), with each task's
     /// record as `facts[plan][task]` gives it.
-    pub fn new(
+    pub(crate) fn new(
         cfg: CoreConfig,
         graph: &Graph,
         plans: &[Plan],
@@ -342,47 +342,48 @@ impl Core {
 
     /// Elementary steps taken so far (readiness changes, plans looked at): what a test counts
     /// to show that one input costs the same whatever the size of the run.
-    pub fn work(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn work(&self) -> u64 {
         self.frontier.ops() + self.scans
     }
 
     /// A fresh attempt id (for agents adopted at start-up).
-    pub fn new_run(&mut self) -> RunId {
+    pub(crate) fn new_run(&mut self) -> RunId {
         let r = self.state.next_run;
         self.state.next_run += 1;
         r
     }
 
     /// The run state, read-only (reports, tests).
-    pub fn state(&self) -> &RunState {
+    pub(crate) fn state(&self) -> &RunState {
         &self.state
     }
 
     /// The plan of the run with index `p`.
-    pub fn spec(&self, p: usize) -> Option<&PlanSpec> {
+    pub(crate) fn spec(&self, p: usize) -> Option<&PlanSpec> {
         self.specs.get(p).and_then(Option::as_ref)
     }
 
     /// Before the first input: whether plan `p`'s status file says an earlier `orch merge`
     /// merged it.
-    pub fn set_merged_before(&mut self, p: usize, merged: bool) {
+    pub(crate) fn set_merged_before(&mut self, p: usize, merged: bool) {
         if let Some(plan) = self.state.plans.get_mut(p) {
             plan.merged_before = merged;
         }
     }
 
     /// Nothing runs and nothing is about to: the run is over.
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         self.over
     }
 
     /// When the next timer fires, if one is set.
-    pub fn next_wake(&self) -> Option<Instant> {
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
         self.state.timers.first().map(|(at, _)| *at)
     }
 
     /// Decides on one input; returns what to do.
-    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
             Input::Recovered { adopted, retry } => {
@@ -492,14 +493,14 @@ impl Core {
     }
 }
 
-pub fn kind_str(k: TaskKind) -> String {
+pub(crate) fn kind_str(k: TaskKind) -> String {
     match k {
         TaskKind::Task => "task".to_string(),
         TaskKind::Verify => "verify".to_string(),
     }
 }
 
-pub fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -516,12 +517,12 @@ mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
-pub use integration::IntegState;
+pub(crate) use integration::IntegState;
 mod outcome;
 #[cfg(test)]
 mod plans_tests;
 mod replan;
-pub use replan::{Replan, Structure};
+pub(crate) use replan::{Replan, Structure};
 #[cfg(test)]
 mod replan_tests;
 mod report;

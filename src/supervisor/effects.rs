@@ -26,15 +26,15 @@ mod reread;
 
 /// An input for the core, with the plan whose status file to read before it (the settling of
 /// an attempt, a commit: the core decides on the record as it is now).
-pub struct Msg {
-    pub reload: Option<usize>,
-    pub input: Input,
+pub(crate) struct Msg {
+    pub(crate) reload: Option<usize>,
+    pub(crate) input: Input,
 }
 
-pub type Tx = mpsc::UnboundedSender<Msg>;
+pub(crate) type Tx = mpsc::UnboundedSender<Msg>;
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
-pub async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
+pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
     // Shared with the readers of the status files; replaced by an applied edit.
     let ws = Arc::new(ws);
     let started = Instant::now();
@@ -414,66 +414,66 @@ fn facts_of(
 
 /// A plan's status file as last read.
 #[derive(Default)]
-pub struct View {
+pub(crate) struct View {
     /// Size and modification time when last read.
-    pub stamp: Option<status::FileStamp>,
-    pub doc: Option<StatusDoc>,
-    pub facts: Vec<TaskFacts>,
-    pub merged: bool,
-    pub warned: bool,
+    pub(crate) stamp: Option<status::FileStamp>,
+    pub(crate) doc: Option<StatusDoc>,
+    pub(crate) facts: Vec<TaskFacts>,
+    pub(crate) merged: bool,
+    pub(crate) warned: bool,
     /// Paused by a person (`orchPlanPaused`).
-    pub held: bool,
+    pub(crate) held: bool,
     /// A write of task commits failed and was said.
-    pub record_warned: bool,
+    pub(crate) record_warned: bool,
 }
 
 /// The effect side of a run: what carries out the core's actions.
-pub struct Effects<'a> {
-    pub ctx: Arc<Ctx>,
+pub(crate) struct Effects<'a> {
+    pub(crate) ctx: Arc<Ctx>,
     /// The run's plans: the workspace `orch up` started with, then as the last applied edit
     /// made it (live re-planning: a plan keeps its index for the whole run).
-    pub ws: Arc<Workspace>,
+    pub(crate) ws: Arc<Workspace>,
     /// Each plan's context by index (`None`: not part of the run).
-    pub plans: Vec<Option<Arc<PlanCtx>>>,
+    pub(crate) plans: Vec<Option<Arc<PlanCtx>>>,
     /// The watched manifest, plan files and templates.
-    pub replanning: replan::Replanning,
+    pub(crate) replanning: replan::Replanning,
     /// Where the watcher of the inputs reports (set once the run watches them).
-    pub replan_tx: Option<mpsc::UnboundedSender<()>>,
+    pub(crate) replan_tx: Option<mpsc::UnboundedSender<()>>,
     /// The prompt templates as the last applied edit left them (`None`: the run's first).
-    pub templates: Option<Arc<crate::prompt::Templates>>,
+    pub(crate) templates: Option<Arc<crate::prompt::Templates>>,
     /// The text (description) each running attempt's task had at its launch: its commit says
     /// what the agent was asked, whatever an edit made of the task since.
-    pub texts: HashMap<RunId, String>,
-    pub emit: &'a mut dyn FnMut(&Event),
-    pub tx: Tx,
+    pub(crate) texts: HashMap<RunId, String>,
+    pub(crate) emit: &'a mut dyn FnMut(&Event),
+    pub(crate) tx: Tx,
     /// Where a task worktree made off the loop for a launch is handed back.
-    pub tree_tx: mpsc::UnboundedSender<super::launch::TreeReady>,
-    pub stop_all: watch::Sender<Stop>,
+    pub(crate) tree_tx: mpsc::UnboundedSender<super::launch::TreeReady>,
+    pub(crate) stop_all: watch::Sender<Stop>,
     /// Each attempt's own stop request.
-    pub stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,
+    pub(crate) stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,
     /// The stop requests of attempts whose worktree is being made: a stop asked for meanwhile is
     /// seen by the attempt's monitor when it starts.
-    pub early_stops: HashMap<RunId, watch::Receiver<Option<StopWhy>>>,
-    pub views: Vec<View>,
+    pub(crate) early_stops: HashMap<RunId, watch::Receiver<Option<StopWhy>>>,
+    pub(crate) views: Vec<View>,
     /// Inputs produced while carrying out actions, fed before anything else.
-    pub queue: VecDeque<Msg>,
+    pub(crate) queue: VecDeque<Msg>,
     /// Each report directory of the run's attempts, with who writes there
     /// ([`super::reports`]).
-    pub reporters: HashMap<std::path::PathBuf, super::reports::Reporter>,
+    pub(crate) reporters: HashMap<std::path::PathBuf, super::reports::Reporter>,
     /// Best of N: the attempts of rounds running, with their keys
     /// ([`super::round::member_key`]: their worktree, log and prompt file).
-    pub members: HashMap<RunId, String>,
+    pub(crate) members: HashMap<RunId, String>,
     /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
     /// name, its argv template).
-    pub member_agents: HashMap<RunId, (String, Vec<String>)>,
+    pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
 }
 
 impl Effects<'_> {
-    pub fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
+    pub(crate) fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
         self.plans.get(p).and_then(Clone::clone)
     }
 
-    pub fn note(&mut self, plan: Option<String>, message: String) {
+    pub(crate) fn note(&mut self, plan: Option<String>, message: String) {
         (self.emit)(&Event::Note { plan, message });
     }
 
@@ -503,7 +503,7 @@ impl Effects<'_> {
 
     /// Writes the task commits not recorded yet ([`PlanCtx::flush_records`]); a write that
     /// fails is said once and tried again at the plan's next write.
-    pub fn flush_records(&mut self) {
+    pub(crate) fn flush_records(&mut self) {
         for p in 0..self.views.len() {
             let Some(pc) = self.plan(p) else { continue };
             match pc.flush_records() {
@@ -522,7 +522,7 @@ impl Effects<'_> {
 
     /// Puts the task commits not recorded yet in plan `p`'s status document as last read (as the
     /// file says once they are written), before a prompt or an upstream merge reads it.
-    pub fn apply_records(&mut self, p: usize) {
+    pub(crate) fn apply_records(&mut self, p: usize) {
         let records = self.plan(p).map(|pc| pc.records()).unwrap_or_default();
         let Some(doc) = self.views.get_mut(p).and_then(|v| v.doc.as_mut()) else {
             return;
@@ -535,7 +535,7 @@ impl Effects<'_> {
     }
 
     /// Feeds one input and carries out what the core decides.
-    pub fn apply(&mut self, core: &mut Core, input: Input) {
+    pub(crate) fn apply(&mut self, core: &mut Core, input: Input) {
         let actions = core.handle(Instant::now(), input);
         for a in actions {
             self.execute(a);
@@ -554,7 +554,7 @@ impl Effects<'_> {
     }
 
     /// Watches an attempt's process (or job) until it ends.
-    pub fn watch(&mut self, run: RunId, unit: Unit, attempt: u32, pid: u32, proc: Proc) {
+    pub(crate) fn watch(&mut self, run: RunId, unit: Unit, attempt: u32, pid: u32, proc: Proc) {
         let Some(pc) = self.plan(unit.plan()) else {
             return;
         };
@@ -596,7 +596,7 @@ impl Effects<'_> {
 
     /// Attempt `run`'s stop request: the one made when its launch began (its worktree made off
     /// the loop), else a new one.
-    pub fn stop_receiver(&mut self, run: RunId) -> watch::Receiver<Option<StopWhy>> {
+    pub(crate) fn stop_receiver(&mut self, run: RunId) -> watch::Receiver<Option<StopWhy>> {
         if let Some(rx) = self.early_stops.remove(&run) {
             return rx;
         }

@@ -11,7 +11,7 @@ use crate::agent_output::Usage;
 /// snake case (`task_started`, …) and an `at` timestamp added by [`Stamped`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     /// A person paused the plan (`orch pause`): nothing new of it launches; running agents go on.
     PlanPaused { plan: String },
     /// A paused plan was resumed (`orch resume`).
@@ -301,29 +301,29 @@ pub enum Event {
 
 /// How each plan ended; printed at the end of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RunSummary {
-    pub plans: Vec<PlanOutcome>,
-    pub elapsed_ms: u64,
+pub(crate) struct RunSummary {
+    pub(crate) plans: Vec<PlanOutcome>,
+    pub(crate) elapsed_ms: u64,
     /// True when the run was cut short by Ctrl-C or a signal.
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
     /// Tokens and cost of the run's attempts.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
     /// The run's budget, when it was reached.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget_reached: Option<String>,
+    pub(crate) budget_reached: Option<String>,
     /// Agents that could not work (missing program, rejected flags, authentication).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub agents_stopped: Vec<StoppedAgent>,
+    pub(crate) agents_stopped: Vec<StoppedAgent>,
     /// `[[notify]]` deliveries that failed (each also reported as a `note`); absent when none.
     #[serde(skip_serializing_if = "is_zero")]
-    pub notify_failures: usize,
+    pub(crate) notify_failures: usize,
     /// Conflicts (and red verifies) the merge train's resolvers resolved; absent when none.
     #[serde(skip_serializing_if = "is_zero")]
-    pub resolved_by_agent: usize,
+    pub(crate) resolved_by_agent: usize,
     /// Plans the merge train left unmerged for a conflict or a red `verify`, for a person;
     /// absent when none.
     #[serde(skip_serializing_if = "is_zero")]
-    pub left_for_a_person: usize,
+    pub(crate) left_for_a_person: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -332,38 +332,38 @@ fn is_zero(n: &usize) -> bool {
 
 /// An agent that stopped the run for a failure only a person can fix.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct StoppedAgent {
-    pub agent: String,
-    pub cause: String,
-    pub fix: String,
+pub(crate) struct StoppedAgent {
+    pub(crate) agent: String,
+    pub(crate) cause: String,
+    pub(crate) fix: String,
 }
 
 /// One plan at the end of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlanOutcome {
-    pub plan: String,
-    pub outcome: PlanResult,
-    pub completed: usize,
-    pub total: usize,
-    pub failed_tasks: Vec<String>,
-    pub reason: Option<String>,
+pub(crate) struct PlanOutcome {
+    pub(crate) plan: String,
+    pub(crate) outcome: PlanResult,
+    pub(crate) completed: usize,
+    pub(crate) total: usize,
+    pub(crate) failed_tasks: Vec<String>,
+    pub(crate) reason: Option<String>,
     /// With the merge train: `merged`, or why not (`conflict`, `verify_failed`, …); `None`
     /// without it or when the plan did not finish.
-    pub merge: Option<crate::merge::MergeResult>,
-    pub branch: String,
-    pub worktree: PathBuf,
-    pub log_dir: PathBuf,
+    pub(crate) merge: Option<crate::merge::MergeResult>,
+    pub(crate) branch: String,
+    pub(crate) worktree: PathBuf,
+    pub(crate) log_dir: PathBuf,
     /// The cause of each failed task (`id`, cause), for the summary.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub causes: Vec<(String, String)>,
+    pub(crate) causes: Vec<(String, String)>,
     /// Tokens and cost of the plan: recorded before the run and of its attempts.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
 }
 
 /// How a plan's run ended, in one word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PlanResult {
+pub(crate) enum PlanResult {
     Completed,
     Failed,
     Blocked,
@@ -374,7 +374,7 @@ pub enum PlanResult {
 }
 
 impl PlanResult {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
             Self::Failed => "failed",
@@ -393,8 +393,8 @@ impl std::fmt::Display for PlanResult {
 
 /// An event with its time, as printed by `--json`: the event's fields plus `at`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Stamped<'a> {
-    pub at: String,
+pub(crate) struct Stamped<'a> {
+    pub(crate) at: String,
     #[serde(flatten)]
-    pub event: &'a Event,
+    pub(crate) event: &'a Event,
 }

@@ -12,28 +12,28 @@ use chrono::{SecondsFormat, Utc};
 use super::event::{Event, Stamped};
 
 /// The file's name in the state directory.
-pub const EVENTS_FILE: &str = "events.jsonl";
+pub(crate) const EVENTS_FILE: &str = "events.jsonl";
 /// The size past which the file is rotated.
-pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The event log of one run.
-pub struct EventLog {
+pub(crate) struct EventLog {
     path: PathBuf,
     file: Option<File>,
     size: u64,
     max: u64,
     /// A write failed (said once).
-    pub failed: Option<String>,
+    pub(crate) failed: Option<String>,
 }
 
 impl EventLog {
     /// Opens (appends to) `<state_dir>/events.jsonl`.
-    pub fn open(state_dir: &Path) -> Self {
+    pub(crate) fn open(state_dir: &Path) -> Self {
         Self::with_limit(state_dir, MAX_BYTES)
     }
 
     /// [`EventLog::open`] rotating at `max` bytes.
-    pub fn with_limit(state_dir: &Path, max: u64) -> Self {
+    pub(crate) fn with_limit(state_dir: &Path, max: u64) -> Self {
         let path = state_dir.join(EVENTS_FILE);
         let mut log = EventLog {
             path,
@@ -69,7 +69,7 @@ impl EventLog {
     }
 
     /// Appends `e` as one JSON line (with its `at` time), rotating first when the file is full.
-    pub fn append(&mut self, e: &Event) {
+    pub(crate) fn append(&mut self, e: &Event) {
         let stamped = Stamped {
             at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             event: e,

@@ -38,7 +38,7 @@ impl From<String> for LaunchError {
 
 /// A task worktree made off the loop for attempt `attempt` of `unit` (its launch goes on with
 /// it: [`Effects::tree_ready`]), or why it could not be made.
-pub struct TreeReady {
+pub(crate) struct TreeReady {
     run: RunId,
     unit: Unit,
     attempt: u32,
@@ -51,7 +51,7 @@ impl Effects<'_> {
     /// submission ends). A task worktree of the pool is made off the loop (a new slot's checkout
     /// takes seconds in a large repository): the loop goes on meanwhile, and the launch with
     /// [`Effects::tree_ready`]; the core keeps the attempt launching until then.
-    pub fn launch(&mut self, run: RunId, unit: Unit, attempt: u32) {
+    pub(crate) fn launch(&mut self, run: RunId, unit: Unit, attempt: u32) {
         if let Some(pc) = self.plan(unit.plan())
             && let Some(t) = unit.task().filter(|_| pc.task_trees())
         {
@@ -81,7 +81,7 @@ impl Effects<'_> {
     }
 
     /// Goes on with a launch whose task worktree was made off the loop.
-    pub fn tree_ready(&mut self, ready: TreeReady) {
+    pub(crate) fn tree_ready(&mut self, ready: TreeReady) {
         let TreeReady {
             run,
             unit,

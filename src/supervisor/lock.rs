@@ -10,20 +10,19 @@ use serde::{Deserialize, Serialize};
 /// What the lock file says about its holder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Holder {
-    pub pid: u32,
-    pub host: Option<String>,
-    pub started_at: String,
+pub(crate) struct Holder {
+    pub(crate) pid: u32,
+    pub(crate) host: Option<String>,
+    pub(crate) started_at: String,
 }
 
 /// Held until dropped (the OS releases the lock when the process dies, even by `kill -9`).
-pub struct SupervisorLock {
+pub(crate) struct SupervisorLock {
     _file: File,
-    pub path: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("cannot open the supervisor lock `{path}`")]
     Open {
         path: PathBuf,
@@ -51,7 +50,7 @@ fn describe(h: Option<&Holder>) -> String {
 
 impl SupervisorLock {
     /// Takes the lock at `state_dir/supervisor.lock` or says who holds it.
-    pub fn acquire(state_dir: &Path) -> Result<Self, LockError> {
+    pub(crate) fn acquire(state_dir: &Path) -> Result<Self, LockError> {
         let path = state_dir.join("supervisor.lock");
         let open_err = |source| LockError::Open {
             path: path.clone(),
@@ -100,13 +99,13 @@ impl SupervisorLock {
         let _ = file.seek(SeekFrom::Start(0));
         let _ = file.write_all(text.as_bytes());
         let _ = file.flush();
-        Ok(Self { _file: file, path })
+        Ok(Self { _file: file })
     }
 }
 
 /// The `orch up` holding the lock of `state_dir`, if one runs (on this host: its pid is alive;
 /// on another host: it holds the lock). Takes no lock itself.
-pub fn running(state_dir: &Path) -> Option<Holder> {
+pub(crate) fn running(state_dir: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(state_dir.join("supervisor.lock")).ok()?;
     let holder: Holder = serde_json::from_str(&text).ok()?;
     if holder.host == crate::process::hostname() {

@@ -7,7 +7,7 @@ use super::effects::recv_signal;
 use crate::merge::PlanMergeOutcome;
 
 /// Who hears a resolution's notes during the merge train.
-pub type Told = std::sync::Arc<dyn Fn(&crate::merge::resolve::ResolveNote) + Send + Sync>;
+pub(crate) type Told = std::sync::Arc<dyn Fn(&crate::merge::resolve::ResolveNote) + Send + Sync>;
 
 /// Merges `plan` as `orch merge PLAN` does (all of its checks, locks and verification), on a
 /// blocking thread. Ctrl-C meanwhile reaches it as it reached the `orch merge` child: the first
@@ -15,7 +15,11 @@ pub type Told = std::sync::Arc<dyn Fn(&crate::merge::resolve::ResolveNote) + Sen
 ///
 /// A plan with `resolve` that conflicts is handed to its resolver on the same blocking thread
 /// (`crate::merge::resolve`), its notes told to `notify` as they come.
-pub async fn run_merge(manifest: &std::path::Path, plan: &str, notify: Told) -> PlanMergeOutcome {
+pub(crate) async fn run_merge(
+    manifest: &std::path::Path,
+    plan: &str,
+    notify: Told,
+) -> PlanMergeOutcome {
     let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
     let mut merging = tokio::task::spawn_blocking(move || {
         let runner: std::sync::Arc<dyn crate::merge::resolve::RunAgent> =

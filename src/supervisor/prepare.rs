@@ -20,7 +20,7 @@ use crate::status::{self, StatusDoc, TaskStatus};
 /// The commit of `upstream` that holds the work `target` names: the latest commit among the
 /// tasks of that phase (or plan, or the one task). `None` when no task there has a commit (its
 /// work was done before orch, so the target branch has it).
-pub fn upstream_commit(
+pub(crate) fn upstream_commit(
     repo_root: &std::path::Path,
     upstream: &crate::plan::Plan,
     doc: &StatusDoc,
@@ -45,7 +45,7 @@ pub fn upstream_commit(
 /// its setup (once). `upstreams` holds, per `depends_on` entry: the upstream plan's name, plan,
 /// status document, target and the entry as written. Returns the events to report, or why the
 /// plan is blocked.
-pub async fn prepare(
+pub(crate) async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<PlanCtx>,
     upstreams: Vec<(String, crate::plan::Plan, StatusDoc, DepTarget, String)>,
@@ -87,13 +87,17 @@ pub async fn prepare(
 
 /// Called once with the outcome of making a plan's new worktree, before anyone waiting for it
 /// goes on (the effect runner tells the core: `Input::TreeMade`).
-pub type TreeTold = Box<dyn FnOnce(&Result<Vec<Event>, String>) + Send>;
+pub(crate) type TreeTold = Box<dyn FnOnce(&Result<Vec<Event>, String>) + Send>;
 
 /// Plan `plan`'s new worktree ([`PlanCtx::new_tree`]), made once: by the run's start, which
 /// asks for every new plan's, or by the plan's preparation, whichever comes first; the other
 /// waits for it. The first alone, then at most one per core at a time (`Ctx::tree_slots`). `told` is
 /// called by the one that makes it.
-pub async fn ensure_tree(ctx: Arc<Ctx>, plan: Arc<PlanCtx>, told: TreeTold) -> Result<(), String> {
+pub(crate) async fn ensure_tree(
+    ctx: Arc<Ctx>,
+    plan: Arc<PlanCtx>,
+    told: TreeTold,
+) -> Result<(), String> {
     let Some(new) = plan.new_tree.clone() else {
         return Ok(());
     };

@@ -20,7 +20,7 @@ use text::{describe, runner, summary_table};
 
 /// How [`Progress`] renders events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// One bar per active plan and one overall bar, on stderr.
     Bars,
     /// One timestamped line per event, on stdout.
@@ -31,7 +31,7 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// Bars when stderr is a terminal, else Plain; Json when asked.
-    pub fn detect(json: bool) -> Self {
+    pub(crate) fn detect(json: bool) -> Self {
         if json {
             Self::Json
         } else if io::stderr().is_terminal() {
@@ -45,10 +45,10 @@ impl ProgressMode {
 /// A plan of the run as the display starts: its name and how many of its tasks (and
 /// verification steps) there are and are already finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanInfo {
-    pub name: String,
-    pub total: usize,
-    pub done: usize,
+pub(crate) struct PlanInfo {
+    pub(crate) name: String,
+    pub(crate) total: usize,
+    pub(crate) done: usize,
 }
 
 /// What the display knows about one plan.
@@ -70,7 +70,7 @@ struct Bars {
 }
 
 /// Renders the events of a run. See [`ProgressMode`].
-pub struct Progress {
+pub(crate) struct Progress {
     mode: ProgressMode,
     out: Box<dyn Write + Send>,
     plans: Vec<PlanState>,
@@ -85,7 +85,7 @@ pub struct Progress {
 
 impl Progress {
     /// A display writing to stderr (Bars) or stdout (Plain, Json).
-    pub fn new(mode: ProgressMode, plans: &[PlanInfo]) -> Self {
+    pub(crate) fn new(mode: ProgressMode, plans: &[PlanInfo]) -> Self {
         let (out, target): (Box<dyn Write + Send>, _) = match mode {
             ProgressMode::Bars => (Box::new(io::stderr()), ProgressDrawTarget::stderr()),
             ProgressMode::Plain | ProgressMode::Json => {
@@ -97,7 +97,12 @@ impl Progress {
 
     /// A display writing its lines to `out`; in Bars mode the bars themselves are not drawn
     /// (for tests).
-    pub fn with_writer(mode: ProgressMode, plans: &[PlanInfo], out: Box<dyn Write + Send>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_writer(
+        mode: ProgressMode,
+        plans: &[PlanInfo],
+        out: Box<dyn Write + Send>,
+    ) -> Self {
         Self::build(mode, plans, out, ProgressDrawTarget::hidden())
     }
 
@@ -130,7 +135,7 @@ impl Progress {
     }
 
     /// Renders one event. `RunFinished` is the same as [`finish`](Self::finish).
-    pub fn event(&mut self, e: &Event) {
+    pub(crate) fn event(&mut self, e: &Event) {
         if let Event::RunFinished { summary } = e {
             self.finish(summary);
             return;
@@ -156,7 +161,7 @@ impl Progress {
 
     /// Clears the bars and prints the final summary (Json: the `run_finished` event line only).
     /// Prints once: later calls do nothing.
-    pub fn finish(&mut self, summary: &RunSummary) {
+    pub(crate) fn finish(&mut self, summary: &RunSummary) {
         if self.finished {
             return;
         }

@@ -18,25 +18,25 @@ use crate::process;
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// An agent of an earlier supervisor, to be watched again.
-pub struct Found {
-    pub unit: Unit,
-    pub proc: Proc,
-    pub pid: u32,
-    pub job_id: Option<String>,
-    pub attempt: u32,
-    pub elapsed: Duration,
+pub(crate) struct Found {
+    pub(crate) unit: Unit,
+    pub(crate) proc: Proc,
+    pub(crate) pid: u32,
+    pub(crate) job_id: Option<String>,
+    pub(crate) attempt: u32,
+    pub(crate) elapsed: Duration,
 }
 
 /// What start-up found.
 #[derive(Default)]
-pub struct Recovery {
-    pub adopted: Vec<Found>,
+pub(crate) struct Recovery {
+    pub(crate) adopted: Vec<Found>,
     /// Tasks recorded failed: they get another run.
-    pub retry: Vec<(usize, usize)>,
+    pub(crate) retry: Vec<(usize, usize)>,
 }
 
 /// See the module documentation.
-pub async fn recover(fx: &mut Effects<'_>) -> Recovery {
+pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
     let mut out = Recovery::default();
     // Agents of an earlier supervisor, found by their environment: also those launched just
     // before it died, whose start it had not recorded yet.
@@ -235,7 +235,7 @@ fn elapsed_since(started: Option<chrono::DateTime<Utc>>) -> Duration {
 fn process_of(unit: Unit, pid: u32, start_time: u64, attempt: u32, elapsed: Duration) -> Found {
     Found {
         unit,
-        proc: Proc::Adopted { pid, start_time },
+        proc: Proc::Adopted { start_time },
         pid,
         job_id: None,
         attempt,

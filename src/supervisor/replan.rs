@@ -18,15 +18,18 @@ use crate::prompt::{PLAN_FILE, TASK_FILE};
 use crate::watch::{Names, hint_for};
 use crate::workspace::{self, Selection, Workspace};
 
+#[cfg(test)]
 use super::event::Event;
 
-pub use changes::{changes, changes_of};
+#[cfg(test)]
+use changes::changes;
+pub(crate) use changes::changes_of;
 
 /// The files whose change is a re-plan, absolute: the manifest, every plan file it names, the
 /// two prompt templates (`task.md`, `plan.md`; built in while missing) and their directory
 /// (`defaults.templates`; whether it exists counts). Each once, in that order. Without a
 /// manifest: the plan files.
-pub fn inputs_of(ws: &Workspace) -> Vec<PathBuf> {
+pub(crate) fn inputs_of(ws: &Workspace) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut push = |p: PathBuf| {
         let p = std::path::absolute(&p).unwrap_or(p);
@@ -64,7 +67,7 @@ pub fn inputs_of(ws: &Workspace) -> Vec<PathBuf> {
 /// (as after any applied change: a plan added may live in a directory not watched yet).
 /// `crate::watch::watch_dirs` is not used since it makes missing directories. Keep the returned
 /// watcher alive as long as events are wanted.
-pub fn watch_inputs(
+pub(crate) fn watch_inputs(
     inputs: &[PathBuf],
     tx: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {
@@ -111,14 +114,14 @@ fn watched(inputs: &[PathBuf]) -> (BTreeSet<PathBuf>, Names) {
 /// The content of one input: its length and a 64-bit digest of its bytes
 /// ([`crate::plan::hash_bytes`], the one `orchPlanDigest` uses); a directory is [`Digest::DIR`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Digest {
-    pub len: u64,
-    pub hash: u64,
+pub(crate) struct Digest {
+    pub(crate) len: u64,
+    pub(crate) hash: u64,
 }
 
 impl Digest {
     /// What a directory reads as (its entries are not looked at).
-    pub const DIR: Digest = Digest {
+    pub(crate) const DIR: Digest = Digest {
         len: u64::MAX,
         hash: 0,
     };
@@ -126,12 +129,12 @@ impl Digest {
 
 /// Each input with the digest of its content, in the inputs' order; `None` for a file that is
 /// missing or cannot be read.
-pub type Fingerprint = Vec<(PathBuf, Option<Digest>)>;
+pub(crate) type Fingerprint = Vec<(PathBuf, Option<Digest>)>;
 
 /// Reads each of `inputs` whole and digests it. A burst of writes that ends where it began, or
 /// a `touch`, leaves the fingerprint as it was: reload only when it differs from the one of the
 /// configuration last applied or reported invalid.
-pub fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
+pub(crate) fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
     inputs
         .iter()
         .map(|p| {
@@ -150,7 +153,7 @@ pub fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
 
 /// The files whose content differs between two fingerprints: those of `new` that changed or
 /// are new to the list (in `new`'s order), then those of `old` no longer in it.
-pub fn changed_files(old: &Fingerprint, new: &Fingerprint) -> Vec<PathBuf> {
+pub(crate) fn changed_files(old: &Fingerprint, new: &Fingerprint) -> Vec<PathBuf> {
     let was = |p: &Path| old.iter().find(|(q, _)| q == p).map(|(_, d)| *d);
     let mut out: Vec<PathBuf> = new
         .iter()
@@ -167,18 +170,19 @@ pub fn changed_files(old: &Fingerprint, new: &Fingerprint) -> Vec<PathBuf> {
 
 /// A configuration that does not pass `orch check`: it is not applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     /// The file of the first error (the manifest when it could not be loaded at all), made
     /// absolute (a plan file or a template is named relative to the manifest's directory).
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Every error as `orch check` prints it: `path:line:col: error: message`, and its hint on a
     /// line of its own (`Diagnostic`'s own rendering).
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Invalid {
     /// The event that reports it.
-    pub fn event(&self) -> Event {
+    #[cfg(test)]
+    pub(crate) fn event(&self) -> Event {
         Event::ManifestInvalid {
             file: self.file.clone(),
             errors: self.errors.clone(),
@@ -208,7 +212,7 @@ impl Invalid {
 /// ([`workspace::load_checked`]: the manifest, the plans, the cross-plan checks, the prompt
 /// templates). Any error, or a load that fails (a manifest that does not parse, a plan file that
 /// cannot be read), is [`Invalid`]; warnings are not.
-pub fn load_candidate(manifest_path: &Path) -> Result<Workspace, Invalid> {
+pub(crate) fn load_candidate(manifest_path: &Path) -> Result<Workspace, Invalid> {
     let sel = Selection {
         manifest: Some(manifest_path.to_path_buf()),
         plan: None,

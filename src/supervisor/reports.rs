@@ -28,10 +28,10 @@ use crate::status::{self, StatusError, Transition, TransitionOptions, Transition
 
 /// Who writes in one report directory, from orch's own record of the launch.
 #[derive(Clone, Debug)]
-pub struct Reporter {
-    pub unit: Unit,
-    pub attempt: u32,
-    pub log: PathBuf,
+pub(crate) struct Reporter {
+    pub(crate) unit: Unit,
+    pub(crate) attempt: u32,
+    pub(crate) log: PathBuf,
 }
 
 /// Who a report came from.
@@ -42,7 +42,7 @@ enum From {
 
 /// The report directory of `unit`'s attempt `attempt` of plan `pc`, made empty (a directory
 /// of an earlier run with the same number is removed first).
-pub fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, String> {
+pub(crate) fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, String> {
     let state_dir = state_dir_of(pc);
     let dir = attempt_dir(&state_dir, &pc.name, unit_name, attempt);
     if std::fs::symlink_metadata(&dir).is_ok() {
@@ -56,7 +56,7 @@ pub fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, 
 }
 
 /// The run's state directory: the parent of the plan's own (`<state_dir>/<plan>/status.json`).
-pub fn state_dir_of(pc: &PlanCtx) -> PathBuf {
+pub(crate) fn state_dir_of(pc: &PlanCtx) -> PathBuf {
     pc.status_path
         .parent()
         .and_then(Path::parent)
@@ -80,7 +80,7 @@ impl Effects<'_> {
 
     /// Records who writes in the report directory of `unit`'s attempt `attempt` (launched, or
     /// adopted from an earlier supervisor); its path.
-    pub fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
+    pub(crate) fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
         let (dir, log) = self.report_place(unit, attempt)?;
         self.reporters
             .insert(dir.clone(), Reporter { unit, attempt, log });
@@ -89,7 +89,7 @@ impl Effects<'_> {
 
     /// The attempt `attempt` of `unit` is over: its report directory is removed and no report
     /// is taken from it any more.
-    pub fn forget_reporter(&mut self, unit: Unit, attempt: u32) {
+    pub(crate) fn forget_reporter(&mut self, unit: Unit, attempt: u32) {
         let Some((dir, _)) = self.report_place(unit, attempt) else {
             return;
         };
@@ -415,7 +415,7 @@ fn answer_in(dir: &Path, answer: &Answer) {
 /// (applying it twice changes nothing the first did not: a transition to where the task
 /// already is leaves it unchanged). Not when an answer waits to be read, nor when a newer
 /// report is there.
-pub fn put_back_taken(dir: &Path) {
+pub(crate) fn put_back_taken(dir: &Path) {
     let taken = dir.join(TAKEN_FILE);
     if std::fs::symlink_metadata(&taken).is_err() {
         return;

@@ -26,13 +26,13 @@ use crate::process;
 
 /// Runs resolving agents with this orch executable (for `orch sandbox-exec`/`session-exec`).
 #[derive(Clone, Debug)]
-pub struct AgentRunner {
-    pub orch_bin: PathBuf,
+pub(crate) struct AgentRunner {
+    pub(crate) orch_bin: PathBuf,
 }
 
 impl AgentRunner {
     /// The runner of this process's executable.
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         Self {
             orch_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("orch")),
         }
@@ -40,7 +40,7 @@ impl AgentRunner {
 }
 
 /// The resolver of `manifest`'s plans, its notes told to `notify`.
-pub fn resolver(
+pub(crate) fn resolver(
     manifest: Arc<Manifest>,
     notify: Arc<dyn Fn(&ResolveNote) + Send + Sync>,
 ) -> Resolver {

@@ -14,13 +14,13 @@ use crate::agent_output::Usage;
 /// What stands for attempt `attempt` of task `id` where a name per attempt is needed: its task
 /// worktree and branch (`orch/task/<plan>/<id>.a<attempt>`), its log (`<id>.a<attempt>.log`).
 /// Never a task id (task ids are numbers and dots, or `V<n>`).
-pub fn member_key(id: &str, attempt: u32) -> String {
+pub(crate) fn member_key(id: &str, attempt: u32) -> String {
     format!("{id}.a{attempt}")
 }
 
 /// The live attempt (launching or running) of a round with number `attempt` of `unit`: the
 /// only one whose report is taken from that attempt's report directory.
-pub fn member_run(
+pub(crate) fn member_run(
     state: &super::state::RunState,
     unit: super::state::Unit,
     attempt: u32,
@@ -49,16 +49,16 @@ pub fn member_run(
 /// One attempt of a best-of-N round as its log shows it (`orch status`, `orch top`,
 /// `orch logs --attempt`): read from the log directory, never from the agent's worktree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptLog {
-    pub attempt: u32,
-    pub log: std::path::PathBuf,
+pub(crate) struct AttemptLog {
+    pub(crate) attempt: u32,
+    pub(crate) log: std::path::PathBuf,
     /// How it ended (`exit status 0`, `stopped by orch`), from orch's own last line of the
     /// log; `None` while it runs.
-    pub ended: Option<String>,
+    pub(crate) ended: Option<String>,
 }
 
 /// The attempts of task `id` with a log of their own in `log_dir` (`<id>.a<K>.log`), by number.
-pub fn attempt_logs(log_dir: &std::path::Path, id: &str) -> Vec<AttemptLog> {
+pub(crate) fn attempt_logs(log_dir: &std::path::Path, id: &str) -> Vec<AttemptLog> {
     let prefix = format!("{id}.a");
     let mut out: Vec<AttemptLog> = std::fs::read_dir(log_dir)
         .into_iter()
@@ -101,11 +101,11 @@ fn ending_in(log: &std::path::Path, attempt: u32) -> Option<String> {
 }
 
 /// The longest score text read from a `select` command (a number needs far less).
-pub const SCORE_MAX_BYTES: usize = 64;
+pub(crate) const SCORE_MAX_BYTES: usize = 64;
 
 /// What an attempt's agent reported through the report channel (its own report directory).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reported {
+pub(crate) enum Reported {
     Done,
     Failed(Option<String>),
     Skipped,
@@ -113,7 +113,7 @@ pub enum Reported {
 
 /// Where one attempt of a round stands.
 #[derive(Clone, Debug, PartialEq)]
-pub enum MemberState {
+pub(crate) enum MemberState {
     /// Its agent runs (or is being launched).
     Running,
     /// Its agent reported done; its check runs.
@@ -128,23 +128,23 @@ pub enum MemberState {
 
 /// One attempt of a round.
 #[derive(Clone, Debug)]
-pub struct Member {
-    pub run: RunId,
+pub(crate) struct Member {
+    pub(crate) run: RunId,
     /// Its `ORCH_ATTEMPT`.
-    pub attempt: u32,
-    pub reported: Option<Reported>,
-    pub state: MemberState,
+    pub(crate) attempt: u32,
+    pub(crate) reported: Option<Reported>,
+    pub(crate) state: MemberState,
     /// Its process has ended.
-    pub ended: bool,
-    pub usage: Option<Usage>,
+    pub(crate) ended: bool,
+    pub(crate) usage: Option<Usage>,
     /// Its settling's outcome (committed for the pick, saved for the others).
-    pub settled: Option<Outcome>,
+    pub(crate) settled: Option<Outcome>,
     /// Its settling was asked for.
-    pub settling: bool,
+    pub(crate) settling: bool,
 }
 
 impl Member {
-    pub fn new(run: RunId, attempt: u32) -> Self {
+    pub(crate) fn new(run: RunId, attempt: u32) -> Self {
         Member {
             run,
             attempt,
@@ -158,7 +158,7 @@ impl Member {
     }
 
     /// Its result is known (a candidate or not).
-    pub fn resolved(&self) -> bool {
+    pub(crate) fn resolved(&self) -> bool {
         matches!(
             self.state,
             MemberState::Candidate { .. } | MemberState::Lost { .. }
@@ -168,30 +168,26 @@ impl Member {
 
 /// A round: N attempts of a task started at once.
 #[derive(Clone, Debug)]
-pub struct Round {
+pub(crate) struct Round {
     /// 1 for the task's first round in this run.
-    pub number: u32,
-    pub members: Vec<Member>,
+    pub(crate) number: u32,
+    pub(crate) members: Vec<Member>,
     /// The pick is made (`winner` `None`: no attempt is a candidate).
-    pub decided: bool,
+    pub(crate) decided: bool,
     /// Index into `members`.
-    pub winner: Option<usize>,
+    pub(crate) winner: Option<usize>,
     /// Why the winner won, in words (the commit message's and `task_finished`'s).
-    pub why: String,
-    pub started: Instant,
+    pub(crate) why: String,
+    pub(crate) started: Instant,
 }
 
 impl Round {
-    pub fn member(&self, run: RunId) -> Option<&Member> {
-        self.members.iter().find(|m| m.run == run)
-    }
-
-    pub fn member_mut(&mut self, run: RunId) -> Option<&mut Member> {
+    pub(crate) fn member_mut(&mut self, run: RunId) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.run == run)
     }
 
     /// Every attempt's tokens and cost, losers too.
-    pub fn usage(&self) -> Option<Usage> {
+    pub(crate) fn usage(&self) -> Option<Usage> {
         self.members
             .iter()
             .filter_map(|m| m.usage)
@@ -200,7 +196,7 @@ impl Round {
 
     /// The best candidate: the highest score (when scored), then the smaller change, then the
     /// earliest attempt.
-    pub fn best(&self) -> Option<usize> {
+    pub(crate) fn best(&self) -> Option<usize> {
         let mut best: Option<(usize, Option<f64>, u64)> = None;
         for (i, m) in self.members.iter().enumerate() {
             let MemberState::Candidate { score, lines } = m.state else {
@@ -225,7 +221,7 @@ impl Round {
 
     /// The pick in words: `attempt 2 of 3: check passed, score 0.93, 41 lines; 1 failed its
     /// check, 3 stopped`.
-    pub fn pick_words(&self, winner: usize, checked: bool) -> String {
+    pub(crate) fn pick_words(&self, winner: usize, checked: bool) -> String {
         let n = self.members.len();
         let w = &self.members[winner];
         // Attempts are numbered on from earlier rounds (and runs): the place in this round too.
@@ -258,7 +254,7 @@ impl Round {
     }
 
     /// Why no attempt is a candidate: each attempt's cause.
-    pub fn failure_words(&self) -> String {
+    pub(crate) fn failure_words(&self) -> String {
         let n = self.members.len();
         let causes: Vec<String> = self
             .members
@@ -280,7 +276,7 @@ impl Round {
 
 /// `text` with its control characters (an agent's words may hold terminal escapes) shown
 /// escaped: what the pick's words, the events and the commit message carry.
-pub fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() && c != '\n' {
@@ -317,7 +313,7 @@ fn short_cause(m: &Member) -> String {
 /// A `select` command's output read as a score: the last non-empty line of at most
 /// [`SCORE_MAX_BYTES`] bytes, a finite number. Anything else is not a score (the cause says
 /// what was found, its control characters shown escaped and cut).
-pub fn parse_score(stdout: &[u8]) -> Result<f64, String> {
+pub(crate) fn parse_score(stdout: &[u8]) -> Result<f64, String> {
     let text = String::from_utf8_lossy(stdout);
     let last = text.lines().map(str::trim).rfind(|l| !l.is_empty());
     let Some(line) = last else {

@@ -26,7 +26,7 @@ use crate::sandbox::{DEVICES, Rules};
 
 /// How a plan's agents run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlanSandbox {
+pub(crate) enum PlanSandbox {
     /// Confined: the plan's rules, to which each attempt adds its worktree and `TMPDIR`.
     Confined(Rules),
     /// `sandbox = "off"`, or a batch executor (the job is not confined).
@@ -37,7 +37,7 @@ pub enum PlanSandbox {
 
 impl PlanSandbox {
     /// As `orch status --json` and the `run_started` event say it.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Self::Confined(_) => "on",
             Self::Off => "off",
@@ -45,7 +45,7 @@ impl PlanSandbox {
         }
     }
 
-    pub fn rules(&self) -> Option<&Rules> {
+    pub(crate) fn rules(&self) -> Option<&Rules> {
         match self {
             Self::Confined(r) => Some(r),
             _ => None,
@@ -55,7 +55,7 @@ impl PlanSandbox {
 
 /// Decides plan `plan`'s sandbox; `supported`: whether the kernel confines (asked once per run).
 /// `sandbox = "on"` where it cannot be applied is refused (exit 6) with the fix.
-pub fn decide(
+pub(crate) fn decide(
     plan: &str,
     agent_name: &str,
     agent: &AgentSpec,
@@ -90,7 +90,7 @@ pub fn decide(
 
 /// The rules of one attempt (or check) in `workdir` with its `TMPDIR`: the worktree, not its git
 /// admin directory.
-pub fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
+pub(crate) fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
     let mut rules = base.clone();
     rules.write.push(workdir.to_path_buf());
     rules.write.push(tmpdir.to_path_buf());
@@ -98,7 +98,7 @@ pub fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
 }
 
 /// The private `TMPDIR` of an attempt (`what`: the task id, `plan`, or `<id>.check`).
-pub fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
+pub(crate) fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
     std::env::temp_dir().join(format!(
         "orch-{}-{plan}-{what}-{attempt}",
         std::process::id()
@@ -106,7 +106,7 @@ pub fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
 }
 
 /// `argv` run through `orch sandbox-exec` under `rules`.
-pub fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
+pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
     let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
     out.extend(crate::sandbox::args(rules));
     out.push("--".to_string());
@@ -118,7 +118,7 @@ pub fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
 /// (every local agent and check, confined or not). A confined `argv` (`orch sandbox-exec …`,
 /// [`wrap`]) is left as it is: `orch sandbox-exec` starts the session itself, and one exec of
 /// orch less is about 2 ms of CPU per agent run.
-pub fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
+pub(crate) fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
     let bin = orch_bin.display().to_string();
     if argv.first() == Some(&bin) && argv.get(1).map(String::as_str) == Some("sandbox-exec") {
         return argv;
@@ -134,7 +134,7 @@ pub fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
 
 /// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
 /// be, else `on` when some agent is confined, else `off`.
-pub fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {
+pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {
     let mut state = "off";
     for p in plans {
         match p {
@@ -147,10 +147,10 @@ pub fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'stat
 }
 
 /// `<state_dir>/sandbox.json`: the run's sandbox and each plan's, read by `orch status --json`.
-pub const RECORD: &str = "sandbox.json";
+pub(crate) const RECORD: &str = "sandbox.json";
 
 /// Writes [`RECORD`]: the run's sandbox and Landlock ABI (`run`), each plan's sandbox.
-pub fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'static str)]) {
+pub(crate) fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'static str)]) {
     let per_plan: serde_json::Map<String, serde_json::Value> = plans
         .iter()
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))

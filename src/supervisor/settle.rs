@@ -12,7 +12,7 @@ use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`;
 /// `text`: the task's description when the attempt started (its commit's subject).
-pub fn settle(
+pub(crate) fn settle(
     plan: &PlanCtx,
     (task, text): (Option<usize>, Option<&str>),
     attempt: u32,
@@ -108,7 +108,7 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
 }
 
 /// Adds one attempt's tokens and cost to task `t`'s `orchUsage`.
-pub fn record_usage(
+pub(crate) fn record_usage(
     plan: &PlanCtx,
     t: usize,
     usage: &crate::agent_output::Usage,
@@ -126,7 +126,11 @@ pub fn record_usage(
 }
 
 /// Records task `id` failed with `error` (a launch that failed, a second conflict).
-pub fn record_failure(plan: &PlanCtx, id: &str, error: &str) -> Result<(), status::StatusError> {
+pub(crate) fn record_failure(
+    plan: &PlanCtx,
+    id: &str,
+    error: &str,
+) -> Result<(), status::StatusError> {
     let opts = TransitionOptions {
         force: true,
         error: Some(error.to_string()),
@@ -242,7 +246,7 @@ pub(super) fn wrote_outside_in(
 
 /// Commits the worktree for a done task; its record goes in the plan's next status write
 /// ([`PlanCtx::defer_record`]; a task worktree's commit is recorded at once).
-pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
+pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
     let made = match plan.task_worktree(id) {
         Some(tree) => commit_task_tree(plan, id, description, false, &tree),
         None => commit_in_worktree(plan, id, description, false, Changes::Take, Record::Later),
@@ -274,7 +278,7 @@ pub fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
 /// behind it and was made since the task was completed (later tasks' commits may have landed
 /// before the record was written; changes in the tree are other tasks'), or when it is HEAD and
 /// the tree is clean (with [`Changes::Take`]: changes since belong to no recorded task yet).
-pub fn commit_task(
+pub(crate) fn commit_task(
     plan: &PlanCtx,
     id: &str,
     description: &str,
@@ -457,7 +461,7 @@ pub(super) fn commit_tree_as(
             ))
         })?;
     match landed {
-        git::Landed::Landed { commit } | git::Landed::Already { commit } => {
+        git::Landed::Moved { commit } | git::Landed::Already { commit } => {
             record_commit(plan, id, &commit)?;
             // The work is landed and recorded: the task's pool slot is freed for the plan's
             // next task (a slot left held now is freed at the next start); after the plan's last

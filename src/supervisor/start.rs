@@ -27,15 +27,15 @@ use crate::workspace::{self, LoadedPlan, Workspace};
 
 /// What a run's settings take from the command line.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Overrides `defaults.max_agents`.
-    pub max_agents: Option<usize>,
+    pub(crate) max_agents: Option<usize>,
     /// The merge train, also when `defaults.auto_merge` is off.
-    pub merge: bool,
+    pub(crate) merge: bool,
 }
 
 /// A run checked, with the supervisor lock held: nothing made yet.
-pub struct Checked<'w> {
+pub(crate) struct Checked<'w> {
     manifest: &'w Manifest,
     repo_root: PathBuf,
     state_dir: PathBuf,
@@ -63,15 +63,15 @@ struct Chosen<'w> {
 }
 
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
-pub struct Prepared {
-    pub ctx: Arc<Ctx>,
+pub(crate) struct Prepared {
+    pub(crate) ctx: Arc<Ctx>,
     _lock: Option<SupervisorLock>,
 }
 
 impl<'w> Checked<'w> {
     /// Checks the run of plans `selected` (indexes into `ws.plans`) of `manifest`, then takes the
     /// supervisor lock of the repository (exit 4 when another supervisor holds it).
-    pub fn check(
+    pub(crate) fn check(
         ws: &'w Workspace,
         manifest: &'w Manifest,
         selected: &[usize],
@@ -87,7 +87,7 @@ impl<'w> Checked<'w> {
     /// (live re-planning): the run holds the supervisor lock already, and the worktrees of the
     /// plans it runs (`running`, a subset of `selected`) are its own, agents at work in them: only
     /// a new plan's worktree is checked.
-    pub fn check_reload(
+    pub(crate) fn check_reload(
         ws: &'w Workspace,
         manifest: &'w Manifest,
         selected: &[usize],
@@ -176,18 +176,18 @@ impl<'w> Checked<'w> {
     }
 
     /// The main repository's work dir.
-    pub fn repo_root(&self) -> &Path {
+    pub(crate) fn repo_root(&self) -> &Path {
         &self.repo_root
     }
 
     /// `<state_dir>`: the status files, the event log.
-    pub fn state_dir(&self) -> &Path {
+    pub(crate) fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
     /// The Landlock ABI the run's confined agents get (`crate::sandbox::abi`), 0 when no agent
     /// is confined.
-    pub fn sandbox_abi(&self) -> u8 {
+    pub(crate) fn sandbox_abi(&self) -> u8 {
         let confined = self
             .plans
             .iter()
@@ -197,7 +197,7 @@ impl<'w> Checked<'w> {
 
     /// The run's sandbox in one word (`on`, `off`, `unavailable`) and the plans whose agents
     /// run unconfined because the kernel cannot confine them.
-    pub fn sandbox(&self) -> (&'static str, Vec<&str>) {
+    pub(crate) fn sandbox(&self) -> (&'static str, Vec<&str>) {
         let state = super::sandbox::run_state(self.plans.iter().map(|c| &c.sandbox));
         let unavailable = self
             .plans
@@ -211,11 +211,11 @@ impl<'w> Checked<'w> {
     /// One line per preset agent of the run: what it may run, confined or not.
     /// What the pre-flights found to say: a client program that lies where an agent may write,
     /// run confined.
-    pub fn notes(&self) -> &[String] {
+    pub(crate) fn notes(&self) -> &[String] {
         &self.notes
     }
 
-    pub fn preset_rules(&self) -> Vec<String> {
+    pub(crate) fn preset_rules(&self) -> Vec<String> {
         let mut lines = std::collections::BTreeSet::new();
         for c in &self.plans {
             let Some(agent) = self.manifest.agent_of(c.entry) else {
@@ -238,7 +238,7 @@ impl<'w> Checked<'w> {
     }
 
     /// Each plan of the run with its tasks and those already finished (for the progress).
-    pub fn plan_infos(&self) -> Vec<PlanInfo> {
+    pub(crate) fn plan_infos(&self) -> Vec<PlanInfo> {
         self.plans
             .iter()
             .map(|c| PlanInfo {
@@ -253,7 +253,7 @@ impl<'w> Checked<'w> {
 
     /// Makes the run: stale git locks removed, each plan's worktree and branch (a
     /// `plan_started` event each), the early warning of conflicting branches, the run context.
-    pub fn prepare(
+    pub(crate) fn prepare(
         self,
         ws: &Workspace,
         options: RunOptions,
@@ -338,7 +338,7 @@ impl<'w> Checked<'w> {
     /// per checked plan, in order): a plan the run has (`old`) keeps its worktree and what the
     /// run knows of it, with the new settings; a new plan gets its worktree as at the start
     /// (made now when its branch exists, else during the run).
-    pub fn reload_ctxs(
+    pub(crate) fn reload_ctxs(
         &self,
         at: &[(usize, Option<Arc<PlanCtx>>)],
         emit: &mut impl FnMut(&Event),

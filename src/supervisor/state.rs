@@ -13,23 +13,23 @@ use crate::manifest::{AgentMode, Budget, ReportMode};
 use crate::status::TaskStatus;
 
 /// One attempt of a unit, from its launch to its settling.
-pub type RunId = u64;
+pub(crate) type RunId = u64;
 
 /// What an agent works on: one task (task mode) or a whole plan (plan mode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Unit {
+pub(crate) enum Unit {
     Task { plan: usize, task: usize },
     PlanAgent { plan: usize },
 }
 
 impl Unit {
-    pub fn plan(self) -> usize {
+    pub(crate) fn plan(self) -> usize {
         match self {
             Unit::Task { plan, .. } | Unit::PlanAgent { plan } => plan,
         }
     }
 
-    pub fn task(self) -> Option<usize> {
+    pub(crate) fn task(self) -> Option<usize> {
         match self {
             Unit::Task { task, .. } => Some(task),
             Unit::PlanAgent { .. } => None,
@@ -39,7 +39,7 @@ impl Unit {
 
 /// How far a stop request goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Keep going.
     No,
     /// Launch nothing more (first Ctrl-C): running agents finish, batch jobs still waiting in
@@ -51,7 +51,7 @@ pub enum Stop {
 
 /// Why the core stops one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopWhy {
+pub(crate) enum StopWhy {
     /// It ran past its budget (the task's `timeout`).
     TimedOut(Duration),
     /// No output and no status change for `stuck_after`.
@@ -62,7 +62,7 @@ pub enum StopWhy {
 
 /// What ended an attempt's process.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The agent exited by itself; `None` when the code is unknown (an adopted process).
     Exited(Option<i32>),
     TimedOut(Duration),
@@ -77,7 +77,7 @@ pub enum Ending {
 
 /// The outcome of an attempt once settled (committed, saved, recorded).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Done and committed (`commit` is `None` only for a skipped task with nothing to commit).
     Done { commit: Option<String> },
     /// Skipped by the agent or a person.
@@ -99,7 +99,7 @@ pub enum Outcome {
 
 /// How a task's check ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CheckOutcome {
+pub(crate) enum CheckOutcome {
     Passed,
     /// Failed (or could not run, or timed out): the cause, with the end of its output.
     Failed(String),
@@ -109,7 +109,7 @@ pub enum CheckOutcome {
 
 /// Why a task's work could not be committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     /// Its task commit conflicts with the plan branch in `paths` (see [`Outcome::Conflict`]).
     Conflict {
         paths: Vec<String>,
@@ -128,13 +128,13 @@ impl std::fmt::Display for CommitError {
 }
 
 /// `a`, `b`: paths for a message.
-pub fn quoted(paths: &[String]) -> String {
+pub(crate) fn quoted(paths: &[String]) -> String {
     crate::diagnostic::path_list(paths, usize::MAX)
 }
 
 /// What a task's commit takes from the worktree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Changes {
+pub(crate) enum Changes {
     /// Everything in the worktree: the task's agent ran there and has ended.
     Take,
     /// Nothing (an empty commit): the task was reported from outside while other agents of the
@@ -144,7 +144,7 @@ pub enum Changes {
 
 /// How the core settles an attempt whose agent ended, from what the task's record says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settlement {
+pub(crate) enum Settlement {
     /// Commit the work and record the task completed.
     Commit,
     /// Save what the attempt left, and record the failure when `record` (the agent did not).
@@ -167,21 +167,21 @@ pub enum Settlement {
 
 /// A task as its status file records it, in the terms the core needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TaskFacts {
-    pub status: TaskStatus,
-    pub commit: Option<String>,
+pub(crate) struct TaskFacts {
+    pub(crate) status: TaskStatus,
+    pub(crate) commit: Option<String>,
     /// Completed after orch made the plan's worktree (its work belongs to this branch).
-    pub fresh: bool,
-    pub duration_ms: Option<u64>,
-    pub error: Option<String>,
+    pub(crate) fresh: bool,
+    pub(crate) duration_ms: Option<u64>,
+    pub(crate) error: Option<String>,
     /// Tokens and cost of its attempts so far (`orchUsage`).
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
     /// A person stopped it (`orchStopped`, written by `orch stop`): failed, not retried until
     /// someone retries it.
-    pub stopped: bool,
+    pub(crate) stopped: bool,
     /// Attempts recorded (`attempts`: counted by each start record, kept by a reset), so that a
     /// start record followed by a stop and a retry before the next read is still a change.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 impl Default for TaskFacts {
@@ -202,14 +202,14 @@ impl Default for TaskFacts {
 impl TaskFacts {
     /// Done but its changes are not committed yet: completed after orch made the worktree, with
     /// no commit recorded.
-    pub fn needs_commit(&self) -> bool {
+    pub(crate) fn needs_commit(&self) -> bool {
         self.status == TaskStatus::Completed && self.commit.is_none() && self.fresh
     }
 }
 
 /// Where a task stands in this run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskRun {
+pub(crate) enum TaskRun {
     /// Nothing of this run touches it: its record decides.
     Idle,
     /// An attempt holds it, from its launch until it is settled.
@@ -229,26 +229,26 @@ pub enum TaskRun {
 
 /// One task's state: what the run does with it and what its record says.
 #[derive(Clone, Debug)]
-pub struct TaskRec {
-    pub run: TaskRun,
-    pub facts: TaskFacts,
+pub(crate) struct TaskRec {
+    pub(crate) run: TaskRun,
+    pub(crate) facts: TaskFacts,
     /// Attempts started (this run, or the adopted attempt's number).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Its `task_finished` was reported in this run.
-    pub announced: bool,
+    pub(crate) announced: bool,
     /// Re-run once already because its commit conflicted with the plan branch.
-    pub conflicted: bool,
+    pub(crate) conflicted: bool,
     /// Attempts started before its last retry by a person (`orch retry`): its retries count
     /// from there.
-    pub retry_base: u32,
+    pub(crate) retry_base: u32,
     /// A person retried it (`orch retry`) while its attempt was still ending (stopped, or
     /// failed and about to exit): the cause the attempt failed with. The attempt's end fails
     /// it with this cause without recording it, and the retry follows.
-    pub retried: Option<String>,
+    pub(crate) retried: Option<String>,
 }
 
 impl TaskRec {
-    pub fn new(facts: TaskFacts) -> Self {
+    pub(crate) fn new(facts: TaskFacts) -> Self {
         TaskRec {
             run: TaskRun::Idle,
             facts,
@@ -261,7 +261,7 @@ impl TaskRec {
     }
 
     /// The scheduling state: the record, with what the run knows better laid over it.
-    pub fn node_state(&self) -> NodeState {
+    pub(crate) fn node_state(&self) -> NodeState {
         match &self.run {
             TaskRun::Attempt(_)
             | TaskRun::Committing
@@ -282,7 +282,7 @@ impl TaskRec {
 
 /// Where a plan's preparation (upstream merges, setup) stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Prep {
+pub(crate) enum Prep {
     NotStarted,
     Running,
     Done,
@@ -291,7 +291,7 @@ pub enum Prep {
 
 /// A plan-mode plan's agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AgentRun {
+pub(crate) enum AgentRun {
     Idle,
     Attempt(RunId),
     BackingOff { until: Instant },
@@ -300,7 +300,7 @@ pub enum AgentRun {
 
 /// The merge train's view of a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MergeState {
+pub(crate) enum MergeState {
     /// Not finished, or no merge train.
     None,
     Queued,
@@ -314,48 +314,48 @@ pub enum MergeState {
 
 /// What the core knows of a plan, fixed for the run.
 #[derive(Clone, Debug)]
-pub struct PlanSpec {
-    pub name: String,
-    pub mode: AgentMode,
+pub(crate) struct PlanSpec {
+    pub(crate) name: String,
+    pub(crate) mode: AgentMode,
     /// Agents of the plan at once (`parallel`, or `parallel_tasks` with task worktrees).
-    pub slots: usize,
+    pub(crate) slots: usize,
     /// Tasks run in task worktrees of their own.
-    pub task_trees: bool,
-    pub retries: u32,
-    pub timeout: Duration,
+    pub(crate) task_trees: bool,
+    pub(crate) retries: u32,
+    pub(crate) timeout: Duration,
     /// Upstream merges or a setup command to run before its first agent.
-    pub needs_prep: bool,
+    pub(crate) needs_prep: bool,
     /// Its worktree is made during the run ([`Input::TreeMade`](super::core::Input::TreeMade)
     /// says when); the run does not end before.
-    pub new_tree: bool,
+    pub(crate) new_tree: bool,
     /// The plans named in its `depends_on` (indices into the workspace's plans).
-    pub upstreams: Vec<usize>,
-    pub branch: String,
-    pub worktree: PathBuf,
-    pub log_dir: PathBuf,
+    pub(crate) upstreams: Vec<usize>,
+    pub(crate) branch: String,
+    pub(crate) worktree: PathBuf,
+    pub(crate) log_dir: PathBuf,
     /// The name of its agent (`claude`, `script`, …).
-    pub agent: String,
+    pub(crate) agent: String,
     /// How its agent's attempts count as done.
-    pub report: ReportMode,
+    pub(crate) report: ReportMode,
     /// A check runs before each task's commit (the plan's or the default one; a task may
     /// name its own with `(check: …)`).
-    pub check: bool,
+    pub(crate) check: bool,
     /// The plan's own budget (its recorded spending, all runs).
-    pub budget: Budget,
+    pub(crate) budget: Budget,
     /// Best of N: attempts of each task at once (a task's `(attempts: N)` over it), whether a
     /// `select` command scores the candidates, whether the others stop at the first candidate.
-    pub best_of: BestOfSpec,
+    pub(crate) best_of: BestOfSpec,
     /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
     /// not hold it back from the merge train, whose verify hands it to the resolver.
-    pub resolves_verify: bool,
+    pub(crate) resolves_verify: bool,
 }
 
 /// A plan's best-of-N settings, as the core needs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BestOfSpec {
-    pub attempts: u32,
-    pub select: bool,
-    pub stop_first: bool,
+pub(crate) struct BestOfSpec {
+    pub(crate) attempts: u32,
+    pub(crate) select: bool,
+    pub(crate) stop_first: bool,
 }
 
 impl Default for BestOfSpec {
@@ -370,12 +370,12 @@ impl Default for BestOfSpec {
 
 impl PlanSpec {
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
-    pub fn log_path(&self, task: Option<&str>) -> PathBuf {
+    pub(crate) fn log_path(&self, task: Option<&str>) -> PathBuf {
         self.log_dir.join(format!("{}.log", task.unwrap_or("plan")))
     }
 
     /// Agents of the plan at once, whatever its mode.
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         match self.mode {
             AgentMode::Plan => 1,
             AgentMode::Task => self.slots,
@@ -385,34 +385,34 @@ impl PlanSpec {
 
 /// One plan's state in the run.
 #[derive(Clone, Debug)]
-pub struct PlanRec {
-    pub prep: Prep,
-    pub agent: AgentRun,
-    pub agent_attempts: u32,
-    pub finished: bool,
-    pub merge: MergeState,
+pub(crate) struct PlanRec {
+    pub(crate) prep: Prep,
+    pub(crate) agent: AgentRun,
+    pub(crate) agent_attempts: u32,
+    pub(crate) finished: bool,
+    pub(crate) merge: MergeState,
     /// Its status file says it was merged by an earlier `orch merge`.
-    pub merged_before: bool,
+    pub(crate) merged_before: bool,
     /// Attempts holding a slot of the plan (launching, running or settling).
-    pub running: usize,
+    pub(crate) running: usize,
     /// Commits of tasks done outside an attempt, in flight.
-    pub committing: usize,
+    pub(crate) committing: usize,
     /// Tokens and cost: recorded before the run, and of this run's attempts.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
     /// Its budget is reached: none of its tasks starts any more (why, in words).
-    pub budget_hit: Option<String>,
+    pub(crate) budget_hit: Option<String>,
     /// Index of its agent in [`RunState::agents`].
-    pub agent_index: usize,
+    pub(crate) agent_index: usize,
     /// Paused by a person (`orch pause`, `orchPlanPaused`): nothing of it launches.
-    pub held: bool,
+    pub(crate) held: bool,
     /// Tasks completed from outside an attempt (a person's `orch task done`) whose check waits
     /// for the plan's running attempts to end: the check and the commit must not see, or take,
     /// an agent's unfinished work in the worktree they share.
-    pub check_waiting: Vec<usize>,
+    pub(crate) check_waiting: Vec<usize>,
 }
 
 impl PlanRec {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         PlanRec {
             prep: Prep::NotStarted,
             agent: AgentRun::Idle,
@@ -439,7 +439,7 @@ impl Default for PlanRec {
 
 /// Where an attempt stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Asked for: its worktree, prompt and process (or job) are being made.
     Launching,
     /// Its process or job runs.
@@ -454,27 +454,27 @@ pub enum Stage {
 
 /// One attempt in flight.
 #[derive(Clone, Debug)]
-pub struct RunRec {
-    pub unit: Unit,
-    pub attempt: u32,
-    pub stage: Stage,
-    pub started: Instant,
-    pub budget: Duration,
-    pub log: PathBuf,
+pub(crate) struct RunRec {
+    pub(crate) unit: Unit,
+    pub(crate) attempt: u32,
+    pub(crate) stage: Stage,
+    pub(crate) started: Instant,
+    pub(crate) budget: Duration,
+    pub(crate) log: PathBuf,
     /// The key of its quiet timer (stuck detection), when it has one.
-    pub quiet_key: Option<Instant>,
+    pub(crate) quiet_key: Option<Instant>,
     /// Tokens and cost its agent reported, once it ended.
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
     /// How its process ended, kept while its check runs.
-    pub ending: Option<Ending>,
+    pub(crate) ending: Option<Ending>,
     /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
     /// the cause of a failure found after it ended (its check's).
-    pub sandbox_note: String,
+    pub(crate) sandbox_note: String,
 }
 
 /// A timer of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Timer {
+pub(crate) enum Timer {
     /// A failed unit may run again.
     Backoff(Unit),
     /// An attempt's budget runs out.
@@ -487,7 +487,7 @@ pub enum Timer {
 
 /// Whether an agent may be launched.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AgentState {
+pub(crate) enum AgentState {
     Ready,
     /// It hit a usage or rate limit: nothing of it starts until `until`.
     Paused {
@@ -504,58 +504,58 @@ pub enum AgentState {
 
 /// One agent of the run (by name, as plans name them).
 #[derive(Clone, Debug)]
-pub struct AgentRec {
-    pub name: String,
-    pub state: AgentState,
+pub(crate) struct AgentRec {
+    pub(crate) name: String,
+    pub(crate) state: AgentState,
     /// Pauses without a reset time in a row (the backoff doubles with each).
-    pub pauses: u32,
+    pub(crate) pauses: u32,
 }
 
 /// Every unit of the run, indexed; see the module documentation.
 #[derive(Debug)]
-pub struct RunState {
+pub(crate) struct RunState {
     /// `tasks[plan][task]`.
-    pub tasks: Vec<Vec<TaskRec>>,
-    pub plans: Vec<PlanRec>,
-    pub runs: HashMap<RunId, RunRec>,
-    pub timers: BTreeSet<(Instant, Timer)>,
+    pub(crate) tasks: Vec<Vec<TaskRec>>,
+    pub(crate) plans: Vec<PlanRec>,
+    pub(crate) runs: HashMap<RunId, RunRec>,
+    pub(crate) timers: BTreeSet<(Instant, Timer)>,
     /// Plans of the merge train in the order they finished.
-    pub merge_queue: Vec<usize>,
-    pub merging: Option<usize>,
+    pub(crate) merge_queue: Vec<usize>,
+    pub(crate) merging: Option<usize>,
     /// Plans being prepared.
-    pub preparing: usize,
+    pub(crate) preparing: usize,
     /// Plan worktrees being made (see [`PlanSpec::new_tree`]).
-    pub trees_pending: usize,
+    pub(crate) trees_pending: usize,
     /// Commits in flight, all plans.
-    pub committing: usize,
-    pub next_run: RunId,
+    pub(crate) committing: usize,
+    pub(crate) next_run: RunId,
     /// First Ctrl-C (or SIGTERM): nothing new starts.
-    pub graceful: bool,
+    pub(crate) graceful: bool,
     /// Second Ctrl-C: running agents are being stopped.
-    pub stopping: bool,
+    pub(crate) stopping: bool,
     /// The agents of the run's plans.
-    pub agents: Vec<AgentRec>,
+    pub(crate) agents: Vec<AgentRec>,
     /// Tokens and cost of this run's attempts.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
     /// The run's budget is reached: no task starts any more (why, in words).
-    pub budget_hit: Option<String>,
+    pub(crate) budget_hit: Option<String>,
     /// The run waits because its only work left is in paused plans (said once per wait).
-    pub waiting_on_paused: bool,
+    pub(crate) waiting_on_paused: bool,
     /// The integration preview.
-    pub integration: super::core::IntegState,
+    pub(crate) integration: super::core::IntegState,
     /// Best of N: the rounds of sibling attempts, by task (`(plan, task)`).
-    pub rounds: HashMap<(usize, usize), super::round::Round>,
+    pub(crate) rounds: HashMap<(usize, usize), super::round::Round>,
     /// The task of each attempt that belongs to a round.
-    pub members: HashMap<RunId, (usize, usize)>,
+    pub(crate) members: HashMap<RunId, (usize, usize)>,
     /// Conflicts (and red verifies) the merge train's resolvers resolved in this run.
-    pub resolved_by_agent: usize,
+    pub(crate) resolved_by_agent: usize,
     /// Resolving agents of the merge train running now: each holds one of `max_agents`.
-    pub resolving: usize,
+    pub(crate) resolving: usize,
 }
 
 impl Ending {
     /// The ending in words, for logs and failure causes.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Ending::Exited(Some(code)) => format!("exit status {code}"),
             Ending::Exited(None) => "the process is gone".to_string(),

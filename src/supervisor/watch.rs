@@ -11,7 +11,7 @@ use crate::watch::{status_names, watch_dirs};
 /// Watches `state_dir` recursively; sends `()` for every event that may have changed a status
 /// file or handed in a report (or when the kernel dropped events, or the watcher failed). Keep the returned watcher
 /// alive.
-pub fn watch_state_dir(
+pub(crate) fn watch_state_dir(
     state_dir: &Path,
     tx: UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {

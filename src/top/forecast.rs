@@ -13,25 +13,25 @@ use crate::workspace::Workspace;
 
 /// The forecast's words for the screen.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Words {
+pub(crate) struct Words {
     /// `ends 15:10–15:40, $3.20–5.10 more`, for the header.
-    pub run: String,
+    pub(crate) run: String,
     /// Per plan (as the workspace lists them): `ends 15:10–15:40`, empty when it is finished.
-    pub plans: Vec<String>,
+    pub(crate) plans: Vec<String>,
     /// Per (plan, task) pending or running: its range, and whether it is slow.
-    pub tasks: HashMap<(String, String), (String, bool)>,
+    pub(crate) tasks: HashMap<(String, String), (String, bool)>,
 }
 
 /// The history as last read, by its file's stamp.
 #[derive(Default)]
-pub struct Learnt {
+pub(crate) struct Learnt {
     path: PathBuf,
     stamp: Option<FileStamp>,
     estimator: Option<Estimator>,
 }
 
 impl Learnt {
-    pub fn new(state_dir: &Path) -> Learnt {
+    pub(crate) fn new(state_dir: &Path) -> Learnt {
         Learnt {
             path: History::path(state_dir),
             stamp: None,
@@ -40,7 +40,7 @@ impl Learnt {
     }
 
     /// The history's file (its stamp tells `orch top` to redraw).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -56,7 +56,7 @@ impl Learnt {
     }
 
     /// The words of the forecast of `ws` at `now` from the status documents read.
-    pub fn words(
+    pub(crate) fn words(
         &mut self,
         ws: &Workspace,
         state_dir: &Path,

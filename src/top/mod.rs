@@ -6,9 +6,9 @@
 //! The files are polled every 300 ms (a `stat` each); the screen is drawn again only when one
 //! changed, on a key or a resize, and once a second while agents run (their elapsed times).
 
-pub mod forecast;
+pub(crate) mod forecast;
 pub mod model;
-pub mod view;
+pub(crate) mod view;
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ const POLL: Duration = Duration::from_millis(300);
 const DIFF_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs the screen until `q`.
-pub fn run(ws: Workspace) -> CliResult<u8> {
+pub(crate) fn run(ws: Workspace) -> CliResult<u8> {
     if ws.manifest.is_none() {
         return Err(CliError::invalid(anyhow::anyhow!(
             "orch top needs a plans.toml (run it in a repository set up with `orch init`)"

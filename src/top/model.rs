@@ -17,21 +17,21 @@ use crate::workspace::{Workspace, node_state};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlanRow {
     pub name: String,
-    pub done: usize,
-    pub total: usize,
-    pub running: usize,
-    pub failed: usize,
+    pub(crate) done: usize,
+    pub(crate) total: usize,
+    pub(crate) running: usize,
+    pub(crate) failed: usize,
     /// Pending tasks that wait for others.
-    pub blocked: usize,
+    pub(crate) blocked: usize,
     /// Paused by a person (`orch pause`).
-    pub paused: bool,
+    pub(crate) paused: bool,
     /// Its agent waits out a usage limit (until, in words).
-    pub agent_paused: Option<String>,
+    pub(crate) agent_paused: Option<String>,
     /// Cost so far in US dollars, when the clients named one.
-    pub cost_usd: Option<f64>,
-    pub tokens: u64,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) tokens: u64,
     /// `merged`, `conflict`, `verify_failed`, or empty.
-    pub merge: String,
+    pub(crate) merge: String,
     /// Its forecast end (`ends 15:10–15:40`), empty without a history or when it is finished.
     pub forecast: String,
 }
@@ -39,22 +39,22 @@ pub struct PlanRow {
 /// One task shown (running or failed).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskRow {
-    pub plan: String,
+    pub(crate) plan: String,
     pub id: String,
-    pub description: String,
-    pub status: Option<TaskStatus>,
-    pub attempt: u32,
-    pub started_at: Option<DateTime<Utc>>,
+    pub(crate) description: String,
+    pub(crate) status: Option<TaskStatus>,
+    pub(crate) attempt: u32,
+    pub(crate) started_at: Option<DateTime<Utc>>,
     /// The log's last change (the agent's last output).
-    pub last_output: Option<DateTime<Utc>>,
-    pub last_line: String,
-    pub error: Option<String>,
-    pub log: PathBuf,
-    pub prompt: PathBuf,
-    pub worktree: PathBuf,
-    pub commit: Option<String>,
+    pub(crate) last_output: Option<DateTime<Utc>>,
+    pub(crate) last_line: String,
+    pub(crate) error: Option<String>,
+    pub(crate) log: PathBuf,
+    pub(crate) prompt: PathBuf,
+    pub(crate) worktree: PathBuf,
+    pub(crate) commit: Option<String>,
     /// Why it waits (pending tasks only).
-    pub waits_for: Vec<String>,
+    pub(crate) waits_for: Vec<String>,
     /// Its duration's range from the history (`2m–4m`), empty without one.
     pub forecast: String,
     /// It has run past the p90 of its kind (`task_slow`).
@@ -66,26 +66,26 @@ pub struct TaskRow {
 pub struct Snapshot {
     pub plans: Vec<PlanRow>,
     pub running: Vec<TaskRow>,
-    pub failures: Vec<TaskRow>,
+    pub(crate) failures: Vec<TaskRow>,
     /// The last events of the event log, as lines.
-    pub events: Vec<String>,
+    pub(crate) events: Vec<String>,
     /// The running `orch up` (pid), if any.
-    pub supervisor: Option<u32>,
+    pub(crate) supervisor: Option<u32>,
     /// Problems reading the files (a corrupt status file…).
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// The last integration test (`<state_dir>/integration.json`): whether it was red, and it in
     /// words.
-    pub integration: Option<(bool, String)>,
+    pub(crate) integration: Option<(bool, String)>,
     /// The last re-plan of the current run (`manifest_reloaded`, `manifest_invalid` in the event
     /// log): whether it was an invalid edit (not applied), and it in words.
-    pub reload: Option<(bool, String)>,
+    pub(crate) reload: Option<(bool, String)>,
     /// The run's forecast (`ends 15:10–15:40, $3.20–5.10 more`), empty without a history.
     pub forecast: String,
 }
 
 /// Reads the snapshot; remembers what it read to tell whether anything changed.
 pub struct Source {
-    pub ws: Workspace,
+    pub(crate) ws: Workspace,
     state_dir: PathBuf,
     log_root: PathBuf,
     worktree_root: PathBuf,
@@ -103,7 +103,7 @@ pub struct Source {
 }
 
 /// Events kept for the screen.
-pub const EVENTS_KEPT: usize = 50;
+pub(crate) const EVENTS_KEPT: usize = 50;
 
 fn stamp(path: &Path) -> Option<status::FileStamp> {
     status::FileStamp::of(path)
@@ -135,13 +135,9 @@ impl Source {
         }
     }
 
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
-    }
-
     /// Whether a file the screen depends on changed since the last [`Source::read`] (status
     /// files, the event log, the logs of the running tasks, the supervisor's lock).
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         self.stamps.iter().any(|(p, s)| stamp(p) != *s)
             || crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid) != self.supervisor
     }
@@ -319,7 +315,7 @@ impl Source {
 
     /// The tasks of plan `name` not finished yet, as lines: id, status, description, and for a
     /// pending one what it waits for (`why`).
-    pub fn plan_lines(&self, name: &str) -> Vec<String> {
+    pub(crate) fn plan_lines(&self, name: &str) -> Vec<String> {
         let Some(p) = self.ws.plans.iter().position(|lp| lp.name == name) else {
             return Vec::new();
         };
@@ -349,7 +345,7 @@ impl Source {
     }
 
     /// Task `id` of plan `plan` as its status file says now (any status).
-    pub fn row(&self, plan: &str, id: &str) -> Option<TaskRow> {
+    pub(crate) fn row(&self, plan: &str, id: &str) -> Option<TaskRow> {
         let lp = self.ws.plans.iter().find(|p| p.name == plan)?;
         let task = lp.plan.task(id)?;
         let doc = lp.read_status().ok()?;
@@ -473,12 +469,12 @@ impl Source {
 }
 
 /// The last non-empty line of a log (its last 4 KiB read).
-pub fn last_line(path: &Path) -> String {
+pub(crate) fn last_line(path: &Path) -> String {
     tail(path, 4096, 1).pop().unwrap_or_default()
 }
 
 /// The last `lines` non-empty lines of a file, reading at most its last `bytes`.
-pub fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
+pub(crate) fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
         return Vec::new();
@@ -505,7 +501,7 @@ pub fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
 }
 
 /// The first `lines` non-empty lines of a file, reading at most its first `bytes`.
-pub fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
+pub(crate) fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
     use std::io::Read;
     let Ok(f) = std::fs::File::open(path) else {
         return Vec::new();
@@ -526,7 +522,7 @@ pub fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
 /// yet (`Some(None)`); `manifest_reloaded` is `reloaded 12:03:04: plan c: added; …`,
 /// `manifest_invalid` `plans.toml invalid since 12:03:04: plans.toml:7:1: error: …` (its first
 /// error's first line; the file relative to `root`); `None`: any other event leaves it.
-pub fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, String)>> {
+pub(crate) fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, String)>> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
     let strings = |k: &str| -> Vec<&str> {
         v.get(k)
@@ -577,7 +573,7 @@ fn local_time(at: &str) -> String {
 }
 
 /// One event of the log as a line: `HH:MM:SS event plan task detail`.
-pub fn describe_event(v: &Value) -> String {
+pub(crate) fn describe_event(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
     let at = local_time(s("at"));
     let first = |k: &str| -> String {

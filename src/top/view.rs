@@ -12,41 +12,41 @@ use super::model::{PlanRow, Snapshot, TaskRow};
 
 /// What the detail pane shows of the selected task.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Detail {
-    pub task: TaskRow,
+pub(crate) struct Detail {
+    pub(crate) task: TaskRow,
     /// The log's last lines (followed while it runs).
-    pub log: Vec<String>,
+    pub(crate) log: Vec<String>,
     /// `git diff --stat` of the worktree (running) or of its commit.
-    pub diff: Vec<String>,
+    pub(crate) diff: Vec<String>,
     /// The prompt file's first lines.
-    pub prompt: Vec<String>,
+    pub(crate) prompt: Vec<String>,
 }
 
 /// The state of the keys: what is selected, which pane is open, the last message.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Ui {
+pub(crate) struct Ui {
     /// Index into [`items`].
-    pub selected: usize,
-    pub detail: Option<Detail>,
-    pub help: bool,
+    pub(crate) selected: usize,
+    pub(crate) detail: Option<Detail>,
+    pub(crate) help: bool,
     /// The answer to the last key (a confirmation or an error).
-    pub flash: Option<String>,
+    pub(crate) flash: Option<String>,
     /// A plan's unfinished tasks and what they wait for (`enter` on a plan): its name, lines.
-    pub plan_detail: Option<(String, Vec<String>)>,
+    pub(crate) plan_detail: Option<(String, Vec<String>)>,
     /// Draw without colours (`NO_COLOR`).
-    pub no_color: bool,
+    pub(crate) no_color: bool,
 }
 
 /// A selectable line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     Plan(usize),
     Running(usize),
     Failed(usize),
 }
 
 /// The selectable lines in screen order: plans, running agents, failures.
-pub fn items(s: &Snapshot) -> Vec<Item> {
+pub(crate) fn items(s: &Snapshot) -> Vec<Item> {
     (0..s.plans.len())
         .map(Item::Plan)
         .chain((0..s.running.len()).map(Item::Running))
@@ -55,7 +55,7 @@ pub fn items(s: &Snapshot) -> Vec<Item> {
 }
 
 /// The keys, as listed by `?` (and in the book, docs/src/commands/top.md).
-pub const KEYS: &[(&str, &str)] = &[
+pub(crate) const KEYS: &[(&str, &str)] = &[
     ("↑/↓, j/k", "select a plan or a task"),
     ("p", "pause / resume the selected plan"),
     ("r", "retry the selected failed task"),
@@ -87,7 +87,7 @@ impl Theme {
 }
 
 /// Draws the whole screen.
-pub fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>) {
+pub(crate) fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>) {
     let th = Theme {
         color: !ui.no_color,
     };
@@ -415,7 +415,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
 }
 
 /// `[#####     ]`.
-pub fn bar(done: usize, total: usize, width: usize) -> String {
+pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
     let filled = (done * width).checked_div(total).unwrap_or(0);
     format!(
         "[{}{}]",
@@ -425,7 +425,7 @@ pub fn bar(done: usize, total: usize, width: usize) -> String {
 }
 
 /// Time since `t`: `45s`, `3m05s`, `2h03m`.
-pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let s = (now - t).num_seconds().max(0);
     match s {
         0..60 => format!("{s}s"),
@@ -435,7 +435,7 @@ pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// A multi-line text (a cause with the end of an agent's output) on one line.
-pub fn flat(s: &str) -> String {
+pub(crate) fn flat(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -444,7 +444,7 @@ pub fn flat(s: &str) -> String {
 }
 
 /// At most `n` characters.
-pub fn cut(s: &str, n: usize) -> String {
+pub(crate) fn cut(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {

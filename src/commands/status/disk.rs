@@ -10,7 +10,7 @@ use crate::manifest::Manifest;
 
 /// The directories of plan `name`'s worktrees that exist: its worktree, then its task worktrees
 /// (`<worktree_root>/<name>+<id>`).
-pub fn plan_trees(m: &Manifest, name: &str) -> Vec<PathBuf> {
+pub(crate) fn plan_trees(m: &Manifest, name: &str) -> Vec<PathBuf> {
     let main = m.worktree_path(name);
     let mut out: Vec<PathBuf> = vec![main.clone()];
     if let Some(root) = main.parent()
@@ -34,7 +34,7 @@ pub fn plan_trees(m: &Manifest, name: &str) -> Vec<PathBuf> {
 }
 
 /// The bytes of the blocks under `dirs` (512-byte units, as `du` counts them), each inode once.
-pub fn disk_bytes(dirs: &[PathBuf]) -> u64 {
+pub(crate) fn disk_bytes(dirs: &[PathBuf]) -> u64 {
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let mut total = 0;
     let mut stack: Vec<PathBuf> = Vec::new();
@@ -69,7 +69,7 @@ pub fn disk_bytes(dirs: &[PathBuf]) -> u64 {
 }
 
 /// `bytes` for people: `512 B`, `4.0 KiB`, `161.3 MiB`, `1.20 GiB`.
-pub fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
     if b < KIB {

@@ -13,7 +13,7 @@ const RUNNING_SHOWN: usize = 5;
 
 /// `  forecast: ends 15:10–15:40, $3.20–5.10 more; running 1.2 2m–4m` (empty when the plan has
 /// nothing left).
-pub fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
+pub(crate) fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
     let Some(r) = snap.forecast.plans.get(p) else {
         return String::new();
     };
@@ -42,7 +42,7 @@ pub fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
 }
 
 /// `forecast: all plans ends 15:10–15:40, $3.20–5.10 more (200 runs over the history)`.
-pub fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
+pub(crate) fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
     let left = ws.selected.iter().any(|&p| {
         snap.state[p]
             .iter()
@@ -60,7 +60,7 @@ pub fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
 
 /// Adds the `forecast` objects to `orch status --json`'s value `v` (one plan's view when
 /// `single`).
-pub fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: bool) {
+pub(crate) fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: bool) {
     let plan_view = |view: &mut Value, p: usize| {
         if let Some(r) = snap.forecast.plans.get(p)
             && let Some(o) = view.as_object_mut()

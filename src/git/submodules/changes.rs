@@ -12,22 +12,22 @@ use super::{
 
 /// What the submodule checkouts of a worktree hold that its HEAD does not, before a commit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SubmoduleChanges {
+pub(crate) struct SubmoduleChanges {
     /// Checkouts whose HEAD moved (an agent committed inside): the new gitlinks the commit
     /// records, one line each, `submodule <path>: <old> -> <new>` (short ids).
-    pub moved: Vec<String>,
+    pub(crate) moved: Vec<String>,
     /// The paths of those checkouts.
-    pub moved_paths: Vec<String>,
+    pub(crate) moved_paths: Vec<String>,
     /// Uncommitted changes inside them (paths from the worktree's root): committing the
     /// superproject would lose them. A nested checkout whose HEAD moved is one too (its new
     /// commit must be committed in the submodule around it).
-    pub dirty: Vec<String>,
+    pub(crate) dirty: Vec<String>,
 }
 
 /// [`SubmoduleChanges`] of the worktree `worktree`, from orch's own checkouts (their admin dirs
 /// found from orch's records; each checkout's `.git` put back first, so that the commit's `git
 /// add -A` reads the submodule's HEAD there). Nothing when the repository has no submodules.
-pub fn submodule_changes(worktree: &Path) -> Result<SubmoduleChanges, String> {
+pub(crate) fn submodule_changes(worktree: &Path) -> Result<SubmoduleChanges, String> {
     walk(worktree, Mode::Commit)
 }
 

@@ -59,7 +59,7 @@ fn make(modules: &Path, admin: &Path, sub: &Path, oid: Oid) -> Result<(), String
 /// (what could not be checked out, and why). `populate`: an empty submodule directory gets a
 /// checkout; without it, only the checkouts orch already made are moved to the gitlink (after a
 /// reset). A checkout with uncommitted changes is never moved (nothing is lost): a note says so.
-pub fn sync_submodules(worktree: &Path, populate: bool) -> Vec<String> {
+pub(crate) fn sync_submodules(worktree: &Path, populate: bool) -> Vec<String> {
     let Some(top) = super::top(worktree) else {
         return Vec::new();
     };

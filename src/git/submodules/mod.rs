@@ -32,9 +32,9 @@ use super::cli::{GitTarget, run_on};
 mod changes;
 mod checkout;
 
-pub use changes::{SubmoduleChanges, submodule_changes};
+pub(crate) use changes::submodule_changes;
 pub(crate) use changes::{pin_submodules, submodule_dirt};
-pub use checkout::sync_submodules;
+pub(crate) use checkout::sync_submodules;
 
 /// The mode of a gitlink (a submodule's entry in a tree).
 const GITLINK: i32 = 0o160000;

@@ -56,7 +56,7 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
     let landed = land_task_commit(&plan.path, "plan/auth", &t1.to_string()).unwrap();
     assert_eq!(
         landed,
-        Landed::Landed {
+        Landed::Moved {
             commit: t1.to_string()
         }
     );
@@ -64,7 +64,7 @@ fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
     assert_eq!(fs::read_to_string(plan.path.join("a.txt")).unwrap(), "a\n");
 
     // It moved (1.1 landed): 1.2's changes go on top as one commit with 1.2's message.
-    let Landed::Landed { commit } =
+    let Landed::Moved { commit } =
         land_task_commit(&plan.path, "plan/auth", &t2.to_string()).unwrap()
     else {
         panic!("1.2 did not land");
@@ -114,7 +114,7 @@ fn a_task_commit_lands_on_a_plan_branch_moved_by_someone_else() {
     let one = task_tree(&fx, "1.1");
     let t1 = fx.commit(&one.path, &[("a.txt", Some("a\n"))], "auth 1.1: A");
     let moved = fx.commit(&plan.path, &[("m.txt", Some("m\n"))], "by hand");
-    let Landed::Landed { commit } =
+    let Landed::Moved { commit } =
         land_task_commit(&plan.path, "plan/auth", &t1.to_string()).unwrap()
     else {
         panic!("did not land");

@@ -28,12 +28,12 @@ pub(crate) enum Built {
 /// What a merge step is about.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Subject<'a> {
-    pub plan: &'a str,
-    pub branch: &'a str,
-    pub target: &'a str,
+    pub(crate) plan: &'a str,
+    pub(crate) branch: &'a str,
+    pub(crate) target: &'a str,
     /// The commit the plan branch was created at (orch's `orchBase` mark), if known.
-    pub base: Option<&'a str>,
-    pub strategy: MergeStrategy,
+    pub(crate) base: Option<&'a str>,
+    pub(crate) strategy: MergeStrategy,
 }
 
 /// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`.
@@ -83,7 +83,11 @@ pub fn is_merged(repo_root: &Path, target: &str, branch: &str) -> Result<bool, M
 }
 
 /// Whether the commit `oid` (hex) is in the history of `target` (or is its tip).
-pub fn target_contains(repo_root: &Path, target: &str, oid: &str) -> Result<bool, MergeError> {
+pub(crate) fn target_contains(
+    repo_root: &Path,
+    target: &str,
+    oid: &str,
+) -> Result<bool, MergeError> {
     let repo = git::open(repo_root)?;
     let tip = target_commit(&repo, target)?;
     let other = Oid::from_str(oid).map_err(|source| MergeError::Read {
@@ -332,7 +336,7 @@ pub(crate) fn changed_paths(
 
 /// What one step of a dry run predicts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Predicted {
+pub(crate) enum Predicted {
     /// The merge is clean; these paths change on the target.
     Clean { paths: Vec<String> },
     /// It conflicts in these paths.
@@ -346,7 +350,7 @@ pub enum Predicted {
 /// Runs merge steps in memory on successive virtual targets: every object it makes goes to an
 /// in-memory object database (libgit2's mempack backend), so nothing on disk changes, not even
 /// `.git/objects`.
-pub struct Simulator {
+pub(crate) struct Simulator {
     repo: Repository,
     target: String,
     tip: Oid,
@@ -354,7 +358,7 @@ pub struct Simulator {
 
 impl Simulator {
     /// Starts at the current tip of `target`.
-    pub fn new(repo_root: &Path, target: &str) -> Result<Self, MergeError> {
+    pub(crate) fn new(repo_root: &Path, target: &str) -> Result<Self, MergeError> {
         let repo = git::open(repo_root)?;
         {
             let odb = repo.odb().map_err(|source| MergeError::Read {
@@ -376,14 +380,9 @@ impl Simulator {
         })
     }
 
-    /// The virtual target tip (hex).
-    pub fn tip(&self) -> String {
-        self.tip.to_string()
-    }
-
     /// Predicts merging the plan's branch into the virtual target, and on a clean merge makes
     /// the result the new virtual target.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         plan: &str,
         branch: &str,

@@ -75,7 +75,7 @@ pub enum MergeError {
 
 impl MergeError {
     /// The documented exit code this error maps to.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Git(e) => e.exit_code(),
             Self::TargetMissing { .. } => exit::INVALID,
@@ -93,7 +93,7 @@ impl MergeError {
     }
 
     /// How the user gets out of it, where that is known.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Self::Git(e) => e.hint(),
             Self::TargetMissing { target } => Some(format!(

@@ -15,11 +15,12 @@ mod resolve;
 mod staging;
 mod target;
 
+pub use build::is_merged;
 pub(crate) use build::{Built, Subject};
-pub use build::{Predicted, Simulator, is_merged, target_contains};
-pub use error::MergeError;
-pub use repo::MergeRepo;
-pub use resolve::WorkFile;
-pub use staging::{Staging, remove_named};
+pub(crate) use build::{Predicted, Simulator, target_contains};
+pub(crate) use error::MergeError;
+pub(crate) use repo::MergeRepo;
+pub(crate) use resolve::WorkFile;
+pub(crate) use staging::{Staging, remove_named};
 pub(crate) use target::{Moved, move_target};
-pub use target::{checked_out_at, untracked_in_the_way, work_state};
+pub(crate) use target::{checked_out_at, untracked_in_the_way, work_state};

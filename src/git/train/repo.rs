@@ -6,11 +6,11 @@ use std::path::Path;
 use git2::{ErrorCode, Oid, Repository};
 
 use super::MergeError;
-use super::build::{Built, Subject, branch_commit, build, changed_paths, target_commit};
+use super::build::{Built, Subject, branch_commit, build, target_commit};
 use crate::git::{self, retry_locked};
 
 /// One open repository (libgit2's handle is `Send`, not `Sync`: one per thread).
-pub struct MergeRepo {
+pub(crate) struct MergeRepo {
     pub(super) repo: Repository,
 }
 
@@ -22,7 +22,7 @@ impl std::fmt::Debug for MergeRepo {
 
 impl MergeRepo {
     /// The repository of the work tree `repo_root`.
-    pub fn open(repo_root: &Path) -> Result<Self, MergeError> {
+    pub(crate) fn open(repo_root: &Path) -> Result<Self, MergeError> {
         Ok(Self {
             repo: git::open(repo_root)?,
         })
@@ -31,7 +31,7 @@ impl MergeRepo {
     /// As [`MergeRepo::open`]; with `in_memory`, every object written goes to an in-memory
     /// object database (libgit2's mempack backend), so nothing on disk changes, not even
     /// `.git/objects`.
-    pub fn open_with(repo_root: &Path, in_memory: bool) -> Result<Self, MergeError> {
+    pub(crate) fn open_with(repo_root: &Path, in_memory: bool) -> Result<Self, MergeError> {
         let repo = git::open(repo_root)?;
         if in_memory {
             let read = |source| MergeError::Read {
@@ -46,17 +46,17 @@ impl MergeRepo {
     }
 
     /// The commit a local branch points at; `None` when there is no such branch.
-    pub fn branch_tip(&self, branch: &str) -> Result<Option<Oid>, MergeError> {
+    pub(crate) fn branch_tip(&self, branch: &str) -> Result<Option<Oid>, MergeError> {
         Ok(branch_commit(&self.repo, branch)?.map(|c| c.id()))
     }
 
     /// The tip of the target branch, which must exist.
-    pub fn target_tip(&self, target: &str) -> Result<Oid, MergeError> {
+    pub(crate) fn target_tip(&self, target: &str) -> Result<Oid, MergeError> {
         Ok(target_commit(&self.repo, target)?.id())
     }
 
     /// Whether `tip` has `other` in its history (or is it); `what` names the history in an error.
-    pub fn contains(&self, tip: Oid, other: Oid, what: &str) -> Result<bool, MergeError> {
+    pub(crate) fn contains(&self, tip: Oid, other: Oid, what: &str) -> Result<bool, MergeError> {
         Ok(tip == other
             || self
                 .repo
@@ -81,18 +81,13 @@ impl MergeRepo {
     }
 
     /// The tree of the commit `commit`, if it can be read.
-    pub fn tree_of(&self, commit: Oid) -> Option<Oid> {
+    pub(crate) fn tree_of(&self, commit: Oid) -> Option<Oid> {
         self.repo.find_commit(commit).ok().map(|c| c.tree_id())
-    }
-
-    /// The paths that differ between the trees of two commits.
-    pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<String>, MergeError> {
-        changed_paths(&self.repo, from, to)
     }
 
     /// Creates the lightweight tag `tag` on `tip` (a tag of that name on the same commit is
     /// fine; on another commit it is an error, in words).
-    pub fn tag(&self, tag: &str, tip: Oid, log: &str) -> Result<(), String> {
+    pub(crate) fn tag(&self, tag: &str, tip: Oid, log: &str) -> Result<(), String> {
         let refname = format!("refs/tags/{tag}");
         match retry_locked(|| self.repo.reference(&refname, tip, false, log)) {
             Ok(_) => Ok(()),

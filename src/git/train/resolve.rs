@@ -19,7 +19,7 @@ use crate::git::{self, Check, TreeMerge, retry_locked};
 const MAX_WALK: usize = 500;
 
 /// What a path of a resolution worktree holds, as orch read it (never through a link).
-pub enum WorkFile {
+pub(crate) enum WorkFile {
     Absent,
     File {
         bytes: Vec<u8>,
@@ -35,7 +35,7 @@ impl MergeRepo {
     /// `git merge-tree --write-tree` of `theirs` into `ours` when it conflicts: the tree git wrote
     /// with its conflict markers, and the conflicted paths. `None`: it merges cleanly, or git
     /// could not answer.
-    pub fn marked_conflict(
+    pub(crate) fn marked_conflict(
         &self,
         ours: Oid,
         theirs: Oid,
@@ -50,7 +50,7 @@ impl MergeRepo {
 
     /// The tree of the clean merge of `theirs` into `ours` (written to the object database), or
     /// the conflicted paths (libgit2's merge confirmed by git's).
-    pub fn merged_tree(
+    pub(crate) fn merged_tree(
         &self,
         ours: Oid,
         theirs: Oid,
@@ -75,7 +75,7 @@ impl MergeRepo {
 
     /// Whether merging `theirs` into `ours` conflicts (a read-only question; a merge that cannot
     /// be built counts as no conflict).
-    pub fn conflicts(&self, ours: Oid, theirs: Oid) -> bool {
+    pub(crate) fn conflicts(&self, ours: Oid, theirs: Oid) -> bool {
         let (Ok(ours), Ok(theirs)) = (self.repo.find_commit(ours), self.repo.find_commit(theirs))
         else {
             return false;
@@ -87,7 +87,7 @@ impl MergeRepo {
     }
 
     /// The tree of the commit `commit`; `what` names it in an error.
-    pub fn commit_tree(&self, commit: Oid, what: &str) -> Result<Oid, MergeError> {
+    pub(crate) fn commit_tree(&self, commit: Oid, what: &str) -> Result<Oid, MergeError> {
         self.commit(commit, what)?
             .tree()
             .map(|t| t.id())
@@ -98,7 +98,7 @@ impl MergeRepo {
     }
 
     /// Writes a commit of `tree` with `parents` (orch's signature), moving no ref.
-    pub fn write_commit(
+    pub(crate) fn write_commit(
         &self,
         tree: Oid,
         parents: &[Oid],
@@ -115,12 +115,12 @@ impl MergeRepo {
     }
 
     /// Points `refname` at `commit`, whatever it pointed at.
-    pub fn set_ref(&self, refname: &str, commit: Oid, log: &str) -> Result<(), git2::Error> {
+    pub(crate) fn set_ref(&self, refname: &str, commit: Oid, log: &str) -> Result<(), git2::Error> {
         retry_locked(|| self.repo.reference(refname, commit, true, log)).map(|_| ())
     }
 
     /// The names of the refs that begin with `prefix`.
-    pub fn ref_names(&self, prefix: &str) -> Vec<String> {
+    pub(crate) fn ref_names(&self, prefix: &str) -> Vec<String> {
         let Ok(refs) = self.repo.references_glob(&format!("{prefix}*")) else {
             return Vec::new();
         };
@@ -131,7 +131,7 @@ impl MergeRepo {
 
     /// The bytes of the file at `path` in `tree` (a tree or a commit id); `None` when there is
     /// no such file.
-    pub fn file_at(&self, tree: Oid, path: &str) -> Option<Vec<u8>> {
+    pub(crate) fn file_at(&self, tree: Oid, path: &str) -> Option<Vec<u8>> {
         let tree = self.tree(tree)?;
         let entry = tree.get_path(Path::new(path)).ok()?;
         let blob = self.repo.find_blob(entry.id()).ok()?;
@@ -139,27 +139,27 @@ impl MergeRepo {
     }
 
     /// Whether `path` is in `tree` (a tree or a commit id): a file, a link, a submodule.
-    pub fn has_path(&self, tree: Oid, path: &str) -> bool {
+    pub(crate) fn has_path(&self, tree: Oid, path: &str) -> bool {
         self.tree(tree)
             .is_some_and(|t| t.get_path(Path::new(path)).is_ok())
     }
 
     /// [`git::files_named`] in `tree` (a tree or a commit id); none when it cannot be read.
-    pub fn files_named(&self, argv: &[String], tree: Oid, repo_root: &Path) -> Vec<String> {
+    pub(crate) fn files_named(&self, argv: &[String], tree: Oid, repo_root: &Path) -> Vec<String> {
         self.tree(tree)
             .map(|t| git::files_named(argv, &t, repo_root, repo_root))
             .unwrap_or_default()
     }
 
     /// Whether the index of this repository (a resolution worktree) has unmerged entries.
-    pub fn has_unmerged(&self) -> Result<bool, git2::Error> {
+    pub(crate) fn has_unmerged(&self) -> Result<bool, git2::Error> {
         self.repo.index().map(|i| i.has_conflicts())
     }
 
     /// The paths that differ between `tree` and the files of this repository's work tree (a
     /// resolution worktree, opened by orch from its own records): changed, added (untracked, not
     /// ignored) or removed.
-    pub fn changed_from(&self, tree: Oid) -> Result<Vec<String>, git2::Error> {
+    pub(crate) fn changed_from(&self, tree: Oid) -> Result<Vec<String>, git2::Error> {
         let tree = self.repo.find_tree(tree)?;
         let mut opts = DiffOptions::new();
         opts.include_untracked(true)
@@ -182,7 +182,11 @@ impl MergeRepo {
 
     /// `tree` with each path of `files` set from what orch read: a file's bytes as a blob
     /// (executable or not), a link as a link, an absent path (or anything else) removed.
-    pub fn tree_with(&self, tree: Oid, files: &[(String, WorkFile)]) -> Result<Oid, git2::Error> {
+    pub(crate) fn tree_with(
+        &self,
+        tree: Oid,
+        files: &[(String, WorkFile)],
+    ) -> Result<Oid, git2::Error> {
         let tree = self.repo.find_tree(tree)?;
         let mut b = TreeUpdateBuilder::new();
         for (path, file) in files {
@@ -210,7 +214,13 @@ impl MergeRepo {
 
     /// The commits reachable from `side` and not from `other` that changed one of `files`,
     /// newest first, as `<short sha> <subject>`: at most `max` of the first 500 looked at.
-    pub fn side_commits(&self, side: Oid, other: Oid, files: &[String], max: usize) -> Vec<String> {
+    pub(crate) fn side_commits(
+        &self,
+        side: Oid,
+        other: Oid,
+        files: &[String],
+        max: usize,
+    ) -> Vec<String> {
         let repo = &self.repo;
         let Ok(mut walk) = repo.revwalk() else {
             return Vec::new();

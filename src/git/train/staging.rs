@@ -12,11 +12,11 @@ use crate::git;
 
 /// The prefix of staging worktree names (and of their directories under `worktree_root`). Plan
 /// names begin with a letter or digit, so it never clashes with a plan's worktree.
-pub const STAGING_PREFIX: &str = ".merge-staging-";
+pub(crate) const STAGING_PREFIX: &str = ".merge-staging-";
 
 /// A staging worktree; removed on drop.
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     path: PathBuf,
     admin: PathBuf,
 }
@@ -24,7 +24,7 @@ pub struct Staging {
 impl Staging {
     /// Makes the staging worktree of `plan` in `dir` (`<worktree_root>`), checked out at `commit`
     /// with a detached HEAD. Leftovers of an earlier run that died are removed first.
-    pub fn create(
+    pub(crate) fn create(
         repo_root: &Path,
         dir: &Path,
         plan: &str,
@@ -42,7 +42,7 @@ impl Staging {
 
     /// As [`Staging::create`], for a worktree named `name` (a resolution worktree,
     /// `.resolve-<plan>`), made through the short-lived branch `temp`.
-    pub fn create_named(
+    pub(crate) fn create_named(
         repo_root: &Path,
         dir: &Path,
         name: &str,
@@ -98,7 +98,7 @@ impl Staging {
     }
 
     /// The worktree's directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -106,7 +106,7 @@ impl Staging {
     /// removed, ignored ones such as build output kept) and detaches its HEAD there. What the
     /// last `verify` left (agents' code) is never written through: no symlink where a directory
     /// of the old or the new tree goes.
-    pub fn move_to(&self, commit: Oid) -> Result<(), String> {
+    pub(crate) fn move_to(&self, commit: Oid) -> Result<(), String> {
         let linked = git::open(&self.path).map_err(|e| e.to_string())?;
         let moved = (|| -> Result<(), git2::Error> {
             let object = linked.find_object(commit, None)?;
@@ -134,7 +134,7 @@ impl Drop for Staging {
 /// Removes the worktree `<dir>/<name>` that orch made and a run that died left (a resolution
 /// worktree, `.resolve-<plan>`): only if its `.git` names orch's admin entry of that name, which
 /// goes too. `Ok(false)`: there was none.
-pub fn remove_named(repo_root: &Path, dir: &Path, name: &str) -> Result<bool, String> {
+pub(crate) fn remove_named(repo_root: &Path, dir: &Path, name: &str) -> Result<bool, String> {
     let path = dir.join(name);
     let repo = git::open(repo_root).map_err(|e| e.to_string())?;
     let admin = repo.commondir().join("worktrees").join(name);

@@ -12,7 +12,10 @@ use crate::git::status::{Submodules, WorkState, status};
 use crate::git::{self, retry_locked};
 
 /// The work tree (the main one or a linked worktree) that has `target` checked out, if any.
-pub fn checked_out_at(repo_root: &Path, target: &str) -> Result<Option<PathBuf>, MergeError> {
+pub(crate) fn checked_out_at(
+    repo_root: &Path,
+    target: &str,
+) -> Result<Option<PathBuf>, MergeError> {
     let repo = git::open(repo_root)?;
     let refname = format!("refs/heads/{target}");
     let head_of = |r: &Repository| {
@@ -74,13 +77,13 @@ fn links_back(linked: &Repository, path: &Path) -> bool {
 
 /// The state of the work tree at `path` (the target's: its submodules as git sees them), read
 /// without refreshing (rewriting) its index.
-pub fn work_state(path: &Path) -> Result<WorkState, MergeError> {
+pub(crate) fn work_state(path: &Path) -> Result<WorkState, MergeError> {
     Ok(status(path, None, Submodules::Git)?)
 }
 
 /// The untracked files among `untracked` that a merge changing `paths` would overwrite: the same
 /// path, or one of them inside the other (a file where a directory goes, or the reverse).
-pub fn untracked_in_the_way(untracked: &[String], paths: &[String]) -> Vec<String> {
+pub(crate) fn untracked_in_the_way(untracked: &[String], paths: &[String]) -> Vec<String> {
     let inside =
         |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a[b.len()..].starts_with('/');
     untracked

@@ -17,32 +17,32 @@ pub enum KnownCli {
 /// A client's state as a confined agent gets it: a private directory per attempt, named by the
 /// client's own variables, seeded from the user's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PrivateState {
+pub(crate) struct PrivateState {
     /// The variables that point the client at its state: most clients have one, opencode four
     /// (its XDG directories).
-    pub homes: &'static [StateHome],
+    pub(crate) homes: &'static [StateHome],
     /// Files the client keeps beside its directory when the (first) variable is not set
     /// (Claude Code's `~/.claude.json`): `(where the user has it, where it goes in the copy)`.
-    pub home_files: &'static [(&'static str, &'static str)],
+    pub(crate) home_files: &'static [(&'static str, &'static str)],
 }
 
 /// One variable of a client's state and what of the user's state it names is copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StateHome {
+pub(crate) struct StateHome {
     /// The variable (`CLAUDE_CONFIG_DIR`, `CODEX_HOME`, `GEMINI_CLI_HOME`, `XDG_DATA_HOME`): set
     /// for the agent to the private directory (or its `at` subdirectory).
-    pub var: &'static str,
+    pub(crate) var: &'static str,
     /// What the variable names when the user has not set it (`~`: the `HOME` of `orch up`).
-    pub default: &'static str,
+    pub(crate) default: &'static str,
     /// The state's directory within what the variable names (`.gemini` for Gemini CLI, whose
     /// variable names a home; empty when it names the state itself).
-    pub sub: &'static str,
+    pub(crate) sub: &'static str,
     /// Where in the private directory the variable points (empty: the directory itself).
-    pub at: &'static str,
+    pub(crate) at: &'static str,
     /// What is copied from the user's state directory (files or directories, relative to it):
     /// what the client needs to log in and reach its endpoint, and the user's own settings.
     /// Sessions, history and caches are not copied.
-    pub entries: &'static [&'static str],
+    pub(crate) entries: &'static [&'static str],
 }
 
 impl StateHome {
@@ -64,9 +64,9 @@ impl StateHome {
 
 /// A problem with an agent argv, with its fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArgvProblem {
-    pub message: String,
-    pub fix: String,
+pub(crate) struct ArgvProblem {
+    pub(crate) message: String,
+    pub(crate) fix: String,
 }
 
 impl KnownCli {
@@ -86,7 +86,7 @@ impl KnownCli {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Claude => "claude",
             Self::Codex => "codex",
@@ -102,7 +102,7 @@ impl KnownCli {
     /// default; `~` is the `HOME` of `orch up`. Never writable for a confined agent: what a
     /// client reads there runs in the user's next unconfined session of it. A confined agent
     /// gets a private copy instead ([`KnownCli::private_state`]).
-    pub fn state_paths(self) -> &'static [&'static str] {
+    pub(crate) fn state_paths(self) -> &'static [&'static str] {
         match self {
             Self::Claude => &["~/.claude", "~/.claude.json", "~/.config/claude"],
             Self::Codex => &["~/.codex"],
@@ -125,7 +125,7 @@ impl KnownCli {
     /// The user's state directories that a variable of the client moves elsewhere, as
     /// `$VAR/sub` for each variable set in `env` (the user's own `CLAUDE_CONFIG_DIR`, or
     /// `XDG_CONFIG_HOME/opencode`).
-    pub fn state_dirs_from_env(
+    pub(crate) fn state_dirs_from_env(
         self,
         env: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Vec<std::path::PathBuf> {
@@ -148,7 +148,7 @@ impl KnownCli {
     /// How a confined agent of this client gets a private copy of the client's state, if the
     /// client can be pointed at one (aider cannot: its state stays read-only, see
     /// docs/src/agents.md).
-    pub fn private_state(self) -> Option<PrivateState> {
+    pub(crate) fn private_state(self) -> Option<PrivateState> {
         const CLAUDE: &[StateHome] = &[StateHome::one(
             "CLAUDE_CONFIG_DIR",
             "~/.claude",
@@ -342,7 +342,7 @@ impl KnownCli {
     }
 
     /// The arguments that print the help listing the flags `command` uses.
-    pub fn help_args(self, command: &[String]) -> Vec<&'static str> {
+    pub(crate) fn help_args(self, command: &[String]) -> Vec<&'static str> {
         match self {
             Self::Codex if command.get(1).map(String::as_str) == Some("exec") => {
                 vec!["exec", "--help"]
@@ -356,7 +356,7 @@ impl KnownCli {
 
     /// The long flags of `command` (before a `--`), as the help must list them (`--flag` of
     /// `--flag=value`).
-    pub fn flags(command: &[String]) -> Vec<&str> {
+    pub(crate) fn flags(command: &[String]) -> Vec<&str> {
         command
             .iter()
             .skip(1)
@@ -368,7 +368,7 @@ impl KnownCli {
 
     /// Problems of `command` known without running it: flags the CLI removed, and settings
     /// that leave the agent unable to report to orch or to run unattended.
-    pub fn problems(self, command: &[String]) -> Vec<ArgvProblem> {
+    pub(crate) fn problems(self, command: &[String]) -> Vec<ArgvProblem> {
         let has = |flag: &str| {
             command
                 .iter()

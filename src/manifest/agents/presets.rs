@@ -54,11 +54,11 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
 
 /// The `opencode` preset's argv (confined or not: what the shell may run is set by the
 /// permission rules of [`super::KnownCli::env`]); the prompt comes on stdin.
-pub const OPENCODE_PRESET: &[&str] = &["opencode", "run", "--format", "json"];
+pub(crate) const OPENCODE_PRESET: &[&str] = &["opencode", "run", "--format", "json"];
 
 /// The `qwen` preset's argv. The prompt is the positional argument, first: Qwen Code takes no
 /// prompt after `--`, and `--allowed-tools` takes every argument after it that is not a flag.
-pub const QWEN_PRESET: &[&str] = &[
+pub(crate) const QWEN_PRESET: &[&str] = &[
     "qwen",
     "{{ prompt }}",
     "--output-format",
@@ -70,7 +70,7 @@ pub const QWEN_PRESET: &[&str] = &[
 ];
 
 /// The `qwen` preset's argv when orch confines the agent: every tool allowed (`yolo`).
-pub const QWEN_CONFINED: &[&str] = &[
+pub(crate) const QWEN_CONFINED: &[&str] = &[
     "qwen",
     "{{ prompt }}",
     "--output-format",
@@ -80,7 +80,7 @@ pub const QWEN_CONFINED: &[&str] = &[
 ];
 
 /// The `copilot` preset's argv.
-pub const COPILOT_PRESET: &[&str] = &[
+pub(crate) const COPILOT_PRESET: &[&str] = &[
     "copilot",
     "-p",
     "{{ prompt }}",
@@ -99,7 +99,7 @@ pub const COPILOT_PRESET: &[&str] = &[
 ];
 
 /// The `copilot` preset's argv when orch confines the agent: every tool and path allowed.
-pub const COPILOT_CONFINED: &[&str] = &[
+pub(crate) const COPILOT_CONFINED: &[&str] = &[
     "copilot",
     "-p",
     "{{ prompt }}",
@@ -113,7 +113,7 @@ pub const COPILOT_CONFINED: &[&str] = &[
 ];
 
 /// The `claude` preset's argv.
-pub const CLAUDE_PRESET: &[&str] = &[
+pub(crate) const CLAUDE_PRESET: &[&str] = &[
     "claude",
     "-p",
     "{{ prompt }}",
@@ -127,7 +127,7 @@ pub const CLAUDE_PRESET: &[&str] = &[
 ];
 
 /// The `codex` preset's argv.
-pub const CODEX_PRESET: &[&str] = &[
+pub(crate) const CODEX_PRESET: &[&str] = &[
     "codex",
     "exec",
     "--sandbox",
@@ -140,7 +140,7 @@ pub const CODEX_PRESET: &[&str] = &[
 ];
 
 /// The `gemini` preset's argv.
-pub const GEMINI_PRESET: &[&str] = &[
+pub(crate) const GEMINI_PRESET: &[&str] = &[
     "gemini",
     "-p",
     "{{ prompt }}",
@@ -154,7 +154,7 @@ pub const GEMINI_PRESET: &[&str] = &[
 ];
 
 /// The `claude` preset's argv when orch confines the agent: every shell command allowed.
-pub const CLAUDE_CONFINED: &[&str] = &[
+pub(crate) const CLAUDE_CONFINED: &[&str] = &[
     "claude",
     "-p",
     "{{ prompt }}",
@@ -169,7 +169,7 @@ pub const CLAUDE_CONFINED: &[&str] = &[
 
 /// The `codex` preset's argv when orch confines the agent: Codex's own sandbox cannot start
 /// inside a Landlock domain, so orch's rules are the sandbox.
-pub const CODEX_CONFINED: &[&str] = &[
+pub(crate) const CODEX_CONFINED: &[&str] = &[
     "codex",
     "exec",
     "--sandbox",
@@ -180,7 +180,7 @@ pub const CODEX_CONFINED: &[&str] = &[
 ];
 
 /// The `gemini` preset's argv when orch confines the agent: every tool allowed (`yolo`).
-pub const GEMINI_CONFINED: &[&str] = &[
+pub(crate) const GEMINI_CONFINED: &[&str] = &[
     "gemini",
     "-p",
     "{{ prompt }}",
@@ -193,14 +193,14 @@ pub const GEMINI_CONFINED: &[&str] = &[
 
 /// Whether `command` is a preset's own argv whose rules orch sets, narrow or (confined) open:
 /// one with a confined variant, or opencode's (whose rules are variables, [`super::KnownCli::env`]).
-pub fn preset_with_rules(command: &[String]) -> bool {
+pub(crate) fn preset_with_rules(command: &[String]) -> bool {
     confined_variant(command).is_some() || OPENCODE_PRESET.iter().eq(command.iter())
 }
 
 /// The argv a preset runs with when orch confines it (every shell command allowed), if
 /// `command` is a preset's own argv with such a variant; a command of your own is run as
 /// written.
-pub fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
+pub(crate) fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
     [
         (CLAUDE_PRESET, CLAUDE_CONFINED),
         (CODEX_PRESET, CODEX_CONFINED),
@@ -214,7 +214,7 @@ pub fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
 }
 
 /// The `aider` preset's argv.
-pub const AIDER_PRESET: &[&str] = &[
+pub(crate) const AIDER_PRESET: &[&str] = &[
     "aider",
     "--yes-always",
     "--no-git",

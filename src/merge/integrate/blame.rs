@@ -8,7 +8,7 @@
 /// bisection (a prefix that fails keeps failing as plans are added); then each earlier plan of that
 /// prefix is left out in turn: those without which the prefix passes are needed. A plan that fails
 /// alone is named alone.
-pub fn blame<E>(
+pub(crate) fn blame<E>(
     n: usize,
     mut fails: impl FnMut(&[usize]) -> Result<bool, E>,
 ) -> Result<Vec<usize>, E> {

@@ -5,8 +5,8 @@
 //! involve, in memory and in `<state_dir>/integration-cache.json`. Nothing here moves a ref or
 //! touches a worktree an agent uses.
 
-pub mod blame;
-pub mod trial;
+pub(crate) mod blame;
+pub(crate) mod trial;
 
 use std::collections::HashMap;
 use std::fs;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use trial::TrialOutcome;
+pub(crate) use trial::TrialOutcome;
 
 use super::MergeError;
 use super::order::{OrderItem, merge_order};
@@ -25,16 +25,16 @@ use crate::manifest::Manifest;
 
 /// The verify command of a trial.
 #[derive(Clone, Debug)]
-pub struct IntegrationVerify {
-    pub argv: Vec<String>,
-    pub timeout: Duration,
-    pub grace: Duration,
+pub(crate) struct IntegrationVerify {
+    pub(crate) argv: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) grace: Duration,
     /// Where the staging worktree goes (`<worktree_root>`).
-    pub staging_dir: PathBuf,
+    pub(crate) staging_dir: PathBuf,
     /// The output of the latest trial (`<log_dir>/integration-verify.log`).
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
     /// Confined as `orch merge`'s verify is ([`super::confine`]).
-    pub confine: Option<super::confine::Confine>,
+    pub(crate) confine: Option<super::confine::Confine>,
 }
 
 /// One plan as the preview sees it.
@@ -48,58 +48,58 @@ struct PlanSpec {
 
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
-pub struct IntegrationSpec {
-    pub repo_root: PathBuf,
-    pub target: String,
-    pub verify: Option<IntegrationVerify>,
+pub(crate) struct IntegrationSpec {
+    pub(crate) repo_root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) verify: Option<IntegrationVerify>,
     /// `<state_dir>`: the lock, the cache, the last result.
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     plans: Vec<PlanSpec>,
 }
 
 /// A plan branch with commits of its own, at the tip tested.
 #[derive(Clone, Debug)]
-pub struct Candidate {
-    pub name: String,
-    pub branch: String,
-    pub tip: Oid,
+pub(crate) struct Candidate {
+    pub(crate) name: String,
+    pub(crate) branch: String,
+    pub(crate) tip: Oid,
 }
 
 /// A commit a test tried: a plan's branch tip, or the target's (`plan` absent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TriedCommit {
+pub(crate) struct TriedCommit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<String>,
-    pub branch: String,
-    pub commit: String,
+    pub(crate) plan: Option<String>,
+    pub(crate) branch: String,
+    pub(crate) commit: String,
 }
 
 /// How verify failed on the combination.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyFailure {
-    pub exit_code: Option<i32>,
-    pub last_lines: Vec<String>,
+pub(crate) struct VerifyFailure {
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) last_lines: Vec<String>,
 }
 
 /// A red test: the plans that break together and how.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntegrationFailure {
+pub(crate) struct IntegrationFailure {
     /// In merge order, the culprit last.
-    pub plans: Vec<String>,
-    pub culprit: String,
+    pub(crate) plans: Vec<String>,
+    pub(crate) culprit: String,
     /// The conflicting paths (a textual conflict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conflict: Option<Vec<String>>,
+    pub(crate) conflict: Option<Vec<String>>,
     /// The verify command's failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<VerifyFailure>,
+    pub(crate) verify: Option<VerifyFailure>,
     /// The target's tip, then the tips of `plans`.
-    pub commits: Vec<TriedCommit>,
+    pub(crate) commits: Vec<TriedCommit>,
 }
 
 impl IntegrationFailure {
     /// One line: `lib + app: conflict in a.rs` / `lib + app: verify exited with status 1`.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let what = match (&self.conflict, &self.verify) {
             (Some(files), _) => format!("conflict in {}", files.join(", ")),
             (None, Some(v)) => match v.exit_code {
@@ -114,21 +114,21 @@ impl IntegrationFailure {
 
 /// The result of one test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntegrationReport {
-    pub target: String,
-    pub target_commit: String,
+pub(crate) struct IntegrationReport {
+    pub(crate) target: String,
+    pub(crate) target_commit: String,
     /// The plans tested, in merge order, at their tips.
-    pub tested: Vec<TriedCommit>,
+    pub(crate) tested: Vec<TriedCommit>,
     /// Whether the verify command ran (else only textual conflicts were checked).
-    pub verified: bool,
+    pub(crate) verified: bool,
     /// Trials built and run (not found in the cache).
-    pub trials: usize,
+    pub(crate) trials: usize,
     /// `None`: green (or nothing to test).
-    pub failure: Option<IntegrationFailure>,
+    pub(crate) failure: Option<IntegrationFailure>,
 }
 
 impl IntegrationReport {
-    pub fn is_green(&self) -> bool {
+    pub(crate) fn is_green(&self) -> bool {
         self.failure.is_none()
     }
 }
@@ -137,7 +137,7 @@ impl IntegrationSpec {
     /// The preview of the manifest's plans; `verify` as `orch merge` runs it (confined alike:
     /// exit 6 when it must be and cannot), with its output in
     /// `<log_dir>/integration-verify.log`.
-    pub fn from_manifest(manifest: &Manifest, repo_root: &Path) -> CliResult<Self> {
+    pub(crate) fn from_manifest(manifest: &Manifest, repo_root: &Path) -> CliResult<Self> {
         let d = &manifest.defaults;
         let confine = match &d.verify {
             Some(_) => super::confine::decide(manifest, crate::sandbox::supported)?.confine,
@@ -181,7 +181,7 @@ impl IntegrationSpec {
 
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the
     /// target lacks.
-    pub fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
+    pub(crate) fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
         let repo = MergeRepo::open(&self.repo_root)?;
         let target_tip = repo.target_tip(&self.target)?;
         let items: Vec<OrderItem> = self
@@ -211,13 +211,6 @@ impl IntegrationSpec {
         }
         Ok((target_tip, out))
     }
-
-    /// The commits a test would involve (the target's tip and the candidates' tips): a test is
-    /// due again only when this changed.
-    pub fn fingerprint(&self) -> Result<String, MergeError> {
-        let (tip, cands) = self.candidates()?;
-        Ok(key(tip, &cands.iter().collect::<Vec<_>>(), None))
-    }
 }
 
 /// The cache key of a trial: the verify command, the target's tip, the plans' names and tips.
@@ -233,9 +226,9 @@ fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&IntegrationVerify>
 }
 
 /// The file of the on-disk cache under `state_dir`.
-pub const CACHE_FILE: &str = "integration-cache.json";
+pub(crate) const CACHE_FILE: &str = "integration-cache.json";
 /// The last report under `state_dir` (read by `orch status`).
-pub const LAST_FILE: &str = "integration.json";
+pub(crate) const LAST_FILE: &str = "integration.json";
 /// Entries kept in the on-disk cache.
 const CACHE_KEEP: usize = 256;
 
@@ -244,7 +237,7 @@ const CACHE_KEEP: usize = 256;
 /// The staging worktree is kept between trials (each one checks out only what differs) and
 /// removed when the `Integrator` is dropped.
 #[derive(Debug, Default)]
-pub struct Integrator {
+pub(crate) struct Integrator {
     cache: HashMap<String, TrialOutcome>,
     loaded: bool,
     staging: Option<crate::git::Staging>,
@@ -311,13 +304,13 @@ impl From<CachedOutcome> for TrialOutcome {
 }
 
 impl Integrator {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// One test: the whole combination, and on a failure the blame. One test per repository at a
     /// time (`<state_dir>/integration.lock`); the report is saved as `<state_dir>/integration.json`.
-    pub fn test(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
+    pub(crate) fn test(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let lock_err = |e: std::io::Error| MergeError::Staging {
             path: spec.state_dir.join("integration.lock"),
             reason: e.to_string(),
@@ -495,14 +488,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Saves the last report as `<state_dir>/integration.json` (best effort: it is for `orch status`).
-pub fn save_last(state_dir: &Path, report: &IntegrationReport) {
+pub(crate) fn save_last(state_dir: &Path, report: &IntegrationReport) {
     if let Ok(text) = serde_json::to_vec_pretty(report) {
         let _ = write_atomic(&state_dir.join(LAST_FILE), &text);
     }
 }
 
 /// The last report saved under `state_dir`, if any.
-pub fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
+pub(crate) fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
     let bytes = fs::read(state_dir.join(LAST_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

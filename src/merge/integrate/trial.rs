@@ -18,14 +18,14 @@ use crate::process::signal_group;
 
 /// The staging worktree's name (`<worktree_root>/.merge-staging-_integration`): a plan name
 /// cannot begin with `_`, so it never clashes with the merge train's.
-pub const STAGING_NAME: &str = "_integration";
+pub(crate) const STAGING_NAME: &str = "_integration";
 
 /// How many lines of the verify command's output a report keeps.
-pub const LAST_LINES: usize = 20;
+pub(crate) const LAST_LINES: usize = 20;
 
 /// What one trial gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TrialOutcome {
+pub(crate) enum TrialOutcome {
     /// It merged cleanly and verify passed (or there is none): the commit built.
     Passed { commit: String },
     /// Merging `plan` into the others conflicts in these paths.
@@ -39,7 +39,7 @@ pub enum TrialOutcome {
 }
 
 impl TrialOutcome {
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         !matches!(self, Self::Passed { .. })
     }
 }

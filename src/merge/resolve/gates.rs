@@ -11,7 +11,7 @@ use crate::git::WorkFile;
 
 /// The most files beyond the conflicted ones a resolution may change (each named in the
 /// agent's explanation and already on one side).
-pub const MAX_EXTRA: usize = 8;
+pub(crate) const MAX_EXTRA: usize = 8;
 
 /// The largest file of a resolution orch reads (a conflicted source file is far smaller).
 const MAX_FILE: u64 = 16 << 20;

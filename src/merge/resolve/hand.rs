@@ -100,7 +100,7 @@ pub(crate) fn tasks_of(plan: &crate::plan::Plan) -> Vec<(String, String)> {
 /// `orch resolve PLAN`: the plan's conflict with the target handed to its resolver now, the
 /// result (when every gate passes) committed on the plan branch; the target does not move.
 /// `Ok(None)`: the plan merges cleanly, nothing to resolve. Holds the repository's merge lock.
-pub fn resolve_by_hand(
+pub(crate) fn resolve_by_hand(
     ws: &crate::workspace::Workspace,
     manifest: &Manifest,
     plan: &str,
@@ -155,7 +155,7 @@ pub fn resolve_by_hand(
 /// [`crate::merge::sync::sync_and_record`] does, and a conflict with an upstream plan's tip
 /// handed to the plan's resolver (no `verify`: a sync lands nothing on the target; the plan's
 /// `check` runs), then the sync goes on. Returns the sync and, when a resolution failed, why.
-pub fn sync_resolving(
+pub(crate) fn sync_resolving(
     ws: &crate::workspace::Workspace,
     repo_root: &Path,
     infos: &[crate::merge::PlanInfo],

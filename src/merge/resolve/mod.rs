@@ -34,64 +34,64 @@ use std::time::Duration;
 use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
-pub use hand::{resolve_by_hand, sync_resolving};
-pub use prompt::dry_run_prompt;
+pub(crate) use hand::{resolve_by_hand, sync_resolving};
+pub(crate) use prompt::dry_run_prompt;
 pub(crate) use run::resolve;
-pub use run::{RESOLVE_USAGE, Resolution, resolvers_usage};
+pub(crate) use run::{Resolution, resolvers_usage};
 
 /// Where the agent names files it had to change beyond the conflicted ones, one per line:
 /// `<notes dir>/explanation.md`.
-pub const EXPLANATION: &str = "explanation.md";
+pub(crate) const EXPLANATION: &str = "explanation.md";
 
 /// The prefix of resolution worktrees' names (`<worktree_root>/.resolve-<plan>`). Plan names
 /// begin with a letter or a digit, so it never clashes with a plan's worktree.
-pub const RESOLVE_PREFIX: &str = ".resolve-";
+pub(crate) const RESOLVE_PREFIX: &str = ".resolve-";
 
 /// One run of the resolving agent, as orch hands it to a [`RunAgent`].
 #[derive(Clone, Debug)]
-pub struct AgentJob {
-    pub plan: String,
+pub(crate) struct AgentJob {
+    pub(crate) plan: String,
     /// The agent's name (a preset or an `[agents.NAME]`) and its definition.
-    pub agent_name: String,
-    pub agent: AgentSpec,
+    pub(crate) agent_name: String,
+    pub(crate) agent: AgentSpec,
     /// The resolution worktree: the agent's working directory, the one place of the repository
     /// it may write.
-    pub workdir: PathBuf,
-    pub prompt: String,
+    pub(crate) workdir: PathBuf,
+    pub(crate) prompt: String,
     /// Made afresh by orch, writable by the agent: its explanation goes there ([`EXPLANATION`]).
-    pub notes_dir: PathBuf,
+    pub(crate) notes_dir: PathBuf,
     /// The log the agent's output is appended to (`<log_dir>/<plan>/resolve.log`).
-    pub log: PathBuf,
-    pub timeout: Duration,
-    pub grace: Duration,
+    pub(crate) log: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) grace: Duration,
     /// 1 for the plan's first resolution.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// The run's state directory (the agent's private client state goes beneath it).
-    pub state_dir: PathBuf,
-    pub manifest_path: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) manifest_path: PathBuf,
 }
 
 /// How the agent's run ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AgentRun {
+pub(crate) struct AgentRun {
     /// Why it failed (did not start, exited non-zero, timed out); `None`: it exited 0.
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
     /// Tokens and cost, when its client printed them.
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
     /// Stopped by Ctrl-C or SIGTERM.
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
 }
 
 /// Runs a resolving agent to its end (blocking): confined as an attempt is, with its own
 /// private client state. The supervisor's implementation is `supervisor::resolver`.
-pub trait RunAgent: Send + Sync {
+pub(crate) trait RunAgent: Send + Sync {
     fn run(&self, job: &AgentJob) -> AgentRun;
 }
 
 /// What a resolution tells as it goes: the `resolve_started`, `resolved` and `resolve_failed`
 /// events of `orch up`, the lines of `orch merge` and `orch resolve`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResolveNote {
+pub(crate) enum ResolveNote {
     Started {
         plan: String,
         agent: String,
@@ -124,10 +124,10 @@ pub enum ResolveNote {
 /// What a merge run needs to hand a plan to its resolver: the agent runner, the manifest (the
 /// plans' `resolve`, the agents, `check`, the protected files) and who hears the notes.
 #[derive(Clone)]
-pub struct Resolver {
-    pub runner: Arc<dyn RunAgent>,
-    pub manifest: Arc<Manifest>,
-    pub notify: Arc<dyn Fn(&ResolveNote) + Send + Sync>,
+pub(crate) struct Resolver {
+    pub(crate) runner: Arc<dyn RunAgent>,
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) notify: Arc<dyn Fn(&ResolveNote) + Send + Sync>,
 }
 
 impl std::fmt::Debug for Resolver {

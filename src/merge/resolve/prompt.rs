@@ -20,22 +20,22 @@ pub(super) enum Reason<'a> {
 
 /// What the prompt says.
 pub(super) struct PromptInput<'a> {
-    pub plan: &'a str,
-    pub branch: &'a str,
-    pub target: &'a str,
-    pub workdir: &'a Path,
-    pub notes: &'a Path,
-    pub reason: Reason<'a>,
+    pub(crate) plan: &'a str,
+    pub(crate) branch: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) workdir: &'a Path,
+    pub(crate) notes: &'a Path,
+    pub(crate) reason: Reason<'a>,
     /// Each conflicted file with the lines of its markers (in the worktree as orch wrote it).
-    pub files: Vec<(String, Vec<(usize, usize)>)>,
+    pub(crate) files: Vec<(String, Vec<(usize, usize)>)>,
     /// The plan's tasks that name one of the files (`id: description`).
-    pub tasks: Vec<String>,
+    pub(crate) tasks: Vec<String>,
     /// The commits of the plan branch (not on the target) that touched the files.
-    pub ours: Vec<String>,
+    pub(crate) ours: Vec<String>,
     /// The commits of the target (not on the plan branch) that touched the files.
-    pub theirs: Vec<String>,
-    pub check: Option<String>,
-    pub verify: Option<String>,
+    pub(crate) theirs: Vec<String>,
+    pub(crate) check: Option<String>,
+    pub(crate) verify: Option<String>,
 }
 
 /// The prompt's text.
@@ -183,6 +183,9 @@ fn hunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// The prompt `orch resolve PLAN --dry-run` prints: the one the agent would get now.
-pub fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, crate::error::CliError> {
+pub(crate) fn dry_run_prompt(
+    manifest_path: &Path,
+    plan: &str,
+) -> Result<String, crate::error::CliError> {
     super::hand::prompt_now(manifest_path, plan)
 }

@@ -30,25 +30,25 @@ impl Why {
 
 /// What to resolve.
 pub(crate) struct ResolveRequest<'a> {
-    pub repo_root: &'a Path,
-    pub target: &'a str,
-    pub plan: &'a str,
-    pub branch: &'a str,
-    pub base: Option<&'a str>,
-    pub strategy: MergeStrategy,
-    pub verify: Option<&'a Verify>,
-    pub why: Why,
+    pub(crate) repo_root: &'a Path,
+    pub(crate) target: &'a str,
+    pub(crate) plan: &'a str,
+    pub(crate) branch: &'a str,
+    pub(crate) base: Option<&'a str>,
+    pub(crate) strategy: MergeStrategy,
+    pub(crate) verify: Option<&'a Verify>,
+    pub(crate) why: Why,
     /// The plan's tasks: (`id: description`, description and body), to name those that name a
     /// conflicted file.
-    pub tasks: Vec<(String, String)>,
+    pub(crate) tasks: Vec<(String, String)>,
     /// The plan as loaded (its status file: what its tasks and resolvers spent, against its
     /// `budget`; where a resolver's usage is recorded).
-    pub loaded: Option<&'a crate::workspace::LoadedPlan>,
+    pub(crate) loaded: Option<&'a crate::workspace::LoadedPlan>,
 }
 
 /// How a resolution ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Resolution {
+pub(crate) enum Resolution {
     /// The merge commit is on the plan branch.
     Resolved {
         commit: String,
@@ -117,10 +117,10 @@ pub(super) fn conflicted(
 }
 
 /// The status file's record of what the plan's resolvers spent, all runs (an `orchUsage`).
-pub const RESOLVE_USAGE: &str = "orchResolveUsage";
+pub(crate) const RESOLVE_USAGE: &str = "orchResolveUsage";
 
 /// What the plan's resolvers spent, as its status file records it ([`RESOLVE_USAGE`]).
-pub fn resolvers_usage(doc: &crate::status::StatusDoc) -> crate::agent_output::Usage {
+pub(crate) fn resolvers_usage(doc: &crate::status::StatusDoc) -> crate::agent_output::Usage {
     doc.extra
         .get(RESOLVE_USAGE)
         .and_then(|v| serde_json::from_value::<crate::status::OrchUsage>(v.clone()).ok())

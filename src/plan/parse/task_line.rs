@@ -209,13 +209,13 @@ pub(super) fn is_verify_id(s: &str) -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Clauses {
     /// `(depends:` or `[depends:`, in any case.
-    pub depends: bool,
+    pub(crate) depends: bool,
     /// `(est:`, in any case.
-    pub estimate: bool,
+    pub(crate) estimate: bool,
     /// `(check:`, in any case.
-    pub check: bool,
+    pub(crate) check: bool,
     /// `(HIGH)` etc. (the first marker of this order that is there).
-    pub priority: Priority,
+    pub(crate) priority: Priority,
 }
 
 pub(super) fn clauses(desc: &str) -> Clauses {

@@ -11,7 +11,7 @@ use crate::supervisor::state::{AgentRun, Stage, StopWhy, TaskFacts, TaskRun, Tim
 
 impl Core {
     /// Before the first input: whether plan `p`'s status file says it is paused.
-    pub fn set_held(&mut self, p: usize, held: bool) {
+    pub(crate) fn set_held(&mut self, p: usize, held: bool) {
         if let Some(plan) = self.state.plans.get_mut(p) {
             plan.held = held;
         }

@@ -10,29 +10,29 @@ use crate::supervisor::event::Event;
 
 /// The preview's state in a run.
 #[derive(Clone, Debug, Default)]
-pub struct IntegState {
+pub(crate) struct IntegState {
     /// A test runs (it holds one of the `max_agents` slots).
-    pub running: bool,
+    pub(crate) running: bool,
     /// A plan branch or the target may have moved since the last test started.
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// When the last test started.
-    pub last_started: Option<Instant>,
+    pub(crate) last_started: Option<Instant>,
     /// The plans the last red test named (indices), empty when green.
-    pub failing: Vec<usize>,
+    pub(crate) failing: Vec<usize>,
     /// Their names, as reported.
-    pub failing_names: Vec<String>,
+    pub(crate) failing_names: Vec<String>,
     /// The plan branches' commits of the last failure reported (`plans`' tips): the same plans
     /// failing again with other commits is reported again.
-    pub failing_commits: Vec<(String, String)>,
+    pub(crate) failing_commits: Vec<(String, String)>,
     /// Tests started in this run.
-    pub started: u64,
+    pub(crate) started: u64,
     /// The number (`started` when it began) of the last test that ended.
-    pub done: u64,
+    pub(crate) done: u64,
     /// The first test whose result the merge train waits for: one that starts after the target
     /// last moved (the train's own merges).
-    pub target_needs: u64,
+    pub(crate) target_needs: u64,
     /// Per plan queued for the train: the first test that starts after the plan finished.
-    pub plan_needs: Vec<(usize, u64)>,
+    pub(crate) plan_needs: Vec<(usize, u64)>,
 }
 
 impl Core {

@@ -16,39 +16,39 @@ use crate::supervisor::state::{
 
 /// The run's new plans and settings (see the module documentation).
 #[derive(Clone, Debug)]
-pub struct Replan {
+pub(crate) struct Replan {
     /// The new plans and graph, when tasks, dependencies or plans changed (`None`: only
     /// settings did; the core keeps its plans and graph).
-    pub structure: Option<Structure>,
+    pub(crate) structure: Option<Structure>,
     /// Every plan's, by index.
-    pub priorities: Vec<i64>,
-    pub names: Vec<String>,
-    pub specs: Vec<Option<PlanSpec>>,
+    pub(crate) priorities: Vec<i64>,
+    pub(crate) names: Vec<String>,
+    pub(crate) specs: Vec<Option<PlanSpec>>,
     /// Plans no longer in the manifest: nothing new of them starts.
-    pub removed: Vec<bool>,
-    pub max_agents: usize,
+    pub(crate) removed: Vec<bool>,
+    pub(crate) max_agents: usize,
     /// The first wait before a retry (`backoff`).
-    pub backoff: std::time::Duration,
+    pub(crate) backoff: std::time::Duration,
     /// The run's budget (`[defaults] budget`).
-    pub budget: crate::manifest::Budget,
+    pub(crate) budget: crate::manifest::Budget,
 }
 
 /// The plans and graph of a re-plan that changed them.
 #[derive(Clone, Debug)]
-pub struct Structure {
-    pub graph: Graph,
+pub(crate) struct Structure {
+    pub(crate) graph: Graph,
     /// Every plan by index, the run's at their index, new plans after them: the plan when it
     /// is new or its tasks changed, `None` when the run's stays as it is.
-    pub plans: Vec<Option<Plan>>,
+    pub(crate) plans: Vec<Option<Plan>>,
     /// The records of the tasks of a new plan, or of a plan whose tasks changed, as its status
     /// file says once reconciled with the new plan file (`None`: the records the run has).
-    pub facts: Vec<Option<Vec<TaskFacts>>>,
+    pub(crate) facts: Vec<Option<Vec<TaskFacts>>>,
 }
 
 impl Core {
     /// Why a re-plan to `plans` cannot be applied now: a task that an attempt or a commit holds
     /// is not in its plan any more (it applies once that is over). `None`: it can.
-    pub fn replan_waits_for(&self, plans: &[&Plan]) -> Option<String> {
+    pub(crate) fn replan_waits_for(&self, plans: &[&Plan]) -> Option<String> {
         let mut held = Vec::new();
         for (p, recs) in self.state.tasks.iter().enumerate() {
             let Some(new_plan) = plans.get(p) else {
@@ -278,11 +278,5 @@ impl Core {
     /// Whether plan `p` was taken out of the manifest during the run.
     pub(super) fn is_removed(&self, p: usize) -> bool {
         self.removed.get(p).copied().unwrap_or(false)
-    }
-
-    /// The spec of a plan, for the effects (a removed plan keeps its spec while its attempts
-    /// finish).
-    pub fn specs(&self) -> &[Option<PlanSpec>] {
-        &self.specs
     }
 }

@@ -10,7 +10,7 @@ use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun};
 
 impl Core {
     /// How each plan ended, and the `plan_blocked` events to report with it.
-    pub fn summary(&self, elapsed: Duration) -> (RunSummary, Vec<Event>) {
+    pub(crate) fn summary(&self, elapsed: Duration) -> (RunSummary, Vec<Event>) {
         let r = readiness(&self.graph, &self.plans, &[], |p, t| {
             self.state.tasks[p][t].node_state()
         });

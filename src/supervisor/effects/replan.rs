@@ -17,15 +17,15 @@ use crate::workspace::Workspace;
 
 /// What the run knows of its watched inputs.
 #[derive(Default)]
-pub struct Replanning {
+pub(crate) struct Replanning {
     /// The files whose change is a re-plan.
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// Their contents as last applied or reported: the same state is not read twice.
-    pub seen: Option<Fingerprint>,
+    pub(crate) seen: Option<Fingerprint>,
     /// Kept alive while the run watches.
-    pub watcher: Option<notify::RecommendedWatcher>,
+    pub(crate) watcher: Option<notify::RecommendedWatcher>,
     /// A valid edit waits for running tasks it removes: tried again as the run goes on.
-    pub waiting: Option<String>,
+    pub(crate) waiting: Option<String>,
 }
 
 impl Effects<'_> {

@@ -37,7 +37,7 @@ impl Effects<'_> {
 
     /// Re-reads plan `p`'s status file if it changed (size, modification time or inode): the
     /// document read whole, and the tasks whose record changed, as an input for the core.
-    pub fn reload(&mut self, p: usize) -> Option<Input> {
+    pub(crate) fn reload(&mut self, p: usize) -> Option<Input> {
         let lp = &self.ws.plans[p];
         let stamp = file_stamp(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {

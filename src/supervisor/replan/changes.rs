@@ -23,7 +23,7 @@ const TASK_LINES: usize = 6;
 /// A plan's value that changed only because the same `[defaults]` key changed the same way is
 /// not repeated. Moving a task to another line is no change. Empty when nothing that matters
 /// changed.
-pub fn changes(old: &Workspace, new: &Workspace) -> Vec<String> {
+pub(crate) fn changes(old: &Workspace, new: &Workspace) -> Vec<String> {
     let mut out = Vec::new();
     if let (Some(a), Some(b)) = (&old.manifest, &new.manifest) {
         manifest_changes(a, b, &mut out);
@@ -69,7 +69,7 @@ pub fn changes(old: &Workspace, new: &Workspace) -> Vec<String> {
 
 /// [`changes`], and `templates changed` last when one of `files` (the files that changed, from
 /// [`super::changed_files`]) is in the prompt templates directory of either configuration.
-pub fn changes_of(old: &Workspace, new: &Workspace, files: &[PathBuf]) -> Vec<String> {
+pub(crate) fn changes_of(old: &Workspace, new: &Workspace, files: &[PathBuf]) -> Vec<String> {
     let mut out = changes(old, new);
     let dirs: Vec<PathBuf> = [old, new]
         .iter()

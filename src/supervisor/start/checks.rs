@@ -94,10 +94,10 @@ fn commit_owed(doc: &status::StatusDoc) -> bool {
 /// The pre-flights of a run: the agents checked, the paths confined agents may write (a client
 /// program there runs confined), and what to tell the user.
 pub(super) struct Preflights {
-    pub checked: BTreeSet<String>,
-    pub roots: Vec<(PathBuf, String)>,
-    pub landlock: bool,
-    pub notes: Vec<String>,
+    pub(crate) checked: BTreeSet<String>,
+    pub(crate) roots: Vec<(PathBuf, String)>,
+    pub(crate) landlock: bool,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Preflights {
