@@ -1,0 +1,179 @@
+//! A batch attempt (Slurm): its submission off the loop, its start and job id recorded, its
+//! monitor set up before the job starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::Env;
+use crate::executor::{JobSpec, JobTracker, job_tag};
+use crate::process;
+use crate::status::{self, RunInfo, Transition, TransitionOptions};
+use crate::supervisor::attempt::Proc;
+use crate::supervisor::context::PlanCtx;
+use crate::supervisor::core::Input;
+use crate::supervisor::effects::{Effects, Msg};
+use crate::supervisor::state::{RunId, Unit};
+
+impl Effects<'_> {
+    /// Submits an attempt as a batch job. The submission runs off the loop (a busy controller
+    /// can take seconds); the core hears of it when it is over.
+    pub(super) fn submit(
+        &mut self,
+        pc: &Arc<PlanCtx>,
+        run: RunId,
+        (unit, attempt): (Unit, u32),
+        (argv, env, workdir, budget): (Vec<String>, Env, PathBuf, std::time::Duration),
+        log: &Path,
+        tracker: Arc<JobTracker>,
+    ) {
+        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
+        let spec = JobSpec {
+            argv,
+            cwd: workdir,
+            env,
+            pass_env: pc.agent.sandbox.pass_env.clone(),
+            log: log.to_path_buf(),
+            name: format!("orch:{}:{}", pc.name, id.as_deref().unwrap_or("plan")),
+            tag: job_tag(
+                &pc.status_path.display().to_string(),
+                id.as_deref().unwrap_or(""),
+                attempt,
+            ),
+            time_limit: pc.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
+            options: pc.slurm.clone(),
+        };
+        // The monitor is set up now, so that a stop asked for while the job is submitted is
+        // seen when it starts.
+        let stop_rx = self.stop_receiver(run);
+        let tx = self.tx.clone();
+        let pcc = pc.clone();
+        let log = log.to_path_buf();
+        let stop_all = self.stop_all.subscribe();
+        let grace = self.ctx.grace;
+        let watch_activity = self.ctx.stuck_after.is_some();
+        tokio::spawn(async move {
+            // The start is recorded before the submission: a supervisor killed in between
+            // leaves the task in progress, and the next one finds the job by its tag.
+            let record = |job: Option<String>| {
+                let pcc = pcc.clone();
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || record_job(&pcc, id.as_deref(), job))
+            };
+            let _ = record(None).await;
+            let result = tracker.submit(spec).await;
+            let (job, state) = match result {
+                Ok(x) => x,
+                Err(error) => {
+                    let error = format!(
+                        "cannot submit agent `{}` to {}: {error}",
+                        pcc.agent_name,
+                        pcc.executor.as_str()
+                    );
+                    process::log_line(&log, &format!("=== orch: {error} ==="));
+                    if let Some(t) = unit.task() {
+                        let pc2 = pcc.clone();
+                        let e2 = error.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            crate::supervisor::settle::record_failure(
+                                &pc2,
+                                &pc2.plan.tasks[t].id,
+                                &e2,
+                            )
+                        })
+                        .await;
+                    }
+                    let _ = tx.send(Msg {
+                        reload: None,
+                        input: Input::LaunchFailed {
+                            run,
+                            error,
+                            fatal: None,
+                        },
+                    });
+                    return;
+                }
+            };
+            let _ = record(Some(job.clone())).await;
+            process::log_line(
+                &log,
+                &format!(
+                    "=== orch: attempt {attempt} is {} job {job} ===",
+                    tracker.name()
+                ),
+            );
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Launched {
+                    run,
+                    pid: 0,
+                    job_id: Some(job.clone()),
+                },
+            });
+            let m = crate::supervisor::attempt::Monitor {
+                run,
+                plan: pcc.index,
+                attempt,
+                pid: 0,
+                proc: Proc::Job {
+                    id: job,
+                    state,
+                    tracker,
+                },
+                log,
+                status_path: pcc.status_path.clone(),
+                grace,
+                watch_activity,
+                tmpdir: None,
+                client_state: None,
+                stop_one: stop_rx,
+                stop_all,
+                tx,
+            };
+            crate::supervisor::attempt::watch(m).await;
+        });
+    }
+}
+
+/// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with
+/// `orchRun.executor`; after it, the job id is added (unless the agent already reported).
+fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
+    let executor = pc.executor.as_str().to_string();
+    let _ = match id {
+        Some(id) => pc.update(|doc| {
+            if doc.entry(id).is_none_or(|e| e.status.is_finished()) {
+                return Ok(());
+            }
+            match job {
+                None => {
+                    let opts = TransitionOptions {
+                        force: true,
+                        run: Some(RunInfo {
+                            executor: Some(executor),
+                            ..RunInfo::default()
+                        }),
+                        ..TransitionOptions::default()
+                    };
+                    status::apply(doc, id, Transition::Start, &opts, Utc::now()).map(|_| ())
+                }
+                Some(job) => {
+                    if let Some(run) = doc.entry_mut(id).and_then(|e| e.orch_run.as_mut()) {
+                        run.job_id = Some(job);
+                    }
+                    Ok(())
+                }
+            }
+        }),
+        None => pc.update(|doc| {
+            doc.orch_plan_agent = Some(status::OrchPlanAgent {
+                pid: 0,
+                executor: Some(executor),
+                job_id: Some(job),
+                started_at: status::timestamp(Utc::now()),
+                ..status::OrchPlanAgent::default()
+            });
+            Ok(())
+        }),
+    };
+}
