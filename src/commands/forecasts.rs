@@ -164,24 +164,8 @@ pub(crate) fn before_run(ws: &Workspace, selected: &[usize], slots: usize) -> Be
     let history = state_dir(ws).map(|d| History::load(&d)).unwrap_or_default();
     let est = Estimator::new(&history.records);
     let estimates = forecast::estimates(ws, &est);
-    let state: Vec<Vec<TaskNow>> = ws
-        .plans
-        .iter()
-        .enumerate()
-        .map(|(p, lp)| {
-            lp.plan
-                .tasks
-                .iter()
-                .map(|t| {
-                    if t.done || !selected.contains(&p) {
-                        TaskNow::Done
-                    } else {
-                        TaskNow::Pending { attempts: 0 }
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    // No status file read: every task not `[x]` is pending, never tried.
+    let state = forecast::states_of(ws, |_| None, selected, Utc::now());
     let left: Vec<(usize, usize)> = state
         .iter()
         .enumerate()
