@@ -45,8 +45,8 @@ pub(crate) use cli::{GitTarget, command as git_command};
 #[cfg(test)]
 use commit::CommitInfo;
 pub(crate) use commit::{
-    CommitRepo, commit_all, commit_all_on, dirty_paths, dirty_paths_among, head_of, is_dirty,
-    recent_commits, save_and_reset,
+    CommitRepo, RecentCommit, commit_all, commit_all_on, dirty_paths, dirty_paths_among, head_of,
+    is_dirty, recent_commits, save_and_reset,
 };
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;

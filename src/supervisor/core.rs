@@ -521,6 +521,9 @@ pub(crate) use integration::IntegState;
 mod outcome;
 #[cfg(test)]
 mod plans_tests;
+pub(crate) mod recover;
+#[cfg(test)]
+mod recover_tests;
 mod replan;
 pub(crate) use replan::{Replan, Structure};
 #[cfg(test)]

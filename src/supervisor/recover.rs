@@ -1,7 +1,10 @@
-//! Start-up after an earlier supervisor: find the agents (and batch jobs) that outlived it, put
-//! back tasks whose agent is gone (saving what they left), record work that was committed but not
-//! recorded, tidy task worktrees, and list failed tasks to run again. What it finds goes to the
-//! core as [`Input::Recovered`](super::core::Input::Recovered).
+//! Start-up after an earlier supervisor: the facts recovery needs are gathered here (the agents
+//! and batch jobs that outlived it, what the status files record, what the plan branches and the
+//! task worktrees hold) and the core decides on them ([`super::core::recover`]); this carries the
+//! decisions out: agents watched again, a best-of-N round's survivors stopped, tasks whose agent
+//! is gone recorded done or put back (their leftovers saved), task worktrees tidied, failed tasks
+//! listed to run again. What it finds goes to the core as
+//! [`Input::Recovered`](super::core::Input::Recovered).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -10,11 +13,14 @@ use chrono::Utc;
 
 use super::attempt::Proc;
 use super::context::PlanCtx;
+use super::core::recover::{
+    self as decide, AgentFacts, Decision, Left, PlanFound, Survivor, TaskDecision, TaskFound, Tree,
+};
 use super::effects::Effects;
 use super::state::Unit;
-use crate::executor::{ExecutorKind, JobState, parse_tag};
+use crate::executor::{ExecutorKind, JobState, ListedJob, parse_tag};
 use crate::manifest::AgentMode;
-use crate::process;
+use crate::process::{self, FoundAgent};
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
 
 /// An agent of an earlier supervisor, to be watched again.
@@ -63,144 +69,52 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
     for pc in run_plans {
         let p = pc.index;
         let doc = read(&pc);
-        let mode = pc.agent.mode;
-        let status_file = pc.status_path.display().to_string();
-        let batch = pc.executor != ExecutorKind::Local;
-        // The agents of a batch plan are its jobs, even when they run on this machine.
-        let live: HashMap<&str, u32> = found
-            .iter()
-            .filter(|f| !batch && f.status_file == status_file)
-            .map(|f| (f.task.as_str(), f.pgid))
-            .collect();
-        // task id → (job id, attempt, state): the latest job not over per task.
-        let mut jobs: HashMap<&str, (&str, u32, JobState)> = HashMap::new();
-        for j in listed.iter().filter(|j| !j.state.is_over()) {
-            if let Some((attempt, task, file)) = parse_tag(&j.tag)
-                && file == status_file
-                && jobs.get(task).is_none_or(|(_, a, _)| *a < attempt)
-            {
-                jobs.insert(task, (j.id.as_str(), attempt, j.state.clone()));
-            }
-        }
-        let plan_unit = Unit::PlanAgent { plan: p };
-        if batch && mode == AgentMode::Plan {
-            let found_job = jobs
-                .get("")
-                .map(|(id, a, st)| (id.to_string(), *a, st.clone()))
-                .or_else(|| plan_job_of(&doc).map(|id| (id, 1, JobState::Queued)));
-            if let Some((id, attempt, state)) = found_job {
-                if let Some(f) = job(fx, plan_unit, id, attempt, state, None) {
-                    out.adopted.push(f);
-                }
+        let tasks = match decide::decide(&gather(&pc, &doc, &found, &listed)) {
+            Decision::AdoptPlanAgent(s) => {
+                let unit = Unit::PlanAgent { plan: p };
+                out.adopted.extend(found_of(fx, &pc, unit, "plan", s, None));
                 continue;
             }
-        }
-        // A plan-mode agent still alive keeps its plan.
-        if !batch && mode == AgentMode::Plan {
-            let recorded =
-                plan_agent_of(&doc).filter(|(pid, start)| process::process_alive(*pid, *start));
-            let by_env = live
-                .get("")
-                .map(|&pgid| (pgid, process::process_start_time(pgid)));
-            if let Some((pid, start)) = recorded.or(by_env) {
-                let attempt = adopted_attempt(&pc, "plan");
-                out.adopted
-                    .push(process_of(plan_unit, pid, start, attempt, Duration::ZERO));
-                continue;
-            }
-        }
-        let mut reset = Vec::new();
+            Decision::Tasks(tasks) => tasks,
+        };
+        let mut gone = Vec::new();
         let mut busy = HashSet::new();
-        let entries: HashMap<&str, &status::TaskEntry> =
-            doc.entries().map(|e| (e.id.as_str(), e)).collect();
-        for (ti, t) in pc.plan.tasks.iter().enumerate() {
-            let Some(e) = entries.get(t.id.as_str()) else {
-                continue;
-            };
-            let unit = Unit::Task { plan: p, task: ti };
-            // Best of N: the attempts of a round are not adopted one by one (a round is decided
-            // by the supervisor that saw all of them): they are stopped, their work saved with
-            // the task worktrees below, and the task runs a new round.
-            if !batch && mode == AgentMode::Task && pc.attempts_of(ti) > 1 {
-                let mut stopped = false;
-                for f in found
-                    .iter()
-                    .filter(|f| f.status_file == status_file && f.task == t.id)
-                {
-                    stopped |= process::signal_group(f.pgid, nix::sys::signal::Signal::SIGKILL);
-                }
-                if stopped {
-                    fx.note(
-                        Some(pc.name.clone()),
-                        format!(
-                            "task `{}`: the attempts of its best-of-N round outlived the earlier run; stopped, their work saved under refs/orch/attempts/, a new round starts",
-                            t.id
-                        ),
-                    );
-                }
-                if e.status == TaskStatus::InProgress {
-                    reset.push(t.id.clone());
-                }
-                continue;
-            }
-            let started = e
-                .orch_run
-                .as_ref()
-                .and_then(|r| status::parse_timestamp(&r.started_at));
-            if batch && mode == AgentMode::Task && !e.status.is_finished() {
-                let recorded = e
-                    .orch_run
-                    .as_ref()
-                    .filter(|_| e.status == TaskStatus::InProgress)
-                    .and_then(|r| r.job_id.clone())
-                    .map(|id| (id, e.attempts.max(1), JobState::Queued));
-                let listed = jobs
-                    .get(t.id.as_str())
-                    .map(|(id, a, st)| (id.to_string(), *a, st.clone()));
-                if let Some((id, attempt, state)) = listed.or(recorded) {
-                    if let Some(f) = job(fx, unit, id, attempt, state, started) {
-                        out.adopted.push(f);
-                    }
+        for (ti, d) in tasks {
+            let t = &pc.plan.tasks[ti];
+            match d {
+                TaskDecision::Adopt(s) => {
+                    let run = doc.entry(&t.id).and_then(|e| e.orch_run.as_ref());
+                    let started = run.and_then(|r| status::parse_timestamp(&r.started_at));
+                    let unit = Unit::Task { plan: p, task: ti };
+                    out.adopted
+                        .extend(found_of(fx, &pc, unit, &t.id, s, started));
                     busy.insert(t.id.clone());
-                    continue;
                 }
-            }
-            let recorded = e
-                .orch_run
-                .as_ref()
-                .filter(|_| e.status == TaskStatus::InProgress)
-                .filter(|r| process::process_alive(r.pid, r.process_start_time))
-                .map(|r| (r.pid, r.process_start_time));
-            let by_env = live
-                .get(t.id.as_str())
-                .map(|&pgid| (pgid, process::process_start_time(pgid)));
-            if mode == AgentMode::Task
-                && !e.status.is_finished()
-                && let Some((pid, start)) = recorded.or(by_env)
-            {
-                let attempt = adopted_attempt(&pc, &t.id);
-                out.adopted.push(process_of(
-                    unit,
-                    pid,
-                    start,
-                    attempt,
-                    elapsed_since(started),
-                ));
-                busy.insert(t.id.clone());
-                continue;
-            }
-            match e.status {
-                TaskStatus::InProgress => reset.push(t.id.clone()),
-                TaskStatus::Failed => out.retry.push((p, ti)),
-                _ => {}
+                TaskDecision::StopRound { groups, gone: g } => {
+                    let mut stopped = false;
+                    for pgid in groups {
+                        stopped |= process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    if stopped {
+                        fx.note(
+                            Some(pc.name.clone()),
+                            format!(
+                                "task `{}`: the attempts of its best-of-N round outlived the earlier run; stopped, their work saved under refs/orch/attempts/, a new round starts",
+                                t.id
+                            ),
+                        );
+                    }
+                    if g {
+                        gone.push(t.id.clone());
+                    }
+                }
+                TaskDecision::Gone => gone.push(t.id.clone()),
+                TaskDecision::Retry => out.retry.push((p, ti)),
             }
         }
-        let adopted_any = !busy.is_empty();
         let pcc = pc.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if !reset.is_empty() {
-                reset_gone(&pcc, &reset, adopted_any);
-            }
+            settle_gone(&pcc, &doc, &gone, !busy.is_empty());
             if pcc.task_trees() {
                 // Done but not landed (a supervisor died in between): landed by the core.
                 let doc = read(&pcc);
@@ -211,7 +125,7 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .filter(|t| !busy.contains(&t.id) && pcc.needs_commit(&doc, &t.id))
                     .map(|t| t.id.clone())
                     .collect();
-                tidy_task_trees(&pcc, &busy, &waiting);
+                tidy_task_trees(&pcc, &doc, &busy, &waiting);
             }
         })
         .await;
@@ -224,62 +138,138 @@ fn read(pc: &PlanCtx) -> StatusDoc {
         .unwrap_or_else(|_| StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now()))
 }
 
-fn elapsed_since(started: Option<chrono::DateTime<Utc>>) -> Duration {
-    started
-        .and_then(|s| (Utc::now() - s).to_std().ok())
-        .unwrap_or_default()
-}
-
-/// Watches again the local agent `pid` (its process group) of an earlier supervisor, which
-/// launched it as attempt `attempt`.
-fn process_of(unit: Unit, pid: u32, start_time: u64, attempt: u32, elapsed: Duration) -> Found {
-    Found {
-        unit,
-        proc: Proc::Adopted { start_time },
-        pid,
-        job_id: None,
+/// What the earlier supervisor left of plan `pc`'s agents, as the core decides on it: its
+/// records in `doc`, the agents found alive by their environment (`found`), the batch jobs
+/// the executor lists (`listed`).
+fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJob]) -> PlanFound {
+    let status_file = pc.status_path.display().to_string();
+    let mut by_env: HashMap<&str, Vec<Survivor>> = HashMap::new();
+    for f in found.iter().filter(|f| f.status_file == status_file) {
+        let start_time = process::process_start_time(f.pgid);
+        let pid = f.pgid;
+        by_env
+            .entry(f.task.as_str())
+            .or_default()
+            .push(Survivor::Process { pid, start_time });
+    }
+    // The latest job not over per task (the plan agent's: "").
+    let mut jobs: HashMap<&str, Survivor> = HashMap::new();
+    for j in listed.iter().filter(|j| !j.state.is_over()) {
+        if let Some((attempt, task, file)) = parse_tag(&j.tag)
+            && file == status_file
+            && !matches!(jobs.get(task), Some(Survivor::Job { attempt: a, .. }) if *a >= attempt)
+        {
+            let (id, state) = (j.id.clone(), j.state.clone());
+            jobs.insert(task, Survivor::Job { id, attempt, state });
+        }
+    }
+    let queued = |id: &String, attempt| Survivor::Job {
+        id: id.clone(),
         attempt,
-        elapsed,
+        state: JobState::Queued,
+    };
+    let alive = |pid, start_time| {
+        process::process_alive(pid, start_time).then_some(Survivor::Process { pid, start_time })
+    };
+    let mut agent_of = |unit: &str| AgentFacts {
+        listed_job: jobs.remove(unit),
+        by_env: by_env.remove(unit).unwrap_or_default(),
+        ..AgentFacts::default()
+    };
+    let plan_agent = doc.orch_plan_agent.as_ref();
+    let agent = AgentFacts {
+        recorded_job: plan_agent
+            .and_then(|a| a.job_id.as_ref()?.as_ref())
+            .map(|id| queued(id, 1)),
+        recorded_process: plan_agent.and_then(|a| alive(a.pid, a.process_start_time.unwrap_or(0))),
+        ..agent_of("")
+    };
+    let tasks = pc
+        .plan
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(ti, t)| {
+            let e = doc.entry(&t.id)?;
+            let run = e.orch_run.as_ref();
+            let in_progress = e.status == TaskStatus::InProgress;
+            let agent = AgentFacts {
+                recorded_job: run
+                    .and_then(|r| r.job_id.as_ref())
+                    .map(|id| queued(id, e.attempts.max(1))),
+                recorded_process: run
+                    .filter(|_| in_progress)
+                    .and_then(|r| alive(r.pid, r.process_start_time)),
+                ..agent_of(&t.id)
+            };
+            Some(TaskFound {
+                task: ti,
+                status: e.status,
+                attempts: pc.attempts_of(ti),
+                agent,
+            })
+        })
+        .collect();
+    PlanFound {
+        plan_mode: pc.agent.mode == AgentMode::Plan,
+        batch: pc.executor != ExecutorKind::Local,
+        agent,
+        tasks,
     }
 }
 
-/// The attempt number an earlier supervisor gave the agent of `unit` (a task id, or `plan`)
-/// that outlived it: the latest report directory it made for the unit (its agent reports
-/// there), 1 when there is none.
-fn adopted_attempt(pc: &PlanCtx, unit: &str) -> u32 {
-    let state_dir = super::reports::state_dir_of(pc);
-    status::report::latest_attempt(&state_dir, &pc.name, unit).unwrap_or(1)
-}
-
-/// Follows again the batch job `id` of an earlier supervisor (believed in `state`).
-fn job(
+/// Watches again `survivor`, the agent of `unit` (`name`: its task id, or `plan`) an earlier
+/// supervisor launched, `started` at the time its record says (`None`: a plan agent).
+fn found_of(
     fx: &Effects<'_>,
+    pc: &PlanCtx,
     unit: Unit,
-    id: String,
-    attempt: u32,
-    state: JobState,
+    name: &str,
+    survivor: Survivor,
     started: Option<chrono::DateTime<Utc>>,
 ) -> Option<Found> {
-    let tracker = fx.ctx.jobs.clone()?;
-    Some(Found {
-        unit,
-        proc: Proc::Job {
-            state: tracker.track(&id, state),
-            id: id.clone(),
-            tracker,
+    let elapsed = started
+        .and_then(|s| (Utc::now() - s).to_std().ok())
+        .unwrap_or_default();
+    Some(match survivor {
+        Survivor::Process { pid, start_time } => Found {
+            unit,
+            proc: Proc::Adopted { start_time },
+            pid,
+            job_id: None,
+            // The latest report directory the earlier supervisor made for the unit: its agent
+            // reports there.
+            attempt: status::report::latest_attempt(
+                &super::reports::state_dir_of(pc),
+                &pc.name,
+                name,
+            )
+            .unwrap_or(1),
+            elapsed,
         },
-        pid: 0,
-        job_id: Some(id),
-        attempt,
-        elapsed: elapsed_since(started),
+        Survivor::Job { id, attempt, state } => {
+            let tracker = fx.ctx.jobs.clone()?;
+            Found {
+                unit,
+                proc: Proc::Job {
+                    state: tracker.track(&id, state),
+                    id: id.clone(),
+                    tracker,
+                },
+                pid: 0,
+                job_id: Some(id),
+                attempt,
+                elapsed,
+            }
+        }
     })
 }
 
-/// Tasks left in progress by agents that are gone: leftovers saved and cleaned (unless a live
-/// agent works in the tree), then each task put back to pending, or recorded done when its
-/// work is committed already.
-fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
-    if pc.parallel == 1 && !adopted_any {
+/// Tasks left in progress by agents that are gone (`gone`, as `doc` records them): the plan's
+/// worktree saved and reset when no agent works in it, then each task recorded done or put
+/// back as the core decides ([`decide::left`]).
+fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool) {
+    if decide::reset_plan_tree(pc.parallel, adopted_any, gone.len()) {
         let _g = pc.git_lock.lock();
         // No agent works in the tree: its git files put back from orch's records first, so that
         // the save and reset are made against the plan branch, not where an agent left HEAD.
@@ -296,152 +286,117 @@ fn reset_gone(pc: &PlanCtx, reset: &[String], adopted_any: bool) {
             );
         }
     }
-    // A task whose commit waits in its task worktree (the supervisor died before landing it)
-    // is done: it is landed by the core. The other task worktrees are leftovers, saved and
-    // removed (`tidy_task_trees`).
-    let in_tree: Vec<&String> = reset
+    if gone.is_empty() {
+        return;
+    }
+    // The plan branch's recent history: a supervisor killed between a task's commit and its
+    // record leaves the task in progress with its commit there (a record waits for the plan's
+    // next status write, and later tasks' commits may land before it).
+    let recent =
+        crate::git::recent_commits(&pc.worktree, &pc.base, super::settle::UNRECORDED_DEPTH)
+            .unwrap_or_default();
+    let settled: Vec<(&String, Left)> = gone
         .iter()
-        .filter(|id| task_commit_waits(pc, id))
+        .map(|id| {
+            // A commit waiting in the task's worktree: the supervisor died before landing it.
+            let tree = pc.task_worktree(id);
+            let head = tree.as_ref().and_then(|t| crate::git::head_of(t).ok());
+            let clean = || {
+                tree.as_ref()
+                    .and_then(|t| crate::git::is_dirty(t).ok())
+                    .map(|d| !d)
+            };
+            let started = doc.entry(id).and_then(|e| e.started_at.as_deref());
+            let started = started
+                .and_then(status::parse_timestamp)
+                .map(|t| t.timestamp());
+            let head = head.as_ref().map(|(_, msg)| msg.as_str());
+            (
+                id,
+                decide::left(&pc.name, id, head, clean, &recent, started),
+            )
+        })
         .collect();
-    // A supervisor killed between a task's commit and its record leaves the task in progress
-    // with its commit on the branch: record it, do not run it again.
-    let committed = committed_unrecorded(pc, reset);
-    let opts = TransitionOptions {
-        force: true,
-        note: Some("its agent was gone when orch restarted; it runs again".into()),
-        ..TransitionOptions::default()
-    };
     let _ = pc.update(|doc| {
-        for id in reset {
-            if in_tree.contains(&id) {
-                let opts = TransitionOptions {
-                    force: true,
-                    ..TransitionOptions::default()
-                };
-                status::apply(doc, id, Transition::Done, &opts, Utc::now())?;
-                continue;
-            }
-            match committed.iter().find(|(done, _)| done == id) {
-                Some((_, oid)) => {
-                    let opts = TransitionOptions {
+        for (id, left) in &settled {
+            let (transition, opts) = match left {
+                Left::Done { commit } => (
+                    Transition::Done,
+                    TransitionOptions {
                         force: true,
-                        commit: Some(oid.clone()),
+                        commit: commit.clone(),
                         ..TransitionOptions::default()
-                    };
-                    status::apply(doc, id, Transition::Done, &opts, Utc::now())?;
-                }
-                _ => {
-                    status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
-                }
-            }
+                    },
+                ),
+                Left::Reset => (
+                    Transition::Reset,
+                    TransitionOptions {
+                        force: true,
+                        note: Some("its agent was gone when orch restarted; it runs again".into()),
+                        ..TransitionOptions::default()
+                    },
+                ),
+            };
+            status::apply(doc, id, transition, &opts, Utc::now())?;
         }
         Ok(())
     });
 }
 
-/// The tasks among `ids` whose commit is on the plan branch, at HEAD or just behind it (made
-/// since the task started), with that commit: the supervisor committed them and died before
-/// recording them (a record waits for the plan's next status write, and later tasks' commits
-/// may land before it).
-fn committed_unrecorded(pc: &PlanCtx, ids: &[String]) -> Vec<(String, String)> {
-    let Ok(recent) =
-        crate::git::recent_commits(&pc.worktree, &pc.base, super::settle::UNRECORDED_DEPTH)
-    else {
-        return Vec::new();
-    };
-    let Ok(doc) = pc.view() else {
-        return Vec::new();
-    };
-    ids.iter()
-        .filter_map(|id| {
-            let prefix = format!("{} {id}:", pc.name);
-            let started = doc
-                .entry(id)
-                .and_then(|e| e.started_at.as_deref().and_then(status::parse_timestamp));
-            // Commit times are whole seconds.
-            let c = recent.iter().find(|c| {
-                c.message.starts_with(&prefix) && started.is_none_or(|t| c.time >= t.timestamp())
-            })?;
-            Some((id.clone(), c.oid.clone()))
-        })
-        .collect()
-}
-
-/// Whether task `id`'s worktree holds the task's own commit, clean: it was committed there and
-/// a supervisor died before landing it.
-fn task_commit_waits(pc: &PlanCtx, id: &str) -> bool {
-    let Some(tree) = pc.task_worktree(id) else {
-        return false;
-    };
-    let prefix = format!("{} {id}:", pc.name);
-    crate::git::head_of(&tree).is_ok_and(|(_, msg)| msg.starts_with(&prefix))
-        && crate::git::is_dirty(&tree).is_ok_and(|d| !d)
-}
-
-/// Removes task `id`'s worktree and branch left by an earlier supervisor (its stale git locks
-/// first), saving what they hold under `refs/orch/attempts/<plan>/<id>/resume-<time>` unless
-/// `save` is false and the worktree is clean.
-fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
-    let _ = crate::git::remove_plan_locks(
-        &pc.repo_root,
-        &crate::git::task_tree_name(&pc.name, id),
-        &crate::git::task_branch(&pc.name, id),
-    );
-    let refname = crate::git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
-    let message = format!(
-        "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
-        pc.name
-    );
-    let retire = |save: bool| {
-        crate::git::retire_task_tree(
-            &pc.task_tree(id),
-            save.then_some((refname.as_str(), message.as_str())),
-        )
-    };
-    if !save && retire(false).is_ok() {
-        return;
-    }
-    let _ = retire(true);
-}
-
-/// Start-up, plan with task worktrees: the task worktrees of adopted agents (`busy`) stay; those
-/// of tasks done but not landed (`waiting`) get their stale locks removed and are landed next;
-/// every other one is a leftover: its work saved unless the task's commit is recorded, its pool
-/// slot freed (an old task worktree of its own removed). A finished plan's pool is removed.
-fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<String>) {
+/// Start-up, plan with task worktrees: each task worktree kept, unlocked or retired as the core
+/// decides ([`decide::tree`]) from whether its agent was adopted (`busy`), its task is done but
+/// not landed (`waiting`) or its commit recorded in `doc`. A finished plan's pool is removed.
+fn tidy_task_trees(
+    pc: &PlanCtx,
+    doc: &StatusDoc,
+    busy: &HashSet<String>,
+    waiting: &HashSet<String>,
+) {
     let Ok(ids) = crate::git::task_tree_ids(&pc.repo_root, &pc.name) else {
         return;
     };
-    let doc = pc.view().ok();
-    for id in ids.iter().filter(|id| !busy.contains(*id)) {
-        if waiting.contains(id) {
-            let _ = crate::git::remove_plan_locks(
+    for id in &ids {
+        let landed = doc
+            .entry(id)
+            .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
+        let unlock = || {
+            crate::git::remove_plan_locks(
                 &pc.repo_root,
                 &crate::git::task_tree_name(&pc.name, id),
                 &crate::git::task_branch(&pc.name, id),
-            );
-            // The pool slot it holds: its index lock.
-            if let Some(tree) = pc.task_worktree(id) {
-                let _ = crate::git::remove_tree_index_lock(&tree);
+            )
+        };
+        match decide::tree(busy.contains(id), waiting.contains(id), landed) {
+            Tree::Keep => {}
+            Tree::Unlock => {
+                let _ = unlock();
+                // The pool slot it holds: its index lock.
+                if let Some(tree) = pc.task_worktree(id) {
+                    let _ = crate::git::remove_tree_index_lock(&tree);
+                }
             }
-            continue;
+            Tree::Retire { save } => {
+                // Its stale git locks first; saved under
+                // `refs/orch/attempts/<plan>/<id>/resume-<time>` unless it is clean and need not be.
+                let _ = unlock();
+                let refname =
+                    crate::git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
+                let message = format!(
+                    "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
+                    pc.name
+                );
+                let retire = |save: bool| {
+                    crate::git::retire_task_tree(
+                        &pc.task_tree(id),
+                        save.then_some((refname.as_str(), message.as_str())),
+                    )
+                };
+                if save || retire(false).is_err() {
+                    let _ = retire(true);
+                }
+            }
         }
-        let landed = doc
-            .as_ref()
-            .and_then(|d| d.entry(id))
-            .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
-        retire_leftover_tree(pc, id, !landed);
     }
     // A supervisor killed after the plan's last landing leaves its pool.
     pc.drop_pool_if_finished();
-}
-
-/// The batch job of a plan-mode agent, as recorded.
-fn plan_job_of(doc: &StatusDoc) -> Option<String> {
-    doc.orch_plan_agent.as_ref()?.job_id.clone()?
-}
-
-fn plan_agent_of(doc: &StatusDoc) -> Option<(u32, u64)> {
-    let agent = doc.orch_plan_agent.as_ref()?;
-    Some((agent.pid, agent.process_start_time.unwrap_or(0)))
 }
