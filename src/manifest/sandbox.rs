@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::{At, Reporter};
+use super::raw::{At, Bad, Reporter};
 
 /// `sandbox = "auto" | "on" | "off"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -130,16 +130,11 @@ pub(super) fn keys(
     deny_read: Option<&At<Vec<At<String>>>>,
     pass_env: Option<&At<Vec<At<String>>>>,
 ) -> SandboxKeys {
-    let mode = mode.and_then(|At { value, span }| {
-        let m = SandboxMode::parse(value);
-        if m.is_none() {
-            r.error_hint(
-                span,
-                format!("`{ctx}.sandbox` must be \"auto\", \"on\" or \"off\", found \"{value}\""),
-                "\"auto\" confines agents where the kernel supports it (Landlock), \"on\" refuses to run them unconfined, \"off\" never confines",
-            );
-        }
-        m
+    let mode = r.check(mode, |v| {
+        SandboxMode::parse(v).ok_or_else(|| {
+            Bad::new(format!("`{ctx}.sandbox` must be \"auto\", \"on\" or \"off\", found \"{v}\""))
+                .hint("\"auto\" confines agents where the kernel supports it (Landlock), \"on\" refuses to run them unconfined, \"off\" never confines")
+        })
     });
     let mut paths =
         |key: &str, at: Option<&At<Vec<At<String>>>>, must_exist: bool| {
