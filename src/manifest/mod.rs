@@ -46,6 +46,7 @@ pub(crate) use names::{check_plan_name, check_ref_name};
 pub(crate) use notify::NotifyHook;
 pub(crate) use paths::in_cone;
 pub(crate) use protect::{Guarded, Protect};
+pub(crate) use raw::Spelled;
 pub use raw::{agent_keys, defaults_keys, plan_keys};
 pub(crate) use resolve::ResolveWith;
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};

@@ -60,6 +60,14 @@ impl<'de> Deserialize<'de> for Argv {
     }
 }
 
+/// An enum the manifest spells by its serde name (`"task"`, `"ff-only"`).
+pub(crate) trait Spelled: serde::de::DeserializeOwned {
+    /// The variant spelled `s`, if any.
+    fn parse(s: &str) -> Option<Self> {
+        Self::deserialize(de::value::StrDeserializer::<de::value::Error>::new(s)).ok()
+    }
+}
+
 /// The hint given when an argv key (an agent's `command`, `setup`, `check`...) is a string.
 pub(crate) const ARGV_HINT: &str =
     "agents are argv arrays, never shell strings: command = [\"sh\", \"scripts/agent.sh\"]";
@@ -372,6 +380,20 @@ impl<'a> Reporter<'a> {
     ) -> Option<T> {
         let at = at?;
         check(&at.value).map_err(|bad| self.bad(&at.span, bad)).ok()
+    }
+
+    /// `check` over each entry of the list at `at`, if any: the good entries; what is wrong
+    /// with another is reported at it.
+    pub(crate) fn each<T>(
+        &mut self,
+        at: Option<&At<Vec<At<String>>>>,
+        mut check: impl FnMut(&String) -> Result<T, Bad>,
+    ) -> Option<Vec<T>> {
+        let items = &at?.value;
+        let good = items
+            .iter()
+            .filter_map(|item| self.check(Some(item), &mut check));
+        Some(good.collect())
     }
 
     /// Reports what is wrong with the value at `span`.

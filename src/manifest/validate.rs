@@ -9,7 +9,7 @@ use super::executor::SlurmOptions;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
 use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
-use super::raw::{At, Bad, RawManifest, RawPlan, Reporter};
+use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Spelled};
 use super::values::{
     PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor, non_negative,
     slurm_options,

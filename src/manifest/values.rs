@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::budget::{Budget, parse_budget};
 use super::executor::{ExecutorKind, SlurmOptions};
-use super::raw::{ARGV_HINT, Argv, At, Bad, RawSlurm, Reporter};
+use super::raw::{ARGV_HINT, Argv, At, Bad, RawSlurm, Reporter, Spelled};
 use crate::duration::parse_duration;
 
 /// An `executor` key: `local` or `slurm`.
