@@ -808,11 +808,11 @@ fn entries(known: &'static [&'static str]) -> impl Strategy<Value = String> {
 }
 
 fn structured_manifest() -> impl Strategy<Value = String> {
-    use orch::manifest::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS};
+    use orch::manifest::{agent_keys, defaults_keys, plan_keys};
     (
-        prop::option::of(entries(DEFAULTS_KEYS)),
-        prop::collection::vec(("[a-z]{1,6}", entries(AGENT_KEYS)), 0..3),
-        prop::collection::vec(entries(PLAN_KEYS), 0..4),
+        prop::option::of(entries(defaults_keys())),
+        prop::collection::vec(("[a-z]{1,6}", entries(agent_keys())), 0..3),
+        prop::collection::vec(entries(plan_keys()), 0..4),
         prop::option::weighted(0.2, entries(&["bogus", "defaults", "plan"])),
     )
         .prop_map(|(defaults, agents, plans, top)| {

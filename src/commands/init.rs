@@ -168,7 +168,7 @@ fn update_gitignore(path: &Path) -> CliResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{AGENT_KEYS, DEFAULTS_KEYS, PLAN_KEYS, TEMPLATE_VARS};
+    use crate::manifest::{TEMPLATE_VARS, agent_keys, defaults_keys, plan_keys};
     use std::path::PathBuf;
 
     fn manifest_path(dir: &Path) -> PathBuf {
@@ -192,7 +192,11 @@ mod tests {
                 l.starts_with(&format!("{key} = "))
             })
         };
-        for key in DEFAULTS_KEYS.iter().chain(PLAN_KEYS).chain(AGENT_KEYS) {
+        for key in defaults_keys()
+            .iter()
+            .chain(plan_keys())
+            .chain(agent_keys())
+        {
             assert!(written(key), "plans.toml written by init lacks `{key}`");
         }
         for table in ["[defaults]", "[[plan]]"] {

@@ -9,7 +9,8 @@ pub use presets::presets;
 pub(crate) use presets::*;
 
 /// How orch runs an agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum AgentMode {
     /// One process per task (the default).
     #[default]
@@ -18,19 +19,11 @@ pub(crate) enum AgentMode {
     Plan,
 }
 
-impl AgentMode {
-    /// Parses `"task"` or `"plan"`.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "task" => Some(Self::Task),
-            "plan" => Some(Self::Plan),
-            _ => None,
-        }
-    }
-}
+impl crate::manifest::Spelled for AgentMode {}
 
 /// How an agent's attempt counts as done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReportMode {
     /// Only when the agent reported it through `orch task done` (the check, if any, passing
     /// too); an agent that ends without reporting failed ("ended without reporting").
@@ -41,19 +34,11 @@ pub enum ReportMode {
     Exit,
 }
 
-impl ReportMode {
-    /// Parses `"orch"` or `"exit"`.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "orch" => Some(Self::Orch),
-            "exit" => Some(Self::Exit),
-            _ => None,
-        }
-    }
-}
+impl crate::manifest::Spelled for ReportMode {}
 
 /// What an agent reads on its standard input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StdinMode {
     /// Nothing: `/dev/null` (the default).
     #[default]
@@ -63,16 +48,7 @@ pub enum StdinMode {
     Prompt,
 }
 
-impl StdinMode {
-    /// Parses `"null"` or `"prompt"`.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "null" => Some(Self::Null),
-            "prompt" => Some(Self::Prompt),
-            _ => None,
-        }
-    }
-}
+impl crate::manifest::Spelled for StdinMode {}
 
 /// An agent: an argv template (never a shell string) and how it is run.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,16 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::agents::{AgentMode, AgentSpec};
-use super::raw::{At, Reporter};
-
-/// The keys as written.
-#[derive(Debug, Default)]
-pub(crate) struct RawBestOf {
-    pub(crate) attempts: Option<At<i64>>,
-    pub(crate) agents: Option<At<Vec<At<String>>>>,
-    pub(crate) select: Option<At<Vec<At<String>>>>,
-    pub(crate) stop: Option<At<String>>,
-}
+use super::raw::{At, Bad, RawBestOf, Reporter};
 
 /// When the attempts of a task stop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,30 +67,22 @@ impl BestOf {
 pub(super) fn resolve(
     r: &mut Reporter<'_>,
     whose: &str,
-    raw: &RawBestOf,
+    raw: &RawBestOf<'_>,
     base: &BestOf,
     agents: &BTreeMap<String, AgentSpec>,
     max_agents: usize,
 ) -> BestOf {
     let mut out = base.clone();
-    if let Some(At { value, span }) = &raw.attempts {
-        match u32::try_from(*value) {
-            Ok(n) if n >= 1 && n as usize <= max_agents => out.attempts = n,
-            Ok(n) if n >= 1 => r.error_hint(
-                span,
-                format!(
-                    "`{whose}.attempts` is {n}, more than `max_agents` ({max_agents}): the attempts of a task run at once"
-                ),
-                format!("lower `attempts` to at most {max_agents}, or raise `defaults.max_agents`"),
-            ),
-            _ => r.error_hint(
-                span,
-                format!("`{whose}.attempts` must be at least 1, found {value}"),
-                "`attempts = 1` runs one attempt at a time (the default)",
-            ),
-        }
-    }
-    if let Some(At { value, span }) = &raw.agents {
+    r.set(&mut out.attempts, raw.attempts, |&v| match u32::try_from(v) {
+        Ok(n) if n >= 1 && n as usize <= max_agents => Ok(n),
+        Ok(n) if n >= 1 => Err(Bad::new(format!(
+            "`{whose}.attempts` is {n}, more than `max_agents` ({max_agents}): the attempts of a task run at once"
+        ))
+        .hint(format!("lower `attempts` to at most {max_agents}, or raise `defaults.max_agents`"))),
+        _ => Err(Bad::new(format!("`{whose}.attempts` must be at least 1, found {v}"))
+            .hint("`attempts = 1` runs one attempt at a time (the default)")),
+    });
+    if let Some(At { value, span }) = raw.agents {
         if value.is_empty() {
             r.error_hint(
                 span,
@@ -112,18 +95,8 @@ pub(super) fn resolve(
             match agents.get(&a.value) {
                 None => {
                     ok = false;
-                    r.error_hint(
-                        &a.span,
-                        format!("`{whose}.agents` names unknown agent `{}`", a.value),
-                        format!(
-                            "define it in an `[agents.NAME]` table, or use one of: {}",
-                            agents
-                                .keys()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    );
+                    let what = format!("`{whose}.agents` names unknown agent `{}`", a.value);
+                    r.bad(&a.span, super::validate::unknown_agent(agents, what, ""));
                 }
                 Some(spec) if spec.mode != AgentMode::Task => {
                     ok = false;
@@ -143,19 +116,14 @@ pub(super) fn resolve(
         }
     }
     if raw.select.is_some() {
-        out.select = super::values::argv(r, &format!("{whose}.select"), raw.select.as_ref());
+        out.select = super::values::argv(r, &format!("{whose}.select"), raw.select);
     }
-    if let Some(At { value, span }) = &raw.stop {
-        match value.as_str() {
-            "first" => out.stop = AttemptsStop::First,
-            "all" => out.stop = AttemptsStop::All,
-            _ => r.error_hint(
-                span,
-                format!("`{whose}.attempts_stop` must be \"first\" or \"all\", found \"{value}\""),
-                "\"first\" stops the other attempts once one is a candidate; \"all\" waits for every attempt",
-            ),
-        }
-    }
+    r.set(&mut out.stop, raw.stop, |v| match v.as_str() {
+        "first" => Ok(AttemptsStop::First),
+        "all" => Ok(AttemptsStop::All),
+        _ => Err(Bad::new(format!("`{whose}.attempts_stop` must be \"first\" or \"all\", found \"{v}\""))
+            .hint("\"first\" stops the other attempts once one is a candidate; \"all\" waits for every attempt")),
+    });
     out
 }
 

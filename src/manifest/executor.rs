@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 /// Which executor runs a plan's agents (`executor = "…"` in the manifest).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ExecutorKind {
     /// A child process of `orch up` on this machine (the default).
     #[default]
@@ -14,15 +15,9 @@ pub(crate) enum ExecutorKind {
     Slurm,
 }
 
-impl ExecutorKind {
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "local" => Some(Self::Local),
-            "slurm" => Some(Self::Slurm),
-            _ => None,
-        }
-    }
+impl crate::manifest::Spelled for ExecutorKind {}
 
+impl ExecutorKind {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::model::Manifest;
-use super::raw::{self, Reporter};
+use super::raw::Reporter;
+use super::read::read;
 use super::targets::check_cycles;
 use super::validate::validate;
 use crate::diagnostic::{Diagnostic, line_col};
@@ -64,7 +65,8 @@ pub(crate) fn find_manifest(start: &Path) -> Option<PathBuf> {
 }
 
 /// Reads and validates the manifest at `path`. Every problem found is reported: syntax errors
-/// (alone, since nothing else can be trusted then), unknown keys, wrong types, bad values, missing
+/// and a value of the wrong type (alone, since nothing else can be trusted then; serde stops
+/// there), unknown keys, bad values, missing
 /// or escaping plan files, bad names, unknown agents and plans, and dependency cycles between
 /// plans ([`check_cycles`]). Dependency targets inside plan files are checked by
 /// [`check_targets`](super::check_targets) once the plans are parsed.
@@ -113,7 +115,9 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
     };
     let root = std::path::absolute(&parent).unwrap_or(parent);
     let mut reporter = Reporter::new(path, text);
-    let raw = raw::read(doc.get_ref(), &mut reporter);
+    let Some(raw) = read(doc, &mut reporter) else {
+        return Err(invalid(reporter.diagnostics));
+    };
     let mut manifest = validate(raw, &root, &mut reporter);
     let mut diagnostics = reporter.diagnostics;
     diagnostics.extend(check_cycles(&manifest));

@@ -127,7 +127,8 @@ impl Default for Defaults {
 }
 
 /// How `orch merge` lands a finished plan on the target (`defaults.merge_strategy`, `--strategy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum MergeStrategy {
     /// A merge commit with two parents: the target tip and the plan branch tip.
     #[default]
@@ -138,17 +139,9 @@ pub(crate) enum MergeStrategy {
     FfOnly,
 }
 
-impl MergeStrategy {
-    /// Parses the manifest spelling (`merge`, `squash`, `ff-only`).
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "merge" => Some(Self::Merge),
-            "squash" => Some(Self::Squash),
-            "ff-only" => Some(Self::FfOnly),
-            _ => None,
-        }
-    }
+impl crate::manifest::Spelled for MergeStrategy {}
 
+impl MergeStrategy {
     /// The manifest spelling.
     pub(crate) fn as_str(self) -> &'static str {
         match self {

@@ -2,16 +2,8 @@
 
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::DeValue;
-
-use super::raw::{
-    ARGV_HINT, At, Reporter, expect_table, string, string_array, type_name, unknown_key,
-};
+use super::raw::{At, Bad, RawNotify, Reporter};
 use super::values::{argv, duration};
-
-/// The keys of a `[[notify]]` table.
-pub(crate) const NOTIFY_KEYS: &[&str] = &["events", "command", "webhook", "timeout"];
 
 /// Every event a hook may ask for: the `--json` events of `orch up`, and the ones a person
 /// waits for that the supervisor reports when it sees them.
@@ -87,60 +79,31 @@ pub(crate) struct NotifyHook {
     pub(crate) line: usize,
 }
 
-/// Reads and checks the `notify` array of tables.
-pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) -> Vec<NotifyHook> {
-    let DeValue::Array(items) = value.get_ref() else {
-        r.error_hint(
-            &value.span(),
-            format!(
-                "`notify` must be an array of tables, found {}",
-                type_name(value.get_ref())
-            ),
-            "write each hook as a `[[notify]]` table",
-        );
-        return Vec::new();
-    };
+/// Checks the `[[notify]]` tables.
+pub(super) fn hooks(raw: &[At<RawNotify>], r: &mut Reporter<'_>) -> Vec<NotifyHook> {
     let mut hooks = Vec::new();
-    for (n, item) in items.iter().enumerate() {
-        let Some(t) = expect_table(r, "notify", item) else {
-            continue;
-        };
-        let span = item.span();
-        let mut events: Option<At<Vec<At<String>>>> = None;
-        let mut command: Option<At<Vec<At<String>>>> = None;
-        let mut webhook: Option<At<String>> = None;
-        let mut timeout: Option<At<String>> = None;
-        for (k, v) in t.iter() {
-            let name = k.get_ref().as_ref();
-            let ctx = format!("notify.{name}");
-            match name {
-                "events" => events = string_array(r, &ctx, v, None),
-                "command" => command = string_array(r, &ctx, v, Some(ARGV_HINT)),
-                "webhook" => webhook = string(r, &ctx, v),
-                "timeout" => timeout = string(r, &ctx, v),
-                other => unknown_key(r, k, other, "in `[[notify]]`", NOTIFY_KEYS),
-            }
-        }
+    for (n, At { value: hook, span }) in raw.iter().enumerate() {
+        let RawNotify {
+            events,
+            command,
+            webhook,
+            timeout,
+        } = hook;
         let command = argv(r, "notify.command", command.as_ref());
-        let webhook = webhook.and_then(|At { value, span }| {
-            if value.starts_with("http://") || value.starts_with("https://") {
-                Some(value)
-            } else {
-                r.error_hint(
-                    &span,
-                    format!("`notify.webhook` `{value}` is not an http:// or https:// address"),
-                    "write the whole address, such as \"https://hooks.slack.com/services/T000/B000/XXXX\"",
-                );
-                None
+        let webhook = r.check(webhook.as_ref(), |v| {
+            if v.starts_with("http://") || v.starts_with("https://") {
+                return Ok(v.clone());
             }
+            Err(Bad::new(format!("`notify.webhook` `{v}` is not an http:// or https:// address"))
+                .hint("write the whole address, such as \"https://hooks.slack.com/services/T000/B000/XXXX\""))
         });
-        let (line, _) = r.line_col(&span);
+        let (line, _) = r.line_col(span);
         let label = match (&command, &webhook) {
             (Some(c), None) => c[0].clone(),
             (None, Some(w)) => host_of(w),
             (Some(_), Some(_)) => {
                 r.error_hint(
-                    &span,
+                    span,
                     "a `[[notify]]` table has both `command` and `webhook`",
                     "write one hook per table: a second `[[notify]]` for the other",
                 );
@@ -148,7 +111,7 @@ pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) ->
             }
             (None, None) => {
                 r.error_hint(
-                    &span,
+                    span,
                     "a `[[notify]]` table needs `command` or `webhook`",
                     "command = [\"notify-send\", \"orch\"], or webhook = \"https://…\"",
                 );
@@ -187,8 +150,8 @@ pub(super) fn read_notify(value: &Spanned<DeValue<'_>>, r: &mut Reporter<'_>) ->
                     .collect();
             }
         }
-        let timeout = duration(r, "notify.timeout", timeout.as_ref(), false)
-            .unwrap_or(DEFAULT_NOTIFY_TIMEOUT);
+        let timeout = r.check(timeout.as_ref(), duration("notify.timeout", false));
+        let timeout = timeout.unwrap_or(DEFAULT_NOTIFY_TIMEOUT);
         hooks.push(NotifyHook {
             name: format!("notify #{} ({label})", n + 1),
             events: chosen,

@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::raw::{At, Reporter};
+use super::raw::{At, Bad, Reporter};
 
 /// A list of paths inside the repository (`copy`).
 pub(super) fn rel_paths(
@@ -12,26 +12,16 @@ pub(super) fn rel_paths(
     ctx: &str,
     at: Option<&At<Vec<At<String>>>>,
 ) -> Option<Vec<PathBuf>> {
-    let At { value, .. } = at?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in value {
-        match inside_dir(Path::new(&item.value)) {
-            Some(p) if !p.as_os_str().is_empty() && !leaves_via_symlink(root, &p) => out.push(p),
-            _ => {
-                r.error_hint(
-                    &item.span,
-                    format!(
-                        "`{ctx}` entry `{}` is not a path inside the repository",
-                        item.value
-                    ),
-                    "give a relative path such as \".env\"",
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    r.each(at, |v| {
+        inside_dir(Path::new(v))
+            .filter(|p| !p.as_os_str().is_empty() && !leaves_via_symlink(root, p))
+            .ok_or_else(|| {
+                Bad::new(format!(
+                    "`{ctx}` entry `{v}` is not a path inside the repository"
+                ))
+                .hint("give a relative path such as \".env\"")
+            })
+    })
 }
 
 pub(super) fn check_plan_file(

@@ -5,7 +5,7 @@ use std::path::{Component, Path};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::raw::{At, Reporter};
+use super::raw::{At, Bad, Reporter};
 
 /// A plan's protected paths: its globs, matched against paths relative to the repository root.
 #[derive(Clone, Debug, Default)]
@@ -49,31 +49,21 @@ pub(super) fn globs(
     ctx: &str,
     at: Option<&At<Vec<At<String>>>>,
 ) -> Option<Vec<String>> {
-    let At { value, .. } = at?;
-    let mut out = Vec::new();
-    for item in value {
-        let p = Path::new(&item.value);
-        let leaves = item.value.is_empty()
+    r.each(at, |v| {
+        let p = Path::new(v);
+        if v.is_empty()
             || p.is_absolute()
-            || p.components().any(|c| matches!(c, Component::ParentDir));
-        if leaves {
-            r.error_hint(
-                &item.span,
-                format!("`{ctx}` entry `{}` leaves the repository", item.value),
-                "give a glob relative to the repository root, such as \"tests/**\"",
-            );
-            continue;
+            || p.components().any(|c| matches!(c, Component::ParentDir))
+        {
+            return Err(Bad::new(format!("`{ctx}` entry `{v}` leaves the repository"))
+                .hint("give a glob relative to the repository root, such as \"tests/**\""));
         }
-        match Glob::new(&item.value) {
-            Ok(_) => out.push(item.value.clone()),
-            Err(e) => r.error_hint(
-                &item.span,
-                format!("`{ctx}` entry `{}` is not a valid glob: {}", item.value, e.kind()),
-                "`*` matches within a directory, `**` across directories: \"tests/**\", \"ci/*.sh\"",
-            ),
+        match Glob::new(v) {
+            Ok(_) => Ok(v.clone()),
+            Err(e) => Err(Bad::new(format!("`{ctx}` entry `{v}` is not a valid glob: {}", e.kind()))
+                .hint("`*` matches within a directory, `**` across directories: \"tests/**\", \"ci/*.sh\"")),
         }
-    }
-    Some(out)
+    })
 }
 
 /// orch's own configuration in the repository, protected from every task whose text does not

@@ -2,17 +2,16 @@
 //!
 //! `resolve = "AGENT"` names a preset or an `[agents.NAME]`; `resolve = true` is the plan's own
 //! agent; `false` (the default) leaves a conflict to a person. Both keys may be written in
-//! `[defaults]` and in a `[[plan]]`, the plan's winning. Read here from the raw document and
-//! checked against the agents the manifest knows, each problem at its own line and column.
+//! `[defaults]` and in a `[[plan]]`, the plan's winning. Checked here against the agents the manifest knows, each
+//! problem at its own line and column.
 
 use std::collections::BTreeMap;
 
-use toml::Spanned;
-use toml::de::DeValue;
+use serde::Deserialize;
 
 use super::agents::AgentSpec;
 use super::model::{Defaults, PlanEntry};
-use super::raw::{At, RawPlan, Reporter, type_name};
+use super::raw::{At, RawPlan, Reporter};
 
 /// `resolve` as written: `true`/`false`, or an agent's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +20,28 @@ pub(crate) enum RawResolve {
     Agent(String),
 }
 
+impl<'de> Deserialize<'de> for RawResolve {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = RawResolve;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an agent's name or true/false")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<RawResolve, E> {
+                Ok(RawResolve::Flag(b))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawResolve, E> {
+                Ok(RawResolve::Agent(s.to_string()))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
+
+/// The hint given when `resolve` is neither.
+pub(crate) const HINT: &str = "write `resolve = \"claude\"` (a preset or an [agents.NAME]), or `resolve = true` for the plan's own agent";
+
 /// `resolve` in `[defaults]`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ResolveWith {
@@ -28,33 +49,6 @@ pub(crate) enum ResolveWith {
     Own,
     /// That agent.
     Agent(String),
-}
-
-/// Reads a `resolve` value: a boolean or a string.
-pub(super) fn read(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    value: &Spanned<DeValue<'_>>,
-) -> Option<At<RawResolve>> {
-    let v = match value.get_ref() {
-        DeValue::Boolean(b) => RawResolve::Flag(*b),
-        DeValue::String(s) => RawResolve::Agent(s.to_string()),
-        other => {
-            r.error_hint(
-                &value.span(),
-                format!(
-                    "`{ctx}` must be an agent's name or true/false, found {}",
-                    type_name(other)
-                ),
-                "write `resolve = \"claude\"` (a preset or an [agents.NAME]), or `resolve = true` for the plan's own agent",
-            );
-            return None;
-        }
-    };
-    Some(At {
-        value: v,
-        span: value.span(),
-    })
 }
 
 /// Checks one `resolve` value against the agents: `None` is off.
@@ -71,18 +65,9 @@ fn check(
             Some(ResolveWith::Agent(name.clone()))
         }
         RawResolve::Agent(name) => {
-            r.error_hint(
-                &at.span,
-                format!("`{ctx}` names unknown agent `{name}`"),
-                format!(
-                    "define it in an `[agents.NAME]` table, write `true` for the plan's own agent, or use one of: {}",
-                    agents
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            let what = format!("`{ctx}` names unknown agent `{name}`");
+            let or = "write `true` for the plan's own agent, ";
+            r.bad(&at.span, super::validate::unknown_agent(agents, what, or));
             None
         }
     }
@@ -107,7 +92,7 @@ pub(super) fn defaults(
 /// Each plan's `resolve` (its own, else the defaults'; `true` is its own agent) and
 /// `resolve_verify`, into the validated entries (matched by name).
 pub(super) fn plans(
-    raw: &[RawPlan],
+    raw: &[At<RawPlan>],
     out: &mut [PlanEntry],
     defaults: &Defaults,
     agents: &BTreeMap<String, AgentSpec>,
@@ -116,6 +101,7 @@ pub(super) fn plans(
     for entry in out.iter_mut() {
         let own = raw
             .iter()
+            .map(|p| &p.value)
             .find(|p| p.name.as_ref().is_some_and(|n| n.value == entry.name));
         let with = match own.and_then(|p| p.resolve.as_ref()) {
             Some(at) => check(r, "plan.resolve", at, agents),

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::{At, Reporter};
+use super::raw::{At, Bad, Reporter, Spelled};
 
 /// `sandbox = "auto" | "on" | "off"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum SandboxMode {
     /// Confined where the kernel supports it, else unconfined with a warning (the default).
     #[default]
@@ -18,16 +19,7 @@ pub(crate) enum SandboxMode {
     Off,
 }
 
-impl SandboxMode {
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "auto" => Some(Self::Auto),
-            "on" => Some(Self::On),
-            "off" => Some(Self::Off),
-            _ => None,
-        }
-    }
-}
+impl crate::manifest::Spelled for SandboxMode {}
 
 /// The sandbox settings of `[defaults]` or of one agent (`None`: not written there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,65 +122,53 @@ pub(super) fn keys(
     deny_read: Option<&At<Vec<At<String>>>>,
     pass_env: Option<&At<Vec<At<String>>>>,
 ) -> SandboxKeys {
-    let mode = mode.and_then(|At { value, span }| {
-        let m = SandboxMode::parse(value);
-        if m.is_none() {
-            r.error_hint(
-                span,
-                format!("`{ctx}.sandbox` must be \"auto\", \"on\" or \"off\", found \"{value}\""),
-                "\"auto\" confines agents where the kernel supports it (Landlock), \"on\" refuses to run them unconfined, \"off\" never confines",
-            );
-        }
-        m
+    let mode = r.check(mode, |v| {
+        SandboxMode::parse(v).ok_or_else(|| {
+            Bad::new(format!("`{ctx}.sandbox` must be \"auto\", \"on\" or \"off\", found \"{v}\""))
+                .hint("\"auto\" confines agents where the kernel supports it (Landlock), \"on\" refuses to run them unconfined, \"off\" never confines")
+        })
     });
-    let mut paths =
-        |key: &str, at: Option<&At<Vec<At<String>>>>, must_exist: bool| {
-            let mut out = Vec::new();
-            for item in at.map(|a| a.value.as_slice()).unwrap_or_default() {
-                match expand(&item.value) {
-                None => r.error_hint(
-                    &item.span,
-                    format!("`{ctx}.{key}` entry `{}` is not an absolute path", item.value),
+    let mut paths = |key: &str, at: Option<&At<Vec<At<String>>>>, must_exist: bool| {
+        r.each(at, |v| match expand(v) {
+            None => Err(
+                Bad::new(format!("`{ctx}.{key}` entry `{v}` is not an absolute path")).hint(
                     "give an absolute path (\"/opt/cache\") or one in your home (\"~/.cache/pip\")",
                 ),
-                Some(p) if must_exist && !p.exists() => r.error_hint(
-                    &item.span,
-                    format!("`{ctx}.{key}` entry `{}` does not exist", item.value),
-                    "create it first, or remove the entry",
-                ),
-                Some(p) => out.push(p),
-            }
+            ),
+            Some(p) if must_exist && !p.exists() => Err(Bad::new(format!(
+                "`{ctx}.{key}` entry `{v}` does not exist"
+            ))
+            .hint("create it first, or remove the entry")),
+            Some(p) => Ok(p),
+        })
+    };
+    let write = paths("sandbox_write", write, true).unwrap_or_default();
+    let deny_read = paths("sandbox_deny_read", deny_read, false);
+    let sockets = crate::agent_env::AGENT_SOCKETS;
+    let pass = r.each(pass_env, |v| {
+        if sockets.contains(&v.as_str()) {
+            return Ok(v.clone());
+        }
+        Err(Bad::new(format!(
+            "`{ctx}.pass_env` entry `{v}` is not one of the variables orch withholds from agents"
+        ))
+        .hint(format!(
+            "every other variable is passed anyway; `pass_env` lets through: {}",
+            sockets.join(", ")
+        )))
+    });
+    let pass = pass.map(|vars| {
+        vars.into_iter().fold(Vec::new(), |mut out, v| {
+            if !out.contains(&v) {
+                out.push(v);
             }
             out
-        };
-    let write = paths("sandbox_write", write, true);
-    let deny = paths("sandbox_deny_read", deny_read, false);
-    let sockets = crate::agent_env::AGENT_SOCKETS;
-    let pass = pass_env.map(|at| {
-        let mut out: Vec<String> = Vec::new();
-        for item in &at.value {
-            if !sockets.contains(&item.value.as_str()) {
-                r.error_hint(
-                    &item.span,
-                    format!(
-                        "`{ctx}.pass_env` entry `{}` is not one of the variables orch withholds from agents",
-                        item.value
-                    ),
-                    format!(
-                        "every other variable is passed anyway; `pass_env` lets through: {}",
-                        sockets.join(", ")
-                    ),
-                );
-            } else if !out.contains(&item.value) {
-                out.push(item.value.clone());
-            }
-        }
-        out
+        })
     });
     SandboxKeys {
         mode,
         write,
-        deny_read: deny_read.map(|_| deny),
+        deny_read,
         pass_env: pass,
     }
 }

@@ -9,11 +9,11 @@ use super::executor::SlurmOptions;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
 use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
-use super::raw::{At, RawManifest, RawPlan, Reporter};
+use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Spelled};
 use super::values::{
-    PARALLEL_HINT, argv, at_least_one, both_parallel, duration, executor, slurm_options,
+    PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor, non_negative,
+    slurm_options,
 };
-use crate::duration::parse_duration;
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
 /// `r` collected no errors.
@@ -23,12 +23,12 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     sandbox(&raw, &mut defaults, &mut agents, r);
     defaults.protect = super::protect::globs(r, "defaults.protect", raw.defaults.protect.as_ref());
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
-    let slurm_poll = duration(r, "slurm.poll", raw.slurm.poll.as_ref(), false)
-        .unwrap_or(super::model::DEFAULT_SLURM_POLL);
+    let slurm_poll = r.check(raw.slurm.poll.as_ref(), duration("slurm.poll", false));
+    let slurm_poll = slurm_poll.unwrap_or(super::model::DEFAULT_SLURM_POLL);
     defaults.best_of = super::best_of::resolve(
         r,
         "defaults",
-        &raw.defaults.best_of,
+        &raw.defaults.best_of(),
         &Default::default(),
         &agents,
         defaults.max_agents,
@@ -40,8 +40,9 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         &agents,
         r,
     );
-    let mut plans = plans(&raw.plans, root, &defaults, &agents, &slurm, r);
-    super::resolve::plans(&raw.plans, &mut plans, &defaults, &agents, r);
+    let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, r);
+    super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
+    let notify = super::notify::hooks(&raw.notify, r);
     Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -50,7 +51,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         plans,
         slurm_poll,
         warnings: Vec::new(),
-        notify: raw.notify,
+        notify,
     }
 }
 
@@ -62,51 +63,29 @@ fn defaults(
 ) -> Defaults {
     let d = &raw.defaults;
     let mut out = Defaults::default();
-    if let Some(At { value, span }) = &d.target {
-        match check_ref_name(value) {
-            Ok(()) => out.target = value.clone(),
-            Err(why) => r.error(
-                span,
-                format!("`defaults.target` `{value}` is not a valid branch name: {why}"),
-            ),
+    r.set(&mut out.target, d.target.as_ref(), |v| {
+        check_ref_name(v).map(|()| v.clone()).map_err(|why| {
+            Bad::new(format!(
+                "`defaults.target` `{v}` is not a valid branch name: {why}"
+            ))
+        })
+    });
+    let max_agents = at_least_one("defaults.max_agents");
+    r.set(&mut out.max_agents, d.max_agents.as_ref(), max_agents);
+    r.set(&mut out.agent, d.agent.as_ref(), |v| {
+        if agents.contains_key(v) {
+            return Ok(v.clone());
         }
-    }
-    if let Some(At { value, span }) = &d.max_agents {
-        match usize::try_from(*value) {
-            Ok(n) if n >= 1 => out.max_agents = n,
-            _ => r.error(
-                span,
-                format!("`defaults.max_agents` must be at least 1, found {value}"),
-            ),
-        }
-    }
-    if let Some(At { value, span }) = &d.agent {
-        if agents.contains_key(value) {
-            out.agent = value.clone();
-        } else {
-            r.error_hint(
-                span,
-                format!("`defaults.agent` names unknown agent `{value}`"),
-                known_agents_hint(agents),
-            );
-        }
-    }
-    if let Some(At { value, span }) = &d.timeout {
-        match parse_duration(value) {
-            Ok(t) if t > Duration::ZERO => out.timeout = t,
-            Ok(_) => r.error(span, "`defaults.timeout` must be greater than zero"),
-            Err(why) => r.error(span, format!("`defaults.timeout`: {why}")),
-        }
-    }
-    if let Some(At { value, span }) = &d.retries {
-        match u32::try_from(*value) {
-            Ok(n) => out.retries = n,
-            Err(_) => r.error(
-                span,
-                format!("`defaults.retries` must be a non-negative integer, found {value}"),
-            ),
-        }
-    }
+        let what = format!("`defaults.agent` names unknown agent `{v}`");
+        Err(unknown_agent(agents, what, ""))
+    });
+    let timeout = duration("defaults.timeout", false);
+    r.set(&mut out.timeout, d.timeout.as_ref(), timeout);
+    r.set(
+        &mut out.retries,
+        d.retries.as_ref(),
+        non_negative("defaults.retries"),
+    );
     if let Some(At { value, span }) = &d.verify {
         if value.is_empty() {
             r.error_hint(
@@ -123,25 +102,24 @@ fn defaults(
             out.verify = Some(value.iter().map(|a| a.value.clone()).collect());
         }
     }
-    if let Some(At { value, .. }) = &d.auto_merge {
-        out.auto_merge = *value;
-    }
-    if let Some(At { value, span }) = &d.merge_strategy {
-        match MergeStrategy::parse(value) {
-            Some(s) => out.merge_strategy = s,
-            None => r.error_hint(
-                span,
-                format!("`defaults.merge_strategy` must be one of \"merge\", \"squash\" or \"ff-only\", found \"{value}\""),
-                "\"merge\" makes a merge commit, \"squash\" one commit with the plan's changes, \"ff-only\" only fast-forwards",
-            ),
-        }
-    }
-    if let Some(n) = at_least_one(r, "defaults.parallel", d.parallel.as_ref()) {
-        out.parallel = n;
-    }
-    if let Some(n) = at_least_one(r, "defaults.parallel_tasks", d.parallel_tasks.as_ref()) {
-        out.parallel_tasks = n;
-    }
+    out.auto_merge = d.auto_merge.as_ref().map_or(out.auto_merge, |a| a.value);
+    r.set(&mut out.merge_strategy, d.merge_strategy.as_ref(), |v| {
+        MergeStrategy::parse(v).ok_or_else(|| {
+            Bad::new(format!("`defaults.merge_strategy` must be one of \"merge\", \"squash\" or \"ff-only\", found \"{v}\""))
+                .hint("\"merge\" makes a merge commit, \"squash\" one commit with the plan's changes, \"ff-only\" only fast-forwards")
+        })
+    });
+    r.set(
+        &mut out.parallel,
+        d.parallel.as_ref(),
+        at_least_one("defaults.parallel"),
+    );
+    let parallel_tasks = at_least_one("defaults.parallel_tasks");
+    r.set(
+        &mut out.parallel_tasks,
+        d.parallel_tasks.as_ref(),
+        parallel_tasks,
+    );
     if out.parallel > 1
         && out.parallel_tasks > 1
         && let Some(At { span, .. }) = &d.parallel_tasks
@@ -152,21 +130,20 @@ fn defaults(
             PARALLEL_HINT,
         );
     }
-    if let Some(t) = duration(r, "defaults.stuck_after", d.stuck_after.as_ref(), false) {
-        out.stuck_after = Some(t);
-    }
-    if let Some(t) = duration(r, "defaults.grace", d.grace.as_ref(), true) {
-        out.grace = t;
-    }
-    if let Some(t) = duration(r, "defaults.backoff", d.backoff.as_ref(), true) {
-        out.backoff = t;
-    }
-    if let Some(argv) = argv(r, "defaults.setup", d.setup.as_ref()) {
-        out.setup = Some(argv);
-    }
-    if let Some(paths) = rel_paths(r, root, "defaults.copy", d.copy.as_ref()) {
-        out.copy = paths;
-    }
+    let stuck_after = duration("defaults.stuck_after", false);
+    out.stuck_after = r.check(d.stuck_after.as_ref(), stuck_after);
+    r.set(
+        &mut out.grace,
+        d.grace.as_ref(),
+        duration("defaults.grace", true),
+    );
+    r.set(
+        &mut out.backoff,
+        d.backoff.as_ref(),
+        duration("defaults.backoff", true),
+    );
+    out.setup = argv(r, "defaults.setup", d.setup.as_ref());
+    out.copy = rel_paths(r, root, "defaults.copy", d.copy.as_ref()).unwrap_or_default();
     out.warm = super::paths::warm_paths(r, "defaults.warm", d.warm.as_ref());
     for (key, field, slot) in [
         ("worktree_root", &d.worktree_root, &mut out.worktree_root),
@@ -174,94 +151,81 @@ fn defaults(
         ("log_dir", &d.log_dir, &mut out.log_dir),
         ("templates", &d.templates, &mut out.templates),
     ] {
-        if let Some(At { value, span }) = field {
-            match inside_dir(Path::new(value)).filter(|p| !leaves_via_symlink(root, p)) {
-                Some(p) if p.as_os_str().is_empty() => r.error(
-                    span,
-                    format!("`defaults.{key}` must name a directory inside the repository, not the repository itself"),
-                ),
-                Some(p) => *slot = p,
-                None => r.error_hint(
-                    span,
-                    format!("`defaults.{key}` `{value}` escapes the repository"),
-                    "use a relative path inside the repository, such as \".orch/state\"",
-                ),
+        r.set(slot, field.as_ref(), |v| {
+            match inside_dir(Path::new(v)).filter(|p| !leaves_via_symlink(root, p)) {
+                Some(p) if p.as_os_str().is_empty() => Err(Bad::new(format!(
+                    "`defaults.{key}` must name a directory inside the repository, not the repository itself"
+                ))),
+                Some(p) => Ok(p),
+                None => Err(Bad::new(format!("`defaults.{key}` `{v}` escapes the repository"))
+                    .hint("use a relative path inside the repository, such as \".orch/state\"")),
             }
-        }
+        });
     }
-    if let Some(e) = executor(r, "defaults.executor", d.executor.as_ref()) {
-        out.executor = e;
-    }
+    r.set(
+        &mut out.executor,
+        d.executor.as_ref(),
+        executor("defaults.executor"),
+    );
     out.check = argv(r, "defaults.check", d.check.as_ref());
-    if let Some(b) = budget(r, "defaults.budget", d.budget.as_ref()) {
-        out.budget = b;
-    }
-    if let Some(At { value, span }) = &d.remote {
+    r.set(
+        &mut out.budget,
+        d.budget.as_ref(),
+        budget("defaults.budget"),
+    );
+    r.set(&mut out.remote, d.remote.as_ref(), |v| {
         // A remote's name is a ref component: `refs/remotes/<name>/…`.
-        match check_ref_name(value) {
-            Ok(()) if !value.contains('/') => out.remote = value.clone(),
-            _ => r.error_hint(
-                span,
-                format!("`defaults.remote` `{value}` is not a git remote name"),
-                "name a remote of the repository, such as \"origin\" (`git remote -v` lists them)",
-            ),
+        match check_ref_name(v) {
+            Ok(()) if !v.contains('/') => Ok(v.clone()),
+            _ => Err(Bad::new(format!("`defaults.remote` `{v}` is not a git remote name"))
+                .hint("name a remote of the repository, such as \"origin\" (`git remote -v` lists them)")),
         }
-    }
-    if let Some(At { value, span }) = &d.ports {
-        match u16::try_from(*value) {
-            Ok(n) if (1..=1000).contains(&n) => out.ports = n,
-            _ => r.error(
-                span,
-                format!("`defaults.ports` must be between 1 and 1000, found {value}"),
-            ),
+    });
+    r.set(&mut out.ports, d.ports.as_ref(), |&v| {
+        match u16::try_from(v) {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(Bad::new(format!(
+                "`defaults.ports` must be between 1 and 1000, found {v}"
+            ))),
         }
-    }
-    if let Some(At { value, span }) = &d.branch_prefix {
-        // The prefix is checked with a stand-in name; every full branch is checked again later.
-        if value.is_empty() {
-            out.branch_prefix = String::new();
-        } else {
-            match check_ref_name(&format!("{value}x")) {
-                Ok(()) => out.branch_prefix = value.clone(),
-                Err(why) => r.error(
-                    span,
-                    format!("`defaults.branch_prefix` `{value}` cannot begin a branch name: {why}"),
-                ),
-            }
-        }
-    }
+    });
+    // The prefix is checked with a stand-in name; every full branch is checked again later.
+    r.set(&mut out.branch_prefix, d.branch_prefix.as_ref(), |v| {
+        check_ref_name(&format!("{v}x"))
+            .map(|()| v.clone())
+            .map_err(|why| {
+                Bad::new(format!(
+                    "`defaults.branch_prefix` `{v}` cannot begin a branch name: {why}"
+                ))
+            })
+    });
     // The integration preview: a duration or "off"; by default 10 minutes with `verify`.
     out.integrate = out.verify.as_ref().map(|_| Duration::from_secs(600));
-    if let Some(at @ At { value, .. }) = &d.integrate {
-        out.integrate = if value.trim() == "off" {
-            None
-        } else {
-            duration(r, "defaults.integrate", Some(at), true)
-        };
-    }
-    if let Some(At { value, .. }) = &d.submodules {
-        out.submodules = *value;
-    }
-    if let Some(At { value, .. }) = &d.integrate_feedback {
-        out.integrate_feedback = *value;
-    }
+    let integrate = duration("defaults.integrate", true);
+    r.set(&mut out.integrate, d.integrate.as_ref(), |v| {
+        match v.trim() {
+            "off" => Ok(None),
+            _ => integrate(v).map(Some),
+        }
+    });
+    out.submodules = d.submodules.as_ref().map_or(out.submodules, |a| a.value);
+    let feedback = d.integrate_feedback.as_ref();
+    out.integrate_feedback = feedback.map_or(out.integrate_feedback, |a| a.value);
     out
 }
 
-fn known_agents_hint(agents: &BTreeMap<String, AgentSpec>) -> String {
-    format!(
-        "define it in an `[agents.NAME]` table, or use one of: {}",
-        agents
-            .keys()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+/// `what` names an agent the manifest does not know; `or` is one more way out, for the hint.
+pub(super) fn unknown_agent(agents: &BTreeMap<String, AgentSpec>, what: String, or: &str) -> Bad {
+    let known: Vec<String> = agents.keys().map(|k| format!("`{k}`")).collect();
+    Bad::new(what).hint(format!(
+        "define it in an `[agents.NAME]` table, {or}or use one of: {}",
+        known.join(", ")
+    ))
 }
 
 fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec> {
     let mut agents = presets();
-    for agent in &raw.agents {
+    for agent in raw.agents.values() {
         let name = &agent.name.value;
         let preset = agents.get(name).cloned();
         let mut ok = true;
@@ -269,51 +233,41 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             r.error(&agent.name.span, "agent names must not be empty");
             ok = false;
         }
-        let mode = match &agent.mode {
-            None => preset.as_ref().map_or(AgentMode::Task, |p| p.mode),
-            Some(At { value, span }) => {
-                match AgentMode::parse(value) {
-                    Some(m) => m,
-                    None => {
-                        r.error(
-                        span,
-                        format!("`agents.{name}.mode` must be \"task\" or \"plan\", found \"{value}\""),
-                    );
-                        ok = false;
-                        AgentMode::Task
-                    }
-                }
+        let mode = r.check(agent.mode.as_ref(), |v| {
+            AgentMode::parse(v).ok_or_else(|| {
+                Bad::new(format!(
+                    "`agents.{name}.mode` must be \"task\" or \"plan\", found \"{v}\""
+                ))
+            })
+        });
+        let mode = match mode {
+            Some(m) => m,
+            None if agent.mode.is_some() => {
+                ok = false;
+                AgentMode::Task
             }
+            None => preset.as_ref().map_or(AgentMode::Task, |p| p.mode),
         };
         let command = match &agent.command {
-            Some(At { value, span }) => {
-                if value.is_empty() {
-                    r.error_hint(
-                        span,
-                        format!("`agents.{name}.command` must not be empty"),
-                        super::raw::ARGV_HINT,
-                    );
-                    ok = false;
-                } else if value[0].value.trim().is_empty() {
-                    r.error(
-                        &value[0].span,
-                        format!("the program of `agents.{name}.command` must not be empty"),
-                    );
-                    ok = false;
-                }
-                for arg in value {
+            Some(at) => {
+                let ctx = format!("agents.{name}.command");
+                let checked = argv(r, &ctx, Some(at));
+                for arg in at.value.0.iter().flatten() {
                     if let Err(why) = parse_template(&arg.value) {
                         r.error(&arg.span, why);
                         ok = false;
                     }
                 }
-                let argv: Vec<String> = value.iter().map(|a| a.value.clone()).collect();
+                let argv = checked.unwrap_or_else(|| {
+                    ok = false;
+                    Vec::new()
+                });
                 // An argv known not to work with today's CLI: a warning with the fix.
                 if let Some(cli) = super::agents::KnownCli::of(&argv) {
                     for p in cli.problems(&argv) {
                         r.warning_hint(
-                            span,
-                            format!("`agents.{name}.command` ({}): {}", cli.name(), p.message),
+                            &at.span,
+                            format!("`{ctx}` ({}): {}", cli.name(), p.message),
                             p.fix,
                         );
                     }
@@ -322,10 +276,6 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             }
             None => match &preset {
                 Some(p) => p.command.clone(),
-                None if agent.keys.iter().any(|k| k == "command") => {
-                    ok = false;
-                    Vec::new()
-                }
                 None => {
                     r.error_hint(
                         &agent.name.span,
@@ -337,66 +287,42 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                 }
             },
         };
+        // Not valid: the name stays known, so that plans naming it are not reported again.
+        let mut spec = AgentSpec {
+            command: Vec::new(),
+            mode,
+            executor: None,
+            report: ReportMode::Exit,
+            sandbox: Default::default(),
+            stdin: StdinMode::Null,
+        };
         if ok {
-            let executor = executor(
-                r,
-                &format!("agents.{name}.executor"),
-                agent.executor.as_ref(),
-            )
-            .or(preset.as_ref().and_then(|p| p.executor));
-            let report = match &agent.report {
-                None => preset.as_ref().map_or(ReportMode::Exit, |p| p.report),
-                Some(At { value, span }) => ReportMode::parse(value).unwrap_or_else(|| {
-                    r.error_hint(
-                        span,
-                        format!("`agents.{name}.report` must be \"orch\" or \"exit\", found \"{value}\""),
-                        "\"orch\": done only when the agent runs `orch task done`; \"exit\": exit status 0 counts as done too",
-                    );
-                    ReportMode::Exit
-                }),
-            };
-            let stdin = match &agent.stdin {
-                None => preset.as_ref().map_or(StdinMode::Null, |p| p.stdin),
-                Some(At { value, span }) => StdinMode::parse(value).unwrap_or_else(|| {
-                    r.error_hint(
-                        span,
-                        format!("`agents.{name}.stdin` must be \"null\" or \"prompt\", found \"{value}\""),
-                        "\"prompt\": the prompt on the agent's standard input; \"null\": nothing (/dev/null)",
-                    );
-                    StdinMode::Null
-                }),
-            };
-            agents.insert(
-                name.clone(),
-                AgentSpec {
-                    command,
-                    mode,
-                    executor,
-                    report,
-                    sandbox: Default::default(),
-                    stdin,
-                },
-            );
-        } else {
-            // Keep the name known so that plans naming it are not reported a second time.
-            agents.insert(
-                name.clone(),
-                AgentSpec {
-                    command: Vec::new(),
-                    mode,
-                    executor: None,
-                    report: ReportMode::Exit,
-                    sandbox: Default::default(),
-                    stdin: StdinMode::Null,
-                },
-            );
+            let ctx = format!("agents.{name}.executor");
+            let executor = r.check(agent.executor.as_ref(), executor(&ctx));
+            spec.executor = executor.or(preset.as_ref().and_then(|p| p.executor));
+            spec.report = preset.as_ref().map_or(ReportMode::Exit, |p| p.report);
+            r.set(&mut spec.report, agent.report.as_ref(), |v| {
+                ReportMode::parse(v).ok_or_else(|| {
+                    Bad::new(format!("`agents.{name}.report` must be \"orch\" or \"exit\", found \"{v}\""))
+                        .hint("\"orch\": done only when the agent runs `orch task done`; \"exit\": exit status 0 counts as done too")
+                })
+            });
+            spec.stdin = preset.as_ref().map_or(StdinMode::Null, |p| p.stdin);
+            r.set(&mut spec.stdin, agent.stdin.as_ref(), |v| {
+                StdinMode::parse(v).ok_or_else(|| {
+                    Bad::new(format!("`agents.{name}.stdin` must be \"null\" or \"prompt\", found \"{v}\""))
+                        .hint("\"prompt\": the prompt on the agent's standard input; \"null\": nothing (/dev/null)")
+                })
+            });
+            spec.command = command;
         }
+        agents.insert(name.clone(), spec);
     }
     agents
 }
 
 fn plans(
-    raw: &[RawPlan],
+    raw: &[At<RawPlan>],
     root: &Path,
     defaults: &Defaults,
     agents: &BTreeMap<String, AgentSpec>,
@@ -411,13 +337,14 @@ fn plans(
     // The depends_on spans, kept for the checks that need all plan names.
     let mut pending: Vec<(usize, Vec<At<String>>)> = Vec::new();
 
-    for plan in raw {
+    for At {
+        value: plan,
+        span: plan_span,
+    } in raw
+    {
         let Some(name) = &plan.name else {
-            if plan.keys.iter().any(|k| k == "name") {
-                continue;
-            }
             r.error_hint(
-                &plan.span,
+                plan_span,
                 "this `[[plan]]` has no `name`",
                 "add name = \"...\"",
             );
@@ -444,9 +371,7 @@ fn plans(
 
         let (file, abs_file) = match &plan.file {
             None => {
-                if !plan.keys.iter().any(|k| k == "file") {
-                    r.error(&name.span, format!("plan `{}` has no `file`", name.value));
-                }
+                r.error(&name.span, format!("plan `{}` has no `file`", name.value));
                 (PathBuf::new(), PathBuf::new())
             }
             Some(At { value, span }) => {
@@ -457,10 +382,11 @@ fn plans(
         };
 
         let priority = plan.priority.as_ref().map_or(0, |p| p.value);
-        let parallel =
-            at_least_one(r, "plan.parallel", plan.parallel.as_ref()).unwrap_or(defaults.parallel);
-        let parallel_tasks = at_least_one(r, "plan.parallel_tasks", plan.parallel_tasks.as_ref())
-            .unwrap_or(defaults.parallel_tasks);
+        let parallel = r.check(plan.parallel.as_ref(), at_least_one("plan.parallel"));
+        let parallel = parallel.unwrap_or(defaults.parallel);
+        let parallel_tasks = at_least_one("plan.parallel_tasks");
+        let parallel_tasks = r.check(plan.parallel_tasks.as_ref(), parallel_tasks);
+        let parallel_tasks = parallel_tasks.unwrap_or(defaults.parallel_tasks);
         // Where both come from `[defaults]`, the error was reported there.
         if parallel > 1
             && parallel_tasks > 1
@@ -472,26 +398,18 @@ fn plans(
                 PARALLEL_HINT,
             );
         }
-        let timeout =
-            duration(r, "plan.timeout", plan.timeout.as_ref(), false).unwrap_or(defaults.timeout);
-        let retries = match &plan.retries {
-            None => defaults.retries,
-            Some(At { value, span }) => u32::try_from(*value).unwrap_or_else(|_| {
-                r.error(
-                    span,
-                    format!("`plan.retries` must be a non-negative integer, found {value}"),
-                );
-                defaults.retries
-            }),
-        };
+        let timeout = r.check(plan.timeout.as_ref(), duration("plan.timeout", false));
+        let timeout = timeout.unwrap_or(defaults.timeout);
+        let retries = r.check(plan.retries.as_ref(), non_negative("plan.retries"));
+        let retries = retries.unwrap_or(defaults.retries);
         let setup = argv(r, "plan.setup", plan.setup.as_ref()).or_else(|| defaults.setup.clone());
         // `check = []` turns the default check off for the plan.
         let check = match &plan.check {
-            Some(At { value, .. }) if value.is_empty() => None,
+            Some(At { value, .. }) if value.0.as_ref().is_some_and(Vec::is_empty) => None,
             Some(_) => argv(r, "plan.check", plan.check.as_ref()),
             None => defaults.check.clone(),
         };
-        let plan_budget = budget(r, "plan.budget", plan.budget.as_ref()).unwrap_or_default();
+        let plan_budget = r.check(plan.budget.as_ref(), budget("plan.budget"));
         let sparse = super::paths::sparse_paths(r, plan.paths.as_ref());
         let mut warm = defaults.warm.clone();
         for w in super::paths::warm_paths(r, "plan.warm", plan.warm.as_ref()) {
@@ -510,17 +428,15 @@ fn plans(
             None => defaults.agent.clone(),
             Some(At { value, span }) => {
                 if !agents.contains_key(value) {
-                    r.error_hint(
-                        span,
-                        format!("plan `{}` names unknown agent `{value}`", name.value),
-                        known_agents_hint(agents),
-                    );
+                    let what = format!("plan `{}` names unknown agent `{value}`", name.value);
+                    r.bad(span, unknown_agent(agents, what, ""));
                 }
                 value.clone()
             }
         };
 
-        let executor = executor(r, "plan.executor", plan.executor.as_ref())
+        let executor = r
+            .check(plan.executor.as_ref(), executor("plan.executor"))
             .or_else(|| agents.get(&agent).and_then(|a| a.executor))
             .unwrap_or(defaults.executor);
         let slurm = match &plan.slurm {
@@ -581,18 +497,16 @@ fn plans(
         let best_of = super::best_of::resolve(
             r,
             "plan",
-            &plan.best_of,
+            &plan.best_of(),
             &defaults.best_of,
             agents,
             defaults.max_agents,
         );
         let attempts_span = plan
-            .best_of
             .attempts
             .as_ref()
             .map_or(name.span.clone(), |a| a.span.clone());
         let agents_span = plan
-            .best_of
             .agents
             .as_ref()
             .map_or(attempts_span.clone(), |a| a.span.clone());
@@ -636,7 +550,7 @@ fn plans(
             executor,
             slurm,
             check,
-            budget: plan_budget,
+            budget: plan_budget.unwrap_or_default(),
             paths: sparse.iter().map(|p| p.dir.clone()).collect(),
             paths_at: sparse.iter().map(|p| (p.line, p.column)).collect(),
             protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
@@ -716,7 +630,7 @@ fn sandbox(
         }
     }
     let mut own = BTreeMap::new();
-    for a in &raw.agents {
+    for a in raw.agents.values() {
         let ctx = format!("agents.{}", a.name.value);
         let keys = super::sandbox::keys(
             r,
@@ -734,21 +648,5 @@ fn sandbox(
             .cloned()
             .unwrap_or_default()
             .resolve(&defaults.sandbox);
-    }
-}
-
-/// A `budget` key.
-fn budget(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    at: Option<&At<String>>,
-) -> Option<super::budget::Budget> {
-    let At { value, span } = at?;
-    match super::budget::parse_budget(value) {
-        Ok(b) => Some(b),
-        Err(why) => {
-            r.error(span, format!("`{ctx}`: {why}"));
-            None
-        }
     }
 }

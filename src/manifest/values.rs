@@ -1,28 +1,52 @@
 //! Checks of single manifest values shared by `[defaults]`, `[slurm]` and plans: executor, Slurm
-//! options, counts, durations and argv arrays.
+//! options, counts, durations, budgets and argv arrays. Most are functions from the value as
+//! written to the typed value or what is wrong with it ([`Bad`]), for [`Reporter::check`].
 
 use std::time::Duration;
 
+use super::budget::{Budget, parse_budget};
 use super::executor::{ExecutorKind, SlurmOptions};
-use super::raw::{At, RawSlurm, Reporter};
+use super::raw::{ARGV_HINT, Argv, At, Bad, RawSlurm, Reporter, Spelled};
 use crate::duration::parse_duration;
 
 /// An `executor` key: `local` or `slurm`.
-pub(super) fn executor(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    at: Option<&At<String>>,
-) -> Option<ExecutorKind> {
-    let At { value, span } = at?;
-    let parsed = ExecutorKind::parse(value);
-    if parsed.is_none() {
-        r.error_hint(
-            span,
-            format!("`{ctx}` must be \"local\" or \"slurm\", found \"{value}\""),
-            "\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`)",
-        );
+pub(super) fn executor(ctx: &str) -> impl Fn(&String) -> Result<ExecutorKind, Bad> {
+    move |v| {
+        ExecutorKind::parse(v).ok_or_else(|| {
+            Bad::new(format!("`{ctx}` must be \"local\" or \"slurm\", found \"{v}\""))
+                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`)")
+        })
     }
-    parsed
+}
+
+/// A `budget` key.
+pub(super) fn budget(ctx: &str) -> impl Fn(&String) -> Result<Budget, Bad> {
+    move |v| parse_budget(v).map_err(|why| Bad::new(format!("`{ctx}`: {why}")))
+}
+
+/// A count that must be at least 1.
+pub(super) fn at_least_one(ctx: &str) -> impl Fn(&i64) -> Result<usize, Bad> {
+    move |&v| match usize::try_from(v) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(Bad::new(format!("`{ctx}` must be at least 1, found {v}"))),
+    }
+}
+
+/// A count that may be zero (`retries`).
+pub(super) fn non_negative(ctx: &str) -> impl Fn(&i64) -> Result<u32, Bad> {
+    move |&v| {
+        u32::try_from(v)
+            .map_err(|_| Bad::new(format!("`{ctx}` must be a non-negative integer, found {v}")))
+    }
+}
+
+/// A duration key (`"90s"`, `"2h"`); zero only where `zero_ok`.
+pub(super) fn duration(ctx: &str, zero_ok: bool) -> impl Fn(&String) -> Result<Duration, Bad> {
+    move |v| match parse_duration(v) {
+        Ok(t) if t > Duration::ZERO || zero_ok => Ok(t),
+        Ok(_) => Err(Bad::new(format!("`{ctx}` must be greater than zero"))),
+        Err(why) => Err(Bad::new(format!("`{ctx}`: {why}"))),
+    }
 }
 
 /// A `[slurm]` table (`ctx` = `slurm`) or a plan's `slurm` table over `base`.
@@ -33,59 +57,50 @@ pub(super) fn slurm_options(
     base: &SlurmOptions,
 ) -> SlurmOptions {
     let mut out = base.clone();
-    let name_like = |v: &str| {
-        !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','))
-    };
     for (key, at, slot) in [
         ("partition", &raw.partition, &mut out.partition),
         ("account", &raw.account, &mut out.account),
     ] {
-        if let Some(At { value, span }) = at {
-            if name_like(value) {
-                *slot = Some(value.clone());
-            } else {
-                r.error(
-                    span,
-                    format!("`{ctx}.{key}` \"{value}\" is not a Slurm {key} name (letters, digits, `_`, `-`, `.`, `,`)"),
-                );
+        r.set(slot, at.as_ref(), |v| {
+            let name_like = v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','));
+            if v.is_empty() || !name_like {
+                return Err(Bad::new(format!("`{ctx}.{key}` \"{v}\" is not a Slurm {key} name (letters, digits, `_`, `-`, `.`, `,`)")));
             }
-        }
+            Ok(Some(v.clone()))
+        });
     }
-    if let Some(At { value, span }) = &raw.time_limit {
-        match parse_duration(value) {
-            Ok(t) if t >= Duration::from_secs(60) => out.time_limit = Some(t),
-            Ok(_) => r.error_hint(
-                span,
-                format!("`{ctx}.time_limit` \"{value}\" is under a minute"),
-                "Slurm time limits are whole minutes: write \"1m\" or more (it is rounded up)",
+    r.set(
+        &mut out.time_limit,
+        raw.time_limit.as_ref(),
+        |v| match parse_duration(v) {
+            Ok(t) if t >= Duration::from_secs(60) => Ok(Some(t)),
+            Ok(_) => Err(
+                Bad::new(format!("`{ctx}.time_limit` \"{v}\" is under a minute")).hint(
+                    "Slurm time limits are whole minutes: write \"1m\" or more (it is rounded up)",
+                ),
             ),
-            Err(why) => r.error(span, format!("`{ctx}.time_limit`: {why}")),
+            Err(why) => Err(Bad::new(format!("`{ctx}.time_limit`: {why}"))),
+        },
+    );
+    r.set(&mut out.cpus, raw.cpus.as_ref(), |&v| {
+        match u32::try_from(v) {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(Bad::new(format!(
+                "`{ctx}.cpus` must be at least 1, found {v}"
+            ))),
         }
-    }
-    if let Some(At { value, span }) = &raw.cpus {
-        match u32::try_from(*value) {
-            Ok(n) if n >= 1 => out.cpus = Some(n),
-            _ => r.error(
-                span,
-                format!("`{ctx}.cpus` must be at least 1, found {value}"),
-            ),
-        }
-    }
-    if let Some(At { value, span }) = &raw.memory {
-        let digits = value.trim_end_matches(['K', 'M', 'G', 'T']);
-        let one_suffix = value.len() - digits.len() <= 1;
+    });
+    r.set(&mut out.memory, raw.memory.as_ref(), |v| {
+        let digits = v.trim_end_matches(['K', 'M', 'G', 'T']);
+        let one_suffix = v.len() - digits.len() <= 1;
         if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && one_suffix {
-            out.memory = Some(value.clone());
-        } else {
-            r.error_hint(
-                span,
-                format!("`{ctx}.memory` \"{value}\" is not a Slurm memory size"),
-                "write a number with an optional K, M, G or T suffix, such as \"8G\" (megabytes without one)",
-            );
+            return Ok(Some(v.clone()));
         }
-    }
+        Err(Bad::new(format!("`{ctx}.memory` \"{v}\" is not a Slurm memory size"))
+            .hint("write a number with an optional K, M, G or T suffix, such as \"8G\" (megabytes without one)"))
+    });
     if let Some(At { value, .. }) = &raw.sbatch_args {
         let mut ok = true;
         if let Some(first) = value.first()
@@ -120,7 +135,7 @@ pub(super) fn slurm_options(
     out
 }
 
-/// An integer key that must be at least 1.
+/// Said when `parallel` and `parallel_tasks` are both above 1.
 pub(super) const PARALLEL_HINT: &str = "`parallel` lets agents share the plan's worktree, `parallel_tasks` gives each task a worktree of its own: choose one";
 
 pub(super) fn both_parallel(whose: &str, parallel: usize, parallel_tasks: usize) -> String {
@@ -129,52 +144,13 @@ pub(super) fn both_parallel(whose: &str, parallel: usize, parallel_tasks: usize)
     )
 }
 
-pub(super) fn at_least_one(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<i64>>) -> Option<usize> {
-    let At { value, span } = at?;
-    match usize::try_from(*value) {
-        Ok(n) if n >= 1 => Some(n),
-        _ => {
-            r.error(span, format!("`{ctx}` must be at least 1, found {value}"));
-            None
-        }
-    }
-}
-
-/// A duration key (`"90s"`, `"2h"`); zero only where `zero_ok`.
-pub(super) fn duration(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    at: Option<&At<String>>,
-    zero_ok: bool,
-) -> Option<Duration> {
-    let At { value, span } = at?;
-    match parse_duration(value) {
-        Ok(t) if t > Duration::ZERO || zero_ok => Some(t),
-        Ok(_) => {
-            r.error(span, format!("`{ctx}` must be greater than zero"));
-            None
-        }
-        Err(why) => {
-            r.error(span, format!("`{ctx}`: {why}"));
-            None
-        }
-    }
-}
-
 /// An argv key (`setup`): a non-empty array whose program is not empty.
-pub(super) fn argv(
-    r: &mut Reporter<'_>,
-    ctx: &str,
-    at: Option<&At<Vec<At<String>>>>,
-) -> Option<Vec<String>> {
-    let At { value, span } = at?;
-    match value.first() {
+pub(super) fn argv(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<Argv>>) -> Option<Vec<String>> {
+    let at = at?;
+    let items = r.argv(ctx, at)?;
+    match items.first() {
         None => {
-            r.error_hint(
-                span,
-                format!("`{ctx}` must not be empty"),
-                super::raw::ARGV_HINT,
-            );
+            r.error_hint(&at.span, format!("`{ctx}` must not be empty"), ARGV_HINT);
             None
         }
         Some(first) if first.value.trim().is_empty() => {
@@ -184,6 +160,6 @@ pub(super) fn argv(
             );
             None
         }
-        Some(_) => Some(value.iter().map(|a| a.value.clone()).collect()),
+        Some(_) => Some(items.iter().map(|a| a.value.clone()).collect()),
     }
 }

@@ -400,3 +400,119 @@ depends_on = ["ghost", "a:1.2.3.4"]
         "{text}"
     );
 }
+
+/// A value of the wrong type stops the reading: reported alone, named by its key, with the type
+/// expected and the one found (and a hint where there is one).
+#[test]
+fn a_wrong_type_is_named_by_its_key_with_both_types() {
+    let repo = Repo::new();
+    let cases: &[(&str, usize, usize, &str, Option<&str>)] = &[
+        (
+            "[defaults]\nmax_agents = \"4\"\ncolour = 1\n",
+            2,
+            14,
+            "`defaults.max_agents` must be an integer, found a string",
+            None,
+        ),
+        (
+            "[defaults]\nmax_agents = 99999999999999999999\n",
+            2,
+            14,
+            "`defaults.max_agents` is out of range",
+            None,
+        ),
+        (
+            "[defaults]\nauto_merge = 1.5\n",
+            2,
+            14,
+            "`defaults.auto_merge` must be true or false, found a float",
+            None,
+        ),
+        (
+            "plan = [1]\n",
+            1,
+            9,
+            "each `plan` entry must be a table, found an integer",
+            Some("write each plan as a `[[plan]]` table"),
+        ),
+        (
+            "notify = 1\n",
+            1,
+            10,
+            "`notify` must be an array of tables, found an integer",
+            Some("write each hook as a `[[notify]]` table"),
+        ),
+        (
+            "[agents]\nx = 3\n",
+            2,
+            5,
+            "`agents.x` must be a table, found an integer",
+            Some("write `[agents.x]` followed by `command = [...]`"),
+        ),
+        (
+            "[defaults]\nresolve = 3\n",
+            2,
+            11,
+            "`defaults.resolve` must be an agent's name or true/false, found an integer",
+            Some(
+                "write `resolve = \"claude\"` (a preset or an [agents.NAME]), or `resolve = true` for the plan's own agent",
+            ),
+        ),
+        (
+            "[[notify]]\ncommand = [\"x\"]\nevents = [\"plan_finished\", 2]\n",
+            3,
+            28,
+            "`notify.events` must be an array of strings, but this element is an integer",
+            None,
+        ),
+        (
+            "[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nslurm = { poll = \"1s\" }\n",
+            4,
+            11,
+            "unknown key `poll` in `plan.slurm`",
+            Some(
+                "known keys: `partition`, `account`, `time_limit`, `cpus`, `memory`, `sbatch_args`",
+            ),
+        ),
+        (
+            "[[notify]]\ncommand = [\"x\"]\nevent = []\n",
+            3,
+            1,
+            "unknown key `event` in `[[notify]]`",
+            Some("did you mean `events`?"),
+        ),
+    ];
+    for (text, line, col, message, hint) in cases {
+        let d = repo.one_error(text, *line, *col, message);
+        assert_eq!(d.message, *message);
+        assert_eq!(d.hint.as_deref(), *hint, "{d}");
+    }
+}
+
+/// A command line written as a string is not a stop: it is reported with the other problems.
+#[test]
+fn a_command_line_written_as_a_string_is_reported_with_the_others() {
+    let repo = Repo::new();
+    let errors = repo.errors(
+        "[defaults]\nsetup = \"npm ci\"\nmax_agents = 0\n\n[[notify]]\ncommand = \"notify-send\"\n",
+    );
+    let got: Vec<(usize, &str)> = errors
+        .iter()
+        .map(|d| (d.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                "`defaults.setup` must be an array of strings, found a string"
+            ),
+            (3, "`defaults.max_agents` must be at least 1, found 0"),
+            (5, "a `[[notify]]` table needs `command` or `webhook`"),
+            (
+                6,
+                "`notify.command` must be an array of strings, found a string"
+            ),
+        ]
+    );
+}
