@@ -67,6 +67,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         reporters: HashMap::new(),
         members: HashMap::new(),
         member_agents: HashMap::new(),
+        pool_drops: Vec::new(),
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -314,6 +315,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     for t in tree_tasks {
         let _ = t.await;
     }
+    // Nothing of a finished plan's pool is left behind.
+    for d in std::mem::take(&mut fx.pool_drops) {
+        let _ = d.await;
+    }
     let (summary, blocked) = core.summary(started.elapsed());
     for e in blocked {
         (fx.emit)(&e);
@@ -380,17 +385,14 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
 /// would record it: a pending task marked `[x]` in the plan is completed), with its commit when
 /// made but not read back yet (`pc`'s [`PlanCtx::unrecorded_commit`]: what the next write
 /// records).
-fn facts_of(
+pub(super) fn facts_of(
     t: &crate::plan::Task,
     e: &status::TaskEntry,
     created: Option<chrono::DateTime<chrono::Utc>>,
     pc: Option<&PlanCtx>,
 ) -> TaskFacts {
     let mut facts = TaskFacts {
-        status: match e.status {
-            status::TaskStatus::Pending if t.done => status::TaskStatus::Completed,
-            s => s,
-        },
+        status: status::with_plan(e.status, t),
         commit: e.commit.clone(),
         fresh: created.is_some_and(|c| {
             e.completed_at
@@ -466,6 +468,9 @@ pub(crate) struct Effects<'a> {
     /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
     /// name, its argv template).
     pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
+    /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
+    /// before the run ends.
+    pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Effects<'_> {
@@ -621,7 +626,7 @@ impl Effects<'_> {
                 run,
                 unit,
                 attempt,
-                ending,
+                ending: _,
                 how,
                 usage,
             } => {
@@ -642,13 +647,8 @@ impl Effects<'_> {
                     {
                         process_note(&pc, &format!("cannot record the attempt's usage: {e}"));
                     }
-                    let outcome = super::settle::settle(
-                        &pc,
-                        (unit.task(), text.as_deref()),
-                        attempt,
-                        &ending,
-                        &how,
-                    );
+                    let outcome =
+                        super::settle::settle(&pc, (unit.task(), text.as_deref()), attempt, &how);
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
                         input: Input::Settled { run, outcome },
@@ -724,6 +724,17 @@ impl Effects<'_> {
                 self.merge(plan);
             }
             Action::Integrate => self.integrate(),
+            Action::DropPool { plan } => {
+                let Some(pc) = self.plan(plan) else { return };
+                // Off the loop (a pool of 100,000-file checkouts takes seconds to delete); the
+                // run's end waits for it.
+                self.pool_drops.push(tokio::task::spawn_blocking(move || {
+                    let root = pc.worktree.parent().unwrap_or(&pc.repo_root);
+                    if let Err(e) = crate::git::remove_pool(&pc.repo_root, root, &pc.name, None) {
+                        process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
+                    }
+                }));
+            }
         }
     }
 }

@@ -208,7 +208,12 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .plan
                     .tasks
                     .iter()
-                    .filter(|t| !busy.contains(&t.id) && pcc.needs_commit(&doc, &t.id))
+                    .filter(|t| {
+                        !busy.contains(&t.id)
+                            && doc.entry(&t.id).is_some_and(|e| {
+                                super::effects::facts_of(t, e, pcc.created_at, None).needs_commit()
+                            })
+                    })
                     .map(|t| t.id.clone())
                     .collect();
                 tidy_task_trees(&pcc, &busy, &waiting);
@@ -407,7 +412,7 @@ fn retire_leftover_tree(pc: &PlanCtx, id: &str, save: bool) {
 /// Start-up, plan with task worktrees: the task worktrees of adopted agents (`busy`) stay; those
 /// of tasks done but not landed (`waiting`) get their stale locks removed and are landed next;
 /// every other one is a leftover: its work saved unless the task's commit is recorded, its pool
-/// slot freed (an old task worktree of its own removed). A finished plan's pool is removed.
+/// slot freed (an old task worktree of its own removed).
 fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<String>) {
     let Ok(ids) = crate::git::task_tree_ids(&pc.repo_root, &pc.name) else {
         return;
@@ -432,8 +437,8 @@ fn tidy_task_trees(pc: &PlanCtx, busy: &HashSet<String>, waiting: &HashSet<Strin
             .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
         retire_leftover_tree(pc, id, !landed);
     }
-    // A supervisor killed after the plan's last landing leaves its pool.
-    pc.drop_pool_if_finished();
+    // A pool a supervisor killed after the plan's last landing left goes when the core finds
+    // the plan finished (`Action::DropPool`).
 }
 
 /// The batch job of a plan-mode agent, as recorded.

@@ -260,7 +260,7 @@ impl Core {
                     Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
                     Class::Ordinary => {}
                 }
-                Settlement::PlanAgent
+                self.plan_agent_settlement(plan, &ending)
             }
             Unit::Task { plan, task } => {
                 let rec = &self.state.tasks[plan][task];

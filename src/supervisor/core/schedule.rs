@@ -51,7 +51,11 @@ impl Core {
             return;
         }
         let name = spec.name.clone();
+        let pool = spec.task_trees;
         self.state.plans[p].finished = true;
+        if pool {
+            out.push(Action::DropPool { plan: p });
+        }
         if self.is_removed(p) {
             // Out of the manifest: its work stays on its branch, for `orch merge`.
             return;
