@@ -190,7 +190,6 @@ pub(crate) enum Action {
         run: RunId,
         unit: Unit,
         attempt: u32,
-        ending: Ending,
         how: Settlement,
         usage: Option<Usage>,
     },

@@ -626,7 +626,6 @@ impl Effects<'_> {
                 run,
                 unit,
                 attempt,
-                ending: _,
                 how,
                 usage,
             } => {

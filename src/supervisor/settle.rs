@@ -227,15 +227,7 @@ fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
     let tree = plan
         .task_worktree(id)
         .unwrap_or_else(|| plan.worktree.clone());
-    wrote_outside_in(plan, &tree)
-}
-
-/// [`wrote_outside`] for the worktree `tree`.
-pub(super) fn wrote_outside_in(
-    plan: &PlanCtx,
-    tree: &std::path::Path,
-) -> Result<Option<String>, String> {
-    outside_paths(tree, &plan.paths)
+    outside_paths(&tree, &plan.paths)
 }
 
 /// The one check of a sparse plan's work, whoever commits it (a task's settlement, a best-of-N

@@ -485,8 +485,6 @@ pub(crate) struct RunRec {
     pub(crate) quiet_key: Option<Instant>,
     /// Tokens and cost its agent reported, once it ended.
     pub(crate) usage: Option<Usage>,
-    /// How its process ended, kept while its check runs.
-    pub(crate) ending: Option<Ending>,
     /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
     /// the cause of a failure found after it ended (its check's).
     pub(crate) sandbox_note: String,

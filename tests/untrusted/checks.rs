@@ -60,3 +60,22 @@ fn checks_a_file_whose_name_is_not_utf8_outside_the_paths_is_refused() {
     assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
     refused(&repo, &main, &out, &err);
 }
+
+/// Known hole (found with issue 39's one paths check, not fixed yet): the walk takes a file as
+/// HEAD has it for no write, and HEAD is the agent's. The fix: compare with the commit the
+/// attempt started from (recorded at its launch; a task worktree's fork point from the plan
+/// branch), and check the commits between it and the branch orch commits on.
+#[test]
+#[ignore = "fails: an agent's own commit of a file outside the paths reaches the plan branch"]
+fn checks_a_file_outside_the_paths_the_agent_committed_itself_is_refused() {
+    // The agent commits its file outside the paths on the plan branch itself (`git add
+    // --sparse`, past the sparse checkout's refusal), then writes inside them.
+    let repo = sparse_plan(
+        "mkdir -p lib && echo evil > lib/evil.sh && git add --sparse lib/evil.sh \
+         && git -c user.name=a -c user.email=a@a commit -qm sneak && echo ok > svc/a/ok.txt",
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused(&repo, &main, &out, &err);
+}

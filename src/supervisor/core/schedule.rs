@@ -308,7 +308,6 @@ impl Core {
                 log,
                 quiet_key: None,
                 usage: None,
-                ending: None,
                 sandbox_note: String::new(),
             },
         );
