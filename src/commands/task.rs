@@ -163,7 +163,7 @@ fn commit_task(
         .is_some_and(|e| e.status == status::TaskStatus::Completed);
     if !already {
         let task = lp.plan.task(id).ok_or_else(|| no_task(lp, id))?;
-        let outside = crate::supervisor::settle::outside_paths(worktree, paths)
+        let outside = crate::supervisor::settle::outside_paths(worktree, paths, None)
             .map_err(|cause| CliError::new(exit::FAILURE, anyhow!(cause)))?;
         if let Some(cause) = outside {
             return Err(CliError::new(

@@ -130,7 +130,7 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
     // Its git files put back from orch's records first (HEAD on its own task branch).
     git::pin_worktree(&tree, &git::task_branch(&pc.name, key))
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
-    if let Some(cause) = refusal(outside_paths(&tree, &pc.paths), || {
+    if let Some(cause) = refusal(outside_paths(&tree, &pc.paths, Some(&pc.branch)), || {
         submodule_lines(pc, &tree)?;
         protected_changes_in(pc, t, task, &tree)
     }) {

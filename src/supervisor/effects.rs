@@ -56,6 +56,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         replan_tx: None,
         templates: None,
         texts: HashMap::new(),
+        bases: HashMap::new(),
         emit,
         tx,
         tree_tx,
@@ -446,6 +447,9 @@ pub(crate) struct Effects<'a> {
     /// The text (description) each running attempt's task had at its launch: its commit says
     /// what the agent was asked, whatever an edit made of the task since.
     pub(crate) texts: HashMap<RunId, String>,
+    /// The plan branch's tip when each running attempt in the plan's worktree started: what its
+    /// work is compared with ([`super::settle::settle`]'s `base`).
+    pub(crate) bases: HashMap<RunId, String>,
     pub(crate) emit: &'a mut dyn FnMut(&Event),
     pub(crate) tx: Tx,
     /// Where a task worktree made off the loop for a launch is handed back.
@@ -633,6 +637,7 @@ impl Effects<'_> {
                 self.members.remove(&run);
                 self.member_agents.remove(&run);
                 let text = self.texts.remove(&run);
+                let base = self.bases.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
                 // nobody's).
                 self.forget_reporter(unit, attempt);
@@ -646,8 +651,12 @@ impl Effects<'_> {
                     {
                         process_note(&pc, &format!("cannot record the attempt's usage: {e}"));
                     }
-                    let outcome =
-                        super::settle::settle(&pc, (unit.task(), text.as_deref()), attempt, &how);
+                    let outcome = super::settle::settle(
+                        &pc,
+                        (unit.task(), text.as_deref()),
+                        (attempt, base.as_deref()),
+                        &how,
+                    );
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
                         input: Input::Settled { run, outcome },

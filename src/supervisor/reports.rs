@@ -481,7 +481,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         let Ok(_git) = pc.git_lock.lock() else {
             return fail(exit::FAILURE, "the plan's git lock is poisoned".to_string());
         };
-        match super::settle::outside_paths(&pc.worktree, &pc.paths) {
+        match super::settle::outside_paths(&pc.worktree, &pc.paths, None) {
             Ok(None) => {}
             Ok(Some(cause)) => {
                 return fail(

@@ -11,17 +11,18 @@ use crate::process;
 use crate::status::{self, StatusDoc, Transition, TransitionOptions};
 
 /// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`;
-/// `text`: the task's description when the attempt started (its commit's subject).
+/// `text`: the task's description when the attempt started (its commit's subject); `base`: the
+/// plan branch's tip when it started (what its work is compared with).
 pub(crate) fn settle(
     plan: &PlanCtx,
     (task, text): (Option<usize>, Option<&str>),
-    attempt: u32,
+    (attempt, base): (u32, Option<&str>),
     how: &Settlement,
 ) -> Outcome {
     let Some(t) = task.and_then(|t| plan.plan.tasks.get(t)) else {
         return match how {
             Settlement::PlanAgent { commit, reset, end } => {
-                settle_plan_agent(plan, attempt, (commit, reset), end)
+                settle_plan_agent(plan, (attempt, base), (commit, reset), end)
             }
             _ => Outcome::Failed {
                 error: "the attempt's task is not in the plan".to_string(),
@@ -31,7 +32,7 @@ pub(crate) fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match refusal(wrote_outside(plan, id), || {
+        Settlement::Commit => match refusal(wrote_outside(plan, id, base), || {
             submodule_refusal(plan, id)?;
             protected_changes(plan, task.unwrap_or_default(), t)
         }) {
@@ -48,7 +49,7 @@ pub(crate) fn settle(
         }
         Settlement::Interrupt { note } => interrupted(plan, id, attempt, note),
         Settlement::PlanAgent { commit, reset, end } => {
-            settle_plan_agent(plan, attempt, (commit, reset), end)
+            settle_plan_agent(plan, (attempt, base), (commit, reset), end)
         }
         Settlement::SkipVerify => {
             let reason = plan
@@ -218,16 +219,31 @@ fn with_submodule_lines(message: &str, lines: &[String]) -> String {
 }
 
 /// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
-/// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed; `Err` (the
-/// cause, naming the check and git's error) when that cannot be checked.
-fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
+/// the plan's paths, or its branch has commits that change them (`wrote outside the plan's
+/// paths: lib/x.rs`), never committed; `Err` (the cause, naming the check and git's error) when
+/// that cannot be checked. The worktree's git files are put back first (its HEAD on the branch
+/// orch commits on), and the work is compared with where it started: a task worktree's fork
+/// from the plan branch, else `base` (the plan branch's tip at the attempt's launch; HEAD when
+/// unknown, an agent adopted from an earlier supervisor).
+fn wrote_outside(plan: &PlanCtx, id: &str, base: Option<&str>) -> Result<Option<String>, String> {
     if plan.paths.is_empty() {
         return Ok(None);
     }
-    let tree = plan
-        .task_worktree(id)
-        .unwrap_or_else(|| plan.worktree.clone());
-    outside_paths(&tree, &plan.paths)
+    let (tree, branch, since) = match plan.task_worktree(id) {
+        Some(tree) => (
+            tree,
+            git::task_branch(&plan.name, id),
+            Some(plan.branch.as_str()),
+        ),
+        None => (plan.worktree.clone(), plan.branch.clone(), base),
+    };
+    git::pin_worktree(&tree, &branch).map_err(|e| {
+        format!(
+            "cannot put back the git files of `{}` before checking for writes outside the plan's paths (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    })?;
+    outside_paths(&tree, &plan.paths, since)
 }
 
 /// The one check of a sparse plan's work, whoever commits it (a task's settlement, a best-of-N
@@ -238,11 +254,12 @@ fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
 pub(crate) fn outside_paths(
     tree: &std::path::Path,
     paths: &[String],
+    since: Option<&str>,
 ) -> Result<Option<String>, String> {
     if paths.is_empty() {
         return Ok(None);
     }
-    let files = git::outside_cone(tree, paths, 5).map_err(|e| {
+    let files = git::outside_cone(tree, paths, 5, since).map_err(|e| {
         format!(
             "cannot check for writes outside the plan's paths in `{}` (nothing is committed unchecked): {e}",
             tree.display()
@@ -685,13 +702,13 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
 /// started (`reset`), end as the core decided (`end`).
 fn settle_plan_agent(
     plan: &PlanCtx,
-    attempt: u32,
+    (attempt, base): (u32, Option<&str>),
     (commit, reset): (&[usize], &[usize]),
     end: &PlanAgentEnd,
 ) -> Outcome {
     for t in commit.iter().filter_map(|&t| plan.plan.tasks.get(t)) {
         // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
-        if let Some(cause) = refusal(wrote_outside(plan, &t.id), || Ok(None)) {
+        if let Some(cause) = refusal(wrote_outside(plan, &t.id, base), || Ok(None)) {
             let saved = save_leftovers(plan, "plan", attempt, "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),
@@ -748,7 +765,7 @@ mod tests {
             refusal(Ok(None), || Err(cause.clone())),
             Some(cause.clone())
         );
-        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5)
+        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5, None)
             .expect_err("no repository")
             .to_string();
         assert_eq!(
