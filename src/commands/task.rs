@@ -163,30 +163,20 @@ fn commit_task(
         .is_some_and(|e| e.status == status::TaskStatus::Completed);
     if !already {
         let task = lp.plan.task(id).ok_or_else(|| no_task(lp, id))?;
-        let outside = crate::git::outside_cone(worktree, paths, 5)
-            .map_err(|e| CliError::new(exit::FAILURE, e))?;
-        if !outside.is_empty() {
+        let outside = crate::supervisor::settle::outside_paths(worktree, paths, None)
+            .map_err(|cause| CliError::new(exit::FAILURE, anyhow!(cause)))?;
+        if let Some(cause) = outside {
             return Err(CliError::new(
                 exit::FAILURE,
-                anyhow::anyhow!(
-                    "task `{id}` of plan `{}` wrote outside the plan's paths: {} (the plan's \
-                     paths: {})",
-                    lp.name,
-                    outside.join(", "),
-                    paths.join(", ")
-                ),
+                anyhow!("task `{id}` of plan `{}` {cause}", lp.name),
             )
             .with_hint(
                 "the task is not marked done; move the change into the plan's paths, or add \
                  its directory to `paths` in plans.toml",
             ));
         }
-        let message = format!(
-            "{} {}: {}",
-            lp.name,
-            id,
-            crate::supervisor::context::strip_annotations(&task.description)
-        );
+        let message =
+            crate::supervisor::context::commit_message(&lp.name, &lp.plan, id, &task.description);
         let info = crate::git::commit_all(worktree, &message).map_err(|e| {
             CliError::new(exit::FAILURE, e)
                 .with_hint("the task is not marked done; fix the worktree and report it again")

@@ -105,27 +105,70 @@ pub(crate) fn switch(
 }
 
 /// The files of `worktree` outside the cone of `dirs` that git does not ignore, relative and
-/// `/`-separated, sorted; at most `limit`. A file as HEAD has it is no write. Walks only the directories outside the cone and the
+/// `/`-separated, sorted; at most `limit`. A file as the reference has it is no write. Walks only the directories outside the cone and the
 /// ancestors of the cone's directories (the cone's own files are never read).
+///
+/// The reference: HEAD; with `since` (the commit the work started from, or the branch it was
+/// forked from), where HEAD and `since` meet, and then what was committed since then outside
+/// the cone is found too (an agent that commits its writes itself). A reference that cannot
+/// be read is an error (fail closed).
 pub(crate) fn outside_cone(
     worktree: &Path,
     dirs: &[String],
     limit: usize,
+    since: Option<&str>,
 ) -> Result<Vec<String>, GitError> {
     if dirs.is_empty() {
         return Ok(Vec::new());
     }
     let repo = super::repo::open(worktree)?;
     let head_tree = repo.head().and_then(|h| h.peel_to_tree()).ok();
+    let failed = |source: git2::Error| GitError::Status {
+        path: worktree.to_path_buf(),
+        source,
+    };
+    let base_tree = match since {
+        None => head_tree.clone(),
+        Some(since) => {
+            let head = repo
+                .head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(failed)?;
+            let from = repo
+                .revparse_single(since)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(failed)?;
+            let base = repo.merge_base(head.id(), from.id()).map_err(failed)?;
+            let base_tree = repo
+                .find_commit(base)
+                .and_then(|c| c.tree())
+                .map_err(failed)?;
+            Some(base_tree)
+        }
+    };
+    let mut found = Vec::new();
+    if let (Some(_), Some(base), Some(head)) = (since, &base_tree, &head_tree) {
+        let diff = repo
+            .diff_tree_to_tree(Some(base), Some(head), None)
+            .map_err(failed)?;
+        for d in diff.deltas() {
+            for f in [d.old_file(), d.new_file()] {
+                let Some(p) = f.path() else { continue };
+                let p = p.to_string_lossy().into_owned();
+                if !in_cone(dirs, &p) && !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
     let as_head = |rel: &str, full: &Path| {
-        head_tree
+        base_tree
             .as_ref()
             .and_then(|t| t.get_path(Path::new(rel)).ok())
             .is_some_and(|e| {
                 git2::Oid::hash_file(git2::ObjectType::Blob, full).is_ok_and(|o| o == e.id())
             })
     };
-    let mut found = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = worktree.join(&rel);
@@ -171,6 +214,7 @@ pub(crate) fn outside_cone(
             } else if !in_cone(dirs, &child_str)
                 && !repo.is_path_ignored(&child_str).unwrap_or(false)
                 && !as_head(&child_str, &entry.path())
+                && !found.contains(&child_str)
             {
                 found.push(child_str);
             }

@@ -25,6 +25,7 @@ pub(crate) use error::StatusError;
 pub use model::*;
 pub(crate) use orch_fields::{OrchMerge, OrchPlanAgent};
 pub use reconcile::reconcile;
+pub(crate) use reconcile::with_plan;
 pub(crate) use states::StatusStates;
 pub use states::load_states;
 pub use store::load;

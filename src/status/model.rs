@@ -346,11 +346,7 @@ impl TaskEntry {
             id: task.id.clone(),
             phase: String::new(),
             description: String::new(),
-            status: if task.done {
-                TaskStatus::Completed
-            } else {
-                TaskStatus::Pending
-            },
+            status: super::with_plan(TaskStatus::Pending, task),
             dependencies: Vec::new(),
             dependents: Vec::new(),
             started_at: None,

@@ -155,11 +155,22 @@ fn refresh(e: &mut TaskEntry, facts: &PlanFacts<'_>, i: usize, task: &Task) -> b
     changed
 }
 
+/// The status of `task` recorded as `recorded`, with the plan laid over it: a pending task
+/// marked `[x]` in the plan is completed. The one place that says what a `[x]` means (the
+/// reconciled document, and the supervisor's facts of a task, `effects::facts_of`).
+pub(crate) fn with_plan(recorded: TaskStatus, task: &Task) -> TaskStatus {
+    match recorded {
+        TaskStatus::Pending if task.done => TaskStatus::Completed,
+        s => s,
+    }
+}
+
 /// [`refresh`], and a pending task marked `[x]` completed; says whether anything changed.
 fn refresh_entry(e: &mut TaskEntry, facts: &PlanFacts<'_>, i: usize, task: &Task) -> bool {
     let mut changed = refresh(e, facts, i, task);
-    if task.done && e.status == TaskStatus::Pending {
-        e.status = TaskStatus::Completed;
+    let status = with_plan(e.status, task);
+    if status != e.status {
+        e.status = status;
         changed = true;
     }
     changed

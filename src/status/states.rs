@@ -152,11 +152,7 @@ impl StatusStates {
     /// not know, completed when `[x]`, else pending.
     pub fn status(&self, task: &Task) -> TaskStatus {
         let recorded = self.entry(&task.id).and_then(|e| e.status);
-        match recorded {
-            Some(TaskStatus::Pending) | None if task.done => TaskStatus::Completed,
-            Some(s) => s,
-            None => TaskStatus::Pending,
-        }
+        super::with_plan(recorded.unwrap_or(TaskStatus::Pending), task)
     }
 }
 

@@ -13,7 +13,7 @@ use super::core::{Input, Measure};
 use super::effects::{Effects, Msg};
 use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
 use super::settle::{
-    commit_tree_as, protected_changes_in, refusal, submodule_lines, wrote_outside_in,
+    commit_tree_as, outside_paths, protected_changes_in, refusal, submodule_lines,
 };
 use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
 use crate::git;
@@ -130,7 +130,7 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
     // Its git files put back from orch's records first (HEAD on its own task branch).
     git::pin_worktree(&tree, &git::task_branch(&pc.name, key))
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
-    if let Some(cause) = refusal(wrote_outside_in(pc, &tree), || {
+    if let Some(cause) = refusal(outside_paths(&tree, &pc.paths, Some(&pc.branch)), || {
         submodule_lines(pc, &tree)?;
         protected_changes_in(pc, t, task, &tree)
     }) {

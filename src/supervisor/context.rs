@@ -439,22 +439,6 @@ impl PlanCtx {
         status::view(&self.status_path, &self.plan, &self.rel_path, &self.name).map(|(d, _)| d)
     }
 
-    /// Whether task `id`, as recorded in `doc`, is done but its changes are not committed yet:
-    /// completed after orch made the worktree, with no commit recorded.
-    pub(crate) fn needs_commit(&self, doc: &StatusDoc, id: &str) -> bool {
-        let Some(created) = self.created_at else {
-            return false;
-        };
-        doc.entry(id).is_some_and(|e| {
-            e.status == TaskStatus::Completed
-                && e.commit.is_none()
-                && e.completed_at
-                    .as_deref()
-                    .and_then(status::parse_timestamp)
-                    .is_some_and(|t| t >= created)
-        })
-    }
-
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).
     pub(crate) fn task_trees(&self) -> bool {
         (self.parallel_tasks > 1 || self.best_of.attempts > 1 || self.best_of_tasks)
@@ -512,47 +496,14 @@ impl PlanCtx {
             .flatten()
     }
 
-    /// Whether every task of the plan is completed or skipped (its task worktree pool can go).
-    pub(crate) fn all_finished(&self) -> bool {
-        self.view().is_ok_and(|doc| {
-            self.plan
-                .tasks
-                .iter()
-                .all(|t| doc.entry(&t.id).is_some_and(|e| e.status.is_finished()))
-        })
-    }
-
-    /// Removes the plan's task worktree pool once every task is finished (a slot with changes
-    /// nobody committed is left for `orch clean`).
-    pub(crate) fn drop_pool_if_finished(&self) {
-        if self.task_trees() && self.all_finished() {
-            let root = self.worktree.parent().unwrap_or(&self.repo_root);
-            let _ = crate::git::remove_pool(&self.repo_root, root, &self.name, None);
-        }
-    }
-
     /// The log of a task (`<log_dir>/<id>.log`), or of the plan agent (`plan.log`).
     pub(crate) fn log_path(&self, task: Option<&str>) -> PathBuf {
         self.log_dir.join(format!("{}.log", task.unwrap_or("plan")))
     }
 
-    /// The commit message of a task: `<plan> <id>: <description>`, without the description's
-    /// `(depends: …)` annotation; for a verification step, what happened:
-    /// `<plan> V2: verification of phase 2 passed: <first criterion>`.
+    /// The commit message of task `id` ([`commit_message`]).
     pub(crate) fn commit_message(&self, id: &str, description: &str) -> String {
-        let is_verify = self
-            .plan
-            .task(id)
-            .is_some_and(|t| t.kind == crate::plan::TaskKind::Verify);
-        match self.plan.task(id).filter(|_| is_verify) {
-            Some(t) => format!(
-                "{} {id}: verification of phase {} passed: {}",
-                self.name,
-                t.phase,
-                strip_annotations(description)
-            ),
-            None => format!("{} {id}: {}", self.name, strip_annotations(description)),
-        }
+        commit_message(&self.name, &self.plan, id, description)
     }
 
     /// The check of task `t`: its own `(check: …)`, else the plan's (or the default) one.
@@ -565,9 +516,27 @@ impl PlanCtx {
     }
 }
 
+/// The commit message of task `id` of plan `name` (`plan`): `<plan> <id>: <description>`,
+/// without the description's annotations; for a verification step, what happened: `<plan> V2:
+/// verification of phase 2 passed: <first criterion>`. The one subject of a task's commit,
+/// whoever makes it (the supervisor, or `orch task done` of a plan-mode agent).
+pub(crate) fn commit_message(name: &str, plan: &Plan, id: &str, description: &str) -> String {
+    match plan
+        .task(id)
+        .filter(|t| t.kind == crate::plan::TaskKind::Verify)
+    {
+        Some(t) => format!(
+            "{name} {id}: verification of phase {} passed: {}",
+            t.phase,
+            strip_annotations(description)
+        ),
+        None => format!("{name} {id}: {}", strip_annotations(description)),
+    }
+}
+
 /// A task description without its `(depends: …)`, `(est: …)` and `(pipeline-start: …)` annotations, spaces
 /// collapsed: what a commit subject should say.
-pub(crate) fn strip_annotations(description: &str) -> String {
+fn strip_annotations(description: &str) -> String {
     let mut out = String::with_capacity(description.len());
     let mut rest = description;
     while let Some(open) = rest.find('(') {

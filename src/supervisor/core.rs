@@ -190,7 +190,6 @@ pub(crate) enum Action {
         run: RunId,
         unit: Unit,
         attempt: u32,
-        ending: Ending,
         how: Settlement,
         usage: Option<Usage>,
     },
@@ -214,6 +213,10 @@ pub(crate) enum Action {
     },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
+    /// Plan `plan` is finished and its tasks ran in task worktrees: remove its pool (a slot
+    /// with changes nobody committed is left for `orch clean`). No answer; the run waits for
+    /// it before it ends.
+    DropPool { plan: usize },
     /// Test the combination of the plan branches (the integration preview); answer
     /// [`Input::Integrated`].
     Integrate,
@@ -510,6 +513,8 @@ mod agents;
 mod best_of;
 #[cfg(test)]
 mod best_of_tests;
+#[cfg(test)]
+mod completion_tests;
 mod control;
 #[cfg(test)]
 mod control_tests;

@@ -56,6 +56,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         replan_tx: None,
         templates: None,
         texts: HashMap::new(),
+        bases: HashMap::new(),
         emit,
         tx,
         tree_tx,
@@ -67,6 +68,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         reporters: HashMap::new(),
         members: HashMap::new(),
         member_agents: HashMap::new(),
+        pool_drops: Vec::new(),
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -314,6 +316,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     for t in tree_tasks {
         let _ = t.await;
     }
+    // Nothing of a finished plan's pool is left behind.
+    for d in std::mem::take(&mut fx.pool_drops) {
+        let _ = d.await;
+    }
     let (summary, blocked) = core.summary(started.elapsed());
     for e in blocked {
         (fx.emit)(&e);
@@ -380,17 +386,14 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
 /// would record it: a pending task marked `[x]` in the plan is completed), with its commit when
 /// made but not read back yet (`pc`'s [`PlanCtx::unrecorded_commit`]: what the next write
 /// records).
-fn facts_of(
+pub(super) fn facts_of(
     t: &crate::plan::Task,
     e: &status::TaskEntry,
     created: Option<chrono::DateTime<chrono::Utc>>,
     pc: Option<&PlanCtx>,
 ) -> TaskFacts {
     let mut facts = TaskFacts {
-        status: match e.status {
-            status::TaskStatus::Pending if t.done => status::TaskStatus::Completed,
-            s => s,
-        },
+        status: status::with_plan(e.status, t),
         commit: e.commit.clone(),
         fresh: created.is_some_and(|c| {
             e.completed_at
@@ -444,6 +447,9 @@ pub(crate) struct Effects<'a> {
     /// The text (description) each running attempt's task had at its launch: its commit says
     /// what the agent was asked, whatever an edit made of the task since.
     pub(crate) texts: HashMap<RunId, String>,
+    /// The plan branch's tip when each running attempt in the plan's worktree started: what its
+    /// work is compared with ([`super::settle::settle`]'s `base`).
+    pub(crate) bases: HashMap<RunId, String>,
     pub(crate) emit: &'a mut dyn FnMut(&Event),
     pub(crate) tx: Tx,
     /// Where a task worktree made off the loop for a launch is handed back.
@@ -466,6 +472,9 @@ pub(crate) struct Effects<'a> {
     /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
     /// name, its argv template).
     pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
+    /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
+    /// before the run ends.
+    pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Effects<'_> {
@@ -621,7 +630,6 @@ impl Effects<'_> {
                 run,
                 unit,
                 attempt,
-                ending,
                 how,
                 usage,
             } => {
@@ -629,6 +637,7 @@ impl Effects<'_> {
                 self.members.remove(&run);
                 self.member_agents.remove(&run);
                 let text = self.texts.remove(&run);
+                let base = self.bases.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
                 // nobody's).
                 self.forget_reporter(unit, attempt);
@@ -645,8 +654,7 @@ impl Effects<'_> {
                     let outcome = super::settle::settle(
                         &pc,
                         (unit.task(), text.as_deref()),
-                        attempt,
-                        &ending,
+                        (attempt, base.as_deref()),
                         &how,
                     );
                     let _ = tx.send(Msg {
@@ -724,6 +732,17 @@ impl Effects<'_> {
                 self.merge(plan);
             }
             Action::Integrate => self.integrate(),
+            Action::DropPool { plan } => {
+                let Some(pc) = self.plan(plan) else { return };
+                // Off the loop (a pool of 100,000-file checkouts takes seconds to delete); the
+                // run's end waits for it.
+                self.pool_drops.push(tokio::task::spawn_blocking(move || {
+                    let root = pc.worktree.parent().unwrap_or(&pc.repo_root);
+                    if let Err(e) = crate::git::remove_pool(&pc.repo_root, root, &pc.name, None) {
+                        process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
+                    }
+                }));
+            }
         }
     }
 }

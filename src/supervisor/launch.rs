@@ -166,6 +166,13 @@ impl Effects<'_> {
         if let Some(t) = task {
             self.texts.insert(run, pc.plan.tasks[t].description.clone());
         }
+        if !new_tree
+            && workdir == pc.worktree
+            && !pc.paths.is_empty()
+            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, &pc.branch)
+        {
+            self.bases.insert(run, tip);
+        }
         self.apply_records(pc.index);
         let doc = match self.views[pc.index].doc.as_ref() {
             Some(d) => d,
@@ -403,6 +410,7 @@ impl Effects<'_> {
         log: &Path,
     ) {
         self.texts.remove(&run);
+        self.bases.remove(&run);
         process::log_line(log, &format!("=== orch: {error} ==="));
         // A fatal failure is the agent's, not the task's: the task stays as it was; an attempt
         // of a best-of-N round is one of several (the round records the task's outcome).

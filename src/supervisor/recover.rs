@@ -122,7 +122,12 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .plan
                     .tasks
                     .iter()
-                    .filter(|t| !busy.contains(&t.id) && pcc.needs_commit(&doc, &t.id))
+                    .filter(|t| {
+                        !busy.contains(&t.id)
+                            && doc.entry(&t.id).is_some_and(|e| {
+                                super::effects::facts_of(t, e, pcc.created_at, None).needs_commit()
+                            })
+                    })
                     .map(|t| t.id.clone())
                     .collect();
                 tidy_task_trees(&pcc, &doc, &busy, &waiting);
@@ -345,7 +350,7 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
 
 /// Start-up, plan with task worktrees: each task worktree kept, unlocked or retired as the core
 /// decides ([`decide::tree`]) from whether its agent was adopted (`busy`), its task is done but
-/// not landed (`waiting`) or its commit recorded in `doc`. A finished plan's pool is removed.
+/// not landed (`waiting`) or its commit recorded in `doc`.
 fn tidy_task_trees(
     pc: &PlanCtx,
     doc: &StatusDoc,
@@ -397,6 +402,6 @@ fn tidy_task_trees(
             }
         }
     }
-    // A supervisor killed after the plan's last landing leaves its pool.
-    pc.drop_pool_if_finished();
+    // A pool a supervisor killed after the plan's last landing left goes when the core finds
+    // the plan finished (`Action::DropPool`).
 }

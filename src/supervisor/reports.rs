@@ -481,20 +481,23 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         let Ok(_git) = pc.git_lock.lock() else {
             return fail(exit::FAILURE, "the plan's git lock is poisoned".to_string());
         };
-        match crate::git::outside_cone(&pc.worktree, &pc.paths, 5) {
-            Ok(outside) if outside.is_empty() => {}
-            Ok(outside) => {
+        match super::settle::outside_paths(&pc.worktree, &pc.paths, None) {
+            Ok(None) => {}
+            Ok(Some(cause)) => {
                 return fail(
                     exit::FAILURE,
                     format!(
-                        "task `{id}` of plan `{}` wrote outside the plan's paths: {} (the plan's paths: {}); the task is not marked done",
-                        pc.name,
-                        outside.join(", "),
-                        pc.paths.join(", ")
+                        "task `{id}` of plan `{}` {cause}; the task is not marked done",
+                        pc.name
                     ),
                 );
             }
-            Err(e) => return fail(exit::FAILURE, format!("{e}; the task is not marked done")),
+            Err(cause) => {
+                return fail(
+                    exit::FAILURE,
+                    format!("{cause}; the task is not marked done"),
+                );
+            }
         }
         // orch's configuration and the protected paths, as for a task-mode commit.
         let index = pc

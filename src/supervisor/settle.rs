@@ -5,26 +5,34 @@
 use chrono::Utc;
 
 use super::context::PlanCtx;
-use super::state::{Changes, CommitError, Ending, Outcome, Settlement, quoted};
+use super::state::{Changes, CommitError, Outcome, PlanAgentEnd, Settlement, quoted};
 use crate::git;
 use crate::process;
-use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
+use crate::status::{self, StatusDoc, Transition, TransitionOptions};
 
 /// Carries out `how` for the attempt `attempt` of task `task` (or of the plan agent) of `plan`;
-/// `text`: the task's description when the attempt started (its commit's subject).
+/// `text`: the task's description when the attempt started (its commit's subject); `base`: the
+/// plan branch's tip when it started (what its work is compared with).
 pub(crate) fn settle(
     plan: &PlanCtx,
     (task, text): (Option<usize>, Option<&str>),
-    attempt: u32,
-    ending: &Ending,
+    (attempt, base): (u32, Option<&str>),
     how: &Settlement,
 ) -> Outcome {
     let Some(t) = task.and_then(|t| plan.plan.tasks.get(t)) else {
-        return settle_plan_agent(plan, attempt, ending);
+        return match how {
+            Settlement::PlanAgent { commit, reset, end } => {
+                settle_plan_agent(plan, (attempt, base), (commit, reset), end)
+            }
+            _ => Outcome::Failed {
+                error: "the attempt's task is not in the plan".to_string(),
+                saved: None,
+            },
+        };
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match refusal(wrote_outside(plan, id), || {
+        Settlement::Commit => match refusal(wrote_outside(plan, id, base), || {
             submodule_refusal(plan, id)?;
             protected_changes(plan, task.unwrap_or_default(), t)
         }) {
@@ -40,7 +48,9 @@ pub(crate) fn settle(
             out
         }
         Settlement::Interrupt { note } => interrupted(plan, id, attempt, note),
-        Settlement::PlanAgent => settle_plan_agent(plan, attempt, ending),
+        Settlement::PlanAgent { commit, reset, end } => {
+            settle_plan_agent(plan, (attempt, base), (commit, reset), end)
+        }
         Settlement::SkipVerify => {
             let reason = plan
                 .view()
@@ -209,27 +219,47 @@ fn with_submodule_lines(message: &str, lines: &[String]) -> String {
 }
 
 /// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
-/// the plan's paths (`wrote outside the plan's paths: lib/x.rs`), never committed; `Err` (the
-/// cause, naming the check and git's error) when that cannot be checked.
-fn wrote_outside(plan: &PlanCtx, id: &str) -> Result<Option<String>, String> {
+/// the plan's paths, or its branch has commits that change them (`wrote outside the plan's
+/// paths: lib/x.rs`), never committed; `Err` (the cause, naming the check and git's error) when
+/// that cannot be checked. The worktree's git files are put back first (its HEAD on the branch
+/// orch commits on), and the work is compared with where it started: a task worktree's fork
+/// from the plan branch, else `base` (the plan branch's tip at the attempt's launch; HEAD when
+/// unknown, an agent adopted from an earlier supervisor).
+fn wrote_outside(plan: &PlanCtx, id: &str, base: Option<&str>) -> Result<Option<String>, String> {
     if plan.paths.is_empty() {
         return Ok(None);
     }
-    let tree = plan
-        .task_worktree(id)
-        .unwrap_or_else(|| plan.worktree.clone());
-    wrote_outside_in(plan, &tree)
+    let (tree, branch, since) = match plan.task_worktree(id) {
+        Some(tree) => (
+            tree,
+            git::task_branch(&plan.name, id),
+            Some(plan.branch.as_str()),
+        ),
+        None => (plan.worktree.clone(), plan.branch.clone(), base),
+    };
+    git::pin_worktree(&tree, &branch).map_err(|e| {
+        format!(
+            "cannot put back the git files of `{}` before checking for writes outside the plan's paths (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    })?;
+    outside_paths(&tree, &plan.paths, since)
 }
 
-/// [`wrote_outside`] for the worktree `tree`.
-pub(super) fn wrote_outside_in(
-    plan: &PlanCtx,
+/// The one check of a sparse plan's work, whoever commits it (a task's settlement, a best-of-N
+/// candidate, a plan agent's `done` through the supervisor or `orch task done` without one):
+/// the cause that refuses the commit when the worktree `tree` has files outside `paths` (`wrote
+/// outside the plan's paths: lib/x.rs (the plan's paths: svc/a)`); `Err`, naming the check and
+/// git's error, when that cannot be checked (fail closed: nothing is committed unchecked).
+pub(crate) fn outside_paths(
     tree: &std::path::Path,
+    paths: &[String],
+    since: Option<&str>,
 ) -> Result<Option<String>, String> {
-    if plan.paths.is_empty() {
+    if paths.is_empty() {
         return Ok(None);
     }
-    let files = git::outside_cone(tree, &plan.paths, 5).map_err(|e| {
+    let files = git::outside_cone(tree, paths, 5, since).map_err(|e| {
         format!(
             "cannot check for writes outside the plan's paths in `{}` (nothing is committed unchecked): {e}",
             tree.display()
@@ -239,7 +269,7 @@ pub(super) fn wrote_outside_in(
         format!(
             "wrote outside the plan's paths: {} (the plan's paths: {})",
             files.join(", "),
-            plan.paths.join(", ")
+            paths.join(", ")
         )
     }))
 }
@@ -465,10 +495,8 @@ pub(super) fn commit_tree_as(
             record_commit(plan, id, &commit)?;
             // The work is landed and recorded: the task's pool slot is freed for the plan's
             // next task (a slot left held now is freed at the next start); after the plan's last
-            // landing the pool goes.
+            // landing the core says the pool goes (`Action::DropPool`).
             let _ = git::retire_landed_task_tree(&plan.task_tree(key));
-            drop(_git);
-            plan.drop_pool_if_finished();
             Ok(commit)
         }
         git::Landed::Conflict { paths } => {
@@ -670,23 +698,17 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
     }
 }
 
-/// A plan-mode agent ended: commit what it finished, put its unfinished started tasks back.
-fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
-    let doc = match plan.view() {
-        Ok(doc) => doc,
-        Err(e) => {
-            return Outcome::Failed {
-                error: format!("cannot read the status file: {e}"),
-                saved: None,
-            };
-        }
-    };
-    for t in &plan.plan.tasks {
-        if !plan.needs_commit(&doc, &t.id) {
-            continue;
-        }
+/// A plan-mode agent ended: commit the tasks the core named (`commit`), put back those it left
+/// started (`reset`), end as the core decided (`end`).
+fn settle_plan_agent(
+    plan: &PlanCtx,
+    (attempt, base): (u32, Option<&str>),
+    (commit, reset): (&[usize], &[usize]),
+    end: &PlanAgentEnd,
+) -> Outcome {
+    for t in commit.iter().filter_map(|&t| plan.plan.tasks.get(t)) {
         // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
-        if let Some(cause) = refusal(wrote_outside(plan, &t.id), || Ok(None)) {
+        if let Some(cause) = refusal(wrote_outside(plan, &t.id, base), || Ok(None)) {
             let saved = save_leftovers(plan, "plan", attempt, "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),
@@ -700,15 +722,10 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
             };
         }
     }
-    let unfinished: Vec<&str> = doc
-        .entries()
-        .filter(|e| !e.status.is_finished())
-        .map(|e| e.id.as_str())
-        .collect();
-    let running: Vec<String> = doc
-        .entries()
-        .filter(|e| e.status == TaskStatus::InProgress)
-        .map(|e| e.id.clone())
+    let running: Vec<&str> = reset
+        .iter()
+        .filter_map(|&t| plan.plan.tasks.get(t))
+        .map(|t| t.id.as_str())
         .collect();
     if !running.is_empty() {
         let opts = TransitionOptions {
@@ -722,22 +739,13 @@ fn settle_plan_agent(plan: &PlanCtx, attempt: u32, ending: &Ending) -> Outcome {
             Ok(())
         });
     }
-    if unfinished.is_empty() {
-        return Outcome::Done { commit: None };
-    }
-    match ending {
-        Ending::Stopped | Ending::Exited(None) => Outcome::Interrupted,
-        _ => {
-            let saved = save_leftovers(plan, "plan", attempt, "failed");
-            Outcome::Failed {
-                error: format!(
-                    "the plan agent ended ({}) with {} task(s) unfinished",
-                    ending.describe(),
-                    unfinished.len()
-                ),
-                saved,
-            }
-        }
+    match end {
+        PlanAgentEnd::Done => Outcome::Done { commit: None },
+        PlanAgentEnd::Interrupted => Outcome::Interrupted,
+        PlanAgentEnd::Failed(error) => Outcome::Failed {
+            error: error.clone(),
+            saved: save_leftovers(plan, "plan", attempt, "failed"),
+        },
     }
 }
 
@@ -757,7 +765,7 @@ mod tests {
             refusal(Ok(None), || Err(cause.clone())),
             Some(cause.clone())
         );
-        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5)
+        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5, None)
             .expect_err("no repository")
             .to_string();
         assert_eq!(

@@ -151,8 +151,14 @@ pub(crate) enum Settlement {
     Fail { error: String, record: bool },
     /// Save what the attempt left and put the task back to pending with `note`.
     Interrupt { note: String },
-    /// A plan agent ended: commit what it finished, put its started tasks back.
-    PlanAgent,
+    /// A plan agent ended: commit the tasks it finished that are not committed yet (`commit`,
+    /// [`TaskFacts::needs_commit`]), put the ones it left started back to pending (`reset`),
+    /// then end as `end` says (a failed commit fails the attempt whatever `end` says).
+    PlanAgent {
+        commit: Vec<usize>,
+        reset: Vec<usize>,
+        end: PlanAgentEnd,
+    },
     /// A verification step was skipped: record that on the plan branch (an empty commit that
     /// says so) and leave the task skipped.
     SkipVerify,
@@ -163,6 +169,20 @@ pub(crate) enum Settlement {
     /// `refs/orch/attempts/<plan>/<task>/<attempt>` with `cause`; the task's record is the
     /// round's (not changed here).
     Lose { cause: String },
+}
+
+/// How a plan agent's attempt ends, as the core decides from its plan's tasks when the agent
+/// exited ([`Settlement::PlanAgent`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PlanAgentEnd {
+    /// Every task of the plan is finished.
+    Done,
+    /// Stopped (or killed by a signal) with tasks unfinished: the plan agent runs again, the
+    /// attempt not counted as a failure.
+    Interrupted,
+    /// It ended by itself with tasks unfinished: a failed attempt with this cause (what it left
+    /// in the worktree is saved).
+    Failed(String),
 }
 
 /// A task as its status file records it, in the terms the core needs.
@@ -465,8 +485,6 @@ pub(crate) struct RunRec {
     pub(crate) quiet_key: Option<Instant>,
     /// Tokens and cost its agent reported, once it ended.
     pub(crate) usage: Option<Usage>,
-    /// How its process ended, kept while its check runs.
-    pub(crate) ending: Option<Ending>,
     /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
     /// the cause of a failure found after it ended (its check's).
     pub(crate) sandbox_note: String,

@@ -60,3 +60,41 @@ fn checks_a_file_whose_name_is_not_utf8_outside_the_paths_is_refused() {
     assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
     refused(&repo, &main, &out, &err);
 }
+
+/// The agent commits its file outside the paths itself (`git add --sparse`, past the sparse
+/// checkout's refusal; `git commit`), then writes inside them: the file is as the agent's HEAD
+/// has it, but the work is compared with where the attempt started (the plan branch's tip at
+/// its launch; a task worktree's fork from the plan branch), and its commits are looked at too.
+/// Seen failing before: in the plan's worktree the file reached `plan/p`; in a task worktree
+/// the task was done (its commit landed without the agent's own, dropped without a word).
+fn committed_outside(parallel_tasks: u32) {
+    let repo = sparse_plan(
+        "mkdir -p lib && echo evil > lib/evil.sh && git add --sparse lib/evil.sh \
+         && git -c user.name=a -c user.email=a@a commit -qm sneak && echo ok > svc/a/ok.txt",
+    );
+    if parallel_tasks > 1 {
+        let manifest = std::fs::read_to_string(repo.root().join("plans.toml")).expect("read");
+        repo.write(
+            "plans.toml",
+            &format!("{manifest}parallel_tasks = {parallel_tasks}\n"),
+        );
+        repo.commit_all("task worktrees");
+    }
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused(&repo, &main, &out, &err);
+}
+
+/// Known hole left: the task now fails with the paths check's cause, but in the plan's worktree
+/// the agent's own commit stays on `plan/p` (a failed attempt's commits are not undone).
+#[test]
+#[ignore = "the agent's own commit stays on plan/p after the task is refused"]
+fn checks_a_file_outside_the_paths_the_agent_committed_itself_is_refused() {
+    committed_outside(1);
+}
+
+#[test]
+fn checks_a_file_outside_the_paths_the_agent_committed_in_its_task_worktree_is_refused() {
+    committed_outside(2);
+}

@@ -111,20 +111,23 @@ fn files_written_outside_the_cone_are_found_and_a_reset_keeps_the_tree_sparse() 
     let (fx, tree) = sparse_fixture();
     let p = &tree.path;
     let cone = vec!["svc/a".to_string()];
-    assert!(outside_cone(p, &cone, 10).unwrap().is_empty());
+    assert!(outside_cone(p, &cone, 10, None).unwrap().is_empty());
     fs::create_dir_all(p.join("lib")).unwrap();
     fs::write(p.join("lib/util.rs"), "rewritten\n").unwrap();
     fs::write(p.join("svc/a/ok.rs"), "fine\n").unwrap();
     fs::write(p.join("svc/top.txt"), "fine too\n").unwrap();
     fs::write(p.join("svc/b.log"), "ignored\n").unwrap();
-    assert_eq!(outside_cone(p, &cone, 10).unwrap(), vec!["lib/util.rs"]);
+    assert_eq!(
+        outside_cone(p, &cone, 10, None).unwrap(),
+        vec!["lib/util.rs"]
+    );
     // A name that is not UTF-8 is not skipped (git would stage it): fail closed.
     {
         use std::os::unix::ffi::OsStrExt;
         let odd = p.join("lib").join(std::ffi::OsStr::from_bytes(b"n\xff.rs"));
         fs::write(&odd, "odd\n").unwrap();
         assert_eq!(
-            outside_cone(p, &cone, 10).unwrap(),
+            outside_cone(p, &cone, 10, None).unwrap(),
             vec!["lib/n\u{fffd}.rs", "lib/util.rs"]
         );
         fs::remove_file(&odd).unwrap();
@@ -182,7 +185,7 @@ fn an_upstream_merge_into_a_sparse_worktree_keeps_it_sparse() {
     );
     assert!(!is_dirty(p).unwrap());
     let cone = vec!["svc/a".to_string()];
-    assert!(outside_cone(p, &cone, 10).unwrap().is_empty());
+    assert!(outside_cone(p, &cone, 10, None).unwrap().is_empty());
     // The next commit still keeps the upstream files.
     fs::write(p.join("svc/a/next.rs"), "n\n").unwrap();
     let next = commit_all(p, "auth 1.2: next").unwrap();

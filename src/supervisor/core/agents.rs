@@ -7,7 +7,7 @@ use super::{Action, Core, MAX_PAUSE, millis};
 use crate::agent_output::{Fatal, Usage};
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
-    AgentState, CheckOutcome, Ending, RunId, RunRec, Settlement, Stage, TaskRun, Timer, Unit,
+    AgentState, CheckOutcome, RunId, RunRec, Settlement, Stage, TaskRun, Timer, Unit,
 };
 
 impl Core {
@@ -157,7 +157,6 @@ impl Core {
     pub(super) fn check_or_commit(
         &mut self,
         run: RunId,
-        ending: Ending,
         out: &mut Vec<Action>,
     ) -> Option<Settlement> {
         let rr = self.state.runs.get_mut(&run)?;
@@ -170,7 +169,6 @@ impl Core {
         }
         let rr = self.state.runs.get_mut(&run)?;
         rr.stage = Stage::Checking;
-        rr.ending = Some(ending);
         let attempt = rr.attempt;
         out.push(Action::Report(Event::TaskChecking {
             plan: self.plan_name(plan),
@@ -204,7 +202,6 @@ impl Core {
                 log,
                 quiet_key: None,
                 usage: None,
-                ending: Some(Ending::Exited(Some(0))),
                 sandbox_note: String::new(),
             },
         );
@@ -229,7 +226,6 @@ impl Core {
 
         rr.stage = Stage::Settling;
         let (unit, attempt, usage) = (rr.unit, rr.attempt, rr.usage);
-        let ending = rr.ending.take().unwrap_or(Ending::Exited(Some(0)));
         let note = std::mem::take(&mut rr.sandbox_note);
         let how = match result {
             CheckOutcome::Passed => Settlement::Commit,
@@ -247,7 +243,6 @@ impl Core {
             run,
             unit,
             attempt,
-            ending,
             how,
             usage,
         });

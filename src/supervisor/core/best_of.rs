@@ -146,7 +146,6 @@ impl Core {
         }
         if let Some(rr) = self.state.runs.get_mut(&run) {
             rr.stage = Stage::Settling;
-            rr.ending = Some(Ending::Exited(None));
         }
         self.clear_timers(run);
         if let Some(m) = self.member_mut(run) {
@@ -180,7 +179,6 @@ impl Core {
         rr.stage = Stage::Settling;
         rr.usage = output.usage;
         rr.sandbox_note = output.sandbox_note();
-        rr.ending = Some(ending.clone());
         self.clear_timers(run);
         self.spend(p, output.usage, out);
         let Some(m) = self.member_mut(run) else {
@@ -195,7 +193,7 @@ impl Core {
         }
         let reported = m.reported.clone();
         let how = match reported {
-            Some(Reported::Done) => self.check_or_commit(run, ending.clone(), out),
+            Some(Reported::Done) => self.check_or_commit(run, out),
             Some(Reported::Failed(error)) => Some(Settlement::Fail {
                 error: format!(
                     "reported failure: {}{}",
@@ -372,12 +370,10 @@ impl Core {
                 continue;
             };
             rr.stage = Stage::Settling;
-            let ending = rr.ending.clone().unwrap_or(Ending::Exited(Some(0)));
             out.push(Action::Settle {
                 run,
                 unit: Unit::Task { plan: p, task: t },
                 attempt,
-                ending,
                 how,
                 usage: rr.usage,
             });

@@ -53,7 +53,6 @@ impl Core {
                     log,
                     quiet_key: None,
                     usage: None,
-                    ending: None,
                     sandbox_note: String::new(),
                 },
             );
@@ -260,7 +259,7 @@ impl Core {
                     Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
                     Class::Ordinary => {}
                 }
-                Settlement::PlanAgent
+                self.plan_agent_settlement(plan, &ending)
             }
             Unit::Task { plan, task } => {
                 let rec = &self.state.tasks[plan][task];
@@ -274,7 +273,7 @@ impl Core {
                             record: false,
                         }
                     }
-                    TaskStatus::Completed => match self.check_or_commit(run, ending.clone(), out) {
+                    TaskStatus::Completed => match self.check_or_commit(run, out) {
                         Some(how) => how,
                         None => return,
                     },
@@ -317,7 +316,6 @@ impl Core {
             run,
             unit,
             attempt,
-            ending,
             how,
             usage,
         });
@@ -388,7 +386,7 @@ impl Core {
                         .spec(p)
                         .is_some_and(|s| s.report == crate::manifest::ReportMode::Exit);
                     if by_exit {
-                        return self.check_or_commit(run, ending.clone(), out);
+                        return self.check_or_commit(run, out);
                     }
                     let last = output
                         .last_words()

@@ -5,7 +5,9 @@ use std::time::Instant;
 use super::{Action, Core, millis};
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
-use crate::supervisor::state::{AgentRun, Outcome, RunRec, TaskRun, Timer, Unit, quoted};
+use crate::supervisor::state::{
+    AgentRun, Ending, Outcome, PlanAgentEnd, RunRec, Settlement, TaskRun, Timer, Unit, quoted,
+};
 
 impl Core {
     /// An attempt is over and settled (or could not be launched): the outcome decides whether
@@ -130,6 +132,32 @@ impl Core {
             self.sync_node(p, t);
         }
         self.after_task(p);
+    }
+
+    /// Plan `p`'s agent ended as `ending`: which of its tasks to commit (done, no commit
+    /// recorded), which to put back (left in progress), and how the attempt ends: done when
+    /// every task is finished, else interrupted when it was stopped or killed, else failed.
+    pub(super) fn plan_agent_settlement(&self, p: usize, ending: &Ending) -> Settlement {
+        let tasks = &self.state.tasks[p];
+        let commit = (0..tasks.len())
+            .filter(|&t| tasks[t].facts.needs_commit())
+            .collect();
+        let reset = (0..tasks.len())
+            .filter(|&t| tasks[t].facts.status == TaskStatus::InProgress)
+            .collect();
+        let unfinished = tasks
+            .iter()
+            .filter(|t| !t.facts.status.is_finished())
+            .count();
+        let end = match ending {
+            _ if unfinished == 0 => PlanAgentEnd::Done,
+            Ending::Stopped | Ending::Exited(None) => PlanAgentEnd::Interrupted,
+            _ => PlanAgentEnd::Failed(format!(
+                "the plan agent ended ({}) with {unfinished} task(s) unfinished",
+                ending.describe()
+            )),
+        };
+        Settlement::PlanAgent { commit, reset, end }
     }
 
     pub(super) fn unit_idle(&mut self, unit: Unit) {

@@ -51,7 +51,11 @@ impl Core {
             return;
         }
         let name = spec.name.clone();
+        let pool = spec.task_trees;
         self.state.plans[p].finished = true;
+        if pool {
+            out.push(Action::DropPool { plan: p });
+        }
         if self.is_removed(p) {
             // Out of the manifest: its work stays on its branch, for `orch merge`.
             return;
@@ -304,7 +308,6 @@ impl Core {
                 log,
                 quiet_key: None,
                 usage: None,
-                ending: None,
                 sandbox_note: String::new(),
             },
         );
