@@ -206,8 +206,9 @@ pub(crate) enum Landed {
 
 /// Lands `task_commit` (made on a task branch from an earlier tip of `plan_branch`) on
 /// `plan_branch`, checked out in `plan_worktree`, as ONE commit with the task commit's message and
-/// author: a fast-forward when the plan branch has not moved since the task branch was made, else
-/// the task commit's changes applied onto the tip (a cherry-pick built in memory), so the plan
+/// author: a fast-forward when the task commit stands right on the plan's tip, else the task
+/// branch's changes since it left the plan branch (the task commit and any commit the agent made
+/// before it) applied onto the tip (a cherry-pick built in memory), so the plan
 /// branch stays linear with one commit per task. The files of the plan worktree are checked out
 /// safely before the branch moves with a compare-and-swap (as [`super::merge_into`] does, a landing
 /// killed in between included). A commit on the plan branch since the task's base with the very
@@ -235,7 +236,12 @@ pub(crate) fn land_task_commit(
             commit: theirs.id().to_string(),
         });
     }
-    let base = theirs.parent(0).map_err(merge_error)?;
+    // Where the task branch left the plan branch: the agent may have committed on it before the
+    // task commit, and all of that is the task's work.
+    let base = repo
+        .merge_base(ours.id(), theirs.id())
+        .and_then(|id| repo.find_commit(id))
+        .map_err(merge_error)?;
     if let Some(commit) =
         landed_before(&repo, ours.id(), base.id(), theirs.message_bytes()).map_err(merge_error)?
     {
@@ -243,8 +249,8 @@ pub(crate) fn land_task_commit(
             commit: commit.to_string(),
         });
     }
-    let fast_forward = ours.id() == base.id();
-    let picked = if fast_forward {
+    let fast_forward = theirs.parent_count() == 1 && theirs.parent_id(0).ok() == Some(ours.id());
+    let picked = if fast_forward || ours.id() == base.id() {
         None
     } else {
         super::merge_tree::pick_onto(
@@ -255,7 +261,7 @@ pub(crate) fn land_task_commit(
         )
         .map_err(merge_error)?
     };
-    let tree = if fast_forward {
+    let tree = if fast_forward || ours.id() == base.id() {
         theirs.tree().map_err(merge_error)?
     } else if let Some(id) = picked {
         repo.find_tree(id).map_err(merge_error)?

@@ -40,6 +40,65 @@ fn task_tree_names_are_valid_refs_and_never_plan_names() {
     }
 }
 
+/// An agent that commits its own work in its task worktree before the task commit: all of it is
+/// the task's work and lands, as one commit, whether the plan branch moved meanwhile or not.
+#[test]
+fn an_agents_own_commits_land_with_the_task_commit() {
+    let fx = Fixture::new();
+    let plan = ensure(&fx, "auth").unwrap();
+    let one = task_tree(&fx, "1.1");
+    let two = task_tree(&fx, "1.2");
+    fx.commit(
+        &one.path,
+        &[("own.txt", Some("agent\n"))],
+        "wip by the agent",
+    );
+    let t1 = fx.commit(&one.path, &[("a.txt", Some("a\n"))], "auth 1.1: A");
+    fx.commit(&two.path, &[("own2.txt", Some("agent 2\n"))], "more wip");
+    let t2 = fx.commit(&two.path, &[("b.txt", Some("b\n"))], "auth 1.2: B");
+
+    // The plan branch has not moved: one commit on its tip with the tree of the task commit.
+    let Landed::Moved { commit: c1 } =
+        land_task_commit(&plan.path, "plan/auth", &t1.to_string()).unwrap()
+    else {
+        panic!("1.1 did not land");
+    };
+    // It moved: 1.2's own commit lands with its task commit.
+    let Landed::Moved { commit: c2 } =
+        land_task_commit(&plan.path, "plan/auth", &t2.to_string()).unwrap()
+    else {
+        panic!("1.2 did not land");
+    };
+    let repo = fx.repo();
+    let (c1, c2) = (oid(&c1), oid(&c2));
+    assert_eq!(fx.tip("plan/auth"), Some(c2));
+    assert_eq!(
+        repo.find_commit(c1)
+            .unwrap()
+            .parent_ids()
+            .collect::<Vec<_>>(),
+        vec![oid(&plan.head)],
+        "one commit per task"
+    );
+    assert_eq!(
+        repo.find_commit(c2)
+            .unwrap()
+            .parent_ids()
+            .collect::<Vec<_>>(),
+        vec![c1]
+    );
+    for (file, text) in [
+        ("own.txt", "agent\n"),
+        ("a.txt", "a\n"),
+        ("own2.txt", "agent 2\n"),
+        ("b.txt", "b\n"),
+    ] {
+        assert_eq!(file_at(&repo, c2, file).as_deref(), Some(text), "{file}");
+        assert_eq!(fs::read_to_string(plan.path.join(file)).unwrap(), text);
+    }
+    assert!(!is_dirty(&plan.path).unwrap());
+}
+
 #[test]
 fn task_commits_land_one_per_task_fast_forward_then_on_the_moved_tip() {
     let fx = Fixture::new();
