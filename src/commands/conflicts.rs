@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
@@ -54,22 +53,14 @@ struct PlanSide {
 }
 
 pub(crate) fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        false,
+        "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists",
+    )?;
     let selected = ws.select(&args.plans)?;
     let repo_root = workspace::repo_root(&manifest)?;
-    let target = manifest.defaults.target.clone();
-    if git::branch_tip(&repo_root, &target)
-        .map_err(CliError::coded)?
-        .is_none()
-    {
-        return Err(CliError::coded(git::GitError::TargetMissing { target }));
-    }
+    let target = super::existing_target(&repo_root, &manifest)?;
     let sides = sides(&ws, &manifest, &repo_root, &selected)?;
     let pairs = compare(&repo_root, &target, &sides)?;
 

@@ -376,17 +376,16 @@ fn pause_ahead(p: &Value) -> bool {
         .is_some_and(|t| t > chrono::Utc::now())
 }
 
+/// Each phase number's place in the plan's phases (the first phase of a number).
+fn phase_index(p: &LoadedPlan) -> HashMap<u32, usize> {
+    let phases = p.plan.phases.iter().enumerate().rev();
+    phases.map(|(i, ph)| (ph.number, i)).collect()
+}
+
 /// (finished, total) tasks and verification steps of each phase of the plan, in phase order;
 /// skipped counts as finished. One pass over the tasks.
 fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Vec<(usize, usize)> {
-    let at: HashMap<u32, usize> = p
-        .plan
-        .phases
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, ph)| (ph.number, i))
-        .collect();
+    let at = phase_index(p);
     let mut out = vec![(0, 0); p.plan.phases.len()];
     for t in &p.plan.tasks {
         if let Some(&i) = at.get(&t.phase) {
@@ -401,14 +400,7 @@ fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Ve
 
 /// The in-progress and failed tasks of each phase (indices into `plan.tasks`), in phase order.
 fn active_tasks(p: &LoadedPlan, states: &StatusStates) -> Vec<Vec<usize>> {
-    let at: HashMap<u32, usize> = p
-        .plan
-        .phases
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, ph)| (ph.number, i))
-        .collect();
+    let at = phase_index(p);
     let mut out = vec![Vec::new(); p.plan.phases.len()];
     for (ti, t) in p.plan.tasks.iter().enumerate() {
         let st = states.status(t);

@@ -23,7 +23,7 @@ use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{branch_commit, open, retry_locked};
 use super::status::{Submodules, dirty_files};
 use super::worktree::{
-    PlanTree, TaskTreeRequest, TreeRequest, add_tree, open_main, submodules_of, worktree_lock,
+    PlanTree, TaskTreeRequest, add_tree, open_main, submodules_of, worktree_lock,
 };
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
@@ -142,18 +142,8 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         let slot = pool_tree_name(plan, n);
         let path = req.worktree_root.join(&slot);
         tracing::debug!(plan, task = id, slot = %slot, "task worktree pool: new slot");
-        let treq = TreeRequest {
-            repo_root: req.repo_root,
-            plan: &slot,
-            branch: &branch,
-            path: &path,
-            target: req.plan_branch,
-            copy: req.copy,
-            sparse: req.sparse,
-            submodules: req.submodules,
-        };
-        let copied = add_tree(&repo, &treq, made.get(), tip.id());
-        let copied = match copied {
+        let treq = req.tree(&slot, &branch, &path);
+        let copied = match add_tree(&repo, &treq, made.get(), tip.id()) {
             Ok(c) => c,
             Err(e) => {
                 let mut made = made;

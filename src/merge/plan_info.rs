@@ -14,6 +14,20 @@ use crate::manifest::Manifest;
 use crate::status::{self, StatusDoc};
 use crate::workspace::{self, Workspace};
 
+/// The plans `chosen` (indices into `infos`) in merge order ([`super::merge_order`]).
+pub(crate) fn in_merge_order(infos: &[PlanInfo], chosen: &[usize]) -> Vec<usize> {
+    let items: Vec<super::OrderItem> = chosen
+        .iter()
+        .map(|&i| super::OrderItem {
+            name: infos[i].name.clone(),
+            priority: infos[i].priority,
+            depends_on: infos[i].upstreams.clone(),
+        })
+        .collect();
+    let order = super::merge_order(&items).into_iter();
+    order.map(|k| chosen[k]).collect()
+}
+
 /// What `orch merge` knows about one plan of the manifest before it starts.
 #[derive(Clone, Debug)]
 pub(crate) struct PlanInfo {

@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use anyhow::anyhow;
 use serde_json::Value;
 
-use super::order::{OrderItem, merge_order};
 use super::plan_info::{PlanInfo, plan_infos, upstream_landed};
 use super::short;
 use crate::error::{CliError, CliResult, exit};
@@ -124,15 +123,7 @@ impl<'a> PrRun<'a> {
                 .with_hint("finish the plan first (`orch up PLAN`), or leave it out"));
             }
         }
-        let items: Vec<OrderItem> = chosen
-            .iter()
-            .map(|&i| OrderItem {
-                name: infos[i].name.clone(),
-                priority: infos[i].priority,
-                depends_on: infos[i].upstreams.clone(),
-            })
-            .collect();
-        let order = merge_order(&items).into_iter().map(|k| chosen[k]).collect();
+        let order = super::in_merge_order(&infos, &chosen);
         Ok(Self {
             ws,
             manifest,

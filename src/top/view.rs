@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::model::{PlanRow, Snapshot, TaskRow};
+use crate::commands::output::bar_of;
 
 /// What the detail pane shows of the selected task.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -416,12 +417,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
 
 /// `[#####     ]`.
 pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = (done * width).checked_div(total).unwrap_or(0);
-    format!(
-        "[{}{}]",
-        "#".repeat(filled),
-        " ".repeat(width - filled.min(width))
-    )
+    format!("[{}]", bar_of(done, total, width, "#", " "))
 }
 
 /// Time since `t`: `45s`, `3m05s`, `2h03m`.

@@ -180,33 +180,14 @@ pub(crate) fn build(
     if contains(repo, tip.id(), theirs.id(), subject.branch, subject.target)? {
         return Ok(Built::AlreadyMerged);
     }
-    if subject.strategy == MergeStrategy::FfOnly {
-        if contains(repo, theirs.id(), tip.id(), subject.branch, subject.target)? {
-            return Ok(Built::Ready(theirs.id()));
-        }
-        return Ok(
-            match trial_merge(
-                repo,
-                tip,
-                theirs,
-                subject.branch,
-                subject.target,
-                git::Check::Always,
-            )? {
-                Trial::NoChange => Built::AlreadyMerged,
-                _ => Built::FfImpossible,
-            },
-        );
+    let ff_only = subject.strategy == MergeStrategy::FfOnly;
+    if ff_only && contains(repo, theirs.id(), tip.id(), subject.branch, subject.target)? {
+        return Ok(Built::Ready(theirs.id()));
     }
-    let mut index = match trial_merge(
-        repo,
-        tip,
-        theirs,
-        subject.branch,
-        subject.target,
-        git::Check::Always,
-    )? {
+    let (branch, target) = (subject.branch, subject.target);
+    let mut index = match trial_merge(repo, tip, theirs, branch, target, git::Check::Always)? {
         Trial::NoChange => return Ok(Built::AlreadyMerged),
+        _ if ff_only => return Ok(Built::FfImpossible),
         Trial::Conflict(paths) => return Ok(Built::Conflict(paths)),
         Trial::Clean(index) => index,
     };

@@ -246,61 +246,7 @@ pub(crate) struct Integrator {
 #[derive(Serialize, Deserialize)]
 struct CacheEntry {
     key: String,
-    outcome: CachedOutcome,
-}
-
-/// [`TrialOutcome`] as stored.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-enum CachedOutcome {
-    Passed {
-        commit: String,
-    },
-    Conflict {
-        plan: String,
-        files: Vec<String>,
-    },
-    VerifyFailed {
-        commit: String,
-        exit_code: Option<i32>,
-        last_lines: Vec<String>,
-    },
-}
-
-impl From<&TrialOutcome> for CachedOutcome {
-    fn from(t: &TrialOutcome) -> Self {
-        match t.clone() {
-            TrialOutcome::Passed { commit } => Self::Passed { commit },
-            TrialOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
-            TrialOutcome::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            } => Self::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            },
-        }
-    }
-}
-
-impl From<CachedOutcome> for TrialOutcome {
-    fn from(t: CachedOutcome) -> Self {
-        match t {
-            CachedOutcome::Passed { commit } => Self::Passed { commit },
-            CachedOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
-            CachedOutcome::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            } => Self::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            },
-        }
-    }
+    outcome: TrialOutcome,
 }
 
 impl Integrator {
@@ -317,14 +263,7 @@ impl Integrator {
         };
         fs::create_dir_all(&spec.state_dir).map_err(lock_err)?;
         let lock_path = spec.state_dir.join("integration.lock");
-        let lock = crate::links::no_follow()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| crate::links::refused(&lock_path, e))
-            .map_err(lock_err)?;
+        let lock = crate::links::open_lock(&lock_path).map_err(lock_err)?;
         lock.lock().map_err(lock_err)?;
         if !self.loaded {
             self.load(&spec.state_dir);
@@ -413,7 +352,7 @@ impl Integrator {
         // A cache that cannot be read is only a cache.
         if let Ok(entries) = serde_json::from_slice::<Vec<CacheEntry>>(&bytes) {
             for e in entries {
-                self.cache.entry(e.key).or_insert_with(|| e.outcome.into());
+                self.cache.entry(e.key).or_insert(e.outcome);
             }
         }
     }
@@ -424,7 +363,7 @@ impl Integrator {
             .iter()
             .map(|(k, v)| CacheEntry {
                 key: k.clone(),
-                outcome: v.into(),
+                outcome: v.clone(),
             })
             .collect();
         entries.sort_by(|a, b| a.key.cmp(&b.key));
