@@ -52,19 +52,15 @@ pub(crate) fn run(
             }
         }
     }
-    if watch {
-        let format = match (json_out, all) {
-            (true, _) => Format::JsonLine,
-            (false, true) => Format::TextAll,
-            (false, false) => Format::Text,
-        };
-        return watch::run(&sel, ws, override_path.as_deref(), format);
-    }
     let format = match (json_out, all) {
+        (true, _) if watch => Format::JsonLine,
         (true, _) => Format::Json,
         (false, true) => Format::TextAll,
         (false, false) => Format::Text,
     };
+    if watch {
+        return watch::run(&sel, ws, override_path.as_deref(), format);
+    }
     let sizes = if disk { disk_sizes(ws) } else { HashMap::new() };
     let view = render_with(&sel, ws, override_path.as_deref(), format, &sizes)?;
     if !view.is_empty() {
@@ -88,14 +84,12 @@ enum Format {
 
 /// The last integration test (`orch integrate`, `orch up` with `integrate`), if one ran.
 fn last_integration(ws: &Workspace) -> Option<crate::merge::integrate::IntegrationReport> {
-    let m = ws.manifest.as_ref()?;
-    crate::merge::integrate::load_last(&m.root.join(&m.defaults.state_dir))
+    crate::merge::integrate::load_last(&super::forecasts::state_dir(ws)?)
 }
 
 /// The last re-plan of the latest `orch up` (`manifest_reloaded`, `manifest_invalid`), as logged.
 fn last_reload(ws: &Workspace) -> Option<Value> {
-    let m = ws.manifest.as_ref()?;
-    reload::last_reload(&m.root.join(&m.defaults.state_dir))
+    reload::last_reload(&super::forecasts::state_dir(ws)?)
 }
 
 /// `integration: red: lib + app (culprit app): verify exited with status 1`, or green.

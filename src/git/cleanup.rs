@@ -14,7 +14,7 @@ use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark_key};
 use super::refs::{
     ARCHIVE_PREFIX, BACKUP_PREFIX, backup_name, plan_attempts_prefix, worktree_backup_name,
 };
-use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
+use super::repo::{branch_commit, find_branch, open, retry_locked, target_commit, workdir_of};
 use super::status::{Submodules, dirty_files};
 use super::worktree::open_main;
 
@@ -81,9 +81,7 @@ pub(crate) fn inspect_plan_branch(
     let Some(tip) = branch_commit(&repo, branch)? else {
         return Ok(None);
     };
-    let onto = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
-        target: target.to_string(),
-    })?;
+    let onto = target_commit(&repo, target)?;
     let config = local_config(&repo)?;
     let owned = config_string(&config, &mark_key(branch, MARK_PLAN))?.as_deref() == Some(plan);
     let base = config_string(&config, &mark_key(branch, MARK_BASE))?;

@@ -20,7 +20,7 @@ use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
 use super::refs::{check_tree_name, task_branch, task_tree_name};
-use super::repo::{branch_commit, open, retry_locked};
+use super::repo::{open, retry_locked, target_commit};
 use super::status::{Submodules, dirty_files};
 use super::worktree::{
     PlanTree, TaskTreeRequest, add_tree, open_main, submodules_of, worktree_lock,
@@ -117,9 +117,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     let branch = task_branch(plan, id);
     let _guard = worktree_lock();
     let repo = open_main(req.repo_root)?;
-    let tip = branch_commit(&repo, req.plan_branch)?.ok_or_else(|| GitError::TargetMissing {
-        target: req.plan_branch.to_string(),
-    })?;
+    let tip = target_commit(&repo, req.plan_branch)?;
     let tip_hex = tip.id().to_string();
     let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()

@@ -19,7 +19,7 @@ use super::entries::{
 };
 use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark, mark_key, unmark};
 use super::refs::task_tree_name;
-use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
+use super::repo::{find_branch, open, retry_locked, target_commit, workdir_of};
 use crate::manifest::check_ref_name;
 
 /// Serializes the decisions and prunes of worktree creation in this process (and the config
@@ -363,9 +363,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         name: req.branch.to_string(),
         reason,
     })?;
-    let target = branch_commit(repo, req.target)?.ok_or_else(|| GitError::TargetMissing {
-        target: req.target.to_string(),
-    })?;
+    let target = target_commit(repo, req.target)?;
     let path = absolute(req);
     let refname = format!("refs/heads/{}", req.branch);
     let common = repo.commondir().to_path_buf();
