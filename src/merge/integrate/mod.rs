@@ -37,15 +37,6 @@ pub(crate) struct IntegrationVerify {
     pub(crate) confine: Option<super::confine::Confine>,
 }
 
-/// One plan as the preview sees it.
-#[derive(Clone, Debug)]
-struct PlanSpec {
-    name: String,
-    branch: String,
-    priority: i64,
-    depends_on: Vec<String>,
-}
-
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
 pub(crate) struct IntegrationSpec {
@@ -54,7 +45,8 @@ pub(crate) struct IntegrationSpec {
     pub(crate) verify: Option<IntegrationVerify>,
     /// `<state_dir>`: the lock, the cache, the last result.
     pub(crate) state_dir: PathBuf,
-    plans: Vec<PlanSpec>,
+    /// The manifest's plans to order, and each one's branch.
+    plans: Vec<(OrderItem, String)>,
 }
 
 /// A plan branch with commits of its own, at the tip tested.
@@ -168,12 +160,12 @@ impl IntegrationSpec {
                             depends_on.push(dep.plan.clone());
                         }
                     }
-                    PlanSpec {
+                    let item = OrderItem {
                         name: p.name.clone(),
-                        branch: p.branch.clone(),
                         priority: p.priority,
                         depends_on,
-                    }
+                    };
+                    (item, p.branch.clone())
                 })
                 .collect(),
         })
@@ -184,27 +176,17 @@ impl IntegrationSpec {
     pub(crate) fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
         let repo = MergeRepo::open(&self.repo_root)?;
         let target_tip = repo.target_tip(&self.target)?;
-        let items: Vec<OrderItem> = self
-            .plans
-            .iter()
-            .map(|p| OrderItem {
-                name: p.name.clone(),
-                priority: p.priority,
-                depends_on: p.depends_on.clone(),
-            })
-            .collect();
+        let items: Vec<OrderItem> = self.plans.iter().map(|(p, _)| p.clone()).collect();
         let mut out = Vec::new();
         for i in merge_order(&items) {
-            let p = &self.plans[i];
-            let Some(tip) = repo.branch_tip(&p.branch)? else {
+            let (p, branch) = &self.plans[i];
+            let Some(tip) = repo.branch_tip(branch)? else {
                 continue;
             };
-            let landed =
-                repo.contains(target_tip, tip, &format!("the history of `{}`", p.branch))?;
-            if !landed {
+            if !repo.contains(target_tip, tip, &format!("the history of `{branch}`"))? {
                 out.push(Candidate {
                     name: p.name.clone(),
-                    branch: p.branch.clone(),
+                    branch: branch.clone(),
                     tip,
                 });
             }
