@@ -48,6 +48,26 @@ pub(crate) struct PlanInfo {
     pub(crate) landed: Option<String>,
 }
 
+impl PlanInfo {
+    /// `plan `a` is not finished: 1.2 (pending), …`, when it has tasks left.
+    pub(crate) fn not_finished(&self) -> Option<String> {
+        let left = || self.unfinished.join(", ");
+        (!self.unfinished.is_empty())
+            .then(|| format!("plan `{}` is not finished: {}", self.name, left()))
+    }
+}
+
+/// The plans `entry` depends on (on the whole, a phase or a task of it), each once, in order.
+pub(crate) fn upstream_plans(entry: &crate::manifest::PlanEntry) -> Vec<String> {
+    let mut upstreams: Vec<String> = Vec::new();
+    for d in &entry.depends_on {
+        if !upstreams.contains(&d.plan) {
+            upstreams.push(d.plan.clone());
+        }
+    }
+    upstreams
+}
+
 /// Reads what is known about every plan of the manifest: status, branch, whether it landed.
 pub(crate) fn plan_infos(
     ws: &Workspace,
@@ -59,12 +79,7 @@ pub(crate) fn plan_infos(
     let mut out = Vec::new();
     for (index, (lp, doc)) in ws.plans.iter().zip(&docs).enumerate() {
         let entry = workspace::entry_of(manifest, &lp.name)?;
-        let mut upstreams = Vec::new();
-        for d in &entry.depends_on {
-            if !upstreams.contains(&d.plan) {
-                upstreams.push(d.plan.clone());
-            }
-        }
+        let upstreams = upstream_plans(entry);
         let unfinished: Vec<String> = doc
             .entries()
             .filter(|e| !e.status.is_finished())
@@ -192,12 +207,8 @@ pub(crate) fn select(
         if p.landed.is_some() {
             continue;
         }
-        if !p.unfinished.is_empty() {
-            refusals.push(format!(
-                "plan `{}` is not finished: {}",
-                p.name,
-                p.unfinished.join(", ")
-            ));
+        if let Some(refusal) = p.not_finished() {
+            refusals.push(refusal);
             hints.insert(format!(
                 "finish it first (`orch up {}`), or mark what is left with `orch task skip`",
                 p.name

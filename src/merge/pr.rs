@@ -101,12 +101,8 @@ impl<'a> PrRun<'a> {
                 if chosen.contains(&p.index) || landed.contains(&p.index) {
                     continue;
                 }
-                if !p.unfinished.is_empty() {
-                    refusals.push(format!(
-                        "plan `{}` is not finished: {}",
-                        p.name,
-                        p.unfinished.join(", ")
-                    ));
+                if let Some(refusal) = p.not_finished() {
+                    refusals.push(refusal);
                 } else if p.tip.is_none() {
                     refusals.push(format!("plan `{}` has no branch `{}`", p.name, p.branch));
                 } else if p.landed.is_some() {

@@ -154,16 +154,10 @@ impl IntegrationSpec {
                 .plans
                 .iter()
                 .map(|p| {
-                    let mut depends_on: Vec<String> = Vec::new();
-                    for dep in &p.depends_on {
-                        if !depends_on.contains(&dep.plan) {
-                            depends_on.push(dep.plan.clone());
-                        }
-                    }
                     let item = OrderItem {
                         name: p.name.clone(),
                         priority: p.priority,
-                        depends_on,
+                        depends_on: super::plan_info::upstream_plans(p),
                     };
                     (item, p.branch.clone())
                 })
