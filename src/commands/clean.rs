@@ -434,13 +434,8 @@ fn report_json(r: &Report, root: &Path) -> Value {
 }
 
 fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> String {
-    let would = |done: &str, planned: &str| {
-        if args.dry_run {
-            planned.to_string()
-        } else {
-            done.to_string()
-        }
-    };
+    let would =
+        |done: &'static str, planned: &'static str| if args.dry_run { planned } else { done };
     let mut out = Vec::new();
     for r in reports {
         match r.outcome {
