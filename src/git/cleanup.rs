@@ -286,12 +286,8 @@ pub(crate) fn remove_plan_worktree(
 /// Where orch made the worktree named `name`: `<worktree_root>/<name>` (relative roots are taken
 /// from `repo_root`).
 pub(super) fn made_path(repo_root: &Path, worktree_root: &Path, name: &str) -> PathBuf {
-    let root = if worktree_root.is_absolute() {
-        worktree_root.to_path_buf()
-    } else {
-        repo_root.join(worktree_root)
-    };
-    root.join(name)
+    // An absolute `worktree_root` replaces `repo_root`.
+    repo_root.join(worktree_root).join(name)
 }
 
 fn path_exists(path: &Path) -> bool {

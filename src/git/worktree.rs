@@ -344,11 +344,8 @@ pub(super) fn open_main(repo_root: &Path) -> Result<Repository, GitError> {
 }
 
 fn absolute(req: &TreeRequest) -> PathBuf {
-    if req.path.is_absolute() {
-        req.path.to_path_buf()
-    } else {
-        req.repo_root.join(req.path)
-    }
+    // An absolute `path` replaces the root.
+    req.repo_root.join(req.path)
 }
 
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
