@@ -143,11 +143,5 @@ fn write_all_to(out: &mut impl std::io::Write, bytes: &[u8]) {
 
 /// A progress bar of `width` cells.
 pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
-    bar_of(done, total, width, "█", "░")
-}
-
-/// A bar of `width` cells, `done` of `total` in `full` cells, the rest `empty`.
-pub(crate) fn bar_of(done: usize, total: usize, width: usize, full: &str, empty: &str) -> String {
-    let filled = (done * width).checked_div(total).unwrap_or(0);
-    full.repeat(filled) + &empty.repeat(width - filled.min(width))
+    crate::top::view::bar_of(done, total, width, "█", "░")
 }
