@@ -23,25 +23,18 @@ use crate::workspace::{LoadedPlan, Workspace};
 
 /// Pauses (`true`) or resumes plan `lp`; returns whether that changed anything.
 pub(crate) fn set_paused(lp: &LoadedPlan, paused: bool) -> Result<bool, StatusError> {
-    let (changed, _) = status::update(
-        &lp.status_path,
-        &lp.plan,
-        &lp.rel_path,
-        &lp.name,
-        |doc, _| {
-            let had = doc.extra.contains_key(PAUSED_KEY);
-            if paused && !had {
-                doc.extra.insert(
-                    PAUSED_KEY.into(),
-                    json!({ "at": status::timestamp(Utc::now()) }),
-                );
-            } else if !paused && had {
-                doc.extra.remove(PAUSED_KEY);
-            }
-            Ok(had != paused)
-        },
-    )?;
-    Ok(changed)
+    lp.update_status(|doc| {
+        let had = doc.extra.contains_key(PAUSED_KEY);
+        if paused && !had {
+            doc.extra.insert(
+                PAUSED_KEY.into(),
+                json!({ "at": status::timestamp(Utc::now()) }),
+            );
+        } else if !paused && had {
+            doc.extra.remove(PAUSED_KEY);
+        }
+        Ok(had != paused)
+    })
 }
 
 /// What `orch retry` did.
@@ -56,41 +49,34 @@ pub(crate) struct Retried {
 /// Puts failed task `id` of plan `lp` back to pending (removing a stop mark). A task that is
 /// not failed is refused (exit 4).
 pub(crate) fn retry(lp: &LoadedPlan, id: &str) -> Result<Retried, StatusError> {
-    let (r, _) = status::update(
-        &lp.status_path,
-        &lp.plan,
-        &lp.rel_path,
-        &lp.name,
-        |doc, _| {
-            let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
-            if e.status != TaskStatus::Failed {
-                return Err(StatusError::Refused {
-                    id: id.to_string(),
-                    status: e.status,
-                    message: format!(
-                        "task `{id}` of plan `{}` is {}; only a failed task can be retried",
-                        lp.name, e.status
-                    ),
-                });
-            }
-            let before = Retried {
-                error: e.error.clone(),
-                attempts: e.attempts,
-            };
-            status::apply(
-                doc,
-                id,
-                Transition::Reset,
-                &TransitionOptions::default(),
-                Utc::now(),
-            )?;
-            if let Some(e) = doc.entry_mut(id) {
-                e.extra.remove(STOPPED_KEY);
-            }
-            Ok(before)
-        },
-    )?;
-    Ok(r)
+    lp.update_status(|doc| {
+        let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
+        if e.status != TaskStatus::Failed {
+            return Err(StatusError::Refused {
+                id: id.to_string(),
+                status: e.status,
+                message: format!(
+                    "task `{id}` of plan `{}` is {}; only a failed task can be retried",
+                    lp.name, e.status
+                ),
+            });
+        }
+        let before = Retried {
+            error: e.error.clone(),
+            attempts: e.attempts,
+        };
+        status::apply(
+            doc,
+            id,
+            Transition::Reset,
+            &TransitionOptions::default(),
+            Utc::now(),
+        )?;
+        if let Some(e) = doc.entry_mut(id) {
+            e.extra.remove(STOPPED_KEY);
+        }
+        Ok(before)
+    })
 }
 
 /// What `orch stop` did.
@@ -107,61 +93,54 @@ pub(crate) struct Stopped {
 /// Records task `id` of plan `lp` failed with the cause `stopped` and marks it stopped. Only a
 /// task in progress (or failed and waiting for a retry) can be stopped; others are refused.
 pub(crate) fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
-    let (r, _) = status::update(
-        &lp.status_path,
-        &lp.plan,
-        &lp.rel_path,
-        &lp.name,
-        |doc, _| {
-            let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
-            let from = e.status;
-            let already = e.extra.contains_key(STOPPED_KEY);
-            if !matches!(from, TaskStatus::InProgress | TaskStatus::Failed) || already {
-                let what = if already {
-                    "already stopped".to_string()
-                } else {
-                    from.to_string()
-                };
-                return Err(StatusError::Refused {
-                    id: id.to_string(),
-                    status: from,
-                    message: format!(
-                        "task `{id}` of plan `{}` is {what}; only a running task (or a failed one \
-                         waiting for its retry) can be stopped",
-                        lp.name
-                    ),
-                });
-            }
-            // The task's own agent, else (plan mode) the plan's agent, which runs the task it
-            // claimed.
-            let plan_agent = doc
-                .orch_plan_agent
+    lp.update_status(|doc| {
+        let e = doc.entry(id).ok_or_else(|| unknown(lp, id))?;
+        let from = e.status;
+        let already = e.extra.contains_key(STOPPED_KEY);
+        if !matches!(from, TaskStatus::InProgress | TaskStatus::Failed) || already {
+            let what = if already {
+                "already stopped".to_string()
+            } else {
+                from.to_string()
+            };
+            return Err(StatusError::Refused {
+                id: id.to_string(),
+                status: from,
+                message: format!(
+                    "task `{id}` of plan `{}` is {what}; only a running task (or a failed one \
+                     waiting for its retry) can be stopped",
+                    lp.name
+                ),
+            });
+        }
+        // The task's own agent, else (plan mode) the plan's agent, which runs the task it
+        // claimed.
+        let plan_agent = doc
+            .orch_plan_agent
+            .as_ref()
+            .filter(|a| a.pid > 0 && from == TaskStatus::InProgress)
+            .and_then(|a| Some((a.pid, a.process_start_time?)));
+        let out = Stopped {
+            was_running: from == TaskStatus::InProgress,
+            run: e
+                .orch_run
                 .as_ref()
-                .filter(|a| a.pid > 0 && from == TaskStatus::InProgress)
-                .and_then(|a| Some((a.pid, a.process_start_time?)));
-            let out = Stopped {
-                was_running: from == TaskStatus::InProgress,
-                run: e
-                    .orch_run
-                    .as_ref()
-                    .filter(|r| r.pid > 0)
-                    .map(|r| (r.pid, r.process_start_time))
-                    .or(plan_agent),
-                attempts: e.attempts,
-            };
-            let opts = TransitionOptions {
-                error: Some(STOPPED.to_string()),
-                ..Default::default()
-            };
-            status::apply(doc, id, Transition::Fail, &opts, Utc::now())?;
-            if let Some(e) = doc.entry_mut(id) {
-                e.extra
-                    .insert(STOPPED_KEY.into(), json!(status::timestamp(Utc::now())));
-            }
-            Ok(out)
-        },
-    )?;
-    Ok(r)
+                .filter(|r| r.pid > 0)
+                .map(|r| (r.pid, r.process_start_time))
+                .or(plan_agent),
+            attempts: e.attempts,
+        };
+        let opts = TransitionOptions {
+            error: Some(STOPPED.to_string()),
+            ..Default::default()
+        };
+        status::apply(doc, id, Transition::Fail, &opts, Utc::now())?;
+        if let Some(e) = doc.entry_mut(id) {
+            e.extra
+                .insert(STOPPED_KEY.into(), json!(status::timestamp(Utc::now())));
+        }
+        Ok(out)
+    })
 }
 
 fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {

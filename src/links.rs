@@ -38,6 +38,18 @@ pub(crate) fn refused(path: &Path, e: io::Error) -> io::Error {
     }
 }
 
+/// Opens (creating, never truncating) the lock file `path` for reading and writing, never through
+/// a symlink.
+pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
+    no_follow()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| refused(path, e))
+}
+
 /// Opens `path` for appending, created when missing, never through a symlink (its directory is
 /// made first when missing, refusing a symlinked one).
 pub(crate) fn open_append(path: &Path) -> io::Result<File> {

@@ -81,6 +81,22 @@ impl LoadedPlan {
         self.read_status_at(&self.status_path)
     }
 
+    /// One locked update of the plan's status file ([`status::update`]): `f`'s result, the
+    /// document written when `f` succeeds.
+    pub(crate) fn update_status<T>(
+        &self,
+        f: impl FnOnce(&mut StatusDoc) -> Result<T, status::StatusError>,
+    ) -> Result<T, status::StatusError> {
+        status::update(
+            &self.status_path,
+            &self.plan,
+            &self.rel_path,
+            &self.name,
+            |doc, _| f(doc),
+        )
+        .map(|(r, _)| r)
+    }
+
     /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
     pub(crate) fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
         status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)

@@ -10,7 +10,6 @@
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -19,7 +18,7 @@ use crate::error::{CliError, CliResult, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
 use crate::manifest::Manifest;
 use crate::status;
-use crate::supervisor::{LockError, SupervisorLock};
+use crate::supervisor::LockError;
 use crate::workspace::{self, Selection};
 
 pub(crate) struct CleanArgs {
@@ -54,22 +53,14 @@ struct Report {
 }
 
 pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch clean` needs a plans.toml: it cleans up after the plans it lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        false,
+        "`orch clean` needs a plans.toml: it cleans up after the plans it lists",
+    )?;
     let selected = ws.select(&args.plans)?;
     let repo_root = workspace::repo_root(&manifest)?;
-    let target = manifest.defaults.target.clone();
-    if git::branch_tip(&repo_root, &target)
-        .map_err(CliError::coded)?
-        .is_none()
-    {
-        return Err(CliError::coded(git::GitError::TargetMissing { target }));
-    }
+    super::existing_target(&repo_root, &manifest)?;
 
     // Never while a supervisor runs: its agents work in these worktrees. A real run holds the
     // lock until it is done, so that no `orch up` starts meanwhile.
@@ -78,7 +69,7 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
         check_unlocked(&state_dir)?;
         None
     } else {
-        Some(SupervisorLock::acquire(&state_dir).map_err(lock_error)?)
+        Some(super::supervisor_lock(&manifest, HELD)?)
     };
 
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -121,14 +112,11 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
     })
 }
 
+/// The hint of a refusal while `orch up` runs.
+const HELD: &str = "`orch clean` never runs beside `orch up`: wait for it to finish, or stop it (Ctrl-C in its terminal)";
+
 fn lock_error(e: LockError) -> CliError {
-    let hint = match &e {
-        LockError::Held { .. } => {
-            "`orch clean` never runs beside `orch up`: wait for it to finish, or stop it (Ctrl-C in its terminal)"
-        }
-        LockError::Open { .. } => "check the permissions of the state directory",
-    };
-    CliError::new(exit::REFUSED, e).with_hint(hint)
+    super::lock_error(e, HELD)
 }
 
 /// Fails (exit 4) if a supervisor holds the lock; creates nothing.
@@ -217,13 +205,7 @@ fn clean_branch(
     else {
         report.outcome = "nothing";
         if !args.dry_run {
-            report.backups.extend(retire_task_trees(
-                repo_root,
-                worktree_root,
-                &plan,
-                &report.branch,
-                stamp,
-            )?);
+            retire_task_trees(repo_root, worktree_root, stamp, report)?;
             report.pruned_entries =
                 git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
         }
@@ -286,13 +268,7 @@ fn clean_branch(
             .extend(back_up(repo_root, &plan, &info, !dirty.is_empty(), stamp)?);
     }
     // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
-    report.backups.extend(retire_task_trees(
-        repo_root,
-        worktree_root,
-        &plan,
-        &report.branch,
-        stamp,
-    )?);
+    retire_task_trees(repo_root, worktree_root, stamp, report)?;
     // A resolution worktree a killed resolution left (orch's own: its `.git` names orch's
     // entry; anything else there is left alone).
     let _ = crate::git::remove_named(
@@ -366,17 +342,16 @@ fn back_up(
     Ok(vec![refname])
 }
 
-/// Removes the task worktrees and branches left of `plan` (`parallel_tasks`); what they hold that
-/// the plan branch lacks is saved first under `refs/orch/backup/<plan>/<stamp>-task-<id>`.
-/// Returns the refs saved.
+/// Removes the task worktrees and branches left of the report's plan (`parallel_tasks`); what they
+/// hold that the plan branch lacks is saved first under `refs/orch/backup/<plan>/<stamp>-task-<id>`
+/// (the refs added to the report's backups).
 fn retire_task_trees(
     repo_root: &Path,
     worktree_root: &Path,
-    plan: &str,
-    branch: &str,
     stamp: &str,
-) -> Result<Vec<String>, git::GitError> {
-    let mut saved = Vec::new();
+    report: &mut Report,
+) -> Result<(), git::GitError> {
+    let (plan, branch, saved) = (&report.plan, &report.branch, &mut report.backups);
     for id in git::task_tree_ids(repo_root, plan)? {
         let refname = git::task_backup_name(plan, stamp, &id);
         let message = format!("orch clean: work of task `{id}` of plan `{plan}`");
@@ -401,7 +376,7 @@ fn retire_task_trees(
         plan,
         Some((&refname, &message)),
     )?);
-    Ok(saved)
+    Ok(())
 }
 
 /// Why orch must leave the plan's branch alone whatever the flags say.
@@ -459,13 +434,8 @@ fn report_json(r: &Report, root: &Path) -> Value {
 }
 
 fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> String {
-    let would = |done: &str, planned: &str| {
-        if args.dry_run {
-            planned.to_string()
-        } else {
-            done.to_string()
-        }
-    };
+    let would =
+        |done: &'static str, planned: &'static str| if args.dry_run { planned } else { done };
     let mut out = Vec::new();
     for r in reports {
         match r.outcome {

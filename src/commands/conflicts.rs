@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
@@ -54,22 +53,14 @@ struct PlanSide {
 }
 
 pub(crate) fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        false,
+        "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists",
+    )?;
     let selected = ws.select(&args.plans)?;
     let repo_root = workspace::repo_root(&manifest)?;
-    let target = manifest.defaults.target.clone();
-    if git::branch_tip(&repo_root, &target)
-        .map_err(CliError::coded)?
-        .is_none()
-    {
-        return Err(CliError::coded(git::GitError::TargetMissing { target }));
-    }
+    let target = super::existing_target(&repo_root, &manifest)?;
     let sides = sides(&ws, &manifest, &repo_root, &selected)?;
     let pairs = compare(&repo_root, &target, &sides)?;
 
@@ -166,25 +157,20 @@ fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<
     let mut pairs: Vec<Pair> = meta
         .into_iter()
         .zip(results)
-        .map(|((i, j), files)| match j {
-            None => Pair {
+        .map(|((i, j), files)| {
+            let (b, b_branch) = match j {
+                None => (target, target),
+                Some(j) => (sides[j].name.as_str(), sides[j].branch.as_str()),
+            };
+            Pair {
                 a: sides[i].name.clone(),
-                b: target.to_string(),
+                b: b.to_string(),
                 a_branch: Some(sides[i].branch.clone()),
-                b_branch: Some(target.to_string()),
-                with_target: true,
+                b_branch: Some(b_branch.to_string()),
+                with_target: j.is_none(),
                 kind: Kind::Merge,
                 files,
-            },
-            Some(j) => Pair {
-                a: sides[i].name.clone(),
-                b: sides[j].name.clone(),
-                a_branch: Some(sides[i].branch.clone()),
-                b_branch: Some(sides[j].branch.clone()),
-                with_target: false,
-                kind: Kind::Merge,
-                files,
-            },
+            }
         })
         .collect();
 
@@ -262,37 +248,31 @@ fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
     }
     out.push(head);
 
-    let conflicts: Vec<&Pair> = pairs
-        .iter()
-        .filter(|p| p.kind == Kind::Merge && !p.files.is_empty())
-        .collect();
-    let predicted: Vec<&Pair> = pairs
-        .iter()
-        .filter(|p| p.kind == Kind::Predicted && !p.files.is_empty())
-        .collect();
+    let of = |kind| -> Vec<&Pair> {
+        let found = pairs
+            .iter()
+            .filter(|p| p.kind == kind && !p.files.is_empty());
+        found.collect()
+    };
+    let (conflicts, predicted) = (of(Kind::Merge), of(Kind::Predicted));
     let clean: Vec<String> = pairs
         .iter()
         .filter(|p| p.files.is_empty())
         .map(label)
         .collect();
-    if !conflicts.is_empty() {
-        out.push(String::new());
-        out.push(format!(
-            "CONFLICTS ({}; libgit2's in-memory merge):",
-            conflicts.len()
-        ));
-        for p in &conflicts {
-            out.push(format!("  {}: {}", label(p), files(&p.files)));
-        }
-    }
-    if !predicted.is_empty() {
-        out.push(String::new());
-        out.push(format!(
+    for (list, what) in [
+        (&conflicts, "CONFLICTS ({}; libgit2's in-memory merge):"),
+        (
+            &predicted,
             "predicted ({}; plans not started, by the files their tasks name):",
-            predicted.len()
-        ));
-        for p in &predicted {
-            out.push(format!("  {}: {}", label(p), files(&p.files)));
+        ),
+    ] {
+        if !list.is_empty() {
+            out.push(String::new());
+            out.push(what.replace("{}", &list.len().to_string()));
+            for p in list {
+                out.push(format!("  {}: {}", label(p), files(&p.files)));
+            }
         }
     }
     out.push(String::new());
@@ -302,25 +282,15 @@ fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
         out.push("no pair without conflicts".into());
     } else {
         const SHOWN: usize = 8;
-        let mut line = format!(
-            "no conflicts: {} pair{}",
-            clean.len(),
-            if clean.len() == 1 { "" } else { "s" }
-        );
-        line.push_str(&format!(
-            " ({}",
-            clean
-                .iter()
-                .take(SHOWN)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        if clean.len() > SHOWN {
-            line.push_str(&format!(", and {} more", clean.len() - SHOWN));
-        }
-        line.push(')');
-        out.push(line);
+        let n = clean.len();
+        let shown = clean[..n.min(SHOWN)].join(", ");
+        let more = if n > SHOWN {
+            format!(", and {} more", n - SHOWN)
+        } else {
+            String::new()
+        };
+        let s = if n == 1 { "" } else { "s" };
+        out.push(format!("no conflicts: {n} pair{s} ({shown}{more})"));
     }
     if !conflicts.is_empty() {
         out.push(

@@ -1,7 +1,6 @@
 //! `orch integrate`: one integration test by hand (the preview `orch up` runs with `integrate`).
 //! The work is [`crate::merge::integrate`]'s; this prints it.
 
-use anyhow::anyhow;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
@@ -15,14 +14,11 @@ pub(crate) struct IntegrateArgs {
 }
 
 pub(crate) fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch integrate` needs a plans.toml: it tests the plans the manifest lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (_, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch integrate` needs a plans.toml: it tests the plans the manifest lists",
+    )?;
     let repo_root = workspace::repo_root(&manifest)?;
     let spec = IntegrationSpec::from_manifest(&manifest, &repo_root)?;
     // Ctrl-C stops a running verify command and removes the staging worktree.

@@ -2,14 +2,13 @@
 //! memory and verified before the target moves; `--dry-run` predicts it all and changes nothing.
 //! The work is [`crate::merge::MergeRun`]'s; this prints it.
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::MergeStrategy;
 use crate::merge::{self, MergeRun, Outcome, PlanInfo, Step, Unfinished, short};
-use crate::workspace::{self, Selection};
+use crate::workspace::Selection;
 
 pub(crate) struct MergeArgs {
     /// Plan names; empty = every finished plan that is not merged yet.
@@ -22,25 +21,12 @@ pub(crate) struct MergeArgs {
 }
 
 pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch merge` needs a plans.toml: it merges the plans the manifest lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
-    let mut names = args.plans.clone();
-    if let Some(p) = &sel.plan {
-        match manifest.plan(p) {
-            Some(entry) => names.push(entry.name.clone()),
-            None => {
-                return Err(CliError::invalid(anyhow!(
-                    "`--plan {p}`: `orch merge` takes plan names from the manifest"
-                )));
-            }
-        }
-    }
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch merge` needs a plans.toml: it merges the plans the manifest lists",
+    )?;
+    let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch merge")?;
     let json_out = args.json;
     let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?
         .with_resolver(crate::supervisor::resolver::resolver(

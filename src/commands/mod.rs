@@ -27,3 +27,78 @@ pub(crate) mod top;
 pub(crate) mod up;
 
 pub(crate) use crate::workspace::Selection;
+
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use crate::error::{CliError, CliResult, exit};
+use crate::manifest::Manifest;
+use crate::supervisor::{LockError, SupervisorLock};
+use crate::workspace::{self, Workspace};
+
+/// The workspace (valid, with `valid`) and its manifest, for a command that works on the plans a
+/// manifest lists; `needs` is the error without one (`` `orch X` needs a plans.toml: … ``).
+pub(crate) fn with_manifest(
+    sel: &Selection,
+    valid: bool,
+    needs: &str,
+) -> CliResult<(Workspace, Manifest)> {
+    let ws = workspace::load(sel)?;
+    if valid {
+        ws.require_valid()?;
+    }
+    let Some(manifest) = ws.manifest.clone() else {
+        return Err(CliError::invalid(anyhow!("{needs}"))
+            .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
+    };
+    Ok((ws, manifest))
+}
+
+/// The plan names given, and `--plan`'s (a name from the manifest) for command `cmd` (`orch X`).
+pub(crate) fn plan_names(
+    sel: &Selection,
+    manifest: &Manifest,
+    mut names: Vec<String>,
+    cmd: &str,
+) -> CliResult<Vec<String>> {
+    if let Some(p) = &sel.plan {
+        let Some(entry) = manifest.plan(p) else {
+            return Err(CliError::invalid(anyhow!(
+                "`--plan {p}`: `{cmd}` takes plan names from the manifest"
+            )));
+        };
+        names.push(entry.name.clone());
+    }
+    Ok(names)
+}
+
+/// The supervisor's lock of the manifest's state directory, for a command that never runs
+/// beside `orch up`; refused (exit 4) with `held` as the hint while `orch up` holds it.
+pub(crate) fn supervisor_lock(manifest: &Manifest, held: &str) -> CliResult<SupervisorLock> {
+    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+    SupervisorLock::acquire(&state_dir).map_err(|e| lock_error(e, held))
+}
+
+/// `e` refused (exit 4), with `held` as the hint when `orch up` holds the lock.
+pub(crate) fn lock_error(e: LockError, held: &str) -> CliError {
+    let hint = match &e {
+        LockError::Held { .. } => held,
+        LockError::Open { .. } => "check the permissions of the state directory",
+    };
+    CliError::new(exit::REFUSED, e).with_hint(hint)
+}
+
+/// The manifest's target branch, which must exist in `repo_root`.
+pub(crate) fn existing_target(repo_root: &Path, manifest: &Manifest) -> CliResult<String> {
+    let target = manifest.defaults.target.clone();
+    if crate::git::branch_tip(repo_root, &target)
+        .map_err(CliError::coded)?
+        .is_none()
+    {
+        return Err(CliError::coded(crate::git::GitError::TargetMissing {
+            target,
+        }));
+    }
+    Ok(target)
+}

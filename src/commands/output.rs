@@ -143,10 +143,5 @@ fn write_all_to(out: &mut impl std::io::Write, bytes: &[u8]) {
 
 /// A progress bar of `width` cells.
 pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = (done * width).checked_div(total).unwrap_or(0);
-    format!(
-        "{}{}",
-        "█".repeat(filled),
-        "░".repeat(width - filled.min(width))
-    )
+    crate::top::view::bar_of(done, total, width, "█", "░")
 }

@@ -1,13 +1,12 @@
 //! `orch pr`: finished plans pushed to the remote and opened (or updated) as stacked pull
 //! requests with the GitHub CLI. The work is [`crate::merge::pr::PrRun`]'s; this prints it.
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliResult, exit};
 use crate::merge::pr::{PrRun, PrStep, shown};
-use crate::workspace::{self, Selection};
+use crate::workspace::Selection;
 
 pub(crate) struct PrArgs {
     /// Plan names; empty = every finished plan that is not merged yet.
@@ -17,25 +16,12 @@ pub(crate) struct PrArgs {
 }
 
 pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch pr` needs a plans.toml: it opens pull requests for the plans the manifest lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
-    let mut names = args.plans.clone();
-    if let Some(p) = &sel.plan {
-        match manifest.plan(p) {
-            Some(entry) => names.push(entry.name.clone()),
-            None => {
-                return Err(CliError::invalid(anyhow!(
-                    "`--plan {p}`: `orch pr` takes plan names from the manifest"
-                )));
-            }
-        }
-    }
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch pr` needs a plans.toml: it opens pull requests for the plans the manifest lists",
+    )?;
+    let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch pr")?;
     let run = PrRun::plan(&ws, &manifest, &names)?;
     if !args.json {
         if run.order.is_empty() && names.is_empty() {

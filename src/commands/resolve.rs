@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliResult, exit};
 use crate::merge::resolve::{Resolution, ResolveNote, resolve_by_hand};
-use crate::workspace::{self, Selection};
+use crate::workspace::Selection;
 
 pub(crate) struct ResolveArgs {
     pub(crate) plan: String,
@@ -57,14 +56,11 @@ pub(crate) fn note_line(note: &ResolveNote) -> String {
 }
 
 pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists",
+    )?;
     if args.dry_run {
         let prompt = crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)?;
         if args.json {
@@ -76,16 +72,10 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     }
     // Never beside `orch up`: its agents may work in the plan's worktree, which a resolution
     // moves (the merge train resolves by itself).
-    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
-    let _lock = crate::supervisor::SupervisorLock::acquire(&state_dir).map_err(|e| {
-        let hint = match &e {
-            crate::supervisor::LockError::Held { .. } => {
-                "`orch up` is running in this repository; its merge train resolves a plan with `resolve` by itself, or run `orch resolve` when it is done"
-            }
-            crate::supervisor::LockError::Open { .. } => "check the permissions of the state directory",
-        };
-        CliError::new(exit::REFUSED, e).with_hint(hint)
-    })?;
+    let _lock = super::supervisor_lock(
+        &manifest,
+        "`orch up` is running in this repository; its merge train resolves a plan with `resolve` by itself, or run `orch resolve` when it is done",
+    )?;
     crate::merge::interrupt::install();
     let json_out = args.json;
     let resolver = crate::supervisor::resolver::resolver(

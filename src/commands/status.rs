@@ -52,19 +52,15 @@ pub(crate) fn run(
             }
         }
     }
-    if watch {
-        let format = match (json_out, all) {
-            (true, _) => Format::JsonLine,
-            (false, true) => Format::TextAll,
-            (false, false) => Format::Text,
-        };
-        return watch::run(&sel, ws, override_path.as_deref(), format);
-    }
     let format = match (json_out, all) {
+        (true, _) if watch => Format::JsonLine,
         (true, _) => Format::Json,
         (false, true) => Format::TextAll,
         (false, false) => Format::Text,
     };
+    if watch {
+        return watch::run(&sel, ws, override_path.as_deref(), format);
+    }
     let sizes = if disk { disk_sizes(ws) } else { HashMap::new() };
     let view = render_with(&sel, ws, override_path.as_deref(), format, &sizes)?;
     if !view.is_empty() {
@@ -88,14 +84,12 @@ enum Format {
 
 /// The last integration test (`orch integrate`, `orch up` with `integrate`), if one ran.
 fn last_integration(ws: &Workspace) -> Option<crate::merge::integrate::IntegrationReport> {
-    let m = ws.manifest.as_ref()?;
-    crate::merge::integrate::load_last(&m.root.join(&m.defaults.state_dir))
+    crate::merge::integrate::load_last(&super::forecasts::state_dir(ws)?)
 }
 
 /// The last re-plan of the latest `orch up` (`manifest_reloaded`, `manifest_invalid`), as logged.
 fn last_reload(ws: &Workspace) -> Option<Value> {
-    let m = ws.manifest.as_ref()?;
-    reload::last_reload(&m.root.join(&m.defaults.state_dir))
+    reload::last_reload(&super::forecasts::state_dir(ws)?)
 }
 
 /// `integration: red: lib + app (culprit app): verify exited with status 1`, or green.
@@ -376,17 +370,16 @@ fn pause_ahead(p: &Value) -> bool {
         .is_some_and(|t| t > chrono::Utc::now())
 }
 
+/// Each phase number's place in the plan's phases (the first phase of a number).
+fn phase_index(p: &LoadedPlan) -> HashMap<u32, usize> {
+    let phases = p.plan.phases.iter().enumerate().rev();
+    phases.map(|(i, ph)| (ph.number, i)).collect()
+}
+
 /// (finished, total) tasks and verification steps of each phase of the plan, in phase order;
 /// skipped counts as finished. One pass over the tasks.
 fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Vec<(usize, usize)> {
-    let at: HashMap<u32, usize> = p
-        .plan
-        .phases
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, ph)| (ph.number, i))
-        .collect();
+    let at = phase_index(p);
     let mut out = vec![(0, 0); p.plan.phases.len()];
     for t in &p.plan.tasks {
         if let Some(&i) = at.get(&t.phase) {
@@ -401,14 +394,7 @@ fn phase_progress(p: &LoadedPlan, status_of: impl Fn(&Task) -> TaskStatus) -> Ve
 
 /// The in-progress and failed tasks of each phase (indices into `plan.tasks`), in phase order.
 fn active_tasks(p: &LoadedPlan, states: &StatusStates) -> Vec<Vec<usize>> {
-    let at: HashMap<u32, usize> = p
-        .plan
-        .phases
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, ph)| (ph.number, i))
-        .collect();
+    let at = phase_index(p);
     let mut out = vec![Vec::new(); p.plan.phases.len()];
     for (ti, t) in p.plan.tasks.iter().enumerate() {
         let st = states.status(t);

@@ -2,14 +2,12 @@
 //! merged into its branch); a conflict changes nothing. The work is
 //! [`crate::merge::sync::sync_plan`]'s; this chooses the plans, records and prints.
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliResult, exit};
 use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason};
-use crate::merge::{OrderItem, PlanInfo, merge_order, plan_infos, short};
-use crate::supervisor::{LockError, SupervisorLock};
+use crate::merge::{PlanInfo, plan_infos, short};
 use crate::workspace::{self, Selection};
 
 pub(crate) struct SyncArgs {
@@ -31,41 +29,22 @@ struct Report {
 }
 
 pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch sync` needs a plans.toml: it follows the manifest's `depends_on`"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
-    let mut names = args.plans.clone();
-    if let Some(p) = &sel.plan {
-        match manifest.plan(p) {
-            Some(entry) => names.push(entry.name.clone()),
-            None => {
-                return Err(CliError::invalid(anyhow!(
-                    "`--plan {p}`: `orch sync` takes plan names from the manifest"
-                )));
-            }
-        }
-    }
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch sync` needs a plans.toml: it follows the manifest's `depends_on`",
+    )?;
+    let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch sync")?;
     let chosen = ws.select(&names)?;
     let repo_root = workspace::repo_root(&manifest)?;
     let infos = plan_infos(&ws, &manifest, &repo_root)?;
 
     // Never beside `orch up`: its agents work in these worktrees (it re-syncs by itself).
-    let state_dir = manifest.root.join(&manifest.defaults.state_dir);
-    let _lock = SupervisorLock::acquire(&state_dir).map_err(lock_error)?;
+    let _lock = super::supervisor_lock(
+        &manifest,
+        "`orch up` is running in this repository and keeps its plans current by itself; run `orch sync` when it is done",
+    )?;
 
-    let items: Vec<OrderItem> = chosen
-        .iter()
-        .map(|&i| OrderItem {
-            name: infos[i].name.clone(),
-            priority: infos[i].priority,
-            depends_on: infos[i].upstreams.clone(),
-        })
-        .collect();
     // A conflict of a plan with `resolve` goes to its resolver (docs/src/resolve.md).
     let resolver = crate::supervisor::resolver::resolver(
         std::sync::Arc::new(manifest.clone()),
@@ -77,8 +56,8 @@ pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
     );
     crate::merge::interrupt::install();
     let mut reports = Vec::new();
-    for k in merge_order(&items) {
-        let p = &infos[chosen[k]];
+    for i in crate::merge::in_merge_order(&infos, &chosen) {
+        let p = &infos[i];
         let mut report = Report {
             plan: p.name.clone(),
             branch: p.branch.clone(),
@@ -245,14 +224,4 @@ fn report_json(r: &Report) -> Value {
         "conflict": r.conflict,
         "reason": r.reason,
     })
-}
-
-fn lock_error(e: LockError) -> CliError {
-    let hint = match &e {
-        LockError::Held { .. } => {
-            "`orch up` is running in this repository and keeps its plans current by itself; run `orch sync` when it is done"
-        }
-        LockError::Open { .. } => "check the permissions of the state directory",
-    };
-    CliError::new(exit::REFUSED, e).with_hint(hint)
 }

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 
 use anyhow::anyhow;
 
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliResult, exit};
 use crate::merge::MergeResult;
 use crate::notify::Notifier;
 use crate::supervisor::event_log::EventLog;
 use crate::supervisor::start::{Checked, RunOptions};
 use crate::supervisor::{Event, PlanResult, Progress, ProgressMode, RunSummary};
-use crate::workspace::{self, Selection};
+use crate::workspace::Selection;
 
 pub(crate) struct UpArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
@@ -25,14 +25,11 @@ pub(crate) struct UpArgs {
 }
 
 pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
-    let ws = workspace::load(sel)?;
-    ws.require_valid()?;
-    let Some(manifest) = ws.manifest.clone() else {
-        return Err(CliError::invalid(anyhow!(
-            "`orch up` needs a plans.toml: it runs the plans the manifest lists"
-        ))
-        .with_hint("write one with `orch init`, or pass `--manifest PATH`"));
-    };
+    let (ws, manifest) = super::with_manifest(
+        sel,
+        true,
+        "`orch up` needs a plans.toml: it runs the plans the manifest lists",
+    )?;
     let selected = ws.select(&args.plans)?;
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;

@@ -14,7 +14,7 @@ use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark_key};
 use super::refs::{
     ARCHIVE_PREFIX, BACKUP_PREFIX, backup_name, plan_attempts_prefix, worktree_backup_name,
 };
-use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
+use super::repo::{branch_commit, find_branch, open, retry_locked, target_commit, workdir_of};
 use super::status::{Submodules, dirty_files};
 use super::worktree::open_main;
 
@@ -81,9 +81,7 @@ pub(crate) fn inspect_plan_branch(
     let Some(tip) = branch_commit(&repo, branch)? else {
         return Ok(None);
     };
-    let onto = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
-        target: target.to_string(),
-    })?;
+    let onto = target_commit(&repo, target)?;
     let config = local_config(&repo)?;
     let owned = config_string(&config, &mark_key(branch, MARK_PLAN))?.as_deref() == Some(plan);
     let base = config_string(&config, &mark_key(branch, MARK_BASE))?;
@@ -288,12 +286,8 @@ pub(crate) fn remove_plan_worktree(
 /// Where orch made the worktree named `name`: `<worktree_root>/<name>` (relative roots are taken
 /// from `repo_root`).
 pub(super) fn made_path(repo_root: &Path, worktree_root: &Path, name: &str) -> PathBuf {
-    let root = if worktree_root.is_absolute() {
-        worktree_root.to_path_buf()
-    } else {
-        repo_root.join(worktree_root)
-    };
-    root.join(name)
+    // An absolute `worktree_root` replaces `repo_root`.
+    repo_root.join(worktree_root).join(name)
 }
 
 fn path_exists(path: &Path) -> bool {

@@ -74,9 +74,7 @@ impl CommitRepo {
         branch: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, true, who, Some(branch))
-        })
+        self.commit_on(worktree, branch, message, true)
     }
 
     /// Commits onto `branch` (see [`commit_all_on`]) with its tip's own tree: an empty commit
@@ -89,16 +87,19 @@ impl CommitRepo {
         branch: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
-        self.with(worktree, |repo, who| {
-            commit_in(repo, worktree, message, false, who, Some(branch))
-        })
+        self.commit_on(worktree, branch, message, false)
     }
 
-    fn with(
+    fn commit_on(
         &self,
         worktree: &Path,
-        f: impl FnOnce(&Repository, &mut Option<(String, String)>) -> Result<CommitInfo, GitError>,
+        branch: &str,
+        message: &str,
+        stage: bool,
     ) -> Result<CommitInfo, GitError> {
+        let f = |repo: &Repository, who: &mut Option<(String, String)>| {
+            commit_in(repo, worktree, message, stage, who, Some(branch))
+        };
         // A poisoned lock (a commit panicked): commit through a repository of its own.
         let Ok(mut slot) = self.open.lock() else {
             return f(&open(worktree)?, &mut None);

@@ -61,10 +61,8 @@ pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
             .ok()
             .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
             .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                let p = PathBuf::from(s);
-                if p.is_absolute() { p } else { admin.join(p) }
-            });
+            // Relative to the entry (an absolute one replaces it).
+            .map(|s| admin.join(s));
         entries.push(Entry {
             name: item.file_name().to_string_lossy().into_owned(),
             head: head_of_dir(&admin),
@@ -140,8 +138,7 @@ pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: O
             .strip_prefix("gitdir:")?
             .trim()
             .to_string();
-        let p = PathBuf::from(line);
-        Some(if p.is_absolute() { p } else { path.join(p) })
+        Some(path.join(line))
     }) else {
         return false;
     };

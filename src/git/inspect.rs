@@ -150,9 +150,17 @@ pub(crate) fn changed_files(
         .transpose()
         .map_err(diff_error)?;
     let tip_tree = tip.tree().map_err(diff_error)?;
-    let diff = repo
-        .diff_tree_to_tree(base_tree.as_ref(), Some(&tip_tree), None)
-        .map_err(diff_error)?;
+    diff_paths(&repo, base_tree.as_ref(), &tip_tree).map_err(diff_error)
+}
+
+/// The paths that differ between two trees (added, modified, deleted, renamed: both names),
+/// sorted; `old` `None` is the empty tree.
+pub(crate) fn diff_paths(
+    repo: &Repository,
+    old: Option<&git2::Tree>,
+    new: &git2::Tree,
+) -> Result<Vec<String>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
     let mut files = BTreeSet::new();
     for delta in diff.deltas() {
         for file in [delta.old_file(), delta.new_file()] {

@@ -353,20 +353,29 @@ pub(super) fn tip_and_commit<'r>(
     branch: &str,
     oid: &str,
 ) -> Result<(git2::Commit<'r>, git2::Commit<'r>), GitError> {
-    let theirs = repo
-        .find_commit(parse_oid(oid)?)
+    Ok((branch_tip_commit(repo, branch)?, commit_of(repo, oid)?))
+}
+
+/// The commit `oid` (hex) names.
+fn commit_of<'r>(repo: &'r git2::Repository, oid: &str) -> Result<git2::Commit<'r>, GitError> {
+    repo.find_commit(parse_oid(oid)?)
         .map_err(|source| GitError::ReadCommit {
             oid: oid.to_string(),
             source,
-        })?;
-    let ours = repo
-        .find_reference(&format!("refs/heads/{branch}"))
+        })
+}
+
+/// The tip of local branch `branch`, which must exist.
+fn branch_tip_commit<'r>(
+    repo: &'r git2::Repository,
+    branch: &str,
+) -> Result<git2::Commit<'r>, GitError> {
+    repo.find_reference(&format!("refs/heads/{branch}"))
         .and_then(|r| r.peel_to_commit())
         .map_err(|source| GitError::ReadBranch {
             branch: branch.to_string(),
             source,
-        })?;
-    Ok((ours, theirs))
+        })
 }
 
 /// What merging some commits one after the other into a branch would do, found in memory.
@@ -388,13 +397,7 @@ pub(crate) fn preview_merges(
     commits: &[String],
 ) -> Result<MergePreview, GitError> {
     let repo = super::inspect::open_read_only(repo_root)?;
-    let mut ours = repo
-        .find_reference(&format!("refs/heads/{branch}"))
-        .and_then(|r| r.peel_to_commit())
-        .map_err(|source| GitError::ReadBranch {
-            branch: branch.to_string(),
-            source,
-        })?;
+    let mut ours = branch_tip_commit(&repo, branch)?;
     let mut contained = Vec::new();
     for (index, oid) in commits.iter().enumerate() {
         let merge_error = |source| GitError::Merge {
@@ -402,12 +405,7 @@ pub(crate) fn preview_merges(
             upstream: oid.clone(),
             source,
         };
-        let theirs = repo
-            .find_commit(parse_oid(oid)?)
-            .map_err(|source| GitError::ReadCommit {
-                oid: oid.clone(),
-                source,
-            })?;
+        let theirs = commit_of(&repo, oid)?;
         if ours.id() == theirs.id()
             || repo
                 .graph_descendant_of(ours.id(), theirs.id())

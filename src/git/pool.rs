@@ -20,10 +20,10 @@ use super::commit::save_and_reset;
 use super::entries::read_entries;
 use super::marks::mark;
 use super::refs::{check_tree_name, task_branch, task_tree_name};
-use super::repo::{branch_commit, open, retry_locked};
+use super::repo::{open, retry_locked, target_commit};
 use super::status::{Submodules, dirty_files};
 use super::worktree::{
-    PlanTree, TaskTreeRequest, TreeRequest, add_tree, open_main, submodules_of, worktree_lock,
+    PlanTree, TaskTreeRequest, add_tree, open_main, submodules_of, worktree_lock,
 };
 
 /// The name (and directory name) of slot `n` of `plan`'s pool: `<plan>+pool<n>`.
@@ -117,9 +117,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     let branch = task_branch(plan, id);
     let _guard = worktree_lock();
     let repo = open_main(req.repo_root)?;
-    let tip = branch_commit(&repo, req.plan_branch)?.ok_or_else(|| GitError::TargetMissing {
-        target: req.plan_branch.to_string(),
-    })?;
+    let tip = target_commit(&repo, req.plan_branch)?;
     let tip_hex = tip.id().to_string();
     let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()
@@ -142,18 +140,8 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         let slot = pool_tree_name(plan, n);
         let path = req.worktree_root.join(&slot);
         tracing::debug!(plan, task = id, slot = %slot, "task worktree pool: new slot");
-        let treq = TreeRequest {
-            repo_root: req.repo_root,
-            plan: &slot,
-            branch: &branch,
-            path: &path,
-            target: req.plan_branch,
-            copy: req.copy,
-            sparse: req.sparse,
-            submodules: req.submodules,
-        };
-        let copied = add_tree(&repo, &treq, made.get(), tip.id());
-        let copied = match copied {
+        let treq = req.tree(&slot, &branch, &path);
+        let copied = match add_tree(&repo, &treq, made.get(), tip.id()) {
             Ok(c) => c,
             Err(e) => {
                 let mut made = made;

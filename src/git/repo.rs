@@ -116,6 +116,16 @@ pub(crate) fn branch_commit<'r>(
         })
 }
 
+/// The tip of branch `target`, which must exist ([`GitError::TargetMissing`]).
+pub(crate) fn target_commit<'r>(
+    repo: &'r Repository,
+    target: &str,
+) -> Result<git2::Commit<'r>, GitError> {
+    branch_commit(repo, target)?.ok_or_else(|| GitError::TargetMissing {
+        target: target.to_string(),
+    })
+}
+
 /// Tip of a branch (hex), `None` if it does not exist.
 pub(crate) fn branch_tip(repo_root: &Path, branch: &str) -> Result<Option<String>, GitError> {
     let repo = open(repo_root)?;
@@ -173,9 +183,7 @@ pub(crate) fn file_differs_from(
     rel: &Path,
 ) -> Result<bool, GitError> {
     let repo = open(repo_root)?;
-    let commit = branch_commit(&repo, target)?.ok_or_else(|| GitError::TargetMissing {
-        target: target.to_string(),
-    })?;
+    let commit = target_commit(&repo, target)?;
     let diff_error = |source| GitError::Diff {
         path: rel.to_path_buf(),
         target: target.to_string(),

@@ -22,7 +22,7 @@ use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
 use super::status::{Submodules, dirty_files};
 #[cfg(test)]
-use super::worktree::{PlanTree, TreeRequest, ensure_plan_tree};
+use super::worktree::{PlanTree, ensure_plan_tree};
 use super::worktree::{TaskTreeRequest, open_main, worktree_lock};
 
 /// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
@@ -32,16 +32,7 @@ pub(crate) fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitErr
     let name = task_tree_name(req.plan, req.id);
     let branch = task_branch(req.plan, req.id);
     let path = req.path();
-    ensure_plan_tree(&TreeRequest {
-        repo_root: req.repo_root,
-        plan: &name,
-        branch: &branch,
-        path: &path,
-        target: req.plan_branch,
-        copy: req.copy,
-        sparse: req.sparse,
-        submodules: req.submodules,
-    })
+    ensure_plan_tree(&req.tree(&name, &branch, &path))
 }
 
 /// Retires task `id`'s worktree and branch (both may be missing): a pool slot it holds is freed

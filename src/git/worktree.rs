@@ -19,7 +19,7 @@ use super::entries::{
 };
 use super::marks::{MARK_BASE, MARK_PLAN, config_string, local_config, mark, mark_key, unmark};
 use super::refs::task_tree_name;
-use super::repo::{branch_commit, find_branch, open, retry_locked, workdir_of};
+use super::repo::{find_branch, open, retry_locked, target_commit, workdir_of};
 use crate::manifest::check_ref_name;
 
 /// Serializes the decisions and prunes of worktree creation in this process (and the config
@@ -106,10 +106,28 @@ pub struct TaskTreeRequest<'a> {
     pub submodules: bool,
 }
 
-impl TaskTreeRequest<'_> {
+impl<'a> TaskTreeRequest<'a> {
     /// The task worktree's directory.
     pub(crate) fn path(&self) -> PathBuf {
         self.worktree_root.join(task_tree_name(self.plan, self.id))
+    }
+
+    /// The request for worktree `name` at `path` on `branch`, made from the plan branch as
+    /// this one's.
+    pub(super) fn tree<'b>(&self, name: &'b str, branch: &'b str, path: &'b Path) -> TreeRequest<'b>
+    where
+        'a: 'b,
+    {
+        TreeRequest {
+            repo_root: self.repo_root,
+            plan: name,
+            branch,
+            path,
+            target: self.plan_branch,
+            copy: self.copy,
+            sparse: self.sparse,
+            submodules: self.submodules,
+        }
     }
 }
 
@@ -172,19 +190,19 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
         "plan worktree"
     );
     sweep_discarded(&path)?;
+    let tree = |base: &str, created, copied| PlanTree {
+        notes: submodules_of(req, &path),
+        path: path.clone(),
+        branch: req.branch.to_string(),
+        base: base.to_string(),
+        head: decision.tip.to_string(),
+        created,
+        copied,
+    };
     match &decision.action {
         TreeAction::Reuse { base } => {
             drop(guard);
-            let notes = submodules_of(req, &path);
-            Ok(PlanTree {
-                path,
-                branch: req.branch.to_string(),
-                base: base.clone(),
-                head: decision.tip.to_string(),
-                created: false,
-                copied: Vec::new(),
-                notes,
-            })
+            Ok(tree(base, false, Vec::new()))
         }
         TreeAction::Create { base } => {
             let target = repo
@@ -206,15 +224,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
             })?;
             let made = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard));
             match made {
-                Ok(copied) => Ok(PlanTree {
-                    notes: submodules_of(req, &path),
-                    path,
-                    branch: req.branch.to_string(),
-                    base: base.clone(),
-                    head: base.clone(),
-                    created: true,
-                    copied,
-                }),
+                Ok(copied) => Ok(tree(base, true, copied)),
                 Err(e) => {
                     let mut branch = branch;
                     // Best effort: the worktree is already gone (add_and_copy cleans up after
@@ -234,15 +244,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
                 ),
             })?;
             let copied = add_and_copy(&repo, req, &path, &decision, branch.get(), Some(guard))?;
-            Ok(PlanTree {
-                notes: submodules_of(req, &path),
-                path,
-                branch: req.branch.to_string(),
-                base: base.clone(),
-                head: decision.tip.to_string(),
-                created: true,
-                copied,
-            })
+            Ok(tree(base, true, copied))
         }
     }
 }
@@ -257,10 +259,6 @@ pub(super) fn submodules_of(req: &TreeRequest, path: &Path) -> Vec<String> {
     }
 }
 
-/// Removes the lock files a git write of the plan left behind when its process was killed: the
-/// plan worktree's `index.lock` and the plan branch's `refs/heads/<branch>.lock`; returns the ones
-/// removed. Only for a caller that knows no process is writing there (the supervisor, holding its
-/// lock, with no live agent of the plan); never touches the main worktree's locks or other refs.
 /// Removes `.git/config.lock` when it is stale: orch writes its branch marks to the repository
 /// config, and a run killed in that write leaves the lock behind for good. A live writer (the git
 /// CLI) holds it for milliseconds, so a lock still there after 1.5 s is stale. Call it only under
@@ -282,6 +280,10 @@ pub(crate) fn remove_stale_config_lock(repo_root: &Path) -> Result<Option<PathBu
     Ok(None)
 }
 
+/// Removes the lock files a git write of the plan left behind when its process was killed: the
+/// plan worktree's `index.lock` and the plan branch's `refs/heads/<branch>.lock`; returns the ones
+/// removed. Only for a caller that knows no process is writing there (the supervisor, holding its
+/// lock, with no live agent of the plan); never touches the main worktree's locks or other refs.
 pub(crate) fn remove_plan_locks(
     repo_root: &Path,
     plan: &str,
@@ -342,11 +344,8 @@ pub(super) fn open_main(repo_root: &Path) -> Result<Repository, GitError> {
 }
 
 fn absolute(req: &TreeRequest) -> PathBuf {
-    if req.path.is_absolute() {
-        req.path.to_path_buf()
-    } else {
-        req.repo_root.join(req.path)
-    }
+    // An absolute `path` replaces the root.
+    req.repo_root.join(req.path)
 }
 
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
@@ -361,9 +360,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         name: req.branch.to_string(),
         reason,
     })?;
-    let target = branch_commit(repo, req.target)?.ok_or_else(|| GitError::TargetMissing {
-        target: req.target.to_string(),
-    })?;
+    let target = target_commit(repo, req.target)?;
     let path = absolute(req);
     let refname = format!("refs/heads/{}", req.branch);
     let common = repo.commondir().to_path_buf();

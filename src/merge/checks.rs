@@ -102,13 +102,7 @@ impl MergeLock {
         let path = state_dir.join("merge.lock");
         let open = || -> std::io::Result<std::fs::File> {
             std::fs::create_dir_all(state_dir)?;
-            crate::links::no_follow()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| crate::links::refused(&path, e))
+            crate::links::open_lock(&path)
         };
         let file = open().map_err(|e| anyhow!("cannot open `{}`: {e}", path.display()))?;
         match file.try_lock() {

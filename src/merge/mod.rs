@@ -37,7 +37,7 @@ pub use now::merge_plan_now;
 pub(crate) use now::{MergeResult, merge_plan_now_with};
 pub(crate) use order::{OrderItem, merge_order};
 pub(crate) use plan_info::plan_infos;
-pub(crate) use plan_info::{PlanInfo, Unfinished};
+pub(crate) use plan_info::{PlanInfo, Unfinished, in_merge_order};
 pub(crate) use run::{MergeRun, Outcome, Step, short};
 pub(crate) use step::{StepOutcome, StepRequest, merge_plan};
 pub(crate) use verify::Verify;

@@ -14,6 +14,20 @@ use crate::manifest::Manifest;
 use crate::status::{self, StatusDoc};
 use crate::workspace::{self, Workspace};
 
+/// The plans `chosen` (indices into `infos`) in merge order ([`super::merge_order`]).
+pub(crate) fn in_merge_order(infos: &[PlanInfo], chosen: &[usize]) -> Vec<usize> {
+    let items: Vec<super::OrderItem> = chosen
+        .iter()
+        .map(|&i| super::OrderItem {
+            name: infos[i].name.clone(),
+            priority: infos[i].priority,
+            depends_on: infos[i].upstreams.clone(),
+        })
+        .collect();
+    let order = super::merge_order(&items).into_iter();
+    order.map(|k| chosen[k]).collect()
+}
+
 /// What `orch merge` knows about one plan of the manifest before it starts.
 #[derive(Clone, Debug)]
 pub(crate) struct PlanInfo {
@@ -34,6 +48,26 @@ pub(crate) struct PlanInfo {
     pub(crate) landed: Option<String>,
 }
 
+impl PlanInfo {
+    /// `plan `a` is not finished: 1.2 (pending), …`, when it has tasks left.
+    pub(crate) fn not_finished(&self) -> Option<String> {
+        let left = || self.unfinished.join(", ");
+        (!self.unfinished.is_empty())
+            .then(|| format!("plan `{}` is not finished: {}", self.name, left()))
+    }
+}
+
+/// The plans `entry` depends on (on the whole, a phase or a task of it), each once, in order.
+pub(crate) fn upstream_plans(entry: &crate::manifest::PlanEntry) -> Vec<String> {
+    let mut upstreams: Vec<String> = Vec::new();
+    for d in &entry.depends_on {
+        if !upstreams.contains(&d.plan) {
+            upstreams.push(d.plan.clone());
+        }
+    }
+    upstreams
+}
+
 /// Reads what is known about every plan of the manifest: status, branch, whether it landed.
 pub(crate) fn plan_infos(
     ws: &Workspace,
@@ -45,12 +79,7 @@ pub(crate) fn plan_infos(
     let mut out = Vec::new();
     for (index, (lp, doc)) in ws.plans.iter().zip(&docs).enumerate() {
         let entry = workspace::entry_of(manifest, &lp.name)?;
-        let mut upstreams = Vec::new();
-        for d in &entry.depends_on {
-            if !upstreams.contains(&d.plan) {
-                upstreams.push(d.plan.clone());
-            }
-        }
+        let upstreams = upstream_plans(entry);
         let unfinished: Vec<String> = doc
             .entries()
             .filter(|e| !e.status.is_finished())
@@ -178,12 +207,8 @@ pub(crate) fn select(
         if p.landed.is_some() {
             continue;
         }
-        if !p.unfinished.is_empty() {
-            refusals.push(format!(
-                "plan `{}` is not finished: {}",
-                p.name,
-                p.unfinished.join(", ")
-            ));
+        if let Some(refusal) = p.not_finished() {
+            refusals.push(refusal);
             hints.insert(format!(
                 "finish it first (`orch up {}`), or mark what is left with `orch task skip`",
                 p.name

@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use anyhow::anyhow;
 use serde_json::Value;
 
-use super::order::{OrderItem, merge_order};
 use super::plan_info::{PlanInfo, plan_infos, upstream_landed};
 use super::short;
 use crate::error::{CliError, CliResult, exit};
@@ -24,7 +23,7 @@ use crate::status::{StatusDoc, TaskStatus};
 use crate::workspace::{self, Workspace};
 
 /// What one plan of an `orch pr` run got (or, with `--dry-run`, would get).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PrStep {
     pub(crate) plan: String,
     pub(crate) branch: String,
@@ -102,12 +101,8 @@ impl<'a> PrRun<'a> {
                 if chosen.contains(&p.index) || landed.contains(&p.index) {
                     continue;
                 }
-                if !p.unfinished.is_empty() {
-                    refusals.push(format!(
-                        "plan `{}` is not finished: {}",
-                        p.name,
-                        p.unfinished.join(", ")
-                    ));
+                if let Some(refusal) = p.not_finished() {
+                    refusals.push(refusal);
                 } else if p.tip.is_none() {
                     refusals.push(format!("plan `{}` has no branch `{}`", p.name, p.branch));
                 } else if p.landed.is_some() {
@@ -124,15 +119,7 @@ impl<'a> PrRun<'a> {
                 .with_hint("finish the plan first (`orch up PLAN`), or leave it out"));
             }
         }
-        let items: Vec<OrderItem> = chosen
-            .iter()
-            .map(|&i| OrderItem {
-                name: infos[i].name.clone(),
-                priority: infos[i].priority,
-                depends_on: infos[i].upstreams.clone(),
-            })
-            .collect();
-        let order = merge_order(&items).into_iter().map(|k| chosen[k]).collect();
+        let order = super::in_merge_order(&infos, &chosen);
         Ok(Self {
             ws,
             manifest,
@@ -160,18 +147,13 @@ impl<'a> PrRun<'a> {
             let step = PrStep {
                 plan: p.name.clone(),
                 branch: p.branch.clone(),
-                base: String::new(),
                 action: "skipped",
-                number: None,
-                url: None,
-                base_before: None,
                 reason: Some(format!(
                     "already merged into `{}` ({})",
                     self.target,
                     p.landed.as_deref().unwrap_or_default()
                 )),
-                commands: Vec::new(),
-                body: String::new(),
+                ..PrStep::default()
             };
             report(&step);
             steps.push(step);
@@ -228,12 +210,8 @@ impl<'a> PrRun<'a> {
         let title = format!("{}: {}", p.name, self.ws.plans[p.index].plan.title.trim());
         let mut commands = Vec::new();
         let push = |branch: &str| {
-            vec![
-                "git".to_string(),
-                "push".into(),
-                self.remote.clone(),
-                format!("refs/heads/{branch}:refs/heads/{branch}"),
-            ]
+            let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+            argv(&["git", "push", &self.remote, &refspec])
         };
         // A base that is a plan branch outside the run (an unfinished upstream plan) must exist
         // on the remote before the pull request can use it.
@@ -259,17 +237,11 @@ impl<'a> PrRun<'a> {
                     .to_string(),
             );
         }
-        let list = vec![
-            "gh".to_string(),
-            "pr".into(),
-            "list".into(),
-            "--head".into(),
-            p.branch.clone(),
-            "--state".into(),
-            "open".into(),
-            "--json".into(),
-            "number,url,baseRefName".into(),
-        ];
+        let list = [
+            argv(&["gh", "pr", "list", "--head", &p.branch, "--state", "open"]),
+            argv(&["--json", "number,url,baseRefName"]),
+        ]
+        .concat();
         // A dry run goes on without `gh` (not installed, not logged in): it cannot tell an
         // update from a new pull request then, and says so.
         let mut note = None;
@@ -312,28 +284,19 @@ impl<'a> PrRun<'a> {
             plan: p.name.clone(),
             branch: p.branch.clone(),
             base: base.clone(),
-            action: "",
-            number: None,
-            url: None,
-            base_before: None,
             reason: note,
             commands,
             body,
+            ..PrStep::default()
         };
         match existing {
             Some(pr) => {
-                let edit = vec![
-                    "gh".to_string(),
-                    "pr".into(),
-                    "edit".into(),
-                    pr.number.to_string(),
-                    "--base".into(),
-                    base.clone(),
-                    "--title".into(),
-                    title,
-                    "--body-file".into(),
-                    body_arg,
-                ];
+                let number = pr.number.to_string();
+                let edit = [
+                    argv(&["gh", "pr", "edit", &number, "--base", &base, "--title"]),
+                    argv(&[&title, "--body-file", &body_arg]),
+                ]
+                .concat();
                 if !dry_run {
                     self.exec(&p.name, &edit)?;
                 }
@@ -344,19 +307,11 @@ impl<'a> PrRun<'a> {
                 step.base_before = pr.base.filter(|b| *b != base);
             }
             None => {
-                let create = vec![
-                    "gh".to_string(),
-                    "pr".into(),
-                    "create".into(),
-                    "--base".into(),
-                    base.clone(),
-                    "--head".into(),
-                    p.branch.clone(),
-                    "--title".into(),
-                    title,
-                    "--body-file".into(),
-                    body_arg,
-                ];
+                let create = [
+                    argv(&["gh", "pr", "create", "--base", &base, "--head", &p.branch]),
+                    argv(&["--title", &title, "--body-file", &body_arg]),
+                ]
+                .concat();
                 if !dry_run {
                     let out = self.exec(&p.name, &create)?;
                     step.url = out
@@ -473,6 +428,11 @@ impl<'a> PrRun<'a> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// `parts` as an argv.
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_string()).collect()
 }
 
 /// One task or verification step in a body: `[x] 1.2 description (abc1234567)`.

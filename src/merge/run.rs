@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::checks::{MergeLock, orch_dirs, preflight, verify_spec};
 use super::plan_info::{PlanInfo, Unfinished, plan_infos, select, upstream_landed};
-use super::{MergeError, OrderItem, Predicted, Simulator, StepOutcome, StepRequest, Verify};
+use super::{MergeError, Predicted, Simulator, StepOutcome, StepRequest, Verify};
 use crate::error::{CliError, CliResult};
 use crate::git;
 use crate::manifest::{Manifest, MergeStrategy};
@@ -144,18 +144,7 @@ impl MergeRun {
                 infos.iter().map(|p| (p.name.as_str(), p)).collect();
             select(&infos, &by_name, names, &repo_root, &target)?
         };
-        let items: Vec<OrderItem> = run_set
-            .iter()
-            .map(|&i| OrderItem {
-                name: infos[i].name.clone(),
-                priority: infos[i].priority,
-                depends_on: infos[i].upstreams.clone(),
-            })
-            .collect();
-        let order: Vec<usize> = super::merge_order(&items)
-            .into_iter()
-            .map(|k| run_set[k])
-            .collect();
+        let order = super::in_merge_order(&infos, &run_set);
         Ok(Self {
             by_name: infos
                 .iter()
@@ -483,16 +472,10 @@ impl MergeRun {
     /// Writes `orchMerge` into the plan's status file; a failure is a warning (git holds the
     /// truth: the merge is on the target either way).
     fn record(&self, lp: &LoadedPlan, warn: &mut dyn FnMut(String), value: status::OrchMerge) {
-        let written = status::update(
-            &lp.status_path,
-            &lp.plan,
-            &lp.rel_path,
-            &lp.name,
-            |doc, _| {
-                doc.orch_merge = Some(value);
-                Ok(())
-            },
-        );
+        let written = lp.update_status(|doc| {
+            doc.orch_merge = Some(value);
+            Ok(())
+        });
         if let Err(e) = written {
             warn(format!(
                 "cannot record the merge of `{}` in `{}`: {e}",

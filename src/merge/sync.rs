@@ -186,17 +186,11 @@ pub(crate) fn sync_and_record(
     let mut unrecorded = None;
     if let SyncResult::Done(merged) = &result {
         let lp = &ws.plans[p.index];
-        let recorded = crate::status::update(
-            &lp.status_path,
-            &lp.plan,
-            &lp.rel_path,
-            &lp.name,
-            |doc, _| {
-                let value = record_upstream(doc.extra.get("orchUpstream"), merged);
-                doc.extra.insert("orchUpstream".to_string(), value);
-                Ok(())
-            },
-        );
+        let recorded = lp.update_status(|doc| {
+            let value = record_upstream(doc.extra.get("orchUpstream"), merged);
+            doc.extra.insert("orchUpstream".to_string(), value);
+            Ok(())
+        });
         unrecorded = recorded.err();
     }
     Ok(Synced { result, unrecorded })

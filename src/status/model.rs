@@ -95,21 +95,16 @@ pub(crate) struct OrchRun {
 /// Tokens and cost of a task's attempts, summed (orch's field `orchUsage`), as the agents'
 /// clients reported them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub(crate) struct OrchUsage {
-    #[serde(default)]
     pub(crate) input_tokens: u64,
-    #[serde(default)]
     pub(crate) output_tokens: u64,
-    #[serde(default)]
     pub(crate) cache_read_tokens: u64,
-    #[serde(default)]
     pub(crate) cache_write_tokens: u64,
     /// US dollars; absent when no client named a cost.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cost_usd: Option<f64>,
     /// Attempts whose usage is counted.
-    #[serde(default)]
     pub(crate) attempts: u32,
 }
 

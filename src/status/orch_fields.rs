@@ -8,48 +8,40 @@ use serde_json::{Map, Value};
 /// `orchMerge`: the last merge of the plan by `orch merge` or the merge train. Keys keep this order
 /// on disk; the optional ones are written only by the outcome they belong to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub(crate) struct OrchMerge {
     /// `merged`, `conflict` or `verify_failed`.
-    #[serde(default)]
     pub(crate) state: String,
-    #[serde(default)]
     pub(crate) target: String,
     /// `merge`, `squash` or `ff-only`.
-    #[serde(default)]
     pub(crate) strategy: String,
     /// The target's tip after the step (merged), or when it stopped.
-    #[serde(default)]
     pub(crate) commit: String,
     /// Conflicting paths (empty unless `conflict`).
-    #[serde(default)]
     pub(crate) files: Vec<String>,
-    #[serde(default)]
     pub(crate) branch: String,
     /// The plan branch's tip (`null` when the branch did not exist).
-    #[serde(default)]
     pub(crate) branch_tip: Option<String>,
-    #[serde(default)]
     pub(crate) at: String,
     /// `merged`: the archive tag on the branch tip.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) archive_tag: Option<String>,
     /// `merged`: the target's tip the merge was built on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) previous: Option<String>,
     /// `merged`: how often the step was rebuilt because the target moved (absent when never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rebuilt: Option<u32>,
     /// `verify_failed`: why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
     /// `verify_failed`: the verify command's log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) log: Option<String>,
     /// The `resolve` agent whose resolution (a merge commit on the plan branch) made the plan
     /// merge (`merged`), or whose resolution failed (`conflict`, `verify_failed`: `reason` says
     /// why); absent when no resolver ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) resolved_by: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
@@ -66,26 +58,23 @@ impl OrchMerge {
 /// `orchPlanAgent`: the plan-mode agent of the plan (one agent for all its tasks), so a restarted
 /// `orch up` can tell whether it still runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub(crate) struct OrchPlanAgent {
     /// 0 for a batch job.
-    #[serde(default)]
     pub(crate) pid: u32,
     /// A local agent: field 22 of `/proc/<pid>/stat`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) process_start_time: Option<u64>,
     /// A batch job: where it runs (`slurm`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) executor: Option<String>,
     /// A batch job: `Some(None)` (written `null`) before its submission, `Some(Some(id))` after;
     /// `None` (absent) for a local agent.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de_present"
     )]
     pub(crate) job_id: Option<Option<String>>,
-    #[serde(default)]
     pub(crate) started_at: String,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]

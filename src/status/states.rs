@@ -7,7 +7,6 @@
 //! only the few a command prints are built in full ([`StatusStates::entries`]).
 
 use std::collections::hash_map::Entry;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -15,8 +14,8 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::error::StatusError;
-use super::model::{ORCH_SCHEMA_VERSION, OrchUsage, TaskEntry, TaskStatus};
-use super::store::from_json;
+use super::model::{OrchUsage, TaskEntry, TaskStatus};
+use super::store::{check_version, corrupt, from_json, read_file};
 use crate::plan::{IdMap, Task, id_map};
 
 /// What [`load_states`] keeps of one entry.
@@ -160,52 +159,15 @@ impl StatusStates {
 /// [`super::load`]: not JSON, or missing the schema's required fields, is
 /// [`StatusError::Corrupt`]; a newer `orchSchemaVersion` is refused.
 pub fn load_states(path: &Path) -> Result<Option<StatusStates>, StatusError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StatusError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    states_of(path, bytes).map(Some)
-}
-
-/// [`StatusError::Corrupt`] for serde_json's error `e`, in a text whose part before the value
-/// read is `before` (its line and column are then those of the whole file).
-fn corrupt(path: &Path, before: &[u8], e: serde_json::Error) -> StatusError {
-    let what = match e.classify() {
-        serde_json::error::Category::Data => "not a status file",
-        _ => "not valid JSON",
-    };
-    let lines = memchr::memchr_iter(b'\n', before).count();
-    let column = if lines == 0 {
-        before.len() + e.column()
-    } else if e.line() == 1 {
-        before.len() - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1) + e.column()
-    } else {
-        e.column()
-    };
-    StatusError::Corrupt {
-        path: path.to_path_buf(),
-        line: lines + e.line(),
-        column,
-        message: format!("{what}: {e}"),
-    }
+    read_file(path)?
+        .map(|bytes| states_of(path, bytes))
+        .transpose()
 }
 
 /// [`load_states`] of the bytes read from `path`.
 fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
     let doc: StatesDoc = from_json(&bytes).map_err(|e| corrupt(path, b"", e))?;
-    if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
-        return Err(StatusError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: doc.orch_schema_version,
-            supported: ORCH_SCHEMA_VERSION,
-        });
-    }
+    check_version(path, doc.orch_schema_version)?;
     let mut map = id_map(doc.tasks.len() + doc.verify_steps.len());
     let arrays = [(false, doc.tasks), (true, doc.verify_steps)];
     for (verify, entries) in arrays {

@@ -54,42 +54,65 @@ pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
 
 /// [`load`], also returning the file's bytes.
 fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StatusError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+    let Some(bytes) = read_file(path)? else {
+        return Ok(None);
     };
     let doc = parse_doc(path, &bytes)?;
     Ok(Some((doc, bytes)))
 }
 
+/// A status file's bytes; `None` when it does not exist.
+pub(super) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StatusError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Reads a document from a status file's bytes, with the checks of [`load`].
 fn parse_doc(path: &Path, bytes: &[u8]) -> Result<StatusDoc, StatusError> {
-    let doc: StatusDoc = from_json(bytes).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "not a status file",
-            _ => "not valid JSON",
-        };
-        StatusError::Corrupt {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: format!("{what}: {e}"),
-        }
-    })?;
-    if doc.orch_schema_version > ORCH_SCHEMA_VERSION {
+    let doc: StatusDoc = from_json(bytes).map_err(|e| corrupt(path, b"", e))?;
+    check_version(path, doc.orch_schema_version)?;
+    Ok(doc)
+}
+
+/// A newer `orchSchemaVersion` than this orch writes is refused.
+pub(super) fn check_version(path: &Path, found: u32) -> Result<(), StatusError> {
+    if found > ORCH_SCHEMA_VERSION {
         return Err(StatusError::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: doc.orch_schema_version,
+            found,
             supported: ORCH_SCHEMA_VERSION,
         });
     }
-    Ok(doc)
+    Ok(())
+}
+
+/// [`StatusError::Corrupt`] for serde_json's error `e`, in a text whose part before the value
+/// read is `before` (its line and column are then those of the whole file).
+pub(super) fn corrupt(path: &Path, before: &[u8], e: serde_json::Error) -> StatusError {
+    let what = match e.classify() {
+        serde_json::error::Category::Data => "not a status file",
+        _ => "not valid JSON",
+    };
+    let lines = memchr::memchr_iter(b'\n', before).count();
+    let column = if lines == 0 {
+        before.len() + e.column()
+    } else if e.line() == 1 {
+        before.len() - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1) + e.column()
+    } else {
+        e.column()
+    };
+    StatusError::Corrupt {
+        path: path.to_path_buf(),
+        line: lines + e.line(),
+        column,
+        message: format!("{what}: {e}"),
+    }
 }
 
 /// serde_json's read of a whole file: from its text once the file is found to be UTF-8 (one
@@ -191,14 +214,7 @@ fn lock(path: &Path) -> Result<LockGuard, StatusError> {
         source,
     };
     // Never through a symlink: the status directory is the agent's to write.
-    let file = crate::links::no_follow()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| crate::links::refused(&lock_path, e))
-        .map_err(lock_err)?;
+    let file = crate::links::open_lock(&lock_path).map_err(lock_err)?;
     file.lock().map_err(lock_err)?;
     Ok(LockGuard { _file: file })
 }

@@ -524,12 +524,7 @@ pub(crate) fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
 /// error's first line; the file relative to `root`); `None`: any other event leaves it.
 pub(crate) fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, String)>> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let strings = |k: &str| -> Vec<&str> {
-        v.get(k)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    };
+    let strings = |k: &str| strings(v, k);
     match s("event") {
         "run_started" => Some(None),
         "manifest_reloaded" => {
@@ -561,6 +556,14 @@ pub(crate) fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, 
     }
 }
 
+/// The strings of array `k` of event `v` (none when it has no such array).
+pub(crate) fn strings<'v>(v: &'v Value, k: &str) -> Vec<&'v str> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// An event's `at` as local `HH:MM:SS` (empty when it does not parse).
 fn local_time(at: &str) -> String {
     status::parse_timestamp(at)
@@ -587,14 +590,7 @@ pub(crate) fn describe_event(v: &Value) -> String {
     };
     let detail = match s("event") {
         "manifest_invalid" => first("errors"),
-        "manifest_reloaded" => v
-            .get("changes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                let changes: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
-                changes.join("; ")
-            })
-            .unwrap_or_default(),
+        "manifest_reloaded" => strings(v, "changes").join("; "),
         "task_failed" => super::view::flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
         "attempt_finished" => format!(

@@ -416,12 +416,13 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
 
 /// `[#####     ]`.
 pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
+    format!("[{}]", bar_of(done, total, width, "#", " "))
+}
+
+/// A bar of `width` cells, `done` of `total` in `full` cells, the rest `empty`.
+pub(crate) fn bar_of(done: usize, total: usize, width: usize, full: &str, empty: &str) -> String {
     let filled = (done * width).checked_div(total).unwrap_or(0);
-    format!(
-        "[{}{}]",
-        "#".repeat(filled),
-        " ".repeat(width - filled.min(width))
-    )
+    full.repeat(filled) + &empty.repeat(width - filled.min(width))
 }
 
 /// Time since `t`: `45s`, `3m05s`, `2h03m`.

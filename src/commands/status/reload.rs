@@ -39,12 +39,7 @@ pub(super) fn last_reload(state_dir: &Path) -> Option<Value> {
 /// first three lines of them) and its file, relative to `root` (the manifest's directory).
 pub(super) fn line(v: &Value, root: &Path) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let strings = |k: &str| -> Vec<&str> {
-        v.get(k)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    };
+    let strings = |k: &str| crate::top::model::strings(v, k);
     if s("event") == "manifest_invalid" {
         let errors: Vec<&str> = strings("errors")
             .into_iter()

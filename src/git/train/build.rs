@@ -1,7 +1,6 @@
 //! Building a merge in memory: the merged tree and the commit object, never moving a ref; whether
 //! a plan is merged already; and the dry run over successive virtual targets.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use git2::{Commit, ErrorCode, Oid, Repository, Signature, Sort};
@@ -180,33 +179,14 @@ pub(crate) fn build(
     if contains(repo, tip.id(), theirs.id(), subject.branch, subject.target)? {
         return Ok(Built::AlreadyMerged);
     }
-    if subject.strategy == MergeStrategy::FfOnly {
-        if contains(repo, theirs.id(), tip.id(), subject.branch, subject.target)? {
-            return Ok(Built::Ready(theirs.id()));
-        }
-        return Ok(
-            match trial_merge(
-                repo,
-                tip,
-                theirs,
-                subject.branch,
-                subject.target,
-                git::Check::Always,
-            )? {
-                Trial::NoChange => Built::AlreadyMerged,
-                _ => Built::FfImpossible,
-            },
-        );
+    let ff_only = subject.strategy == MergeStrategy::FfOnly;
+    if ff_only && contains(repo, theirs.id(), tip.id(), subject.branch, subject.target)? {
+        return Ok(Built::Ready(theirs.id()));
     }
-    let mut index = match trial_merge(
-        repo,
-        tip,
-        theirs,
-        subject.branch,
-        subject.target,
-        git::Check::Always,
-    )? {
+    let (branch, target) = (subject.branch, subject.target);
+    let mut index = match trial_merge(repo, tip, theirs, branch, target, git::Check::Always)? {
         Trial::NoChange => return Ok(Built::AlreadyMerged),
+        _ if ff_only => return Ok(Built::FfImpossible),
         Trial::Conflict(paths) => return Ok(Built::Conflict(paths)),
         Trial::Clean(index) => index,
     };
@@ -320,18 +300,7 @@ pub(crate) fn changed_paths(
         .and_then(|c| c.tree())
         .map_err(read)?;
     let new = repo.find_commit(to).and_then(|c| c.tree()).map_err(read)?;
-    let diff = repo
-        .diff_tree_to_tree(Some(&old), Some(&new), None)
-        .map_err(read)?;
-    let mut paths = BTreeSet::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(p) = file.path() {
-                paths.insert(p.to_string_lossy().into_owned());
-            }
-        }
-    }
-    Ok(paths.into_iter().collect())
+    crate::git::inspect::diff_paths(repo, Some(&old), &new).map_err(read)
 }
 
 /// What one step of a dry run predicts.

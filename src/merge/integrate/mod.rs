@@ -37,15 +37,6 @@ pub(crate) struct IntegrationVerify {
     pub(crate) confine: Option<super::confine::Confine>,
 }
 
-/// One plan as the preview sees it.
-#[derive(Clone, Debug)]
-struct PlanSpec {
-    name: String,
-    branch: String,
-    priority: i64,
-    depends_on: Vec<String>,
-}
-
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
 pub(crate) struct IntegrationSpec {
@@ -54,7 +45,8 @@ pub(crate) struct IntegrationSpec {
     pub(crate) verify: Option<IntegrationVerify>,
     /// `<state_dir>`: the lock, the cache, the last result.
     pub(crate) state_dir: PathBuf,
-    plans: Vec<PlanSpec>,
+    /// The manifest's plans to order, and each one's branch.
+    plans: Vec<(OrderItem, String)>,
 }
 
 /// A plan branch with commits of its own, at the tip tested.
@@ -162,18 +154,12 @@ impl IntegrationSpec {
                 .plans
                 .iter()
                 .map(|p| {
-                    let mut depends_on: Vec<String> = Vec::new();
-                    for dep in &p.depends_on {
-                        if !depends_on.contains(&dep.plan) {
-                            depends_on.push(dep.plan.clone());
-                        }
-                    }
-                    PlanSpec {
+                    let item = OrderItem {
                         name: p.name.clone(),
-                        branch: p.branch.clone(),
                         priority: p.priority,
-                        depends_on,
-                    }
+                        depends_on: super::plan_info::upstream_plans(p),
+                    };
+                    (item, p.branch.clone())
                 })
                 .collect(),
         })
@@ -184,27 +170,17 @@ impl IntegrationSpec {
     pub(crate) fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
         let repo = MergeRepo::open(&self.repo_root)?;
         let target_tip = repo.target_tip(&self.target)?;
-        let items: Vec<OrderItem> = self
-            .plans
-            .iter()
-            .map(|p| OrderItem {
-                name: p.name.clone(),
-                priority: p.priority,
-                depends_on: p.depends_on.clone(),
-            })
-            .collect();
+        let items: Vec<OrderItem> = self.plans.iter().map(|(p, _)| p.clone()).collect();
         let mut out = Vec::new();
         for i in merge_order(&items) {
-            let p = &self.plans[i];
-            let Some(tip) = repo.branch_tip(&p.branch)? else {
+            let (p, branch) = &self.plans[i];
+            let Some(tip) = repo.branch_tip(branch)? else {
                 continue;
             };
-            let landed =
-                repo.contains(target_tip, tip, &format!("the history of `{}`", p.branch))?;
-            if !landed {
+            if !repo.contains(target_tip, tip, &format!("the history of `{branch}`"))? {
                 out.push(Candidate {
                     name: p.name.clone(),
-                    branch: p.branch.clone(),
+                    branch: branch.clone(),
                     tip,
                 });
             }
@@ -246,61 +222,7 @@ pub(crate) struct Integrator {
 #[derive(Serialize, Deserialize)]
 struct CacheEntry {
     key: String,
-    outcome: CachedOutcome,
-}
-
-/// [`TrialOutcome`] as stored.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-enum CachedOutcome {
-    Passed {
-        commit: String,
-    },
-    Conflict {
-        plan: String,
-        files: Vec<String>,
-    },
-    VerifyFailed {
-        commit: String,
-        exit_code: Option<i32>,
-        last_lines: Vec<String>,
-    },
-}
-
-impl From<&TrialOutcome> for CachedOutcome {
-    fn from(t: &TrialOutcome) -> Self {
-        match t.clone() {
-            TrialOutcome::Passed { commit } => Self::Passed { commit },
-            TrialOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
-            TrialOutcome::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            } => Self::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            },
-        }
-    }
-}
-
-impl From<CachedOutcome> for TrialOutcome {
-    fn from(t: CachedOutcome) -> Self {
-        match t {
-            CachedOutcome::Passed { commit } => Self::Passed { commit },
-            CachedOutcome::Conflict { plan, files } => Self::Conflict { plan, files },
-            CachedOutcome::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            } => Self::VerifyFailed {
-                commit,
-                exit_code,
-                last_lines,
-            },
-        }
-    }
+    outcome: TrialOutcome,
 }
 
 impl Integrator {
@@ -317,14 +239,7 @@ impl Integrator {
         };
         fs::create_dir_all(&spec.state_dir).map_err(lock_err)?;
         let lock_path = spec.state_dir.join("integration.lock");
-        let lock = crate::links::no_follow()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| crate::links::refused(&lock_path, e))
-            .map_err(lock_err)?;
+        let lock = crate::links::open_lock(&lock_path).map_err(lock_err)?;
         lock.lock().map_err(lock_err)?;
         if !self.loaded {
             self.load(&spec.state_dir);
@@ -413,7 +328,7 @@ impl Integrator {
         // A cache that cannot be read is only a cache.
         if let Ok(entries) = serde_json::from_slice::<Vec<CacheEntry>>(&bytes) {
             for e in entries {
-                self.cache.entry(e.key).or_insert_with(|| e.outcome.into());
+                self.cache.entry(e.key).or_insert(e.outcome);
             }
         }
     }
@@ -424,7 +339,7 @@ impl Integrator {
             .iter()
             .map(|(k, v)| CacheEntry {
                 key: k.clone(),
-                outcome: v.into(),
+                outcome: v.clone(),
             })
             .collect();
         entries.sort_by(|a, b| a.key.cmp(&b.key));

@@ -23,8 +23,9 @@ pub(crate) const STAGING_NAME: &str = "_integration";
 /// How many lines of the verify command's output a report keeps.
 pub(crate) const LAST_LINES: usize = 20;
 
-/// What one trial gave.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one trial gave (as the on-disk cache stores it, too).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 pub(crate) enum TrialOutcome {
     /// It merged cleanly and verify passed (or there is none): the commit built.
     Passed { commit: String },

@@ -26,12 +26,7 @@ pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, Cli
             "`orch resolve` needs a plans.toml"
         )));
     };
-    let entry = manifest.plan(plan).ok_or_else(|| {
-        CliError::invalid(anyhow::anyhow!(
-            "no plan named `{plan}` in {}",
-            manifest.path.display()
-        ))
-    })?;
+    let entry = named(manifest, plan)?;
     let repo_root = crate::workspace::repo_root(manifest)?;
     let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
     let req = request(
@@ -54,6 +49,16 @@ pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, Cli
     };
     let notes = notes_dir(manifest, plan, next_attempt(&repo, manifest, plan));
     Ok(prompt_for(&repo, manifest, entry, &req, &c, &notes))
+}
+
+/// The manifest's plan `plan`, or exit 2.
+fn named<'m>(manifest: &'m Manifest, plan: &str) -> Result<&'m PlanEntry, CliError> {
+    manifest.plan(plan).ok_or_else(|| {
+        CliError::invalid(anyhow::anyhow!(
+            "no plan named `{plan}` in {}",
+            manifest.path.display()
+        ))
+    })
 }
 
 /// The request for plan `entry` of the workspace.
@@ -106,12 +111,7 @@ pub(crate) fn resolve_by_hand(
     plan: &str,
     resolver: &Resolver,
 ) -> Result<Option<Resolution>, CliError> {
-    let entry = manifest.plan(plan).ok_or_else(|| {
-        CliError::invalid(anyhow::anyhow!(
-            "no plan named `{plan}` in {}",
-            manifest.path.display()
-        ))
-    })?;
+    let entry = named(manifest, plan)?;
     if entry.resolve.is_none() {
         return Err(CliError::invalid(anyhow::anyhow!(
             "plan `{plan}` names no resolver"

@@ -144,25 +144,19 @@ fn budget_reached(entry: &PlanEntry, status_path: Option<&Path>) -> Option<Strin
 /// Adds what a resolver spent to the plan's [`RESOLVE_USAGE`] (a failure to write is not the
 /// resolution's: its usage is in its log).
 fn record_usage(lp: &crate::workspace::LoadedPlan, usage: &crate::agent_output::Usage) {
-    let _ = crate::status::update(
-        &lp.status_path,
-        &lp.plan,
-        &lp.rel_path,
-        &lp.name,
-        |doc, _| {
-            let mut total: crate::status::OrchUsage = doc
-                .extra
-                .get(RESOLVE_USAGE)
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            total.add(usage);
-            doc.extra.insert(
-                RESOLVE_USAGE.to_string(),
-                serde_json::to_value(&total).unwrap_or_default(),
-            );
-            Ok(())
-        },
-    );
+    let _ = lp.update_status(|doc| {
+        let mut total: crate::status::OrchUsage = doc
+            .extra
+            .get(RESOLVE_USAGE)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        total.add(usage);
+        doc.extra.insert(
+            RESOLVE_USAGE.to_string(),
+            serde_json::to_value(&total).unwrap_or_default(),
+        );
+        Ok(())
+    });
 }
 
 /// The files no resolution may change: orch's own configuration ([`crate::manifest::Guarded`],
