@@ -524,3 +524,39 @@ fn move_ref(
         }),
     }
 }
+
+/// After a failed attempt in a plan's worktree (its uncommitted changes already saved by
+/// [`save_and_reset`] under `refname`, `saved` the commit there, if any): when the attempt moved
+/// `branch` past `base`, the tip where it started (an agent that committed its work itself), the
+/// branch and the worktree go back to `base` with a compare-and-swap, and what the attempt
+/// committed is kept under `refname` (the saved changes on top of it, or its last commit). Its
+/// commits never stay on the plan branch: a refused attempt's work reaches nothing. `Ok(saved)`
+/// when the branch is still at `base`.
+pub(crate) fn undo_attempt_commits(
+    worktree: &Path,
+    (branch, base): (&str, &str),
+    refname: &str,
+    saved: Option<String>,
+) -> Result<Option<String>, GitError> {
+    let refname_branch = format!("refs/heads/{branch}");
+    let tip = super::cli::run_in(worktree, &["rev-parse", "--verify", "-q", &refname_branch])?;
+    let tip = String::from_utf8_lossy(&tip).trim().to_string();
+    if tip == base {
+        return Ok(saved);
+    }
+    let kept = match saved {
+        Some(s) => s,
+        None => {
+            super::cli::run_in(worktree, &["update-ref", refname, &tip])?;
+            tip.clone()
+        }
+    };
+    super::cli::run_in(worktree, &["update-ref", &refname_branch, base, &tip])?;
+    super::cli::run_in(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
+    super::cli::run_in(worktree, &["clean", "-fdq"])?;
+    if super::sparse::is_sparse(&open(worktree)?) {
+        super::cli::run_in(worktree, &["sparse-checkout", "reapply"])?;
+    }
+    super::submodules::sync_submodules(worktree, false);
+    Ok(Some(kept))
+}

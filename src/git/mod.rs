@@ -46,7 +46,7 @@ pub(crate) use cli::{GitTarget, command as git_command};
 use commit::CommitInfo;
 pub(crate) use commit::{
     CommitRepo, RecentCommit, commit_all, commit_all_on, dirty_paths, dirty_paths_among, head_of,
-    is_dirty, recent_commits, save_and_reset,
+    is_dirty, recent_commits, save_and_reset, undo_attempt_commits,
 };
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;

@@ -36,18 +36,18 @@ pub(crate) fn settle(
             submodule_refusal(plan, id)?;
             protected_changes(plan, task.unwrap_or_default(), t)
         }) {
-            Some(cause) => fail(plan, id, attempt, &cause, true),
+            Some(cause) => fail(plan, id, (attempt, base), &cause, true),
             None => commit_done(plan, id, text.unwrap_or(&t.description)),
         },
         Settlement::Fail { error, record } => {
-            let out = fail(plan, id, attempt, error, *record);
+            let out = fail(plan, id, (attempt, base), error, *record);
             // A verification step's last attempt: its verdict goes on the plan branch.
             if attempt > plan.retries {
                 verdict(plan, id, "failed", error);
             }
             out
         }
-        Settlement::Interrupt { note } => interrupted(plan, id, attempt, note),
+        Settlement::Interrupt { note } => interrupted(plan, id, (attempt, base), note),
         Settlement::PlanAgent { commit, reset, end } => {
             settle_plan_agent(plan, (attempt, base), (commit, reset), end)
         }
@@ -639,8 +639,14 @@ fn check_files_in_repo(
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
 /// with `parallel` > 1 the others' work is in the same tree) and resets the tree.
-fn fail(plan: &PlanCtx, id: &str, attempt: u32, error: &str, record: bool) -> Outcome {
-    let saved = save_leftovers(plan, id, attempt, "failed");
+fn fail(
+    plan: &PlanCtx,
+    id: &str,
+    (attempt, base): (u32, Option<&str>),
+    error: &str,
+    record: bool,
+) -> Outcome {
+    let saved = save_leftovers(plan, id, (attempt, base), "failed");
     if record {
         let opts = TransitionOptions {
             force: true,
@@ -657,8 +663,13 @@ fn fail(plan: &PlanCtx, id: &str, attempt: u32, error: &str, record: bool) -> Ou
     }
 }
 
-fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
-    save_leftovers(plan, id, attempt, "interrupted");
+fn interrupted(
+    plan: &PlanCtx,
+    id: &str,
+    (attempt, base): (u32, Option<&str>),
+    note: &str,
+) -> Outcome {
+    save_leftovers(plan, id, (attempt, base), "interrupted");
     let opts = TransitionOptions {
         force: true,
         note: Some(note.to_string()),
@@ -671,11 +682,18 @@ fn interrupted(plan: &PlanCtx, id: &str, attempt: u32, note: &str) -> Outcome {
 }
 
 /// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
-/// cleans the tree, so the next attempt starts from the last commit and nothing is lost.
+/// cleans the tree, so the next attempt starts from the last commit and nothing is lost; with
+/// `base` (the plan branch's tip when the attempt started), what the attempt committed on the
+/// plan branch itself is taken off it and kept under the same ref.
 ///
 /// A task that ran in a task worktree: what it left there is saved the same way, its pool slot
 /// freed and its branch deleted (the next attempt starts from the plan branch's tip).
-fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<String> {
+fn save_leftovers(
+    plan: &PlanCtx,
+    id: &str,
+    (attempt, base): (u32, Option<&str>),
+    why: &str,
+) -> Option<String> {
     let refname = git::attempt_ref(&plan.name, id, attempt);
     let message = format!(
         "{} {id}: {why} attempt {attempt} (saved by orch)",
@@ -692,10 +710,15 @@ fn save_leftovers(plan: &PlanCtx, id: &str, attempt: u32, why: &str) -> Option<S
     }
     let _git = plan.git_lock.lock().ok()?;
     git::pin_worktree(&plan.worktree, &plan.branch).ok()?;
-    match git::save_and_reset(&plan.worktree, &refname, &message) {
-        Ok(Some(_)) => Some(refname),
-        _ => None,
-    }
+    let saved = git::save_and_reset(&plan.worktree, &refname, &message).ok()?;
+    // What the attempt committed on the plan branch itself goes with it (kept under the same ref).
+    let saved = match base {
+        Some(base) => {
+            git::undo_attempt_commits(&plan.worktree, (&plan.branch, base), &refname, saved).ok()?
+        }
+        None => saved,
+    };
+    saved.map(|_| refname)
 }
 
 /// A plan-mode agent ended: commit the tasks the core named (`commit`), put back those it left
@@ -709,7 +732,7 @@ fn settle_plan_agent(
     for t in commit.iter().filter_map(|&t| plan.plan.tasks.get(t)) {
         // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
         if let Some(cause) = refusal(wrote_outside(plan, &t.id, base), || Ok(None)) {
-            let saved = save_leftovers(plan, "plan", attempt, "failed");
+            let saved = save_leftovers(plan, "plan", (attempt, base), "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),
                 saved,
@@ -744,7 +767,7 @@ fn settle_plan_agent(
         PlanAgentEnd::Interrupted => Outcome::Interrupted,
         PlanAgentEnd::Failed(error) => Outcome::Failed {
             error: error.clone(),
-            saved: save_leftovers(plan, "plan", attempt, "failed"),
+            saved: save_leftovers(plan, "plan", (attempt, base), "failed"),
         },
     }
 }
