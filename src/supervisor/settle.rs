@@ -24,13 +24,15 @@ pub(crate) fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match refusal(wrote_outside(plan, id), || {
-            submodule_refusal(plan, id)?;
-            protected_changes(plan, task.unwrap_or_default(), t)
-        }) {
-            Some(cause) => fail(plan, id, attempt, &cause, true),
-            None => commit_done(plan, id, text.unwrap_or(&t.description)),
-        },
+        Settlement::Commit => {
+            let tree = plan
+                .task_worktree(id)
+                .unwrap_or_else(|| plan.worktree.clone());
+            match commit_refused(plan, task.unwrap_or_default(), t, &tree) {
+                Some(cause) => fail(plan, id, attempt, &cause, true),
+                None => commit_done(plan, id, text.unwrap_or(&t.description)),
+            }
+        }
         Settlement::Fail { error, record } => {
             let out = fail(plan, id, attempt, error, *record);
             // A verification step's last attempt: its verdict goes on the plan branch.
@@ -159,14 +161,21 @@ pub(super) fn refusal(
     }
 }
 
-/// The cause that fails task `id` when its worktree's submodule checkouts hold uncommitted
-/// changes (committing the superproject would lose them): `uncommitted changes inside
-/// submodules: libs/x/a.c`; `Err` with the same cause, so that [`refusal`] stops there.
-fn submodule_refusal(plan: &PlanCtx, id: &str) -> Result<(), String> {
-    let tree = plan
-        .task_worktree(id)
-        .unwrap_or_else(|| plan.worktree.clone());
-    submodule_lines(plan, &tree).map(drop)
+/// Why task `t` (the plan's task `index`) is not committed from the worktree `tree`: the checks
+/// before a task's commit ([`refusal`]): the plan's paths, then its submodule checkouts
+/// (uncommitted changes inside one: committing the superproject would lose them) and the
+/// protected paths. `None`: it may be. The one check of a done task's work, an attempt's or a
+/// commit a restart finds waiting in a task worktree (`super::recover`).
+pub(super) fn commit_refused(
+    plan: &PlanCtx,
+    index: usize,
+    t: &crate::plan::Task,
+    tree: &std::path::Path,
+) -> Option<String> {
+    refusal(wrote_outside_in(plan, tree), || {
+        submodule_lines(plan, tree)?;
+        protected_changes_in(plan, index, t, tree)
+    })
 }
 
 /// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
