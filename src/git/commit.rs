@@ -495,7 +495,7 @@ fn head_target(repo: &Repository) -> Result<String, GitError> {
 }
 
 /// Moves the ref `name` from `old` (`None`: it must not exist) to `new`.
-fn move_ref(
+pub(super) fn move_ref(
     repo: &Repository,
     name: &str,
     new: Oid,

@@ -80,7 +80,9 @@ pub(crate) use submodules::{submodule_changes, sync_submodules};
 #[cfg(test)]
 use task_tree::ensure_task_tree;
 pub use task_tree::retire_task_tree;
-pub(crate) use task_tree::{Landed, land_task_commit, retire_landed_task_tree, task_tree_ids};
+pub(crate) use task_tree::{
+    Landed, land_task_commit, retire_landed_task_tree, task_tree_ids, uncommit_task_tree,
+};
 pub use train::is_merged;
 pub(crate) use train::{Built, Moved, Subject, move_target};
 pub(crate) use train::{

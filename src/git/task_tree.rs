@@ -13,13 +13,13 @@ use git2::Oid;
 
 use super::GitError;
 use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_plan_worktree};
-use super::commit::save_and_reset;
+use super::commit::{move_ref, save_and_reset};
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, land, tip_and_commit};
 use super::merge_tree::index_conflicts;
 use super::pool::{free_slot, pool_slot};
 use super::refs::{check_tree_name, task_branch, task_tree_name};
-use super::repo::{find_branch, open, parse_oid, retry_locked, signature};
+use super::repo::{branch_commit, find_branch, open, parse_oid, retry_locked, signature};
 use super::status::{Submodules, dirty_files};
 #[cfg(test)]
 use super::worktree::{PlanTree, ensure_plan_tree};
@@ -193,6 +193,43 @@ pub(crate) enum Landed {
     Already { commit: String },
     /// Its changes conflict with the plan's tip in these paths; nothing changed.
     Conflict { paths: Vec<String> },
+}
+
+/// Moves the task branch `task_branch`, checked out in the task worktree `tree`, back to where
+/// it left `plan_branch` (their merge base), its index and files as they are: what was committed
+/// on it since is the tree's uncommitted (staged) changes again, as the checks before a task's
+/// commit read them and as the commit that follows takes them (recovery: a commit left there
+/// may be the agent's own). Nothing moves when it has no commit of its own; a branch that moved
+/// meanwhile is an error (compare-and-swap).
+pub(crate) fn uncommit_task_tree(
+    tree: &Path,
+    task_branch: &str,
+    plan_branch: &str,
+) -> Result<(), GitError> {
+    let repo = open(tree)?;
+    let tip = |branch: &str| {
+        branch_commit(&repo, branch)?.ok_or_else(|| GitError::RevNotFound {
+            rev: branch.to_string(),
+        })
+    };
+    let (ours, plan) = (tip(task_branch)?, tip(plan_branch)?);
+    let base = repo
+        .merge_base(ours.id(), plan.id())
+        .map_err(|source| GitError::Merge {
+            branch: task_branch.to_string(),
+            upstream: plan_branch.to_string(),
+            source,
+        })?;
+    if base == ours.id() {
+        return Ok(());
+    }
+    move_ref(
+        &repo,
+        &format!("refs/heads/{task_branch}"),
+        base,
+        Some(ours.id()),
+        &format!("orch: back to {plan_branch}, its commits kept as changes to check"),
+    )
 }
 
 /// Lands `task_commit` (made on a task branch from an earlier tip of `plan_branch`) on

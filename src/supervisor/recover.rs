@@ -113,8 +113,8 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
             }
         }
         let pcc = pc.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            settle_gone(&pcc, &doc, &gone, !busy.is_empty());
+        let refused = tokio::task::spawn_blocking(move || {
+            let refused = settle_gone(&pcc, &doc, &gone, !busy.is_empty());
             if pcc.task_trees() {
                 // Done but not landed (a supervisor died in between): landed by the core.
                 let doc = read(&pcc);
@@ -132,8 +132,18 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .collect();
                 tidy_task_trees(&pcc, &doc, &busy, &waiting);
             }
+            refused
         })
-        .await;
+        .await
+        .unwrap_or_default();
+        for (id, cause) in refused {
+            fx.note(
+                Some(pc.name.clone()),
+                format!(
+                    "task `{id}`: the commit left in its task worktree by a stopped supervisor's run is not landed, the task failed (its work is saved under refs/orch/attempts/): {cause}"
+                ),
+            );
+        }
     }
     out
 }
@@ -271,9 +281,15 @@ fn found_of(
 }
 
 /// Tasks left in progress by agents that are gone (`gone`, as `doc` records them): the plan's
-/// worktree saved and reset when no agent works in it, then each task recorded done or put
-/// back as the core decides ([`decide::left`]).
-fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool) {
+/// worktree saved and reset when no agent works in it, then each task recorded done, failed or
+/// put back as the core decides ([`decide::left`]). Returns the tasks failed because the checks
+/// of a task's commit refuse the commit waiting in their task worktree, with the cause.
+fn settle_gone(
+    pc: &PlanCtx,
+    doc: &StatusDoc,
+    gone: &[String],
+    adopted_any: bool,
+) -> Vec<(String, String)> {
     if decide::reset_plan_tree(pc.parallel, adopted_any, gone.len()) {
         let _g = pc.git_lock.lock();
         // No agent works in the tree: its git files put back from orch's records first, so that
@@ -292,7 +308,7 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
         }
     }
     if gone.is_empty() {
-        return;
+        return Vec::new();
     }
     // The plan branch's recent history: a supervisor killed between a task's commit and its
     // record leaves the task in progress with its commit there (a record waits for the plan's
@@ -303,8 +319,13 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
     let settled: Vec<(&String, Left)> = gone
         .iter()
         .map(|id| {
-            // A commit waiting in the task's worktree: the supervisor died before landing it.
-            let tree = pc.task_worktree(id);
+            // A commit waiting in the task's worktree: the supervisor died before landing it. Its
+            // git files put back from orch's records first (HEAD on the task branch, wherever
+            // an agent left it); not put back: nothing of it is read.
+            let branch = crate::git::task_branch(&pc.name, id);
+            let tree = pc
+                .task_worktree(id)
+                .filter(|t| crate::git::pin_worktree(t, &branch).is_ok());
             let head = tree.as_ref().and_then(|t| crate::git::head_of(t).ok());
             let clean = || {
                 tree.as_ref()
@@ -316,9 +337,13 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
                 .and_then(status::parse_timestamp)
                 .map(|t| t.timestamp());
             let head = head.as_ref().map(|(_, msg)| msg.as_str());
+            let refused = || match &tree {
+                Some(t) => refused_waiting(pc, id, t),
+                None => Some(format!("task `{id}` has no task worktree to check")),
+            };
             (
                 id,
-                decide::left(&pc.name, id, head, clean, &recent, started),
+                decide::left(&pc.name, id, head, clean, refused, &recent, started),
             )
         })
         .collect();
@@ -330,6 +355,14 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
                     TransitionOptions {
                         force: true,
                         commit: commit.clone(),
+                        ..TransitionOptions::default()
+                    },
+                ),
+                Left::Refused { cause } => (
+                    Transition::Fail,
+                    TransitionOptions {
+                        force: true,
+                        error: Some(cause.clone()),
                         ..TransitionOptions::default()
                     },
                 ),
@@ -346,6 +379,43 @@ fn settle_gone(pc: &PlanCtx, doc: &StatusDoc, gone: &[String], adopted_any: bool
         }
         Ok(())
     });
+    settled
+        .into_iter()
+        .filter_map(|(id, left)| match left {
+            Left::Refused { cause } => Some((id.clone(), cause)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why the commit waiting in task `id`'s worktree `tree` may not land ([`decide::left`]'s
+/// `refused`). The agent can make that commit itself, with anything in it: it is checked as a
+/// normal completion's work is ([`super::settle::commit_refused`]), once its changes are back in
+/// the tree as uncommitted changes ([`crate::git::uncommit_task_tree`]), the form those checks
+/// read and the commit that follows takes. A check that cannot run is a cause (fail closed).
+fn refused_waiting(pc: &PlanCtx, id: &str, tree: &std::path::Path) -> Option<String> {
+    let Some(index) = pc.plan.tasks.iter().position(|t| t.id == id) else {
+        return Some(format!("task `{id}` is not in the plan"));
+    };
+    let branch = crate::git::task_branch(&pc.name, id);
+    // Its agent is gone: a lock of its branch is a killed git's.
+    let _ = crate::git::remove_plan_locks(
+        &pc.repo_root,
+        &crate::git::task_tree_name(&pc.name, id),
+        &branch,
+    );
+    if let Err(e) = crate::git::uncommit_task_tree(tree, &branch, &pc.branch) {
+        return Some(format!(
+            "cannot check the commit left in `{}` (nothing is committed unchecked): {e}",
+            tree.display()
+        ));
+    }
+    super::settle::commit_refused(
+        pc,
+        index,
+        &pc.plan.tasks[index],
+        (tree, &branch, Some(pc.branch.as_str())),
+    )
 }
 
 /// Start-up, plan with task worktrees: each task worktree kept, unlocked or retired as the core

@@ -32,13 +32,13 @@ pub(crate) fn settle(
     };
     let id = t.id.as_str();
     match how {
-        Settlement::Commit => match refusal(wrote_outside(plan, id, base), || {
-            submodule_refusal(plan, id)?;
-            protected_changes(plan, task.unwrap_or_default(), t)
-        }) {
-            Some(cause) => fail(plan, id, (attempt, base), &cause, true),
-            None => commit_done(plan, id, text.unwrap_or(&t.description)),
-        },
+        Settlement::Commit => {
+            let (tree, branch, since) = work_of(plan, id, base);
+            match commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since)) {
+                Some(cause) => fail(plan, id, (attempt, base), &cause, true),
+                None => commit_done(plan, id, text.unwrap_or(&t.description)),
+            }
+        }
         Settlement::Fail { error, record } => {
             let out = fail(plan, id, (attempt, base), error, *record);
             // A verification step's last attempt: its verdict goes on the plan branch.
@@ -169,14 +169,23 @@ pub(super) fn refusal(
     }
 }
 
-/// The cause that fails task `id` when its worktree's submodule checkouts hold uncommitted
-/// changes (committing the superproject would lose them): `uncommitted changes inside
-/// submodules: libs/x/a.c`; `Err` with the same cause, so that [`refusal`] stops there.
-fn submodule_refusal(plan: &PlanCtx, id: &str) -> Result<(), String> {
-    let tree = plan
-        .task_worktree(id)
-        .unwrap_or_else(|| plan.worktree.clone());
-    submodule_lines(plan, &tree).map(drop)
+/// Why task `t` (the plan's task `index`) is not committed from the worktree `tree`: the checks
+/// before a task's commit ([`refusal`]): the plan's paths, then its submodule checkouts
+/// (uncommitted changes inside one: committing the superproject would lose them) and the
+/// protected paths. `None`: it may be. The one check of a done task's work, an attempt's or a
+/// commit a restart finds waiting in a task worktree (`super::recover`).
+/// `work`: the worktree, its branch and where its work started (the plan branch's tip when the
+/// attempt started; a task branch's fork from the plan branch).
+pub(super) fn commit_refused(
+    plan: &PlanCtx,
+    index: usize,
+    t: &crate::plan::Task,
+    work @ (tree, _, _): (&std::path::Path, &str, Option<&str>),
+) -> Option<String> {
+    refusal(wrote_outside(plan, work), || {
+        submodule_lines(plan, tree)?;
+        protected_changes_in(plan, index, t, tree)
+    })
 }
 
 /// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
@@ -225,25 +234,37 @@ fn with_submodule_lines(message: &str, lines: &[String]) -> String {
 /// orch commits on), and the work is compared with where it started: a task worktree's fork
 /// from the plan branch, else `base` (the plan branch's tip at the attempt's launch; HEAD when
 /// unknown, an agent adopted from an earlier supervisor).
-fn wrote_outside(plan: &PlanCtx, id: &str, base: Option<&str>) -> Result<Option<String>, String> {
-    if plan.paths.is_empty() {
-        return Ok(None);
-    }
-    let (tree, branch, since) = match plan.task_worktree(id) {
+/// Where task `id`'s work is (its task worktree, else the plan's), the branch orch commits it on
+/// and where it started: a task branch's fork from the plan branch, else `base`.
+fn work_of<'a>(
+    plan: &'a PlanCtx,
+    id: &str,
+    base: Option<&'a str>,
+) -> (std::path::PathBuf, String, Option<&'a str>) {
+    match plan.task_worktree(id) {
         Some(tree) => (
             tree,
             git::task_branch(&plan.name, id),
             Some(plan.branch.as_str()),
         ),
         None => (plan.worktree.clone(), plan.branch.clone(), base),
-    };
-    git::pin_worktree(&tree, &branch).map_err(|e| {
+    }
+}
+
+fn wrote_outside(
+    plan: &PlanCtx,
+    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    if plan.paths.is_empty() {
+        return Ok(None);
+    }
+    git::pin_worktree(tree, branch).map_err(|e| {
         format!(
             "cannot put back the git files of `{}` before checking for writes outside the plan's paths (nothing is committed unchecked): {e}",
             tree.display()
         )
     })?;
-    outside_paths(&tree, &plan.paths, since)
+    outside_paths(tree, &plan.paths, since)
 }
 
 /// The one check of a sparse plan's work, whoever commits it (a task's settlement, a best-of-N
@@ -731,7 +752,8 @@ fn settle_plan_agent(
 ) -> Outcome {
     for t in commit.iter().filter_map(|&t| plan.plan.tasks.get(t)) {
         // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
-        if let Some(cause) = refusal(wrote_outside(plan, &t.id, base), || Ok(None)) {
+        let (tree, branch, since) = work_of(plan, &t.id, base);
+        if let Some(cause) = refusal(wrote_outside(plan, (&tree, &branch, since)), || Ok(None)) {
             let saved = save_leftovers(plan, "plan", (attempt, base), "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),

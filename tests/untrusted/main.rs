@@ -15,6 +15,7 @@ mod git;
 mod history;
 mod links;
 mod processes;
+mod recovery;
 mod replan;
 mod reports;
 mod resolve;

@@ -149,27 +149,36 @@ pub(crate) enum Left {
     /// Its work is committed: recorded done, with the commit when it is on the plan branch
     /// already (without: its commit waits in its task worktree and the core lands it).
     Done { commit: Option<String> },
+    /// The commit waiting in its task worktree is refused by the checks of a task's commit, or
+    /// they could not run (`cause` names the check): recorded failed, nothing of it lands.
+    Refused { cause: String },
     /// Put back to pending: it runs again.
     Reset,
 }
 
 /// Task `id` of plan `plan`, whose agent is gone: done when its task worktree's HEAD (`head`,
 /// its message; none without a task worktree or when unreadable) is the task's commit with
-/// nothing since (`clean`, asked only then; `None`: could not be read), or when the plan
-/// branch's recent commits (`recent`, newest first; empty when unreadable) hold the task's
-/// commit made since it started (`started`, seconds since the epoch): the earlier supervisor
-/// committed it and died before landing or recording it. Otherwise it runs again.
+/// nothing since (`clean`, asked only then; `None`: could not be read) and the checks of a
+/// normal completion pass on it (`refused`, asked only then: why not, a check that could not
+/// run included; the agent can make that commit itself), or when the plan branch's recent
+/// commits (`recent`, newest first; empty when unreadable) hold the task's commit made since it
+/// started (`started`, seconds since the epoch): the earlier supervisor committed it and died
+/// before landing or recording it. Otherwise it runs again.
 pub(crate) fn left(
     plan: &str,
     id: &str,
     head: Option<&str>,
     clean: impl FnOnce() -> Option<bool>,
+    refused: impl FnOnce() -> Option<String>,
     recent: &[RecentCommit],
     started: Option<i64>,
 ) -> Left {
     let prefix = format!("{plan} {id}:");
     if head.is_some_and(|m| m.starts_with(&prefix)) && clean() == Some(true) {
-        return Left::Done { commit: None };
+        return match refused() {
+            None => Left::Done { commit: None },
+            Some(cause) => Left::Refused { cause },
+        };
     }
     // Commit times are whole seconds.
     recent

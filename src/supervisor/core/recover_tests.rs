@@ -247,28 +247,81 @@ fn commit(oid: &str, message: &str, time: i64) -> RecentCommit {
     }
 }
 
+/// The checks of a task's commit, when they pass.
+fn passed() -> Option<String> {
+    None
+}
+
+/// The checks of a task's commit, when nothing is to be checked.
+fn unasked() -> Option<String> {
+    panic!("the checks asked")
+}
+
 #[test]
 fn a_commit_waiting_clean_in_its_task_worktree_is_done() {
     let done = Left::Done { commit: None };
     let head = Some("auth 1.2: add login\n");
-    assert_eq!(left("auth", "1.2", head, || Some(true), &[], None), done);
+    assert_eq!(
+        left("auth", "1.2", head, || Some(true), passed, &[], None),
+        done
+    );
     // Changed since, or its state unreadable: it runs again.
     assert_eq!(
-        left("auth", "1.2", head, || Some(false), &[], None),
+        left("auth", "1.2", head, || Some(false), unasked, &[], None),
         Left::Reset
     );
-    assert_eq!(left("auth", "1.2", head, || None, &[], None), Left::Reset);
+    assert_eq!(
+        left("auth", "1.2", head, || None, unasked, &[], None),
+        Left::Reset
+    );
     // Another task's commit (`1.2` is no prefix of `1.20`), or no HEAD: cleanliness not asked.
     let asked = || panic!("cleanliness asked");
     assert_eq!(
-        left("auth", "1.2", Some("auth 1.20: x"), asked, &[], None),
+        left(
+            "auth",
+            "1.2",
+            Some("auth 1.20: x"),
+            asked,
+            unasked,
+            &[],
+            None
+        ),
         Left::Reset
     );
-    assert_eq!(left("auth", "1.2", None, asked, &[], None), Left::Reset);
     assert_eq!(
-        left("auth", "1.2", Some("api 1.2: x"), asked, &[], None),
+        left("auth", "1.2", None, asked, unasked, &[], None),
         Left::Reset
     );
+    assert_eq!(
+        left("auth", "1.2", Some("api 1.2: x"), asked, unasked, &[], None),
+        Left::Reset
+    );
+}
+
+/// The agent can make the task's commit itself: what the checks of a task's commit refuse, or a
+/// check that could not run, is recorded failed with its cause, never done; a commit of the
+/// task on the plan branch does not make up for it.
+#[test]
+fn a_commit_waiting_in_its_task_worktree_that_the_checks_refuse_fails_the_task() {
+    let head = Some("auth 1.2: add login");
+    let cause = "wrote outside the plan's paths: lib/x.rs (the plan's paths: src)";
+    let recent = [commit("c2", "auth 1.2: add login", 200)];
+    for recent in [&recent[..], &[]] {
+        assert_eq!(
+            left(
+                "auth",
+                "1.2",
+                head,
+                || Some(true),
+                || Some(cause.to_string()),
+                recent,
+                None
+            ),
+            Left::Refused {
+                cause: cause.to_string()
+            }
+        );
+    }
 }
 
 #[test]
@@ -283,21 +336,38 @@ fn a_commit_on_the_plan_branch_since_the_task_started_is_recorded() {
     };
     let clean = || Some(true);
     assert_eq!(
-        left("auth", "1.2", None, clean, &recent, Some(200)),
+        left("auth", "1.2", None, clean, unasked, &recent, Some(200)),
         done("c2")
     );
-    assert_eq!(left("auth", "1.2", None, clean, &recent, None), done("c2"));
     assert_eq!(
-        left("auth", "1.2", None, clean, &recent, Some(201)),
+        left("auth", "1.2", None, clean, unasked, &recent, None),
+        done("c2")
+    );
+    assert_eq!(
+        left("auth", "1.2", None, clean, unasked, &recent, Some(201)),
         Left::Reset
     );
-    assert_eq!(left("auth", "1.4", None, clean, &recent, None), Left::Reset);
+    assert_eq!(
+        left("auth", "1.4", None, clean, unasked, &recent, None),
+        Left::Reset
+    );
     // The branch unreadable: nothing found, it runs again.
-    assert_eq!(left("auth", "1.2", None, clean, &[], None), Left::Reset);
+    assert_eq!(
+        left("auth", "1.2", None, clean, unasked, &[], None),
+        Left::Reset
+    );
     // A dirty task worktree does not hide a commit on the branch.
     let head = Some("auth 1.2: add login");
     assert_eq!(
-        left("auth", "1.2", head, || Some(false), &recent, Some(150)),
+        left(
+            "auth",
+            "1.2",
+            head,
+            || Some(false),
+            unasked,
+            &recent,
+            Some(150)
+        ),
         done("c2")
     );
 }
