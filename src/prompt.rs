@@ -16,51 +16,6 @@ pub(crate) const TASK_TEMPLATE: &str = include_str!("../templates/task.md");
 /// The built-in `plan.md`.
 pub(crate) const PLAN_TEMPLATE: &str = include_str!("../templates/plan.md");
 
-/// The variables of `task.md` ([`TaskPrompt`]'s fields).
-pub(crate) const TASK_VARS: &[&str] = &[
-    "plan",
-    "plan_title",
-    "plan_file",
-    "phase_number",
-    "phase_title",
-    "task_id",
-    "kind",
-    "description",
-    "body",
-    "dependencies",
-    "worktree",
-    "branch",
-    "orch",
-    "status_file",
-    "attempt",
-    "previous_error",
-    "integration",
-    "check",
-    "report_by_exit",
-];
-
-/// The variables of `plan.md` ([`PlanPrompt`]'s fields).
-pub(crate) const PLAN_VARS: &[&str] = &[
-    "plan",
-    "plan_title",
-    "plan_file",
-    "worktree",
-    "branch",
-    "orch",
-    "status_file",
-    "tasks_total",
-    "tasks_remaining",
-    "integration",
-];
-
-fn vars_of(file: &str) -> &'static [&'static str] {
-    if file == TASK_FILE {
-        TASK_VARS
-    } else {
-        PLAN_VARS
-    }
-}
-
 /// The file names looked for in the templates directory.
 pub(crate) const TASK_FILE: &str = "task.md";
 pub(crate) const PLAN_FILE: &str = "plan.md";
@@ -192,17 +147,17 @@ struct Source {
     origin: Origin,
     /// The name errors use.
     name: String,
-    /// The variables the template may use (for error messages).
-    vars: &'static [&'static str],
+    /// `task.md` or `plan.md`: which variables the template may use.
+    file: &'static str,
 }
 
 impl Source {
-    fn embedded(file: &str, text: &str) -> Self {
+    fn embedded(file: &'static str, text: &str) -> Self {
         Self {
             text: text.to_string(),
             origin: Origin::Embedded,
             name: format!("<built-in>/{file}"),
-            vars: vars_of(file),
+            file,
         }
     }
 }
@@ -220,7 +175,7 @@ impl Templates {
     /// Loads `<root>/<dir>/task.md` and `plan.md` when they exist, else the embedded defaults
     /// (each file on its own: overriding only `task.md` is fine).
     pub(crate) fn load(root: &Path, dir: &Path) -> Result<Templates, PromptError> {
-        let one = |file: &str, builtin: &str| -> Result<Source, PromptError> {
+        let one = |file: &'static str, builtin: &str| -> Result<Source, PromptError> {
             let shown = dir.join(file);
             let path = root.join(&shown);
             match std::fs::read_to_string(&path) {
@@ -228,7 +183,7 @@ impl Templates {
                     text,
                     name: shown.display().to_string(),
                     origin: Origin::File(shown),
-                    vars: vars_of(file),
+                    file,
                 }),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     Ok(Source::embedded(file, builtin))
@@ -341,7 +296,7 @@ fn template_error(source: &Source, e: &minijinja::Error) -> PromptError {
         Origin::File(p) => p.clone(),
         Origin::Embedded => PathBuf::from(&source.name),
     };
-    let message = error_message(e, source.vars);
+    let message = error_message(e, source.file);
     PromptError::Template {
         path,
         line: e.line().filter(|&l| l > 0),
@@ -350,7 +305,7 @@ fn template_error(source: &Source, e: &minijinja::Error) -> PromptError {
 }
 
 /// `unknown filter \`foo\``, `\`x\` is undefined (variables: …)`, `syntax error: …`.
-fn error_message(e: &minijinja::Error, vars: &[&str]) -> String {
+fn error_message(e: &minijinja::Error, file: &str) -> String {
     use minijinja::ErrorKind as K;
     let detail = e.detail().unwrap_or_default();
     match e.kind() {
@@ -371,10 +326,24 @@ fn error_message(e: &minijinja::Error, vars: &[&str]) -> String {
             } else {
                 detail.to_string()
             };
-            format!("{what} (the variables are {})", vars.join(", "))
+            format!("{what} (the variables are {})", variables(file).join(", "))
         }
         kind if detail.is_empty() => kind.to_string(),
         kind => format!("{kind}: {detail}"),
+    }
+}
+
+/// The variables of `file` (`task.md` or `plan.md`): the fields of [`TaskPrompt`] or
+/// [`PlanPrompt`], in their order.
+fn variables(file: &str) -> Vec<String> {
+    let sample = if file == TASK_FILE {
+        serde_json::to_value(sample_task(true))
+    } else {
+        serde_json::to_value(sample_plan())
+    };
+    match sample {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -624,13 +593,48 @@ mod tests {
 
     #[test]
     fn the_variable_lists_match_the_structs() {
+        const TASK_VARS: &[&str] = &[
+            "plan",
+            "plan_title",
+            "plan_file",
+            "phase_number",
+            "phase_title",
+            "task_id",
+            "kind",
+            "description",
+            "body",
+            "dependencies",
+            "worktree",
+            "branch",
+            "orch",
+            "status_file",
+            "attempt",
+            "previous_error",
+            "integration",
+            "check",
+            "report_by_exit",
+        ];
+        const PLAN_VARS: &[&str] = &[
+            "plan",
+            "plan_title",
+            "plan_file",
+            "worktree",
+            "branch",
+            "orch",
+            "status_file",
+            "tasks_total",
+            "tasks_remaining",
+            "integration",
+        ];
         let keys = |v: serde_json::Value| -> Vec<String> {
             v.as_object().expect("object").keys().cloned().collect()
         };
         let task_keys = keys(serde_json::to_value(task()).expect("json"));
         assert_eq!(task_keys, TASK_VARS);
+        assert_eq!(variables(TASK_FILE), TASK_VARS);
         let plan_keys = keys(serde_json::to_value(plan()).expect("json"));
         assert_eq!(plan_keys, PLAN_VARS);
+        assert_eq!(variables(PLAN_FILE), PLAN_VARS);
     }
 
     #[test]

@@ -34,16 +34,14 @@ impl<'t> Parser<'t> {
         // warned about) opens with `(` or `[`: one pass over those finds which are there (a
         // description with neither, most of them, has none), and only those are read.
         let found = clauses(&description);
-        let depends = if found.depends {
-            self.depends(n, id, &description)
-        } else {
-            None
-        };
-        let estimate_s = if found.estimate {
-            self.estimate(n, id, &description)
-        } else {
-            None
-        };
+        let depends = found
+            .depends
+            .then(|| self.depends(n, id, &description))
+            .flatten();
+        let estimate_s = found
+            .estimate
+            .then(|| self.estimate(n, id, &description))
+            .flatten();
         if found.check
             && let Err(why) = crate::plan::check::check_clause(&description)
         {
@@ -54,12 +52,11 @@ impl<'t> Parser<'t> {
         {
             self.error(n, format!("task `{id}`: {why}"));
         }
-        let priority = found.priority;
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
             phase,
-            priority,
+            priority: found.priority,
             description,
             body: String::new(),
             done,
@@ -91,14 +88,13 @@ impl<'t> Parser<'t> {
                         ids.push(token.to_string());
                     }
                 } else {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            &self.path,
-                            n,
-                            format!("task `{id}`: `(depends: …)` lists `{token}`, which is not a task id"),
-                        )
-                        .with_hint("list task ids separated by commas: `(depends: 1.1, 2.3)`"),
-                    );
+                    self.error(
+                        n,
+                        format!(
+                            "task `{id}`: `(depends: …)` lists `{token}`, which is not a task id"
+                        ),
+                    )
+                    .hint = Some("list task ids separated by commas: `(depends: 1.1, 2.3)`".into());
                 }
             }
             from = start + end;
@@ -134,15 +130,9 @@ impl<'t> Parser<'t> {
                 }
                 Ok(d) => found = Some(d.as_secs()),
                 Err(why) => {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            &self.path,
-                            n,
-                            format!("task `{id}`: `(est: {text})`: {why}"),
-                        )
-                        .with_hint(
-                            "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`",
-                        ),
+                    self.error(n, format!("task `{id}`: `(est: {text})`: {why}"))
+                        .hint = Some(
+                        "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`".into(),
                     );
                 }
             }
