@@ -180,8 +180,7 @@ pub(crate) async fn end_session(sid: u32) {
 
 /// SIGKILL to every live process of session `sid` (also those that moved to another process
 /// group of the session).
-fn kill_session(sid: u32) -> usize {
-    let mut n = 0;
+fn kill_session(sid: u32) {
     for pid in all_pids() {
         if let Some(st) = stat_of(pid)
             && st.session == sid
@@ -189,10 +188,8 @@ fn kill_session(sid: u32) -> usize {
             && let Ok(raw) = i32::try_from(pid)
         {
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
-            n += 1;
         }
     }
-    n
 }
 
 /// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
@@ -325,13 +322,10 @@ fn not_yet_leader(pid: u32) -> bool {
 /// Sends `sig` to every process of group `pgid`, and of the session it leads (an agent's
 /// process that moved to a group of its own within the session); false when none exists.
 pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else {
+    let Some(group) = group_pid(pgid) else {
         return false;
     };
-    if raw <= 1 {
-        return false;
-    }
-    let mut sent = killpg(Pid::from_raw(raw), sig).is_ok();
+    let mut sent = killpg(group, sig).is_ok();
     for pid in all_pids() {
         if let Some(st) = stat_of(pid)
             && st.session == pgid
@@ -343,19 +337,24 @@ pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
         }
     }
     // Started, but not yet in its own session: it is still the only process of its attempt.
-    sent || not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
+    sent || not_yet_leader(pgid) && kill(group, sig).is_ok()
+}
+
+/// `pgid` as a process group orch may signal: never 0 or 1 (this process's group, init).
+fn group_pid(pgid: u32) -> Option<Pid> {
+    i32::try_from(pgid)
+        .ok()
+        .filter(|&raw| raw > 1)
+        .map(Pid::from_raw)
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
 pub(crate) fn group_alive(pgid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else {
+    let Some(group) = group_pid(pgid) else {
         return false;
     };
-    if raw <= 1 {
-        return false;
-    }
     if std::fs::read_dir("/proc").is_err() {
-        return killpg(Pid::from_raw(raw), None).is_ok();
+        return killpg(group, None).is_ok();
     }
     // A member of the group (or of the session it leads) that is not a zombie.
     all_pids().any(|pid| {

@@ -355,14 +355,15 @@ fn sample_task(full: bool) -> TaskPrompt {
         plan_file: "docs/plans/auth.md".into(),
         phase_number: 2,
         phase_title: "Sessions".into(),
-        task_id: if full { "V2".into() } else { "2.3".into() },
-        kind: if full { "verify".into() } else { "task".into() },
+        task_id: if full { "V2" } else { "2.3" }.into(),
+        kind: if full { "verify" } else { "task" }.into(),
         description: "Store sessions in Redis".into(),
         body: if full {
-            "- sessions survive a restart".into()
+            "- sessions survive a restart"
         } else {
-            String::new()
-        },
+            ""
+        }
+        .into(),
         dependencies: if full {
             vec![DepInfo {
                 id: "2.1".into(),
@@ -379,11 +380,7 @@ fn sample_task(full: bool) -> TaskPrompt {
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
         integration: None,
-        check: if full {
-            "cargo test".into()
-        } else {
-            String::new()
-        },
+        check: if full { "cargo test" } else { "" }.into(),
         report_by_exit: !full,
     }
 }

@@ -288,21 +288,17 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         }
         (Some(arg), m) => {
             let one = from_path(arg, m.as_ref(), &cwd, files)?;
-            match m {
-                Some(m)
-                    if m.plan(&one.name).is_some_and(|e| {
-                        e.abs_file.canonicalize().ok()
-                            == std::path::absolute(arg)
-                                .ok()
-                                .and_then(|a| a.canonicalize().ok())
-                    }) =>
-                {
-                    match m.plans.iter().position(|p| p.name == one.name) {
-                        Some(index) => (all(m)?, vec![index]),
-                        None => (vec![one], vec![0]),
-                    }
-                }
-                _ => (vec![one], vec![0]),
+            // A path naming the file of the manifest's plan of that name is that plan.
+            let arg_file = std::path::absolute(arg)
+                .ok()
+                .and_then(|a| a.canonicalize().ok());
+            let listed = m.as_ref().and_then(|m| {
+                let index = m.plans.iter().position(|p| p.name == one.name)?;
+                (m.plans[index].abs_file.canonicalize().ok() == arg_file).then_some((m, index))
+            });
+            match listed {
+                Some((m, index)) => (all(m)?, vec![index]),
+                None => (vec![one], vec![0]),
             }
         }
         (None, Some(m)) => {
