@@ -307,24 +307,6 @@ pub(crate) fn usage_file(log: &Path) -> std::path::PathBuf {
 /// write (comma-separated).
 pub(crate) const CONFINED_LINE: &str = "=== orch: confined (Landlock): writes only beneath ";
 
-#[cfg(test)]
-#[test]
-fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
-    let log = format!(
-        "=== orch: attempt 1 started at x: sh a.sh ===\n{CONFINED_LINE}/w/tree, /tmp/orch-1 ===\n\
-         sh: 1: cannot create /w/tree/ro: Permission denied\n\
-         sh: 1: cannot create /home/u/.cache/x: Permission denied\n"
-    );
-    assert_eq!(
-        sandbox_denied(&log).as_deref(),
-        Some("sh: 1: cannot create /home/u/.cache/x: Permission denied")
-    );
-    assert_eq!(
-        sandbox_denied("sh: cannot create /x: Permission denied\n"),
-        None
-    );
-}
-
 /// The line a confined attempt's log starts with: the paths it may write (read back by
 /// `sandbox_denied`).
 pub(crate) fn confined_line(write: &[std::path::PathBuf]) -> String {

@@ -201,28 +201,6 @@ impl Templates {
         })
     }
 
-    /// The built-in templates.
-    #[cfg(test)]
-    pub(crate) fn embedded() -> Templates {
-        Templates {
-            task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
-            plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
-            compiled: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Where `task.md` came from.
-    #[cfg(test)]
-    pub(crate) fn task_origin(&self) -> &Origin {
-        &self.task.origin
-    }
-
-    /// Where `plan.md` came from.
-    #[cfg(test)]
-    pub(crate) fn plan_origin(&self) -> &Origin {
-        &self.plan.origin
-    }
-
     /// Compiles both templates (syntax check), then renders each with sample values so that an
     /// unknown variable or filter is found before any agent runs. Errors name the file and line.
     pub(crate) fn check(&self) -> Result<(), PromptError> {
@@ -403,6 +381,27 @@ fn sample_plan() -> PlanPrompt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Templates {
+        /// The built-in templates.
+        pub(crate) fn embedded() -> Templates {
+            Templates {
+                task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
+                plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
+                compiled: std::sync::OnceLock::new(),
+            }
+        }
+
+        /// Where `task.md` came from.
+        pub(crate) fn task_origin(&self) -> &Origin {
+            &self.task.origin
+        }
+
+        /// Where `plan.md` came from.
+        pub(crate) fn plan_origin(&self) -> &Origin {
+            &self.plan.origin
+        }
+    }
 
     fn task() -> TaskPrompt {
         TaskPrompt {

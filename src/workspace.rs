@@ -45,20 +45,14 @@ impl Selection {
     /// For the agents' side (`next`, `task`): fall back to `ORCH_MANIFEST`, `ORCH_PLAN` and
     /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
     pub(crate) fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
-        if self.manifest.is_none() {
-            self.manifest = std::env::var_os(agent_env::ORCH_MANIFEST)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from);
-        }
-        if self.plan.is_none() {
-            self.plan = std::env::var(agent_env::ORCH_PLAN)
-                .ok()
-                .filter(|s| !s.is_empty());
-        }
-        let status = std::env::var_os(agent_env::ORCH_STATUS_FILE)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        (self, status)
+        let var = |name| std::env::var_os(name).filter(|s| !s.is_empty());
+        self.manifest = self
+            .manifest
+            .or_else(|| var(agent_env::ORCH_MANIFEST).map(PathBuf::from));
+        self.plan = self
+            .plan
+            .or_else(|| var(agent_env::ORCH_PLAN)?.into_string().ok());
+        (self, var(agent_env::ORCH_STATUS_FILE).map(PathBuf::from))
     }
 }
 

@@ -247,25 +247,6 @@ pub(super) fn clauses(desc: &str) -> Clauses {
     found
 }
 
-/// The earlier way to a description's priority, a search per marker.
-#[cfg(test)]
-fn priority_by_marker(desc: &str) -> Priority {
-    let has = |marker: &str| {
-        memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
-    };
-    if !desc.contains('(') {
-        Priority::Normal
-    } else if has("(CRITICAL)") {
-        Priority::Critical
-    } else if has("(HIGH)") {
-        Priority::High
-    } else if has("(LOW)") {
-        Priority::Low
-    } else {
-        Priority::Normal
-    }
-}
-
 /// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole). An `and`
 /// between items is a word of its own, dropped like the separators.
 pub(super) fn split_list(list: &str) -> ListItems<'_> {
@@ -351,6 +332,25 @@ pub(super) fn split_range(item: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::{split_list, trim_fast};
+    use crate::plan::model::Priority;
+
+    /// The earlier way to a description's priority, a search per marker.
+    fn priority_by_marker(desc: &str) -> Priority {
+        let has = |marker: &str| {
+            memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
+        };
+        if !desc.contains('(') {
+            Priority::Normal
+        } else if has("(CRITICAL)") {
+            Priority::Critical
+        } else if has("(HIGH)") {
+            Priority::High
+        } else if has("(LOW)") {
+            Priority::Low
+        } else {
+            Priority::Normal
+        }
+    }
 
     /// The lists split as they did when ` and ` was a separator of its own.
     #[test]
@@ -390,7 +390,6 @@ mod tests {
     /// from it is nothing, with no diagnostics; with the brackets they still read the clauses.
     #[test]
     fn descriptions_without_brackets_have_no_clauses() {
-        use crate::plan::model::Priority;
         let words = "Do it depends: 1.2 est: 1h HIGH CRITICAL check: cargo test depends";
         let plan = crate::plan::parse(
             std::path::Path::new("p.md"),
@@ -448,7 +447,7 @@ mod tests {
                             || find_ci(&desc, "[depends:").is_some(),
                         estimate: find_ci(&desc, "(est:").is_some(),
                         check: find_ci(&desc, "(check:").is_some(),
-                        priority: super::priority_by_marker(&desc),
+                        priority: priority_by_marker(&desc),
                     };
                     assert_eq!(found, searched, "{desc:?}");
                 }
