@@ -363,18 +363,13 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             plain.push(t);
             continue;
         };
+        let text_at = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
         match v.get("type").and_then(Value::as_str) {
             // Gemini CLI's last line: `status` and `stats` (Claude Code's has a `subtype`).
             Some("result") if v.get("subtype").is_none() && v.get("stats").is_some() => {
                 if v.get("status").and_then(Value::as_str) == Some("error") {
-                    out.error = Some(
-                        v.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .map_or_else(
-                                || "the client ended with an error".to_string(),
-                                str::to_string,
-                            ),
-                    );
+                    let message = text_at("/error/message");
+                    out.error = message.or_else(|| Some("the client ended with an error".into()));
                 }
                 if let Some(stats) = v.get("stats") {
                     usage = Some(cached_in_input(stats, "cached"));
@@ -408,20 +403,14 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                         Some(t) if !t.trim().is_empty() => t.clone(),
                         // Qwen Code: `error.message`.
                         _ => claude_errors(&v)
-                            .or_else(|| {
-                                v.pointer("/error/message")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_string)
-                            })
+                            .or_else(|| text_at("/error/message"))
                             .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
                     });
                 }
                 // The HTTP status of a failed API call: the surest sign of what failed.
-                if is_error
-                    && let Some(status) = v.get("api_error_status").and_then(Value::as_u64)
-                    && let Some(c) = class_of_status(status)
-                {
-                    hinted = Some(c);
+                if is_error {
+                    let status = v.get("api_error_status").and_then(Value::as_u64);
+                    hinted = status.and_then(class_of_status).or(hinted);
                 }
                 out.result = text;
                 let mut u = v.get("usage").map(claude_usage).unwrap_or_default();
@@ -471,9 +460,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                     out.error = Some(m.to_string());
                 } else if let Some((m, status)) = clients::opencode_error(&v) {
                     out.error = Some(m);
-                    if let Some(c) = status.and_then(class_of_status) {
-                        hinted = Some(c);
-                    }
+                    hinted = status.and_then(class_of_status).or(hinted);
                 }
             }
             // opencode: each step's tokens and cost; its text parts, the last its final word.
@@ -501,9 +488,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 "session.error" => {
                     let (m, status) = clients::copilot_error(&v);
                     out.error = Some(m);
-                    if let Some(c) = status.and_then(class_of_status) {
-                        hinted = Some(c);
-                    }
+                    hinted = status.and_then(class_of_status).or(hinted);
                 }
                 _ => {}
             },

@@ -76,7 +76,7 @@ impl LoadedPlan {
     }
 
     /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
-    pub(crate) fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
+    fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
         status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
     }
 }
