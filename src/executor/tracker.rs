@@ -136,17 +136,12 @@ impl JobTracker {
 
     /// Starts tracking job `id` (submitted now, or found after a restart), believed `state`.
     pub(crate) fn track(&self, id: &str, state: JobState) -> watch::Receiver<JobState> {
-        let rx = {
-            let mut jobs = self.lock_jobs();
-            match jobs.get(id) {
-                Some(tx) => tx.subscribe(),
-                None => {
-                    let (tx, rx) = watch::channel(state);
-                    jobs.insert(id.to_string(), tx);
-                    rx
-                }
-            }
-        };
+        // A receiver made by `subscribe` has the current value marked seen, as a new channel's.
+        let rx = self
+            .lock_jobs()
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(state).0)
+            .subscribe();
         self.poke();
         rx
     }
