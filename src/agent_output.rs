@@ -49,6 +49,19 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The tokens in `v`'s fields named `[input, output, cache read, cache write]` (0 when
+    /// missing), no cost.
+    fn of_fields(v: &Value, [input, output, read, write]: [&str; 4]) -> Usage {
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        Usage {
+            input_tokens: n(input),
+            output_tokens: n(output),
+            cache_read_tokens: n(read),
+            cache_write_tokens: n(write),
+            cost_micro_usd: None,
+        }
+    }
+
     /// Every token the client counted: input, output, cache reads and writes.
     pub(crate) fn tokens(&self) -> u64 {
         self.input_tokens
@@ -294,24 +307,6 @@ pub(crate) fn usage_file(log: &Path) -> std::path::PathBuf {
 /// write (comma-separated).
 pub(crate) const CONFINED_LINE: &str = "=== orch: confined (Landlock): writes only beneath ";
 
-#[cfg(test)]
-#[test]
-fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
-    let log = format!(
-        "=== orch: attempt 1 started at x: sh a.sh ===\n{CONFINED_LINE}/w/tree, /tmp/orch-1 ===\n\
-         sh: 1: cannot create /w/tree/ro: Permission denied\n\
-         sh: 1: cannot create /home/u/.cache/x: Permission denied\n"
-    );
-    assert_eq!(
-        sandbox_denied(&log).as_deref(),
-        Some("sh: 1: cannot create /home/u/.cache/x: Permission denied")
-    );
-    assert_eq!(
-        sandbox_denied("sh: cannot create /x: Permission denied\n"),
-        None
-    );
-}
-
 /// The line a confined attempt's log starts with: the paths it may write (read back by
 /// `sandbox_denied`).
 pub(crate) fn confined_line(write: &[std::path::PathBuf]) -> String {
@@ -368,27 +363,20 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             plain.push(t);
             continue;
         };
+        let text_at = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
         match v.get("type").and_then(Value::as_str) {
             // Gemini CLI's last line: `status` and `stats` (Claude Code's has a `subtype`).
             Some("result") if v.get("subtype").is_none() && v.get("stats").is_some() => {
-                out.events += 1;
                 if v.get("status").and_then(Value::as_str) == Some("error") {
-                    out.error = Some(
-                        v.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .map_or_else(
-                                || "the client ended with an error".to_string(),
-                                str::to_string,
-                            ),
-                    );
+                    let message = text_at("/error/message");
+                    out.error = message.or_else(|| Some("the client ended with an error".into()));
                 }
                 if let Some(stats) = v.get("stats") {
-                    usage = Some(gemini_usage(stats));
+                    usage = Some(cached_in_input(stats, "cached"));
                 }
             }
             // Gemini CLI: the model's answer comes in pieces (`delta`), the last is its final word.
             Some("message") if v.get("role").is_some() => {
-                out.events += 1;
                 if v.get("role").and_then(Value::as_str) == Some("assistant")
                     && let Some(t) = v.get("content").and_then(Value::as_str)
                 {
@@ -402,13 +390,11 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             }
             // Gemini CLI's tool calls: the next assistant message is a new one.
             Some("tool_use" | "tool_result") => {
-                out.events += 1;
                 gemini_message = None;
             }
             // GitHub Copilot CLI's last line: its exit code (its usage is in the usage file).
-            Some("result") if v.get("exitCode").is_some() => out.events += 1,
+            Some("result") if v.get("exitCode").is_some() => {}
             Some("result") => {
-                out.events += 1;
                 let text = v.get("result").and_then(Value::as_str).map(str::to_string);
                 let is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(false);
                 let subtype = v.get("subtype").and_then(Value::as_str).unwrap_or("");
@@ -417,20 +403,14 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                         Some(t) if !t.trim().is_empty() => t.clone(),
                         // Qwen Code: `error.message`.
                         _ => claude_errors(&v)
-                            .or_else(|| {
-                                v.pointer("/error/message")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_string)
-                            })
+                            .or_else(|| text_at("/error/message"))
                             .unwrap_or_else(|| format!("the client ended with `{subtype}`")),
                     });
                 }
                 // The HTTP status of a failed API call: the surest sign of what failed.
-                if is_error
-                    && let Some(status) = v.get("api_error_status").and_then(Value::as_u64)
-                    && let Some(c) = class_of_status(status)
-                {
-                    hinted = Some(c);
+                if is_error {
+                    let status = v.get("api_error_status").and_then(Value::as_u64);
+                    hinted = status.and_then(class_of_status).or(hinted);
                 }
                 out.result = text;
                 let mut u = v.get("usage").map(claude_usage).unwrap_or_default();
@@ -441,18 +421,14 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                     usage = Some(u);
                 }
             }
-            Some("assistant") => {
-                out.events += 1;
-                match v.get("error").and_then(Value::as_str) {
-                    Some("rate_limit") => hinted = Some(Class::Limit(None)),
-                    Some("authentication_failed") => hinted = Some(Class::Fatal(Fatal::Auth)),
-                    _ => {}
-                }
-            }
+            Some("assistant") => match v.get("error").and_then(Value::as_str) {
+                Some("rate_limit") => hinted = Some(Class::Limit(None)),
+                Some("authentication_failed") => hinted = Some(Class::Fatal(Fatal::Auth)),
+                _ => {}
+            },
             // Claude Code announces each of its own retries of a failed API call; an attempt
             // stopped while retrying a 401 says nothing else.
             Some("system") => {
-                out.events += 1;
                 if v.get("subtype").and_then(Value::as_str) == Some("api_retry")
                     && let Some(status) = v.get("error_status").and_then(Value::as_u64)
                     && let Some(c @ Class::Fatal(_)) = class_of_status(status)
@@ -462,7 +438,6 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
             }
             // Codex: the agent's messages; the last is its final word (a refusal, say).
             Some("item.completed") => {
-                out.events += 1;
                 if v.pointer("/item/type").and_then(Value::as_str) == Some("agent_message")
                     && let Some(t) = v.pointer("/item/text").and_then(Value::as_str)
                 {
@@ -470,80 +445,63 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
                 }
             }
             Some("turn.completed") => {
-                out.events += 1;
                 if let Some(u) = v.get("usage") {
-                    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-                    let cached = n("cached_input_tokens");
-                    let turn = Usage {
-                        input_tokens: n("input_tokens").saturating_sub(cached),
-                        output_tokens: n("output_tokens"),
-                        cache_read_tokens: cached,
-                        cache_write_tokens: 0,
-                        cost_micro_usd: None,
-                    };
+                    let turn = cached_in_input(u, "cached_input_tokens");
                     codex_usage = Some(codex_usage.unwrap_or_default().plus(&turn));
                 }
             }
             Some("turn.failed") => {
-                out.events += 1;
                 if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
                     out.error = Some(m.to_string());
                 }
             }
             Some("error") => {
-                out.events += 1;
                 if let Some(m) = v.get("message").and_then(Value::as_str) {
                     out.error = Some(m.to_string());
                 } else if let Some((m, status)) = clients::opencode_error(&v) {
                     out.error = Some(m);
-                    if let Some(c) = status.and_then(class_of_status) {
-                        hinted = Some(c);
-                    }
+                    hinted = status.and_then(class_of_status).or(hinted);
                 }
             }
             // opencode: each step's tokens and cost; its text parts, the last its final word.
             Some("step_finish") => {
-                out.events += 1;
                 if let Some(u) = v.get("part").map(clients::opencode_step) {
                     step_usage = Some(step_usage.unwrap_or_default().plus(&u));
                 }
             }
             Some("text") if v.get("part").is_some() => {
-                out.events += 1;
                 if let Some(t) = v.pointer("/part/text").and_then(Value::as_str) {
                     out.result = Some(t.to_string());
                 }
             }
-            Some("step_start") => out.events += 1,
             // GitHub Copilot CLI: dotted event names; its final word, its error.
-            Some(ty) if clients::is_copilot_event(ty) => {
-                out.events += 1;
-                match ty {
-                    "assistant.message" => {
-                        if let Some(t) = v
-                            .pointer("/data/content")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.trim().is_empty())
-                        {
-                            out.result = Some(t.to_string());
-                        }
+            Some(ty) if clients::is_copilot_event(ty) => match ty {
+                "assistant.message" => {
+                    if let Some(t) = v
+                        .pointer("/data/content")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.trim().is_empty())
+                    {
+                        out.result = Some(t.to_string());
                     }
-                    "session.error" => {
-                        let (m, status) = clients::copilot_error(&v);
-                        out.error = Some(m);
-                        if let Some(c) = status.and_then(class_of_status) {
-                            hinted = Some(c);
-                        }
-                    }
-                    _ => {}
                 }
-            }
+                "session.error" => {
+                    let (m, status) = clients::copilot_error(&v);
+                    out.error = Some(m);
+                    hinted = status.and_then(class_of_status).or(hinted);
+                }
+                _ => {}
+            },
             Some(
                 "user" | "thread.started" | "turn.started" | "item.started" | "item.updated"
-                | "stream_event" | "init",
-            ) => out.events += 1,
-            _ => plain.push(t),
+                | "stream_event" | "init" | "step_start",
+            ) => {}
+            _ => {
+                plain.push(t);
+                continue;
+            }
         }
+        out.events += 1;
     }
     out.usage = [usage, codex_usage, step_usage]
         .into_iter()
@@ -602,26 +560,26 @@ fn claude_errors(v: &Value) -> Option<String> {
 }
 
 fn claude_usage(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Usage {
-        input_tokens: n("input_tokens"),
-        output_tokens: n("output_tokens"),
-        cache_read_tokens: n("cache_read_input_tokens"),
-        cache_write_tokens: n("cache_creation_input_tokens"),
-        cost_micro_usd: None,
-    }
+    Usage::of_fields(
+        u,
+        [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ],
+    )
 }
 
-/// Gemini CLI's `stats`: `input_tokens` counts the cached ones (`cached`) too.
-fn gemini_usage(s: &Value) -> Usage {
-    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = n("cached");
+/// Codex's `usage`, Gemini CLI's `stats`: `input_tokens` counts the cached ones (field
+/// `cached`) too.
+fn cached_in_input(u: &Value, cached: &str) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     Usage {
-        input_tokens: n("input_tokens").saturating_sub(cached),
+        input_tokens: n("input_tokens").saturating_sub(n(cached)),
         output_tokens: n("output_tokens"),
-        cache_read_tokens: cached,
-        cache_write_tokens: 0,
-        cost_micro_usd: None,
+        cache_read_tokens: n(cached),
+        ..Usage::default()
     }
 }
 

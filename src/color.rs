@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `--color auto|always|never`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum When {
     /// Colour on a terminal, unless `NO_COLOR` is set (to anything but the empty string);
     /// `CLICOLOR_FORCE` (not empty, not `0`) colours a pipe too.
@@ -30,19 +31,14 @@ static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 /// Records the process's `--color` (the command line calls it as it reads the option).
 pub(crate) fn choose(when: When) {
-    let v = match when {
-        When::Auto => 0,
-        When::Always => 1,
-        When::Never => 2,
-    };
-    CHOSEN.store(v, Ordering::Relaxed);
+    CHOSEN.store(when as u8, Ordering::Relaxed);
 }
 
 /// The process's `--color`; `Auto` until [`choose`] is called.
 pub(crate) fn chosen() -> When {
     match CHOSEN.load(Ordering::Relaxed) {
-        1 => When::Always,
-        2 => When::Never,
+        x if x == When::Always as u8 => When::Always,
+        x if x == When::Never as u8 => When::Never,
         _ => When::Auto,
     }
 }

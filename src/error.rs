@@ -26,6 +26,16 @@ impl CliError {
         Self::new(exit::INVALID, error)
     }
 
+    /// The error with the exit code and hint it carries.
+    pub(crate) fn coded(e: impl Coded) -> Self {
+        let (code, hint) = (e.exit_code(), e.hint());
+        Self {
+            code,
+            hint,
+            error: e.into(),
+        }
+    }
+
     #[must_use]
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -36,19 +46,6 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.error)
-    }
-}
-
-impl CliError {
-    /// The error with the exit code and hint it carries.
-    pub(crate) fn coded(e: impl Coded) -> Self {
-        let code = e.exit_code();
-        let hint = e.hint();
-        let err = Self::new(code, e);
-        match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        }
     }
 }
 

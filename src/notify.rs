@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,12 +169,12 @@ impl Notifier {
         let deadline = Instant::now() + self.longest + Duration::from_millis(100);
         if let Ok(done) = self.done.lock() {
             let mut finished = 0;
-            while finished < self.threads {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match done.recv_timeout(left) {
-                    Ok(()) => finished += 1,
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                }
+            while finished < self.threads
+                && done
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .is_ok()
+            {
+                finished += 1;
             }
         }
         self.shared.abandon.store(true, Ordering::SeqCst);
@@ -271,18 +271,17 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
     }
-    let tail: String = stderr.trim().lines().last().unwrap_or_default().to_string();
+    let tail = stderr
+        .trim()
+        .lines()
+        .last()
+        .map_or_else(String::new, |t| format!(": {t}"));
     Err(format!(
-        "`{}` exited with {}{}",
+        "`{}` exited with {}{tail}",
         argv[0],
         status
             .code()
             .map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(": {tail}")
-        }
     ))
 }
 

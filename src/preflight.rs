@@ -9,7 +9,6 @@
 //! replaced by an agent: [`agent_writable`] finds that, and the pre-flight then runs it confined
 //! (writing no more than the agent itself may), never unconfined ([`Confined`]).
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,15 +62,9 @@ pub(crate) fn writable_roots(
         }
         let name = &entry.agent;
         if let Some(cli) = KnownCli::of(&agent.command) {
-            for p in cli.state_paths().iter().filter_map(|p| expand_home(p)) {
+            for p in client_state(cli) {
                 add(
                     p,
-                    format!("the {} state that agent `{name}` may write", cli.name()),
-                );
-            }
-            for dir in cli.state_dirs_from_env(|k| std::env::var_os(k)) {
-                add(
-                    dir,
                     format!("the {} state that agent `{name}` may write", cli.name()),
                 );
             }
@@ -95,6 +88,12 @@ pub(crate) fn writable_roots(
         );
     }
     out
+}
+
+/// The client's state on this machine (`~/.claude`, directories its environment names).
+fn client_state(cli: KnownCli) -> impl Iterator<Item = PathBuf> {
+    let named = cli.state_paths().iter().filter_map(|p| expand_home(p));
+    named.chain(cli.state_dirs_from_env(|k| std::env::var_os(k)))
 }
 
 /// The first path on the way to `program` (as found on PATH: each symlink hop, then the real
@@ -144,8 +143,7 @@ pub(crate) fn agent_writable(
 pub(crate) fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
     let mut write: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
     if let Some(cli) = KnownCli::of(&agent.command) {
-        write.extend(cli.state_paths().iter().filter_map(|p| expand_home(p)));
-        write.extend(cli.state_dirs_from_env(|k| std::env::var_os(k)));
+        write.extend(client_state(cli));
     }
     write.extend(agent.sandbox.write.iter().cloned());
     // Landlock needs each path to exist; a client's state not made yet is not writable.
@@ -258,26 +256,7 @@ fn run(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not be started: {e}"))?;
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut r| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    })
-    .collect();
+    let readers = [drain(child.stdout.take()), drain(child.stderr.take())];
     let deadline = Instant::now() + PREFLIGHT_TIMEOUT;
     let status = loop {
         match child.try_wait() {
@@ -301,17 +280,26 @@ fn run(
     if status.success() {
         Ok(text)
     } else {
-        let tail: Vec<&str> = text.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(format!(
-            "failed ({status}){}",
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", tail.join(" / "))
-            }
-        ))
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(3)..];
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", tail.join(" / "))
+        };
+        Err(format!("failed ({status}){tail}"))
     }
+}
+
+/// A thread reading `r` (a child's pipe) to its end.
+fn drain<R: std::io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        buf
+    })
 }
 
 #[cfg(test)]

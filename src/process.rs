@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -45,16 +45,9 @@ static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 /// through [`spawn`]): only an orphan claiming one of them as a setup's is spared.
 static SETUP_PLANS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-fn setup_plans() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
-    SETUP_PLANS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn sessions() -> std::sync::MutexGuard<'static, BTreeMap<u32, Label>> {
-    SESSIONS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn spawned() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
-    SPAWNED.lock().unwrap_or_else(PoisonError::into_inner)
+/// One of the registries above, also after a panic elsewhere poisoned it.
+fn lock<T>(registry: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A launched agent.
@@ -149,7 +142,7 @@ fn start(
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     // Registered before the child can leave anything behind.
-    let mut spawned_now = spawned();
+    let mut spawned_now = lock(&SPAWNED);
     let child = cmd.spawn()?;
     let pid = child
         .id()
@@ -159,10 +152,10 @@ fn start(
     let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     match (agent, of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)) {
         (Some(_), plan, task) => {
-            sessions().insert(pid, (plan, task));
+            lock(&SESSIONS).insert(pid, (plan, task));
         }
         (None, Some(plan), None) => {
-            setup_plans().insert(plan);
+            lock(&SETUP_PLANS).insert(plan);
         }
         _ => {}
     }
@@ -179,16 +172,15 @@ pub(crate) fn become_subreaper() -> io::Result<()> {
 /// still in it is killed, then the orphans that no running attempt accounts for
 /// ([`sweep_orphans`]).
 pub(crate) async fn end_session(sid: u32) {
-    sessions().remove(&sid);
+    lock(&SESSIONS).remove(&sid);
     kill_session(sid);
     sweep_orphans(false).await;
-    spawned().remove(&sid);
+    lock(&SPAWNED).remove(&sid);
 }
 
 /// SIGKILL to every live process of session `sid` (also those that moved to another process
 /// group of the session).
-fn kill_session(sid: u32) -> usize {
-    let mut n = 0;
+fn kill_session(sid: u32) {
     for pid in all_pids() {
         if let Some(st) = stat_of(pid)
             && st.session == sid
@@ -196,10 +188,8 @@ fn kill_session(sid: u32) -> usize {
             && let Ok(raw) = i32::try_from(pid)
         {
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
-            n += 1;
         }
     }
-    n
 }
 
 /// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
@@ -221,9 +211,9 @@ pub(crate) async fn sweep_orphans(all: bool) {
         let live = if all {
             BTreeMap::new()
         } else {
-            sessions().clone()
+            lock(&SESSIONS).clone()
         };
-        let ours = spawned().clone();
+        let ours = lock(&SPAWNED).clone();
         let mut pending = false;
         for pid in all_pids() {
             let Some(st) = stat_of(pid) else { continue };
@@ -256,20 +246,25 @@ fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
         return true;
     }
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    accounts(&label_of(&environ), live, &setup_plans())
+    accounts(&label_of(&environ), live, &lock(&SETUP_PLANS))
 }
 
 /// `ORCH_PLAN` and `ORCH_TASK` of an environment as `/proc/<pid>/environ` holds it.
 fn label_of(environ: &[u8]) -> Label {
-    let (mut plan, mut task) = (None, None);
-    for var in environ.split(|b| *b == 0) {
-        if let Some(v) = env_value(var, agent_env::ORCH_PLAN) {
-            plan = Some(String::from_utf8_lossy(v).into_owned());
-        } else if let Some(v) = env_value(var, agent_env::ORCH_TASK) {
-            task = Some(String::from_utf8_lossy(v).into_owned());
-        }
-    }
-    (plan, task)
+    (
+        env_var(environ, agent_env::ORCH_PLAN),
+        env_var(environ, agent_env::ORCH_TASK),
+    )
+}
+
+/// The value of variable `name` in an environment as `/proc/<pid>/environ` holds it (the last
+/// one, should it be set twice).
+fn env_var(environ: &[u8], name: &str) -> Option<String> {
+    environ
+        .split(|b| *b == 0)
+        .rev()
+        .find_map(|var| env_value(var, name))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Whether a process started for `label` is accounted for while the attempts of `live` run: a
@@ -298,41 +293,39 @@ struct Stat {
     ppid: u32,
     pgrp: u32,
     session: u32,
+    /// Field 22: clock ticks after boot (0 when it cannot be read).
+    start_time: u64,
 }
 
 fn stat_of(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
     let close = stat.rfind(')')?;
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    let session = fields.next()?.parse().ok()?;
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let number = |i: usize| fields.get(i)?.parse().ok();
     Some(Stat {
-        state,
-        ppid,
-        pgrp,
-        session,
+        state: fields.first()?.chars().next()?,
+        ppid: number(1)?,
+        pgrp: number(2)?,
+        session: number(3)?,
+        start_time: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
     })
 }
 
 /// Whether `pid` is a child this process started that has not yet made its own session or
 /// group (the moment between the spawn and `orch session-exec`'s `setsid`).
 fn not_yet_leader(pid: u32) -> bool {
-    spawned().contains(&pid)
+    lock(&SPAWNED).contains(&pid)
         && stat_of(pid).is_some_and(|st| st.state != 'Z' && st.pgrp != pid && st.session != pid)
 }
 
 /// Sends `sig` to every process of group `pgid`, and of the session it leads (an agent's
 /// process that moved to a group of its own within the session); false when none exists.
 pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else {
+    let Some(group) = group_pid(pgid) else {
         return false;
     };
-    if raw <= 1 {
-        return false;
-    }
-    let mut sent = killpg(Pid::from_raw(raw), sig).is_ok();
+    let mut sent = killpg(group, sig).is_ok();
     for pid in all_pids() {
         if let Some(st) = stat_of(pid)
             && st.session == pgid
@@ -344,61 +337,42 @@ pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
         }
     }
     // Started, but not yet in its own session: it is still the only process of its attempt.
-    sent || not_yet_leader(pgid) && kill(Pid::from_raw(raw), sig).is_ok()
+    sent || not_yet_leader(pgid) && kill(group, sig).is_ok()
+}
+
+/// `pgid` as a process group orch may signal: never 0 or 1 (this process's group, init).
+fn group_pid(pgid: u32) -> Option<Pid> {
+    i32::try_from(pgid)
+        .ok()
+        .filter(|&raw| raw > 1)
+        .map(Pid::from_raw)
 }
 
 /// Whether any process of group `pgid` is still alive (zombies aside once reaped).
 pub(crate) fn group_alive(pgid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else {
+    let Some(group) = group_pid(pgid) else {
         return false;
     };
-    if raw <= 1 {
-        return false;
-    }
     if std::fs::read_dir("/proc").is_err() {
-        return killpg(Pid::from_raw(raw), None).is_ok();
+        return killpg(group, None).is_ok();
     }
-    group_has_live_member(pgid) || not_yet_leader(pgid)
-}
-
-/// `/proc` scan: a member of the group (or of the session it leads) that is not a zombie.
-fn group_has_live_member(pgid: u32) -> bool {
+    // A member of the group (or of the session it leads) that is not a zombie.
     all_pids().any(|pid| {
         stat_of(pid).is_some_and(|st| st.state != 'Z' && (st.pgrp == pgid || st.session == pgid))
-    })
-}
-
-/// Field 3 (state) and field 5 (pgrp) of `/proc/<pid>/stat`.
-fn stat_state_and_group(pid: u32) -> Option<(char, u32)> {
-    stat_of(pid).map(|st| (st.state, st.pgrp))
+    }) || not_yet_leader(pgid)
 }
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
 /// stat; 0 = unknown, then only liveness counts).
 pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
-    match stat_state_and_group(pid) {
-        Some((state, _)) if state != 'Z' => {
-            start_time == 0 || process_start_time(pid) == start_time
-        }
-        _ => false,
-    }
+    stat_of(pid)
+        .is_some_and(|st| st.state != 'Z' && (start_time == 0 || st.start_time == start_time))
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
 /// or 0 when it cannot be read (no such process, no `/proc`).
 pub(crate) fn process_start_time(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    stat[close + 1..]
-        .split_whitespace()
-        .nth(19)
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(0)
+    stat_of(pid).map_or(0, |st| st.start_time)
 }
 
 /// An agent process found running, by the `ORCH_*` variables orch gave it.
@@ -418,23 +392,13 @@ pub(crate) struct FoundAgent {
 pub(crate) fn find_agents() -> Vec<FoundAgent> {
     let mut out = Vec::new();
     for (pid, environ) in environs() {
-        let mut status_file = None;
-        let mut task = None;
-        for var in environ.split(|b| *b == 0) {
-            if let Some(v) = env_value(var, agent_env::ORCH_STATUS_FILE) {
-                status_file = Some(String::from_utf8_lossy(v).into_owned());
-            } else if let Some(v) = env_value(var, agent_env::ORCH_TASK) {
-                task = Some(String::from_utf8_lossy(v).into_owned());
-            }
-        }
-        let (Some(status_file), Some(task)) = (status_file, task) else {
-            continue;
-        };
-        if let Some((state, pgid)) = stat_state_and_group(pid)
-            && state != 'Z'
+        if let Some(status_file) = env_var(&environ, agent_env::ORCH_STATUS_FILE)
+            && let Some(task) = env_var(&environ, agent_env::ORCH_TASK)
+            && let Some(st) = stat_of(pid)
+            && st.state != 'Z'
         {
             out.push(FoundAgent {
-                pgid,
+                pgid: st.pgrp,
                 status_file,
                 task,
             });
@@ -447,18 +411,10 @@ pub(crate) fn find_agents() -> Vec<FoundAgent> {
 /// (`NAME=value` entries separated by NUL bytes).
 fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
     let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(move |entry| {
-            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            if pid == me {
-                return None;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            Some((pid, environ))
-        })
+    all_pids().filter(move |&pid| pid != me).filter_map(|pid| {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        Some((pid, environ))
+    })
 }
 
 /// The process groups of every live process (not a zombie, not this one) whose environment
@@ -473,11 +429,11 @@ pub(crate) fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
                 .any(|var| env_value(var, name) == Some(value.as_bytes()))
         });
         if all
-            && let Some((state, pgid)) = stat_state_and_group(pid)
-            && state != 'Z'
-            && !out.contains(&pgid)
+            && let Some(st) = stat_of(pid)
+            && st.state != 'Z'
+            && !out.contains(&st.pgrp)
         {
-            out.push(pgid);
+            out.push(st.pgrp);
         }
     }
     out

@@ -16,51 +16,6 @@ pub(crate) const TASK_TEMPLATE: &str = include_str!("../templates/task.md");
 /// The built-in `plan.md`.
 pub(crate) const PLAN_TEMPLATE: &str = include_str!("../templates/plan.md");
 
-/// The variables of `task.md` ([`TaskPrompt`]'s fields).
-pub(crate) const TASK_VARS: &[&str] = &[
-    "plan",
-    "plan_title",
-    "plan_file",
-    "phase_number",
-    "phase_title",
-    "task_id",
-    "kind",
-    "description",
-    "body",
-    "dependencies",
-    "worktree",
-    "branch",
-    "orch",
-    "status_file",
-    "attempt",
-    "previous_error",
-    "integration",
-    "check",
-    "report_by_exit",
-];
-
-/// The variables of `plan.md` ([`PlanPrompt`]'s fields).
-pub(crate) const PLAN_VARS: &[&str] = &[
-    "plan",
-    "plan_title",
-    "plan_file",
-    "worktree",
-    "branch",
-    "orch",
-    "status_file",
-    "tasks_total",
-    "tasks_remaining",
-    "integration",
-];
-
-fn vars_of(file: &str) -> &'static [&'static str] {
-    if file == TASK_FILE {
-        TASK_VARS
-    } else {
-        PLAN_VARS
-    }
-}
-
 /// The file names looked for in the templates directory.
 pub(crate) const TASK_FILE: &str = "task.md";
 pub(crate) const PLAN_FILE: &str = "plan.md";
@@ -192,17 +147,17 @@ struct Source {
     origin: Origin,
     /// The name errors use.
     name: String,
-    /// The variables the template may use (for error messages).
-    vars: &'static [&'static str],
+    /// `task.md` or `plan.md`: which variables the template may use.
+    file: &'static str,
 }
 
 impl Source {
-    fn embedded(file: &str, text: &str) -> Self {
+    fn embedded(file: &'static str, text: &str) -> Self {
         Self {
             text: text.to_string(),
             origin: Origin::Embedded,
             name: format!("<built-in>/{file}"),
-            vars: vars_of(file),
+            file,
         }
     }
 }
@@ -220,7 +175,7 @@ impl Templates {
     /// Loads `<root>/<dir>/task.md` and `plan.md` when they exist, else the embedded defaults
     /// (each file on its own: overriding only `task.md` is fine).
     pub(crate) fn load(root: &Path, dir: &Path) -> Result<Templates, PromptError> {
-        let one = |file: &str, builtin: &str| -> Result<Source, PromptError> {
+        let one = |file: &'static str, builtin: &str| -> Result<Source, PromptError> {
             let shown = dir.join(file);
             let path = root.join(&shown);
             match std::fs::read_to_string(&path) {
@@ -228,7 +183,7 @@ impl Templates {
                     text,
                     name: shown.display().to_string(),
                     origin: Origin::File(shown),
-                    vars: vars_of(file),
+                    file,
                 }),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     Ok(Source::embedded(file, builtin))
@@ -244,28 +199,6 @@ impl Templates {
             plan: one(PLAN_FILE, PLAN_TEMPLATE)?,
             compiled: std::sync::OnceLock::new(),
         })
-    }
-
-    /// The built-in templates.
-    #[cfg(test)]
-    pub(crate) fn embedded() -> Templates {
-        Templates {
-            task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
-            plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
-            compiled: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Where `task.md` came from.
-    #[cfg(test)]
-    pub(crate) fn task_origin(&self) -> &Origin {
-        &self.task.origin
-    }
-
-    /// Where `plan.md` came from.
-    #[cfg(test)]
-    pub(crate) fn plan_origin(&self) -> &Origin {
-        &self.plan.origin
     }
 
     /// Compiles both templates (syntax check), then renders each with sample values so that an
@@ -341,7 +274,7 @@ fn template_error(source: &Source, e: &minijinja::Error) -> PromptError {
         Origin::File(p) => p.clone(),
         Origin::Embedded => PathBuf::from(&source.name),
     };
-    let message = error_message(e, source.vars);
+    let message = error_message(e, source.file);
     PromptError::Template {
         path,
         line: e.line().filter(|&l| l > 0),
@@ -350,7 +283,7 @@ fn template_error(source: &Source, e: &minijinja::Error) -> PromptError {
 }
 
 /// `unknown filter \`foo\``, `\`x\` is undefined (variables: …)`, `syntax error: …`.
-fn error_message(e: &minijinja::Error, vars: &[&str]) -> String {
+fn error_message(e: &minijinja::Error, file: &str) -> String {
     use minijinja::ErrorKind as K;
     let detail = e.detail().unwrap_or_default();
     match e.kind() {
@@ -371,10 +304,24 @@ fn error_message(e: &minijinja::Error, vars: &[&str]) -> String {
             } else {
                 detail.to_string()
             };
-            format!("{what} (the variables are {})", vars.join(", "))
+            format!("{what} (the variables are {})", variables(file).join(", "))
         }
         kind if detail.is_empty() => kind.to_string(),
         kind => format!("{kind}: {detail}"),
+    }
+}
+
+/// The variables of `file` (`task.md` or `plan.md`): the fields of [`TaskPrompt`] or
+/// [`PlanPrompt`], in their order.
+fn variables(file: &str) -> Vec<String> {
+    let sample = if file == TASK_FILE {
+        serde_json::to_value(sample_task(true))
+    } else {
+        serde_json::to_value(sample_plan())
+    };
+    match sample {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -386,14 +333,15 @@ fn sample_task(full: bool) -> TaskPrompt {
         plan_file: "docs/plans/auth.md".into(),
         phase_number: 2,
         phase_title: "Sessions".into(),
-        task_id: if full { "V2".into() } else { "2.3".into() },
-        kind: if full { "verify".into() } else { "task".into() },
+        task_id: if full { "V2" } else { "2.3" }.into(),
+        kind: if full { "verify" } else { "task" }.into(),
         description: "Store sessions in Redis".into(),
         body: if full {
-            "- sessions survive a restart".into()
+            "- sessions survive a restart"
         } else {
-            String::new()
-        },
+            ""
+        }
+        .into(),
         dependencies: if full {
             vec![DepInfo {
                 id: "2.1".into(),
@@ -410,11 +358,7 @@ fn sample_task(full: bool) -> TaskPrompt {
         attempt: if full { 2 } else { 1 },
         previous_error: full.then(|| "tests failed".into()),
         integration: None,
-        check: if full {
-            "cargo test".into()
-        } else {
-            String::new()
-        },
+        check: if full { "cargo test" } else { "" }.into(),
         report_by_exit: !full,
     }
 }
@@ -437,6 +381,27 @@ fn sample_plan() -> PlanPrompt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Templates {
+        /// The built-in templates.
+        pub(crate) fn embedded() -> Templates {
+            Templates {
+                task: Source::embedded(TASK_FILE, TASK_TEMPLATE),
+                plan: Source::embedded(PLAN_FILE, PLAN_TEMPLATE),
+                compiled: std::sync::OnceLock::new(),
+            }
+        }
+
+        /// Where `task.md` came from.
+        pub(crate) fn task_origin(&self) -> &Origin {
+            &self.task.origin
+        }
+
+        /// Where `plan.md` came from.
+        pub(crate) fn plan_origin(&self) -> &Origin {
+            &self.plan.origin
+        }
+    }
 
     fn task() -> TaskPrompt {
         TaskPrompt {
@@ -624,13 +589,48 @@ mod tests {
 
     #[test]
     fn the_variable_lists_match_the_structs() {
+        const TASK_VARS: &[&str] = &[
+            "plan",
+            "plan_title",
+            "plan_file",
+            "phase_number",
+            "phase_title",
+            "task_id",
+            "kind",
+            "description",
+            "body",
+            "dependencies",
+            "worktree",
+            "branch",
+            "orch",
+            "status_file",
+            "attempt",
+            "previous_error",
+            "integration",
+            "check",
+            "report_by_exit",
+        ];
+        const PLAN_VARS: &[&str] = &[
+            "plan",
+            "plan_title",
+            "plan_file",
+            "worktree",
+            "branch",
+            "orch",
+            "status_file",
+            "tasks_total",
+            "tasks_remaining",
+            "integration",
+        ];
         let keys = |v: serde_json::Value| -> Vec<String> {
             v.as_object().expect("object").keys().cloned().collect()
         };
         let task_keys = keys(serde_json::to_value(task()).expect("json"));
         assert_eq!(task_keys, TASK_VARS);
+        assert_eq!(variables(TASK_FILE), TASK_VARS);
         let plan_keys = keys(serde_json::to_value(plan()).expect("json"));
         assert_eq!(plan_keys, PLAN_VARS);
+        assert_eq!(variables(PLAN_FILE), PLAN_VARS);
     }
 
     #[test]

@@ -160,16 +160,17 @@ pub(crate) fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
 
 /// The arguments of `orch sandbox-exec` that carry `rules`.
 pub(crate) fn args(rules: &Rules) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in &rules.write {
-        out.push("--write".to_string());
-        out.push(p.display().to_string());
-    }
-    for p in &rules.deny_read {
-        out.push("--deny-read".to_string());
-        out.push(p.display().to_string());
-    }
-    out
+    let each = |flag: &'static str, paths: &[PathBuf]| -> Vec<String> {
+        let pairs = paths
+            .iter()
+            .map(|p| [flag.to_string(), p.display().to_string()]);
+        pairs.flatten().collect()
+    };
+    [
+        each("--write", &rules.write),
+        each("--deny-read", &rules.deny_read),
+    ]
+    .concat()
 }
 
 /// The rules of a command orch runs on code an agent wrote, outside an attempt (`verify`, `setup`):

@@ -45,20 +45,14 @@ impl Selection {
     /// For the agents' side (`next`, `task`): fall back to `ORCH_MANIFEST`, `ORCH_PLAN` and
     /// `ORCH_STATUS_FILE`, which `orch up` gives every agent.
     pub(crate) fn with_agent_env(mut self) -> (Self, Option<PathBuf>) {
-        if self.manifest.is_none() {
-            self.manifest = std::env::var_os(agent_env::ORCH_MANIFEST)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from);
-        }
-        if self.plan.is_none() {
-            self.plan = std::env::var(agent_env::ORCH_PLAN)
-                .ok()
-                .filter(|s| !s.is_empty());
-        }
-        let status = std::env::var_os(agent_env::ORCH_STATUS_FILE)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        (self, status)
+        let var = |name| std::env::var_os(name).filter(|s| !s.is_empty());
+        self.manifest = self
+            .manifest
+            .or_else(|| var(agent_env::ORCH_MANIFEST).map(PathBuf::from));
+        self.plan = self
+            .plan
+            .or_else(|| var(agent_env::ORCH_PLAN)?.into_string().ok());
+        (self, var(agent_env::ORCH_STATUS_FILE).map(PathBuf::from))
     }
 }
 
@@ -98,7 +92,7 @@ impl LoadedPlan {
     }
 
     /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
-    pub(crate) fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
+    fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
         status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
     }
 }
@@ -293,10 +287,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         }
         None => manifest::find_manifest(&cwd),
     };
-    let manifest = match &manifest_path {
-        Some(p) => Some(load_manifest(p)?),
-        None => None,
-    };
+    let manifest = manifest_path.as_deref().map(load_manifest).transpose()?;
 
     let all = |m: &Manifest| -> CliResult<Vec<LoadedPlan>> {
         m.plans.iter().map(|e| from_entry(m, e, files)).collect()
@@ -307,21 +298,17 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         }
         (Some(arg), m) => {
             let one = from_path(arg, m.as_ref(), &cwd, files)?;
-            match m {
-                Some(m)
-                    if m.plan(&one.name).is_some_and(|e| {
-                        e.abs_file.canonicalize().ok()
-                            == std::path::absolute(arg)
-                                .ok()
-                                .and_then(|a| a.canonicalize().ok())
-                    }) =>
-                {
-                    match m.plans.iter().position(|p| p.name == one.name) {
-                        Some(index) => (all(m)?, vec![index]),
-                        None => (vec![one], vec![0]),
-                    }
-                }
-                _ => (vec![one], vec![0]),
+            // A path naming the file of the manifest's plan of that name is that plan.
+            let arg_file = std::path::absolute(arg)
+                .ok()
+                .and_then(|a| a.canonicalize().ok());
+            let listed = m.as_ref().and_then(|m| {
+                let index = m.plans.iter().position(|p| p.name == one.name)?;
+                (m.plans[index].abs_file.canonicalize().ok() == arg_file).then_some((m, index))
+            });
+            match listed {
+                Some((m, index)) => (all(m)?, vec![index]),
+                None => (vec![one], vec![0]),
             }
         }
         (None, Some(m)) => {
@@ -364,7 +351,8 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         diagnostics.extend(manifest::check_targets(m, &shapes));
         diagnostics.extend(sparse_diagnostics(m, &plans));
         diagnostics.extend(attempts_diagnostics(m, &plans));
-        cross = cross_deps(m, &plans);
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        cross = cross_deps_of(m, &names);
     }
     let graph = if diagnostics.iter().any(Diagnostic::is_error) {
         None
@@ -444,18 +432,13 @@ pub(crate) fn load_manifest(path: &Path) -> CliResult<Manifest> {
 }
 
 fn read_plan(path: &Path, shown: &Path, files: bool) -> CliResult<Plan> {
-    match plan::parse_file_with(path, files) {
-        Ok(mut p) => {
-            // Diagnostics name the file as the user knows it.
-            p.path = shown.to_path_buf();
-            for d in &mut p.diagnostics {
-                d.path = shown.to_path_buf();
-            }
-            Ok(p)
-        }
-        Err(e @ plan::PlanReadError::NotUtf8 { .. }) => Err(CliError::invalid(e)),
-        Err(e) => Err(CliError::invalid(e)),
+    let mut p = plan::parse_file_with(path, files).map_err(CliError::invalid)?;
+    // Diagnostics name the file as the user knows it.
+    p.path = shown.to_path_buf();
+    for d in &mut p.diagnostics {
+        d.path = shown.to_path_buf();
     }
+    Ok(p)
 }
 
 fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResult<LoadedPlan> {
@@ -472,20 +455,11 @@ fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResu
 fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliResult<LoadedPlan> {
     let path = PathBuf::from(arg);
     if !path.is_file() {
-        let names = m
-            .map(|m| {
-                m.plans
-                    .iter()
-                    .map(|p| format!("`{}`", p.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .filter(|s| !s.is_empty());
         let mut err = CliError::invalid(anyhow!(
             "`{arg}` is neither a plan of the manifest nor a plan file"
         ));
-        if let Some(names) = names {
-            err = err.with_hint(format!("the manifest's plans are {names}"));
+        if let Some(m) = m.filter(|m| !m.plans.is_empty()) {
+            err = err.with_hint(format!("the manifest's plans are {}", plan_names(m)));
         }
         return Err(err);
     }
@@ -526,6 +500,12 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliRes
     })
 }
 
+/// The names of `m`'s plans, quoted: `` `a`, `b` ``.
+fn plan_names(m: &Manifest) -> String {
+    let names: Vec<String> = m.plans.iter().map(|p| format!("`{}`", p.name)).collect();
+    names.join(", ")
+}
+
 /// A status-directory name for a plan given by path: its file stem, made safe.
 fn plan_name_from_path(path: &Path) -> String {
     let stem = path
@@ -534,12 +514,9 @@ fn plan_name_from_path(path: &Path) -> String {
         .unwrap_or_default();
     let safe: String = stem
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '-',
         })
         .collect();
     let safe = safe.trim_start_matches(['.', '-']).to_string();
@@ -667,11 +644,6 @@ fn sparse_diagnostics(m: &Manifest, plans: &[LoadedPlan]) -> Vec<Diagnostic> {
         }
     }
     out
-}
-
-fn cross_deps(m: &Manifest, plans: &[LoadedPlan]) -> Vec<CrossDep> {
-    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-    cross_deps_of(m, &names)
 }
 
 /// The cross-plan dependencies of `m`'s entries between the plans named `names` (by index).

@@ -141,18 +141,13 @@ pub(super) fn clock_time(s: &str) -> Option<(u32, u32)> {
         .and_then(|m| m.parse().ok())
         .filter(|m| *m < 60)?;
     let after = rest[m.len()..].trim_start().to_ascii_lowercase();
-    let meridiem = if after.starts_with("am") || after.starts_with("a.m.") {
-        Some(false)
+    let twelve = || Some(hour % 12).filter(|_| (1..=12).contains(&hour));
+    let hour = if after.starts_with("am") || after.starts_with("a.m.") {
+        twelve()?
     } else if after.starts_with("pm") || after.starts_with("p.m.") {
-        Some(true)
+        twelve()? + 12
     } else {
-        None
-    };
-    let hour = match meridiem {
-        Some(_) if !(1..=12).contains(&hour) => return None,
-        Some(false) => hour % 12,
-        Some(true) => hour % 12 + 12,
-        None => hour,
+        hour
     };
     Some((hour, minute))
 }

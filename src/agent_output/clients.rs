@@ -103,19 +103,16 @@ pub fn read_usage_file(path: &Path) -> Option<Usage> {
     let models = v.get("modelMetrics")?.as_object()?;
     let mut total: Option<Usage> = None;
     for m in models.values() {
-        let n = |k: &str| {
-            m.get("usage")
-                .and_then(|u| u.get(k))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
-        let u = Usage {
-            input_tokens: n("inputTokens"),
-            output_tokens: n("outputTokens"),
-            cache_read_tokens: n("cacheReadTokens"),
-            cache_write_tokens: n("cacheWriteTokens"),
-            cost_micro_usd: None,
-        };
+        let keys = [
+            "inputTokens",
+            "outputTokens",
+            "cacheReadTokens",
+            "cacheWriteTokens",
+        ];
+        let u = m
+            .get("usage")
+            .map(|u| Usage::of_fields(u, keys))
+            .unwrap_or_default();
         total = Some(total.unwrap_or_default().plus(&u));
     }
     total

@@ -511,3 +511,20 @@ fn a_usage_file_is_read_as_untrusted() {
         std::path::PathBuf::from("/l/p/1.1.usage/usage.json")
     );
 }
+
+#[test]
+fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
+    let log = format!(
+        "=== orch: attempt 1 started at x: sh a.sh ===\n{CONFINED_LINE}/w/tree, /tmp/orch-1 ===\n\
+         sh: 1: cannot create /w/tree/ro: Permission denied\n\
+         sh: 1: cannot create /home/u/.cache/x: Permission denied\n"
+    );
+    assert_eq!(
+        sandbox_denied(&log).as_deref(),
+        Some("sh: 1: cannot create /home/u/.cache/x: Permission denied")
+    );
+    assert_eq!(
+        sandbox_denied("sh: cannot create /x: Permission denied\n"),
+        None
+    );
+}

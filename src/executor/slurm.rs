@@ -87,18 +87,17 @@ impl Slurm {
             "--export=ALL".to_string(),
             format!("--time={}", minutes(spec.time_limit)),
         ];
-        if let Some(p) = &o.partition {
-            args.push(format!("--partition={p}"));
-        }
-        if let Some(a) = &o.account {
-            args.push(format!("--account={a}"));
-        }
-        if let Some(c) = o.cpus {
-            args.push(format!("--cpus-per-task={c}"));
-        }
-        if let Some(m) = &o.memory {
-            args.push(format!("--mem={m}"));
-        }
+        let optional = [
+            ("--partition", o.partition.clone()),
+            ("--account", o.account.clone()),
+            ("--cpus-per-task", o.cpus.map(|c| c.to_string())),
+            ("--mem", o.memory.clone()),
+        ];
+        args.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| Some(format!("{k}={}", v?))),
+        );
         args.extend(o.sbatch_args.iter().cloned());
         args.push(self.script.display().to_string());
         args.extend(spec.argv.iter().cloned());

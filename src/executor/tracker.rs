@@ -3,7 +3,6 @@
 //! happens. Each attempt watches its own job's state through a `watch` channel.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,10 +18,6 @@ pub(crate) struct JobTracker {
     jobs: Mutex<HashMap<String, watch::Sender<JobState>>>,
     poke: Notify,
     max_poll: Duration,
-    /// Queries made (`list` and `final_state` calls), for the benchmark's figures.
-    queries: AtomicU64,
-    /// The last query error, cleared by a good round.
-    last_error: Mutex<Option<String>>,
 }
 
 impl JobTracker {
@@ -33,8 +28,6 @@ impl JobTracker {
             jobs: Mutex::new(HashMap::new()),
             poke: Notify::new(),
             max_poll: max_poll.max(MIN_POLL),
-            queries: AtomicU64::new(0),
-            last_error: Mutex::new(None),
         })
     }
 
@@ -101,33 +94,18 @@ impl JobTracker {
         if ids.is_empty() {
             return false;
         }
-        self.queries.fetch_add(1, Ordering::Relaxed);
-        let listed = match self.scheduler.list() {
-            Ok(l) => l,
-            Err(e) => {
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e);
-                return false;
-            }
+        let Ok(listed) = self.scheduler.list() else {
+            return false;
         };
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
         let by_id: HashMap<&str, &ListedJob> = listed.iter().map(|j| (j.id.as_str(), j)).collect();
         let mut changed = false;
         for id in ids {
             let state = match by_id.get(id.as_str()) {
                 Some(j) if j.exact => j.state.clone(),
-                _ => {
-                    self.queries.fetch_add(1, Ordering::Relaxed);
-                    match self.scheduler.final_state(&id) {
-                        Ok(s) => s,
-                        Err(_) => continue,
-                    }
-                }
+                _ => match self.scheduler.final_state(&id) {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                },
             };
             let mut jobs = self.lock_jobs();
             let Some(tx) = jobs.get(&id) else { continue };
@@ -158,37 +136,34 @@ impl JobTracker {
 
     /// Starts tracking job `id` (submitted now, or found after a restart), believed `state`.
     pub(crate) fn track(&self, id: &str, state: JobState) -> watch::Receiver<JobState> {
-        let rx = {
-            let mut jobs = self.lock_jobs();
-            match jobs.get(id) {
-                Some(tx) => tx.subscribe(),
-                None => {
-                    let (tx, rx) = watch::channel(state);
-                    jobs.insert(id.to_string(), tx);
-                    rx
-                }
-            }
-        };
+        // A receiver made by `subscribe` has the current value marked seen, as a new channel's.
+        let rx = self
+            .lock_jobs()
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(state).0)
+            .subscribe();
         self.poke();
         rx
     }
 
     /// Asks the scheduler to cancel job `id` (off the async runtime); its watchers see it end.
     pub(crate) async fn cancel(self: &Arc<Self>, id: &str) -> Result<(), String> {
-        let me = self.clone();
-        let ids = vec![id.to_string()];
-        let r = tokio::task::spawn_blocking(move || me.scheduler.cancel(&ids))
-            .await
-            .map_err(|e| format!("scancel did not finish: {e}"))?;
-        self.poke();
-        r
+        self.cancel_with(id, |s, ids| s.cancel(ids)).await
     }
 
     /// Cancels job `id` if it still waits in the queue (off the async runtime).
     pub(crate) async fn cancel_queued(self: &Arc<Self>, id: &str) -> Result<(), String> {
+        self.cancel_with(id, |s, ids| s.cancel_queued(ids)).await
+    }
+
+    async fn cancel_with(
+        self: &Arc<Self>,
+        id: &str,
+        call: fn(&dyn BatchScheduler, &[String]) -> Result<(), String>,
+    ) -> Result<(), String> {
         let me = self.clone();
         let ids = vec![id.to_string()];
-        let r = tokio::task::spawn_blocking(move || me.scheduler.cancel_queued(&ids))
+        let r = tokio::task::spawn_blocking(move || call(me.scheduler.as_ref(), &ids))
             .await
             .map_err(|e| format!("scancel did not finish: {e}"))?;
         self.poke();

@@ -181,11 +181,7 @@ pub fn backtest(records: &[Record], retries: &dyn Fn(&str) -> Option<u32>) -> Ba
             }
         }
         if r.outcome == Outcome::Done {
-            let e = est.estimate(&Kind {
-                plan: &r.plan,
-                agent: &r.agent,
-                estimate_s: r.estimate_s,
-            });
+            let e = est.estimate(&Kind::of(r));
             if e.samples > 0 {
                 let (p50, p90) = e.duration_range(0.0);
                 out.tasks.add(r.duration_s(), p50, p90);
@@ -320,13 +316,7 @@ fn plan_at(
         estimate.push(
             tasks
                 .values()
-                .map(|(_, r)| {
-                    est.estimate(&Kind {
-                        plan: &r.plan,
-                        agent: &r.agent,
-                        estimate_s: r.estimate_s,
-                    })
-                })
+                .map(|(_, r)| est.estimate(&Kind::of(r)))
                 .collect::<Vec<_>>(),
         );
     }

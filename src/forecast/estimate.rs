@@ -298,6 +298,17 @@ pub struct Kind<'a> {
     pub estimate_s: Option<u64>,
 }
 
+impl<'a> Kind<'a> {
+    /// The task of a history record.
+    pub(crate) fn of(r: &'a Record) -> Self {
+        Kind {
+            plan: &r.plan,
+            agent: &r.agent,
+            estimate_s: r.estimate_s,
+        }
+    }
+}
+
 /// A task's forecast: its attempt's duration and cost, the chance an attempt fails, and what it
 /// rests on.
 #[derive(Clone, Debug, PartialEq)]

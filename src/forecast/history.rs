@@ -158,7 +158,7 @@ fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc_flags())
+        .custom_flags(OPEN_FLAGS)
         .open(path);
     let mut file = match file {
         Ok(f) => f,
@@ -184,9 +184,7 @@ fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// `O_NOFOLLOW | O_NONBLOCK`: a link is not followed, a FIFO does not hang the open.
-fn libc_flags() -> i32 {
-    nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK
-}
+const OPEN_FLAGS: i32 = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK;
 
 /// Opens the history to append: a link is not followed, a FIFO or other special file is refused
 /// (never waited on).
@@ -198,7 +196,7 @@ fn open_append(path: &Path) -> io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .custom_flags(libc_flags())
+        .custom_flags(OPEN_FLAGS)
         .open(path)?;
     if !f.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));

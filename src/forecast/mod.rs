@@ -127,11 +127,12 @@ pub(crate) fn of_workspace(
     let (plan_limit, retries): (Vec<usize>, Vec<u32>) = ws
         .plans
         .iter()
-        .map(|lp| match ws.manifest.as_ref() {
-            Some(m) => m
-                .plan(&lp.name)
-                .map_or((usize::MAX, 0), |e| (m.agents_per_plan(e), e.retries)),
-            None => (usize::MAX, 0),
+        .map(|lp| {
+            let entry = ws
+                .manifest
+                .as_ref()
+                .and_then(|m| Some((m, m.plan(&lp.name)?)));
+            entry.map_or((usize::MAX, 0), |(m, e)| (m.agents_per_plan(e), e.retries))
         })
         .unzip();
     let max_agents = max_agents

@@ -103,19 +103,11 @@ pub fn forecast(setup: &Setup<'_>, runs: usize, seed: u64) -> Forecast {
     let n_plans = setup.plans.len();
     let range = |ends: Vec<u64>, costs: Vec<f64>| -> Range {
         let ends: Vec<f64> = ends.into_iter().map(|e| e as f64 / 1000.0).collect();
-        let (c50, c90) = if has_cost {
-            (
-                Some(quantile(costs.clone(), 0.5)),
-                Some(quantile(costs, 0.9)),
-            )
-        } else {
-            (None, None)
-        };
         Range {
             end_p50_s: quantile(ends.clone(), 0.5),
             end_p90_s: quantile(ends, 0.9),
-            cost_p50: c50,
-            cost_p90: c90,
+            cost_p50: has_cost.then(|| quantile(costs.clone(), 0.5)),
+            cost_p90: has_cost.then(|| quantile(costs, 0.9)),
         }
     };
     let plans = (0..n_plans)

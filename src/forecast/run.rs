@@ -92,14 +92,9 @@ impl RunWatch {
         let plans = ws
             .plans
             .iter()
+            .zip(super::agents(ws))
             .enumerate()
-            .map(|(order, lp)| {
-                let agent = ws
-                    .manifest
-                    .as_ref()
-                    .and_then(|m| m.plan(&lp.name))
-                    .map(|e| e.agent.clone())
-                    .unwrap_or_default();
+            .map(|(order, (lp, agent))| {
                 let command = ws
                     .manifest
                     .as_ref()

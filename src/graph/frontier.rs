@@ -233,34 +233,6 @@ impl Frontier {
         !self.held[p].is_empty()
     }
 
-    /// Every ready task in the order [`readiness`](super::readiness) lists them: across plans by
-    /// rank, one per free `[SEQUENTIAL]` group. O(ready tasks): for tests and reports.
-    #[cfg(test)]
-    pub(crate) fn ready_order(&self, graph: &Graph) -> Vec<usize> {
-        let mut all: Vec<usize> = self
-            .ready
-            .iter()
-            .flatten()
-            .map(|k| k.node)
-            .chain(self.group_parked.iter().flatten().copied())
-            .chain(self.held.iter().flatten().copied())
-            .filter(|&n| self.state[n] == NodeState::Pending && self.unsat[n] == 0)
-            .collect();
-        all.sort_by_key(|&n| self.rank(n));
-        all.dedup();
-        let mut taken = vec![false; self.group_busy.len()];
-        all.into_iter()
-            .filter(|&n| match graph.seq_group[n] {
-                Some(g) if self.group_busy[g] > 0 || taken[g] => false,
-                Some(g) => {
-                    taken[g] = true;
-                    true
-                }
-                None => true,
-            })
-            .collect()
-    }
-
     fn offer(&mut self, node: usize) {
         self.ops += 1;
         if self.in_ready[node] || self.state[node] != NodeState::Pending || self.unsat[node] != 0 {
@@ -329,6 +301,35 @@ mod tests {
     use super::*;
     use crate::graph::{CrossDep, CrossTarget, readiness};
     use crate::plan::parse;
+
+    impl Frontier {
+        /// Every ready task in the order [`readiness`] lists them: across plans by rank, one
+        /// per free `[SEQUENTIAL]` group. O(ready tasks).
+        pub(crate) fn ready_order(&self, graph: &Graph) -> Vec<usize> {
+            let mut all: Vec<usize> = self
+                .ready
+                .iter()
+                .flatten()
+                .map(|k| k.node)
+                .chain(self.group_parked.iter().flatten().copied())
+                .chain(self.held.iter().flatten().copied())
+                .filter(|&n| self.state[n] == NodeState::Pending && self.unsat[n] == 0)
+                .collect();
+            all.sort_by_key(|&n| self.rank(n));
+            all.dedup();
+            let mut taken = vec![false; self.group_busy.len()];
+            all.into_iter()
+                .filter(|&n| match graph.seq_group[n] {
+                    Some(g) if self.group_busy[g] > 0 || taken[g] => false,
+                    Some(g) => {
+                        taken[g] = true;
+                        true
+                    }
+                    None => true,
+                })
+                .collect()
+        }
+    }
 
     /// A plan from generator choices: phases of tasks, some with dependencies on earlier tasks,
     /// priority markers, a [SEQUENTIAL] group, a VERIFY step, [PARALLEL] phases.

@@ -5,16 +5,12 @@ mod build;
 mod frontier;
 mod schedule;
 
-pub use build::CrossDep;
-pub use build::CrossTarget;
-pub use build::Graph;
 pub(crate) use build::NodeKind;
 #[cfg(test)]
 use build::Succs;
+pub use build::{CrossDep, CrossTarget, Graph};
 pub use frontier::Frontier;
-pub use schedule::NodeState;
-pub use schedule::readiness;
-pub use schedule::waves;
+pub use schedule::{NodeState, readiness, waves};
 pub(crate) use schedule::{
     Readiness, Rules, Slots, Waiting, Waves, node_weights, pick, readiness_with, remaining_path,
 };

@@ -366,13 +366,27 @@ pub fn waves(graph: &Graph) -> Waves {
             }
         }
     }
-    let release = |i: usize,
-                   fin: u32,
-                   indeg: &mut Vec<usize>,
-                   ready_at: &mut Vec<u32>,
-                   via: &mut Vec<Option<usize>>,
-                   heap: &mut BinaryHeap<Reverse<(u32, usize)>>,
-                   instant: &mut Vec<usize>| {
+    loop {
+        // Gates open as soon as they are reached; a task takes one wave.
+        let (i, fin) = if let Some(g) = instant.pop() {
+            (g, ready_at[g])
+        } else {
+            let Some(Reverse((at, i))) = heap.pop() else {
+                break;
+            };
+            if let Some(g) = graph.seq_group[i] {
+                if group_free[g] > at {
+                    ready_at[i] = group_free[g];
+                    via[i] = group_last[g];
+                    heap.push(Reverse((group_free[g], i)));
+                    continue;
+                }
+                group_free[g] = at + 1;
+                group_last[g] = Some(i);
+            }
+            (i, at + 1)
+        };
+        finish[i] = fin;
         for &s in &graph.succs[i] {
             if fin >= ready_at[s] && (via[s].is_none() || fin > ready_at[s]) {
                 ready_at[s] = fin;
@@ -387,45 +401,6 @@ pub fn waves(graph: &Graph) -> Waves {
                 }
             }
         }
-    };
-    loop {
-        while let Some(g) = instant.pop() {
-            finish[g] = ready_at[g];
-            release(
-                g,
-                finish[g],
-                &mut indeg,
-                &mut ready_at,
-                &mut via,
-                &mut heap,
-                &mut instant,
-            );
-        }
-        let Some(Reverse((at, i))) = heap.pop() else {
-            break;
-        };
-        let mut start = at;
-        if let Some(g) = graph.seq_group[i] {
-            if group_free[g] > at {
-                start = group_free[g];
-                ready_at[i] = start;
-                via[i] = group_last[g];
-                heap.push(Reverse((start, i)));
-                continue;
-            }
-            group_free[g] = start + 1;
-            group_last[g] = Some(i);
-        }
-        finish[i] = start + 1;
-        release(
-            i,
-            finish[i],
-            &mut indeg,
-            &mut ready_at,
-            &mut via,
-            &mut heap,
-            &mut instant,
-        );
     }
 
     #[cfg(test)]

@@ -14,11 +14,7 @@ pub(crate) use check::check_clause;
 
 pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
-pub use parse::parse;
-pub use parse::parse_file;
-pub use parse::parse_file_with;
-pub use parse::parse_with;
-pub use parse::task_files;
+pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
 
 #[cfg(test)]
 mod tests;

@@ -176,7 +176,7 @@ pub(crate) fn is_task_id(id: &str) -> bool {
         match i - start {
             0 => return false,
             1..=9 => {}
-            _ => return is_task_id_by_parts(id),
+            _ => return id_parts(id).is_some(),
         }
         match b.get(i) {
             None => return parts >= 2,
@@ -187,34 +187,6 @@ pub(crate) fn is_task_id(id: &str) -> bool {
             Some(_) => return false,
         }
     }
-}
-
-/// [`is_task_id`] part by part, with `u32` parsing for long parts.
-fn is_task_id_by_parts(id: &str) -> bool {
-    let mut parts = 0;
-    let mut start = 0;
-    let b = id.as_bytes();
-    for i in 0..=b.len() {
-        if i == b.len() || b[i] == b'.' {
-            parts += 1;
-            if parts > 3 || !is_u32(&id[start..i]) {
-                return false;
-            }
-            start = i + 1;
-        }
-    }
-    parts >= 2
-}
-
-/// Whether `p.parse::<u32>()` succeeds (an optional `+`, then digits that fit), without
-/// parsing the short ones.
-fn is_u32(p: &str) -> bool {
-    let b = p.as_bytes();
-    let digits = b.strip_prefix(b"+").unwrap_or(b);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    digits.len() <= 9 || p.parse::<u32>().is_ok()
 }
 
 /// The id of phase `n`'s verification step.

@@ -87,11 +87,12 @@ fn render_verify(out: &mut String, task: &Task) {
     let blocking = if task.blocking { "" } else { " (non-blocking)" };
     let _ = writeln!(out, "**VERIFY Phase {}:**{blocking}", task.phase);
     for line in task.body.lines() {
-        if line.starts_with("- [") {
-            let _ = writeln!(out, "  {line}");
+        let indent = if line.starts_with("- [") {
+            "  "
         } else {
-            let _ = writeln!(out, "    {line}");
-        }
+            "    "
+        };
+        let _ = writeln!(out, "{indent}{line}");
     }
     out.push('\n');
 }

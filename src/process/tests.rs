@@ -141,10 +141,10 @@ async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
     let env = [("SSH_AUTH_SOCK".to_string(), "/tmp/a.sock".to_string())];
     let mut agent = spawn_agent(&argv, dir.path(), &env, &log, (&[], None)).expect("spawn");
     let pid = agent.pid;
-    assert!(sessions().contains_key(&pid));
+    assert!(lock(&SESSIONS).contains_key(&pid));
     assert_eq!(wait(&mut agent.child).await.code(), Some(0));
     end_session(pid).await;
-    assert!(!sessions().contains_key(&pid) && !spawned().contains(&pid));
+    assert!(!lock(&SESSIONS).contains_key(&pid) && !lock(&SPAWNED).contains(&pid));
     let out = std::fs::read_to_string(&log).expect("log");
     assert!(
         out.contains(&format!("sid={pid} pgrp={pid} tty=0 pid={pid}")),

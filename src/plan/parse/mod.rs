@@ -137,6 +137,7 @@ struct VerifyDraft {
     position: usize,
 }
 
+#[derive(Clone)]
 struct NoteDraft {
     sequential: bool,
     expr: String,
@@ -442,28 +443,22 @@ impl<'t> Parser<'t> {
             }
             if let Some((start, end, several)) = *body {
                 let one = &text[start..end];
-                if !several {
+                task.body = if several {
+                    lines.clear();
+                    lines.extend(one.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)));
+                    dedent(&lines)
+                } else {
                     // One line (most bodies): what `dedent` makes of it, without the vector.
                     let l = one.strip_suffix('\r').unwrap_or(one);
                     let t = task_line::trim_fast(l);
-                    task.body = if t.is_empty() {
+                    // `l.trim_start()`: what follows `t` is whitespace only.
+                    let at = t.as_ptr() as usize - l.as_ptr() as usize;
+                    if t.is_empty() {
                         String::new()
                     } else {
-                        // `l.trim_start()`: what follows `t` is whitespace only.
-                        l[t.as_ptr() as usize - l.as_ptr() as usize..].to_string()
-                    };
-                    if self.files {
-                        task.files = task_files(task);
+                        l[at..].to_string()
                     }
-                    continue;
-                }
-                lines.clear();
-                lines.extend(
-                    text[start..end]
-                        .lines()
-                        .map(|l| l.strip_suffix('\r').unwrap_or(l)),
-                );
-                task.body = dedent(&lines);
+                };
             }
             if self.files {
                 task.files = task_files(task);

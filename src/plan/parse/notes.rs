@@ -60,20 +60,15 @@ impl<'t> Parser<'t> {
     }
 
     pub(super) fn resolve_sequential(&mut self) -> Vec<SequentialGroup> {
-        if !self.notes.iter().any(|n| n.sequential) {
-            return Vec::new();
-        }
         let notes: Vec<NoteDraft> = self
             .notes
             .iter()
             .filter(|n| n.sequential)
-            .map(|n| NoteDraft {
-                sequential: true,
-                expr: n.expr.clone(),
-                reason: n.reason.clone(),
-                line: n.line,
-            })
+            .cloned()
             .collect();
+        if notes.is_empty() {
+            return Vec::new();
+        }
         // Ids parsed once: notes are matched against every task.
         let parts: Vec<Option<Vec<u32>>> = self
             .tasks
@@ -136,14 +131,17 @@ impl<'t> Parser<'t> {
     }
 
     pub(super) fn resolve_parallel(&mut self) -> Vec<ParallelGroup> {
-        let notes: Vec<(String, String, usize)> = self
+        let notes: Vec<NoteDraft> = self
             .notes
             .iter()
             .filter(|n| !n.sequential)
-            .map(|n| (n.expr.clone(), n.reason.clone(), n.line))
+            .cloned()
             .collect();
         let mut groups = Vec::new();
-        for (expr, reason, line) in notes {
+        for NoteDraft {
+            expr, reason, line, ..
+        } in notes
+        {
             let mut numbers: Vec<u32> = Vec::new();
             let mut ok = true;
             for item in split_list(&expr) {

@@ -34,16 +34,14 @@ impl<'t> Parser<'t> {
         // warned about) opens with `(` or `[`: one pass over those finds which are there (a
         // description with neither, most of them, has none), and only those are read.
         let found = clauses(&description);
-        let depends = if found.depends {
-            self.depends(n, id, &description)
-        } else {
-            None
-        };
-        let estimate_s = if found.estimate {
-            self.estimate(n, id, &description)
-        } else {
-            None
-        };
+        let depends = found
+            .depends
+            .then(|| self.depends(n, id, &description))
+            .flatten();
+        let estimate_s = found
+            .estimate
+            .then(|| self.estimate(n, id, &description))
+            .flatten();
         if found.check
             && let Err(why) = crate::plan::check::check_clause(&description)
         {
@@ -54,12 +52,11 @@ impl<'t> Parser<'t> {
         {
             self.error(n, format!("task `{id}`: {why}"));
         }
-        let priority = found.priority;
         self.tasks.push(Task {
             id: id.to_string(),
             kind: TaskKind::Task,
             phase,
-            priority,
+            priority: found.priority,
             description,
             body: String::new(),
             done,
@@ -91,14 +88,13 @@ impl<'t> Parser<'t> {
                         ids.push(token.to_string());
                     }
                 } else {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            &self.path,
-                            n,
-                            format!("task `{id}`: `(depends: …)` lists `{token}`, which is not a task id"),
-                        )
-                        .with_hint("list task ids separated by commas: `(depends: 1.1, 2.3)`"),
-                    );
+                    self.error(
+                        n,
+                        format!(
+                            "task `{id}`: `(depends: …)` lists `{token}`, which is not a task id"
+                        ),
+                    )
+                    .hint = Some("list task ids separated by commas: `(depends: 1.1, 2.3)`".into());
                 }
             }
             from = start + end;
@@ -134,15 +130,9 @@ impl<'t> Parser<'t> {
                 }
                 Ok(d) => found = Some(d.as_secs()),
                 Err(why) => {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            &self.path,
-                            n,
-                            format!("task `{id}`: `(est: {text})`: {why}"),
-                        )
-                        .with_hint(
-                            "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`",
-                        ),
+                    self.error(n, format!("task `{id}`: `(est: {text})`: {why}"))
+                        .hint = Some(
+                        "write the estimate as `(est: 20m)`, `(est: 1h30m)`, `(est: 45s)`".into(),
                     );
                 }
             }
@@ -257,25 +247,6 @@ pub(super) fn clauses(desc: &str) -> Clauses {
     found
 }
 
-/// The earlier way to a description's priority, a search per marker.
-#[cfg(test)]
-fn priority_by_marker(desc: &str) -> Priority {
-    let has = |marker: &str| {
-        memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
-    };
-    if !desc.contains('(') {
-        Priority::Normal
-    } else if has("(CRITICAL)") {
-        Priority::Critical
-    } else if has("(HIGH)") {
-        Priority::High
-    } else if has("(LOW)") {
-        Priority::Low
-    } else {
-        Priority::Normal
-    }
-}
-
 /// Splits `1.1, 1.2 and 1.4` / `2.1-2.4` lists into items (ranges kept whole). An `and`
 /// between items is a word of its own, dropped like the separators.
 pub(super) fn split_list(list: &str) -> ListItems<'_> {
@@ -361,6 +332,25 @@ pub(super) fn split_range(item: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::{split_list, trim_fast};
+    use crate::plan::model::Priority;
+
+    /// The earlier way to a description's priority, a search per marker.
+    fn priority_by_marker(desc: &str) -> Priority {
+        let has = |marker: &str| {
+            memchr::memchr_iter(b'(', desc.as_bytes()).any(|at| desc[at..].starts_with(marker))
+        };
+        if !desc.contains('(') {
+            Priority::Normal
+        } else if has("(CRITICAL)") {
+            Priority::Critical
+        } else if has("(HIGH)") {
+            Priority::High
+        } else if has("(LOW)") {
+            Priority::Low
+        } else {
+            Priority::Normal
+        }
+    }
 
     /// The lists split as they did when ` and ` was a separator of its own.
     #[test]
@@ -400,7 +390,6 @@ mod tests {
     /// from it is nothing, with no diagnostics; with the brackets they still read the clauses.
     #[test]
     fn descriptions_without_brackets_have_no_clauses() {
-        use crate::plan::model::Priority;
         let words = "Do it depends: 1.2 est: 1h HIGH CRITICAL check: cargo test depends";
         let plan = crate::plan::parse(
             std::path::Path::new("p.md"),
@@ -458,7 +447,7 @@ mod tests {
                             || find_ci(&desc, "[depends:").is_some(),
                         estimate: find_ci(&desc, "(est:").is_some(),
                         check: find_ci(&desc, "(check:").is_some(),
-                        priority: super::priority_by_marker(&desc),
+                        priority: priority_by_marker(&desc),
                     };
                     assert_eq!(found, searched, "{desc:?}");
                 }
