@@ -145,12 +145,22 @@ fn run_once(orch: &Path, plans: usize, tasks: usize) -> Run {
 
 /// Panics unless every task finished: events, status files, one commit per task per branch.
 fn check_outcome(root: &Path, events_path: &Path, plans: usize, tasks: usize) {
-    let finished = std::fs::read_to_string(events_path)
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(events_path)
         .expect("events")
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished = events
+        .iter()
         .filter(|e| e["event"] == "task_finished")
         .count();
+    // The agent always reports: a failed attempt is orch's doing (an agent killed by the orphan
+    // sweep as it started was, 137 and a 5 s retry).
+    let failed: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "task_failed")
+        .collect();
+    assert!(failed.is_empty(), "failed attempts: {failed:?}");
     assert_eq!(
         finished,
         plans * tasks,

@@ -207,37 +207,42 @@ pub(crate) async fn sweep_orphans(all: bool) {
         return;
     };
     let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let live = if all {
-            BTreeMap::new()
-        } else {
-            lock(&SESSIONS).clone()
-        };
-        let ours = lock(&SPAWNED).clone();
-        let mut pending = false;
-        for pid in all_pids() {
-            let Some(st) = stat_of(pid) else { continue };
-            if st.ppid != me || st.session == my_sid || ours.contains(&pid) {
-                continue;
-            }
-            let Ok(raw) = i32::try_from(pid) else {
-                continue;
-            };
-            if st.state == 'Z' {
-                let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
-                continue;
-            }
-            if !all && accounted_for(pid, st.session, &live) {
-                continue;
-            }
-            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
-            pending = true;
-        }
-        if !pending || Instant::now() >= deadline {
-            return;
-        }
+    while sweep_round(all, me, my_sid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// One round of [`sweep_orphans`]: whether it killed anything. The registry of spawned children
+/// is held for the round: a child spawned meanwhile would be seen before it is registered and
+/// killed as an orphan (a new agent ending with status 137 before it printed anything, seen in
+/// `benches/up.rs` runs).
+fn sweep_round(all: bool, me: u32, my_sid: u32) -> bool {
+    let mut pending = false;
+    let ours = lock(&SPAWNED);
+    let live = if all {
+        BTreeMap::new()
+    } else {
+        lock(&SESSIONS).clone()
+    };
+    for pid in all_pids() {
+        let Some(st) = stat_of(pid) else { continue };
+        if st.ppid != me || st.session == my_sid || ours.contains(&pid) {
+            continue;
+        }
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        if st.state == 'Z' {
+            let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+            continue;
+        }
+        if !all && accounted_for(pid, st.session, &live) {
+            continue;
+        }
+        let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+        pending = true;
+    }
+    pending
 }
 
 /// Whether orphan `pid` (of session `session`) belongs to a running attempt, or to a setup.
