@@ -24,8 +24,9 @@
 //! the targets as PASS/FAIL: ratio ≤ 1.3 (wall and CPU), orch's CPU per task < 5 ms.
 //!
 //! Every run checks its outcome and panics otherwise: `orch up` exits 0, one `task_finished`
-//! event per task, every task `completed` in the plans' status files, and one commit per task
-//! on each plan branch (`git rev-list --count main..plan/pN`).
+//! event per task and no `task_failed` (the agent always reports), every task `completed` in the
+//! plans' status files, and one commit per task on each plan branch (`git rev-list --count
+//! main..plan/pN`).
 //!
 //! Run: `cargo bench --bench up` (all four sizes; `-- --sizes 200,1000` picks sizes, `-- --runs N`
 //! sets the runs per size: by default 3 up to 1,000 tasks and 1 above, since the large sizes
