@@ -8,7 +8,7 @@ use git2::build::CheckoutBuilder;
 use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType};
 
 use super::GitError;
-use super::repo::{open, retry_locked, signature, signature_now};
+use super::repo::{branch_commit, open, parse_oid, retry_locked, signature, signature_now};
 use super::status::{Submodules, dirty_files};
 
 /// What [`commit_all`] committed.
@@ -538,24 +538,36 @@ pub(crate) fn undo_attempt_commits(
     refname: &str,
     saved: Option<String>,
 ) -> Result<Option<String>, GitError> {
-    let refname_branch = format!("refs/heads/{branch}");
-    let tip = super::cli::run_in(worktree, &["rev-parse", "--verify", "-q", &refname_branch])?;
-    let tip = String::from_utf8_lossy(&tip).trim().to_string();
+    let repo = open(worktree)?;
+    let base = parse_oid(base)?;
+    let tip = branch_commit(&repo, branch)?
+        .ok_or_else(|| GitError::RevNotFound {
+            rev: branch.to_string(),
+        })?
+        .id();
     if tip == base {
         return Ok(saved);
     }
     let kept = match saved {
         Some(s) => s,
         None => {
-            super::cli::run_in(worktree, &["update-ref", refname, &tip])?;
-            tip.clone()
+            move_ref(&repo, refname, tip, None, "orch: save attempt")?;
+            tip.to_string()
         }
     };
-    super::cli::run_in(worktree, &["update-ref", &refname_branch, base, &tip])?;
-    super::cli::run_in(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
-    super::cli::run_in(worktree, &["clean", "-fdq"])?;
-    if super::sparse::is_sparse(&open(worktree)?) {
-        super::cli::run_in(worktree, &["sparse-checkout", "reapply"])?;
+    move_ref(
+        &repo,
+        &format!("refs/heads/{branch}"),
+        base,
+        Some(tip),
+        "orch: a failed attempt's commits taken off (saved)",
+    )?;
+    // The worktree follows its branch (orch records where an attempt started for sparse plans).
+    if super::sparse::is_sparse(&repo) {
+        super::sparse::reset_hard(worktree)?;
+    } else {
+        super::cli::run_in(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
+        super::cli::run_in(worktree, &["clean", "-fdq"])?;
     }
     super::submodules::sync_submodules(worktree, false);
     Ok(Some(kept))
