@@ -34,7 +34,13 @@ pub(crate) fn settle(
     match how {
         Settlement::Commit => {
             let (tree, branch, since) = work_of(plan, id, base);
-            match commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since)) {
+            let refused = match uncommit_own_commits(plan, &tree, &branch) {
+                Err(cause) => Some(cause),
+                Ok(()) => {
+                    commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since))
+                }
+            };
+            match refused {
                 Some(cause) => fail(plan, id, (attempt, base), &cause, true),
                 None => commit_done(plan, id, text.unwrap_or(&t.description)),
             }
@@ -249,6 +255,29 @@ fn work_of<'a>(
         ),
         None => (plan.worktree.clone(), plan.branch.clone(), base),
     }
+}
+
+/// In a task worktree, what the agent committed on its task branch itself becomes uncommitted
+/// changes again (`git::uncommit_task_tree`, its git files put back first): the checks before
+/// the task's commit see all of the task's work, and orch's one commit takes it (as recovery
+/// does with a commit it finds waiting). Nothing in the plan's worktree. `Err`: the cause that
+/// refuses the commit (fail closed).
+fn uncommit_own_commits(
+    plan: &PlanCtx,
+    tree: &std::path::Path,
+    branch: &str,
+) -> Result<(), String> {
+    if tree == plan.worktree.as_path() {
+        return Ok(());
+    }
+    git::pin_worktree(tree, branch)
+        .and_then(|()| git::uncommit_task_tree(tree, branch, &plan.branch))
+        .map_err(|e| {
+            format!(
+                "cannot check the commits made in `{}` (nothing is committed unchecked): {e}",
+                tree.display()
+            )
+        })
 }
 
 fn wrote_outside(

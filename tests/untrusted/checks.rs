@@ -115,3 +115,41 @@ fn checks_a_file_outside_the_paths_the_agent_committed_itself_is_refused() {
 fn checks_a_file_outside_the_paths_the_agent_committed_in_its_task_worktree_is_refused() {
     committed_outside(2);
 }
+
+/// A task worktree's agent commits a file the plan protects (`protect`) itself, then writes an
+/// allowed one: the protected-paths check looks at what the task branch holds since it left the
+/// plan branch, not only at what is uncommitted. Seen failing before: the task was done and the
+/// protected file landed on `plan/p` with it.
+#[test]
+fn checks_a_protected_file_the_agent_committed_in_its_task_worktree_is_refused() {
+    let repo = Repo::new();
+    repo.write("secrets/key.txt", "key\n");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it\n",
+    );
+    let script = "echo stolen > secrets/key.txt && git add secrets/key.txt \
+                  && git -c user.name=a -c user.email=a@a commit -qm sneak && echo ok > ok.txt";
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = 2\n\
+             protect = [\"secrets/**\"]\n",
+            toml_array(&["sh", "-c", script])
+        ),
+    );
+    repo.commit_all("plans");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{task}\n{out}\n{err}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("changed protected paths: secrets/key.txt"),
+        "{error}"
+    );
+    assert_eq!(repo.rev("plan/p"), main, "the agent's work was committed");
+    assert_eq!(repo.git(&["show", "plan/p:secrets/key.txt"]).trim(), "key");
+}
