@@ -18,7 +18,7 @@ use crate::error::{CliError, CliResult};
 use crate::status::{
     self, PAUSED_KEY, STOPPED, STOPPED_KEY, StatusError, TaskStatus, Transition, TransitionOptions,
 };
-use crate::supervisor::lock::{Holder, running};
+use crate::supervisor::lock::running;
 use crate::workspace::{LoadedPlan, Workspace};
 
 /// Pauses (`true`) or resumes plan `lp`; returns whether that changed anything.
@@ -189,28 +189,21 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
     let lp = &ws.plans[index];
     let sup = running(&state_dir);
     let (message, mut value) = match request {
-        Request::Pause { plan } => {
-            let changed = set_paused(lp, true).map_err(CliError::coded)?;
-            let msg = if changed {
-                format!("plan {plan} paused: nothing new of it starts; running agents go on")
-            } else {
-                format!("plan {plan} was already paused")
+        Request::Pause { plan } | Request::Resume { plan } => {
+            let pause = matches!(request, Request::Pause { .. });
+            let changed = set_paused(lp, pause).map_err(CliError::coded)?;
+            let (event, msg) = match (pause, changed) {
+                (true, true) => (
+                    "plan_paused",
+                    "paused: nothing new of it starts; running agents go on",
+                ),
+                (true, false) => ("plan_paused", "was already paused"),
+                (false, true) => ("plan_resumed", "resumed"),
+                (false, false) => ("plan_resumed", "was not paused"),
             };
             (
-                msg,
-                json!({"event": "plan_paused", "plan": plan, "changed": changed}),
-            )
-        }
-        Request::Resume { plan } => {
-            let changed = set_paused(lp, false).map_err(CliError::coded)?;
-            let msg = if changed {
-                format!("plan {plan} resumed")
-            } else {
-                format!("plan {plan} was not paused")
-            };
-            (
-                msg,
-                json!({"event": "plan_resumed", "plan": plan, "changed": changed}),
+                format!("plan {plan} {msg}"),
+                json!({"event": event, "plan": plan, "changed": changed}),
             )
         }
         Request::Retry { plan, id } => {
@@ -246,28 +239,18 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
             )
         }
     };
-    let message = format!("{message}\n{}", supervisor_note(sup.as_ref()));
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert(
-            "supervisor_pid".into(),
-            sup.as_ref()
-                .map_or(serde_json::Value::Null, |h| json!(h.pid)),
-        );
-    }
-    Ok(Done {
-        message,
-        json: value,
-    })
-}
-
-fn supervisor_note(sup: Option<&Holder>) -> String {
-    match sup {
+    let note = match &sup {
         Some(h) => format!(
             "the running `orch up` (pid {}) acts on it within a second",
             h.pid
         ),
         None => "no `orch up` is running: the next one starts from this".to_string(),
-    }
+    };
+    value["supervisor_pid"] = json!(sup.as_ref().map(|h| h.pid));
+    Ok(Done {
+        message: format!("{message}\n{note}"),
+        json: value,
+    })
 }
 
 fn known_task(lp: &LoadedPlan, id: &str) -> CliResult<()> {

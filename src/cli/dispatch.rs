@@ -1,6 +1,6 @@
 //! From parsed arguments to the command that runs them.
 
-use crate::commands;
+use crate::commands::{self, Selection};
 use crate::error::CliError;
 use crate::manifest::MergeStrategy;
 use crate::status::{Transition, TransitionOptions};
@@ -77,14 +77,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             target,
             plans,
             json,
-        } => commands::conflicts::run(
-            &target.selection(),
-            commands::conflicts::ConflictsArgs { plans, json },
-        ),
-        Command::Integrate { target, json } => commands::integrate::run(
-            &target.selection(),
-            commands::integrate::IntegrateArgs { json },
-        ),
+        } => commands::conflicts::run(&target.selection(), &plans, json),
+        Command::Integrate { target, json } => commands::integrate::run(&target.selection(), json),
         Command::Clean {
             target,
             plans,
@@ -134,10 +128,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             target,
             plans,
             json,
-        } => commands::sync::run(
-            &target.selection(),
-            commands::sync::SyncArgs { plans, json },
-        ),
+        } => commands::sync::run(&target.selection(), plans, json),
         Command::Graph { target, format } => {
             let format = match format {
                 GraphFormat::Text => commands::graph::Format::Text,
@@ -171,7 +162,10 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             attempt,
         }),
-        Command::Top { manifest } => commands::top::run(manifest),
+        Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {
+            manifest,
+            plan: None,
+        })?),
         Command::Pause(c) => commands::control::run(
             c.manifest,
             &commands::control::Request::Pause { plan: c.plan },
@@ -227,37 +221,21 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             },
         ),
         Command::Task { action } => {
-            let (transition, common, opts) = match action {
-                TaskAction::Start(c) => (Transition::Start, c, TransitionOptions::default()),
-                TaskAction::Done { common, note } => (
-                    Transition::Done,
-                    common,
-                    TransitionOptions {
-                        note,
-                        ..Default::default()
-                    },
-                ),
-                TaskAction::Fail { common, error } => (
-                    Transition::Fail,
-                    common,
-                    TransitionOptions {
-                        error,
-                        ..Default::default()
-                    },
-                ),
-                TaskAction::Skip { common, reason } => (
-                    Transition::Skip,
-                    common,
-                    TransitionOptions {
-                        reason,
-                        ..Default::default()
-                    },
-                ),
-                TaskAction::Reset(c) => (Transition::Reset, c, TransitionOptions::default()),
+            let (transition, common, note, error, reason) = match action {
+                TaskAction::Start(c) => (Transition::Start, c, None, None, None),
+                TaskAction::Done { common, note } => (Transition::Done, common, note, None, None),
+                TaskAction::Fail { common, error } => (Transition::Fail, common, None, error, None),
+                TaskAction::Skip { common, reason } => {
+                    (Transition::Skip, common, None, None, reason)
+                }
+                TaskAction::Reset(c) => (Transition::Reset, c, None, None, None),
             };
             let opts = TransitionOptions {
                 force: common.force,
-                ..opts
+                note,
+                error,
+                reason,
+                ..Default::default()
             };
             commands::task::run(
                 &common.target.selection(),

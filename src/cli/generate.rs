@@ -45,8 +45,7 @@ pub(super) fn man(command: Option<&str>) -> Result<u8, CliError> {
     clap_mangen::Man::new(page)
         .source(format!("orch {}", env!("CARGO_PKG_VERSION")))
         .render(&mut out)
-        .context("rendering the man page")
-        .map_err(|e| CliError::new(exit::FAILURE, e))?;
+        .context("rendering the man page")?;
     write_out(&out)
 }
 
@@ -54,10 +53,9 @@ pub(super) fn man(command: Option<&str>) -> Result<u8, CliError> {
 fn write_out(bytes: &[u8]) -> Result<u8, CliError> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(
-            exit::FAILURE,
-            anyhow::Error::new(e).context("writing to stdout"),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout").into())
+        }
         _ => Ok(exit::OK),
     }
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::node_label as label;
 use super::output::{eprintln_safe, print_json, write_all_stdout};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
@@ -22,19 +23,6 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
         print_text(&ws, errors, warnings, schedule.as_ref());
     }
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
-}
-
-/// Task node `n` as shown: `plan:id` with several plans in the workspace, else the id.
-fn label(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let Some((p, t)) = g.task_of(n) else {
-        return format!("node {n}");
-    };
-    let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.plans.len() > 1 {
-        format!("{}:{id}", ws.plans[p].name)
-    } else {
-        id.clone()
-    }
 }
 
 /// `orch check --json`.

@@ -8,15 +8,14 @@
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
 
 use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
-use crate::manifest::Manifest;
 use crate::status;
 use crate::supervisor::LockError;
 use crate::workspace::{self, Selection};
@@ -31,8 +30,8 @@ pub(crate) struct CleanArgs {
     pub(crate) json: bool,
 }
 
-/// What happened to one plan.
-#[derive(Default)]
+/// What happened to one plan (and, serialized, one of `--json`'s `plans`).
+#[derive(Default, serde::Serialize)]
 struct Report {
     plan: String,
     branch: String,
@@ -45,10 +44,12 @@ struct Report {
     unmerged_commits: Option<usize>,
     /// The status file says `orch merge` merged it.
     status_says_merged: bool,
-    worktree_removed: Option<PathBuf>,
+    /// Relative to the repository's root.
+    worktree_removed: Option<String>,
     branch_deleted: bool,
     backups: Vec<String>,
     pruned_entries: usize,
+    #[serde(rename = "attempts_kept")]
     attempts: usize,
 }
 
@@ -73,18 +74,41 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
     };
 
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
     let reports: Vec<Report> = selected
         .iter()
         .map(|&i| {
             let lp = &ws.plans[i];
-            clean_plan(
-                &manifest,
+            let Some(entry) = manifest.plan(&lp.name) else {
+                return Report {
+                    plan: lp.name.clone(),
+                    outcome: "nothing",
+                    ..Report::default()
+                };
+            };
+            let mut report = Report {
+                plan: lp.name.clone(),
+                branch: entry.branch.clone(),
+                status_says_merged: status_says_merged(&lp.status_path),
+                ..Report::default()
+            };
+            let target = &manifest.defaults.target;
+            let cleaned = clean_branch(
                 &repo_root,
-                &lp.name,
-                &lp.status_path,
+                &worktree_root,
+                target,
                 &args,
                 &stamp,
-            )
+                &mut report,
+            );
+            if let Err(e) = cleaned {
+                report.outcome = "error";
+                report.reasons.push(e.to_string());
+                if let Some(h) = e.hint() {
+                    report.reasons.push(format!("hint: {h}"));
+                }
+            }
+            report
         })
         .collect();
 
@@ -93,15 +117,10 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
             "target": manifest.defaults.target,
             "dry_run": args.dry_run,
             "force": args.force,
-            "plans": reports.iter().map(|r| report_json(r, &repo_root)).collect::<Vec<Value>>(),
+            "plans": reports,
         }));
     } else {
-        println_safe(&render(
-            &reports,
-            &repo_root,
-            &args,
-            &manifest.defaults.target,
-        ));
+        println_safe(&render(&reports, &args, &manifest.defaults.target));
     }
     Ok(if reports.iter().any(|r| r.outcome == "error") {
         exit::FAILURE
@@ -149,45 +168,6 @@ fn status_says_merged(status_path: &Path) -> bool {
             .as_ref()
             .is_some_and(status::OrchMerge::is_merged)
     })
-}
-
-fn clean_plan(
-    manifest: &Manifest,
-    repo_root: &Path,
-    plan: &str,
-    status_path: &Path,
-    args: &CleanArgs,
-    stamp: &str,
-) -> Report {
-    let Some(entry) = manifest.plan(plan) else {
-        return Report {
-            plan: plan.to_string(),
-            outcome: "nothing",
-            ..Report::default()
-        };
-    };
-    let mut report = Report {
-        plan: plan.to_string(),
-        branch: entry.branch.clone(),
-        status_says_merged: status_says_merged(status_path),
-        ..Report::default()
-    };
-    let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
-    if let Err(e) = clean_branch(
-        repo_root,
-        &worktree_root,
-        &manifest.defaults.target,
-        args,
-        stamp,
-        &mut report,
-    ) {
-        report.outcome = "error";
-        report.reasons.push(e.to_string());
-        if let Some(h) = e.hint() {
-            report.reasons.push(format!("hint: {h}"));
-        }
-    }
-    report
 }
 
 /// Inspects the plan's branch and worktree, decides, and (unless `--dry-run`) acts.
@@ -256,7 +236,7 @@ fn clean_branch(
                     .push(git::worktree_backup_name(&git::backup_name(&plan, stamp)));
             }
         }
-        report.worktree_removed = worktree_path;
+        report.worktree_removed = worktree_path.map(|p| shown(&p, repo_root));
         report.branch_deleted = true;
         return Ok(());
     }
@@ -278,8 +258,8 @@ fn clean_branch(
     );
     // 2. The worktree (refused if it became dirty meanwhile), 3. the branch (refused if it
     // moved), 4. git's leftover entries.
-    report.worktree_removed =
-        git::remove_plan_worktree(repo_root, worktree_root, &plan, &info.branch)?;
+    let removed = git::remove_plan_worktree(repo_root, worktree_root, &plan, &info.branch)?;
+    report.worktree_removed = removed.map(|p| shown(&p, repo_root));
     git::delete_plan_branch(repo_root, &plan, &info.branch, &info.tip)?;
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
@@ -416,24 +396,7 @@ fn shown(path: &Path, root: &Path) -> String {
         .to_string()
 }
 
-fn report_json(r: &Report, root: &Path) -> Value {
-    json!({
-        "plan": r.plan,
-        "branch": r.branch,
-        "outcome": r.outcome,
-        "reasons": r.reasons,
-        "merge": r.merge,
-        "unmerged_commits": r.unmerged_commits,
-        "status_says_merged": r.status_says_merged,
-        "worktree_removed": r.worktree_removed.as_ref().map(|p| shown(p, root)),
-        "branch_deleted": r.branch_deleted,
-        "backups": r.backups,
-        "pruned_entries": r.pruned_entries,
-        "attempts_kept": r.attempts,
-    })
-}
-
-fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> String {
+fn render(reports: &[Report], args: &CleanArgs, target: &str) -> String {
     let would =
         |done: &'static str, planned: &'static str| if args.dry_run { planned } else { done };
     let mut out = Vec::new();
@@ -456,7 +419,7 @@ fn render(reports: &[Report], root: &Path, args: &CleanArgs, target: &str) -> St
                     did.push(format!(
                         "{} worktree `{}`",
                         would("removed", "would remove"),
-                        shown(p, root)
+                        p
                     ));
                 }
                 did.push(format!(

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
@@ -12,14 +13,9 @@ use crate::git;
 use crate::manifest::Manifest;
 use crate::workspace::{self, Selection, Workspace};
 
-pub(crate) struct ConflictsArgs {
-    /// Plan names; empty = every plan of the manifest (or the one `--plan`).
-    pub(crate) plans: Vec<String>,
-    pub(crate) json: bool,
-}
-
 /// How a pair was compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 enum Kind {
     /// Both sides have a branch: an in-memory merge.
     Merge,
@@ -27,38 +23,45 @@ enum Kind {
     Predicted,
 }
 
-/// One compared pair.
+/// One compared pair (and, serialized, one of `--json`'s `pairs`).
+#[derive(Serialize)]
 struct Pair {
     a: String,
     b: String,
+    /// `files` is not empty.
+    conflict: bool,
+    files: Vec<String>,
+    kind: Kind,
     a_branch: Option<String>,
     b_branch: Option<String>,
     /// `b` is the target branch, not a plan.
     with_target: bool,
-    kind: Kind,
-    files: Vec<String>,
 }
 
-/// A plan as the comparison sees it.
+/// A plan as the comparison sees it (and, serialized, one of `--json`'s `plans`).
+#[derive(Serialize)]
 struct PlanSide {
     name: String,
     branch: String,
     /// The branch exists.
     started: bool,
+    /// The files its branch changed since the merge base with the target.
+    #[serde(rename = "changed_files")]
+    changed: Vec<String>,
     /// The files its unfinished tasks name.
     task_files: Vec<String>,
-    /// The files its branch changed since the merge base with the target.
-    changed: Vec<String>,
+    #[serde(skip)]
     selected: bool,
 }
 
-pub(crate) fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
+/// Compares the plans named (empty: every plan of the manifest, or the one `--plan`).
+pub(crate) fn run(sel: &Selection, plans: &[String], json_out: bool) -> CliResult<u8> {
     let (ws, manifest) = super::with_manifest(
         sel,
         false,
         "`orch conflicts` needs a plans.toml: it compares the branches of the plans it lists",
     )?;
-    let selected = ws.select(&args.plans)?;
+    let selected = ws.select(plans)?;
     let repo_root = workspace::repo_root(&manifest)?;
     let target = super::existing_target(&repo_root, &manifest)?;
     let sides = sides(&ws, &manifest, &repo_root, &selected)?;
@@ -67,17 +70,11 @@ pub(crate) fn run(sel: &Selection, args: ConflictsArgs) -> CliResult<u8> {
     let merge_conflict = pairs
         .iter()
         .any(|p| p.kind == Kind::Merge && !p.files.is_empty());
-    if args.json {
+    if json_out {
         print_json(&json!({
             "target": target,
-            "plans": sides.iter().filter(|s| s.selected).map(|s| json!({
-                "name": s.name,
-                "branch": s.branch,
-                "started": s.started,
-                "changed_files": s.changed,
-                "task_files": s.task_files,
-            })).collect::<Vec<Value>>(),
-            "pairs": pairs.iter().map(pair_json).collect::<Vec<Value>>(),
+            "plans": sides.iter().filter(|s| s.selected).collect::<Vec<_>>(),
+            "pairs": pairs,
         }));
     } else {
         println_safe(&render(&target, &sides, &pairs));
@@ -169,6 +166,7 @@ fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<
                 b_branch: Some(b_branch.to_string()),
                 with_target: j.is_none(),
                 kind: Kind::Merge,
+                conflict: !files.is_empty(),
                 files,
             }
         })
@@ -186,6 +184,7 @@ fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<
             }
             let mut footprint = b.task_files.clone();
             footprint.extend(b.changed.iter().cloned());
+            let files = git::overlapping_paths(&a.task_files, &footprint);
             pairs.push(Pair {
                 a: a.name.clone(),
                 b: b.name.clone(),
@@ -193,27 +192,12 @@ fn compare(repo_root: &Path, target: &str, sides: &[PlanSide]) -> CliResult<Vec<
                 b_branch: b.started.then(|| b.branch.clone()),
                 with_target: false,
                 kind: Kind::Predicted,
-                files: git::overlapping_paths(&a.task_files, &footprint),
+                conflict: !files.is_empty(),
+                files,
             });
         }
     }
     Ok(pairs)
-}
-
-fn pair_json(p: &Pair) -> Value {
-    json!({
-        "a": p.a,
-        "b": p.b,
-        "conflict": !p.files.is_empty(),
-        "files": p.files,
-        "kind": match p.kind {
-            Kind::Merge => "merge",
-            Kind::Predicted => "predicted",
-        },
-        "a_branch": p.a_branch,
-        "b_branch": p.b_branch,
-        "with_target": p.with_target,
-    })
 }
 
 fn label(p: &Pair) -> String {

@@ -58,14 +58,7 @@ pub(crate) fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
     // Ctrl-C reaches `orch up` too (same process group); it stops its agents gracefully. The demo
     // keeps running meanwhile so that it can show what was done.
     let guard = InterruptGuard::install();
-    let status = orch_child(&exe, &dir)
-        .arg("up")
-        .status()
-        .with_context(|| format!("cannot run `{} up`", exe.display()))?;
-    let code = status
-        .code()
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(exit::FAILURE);
+    let code = run_orch(&exe, &dir, "up")?;
 
     println_safe("\n== what each plan branch holds (git log --oneline main..BRANCH)");
     let manifest = manifest::load(&dir.join(MANIFEST_NAME));
@@ -78,17 +71,9 @@ pub(crate) fn run(dir: Option<&Path>, merge: bool) -> CliResult<u8> {
     if code == exit::OK && merge {
         println_safe("\n== orch merge: the plans into main, upstream first");
         let _ = std::io::stdout().flush();
-        let status = orch_child(&exe, &dir)
-            .arg("merge")
-            .status()
-            .with_context(|| format!("cannot run `{} merge`", exe.display()))?;
-        let merge_code = status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(exit::FAILURE);
+        merged = Some(run_orch(&exe, &dir, "merge")?);
         println_safe("\n== main after the merges (git log --graph --oneline main)");
         print_graph(&dir);
-        merged = Some(merge_code);
     }
     println_safe("\n== orch status");
     let _ = std::io::stdout().flush();
@@ -215,17 +200,10 @@ fn new_temp_dir() -> CliResult<PathBuf> {
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(CliError::from(
-                    anyhow!(e).context(format!("cannot create `{}`", dir.display())),
-                ));
-            }
+            Err(e) => Err(e).with_context(|| format!("cannot create `{}`", dir.display()))?,
         }
     }
-    Err(CliError::from(anyhow!(
-        "cannot find a free name for `{}`",
-        base.display()
-    )))
+    Err(anyhow!("cannot find a free name for `{}`", base.display()).into())
 }
 
 /// `git init` on branch `main`, a README commit, then the plans and manifest in a second commit.
@@ -298,6 +276,18 @@ fn orch_child(exe: &Path, dir: &Path) -> Command {
         c.env_remove(v);
     }
     c
+}
+
+/// `orch COMMAND` run in the demo repository; its exit code.
+fn run_orch(exe: &Path, dir: &Path, command: &str) -> CliResult<u8> {
+    let status = orch_child(exe, dir)
+        .arg(command)
+        .status()
+        .with_context(|| format!("cannot run `{} {command}`", exe.display()))?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::FAILURE))
 }
 
 /// While alive, SIGINT does not kill this process (the child still gets it and handles it).

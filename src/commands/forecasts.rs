@@ -2,7 +2,7 @@
 //! JSON, what `orch up` forecasts at its start and tells against its end, and the words shared
 //! by `orch top` and `orch simulate --history`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -91,11 +91,6 @@ impl Snapshot {
         }))
     }
 
-    /// `ends 15:10–15:40, $3.20–5.10 more` for a range.
-    pub(crate) fn range_words(&self, r: &Range) -> String {
-        forecast::range_words(self.at, r)
-    }
-
     /// `2m10s–4m` for a task (its whole duration; a running one's given its elapsed time),
     /// ` slow` after it when it runs past the p90 of its kind.
     pub(crate) fn task_words(&self, p: usize, t: usize) -> Option<String> {
@@ -112,11 +107,7 @@ pub(crate) struct StartForecast {
 }
 
 /// The run's forecast at its start, when there is a history.
-pub(crate) fn at_start(
-    ws: &Workspace,
-    _state_dir: &Path,
-    max_agents: Option<usize>,
-) -> Option<StartForecast> {
+pub(crate) fn at_start(ws: &Workspace, max_agents: Option<usize>) -> Option<StartForecast> {
     let docs = crate::workspace::read_statuses(ws, None).ok()?;
     let snap = Snapshot::of(ws, &docs, &ws.selected, max_agents)?;
     // Nothing left to run: nothing to forecast.
@@ -200,29 +191,20 @@ pub(crate) fn before_run(ws: &Workspace, selected: &[usize], slots: usize) -> Be
 }
 
 impl BeforeRun {
-    fn range_json(r: &Range) -> Value {
+    pub(crate) fn json(&self) -> Value {
+        let r = &self.forecast.run;
         json!({
             "duration_p50_s": r.end_p50_s.round(),
             "duration_p90_s": r.end_p90_s.round(),
             "cost_p50": r.cost_p50.map(cents),
             "cost_p90": r.cost_p90.map(cents),
+            "slots": self.slots,
+            "history_records": self.records,
+            "tasks_from_history": self.from_history.0,
+            "tasks": self.from_history.1,
+            "runs": self.forecast.runs,
+            "blocked_share": (self.forecast.blocked_share * 1000.0).round() / 1000.0,
         })
-    }
-
-    pub(crate) fn json(&self) -> Value {
-        let mut v = Self::range_json(&self.forecast.run);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("slots".into(), json!(self.slots));
-            o.insert("history_records".into(), json!(self.records));
-            o.insert("tasks_from_history".into(), json!(self.from_history.0));
-            o.insert("tasks".into(), json!(self.from_history.1));
-            o.insert("runs".into(), json!(self.forecast.runs));
-            o.insert(
-                "blocked_share".into(),
-                json!((self.forecast.blocked_share * 1000.0).round() / 1000.0),
-            );
-        }
-        v
     }
 
     pub(crate) fn text(&self) -> String {

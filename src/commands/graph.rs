@@ -33,12 +33,8 @@ fn node_name(ws: &Workspace, g: &Graph, n: usize) -> (String, String) {
         NodeKind::Task { plan, task } => {
             let id = &ws.plans[*plan].plan.tasks[*task].id;
             (
-                format!("{}_{}", plan_name(*plan), id),
-                if ws.plans.len() > 1 {
-                    format!("{}:{id}", plan_name(*plan))
-                } else {
-                    id.clone()
-                },
+                format!("{}_{id}", plan_name(*plan)),
+                super::node_label(ws, g, n),
             )
         }
         NodeKind::Barrier { plan, phase } => (

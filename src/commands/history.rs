@@ -24,6 +24,7 @@ pub(crate) struct HistoryArgs {
 }
 
 /// Per plan and agent: attempts, failed ones, p50 and p90 of the successful ones' seconds.
+#[derive(Default)]
 struct Row {
     attempts: usize,
     failed: usize,
@@ -41,11 +42,7 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
     let h = History::load(&dir);
     let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
     for r in &h.records {
-        let row = rows.entry((&r.plan, &r.agent)).or_insert(Row {
-            attempts: 0,
-            failed: 0,
-            durations: Vec::new(),
-        });
+        let row = rows.entry((&r.plan, &r.agent)).or_default();
         row.attempts += 1;
         if r.outcome == Outcome::Failed {
             row.failed += 1;
@@ -84,8 +81,8 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
             "skipped": h.skipped,
             "summary": summary,
         });
-        if let (Some(b), Some(o)) = (&bt, v.as_object_mut()) {
-            o.insert("backtest".into(), b.json());
+        if let Some(b) = &bt {
+            v["backtest"] = b.json();
         }
         print_json(&v);
         return Ok(exit::OK);

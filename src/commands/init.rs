@@ -128,11 +128,7 @@ fn update_gitignore(path: &Path) -> CliResult<String> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(CliError::from(
-                anyhow!(e).context(format!("cannot read `{}`", path.display())),
-            ));
-        }
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display()))?,
     };
     let ignored = existing.as_deref().is_some_and(|text| {
         text.lines()

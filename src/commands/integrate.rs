@@ -9,11 +9,7 @@ use crate::merge::integrate::{IntegrationReport, IntegrationSpec, Integrator};
 use crate::merge::{short, verify::shown};
 use crate::workspace::{self, Selection};
 
-pub(crate) struct IntegrateArgs {
-    pub(crate) json: bool,
-}
-
-pub(crate) fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
+pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let (_, manifest) = super::with_manifest(
         sel,
         true,
@@ -24,7 +20,7 @@ pub(crate) fn run(sel: &Selection, args: IntegrateArgs) -> CliResult<u8> {
     // Ctrl-C stops a running verify command and removes the staging worktree.
     crate::merge::interrupt::install();
     let report = Integrator::new().test(&spec).map_err(CliError::coded)?;
-    if args.json {
+    if json_out {
         print_json(&report_json(&report));
     } else {
         println_safe(&render(
@@ -48,11 +44,9 @@ pub(crate) fn result_word(report: &IntegrationReport) -> &'static str {
     }
 }
 
-fn report_json(report: &IntegrationReport) -> serde_json::Value {
+pub(crate) fn report_json(report: &IntegrationReport) -> serde_json::Value {
     let mut v = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("result".into(), json!(result_word(report)));
-    }
+    v["result"] = json!(result_word(report));
     v
 }
 

@@ -63,13 +63,7 @@ fn load_manifest(given: Option<&Path>) -> CliResult<Manifest> {
             })?
         }
     };
-    manifest::load(&path).map_err(|e| {
-        let code = match e {
-            manifest::ManifestError::Read { .. } => exit::FAILURE,
-            manifest::ManifestError::Invalid { .. } => exit::INVALID,
-        };
-        CliError::new(code, e)
-    })
+    crate::workspace::load_manifest(&path)
 }
 
 fn plan_names(m: &Manifest) -> String {
@@ -85,11 +79,7 @@ fn log_files(dir: &Path) -> CliResult<Vec<LogFile>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(CliError::from(
-                anyhow!(e).context(format!("cannot read `{}`", dir.display())),
-            ));
-        }
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", dir.display()))?,
     };
     let mut files = Vec::new();
     for e in entries {
@@ -166,10 +156,21 @@ fn list(args: &LogsArgs, entry: &PlanEntry, dir: &Path) -> CliResult<u8> {
 }
 
 fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult<u8> {
+    let key;
+    let task = match args.attempt {
+        Some(k) => {
+            key = attempt_key(
+                args,
+                entry,
+                dir,
+                task.strip_suffix(".log").unwrap_or(task),
+                k,
+            )?;
+            key.as_str()
+        }
+        None => task,
+    };
     let name = task.strip_suffix(".log").unwrap_or(task);
-    if let Some(k) = args.attempt {
-        return show_attempt(args, entry, dir, name, k);
-    }
     let safe = !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -244,14 +245,14 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
     Ok(exit::OK)
 }
 
-/// `orch logs PLAN TASK --attempt K`: the log of attempt `k` of a best-of-N task.
-fn show_attempt(
+/// `orch logs PLAN TASK --attempt K`: the name of attempt `k`'s log of a best-of-N task.
+fn attempt_key(
     args: &LogsArgs,
     entry: &PlanEntry,
     dir: &Path,
     task: &str,
     k: u32,
-) -> CliResult<u8> {
+) -> CliResult<String> {
     if !plan_has_task(entry, task) {
         return Err(
             CliError::invalid(anyhow!("plan `{}` has no task `{task}`", entry.name)).with_hint(
@@ -283,15 +284,7 @@ fn show_attempt(
         ))
         .with_hint(hint));
     }
-    let inner = LogsArgs {
-        manifest: None,
-        plan: args.plan.clone(),
-        task: Some(key.clone()),
-        path: args.path,
-        json: args.json,
-        attempt: None,
-    };
-    show(&inner, entry, dir, &key)
+    Ok(key)
 }
 
 /// The attempt numbers of task `task`'s best-of-N logs (`<task>.a<K>.log`) in `dir`, sorted.

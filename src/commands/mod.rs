@@ -23,7 +23,6 @@ pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod task;
 mod task_report;
-pub(crate) mod top;
 pub(crate) mod up;
 
 pub(crate) use crate::workspace::Selection;
@@ -87,6 +86,19 @@ pub(crate) fn lock_error(e: LockError, held: &str) -> CliError {
         LockError::Open { .. } => "check the permissions of the state directory",
     };
     CliError::new(exit::REFUSED, e).with_hint(hint)
+}
+
+/// Task node `n` as shown: `plan:id` with several plans in the workspace, else the id.
+pub(crate) fn node_label(ws: &Workspace, g: &crate::graph::Graph, n: usize) -> String {
+    let Some((p, t)) = g.task_of(n) else {
+        return format!("node {n}");
+    };
+    let id = &ws.plans[p].plan.tasks[t].id;
+    if ws.plans.len() > 1 {
+        format!("{}:{id}", ws.plans[p].name)
+    } else {
+        id.clone()
+    }
 }
 
 /// The manifest's target branch, which must exist in `repo_root`.

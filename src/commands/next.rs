@@ -33,12 +33,13 @@ pub(crate) struct NextArgs {
     pub(crate) why: Option<String>,
 }
 
-/// Why blocked tasks wait, counted once per task by its first reason in this order.
-#[derive(Clone, Copy, Debug, Default)]
+/// Why blocked tasks wait, counted once per task by its first reason (failed, dependencies,
+/// phases, plans, sequential); `blocked_by` in `--json`.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 struct BlockedBy {
-    failed: usize,
-    dependencies: usize,
     phases: usize,
+    dependencies: usize,
+    failed: usize,
     plans: usize,
     sequential: usize,
 }
@@ -168,7 +169,7 @@ impl Listing<'_> {
             .take(shown)
             .map(|(n, why)| {
                 let mut v = view.task_value(*n);
-                v["waiting_for"] = json!(view.reasons(why));
+                v["waiting_for"] = json!(describe_grouped(view.ws, view.graph, why));
                 v
             })
             .collect();
@@ -179,13 +180,7 @@ impl Listing<'_> {
             "ready_total": self.ready_all,
             "blocked_total": blocked_all.len(),
             "in_progress_total": self.running,
-            "blocked_by": {
-                "phases": by.phases,
-                "dependencies": by.dependencies,
-                "failed": by.failed,
-                "plans": by.plans,
-                "sequential": by.sequential,
-            },
+            "blocked_by": by,
             "truncated": truncated,
         }));
         Ok(exit::OK)
@@ -266,7 +261,7 @@ fn group_by_reasons(
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
     for (n, why) in blocked {
-        let reason = view.reasons(why).join("; ");
+        let reason = describe_grouped(view.ws, view.graph, why).join("; ");
         let i = *at.entry(reason.clone()).or_insert_with(|| {
             groups.push((reason, Vec::new()));
             groups.len() - 1
@@ -345,18 +340,13 @@ impl View<'_> {
     }
 
     fn name(&self, n: usize) -> String {
-        name(self.ws, self.graph, n)
+        self.ws.task_label(self.graph, n)
     }
 
     fn description(&self, n: usize) -> &str {
         self.graph
             .task_of(n)
             .map_or("", |(p, t)| &self.ws.plans[p].plan.tasks[t].description)
-    }
-
-    /// The reasons of one blocked task, dependencies of one kind in one line.
-    fn reasons(&self, why: &[Waiting]) -> Vec<String> {
-        describe_grouped(self.ws, self.graph, why)
     }
 
     fn state(&self, n: usize) -> NodeState {
@@ -496,23 +486,11 @@ fn tasks_word(n: usize) -> String {
     }
 }
 
-fn name(ws: &Workspace, g: &Graph, n: usize) -> String {
-    let Some((p, t)) = g.task_of(n) else {
-        return format!("node {n}");
-    };
-    let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.selected.len() > 1 {
-        format!("{}:{id}", ws.plans[p].name)
-    } else {
-        id.clone()
-    }
-}
-
 /// Why a task waits, in words.
 pub(crate) fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
     match w {
-        Waiting::Task(n) => format!("waits for `{}`", name(ws, g, *n)),
-        Waiting::Failed(n) => format!("blocked by failed `{}`", name(ws, g, *n)),
+        Waiting::Task(n) => format!("waits for `{}`", ws.task_label(g, *n)),
+        Waiting::Failed(n) => format!("blocked by failed `{}`", ws.task_label(g, *n)),
         Waiting::Phases { phase, left, .. } => {
             format!(
                 "phases before {phase} not finished ({} left)",
@@ -522,7 +500,7 @@ pub(crate) fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
         Waiting::Upstream { plan, label } => {
             format!("waits for plan `{}` ({label})", ws.plans[*plan].name)
         }
-        Waiting::Sequential(n) => format!("[SEQUENTIAL] with `{}`", name(ws, g, *n)),
+        Waiting::Sequential(n) => format!("[SEQUENTIAL] with `{}`", ws.task_label(g, *n)),
     }
 }
 
@@ -530,25 +508,18 @@ pub(crate) fn describe(ws: &Workspace, g: &Graph, w: &Waiting) -> String {
 /// `waits for `1.2`, `1.3``.
 pub(crate) fn describe_grouped(ws: &Workspace, g: &Graph, why: &[Waiting]) -> Vec<String> {
     let mut out = Vec::new();
-    let waits: Vec<String> = why
-        .iter()
-        .filter_map(|w| match w {
-            Waiting::Task(n) => Some(format!("`{}`", name(ws, g, *n))),
-            _ => None,
-        })
-        .collect();
-    let failed: Vec<String> = why
-        .iter()
-        .filter_map(|w| match w {
-            Waiting::Failed(n) => Some(format!("`{}`", name(ws, g, *n))),
-            _ => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        out.push(format!("blocked by failed {}", failed.join(", ")));
-    }
-    if !waits.is_empty() {
-        out.push(format!("waits for {}", waits.join(", ")));
+    for (what, failed) in [("blocked by failed", true), ("waits for", false)] {
+        let names: Vec<String> = why
+            .iter()
+            .filter_map(|w| match w {
+                Waiting::Failed(n) if failed => Some(format!("`{}`", ws.task_label(g, *n))),
+                Waiting::Task(n) if !failed => Some(format!("`{}`", ws.task_label(g, *n))),
+                _ => None,
+            })
+            .collect();
+        if !names.is_empty() {
+            out.push(format!("{what} {}", names.join(", ")));
+        }
     }
     out.extend(
         why.iter()

@@ -52,13 +52,8 @@ pub(crate) fn task_json(
         put("skip_reason", e.skip_reason.clone().map(Value::from));
         put("commit", e.commit.clone().map(Value::from));
         put("pid", e.orch_run.as_ref().map(|r| Value::from(r.pid)));
-        put(
-            "job_id",
-            e.orch_run
-                .as_ref()
-                .and_then(|r| r.job_id.clone())
-                .map(Value::from),
-        );
+        let job_id = e.orch_run.as_ref().and_then(|r| r.job_id.clone());
+        put("job_id", job_id.map(Value::from));
         obj.insert("attempts".into(), json!(e.attempts));
         obj.insert("retry_count".into(), json!(e.retry_count));
         // Why it failed (the failure's cause; for a task run again, its last failure's).
@@ -98,10 +93,7 @@ pub(crate) fn print_json(v: &Value) {
 /// `println!` that does not panic when stdout is a closed pipe (`orch status | head`), and
 /// writes everything even to a non-blocking pipe that is full (see [`write_all_stdout`]).
 pub(crate) fn println_safe(text: &str) {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
-    line.push('\n');
-    write_all_stdout(line.as_bytes());
+    write_all_stdout(format!("{text}\n").as_bytes());
 }
 
 /// Writes all of `bytes` to stdout and flushes. A non-blocking stdout (some agent runtimes
@@ -113,10 +105,10 @@ pub(crate) fn write_all_stdout(bytes: &[u8]) {
 
 /// `eprintln!` that neither panics nor loses text on a full non-blocking or closed stderr.
 pub(crate) fn eprintln_safe(text: &str) {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
-    line.push('\n');
-    write_all_to(&mut std::io::stderr().lock(), line.as_bytes());
+    write_all_to(
+        &mut std::io::stderr().lock(),
+        format!("{text}\n").as_bytes(),
+    );
 }
 
 fn write_all_to(out: &mut impl std::io::Write, bytes: &[u8]) {

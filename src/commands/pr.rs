@@ -36,25 +36,20 @@ pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
             ));
         }
     }
-    let result = run.run(args.dry_run, |s| {
+    let steps = run.run(args.dry_run, |s| {
         if !args.json {
             print_step(s, args.dry_run);
         }
-    });
-    match result {
-        Ok(steps) => {
-            if args.json {
-                print_json(&json!({
-                    "remote": run.remote,
-                    "target": run.target,
-                    "dry_run": args.dry_run,
-                    "plans": steps.iter().map(step_json).collect::<Vec<_>>(),
-                }));
-            }
-            Ok(exit::OK)
-        }
-        Err(e) => Err(e),
+    })?;
+    if args.json {
+        print_json(&json!({
+            "remote": run.remote,
+            "target": run.target,
+            "dry_run": args.dry_run,
+            "plans": steps.iter().map(step_json).collect::<Vec<_>>(),
+        }));
     }
+    Ok(exit::OK)
 }
 
 fn print_step(s: &PrStep, dry_run: bool) {
@@ -68,22 +63,19 @@ fn print_step(s: &PrStep, dry_run: bool) {
     }
     let what = match s.action {
         "created" => format!("opened {}", s.url.as_deref().unwrap_or("a pull request")),
-        "updated" => format!(
-            "updated #{}{}",
-            s.number.unwrap_or_default(),
-            s.base_before
-                .as_ref()
-                .map(|b| format!(" (base moved from `{b}`)"))
-                .unwrap_or_default()
-        ),
-        "would_update" => format!(
-            "would update #{}{}",
-            s.number.unwrap_or_default(),
-            s.base_before
-                .as_ref()
-                .map(|b| format!(" (base would move from `{b}`)"))
-                .unwrap_or_default()
-        ),
+        "updated" | "would_update" => {
+            let (did, moved) = match s.action {
+                "updated" => ("updated", "moved"),
+                _ => ("would update", "would move"),
+            };
+            let base = s.base_before.as_ref();
+            let base = base.map(|b| format!(" (base {moved} from `{b}`)"));
+            format!(
+                "{did} #{}{}",
+                s.number.unwrap_or_default(),
+                base.unwrap_or_default()
+            )
+        }
         _ => "would open a pull request".to_string(),
     };
     println_safe(&format!(

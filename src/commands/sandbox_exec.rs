@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::anyhow;
 
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliError, CliResult};
 use crate::sandbox::{Rules, restrict};
 
 pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
@@ -23,14 +23,10 @@ pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
         )));
     };
-    new_session().map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch sandbox-exec: {e}")))?;
-    restrict(&rules)
-        .map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch sandbox-exec: {e}")))?;
+    new_session().map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
+    restrict(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     let e = Command::new(program).args(args).exec();
-    Err(CliError::new(
-        exit::FAILURE,
-        anyhow!("cannot run `{program}` in the sandbox: {e}"),
-    ))
+    Err(anyhow!("cannot run `{program}` in the sandbox: {e}").into())
 }
 
 /// `orch session-exec -- ARGV…`: `ARGV` in a new session, without a controlling terminal.
@@ -40,12 +36,9 @@ pub(crate) fn run_in_session(argv: &[String]) -> CliResult<u8> {
             "`orch session-exec` is run by `orch up`: `orch session-exec -- ARGV…`"
         )));
     };
-    new_session().map_err(|e| CliError::new(exit::FAILURE, anyhow!("orch session-exec: {e}")))?;
+    new_session().map_err(|e| anyhow!("orch session-exec: {e}"))?;
     let e = Command::new(program).args(args).exec();
-    Err(CliError::new(
-        exit::FAILURE,
-        anyhow!("cannot run `{program}`: {e}"),
-    ))
+    Err(anyhow!("cannot run `{program}`: {e}").into())
 }
 
 /// Makes this process the leader of a new session (no controlling terminal), unless it already

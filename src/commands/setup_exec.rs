@@ -51,18 +51,15 @@ pub(crate) fn run(args: &[String]) -> CliResult<u8> {
                     Some((i, _)) => format!("…{}", &text[i..]),
                     None => text.to_string(),
                 };
-                Some(format!(
-                    "{}{}",
-                    out.status.code().map_or_else(
-                        || "killed by a signal".to_string(),
-                        |c| format!("exit status {c}")
-                    ),
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {tail}")
-                    }
-                ))
+                let status = out.status.code().map_or_else(
+                    || "killed by a signal".to_string(),
+                    |c| format!("exit status {c}"),
+                );
+                Some(if tail.is_empty() {
+                    status
+                } else {
+                    format!("{status}: {tail}")
+                })
             }
         }
     };

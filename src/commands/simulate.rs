@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
+use super::node_label as label;
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::Graph;
@@ -108,8 +109,8 @@ pub(crate) fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         .then(|| super::forecasts::before_run(&ws, &selected, slots[0]));
     if args.json {
         let mut v = report.json(&runs);
-        if let (Some(f), Some(o)) = (&forecast, v.as_object_mut()) {
-            o.insert("forecast".into(), f.json());
+        if let Some(f) = &forecast {
+            v["forecast"] = f.json();
         }
         print_json(&v);
     } else {
@@ -173,19 +174,6 @@ fn policies(names: &[String]) -> CliResult<Vec<Policy>> {
 /// The terminal's width, or 100 columns when stdout is not a terminal.
 fn terminal_width() -> usize {
     terminal_size::terminal_size().map_or(100, |(w, _)| usize::from(w.0))
-}
-
-/// `plan:id` when there are several plans, else the id.
-fn label(ws: &Workspace, g: &Graph, node: usize) -> String {
-    let Some((p, t)) = g.task_of(node) else {
-        return String::new();
-    };
-    let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.plans.len() > 1 {
-        format!("{}:{id}", ws.plans[p].name)
-    } else {
-        id.clone()
-    }
 }
 
 struct Report<'a> {

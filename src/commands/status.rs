@@ -13,6 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::output::{bar, println_safe, summary_json, task_json};
+use crate::agent_output::Usage;
 use crate::error::{CliResult, exit};
 use crate::plan::Task;
 use crate::status::{self, StatusDoc, StatusStates, TaskStatus};
@@ -62,7 +63,7 @@ pub(crate) fn run(
         return watch::run(&sel, ws, override_path.as_deref(), format);
     }
     let sizes = if disk { disk_sizes(ws) } else { HashMap::new() };
-    let view = render_with(&sel, ws, override_path.as_deref(), format, &sizes)?;
+    let view = render(&sel, ws, override_path.as_deref(), format, &sizes)?;
     if !view.is_empty() {
         println_safe(&view);
     }
@@ -150,18 +151,9 @@ fn disk_sizes(ws: &Workspace) -> HashMap<String, u64> {
         .collect()
 }
 
-/// What `orch status` prints, without the final newline.
+/// What `orch status` prints, without the final newline, with each plan's worktree disk use
+/// (`--disk`) where `disk` has it.
 fn render(
-    sel: &Selection,
-    ws: &Workspace,
-    override_path: Option<&Path>,
-    format: Format,
-) -> CliResult<String> {
-    render_with(sel, ws, override_path, format, &HashMap::new())
-}
-
-/// [`render`] with each plan's worktree disk use (`--disk`) where `disk` has it.
-fn render_with(
     sel: &Selection,
     ws: &Workspace,
     override_path: Option<&Path>,
@@ -213,8 +205,8 @@ fn render_with(
         .map(|&i| {
             let mut v = plan_json(&ws.plans[i], &docs[i]);
             attempts::add_json(ws, i, &mut v);
-            if let (Some(obj), Some(bytes)) = (v.as_object_mut(), disk.get(&ws.plans[i].name)) {
-                obj.insert("disk_bytes".into(), json!(bytes));
+            if let Some(bytes) = disk.get(&ws.plans[i].name) {
+                v["disk_bytes"] = json!(bytes);
             }
             v
         })
@@ -226,47 +218,27 @@ fn render_with(
         let usage = ws
             .selected
             .iter()
-            .flat_map(|&i| docs[i].entries().filter_map(|e| e.orch_usage.as_ref()))
-            .fold(crate::agent_output::Usage::default(), |a, u| {
-                a.plus(&u.usage())
-            })
-            .plus(
-                &ws.selected
-                    .iter()
-                    .map(|&i| crate::merge::resolve::resolvers_usage(&docs[i]))
-                    .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u)),
-            );
+            .fold(Usage::default(), |a, &i| a.plus(&plan_usage(&docs[i])));
         let mut v = json!({ "plans": views, "usage": usage });
-        if let (Some(obj), Some(rec)) = (
-            v.as_object_mut(),
-            ws.selected
-                .first()
-                .and_then(|&i| sandbox_record(&ws.plans[i])),
-        ) {
-            obj.insert(
-                "sandbox".into(),
-                rec.get("sandbox").cloned().unwrap_or(Value::Null),
-            );
+        if let Some(rec) = ws
+            .selected
+            .first()
+            .and_then(|&i| sandbox_record(&ws.plans[i]))
+        {
+            v["sandbox"] = rec.get("sandbox").cloned().unwrap_or(Value::Null);
             if let Some(abi) = rec.get("sandbox_abi") {
-                obj.insert("sandbox_abi".into(), abi.clone());
+                v["sandbox_abi"] = abi.clone();
             }
         }
         v
     };
     // The last integration test, at the top of either view (one plan's or all).
-    if let (Some(report), Some(obj)) = (last_integration(ws), v.as_object_mut()) {
-        let mut i = serde_json::to_value(&report).unwrap_or(Value::Null);
-        if let Some(o) = i.as_object_mut() {
-            o.insert(
-                "result".into(),
-                json!(super::integrate::result_word(&report)),
-            );
-        }
-        obj.insert("integration".into(), i);
+    if let Some(report) = last_integration(ws) {
+        v["integration"] = super::integrate::report_json(&report);
     }
     // The last re-plan of the latest run, likewise: the event as logged.
-    if let (Some(reload), Some(obj)) = (last_reload(ws), v.as_object_mut()) {
-        obj.insert("reload".into(), reload);
+    if let Some(reload) = last_reload(ws) {
+        v["reload"] = reload;
     }
     // The forecasts from the history (issue 38), once there is one.
     if let Some(snap) = super::forecasts::Snapshot::of(ws, &docs, &ws.selected, None) {
@@ -304,13 +276,6 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
             json!({ "number": ph.number, "title": ph.title, "done": done, "total": total })
         })
         .collect();
-    // Its tasks' and its resolvers' (`resolve`).
-    let usage = doc
-        .entries()
-        .filter_map(|e| e.orch_usage.as_ref())
-        .fold(crate::merge::resolve::resolvers_usage(doc), |a, u| {
-            a.plus(&u.usage())
-        });
     let mut v = json!({
         "plan": p.name,
         "title": p.plan.title,
@@ -319,40 +284,35 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "summary": summary_json(doc),
         "phases": phases,
         "tasks": tasks,
-        "usage": usage,
+        "usage": plan_usage(doc),
     });
-    if let Some(obj) = v.as_object_mut() {
-        let held = doc.extra.get(crate::status::PAUSED_KEY);
-        obj.insert("plan_paused".into(), Value::Bool(held.is_some()));
-        if let Some(h) = held {
-            obj.insert(
-                "plan_paused_at".into(),
-                h.get("at").cloned().unwrap_or(Value::Null),
-            );
-        }
+    let held = doc.extra.get(crate::status::PAUSED_KEY);
+    v["plan_paused"] = Value::Bool(held.is_some());
+    if let Some(h) = held {
+        v["plan_paused_at"] = h.get("at").cloned().unwrap_or(Value::Null);
     }
     // The last `orch merge` of the plan, as its status file records it (`resolvedBy`: the
     // agent that resolved its conflict, or whose resolution failed).
-    if let (Some(obj), Some(m)) = (v.as_object_mut(), doc.orch_merge.as_ref()) {
-        obj.insert(
-            "merge".into(),
-            serde_json::to_value(m).unwrap_or(Value::Null),
-        );
+    if let Some(m) = &doc.orch_merge {
+        v["merge"] = serde_json::to_value(m).unwrap_or(Value::Null);
     }
-    if let (Some(obj), Some(paused)) = (
-        v.as_object_mut(),
-        doc.extra.get("orchPaused").filter(|p| pause_ahead(p)),
-    ) {
-        obj.insert("paused".into(), paused.clone());
+    if let Some(paused) = doc.extra.get("orchPaused").filter(|p| pause_ahead(p)) {
+        v["paused"] = paused.clone();
     }
     // How the last `orch up` ran the plan's agents: `on`, `off`, `unavailable`.
-    if let (Some(obj), Some(s)) = (
-        v.as_object_mut(),
-        sandbox_record(p).and_then(|r| r.get("plans")?.get(&p.name).cloned()),
-    ) {
-        obj.insert("sandbox".into(), s);
+    if let Some(s) = sandbox_record(p).and_then(|r| r.get("plans")?.get(&p.name).cloned()) {
+        v["sandbox"] = s;
     }
     v
+}
+
+/// What a plan's agents used: its tasks' and its resolvers' (`resolve`).
+fn plan_usage(doc: &StatusDoc) -> Usage {
+    doc.entries()
+        .filter_map(|e| e.orch_usage.as_ref())
+        .fold(crate::merge::resolve::resolvers_usage(doc), |a, u| {
+            a.plus(&u.usage())
+        })
 }
 
 /// `<state_dir>/sandbox.json`, written by the last `orch up` (`supervisor::sandbox::record`).
@@ -427,16 +387,9 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
     let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
 }
 
-/// One plan in text. Unless `all`: a plan with more than [`PHASES_SHOWN`] phases shows its
-/// finished leading phases as one line, the next phases, and the rest as one line; at most
-/// [`TASKS_SHOWN`] running or failed tasks are listed.
+/// One plan in text: its counts and bar, what it used, whether it or its agent is paused, then
+/// its phases ([`push_phases`]).
 fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
-    push_heading(out, p, states);
-    push_phases(out, p, states, all);
-}
-
-/// A plan's first lines: its counts and bar, what it used, whether it or its agent is paused.
-fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
     let mut c = status::Summary::default();
     for t in &p.plan.tasks {
         c.total_tasks += 1;
@@ -470,7 +423,7 @@ fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
                 .entry(&t.id)
                 .and_then(|e| e.usage.as_deref().copied())
         })
-        .fold(crate::agent_output::Usage::default(), |a, u| a.plus(&u));
+        .fold(Usage::default(), |a, u| a.plus(&u));
     if usage.tokens() > 0 || usage.cost_micro_usd.is_some() {
         let _ = writeln!(out, "  used: {}", usage.describe());
     }
@@ -507,10 +460,12 @@ fn push_heading(out: &mut String, p: &LoadedPlan, states: &StatusStates) {
             s("reason").lines().next().unwrap_or("")
         );
     }
+    push_phases(out, p, states, all);
 }
 
-/// A plan's phases (the finished leading ones and the last ones folded unless `all`), each with
-/// its running and failed tasks.
+/// A plan's phases, each with its running and failed tasks. Unless `all`: a plan with more than
+/// [`PHASES_SHOWN`] phases shows its finished leading phases as one line, the next phases, and
+/// the rest as one line; at most [`TASKS_SHOWN`] running or failed tasks are listed.
 fn push_phases(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool) {
     let progress = phase_progress(p, |t| states.status(t));
     let active = active_tasks(p, states);

@@ -10,12 +10,6 @@ use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason};
 use crate::merge::{PlanInfo, plan_infos, short};
 use crate::workspace::{self, Selection};
 
-pub(crate) struct SyncArgs {
-    /// Plan names; empty = every started plan that depends on another and is not merged.
-    pub(crate) plans: Vec<String>,
-    pub(crate) json: bool,
-}
-
 /// What happened to one plan.
 struct Report {
     plan: String,
@@ -28,13 +22,14 @@ struct Report {
     code: u8,
 }
 
-pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
+/// Syncs the plans named (empty: every started plan that depends on another and is not merged).
+pub(crate) fn run(sel: &Selection, plans: Vec<String>, json_out: bool) -> CliResult<u8> {
     let (ws, manifest) = super::with_manifest(
         sel,
         true,
         "`orch sync` needs a plans.toml: it follows the manifest's `depends_on`",
     )?;
-    let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch sync")?;
+    let names = super::plan_names(sel, &manifest, plans, "orch sync")?;
     let chosen = ws.select(&names)?;
     let repo_root = workspace::repo_root(&manifest)?;
     let infos = plan_infos(&ws, &manifest, &repo_root)?;
@@ -49,7 +44,7 @@ pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
     let resolver = crate::supervisor::resolver::resolver(
         std::sync::Arc::new(manifest.clone()),
         std::sync::Arc::new(move |note| {
-            if !args.json {
+            if !json_out {
                 println_safe(&super::resolve::note_line(note));
             }
         }),
@@ -80,12 +75,12 @@ pub(crate) fn run(sel: &Selection, args: SyncArgs) -> CliResult<u8> {
                 &mut report,
             ),
         }
-        if !args.json {
+        if !json_out {
             print_report(&report);
         }
         reports.push(report);
     }
-    if args.json {
+    if json_out {
         print_json(&json!({
             "plans": reports.iter().map(report_json).collect::<Vec<_>>(),
         }));
@@ -177,23 +172,17 @@ fn print_report(r: &Report) {
     match r.outcome {
         "synced" | "up_to_date" => {
             for m in &r.merged {
-                match &m.commit {
-                    Some(c) => println_safe(&format!(
-                        "{}: upstream_merged `{}` ({} at {}) as {}",
-                        r.plan,
-                        m.upstream,
-                        m.branch,
-                        short(&m.upstream_commit),
-                        short(c)
-                    )),
-                    None => println_safe(&format!(
-                        "{}: already contains `{}` ({} at {})",
-                        r.plan,
-                        m.upstream,
-                        m.branch,
-                        short(&m.upstream_commit)
-                    )),
-                }
+                let (did, as_commit) = match &m.commit {
+                    Some(c) => ("upstream_merged", format!(" as {}", short(c))),
+                    None => ("already contains", String::new()),
+                };
+                println_safe(&format!(
+                    "{}: {did} `{}` ({} at {}){as_commit}",
+                    r.plan,
+                    m.upstream,
+                    m.branch,
+                    short(&m.upstream_commit)
+                ));
             }
             if let Some(reason) = &r.reason {
                 println_safe(&format!("{}: {reason}", r.plan));

@@ -17,7 +17,6 @@ pub(crate) struct TaskArgs {
     pub(crate) transition: Transition,
     pub(crate) id: String,
     pub(crate) opts: TransitionOptions,
-    /// `start` only: skip the readiness check.
     pub(crate) json: bool,
 }
 
@@ -187,16 +186,15 @@ fn commit_task(
 }
 
 pub(super) fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
-    if json_out {
-        print_json(&json!({ "plan": plan, "status_file": path, "result": outcome }));
-    } else {
-        match outcome {
-            TransitionOutcome::Changed { id, from, to } => {
-                println_safe(&format!("{plan}: task `{id}` {from} → {to}"));
-            }
-            TransitionOutcome::Unchanged { id, status } => {
-                println_safe(&format!("{plan}: task `{id}` is already {status}"));
-            }
+    match outcome {
+        _ if json_out => {
+            print_json(&json!({ "plan": plan, "status_file": path, "result": outcome }));
+        }
+        TransitionOutcome::Changed { id, from, to } => {
+            println_safe(&format!("{plan}: task `{id}` {from} → {to}"));
+        }
+        TransitionOutcome::Unchanged { id, status } => {
+            println_safe(&format!("{plan}: task `{id}` is already {status}"));
         }
     }
 }
@@ -334,17 +332,11 @@ fn parse_checked(file: &Path, bytes: &[u8]) -> CliResult<crate::plan::Plan> {
 
 /// The worktree to commit in when `orch up` asked for it (`ORCH_COMMIT_ON_DONE=1`, given to
 /// plan-mode agents, with `ORCH_WORKTREE`).
-fn commit_on_done() -> Option<std::path::PathBuf> {
-    if std::env::var(agent_env::ORCH_COMMIT_ON_DONE)
-        .ok()
-        .as_deref()
-        != Some("1")
-    {
-        return None;
-    }
+fn commit_on_done() -> Option<PathBuf> {
+    std::env::var_os(agent_env::ORCH_COMMIT_ON_DONE).filter(|v| v == "1")?;
     std::env::var_os(agent_env::ORCH_WORKTREE)
         .filter(|w| !w.is_empty())
-        .map(std::path::PathBuf::from)
+        .map(PathBuf::from)
 }
 
 /// The task `id` is not in the plan (looked up once already; an error rather than a panic).

@@ -164,11 +164,8 @@ fn supervisor_runs(state_dir: &Path) -> bool {
     let Ok(file) = std::fs::File::open(state_dir.join("supervisor.lock")) else {
         return false;
     };
-    match file.try_lock_shared() {
-        Err(std::fs::TryLockError::WouldBlock) => true,
-        Err(std::fs::TryLockError::Error(_)) => true,
-        Ok(()) => false,
-    }
+    // Locked by `orch up` (`WouldBlock`) or not to be asked (`Error`): it runs.
+    file.try_lock_shared().is_err()
 }
 
 fn nanos() -> u128 {

@@ -58,7 +58,7 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     }
     let out = Output::start(&checked, &manifest, args.json, &ws);
     // The forecast at the start, from the history (issue 38), told against the end at the end.
-    let start_forecast = super::forecasts::at_start(&ws, checked.state_dir(), args.max_agents);
+    let start_forecast = super::forecasts::at_start(&ws, args.max_agents);
     let mut emit = |e: &Event| out.event(e);
     let options = RunOptions {
         max_agents: args.max_agents,

@@ -177,26 +177,23 @@ fn on_key(code: KeyCode, source: &Source, snap: &Snapshot, ui: &mut Ui) -> bool 
             };
             return act(source, &req, ui);
         }
-        KeyCode::Char('r') => match task_of(snap, sel) {
-            Some(t) if t.status == Some(TaskStatus::Failed) => {
-                let req = Request::Retry {
-                    plan: t.plan.clone(),
-                    id: t.id.clone(),
-                };
-                return act(source, &req, ui);
+        KeyCode::Char(key @ ('r' | 'x')) => {
+            let (wanted, hint) = match key {
+                'r' => (TaskStatus::Failed, "select a failed task to retry it"),
+                _ => (TaskStatus::InProgress, "select a running task to stop it"),
+            };
+            match task_of(snap, sel) {
+                Some(t) if t.status == Some(wanted) => {
+                    let (plan, id) = (t.plan.clone(), t.id.clone());
+                    let req = match key {
+                        'r' => Request::Retry { plan, id },
+                        _ => Request::Stop { plan, id },
+                    };
+                    return act(source, &req, ui);
+                }
+                _ => ui.flash = Some(hint.into()),
             }
-            _ => ui.flash = Some("select a failed task to retry it".into()),
-        },
-        KeyCode::Char('x') => match task_of(snap, sel) {
-            Some(t) if t.status == Some(TaskStatus::InProgress) => {
-                let req = Request::Stop {
-                    plan: t.plan.clone(),
-                    id: t.id.clone(),
-                };
-                return act(source, &req, ui);
-            }
-            _ => ui.flash = Some("select a running task to stop it".into()),
-        },
+        }
         _ => {}
     }
     false

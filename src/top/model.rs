@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::graph::{NodeState, readiness};
-use crate::status::{self, StatusDoc, TaskStatus};
+use crate::status::{self, FileStamp, StatusDoc, TaskStatus};
 use crate::supervisor::event_log::EVENTS_FILE;
 use crate::workspace::{Workspace, node_state};
 
@@ -89,7 +89,7 @@ pub struct Source {
     state_dir: PathBuf,
     log_root: PathBuf,
     worktree_root: PathBuf,
-    stamps: HashMap<PathBuf, Option<status::FileStamp>>,
+    stamps: HashMap<PathBuf, Option<FileStamp>>,
     /// The events read so far (the last [`EVENTS_KEPT`]) and where reading stopped.
     events: Vec<String>,
     events_at: u64,
@@ -104,10 +104,6 @@ pub struct Source {
 
 /// Events kept for the screen.
 pub(crate) const EVENTS_KEPT: usize = 50;
-
-fn stamp(path: &Path) -> Option<status::FileStamp> {
-    status::FileStamp::of(path)
-}
 
 impl Source {
     pub fn new(ws: Workspace) -> Self {
@@ -138,7 +134,7 @@ impl Source {
     /// Whether a file the screen depends on changed since the last [`Source::read`] (status
     /// files, the event log, the logs of the running tasks, the supervisor's lock).
     pub(crate) fn changed(&self) -> bool {
-        self.stamps.iter().any(|(p, s)| stamp(p) != *s)
+        self.stamps.iter().any(|(p, s)| FileStamp::of(p) != *s)
             || crate::supervisor::lock::running(&self.state_dir).map(|h| h.pid) != self.supervisor
     }
 
@@ -148,7 +144,7 @@ impl Source {
         let mut stamps = HashMap::new();
         let mut docs: Vec<Option<StatusDoc>> = Vec::new();
         for lp in &self.ws.plans {
-            stamps.insert(lp.status_path.clone(), stamp(&lp.status_path));
+            stamps.insert(lp.status_path.clone(), FileStamp::of(&lp.status_path));
             match lp.read_status() {
                 Ok(d) => docs.push(Some(d)),
                 Err(e) => {
@@ -226,7 +222,7 @@ impl Source {
                         .log_root
                         .join(&lp.name)
                         .join(format!("{}.log", task.id));
-                    stamps.insert(log.clone(), stamp(&log));
+                    stamps.insert(log.clone(), FileStamp::of(&log));
                     let tr = self.task_row(lp, task, entry, st, &log);
                     if st == TaskStatus::InProgress {
                         // Best of N: the attempts of its round side by side.
@@ -269,7 +265,7 @@ impl Source {
         }
         // The forecasts from the history, when there is one.
         let history = self.learnt.path().to_path_buf();
-        stamps.insert(history.clone(), stamp(&history));
+        stamps.insert(history.clone(), FileStamp::of(&history));
         if let Some(words) = self.learnt.words(&self.ws, &self.state_dir, &docs, now) {
             for (row, w) in snap.plans.iter_mut().zip(&words.plans) {
                 row.forecast.clone_from(w);
@@ -283,12 +279,12 @@ impl Source {
             snap.forecast = words.run;
         }
         let events_path = self.state_dir.join(EVENTS_FILE);
-        stamps.insert(events_path.clone(), stamp(&events_path));
+        stamps.insert(events_path.clone(), FileStamp::of(&events_path));
         self.read_events(&events_path);
         snap.events = self.events.clone();
         snap.reload = self.reload.clone();
         let integration_path = self.state_dir.join(crate::merge::integrate::LAST_FILE);
-        stamps.insert(integration_path.clone(), stamp(&integration_path));
+        stamps.insert(integration_path.clone(), FileStamp::of(&integration_path));
         snap.integration =
             crate::merge::integrate::load_last(&self.state_dir).map(|r| match &r.failure {
                 Some(f) => (
@@ -398,7 +394,7 @@ impl Source {
     fn attempt_rows(
         &self,
         tr: &TaskRow,
-        stamps: &mut HashMap<PathBuf, Option<status::FileStamp>>,
+        stamps: &mut HashMap<PathBuf, Option<FileStamp>>,
     ) -> Vec<TaskRow> {
         let dir = self.log_root.join(&tr.plan);
         let since = tr.started_at.map(|s| s - chrono::Duration::seconds(5));
@@ -412,7 +408,7 @@ impl Source {
                 if since.is_some_and(|s| modified.is_none_or(|m| m < s)) {
                     return None;
                 }
-                stamps.insert(a.log.clone(), stamp(&a.log));
+                stamps.insert(a.log.clone(), FileStamp::of(&a.log));
                 let last_line = match &a.ended {
                     Some(e) => format!("attempt {} ended: {e}", a.attempt),
                     None => last_line(&a.log),
@@ -542,14 +538,13 @@ pub(crate) fn reload_of(v: &Value, root: Option<&Path>) -> Option<Option<(bool, 
                 .and_then(|r| file.strip_prefix(r).ok())
                 .unwrap_or(file)
                 .display();
-            let first = strings("errors")
-                .first()
-                .and_then(|e| e.lines().next())
-                .unwrap_or("")
-                .to_string();
             Some(Some((
                 true,
-                format!("{shown} invalid since {}: {first}", local_time(s("at"))),
+                format!(
+                    "{shown} invalid since {}: {}",
+                    local_time(s("at")),
+                    first_error(v)
+                ),
             )))
         }
         _ => None,
@@ -562,6 +557,12 @@ pub(crate) fn strings<'v>(v: &'v Value, k: &str) -> Vec<&'v str> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
+}
+
+/// The first line of the first of an event's `errors`.
+fn first_error(v: &Value) -> String {
+    let first = strings(v, "errors").first().and_then(|e| e.lines().next());
+    first.unwrap_or("").to_string()
 }
 
 /// An event's `at` as local `HH:MM:SS` (empty when it does not parse).
@@ -579,17 +580,8 @@ fn local_time(at: &str) -> String {
 pub(crate) fn describe_event(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
     let at = local_time(s("at"));
-    let first = |k: &str| -> String {
-        v.get(k)
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .and_then(|e| e.lines().next())
-            .unwrap_or("")
-            .to_string()
-    };
     let detail = match s("event") {
-        "manifest_invalid" => first("errors"),
+        "manifest_invalid" => first_error(v),
         "manifest_reloaded" => strings(v, "changes").join("; "),
         "task_failed" => super::view::flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),

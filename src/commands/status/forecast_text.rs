@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::commands::forecasts::Snapshot;
-use crate::forecast::TaskNow;
+use crate::forecast::{self, TaskNow};
 use crate::workspace::Workspace;
 
 /// At most this many running tasks' ranges on a plan's line.
@@ -38,7 +38,10 @@ pub(crate) fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
     } else {
         format!("; running {}", running.join(", "))
     };
-    format!("  forecast: {}{running}\n", snap.range_words(r))
+    format!(
+        "  forecast: {}{running}\n",
+        forecast::range_words(snap.at, r)
+    )
 }
 
 /// `forecast: all plans ends 15:10–15:40, $3.20–5.10 more (200 runs over the history)`.
@@ -53,7 +56,7 @@ pub(crate) fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
     }
     format!(
         "forecast: all plans {} ({} simulated runs over the history; `orch history --backtest` checks it)\n",
-        snap.range_words(&snap.forecast.run),
+        forecast::range_words(snap.at, &snap.forecast.run),
         snap.forecast.runs
     )
 }
@@ -62,17 +65,15 @@ pub(crate) fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
 /// `single`).
 pub(crate) fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: bool) {
     let plan_view = |view: &mut Value, p: usize| {
-        if let Some(r) = snap.forecast.plans.get(p)
-            && let Some(o) = view.as_object_mut()
-        {
-            o.insert("forecast".into(), snap.range_json(r));
+        if let Some(r) = snap.forecast.plans.get(p) {
+            view["forecast"] = snap.range_json(r);
         }
         let Some(tasks) = view.get_mut("tasks").and_then(Value::as_array_mut) else {
             return;
         };
         for (t, task) in tasks.iter_mut().enumerate() {
-            if let (Some(f), Some(o)) = (snap.task_json(p, t), task.as_object_mut()) {
-                o.insert("forecast".into(), f);
+            if let Some(f) = snap.task_json(p, t) {
+                task["forecast"] = f;
             }
         }
     };
@@ -82,9 +83,7 @@ pub(crate) fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: b
         }
         return;
     }
-    if let Some(o) = v.as_object_mut() {
-        o.insert("forecast".into(), snap.range_json(&snap.forecast.run));
-    }
+    v["forecast"] = snap.range_json(&snap.forecast.run);
     if let Some(plans) = v.get_mut("plans").and_then(Value::as_array_mut) {
         for (view, &p) in plans.iter_mut().zip(&ws.selected) {
             plan_view(view, p);

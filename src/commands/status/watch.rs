@@ -5,6 +5,7 @@
 //! coalesced for [`DEBOUNCE`], and every [`RECONCILE`] the files are read anyway (missed events,
 //! file systems without notifications). The view is printed only when it changed.
 
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -49,7 +50,7 @@ pub(super) fn run(
     let _watcher = watch(&dirs, names, tx)?;
 
     let mut screen = Screen::new(format);
-    let first = render(sel, ws, override_path, format)?;
+    let first = render(sel, ws, override_path, format, &HashMap::new())?;
     if screen.show(&first).is_err() {
         return Ok(exit::OK);
     }
@@ -86,7 +87,7 @@ pub(super) fn run(
         next_reconcile = now + RECONCILE;
         // Re-read the plans too: an edited plan shows up without a restart.
         let view = load_valid(sel, matches!(format, Format::Json | Format::JsonLine))
-            .and_then(|ws| render(sel, &ws, override_path, format))
+            .and_then(|ws| render(sel, &ws, override_path, format, &HashMap::new()))
             .map_err(|e| e.to_string());
         if view == last {
             continue;
