@@ -159,17 +159,6 @@ pub(crate) enum Request {
     Stop { plan: String, id: String },
 }
 
-impl Request {
-    fn plan(&self) -> &str {
-        match self {
-            Self::Pause { plan }
-            | Self::Resume { plan }
-            | Self::Retry { plan, .. }
-            | Self::Stop { plan, .. } => plan,
-        }
-    }
-}
-
 /// What was done, in words and as a JSON object (`event` named as `orch up --json` names it).
 #[derive(Clone, Debug)]
 pub(crate) struct Done {
@@ -185,7 +174,11 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
         )));
     };
     let state_dir = m.root.join(&m.defaults.state_dir);
-    let index = ws.select(&[request.plan().to_string()])?[0];
+    let (Request::Pause { plan }
+    | Request::Resume { plan }
+    | Request::Retry { plan, .. }
+    | Request::Stop { plan, .. }) = request;
+    let index = ws.select(std::slice::from_ref(plan))?[0];
     let lp = &ws.plans[index];
     let sup = running(&state_dir);
     let (message, mut value) = match request {

@@ -1,5 +1,6 @@
 //! From parsed arguments to the command that runs them.
 
+use crate::commands::control::{Request, run as control};
 use crate::commands::{self, Selection};
 use crate::error::CliError;
 use crate::manifest::MergeStrategy;
@@ -166,32 +167,16 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             manifest,
             plan: None,
         })?),
-        Command::Pause(c) => commands::control::run(
-            c.manifest,
-            &commands::control::Request::Pause { plan: c.plan },
-            c.json,
-        ),
-        Command::Resume(c) => commands::control::run(
-            c.manifest,
-            &commands::control::Request::Resume { plan: c.plan },
-            c.json,
-        ),
-        Command::Retry(c) => commands::control::run(
-            c.manifest,
-            &commands::control::Request::Retry {
-                plan: c.plan,
-                id: c.id,
-            },
-            c.json,
-        ),
-        Command::Stop(c) => commands::control::run(
-            c.manifest,
-            &commands::control::Request::Stop {
-                plan: c.plan,
-                id: c.id,
-            },
-            c.json,
-        ),
+        Command::Pause(c) => control(c.manifest, &Request::Pause { plan: c.plan }, c.json),
+        Command::Resume(c) => control(c.manifest, &Request::Resume { plan: c.plan }, c.json),
+        Command::Retry(c) => {
+            let (plan, id) = (c.plan, c.id);
+            control(c.manifest, &Request::Retry { plan, id }, c.json)
+        }
+        Command::Stop(c) => {
+            let (plan, id) = (c.plan, c.id);
+            control(c.manifest, &Request::Stop { plan, id }, c.json)
+        }
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
         Command::Resolve {

@@ -6,7 +6,8 @@ use super::node_label as label;
 use super::output::{eprintln_safe, print_json, write_all_stdout};
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
-use crate::workspace::{self, Selection, Workspace};
+use crate::plan::TaskKind;
+use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
 pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     let ws = workspace::load_checked(sel)?;
@@ -25,6 +26,13 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
 }
 
+/// A plan's (tasks, verification steps).
+fn task_counts(p: &LoadedPlan) -> (usize, usize) {
+    let tasks = p.plan.tasks.iter().filter(|t| t.kind == TaskKind::Task);
+    let tasks = tasks.count();
+    (tasks, p.plan.tasks.len() - tasks)
+}
+
 /// `orch check --json`.
 fn report_json(
     ws: &Workspace,
@@ -33,18 +41,19 @@ fn report_json(
     schedule: Option<&(&Graph, Waves)>,
 ) -> Value {
     let plans: Vec<_> = ws
-            .plans
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.name,
-                    "file": p.rel_path,
-                    "phases": p.plan.phases.len(),
-                    "tasks": p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Task).count(),
-                    "verify_steps": p.plan.tasks.iter().filter(|t| t.kind == crate::plan::TaskKind::Verify).count(),
-                })
+        .plans
+        .iter()
+        .map(|p| {
+            let (tasks, verify) = task_counts(p);
+            json!({
+                "name": p.name,
+                "file": p.rel_path,
+                "phases": p.plan.phases.len(),
+                "tasks": tasks,
+                "verify_steps": verify,
             })
-            .collect();
+        })
+        .collect();
     let mut v = json!({
         "valid": errors == 0,
         "errors": errors,
@@ -84,13 +93,7 @@ fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&
         report.push('\n');
     };
     for p in &ws.plans {
-        let tasks = p
-            .plan
-            .tasks
-            .iter()
-            .filter(|t| t.kind == crate::plan::TaskKind::Task)
-            .count();
-        let verify = p.plan.tasks.len() - tasks;
+        let (tasks, verify) = task_counts(p);
         println_safe(&format!(
             "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
             p.name,

@@ -208,10 +208,6 @@ fn label(p: &Pair) -> String {
     }
 }
 
-fn files(list: &[String]) -> String {
-    crate::diagnostic::path_list(list, usize::MAX)
-}
-
 /// The text report: conflicting pairs with their files, predicted overlaps, then the clean pairs
 /// in one line.
 fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
@@ -255,7 +251,11 @@ fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
             out.push(String::new());
             out.push(what.replace("{}", &list.len().to_string()));
             for p in list {
-                out.push(format!("  {}: {}", label(p), files(&p.files)));
+                out.push(format!(
+                    "  {}: {}",
+                    label(p),
+                    crate::diagnostic::path_list(&p.files, usize::MAX)
+                ));
             }
         }
     }

@@ -58,6 +58,14 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Each edge, from a node's predecessor to the node, as their identifiers.
+fn edges(ws: &Workspace, g: &Graph) -> Vec<(String, String)> {
+    let id = |n| sanitize(&node_name(ws, g, n).0);
+    let nodes = g.nodes.iter().enumerate();
+    let edges = nodes.flat_map(|(n, node)| node.preds.iter().map(move |&p| (p, n)));
+    edges.map(|(p, n)| (id(p), id(n))).collect()
+}
+
 fn text(ws: &Workspace, g: &Graph) -> String {
     let mut out = String::new();
     for &n in &g.topo {
@@ -94,15 +102,8 @@ fn dot(ws: &Workspace, g: &Graph) -> String {
             label.replace('"', "'")
         );
     }
-    for (n, node) in g.nodes.iter().enumerate() {
-        for &p in &node.preds {
-            let _ = writeln!(
-                out,
-                "  \"{}\" -> \"{}\";",
-                sanitize(&node_name(ws, g, p).0),
-                sanitize(&node_name(ws, g, n).0)
-            );
-        }
+    for (from, to) in edges(ws, g) {
+        let _ = writeln!(out, "  \"{from}\" -> \"{to}\";");
     }
     out.push_str("}\n");
     out
@@ -119,15 +120,8 @@ fn mermaid(ws: &Workspace, g: &Graph) -> String {
             let _ = writeln!(out, "  {}{{\"{label}\"}}", sanitize(&id));
         }
     }
-    for (n, node) in g.nodes.iter().enumerate() {
-        for &p in &node.preds {
-            let _ = writeln!(
-                out,
-                "  {} --> {}",
-                sanitize(&node_name(ws, g, p).0),
-                sanitize(&node_name(ws, g, n).0)
-            );
-        }
+    for (from, to) in edges(ws, g) {
+        let _ = writeln!(out, "  {from} --> {to}");
     }
     out
 }

@@ -138,16 +138,12 @@ fn update_gitignore(path: &Path) -> CliResult<String> {
     if ignored {
         return Ok(format!(".gitignore already ignores {GITIGNORE_ENTRY}"));
     }
-    let mut add = String::new();
-    if existing
-        .as_deref()
-        .is_some_and(|t| !t.is_empty() && !t.ends_with('\n'))
-    {
-        add.push('\n');
-    }
-    add.push_str("# orch: plan worktrees, status files and agent logs\n");
-    add.push_str(GITIGNORE_ENTRY);
-    add.push('\n');
+    let sep = match existing.as_deref() {
+        Some(t) if !t.is_empty() && !t.ends_with('\n') => "\n",
+        _ => "",
+    };
+    let add =
+        format!("{sep}# orch: plan worktrees, status files and agent logs\n{GITIGNORE_ENTRY}\n");
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)

@@ -77,14 +77,14 @@ fn render(report: &IntegrationReport, verify: Option<String>) -> String {
         )),
         Some(f) => {
             let named: Vec<String> = f.plans.iter().map(|p| format!("`{p}`")).collect();
+            let fail = if named.len() == 1 {
+                "fails"
+            } else {
+                "break together"
+            };
             out.push(format!(
-                "integration: red: {} {} (culprit `{}`; tested {plans} on `{}`, {checked})",
+                "integration: red: {} {fail} (culprit `{}`; tested {plans} on `{}`, {checked})",
                 named.join(" + "),
-                if named.len() == 1 {
-                    "fails"
-                } else {
-                    "break together"
-                },
                 f.culprit,
                 report.target,
             ));

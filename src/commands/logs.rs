@@ -39,8 +39,9 @@ struct LogFile {
 pub(crate) fn run(args: &LogsArgs) -> CliResult<u8> {
     let m = load_manifest(args.manifest.as_deref())?;
     let entry = m.plan(&args.plan).ok_or_else(|| {
+        let names: Vec<String> = m.plans.iter().map(|p| format!("`{}`", p.name)).collect();
         CliError::invalid(anyhow!("no plan `{}` in `{}`", args.plan, m.path.display()))
-            .with_hint(format!("the manifest's plans are {}", plan_names(&m)))
+            .with_hint(format!("the manifest's plans are {}", names.join(", ")))
     })?;
     let dir = m.log_dir(&entry.name);
     match &args.task {
@@ -64,14 +65,6 @@ fn load_manifest(given: Option<&Path>) -> CliResult<Manifest> {
         }
     };
     crate::workspace::load_manifest(&path)
-}
-
-fn plan_names(m: &Manifest) -> String {
-    m.plans
-        .iter()
-        .map(|p| format!("`{}`", p.name))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Every `*.log` file in the plan's log directory, oldest first.

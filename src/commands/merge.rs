@@ -172,27 +172,23 @@ impl Header<'_> {
             Some(argv) => format!("; verify `{}`", merge::verify::shown(argv)),
             None => String::new(),
         };
+        let (target, strategy) = (self.target, self.strategy);
         if names.is_empty() {
-            println_safe(&format!(
-                "nothing to merge into `{}`{}",
-                self.target,
-                if self.unfinished.is_empty() {
-                    ""
-                } else {
-                    " (no plan is finished)"
-                }
-            ));
+            let why = if self.unfinished.is_empty() {
+                ""
+            } else {
+                " (no plan is finished)"
+            };
+            println_safe(&format!("nothing to merge into `{target}`{why}"));
         } else {
+            let merging = if self.dry_run {
+                "dry run: merging"
+            } else {
+                "merging"
+            };
+            let order = names.join(" -> ");
             println_safe(&format!(
-                "{} into `{}` ({}{verify}): {}",
-                if self.dry_run {
-                    "dry run: merging"
-                } else {
-                    "merging"
-                },
-                self.target,
-                self.strategy,
-                names.join(" -> ")
+                "{merging} into `{target}` ({strategy}{verify}): {order}"
             ));
         }
         for (name, tasks) in self.unfinished {

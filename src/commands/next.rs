@@ -4,6 +4,7 @@
 //! one task.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
@@ -189,11 +190,7 @@ impl Listing<'_> {
     fn print_text(&self, view: &View, all: bool) {
         let mut out = String::new();
         for &n in self.ready {
-            out.push_str(&format!(
-                "ready   {}  {}\n",
-                view.name(n),
-                view.description(n)
-            ));
+            let _ = writeln!(out, "ready   {}  {}", view.name(n), view.description(n));
         }
         if all {
             for (reason, ids) in group_by_reasons(view, &self.blocked_all) {
@@ -240,11 +237,12 @@ fn summary_line(
         s.push_str(", nothing blocked");
         return s;
     }
-    s.push_str(&format!(
+    let _ = write!(
+        s,
         ", {} blocked: {}",
         thousands(blocked),
         by.parts().join(", ")
-    ));
+    );
     if all {
         s.push_str("; `orch next --why ID` explains one");
     } else {

@@ -393,13 +393,7 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
     let mut c = status::Summary::default();
     for t in &p.plan.tasks {
         c.total_tasks += 1;
-        match states.status(t) {
-            TaskStatus::Pending => c.pending += 1,
-            TaskStatus::InProgress => c.in_progress += 1,
-            TaskStatus::Completed => c.completed += 1,
-            TaskStatus::Failed => c.failed += 1,
-            TaskStatus::Skipped => c.skipped += 1,
-        }
+        *c.count_mut(states.status(t)) += 1;
     }
     let finished = (c.completed + c.skipped) as usize;
     let _ = writeln!(

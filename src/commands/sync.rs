@@ -11,6 +11,7 @@ use crate::merge::{PlanInfo, plan_infos, short};
 use crate::workspace::{self, Selection};
 
 /// What happened to one plan.
+#[derive(Default)]
 struct Report {
     plan: String,
     branch: String,
@@ -57,10 +58,7 @@ pub(crate) fn run(sel: &Selection, plans: Vec<String>, json_out: bool) -> CliRes
             plan: p.name.clone(),
             branch: p.branch.clone(),
             outcome: "skipped",
-            merged: Vec::new(),
-            conflict: None,
-            reason: None,
-            code: exit::OK,
+            ..Report::default()
         };
         let worktree = manifest.worktree_path(&p.name);
         match skip_reason(p, &worktree, &manifest.defaults.target) {

@@ -115,8 +115,8 @@ impl Source {
             ),
             None => Default::default(),
         };
-        let learnt_dir = state_dir.clone();
         Source {
+            learnt: super::forecast::Learnt::new(&state_dir),
             ws,
             state_dir,
             log_root,
@@ -127,7 +127,6 @@ impl Source {
             reload: None,
             supervisor: None,
             tasks: Vec::new(),
-            learnt: super::forecast::Learnt::new(&learnt_dir),
         }
     }
 

@@ -17,13 +17,6 @@ fn of_task(ws: &Workspace, i: usize, id: &str) -> Vec<AttemptLog> {
     attempt_logs(&m.log_dir(&ws.plans[i].name), id)
 }
 
-fn state(a: &AttemptLog) -> String {
-    match &a.ended {
-        None => "running".to_string(),
-        Some(e) => format!("ended ({e})"),
-    }
-}
-
 /// Text lines for plan `i`'s running tasks that run as best of N: `attempts of 1.1: 1 running,
 /// 2 ended (exit status 0)`.
 pub(super) fn text(ws: &Workspace, i: usize, status: impl Fn(usize) -> TaskStatus) -> String {
@@ -38,7 +31,10 @@ pub(super) fn text(ws: &Workspace, i: usize, status: impl Fn(usize) -> TaskStatu
         }
         let parts: Vec<String> = attempts
             .iter()
-            .map(|a| format!("{} {}", a.attempt, state(a)))
+            .map(|a| match &a.ended {
+                None => format!("{} running", a.attempt),
+                Some(e) => format!("{} ended ({e})", a.attempt),
+            })
             .collect();
         let _ = writeln!(out, "  attempts of {}: {}", task.id, parts.join(", "));
     }
