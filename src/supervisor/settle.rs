@@ -2,9 +2,9 @@
 //! work): commit the task's work and record it, or save what the attempt left and record the
 //! failure, or put the task back. Also the one committer of tasks done outside an attempt.
 
-use chrono::Utc;
-
 use std::iter::once_with;
+
+use chrono::Utc;
 
 use super::context::PlanCtx;
 use super::core::checks::{self, Found};
