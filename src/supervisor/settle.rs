@@ -295,7 +295,7 @@ pub(crate) fn outside_paths(
 /// ([`PlanCtx::defer_record`]; a task worktree's commit is recorded at once).
 pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
     let made = match plan.task_worktree(id) {
-        Some(tree) => commit_task_tree(plan, id, description, false, &tree),
+        Some(tree) => commit_tree_as(plan, (id, id), description, "", false, &tree),
         None => commit_in_worktree(plan, id, description, false, Changes::Take, Record::Later),
     };
     match made {
@@ -326,7 +326,7 @@ fn commit_task(
     changes: Changes,
 ) -> Result<String, CommitError> {
     if let Some(tree) = plan.task_worktree(id) {
-        return commit_task_tree(plan, id, description, maybe_committed, &tree);
+        return commit_tree_as(plan, (id, id), description, "", maybe_committed, &tree);
     }
     commit_in_worktree(plan, id, description, maybe_committed, changes, Record::Now)
 }
@@ -467,20 +467,10 @@ fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError
 /// task's commit found there), lands it on the plan branch (one commit per task, see
 /// [`git::land_task_commit`]), records it, frees its pool slot and deletes the task branch. On a
 /// conflict the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the
-/// slot is freed, the task branch deleted and the task put back to pending.
-fn commit_task_tree(
-    plan: &PlanCtx,
-    id: &str,
-    description: &str,
-    maybe_committed: bool,
-    tree: &std::path::Path,
-) -> Result<String, CommitError> {
-    commit_tree_as(plan, (id, id), description, "", maybe_committed, tree)
-}
-
-/// [`commit_task_tree`] for the worktree and task branch named by `key` (best of N: the picked
-/// attempt's, [`super::round::member_key`]; else the task's id), the commit being task `id`'s;
-/// `body`, when not empty, is a paragraph of its message.
+/// slot is freed, the task branch deleted and the task put back to pending. The worktree and
+/// task branch are named by `key` (best of N: the picked attempt's,
+/// [`super::round::member_key`]; else the task's id); `body`, when not empty, is a paragraph of
+/// the commit's message.
 pub(super) fn commit_tree_as(
     plan: &PlanCtx,
     (id, key): (&str, &str),
