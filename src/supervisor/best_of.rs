@@ -5,16 +5,16 @@
 //! the core picks ([`super::core`], `core/best_of.rs`).
 
 use std::io::{Read, Seek, SeekFrom};
+use std::iter::once_with;
 use std::path::Path;
 
 use super::check::{Confined, run_confined};
 use super::context::PlanCtx;
+use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
 use super::effects::{Effects, Msg};
 use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
-use super::settle::{
-    commit_tree_as, outside_paths, protected_changes_in, refusal, submodule_lines,
-};
+use super::settle::{commit_tree_as, outside_paths, protected_changes_in, submodule_lines};
 use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
 use crate::git;
 
@@ -128,12 +128,19 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
         .task_worktree(key)
         .ok_or_else(|| format!("its task worktree (`{key}`) is gone"))?;
     // Its git files put back from orch's records first (HEAD on its own task branch).
-    git::pin_worktree(&tree, &git::task_branch(&pc.name, key))
+    let branch = git::task_branch(&pc.name, key);
+    git::pin_worktree(&tree, &branch)
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
-    if let Some(cause) = refusal(outside_paths(&tree, &pc.paths, Some(&pc.branch)), || {
-        submodule_lines(pc, &tree)?;
-        protected_changes_in(pc, t, task, &tree)
-    }) {
+    let work = (tree.as_path(), branch.as_str(), Some(pc.branch.as_str()));
+    if let Some(cause) = refusal(
+        once_with(|| Found::of(outside_paths(&tree, &pc.paths, Some(&pc.branch))))
+            .chain(once_with(|| {
+                Found::of(submodule_lines(pc, &tree).map(|_| None))
+            }))
+            .chain(once_with(|| {
+                Found::of(protected_changes_in(pc, t, task, work))
+            })),
+    ) {
         return Err(cause);
     }
     let lines = git::lines_changed(&tree)?;

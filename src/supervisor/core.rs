@@ -513,6 +513,7 @@ mod agents;
 mod best_of;
 #[cfg(test)]
 mod best_of_tests;
+pub(crate) mod checks;
 #[cfg(test)]
 mod completion_tests;
 mod control;

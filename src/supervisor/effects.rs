@@ -174,6 +174,14 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         if let Some(dir) = fx.register_reporter(f.unit, f.attempt) {
             super::reports::put_back_taken(&dir);
         }
+        // An adopted task's attempt in the plan's worktree: its own commits are told apart
+        // from the plan branch's tip now (an earlier supervisor kept its start in memory).
+        if let (Some(pc), Some(t)) = (fx.plan(f.unit.plan()), f.unit.task())
+            && pc.task_worktree(&pc.plan.tasks[t].id).is_none()
+            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, &pc.branch)
+        {
+            fx.bases.insert(run, tip);
+        }
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
     // Every new plan worktree is made now, as many at once as the machine has cores, in the
@@ -671,9 +679,7 @@ impl Effects<'_> {
                 let Some(pc) = self.plan(plan) else { return };
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let t = &pc.plan.tasks[task];
-                    let result =
-                        super::settle::commit_task(&pc, &t.id, &t.description, true, changes);
+                    let result = super::settle::commit_outside_attempt(&pc, task, changes);
                     let _ = tx.send(Msg {
                         reload: Some(plan),
                         input: Input::Committed { plan, task, result },

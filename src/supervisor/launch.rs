@@ -166,9 +166,12 @@ impl Effects<'_> {
         if let Some(t) = task {
             self.texts.insert(run, pc.plan.tasks[t].description.clone());
         }
+        // Where a task's attempt in the plan's worktree starts (a sparse plan's agent too): its
+        // own commits since are checked before its task's commit, and taken off the plan branch
+        // when it fails. Not a plan agent's otherwise: orch commits its tasks as it reports them.
         if !new_tree
             && workdir == pc.worktree
-            && !pc.paths.is_empty()
+            && (task.is_some() || !pc.paths.is_empty())
             && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, &pc.branch)
         {
             self.bases.insert(run, tip);

@@ -404,12 +404,6 @@ fn refused_waiting(pc: &PlanCtx, id: &str, tree: &std::path::Path) -> Option<Str
         &crate::git::task_tree_name(&pc.name, id),
         &branch,
     );
-    if let Err(e) = crate::git::uncommit_task_tree(tree, &branch, &pc.branch) {
-        return Some(format!(
-            "cannot check the commit left in `{}` (nothing is committed unchecked): {e}",
-            tree.display()
-        ));
-    }
     super::settle::commit_refused(
         pc,
         index,

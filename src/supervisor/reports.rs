@@ -472,7 +472,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         .unwrap_or(false);
     let mut opts = report.options();
     if !already {
-        let Some(task) = pc.plan.task(id) else {
+        let Some((index, task)) = pc.plan.tasks.iter().enumerate().find(|(_, t)| t.id == id) else {
             return fail(
                 exit::INVALID,
                 format!("plan `{}` has no task `{id}`", pc.name),
@@ -481,50 +481,15 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         let Ok(_git) = pc.git_lock.lock() else {
             return fail(exit::FAILURE, "the plan's git lock is poisoned".to_string());
         };
-        match super::settle::outside_paths(&pc.worktree, &pc.paths, None) {
-            Ok(None) => {}
-            Ok(Some(cause)) => {
-                return fail(
-                    exit::FAILURE,
-                    format!(
-                        "task `{id}` of plan `{}` {cause}; the task is not marked done",
-                        pc.name
-                    ),
-                );
-            }
-            Err(cause) => {
-                return fail(
-                    exit::FAILURE,
-                    format!("{cause}; the task is not marked done"),
-                );
-            }
-        }
-        // orch's configuration and the protected paths, as for a task-mode commit.
-        let index = pc
-            .plan
-            .tasks
-            .iter()
-            .position(|t| t.id == id)
-            .unwrap_or_default();
-        match super::settle::protected_changes(pc, index, task) {
-            Ok(None) => {}
-            Ok(Some(cause)) | Err(cause) => {
-                return fail(
-                    exit::FAILURE,
-                    format!(
-                        "task `{id}` of plan `{}`: {cause}; the task is not marked done",
-                        pc.name
-                    ),
-                );
-            }
-        }
-        // Committed on the plan branch (orch's record), whatever the agent did to HEAD.
-        if let Err(e) = crate::git::pin_worktree(&pc.worktree, &pc.branch) {
+        // The checks of a task-mode commit (its git files put back first: committed on the plan
+        // branch, orch's record, whatever the agent did to HEAD).
+        let work = (pc.worktree.as_path(), pc.branch.as_str(), None);
+        if let Some(cause) = super::settle::commit_refused(pc, index, task, work) {
             return fail(
                 exit::FAILURE,
                 format!(
-                    "cannot put back the git files of `{}`: {e}; the task is not marked done",
-                    pc.worktree.display()
+                    "task `{id}` of plan `{}`: {cause}; the task is not marked done",
+                    pc.name
                 ),
             );
         }

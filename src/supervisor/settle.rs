@@ -2,9 +2,12 @@
 //! work): commit the task's work and record it, or save what the attempt left and record the
 //! failure, or put the task back. Also the one committer of tasks done outside an attempt.
 
+use std::iter::once_with;
+
 use chrono::Utc;
 
 use super::context::PlanCtx;
+use super::core::checks::{self, Found};
 use super::state::{Changes, CommitError, Outcome, PlanAgentEnd, Settlement, quoted};
 use crate::git;
 use crate::process;
@@ -34,13 +37,7 @@ pub(crate) fn settle(
     match how {
         Settlement::Commit => {
             let (tree, branch, since) = work_of(plan, id, base);
-            let refused = match uncommit_own_commits(plan, &tree, &branch) {
-                Err(cause) => Some(cause),
-                Ok(()) => {
-                    commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since))
-                }
-            };
-            match refused {
+            match commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since)) {
                 Some(cause) => fail(plan, id, (attempt, base), &cause, true),
                 None => commit_done(plan, id, text.unwrap_or(&t.description)),
             }
@@ -141,7 +138,8 @@ pub(crate) fn record_usage(
     })
 }
 
-/// Records task `id` failed with `error` (a launch that failed, a second conflict).
+/// Records task `id` failed with `error` (a launch that failed, a second conflict, a refused or
+/// failed commit).
 pub(crate) fn record_failure(
     plan: &PlanCtx,
     id: &str,
@@ -157,41 +155,56 @@ pub(crate) fn record_failure(
     })
 }
 
-/// Why a done task is not committed, from the checks run before its commit (fail closed): the
-/// outside-the-cone check's result, then (only when that passed) the protected-paths check's. A
-/// check that found something gives its cause; a check that could not run (`Err`: git could not
-/// answer) gives its error, so that nothing unchecked is committed.
-pub(super) fn refusal(
-    outside: Result<Option<String>, String>,
-    protected: impl FnOnce() -> Result<Option<String>, String>,
-) -> Option<String> {
-    match outside {
-        Ok(None) => {}
-        Ok(Some(cause)) | Err(cause) => return Some(cause),
-    }
-    match protected() {
-        Ok(found) => found,
-        Err(cause) => Some(cause),
-    }
-}
-
-/// Why task `t` (the plan's task `index`) is not committed from the worktree `tree`: the checks
-/// before a task's commit ([`refusal`]): the plan's paths, then its submodule checkouts
-/// (uncommitted changes inside one: committing the superproject would lose them) and the
-/// protected paths. `None`: it may be. The one check of a done task's work, an attempt's or a
-/// commit a restart finds waiting in a task worktree (`super::recover`).
+/// Why task `t` (the plan's task `index`) is not committed from the worktree `tree`: the facts
+/// of the checks before a task's commit, in order, for the core's one verdict
+/// ([`checks::refusal`]: the first cause or check that cannot run refuses, fail closed): the
+/// worktree's git files put back (its HEAD on `branch`) and, in a task worktree, what the agent
+/// committed on its task branch made uncommitted changes again (`git::uncommit_task_tree`: the
+/// checks see all of the task's work, and orch's one commit takes it); the plan's paths; its
+/// submodule checkouts (uncommitted changes inside one: committing the superproject would lose
+/// them); the protected paths. `None`: it may be committed. The one check of agent work before
+/// its commit: an attempt's, a task's done outside an attempt, a plan agent's tasks, a commit a
+/// restart finds waiting in a task worktree (`super::recover`).
 /// `work`: the worktree, its branch and where its work started (the plan branch's tip when the
-/// attempt started; a task branch's fork from the plan branch).
+/// attempt started; a task branch's fork from the plan branch): what was committed since is
+/// checked with what is not.
 pub(super) fn commit_refused(
     plan: &PlanCtx,
     index: usize,
     t: &crate::plan::Task,
-    work @ (tree, _, _): (&std::path::Path, &str, Option<&str>),
+    work @ (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Option<String> {
-    refusal(wrote_outside(plan, work), || {
-        submodule_lines(plan, tree)?;
-        protected_changes_in(plan, index, t, tree)
-    })
+    let cannot = |what: &str, e: &dyn std::fmt::Display| {
+        Err(format!(
+            "cannot {what} `{}` before checking its work (nothing is committed unchecked): {e}",
+            tree.display()
+        ))
+    };
+    let put_back = || {
+        git::pin_worktree(tree, branch)
+            .map(|()| None)
+            .or_else(|e| cannot("put back the git files of", &e))
+    };
+    // In the plan's worktree its commits stay: the checks compare with `since`.
+    let uncommit = || match tree == plan.worktree.as_path() {
+        true => Ok(None),
+        false => git::uncommit_task_tree(tree, branch, &plan.branch)
+            .map(|()| None)
+            .or_else(|e| cannot("make uncommitted again the commits made in", &e)),
+    };
+    checks::refusal(
+        once_with(|| Found::of(put_back()))
+            .chain(once_with(|| Found::of(uncommit())))
+            .chain(once_with(|| {
+                Found::of(outside_paths(tree, &plan.paths, since))
+            }))
+            .chain(once_with(|| {
+                Found::of(submodule_lines(plan, tree).map(|_| None))
+            }))
+            .chain(once_with(|| {
+                Found::of(protected_changes_in(plan, index, t, work))
+            })),
+    )
 }
 
 /// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
@@ -233,13 +246,6 @@ fn with_submodule_lines(message: &str, lines: &[String]) -> String {
     format!("{}\n\n{}\n", message.trim_end(), lines.join("\n"))
 }
 
-/// A sparse plan (`paths`): the cause that fails task `id` when its worktree has files outside
-/// the plan's paths, or its branch has commits that change them (`wrote outside the plan's
-/// paths: lib/x.rs`), never committed; `Err` (the cause, naming the check and git's error) when
-/// that cannot be checked. The worktree's git files are put back first (its HEAD on the branch
-/// orch commits on), and the work is compared with where it started: a task worktree's fork
-/// from the plan branch, else `base` (the plan branch's tip at the attempt's launch; HEAD when
-/// unknown, an agent adopted from an earlier supervisor).
 /// Where task `id`'s work is (its task worktree, else the plan's), the branch orch commits it on
 /// and where it started: a task branch's fork from the plan branch, else `base`.
 fn work_of<'a>(
@@ -255,45 +261,6 @@ fn work_of<'a>(
         ),
         None => (plan.worktree.clone(), plan.branch.clone(), base),
     }
-}
-
-/// In a task worktree, what the agent committed on its task branch itself becomes uncommitted
-/// changes again (`git::uncommit_task_tree`, its git files put back first): the checks before
-/// the task's commit see all of the task's work, and orch's one commit takes it (as recovery
-/// does with a commit it finds waiting). Nothing in the plan's worktree. `Err`: the cause that
-/// refuses the commit (fail closed).
-fn uncommit_own_commits(
-    plan: &PlanCtx,
-    tree: &std::path::Path,
-    branch: &str,
-) -> Result<(), String> {
-    if tree == plan.worktree.as_path() {
-        return Ok(());
-    }
-    git::pin_worktree(tree, branch)
-        .and_then(|()| git::uncommit_task_tree(tree, branch, &plan.branch))
-        .map_err(|e| {
-            format!(
-                "cannot check the commits made in `{}` (nothing is committed unchecked): {e}",
-                tree.display()
-            )
-        })
-}
-
-fn wrote_outside(
-    plan: &PlanCtx,
-    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
-) -> Result<Option<String>, String> {
-    if plan.paths.is_empty() {
-        return Ok(None);
-    }
-    git::pin_worktree(tree, branch).map_err(|e| {
-        format!(
-            "cannot put back the git files of `{}` before checking for writes outside the plan's paths (nothing is committed unchecked): {e}",
-            tree.display()
-        )
-    })?;
-    outside_paths(tree, &plan.paths, since)
 }
 
 /// The one check of a sparse plan's work, whoever commits it (a task's settlement, a best-of-N
@@ -328,7 +295,7 @@ pub(crate) fn outside_paths(
 /// ([`PlanCtx::defer_record`]; a task worktree's commit is recorded at once).
 pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcome {
     let made = match plan.task_worktree(id) {
-        Some(tree) => commit_task_tree(plan, id, description, false, &tree),
+        Some(tree) => commit_tree_as(plan, (id, id), description, "", false, &tree),
         None => commit_in_worktree(plan, id, description, false, Changes::Take, Record::Later),
     };
     match made {
@@ -339,14 +306,7 @@ pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcom
         Err(CommitError::Failed(error)) => {
             // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
             // agent may have deleted its worktree).
-            let opts = TransitionOptions {
-                force: true,
-                error: Some(error.clone()),
-                ..TransitionOptions::default()
-            };
-            let _ = plan.update_entry(id, |doc| {
-                status::apply(doc, id, Transition::Fail, &opts, Utc::now())
-            });
+            let _ = record_failure(plan, id, &error);
             Outcome::Failed { error, saved: None }
         }
     }
@@ -358,7 +318,7 @@ pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcom
 /// behind it and was made since the task was completed (later tasks' commits may have landed
 /// before the record was written; changes in the tree are other tasks'), or when it is HEAD and
 /// the tree is clean (with [`Changes::Take`]: changes since belong to no recorded task yet).
-pub(crate) fn commit_task(
+fn commit_task(
     plan: &PlanCtx,
     id: &str,
     description: &str,
@@ -366,9 +326,38 @@ pub(crate) fn commit_task(
     changes: Changes,
 ) -> Result<String, CommitError> {
     if let Some(tree) = plan.task_worktree(id) {
-        return commit_task_tree(plan, id, description, maybe_committed, &tree);
+        return commit_tree_as(plan, (id, id), description, "", maybe_committed, &tree);
     }
     commit_in_worktree(plan, id, description, maybe_committed, changes, Record::Now)
+}
+
+/// Commits task `task`, done outside an attempt (a person's `orch task done`, a `[x]`, found so
+/// at start-up), as the core decided (`Action::Commit`): a commit that takes the worktree's
+/// changes is checked first as an attempt's work is ([`commit_refused`]; the plan branch's
+/// commits are orch's: no attempt started them), and a refusal is recorded as the task's
+/// failure with its cause.
+pub(crate) fn commit_outside_attempt(
+    plan: &PlanCtx,
+    task: usize,
+    changes: Changes,
+) -> Result<String, CommitError> {
+    let t = plan
+        .plan
+        .tasks
+        .get(task)
+        .ok_or_else(|| CommitError::Failed("the task is not in the plan".to_string()))?;
+    let (tree, branch, since) = work_of(plan, &t.id, None);
+    if changes == Changes::Take
+        && let Some(cause) = commit_refused(plan, task, t, (&tree, &branch, since))
+    {
+        return Err(CommitError::Failed(
+            match record_failure(plan, &t.id, &cause) {
+                Ok(()) => cause,
+                Err(e) => format!("{cause} (cannot record it: {e})"),
+            },
+        ));
+    }
+    commit_task(plan, &t.id, &t.description, true, changes)
 }
 
 /// When a commit in the plan's worktree is recorded in the status file.
@@ -478,20 +467,10 @@ fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError
 /// task's commit found there), lands it on the plan branch (one commit per task, see
 /// [`git::land_task_commit`]), records it, frees its pool slot and deletes the task branch. On a
 /// conflict the task commit is saved under `refs/orch/attempts/<plan>/<id>/conflict-<time>`, the
-/// slot is freed, the task branch deleted and the task put back to pending.
-fn commit_task_tree(
-    plan: &PlanCtx,
-    id: &str,
-    description: &str,
-    maybe_committed: bool,
-    tree: &std::path::Path,
-) -> Result<String, CommitError> {
-    commit_tree_as(plan, (id, id), description, "", maybe_committed, tree)
-}
-
-/// [`commit_task_tree`] for the worktree and task branch named by `key` (best of N: the picked
-/// attempt's, [`super::round::member_key`]; else the task's id), the commit being task `id`'s;
-/// `body`, when not empty, is a paragraph of its message.
+/// slot is freed, the task branch deleted and the task put back to pending. The worktree and
+/// task branch are named by `key` (best of N: the picked attempt's,
+/// [`super::round::member_key`]; else the task's id); `body`, when not empty, is a paragraph of
+/// the commit's message.
 pub(super) fn commit_tree_as(
     plan: &PlanCtx,
     (id, key): (&str, &str),
@@ -554,18 +533,12 @@ pub(super) fn commit_tree_as(
             // Pending first: a supervisor killed before the removal below finds a task worktree
             // of a pending task, which it saves and removes (never a "done" task without its
             // work).
-            let opts = TransitionOptions {
-                force: true,
-                note: Some(format!(
-                    "its commit conflicts with `{}` in {}",
-                    plan.branch,
-                    quoted(&paths)
-                )),
-                ..TransitionOptions::default()
-            };
-            let _ = plan.update_entry(id, |doc| {
-                status::apply(doc, id, Transition::Reset, &opts, Utc::now())
-            });
+            let note = format!(
+                "its commit conflicts with `{}` in {}",
+                plan.branch,
+                quoted(&paths)
+            );
+            record_reset(plan, id, note);
             let saved = git::retire_task_tree(
                 &plan.task_tree(key),
                 Some((&refname, &format!("{message} (conflicted; saved by orch)"))),
@@ -584,36 +557,25 @@ pub(super) fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), C
         .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }
 
-/// The failure's cause when task `t`'s changes touch a protected path its own text does not name:
+/// The failure's cause when task `t`'s changes in the worktree `tree` (best of N: an attempt's
+/// own) touch a protected path its own text does not name:
 /// `changed protected paths: tests/x.rs`. Protected: orch's own configuration, always
 /// ([`crate::manifest::Guarded`]: `plans.toml`, the prompt templates, and the files of the
 /// `verify`, `setup` and `[[notify]]` command lines, found as the check's are); and the plan's
 /// `protect` globs, or without them the files of the check's command line that are in the
 /// repository (tracked at the plan's base): its program (`./ci/check`), the script its
 /// interpreter runs (`sh ci/check.sh`) and the files it reads (`data/expected.txt`); a file the
-/// task makes (`test -f p.txt`) is not.
+/// task makes (`test -f p.txt`) is not. Its changes: those not committed and, with `since`,
+/// those `branch` committed since it met `since` (an agent that commits its work itself).
 ///
 /// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
 /// committed unchecked.
-pub(super) fn protected_changes(
-    plan: &PlanCtx,
-    index: usize,
-    t: &crate::plan::Task,
-) -> Result<Option<String>, String> {
-    let tree = plan
-        .task_worktree(&t.id)
-        .unwrap_or_else(|| plan.worktree.clone());
-    protected_changes_in(plan, index, t, &tree)
-}
-
-/// [`protected_changes`] in the worktree `tree` (best of N: an attempt's own).
 pub(super) fn protected_changes_in(
     plan: &PlanCtx,
     index: usize,
     t: &crate::plan::Task,
-    tree: &std::path::Path,
+    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Result<Option<String>, String> {
-    let tree = tree.to_path_buf();
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "cannot commit task `{}`: cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",
@@ -630,41 +592,47 @@ pub(super) fn protected_changes_in(
         text.replace_range(start..end, "");
     }
     let named = |path: &str| text.contains(path) || t.body.contains(path);
+    let committed = match since {
+        Some(since) => git::changed_files(tree, branch, since).map_err(|e| cannot(&e))?,
+        None => Vec::new(),
+    };
     // orch's configuration: a status of those paths alone, whatever the tree's size.
     let mut guarded = plan.guarded.files.clone();
     for argv in &plan.guarded.commands {
-        for f in check_files_in_repo(argv, &tree, plan).map_err(|e| cannot(&e))? {
+        for f in check_files_in_repo(argv, tree, plan).map_err(|e| cannot(&e))? {
             if !guarded.contains(&f) {
                 guarded.push(f);
             }
         }
     }
-    let mut hit: Vec<String> = git::dirty_paths_among(&tree, &guarded)
-        .map_err(|e| cannot(&e))?
+    let mut hit: Vec<String> = Vec::new();
+    let mut add = |found: &mut dyn Iterator<Item = String>| {
+        for c in found.filter(|c| !named(c)) {
+            if !hit.contains(&c) {
+                hit.push(c);
+            }
+        }
+    };
+    let dirty = git::dirty_paths_among(tree, &guarded).map_err(|e| cannot(&e))?;
+    add(&mut dirty
         .into_iter()
-        .filter(|c| !named(c))
-        .collect();
+        .chain(committed.iter().filter(|c| guarded.contains(c)).cloned()));
     let check_files: Vec<String> = match &plan.protect {
         Some(_) => Vec::new(),
-        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), &tree, plan)
+        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), tree, plan)
             .map_err(|e| cannot(&e))?,
     };
     // Nothing else protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every
     // task).
     if plan.protect.is_some() || !check_files.is_empty() {
-        let changed = git::dirty_paths(&tree).map_err(|e| cannot(&e))?;
-        for c in changed
+        let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
+        add(&mut changed
             .into_iter()
+            .chain(committed)
             .filter(|c| match &plan.protect {
                 Some(p) => p.matches(c),
                 None => check_files.iter().any(|f| f == c),
-            })
-            .filter(|c| !named(c))
-        {
-            if !hit.contains(&c) {
-                hit.push(c);
-            }
-        }
+            }));
     }
     Ok((!hit.is_empty()).then(|| format!("changed protected paths: {}", hit.join(", "))))
 }
@@ -698,14 +666,7 @@ fn fail(
 ) -> Outcome {
     let saved = save_leftovers(plan, id, (attempt, base), "failed");
     if record {
-        let opts = TransitionOptions {
-            force: true,
-            error: Some(error.to_string()),
-            ..TransitionOptions::default()
-        };
-        let _ = plan.update_entry(id, |doc| {
-            status::apply(doc, id, Transition::Fail, &opts, Utc::now())
-        });
+        let _ = record_failure(plan, id, error);
     }
     Outcome::Failed {
         error: error.to_string(),
@@ -720,15 +681,21 @@ fn interrupted(
     note: &str,
 ) -> Outcome {
     save_leftovers(plan, id, (attempt, base), "interrupted");
+    record_reset(plan, id, note.to_string());
+    Outcome::Interrupted
+}
+
+/// Records task `id` put back to pending with `note` (best effort: a failed record leaves the
+/// task as the next run's recovery finds it).
+fn record_reset(plan: &PlanCtx, id: &str, note: String) {
     let opts = TransitionOptions {
         force: true,
-        note: Some(note.to_string()),
+        note: Some(note),
         ..TransitionOptions::default()
     };
     let _ = plan.update_entry(id, |doc| {
         status::apply(doc, id, Transition::Reset, &opts, Utc::now())
     });
-    Outcome::Interrupted
 }
 
 /// Saves the worktree's uncommitted changes under `refs/orch/attempts/<plan>/<id>/<n>` and
@@ -779,10 +746,13 @@ fn settle_plan_agent(
     (commit, reset): (&[usize], &[usize]),
     end: &PlanAgentEnd,
 ) -> Outcome {
-    for t in commit.iter().filter_map(|&t| plan.plan.tasks.get(t)) {
-        // A sparse plan's agent that wrote outside its cone: nothing of it is committed.
+    for (index, t) in commit
+        .iter()
+        .filter_map(|&i| Some((i, plan.plan.tasks.get(i)?)))
+    {
+        // Its work refused (the plan's paths, protected paths, submodules): nothing committed.
         let (tree, branch, since) = work_of(plan, &t.id, base);
-        if let Some(cause) = refusal(wrote_outside(plan, (&tree, &branch, since)), || Ok(None)) {
+        if let Some(cause) = commit_refused(plan, index, t, (&tree, &branch, since)) {
             let saved = save_leftovers(plan, "plan", (attempt, base), "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),
@@ -820,48 +790,5 @@ fn settle_plan_agent(
             error: error.clone(),
             saved: save_leftovers(plan, "plan", (attempt, base), "failed"),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::refusal;
-
-    /// The settlement's decision when a check cannot run (git cannot answer): the task fails
-    /// with the check's error as its cause, nothing committed (it was committed before).
-    #[test]
-    fn a_check_that_cannot_run_refuses_the_commit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // What git answers in a directory that is no repository any more.
-        let err = crate::git::dirty_paths(dir.path()).expect_err("no repository");
-        let cause = format!("cannot check the protected paths in `x`: {err}");
-        assert_eq!(
-            refusal(Ok(None), || Err(cause.clone())),
-            Some(cause.clone())
-        );
-        let outside = crate::git::outside_cone(dir.path(), &["src".to_string()], 5, None)
-            .expect_err("no repository")
-            .to_string();
-        assert_eq!(
-            refusal(Err(outside.clone()), || Ok(None)),
-            Some(outside.clone())
-        );
-        // The protected check is not run once the first refused.
-        assert_eq!(
-            refusal(
-                Err(outside.clone()),
-                || -> Result<Option<String>, String> { unreachable!("run after a refusal") }
-            ),
-            Some(outside)
-        );
-        assert_eq!(
-            refusal(Ok(Some("wrote outside".into())), || Ok(None)),
-            Some("wrote outside".to_string())
-        );
-        assert_eq!(
-            refusal(Ok(None), || Ok(Some("changed protected paths: a".into()))),
-            Some("changed protected paths: a".to_string())
-        );
-        assert_eq!(refusal(Ok(None), || Ok(None)), None);
     }
 }

@@ -116,33 +116,30 @@ fn checks_a_file_outside_the_paths_the_agent_committed_in_its_task_worktree_is_r
     committed_outside(2);
 }
 
-/// A task worktree's agent commits a file the plan protects (`protect`) itself, then writes an
-/// allowed one: the protected-paths check looks at what the task branch holds since it left the
-/// plan branch, not only at what is uncommitted. Seen failing before: the task was done and the
-/// protected file landed on `plan/p` with it.
-#[test]
-fn checks_a_protected_file_the_agent_committed_in_its_task_worktree_is_refused() {
+/// A plan `p` (one task, `protect = ["secrets/**"]`, `secrets/key.txt` in it) whose agent runs
+/// `script` unconfined; `extra`: more keys of the plan.
+fn protected_plan(script: &str, extra: &str) -> Repo {
     let repo = Repo::new();
     repo.write("secrets/key.txt", "key\n");
     repo.write(
         "docs/plans/p.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it\n",
     );
-    let script = "echo stolen > secrets/key.txt && git add secrets/key.txt \
-                  && git -c user.name=a -c user.email=a@a commit -qm sneak && echo ok > ok.txt";
     repo.write(
         "plans.toml",
         &format!(
             "[defaults]\nagent = \"a\"\nretries = 0\n\n[agents.a]\ncommand = {}\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = 2\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{extra}\
              protect = [\"secrets/**\"]\n",
             toml_array(&["sh", "-c", script])
         ),
     );
     repo.commit_all("plans");
-    let main = repo.rev("main");
-    let (code, out, err) = repo.run(&["up"]);
-    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    repo
+}
+
+/// Task 1.1 failed for its protected file, and nothing reached `plan/p` or `main`.
+fn refused_protected(repo: &Repo, main: &str, out: &str, err: &str) {
     let task = repo.task("p", "1.1");
     assert_eq!(task["status"], "failed", "{task}\n{out}\n{err}");
     let error = task["error"].as_str().unwrap_or_default();
@@ -151,5 +148,66 @@ fn checks_a_protected_file_the_agent_committed_in_its_task_worktree_is_refused()
         "{error}"
     );
     assert_eq!(repo.rev("plan/p"), main, "the agent's work was committed");
+    assert_eq!(repo.rev("main"), main, "main moved");
     assert_eq!(repo.git(&["show", "plan/p:secrets/key.txt"]).trim(), "key");
+}
+
+const COMMITS_THE_KEY: &str = "echo stolen > secrets/key.txt && git add secrets/key.txt \
+     && git -c user.name=a -c user.email=a@a commit -qm sneak && echo ok > ok.txt";
+
+/// A task worktree's agent commits a file the plan protects (`protect`) itself, then writes an
+/// allowed one: the protected-paths check looks at what the task branch holds since it left the
+/// plan branch, not only at what is uncommitted. Seen failing before: the task was done and the
+/// protected file landed on `plan/p` with it.
+#[test]
+fn checks_a_protected_file_the_agent_committed_in_its_task_worktree_is_refused() {
+    let repo = protected_plan(COMMITS_THE_KEY, "parallel_tasks = 2\n");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused_protected(&repo, &main, &out, &err);
+}
+
+/// The same in the plan's own worktree (no `paths`, no task worktrees): the work is compared
+/// with the plan branch's tip at the attempt's launch, its commits included. Seen failing
+/// before: the task was done (exit 0) and `secrets/key.txt` reached `plan/p` and `main`. The
+/// refused attempt's own commit is taken off `plan/p` and kept under its attempt ref.
+#[test]
+fn checks_a_protected_file_the_agent_committed_in_the_plan_worktree_is_refused() {
+    let repo = protected_plan(COMMITS_THE_KEY, "");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
+    refused_protected(&repo, &main, &out, &err);
+    let saved = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/attempts/p/1.1/",
+    ]);
+    let saved = saved
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("nothing saved\n{out}\n{err}"));
+    for (file, text) in [("secrets/key.txt", "stolen"), ("ok.txt", "ok")] {
+        assert_eq!(repo.git(&["show", &format!("{saved}:{file}")]).trim(), text);
+    }
+}
+
+/// A task marked done outside an attempt (a person's `orch task done` while no supervisor
+/// runs) is committed by the next `orch up` after the same checks as an attempt's work: a
+/// protected file left in the plan's worktree refuses it, the failure recorded with its cause.
+/// Seen failing before: `secrets/key.txt` was committed on `plan/p` and merged into `main`.
+#[test]
+fn checks_a_protected_file_in_a_task_done_by_hand_is_refused() {
+    let repo = protected_plan("exit 1", "");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the attempt fails\n{out}\n{err}");
+    // What an agent left in the plan's worktree after its attempt, then a person's report.
+    std::fs::write(repo.worktree("p").join("secrets/key.txt"), "stolen\n").expect("write");
+    let (code, out, err) = repo.run(&["task", "done", "1.1", "--plan", "p", "--force"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "the commit must be refused\n{out}\n{err}");
+    refused_protected(&repo, &main, &out, &err);
 }
