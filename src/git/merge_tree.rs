@@ -7,9 +7,10 @@
 //! the other side renamed into the old directory, where git reports a conflict. So orch's merges
 //! (a plan merged into its target, an upstream merge, the dry run and the preview, a conflict
 //! report) are git's alone. Git works in a scratch repository whose object store borrows the
-//! repository's (alternates): it never writes into the repository. The objects of a clean result
-//! are copied into the caller's object database only when asked ([`Keep::Objects`]; in memory for
-//! the read-only handles of [`super::inspect::open_read_only`]).
+//! repository's (alternates): it never writes into the repository, nor reads its config (no
+//! merge driver configured there runs), which `GIT_OBJECT_DIRECTORY` on the repository would.
+//! The objects of a clean result are copied into the caller's object database only when asked
+//! ([`Keep::Objects`]; in memory for the read-only handles of [`super::inspect::open_read_only`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
