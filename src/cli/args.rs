@@ -263,8 +263,7 @@ pub(super) enum Command {
     /// files.
     ///
     /// Each pair of existing plan branches, and each plan branch against the target, is merged
-    /// in memory (libgit2's merge, a conflict confirmed by `git merge-tree`; nothing is
-    /// written). Plans not started yet (no branch) are compared by the files their tasks name,
+    /// by `git merge-tree` (nothing is written to the repository). Plans not started yet (no branch) are compared by the files their tasks name,
     /// against the other plans' task files and the files their branches changed: those pairs
     /// are marked "predicted".
     ///

@@ -276,12 +276,5 @@ fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
         let s = if n == 1 { "" } else { "s" };
         out.push(format!("no conflicts: {n} pair{s} ({shown}{more})"));
     }
-    if !conflicts.is_empty() {
-        out.push(
-            "note: libgit2's merge is not git's `ort`; `git merge-tree --write-tree A B` is the \
-             tie-breaker for a pair"
-                .into(),
-        );
-    }
     out.join("\n")
 }

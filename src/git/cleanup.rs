@@ -252,10 +252,6 @@ pub(crate) fn remove_plan_worktree(
         remove_admin(entry)?;
         return Ok(Some(path));
     }
-    let refuse = |reason: &str| GitError::ForeignPath {
-        path: path.clone(),
-        reason: reason.to_string(),
-    };
     if entry.head.as_deref() != Some(refname.as_str()) {
         return Err(GitError::WrongBranch {
             path: path.clone(),
@@ -264,9 +260,10 @@ pub(crate) fn remove_plan_worktree(
         });
     }
     if entry.locked {
-        return Err(refuse(
-            "is a locked worktree (`git worktree unlock` it first)",
-        ));
+        return Err(GitError::ForeignPath {
+            path,
+            reason: "is a locked worktree (`git worktree unlock` it first)".into(),
+        });
     }
     // The check a prune does not make: it would delete uncommitted work without a word.
     if path.is_dir() {
@@ -297,20 +294,18 @@ fn path_exists(path: &Path) -> bool {
 /// Removes the worktree directory orch made at `path` (a symlink there is removed, not followed)
 /// and the worktree's entry (`entry`'s admin directory).
 pub(super) fn remove_made_tree(path: &Path, entry: &Entry) -> Result<(), GitError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => super::entries::discard_dir(path)?,
-        Ok(_) => fs::remove_file(path).map_err(|source| GitError::Prune {
-            path: path.to_path_buf(),
-            source,
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(GitError::Prune {
-                path: path.to_path_buf(),
-                source,
-            });
+    let removed = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return super::entries::discard_dir(path).and_then(|()| remove_admin(entry));
         }
-    }
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    removed.map_err(|source| GitError::Prune {
+        path: path.to_path_buf(),
+        source,
+    })?;
     remove_admin(entry)
 }
 

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use git2::build::CheckoutBuilder;
-use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository, ResetType};
+use git2::{ErrorClass, ErrorCode, IndexAddOption, Oid, Repository};
 
 use super::GitError;
 use super::repo::{branch_commit, open, parse_oid, retry_locked, signature, signature_now};
@@ -26,7 +25,7 @@ pub(crate) struct CommitInfo {
 /// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
 /// nothing changed, so that history maps 1:1 onto tasks.
 pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-    commit(worktree, message, true, None)
+    commit_in(&open(worktree)?, worktree, message, true, &mut None, None)
 }
 
 /// [`commit_all`] onto `branch` (orch's record of what the worktree holds): its tip is the
@@ -37,7 +36,8 @@ pub(crate) fn commit_all_on(
     branch: &str,
     message: &str,
 ) -> Result<CommitInfo, GitError> {
-    commit(worktree, message, true, Some(branch))
+    let repo = open(worktree)?;
+    commit_in(&repo, worktree, message, true, &mut None, Some(branch))
 }
 
 /// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
@@ -118,22 +118,6 @@ impl CommitRepo {
         }
         made
     }
-}
-
-fn commit(
-    worktree: &Path,
-    message: &str,
-    stage: bool,
-    branch: Option<&str>,
-) -> Result<CommitInfo, GitError> {
-    commit_in(
-        &open(worktree)?,
-        worktree,
-        message,
-        stage,
-        &mut None,
-        branch,
-    )
 }
 
 /// The committer of a commit made now: `known` (name and email) when given, else the
@@ -318,14 +302,7 @@ pub(crate) fn save_and_reset(
         super::submodules::sync_submodules(worktree, false);
         return Ok(None);
     }
-    let head = head_commit(&repo, worktree)?.ok_or_else(|| GitError::ReadHead {
-        path: worktree.to_path_buf(),
-        source: git2::Error::new(
-            ErrorCode::UnbornBranch,
-            git2::ErrorClass::Reference,
-            "HEAD has no commit yet",
-        ),
-    })?;
+    let head = checked_out_commit(&repo, worktree)?;
     let stage_error = |source| GitError::Stage {
         path: worktree.to_path_buf(),
         source,
@@ -357,27 +334,23 @@ pub(crate) fn save_and_reset(
             source,
         },
     )?;
-    if super::sparse::is_sparse(&repo) {
-        super::sparse::reset_hard(worktree)?;
-        super::submodules::sync_submodules(worktree, false);
-        return Ok(Some(saved.to_string()));
-    }
-    // libgit2's reset writes through a symlink the agent left where a directory of HEAD (or of
-    // the index) is; the link is saved above, and removed here as git's own reset would.
-    let head_tree = head.tree().map_err(commit_error)?;
-    super::links::remove_tree_links(&repo, worktree, &[&head_tree])?;
-    let mut checkout = CheckoutBuilder::new();
-    checkout.force().remove_untracked(true);
-    retry_locked(|| repo.reset(head.as_object(), ResetType::Hard, Some(&mut checkout))).map_err(
-        |source| GitError::Checkout {
-            path: worktree.to_path_buf(),
-            source,
-        },
-    )?;
-    // Its submodule checkouts follow HEAD again (one with uncommitted changes is left as it
-    // is, with a warning: nothing is lost).
-    super::submodules::sync_submodules(worktree, false);
+    reset_to_head(&repo, worktree)?;
     Ok(Some(saved.to_string()))
+}
+
+/// Resets the worktree to its HEAD with git's own reset (a symlink where a directory goes is
+/// removed, never written through; in a sparse worktree only the cone is written): untracked
+/// files removed, ignored ones kept. Its submodule checkouts follow HEAD again (one with
+/// uncommitted changes is left as it is, with a warning: nothing is lost).
+fn reset_to_head(repo: &Repository, worktree: &Path) -> Result<(), GitError> {
+    if super::sparse::is_sparse(repo) {
+        super::sparse::reset_hard(worktree)?;
+    } else {
+        super::cli::run_in(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
+        super::cli::run_in(worktree, &["clean", "-fdq"])?;
+    }
+    super::submodules::sync_submodules(worktree, false);
+    Ok(())
 }
 
 /// How often staging is tried when files change under it, and the first pause between tries
@@ -446,18 +419,8 @@ pub(crate) fn head_commit<'r>(
     worktree: &Path,
 ) -> Result<Option<git2::Commit<'r>>, GitError> {
     match repo.head() {
-        Ok(head) => head
-            .peel_to_commit()
-            .map(Some)
-            .map_err(|source| GitError::ReadHead {
-                path: worktree.to_path_buf(),
-                source,
-            }),
         Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => Ok(None),
-        Err(source) => Err(GitError::ReadHead {
-            path: worktree.to_path_buf(),
-            source,
-        }),
+        _ => checked_out_commit(repo, worktree).map(Some),
     }
 }
 
@@ -563,12 +526,6 @@ pub(crate) fn undo_attempt_commits(
         "orch: a failed attempt's commits taken off (saved)",
     )?;
     // The worktree follows its branch (orch records where an attempt started for sparse plans).
-    if super::sparse::is_sparse(&repo) {
-        super::sparse::reset_hard(worktree)?;
-    } else {
-        super::cli::run_in(worktree, &["reset", "--hard", "--quiet", "HEAD"])?;
-        super::cli::run_in(worktree, &["clean", "-fdq"])?;
-    }
-    super::submodules::sync_submodules(worktree, false);
+    reset_to_head(&repo, worktree)?;
     Ok(Some(kept))
 }

@@ -113,13 +113,6 @@ pub enum GitError {
         path: PathBuf,
         source: git2::Error,
     },
-    /// Removing a worktree (`git worktree remove`) failed.
-    #[error("cannot remove worktree `{name}` at `{path}`: {source}", path = path.display())]
-    RemoveWorktree {
-        name: String,
-        path: PathBuf,
-        source: git2::Error,
-    },
     /// Deleting a branch failed.
     #[error("cannot delete branch `{branch}`: {source}")]
     DeleteBranch { branch: String, source: git2::Error },
@@ -205,32 +198,7 @@ impl GitError {
             | Self::InvalidCopyPath { .. }
             | Self::InvalidOid { .. }
             | Self::RevNotFound { .. } => exit::INVALID,
-            Self::Open { .. }
-            | Self::ReadCommit { .. }
-            | Self::ReadBranch { .. }
-            | Self::ReadHead { .. }
-            | Self::CreateBranch { .. }
-            | Self::Config { .. }
-            | Self::ReadWorktrees { .. }
-            | Self::Prune { .. }
-            | Self::RestoreAdmin { .. }
-            | Self::CreateDir { .. }
-            | Self::AddWorktree { .. }
-            | Self::RemoveWorktree { .. }
-            | Self::DeleteBranch { .. }
-            | Self::ReadInclude { .. }
-            | Self::Copy { .. }
-            | Self::Status { .. }
-            | Self::Stage { .. }
-            | Self::Commit { .. }
-            | Self::UpdateRef { .. }
-            | Self::BranchMoved { .. }
-            | Self::Checkout { .. }
-            | Self::Merge { .. }
-            | Self::Diff { .. }
-            | Self::Exclude { .. }
-            | Self::Cli { .. }
-            | Self::Sparse { .. } => exit::FAILURE,
+            _ => exit::FAILURE,
         }
     }
 

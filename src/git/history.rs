@@ -11,12 +11,8 @@ pub(crate) fn init_repo(dir: &Path, head: &str, name: &str, email: &str) -> Resu
     let git = |what: &str, e: git2::Error| format!("{what}: {}", e.message());
     let mut opts = RepositoryInitOptions::new();
     opts.initial_head(head);
-    let repo = Repository::init_opts(dir, &opts).map_err(|e| {
-        git(
-            &format!("cannot create a repository in `{}`", dir.display()),
-            e,
-        )
-    })?;
+    let create = format!("cannot create a repository in `{}`", dir.display());
+    let repo = Repository::init_opts(dir, &opts).map_err(|e| git(&create, e))?;
     let mut config = repo
         .config()
         .map_err(|e| git("cannot open git config", e))?;

@@ -1,7 +1,7 @@
 //! Read-only questions about branches: would two of them conflict, which files did a branch
-//! change, is a branch merged into the target. Nothing here writes to the repository: merges are
-//! built in memory, and the objects libgit2 makes while merging (virtual merge bases, result
-//! trees) go to an in-memory object store that is dropped with the [`Repository`].
+//! change, is a branch merged into the target. Nothing here writes to the repository: git merges
+//! in a scratch repository ([`super::merge_tree`]), and the objects written through a read-only
+//! handle go to an in-memory object store that is dropped with the [`Repository`].
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,10 +9,11 @@ use std::path::Path;
 use git2::{Commit, ErrorCode, Oid, Repository};
 
 use super::GitError;
-use super::repo::{find_branch, open};
+use super::merge_tree::{Keep, TreeMerge, merge_commits};
+use super::repo::{contains, find_branch, open};
 
 /// Opens the repository with an in-memory object store in front of the disk one: every object
-/// written through this handle (a merge's virtual base, `write_tree_to`) stays in memory.
+/// written through this handle (a dry run's or a preview's commits and merged trees) stays in memory.
 pub(crate) fn open_read_only(repo_root: &Path) -> Result<Repository, GitError> {
     let repo = open(repo_root)?;
     writes_in_memory(&repo, repo_root)?;
@@ -58,25 +59,9 @@ pub(crate) fn resolve<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>,
     }
 }
 
-/// The paths on which merging `b` into `a` (or `a` into `b`: the set is the same) would conflict,
-/// sorted; empty when the merge is clean. Built in memory with libgit2's merge (not git's `ort`:
-/// it may report conflicts `git merge` resolves); nothing is written, no ref or work tree moves.
-///
-/// `a` and `b` are branch names, refs or commit ids (see [`resolve`]).
-#[cfg(test)]
-pub(crate) fn conflicts_between(
-    repo_root: &Path,
-    a: &str,
-    b: &str,
-) -> Result<Vec<String>, GitError> {
-    let repo = open_read_only(repo_root)?;
-    let ours = resolve(&repo, a)?;
-    let theirs = resolve(&repo, b)?;
-    conflict_paths(&repo, &ours, &theirs, a, b)
-}
-
-/// [`conflicts_between`] for each of `pairs` (indices into `revs`), with one repository open:
-/// the conflicting paths of each pair, in the order given (empty = clean). Nothing is written.
+/// The paths on which merging each of `pairs` (indices into `revs`: branch names, refs or commit
+/// ids) would conflict, with one repository open, in the order given (empty = clean): git's
+/// merge, in which `a` into `b` and `b` into `a` conflict alike. Nothing is written.
 pub(crate) fn conflicts_of_pairs(
     repo_root: &Path,
     revs: &[String],
@@ -93,7 +78,7 @@ pub(crate) fn conflicts_of_pairs(
         .collect()
 }
 
-/// [`conflicts_between`] on an open repository (which should come from [`open_read_only`]).
+/// The conflicting paths of one pair, on an open repository (from [`open_read_only`]).
 pub(crate) fn conflict_paths(
     repo: &Repository,
     ours: &Commit,
@@ -106,21 +91,14 @@ pub(crate) fn conflict_paths(
         upstream: b.to_string(),
         source,
     };
-    if ours.id() == theirs.id()
-        || repo
-            .graph_descendant_of(ours.id(), theirs.id())
-            .map_err(merge_error)?
-        || repo
-            .graph_descendant_of(theirs.id(), ours.id())
-            .map_err(merge_error)?
+    if contains(repo, ours.id(), theirs.id()).map_err(merge_error)?
+        || contains(repo, theirs.id(), ours.id()).map_err(merge_error)?
     {
         return Ok(Vec::new());
     }
-    match super::merge_tree::merge_commits(repo, ours, theirs, super::merge_tree::Check::OnConflict)
-        .map_err(merge_error)?
-    {
-        super::merge_tree::TreeMerge::Clean(_) => Ok(Vec::new()),
-        super::merge_tree::TreeMerge::Conflict(paths) => Ok(paths),
+    match merge_commits(repo, ours.id(), theirs.id(), Keep::Nothing).map_err(merge_error)? {
+        TreeMerge::Clean(_) => Ok(Vec::new()),
+        TreeMerge::Conflict(paths) => Ok(paths),
     }
 }
 
@@ -185,20 +163,8 @@ pub(crate) enum MergeState {
     Unmerged { commits: usize },
 }
 
-/// Whether `branch` is merged into `target` (see [`MergeState`]). Nothing is written.
-#[cfg(test)]
-pub(crate) fn merge_state(
-    repo_root: &Path,
-    branch: &str,
-    target: &str,
-) -> Result<MergeState, GitError> {
-    let repo = open_read_only(repo_root)?;
-    let tip = resolve(&repo, branch)?;
-    let onto = resolve(&repo, target)?;
-    merge_state_of(&repo, &tip, &onto, branch, target)
-}
-
-/// [`merge_state`] on an open repository (which should come from [`open_read_only`]).
+/// Whether `branch` is merged into `target` (see [`MergeState`]), on an open repository (from
+/// [`open_read_only`]). Nothing is written.
 pub(crate) fn merge_state_of(
     repo: &Repository,
     tip: &Commit,
@@ -211,22 +177,12 @@ pub(crate) fn merge_state_of(
         upstream: branch.to_string(),
         source,
     };
-    if tip.id() == onto.id()
-        || repo
-            .graph_descendant_of(onto.id(), tip.id())
-            .map_err(merge_error)?
-    {
+    if contains(repo, onto.id(), tip.id()).map_err(merge_error)? {
         return Ok(MergeState::Contained);
     }
-    if let super::merge_tree::TreeMerge::Clean(mut index) =
-        super::merge_tree::merge_commits(repo, onto, tip, super::merge_tree::Check::OnConflict)
-            .map_err(merge_error)?
-    {
-        // Written to the in-memory store of `open_read_only`.
-        let tree = index.write_tree_to(repo).map_err(merge_error)?;
-        if tree == onto.tree_id() {
-            return Ok(MergeState::Squashed);
-        }
+    let merged = merge_commits(repo, onto.id(), tip.id(), Keep::Nothing).map_err(merge_error)?;
+    if merged == TreeMerge::Clean(onto.tree_id()) {
+        return Ok(MergeState::Squashed);
     }
     Ok(MergeState::Unmerged {
         commits: count_unmerged(repo, tip.id(), onto.id()).map_err(merge_error)?,
@@ -293,6 +249,25 @@ mod tests {
 
     use super::*;
     use git2::{Signature, Time};
+
+    /// The paths on which merging `b` into `a` (or `a` into `b`: the set is the same) would conflict,
+    /// sorted; empty when the merge is clean. Nothing is written, no ref or work tree moves.
+    ///
+    /// `a` and `b` are branch names, refs or commit ids (see [`resolve`]).
+    fn conflicts_between(repo_root: &Path, a: &str, b: &str) -> Result<Vec<String>, GitError> {
+        let repo = open_read_only(repo_root)?;
+        let ours = resolve(&repo, a)?;
+        let theirs = resolve(&repo, b)?;
+        conflict_paths(&repo, &ours, &theirs, a, b)
+    }
+
+    /// Whether `branch` is merged into `target` (see [`MergeState`]). Nothing is written.
+    fn merge_state(repo_root: &Path, branch: &str, target: &str) -> Result<MergeState, GitError> {
+        let repo = open_read_only(repo_root)?;
+        let tip = resolve(&repo, branch)?;
+        let onto = resolve(&repo, target)?;
+        merge_state_of(&repo, &tip, &onto, branch, target)
+    }
 
     /// A commit on `branch` (created or moved) with exactly `files` as its tree, and `parents`.
     fn commit(

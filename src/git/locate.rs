@@ -103,9 +103,11 @@ pub(super) fn open_error(path: &Path, source: git2::Error) -> GitError {
     }
 }
 
-/// Opens the repository of the work tree `path` ([`locate`]): a linked worktree through its admin
-/// directory, with `path` set as its work dir.
-pub(crate) fn open_located(path: &Path) -> Result<Repository, GitError> {
+/// Opens the repository (or linked worktree) whose work dir is `path` ([`locate`]); `GIT_DIR` and
+/// friends are ignored, and so is a linked worktree's `.git` file (its agent writes it): it is
+/// opened through its admin directory, with `path` set as its work dir. Open one per call: a
+/// [`Repository`] is `Send` but not `Sync`.
+pub(crate) fn open(path: &Path) -> Result<Repository, GitError> {
     let loc = locate(path)?;
     if !loc.linked {
         return open_plain(&loc.work_tree);
@@ -119,15 +121,6 @@ pub(crate) fn open_located(path: &Path) -> Result<Repository, GitError> {
     repo.set_workdir(&loc.work_tree, false)
         .map_err(|source| open_error(path, source))?;
     Ok(repo)
-}
-
-/// The admin directory of the linked worktree `path` (`<common dir>/worktrees/<name>`), found
-/// without reading its `.git` file; `None` when `path` is not a linked worktree of the repository
-/// above it.
-#[cfg(test)]
-pub(crate) fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
-    let loc = locate(path).ok()?;
-    loc.linked.then_some(loc.git_dir)
 }
 
 /// The keys a worktree's `config.worktree` may hold: what `git sparse-checkout set --cone`

@@ -6,8 +6,8 @@ use git2::ErrorCode;
 use git2::build::CheckoutBuilder;
 
 use super::GitError;
-use super::merge_tree::TreeMerge;
-use super::repo::{open, parse_oid, retry_locked, signature};
+use super::merge_tree::{Keep, TreeMerge, merge_commits};
+use super::repo::{contains, open, parse_oid, retry_locked, signature};
 use super::status::{Submodules, dirty_files};
 
 /// What [`merge_into`] did.
@@ -25,8 +25,7 @@ pub(crate) enum MergeOutcome {
 /// real merge commit (two parents, `message`), never a fast-forward, unless `upstream` is already
 /// an ancestor of the branch tip.
 ///
-/// The merge is built in memory (libgit2's merge, decided by `git merge-tree` where the two
-/// differ: see [`super::merge_tree`]). On conflict it returns [`MergeOutcome::Conflict`] and changes
+/// The merge is git's (`git merge-tree`: see [`super::merge_tree`]). On conflict it returns [`MergeOutcome::Conflict`] and changes
 /// nothing. Otherwise the result is checked out safely in the worktree first, then the branch moves
 /// with a compare-and-swap against the tip read before. The worktree must be clean.
 pub(crate) fn merge_into(
@@ -44,11 +43,7 @@ pub(crate) fn merge_into(
         upstream: upstream.to_string(),
         source,
     };
-    if ours.id() == theirs.id()
-        || repo
-            .graph_descendant_of(ours.id(), theirs.id())
-            .map_err(merge_error)?
-    {
+    if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
         return Ok(MergeOutcome::AlreadyContained);
     }
     let dirty = dirty_files(worktree, Submodules::Orch)?;
@@ -56,19 +51,12 @@ pub(crate) fn merge_into(
         path: worktree.to_path_buf(),
         files,
     };
-    let mut index = match super::merge_tree::merge_commits(
-        &repo,
-        &ours,
-        &theirs,
-        super::merge_tree::Check::Always,
-    )
-    .map_err(merge_error)?
-    {
-        TreeMerge::Clean(index) => index,
-        TreeMerge::Conflict(_) if !dirty.is_empty() => return Err(dirty_error(dirty)),
-        TreeMerge::Conflict(paths) => return Ok(MergeOutcome::Conflict { paths }),
-    };
-    let tree_id = index.write_tree_to(&repo).map_err(merge_error)?;
+    let tree_id =
+        match merge_commits(&repo, ours.id(), theirs.id(), Keep::Objects).map_err(merge_error)? {
+            TreeMerge::Clean(tree) => tree,
+            TreeMerge::Conflict(_) if !dirty.is_empty() => return Err(dirty_error(dirty)),
+            TreeMerge::Conflict(paths) => return Ok(MergeOutcome::Conflict { paths }),
+        };
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
     let commit_error = |source| GitError::Commit {
         path: worktree.to_path_buf(),
@@ -389,7 +377,7 @@ pub(crate) enum MergePreview {
 }
 
 /// Merges `commits` (hex ids) one after the other into the tip of `branch`, in memory only (as
-/// [`merge_into`] would, decided by git where libgit2 differs): nothing is written to the
+/// [`merge_into`] would): nothing is written to the
 /// repository, not even objects.
 pub(crate) fn preview_merges(
     repo_root: &Path,
@@ -406,30 +394,16 @@ pub(crate) fn preview_merges(
             source,
         };
         let theirs = commit_of(&repo, oid)?;
-        if ours.id() == theirs.id()
-            || repo
-                .graph_descendant_of(ours.id(), theirs.id())
-                .map_err(merge_error)?
-        {
+        if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
             contained.push(true);
             continue;
         }
         contained.push(false);
-        match super::merge_tree::merge_commits(
-            &repo,
-            &ours,
-            &theirs,
-            super::merge_tree::Check::Always,
-        )
-        .map_err(merge_error)?
-        {
+        match merge_commits(&repo, ours.id(), theirs.id(), Keep::Objects).map_err(merge_error)? {
             TreeMerge::Conflict(paths) => return Ok(MergePreview::Conflict { index, paths }),
-            TreeMerge::Clean(mut index) => {
+            TreeMerge::Clean(tree) => {
                 // The next merge builds on this one, in memory.
-                let tree = index
-                    .write_tree_to(&repo)
-                    .and_then(|t| repo.find_tree(t))
-                    .map_err(merge_error)?;
+                let tree = repo.find_tree(tree).map_err(merge_error)?;
                 let sig = signature(&repo).map_err(merge_error)?;
                 let next = repo
                     .commit(None, &sig, &sig, "preview", &tree, &[&ours, &theirs])

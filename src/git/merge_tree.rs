@@ -1,121 +1,65 @@
-//! Merges decided the way `git merge` decides them.
+//! Merges decided by git: `git merge-tree --write-tree` (git 2.38 or later), its tree and its
+//! conflicted paths.
 //!
-//! libgit2's merge is not git's `ort`. Compared on real histories (the cases are tests in
-//! `src/git/tests/merge_tree.rs`), they agree on content merges, whitespace-only changes,
-//! renames and criss-cross histories, and differ in two ways:
-//! - more than 1,000 inexact renames on one side (libgit2's rename limit; git's is 7,000):
-//!   libgit2 reports a modify/delete conflict where git follows the renames and merges cleanly;
-//! - a directory renamed on one side while the other adds a file to it: libgit2 merges cleanly
-//!   and leaves the new file in the old directory; git reports a conflict (its default for a
-//!   directory rename, `merge.directoryRenames = conflict`).
-//!
-//! So a merge orch writes asks `git merge-tree --write-tree` whatever libgit2 says ([`Check::Always`]),
-//! and a read-only check (conflict reports, dry runs) asks it when libgit2 reports a conflict
-//! ([`Check::OnConflict`]). Git works in a scratch repository whose object store borrows the
-//! repository's (alternates): it never writes into the repository; the objects of a clean result
-//! are copied into the caller's object database (in memory for read-only handles). Without a git
-//! that has `merge-tree --write-tree` (2.38 or later), libgit2's result stands.
+//! libgit2's merge is not git's `ort` (libgit2 #7128): compared on real histories (the cases are
+//! tests in `src/git/tests/merge_tree.rs`), it stops following inexact renames after 1,000 (a
+//! modify/delete conflict where git merges cleanly), and it merges a file added to a directory
+//! the other side renamed into the old directory, where git reports a conflict. So orch's merges
+//! (a plan merged into its target, an upstream merge, the dry run and the preview, a conflict
+//! report) are git's alone. Git works in a scratch repository whose object store borrows the
+//! repository's (alternates): it never writes into the repository, nor reads its config (no
+//! merge driver configured there runs), which `GIT_OBJECT_DIRECTORY` on the repository would.
+//! The objects of a clean result are copied into the caller's object database only when asked
+//! ([`Keep::Objects`]; in memory for the read-only handles of [`super::inspect::open_read_only`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use git2::{Commit, Index, ObjectType, Oid, Repository};
+use git2::{ObjectType, Oid, Repository};
+
+use super::cli::GitTarget::GitDir;
 
 /// What merging two commits gives.
-pub(crate) enum TreeMerge {
-    /// The merged index, without conflicts.
-    Clean(Index),
-    /// The paths in conflict (every side's name), sorted.
-    Conflict(Vec<String>),
-}
-
-/// The paths in conflict in a merge's index (every side's name), sorted.
-pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
-    let mut paths = BTreeSet::new();
-    for conflict in index.conflicts()? {
-        let conflict = conflict?;
-        for entry in [conflict.ancestor, conflict.our, conflict.their]
-            .into_iter()
-            .flatten()
-        {
-            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
-        }
-    }
-    Ok(paths.into_iter().collect())
-}
-
-/// When to ask git.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// Whatever libgit2 says: the result will be written.
-    Always,
-    /// Only when libgit2 reports a conflict: a read-only question.
-    OnConflict,
-}
-
-/// Merges `theirs` into `ours` in memory: libgit2's merge, confirmed or overruled by git's.
-pub(crate) fn merge_commits(
-    repo: &Repository,
-    ours: &Commit,
-    theirs: &Commit,
-    check: Check,
-) -> Result<TreeMerge, git2::Error> {
-    let index = repo.merge_commits(ours, theirs, None)?;
-    let libgit2_conflict = index.has_conflicts();
-    if !libgit2_conflict && check == Check::OnConflict {
-        return Ok(TreeMerge::Clean(index));
-    }
-    // No usable git (`None`, or an error preparing it): libgit2's result stands.
-    let verdict = ask_git(repo, ours.id(), theirs.id()).unwrap_or_default();
-    match verdict {
-        Some(GitVerdict::Clean(tree)) if libgit2_conflict => {
-            let tree = repo.find_tree(tree)?;
-            let mut merged = Index::new()?;
-            merged.read_tree(&tree)?;
-            Ok(TreeMerge::Clean(merged))
-        }
-        Some(GitVerdict::Conflict(paths)) if !libgit2_conflict => Ok(TreeMerge::Conflict(paths)),
-        _ if libgit2_conflict => Ok(TreeMerge::Conflict(index_conflicts(&index)?)),
-        _ => Ok(TreeMerge::Clean(index)),
-    }
-}
-
-/// What `git merge-tree --write-tree` said.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum GitVerdict {
+pub(crate) enum TreeMerge {
+    /// The merged tree, without conflicts.
     Clean(Oid),
+    /// The paths in conflict, sorted.
     Conflict(Vec<String>),
 }
 
-/// A directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Whether a clean merge's new objects (its tree, merged blobs) are copied into the caller's
+/// object database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The tree will be read or committed.
+    Objects,
+    /// A question (conflicts? changes anything?): only the tree's id is compared.
+    Nothing,
 }
 
-/// Runs `git merge-tree --write-tree` on two commits of `repo` in a scratch repository that
-/// borrows `repo`'s objects; the objects of a clean result are copied into `repo`'s object
-/// database. `Ok(None)`: git could not answer (not installed, too old, failed).
-pub(crate) fn ask_git(
+/// Merges `theirs` into `ours` as `git merge-tree --write-tree` does. An error when git cannot
+/// answer (not installed, older than 2.38, failed).
+pub(crate) fn merge_commits(
     repo: &Repository,
     ours: Oid,
     theirs: Oid,
-) -> Result<Option<GitVerdict>, git2::Error> {
-    let Some(run) = run_merge_tree(repo, ours, theirs)? else {
-        return Ok(None);
-    };
+    keep: Keep,
+) -> Result<TreeMerge, git2::Error> {
+    let run = run_merge_tree(repo, ours, theirs)?;
     match (run.code, run.tree) {
         (Some(0), Some(tree)) => {
-            run.copy_objects(repo)?;
-            Ok(Some(GitVerdict::Clean(tree)))
+            if keep == Keep::Objects {
+                run.copy_objects(repo)?;
+            }
+            Ok(TreeMerge::Clean(tree))
         }
-        (Some(1), Some(_)) => Ok(Some(GitVerdict::Conflict(run.paths))),
-        _ => Ok(None),
+        (Some(1), Some(_)) => Ok(TreeMerge::Conflict(run.paths)),
+        _ => Err(git2::Error::from_str(&format!(
+            "`git merge-tree --write-tree {ours} {theirs}` failed (git 2.38 or later is needed): {}",
+            run.stderr
+        ))),
     }
 }
 
@@ -135,27 +79,36 @@ pub(crate) fn marked_conflict(
     ours: Oid,
     theirs: Oid,
 ) -> Result<Option<MarkedConflict>, git2::Error> {
-    let Some(run) = run_merge_tree(repo, ours, theirs)? else {
-        return Ok(None);
-    };
+    let run = run_merge_tree(repo, ours, theirs)?;
     match (run.code, run.tree) {
         (Some(1), Some(tree)) => {
             run.copy_objects(repo)?;
             Ok(Some(MarkedConflict {
                 tree,
-                paths: run.paths.clone(),
+                paths: run.paths,
             }))
         }
         _ => Ok(None),
     }
 }
 
-/// What one run of `git merge-tree` in a scratch repository gave.
+/// A directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What one run of `git merge-tree` in a scratch repository gave (`code` `None`: git did not
+/// run, or was killed).
 struct MergeTreeRun {
     scratch: Scratch,
     code: Option<i32>,
     tree: Option<Oid>,
     paths: Vec<String>,
+    stderr: String,
 }
 
 impl MergeTreeRun {
@@ -167,12 +120,8 @@ impl MergeTreeRun {
 }
 
 /// Runs `git merge-tree --write-tree` on two commits of `repo` in a scratch repository that
-/// borrows `repo`'s objects. `Ok(None)`: git could not run.
-fn run_merge_tree(
-    repo: &Repository,
-    ours: Oid,
-    theirs: Oid,
-) -> Result<Option<MergeTreeRun>, git2::Error> {
+/// borrows `repo`'s objects.
+fn run_merge_tree(repo: &Repository, ours: Oid, theirs: Oid) -> Result<MergeTreeRun, git2::Error> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "orch-merge-tree-{}-{}",
@@ -186,38 +135,25 @@ fn run_merge_tree(
     let side = Repository::init_bare(&scratch.0)?;
     let objects = repo.commondir().join("objects");
     let objects = objects.canonicalize().unwrap_or(objects);
-    let info = scratch.0.join("objects").join("info");
-    std::fs::create_dir_all(&info)
-        .and_then(|()| {
-            std::fs::write(
-                info.join("alternates"),
-                format!("{}\n", objects.display()).as_bytes(),
-            )
-        })
+    // `init_bare` made `objects/info`.
+    let alternates = scratch.0.join("objects/info/alternates");
+    std::fs::write(alternates, format!("{}\n", objects.display()))
         .map_err(|e| git2::Error::from_str(&format!("cannot prepare a scratch repository: {e}")))?;
     // Objects only in `repo`'s memory (a dry run's virtual commits) are written where git sees
     // them.
-    let src = repo.odb()?;
     let dst = side.odb()?;
-    copy_missing(&src, &dst, ours)?;
-    copy_missing(&src, &dst, theirs)?;
-    let output = super::cli::command(super::cli::GitTarget::GitDir(&scratch.0)).map(|mut cmd| {
-        cmd.args([
-            "merge-tree",
-            "--write-tree",
-            "--name-only",
-            "--no-messages",
-            "-z",
-        ])
-        .arg(ours.to_string())
-        .arg(theirs.to_string())
-        .stderr(Stdio::null())
-        .output()
+    copy_missing(repo, &dst, ours)?;
+    copy_missing(repo, &dst, theirs)?;
+    let args = "merge-tree --write-tree --name-only --no-messages -z".split(' ');
+    let output = super::cli::command(GitDir(&scratch.0)).and_then(|mut c| {
+        let c = c.args(args).arg(ours.to_string()).arg(theirs.to_string());
+        c.output().map_err(|e| format!("cannot run git: {e}"))
     });
-    let Ok(Ok(output)) = output else {
-        return Ok(None);
+    let (code, stdout, stderr) = match output {
+        Ok(out) => (out.status.code(), out.stdout, out.stderr),
+        Err(e) => (None, Vec::new(), e.into_bytes()),
     };
-    let mut fields = output.stdout.split(|b| *b == 0);
+    let mut fields = stdout.split(|b| *b == 0);
     let tree = fields
         .next()
         .and_then(|f| std::str::from_utf8(f).ok())
@@ -226,67 +162,42 @@ fn run_merge_tree(
         .filter(|f| !f.is_empty())
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
-    Ok(Some(MergeTreeRun {
+    Ok(MergeTreeRun {
         scratch,
-        code: output.status.code(),
+        code,
         tree,
         paths: paths.into_iter().collect(),
-    }))
+        stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+    })
 }
 
-/// Copies `oid` and everything it reaches that `dst` lacks from `src` into `dst`.
-fn copy_missing(src: &git2::Odb, dst: &git2::Odb, oid: Oid) -> Result<(), git2::Error> {
+/// Copies `oid` and everything it reaches that `dst` lacks from `repo` into `dst`.
+fn copy_missing(repo: &Repository, dst: &git2::Odb, oid: Oid) -> Result<(), git2::Error> {
+    let src = repo.odb()?;
     let mut stack = vec![oid];
-    let mut seen = BTreeSet::new();
     while let Some(oid) = stack.pop() {
-        if !seen.insert(oid) || dst.exists(oid) {
+        if dst.exists(oid) {
             continue;
         }
         let obj = src.read(oid)?;
-        let kind = obj.kind();
-        let data = obj.data().to_vec();
-        drop(obj);
-        match kind {
+        match obj.kind() {
             ObjectType::Commit => {
-                let text = String::from_utf8_lossy(&data);
-                for line in text.lines() {
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some(hex) = line
-                        .strip_prefix("tree ")
-                        .or_else(|| line.strip_prefix("parent "))
-                        && let Ok(o) = Oid::from_str(hex.trim())
-                    {
-                        stack.push(o);
-                    }
-                }
+                let commit = repo.find_commit(oid)?;
+                stack.push(commit.tree_id());
+                stack.extend(commit.parent_ids());
             }
-            ObjectType::Tree => stack.extend(tree_entries(&data)),
+            // Submodule entries name commits of another repository.
+            ObjectType::Tree => stack.extend(
+                repo.find_tree(oid)?
+                    .iter()
+                    .filter(|e| e.kind() != Some(ObjectType::Commit))
+                    .map(|e| e.id()),
+            ),
             _ => {}
         }
-        dst.write(kind, &data)?;
+        dst.write(obj.kind(), obj.data())?;
     }
     Ok(())
-}
-
-/// The object ids a raw tree names (`<mode> <name>\0<20 bytes>`...; SHA-1 repositories).
-fn tree_entries(data: &[u8]) -> Vec<Oid> {
-    let mut out = Vec::new();
-    let mut rest = data;
-    while let Some(nul) = rest.iter().position(|b| *b == 0) {
-        let Some(raw) = rest.get(nul + 1..nul + 21) else {
-            break;
-        };
-        // Submodule entries (mode 160000) name commits of another repository.
-        if !rest.starts_with(b"160000 ")
-            && let Ok(o) = Oid::from_bytes(raw)
-        {
-            out.push(o);
-        }
-        rest = &rest[nul + 21..];
-    }
-    out
 }
 
 /// Copies the loose objects git wrote under `objects` into `dst` (read through `via`, the

@@ -5,8 +5,8 @@
 //! different worktrees of one repository may run on blocking threads at the same time. Ref writes
 //! that meet a `.lock` file (agents run the git CLI concurrently) are retried a few times.
 //!
-//! libgit2 runs no git hooks and its merge is not git's `ort`: merges are confirmed (or
-//! overruled) by `git merge-tree --write-tree` where they differ (see [`merge_tree`]).
+//! libgit2 runs no git hooks and its merge is not git's `ort`: merges are git's own, `git
+//! merge-tree --write-tree` (see [`merge_tree`]).
 
 mod cleanup;
 mod cli;
@@ -55,12 +55,9 @@ pub(crate) use error::GitError;
 pub(crate) use git2::Oid;
 pub(crate) use history::{History, commit_files, current_branch_at, init_repo};
 pub(crate) use inspect::{MergeState, changed_files, conflicts_of_pairs, overlapping_paths};
-pub(crate) use links::remove_tree_links;
 pub(crate) use locate::pin_worktree;
-#[cfg(test)]
-use locate::worktree_admin_dir;
 pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
-pub(in crate::git) use merge_tree::{Check, TreeMerge, marked_conflict, merge_commits};
+pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits};
 pub(in crate::git) use named::files_named;
 pub(crate) use named::{changed_since_fork, files_named_at};
 pub use pool::remove_pool;
@@ -77,8 +74,6 @@ pub(crate) use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of,
 pub(crate) use size::lines_changed;
 pub(crate) use sparse::{missing_dirs, outside_cone};
 pub(crate) use submodules::{submodule_changes, sync_submodules};
-#[cfg(test)]
-use task_tree::ensure_task_tree;
 pub use task_tree::retire_task_tree;
 pub(crate) use task_tree::{
     Landed, land_task_commit, retire_landed_task_tree, task_tree_ids, uncommit_task_tree,

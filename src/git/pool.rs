@@ -130,7 +130,37 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             source,
         }
     })?;
-    let Some((n, path, _)) = free else {
+    let (path, created, copied) = if let Some((n, path, _)) = free {
+        tracing::debug!(plan, task = id, slot = n, "task worktree pool: slot reused");
+        let admin = repo
+            .commondir()
+            .join("worktrees")
+            .join(pool_tree_name(plan, n));
+        // No agent runs in a free slot: a lock of its index is a stale one (a supervisor killed
+        // while it wrote there).
+        let _ = std::fs::remove_file(admin.join("index.lock"));
+        // Freed clean at the commit its HEAD is (its task's work committed and landed, or saved):
+        // nothing wrote there since, so only the files that differ from the tip need a look
+        // (`git read-tree -m -u`, which refuses to overwrite a changed one). The mark goes first.
+        let clean = take_clean_mark(&admin);
+        let switched = clean
+            && super::cli::run_in(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
+            && open(&path).is_ok_and(|wt| {
+                retry_locked(|| wt.set_head(&format!("refs/heads/{branch}"))).is_ok()
+            });
+        if !switched {
+            // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
+            // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
+            // libgit2.
+            if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
+                save_and_reset(&path, save.0, save.1)?;
+            }
+            // Only the files that differ are written; ignored files stay.
+            super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
+        }
+        mark_held(&admin, &branch)?;
+        (path, false, Vec::new())
+    } else {
         let slots: Vec<usize> = read_entries(repo.commondir())?
             .iter()
             .filter(|e| !e.prunable())
@@ -150,57 +180,17 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             }
         };
         mark_held(&repo.commondir().join("worktrees").join(&slot), &branch)?;
-        return Ok(PlanTree {
-            notes: submodules_of(&treq, &path),
-            path,
-            branch,
-            base: tip_hex.clone(),
-            head: tip_hex,
-            created: true,
-            copied,
-        });
-    };
-    tracing::debug!(plan, task = id, slot = n, "task worktree pool: slot reused");
-    let admin = repo
-        .commondir()
-        .join("worktrees")
-        .join(pool_tree_name(plan, n));
-    // No agent runs in a free slot: a lock of its index is a stale one (a supervisor killed
-    // while it wrote there).
-    let _ = std::fs::remove_file(admin.join("index.lock"));
-    // Freed clean at the commit its HEAD is (its task's work committed and landed, or saved):
-    // nothing wrote there since, so only the files that differ from the tip need a look
-    // (`git read-tree -m -u`, which refuses to overwrite a changed one). The mark goes first.
-    let clean = take_clean_mark(&admin);
-    let switched = clean
-        && super::cli::run_in(&path, &["read-tree", "-m", "-u", "HEAD", &branch]).is_ok()
-        && open(&path)
-            .is_ok_and(|wt| retry_locked(|| wt.set_head(&format!("refs/heads/{branch}"))).is_ok());
-    if !switched {
-        // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
-        // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
-        // libgit2.
-        if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
-            save_and_reset(&path, save.0, save.1)?;
-        }
-        // Only the files that differ are written; ignored files stay.
-        super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
-    }
-    mark_held(&admin, &branch)?;
-    // The slot's submodules follow its new commit (made where an earlier task left none).
-    let notes = if req.submodules {
-        super::submodules::sync_submodules(&path, true)
-    } else {
-        Vec::new()
+        (path, true, copied)
     };
     Ok(PlanTree {
-        notes,
+        // The slot's submodules follow its new commit (made where an earlier task left none).
+        notes: submodules_of(req.submodules, &path),
         path,
         branch,
         base: tip_hex.clone(),
         head: tip_hex,
-        created: false,
-        copied: Vec::new(),
+        created,
+        copied,
     })
 }
 

@@ -15,13 +15,7 @@ const LOCK_ATTEMPTS: u32 = 5;
 /// The pause after the first failed attempt; it doubles after each.
 const LOCK_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Opens the repository (or linked worktree) whose work dir is `path`; `GIT_DIR` and friends are
-/// ignored, and so is a linked worktree's `.git` file (its agent writes it): its admin directory
-/// is found from where orch made it ([`super::locate`]). Open one per call: a [`Repository`] is
-/// `Send` but not `Sync`.
-pub(crate) fn open(path: &Path) -> Result<Repository, GitError> {
-    super::locate::open_located(path)
-}
+pub(crate) use super::locate::open;
 
 /// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`,
 /// dated now ([`signature_now`]).
@@ -71,6 +65,11 @@ pub(crate) fn retry_locked<T>(
         }
     }
     f()
+}
+
+/// Whether `tip` has `other` in its history (or is it).
+pub(crate) fn contains(repo: &Repository, tip: Oid, other: Oid) -> Result<bool, git2::Error> {
+    Ok(tip == other || repo.graph_descendant_of(tip, other)?)
 }
 
 /// Parses a hex commit id.

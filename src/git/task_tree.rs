@@ -16,24 +16,11 @@ use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_
 use super::commit::{move_ref, save_and_reset};
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, check_checked_out, land, tip_and_commit};
-use super::merge_tree::index_conflicts;
 use super::pool::{free_slot, pool_slot};
 use super::refs::{check_tree_name, task_branch, task_tree_name};
-use super::repo::{branch_commit, find_branch, open, parse_oid, retry_locked, signature};
+use super::repo::{branch_commit, contains, find_branch, open, parse_oid, retry_locked, signature};
 use super::status::{Submodules, dirty_files};
-#[cfg(test)]
-use super::worktree::{PlanTree, ensure_plan_tree};
 use super::worktree::{TaskTreeRequest, open_main, worktree_lock};
-
-/// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
-/// exist: a supervisor restarted while the task ran).
-#[cfg(test)]
-pub(crate) fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
-    let name = task_tree_name(req.plan, req.id);
-    let branch = task_branch(req.plan, req.id);
-    let path = req.path();
-    ensure_plan_tree(&req.tree(&name, &branch, &path))
-}
 
 /// Retires task `id`'s worktree and branch (both may be missing): a pool slot it holds is freed
 /// (its HEAD detached at the branch tip, the directory kept for the plan's next task), a worktree
@@ -142,13 +129,10 @@ fn contained(repo: &git2::Repository, oid: &str, branch: &str) -> Result<bool, G
         return Ok(false);
     };
     let oid = parse_oid(oid)?;
-    Ok(tip == oid
-        || repo
-            .graph_descendant_of(tip, oid)
-            .map_err(|source| GitError::ReadBranch {
-                branch: branch.to_string(),
-                source,
-            })?)
+    contains(repo, tip, oid).map_err(|source| GitError::ReadBranch {
+        branch: branch.to_string(),
+        source,
+    })
 }
 
 /// The ids of `plan`'s tasks that have a task branch or a task worktree entry, sorted.
@@ -255,11 +239,7 @@ pub(crate) fn land_task_commit(
         source,
     };
     let (ours, theirs) = tip_and_commit(&repo, plan_branch, task_commit)?;
-    if ours.id() == theirs.id()
-        || repo
-            .graph_descendant_of(ours.id(), theirs.id())
-            .map_err(merge_error)?
-    {
+    if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
         return Ok(Landed::Already {
             commit: theirs.id().to_string(),
         });
@@ -371,4 +351,19 @@ fn landed_before(
         }
     }
     Ok(None)
+}
+
+/// The paths in conflict in a merge's index (every side's name), sorted.
+pub(super) fn index_conflicts(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
+    let mut paths = std::collections::BTreeSet::new();
+    for conflict in index.conflicts()? {
+        let conflict = conflict?;
+        for entry in [conflict.ancestor, conflict.our, conflict.their]
+            .into_iter()
+            .flatten()
+        {
+            paths.insert(String::from_utf8_lossy(&entry.path).into_owned());
+        }
+    }
+    Ok(paths.into_iter().collect())
 }

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use git2::{ErrorCode, Oid, Repository};
+use git2::{ErrorClass, ErrorCode, Oid, Repository};
 
 use super::GitError;
 use super::copy::{copy_into, copy_list};
@@ -191,7 +191,7 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     );
     sweep_discarded(&path)?;
     let tree = |base: &str, created, copied| PlanTree {
-        notes: submodules_of(req, &path),
+        notes: submodules_of(req.submodules, &path),
         path: path.clone(),
         branch: req.branch.to_string(),
         base: base.to_string(),
@@ -249,10 +249,9 @@ pub fn ensure_plan_tree(req: &TreeRequest) -> Result<PlanTree, GitError> {
     }
 }
 
-/// The submodules of the worktree at `path` checked out when `req` asks for them (the notes for
-/// the user).
-pub(super) fn submodules_of(req: &TreeRequest, path: &Path) -> Vec<String> {
-    if req.submodules {
+/// The submodules of the worktree at `path` checked out when `wanted` (the notes for the user).
+pub(super) fn submodules_of(wanted: bool, path: &Path) -> Vec<String> {
+    if wanted {
         super::submodules::sync_submodules(path, true)
     } else {
         Vec::new()
@@ -289,16 +288,7 @@ pub(crate) fn remove_plan_locks(
     plan: &str,
     branch: &str,
 ) -> Result<Vec<PathBuf>, GitError> {
-    super::refs::check_tree_name(plan).map_err(|reason| GitError::InvalidName {
-        what: "plan name",
-        name: plan.to_string(),
-        reason,
-    })?;
-    check_ref_name(branch).map_err(|reason| GitError::InvalidName {
-        what: "branch name",
-        name: branch.to_string(),
-        reason,
-    })?;
+    check_names(plan, branch)?;
     let repo = open_main(repo_root)?;
     let common = repo.commondir();
     let candidates = [
@@ -348,18 +338,20 @@ fn absolute(req: &TreeRequest) -> PathBuf {
     req.repo_root.join(req.path)
 }
 
+/// Fails unless `plan` can name a worktree and `branch` a branch.
+fn check_names(plan: &str, branch: &str) -> Result<(), GitError> {
+    let invalid = |what, name: &str, reason| GitError::InvalidName {
+        what,
+        name: name.to_string(),
+        reason,
+    };
+    super::refs::check_tree_name(plan).map_err(|r| invalid("plan name", plan, r))?;
+    check_ref_name(branch).map_err(|r| invalid("branch name", branch, r))
+}
+
 /// Everything [`plan_tree_preflight`] and [`ensure_plan_tree`] check, reading only.
 fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
-    super::refs::check_tree_name(req.plan).map_err(|reason| GitError::InvalidName {
-        what: "plan name",
-        name: req.plan.to_string(),
-        reason,
-    })?;
-    check_ref_name(req.branch).map_err(|reason| GitError::InvalidName {
-        what: "branch name",
-        name: req.branch.to_string(),
-        reason,
-    })?;
+    check_names(req.plan, req.branch)?;
     let target = target_commit(repo, req.target)?;
     let path = absolute(req);
     let refname = format!("refs/heads/{}", req.branch);
@@ -628,7 +620,18 @@ fn add_and_copy(
     // A sparse plan's worktree gets its cone before its files: only the cone is written.
     let checked_out = match added {
         Err(source) => Err(add_error(source)),
-        Ok(()) if req.sparse.is_empty() => git_checkout(path).map_err(add_error),
+        // The index is written last: a checkout cut short leaves a worktree without one
+        // ([`half_made`]).
+        Ok(()) if req.sparse.is_empty() => super::cli::run(path, &["reset", "--hard", "--quiet"])
+            .map(drop)
+            .map_err(|m| {
+                let message = format!("checking out the worktree: {m}");
+                add_error(git2::Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Worktree,
+                    message,
+                ))
+            }),
         Ok(()) => super::sparse::checkout_cone(path, req.sparse),
     };
     if let Err(e) = checked_out {
@@ -650,7 +653,7 @@ fn add_and_copy(
 }
 
 /// Adds the worktree `name` at `path` for branch `reference` with `git worktree add
-/// --no-checkout` (its entry and HEAD; [`git_checkout`] fills it): the git CLI checks out a
+/// --no-checkout` (its entry and HEAD; `git reset --hard` fills it): the git CLI checks out a
 /// repository of 40,000 files in about 3/4 of the time of libgit2's `Repository::worktree` (see
 /// docs/ARCHITECTURE.md). No hooks run (as with libgit2). git names the entry after the
 /// directory, so `path`'s last component must be `name` (it is, for plan and task worktrees).
@@ -693,20 +696,6 @@ fn git_worktree_add(
         )));
     }
     Ok(())
-}
-
-/// Checks out the new worktree at `path` (its index and files; the index is written last, so a
-/// checkout cut short leaves a worktree without one: [`half_made`]).
-fn git_checkout(path: &Path) -> Result<(), git2::Error> {
-    super::cli::run(path, &["reset", "--hard", "--quiet"])
-        .map(drop)
-        .map_err(|message| {
-            git2::Error::new(
-                ErrorCode::GenericError,
-                git2::ErrorClass::Worktree,
-                format!("checking out the worktree: {message}"),
-            )
-        })
 }
 
 /// What is at the worktree path.

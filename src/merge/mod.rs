@@ -8,8 +8,7 @@
 //! moved it, the step is built again on the new tip ([`step`]). [`order`] gives the order of the
 //! steps; [`build::Simulator`] predicts a whole run without changing anything (`--dry-run`).
 //!
-//! libgit2's merge is not git's `ort`: every merge is confirmed, or overruled, by
-//! `git merge-tree --write-tree` (see [`crate::git::merge_tree`]).
+//! Every merge is git's own, `git merge-tree --write-tree` (see [`crate::git::merge_tree`]).
 
 mod checks;
 pub(crate) mod confine;

@@ -87,7 +87,7 @@ fn open_git_dir(dir: &Path) -> Option<Repository> {
 
 /// The tree of the commit the worktree's HEAD is at (its admin dir found by orch).
 fn head_tree_id(worktree: &Path) -> Option<Oid> {
-    let repo = super::locate::open_located(worktree).ok()?;
+    let repo = super::locate::open(worktree).ok()?;
     Some(repo.head().ok()?.peel_to_commit().ok()?.tree_id())
 }
 

@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// The admin directory of the linked worktree `path` (`<common dir>/worktrees/<name>`), found
+/// without reading its `.git` file; `None` when `path` is not a linked worktree of the repository
+/// above it.
+fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
+    let loc = crate::git::locate::locate(path).ok()?;
+    loc.linked.then_some(loc.git_dir)
+}
+
 #[test]
 fn a_worktree_is_opened_through_its_admin_dir_whatever_its_git_file_says() {
     let fx = Fixture::new();

@@ -1,11 +1,10 @@
 //! libgit2's merge against `git merge-tree --write-tree` on real histories made with the git
-//! CLI: where they agree, and the two cases where they differ and git's result is taken.
+//! CLI: where they agree, and the two cases where they differ (why orch's merges are git's).
 
 use std::process::Command;
 
 use super::*;
-use crate::git::merge_tree::{GitVerdict, ask_git};
-use crate::git::{Check, TreeMerge, merge_commits};
+use crate::git::{Keep, TreeMerge, merge_commits};
 
 /// A repository made by `script` (sh, run in it after `git init -b main`), with branches `ours`
 /// and `theirs` to merge.
@@ -48,17 +47,17 @@ fn libgit2(repo: &Repository) -> Result<Oid, Vec<String>> {
     let (ours, theirs) = sides(repo);
     let mut index = repo.merge_commits(&ours, &theirs, None).unwrap();
     if index.has_conflicts() {
-        Err(crate::git::merge_tree::index_conflicts(&index).unwrap())
+        Err(crate::git::task_tree::index_conflicts(&index).unwrap())
     } else {
         Ok(index.write_tree_to(repo).unwrap())
     }
 }
 
 /// orch's merge: the conflicting paths, or the result tree.
-fn orch(repo: &Repository, check: Check) -> Result<Oid, Vec<String>> {
+fn orch(repo: &Repository, keep: Keep) -> Result<Oid, Vec<String>> {
     let (ours, theirs) = sides(repo);
-    match merge_commits(repo, &ours, &theirs, check).unwrap() {
-        TreeMerge::Clean(mut index) => Ok(index.write_tree_to(repo).unwrap()),
+    match merge_commits(repo, ours.id(), theirs.id(), keep).unwrap() {
+        TreeMerge::Clean(tree) => Ok(tree),
         TreeMerge::Conflict(paths) => Err(paths),
     }
 }
@@ -98,8 +97,8 @@ fn more_renames_than_libgit2_follows_merge_as_git_merges_them() {
     // libgit2 stops looking for renames after 1,000 and sees a modify/delete conflict.
     assert_eq!(libgit2(&repo), Err(vec!["d/f7.txt".to_string()]));
     let git = git_cli(tmp.path()).expect("git merges it");
-    assert_eq!(orch(&repo, Check::OnConflict), Ok(git));
-    assert_eq!(orch(&repo, Check::Always), Ok(git));
+    assert_eq!(orch(&repo, Keep::Nothing), Ok(git));
+    assert_eq!(orch(&repo, Keep::Objects), Ok(git));
     let tree = repo.find_tree(git).unwrap();
     let blob = tree.get_path(Path::new("e/f7.txt")).unwrap().id();
     let text = String::from_utf8(repo.find_blob(blob).unwrap().content().to_vec()).unwrap();
@@ -120,12 +119,10 @@ fn a_file_added_to_a_directory_the_other_side_renamed_conflicts_as_in_git() {
     let tree = repo.find_tree(libgit2(&repo).unwrap()).unwrap();
     assert!(tree.get_path(Path::new("d/new.txt")).is_ok());
     assert_eq!(git_cli(tmp.path()), Err(vec!["e/new.txt".to_string()]));
-    // A merge orch writes takes git's verdict; a read-only check trusts libgit2's clean merge.
-    assert_eq!(
-        orch(&repo, Check::Always),
-        Err(vec!["e/new.txt".to_string()])
-    );
-    assert!(orch(&repo, Check::OnConflict).is_ok());
+    // A merge orch writes and a read-only check both take git's verdict.
+    for keep in [Keep::Objects, Keep::Nothing] {
+        assert_eq!(orch(&repo, keep), Err(vec!["e/new.txt".to_string()]));
+    }
 }
 
 #[test]
@@ -202,9 +199,13 @@ fn whitespace_renames_and_criss_cross_histories_merge_alike_in_both() {
             (Err(_), Err(_)) => {}
             _ => panic!("{what}: git {git:?}, libgit2 {lg:?}"),
         }
-        assert_eq!(orch(&repo, Check::Always).is_ok(), git.is_ok(), "{what}");
+        assert_eq!(orch(&repo, Keep::Objects).is_ok(), git.is_ok(), "{what}");
         if let Ok(tree) = git {
-            assert_eq!(orch(&repo, Check::Always), Ok(tree), "{what}");
+            assert_eq!(orch(&repo, Keep::Objects), Ok(tree), "{what}");
+            assert!(
+                repo.find_tree(tree).is_ok(),
+                "{what}: the tree is in the repository"
+            );
         }
     }
 }
@@ -222,9 +223,9 @@ fn commits_only_in_memory_are_merged_by_git_without_writing_to_the_repository() 
         .commit(None, &sig, &sig, "virtual", &ours.tree().unwrap(), &[&ours])
         .unwrap();
     let virtual_tip = repo.find_commit(virtual_tip).unwrap();
-    match merge_commits(&repo, &virtual_tip, &theirs, Check::OnConflict).unwrap() {
-        TreeMerge::Clean(mut index) => {
-            let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+    match merge_commits(&repo, virtual_tip.id(), theirs.id(), Keep::Objects).unwrap() {
+        TreeMerge::Clean(tree) => {
+            let tree = repo.find_tree(tree).unwrap();
             assert!(tree.get_path(Path::new("e/f7.txt")).is_ok());
         }
         TreeMerge::Conflict(paths) => panic!("git merges it: {paths:?}"),
@@ -244,8 +245,8 @@ fn git_answers_through_a_scratch_repository() {
     let repo = Repository::open(tmp.path()).unwrap();
     let (ours, theirs) = sides(&repo);
     assert_eq!(
-        ask_git(&repo, ours.id(), theirs.id()).unwrap(),
-        Some(GitVerdict::Conflict(vec!["a.txt".to_string()]))
+        merge_commits(&repo, ours.id(), theirs.id(), Keep::Objects).unwrap(),
+        TreeMerge::Conflict(vec!["a.txt".to_string()])
     );
 }
 

@@ -2,6 +2,17 @@
 //! kills met by the crash harness.
 
 use super::*;
+use crate::git::refs::{task_branch, task_tree_name};
+use crate::git::worktree::PlanTree;
+
+/// Makes the task's branch at the plan branch's tip and its worktree (or reuses both when they
+/// exist: a supervisor restarted while the task ran).
+fn ensure_task_tree(req: &TaskTreeRequest) -> Result<PlanTree, GitError> {
+    let name = task_tree_name(req.plan, req.id);
+    let branch = task_branch(req.plan, req.id);
+    let path = req.path();
+    ensure_plan_tree(&req.tree(&name, &branch, &path))
+}
 
 /// Task `id`'s request in plan `auth` (branch `plan/auth`), with `f`.
 fn with_task<T>(fx: &Fixture, id: &str, f: impl FnOnce(&TaskTreeRequest) -> T) -> T {

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use git2::{Commit, ErrorCode, Oid, Repository, Signature, Sort};
+use git2::{Commit, Oid, Repository, Sort};
 
 use super::MergeError;
 use crate::git;
+use crate::git::repo::signature;
 use crate::manifest::MergeStrategy;
 
 /// What building the merge of a plan branch into a target tip gave.
@@ -35,26 +36,12 @@ pub(crate) struct Subject<'a> {
     pub(crate) strategy: MergeStrategy,
 }
 
-/// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`.
-pub(crate) fn signature(repo: &Repository) -> Result<Signature<'static>, git2::Error> {
-    repo.signature()
-        .or_else(|_| Signature::now("orch", "orch@localhost"))
-}
-
 /// The commit a local branch points at; `None` when there is no such branch.
 pub(crate) fn branch_commit<'r>(
     repo: &'r Repository,
     branch: &str,
 ) -> Result<Option<Commit<'r>>, MergeError> {
-    let read = |source| MergeError::Read {
-        what: format!("branch `{branch}`"),
-        source,
-    };
-    match repo.find_reference(&format!("refs/heads/{branch}")) {
-        Ok(r) => r.peel_to_commit().map(Some).map_err(read),
-        Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => Ok(None),
-        Err(e) => Err(read(e)),
-    }
+    Ok(git::repo::branch_commit(repo, branch)?)
 }
 
 /// The tip of the target branch, which must exist.
@@ -108,7 +95,7 @@ pub(crate) fn merged_into(
         return Ok(true);
     }
     Ok(matches!(
-        trial_merge(repo, tip, theirs, branch, target, git::Check::OnConflict)?,
+        trial_merge(repo, tip, theirs, branch, target, git::Keep::Nothing)?,
         Trial::NoChange
     ))
 }
@@ -121,23 +108,19 @@ fn contains(
     branch: &str,
     target: &str,
 ) -> Result<bool, MergeError> {
-    if tip == other {
-        return Ok(true);
-    }
-    repo.graph_descendant_of(tip, other)
-        .map_err(|source| MergeError::Build {
-            branch: branch.to_string(),
-            target: target.to_string(),
-            source,
-        })
+    git::repo::contains(repo, tip, other).map_err(|source| MergeError::Build {
+        branch: branch.to_string(),
+        target: target.to_string(),
+        source,
+    })
 }
 
 /// The result of merging in memory.
 enum Trial {
     NoChange,
     Conflict(Vec<String>),
-    /// The merged index (nothing written yet).
-    Clean(git2::Index),
+    /// The merged tree.
+    Clean(Oid),
 }
 
 fn trial_merge(
@@ -146,26 +129,20 @@ fn trial_merge(
     theirs: &Commit,
     branch: &str,
     target: &str,
-    check: git::Check,
+    keep: git::Keep,
 ) -> Result<Trial, MergeError> {
-    let build_error = |source| MergeError::Build {
-        branch: branch.to_string(),
-        target: target.to_string(),
-        source,
-    };
-    let index = match git::merge_commits(repo, tip, theirs, check).map_err(build_error)? {
-        git::TreeMerge::Conflict(paths) => return Ok(Trial::Conflict(paths)),
-        git::TreeMerge::Clean(index) => index,
-    };
-    // Compared without writing the tree: a check must not leave objects behind.
-    let tip_tree = tip.tree().map_err(build_error)?;
-    let diff = repo
-        .diff_tree_to_index(Some(&tip_tree), Some(&index), None)
-        .map_err(build_error)?;
-    if diff.deltas().len() == 0 {
-        return Ok(Trial::NoChange);
-    }
-    Ok(Trial::Clean(index))
+    let merged = git::merge_commits(repo, tip.id(), theirs.id(), keep).map_err(|source| {
+        MergeError::Build {
+            branch: branch.to_string(),
+            target: target.to_string(),
+            source,
+        }
+    })?;
+    Ok(match merged {
+        git::TreeMerge::Conflict(paths) => Trial::Conflict(paths),
+        git::TreeMerge::Clean(tree) if tree == tip.tree_id() => Trial::NoChange,
+        git::TreeMerge::Clean(tree) => Trial::Clean(tree),
+    })
 }
 
 /// Builds the merge of the branch tip `theirs` into the target tip `tip` by `subject.strategy`,
@@ -184,21 +161,16 @@ pub(crate) fn build(
         return Ok(Built::Ready(theirs.id()));
     }
     let (branch, target) = (subject.branch, subject.target);
-    let mut index = match trial_merge(repo, tip, theirs, branch, target, git::Check::Always)? {
+    let tree_id = match trial_merge(repo, tip, theirs, branch, target, git::Keep::Objects)? {
         Trial::NoChange => return Ok(Built::AlreadyMerged),
         _ if ff_only => return Ok(Built::FfImpossible),
         Trial::Conflict(paths) => return Ok(Built::Conflict(paths)),
-        Trial::Clean(index) => index,
+        Trial::Clean(tree) => tree,
     };
     let write_error = |source| MergeError::WriteCommit {
         branch: subject.branch.to_string(),
         source,
     };
-    // Every entry of a merged index is a blob of one of the three trees or one libgit2 has just
-    // written: checking that each exists (libgit2's "strict object creation") reads the header of
-    // every object of the tree, 5,000 reads for 5,000 files, for nothing.
-    git2::opts::strict_object_creation(false);
-    let tree_id = index.write_tree_to(repo).map_err(write_error)?;
     let tree = repo.find_tree(tree_id).map_err(write_error)?;
     let message = message(repo, tip.id(), theirs.id(), subject)?;
     let sig = signature(repo).map_err(write_error)?;
@@ -328,19 +300,7 @@ pub(crate) struct Simulator {
 impl Simulator {
     /// Starts at the current tip of `target`.
     pub(crate) fn new(repo_root: &Path, target: &str) -> Result<Self, MergeError> {
-        let repo = git::open(repo_root)?;
-        {
-            let odb = repo.odb().map_err(|source| MergeError::Read {
-                what: "the object database".into(),
-                source,
-            })?;
-            // Writes go to the backend of the highest priority that can write: this one.
-            odb.add_new_mempack_backend(1000)
-                .map_err(|source| MergeError::Read {
-                    what: "the object database".into(),
-                    source,
-                })?;
-        }
+        let repo = git::inspect::open_read_only(repo_root)?;
         let tip = target_commit(&repo, target)?.id();
         Ok(Self {
             repo,

@@ -81,14 +81,7 @@ impl MergeError {
             Self::TargetMissing { .. } => exit::INVALID,
             Self::Interrupted { .. } => exit::INTERRUPTED,
             Self::Dirty { .. } | Self::UntrackedInTheWay { .. } => exit::REFUSED,
-            Self::BranchMissing { .. }
-            | Self::Read { .. }
-            | Self::Build { .. }
-            | Self::WriteCommit { .. }
-            | Self::Staging { .. }
-            | Self::Checkout { .. }
-            | Self::UpdateRef { .. }
-            | Self::Tag { .. } => exit::FAILURE,
+            _ => exit::FAILURE,
         }
     }
 

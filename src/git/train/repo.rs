@@ -7,6 +7,7 @@ use git2::{ErrorCode, Oid, Repository};
 
 use super::MergeError;
 use super::build::{Built, Subject, branch_commit, build, target_commit};
+use crate::git::repo::contains;
 use crate::git::{self, retry_locked};
 
 /// One open repository (libgit2's handle is `Send`, not `Sync`: one per thread).
@@ -34,13 +35,7 @@ impl MergeRepo {
     pub(crate) fn open_with(repo_root: &Path, in_memory: bool) -> Result<Self, MergeError> {
         let repo = git::open(repo_root)?;
         if in_memory {
-            let read = |source| MergeError::Read {
-                what: "the object database".into(),
-                source,
-            };
-            let odb = repo.odb().map_err(read)?;
-            // Writes go to the backend of the highest priority that can write: this one.
-            odb.add_new_mempack_backend(1000).map_err(read)?;
+            git::inspect::writes_in_memory(&repo, repo_root)?;
         }
         Ok(Self { repo })
     }
@@ -57,14 +52,10 @@ impl MergeRepo {
 
     /// Whether `tip` has `other` in its history (or is it); `what` names the history in an error.
     pub(crate) fn contains(&self, tip: Oid, other: Oid, what: &str) -> Result<bool, MergeError> {
-        Ok(tip == other
-            || self
-                .repo
-                .graph_descendant_of(tip, other)
-                .map_err(|source| MergeError::Read {
-                    what: what.to_string(),
-                    source,
-                })?)
+        contains(&self.repo, tip, other).map_err(|source| MergeError::Read {
+            what: what.to_string(),
+            source,
+        })
     }
 
     /// Builds the merge of the commit `theirs` into the commit `tip` by `subject.strategy`,

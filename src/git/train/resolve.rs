@@ -11,9 +11,9 @@ use git2::build::TreeUpdateBuilder;
 use git2::{DiffOptions, FileMode, Oid, Sort, Tree};
 
 use super::MergeError;
-use super::build::signature;
 use super::repo::MergeRepo;
-use crate::git::{self, Check, TreeMerge, retry_locked};
+use crate::git::repo::signature;
+use crate::git::{self, Keep, TreeMerge, retry_locked};
 
 /// The most commits of one side [`MergeRepo::side_commits`] looks at.
 const MAX_WALK: usize = 500;
@@ -49,26 +49,19 @@ impl MergeRepo {
     }
 
     /// The tree of the clean merge of `theirs` into `ours` (written to the object database), or
-    /// the conflicted paths (libgit2's merge confirmed by git's).
+    /// the conflicted paths.
     pub(crate) fn merged_tree(
         &self,
         ours: Oid,
         theirs: Oid,
     ) -> Result<Result<Oid, Vec<String>>, MergeError> {
-        let read = |what: &str| {
-            let what = what.to_string();
-            move |source| MergeError::Read { what, source }
-        };
-        let (ours, theirs) = (
-            self.commit(ours, "the merge")?,
-            self.commit(theirs, "the merge")?,
-        );
-        match git::merge_commits(&self.repo, &ours, &theirs, Check::Always)
-            .map_err(read("the merge"))?
-        {
-            TreeMerge::Clean(mut index) => Ok(Ok(index
-                .write_tree_to(&self.repo)
-                .map_err(read("the merged tree"))?)),
+        match git::merge_commits(&self.repo, ours, theirs, Keep::Objects).map_err(|source| {
+            MergeError::Read {
+                what: "the merge".into(),
+                source,
+            }
+        })? {
+            TreeMerge::Clean(tree) => Ok(Ok(tree)),
             TreeMerge::Conflict(paths) => Ok(Err(paths)),
         }
     }
@@ -76,12 +69,8 @@ impl MergeRepo {
     /// Whether merging `theirs` into `ours` conflicts (a read-only question; a merge that cannot
     /// be built counts as no conflict).
     pub(crate) fn conflicts(&self, ours: Oid, theirs: Oid) -> bool {
-        let (Ok(ours), Ok(theirs)) = (self.repo.find_commit(ours), self.repo.find_commit(theirs))
-        else {
-            return false;
-        };
         matches!(
-            git::merge_commits(&self.repo, &ours, &theirs, Check::OnConflict),
+            git::merge_commits(&self.repo, ours, theirs, Keep::Nothing),
             Ok(TreeMerge::Conflict(_))
         )
     }

@@ -102,25 +102,19 @@ impl Staging {
         &self.path
     }
 
-    /// Brings the worktree to `commit` by a forced checkout of what differs (untracked files
+    /// Brings the worktree to `commit` by git's forced checkout of what differs (untracked files
     /// removed, ignored ones such as build output kept) and detaches its HEAD there. What the
-    /// last `verify` left (agents' code) is never written through: no symlink where a directory
-    /// of the old or the new tree goes.
+    /// last `verify` left (agents' code) is never written through: git's checkout removes a
+    /// symlink where a directory goes.
     pub(crate) fn move_to(&self, commit: Oid) -> Result<(), String> {
-        let linked = git::open(&self.path).map_err(|e| e.to_string())?;
-        let moved = (|| -> Result<(), git2::Error> {
-            let object = linked.find_object(commit, None)?;
-            let new_tree = object.peel_to_tree()?;
-            let old_tree = linked.head()?.peel_to_tree()?;
-            if let Err(e) = git::remove_tree_links(&linked, &self.path, &[&old_tree, &new_tree]) {
-                return Err(git2::Error::from_str(&e.to_string()));
-            }
-            let mut opts = git2::build::CheckoutBuilder::new();
-            opts.force().remove_untracked(true);
-            linked.checkout_tree(&object, Some(&mut opts))?;
-            linked.set_head_detached(commit)
-        })();
-        moved.map_err(|e| e.message().to_string())
+        let (run, commit) = (
+            |args: &[&str]| git::cli::run(&self.path, args),
+            commit.to_string(),
+        );
+        run(&["checkout", "--quiet", "--force", "--detach", &commit])
+            .and_then(|_| run(&["clean", "-fdq"]))
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -164,7 +164,7 @@ pub(crate) fn move_target(
                 })?;
         }
     }
-    let sig = super::build::signature(&repo).map_err(ref_error)?;
+    let sig = crate::git::repo::signature(&repo).map_err(ref_error)?;
     tx.set_target(&refname, new, Some(&sig), log)
         .map_err(ref_error)?;
     tx.commit().map_err(ref_error)?;
