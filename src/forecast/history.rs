@@ -155,12 +155,7 @@ impl History {
 /// without following a link; `None` when it does not exist.
 fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OPEN_FLAGS)
-        .open(path);
-    let mut file = match file {
+    let mut file = match crate::links::open_untrusted(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

@@ -10,7 +10,7 @@ use super::model::{OrchRun, StatusDoc, TaskEntry, TaskStatus, parse_timestamp, t
 use super::summary::refresh_derived;
 
 /// A requested change of a task's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     /// pending|failed → in_progress.
@@ -24,6 +24,8 @@ pub enum Transition {
     /// → pending.
     Reset,
 }
+
+impl crate::manifest::Spelled for Transition {}
 
 /// The process that runs a task, recorded in `orchRun` on start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

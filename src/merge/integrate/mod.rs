@@ -256,19 +256,20 @@ impl Integrator {
     fn test_locked(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let (target_tip, cands) = spec.candidates()?;
         let verify = spec.verify.as_ref();
+        let mut trials = 0usize;
+        let report = |trials, failure| IntegrationReport {
+            target: spec.target.clone(),
+            target_commit: target_tip.to_string(),
+            tested: cands.iter().map(tried).collect(),
+            verified: verify.is_some(),
+            trials,
+            failure,
+        };
         if cands.is_empty() {
             // Nothing to test: the target alone is `orch merge`'s business.
-            return Ok(IntegrationReport {
-                target: spec.target.clone(),
-                target_commit: target_tip.to_string(),
-                tested: Vec::new(),
-                verified: verify.is_some(),
-                trials: 0,
-                failure: None,
-            });
+            return Ok(report(0, None));
         }
         let repo = MergeRepo::open_with(&spec.repo_root, verify.is_none())?;
-        let mut trials = 0usize;
         let staging = &mut self.staging;
         let cache = &mut self.cache;
         let mut trial = |set: &[usize]| -> Result<TrialOutcome, MergeError> {
@@ -310,14 +311,7 @@ impl Integrator {
         } else {
             None
         };
-        Ok(IntegrationReport {
-            target: spec.target.clone(),
-            target_commit: target_tip.to_string(),
-            tested: cands.iter().map(tried).collect(),
-            verified: verify.is_some(),
-            trials,
-            failure,
-        })
+        Ok(report(trials, failure))
     }
 
     fn load(&mut self, state_dir: &Path) {

@@ -4,17 +4,13 @@
 
 use std::fs;
 use std::path::Path;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::Signal;
 
 use super::{Candidate, IntegrationVerify};
 
 use crate::git::{Built, MergeRepo, Oid, Staging, Subject};
 use crate::manifest::MergeStrategy;
 use crate::merge::MergeError;
-use crate::process::signal_group;
+use crate::merge::verify::{Waited, wait_group};
 
 /// The staging worktree's name (`<worktree_root>/.merge-staging-_integration`): a plan name
 /// cannot begin with `_`, so it never clashes with the merge train's.
@@ -182,32 +178,15 @@ fn spawn_and_wait(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-    let pgid = child.id();
-    let deadline = Instant::now() + verify.timeout;
-    let mut pause = Duration::from_millis(2);
-    let result = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status.code()),
-            Ok(None) => {}
-            Err(e) => break Err(format!("cannot wait for `{command}`: {e}")),
-        }
-        if crate::merge::interrupt::interrupted() {
-            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
-            break Err(format!("`{command}` was stopped (interrupted)"));
-        }
-        if Instant::now() >= deadline {
-            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
-            break Err(format!(
-                "`{command}` timed out after {}",
-                crate::manifest::format_duration(verify.timeout)
-            ));
-        }
-        sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    };
-    // Whatever the leader left running in its group goes too.
-    signal_group(pgid, Signal::SIGKILL);
-    result
+    match wait_group(&mut child, verify.timeout, verify.grace) {
+        Waited::Exited(status) => Ok(status.code()),
+        Waited::Failed(e) => Err(format!("cannot wait for `{command}`: {e}")),
+        Waited::Interrupted => Err(format!("`{command}` was stopped (interrupted)")),
+        Waited::TimedOut => Err(format!(
+            "`{command}` timed out after {}",
+            crate::manifest::format_duration(verify.timeout)
+        )),
+    }
 }
 
 /// The last [`LAST_LINES`] lines of a log (lossy UTF-8); none when it cannot be read.

@@ -181,11 +181,3 @@ fn hunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
     }
     out
 }
-
-/// The prompt `orch resolve PLAN --dry-run` prints: the one the agent would get now.
-pub(crate) fn dry_run_prompt(
-    manifest_path: &Path,
-    plan: &str,
-) -> Result<String, crate::error::CliError> {
-    super::hand::prompt_now(manifest_path, plan)
-}
