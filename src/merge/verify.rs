@@ -35,6 +35,25 @@ pub(crate) struct Verify {
 }
 
 impl Verify {
+    /// The manifest's `verify`, if any, confined as [`super::confine::decide`] says (exit 6 when
+    /// it must be and cannot).
+    pub(crate) fn of(
+        manifest: &crate::manifest::Manifest,
+    ) -> crate::error::CliResult<Option<Self>> {
+        let d = &manifest.defaults;
+        let Some(argv) = &d.verify else {
+            return Ok(None);
+        };
+        Ok(Some(Verify {
+            argv: argv.clone(),
+            timeout: d.timeout,
+            grace: d.grace,
+            staging_dir: manifest.root.join(&d.worktree_root),
+            log_dir: manifest.root.join(&d.log_dir),
+            sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
+        }))
+    }
+
     /// `<log_dir>/<plan>/merge-verify.log`.
     pub(crate) fn log_path(&self, plan: &str) -> PathBuf {
         self.log_dir.join(plan).join("merge-verify.log")

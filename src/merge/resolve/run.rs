@@ -263,55 +263,46 @@ pub(super) fn prompt_for(
 /// [`Resolution::Failed`].
 pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution, MergeError> {
     let manifest = &*res.manifest;
-    let failed = |agent: &str, files: &[String], cause: String| Resolution::Failed {
-        cause,
-        agent: agent.to_string(),
-        files: files.to_vec(),
-        saved: None,
+    let failed = |agent: &str, files: &[String], cause: String| {
+        let (agent, files) = (agent.to_string(), files.to_vec());
+        Ok(Resolution::Failed {
+            cause,
+            agent,
+            files,
+            saved: None,
+        })
     };
-    let Some(entry) = manifest.plan(req.plan) else {
-        return Ok(failed(
-            "",
-            &[],
-            format!("plan `{}` is not in the manifest", req.plan),
-        ));
+    let plan = req.plan;
+    let Some(entry) = manifest.plan(plan) else {
+        return failed("", &[], format!("plan `{plan}` is not in the manifest"));
     };
     let Some(agent_name) = entry.resolve.clone() else {
-        return Ok(failed(
-            "",
-            &[],
-            format!("plan `{}` has no `resolve` agent", req.plan),
-        ));
+        return failed("", &[], format!("plan `{plan}` has no `resolve` agent"));
     };
     let Some(agent) = manifest.agents.get(&agent_name).cloned() else {
-        return Ok(failed(
+        return failed(
             &agent_name,
             &[],
             format!("agent `{agent_name}` is not defined"),
-        ));
+        );
     };
     if let Some(why) = budget_reached(entry, req.loaded.map(|lp| lp.status_path.as_path())) {
-        return Ok(failed(
-            &agent_name,
-            &[],
-            format!("the plan's budget is reached ({why}): its conflict is left to a person"),
-        ));
+        let cause =
+            format!("the plan's budget is reached ({why}): its conflict is left to a person");
+        return failed(&agent_name, &[], cause);
     }
     let repo = MergeRepo::open(req.repo_root)?;
     let c = match conflicted(&repo, req)? {
         Ok(c) => c,
-        Err(cause) => return Ok(failed(&agent_name, &[], cause)),
+        Err(cause) => return failed(&agent_name, &[], cause),
     };
     let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.branch))?;
     let is_protected = protected(manifest, entry, req.repo_root, &repo, ours_tree);
     if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
-        return Ok(failed(
-            &agent_name,
-            &c.files,
-            format!(
-                "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
-            ),
-        ));
+        let cause = format!(
+            "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
+        );
+        return failed(&agent_name, &c.files, cause);
     }
     let write = |source| MergeError::WriteCommit {
         branch: req.branch.to_string(),
