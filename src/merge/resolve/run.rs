@@ -180,32 +180,20 @@ fn protected(
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
 /// by a resolution that was killed (its notes directory, `<state_dir>/.resolve/<plan>-<n>`).
 pub(super) fn next_attempt(repo: &MergeRepo, manifest: &Manifest, plan: &str) -> u32 {
+    let number = |name: &str, prefix: &str| name.strip_prefix(prefix)?.parse::<u32>().ok();
     let prefix = git::attempt_ref(plan, "resolve", 0);
     let prefix = prefix.trim_end_matches('0');
-    let mut n = 0;
-    for name in repo.ref_names(prefix) {
-        if let Some(k) = name
-            .strip_prefix(prefix)
-            .and_then(|k| k.parse::<u32>().ok())
-        {
-            n = n.max(k);
-        }
-    }
+    let refs = repo.ref_names(prefix).into_iter();
+    let mut n = refs.filter_map(|r| number(&r, prefix)).max().unwrap_or(0);
     let notes = notes_dir(manifest, plan, 0);
     if let (Some(dir), Some(name)) = (notes.parent(), notes.file_name().and_then(|f| f.to_str()))
         && let Ok(entries) = std::fs::read_dir(dir)
     {
         let stem = name.trim_end_matches('0');
-        for e in entries.flatten() {
-            if let Some(k) = e
-                .file_name()
-                .to_str()
-                .and_then(|f| f.strip_prefix(stem))
-                .and_then(|k| k.parse::<u32>().ok())
-            {
-                n = n.max(k);
-            }
-        }
+        let left = entries
+            .flatten()
+            .filter_map(|e| number(e.file_name().to_str()?, stem));
+        n = left.fold(n, u32::max);
     }
     n + 1
 }
