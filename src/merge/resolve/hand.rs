@@ -185,12 +185,7 @@ pub(crate) fn sync_resolving(
                 saved,
                 ..
             } => {
-                let why = format!(
-                    "resolution by agent `{agent}` failed: {cause}{}",
-                    saved
-                        .map(|s| format!(" (its attempt is saved under `{s}`)"))
-                        .unwrap_or_default()
-                );
+                let why = super::run::failure(&agent, &cause, saved.as_deref());
                 return Ok((synced, Some(why)));
             }
         }

@@ -66,6 +66,15 @@ pub(crate) enum Resolution {
     },
 }
 
+/// A failed resolution in words.
+pub(super) fn failure(agent: &str, cause: &str, saved: Option<&str>) -> String {
+    let saved = saved.map(|s| format!(" (its attempt is saved under `{s}`)"));
+    format!(
+        "resolution by agent `{agent}` failed: {cause}{}",
+        saved.unwrap_or_default()
+    )
+}
+
 /// The conflicted state orch writes for the resolver.
 pub(super) struct Conflicted {
     /// The plan branch's tip and the target's.

@@ -65,12 +65,7 @@ impl MergeRun {
                 StepOutcome::Unresolved {
                     files,
                     verify: is_verify,
-                    reason: format!(
-                        "resolution by agent `{agent}` failed: {cause}{}",
-                        saved
-                            .map(|s| format!(" (its attempt is saved under `{s}`)"))
-                            .unwrap_or_default()
-                    ),
+                    reason: super::run::failure(&agent, &cause, saved.as_deref()),
                 },
                 Some(agent),
             )),
