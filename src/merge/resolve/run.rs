@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::prompt::{self, PromptInput, Reason};
+use super::prompt::{self, PromptInput};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
 use crate::git::{self, MergeRepo, Oid, Staging};
 use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
@@ -230,17 +230,13 @@ pub(super) fn prompt_for(
         .join(&manifest.defaults.worktree_root)
         .join(format!("{RESOLVE_PREFIX}{}", req.plan));
     let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
-    let reason = match &req.why {
-        Why::Conflict => Reason::Conflict,
-        Why::Verify(out) => Reason::Verify(out),
-    };
     prompt::render(&PromptInput {
         plan: req.plan,
         branch: req.branch,
         target: req.target,
         workdir: &workdir,
         notes: &notes.join(EXPLANATION),
-        reason,
+        why: &req.why,
         files: prompt::marked_files(repo, c.tree, &c.files),
         tasks: req
             .tasks
