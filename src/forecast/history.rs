@@ -91,14 +91,12 @@ impl Record {
 
     /// The attempt's cost in US dollars, when known.
     pub(crate) fn cost_usd(&self) -> Option<f64> {
-        self.cost_micro_usd.map(|c| c as f64 / 1e6)
+        self.cost_micro_usd.map(crate::agent_output::micro_to_usd)
     }
 
     /// When it settled, as a timestamp (`None` when the text is not RFC 3339).
     pub(crate) fn end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        chrono::DateTime::parse_from_rfc3339(&self.at)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
+        crate::status::parse_timestamp(&self.at)
     }
 }
 
