@@ -76,6 +76,32 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)
 }
 
+/// Opens `path` for reading without following a symlink at it, and without waiting on a FIFO
+/// planted there (`O_NOFOLLOW | O_NONBLOCK`): for files an agent can replace.
+pub(crate) fn open_untrusted(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// The first `limit` bytes of the regular file `path`, opened with [`open_untrusted`];
+/// `Ok(None)` when there is none. A link, a FIFO or another special file is an error.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match open_untrusted(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
 /// An error when `path` itself is a symlink.
 fn refuse_link(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {

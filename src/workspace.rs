@@ -333,10 +333,9 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         diagnostics.extend(m.warnings.iter().cloned());
         diagnostics.extend(warm_tracked(m));
     }
-    let mut cross = Vec::new();
-    if let Some(m) = &manifest
-        && plans.len() == m.plans.len()
-    {
+    // The manifest's cross-plan checks and dependencies, when every plan of it is loaded.
+    let whole = manifest.as_ref().filter(|m| plans.len() == m.plans.len());
+    if let Some(m) = whole {
         // Only the plans some `depends_on` names are looked at (a shape copies every task id).
         let named = |name: &str| {
             m.plans
@@ -351,21 +350,15 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         diagnostics.extend(manifest::check_targets(m, &shapes));
         diagnostics.extend(sparse_diagnostics(m, &plans));
         diagnostics.extend(attempts_diagnostics(m, &plans));
-        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        cross = cross_deps_of(m, &names);
     }
     let graph = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
         let list: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        match Graph::build(&list, &names, &cross) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                diagnostics.extend(e.0);
-                None
-            }
-        }
+        let cross = whole.map(|m| cross_deps_of(m, &names)).unwrap_or_default();
+        let built = Graph::build(&list, &names, &cross);
+        built.map_err(|e| diagnostics.extend(e.0)).ok()
     };
     tracing::debug!(
         manifest = ?manifest_path,

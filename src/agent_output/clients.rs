@@ -14,8 +14,6 @@
 //!   `inputTokens`, `outputTokens`, `cacheReadTokens`, `cacheWriteTokens`), which the agent
 //!   could write too, so it is read as what it is: a bounded, untrusted file.
 
-use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use serde_json::Value;
@@ -87,18 +85,7 @@ pub(super) fn copilot_error(v: &Value) -> (String, Option<u64>) {
 /// over its models; `None` when the file is missing, empty, a link, a FIFO or another special
 /// file, too big or not such a file.
 pub fn read_usage_file(path: &Path) -> Option<Usage> {
-    // Not through a link, and without waiting on a FIFO the agent may have left in its place
-    // (the open of one for reading would block until a writer came).
-    let f = crate::links::no_follow()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    f.take(USAGE_FILE_LIMIT).read_to_end(&mut bytes).ok()?;
+    let bytes = crate::links::read_regular(path, USAGE_FILE_LIMIT).ok()??;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let models = v.get("modelMetrics")?.as_object()?;
     let mut total: Option<Usage> = None;

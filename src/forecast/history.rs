@@ -91,14 +91,12 @@ impl Record {
 
     /// The attempt's cost in US dollars, when known.
     pub(crate) fn cost_usd(&self) -> Option<f64> {
-        self.cost_micro_usd.map(|c| c as f64 / 1e6)
+        self.cost_micro_usd.map(crate::agent_output::micro_to_usd)
     }
 
     /// When it settled, as a timestamp (`None` when the text is not RFC 3339).
     pub(crate) fn end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        chrono::DateTime::parse_from_rfc3339(&self.at)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
+        crate::status::parse_timestamp(&self.at)
     }
 }
 
@@ -155,12 +153,7 @@ impl History {
 /// without following a link; `None` when it does not exist.
 fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OPEN_FLAGS)
-        .open(path);
-    let mut file = match file {
+    let mut file = match crate::links::open_untrusted(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

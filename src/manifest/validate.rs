@@ -444,34 +444,21 @@ fn plans(
             None => slurm.clone(),
         };
 
-        let (branch, branch_span) = match &plan.branch {
-            Some(At { value, span }) => {
-                if let Err(why) = check_ref_name(value) {
-                    r.error(
-                        span,
-                        format!(
-                            "branch `{value}` of plan `{}` is not valid: {why}",
-                            name.value
-                        ),
-                    );
-                }
-                (value.clone(), span.clone())
-            }
+        // Of a branch named after an invalid plan name, that name was reported already.
+        let (branch, branch_span, checked) = match &plan.branch {
+            Some(At { value, span }) => (value.clone(), span.clone(), true),
             None => {
                 let full = format!("{}{}", defaults.branch_prefix, name.value);
-                // An invalid name was reported already; its branch would only repeat that.
-                if name_ok && let Err(why) = check_ref_name(&full) {
-                    r.error(
-                        &name.span,
-                        format!(
-                            "branch `{full}` of plan `{}` is not valid: {why}",
-                            name.value
-                        ),
-                    );
-                }
-                (full, name.span.clone())
+                (full, name.span.clone(), name_ok)
             }
         };
+        if checked && let Err(why) = check_ref_name(&branch) {
+            let what = format!(
+                "branch `{branch}` of plan `{}` is not valid: {why}",
+                name.value
+            );
+            r.error(&branch_span, what);
+        }
         if branch == defaults.target {
             r.error(
                 &branch_span,

@@ -32,14 +32,7 @@ pub(crate) fn verify_spec(manifest: &Manifest, repo_root: &Path) -> CliResult<Op
             manifest.path.display()
         )));
     }
-    Ok(Some(Verify {
-        argv: argv.clone(),
-        timeout: manifest.defaults.timeout,
-        grace: manifest.defaults.grace,
-        staging_dir: manifest.root.join(&manifest.defaults.worktree_root),
-        log_dir: manifest.root.join(&manifest.defaults.log_dir),
-        sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
-    }))
+    Verify::of(manifest)
 }
 
 /// Refuses (exit 4) before anything moves when the work tree that has the target checked out

@@ -108,8 +108,7 @@ impl TmpDir {
     /// `<tmp>/orch-verify-<pid>-<what>`, made empty.
     pub(crate) fn make(what: &str) -> Result<Self, String> {
         let path = std::env::temp_dir().join(format!("orch-verify-{}-{what}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
+        crate::links::fresh_dir(&path)
             .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", path.display()))?;
         Ok(Self(path))
     }

@@ -167,6 +167,7 @@ pub(crate) type Unfinished = (String, Vec<String>);
 /// out because they are not finished (`(name, unfinished tasks)`). Refusals (exit 4) name every
 /// plan refused and why; unknown names are exit 2.
 pub(crate) fn select(
+    ws: &Workspace,
     infos: &[PlanInfo],
     by_name: &HashMap<&str, &PlanInfo>,
     names: &[String],
@@ -185,20 +186,8 @@ pub(crate) fn select(
         }
         return Ok((run, unfinished));
     }
-    let mut run = Vec::new();
-    for name in names {
-        match by_name.get(name.as_str()) {
-            Some(p) if !run.contains(&p.index) => run.push(p.index),
-            Some(_) => {}
-            None => {
-                let known: Vec<String> = infos.iter().map(|p| format!("`{}`", p.name)).collect();
-                return Err(
-                    CliError::invalid(anyhow!("no plan named `{name}` in the manifest"))
-                        .with_hint(format!("the manifest's plans are {}", known.join(", "))),
-                );
-            }
-        }
-    }
+    // `infos` are the workspace's plans, in its order.
+    let run = ws.select(names)?;
     let requested: HashSet<&str> = run.iter().map(|&i| infos[i].name.as_str()).collect();
     let mut refusals = Vec::new();
     let mut hints = BTreeSet::new();

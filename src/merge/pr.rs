@@ -89,18 +89,8 @@ impl<'a> PrRun<'a> {
             }
         } else {
             let mut refusals = Vec::new();
-            for name in names {
-                let Some(p) = infos.iter().find(|p| &p.name == name) else {
-                    let known: Vec<String> =
-                        infos.iter().map(|p| format!("`{}`", p.name)).collect();
-                    return Err(CliError::invalid(anyhow!(
-                        "no plan named `{name}` in the manifest"
-                    ))
-                    .with_hint(format!("the manifest's plans are {}", known.join(", "))));
-                };
-                if chosen.contains(&p.index) || landed.contains(&p.index) {
-                    continue;
-                }
+            // `infos` are the workspace's plans, in its order.
+            for p in ws.select(names)?.into_iter().map(|i| &infos[i]) {
                 if let Some(refusal) = p.not_finished() {
                     refusals.push(refusal);
                 } else if p.tip.is_none() {

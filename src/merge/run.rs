@@ -142,7 +142,7 @@ impl MergeRun {
         let (run_set, unfinished) = {
             let by_name: HashMap<&str, &PlanInfo> =
                 infos.iter().map(|p| (p.name.as_str(), p)).collect();
-            select(&infos, &by_name, names, &repo_root, &target)?
+            select(ws, &infos, &by_name, names, &repo_root, &target)?
         };
         let order = super::in_merge_order(&infos, &run_set);
         Ok(Self {

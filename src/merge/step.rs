@@ -155,15 +155,10 @@ pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
     })
 }
 
-/// The archive tag name of a plan's branch tip.
-pub(crate) fn archive_tag_name(plan: &str, tip: &str) -> String {
-    format!("{ARCHIVE_PREFIX}/{plan}/{}", &tip[..tip.len().min(10)])
-}
-
 /// Tags the branch tip (lightweight) so its commits survive the branch's deletion. A tag of that
 /// name on the same commit is fine; on another commit it is an error.
 fn archive(repo: &MergeRepo, plan: &str, tip: Oid) -> Result<String, MergeError> {
-    let tag = archive_tag_name(plan, &tip.to_string());
+    let tag = format!("{ARCHIVE_PREFIX}/{plan}/{}", super::short(&tip.to_string()));
     repo.tag(&tag, tip, "orch merge: archive")
         .map_err(|reason| MergeError::Tag {
             tag: tag.clone(),

@@ -76,19 +76,9 @@ pub(crate) fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, 
             "{}: merge `{upstream}` ({branch} at {short}) to keep up with it",
             t.plan
         );
-        match git::merge_into(t.worktree, t.branch, &tip, &message)? {
-            MergeOutcome::AlreadyContained => done.push(UpstreamMerge {
-                upstream,
-                branch,
-                upstream_commit: tip,
-                commit: None,
-            }),
-            MergeOutcome::Merged { commit } => done.push(UpstreamMerge {
-                upstream,
-                branch,
-                upstream_commit: tip,
-                commit: Some(commit),
-            }),
+        let commit = match git::merge_into(t.worktree, t.branch, &tip, &message)? {
+            MergeOutcome::AlreadyContained => None,
+            MergeOutcome::Merged { commit } => Some(commit),
             // Only if a branch moved since the trial: the merges before it stay.
             MergeOutcome::Conflict { paths } => {
                 return Ok(SyncResult::Conflict {
@@ -98,7 +88,13 @@ pub(crate) fn sync_plan(repo_root: &Path, t: &SyncTarget) -> Result<SyncResult, 
                     files: paths,
                 });
             }
-        }
+        };
+        done.push(UpstreamMerge {
+            upstream,
+            branch,
+            upstream_commit: tip,
+            commit,
+        });
     }
     Ok(SyncResult::Done(done))
 }

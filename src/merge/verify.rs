@@ -35,6 +35,25 @@ pub(crate) struct Verify {
 }
 
 impl Verify {
+    /// The manifest's `verify`, if any, confined as [`super::confine::decide`] says (exit 6 when
+    /// it must be and cannot).
+    pub(crate) fn of(
+        manifest: &crate::manifest::Manifest,
+    ) -> crate::error::CliResult<Option<Self>> {
+        let d = &manifest.defaults;
+        let Some(argv) = &d.verify else {
+            return Ok(None);
+        };
+        Ok(Some(Verify {
+            argv: argv.clone(),
+            timeout: d.timeout,
+            grace: d.grace,
+            staging_dir: manifest.root.join(&d.worktree_root),
+            log_dir: manifest.root.join(&d.log_dir),
+            sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
+        }))
+    }
+
     /// `<log_dir>/<plan>/merge-verify.log`.
     pub(crate) fn log_path(&self, plan: &str) -> PathBuf {
         self.log_dir.join(plan).join("merge-verify.log")
@@ -141,49 +160,74 @@ pub(super) fn run(
         Ok(c) => c,
         Err(e) => return Verdict::Failed(format!("cannot start `{command}`: {e}")),
     };
+    interrupt::set_running_group(child.id());
+    let verdict = match wait_group(&mut child, verify.timeout, verify.grace) {
+        Waited::Exited(status) => match status.code() {
+            Some(0) => Verdict::Passed,
+            Some(code) => Verdict::Failed(format!(
+                "`{command}` exited with status {code}; its output is in {}",
+                log.display()
+            )),
+            // Killed by `interrupt::stop_now` (a second Ctrl-C of the supervisor).
+            None if interrupt::interrupted() => Verdict::Interrupted,
+            None => Verdict::Failed(format!(
+                "`{command}` was killed by a signal; its output is in {}",
+                log.display()
+            )),
+        },
+        Waited::Failed(e) => Verdict::Failed(format!("cannot wait for `{command}`: {e}")),
+        Waited::Interrupted => Verdict::Interrupted,
+        Waited::TimedOut => Verdict::Failed(format!(
+            "`{command}` timed out after {}; its output is in {}",
+            crate::manifest::format_duration(verify.timeout),
+            log.display()
+        )),
+    };
+    interrupt::set_running_group(0);
+    verdict
+}
+
+/// How waiting for a verify command ended.
+pub(crate) enum Waited {
+    Exited(std::process::ExitStatus),
+    /// `try_wait` failed.
+    Failed(std::io::Error),
+    /// Stopped: Ctrl-C or SIGTERM ([`interrupt`]).
+    Interrupted,
+    /// Stopped: past its time limit.
+    TimedOut,
+}
+
+/// Waits for `child`, the leader of its own process group, up to `timeout`; stopped
+/// ([`stop_group`]) when interrupted or past its time. Whatever the leader left running in its
+/// group goes too.
+pub(crate) fn wait_group(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    grace: Duration,
+) -> Waited {
     let pgid = child.id();
-    interrupt::set_running_group(pgid);
-    let deadline = Instant::now() + verify.timeout;
+    let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(2);
-    let verdict = loop {
+    let waited = loop {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                break match status.code() {
-                    Some(0) => Verdict::Passed,
-                    Some(code) => Verdict::Failed(format!(
-                        "`{command}` exited with status {code}; its output is in {}",
-                        log.display()
-                    )),
-                    // Killed by `interrupt::stop_now` (a second Ctrl-C of the supervisor).
-                    None if interrupt::interrupted() => Verdict::Interrupted,
-                    None => Verdict::Failed(format!(
-                        "`{command}` was killed by a signal; its output is in {}",
-                        log.display()
-                    )),
-                };
-            }
+            Ok(Some(status)) => break Waited::Exited(status),
             Ok(None) => {}
-            Err(e) => break Verdict::Failed(format!("cannot wait for `{command}`: {e}")),
+            Err(e) => break Waited::Failed(e),
         }
         if interrupt::interrupted() {
-            stop_group(pgid, verify.grace, &mut child);
-            break Verdict::Interrupted;
+            stop_group(pgid, grace, child);
+            break Waited::Interrupted;
         }
         if Instant::now() >= deadline {
-            stop_group(pgid, verify.grace, &mut child);
-            break Verdict::Failed(format!(
-                "`{command}` timed out after {}; its output is in {}",
-                crate::manifest::format_duration(verify.timeout),
-                log.display()
-            ));
+            stop_group(pgid, grace, child);
+            break Waited::TimedOut;
         }
         sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     };
-    // Whatever the leader left running in its group goes too.
     signal_group(pgid, Signal::SIGKILL);
-    interrupt::set_running_group(0);
-    verdict
+    waited
 }
 
 /// SIGTERM to the group, up to `grace` for it to go, then SIGKILL; the leader is reaped.

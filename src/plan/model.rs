@@ -7,10 +7,11 @@ use serde::Serialize;
 use crate::diagnostic::Diagnostic;
 
 /// Whether an entry is a task written in the plan or a phase's verification step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// A `- [ ] N.M description` line.
+    #[default]
     Task,
     /// The acceptance criteria of a `**VERIFY Phase N:**` block, run as one step with id `V<N>`.
     Verify,
@@ -28,7 +29,7 @@ pub enum Priority {
 }
 
 /// One task (or verification step) of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Task {
     /// `N.M` / `N.M.K` as written, or `V<N>` for a verification step.
     pub id: String,

@@ -1,80 +1,37 @@
-//! Finding status entries by id without scanning: an open-addressing table of positions, built
-//! on the first lookup, checked on every hit, rebuilt when the entries changed under it.
+//! Finding status entries by id without scanning: the positions of the entries by id
+//! ([`IdIndex`]), built on the first lookup, checked on every hit, rebuilt when the entries
+//! changed under it.
 
 use std::sync::{Mutex, PoisonError};
 
 use super::model::TaskEntry;
+use crate::plan::IdIndex;
 
 pub(crate) use crate::plan::hash_bytes;
 
-const EMPTY: u32 = u32::MAX;
-
-struct Table {
-    /// Positions into tasks ++ verification steps; `EMPTY` for a free slot.
-    slots: Vec<u32>,
+/// The id of entry `i` of tasks ++ verification steps (empty past their end).
+fn id_at<'a>(tasks: &'a [TaskEntry], verify: &'a [TaskEntry], i: usize) -> &'a str {
+    let entry = match i.checked_sub(tasks.len()) {
+        None => tasks.get(i),
+        Some(v) => verify.get(v),
+    };
+    entry.map_or("", |e| e.id.as_str())
 }
 
-fn entry_at<'a>(
-    tasks: &'a [TaskEntry],
-    verify: &'a [TaskEntry],
-    i: usize,
-) -> Option<&'a TaskEntry> {
-    if i < tasks.len() {
-        tasks.get(i)
-    } else {
-        verify.get(i - tasks.len())
+/// The positions of tasks ++ verification steps by id (a repeated id: the first entry).
+fn build(tasks: &[TaskEntry], verify: &[TaskEntry]) -> IdIndex {
+    let mut index = IdIndex::with_capacity(tasks.len() + verify.len());
+    for (i, e) in tasks.iter().chain(verify).enumerate() {
+        index.insert_first(&e.id, i, |i| id_at(tasks, verify, i));
     }
-}
-
-impl Table {
-    fn build(tasks: &[TaskEntry], verify: &[TaskEntry]) -> Self {
-        let n = tasks.len() + verify.len();
-        let size = (n * 2).next_power_of_two().max(8);
-        let mut t = Table {
-            slots: vec![EMPTY; size],
-        };
-        for (i, e) in tasks.iter().chain(verify).enumerate() {
-            let Ok(pos) = u32::try_from(i) else { break };
-            let mut s = t.start(&e.id);
-            loop {
-                match t.slots[s] {
-                    EMPTY => {
-                        t.slots[s] = pos;
-                        break;
-                    }
-                    // A repeated id: the first entry wins.
-                    p if entry_at(tasks, verify, p as usize).is_some_and(|o| o.id == e.id) => break,
-                    _ => s = (s + 1) & (t.slots.len() - 1),
-                }
-            }
-        }
-        t
-    }
-
-    fn start(&self, id: &str) -> usize {
-        (hash_bytes(id.as_bytes()) as usize) & (self.slots.len() - 1)
-    }
-
-    fn probe(&self, tasks: &[TaskEntry], verify: &[TaskEntry], id: &str) -> Option<usize> {
-        let mut s = self.start(id);
-        for _ in 0..self.slots.len() {
-            match self.slots[s] {
-                EMPTY => return None,
-                p if entry_at(tasks, verify, p as usize).is_some_and(|e| e.id == id) => {
-                    return Some(p as usize);
-                }
-                _ => s = (s + 1) & (self.slots.len() - 1),
-            }
-        }
-        None
-    }
+    index
 }
 
 /// The index of a [`super::StatusDoc`]'s entries. Not part of the document: clones start empty
 /// and every index compares equal.
 #[derive(Default)]
 pub(crate) struct EntryIndex {
-    table: Mutex<Option<Table>>,
+    table: Mutex<Option<IdIndex>>,
 }
 
 impl EntryIndex {
@@ -88,12 +45,14 @@ impl EntryIndex {
         id: &str,
     ) -> Option<usize> {
         let mut guard = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let table = guard.get_or_insert_with(|| Table::build(tasks, verify));
-        if let Some(i) = table.probe(tasks, verify, id) {
+        let table = guard.get_or_insert_with(|| build(tasks, verify));
+        if let Some(i) = table.get(id, |i| id_at(tasks, verify, i))
+            && i < tasks.len() + verify.len()
+        {
             return Some(i);
         }
         let i = tasks.iter().chain(verify).position(|e| e.id == id)?;
-        *guard = Some(Table::build(tasks, verify));
+        *guard = Some(build(tasks, verify));
         Some(i)
     }
 }

@@ -19,9 +19,10 @@ pub(crate) const DEFAULT_COMMENT: &str = "Execution status of this plan, maintai
     lists the tasks; this file records their outcomes. Change it with `orch task`, not by hand.";
 
 /// The status of one task, as the schema spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
+    #[default]
     Pending,
     InProgress,
     Completed,
@@ -145,7 +146,7 @@ pub(crate) struct ExecutionConstraints {
 }
 
 /// One entry of `tasks` (or of orch's `verifySteps`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskEntry {
     pub id: String,
@@ -235,7 +236,7 @@ pub(crate) struct Summary {
 }
 
 /// A whole `status.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDoc {
     #[serde(rename = "_comment", default, skip_serializing_if = "Option::is_none")]
@@ -339,26 +340,8 @@ impl TaskEntry {
     pub(crate) fn from_plan_parts(task: &Task) -> Self {
         Self {
             id: task.id.clone(),
-            phase: String::new(),
-            description: String::new(),
             status: super::with_plan(TaskStatus::Pending, task),
-            dependencies: Vec::new(),
-            dependents: Vec::new(),
-            started_at: None,
-            completed_at: None,
-            duration: None,
-            error: None,
-            notes: None,
-            skip_reason: None,
-            retry_count: 0,
-            last_error: None,
-            execution_constraints: None,
-            orch_run: None,
-            commit: None,
-            attempts: 0,
-            blocking: None,
-            orch_usage: None,
-            extra: Map::new(),
+            ..Self::default()
         }
     }
 }
@@ -373,18 +356,9 @@ impl StatusDoc {
             plan_name: plan_name(plan),
             created_at: now.clone(),
             last_updated_at: Some(now),
-            current_phase: None,
-            tasks: Vec::new(),
-            runs: Vec::new(),
-            summary: Summary::default(),
             orch_schema_version: ORCH_SCHEMA_VERSION,
             orch_plan: orch_name.to_string(),
-            verify_steps: Vec::new(),
-            orch_plan_digest: None,
-            extra: Map::new(),
-            orch_plan_agent: None,
-            orch_merge: None,
-            index: EntryIndex::default(),
+            ..Self::default()
         };
         // Every task is new to an empty document: reconciling adds them all, in plan order.
         super::reconcile::reconcile(&mut doc, plan);

@@ -10,8 +10,7 @@
 //!
 //! The files are orch's own JSON; both sides read them with serde.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,14 +113,7 @@ pub(crate) fn transition_name(t: Transition) -> &'static str {
 impl Report {
     /// The transition it asks for; `None` for a name orch does not know.
     pub(crate) fn transition(&self) -> Option<Transition> {
-        Some(match self.transition.as_str() {
-            "start" => Transition::Start,
-            "done" => Transition::Done,
-            "fail" => Transition::Fail,
-            "skip" => Transition::Skip,
-            "reset" => Transition::Reset,
-            _ => return None,
-        })
+        crate::manifest::Spelled::parse(&self.transition)
     }
 
     /// What goes with the transition.
@@ -164,26 +156,7 @@ pub(crate) fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std:
 /// Reads `path` without following a symbolic link (nor opening a FIFO or device: only a
 /// regular file is read); `Ok(None)` when there is none. At most 1 MiB is read.
 pub(crate) fn read_nofollow(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_flags())
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(1 << 20).read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
-}
-
-/// `O_NOFOLLOW | O_NONBLOCK` (a FIFO planted in place of the file does not block the reader).
-fn libc_flags() -> i32 {
-    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits()
+    crate::links::read_regular(path, 1 << 20)
 }
 
 #[cfg(test)]

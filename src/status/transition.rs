@@ -10,7 +10,7 @@ use super::model::{OrchRun, StatusDoc, TaskEntry, TaskStatus, parse_timestamp, t
 use super::summary::refresh_derived;
 
 /// A requested change of a task's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     /// pending|failed → in_progress.
@@ -24,6 +24,8 @@ pub enum Transition {
     /// → pending.
     Reset,
 }
+
+impl crate::manifest::Spelled for Transition {}
 
 /// The process that runs a task, recorded in `orchRun` on start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,6 +76,11 @@ impl TransitionOutcome {
     pub(crate) fn is_changed(&self) -> bool {
         matches!(self, Self::Changed { .. })
     }
+}
+
+/// Refused: task `e` is `what`.
+fn refuse<T>(e: &TaskEntry, what: &str) -> Result<T, StatusError> {
+    Err(refused(e, format!("task `{}` is {what}", e.id)))
 }
 
 fn refused(e: &TaskEntry, message: String) -> StatusError {
@@ -203,13 +210,7 @@ pub fn apply(
                     return Err(refused(e, in_progress_message(e)));
                 }
                 TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
-                    return Err(refused(
-                        e,
-                        format!(
-                            "task `{}` is already {from}; use --force to start it again",
-                            e.id
-                        ),
-                    ));
+                    return refuse(e, &format!("already {from}; use --force to start it again"));
                 }
                 _ => {}
             }
@@ -230,22 +231,13 @@ pub fn apply(
                 executor: r.executor.clone(),
                 job_id: r.job_id.clone(),
             });
-            if let Some(note) = &opts.note {
-                e.notes = Some(note.clone());
-            }
             TaskStatus::InProgress
         }
         Transition::Done => {
             match from {
                 TaskStatus::Completed => return Ok(unchanged(e)),
                 TaskStatus::Skipped if !opts.force => {
-                    return Err(refused(
-                        e,
-                        format!(
-                            "task `{}` is skipped; use --force to mark it completed",
-                            e.id
-                        ),
-                    ));
+                    return refuse(e, "skipped; use --force to mark it completed");
                 }
                 _ => {}
             }
@@ -254,9 +246,6 @@ pub fn apply(
             e.error = None;
             e.skip_reason = None;
             e.orch_run = None;
-            if let Some(note) = &opts.note {
-                e.notes = Some(note.clone());
-            }
             if let Some(commit) = &opts.commit {
                 e.commit = Some(commit.clone());
             }
@@ -274,13 +263,7 @@ pub fn apply(
                     return Ok(finish(doc, id, from, from, &stamp));
                 }
                 TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
-                    return Err(refused(
-                        e,
-                        format!(
-                            "task `{}` is already {from}; use --force to mark it failed",
-                            e.id
-                        ),
-                    ));
+                    return refuse(e, &format!("already {from}; use --force to mark it failed"));
                 }
                 _ => {}
             }
@@ -292,9 +275,6 @@ pub fn apply(
             e.duration = millis_between(e.started_at.as_deref(), now);
             e.skip_reason = None;
             e.orch_run = None;
-            if let Some(note) = &opts.note {
-                e.notes = Some(note.clone());
-            }
             TaskStatus::Failed
         }
         Transition::Skip => {
@@ -311,32 +291,20 @@ pub fn apply(
                     return Ok(finish(doc, id, from, from, &stamp));
                 }
                 TaskStatus::Completed if !opts.force => {
-                    return Err(refused(
-                        e,
-                        format!(
-                            "task `{}` is already completed; use --force to skip it",
-                            e.id
-                        ),
-                    ));
+                    return refuse(e, "already completed; use --force to skip it");
                 }
                 _ => {}
             }
             e.skip_reason = opts.reason.clone();
             e.orch_run = None;
             e.error = None;
-            if let Some(note) = &opts.note {
-                e.notes = Some(note.clone());
-            }
             TaskStatus::Skipped
         }
         Transition::Reset => {
             match from {
                 TaskStatus::Pending => return Ok(unchanged(e)),
                 TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
-                    return Err(refused(
-                        e,
-                        format!("task `{}` is {from}; use --force to reset it", e.id),
-                    ));
+                    return refuse(e, &format!("{from}; use --force to reset it"));
                 }
                 _ => {}
             }
@@ -350,6 +318,11 @@ pub fn apply(
             TaskStatus::Pending
         }
     };
+    if t != Transition::Reset
+        && let Some(note) = &opts.note
+    {
+        e.notes = Some(note.clone());
+    }
     e.status = to;
     Ok(finish(doc, id, from, to, &stamp))
 }

@@ -2,7 +2,7 @@
 //! where they keep their state and what of it a confined agent's private copy holds, and the
 //! variables orch sets for them.
 
-/// to work.
+/// An agent CLI orch knows by its program's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KnownCli {
     Claude,
@@ -74,16 +74,9 @@ impl KnownCli {
     pub fn of(command: &[String]) -> Option<Self> {
         let program = command.first()?;
         let name = std::path::Path::new(program).file_name()?.to_str()?;
-        match name {
-            "claude" => Some(Self::Claude),
-            "codex" => Some(Self::Codex),
-            "gemini" => Some(Self::Gemini),
-            "aider" => Some(Self::Aider),
-            "opencode" => Some(Self::Opencode),
-            "qwen" => Some(Self::Qwen),
-            "copilot" => Some(Self::Copilot),
-            _ => None,
-        }
+        use KnownCli::*;
+        let all = [Claude, Codex, Gemini, Aider, Opencode, Qwen, Copilot];
+        all.into_iter().find(|cli| cli.name() == name)
     }
 
     pub(crate) fn name(self) -> &'static str {

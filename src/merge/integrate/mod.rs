@@ -11,38 +11,25 @@ pub(crate) mod trial;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use trial::TrialOutcome;
 
-use super::MergeError;
 use super::order::{OrderItem, merge_order};
+use super::{MergeError, Verify};
 use crate::error::CliResult;
 use crate::git::{MergeRepo, Oid};
 use crate::manifest::Manifest;
-
-/// The verify command of a trial.
-#[derive(Clone, Debug)]
-pub(crate) struct IntegrationVerify {
-    pub(crate) argv: Vec<String>,
-    pub(crate) timeout: Duration,
-    pub(crate) grace: Duration,
-    /// Where the staging worktree goes (`<worktree_root>`).
-    pub(crate) staging_dir: PathBuf,
-    /// The output of the latest trial (`<log_dir>/integration-verify.log`).
-    pub(crate) log: PathBuf,
-    /// Confined as `orch merge`'s verify is ([`super::confine`]).
-    pub(crate) confine: Option<super::confine::Confine>,
-}
 
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
 pub(crate) struct IntegrationSpec {
     pub(crate) repo_root: PathBuf,
     pub(crate) target: String,
-    pub(crate) verify: Option<IntegrationVerify>,
+    /// `orch merge`'s verify command, confined alike; the output of the latest trial goes to
+    /// `<log_dir>/integration-verify.log`.
+    pub(crate) verify: Option<Verify>,
     /// `<state_dir>`: the lock, the cache, the last result.
     pub(crate) state_dir: PathBuf,
     /// The manifest's plans to order, and each one's branch.
@@ -131,24 +118,10 @@ impl IntegrationSpec {
     /// `<log_dir>/integration-verify.log`.
     pub(crate) fn from_manifest(manifest: &Manifest, repo_root: &Path) -> CliResult<Self> {
         let d = &manifest.defaults;
-        let confine = match &d.verify {
-            Some(_) => super::confine::decide(manifest, crate::sandbox::supported)?.confine,
-            None => None,
-        };
         Ok(Self {
             repo_root: repo_root.to_path_buf(),
             target: d.target.clone(),
-            verify: d.verify.as_ref().map(|argv| IntegrationVerify {
-                argv: argv.clone(),
-                timeout: d.timeout,
-                grace: d.grace,
-                staging_dir: manifest.root.join(&d.worktree_root),
-                log: manifest
-                    .root
-                    .join(&d.log_dir)
-                    .join("integration-verify.log"),
-                confine,
-            }),
+            verify: Verify::of(manifest)?,
             state_dir: manifest.root.join(&d.state_dir),
             plans: manifest
                 .plans
@@ -190,7 +163,7 @@ impl IntegrationSpec {
 }
 
 /// The cache key of a trial: the verify command, the target's tip, the plans' names and tips.
-fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&IntegrationVerify>) -> String {
+fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&Verify>) -> String {
     let mut k = target_tip.to_string();
     for p in plans {
         k.push_str(&format!(" {}={}", p.name, p.tip));
@@ -256,19 +229,20 @@ impl Integrator {
     fn test_locked(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let (target_tip, cands) = spec.candidates()?;
         let verify = spec.verify.as_ref();
+        let mut trials = 0usize;
+        let report = |trials, failure| IntegrationReport {
+            target: spec.target.clone(),
+            target_commit: target_tip.to_string(),
+            tested: cands.iter().map(tried).collect(),
+            verified: verify.is_some(),
+            trials,
+            failure,
+        };
         if cands.is_empty() {
             // Nothing to test: the target alone is `orch merge`'s business.
-            return Ok(IntegrationReport {
-                target: spec.target.clone(),
-                target_commit: target_tip.to_string(),
-                tested: Vec::new(),
-                verified: verify.is_some(),
-                trials: 0,
-                failure: None,
-            });
+            return Ok(report(0, None));
         }
         let repo = MergeRepo::open_with(&spec.repo_root, verify.is_none())?;
-        let mut trials = 0usize;
         let staging = &mut self.staging;
         let cache = &mut self.cache;
         let mut trial = |set: &[usize]| -> Result<TrialOutcome, MergeError> {
@@ -310,14 +284,7 @@ impl Integrator {
         } else {
             None
         };
-        Ok(IntegrationReport {
-            target: spec.target.clone(),
-            target_commit: target_tip.to_string(),
-            tested: cands.iter().map(tried).collect(),
-            verified: verify.is_some(),
-            trials,
-            failure,
-        })
+        Ok(report(trials, failure))
     }
 
     fn load(&mut self, state_dir: &Path) {

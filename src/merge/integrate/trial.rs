@@ -4,21 +4,20 @@
 
 use std::fs;
 use std::path::Path;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
-use super::{Candidate, IntegrationVerify};
+use super::Candidate;
 
 use crate::git::{Built, MergeRepo, Oid, Staging, Subject};
 use crate::manifest::MergeStrategy;
-use crate::merge::MergeError;
-use crate::process::signal_group;
+use crate::merge::verify::{Waited, wait_group};
+use crate::merge::{MergeError, Verify};
 
 /// The staging worktree's name (`<worktree_root>/.merge-staging-_integration`): a plan name
 /// cannot begin with `_`, so it never clashes with the merge train's.
 pub(crate) const STAGING_NAME: &str = "_integration";
+
+/// The output of the latest trial, in `<log_dir>`.
+const LOG: &str = "integration-verify.log";
 
 /// How many lines of the verify command's output a report keeps.
 pub(crate) const LAST_LINES: usize = 20;
@@ -53,7 +52,7 @@ pub(super) fn run(
     target: &str,
     target_tip: Oid,
     plans: &[&Candidate],
-    verify: Option<&IntegrationVerify>,
+    verify: Option<&Verify>,
     staging: &mut Option<Staging>,
 ) -> Result<TrialOutcome, MergeError> {
     let mut tip = target_tip;
@@ -110,7 +109,7 @@ pub(super) fn run(
 fn checkout(
     staging: &mut Option<Staging>,
     repo_root: &Path,
-    verify: &IntegrationVerify,
+    verify: &Verify,
     commit: Oid,
 ) -> Result<std::path::PathBuf, MergeError> {
     if let Some(st) = staging.as_ref() {
@@ -131,15 +130,15 @@ fn checkout(
 /// Runs the verify command in `cwd` with its output in the log (overwritten each trial): its exit
 /// code (`None`: killed, timed out or not started) and the log's last lines.
 fn run_verify(
-    verify: &IntegrationVerify,
+    verify: &Verify,
     cwd: &Path,
     target: &str,
     plan: &str,
     commit: Oid,
 ) -> (Option<i32>, Vec<String>) {
-    let log = &verify.log;
-    let code = spawn_and_wait(verify, cwd, target, plan, commit);
-    let mut lines = last_lines(log);
+    let log = verify.log_dir.join(LOG);
+    let code = spawn_and_wait(verify, &log, cwd, target, plan, commit);
+    let mut lines = last_lines(&log);
     if let Err(why) = &code {
         lines.push(format!("orch: {why}"));
     }
@@ -147,7 +146,8 @@ fn run_verify(
 }
 
 fn spawn_and_wait(
-    verify: &IntegrationVerify,
+    verify: &Verify,
+    log: &Path,
     cwd: &Path,
     target: &str,
     plan: &str,
@@ -155,7 +155,7 @@ fn spawn_and_wait(
 ) -> Result<Option<i32>, String> {
     let command = crate::merge::verify::shown(&verify.argv);
     let (argv, tmp) = crate::merge::confine::verify_argv(
-        verify.confine.as_ref(),
+        verify.sandbox.confine.as_ref(),
         &verify.argv,
         cwd,
         "_integration",
@@ -163,17 +163,17 @@ fn spawn_and_wait(
     let Some((program, args)) = argv.split_first() else {
         return Err("the verify command is empty".into());
     };
-    if let Some(dir) = verify.log.parent() {
+    if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
     let out = crate::links::no_follow()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&verify.log)
-        .map_err(|e| crate::links::refused(&verify.log, e))
+        .open(log)
+        .map_err(|e| crate::links::refused(log, e))
         .and_then(|f| Ok((f.try_clone()?, f)))
-        .map_err(|e| format!("cannot open `{}`: {e}", verify.log.display()))?;
+        .map_err(|e| format!("cannot open `{}`: {e}", log.display()))?;
     let mut cmd =
         crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit);
     if let Some(t) = &tmp {
@@ -182,32 +182,15 @@ fn spawn_and_wait(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-    let pgid = child.id();
-    let deadline = Instant::now() + verify.timeout;
-    let mut pause = Duration::from_millis(2);
-    let result = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status.code()),
-            Ok(None) => {}
-            Err(e) => break Err(format!("cannot wait for `{command}`: {e}")),
-        }
-        if crate::merge::interrupt::interrupted() {
-            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
-            break Err(format!("`{command}` was stopped (interrupted)"));
-        }
-        if Instant::now() >= deadline {
-            crate::merge::verify::stop_group(pgid, verify.grace, &mut child);
-            break Err(format!(
-                "`{command}` timed out after {}",
-                crate::manifest::format_duration(verify.timeout)
-            ));
-        }
-        sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    };
-    // Whatever the leader left running in its group goes too.
-    signal_group(pgid, Signal::SIGKILL);
-    result
+    match wait_group(&mut child, verify.timeout, verify.grace) {
+        Waited::Exited(status) => Ok(status.code()),
+        Waited::Failed(e) => Err(format!("cannot wait for `{command}`: {e}")),
+        Waited::Interrupted => Err(format!("`{command}` was stopped (interrupted)")),
+        Waited::TimedOut => Err(format!(
+            "`{command}` timed out after {}",
+            crate::manifest::format_duration(verify.timeout)
+        )),
+    }
 }
 
 /// The last [`LAST_LINES`] lines of a log (lossy UTF-8); none when it cannot be read.

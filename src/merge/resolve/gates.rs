@@ -85,7 +85,8 @@ pub(super) fn read_entry(root: &Path, rel: &str) -> Result<WorkFile, String> {
     if meta.len() > MAX_FILE {
         return Err(format!("`{rel}` is larger than {} MiB", MAX_FILE >> 20));
     }
-    let mut f = open_read(&path).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    let mut f =
+        crate::links::open_untrusted(&path).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
     let mut bytes = Vec::new();
     f.by_ref()
         .take(MAX_FILE + 1)
@@ -97,32 +98,14 @@ pub(super) fn read_entry(root: &Path, rel: &str) -> Result<WorkFile, String> {
     })
 }
 
-/// Opens `path` for reading with `O_NOFOLLOW` and `O_NONBLOCK`: a link is not followed, and a
-/// FIFO swapped in after the type was read does not hang the read.
-fn open_read(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-}
-
 /// The explanation the agent left (`<notes dir>/explanation.md`), read without following a
 /// link, at most 64 KiB; empty when there is none.
 pub(super) fn explanation(notes_dir: &Path) -> String {
     let path = notes_dir.join(super::EXPLANATION);
-    let Ok(meta) = std::fs::symlink_metadata(&path) else {
-        return String::new();
-    };
-    if !meta.is_file() {
-        return String::new();
+    match crate::links::read_regular(&path, MAX_EXPLANATION) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::new(),
     }
-    let Ok(f) = open_read(&path) else {
-        return String::new();
-    };
-    let mut bytes = Vec::new();
-    let _ = f.take(MAX_EXPLANATION).read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Whether the explanation names `path`: as a word of its own (between whitespace, quotes,

@@ -14,7 +14,7 @@ use crate::merge::MergeError;
 use crate::merge::verify::Verify;
 
 /// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).
-pub(super) fn prompt_now(manifest_path: &Path, plan: &str) -> Result<String, CliError> {
+pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, CliError> {
     let sel = crate::workspace::Selection {
         manifest: Some(manifest_path.to_path_buf()),
         plan: None,
@@ -70,6 +70,7 @@ pub(crate) fn request<'a>(
     verify: Option<&'a Verify>,
     why: Why,
 ) -> ResolveRequest<'a> {
+    let loaded = ws.plans.iter().find(|p| p.name == entry.name);
     ResolveRequest {
         repo_root,
         target: &manifest.defaults.target,
@@ -79,27 +80,19 @@ pub(crate) fn request<'a>(
         strategy: manifest.defaults.merge_strategy,
         verify,
         why,
-        tasks: ws
-            .plans
-            .iter()
-            .find(|p| p.name == entry.name)
-            .map(|lp| tasks_of(&lp.plan))
-            .unwrap_or_default(),
-        loaded: ws.plans.iter().find(|p| p.name == entry.name),
+        // The plan's tasks as the prompt lists them: (`id: description`, description and body).
+        tasks: loaded.map_or_else(Vec::new, |lp| {
+            let tasks = lp.plan.tasks.iter();
+            let task = |t: &crate::plan::Task| {
+                (
+                    format!("{}: {}", t.id, t.description),
+                    format!("{}\n{}", t.description, t.body),
+                )
+            };
+            tasks.map(task).collect()
+        }),
+        loaded,
     }
-}
-
-/// A plan's tasks as the prompt lists them: (`id: description`, description and body).
-pub(crate) fn tasks_of(plan: &crate::plan::Plan) -> Vec<(String, String)> {
-    plan.tasks
-        .iter()
-        .map(|t| {
-            (
-                format!("{}: {}", t.id, t.description),
-                format!("{}\n{}", t.description, t.body),
-            )
-        })
-        .collect()
 }
 
 /// `orch resolve PLAN`: the plan's conflict with the target handed to its resolver now, the
@@ -192,12 +185,7 @@ pub(crate) fn sync_resolving(
                 saved,
                 ..
             } => {
-                let why = format!(
-                    "resolution by agent `{agent}` failed: {cause}{}",
-                    saved
-                        .map(|s| format!(" (its attempt is saved under `{s}`)"))
-                        .unwrap_or_default()
-                );
+                let why = super::run::failure(&agent, &cause, saved.as_deref());
                 return Ok((synced, Some(why)));
             }
         }

@@ -34,8 +34,7 @@ use std::time::Duration;
 use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
-pub(crate) use hand::{resolve_by_hand, sync_resolving};
-pub(crate) use prompt::dry_run_prompt;
+pub(crate) use hand::{dry_run_prompt, resolve_by_hand, sync_resolving};
 pub(crate) use run::resolve;
 pub(crate) use run::{Resolution, resolvers_usage};
 

@@ -5,18 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::gates::MAX_EXTRA;
+use super::run::Why;
 use crate::git::{MergeRepo, Oid};
 
 /// The most commits of one side the prompt lists.
 pub(super) const MAX_COMMITS: usize = 20;
-
-/// Why the plan is handed to the agent.
-pub(super) enum Reason<'a> {
-    /// A textual conflict: git left markers in these files.
-    Conflict,
-    /// The merge was clean but `verify` failed on it; its output's end.
-    Verify(&'a str),
-}
 
 /// What the prompt says.
 pub(super) struct PromptInput<'a> {
@@ -25,7 +18,8 @@ pub(super) struct PromptInput<'a> {
     pub(crate) target: &'a str,
     pub(crate) workdir: &'a Path,
     pub(crate) notes: &'a Path,
-    pub(crate) reason: Reason<'a>,
+    /// Why the plan is handed to the agent.
+    pub(crate) why: &'a Why,
     /// Each conflicted file with the lines of its markers (in the worktree as orch wrote it).
     pub(crate) files: Vec<(String, Vec<(usize, usize)>)>,
     /// The plan's tasks that name one of the files (`id: description`).
@@ -42,8 +36,8 @@ pub(super) struct PromptInput<'a> {
 pub(super) fn render(p: &PromptInput) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Resolve a merge for orch\n");
-    match &p.reason {
-        Reason::Conflict => {
+    match p.why {
+        Why::Conflict => {
             let _ = writeln!(
                 s,
                 "Merging `{}` into plan `{}`'s branch `{}` conflicts: both sides changed the same \
@@ -59,7 +53,7 @@ pub(super) fn render(p: &PromptInput) -> String {
                 let _ = writeln!(s, "- `{f}`{at}");
             }
         }
-        Reason::Verify(output) => {
+        Why::Verify(output) => {
             let _ = writeln!(
                 s,
                 "Plan `{}` (branch `{}`) merges into `{}` without a textual conflict, but the \
@@ -180,12 +174,4 @@ fn hunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
         }
     }
     out
-}
-
-/// The prompt `orch resolve PLAN --dry-run` prints: the one the agent would get now.
-pub(crate) fn dry_run_prompt(
-    manifest_path: &Path,
-    plan: &str,
-) -> Result<String, crate::error::CliError> {
-    super::hand::prompt_now(manifest_path, plan)
 }

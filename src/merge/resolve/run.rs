@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::prompt::{self, PromptInput, Reason};
+use super::prompt::{self, PromptInput};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
 use crate::git::{self, MergeRepo, Oid, Staging};
 use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
@@ -64,6 +64,15 @@ pub(crate) enum Resolution {
         files: Vec<String>,
         saved: Option<String>,
     },
+}
+
+/// A failed resolution in words.
+pub(super) fn failure(agent: &str, cause: &str, saved: Option<&str>) -> String {
+    let saved = saved.map(|s| format!(" (its attempt is saved under `{s}`)"));
+    format!(
+        "resolution by agent `{agent}` failed: {cause}{}",
+        saved.unwrap_or_default()
+    )
 }
 
 /// The conflicted state orch writes for the resolver.
@@ -180,32 +189,20 @@ fn protected(
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
 /// by a resolution that was killed (its notes directory, `<state_dir>/.resolve/<plan>-<n>`).
 pub(super) fn next_attempt(repo: &MergeRepo, manifest: &Manifest, plan: &str) -> u32 {
+    let number = |name: &str, prefix: &str| name.strip_prefix(prefix)?.parse::<u32>().ok();
     let prefix = git::attempt_ref(plan, "resolve", 0);
     let prefix = prefix.trim_end_matches('0');
-    let mut n = 0;
-    for name in repo.ref_names(prefix) {
-        if let Some(k) = name
-            .strip_prefix(prefix)
-            .and_then(|k| k.parse::<u32>().ok())
-        {
-            n = n.max(k);
-        }
-    }
+    let refs = repo.ref_names(prefix).into_iter();
+    let mut n = refs.filter_map(|r| number(&r, prefix)).max().unwrap_or(0);
     let notes = notes_dir(manifest, plan, 0);
     if let (Some(dir), Some(name)) = (notes.parent(), notes.file_name().and_then(|f| f.to_str()))
         && let Ok(entries) = std::fs::read_dir(dir)
     {
         let stem = name.trim_end_matches('0');
-        for e in entries.flatten() {
-            if let Some(k) = e
-                .file_name()
-                .to_str()
-                .and_then(|f| f.strip_prefix(stem))
-                .and_then(|k| k.parse::<u32>().ok())
-            {
-                n = n.max(k);
-            }
-        }
+        let left = entries
+            .flatten()
+            .filter_map(|e| number(e.file_name().to_str()?, stem));
+        n = left.fold(n, u32::max);
     }
     n + 1
 }
@@ -233,17 +230,13 @@ pub(super) fn prompt_for(
         .join(&manifest.defaults.worktree_root)
         .join(format!("{RESOLVE_PREFIX}{}", req.plan));
     let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
-    let reason = match &req.why {
-        Why::Conflict => Reason::Conflict,
-        Why::Verify(out) => Reason::Verify(out),
-    };
     prompt::render(&PromptInput {
         plan: req.plan,
         branch: req.branch,
         target: req.target,
         workdir: &workdir,
         notes: &notes.join(EXPLANATION),
-        reason,
+        why: &req.why,
         files: prompt::marked_files(repo, c.tree, &c.files),
         tasks: req
             .tasks
@@ -263,55 +256,46 @@ pub(super) fn prompt_for(
 /// [`Resolution::Failed`].
 pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution, MergeError> {
     let manifest = &*res.manifest;
-    let failed = |agent: &str, files: &[String], cause: String| Resolution::Failed {
-        cause,
-        agent: agent.to_string(),
-        files: files.to_vec(),
-        saved: None,
+    let failed = |agent: &str, files: &[String], cause: String| {
+        let (agent, files) = (agent.to_string(), files.to_vec());
+        Ok(Resolution::Failed {
+            cause,
+            agent,
+            files,
+            saved: None,
+        })
     };
-    let Some(entry) = manifest.plan(req.plan) else {
-        return Ok(failed(
-            "",
-            &[],
-            format!("plan `{}` is not in the manifest", req.plan),
-        ));
+    let plan = req.plan;
+    let Some(entry) = manifest.plan(plan) else {
+        return failed("", &[], format!("plan `{plan}` is not in the manifest"));
     };
     let Some(agent_name) = entry.resolve.clone() else {
-        return Ok(failed(
-            "",
-            &[],
-            format!("plan `{}` has no `resolve` agent", req.plan),
-        ));
+        return failed("", &[], format!("plan `{plan}` has no `resolve` agent"));
     };
     let Some(agent) = manifest.agents.get(&agent_name).cloned() else {
-        return Ok(failed(
+        return failed(
             &agent_name,
             &[],
             format!("agent `{agent_name}` is not defined"),
-        ));
+        );
     };
     if let Some(why) = budget_reached(entry, req.loaded.map(|lp| lp.status_path.as_path())) {
-        return Ok(failed(
-            &agent_name,
-            &[],
-            format!("the plan's budget is reached ({why}): its conflict is left to a person"),
-        ));
+        let cause =
+            format!("the plan's budget is reached ({why}): its conflict is left to a person");
+        return failed(&agent_name, &[], cause);
     }
     let repo = MergeRepo::open(req.repo_root)?;
     let c = match conflicted(&repo, req)? {
         Ok(c) => c,
-        Err(cause) => return Ok(failed(&agent_name, &[], cause)),
+        Err(cause) => return failed(&agent_name, &[], cause),
     };
     let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.branch))?;
     let is_protected = protected(manifest, entry, req.repo_root, &repo, ours_tree);
     if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
-        return Ok(failed(
-            &agent_name,
-            &c.files,
-            format!(
-                "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
-            ),
-        ));
+        let cause = format!(
+            "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
+        );
+        return failed(&agent_name, &c.files, cause);
     }
     let write = |source| MergeError::WriteCommit {
         branch: req.branch.to_string(),

@@ -65,12 +65,7 @@ impl MergeRun {
                 StepOutcome::Unresolved {
                     files,
                     verify: is_verify,
-                    reason: format!(
-                        "resolution by agent `{agent}` failed: {cause}{}",
-                        saved
-                            .map(|s| format!(" (its attempt is saved under `{s}`)"))
-                            .unwrap_or_default()
-                    ),
+                    reason: super::run::failure(&agent, &cause, saved.as_deref()),
                 },
                 Some(agent),
             )),
@@ -80,11 +75,9 @@ impl MergeRun {
 
 /// The last lines of the log at `path` (the verify output), read without following a link.
 fn tail(path: &std::path::Path) -> String {
-    let Ok(f) = crate::links::no_follow().read(true).open(path) else {
+    let Ok(Some(bytes)) = crate::links::read_regular(path, 4 << 20) else {
         return String::new();
     };
-    let mut bytes = Vec::new();
-    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 4 << 20), &mut bytes);
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(VERIFY_TAIL)..].join("\n")

@@ -110,7 +110,9 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// What the lines following the current one belong to.
+#[derive(Default)]
 enum Collect {
+    #[default]
     Nothing,
     /// Body lines of `tasks[index]`.
     TaskBody(usize),
@@ -145,6 +147,7 @@ struct NoteDraft {
     line: usize,
 }
 
+#[derive(Default)]
 struct Parser<'t> {
     path: PathBuf,
     title: Option<String>,
@@ -171,17 +174,8 @@ impl<'t> Parser<'t> {
         Self {
             path: path.to_path_buf(),
             text,
-            title: None,
-            phases: Vec::new(),
-            tasks: Vec::new(),
-            bodies: Vec::new(),
-            verifies: Vec::new(),
-            notes: Vec::new(),
-            pending_pipeline: None,
-            collect: Collect::Nothing,
-            fence: None,
-            diagnostics: Vec::new(),
             files: true,
+            ..Self::default()
         }
     }
 

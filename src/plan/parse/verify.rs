@@ -155,17 +155,8 @@ impl<'t> Parser<'t> {
 /// without an id (no task has one).
 pub(super) fn placeholder() -> Task {
     Task {
-        id: String::new(),
         kind: TaskKind::Verify,
-        phase: 0,
-        description: String::new(),
-        body: String::new(),
-        done: false,
-        depends: None,
-        priority: Priority::Normal,
-        estimate_s: None,
-        files: Vec::new(),
-        line: 0,
         blocking: true,
+        ..Task::default()
     }
 }
