@@ -17,7 +17,7 @@ use crate::workspace::{self, Selection, Workspace};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Kind {
-    /// Both sides have a branch: an in-memory merge.
+    /// Both sides have a branch: git's merge, nothing written.
     Merge,
     /// One side has not started: the files its tasks name against the other's.
     Predicted,
@@ -241,7 +241,7 @@ fn render(target: &str, sides: &[PlanSide], pairs: &[Pair]) -> String {
         .map(label)
         .collect();
     for (list, what) in [
-        (&conflicts, "CONFLICTS ({}; libgit2's in-memory merge):"),
+        (&conflicts, "CONFLICTS ({}; git's merge, nothing written):"),
         (
             &predicted,
             "predicted ({}; plans not started, by the files their tasks name):",

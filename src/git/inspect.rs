@@ -72,34 +72,40 @@ pub(crate) fn conflicts_of_pairs(
         .iter()
         .map(|r| resolve(&repo, r))
         .collect::<Result<Vec<_>, _>>()?;
-    pairs
-        .iter()
-        .map(|&(i, j)| conflict_paths(&repo, &commits[i], &commits[j], &revs[i], &revs[j]))
-        .collect()
-}
-
-/// The conflicting paths of one pair, on an open repository (from [`open_read_only`]).
-pub(crate) fn conflict_paths(
-    repo: &Repository,
-    ours: &Commit,
-    theirs: &Commit,
-    a: &str,
-    b: &str,
-) -> Result<Vec<String>, GitError> {
-    let merge_error = |source| GitError::Merge {
-        branch: a.to_string(),
-        upstream: b.to_string(),
-        source,
+    let merge_error = |i: usize, j: usize| {
+        move |source| GitError::Merge {
+            branch: revs[i].clone(),
+            upstream: revs[j].clone(),
+            source,
+        }
     };
-    if contains(repo, ours.id(), theirs.id()).map_err(merge_error)?
-        || contains(repo, theirs.id(), ours.id()).map_err(merge_error)?
-    {
-        return Ok(Vec::new());
+    // A pair where one side contains the other merges cleanly; git is asked of the rest at once.
+    let mut asked = Vec::new();
+    for &(i, j) in pairs {
+        let (a, b) = (commits[i].id(), commits[j].id());
+        let error = merge_error(i, j);
+        if !(contains(&repo, a, b).map_err(error)? || contains(&repo, b, a).map_err(error)?) {
+            asked.push((i, j));
+        }
     }
-    match merge_commits(repo, ours.id(), theirs.id(), Keep::Nothing).map_err(merge_error)? {
-        TreeMerge::Clean(_) => Ok(Vec::new()),
-        TreeMerge::Conflict(paths) => Ok(paths),
-    }
+    let ids: Vec<(Oid, Oid)> = asked
+        .iter()
+        .map(|&(i, j)| (commits[i].id(), commits[j].id()))
+        .collect();
+    let first = asked.first().copied().unwrap_or_default();
+    let mut merges = super::merge_tree::merge_many(&repo, &ids)
+        .map_err(merge_error(first.0, first.1))?
+        .into_iter();
+    let mut asked = asked.into_iter().peekable();
+    Ok(pairs
+        .iter()
+        .map(
+            |pair| match asked.next_if_eq(pair).and_then(|_| merges.next()) {
+                Some(TreeMerge::Conflict(paths)) => paths,
+                _ => Vec::new(),
+            },
+        )
+        .collect())
 }
 
 /// The files `branch` changed since its merge base with `target` (added, modified, deleted,
@@ -255,10 +261,8 @@ mod tests {
     ///
     /// `a` and `b` are branch names, refs or commit ids (see [`resolve`]).
     fn conflicts_between(repo_root: &Path, a: &str, b: &str) -> Result<Vec<String>, GitError> {
-        let repo = open_read_only(repo_root)?;
-        let ours = resolve(&repo, a)?;
-        let theirs = resolve(&repo, b)?;
-        conflict_paths(&repo, &ours, &theirs, a, b)
+        let revs = [a.to_string(), b.to_string()];
+        Ok(conflicts_of_pairs(repo_root, &revs, &[(0, 1)])?.remove(0))
     }
 
     /// Whether `branch` is merged into `target` (see [`MergeState`]). Nothing is written.

@@ -57,7 +57,7 @@ pub(crate) use history::{History, commit_files, current_branch_at, init_repo};
 pub(crate) use inspect::{MergeState, changed_files, conflicts_of_pairs, overlapping_paths};
 pub(crate) use locate::pin_worktree;
 pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
-pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits};
+pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits, merge_many};
 pub(in crate::git) use named::files_named;
 pub(crate) use named::{changed_since_fork, files_named_at};
 pub use pool::remove_pool;

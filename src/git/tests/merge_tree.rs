@@ -320,3 +320,44 @@ fn a_pick_leaves_to_the_merge_every_path_ours_changed_too() {
         assert_eq!(pick(&repo).0, None, "{script}");
     }
 }
+
+/// One git process for many merges (`orch conflicts`, the start-up warning): the same answers,
+/// in the order asked, as one merge each: clean, conflicting, the same pair twice, a commit
+/// only in memory; and an answer of another shape is refused (the caller asks pair by pair).
+#[test]
+fn many_merges_from_one_git_process_answer_as_one_merge_each() {
+    let tmp = history(
+        "lines > a.txt; c base; git branch theirs; git branch other; git checkout -qb ours; sed -i 's/^line 10$/ten/' a.txt; c o; git checkout -q theirs; sed -i 's/^line 10$/TEN/' a.txt; c t; git checkout -q other; echo new > b.txt; c b",
+    );
+    let repo = crate::git::inspect::open_read_only(tmp.path()).unwrap();
+    let (ours, theirs) = sides(&repo);
+    let other = repo.revparse_single("other").unwrap().id();
+    let sig = fixed_sig();
+    let virtual_tip = repo
+        .commit(None, &sig, &sig, "virtual", &ours.tree().unwrap(), &[&ours])
+        .unwrap();
+    let pairs = [
+        (ours.id(), theirs.id()),
+        (ours.id(), other),
+        (theirs.id(), other),
+        (ours.id(), theirs.id()),
+        (virtual_tip, theirs.id()),
+        (virtual_tip, other),
+    ];
+    let many = merge_many(&repo, &pairs).unwrap();
+    let one: Vec<TreeMerge> = pairs
+        .iter()
+        .map(|&(a, b)| merge_commits(&repo, a, b, Keep::Nothing).unwrap())
+        .collect();
+    assert_eq!(many, one);
+    let conflicts: Vec<bool> = many
+        .iter()
+        .map(|m| matches!(m, TreeMerge::Conflict(_)))
+        .collect();
+    assert_eq!(conflicts, [true, false, false, true, true, false]);
+    assert_eq!(merge_many(&repo, &[]).unwrap(), Vec::new());
+    let parse = crate::git::merge_tree::parse_many;
+    assert!(parse(b"2\0abc\0\0").is_none(), "an unknown status");
+    assert!(parse(b"1\0not-a-tree\0\0").is_none(), "no tree id");
+    assert_eq!(parse(b"").unwrap(), Vec::new());
+}

@@ -292,7 +292,7 @@ pub(super) fn slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> Cli
     })
 }
 
-/// Most plans whose branches are compared pairwise at start-up (`n²/2` in-memory merges).
+/// Most plans whose branches are compared pairwise at start-up (`n²/2` merges, asked of one `git merge-tree --stdin`).
 const CONFLICT_CHECK_MAX: usize = 20;
 
 /// A `Note` for each pair of `(plan, branch)` whose branches would conflict when merged (an
