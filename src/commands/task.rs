@@ -156,7 +156,7 @@ fn commit_task(
     worktree: &Path,
     paths: &[String],
 ) -> CliResult<Option<String>> {
-    let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
+    let already = status::view((path, None), &lp.plan, &lp.rel_path, &lp.name)
         .map_err(status_error)?
         .0
         .entry(id)
@@ -284,8 +284,10 @@ fn run_one_plan(
         return Err(unknown());
     }
     let (outcome, report) =
-        status::update_with_digest(&path, &plan, Some(&digest), &rel, name, |doc, _| apply(doc))
-            .map_err(status_error)?;
+        status::update_with_digest((&path, None), &plan, Some(&digest), &rel, name, |doc, _| {
+            apply(doc)
+        })
+        .map_err(status_error)?;
     for (id, st) in &report.removed {
         eprintln!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"

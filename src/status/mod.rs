@@ -31,7 +31,7 @@ pub use states::load_states;
 pub use store::load;
 pub use store::update;
 pub(crate) use store::{
-    FileStamp, STATUS_FILE_NAME, apply_if_current, rebuild, update_entry_if_current,
+    FileStamp, Known, STATUS_FILE_NAME, apply_if_current, rebuild, update_entry_if_current,
     update_with_digest, view, view_bytes,
 };
 pub(crate) use summary::counts_all;

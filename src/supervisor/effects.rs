@@ -503,7 +503,7 @@ impl Effects<'_> {
                 core,
                 Input::Prepared {
                     plan: p,
-                    result: Err(reason),
+                    result: Err(super::state::Unprepared::Conflict(reason)),
                 },
             );
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Effects, Msg, facts_of};
 use crate::status;
-use crate::supervisor::context::PlanCtx;
+use crate::supervisor::core::reread::{self, Change};
 use crate::supervisor::core::{Core, Input};
 use crate::supervisor::state::TaskFacts;
 
@@ -66,8 +66,9 @@ impl Effects<'_> {
         created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
+        let pc = self.plan(p);
         let doc = match status::view_bytes(
-            &lp.status_path,
+            (&lp.status_path, pc.as_deref().map(|pc| &*pc.known)),
             bytes.as_deref(),
             &lp.plan,
             &lp.rel_path,
@@ -79,7 +80,6 @@ impl Effects<'_> {
                 return None;
             }
         };
-        let pc = self.plan(p);
         let by_id: HashMap<&str, &status::TaskEntry> =
             doc.entries().map(|e| (e.id.as_str(), e)).collect();
         let facts: Vec<TaskFacts> = lp
@@ -101,14 +101,32 @@ impl Effects<'_> {
         let mut refused = Vec::new();
         if let Some(before_doc) = view.doc.as_ref() {
             for (t, task) in lp.plan.tasks.iter().enumerate() {
-                if let (Some(old), Some(new)) = (view.facts.get(t), facts.get(t))
-                    && let Some(before) = before_doc.entry(&task.id)
-                    && !explained(old, new, pc.as_deref(), &task.id)
-                {
-                    refused.push(before.clone());
-                    facts[t] = old.clone();
-                    if let Some(slot) = doc.entry_mut(&task.id) {
-                        *slot = before.clone();
+                let (Some(old), Some(new)) = (view.facts.get(t), facts.get(t)) else {
+                    continue;
+                };
+                let Some(before) = before_doc.entry(&task.id).filter(|_| old != new) else {
+                    continue;
+                };
+                let own = reread::OwnRecord {
+                    in_run: pc.is_some(),
+                    finished: pc
+                        .as_ref()
+                        .is_some_and(|pc| pc.is_finished_by_orch(&task.id)),
+                    commit: pc.as_ref().and_then(|pc| pc.unrecorded_commit(&task.id)),
+                };
+                match reread::judge(old, new, &own) {
+                    Change::Kept => {}
+                    Change::Own => {
+                        if let Some(pc) = &pc {
+                            pc.take_finished_by_orch(&task.id);
+                        }
+                    }
+                    Change::Refused => {
+                        refused.push(before.clone());
+                        facts[t] = old.clone();
+                        if let Some(slot) = doc.entry_mut(&task.id) {
+                            *slot = before.clone();
+                        }
                     }
                 }
             }
@@ -176,23 +194,6 @@ impl Effects<'_> {
             self.note(Some(name), format!("cannot read the status file: {e}"));
         }
     }
-}
-
-/// Whether a task's record read from the file as `new` (after `old`) is a change orch made or
-/// accepts: a task completed or skipped, or given a commit, only by orch itself (a report it
-/// applied, a commit it made and recorded: [`PlanCtx::own_finished`]); anything else (a start,
-/// a failure, `orch retry`/`orch stop`, usage) as before. Outside a run's plan (`pc` `None`):
-/// everything.
-fn explained(old: &TaskFacts, new: &TaskFacts, pc: Option<&PlanCtx>, id: &str) -> bool {
-    use crate::status::TaskStatus::{Completed, Skipped};
-    let finished = matches!(new.status, Completed | Skipped) && new.status != old.status;
-    let committed = new.commit.is_some() && new.commit != old.commit;
-    if !finished && !committed {
-        return true;
-    }
-    let Some(pc) = pc else { return true };
-    // Its own commit, counted as recorded from the moment it was made ([`facts_of`]).
-    pc.take_finished_by_orch(id) || (new.commit.is_some() && pc.unrecorded_commit(id) == new.commit)
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {
