@@ -93,7 +93,7 @@ impl LoadedPlan {
 
     /// [`Self::read_status`] from another file (`ORCH_STATUS_FILE`, `--status-file`).
     fn read_status_at(&self, path: &Path) -> Result<StatusDoc, status::StatusError> {
-        status::view((path, None), &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
+        status::view(path, &self.plan, &self.rel_path, &self.name).map(|(doc, _)| doc)
     }
 }
 

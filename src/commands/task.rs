@@ -156,7 +156,7 @@ fn commit_task(
     worktree: &Path,
     paths: &[String],
 ) -> CliResult<Option<String>> {
-    let already = status::view((path, None), &lp.plan, &lp.rel_path, &lp.name)
+    let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
         .map_err(status_error)?
         .0
         .entry(id)

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
@@ -60,7 +61,7 @@ fn load_with_bytes(
     let Some(bytes) = read_file(path)? else {
         return Ok(None);
     };
-    let doc = parse_known(path, &bytes, known)?;
+    let doc = Arc::unwrap_or_clone(parse_known(path, &bytes, known)?.0);
     Ok(Some((doc, bytes)))
 }
 
@@ -69,40 +70,58 @@ fn load_with_bytes(
 /// back what it wrote itself, a 465 KB file at 1,250 tasks, several times per task). Only the
 /// very same bytes count, so a file anyone else wrote meanwhile is parsed (nothing is taken on
 /// a file's size, time or inode alone).
+/// The document is shared, not copied, with the readers that only look at it.
 #[derive(Default)]
-pub(crate) struct Known(std::sync::Mutex<Option<(Vec<u8>, StatusDoc)>>);
+pub(crate) struct Known(std::sync::Mutex<Option<KnownDoc>>);
+
+struct KnownDoc {
+    bytes: Vec<u8>,
+    doc: Arc<StatusDoc>,
+    /// Written by this process (reconciled with its plan), not only read.
+    written: bool,
+}
 
 impl Known {
-    /// The document of the file's `bytes` when they are the bytes known.
-    fn doc_of(&self, bytes: &[u8]) -> Option<StatusDoc> {
+    /// The document of the file's `bytes` when they are the bytes known, and whether this
+    /// process wrote it.
+    fn doc_of(&self, bytes: &[u8]) -> Option<(Arc<StatusDoc>, bool)> {
         let known = self.0.lock().ok()?;
-        let (b, doc) = known.as_ref()?;
-        (b.as_slice() == bytes).then(|| doc.clone())
+        let k = known.as_ref()?;
+        (k.bytes == bytes).then(|| (k.doc.clone(), k.written))
     }
 
     /// The file holds `bytes` now, read as (or written from) `doc`.
-    fn keep(&self, bytes: Vec<u8>, doc: StatusDoc) {
+    fn keep(&self, bytes: Vec<u8>, doc: Arc<StatusDoc>, written: bool) {
         if let Ok(mut known) = self.0.lock() {
-            *known = Some((bytes, doc));
+            *known = Some(KnownDoc {
+                bytes,
+                doc,
+                written,
+            });
         }
     }
 }
 
-/// [`parse_doc`], or the document `known` has of these very bytes.
-fn parse_known(path: &Path, bytes: &[u8], known: Option<&Known>) -> Result<StatusDoc, StatusError> {
+/// [`parse_doc`], or the document `known` has of these very bytes; whether this process wrote
+/// them.
+fn parse_known(
+    path: &Path,
+    bytes: &[u8],
+    known: Option<&Known>,
+) -> Result<(Arc<StatusDoc>, bool), StatusError> {
     let Some(known) = known else {
-        return parse_doc(path, bytes);
+        return Ok((Arc::new(parse_doc(path, bytes)?), false));
     };
-    if let Some(doc) = known.doc_of(bytes) {
-        return Ok(doc);
+    if let Some(hit) = known.doc_of(bytes) {
+        return Ok(hit);
     }
-    let doc = parse_doc(path, bytes)?;
-    known.keep(bytes.to_vec(), doc.clone());
-    Ok(doc)
+    let doc = Arc::new(parse_doc(path, bytes)?);
+    known.keep(bytes.to_vec(), doc.clone(), false);
+    Ok((doc, false))
 }
 
 /// A status file's bytes; `None` when it does not exist.
-pub(super) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
+pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -175,29 +194,46 @@ fn stamp_identity(doc: &mut StatusDoc, plan_path_rel: &str, orch_name: &str) {
     }
 }
 
-/// Loads (or creates in memory) and reconciles the document, writing nothing and taking no lock;
-/// `known`: what the caller knows of the file.
+/// Loads (or creates in memory) and reconciles the document, writing nothing and taking no lock.
 pub(crate) fn view(
-    (path, known): (&Path, Option<&Known>),
+    path: &Path,
     plan: &Plan,
     plan_path_rel: &str,
     orch_name: &str,
 ) -> Result<(StatusDoc, ReconcileReport), StatusError> {
-    let doc = load_with_bytes(path, known)?.map(|(doc, _)| doc);
+    let doc = load(path)?;
     Ok(view_of(doc, plan, plan_path_rel, orch_name))
 }
 
-/// [`view`] of the text `bytes` read from `path` (`None`: there is no file), with what the
-/// caller knows of the file.
-pub(crate) fn view_bytes(
-    (path, known): (&Path, Option<&Known>),
+/// [`view`] of the text `bytes` read from `path` (`None`: there is no file), shared: when the
+/// bytes are those this process last wrote (`known`), reconciled with the plan of digest
+/// `digest` (its `orchPlanDigest`: reconciling again would change nothing), that document
+/// itself, neither parsed nor copied; otherwise as [`view`] makes it.
+pub(crate) fn view_shared(
+    (path, known, digest): (&Path, Option<&Known>, Option<&str>),
     bytes: Option<&[u8]>,
     plan: &Plan,
     plan_path_rel: &str,
     orch_name: &str,
-) -> Result<(StatusDoc, ReconcileReport), StatusError> {
-    let doc = bytes.map(|b| parse_known(path, b, known)).transpose()?;
-    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+) -> Result<Arc<StatusDoc>, StatusError> {
+    let (doc, written) = match bytes {
+        Some(b) => {
+            let (doc, written) = parse_known(path, b, known)?;
+            (Some(doc), written)
+        }
+        None => (None, false),
+    };
+    if let Some(doc) = &doc
+        && written
+        && digest.is_some()
+        && doc.orch_plan_digest.as_deref() == digest
+        && doc.plan_path == plan_path_rel
+        && doc.orch_plan == orch_name
+    {
+        return Ok(doc.clone());
+    }
+    let doc = doc.map(Arc::unwrap_or_clone);
+    Ok(Arc::new(view_of(doc, plan, plan_path_rel, orch_name).0))
 }
 
 fn view_of(
@@ -420,7 +456,7 @@ fn save_if_changed(
         write_bytes_atomic(path, &bytes)?;
     }
     if let Some(known) = known {
-        known.keep(bytes, doc);
+        known.keep(bytes, Arc::new(doc), true);
     }
     Ok(())
 }

@@ -448,9 +448,16 @@ impl PlanCtx {
         (&self.status_path, Some(&self.known))
     }
 
-    /// The current status document (no lock, no write).
-    pub(crate) fn view(&self) -> Result<StatusDoc, StatusError> {
-        status::view(self.at(), &self.plan, &self.rel_path, &self.name).map(|(d, _)| d)
+    /// The current status document (no lock, no write), shared with the run's other readers
+    /// when it is the one the run wrote last ([`status::view_shared`]).
+    pub(crate) fn view(&self) -> Result<Arc<StatusDoc>, StatusError> {
+        let bytes = status::read_file(&self.status_path)?;
+        let at = (
+            self.status_path.as_path(),
+            Some(&*self.known),
+            self.digest.as_deref(),
+        );
+        status::view_shared(at, bytes.as_deref(), &self.plan, &self.rel_path, &self.name)
     }
 
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).

@@ -420,7 +420,8 @@ pub(super) fn facts_of(
 pub(crate) struct View {
     /// Size and modification time when last read.
     pub(crate) stamp: Option<status::FileStamp>,
-    pub(crate) doc: Option<StatusDoc>,
+    /// Shared with the plan's [`status::Known`] when it is what the run wrote last.
+    pub(crate) doc: Option<Arc<StatusDoc>>,
     pub(crate) facts: Vec<TaskFacts>,
     pub(crate) merged: bool,
     pub(crate) warned: bool,
@@ -538,7 +539,7 @@ impl Effects<'_> {
         };
         for (id, commit) in &records {
             if doc.entry(id).and_then(|e| e.commit.as_deref()) != Some(commit.as_str()) {
-                let _ = super::context::record_commit_in(doc, id, commit);
+                let _ = super::context::record_commit_in(Arc::make_mut(doc), id, commit);
             }
         }
     }

@@ -67,14 +67,16 @@ impl Effects<'_> {
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
         let pc = self.plan(p);
-        let doc = match status::view_bytes(
-            (&lp.status_path, pc.as_deref().map(|pc| &*pc.known)),
-            bytes.as_deref(),
-            &lp.plan,
-            &lp.rel_path,
-            &lp.name,
-        ) {
-            Ok((doc, _)) => doc,
+        // What the run wrote itself is taken as it wrote it: neither parsed nor copied.
+        let known = pc.as_deref().map(|pc| (&*pc.known, pc.digest.as_deref()));
+        let at = (
+            lp.status_path.as_path(),
+            known.map(|k| k.0),
+            known.and_then(|k| k.1),
+        );
+        let doc = match status::view_shared(at, bytes.as_deref(), &lp.plan, &lp.rel_path, &lp.name)
+        {
+            Ok(doc) => doc,
             Err(e) => {
                 self.cannot_read(p, &e);
                 return None;
@@ -124,7 +126,7 @@ impl Effects<'_> {
                     Change::Refused => {
                         refused.push(before.clone());
                         facts[t] = old.clone();
-                        if let Some(slot) = doc.entry_mut(&task.id) {
+                        if let Some(slot) = std::sync::Arc::make_mut(&mut doc).entry_mut(&task.id) {
                             *slot = before.clone();
                         }
                     }
