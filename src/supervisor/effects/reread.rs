@@ -39,7 +39,7 @@ impl Effects<'_> {
     /// document read whole, and the tasks whose record changed, as an input for the core.
     pub(crate) fn reload(&mut self, p: usize) -> Option<Input> {
         let lp = &self.ws.plans[p];
-        let stamp = file_stamp(&lp.status_path);
+        let stamp = status::FileStamp::of(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
@@ -74,17 +74,17 @@ impl Effects<'_> {
             known.map(|k| k.0),
             known.and_then(|k| k.1),
         );
-        let doc = match status::view_shared(at, bytes.as_deref(), &lp.plan, &lp.rel_path, &lp.name)
-        {
-            Ok(doc) => doc,
-            Err(e) => {
-                self.cannot_read(p, &e);
-                return None;
-            }
-        };
+        let mut doc =
+            match status::view_shared(at, bytes.as_deref(), &lp.plan, &lp.rel_path, &lp.name) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    self.cannot_read(p, &e);
+                    return None;
+                }
+            };
         let by_id: HashMap<&str, &status::TaskEntry> =
             doc.entries().map(|e| (e.id.as_str(), e)).collect();
-        let facts: Vec<TaskFacts> = lp
+        let mut facts: Vec<TaskFacts> = lp
             .plan
             .tasks
             .iter()
@@ -98,8 +98,6 @@ impl Effects<'_> {
             .as_ref()
             .is_some_and(status::OrchMerge::is_merged);
         let view = &mut self.views[p];
-        let mut doc = doc;
-        let mut facts = facts;
         let mut refused = Vec::new();
         if let Some(before_doc) = view.doc.as_ref() {
             for (t, task) in lp.plan.tasks.iter().enumerate() {
@@ -196,8 +194,4 @@ impl Effects<'_> {
             self.note(Some(name), format!("cannot read the status file: {e}"));
         }
     }
-}
-
-fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {
-    status::FileStamp::of(path)
 }
