@@ -282,8 +282,10 @@ fn run_one_plan(
         return Err(unknown());
     }
     let (outcome, report) =
-        status::update_with_digest(&path, &plan, Some(&digest), &rel, name, |doc, _| apply(doc))
-            .map_err(status_error)?;
+        status::update_with_digest((&path, None), &plan, Some(&digest), &rel, name, |doc, _| {
+            apply(doc)
+        })
+        .map_err(status_error)?;
     for (id, st) in &report.removed {
         eprintln!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"

@@ -31,8 +31,8 @@ pub use states::load_states;
 pub use store::load;
 pub use store::update;
 pub(crate) use store::{
-    FileStamp, STATUS_FILE_NAME, apply_if_current, rebuild, update_entry_if_current,
-    update_with_digest, view, view_bytes,
+    FileStamp, Known, STATUS_FILE_NAME, apply_if_current, read_file, rebuild,
+    update_entry_if_current, update_with_digest, view, view_shared,
 };
 pub(crate) use summary::counts_all;
 pub use summary::refresh_derived;

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
@@ -49,20 +50,78 @@ fn parent_dir(path: &Path) -> &Path {
 /// Reads a status file without locking. `None` when it does not exist; a file that is not JSON or
 /// not shaped like a status file is [`StatusError::Corrupt`], never silently replaced.
 pub fn load(path: &Path) -> Result<Option<StatusDoc>, StatusError> {
-    Ok(load_with_bytes(path)?.map(|(doc, _)| doc))
+    Ok(load_with_bytes(path, None)?.map(|(doc, _)| doc))
 }
 
-/// [`load`], also returning the file's bytes.
-fn load_with_bytes(path: &Path) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusError> {
+/// [`load`], also returning the file's bytes; `known`: what the caller knows of the file.
+fn load_with_bytes(
+    path: &Path,
+    known: Option<&Known>,
+) -> Result<Option<(StatusDoc, Vec<u8>)>, StatusError> {
     let Some(bytes) = read_file(path)? else {
         return Ok(None);
     };
-    let doc = parse_doc(path, &bytes)?;
+    let doc = Arc::unwrap_or_clone(parse_known(path, &bytes, known)?.0);
     Ok(Some((doc, bytes)))
 }
 
+/// The document a process last read or wrote at one status file, with the file's bytes then:
+/// a read that finds the same bytes again takes it without parsing them (the supervisor reads
+/// back what it wrote itself, a 465 KB file at 1,250 tasks, several times per task). Only the
+/// very same bytes count, so a file anyone else wrote meanwhile is parsed (nothing is taken on
+/// a file's size, time or inode alone).
+/// The document is shared, not copied, with the readers that only look at it.
+#[derive(Default)]
+pub(crate) struct Known(std::sync::Mutex<Option<KnownDoc>>);
+
+struct KnownDoc {
+    bytes: Vec<u8>,
+    doc: Arc<StatusDoc>,
+    /// Written by this process (reconciled with its plan), not only read.
+    written: bool,
+}
+
+impl Known {
+    /// The document of the file's `bytes` when they are the bytes known, and whether this
+    /// process wrote it.
+    fn doc_of(&self, bytes: &[u8]) -> Option<(Arc<StatusDoc>, bool)> {
+        let known = self.0.lock().ok()?;
+        let k = known.as_ref()?;
+        (k.bytes == bytes).then(|| (k.doc.clone(), k.written))
+    }
+
+    /// The file holds `bytes` now, read as (or written from) `doc`.
+    fn keep(&self, bytes: Vec<u8>, doc: Arc<StatusDoc>, written: bool) {
+        if let Ok(mut known) = self.0.lock() {
+            *known = Some(KnownDoc {
+                bytes,
+                doc,
+                written,
+            });
+        }
+    }
+}
+
+/// [`parse_doc`], or the document `known` has of these very bytes; whether this process wrote
+/// them.
+fn parse_known(
+    path: &Path,
+    bytes: &[u8],
+    known: Option<&Known>,
+) -> Result<(Arc<StatusDoc>, bool), StatusError> {
+    let Some(known) = known else {
+        return Ok((Arc::new(parse_doc(path, bytes)?), false));
+    };
+    if let Some(hit) = known.doc_of(bytes) {
+        return Ok(hit);
+    }
+    let doc = Arc::new(parse_doc(path, bytes)?);
+    known.keep(bytes.to_vec(), doc.clone(), false);
+    Ok((doc, false))
+}
+
 /// A status file's bytes; `None` when it does not exist.
-pub(super) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
+pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -146,16 +205,35 @@ pub(crate) fn view(
     Ok(view_of(doc, plan, plan_path_rel, orch_name))
 }
 
-/// [`view`] of the text `bytes` read from `path` (`None`: there is no file).
-pub(crate) fn view_bytes(
-    path: &Path,
+/// [`view`] of the text `bytes` read from `path` (`None`: there is no file), shared: when the
+/// bytes are those this process last wrote (`known`), reconciled with the plan of digest
+/// `digest` (its `orchPlanDigest`: reconciling again would change nothing), that document
+/// itself, neither parsed nor copied; otherwise as [`view`] makes it.
+pub(crate) fn view_shared(
+    (path, known, digest): (&Path, Option<&Known>, Option<&str>),
     bytes: Option<&[u8]>,
     plan: &Plan,
     plan_path_rel: &str,
     orch_name: &str,
-) -> Result<(StatusDoc, ReconcileReport), StatusError> {
-    let doc = bytes.map(|b| parse_doc(path, b)).transpose()?;
-    Ok(view_of(doc, plan, plan_path_rel, orch_name))
+) -> Result<Arc<StatusDoc>, StatusError> {
+    let (doc, written) = match bytes {
+        Some(b) => {
+            let (doc, written) = parse_known(path, b, known)?;
+            (Some(doc), written)
+        }
+        None => (None, false),
+    };
+    if let Some(doc) = &doc
+        && written
+        && digest.is_some()
+        && doc.orch_plan_digest.as_deref() == digest
+        && doc.plan_path == plan_path_rel
+        && doc.orch_plan == orch_name
+    {
+        return Ok(doc.clone());
+    }
+    let doc = doc.map(Arc::unwrap_or_clone);
+    Ok(Arc::new(view_of(doc, plan, plan_path_rel, orch_name).0))
 }
 
 fn view_of(
@@ -234,13 +312,14 @@ pub fn update<T>(
     orch_name: &str,
     f: impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<T, StatusError>,
 ) -> Result<(T, ReconcileReport), StatusError> {
-    update_with_digest(path, plan, None, plan_path_rel, orch_name, f)
+    update_with_digest((path, None), plan, None, plan_path_rel, orch_name, f)
 }
 
 /// [`update`] for a plan parsed from a file whose bytes had digest `digest` ([`super::plan_digest`]):
 /// records it in `orchPlanDigest`, so that [`update_if_current`] can skip the plan next time.
+/// `known`: what the caller knows of the file (kept up to date).
 pub(crate) fn update_with_digest<T>(
-    path: &Path,
+    (path, known): (&Path, Option<&Known>),
     plan: &Plan,
     digest: Option<&str>,
     plan_path_rel: &str,
@@ -248,7 +327,7 @@ pub(crate) fn update_with_digest<T>(
     f: impl FnOnce(&mut StatusDoc, &ReconcileReport) -> Result<T, StatusError>,
 ) -> Result<(T, ReconcileReport), StatusError> {
     let _guard = lock(path)?;
-    let (mut doc, before) = match load_with_bytes(path)? {
+    let (mut doc, before) = match load_with_bytes(path, known)? {
         Some((doc, bytes)) => (doc, Some(bytes)),
         None => (
             StatusDoc::new(plan, plan_path_rel, orch_name, Utc::now()),
@@ -264,7 +343,7 @@ pub(crate) fn update_with_digest<T>(
         doc.orch_plan_digest = Some(d.to_string());
     }
     let value = f(&mut doc, &report)?;
-    save_if_changed(path, &doc, before.as_deref())?;
+    save_if_changed(path, doc, before.as_deref(), known)?;
     Ok((value, report))
 }
 
@@ -274,14 +353,14 @@ pub(crate) fn update_with_digest<T>(
 /// runs `f` and writes the result. Otherwise (no file, no digest, another digest) runs nothing,
 /// writes nothing and returns `Ok(None)`: parse the plan and use [`update_with_digest`].
 pub(crate) fn update_if_current<T>(
-    path: &Path,
+    (path, known): (&Path, Option<&Known>),
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
     let _guard = lock(path)?;
-    let Some((mut doc, before)) = load_with_bytes(path)? else {
+    let Some((mut doc, before)) = load_with_bytes(path, known)? else {
         return Ok(None);
     };
     if doc.orch_plan_digest.as_deref() != Some(digest) {
@@ -289,7 +368,7 @@ pub(crate) fn update_if_current<T>(
     }
     stamp_identity(&mut doc, plan_path_rel, orch_name);
     let value = f(&mut doc)?;
-    save_if_changed(path, &doc, Some(&before))?;
+    save_if_changed(path, doc, Some(&before), known)?;
     Ok(Some(value))
 }
 
@@ -307,7 +386,8 @@ pub(crate) fn apply_if_current(
     opts: &TransitionOptions,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<TransitionOutcome>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, &[id], now, |doc| {
+    let at = (path, None);
+    entry_if_current(at, digest, plan_path_rel, orch_name, &[id], now, |doc| {
         apply(doc, id, t, opts, now)
     })
 }
@@ -318,19 +398,19 @@ pub(crate) fn apply_if_current(
 /// `lastUpdatedAt`); when they changed, `lastUpdatedAt` (unless `f` set it) and the derived
 /// fields (`summary`, `currentPhase`) follow.
 pub(crate) fn update_entry_if_current<T>(
-    path: &Path,
+    at: (&Path, Option<&Known>),
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
     ids: &[&str],
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    entry_if_current(path, digest, plan_path_rel, orch_name, ids, Utc::now(), f)
+    entry_if_current(at, digest, plan_path_rel, orch_name, ids, Utc::now(), f)
 }
 
 /// [`update_entry_if_current`] at time `now`.
 fn entry_if_current<T>(
-    path: &Path,
+    at: (&Path, Option<&Known>),
     digest: &str,
     plan_path_rel: &str,
     orch_name: &str,
@@ -338,7 +418,7 @@ fn entry_if_current<T>(
     now: chrono::DateTime<Utc>,
     f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
 ) -> Result<Option<T>, StatusError> {
-    update_if_current(path, digest, plan_path_rel, orch_name, |doc| {
+    update_if_current(at, digest, plan_path_rel, orch_name, |doc| {
         let entries = |doc: &StatusDoc| -> Vec<Option<TaskEntry>> {
             ids.iter().map(|id| doc.entry(id).cloned()).collect()
         };
@@ -364,13 +444,21 @@ fn to_bytes(path: &Path, doc: &StatusDoc) -> Result<Vec<u8>, StatusError> {
     Ok(bytes)
 }
 
-/// Writes `doc` unless the file already holds exactly these bytes.
-fn save_if_changed(path: &Path, doc: &StatusDoc, before: Option<&[u8]>) -> Result<(), StatusError> {
-    let bytes = to_bytes(path, doc)?;
-    if before == Some(bytes.as_slice()) {
-        return Ok(());
+/// Writes `doc` unless the file already holds exactly these bytes; `known` then knows it.
+fn save_if_changed(
+    path: &Path,
+    doc: StatusDoc,
+    before: Option<&[u8]>,
+    known: Option<&Known>,
+) -> Result<(), StatusError> {
+    let bytes = to_bytes(path, &doc)?;
+    if before != Some(bytes.as_slice()) {
+        write_bytes_atomic(path, &bytes)?;
     }
-    write_bytes_atomic(path, &bytes)
+    if let Some(known) = known {
+        known.keep(bytes, Arc::new(doc), true);
+    }
+    Ok(())
 }
 
 /// Moves any existing status file aside to `status.json.corrupt-<UTC timestamp>` and writes a

@@ -1,6 +1,6 @@
 //! What every part of a run shares: the repository, the plans being run and their settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -223,6 +223,9 @@ pub(crate) struct PlanCtx {
     /// file for a change made outside orch, and refuses it, unless it is listed here
     /// (`effects/reread.rs`).
     pub(crate) own_finished: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// The status file as the run last read or wrote it: reading back its own writes parses
+    /// nothing ([`status::Known`]).
+    pub(crate) known: Arc<status::Known>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
     /// Its `protect` globs; `None`: the files of its check's argv are protected.
@@ -263,6 +266,7 @@ impl PlanCtx {
             port: self.port.clone(),
             unrecorded: self.unrecorded.clone(),
             own_finished: self.own_finished.clone(),
+            known: self.known.clone(),
             ..fresh
         }
     }
@@ -288,7 +292,7 @@ impl PlanCtx {
         f: impl FnOnce(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
         status::update_with_digest(
-            &self.status_path,
+            self.at(),
             &self.plan,
             self.digest.as_deref(),
             &self.rel_path,
@@ -328,7 +332,7 @@ impl PlanCtx {
         };
         let current = match &self.digest {
             Some(d) => status::update_entry_if_current(
-                &self.status_path,
+                self.at(),
                 d,
                 &self.rel_path,
                 &self.name,
@@ -366,8 +370,13 @@ impl PlanCtx {
         }
     }
 
-    /// Whether the run recorded task `id` finished and has not read that back yet; `true` once
-    /// (the mark is taken).
+    /// Whether the run recorded task `id` finished and has not read that back yet (the mark
+    /// stays).
+    pub(crate) fn is_finished_by_orch(&self, id: &str) -> bool {
+        self.own_finished.lock().is_ok_and(|own| own.contains(id))
+    }
+
+    /// [`PlanCtx::is_finished_by_orch`], the mark taken.
     pub(crate) fn take_finished_by_orch(&self, id: &str) -> bool {
         self.own_finished.lock().is_ok_and(|mut own| own.remove(id))
     }
@@ -434,9 +443,21 @@ impl PlanCtx {
         }
     }
 
-    /// The current status document (no lock, no write).
-    pub(crate) fn view(&self) -> Result<StatusDoc, StatusError> {
-        status::view(&self.status_path, &self.plan, &self.rel_path, &self.name).map(|(d, _)| d)
+    /// The status file, with what the run knows of it.
+    pub(crate) fn at(&self) -> (&Path, Option<&status::Known>) {
+        (&self.status_path, Some(&self.known))
+    }
+
+    /// The current status document (no lock, no write), shared with the run's other readers
+    /// when it is the one the run wrote last ([`status::view_shared`]).
+    pub(crate) fn view(&self) -> Result<Arc<StatusDoc>, StatusError> {
+        let bytes = status::read_file(&self.status_path)?;
+        let at = (
+            self.status_path.as_path(),
+            Some(&*self.known),
+            self.digest.as_deref(),
+        );
+        status::view_shared(at, bytes.as_deref(), &self.plan, &self.rel_path, &self.name)
     }
 
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::event::Event;
 use super::state::{
     AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec,
-    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit,
+    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit, Unprepared,
 };
 use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::graph::{Frontier, Graph};
@@ -110,10 +110,11 @@ pub(crate) enum Input {
         /// `plan_started`, then the notes about the worktree (a submodule not checked out).
         result: Result<Vec<Event>, String>,
     },
-    /// A plan's preparation ended: the events to report, or why the plan is blocked.
+    /// A plan's preparation ended (or its upstream re-sync at a task boundary found a
+    /// conflict): the events to report, or what left it unready.
     Prepared {
         plan: usize,
-        result: Result<Vec<Event>, String>,
+        result: Result<Vec<Event>, Unprepared>,
     },
     /// The merge train merged a plan (or could not): `orch merge`'s typed outcome.
     Merged {
@@ -531,6 +532,7 @@ pub(crate) mod recover;
 #[cfg(test)]
 mod recover_tests;
 mod replan;
+pub(crate) mod reread;
 pub(crate) use replan::{Replan, Structure};
 #[cfg(test)]
 mod replan_tests;

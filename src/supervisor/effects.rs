@@ -428,7 +428,8 @@ pub(super) fn facts_of(
 pub(crate) struct View {
     /// Size and modification time when last read.
     pub(crate) stamp: Option<status::FileStamp>,
-    pub(crate) doc: Option<StatusDoc>,
+    /// Shared with the plan's [`status::Known`] when it is what the run wrote last.
+    pub(crate) doc: Option<Arc<StatusDoc>>,
     pub(crate) facts: Vec<TaskFacts>,
     pub(crate) merged: bool,
     pub(crate) warned: bool,
@@ -511,7 +512,7 @@ impl Effects<'_> {
                 core,
                 Input::Prepared {
                     plan: p,
-                    result: Err(reason),
+                    result: Err(super::state::Unprepared::Conflict(reason)),
                 },
             );
         }
@@ -546,7 +547,7 @@ impl Effects<'_> {
         };
         for (id, commit) in &records {
             if doc.entry(id).and_then(|e| e.commit.as_deref()) != Some(commit.as_str()) {
-                let _ = super::context::record_commit_in(doc, id, commit);
+                let _ = super::context::record_commit_in(Arc::make_mut(doc), id, commit);
             }
         }
     }

@@ -177,7 +177,7 @@ impl Effects<'_> {
             self.bases.insert(run, tip);
         }
         self.apply_records(pc.index);
-        let doc = match self.views[pc.index].doc.as_ref() {
+        let doc = match self.views[pc.index].doc.as_deref() {
             Some(d) => d,
             None => {
                 empty = StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now());

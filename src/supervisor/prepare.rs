@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::attempt::Stop;
 use super::context::{Ctx, NewTree, PlanCtx};
 use super::event::Event;
+use super::state::Unprepared;
 use crate::agent_env;
 use crate::git::{self, MergeOutcome};
 use crate::manifest::{DepTarget, format_duration};
@@ -43,15 +44,15 @@ pub(crate) fn upstream_commit(
 
 /// Makes the plan's worktree when it is new, merges every upstream the plan waits on and runs
 /// its setup (once). `upstreams` holds, per `depends_on` entry: the upstream plan's name, plan,
-/// status document, target and the entry as written. Returns the events to report, or why the
-/// plan is blocked.
+/// status document, target and the entry as written. Returns the events to report, or what
+/// left the plan unready (the core blocks it).
 pub(crate) async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<PlanCtx>,
     upstreams: Vec<(String, crate::plan::Plan, StatusDoc, DepTarget, String)>,
     mut stop: watch::Receiver<Stop>,
     told: TreeTold,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, Unprepared> {
     let mut events = Vec::new();
     ensure_tree(ctx.clone(), plan.clone(), told).await?;
     for (up_name, up_plan, up_doc, target, raw) in upstreams {
@@ -169,7 +170,7 @@ fn merge_upstream(
     up_doc: &StatusDoc,
     target: &DepTarget,
     raw: &str,
-) -> Result<Option<Event>, String> {
+) -> Result<Option<Event>, Unprepared> {
     let Some(commit) = upstream_commit(&ctx.repo_root, up_plan, up_doc, target)? else {
         return Ok(None);
     };
@@ -193,7 +194,7 @@ fn merge_upstream(
         MergeOutcome::AlreadyContained => None,
         MergeOutcome::Merged { commit } => Some(commit),
         MergeOutcome::Conflict { paths } => {
-            return Err(format!(
+            return Err(Unprepared::Conflict(format!(
                 "merging `{raw}` ({up_name} at {short}) into `{}` conflicts in {}; resolve it in `{}` (git merge {short}), commit, and run `orch up` again",
                 plan.branch,
                 paths
@@ -202,7 +203,7 @@ fn merge_upstream(
                     .collect::<Vec<_>>()
                     .join(", "),
                 plan.worktree.display()
-            ));
+            )));
         }
     };
     if let Some(mc) = &merge_commit {

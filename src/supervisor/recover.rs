@@ -149,8 +149,10 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
 }
 
 fn read(pc: &PlanCtx) -> StatusDoc {
-    pc.view()
-        .unwrap_or_else(|_| StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now()))
+    pc.view().map_or_else(
+        |_| StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now()),
+        std::sync::Arc::unwrap_or_clone,
+    )
 }
 
 /// What the earlier supervisor left of plan `pc`'s agents, as the core decides on it: its

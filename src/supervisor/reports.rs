@@ -340,7 +340,8 @@ impl Effects<'_> {
         transition: Transition,
         report: &Report,
     ) -> Answer {
-        let tried = pc.view().map_err(|e| e.to_string()).and_then(|mut doc| {
+        let tried = pc.view().map_err(|e| e.to_string()).and_then(|doc| {
+            let mut doc = Arc::unwrap_or_clone(doc);
             // The copy as the attempt sees its own task: started.
             if let Some(e) = doc.entry_mut(&report.id)
                 && !e.status.is_finished()

@@ -10,7 +10,7 @@ use super::event::Event;
 
 impl Effects<'_> {
     /// Brings plan `p` up to date with its upstream plans after one of its tasks settled; returns
-    /// why the plan is blocked when a merge conflicts (nothing was changed then). Only where no
+    /// the conflict when a merge conflicts (nothing was changed then). Only where no
     /// other agent can be in the plan's worktree: one agent at a time (`parallel` = 1, task
     /// mode) or task worktrees; a plan-mode agent is never interrupted.
     pub(super) fn resync(&mut self, p: usize) -> Option<String> {

@@ -526,6 +526,7 @@ impl<'w> Checked<'w> {
             port: Default::default(),
             unrecorded: Default::default(),
             own_finished: Default::default(),
+            known: Default::default(),
             sandbox: c.sandbox.clone(),
             protect: entry.protect.clone(),
             guarded: manifest.guarded(&self.repo_root, Some(entry)),

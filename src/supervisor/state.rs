@@ -171,6 +171,24 @@ pub(crate) enum Settlement {
     Lose { cause: String },
 }
 
+/// Why a plan's preparation (or its upstream re-sync at a task boundary) left it unready: the
+/// facts the core blocks the plan on ([`super::core::Input::Prepared`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unprepared {
+    /// An upstream plan's work conflicts with the plan's branch: which, where, and how a person
+    /// resolves it.
+    Conflict(String),
+    /// A step could not be carried out: the worktree, a merge, the setup command (failed,
+    /// timed out, stopped).
+    Failed(String),
+}
+
+impl From<String> for Unprepared {
+    fn from(cause: String) -> Self {
+        Unprepared::Failed(cause)
+    }
+}
+
 /// How a plan agent's attempt ends, as the core decides from its plan's tasks when the agent
 /// exited ([`Settlement::PlanAgent`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

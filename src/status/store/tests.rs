@@ -23,15 +23,18 @@ fn done(
 /// The supervisor's records (a commit on a completed task, a start, a failure), made on one
 /// entry through [`update_entry_if_current`], write the whole document in orch's form with the
 /// derived fields refreshed, from a file in orch's layout or in another one (compact JSON); a
-/// stale digest changes nothing; a file written by someone else meanwhile is read again.
+/// stale digest changes nothing; a file written by someone else meanwhile is read again, by a
+/// writer that knows the file as it last wrote it ([`Known`]) too.
 #[test]
 fn changing_one_entry_writes_the_whole_document() {
     let plan = small_plan();
     let stamp = "2026-03-01T12:00:00.000Z".to_string();
-    for compact in [false, true] {
+    for (compact, knows) in [(false, false), (true, false), (false, true), (true, true)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
-        update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.1"))
+        let known = Known::default();
+        let at = (path.as_path(), knows.then_some(&known));
+        update_with_digest(at, &plan, Some("d1"), "p.md", "demo", done("1.1"))
             .expect("first write");
         if compact {
             let doc = load(&path).expect("load").expect("doc");
@@ -47,7 +50,7 @@ fn changing_one_entry_writes_the_whole_document() {
         commit(&mut expected).expect("commit");
         crate::status::refresh_derived(&mut expected);
         let got =
-            update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], commit).expect("update");
+            update_entry_if_current(at, "d1", "p.md", "demo", &["1.1"], commit).expect("update");
         assert_eq!(got, Some(7));
         assert_eq!(
             fs::read(&path).expect("read"),
@@ -55,7 +58,7 @@ fn changing_one_entry_writes_the_whole_document() {
             "compact: {compact}"
         );
         let before = fs::read(&path).expect("read");
-        let stale = update_entry_if_current(&path, "d2", "p.md", "demo", &["1.1"], |doc| {
+        let stale = update_entry_if_current(at, "d2", "p.md", "demo", &["1.1"], |doc| {
             apply(
                 doc,
                 "1.1",
@@ -72,8 +75,15 @@ fn changing_one_entry_writes_the_whole_document() {
             "a stale digest writes nothing"
         );
         // Written by someone else meanwhile: that version is the one changed.
-        update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", done("1.2"))
-            .expect("another write");
+        update_with_digest(
+            (&path, None),
+            &plan,
+            Some("d1"),
+            "p.md",
+            "demo",
+            done("1.2"),
+        )
+        .expect("another write");
         let recommit = |doc: &mut StatusDoc| {
             let e = doc.entry_mut("1.1").expect("entry");
             e.commit = Some("beef".into());
@@ -83,8 +93,8 @@ fn changing_one_entry_writes_the_whole_document() {
         let mut expected = load(&path).expect("load").expect("doc");
         recommit(&mut expected).expect("commit");
         crate::status::refresh_derived(&mut expected);
-        let got = update_entry_if_current(&path, "d1", "p.md", "demo", &["1.1"], recommit)
-            .expect("update");
+        let got =
+            update_entry_if_current(at, "d1", "p.md", "demo", &["1.1"], recommit).expect("update");
         assert_eq!(got, Some(8));
         assert_eq!(
             fs::read(&path).expect("read"),
@@ -101,6 +111,14 @@ fn changing_one_entry_writes_the_whole_document() {
             TaskStatus::Completed,
             "the other write stays"
         );
+        if knows {
+            // What the writer keeps is what a read of its bytes gives.
+            let bytes = fs::read(&path).expect("read");
+            let (kept, written) = known.doc_of(&bytes).expect("the file as last written");
+            assert!(written);
+            assert_eq!(*kept, parse_doc(&path, &bytes).expect("parse"));
+            assert!(known.doc_of(b"{}").is_none(), "other bytes are parsed");
+        }
     }
 }
 
@@ -409,9 +427,15 @@ fn recording_with_the_plan_records_the_outcome_and_the_digest() {
         };
         let a = dir.path().join(format!("a{case}"));
         fs::write(&a, &text).expect("write");
-        let (got, report) =
-            update_with_digest(&a, now_plan, Some("d1"), "p.md", "demo", change_of("2.1"))
-                .expect("records");
+        let (got, report) = update_with_digest(
+            (&a, None),
+            now_plan,
+            Some("d1"),
+            "p.md",
+            "demo",
+            change_of("2.1"),
+        )
+        .expect("records");
         assert!(got.is_some(), "{case}");
         assert_eq!(report.changed, now_plan != &plan, "{case}");
         let ga = load(&a).expect("load").expect("doc");
@@ -429,8 +453,15 @@ fn recording_with_the_plan_records_the_outcome_and_the_digest() {
     doc.orch_plan_digest = Some("d1".into());
     let text = crate::status::test_support::printed(&doc);
     fs::write(&path, &text).expect("write");
-    let (got, _) = update_with_digest(&path, &plan, Some("d1"), "p.md", "demo", change_of("9.9"))
-        .expect("records");
+    let (got, _) = update_with_digest(
+        (&path, None),
+        &plan,
+        Some("d1"),
+        "p.md",
+        "demo",
+        change_of("9.9"),
+    )
+    .expect("records");
     assert_eq!(got, None);
     assert_eq!(fs::read(&path).expect("read"), text);
 }

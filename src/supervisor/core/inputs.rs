@@ -8,7 +8,7 @@ use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
     AgentRun, CommitError, Ending, MergeState, Outcome, Prep, RunId, RunRec, Settlement, Stage,
-    Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit,
+    Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit, Unprepared,
 };
 
 impl Core {
@@ -509,7 +509,7 @@ impl Core {
     pub(super) fn on_prepared(
         &mut self,
         p: usize,
-        result: Result<Vec<Event>, String>,
+        result: Result<Vec<Event>, Unprepared>,
         out: &mut Vec<Action>,
     ) {
         // Only a preparation that was running ends here (an upstream conflict found at a task
@@ -522,7 +522,9 @@ impl Core {
                 self.state.plans[p].prep = Prep::Done;
                 out.extend(events.into_iter().map(Action::Report));
             }
-            Err(reason) => {
+            // An upstream conflict, a failed worktree, merge or setup: the plan is blocked (a
+            // person resolves it and runs `orch up` again).
+            Err(Unprepared::Conflict(reason) | Unprepared::Failed(reason)) => {
                 self.state.plans[p].prep = Prep::Blocked(reason.clone());
                 out.push(Action::Report(Event::PlanBlocked {
                     plan: self.plan_name(p),

@@ -61,26 +61,40 @@ fn a_downstream_plan_waits_for_its_upstream_phase_is_prepared_then_runs() {
     assert_eq!(l3.len(), 1);
     assert_eq!(l3[0].1, Unit::Task { plan: 1, task: 0 });
 
-    // A blocked preparation blocks the plan, and the summary says why.
-    let mut c = core(cfg(8), &g, &plans, {
-        let mut api = spec("api");
-        api.needs_prep = true;
-        vec![spec("auth"), api]
-    });
-    let l = launches(&c.handle(t0, Input::Tick));
-    finish(&mut c, t0, l[0].0, l[0].1);
-    let out = c.handle(
-        t0,
-        Input::Prepared {
-            plan: 1,
-            result: Err("merging `auth` conflicts in `a.rs`".into()),
-        },
-    );
-    assert!(
-        reports(&out)
-            .iter()
-            .any(|e| matches!(e, Event::PlanBlocked { plan, .. } if plan == "api"))
-    );
+    // An upstream conflict or a failed step (a setup command that failed) blocks the plan,
+    // and the event says why; nothing of the plan starts.
+    for unready in [
+        Unprepared::Conflict("merging `auth` conflicts in `a.rs`".into()),
+        Unprepared::Failed("the setup command `make` of plan `api` failed".into()),
+    ] {
+        let mut c = core(cfg(8), &g, &plans, {
+            let mut api = spec("api");
+            api.needs_prep = true;
+            vec![spec("auth"), api]
+        });
+        let l = launches(&c.handle(t0, Input::Tick));
+        let out = finish(&mut c, t0, l[0].0, l[0].1);
+        assert!(out.contains(&Action::Prepare { plan: 1 }), "{out:?}");
+        let l2 = launches(&out);
+        let (Unprepared::Conflict(why) | Unprepared::Failed(why)) = unready.clone();
+        let out = c.handle(
+            t0,
+            Input::Prepared {
+                plan: 1,
+                result: Err(unready),
+            },
+        );
+        assert!(
+            reports(&out).iter().any(
+                |e| matches!(e, Event::PlanBlocked { plan, reason } if plan == "api" && *reason == why)
+            ),
+            "{out:?}"
+        );
+        assert!(launches(&out).is_empty(), "{out:?}");
+        let out = finish(&mut c, t0, l2[0].0, l2[0].1);
+        assert!(launches(&out).is_empty(), "api is blocked: {out:?}");
+        assert!(c.is_over(), "{out:?}");
+    }
 }
 
 #[test]
@@ -257,7 +271,7 @@ fn the_run_waits_for_a_worktree_being_made() {
         t0,
         Input::Prepared {
             plan: 0,
-            result: Err("stopped".into()),
+            result: Err(Unprepared::Failed("stopped".into())),
         },
     );
     assert!(!c.is_over(), "the worktree is still being made");

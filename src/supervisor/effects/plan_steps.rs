@@ -60,7 +60,7 @@ impl Effects<'_> {
             .filter_map(|d| {
                 let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
                 self.apply_records(q);
-                let doc = self.views[q].doc.clone().unwrap_or_else(|| {
+                let doc = self.views[q].doc.as_deref().cloned().unwrap_or_else(|| {
                     let lp = &self.ws.plans[q];
                     StatusDoc::new(&lp.plan, &lp.rel_path, &lp.name, chrono::Utc::now())
                 });

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Effects, Msg, facts_of};
 use crate::status;
-use crate::supervisor::context::PlanCtx;
+use crate::supervisor::core::reread::{self, Change};
 use crate::supervisor::core::{Core, Input};
 use crate::supervisor::state::TaskFacts;
 
@@ -39,7 +39,7 @@ impl Effects<'_> {
     /// document read whole, and the tasks whose record changed, as an input for the core.
     pub(crate) fn reload(&mut self, p: usize) -> Option<Input> {
         let lp = &self.ws.plans[p];
-        let stamp = file_stamp(&lp.status_path);
+        let stamp = status::FileStamp::of(&lp.status_path);
         if stamp.is_some() && stamp == self.views[p].stamp && self.views[p].doc.is_some() {
             return None;
         }
@@ -66,23 +66,25 @@ impl Effects<'_> {
         created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<Input> {
         let lp = &self.ws.plans[p];
-        let doc = match status::view_bytes(
-            &lp.status_path,
-            bytes.as_deref(),
-            &lp.plan,
-            &lp.rel_path,
-            &lp.name,
-        ) {
-            Ok((doc, _)) => doc,
-            Err(e) => {
-                self.cannot_read(p, &e);
-                return None;
-            }
-        };
         let pc = self.plan(p);
+        // What the run wrote itself is taken as it wrote it: neither parsed nor copied.
+        let known = pc.as_deref().map(|pc| (&*pc.known, pc.digest.as_deref()));
+        let at = (
+            lp.status_path.as_path(),
+            known.map(|k| k.0),
+            known.and_then(|k| k.1),
+        );
+        let mut doc =
+            match status::view_shared(at, bytes.as_deref(), &lp.plan, &lp.rel_path, &lp.name) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    self.cannot_read(p, &e);
+                    return None;
+                }
+            };
         let by_id: HashMap<&str, &status::TaskEntry> =
             doc.entries().map(|e| (e.id.as_str(), e)).collect();
-        let facts: Vec<TaskFacts> = lp
+        let mut facts: Vec<TaskFacts> = lp
             .plan
             .tasks
             .iter()
@@ -96,19 +98,35 @@ impl Effects<'_> {
             .as_ref()
             .is_some_and(status::OrchMerge::is_merged);
         let view = &mut self.views[p];
-        let mut doc = doc;
-        let mut facts = facts;
         let mut refused = Vec::new();
         if let Some(before_doc) = view.doc.as_ref() {
             for (t, task) in lp.plan.tasks.iter().enumerate() {
-                if let (Some(old), Some(new)) = (view.facts.get(t), facts.get(t))
-                    && let Some(before) = before_doc.entry(&task.id)
-                    && !explained(old, new, pc.as_deref(), &task.id)
-                {
-                    refused.push(before.clone());
-                    facts[t] = old.clone();
-                    if let Some(slot) = doc.entry_mut(&task.id) {
-                        *slot = before.clone();
+                let (Some(old), Some(new)) = (view.facts.get(t), facts.get(t)) else {
+                    continue;
+                };
+                let Some(before) = before_doc.entry(&task.id).filter(|_| old != new) else {
+                    continue;
+                };
+                let own = reread::OwnRecord {
+                    in_run: pc.is_some(),
+                    finished: pc
+                        .as_ref()
+                        .is_some_and(|pc| pc.is_finished_by_orch(&task.id)),
+                    commit: pc.as_ref().and_then(|pc| pc.unrecorded_commit(&task.id)),
+                };
+                match reread::judge(old, new, &own) {
+                    Change::Kept => {}
+                    Change::Own => {
+                        if let Some(pc) = &pc {
+                            pc.take_finished_by_orch(&task.id);
+                        }
+                    }
+                    Change::Refused => {
+                        refused.push(before.clone());
+                        facts[t] = old.clone();
+                        if let Some(slot) = std::sync::Arc::make_mut(&mut doc).entry_mut(&task.id) {
+                            *slot = before.clone();
+                        }
                     }
                 }
             }
@@ -176,25 +194,4 @@ impl Effects<'_> {
             self.note(Some(name), format!("cannot read the status file: {e}"));
         }
     }
-}
-
-/// Whether a task's record read from the file as `new` (after `old`) is a change orch made or
-/// accepts: a task completed or skipped, or given a commit, only by orch itself (a report it
-/// applied, a commit it made and recorded: [`PlanCtx::own_finished`]); anything else (a start,
-/// a failure, `orch retry`/`orch stop`, usage) as before. Outside a run's plan (`pc` `None`):
-/// everything.
-fn explained(old: &TaskFacts, new: &TaskFacts, pc: Option<&PlanCtx>, id: &str) -> bool {
-    use crate::status::TaskStatus::{Completed, Skipped};
-    let finished = matches!(new.status, Completed | Skipped) && new.status != old.status;
-    let committed = new.commit.is_some() && new.commit != old.commit;
-    if !finished && !committed {
-        return true;
-    }
-    let Some(pc) = pc else { return true };
-    // Its own commit, counted as recorded from the moment it was made ([`facts_of`]).
-    pc.take_finished_by_orch(id) || (new.commit.is_some() && pc.unrecorded_commit(id) == new.commit)
-}
-
-fn file_stamp(path: &std::path::Path) -> Option<status::FileStamp> {
-    status::FileStamp::of(path)
 }
