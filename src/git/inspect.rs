@@ -93,7 +93,7 @@ pub(crate) fn conflicts_of_pairs(
         .map(|&(i, j)| (commits[i].id(), commits[j].id()))
         .collect();
     let first = asked.first().copied().unwrap_or_default();
-    let mut merges = super::merge_tree::merge_many(&repo, &ids)
+    let mut merges = super::merge_many(&repo, &ids)
         .map_err(merge_error(first.0, first.1))?
         .into_iter();
     let mut asked = asked.into_iter().peekable();
