@@ -64,10 +64,7 @@ impl Effects<'_> {
             return;
         };
         let Some(t) = unit.task() else { return };
-        let tx = self.tx.clone();
-        let stop = self.stop_all.subscribe();
-        let grace = self.ctx.grace;
-        let orch = self.ctx.orch_bin.clone();
+        let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
         tokio::spawn(async move {
             let key = member_key(&pc.plan.tasks[t].id, attempt);
             let (pcb, keyb) = (pc.clone(), key.clone());
@@ -87,11 +84,7 @@ impl Effects<'_> {
                         log: &log,
                         tmp: confined_tmp(&pc, &format!("{key}.select")),
                     };
-                    let (outcome, start) = run_confined(&pc, argv, &c, grace, stop, &orch).await;
-                    if let Some(tmp) = c.tmp.clone() {
-                        let _ =
-                            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-                    }
+                    let (outcome, start) = run_confined(&pc, argv, &c, &ctx, stop).await;
                     match outcome {
                         CheckOutcome::Passed => {
                             parse_score(&output_tail(&log, start)).map(|score| Measure {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::context::PlanCtx;
+use super::context::{Ctx, PlanCtx};
 use super::core::Input;
 use super::effects::{Effects, Msg};
 use super::state::{CheckOutcome, RunId, Stop, Unit};
@@ -29,18 +29,11 @@ impl Effects<'_> {
             return;
         };
         let Some(t) = unit.task() else { return };
-        let tx = self.tx.clone();
-        let stop = self.stop_all.subscribe();
-        let grace = self.ctx.grace;
-        let orch = self.ctx.orch_bin.clone();
+        let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
         // Best of N: an attempt of a round is checked in its own worktree.
         let key = self.members.get(&run).cloned();
         tokio::spawn(async move {
-            let result = run_check(&pc, t, key.as_deref(), grace, stop, &orch).await;
-            let tree = key.as_deref().unwrap_or(&pc.plan.tasks[t].id);
-            if let Some(tmp) = confined_tmp(&pc, &format!("{tree}.check")) {
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-            }
+            let result = run_check(&pc, t, key.as_deref(), &ctx, stop).await;
             let _ = tx.send(Msg {
                 reload: Some(pc.index),
                 input: Input::Checked { run, result },
@@ -55,9 +48,8 @@ pub(super) async fn run_check(
     pc: &Arc<PlanCtx>,
     t: usize,
     key: Option<&str>,
-    grace: std::time::Duration,
+    ctx: &Ctx,
     stop: watch::Receiver<Stop>,
-    orch: &Path,
 ) -> CheckOutcome {
     let Some(argv) = pc.check_of(t) else {
         return CheckOutcome::Passed;
@@ -75,7 +67,7 @@ pub(super) async fn run_check(
         log: &log,
         tmp: confined_tmp(pc, &format!("{tree}.check")),
     };
-    run_confined(pc, argv, &run, grace, stop, orch).await.0
+    run_confined(pc, argv, &run, ctx, stop).await.0
 }
 
 /// A command orch runs in a task's worktree on the agent's work (the check, best of N's
@@ -90,17 +82,31 @@ pub(super) struct Confined<'a> {
     pub(crate) tmp: Option<std::path::PathBuf>,
 }
 
-/// Runs `argv` as `c` says, with the task's timeout; its outcome, and where its output starts
-/// in the log.
+/// Runs `argv` as `c` says, with the task's timeout, then removes its TMPDIR; its outcome, and
+/// where its output starts in the log.
 pub(super) async fn run_confined(
+    pc: &Arc<PlanCtx>,
+    argv: Vec<String>,
+    c: &Confined<'_>,
+    ctx: &Ctx,
+    stop: watch::Receiver<Stop>,
+) -> (CheckOutcome, u64) {
+    let ran = confined(pc, argv, c, ctx, stop).await;
+    if let Some(tmp) = c.tmp.clone() {
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+    }
+    ran
+}
+
+async fn confined(
     pc: &Arc<PlanCtx>,
     mut argv: Vec<String>,
     c: &Confined<'_>,
-    grace: std::time::Duration,
+    ctx: &Ctx,
     mut stop: watch::Receiver<Stop>,
-    orch: &Path,
 ) -> (CheckOutcome, u64) {
     let (id, workdir, log, what) = (c.id.to_string(), c.workdir, c.log, c.what);
+    let (grace, orch) = (ctx.grace, ctx.orch_bin.as_path());
     let shown = argv.join(" ");
     process::log_line(
         log,

@@ -233,17 +233,11 @@ impl Effects<'_> {
                     }
                     if transition == Transition::Done {
                         let (pc, dir, report) = (pc.clone(), dir.to_path_buf(), report.clone());
-                        let checked = verify.then(|| {
-                            (
-                                self.ctx.grace,
-                                self.stop_all.subscribe(),
-                                self.ctx.orch_bin.clone(),
-                            )
-                        });
+                        let checked = verify.then(|| (self.ctx.clone(), self.stop_all.subscribe()));
                         tokio::spawn(async move {
-                            if let Some((grace, stop, orch)) = checked {
+                            if let Some((ctx, stop)) = checked {
                                 let result =
-                                    super::check::run_check(&pc, t, None, grace, stop, &orch).await;
+                                    super::check::run_check(&pc, t, None, &ctx, stop).await;
                                 if result != CheckOutcome::Passed {
                                     let why = match result {
                                         CheckOutcome::Failed(e) => e,
