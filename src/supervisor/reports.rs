@@ -137,8 +137,7 @@ impl Effects<'_> {
                     let _ = std::fs::remove_file(path.join(TAKEN_FILE));
                     continue;
                 };
-                let answer = self.take_one(core, &pc, &path, from, report);
-                if let Some(answer) = answer {
+                if let Some(answer) = self.take_one(core, &pc, &path, from, report) {
                     answer_in(&path, &answer);
                 }
             }

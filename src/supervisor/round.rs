@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::state::{Outcome, RunId};
+use super::state::{Outcome, RunId, RunState, Stage, Unit};
 use crate::agent_output::Usage;
 
 /// What stands for attempt `attempt` of task `id` where a name per attempt is needed: its task
@@ -20,12 +20,8 @@ pub(crate) fn member_key(id: &str, attempt: u32) -> String {
 
 /// The live attempt (launching or running) of a round with number `attempt` of `unit`: the
 /// only one whose report is taken from that attempt's report directory.
-pub(crate) fn member_run(
-    state: &super::state::RunState,
-    unit: super::state::Unit,
-    attempt: u32,
-) -> Option<RunId> {
-    let super::state::Unit::Task { plan, task } = unit else {
+pub(crate) fn member_run(state: &RunState, unit: Unit, attempt: u32) -> Option<RunId> {
+    let Unit::Task { plan, task } = unit else {
         return None;
     };
     let round = state.rounds.get(&(plan, task))?;
@@ -36,13 +32,7 @@ pub(crate) fn member_run(
     state
         .runs
         .get(&m.run)
-        .filter(|rr| {
-            rr.unit == unit
-                && matches!(
-                    rr.stage,
-                    super::state::Stage::Launching | super::state::Stage::Running
-                )
-        })
+        .filter(|rr| rr.unit == unit && matches!(rr.stage, Stage::Launching | Stage::Running))
         .map(|_| m.run)
 }
 
