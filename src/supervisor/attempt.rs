@@ -122,9 +122,15 @@ async fn watch_process(m: &mut Monitor) -> Ending {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut activity = Activity::new(&m.log, &m.status_path);
     let (pid, grace, run) = (m.pid, m.grace, m.run);
+    // An adopted process is not ours to wait for: it is looked at on each tick.
+    let adopted = match m.proc {
+        Proc::Adopted { start_time } => Some(start_time),
+        Proc::Child(_) => None,
+        Proc::Job { .. } => return Ending::Exited(None),
+    };
     loop {
         let asked = *m.stop_one.borrow_and_update();
-        let child = match &mut m.proc {
+        let mut child = match &mut m.proc {
             Proc::Child(child) => Some(child),
             _ => None,
         };
@@ -137,51 +143,33 @@ async fn watch_process(m: &mut Monitor) -> Ending {
             terminate_group(pid, grace, child).await;
             return Ending::Stopped;
         }
-        match child {
-            Some(child) => {
-                tokio::select! {
-                    status = child.wait() => {
-                        return Ending::Exited(status.ok().and_then(|s| exit_code(&s)));
-                    }
-                    changed = m.stop_one.changed() => if changed.is_err() {
-                        terminate_group(pid, grace, Some(child)).await;
-                        return Ending::Stopped;
-                    },
-                    changed = m.stop_all.changed() => if changed.is_err() {
-                        terminate_group(pid, grace, Some(child)).await;
-                        return Ending::Stopped;
-                    },
-                    _ = tick.tick() => {
-                        if m.watch_activity && activity.changed() {
-                            let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });
-                        }
-                    }
-                }
-            }
-            None => {
-                let Proc::Adopted { start_time } = m.proc else {
+        tokio::select! {
+            code = exit_of(child.as_deref_mut()) => return Ending::Exited(code),
+            changed = m.stop_one.changed() => if changed.is_err() {
+                terminate_group(pid, grace, child).await;
+                return Ending::Stopped;
+            },
+            changed = m.stop_all.changed() => if changed.is_err() {
+                terminate_group(pid, grace, child).await;
+                return Ending::Stopped;
+            },
+            _ = tick.tick() => {
+                if adopted.is_some_and(|start_time| !process_alive(pid, start_time)) {
                     return Ending::Exited(None);
-                };
-                tokio::select! {
-                    changed = m.stop_one.changed() => if changed.is_err() {
-                        terminate_group(pid, grace, None).await;
-                        return Ending::Stopped;
-                    },
-                    changed = m.stop_all.changed() => if changed.is_err() {
-                        terminate_group(pid, grace, None).await;
-                        return Ending::Stopped;
-                    },
-                    _ = tick.tick() => {
-                        if !process_alive(pid, start_time) {
-                            return Ending::Exited(None);
-                        }
-                        if m.watch_activity && activity.changed() {
-                            let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });
-                        }
-                    }
+                }
+                if m.watch_activity && activity.changed() {
+                    let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });
                 }
             }
         }
+    }
+}
+
+/// The exit code of `child` once it ends; never, without one.
+async fn exit_of(child: Option<&mut Child>) -> Option<i32> {
+    match child {
+        Some(child) => child.wait().await.ok().and_then(|s| exit_code(&s)),
+        None => std::future::pending().await,
     }
 }
 

@@ -4,11 +4,10 @@
 //! attempt's work saved under `refs/orch/attempts/<plan>/<task>/<attempt>`. Decides nothing:
 //! the core picks ([`super::core`], `core/best_of.rs`).
 
-use std::io::{Read, Seek, SeekFrom};
 use std::iter::once_with;
 use std::path::Path;
 
-use super::check::{Confined, run_confined};
+use super::check::{Confined, confined_tmp, run_confined, tail_bytes};
 use super::context::PlanCtx;
 use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
@@ -65,10 +64,7 @@ impl Effects<'_> {
             return;
         };
         let Some(t) = unit.task() else { return };
-        let tx = self.tx.clone();
-        let stop = self.stop_all.subscribe();
-        let grace = self.ctx.grace;
-        let orch = self.ctx.orch_bin.clone();
+        let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
         tokio::spawn(async move {
             let key = member_key(&pc.plan.tasks[t].id, attempt);
             let (pcb, keyb) = (pc.clone(), key.clone());
@@ -86,19 +82,9 @@ impl Effects<'_> {
                         id: &id,
                         workdir: &tree,
                         log: &log,
-                        tmp: pc
-                            .sandbox
-                            .rules()
-                            .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
-                            .map(|_| {
-                                super::sandbox::tmp_dir(&pc.name, &format!("{key}.select"), 0)
-                            }),
+                        tmp: confined_tmp(&pc, &format!("{key}.select")),
                     };
-                    let (outcome, start) = run_confined(&pc, argv, &c, grace, stop, &orch).await;
-                    if let Some(tmp) = c.tmp.clone() {
-                        let _ =
-                            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-                    }
+                    let (outcome, start) = run_confined(&pc, argv, &c, &ctx, stop).await;
                     match outcome {
                         CheckOutcome::Passed => {
                             parse_score(&output_tail(&log, start)).map(|score| Measure {
@@ -151,16 +137,7 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
 /// (a score is a short line; a command that prints megabytes is not read whole), without
 /// orch's own lines.
 fn output_tail(log: &Path, start: u64) -> Vec<u8> {
-    const KEEP: u64 = (SCORE_MAX_BYTES as u64) * 8;
-    let Ok(mut f) = std::fs::File::open(log) else {
-        return Vec::new();
-    };
-    let end = f.metadata().map_or(start, |m| m.len());
-    let from = start.max(end.saturating_sub(KEEP));
-    let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.take(KEEP).read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
+    let buf = tail_bytes(log, start, (SCORE_MAX_BYTES as u64) * 8).unwrap_or_default();
     let text = String::from_utf8_lossy(&buf);
     text.lines()
         .filter(|l| !l.starts_with("=== orch: "))

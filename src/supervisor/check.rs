@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::context::PlanCtx;
+use super::context::{Ctx, PlanCtx};
 use super::core::Input;
 use super::effects::{Effects, Msg};
 use super::state::{CheckOutcome, RunId, Stop, Unit};
@@ -29,17 +29,11 @@ impl Effects<'_> {
             return;
         };
         let Some(t) = unit.task() else { return };
-        let tx = self.tx.clone();
-        let stop = self.stop_all.subscribe();
-        let grace = self.ctx.grace;
-        let orch = self.ctx.orch_bin.clone();
+        let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
         // Best of N: an attempt of a round is checked in its own worktree.
         let key = self.members.get(&run).cloned();
         tokio::spawn(async move {
-            let result = run_check_in(&pc, t, key.as_deref(), grace, stop, &orch).await;
-            if let Some(tmp) = check_tmp(&pc, t, key.as_deref()) {
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-            }
+            let result = run_check(&pc, t, key.as_deref(), &ctx, stop).await;
             let _ = tx.send(Msg {
                 reload: Some(pc.index),
                 input: Input::Checked { run, result },
@@ -48,26 +42,14 @@ impl Effects<'_> {
     }
 }
 
-/// Runs task `t`'s check in its worktree, with the task's timeout (also for a plan-mode
-/// agent's VERIFY step, `reports.rs`).
+/// Runs task `t`'s check in the worktree of `key` (an attempt of a best-of-N round), else the
+/// task's, with the task's timeout (also for a plan-mode agent's VERIFY step, `reports.rs`).
 pub(super) async fn run_check(
     pc: &Arc<PlanCtx>,
     t: usize,
-    grace: std::time::Duration,
-    stop: watch::Receiver<Stop>,
-    orch: &Path,
-) -> CheckOutcome {
-    run_check_in(pc, t, None, grace, stop, orch).await
-}
-
-/// [`run_check`] in the worktree of `key` (an attempt of a best-of-N round), else the task's.
-pub(super) async fn run_check_in(
-    pc: &Arc<PlanCtx>,
-    t: usize,
     key: Option<&str>,
-    grace: std::time::Duration,
+    ctx: &Ctx,
     stop: watch::Receiver<Stop>,
-    orch: &Path,
 ) -> CheckOutcome {
     let Some(argv) = pc.check_of(t) else {
         return CheckOutcome::Passed;
@@ -83,9 +65,9 @@ pub(super) async fn run_check_in(
         id: &id,
         workdir: &workdir,
         log: &log,
-        tmp: check_tmp(pc, t, key),
+        tmp: confined_tmp(pc, &format!("{tree}.check")),
     };
-    run_confined(pc, argv, &run, grace, stop, orch).await.0
+    run_confined(pc, argv, &run, ctx, stop).await.0
 }
 
 /// A command orch runs in a task's worktree on the agent's work (the check, best of N's
@@ -100,17 +82,31 @@ pub(super) struct Confined<'a> {
     pub(crate) tmp: Option<std::path::PathBuf>,
 }
 
-/// Runs `argv` as `c` says, with the task's timeout; its outcome, and where its output starts
-/// in the log.
+/// Runs `argv` as `c` says, with the task's timeout, then removes its TMPDIR; its outcome, and
+/// where its output starts in the log.
 pub(super) async fn run_confined(
+    pc: &Arc<PlanCtx>,
+    argv: Vec<String>,
+    c: &Confined<'_>,
+    ctx: &Ctx,
+    stop: watch::Receiver<Stop>,
+) -> (CheckOutcome, u64) {
+    let ran = confined(pc, argv, c, ctx, stop).await;
+    if let Some(tmp) = c.tmp.clone() {
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+    }
+    ran
+}
+
+async fn confined(
     pc: &Arc<PlanCtx>,
     mut argv: Vec<String>,
     c: &Confined<'_>,
-    grace: std::time::Duration,
+    ctx: &Ctx,
     mut stop: watch::Receiver<Stop>,
-    orch: &Path,
 ) -> (CheckOutcome, u64) {
     let (id, workdir, log, what) = (c.id.to_string(), c.workdir, c.log, c.what);
+    let (grace, orch) = (ctx.grace, ctx.orch_bin.as_path());
     let shown = argv.join(" ");
     process::log_line(
         log,
@@ -128,6 +124,10 @@ pub(super) async fn run_confined(
         *first = found.display().to_string();
     }
     let program = argv.first().cloned().unwrap_or_default();
+    let cannot_start = |e: String| {
+        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
+        (CheckOutcome::Failed(why), start)
+    };
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
@@ -139,28 +139,20 @@ pub(super) async fn run_confined(
     // The check runs under its agent's rules, with a TMPDIR of its own.
     if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), c.tmp.clone()) {
         if let Err(e) = crate::links::fresh_dir(&tmp) {
-            let why = format!(
-                "the {what} `{shown}` of task `{id}` cannot start: cannot make `{}`: {e}",
-                tmp.display()
-            );
-            return (CheckOutcome::Failed(why), start);
+            return cannot_start(format!("cannot make `{}`: {e}", tmp.display()));
         }
         env.push(("TMPDIR".to_string(), tmp.display().to_string()));
         let rules = super::sandbox::attempt_rules(base, workdir, &tmp);
         argv = super::sandbox::wrap(orch, &rules, argv);
     }
     if let Err(e) = process::runnable(&program, workdir) {
-        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
-        return (CheckOutcome::Failed(why), start);
+        return cannot_start(e.to_string());
     }
     let argv = super::sandbox::in_session(orch, argv);
     let pass = &pc.agent.sandbox.pass_env;
     let mut spawned = match process::spawn_agent(&argv, workdir, &env, log, (pass, None)) {
         Ok(s) => s,
-        Err(e) => {
-            let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
-            return (CheckOutcome::Failed(why), start);
-        }
+        Err(e) => return cannot_start(e.to_string()),
     };
     let pid = spawned.pid;
     let deadline = tokio::time::Instant::now() + pc.timeout;
@@ -170,11 +162,10 @@ pub(super) async fn run_confined(
             () = tokio::time::sleep_until(deadline) => {
                 process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
                 process::end_session(pid).await;
-                let tail = tail_of(log, start);
                 let why = format!(
                     "the {what} `{shown}` timed out after {}{}",
                     format_duration(pc.timeout),
-                    lines(&tail)
+                    lines(&tail_of(log, start))
                 );
                 return (CheckOutcome::Failed(why), start);
             }
@@ -188,37 +179,43 @@ pub(super) async fn run_confined(
         }
     };
     process::end_session(pid).await;
+    let ended = code.map_or("killed by a signal".to_string(), |c| {
+        format!("exit status {c}")
+    });
+    let now = status::timestamp(Utc::now());
     process::log_line(
         log,
-        &format!(
-            "=== orch: {what} ended at {}: {} ===",
-            status::timestamp(Utc::now()),
-            code.map_or("killed by a signal".to_string(), |c| format!(
-                "exit status {c}"
-            ))
-        ),
+        &format!("=== orch: {what} ended at {now}: {ended} ==="),
     );
     if code == Some(0) {
         return (CheckOutcome::Passed, start);
     }
-    let tail = tail_of(log, start);
     let why = format!(
-        "the {what} `{shown}` failed ({}){}",
-        code.map_or("killed by a signal".to_string(), |c| format!(
-            "exit status {c}"
-        )),
-        lines(&tail)
+        "the {what} `{shown}` failed ({ended}){}",
+        lines(&tail_of(log, start))
     );
     (CheckOutcome::Failed(why), start)
 }
 
-/// The private TMPDIR of task `t`'s check, when it runs confined.
-fn check_tmp(pc: &PlanCtx, t: usize, key: Option<&str>) -> Option<std::path::PathBuf> {
-    let tree = key.unwrap_or(&pc.plan.tasks[t].id);
+/// The private TMPDIR of a command run on an attempt's work (`what`: `<tree>.check`,
+/// `<key>.select`), when it runs confined.
+pub(super) fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<std::path::PathBuf> {
     pc.sandbox
         .rules()
         .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
-        .map(|_| super::sandbox::tmp_dir(&pc.name, &format!("{tree}.check"), 0))
+        .map(|_| super::sandbox::tmp_dir(&pc.name, what, 0))
+}
+
+/// The last `max` bytes at most of file `path` after byte `from`.
+pub(super) fn tail_bytes(path: &Path, from: u64, max: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let end = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(from.max(end.saturating_sub(max))))
+        .ok()?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf).ok()?;
+    Some(buf)
 }
 
 fn lines(tail: &str) -> String {
@@ -229,11 +226,11 @@ fn lines(tail: &str) -> String {
     }
 }
 
-/// The last lines the check wrote to `log` after byte `start`, without orch's own lines.
+/// The last lines the check wrote to `log` after byte `start`, without orch's own lines (read
+/// from its last 64 KiB at most, far more than the lines kept).
 fn tail_of(log: &Path, start: u64) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let from = usize::try_from(start).unwrap_or(0).min(text.len());
-    let text = String::from_utf8_lossy(&text[from..]);
+    let text = tail_bytes(log, start, 64 * 1024).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
     let kept: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with("=== orch: "))

@@ -36,7 +36,9 @@ pub(crate) fn dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> Pat
         .join(format!("{unit}-{attempt}"))
 }
 
-/// [`of_attempt`] for an attempt run with `command` (best of N's `agents`: another agent's).
+/// The client and the private state directory of attempt `attempt` of `unit` of plan `pc`, run
+/// with `command` (best of N's `agents`: another agent's), when it runs confined and its client
+/// keeps a state of its own.
 pub(crate) fn of_attempt_with(
     pc: &PlanCtx,
     command: &[String],
@@ -76,21 +78,17 @@ pub(crate) fn prepare(
     fresh_dir(dir)?;
     let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     let mut vars = Vec::new();
-    for (i, h) in spec.homes.iter().enumerate() {
-        let named = if h.at.is_empty() {
-            dir.to_path_buf()
-        } else {
-            let d = dir.join(h.at);
+    // `base/name` made (mode 0700), or `base` itself for an empty name.
+    let made = |base: &Path, name: &str| -> io::Result<PathBuf> {
+        let d = base.join(name);
+        if !name.is_empty() {
             fs::DirBuilder::new().mode(0o700).create(&d)?;
-            d
-        };
-        let state = if h.sub.is_empty() {
-            named.clone()
-        } else {
-            let s = named.join(h.sub);
-            fs::DirBuilder::new().mode(0o700).create(&s)?;
-            s
-        };
+        }
+        Ok(d)
+    };
+    for (i, h) in spec.homes.iter().enumerate() {
+        let named = made(dir, h.at)?;
+        let state = made(&named, h.sub)?;
         let home_files = if i == 0 { spec.home_files } else { &[] };
         for (from, to) in sources(h, home_files, env, home.as_deref()) {
             copy_entry(&from, &state.join(to))?;
@@ -134,10 +132,7 @@ fn sources(
         }
     };
     let set = env(spec.var).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let base = match &set {
-        Some(v) => Some(v.clone()),
-        None => expand(spec.default),
-    };
+    let base = set.clone().or_else(|| expand(spec.default));
     let mut out = Vec::new();
     if let Some(base) = base {
         let user_state = if spec.sub.is_empty() {

@@ -398,3 +398,11 @@ pub(crate) struct Stamped<'a> {
     #[serde(flatten)]
     pub(crate) event: &'a Event,
 }
+
+impl<'a> Stamped<'a> {
+    /// `event` at the time now (RFC 3339, milliseconds).
+    pub(crate) fn now(event: &'a Event) -> Self {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Self { at, event }
+    }
+}

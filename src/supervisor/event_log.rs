@@ -7,8 +7,6 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{SecondsFormat, Utc};
-
 use super::event::{Event, Stamped};
 
 /// The file's name in the state directory.
@@ -34,9 +32,8 @@ impl EventLog {
 
     /// [`EventLog::open`] rotating at `max` bytes.
     pub(crate) fn with_limit(state_dir: &Path, max: u64) -> Self {
-        let path = state_dir.join(EVENTS_FILE);
         let mut log = EventLog {
-            path,
+            path: state_dir.join(EVENTS_FILE),
             file: None,
             size: 0,
             max,
@@ -70,11 +67,7 @@ impl EventLog {
 
     /// Appends `e` as one JSON line (with its `at` time), rotating first when the file is full.
     pub(crate) fn append(&mut self, e: &Event) {
-        let stamped = Stamped {
-            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            event: e,
-        };
-        let Ok(mut line) = serde_json::to_string(&stamped) else {
+        let Ok(mut line) = serde_json::to_string(&Stamped::now(e)) else {
             return;
         };
         line.push('\n');

@@ -9,7 +9,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{Local, SecondsFormat, Utc};
+use chrono::Local;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::event::{Event, RunSummary, Stamped};
@@ -52,6 +52,7 @@ pub(crate) struct PlanInfo {
 }
 
 /// What the display knows about one plan.
+#[derive(Default)]
 struct PlanState {
     name: String,
     total: usize,
@@ -118,8 +119,7 @@ impl Progress {
                 name: p.name.clone(),
                 total: p.total,
                 done: p.done.min(p.total),
-                running: Vec::new(),
-                bar: None,
+                ..PlanState::default()
             })
             .collect();
         let bars = (mode == ProgressMode::Bars).then(|| Bars::new(&plans, target));
@@ -198,10 +198,7 @@ impl Progress {
             None if matches!(e, Event::PlanStarted { .. } | Event::TaskStarted { .. }) => {
                 self.plans.push(PlanState {
                     name: plan.to_string(),
-                    total: 0,
-                    done: 0,
-                    running: Vec::new(),
-                    bar: None,
+                    ..PlanState::default()
                 });
                 self.plans.len() - 1
             }
@@ -211,22 +208,12 @@ impl Progress {
             Event::PlanStarted { .. } => self.ensure_bar(i),
             Event::TaskStarted {
                 task, description, ..
-            } => {
-                let p = &mut self.plans[i];
-                p.running.retain(|(id, _)| id != task);
-                p.running.push((task.clone(), description.clone()));
-                self.ensure_bar(i);
-            }
+            } => self.running(i, task, description.clone()),
             Event::TaskAdopted {
                 task, pid, job_id, ..
             } => {
-                let p = &mut self.plans[i];
-                p.running.retain(|(id, _)| id != task);
-                p.running.push((
-                    task.clone(),
-                    format!("(adopted, {})", runner(*pid, job_id.as_deref())),
-                ));
-                self.ensure_bar(i);
+                let what = format!("(adopted, {})", runner(*pid, job_id.as_deref()));
+                self.running(i, task, what);
             }
             Event::TaskFinished { task, .. } => {
                 let p = &mut self.plans[i];
@@ -258,6 +245,14 @@ impl Progress {
             _ => {}
         }
         self.refresh_bars(i);
+    }
+
+    /// Task `task` of plan `i` runs, shown as `what`.
+    fn running(&mut self, i: usize, task: &str, what: String) {
+        let p = &mut self.plans[i];
+        p.running.retain(|(id, _)| id != task);
+        p.running.push((task.to_string(), what));
+        self.ensure_bar(i);
     }
 
     fn ensure_bar(&mut self, i: usize) {
@@ -294,23 +289,14 @@ impl Progress {
     }
 
     fn clear_bars(&mut self) {
+        (0..self.plans.len()).for_each(|i| self.remove_bar(i));
         let Some(b) = &self.bars else { return };
-        for p in &mut self.plans {
-            if let Some(bar) = p.bar.take() {
-                bar.finish_and_clear();
-                b.multi.remove(&bar);
-            }
-        }
         b.overall.finish_and_clear();
         let _ = b.multi.clear();
     }
 
     fn json_line(&mut self, e: &Event) {
-        let stamped = Stamped {
-            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            event: e,
-        };
-        match serde_json::to_string(&stamped) {
+        match serde_json::to_string(&Stamped::now(e)) {
             Ok(line) => self.write_line(&line),
             Err(err) => self.write_line(&format!(
                 r#"{{"event":"error","message":"cannot serialize an event: {err}"}}"#
@@ -355,8 +341,9 @@ impl Bars {
             .max()
             .unwrap_or(0)
             .max("all".len());
-        let template = format!("{{prefix:<{width}}}  [{{bar:30}}] {{pos}}/{{len}}  {{wide_msg}}");
-        let plan_style = style(&template);
+        let plan_style = style(&format!(
+            "{{prefix:<{width}}}  [{{bar:30}}] {{pos}}/{{len}}  {{wide_msg}}"
+        ));
         let overall_style = style(&format!(
             "{{prefix:<{width}}}  [{{bar:30}}] {{pos}}/{{len}}  {{msg}}  {{elapsed}}"
         ));
@@ -424,8 +411,9 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::ReportRefused { .. }
         | Event::ManifestInvalid { .. }
         | Event::ManifestReloaded { .. }
-        | Event::Note { .. } => true,
-        Event::TaskSlow { .. } | Event::RunForecast { .. } => true,
+        | Event::Note { .. }
+        | Event::TaskSlow { .. }
+        | Event::RunForecast { .. } => true,
         _ => false,
     }
 }
@@ -454,7 +442,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::AttemptFinished { plan, .. }
         | Event::ResolveStarted { plan, .. }
         | Event::Resolved { plan, .. }
-        | Event::ResolveFailed { plan, .. } => Some(plan),
+        | Event::ResolveFailed { plan, .. }
+        | Event::TaskSlow { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }
         | Event::IntegrationFailed { .. }
@@ -465,9 +454,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::AgentResumed { .. }
         | Event::AgentStopped { .. }
         | Event::ManifestInvalid { .. }
-        | Event::ManifestReloaded { .. } => None,
-        Event::TaskSlow { plan, .. } => Some(plan),
-        Event::RunForecast { .. } => None,
+        | Event::ManifestReloaded { .. }
+        | Event::RunForecast { .. } => None,
     }
 }
 

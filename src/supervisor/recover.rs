@@ -19,6 +19,7 @@ use super::core::recover::{
 use super::effects::Effects;
 use super::state::Unit;
 use crate::executor::{ExecutorKind, JobState, ListedJob, parse_tag};
+use crate::git;
 use crate::manifest::AgentMode;
 use crate::process::{self, FoundAgent};
 use crate::status::{self, StatusDoc, TaskStatus, Transition, TransitionOptions};
@@ -297,9 +298,9 @@ fn settle_gone(
         // No agent works in the tree: its git files put back from orch's records first, so that
         // the save and reset are made against the plan branch, not where an agent left HEAD.
         // (Not put back: nothing is reset; the next commit fails on it, naming it.)
-        if crate::git::pin_worktree(&pc.worktree, &pc.branch).is_ok() {
-            let refname = crate::git::plan_resume_ref(&pc.name, Utc::now().timestamp());
-            let _ = crate::git::save_and_reset(
+        if git::pin_worktree(&pc.worktree, &pc.branch).is_ok() {
+            let refname = git::plan_resume_ref(&pc.name, Utc::now().timestamp());
+            let _ = git::save_and_reset(
                 &pc.worktree,
                 &refname,
                 &format!(
@@ -315,23 +316,22 @@ fn settle_gone(
     // The plan branch's recent history: a supervisor killed between a task's commit and its
     // record leaves the task in progress with its commit there (a record waits for the plan's
     // next status write, and later tasks' commits may land before it).
-    let recent =
-        crate::git::recent_commits(&pc.worktree, &pc.base, super::settle::UNRECORDED_DEPTH)
-            .unwrap_or_default();
+    let recent = git::recent_commits(&pc.worktree, &pc.base, super::settle::UNRECORDED_DEPTH)
+        .unwrap_or_default();
     let settled: Vec<(&String, Left)> = gone
         .iter()
         .map(|id| {
             // A commit waiting in the task's worktree: the supervisor died before landing it. Its
             // git files put back from orch's records first (HEAD on the task branch, wherever
             // an agent left it); not put back: nothing of it is read.
-            let branch = crate::git::task_branch(&pc.name, id);
+            let branch = git::task_branch(&pc.name, id);
             let tree = pc
                 .task_worktree(id)
-                .filter(|t| crate::git::pin_worktree(t, &branch).is_ok());
-            let head = tree.as_ref().and_then(|t| crate::git::head_of(t).ok());
+                .filter(|t| git::pin_worktree(t, &branch).is_ok());
+            let head = tree.as_ref().and_then(|t| git::head_of(t).ok());
             let clean = || {
                 tree.as_ref()
-                    .and_then(|t| crate::git::is_dirty(t).ok())
+                    .and_then(|t| git::is_dirty(t).ok())
                     .map(|d| !d)
             };
             let started = doc.entry(id).and_then(|e| e.started_at.as_deref());
@@ -351,31 +351,24 @@ fn settle_gone(
         .collect();
     let _ = pc.update(|doc| {
         for (id, left) in &settled {
-            let (transition, opts) = match left {
-                Left::Done { commit } => (
-                    Transition::Done,
-                    TransitionOptions {
-                        force: true,
-                        commit: commit.clone(),
-                        ..TransitionOptions::default()
-                    },
-                ),
-                Left::Refused { cause } => (
-                    Transition::Fail,
-                    TransitionOptions {
-                        force: true,
-                        error: Some(cause.clone()),
-                        ..TransitionOptions::default()
-                    },
-                ),
-                Left::Reset => (
-                    Transition::Reset,
-                    TransitionOptions {
-                        force: true,
-                        note: Some("its agent was gone when orch restarted; it runs again".into()),
-                        ..TransitionOptions::default()
-                    },
-                ),
+            let mut opts = TransitionOptions {
+                force: true,
+                ..TransitionOptions::default()
+            };
+            let transition = match left {
+                Left::Done { commit } => {
+                    opts.commit.clone_from(commit);
+                    Transition::Done
+                }
+                Left::Refused { cause } => {
+                    opts.error = Some(cause.clone());
+                    Transition::Fail
+                }
+                Left::Reset => {
+                    opts.note =
+                        Some("its agent was gone when orch restarted; it runs again".into());
+                    Transition::Reset
+                }
             };
             status::apply(doc, id, transition, &opts, Utc::now())?;
         }
@@ -393,19 +386,15 @@ fn settle_gone(
 /// Why the commit waiting in task `id`'s worktree `tree` may not land ([`decide::left`]'s
 /// `refused`). The agent can make that commit itself, with anything in it: it is checked as a
 /// normal completion's work is ([`super::settle::commit_refused`]), once its changes are back in
-/// the tree as uncommitted changes ([`crate::git::uncommit_task_tree`]), the form those checks
+/// the tree as uncommitted changes ([`git::uncommit_task_tree`]), the form those checks
 /// read and the commit that follows takes. A check that cannot run is a cause (fail closed).
 fn refused_waiting(pc: &PlanCtx, id: &str, tree: &std::path::Path) -> Option<String> {
     let Some(index) = pc.plan.tasks.iter().position(|t| t.id == id) else {
         return Some(format!("task `{id}` is not in the plan"));
     };
-    let branch = crate::git::task_branch(&pc.name, id);
+    let branch = git::task_branch(&pc.name, id);
     // Its agent is gone: a lock of its branch is a killed git's.
-    let _ = crate::git::remove_plan_locks(
-        &pc.repo_root,
-        &crate::git::task_tree_name(&pc.name, id),
-        &branch,
-    );
+    let _ = git::remove_plan_locks(&pc.repo_root, &git::task_tree_name(&pc.name, id), &branch);
     super::settle::commit_refused(
         pc,
         index,
@@ -423,7 +412,7 @@ fn tidy_task_trees(
     busy: &HashSet<String>,
     waiting: &HashSet<String>,
 ) {
-    let Ok(ids) = crate::git::task_tree_ids(&pc.repo_root, &pc.name) else {
+    let Ok(ids) = git::task_tree_ids(&pc.repo_root, &pc.name) else {
         return;
     };
     for id in &ids {
@@ -431,10 +420,10 @@ fn tidy_task_trees(
             .entry(id)
             .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
         let unlock = || {
-            crate::git::remove_plan_locks(
+            git::remove_plan_locks(
                 &pc.repo_root,
-                &crate::git::task_tree_name(&pc.name, id),
-                &crate::git::task_branch(&pc.name, id),
+                &git::task_tree_name(&pc.name, id),
+                &git::task_branch(&pc.name, id),
             )
         };
         match decide::tree(busy.contains(id), waiting.contains(id), landed) {
@@ -443,21 +432,20 @@ fn tidy_task_trees(
                 let _ = unlock();
                 // The pool slot it holds: its index lock.
                 if let Some(tree) = pc.task_worktree(id) {
-                    let _ = crate::git::remove_tree_index_lock(&tree);
+                    let _ = git::remove_tree_index_lock(&tree);
                 }
             }
             Tree::Retire { save } => {
                 // Its stale git locks first; saved under
                 // `refs/orch/attempts/<plan>/<id>/resume-<time>` unless it is clean and need not be.
                 let _ = unlock();
-                let refname =
-                    crate::git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
+                let refname = git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
                 let message = format!(
                     "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
                     pc.name
                 );
                 let retire = |save: bool| {
-                    crate::git::retire_task_tree(
+                    git::retire_task_tree(
                         &pc.task_tree(id),
                         save.then_some((refname.as_str(), message.as_str())),
                     )

@@ -137,8 +137,7 @@ impl Effects<'_> {
                     let _ = std::fs::remove_file(path.join(TAKEN_FILE));
                     continue;
                 };
-                let answer = self.take_one(core, &pc, &path, from, report);
-                if let Some(answer) = answer {
+                if let Some(answer) = self.take_one(core, &pc, &path, from, report) {
                     answer_in(&path, &answer);
                 }
             }
@@ -166,31 +165,18 @@ impl Effects<'_> {
         };
         let refuse = |fx: &mut Self, reason: String| {
             fx.refused(pc, &report.id, &who, &reason, log_of(&from));
-            Some(answer_of(
-                pc,
-                &report,
-                exit::REFUSED,
-                None,
-                Some(format!(
-                    "`orch up` refused the report of task `{}` of plan `{}`: {reason}",
-                    report.id, pc.name
-                )),
-            ))
+            let why = format!(
+                "`orch up` refused the report of task `{}` of plan `{}`: {reason}",
+                report.id, pc.name
+            );
+            Some(answer_of(pc, &report, exit::REFUSED, None, Some(why)))
         };
         let Some(transition) = report.transition() else {
             return refuse(self, format!("unknown transition `{}`", report.transition));
         };
         let Some(t) = pc.plan.tasks.iter().position(|x| x.id == report.id) else {
-            return Some(answer_of(
-                pc,
-                &report,
-                exit::INVALID,
-                None,
-                Some(format!(
-                    "task `{}` does not exist in plan `{}`",
-                    report.id, pc.name
-                )),
-            ));
+            let why = format!("task `{}` does not exist in plan `{}`", report.id, pc.name);
+            return Some(answer_of(pc, &report, exit::INVALID, None, Some(why)));
         };
         let state = core.state();
         let rec = &state.tasks[p][t];
@@ -216,13 +202,8 @@ impl Effects<'_> {
                         };
                         return Some(self.take_member_report(pc, run, transition, &report));
                     }
-                    let live = match rec.run {
-                        TaskRun::Attempt(run) => state
-                            .runs
-                            .get(&run)
-                            .is_some_and(|rr| rr.attempt == r.attempt && rr.unit == r.unit),
-                        _ => false,
-                    };
+                    let live = matches!(rec.run, TaskRun::Attempt(run) if state.runs.get(&run)
+                        .is_some_and(|rr| rr.attempt == r.attempt && rr.unit == r.unit));
                     if !live {
                         return refuse(self, format!("attempt {} is over", r.attempt));
                     }
@@ -251,17 +232,11 @@ impl Effects<'_> {
                     }
                     if transition == Transition::Done {
                         let (pc, dir, report) = (pc.clone(), dir.to_path_buf(), report.clone());
-                        let checked = verify.then(|| {
-                            (
-                                self.ctx.grace,
-                                self.stop_all.subscribe(),
-                                self.ctx.orch_bin.clone(),
-                            )
-                        });
+                        let checked = verify.then(|| (self.ctx.clone(), self.stop_all.subscribe()));
                         tokio::spawn(async move {
-                            if let Some((grace, stop, orch)) = checked {
+                            if let Some((ctx, stop)) = checked {
                                 let result =
-                                    super::check::run_check(&pc, t, grace, stop, &orch).await;
+                                    super::check::run_check(&pc, t, None, &ctx, stop).await;
                                 if result != CheckOutcome::Passed {
                                     let why = match result {
                                         CheckOutcome::Failed(e) => e,

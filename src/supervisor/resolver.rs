@@ -30,15 +30,6 @@ pub(crate) struct AgentRunner {
     pub(crate) orch_bin: PathBuf,
 }
 
-impl AgentRunner {
-    /// The runner of this process's executable.
-    pub(crate) fn current() -> Self {
-        Self {
-            orch_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("orch")),
-        }
-    }
-}
-
 /// The resolver of `manifest`'s plans, its notes told to `notify`.
 pub(crate) fn resolver(
     manifest: Arc<Manifest>,
@@ -70,6 +61,13 @@ fn failed(why: impl Into<String>) -> AgentRun {
 }
 
 impl AgentRunner {
+    /// The runner of this process's executable.
+    pub(crate) fn current() -> Self {
+        Self {
+            orch_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("orch")),
+        }
+    }
+
     fn start_and_wait(&self, job: &AgentJob, cleanup: &mut Vec<PathBuf>) -> AgentRun {
         let confine = match sandbox::decide(
             &job.plan,

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::state::{Outcome, RunId};
+use super::state::{Outcome, RunId, RunState, Stage, Unit};
 use crate::agent_output::Usage;
 
 /// What stands for attempt `attempt` of task `id` where a name per attempt is needed: its task
@@ -20,12 +20,8 @@ pub(crate) fn member_key(id: &str, attempt: u32) -> String {
 
 /// The live attempt (launching or running) of a round with number `attempt` of `unit`: the
 /// only one whose report is taken from that attempt's report directory.
-pub(crate) fn member_run(
-    state: &super::state::RunState,
-    unit: super::state::Unit,
-    attempt: u32,
-) -> Option<RunId> {
-    let super::state::Unit::Task { plan, task } = unit else {
+pub(crate) fn member_run(state: &RunState, unit: Unit, attempt: u32) -> Option<RunId> {
+    let Unit::Task { plan, task } = unit else {
         return None;
     };
     let round = state.rounds.get(&(plan, task))?;
@@ -36,13 +32,7 @@ pub(crate) fn member_run(
     state
         .runs
         .get(&m.run)
-        .filter(|rr| {
-            rr.unit == unit
-                && matches!(
-                    rr.stage,
-                    super::state::Stage::Launching | super::state::Stage::Running
-                )
-        })
+        .filter(|rr| rr.unit == unit && matches!(rr.stage, Stage::Launching | Stage::Running))
         .map(|_| m.run)
 }
 
@@ -86,13 +76,8 @@ pub(crate) fn attempt_logs(log_dir: &std::path::Path, id: &str) -> Vec<AttemptLo
 
 /// orch's line `=== orch: attempt K ended at <time>: <ending> ===` in the last 4 KiB of `log`.
 fn ending_in(log: &std::path::Path, attempt: u32) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(log).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
-    let mut buf = Vec::new();
-    f.take(4096).read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
+    let text = super::check::tail_bytes(log, 0, 4096)?;
+    let text = String::from_utf8_lossy(&text);
     let head = format!("=== orch: attempt {attempt} ended at ");
     let line = text.lines().rev().find(|l| l.starts_with(&head))?;
     let rest = line.strip_prefix(&head)?.strip_suffix(" ===")?;
@@ -278,13 +263,9 @@ impl Round {
 /// escaped: what the pick's words, the events and the commit message carry.
 pub(crate) fn shown(text: &str) -> String {
     text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() && c != '\n' {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
+        .flat_map(|c| match c.is_control() && c != '\n' {
+            true => c.escape_default().collect(),
+            false => vec![c],
         })
         .collect()
 }

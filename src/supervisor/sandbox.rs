@@ -123,11 +123,7 @@ pub(crate) fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
     if argv.first() == Some(&bin) && argv.get(1).map(String::as_str) == Some("sandbox-exec") {
         return argv;
     }
-    let mut out = vec![
-        orch_bin.display().to_string(),
-        "session-exec".to_string(),
-        "--".to_string(),
-    ];
+    let mut out = vec![bin, "session-exec".to_string(), "--".to_string()];
     out.extend(argv);
     out
 }
@@ -156,12 +152,5 @@ pub(crate) fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'stat
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
     let v = serde_json::json!({ "sandbox": run.0, "sandbox_abi": run.1, "plans": per_plan });
-    let _ = crate::links::write(
-        &state_dir.join(RECORD),
-        format!(
-            "{v}
-"
-        )
-        .as_bytes(),
-    );
+    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
 }

@@ -77,16 +77,19 @@ impl<'w> Checked<'w> {
         selected: &[usize],
         orch_bin: PathBuf,
     ) -> CliResult<Self> {
-        let mut checked = Self::check_plans(ws, manifest, selected, &[], orch_bin)?;
+        let mut checked = Self::check_reload(ws, manifest, selected, &[], orch_bin)?;
         checked.lock = Some(lock(&checked.state_dir)?);
-        exclude_orch_dirs(manifest, &checked.repo_root)?;
+        // The worktrees, the state and the logs are not the repository's content.
+        let excluded = crate::merge::orch_dirs(manifest, &checked.repo_root);
+        git::ensure_excluded(&checked.repo_root, &excluded).map_err(CliError::coded)?;
         Ok(checked)
     }
 
     /// What [`Checked::check`] checks of plans `selected` of an edited manifest during a run
     /// (live re-planning): the run holds the supervisor lock already, and the worktrees of the
     /// plans it runs (`running`, a subset of `selected`) are its own, agents at work in them: only
-    /// a new plan's worktree is checked.
+    /// a new plan's worktree is checked. [`Checked::check`] is this with none running, then
+    /// the lock.
     pub(crate) fn check_reload(
         ws: &'w Workspace,
         manifest: &'w Manifest,
@@ -94,22 +97,11 @@ impl<'w> Checked<'w> {
         running: &[usize],
         orch_bin: PathBuf,
     ) -> CliResult<Self> {
-        Self::check_plans(ws, manifest, selected, running, orch_bin)
-    }
-
-    fn check_plans(
-        ws: &'w Workspace,
-        manifest: &'w Manifest,
-        selected: &[usize],
-        running: &[usize],
-        orch_bin: PathBuf,
-    ) -> CliResult<Self> {
         let repo_root = workspace::repo_root(manifest)?;
+        let invalid = |e: String| CliError::invalid(anyhow!("{e}"));
         let templates = Templates::load(&manifest.root, &manifest.defaults.templates)
-            .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
-        templates
-            .check()
-            .map_err(|e| CliError::invalid(anyhow!("{e}")))?;
+            .map_err(|e| invalid(e.to_string()))?;
+        templates.check().map_err(|e| invalid(e.to_string()))?;
         let mut plans = Vec::with_capacity(selected.len());
         // Asked once, and only when some agent may be confined.
         let landlock = std::cell::OnceCell::new();
@@ -208,13 +200,13 @@ impl<'w> Checked<'w> {
         (state, unavailable)
     }
 
-    /// One line per preset agent of the run: what it may run, confined or not.
     /// What the pre-flights found to say: a client program that lies where an agent may write,
     /// run confined.
     pub(crate) fn notes(&self) -> &[String] {
         &self.notes
     }
 
+    /// One line per preset agent of the run: what it may run, confined or not.
     pub(crate) fn preset_rules(&self) -> Vec<String> {
         let mut lines = std::collections::BTreeSet::new();
         for c in &self.plans {
@@ -267,8 +259,7 @@ impl<'w> Checked<'w> {
             plans[chosen.index] = Some(Arc::new(self.plan_ctx(chosen, &mut with_work, emit)?));
         }
         checks::warn_conflicts(&self.repo_root, &with_work, emit);
-        let sandbox = super::sandbox::run_state(self.plans.iter().map(|c| &c.sandbox));
-        let sandbox_abi = self.sandbox_abi();
+        let (sandbox, sandbox_abi) = (self.sandbox().0, self.sandbox_abi());
         super::sandbox::record(
             &self.state_dir,
             (sandbox, sandbox_abi),
@@ -405,10 +396,7 @@ impl<'w> Checked<'w> {
         emit: &mut impl FnMut(&Event),
     ) -> CliResult<PlanCtx> {
         let (lp, entry, manifest) = (c.lp, c.entry, self.manifest);
-        let path = manifest.worktree_path(&lp.name);
-        // `warm` directories are copied into new worktrees after the `copy` paths.
-        let mut copy = entry.copy.clone();
-        copy.extend(entry.warm.iter().map(|w| w.path.clone()));
+        let mut ctx = self.settings_ctx(c)?;
         if matches!(
             c.tree,
             Some(TreeAction::Create { .. } | TreeAction::Readd { .. })
@@ -425,7 +413,7 @@ impl<'w> Checked<'w> {
                 }
             }
         }
-        let (base, created_at, new_tree) = match &c.tree {
+        (ctx.base, ctx.created_at, ctx.new_tree) = match &c.tree {
             None => (String::new(), None, None),
             // A new branch: its worktree is made in the plan's preparation, concurrently with
             // the other plans' and their agents (`prepare::make_tree`). Nothing of the run reads
@@ -442,8 +430,8 @@ impl<'w> Checked<'w> {
                     manifest,
                     &self.repo_root,
                     entry,
-                    &path,
-                    &copy,
+                    &ctx.worktree,
+                    &ctx.copy,
                 ))
                 .map_err(CliError::coded)?;
                 let created_at = record_tree(lp, &tree)?;
@@ -466,11 +454,6 @@ impl<'w> Checked<'w> {
                 (tree.base, Some(created_at), None)
             }
         };
-        let mut ctx = self.settings_ctx(c)?;
-        ctx.base = base;
-        ctx.created_at = created_at;
-        ctx.new_tree = new_tree;
-        ctx.copy = copy;
         Ok(ctx)
     }
 
@@ -478,7 +461,7 @@ impl<'w> Checked<'w> {
     /// (`base`, `created_at`, `new_tree` left empty).
     fn settings_ctx(&self, c: &Chosen<'_>) -> CliResult<PlanCtx> {
         let (lp, entry, manifest) = (c.lp, c.entry, self.manifest);
-        let path = manifest.worktree_path(&lp.name);
+        // `warm` directories are copied into new worktrees after the `copy` paths.
         let mut copy = entry.copy.clone();
         copy.extend(entry.warm.iter().map(|w| w.path.clone()));
         let agent = manifest.agent_of(entry).cloned().ok_or_else(|| {
@@ -497,7 +480,7 @@ impl<'w> Checked<'w> {
             digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
             log_dir: manifest.log_dir(&lp.name),
-            worktree: path,
+            worktree: manifest.worktree_path(&lp.name),
             branch: entry.branch.clone(),
             base: String::new(),
             created_at: None,
@@ -565,12 +548,6 @@ fn lock(state_dir: &Path) -> CliResult<SupervisorLock> {
         };
         CliError::new(exit::REFUSED, e).with_hint(hint)
     })
-}
-
-/// The worktrees, the state and the logs are not the repository's content: excluded from git.
-fn exclude_orch_dirs(manifest: &Manifest, repo_root: &Path) -> CliResult<()> {
-    let excluded = crate::merge::orch_dirs(manifest, repo_root);
-    git::ensure_excluded(repo_root, &excluded).map_err(CliError::coded)
 }
 
 /// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.

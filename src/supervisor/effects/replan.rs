@@ -66,36 +66,23 @@ impl Effects<'_> {
             Some(seen) => inputs::changed_files(seen, &fp),
             None => fp.iter().map(|(p, _)| p.clone()).collect(),
         };
-        let new_ws = match inputs::load_candidate(&self.ctx.manifest_path) {
-            Ok(ws) => ws,
-            Err(invalid) => {
-                self.replanning.seen = Some(fp);
-                self.replanning.waiting = None;
-                (self.emit)(&Event::ManifestInvalid {
-                    file: invalid.file,
-                    errors: invalid.errors,
-                });
-                return;
-            }
+        let invalid = match inputs::load_candidate(&self.ctx.manifest_path) {
+            Err(invalid) => Some((invalid.file, invalid.errors)),
+            Ok(new_ws) => match self.apply_edit(core, new_ws, &files) {
+                Ok(true) => None,
+                Ok(false) => return,
+                Err(errors) => Some((self.ctx.manifest_path.clone(), errors)),
+            },
         };
-        match self.apply_edit(core, new_ws, &files) {
-            Ok(true) => {
-                self.replanning.seen = Some(fp);
-                self.replanning.waiting = None;
-                // A plan file added or removed: the files watched, and their contents now.
-                if self.inputs_changed() {
-                    self.replanning.seen = Some(inputs::fingerprint(&self.replanning.inputs));
-                }
+        self.replanning.seen = Some(fp);
+        self.replanning.waiting = None;
+        match invalid {
+            Some((file, errors)) => (self.emit)(&Event::ManifestInvalid { file, errors }),
+            // A plan file added or removed: the files watched, and their contents now.
+            None if self.inputs_changed() => {
+                self.replanning.seen = Some(inputs::fingerprint(&self.replanning.inputs));
             }
-            Ok(false) => {}
-            Err(errors) => {
-                self.replanning.seen = Some(fp);
-                self.replanning.waiting = None;
-                (self.emit)(&Event::ManifestInvalid {
-                    file: self.ctx.manifest_path.clone(),
-                    errors,
-                });
-            }
+            None => {}
         }
     }
 
@@ -145,7 +132,7 @@ impl Effects<'_> {
                 lp.plan != old_ws.plans[p].plan
                     || depends(Some(&manifest), &lp.name) != depends(old_manifest, &lp.name)
             });
-        if structural {
+        let graph = if structural {
             let plans: Vec<&crate::plan::Plan> =
                 (0..order.len()).map(|p| &plan_at(p).plan).collect();
             if let Some(why) = core.replan_waits_for(&plans) {
@@ -155,11 +142,7 @@ impl Effects<'_> {
                 self.replanning.waiting = Some(why);
                 return Ok(false);
             }
-        }
-        let graph = if structural {
             let names: Vec<String> = (0..order.len()).map(|p| plan_at(p).name.clone()).collect();
-            let plans: Vec<&crate::plan::Plan> =
-                (0..order.len()).map(|p| &plan_at(p).plan).collect();
             Some(
                 crate::workspace::graph_of(&manifest, &names, &plans)
                     .map_err(|ds| ds.iter().map(ToString::to_string).collect::<Vec<_>>())?,
@@ -241,7 +224,6 @@ impl Effects<'_> {
             diagnostics,
             ..
         } = new_ws;
-        debug_assert_eq!(order.len(), n);
         let mut taken: Vec<Option<crate::workspace::LoadedPlan>> =
             new_plans.drain(..).map(Some).collect();
         let merged: Vec<crate::workspace::LoadedPlan> = order
@@ -423,29 +405,27 @@ fn next_run_only(
     new: &crate::manifest::Manifest,
 ) -> Vec<&'static str> {
     let (a, b) = (&old.defaults, &new.defaults);
-    let mut out = Vec::new();
-    let mut differs = |key: &'static str, changed: bool| {
-        if changed {
-            out.push(key);
-        }
-    };
-    differs("target", a.target != b.target);
-    differs("auto_merge", a.auto_merge != b.auto_merge);
-    differs("worktree_root", a.worktree_root != b.worktree_root);
-    differs("state_dir", a.state_dir != b.state_dir);
-    differs("log_dir", a.log_dir != b.log_dir);
-    differs("branch_prefix", a.branch_prefix != b.branch_prefix);
-    differs("stuck_after", a.stuck_after != b.stuck_after);
-    differs("grace", a.grace != b.grace);
-    differs("ports", a.ports != b.ports);
-    differs("integrate", a.integrate != b.integrate);
-    differs(
-        "integrate_feedback",
-        a.integrate_feedback != b.integrate_feedback,
-    );
-    differs("slurm.poll", old.slurm_poll != new.slurm_poll);
-    differs("[[notify]]", old.notify != new.notify);
-    out
+    [
+        ("target", a.target != b.target),
+        ("auto_merge", a.auto_merge != b.auto_merge),
+        ("worktree_root", a.worktree_root != b.worktree_root),
+        ("state_dir", a.state_dir != b.state_dir),
+        ("log_dir", a.log_dir != b.log_dir),
+        ("branch_prefix", a.branch_prefix != b.branch_prefix),
+        ("stuck_after", a.stuck_after != b.stuck_after),
+        ("grace", a.grace != b.grace),
+        ("ports", a.ports != b.ports),
+        ("integrate", a.integrate != b.integrate),
+        (
+            "integrate_feedback",
+            a.integrate_feedback != b.integrate_feedback,
+        ),
+        ("slurm.poll", old.slurm_poll != new.slurm_poll),
+        ("[[notify]]", old.notify != new.notify),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }
 
 /// Where a plan of the re-planned run comes from: the edit (its index there), or the run as it

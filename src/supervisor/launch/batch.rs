@@ -73,14 +73,10 @@ impl Effects<'_> {
                     );
                     process::log_line(&log, &format!("=== orch: {error} ==="));
                     if let Some(t) = unit.task() {
-                        let pc2 = pcc.clone();
-                        let e2 = error.clone();
+                        let (pc, error) = (pcc.clone(), error.clone());
                         let _ = tokio::task::spawn_blocking(move || {
-                            crate::supervisor::settle::record_failure(
-                                &pc2,
-                                &pc2.plan.tasks[t].id,
-                                &e2,
-                            )
+                            let id = &pc.plan.tasks[t].id;
+                            crate::supervisor::settle::record_failure(&pc, id, &error)
                         })
                         .await;
                     }

@@ -148,11 +148,7 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             "agent {agent} cannot work ({}): {cause}; fix: {fix}",
             class.replace('_', " ")
         ),
-        Event::BudgetReached {
-            plan,
-            reason,
-            usage: _,
-        } => format!(
+        Event::BudgetReached { plan, reason, .. } => format!(
             "budget of {} reached: {reason}; no new task starts",
             plan.as_deref()
                 .map_or_else(|| "the run".to_string(), |p| format!("plan {p}"))
@@ -167,22 +163,17 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             log,
             usage,
         } => {
-            let mut s = format!(
-                "{} failed (attempt {attempt}): {error}; ",
+            let mut parts = vec![format!(
+                "{} failed (attempt {attempt}): {error}",
                 subject(plan, task)
-            );
-            if let Some(u) = usage {
-                s.push_str(&format!("{}; ", u.describe()));
-            }
-            match retry_in_ms {
-                Some(ms) => s.push_str(&format!("retry in {}; ", human_duration(*ms))),
-                None => s.push_str("no retry; "),
-            }
-            if let Some(saved) = saved {
-                s.push_str(&format!("changes saved in {saved}; "));
-            }
-            s.push_str(&format!("log {}", show(log, cwd)));
-            s
+            )];
+            parts.extend(usage.map(|u| u.describe()));
+            parts.push(retry_in_ms.map_or("no retry".into(), |ms| {
+                format!("retry in {}", human_duration(ms))
+            }));
+            parts.extend(saved.as_ref().map(|s| format!("changes saved in {s}")));
+            parts.push(format!("log {}", show(log, cwd)));
+            parts.join("; ")
         }
         Event::PlanFinished { plan, completed } => {
             format!("{plan} finished: {} completed", count(*completed, "task"))
@@ -191,13 +182,11 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
         Event::PlanMerged {
             plan,
             target,
-            commit: Some(c),
-        } => format!("{plan} merged into {target} ({})", &c[..c.len().min(7)]),
-        Event::PlanMerged {
-            plan,
-            target,
-            commit: None,
-        } => format!("{plan} was already merged into {target}"),
+            commit,
+        } => match commit {
+            Some(c) => format!("{plan} merged into {target} ({})", short(c)),
+            None => format!("{plan} was already merged into {target}"),
+        },
         Event::PlanMergeFailed {
             plan,
             result,
@@ -258,14 +247,10 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             };
             format!("plans reloaded ({}): {what}", files.join(", "))
         }
-        Event::Note {
-            plan: Some(plan),
-            message,
-        } => format!("{plan}: {message}"),
-        Event::Note {
-            plan: None,
-            message,
-        } => format!("note: {message}"),
+        Event::Note { plan, message } => match plan {
+            Some(plan) => format!("{plan}: {message}"),
+            None => format!("note: {message}"),
+        },
         Event::RunFinished { .. } => return None,
         Event::AttemptFinished {
             plan,
@@ -374,27 +359,19 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
     };
     let rows: Vec<[String; 6]> = summary.plans.iter().map(row).collect();
     // The reason column only when some plan has one.
-    let columns = if rows.iter().any(|r| !r[5].is_empty()) {
-        6
-    } else {
-        5
-    };
+    let columns = 5 + usize::from(rows.iter().any(|r| !r[5].is_empty()));
     let mut widths = [0usize; 6];
     for r in std::iter::once(&header.map(String::from)).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    out.push_str(&format!(
-        "run {} after {}\n",
-        if summary.interrupted {
-            "interrupted"
-        } else {
-            "finished"
-        },
-        human_duration(summary.elapsed_ms)
-    ));
+    let how = if summary.interrupted {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    let mut out = format!("run {how} after {}\n", human_duration(summary.elapsed_ms));
     let mut push_row = |cells: &[String]| {
         let line: Vec<String> = cells[..columns]
             .iter()
@@ -455,20 +432,20 @@ pub(crate) fn summary_table(summary: &RunSummary, cwd: Option<&Path>) -> String 
             summary.resolved_by_agent, summary.left_for_a_person
         ));
     }
-    if summary.notify_failures > 0 {
+    let failed = summary.notify_failures;
+    if failed > 0 {
+        let what = if failed == 1 {
+            "delivery"
+        } else {
+            "deliveries"
+        };
         out.push_str(&format!(
-            "notifications: {} failed (see the notes above)\n",
-            if summary.notify_failures == 1 {
-                "1 delivery".to_string()
-            } else {
-                format!("{} deliveries", summary.notify_failures)
-            }
+            "notifications: {failed} {what} failed (see the notes above)\n"
         ));
     }
     out
 }
 
-/// `plan task`, or just `plan` in plan mode (no task id).
 /// `pid 4242`, or `job 17` for a batch job.
 pub(super) fn runner(pid: u32, job: Option<&str>) -> String {
     match job {
@@ -477,6 +454,7 @@ pub(super) fn runner(pid: u32, job: Option<&str>) -> String {
     }
 }
 
+/// `plan task`, or just `plan` in plan mode (no task id).
 pub(super) fn subject(plan: &str, task: &str) -> String {
     if task.is_empty() {
         plan.to_string()

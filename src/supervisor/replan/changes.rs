@@ -1,9 +1,10 @@
 //! What changed between two configurations, one short line each, for `manifest_reloaded`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::absolute;
 use crate::duration::format_duration;
 use crate::manifest::{
     Budget, Defaults, Dependency, ExecutorKind, Manifest, MergeStrategy, PlanEntry, Protect,
@@ -85,38 +86,32 @@ pub(crate) fn changes_of(old: &Workspace, new: &Workspace, files: &[PathBuf]) ->
     out
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 /// A value as a change line shows it.
 trait Shown {
     fn shown(&self) -> String;
 }
 
-macro_rules! shown_by_to_string {
-    ($($t:ty),*) => {
+/// `impl Shown` for each of the types, the value shown as `|v| …` says.
+macro_rules! shown {
+    (|$v:ident| $body:expr; $($t:ty),*) => {
         $(impl Shown for $t {
             fn shown(&self) -> String {
-                self.to_string()
+                let $v = self;
+                $body
             }
         })*
     };
 }
 
-shown_by_to_string!(usize, u16, u32, i64, bool, String);
-
-impl Shown for PathBuf {
-    fn shown(&self) -> String {
-        self.display().to_string()
-    }
-}
-
-impl Shown for Duration {
-    fn shown(&self) -> String {
-        format_duration(*self)
-    }
-}
+shown!(|v| v.to_string(); usize, u16, u32, i64, bool, String);
+shown!(|v| v.display().to_string(); PathBuf);
+shown!(|v| format_duration(*v); Duration);
+shown!(|v| v.raw.clone(); Dependency);
+shown!(|v| v.path.shown(); Warm);
+shown!(|v| v.patterns.shown(); Protect);
+shown!(|v| v.as_str().to_string(); MergeStrategy, ExecutorKind);
+shown!(|v| format!("{v:?}"); SandboxKeys, SlurmOptions);
+shown!(|v| if v.is_set() { v.describe() } else { "none".to_string() }; Budget);
 
 impl<T: Shown> Shown for Option<T> {
     fn shown(&self) -> String {
@@ -132,52 +127,6 @@ impl<T: Shown> Shown for Vec<T> {
     }
 }
 
-impl Shown for Dependency {
-    fn shown(&self) -> String {
-        self.raw.clone()
-    }
-}
-
-impl Shown for Warm {
-    fn shown(&self) -> String {
-        self.path.shown()
-    }
-}
-
-impl Shown for MergeStrategy {
-    fn shown(&self) -> String {
-        self.as_str().to_string()
-    }
-}
-
-impl Shown for ExecutorKind {
-    fn shown(&self) -> String {
-        self.as_str().to_string()
-    }
-}
-
-impl Shown for Budget {
-    fn shown(&self) -> String {
-        if self.is_set() {
-            self.describe()
-        } else {
-            "none".to_string()
-        }
-    }
-}
-
-impl Shown for Protect {
-    fn shown(&self) -> String {
-        self.patterns.shown()
-    }
-}
-
-impl Shown for SandboxKeys {
-    fn shown(&self) -> String {
-        format!("{self:?}")
-    }
-}
-
 impl Shown for crate::manifest::BestOf {
     fn shown(&self) -> String {
         format!(
@@ -189,12 +138,6 @@ impl Shown for crate::manifest::BestOf {
                 .map_or("none".to_string(), |s| s.join(" ")),
             self.stop.as_str()
         )
-    }
-}
-
-impl Shown for SlurmOptions {
-    fn shown(&self) -> String {
-        format!("{self:?}")
     }
 }
 
