@@ -262,4 +262,32 @@ mod tests {
         assert!(outside.join("sub").is_dir(), "removed beyond the link");
         assert!(base.join("a/b").is_dir());
     }
+
+    /// The one reader of files an agent can replace: a missing file is none, a link (to a real
+    /// file) and a FIFO (which would block a plain read forever) are refused without waiting,
+    /// and a large file is read only up to the limit.
+    #[test]
+    fn read_regular_reads_a_regular_file_only_and_at_most_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("report.json");
+        std::fs::write(&file, vec![b'x'; 10_000]).expect("write");
+        assert_eq!(
+            read_regular(&file, 100).expect("read").expect("exists"),
+            vec![b'x'; 100]
+        );
+        assert_eq!(
+            read_regular(&dir.path().join("none"), 100).expect("read"),
+            None
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(read_regular(&link, 100).is_err(), "a link is refused");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        assert!(read_regular(&fifo, 100).is_err(), "a FIFO is refused");
+        assert!(
+            read_regular(dir.path(), 100).is_err(),
+            "a directory is refused"
+        );
+    }
 }
