@@ -85,23 +85,30 @@ fn committed_outside(parallel_tasks: u32) {
     assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
     refused(&repo, &main, &out, &err);
     // Nothing lost: the refused attempt's work, its own commit with it, is kept under its ref.
-    let saved = repo.git(&[
+    saved(
+        &repo,
+        (&out, &err),
+        &[("lib/evil.sh", "evil"), ("svc/a/ok.txt", "ok")],
+    );
+}
+
+/// The refused attempt of task 1.1 is kept under its ref with `files` (path, text) in it.
+fn saved(repo: &Repo, (out, err): (&str, &str), files: &[(&str, &str)]) {
+    let refs = repo.git(&[
         "for-each-ref",
         "--format=%(refname)",
         "refs/orch/attempts/p/1.1/",
     ]);
-    let saved = saved
+    let saved = refs
         .lines()
         .next()
         .unwrap_or_else(|| panic!("nothing saved\n{out}\n{err}"));
-    assert_eq!(
-        repo.git(&["show", &format!("{saved}:lib/evil.sh")]).trim(),
-        "evil"
-    );
-    assert_eq!(
-        repo.git(&["show", &format!("{saved}:svc/a/ok.txt")]).trim(),
-        "ok"
-    );
+    for (file, text) in files {
+        assert_eq!(
+            repo.git(&["show", &format!("{saved}:{file}")]).trim(),
+            *text
+        );
+    }
 }
 
 /// In the plan's worktree the refused attempt's own commit is taken off `plan/p` (seen failing
@@ -179,18 +186,11 @@ fn checks_a_protected_file_the_agent_committed_in_the_plan_worktree_is_refused()
     let (code, out, err) = repo.run(&["up"]);
     assert_ne!(code, 0, "the task must fail\n{out}\n{err}");
     refused_protected(&repo, &main, &out, &err);
-    let saved = repo.git(&[
-        "for-each-ref",
-        "--format=%(refname)",
-        "refs/orch/attempts/p/1.1/",
-    ]);
-    let saved = saved
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("nothing saved\n{out}\n{err}"));
-    for (file, text) in [("secrets/key.txt", "stolen"), ("ok.txt", "ok")] {
-        assert_eq!(repo.git(&["show", &format!("{saved}:{file}")]).trim(), text);
-    }
+    saved(
+        &repo,
+        (&out, &err),
+        &[("secrets/key.txt", "stolen"), ("ok.txt", "ok")],
+    );
 }
 
 /// A task marked done outside an attempt (a person's `orch task done` while no supervisor
