@@ -481,7 +481,8 @@ fn an_agent_launched_but_not_recorded_is_adopted_not_run_twice() {
     assert_eq!(
         marks.iter().filter(|m| m.start && m.task == "1.1").count(),
         1,
-        "{marks:?}"
+        "{marks:?}\nevents: {seen:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
         marks.iter().filter(|m| m.start && m.task == "1.2").count(),

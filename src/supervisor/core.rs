@@ -302,6 +302,7 @@ impl Core {
                 }
             };
             plan_recs[p].agent_index = i;
+            plan_recs[p].tree_pending = spec.new_tree;
             plan_recs[p].usage = tasks[p]
                 .iter()
                 .filter_map(|t| t.facts.usage)
@@ -315,7 +316,6 @@ impl Core {
             merge_queue: Vec::new(),
             merging: None,
             preparing: 0,
-            trees_pending: specs.iter().flatten().filter(|s| s.new_tree).count(),
             committing: 0,
             next_run: 1,
             graceful: false,
@@ -470,7 +470,28 @@ impl Core {
             Input::Resolving { plan, note } => self.on_resolving(plan, note, &mut out),
         }
         self.step(now, &mut out);
+        self.hold_for_trees(&mut out);
         out
+    }
+
+    /// Takes out of `out` what acts on the worktree of a plan whose worktree is still being
+    /// made (an attempt's check or settlement, a commit): it is given out when the worktree is
+    /// made ([`Input::TreeMade`]), and its result comes back as usual.
+    fn hold_for_trees(&mut self, out: &mut Vec<Action>) {
+        if !self.state.plans.iter().any(|p| p.tree_pending) {
+            return;
+        }
+        for a in std::mem::take(out) {
+            let plan = match &a {
+                Action::Check { unit, .. } | Action::Settle { unit, .. } => Some(unit.plan()),
+                Action::Commit { plan, .. } => Some(*plan),
+                _ => None,
+            };
+            match plan.and_then(|p| self.state.plans.get_mut(p)) {
+                Some(rec) if rec.tree_pending => rec.awaiting_tree.push(a),
+                _ => out.push(a),
+            }
+        }
     }
 
     // ----- names -----

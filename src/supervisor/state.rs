@@ -447,6 +447,12 @@ pub(crate) struct PlanRec {
     /// for the plan's running attempts to end: the check and the commit must not see, or take,
     /// an agent's unfinished work in the worktree they share.
     pub(crate) check_waiting: Vec<usize>,
+    /// Its worktree is being made ([`PlanSpec::new_tree`]; until
+    /// [`Input::TreeMade`](super::core::Input::TreeMade)).
+    pub(crate) tree_pending: bool,
+    /// What waits for that worktree: an attempt's check or settlement, a commit (an adopted
+    /// agent may end, or a recorded completion be committed, before the worktree exists).
+    pub(crate) awaiting_tree: Vec<super::core::Action>,
 }
 
 impl PlanRec {
@@ -465,6 +471,8 @@ impl PlanRec {
             agent_index: 0,
             held: false,
             check_waiting: Vec::new(),
+            tree_pending: false,
+            awaiting_tree: Vec::new(),
         }
     }
 }
@@ -560,8 +568,6 @@ pub(crate) struct RunState {
     pub(crate) merging: Option<usize>,
     /// Plans being prepared.
     pub(crate) preparing: usize,
-    /// Plan worktrees being made (see [`PlanSpec::new_tree`]).
-    pub(crate) trees_pending: usize,
     /// Commits in flight, all plans.
     pub(crate) committing: usize,
     pub(crate) next_run: RunId,

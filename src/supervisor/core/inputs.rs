@@ -490,7 +490,10 @@ impl Core {
         result: Result<Vec<Event>, String>,
         out: &mut Vec<Action>,
     ) {
-        self.state.trees_pending = self.state.trees_pending.saturating_sub(1);
+        if let Some(rec) = self.state.plans.get_mut(p) {
+            rec.tree_pending = false;
+            out.append(&mut rec.awaiting_tree);
+        }
         match result {
             Ok(events) => out.extend(events.into_iter().map(Action::Report)),
             // A plan being prepared learns it from its preparation, which waits for its tree;

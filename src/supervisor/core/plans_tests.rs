@@ -284,3 +284,109 @@ fn the_run_waits_for_a_worktree_being_made() {
     );
     assert!(c.is_over());
 }
+
+/// An adopted agent (launched by a supervisor that died) whose plan's worktree is still being
+/// made ends before the worktree exists: its settlement (which checks and commits in that
+/// worktree) waits for the worktree, then runs; the task is not judged from a half-made tree.
+#[test]
+fn an_attempt_that_ends_before_its_plans_worktree_is_made_is_settled_after() {
+    let only = plan("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n");
+    let plans = vec![only];
+    let names: Vec<String> = vec!["auth".into()];
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut auth = spec("auth");
+    auth.needs_prep = true;
+    auth.new_tree = true;
+    let mut c = core(cfg(8), &g, &plans, vec![auth]);
+    let t0 = Instant::now();
+    let run = c.new_run();
+    let unit = Unit::Task { plan: 0, task: 0 };
+    let out = c.handle(
+        t0,
+        Input::Recovered {
+            adopted: vec![Adopted {
+                run,
+                unit,
+                attempt: 1,
+                pid: 77,
+                job_id: None,
+                elapsed: Duration::from_secs(1),
+            }],
+            retry: Vec::new(),
+        },
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TaskAdopted { pid: 77, .. })),
+        "{out:?}"
+    );
+    // The agent reports done and exits while the worktree is still being made.
+    let mut done = TaskFacts {
+        status: crate::status::TaskStatus::Completed,
+        ..TaskFacts::default()
+    };
+    done.fresh = true;
+    let mut out = c.handle(
+        t0,
+        Input::Status {
+            plan: 0,
+            tasks: vec![(0, done)],
+            merged: false,
+        },
+    );
+    out.extend(c.handle(
+        t0,
+        Input::Exited {
+            run,
+            ending: Ending::Exited(None),
+            output: Default::default(),
+        },
+    ));
+    let touches_tree = |out: &[Action]| {
+        out.iter().any(|a| {
+            matches!(
+                a,
+                Action::Settle { .. } | Action::Check { .. } | Action::Commit { .. }
+            )
+        })
+    };
+    assert!(
+        !touches_tree(&out),
+        "nothing in the worktree before it is made: {out:?}"
+    );
+    assert!(!c.is_over());
+    let started = Event::PlanStarted {
+        plan: "auth".into(),
+        branch: "plan/auth".into(),
+        worktree: "/w/auth".into(),
+        base: "b".into(),
+        created: true,
+    };
+    let out = c.handle(
+        t0,
+        Input::TreeMade {
+            plan: 0,
+            result: Ok(vec![started]),
+        },
+    );
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Settle { run: r, unit: u, how: Settlement::Commit, .. } if *r == run && *u == unit
+        )),
+        "the adopted attempt is settled once the worktree is made: {out:?}"
+    );
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run,
+            outcome: Outcome::Done {
+                commit: Some("c1".into()),
+            },
+        },
+    );
+    // The attempt was the earlier supervisor's, made after that plan's preparation: 1.2 runs
+    // next, and 1.1 does not run again.
+    assert_eq!(ids(&c, &plans, &launches(&out)), ["1.2"], "{out:?}");
+}

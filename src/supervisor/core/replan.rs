@@ -256,14 +256,12 @@ impl Core {
         // New plans.
         for (p, spec) in specs.iter().enumerate().skip(old_plans) {
             let mut rec = PlanRec::new();
+            rec.tree_pending = spec.as_ref().is_some_and(|s| s.new_tree);
             rec.usage = tasks[p]
                 .iter()
                 .filter_map(|t| t.facts.usage)
                 .fold(Default::default(), |a, u| a.plus(&u));
             self.state.plans.push(rec);
-            if spec.as_ref().is_some_and(|s| s.new_tree) {
-                self.state.trees_pending += 1;
-            }
         }
         let ops = self.frontier.ops();
         self.frontier = Frontier::new(&r.graph, &plans, priorities, |p, t| {

@@ -404,7 +404,7 @@ impl Core {
             || s.committing > 0
             || s.preparing > 0
             || s.integration.running
-            || s.trees_pending > 0
+            || s.plans.iter().any(|p| p.tree_pending)
         {
             return false;
         }
