@@ -263,6 +263,7 @@ fn known_task(lp: &LoadedPlan, id: &str) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Coded;
     use crate::status::is_paused;
 
     fn plan_in(dir: &std::path::Path) -> LoadedPlan {

@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::output::{print_json, println_safe};
-use crate::error::{CliError, CliResult, exit};
+use crate::error::{CliError, CliResult, Coded, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
 use crate::status;
 use crate::supervisor::LockError;

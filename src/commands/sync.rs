@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::output::{print_json, println_safe};
-use crate::error::{CliResult, exit};
+use crate::error::{CliResult, Coded, exit};
 use crate::merge::sync::{SyncResult, Synced, UpstreamMerge, skip_reason};
 use crate::merge::{PlanInfo, plan_infos, short};
 use crate::workspace::{self, Selection};

@@ -144,14 +144,8 @@ fn commit_in(
     who: &mut Option<(String, String)>,
     branch: Option<&str>,
 ) -> Result<CommitInfo, GitError> {
-    let stage_error = |source| GitError::Stage {
-        path: worktree.to_path_buf(),
-        source,
-    };
-    let commit_error = |source| GitError::Commit {
-        path: worktree.to_path_buf(),
-        source,
-    };
+    let stage_error = GitError::staging(worktree);
+    let commit_error = GitError::committing(worktree);
     let parent = match branch {
         Some(b) => super::repo::branch_commit(repo, b)?,
         None => head_commit(repo, worktree)?,
@@ -303,14 +297,8 @@ pub(crate) fn save_and_reset(
         return Ok(None);
     }
     let head = checked_out_commit(&repo, worktree)?;
-    let stage_error = |source| GitError::Stage {
-        path: worktree.to_path_buf(),
-        source,
-    };
-    let commit_error = |source| GitError::Commit {
-        path: worktree.to_path_buf(),
-        source,
-    };
+    let stage_error = GitError::staging(worktree);
+    let commit_error = GitError::committing(worktree);
     // libgit2 stages a submodule through its `.git` file: orch's own first.
     super::submodules::pin_submodules(worktree)
         .map_err(|e| stage_error(git2::Error::from_str(&e.to_string())))?;

@@ -1,6 +1,7 @@
 //! The errors of the git module.
 
-use std::path::PathBuf;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 
 use crate::exit;
 
@@ -183,8 +184,38 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// For `map_err`: merging `upstream` (a branch or commit) into `branch` failed.
+    pub(super) fn merging<'a>(
+        branch: impl Display + Copy + 'a,
+        upstream: impl Display + Copy + 'a,
+    ) -> impl Fn(git2::Error) -> Self + Copy + 'a {
+        move |source| Self::Merge {
+            branch: branch.to_string(),
+            upstream: upstream.to_string(),
+            source,
+        }
+    }
+
+    /// For `map_err`: staging the changes of the work tree `path` failed.
+    pub(super) fn staging(path: &Path) -> impl Fn(git2::Error) -> Self + Copy + '_ {
+        move |source| Self::Stage {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// For `map_err`: writing a commit in the work tree `path` failed.
+    pub(super) fn committing(path: &Path) -> impl Fn(git2::Error) -> Self + Copy + '_ {
+        move |source| Self::Commit {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl exit::Coded for GitError {
     /// The documented exit code this error maps to.
-    pub(crate) fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> u8 {
         match self {
             Self::ForeignBranch { .. }
             | Self::ForeignPath { .. }
@@ -203,7 +234,7 @@ impl GitError {
     }
 
     /// How the user gets out of it, where that is known.
-    pub(crate) fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NotARepository { .. } => {
                 Some("run orch inside a git repository (create one with `git init`)".into())
@@ -264,15 +295,6 @@ impl GitError {
             }
             _ => None,
         }
-    }
-}
-
-impl exit::Coded for GitError {
-    fn exit_code(&self) -> u8 {
-        GitError::exit_code(self)
-    }
-    fn hint(&self) -> Option<String> {
-        GitError::hint(self)
     }
 }
 

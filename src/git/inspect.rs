@@ -72,13 +72,7 @@ pub(crate) fn conflicts_of_pairs(
         .iter()
         .map(|r| resolve(&repo, r))
         .collect::<Result<Vec<_>, _>>()?;
-    let merge_error = |i: usize, j: usize| {
-        move |source| GitError::Merge {
-            branch: revs[i].clone(),
-            upstream: revs[j].clone(),
-            source,
-        }
-    };
+    let merge_error = |i: usize, j: usize| GitError::merging(&revs[i], &revs[j]);
     // A pair where one side contains the other merges cleanly; git is asked of the rest at once.
     let mut asked = Vec::new();
     for &(i, j) in pairs {
@@ -178,11 +172,7 @@ pub(crate) fn merge_state_of(
     branch: &str,
     target: &str,
 ) -> Result<MergeState, GitError> {
-    let merge_error = |source| GitError::Merge {
-        branch: target.to_string(),
-        upstream: branch.to_string(),
-        source,
-    };
+    let merge_error = GitError::merging(target, branch);
     if contains(repo, onto.id(), tip.id()).map_err(merge_error)? {
         return Ok(MergeState::Contained);
     }

@@ -34,15 +34,9 @@ pub(crate) fn merge_into(
     upstream: &str,
     message: &str,
 ) -> Result<MergeOutcome, GitError> {
-    let repo = open(worktree)?;
-    let refname = format!("refs/heads/{branch}");
-    check_checked_out(&repo, worktree, branch, &refname)?;
+    let repo = open_checked_out(worktree, branch)?;
     let (ours, theirs) = tip_and_commit(&repo, branch, upstream)?;
-    let merge_error = |source| GitError::Merge {
-        branch: branch.to_string(),
-        upstream: upstream.to_string(),
-        source,
-    };
+    let merge_error = GitError::merging(branch, upstream);
     if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
         return Ok(MergeOutcome::AlreadyContained);
     }
@@ -58,10 +52,7 @@ pub(crate) fn merge_into(
             TreeMerge::Conflict(paths) => return Ok(MergeOutcome::Conflict { paths }),
         };
     let tree = repo.find_tree(tree_id).map_err(merge_error)?;
-    let commit_error = |source| GitError::Commit {
-        path: worktree.to_path_buf(),
-        source,
-    };
+    let commit_error = GitError::committing(worktree);
     let sig = signature(&repo).map_err(commit_error)?;
     let subject = message.lines().next().unwrap_or_default();
     let log = format!("merge {upstream}: {subject}");
@@ -85,21 +76,24 @@ pub(crate) fn merge_into(
     })
 }
 
-/// Fails unless `worktree` has `branch` (`refname`) checked out.
-pub(super) fn check_checked_out(
-    repo: &git2::Repository,
+/// The repository of `worktree`, which must have `branch` checked out.
+pub(super) fn open_checked_out(
     worktree: &Path,
     branch: &str,
-    refname: &str,
-) -> Result<(), GitError> {
-    let head = repo
+) -> Result<git2::Repository, GitError> {
+    let repo = open(worktree)?;
+    let refname = format!("refs/heads/{branch}");
+    let checked_out = repo
         .find_reference("HEAD")
         .map_err(|source| GitError::ReadHead {
             path: worktree.to_path_buf(),
             source,
-        })?;
-    let checked_out = head.symbolic_target().ok().flatten().map(str::to_string);
-    if checked_out.as_deref() != Some(refname) {
+        })?
+        .symbolic_target()
+        .ok()
+        .flatten()
+        .map(str::to_string);
+    if checked_out.as_deref() != Some(refname.as_str()) {
         return Err(GitError::WrongBranch {
             path: worktree.to_path_buf(),
             expected: branch.to_string(),
@@ -109,7 +103,7 @@ pub(super) fn check_checked_out(
             ),
         });
     }
-    Ok(())
+    Ok(repo)
 }
 
 /// A new tip for a branch checked out in a worktree, its tree built in memory.
@@ -144,11 +138,7 @@ pub(super) fn land(
 ) -> Result<git2::Oid, GitError> {
     let (repo, worktree, ours) = (l.repo, l.worktree, l.ours);
     let refname = format!("refs/heads/{}", l.branch);
-    let merge_error = |source| GitError::Merge {
-        branch: l.branch.to_string(),
-        upstream: ours.id().to_string(),
-        source,
-    };
+    let merge_error = GitError::merging(l.branch, ours.id());
     let mut resumed = l.dirty.as_ref().is_some_and(|d| !d.is_empty());
     if resumed
         && !holds_tree(repo, worktree, &ours.tree().map_err(merge_error)?, l.tree)
@@ -159,10 +149,7 @@ pub(super) fn land(
             files: l.dirty.clone().unwrap_or_default(),
         });
     }
-    let commit_error = |source| GitError::Commit {
-        path: worktree.to_path_buf(),
-        source,
-    };
+    let commit_error = GitError::committing(worktree);
     let merged = make(repo).map_err(commit_error)?;
     let merged_commit = repo.find_commit(merged).map_err(commit_error)?;
 
@@ -388,11 +375,7 @@ pub(crate) fn preview_merges(
     let mut ours = branch_tip_commit(&repo, branch)?;
     let mut contained = Vec::new();
     for (index, oid) in commits.iter().enumerate() {
-        let merge_error = |source| GitError::Merge {
-            branch: branch.to_string(),
-            upstream: oid.clone(),
-            source,
-        };
+        let merge_error = GitError::merging(branch, oid);
         let theirs = commit_of(&repo, oid)?;
         if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
             contained.push(true);

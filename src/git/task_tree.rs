@@ -15,7 +15,7 @@ use super::GitError;
 use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_plan_worktree};
 use super::commit::{move_ref, save_and_reset};
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
-use super::merge::{Landing, check_checked_out, land, tip_and_commit};
+use super::merge::{Landing, land, open_checked_out, tip_and_commit};
 use super::pool::{free_slot, pool_slot};
 use super::refs::{check_tree_name, task_branch, task_tree_name};
 use super::repo::{branch_commit, contains, find_branch, open, parse_oid, retry_locked, signature};
@@ -199,11 +199,7 @@ pub(crate) fn uncommit_task_tree(
     let (ours, plan) = (tip(task_branch)?, tip(plan_branch)?);
     let base = repo
         .merge_base(ours.id(), plan.id())
-        .map_err(|source| GitError::Merge {
-            branch: task_branch.to_string(),
-            upstream: plan_branch.to_string(),
-            source,
-        })?;
+        .map_err(GitError::merging(task_branch, plan_branch))?;
     if base == ours.id() {
         return Ok(());
     }
@@ -230,14 +226,8 @@ pub(crate) fn land_task_commit(
     plan_branch: &str,
     task_commit: &str,
 ) -> Result<Landed, GitError> {
-    let repo = open(plan_worktree)?;
-    let refname = format!("refs/heads/{plan_branch}");
-    check_checked_out(&repo, plan_worktree, plan_branch, &refname)?;
-    let merge_error = |source| GitError::Merge {
-        branch: plan_branch.to_string(),
-        upstream: task_commit.to_string(),
-        source,
-    };
+    let repo = open_checked_out(plan_worktree, plan_branch)?;
+    let merge_error = GitError::merging(plan_branch, task_commit);
     let (ours, theirs) = tip_and_commit(&repo, plan_branch, task_commit)?;
     if contains(&repo, ours.id(), theirs.id()).map_err(merge_error)? {
         return Ok(Landed::Already {

@@ -83,9 +83,9 @@ pub enum StatusError {
     },
 }
 
-impl StatusError {
+impl exit::Coded for StatusError {
     /// The documented exit code this error maps to.
-    pub(crate) fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> u8 {
         match self {
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } | Self::Read { .. } => {
                 exit::STATE
@@ -101,7 +101,7 @@ impl StatusError {
     }
 
     /// The way out, where one is known.
-    pub(crate) fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Corrupt { .. } => Some(
                 "fix the file by hand, or rebuild it from the plan (the corrupt file is kept \
@@ -111,14 +111,5 @@ impl StatusError {
             Self::UnsupportedVersion { .. } => Some("upgrade orch".to_string()),
             _ => None,
         }
-    }
-}
-
-impl exit::Coded for StatusError {
-    fn exit_code(&self) -> u8 {
-        StatusError::exit_code(self)
-    }
-    fn hint(&self) -> Option<String> {
-        StatusError::hint(self)
     }
 }

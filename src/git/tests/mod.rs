@@ -10,7 +10,7 @@ use git2::{Oid, Repository, RepositoryInitOptions, Signature, Time};
 use tempfile::TempDir;
 
 use super::*;
-use crate::exit;
+use crate::exit::{self, Coded};
 
 mod commit;
 mod locate;

@@ -73,9 +73,9 @@ pub enum MergeError {
     Tag { tag: String, reason: String },
 }
 
-impl MergeError {
+impl exit::Coded for MergeError {
     /// The documented exit code this error maps to.
-    pub(crate) fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> u8 {
         match self {
             Self::Git(e) => e.exit_code(),
             Self::TargetMissing { .. } => exit::INVALID,
@@ -86,7 +86,7 @@ impl MergeError {
     }
 
     /// How the user gets out of it, where that is known.
-    pub(crate) fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Git(e) => e.hint(),
             Self::TargetMissing { target } => Some(format!(
@@ -113,14 +113,5 @@ impl MergeError {
             ),
             _ => None,
         }
-    }
-}
-
-impl exit::Coded for MergeError {
-    fn exit_code(&self) -> u8 {
-        MergeError::exit_code(self)
-    }
-    fn hint(&self) -> Option<String> {
-        MergeError::hint(self)
     }
 }

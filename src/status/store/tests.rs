@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::*;
+use crate::exit::Coded;
 use crate::status::test_support::{small_plan, wide_plan};
 use crate::status::{TaskStatus, Transition, TransitionOptions, apply};
 
