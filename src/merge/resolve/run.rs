@@ -226,12 +226,9 @@ pub(super) fn prompt_for(
         .join(format!("{RESOLVE_PREFIX}{}", req.step.plan));
     let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
     prompt::render(&PromptInput {
-        plan: req.step.plan,
-        branch: req.step.branch,
-        target: req.step.target,
+        req,
         workdir: &workdir,
         notes: &notes.join(EXPLANATION),
-        why: &req.why,
         files: prompt::marked_files(repo, c.tree, &c.files),
         tasks: req
             .tasks
@@ -242,10 +239,6 @@ pub(super) fn prompt_for(
         ours: repo.side_commits(c.ours, c.theirs, &c.files, prompt::MAX_COMMITS),
         theirs: repo.side_commits(c.theirs, c.ours, &c.files, prompt::MAX_COMMITS),
         check: entry.check.as_ref().map(|a| crate::merge::verify::shown(a)),
-        verify: req
-            .step
-            .verify
-            .map(|v| crate::merge::verify::shown(&v.argv)),
     })
 }
 
