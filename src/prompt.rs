@@ -403,6 +403,17 @@ mod tests {
         }
     }
 
+    /// Templates loaded from `folder` of a new directory (kept alive by the caller) that holds
+    /// one file.
+    fn on_disk(folder: &str, file: &str, text: &str) -> (tempfile::TempDir, Templates) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tdir = dir.path().join(folder);
+        std::fs::create_dir_all(&tdir).expect("mkdir");
+        std::fs::write(tdir.join(file), text).expect("write");
+        let t = Templates::load(dir.path(), Path::new(folder)).expect("loads");
+        (dir, t)
+    }
+
     fn task() -> TaskPrompt {
         TaskPrompt {
             plan: "greeter".into(),
@@ -640,15 +651,11 @@ mod tests {
 
     #[test]
     fn a_misspelled_variable_is_an_error_with_its_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tdir = dir.path().join("orch/templates");
-        std::fs::create_dir_all(&tdir).expect("mkdir");
-        std::fs::write(
-            tdir.join("task.md"),
+        let (_dir, t) = on_disk(
+            "orch/templates",
+            "task.md",
             "Task {{ task_id }}\n\nDo {{ tsak_id }}.\n",
-        )
-        .expect("write");
-        let t = Templates::load(dir.path(), Path::new("orch/templates")).expect("loads");
+        );
         let err = t.render_task(&task()).expect_err("undefined variable");
         assert_eq!(err.path(), Path::new("orch/templates/task.md"));
         assert_eq!(err.line(), Some(3));
@@ -663,15 +670,11 @@ mod tests {
 
     #[test]
     fn a_syntax_error_names_file_and_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tdir = dir.path().join("prompts");
-        std::fs::create_dir_all(&tdir).expect("mkdir");
-        std::fs::write(
-            tdir.join("plan.md"),
+        let (_dir, t) = on_disk(
+            "prompts",
+            "plan.md",
             "Plan {{ plan }}\n{% if tasks_remaining %}\nwork\n{% endfor %}\n",
-        )
-        .expect("write");
-        let t = Templates::load(dir.path(), Path::new("prompts")).expect("loads");
+        );
         assert_eq!(t.task_origin(), &Origin::Embedded);
         assert_eq!(t.plan_origin(), &Origin::File("prompts/plan.md".into()));
         let err = t.check().expect_err("syntax error");
@@ -687,11 +690,7 @@ mod tests {
 
     #[test]
     fn an_unknown_filter_is_found_by_check() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tdir = dir.path().join("t");
-        std::fs::create_dir_all(&tdir).expect("mkdir");
-        std::fs::write(tdir.join("task.md"), "one\ntwo {{ task_id | shout }}\n").expect("write");
-        let t = Templates::load(dir.path(), Path::new("t")).expect("loads");
+        let (_dir, t) = on_disk("t", "task.md", "one\ntwo {{ task_id | shout }}\n");
         let err = t.check().expect_err("unknown filter");
         let msg = err.to_string();
         assert_eq!(msg, "template `t/task.md`:2: unknown filter `shout`");
@@ -699,15 +698,11 @@ mod tests {
 
     #[test]
     fn overrides_on_disk_replace_the_built_ins_one_by_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tdir = dir.path().join("orch/templates");
-        std::fs::create_dir_all(&tdir).expect("mkdir");
-        std::fs::write(
-            tdir.join("task.md"),
+        let (dir, t) = on_disk(
+            "orch/templates",
+            "task.md",
             "{{ plan }}/{{ task_id }} try {{ attempt }}{% for d in dependencies %} after {{ d.id }}{% endfor %}\n",
-        )
-        .expect("write");
-        let t = Templates::load(dir.path(), Path::new("orch/templates")).expect("loads");
+        );
         assert_eq!(
             t.task_origin(),
             &Origin::File(PathBuf::from("orch/templates/task.md"))

@@ -191,11 +191,16 @@ impl Workspace {
 
     /// Task node `n` as shown: `plan:id` when several plans are selected, else the id.
     pub(crate) fn task_label(&self, g: &Graph, n: usize) -> String {
+        self.node_label(g, n, self.selected.len() > 1)
+    }
+
+    /// Task node `n` as `plan:id` when `with_plan`, else its id (`node n` for a gate).
+    pub(crate) fn node_label(&self, g: &Graph, n: usize, with_plan: bool) -> String {
         let Some((p, t)) = g.task_of(n) else {
             return format!("node {n}");
         };
         let id = &self.plans[p].plan.tasks[t].id;
-        if self.selected.len() > 1 {
+        if with_plan {
             format!("{}:{id}", self.plans[p].name)
         } else {
             id.clone()

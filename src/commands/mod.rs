@@ -90,15 +90,7 @@ pub(crate) fn lock_error(e: LockError, held: &str) -> CliError {
 
 /// Task node `n` as shown: `plan:id` with several plans in the workspace, else the id.
 pub(crate) fn node_label(ws: &Workspace, g: &crate::graph::Graph, n: usize) -> String {
-    let Some((p, t)) = g.task_of(n) else {
-        return format!("node {n}");
-    };
-    let id = &ws.plans[p].plan.tasks[t].id;
-    if ws.plans.len() > 1 {
-        format!("{}:{id}", ws.plans[p].name)
-    } else {
-        id.clone()
-    }
+    ws.node_label(g, n, ws.plans.len() > 1)
 }
 
 /// The manifest's target branch, which must exist in `repo_root`.

@@ -439,15 +439,19 @@ mod tests {
         }
     }
 
+    /// One plan's graph and its frontier, every task pending.
+    fn one_plan(text: &str) -> (Graph, Frontier) {
+        let p = parse(Path::new("p.md"), text);
+        let g = Graph::of_plan(&p).expect("acyclic");
+        let f = Frontier::new(&g, &[p], &[0], |_, _| NodeState::Pending);
+        (g, f)
+    }
+
     #[test]
     fn a_barrier_releases_the_next_phase_once_and_closes_again_on_a_reset() {
-        let p = parse(
-            Path::new("p.md"),
+        let (g, mut f) = one_plan(
             "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n## Phase 2: B\n- [ ] 2.1 c\n- [ ] 2.2 d\n",
         );
-        let g = Graph::of_plan(&p).expect("acyclic");
-        let plans = vec![p];
-        let mut f = Frontier::new(&g, &plans, &[0], |_, _| NodeState::Pending);
         let node = |t: usize| g.task_node[0][t];
         assert_eq!(f.ready_order(&g), [node(0), node(1)]);
         f.set_state(&g, node(0), NodeState::Done);
@@ -463,13 +467,9 @@ mod tests {
 
     #[test]
     fn sequential_members_are_parked_while_one_runs() {
-        let p = parse(
-            Path::new("p.md"),
+        let (g, mut f) = one_plan(
             "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n- [ ] 1.3 c\n**Execution Note:** Tasks 1.1-1.2 are [SEQUENTIAL] - x\n",
         );
-        let g = Graph::of_plan(&p).expect("acyclic");
-        let plans = vec![p];
-        let mut f = Frontier::new(&g, &plans, &[0], |_, _| NodeState::Pending);
         let node = |t: usize| g.task_node[0][t];
         assert_eq!(f.head(&g, 0), Some(node(0)));
         f.set_state(&g, node(0), NodeState::InProgress);
@@ -483,13 +483,7 @@ mod tests {
 
     #[test]
     fn held_tasks_come_back_when_released() {
-        let p = parse(
-            Path::new("p.md"),
-            "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n",
-        );
-        let g = Graph::of_plan(&p).expect("acyclic");
-        let plans = vec![p];
-        let mut f = Frontier::new(&g, &plans, &[0], |_, _| NodeState::Pending);
+        let (g, mut f) = one_plan("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n");
         let node = |t: usize| g.task_node[0][t];
         f.hold(node(0));
         assert_eq!(f.head(&g, 0), Some(node(1)));

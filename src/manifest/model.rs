@@ -191,8 +191,6 @@ pub(crate) struct Warm {
     pub(crate) column: usize,
 }
 
-impl Warm {}
-
 /// One `[[plan]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PlanEntry {

@@ -6,57 +6,44 @@ use super::raw::{At, Bad, RawNotify, Reporter};
 use super::values::{argv, duration};
 
 /// Every event a hook may ask for: the `--json` events of `orch up`, and the ones a person
-/// waits for that the supervisor reports when it sees them.
-pub(crate) const NOTIFY_EVENTS: &[&str] = &[
-    "run_started",
-    "plan_started",
-    "upstream_merged",
-    "setup_finished",
-    "task_started",
-    "task_adopted",
-    "task_finished",
-    "task_failed",
-    "task_stuck",
-    "agent_paused",
-    "agent_resumed",
-    "plan_paused",
-    "plan_resumed",
-    "task_retried",
-    "task_stopped",
-    "budget_reached",
-    "plan_finished",
-    "plan_blocked",
-    "plan_merged",
-    "plan_merge_failed",
-    "integration_failed",
-    "integration_fixed",
-    "interrupted",
-    "report_refused",
-    "manifest_invalid",
-    "manifest_reloaded",
-    "note",
-    "run_finished",
-    "attempt_finished",
-    "resolve_started",
-    "resolved",
-    "resolve_failed",
-    "task_slow",
-    "run_forecast",
-];
-
-/// The chatty events a hook without `events` does not get: one or more per task or plan start,
-/// and notes (among them the notes about failed deliveries).
-pub(crate) const CHATTY_EVENTS: &[&str] = &[
-    "run_started",
-    "plan_started",
-    "upstream_merged",
-    "setup_finished",
-    "task_started",
-    "task_adopted",
-    "task_finished",
-    "note",
-    "attempt_finished",
-    "run_forecast",
+/// waits for that the supervisor reports when it sees them; each with whether it is chatty (one
+/// or more per task or plan start, and notes, among them the notes about failed deliveries),
+/// which a hook without `events` does not get.
+pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
+    ("run_started", true),
+    ("plan_started", true),
+    ("upstream_merged", true),
+    ("setup_finished", true),
+    ("task_started", true),
+    ("task_adopted", true),
+    ("task_finished", true),
+    ("task_failed", false),
+    ("task_stuck", false),
+    ("agent_paused", false),
+    ("agent_resumed", false),
+    ("plan_paused", false),
+    ("plan_resumed", false),
+    ("task_retried", false),
+    ("task_stopped", false),
+    ("budget_reached", false),
+    ("plan_finished", false),
+    ("plan_blocked", false),
+    ("plan_merged", false),
+    ("plan_merge_failed", false),
+    ("integration_failed", false),
+    ("integration_fixed", false),
+    ("interrupted", false),
+    ("report_refused", false),
+    ("manifest_invalid", false),
+    ("manifest_reloaded", false),
+    ("note", true),
+    ("run_finished", false),
+    ("attempt_finished", true),
+    ("resolve_started", false),
+    ("resolved", false),
+    ("resolve_failed", false),
+    ("task_slow", false),
+    ("run_forecast", true),
 ];
 
 /// The default of a hook's `timeout`.
@@ -129,15 +116,16 @@ pub(super) fn hooks(raw: &[At<RawNotify>], r: &mut Reporter<'_>) -> Vec<NotifyHo
                     );
                 }
                 for e in value {
-                    if NOTIFY_EVENTS.contains(&e.value.as_str()) {
+                    if NOTIFY_EVENTS.iter().any(|(name, _)| *name == e.value) {
                         if !chosen.contains(&e.value) {
                             chosen.push(e.value.clone());
                         }
                     } else {
+                        let names: Vec<&str> = NOTIFY_EVENTS.iter().map(|(n, _)| *n).collect();
                         r.error_hint(
                             &e.span,
                             format!("`notify.events`: unknown event `{}`", e.value),
-                            format!("the events are {}", NOTIFY_EVENTS.join(", ")),
+                            format!("the events are {}", names.join(", ")),
                         );
                     }
                 }
@@ -145,8 +133,8 @@ pub(super) fn hooks(raw: &[At<RawNotify>], r: &mut Reporter<'_>) -> Vec<NotifyHo
             None => {
                 chosen = NOTIFY_EVENTS
                     .iter()
-                    .filter(|e| !CHATTY_EVENTS.contains(e))
-                    .map(|e| (*e).to_string())
+                    .filter(|(_, chatty)| !chatty)
+                    .map(|(name, _)| (*name).to_string())
                     .collect();
             }
         }

@@ -33,6 +33,19 @@ pub(crate) struct StepRequest<'a> {
     pub(crate) verified_tree: Option<Oid>,
 }
 
+impl StepRequest<'_> {
+    /// What the step's commit message names.
+    pub(crate) fn subject(&self) -> Subject<'_> {
+        Subject {
+            plan: self.plan,
+            branch: self.branch,
+            target: self.target,
+            base: self.base,
+            strategy: self.strategy,
+        }
+    }
+}
+
 /// A plan that landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Merged {
@@ -91,13 +104,7 @@ pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
         .ok_or_else(|| MergeError::BranchMissing {
             branch: req.branch.to_string(),
         })?;
-    let subject = Subject {
-        plan: req.plan,
-        branch: req.branch,
-        target: req.target,
-        base: req.base,
-        strategy: req.strategy,
-    };
+    let subject = req.subject();
     for attempt in 0..=MAX_REBUILDS {
         if interrupt::interrupted() {
             return Ok(StepOutcome::Interrupted);

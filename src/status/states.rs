@@ -203,6 +203,19 @@ mod tests {
         states_of(Path::new("s.json"), bytes.to_vec())
     }
 
+    /// The small plan, and its document with task 1.1 failed with `error`.
+    fn failed_1_1(error: &str) -> (crate::plan::Plan, StatusDoc) {
+        let plan = small_plan();
+        let now = chrono::Utc::now();
+        let mut doc = StatusDoc::new(&plan, "p.md", "demo", now);
+        let fail = TransitionOptions {
+            error: Some(error.into()),
+            ..TransitionOptions::default()
+        };
+        apply(&mut doc, "1.1", Transition::Fail, &fail, now).expect("fail");
+        (plan, doc)
+    }
+
     /// The states reader reads what the whole-document reader ([`super::super::load`]) reads, on
     /// a real document and on every one-byte change of it (and of a hand-made one with escapes,
     /// nulls and foreign fields); whatever it refuses, the whole-document reader refuses too.
@@ -210,14 +223,7 @@ mod tests {
     fn states_are_what_the_whole_document_says() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
-        let plan = small_plan();
-        let now = chrono::Utc::now();
-        let mut doc = StatusDoc::new(&plan, "p.md", "demo", now);
-        let fail = TransitionOptions {
-            error: Some("boom \"quoted\"\n\u{1}line".into()),
-            ..TransitionOptions::default()
-        };
-        apply(&mut doc, "1.1", Transition::Fail, &fail, now).expect("fail");
+        let (_, doc) = failed_1_1("boom \"quoted\"\n\u{1}line");
         let pretty = serde_json::to_vec_pretty(&doc).expect("json");
         let hand =
             br#"{"planPath": "p", "planName": "n", "createdAt": "t", "x": [1.5e3, -0, true, {}],
@@ -311,15 +317,12 @@ mod tests {
     fn states_and_entries_match_the_full_reader() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
-        let plan = small_plan();
-        let now = chrono::Utc::now();
-        let mut doc = StatusDoc::new(&plan, "p.md", "demo", now);
-        let fail = TransitionOptions {
+        let (plan, mut doc) = failed_1_1("boom");
+        let skip = TransitionOptions {
             error: Some("boom".into()),
             ..TransitionOptions::default()
         };
-        apply(&mut doc, "1.1", Transition::Fail, &fail, now).expect("fail");
-        apply(&mut doc, "V1", Transition::Skip, &fail, now).expect("skip");
+        apply(&mut doc, "V1", Transition::Skip, &skip, chrono::Utc::now()).expect("skip");
         std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
 
         let states = load_states(&path).expect("reads").expect("exists");

@@ -10,8 +10,8 @@ use super::run::{
 use crate::error::{CliError, exit};
 use crate::git::MergeRepo;
 use crate::manifest::{Manifest, PlanEntry};
-use crate::merge::MergeError;
 use crate::merge::verify::Verify;
+use crate::merge::{MergeError, StepRequest};
 
 /// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).
 pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, CliError> {
@@ -72,13 +72,16 @@ pub(crate) fn request<'a>(
 ) -> ResolveRequest<'a> {
     let loaded = ws.plans.iter().find(|p| p.name == entry.name);
     ResolveRequest {
-        repo_root,
-        target: &manifest.defaults.target,
-        plan: &entry.name,
-        branch: &entry.branch,
-        base: None,
-        strategy: manifest.defaults.merge_strategy,
-        verify,
+        step: StepRequest {
+            repo_root,
+            target: &manifest.defaults.target,
+            plan: &entry.name,
+            branch: &entry.branch,
+            base: None,
+            strategy: manifest.defaults.merge_strategy,
+            verify,
+            verified_tree: None,
+        },
         why,
         // The plan's tasks as the prompt lists them: (`id: description`, description and body).
         tasks: loaded.map_or_else(Vec::new, |lp| {
@@ -172,7 +175,7 @@ pub(crate) fn sync_resolving(
             return Ok((synced, None));
         };
         let mut req = request(ws, &res.manifest, entry, repo_root, None, Why::Conflict);
-        req.target = branch;
+        req.step.target = branch;
         let resolved = match resolve(res, &req) {
             Ok(r) => r,
             Err(e) => return Ok((synced, Some(format!("the resolution could not run: {e}")))),

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::gates::{self, MAX_EXTRA};
 use super::run::{Conflicted, ResolveRequest};
 use crate::git::{self, GitTarget, MergeRepo, Oid, WorkFile};
-use crate::git::{Built, Moved, Subject, move_target};
+use crate::git::{Built, Moved, move_target};
 use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::MergeError;
 use crate::merge::interrupt;
@@ -46,11 +46,11 @@ impl Gates<'_> {
         }
         let log = format!(
             "orch resolve: `{}` merged into `{}`, resolved by agent `{}`",
-            self.req.target, self.req.branch, self.agent
+            self.req.step.target, self.req.step.branch, self.agent
         );
         match move_target(
-            self.req.repo_root,
-            self.req.branch,
+            self.req.step.repo_root,
+            self.req.step.branch,
             self.c.ours,
             commit,
             &log,
@@ -58,9 +58,9 @@ impl Gates<'_> {
             Ok(Moved::Done) => Ok((commit.to_string(), verified_tree.map(|t| t.to_string()))),
             Ok(Moved::TargetMoved) => Err(format!(
                 "`{}` moved during the resolution; run it again",
-                self.req.branch
+                self.req.step.branch
             )),
-            Err(e) => Err(format!("cannot move `{}`: {e}", self.req.branch)),
+            Err(e) => Err(format!("cannot move `{}`: {e}", self.req.step.branch)),
         }
     }
 
@@ -84,8 +84,8 @@ impl Gates<'_> {
                 .commit_tree(commit, &format!("`{name}`"))
                 .map_err(|e| e.to_string())
         };
-        let theirs_tree = tree_of(self.c.theirs, self.req.target)?;
-        let ours_tree = tree_of(self.c.ours, self.req.branch)?;
+        let theirs_tree = tree_of(self.c.theirs, self.req.step.target)?;
+        let ours_tree = tree_of(self.c.ours, self.req.step.branch)?;
         let mut extras = 0;
         for p in &changed {
             if (self.is_protected)(p) {
@@ -170,11 +170,11 @@ impl Gates<'_> {
              orch handed {files} to agent `{agent}` (resolution attempt {attempt}); no marker \
              was left, the changed files stayed within the bound{gates}.\n\n\
              Resolved-by: {agent}\nResolve-attempt: {attempt}\n",
-            target = self.req.target,
-            branch = self.req.branch,
+            target = self.req.step.target,
+            branch = self.req.step.branch,
             agent = self.agent,
             attempt = self.attempt,
-            gates = match (&self.entry.check, self.req.verify) {
+            gates = match (&self.entry.check, self.req.step.verify) {
                 (Some(_), Some(_)) => ", check and verify passed",
                 (Some(_), None) => ", check passed",
                 (None, Some(_)) => ", verify passed",
@@ -214,7 +214,7 @@ impl Gates<'_> {
             Err(e) => return Err(format!("cannot check out the result for its check: {e}")),
         }
         // Nothing the agent left beside the result (ignored files aside) stays.
-        let sandbox = match self.req.verify {
+        let sandbox = match self.req.step.verify {
             Some(v) => v.sandbox.clone(),
             None => crate::merge::confine::decide(self.manifest, crate::sandbox::supported)
                 .map_err(|e| format!("cannot confine the check: {}", e.error))?,
@@ -230,13 +230,16 @@ impl Gates<'_> {
             log_dir: self.manifest.root.join(&self.manifest.defaults.log_dir),
             sandbox,
         };
-        let log = spec.log_dir.join(self.req.plan).join("resolve-check.log");
+        let log = spec
+            .log_dir
+            .join(self.req.step.plan)
+            .join("resolve-check.log");
         match crate::merge::verify::run(
             &spec,
             self.workdir,
             &log,
-            self.req.plan,
-            self.req.target,
+            self.req.step.plan,
+            self.req.step.target,
             commit,
         ) {
             Verdict::Passed => Ok(()),
@@ -248,34 +251,28 @@ impl Gates<'_> {
     /// `verify` on the merge that would land: the result merged into the target's tip now.
     /// Returns the tree it passed on.
     fn verify(&self, commit: Oid) -> Result<Option<Oid>, String> {
-        let Some(v) = self.req.verify else {
+        let Some(v) = self.req.step.verify else {
             return Ok(None);
         };
         let why = |e: MergeError| format!("cannot build the merge to verify: {e}");
-        let tip = self.repo.target_tip(self.req.target).map_err(why)?;
-        let subject = Subject {
-            plan: self.req.plan,
-            branch: self.req.branch,
-            target: self.req.target,
-            base: self.req.base,
-            strategy: self.req.strategy,
-        };
+        let tip = self.repo.target_tip(self.req.step.target).map_err(why)?;
+        let subject = self.req.step.subject();
         let candidate = match self.repo.build(tip, commit, &subject).map_err(why)? {
             Built::Ready(c) => c,
             Built::AlreadyMerged | Built::FfImpossible => return Ok(None),
             Built::Conflict(files) => {
                 return Err(format!(
                     "`{}` moved meanwhile and the result conflicts with it in {}",
-                    self.req.target,
+                    self.req.step.target,
                     files.join(", ")
                 ));
             }
         };
         match run_verify(
             v,
-            self.req.repo_root,
-            self.req.plan,
-            self.req.target,
+            self.req.step.repo_root,
+            self.req.step.plan,
+            self.req.step.target,
             candidate,
         )
         .map_err(why)?

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::gates::MAX_EXTRA;
-use super::run::Why;
+use super::run::{ResolveRequest, Why};
 use crate::git::{MergeRepo, Oid};
 
 /// The most commits of one side the prompt lists.
@@ -13,13 +13,10 @@ pub(super) const MAX_COMMITS: usize = 20;
 
 /// What the prompt says.
 pub(super) struct PromptInput<'a> {
-    pub(crate) plan: &'a str,
-    pub(crate) branch: &'a str,
-    pub(crate) target: &'a str,
+    /// The plan, its branch, the target, `verify`, and why the plan is handed to the agent.
+    pub(crate) req: &'a ResolveRequest<'a>,
     pub(crate) workdir: &'a Path,
     pub(crate) notes: &'a Path,
-    /// Why the plan is handed to the agent.
-    pub(crate) why: &'a Why,
     /// Each conflicted file with the lines of its markers (in the worktree as orch wrote it).
     pub(crate) files: Vec<(String, Vec<(usize, usize)>)>,
     /// The plan's tasks that name one of the files (`id: description`).
@@ -29,23 +26,23 @@ pub(super) struct PromptInput<'a> {
     /// The commits of the target (not on the plan branch) that touched the files.
     pub(crate) theirs: Vec<String>,
     pub(crate) check: Option<String>,
-    pub(crate) verify: Option<String>,
 }
 
 /// The prompt's text.
 pub(super) fn render(p: &PromptInput) -> String {
     let mut s = String::new();
+    let step = &p.req.step;
     let _ = writeln!(s, "# Resolve a merge for orch\n");
-    match p.why {
+    match &p.req.why {
         Why::Conflict => {
             let _ = writeln!(
                 s,
                 "Merging `{}` into plan `{}`'s branch `{}` conflicts: both sides changed the same \
                  lines. Your working directory `{}` holds that merge, with git's conflict markers \
                  (`<<<<<<<`, `=======`, `>>>>>>>`) left in these files:\n",
-                p.target,
-                p.plan,
-                p.branch,
+                step.target,
+                step.plan,
+                step.branch,
                 p.workdir.display(),
             );
             for (f, spans) in &p.files {
@@ -59,9 +56,9 @@ pub(super) fn render(p: &PromptInput) -> String {
                 "Plan `{}` (branch `{}`) merges into `{}` without a textual conflict, but the \
                  verify command fails on the merge: the two sides do not work together. Your \
                  working directory `{}` holds that merge. The end of the verify output:\n\n```\n{}\n```\n",
-                p.plan,
-                p.branch,
-                p.target,
+                step.plan,
+                step.branch,
+                step.target,
                 p.workdir.display(),
                 output.trim_end()
             );
@@ -80,18 +77,18 @@ pub(super) fn render(p: &PromptInput) -> String {
         &mut s,
         &format!(
             "## The plan's side (`{}`): its tasks that name these files",
-            p.branch
+            step.branch
         ),
         &p.tasks,
     );
     list(
         &mut s,
-        &format!("## Commits on `{}` that touched them", p.branch),
+        &format!("## Commits on `{}` that touched them", step.branch),
         &p.ours,
     );
     list(
         &mut s,
-        &format!("## Commits on `{}` that touched them", p.target),
+        &format!("## Commits on `{}` that touched them", step.target),
         &p.theirs,
     );
     let _ = writeln!(s, "\n## What done means\n");
@@ -119,8 +116,9 @@ pub(super) fn render(p: &PromptInput) -> String {
     if let Some(c) = &p.check {
         gates.push(format!("the check `{c}` passes"));
     }
-    if let Some(v) = &p.verify {
-        gates.push(format!("`{v}` passes on the merge into `{}`", p.target));
+    if let Some(v) = step.verify {
+        let v = crate::merge::verify::shown(&v.argv);
+        gates.push(format!("`{v}` passes on the merge into `{}`", step.target));
     }
     let gates = match gates.split_last() {
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),

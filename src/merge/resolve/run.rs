@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use super::prompt::{self, PromptInput};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
 use crate::git::{self, MergeRepo, Oid, Staging};
-use crate::manifest::{Manifest, MergeStrategy, PlanEntry};
-use crate::merge::MergeError;
-use crate::merge::verify::Verify;
+use crate::manifest::{Manifest, PlanEntry};
+use crate::merge::{MergeError, StepRequest};
 
 /// Why a plan is handed to its resolver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,13 +29,9 @@ impl Why {
 
 /// What to resolve.
 pub(crate) struct ResolveRequest<'a> {
-    pub(crate) repo_root: &'a Path,
-    pub(crate) target: &'a str,
-    pub(crate) plan: &'a str,
-    pub(crate) branch: &'a str,
-    pub(crate) base: Option<&'a str>,
-    pub(crate) strategy: MergeStrategy,
-    pub(crate) verify: Option<&'a Verify>,
+    /// The merge step the resolution is for: the plan, its branch, the target, how the plan
+    /// lands and `verify` (its `verified_tree` is not read).
+    pub(crate) step: StepRequest<'a>,
     pub(crate) why: Why,
     /// The plan's tasks: (`id: description`, description and body), to name those that name a
     /// conflicted file.
@@ -90,18 +85,18 @@ pub(super) fn conflicted(
     req: &ResolveRequest,
 ) -> Result<Result<Conflicted, String>, MergeError> {
     let ours = repo
-        .branch_tip(req.branch)?
+        .branch_tip(req.step.branch)?
         .ok_or_else(|| MergeError::BranchMissing {
-            branch: req.branch.to_string(),
+            branch: req.step.branch.to_string(),
         })?;
-    let theirs = repo.target_tip(req.target)?;
+    let theirs = repo.target_tip(req.step.target)?;
     let (tree, files) = match &req.why {
         Why::Conflict => match repo.marked_conflict(ours, theirs)? {
             Some(m) => m,
             None => {
                 return Ok(Err(format!(
                     "git could not write the conflicted merge of `{}` into `{}` (git 2.38 or later is needed), or it merges cleanly now",
-                    req.target, req.branch
+                    req.step.target, req.step.branch
                 )));
             }
         },
@@ -110,8 +105,8 @@ pub(super) fn conflicted(
             Err(paths) => {
                 return Ok(Err(format!(
                     "`{}` now conflicts with `{}` in {}",
-                    req.branch,
-                    req.target,
+                    req.step.branch,
+                    req.step.target,
                     paths.join(", ")
                 )));
             }
@@ -228,15 +223,12 @@ pub(super) fn prompt_for(
     let workdir = manifest
         .root
         .join(&manifest.defaults.worktree_root)
-        .join(format!("{RESOLVE_PREFIX}{}", req.plan));
+        .join(format!("{RESOLVE_PREFIX}{}", req.step.plan));
     let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
     prompt::render(&PromptInput {
-        plan: req.plan,
-        branch: req.branch,
-        target: req.target,
+        req,
         workdir: &workdir,
         notes: &notes.join(EXPLANATION),
-        why: &req.why,
         files: prompt::marked_files(repo, c.tree, &c.files),
         tasks: req
             .tasks
@@ -247,7 +239,6 @@ pub(super) fn prompt_for(
         ours: repo.side_commits(c.ours, c.theirs, &c.files, prompt::MAX_COMMITS),
         theirs: repo.side_commits(c.theirs, c.ours, &c.files, prompt::MAX_COMMITS),
         check: entry.check.as_ref().map(|a| crate::merge::verify::shown(a)),
-        verify: req.verify.map(|v| crate::merge::verify::shown(&v.argv)),
     })
 }
 
@@ -265,7 +256,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             saved: None,
         })
     };
-    let plan = req.plan;
+    let plan = req.step.plan;
     let Some(entry) = manifest.plan(plan) else {
         return failed("", &[], format!("plan `{plan}` is not in the manifest"));
     };
@@ -284,13 +275,13 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             format!("the plan's budget is reached ({why}): its conflict is left to a person");
         return failed(&agent_name, &[], cause);
     }
-    let repo = MergeRepo::open(req.repo_root)?;
+    let repo = MergeRepo::open(req.step.repo_root)?;
     let c = match conflicted(&repo, req)? {
         Ok(c) => c,
         Err(cause) => return failed(&agent_name, &[], cause),
     };
-    let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.branch))?;
-    let is_protected = protected(manifest, entry, req.repo_root, &repo, ours_tree);
+    let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.step.branch))?;
+    let is_protected = protected(manifest, entry, req.step.repo_root, &repo, ours_tree);
     if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
         let cause = format!(
             "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"
@@ -298,7 +289,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         return failed(&agent_name, &c.files, cause);
     }
     let write = |source| MergeError::WriteCommit {
-        branch: req.branch.to_string(),
+        branch: req.step.branch.to_string(),
         source,
     };
     let c0 = repo
@@ -307,17 +298,17 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             &[c.ours, c.theirs],
             &format!(
                 "orch: `{}` merged into `{}`, conflict markers left for the resolver",
-                req.target, req.branch
+                req.step.target, req.step.branch
             ),
         )
         .map_err(write)?;
-    let attempt = next_attempt(&repo, manifest, req.plan);
-    let notes = notes_dir(manifest, req.plan, attempt);
+    let attempt = next_attempt(&repo, manifest, req.step.plan);
+    let notes = notes_dir(manifest, req.step.plan, attempt);
     let prompt = prompt_for(&repo, manifest, entry, req, &c, &notes);
     let log_dir = manifest
         .root
         .join(&manifest.defaults.log_dir)
-        .join(req.plan);
+        .join(req.step.plan);
     let log = log_dir.join("resolve.log");
     let _ = std::fs::create_dir_all(&log_dir)
         .and_then(|()| crate::links::write(&log_dir.join("resolve.prompt.md"), prompt.as_bytes()));
@@ -327,21 +318,21 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
     })?;
     let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
     let wt = Staging::create_named(
-        req.repo_root,
+        req.step.repo_root,
         &worktree_root,
-        &format!("{RESOLVE_PREFIX}{}", req.plan),
-        &format!("orch-resolve/{}", req.plan),
+        &format!("{RESOLVE_PREFIX}{}", req.step.plan),
+        &format!("orch-resolve/{}", req.step.plan),
         c0,
     )?;
     (res.notify)(&ResolveNote::Started {
-        plan: req.plan.to_string(),
+        plan: req.step.plan.to_string(),
         agent: agent_name.clone(),
         files: c.files.clone(),
         why: req.why.as_str().to_string(),
         attempt,
     });
     let job = AgentJob {
-        plan: req.plan.to_string(),
+        plan: req.step.plan.to_string(),
         agent_name: agent_name.clone(),
         agent,
         workdir: wt.path().to_path_buf(),
@@ -374,7 +365,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
     let result = match landed {
         Ok((commit, verified_tree)) => {
             (res.notify)(&ResolveNote::Resolved {
-                plan: req.plan.to_string(),
+                plan: req.step.plan.to_string(),
                 agent: agent_name.clone(),
                 files: c.files.clone(),
                 commit: commit.clone(),
@@ -389,9 +380,9 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             }
         }
         Err(cause) => {
-            let saved = super::land::save_attempt(&repo, wt.path(), &c, c0, req.plan, attempt);
+            let saved = super::land::save_attempt(&repo, wt.path(), &c, c0, req.step.plan, attempt);
             (res.notify)(&ResolveNote::Failed {
-                plan: req.plan.to_string(),
+                plan: req.step.plan.to_string(),
                 agent: agent_name.clone(),
                 files: c.files.clone(),
                 cause: cause.clone(),

@@ -40,8 +40,8 @@ impl MergeRun {
         };
         let is_verify = matches!(why, Why::Verify(_));
         let mut r = request(ws, &res.manifest, entry, req.repo_root, req.verify, why);
-        r.base = req.base;
-        r.strategy = req.strategy;
+        r.step.base = req.base;
+        r.step.strategy = req.strategy;
         match super::resolve(res, &r)? {
             Resolution::Resolved {
                 agent,
