@@ -158,7 +158,7 @@ pub(crate) struct PlanCtx {
     /// (`parallel`, `timeout`, `retries`, `setup`, `depends_on`, `check`, `budget`, `protect`,
     /// `executor`, …). An edit of `plans.toml` replaces it ([`PlanCtx::renewed`]), but for what
     /// its worktree was made with (`branch`, `paths`, `submodules`; and [`PlanCtx::copy`]).
-    pub(crate) entry: PlanEntry,
+    pub(crate) entry: Arc<PlanEntry>,
     pub(crate) plan: Plan,
     pub(crate) rel_path: String,
     /// The digest of the plan file's bytes that `plan` was parsed from (`orchPlanDigest`),
@@ -232,13 +232,13 @@ impl PlanCtx {
     pub(crate) fn renewed(&self, fresh: PlanCtx) -> PlanCtx {
         PlanCtx {
             index: self.index,
-            entry: PlanEntry {
+            entry: Arc::new(PlanEntry {
                 branch: self.entry.branch.clone(),
                 paths: self.entry.paths.clone(),
                 paths_at: self.entry.paths_at.clone(),
                 submodules: self.entry.submodules,
-                ..fresh.entry.clone()
-            },
+                ..(*fresh.entry).clone()
+            }),
             worktree: self.worktree.clone(),
             base: self.base.clone(),
             created_at: self.created_at,

@@ -363,12 +363,10 @@ const REPLAN_QUIET: Duration = Duration::from_millis(100);
 fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
     let entry = &pc.entry;
     PlanSpec {
-        name: entry.name.clone(),
+        entry: pc.entry.clone(),
         mode: pc.agent.mode,
         slots: pc.slots(),
         task_trees: pc.task_trees(),
-        retries: entry.retries,
-        timeout: entry.timeout,
         needs_prep: !entry.depends_on.is_empty() || entry.setup.is_some() || pc.new_tree.is_some(),
         new_tree: pc.new_tree.is_some(),
         upstreams: entry
@@ -376,18 +374,9 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
             .iter()
             .filter_map(|d| ws.plans.iter().position(|lp| lp.name == d.plan))
             .collect(),
-        branch: entry.branch.clone(),
         worktree: pc.worktree.clone(),
         log_dir: pc.log_dir.clone(),
-        agent: entry.agent.clone(),
         report: pc.agent.report,
-        check: entry.check.is_some(),
-        budget: entry.budget,
-        best_of: crate::supervisor::state::BestOfSpec {
-            attempts: entry.best_of.attempts,
-            select: entry.best_of.select.is_some(),
-            stop_first: entry.best_of.stop == crate::manifest::AttemptsStop::First,
-        },
         // The manifest's, not the entry's: a plan an edit removed has no resolver.
         resolves_verify: ws
             .manifest

@@ -474,7 +474,7 @@ impl<'w> Checked<'w> {
         })?;
         Ok(PlanCtx {
             index: c.index,
-            entry: entry.clone(),
+            entry: Arc::new(entry.clone()),
             plan: lp.plan.clone(),
             rel_path: lp.rel_path.clone(),
             digest: plan_digest(&entry.abs_file, &lp.plan),
