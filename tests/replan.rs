@@ -494,3 +494,27 @@ fn a_new_dependency_orders_the_next_starts() {
     // b starts from c's work, as a plan with `depends_on` does.
     assert_eq!(repo.subjects("plan/b"), ["c 1.1: first", "b 1.1: first"]);
 }
+
+#[test]
+fn an_edit_of_a_running_plan_keeps_its_branch_and_applies_its_other_settings() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let repo = repo_with(g, "max_agents = 1", &[("a", "", TWO)]);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
+    // The plan's worktree was made on `plan/a`: it stays there; the new check applies.
+    let edited = "branch = \"elsewhere\"\ncheck = [\"true\"]";
+    write_manifest(&repo, g, "max_agents = 1", &[("a", edited, TWO)]);
+    wait_line(&lines, &mut seen, |v| {
+        reloaded(v, "plan a: branch") && reloaded(v, "plan a: check")
+    });
+    let (code, seen) = finish(g, child, &lines, seen);
+    assert_eq!(code, 0, "{seen:?}");
+    assert!(
+        position(&seen, |v| is(v, "task_checking", "a", "1.2")).is_some(),
+        "the edit's check did not run: {seen:?}"
+    );
+    assert_eq!(repo.subjects("plan/a"), ["a 1.1: first", "a 1.2: second"]);
+    assert!(!repo.branch_exists("elsewhere"), "{seen:?}");
+}

@@ -164,7 +164,7 @@ struct Header<'a> {
 
 impl Header<'_> {
     fn print_text(&self, order: &[usize], infos: &[PlanInfo]) {
-        let names: Vec<&str> = order.iter().map(|&i| infos[i].name.as_str()).collect();
+        let names: Vec<&str> = order.iter().map(|&i| infos[i].name()).collect();
         let verify = match self.verify {
             Some(argv) if self.dry_run => {
                 format!("; verify `{}` not run", merge::verify::shown(argv))

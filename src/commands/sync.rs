@@ -55,12 +55,12 @@ pub(crate) fn run(sel: &Selection, plans: Vec<String>, json_out: bool) -> CliRes
     for i in crate::merge::in_merge_order(&infos, &chosen) {
         let p = &infos[i];
         let mut report = Report {
-            plan: p.name.clone(),
-            branch: p.branch.clone(),
+            plan: p.name().to_owned(),
+            branch: p.branch().to_owned(),
             outcome: "skipped",
             ..Report::default()
         };
-        let worktree = manifest.worktree_path(&p.name);
+        let worktree = manifest.worktree_path(p.name());
         match skip_reason(p, &worktree, &manifest.defaults.target) {
             Some(reason) => report.reason = Some(reason),
             None => sync_one(

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::MergeError;
 use crate::error::{CliError, CliResult, exit};
 use crate::git;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PlanEntry};
 use crate::status::{self, StatusDoc};
 use crate::workspace::{self, Workspace};
 
@@ -19,8 +19,8 @@ pub(crate) fn in_merge_order(infos: &[PlanInfo], chosen: &[usize]) -> Vec<usize>
     let items: Vec<super::OrderItem> = chosen
         .iter()
         .map(|&i| super::OrderItem {
-            name: infos[i].name.clone(),
-            priority: infos[i].priority,
+            name: infos[i].name().to_owned(),
+            priority: infos[i].entry.priority,
             depends_on: infos[i].upstreams.clone(),
         })
         .collect();
@@ -33,9 +33,8 @@ pub(crate) fn in_merge_order(infos: &[PlanInfo], chosen: &[usize]) -> Vec<usize>
 pub(crate) struct PlanInfo {
     /// Index into the workspace's plans.
     pub(crate) index: usize,
-    pub(crate) name: String,
-    pub(crate) branch: String,
-    pub(crate) priority: i64,
+    /// Its `[[plan]]` entry (name, branch, priority, `depends_on`, …).
+    pub(crate) entry: PlanEntry,
     /// The plans named in its `depends_on`, each once.
     pub(crate) upstreams: Vec<String>,
     /// Its tasks and verification steps that are not completed or skipped (`1.2 (pending)`).
@@ -49,16 +48,26 @@ pub(crate) struct PlanInfo {
 }
 
 impl PlanInfo {
+    /// The plan's name (its entry's).
+    pub(crate) fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// The plan's branch (its entry's).
+    pub(crate) fn branch(&self) -> &str {
+        &self.entry.branch
+    }
+
     /// `plan `a` is not finished: 1.2 (pending), …`, when it has tasks left.
     pub(crate) fn not_finished(&self) -> Option<String> {
         let left = || self.unfinished.join(", ");
         (!self.unfinished.is_empty())
-            .then(|| format!("plan `{}` is not finished: {}", self.name, left()))
+            .then(|| format!("plan `{}` is not finished: {}", self.name(), left()))
     }
 }
 
 /// The plans `entry` depends on (on the whole, a phase or a task of it), each once, in order.
-pub(crate) fn upstream_plans(entry: &crate::manifest::PlanEntry) -> Vec<String> {
+pub(crate) fn upstream_plans(entry: &PlanEntry) -> Vec<String> {
     let mut upstreams: Vec<String> = Vec::new();
     for d in &entry.depends_on {
         if !upstreams.contains(&d.plan) {
@@ -102,9 +111,7 @@ pub(crate) fn plan_infos(
         };
         out.push(PlanInfo {
             index,
-            name: lp.name.clone(),
-            branch: entry.branch.clone(),
-            priority: entry.priority,
+            entry: entry.clone(),
             upstreams,
             unfinished,
             tip,
@@ -181,14 +188,14 @@ pub(crate) fn select(
             if p.unfinished.is_empty() {
                 run.push(p.index);
             } else if p.landed.is_none() {
-                unfinished.push((p.name.clone(), p.unfinished.clone()));
+                unfinished.push((p.name().to_owned(), p.unfinished.clone()));
             }
         }
         return Ok((run, unfinished));
     }
     // `infos` are the workspace's plans, in its order.
     let run = ws.select(names)?;
-    let requested: HashSet<&str> = run.iter().map(|&i| infos[i].name.as_str()).collect();
+    let requested: HashSet<&str> = run.iter().map(|&i| infos[i].name()).collect();
     let mut refusals = Vec::new();
     let mut hints = BTreeSet::new();
     for &i in &run {
@@ -200,7 +207,7 @@ pub(crate) fn select(
             refusals.push(refusal);
             hints.insert(format!(
                 "finish it first (`orch up {}`), or mark what is left with `orch task skip`",
-                p.name
+                p.name()
             ));
             continue;
         }
@@ -216,11 +223,11 @@ pub(crate) fn select(
             }
             refusals.push(format!(
                 "plan `{}` depends on plan `{u}`, which is not merged into `{target}` yet",
-                p.name
+                p.name()
             ));
             hints.insert(format!(
                 "merge `{u}` first, or both in one run: `orch merge {u} {}`",
-                p.name
+                p.name()
             ));
         }
     }
@@ -253,5 +260,5 @@ pub(crate) fn upstream_landed(
     if up.tip.is_none() || !up.unfinished.is_empty() {
         return Ok(false);
     }
-    super::is_merged(repo_root, target, &up.branch)
+    super::is_merged(repo_root, target, up.branch())
 }

@@ -94,7 +94,11 @@ impl<'a> PrRun<'a> {
                 if let Some(refusal) = p.not_finished() {
                     refusals.push(refusal);
                 } else if p.tip.is_none() {
-                    refusals.push(format!("plan `{}` has no branch `{}`", p.name, p.branch));
+                    refusals.push(format!(
+                        "plan `{}` has no branch `{}`",
+                        p.name(),
+                        p.branch()
+                    ));
                 } else if p.landed.is_some() {
                     landed.push(p.index);
                 } else {
@@ -135,8 +139,8 @@ impl<'a> PrRun<'a> {
         for &i in &self.landed {
             let p = &self.infos[i];
             let step = PrStep {
-                plan: p.name.clone(),
-                branch: p.branch.clone(),
+                plan: p.name().to_owned(),
+                branch: p.branch().to_owned(),
                 action: "skipped",
                 reason: Some(format!(
                     "already merged into `{}` ({})",
@@ -161,8 +165,7 @@ impl<'a> PrRun<'a> {
     /// The base of plan `i` and the plans it depends on, each with how it stands.
     fn base_of(&self, i: usize) -> CliResult<(String, Vec<(String, String)>)> {
         let p = &self.infos[i];
-        let by_name: HashMap<&str, &PlanInfo> =
-            self.infos.iter().map(|p| (p.name.as_str(), p)).collect();
+        let by_name: HashMap<&str, &PlanInfo> = self.infos.iter().map(|p| (p.name(), p)).collect();
         let mut base = None;
         let mut deps = Vec::new();
         for u in &p.upstreams {
@@ -170,23 +173,23 @@ impl<'a> PrRun<'a> {
                 continue;
             };
             let merged = upstream_landed(up, &self.repo_root, &self.target).map_err(|e| {
-                CliError::coded(e).with_hint(format!("while reading plan `{}`", p.name))
+                CliError::coded(e).with_hint(format!("while reading plan `{}`", p.name()))
             })?;
             if merged {
                 deps.push((u.clone(), format!("merged into `{}`", self.target)));
             } else if base.is_none() {
-                base = Some(up.branch.clone());
+                base = Some(up.branch().to_owned());
                 deps.push((
                     u.clone(),
                     format!(
                         "not merged yet: this pull request's base is `{}`",
-                        up.branch
+                        up.branch()
                     ),
                 ));
             } else {
                 deps.push((
                     u.clone(),
-                    format!("not merged yet (branch `{}`)", up.branch),
+                    format!("not merged yet (branch `{}`)", up.branch()),
                 ));
             }
         }
@@ -197,7 +200,7 @@ impl<'a> PrRun<'a> {
         let p = &self.infos[i];
         let (base, deps) = self.base_of(i)?;
         let body = self.body(i, &deps);
-        let title = format!("{}: {}", p.name, self.ws.plans[p.index].plan.title.trim());
+        let title = format!("{}: {}", p.name(), self.ws.plans[p.index].plan.title.trim());
         let mut commands = Vec::new();
         let push = |branch: &str| {
             let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
@@ -207,14 +210,14 @@ impl<'a> PrRun<'a> {
         // on the remote before the pull request can use it.
         if base != self.target
             && !pushed.contains(&base)
-            && !self.order.iter().any(|&j| self.infos[j].branch == base)
+            && !self.order.iter().any(|&j| self.infos[j].branch() == base)
         {
             commands.push(push(&base));
         }
-        commands.push(push(&p.branch));
+        commands.push(push(p.branch()));
         if !dry_run {
             for argv in &commands {
-                self.exec(&p.name, argv)?;
+                self.exec(p.name(), argv)?;
             }
         }
         for argv in &commands {
@@ -228,7 +231,7 @@ impl<'a> PrRun<'a> {
             );
         }
         let list = [
-            argv(&["gh", "pr", "list", "--head", &p.branch, "--state", "open"]),
+            argv(&["gh", "pr", "list", "--head", p.branch(), "--state", "open"]),
             argv(&["--json", "number,url,baseRefName"]),
         ]
         .concat();
@@ -243,7 +246,7 @@ impl<'a> PrRun<'a> {
                 "[]".to_string()
             })
         } else {
-            self.exec(&p.name, &list)?
+            self.exec(p.name(), &list)?
         };
         commands.push(list.clone());
         let existing = parse_list(&listed).map_err(|e| {
@@ -251,19 +254,19 @@ impl<'a> PrRun<'a> {
                 exit::FAILURE,
                 anyhow!(
                     "plan `{}`: `{}` printed what is not a list of pull requests: {e}",
-                    p.name,
+                    p.name(),
                     shown(&list)
                 ),
             )
         })?;
-        let body_file = self.body_file(&p.name);
+        let body_file = self.body_file(p.name());
         if !dry_run {
             write_body(&body_file, &body).map_err(|e| {
                 CliError::new(
                     exit::FAILURE,
                     anyhow!(
                         "plan `{}`: cannot write the pull request body `{}`: {e}",
-                        p.name,
+                        p.name(),
                         body_file.display()
                     ),
                 )
@@ -271,8 +274,8 @@ impl<'a> PrRun<'a> {
         }
         let body_arg = body_file.display().to_string();
         let mut step = PrStep {
-            plan: p.name.clone(),
-            branch: p.branch.clone(),
+            plan: p.name().to_owned(),
+            branch: p.branch().to_owned(),
             base: base.clone(),
             reason: note,
             commands,
@@ -288,7 +291,7 @@ impl<'a> PrRun<'a> {
                 ]
                 .concat();
                 if !dry_run {
-                    self.exec(&p.name, &edit)?;
+                    self.exec(p.name(), &edit)?;
                 }
                 step.commands.push(edit);
                 step.action = if dry_run { "would_update" } else { "updated" };
@@ -298,12 +301,12 @@ impl<'a> PrRun<'a> {
             }
             None => {
                 let create = [
-                    argv(&["gh", "pr", "create", "--base", &base, "--head", &p.branch]),
+                    argv(&["gh", "pr", "create", "--base", &base, "--head", p.branch()]),
                     argv(&["--title", &title, "--body-file", &body_arg]),
                 ]
                 .concat();
                 if !dry_run {
-                    let out = self.exec(&p.name, &create)?;
+                    let out = self.exec(p.name(), &create)?;
                     step.url = out
                         .lines()
                         .map(str::trim)
@@ -337,7 +340,9 @@ impl<'a> PrRun<'a> {
         let doc = &self.docs[p.index];
         let mut out = format!(
             "Plan `{}` (`{}`), branch `{}`, opened by `orch pr`.\n\n",
-            p.name, lp.rel_path, p.branch
+            p.name(),
+            lp.rel_path,
+            p.branch()
         );
         out.push_str("## Depends on\n\n");
         if deps.is_empty() {

@@ -64,8 +64,8 @@ pub(crate) struct Step {
 impl Step {
     pub(crate) fn new(p: &PlanInfo, result: Outcome) -> Self {
         Self {
-            plan: p.name.clone(),
-            branch: p.branch.clone(),
+            plan: p.name().to_owned(),
+            branch: p.branch().to_owned(),
             result,
             commit: None,
             files: Vec::new(),
@@ -140,8 +140,7 @@ impl MergeRun {
         }
         let infos = plan_infos(ws, manifest, &repo_root)?;
         let (run_set, unfinished) = {
-            let by_name: HashMap<&str, &PlanInfo> =
-                infos.iter().map(|p| (p.name.as_str(), p)).collect();
+            let by_name: HashMap<&str, &PlanInfo> = infos.iter().map(|p| (p.name(), p)).collect();
             select(ws, &infos, &by_name, names, &repo_root, &target)?
         };
         let order = super::in_merge_order(&infos, &run_set);
@@ -149,9 +148,9 @@ impl MergeRun {
             by_name: infos
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (p.name.clone(), i))
+                .map(|(i, p)| (p.name().to_owned(), i))
                 .collect(),
-            in_run: order.iter().map(|&i| infos[i].name.clone()).collect(),
+            in_run: order.iter().map(|&i| infos[i].name().to_owned()).collect(),
             infos,
             order,
             unfinished,
@@ -244,7 +243,8 @@ impl MergeRun {
         if p.tip.is_none() {
             return Ok(Gate::Step(Step::new(p, Outcome::Skipped).reason(format!(
                 "its branch `{}` does not exist, and its task commits are not in `{}`",
-                p.branch, self.target
+                p.branch(),
+                self.target
             ))));
         }
         Ok(Gate::Go)
@@ -262,7 +262,7 @@ impl MergeRun {
             let p = &self.infos[i];
             let step = match self.gate(p, &failed, stopped.as_deref(), true)? {
                 Gate::Step(s) => s,
-                Gate::Go => match sim.step(&p.name, &p.branch, self.strategy)? {
+                Gate::Go => match sim.step(p.name(), p.branch(), self.strategy)? {
                     Predicted::Clean { paths: changed } => {
                         let mut s = Step::new(p, Outcome::WouldMerge);
                         s.changes = changed.len();
@@ -282,9 +282,9 @@ impl MergeRun {
                 },
             };
             if step.result.is_failure() {
-                failed.insert(p.name.clone());
+                failed.insert(p.name().to_owned());
                 if self.stop_on_failure && stopped.is_none() {
-                    stopped = Some(p.name.clone());
+                    stopped = Some(p.name().to_owned());
                 }
             }
             steps.push(step);
@@ -295,7 +295,8 @@ impl MergeRun {
     fn ff_reason(&self, p: &PlanInfo) -> String {
         format!(
             "ff-only: `{}` has commits that are not on `{}`; use --strategy merge or squash",
-            self.target, p.branch
+            self.target,
+            p.branch()
         )
     }
 
@@ -332,9 +333,9 @@ impl MergeRun {
                 }
             };
             if step.result.is_failure() {
-                failed.insert(p.name.clone());
+                failed.insert(p.name().to_owned());
                 if self.stop_on_failure && stopped.is_none() {
-                    stopped = Some(p.name.clone());
+                    stopped = Some(p.name().to_owned());
                 }
             }
             report(&step);
@@ -355,8 +356,8 @@ impl MergeRun {
         let req = StepRequest {
             repo_root: &self.repo_root,
             target: &self.target,
-            plan: &p.name,
-            branch: &p.branch,
+            plan: p.name(),
+            branch: p.branch(),
             base: p.base.as_deref(),
             strategy: self.strategy,
             verify,
@@ -375,7 +376,7 @@ impl MergeRun {
             strategy: self.strategy.as_str().to_string(),
             commit: commit.to_string(),
             files: files.to_vec(),
-            branch: p.branch.clone(),
+            branch: p.branch().to_owned(),
             branch_tip: p.tip.clone(),
             at: at.clone(),
             ..status::OrchMerge::default()
@@ -422,7 +423,7 @@ impl MergeRun {
                 s.files = files;
                 s.reason = Some(format!(
                     "resolve it on `{}` (merge `{}` into it and fix the files), then run `orch merge` again",
-                    p.branch, self.target
+                    p.branch(), self.target
                 ));
                 (s, false)
             }
@@ -430,7 +431,7 @@ impl MergeRun {
                 let mut record = record("verify_failed", &tip_now(), &[]);
                 record.reason = Some(reason.clone());
                 if let Some(v) = verify {
-                    record.log = Some(v.log_path(&p.name).to_string_lossy().into_owned());
+                    record.log = Some(v.log_path(p.name()).to_string_lossy().into_owned());
                 }
                 self.record(lp, warn, record);
                 (Step::new(p, Outcome::VerifyFailed).reason(reason), false)

@@ -136,14 +136,14 @@ pub(crate) fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option
     if p.upstreams.is_empty() {
         Some("depends on no other plan".into())
     } else if p.tip.is_none() {
-        Some(format!("not started: no branch `{}`", p.branch))
+        Some(format!("not started: no branch `{}`", p.branch()))
     } else if let Some(how) = &p.landed {
         Some(format!("merged into `{target}` already ({how})"))
     } else if !worktree.is_dir() {
         Some(format!(
             "no worktree at `{}` (`orch up {}` makes it again)",
             worktree.display(),
-            p.name
+            p.name()
         ))
     } else {
         None
@@ -169,12 +169,12 @@ pub(crate) fn sync_and_record(
     let upstreams = p
         .upstreams
         .iter()
-        .filter_map(|u| infos.iter().find(|i| &i.name == u))
-        .map(|u| (u.name.clone(), u.branch.clone()))
+        .filter_map(|u| infos.iter().find(|i| i.name() == u))
+        .map(|u| (u.name().to_owned(), u.branch().to_owned()))
         .collect();
     let target = SyncTarget {
-        plan: &p.name,
-        branch: &p.branch,
+        plan: p.name(),
+        branch: p.branch(),
         worktree,
         upstreams,
     };

@@ -36,8 +36,8 @@ impl Effects<'_> {
         {
             self.members
                 .insert(run, member_key(&pc.plan.tasks[t].id, attempt));
-            let name = pc.best_of.agent_of(attempt, &pc.agent_name);
-            if name != pc.agent_name
+            let name = pc.entry.best_of.agent_of(attempt, &pc.entry.agent);
+            if name != pc.entry.agent
                 && let Some(spec) = self.ws.manifest.as_ref().and_then(|m| m.agents.get(name))
             {
                 self.member_agents
@@ -53,7 +53,7 @@ impl Effects<'_> {
     pub(crate) fn agent_of_run(&self, run: RunId, pc: &PlanCtx) -> (String, Vec<String>) {
         match self.member_agents.get(&run) {
             Some((name, command)) => (name.clone(), command.clone()),
-            None => (pc.agent_name.clone(), pc.agent.command.clone()),
+            None => (pc.entry.agent.clone(), pc.agent.command.clone()),
         }
     }
 
@@ -71,7 +71,7 @@ impl Effects<'_> {
             let checked = tokio::task::spawn_blocking(move || checked_size(&pcb, t, &keyb))
                 .await
                 .unwrap_or_else(|e| Err(format!("the measure of the attempt failed: {e}")));
-            let result = match (checked, pc.best_of.select.clone()) {
+            let result = match (checked, pc.entry.best_of.select.clone()) {
                 (Err(cause), _) => Err(cause),
                 (Ok((_, lines)), None) => Ok(Measure { lines, score: None }),
                 (Ok((tree, lines)), Some(argv)) => {
@@ -114,12 +114,12 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
         .task_worktree(key)
         .ok_or_else(|| format!("its task worktree (`{key}`) is gone"))?;
     // Its git files put back from orch's records first (HEAD on its own task branch).
-    let branch = git::task_branch(&pc.name, key);
+    let branch = git::task_branch(pc.name(), key);
     git::pin_worktree(&tree, &branch)
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
-    let work = (tree.as_path(), branch.as_str(), Some(pc.branch.as_str()));
+    let work = (tree.as_path(), branch.as_str(), Some(pc.branch()));
     if let Some(cause) = refusal(
-        once_with(|| Found::of(outside_paths(&tree, &pc.paths, Some(&pc.branch))))
+        once_with(|| Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch()))))
             .chain(once_with(|| {
                 Found::of(submodule_lines(pc, &tree).map(|_| None))
             }))
@@ -190,16 +190,16 @@ pub(super) fn settle_lose(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> 
 /// and deletes its task branch. The ref when something was saved.
 fn save_member(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> Option<String> {
     let key = member_key(id, attempt);
-    let refname = git::attempt_ref(&pc.name, id, attempt);
+    let refname = git::attempt_ref(pc.name(), id, attempt);
     let first = cause.lines().next().unwrap_or("").trim();
     let first: String = first.chars().take(200).collect();
     let message = format!(
         "{} {id}: attempt {attempt} not picked: {first} (saved by orch)",
-        pc.name
+        pc.name()
     );
     if let Some(tree) = pc.task_worktree(&key) {
         // Saved from orch's record of the branch, whatever the agent did to HEAD.
-        let _ = git::pin_worktree(&tree, &git::task_branch(&pc.name, &key));
+        let _ = git::pin_worktree(&tree, &git::task_branch(pc.name(), &key));
     }
     git::retire_task_tree(&pc.task_tree(&key), Some((&refname, &message)))
         .ok()

@@ -129,7 +129,7 @@ async fn confined(
         (CheckOutcome::Failed(why), start)
     };
     let mut env = vec![
-        (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
+        (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
@@ -155,7 +155,7 @@ async fn confined(
         Err(e) => return cannot_start(e.to_string()),
     };
     let pid = spawned.pid;
-    let deadline = tokio::time::Instant::now() + pc.timeout;
+    let deadline = tokio::time::Instant::now() + pc.entry.timeout;
     let code = loop {
         tokio::select! {
             st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
@@ -164,7 +164,7 @@ async fn confined(
                 process::end_session(pid).await;
                 let why = format!(
                     "the {what} `{shown}` timed out after {}{}",
-                    format_duration(pc.timeout),
+                    format_duration(pc.entry.timeout),
                     lines(&tail_of(log, start))
                 );
                 return (CheckOutcome::Failed(why), start);
@@ -202,8 +202,8 @@ async fn confined(
 pub(super) fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<std::path::PathBuf> {
     pc.sandbox
         .rules()
-        .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
-        .map(|_| super::sandbox::tmp_dir(&pc.name, what, 0))
+        .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
+        .map(|_| super::sandbox::tmp_dir(pc.name(), what, 0))
 }
 
 /// The last `max` bytes at most of file `path` after byte `from`.

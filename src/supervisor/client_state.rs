@@ -46,14 +46,14 @@ pub(crate) fn of_attempt_with(
     attempt: u32,
 ) -> Option<(KnownCli, PathBuf)> {
     pc.sandbox.rules()?;
-    if pc.executor != ExecutorKind::Local {
+    if pc.entry.executor != ExecutorKind::Local {
         return None;
     }
     let cli = KnownCli::of(command)?;
     cli.private_state()?;
     // `<state_dir>/<plan>/status.json`.
     let state_dir = pc.status_path.parent()?.parent()?;
-    Some((cli, dir(state_dir, &pc.name, unit, attempt)))
+    Some((cli, dir(state_dir, pc.name(), unit, attempt)))
 }
 
 /// What a confined attempt's client is given: its variables, each set to the private copy or a

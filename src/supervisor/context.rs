@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::git::TaskTreeRequest;
-use crate::manifest::{AgentMode, AgentSpec, Dependency};
+use crate::manifest::{AgentMode, AgentSpec, PlanEntry};
 use crate::plan::Plan;
 use crate::prompt::Templates;
 use crate::status::{self, StatusDoc, StatusError, TaskStatus};
@@ -154,7 +154,11 @@ pub(crate) struct NewTree {
 pub(crate) struct PlanCtx {
     /// Index into the workspace's plans.
     pub(crate) index: usize,
-    pub(crate) name: String,
+    /// The plan's `[[plan]]` entry as the run applies it: its name, branch, agent, settings
+    /// (`parallel`, `timeout`, `retries`, `setup`, `depends_on`, `check`, `budget`, `protect`,
+    /// `executor`, …). An edit of `plans.toml` replaces it ([`PlanCtx::renewed`]), but for what
+    /// its worktree was made with (`branch`, `paths`, `submodules`; and [`PlanCtx::copy`]).
+    pub(crate) entry: Arc<PlanEntry>,
     pub(crate) plan: Plan,
     pub(crate) rel_path: String,
     /// The digest of the plan file's bytes that `plan` was parsed from (`orchPlanDigest`),
@@ -164,7 +168,6 @@ pub(crate) struct PlanCtx {
     pub(crate) status_path: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) worktree: PathBuf,
-    pub(crate) branch: String,
     pub(crate) base: String,
     /// When orch made the worktree; tasks completed after it get a commit of their own.
     pub(crate) created_at: Option<DateTime<Utc>>,
@@ -172,40 +175,19 @@ pub(crate) struct PlanCtx {
     pub(crate) new_tree: Option<NewTree>,
     /// [`PlanCtx::new_tree`] made: its `plan_started`, or why it could not be made.
     pub(crate) made: Arc<tokio::sync::OnceCell<Result<Vec<super::Event>, String>>>,
-    pub(crate) agent_name: String,
+    /// Its agent (`entry.agent`) as the manifest defines it.
     pub(crate) agent: AgentSpec,
-    pub(crate) parallel: usize,
-    /// Tasks running at once, each in a task worktree of its own (task mode only).
-    pub(crate) parallel_tasks: usize,
-    /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` of the plan.
-    pub(crate) best_of: crate::manifest::BestOf,
     /// A task of the plan asks for more than one attempt (`(attempts: N)`): the plan's tasks
     /// run in task worktrees.
     pub(crate) best_of_tasks: bool,
     /// The main repository's work dir.
     pub(crate) repo_root: PathBuf,
-    /// Paths copied into new worktrees (the plan's and its tasks').
+    /// Paths copied into new worktrees: the entry's `copy`, then its `warm` directories.
     pub(crate) copy: Vec<PathBuf>,
-    /// The plan's `paths` (its sparse cone); empty: the whole tree.
-    pub(crate) paths: Vec<String>,
-    /// `submodules`: whether its worktrees get their submodules checked out.
-    pub(crate) submodules: bool,
-    pub(crate) timeout: Duration,
-    pub(crate) retries: u32,
-    pub(crate) setup: Option<Vec<String>>,
-    pub(crate) depends_on: Vec<Dependency>,
     /// Serializes git work (commits, saves, merges) in the plan's worktree.
     pub(crate) git_lock: Arc<Mutex<()>>,
     /// The repository its task commits go through, kept open between them.
     pub(crate) commits: Arc<crate::git::CommitRepo>,
-    /// Where its agents run.
-    pub(crate) executor: crate::executor::ExecutorKind,
-    /// Its Slurm settings (with `executor` slurm).
-    pub(crate) slurm: crate::executor::SlurmOptions,
-    /// The check run before each task's commit (a task's `(check: …)` replaces it).
-    pub(crate) check: Option<Vec<String>>,
-    /// The plan's own budget.
-    pub(crate) budget: crate::manifest::Budget,
     /// `ORCH_PORT` of the plan's worktree once known: a worktree keeps its block of ports while
     /// it exists ([`crate::ports`]), so the run asks for it once.
     pub(crate) port: Arc<std::sync::OnceLock<u16>>,
@@ -228,8 +210,6 @@ pub(crate) struct PlanCtx {
     pub(crate) known: Arc<status::Known>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
-    /// Its `protect` globs; `None`: the files of its check's argv are protected.
-    pub(crate) protect: Option<crate::manifest::Protect>,
     /// orch's own configuration, protected whatever `protect` says (`plans.toml`, the prompt
     /// templates, the files of `verify`, `setup` and `[[notify]]` commands).
     pub(crate) guarded: crate::manifest::Guarded,
@@ -246,21 +226,25 @@ pub(crate) struct CommitRecord {
 
 impl PlanCtx {
     /// `fresh` (the plan as an edited manifest and plan file set it) with what the run has of
-    /// this one: its worktree, branch and base (an edit does not move a running plan's
-    /// worktree), its locks and the records in flight, shared with the attempts that started
+    /// this one: its worktree as made (branch, `paths`, `submodules`, `copy`) and base (an edit
+    /// does not move a running plan's worktree), its locks and the records in flight, shared with the attempts that started
     /// under this context (they finish with the settings they started with).
     pub(crate) fn renewed(&self, fresh: PlanCtx) -> PlanCtx {
         PlanCtx {
             index: self.index,
+            entry: Arc::new(PlanEntry {
+                branch: self.entry.branch.clone(),
+                paths: self.entry.paths.clone(),
+                paths_at: self.entry.paths_at.clone(),
+                submodules: self.entry.submodules,
+                ..(*fresh.entry).clone()
+            }),
             worktree: self.worktree.clone(),
-            branch: self.branch.clone(),
             base: self.base.clone(),
             created_at: self.created_at,
             new_tree: self.new_tree.clone(),
             made: self.made.clone(),
             copy: self.copy.clone(),
-            paths: self.paths.clone(),
-            submodules: self.submodules,
             git_lock: self.git_lock.clone(),
             commits: self.commits.clone(),
             port: self.port.clone(),
@@ -269,6 +253,16 @@ impl PlanCtx {
             known: self.known.clone(),
             ..fresh
         }
+    }
+
+    /// The plan's name (its entry's).
+    pub(crate) fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// The plan's branch (its entry's, as its worktree was made).
+    pub(crate) fn branch(&self) -> &str {
+        &self.entry.branch
     }
 
     /// Reads, changes and writes the plan's status file under its lock (with the commits not
@@ -296,7 +290,7 @@ impl PlanCtx {
             &self.plan,
             self.digest.as_deref(),
             &self.rel_path,
-            &self.name,
+            self.name(),
             |doc, _| f(doc),
         )
         .map(|(v, _)| v)
@@ -335,7 +329,7 @@ impl PlanCtx {
                 self.at(),
                 d,
                 &self.rel_path,
-                &self.name,
+                self.name(),
                 &ids,
                 &mut change,
             )?,
@@ -457,21 +451,27 @@ impl PlanCtx {
             Some(&*self.known),
             self.digest.as_deref(),
         );
-        status::view_shared(at, bytes.as_deref(), &self.plan, &self.rel_path, &self.name)
+        status::view_shared(
+            at,
+            bytes.as_deref(),
+            &self.plan,
+            &self.rel_path,
+            self.name(),
+        )
     }
 
     /// Whether each task runs in a task worktree of its own (`parallel_tasks` > 1, task mode).
     pub(crate) fn task_trees(&self) -> bool {
-        (self.parallel_tasks > 1 || self.best_of.attempts > 1 || self.best_of_tasks)
+        (self.entry.parallel_tasks > 1 || self.entry.best_of.attempts > 1 || self.best_of_tasks)
             && self.agent.mode == AgentMode::Task
     }
 
     /// How many agents of the plan may run at once.
     pub(crate) fn slots(&self) -> usize {
         if self.task_trees() {
-            self.parallel_tasks
+            self.entry.parallel_tasks
         } else {
-            self.parallel
+            self.entry.parallel
         }
     }
 
@@ -487,7 +487,7 @@ impl PlanCtx {
         crate::plan::attempts_clause(&task.description)
             .ok()
             .flatten()
-            .unwrap_or(self.best_of.attempts)
+            .unwrap_or(self.entry.best_of.attempts)
             .max(1)
     }
 
@@ -495,13 +495,13 @@ impl PlanCtx {
     pub(crate) fn task_tree<'a>(&'a self, id: &'a str) -> TaskTreeRequest<'a> {
         TaskTreeRequest {
             repo_root: &self.repo_root,
-            plan: &self.name,
-            plan_branch: &self.branch,
+            plan: self.name(),
+            plan_branch: self.branch(),
             id,
             worktree_root: self.worktree.parent().unwrap_or(&self.repo_root),
             copy: &self.copy,
-            sparse: &self.paths,
-            submodules: self.submodules,
+            sparse: &self.entry.paths,
+            submodules: self.entry.submodules,
         }
     }
 
@@ -512,7 +512,7 @@ impl PlanCtx {
             return None;
         }
         let root = self.worktree.parent().unwrap_or(&self.repo_root);
-        crate::git::task_tree_path(&self.repo_root, root, &self.name, id)
+        crate::git::task_tree_path(&self.repo_root, root, self.name(), id)
             .ok()
             .flatten()
     }
@@ -524,7 +524,7 @@ impl PlanCtx {
 
     /// The commit message of task `id` ([`commit_message`]).
     pub(crate) fn commit_message(&self, id: &str, description: &str) -> String {
-        commit_message(&self.name, &self.plan, id, description)
+        commit_message(self.name(), &self.plan, id, description)
     }
 
     /// The check of task `t`: its own `(check: …)`, else the plan's (or the default) one.
@@ -532,7 +532,7 @@ impl PlanCtx {
         let task = self.plan.tasks.get(t)?;
         match crate::plan::check_clause(&task.description) {
             Ok(Some(argv)) => Some(argv),
-            _ => self.check.clone(),
+            _ => self.entry.check.clone(),
         }
     }
 }

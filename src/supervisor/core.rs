@@ -290,11 +290,11 @@ impl Core {
         let mut plan_recs = vec![PlanRec::new(); plans.len()];
         for (p, spec) in specs.iter().enumerate() {
             let Some(spec) = spec else { continue };
-            let i = match agents.iter().position(|a| a.name == spec.agent) {
+            let i = match agents.iter().position(|a| a.name == spec.entry.agent) {
                 Some(i) => i,
                 None => {
                     agents.push(AgentRec {
-                        name: spec.agent.clone(),
+                        name: spec.entry.agent.clone(),
                         state: AgentState::Ready,
                         pauses: 0,
                     });

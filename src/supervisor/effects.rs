@@ -38,7 +38,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     // Shared with the readers of the status files; replaced by an applied edit.
     let ws = Arc::new(ws);
     let started = Instant::now();
-    let names: Vec<String> = ctx.plans.iter().flatten().map(|p| p.name.clone()).collect();
+    let names: Vec<String> = ctx
+        .plans
+        .iter()
+        .flatten()
+        .map(|p| p.name().to_owned())
+        .collect();
     emit(&Event::RunStarted {
         plans: names,
         max_agents: ctx.max_agents,
@@ -178,7 +183,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         // from the plan branch's tip now (an earlier supervisor kept its start in memory).
         if let (Some(pc), Some(t)) = (fx.plan(f.unit.plan()), f.unit.task())
             && pc.task_worktree(&pc.plan.tasks[t].id).is_none()
-            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, &pc.branch)
+            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, pc.branch())
         {
             fx.bases.insert(run, tip);
         }
@@ -356,36 +361,27 @@ const REPLAN_QUIET: Duration = Duration::from_millis(100);
 
 /// What the core needs to know of a plan of the run.
 fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
+    let entry = &pc.entry;
     PlanSpec {
-        name: pc.name.clone(),
+        entry: pc.entry.clone(),
         mode: pc.agent.mode,
         slots: pc.slots(),
         task_trees: pc.task_trees(),
-        retries: pc.retries,
-        timeout: pc.timeout,
-        needs_prep: !pc.depends_on.is_empty() || pc.setup.is_some() || pc.new_tree.is_some(),
+        needs_prep: !entry.depends_on.is_empty() || entry.setup.is_some() || pc.new_tree.is_some(),
         new_tree: pc.new_tree.is_some(),
-        upstreams: pc
+        upstreams: entry
             .depends_on
             .iter()
             .filter_map(|d| ws.plans.iter().position(|lp| lp.name == d.plan))
             .collect(),
-        branch: pc.branch.clone(),
         worktree: pc.worktree.clone(),
         log_dir: pc.log_dir.clone(),
-        agent: pc.agent_name.clone(),
         report: pc.agent.report,
-        check: pc.check.is_some(),
-        budget: pc.budget,
-        best_of: crate::supervisor::state::BestOfSpec {
-            attempts: pc.best_of.attempts,
-            select: pc.best_of.select.is_some(),
-            stop_first: pc.best_of.stop == crate::manifest::AttemptsStop::First,
-        },
+        // The manifest's, not the entry's: a plan an edit removed has no resolver.
         resolves_verify: ws
             .manifest
             .as_ref()
-            .and_then(|m| m.plan(&pc.name))
+            .and_then(|m| m.plan(&entry.name))
             .is_some_and(|e| e.resolve.is_some() && e.resolve_verify),
     }
 }
@@ -529,7 +525,7 @@ impl Effects<'_> {
                 Err(e) if !self.views[p].record_warned => {
                     self.views[p].record_warned = true;
                     self.note(
-                        Some(pc.name.clone()),
+                        Some(pc.name().to_owned()),
                         format!("cannot record task commits in the status file (tried again at its next write): {e}"),
                     );
                 }
@@ -565,7 +561,7 @@ impl Effects<'_> {
         if let Some(jobs) = &self.ctx.jobs
             && self
                 .plan(p)
-                .is_some_and(|pc| pc.executor != ExecutorKind::Local)
+                .is_some_and(|pc| pc.entry.executor != ExecutorKind::Local)
         {
             jobs.poke();
         }
@@ -592,9 +588,9 @@ impl Effects<'_> {
             tmpdir: pc
                 .sandbox
                 .rules()
-                .filter(|_| pc.executor == crate::executor::ExecutorKind::Local)
+                .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
                 .map(|_| {
-                    super::sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt)
+                    super::sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt)
                 }),
             client_state: super::client_state::of_attempt_with(
                 &pc,
@@ -692,7 +688,7 @@ impl Effects<'_> {
                 let id = pc.plan.tasks[task].id.clone();
                 if let Err(e) = super::settle::record_failure(&pc, &id, &error) {
                     self.note(
-                        Some(pc.name.clone()),
+                        Some(pc.name().to_owned()),
                         format!("cannot record task `{id}` failed in the status file: {e}"),
                     );
                 }
@@ -745,7 +741,7 @@ impl Effects<'_> {
                 // run's end waits for it.
                 self.pool_drops.push(tokio::task::spawn_blocking(move || {
                     let root = pc.worktree.parent().unwrap_or(&pc.repo_root);
-                    if let Err(e) = crate::git::remove_pool(&pc.repo_root, root, &pc.name, None) {
+                    if let Err(e) = crate::git::remove_pool(&pc.repo_root, root, pc.name(), None) {
                         process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
                     }
                 }));

@@ -155,11 +155,11 @@ impl Effects<'_> {
             Some(tree) => {
                 let tree = tree?;
                 for message in tree.notes {
-                    self.note(Some(pc.name.clone()), message);
+                    self.note(Some(pc.name().to_owned()), message);
                 }
                 (tree.path, tree.branch, tree.created)
             }
-            None => (pc.worktree.clone(), pc.branch.clone(), false),
+            None => (pc.worktree.clone(), pc.branch().to_owned(), false),
         };
         let empty;
         self.register_reporter(unit, attempt);
@@ -171,8 +171,8 @@ impl Effects<'_> {
         // when it fails. Not a plan agent's otherwise: orch commits its tasks as it reports them.
         if !new_tree
             && workdir == pc.worktree
-            && (task.is_some() || !pc.paths.is_empty())
-            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, &pc.branch)
+            && (task.is_some() || !pc.entry.paths.is_empty())
+            && let Ok(Some(tip)) = crate::git::branch_tip(&pc.repo_root, pc.branch())
         {
             self.bases.insert(run, tip);
         }
@@ -180,7 +180,7 @@ impl Effects<'_> {
         let doc = match self.views[pc.index].doc.as_deref() {
             Some(d) => d,
             None => {
-                empty = StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now());
+                empty = StatusDoc::new(&pc.plan, &pc.rel_path, pc.name(), Utc::now());
                 &empty
             }
         };
@@ -209,11 +209,11 @@ impl Effects<'_> {
         let usage_dir = fresh_usage_dir(log, names_usage)?;
         let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt)
             .then(|| prompt_file_of(pc, &file_id));
-        if stdin.is_some() && pc.executor != ExecutorKind::Local {
+        if stdin.is_some() && pc.entry.executor != ExecutorKind::Local {
             return Err(format!(
                 "agent `{}` reads its prompt on stdin (`stdin = \"prompt\"`), which orch gives only to local agents, not to {} jobs",
                 agent_name,
-                pc.executor.as_str()
+                pc.entry.executor.as_str()
             )
             .into());
         }
@@ -227,10 +227,10 @@ impl Effects<'_> {
         }
         let program = argv.first().cloned().unwrap_or_default();
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
-        let mut setup = pc.setup.clone();
+        let mut setup = pc.entry.setup.clone();
         let confined = match pc.sandbox.rules() {
-            Some(base) if pc.executor == ExecutorKind::Local => {
-                let tmp = sandbox::tmp_dir(&pc.name, id.as_deref().unwrap_or("plan"), attempt);
+            Some(base) if pc.entry.executor == ExecutorKind::Local => {
+                let tmp = sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt);
                 // Made fresh: whatever is at its predictable name (a link planted there) is
                 // removed, never followed, nor given to Landlock as writable.
                 crate::links::fresh_dir(&tmp)
@@ -306,22 +306,22 @@ impl Effects<'_> {
                 "cannot start agent `{}`: the worktree `{}` of plan `{}` is gone (deleted while orch ran?)",
                 agent_name,
                 workdir.display(),
-                pc.name
+                pc.name()
             )
             .into());
         }
-        if pc.executor != ExecutorKind::Local {
+        if pc.entry.executor != ExecutorKind::Local {
             let Some(tracker) = self.ctx.jobs.clone() else {
                 return Err(format!(
                     "plan `{}` runs through {}, but no scheduler was set up",
-                    pc.name,
-                    pc.executor.as_str()
+                    pc.name(),
+                    pc.entry.executor.as_str()
                 )
                 .into());
             };
             let budget = match task {
-                Some(_) => pc.timeout,
-                None => pc.timeout.saturating_mul(
+                Some(_) => pc.entry.timeout,
+                None => pc.entry.timeout.saturating_mul(
                     u32::try_from(
                         doc.entries()
                             .filter(|e| !e.status.is_finished())
@@ -361,7 +361,7 @@ impl Effects<'_> {
                 .then_some(Fatal::MissingProgram),
             })?;
         let pid = spawned.pid;
-        tracing::debug!(plan = %pc.name, task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
+        tracing::debug!(plan = %pc.name(), task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
         let start_time = crate::process::process_start_time(pid);
         let info = RunInfo {
             pid,
@@ -386,7 +386,7 @@ impl Effects<'_> {
         };
         if let Err(e) = recorded {
             self.note(
-                Some(pc.name.clone()),
+                Some(pc.name().to_owned()),
                 format!("cannot record the start in the status file: {e}"),
             );
         }
@@ -422,7 +422,7 @@ impl Effects<'_> {
             && let Err(e) = super::settle::record_failure(pc, &pc.plan.tasks[t].id, &error)
         {
             self.note(
-                Some(pc.name.clone()),
+                Some(pc.name().to_owned()),
                 format!("cannot record the failed launch in the status file: {e}"),
             );
         }
@@ -453,7 +453,7 @@ fn prepare_argv(
             let tk = &pc.plan.tasks[t];
             let phase = pc.plan.phase(tk.phase);
             let prompt = TaskPrompt {
-                plan: pc.name.clone(),
+                plan: pc.name().to_owned(),
                 plan_title: pc.plan.title.clone(),
                 plan_file: pc.rel_path.clone(),
                 phase_number: tk.phase,
@@ -484,7 +484,7 @@ fn prepare_argv(
                 integration: ctx
                     .integration
                     .as_ref()
-                    .and_then(|i| i.feedback_for(&pc.name)),
+                    .and_then(|i| i.feedback_for(pc.name())),
                 check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
             };
@@ -495,11 +495,11 @@ fn prepare_argv(
         }
         None => {
             let prompt = PlanPrompt {
-                plan: pc.name.clone(),
+                plan: pc.name().to_owned(),
                 plan_title: pc.plan.title.clone(),
                 plan_file: pc.rel_path.clone(),
                 worktree: worktree.clone(),
-                branch: pc.branch.clone(),
+                branch: pc.branch().to_owned(),
                 orch: orch.clone(),
                 status_file: status_file.clone(),
                 tasks_total: doc.entries().count(),
@@ -507,7 +507,7 @@ fn prepare_argv(
                 integration: ctx
                     .integration
                     .as_ref()
-                    .and_then(|i| i.feedback_for(&pc.name)),
+                    .and_then(|i| i.feedback_for(pc.name())),
             };
             (
                 templates.render_plan(&prompt).map_err(|e| e.to_string())?,
@@ -525,7 +525,7 @@ fn prepare_argv(
         match var {
             "prompt" => prompt.clone(),
             "prompt_file" => prompt_file.clone(),
-            "plan" => pc.name.clone(),
+            "plan" => pc.name().to_owned(),
             "plan_file" => plan_file.clone(),
             "task" => id.clone(),
             "worktree" => worktree.clone(),
@@ -544,7 +544,7 @@ fn prepare_argv(
     };
     // Confined, a preset runs every shell command (orch's rules are the sandbox).
     let command: Vec<String> = match crate::manifest::confined_variant(agent_command)
-        .filter(|_| pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local)
+        .filter(|_| pc.sandbox.rules().is_some() && pc.entry.executor == ExecutorKind::Local)
     {
         Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
         None => agent_command.to_vec(),
@@ -555,7 +555,7 @@ fn prepare_argv(
         .collect::<Result<Vec<_>, _>>()?;
     let orch_path = orch.clone();
     let mut env = vec![
-        (agent_env::ORCH_PLAN.to_string(), pc.name.clone()),
+        (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
         (agent_env::ORCH_WORKTREE.to_string(), worktree),
         (agent_env::ORCH_STATUS_FILE.to_string(), status_file),
@@ -574,7 +574,7 @@ fn prepare_argv(
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
     // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
-        let confined = pc.sandbox.rules().is_some() && pc.executor == ExecutorKind::Local;
+        let confined = pc.sandbox.rules().is_some() && pc.entry.executor == ExecutorKind::Local;
         let rules = crate::manifest::preset_with_rules(agent_command).then_some(confined);
         env.extend(cli.env(rules, &orch_path, |k| {
             std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
@@ -643,17 +643,17 @@ pub(super) fn worktree_port(
 /// saved under `<n>-stale-slot` before it is reset. Returns the worktree (its path, the task
 /// branch, whether it was made now, the notes about its submodules).
 fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<crate::git::PlanTree, String> {
-    let refname = crate::git::stale_attempt_ref(&pc.name, id, n);
+    let refname = crate::git::stale_attempt_ref(pc.name(), id, n);
     let message = format!(
         "{} {id}: left in its task worktree (saved by orch)",
-        pc.name
+        pc.name()
     );
     let why = |e: crate::git::GitError| {
         format!(
             "cannot make the worktree of task `{id}` of plan `{}` (branch `{}`, from `{}`): {e}",
-            pc.name,
-            crate::git::task_branch(&pc.name, id),
-            pc.branch
+            pc.name(),
+            crate::git::task_branch(pc.name(), id),
+            pc.branch()
         )
     };
     // No agent of the task is alive (it is being launched) and only this supervisor writes
@@ -661,14 +661,14 @@ fn make_task_tree(pc: &PlanCtx, id: &str, n: u32) -> Result<crate::git::PlanTree
     // supervisor killed while it wrote there (found by the crash harness).
     let _ = crate::git::remove_plan_locks(
         &pc.repo_root,
-        &crate::git::task_tree_name(&pc.name, id),
-        &crate::git::task_branch(&pc.name, id),
+        &crate::git::task_tree_name(pc.name(), id),
+        &crate::git::task_branch(pc.name(), id),
     );
     crate::git::retire_task_tree(&pc.task_tree(id), Some((&refname, &message))).map_err(why)?;
     let slot_ref = format!("{refname}-slot");
     let slot_message = format!(
         "{} {id}: left in a task worktree before the task took it (saved by orch)",
-        pc.name
+        pc.name()
     );
     crate::git::take_pool_tree(&pc.task_tree(id), (&slot_ref, &slot_message)).map_err(why)
 }

@@ -67,7 +67,7 @@ pub(crate) async fn prepare(
             events.push(ev);
         }
     }
-    if let Some(argv) = plan.setup.clone() {
+    if let Some(argv) = plan.entry.setup.clone() {
         let done_before = plan
             .view()
             .ok()
@@ -77,7 +77,7 @@ pub(crate) async fn prepare(
             let log = plan.log_dir.join("setup.log");
             run_setup(&ctx, &plan, &argv, &log, &mut stop).await?;
             events.push(Event::SetupFinished {
-                plan: plan.name.clone(),
+                plan: plan.name().to_owned(),
                 ok: true,
                 log,
             });
@@ -116,7 +116,7 @@ pub(crate) async fn ensure_tree(
                 }
                 Err(e) => Err(format!(
                     "cannot make the worktree of plan `{}`: {e}",
-                    plan.name
+                    plan.name()
                 )),
             };
             told(&result);
@@ -131,28 +131,28 @@ pub(crate) async fn ensure_tree(
 fn make_tree(plan: &PlanCtx, new: &NewTree) -> Result<Vec<Event>, String> {
     let req = git::TreeRequest {
         repo_root: &plan.repo_root,
-        plan: &plan.name,
-        branch: &plan.branch,
+        plan: plan.name(),
+        branch: plan.branch(),
         path: &plan.worktree,
         target: &new.target,
         copy: &plan.copy,
-        sparse: &plan.paths,
-        submodules: plan.submodules,
+        sparse: &plan.entry.paths,
+        submodules: plan.entry.submodules,
     };
     let tree = git::ensure_plan_tree(&req)
-        .map_err(|e| format!("cannot make the worktree of plan `{}`: {e}", plan.name))?;
+        .map_err(|e| format!("cannot make the worktree of plan `{}`: {e}", plan.name()))?;
     let mut created_at = plan.created_at.unwrap_or_else(Utc::now);
     plan.update(|doc| {
         super::start::tree_record(doc, &tree, &mut created_at);
         Ok(())
     })
-    .map_err(|e| format!("cannot record the worktree of plan `{}`: {e}", plan.name))?;
+    .map_err(|e| format!("cannot record the worktree of plan `{}`: {e}", plan.name()))?;
     let notes = tree.notes.iter().map(|message| Event::Note {
-        plan: Some(plan.name.clone()),
+        plan: Some(plan.name().to_owned()),
         message: message.clone(),
     });
     Ok(std::iter::once(Event::PlanStarted {
-        plan: plan.name.clone(),
+        plan: plan.name().to_owned(),
         branch: tree.branch.clone(),
         worktree: tree.path.clone(),
         base: tree.base.clone(),
@@ -181,13 +181,13 @@ fn merge_upstream(
     let short = &commit[..commit.len().min(10)];
     let message = format!(
         "{}: merge `{raw}` ({up_name} at {short}) before its first task",
-        plan.name
+        plan.name()
     );
     let outcome =
-        git::merge_into(&plan.worktree, &plan.branch, &commit, &message).map_err(|e| {
+        git::merge_into(&plan.worktree, plan.branch(), &commit, &message).map_err(|e| {
             format!(
                 "cannot merge `{raw}` ({up_name} at {short}) into `{}`: {e}",
-                plan.branch
+                plan.branch()
             )
         })?;
     let merge_commit = match outcome {
@@ -196,7 +196,7 @@ fn merge_upstream(
         MergeOutcome::Conflict { paths } => {
             return Err(Unprepared::Conflict(format!(
                 "merging `{raw}` ({up_name} at {short}) into `{}` conflicts in {}; resolve it in `{}` (git merge {short}), commit, and run `orch up` again",
-                plan.branch,
+                plan.branch(),
                 paths
                     .iter()
                     .map(|p| format!("`{p}`"))
@@ -225,7 +225,7 @@ fn merge_upstream(
         });
     }
     Ok(Some(Event::UpstreamMerged {
-        plan: plan.name.clone(),
+        plan: plan.name().to_owned(),
         from: raw.to_string(),
         upstream_commit: commit,
         commit: merge_commit,
@@ -271,7 +271,7 @@ async fn run_setup(
     );
     let port = super::launch::worktree_port(ctx, plan, &plan.worktree)?;
     let mut env = vec![
-        (agent_env::ORCH_PLAN.to_string(), plan.name.clone()),
+        (agent_env::ORCH_PLAN.to_string(), plan.name().to_owned()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
             plan.worktree.display().to_string(),
@@ -283,14 +283,14 @@ async fn run_setup(
     let tmp = plan
         .sandbox
         .rules()
-        .filter(|_| plan.executor == crate::executor::ExecutorKind::Local)
-        .map(|_| super::sandbox::tmp_dir(&plan.name, "setup", 0));
+        .filter(|_| plan.entry.executor == crate::executor::ExecutorKind::Local)
+        .map(|_| super::sandbox::tmp_dir(plan.name(), "setup", 0));
     let confined = match &tmp {
         Some(tmp) => {
             std::fs::create_dir_all(tmp).map_err(|e| {
                 format!(
                     "cannot start the setup command of plan `{}`: cannot make `{}`: {e}",
-                    plan.name,
+                    plan.name(),
                     tmp.display()
                 )
             })?;
@@ -305,7 +305,7 @@ async fn run_setup(
         format!(
             "cannot start the setup command `{}` of plan `{}`: {e}",
             argv.join(" "),
-            plan.name
+            plan.name()
         )
     });
     let result = match spawned {
@@ -333,7 +333,7 @@ async fn run_setup(
         Err(format!(
             "the setup command `{}` of plan `{}` failed ({}); see {}",
             argv.join(" "),
-            plan.name,
+            plan.name(),
             result.map_or("killed by a signal".to_string(), |c| format!(
                 "exit status {c}"
             )),
@@ -351,18 +351,18 @@ async fn wait_setup(
     stop: &mut watch::Receiver<Stop>,
 ) -> Result<Option<i32>, String> {
     let pid = spawned.pid;
-    let deadline = tokio::time::Instant::now() + plan.timeout;
+    let deadline = tokio::time::Instant::now() + plan.entry.timeout;
     let result = loop {
         tokio::select! {
             st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
             () = tokio::time::sleep_until(deadline) => {
                 process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name, format_duration(plan.timeout)));
+                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name(), format_duration(plan.entry.timeout)));
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
                     process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                    return Err(format!("the setup command of plan `{}` was stopped", plan.name));
+                    return Err(format!("the setup command of plan `{}` was stopped", plan.name()));
                 }
             }
         }

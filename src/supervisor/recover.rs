@@ -98,7 +98,7 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     }
                     if stopped {
                         fx.note(
-                            Some(pc.name.clone()),
+                            Some(pc.name().to_owned()),
                             format!(
                                 "task `{}`: the attempts of its best-of-N round outlived the earlier run; stopped, their work saved under refs/orch/attempts/, a new round starts",
                                 t.id
@@ -139,7 +139,7 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         .unwrap_or_default();
         for (id, cause) in refused {
             fx.note(
-                Some(pc.name.clone()),
+                Some(pc.name().to_owned()),
                 format!(
                     "task `{id}`: the commit left in its task worktree by a stopped supervisor's run is not landed, the task failed (its work is saved under refs/orch/attempts/): {cause}"
                 ),
@@ -151,7 +151,7 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
 
 fn read(pc: &PlanCtx) -> StatusDoc {
     pc.view().map_or_else(
-        |_| StatusDoc::new(&pc.plan, &pc.rel_path, &pc.name, Utc::now()),
+        |_| StatusDoc::new(&pc.plan, &pc.rel_path, pc.name(), Utc::now()),
         std::sync::Arc::unwrap_or_clone,
     )
 }
@@ -230,7 +230,7 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
         .collect();
     PlanFound {
         plan_mode: pc.agent.mode == AgentMode::Plan,
-        batch: pc.executor != ExecutorKind::Local,
+        batch: pc.entry.executor != ExecutorKind::Local,
         agent,
         tasks,
     }
@@ -259,7 +259,7 @@ fn found_of(
             // reports there.
             attempt: status::report::latest_attempt(
                 &super::reports::state_dir_of(pc),
-                &pc.name,
+                pc.name(),
                 name,
             )
             .unwrap_or(1),
@@ -293,19 +293,19 @@ fn settle_gone(
     gone: &[String],
     adopted_any: bool,
 ) -> Vec<(String, String)> {
-    if decide::reset_plan_tree(pc.parallel, adopted_any, gone.len()) {
+    if decide::reset_plan_tree(pc.entry.parallel, adopted_any, gone.len()) {
         let _g = pc.git_lock.lock();
         // No agent works in the tree: its git files put back from orch's records first, so that
         // the save and reset are made against the plan branch, not where an agent left HEAD.
         // (Not put back: nothing is reset; the next commit fails on it, naming it.)
-        if git::pin_worktree(&pc.worktree, &pc.branch).is_ok() {
-            let refname = git::plan_resume_ref(&pc.name, Utc::now().timestamp());
+        if git::pin_worktree(&pc.worktree, pc.branch()).is_ok() {
+            let refname = git::plan_resume_ref(pc.name(), Utc::now().timestamp());
             let _ = git::save_and_reset(
                 &pc.worktree,
                 &refname,
                 &format!(
                     "{}: changes left by agents of a stopped supervisor",
-                    pc.name
+                    pc.name()
                 ),
             );
         }
@@ -324,7 +324,7 @@ fn settle_gone(
             // A commit waiting in the task's worktree: the supervisor died before landing it. Its
             // git files put back from orch's records first (HEAD on the task branch, wherever
             // an agent left it); not put back: nothing of it is read.
-            let branch = git::task_branch(&pc.name, id);
+            let branch = git::task_branch(pc.name(), id);
             let tree = pc
                 .task_worktree(id)
                 .filter(|t| git::pin_worktree(t, &branch).is_ok());
@@ -345,7 +345,7 @@ fn settle_gone(
             };
             (
                 id,
-                decide::left(&pc.name, id, head, clean, refused, &recent, started),
+                decide::left(pc.name(), id, head, clean, refused, &recent, started),
             )
         })
         .collect();
@@ -392,14 +392,14 @@ fn refused_waiting(pc: &PlanCtx, id: &str, tree: &std::path::Path) -> Option<Str
     let Some(index) = pc.plan.tasks.iter().position(|t| t.id == id) else {
         return Some(format!("task `{id}` is not in the plan"));
     };
-    let branch = git::task_branch(&pc.name, id);
+    let branch = git::task_branch(pc.name(), id);
     // Its agent is gone: a lock of its branch is a killed git's.
-    let _ = git::remove_plan_locks(&pc.repo_root, &git::task_tree_name(&pc.name, id), &branch);
+    let _ = git::remove_plan_locks(&pc.repo_root, &git::task_tree_name(pc.name(), id), &branch);
     super::settle::commit_refused(
         pc,
         index,
         &pc.plan.tasks[index],
-        (tree, &branch, Some(pc.branch.as_str())),
+        (tree, &branch, Some(pc.branch())),
     )
 }
 
@@ -412,7 +412,7 @@ fn tidy_task_trees(
     busy: &HashSet<String>,
     waiting: &HashSet<String>,
 ) {
-    let Ok(ids) = git::task_tree_ids(&pc.repo_root, &pc.name) else {
+    let Ok(ids) = git::task_tree_ids(&pc.repo_root, pc.name()) else {
         return;
     };
     for id in &ids {
@@ -422,8 +422,8 @@ fn tidy_task_trees(
         let unlock = || {
             git::remove_plan_locks(
                 &pc.repo_root,
-                &git::task_tree_name(&pc.name, id),
-                &git::task_branch(&pc.name, id),
+                &git::task_tree_name(pc.name(), id),
+                &git::task_branch(pc.name(), id),
             )
         };
         match decide::tree(busy.contains(id), waiting.contains(id), landed) {
@@ -439,10 +439,10 @@ fn tidy_task_trees(
                 // Its stale git locks first; saved under
                 // `refs/orch/attempts/<plan>/<id>/resume-<time>` unless it is clean and need not be.
                 let _ = unlock();
-                let refname = git::task_resume_ref(&pc.name, id, Utc::now().timestamp_millis());
+                let refname = git::task_resume_ref(pc.name(), id, Utc::now().timestamp_millis());
                 let message = format!(
                     "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",
-                    pc.name
+                    pc.name()
                 );
                 let retire = |save: bool| {
                     git::retire_task_tree(

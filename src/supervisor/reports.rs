@@ -44,7 +44,7 @@ enum From {
 /// of an earlier run with the same number is removed first).
 pub(crate) fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, String> {
     let state_dir = state_dir_of(pc);
-    let dir = attempt_dir(&state_dir, &pc.name, unit_name, attempt);
+    let dir = attempt_dir(&state_dir, pc.name(), unit_name, attempt);
     if std::fs::symlink_metadata(&dir).is_ok() {
         std::fs::remove_dir_all(&dir)
             .or_else(|_| std::fs::remove_file(&dir))
@@ -71,7 +71,7 @@ impl Effects<'_> {
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
         let dir = attempt_dir(
             &state_dir_of(&pc),
-            &pc.name,
+            pc.name(),
             id.as_deref().unwrap_or("plan"),
             attempt,
         );
@@ -103,7 +103,7 @@ impl Effects<'_> {
     pub(super) fn take_reports(&mut self, core: &mut Core) {
         for p in 0..self.views.len() {
             let Some(pc) = self.plan(p) else { continue };
-            let dir = plan_reports_dir(&state_dir_of(&pc), &pc.name);
+            let dir = plan_reports_dir(&state_dir_of(&pc), pc.name());
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -167,7 +167,8 @@ impl Effects<'_> {
             fx.refused(pc, &report.id, &who, &reason, log_of(&from));
             let why = format!(
                 "`orch up` refused the report of task `{}` of plan `{}`: {reason}",
-                report.id, pc.name
+                report.id,
+                pc.name()
             );
             Some(answer_of(pc, &report, exit::REFUSED, None, Some(why)))
         };
@@ -175,7 +176,11 @@ impl Effects<'_> {
             return refuse(self, format!("unknown transition `{}`", report.transition));
         };
         let Some(t) = pc.plan.tasks.iter().position(|x| x.id == report.id) else {
-            let why = format!("task `{}` does not exist in plan `{}`", report.id, pc.name);
+            let why = format!(
+                "task `{}` does not exist in plan `{}`",
+                report.id,
+                pc.name()
+            );
             return Some(answer_of(pc, &report, exit::INVALID, None, Some(why)));
         };
         let state = core.state();
@@ -273,7 +278,7 @@ impl Effects<'_> {
                 // could have written that word: a confined agent cannot write a person's
                 // report directory, an unconfined one can.
                 let confined = pc.sandbox.rules().is_some()
-                    && pc.executor == crate::executor::ExecutorKind::Local;
+                    && pc.entry.executor == crate::executor::ExecutorKind::Local;
                 if transition == Transition::Done
                     && !task_live
                     && !rec.facts.status.is_finished()
@@ -371,7 +376,7 @@ impl Effects<'_> {
             );
         }
         (self.emit)(&Event::ReportRefused {
-            plan: pc.name.clone(),
+            plan: pc.name().to_owned(),
             task: id.to_string(),
             reporter: who.to_string(),
             reason: reason.to_string(),
@@ -420,7 +425,7 @@ fn answer_of(
 ) -> Answer {
     Answer {
         seq: report.seq.clone(),
-        plan: pc.name.clone(),
+        plan: pc.name().to_owned(),
         status_file: pc.status_path.clone(),
         code,
         outcome,
@@ -451,7 +456,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         let Some((index, task)) = pc.plan.tasks.iter().enumerate().find(|(_, t)| t.id == id) else {
             return fail(
                 exit::INVALID,
-                format!("plan `{}` has no task `{id}`", pc.name),
+                format!("plan `{}` has no task `{id}`", pc.name()),
             );
         };
         let Ok(_git) = pc.git_lock.lock() else {
@@ -459,18 +464,21 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         };
         // The checks of a task-mode commit (its git files put back first: committed on the plan
         // branch, orch's record, whatever the agent did to HEAD).
-        let work = (pc.worktree.as_path(), pc.branch.as_str(), None);
+        let work = (pc.worktree.as_path(), pc.branch(), None);
         if let Some(cause) = super::settle::commit_refused(pc, index, task, work) {
             return fail(
                 exit::FAILURE,
                 format!(
                     "task `{id}` of plan `{}`: {cause}; the task is not marked done",
-                    pc.name
+                    pc.name()
                 ),
             );
         }
         let message = pc.commit_message(id, &task.description);
-        match pc.commits.commit_all_on(&pc.worktree, &pc.branch, &message) {
+        match pc
+            .commits
+            .commit_all_on(&pc.worktree, pc.branch(), &message)
+        {
             Ok(info) => opts.commit = Some(info.oid),
             Err(e) => {
                 return fail(

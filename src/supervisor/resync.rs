@@ -15,12 +15,12 @@ impl Effects<'_> {
     /// mode) or task worktrees; a plan-mode agent is never interrupted.
     pub(super) fn resync(&mut self, p: usize) -> Option<String> {
         let pc = self.plan(p)?;
-        if pc.depends_on.is_empty() || !no_other_agent(&pc) {
+        if pc.entry.depends_on.is_empty() || !no_other_agent(&pc) {
             return None;
         }
         let manifest = self.ws.manifest.as_ref()?;
         let mut upstreams: Vec<(String, String)> = Vec::new();
-        for d in &pc.depends_on {
+        for d in &pc.entry.depends_on {
             if upstreams.iter().any(|(n, _)| n == &d.plan) {
                 continue;
             }
@@ -29,8 +29,8 @@ impl Effects<'_> {
             }
         }
         let target = SyncTarget {
-            plan: &pc.name,
-            branch: &pc.branch,
+            plan: pc.name(),
+            branch: pc.branch(),
             worktree: &pc.worktree,
             upstreams,
         };
@@ -52,13 +52,13 @@ impl Effects<'_> {
                 });
                 if let Err(e) = recorded {
                     self.note(
-                        Some(pc.name.clone()),
+                        Some(pc.name().to_owned()),
                         format!("cannot record the upstream merge in the status file: {e}"),
                     );
                 }
                 for m in merged.into_iter().filter(|m| m.commit.is_some()) {
                     (self.emit)(&Event::UpstreamMerged {
-                        plan: pc.name.clone(),
+                        plan: pc.name().to_owned(),
                         from: m.upstream,
                         upstream_commit: m.upstream_commit,
                         commit: m.commit,
@@ -74,14 +74,14 @@ impl Effects<'_> {
             }) => Some(format!(
                 "the new commits of `{upstream}` ({branch} at {}) conflict with `{}` in {}; nothing was merged: resolve it in `{}` (git merge {branch}), commit, and run `orch up` again",
                 crate::merge::short(&upstream_commit),
-                pc.branch,
+                pc.branch(),
                 crate::diagnostic::path_list(&files, 8),
                 pc.worktree.display()
             )),
             Err(e) => {
                 // Not a conflict (a dirty worktree, a lock): the plan goes on as it is.
                 self.note(
-                    Some(pc.name.clone()),
+                    Some(pc.name().to_owned()),
                     format!("cannot merge the new commits of its upstream plans: {e}"),
                 );
                 None
@@ -93,5 +93,5 @@ impl Effects<'_> {
 /// Whether, at a task boundary, no agent can be working in the plan's worktree.
 fn no_other_agent(pc: &PlanCtx) -> bool {
     use crate::manifest::AgentMode;
-    pc.agent.mode == AgentMode::Task && (pc.task_trees() || pc.parallel <= 1)
+    pc.agent.mode == AgentMode::Task && (pc.task_trees() || pc.entry.parallel <= 1)
 }

@@ -45,7 +45,7 @@ pub(crate) fn settle(
         Settlement::Fail { error, record } => {
             let out = fail(plan, id, (attempt, base), error, *record);
             // A verification step's last attempt: its verdict goes on the plan branch.
-            if attempt > plan.retries {
+            if attempt > plan.entry.retries {
                 verdict(plan, id, "failed", error);
             }
             out
@@ -91,7 +91,8 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
         .unwrap_or("");
     let mut message = format!(
         "{} {id}: verification of phase {} {what}",
-        plan.name, t.phase
+        plan.name(),
+        t.phase
     );
     if !first.is_empty() {
         message.push_str(": ");
@@ -105,16 +106,16 @@ fn verdict(plan: &PlanCtx, id: &str, what: &str, why: &str) {
     let Ok(_git) = plan.git_lock.lock() else {
         return;
     };
-    let made = git::pin_worktree(&plan.worktree, &plan.branch).and_then(|()| {
+    let made = git::pin_worktree(&plan.worktree, plan.branch()).and_then(|()| {
         plan.commits
-            .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+            .commit_unchanged_on(&plan.worktree, plan.branch(), &message)
     });
     if let Err(e) = made {
         process::log_line(
             &plan.log_path(Some(id)),
             &format!(
                 "=== orch: cannot record the verification's outcome on `{}`: {e} ===",
-                plan.branch
+                plan.branch()
             ),
         );
     }
@@ -188,7 +189,7 @@ pub(super) fn commit_refused(
     // In the plan's worktree its commits stay: the checks compare with `since`.
     let uncommit = || match tree == plan.worktree.as_path() {
         true => Ok(None),
-        false => git::uncommit_task_tree(tree, branch, &plan.branch)
+        false => git::uncommit_task_tree(tree, branch, plan.branch())
             .map(|()| None)
             .or_else(|e| cannot("make uncommitted again the commits made in", &e)),
     };
@@ -196,7 +197,7 @@ pub(super) fn commit_refused(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
             .chain(once_with(|| {
-                Found::of(outside_paths(tree, &plan.paths, since))
+                Found::of(outside_paths(tree, &plan.entry.paths, since))
             }))
             .chain(once_with(|| {
                 Found::of(submodule_lines(plan, tree).map(|_| None))
@@ -222,7 +223,7 @@ pub(super) fn submodule_lines(
     })?;
     // With `parallel` > 1 the plan worktree's other agents may be writing inside a submodule
     // for tasks of their own: their changes stay there (nothing resets that worktree).
-    let shared = plan.parallel > 1 && tree == plan.worktree.as_path();
+    let shared = plan.entry.parallel > 1 && tree == plan.worktree.as_path();
     if changes.dirty.is_empty() || shared {
         return Ok(changes.moved);
     }
@@ -254,12 +255,8 @@ fn work_of<'a>(
     base: Option<&'a str>,
 ) -> (std::path::PathBuf, String, Option<&'a str>) {
     match plan.task_worktree(id) {
-        Some(tree) => (
-            tree,
-            git::task_branch(&plan.name, id),
-            Some(plan.branch.as_str()),
-        ),
-        None => (plan.worktree.clone(), plan.branch.clone(), base),
+        Some(tree) => (tree, git::task_branch(plan.name(), id), Some(plan.branch())),
+        None => (plan.worktree.clone(), plan.branch().to_owned(), base),
     }
 }
 
@@ -382,7 +379,7 @@ fn commit_in_worktree(
     record: Record,
 ) -> Result<String, CommitError> {
     let _git = lock_git(plan)?;
-    pin(&plan.worktree, &plan.branch)?;
+    pin(&plan.worktree, plan.branch())?;
     // Only a commit that takes the worktree's changes takes its submodules' (a task reported
     // from outside while an agent writes there leaves them to that agent's task).
     let lines = match changes {
@@ -390,7 +387,7 @@ fn commit_in_worktree(
         Changes::Leave => Vec::new(),
     };
     let message = with_submodule_lines(&plan.commit_message(id, description), &lines);
-    let prefix = format!("{} {id}:", plan.name);
+    let prefix = format!("{} {id}:", plan.name());
     let reuse = if maybe_committed {
         let clean = || changes == Changes::Leave || git::is_dirty(&plan.worktree).is_ok_and(|d| !d);
         let recent =
@@ -414,12 +411,13 @@ fn commit_in_worktree(
         Some(oid) => oid,
         None => {
             let made = match changes {
-                Changes::Take => plan
-                    .commits
-                    .commit_all_on(&plan.worktree, &plan.branch, &message),
+                Changes::Take => {
+                    plan.commits
+                        .commit_all_on(&plan.worktree, plan.branch(), &message)
+                }
                 Changes::Leave => {
                     plan.commits
-                        .commit_unchanged_on(&plan.worktree, &plan.branch, &message)
+                        .commit_unchanged_on(&plan.worktree, plan.branch(), &message)
                 }
             };
             made.map_err(|e| {
@@ -459,7 +457,10 @@ fn pin(worktree: &std::path::Path, branch: &str) -> Result<(), CommitError> {
 
 fn lock_git(plan: &PlanCtx) -> Result<std::sync::MutexGuard<'_, ()>, CommitError> {
     plan.git_lock.lock().map_err(|_| {
-        CommitError::Failed(format!("the git lock of plan `{}` is poisoned", plan.name))
+        CommitError::Failed(format!(
+            "the git lock of plan `{}` is poisoned",
+            plan.name()
+        ))
     })
 }
 
@@ -479,13 +480,13 @@ pub(super) fn commit_tree_as(
     maybe_committed: bool,
     tree: &std::path::Path,
 ) -> Result<String, CommitError> {
-    pin(tree, &git::task_branch(&plan.name, key))?;
+    pin(tree, &git::task_branch(plan.name(), key))?;
     let lines = submodule_lines(plan, tree).map_err(CommitError::Failed)?;
     let mut message = with_submodule_lines(&plan.commit_message(id, description), &lines);
     if !body.is_empty() {
         message = format!("{}\n\n{body}\n", message.trim_end());
     }
-    let prefix = format!("{} {id}:", plan.name);
+    let prefix = format!("{} {id}:", plan.name());
     let reuse = match git::head_of(tree) {
         Ok((oid, msg))
             if maybe_committed
@@ -496,7 +497,7 @@ pub(super) fn commit_tree_as(
         }
         _ => None,
     };
-    let branch = git::task_branch(&plan.name, key);
+    let branch = git::task_branch(plan.name(), key);
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
@@ -504,7 +505,7 @@ pub(super) fn commit_tree_as(
                 .map_err(|e| {
                     CommitError::Failed(format!(
                         "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
-                        plan.name,
+                        plan.name(),
                         tree.display()
                     ))
                 })?
@@ -513,10 +514,10 @@ pub(super) fn commit_tree_as(
     };
     let _git = lock_git(plan)?;
     let landed =
-        git::land_task_commit(&plan.worktree, &plan.branch, &task_commit).map_err(|e| {
+        git::land_task_commit(&plan.worktree, plan.branch(), &task_commit).map_err(|e| {
             CommitError::Failed(format!(
                 "cannot land task `{id}`'s commit {task_commit} (branch `{branch}`) on `{}`: {e}",
-                plan.branch
+                plan.branch()
             ))
         })?;
     match landed {
@@ -529,13 +530,13 @@ pub(super) fn commit_tree_as(
             Ok(commit)
         }
         git::Landed::Conflict { paths } => {
-            let refname = git::conflict_ref(&plan.name, id, Utc::now().timestamp_millis());
+            let refname = git::conflict_ref(plan.name(), id, Utc::now().timestamp_millis());
             // Pending first: a supervisor killed before the removal below finds a task worktree
             // of a pending task, which it saves and removes (never a "done" task without its
             // work).
             let note = format!(
                 "its commit conflicts with `{}` in {}",
-                plan.branch,
+                plan.branch(),
                 quoted(&paths)
             );
             record_reset(plan, id, note);
@@ -617,19 +618,19 @@ pub(super) fn protected_changes_in(
     add(&mut dirty
         .into_iter()
         .chain(committed.iter().filter(|c| guarded.contains(c)).cloned()));
-    let check_files: Vec<String> = match &plan.protect {
+    let check_files: Vec<String> = match &plan.entry.protect {
         Some(_) => Vec::new(),
         None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), tree, plan)
             .map_err(|e| cannot(&e))?,
     };
     // Nothing else protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every
     // task).
-    if plan.protect.is_some() || !check_files.is_empty() {
+    if plan.entry.protect.is_some() || !check_files.is_empty() {
         let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
         add(&mut changed
             .into_iter()
             .chain(committed)
-            .filter(|c| match &plan.protect {
+            .filter(|c| match &plan.entry.protect {
                 Some(p) => p.matches(c),
                 None => check_files.iter().any(|f| f == c),
             }));
@@ -711,27 +712,28 @@ fn save_leftovers(
     (attempt, base): (u32, Option<&str>),
     why: &str,
 ) -> Option<String> {
-    let refname = git::attempt_ref(&plan.name, id, attempt);
+    let refname = git::attempt_ref(plan.name(), id, attempt);
     let message = format!(
         "{} {id}: {why} attempt {attempt} (saved by orch)",
-        plan.name
+        plan.name()
     );
     if let Some(tree) = plan.task_worktree(id) {
-        git::pin_worktree(&tree, &git::task_branch(&plan.name, id)).ok()?;
+        git::pin_worktree(&tree, &git::task_branch(plan.name(), id)).ok()?;
         return git::retire_task_tree(&plan.task_tree(id), Some((&refname, &message)))
             .ok()
             .flatten();
     }
-    if plan.parallel > 1 {
+    if plan.entry.parallel > 1 {
         return None;
     }
     let _git = plan.git_lock.lock().ok()?;
-    git::pin_worktree(&plan.worktree, &plan.branch).ok()?;
+    git::pin_worktree(&plan.worktree, plan.branch()).ok()?;
     let saved = git::save_and_reset(&plan.worktree, &refname, &message).ok()?;
     // What the attempt committed on the plan branch itself goes with it (kept under the same ref).
     let saved = match base {
         Some(base) => {
-            git::undo_attempt_commits(&plan.worktree, (&plan.branch, base), &refname, saved).ok()?
+            git::undo_attempt_commits(&plan.worktree, (plan.branch(), base), &refname, saved)
+                .ok()?
         }
         None => saved,
     };

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent_output::Usage;
 use crate::graph::NodeState;
 use crate::manifest::format_duration;
-use crate::manifest::{AgentMode, Budget, ReportMode};
+use crate::manifest::{AgentMode, PlanEntry, ReportMode};
 use crate::status::TaskStatus;
 
 /// One attempt of a unit, from its launch to its settling.
@@ -350,17 +351,17 @@ pub(crate) enum MergeState {
     NotMerged(crate::merge::MergeResult),
 }
 
-/// What the core knows of a plan, fixed for the run.
+/// What the core knows of a plan (replaced when a lead's edit applies: `Replan`).
 #[derive(Clone, Debug)]
 pub(crate) struct PlanSpec {
-    pub(crate) name: String,
+    /// The plan's manifest entry (name, branch, agent, `retries`, `timeout`, `check`,
+    /// `budget`, …), the one the effects' record of the plan holds.
+    pub(crate) entry: Arc<PlanEntry>,
     pub(crate) mode: AgentMode,
     /// Agents of the plan at once (`parallel`, or `parallel_tasks` with task worktrees).
     pub(crate) slots: usize,
     /// Tasks run in task worktrees of their own.
     pub(crate) task_trees: bool,
-    pub(crate) retries: u32,
-    pub(crate) timeout: Duration,
     /// Upstream merges or a setup command to run before its first agent.
     pub(crate) needs_prep: bool,
     /// Its worktree is made during the run ([`Input::TreeMade`](super::core::Input::TreeMade)
@@ -368,42 +369,13 @@ pub(crate) struct PlanSpec {
     pub(crate) new_tree: bool,
     /// The plans named in its `depends_on` (indices into the workspace's plans).
     pub(crate) upstreams: Vec<usize>,
-    pub(crate) branch: String,
     pub(crate) worktree: PathBuf,
     pub(crate) log_dir: PathBuf,
-    /// The name of its agent (`claude`, `script`, …).
-    pub(crate) agent: String,
     /// How its agent's attempts count as done.
     pub(crate) report: ReportMode,
-    /// A check runs before each task's commit (the plan's or the default one; a task may
-    /// name its own with `(check: …)`).
-    pub(crate) check: bool,
-    /// The plan's own budget (its recorded spending, all runs).
-    pub(crate) budget: Budget,
-    /// Best of N: attempts of each task at once (a task's `(attempts: N)` over it), whether a
-    /// `select` command scores the candidates, whether the others stop at the first candidate.
-    pub(crate) best_of: BestOfSpec,
     /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
     /// not hold it back from the merge train, whose verify hands it to the resolver.
     pub(crate) resolves_verify: bool,
-}
-
-/// A plan's best-of-N settings, as the core needs them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BestOfSpec {
-    pub(crate) attempts: u32,
-    pub(crate) select: bool,
-    pub(crate) stop_first: bool,
-}
-
-impl Default for BestOfSpec {
-    fn default() -> Self {
-        BestOfSpec {
-            attempts: 1,
-            select: false,
-            stop_first: true,
-        }
-    }
 }
 
 impl PlanSpec {

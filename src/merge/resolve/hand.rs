@@ -162,7 +162,7 @@ pub(crate) fn sync_resolving(
     use crate::merge::sync::{SyncResult, sync_and_record};
     let resolvable = resolver.and_then(|r| {
         r.manifest
-            .plan(&p.name)
+            .plan(p.name())
             .filter(|e| e.resolve.is_some())
             .map(|e| (r, e))
     });

@@ -24,7 +24,7 @@ impl MergeRun {
         let Some(res) = &self.resolver else {
             return Ok((outcome, None));
         };
-        let Some(entry) = res.manifest.plan(&p.name).filter(|e| e.resolve.is_some()) else {
+        let Some(entry) = res.manifest.plan(p.name()).filter(|e| e.resolve.is_some()) else {
             return Ok((outcome, None));
         };
         let why = match &outcome {
@@ -32,7 +32,7 @@ impl MergeRun {
             StepOutcome::VerifyFailed { reason } if entry.resolve_verify => {
                 let tail = req
                     .verify
-                    .map(|v| tail(&v.log_path(&p.name)))
+                    .map(|v| tail(&v.log_path(p.name())))
                     .unwrap_or_default();
                 Why::Verify(format!("{reason}\n{tail}"))
             }

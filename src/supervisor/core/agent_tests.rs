@@ -170,9 +170,9 @@ fn a_fatal_failure_stops_the_agent_and_burns_no_retries() {
     let names: Vec<String> = vec!["a".into(), "b".into()];
     let g = Graph::build(&plans, &names, &[]).expect("acyclic");
     let mut sa = spec("a");
-    sa.retries = 3;
+    std::sync::Arc::make_mut(&mut sa.entry).retries = 3;
     let mut sb = spec("b");
-    sb.agent = "other".into();
+    std::sync::Arc::make_mut(&mut sb.entry).agent = "other".into();
     let mut c = core(cfg(1), &g, &plans, vec![sa, sb]);
     let t0 = Instant::now();
     let l = launches(&c.handle(t0, Input::Tick));
@@ -304,7 +304,7 @@ fn a_check_runs_between_the_report_and_the_commit() {
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
     s.slots = 2;
-    s.retries = 1;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 1;
     let mut c = core(cfg(2), &g, &plans, vec![s]);
     let t0 = Instant::now();
     let l = launches(&c.handle(t0, Input::Tick));
@@ -419,7 +419,7 @@ fn a_run_budget_stops_new_launches_and_a_plan_budget_counts_earlier_runs() {
 
     // A plan whose recorded spending already passed its budget starts nothing.
     let mut s = spec("a");
-    s.budget = crate::manifest::Budget {
+    std::sync::Arc::make_mut(&mut s.entry).budget = crate::manifest::Budget {
         micro_usd: None,
         tokens: Some(100),
     };
@@ -493,7 +493,7 @@ fn work_found_done_but_uncommitted_at_start_up_is_checked_before_its_commit() {
     let plans = vec![plan(text)];
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
-    s.check = true;
+    std::sync::Arc::make_mut(&mut s.entry).check = Some(vec!["check".into()]);
     let done = TaskFacts {
         status: TaskStatus::Completed,
         fresh: true,

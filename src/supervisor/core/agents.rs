@@ -147,7 +147,7 @@ impl Core {
 
     /// Whether task `t` of plan `p` has a check to pass before its commit.
     pub(super) fn has_check(&self, p: usize, t: usize) -> bool {
-        self.spec(p).is_some_and(|s| s.check)
+        self.spec(p).is_some_and(|s| s.entry.check.is_some())
             || crate::plan::check_clause(&self.plans[p].tasks[t].description)
                 .is_ok_and(|c| c.is_some())
     }
@@ -274,7 +274,7 @@ impl Core {
             }
         }
         let Some(spec) = self.spec(p) else { return };
-        let budget = spec.budget;
+        let budget = spec.entry.budget;
         let plan = &self.state.plans[p];
         if plan.budget_hit.is_none()
             && let Some(why) =

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::{Action, Core, Measure, millis};
 use crate::agent_output::AgentOutput;
+use crate::manifest::AttemptsStop;
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 use crate::supervisor::round::{Member, MemberState, Reported, Round, member_key};
@@ -30,7 +31,7 @@ impl Core {
         crate::plan::attempts_clause(&task.description)
             .ok()
             .flatten()
-            .unwrap_or(spec.best_of.attempts)
+            .unwrap_or(spec.entry.best_of.attempts)
             .max(1)
     }
 
@@ -298,8 +299,12 @@ impl Core {
     /// no `select`; else once every attempt is resolved), stops the attempts still running
     /// once the pick is made, and settles every attempt once all have ended.
     fn advance_round(&mut self, _now: Instant, p: usize, t: usize, out: &mut Vec<Action>) {
-        let (select, stop_first, checked) = match self.spec(p) {
-            Some(s) => (s.best_of.select, s.best_of.stop_first, self.has_check(p, t)),
+        let (select, stop_first, checked) = match self.spec(p).map(|s| &s.entry.best_of) {
+            Some(b) => (
+                b.select.is_some(),
+                b.stop == AttemptsStop::First,
+                self.has_check(p, t),
+            ),
             None => return,
         };
         let Some(round) = self.state.rounds.get_mut(&(p, t)) else {
@@ -500,7 +505,7 @@ impl Core {
             _ => Some(round.failure_words()),
         };
         if let Some(error) = failure {
-            let spec_retries = self.spec(p).map_or(0, |s| s.retries);
+            let spec_retries = self.spec(p).map_or(0, |s| s.entry.retries);
             let n = round.members.len() as u32;
             let rec = &self.state.tasks[p][t];
             let spent = rec.attempts.saturating_sub(rec.retry_base);

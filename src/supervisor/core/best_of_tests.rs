@@ -8,18 +8,23 @@ use super::tests::{cfg, core, plan, reports, spec};
 use super::*;
 use crate::graph::Graph;
 use crate::supervisor::round::Reported;
-use crate::supervisor::state::{BestOfSpec, Ending, Outcome, PlanSpec, Settlement, Unit};
+use crate::supervisor::state::{Ending, Outcome, PlanSpec, Settlement, Unit};
 
 fn best_of_spec(attempts: u32, select: bool, stop_first: bool, retries: u32) -> PlanSpec {
     let mut s = spec("p");
     s.task_trees = true;
     s.slots = 1;
-    s.retries = retries;
+    std::sync::Arc::make_mut(&mut s.entry).retries = retries;
     s.report = crate::manifest::ReportMode::Orch;
-    s.best_of = BestOfSpec {
+    std::sync::Arc::make_mut(&mut s.entry).best_of = crate::manifest::BestOf {
         attempts,
-        select,
-        stop_first,
+        agents: Vec::new(),
+        select: select.then(|| vec!["score".to_string()]),
+        stop: if stop_first {
+            crate::manifest::AttemptsStop::First
+        } else {
+            crate::manifest::AttemptsStop::All
+        },
     };
     s
 }

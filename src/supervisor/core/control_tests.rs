@@ -208,7 +208,7 @@ fn a_stopped_attempt_fails_with_cause_stopped_and_is_not_retried() {
     let plans = vec![plan(TWO)];
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
-    s.retries = 3;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 3;
     let mut c = core(cfg(1), &g, &plans, vec![s]);
     let t0 = Instant::now();
     // `orch stop` recorded it failed/stopped: the core stops the attempt.
@@ -272,7 +272,7 @@ fn a_retried_task_gets_a_fresh_set_of_retries_and_attempts_go_on() {
     let plans = vec![plan(TWO)];
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
-    s.retries = 1;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 1;
     let mut c = core(cfg(1), &g, &plans, vec![s]);
     let mut now = Instant::now();
     let (run, _, _) = launches(&c.handle(now, Input::Tick))[0];
@@ -385,7 +385,7 @@ fn a_retry_while_the_stopped_attempt_is_still_ending_is_kept() {
         let plans = vec![plan(TWO)];
         let g = Graph::of_plan(&plans[0]).expect("acyclic");
         let mut s = spec("a");
-        s.retries = 3;
+        std::sync::Arc::make_mut(&mut s.entry).retries = 3;
         let mut c = core(cfg(1), &g, &plans, vec![s]);
         let t0 = Instant::now();
         let (run, _) = stop_running(&mut c, t0);

@@ -24,7 +24,7 @@ impl Core {
             let Some(spec) = self.spec(p) else { continue };
             let budget = self.budget(a.unit);
             let log = spec.log_path(a.unit.task().map(|t| self.task_id(p, t)));
-            let name = spec.name.clone();
+            let name = spec.entry.name.clone();
             self.state.plans[p].prep = Prep::Done;
             let task_id = match a.unit {
                 Unit::Task { task, .. } => {
@@ -332,7 +332,10 @@ impl Core {
         output: &AgentOutput,
         out: &mut Vec<Action>,
     ) -> Option<Settlement> {
-        let agent = self.spec(p).map(|s| s.agent.clone()).unwrap_or_default();
+        let agent = self
+            .spec(p)
+            .map(|s| s.entry.agent.clone())
+            .unwrap_or_default();
         let said = |o: &AgentOutput| {
             o.cause()
                 .map(|c| format!(": {c}"))

@@ -22,8 +22,8 @@ impl Core {
     ) {
         let p = rr.unit.plan();
         let Some(spec) = self.spec(p) else { return };
-        let retries = spec.retries;
-        let name = spec.name.clone();
+        let retries = spec.entry.retries;
+        let name = spec.entry.name.clone();
         let id = rr
             .unit
             .task()
@@ -181,7 +181,10 @@ impl Core {
         log: std::path::PathBuf,
         out: &mut Vec<Action>,
     ) {
-        let branch = self.spec(p).map(|s| s.branch.clone()).unwrap_or_default();
+        let branch = self
+            .spec(p)
+            .map(|s| s.entry.branch.clone())
+            .unwrap_or_default();
         let files = quoted(&paths);
         let rec = &mut self.state.tasks[p][t];
         let rerun = !rec.conflicted;

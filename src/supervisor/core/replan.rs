@@ -87,11 +87,12 @@ impl Core {
         // Each plan's agent, by name (a plan may name another agent now).
         for (p, spec) in r.specs.iter().enumerate() {
             let Some(spec) = spec else { continue };
-            let i = match self.state.agents.iter().position(|a| a.name == spec.agent) {
+            let agent = &spec.entry.agent;
+            let i = match self.state.agents.iter().position(|a| a.name == *agent) {
                 Some(i) => i,
                 None => {
                     self.state.agents.push(AgentRec {
-                        name: spec.agent.clone(),
+                        name: agent.clone(),
                         state: AgentState::Ready,
                         pauses: 0,
                     });

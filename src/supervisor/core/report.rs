@@ -25,7 +25,7 @@ impl Core {
             let stopped = match self.state.agents.get(plan.agent_index).map(|a| &a.state) {
                 Some(AgentState::Stopped { cause, fix }) => Some(format!(
                     "agent `{}` cannot work: {}; {fix}",
-                    spec.agent,
+                    spec.entry.agent,
                     cause.lines().next().unwrap_or("").trim()
                 )),
                 _ => None,
@@ -79,12 +79,12 @@ impl Core {
                 && !matches!(plan.prep, Prep::Blocked(_))
             {
                 blocked_events.push(Event::PlanBlocked {
-                    plan: spec.name.clone(),
+                    plan: spec.entry.name.clone(),
                     reason: reason.clone().unwrap_or_default(),
                 });
             }
             plans.push(PlanOutcome {
-                plan: spec.name.clone(),
+                plan: spec.entry.name.clone(),
                 outcome,
                 completed,
                 total: recs.len(),
@@ -95,7 +95,7 @@ impl Core {
                     MergeState::NotMerged(r) => Some(*r),
                     _ => None,
                 },
-                branch: spec.branch.clone(),
+                branch: spec.entry.branch.clone(),
                 worktree: spec.worktree.clone(),
                 log_dir: spec.log_dir.clone(),
                 causes: self.causes_of(p),

@@ -50,7 +50,7 @@ impl Core {
         {
             return;
         }
-        let name = spec.name.clone();
+        let name = spec.entry.name.clone();
         let pool = spec.task_trees;
         self.state.plans[p].finished = true;
         if pool {
@@ -317,7 +317,7 @@ impl Core {
     /// remaining task.
     pub(super) fn budget(&self, unit: Unit) -> Duration {
         let p = unit.plan();
-        let timeout = self.spec(p).map_or(Duration::ZERO, |s| s.timeout);
+        let timeout = self.spec(p).map_or(Duration::ZERO, |s| s.entry.timeout);
         match unit {
             Unit::Task { .. } => timeout,
             Unit::PlanAgent { .. } => timeout.saturating_mul(

@@ -20,24 +20,49 @@ pub(super) fn plan(text: &str) -> Plan {
 
 pub(super) fn spec(name: &str) -> PlanSpec {
     PlanSpec {
-        name: name.to_string(),
+        entry: std::sync::Arc::new(entry(name)),
         mode: AgentMode::Task,
         slots: 1,
         task_trees: false,
-        retries: 0,
-        timeout: Duration::from_secs(600),
         needs_prep: false,
         new_tree: false,
         upstreams: Vec::new(),
-        branch: format!("plan/{name}"),
         worktree: PathBuf::from(format!("/w/{name}")),
         log_dir: PathBuf::from(format!("/logs/{name}")),
-        agent: "script".to_string(),
         report: crate::manifest::ReportMode::Exit,
-        check: false,
-        budget: crate::manifest::Budget::default(),
-        best_of: Default::default(),
         resolves_verify: false,
+    }
+}
+
+/// Plan `name`'s manifest entry: agent `script`, no retries, ten minutes a task, no check.
+fn entry(name: &str) -> crate::manifest::PlanEntry {
+    crate::manifest::PlanEntry {
+        name: name.to_string(),
+        file: PathBuf::from(format!("{name}.md")),
+        abs_file: PathBuf::from(format!("/r/{name}.md")),
+        priority: 0,
+        agent: "script".to_string(),
+        branch: format!("plan/{name}"),
+        depends_on: Vec::new(),
+        parallel: 1,
+        parallel_tasks: 1,
+        timeout: Duration::from_secs(600),
+        retries: 0,
+        setup: None,
+        copy: Vec::new(),
+        warm: Vec::new(),
+        submodules: true,
+        line: 1,
+        executor: crate::executor::ExecutorKind::Local,
+        slurm: Default::default(),
+        check: None,
+        budget: crate::manifest::Budget::default(),
+        paths: Vec::new(),
+        paths_at: Vec::new(),
+        protect: None,
+        best_of: Default::default(),
+        resolve: None,
+        resolve_verify: false,
     }
 }
 
@@ -61,7 +86,7 @@ pub(super) fn core<'a>(
     plans: &'a [Plan],
     specs: Vec<PlanSpec>,
 ) -> Core {
-    let names = specs.iter().map(|s| s.name.clone()).collect();
+    let names = specs.iter().map(|s| s.entry.name.clone()).collect();
     let facts = plans
         .iter()
         .map(|p| vec![TaskFacts::default(); p.tasks.len()])
@@ -247,7 +272,7 @@ fn a_failed_attempt_is_retried_after_a_doubling_backoff_then_fails_and_blocks_de
     let plans = vec![plan(TWO_PHASES)];
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
-    s.retries = 2;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 2;
     let mut c = core(cfg(1), &g, &plans, vec![s]);
     let t0 = Instant::now();
     let mut now = t0;
@@ -335,7 +360,7 @@ fn an_agent_past_its_timeout_or_quiet_too_long_is_stopped_and_fails() {
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
     s.slots = 2;
-    s.timeout = Duration::from_secs(60);
+    std::sync::Arc::make_mut(&mut s.entry).timeout = Duration::from_secs(60);
     let mut config = cfg(8);
     config.stuck_after = Some(Duration::from_secs(20));
     let mut c = core(config, &g, &plans, vec![s]);
@@ -401,7 +426,7 @@ fn a_slurm_job_that_ends_by_its_time_limit_is_a_failed_attempt() {
     let plans = vec![plan("## Phase 1: A\n- [ ] 1.1 a\n")];
     let g = Graph::of_plan(&plans[0]).expect("acyclic");
     let mut s = spec("a");
-    s.retries = 1;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 1;
     let mut c = core(cfg(8), &g, &plans, vec![s]);
     let t0 = Instant::now();
     let l = launches(&c.handle(t0, Input::Tick));
@@ -608,7 +633,7 @@ fn a_plan_mode_agent_runs_while_its_plan_has_ready_tasks() {
     let mut s = spec("a");
     s.mode = AgentMode::Plan;
     s.slots = 4;
-    s.retries = 1;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 1;
     let mut c = core(cfg(8), &g, &plans, vec![s]);
     let t0 = Instant::now();
     let l = launches(&c.handle(t0, Input::Tick));

@@ -55,6 +55,7 @@ impl Effects<'_> {
     pub(super) fn prepare(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
         let upstreams = pc
+            .entry
             .depends_on
             .iter()
             .filter_map(|d| {
@@ -103,7 +104,7 @@ impl Effects<'_> {
     pub(super) fn merge(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
         let manifest = self.ctx.manifest_path.clone();
-        let name = pc.name.clone();
+        let name = pc.name().to_owned();
         let tx = self.tx.clone();
         let told = tx.clone();
         let notify: crate::supervisor::merge_train::Told = std::sync::Arc::new(move |note| {

@@ -164,9 +164,9 @@ impl Effects<'_> {
             }
             let changed = match (&old, old_manifest) {
                 (Some(pc), Some(om)) => {
-                    let new_entry = manifest.plan(&pc.name);
+                    let new_entry = manifest.plan(pc.name());
                     defaults_changed
-                        || om.plan(&pc.name) != new_entry
+                        || om.plan(pc.name()) != new_entry
                         || new_entry.and_then(|e| manifest.agent_of(e)) != Some(&pc.agent)
                         || pc.plan != new_ws.plans[i].plan
                 }

@@ -35,14 +35,14 @@ impl Effects<'_> {
             env,
             pass_env: pc.agent.sandbox.pass_env.clone(),
             log: log.to_path_buf(),
-            name: format!("orch:{}:{}", pc.name, id.as_deref().unwrap_or("plan")),
+            name: format!("orch:{}:{}", pc.name(), id.as_deref().unwrap_or("plan")),
             tag: job_tag(
                 &pc.status_path.display().to_string(),
                 id.as_deref().unwrap_or(""),
                 attempt,
             ),
-            time_limit: pc.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
-            options: pc.slurm.clone(),
+            time_limit: pc.entry.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
+            options: pc.entry.slurm.clone(),
         };
         // The monitor is set up now, so that a stop asked for while the job is submitted is
         // seen when it starts.
@@ -68,8 +68,8 @@ impl Effects<'_> {
                 Err(error) => {
                     let error = format!(
                         "cannot submit agent `{}` to {}: {error}",
-                        pcc.agent_name,
-                        pcc.executor.as_str()
+                        pcc.entry.agent,
+                        pcc.entry.executor.as_str()
                     );
                     process::log_line(&log, &format!("=== orch: {error} ==="));
                     if let Some(t) = unit.task() {
@@ -135,7 +135,7 @@ impl Effects<'_> {
 /// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with
 /// `orchRun.executor`; after it, the job id is added (unless the agent already reported).
 fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
-    let executor = pc.executor.as_str().to_string();
+    let executor = pc.entry.executor.as_str().to_string();
     let _ = match id {
         Some(id) => pc.update(|doc| {
             if doc.entry(id).is_none_or(|e| e.status.is_finished()) {
