@@ -144,14 +144,7 @@ fn attempts_per_node(ws: &workspace::Workspace, graph: &crate::graph::Graph) -> 
             let task_mode = m
                 .agent_of(entry)
                 .is_some_and(|a| a.mode == crate::manifest::AgentMode::Task);
-            if !task_mode || task.kind != crate::plan::TaskKind::Task {
-                return 1;
-            }
-            crate::plan::attempts_clause(&task.description)
-                .ok()
-                .flatten()
-                .unwrap_or(entry.best_of.attempts)
-                .max(1)
+            crate::supervisor::round::round_size(task, task_mode, entry.best_of.attempts)
         })
         .collect()
 }

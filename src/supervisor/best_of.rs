@@ -7,7 +7,7 @@
 use std::iter::once_with;
 use std::path::Path;
 
-use super::check::{Confined, confined_tmp, run_confined, tail_bytes};
+use super::check::{Confined, run_confined, tail_bytes};
 use super::context::PlanCtx;
 use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
@@ -76,18 +76,11 @@ impl Effects<'_> {
                 (Ok((_, lines)), None) => Ok(Measure { lines, score: None }),
                 (Ok((tree, lines)), Some(argv)) => {
                     let id = pc.plan.tasks[t].id.clone();
-                    let log = pc.log_dir.join(format!("{key}.select.log"));
-                    let c = Confined {
-                        what: "select",
-                        id: &id,
-                        workdir: &tree,
-                        log: &log,
-                        tmp: confined_tmp(&pc, &format!("{key}.select")),
-                    };
+                    let c = Confined::new(&pc, "select", &id, &key, &tree);
                     let (outcome, start) = run_confined(&pc, argv, &c, &ctx, stop).await;
                     match outcome {
                         CheckOutcome::Passed => {
-                            parse_score(&output_tail(&log, start)).map(|score| Measure {
+                            parse_score(&output_tail(&c.log, start)).map(|score| Measure {
                                 lines,
                                 score: Some(score),
                             })

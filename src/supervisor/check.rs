@@ -3,8 +3,9 @@
 //! goes to `<log_dir>/<id>.check.log`; a failure's cause is the end of that output, which the
 //! retry's prompt gets. Decides nothing: the core does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
@@ -59,14 +60,7 @@ pub(super) async fn run_check(
     let workdir = pc
         .task_worktree(tree)
         .unwrap_or_else(|| pc.worktree.clone());
-    let log = pc.log_dir.join(format!("{tree}.check.log"));
-    let run = Confined {
-        what: "check",
-        id: &id,
-        workdir: &workdir,
-        log: &log,
-        tmp: confined_tmp(pc, &format!("{tree}.check")),
-    };
+    let run = Confined::new(pc, "check", &id, tree, &workdir);
     run_confined(pc, argv, &run, ctx, stop).await.0
 }
 
@@ -78,8 +72,30 @@ pub(super) struct Confined<'a> {
     pub(crate) what: &'a str,
     pub(crate) id: &'a str,
     pub(crate) workdir: &'a Path,
-    pub(crate) log: &'a Path,
-    pub(crate) tmp: Option<std::path::PathBuf>,
+    pub(crate) log: PathBuf,
+    pub(crate) tmp: Option<PathBuf>,
+}
+
+impl<'a> Confined<'a> {
+    /// `what` on task `id`'s work in `workdir`, named after `tree` (the task's id, or an
+    /// attempt's key): its output to `<log_dir>/<tree>.<what>.log`, its TMPDIR
+    /// `<tree>.<what>` when it runs confined.
+    pub(super) fn new(
+        pc: &PlanCtx,
+        what: &'a str,
+        id: &'a str,
+        tree: &str,
+        workdir: &'a Path,
+    ) -> Self {
+        let name = format!("{tree}.{what}");
+        Confined {
+            what,
+            id,
+            workdir,
+            log: pc.log_dir.join(format!("{name}.log")),
+            tmp: confined_tmp(pc, &name),
+        }
+    }
 }
 
 /// Runs `argv` as `c` says, with the task's timeout, then removes its TMPDIR; its outcome, and
@@ -105,7 +121,7 @@ async fn confined(
     ctx: &Ctx,
     mut stop: watch::Receiver<Stop>,
 ) -> (CheckOutcome, u64) {
-    let (id, workdir, log, what) = (c.id.to_string(), c.workdir, c.log, c.what);
+    let (id, workdir, log, what) = (c.id.to_string(), c.workdir, c.log.as_path(), c.what);
     let (grace, orch) = (ctx.grace, ctx.orch_bin.as_path());
     let shown = argv.join(" ");
     process::log_line(
@@ -154,31 +170,20 @@ async fn confined(
         Ok(s) => s,
         Err(e) => return cannot_start(e.to_string()),
     };
-    let pid = spawned.pid;
-    let deadline = tokio::time::Instant::now() + pc.entry.timeout;
-    let code = loop {
-        tokio::select! {
-            st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
-            () = tokio::time::sleep_until(deadline) => {
-                process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
-                process::end_session(pid).await;
-                let why = format!(
-                    "the {what} `{shown}` timed out after {}{}",
-                    format_duration(pc.entry.timeout),
-                    lines(&tail_of(log, start))
-                );
-                return (CheckOutcome::Failed(why), start);
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() == Stop::Now {
-                    process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
-                    process::end_session(pid).await;
-                    return (CheckOutcome::Stopped, start);
-                }
-            }
+    let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
+    process::end_session(spawned.pid).await;
+    let code = match waited {
+        Waited::Exited(code) => code,
+        Waited::TimedOut => {
+            let why = format!(
+                "the {what} `{shown}` timed out after {}{}",
+                format_duration(pc.entry.timeout),
+                lines(&tail_of(log, start))
+            );
+            return (CheckOutcome::Failed(why), start);
         }
+        Waited::Stopped => return (CheckOutcome::Stopped, start),
     };
-    process::end_session(pid).await;
     let ended = code.map_or("killed by a signal".to_string(), |c| {
         format!("exit status {c}")
     });
@@ -197,9 +202,46 @@ async fn confined(
     (CheckOutcome::Failed(why), start)
 }
 
+/// How a command orch waited for ended.
+pub(super) enum Waited {
+    /// By itself: its exit code (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// Past its timeout; its process group was ended.
+    TimedOut,
+    /// Stopped with the run (`Stop::Now`); its process group was ended.
+    Stopped,
+}
+
+/// Waits for `spawned` for `timeout` at most, and no longer than the run (`stop`); a command
+/// that outlasts either has its process group ended (TERM, then KILL after `grace`).
+pub(super) async fn wait_within(
+    spawned: &mut process::Spawned,
+    timeout: Duration,
+    grace: Duration,
+    stop: &mut watch::Receiver<Stop>,
+) -> Waited {
+    let pid = spawned.pid;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            st = spawned.child.wait() => return Waited::Exited(st.ok().and_then(|s| s.code())),
+            () = tokio::time::sleep_until(deadline) => {
+                process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                return Waited::TimedOut;
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() == Stop::Now {
+                    process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                    return Waited::Stopped;
+                }
+            }
+        }
+    }
+}
+
 /// The private TMPDIR of a command run on an attempt's work (`what`: `<tree>.check`,
 /// `<key>.select`), when it runs confined.
-pub(super) fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<std::path::PathBuf> {
+fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<PathBuf> {
     pc.sandbox
         .rules()
         .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)

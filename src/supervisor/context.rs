@@ -73,7 +73,7 @@ impl IntegrationCtx {
             .plans
             .iter()
             .filter(|p| p.as_str() != plan)
-            .map(|p| format!("`{p}`"))
+            .cloned()
             .collect();
         let mut text = if others.is_empty() {
             format!(
@@ -82,9 +82,8 @@ impl IntegrationCtx {
             )
         } else {
             format!(
-                "This plan's commits fail together with the commits of plan{} {} (not merged yet), when merged into `{}`.",
-                if others.len() == 1 { "" } else { "s" },
-                others.join(", "),
+                "This plan's commits fail together with the commits of {} (not merged yet), when merged into `{}`.",
+                super::state::named("plan", &others),
                 self.spec.target
             )
         };
@@ -478,17 +477,9 @@ impl PlanCtx {
     /// Best of N: how many attempts of task `t` run at once (its `(attempts: N)`, else the
     /// plan's `attempts`; 1 without task worktrees or for a VERIFY step), as the core counts.
     pub(crate) fn attempts_of(&self, t: usize) -> u32 {
-        let Some(task) = self.plan.tasks.get(t) else {
-            return 1;
-        };
-        if !self.task_trees() || task.kind != crate::plan::TaskKind::Task {
-            return 1;
-        }
-        crate::plan::attempts_clause(&task.description)
-            .ok()
-            .flatten()
-            .unwrap_or(self.entry.best_of.attempts)
-            .max(1)
+        self.plan.tasks.get(t).map_or(1, |task| {
+            super::round::round_size(task, self.task_trees(), self.entry.best_of.attempts)
+        })
     }
 
     /// Task `id`'s worktree and branch (made next to the plan's worktree).

@@ -504,6 +504,13 @@ impl Core {
         self.plans[p].tasks[t].id.as_str()
     }
 
+    /// The id of `unit`'s task, empty for a plan agent (as events name it).
+    pub(super) fn unit_id(&self, unit: Unit) -> String {
+        unit.task()
+            .map(|t| self.task_id(unit.plan(), t).to_string())
+            .unwrap_or_default()
+    }
+
     pub(super) fn log_of(&self, p: usize, t: Option<usize>) -> std::path::PathBuf {
         self.spec(p)
             .map(|s| s.log_path(t.map(|t| self.task_id(p, t))))

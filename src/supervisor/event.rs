@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::agent_output::Usage;
+use crate::merge::resolve::ResolveNote;
 
 /// One thing that happened during a run. Serialized with an `event` field naming the variant in
 /// snake case (`task_started`, …) and an `at` timestamp added by [`Stamped`].
@@ -242,38 +243,6 @@ pub(crate) enum Event {
         /// nothing of how long it would have taken), `failed` (no candidate).
         outcome: String,
     },
-    /// A plan that cannot land (a conflict with the target, or with `resolve_verify` a red
-    /// `verify`) is handed to its `resolve` agent: `files` are the conflicted ones, `reason`
-    /// `conflict` or `verify_failed`, `attempt` its resolution attempt (1 for the first).
-    ResolveStarted {
-        plan: String,
-        agent: String,
-        files: Vec<String>,
-        reason: String,
-        attempt: u32,
-    },
-    /// Every gate passed: `commit` is the merge commit on the plan branch; the merge goes on.
-    Resolved {
-        plan: String,
-        agent: String,
-        files: Vec<String>,
-        commit: String,
-        attempt: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        usage: Option<Usage>,
-    },
-    /// The resolution did not pass its gates (`cause`); nothing moved; what the agent left is
-    /// saved under `saved` (`refs/orch/attempts/<plan>/resolve/<n>`).
-    ResolveFailed {
-        plan: String,
-        agent: String,
-        files: Vec<String>,
-        cause: String,
-        saved: Option<String>,
-        attempt: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        usage: Option<Usage>,
-    },
     /// A running attempt has run longer than the p90 of its kind in the history (issue 38):
     /// it may be stuck. A signal, not a kill: the attempt goes on. Once per attempt.
     TaskSlow {
@@ -297,6 +266,16 @@ pub(crate) enum Event {
         ended_at: String,
         cost_micro_usd: Option<u64>,
     },
+    /// The merge train's resolutions, as the resolver tells them (serialized untagged: the
+    /// note is the event). `resolve_started`: a plan that cannot land (a conflict with the
+    /// target, or with `resolve_verify` a red `verify`) is handed to its `resolve` agent:
+    /// `files` are the conflicted ones, `reason` `conflict` or `verify_failed`, `attempt` its
+    /// resolution attempt (1 for the first). `resolved`: every gate passed, `commit` is the
+    /// merge commit on the plan branch; the merge goes on. `resolve_failed`: the resolution
+    /// did not pass its gates (`cause`); nothing moved; what the agent left is saved under
+    /// `saved` (`refs/orch/attempts/<plan>/resolve/<n>`).
+    #[serde(untagged)]
+    Resolve(ResolveNote),
 }
 
 /// How each plan ended; printed at the end of a run.

@@ -532,14 +532,7 @@ fn prepare_argv(
             "status_file" => status_file.clone(),
             // What the agent must be able to write for `orch task`: its report directory.
             "status_dir" => report_dir.display().to_string(),
-            "orch" => orch.clone(),
-            "usage_file" => usage_file.display().to_string(),
-            "orch_dir" => ctx
-                .orch_bin
-                .parent()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            _ => String::new(),
+            _ => common_var(var, &ctx.orch_bin, &usage_file),
         }
     };
     // Confined, a preset runs every shell command (orch's rules are the sandbox).
@@ -581,6 +574,18 @@ fn prepare_argv(
         }));
     }
     Ok((argv, env))
+}
+
+/// The template variables of an agent's command that every agent orch launches has alike (a
+/// task's or plan's, a resolver): `{orch}`, `{orch_dir}`, `{usage_file}`; empty for another.
+pub(super) fn common_var(var: &str, orch_bin: &Path, usage_file: &Path) -> String {
+    let shown = |p: &Path| p.display().to_string();
+    match var {
+        "orch" => shown(orch_bin),
+        "orch_dir" => orch_bin.parent().map(shown).unwrap_or_default(),
+        "usage_file" => shown(usage_file),
+        _ => String::new(),
+    }
 }
 
 /// Where the prompt of task `id` (empty: the plan agent's) of plan `pc` is written.

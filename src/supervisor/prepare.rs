@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::attempt::Stop;
+use super::check::{Waited, wait_within};
 use super::context::{Ctx, NewTree, PlanCtx};
 use super::event::Event;
 use super::state::Unprepared;
@@ -197,11 +198,7 @@ fn merge_upstream(
             return Err(Unprepared::Conflict(format!(
                 "merging `{raw}` ({up_name} at {short}) into `{}` conflicts in {}; resolve it in `{}` (git merge {short}), commit, and run `orch up` again",
                 plan.branch(),
-                paths
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                super::state::quoted(&paths),
                 plan.worktree.display()
             )));
         }
@@ -350,25 +347,21 @@ async fn wait_setup(
     mut spawned: process::Spawned,
     stop: &mut watch::Receiver<Stop>,
 ) -> Result<Option<i32>, String> {
-    let pid = spawned.pid;
-    let deadline = tokio::time::Instant::now() + plan.entry.timeout;
-    let result = loop {
-        tokio::select! {
-            st = spawned.child.wait() => break st.ok().and_then(|s| s.code()),
-            () = tokio::time::sleep_until(deadline) => {
-                process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                return Err(format!("the setup command of plan `{}` timed out after {}", plan.name(), format_duration(plan.entry.timeout)));
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() == Stop::Now {
-                    process::terminate_group(pid, ctx.grace, Some(&mut spawned.child)).await;
-                    return Err(format!("the setup command of plan `{}` was stopped", plan.name()));
-                }
-            }
+    match wait_within(&mut spawned, plan.entry.timeout, ctx.grace, stop).await {
+        Waited::Exited(code) => {
+            process::signal_group(spawned.pid, nix::sys::signal::Signal::SIGKILL);
+            Ok(code)
         }
-    };
-    process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-    Ok(result)
+        Waited::TimedOut => Err(format!(
+            "the setup command of plan `{}` timed out after {}",
+            plan.name(),
+            format_duration(plan.entry.timeout)
+        )),
+        Waited::Stopped => Err(format!(
+            "the setup command of plan `{}` was stopped",
+            plan.name()
+        )),
+    }
 }
 
 #[cfg(test)]

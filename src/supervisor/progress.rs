@@ -13,6 +13,7 @@ use chrono::Local;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::event::{Event, RunSummary, Stamped};
+use crate::merge::resolve::ResolveNote;
 
 mod text;
 
@@ -440,9 +441,11 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::TaskStopped { plan, .. }
         | Event::ReportRefused { plan, .. }
         | Event::AttemptFinished { plan, .. }
-        | Event::ResolveStarted { plan, .. }
-        | Event::Resolved { plan, .. }
-        | Event::ResolveFailed { plan, .. }
+        | Event::Resolve(
+            ResolveNote::Started { plan, .. }
+            | ResolveNote::Resolved { plan, .. }
+            | ResolveNote::Failed { plan, .. },
+        )
         | Event::TaskSlow { plan, .. } => Some(plan),
         Event::Note { plan, .. } | Event::BudgetReached { plan, .. } => plan.as_deref(),
         Event::RunStarted { .. }

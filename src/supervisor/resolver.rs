@@ -114,14 +114,7 @@ impl AgentRunner {
                 "task" => "resolve".to_string(),
                 "worktree" => worktree.clone(),
                 "status_dir" => job.notes_dir.display().to_string(),
-                "orch" => orch.clone(),
-                "usage_file" => usage_file.display().to_string(),
-                "orch_dir" => self
-                    .orch_bin
-                    .parent()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-                _ => String::new(),
+                _ => super::launch::common_var(var, &self.orch_bin, &usage_file),
             }
         };
         let command: Vec<String> =

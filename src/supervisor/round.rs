@@ -18,6 +18,20 @@ pub(crate) fn member_key(id: &str, attempt: u32) -> String {
     format!("{id}.a{attempt}")
 }
 
+/// Best of N: how many attempts of `task` run at once: its `(attempts: N)`, else `attempts`
+/// (its plan's); 1 for a VERIFY step, or when its plan's tasks do not run in rounds (`rounds`
+/// false: no task worktrees, a plan-mode agent).
+pub(crate) fn round_size(task: &crate::plan::Task, rounds: bool, attempts: u32) -> u32 {
+    if !rounds || task.kind != crate::plan::TaskKind::Task {
+        return 1;
+    }
+    crate::plan::attempts_clause(&task.description)
+        .ok()
+        .flatten()
+        .unwrap_or(attempts)
+        .max(1)
+}
+
 /// The live attempt (launching or running) of a round with number `attempt` of `unit`: the
 /// only one whose report is taken from that attempt's report directory.
 pub(crate) fn member_run(state: &RunState, unit: Unit, attempt: u32) -> Option<RunId> {

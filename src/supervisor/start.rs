@@ -537,16 +537,10 @@ fn lock(state_dir: &Path) -> CliResult<SupervisorLock> {
 /// Records the plan's worktree in its status file (`orchWorktree`); returns when orch made it.
 fn record_tree(lp: &LoadedPlan, tree: &git::PlanTree) -> CliResult<chrono::DateTime<Utc>> {
     let mut created_at = Utc::now();
-    status::update(
-        &lp.status_path,
-        &lp.plan,
-        &lp.rel_path,
-        &lp.name,
-        |doc, _| {
-            tree_record(doc, tree, &mut created_at);
-            Ok(())
-        },
-    )
+    lp.update_status(|doc| {
+        tree_record(doc, tree, &mut created_at);
+        Ok(())
+    })
     .map_err(CliError::coded)?;
     Ok(created_at)
 }

@@ -133,6 +133,12 @@ pub(crate) fn quoted(paths: &[String]) -> String {
     crate::diagnostic::path_list(paths, usize::MAX)
 }
 
+/// `task `a``, `tasks `a`, `b``: `noun` for one or more, and the names, for a message.
+pub(crate) fn named(noun: &str, names: &[String]) -> String {
+    let s = if names.len() == 1 { "" } else { "s" };
+    format!("{noun}{s} {}", quoted(names))
+}
+
 /// What a task's commit takes from the worktree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Changes {
@@ -486,6 +492,31 @@ pub(crate) struct RunRec {
     /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
     /// the cause of a failure found after it ended (its check's).
     pub(crate) sandbox_note: String,
+}
+
+impl RunRec {
+    /// Attempt `attempt` of `unit` at `stage`, `started` then, with `budget` to run and its
+    /// output to `log`; no timer yet, nothing spent.
+    pub(crate) fn new(
+        unit: Unit,
+        attempt: u32,
+        stage: Stage,
+        started: Instant,
+        budget: Duration,
+        log: PathBuf,
+    ) -> Self {
+        Self {
+            unit,
+            attempt,
+            stage,
+            started,
+            budget,
+            log,
+            quiet_key: None,
+            usage: None,
+            sandbox_note: String::new(),
+        }
+    }
 }
 
 /// A timer of the run.

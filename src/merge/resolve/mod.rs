@@ -31,6 +31,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
@@ -88,14 +90,18 @@ pub(crate) trait RunAgent: Send + Sync {
 }
 
 /// What a resolution tells as it goes: the `resolve_started`, `resolved` and `resolve_failed`
-/// events of `orch up`, the lines of `orch merge` and `orch resolve`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// events of `orch up` (serialized as those events), the lines of `orch merge` and `orch
+/// resolve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub(crate) enum ResolveNote {
+    #[serde(rename = "resolve_started")]
     Started {
         plan: String,
         agent: String,
         files: Vec<String>,
         /// `conflict` or `verify_failed`.
+        #[serde(rename = "reason")]
         why: String,
         attempt: u32,
     },
@@ -106,8 +112,10 @@ pub(crate) enum ResolveNote {
         /// The merge commit on the plan branch.
         commit: String,
         attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    #[serde(rename = "resolve_failed")]
     Failed {
         plan: String,
         agent: String,
@@ -116,6 +124,7 @@ pub(crate) enum ResolveNote {
         /// Where the attempt was saved.
         saved: Option<String>,
         attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Action, Core, MAX_PAUSE, millis};
-use crate::agent_output::{Fatal, Usage};
+use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
     AgentState, CheckOutcome, RunId, RunRec, Settlement, Stage, TaskRun, Timer, Unit,
@@ -188,23 +188,9 @@ impl Core {
         rec.run = TaskRun::Attempt(run);
         let attempt = rec.attempts.max(1);
         self.sync_node(p, t);
-        let budget = self.budget(unit);
         let log = self.log_of(p, Some(t));
-        self.occupy(
-            now,
-            run,
-            RunRec {
-                unit,
-                attempt,
-                stage: Stage::Checking,
-                started: now,
-                budget,
-                log,
-                quiet_key: None,
-                usage: None,
-                sandbox_note: String::new(),
-            },
-        );
+        let rr = RunRec::new(unit, attempt, Stage::Checking, now, self.budget(unit), log);
+        self.occupy(now, run, rr);
         // Its process is over: no deadline, no stuck detection.
         self.clear_timers(run);
         out.push(Action::Report(Event::TaskChecking {
@@ -224,8 +210,6 @@ impl Core {
             return;
         }
 
-        rr.stage = Stage::Settling;
-        let (unit, attempt, usage) = (rr.unit, rr.attempt, rr.usage);
         let note = std::mem::take(&mut rr.sandbox_note);
         let how = match result {
             CheckOutcome::Passed => Settlement::Commit,
@@ -239,12 +223,40 @@ impl Core {
                         .to_string(),
             },
         };
+        self.settle(run, how, out);
+    }
+
+    /// Attempt `run`'s agent ended with `output`: the attempt settles from here (no timer
+    /// left), what its agent spent is counted. Its unit; `None` when it is not in flight.
+    pub(super) fn agent_ended(
+        &mut self,
+        run: RunId,
+        output: &AgentOutput,
+        out: &mut Vec<Action>,
+    ) -> Option<Unit> {
+        let rr = self.state.runs.get_mut(&run)?;
+        rr.stage = Stage::Settling;
+        rr.usage = output.usage;
+        rr.sandbox_note = output.sandbox_note();
+        let unit = rr.unit;
+        self.clear_timers(run);
+        self.spend(unit.plan(), output.usage, out);
+        Some(unit)
+    }
+
+    /// Attempt `run` is over: settle it as `how` says (its unit, number and what its agent
+    /// spent from its record).
+    pub(super) fn settle(&mut self, run: RunId, how: Settlement, out: &mut Vec<Action>) {
+        let Some(rr) = self.state.runs.get_mut(&run) else {
+            return;
+        };
+        rr.stage = Stage::Settling;
         out.push(Action::Settle {
             run,
-            unit,
-            attempt,
+            unit: rr.unit,
+            attempt: rr.attempt,
             how,
-            usage,
+            usage: rr.usage,
         });
     }
 

@@ -9,11 +9,10 @@ use std::time::Instant;
 use super::{Action, Core, Measure, millis};
 use crate::agent_output::AgentOutput;
 use crate::manifest::AttemptsStop;
-use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
-use crate::supervisor::round::{Member, MemberState, Reported, Round, member_key};
+use crate::supervisor::round::{Member, MemberState, Reported, Round, member_key, round_size};
 use crate::supervisor::state::{
-    CheckOutcome, Ending, Outcome, RunId, Settlement, Stage, StopWhy, TaskRun, Timer, Unit,
+    CheckOutcome, Ending, Outcome, RunId, Settlement, Stage, StopWhy, TaskRun, Unit,
 };
 
 impl Core {
@@ -21,18 +20,8 @@ impl Core {
     /// plan's `attempts`; 1 for a plan without task worktrees, a plan-mode plan, a VERIFY step.
     pub(super) fn round_size(&self, p: usize, t: usize) -> u32 {
         let Some(spec) = self.spec(p) else { return 1 };
-        let task = &self.plans[p].tasks[t];
-        if !spec.task_trees
-            || spec.mode != crate::manifest::AgentMode::Task
-            || task.kind != crate::plan::TaskKind::Task
-        {
-            return 1;
-        }
-        crate::plan::attempts_clause(&task.description)
-            .ok()
-            .flatten()
-            .unwrap_or(spec.entry.best_of.attempts)
-            .max(1)
+        let rounds = spec.task_trees && spec.mode == crate::manifest::AgentMode::Task;
+        round_size(&self.plans[p].tasks[t], rounds, spec.entry.best_of.attempts)
     }
 
     /// Attempts of a round beyond its first still holding a slot of plan `p`: a round counts as
@@ -174,14 +163,9 @@ impl Core {
         let Some(&(p, t)) = self.state.members.get(&run) else {
             return;
         };
-        let Some(rr) = self.state.runs.get_mut(&run) else {
+        if self.agent_ended(run, &output, out).is_none() {
             return;
-        };
-        rr.stage = Stage::Settling;
-        rr.usage = output.usage;
-        rr.sandbox_note = output.sandbox_note();
-        self.clear_timers(run);
-        self.spend(p, output.usage, out);
+        }
         let Some(m) = self.member_mut(run) else {
             return;
         };
@@ -368,20 +352,10 @@ impl Core {
                     },
                 }
             };
-            settle.push((m.run, m.attempt, how));
+            settle.push((m.run, how));
         }
-        for (run, attempt, how) in settle {
-            let Some(rr) = self.state.runs.get_mut(&run) else {
-                continue;
-            };
-            rr.stage = Stage::Settling;
-            out.push(Action::Settle {
-                run,
-                unit: Unit::Task { plan: p, task: t },
-                attempt,
-                how,
-                usage: rr.usage,
-            });
+        for (run, how) in settle {
+            self.settle(run, how, out);
         }
     }
 
@@ -495,11 +469,7 @@ impl Core {
             _ if self.state.stopping => {
                 // Stopped with the run (second Ctrl-C, SIGTERM): pending again, as an
                 // interrupted attempt is.
-                let rec = &mut self.state.tasks[p][t];
-                rec.run = TaskRun::Idle;
-                if !rec.facts.status.is_finished() {
-                    rec.facts.status = TaskStatus::Pending;
-                }
+                self.pending_again(p, t);
                 None
             }
             _ => Some(round.failure_words()),
@@ -512,25 +482,8 @@ impl Core {
             let retry = !self.state.graceful
                 && !rec.facts.stopped
                 && spent <= spec_retries.saturating_mul(n);
-            let wait = self
-                .cfg
-                .backoff
-                .saturating_mul(1u32 << round.number.saturating_sub(1).min(16));
-            let until = now + wait;
-            let rec = &mut self.state.tasks[p][t];
-            rec.facts.status = TaskStatus::Failed;
-            rec.run = if retry {
-                TaskRun::BackingOff { until }
-            } else {
-                TaskRun::Failed {
-                    cause: error.clone(),
-                }
-            };
-            if retry {
-                self.state
-                    .timers
-                    .insert((until, Timer::Backoff(Unit::Task { plan: p, task: t })));
-            }
+            let unit = Unit::Task { plan: p, task: t };
+            let wait = self.failed(now, unit, round.number, retry, &error);
             out.push(Action::RecordFailure {
                 plan: p,
                 task: t,
@@ -541,7 +494,7 @@ impl Core {
                 task: id,
                 attempt: last,
                 error,
-                retry_in_ms: retry.then(|| millis(wait)),
+                retry_in_ms: wait.map(millis),
                 saved: None,
                 log,
                 usage,

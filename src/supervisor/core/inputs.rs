@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Action, Adopted, Core, PlanMergeOutcome, kind_str};
+use super::{Action, Adopted, Core, PlanMergeOutcome, kind_str, millis};
 use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
@@ -41,21 +41,8 @@ impl Core {
                 }
             };
             let started = now.checked_sub(a.elapsed).unwrap_or(now);
-            self.occupy(
-                now,
-                a.run,
-                RunRec {
-                    unit: a.unit,
-                    attempt: a.attempt,
-                    stage: Stage::Running,
-                    started,
-                    budget,
-                    log,
-                    quiet_key: None,
-                    usage: None,
-                    sandbox_note: String::new(),
-                },
-            );
+            let rr = RunRec::new(a.unit, a.attempt, Stage::Running, started, budget, log);
+            self.occupy(now, a.run, rr);
             out.push(Action::Report(Event::TaskAdopted {
                 plan: name,
                 task: task_id,
@@ -191,10 +178,7 @@ impl Core {
         };
         out.push(Action::Report(Event::TaskStarted {
             plan: self.plan_name(p),
-            task: unit
-                .task()
-                .map(|t| self.task_id(p, t).to_string())
-                .unwrap_or_default(),
+            task: self.unit_id(unit),
             kind,
             description,
             attempt,
@@ -231,15 +215,9 @@ impl Core {
             self.member_exited(now, run, ending, output, out);
             return;
         }
-        let Some(rr) = self.state.runs.get_mut(&run) else {
+        let Some(unit) = self.agent_ended(run, &output, out) else {
             return;
         };
-        rr.stage = Stage::Settling;
-        rr.usage = output.usage;
-        rr.sandbox_note = output.sandbox_note();
-        let (unit, attempt) = (rr.unit, rr.attempt);
-        self.clear_timers(run);
-        self.spend(unit.plan(), output.usage, out);
         let how = match unit {
             Unit::PlanAgent { plan } => {
                 // A limit or a fatal failure of a plan agent: its agent waits or stops.
@@ -311,14 +289,7 @@ impl Core {
                 }
             }
         };
-        let usage = output.usage;
-        out.push(Action::Settle {
-            run,
-            unit,
-            attempt,
-            how,
-            usage,
-        });
+        self.settle(run, how, out);
     }
 
     /// How to settle attempt `run` of a task of plan `p` whose agent ended without reporting;
@@ -590,15 +561,11 @@ impl Core {
                             .then_some((rr.unit, rr.attempt))
                     });
                     if let (Some((unit, attempt)), Some(quiet)) = (running, self.cfg.stuck_after) {
-                        let p = unit.plan();
                         out.push(Action::Report(Event::TaskStuck {
-                            plan: self.plan_name(p),
-                            task: unit
-                                .task()
-                                .map(|t| self.task_id(p, t).to_string())
-                                .unwrap_or_default(),
+                            plan: self.plan_name(unit.plan()),
+                            task: self.unit_id(unit),
                             attempt,
-                            quiet_ms: u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX),
+                            quiet_ms: millis(quiet),
                         }));
                     }
                     self.stop(run, self.cfg.stuck_after.map(StopWhy::Stuck), out);

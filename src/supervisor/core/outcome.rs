@@ -1,6 +1,6 @@
 //! What an attempt's outcome means for its unit: done, run again, or failed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Action, Core, millis};
 use crate::status::TaskStatus;
@@ -24,11 +24,7 @@ impl Core {
         let Some(spec) = self.spec(p) else { return };
         let retries = spec.entry.retries;
         let name = spec.entry.name.clone();
-        let id = rr
-            .unit
-            .task()
-            .map(|t| self.task_id(p, t).to_string())
-            .unwrap_or_default();
+        let id = self.unit_id(rr.unit);
         match outcome {
             Outcome::Done { commit } => {
                 if let Unit::Task { task, .. } = rr.unit {
@@ -54,11 +50,7 @@ impl Core {
             }
             Outcome::Interrupted => {
                 if let Unit::Task { task, .. } = rr.unit {
-                    let rec = &mut self.state.tasks[p][task];
-                    rec.run = TaskRun::Idle;
-                    if !rec.facts.status.is_finished() {
-                        rec.facts.status = TaskStatus::Pending;
-                    }
+                    self.pending_again(p, task);
                 } else {
                     self.state.plans[p].agent = AgentRun::Idle;
                 }
@@ -74,50 +66,23 @@ impl Core {
                         Unit::Task { task, .. } => self.retries_left(p, task, rr.attempt, retries),
                         Unit::PlanAgent { .. } => rr.attempt <= retries,
                     };
-                let wait = self
-                    .cfg
-                    .backoff
-                    .saturating_mul(1u32 << rr.attempt.saturating_sub(1).min(16));
-                let until = now + wait;
                 // Retried by a person while it was ending: it runs again once its failure is
                 // reported (the record already says pending).
                 let retried = rr
                     .unit
                     .task()
                     .is_some_and(|t| self.state.tasks[p][t].retried.is_some());
-                let retry = retry && !retried;
-                match rr.unit {
-                    Unit::Task { .. } if retried => {}
-                    Unit::Task { task, .. } => {
-                        let rec = &mut self.state.tasks[p][task];
-                        rec.facts.status = TaskStatus::Failed;
-                        rec.run = if retry {
-                            TaskRun::BackingOff { until }
-                        } else {
-                            TaskRun::Failed {
-                                cause: error.clone(),
-                            }
-                        };
-                    }
-                    Unit::PlanAgent { .. } => {
-                        self.state.plans[p].agent = if retry {
-                            AgentRun::BackingOff { until }
-                        } else {
-                            AgentRun::Failed {
-                                cause: error.clone(),
-                            }
-                        };
-                    }
-                }
-                if retry {
-                    self.state.timers.insert((until, Timer::Backoff(rr.unit)));
-                }
+                let wait = if retried {
+                    None
+                } else {
+                    self.failed(now, rr.unit, rr.attempt, retry, &error)
+                };
                 out.push(Action::Report(Event::TaskFailed {
                     plan: name,
                     task: id,
                     attempt: rr.attempt,
                     error,
-                    retry_in_ms: retry.then(|| millis(wait)),
+                    retry_in_ms: wait.map(millis),
                     saved,
                     log,
                     usage: rr.usage,
@@ -158,6 +123,60 @@ impl Core {
             )),
         };
         Settlement::PlanAgent { commit, reset, end }
+    }
+
+    /// `unit` failed with `error`, its `n`th failure in a row: with `retry` it waits the
+    /// backoff (doubled with each failure) and runs again, else it failed for good. The wait
+    /// when it runs again.
+    pub(super) fn failed(
+        &mut self,
+        now: Instant,
+        unit: Unit,
+        n: u32,
+        retry: bool,
+        error: &str,
+    ) -> Option<Duration> {
+        let wait = self
+            .cfg
+            .backoff
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16));
+        let until = now + wait;
+        match unit {
+            Unit::Task { plan, task } => {
+                let rec = &mut self.state.tasks[plan][task];
+                rec.facts.status = TaskStatus::Failed;
+                rec.run = if retry {
+                    TaskRun::BackingOff { until }
+                } else {
+                    TaskRun::Failed {
+                        cause: error.to_string(),
+                    }
+                };
+            }
+            Unit::PlanAgent { plan } => {
+                self.state.plans[plan].agent = if retry {
+                    AgentRun::BackingOff { until }
+                } else {
+                    AgentRun::Failed {
+                        cause: error.to_string(),
+                    }
+                };
+            }
+        }
+        if retry {
+            self.state.timers.insert((until, Timer::Backoff(unit)));
+        }
+        retry.then_some(wait)
+    }
+
+    /// Task `t` of plan `p` is pending again (its attempt was interrupted), unless its record
+    /// says it is finished.
+    pub(super) fn pending_again(&mut self, p: usize, t: usize) {
+        let rec = &mut self.state.tasks[p][t];
+        rec.run = TaskRun::Idle;
+        if !rec.facts.status.is_finished() {
+            rec.facts.status = TaskStatus::Pending;
+        }
     }
 
     pub(super) fn unit_idle(&mut self, unit: Unit) {

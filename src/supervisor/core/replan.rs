@@ -12,6 +12,7 @@ use crate::graph::{Frontier, Graph};
 use crate::plan::Plan;
 use crate::supervisor::state::{
     AgentRec, AgentState, MergeState, PlanRec, PlanSpec, TaskFacts, TaskRec, TaskRun, Timer, Unit,
+    named,
 };
 
 /// The run's new plans and settings (see the module documentation).
@@ -67,9 +68,8 @@ impl Core {
         }
         (!held.is_empty()).then(|| {
             format!(
-                "the edit removes task{} {} that {} still running; it applies when {} over",
-                if held.len() == 1 { "" } else { "s" },
-                held.join(", "),
+                "the edit removes {} that {} still running; it applies when {} over",
+                named("task", &held),
                 if held.len() == 1 { "is" } else { "are" },
                 if held.len() == 1 { "it is" } else { "they are" },
             )

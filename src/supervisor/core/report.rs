@@ -6,7 +6,7 @@ use super::{Core, millis};
 use crate::graph::{Waiting, readiness};
 use crate::status::TaskStatus;
 use crate::supervisor::event::{Event, PlanOutcome, PlanResult, RunSummary, StoppedAgent};
-use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun};
+use crate::supervisor::state::{AgentRun, AgentState, MergeState, Prep, TaskRun, named};
 
 impl Core {
     /// How each plan ended, and the `plan_blocked` events to report with it.
@@ -52,15 +52,7 @@ impl Core {
                 }
                 _ if !failed_tasks.is_empty() => (
                     PlanResult::Failed,
-                    Some(format!(
-                        "task{} {} failed",
-                        if failed_tasks.len() == 1 { "" } else { "s" },
-                        failed_tasks
-                            .iter()
-                            .map(|t| format!("`{t}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
+                    Some(format!("{} failed", named("task", &failed_tasks))),
                 ),
                 _ if matches!(plan.agent, AgentRun::Failed { .. }) => (
                     PlanResult::Failed,
@@ -182,20 +174,19 @@ impl Core {
                                 "waits for plan `{name}` ({label}), which is not part of this run"
                             )
                         } else {
-                            let failed = self.failed_tasks_of(*plan);
+                            let failed: Vec<String> = self
+                                .failed_tasks_of(*plan)
+                                .iter()
+                                .map(|t| format!("{name}:{t}"))
+                                .collect();
                             if failed.is_empty() {
                                 format!(
                                     "waits for plan `{name}` ({label}), which did not get there"
                                 )
                             } else {
                                 format!(
-                                    "waits for plan `{name}` ({label}), whose task{} {} failed",
-                                    if failed.len() == 1 { "" } else { "s" },
-                                    failed
-                                        .iter()
-                                        .map(|t| format!("`{name}:{t}`"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    "waits for plan `{name}` ({label}), whose {} failed",
+                                    named("task", &failed)
                                 )
                             }
                         }

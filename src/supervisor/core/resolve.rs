@@ -10,68 +10,23 @@ use crate::supervisor::state::MergeState;
 
 impl Core {
     pub(super) fn on_resolving(&mut self, p: usize, note: ResolveNote, out: &mut Vec<Action>) {
-        let (event, usage) = match note {
-            ResolveNote::Started {
-                plan,
-                agent,
-                files,
-                why,
-                attempt,
-            } => {
+        let usage = match &note {
+            ResolveNote::Started { .. } => {
                 self.state.resolving += 1;
-                let e = Event::ResolveStarted {
-                    plan,
-                    agent,
-                    files,
-                    reason: why,
-                    attempt,
-                };
-                (e, None)
+                None
             }
-            ResolveNote::Resolved {
-                plan,
-                agent,
-                files,
-                commit,
-                attempt,
-                usage,
-            } => {
+            ResolveNote::Resolved { usage, .. } => {
                 self.state.resolving = self.state.resolving.saturating_sub(1);
                 self.state.resolved_by_agent += 1;
-                let e = Event::Resolved {
-                    plan,
-                    agent,
-                    files,
-                    commit,
-                    attempt,
-                    usage,
-                };
-                (e, usage)
+                *usage
             }
-            ResolveNote::Failed {
-                plan,
-                agent,
-                files,
-                cause,
-                saved,
-                attempt,
-                usage,
-            } => {
+            ResolveNote::Failed { usage, .. } => {
                 self.state.resolving = self.state.resolving.saturating_sub(1);
-                let e = Event::ResolveFailed {
-                    plan,
-                    agent,
-                    files,
-                    cause,
-                    saved,
-                    attempt,
-                    usage,
-                };
-                (e, usage)
+                *usage
             }
         };
         // The event first: a budget the resolver's spending reaches is told after it.
-        out.push(Action::Report(event));
+        out.push(Action::Report(Event::Resolve(note)));
         self.spend(p, usage, out);
     }
 
@@ -128,11 +83,9 @@ mod tests {
                 note: started(),
             },
         );
-        assert!(
-            reports(&out)
-                .iter()
-                .any(|e| matches!(e, Event::ResolveStarted { plan, .. } if plan == "b"))
-        );
+        assert!(reports(&out).iter().any(
+            |e| matches!(e, Event::Resolve(ResolveNote::Started { plan, .. }) if plan == "b")
+        ));
         assert_eq!(
             launches(&out).len(),
             1,
@@ -161,7 +114,7 @@ mod tests {
         assert!(
             reports(&out)
                 .iter()
-                .any(|e| matches!(e, Event::Resolved { commit, .. } if commit == "c0ffee"))
+                .any(|e| matches!(e, Event::Resolve(ResolveNote::Resolved { commit, .. }) if commit == "c0ffee"))
         );
         assert_eq!(c.state.resolving, 0);
         assert_eq!(c.state.resolved_by_agent, 1);

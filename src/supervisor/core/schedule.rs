@@ -7,7 +7,7 @@ use super::{Action, Core};
 use crate::manifest::AgentMode;
 use crate::supervisor::event::Event;
 use crate::supervisor::state::{
-    AgentRun, Changes, MergeState, Prep, RunId, RunRec, Stage, TaskRun, Timer, Unit,
+    AgentRun, Changes, MergeState, Prep, RunId, RunRec, Stage, TaskRun, Timer, Unit, named,
 };
 
 /// The merge result of a plan the train does not try (`orch merge`'s word for it).
@@ -295,22 +295,8 @@ impl Core {
         attempt: u32,
         log: PathBuf,
     ) {
-        let budget = self.budget(unit);
-        self.occupy(
-            now,
-            run,
-            RunRec {
-                unit,
-                attempt,
-                stage: Stage::Launching,
-                started: now,
-                budget,
-                log,
-                quiet_key: None,
-                usage: None,
-                sandbox_note: String::new(),
-            },
-        );
+        let rr = RunRec::new(unit, attempt, Stage::Launching, now, self.budget(unit), log);
+        self.occupy(now, run, rr);
     }
 
     /// How long an attempt may run: the task timeout, or for a plan agent the timeout of each
@@ -442,13 +428,11 @@ impl Core {
         if !paused.is_empty() {
             if !self.state.waiting_on_paused {
                 self.state.waiting_on_paused = true;
-                let names: Vec<String> = paused.iter().map(|n| format!("`{n}`")).collect();
                 out.push(Action::Report(Event::Note {
                     plan: None,
                     message: format!(
-                        "waiting: the work left is in paused plan{} {}; `orch resume PLAN` goes on",
-                        if paused.len() == 1 { "" } else { "s" },
-                        names.join(", ")
+                        "waiting: the work left is in paused {}; `orch resume PLAN` goes on",
+                        named("plan", &paused)
                     ),
                 }));
             }

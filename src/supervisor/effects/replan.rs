@@ -12,7 +12,7 @@ use crate::supervisor::context::PlanCtx;
 use crate::supervisor::core::{Core, Input, Replan, Structure};
 use crate::supervisor::event::Event;
 use crate::supervisor::replan::{self as inputs, Fingerprint};
-use crate::supervisor::state::Unit;
+use crate::supervisor::state::{Unit, named};
 use crate::workspace::Workspace;
 
 /// What the run knows of its watched inputs.
@@ -360,13 +360,11 @@ impl Effects<'_> {
             return;
         }
         let name = lp.name.clone();
-        let list: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
         self.note(
             Some(name.clone()),
             format!(
-                "task{} {} of plan `{name}` changed but {} finished already: {} as {} (`orch task reset {} --force --plan {name}` runs it again)",
-                if ids.len() == 1 { "" } else { "s" },
-                list.join(", "),
+                "{} of plan `{name}` changed but {} finished already: {} as {} (`orch task reset {} --force --plan {name}` runs it again)",
+                named("task", &ids),
                 if ids.len() == 1 { "is" } else { "are" },
                 if ids.len() == 1 { "it stays" } else { "they stay" },
                 if ids.len() == 1 { "it is" } else { "they are" },

@@ -248,28 +248,28 @@ fn events() -> Vec<(Event, &'static str)> {
             "note: 3 plans skipped",
         ),
         (
-            Event::ResolveStarted {
+            Event::Resolve(ResolveNote::Started {
                 plan: "api".into(),
                 agent: "claude".into(),
                 files: vec!["src/lib.rs".into()],
-                reason: "conflict".into(),
+                why: "conflict".into(),
                 attempt: 1,
-            },
+            }),
             "api hands its conflict in src/lib.rs to resolver claude (attempt 1)",
         ),
         (
-            Event::Resolved {
+            Event::Resolve(ResolveNote::Resolved {
                 plan: "api".into(),
                 agent: "claude".into(),
                 files: vec!["src/lib.rs".into()],
                 commit: "0123456789abcdef".into(),
                 attempt: 1,
                 usage: None,
-            },
+            }),
             "api resolved by claude: merge commit 0123456 on its branch",
         ),
         (
-            Event::ResolveFailed {
+            Event::Resolve(ResolveNote::Failed {
                 plan: "api".into(),
                 agent: "claude".into(),
                 files: vec!["src/lib.rs".into()],
@@ -277,7 +277,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 saved: Some("refs/orch/attempts/api/resolve/1".into()),
                 attempt: 1,
                 usage: None,
-            },
+            }),
             "api not resolved by claude: the resolver left a conflict marker in `src/lib.rs` (line 3)",
         ),
     ]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::super::event::{Event, PlanOutcome, RunSummary};
+use crate::merge::resolve::ResolveNote;
 
 /// One event as a line of text (without the time); `None` for `RunFinished` (the summary).
 pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
@@ -270,32 +271,32 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
                 .map(|r| format!(" (saved as {r})"))
                 .unwrap_or_default()
         ),
-        Event::ResolveStarted {
+        Event::Resolve(ResolveNote::Started {
             plan,
             agent,
             files,
-            reason,
+            why,
             attempt,
-        } => {
-            let what = if reason == "verify_failed" {
+        }) => {
+            let what = if why == "verify_failed" {
                 "its red verify".to_string()
             } else {
                 format!("its conflict in {}", files.join(", "))
             };
             format!("{plan} hands {what} to resolver {agent} (attempt {attempt})")
         }
-        Event::Resolved {
+        Event::Resolve(ResolveNote::Resolved {
             plan,
             agent,
             commit,
             ..
-        } => format!(
+        }) => format!(
             "{plan} resolved by {agent}: merge commit {} on its branch",
             short(commit)
         ),
-        Event::ResolveFailed {
+        Event::Resolve(ResolveNote::Failed {
             plan, agent, cause, ..
-        } => format!("{plan} not resolved by {agent}: {cause}"),
+        }) => format!("{plan} not resolved by {agent}: {cause}"),
         Event::TaskSlow {
             plan,
             task,
