@@ -464,24 +464,37 @@ fn a_new_dependency_orders_the_next_starts() {
     let repo = repo_with(g, "max_agents = 1", &plans);
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
-    wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
-    // b now waits for c: when a's task ends, c's starts, not b's.
-    write_manifest(
-        &repo,
-        g,
-        "max_agents = 1",
-        &[
-            ("a", "", ONE),
-            ("b", "depends_on = [\"c\"]", ONE),
-            ("c", "", ONE),
-        ],
-    );
-    wait_line(&lines, &mut seen, |v| reloaded(v, "plan b: depends_on"));
-    touch(g, "a-1.1.go");
-    wait_line(&lines, &mut seen, |v| is(v, "task_started", "c", "1.1"));
+    // The three worktrees are made at once: the first plan whose worktree is ready starts.
+    wait_line(&lines, &mut seen, |v| v["event"] == "task_started");
+    let first = seen
+        .iter()
+        .rev()
+        .find(|v| v["event"] == "task_started")
+        .and_then(|v| v["plan"].as_str())
+        .expect("a plan")
+        .to_string();
+    let others: Vec<&str> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|p| *p != first)
+        .collect();
+    let (waits, upstream) = (others[0], others[1]);
+    // `waits` now waits for `upstream`: when the first task ends, `upstream`'s starts.
+    let dep = format!("depends_on = [\"{upstream}\"]");
+    let edited: Vec<(&str, &str, &str)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|p| (p, if p == waits { dep.as_str() } else { "" }, ONE))
+        .collect();
+    write_manifest(&repo, g, "max_agents = 1", &edited);
+    wait_line(&lines, &mut seen, |v| {
+        reloaded(v, &format!("plan {waits}: depends_on"))
+    });
+    touch(g, &format!("{first}-1.1.go"));
+    wait_line(&lines, &mut seen, |v| {
+        is(v, "task_started", upstream, "1.1")
+    });
     assert!(
-        position(&seen, |v| is(v, "task_started", "b", "1.1")).is_none(),
-        "b started before c: {seen:?}"
+        position(&seen, |v| is(v, "task_started", waits, "1.1")).is_none(),
+        "{waits} started before {upstream}: {seen:?}"
     );
     let (code, seen) = finish(g, child, &lines, seen);
     assert_eq!(code, 0, "{seen:?}");
@@ -490,9 +503,15 @@ fn a_new_dependency_orders_the_next_starts() {
         .filter(|v| v["event"] == "task_started")
         .filter_map(|v| v["plan"].as_str())
         .collect();
-    assert_eq!(order, ["a", "c", "b"], "{seen:?}");
-    // b starts from c's work, as a plan with `depends_on` does.
-    assert_eq!(repo.subjects("plan/b"), ["c 1.1: first", "b 1.1: first"]);
+    assert_eq!(order, [first.as_str(), upstream, waits], "{seen:?}");
+    // `waits` starts from `upstream`'s work, as a plan with `depends_on` does.
+    assert_eq!(
+        repo.subjects(&format!("plan/{waits}")),
+        [
+            format!("{upstream} 1.1: first"),
+            format!("{waits} 1.1: first")
+        ]
+    );
 }
 
 #[test]
