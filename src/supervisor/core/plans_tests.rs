@@ -252,17 +252,22 @@ fn a_worktree_made_during_the_run_is_awaited_and_its_failure_blocks_the_plan() {
     assert!(c.is_over(), "{out:?}");
 }
 
-/// The run is not over while a plan worktree is still being made, even when nothing else runs.
-#[test]
-fn the_run_waits_for_a_worktree_being_made() {
-    let only = plan("## Phase 1: A\n- [ ] 1.1 a\n");
-    let plans = vec![only];
+/// One plan, `auth`, whose worktree is made during the run (it needs its preparation).
+fn one_plan_being_made(text: &str) -> (Vec<Plan>, Core) {
+    let plans = vec![plan(text)];
     let names: Vec<String> = vec!["auth".into()];
     let g = Graph::build(&plans, &names, &[]).expect("acyclic");
     let mut auth = spec("auth");
     auth.needs_prep = true;
     auth.new_tree = true;
-    let mut c = core(cfg(8), &g, &plans, vec![auth]);
+    let c = core(cfg(8), &g, &plans, vec![auth]);
+    (plans, c)
+}
+
+/// The run is not over while a plan worktree is still being made, even when nothing else runs.
+#[test]
+fn the_run_waits_for_a_worktree_being_made() {
+    let (_, mut c) = one_plan_being_made("## Phase 1: A\n- [ ] 1.1 a\n");
     let t0 = Instant::now();
     let out = c.handle(t0, Input::Tick);
     assert!(out.contains(&Action::Prepare { plan: 0 }), "{out:?}");
@@ -290,14 +295,7 @@ fn the_run_waits_for_a_worktree_being_made() {
 /// worktree) waits for the worktree, then runs; the task is not judged from a half-made tree.
 #[test]
 fn an_attempt_that_ends_before_its_plans_worktree_is_made_is_settled_after() {
-    let only = plan("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n");
-    let plans = vec![only];
-    let names: Vec<String> = vec!["auth".into()];
-    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
-    let mut auth = spec("auth");
-    auth.needs_prep = true;
-    auth.new_tree = true;
-    let mut c = core(cfg(8), &g, &plans, vec![auth]);
+    let (plans, mut c) = one_plan_being_made("## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n");
     let t0 = Instant::now();
     let run = c.new_run();
     let unit = Unit::Task { plan: 0, task: 0 };
