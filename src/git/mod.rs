@@ -62,7 +62,7 @@ pub(in crate::git) use named::files_named;
 pub(crate) use named::{changed_since_fork, files_named_at};
 pub use pool::remove_pool;
 pub use pool::take_pool_tree;
-pub(crate) use pool::{remove_tree_index_lock, task_tree_path};
+pub(crate) use pool::{remove_tree_locks, task_tree_path};
 pub(crate) use refs::{
     BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref, plan_attempts_prefix, plan_resume_ref,
     stale_attempt_ref, task_backup_name, task_branch, task_resume_ref, task_tree_name,

@@ -86,18 +86,29 @@ fn mark_held(admin: &Path, branch: &str) -> Result<(), GitError> {
     })
 }
 
-/// Removes the `index.lock` of the linked worktree at `tree` (its admin dir's): only for a caller
-/// that knows nothing writes there (no agent runs in it).
-pub(crate) fn remove_tree_index_lock(tree: &Path) -> Result<(), GitError> {
-    let repo = open(tree)?;
-    match std::fs::remove_file(repo.path().join("index.lock")) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(GitError::Prune {
-            path: repo.path().join("index.lock"),
-            source,
-        }),
+/// The lock files a git write in a linked worktree leaves in its admin dir when its process is
+/// killed (a supervisor killed while it committed, reset or switched a slot): its index's and
+/// its `HEAD`'s.
+const TREE_LOCKS: [&str; 2] = ["index.lock", "HEAD.lock"];
+
+/// Removes the stale [`TREE_LOCKS`] of the linked worktree at `tree` (its admin dir's): only for
+/// a caller that knows nothing writes there (no agent runs in it).
+pub(crate) fn remove_tree_locks(tree: &Path) -> Result<(), GitError> {
+    remove_admin_locks(open(tree)?.path())
+}
+
+/// [`remove_tree_locks`] by the worktree's admin dir. A link in its place is removed, never
+/// followed.
+fn remove_admin_locks(admin: &Path) -> Result<(), GitError> {
+    for name in TREE_LOCKS {
+        let path = admin.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(GitError::Prune { path, source }),
+        }
     }
+    Ok(())
 }
 
 /// Gives task `req.id` a worktree of the plan's pool: its task branch is made at the plan branch's
@@ -136,9 +147,9 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             .commondir()
             .join("worktrees")
             .join(pool_tree_name(plan, n));
-        // No agent runs in a free slot: a lock of its index is a stale one (a supervisor killed
-        // while it wrote there).
-        let _ = std::fs::remove_file(admin.join("index.lock"));
+        // No agent runs in a free slot: a lock of its index or HEAD is a stale one (a
+        // supervisor killed while it wrote there).
+        remove_admin_locks(&admin)?;
         // Freed clean at the commit its HEAD is (its task's work committed and landed, or saved):
         // nothing wrote there since, so only the files that differ from the tip need a look
         // (`git read-tree -m -u`, which refuses to overwrite a changed one). The mark goes first.

@@ -430,9 +430,9 @@ fn tidy_task_trees(
             Tree::Keep => {}
             Tree::Unlock => {
                 let _ = unlock();
-                // The pool slot it holds: its index lock.
+                // The pool slot it holds: its stale git locks (index, HEAD).
                 if let Some(tree) = pc.task_worktree(id) {
-                    let _ = git::remove_tree_index_lock(&tree);
+                    let _ = git::remove_tree_locks(&tree);
                 }
             }
             Tree::Retire { save } => {

@@ -368,6 +368,39 @@ fn an_entry_with_an_empty_gitdir_file_is_a_leftover() {
     assert_eq!(fx.entries(), ["auth", "docs"]);
 }
 
+/// Regression (found by the crash harness with task worktrees): a supervisor killed while git
+/// switched a free slot left the slot's `HEAD.lock`, and every later task given that slot failed
+/// ("cannot lock ref 'HEAD' ... File exists"). No process writes in a free slot: its index and
+/// HEAD locks are stale and removed when the slot is taken.
+#[test]
+fn a_free_slots_stale_head_and_index_locks_do_not_stop_its_next_task() {
+    let fx = Fixture::new();
+    let plan = ensure(&fx, "auth").unwrap();
+    let take = |id: &str| {
+        with_task(&fx, id, |req| {
+            take_pool_tree(req, ("refs/orch/slot", "left in the slot"))
+        })
+    };
+    let one = take("1.1").unwrap();
+    let c = fx.commit(&one.path, &[("a.txt", Some("a\n"))], "auth 1.1: work");
+    land_task_commit(&plan.path, "plan/auth", &c.to_string()).unwrap();
+    with_task(&fx, "1.1", |req| retire_landed_task_tree(req).unwrap());
+    fx.commit(&plan.path, &[("b.txt", Some("b\n"))], "auth 1.9: B");
+    let admin = fx.root.join(".git/worktrees/auth+pool1");
+    for lock in ["HEAD.lock", "index.lock"] {
+        fs::write(admin.join(lock), "").unwrap();
+    }
+    let two = take("1.2").unwrap();
+    assert_eq!(two.path, one.path, "the same slot");
+    let wt = Repository::open(&two.path).unwrap();
+    assert_eq!(
+        wt.head().unwrap().name().ok(),
+        Some("refs/heads/orch/task/auth/1.2")
+    );
+    assert_eq!(fs::read_to_string(two.path.join("b.txt")).unwrap(), "b\n");
+    assert!(!admin.join("HEAD.lock").exists() && !admin.join("index.lock").exists());
+}
+
 #[test]
 fn a_slot_freed_clean_is_switched_to_the_next_task_and_a_file_changed_since_is_saved() {
     let fx = Fixture::new();
