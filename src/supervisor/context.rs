@@ -219,6 +219,10 @@ pub(crate) struct PlanCtx {
 pub(crate) struct CommitRecord {
     pub(crate) id: String,
     pub(crate) commit: String,
+    /// When the task was found done, before its commit was made: its `completed_at` if the file
+    /// does not say it is completed yet (so that a commit of the task is never older than its
+    /// completion, which recovery relies on to find it again: `settle::commit_in_worktree`).
+    pub(crate) done_at: DateTime<Utc>,
     /// Written to the file (not yet read back).
     pub(crate) written: bool,
 }
@@ -315,7 +319,7 @@ impl PlanCtx {
         mut f: impl FnMut(&mut StatusDoc) -> Result<T, StatusError>,
     ) -> Result<T, StatusError> {
         let records = self.to_write();
-        let mut ids: Vec<&str> = records.iter().map(|(id, _)| id.as_str()).collect();
+        let mut ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         if let Some(id) = id.filter(|id| !ids.contains(id)) {
             ids.push(id);
         }
@@ -343,13 +347,14 @@ impl PlanCtx {
     }
 
     /// Leaves task `id`'s commit `commit` to the plan's next status write.
-    pub(crate) fn defer_record(&self, id: &str, commit: &str) {
+    pub(crate) fn defer_record(&self, id: &str, commit: &str, done_at: DateTime<Utc>) {
         self.finished_by_orch(id);
         if let Ok(mut u) = self.unrecorded.lock() {
             u.retain(|r| r.id != id);
             u.push(CommitRecord {
                 id: id.to_string(),
                 commit: commit.to_string(),
+                done_at,
                 written: false,
             });
         }
@@ -380,11 +385,11 @@ impl PlanCtx {
         u.iter().find(|r| r.id == id).map(|r| r.commit.clone())
     }
 
-    /// The commits not read back yet: (task id, commit).
-    pub(crate) fn records(&self) -> Vec<(String, String)> {
+    /// The commits not read back yet.
+    pub(crate) fn records(&self) -> Vec<CommitRecord> {
         self.unrecorded
             .lock()
-            .map(|u| u.iter().map(|r| (r.id.clone(), r.commit.clone())).collect())
+            .map(|u| u.clone())
             .unwrap_or_default()
     }
 
@@ -410,26 +415,21 @@ impl PlanCtx {
     }
 
     /// The commits not written yet: (task id, commit).
-    fn to_write(&self) -> Vec<(String, String)> {
+    fn to_write(&self) -> Vec<CommitRecord> {
         self.unrecorded
             .lock()
-            .map(|u| {
-                u.iter()
-                    .filter(|r| !r.written)
-                    .map(|r| (r.id.clone(), r.commit.clone()))
-                    .collect()
-            })
+            .map(|u| u.iter().filter(|r| !r.written).cloned().collect())
             .unwrap_or_default()
     }
 
     /// `records` are in the file now.
-    fn written(&self, records: &[(String, String)]) {
+    fn written(&self, records: &[CommitRecord]) {
         if records.is_empty() {
             return;
         }
         if let Ok(mut u) = self.unrecorded.lock() {
             for r in u.iter_mut() {
-                if records.iter().any(|(id, c)| *id == r.id && *c == r.commit) {
+                if records.iter().any(|w| w.id == r.id && w.commit == r.commit) {
                     r.written = true;
                 }
             }
@@ -575,18 +575,19 @@ fn strip_annotations(description: &str) -> String {
 }
 
 /// [`record_commit_in`] for each (task id, commit) of `records`.
-fn record_commits_in(doc: &mut StatusDoc, records: &[(String, String)]) -> Result<(), StatusError> {
+fn record_commits_in(doc: &mut StatusDoc, records: &[CommitRecord]) -> Result<(), StatusError> {
     records
         .iter()
-        .try_for_each(|(id, commit)| record_commit_in(doc, id, commit))
+        .try_for_each(|r| record_commit_in(doc, &r.id, &r.commit, r.done_at))
 }
 
-/// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet) with
-/// that commit.
+/// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet, at
+/// `done_at`: when it was found done, before the commit was made) with that commit.
 pub(crate) fn record_commit_in(
     doc: &mut StatusDoc,
     id: &str,
     commit: &str,
+    done_at: DateTime<Utc>,
 ) -> Result<(), StatusError> {
     let done = doc
         .entry(id)
@@ -603,13 +604,58 @@ pub(crate) fn record_commit_in(
             commit: Some(commit.to_string()),
             ..status::TransitionOptions::default()
         };
-        status::apply(doc, id, status::Transition::Done, &opts, Utc::now()).map(|_| ())
+        status::apply(doc, id, status::Transition::Done, &opts, done_at)?;
+        doc.last_updated_at = Some(status::timestamp(Utc::now()));
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::strip_annotations;
+
+    /// A task found done, then committed, then recorded in a later write: it is completed at
+    /// the time it was found done, never after its commit (recovery finds an unrecorded commit
+    /// of the task by its time: made since the completion; commit times are whole seconds).
+    #[test]
+    fn a_commits_record_completes_the_task_when_it_was_found_done() {
+        use chrono::{Duration, Utc};
+        let now = Utc::now();
+        let mut doc = crate::status::StatusDoc::new(
+            &crate::status::test_support::small_plan(),
+            "p.md",
+            "p",
+            now,
+        );
+        let found = now - Duration::seconds(3);
+        super::record_commit_in(&mut doc, "1.1", "c0ffee", found).expect("recorded");
+        let e = doc.entry("1.1").expect("entry");
+        assert_eq!(e.status, crate::status::TaskStatus::Completed);
+        assert_eq!(e.commit.as_deref(), Some("c0ffee"));
+        let at = e
+            .completed_at
+            .as_deref()
+            .and_then(crate::status::parse_timestamp);
+        assert_eq!(
+            at.map(|t| t.timestamp_millis()),
+            Some(found.timestamp_millis()),
+            "{:?}",
+            e.completed_at
+        );
+        // A task completed already keeps its completion time; only the commit is added.
+        let later = now + Duration::seconds(5);
+        super::record_commit_in(&mut doc, "1.1", "beef", later).expect("recorded");
+        let e = doc.entry("1.1").expect("entry");
+        assert_eq!(e.commit.as_deref(), Some("beef"));
+        let at = e
+            .completed_at
+            .as_deref()
+            .and_then(crate::status::parse_timestamp);
+        assert_eq!(
+            at.map(|t| t.timestamp_millis()),
+            Some(found.timestamp_millis())
+        );
+    }
 
     #[test]
     fn commit_subjects_drop_dependency_notes() {

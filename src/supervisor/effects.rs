@@ -541,9 +541,14 @@ impl Effects<'_> {
         let Some(doc) = self.views.get_mut(p).and_then(|v| v.doc.as_mut()) else {
             return;
         };
-        for (id, commit) in &records {
-            if doc.entry(id).and_then(|e| e.commit.as_deref()) != Some(commit.as_str()) {
-                let _ = super::context::record_commit_in(Arc::make_mut(doc), id, commit);
+        for r in &records {
+            if doc.entry(&r.id).and_then(|e| e.commit.as_deref()) != Some(r.commit.as_str()) {
+                let _ = super::context::record_commit_in(
+                    Arc::make_mut(doc),
+                    &r.id,
+                    &r.commit,
+                    r.done_at,
+                );
             }
         }
     }

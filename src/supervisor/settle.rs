@@ -378,6 +378,8 @@ fn commit_in_worktree(
     changes: Changes,
     record: Record,
 ) -> Result<String, CommitError> {
+    // Found done now, before the commit: see `CommitRecord::done_at`.
+    let done_at = Utc::now();
     let _git = lock_git(plan)?;
     pin(&plan.worktree, plan.branch())?;
     // Only a commit that takes the worktree's changes takes its submodules' (a task reported
@@ -430,8 +432,8 @@ fn commit_in_worktree(
         }
     };
     match record {
-        Record::Now => record_commit(plan, id, &oid)?,
-        Record::Later => plan.defer_record(id, &oid),
+        Record::Now => record_commit(plan, id, &oid, done_at)?,
+        Record::Later => plan.defer_record(id, &oid, done_at),
     }
     Ok(oid)
 }
@@ -480,6 +482,8 @@ pub(super) fn commit_tree_as(
     maybe_committed: bool,
     tree: &std::path::Path,
 ) -> Result<String, CommitError> {
+    // Found done now, before the commit: see `CommitRecord::done_at`.
+    let done_at = Utc::now();
     pin(tree, &git::task_branch(plan.name(), key))?;
     let lines = submodule_lines(plan, tree).map_err(CommitError::Failed)?;
     let mut message = with_submodule_lines(&plan.commit_message(id, description), &lines);
@@ -522,7 +526,7 @@ pub(super) fn commit_tree_as(
         })?;
     match landed {
         git::Landed::Moved { commit } | git::Landed::Already { commit } => {
-            record_commit(plan, id, &commit)?;
+            record_commit(plan, id, &commit, done_at)?;
             // The work is landed and recorded: the task's pool slot is freed for the plan's
             // next task (a slot left held now is freed at the next start); after the plan's last
             // landing the core says the pool goes (`Action::DropPool`).
@@ -552,10 +556,17 @@ pub(super) fn commit_tree_as(
 }
 
 /// Records `oid` as task `id`'s commit, marking the task completed.
-pub(super) fn record_commit(plan: &PlanCtx, id: &str, oid: &str) -> Result<(), CommitError> {
+pub(super) fn record_commit(
+    plan: &PlanCtx,
+    id: &str,
+    oid: &str,
+    done_at: chrono::DateTime<Utc>,
+) -> Result<(), CommitError> {
     plan.finished_by_orch(id);
-    plan.update_entry(id, |doc| super::context::record_commit_in(doc, id, oid))
-        .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
+    plan.update_entry(id, |doc| {
+        super::context::record_commit_in(doc, id, oid, done_at)
+    })
+    .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }
 
 /// The failure's cause when task `t`'s changes in the worktree `tree` (best of N: an attempt's
