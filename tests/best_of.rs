@@ -482,7 +482,12 @@ fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
     // One new round (attempts 4..6), one landing: attempt 5, the smaller of the two done.
     let commits = plan_commits(&repo);
     assert_eq!(commits.len(), 1, "{commits:?}");
-    assert!(landed_out(&repo).starts_with("attempt 5 line 0"));
+    assert!(
+        landed_out(&repo).starts_with("attempt 5 line 0"),
+        "landed: {}\npick: {}\nevents: {ev:?}",
+        landed_out(&repo),
+        pick_of(&ev)
+    );
     assert!(
         pick_of(&ev).starts_with("attempt 5 (2 of 3): done, 5 lines"),
         "{}",
