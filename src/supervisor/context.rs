@@ -628,32 +628,33 @@ mod tests {
             now,
         );
         let found = now - Duration::seconds(3);
-        super::record_commit_in(&mut doc, "1.1", "c0ffee", found).expect("recorded");
-        let e = doc.entry("1.1").expect("entry");
-        assert_eq!(e.status, crate::status::TaskStatus::Completed);
-        assert_eq!(e.commit.as_deref(), Some("c0ffee"));
-        let at = e
-            .completed_at
-            .as_deref()
-            .and_then(crate::status::parse_timestamp);
+        // Each record: the entry's status, commit and completion time (ms) after it.
+        let mut record = |commit: &str, done_at| {
+            super::record_commit_in(&mut doc, "1.1", commit, done_at).expect("recorded");
+            let e = doc.entry("1.1").expect("entry");
+            let at = e
+                .completed_at
+                .as_deref()
+                .and_then(crate::status::parse_timestamp);
+            (e.status, e.commit.clone(), at.map(|t| t.timestamp_millis()))
+        };
+        let found_ms = Some(found.timestamp_millis());
         assert_eq!(
-            at.map(|t| t.timestamp_millis()),
-            Some(found.timestamp_millis()),
-            "{:?}",
-            e.completed_at
+            record("c0ffee", found),
+            (
+                crate::status::TaskStatus::Completed,
+                Some("c0ffee".into()),
+                found_ms
+            )
         );
         // A task completed already keeps its completion time; only the commit is added.
-        let later = now + Duration::seconds(5);
-        super::record_commit_in(&mut doc, "1.1", "beef", later).expect("recorded");
-        let e = doc.entry("1.1").expect("entry");
-        assert_eq!(e.commit.as_deref(), Some("beef"));
-        let at = e
-            .completed_at
-            .as_deref()
-            .and_then(crate::status::parse_timestamp);
         assert_eq!(
-            at.map(|t| t.timestamp_millis()),
-            Some(found.timestamp_millis())
+            record("beef", now + Duration::seconds(5)),
+            (
+                crate::status::TaskStatus::Completed,
+                Some("beef".into()),
+                found_ms
+            )
         );
     }
 

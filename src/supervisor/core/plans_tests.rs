@@ -222,13 +222,7 @@ fn a_worktree_made_during_the_run_is_awaited_and_its_failure_blocks_the_plan() {
         "{out:?}"
     );
     assert!(!c.is_over(), "auth's tree is still being made");
-    let started = Event::PlanStarted {
-        plan: "auth".into(),
-        branch: "plan/auth".into(),
-        worktree: "/w/auth".into(),
-        base: "b".into(),
-        created: true,
-    };
+    let started = auth_started();
     let out = c.handle(
         t0,
         Input::TreeMade {
@@ -250,6 +244,17 @@ fn a_worktree_made_during_the_run_is_awaited_and_its_failure_blocks_the_plan() {
     let out = finish(&mut c, t0, l[0].0, l[0].1);
     assert!(launches(&out).is_empty(), "api is blocked: {out:?}");
     assert!(c.is_over(), "{out:?}");
+}
+
+/// The `plan_started` of `auth`'s worktree made during the run.
+fn auth_started() -> Event {
+    Event::PlanStarted {
+        plan: "auth".into(),
+        branch: "plan/auth".into(),
+        worktree: "/w/auth".into(),
+        base: "b".into(),
+        created: true,
+    }
 }
 
 /// One plan, `auth`, whose worktree is made during the run (it needs its preparation).
@@ -354,13 +359,7 @@ fn an_attempt_that_ends_before_its_plans_worktree_is_made_is_settled_after() {
         "nothing in the worktree before it is made: {out:?}"
     );
     assert!(!c.is_over());
-    let started = Event::PlanStarted {
-        plan: "auth".into(),
-        branch: "plan/auth".into(),
-        worktree: "/w/auth".into(),
-        base: "b".into(),
-        created: true,
-    };
+    let started = auth_started();
     let out = c.handle(
         t0,
         Input::TreeMade {
