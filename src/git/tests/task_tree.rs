@@ -399,6 +399,19 @@ fn a_free_slots_stale_head_and_index_locks_do_not_stop_its_next_task() {
     );
     assert_eq!(fs::read_to_string(two.path.join("b.txt")).unwrap(), "b\n");
     assert!(!admin.join("HEAD.lock").exists() && !admin.join("index.lock").exists());
+
+    // A hostile agent's link in a lock's place (an unconfined agent can write the admin dir):
+    // the link goes, what it points at is neither removed nor written.
+    let c = fx.commit(&two.path, &[("c.txt", Some("c\n"))], "auth 1.2: work");
+    land_task_commit(&plan.path, "plan/auth", &c.to_string()).unwrap();
+    with_task(&fx, "1.2", |req| retire_landed_task_tree(req).unwrap());
+    let outside = fx.root.parent().unwrap().join("precious.txt");
+    fs::write(&outside, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&outside, admin.join("HEAD.lock")).unwrap();
+    let three = take("1.3").unwrap();
+    assert_eq!(three.path, one.path);
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "keep me\n");
+    assert!(fs::symlink_metadata(admin.join("HEAD.lock")).is_err());
 }
 
 #[test]
