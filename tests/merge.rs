@@ -348,6 +348,45 @@ fn a_failing_verify_moves_nothing_and_a_passing_one_lands_without_leftovers() {
 }
 
 #[test]
+fn orch_merge_says_which_plan_it_verifies_and_for_how_long() {
+    let plans: [PlanSpec; 2] = [("a", A, ""), ("b", B, "")];
+    let repo = finished(
+        &plans,
+        &format!(
+            "verify = {}\n",
+            toml_array(&["sh", "-c", "test ! -f b.txt"])
+        ),
+        &[],
+    );
+    let (code, out, err) = repo.run(&["merge"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line `{prefix}…` in:\n{out}"))
+    };
+    // A line before each verify, one after it with its time, then the step's line.
+    let verifying = "verifying `sh -c 'test ! -f b.txt'` (its output: `orch logs";
+    let (a0, a1, a2) = (
+        at(&format!("a: {verifying} a merge-verify`)")),
+        at("a: verify passed in "),
+        at("a: merged as "),
+    );
+    let (b0, b1, b2) = (
+        at(&format!("b: {verifying} b merge-verify`)")),
+        at("b: verify failed after "),
+        at("b: verification failed; not merged"),
+    );
+    assert!(a0 < a1 && a1 < a2 && a2 < b0 && b0 < b1 && b1 < b2, "{out}");
+    // With --json, stdout is the one object.
+    let (code, v, err) = merge_json(&repo, &["b"]);
+    assert_eq!(code, 5, "{v:#}\n{err}");
+    assert_eq!(results(&v), pairs(&[("b", "verify_failed")]));
+}
+
+#[test]
 fn a_verify_that_times_out_is_stopped_and_counts_as_failed() {
     let plans: [PlanSpec; 1] = [("a", A, "")];
     let pid_file = std::env::temp_dir().join(format!("orch-merge-pid-{}", std::process::id()));

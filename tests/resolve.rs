@@ -267,6 +267,19 @@ fn orch_resolve_commits_on_the_plan_branch_and_leaves_the_target() {
     let (code, out, _) = repo.run(&["resolve", "b"]);
     assert_eq!(code, 0);
     assert!(out.contains("nothing to resolve"), "{out}");
+    // Its dry run says the same, and changes nothing.
+    let tips = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, out, err) = repo.run(&["resolve", "b", "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out.trim(),
+        "b: merges cleanly into `main`: nothing to resolve"
+    );
+    let (code, out, err) = repo.run(&["resolve", "b", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v, serde_json::json!({"plan": "b", "result": "clean"}));
+    assert_eq!((repo.rev("main"), repo.rev("plan/b")), tips);
 }
 
 #[test]

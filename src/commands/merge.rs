@@ -68,9 +68,15 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     }
     let before = run.target_tip()?;
     let mut steps = Vec::new();
+    let verify = prepared.verify.clone().map(|mut v| {
+        if !args.json {
+            v.announce = verify_lines();
+        }
+        v
+    });
     let result = run.run(
         &ws,
-        prepared.verify.as_ref(),
+        verify.as_ref(),
         &mut steps,
         |s| {
             if !args.json {
@@ -99,6 +105,53 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
         Err(e) => Err(CliError::coded(e)),
         Ok(_) => Ok(exit_code(&steps, interrupted)),
     }
+}
+
+/// A line when a verify starts and one when it ends, with its time; between them, on a terminal,
+/// a spinner on stderr with the time so far (a real test suite takes minutes per plan).
+fn verify_lines() -> merge::verify::Announce {
+    use merge::verify::{Verdict, VerifyNote};
+    use std::io::IsTerminal as _;
+    let spinner: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+    merge::verify::Announce::to(move |note| {
+        let mut shown = spinner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match note {
+            VerifyNote::Started { plan, command, .. } => {
+                println_safe(&format!(
+                    "  {plan}: verifying `{command}` (its output: `orch logs {plan} merge-verify`)"
+                ));
+                if std::io::stderr().is_terminal() {
+                    let bar = indicatif::ProgressBar::new_spinner();
+                    if let Ok(style) =
+                        indicatif::ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                    {
+                        bar.set_style(style);
+                    }
+                    bar.set_message(format!("{plan}: verifying"));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                    *shown = Some(bar);
+                }
+            }
+            VerifyNote::Ended {
+                plan,
+                verdict,
+                elapsed,
+            } => {
+                if let Some(bar) = shown.take() {
+                    bar.finish_and_clear();
+                }
+                let took = crate::manifest::format_duration(elapsed);
+                let how = match verdict {
+                    Verdict::Passed => format!("passed in {took}"),
+                    Verdict::Failed(_) => format!("failed after {took}"),
+                    Verdict::Interrupted => format!("interrupted after {took}"),
+                };
+                println_safe(&format!("  {plan}: verify {how}"));
+            }
+        }
+    })
 }
 
 fn exit_code(steps: &[Step], interrupted: bool) -> u8 {

@@ -55,6 +55,11 @@ pub(crate) fn note_line(note: &ResolveNote) -> String {
     }
 }
 
+/// What `orch resolve` (and its `--dry-run`) says of a plan that merges cleanly.
+fn clean_line(plan: &str, target: &str) -> String {
+    format!("{plan}: merges cleanly into `{target}`: nothing to resolve")
+}
+
 pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     let (ws, manifest) = super::with_manifest(
         sel,
@@ -62,11 +67,13 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
         "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists",
     )?;
     if args.dry_run {
-        let prompt = crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)?;
-        if args.json {
-            print_json(&json!({ "plan": args.plan, "prompt": prompt }));
-        } else {
-            println_safe(&prompt);
+        match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)? {
+            Some(prompt) if args.json => {
+                print_json(&json!({ "plan": args.plan, "prompt": prompt }));
+            }
+            Some(prompt) => println_safe(&prompt),
+            None if args.json => print_json(&json!({ "plan": args.plan, "result": "clean" })),
+            None => println_safe(&clean_line(&args.plan, &manifest.defaults.target)),
         }
         return Ok(exit::OK);
     }
@@ -90,10 +97,7 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     let (code, value) = match &result {
         None => {
             if !args.json {
-                println_safe(&format!(
-                    "{}: merges cleanly into `{}`: nothing to resolve",
-                    args.plan, manifest.defaults.target
-                ));
+                println_safe(&clean_line(&args.plan, &manifest.defaults.target));
             }
             (exit::OK, json!({ "plan": args.plan, "result": "clean" }))
         }

@@ -32,6 +32,52 @@ pub(crate) struct Verify {
     pub(crate) log_dir: PathBuf,
     /// Confined ([`super::confine`]), and the note when it cannot be.
     pub(crate) sandbox: super::confine::VerifySandbox,
+    /// Told when each run of [`run_verify`] starts and ends (`orch merge`'s lines); nobody by
+    /// default.
+    pub(crate) announce: Announce,
+}
+
+/// What [`Announce`] is told of a run of the verify command.
+pub(crate) enum VerifyNote<'a> {
+    /// It starts for `plan`.
+    Started { plan: &'a str, command: &'a str },
+    /// It ended for `plan` after `elapsed`.
+    Ended {
+        plan: &'a str,
+        verdict: &'a Verdict,
+        elapsed: Duration,
+    },
+}
+
+/// Whom to tell when a verify starts and ends: `orch merge` prints a line for each (a verify with
+/// a real test suite takes minutes), the integration preview and the merge train of `orch up`
+/// have their own progress.
+#[derive(Clone, Default)]
+pub(crate) struct Announce(Option<std::sync::Arc<Listener>>);
+
+/// What [`Announce`] calls.
+type Listener = dyn Fn(VerifyNote<'_>) + Send + Sync;
+
+impl Announce {
+    pub(crate) fn to(f: impl Fn(VerifyNote<'_>) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+
+    fn tell(&self, note: VerifyNote<'_>) {
+        if let Some(f) = &self.0 {
+            f(note);
+        }
+    }
+}
+
+impl std::fmt::Debug for Announce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Announce(..)"
+        } else {
+            "Announce(none)"
+        })
+    }
 }
 
 impl Verify {
@@ -51,6 +97,7 @@ impl Verify {
             staging_dir: manifest.root.join(&d.worktree_root),
             log_dir: manifest.root.join(&d.log_dir),
             sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
+            announce: Announce::default(),
         }))
     }
 
@@ -90,7 +137,17 @@ pub(crate) fn run_verify(
             crate::status::timestamp(Utc::now())
         ),
     );
+    verify.announce.tell(VerifyNote::Started {
+        plan,
+        command: &command,
+    });
+    let started = Instant::now();
     let verdict = run(verify, staging.path(), &log, plan, target, candidate);
+    verify.announce.tell(VerifyNote::Ended {
+        plan,
+        verdict: &verdict,
+        elapsed: started.elapsed(),
+    });
     let footer = match &verdict {
         Verdict::Passed => "passed".to_string(),
         Verdict::Failed(why) => format!("failed: {why}"),

@@ -13,8 +13,9 @@ use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::verify::Verify;
 use crate::merge::{MergeError, StepRequest};
 
-/// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`).
-pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String, CliError> {
+/// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`); `None` when the
+/// plan merges cleanly into the target (nothing to resolve, as `orch resolve PLAN` answers).
+pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<Option<String>, CliError> {
     let sel = crate::workspace::Selection {
         manifest: Some(manifest_path.to_path_buf()),
         plan: None,
@@ -38,6 +39,9 @@ pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String,
         Why::Conflict,
     );
     let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
+    if !plan_conflicts(&repo, manifest, entry)? {
+        return Ok(None);
+    }
     let c = match conflicted(&repo, &req).map_err(CliError::coded)? {
         Ok(c) => c,
         Err(cause) => {
@@ -48,7 +52,27 @@ pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<String,
         }
     };
     let notes = notes_dir(manifest, plan, next_attempt(&repo, manifest, plan));
-    Ok(prompt_for(&repo, manifest, entry, &req, &c, &notes))
+    Ok(Some(prompt_for(&repo, manifest, entry, &req, &c, &notes)))
+}
+
+/// Whether plan `entry`'s branch conflicts with the target now (the branch missing: exit 4).
+fn plan_conflicts(
+    repo: &MergeRepo,
+    manifest: &Manifest,
+    entry: &PlanEntry,
+) -> Result<bool, CliError> {
+    let ours = repo
+        .branch_tip(&entry.branch)
+        .map_err(CliError::coded)?
+        .ok_or_else(|| {
+            CliError::coded(MergeError::BranchMissing {
+                branch: entry.branch.clone(),
+            })
+        })?;
+    let theirs = repo
+        .target_tip(&manifest.defaults.target)
+        .map_err(CliError::coded)?;
+    Ok(repo.conflicts(ours, theirs))
 }
 
 /// The manifest's plan `plan`, or exit 2.
@@ -122,18 +146,7 @@ pub(crate) fn resolve_by_hand(
     let _lock = crate::merge::checks::MergeLock::acquire(&state_dir)?;
     let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
     let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
-    let ours = repo
-        .branch_tip(&entry.branch)
-        .map_err(CliError::coded)?
-        .ok_or_else(|| {
-            CliError::coded(MergeError::BranchMissing {
-                branch: entry.branch.clone(),
-            })
-        })?;
-    let theirs = repo
-        .target_tip(&manifest.defaults.target)
-        .map_err(CliError::coded)?;
-    if !repo.conflicts(ours, theirs) {
+    if !plan_conflicts(&repo, manifest, entry)? {
         return Ok(None);
     }
     let req = request(

@@ -229,6 +229,7 @@ impl Gates<'_> {
                 .join(&self.manifest.defaults.worktree_root),
             log_dir: self.manifest.root.join(&self.manifest.defaults.log_dir),
             sandbox,
+            announce: Default::default(),
         };
         let log = spec
             .log_dir
