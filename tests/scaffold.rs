@@ -95,7 +95,7 @@ fn init_writes_a_valid_project_that_check_accepts() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(
-            "plan `example` (docs/plans/example.md): 2 phases, 4 tasks, 1 verification steps"
+            "plan `example` (docs/plans/example.md): 2 phases, 4 tasks, 1 verification step"
         ),
         "{out}"
     );

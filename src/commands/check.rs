@@ -95,10 +95,12 @@ fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&
     for p in &ws.plans {
         let (tasks, verify) = task_counts(p);
         println_safe(&format!(
-            "plan `{}` ({}): {} phases, {tasks} tasks, {verify} verification steps",
+            "plan `{}` ({}): {}, {}, {}",
             p.name,
             p.rel_path,
-            p.plan.phases.len()
+            counted(p.plan.phases.len(), "phase"),
+            counted(tasks, "task"),
+            counted(verify, "verification step")
         ));
     }
     if let Some((g, w)) = schedule {
@@ -122,4 +124,9 @@ fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&
     eprintln_safe(&format!(
         "{verdict}: {errors} error(s), {warnings} warning(s)"
     ));
+}
+
+/// `n` and `what`, plural unless `n` is 1: "1 phase", "3 tasks".
+fn counted(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

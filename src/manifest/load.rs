@@ -55,6 +55,48 @@ fn invalid_message(path: &Path, diagnostics: &[Diagnostic]) -> String {
     s
 }
 
+/// toml's "duplicate key" at `span` in words that say which key and where it was set first:
+/// "duplicate key `max_agents` (first set at line 2)", "duplicate table `[defaults]` (first
+/// at line 1)". `None` when the key cannot be read at the span.
+fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<String> {
+    let key = text.get(span.clone())?.trim().trim_matches('"');
+    if key.is_empty() {
+        return None;
+    }
+    let line_no = text.get(..span.start)?.matches('\n').count();
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line_no)?.trim_start();
+    // A table header `[name]` (not `[[name]]`, which may repeat).
+    let header = |l: &str| -> Option<String> {
+        let l = l.trim();
+        let inner = l.strip_prefix('[')?.strip_suffix(']')?;
+        (!inner.starts_with('[')).then(|| inner.trim().to_string())
+    };
+    if let Some(name) = header(this) {
+        let first = lines[..line_no]
+            .iter()
+            .position(|l| header(l).as_deref() == Some(name.as_str()))?;
+        return Some(format!(
+            "duplicate table `[{name}]` (first at line {})",
+            first + 1
+        ));
+    }
+    // A key: first set in the same table, after its header.
+    let start = lines[..line_no]
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('['))
+        .map_or(0, |i| i + 1);
+    let set_here = |l: &str| {
+        l.split_once('=')
+            .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+    };
+    let first = (start..line_no).find(|&i| set_here(lines[i]));
+    Some(match first {
+        Some(i) => format!("duplicate key `{key}` (first set at line {})", i + 1),
+        None => format!("duplicate key `{key}`"),
+    })
+}
+
 /// Walks up from `start` looking for `plans.toml`, like cargo does for `Cargo.toml`.
 pub(crate) fn find_manifest(start: &Path) -> Option<PathBuf> {
     let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
@@ -103,8 +145,15 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let diagnostics = errors
             .iter()
             .map(|e| {
-                let (line, col) = line_col(text, e.span().map_or(0, |s| s.start));
-                Diagnostic::error(path, line, e.message().trim_end().to_string()).with_column(col)
+                let span = e.span();
+                let (line, col) = line_col(text, span.as_ref().map_or(0, |s| s.start));
+                let mut message = e.message().trim_end().to_string();
+                if message == "duplicate key"
+                    && let Some(more) = span.and_then(|s| duplicate_key(text, s))
+                {
+                    message = more;
+                }
+                Diagnostic::error(path, line, message).with_column(col)
             })
             .collect();
         return Err(invalid(sort(diagnostics)));

@@ -12,6 +12,24 @@ fn each_error_has_its_location() {
         ("[defaults\n".into(), 1, 10, ""),
         ("[defaults]\ntarget = \n".into(), 2, 10, ""),
         (
+            "[defaults]\nmax_agents = 2\n\nmax_agents = 3\n".into(),
+            4,
+            1,
+            "duplicate key `max_agents` (first set at line 2)",
+        ),
+        (
+            "[defaults]\nmax_agents = 2\n[defaults]\ntarget = \"x\"\n".into(),
+            3,
+            2,
+            "duplicate table `[defaults]` (first at line 1)",
+        ),
+        (
+            format!("{PLAN_A}name = \"b\"\n"),
+            4,
+            1,
+            "duplicate key `name` (first set at line 2)",
+        ),
+        (
             "[defaults]\nmax_agents = \"4\"\n".into(),
             2,
             14,
