@@ -184,6 +184,41 @@ fn a_new_plan_starts_without_a_restart() {
 }
 
 #[test]
+fn a_new_plan_is_in_the_integration_preview() {
+    let gate = tempfile::tempdir().expect("tmp");
+    let g = gate.path();
+    let defaults = "verify = [\"true\"]\nintegrate = \"0s\"";
+    let repo = repo_with(g, defaults, &[("a", "", ONE)]);
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| is(v, "task_started", "a", "1.1"));
+    save(&repo, "docs/plans/c.md", ONE);
+    repo.commit_all("plan c");
+    write_manifest(&repo, g, defaults, &[("a", "", ONE), ("c", "", ONE)]);
+    wait_line(&lines, &mut seen, |v| reloaded(v, "plan c: added"));
+    let (code, seen) = finish(g, child, &lines, seen);
+    assert_eq!(code, 0, "{seen:?}");
+    // The run's last test saw both plans' last commits, the added one too.
+    let (_, out, _) = repo.run(&["status", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["integration"]["result"], "green", "{v}");
+    let tested: Vec<(String, String)> = v["integration"]["tested"]
+        .as_array()
+        .unwrap_or_else(|| panic!("nothing tested: {v}"))
+        .iter()
+        .filter_map(|t| Some((t["plan"].as_str()?.into(), t["commit"].as_str()?.into())))
+        .collect();
+    assert_eq!(
+        tested,
+        [
+            ("a".to_string(), repo.rev("plan/a")),
+            ("c".to_string(), repo.rev("plan/c"))
+        ],
+        "{v}"
+    );
+}
+
+#[test]
 fn a_new_plan_whose_file_is_not_committed_is_reported_and_not_started() {
     let gate = tempfile::tempdir().expect("tmp");
     let g = gate.path();

@@ -32,8 +32,26 @@ pub(crate) struct IntegrationSpec {
     pub(crate) verify: Option<Verify>,
     /// `<state_dir>`: the lock, the cache, the last result.
     pub(crate) state_dir: PathBuf,
-    /// The manifest's plans to order, and each one's branch.
-    plans: Vec<(OrderItem, String)>,
+    /// The manifest's plans to order, and each one's branch: shared by the clones of a spec and
+    /// replaced when `orch up` applies an edit of the manifest ([`Self::set_plans`]), so that a
+    /// plan added during the run is in the next test.
+    plans: std::sync::Arc<std::sync::Mutex<Vec<(OrderItem, String)>>>,
+}
+
+/// Each plan of `manifest` to order, and its branch.
+fn plans_of(manifest: &Manifest) -> Vec<(OrderItem, String)> {
+    manifest
+        .plans
+        .iter()
+        .map(|p| {
+            let item = OrderItem {
+                name: p.name.clone(),
+                priority: p.priority,
+                depends_on: super::plan_info::upstream_plans(p),
+            };
+            (item, p.branch.clone())
+        })
+        .collect()
 }
 
 /// A plan branch with commits of its own, at the tip tested.
@@ -123,19 +141,16 @@ impl IntegrationSpec {
             target: d.target.clone(),
             verify: Verify::of(manifest)?,
             state_dir: manifest.root.join(&d.state_dir),
-            plans: manifest
-                .plans
-                .iter()
-                .map(|p| {
-                    let item = OrderItem {
-                        name: p.name.clone(),
-                        priority: p.priority,
-                        depends_on: super::plan_info::upstream_plans(p),
-                    };
-                    (item, p.branch.clone())
-                })
-                .collect(),
+            plans: std::sync::Arc::new(std::sync::Mutex::new(plans_of(manifest))),
         })
+    }
+
+    /// The plans of `manifest` from now on (a live edit of the manifest during `orch up`).
+    pub(crate) fn set_plans(&self, manifest: &Manifest) {
+        *self
+            .plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = plans_of(manifest);
     }
 
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the
@@ -143,10 +158,15 @@ impl IntegrationSpec {
     pub(crate) fn candidates(&self) -> Result<(Oid, Vec<Candidate>), MergeError> {
         let repo = MergeRepo::open(&self.repo_root)?;
         let target_tip = repo.target_tip(&self.target)?;
-        let items: Vec<OrderItem> = self.plans.iter().map(|(p, _)| p.clone()).collect();
+        let plans = self
+            .plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let items: Vec<OrderItem> = plans.iter().map(|(p, _)| p.clone()).collect();
         let mut out = Vec::new();
         for i in merge_order(&items) {
-            let (p, branch) = &self.plans[i];
+            let (p, branch) = &plans[i];
             let Some(tip) = repo.branch_tip(branch)? else {
                 continue;
             };

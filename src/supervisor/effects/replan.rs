@@ -305,6 +305,10 @@ impl Effects<'_> {
             core.set_held(p, self.views[p].held);
         }
         self.apply(core, Input::Replanned(Box::new(r)));
+        // The integration preview tests every plan of the manifest as it is now.
+        if let Some(integ) = &self.ctx.integration {
+            integ.spec.set_plans(&manifest);
+        }
         // New plans' worktrees are made now, as at the start.
         for p in old_n..n {
             if let Some(pc) = self.plan(p).filter(|pc| pc.new_tree.is_some()) {
