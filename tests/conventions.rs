@@ -75,7 +75,7 @@ fn bash_completions_are_valid_bash_and_know_the_commands() {
         assert!(script.contains(word), "no `{word}` in the bash script");
     }
     // orch's own plumbing (hidden commands) is not offered.
-    assert!(!script.contains("setup-exec"), "{script}");
+    assert!(!script.contains("session-exec"), "{script}");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("orch.bash");
     std::fs::write(&file, &script).expect("write");
