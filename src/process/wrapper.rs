@@ -542,7 +542,12 @@ mod tests {
     #[test]
     fn output_under_the_cap_is_written_whole() {
         assert_eq!(capped(100, &[b"one\n", b"two\n"]), "one\ntwo\n");
-        assert_eq!(capped(8, &[b"12345678"]), "12345678");
+        assert_eq!(capped(8, &[b"1234"]), "1234");
+        // Past half the cap, the rest is held back (a line says so) and written at the end,
+        // whole while nothing had to be dropped.
+        let out = capped(8, &[b"12345678"]);
+        assert!(out.starts_with("1234\n=== orch: this output passed 4 bytes"), "{out}");
+        assert!(out.ends_with("===\n5678") && !out.contains("dropped"), "{out}");
     }
 
     #[test]
