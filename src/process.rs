@@ -56,6 +56,21 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     /// Also the process group id: the agent leads its own group.
     pub(crate) pid: u32,
+    /// A gated wrapper's go-ahead ([`spawn_gated`]).
+    gate: Option<tokio::process::ChildStdin>,
+}
+
+impl Spawned {
+    /// Lets a gated wrapper start its agent (orch has recorded it). Dropping the gate without
+    /// releasing it makes the wrapper run nothing.
+    pub(crate) fn release(&mut self) {
+        if let Some(gate) = self.gate.take()
+            && let Ok(fd) = gate.into_owned_fd()
+        {
+            // One byte into an empty pipe: never blocks.
+            let _ = File::from(fd).write_all(b"g");
+        }
+    }
 }
 
 /// Opens a log file for appending, creating its directory.
@@ -96,6 +111,21 @@ pub(crate) fn spawn_agent(
         None => Stdio::null(),
     };
     start(argv, cwd, env, log, Some(pass_env), input)
+}
+
+/// Spawns an attempt's agent like [`spawn_agent`], under a gated wrapper (`argv` is
+/// `orch session-exec --gate …`): its stdin is a pipe from orch, and the agent starts only
+/// once orch has recorded the wrapper and calls [`Spawned::release`].
+pub(crate) fn spawn_gated(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    pass_env: &[String],
+) -> io::Result<Spawned> {
+    let mut spawned = start(argv, cwd, env, log, Some(pass_env), Stdio::piped())?;
+    spawned.gate = spawned.child.stdin.take();
+    Ok(spawned)
 }
 
 pub(super) fn start(
@@ -140,7 +170,11 @@ pub(super) fn start(
         .ok_or_else(|| io::Error::other("the child has no process id"))?;
     spawned_now.insert(pid);
     drop(spawned_now);
-    Ok(Spawned { child, pid })
+    Ok(Spawned {
+        child,
+        pid,
+        gate: None,
+    })
 }
 
 /// Spawns `cmd` (a `std` command orch waits for itself: a resolver under its wrapper), recorded

@@ -504,6 +504,13 @@ pub(super) enum Command {
         /// setup's database); its status is written to stdout.
         #[arg(long)]
         keep: bool,
+        /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
+        /// nothing at its end of file.
+        #[arg(long)]
+        gate: bool,
+        /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
+        #[arg(long = "stdin", value_name = "PATH")]
+        stdin: Option<PathBuf>,
         /// The program to run and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<String>,

@@ -150,12 +150,16 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             log_max,
             grace_ms,
             keep,
+            gate,
+            stdin,
             argv,
         } => commands::sandbox_exec::run_in_session(
             &crate::process::wrapper::Options {
                 log_max,
                 grace: std::time::Duration::from_millis(grace_ms),
                 keep,
+                gate,
+                stdin_file: stdin,
             },
             &argv,
         ),

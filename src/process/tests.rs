@@ -5,12 +5,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 /// A child in a process group of its own, as orch's own commands were started.
-fn spawn(
-    argv: &[String],
-    cwd: &Path,
-    env: &[(String, String)],
-    log: &Path,
-) -> io::Result<Spawned> {
+fn spawn(argv: &[String], cwd: &Path, env: &[(String, String)], log: &Path) -> io::Result<Spawned> {
     start(argv, cwd, env, log, None, Stdio::null())
 }
 

@@ -52,7 +52,15 @@ pub(crate) struct Options {
     pub(crate) grace: Duration,
     /// A keeper: stays after its child succeeded, until stdin's end of file.
     pub(crate) keep: bool,
+    /// Starts the child only once a byte comes on stdin (orch has recorded the wrapper); at
+    /// stdin's end of file first (orch died before it recorded it) runs nothing. The child's
+    /// stdin is then `stdin_file` (opened without following a link), else /dev/null.
+    pub(crate) gate: bool,
+    pub(crate) stdin_file: Option<std::path::PathBuf>,
 }
+
+/// Why a gated wrapper ran nothing: orch ended before it recorded the attempt.
+pub(crate) const NOT_RECORDED: u8 = 0;
 
 /// How the wrapper's child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,15 +332,30 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     new_session();
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    if opts.gate {
+        let mut go = [0u8; 1];
+        if !matches!(io::stdin().lock().read(&mut go), Ok(1)) {
+            return Ok(Ended::Code(i32::from(NOT_RECORDED)));
+        }
+    }
     let (mut output, writer) = io::pipe()?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .process_group(0)
         .stdout(writer.try_clone()?)
         .stderr(writer);
-    if opts.keep {
-        // The keeper's stdin is orch's lifeline, not the setup's.
-        cmd.stdin(Stdio::null());
+    if opts.keep || opts.gate {
+        // The keeper's stdin is orch's lifeline, a gated wrapper's its go-ahead: not the
+        // child's.
+        cmd.stdin(match &opts.stdin_file {
+            Some(p) => Stdio::from(
+                crate::links::no_follow()
+                    .read(true)
+                    .open(p)
+                    .map_err(|e| crate::links::refused(p, e))?,
+            ),
+            None => Stdio::null(),
+        });
     }
     // The child is started from a thread of its own, made before this one blocks the signals
     // it takes from a signal fd: a child inherits the blocked signals of the thread that starts
@@ -546,8 +569,14 @@ mod tests {
         // Past half the cap, the rest is held back (a line says so) and written at the end,
         // whole while nothing had to be dropped.
         let out = capped(8, &[b"12345678"]);
-        assert!(out.starts_with("1234\n=== orch: this output passed 4 bytes"), "{out}");
-        assert!(out.ends_with("===\n5678") && !out.contains("dropped"), "{out}");
+        assert!(
+            out.starts_with("1234\n=== orch: this output passed 4 bytes"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("===\n5678") && !out.contains("dropped"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -338,10 +338,12 @@ impl Effects<'_> {
                 fatal: Some(Fatal::MissingProgram),
             });
         }
-        let argv = sandbox::in_session(&self.ctx.orch_bin, (self.ctx.log_max, self.ctx.grace), argv);
+        // Gated: the agent starts once its launch is recorded below.
+        let wrap = (self.ctx.log_max, self.ctx.grace);
+        let argv = sandbox::in_session_gated(&self.ctx.orch_bin, wrap, stdin.as_deref(), argv);
         let pass = &pc.agent.sandbox.pass_env;
-        let spawned = process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref()))
-            .map_err(|e| LaunchError {
+        let mut spawned =
+            process::spawn_gated(&argv, &workdir, &env, log, pass).map_err(|e| LaunchError {
                 error: format!(
                     "cannot start agent `{}` (`{}`): {e}",
                     agent_name,
@@ -384,6 +386,7 @@ impl Effects<'_> {
                 format!("cannot record the start in the status file: {e}"),
             );
         }
+        spawned.release();
         self.watch(run, unit, attempt, pid, Proc::Child(spawned.child));
         self.queue.push_back(Msg {
             reload: None,

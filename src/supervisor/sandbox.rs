@@ -134,6 +134,27 @@ pub(crate) fn in_session(
     out
 }
 
+/// [`in_session`] for an attempt's agent, gated: the wrapper starts the agent only once orch
+/// has recorded its launch ([`crate::process::Spawned::release`]), so that no agent runs that a
+/// restarted `orch up` would find unrecorded; the agent's stdin is `stdin` (the prompt file),
+/// opened by the wrapper, else /dev/null.
+pub(crate) fn in_session_gated(
+    orch_bin: &Path,
+    wrap: (u64, std::time::Duration),
+    stdin: Option<&Path>,
+    argv: Vec<String>,
+) -> Vec<String> {
+    let mut out = in_session(orch_bin, wrap, Vec::new());
+    out.pop();
+    out.push("--gate".to_string());
+    if let Some(p) = stdin {
+        out.push(format!("--stdin={}", p.display()));
+    }
+    out.push("--".to_string());
+    out.extend(argv);
+    out
+}
+
 /// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
 /// be, else `on` when some agent is confined, else `off`.
 pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {

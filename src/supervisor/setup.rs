@@ -111,7 +111,10 @@ pub(crate) async fn in_task_tree(
     let port = super::launch::worktree_port(ctx, pc, workdir)?;
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
-        (agent_env::ORCH_TASK.to_string(), pc.plan.tasks[t].id.clone()),
+        (
+            agent_env::ORCH_TASK.to_string(),
+            pc.plan.tasks[t].id.clone(),
+        ),
         (
             agent_env::ORCH_WORKTREE.to_string(),
             workdir.display().to_string(),

@@ -382,8 +382,7 @@ fn leftovers_claiming_an_identity(sandbox: &str) {
     );
     repo.commit_all("plans");
     let main = repo.rev("main");
-    let (code, out, err) =
-        repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
     assert_eq!(code, 0, "orch up failed ({sandbox})\n{out}\n{err}");
     assert_eq!(
         repo.subjects("plan/a"),
@@ -393,8 +392,7 @@ fn leftovers_claiming_an_identity(sandbox: &str) {
     assert_eq!(repo.task("b", "1.1")["status"], "completed", "{sandbox}");
     let seen = std::fs::read_to_string(beat.join("seen-by-1.2")).expect("1.2 looked");
     assert_eq!(
-        seen,
-        "other-task gone\nsetup gone\norch gone\nfork-loop gone\n",
+        seen, "other-task gone\nsetup gone\norch gone\nfork-loop gone\n",
         "a leftover of 1.1 outlived its attempt ({sandbox})"
     );
     // Nothing of theirs in the next task's commit.
@@ -478,7 +476,10 @@ fn kills_its_wrapper(sandbox: &str) {
             "the leftover planted a file in 1.2's commit ({sandbox})"
         );
     }
-    none_marked(&marker, &format!("the leftover outlived orch up ({sandbox})"));
+    none_marked(
+        &marker,
+        &format!("the leftover outlived orch up ({sandbox})"),
+    );
     assert_eq!(repo.rev("main"), main, "main moved");
 }
 
@@ -529,10 +530,7 @@ fn setup_keeps_its_database(sandbox: &str, parallel_tasks: u32) {
     let dbs = std::fs::read_to_string(beat.join("db-pids")).expect("the setup started one");
     // The plan's worktree, and each new task worktree.
     let expected = if parallel_tasks == 1 { 1 } else { 3 };
-    assert!(
-        dbs.lines().count() >= expected,
-        "{dbs} ({what})\n{out}"
-    );
+    assert!(dbs.lines().count() >= expected, "{dbs} ({what})\n{out}");
     // Task 2.1 runs once the attempts of 1.1 and 1.2 have ended: every database the setups
     // started still runs.
     let seen = std::fs::read_to_string(beat.join("db-seen-by-2.1")).expect("2.1 looked");
@@ -548,5 +546,8 @@ fn setup_keeps_its_database(sandbox: &str, parallel_tasks: u32) {
     for t in ["1.1", "1.2", "2.1"] {
         assert_eq!(repo.task("a", t)["status"], "completed", "{t} ({what})");
     }
-    none_marked(&marker, &format!("a setup's process outlived orch up ({what})"));
+    none_marked(
+        &marker,
+        &format!("a setup's process outlived orch up ({what})"),
+    );
 }
