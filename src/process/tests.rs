@@ -61,6 +61,32 @@ async fn the_child_gets_its_directory_streams_group_and_environment() {
 }
 
 #[tokio::test]
+async fn the_child_is_told_where_it_runs_and_nothing_of_orchs_own_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().canonicalize().expect("canonical");
+    // Whatever orch's own `PWD` and `OLDPWD` say (a shell in the main checkout).
+    let script = "echo \"pwd=$PWD\"; echo \"old=${OLDPWD-unset}\"";
+    let (_, out) = run(&dir, script, &[]).await;
+    assert_eq!(
+        out,
+        format!("pwd={}\nold=unset\n", dir.display()),
+        "orch's PWD is {:?}",
+        std::env::var_os("PWD")
+    );
+    // git and the other commands orch runs itself, alike.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", script])
+        .env("PWD", "/where/orch/was")
+        .env("OLDPWD", "/before");
+    place(&mut cmd, &dir);
+    let out = cmd.output().expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("pwd={}\nold=unset\n", dir.display())
+    );
+}
+
+#[tokio::test]
 async fn a_signal_ends_the_child_with_that_signal_and_sigpipe_is_default_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     // orch ignores SIGPIPE (Rust does); the child must die of it like any program.
