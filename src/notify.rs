@@ -230,9 +230,10 @@ fn deliver_all(
 /// Runs `argv` in its own process group with `line` on stdin; fails on a non-zero exit or when
 /// it outlives `timeout` (then the group is killed).
 fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Result<(), String> {
-    let mut child = Command::new(&argv[0])
+    let mut cmd = Command::new(&argv[0]);
+    crate::process::place(&mut cmd, cwd);
+    let mut child = cmd
         .args(&argv[1..])
-        .current_dir(cwd)
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

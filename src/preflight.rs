@@ -248,9 +248,10 @@ fn run(
     if let Some(c) = confined {
         argv = crate::sandbox::wrap(&c.orch_bin, &c.rules, &argv);
     }
-    let mut child = Command::new(&argv[0])
+    let mut cmd = Command::new(&argv[0]);
+    crate::process::place(&mut cmd, dir);
+    let mut child = cmd
         .args(&argv[1..])
-        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,19 +1,27 @@
-//! Agent processes: each in a session (agents, checks) or process group (setup commands) of its
-//! own, output to a log file, stopped as a group; what they leave behind ended with them.
+//! Agent processes: each under a wrapper of its own (agents, checks, resolvers) or in a
+//! process group of its own (commands orch runs itself), output to a log file, stopped as a
+//! whole; what they leave behind ended with them.
 //!
 //! Started with tokio's `Command` and awaited with tokio's child wait. An agent or a check is
-//! started through `orch session-exec` (or `orch sandbox-exec`), which calls `setsid` before it
-//! becomes the agent: no controlling terminal, process group = session = its pid
-//! ([`spawn_agent`]). Until it has (a few milliseconds), it is the only process of its attempt
-//! and sits in orch's group: [`signal_group`] and [`group_alive`] then fall back to its pid.
+//! started under `orch session-exec` ([`wrapper`]): a wrapper in a session of its own (no
+//! controlling terminal), a child subreaper that stays the agent's parent, copies its output
+//! into the log (bounded, `log_max`) and, when the agent exits or is stopped, ends every process
+//! the agent left: each of them is its descendant, however it detached. orch records the
+//! wrapper's pid and start time; the wrapper's pid is also its session and process group
+//! ([`signal_group`], [`group_alive`]; until it has called `setsid`, a few milliseconds, it
+//! sits in orch's group and they fall back to its pid).
 //!
-//! `orch up` is a child subreaper ([`become_subreaper`]): a descendant whose parent dies (a
-//! double fork, with or without a session of its own) is re-parented to it, not to init. When an
-//! attempt ends, [`end_session`] kills what is left in its session and then every such orphan
-//! that no running attempt accounts for ([`sweep_orphans`]); at the end of the run, all of
-//! them.
+//! `orch up` is a child subreaper too ([`become_subreaper`]): should a wrapper die first (an
+//! unconfined agent can kill it), what it kept is re-parented to orch. When an attempt ends,
+//! [`end_session`] kills what is left of its session and then every process re-parented to
+//! orch that orch did not start ([`sweep_orphans`]), whatever it says it is: no environment,
+//! argv, file or session spares it. A `setup`'s background processes (a database) are kept by
+//! a keeper orch starts and records ([`spawn_keeper`], [`keep`]) and end with the run
+//! ([`end_keepers`]), or with orch.
 
-use std::collections::{BTreeMap, BTreeSet};
+pub(crate) mod wrapper;
+
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -28,22 +36,15 @@ use tokio::time::Instant;
 
 pub(crate) use tokio::process::Child;
 
-use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
+use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 
-/// The plan and task (`ORCH_PLAN`, `ORCH_TASK`) a process was started for.
-type Label = (Option<String>, Option<String>);
-
-/// The sessions of this process's running agents and checks (session id = the leader's pid),
-/// with what they were started for: an orphan that belongs to one of them is left alone.
-static SESSIONS: Mutex<BTreeMap<u32, Label>> = Mutex::new(BTreeMap::new());
-
-/// Every child this process started through [`spawn`] or [`spawn_agent`] and has not ended
-/// ([`end_session`]): tokio reaps them, the orphan sweep never does.
+/// Every child this process started through [`spawn_agent`], [`spawn_keeper`] or
+/// [`spawn_std`] and has not ended ([`end_session`], [`forget`]): their own waits reap them,
+/// the orphan sweep never kills them. orch's record of what it started.
 static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
-/// The plans whose `setup` this process started (a command with `ORCH_PLAN` and no `ORCH_TASK`,
-/// through [`spawn`]): only an orphan claiming one of them as a setup's is spared.
-static SETUP_PLANS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+/// The keepers of the run's setups ([`keep`]), ended with the run ([`end_keepers`]).
+static KEEPERS: Mutex<Vec<Keeper>> = Mutex::new(Vec::new());
 
 /// One of the registries above, also after a panic elsewhere poisoned it.
 fn lock<T>(registry: &'static Mutex<T>) -> MutexGuard<'static, T> {
@@ -55,6 +56,21 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     /// Also the process group id: the agent leads its own group.
     pub(crate) pid: u32,
+    /// A gated wrapper's go-ahead ([`spawn_gated`]).
+    gate: Option<tokio::process::ChildStdin>,
+}
+
+impl Spawned {
+    /// Lets a gated wrapper start its agent (orch has recorded it). Dropping the gate without
+    /// releasing it makes the wrapper run nothing.
+    pub(crate) fn release(&mut self) {
+        if let Some(gate) = self.gate.take()
+            && let Ok(fd) = gate.into_owned_fd()
+        {
+            // One byte into an empty pipe: never blocks.
+            let _ = File::from(fd).write_all(b"g");
+        }
+    }
 }
 
 /// Opens a log file for appending, creating its directory.
@@ -70,24 +86,14 @@ pub(crate) fn log_line(path: &Path, line: &str) {
     }
 }
 
-/// Spawns `argv` in `cwd` as the leader of a new process group, stdin from /dev/null, stdout and
-/// stderr appended to `log`, with `env` added and orch's git variables removed. `argv[0]` is
-/// looked up on the child's `PATH` when it has no `/`, else taken relative to `cwd`. Must be
-/// called within a tokio runtime, which reaps the child (also one dropped while it runs).
-pub(crate) fn spawn(
-    argv: &[String],
-    cwd: &Path,
-    env: &[(String, String)],
-    log: &Path,
-) -> io::Result<Spawned> {
-    start(argv, cwd, env, log, None, Stdio::null())
-}
-
-/// Spawns an agent or a check like [`spawn`], but `argv` makes itself the leader of a new
-/// session (`orch session-exec …` / `orch sandbox-exec …`: it is not made a group leader here,
-/// or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are removed
-/// unless `pass_env` names them; its stdin is `stdin` (orch's own file: the prompt) when given,
-/// else /dev/null. The session is recorded until [`end_session`].
+/// Spawns an agent or a check in `cwd`, stdout and stderr appended to `log`, with `env` added
+/// and orch's git variables removed (`argv[0]` looked up on the child's `PATH` when it has no
+/// `/`, else taken relative to `cwd`; must be called within a tokio runtime, which reaps the
+/// child), but `argv` is its wrapper (`orch session-exec …`,
+/// [`wrapper`]), which makes itself the leader of a new session (it is not made a group
+/// leader here, or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are
+/// removed unless `pass_env` names them; its stdin is `stdin` (orch's own file: the prompt) when
+/// given, else /dev/null. Recorded as orch's until [`end_session`].
 pub(crate) fn spawn_agent(
     argv: &[String],
     cwd: &Path,
@@ -107,7 +113,22 @@ pub(crate) fn spawn_agent(
     start(argv, cwd, env, log, Some(pass_env), input)
 }
 
-fn start(
+/// Spawns an attempt's agent like [`spawn_agent`], under a gated wrapper (`argv` is
+/// `orch session-exec --gate …`): its stdin is a pipe from orch, and the agent starts only
+/// once orch has recorded the wrapper and calls [`Spawned::release`].
+pub(crate) fn spawn_gated(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    pass_env: &[String],
+) -> io::Result<Spawned> {
+    let mut spawned = start(argv, cwd, env, log, Some(pass_env), Stdio::piped())?;
+    spawned.gate = spawned.child.stdin.take();
+    Ok(spawned)
+}
+
+pub(super) fn start(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
@@ -120,8 +141,8 @@ fn start(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     let out = open_log(log)?;
     let mut cmd = tokio::process::Command::new(program);
+    place(cmd.as_std_mut(), cwd);
     cmd.args(args)
-        .current_dir(cwd)
         .stdin(stdin)
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -149,17 +170,26 @@ fn start(
         .ok_or_else(|| io::Error::other("the child has no process id"))?;
     spawned_now.insert(pid);
     drop(spawned_now);
-    let of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    match (agent, of(agent_env::ORCH_PLAN), of(agent_env::ORCH_TASK)) {
-        (Some(_), plan, task) => {
-            lock(&SESSIONS).insert(pid, (plan, task));
-        }
-        (None, Some(plan), None) => {
-            lock(&SETUP_PLANS).insert(plan);
-        }
-        _ => {}
-    }
-    Ok(Spawned { child, pid })
+    Ok(Spawned {
+        child,
+        pid,
+        gate: None,
+    })
+}
+
+/// Spawns `cmd` (a `std` command orch waits for itself: a resolver under its wrapper), recorded
+/// as orch's own child until [`forget`]: the orphan sweep of a concurrent attempt's end leaves
+/// it alone.
+pub(crate) fn spawn_std(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+    let mut spawned_now = lock(&SPAWNED);
+    let child = cmd.spawn()?;
+    spawned_now.insert(child.id());
+    Ok(child)
+}
+
+/// Forgets child `pid` ([`spawn_std`]) once it has been waited for.
+pub(crate) fn forget(pid: u32) {
+    lock(&SPAWNED).remove(&pid);
 }
 
 /// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
@@ -168,19 +198,21 @@ pub(crate) fn become_subreaper() -> io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
-/// Ends the session `sid` of an agent or a check that [`spawn_agent`] started: every process
-/// still in it is killed, then the orphans that no running attempt accounts for
-/// ([`sweep_orphans`]).
+/// Ends the session `sid` of an agent or a check that [`spawn_agent`] started (its wrapper's):
+/// every process still in it is killed, then every orphan orch did not start
+/// ([`sweep_orphans`]: what a wrapper that died first kept).
 pub(crate) async fn end_session(sid: u32) {
-    lock(&SESSIONS).remove(&sid);
     kill_session(sid);
-    sweep_orphans(false).await;
+    sweep_orphans().await;
     lock(&SPAWNED).remove(&sid);
 }
 
 /// SIGKILL to every live process of session `sid` (also those that moved to another process
 /// group of the session).
 fn kill_session(sid: u32) {
+    if group_pid(sid).is_none() {
+        return;
+    }
     for pid in all_pids() {
         if let Some(st) = stat_of(pid)
             && st.session == sid
@@ -194,20 +226,18 @@ fn kill_session(sid: u32) {
 
 /// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
 /// subreaper) that it did not start, outside its own session (what orch itself runs, git
-/// included, stays in its session). `all`: every one (the end of the run); else those no
-/// running attempt accounts for: one is left alone while it is in a running attempt's session,
-/// while its `ORCH_PLAN` and `ORCH_TASK` are a running attempt's, or when it has `ORCH_PLAN`
-/// without `ORCH_TASK` and that plan's `setup` ran (a database the setup started for the
-/// worktree, say; ended with the run). The environment is the process's own word: an agent can
-/// claim another running attempt or a setup for what it leaves, which then lives that long. Repeats until a round finds nothing left to kill (a killed orphan's own
-/// children are orphans next), for at most two seconds.
-pub(crate) async fn sweep_orphans(all: bool) {
+/// included, stays in its session; no agent can join it). None is spared, whatever its
+/// environment, argv or files say: while their wrappers live, the processes of running
+/// attempts are their wrappers' descendants, never orch's orphans, and a setup's are its
+/// keeper's. Repeats until a round finds nothing left to kill (a killed orphan's own children
+/// are orphans next), for at most two seconds.
+pub(crate) async fn sweep_orphans() {
     let me = std::process::id();
     let Some(my_sid) = stat_of(me).map(|s| s.session) else {
         return;
     };
     let deadline = Instant::now() + Duration::from_secs(2);
-    while sweep_round(all, me, my_sid) && Instant::now() < deadline {
+    while sweep_round(me, my_sid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -216,17 +246,12 @@ pub(crate) async fn sweep_orphans(all: bool) {
 /// is held for the round: a child spawned meanwhile would be seen before it is registered and
 /// killed as an orphan (a new agent ending with status 137 before it printed anything, seen in
 /// `benches/up.rs` runs).
-fn sweep_round(all: bool, me: u32, my_sid: u32) -> bool {
+fn sweep_round(me: u32, my_sid: u32) -> bool {
     let mut pending = false;
     let ours = lock(&SPAWNED);
-    let live = if all {
-        BTreeMap::new()
-    } else {
-        lock(&SESSIONS).clone()
-    };
     for pid in all_pids() {
         let Some(st) = stat_of(pid) else { continue };
-        if st.ppid != me || st.session == my_sid || ours.contains(&pid) {
+        if !is_orphan(&st, me, my_sid, ours.contains(&pid)) {
             continue;
         }
         let Ok(raw) = i32::try_from(pid) else {
@@ -236,51 +261,17 @@ fn sweep_round(all: bool, me: u32, my_sid: u32) -> bool {
             let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
             continue;
         }
-        if !all && accounted_for(pid, st.session, &live) {
-            continue;
-        }
         let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
         pending = true;
     }
     pending
 }
 
-/// Whether orphan `pid` (of session `session`) belongs to a running attempt, or to a setup.
-fn accounted_for(pid: u32, session: u32, live: &BTreeMap<u32, Label>) -> bool {
-    if live.contains_key(&session) {
-        return true;
-    }
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    accounts(&label_of(&environ), live, &lock(&SETUP_PLANS))
-}
-
-/// `ORCH_PLAN` and `ORCH_TASK` of an environment as `/proc/<pid>/environ` holds it.
-fn label_of(environ: &[u8]) -> Label {
-    (
-        env_var(environ, agent_env::ORCH_PLAN),
-        env_var(environ, agent_env::ORCH_TASK),
-    )
-}
-
-/// The value of variable `name` in an environment as `/proc/<pid>/environ` holds it (the last
-/// one, should it be set twice).
-fn env_var(environ: &[u8], name: &str) -> Option<String> {
-    environ
-        .split(|b| *b == 0)
-        .rev()
-        .find_map(|var| env_value(var, name))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
-/// Whether a process started for `label` is accounted for while the attempts of `live` run: a
-/// plan without a task is a setup's when that plan's setup ran (`setups`; spared until the
-/// run's end); a plan and task must be a running attempt's; nothing is no one's.
-fn accounts(label: &Label, live: &BTreeMap<u32, Label>, setups: &BTreeSet<String>) -> bool {
-    match label {
-        (Some(plan), None) => setups.contains(plan),
-        (None, _) => false,
-        label => live.values().any(|l| l == label),
-    }
+/// Whether a process (its stat `st`) is an orphan orch adopted and must end: its parent is orch
+/// (`me`), orch did not start it (`started`), and it is not in orch's own session (`my_sid`).
+/// Decided only from where the process is and from orch's records.
+fn is_orphan(st: &Stat, me: u32, my_sid: u32, started: bool) -> bool {
+    st.ppid == me && st.session != my_sid && !started
 }
 
 /// The pids in `/proc`.
@@ -293,6 +284,7 @@ fn all_pids() -> impl Iterator<Item = u32> {
 }
 
 /// The fields of `/proc/<pid>/stat` orch reads.
+#[derive(Clone, Debug, Default)]
 struct Stat {
     state: char,
     ppid: u32,
@@ -380,10 +372,13 @@ pub(crate) fn process_start_time(pid: u32) -> u64 {
     stat_of(pid).map_or(0, |st| st.start_time)
 }
 
-/// An agent process found running, by the `ORCH_*` variables orch gave it.
+/// A process found running with the `ORCH_*` variables orch gives an agent: perhaps an agent
+/// of an earlier supervisor, perhaps a process that claims to be one. Only ever a process to
+/// stop: what is adopted is decided from orch's records (pid and start time).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FoundAgent {
-    /// Its process group (the agent orch launched leads it).
+    pub(crate) pid: u32,
+    /// Its process group.
     pub(crate) pgid: u32,
     /// `ORCH_STATUS_FILE`: which plan.
     pub(crate) status_file: String,
@@ -392,17 +387,19 @@ pub(crate) struct FoundAgent {
 }
 
 /// Every live process (not a zombie, not this one) whose environment names an orch status file
-/// and task: the agents of an earlier supervisor, and their children. This finds an agent even
-/// when the supervisor died between launching it and recording its pid.
+/// and task: the agents of an earlier supervisor, their children, and whatever claims to be
+/// one. This finds an agent even when the supervisor died between launching it and recording
+/// its pid; such an agent is stopped, never adopted.
 pub(crate) fn find_agents() -> Vec<FoundAgent> {
     let mut out = Vec::new();
     for (pid, environ) in environs() {
-        if let Some(status_file) = env_var(&environ, agent_env::ORCH_STATUS_FILE)
-            && let Some(task) = env_var(&environ, agent_env::ORCH_TASK)
+        if let Some(status_file) = env_var(&environ, crate::agent_env::ORCH_STATUS_FILE)
+            && let Some(task) = env_var(&environ, crate::agent_env::ORCH_TASK)
             && let Some(st) = stat_of(pid)
             && st.state != 'Z'
         {
             out.push(FoundAgent {
+                pid,
                 pgid: st.pgrp,
                 status_file,
                 task,
@@ -410,6 +407,49 @@ pub(crate) fn find_agents() -> Vec<FoundAgent> {
         }
     }
     out
+}
+
+/// Whether process `pid` is `ancestor` or one of its descendants (its parents, read from
+/// `/proc`, lead there). A process below a wrapper stays below it however it detaches: the
+/// wrapper is a subreaper.
+pub(crate) fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut p = pid;
+    for _ in 0..4096 {
+        if p == ancestor {
+            return true;
+        }
+        match stat_of(p) {
+            Some(st) if st.ppid > 1 && st.ppid != p => p = st.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Kills a process found by its environment (a stray: see [`find_agents`]) and its process
+/// group; never orch's own group, nor init's.
+pub(crate) fn kill_stray(found: &FoundAgent) -> bool {
+    let mine = nix::unistd::getpgrp().as_raw();
+    let mut killed = false;
+    if let Ok(raw) = i32::try_from(found.pid)
+        && raw > 1
+    {
+        killed |= kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok();
+    }
+    if i32::try_from(found.pgid).is_ok_and(|g| g != mine) {
+        killed |= signal_group(found.pgid, Signal::SIGKILL);
+    }
+    killed
+}
+
+/// The value of variable `name` in an environment as `/proc/<pid>/environ` holds it (the last
+/// one, should it be set twice).
+fn env_var(environ: &[u8], name: &str) -> Option<String> {
+    environ
+        .split(|b| *b == 0)
+        .rev()
+        .find_map(|var| env_value(var, name))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Every process but this one whose environment can be read: its pid and its environment
@@ -449,38 +489,207 @@ fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
     var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")
 }
 
-/// Stops a process group: SIGTERM, up to `grace` for it to go, then SIGKILL. Returns whether
-/// SIGKILL was needed. `child` (the leader, if ours) is reaped meanwhile.
-pub(crate) async fn terminate_group(
-    pgid: u32,
+/// Stops what runs under wrapper `pid` (`orch session-exec`; `start_time` from its record, 0
+/// when orch started it itself): SIGTERM to the wrapper, which passes it on to every process of
+/// the attempt and kills those left after `grace`. orch waits for the wrapper to end, `grace`
+/// and a few seconds more, then kills its session itself (a wrapper that does not end: stopped
+/// by its agent, say). Returns whether orch had to kill. `child` (the wrapper, if orch started
+/// it) is reaped meanwhile.
+pub(crate) async fn stop_wrapper(
+    pid: u32,
+    start_time: u64,
     grace: Duration,
     mut child: Option<&mut Child>,
 ) -> bool {
-    signal_group(pgid, Signal::SIGTERM);
-    // Something that waits for TERM to take effect: re-sent in case the leader blocked it briefly.
-    let deadline = Instant::now() + grace;
-    loop {
-        if let Some(c) = child.as_deref_mut() {
-            let _ = c.try_wait();
-        }
-        if !group_alive(pgid) {
-            return false;
-        }
+    let Some(wrapper) = group_pid(pid) else {
+        return false;
+    };
+    let alive = |child: &mut Option<&mut Child>| match child.as_deref_mut() {
+        Some(c) => matches!(c.try_wait(), Ok(None)),
+        None => process_alive(pid, start_time),
+    };
+    if alive(&mut child) {
+        let _ = kill(wrapper, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace + Duration::from_secs(5);
+    while alive(&mut child) {
         if Instant::now() >= deadline {
-            break;
+            signal_group(pid, Signal::SIGKILL);
+            let _ = kill(wrapper, Signal::SIGKILL);
+            if let Some(c) = child {
+                let _ = c.wait().await;
+            }
+            let until = Instant::now() + Duration::from_secs(2);
+            while group_alive(pid) && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            return true;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    signal_group(pgid, Signal::SIGKILL);
-    if let Some(c) = child {
-        let _ = c.wait().await;
-    }
-    // SIGKILL cannot be ignored; give the kernel a moment to take the group down.
-    let until = Instant::now() + Duration::from_secs(2);
-    while group_alive(pgid) && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    true
+    false
+}
+
+/// [`stop_wrapper`] for a wrapper orch waits for without tokio (a resolver of `orch merge`).
+pub(crate) fn stop_wrapper_blocking(pid: u32, grace: Duration, child: &mut std::process::Child) {
+    let Some(wrapper) = group_pid(pid) else {
+        return;
+    };
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = kill(wrapper, Signal::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + grace + Duration::from_secs(5);
+    while matches!(child.try_wait(), Ok(None)) {
+        if std::time::Instant::now() >= deadline {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = kill(wrapper, Signal::SIGKILL);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.wait();
+}
+
+/// A keeper of a `setup` command ([`wrapper`] with `--keep`), started by [`spawn_keeper`].
+pub(crate) struct Keeper {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    /// orch's end of the keeper's stdin: the keeper ends what it keeps at its end of file
+    /// (dropped at the end of the run, or closed by the kernel when orch dies).
+    lifeline: Option<tokio::process::ChildStdin>,
+    /// Where the keeper reports how the setup ended.
+    report: Option<tokio::process::ChildStdout>,
+    /// The setup's private `TMPDIR` (confined), removed once the keeper has ended.
+    pub(crate) tmpdir: Option<PathBuf>,
+    grace: Duration,
+}
+
+/// Starts `argv` (a setup) under a keeper, `orch_bin session-exec --keep`, in `cwd`, with `env`
+/// added and orch's git variables removed, its output appended to `log` (at most `log_max`
+/// bytes); `grace` between SIGTERM and SIGKILL when it ends what it keeps. The keeper is in a
+/// session of its own.
+pub(crate) fn spawn_keeper(
+    orch_bin: &Path,
+    argv: &[String],
+    (cwd, env, log): (&Path, &[(String, String)], &Path),
+    (log_max, grace): (u64, Duration),
+) -> io::Result<Keeper> {
+    let mut full = vec![
+        orch_bin.display().to_string(),
+        "session-exec".to_string(),
+        "--keep".to_string(),
+        format!("--log-max={log_max}"),
+        format!("--grace-ms={}", grace.as_millis()),
+        "--".to_string(),
+    ];
+    full.extend(argv.iter().cloned());
+    let out = open_log(log)?;
+    let mut cmd = tokio::process::Command::new(&full[0]);
+    cmd.args(&full[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(out);
+    place(cmd.as_std_mut(), cwd);
+    for name in GIT_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let mut spawned_now = lock(&SPAWNED);
+    let mut child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the keeper has no process id"))?;
+    spawned_now.insert(pid);
+    drop(spawned_now);
+    Ok(Keeper {
+        lifeline: child.stdin.take(),
+        report: child.stdout.take(),
+        child,
+        pid,
+        tmpdir: None,
+        grace,
+    })
+}
+
+impl Keeper {
+    /// Waits for the keeper's report of how the setup ended: `Some(code)` (`None` inside:
+    /// killed by a signal) and the last bytes of its output; `None` when the keeper ended
+    /// without one.
+    pub(crate) async fn setup_ended(&mut self) -> Option<(Option<i32>, Vec<u8>)> {
+        use tokio::io::AsyncReadExt as _;
+        let mut report = self.report.take()?;
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some((ended, tail)) = wrapper::parse_report(&bytes) {
+                let code = match ended {
+                    wrapper::Ended::Code(c) => Some(c),
+                    wrapper::Ended::Signal(_) => None,
+                };
+                return Some((code, tail));
+            }
+            // A report is a few KiB: more is not one.
+            match report.read(&mut buf).await {
+                Ok(n) if n > 0 && bytes.len() < 64 * 1024 => bytes.extend_from_slice(&buf[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Ends the keeper and what it keeps: its lifeline closed (it passes SIGTERM on, then
+    /// SIGKILL after its grace), waited for, its session killed should it not end in time.
+    pub(crate) async fn end(mut self) {
+        self.lifeline = None;
+        let pid = self.pid;
+        if tokio::time::timeout(self.grace + Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        kill_session(pid);
+        lock(&SPAWNED).remove(&pid);
+        if let Some(tmp) = self.tmpdir.take() {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+        }
+    }
+}
+
+/// Keeps `keeper` (a setup that succeeded) until the end of the run.
+pub(crate) fn keep(keeper: Keeper) {
+    lock(&KEEPERS).push(keeper);
+}
+
+/// Ends every keeper of the run ([`keep`]), and what each kept.
+pub(crate) async fn end_keepers() {
+    let keepers: Vec<Keeper> = std::mem::take(&mut *lock(&KEEPERS));
+    let ends: Vec<_> = keepers.into_iter().map(Keeper::end).collect();
+    for end in ends {
+        end.await;
+    }
+}
+
+/// Runs a command in `dir` as a shell would: `PWD` names `dir` (absolute), and nothing else of
+/// orch's own location is passed on (`OLDPWD` removed). Every child orch starts goes through
+/// this (agents, checks, setup, verify, resolvers, notify commands, git): a program that takes
+/// its directory from `PWD` (opencode) then works where orch put it.
+pub(crate) fn place(cmd: &mut std::process::Command, dir: &Path) {
+    cmd.current_dir(dir).env_remove("OLDPWD");
+    match std::path::absolute(dir) {
+        Ok(abs) => cmd.env("PWD", abs),
+        Err(_) => cmd.env_remove("PWD"),
+    };
+}
+
+/// [`place`] in orch's own current directory, for a command that runs there.
+pub(crate) fn place_here(cmd: &mut std::process::Command) {
+    match std::env::current_dir() {
+        Ok(dir) => place(cmd, &dir),
+        Err(_) => {
+            cmd.env_remove("OLDPWD").env_remove("PWD");
+        }
+    }
 }
 
 /// Resolves an agent's program the way `execvp` will: a name with a `/` relative to `cwd`, else

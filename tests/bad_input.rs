@@ -718,6 +718,35 @@ fn an_agent_printing_20_mb_does_not_block_orch_and_its_log_has_it_all() {
     assert!(peak_kb < 100_000, "orch peaked at {peak_kb} kB");
 }
 
+#[test]
+fn an_agent_printing_past_log_max_keeps_the_beginning_and_the_end_of_it() {
+    // 3 MiB of numbered lines under a cap of 1 MiB: the first half MiB and the last half MiB
+    // are kept, with one line saying how much was dropped between them.
+    let cmd = "[\"sh\", \"-c\", \"echo BEGIN; seq 1 400000; echo END\"]";
+    let repo = agent_repo(PLAN, cmd, "log_max = \"1MiB\"\n");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("p", "1.1")["status"], "completed");
+    let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.log")).expect("log");
+    let output: usize = log
+        .lines()
+        .filter(|l| !l.starts_with("=== orch"))
+        .map(|l| l.len() + 1)
+        .sum();
+    assert!(output <= (1 << 20) + 2, "{output} bytes of output kept");
+    let begin = log.find("BEGIN\n1\n2\n3\n").expect("the beginning is kept");
+    let end = log.find("399999\n400000\nEND\n").expect("the end is kept");
+    let dropped = log
+        .find("bytes of output dropped here (log_max = 1048576")
+        .expect("a line says what was dropped");
+    assert!(begin < dropped && dropped < end, "{}", &log[..2000]);
+    // The attempt's footer still follows.
+    let footer = log
+        .rfind(": exit status 0 ===")
+        .expect("the attempt's footer");
+    assert!(end < footer, "{}", &log[log.len() - 500..]);
+}
+
 /// Regression: a task whose agent deleted the worktree stayed `in_progress` in the status file
 /// (with the pid of a dead agent) although the run reported it failed, and the next task's error
 /// blamed `/usr/bin/sh` for the missing directory.

@@ -355,14 +355,18 @@ fn stop_of_a_plan_mode_task_without_a_running_up_signals_its_plan_agent() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("pid");
-    // The supervisor dies; its plan agent (in its own process group) goes on.
+    // The supervisor dies; its plan agent (under its wrapper, in a session of its own) goes on.
     assert!(support::kill("KILL", child.id()));
     let _ = child.wait();
     assert!(support::process_alive(pid));
+    // The pid orch recorded: the agent's wrapper, its parent.
+    let wrapper = repo.status_file("p")["orchPlanAgent"]["pid"]
+        .as_u64()
+        .expect("recorded pid");
     let out = ok(&repo, &["stop", "p", "1.1"]);
     assert!(out.contains("no `orch up` is running"), "{out}");
     assert!(
-        out.contains(&format!("its agent, pid {pid}, was sent SIGTERM")),
+        out.contains(&format!("its agent, pid {wrapper}, was sent SIGTERM")),
         "{out}"
     );
     wait_for("the plan agent to be gone", || !support::process_alive(pid));

@@ -11,8 +11,10 @@ use support::{Repo, TIMEOUT, agent, code_out_err, one_task, toml_array, wait_wit
 /// `orch ARGS` with an empty environment but `PATH` and `env`: exit code, stdout, stderr.
 fn orch(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    let here = std::env::current_dir().expect("current dir");
     c.args(args)
         .env_clear()
+        .env("PWD", here)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -75,7 +77,7 @@ fn bash_completions_are_valid_bash_and_know_the_commands() {
         assert!(script.contains(word), "no `{word}` in the bash script");
     }
     // orch's own plumbing (hidden commands) is not offered.
-    assert!(!script.contains("setup-exec"), "{script}");
+    assert!(!script.contains("session-exec"), "{script}");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("orch.bash");
     std::fs::write(&file, &script).expect("write");

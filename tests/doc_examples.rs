@@ -231,6 +231,7 @@ fn command(program: &str, place_home: &Path, cwd: &Path) -> Command {
         .env("GIT_COMMITTER_EMAIL", "ada@example.com")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .current_dir(cwd)
+        .env("PWD", cwd)
         .stdin(Stdio::null());
     cmd
 }

@@ -232,6 +232,8 @@ fn history_without_a_manifest_is_refused_and_simulate_history_says_where_its_fig
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
         .args(["history"])
         .current_dir(dir.path())
+        .env("PWD", dir.path())
+        .env_remove("OLDPWD")
         .env("NO_COLOR", "1")
         .output()
         .expect("orch");
@@ -256,6 +258,8 @@ fn history_without_a_manifest_is_refused_and_simulate_history_says_where_its_fig
             "orch",
         ])
         .current_dir(dir.path())
+        .env("PWD", dir.path())
+        .env_remove("OLDPWD")
         .env("NO_COLOR", "1")
         .output()
         .expect("orch");

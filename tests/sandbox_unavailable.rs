@@ -17,11 +17,12 @@ use support::{Repo, fixtures, one_task, toml_array};
 fn orch_without_landlock(repo: &Repo, mode: &str, args: &[&str]) -> Command {
     let script = fixtures().join("../no_landlock.py");
     let mut c = Command::new("python3");
-    c.current_dir(repo.root())
+    support::in_dir(&mut c, repo.root())
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_orch"))
         .args(args)
         .env_clear()
+        .env("PWD", repo.root())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", repo.home())
         .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -13,6 +13,8 @@ fn orch(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_orch"))
         .args(args)
         .current_dir(dir)
+        .env("PWD", dir)
+        .env_remove("OLDPWD")
         .env("NO_COLOR", "1")
         .output()
         .expect("run orch")

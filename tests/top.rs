@@ -44,6 +44,7 @@ impl Screen {
         cmd.arg("top");
         cmd.cwd(repo.root());
         cmd.env_clear();
+        cmd.env("PWD", repo.root());
         cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
         cmd.env("HOME", repo.home());
         cmd.env("TERM", "xterm-256color");

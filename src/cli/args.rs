@@ -474,13 +474,6 @@ pub(super) enum Command {
     /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
     #[command(name = "demo-agent", hide = true)]
     DemoAgent,
-    /// How `orch up` runs a plan's setup in a task worktree before the task's agent:
-    /// `orch setup-exec N SETUP… AGENT…` (the first N arguments are the setup argv).
-    #[command(name = "setup-exec", hide = true)]
-    SetupExec {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-        args: Vec<String>,
-    },
     /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
     /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
     #[command(name = "sandbox-exec", hide = true)]
@@ -495,10 +488,29 @@ pub(super) enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
-    /// How `orch up` starts every local agent and check: in a new session without a controlling
-    /// terminal (`setsid`), then becomes `ARGV` (`exec`). `orch session-exec -- ARGV…`.
+    /// How `orch up` starts every local agent, check and resolver: in a new session without a
+    /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
+    /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when
+    /// it exits. `orch session-exec --log-max 33554432 --grace-ms 10000 -- ARGV…`.
     #[command(name = "session-exec", hide = true)]
     SessionExec {
+        /// The most of the output kept in the log, in bytes: its beginning and its end.
+        #[arg(long = "log-max", value_name = "BYTES", default_value_t = crate::process::wrapper::LOG_MAX_DEFAULT)]
+        log_max: u64,
+        /// Milliseconds between SIGTERM and SIGKILL when it is stopped.
+        #[arg(long = "grace-ms", value_name = "MS", default_value_t = 10_000)]
+        grace_ms: u64,
+        /// Keep what `ARGV` left running after it succeeded, until stdin's end of file (a
+        /// setup's database); its status is written to stdout.
+        #[arg(long)]
+        keep: bool,
+        /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
+        /// nothing at its end of file.
+        #[arg(long)]
+        gate: bool,
+        /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
+        #[arg(long = "stdin", value_name = "PATH")]
+        stdin: Option<PathBuf>,
         /// The program to run and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<String>,

@@ -141,13 +141,28 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Init { dir } => commands::init::run(dir.as_deref()),
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::DemoAgent => commands::demo::run_agent(),
-        Command::SetupExec { args } => commands::setup_exec::run(&args),
         Command::SandboxExec {
             write,
             deny_read,
             argv,
         } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
-        Command::SessionExec { argv } => commands::sandbox_exec::run_in_session(&argv),
+        Command::SessionExec {
+            log_max,
+            grace_ms,
+            keep,
+            gate,
+            stdin,
+            argv,
+        } => commands::sandbox_exec::run_in_session(
+            &crate::process::wrapper::Options {
+                log_max,
+                grace: std::time::Duration::from_millis(grace_ms),
+                keep,
+                gate,
+                stdin_file: stdin,
+            },
+            &argv,
+        ),
         Command::Logs {
             plan,
             task,

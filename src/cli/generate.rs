@@ -12,7 +12,7 @@ use super::args::Cli;
 
 /// Writes the completion script for `shell` on stdout.
 pub(super) fn completions(shell: clap_complete::Shell) -> Result<u8, CliError> {
-    // clap_complete offers hidden subcommands too (`demo-agent`, `setup-exec`: orch's own
+    // clap_complete offers hidden subcommands too (`demo-agent`, `session-exec`: orch's own
     // plumbing): the script is written for orch without them.
     let full = Cli::command();
     let mut cmd = clap::Command::new("orch")

@@ -17,7 +17,6 @@ pub(crate) mod output;
 pub(crate) mod pr;
 pub(crate) mod resolve;
 pub(crate) mod sandbox_exec;
-pub(crate) mod setup_exec;
 pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod sync;

@@ -1,13 +1,15 @@
 //! `orch sandbox-exec --write P… --deny-read P… -- ARGV…` (hidden): how `orch up` confines an
-//! agent or a check. It applies the Landlock rules to itself ([`crate::sandbox::restrict`]) and
-//! becomes `ARGV` (`exec`: same process, same pid), which inherits them. If the rules cannot be
-//! applied it runs nothing and exits 1.
+//! agent or a check. It confines itself ([`confine`]: the Landlock rules,
+//! [`crate::sandbox::restrict`]) and becomes `ARGV` (`exec`: same process, same pid), which
+//! inherits the confinement. If a step cannot be applied it runs nothing and exits 1.
 //!
-//! `orch session-exec -- ARGV…` (hidden): how `orch up` starts every local agent and check (a
-//! confined one's argv is `orch sandbox-exec …`): it leaves orch's session for a new one
-//! (`setsid`: no controlling terminal, process group = session = its pid, which `orch up`
-//! signals as the attempt's group) and becomes `ARGV`. `orch sandbox-exec` does the same when
-//! it leads neither a session nor a process group yet.
+//! `orch session-exec [--log-max B] [--grace-ms MS] [--keep] -- ARGV…` (hidden): the wrapper
+//! every local agent, check and resolver starts under (a confined one's `ARGV` is
+//! `orch sandbox-exec …`), and the keeper of a `setup` command: a new session, a child
+//! subreaper that stays `ARGV`'s parent, copies its output into the log and ends whatever
+//! `ARGV` left when it exits ([`crate::process::wrapper`]). The wrapper itself is never
+//! confined: the agent's sandbox does not contain it, so under Landlock ABI 6 the agent cannot
+//! signal it.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -15,6 +17,7 @@ use std::process::Command;
 use anyhow::anyhow;
 
 use crate::error::{CliError, CliResult};
+use crate::process::wrapper;
 use crate::sandbox::{Rules, restrict};
 
 pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
@@ -23,29 +26,37 @@ pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
         )));
     };
-    new_session().map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
-    restrict(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
+    confine(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     let e = Command::new(program).args(args).exec();
     Err(anyhow!("cannot run `{program}` in the sandbox: {e}").into())
 }
 
-/// `orch session-exec -- ARGV…`: `ARGV` in a new session, without a controlling terminal.
-pub(crate) fn run_in_session(argv: &[String]) -> CliResult<u8> {
-    let Some((program, args)) = argv.split_first() else {
+/// The steps that confine this process before it becomes the agent, in order. Each applies to
+/// this process and everything it starts; one that fails stops the start (nothing runs). A
+/// new step (another namespace, say) goes here, before the file rules, which forbid what a
+/// later step may need.
+fn confine(rules: &Rules) -> Result<(), String> {
+    new_session()?;
+    restrict(rules)
+}
+
+/// `orch session-exec …`: `ARGV` under the wrapper ([`wrapper::run`]); exits as `ARGV` did.
+pub(crate) fn run_in_session(opts: &wrapper::Options, argv: &[String]) -> CliResult<u8> {
+    if argv.is_empty() {
         return Err(CliError::invalid(anyhow!(
             "`orch session-exec` is run by `orch up`: `orch session-exec -- ARGV…`"
         )));
-    };
-    new_session().map_err(|e| anyhow!("orch session-exec: {e}"))?;
-    let e = Command::new(program).args(args).exec();
-    Err(anyhow!("cannot run `{program}`: {e}").into())
+    }
+    let ended = wrapper::run(opts, argv)
+        .map_err(|e| anyhow!("orch session-exec: cannot run `{}`: {e}", argv[0]))?;
+    Ok(wrapper::pass_on(ended))
 }
 
 /// Makes this process the leader of a new session (no controlling terminal), unless it already
-/// leads one (`orch session-exec` then `orch sandbox-exec`, both in the same process) or a
-/// process group orch made for it (`verify` and `setup`, started with a group of their own,
-/// which orch signals as a whole: `setsid` refuses a group leader, and the Landlock rules then
-/// give the command no write and no `ioctl` on `/dev/tty`).
+/// leads one or a process group (an agent under `orch session-exec`, which starts it in a group
+/// of its own within the wrapper's session; `verify` and `setup`, started with a group of their
+/// own, which orch signals as a whole: `setsid` refuses a group leader, and the Landlock rules
+/// then give the command no write and no `ioctl` on `/dev/tty`).
 fn new_session() -> Result<(), String> {
     let me = nix::unistd::getpid();
     if nix::unistd::getsid(None).is_ok_and(|sid| sid == me) || nix::unistd::getpgrp() == me {

@@ -65,8 +65,8 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         merge: args.merge,
     };
     let run = checked.prepare(&ws, options, &mut emit)?;
-    // Descendants that agents leave behind (a double fork) are re-parented to orch, which
-    // ends them with their attempt (`process::end_session`) and at the end of the run.
+    // Descendants left by an agent whose wrapper died first are re-parented to orch, which ends
+    // them with their attempt (`process::end_session`) and at the end of the run.
     if let Err(e) = crate::process::become_subreaper() {
         eprintln!(
             "warning: cannot make orch up a subreaper ({e}): what agents leave running in the background is not ended with them"
@@ -95,7 +95,12 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     if let Some(f) = start_forecast {
         out.event(&f.against(&summary));
     }
-    runtime.block_on(crate::process::sweep_orphans(true));
+    // The setups' background processes (their keepers) end with the run, then whatever was
+    // re-parented to orch.
+    runtime.block_on(async {
+        crate::process::end_keepers().await;
+        crate::process::sweep_orphans().await;
+    });
     out.finish(&mut summary);
     // Agents' tasks are done; do not wait for stray blocking work.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -111,6 +111,10 @@ pub(crate) fn minutes(d: Duration) -> u64 {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<std::process::Output, String> {
+    // A command that names its job's `PWD` (sbatch's is exported to the job) keeps it.
+    if !cmd.get_envs().any(|(k, _)| k == "PWD") {
+        crate::process::place_here(cmd);
+    }
     cmd.stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run `{what}` (is Slurm installed and on PATH?): {e}"))
@@ -144,6 +148,8 @@ impl BatchScheduler for Slurm {
                 }
             }
             cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+            // The job's environment is sbatch's (`--export=ALL`): `PWD` is where it runs.
+            cmd.env("PWD", &spec.cwd).env_remove("OLDPWD");
             let out = run(&mut cmd, "sbatch")?;
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);

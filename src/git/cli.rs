@@ -50,16 +50,16 @@ pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
         GitTarget::WorkTree(dir) => {
             let loc = super::locate::locate(dir).map_err(|e| e.to_string())?;
             cmd.arg(git_dir_arg(&loc.git_dir))
-                .arg(work_tree_arg(&loc.work_tree))
-                .current_dir(&loc.work_tree);
+                .arg(work_tree_arg(&loc.work_tree));
+            crate::process::place(&mut cmd, &loc.work_tree);
         }
         GitTarget::GitDir(dir) => {
-            cmd.arg(git_dir_arg(dir)).current_dir(dir);
+            cmd.arg(git_dir_arg(dir));
+            crate::process::place(&mut cmd, dir);
         }
         GitTarget::Admin { git_dir, work_tree } => {
-            cmd.arg(git_dir_arg(git_dir))
-                .arg(work_tree_arg(work_tree))
-                .current_dir(work_tree);
+            cmd.arg(git_dir_arg(git_dir)).arg(work_tree_arg(work_tree));
+            crate::process::place(&mut cmd, work_tree);
         }
     }
     for setting in SAFE_CONFIG {

@@ -45,6 +45,8 @@ pub(crate) struct Defaults {
     pub(crate) backoff: Duration,
     /// Relative to the manifest's directory (`.orch/logs`): one log file per task.
     pub(crate) log_dir: PathBuf,
+    /// The most of one attempt's output its log keeps, its beginning and its end (`32MiB`).
+    pub(crate) log_max: u64,
     /// An argv run in a new worktree before its first agent (`["npm", "ci"]`).
     pub(crate) setup: Option<Vec<String>>,
     /// Files copied from the main work tree into a new worktree (`[".env"]`).
@@ -105,6 +107,7 @@ impl Default for Defaults {
             grace: Duration::from_secs(10),
             backoff: Duration::from_secs(5),
             log_dir: PathBuf::from(".orch/logs"),
+            log_max: crate::process::wrapper::LOG_MAX_DEFAULT,
             setup: None,
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),

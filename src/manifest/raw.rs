@@ -106,6 +106,8 @@ pub(crate) struct RawDefaults {
     pub(crate) grace: Option<At<String>>,
     pub(crate) backoff: Option<At<String>>,
     pub(crate) log_dir: Option<At<String>>,
+    /// The most of one attempt's output its log keeps (`"32MiB"`).
+    pub(crate) log_max: Option<At<String>>,
     pub(crate) setup: Option<At<Argv>>,
     pub(crate) copy: Strings,
     pub(crate) templates: Option<At<String>>,

@@ -11,8 +11,8 @@ use super::names::{check_plan_name, check_ref_name};
 use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
 use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Spelled};
 use super::values::{
-    PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor, non_negative,
-    slurm_options,
+    LOG_MAX_MIN, PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor,
+    non_negative, size, slurm_options,
 };
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
@@ -141,6 +141,11 @@ fn defaults(
         &mut out.backoff,
         d.backoff.as_ref(),
         duration("defaults.backoff", true),
+    );
+    r.set(
+        &mut out.log_max,
+        d.log_max.as_ref(),
+        size("defaults.log_max", LOG_MAX_MIN),
     );
     out.setup = argv(r, "defaults.setup", d.setup.as_ref());
     out.copy = rel_paths(r, root, "defaults.copy", d.copy.as_ref()).unwrap_or_default();

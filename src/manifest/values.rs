@@ -40,6 +40,39 @@ pub(super) fn non_negative(ctx: &str) -> impl Fn(&i64) -> Result<u32, Bad> {
     }
 }
 
+/// The smallest `log_max`: room for a beginning and an end worth reading.
+pub(super) const LOG_MAX_MIN: u64 = 64 * 1024;
+
+/// A size key (`"32MiB"`, `"512KiB"`, `"1GiB"`, `"100000"` bytes), at least `min` bytes.
+pub(super) fn size(ctx: &str, min: u64) -> impl Fn(&String) -> Result<u64, Bad> {
+    move |v| match parse_size(v) {
+        Some(n) if n >= min => Ok(n),
+        Some(_) => Err(Bad::new(format!(
+            "`{ctx}` must be at least {}KiB, found \"{v}\"",
+            min / 1024
+        ))),
+        None => Err(Bad::new(format!("`{ctx}` \"{v}\" is not a size"))
+            .hint("write a number of bytes with a unit: \"32MiB\", \"512KiB\", \"1GiB\"")),
+    }
+}
+
+/// `"32MiB"` as bytes: a whole number followed by `B`, `KiB`, `MiB`, `GiB` (or `K`, `M`, `G`,
+/// the same), or by nothing (bytes). `None` when it is not one, or too large.
+pub(crate) fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(digits);
+    let n: u64 = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
 /// A duration key (`"90s"`, `"2h"`); zero only where `zero_ok`.
 pub(super) fn duration(ctx: &str, zero_ok: bool) -> impl Fn(&String) -> Result<Duration, Bad> {
     move |v| match parse_duration(v) {

@@ -403,8 +403,8 @@ impl<'a> PrRun<'a> {
             crate::git::git_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
         } else {
             let mut cmd = Command::new(&argv[0]);
-            cmd.current_dir(&self.repo_root)
-                .env_remove("GIT_DIR")
+            crate::process::place(&mut cmd, &self.repo_root);
+            cmd.env_remove("GIT_DIR")
                 .env_remove("GIT_WORK_TREE")
                 .stdin(Stdio::null());
             cmd

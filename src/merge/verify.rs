@@ -171,8 +171,8 @@ pub(super) fn verify_command(
     commit: Oid,
 ) -> Command {
     let mut cmd = Command::new(program);
+    crate::process::place(&mut cmd, cwd);
     cmd.args(args)
-        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.0))
         .stderr(Stdio::from(out.1))

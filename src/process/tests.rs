@@ -1,8 +1,13 @@
-//! Tests of `process.rs`: spawning, groups and sessions, signals, orphan attribution.
+//! Tests of `process.rs`: spawning, groups and sessions, signals, which orphans are ended.
 
 use super::*;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+
+/// A child in a process group of its own, as orch's own commands were started.
+fn spawn(argv: &[String], cwd: &Path, env: &[(String, String)], log: &Path) -> io::Result<Spawned> {
+    start(argv, cwd, env, log, None, Stdio::null())
+}
 
 fn argv(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_string()).collect()
@@ -53,6 +58,32 @@ async fn the_child_gets_its_directory_streams_group_and_environment() {
     );
     let (_, out) = run(&dir, "echo \"git=${GIT_DIR-unset}\"", &with_git).await;
     assert!(out.ends_with("git=kept-when-given\n"), "{out}");
+}
+
+#[tokio::test]
+async fn the_child_is_told_where_it_runs_and_nothing_of_orchs_own_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().canonicalize().expect("canonical");
+    // Whatever orch's own `PWD` and `OLDPWD` say (a shell in the main checkout).
+    let script = "echo \"pwd=$PWD\"; echo \"old=${OLDPWD-unset}\"";
+    let (_, out) = run(&dir, script, &[]).await;
+    assert_eq!(
+        out,
+        format!("pwd={}\nold=unset\n", dir.display()),
+        "orch's PWD is {:?}",
+        std::env::var_os("PWD")
+    );
+    // git and the other commands orch runs itself, alike.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", script])
+        .env("PWD", "/where/orch/was")
+        .env("OLDPWD", "/before");
+    place(&mut cmd, &dir);
+    let out = cmd.output().expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("pwd={}\nold=unset\n", dir.display())
+    );
 }
 
 #[tokio::test]
@@ -141,10 +172,10 @@ async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
     let env = [("SSH_AUTH_SOCK".to_string(), "/tmp/a.sock".to_string())];
     let mut agent = spawn_agent(&argv, dir.path(), &env, &log, (&[], None)).expect("spawn");
     let pid = agent.pid;
-    assert!(lock(&SESSIONS).contains_key(&pid));
+    assert!(lock(&SPAWNED).contains(&pid));
     assert_eq!(wait(&mut agent.child).await.code(), Some(0));
     end_session(pid).await;
-    assert!(!lock(&SESSIONS).contains_key(&pid) && !lock(&SPAWNED).contains(&pid));
+    assert!(!lock(&SPAWNED).contains(&pid));
     let out = std::fs::read_to_string(&log).expect("log");
     assert!(
         out.contains(&format!("sid={pid} pgrp={pid} tty=0 pid={pid}")),
@@ -154,36 +185,24 @@ async fn an_agent_starts_in_a_session_of_its_own_recorded_until_it_ends() {
 }
 
 #[test]
-fn orphans_are_accounted_for_by_a_running_attempt_or_a_setup() {
-    let label = |p: Option<&str>, t: Option<&str>| -> Label {
-        (p.map(str::to_string), t.map(str::to_string))
+fn an_orphan_is_ended_whatever_it_says_unless_orch_started_it_or_it_is_in_orchs_session() {
+    let me = 100;
+    let st = |ppid, session| Stat {
+        state: 'S',
+        ppid,
+        pgrp: session,
+        session,
+        start_time: 1,
     };
-    let live: BTreeMap<u32, Label> = [
-        (10, label(Some("a"), Some("1.1"))),
-        (20, label(Some("b"), Some(""))),
-    ]
-    .into();
-    let none = BTreeSet::new();
-    assert!(accounts(&label(Some("a"), Some("1.1")), &live, &none));
-    assert!(accounts(&label(Some("b"), Some("")), &live, &none));
-    assert!(!accounts(&label(Some("a"), Some("1.2")), &live, &none));
-    assert!(!accounts(&label(None, Some("1.1")), &live, &none));
-    assert!(!accounts(&label(None, None), &live, &none));
-    // A setup's (a plan, no task): spared until the end of the run, if that plan's setup
-    // ran (else an agent that dropped its ORCH_TASK).
-    let setups: BTreeSet<String> = ["a".to_string()].into();
-    assert!(accounts(&label(Some("a"), None), &BTreeMap::new(), &setups));
-    assert!(!accounts(
-        &label(Some("b"), None),
-        &BTreeMap::new(),
-        &setups
-    ));
-    assert!(!accounts(&label(Some("a"), None), &BTreeMap::new(), &none));
-    assert_eq!(
-        label_of(b"PATH=/bin\0ORCH_PLAN=a\0ORCH_TASK=1.1\0ORCH_TASKS=x\0"),
-        label(Some("a"), Some("1.1"))
-    );
-    assert_eq!(label_of(b"ORCH_PLANX=a\0"), label(None, None));
+    // Re-parented to orch, in a session of its own: ended.
+    assert!(is_orphan(&st(me, 500), me, 1, false));
+    // orch started it (a wrapper, a keeper): orch waits for it itself.
+    assert!(!is_orphan(&st(me, 500), me, 1, true));
+    // In orch's own session (git, verify, notify): orch's own.
+    assert!(!is_orphan(&st(me, 1), me, 1, false));
+    // Another process's child: not orch's to end.
+    assert!(!is_orphan(&st(7, 500), me, 1, false));
+    // The environment does not enter into it: there is no such input.
 }
 
 #[test]
@@ -213,10 +232,12 @@ fn programs_resolve_like_execvp() {
 }
 
 #[tokio::test]
-async fn terminate_group_kills_a_group_that_ignores_sigterm() {
+async fn stopping_a_wrapper_that_does_not_end_kills_its_session() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("agent.log");
+    // Deaf to SIGTERM, as a wrapper stopped by its agent would be; in a session of its own.
     let argv: Vec<String> = [
+        "setsid",
         "sh",
         "-c",
         "trap '' TERM; sh -c 'trap \"\" TERM; while :; do sleep 1; done' & echo started; while :; do sleep 1; done",
@@ -224,7 +245,7 @@ async fn terminate_group_kills_a_group_that_ignores_sigterm() {
     .iter()
     .map(|s| (*s).to_string())
     .collect();
-    let mut spawned = spawn(&argv, dir.path(), &[], &log).expect("spawn");
+    let mut spawned = spawn_agent(&argv, dir.path(), &[], &log, (&[], None)).expect("spawn");
     let pid = spawned.pid;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
@@ -232,7 +253,8 @@ async fn terminate_group_kills_a_group_that_ignores_sigterm() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(group_alive(pid));
-    let killed = terminate_group(pid, Duration::from_millis(200), Some(&mut spawned.child)).await;
+    let killed = stop_wrapper(pid, 0, Duration::from_millis(100), Some(&mut spawned.child)).await;
     assert!(killed, "SIGTERM alone cannot have stopped it");
-    assert!(!group_alive(pid), "a member of the group survived");
+    assert!(!group_alive(pid), "a member of the session survived");
+    end_session(pid).await;
 }

@@ -17,7 +17,7 @@ use super::effects::{Msg, Tx};
 pub(crate) use super::state::Stop;
 use super::state::{Ending, RunId, StopWhy};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};
-use crate::process::{log_line, process_alive, signal_group, terminate_group};
+use crate::process::{log_line, process_alive, signal_group, stop_wrapper};
 use crate::status;
 
 /// The process an attempt watches.
@@ -128,6 +128,8 @@ async fn watch_process(m: &mut Monitor) -> Ending {
         Proc::Child(_) => None,
         Proc::Job { .. } => return Ending::Exited(None),
     };
+    // The attempt runs under its wrapper (`pid`), which stops it as a whole.
+    let start_time = adopted.unwrap_or(0);
     loop {
         let asked = *m.stop_one.borrow_and_update();
         let mut child = match &mut m.proc {
@@ -135,22 +137,22 @@ async fn watch_process(m: &mut Monitor) -> Ending {
             _ => None,
         };
         if let Some(why) = asked {
-            terminate_group(pid, grace, child).await;
+            stop_wrapper(pid, start_time, grace, child).await;
             return why.into();
         }
         let all = *m.stop_all.borrow_and_update();
         if all == Stop::Now {
-            terminate_group(pid, grace, child).await;
+            stop_wrapper(pid, start_time, grace, child).await;
             return Ending::Stopped;
         }
         tokio::select! {
             code = exit_of(child.as_deref_mut()) => return Ending::Exited(code),
             changed = m.stop_one.changed() => if changed.is_err() {
-                terminate_group(pid, grace, child).await;
+                stop_wrapper(pid, start_time, grace, child).await;
                 return Ending::Stopped;
             },
             changed = m.stop_all.changed() => if changed.is_err() {
-                terminate_group(pid, grace, child).await;
+                stop_wrapper(pid, start_time, grace, child).await;
                 return Ending::Stopped;
             },
             _ = tick.tick() => {
@@ -290,26 +292,37 @@ fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
 struct Activity {
     log: PathBuf,
     status: PathBuf,
-    seen: (u64, Option<std::time::SystemTime>),
+    seen: Sample,
 }
+
+/// What [`Activity`] compares: the log's length and time, the status file's time.
+type Sample = (
+    u64,
+    Option<std::time::SystemTime>,
+    Option<std::time::SystemTime>,
+);
 
 impl Activity {
     fn new(log: &std::path::Path, status: &std::path::Path) -> Self {
         let mut a = Self {
             log: log.to_path_buf(),
             status: status.to_path_buf(),
-            seen: (0, None),
+            seen: (0, None, None),
         };
         a.seen = a.sample();
         a
     }
 
-    fn sample(&self) -> (u64, Option<std::time::SystemTime>) {
-        let len = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+    /// The log's length and time (the wrapper touches the time while the log cap holds output
+    /// back), the status file's time.
+    fn sample(&self) -> Sample {
+        let log = std::fs::metadata(&self.log).ok();
+        let len = log.as_ref().map_or(0, std::fs::Metadata::len);
+        let log_time = log.and_then(|m| m.modified().ok());
         let mtime = std::fs::metadata(&self.status)
             .and_then(|m| m.modified())
             .ok();
-        (len, mtime)
+        (len, log_time, mtime)
     }
 
     /// Whether something changed since the last look.

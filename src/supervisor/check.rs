@@ -164,7 +164,7 @@ async fn confined(
     if let Err(e) = process::runnable(&program, workdir) {
         return cannot_start(e.to_string());
     }
-    let argv = super::sandbox::in_session(orch, argv);
+    let argv = super::sandbox::in_session(orch, (ctx.log_max, grace), argv);
     let pass = &pc.agent.sandbox.pass_env;
     let mut spawned = match process::spawn_agent(&argv, workdir, &env, log, (pass, None)) {
         Ok(s) => s,
@@ -212,8 +212,9 @@ pub(super) enum Waited {
     Stopped,
 }
 
-/// Waits for `spawned` for `timeout` at most, and no longer than the run (`stop`); a command
-/// that outlasts either has its process group ended (TERM, then KILL after `grace`).
+/// Waits for `spawned` (a wrapper, `orch session-exec`) for `timeout` at most, and no longer
+/// than the run (`stop`); a command that outlasts either is stopped by its wrapper (TERM, then
+/// KILL after `grace`).
 pub(super) async fn wait_within(
     spawned: &mut process::Spawned,
     timeout: Duration,
@@ -226,12 +227,12 @@ pub(super) async fn wait_within(
         tokio::select! {
             st = spawned.child.wait() => return Waited::Exited(st.ok().and_then(|s| s.code())),
             () = tokio::time::sleep_until(deadline) => {
-                process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                process::stop_wrapper(pid, 0, grace, Some(&mut spawned.child)).await;
                 return Waited::TimedOut;
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
-                    process::terminate_group(pid, grace, Some(&mut spawned.child)).await;
+                    process::stop_wrapper(pid, 0, grace, Some(&mut spawned.child)).await;
                     return Waited::Stopped;
                 }
             }

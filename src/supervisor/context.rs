@@ -20,6 +20,8 @@ pub(crate) struct Ctx {
     pub(crate) orch_bin: PathBuf,
     pub(crate) max_agents: usize,
     pub(crate) grace: Duration,
+    /// `defaults.log_max`: the most of one attempt's output its log keeps.
+    pub(crate) log_max: u64,
     pub(crate) backoff: Duration,
     pub(crate) stuck_after: Option<Duration>,
     /// The merge train: merge each finished plan with `orch merge` (`--merge`, `auto_merge`).

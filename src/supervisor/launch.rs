@@ -68,8 +68,26 @@ impl Effects<'_> {
                 .cloned()
                 .unwrap_or_else(|| pc.plan.tasks[t].id.clone());
             let tx = self.tree_tx.clone();
-            tokio::task::spawn_blocking(move || {
-                let tree = make_task_tree(&pc, &key, attempt);
+            let ctx = self.ctx.clone();
+            let mut stop = self.stop_all.subscribe();
+            tokio::spawn(async move {
+                let (p, k) = (pc.clone(), key.clone());
+                let made = tokio::task::spawn_blocking(move || make_task_tree(&p, &k, attempt))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("cannot make the task worktree: {e}")));
+                // A new worktree of the pool: the plan's setup runs there first, under a keeper
+                // of its own (what it starts in the background lasts the run); a failing setup
+                // fails the attempt with its output as the cause. A reused one keeps what setup
+                // made (ignored files stay).
+                let tree = match (made, &pc.entry.setup) {
+                    (Ok(tree), Some(setup)) if tree.created => {
+                        let at = (key.as_str(), t, attempt);
+                        super::setup::in_task_tree(&ctx, &pc, at, &tree.path, setup, &mut stop)
+                            .await
+                            .map(|()| tree)
+                    }
+                    (made, _) => made,
+                };
                 let _ = tx.send(TreeReady {
                     run,
                     unit,
@@ -227,7 +245,6 @@ impl Effects<'_> {
         }
         let program = argv.first().cloned().unwrap_or_default();
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
-        let mut setup = pc.entry.setup.clone();
         let confined = match pc.sandbox.rules() {
             Some(base) if pc.entry.executor == ExecutorKind::Local => {
                 let tmp = sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt);
@@ -263,32 +280,9 @@ impl Effects<'_> {
                 rules.write.push(report_dir.clone());
                 rules.write.extend(usage_dir.iter().cloned());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
-                // The setup script is the repository's, which agents edit: confined too, to
-                // its worktree and the attempt's TMPDIR (no git directory, no state directory).
-                setup = setup.map(|s| {
-                    let rules =
-                        crate::sandbox::code_rules(&pc.agent.sandbox.code_rules(), &workdir, &tmp);
-                    crate::sandbox::wrap(&self.ctx.orch_bin, &rules, &s)
-                });
                 Some(rules)
             }
             _ => None,
-        };
-        // A new task worktree of the pool: the plan's setup runs there first (`orch setup-exec`),
-        // and a failing setup fails the attempt with its output as the cause. A reused one keeps
-        // what setup made (ignored files stay). Confined as the agent is.
-        let argv = match (&setup, new_tree) {
-            (Some(setup), true) => {
-                let mut wrapped = vec![
-                    self.ctx.orch_bin.display().to_string(),
-                    "setup-exec".to_string(),
-                    setup.len().to_string(),
-                ];
-                wrapped.extend(setup.iter().cloned());
-                wrapped.extend(argv);
-                wrapped
-            }
-            _ => argv,
         };
         let launched = Utc::now();
         process::log_line(
@@ -344,10 +338,12 @@ impl Effects<'_> {
                 fatal: Some(Fatal::MissingProgram),
             });
         }
-        let argv = sandbox::in_session(&self.ctx.orch_bin, argv);
+        // Gated: the agent starts once its launch is recorded below.
+        let wrap = (self.ctx.log_max, self.ctx.grace);
+        let argv = sandbox::in_session_gated(&self.ctx.orch_bin, wrap, stdin.as_deref(), argv);
         let pass = &pc.agent.sandbox.pass_env;
-        let spawned = process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref()))
-            .map_err(|e| LaunchError {
+        let mut spawned =
+            process::spawn_gated(&argv, &workdir, &env, log, pass).map_err(|e| LaunchError {
                 error: format!(
                     "cannot start agent `{}` (`{}`): {e}",
                     agent_name,
@@ -390,6 +386,7 @@ impl Effects<'_> {
                 format!("cannot record the start in the status file: {e}"),
             );
         }
+        spawned.release();
         self.watch(run, unit, attempt, pid, Proc::Child(spawned.child));
         self.queue.push_back(Msg {
             reload: None,

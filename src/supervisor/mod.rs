@@ -24,6 +24,7 @@ mod resync;
 pub(crate) mod round;
 pub(crate) mod sandbox;
 pub(crate) mod settle;
+pub(crate) mod setup;
 pub(crate) mod start;
 pub(crate) mod state;
 pub(crate) mod watch;

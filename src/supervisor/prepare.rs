@@ -9,9 +9,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::attempt::Stop;
-use super::check::{Waited, wait_within};
 use super::context::{Ctx, NewTree, PlanCtx};
 use super::event::Event;
+use super::setup::SetupEnd;
 use super::state::Unprepared;
 use crate::agent_env;
 use crate::git::{self, MergeOutcome};
@@ -284,7 +284,7 @@ async fn run_setup(
         .map(|_| super::sandbox::tmp_dir(plan.name(), "setup", 0));
     let confined = match &tmp {
         Some(tmp) => {
-            std::fs::create_dir_all(tmp).map_err(|e| {
+            crate::links::fresh_dir(tmp).map_err(|e| {
                 format!(
                     "cannot start the setup command of plan `{}`: cannot make `{}`: {e}",
                     plan.name(),
@@ -298,21 +298,42 @@ async fn run_setup(
         }
         None => argv.to_vec(),
     };
-    let spawned = process::spawn(&confined, &plan.worktree, &env, log).map_err(|e| {
+    let ran = super::setup::run(
+        ctx,
+        super::setup::SetupRun {
+            argv: &confined,
+            workdir: &plan.worktree,
+            env: &env,
+            log,
+            tmpdir: tmp,
+            timeout: plan.entry.timeout,
+        },
+        stop,
+    )
+    .await
+    .map_err(|e| {
         format!(
             "cannot start the setup command `{}` of plan `{}`: {e}",
             argv.join(" "),
             plan.name()
         )
-    });
-    let result = match spawned {
-        Ok(s) => wait_setup(ctx, plan, s, stop).await,
-        Err(e) => Err(e),
+    })?;
+    let result = match ran {
+        SetupEnd::Exited(code, _) => code,
+        SetupEnd::TimedOut => {
+            return Err(format!(
+                "the setup command of plan `{}` timed out after {}",
+                plan.name(),
+                format_duration(plan.entry.timeout)
+            ));
+        }
+        SetupEnd::Stopped => {
+            return Err(format!(
+                "the setup command of plan `{}` was stopped",
+                plan.name()
+            ));
+        }
     };
-    if let Some(tmp) = tmp {
-        let _ = std::fs::remove_dir_all(tmp);
-    }
-    let result = result?;
     let ok = result == Some(0);
     let record = json!({
         "ok": ok,
@@ -336,31 +357,6 @@ async fn run_setup(
             )),
             log.display()
         ))
-    }
-}
-
-/// Waits for the setup process `spawned` within the plan's timeout (stopped with the run):
-/// its exit code (`None`: killed by a signal), its process group ended.
-async fn wait_setup(
-    ctx: &Ctx,
-    plan: &PlanCtx,
-    mut spawned: process::Spawned,
-    stop: &mut watch::Receiver<Stop>,
-) -> Result<Option<i32>, String> {
-    match wait_within(&mut spawned, plan.entry.timeout, ctx.grace, stop).await {
-        Waited::Exited(code) => {
-            process::signal_group(spawned.pid, nix::sys::signal::Signal::SIGKILL);
-            Ok(code)
-        }
-        Waited::TimedOut => Err(format!(
-            "the setup command of plan `{}` timed out after {}",
-            plan.name(),
-            format_duration(plan.entry.timeout)
-        )),
-        Waited::Stopped => Err(format!(
-            "the setup command of plan `{}` was stopped",
-            plan.name()
-        )),
     }
 }
 

@@ -73,7 +73,9 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         let tasks = match decide::decide(&gather(&pc, &doc, &found, &listed)) {
             Decision::AdoptPlanAgent(s) => {
                 let unit = Unit::PlanAgent { plan: p };
-                out.adopted.extend(found_of(fx, &pc, unit, "plan", s, None));
+                let adopted = found_of(fx, &pc, unit, "plan", s, None);
+                stop_strays(fx, &pc, &found, adopted.iter().map(|f| f.pid));
+                out.adopted.extend(adopted);
                 continue;
             }
             Decision::Tasks(tasks) => tasks,
@@ -113,6 +115,15 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 TaskDecision::Retry => out.retry.push((p, ti)),
             }
         }
+        // Adopted from orch's records only: whatever else claims to be one of this plan's
+        // agents goes before the worktrees it could write in are saved and reset.
+        let adopted: Vec<u32> = out
+            .adopted
+            .iter()
+            .filter(|f| f.unit.plan() == p && f.job_id.is_none())
+            .map(|f| f.pid)
+            .collect();
+        stop_strays(fx, &pc, &found, adopted);
         let pcc = pc.clone();
         let refused = tokio::task::spawn_blocking(move || {
             let refused = settle_gone(&pcc, &doc, &gone, !busy.is_empty());
@@ -147,6 +158,37 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         }
     }
     out
+}
+
+/// Stops every process that claims, by its environment (`found`), to be an agent of plan `pc`
+/// and is not below one of the agents adopted from orch's records (`adopted`: their wrappers'
+/// pids): an agent launched just before the earlier supervisor died, before it recorded it, or
+/// a process that claims an identity. Its word can only get it stopped, never kept.
+fn stop_strays(
+    fx: &mut Effects<'_>,
+    pc: &PlanCtx,
+    found: &[FoundAgent],
+    adopted: impl IntoIterator<Item = u32>,
+) {
+    let status_file = pc.status_path.display().to_string();
+    let adopted: Vec<u32> = adopted.into_iter().filter(|&pid| pid > 0).collect();
+    let mut stopped = 0;
+    for f in found.iter().filter(|f| f.status_file == status_file) {
+        if adopted.iter().any(|&a| process::descends_from(f.pid, a)) {
+            continue;
+        }
+        if process::kill_stray(f) {
+            stopped += 1;
+        }
+    }
+    if stopped > 0 {
+        fx.note(
+            Some(pc.name().to_owned()),
+            format!(
+                "stopped {stopped} process(es) left by an earlier run that orch has no record of (an agent started just before that run ended, or one that claims to be one)"
+            ),
+        );
+    }
 }
 
 fn read(pc: &PlanCtx) -> StatusDoc {

@@ -1,8 +1,8 @@
 //! The resolving agent of `resolve` (issue 37), run as any attempt is: its argv rendered from
 //! the agent's command, confined by the plan's rules (its resolution worktree, never its git
 //! admin directory; a private `TMPDIR`; the directory of its explanation; a private copy of its
-//! client's state, [`super::client_state`]), in a session of its own (`orch session-exec` or
-//! `orch sandbox-exec`), its output to `<log_dir>/<plan>/resolve.log`, read by
+//! client's state, [`super::client_state`]), under its wrapper in a session of its own (`orch
+//! session-exec`, [`crate::process::wrapper`]), its output to `<log_dir>/<plan>/resolve.log`, read by
 //! [`crate::agent_output`] for usage and the failure's cause. Blocking (it waits for the agent
 //! with the plan's `timeout`): `orch merge`, `orch resolve` and the merge train's blocking
 //! thread call it.
@@ -202,7 +202,7 @@ impl AgentRunner {
             confined_line = Some(crate::agent_output::confined_line(&rules.write));
             argv = sandbox::wrap(&self.orch_bin, &rules, argv);
         }
-        let argv = sandbox::in_session(&self.orch_bin, argv);
+        let argv = sandbox::in_session(&self.orch_bin, (job.log_max, job.grace), argv);
         process::log_line(
             &job.log,
             &format!(
@@ -240,8 +240,8 @@ impl AgentRunner {
             process::signal_group(pgid, Signal::SIGKILL);
         }
         let mut cmd = Command::new(program);
+        process::place(&mut cmd, &job.workdir);
         cmd.args(args)
-            .current_dir(&job.workdir)
             .stdin(stdin)
             .stdout(Stdio::from(out.0))
             .stderr(Stdio::from(out.1));
@@ -254,7 +254,7 @@ impl AgentRunner {
             cmd.env_remove(name);
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut child = match cmd.spawn() {
+        let mut child = match process::spawn_std(&mut cmd) {
             Ok(c) => c,
             Err(e) => {
                 return failed(format!(
@@ -263,8 +263,7 @@ impl AgentRunner {
                 ));
             }
         };
-        // `orch session-exec`/`sandbox-exec` calls setsid: the agent's session and group are
-        // its pid.
+        // `orch session-exec` calls setsid: the wrapper's session and group are its pid.
         let pgid = child.id();
         let deadline = Instant::now() + job.timeout;
         let mut pause = Duration::from_millis(5);
@@ -277,11 +276,11 @@ impl AgentRunner {
             }
             if interrupt::interrupted() {
                 interrupted = true;
-                crate::merge::verify::stop_group(pgid, job.grace, &mut child);
+                process::stop_wrapper_blocking(pgid, job.grace, &mut child);
                 break Err("interrupted".to_string());
             }
             if Instant::now() >= deadline {
-                crate::merge::verify::stop_group(pgid, job.grace, &mut child);
+                process::stop_wrapper_blocking(pgid, job.grace, &mut child);
                 break Err(format!(
                     "timed out after {}",
                     crate::manifest::format_duration(job.timeout)
@@ -290,8 +289,10 @@ impl AgentRunner {
             sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
         };
-        // What the agent left running in its session goes too.
+        // The wrapper ended what the agent left; its session goes too, should it have died
+        // first.
         process::signal_group(pgid, Signal::SIGKILL);
+        process::forget(pgid);
         let output = crate::agent_output::read_attempt(&job.log, Utc::now());
         let failure = match ended {
             Ok(s) if s.success() => None,

@@ -114,16 +114,43 @@ pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<Str
     out
 }
 
-/// `argv` run through `orch session-exec`: in a new session without a controlling terminal
-/// (every local agent and check, confined or not). A confined `argv` (`orch sandbox-exec …`,
-/// [`wrap`]) is left as it is: `orch sandbox-exec` starts the session itself, and one exec of
-/// orch less is about 2 ms of CPU per agent run.
-pub(crate) fn in_session(orch_bin: &Path, argv: Vec<String>) -> Vec<String> {
-    let bin = orch_bin.display().to_string();
-    if argv.first() == Some(&bin) && argv.get(1).map(String::as_str) == Some("sandbox-exec") {
-        return argv;
+/// `argv` run under `orch session-exec` (every local agent, check and resolver, confined or
+/// not): in a session of its own without a controlling terminal, under a wrapper that copies
+/// its output into the log up to `log_max` bytes and ends everything it left when it exits
+/// ([`crate::process::wrapper`]); stopped, it gives them `grace` between SIGTERM and SIGKILL.
+pub(crate) fn in_session(
+    orch_bin: &Path,
+    (log_max, grace): (u64, std::time::Duration),
+    argv: Vec<String>,
+) -> Vec<String> {
+    let mut out = vec![
+        orch_bin.display().to_string(),
+        "session-exec".to_string(),
+        format!("--log-max={log_max}"),
+        format!("--grace-ms={}", grace.as_millis()),
+        "--".to_string(),
+    ];
+    out.extend(argv);
+    out
+}
+
+/// [`in_session`] for an attempt's agent, gated: the wrapper starts the agent only once orch
+/// has recorded its launch ([`crate::process::Spawned::release`]), so that no agent runs that a
+/// restarted `orch up` would find unrecorded; the agent's stdin is `stdin` (the prompt file),
+/// opened by the wrapper, else /dev/null.
+pub(crate) fn in_session_gated(
+    orch_bin: &Path,
+    wrap: (u64, std::time::Duration),
+    stdin: Option<&Path>,
+    argv: Vec<String>,
+) -> Vec<String> {
+    let mut out = in_session(orch_bin, wrap, Vec::new());
+    out.pop();
+    out.push("--gate".to_string());
+    if let Some(p) = stdin {
+        out.push(format!("--stdin={}", p.display()));
     }
-    let mut out = vec![bin, "session-exec".to_string(), "--".to_string()];
+    out.push("--".to_string());
     out.extend(argv);
     out
 }

@@ -303,6 +303,7 @@ impl<'w> Checked<'w> {
             orch_bin: self.orch_bin,
             max_agents: options.max_agents.unwrap_or(d.max_agents).max(1),
             grace: d.grace,
+            log_max: d.log_max,
             backoff: d.backoff,
             stuck_after: d.stuck_after,
             auto_merge: options.merge || d.auto_merge,

@@ -75,7 +75,7 @@ pub fn one_task(title: &str, description: &str) -> String {
 /// stdin closed, stdout and stderr piped.
 pub fn orch_in(dir: &Path, args: &[&str], remove: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.current_dir(dir)
+    in_dir(&mut c, dir)
         .args(args)
         .env("ORCH_SANDBOX", "off")
         .stdin(Stdio::null())
@@ -85,6 +85,14 @@ pub fn orch_in(dir: &Path, args: &[&str], remove: &[&str]) -> Command {
         c.env_remove(v);
     }
     c
+}
+
+/// `cmd` run in `dir` as a shell runs a program there: `PWD` names `dir`, no `OLDPWD` (a
+/// program that takes its directory from `PWD`, as opencode does, then agrees with its working
+/// directory).
+pub fn in_dir<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    let abs = std::path::absolute(dir).expect("absolute");
+    cmd.current_dir(dir).env("PWD", abs).env_remove("OLDPWD")
 }
 
 /// Writes `text` to `dir/rel`, making its directories; the path written.

@@ -273,12 +273,14 @@ impl Repo {
     }
 
     /// `orch ARGS` at the root with a clean environment: only PATH, the repository's HOME and
-    /// no system git config; stdin closed, stdout and stderr piped.
+    /// no system git config, `PWD` the root as a shell sets it; stdin closed, stdout and stderr
+    /// piped. (A test that runs it elsewhere sets `PWD` with the directory: [`super::in_dir`].)
     pub fn orch(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
         c.current_dir(self.root())
             .args(args)
             .env_clear()
+            .env("PWD", self.root())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -66,6 +66,9 @@ fn procs_an_agent_cannot_stop_or_terminate_orch_up() {
     );
     assert_eq!(got.get("stop"), Some(&"denied"), "{text}");
     assert_eq!(got.get("term"), Some(&"denied"), "{text}");
+    // Nor the wrapper it runs under, which ends what it leaves behind.
+    assert_eq!(got.get("wrapper"), Some(&"session-exec"), "{text}");
+    assert_eq!(got.get("wrapper-stop"), Some(&"denied"), "{text}");
     assert_eq!(repo.rev("main"), main, "main moved");
     let status = repo.task("a", "1.1");
     assert_eq!(status["status"], "completed", "{status}");
@@ -114,6 +117,7 @@ fn no_controlling_terminal(sandbox: &str) {
     cmd.args(["up", "a"]);
     cmd.cwd(repo.root());
     cmd.env_clear();
+    cmd.env("PWD", repo.root());
     cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
     cmd.env("HOME", repo.home());
     cmd.env("TERM", "dumb");
@@ -302,4 +306,248 @@ fn descendants_end_with_the_attempt(sandbox: &str) {
         "a marked process is alive"
     );
     assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+/// Kills every live process whose command line holds `marker` (what a failing test leaves).
+struct KillMarked(String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for _ in 0..20 {
+            let left = marked(&self.0);
+            if left.is_empty() {
+                return;
+            }
+            for pid in left {
+                support::kill("KILL", pid);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Waits (with a deadline) until no process holds `marker` on its command line.
+fn none_marked(marker: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = marked(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {left:?} still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The files a commit changed whose name starts with `planted`.
+fn planted_in(repo: &Repo, rev: &str) -> Vec<String> {
+    repo.git(&["show", "--format=", "--name-only", rev])
+        .lines()
+        .filter(|f| f.starts_with("planted"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Leftovers of an attempt that claim an identity (another plan's running attempt, the plan's
+/// setup, orch's name, a fork loop claiming a running attempt) end with their attempt: gone
+/// before the next attempt in the worktree starts, nothing of theirs in a later commit. With
+/// Landlock (`auto`) and without (`off`): this is orch's own rule.
+#[test]
+fn procs_leftovers_claiming_an_identity_end_with_their_attempt() {
+    for sandbox in ["auto", "off"] {
+        leftovers_claiming_an_identity(sandbox);
+    }
+}
+
+fn leftovers_claiming_an_identity(sandbox: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let beat = dir.path().canonicalize().expect("canonical");
+    let marker = format!("orch-hostile-claim-{}-{sandbox}", std::process::id());
+    let _guard = KillMarked(marker.clone());
+    let command = agent("hostile_proc_claim.sh", &[support::utf8(&beat), &marker]);
+    let repo = Repo::bare_minimum();
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 Hostile work\n- [ ] 1.2 Look around\n",
+    );
+    repo.write("docs/plans/b.md", &one_task("B", "Long work"));
+    repo.manifest(
+        &command,
+        &format!(
+            "report = \"orch\"\nsandbox_write = [{:?}]",
+            support::utf8(&beat)
+        ),
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
+        &[("a", "setup = [\"true\"]"), ("b", "")],
+    );
+    repo.commit_all("plans");
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up failed ({sandbox})\n{out}\n{err}");
+    assert_eq!(
+        repo.subjects("plan/a"),
+        ["a 1.1: Hostile work", "a 1.2: Look around"],
+        "{sandbox}"
+    );
+    assert_eq!(repo.task("b", "1.1")["status"], "completed", "{sandbox}");
+    let seen = std::fs::read_to_string(beat.join("seen-by-1.2")).expect("1.2 looked");
+    assert_eq!(
+        seen, "other-task gone\nsetup gone\norch gone\nfork-loop gone\n",
+        "a leftover of 1.1 outlived its attempt ({sandbox})"
+    );
+    // Nothing of theirs in the next task's commit.
+    assert_eq!(
+        planted_in(&repo, "plan/a"),
+        Vec::<String>::new(),
+        "a leftover planted files in 1.2's commit ({sandbox})"
+    );
+    none_marked(&marker, &format!("a leftover outlived orch up ({sandbox})"));
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+/// An unconfined agent that kills its wrapper first (the process that would end what it
+/// leaves): what it left is still ended before the next attempt in its worktree, and plants
+/// nothing. Confined (Landlock ABI 6), the kill is denied; the rest holds alike.
+#[test]
+fn procs_an_agent_that_kills_its_wrapper_leaves_nothing_running() {
+    for sandbox in ["off", "auto"] {
+        kills_its_wrapper(sandbox);
+    }
+}
+
+fn kills_its_wrapper(sandbox: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let beat = dir.path().canonicalize().expect("canonical");
+    let marker = format!("orch-hostile-wrapper-{}-{sandbox}", std::process::id());
+    let _guard = KillMarked(marker.clone());
+    let command = agent("hostile_proc_wrapper.sh", &[support::utf8(&beat), &marker]);
+    let repo = Repo::bare_minimum();
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 Hostile work\n- [ ] 1.2 Look around\n",
+    );
+    repo.manifest(
+        &command,
+        &format!(
+            "report = \"orch\"\nsandbox_write = [{:?}]",
+            support::utf8(&beat)
+        ),
+        &format!("retries = 1\nsandbox = \"{sandbox}\""),
+        &[("a", "setup = [\"true\"]")],
+    );
+    repo.commit_all("plans");
+    let main = repo.rev("main");
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    let killed = std::fs::read_to_string(beat.join("killed")).unwrap_or_default();
+    assert!(
+        code == 0 || code == 5,
+        "orch up did not end by itself ({sandbox}, {killed})\n{out}\n{err}"
+    );
+    let confined = sandbox == "auto" && landlock() && orch::sandbox::abi() >= 6;
+    assert_eq!(
+        killed.trim(),
+        if confined {
+            "kill-parent denied"
+        } else {
+            "kill-parent allowed"
+        },
+        "{sandbox}"
+    );
+    // The next attempt in the worktree (1.1's second, or 1.2) looked: the leftover was gone.
+    let looks: Vec<String> = std::fs::read_dir(&beat)
+        .expect("beat")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("seen-by-"))
+        .collect();
+    assert_eq!(looks.len(), 1, "{looks:?} ({sandbox})\n{out}");
+    let seen = std::fs::read_to_string(beat.join(&looks[0])).expect("seen");
+    assert_eq!(
+        seen, "gone\n",
+        "the leftover outlived its attempt ({sandbox}, {killed})"
+    );
+    // (It may write in the moments between its agent's report and its agent's exit: that is
+    // the attempt's own work, in 1.1's commit.)
+    let later = repo.git(&["log", "--format=%H", "--grep=^a 1.2:", "plan/a"]);
+    for rev in later.lines() {
+        assert_eq!(
+            planted_in(&repo, rev),
+            Vec::<String>::new(),
+            "the leftover planted a file in 1.2's commit ({sandbox})"
+        );
+    }
+    none_marked(
+        &marker,
+        &format!("the leftover outlived orch up ({sandbox})"),
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+/// The honest side: what a plan's `setup` starts in the background (a database), with no
+/// `ORCH_*` variable to claim anything, keeps running for the whole run, through the attempts
+/// of the plan's worktree and of new task worktrees (`parallel_tasks`), and is gone once
+/// `orch up` returns.
+#[test]
+fn procs_a_setups_background_process_lasts_the_run_and_ends_with_it() {
+    for sandbox in ["auto", "off"] {
+        for parallel_tasks in [1, 2] {
+            setup_keeps_its_database(sandbox, parallel_tasks);
+        }
+    }
+}
+
+fn setup_keeps_its_database(sandbox: &str, parallel_tasks: u32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let beat = dir.path().canonicalize().expect("canonical");
+    let what = format!("{sandbox}, parallel_tasks = {parallel_tasks}");
+    let marker = format!(
+        "orch-setup-db-{}-{sandbox}-{parallel_tasks}",
+        std::process::id()
+    );
+    let _guard = KillMarked(marker.clone());
+    let b = support::utf8(&beat);
+    let repo = Repo::bare_minimum();
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n\n## Phase 2: Later\n- [ ] 2.1 Three\n",
+    );
+    repo.manifest(
+        &agent("setup_daemon_agent.sh", &[b]),
+        &format!("report = \"orch\"\nsandbox_write = [{b:?}]"),
+        &format!("retries = 0\nsandbox = \"{sandbox}\""),
+        &[(
+            "a",
+            &format!(
+                "parallel_tasks = {parallel_tasks}\nsetup = {}",
+                agent("setup_daemon.sh", &[b, &marker])
+            ),
+        )],
+    );
+    repo.commit_all("plans");
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "orch up failed ({what})\n{out}\n{err}");
+    let dbs = std::fs::read_to_string(beat.join("db-pids")).expect("the setup started one");
+    // The plan's worktree, and each new task worktree.
+    let expected = if parallel_tasks == 1 { 1 } else { 3 };
+    assert!(dbs.lines().count() >= expected, "{dbs} ({what})\n{out}");
+    // Task 2.1 runs once the attempts of 1.1 and 1.2 have ended: every database the setups
+    // started still runs.
+    let seen = std::fs::read_to_string(beat.join("db-seen-by-2.1")).expect("2.1 looked");
+    assert!(
+        !seen.is_empty() && seen.lines().all(|l| l.ends_with(" alive")),
+        "a setup's background process did not last the run ({what}):\n{seen}"
+    );
+    for task in ["1.1", "1.2"] {
+        let seen = std::fs::read_to_string(beat.join(format!("db-seen-by-{task}")))
+            .expect("the task looked");
+        assert!(!seen.contains(" gone"), "{task} ({what}): {seen}");
+    }
+    for t in ["1.1", "1.2", "2.1"] {
+        assert_eq!(repo.task("a", t)["status"], "completed", "{t} ({what})");
+    }
+    none_marked(
+        &marker,
+        &format!("a setup's process outlived orch up ({what})"),
+    );
 }

@@ -15,6 +15,7 @@ stuck_after = "10m"
 grace = "3s"
 backoff = "0s"
 log_dir = "logs/orch"
+log_max = "8MiB"
 setup = ["npm", "ci"]
 copy = [".env"]
 
@@ -36,6 +37,7 @@ setup = ["make", "deps"]
     assert_eq!(m.defaults.stuck_after, Some(Duration::from_secs(600)));
     assert_eq!(m.defaults.grace, Duration::from_secs(3));
     assert_eq!(m.defaults.backoff, Duration::ZERO);
+    assert_eq!(m.defaults.log_max, 8 << 20);
     assert_eq!(m.log_dir("a"), m.root.join("logs/orch/a"));
     let a = m.plan("a").expect("a");
     assert_eq!((a.parallel, a.retries), (3, 0));
@@ -75,6 +77,24 @@ fn supervision_keys_report_bad_values_at_their_location() {
             "must be greater than zero",
         ),
         ("[defaults]\ngrace = \"soon\"\n", 2, 9, "`defaults.grace`"),
+        (
+            "[defaults]\nlog_max = \"lots\"\n",
+            2,
+            11,
+            "`defaults.log_max` \"lots\" is not a size",
+        ),
+        (
+            "[defaults]\nlog_max = \"12KiB\"\n",
+            2,
+            11,
+            "`defaults.log_max` must be at least 64KiB",
+        ),
+        (
+            "[defaults]\nlog_max = \"99999999999G\"\n",
+            2,
+            11,
+            "is not a size",
+        ),
         (
             "[defaults]\nsetup = []\n",
             2,

@@ -65,6 +65,8 @@ pub(crate) struct AgentJob {
     pub(crate) log: PathBuf,
     pub(crate) timeout: Duration,
     pub(crate) grace: Duration,
+    /// `defaults.log_max`: the most of the agent's output its log keeps.
+    pub(crate) log_max: u64,
     /// 1 for the plan's first resolution.
     pub(crate) attempt: u32,
     /// The run's state directory (the agent's private client state goes beneath it).

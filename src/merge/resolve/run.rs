@@ -341,6 +341,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         log,
         timeout: entry.timeout,
         grace: manifest.defaults.grace,
+        log_max: manifest.defaults.log_max,
         attempt,
         state_dir: manifest.root.join(&manifest.defaults.state_dir),
         manifest_path: manifest.path.clone(),

@@ -32,7 +32,10 @@ pub(crate) struct AgentFacts {
     /// The process its record names, found alive (read only where a record names a running
     /// agent: the plan agent's, a task's in progress).
     pub(crate) recorded_process: Option<Survivor>,
-    /// Its agents found alive by their `ORCH_*` environment (process groups), in the order found.
+    /// Processes found alive that claim to be its agents by their `ORCH_*` environment (process
+    /// groups), in the order found: a process's own word, so only ever stopped (a best-of-N
+    /// round's survivors, and every one outside the adopted agent's tree,
+    /// `supervisor/recover.rs`), never adopted.
     pub(crate) by_env: Vec<Survivor>,
 }
 
@@ -90,9 +93,7 @@ pub(crate) fn decide(plan: &PlanFound) -> Decision {
     if plan.plan_mode {
         let a = &plan.agent;
         let found = if local {
-            a.recorded_process
-                .clone()
-                .or_else(|| a.by_env.last().cloned())
+            a.recorded_process.clone()
         } else {
             a.listed_job.clone().or_else(|| a.recorded_job.clone())
         };
@@ -130,9 +131,13 @@ fn decide_task(plan: &PlanFound, t: &TaskFound) -> Option<TaskDecision> {
         // The agents of a batch plan are its jobs, even when they run on this machine.
         let job = a.listed_job.clone().filter(|_| plan.batch);
         let recorded_job = a.recorded_job.clone().filter(|_| plan.batch && in_progress);
-        let process = a.recorded_process.clone().filter(|_| in_progress);
-        let by_env = a.by_env.last().cloned().filter(|_| !plan.batch);
-        if let Some(s) = job.or(recorded_job).or(process).or(by_env) {
+        // A local agent is adopted only as orch recorded it (pid and start time), never by
+        // what a process says it is.
+        let process = a
+            .recorded_process
+            .clone()
+            .filter(|_| in_progress && !plan.batch);
+        if let Some(s) = job.or(recorded_job).or(process) {
             return Some(TaskDecision::Adopt(s));
         }
     }

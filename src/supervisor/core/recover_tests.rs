@@ -79,12 +79,26 @@ fn a_local_task_agent_alive_is_adopted_its_recorded_process_first() {
     };
     let p = plan(false, vec![task(TaskStatus::InProgress, both)]);
     assert_eq!(one(&p), Some(TaskDecision::Adopt(process(7))));
-    // Found by its environment only: the last one found (launched just before the crash).
+}
+
+#[test]
+fn a_process_that_claims_to_be_an_agent_is_never_adopted() {
+    // Found by its environment only (launched just before the crash, or claiming to be the
+    // task's agent): its word is not a record; the task's agent is gone.
     let p = plan(false, vec![task(TaskStatus::InProgress, env(&[8, 9]))]);
-    assert_eq!(one(&p), Some(TaskDecision::Adopt(process(9))));
-    // Not recorded started yet, found by its environment: adopted.
+    assert_eq!(one(&p), Some(TaskDecision::Gone));
     let p = plan(false, vec![task(TaskStatus::Pending, env(&[8]))]);
-    assert_eq!(one(&p), Some(TaskDecision::Adopt(process(8))));
+    assert_eq!(one(&p), None);
+    let p = plan(false, vec![task(TaskStatus::Failed, env(&[8]))]);
+    assert_eq!(one(&p), Some(TaskDecision::Retry));
+    // Nor as a plan agent.
+    let plan_agent = PlanFound {
+        plan_mode: true,
+        agent: env(&[8]),
+        tasks: vec![task(TaskStatus::InProgress, AgentFacts::default())],
+        ..PlanFound::default()
+    };
+    assert!(matches!(decide(&plan_agent), Decision::Tasks(_)));
 }
 
 #[test]
@@ -210,10 +224,6 @@ fn a_plan_agent_alive_keeps_its_plan() {
     assert_eq!(
         decide(&with_agent(false, local)),
         Decision::AdoptPlanAgent(process(7))
-    );
-    assert_eq!(
-        decide(&with_agent(false, env(&[8]))),
-        Decision::AdoptPlanAgent(process(8))
     );
     assert_eq!(
         decide(&with_agent(

@@ -103,7 +103,7 @@ macro_rules! shown {
     };
 }
 
-shown!(|v| v.to_string(); usize, u16, u32, i64, bool, String);
+shown!(|v| v.to_string(); usize, u16, u32, u64, i64, bool, String);
 shown!(|v| v.display().to_string(); PathBuf);
 shown!(|v| format_duration(*v); Duration);
 shown!(|v| v.raw.clone(); Dependency);
@@ -211,7 +211,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
         keys [
             target, max_agents, agent, timeout, retries, verify, merge_strategy, auto_merge,
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
-            grace, backoff, log_dir, setup, copy, templates, executor, check, budget, remote,
+            grace, backoff, log_dir, log_max, setup, copy, templates, executor, check, budget, remote,
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
             best_of, resolve, resolve_verify,
         ],
