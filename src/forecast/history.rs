@@ -153,16 +153,11 @@ impl History {
 /// without following a link; `None` when it does not exist.
 fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    let mut file = match crate::links::open_untrusted(path) {
+    let (mut file, len) = match crate::untrusted::read::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.is_missing() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let len = meta.len();
     let mut bytes = Vec::new();
     if len > MAX_READ {
         file.seek(SeekFrom::Start(len - MAX_READ))?;

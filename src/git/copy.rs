@@ -24,7 +24,10 @@ pub(super) fn copy_list(repo_root: &Path, copy: &[PathBuf]) -> Result<Vec<PathBu
         );
     }
     let include = repo_root.join(WORKTREE_INCLUDE);
-    match fs::read_to_string(&include) {
+    // Tracked, so possibly landed from an agent's branch: read as untrusted.
+    match crate::untrusted::read::text(&include, crate::untrusted::read::MANIFEST)
+        .map_err(std::io::Error::from)
+    {
         Ok(text) => {
             for line in text.lines() {
                 let line = line.trim();
@@ -195,6 +198,11 @@ fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {
             }
             copy_recursive(&item.path(), &target)?;
         }
+        return Ok(());
+    }
+    // A FIFO, a socket or a device is not copied: opening one would wait (a FIFO) or act
+    // on it (a device).
+    if !meta.is_file() {
         return Ok(());
     }
     fs::copy(from, to).map_err(copy_error)?;

@@ -19,6 +19,7 @@ pub(crate) use trial::TrialOutcome;
 use super::order::{OrderItem, merge_order};
 use super::{MergeError, Verify};
 use crate::error::CliResult;
+use crate::untrusted::read;
 use crate::git::{MergeRepo, Oid};
 use crate::manifest::Manifest;
 
@@ -289,7 +290,7 @@ impl Integrator {
 
     fn load(&mut self, state_dir: &Path) {
         self.loaded = true;
-        let Ok(bytes) = fs::read(state_dir.join(CACHE_FILE)) else {
+        let Ok(bytes) = read::whole(&state_dir.join(CACHE_FILE), read::STATE) else {
             return;
         };
         // A cache that cannot be read is only a cache.
@@ -378,6 +379,6 @@ pub(crate) fn save_last(state_dir: &Path, report: &IntegrationReport) {
 
 /// The last report saved under `state_dir`, if any.
 pub(crate) fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
-    let bytes = fs::read(state_dir.join(LAST_FILE)).ok()?;
+    let bytes = read::whole(&state_dir.join(LAST_FILE), read::STATE).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
