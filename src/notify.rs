@@ -123,11 +123,16 @@ impl Notifier {
     }
 
     /// Queues `line` (the event `name` as `--json` prints it) for every hook that asked for
-    /// `name`. Never blocks; after [`finish`](Self::finish) does nothing.
+    /// `name`. Never blocks; after [`finish`](Self::finish) does nothing. The line is sent as
+    /// `orch up --json` prints it: the characters JSON leaves raw (C1 controls such as `U+009B`,
+    /// bidi overrides) escaped too, so that a hook which shows it (a chat message, a desktop
+    /// notification, a terminal) shows an agent's words as text.
     pub(crate) fn send(&self, name: &str, line: &str) {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
+        let line = crate::untrusted::json_safe(line.to_string());
+        let line = line.as_str();
         let Ok(queues) = self.queues.lock() else {
             return;
         };
@@ -269,7 +274,7 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
     }
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
+        let _ = err.take(64 << 10).read_to_string(&mut stderr);
     }
     let tail = stderr
         .trim()

@@ -153,6 +153,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             task,
             path,
             json,
+            raw,
             manifest,
             attempt,
         } => commands::logs::run(&commands::logs::LogsArgs {
@@ -161,6 +162,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             task,
             path,
             json,
+            raw,
             attempt,
         }),
         Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {

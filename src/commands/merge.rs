@@ -77,7 +77,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
                 println_safe(&format!("  {}", step_line(s, false)));
             }
         },
-        &mut |w| eprintln!("warning: {w}"),
+        &mut |w| crate::commands::output::eprintln_safe(&format!("warning: {w}")),
     );
     let after = run.target_tip()?;
     let interrupted = matches!(result, Ok(true));

@@ -44,12 +44,12 @@ pub(crate) fn run(
             let (_, backup) =
                 status::rebuild(path, &p.plan, &p.rel_path, &p.name).map_err(status_error)?;
             match backup {
-                Some(b) => eprintln!(
+                Some(b) => crate::commands::output::eprintln_safe(&format!(
                     "rebuilt `{}` from the plan; the old file is kept as `{}`",
                     path.display(),
                     b.display()
-                ),
-                None => eprintln!("created `{}` from the plan", path.display()),
+                )),
+                None => crate::commands::output::eprintln_safe(&format!("created `{}` from the plan", path.display())),
             }
         }
     }

@@ -76,9 +76,9 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         })
         .map_err(status_error)?;
     for (id, st) in &report.removed {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
-        );
+        ));
     }
     print_outcome(&lp.name, &path, &outcome, args.json);
     Ok(exit::OK)
@@ -284,9 +284,9 @@ fn run_one_plan(
         })
         .map_err(status_error)?;
     for (id, st) in &report.removed {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
-        );
+        ));
     }
     let outcome = outcome.ok_or_else(unknown)?;
     print_outcome(name, &path, &outcome, args.json);

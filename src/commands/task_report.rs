@@ -121,11 +121,11 @@ pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliR
                     ),
                 ));
             }
-            eprintln!(
+            crate::commands::output::eprintln_safe(&format!(
                 "note: the report of task `{}` is handed to `orch up` (`{}`), which has not applied it yet",
                 args.id,
                 dir.display()
-            );
+            ));
             return Ok(Some(exit::OK));
         }
         std::thread::sleep(pause);
