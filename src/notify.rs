@@ -273,7 +273,7 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
         return Ok(());
     }
     let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
+    if let Some(err) = child.stderr.take() {
         let _ = err.take(64 << 10).read_to_string(&mut stderr);
     }
     let tail = stderr

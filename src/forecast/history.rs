@@ -269,17 +269,10 @@ impl Writer {
 /// `s` safe to print on a terminal: control characters (an escape sequence's `ESC`, a carriage
 /// return) written as escapes (`\u{1b}`), at most `max` characters (`…` after).
 pub(crate) fn shown(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    let cut = s.char_indices().nth(max).map(|(i, _)| i);
+    let mut out = crate::untrusted::escaped(&s[..cut.unwrap_or(s.len())]).into_owned();
+    if cut.is_some() {
+        out.push('…');
     }
     out
 }
