@@ -29,7 +29,7 @@ pub mod sandbox;
 pub mod simulate;
 pub mod status;
 pub(crate) mod supervisor;
-pub(crate) mod untrusted;
 pub mod top;
+pub(crate) mod untrusted;
 pub(crate) mod watch;
 pub mod workspace;

@@ -79,12 +79,24 @@ fn report(e: &CliError) {
     use crate::untrusted::escaped_lines;
     let on = color::enabled(Stream::Stderr);
     let error = e.error.to_string();
-    eprintln!("{} {}", color::paint(on, "31", "error:"), escaped_lines(&error));
+    eprintln!(
+        "{} {}",
+        color::paint(on, "31", "error:"),
+        escaped_lines(&error)
+    );
     for cause in e.error.chain().skip(1) {
         let cause = cause.to_string();
-        eprintln!("{} {}", color::paint(on, "33", "caused by:"), escaped_lines(&cause));
+        eprintln!(
+            "{} {}",
+            color::paint(on, "33", "caused by:"),
+            escaped_lines(&cause)
+        );
     }
     if let Some(hint) = &e.hint {
-        eprintln!("{} {}", color::paint(on, "36", "hint:"), escaped_lines(hint));
+        eprintln!(
+            "{} {}",
+            color::paint(on, "36", "hint:"),
+            escaped_lines(hint)
+        );
     }
 }

@@ -174,7 +174,8 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     let known = safe && (PLAN_LOGS.contains(&name) || plan_has_task(entry, name));
     let path = dir.join(format!("{name}.log"));
-    let exists = safe && path.is_file();
+    // Anything there (a link or a FIFO too, which the read then refuses by name).
+    let exists = safe && std::fs::symlink_metadata(&path).is_ok();
     if !known && !exists {
         let hint = match task_ids(entry) {
             Some(ids) if !ids.is_empty() => format!(
@@ -261,7 +262,10 @@ const JSON_MAX: u64 = 64 << 20;
 /// escaped ([`crate::untrusted::escaped_lines`]; bytes that are not UTF-8 as `U+FFFD`), a
 /// chunk at a time: any size of log in bounded memory, a character cut by a chunk's end kept
 /// for the next.
-fn copy_escaped(mut from: impl std::io::Read, out: &mut impl std::io::Write) -> std::io::Result<()> {
+fn copy_escaped(
+    mut from: impl std::io::Read,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 64 << 10];
     let mut kept = 0;
     loop {

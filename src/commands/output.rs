@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 
 use crate::plan::{Plan, Task};
-use crate::untrusted::{escaped_lines, json_safe};
 use crate::status::{StatusDoc, TaskEntry, TaskStatus};
+use crate::untrusted::{escaped_lines, json_safe};
 
 /// One task as `orch status --json` and `orch next --json` print it (the contract: `id`, `kind`,
 /// `phase`, `description`, `status`, `dependencies`; the rest is extra).

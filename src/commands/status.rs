@@ -49,7 +49,10 @@ pub(crate) fn run(
                     path.display(),
                     b.display()
                 )),
-                None => crate::commands::output::eprintln_safe(&format!("created `{}` from the plan", path.display())),
+                None => crate::commands::output::eprintln_safe(&format!(
+                    "created `{}` from the plan",
+                    path.display()
+                )),
             }
         }
     }
@@ -254,7 +257,10 @@ fn render(
     } else {
         serde_json::to_string_pretty(&v)
     };
-    Ok(text.unwrap_or_else(|_| "null".into()))
+    // Nothing raw that JSON's own escaping leaves (C1 and bidi controls of an agent's words).
+    Ok(crate::untrusted::json_safe(
+        text.unwrap_or_else(|_| "null".into()),
+    ))
 }
 
 fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {

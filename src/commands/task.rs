@@ -236,9 +236,8 @@ fn run_one_plan(
     let path = status_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| m.state_path(name));
-    let bytes =
-        crate::untrusted::read::whole(&entry.abs_file, crate::untrusted::read::PLAN)
-            .map_err(|e| CliError::invalid(crate::plan::read_error(&entry.file, e)))?;
+    let bytes = crate::untrusted::read::whole(&entry.abs_file, crate::untrusted::read::PLAN)
+        .map_err(|e| CliError::invalid(crate::plan::read_error(&entry.file, e)))?;
     let digest = status::plan_digest(&bytes);
     let apply = |doc: &mut status::StatusDoc| -> Result<Option<TransitionOutcome>, StatusError> {
         if doc.entry(&args.id).is_none() {

@@ -200,10 +200,13 @@ fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {
         }
         return Ok(());
     }
-    // A FIFO, a socket or a device is not copied: opening one would wait (a FIFO) or act
-    // on it (a device).
-    if !meta.is_file() {
-        return Ok(());
+    // A FIFO, a socket or a device is not copied (opening one would wait, or act on it):
+    // the copy fails naming it.
+    if let Some(kind) = crate::untrusted::read::kind_of(&meta) {
+        return Err(copy_error(std::io::Error::other(format!(
+            "`{}` is {kind}, not a regular file: orch does not copy it",
+            from.display()
+        ))));
     }
     fs::copy(from, to).map_err(copy_error)?;
     Ok(())

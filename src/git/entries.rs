@@ -131,15 +131,18 @@ pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: O
                 .and_then(|c| c.tree())
                 .is_ok_and(|tree| only_checkout_files(repo, &tree, path, Path::new("")));
     }
-    let Some(points_at) = crate::untrusted::read::small_text(&dot_git).ok().and_then(|text| {
-        let line = text
-            .lines()
-            .next()?
-            .strip_prefix("gitdir:")?
-            .trim()
-            .to_string();
-        Some(path.join(line))
-    }) else {
+    let Some(points_at) = crate::untrusted::read::small_text(&dot_git)
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .next()?
+                .strip_prefix("gitdir:")?
+                .trim()
+                .to_string();
+            Some(path.join(line))
+        })
+    else {
         return false;
     };
     if canonical(&points_at) != canonical(own_admin)
@@ -188,7 +191,8 @@ fn only_checkout_files(repo: &Repository, tree: &git2::Tree, root: &Path, rel: &
                 Err(_) => return false,
             }
         } else if meta.is_file() {
-            match crate::untrusted::read::whole(&root.join(&rel), crate::untrusted::read::WORK_FILE) {
+            match crate::untrusted::read::whole(&root.join(&rel), crate::untrusted::read::WORK_FILE)
+            {
                 Ok(bytes) => bytes,
                 Err(_) => return false,
             }

@@ -73,7 +73,8 @@ const HELD_BY: &str = "orch-task";
 /// Whether the slot `entry` is held by the task of `branch`: its HEAD or orch's mark says so.
 pub(super) fn holds(entry: &super::entries::Entry, branch: &str) -> bool {
     entry.head.as_deref() == Some(&*format!("refs/heads/{branch}"))
-        || crate::untrusted::read::small_text(&entry.admin.join(HELD_BY)).is_ok_and(|b| b.trim() == branch)
+        || crate::untrusted::read::small_text(&entry.admin.join(HELD_BY))
+            .is_ok_and(|b| b.trim() == branch)
 }
 
 /// Marks the slot at `admin` as held by `branch`'s task ([`HELD_BY`]).
@@ -217,12 +218,13 @@ fn pool_trees_in(
         .filter(|e| !e.prunable())
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
-            let marked = crate::untrusted::read::small_text(&e.admin.join(HELD_BY)).is_ok_and(|b| {
-                b.trim().starts_with(&prefix["refs/heads/".len()..])
-                    && repo
-                        .find_reference(&format!("refs/heads/{}", b.trim()))
-                        .is_ok()
-            });
+            let marked =
+                crate::untrusted::read::small_text(&e.admin.join(HELD_BY)).is_ok_and(|b| {
+                    b.trim().starts_with(&prefix["refs/heads/".len()..])
+                        && repo
+                            .find_reference(&format!("refs/heads/{}", b.trim()))
+                            .is_ok()
+                });
             let held = marked || e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
             let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
             Some((n, made, held))
@@ -289,7 +291,8 @@ fn take_clean_mark(admin: &Path) -> bool {
         return false;
     };
     token == process_token()
-        && crate::untrusted::read::small_text(&admin.join("HEAD")).is_ok_and(|head| head.trim() == at)
+        && crate::untrusted::read::small_text(&admin.join("HEAD"))
+            .is_ok_and(|head| head.trim() == at)
 }
 
 /// Removes the free slots of `plan`'s pool (directory and entry), leaving those a task holds.

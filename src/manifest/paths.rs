@@ -59,7 +59,10 @@ pub(super) fn check_plan_file(
         return;
     }
     if let Some(kind) = crate::untrusted::read::kind_of(&meta) {
-        r.error(span, format!("plan file `{value}` is {kind}, not a regular file"));
+        r.error(
+            span,
+            format!("plan file `{value}` is {kind}, not a regular file"),
+        );
         return;
     }
     // A symlink must not lead out of the repository either.

@@ -14,8 +14,8 @@ pub(crate) use check::check_clause;
 
 pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
-pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
 pub(crate) use parse::read_error;
+pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
 
 #[cfg(test)]
 mod tests;

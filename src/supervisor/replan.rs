@@ -13,9 +13,9 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::diagnostic::Diagnostic;
 use crate::manifest::ManifestError;
-use crate::untrusted::read;
 use crate::plan::PlanReadError;
 use crate::prompt::{PLAN_FILE, TASK_FILE};
+use crate::untrusted::read;
 use crate::watch::{Names, hint_for};
 use crate::workspace::{self, Selection, Workspace};
 
@@ -247,9 +247,7 @@ pub(crate) fn load_candidate(manifest_path: &Path) -> Result<Workspace, Invalid>
             PlanReadError::Read { path, .. }
             | PlanReadError::Refused { path, .. }
             | PlanReadError::NotUtf8 { path, .. },
-        ) => {
-            absolute(path)
-        }
+        ) => absolute(path),
         None => absolute(manifest_path),
     };
     let mut error = failed.to_string();

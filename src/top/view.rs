@@ -123,9 +123,9 @@ pub(crate) fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>)
     } else if let Some((name, lines)) = &ui.plan_detail {
         let body_lines: Vec<Line<'static>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
         f.render_widget(
-            paragraph(body_lines).block(Block::default().borders(Borders::TOP).title(
-                format!(" {name}: tasks not finished, and what they wait for "),
-            )),
+            paragraph(body_lines).block(Block::default().borders(Borders::TOP).title(format!(
+                " {name}: tasks not finished, and what they wait for "
+            ))),
             body,
         );
     } else {

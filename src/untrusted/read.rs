@@ -319,11 +319,7 @@ fn open_beneath(root: &Path, rel: &Path) -> Result<(File, u64), ReadError> {
     }
     let dir = File::open(root).map_err(|e| io_error(root, e))?;
     let how = OpenHow::new()
-        .flags(
-            OFlag::O_RDONLY
-                | OFlag::O_CLOEXEC
-                | OFlag::from_bits_truncate(FLAGS),
-        )
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::from_bits_truncate(FLAGS))
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     match nix::fcntl::openat2(&dir, rel, how) {
         Ok(fd) => regular(&path, File::from(fd)),
@@ -362,7 +358,11 @@ mod tests {
         std::fs::write(&file, "# P\n").expect("write");
         assert_eq!(whole(&file, PLAN).expect("read"), b"# P\n");
         assert_eq!(optional(&d.join("none"), PLAN).expect("read"), None);
-        assert!(whole(&d.join("none"), PLAN).expect_err("missing").is_missing());
+        assert!(
+            whole(&d.join("none"), PLAN)
+                .expect_err("missing")
+                .is_missing()
+        );
 
         let link = d.join("link.md");
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
@@ -393,7 +393,10 @@ mod tests {
         );
         assert!(tail(&pipe, 0, 10).is_err() && head(&pipe, 10).is_err());
         let e = whole(d, PLAN).expect_err("a directory");
-        assert!(e.to_string().contains("is a directory, not a regular file"), "{e}");
+        assert!(
+            e.to_string().contains("is a directory, not a regular file"),
+            "{e}"
+        );
         let e = whole(Path::new("/dev/zero"), PLAN).expect_err("a device");
         assert!(e.to_string().contains("is a character device"), "{e}");
 
@@ -442,10 +445,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("etc")).expect("symlink");
         for rel in ["out/secret.md", "up/secret.md", "etc/passwd"] {
             let e = whole_beneath(&root, Path::new(rel), PLAN).expect_err(rel);
-            assert!(
-                matches!(e, ReadError::Outside { .. }),
-                "{rel}: {e} ({e:?})"
-            );
+            assert!(matches!(e, ReadError::Outside { .. }), "{rel}: {e} ({e:?})");
             assert!(e.to_string().contains(rel), "{e}");
         }
         std::os::unix::fs::symlink("/etc/passwd", root.join("docs/plans/q.md")).expect("link");

@@ -137,7 +137,10 @@ mod tests {
         let v = serde_json::json!({"cause": "\u{1b}[2J\u{9b}31m\u{202e}x\u{2028}é"});
         let text = json_safe(serde_json::to_string(&v).expect("json"));
         assert!(!text.contains(is_unsafe), "{text}");
-        assert!(text.contains("\\u009b") && text.contains("\\u202e"), "{text}");
+        assert!(
+            text.contains("\\u009b") && text.contains("\\u202e"),
+            "{text}"
+        );
         let back: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(back, v);
     }

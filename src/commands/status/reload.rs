@@ -14,8 +14,7 @@ pub(super) fn last_reload(state_dir: &Path) -> Option<Value> {
     let rotated = format!("{EVENTS_FILE}.1");
     for name in [EVENTS_FILE, rotated.as_str()] {
         // The log's last MAX_BYTES at most (it is rotated past that size).
-        let Ok((_, bytes)) =
-            crate::untrusted::read::tail(&state_dir.join(name), 0, MAX_BYTES)
+        let Ok((_, bytes)) = crate::untrusted::read::tail(&state_dir.join(name), 0, MAX_BYTES)
         else {
             continue;
         };

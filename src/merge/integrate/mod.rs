@@ -19,9 +19,9 @@ pub(crate) use trial::TrialOutcome;
 use super::order::{OrderItem, merge_order};
 use super::{MergeError, Verify};
 use crate::error::CliResult;
-use crate::untrusted::read;
 use crate::git::{MergeRepo, Oid};
 use crate::manifest::Manifest;
+use crate::untrusted::read;
 
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
