@@ -219,7 +219,7 @@ fn a_prompt_template_that_is_not_a_regular_file_is_refused_by_name() {
     let repo = repo();
     repo.write("docs/plans/p.md", PLAN);
     repo.write("plans.toml", &manifest("templates = \"orch/templates\""));
-    repo.write("orch/templates/plan.md", "Plan {{ plan_name }}\n");
+    repo.write("orch/templates/plan.md", "Plan {{ plan }}\n");
     repo.commit_all("plans");
     let at = repo.root().join("orch/templates/task.md");
     for plant in &plants {
@@ -241,7 +241,7 @@ fn a_prompt_template_that_is_not_a_regular_file_is_refused_by_name() {
     let elsewhere = repo.outside("templates");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     std::fs::write(elsewhere.join("task.md"), "Do {{ task_id }}\n").expect("write");
-    std::fs::write(elsewhere.join("plan.md"), "Plan {{ plan_name }}\n").expect("write");
+    std::fs::write(elsewhere.join("plan.md"), "Plan {{ plan }}\n").expect("write");
     clear(&repo.root().join("orch/templates"));
     std::os::unix::fs::symlink(&elsewhere, repo.root().join("orch/templates")).expect("link");
     let (code, out, err) = repo.run(&["check"]);
