@@ -35,7 +35,7 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
     for line in checked.preset_rules() {
-        crate::commands::output::eprintln_safe(&format!("{line}"));
+        crate::commands::output::eprintln_safe(&line);
     }
     for note in checked.notes() {
         crate::commands::output::eprintln_safe(&format!("note: {note}"));
