@@ -246,9 +246,14 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
         .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input is fine.
-        let _ = stdin.write_all(line.as_bytes());
-        let _ = stdin.write_all(b"\n");
+        // A command that does not read its input is fine; one that does not read a line longer
+        // than the pipe holds (an agent's long cause) must not hold this thread past the
+        // deadline: the line is written beside, and the write ends when the command does.
+        let line = line.to_string();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(line.as_bytes());
+            let _ = stdin.write_all(b"\n");
+        });
     }
     let deadline = Instant::now() + timeout;
     let status = loop {
