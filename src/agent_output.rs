@@ -21,7 +21,6 @@
 //! - opencode, `run --format json`, Qwen Code, `--output-format stream-json` and GitHub Copilot
 //!   CLI, `--output-format json`, with their usage file: see [`clients`].
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -265,15 +264,10 @@ impl AgentOutput {
 /// Reads the output of the last attempt in `log` (what follows the last `=== orch: attempt N
 /// started` line) and parses it; an unreadable log gives an empty output.
 pub(crate) fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
-    let Ok(mut f) = std::fs::File::open(log) else {
+    // The log is where an unconfined agent can put a link or a FIFO: read as untrusted.
+    let Ok((_, bytes)) = crate::untrusted::read::tail(log, 0, READ_LIMIT) else {
         return AgentOutput::default();
     };
-    let len = f.metadata().map_or(0, |m| m.len());
-    let from = len.saturating_sub(READ_LIMIT);
-    let mut bytes = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
-        return AgentOutput::default();
-    }
     let text = String::from_utf8_lossy(&bytes);
     // The last attempt header (other orch lines, such as a batch job's id, may follow it).
     let start = text

@@ -43,13 +43,18 @@ pub(crate) fn chosen() -> When {
     }
 }
 
+/// Whether `stream` is a terminal (where a spinner or a bar may be drawn).
+pub(crate) fn is_terminal(stream: Stream) -> bool {
+    match stream {
+        Stream::Stdout => std::io::stdout().is_terminal(),
+        Stream::Stderr => std::io::stderr().is_terminal(),
+    }
+}
+
 /// Whether to colour what is written to `stream`, by [`decide`] on this process's choice and
 /// environment.
 pub(crate) fn enabled(stream: Stream) -> bool {
-    let terminal = match stream {
-        Stream::Stdout => std::io::stdout().is_terminal(),
-        Stream::Stderr => std::io::stderr().is_terminal(),
-    };
+    let terminal = is_terminal(stream);
     decide(
         chosen(),
         set("NO_COLOR"),

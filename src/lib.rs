@@ -30,5 +30,6 @@ pub mod simulate;
 pub mod status;
 pub(crate) mod supervisor;
 pub mod top;
+pub(crate) mod untrusted;
 pub(crate) mod watch;
 pub mod workspace;

@@ -6,7 +6,7 @@
 //! removes ([`remove_links`]) and anything else refuses ([`refuse_symlinked_parent`]).
 //!
 //! A symlink at such a path is never orch's: orch makes none there. Refusing names the path, so
-//! a person can see what was planted.
+//! a person can see what was planted. Reads of such files are [`crate::untrusted::read`]'s.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -74,32 +74,6 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .open(path)
         .map_err(|e| refused(path, e))?;
     f.write_all(bytes)
-}
-
-/// Opens `path` for reading without following a symlink at it, and without waiting on a FIFO
-/// planted there (`O_NOFOLLOW | O_NONBLOCK`): for files an agent can replace.
-pub(crate) fn open_untrusted(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-}
-
-/// The first `limit` bytes of the regular file `path`, opened with [`open_untrusted`];
-/// `Ok(None)` when there is none. A link, a FIFO or another special file is an error.
-pub(crate) fn read_regular(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let file = match open_untrusted(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
 }
 
 /// An error when `path` itself is a symlink.
@@ -261,33 +235,5 @@ mod tests {
         assert_eq!(removed, [base.join("cache")]);
         assert!(outside.join("sub").is_dir(), "removed beyond the link");
         assert!(base.join("a/b").is_dir());
-    }
-
-    /// The one reader of files an agent can replace: a missing file is none, a link (to a real
-    /// file) and a FIFO (which would block a plain read forever) are refused without waiting,
-    /// and a large file is read only up to the limit.
-    #[test]
-    fn read_regular_reads_a_regular_file_only_and_at_most_the_limit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("report.json");
-        std::fs::write(&file, vec![b'x'; 10_000]).expect("write");
-        assert_eq!(
-            read_regular(&file, 100).expect("read").expect("exists"),
-            vec![b'x'; 100]
-        );
-        assert_eq!(
-            read_regular(&dir.path().join("none"), 100).expect("read"),
-            None
-        );
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&file, &link).expect("symlink");
-        assert!(read_regular(&link, 100).is_err(), "a link is refused");
-        let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
-        assert!(read_regular(&fifo, 100).is_err(), "a FIFO is refused");
-        assert!(
-            read_regular(dir.path(), 100).is_err(),
-            "a directory is refused"
-        );
     }
 }

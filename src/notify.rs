@@ -123,11 +123,16 @@ impl Notifier {
     }
 
     /// Queues `line` (the event `name` as `--json` prints it) for every hook that asked for
-    /// `name`. Never blocks; after [`finish`](Self::finish) does nothing.
+    /// `name`. Never blocks; after [`finish`](Self::finish) does nothing. The line is sent as
+    /// `orch up --json` prints it: the characters JSON leaves raw (C1 controls such as `U+009B`,
+    /// bidi overrides) escaped too, so that a hook which shows it (a chat message, a desktop
+    /// notification, a terminal) shows an agent's words as text.
     pub(crate) fn send(&self, name: &str, line: &str) {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
+        let line = crate::untrusted::json_safe(line.to_string());
+        let line = line.as_str();
         let Ok(queues) = self.queues.lock() else {
             return;
         };
@@ -242,9 +247,14 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
         .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input is fine.
-        let _ = stdin.write_all(line.as_bytes());
-        let _ = stdin.write_all(b"\n");
+        // A command that does not read its input is fine; one that does not read a line longer
+        // than the pipe holds (an agent's long cause) must not hold this thread past the
+        // deadline: the line is written beside, and the write ends when the command does.
+        let line = line.to_string();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(line.as_bytes());
+            let _ = stdin.write_all(b"\n");
+        });
     }
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -269,8 +279,8 @@ fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Re
         return Ok(());
     }
     let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
+    if let Some(err) = child.stderr.take() {
+        let _ = err.take(64 << 10).read_to_string(&mut stderr);
     }
     let tail = stderr
         .trim()

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::untrusted::read;
+
 /// The first port given out.
 pub(crate) const FIRST_PORT: u32 = 42_000;
 /// The last port a block may hold.
@@ -41,7 +43,7 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     lock.lock()
         .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
     let path = state_dir.join("ports.json");
-    let mut blocks: BTreeMap<String, Block> = std::fs::read(&path)
+    let mut blocks: BTreeMap<String, Block> = read::whole(&path, read::STATE)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();

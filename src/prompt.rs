@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::untrusted::read;
+
 /// The built-in `task.md`.
 pub(crate) const TASK_TEMPLATE: &str = include_str!("../templates/task.md");
 /// The built-in `plan.md`.
@@ -177,17 +179,25 @@ impl Templates {
     pub(crate) fn load(root: &Path, dir: &Path) -> Result<Templates, PromptError> {
         let one = |file: &'static str, builtin: &str| -> Result<Source, PromptError> {
             let shown = dir.join(file);
-            let path = root.join(&shown);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(Source {
+            // A template is configuration a landed branch may have written: a link at it (or
+            // one on the way out of the repository), a FIFO or a huge file is refused by name.
+            let read = read::optional_beneath(root, &shown, read::TEMPLATE)
+                .map_err(io::Error::from)
+                .and_then(|b| {
+                    b.map(|b| {
+                        String::from_utf8(b)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                    })
+                    .transpose()
+                });
+            match read {
+                Ok(Some(text)) => Ok(Source {
                     text,
                     name: shown.display().to_string(),
                     origin: Origin::File(shown),
                     file,
                 }),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    Ok(Source::embedded(file, builtin))
-                }
+                Ok(None) => Ok(Source::embedded(file, builtin)),
                 Err(source) => Err(PromptError::Read {
                     path: shown,
                     source,

@@ -282,7 +282,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
         std::env::current_dir().map_err(|e| anyhow!("cannot read the current directory: {e}"))?;
     let manifest_path = match &sel.manifest {
         Some(p) => {
-            if !p.is_file() {
+            if std::fs::symlink_metadata(p).is_err() {
                 return Err(CliError::invalid(anyhow!(
                     "manifest `{}` does not exist",
                     p.display()
@@ -423,7 +423,9 @@ pub(crate) fn load_manifest(path: &Path) -> CliResult<Manifest> {
     manifest::load(path).map_err(|e| {
         let code = match e {
             manifest::ManifestError::Read { .. } => exit::FAILURE,
-            manifest::ManifestError::Invalid { .. } => exit::INVALID,
+            manifest::ManifestError::Invalid { .. } | manifest::ManifestError::Refused { .. } => {
+                exit::INVALID
+            }
         };
         CliError::new(code, e)
     })
@@ -542,7 +544,7 @@ fn main_root_above(path: &Path) -> Option<PathBuf> {
     let dir = path.ancestors().skip(1).find(|d| d.join(".git").exists())?;
     let dot_git = dir.join(".git");
     if dot_git.is_file()
-        && let Ok(text) = std::fs::read_to_string(&dot_git)
+        && let Ok(text) = crate::untrusted::read::small_text(&dot_git)
         && let Some(gitdir) = text.lines().find_map(|l| l.strip_prefix("gitdir:"))
     {
         let gitdir = dir.join(gitdir.trim());

@@ -461,3 +461,110 @@ fn git_is_spawned_only_by_the_git_runner() {
         offenders.join("\n")
     );
 }
+
+/// The lines of orch's own code (unit tests and comments left out) of each `.rs` file under
+/// `src/` that contain one of `patterns`, as `path:line: text`, except in the files of `allowed`
+/// (paths relative to `src/`).
+fn code_lines_with(patterns: &[&str], allowed: &[&str]) -> Vec<String> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "no sources found under {}", src.display());
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("inside").to_path_buf();
+        let shown = rel.display().to_string();
+        if allowed.contains(&shown.as_str())
+            || rel.components().any(|c| c.as_os_str() == "tests")
+            || rel.file_name().is_some_and(|n| n == "tests.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or(&text);
+        for (i, line) in code.lines().enumerate() {
+            let l = line.trim();
+            if !l.starts_with("//") && patterns.iter().any(|p| l.contains(p)) {
+                found.push(format!("{shown}:{}: {l}", i + 1));
+            }
+        }
+    }
+    found
+}
+
+/// What orch prints goes through the writers that show an agent's words escaped
+/// (`commands/output.rs`: `println_safe`, `eprintln_safe`, `print_json`), so that text of any
+/// origin is escaped whether its caller thought of it or not. A `println!`, an `eprintln!` or a
+/// write to `stdout()`/`stderr()` anywhere else fails here; the files allowed each escape
+/// what they print themselves, or print only orch's own words:
+/// - `cli/mod.rs`: the `error:` lines (escaped there) and clap's help;
+/// - `cli/generate.rs`: completions and the man page (from the clap definition);
+/// - `supervisor/progress.rs`: `orch up`'s lines (escaped in `write_line`);
+/// - `commands/status/watch.rs`: `status --watch`'s screens (escaped in `Screen::show`);
+/// - `commands/logs.rs`: a log, escaped or, with `--raw`, as written;
+/// - `top/mod.rs`: the terminal `orch top` draws on (its paragraphs escape, `top/view.rs`);
+/// - `color.rs`: whether a stream is a terminal;
+/// - `commands/demo.rs`, `merge/interrupt.rs`: fixed sentences;
+/// - `process/wrapper.rs`: an agent's own output relayed into its log (not a terminal), and a
+///   setup keeper's report to `orch up` on its stdout.
+#[test]
+fn what_orch_prints_goes_through_the_escaping_writers() {
+    let found = code_lines_with(
+        &[
+            "println!(",
+            "print!(",
+            "stdout()",
+            "stderr()",
+            "io::stdout",
+            "io::stderr",
+        ],
+        &[
+            "commands/output.rs",
+            "cli/mod.rs",
+            "cli/generate.rs",
+            "supervisor/progress.rs",
+            "commands/status/watch.rs",
+            "commands/logs.rs",
+            "top/mod.rs",
+            "color.rs",
+            "commands/demo.rs",
+            "merge/interrupt.rs",
+            "process/wrapper.rs",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "printed outside the escaping writers (use println_safe / eprintln_safe):\n{}",
+        found.join("\n")
+    );
+}
+
+/// Files are read through `untrusted/read.rs` (no link followed, regular files only, never
+/// waiting on a FIFO, a limit per kind of file): a `std::fs::read`, `read_to_string` or
+/// `File::open` anywhere else fails here. Allowed: `/proc` (`process.rs`, `executor/mod.rs`:
+/// the kernel's files), `supervisor/client_state.rs` (your own client state, which may be a
+/// link you made, copied for a confined attempt: special files are skipped there),
+/// `status/store.rs` (opens the state directory itself to sync it), `commands/demo.rs` (the
+/// demo's own files).
+#[test]
+fn files_are_read_by_the_bounded_reader() {
+    let found = code_lines_with(
+        &["fs::read(", "fs::read_to_string(", "File::open("],
+        &[
+            "untrusted/read.rs",
+            "process.rs",
+            "executor/mod.rs",
+            "supervisor/client_state.rs",
+            "status/store.rs",
+            "commands/demo.rs",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "files read outside untrusted::read:\n{}",
+        found.join("\n")
+    );
+}

@@ -35,6 +35,7 @@ const LAYERS: &[&str] = &[
     "diagnostic",
     "duration",
     "links",
+    "untrusted",
     "exit",
 ];
 

@@ -535,6 +535,12 @@ pub(super) enum Command {
         /// with TASK one object with the log's `text`. Example: `orch logs auth --json`.
         #[arg(long)]
         json: bool,
+        /// Print the log's bytes as the agent wrote them. Without it, control characters other
+        /// than newline and tab (terminal escape sequences, colours included, a carriage
+        /// return) are shown escaped (`\u{1b}`), so that an agent's output cannot drive your
+        /// terminal. Example: `orch logs auth 2.3 --raw | less -R`.
+        #[arg(long, requires = "task", conflicts_with_all = ["json", "path"])]
+        raw: bool,
         /// The manifest to use instead of the `plans.toml` found by walking up from the
         /// current directory. Example: `--manifest ../repo/plans.toml`.
         #[arg(long, short = 'm', value_name = "PATH")]

@@ -168,6 +168,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             task,
             path,
             json,
+            raw,
             manifest,
             attempt,
         } => commands::logs::run(&commands::logs::LogsArgs {
@@ -176,6 +177,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             task,
             path,
             json,
+            raw,
             attempt,
         }),
         Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {

@@ -73,13 +73,30 @@ fn diagnostics() {
         .try_init();
 }
 
+/// The `error:`, `caused by:` and `hint:` lines; what they say may quote an agent (a cause, a
+/// file name), so it is shown with control characters escaped.
 fn report(e: &CliError) {
+    use crate::untrusted::escaped_lines;
     let on = color::enabled(Stream::Stderr);
-    eprintln!("{} {}", color::paint(on, "31", "error:"), e.error);
+    let error = e.error.to_string();
+    eprintln!(
+        "{} {}",
+        color::paint(on, "31", "error:"),
+        escaped_lines(&error)
+    );
     for cause in e.error.chain().skip(1) {
-        eprintln!("{} {cause}", color::paint(on, "33", "caused by:"));
+        let cause = cause.to_string();
+        eprintln!(
+            "{} {}",
+            color::paint(on, "33", "caused by:"),
+            escaped_lines(&cause)
+        );
     }
     if let Some(hint) = &e.hint {
-        eprintln!("{} {hint}", color::paint(on, "36", "hint:"));
+        eprintln!(
+            "{} {}",
+            color::paint(on, "36", "hint:"),
+            escaped_lines(hint)
+        );
     }
 }

@@ -119,7 +119,7 @@ fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&
             cp.join(" → ")
         ));
     }
-    write_all_stdout(report.as_bytes());
+    write_all_stdout(crate::untrusted::escaped_lines(&report).as_bytes());
     let verdict = if errors == 0 { "ok" } else { "invalid" };
     eprintln_safe(&format!(
         "{verdict}: {errors} error(s), {warnings} warning(s)"

@@ -7,7 +7,6 @@
 //! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use chrono::Utc;
@@ -141,15 +140,20 @@ fn lock_error(e: LockError) -> CliError {
 /// Fails (exit 4) if a supervisor holds the lock; creates nothing.
 fn check_unlocked(state_dir: &Path) -> CliResult<()> {
     let path = state_dir.join("supervisor.lock");
-    let file = match OpenOptions::new().read(true).write(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(lock_error(LockError::Open { path, source })),
+    let file = match crate::untrusted::read::open(&path) {
+        Ok((f, _)) => f,
+        Err(e) if e.is_missing() => return Ok(()),
+        Err(e) => {
+            return Err(lock_error(LockError::Open {
+                path,
+                source: e.into(),
+            }));
+        }
     };
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path)
+            let holder = crate::untrusted::read::small_text(&path)
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             Err(lock_error(LockError::Held { path, holder }))

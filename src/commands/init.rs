@@ -125,10 +125,11 @@ fn current_branch(dir: &Path) -> Option<String> {
 
 /// Appends [`GITIGNORE_ENTRY`] unless the file already ignores `.orch`; returns what it did.
 fn update_gitignore(path: &Path) -> CliResult<String> {
-    let existing = match std::fs::read_to_string(path) {
+    // Tracked, so possibly landed from an agent's branch: read as untrusted.
+    let existing = match crate::untrusted::read::text(path, crate::untrusted::read::MANIFEST) {
         Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display()))?,
+        Err(e) if e.is_missing() => None,
+        Err(e) => Err(anyhow::anyhow!(e))?,
     };
     let ignored = existing.as_deref().is_some_and(|text| {
         text.lines()

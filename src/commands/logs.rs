@@ -11,6 +11,7 @@ use serde_json::json;
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::{self, Manifest, PlanEntry};
+use crate::untrusted::read;
 
 /// The logs that are not a task's.
 const PLAN_LOGS: [&str; 2] = ["plan", "setup"];
@@ -23,6 +24,8 @@ pub(crate) struct LogsArgs {
     /// Print only the path.
     pub(crate) path: bool,
     pub(crate) json: bool,
+    /// The bytes as written, control characters and all.
+    pub(crate) raw: bool,
     /// Best of N: the log of this attempt of the task (`<task>.a<K>.log`).
     pub(crate) attempt: Option<u32>,
 }
@@ -171,7 +174,8 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     let known = safe && (PLAN_LOGS.contains(&name) || plan_has_task(entry, name));
     let path = dir.join(format!("{name}.log"));
-    let exists = safe && path.is_file();
+    // Anything there (a link or a FIFO too, which the read then refuses by name).
+    let exists = safe && std::fs::symlink_metadata(&path).is_ok();
     if !known && !exists {
         let hint = match task_ids(entry) {
             Some(ids) if !ids.is_empty() => format!(
@@ -218,24 +222,77 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
             entry.name, entry.name
         )));
     }
-    let bytes =
-        std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    // An agent (unconfined) can put a link or a FIFO where its log goes: read as untrusted.
+    let unreadable = |e: read::ReadError| CliError::new(exit::FAILURE, anyhow!(e));
     if args.json {
-        let meta = std::fs::metadata(&path).ok();
+        let (from, bytes) = read::tail(&path, 0, JSON_MAX).map_err(unreadable)?;
+        let meta = std::fs::symlink_metadata(&path).ok();
         print_json(&json!({
             "plan": entry.name,
             "name": name,
             "path": path,
-            "size": bytes.len(),
+            "size": from + bytes.len() as u64,
             "modified": meta.and_then(|m| m.modified().ok()).map(rfc3339),
             "text": String::from_utf8_lossy(&bytes),
+            "truncated": from > 0,
         }));
         return Ok(exit::OK);
     }
+    let (file, _) = read::open(&path).map_err(unreadable)?;
     // A closed pipe (`orch logs auth 1.1 | head`) is not an error.
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&bytes).and_then(|()| out.flush());
-    Ok(exit::OK)
+    let copied = if args.raw {
+        std::io::copy(&mut &file, &mut out).map(drop)
+    } else {
+        copy_escaped(&file, &mut out)
+    };
+    match copied.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(
+            exit::FAILURE,
+            anyhow!("cannot read `{}`: {e}", path.display()),
+        )),
+        _ => Ok(exit::OK),
+    }
+}
+
+/// What `orch logs --json` puts in `text` at most: the log's last 64 MiB.
+const JSON_MAX: u64 = 64 << 20;
+
+/// Copies `from` to `out` as text with its control characters but newline and tab shown
+/// escaped ([`crate::untrusted::escaped_lines`]; bytes that are not UTF-8 as `U+FFFD`), a
+/// chunk at a time: any size of log in bounded memory, a character cut by a chunk's end kept
+/// for the next.
+fn copy_escaped(
+    mut from: impl std::io::Read,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut kept = 0;
+    loop {
+        let n = match from.read(&mut buf[kept..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = kept + n;
+        // At the end of the input, a cut character is shown as it is (lossy).
+        let upto = if n == 0 {
+            end
+        } else {
+            match std::str::from_utf8(&buf[..end]) {
+                Ok(_) => end,
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => end,
+            }
+        };
+        let text = String::from_utf8_lossy(&buf[..upto]);
+        out.write_all(crate::untrusted::escaped_lines(&text).as_bytes())?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.copy_within(upto..end, 0);
+        kept = end - upto;
+    }
 }
 
 /// `orch logs PLAN TASK --attempt K`: the name of attempt `k`'s log of a best-of-N task.
@@ -328,6 +385,22 @@ fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Escape sequences, a carriage return, a backspace and a C1 CSI are shown escaped, even
+    /// when a chunk's end cuts one of them or a multi-byte character in two; newlines, tabs and
+    /// other text are kept.
+    #[test]
+    fn a_log_is_copied_with_its_control_characters_escaped() {
+        let mut log = "ok\tcolumn\n\u{1b}[2J\u{1b}]52;c;eA==\u{7}done\rfailed\u{8}\u{9b}31m é\n"
+            .repeat(5000)
+            .into_bytes();
+        log.extend_from_slice(b"\xff end");
+        let mut out = Vec::new();
+        copy_escaped(&log[..], &mut out).expect("copy");
+        let out = String::from_utf8(out).expect("utf-8");
+        let line = "ok\tcolumn\n\\u{1b}[2J\\u{1b}]52;c;eA==\\u{7}done\\rfailed\\u{8}\\u{9b}31m é\n";
+        assert_eq!(out, format!("{}\u{fffd} end", line.repeat(5000)));
+    }
 
     #[test]
     fn sizes_read_like_ls_h() {

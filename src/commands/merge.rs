@@ -83,7 +83,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
                 println_safe(&format!("  {}", step_line(s, false)));
             }
         },
-        &mut |w| eprintln!("warning: {w}"),
+        &mut |w| crate::commands::output::eprintln_safe(&format!("warning: {w}")),
     );
     let after = run.target_tip()?;
     let interrupted = matches!(result, Ok(true));
@@ -111,7 +111,6 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
 /// a spinner on stderr with the time so far (a real test suite takes minutes per plan).
 fn verify_lines() -> merge::verify::Announce {
     use merge::verify::{Verdict, VerifyNote};
-    use std::io::IsTerminal as _;
     let spinner: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
     merge::verify::Announce::to(move |note| {
         let mut shown = spinner
@@ -122,7 +121,7 @@ fn verify_lines() -> merge::verify::Announce {
                 println_safe(&format!(
                     "  {plan}: verifying `{command}` (its output: `orch logs {plan} merge-verify`)"
                 ));
-                if std::io::stderr().is_terminal() {
+                if crate::color::is_terminal(crate::color::Stream::Stderr) {
                     let bar = indicatif::ProgressBar::new_spinner();
                     if let Ok(style) =
                         indicatif::ProgressStyle::with_template("  {spinner} {msg} {elapsed}")

@@ -1,9 +1,14 @@
-//! The JSON shapes orch prints (its own view, not the status file) and small text helpers.
+//! The JSON shapes orch prints (its own view, not the status file) and small text helpers, and
+//! the writers the commands print with: every text line goes out with its control characters
+//! but newline and tab shown escaped, every JSON document with the characters JSON leaves raw
+//! escaped too ([`crate::untrusted`]), whatever the text came from: an agent's cause, a task
+//! of a landed plan file, a name, a path.
 
 use serde_json::{Value, json};
 
 use crate::plan::{Plan, Task};
 use crate::status::{StatusDoc, TaskEntry, TaskStatus};
+use crate::untrusted::{escaped_lines, json_safe};
 
 /// One task as `orch status --json` and `orch next --json` print it (the contract: `id`, `kind`,
 /// `phase`, `description`, `status`, `dependencies`; the rest is extra).
@@ -84,30 +89,34 @@ pub(crate) fn summary_json(doc: &StatusDoc) -> Value {
     })
 }
 
-/// Prints JSON to stdout (pretty), ignoring a closed pipe.
+/// Prints JSON to stdout (pretty), ignoring a closed pipe; no control, bidi or line separator
+/// character raw in it ([`json_safe`]).
 pub(crate) fn print_json(v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
-    println_safe(&text);
+    write_all_stdout(format!("{}\n", json_safe(text)).as_bytes());
 }
 
 /// `println!` that does not panic when stdout is a closed pipe (`orch status | head`), and
-/// writes everything even to a non-blocking pipe that is full (see [`write_all_stdout`]).
+/// writes everything even to a non-blocking pipe that is full (see [`write_all_stdout`]);
+/// control characters but newline and tab shown escaped ([`escaped_lines`]).
 pub(crate) fn println_safe(text: &str) {
-    write_all_stdout(format!("{text}\n").as_bytes());
+    write_all_stdout(format!("{}\n", escaped_lines(text)).as_bytes());
 }
 
-/// Writes all of `bytes` to stdout and flushes. A non-blocking stdout (some agent runtimes
+/// Writes all of `bytes` to stdout and flushes, as they are: for text that is escaped already
+/// (a JSON document of [`print_json`], a report built of lines of [`escaped_lines`]). A non-blocking stdout (some agent runtimes
 /// hand their children one) that is full is waited out instead of losing the rest, which
 /// `println!` would; a reader that went away ends the output quietly.
 pub(crate) fn write_all_stdout(bytes: &[u8]) {
     write_all_to(&mut std::io::stdout().lock(), bytes);
 }
 
-/// `eprintln!` that neither panics nor loses text on a full non-blocking or closed stderr.
+/// `eprintln!` that neither panics nor loses text on a full non-blocking or closed stderr;
+/// control characters but newline and tab shown escaped ([`escaped_lines`]).
 pub(crate) fn eprintln_safe(text: &str) {
     write_all_to(
         &mut std::io::stderr().lock(),
-        format!("{text}\n").as_bytes(),
+        format!("{}\n", escaped_lines(text)).as_bytes(),
     );
 }
 

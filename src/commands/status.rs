@@ -44,12 +44,15 @@ pub(crate) fn run(
             let (_, backup) =
                 status::rebuild(path, &p.plan, &p.rel_path, &p.name).map_err(status_error)?;
             match backup {
-                Some(b) => eprintln!(
+                Some(b) => crate::commands::output::eprintln_safe(&format!(
                     "rebuilt `{}` from the plan; the old file is kept as `{}`",
                     path.display(),
                     b.display()
-                ),
-                None => eprintln!("created `{}` from the plan", path.display()),
+                )),
+                None => crate::commands::output::eprintln_safe(&format!(
+                    "created `{}` from the plan",
+                    path.display()
+                )),
             }
         }
     }
@@ -254,7 +257,10 @@ fn render(
     } else {
         serde_json::to_string_pretty(&v)
     };
-    Ok(text.unwrap_or_else(|_| "null".into()))
+    // Nothing raw that JSON's own escaping leaves (C1 and bidi controls of an agent's words).
+    Ok(crate::untrusted::json_safe(
+        text.unwrap_or_else(|_| "null".into()),
+    ))
 }
 
 fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
@@ -318,7 +324,8 @@ fn plan_usage(doc: &StatusDoc) -> Usage {
 /// `<state_dir>/sandbox.json`, written by the last `orch up` (`supervisor::sandbox::record`).
 fn sandbox_record(p: &LoadedPlan) -> Option<Value> {
     let state_dir = p.status_path.parent()?.parent()?;
-    let text = std::fs::read(state_dir.join(crate::supervisor::sandbox::RECORD)).ok()?;
+    let record = state_dir.join(crate::supervisor::sandbox::RECORD);
+    let text = crate::untrusted::read::whole(&record, crate::untrusted::read::STATE).ok()?;
     serde_json::from_slice(&text).ok()
 }
 

@@ -76,9 +76,9 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         })
         .map_err(status_error)?;
     for (id, st) in &report.removed {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
-        );
+        ));
     }
     print_outcome(&lp.name, &path, &outcome, args.json);
     Ok(exit::OK)
@@ -236,12 +236,8 @@ fn run_one_plan(
     let path = status_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| m.state_path(name));
-    let bytes = std::fs::read(&entry.abs_file).map_err(|e| {
-        CliError::invalid(anyhow!(
-            "cannot read plan file `{}`: {e}",
-            entry.file.display()
-        ))
-    })?;
+    let bytes = crate::untrusted::read::whole(&entry.abs_file, crate::untrusted::read::PLAN)
+        .map_err(|e| CliError::invalid(crate::plan::read_error(&entry.file, e)))?;
     let digest = status::plan_digest(&bytes);
     let apply = |doc: &mut status::StatusDoc| -> Result<Option<TransitionOutcome>, StatusError> {
         if doc.entry(&args.id).is_none() {
@@ -287,9 +283,9 @@ fn run_one_plan(
         })
         .map_err(status_error)?;
     for (id, st) in &report.removed {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "note: task `{id}` is no longer in the plan; its recorded status `{st}` was dropped"
-        );
+        ));
     }
     let outcome = outcome.ok_or_else(unknown)?;
     print_outcome(name, &path, &outcome, args.json);

@@ -121,11 +121,11 @@ pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliR
                     ),
                 ));
             }
-            eprintln!(
+            crate::commands::output::eprintln_safe(&format!(
                 "note: the report of task `{}` is handed to `orch up` (`{}`), which has not applied it yet",
                 args.id,
                 dir.display()
-            );
+            ));
             return Ok(Some(exit::OK));
         }
         std::thread::sleep(pause);
@@ -161,7 +161,7 @@ fn finish(answer: Answer, args: &TaskArgs) -> CliResult<u8> {
 /// that pid means nothing. When the lock cannot be asked (the file unreadable), the supervisor
 /// is taken to run: the report stays for it rather than be written around it.
 fn supervisor_runs(state_dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(state_dir.join("supervisor.lock")) else {
+    let Ok((file, _)) = crate::untrusted::read::open(&state_dir.join("supervisor.lock")) else {
         return false;
     };
     // Locked by `orch up` (`WouldBlock`) or not to be asked (`Error`): it runs.

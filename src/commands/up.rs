@@ -35,26 +35,26 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
     for line in checked.preset_rules() {
-        eprintln!("{line}");
+        crate::commands::output::eprintln_safe(&line);
     }
     for note in checked.notes() {
-        eprintln!("note: {note}");
+        crate::commands::output::eprintln_safe(&format!("note: {note}"));
     }
     let (_, unconfined) = checked.sandbox();
     if !unconfined.is_empty() {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "warning: this kernel cannot confine agents (no Landlock): the agents of {} run unconfined (`sandbox = \"on\"` refuses to run them so)",
             unconfined.join(", ")
-        );
+        ));
     }
     let abi = checked.sandbox_abi();
     let left_out = crate::sandbox::uncontrolled(abi);
     if !left_out.is_empty() {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "note: this kernel's Landlock is ABI {abi} (orch uses up to {}): confined agents can still {}",
             crate::sandbox::ABI_NEWEST,
             left_out.join(", ")
-        );
+        ));
     }
     let out = Output::start(&checked, &manifest, args.json, &ws);
     // The forecast at the start, from the history (issue 38), told against the end at the end.
@@ -68,9 +68,9 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     // Descendants left by an agent whose wrapper died first are re-parented to orch, which ends
     // them with their attempt (`process::end_session`) and at the end of the run.
     if let Err(e) = crate::process::become_subreaper() {
-        eprintln!(
+        crate::commands::output::eprintln_safe(&format!(
             "warning: cannot make orch up a subreaper ({e}): what agents leave running in the background is not ended with them"
-        );
+        ));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -153,16 +153,11 @@ impl History {
 /// without following a link; `None` when it does not exist.
 fn read_tail(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    let mut file = match crate::links::open_untrusted(path) {
+    let (mut file, len) = match crate::untrusted::read::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.is_missing() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let len = meta.len();
     let mut bytes = Vec::new();
     if len > MAX_READ {
         file.seek(SeekFrom::Start(len - MAX_READ))?;
@@ -274,17 +269,10 @@ impl Writer {
 /// `s` safe to print on a terminal: control characters (an escape sequence's `ESC`, a carriage
 /// return) written as escapes (`\u{1b}`), at most `max` characters (`…` after).
 pub(crate) fn shown(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    let cut = s.char_indices().nth(max).map(|(i, _)| i);
+    let mut out = crate::untrusted::escaped(&s[..cut.unwrap_or(s.len())]).into_owned();
+    if cut.is_some() {
+        out.push('…');
     }
     out
 }

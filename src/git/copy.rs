@@ -24,7 +24,10 @@ pub(super) fn copy_list(repo_root: &Path, copy: &[PathBuf]) -> Result<Vec<PathBu
         );
     }
     let include = repo_root.join(WORKTREE_INCLUDE);
-    match fs::read_to_string(&include) {
+    // Tracked, so possibly landed from an agent's branch: read as untrusted.
+    match crate::untrusted::read::text(&include, crate::untrusted::read::MANIFEST)
+        .map_err(std::io::Error::from)
+    {
         Ok(text) => {
             for line in text.lines() {
                 let line = line.trim();
@@ -196,6 +199,14 @@ fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {
             copy_recursive(&item.path(), &target)?;
         }
         return Ok(());
+    }
+    // A FIFO, a socket or a device is not copied (opening one would wait, or act on it):
+    // the copy fails naming it.
+    if let Some(kind) = crate::untrusted::read::kind_of(&meta) {
+        return Err(copy_error(std::io::Error::other(format!(
+            "`{}` is {kind}, not a regular file: orch does not copy it",
+            from.display()
+        ))));
     }
     fs::copy(from, to).map_err(copy_error)?;
     Ok(())

@@ -57,7 +57,7 @@ pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
         // must read as "no gitdir" (a leftover of an interrupted add), not as the entry's own
         // directory (found by the crash harness: the entry looked live, its worktree
         // `.git/worktrees`).
-        let gitdir = fs::read_to_string(admin.join("gitdir"))
+        let gitdir = crate::untrusted::read::small_text(&admin.join("gitdir"))
             .ok()
             .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
             .filter(|s| !s.trim().is_empty())
@@ -76,7 +76,7 @@ pub(super) fn read_entries(common: &Path) -> Result<Vec<Entry>, GitError> {
 
 /// The `HEAD` file of a git dir: the ref it points at, or the oid when detached.
 pub(super) fn head_of_dir(git_dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let text = crate::untrusted::read::small_text(&git_dir.join("HEAD")).ok()?;
     let text = text.trim();
     Some(
         text.strip_prefix("ref:")
@@ -89,7 +89,7 @@ pub(super) fn head_of_dir(git_dir: &Path) -> Option<String> {
 /// `git worktree add` holds while it adds (reason `initializing`; orch runs git with `LC_ALL=C`)
 /// does not count: one left behind is an add killed half way.
 pub(super) fn held_lock(admin: &Path) -> bool {
-    match fs::read_to_string(admin.join("locked")) {
+    match crate::untrusted::read::small_text(&admin.join("locked")) {
         Ok(reason) => reason.trim() != "initializing",
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
@@ -131,15 +131,18 @@ pub(super) fn half_made(repo: &Repository, path: &Path, own_admin: &Path, tip: O
                 .and_then(|c| c.tree())
                 .is_ok_and(|tree| only_checkout_files(repo, &tree, path, Path::new("")));
     }
-    let Some(points_at) = fs::read_to_string(&dot_git).ok().and_then(|text| {
-        let line = text
-            .lines()
-            .next()?
-            .strip_prefix("gitdir:")?
-            .trim()
-            .to_string();
-        Some(path.join(line))
-    }) else {
+    let Some(points_at) = crate::untrusted::read::small_text(&dot_git)
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .next()?
+                .strip_prefix("gitdir:")?
+                .trim()
+                .to_string();
+            Some(path.join(line))
+        })
+    else {
         return false;
     };
     if canonical(&points_at) != canonical(own_admin)
@@ -188,7 +191,8 @@ fn only_checkout_files(repo: &Repository, tree: &git2::Tree, root: &Path, rel: &
                 Err(_) => return false,
             }
         } else if meta.is_file() {
-            match fs::read(root.join(&rel)) {
+            match crate::untrusted::read::whole(&root.join(&rel), crate::untrusted::read::WORK_FILE)
+            {
                 Ok(bytes) => bytes,
                 Err(_) => return false,
             }

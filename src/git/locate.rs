@@ -168,7 +168,7 @@ fn put(path: &Path, text: &str) -> Result<(), GitError> {
     };
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => {
-            if std::fs::read(path).is_ok_and(|b| b == text.as_bytes()) {
+            if crate::untrusted::read::small_text(path).is_ok_and(|b| b == text) {
                 return Ok(());
             }
         }
@@ -206,7 +206,10 @@ fn tidy_worktree_config(path: &Path) -> Result<(), GitError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(error(e)),
     }
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // At most a git admin file's size: a larger one is not orch's, nothing of it is kept.
+    let Ok(text) = crate::untrusted::read::small_text(path) else {
+        return std::fs::remove_file(path).map_err(error);
+    };
     let mut kept: Vec<(String, String)> = Vec::new();
     let mut foreign = false;
     match git2::Config::open(path).and_then(|c| {

@@ -311,7 +311,8 @@ fn holds_tree(
         let cut_short = match (result_id, std::fs::symlink_metadata(&on_disk)) {
             (Some(id), Ok(m)) if m.is_file() => {
                 let blob = repo.find_blob(id)?;
-                std::fs::read(&on_disk).is_ok_and(|bytes| blob.content().starts_with(&bytes))
+                crate::untrusted::read::whole(&on_disk, crate::untrusted::read::WORK_FILE)
+                    .is_ok_and(|bytes| blob.content().starts_with(&bytes))
             }
             _ => false,
         };

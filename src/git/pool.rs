@@ -73,7 +73,8 @@ const HELD_BY: &str = "orch-task";
 /// Whether the slot `entry` is held by the task of `branch`: its HEAD or orch's mark says so.
 pub(super) fn holds(entry: &super::entries::Entry, branch: &str) -> bool {
     entry.head.as_deref() == Some(&*format!("refs/heads/{branch}"))
-        || std::fs::read_to_string(entry.admin.join(HELD_BY)).is_ok_and(|b| b.trim() == branch)
+        || crate::untrusted::read::small_text(&entry.admin.join(HELD_BY))
+            .is_ok_and(|b| b.trim() == branch)
 }
 
 /// Marks the slot at `admin` as held by `branch`'s task ([`HELD_BY`]).
@@ -217,12 +218,13 @@ fn pool_trees_in(
         .filter(|e| !e.prunable())
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
-            let marked = std::fs::read_to_string(e.admin.join(HELD_BY)).is_ok_and(|b| {
-                b.trim().starts_with(&prefix["refs/heads/".len()..])
-                    && repo
-                        .find_reference(&format!("refs/heads/{}", b.trim()))
-                        .is_ok()
-            });
+            let marked =
+                crate::untrusted::read::small_text(&e.admin.join(HELD_BY)).is_ok_and(|b| {
+                    b.trim().starts_with(&prefix["refs/heads/".len()..])
+                        && repo
+                            .find_reference(&format!("refs/heads/{}", b.trim()))
+                            .is_ok()
+                });
             let held = marked || e.head.as_deref().is_some_and(|h| h.starts_with(&prefix));
             let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
             Some((n, made, held))
@@ -278,7 +280,7 @@ pub(super) fn free_slot(path: &Path, tip: git2::Oid, clean: bool) -> Result<(), 
 /// one to check).
 fn take_clean_mark(admin: &Path) -> bool {
     let mark = admin.join(CLEAN_MARK);
-    let Ok(text) = std::fs::read_to_string(&mark) else {
+    let Ok(text) = crate::untrusted::read::small_text(&mark) else {
         return false;
     };
     if std::fs::remove_file(&mark).is_err() {
@@ -289,7 +291,8 @@ fn take_clean_mark(admin: &Path) -> bool {
         return false;
     };
     token == process_token()
-        && std::fs::read_to_string(admin.join("HEAD")).is_ok_and(|head| head.trim() == at)
+        && crate::untrusted::read::small_text(&admin.join("HEAD"))
+            .is_ok_and(|head| head.trim() == at)
 }
 
 /// Removes the free slots of `plan`'s pool (directory and entry), leaving those a task holds.

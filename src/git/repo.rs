@@ -211,10 +211,10 @@ pub(crate) fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<()
         path: path.clone(),
         source,
     };
-    let existing = match std::fs::read_to_string(&path) {
+    let existing = match crate::untrusted::read::text(&path, crate::untrusted::read::STATE) {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(exclude_error(e)),
+        Err(e) if e.is_missing() => String::new(),
+        Err(e) => return Err(exclude_error(e.into())),
     };
     let present: HashSet<&str> = existing.lines().map(str::trim).collect();
     let mut added = HashSet::new();

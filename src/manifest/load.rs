@@ -11,6 +11,7 @@ use super::read::read;
 use super::targets::check_cycles;
 use super::validate::validate;
 use crate::diagnostic::{Diagnostic, line_col};
+use crate::untrusted::read;
 
 /// The manifest's file name.
 pub(crate) const MANIFEST_NAME: &str = "plans.toml";
@@ -20,6 +21,14 @@ pub(crate) const MANIFEST_NAME: &str = "plans.toml";
 pub enum ManifestError {
     #[error("cannot read manifest `{}`: {source}", path.display())]
     Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something orch does not read is at the manifest's place: a symbolic link, a FIFO or
+    /// another special file, a file larger than [`read::MANIFEST`]. Invalid input (exit 2).
+    #[error("manifest `{}` not read: {source}", path.display())]
+    Refused {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -36,7 +45,7 @@ impl ManifestError {
     /// The problems found, empty for a read error.
     pub(crate) fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            Self::Read { .. } => &[],
+            Self::Read { .. } | Self::Refused { .. } => &[],
             Self::Invalid { diagnostics, .. } => diagnostics,
         }
     }
@@ -97,13 +106,15 @@ fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<String> {
     })
 }
 
-/// Walks up from `start` looking for `plans.toml`, like cargo does for `Cargo.toml`.
+/// Walks up from `start` looking for `plans.toml`, like cargo does for `Cargo.toml`. Anything
+/// there but a directory is the manifest (a link or a FIFO too, which [`load`] then refuses
+/// by name): the walk never goes past it to a manifest further up.
 pub(crate) fn find_manifest(start: &Path) -> Option<PathBuf> {
     let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
     start
         .ancestors()
         .map(|dir| dir.join(MANIFEST_NAME))
-        .find(|candidate| candidate.is_file())
+        .find(|candidate| std::fs::symlink_metadata(candidate).is_ok_and(|m| !m.is_dir()))
 }
 
 /// Reads and validates the manifest at `path`. Every problem found is reported: syntax errors
@@ -113,9 +124,21 @@ pub(crate) fn find_manifest(start: &Path) -> Option<PathBuf> {
 /// plans ([`check_cycles`]). Dependency targets inside plan files are checked by
 /// [`check_targets`](super::check_targets) once the plans are parsed.
 pub(crate) fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
-        path: path.to_path_buf(),
-        source,
+    // A symlink, a FIFO or a huge file at the manifest's place (where a landed branch may
+    // have put it) is refused by name, never followed, waited on or read whole.
+    let bytes = read::whole(path, read::MANIFEST).map_err(|e| match e {
+        read::ReadError::Io { source, .. } => ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        read::ReadError::Missing { .. } => ManifestError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
+        },
+        e => ManifestError::Refused {
+            path: path.to_path_buf(),
+            source: e.into(),
+        },
     })?;
     // Not UTF-8 is invalid input (exit 2) with its place, like a plan file, not a read failure.
     let text = String::from_utf8(bytes).map_err(|e| {

@@ -43,12 +43,26 @@ pub(super) fn check_plan_file(
         return;
     };
     let abs = root.join(&rel);
-    if !abs.exists() {
+    let Ok(meta) = std::fs::symlink_metadata(&abs) else {
         r.error(span, format!("plan file `{value}` does not exist"));
         return;
+    };
+    // A plan file is configuration a later run trusts, and may have been landed from an
+    // agent's branch: a link there is never followed (to `/etc/passwd`, to a file outside, or
+    // to another plan), and a FIFO or device is never opened.
+    if meta.file_type().is_symlink() {
+        r.error_hint(
+            span,
+            format!("plan file `{value}` is a symbolic link, which orch does not follow"),
+            "commit the plan file itself at that path, or name the file the link points to",
+        );
+        return;
     }
-    if !abs.is_file() {
-        r.error(span, format!("plan file `{value}` is not a file"));
+    if let Some(kind) = crate::untrusted::read::kind_of(&meta) {
+        r.error(
+            span,
+            format!("plan file `{value}` is {kind}, not a regular file"),
+        );
         return;
     }
     // A symlink must not lead out of the repository either.

@@ -200,7 +200,12 @@ impl<'a> PrRun<'a> {
         let p = &self.infos[i];
         let (base, deps) = self.base_of(i)?;
         let body = self.body(i, &deps);
-        let title = format!("{}: {}", p.name(), self.ws.plans[p.index].plan.title.trim());
+        // The plan's title is a landed plan file's text: one line, control characters escaped.
+        let title = format!(
+            "{}: {}",
+            p.name(),
+            crate::untrusted::Shown(self.ws.plans[p.index].plan.title.trim())
+        );
         let mut commands = Vec::new();
         let push = |branch: &str| {
             let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
@@ -341,7 +346,7 @@ impl<'a> PrRun<'a> {
         let mut out = format!(
             "Plan `{}` (`{}`), branch `{}`, opened by `orch pr`.\n\n",
             p.name(),
-            lp.rel_path,
+            markdown(&lp.rel_path),
             p.branch()
         );
         out.push_str("## Depends on\n\n");
@@ -349,7 +354,7 @@ impl<'a> PrRun<'a> {
             out.push_str("No other plan.\n");
         }
         for (name, how) in deps {
-            out.push_str(&format!("- `{name}`: {how}\n"));
+            out.push_str(&format!("- `{name}`: {}\n", markdown(how)));
         }
         out.push_str("\n## Tasks\n\n");
         for t in &doc.tasks {
@@ -364,7 +369,7 @@ impl<'a> PrRun<'a> {
         if let Some(verify) = &self.manifest.defaults.verify {
             out.push_str(&format!(
                 "- `{}` runs on the merge result before `{}` moves (`orch merge`)\n",
-                super::verify::shown(verify),
+                markdown(&super::verify::shown(verify)),
                 self.target
             ));
             any = true;
@@ -437,7 +442,11 @@ fn entry_line(t: &crate::status::TaskEntry) -> String {
         TaskStatus::Skipped => "[-]",
         _ => "[ ]",
     };
-    let mut line = format!("{mark} {} {}", t.id, t.description.trim());
+    let mut line = format!(
+        "{mark} {} {}",
+        markdown(&t.id),
+        markdown(t.description.trim())
+    );
     if let Some(c) = &t.commit {
         line.push_str(&format!(" ({})", short(c)));
     }
@@ -446,11 +455,23 @@ fn entry_line(t: &crate::status::TaskEntry) -> String {
             " (skipped{})",
             t.skip_reason
                 .as_deref()
-                .map(|r| format!(": {r}"))
+                .map(|r| format!(": {}", markdown(r)))
                 .unwrap_or_default()
         ));
     }
     line
+}
+
+/// Text of a plan file or an agent (a task's text, a skip reason) as it goes into a pull
+/// request's body: on one line with its control characters shown escaped
+/// ([`crate::untrusted::escaped`]), and `<`, `>` and `&` written as entities, so that it cannot
+/// open an HTML comment that hides the rest of the body, a `<details>`, or a tag of its own.
+/// Markdown of the text itself (`code`, *emphasis*) still renders.
+fn markdown(text: &str) -> String {
+    crate::untrusted::escaped(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn write_body(path: &Path, body: &str) -> std::io::Result<()> {

@@ -14,6 +14,7 @@ pub(crate) use check::check_clause;
 
 pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
+pub(crate) use parse::read_error;
 pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
 
 #[cfg(test)]

@@ -156,7 +156,8 @@ pub(crate) fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std:
 /// Reads `path` without following a symbolic link (nor opening a FIFO or device: only a
 /// regular file is read); `Ok(None)` when there is none. At most 1 MiB is read.
 pub(crate) fn read_nofollow(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    crate::links::read_regular(path, 1 << 20)
+    crate::untrusted::read::optional(path, crate::untrusted::read::REPORT)
+        .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
+
+use crate::untrusted::read;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,16 +122,17 @@ fn parse_known(
     Ok((doc, false))
 }
 
-/// A status file's bytes; `None` when it does not exist.
+/// A status file's bytes; `None` when it does not exist. An unconfined agent can write the
+/// state directory: a link, a FIFO or a file past [`read::STATUS`] there is an error naming it
+/// (exit 3), never followed, waited on or read whole.
 pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StatusError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StatusError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    read::optional(path, read::STATUS).map_err(|e| StatusError::Read {
+        path: path.to_path_buf(),
+        source: match e {
+            read::ReadError::Io { source, .. } => source,
+            e => e.into(),
+        },
+    })
 }
 
 /// Reads a document from a status file's bytes, with the checks of [`load`].

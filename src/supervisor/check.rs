@@ -249,16 +249,12 @@ fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<PathBuf> {
         .map(|_| super::sandbox::tmp_dir(pc.name(), what, 0))
 }
 
-/// The last `max` bytes at most of file `path` after byte `from`.
+/// The last `max` bytes at most of the log `path` after byte `from` (read as untrusted: no
+/// link followed, no FIFO waited on).
 pub(super) fn tail_bytes(path: &Path, from: u64, max: u64) -> Option<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let end = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(from.max(end.saturating_sub(max))))
-        .ok()?;
-    let mut buf = Vec::new();
-    f.take(max).read_to_end(&mut buf).ok()?;
-    Some(buf)
+    crate::untrusted::read::tail(path, from, max)
+        .ok()
+        .map(|(_, b)| b)
 }
 
 fn lines(tail: &str) -> String {

@@ -65,6 +65,15 @@ impl SupervisorLock {
             .open(&path)
             .map_err(|e| crate::links::refused(&path, e))
             .map_err(open_err)?;
+        // A FIFO or a device planted at the lock's name is never read (a read would wait).
+        if let Ok(m) = file.metadata()
+            && let Some(kind) = crate::untrusted::read::kind_of(&m)
+        {
+            return Err(open_err(std::io::Error::other(format!(
+                "`{}` is {kind}, not a regular file (remove it)",
+                path.display()
+            ))));
+        }
         // A holder that is dead can still hold the lock for a moment: a child it was forking
         // when it was killed keeps the descriptor until its exec closes it. Wait for that.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
@@ -74,7 +83,7 @@ impl SupervisorLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut text = String::new();
                     let _ = file.seek(SeekFrom::Start(0));
-                    let _ = file.read_to_string(&mut text);
+                    let _ = (&file).take(64 << 10).read_to_string(&mut text);
                     let holder: Option<Holder> = serde_json::from_str(&text).ok();
                     // Only a holder on this host can be checked.
                     let holder_dead = holder.as_ref().is_some_and(|h| {
@@ -106,12 +115,12 @@ impl SupervisorLock {
 /// The `orch up` holding the lock of `state_dir`, if one runs (on this host: its pid is alive;
 /// on another host: it holds the lock). Takes no lock itself.
 pub(crate) fn running(state_dir: &Path) -> Option<Holder> {
-    let text = std::fs::read_to_string(state_dir.join("supervisor.lock")).ok()?;
+    let text = crate::untrusted::read::small_text(&state_dir.join("supervisor.lock")).ok()?;
     let holder: Holder = serde_json::from_str(&text).ok()?;
     if holder.host == crate::process::hostname() {
         return crate::process::process_alive(holder.pid, 0).then_some(holder);
     }
-    let file = File::open(state_dir.join("supervisor.lock")).ok()?;
+    let (file, _) = crate::untrusted::read::open(&state_dir.join("supervisor.lock")).ok()?;
     match file.try_lock_shared() {
         Err(std::fs::TryLockError::WouldBlock) => Some(holder),
         _ => None,

@@ -306,11 +306,19 @@ impl Progress {
     }
 
     /// Writes one line and flushes; in Bars mode above the bars. After a failed write (a closed
-    /// pipe) writes nothing more.
+    /// pipe) writes nothing more. Every line goes out escaped, whatever of an agent's words it
+    /// holds (a cause, a note, a task's text): control characters but newline and tab as
+    /// `\u{1b}`, or in JSON as `\u009b` where JSON itself would leave them raw.
     fn write_line(&mut self, text: &str) {
         if self.broken {
             return;
         }
+        let text = match self.mode {
+            ProgressMode::Json => crate::untrusted::json_safe(text.to_string()),
+            ProgressMode::Plain | ProgressMode::Bars => {
+                crate::untrusted::escaped_lines(text).into_owned()
+            }
+        };
         let out = &mut self.out;
         let mut write = || -> io::Result<()> {
             out.write_all(text.as_bytes())?;
@@ -374,12 +382,14 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// The message of a plan's bar: `2.1 Add login form`, or the ids when several run.
+/// The message of a plan's bar: `2.1 Add login form`, or the ids when several run; on one
+/// line, a task's text shown escaped.
 fn running_message(running: &[(String, String)]) -> String {
+    use crate::untrusted::Shown;
     match running {
         [] => "waiting".into(),
-        [(id, description)] if id.is_empty() => description.clone(),
-        [(id, description)] => format!("{id} {description}"),
+        [(id, description)] if id.is_empty() => Shown(description).to_string(),
+        [(id, description)] => format!("{} {}", Shown(id), Shown(description)),
         many => many
             .iter()
             .map(|(id, _)| id.as_str())

@@ -15,6 +15,7 @@ use crate::diagnostic::Diagnostic;
 use crate::manifest::ManifestError;
 use crate::plan::PlanReadError;
 use crate::prompt::{PLAN_FILE, TASK_FILE};
+use crate::untrusted::read;
 use crate::watch::{Names, hint_for};
 use crate::workspace::{self, Selection, Workspace};
 
@@ -138,10 +139,13 @@ pub(crate) fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
     inputs
         .iter()
         .map(|p| {
-            let digest = if p.is_dir() {
+            // Read as every configuration file is (no link followed, no FIFO waited on, at
+            // most the limit of the largest kind): what cannot be read is `None`, a change
+            // whose reload then names the file.
+            let digest = if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
                 Some(Digest::DIR)
             } else {
-                std::fs::read(p).ok().map(|bytes| Digest {
+                read::whole(p, read::PLAN).ok().map(|bytes| Digest {
                     len: bytes.len() as u64,
                     hash: crate::plan::hash_bytes(&bytes),
                 })
@@ -239,9 +243,11 @@ pub(crate) fn load_candidate(manifest_path: &Path) -> Result<Workspace, Invalid>
         return Err(invalid);
     }
     let file = match failed.error.downcast_ref::<PlanReadError>() {
-        Some(PlanReadError::Read { path, .. } | PlanReadError::NotUtf8 { path, .. }) => {
-            absolute(path)
-        }
+        Some(
+            PlanReadError::Read { path, .. }
+            | PlanReadError::Refused { path, .. }
+            | PlanReadError::NotUtf8 { path, .. },
+        ) => absolute(path),
         None => absolute(manifest_path),
     };
     let mut error = failed.to_string();

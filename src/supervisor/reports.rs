@@ -122,9 +122,14 @@ impl Effects<'_> {
                 let bytes = match read_nofollow(&report_path) {
                     Ok(Some(b)) => b,
                     Ok(None) => continue,
-                    Err(_) => {
-                        // Not a regular file (a link, a FIFO): removed, never read.
+                    Err(e) => {
+                        // Not a regular file (a link, a FIFO), or larger than a report can be:
+                        // removed, never read (nor waited on), and said.
                         let _ = std::fs::remove_file(&report_path);
+                        self.note(
+                            Some(pc.name().to_string()),
+                            format!("a report was not read and is removed: {e}"),
+                        );
                         continue;
                     }
                 };

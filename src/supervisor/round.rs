@@ -276,12 +276,7 @@ impl Round {
 /// `text` with its control characters (an agent's words may hold terminal escapes) shown
 /// escaped: what the pick's words, the events and the commit message carry.
 pub(crate) fn shown(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c.is_control() && c != '\n' {
-            true => c.escape_default().collect(),
-            false => vec![c],
-        })
-        .collect()
+    crate::untrusted::escaped_lines(text).into_owned()
 }
 
 /// What became of a losing attempt, briefly (`failed its check`, `stopped`, `lost: score 0.2`).

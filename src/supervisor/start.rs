@@ -577,7 +577,7 @@ pub(super) fn tree_record(
 /// The digest of plan file `path` (`orchPlanDigest`), when its bytes still parse to `plan`
 /// (the file may have changed since it was read).
 fn plan_digest(path: &Path, plan: &crate::plan::Plan) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::untrusted::read::whole(path, crate::untrusted::read::PLAN).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     let mut parsed = crate::plan::parse(path, text);
     // The workspace names the file (and its diagnostics) as the user wrote it.

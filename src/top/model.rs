@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::graph::{NodeState, readiness};
 use crate::status::{self, FileStamp, StatusDoc, TaskStatus};
-use crate::supervisor::event_log::EVENTS_FILE;
+use crate::supervisor::event_log::{EVENTS_FILE, MAX_BYTES as EVENTS_MAX_BYTES};
+use crate::untrusted::read;
 use crate::workspace::{Workspace, node_state};
 
 /// One plan's line.
@@ -426,26 +427,21 @@ impl Source {
     /// Reads the event log from where it stopped (from the start after a rotation; at most
     /// the last 64 KiB the first time).
     fn read_events(&mut self, path: &Path) {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(path) else {
+        let Ok(len) = std::fs::symlink_metadata(path).map(|m| m.len()) else {
             return;
         };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.events_at {
             self.events_at = 0;
         }
-        let from = if self.events_at == 0 {
-            len.saturating_sub(64 * 1024)
-        } else {
-            self.events_at
+        let first = self.events_at == 0;
+        // At most the rotation's size at once: the log never holds more.
+        let window = if first { 64 * 1024 } else { EVENTS_MAX_BYTES };
+        let Ok((from, bytes)) = read::tail(path, self.events_at, window) else {
+            return;
         };
-        if f.seek(SeekFrom::Start(from)).is_err() {
+        let Ok(text) = String::from_utf8(bytes) else {
             return;
-        }
-        let mut text = String::new();
-        if f.take(len - from).read_to_string(&mut text).is_err() {
-            return;
-        }
+        };
         // Only whole lines; a partial last line is read next time.
         let Some(end) = text.rfind('\n') else { return };
         self.events_at = from + end as u64 + 1;
@@ -470,19 +466,10 @@ pub(crate) fn last_line(path: &Path) -> String {
 
 /// The last `lines` non-empty lines of a file, reading at most its last `bytes`.
 pub(crate) fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
+    // A log is where an unconfined agent can put a link or a FIFO: read as untrusted.
+    let Ok((from, buf)) = read::tail(path, 0, bytes) else {
         return Vec::new();
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let from = len.saturating_sub(bytes);
-    if f.seek(SeekFrom::Start(from)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
     let text = String::from_utf8_lossy(&buf);
     let mut out: Vec<String> = text
         .lines()
@@ -497,14 +484,9 @@ pub(crate) fn tail(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
 
 /// The first `lines` non-empty lines of a file, reading at most its first `bytes`.
 pub(crate) fn head(path: &Path, bytes: u64, lines: usize) -> Vec<String> {
-    use std::io::Read;
-    let Ok(f) = std::fs::File::open(path) else {
+    let Ok(buf) = read::head(path, bytes) else {
         return Vec::new();
     };
-    let mut buf = Vec::new();
-    if f.take(bytes).read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
     String::from_utf8_lossy(&buf)
         .lines()
         .map(|l| l.trim_end().replace('\t', "    "))

@@ -5,10 +5,26 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::model::{PlanRow, Snapshot, TaskRow};
+
+/// A paragraph of `text` with every span shown escaped on its line
+/// ([`crate::untrusted::escaped`]): the one way text reaches the frame, so that an agent's
+/// words (a cause, a log line, a task's text, a prompt) never move the cursor or reorder the
+/// screen (ratatui drops control characters, which hides them; bidi overrides it renders).
+fn paragraph(text: impl Into<Text<'static>>) -> Paragraph<'static> {
+    let mut text: Text<'static> = text.into();
+    for line in &mut text.lines {
+        for span in &mut line.spans {
+            if let std::borrow::Cow::Owned(shown) = crate::untrusted::escaped(&span.content) {
+                span.content = shown.into();
+            }
+        }
+    }
+    Paragraph::new(text)
+}
 
 /// What the detail pane shows of the selected task.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -100,16 +116,16 @@ pub(crate) fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, now: DateTime<Utc>)
         Constraint::Length(1),
     ])
     .areas(area);
-    f.render_widget(Paragraph::new(header(s, &th)), head);
-    f.render_widget(Paragraph::new(footer(ui, &th)), foot);
+    f.render_widget(paragraph(header(s, &th)), head);
+    f.render_widget(paragraph(footer(ui, &th)), foot);
     if let Some(d) = &ui.detail {
         draw_detail(f, body, d, now, &th);
     } else if let Some((name, lines)) = &ui.plan_detail {
         let body_lines: Vec<Line<'static>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
         f.render_widget(
-            Paragraph::new(body_lines).block(Block::default().borders(Borders::TOP).title(
-                format!(" {name}: tasks not finished, and what they wait for "),
-            )),
+            paragraph(body_lines).block(Block::default().borders(Borders::TOP).title(format!(
+                " {name}: tasks not finished, and what they wait for "
+            ))),
             body,
         );
     } else {
@@ -264,7 +280,7 @@ fn draw_lists(
     }
     let scroll = sel_line.saturating_sub(height.saturating_sub(1));
     let scroll = u16::try_from(scroll).unwrap_or(0);
-    f.render_widget(Paragraph::new(lines).scroll((scroll, 0)), area);
+    f.render_widget(paragraph(lines).scroll((scroll, 0)), area);
 }
 
 fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static> {
@@ -351,12 +367,12 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
         Constraint::Length(prompt_h),
     ])
     .areas(area);
-    f.render_widget(Paragraph::new(head), h);
+    f.render_widget(paragraph(head), h);
     let log_lines = usize::from(log.height.saturating_sub(2));
     let from = d.log.len().saturating_sub(log_lines);
     let body: Vec<Line<'static>> = d.log[from..].iter().map(|l| Line::raw(l.clone())).collect();
     f.render_widget(
-        Paragraph::new(body).block(
+        paragraph(body).block(
             Block::default()
                 .borders(Borders::TOP | Borders::BOTTOM)
                 .title(format!(" log {} ", t.log.display())),
@@ -375,13 +391,13 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
         d.diff.iter().map(|l| Line::raw(l.clone())).collect()
     };
     f.render_widget(
-        Paragraph::new(body).block(Block::default().borders(Borders::BOTTOM).title(diff_title)),
+        paragraph(body).block(Block::default().borders(Borders::BOTTOM).title(diff_title)),
         diff,
     );
     if prompt_h > 0 {
         let body: Vec<Line<'static>> = d.prompt.iter().map(|l| Line::raw(l.clone())).collect();
         f.render_widget(
-            Paragraph::new(body)
+            paragraph(body)
                 .wrap(Wrap { trim: false })
                 .block(Block::default().title(format!(" prompt {} ", t.prompt.display()))),
             prompt,
@@ -409,7 +425,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, th: &Theme) {
         .collect();
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        paragraph(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
         r,
     );
 }

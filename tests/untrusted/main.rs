@@ -15,11 +15,13 @@ mod git;
 mod history;
 mod links;
 mod processes;
+mod reads;
 mod recovery;
 mod replan;
 mod reports;
 mod resolve;
 mod submodules;
+mod terminal;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
 /// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).

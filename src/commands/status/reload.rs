@@ -6,14 +6,16 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::supervisor::event_log::EVENTS_FILE;
+use crate::supervisor::event_log::{EVENTS_FILE, MAX_BYTES};
 
 /// The event as logged (`at`, `event`, then `files` and `changes`, or `file` and `errors`);
 /// `None` when the latest run has had none, or there is no event log.
 pub(super) fn last_reload(state_dir: &Path) -> Option<Value> {
     let rotated = format!("{EVENTS_FILE}.1");
     for name in [EVENTS_FILE, rotated.as_str()] {
-        let Ok(bytes) = std::fs::read(state_dir.join(name)) else {
+        // The log's last MAX_BYTES at most (it is rotated past that size).
+        let Ok((_, bytes)) = crate::untrusted::read::tail(&state_dir.join(name), 0, MAX_BYTES)
+        else {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);

@@ -69,11 +69,11 @@ pub(super) fn run(
             Ok(Wake::WatchFailed(e)) => {
                 if !watch_warned {
                     watch_warned = true;
-                    eprintln!(
+                    crate::commands::output::eprintln_safe(&format!(
                         "warning: watching the state directory failed ({e}); reading the status \
                          files every {}s",
                         RECONCILE.as_secs()
-                    );
+                    ));
                 }
                 continue;
             }
@@ -95,7 +95,7 @@ pub(super) fn run(
         let shown = match &view {
             Ok(text) => screen.show(text),
             Err(message) => {
-                eprintln!("error: {message}");
+                crate::commands::output::eprintln_safe(&format!("error: {message}"));
                 Ok(())
             }
         };
@@ -214,7 +214,13 @@ impl Screen {
             }
         }
         self.shown += 1;
-        writeln!(out, "{view}")?;
+        // Escaped as every view is (the view holds agents' causes and notes).
+        match self.format {
+            Format::Json | Format::JsonLine => {
+                writeln!(out, "{}", crate::untrusted::json_safe(view.to_string()))?;
+            }
+            _ => writeln!(out, "{}", crate::untrusted::escaped_lines(view))?,
+        }
         out.flush()
     }
 }

@@ -21,7 +21,7 @@ fn prune_gone(modules: &Path) {
         }
         // Gone: the directory its back-link is in (the checkout's) no longer exists. An entry
         // without a back-link yet is one being made (another worktree's, now): left alone.
-        let Ok(back) = std::fs::read_to_string(entry.path().join("gitdir")) else {
+        let Ok(back) = crate::untrusted::read::small_text(&entry.path().join("gitdir")) else {
             continue;
         };
         let Some(dir) = Path::new(back.trim_end()).parent() else {

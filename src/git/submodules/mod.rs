@@ -195,7 +195,7 @@ fn admin_name(worktree: &str, rel: &str) -> String {
 /// The admin dir `admin` is of orch's checkout at `sub` (its back-link names `sub/.git`),
 /// whatever is at `sub` now.
 fn made_for(admin: &Path, sub: &Path) -> bool {
-    let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+    let back = crate::untrusted::read::small_text(&admin.join("gitdir")).unwrap_or_default();
     back.trim_end() == sub.join(".git").to_string_lossy()
 }
 
@@ -208,7 +208,7 @@ fn is_ours(admin: &Path, sub: &Path) -> bool {
 /// The commit the checkout with admin dir `admin` (of `repo`) is at: a detached HEAD, or the
 /// branch it names.
 fn admin_head(repo: &Repository, admin: &Path) -> Option<Oid> {
-    let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
+    let head = crate::untrusted::read::small_text(&admin.join("HEAD")).ok()?;
     let head = head.trim();
     match head.strip_prefix("ref: ") {
         Some(refname) => repo.refname_to_id(refname).ok(),
@@ -222,7 +222,7 @@ fn put(path: &Path, text: &str) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => {
-            if std::fs::read(path).is_ok_and(|b| b == text.as_bytes()) {
+            if crate::untrusted::read::small_text(path).is_ok_and(|b| b == text) {
                 return Ok(());
             }
             std::fs::remove_file(path).map_err(fail)?;

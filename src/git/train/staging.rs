@@ -142,7 +142,8 @@ pub(crate) fn remove_named(repo_root: &Path, dir: &Path, name: &str) -> Result<b
 fn remove_leftover(path: &Path, admin: &Path) -> Result<(), String> {
     match fs::symlink_metadata(path) {
         Ok(_) => {
-            let dot_git = fs::read_to_string(path.join(".git")).unwrap_or_default();
+            let dot_git =
+                crate::untrusted::read::small_text(&path.join(".git")).unwrap_or_default();
             let points_to_admin = dot_git
                 .strip_prefix("gitdir:")
                 .map(|g| Path::new(g.trim()))

@@ -62,7 +62,7 @@ fn links_back(linked: &Repository, path: &Path) -> bool {
     if !meta.is_file() {
         return false;
     }
-    let Ok(text) = std::fs::read_to_string(path.join(".git")) else {
+    let Ok(text) = crate::untrusted::read::small_text(&path.join(".git")) else {
         return false;
     };
     let Some(dir) = text.trim().strip_prefix("gitdir:").map(str::trim) else {

@@ -207,7 +207,7 @@ fn each_error_has_its_location() {
             "[[plan]]\nname = \"x\"\nfile = \"docs\"\n".into(),
             3,
             8,
-            "is not a file",
+            "is a directory, not a regular file",
         ),
         (
             "[[plan]]\nname = \"x\"\n".into(),

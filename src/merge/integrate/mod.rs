@@ -21,6 +21,7 @@ use super::{MergeError, Verify};
 use crate::error::CliResult;
 use crate::git::{MergeRepo, Oid};
 use crate::manifest::Manifest;
+use crate::untrusted::read;
 
 /// What a test needs, read from the manifest once; sendable to a blocking thread.
 #[derive(Clone, Debug)]
@@ -309,7 +310,7 @@ impl Integrator {
 
     fn load(&mut self, state_dir: &Path) {
         self.loaded = true;
-        let Ok(bytes) = fs::read(state_dir.join(CACHE_FILE)) else {
+        let Ok(bytes) = read::whole(&state_dir.join(CACHE_FILE), read::STATE) else {
             return;
         };
         // A cache that cannot be read is only a cache.
@@ -398,6 +399,6 @@ pub(crate) fn save_last(state_dir: &Path, report: &IntegrationReport) {
 
 /// The last report saved under `state_dir`, if any.
 pub(crate) fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
-    let bytes = fs::read(state_dir.join(LAST_FILE)).ok()?;
+    let bytes = read::whole(&state_dir.join(LAST_FILE), read::STATE).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

@@ -193,9 +193,10 @@ fn spawn_and_wait(
     }
 }
 
-/// The last [`LAST_LINES`] lines of a log (lossy UTF-8); none when it cannot be read.
+/// The last [`LAST_LINES`] lines of a log (lossy UTF-8, from its last 4 MiB at most, read
+/// as untrusted); none when it cannot be read.
 fn last_lines(log: &Path) -> Vec<String> {
-    let Ok(bytes) = fs::read(log) else {
+    let Ok((_, bytes)) = crate::untrusted::read::tail(log, 0, 4 << 20) else {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&bytes);

@@ -85,8 +85,7 @@ pub(super) fn read_entry(root: &Path, rel: &str) -> Result<WorkFile, String> {
     if meta.len() > MAX_FILE {
         return Err(format!("`{rel}` is larger than {} MiB", MAX_FILE >> 20));
     }
-    let mut f =
-        crate::links::open_untrusted(&path).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    let (mut f, _) = crate::untrusted::read::open(&path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     f.by_ref()
         .take(MAX_FILE + 1)
@@ -102,9 +101,9 @@ pub(super) fn read_entry(root: &Path, rel: &str) -> Result<WorkFile, String> {
 /// link, at most 64 KiB; empty when there is none.
 pub(super) fn explanation(notes_dir: &Path) -> String {
     let path = notes_dir.join(super::EXPLANATION);
-    match crate::links::read_regular(&path, MAX_EXPLANATION) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => String::new(),
+    match crate::untrusted::read::head(&path, MAX_EXPLANATION) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::model::{Phase, PipelineStart, Plan, Task, TaskKind};
 use crate::diagnostic::Diagnostic;
+use crate::untrusted::read;
 
 mod files;
 mod lines;
@@ -33,6 +34,15 @@ pub enum PlanReadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A symbolic link, a FIFO or another special file, or a file larger than
+    /// [`read::PLAN`], at the plan file's place: refused by name, never followed, waited on or
+    /// read whole.
+    #[error("plan file `{path}` not read: {source}")]
+    Refused {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("plan file `{path}` is not valid UTF-8 (first bad byte on line {line})")]
     NotUtf8 { path: PathBuf, line: usize },
 }
@@ -44,10 +54,7 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanReadError> {
 
 /// [`parse_file`], with or without the tasks' `files` (see [`parse_with`]).
 pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> {
-    let bytes = std::fs::read(path).map_err(|source| PlanReadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read::whole(path, read::PLAN).map_err(|e| read_error(path, e))?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(parse_with(path, text, files)),
         Err(e) => {
@@ -58,6 +65,22 @@ pub fn parse_file_with(path: &Path, files: bool) -> Result<Plan, PlanReadError> 
                 line,
             })
         }
+    }
+}
+
+/// `e`, the error of reading plan file `path`, as a [`PlanReadError`].
+pub(crate) fn read_error(path: &Path, e: read::ReadError) -> PlanReadError {
+    let path = path.to_path_buf();
+    match e {
+        read::ReadError::Io { source, .. } => PlanReadError::Read { path, source },
+        read::ReadError::Missing { .. } => PlanReadError::Read {
+            path,
+            source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
+        },
+        e => PlanReadError::Refused {
+            path,
+            source: e.into(),
+        },
     }
 }
 

@@ -44,9 +44,8 @@ impl Effects<'_> {
             return None;
         }
         tracing::debug!(plan = %lp.name, path = %lp.status_path.display(), "status file changed: re-read");
-        let bytes = match std::fs::read(&lp.status_path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let bytes = match crate::status::read_file(&lp.status_path) {
+            Ok(b) => b,
             Err(e) => {
                 self.cannot_read(p, &e);
                 return None;

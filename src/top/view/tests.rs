@@ -243,3 +243,49 @@ fn the_forecast_is_in_the_header_the_plan_rows_and_a_slow_task_is_marked() {
         "a slow task stands out"
     );
 }
+
+/// An agent's words (a task's text, its last line, its failure's cause, an event, the lines of
+/// its log in the detail pane) holding terminal controls are drawn as visible escapes, on the
+/// main screen and in the detail pane: no cell holds a control, a bidi override or a line
+/// separator, and what the words said is there to read.
+#[test]
+fn an_agents_control_characters_are_drawn_escaped() {
+    let hostile = "\u{1b}[2J\u{1b}]52;c;eA==\u{7}\rX\u{8}\u{9b}31m\u{202e}txt";
+    let shown = "\\u{1b}[2J\\u{1b}]52;c;eA==\\u{7}\\rX\\u{8}\\u{9b}31m\\u{202e}txt";
+    let mut s = snapshot();
+    s.running[0].description = format!("D{hostile}");
+    s.running[0].last_line = format!("L{hostile}");
+    s.failures[0].error = Some(format!("C{hostile}"));
+    s.events.push(format!("10:00:00 note E{hostile}"));
+    let cell_unsafe = |text: &str| {
+        text.chars().any(|c| c.is_control() && c != '\n') || text.contains(['\u{202e}', '\u{2028}'])
+    };
+
+    let (text, _) = render(&s, &Ui::default(), 200, 30);
+    assert!(!cell_unsafe(&text), "{text:?}");
+    for prefix in ["L", "C", "E"] {
+        assert!(
+            text.contains(&format!("{prefix}{shown}")),
+            "{prefix}: {text}"
+        );
+    }
+
+    let ui = Ui {
+        detail: Some(Detail {
+            task: s.running[0].clone(),
+            log: vec![format!("G{hostile}"), "plain line".into()],
+            diff: vec![format!("F{hostile}")],
+            prompt: vec![format!("P{hostile}")],
+        }),
+        ..Ui::default()
+    };
+    let (text, _) = render(&s, &ui, 200, 30);
+    assert!(!cell_unsafe(&text), "{text:?}");
+    for prefix in ["D", "G", "F"] {
+        assert!(
+            text.contains(&format!("{prefix}{shown}")),
+            "{prefix}: {text}"
+        );
+    }
+    assert!(text.contains("plain line"), "{text}");
+}

@@ -1,0 +1,11 @@
+//! What orch takes in from places an agent or a landed branch could have shaped, and what it
+//! shows of it: the one bounded reader of such files ([`read`]: no link followed, regular files
+//! only, never waiting on a FIFO or a device, never more than a limit per kind of file), and the
+//! one way such text reaches a terminal ([`text`]: control characters shown escaped).
+//!
+//! Writes that never follow a link are [`crate::links`]'.
+
+pub(crate) mod read;
+pub(crate) mod text;
+
+pub(crate) use text::{Shown, escaped, escaped_lines, json_safe};

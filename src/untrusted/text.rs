@@ -1,0 +1,165 @@
+//! Text that came from an agent or a landed branch, as orch shows it: its control characters
+//! escaped, so that it never drives the terminal (clears the screen, sets the title, writes
+//! the clipboard with OSC 52, moves the cursor, overwrites a line with a carriage return or a
+//! backspace) and never reorders what is around it.
+//!
+//! Escaped: every control character (C0, DEL and the C1 range, `U+009B` included, which some
+//! terminals take as a CSI), the bidirectional overrides and isolates (`U+202A`-`U+202E`,
+//! `U+2066`-`U+2069`, the marks `U+200E`, `U+200F`, `U+061C`) and the line and paragraph
+//! separators (`U+2028`, `U+2029`). Each is written as Rust writes it in a string: `\u{1b}`,
+//! `\r`, `\u{202e}`. Everything else, non-ASCII letters included, is kept.
+//!
+//! The commands' writers of text (`commands::output::println_safe`, `eprintln_safe`, the
+//! `error:` lines, `orch up`'s progress, `orch top`'s frame) pass what they print through
+//! [`escaped_lines`], so text of any origin is escaped there whether its caller thought of it
+//! or not; [`Shown`] and [`escaped`] are for one line of it (where a newline would break the
+//! layout), [`json_safe`] for JSON (whose own escaping leaves C1 and bidi characters raw).
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Whether `c` is shown escaped (see the module's list).
+pub(crate) fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control() {
+        out.extend(c.escape_default());
+    } else {
+        out.extend(c.escape_unicode());
+    }
+}
+
+/// Whether the UTF-8 `bytes` may hold a character of the module's list (newline and tab
+/// aside when `lines`): a byte below space or DEL, or the first byte of a C1 control (`0xC2`),
+/// of a bidi control or separator (`0xE2`) or of `U+061C` (`0xD8`). A byte loop the compiler
+/// vectorises, so that the common text (a 5 MB `status --json`) costs one pass and no copy.
+fn may_hold_unsafe(bytes: &[u8], lines: bool) -> bool {
+    bytes.iter().fold(false, |any, &b| {
+        let kept = lines && (b == b'\n' || b == b'\t');
+        any | ((b < 0x20) & !kept) | (b == 0x7f) | (b == 0xc2) | (b == 0xe2) | (b == 0xd8)
+    })
+}
+
+fn escape_with(s: &str, lines: bool) -> Cow<'_, str> {
+    if !may_hold_unsafe(s.as_bytes(), lines) {
+        return Cow::Borrowed(s);
+    }
+    let unsafe_at = |c: char| is_unsafe(c) && !(lines && (c == '\n' || c == '\t'));
+    let Some(first) = s.find(unsafe_at) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 8);
+    out.push_str(&s[..first]);
+    for c in s[first..].chars() {
+        if unsafe_at(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `s` on one line: every character of the module's list escaped, newlines and tabs too.
+pub(crate) fn escaped(s: &str) -> Cow<'_, str> {
+    escape_with(s, false)
+}
+
+/// `s` as lines: newlines and tabs kept, every other character of the module's list escaped.
+pub(crate) fn escaped_lines(s: &str) -> Cow<'_, str> {
+    escape_with(s, true)
+}
+
+/// Untrusted text whose `Display` is [`escaped`]: `format!("{}", Shown(&cause))`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escaped(self.0))
+    }
+}
+
+/// JSON text (as serde_json writes it) with the characters of the module's list that JSON
+/// leaves raw (C1 controls, bidi controls, line separators; C0 ones are escaped already)
+/// written as `\uXXXX` escapes: the same JSON value, safe to print. Such characters can only
+/// be inside strings, where the escape means the same character.
+pub(crate) fn json_safe(json: String) -> String {
+    if !may_hold_unsafe(json.as_bytes(), true)
+        || !json.contains(|c: char| is_unsafe(c) && !c.is_ascii())
+    {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) && !c.is_ascii() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sequences a hostile text uses to drive a terminal, each shown as visible text.
+    #[test]
+    fn every_way_to_drive_a_terminal_is_shown_escaped() {
+        let cases = [
+            ("\u{1b}[2J\u{1b}[H", "\\u{1b}[2J\\u{1b}[H"), // clear the screen
+            ("\u{1b}]52;c;cm0gLXJm\u{7}", "\\u{1b}]52;c;cm0gLXJm\\u{7}"), // OSC 52 clipboard
+            ("\u{1b}]0;owned\u{1b}\\", "\\u{1b}]0;owned\\u{1b}\\"), // title, ST-terminated
+            ("a\u{1b}[3A\u{1b}[1;1H", "a\\u{1b}[3A\\u{1b}[1;1H"), // cursor moves
+            ("done\rfailed", "done\\rfailed"),
+            ("ok\u{8}\u{8}no", "ok\\u{8}\\u{8}no"),
+            ("\u{9b}2J", "\\u{9b}2J"), // C1 CSI
+            ("\u{9d}0;t\u{9c}", "\\u{9d}0;t\\u{9c}"),
+            ("\u{7f}", "\\u{7f}"),
+            ("abc\u{202e}fed\u{202c}", "abc\\u{202e}fed\\u{202c}"), // bidi override
+            ("\u{2066}x\u{2069}\u{200f}", "\\u{2066}x\\u{2069}\\u{200f}"),
+            ("line\u{2028}sep", "line\\u{2028}sep"),
+            ("two\nlines\tand tab", "two\\nlines\\tand tab"),
+            ("plain ünïcödé → ok `code`", "plain ünïcödé → ok `code`"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(escaped(raw), shown, "{raw:?}");
+            assert_eq!(Shown(raw).to_string(), shown);
+            assert!(!escaped(raw).contains(is_unsafe));
+        }
+        assert_eq!(
+            escaped_lines("a\tb\nc\u{1b}[31m\r\n"),
+            "a\tb\nc\\u{1b}[31m\\r\n"
+        );
+        assert!(matches!(escaped("clean"), Cow::Borrowed(_)));
+        assert!(matches!(escaped_lines("a\tb\nc"), Cow::Borrowed(_)));
+        assert_eq!(escaped("a\tb\nc"), "a\\tb\\nc");
+    }
+
+    #[test]
+    fn json_stays_the_same_value_with_nothing_raw() {
+        let v = serde_json::json!({"cause": "\u{1b}[2J\u{9b}31m\u{202e}x\u{2028}é"});
+        let text = json_safe(serde_json::to_string(&v).expect("json"));
+        assert!(!text.contains(is_unsafe), "{text}");
+        assert!(
+            text.contains("\\u009b") && text.contains("\\u202e"),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back, v);
+    }
+}
