@@ -39,7 +39,9 @@ pub(crate) use budget::Budget;
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 pub use load::parse_str;
 pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
-pub(crate) use model::{Defaults, DepTarget, Dependency, Manifest, MergeStrategy, PlanEntry, Warm};
+pub(crate) use model::{
+    Defaults, DepTarget, Dependency, LOG_MAX_DEFAULT, Manifest, MergeStrategy, PlanEntry, Warm,
+};
 #[cfg(test)]
 pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};

@@ -8,6 +8,9 @@ use std::time::Duration;
 use super::agents::AgentSpec;
 use super::executor::{ExecutorKind, SlurmOptions};
 
+/// The default of `log_max`: the most of one attempt's output its log keeps.
+pub(crate) const LOG_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
+
 /// The `[defaults]` table, every value filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Defaults {
@@ -107,7 +110,7 @@ impl Default for Defaults {
             grace: Duration::from_secs(10),
             backoff: Duration::from_secs(5),
             log_dir: PathBuf::from(".orch/logs"),
-            log_max: crate::process::wrapper::LOG_MAX_DEFAULT,
+            log_max: LOG_MAX_DEFAULT,
             setup: None,
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
