@@ -18,6 +18,8 @@ pub(crate) struct MergeArgs {
     /// Overrides `defaults.merge_strategy`.
     pub(crate) strategy: Option<MergeStrategy>,
     pub(crate) stop_on_failure: bool,
+    /// Lands a plan that changes what a later run trusts with no task naming the file.
+    pub(crate) allow_protected: bool,
 }
 
 pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
@@ -29,6 +31,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch merge")?;
     let json_out = args.json;
     let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?
+        .allowing_protected(args.allow_protected)
         .with_resolver(crate::supervisor::resolver::resolver(
             std::sync::Arc::new(manifest.clone()),
             std::sync::Arc::new(move |note| {
@@ -60,7 +63,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     }
 
     // Before anything moves.
-    let prepared = run.prepare(&manifest)?;
+    let prepared = run.prepare(&ws, &manifest)?;
     merge::interrupt::install();
 
     if !args.json {

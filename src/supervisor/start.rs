@@ -496,7 +496,9 @@ impl<'w> Checked<'w> {
             own_finished: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
-            guarded: manifest.guarded(&self.repo_root, Some(entry)),
+            guarded: manifest
+                .guarded(&self.repo_root, Some(entry))
+                .with_task_checks(&lp.plan),
         })
     }
 }

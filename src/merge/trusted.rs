@@ -1,0 +1,68 @@
+//! Before a plan lands: what its branch changes of what a later run trusts
+//! ([`crate::manifest::Guarded`]: `plans.toml`, the plan files, the prompt templates,
+//! `.gitmodules`, the clients' settings, the program and script of every command line). A change
+//! that no task of the plan names is left to a person (`orch merge --allow-protected` after a
+//! review); a symbolic link at one of those paths, or at a directory above one, is never landed.
+
+use super::run::MergeRun;
+use crate::manifest::Manifest;
+use crate::workspace::Workspace;
+
+/// What one plan's branch changes of what a later run trusts, and that its tasks do not name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Unnamed {
+    pub(crate) plan: String,
+    pub(crate) branch: String,
+    /// Changed protected paths no task of the plan names (in its description or body).
+    pub(crate) files: Vec<String>,
+    /// Links at a protected path or above one: refused whatever a task names.
+    pub(crate) links: Vec<String>,
+}
+
+/// [`Unnamed`] of each plan of `run` whose branch changes what a later run trusts with no task
+/// naming it, or puts a link there; `Err` (naming the plan and git's error) when that cannot be
+/// read: nothing is landed unchecked.
+pub(crate) fn unnamed_changes(
+    run: &MergeRun,
+    ws: &Workspace,
+    manifest: &Manifest,
+) -> Result<Vec<Unnamed>, String> {
+    let mut out = Vec::new();
+    for &i in &run.order {
+        let info = &run.infos[i];
+        let plan = ws.plans.get(info.index).map(|lp| &lp.plan);
+        let mut guarded = manifest.guarded(&run.repo_root, Some(&info.entry));
+        if let Some(plan) = plan {
+            guarded = guarded.with_task_checks(plan);
+        }
+        let changes =
+            crate::git::changed_since_fork(&run.repo_root, &run.target, info.branch(), &guarded)
+                .map_err(|why| {
+                    format!(
+                        "cannot check whether plan `{}` changes what a later run trusts: {why}",
+                        info.name()
+                    )
+                })?;
+        let named = |f: &str| {
+            plan.is_some_and(|p| {
+                p.tasks
+                    .iter()
+                    .any(|t| t.description.contains(f) || t.body.contains(f))
+            })
+        };
+        let files: Vec<String> = changes
+            .changed
+            .into_iter()
+            .filter(|f| !named(f) && !changes.links.contains(f))
+            .collect();
+        if !files.is_empty() || !changes.links.is_empty() {
+            out.push(Unnamed {
+                plan: info.name().to_owned(),
+                branch: info.branch().to_owned(),
+                files,
+                links: changes.links,
+            });
+        }
+    }
+    Ok(out)
+}
