@@ -17,13 +17,15 @@ pub(crate) struct Guarded {
     /// (`<templates>/task.md`, `plan.md`), `.gitmodules`, and the agent clients' project
     /// settings ([`CLIENT_PROJECT_FILES`]).
     pub(crate) files: Vec<String>,
-    /// Every command line of the manifest, whose program and script ([`program_words`]) are
-    /// protected where they are files of the repository (tracked where the work started):
-    /// `check` (every plan's, and a task's own `(check: …)` with [`Guarded::with_task_checks`]),
-    /// `verify`, `select`, `setup`, each agent's command (resolvers included), each
-    /// `[[notify]]` command. The other words that name files (data handed to the program) are
-    /// protected only while `protect` is unset.
+    /// The command lines orch runs as gates or hooks, whose program and script
+    /// ([`program_words`]) are protected where they are files of the repository: `check`
+    /// (every plan's, and a task's own `(check: …)` with [`Guarded::with_task_checks`]),
+    /// `verify`, `select`, `setup`, each `[[notify]]` command. The other words that name files
+    /// (data handed to the program: an expected output) are protected while `protect` is unset.
     pub(crate) commands: Vec<Vec<String>>,
+    /// Each agent's command (a resolver's included): its program and script are protected; the
+    /// files it is handed are the agent's work, never protected for it.
+    pub(crate) agents: Vec<Vec<String>>,
 }
 
 /// The files of a repository that an agent client reads as its configuration when a person
@@ -75,7 +77,7 @@ impl Guarded {
     /// file it names, `None` when it names none) finds one.
     pub(crate) fn paths(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
         let mut out = self.files.clone();
-        for argv in &self.commands {
+        for argv in self.commands.iter().chain(&self.agents) {
             let is_file = |w: &str| file_of(w).is_some();
             for w in program_words(argv, &is_file) {
                 if let Some(f) = file_of(w)
@@ -88,8 +90,8 @@ impl Guarded {
         out
     }
 
-    /// Every file a command line names (program, script and the data handed to it), which
-    /// `protect` unset protects as well.
+    /// Every file a gate's or hook's command line names (program, script and the data handed
+    /// to it), which `protect` unset protects as well; not an agent's.
     pub(crate) fn named_files(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for w in self
@@ -265,6 +267,7 @@ impl super::Manifest {
         let mut g = Guarded {
             files,
             commands: Vec::new(),
+            agents: Vec::new(),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
         // gate changes what a later run of that plan trusts.
@@ -294,7 +297,9 @@ impl super::Manifest {
         }
         // Every agent's program (a resolver's too): run by the next `orch up` or `orch merge`.
         for spec in self.agents.values() {
-            g.add(&spec.command);
+            if !spec.command.is_empty() && !g.agents.contains(&spec.command) {
+                g.agents.push(spec.command.clone());
+            }
         }
         g
     }
@@ -376,7 +381,7 @@ mod tests {
     fn orchs_configuration_is_guarded_with_its_command_lines() {
         let text = "[defaults]\nverify = [\"sh\", \"ci/verify.sh\"]\nsetup = [\"sh\", \"ci/setup.sh\"]\n\
                     check = [\"sh\", \"ci/check.sh\", \"data/x.txt\"]\n\n\
-                    [agents.fixer]\ncommand = [\"sh\", \"ci/fix.sh\", \"{prompt}\"]\n\n\
+                    [agents.fixer]\ncommand = [\"sh\", \"ci/fix.sh\", \"shared.txt\"]\n\n\
                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\n\
                     [[notify]]\ncommand = [\"sh\", \"scripts/tell.sh\"]\n";
         let dir = tempfile::tempdir().expect("tempdir");
@@ -401,6 +406,7 @@ mod tests {
             "data/x.txt",
             "ci/fix.sh",
             "scripts/tell.sh",
+            "shared.txt",
         ];
         let file_of = |w: &str| tracked.contains(&w).then(|| w.to_string());
         let paths = g.paths(&file_of);
@@ -414,7 +420,11 @@ mod tests {
             assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
         }
         assert!(!paths.contains(&"data/x.txt".to_string()), "{paths:?}");
-        assert!(g.named_files(&file_of).contains(&"data/x.txt".to_string()));
+        let named = g.named_files(&file_of);
+        assert!(named.contains(&"data/x.txt".to_string()), "{named:?}");
+        // What an agent is handed is its work, protected neither way.
+        assert!(!paths.contains(&"shared.txt".to_string()), "{paths:?}");
+        assert!(!named.contains(&"shared.txt".to_string()), "{named:?}");
         // A manifest outside the repository guards no file of it (the rest stays).
         let outside = m.guarded(&repo.join("elsewhere"), None).files;
         assert_eq!(outside[0], ".gitmodules");
