@@ -50,16 +50,31 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
 
     if args.dry_run {
         let (steps, _) = run.simulate().map_err(CliError::coded)?;
+        // What the real run would refuse before anything moves (exit 4 there): predicted.
+        let refused = run.trusted_unchanged(&ws, &manifest).err();
         if args.json {
-            print_json(&header.json(&steps, None));
+            let mut v = header.json(&steps, None);
+            if let Some(e) = &refused {
+                v["refused"] = json!(e.error.to_string());
+            }
+            print_json(&v);
         } else {
             header.print_text(&run.order, &run.infos);
             for s in &steps {
                 println_safe(&format!("  {}", step_line(s, true)));
             }
+            if let Some(e) = &refused {
+                println_safe(&format!(
+                    "dry run: `orch merge` would refuse this run: {}",
+                    e.error
+                ));
+            }
             println_safe("dry run: nothing was changed");
         }
-        return Ok(exit_code(&steps, false));
+        return Ok(match refused {
+            Some(_) => exit::INCOMPLETE,
+            None => exit_code(&steps, false),
+        });
     }
 
     // Before anything moves.

@@ -200,7 +200,7 @@ impl MergeRun {
     /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts with no
     /// task of it naming the file (unless [`MergeRun::allowing_protected`]), or puts a symbolic
     /// link there (always), naming each plan and file.
-    fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
+    pub(crate) fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
         let found = super::trusted::unnamed_changes(self, ws, manifest)
             .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
         let links: Vec<String> = found

@@ -392,6 +392,13 @@ fn trusted_orch_merge_lands_an_unnamed_change_only_when_the_lead_allows_it() {
             before,
             "{edit}: the main checkout changed"
         );
+        // The dry run predicts it.
+        let (code, out, err) = repo.run(&["merge", "p", "--dry-run"]);
+        assert_eq!(code, 5, "{edit}\n{out}\n{err}");
+        assert!(
+            out.contains("would refuse this run") && out.contains(path),
+            "{edit}\n{out}"
+        );
         let (code, out, err) = repo.run(&["merge", "p", "--allow-protected"]);
         assert_eq!(code, 0, "{edit}\n{out}\n{err}");
         assert_eq!(
@@ -478,4 +485,51 @@ fn trusted_a_landing_that_fails_half_way_leaves_the_main_checkout_as_it_was() {
     let status = repo.git(&["status", "--porcelain"]);
     assert_eq!(status, "", "{out}\n{err}");
     let _ = Path::new(&long);
+}
+
+/// A plan-mode agent's `orch task done` that no supervisor answers (its `orch up` is gone) still
+/// commits its work itself (`ORCH_COMMIT_ON_DONE`): the same check refuses a change of what a
+/// later run trusts (its plan file, `.gitmodules`), exit 1, nothing committed. Seen failing on
+/// main: the plan file was committed on `plan/p`.
+#[test]
+fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
+    for (edit, path) in [EDITS[0], EDITS[5]] {
+        let repo = trusted_repo("exit 1", "Do it", "", "");
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml")).replace(
+            "[agents.fixer]",
+            "mode = \"plan\"\n\n[agents.fixer]",
+        );
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plan mode");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_ne!(code, 0, "{out}\n{err}");
+        let tree = repo.worktree("p");
+        let run = std::process::Command::new("sh")
+            .args(["-c", edit])
+            .current_dir(&tree)
+            .output()
+            .expect("sh");
+        assert!(run.status.success(), "{edit}: {run:?}");
+        let as_agent = |args: &[&str]| {
+            repo.run_cmd(
+                repo.orch(args)
+                    .current_dir(&tree)
+                    .env("PWD", &tree)
+                    .env("ORCH_PLAN", "p")
+                    .env("ORCH_COMMIT_ON_DONE", "1")
+                    .env("ORCH_WORKTREE", &tree),
+            )
+        };
+        let (code, out, err) = as_agent(&["task", "start", "1.1", "--plan", "p"]);
+        assert_eq!(code, 0, "{edit}\n{out}\n{err}");
+        let (code, out, err) = as_agent(&["task", "done", "1.1", "--plan", "p"]);
+        assert_eq!(code, 1, "{edit}\n{out}\n{err}");
+        assert!(
+            err.contains(&format!("changed protected paths: {path}")),
+            "{edit}\n{err}"
+        );
+        assert_eq!(repo.rev("plan/p"), main, "{edit}: committed");
+        assert_ne!(repo.task("p", "1.1")["status"], "completed", "{edit}");
+    }
 }

@@ -308,6 +308,32 @@ pub(crate) fn outside_paths(
 pub(super) fn protected_changes_in(
     plan: &PlanCtx,
     t: &crate::plan::Task,
+    work: (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    let protection = Protection {
+        guarded: &plan.guarded,
+        protect: plan.entry.protect.as_ref(),
+        base: &plan.base,
+        repo_root: &plan.repo_root,
+    };
+    protected_changes(&protection, t, work)
+}
+
+/// What the protected-paths check of a task's work looks at: what a later run trusts
+/// (`guarded`), the plan's `protect` globs, the commit where the plan's work started (`base`;
+/// empty or unreadable: the worktree's HEAD) and the repository's root.
+pub(crate) struct Protection<'a> {
+    pub(crate) guarded: &'a crate::manifest::Guarded,
+    pub(crate) protect: Option<&'a crate::manifest::Protect>,
+    pub(crate) base: &'a str,
+    pub(crate) repo_root: &'a std::path::Path,
+}
+
+/// [`protected_changes_in`] for a caller without a run's plan context (`orch task done` of a
+/// plan-mode agent that no supervisor answers): the same check, the same causes.
+pub(crate) fn protected_changes(
+    p: &Protection<'_>,
+    t: &crate::plan::Task,
     (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Result<Option<String>, String> {
     let cannot = |e: &dyn std::fmt::Display| {
@@ -331,9 +357,8 @@ pub(super) fn protected_changes_in(
         None => Vec::new(),
     };
     // The exact paths: a status of those alone, whatever the tree's size.
-    let found = git::protected_at(&plan.guarded, tree, &plan.base, &plan.repo_root)
-        .map_err(|e| cannot(&e))?;
-    let links = git::new_links_at(tree, &plan.base, &found.trusted).map_err(|e| cannot(&e))?;
+    let found = git::protected_at(p.guarded, tree, p.base, p.repo_root).map_err(|e| cannot(&e))?;
+    let links = git::new_links_at(tree, p.base, &found.trusted).map_err(|e| cannot(&e))?;
     if !links.is_empty() {
         return Ok(Some(format!(
             "a symbolic link at a protected path: {} (orch never takes a link there, whatever the task's text names)",
@@ -341,7 +366,7 @@ pub(super) fn protected_changes_in(
         )));
     }
     let mut exact = found.trusted;
-    if plan.entry.protect.is_none() {
+    if p.protect.is_none() {
         exact.extend(found.data);
     }
     let mut hit: Vec<String> = Vec::new();
@@ -360,7 +385,7 @@ pub(super) fn protected_changes_in(
             .cloned(),
     ));
     // `protect`'s globs: a status of the whole tree (0.2-0.5 s at 100,000 files), only then.
-    if let Some(globs) = &plan.entry.protect
+    if let Some(globs) = p.protect
         && !globs.patterns.is_empty()
     {
         let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
