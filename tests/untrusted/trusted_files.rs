@@ -495,10 +495,8 @@ fn trusted_a_landing_that_fails_half_way_leaves_the_main_checkout_as_it_was() {
 fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
     for (edit, path) in [EDITS[0], EDITS[5]] {
         let repo = trusted_repo("exit 1", "Do it", "", "");
-        let manifest = String::from_utf8_lossy(&repo.read("plans.toml")).replace(
-            "[agents.fixer]",
-            "mode = \"plan\"\n\n[agents.fixer]",
-        );
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+            .replace("[agents.fixer]", "mode = \"plan\"\n\n[agents.fixer]");
         repo.write("plans.toml", &manifest);
         repo.commit_all("plan mode");
         let main = repo.rev("main");

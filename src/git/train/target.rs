@@ -155,17 +155,18 @@ pub(crate) fn move_target(
                 safe.path(p.as_str());
             }
             if let Err(source) = work.checkout_tree(commit.as_object(), Some(&mut safe)) {
-                let e = if source.code() == ErrorCode::Conflict {
-                    MergeError::Dirty {
+                // A local change in the way is found before anything is written (and is the
+                // user's: never forced over); any other failure may come half way.
+                if source.code() == ErrorCode::Conflict {
+                    return Err(MergeError::Dirty {
                         path: path.clone(),
                         target: target.to_string(),
                         files: work_state(&path).map(WorkState::paths).unwrap_or_default(),
-                    }
-                } else {
-                    MergeError::Checkout {
-                        path: path.clone(),
-                        source,
-                    }
+                    });
+                }
+                let e = MergeError::Checkout {
+                    path: path.clone(),
+                    source,
                 };
                 return Err(u.put_back(&work, e));
             }
