@@ -68,7 +68,11 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         let guarded = match (&ws.manifest, entry) {
             (Some(m), Some(e)) => {
                 let root = workspace::repo_root(m)?;
-                let guarded = m.guarded(&root, Some(e)).with_task_checks(&lp.plan);
+                let guarded = std::iter::once(lp)
+                    .chain(&ws.plans)
+                    .fold(m.guarded(&root, Some(e)), |g, p| {
+                        g.with_task_checks(&p.plan)
+                    });
                 Some((guarded, e.protect.as_ref(), root))
             }
             _ => None,

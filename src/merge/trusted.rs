@@ -31,10 +31,14 @@ pub(crate) fn unnamed_changes(
     for &i in &run.order {
         let info = &run.infos[i];
         let plan = ws.plans.get(info.index).map(|lp| &lp.plan);
-        let mut guarded = manifest.guarded(&run.repo_root, Some(&info.entry));
-        if let Some(plan) = plan {
-            guarded = guarded.with_task_checks(plan);
-        }
+        // Every plan's tasks' own checks, this plan's first.
+        let guarded = plan
+            .into_iter()
+            .chain(ws.plans.iter().map(|lp| &lp.plan))
+            .fold(
+                manifest.guarded(&run.repo_root, Some(&info.entry)),
+                |g, p| g.with_task_checks(p),
+            );
         let changes =
             crate::git::changed_since_fork(&run.repo_root, &run.target, info.branch(), &guarded)
                 .map_err(|why| {
