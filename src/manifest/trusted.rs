@@ -250,8 +250,9 @@ impl super::Manifest {
         let mut files: Vec<String> = Vec::new();
         let own = [
             self.path.clone(),
-            dir.join(crate::prompt::TASK_FILE),
-            dir.join(crate::prompt::PLAN_FILE),
+            // The prompt templates' file names (`prompt::TASK_FILE`, `PLAN_FILE`: a layer above).
+            dir.join("task.md"),
+            dir.join("plan.md"),
         ];
         for f in own
             .iter()
