@@ -199,63 +199,9 @@ impl MergeRun {
 
     /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts with no
     /// task of it naming the file (unless [`MergeRun::allowing_protected`]), or puts a symbolic
-    /// link there (always), naming each plan and file.
+    /// link there (always), naming each plan and file ([`super::trusted::refusal`]).
     pub(crate) fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
-        let found = super::trusted::unnamed_changes(self, ws, manifest)
-            .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
-        let links: Vec<String> = found
-            .iter()
-            .filter(|u| !u.links.is_empty())
-            .map(|u| format!("plan `{}`: {}", u.plan, u.links.join(", ")))
-            .collect();
-        if !links.is_empty() {
-            return Err(CliError::new(
-                crate::exit::REFUSED,
-                anyhow::anyhow!(
-                    "a symbolic link at a protected path, which orch never lands: {}; nothing was merged",
-                    links.join("; ")
-                ),
-            )
-            .with_hint(
-                "replace the link on the plan branch with the file itself, or merge it with git yourself after a review",
-            ));
-        }
-        let files: Vec<&super::trusted::Unnamed> =
-            found.iter().filter(|u| !u.files.is_empty()).collect();
-        if files.is_empty() || self.allow_protected {
-            return Ok(());
-        }
-        let what = files
-            .iter()
-            .map(|u| format!("plan `{}` changes {}", u.plan, u.files.join(", ")))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let review = files
-            .iter()
-            .map(|u| {
-                format!(
-                    "`git diff {}...{} -- {}`",
-                    self.target,
-                    u.branch,
-                    u.files.join(" ")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let plans = files
-            .iter()
-            .map(|u| u.plan.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Err(CliError::new(
-            crate::exit::REFUSED,
-            anyhow::anyhow!(
-                "{what}, which no task of it names (what a later run trusts): it is left to a person (`orch merge {plans} --allow-protected` after a review); nothing was merged"
-            ),
-        )
-        .with_hint(format!(
-            "review the change ({review}), then `orch merge {plans} --allow-protected`"
-        )))
+        super::trusted::refusal(self, ws, manifest, self.allow_protected)
     }
 
     /// An upstream plan by name.

@@ -5,6 +5,7 @@
 //! review); a symbolic link at one of those paths, or at a directory above one, is never landed.
 
 use super::run::MergeRun;
+use crate::error::{CliError, CliResult};
 use crate::manifest::Manifest;
 use crate::workspace::Workspace;
 
@@ -69,4 +70,70 @@ pub(crate) fn unnamed_changes(
         }
     }
     Ok(out)
+}
+
+/// Refuses (exit 4, before anything moves) a run where a plan's branch changes what a later run
+/// trusts with no task of it naming the file (unless `allow_protected`: a person reviewed it,
+/// `orch merge --allow-protected`), or puts a symbolic link there (always), naming each plan and
+/// file; the hint says how to review it.
+pub(crate) fn refusal(
+    run: &MergeRun,
+    ws: &Workspace,
+    manifest: &Manifest,
+    allow_protected: bool,
+) -> CliResult<()> {
+    let found = unnamed_changes(run, ws, manifest)
+        .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
+    let links: Vec<String> = found
+        .iter()
+        .filter(|u| !u.links.is_empty())
+        .map(|u| format!("plan `{}`: {}", u.plan, u.links.join(", ")))
+        .collect();
+    if !links.is_empty() {
+        return Err(CliError::new(
+            crate::exit::REFUSED,
+            anyhow::anyhow!(
+                "a symbolic link at a protected path, which orch never lands: {}; nothing was merged",
+                links.join("; ")
+            ),
+        )
+        .with_hint(
+            "replace the link on the plan branch with the file itself, or merge it with git yourself after a review",
+        ));
+    }
+    let files: Vec<&Unnamed> = found.iter().filter(|u| !u.files.is_empty()).collect();
+    if files.is_empty() || allow_protected {
+        return Ok(());
+    }
+    let what = files
+        .iter()
+        .map(|u| format!("plan `{}` changes {}", u.plan, u.files.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let review = files
+        .iter()
+        .map(|u| {
+            format!(
+                "`git diff {}...{} -- {}`",
+                run.target,
+                u.branch,
+                u.files.join(" ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plans = files
+        .iter()
+        .map(|u| u.plan.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Err(CliError::new(
+        crate::exit::REFUSED,
+        anyhow::anyhow!(
+            "{what}, which no task of it names (what a later run trusts): it is left to a person (`orch merge {plans} --allow-protected` after a review); nothing was merged"
+        ),
+    )
+    .with_hint(format!(
+        "review the change ({review}), then `orch merge {plans} --allow-protected`"
+    )))
 }
