@@ -232,3 +232,40 @@ fn a_task_that_names_plans_toml_may_change_it() {
             .contains("retries = 1")
     );
 }
+
+/// With `protect` set (`[]`: nothing more), the data a check is handed is free to change (a
+/// task extends the expected output) while the check's own script stays protected: what a
+/// later run trusts is never dropped by `protect`. Seen failing on main: the script's change
+/// was committed once `protect` was set.
+#[test]
+fn with_protect_set_the_checks_data_is_free_and_its_script_is_not() {
+    for protect in ["[]", "[\"tests/**\"]"] {
+        let data = |repo: &Repo, agent: &str| {
+            compare_setup(repo, "Compute the answer", agent);
+            let text = String::from_utf8_lossy(&repo.read("plans.toml")).replace(
+                "retries = 0\n",
+                &format!("retries = 0\nprotect = {protect}\n"),
+            );
+            repo.write("plans.toml", &text);
+            repo.commit_all("protect");
+        };
+        let repo = Repo::bare_minimum();
+        data(&repo, "echo 41 > out.txt && echo 41 > data/expected.txt");
+        repo.up(&[]);
+        assert_eq!(
+            repo.git(&["show", "plan/p:data/expected.txt"]),
+            "41",
+            "{protect}"
+        );
+
+        let repo = Repo::bare_minimum();
+        data(&repo, "echo 42 > out.txt && echo 'exit 0' > ci/compare.sh");
+        let ev = repo.up_events(&[], 5);
+        let failed = support::named(&ev, "task_failed");
+        assert_eq!(
+            failed[0]["error"], "changed protected paths: ci/compare.sh",
+            "{protect}: {failed:?}"
+        );
+        assert!(repo.subjects("plan/p").is_empty(), "{protect}");
+    }
+}

@@ -345,7 +345,8 @@ pub(super) enum Command {
     ///
     /// Exit codes: 0 every requested plan merged (or nothing to do), 2 invalid input, 4 refused
     /// (uncommitted changes where the target is checked out, an unfinished plan, an upstream
-    /// plan not merged), 5 a plan not merged (conflict, failed verification, skipped), 130
+    /// plan not merged, a plan that changes what a later run trusts with no task naming it
+    /// and no `--allow-protected`, a symbolic link at such a path), 5 a plan not merged (conflict, failed verification, skipped), 130
     /// interrupted.
     /// Example: `orch merge`, `orch merge auth api --dry-run`, `orch merge --strategy squash --json`.
     Merge {
@@ -373,6 +374,13 @@ pub(super) enum Command {
         /// Example: `orch merge --stop-on-failure`.
         #[arg(long)]
         stop_on_failure: bool,
+        /// Land a plan whose branch changes what a later run trusts (`plans.toml`, a plan file,
+        /// a prompt template, `.gitmodules`, a client's settings, the program or script of a
+        /// command line) with no task of it naming the file, after you reviewed the change.
+        /// Without it such a run is refused (exit 4, the files named, nothing moved). A
+        /// symbolic link at such a path is never landed. Example: `orch merge p --allow-protected`.
+        #[arg(long)]
+        allow_protected: bool,
     },
     /// Hand finished plans to review as stacked pull requests: push each plan's branch to the
     /// remote (`remote` in `[defaults]`, `origin` by default) and open or update one pull

@@ -102,6 +102,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             strategy,
             stop_on_failure,
+            allow_protected,
         } => commands::merge::run(
             &target.selection(),
             commands::merge::MergeArgs {
@@ -110,6 +111,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 json,
                 strategy: strategy.map(MergeStrategy::from),
                 stop_on_failure,
+                allow_protected,
             },
         ),
         Command::Pr {

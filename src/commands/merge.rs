@@ -18,6 +18,8 @@ pub(crate) struct MergeArgs {
     /// Overrides `defaults.merge_strategy`.
     pub(crate) strategy: Option<MergeStrategy>,
     pub(crate) stop_on_failure: bool,
+    /// Lands a plan that changes what a later run trusts with no task naming the file.
+    pub(crate) allow_protected: bool,
 }
 
 pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
@@ -29,6 +31,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch merge")?;
     let json_out = args.json;
     let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?
+        .allowing_protected(args.allow_protected)
         .with_resolver(crate::supervisor::resolver::resolver(
             std::sync::Arc::new(manifest.clone()),
             std::sync::Arc::new(move |note| {
@@ -47,20 +50,35 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
 
     if args.dry_run {
         let (steps, _) = run.simulate().map_err(CliError::coded)?;
+        // What the real run would refuse before anything moves (exit 4 there): predicted.
+        let refused = run.trusted_unchanged(&ws, &manifest).err();
         if args.json {
-            print_json(&header.json(&steps, None));
+            let mut v = header.json(&steps, None);
+            if let Some(e) = &refused {
+                v["refused"] = json!(e.error.to_string());
+            }
+            print_json(&v);
         } else {
             header.print_text(&run.order, &run.infos);
             for s in &steps {
                 println_safe(&format!("  {}", step_line(s, true)));
             }
+            if let Some(e) = &refused {
+                println_safe(&format!(
+                    "dry run: `orch merge` would refuse this run: {}",
+                    e.error
+                ));
+            }
             println_safe("dry run: nothing was changed");
         }
-        return Ok(exit_code(&steps, false));
+        return Ok(match refused {
+            Some(_) => exit::INCOMPLETE,
+            None => exit_code(&steps, false),
+        });
     }
 
     // Before anything moves.
-    let prepared = run.prepare(&manifest)?;
+    let prepared = run.prepare(&ws, &manifest)?;
     merge::interrupt::install();
 
     if !args.json {

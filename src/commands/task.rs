@@ -61,13 +61,31 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
         && let Some(worktree) = commit_on_done()
         && opts.commit.is_none()
     {
-        let paths = ws
-            .manifest
-            .as_ref()
-            .and_then(|m| m.plan(&lp.name))
-            .map(|e| e.paths.as_slice())
-            .unwrap_or_default();
-        opts.commit = commit_task(lp, &path, &args.id, &worktree, paths)?;
+        let entry = ws.manifest.as_ref().and_then(|m| m.plan(&lp.name));
+        let paths = entry.map(|e| e.paths.as_slice()).unwrap_or_default();
+        // What a later run trusts, protected as the supervisor protects it (a plan without a
+        // manifest, orch used as a tracker, has no configuration to protect).
+        let guarded = match (&ws.manifest, entry) {
+            (Some(m), Some(e)) => {
+                let root = workspace::repo_root(m)?;
+                let guarded = std::iter::once(lp)
+                    .chain(&ws.plans)
+                    .fold(m.guarded(&root, Some(e)), |g, p| {
+                        g.with_task_checks(&p.plan)
+                    });
+                Some((guarded, e.protect.as_ref(), root))
+            }
+            _ => None,
+        };
+        let protection = guarded.as_ref().map(|(guarded, protect, root)| {
+            crate::supervisor::settle::Protection {
+                guarded,
+                protect: *protect,
+                base: "",
+                repo_root: root,
+            }
+        });
+        opts.commit = commit_task(lp, &path, &args.id, &worktree, (paths, protection.as_ref()))?;
     }
     let ((outcome, report), _) =
         status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
@@ -147,13 +165,17 @@ fn calling_run() -> RunInfo {
 
 /// Commits the work of task `id` in `worktree` as `<plan> <id>: <description>`, unless the
 /// task is completed already; the commit's id. A sparse plan's (`paths`) work outside its cone
-/// is refused, as the supervisor refuses a task's.
+/// is refused, and a change of a protected path (`protection`: what a later run trusts, the
+/// plan's `protect`), as the supervisor refuses a task's.
 fn commit_task(
     lp: &workspace::LoadedPlan,
     path: &Path,
     id: &str,
     worktree: &Path,
-    paths: &[String],
+    (paths, protection): (
+        &[String],
+        Option<&crate::supervisor::settle::Protection<'_>>,
+    ),
 ) -> CliResult<Option<String>> {
     let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
         .map_err(status_error)?
@@ -173,6 +195,20 @@ fn commit_task(
                 "the task is not marked done; move the change into the plan's paths, or add \
                  its directory to `paths` in plans.toml",
             ));
+        }
+        if let Some(p) = protection {
+            // Its uncommitted changes, what this commit takes (no branch is read).
+            let found = crate::supervisor::settle::protected_changes(p, task, (worktree, "", None))
+                .map_err(|cause| CliError::new(exit::FAILURE, anyhow!(cause)))?;
+            if let Some(cause) = found {
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    anyhow!("task `{id}` of plan `{}`: {cause}", lp.name),
+                )
+                .with_hint(
+                    "the task is not marked done; undo the change, or name the file in the task's text",
+                ));
+            }
         }
         let message =
             crate::supervisor::context::commit_message(&lp.name, &lp.plan, id, &task.description);

@@ -58,8 +58,8 @@ pub(crate) use inspect::{MergeState, changed_files, conflicts_of_pairs, overlapp
 pub(crate) use locate::pin_worktree;
 pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits, merge_many};
-pub(in crate::git) use named::files_named;
-pub(crate) use named::{changed_since_fork, files_named_at};
+pub(in crate::git) use named::protected_in;
+pub(crate) use named::{Protected, changed_since_fork, new_links_at, protected_at};
 pub use pool::remove_pool;
 pub use pool::take_pool_tree;
 pub(crate) use pool::{remove_tree_locks, task_tree_path};

@@ -23,6 +23,7 @@ pub(crate) mod resolve;
 mod run;
 pub(crate) mod step;
 pub(crate) mod sync;
+mod trusted;
 pub(crate) mod verify;
 
 pub use crate::git::is_merged;

@@ -224,27 +224,10 @@ fn run_one(
             notify,
         });
     }
-    // No person looks at what the train merges: orch's own configuration changed on the plan
-    // branch by no task that names it (a plan agent's own commit, say) is left to one.
-    let unnamed = match unnamed_config_changes(&ws, manifest, plan) {
-        Ok(files) => files,
-        Err(why) => {
-            return Ok(PlanMergeOutcome::Refused {
-                reason: format!(
-                    "the merge train cannot check whether plan `{plan}` changes orch's configuration: {why}"
-                ),
-            });
-        }
-    };
-    if !unnamed.is_empty() {
-        return Ok(PlanMergeOutcome::Refused {
-            reason: format!(
-                "plan `{plan}` changes {}, which no task of it names: the merge train leaves it to a person (`orch merge {plan}` after a review)",
-                unnamed.join(", ")
-            ),
-        });
-    }
-    let prepared = run.prepare(manifest)?;
+    // No person looks at what the train merges: what a later run trusts, changed on the plan
+    // branch by no task that names it (a plan agent's own commit, say), is left to one
+    // (`prepare` refuses it, exit 4: `refused`).
+    let prepared = run.prepare(&ws, manifest)?;
     let mut steps = Vec::new();
     let result = run.run(
         &ws,
@@ -263,36 +246,4 @@ fn run_one(
             reason: format!("`orch merge {plan}` reported no step for plan `{plan}`"),
         }),
     }
-}
-
-/// The files of orch's configuration ([`crate::manifest::Guarded`]) that plan `plan`'s branch
-/// changes since it left the target, and that no task of the plan names (in its description or
-/// body).
-fn unnamed_config_changes(
-    ws: &workspace::Workspace,
-    manifest: &crate::manifest::Manifest,
-    plan: &str,
-) -> Result<Vec<String>, String> {
-    let (Some(entry), Some(lp)) = (
-        manifest.plans.iter().find(|p| p.name == plan),
-        ws.plans.iter().find(|p| p.name == plan),
-    ) else {
-        return Err(format!("plan `{plan}` is not in the manifest"));
-    };
-    let repo_root = workspace::repo_root(manifest).map_err(|e| e.error.to_string())?;
-    let guarded = manifest.guarded(&repo_root, Some(entry));
-    let changed = crate::git::changed_since_fork(
-        &repo_root,
-        &manifest.defaults.target,
-        &entry.branch,
-        guarded.files,
-        &guarded.commands,
-    )?;
-    let named = |f: &str| {
-        lp.plan
-            .tasks
-            .iter()
-            .any(|t| t.description.contains(f) || t.body.contains(f))
-    };
-    Ok(changed.into_iter().filter(|f| !named(f)).collect())
 }

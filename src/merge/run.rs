@@ -103,6 +103,9 @@ pub(crate) struct MergeRun {
     stop_on_failure: bool,
     /// The plans' resolver (`resolve`), when the caller gives one.
     pub(crate) resolver: Option<super::resolve::Resolver>,
+    /// A person reviewed what the plans change of what a later run trusts
+    /// (`--allow-protected`): such a change no task names lands; a link there still does not.
+    allow_protected: bool,
 }
 
 /// The run's verify command and its hold on the repository (one `orch merge` at a time), from
@@ -159,6 +162,7 @@ impl MergeRun {
             strategy,
             stop_on_failure,
             resolver: None,
+            allow_protected: false,
         })
     }
 
@@ -168,20 +172,36 @@ impl MergeRun {
         self
     }
 
+    /// Lands what a plan changes of what a later run trusts with no task naming it (a person
+    /// reviewed it: `orch merge --allow-protected`).
+    pub(crate) fn allowing_protected(mut self, allow: bool) -> Self {
+        self.allow_protected = allow;
+        self
+    }
+
     /// Before anything moves: takes the repository's merge lock (exit 4 when another `orch merge`
-    /// holds it), checks the verify command (exit 2 when its program is missing) and the target's
-    /// work tree (exit 4 when the run would clobber it), and keeps orch's directories out of git.
-    pub(crate) fn prepare(&self, manifest: &Manifest) -> CliResult<Prepared> {
+    /// holds it), checks the verify command (exit 2 when its program is missing), the target's
+    /// work tree (exit 4 when the run would clobber it) and what the plans change of what a
+    /// later run trusts (exit 4: [`super::trusted`]), and keeps orch's directories out of git.
+    pub(crate) fn prepare(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<Prepared> {
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         let lock = MergeLock::acquire(&state_dir)?;
         let verify = verify_spec(manifest, &self.repo_root)?;
         preflight(self)?;
+        self.trusted_unchanged(ws, manifest)?;
         git::ensure_excluded(&self.repo_root, &orch_dirs(manifest, &self.repo_root))
             .map_err(CliError::coded)?;
         Ok(Prepared {
             _lock: lock,
             verify,
         })
+    }
+
+    /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts with no
+    /// task of it naming the file (unless [`MergeRun::allowing_protected`]), or puts a symbolic
+    /// link there (always), naming each plan and file ([`super::trusted::refusal`]).
+    pub(crate) fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
+        super::trusted::refusal(self, ws, manifest, self.allow_protected)
     }
 
     /// An upstream plan by name.

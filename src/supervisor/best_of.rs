@@ -117,7 +117,7 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
                 Found::of(submodule_lines(pc, &tree).map(|_| None))
             }))
             .chain(once_with(|| {
-                Found::of(protected_changes_in(pc, t, task, work))
+                Found::of(protected_changes_in(pc, task, work))
             })),
     ) {
         return Err(cause);

@@ -211,8 +211,9 @@ pub(crate) struct PlanCtx {
     pub(crate) known: Arc<status::Known>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
-    /// orch's own configuration, protected whatever `protect` says (`plans.toml`, the prompt
-    /// templates, the files of `verify`, `setup` and `[[notify]]` commands).
+    /// What a later run trusts, protected whatever `protect` says (`plans.toml`, the plan
+    /// files, the prompt templates, `.gitmodules`, the clients' settings, the program and script
+    /// of every command line, the plan's tasks' own checks included).
     pub(crate) guarded: crate::manifest::Guarded,
 }
 

@@ -439,7 +439,6 @@ fn refused_waiting(pc: &PlanCtx, id: &str, tree: &std::path::Path) -> Option<Str
     let _ = git::remove_plan_locks(&pc.repo_root, &git::task_tree_name(pc.name(), id), &branch);
     super::settle::commit_refused(
         pc,
-        index,
         &pc.plan.tasks[index],
         (tree, &branch, Some(pc.branch())),
     )

@@ -458,7 +458,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         .unwrap_or(false);
     let mut opts = report.options();
     if !already {
-        let Some((index, task)) = pc.plan.tasks.iter().enumerate().find(|(_, t)| t.id == id) else {
+        let Some(task) = pc.plan.tasks.iter().find(|t| t.id == id) else {
             return fail(
                 exit::INVALID,
                 format!("plan `{}` has no task `{id}`", pc.name()),
@@ -470,7 +470,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         // The checks of a task-mode commit (its git files put back first: committed on the plan
         // branch, orch's record, whatever the agent did to HEAD).
         let work = (pc.worktree.as_path(), pc.branch(), None);
-        if let Some(cause) = super::settle::commit_refused(pc, index, task, work) {
+        if let Some(cause) = super::settle::commit_refused(pc, task, work) {
             return fail(
                 exit::FAILURE,
                 format!(

@@ -43,6 +43,8 @@ pub(crate) struct Checked<'w> {
     templates: Templates,
     /// The plans of the run, in the order they were selected.
     plans: Vec<Chosen<'w>>,
+    /// Every plan of the workspace (their tasks' own checks are what a later run trusts).
+    all_plans: &'w [LoadedPlan],
     /// Some plan runs its agents through Slurm.
     slurm: bool,
     /// Taken by [`Checked::check`]; `None` for a re-plan's check (the run holds it).
@@ -162,6 +164,7 @@ impl<'w> Checked<'w> {
             templates,
             slurm: !slurm_plans.is_empty(),
             plans,
+            all_plans: &ws.plans,
             lock: None,
             notes: preflights.notes,
         })
@@ -497,7 +500,11 @@ impl<'w> Checked<'w> {
             own_finished: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
-            guarded: manifest.guarded(&self.repo_root, Some(entry)),
+            guarded: std::iter::once(lp)
+                .chain(self.all_plans)
+                .fold(manifest.guarded(&self.repo_root, Some(entry)), |g, p| {
+                    g.with_task_checks(&p.plan)
+                }),
         })
     }
 }

@@ -69,6 +69,13 @@ pub(crate) const WORK_FILE: Limit = Limit {
     what: "file",
 };
 
+/// A git index (the main checkout's, kept to be put back when a landing fails half way; an
+/// index of 400,000 files is about 60 MiB).
+pub(crate) const INDEX: Limit = Limit {
+    bytes: 1 << 30,
+    what: "git index",
+};
+
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {

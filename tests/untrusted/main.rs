@@ -22,6 +22,7 @@ mod reports;
 mod resolve;
 mod submodules;
 mod terminal;
+mod trusted_files;
 
 /// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
 /// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).

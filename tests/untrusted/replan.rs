@@ -67,7 +67,7 @@ fn an_agent_cannot_re_plan_the_run_it_is_part_of() {
     let failed = support::named(&seen, "task_failed");
     assert_eq!(failed.len(), 1, "{seen:?}");
     assert_eq!(
-        failed[0]["error"], "changed protected paths: plans.toml",
+        failed[0]["error"], "changed protected paths: docs/plans/p.md, plans.toml",
         "{failed:?}"
     );
     assert!(

@@ -30,6 +30,13 @@ fn an_agents_gitmodules_is_never_used() {
         true,
         false,
     );
+    // Its task names `.gitmodules`, which a later run trusts: one that does not is refused
+    // (tests/untrusted/trusted_files.rs).
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One: rewrite .gitmodules\n- [ ] 1.2 Two (depends: 1.1)\n",
+    );
+    repo.commit_all("the task names .gitmodules");
     let (code, out, err) = repo.run(&["up", "--json"]);
     let journal = journal(&fx);
     assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");

@@ -133,11 +133,18 @@ impl MergeRepo {
             .is_some_and(|t| t.get_path(Path::new(path)).is_ok())
     }
 
-    /// [`git::files_named`] in `tree` (a tree or a commit id); none when it cannot be read.
-    pub(crate) fn files_named(&self, argv: &[String], tree: Oid, repo_root: &Path) -> Vec<String> {
-        self.tree(tree)
-            .map(|t| git::files_named(argv, &t, repo_root, repo_root))
-            .unwrap_or_default()
+    /// What a later run trusts ([`git::Protected`]) resolved in `tree` (a tree or a commit
+    /// id); `Err` when it cannot be read (nothing is landed unchecked).
+    pub(crate) fn protected(
+        &self,
+        guarded: &crate::manifest::Guarded,
+        tree: Oid,
+        repo_root: &Path,
+    ) -> Result<git::Protected, String> {
+        let t = self
+            .tree(tree)
+            .ok_or_else(|| format!("cannot read the tree `{tree}`"))?;
+        Ok(git::protected_in(guarded, &t, repo_root))
     }
 
     /// Whether the index of this repository (a resolution worktree) has unmerged entries.

@@ -163,22 +163,30 @@ fn record_usage(lp: &crate::workspace::LoadedPlan, usage: &crate::agent_output::
     });
 }
 
-/// The files no resolution may change: orch's own configuration ([`crate::manifest::Guarded`],
-/// the files its command lines name in the plan's tree) and the plan's `protect`.
+/// The files no resolution may change: what a later run trusts ([`crate::manifest::Guarded`],
+/// the program and script of each command line, the plan's tasks' own checks with them) in the
+/// plan's tree, and the plan's `protect` globs, or without them every file the command lines
+/// name. `Err` when the tree cannot be read: nothing is handed over or landed unchecked.
 fn protected(
     manifest: &Manifest,
-    entry: &PlanEntry,
+    (entry, plan): (&PlanEntry, Option<&crate::plan::Plan>),
     repo_root: &Path,
     repo: &MergeRepo,
     tree: Oid,
-) -> impl Fn(&str) -> bool {
-    let guarded = manifest.guarded(repo_root, Some(entry));
-    let mut files = guarded.files;
-    for argv in &guarded.commands {
-        files.extend(repo.files_named(argv, tree, repo_root));
+) -> Result<impl Fn(&str) -> bool + use<>, String> {
+    let mut guarded = manifest.guarded(repo_root, Some(entry));
+    if let Some(plan) = plan {
+        guarded = guarded.with_task_checks(plan);
     }
+    let found = repo.protected(&guarded, tree, repo_root)?;
     let protect = entry.protect.clone();
-    move |p: &str| files.iter().any(|f| f == p) || protect.as_ref().is_some_and(|g| g.matches(p))
+    Ok(move |p: &str| {
+        git::Protected::covers(&found.trusted, p)
+            || match &protect {
+                Some(globs) => globs.matches(p),
+                None => found.data.iter().any(|f| f == p),
+            }
+    })
 }
 
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
@@ -281,7 +289,23 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         Err(cause) => return failed(&agent_name, &[], cause),
     };
     let ours_tree = repo.commit_tree(c.ours, &format!("the tree of `{}`", req.step.branch))?;
-    let is_protected = protected(manifest, entry, req.step.repo_root, &repo, ours_tree);
+    let plan_of = req.loaded.map(|lp| &lp.plan);
+    let is_protected = match protected(
+        manifest,
+        (entry, plan_of),
+        req.step.repo_root,
+        &repo,
+        ours_tree,
+    ) {
+        Ok(f) => f,
+        Err(why) => {
+            let cause = format!(
+                "cannot read what is protected in `{}` ({why}): its conflict is left to a person",
+                req.step.branch
+            );
+            return failed(&agent_name, &c.files, cause);
+        }
+    };
     if let Some(p) = c.files.iter().find(|f| is_protected(f)) {
         let cause = format!(
             "`{p}` is protected (orch's configuration or `protect`): its conflict is left to a person"

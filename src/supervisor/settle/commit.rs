@@ -70,7 +70,7 @@ pub(crate) fn commit_outside_attempt(
         .ok_or_else(|| CommitError::Failed("the task is not in the plan".to_string()))?;
     let (tree, branch, since) = work_of(plan, &t.id, None);
     if changes == Changes::Take
-        && let Some(cause) = commit_refused(plan, task, t, (&tree, &branch, since))
+        && let Some(cause) = commit_refused(plan, t, (&tree, &branch, since))
     {
         return Err(CommitError::Failed(
             match record_failure(plan, &t.id, &cause) {

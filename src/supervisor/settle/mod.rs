@@ -43,7 +43,7 @@ pub(crate) fn settle(
     match how {
         Settlement::Commit => {
             let (tree, branch, since) = work_of(plan, id, base);
-            match commit_refused(plan, task.unwrap_or_default(), t, (&tree, &branch, since)) {
+            match commit_refused(plan, t, (&tree, &branch, since)) {
                 Some(cause) => fail(plan, id, (attempt, base), &cause, true),
                 None => commit_done(plan, id, text.unwrap_or(&t.description)),
             }
@@ -162,7 +162,7 @@ pub(crate) fn record_failure(
     })
 }
 
-/// Why task `t` (the plan's task `index`) is not committed from the worktree `tree`: the facts
+/// Why task `t` is not committed from the worktree `tree`: the facts
 /// of the checks before a task's commit, in order, for the core's one verdict
 /// ([`checks::refusal`]: the first cause or check that cannot run refuses, fail closed): the
 /// worktree's git files put back (its HEAD on `branch`) and, in a task worktree, what the agent
@@ -177,7 +177,6 @@ pub(crate) fn record_failure(
 /// checked with what is not.
 pub(super) fn commit_refused(
     plan: &PlanCtx,
-    index: usize,
     t: &crate::plan::Task,
     work @ (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Option<String> {
@@ -208,9 +207,7 @@ pub(super) fn commit_refused(
             .chain(once_with(|| {
                 Found::of(submodule_lines(plan, tree).map(|_| None))
             }))
-            .chain(once_with(|| {
-                Found::of(protected_changes_in(plan, index, t, work))
-            })),
+            .chain(once_with(|| Found::of(protected_changes_in(plan, t, work)))),
     )
 }
 
@@ -295,21 +292,47 @@ pub(crate) fn outside_paths(
 }
 
 /// The failure's cause when task `t`'s changes in the worktree `tree` (best of N: an attempt's
-/// own) touch a protected path its own text does not name:
-/// `changed protected paths: tests/x.rs`. Protected: orch's own configuration, always
-/// ([`crate::manifest::Guarded`]: `plans.toml`, the prompt templates, and the files of the
-/// `verify`, `setup` and `[[notify]]` command lines, found as the check's are); and the plan's
-/// `protect` globs, or without them the files of the check's command line that are in the
-/// repository (tracked at the plan's base): its program (`./ci/check`), the script its
-/// interpreter runs (`sh ci/check.sh`) and the files it reads (`data/expected.txt`); a file the
-/// task makes (`test -f p.txt`) is not. Its changes: those not committed and, with `since`,
-/// those `branch` committed since it met `since` (an agent that commits its work itself).
+/// own) touch a protected path its own text does not name: `changed protected paths:
+/// tests/x.rs`; or put a symbolic link at one, or at a directory above one, whatever its text
+/// names: `a symbolic link at a protected path: plans.toml …`. Protected: what a later run
+/// trusts, always ([`crate::manifest::Guarded`]: `plans.toml`, the plan files, the prompt
+/// templates, `.gitmodules`, the clients' settings, and the program and script of every command
+/// line, found in the plan's base or made by the task); and the plan's `protect` globs, or
+/// without them every other file the command lines name that is in the repository (tracked at
+/// the plan's base: `data/expected.txt` of `sh ci/compare.sh data/expected.txt`; a file the task
+/// makes, such as `out.txt`, is not). Its changes: those not committed and, with `since`, those
+/// `branch` committed since it met `since` (an agent that commits its work itself).
 ///
 /// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
 /// committed unchecked.
 pub(super) fn protected_changes_in(
     plan: &PlanCtx,
-    index: usize,
+    t: &crate::plan::Task,
+    work: (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    let protection = Protection {
+        guarded: &plan.guarded,
+        protect: plan.entry.protect.as_ref(),
+        base: &plan.base,
+        repo_root: &plan.repo_root,
+    };
+    protected_changes(&protection, t, work)
+}
+
+/// What the protected-paths check of a task's work looks at: what a later run trusts
+/// (`guarded`), the plan's `protect` globs, the commit where the plan's work started (`base`;
+/// empty or unreadable: the worktree's HEAD) and the repository's root.
+pub(crate) struct Protection<'a> {
+    pub(crate) guarded: &'a crate::manifest::Guarded,
+    pub(crate) protect: Option<&'a crate::manifest::Protect>,
+    pub(crate) base: &'a str,
+    pub(crate) repo_root: &'a std::path::Path,
+}
+
+/// [`protected_changes_in`] for a caller without a run's plan context (`orch task done` of a
+/// plan-mode agent that no supervisor answers): the same check, the same causes.
+pub(crate) fn protected_changes(
+    p: &Protection<'_>,
     t: &crate::plan::Task,
     (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Result<Option<String>, String> {
@@ -333,14 +356,18 @@ pub(super) fn protected_changes_in(
         Some(since) => git::changed_files(tree, branch, since).map_err(|e| cannot(&e))?,
         None => Vec::new(),
     };
-    // orch's configuration: a status of those paths alone, whatever the tree's size.
-    let mut guarded = plan.guarded.files.clone();
-    for argv in &plan.guarded.commands {
-        for f in check_files_in_repo(argv, tree, plan).map_err(|e| cannot(&e))? {
-            if !guarded.contains(&f) {
-                guarded.push(f);
-            }
-        }
+    // The exact paths: a status of those alone, whatever the tree's size.
+    let found = git::protected_at(p.guarded, tree, p.base, p.repo_root).map_err(|e| cannot(&e))?;
+    let links = git::new_links_at(tree, p.base, &found.trusted).map_err(|e| cannot(&e))?;
+    if !links.is_empty() {
+        return Ok(Some(format!(
+            "a symbolic link at a protected path: {} (orch never takes a link there, whatever the task's text names)",
+            links.join(", ")
+        )));
+    }
+    let mut exact = found.trusted;
+    if p.protect.is_none() {
+        exact.extend(found.data);
     }
     let mut hit: Vec<String> = Vec::new();
     let mut add = |found: &mut dyn Iterator<Item = String>| {
@@ -350,46 +377,24 @@ pub(super) fn protected_changes_in(
             }
         }
     };
-    let dirty = git::dirty_paths_among(tree, &guarded).map_err(|e| cannot(&e))?;
-    add(&mut dirty
-        .into_iter()
-        .chain(committed.iter().filter(|c| guarded.contains(c)).cloned()));
-    let check_files: Vec<String> = match &plan.entry.protect {
-        Some(_) => Vec::new(),
-        None => check_files_in_repo(&plan.check_of(index).unwrap_or_default(), tree, plan)
-            .map_err(|e| cannot(&e))?,
-    };
-    // Nothing else protected: no status of the whole tree (0.2-0.5 s at 100,000 files, every
-    // task).
-    if plan.entry.protect.is_some() || !check_files.is_empty() {
+    let dirty = git::dirty_paths_among(tree, &exact).map_err(|e| cannot(&e))?;
+    add(&mut dirty.into_iter().chain(
+        committed
+            .iter()
+            .filter(|c| git::Protected::covers(&exact, c))
+            .cloned(),
+    ));
+    // `protect`'s globs: a status of the whole tree (0.2-0.5 s at 100,000 files), only then.
+    if let Some(globs) = p.protect
+        && !globs.patterns.is_empty()
+    {
         let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
         add(&mut changed
             .into_iter()
             .chain(committed)
-            .filter(|c| match &plan.entry.protect {
-                Some(p) => p.matches(c),
-                None => check_files.iter().any(|f| f == c),
-            }));
+            .filter(|c| globs.matches(c)));
     }
     Ok((!hit.is_empty()).then(|| format!("changed protected paths: {}", hit.join(", "))))
-}
-
-/// The words of `check` (options left out) that name a file tracked at the plan's base (where
-/// its branch started; HEAD of `worktree` when that is unknown), relative to the worktree or
-/// absolute inside it or the repository, as repository paths. An error when the repository or
-/// both trees cannot be read (the check's files would otherwise go unprotected).
-fn check_files_in_repo(
-    check: &[String],
-    worktree: &std::path::Path,
-    plan: &PlanCtx,
-) -> Result<Vec<String>, String> {
-    let words: Vec<&String> = check.iter().filter(|a| !a.starts_with('-')).collect();
-    if words.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The plan's base: a file an earlier task of the plan made (and a later check names) is the
-    // plan's work, not the check's reference.
-    git::files_named_at(check, worktree, &plan.base, &plan.repo_root)
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
@@ -484,13 +489,10 @@ fn settle_plan_agent(
     (commit, reset): (&[usize], &[usize]),
     end: &PlanAgentEnd,
 ) -> Outcome {
-    for (index, t) in commit
-        .iter()
-        .filter_map(|&i| Some((i, plan.plan.tasks.get(i)?)))
-    {
+    for t in commit.iter().filter_map(|&i| plan.plan.tasks.get(i)) {
         // Its work refused (the plan's paths, protected paths, submodules): nothing committed.
         let (tree, branch, since) = work_of(plan, &t.id, base);
-        if let Some(cause) = commit_refused(plan, index, t, (&tree, &branch, since)) {
+        if let Some(cause) = commit_refused(plan, t, (&tree, &branch, since)) {
             let saved = save_leftovers(plan, "plan", (attempt, base), "failed");
             return Outcome::Failed {
                 error: format!("task `{}`: {cause}", t.id),

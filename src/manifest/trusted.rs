@@ -1,0 +1,434 @@
+//! What a later run trusts: the files of the repository that orch reads as its configuration
+//! or runs as a gate, and the files the agent clients obey when a person runs them there. One
+//! definition, protected by default from every kind of attempt (a task, a best-of-N candidate,
+//! a resolver, a plan-mode agent), checked again before the merge train or `orch merge` lands a
+//! branch; `protect` adds to it, never removes from it.
+
+use std::path::Path;
+
+use crate::plan::Plan;
+
+/// orch's own configuration in the repository, protected from every task whose text does not
+/// name it, whatever `protect` says: what orch reads or runs later, outside an attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Guarded {
+    /// Paths relative to the repository root (`/`-separated), each a file or a directory whose
+    /// every file is protected: `plans.toml`, every plan file it names, the prompt templates
+    /// (`<templates>/task.md`, `plan.md`), `.gitmodules`, and the agent clients' project
+    /// settings ([`CLIENT_PROJECT_FILES`]).
+    pub(crate) files: Vec<String>,
+    /// The command lines orch runs as gates or hooks, whose program and script
+    /// ([`program_words`]) are protected where they are files of the repository: `check`
+    /// (every plan's, and a task's own `(check: …)` with [`Guarded::with_task_checks`]),
+    /// `verify`, `select`, `setup`, each `[[notify]]` command. The other words that name files
+    /// (data handed to the program: an expected output) are protected while `protect` is unset.
+    pub(crate) commands: Vec<Vec<String>>,
+    /// Each agent's command (a resolver's included): its program and script are protected; the
+    /// files it is handed are the agent's work, never protected for it.
+    pub(crate) agents: Vec<Vec<String>>,
+}
+
+/// The files of a repository that an agent client reads as its configuration when a person
+/// runs it there (hooks, MCP servers, commands it may run without asking, plugins and tools it
+/// loads as code: opencode's directories, whose every file is protected): a change an agent
+/// made to one, once merged, would run in your next session of that client in the main
+/// checkout, outside any sandbox.
+pub(crate) const CLIENT_PROJECT_FILES: [&str; 15] = [
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".mcp.json",
+    ".gemini/settings.json",
+    ".codex/config.toml",
+    ".aider.conf.yml",
+    "opencode.json",
+    "opencode.jsonc",
+    ".opencode/opencode.json",
+    ".opencode/opencode.jsonc",
+    ".opencode/plugin",
+    ".opencode/plugins",
+    ".opencode/tool",
+    ".opencode/tools",
+    ".qwen/settings.json",
+];
+
+/// The file that decides which submodules a checkout has (and from where).
+pub(crate) const GITMODULES: &str = ".gitmodules";
+
+impl Guarded {
+    fn add(&mut self, argv: &[String]) {
+        if !argv.is_empty() && !self.commands.iter().any(|c| c == argv) {
+            self.commands.push(argv.to_vec());
+        }
+    }
+
+    /// With the `(check: …)` command lines of `plan`'s tasks (the plan file names them: they
+    /// run as the gate of a later run of it).
+    pub(crate) fn with_task_checks(mut self, plan: &Plan) -> Self {
+        for t in &plan.tasks {
+            if let Ok(Some(argv)) = crate::plan::check_clause(&t.description) {
+                self.add(&argv);
+            }
+        }
+        self
+    }
+
+    /// The protected paths themselves: [`Guarded::files`], and the program and script of each
+    /// command line where `file_of` (a word of a command line to the repository path of the
+    /// file it names, `None` when it names none) finds one.
+    pub(crate) fn paths(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        let mut out = self.files.clone();
+        for argv in self.commands.iter().chain(&self.agents) {
+            let is_file = |w: &str| file_of(w).is_some();
+            for w in program_words(argv, &is_file) {
+                if let Some(f) = file_of(w)
+                    && !out.contains(&f)
+                {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every file a gate's or hook's command line names (program, script and the data handed
+    /// to it), which `protect` unset protects as well; not an agent's.
+    pub(crate) fn named_files(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for w in self
+            .commands
+            .iter()
+            .flatten()
+            .filter(|w| !w.starts_with('-'))
+        {
+            if let Some(f) = file_of(w)
+                && !out.contains(&f)
+            {
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// The directories above `path` (`a/b/c` → `a`, `a/b`): a link at one of them would move the
+/// protected file elsewhere.
+pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+/// Programs that wrap another command line (`env FOO=1 sh x.sh`, `timeout 60 ./t`): the
+/// program is the first word after them, their options and values.
+const WRAPPERS: [&str; 9] = [
+    "env", "timeout", "nice", "nohup", "setsid", "stdbuf", "time", "command", "exec",
+];
+
+/// Interpreters: the first word after their options that is a file is the script they run.
+/// Each with the options that give them code inline instead (no script then).
+const INTERPRETERS: [(&str, &[&str]); 22] = [
+    ("sh", &["-c"]),
+    ("bash", &["-c"]),
+    ("dash", &["-c"]),
+    ("zsh", &["-c"]),
+    ("ksh", &["-c"]),
+    ("mksh", &["-c"]),
+    ("ash", &["-c"]),
+    ("fish", &["-c", "--command"]),
+    ("python", &["-c", "-m"]),
+    ("pypy", &["-c", "-m"]),
+    ("node", &["-e", "--eval", "-p", "--print"]),
+    ("nodejs", &["-e", "--eval", "-p", "--print"]),
+    ("deno", &["eval"]),
+    ("bun", &["-e", "--eval", "-p", "--print"]),
+    ("tsx", &["-e", "--eval", "-p", "--print"]),
+    ("ts-node", &["-e", "--eval", "-p", "--print"]),
+    ("perl", &["-e", "-E"]),
+    ("ruby", &["-e"]),
+    ("php", &["-r"]),
+    ("lua", &["-e"]),
+    ("rscript", &["-e"]),
+    ("julia", &["-e", "--eval"]),
+];
+
+/// Options of those programs that take the next word as their value (not a script).
+const OPTIONS_WITH_VALUE: [&str; 10] = [
+    "-o",
+    "-O",
+    "-W",
+    "-X",
+    "-r",
+    "-I",
+    "--require",
+    "--import",
+    "--loader",
+    "--experimental-loader",
+];
+
+/// A program's name as the tables above spell it: its file name, lowercase, without a version
+/// (`/usr/bin/python3.12` → `python`).
+fn program_name(word: &str) -> String {
+    let base = word.rsplit('/').next().unwrap_or(word).to_ascii_lowercase();
+    base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+        .to_string()
+}
+
+/// The words of the command line `argv` that are code it runs, as orch tells them from the data
+/// handed to it: the program (its first word, after a wrapper such as `env FOO=1` or `timeout
+/// 60`), and when that program is an interpreter (a shell, python, node, perl, ruby, …) the
+/// script it runs: the first word after its options for which `is_file` holds, unless an option
+/// gives it code inline (`sh -c`, `python -m`, `node -e`). Every other word is data (`tests/x.py`
+/// of `pytest tests/x.py`, `data/expected.txt` of `sh ci/compare.sh data/expected.txt`).
+pub(crate) fn program_words<'a>(
+    argv: &'a [String],
+    is_file: &dyn Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    let mut i = 0;
+    while let Some(w) = argv.get(i)
+        && WRAPPERS.contains(&program_name(w).as_str())
+    {
+        i += 1;
+        // The wrapper's options, variables and values (`-n 10`, `FOO=1`, `60`, `-s KILL`).
+        while let Some(a) = argv.get(i)
+            && (a.starts_with('-')
+                || a.contains('=')
+                || a.chars().next().is_some_and(|c| c.is_ascii_digit())
+                || argv
+                    .get(i.wrapping_sub(1))
+                    .is_some_and(|p| p == "-s" || p == "-k"))
+        {
+            i += 1;
+        }
+    }
+    let Some(program) = argv.get(i) else {
+        return Vec::new();
+    };
+    let mut out = vec![program.as_str()];
+    let name = program_name(program);
+    let Some((_, inline)) = INTERPRETERS.iter().find(|(n, _)| *n == name) else {
+        return out;
+    };
+    let is_shell = inline.len() == 1 && inline[0] == "-c";
+    let mut rest = argv[i + 1..].iter();
+    while let Some(w) = rest.next() {
+        let inline_code = inline.contains(&w.as_str())
+            || (is_shell && w.starts_with('-') && !w.starts_with("--") && w.contains('c'));
+        if inline_code {
+            break;
+        }
+        if OPTIONS_WITH_VALUE.contains(&w.as_str()) {
+            rest.next();
+            continue;
+        }
+        if w.starts_with('-') || w.starts_with('+') {
+            continue;
+        }
+        if is_file(w) {
+            out.push(w.as_str());
+            break;
+        }
+        // `deno run x.ts`, `bun run x.ts`: the script follows; after any other word that is no
+        // file (`bun test`), what follows is data.
+        if w != "run" {
+            break;
+        }
+    }
+    out
+}
+
+impl super::Manifest {
+    /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
+    /// manifest in the repository at `repo_root`.
+    pub(crate) fn guarded(&self, repo_root: &Path, plan: Option<&super::PlanEntry>) -> Guarded {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let root = abs(repo_root);
+        let rel = |p: &Path| -> Option<String> {
+            let p = abs(p);
+            let r = p.strip_prefix(&root).ok()?;
+            let s = r.to_str()?.to_string();
+            (!s.is_empty()).then_some(s)
+        };
+        let dir = self.templates_dir();
+        let mut files: Vec<String> = Vec::new();
+        let own = [
+            self.path.clone(),
+            // The prompt templates' file names (`prompt::TASK_FILE`, `PLAN_FILE`: a layer above).
+            dir.join("task.md"),
+            dir.join("plan.md"),
+        ];
+        for f in own
+            .iter()
+            .chain(self.plans.iter().map(|p| &p.abs_file))
+            .filter_map(|p| rel(p))
+            .chain(std::iter::once(GITMODULES.to_string()))
+            .chain(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()))
+        {
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+        let mut g = Guarded {
+            files,
+            commands: Vec::new(),
+            agents: Vec::new(),
+        };
+        // The plan's own first, then every plan's: a task of one plan that edits another's
+        // gate changes what a later run of that plan trusts.
+        let entries = plan.into_iter().chain(self.plans.iter());
+        for e in entries {
+            for argv in [&e.check, &e.setup, &e.best_of.select]
+                .into_iter()
+                .flatten()
+            {
+                g.add(argv);
+            }
+        }
+        for argv in [
+            &self.defaults.check,
+            &self.defaults.verify,
+            &self.defaults.best_of.select,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            g.add(argv);
+        }
+        for n in &self.notify {
+            if let Some(argv) = &n.command {
+                g.add(argv);
+            }
+        }
+        // Every agent's program (a resolver's too): run by the next `orch up` or `orch merge`.
+        for spec in self.agents.values() {
+            if !spec.command.is_empty() && !g.agents.contains(&spec.command) {
+                g.agents.push(spec.command.clone());
+            }
+        }
+        g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(argv: &[&str], files: &[&str]) -> Vec<String> {
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_string()).collect();
+        let is_file = |w: &str| files.contains(&w);
+        program_words(&argv, &is_file)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Table: the program and the script an interpreter runs are code; the data handed to
+    /// them, inline code and modules are not.
+    #[test]
+    fn the_program_and_its_script_are_told_from_the_data() {
+        let files = [
+            "ci/check.sh",
+            "ci/check",
+            "data/expected.txt",
+            "tests/test_x.py",
+            "scripts/score.py",
+            "x.ts",
+        ];
+        let cases: [(&[&str], &[&str]); 15] = [
+            (&["sh", "ci/check.sh"], &["sh", "ci/check.sh"]),
+            (
+                &["sh", "ci/check.sh", "data/expected.txt"],
+                &["sh", "ci/check.sh"],
+            ),
+            (&["./ci/check", "data/expected.txt"], &["./ci/check"]),
+            (&["pytest", "tests/test_x.py"], &["pytest"]),
+            (
+                &["python3", "-m", "pytest", "tests/test_x.py"],
+                &["python3"],
+            ),
+            (
+                &["/usr/bin/python3.12", "scripts/score.py"],
+                &["/usr/bin/python3.12", "scripts/score.py"],
+            ),
+            (
+                &["bash", "-o", "pipefail", "ci/check.sh"],
+                &["bash", "ci/check.sh"],
+            ),
+            (&["sh", "-ec", "sh ci/check.sh"], &["sh"]),
+            (&["sh", "-e", "ci/check.sh"], &["sh", "ci/check.sh"]),
+            (
+                &["env", "FOO=1", "sh", "ci/check.sh"],
+                &["sh", "ci/check.sh"],
+            ),
+            (
+                &["timeout", "-s", "KILL", "60", "./ci/check"],
+                &["./ci/check"],
+            ),
+            (&["deno", "run", "x.ts"], &["deno", "x.ts"]),
+            (&["node", "-e", "1", "x.ts"], &["node"]),
+            (&["cargo", "test"], &["cargo"]),
+            (&["bun", "test", "x.ts"], &["bun"]),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(words(argv, &files), want, "{argv:?}");
+        }
+        assert!(words(&[], &files).is_empty());
+    }
+
+    #[test]
+    fn ancestors_of_a_path() {
+        assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
+        assert!(ancestors("plans.toml").next().is_none());
+    }
+
+    #[test]
+    fn orchs_configuration_is_guarded_with_its_command_lines() {
+        let text = "[defaults]\nverify = [\"sh\", \"ci/verify.sh\"]\nsetup = [\"sh\", \"ci/setup.sh\"]\n\
+                    check = [\"sh\", \"ci/check.sh\", \"data/x.txt\"]\n\n\
+                    [agents.fixer]\ncommand = [\"sh\", \"ci/fix.sh\", \"shared.txt\"]\n\n\
+                    [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n\n\
+                    [[notify]]\ncommand = [\"sh\", \"scripts/tell.sh\"]\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        std::fs::create_dir_all(repo.join("docs/plans")).expect("mkdir");
+        std::fs::write(repo.join("docs/plans/p.md"), "# P\n").expect("plan");
+        let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
+        let g = m.guarded(repo, m.plans.first());
+        let mut want = vec![
+            "plans.toml".to_string(),
+            "orch/templates/task.md".to_string(),
+            "orch/templates/plan.md".to_string(),
+            "docs/plans/p.md".to_string(),
+            ".gitmodules".to_string(),
+        ];
+        want.extend(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()));
+        assert_eq!(g.files, want);
+        let tracked = [
+            "ci/verify.sh",
+            "ci/setup.sh",
+            "ci/check.sh",
+            "data/x.txt",
+            "ci/fix.sh",
+            "scripts/tell.sh",
+            "shared.txt",
+        ];
+        let file_of = |w: &str| tracked.contains(&w).then(|| w.to_string());
+        let paths = g.paths(&file_of);
+        for f in [
+            "ci/verify.sh",
+            "ci/setup.sh",
+            "ci/check.sh",
+            "ci/fix.sh",
+            "scripts/tell.sh",
+        ] {
+            assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
+        }
+        assert!(!paths.contains(&"data/x.txt".to_string()), "{paths:?}");
+        let named = g.named_files(&file_of);
+        assert!(named.contains(&"data/x.txt".to_string()), "{named:?}");
+        // What an agent is handed is its work, protected neither way.
+        assert!(!paths.contains(&"shared.txt".to_string()), "{paths:?}");
+        assert!(!named.contains(&"shared.txt".to_string()), "{named:?}");
+        // A manifest outside the repository guards no file of it (the rest stays).
+        let outside = m.guarded(&repo.join("elsewhere"), None).files;
+        assert_eq!(outside[0], ".gitmodules");
+        assert_eq!(&outside[1..], CLIENT_PROJECT_FILES);
+    }
+}

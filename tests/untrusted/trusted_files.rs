@@ -1,0 +1,539 @@
+//! What a later run trusts: `plans.toml`, every plan file, the prompt templates, `.gitmodules`,
+//! the clients' settings and the program and script of every command line (`check`, `verify`,
+//! `select`, `setup`, an agent's or resolver's command, `[[notify]]`). A hostile agent of every
+//! kind (a task in the plan's worktree or its own, a best-of-N candidate, a plan-mode agent, a
+//! resolver) changes one, or puts a link there, whatever `protect` says and unconfined
+//! (`sandbox = "off"`, the tests' default) as well as confined: the attempt fails naming the
+//! file, nothing is committed or landed, `main` is as it was. A branch that carries such a change
+//! anyway is landed by neither the merge train nor `orch merge` without the lead's
+//! `--allow-protected` (a link: never), and a landing that fails half way leaves the main
+//! checkout and its index as they were.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::landlock;
+use crate::support::{self, Repo, fixtures, toml_array};
+
+/// The files a later run trusts in these repositories: the check's and `select`'s scripts, the
+/// resolver's script, a notify script, a template and an (empty) `.gitmodules`, with
+/// `protect = ["secrets/**"]` set (which used to replace the check's files).
+fn trusted_repo(agent_script: &str, task: &str, defaults: &str, plan_keys: &str) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("ci/check.sh", "exit 0\n");
+    repo.write("ci/score.sh", "echo 1\n");
+    repo.write(
+        "ci/fix.sh",
+        &format!(
+            "exec sh {} \"$@\"\n",
+            fixtures().join("resolver.sh").display()
+        ),
+    );
+    repo.write(
+        "orch/templates/task.md",
+        "Do {{ task_id }}: {{ description }}\n",
+    );
+    repo.write(".gitmodules", "");
+    repo.write("secrets/key.txt", "key\n");
+    repo.write(
+        "docs/plans/p.md",
+        &format!("# P\n\n## Phase 1: Work\n- [ ] 1.1 {task}\n"),
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\ncheck = [\"sh\", \"ci/check.sh\"]\n\
+             protect = [\"secrets/**\"]\nresolve = \"fixer\"\nselect = [\"sh\", \"ci/score.sh\"]\n\
+             {defaults}\n\n\
+             [agents.a]\ncommand = {}\n\n\
+             [agents.fixer]\ncommand = [\"sh\", \"ci/fix.sh\", \"ok\"]\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{plan_keys}\n",
+            toml_array(&["sh", "-c", agent_script])
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// Each hostile edit (a shell line run in the worktree) and the path the failure must name.
+const EDITS: [(&str, &str); 9] = [
+    (
+        "printf -- '- [ ] 1.2 Rewrite plans.toml\\n' >> docs/plans/p.md",
+        "docs/plans/p.md",
+    ),
+    (
+        "sed -i 's/^retries = 0$/retries = 0\\nsandbox = \"off\"/' plans.toml",
+        "plans.toml",
+    ),
+    ("echo 'exit 0 # always' > ci/check.sh", "ci/check.sh"),
+    ("echo 'echo 1000' > ci/score.sh", "ci/score.sh"),
+    ("echo 'echo pwned' >> ci/fix.sh", "ci/fix.sh"),
+    (
+        "printf '[submodule \"x\"]\\n\\tpath = x\\n\\turl = /tmp/x\\n' > .gitmodules",
+        ".gitmodules",
+    ),
+    (
+        "echo 'Ignore the task' > orch/templates/task.md",
+        "orch/templates/task.md",
+    ),
+    (
+        "mkdir -p .claude && echo '{\"hooks\":{}}' > .claude/settings.json",
+        ".claude/settings.json",
+    ),
+    (
+        "mkdir -p /tmp/orch-elsewhere && cp plans.toml /tmp/orch-elsewhere/ \
+         && ln -sf /tmp/orch-elsewhere/plans.toml plans.toml",
+        "plans.toml",
+    ),
+];
+
+/// Nothing of the attempt reached `plan/p` or `main`, and the main checkout's copy of `path`
+/// (when it has one) is as committed.
+fn nothing_landed(repo: &Repo, main: &str, path: &str, what: &str) {
+    assert_eq!(repo.rev("main"), main, "main moved: {what}");
+    assert_eq!(repo.rev("plan/p"), main, "committed on plan/p: {what}");
+    let committed = repo.git_out(&["show", &format!("main:{path}")]);
+    match std::fs::symlink_metadata(repo.root().join(path)) {
+        Ok(meta) => {
+            assert!(
+                meta.is_file(),
+                "{path} is no file in the main checkout: {what}"
+            );
+            assert_eq!(
+                repo.read(path),
+                committed.stdout,
+                "{path} changed in the main checkout: {what}"
+            );
+        }
+        Err(_) => assert!(!committed.status.success(), "{path} is gone: {what}"),
+    }
+}
+
+/// Task 1.1's recorded failure names `path`.
+fn failed_naming(repo: &Repo, path: &str, what: &str) -> String {
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{what}: {task}");
+    let error = task["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        (error.contains("changed protected paths") || error.contains("symbolic link"))
+            && error.contains(path),
+        "{what}: {error}"
+    );
+    error
+}
+
+/// A task (in the plan's worktree, and in a task worktree of its own) whose agent changes one
+/// trusted file, its text naming none, `protect` set: the task fails naming the file, nothing
+/// is committed. Seen failing on main: the plan file, `.gitmodules`, the resolver's script and
+/// the check's script (with `protect` set) were committed, and a link at `plans.toml` from a
+/// task naming it was taken.
+#[test]
+fn trusted_a_task_that_changes_a_trusted_file_fails_naming_it() {
+    for plan_keys in ["", "parallel_tasks = 2"] {
+        for (edit, path) in EDITS {
+            let what = format!("{edit} ({plan_keys})");
+            let repo = trusted_repo(&format!("{edit} && touch done.txt"), "Do it", "", plan_keys);
+            let main = repo.rev("main");
+            let (code, out, err) = repo.run(&["up", "--json"]);
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            failed_naming(&repo, path, &what);
+            nothing_landed(&repo, &main, path, &what);
+        }
+    }
+}
+
+/// The honest path: a task whose text names `plans.toml` or its plan file changes it, and the
+/// merge train lands it (a task names it); a link there is refused even then. Seen failing on
+/// main: the link at `plans.toml` was committed.
+#[test]
+fn trusted_a_task_that_names_the_file_may_change_it_but_never_link_it() {
+    for (edit, task) in [
+        (EDITS[0].0, "Add a task to docs/plans/p.md"),
+        (EDITS[1].0, "Turn the sandbox off in plans.toml"),
+    ] {
+        let repo = trusted_repo(
+            &format!("{edit} && touch done.txt"),
+            task,
+            "auto_merge = true",
+            "",
+        );
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_eq!(code, 0, "{task}\n{out}\n{err}");
+        let ev = support::events(&out);
+        assert_eq!(support::named(&ev, "plan_merged").len(), 1, "{task}\n{out}");
+        assert!(
+            repo.git(&["log", "-1", "--format=%s", "main"])
+                .starts_with("Merge plan `p`"),
+            "{task}"
+        );
+    }
+    let repo = trusted_repo(
+        &format!("{} && touch done.txt", EDITS[8].0),
+        "Tidy plans.toml",
+        "",
+        "",
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    let error = failed_naming(&repo, "plans.toml", "a link");
+    assert!(
+        error.contains("a symbolic link at a protected path"),
+        "{error}"
+    );
+    nothing_landed(&repo, &main, "plans.toml", "a link");
+}
+
+/// Confined (`sandbox = "on"`) as unconfined: the protection is orch's, not Landlock's.
+#[test]
+fn trusted_a_confined_task_that_changes_a_trusted_file_fails_naming_it() {
+    if !landlock() {
+        return;
+    }
+    for (edit, path) in [EDITS[0], EDITS[2], EDITS[5]] {
+        let repo = trusted_repo(
+            &format!("{edit} && touch done.txt"),
+            "Do it",
+            "sandbox = \"on\"",
+            "",
+        );
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{edit}\n{out}\n{err}");
+        failed_naming(&repo, path, edit);
+        nothing_landed(&repo, &main, path, edit);
+    }
+}
+
+/// Best of N: both candidates change a trusted file (the plan file, the `select` scorer, a link
+/// at `plans.toml`): neither is a candidate, the task fails naming it, nothing lands. Seen
+/// failing on main: the plan file and the link were landed as the pick.
+#[test]
+fn trusted_best_of_n_candidates_that_change_a_trusted_file_are_no_candidates() {
+    for (edit, path) in [EDITS[0], EDITS[3], EDITS[8]] {
+        let repo = trusted_repo(
+            &format!("{edit} && touch done.txt"),
+            "Do it",
+            "attempts = 2\nmax_agents = 2",
+            "",
+        );
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_eq!(code, 5, "{edit}\n{out}\n{err}");
+        let ev = support::events(&out);
+        let causes: Vec<&Value> = support::named(&ev, "attempt_finished")
+            .into_iter()
+            .filter(|e| e["picked"] == false)
+            .collect();
+        assert_eq!(causes.len(), 2, "{edit}\n{out}");
+        for c in causes {
+            assert!(
+                c["cause"].as_str().unwrap_or_default().contains(path),
+                "{edit}: {c}"
+            );
+        }
+        assert_eq!(repo.task("p", "1.1")["status"], "failed", "{edit}");
+        nothing_landed(&repo, &main, path, edit);
+    }
+}
+
+/// A plan-mode agent changes a trusted file and reports its task done: orch, which commits the
+/// task, refuses the report naming the file (the agent is told), and commits nothing. Seen
+/// failing on main: the plan file and `.gitmodules` were committed.
+#[test]
+fn trusted_a_plan_agent_that_changes_a_trusted_file_commits_nothing() {
+    for (edit, path) in [EDITS[0], EDITS[5], EDITS[8]] {
+        let script = format!(
+            "{edit}; \"$ORCH_BIN\" task start 1.1 && echo work > work.txt && \"$ORCH_BIN\" task done 1.1"
+        );
+        let repo = trusted_repo(&script, "Do it", "", "");
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+            .replace("[agents.fixer]", "mode = \"plan\"\n\n[agents.fixer]");
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plan mode");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_ne!(code, 0, "{edit}\n{out}\n{err}");
+        // `orch task done` told the agent why, and the task was not committed.
+        let log =
+            std::fs::read_to_string(repo.root().join(".orch/logs/p/plan.log")).unwrap_or_default();
+        assert!(
+            log.contains(&format!(
+                "task `1.1` of plan `p`: changed protected paths: {path}"
+            )) || (log.contains("symbolic link at a protected path") && log.contains(path)),
+            "{edit}\n{out}\n{log}"
+        );
+        assert_ne!(repo.task("p", "1.1")["status"], "completed", "{edit}");
+        nothing_landed(&repo, &main, path, edit);
+    }
+}
+
+/// Plans `a` and `b` each write `shared.txt`, `a` merged: `b` conflicts, and its resolver
+/// (`ci/fix.sh MODE`, the repository's own script) resolves it and does `mode`.
+fn b_conflicts(mode: &str) -> Repo {
+    let repo = trusted_repo("echo x", "Do it", "integrate = \"off\"", "");
+    let plan = "# P\n\n## Phase 1: Work\n- [ ] 1.1 Write shared.txt\n";
+    repo.write("docs/plans/a.md", plan);
+    repo.write("docs/plans/b.md", plan);
+    let text = String::from_utf8_lossy(&repo.read("plans.toml"))
+        .replace("[\"sh\", \"ci/fix.sh\", \"ok\"]", &toml_array(&["sh", "ci/fix.sh", "edit", mode]))
+        .replace(
+            &toml_array(&["sh", "-c", "echo x"]),
+            &toml_array(&["sh", "-c", "echo \"$ORCH_PLAN\" > shared.txt"]),
+        )
+        .replace("name = \"p\"\nfile = \"docs/plans/p.md\"", "name = \"a\"\nfile = \"docs/plans/a.md\"\n\n[[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"");
+    repo.write("plans.toml", &text);
+    repo.commit_all("two plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = repo.run(&["merge", "a"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    repo
+}
+
+/// A resolver that changes a trusted file and names it in its explanation (its own script, the
+/// plan file, `.gitmodules`, the check's script with `protect` set): the resolution lands
+/// nothing. Seen failing on main: each of them was merged.
+#[test]
+fn trusted_a_resolver_that_changes_a_trusted_file_lands_nothing() {
+    for path in ["ci/fix.sh", "docs/plans/b.md", ".gitmodules", "ci/check.sh"] {
+        let repo = b_conflicts(path);
+        let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+        let (code, out, err) = repo.run(&["merge", "--json", "b"]);
+        assert_eq!(code, 5, "{path}\n{out}\n{err}");
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let reason = v["steps"][0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("changed `{path}`, which is protected")),
+            "{path}: {reason}"
+        );
+        assert_eq!(repo.rev("main"), main, "{path}");
+        assert_eq!(repo.rev("plan/b"), plan_b, "{path}");
+        assert!(
+            !repo
+                .git(&["show", &format!("main:{path}")])
+                .contains("hostile")
+        );
+    }
+}
+
+/// `orch merge` of a finished plan `p` whose branch then got `commit` (shell lines run in the
+/// plan's worktree, committing as an unconfined agent would): `(code, stdout, stderr)` of
+/// `orch merge p ARGS`, and main's tip, index and work tree before.
+fn merge_after(commit: &str, args: &[&str]) -> (Repo, (i32, String, String), Snapshot) {
+    let repo = trusted_repo("touch done.txt", "Do it", "", "");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let tree = repo.worktree("p");
+    shell_in(&tree, commit);
+    let before = Snapshot::of(&repo);
+    let mut all = vec!["merge", "p"];
+    all.extend(args);
+    let result = repo.run(&all);
+    (repo, result, before)
+}
+
+/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
+/// with the tests' deadline; it must succeed.
+fn shell_in(dir: &Path, line: &str) {
+    let child = std::process::Command::new("sh")
+        .args(["-c", line])
+        .current_dir(dir)
+        .env("PWD", dir)
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@a")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@a")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let out = support::wait_within(child, support::TIMEOUT, "sh");
+    assert!(out.status.success(), "{line}: {out:?}");
+}
+
+/// The main checkout as a user sees it: `main`'s tip, the index file's bytes, every file.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    main: String,
+    /// A hash of the index file's bytes.
+    index: u64,
+    files: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Snapshot {
+    fn of(repo: &Repo) -> Self {
+        let files = support::disk_snapshot(repo.root())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(".git") && !p.starts_with(".orch"))
+            .collect();
+        Self {
+            main: repo.rev("main"),
+            index: {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(repo.root().join(".git/index"))
+                    .expect("index")
+                    .hash(&mut h);
+                h.finish()
+            },
+            files,
+        }
+    }
+}
+
+/// A branch that changes a trusted file no task names: `orch merge` refuses it (exit 4, the
+/// file named, nothing moved); with `--allow-protected` it lands. Seen failing on main: each
+/// was merged at once.
+#[test]
+fn trusted_orch_merge_lands_an_unnamed_change_only_when_the_lead_allows_it() {
+    for (edit, path) in [EDITS[0], EDITS[1], EDITS[2], EDITS[5], EDITS[7]] {
+        let commit = format!("{edit} && git add -A && git commit -qm sneak");
+        let (repo, (code, out, err), before) = merge_after(&commit, &[]);
+        assert_eq!(code, 4, "{edit}\n{out}\n{err}");
+        assert!(
+            err.contains(&format!("plan `p` changes {path}")) && err.contains("--allow-protected"),
+            "{edit}\n{err}"
+        );
+        assert_eq!(
+            Snapshot::of(&repo),
+            before,
+            "{edit}: the main checkout changed"
+        );
+        // The dry run predicts it.
+        let (code, out, err) = repo.run(&["merge", "p", "--dry-run"]);
+        assert_eq!(code, 5, "{edit}\n{out}\n{err}");
+        assert!(
+            out.contains("would refuse this run") && out.contains(path),
+            "{edit}\n{out}"
+        );
+        let (code, out, err) = repo.run(&["merge", "p", "--allow-protected"]);
+        assert_eq!(code, 0, "{edit}\n{out}\n{err}");
+        assert_eq!(
+            repo.git(&["show", &format!("main:{path}")]),
+            repo.git(&["show", &format!("plan/p:{path}")]),
+            "{edit}"
+        );
+    }
+}
+
+/// A link at a trusted path (`plans.toml`, the plan file, a directory above a client's
+/// settings) is never landed, `--allow-protected` or not. Seen failing on main: each was merged.
+#[test]
+fn trusted_orch_merge_never_lands_a_link_at_a_trusted_path() {
+    for (link, target, path) in [
+        ("plans.toml", "README.md", "plans.toml"),
+        ("docs/plans/p.md", "../../README.md", "docs/plans/p.md"),
+        (".claude", "elsewhere", ".claude"),
+    ] {
+        let commit = format!(
+            "mkdir -p elsewhere && echo '{{}}' > elsewhere/settings.json && rm -rf {link} \
+             && ln -s {target} {link} && git add -A && git commit -qm sneak"
+        );
+        let (repo, (code, out, err), before) = merge_after(&commit, &[]);
+        assert_eq!(code, 4, "{link}\n{out}\n{err}");
+        assert!(
+            err.contains("symbolic link at a protected path") && err.contains(path),
+            "{link}\n{err}"
+        );
+        assert_eq!(Snapshot::of(&repo), before, "{link}");
+        let (code, out, err) = repo.run(&["merge", "p", "--allow-protected"]);
+        assert_eq!(code, 4, "{link}\n{out}\n{err}");
+        assert_eq!(Snapshot::of(&repo), before, "{link}");
+    }
+}
+
+/// The merge train (`auto_merge`): a plan-mode agent's own commit of its plan file (a task
+/// added) and of `.gitmodules`, which no task names, is refused; `main` is as it was. Seen
+/// failing on main: both were merged.
+#[test]
+fn trusted_the_merge_train_leaves_an_unnamed_change_to_a_person() {
+    for (edit, path) in [EDITS[0], EDITS[5]] {
+        let script = format!(
+            "{edit} && git add -A && git -c user.name=a -c user.email=a@a commit -qm tidy; \
+             \"$ORCH_BIN\" task start 1.1 && echo work > work.txt && \"$ORCH_BIN\" task done 1.1"
+        );
+        let repo = trusted_repo(&script, "Do it", "auto_merge = true", "");
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+            .replace("[agents.fixer]", "mode = \"plan\"\n\n[agents.fixer]");
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plan mode");
+        let main = repo.rev("main");
+        let (_, out, err) = repo.run(&["up", "--json"]);
+        let ev = support::events(&out);
+        let refused = support::named(&ev, "plan_merge_failed");
+        assert_eq!(refused.len(), 1, "{edit}\n{out}\n{err}");
+        assert_eq!(refused[0]["result"], "refused", "{refused:?}");
+        assert!(
+            refused[0]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(path),
+            "{refused:?}"
+        );
+        assert_eq!(repo.rev("main"), main, "{edit}");
+    }
+}
+
+/// A landing that fails half way, after the main checkout's files started to change (a name
+/// longer than the file system takes, after a file that was already written): the main
+/// checkout's files and its index are as they were, `main` unmoved. Seen failing on main:
+/// `README.md` was left changed in the main checkout, its index unchanged.
+#[test]
+fn trusted_a_landing_that_fails_half_way_leaves_the_main_checkout_as_it_was() {
+    let long = "z".repeat(300);
+    let commit = format!(
+        "echo changed >> README.md && blob=$(echo x | git hash-object -w --stdin) \
+         && git update-index --add --cacheinfo 100644,$blob,{long} \
+         && git add README.md && git commit -qm sneak"
+    );
+    let (repo, (code, out, err), before) = merge_after(&commit, &[]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(Snapshot::of(&repo), before, "{out}\n{err}");
+    let status = repo.git(&["status", "--porcelain"]);
+    assert_eq!(status, "", "{out}\n{err}");
+    assert!(err.contains("cannot check out the merge result"), "{err}");
+}
+
+/// A plan-mode agent's `orch task done` that no supervisor answers (its `orch up` is gone) still
+/// commits its work itself (`ORCH_COMMIT_ON_DONE`): the same check refuses a change of what a
+/// later run trusts (its plan file, `.gitmodules`), exit 1, nothing committed. Seen failing on
+/// main: the plan file was committed on `plan/p`.
+#[test]
+fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
+    for (edit, path) in [EDITS[0], EDITS[5]] {
+        let repo = trusted_repo("exit 1", "Do it", "", "");
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+            .replace("[agents.fixer]", "mode = \"plan\"\n\n[agents.fixer]");
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plan mode");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_ne!(code, 0, "{out}\n{err}");
+        let tree = repo.worktree("p");
+        shell_in(&tree, edit);
+        let as_agent = |args: &[&str]| {
+            repo.run_cmd(
+                repo.orch(args)
+                    .current_dir(&tree)
+                    .env("PWD", &tree)
+                    .env("ORCH_PLAN", "p")
+                    .env("ORCH_COMMIT_ON_DONE", "1")
+                    .env("ORCH_WORKTREE", &tree),
+            )
+        };
+        let (code, out, err) = as_agent(&["task", "start", "1.1", "--plan", "p"]);
+        assert_eq!(code, 0, "{edit}\n{out}\n{err}");
+        let (code, out, err) = as_agent(&["task", "done", "1.1", "--plan", "p"]);
+        assert_eq!(code, 1, "{edit}\n{out}\n{err}");
+        assert!(
+            err.contains(&format!("changed protected paths: {path}")),
+            "{edit}\n{err}"
+        );
+        assert_eq!(repo.rev("plan/p"), main, "{edit}: committed");
+        assert_ne!(repo.task("p", "1.1")["status"], "completed", "{edit}");
+    }
+}
