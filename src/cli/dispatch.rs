@@ -147,6 +147,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             deny_read,
             argv,
         } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
+        Command::GitExec { exec, argv } => commands::sandbox_exec::run_git(&exec, &argv),
         Command::SessionExec { argv } => commands::sandbox_exec::run_in_session(&argv),
         Command::Logs {
             plan,

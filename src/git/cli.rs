@@ -12,8 +12,9 @@
 //! the user's own work tree that has the target checked out, `super::status`).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use super::error::CliFailure;
 
@@ -42,30 +43,50 @@ pub(crate) enum GitTarget<'a> {
     },
 }
 
-/// `git` for `target`, with orch's settings (see the module's documentation); the caller adds
-/// the subcommand and runs it. Stdin is `/dev/null`.
+/// `git` for `target`, with orch's settings (see the module's documentation), confined to
+/// executing git's own programs and those of your git configuration ([`confined`]); the caller
+/// adds the subcommand and runs it. Stdin is `/dev/null`.
 pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
-    let mut cmd = Command::new("git");
-    match target {
+    build(target, true)
+}
+
+/// [`command`] without the confinement of what git executes: for `orch pr`'s `git push` only,
+/// which works on no work tree and runs your transport as you configured it (ssh and its
+/// `ProxyCommand`, a credential helper).
+pub(crate) fn transport_command(target: GitTarget<'_>) -> Result<Command, String> {
+    build(target, false)
+}
+
+fn build(target: GitTarget<'_>, confine: bool) -> Result<Command, String> {
+    let (git_dir, work_tree) = match target {
         GitTarget::WorkTree(dir) => {
             let loc = super::locate::locate(dir).map_err(|e| e.to_string())?;
-            cmd.arg(git_dir_arg(&loc.git_dir))
-                .arg(work_tree_arg(&loc.work_tree))
-                .current_dir(&loc.work_tree);
+            (loc.git_dir, Some(loc.work_tree))
         }
-        GitTarget::GitDir(dir) => {
-            cmd.arg(git_dir_arg(dir)).current_dir(dir);
-        }
+        GitTarget::GitDir(dir) => (dir.to_path_buf(), None),
         GitTarget::Admin { git_dir, work_tree } => {
-            cmd.arg(git_dir_arg(git_dir))
-                .arg(work_tree_arg(work_tree))
-                .current_dir(work_tree);
+            (git_dir.to_path_buf(), Some(work_tree.to_path_buf()))
         }
-    }
+    };
+    let mut cmd = match confine.then(|| confined(&git_dir)).transpose()?.flatten() {
+        Some(cmd) => cmd,
+        None => Command::new("git"),
+    };
+    cmd.arg(git_dir_arg(&git_dir));
+    match &work_tree {
+        Some(w) => cmd.arg(work_tree_arg(w)).current_dir(w),
+        None => cmd.current_dir(&git_dir),
+    };
     for setting in SAFE_CONFIG {
         cmd.args(["-c", setting]);
     }
     cmd.stdin(Stdio::null());
+    scrub(&mut cmd);
+    Ok(cmd)
+}
+
+/// orch's own git variables and `GIT_CONFIG*` of the environment removed, messages in English.
+fn scrub(cmd: &mut Command) {
     for var in crate::agent_env::GIT_ENV {
         cmd.env_remove(var);
     }
@@ -73,10 +94,51 @@ pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
         cmd.env_remove(var);
     }
     cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
-    Ok(cmd)
 }
 
-fn git_dir_arg(dir: &Path) -> OsString {
+/// `git` at `git` (absolute) with the environment of [`command`], no settings, no confinement:
+/// for what [`super::programs`] asks git (its exec path, the config), which starts nothing.
+pub(super) fn plain(git: &Path) -> Command {
+    let mut cmd = Command::new(git);
+    cmd.stdin(Stdio::null());
+    scrub(&mut cmd);
+    cmd
+}
+
+/// The orch executable that confines git runs (`orch git-exec`), once the binary said so
+/// ([`confine_runs`]); a library used without it (its unit tests) runs git unconfined.
+static ORCH_EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Makes every git run of this process (but `orch pr`'s push) start through `orch git-exec`,
+/// confined to executing git's own programs and those your configuration names: called by
+/// the `orch` binary before it runs a command.
+pub fn confine_runs() {
+    ORCH_EXE.get_or_init(|| std::env::current_exe().ok());
+}
+
+/// `orch git-exec --exec P… -- <git>` for a git run on the git directory `git_dir`; `None`
+/// when this process does not confine git ([`confine_runs`]) or the kernel has no Landlock
+/// (then nothing confines what git executes: the checks before git reads a work tree still
+/// hold, [`super::nested`]). An error when it should and cannot.
+fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
+    let Some(Some(orch)) = ORCH_EXE.get() else {
+        return Ok(None);
+    };
+    if !crate::sandbox::exec_supported() {
+        return Ok(None);
+    }
+    let install = super::programs::install()?;
+    let allow = super::programs::allowed(install, git_dir);
+    let mut cmd = Command::new(orch);
+    cmd.arg("git-exec");
+    for p in allow.iter() {
+        cmd.arg("--exec").arg(p);
+    }
+    cmd.arg("--").arg(&install.git);
+    Ok(Some(cmd))
+}
+
+pub(super) fn git_dir_arg(dir: &Path) -> OsString {
     let mut arg = OsString::from("--git-dir=");
     arg.push(dir);
     arg
