@@ -44,8 +44,8 @@ pub(crate) enum GitTarget<'a> {
 }
 
 /// `git` for `target`, with orch's settings (see the module's documentation), confined to
-/// executing git's own programs and those of your git configuration ([`confined`]); the caller
-/// adds the subcommand and runs it. Stdin is `/dev/null`.
+/// executing git's own programs ([`confined`]); the caller adds the subcommand and runs it.
+/// Stdin is `/dev/null`.
 pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
     build(target, true)
 }
@@ -110,16 +110,17 @@ pub(super) fn plain(git: &Path) -> Command {
 static ORCH_EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
 
 /// Makes every git run of this process (but `orch pr`'s push) start through `orch git-exec`,
-/// confined to executing git's own programs and those your configuration names: called by
-/// the `orch` binary before it runs a command.
+/// confined to executing git's own programs ([`confined`]): called by the `orch` binary before
+/// it runs a command.
 pub fn confine_runs() {
     ORCH_EXE.get_or_init(|| std::env::current_exe().ok());
 }
 
 /// `orch git-exec --exec P… -- <git>` for a git run on the git directory `git_dir`; `None`
-/// when this process does not confine git ([`confine_runs`]) or the kernel has no Landlock
-/// (then nothing confines what git executes: the checks before git reads a work tree still
-/// hold, [`super::nested`]). An error when it should and cannot.
+/// when this process does not confine git ([`confine_runs`]), the kernel has no Landlock, or
+/// your git configuration names a driver ([`super::programs::allowed`]): then nothing confines
+/// what git executes, and what holds is that git reads no configuration of a work tree's
+/// choosing ([`super::nested`]). An error when it should confine and cannot.
 fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     let Some(Some(orch)) = ORCH_EXE.get() else {
         return Ok(None);
@@ -128,7 +129,9 @@ fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
         return Ok(None);
     }
     let install = super::programs::install()?;
-    let allow = super::programs::allowed(install, git_dir);
+    let Some(allow) = super::programs::allowed(install, git_dir) else {
+        return Ok(None);
+    };
     let mut cmd = Command::new(orch);
     cmd.arg("git-exec");
     for p in allow.iter() {

@@ -44,7 +44,9 @@ pub(crate) use cleanup::{
     prune_stale_entries, remove_plan_worktree,
 };
 pub use cli::confine_runs;
-pub(crate) use cli::{GitTarget, command as git_command, transport_command as git_transport_command};
+pub(crate) use cli::{
+    GitTarget, command as git_command, transport_command as git_transport_command,
+};
 #[cfg(test)]
 use commit::CommitInfo;
 pub(crate) use commit::{

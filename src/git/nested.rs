@@ -111,7 +111,11 @@ pub(crate) fn new_gitlinks(
             d.new_file().mode() == git2::FileMode::Commit
                 && d.old_file().mode() != git2::FileMode::Commit
         })
-        .filter_map(|d| d.new_file().path().map(|p| p.to_string_lossy().into_owned()))
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
         .collect();
     if added.is_empty() {
         return Ok(added);
@@ -144,14 +148,17 @@ pub(crate) fn nested_in(
                 })
         };
         let (old, new) = (tree_of(since)?, tree_of(&format!("refs/heads/{branch}"))?);
-        let committed = new_gitlinks(&repo, worktree, Some(&old), &new).map_err(|source| {
-            GitError::Diff {
+        let committed =
+            new_gitlinks(&repo, worktree, Some(&old), &new).map_err(|source| GitError::Diff {
                 path: worktree.to_path_buf(),
                 target: since.to_string(),
                 source,
-            }
-        })?;
-        found.extend(committed.into_iter().map(|p| format!("{p} (a gitlink committed on `{branch}`)")));
+            })?;
+        found.extend(
+            committed
+                .into_iter()
+                .map(|p| format!("{p} (a gitlink committed on `{branch}`)")),
+        );
     }
     Ok(found)
 }
@@ -216,7 +223,12 @@ mod tests {
         let found = walk(root, &["libs/sub".to_string()]).expect("walk");
         assert_eq!(
             found,
-            ["a/b/c/d/e/.git", "l/.git", "libs/sub/inner/.git", "src/.git"]
+            [
+                "a/b/c/d/e/.git",
+                "l/.git",
+                "libs/sub/inner/.git",
+                "src/.git"
+            ]
         );
     }
 }

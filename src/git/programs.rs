@@ -1,15 +1,12 @@
-//! The programs orch's git may start (`orch git-exec`, [`super::cli`]): git's own (its binary
-//! and its exec path, `git --exec-path`), the programs your git configuration names (global,
-//! system, and the repository's own `.git/config`: a filter driver such as git-lfs, a diff
-//! textconv, a merge driver, a signing program, ssh, a credential helper), each resolved
-//! through `PATH` and symlinks, and the interpreters those need to start (an ELF program's
-//! loader, a script's `#!` interpreter). Nothing a work tree holds adds to the list.
+//! What orch's git may start (`orch git-exec`, [`super::cli`]): git's own programs (its binary
+//! as found on `PATH`, its exec path `git --exec-path`, resolved through links, and the ELF
+//! loader they need), and nothing else, when your git configuration names no driver; when it
+//! names one (a filter such as git-lfs, a diff textconv, a merge driver), git runs
+//! unconfined ([`allowed`] says why). Nothing a work tree holds changes either.
 //!
-//! git starts a configured command through `/bin/sh -c` when it holds a character special to
-//! the shell (a space included: any argument); `/bin/sh` is then allowed, and only then.
-//!
-//! Found once per git directory and process (git's own, once per process): a run of `git
-//! config --list` that starts nothing, found again when the repository's config file changes.
+//! Found once per process (git's own) and per git directory (whether its configuration names
+//! a driver: a `git config --list`, which starts nothing, run again when the repository's
+//! config file changes).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -18,26 +15,16 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The characters for which git runs a configured command through the shell (git's
-/// `run-command.c`).
-const SHELL_CHARS: &[char] = &[
-    '|', '&', ';', '<', '>', '(', ')', '$', '`', '\\', '"', '\'', ' ', '\t', '\n', '*', '?', '[',
-    '#', '~', '=', '%',
-];
-
-/// The configuration keys whose values git runs as programs (section, then key suffix; names
-/// as `git config --list` prints them, lowercase).
+/// The configuration keys whose values name a program git starts on a work tree's files
+/// (names as `git config --list` prints them, lowercase). Transport and signing programs
+/// (`core.sshCommand`, `gpg.program`, a credential helper) are not among them: no git run of
+/// orch's but `orch pr`'s push (unconfined) starts one.
 fn runs_program(key: &str) -> bool {
     let ends = |s: &str| key.ends_with(s);
     match key.split('.').next().unwrap_or_default() {
         "filter" => ends(".clean") || ends(".smudge") || ends(".process"),
         "diff" => ends(".textconv") || ends(".command") || key == "diff.external",
         "merge" => ends(".driver"),
-        "core" => matches!(
-            key,
-            "core.sshcommand" | "core.askpass" | "core.gitproxy" | "core.alternaterefscommand"
-        ),
-        "gpg" => ends(".program"),
         _ => false,
     }
 }
@@ -48,7 +35,7 @@ pub(super) struct Install {
     /// The git binary orch runs, absolute.
     pub(super) git: PathBuf,
     /// Its binary, exec path and their interpreters, resolved.
-    allow: Vec<PathBuf>,
+    allow: Arc<Vec<PathBuf>>,
 }
 
 /// [`Install`] of the git on `PATH`, found once per process.
@@ -67,35 +54,46 @@ pub(super) fn install() -> Result<&'static Install, String> {
             if let Ok(dir) = exec_path.canonicalize() {
                 allow.push(dir);
             }
-            Ok(Install { git, allow })
+            allow.sort();
+            allow.dedup();
+            Ok(Install {
+                git,
+                allow: Arc::new(allow),
+            })
         })
         .as_ref()
         .map_err(Clone::clone)
 }
 
-/// What the configuration of the git directory `git_dir` (and the global and system ones)
-/// lets git start, with git's own: the paths for `orch git-exec --exec`.
-pub(super) fn allowed(install: &Install, git_dir: &Path) -> Arc<Vec<PathBuf>> {
-    type Cache = Mutex<HashMap<PathBuf, (Option<Stamp>, Arc<Vec<PathBuf>>)>>;
+/// The paths for `orch git-exec --exec` of a git run on the git directory `git_dir`: git's
+/// own, when neither its configuration (the repository's own `.git/config`, the global and
+/// system ones) nor the environment names a program git would start on a work tree's files (a
+/// filter, diff or merge driver); `None` when one does: git then runs unconfined.
+///
+/// Not the named programs with git's: a driver is a program that starts others (a script's
+/// `tr`, git-lfs's `git`), which the list cannot know, and an interpreter or a shell among the
+/// allowed programs (git starts any driver with an argument through `/bin/sh`) would run any
+/// program, through the ELF loader that every program needs (`ld.so /path/prog`), for a config
+/// that named it with the file's bytes on its standard input. What holds then is that orch's
+/// git reads no configuration of a work tree's choosing ([`super::nested`]).
+pub(super) fn allowed(install: &Install, git_dir: &Path) -> Option<Arc<Vec<PathBuf>>> {
+    type Cache = Mutex<HashMap<PathBuf, (Option<Stamp>, bool)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let common = common_dir(git_dir);
     let stamp = stamp(&common.join("config"));
     let cache = CACHE.get_or_init(Cache::default);
-    if let Ok(map) = cache.lock()
-        && let Some((s, found)) = map.get(&common)
-        && *s == stamp
-    {
-        return Arc::clone(found);
-    }
-    let mut allow = install.allow.clone();
-    configured(install, &common, &mut allow);
-    allow.sort();
-    allow.dedup();
-    let found = Arc::new(allow);
-    if let Ok(mut map) = cache.lock() {
-        map.insert(common, (stamp, Arc::clone(&found)));
-    }
-    found
+    let known = cache
+        .lock()
+        .ok()
+        .and_then(|map| map.get(&common).filter(|(s, _)| *s == stamp).map(|e| e.1));
+    let drivers = known.unwrap_or_else(|| {
+        let found = names_drivers(install, &common);
+        if let Ok(mut map) = cache.lock() {
+            map.insert(common, (stamp, found));
+        }
+        found
+    });
+    (!drivers).then(|| Arc::clone(&install.allow))
 }
 
 /// When, and how long, a config file was last written.
@@ -117,82 +115,25 @@ fn common_dir(git_dir: &Path) -> PathBuf {
     }
 }
 
-/// Adds the programs the configuration of `common` (and the global and system ones, and the
-/// environment git reads them from) names to `allow`.
-fn configured(install: &Install, common: &Path, allow: &mut Vec<PathBuf>) {
-    let mut values: Vec<(String, String)> = Vec::new();
+/// Whether the configuration of `common` (with the global and system ones) or the
+/// environment names a driver git would start on a work tree's files. A config that cannot
+/// be read counts as naming one (git then runs as it did, unconfined).
+fn names_drivers(install: &Install, common: &Path) -> bool {
+    if std::env::var_os("GIT_EXTERNAL_DIFF").is_some_and(|v| !v.is_empty()) {
+        return true;
+    }
     let out = super::cli::plain(&install.git)
         .arg(super::cli::git_dir_arg(common))
-        .args(["config", "--list", "-z", "--includes"])
+        .args(["config", "--list", "-z", "--includes", "--name-only"])
         .current_dir(common)
         .output();
-    if let Ok(out) = out {
-        for item in out.stdout.split(|b| *b == 0) {
-            let item = String::from_utf8_lossy(item);
-            if let Some((key, value)) = item.split_once('\n') {
-                values.push((key.to_string(), value.to_string()));
-            }
-        }
+    match out {
+        Ok(out) if out.status.success() => out
+            .stdout
+            .split(|b| *b == 0)
+            .any(|key| runs_program(&String::from_utf8_lossy(key))),
+        _ => true,
     }
-    for var in ["GIT_SSH_COMMAND", "GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EXTERNAL_DIFF"] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            values.push(("env".to_string(), v.to_string_lossy().into_owned()));
-        }
-    }
-    let mut shell = false;
-    for (key, value) in &values {
-        if key == "env" || runs_program(key) {
-            shell |= value.contains(SHELL_CHARS);
-            add_words(value, allow);
-        } else if key == "credential.helper"
-            || (key.starts_with("credential.") && key.ends_with(".helper"))
-        {
-            // `!cmd`, an absolute path, or `git credential-<name>`: what they start is allowed.
-            // git runs each through the shell, which is not allowed for them alone: only a
-            // transport asks for credentials, and `orch pr`'s push runs unconfined.
-            match value.strip_prefix('!') {
-                Some(cmd) => add_words(cmd, allow),
-                None if value.starts_with('/') => add_words(value, allow),
-                None => {
-                    let name = value.split_whitespace().next().unwrap_or_default();
-                    if let Some(p) = on_path(&format!("git-credential-{name}")) {
-                        add_program(&p, allow);
-                    }
-                }
-            }
-        }
-    }
-    // The default transport program (git-lfs, for one, runs it).
-    if let Some(ssh) = on_path("ssh") {
-        add_program(&ssh, allow);
-    }
-    if shell && let Some(sh) = on_path_or_abs("/bin/sh") {
-        add_program(&sh, allow);
-    }
-}
-
-/// Every word of the command line `cmd` that names a program (on `PATH`, or a path to an
-/// executable file), with its interpreters.
-fn add_words(cmd: &str, allow: &mut Vec<PathBuf>) {
-    let words = cmd
-        .split(|c: char| c.is_whitespace() || "|&;<>()".contains(c))
-        .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
-        .filter(|w| !w.is_empty() && !w.starts_with(['-', '$', '%']));
-    for w in words {
-        if let Some(p) = on_path_or_abs(w) {
-            add_program(&p, allow);
-        }
-    }
-}
-
-/// `name` when it holds a `/` (an executable file), else the first executable file of that
-/// name on `PATH`.
-fn on_path_or_abs(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return executable(&p).then_some(p);
-    }
-    on_path(name)
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -228,9 +169,7 @@ fn add_program(program: &Path, allow: &mut Vec<PathBuf>) {
     if let Some((interp, arg)) = shebang(&real) {
         let via_env = interp.file_name().is_some_and(|n| n == "env");
         add_program(&interp, allow);
-        if via_env
-            && let Some(named) = arg.as_deref().and_then(on_path_or_abs)
-        {
+        if via_env && let Some(named) = arg.as_deref().and_then(on_path) {
             add_program(&named, allow);
         }
     }
@@ -296,20 +235,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn program_keys() {
+    fn driver_keys() {
         for k in [
             "filter.lfs.process",
             "filter.x.clean",
+            "filter.x.smudge",
             "diff.pdf.textconv",
+            "diff.x.command",
             "diff.external",
             "merge.ours.driver",
-            "core.sshcommand",
-            "gpg.program",
-            "gpg.ssh.program",
         ] {
             assert!(runs_program(k), "{k}");
         }
-        for k in ["filter.lfs.required", "core.fsmonitor", "user.name", "merge.x.name"] {
+        for k in [
+            "filter.lfs.required",
+            "core.fsmonitor",
+            "core.sshcommand",
+            "gpg.program",
+            "credential.helper",
+            "user.name",
+            "merge.x.name",
+        ] {
             assert!(!runs_program(k), "{k}");
         }
     }
@@ -319,7 +265,6 @@ mod tests {
         let sh = on_path("sh").expect("sh on PATH");
         let mut allow = Vec::new();
         add_program(&sh, &mut allow);
-        assert!(allow.len() >= 2, "{allow:?}");
         assert!(
             allow.iter().any(|p| p.to_string_lossy().contains("ld-")),
             "{allow:?}"
@@ -329,7 +274,7 @@ mod tests {
         std::fs::write(&script, "#!/usr/bin/env sh\necho\n").expect("script");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut allow = Vec::new();
-        add_words(&format!("{} --flag %f", script.display()), &mut allow);
+        add_program(&script, &mut allow);
         assert!(allow.iter().any(|p| p.ends_with("env")), "{allow:?}");
         assert!(allow.contains(&sh.canonicalize().expect("sh")), "{allow:?}");
     }

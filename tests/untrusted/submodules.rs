@@ -63,7 +63,10 @@ fn an_agents_new_submodule_fails_the_task() {
     let evil_commit = repo.git_at(&evil, &["rev-parse", "HEAD"]);
     plans(
         &fx,
-        ("hostile", &["https://127.0.0.1:9/x.git", utf8(&evil), &evil_commit]),
+        (
+            "hostile",
+            &["https://127.0.0.1:9/x.git", utf8(&evil), &evil_commit],
+        ),
         "",
         true,
         false,
@@ -80,10 +83,15 @@ fn an_agents_new_submodule_fails_the_task() {
         "{cause}"
     );
     assert!(
-        repo.git(&["ls-tree", "-r", "plan/p"]).lines().all(|l| !l.contains("evil")),
+        repo.git(&["ls-tree", "-r", "plan/p"])
+            .lines()
+            .all(|l| !l.contains("evil")),
         "the agent's gitlink was committed"
     );
-    assert!(!journal.iter().any(|l| l.starts_with("start p 1.2 ")), "{journal:#?}");
+    assert!(
+        !journal.iter().any(|l| l.starts_with("start p 1.2 ")),
+        "{journal:#?}"
+    );
     assert_eq!(repo.rev("main"), main, "main moved");
     assert!(!repo.root().join(".git/modules/evil").exists());
     assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));

@@ -190,7 +190,13 @@ pub(crate) fn own_checkouts(worktree: &Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(top) = top(worktree) {
         let trusted = declared(&top.main, &top.common);
-        checkouts_at((&top.common, &trusted), &top.name, &top.work_tree, "", &mut out);
+        checkouts_at(
+            (&top.common, &trusted),
+            &top.name,
+            &top.work_tree,
+            "",
+            &mut out,
+        );
     }
     out
 }
