@@ -44,47 +44,106 @@ pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
 
 /// The `.git` entries below `root` (not `root/.git`), `/`-separated from the root, except those
 /// of the checkouts at `allowed`; at most [`NAMED`].
+///
+/// A directory is read only when it changed since a walk of this process last read it: its
+/// entries are kept with its change time (`ctime`, which no process can set back, as it can
+/// `mtime`) and inode, and kept only when that change was more than a second before the read,
+/// so that an entry made in the same clock tick as the read is never missed. A walk of a tree
+/// that did not change stats each directory once (a task's commit walks its tree twice: the
+/// check before the commit, and staging's).
 fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
     let mut found = Vec::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            // Removed while walked (an agent of the plan still writing): nothing in it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => continue,
-            Err(source) => return Err(unreadable(&dir, source)),
+        let Some(listing) = listing(&dir, rel.is_empty())? else {
+            continue;
         };
-        for entry in entries {
-            let entry = entry.map_err(|source| unreadable(&dir, source))?;
-            let name = entry.file_name();
-            let child = if rel.is_empty() {
+        let child = |name: &std::ffi::OsStr| {
+            if rel.is_empty() {
                 name.to_string_lossy().into_owned()
             } else {
                 format!("{rel}/{}", name.to_string_lossy())
-            };
-            if name == ".git" {
-                // The root's own `.git`, and orch's submodule checkouts' (put back by orch).
-                if !rel.is_empty() && !allowed.contains(&rel) {
-                    found.push(child);
-                    if found.len() >= NAMED {
-                        return Ok(found);
-                    }
-                }
-                continue;
             }
-            // `DirEntry::file_type` does not follow a link: a link to a directory is a leaf.
-            let is_dir = match entry.file_type() {
-                Ok(t) => t.is_dir(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(source) => return Err(unreadable(&entry.path(), source)),
-            };
-            if is_dir {
-                stack.push((entry.path(), child));
+        };
+        // The root's own `.git`, and orch's submodule checkouts' (put back by orch).
+        if listing.git && !rel.is_empty() && !allowed.contains(&rel) {
+            found.push(child(std::ffi::OsStr::new(".git")));
+            if found.len() >= NAMED {
+                return Ok(found);
             }
+        }
+        for name in &listing.dirs {
+            stack.push((dir.join(name), child(name)));
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// What a walk needs of a directory: whether it holds a `.git` (of any kind), and its
+/// subdirectories (links not followed), with the change time and inode it had when read.
+#[derive(Clone)]
+struct Listing {
+    stamp: (i64, i64, u64),
+    git: bool,
+    dirs: Vec<std::ffi::OsString>,
+}
+
+/// The directories read by walks, and their [`Listing`]s.
+static READ: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Listing>>> =
+    std::sync::OnceLock::new();
+
+/// The [`Listing`] of `dir`: kept from an earlier walk when the directory did not change since
+/// (see [`walk`]), else read. `None` when it is gone (removed while walked: an agent of the
+/// plan still writing) and not the root.
+fn listing(dir: &Path, root: bool) -> Result<Option<Listing>, GitError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !root => return Ok(None),
+        Err(source) => return Err(unreadable(dir, source)),
+    };
+    let stamp = (meta.ctime(), meta.ctime_nsec(), meta.ino());
+    let read = READ.get_or_init(Default::default);
+    if let Some(kept) = read.lock().ok().and_then(|m| m.get(dir).cloned())
+        && kept.stamp == stamp
+    {
+        return Ok(Some(kept));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !root => return Ok(None),
+        Err(source) => return Err(unreadable(dir, source)),
+    };
+    let mut listing = Listing {
+        stamp,
+        git: false,
+        dirs: Vec::new(),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| unreadable(dir, source))?;
+        let name = entry.file_name();
+        if name == ".git" {
+            listing.git = true;
+            continue;
+        }
+        // `DirEntry::file_type` does not follow a link: a link to a directory is a leaf.
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => listing.dirs.push(name),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(unreadable(&entry.path(), source)),
+        }
+    }
+    if stamp.0 < now - 1
+        && let Ok(mut m) = read.lock()
+    {
+        m.insert(dir.to_path_buf(), listing.clone());
+    }
+    Ok(Some(listing))
 }
 
 fn unreadable(path: &Path, source: std::io::Error) -> GitError {
@@ -230,5 +289,9 @@ mod tests {
                 "src/.git"
             ]
         );
+        // A directory changed since the last walk is read again.
+        std::fs::create_dir_all(root.join("a/b/.git")).expect("mkdir");
+        let found = walk(root, &["libs/sub".to_string()]).expect("walk");
+        assert!(found.contains(&"a/b/.git".to_string()), "{found:?}");
     }
 }
