@@ -5,8 +5,9 @@
 //! unconfined ([`allowed`] says why). Nothing a work tree holds changes either.
 //!
 //! Found once per process (git's own) and per git directory (whether its configuration names
-//! a driver: a `git config --list`, which starts nothing, run again when the repository's
-//! config file changes).
+//! a driver: a `git config --list`, which starts nothing, run again when the bytes of the
+//! repository's config file change; a change of the global or system config, or of a file one
+//! includes, is seen by the next process).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -82,10 +83,11 @@ pub(super) fn allowed(install: &Install, git_dir: &Path) -> Option<Arc<Vec<PathB
     let common = common_dir(git_dir);
     let stamp = stamp(&common.join("config"));
     let cache = CACHE.get_or_init(Cache::default);
-    let known = cache
-        .lock()
-        .ok()
-        .and_then(|map| map.get(&common).filter(|(s, _)| *s == stamp).map(|e| e.1));
+    let known = cache.lock().ok().and_then(|map| {
+        map.get(&common)
+            .filter(|(s, _)| s.is_some() && *s == stamp)
+            .map(|e| e.1)
+    });
     let drivers = known.unwrap_or_else(|| {
         let found = names_drivers(install, &common);
         if let Ok(mut map) = cache.lock() {
@@ -96,12 +98,35 @@ pub(super) fn allowed(install: &Install, git_dir: &Path) -> Option<Arc<Vec<PathB
     (!drivers).then(|| Arc::clone(&install.allow))
 }
 
-/// When, and how long, a config file was last written.
-type Stamp = (std::time::SystemTime, u64);
+/// What of a config file can name a driver, as a hash: its lines that hold a driver's key
+/// (`clean`, `smudge`, `process`, `textconv`, `command`, `external`, `driver`), a section that
+/// has them (`filter`, `diff`, `merge`) or an include (`include`, `path`), case folded. orch
+/// rewrites the repository's config at every task (its marks on the branches it makes, which
+/// hold none of these): that is not asked about again. A file past 1 MiB, or one that cannot
+/// be read, has none: it is asked about at every run.
+type Stamp = u64;
 
 fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    use std::hash::{Hash as _, Hasher as _};
+    const WORDS: [&str; 12] = [
+        "clean", "smudge", "process", "textconv", "command", "external", "driver", "filter",
+        "diff", "merge", "include", "path",
+    ];
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() >= 1 << 20 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&bytes).to_lowercase();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for line in text.lines().filter(|l| WORDS.iter().any(|w| l.contains(w))) {
+        line.hash(&mut h);
+    }
+    Some(h.finish())
 }
 
 /// The common git directory of `git_dir`: a linked worktree's admin directory is
