@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 
 use super::error::CliFailure;
 
+/// The program orch runs, found on `PATH` (by [`super::programs`] when git runs confined).
+const GIT: &str = "git";
+
 /// Settings given to every git run, over any config file.
 const SAFE_CONFIG: [&str; 5] = [
     "core.hooksPath=/dev/null",
@@ -98,7 +101,7 @@ fn scrub(cmd: &mut Command) {
 
 /// `git` at `git` (absolute) with the environment of [`command`], no settings, no confinement:
 /// for what [`super::programs`] asks git (its exec path, the config), which starts nothing.
-pub(super) fn plain(git: &Path) -> Command {
+fn plain(git: &Path) -> Command {
     let mut cmd = Command::new(git);
     cmd.stdin(Stdio::null());
     scrub(&mut cmd);
@@ -128,8 +131,8 @@ fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     if !crate::sandbox::exec_supported() {
         return Ok(None);
     }
-    let install = super::programs::install()?;
-    let Some(allow) = super::programs::allowed(install, git_dir) else {
+    let install = super::programs::install(GIT, &plain)?;
+    let Some(allow) = super::programs::allowed(install, git_dir, &plain) else {
         return Ok(None);
     };
     let mut cmd = Command::new(orch);
@@ -141,7 +144,7 @@ fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     Ok(Some(cmd))
 }
 
-pub(super) fn git_dir_arg(dir: &Path) -> OsString {
+fn git_dir_arg(dir: &Path) -> OsString {
     let mut arg = OsString::from("--git-dir=");
     arg.push(dir);
     arg

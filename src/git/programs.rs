@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The configuration keys whose values name a program git starts on a work tree's files
@@ -39,13 +40,17 @@ pub(super) struct Install {
     allow: Arc<Vec<PathBuf>>,
 }
 
-/// [`Install`] of the git on `PATH`, found once per process.
-pub(super) fn install() -> Result<&'static Install, String> {
+/// [`Install`] of the program `name` (git) on `PATH`, found once per process; `query` is git
+/// at a path with the runner's environment ([`super::cli`]), which this asks its exec path.
+pub(super) fn install(
+    name: &str,
+    query: &dyn Fn(&Path) -> Command,
+) -> Result<&'static Install, String> {
     static INSTALL: OnceLock<Result<Install, String>> = OnceLock::new();
     INSTALL
         .get_or_init(|| {
-            let git = on_path("git").ok_or("cannot find `git` on PATH")?;
-            let out = super::cli::plain(&git)
+            let git = on_path(name).ok_or_else(|| format!("cannot find `{name}` on PATH"))?;
+            let out = query(&git)
                 .arg("--exec-path")
                 .output()
                 .map_err(|e| format!("cannot run `{} --exec-path`: {e}", git.display()))?;
@@ -77,7 +82,11 @@ pub(super) fn install() -> Result<&'static Install, String> {
 /// program, through the ELF loader that every program needs (`ld.so /path/prog`), for a config
 /// that named it with the file's bytes on its standard input. What holds then is that orch's
 /// git reads no configuration of a work tree's choosing ([`super::nested`]).
-pub(super) fn allowed(install: &Install, git_dir: &Path) -> Option<Arc<Vec<PathBuf>>> {
+pub(super) fn allowed(
+    install: &Install,
+    git_dir: &Path,
+    query: &dyn Fn(&Path) -> Command,
+) -> Option<Arc<Vec<PathBuf>>> {
     type Cache = Mutex<HashMap<PathBuf, (Option<Stamp>, bool)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let common = common_dir(git_dir);
@@ -89,7 +98,7 @@ pub(super) fn allowed(install: &Install, git_dir: &Path) -> Option<Arc<Vec<PathB
             .map(|e| e.1)
     });
     let drivers = known.unwrap_or_else(|| {
-        let found = names_drivers(install, &common);
+        let found = names_drivers(install, &common, query);
         if let Ok(mut map) = cache.lock() {
             map.insert(common, (stamp, found));
         }
@@ -143,12 +152,14 @@ fn common_dir(git_dir: &Path) -> PathBuf {
 /// Whether the configuration of `common` (with the global and system ones) or the
 /// environment names a driver git would start on a work tree's files. A config that cannot
 /// be read counts as naming one (git then runs as it did, unconfined).
-fn names_drivers(install: &Install, common: &Path) -> bool {
+fn names_drivers(install: &Install, common: &Path, query: &dyn Fn(&Path) -> Command) -> bool {
     if std::env::var_os("GIT_EXTERNAL_DIFF").is_some_and(|v| !v.is_empty()) {
         return true;
     }
-    let out = super::cli::plain(&install.git)
-        .arg(super::cli::git_dir_arg(common))
+    let mut git_dir = OsString::from("--git-dir=");
+    git_dir.push(common);
+    let out = query(&install.git)
+        .arg(git_dir)
         .args(["config", "--list", "-z", "--includes", "--name-only"])
         .current_dir(common)
         .output();
