@@ -55,7 +55,7 @@ fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
     let mut found = Vec::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
-        let Some(listing) = listing(&dir, rel.is_empty())? else {
+        let Some(listing) = listing(&dir)? else {
             continue;
         };
         let child = |name: &std::ffi::OsStr| {
@@ -94,13 +94,14 @@ static READ: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Path
     std::sync::OnceLock::new();
 
 /// The [`Listing`] of `dir`: kept from an earlier walk when the directory did not change since
-/// (see [`walk`]), else read. `None` when it is gone (removed while walked: an agent of the
-/// plan still writing) and not the root.
-fn listing(dir: &Path, root: bool) -> Result<Option<Listing>, GitError> {
+/// (see [`walk`]), else read. `None` when it is gone (removed while walked, an agent of the plan
+/// still writing; or the worktree itself, which an agent deleted: nothing is nested in it, and
+/// what uses it next fails naming it).
+fn listing(dir: &Path) -> Result<Option<Listing>, GitError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !root => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(unreadable(dir, source)),
     };
     let stamp = (meta.ctime(), meta.ctime_nsec(), meta.ino());
@@ -115,7 +116,7 @@ fn listing(dir: &Path, root: bool) -> Result<Option<Listing>, GitError> {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !root => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(unreadable(dir, source)),
     };
     let mut listing = Listing {
@@ -197,7 +198,9 @@ pub(crate) fn nested_in(
         Err(GitError::Nested { found, .. }) => found,
         Err(e) => return Err(e),
     };
-    if let Some(since) = since {
+    // A worktree an agent deleted: what uses it next fails, naming it.
+    let present = std::fs::symlink_metadata(worktree).is_ok_and(|m| m.is_dir());
+    if let (Some(since), true) = (since, present) {
         let repo = super::open(worktree)?;
         let tree_of = |rev: &str| -> Result<git2::Tree<'_>, GitError> {
             repo.revparse_single(rev)
