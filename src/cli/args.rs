@@ -496,6 +496,18 @@ pub(super) enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// How orch runs git: confined to executing the paths given (git's own programs and those
+    /// your git configuration names), then becomes `ARGV` (`exec`), in the same session.
+    /// `orch git-exec --exec P… -- ARGV…`.
+    #[command(name = "git-exec", hide = true)]
+    GitExec {
+        /// A file, or a directory, beneath which files may be executed.
+        #[arg(long = "exec", value_name = "PATH")]
+        exec: Vec<PathBuf>,
+        /// The program to run, confined, and its arguments.
+        #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
+        argv: Vec<std::ffi::OsString>,
+    },
     /// How `orch up` starts every local agent, check and resolver: in a new session without a
     /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
     /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when

@@ -148,6 +148,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             deny_read,
             argv,
         } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
+        Command::GitExec { exec, argv } => commands::sandbox_exec::run_git(&exec, &argv),
         Command::SessionExec {
             log_max,
             grace_ms,

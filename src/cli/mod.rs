@@ -28,6 +28,7 @@ pub fn main() -> ExitCode {
     };
     color::choose(cli.color.into());
     diagnostics();
+    crate::git::confine_runs();
     match dispatch::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -66,3 +66,19 @@ fn new_session() -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| format!("cannot start a new session (setsid): {e}"))
 }
+
+/// `orch git-exec --exec P… -- ARGV…` (hidden): how orch's git runner starts git
+/// ([`crate::git`]): confined to executing files beneath the `--exec` paths
+/// ([`crate::sandbox::restrict_exec`]; nothing else of the process is confined), it becomes
+/// `ARGV` in the same session (a push may still ask for a passphrase on the terminal). If the
+/// confinement cannot be applied it runs nothing and exits 1.
+pub(crate) fn run_git(allow: &[std::path::PathBuf], argv: &[std::ffi::OsString]) -> CliResult<u8> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CliError::invalid(anyhow!(
+            "`orch git-exec` is run by orch's git runner: `orch git-exec --exec P… -- ARGV…`"
+        )));
+    };
+    crate::sandbox::restrict_exec(allow).map_err(|e| anyhow!("orch git-exec: {e}"))?;
+    let e = Command::new(program).args(args).exec();
+    Err(anyhow!("cannot run `{}` confined: {e}", program.to_string_lossy()).into())
+}

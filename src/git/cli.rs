@@ -12,10 +12,14 @@
 //! the user's own work tree that has the target checked out, `super::status`).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use super::error::CliFailure;
+
+/// The program orch runs, found on `PATH` (by [`super::programs`] when git runs confined).
+const GIT: &str = "git";
 
 /// Settings given to every git run, over any config file.
 const SAFE_CONFIG: [&str; 5] = [
@@ -42,30 +46,53 @@ pub(crate) enum GitTarget<'a> {
     },
 }
 
-/// `git` for `target`, with orch's settings (see the module's documentation); the caller adds
-/// the subcommand and runs it. Stdin is `/dev/null`.
+/// `git` for `target`, with orch's settings (see the module's documentation), confined to
+/// executing git's own programs ([`confined`]); the caller adds the subcommand and runs it.
+/// Stdin is `/dev/null`.
 pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
-    let mut cmd = Command::new("git");
-    match target {
+    build(target, true)
+}
+
+/// [`command`] without the confinement of what git executes: for `orch pr`'s `git push` only,
+/// which works on no work tree and runs your transport as you configured it (ssh and its
+/// `ProxyCommand`, a credential helper).
+pub(crate) fn transport_command(target: GitTarget<'_>) -> Result<Command, String> {
+    build(target, false)
+}
+
+fn build(target: GitTarget<'_>, confine: bool) -> Result<Command, String> {
+    let (git_dir, work_tree) = match target {
         GitTarget::WorkTree(dir) => {
             let loc = super::locate::locate(dir).map_err(|e| e.to_string())?;
-            cmd.arg(git_dir_arg(&loc.git_dir))
-                .arg(work_tree_arg(&loc.work_tree));
-            crate::process::place(&mut cmd, &loc.work_tree);
+            (loc.git_dir, Some(loc.work_tree))
         }
-        GitTarget::GitDir(dir) => {
-            cmd.arg(git_dir_arg(dir));
-            crate::process::place(&mut cmd, dir);
-        }
+        GitTarget::GitDir(dir) => (dir.to_path_buf(), None),
         GitTarget::Admin { git_dir, work_tree } => {
-            cmd.arg(git_dir_arg(git_dir)).arg(work_tree_arg(work_tree));
-            crate::process::place(&mut cmd, work_tree);
+            (git_dir.to_path_buf(), Some(work_tree.to_path_buf()))
         }
+    };
+    let mut cmd = match confine.then(|| confined(&git_dir)).transpose()?.flatten() {
+        Some(cmd) => cmd,
+        None => Command::new("git"),
+    };
+    cmd.arg(git_dir_arg(&git_dir));
+    match &work_tree {
+        Some(w) => {
+            cmd.arg(work_tree_arg(w));
+            crate::process::place(&mut cmd, w);
+        }
+        None => crate::process::place(&mut cmd, &git_dir),
     }
     for setting in SAFE_CONFIG {
         cmd.args(["-c", setting]);
     }
     cmd.stdin(Stdio::null());
+    scrub(&mut cmd);
+    Ok(cmd)
+}
+
+/// orch's own git variables and `GIT_CONFIG*` of the environment removed, messages in English.
+fn scrub(cmd: &mut Command) {
     for var in crate::agent_env::GIT_ENV {
         cmd.env_remove(var);
     }
@@ -73,7 +100,51 @@ pub(crate) fn command(target: GitTarget<'_>) -> Result<Command, String> {
         cmd.env_remove(var);
     }
     cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
-    Ok(cmd)
+}
+
+/// `git` at `git` (absolute) with the environment of [`command`], no settings, no confinement:
+/// for what [`super::programs`] asks git (its exec path, the config), which starts nothing.
+fn plain(git: &Path) -> Command {
+    let mut cmd = Command::new(git);
+    cmd.stdin(Stdio::null());
+    scrub(&mut cmd);
+    cmd
+}
+
+/// The orch executable that confines git runs (`orch git-exec`), once the binary said so
+/// ([`confine_runs`]); a library used without it (its unit tests) runs git unconfined.
+static ORCH_EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Makes every git run of this process (but `orch pr`'s push) start through `orch git-exec`,
+/// confined to executing git's own programs ([`confined`]): called by the `orch` binary before
+/// it runs a command.
+pub fn confine_runs() {
+    ORCH_EXE.get_or_init(|| std::env::current_exe().ok());
+}
+
+/// `orch git-exec --exec P… -- <git>` for a git run on the git directory `git_dir`; `None`
+/// when this process does not confine git ([`confine_runs`]), the kernel has no Landlock, or
+/// your git configuration names a driver ([`super::programs::allowed`]): then nothing confines
+/// what git executes, and what holds is that git reads no configuration of a work tree's
+/// choosing ([`super::nested`]). An error when it should confine and cannot.
+fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
+    let Some(Some(orch)) = ORCH_EXE.get() else {
+        return Ok(None);
+    };
+    if !crate::sandbox::exec_supported() {
+        return Ok(None);
+    }
+    let install = super::programs::install(GIT, &plain)?;
+    let Some(allow) = super::programs::allowed(install, git_dir, &plain) else {
+        return Ok(None);
+    };
+    let mut cmd = Command::new(orch);
+    cmd.arg("git-exec");
+    for p in allow.iter() {
+        cmd.arg("--exec").arg(p);
+    }
+    cmd.arg("--").arg(&install.git);
+    Ok(Some(cmd))
 }
 
 fn git_dir_arg(dir: &Path) -> OsString {

@@ -153,6 +153,8 @@ fn commit_in(
     let tree_id = match &parent {
         Some(head) if !stage => head.tree_id(),
         _ => {
+            // Never staged with a nested repository in the tree: git would read its config.
+            super::nested::check(worktree)?;
             stage_with_cli(worktree).map_err(stage_error)?;
             // git's own tree writer: its cache of the index's trees (kept by `git add`) writes
             // only the directories that changed, where libgit2 would first parse the whole
@@ -168,6 +170,7 @@ fn commit_in(
         .map(git2::Commit::tree)
         .transpose()
         .map_err(commit_error)?;
+    refuse_new_gitlinks(repo, worktree, parent_tree.as_ref(), &tree)?;
     let files_changed = if parent_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         0
     } else {
@@ -198,6 +201,33 @@ fn commit_in(
         oid: oid.to_string(),
         files_changed,
         empty: files_changed == 0,
+    })
+}
+
+/// Refuses a commit of `tree` whose gitlinks the main checkout does not declare (an agent's
+/// repository staged as a gitlink, or one left in the index): they are taken out of the index
+/// again (libgit2: no git run reads them) and nothing is committed.
+fn refuse_new_gitlinks(
+    repo: &Repository,
+    worktree: &Path,
+    parent: Option<&git2::Tree<'_>>,
+    tree: &git2::Tree<'_>,
+) -> Result<(), GitError> {
+    let found = super::nested::new_gitlinks(repo, worktree, parent, tree)
+        .map_err(GitError::committing(worktree))?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    if let Ok(mut index) = repo.index() {
+        let _ = index.read(true);
+        for p in &found {
+            let _ = index.remove_path(Path::new(p));
+        }
+        let _ = index.write();
+    }
+    Err(GitError::Nested {
+        path: worktree.to_path_buf(),
+        found,
     })
 }
 
@@ -285,13 +315,17 @@ pub(crate) fn dirty_paths_among(
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
 /// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored
-/// files stay). Returns the saved commit, or `None` if the worktree was clean.
+/// files stay). A nested repository's `.git` is removed first ([`super::nested::remove_nested`]):
+/// its files are saved as ordinary files. Returns the saved commit, or `None` if the worktree
+/// was clean.
 pub(crate) fn save_and_reset(
     worktree: &Path,
     refname: &str,
     message: &str,
 ) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
+    // A nested repository is never saved as a gitlink, nor left for the next attempt.
+    super::nested::remove_nested(worktree);
     if dirty_files(worktree, Submodules::Orch)?.is_empty() {
         super::submodules::sync_submodules(worktree, false);
         return Ok(None);

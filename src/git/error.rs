@@ -175,6 +175,16 @@ pub enum GitError {
     /// Making or resetting a sparse worktree through the git CLI failed.
     #[error("sparse checkout in `{path}`: {reason}", path = path.display())]
     Sparse { path: PathBuf, reason: String },
+    /// A work tree holds a git repository of its own below its root (a `.git` directory, file
+    /// or link), or its changes add a gitlink, that the main checkout does not declare as a
+    /// submodule: git would read that repository's configuration (and run its programs), so
+    /// nothing is committed.
+    #[error(
+        "nested git repository in `{path}`: {found} (a `.git` below the worktree's root, or a new gitlink, that is not a submodule the main checkout declares; nothing is committed)",
+        path = path.display(),
+        found = crate::diagnostic::path_list(found, 5)
+    )]
+    Nested { path: PathBuf, found: Vec<String> },
     /// Reading or writing `.git/info/exclude` failed.
     #[error("cannot update `{path}`: {source}", path = path.display())]
     Exclude {
@@ -275,6 +285,11 @@ impl exit::Coded for GitError {
             )),
             Self::InvalidCopyPath { .. } => Some(
                 "list only paths inside the repository, relative to its root, without `..`".into(),
+            ),
+            Self::Nested { .. } => Some(
+                "remove the nested repository's `.git` (its files are committed as ordinary \
+                 files), or declare it as a submodule in the main checkout's `.gitmodules`"
+                    .into(),
             ),
             Self::BranchMoved { .. } => {
                 Some("something else updated the branch at the same time; run it again".into())

@@ -22,7 +22,9 @@ mod marks;
 mod merge;
 pub(crate) mod merge_tree;
 mod named;
+mod nested;
 mod pool;
+mod programs;
 mod refs;
 mod repo;
 mod size;
@@ -41,7 +43,10 @@ pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
     prune_stale_entries, remove_plan_worktree,
 };
-pub(crate) use cli::{GitTarget, command as git_command};
+pub use cli::confine_runs;
+pub(crate) use cli::{
+    GitTarget, command as git_command, transport_command as git_transport_command,
+};
 #[cfg(test)]
 use commit::CommitInfo;
 pub(crate) use commit::{
@@ -60,6 +65,7 @@ pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits, merge_many};
 pub(in crate::git) use named::protected_in;
 pub(crate) use named::{Protected, changed_since_fork, new_links_at, protected_at};
+pub(crate) use nested::{check as check_nested, nested_in};
 pub use pool::remove_pool;
 pub use pool::take_pool_tree;
 pub(crate) use pool::{remove_tree_locks, task_tree_path};

@@ -161,6 +161,8 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
                 retry_locked(|| wt.set_head(&format!("refs/heads/{branch}"))).is_ok()
             });
         if !switched {
+            // A nested repository an earlier task left (even in an ignored directory) goes.
+            super::nested::remove_nested(&path);
             // The git CLI, not libgit2: at 40,000 files its status and checkout take 211 ms where
             // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
             // libgit2.

@@ -404,7 +404,11 @@ impl<'a> PrRun<'a> {
     fn output(&self, argv: &[String]) -> Result<String, String> {
         // git through orch's one runner (the repository named, no hooks or fsmonitor from a
         // config a plan may have brought); `gh` as it is.
-        let mut cmd = if argv[0] == "git" {
+        let mut cmd = if argv[0] == "git" && argv.get(1).is_some_and(|a| a == "push") {
+            // The transport as you configured it (ssh, a credential helper): not confined to
+            // git's programs, as no other run of orch's git is.
+            crate::git::git_transport_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
+        } else if argv[0] == "git" {
             crate::git::git_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
         } else {
             let mut cmd = Command::new(&argv[0]);

@@ -14,6 +14,10 @@
 //! socket made outside it (ABI 6), no `ioctl` on a device opened through a path not granted
 //! for writing (ABI 5).
 
+mod exec;
+
+pub(crate) use exec::{exec_supported, restrict_exec};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -13,7 +13,9 @@ use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
 use super::effects::{Effects, Msg};
 use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
-use super::settle::{commit_tree_as, outside_paths, protected_changes_in, submodule_lines};
+use super::settle::{
+    commit_tree_as, nested_repositories, outside_paths, protected_changes_in, submodule_lines,
+};
 use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
 use crate::git;
 
@@ -98,8 +100,8 @@ impl Effects<'_> {
     }
 }
 
-/// The worktree of attempt `key` of task `t`, checked as a commit would be (fail closed: the
-/// plan's cone, submodules, protected paths), and the size of its change in lines; `Err`: why
+/// The worktree of attempt `key` of task `t`, checked as a commit would be (fail closed: no
+/// nested repository, the plan's cone, submodules, protected paths), and the size of its change in lines; `Err`: why
 /// the attempt is no candidate.
 fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf, u64), String> {
     let task = &pc.plan.tasks[t];
@@ -112,7 +114,10 @@ fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
     let work = (tree.as_path(), branch.as_str(), Some(pc.branch()));
     if let Some(cause) = refusal(
-        once_with(|| Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch()))))
+        once_with(|| Found::of(nested_repositories(work)))
+            .chain(once_with(|| {
+                Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch())))
+            }))
             .chain(once_with(|| {
                 Found::of(submodule_lines(pc, &tree).map(|_| None))
             }))

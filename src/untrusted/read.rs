@@ -276,6 +276,23 @@ pub(crate) fn head(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// The first `max` bytes at most of a file of yours that may be reached through links you made
+/// (your `~/.gitconfig`, git's own programs): links followed, but a regular file only, never
+/// waited on (a FIFO) and read only up to `max`.
+pub(crate) fn head_of_yours(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    let (file, _) = regular(path, file)?;
+    let mut bytes = Vec::new();
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
+    Ok(bytes)
+}
+
 /// The end of the regular file `path` from byte `from`, at most its last `max` bytes: where
 /// what was read starts, and the bytes.
 pub(crate) fn tail(path: &Path, from: u64, max: u64) -> Result<(u64, Vec<u8>), ReadError> {

@@ -234,3 +234,222 @@ fn git_switch_to_another_branch_unconfined_keeps_the_task_on_its_plan_branch() {
 fn git_switch_to_another_branch_in_a_pool_worktree_keeps_the_task_on_its_branch() {
     switch_keeps_the_task_on_its_branch(2);
 }
+
+/// Plan `a` of two tasks run by `hostile_git_nested.sh`: task 1.1 makes a git repository of its
+/// own at `at` in its worktree whose config runs a program of its choosing (`kind`, see the
+/// script) that would create `marker` outside its write set, task 1.2 changes a file inside it
+/// (orch's `git add -A` would then run a `git status` inside that repository). Task 1.1 fails,
+/// its cause naming the nested repository; nothing of it is committed, no program ran, main did
+/// not move.
+fn nested_repository_fails_the_task(kind: &str, at: &str, sandbox: &str, parallel_tasks: u32) {
+    let ctx = format!("{kind} at `{at}`, sandbox {sandbox}, parallel_tasks {parallel_tasks}");
+    let repo = Repo::bare_minimum();
+    let marker = repo.outside("marker");
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 Make it\n- [ ] 1.2 Change it (depends: 1.1)\n",
+    );
+    let script = agent_at(
+        "hostile_git_nested.sh",
+        &[&marker, Path::new(kind), Path::new(at)],
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nsandbox = \"{sandbox}\"\n\n[agents.a]\ncommand = {script}\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\n\
+             parallel_tasks = {parallel_tasks}\n"
+        ),
+    );
+    repo.commit_all("plans");
+    let main = repo.rev("main");
+    let (code, out, err) = up(&repo);
+    assert!(
+        !marker.exists(),
+        "{ctx}: orch's git ran the nested repository's program\n{out}\n{err}"
+    );
+    assert_ne!(code, 0, "{ctx}\n{out}\n{err}");
+    let task = repo.task("a", "1.1");
+    assert_eq!(task["status"], "failed", "{ctx}\n{out}\n{err}");
+    let cause = task["error"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("nested git repository") && cause.contains(&format!("`{at}/.git`")),
+        "{ctx}: the cause does not name the nested repository: {cause}"
+    );
+    assert_ne!(repo.task("a", "1.2")["status"], "completed", "{ctx}");
+    let committed = repo.subjects("plan/a");
+    assert!(
+        !committed.iter().any(|s| s.starts_with("a 1.")),
+        "{ctx}: a task was committed: {committed:?}"
+    );
+    let top = at.split('/').next().unwrap_or(at);
+    assert!(
+        repo.git(&["ls-tree", "-r", "--name-only", "plan/a"])
+            .lines()
+            .all(|l| !l.starts_with(top)),
+        "{ctx}: the nested repository reached plan/a"
+    );
+    assert_eq!(repo.rev("main"), main, "{ctx}: main moved");
+}
+
+/// Every kind of program a nested repository's config can name, confined and not: the rule is
+/// orch's own (no git of orch's reads a nested repository), not Landlock's.
+fn every_driver(sandbox: &str, parallel_tasks: u32) {
+    if sandbox != "off" && !landlock() {
+        return;
+    }
+    for kind in [
+        "clean",
+        "smudge",
+        "process",
+        "fsmonitor",
+        "textconv",
+        "merge",
+        "hooks",
+        "transport",
+    ] {
+        nested_repository_fails_the_task(kind, "vendor/lib", sandbox, parallel_tasks);
+    }
+}
+
+#[test]
+fn git_nested_repository_with_any_driver_fails_the_task_confined() {
+    every_driver("auto", 1);
+}
+
+#[test]
+fn git_nested_repository_with_any_driver_fails_the_task_unconfined() {
+    every_driver("off", 1);
+}
+
+#[test]
+fn git_nested_repository_with_any_driver_fails_the_task_in_a_pool_worktree() {
+    every_driver("auto", 2);
+}
+
+/// A `.git` file pointing at a git directory the agent made elsewhere in its worktree, and a
+/// repository seven directories down.
+#[test]
+fn git_nested_repository_through_a_git_file_or_deep_down_fails_the_task() {
+    for sandbox in ["auto", "off"] {
+        if sandbox != "off" && !landlock() {
+            continue;
+        }
+        nested_repository_fails_the_task("gitfile", "lib", sandbox, 1);
+        nested_repository_fails_the_task("clean", "a/b/c/d/e/f/g", sandbox, 1);
+        nested_repository_fails_the_task("gitfile", "x/y", sandbox, 2);
+    }
+}
+
+/// A filter driver of your own configuration (`~/.gitconfig`), selected by the repository's
+/// `.gitattributes`, still runs when orch stages an agent's work: as a program git starts
+/// directly (no argument) and through the shell (with arguments). Its program uppercases what
+/// it is given (the agent writes `a 1.1`) and notes that it ran.
+#[test]
+fn git_a_filter_of_your_own_config_still_runs() {
+    for (name, with_args) in [("upper", false), ("uppershell", true)] {
+        if !landlock() {
+            eprintln!("(the filter runs through orch's git unconfined)");
+        }
+        let repo = Repo::bare_minimum();
+        let ran = repo.outside("filter-ran");
+        let filter = repo.outside("upper.sh");
+        std::fs::write(
+            &filter,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{}'\ntr a-z A-Z\n",
+                ran.display()
+            ),
+        )
+        .expect("filter");
+        std::fs::set_permissions(&filter, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        repo.write(".gitattributes", &format!("work.txt filter={name}\n"));
+        let main = setup(
+            &repo,
+            "write.sh",
+            &[Path::new("work.txt"), Path::new("work")],
+            "auto",
+            1,
+        );
+        let clean = if with_args {
+            format!("{} --upper %f", filter.display())
+        } else {
+            filter.display().to_string()
+        };
+        std::fs::write(
+            repo.home().join(".gitconfig"),
+            format!("[filter \"{name}\"]\n\tclean = {clean}\n\tsmudge = cat\n"),
+        )
+        .expect("gitconfig");
+        let (code, out, err) = up(&repo);
+        assert_eq!(code, 0, "{name}\n{out}\n{err}");
+        assert_eq!(
+            repo.git(&["cat-file", "blob", "plan/a:work.txt"]),
+            "A 1.1",
+            "{name}: your clean filter did not run\n{out}\n{err}"
+        );
+        assert!(ran.exists(), "{name}");
+        assert_eq!(repo.rev("main"), main);
+    }
+}
+
+/// With no driver in your git configuration, orch's git executes git's own programs only, by
+/// construction: a program named by a configuration orch never vetted does not run even where
+/// git reads one. Here a repository nested in your own checkout (a gitlink with a `.git` of its
+/// own, whose config names a clean filter, with a changed file) is looked into by the status
+/// `orch merge` takes of your checkout (git runs a `git status` inside it, which finds the
+/// change and holds the merge back); its filter, a script and a shell command line, does not
+/// run.
+#[test]
+fn git_executes_only_gits_own_programs_without_a_driver_of_yours() {
+    if !landlock() {
+        return;
+    }
+    for shell in [false, true] {
+        let repo = Repo::bare_minimum();
+        let marker = repo.outside("marker");
+        let hook = repo.outside("hook.sh");
+        std::fs::write(
+            &hook,
+            format!("#!/bin/sh\n: > '{}'\ncat\n", marker.display()),
+        )
+        .expect("hook");
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let nested = repo.root().join("vendor/lib");
+        std::fs::create_dir_all(&nested).expect("nested");
+        repo.git_at(&nested, &["init", "-q", "-b", "main"]);
+        std::fs::write(nested.join("inside.txt"), "inside\n").expect("inside");
+        std::fs::write(nested.join(".gitattributes"), "* filter=x\n").expect("attributes");
+        repo.git_at(&nested, &["add", "-A"]);
+        repo.git_at(&nested, &["commit", "-q", "-m", "inside"]);
+        repo.git(&["add", "vendor/lib"]);
+        repo.git(&["commit", "-q", "-m", "a repository of your own"]);
+        let main = setup(
+            &repo,
+            "write.sh",
+            &[Path::new("work.txt"), Path::new("work")],
+            "auto",
+            1,
+        );
+        let driver = if shell {
+            format!("sh -c '{} \"$@\"' -", hook.display())
+        } else {
+            hook.display().to_string()
+        };
+        repo.git_at(&nested, &["config", "filter.x.clean", &driver]);
+        std::fs::write(nested.join("inside.txt"), "changed\n").expect("change");
+        let (code, out, err) = up(&repo);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let (code, out, err) = repo.run(&["merge"]);
+        assert!(
+            !marker.exists(),
+            "shell {shell}: orch's git ran a program of a nested repository's config\n{out}\n{err}"
+        );
+        // git did look inside: your checkout's change there holds the merge back, as any would.
+        assert_ne!(code, 0, "orch merge\n{out}\n{err}");
+        assert!(err.contains("`vendor/lib`"), "{err}");
+        assert_eq!(repo.rev("main"), main, "main moved");
+    }
+}

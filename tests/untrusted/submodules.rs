@@ -1,10 +1,10 @@
-//! Submodules (issue 41): which submodules a worktree gets, and from where, comes from the main
+//! Submodules: which submodules a worktree gets, and from where, comes from the main
 //! repository's own configuration and the `.gitmodules` of its checked-out commit, never from a
 //! `.gitmodules` an agent committed. Here task 1.1 commits one that points `libs/sub` at an
-//! `ext::` URL (which would create a marker file if git ever used it) and adds a submodule
-//! `evil` from a repository of its own; task 1.2 then takes a pool worktree again (and the plan
-//! worktree follows the landing): neither URL is used, `evil/` stays empty, `libs/sub` is the
-//! main repository's. A symlink an agent leaves where the submodule goes is removed, never
+//! `ext::` URL (which would create a marker file if git ever used it); task 1.2 then takes a
+//! pool worktree again (and the plan worktree follows the landing): the URL is not used,
+//! `libs/sub` is the main repository's. A submodule the agent adds (`evil`, a gitlink to a
+//! repository of its own) fails the task: the main checkout does not declare it. A symlink an agent leaves where the submodule goes is removed, never
 //! followed, and the submodule checked out again for the next attempt.
 
 use crate::support::submodules::{fixture, gitlink, journal, plans};
@@ -15,21 +15,8 @@ fn an_agents_gitmodules_is_never_used() {
     let fx = fixture();
     let repo = &fx.repo;
     let marker = repo.outside("marker");
-    let evil = repo.outside("evil");
-    std::fs::create_dir_all(&evil).expect("evil dir");
-    repo.git_at(&evil, &["init", "-q", "-b", "main"]);
-    std::fs::write(evil.join("payload.txt"), "payload\n").expect("payload");
-    repo.git_at(&evil, &["add", "-A"]);
-    repo.git_at(&evil, &["commit", "-q", "-m", "evil"]);
-    let evil_commit = repo.git_at(&evil, &["rev-parse", "HEAD"]);
     let ext = format!("ext::sh -c touch% {}", utf8(&marker));
-    plans(
-        &fx,
-        ("hostile", &[&ext, utf8(&evil), &evil_commit]),
-        "",
-        true,
-        false,
-    );
+    plans(&fx, ("hostile", &[&ext, "", ""]), "", true, false);
     // Its task names `.gitmodules`, which a later run trusts: one that does not is refused
     // (tests/untrusted/trusted_files.rs).
     repo.write(
@@ -40,12 +27,11 @@ fn an_agents_gitmodules_is_never_used() {
     let (code, out, err) = repo.run(&["up", "--json"]);
     let journal = journal(&fx);
     assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
-    // The agent's .gitmodules and gitlink were committed (orch commits what the agent wrote)...
+    // The agent's .gitmodules was committed (orch commits what the agent wrote)...
     let gitmodules = repo.git(&["show", "plan/p:.gitmodules"]);
     assert!(gitmodules.contains("ext::"), "{gitmodules}");
-    assert!(!repo.git(&["ls-tree", "plan/p", "evil"]).is_empty());
     // ... and never used: task 1.2's pool worktree and the plan worktree have the main
-    // repository's submodule, nothing from `evil`, and no command of the agent's URL ran.
+    // repository's submodule, and no command of the agent's URL ran.
     let second = journal
         .iter()
         .find(|l| l.starts_with("start p 1.2 "))
@@ -59,18 +45,63 @@ fn an_agents_gitmodules_is_never_used() {
         std::fs::read_to_string(wt.join("libs/sub/sub.txt")).unwrap_or_default(),
         "sub.txt\n"
     );
-    assert!(
-        std::fs::read_dir(wt.join("evil")).map_or(true, |mut d| d.next().is_none()),
-        "evil/ is not empty"
-    );
     assert!(!marker.exists(), "the agent's ext:: URL ran");
-    assert!(!repo.root().join(".git/modules/evil").exists());
     assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));
     // The main repository's configuration is untouched.
     assert_eq!(
         repo.git(&["config", "submodule.libs/sub.url"]),
         "https://127.0.0.1:9/none.git"
     );
+}
+
+/// A new submodule an agent adds (a gitlink to a repository it made, named in a `.gitmodules`
+/// of its own): the main checkout does not declare it, so the task fails naming it and nothing
+/// of it is committed.
+#[test]
+fn an_agents_new_submodule_fails_the_task() {
+    let fx = fixture();
+    let repo = &fx.repo;
+    let evil = repo.outside("evil");
+    std::fs::create_dir_all(&evil).expect("evil dir");
+    repo.git_at(&evil, &["init", "-q", "-b", "main"]);
+    std::fs::write(evil.join("payload.txt"), "payload\n").expect("payload");
+    repo.git_at(&evil, &["add", "-A"]);
+    repo.git_at(&evil, &["commit", "-q", "-m", "evil"]);
+    let evil_commit = repo.git_at(&evil, &["rev-parse", "HEAD"]);
+    plans(
+        &fx,
+        (
+            "hostile",
+            &["https://127.0.0.1:9/x.git", utf8(&evil), &evil_commit],
+        ),
+        "",
+        true,
+        false,
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    let journal = journal(&fx);
+    assert_ne!(code, 0, "{out}\n{err}\n{journal:#?}");
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{out}\n{err}");
+    let cause = task["error"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("nested git repository") && cause.contains("`evil`"),
+        "{cause}"
+    );
+    assert!(
+        repo.git(&["ls-tree", "-r", "plan/p"])
+            .lines()
+            .all(|l| !l.contains("evil")),
+        "the agent's gitlink was committed"
+    );
+    assert!(
+        !journal.iter().any(|l| l.starts_with("start p 1.2 ")),
+        "{journal:#?}"
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+    assert!(!repo.root().join(".git/modules/evil").exists());
+    assert_eq!(gitlink(repo, "plan/p"), format!("160000 {}", fx.sub_commit));
 }
 
 #[test]

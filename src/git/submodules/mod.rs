@@ -183,6 +183,60 @@ fn declared(repo: &Repository, git_dir: &Path) -> Vec<Declared> {
     found
 }
 
+/// The paths (from the worktree's root, `/`-separated) of orch's own submodule checkouts in
+/// `worktree`, nested ones included: the only places below its root where a `.git` belongs
+/// (orch's file, put back before git reads the checkout). None for the main work tree.
+pub(crate) fn own_checkouts(worktree: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(top) = top(worktree) {
+        let trusted = declared(&top.main, &top.common);
+        checkouts_at(
+            (&top.common, &trusted),
+            &top.name,
+            &top.work_tree,
+            "",
+            &mut out,
+        );
+    }
+    out
+}
+
+fn checkouts_at(
+    (git_dir, trusted): (&Path, &[Declared]),
+    wt_name: &str,
+    work: &Path,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    for d in trusted {
+        let rel = format!("{prefix}{}", d.path);
+        let modules = git_dir.join("modules").join(&d.name);
+        let sub = work.join(&d.path);
+        let admin = modules.join("worktrees").join(admin_name(wt_name, &rel));
+        if crate::links::symlinked_parent(work, &Path::new(&d.path).join("x")).is_some()
+            || !is_ours(&admin, &sub)
+        {
+            continue;
+        }
+        out.push(rel.clone());
+        if let Some(repo) = open_git_dir(&modules) {
+            let nested = declared(&repo, &modules);
+            checkouts_at((&modules, &nested), wt_name, &sub, &format!("{rel}/"), out);
+        }
+    }
+}
+
+/// The paths of the submodules the main checkout declares in the worktree `worktree` (its own,
+/// not nested ones): where a gitlink of its commits belongs.
+pub(crate) fn declared_paths(worktree: &Path) -> Vec<String> {
+    top(worktree).map_or_else(Vec::new, |top| {
+        declared(&top.main, &top.common)
+            .into_iter()
+            .map(|d| d.path)
+            .collect()
+    })
+}
+
 /// The admin dir name of the checkout of the submodule at `rel` (from the worktree's root) in
 /// the worktree named `worktree`: one path component.
 fn admin_name(worktree: &str, rel: &str) -> String {

@@ -64,9 +64,14 @@ impl Gates<'_> {
         }
     }
 
-    /// The changed files, checked: within the bound, none protected, no marker, no link, no
-    /// unmerged entry. Returns what each changed path holds.
+    /// The changed files, checked: no nested repository, within the bound, none protected, no
+    /// marker, no link, no unmerged entry. Returns what each changed path holds.
     fn files(&self) -> Result<Vec<(String, WorkFile)>, String> {
+        // A repository of its own in the worktree: refused before anything reads it.
+        git::check_nested(self.workdir).map_err(|e| match e {
+            git::GitError::Nested { .. } => format!("the resolver left a {e}"),
+            e => format!("cannot check the resolution worktree for nested repositories: {e}"),
+        })?;
         let wrepo = MergeRepo::open(self.workdir)
             .map_err(|e| format!("cannot open the resolution worktree: {e}"))?;
         let unmerged = wrepo

@@ -167,7 +167,8 @@ pub(crate) fn record_failure(
 /// ([`checks::refusal`]: the first cause or check that cannot run refuses, fail closed): the
 /// worktree's git files put back (its HEAD on `branch`) and, in a task worktree, what the agent
 /// committed on its task branch made uncommitted changes again (`git::uncommit_task_tree`: the
-/// checks see all of the task's work, and orch's one commit takes it); the plan's paths; its
+/// checks see all of the task's work, and orch's one commit takes it); no nested repository
+/// (before any check that runs git on the tree); the plan's paths; its
 /// submodule checkouts (uncommitted changes inside one: committing the superproject would lose
 /// them); the protected paths. `None`: it may be committed. The one check of agent work before
 /// its commit: an attempt's, a task's done outside an attempt, a plan agent's tasks, a commit a
@@ -201,6 +202,7 @@ pub(super) fn commit_refused(
     checks::refusal(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
+            .chain(once_with(|| Found::of(nested_repositories(work))))
             .chain(once_with(|| {
                 Found::of(outside_paths(tree, &plan.entry.paths, since))
             }))
@@ -209,6 +211,28 @@ pub(super) fn commit_refused(
             }))
             .chain(once_with(|| Found::of(protected_changes_in(plan, t, work)))),
     )
+}
+
+/// The cause that refuses the commit of the worktree `tree` when it holds a git repository of
+/// its own (a `.git` below its root, at any depth, of any kind) or `branch` committed a gitlink
+/// since `since`, that the main checkout does not declare as a submodule: git would read its
+/// configuration and run what it names. Checked before any other check runs git on the tree;
+/// `Err` when the tree cannot be walked (fail closed).
+pub(crate) fn nested_repositories(
+    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    let found = git::nested_in(tree, branch, since).map_err(|e| {
+        format!(
+            "cannot check `{}` for nested git repositories (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    })?;
+    Ok((!found.is_empty()).then(|| {
+        format!(
+            "nested git repository: {} (a git repository inside the worktree that the main checkout does not declare as a submodule; git would run what its configuration names; nothing was committed)",
+            crate::diagnostic::path_list(&found, 5)
+        )
+    }))
 }
 
 /// What the commit of the worktree `tree` says of its submodules (`submodule libs/x: abc1234 ->
