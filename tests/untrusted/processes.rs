@@ -452,7 +452,7 @@ fn kills_its_wrapper(sandbox: &str) {
         } else {
             "kill-parent allowed"
         },
-        "{sandbox}"
+        "{sandbox}\n{out}\n{err}"
     );
     // The next attempt in the worktree (1.1's second, or 1.2) looked: the leftover was gone.
     let looks: Vec<String> = std::fs::read_dir(&beat)

@@ -78,6 +78,13 @@ fn an_agents_new_submodule_fails_the_task() {
         true,
         false,
     );
+    // Its task names `.gitmodules` (which a later run trusts), so that what refuses it is the
+    // new submodule, not the protected file.
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One: rewrite .gitmodules\n- [ ] 1.2 Two (depends: 1.1)\n",
+    );
+    repo.commit_all("the task names .gitmodules");
     let main = repo.rev("main");
     let (code, out, err) = repo.run(&["up", "--json"]);
     let journal = journal(&fx);
