@@ -24,6 +24,7 @@ pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
         )));
     };
     new_session().map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
+    crate::sandbox::net::enter_from_env().map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     restrict(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     let e = Command::new(program).args(args).exec();
     Err(anyhow!("cannot run `{program}` in the sandbox: {e}").into())
@@ -37,6 +38,7 @@ pub(crate) fn run_in_session(argv: &[String]) -> CliResult<u8> {
         )));
     };
     new_session().map_err(|e| anyhow!("orch session-exec: {e}"))?;
+    crate::sandbox::net::enter_from_env().map_err(|e| anyhow!("orch session-exec: {e}"))?;
     let e = Command::new(program).args(args).exec();
     Err(anyhow!("cannot run `{program}`: {e}").into())
 }

@@ -17,6 +17,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub(crate) mod net;
+
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, path_beneath_rules,

@@ -40,6 +40,10 @@ pub(crate) struct Ctx {
     pub(crate) sandbox: &'static str,
     /// The Landlock ABI confined agents run under; 0 when none is confined.
     pub(crate) sandbox_abi: u8,
+    /// The run's network in one word (`super::network::run_state`).
+    pub(crate) network: &'static str,
+    /// The proxy of the agents whose network is confined (`None` when none is).
+    pub(crate) net: Option<Arc<crate::sandbox::net::NetProxy>>,
     /// The integration preview (`integrate`), `None` when off.
     pub(crate) integration: Option<Arc<IntegrationCtx>>,
     /// Plan worktrees made at once during the run.
@@ -209,6 +213,8 @@ pub(crate) struct PlanCtx {
     pub(crate) known: Arc<status::Known>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
+    /// What its agents, checks and setup reach on the network.
+    pub(crate) network: super::network::PlanNetwork,
     /// orch's own configuration, protected whatever `protect` says (`plans.toml`, the prompt
     /// templates, the files of `verify`, `setup` and `[[notify]]` commands).
     pub(crate) guarded: crate::manifest::Guarded,

@@ -345,6 +345,15 @@ impl Effects<'_> {
             });
         }
         let argv = sandbox::in_session(&self.ctx.orch_bin, argv);
+        // Its network: the wrapper enters the namespace, orch's proxy serves it.
+        let unit_name = id.as_deref().unwrap_or("plan");
+        let net = super::network::attempt(
+            self.ctx.net.as_ref(),
+            &pc.network,
+            (pc.name(), unit_name),
+            log,
+            &mut env,
+        )?;
         let pass = &pc.agent.sandbox.pass_env;
         let spawned = process::spawn_agent(&argv, &workdir, &env, log, (pass, stdin.as_deref()))
             .map_err(|e| LaunchError {
@@ -361,6 +370,9 @@ impl Effects<'_> {
                 .then_some(Fatal::MissingProgram),
             })?;
         let pid = spawned.pid;
+        if let Some(net) = net {
+            net.started(pid);
+        }
         tracing::debug!(plan = %pc.name(), task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
         let start_time = crate::process::process_start_time(pid);
         let info = RunInfo {

@@ -298,6 +298,18 @@ async fn run_setup(
         }
         None => argv.to_vec(),
     };
+    // Its network is its agents': through the wrapper, which enters the namespace.
+    let net = super::network::attempt(
+        ctx.net.as_ref(),
+        &plan.network,
+        (plan.name(), "setup"),
+        log,
+        &mut env,
+    )?;
+    let confined = match &net {
+        Some(_) => super::sandbox::in_session(&ctx.orch_bin, confined),
+        None => confined,
+    };
     let spawned = process::spawn(&confined, &plan.worktree, &env, log).map_err(|e| {
         format!(
             "cannot start the setup command `{}` of plan `{}`: {e}",
@@ -305,6 +317,9 @@ async fn run_setup(
             plan.name()
         )
     });
+    if let (Some(net), Ok(s)) = (net, &spawned) {
+        net.started(s.pid);
+    }
     let result = match spawned {
         Ok(s) => wait_setup(ctx, plan, s, stop).await,
         Err(e) => Err(e),

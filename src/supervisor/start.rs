@@ -60,6 +60,8 @@ struct Chosen<'w> {
     tree: Option<TreeAction>,
     /// Whether its agents run confined.
     sandbox: super::sandbox::PlanSandbox,
+    /// What its agents reach on the network.
+    network: super::network::PlanNetwork,
 }
 
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
@@ -111,6 +113,8 @@ impl<'w> Checked<'w> {
             .filter_map(|e| manifest.agent_of(e))
             .any(|a| a.sandbox.mode != crate::manifest::SandboxMode::Off);
         let supported = confines && *landlock.get_or_init(crate::sandbox::supported);
+        // Whether network namespaces can be made: asked once, when some plan needs one.
+        let netns: std::cell::OnceCell<Result<(), String>> = std::cell::OnceCell::new();
         let mut preflights = checks::Preflights {
             checked: Default::default(),
             roots: crate::preflight::writable_roots(manifest, &repo_root, supported),
@@ -137,12 +141,24 @@ impl<'w> Checked<'w> {
                 )?,
                 None => super::sandbox::PlanSandbox::Off,
             };
+            let network = match manifest.agent_of(entry) {
+                Some(agent) => {
+                    let probe = || {
+                        netns
+                            .get_or_init(|| crate::sandbox::net::probe(&orch_bin))
+                            .clone()
+                    };
+                    super::network::decide(&lp.name, &entry.agent, agent, entry.executor, &probe)?
+                }
+                None => super::network::PlanNetwork::Open,
+            };
             plans.push(Chosen {
                 index,
                 lp,
                 entry,
                 tree,
                 sandbox,
+                network,
             });
         }
         let slurm_plans: Vec<&str> = plans
@@ -198,6 +214,11 @@ impl<'w> Checked<'w> {
             .map(|c| c.lp.name.as_str())
             .collect();
         (state, unavailable)
+    }
+
+    /// The `network:` line of the run's start.
+    pub(crate) fn network_line(&self) -> String {
+        super::network::start_line(self.plans.iter().map(|c| (c.lp.name.as_str(), &c.network)))
     }
 
     /// What the pre-flights found to say: a client program that lies where an agent may write,
@@ -269,6 +290,25 @@ impl<'w> Checked<'w> {
                 .map(|c| (c.lp.name.clone(), c.sandbox.as_str()))
                 .collect::<Vec<_>>(),
         );
+        let network = super::network::run_state(self.plans.iter().map(|c| &c.network));
+        super::network::record(
+            &self.state_dir,
+            network,
+            &self
+                .plans
+                .iter()
+                .map(|c| (c.lp.name.clone(), c.network.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let net = if self
+            .plans
+            .iter()
+            .any(|c| matches!(c.network, super::network::PlanNetwork::Confined(_)))
+        {
+            Some(crate::sandbox::net::NetProxy::new(&self.state_dir).map_err(|e| anyhow!("{e}"))?)
+        } else {
+            None
+        };
         let jobs = if self.slurm {
             let slurm = Slurm::new(&self.state_dir).map_err(|e| {
                 anyhow!(
@@ -315,6 +355,8 @@ impl<'w> Checked<'w> {
             integration,
             sandbox,
             sandbox_abi,
+            network,
+            net,
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),
@@ -496,6 +538,7 @@ impl<'w> Checked<'w> {
             own_finished: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
+            network: c.network.clone(),
             guarded: manifest.guarded(&self.repo_root, Some(entry)),
         })
     }
