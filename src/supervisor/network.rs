@@ -159,6 +159,38 @@ pub(crate) fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str
     let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
 }
 
+/// What [`RECORD`] says, if anything.
+fn read_record(state_dir: &Path) -> Option<serde_json::Value> {
+    let bytes = crate::links::read_regular(&state_dir.join(RECORD), 1 << 20).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `orch status --json` of all plans: the last run's `network`.
+pub(crate) fn add_run_json(state_dir: &Path, v: &mut serde_json::Value) {
+    if let Some(run) = read_record(state_dir).and_then(|r| r.get("network").cloned()) {
+        v["network"] = run;
+    }
+}
+
+/// `orch status --json` of plan `plan` (`v`): its `network` in the last run, and each task's
+/// `network_refused` (connections refused in that run).
+pub(crate) fn add_plan_json(state_dir: &Path, plan: &str, v: &mut serde_json::Value) {
+    let Some(mode) = read_record(state_dir).and_then(|r| r.get("plans")?.get(plan).cloned()) else {
+        return;
+    };
+    v["network"] = mode;
+    let refused = crate::sandbox::net::refusals_of_plan(state_dir, plan);
+    if let Some(tasks) = v.get_mut("tasks").and_then(serde_json::Value::as_array_mut) {
+        for t in tasks {
+            let Some(id) = t.get("id").and_then(serde_json::Value::as_str) else {
+                continue;
+            };
+            let n = refused.get(id).map_or(0, |(n, _)| *n);
+            t["network_refused"] = n.into();
+        }
+    }
+}
+
 /// The network of one process a plan starts (`unit`: its task, `plan`, `<id>.check`,
 /// `setup`), logging to `log`: the handle to keep until the process is started
 /// ([`NetAttempt::started`]), and its variables added to `env`. `None` for an open network

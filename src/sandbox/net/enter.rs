@@ -116,6 +116,24 @@ fn open_sockets(proxy_port: u16, direct: &[SocketAddr], v6: bool) -> Result<Vec<
     if v6 {
         out.push(udp(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 53)))?);
     }
+    // Watchers (raw sockets read by orch, which send nothing): the kernel's refusals of a
+    // connection to a port where nothing listens (a TCP reset, an ICMP port unreachable), so
+    // that orch logs those too. Best-effort: without them such a refusal is only not logged.
+    let mut watchers = vec![
+        (AddressFamily::INET, rustix::net::ipproto::TCP),
+        (AddressFamily::INET, rustix::net::ipproto::ICMP),
+    ];
+    if v6 {
+        watchers.push((AddressFamily::INET6, rustix::net::ipproto::TCP));
+        watchers.push((AddressFamily::INET6, rustix::net::ipproto::ICMPV6));
+    }
+    for (family, proto) in watchers {
+        if let Ok(fd) =
+            rustix::net::socket_with(family, SocketType::RAW, SocketFlags::CLOEXEC, Some(proto))
+        {
+            out.push(fd);
+        }
+    }
     Ok(out)
 }
 

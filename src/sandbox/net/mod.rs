@@ -32,5 +32,5 @@ mod serve;
 mod spec;
 
 pub(crate) use enter::{enter_from_env, probe};
-pub(crate) use proxy::{NetAttempt, NetProxy, refusals_of};
+pub(crate) use proxy::{NetAttempt, NetProxy, refusals_of, refusals_of_plan};
 pub(crate) use spec::SPEC_VAR;

@@ -49,13 +49,27 @@ type Counts = BTreeMap<String, BTreeMap<String, (u64, String)>>;
 /// The refusals of `unit` of `plan` in the last run, as [`RECORD`] in `state_dir` has them: how
 /// many, the last destination.
 pub(crate) fn refusals_of(state_dir: &Path, plan: &str, unit: &str) -> Option<(u64, String)> {
-    let bytes = crate::links::read_regular(&state_dir.join(RECORD), 1 << 20).ok()??;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let e = v.get("plans")?.get(plan)?.get(unit)?;
-    Some((
-        e.get("refused")?.as_u64()?,
-        e.get("last")?.as_str()?.to_string(),
-    ))
+    refusals_of_plan(state_dir, plan).remove(unit)
+}
+
+/// The refusals of each task of `plan` in the last run ([`RECORD`] in `state_dir`).
+pub(crate) fn refusals_of_plan(state_dir: &Path, plan: &str) -> BTreeMap<String, (u64, String)> {
+    let read = || -> Option<BTreeMap<String, (u64, String)>> {
+        let bytes = crate::links::read_regular(&state_dir.join(RECORD), 1 << 20).ok()??;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let units = v.get("plans")?.get(plan)?.as_object()?;
+        Some(
+            units
+                .iter()
+                .filter_map(|(u, e)| {
+                    let n = e.get("refused")?.as_u64()?;
+                    let last = e.get("last")?.as_str()?.to_string();
+                    Some((u.clone(), (n, last)))
+                })
+                .collect(),
+        )
+    };
+    read().unwrap_or_default()
 }
 
 impl Refusals {

@@ -65,6 +65,9 @@ pub(super) fn socket(fd: OwnedFd, ctx: Arc<AttemptCtx>, served: &mut JoinSet<()>
         Ok(SocketType::DGRAM) => {
             served.spawn(dns(fd, ctx));
         }
+        Ok(SocketType::RAW) => {
+            served.spawn(watch(fd, ctx));
+        }
         _ => {}
     }
 }
@@ -376,4 +379,143 @@ fn send_reply(fd: RawFd, reply: &[u8], to: SocketAddr, from: IpAddr) -> std::io:
         }
     };
     sent.map(|_| ()).map_err(std::io::Error::from)
+}
+
+/// A watcher of the namespace (a raw socket for TCP or ICMP, IPv4 or IPv6): every reset the
+/// kernel answers a connection with (nothing listens at its destination) and every ICMP "port
+/// unreachable" (a UDP datagram to a port where nothing listens) is logged as a refusal with its
+/// destination. Nothing is sent on it.
+async fn watch(fd: OwnedFd, ctx: Arc<AttemptCtx>) {
+    use rustix::net::sockopt;
+    let v6 = sockopt::socket_domain(&fd).is_ok_and(|d| d == AddressFamily::INET6);
+    let Ok(Some(proto)) = sockopt::socket_protocol(&fd) else {
+        return;
+    };
+    let tcp = proto == rustix::net::ipproto::TCP;
+    let std = std::net::UdpSocket::from(fd);
+    if std.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(sock) = tokio::net::UdpSocket::from_std(std) else {
+        return;
+    };
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            return;
+        };
+        let packet = &buf[..n];
+        let refused = match (tcp, v6) {
+            (true, false) => tcp_reset_v4(packet),
+            (true, true) => tcp_reset(packet).map(|port| SocketAddr::new(from.ip(), port)),
+            (false, false) => udp_unreachable_v4(packet),
+            (false, true) => udp_unreachable_v6(packet),
+        };
+        if let Some(dest) = refused {
+            let how = if tcp {
+                "a connection to a port where nothing listens in the namespace: the machine's own services are reachable only when allowed"
+            } else {
+                "UDP to a port where nothing listens in the namespace"
+            };
+            ctx.refuse(&shown(dest), how);
+        }
+    }
+}
+
+/// The source port of a TCP reset that answers a connection attempt (`RST` and `ACK`, sequence
+/// number 0): the port the connection was refused at.
+fn tcp_reset(tcp: &[u8]) -> Option<u16> {
+    let flags = *tcp.get(13)?;
+    let seq = tcp.get(4..8)?;
+    (flags & 0x14 == 0x14 && seq == [0, 0, 0, 0]).then(|| u16::from_be_bytes([tcp[0], tcp[1]]))
+}
+
+/// [`tcp_reset`] in an IPv4 packet (its header included): the address and port refused.
+fn tcp_reset_v4(ip: &[u8]) -> Option<SocketAddr> {
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    if *ip.get(9)? != 6 {
+        return None;
+    }
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let port = tcp_reset(ip.get(ihl..)?)?;
+    Some(SocketAddr::from((src, port)))
+}
+
+/// The destination of the UDP datagram an ICMP "port unreachable" (IPv4, header included)
+/// answers.
+fn udp_unreachable_v4(ip: &[u8]) -> Option<SocketAddr> {
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    let icmp = ip.get(ihl..)?;
+    if icmp.get(0..2)? != [3, 3] {
+        return None;
+    }
+    let inner = icmp.get(8..)?;
+    let inner_ihl = usize::from(*inner.first()? & 0x0f) * 4;
+    if *inner.get(9)? != 17 {
+        return None;
+    }
+    let dst: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
+    let udp = inner.get(inner_ihl..)?;
+    Some(SocketAddr::from((
+        dst,
+        u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]),
+    )))
+}
+
+/// The destination of the UDP datagram an ICMPv6 "port unreachable" answers (an ICMPv6 raw
+/// socket gets no IPv6 header).
+fn udp_unreachable_v6(icmp: &[u8]) -> Option<SocketAddr> {
+    if icmp.get(0..2)? != [1, 4] {
+        return None;
+    }
+    let inner = icmp.get(8..)?;
+    if *inner.get(6)? != 17 {
+        return None;
+    }
+    let dst: [u8; 16] = inner.get(24..40)?.try_into().ok()?;
+    let udp = inner.get(40..)?;
+    Some(SocketAddr::from((
+        dst,
+        u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn the_kernels_refusals_name_their_destination() {
+        // Captured in a namespace: the SYN to 127.0.0.1:9999, its reset, the ICMP answer to a
+        // datagram to 127.0.0.1:5353, an IPv6 reset from [::1]:9998.
+        let syn = hex(
+            "4500003cbcbe400040067ffb7f0000017f000001890a270f6879407400000000a002ffd7fe3000000204ffd70402080a",
+        );
+        let rst =
+            hex("450000280000400040063cce7f0000017f000001270f890a00000000687940755014000058c60000");
+        let icmp = hex(
+            "45c0003974520000400107b07f0000017f0000010303cf51000000004500001d821c40004011bab17f0000017f000001b4a814e9000952d9",
+        );
+        let rst6 = hex("270ed602000000006ec296c150140000001c0000");
+        assert_eq!(tcp_reset_v4(&syn), None);
+        assert_eq!(
+            tcp_reset_v4(&rst),
+            Some("127.0.0.1:9999".parse().expect("addr"))
+        );
+        assert_eq!(
+            udp_unreachable_v4(&icmp),
+            Some("127.0.0.1:5353".parse().expect("addr"))
+        );
+        assert_eq!(tcp_reset(&rst6), Some(9998));
+        assert_eq!(tcp_reset_v4(&[]), None);
+        assert_eq!(udp_unreachable_v4(&rst), None);
+        assert_eq!(udp_unreachable_v6(&[1, 4, 0]), None);
+    }
 }
