@@ -1,0 +1,353 @@
+//! The network of agents, end to end through a real `orch up` with a scripted agent
+//! (`tests/fixtures/agents/net_probe.py`) that tries every way out: under `network =
+//! "confined"` (the default) an allowed loopback endpoint works, directly and through orch's
+//! proxy, and any other loopback address or port, a `CONNECT` to a host not allowed, a DNS
+//! query over UDP and a raw socket all fail within a second, each logged with its destination;
+//! a double-forked daemon is confined the same way; `none` allows nothing; `open` is the
+//! machine's network. Where namespaces cannot be made, `confined` asked for refuses to start.
+//! Only loopback addresses are used.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{Repo, fixtures, one_task, toml_array};
+
+/// A loopback HTTP server that answers every request with its name and records the request
+/// lines it got; it stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    hits: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub fn start(addr: &str, name: &'static str) -> Server {
+        let listener = TcpListener::bind(addr).expect("bind a loopback server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let first = String::from_utf8_lossy(&buf)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                h.lock().expect("hits").push(first);
+                let body = name.as_bytes();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+            }
+        });
+        Server { addr, hits, stop }
+    }
+
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().expect("hits").clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The python the probe runs with (the system's: a version manager's shim needs a HOME of its
+/// own).
+fn python() -> String {
+    ["/usr/bin/python3", "/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("python3")
+        .to_string()
+}
+
+/// The servers of a test: the allowed one, another port, and the allowed port on another
+/// loopback address.
+struct Servers {
+    allowed: Server,
+    other: Server,
+    other_address: Server,
+}
+
+fn servers() -> Servers {
+    let allowed = Server::start("127.0.0.1:0", "allowed-server");
+    let other = Server::start("127.0.0.1:0", "other-server");
+    let other_address = Server::start(
+        &format!("127.0.0.2:{}", allowed.addr.port()),
+        "other-address-server",
+    );
+    Servers {
+        allowed,
+        other,
+        other_address,
+    }
+}
+
+/// A repository whose plan `a` runs the probe against `servers`; `agent_extra`, `defaults`:
+/// more lines for the agent's table and `[defaults]`.
+fn probe_repo(servers: &Servers, agent_extra: &str, defaults: &str) -> Repo {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Probe the network"));
+    let probe = fixtures().join("net_probe.py");
+    let command = toml_array(&[
+        python(),
+        probe.display().to_string(),
+        servers.allowed.addr.port().to_string(),
+        servers.other.addr.port().to_string(),
+    ]);
+    repo.manifest(
+        &command,
+        &format!("report = \"exit\"\n{agent_extra}"),
+        &format!("retries = 0\n{defaults}"),
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// `name -> (allowed, seconds, detail)` of the probe's results on plan/a.
+fn results(repo: &Repo) -> BTreeMap<String, (bool, f64, String)> {
+    let text = repo.git(&["show", "plan/a:results.txt"]);
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let name = it.next()?.to_string();
+            let allowed = it.next()? == "allowed";
+            let secs: f64 = it.next()?.parse().ok()?;
+            Some((name, (allowed, secs, it.collect::<Vec<_>>().join(" "))))
+        })
+        .collect()
+}
+
+fn log_of(repo: &Repo) -> String {
+    String::from_utf8_lossy(&repo.read(".orch/logs/a/1.1.log")).into_owned()
+}
+
+/// Runs `orch up --json` (with `sandbox`: `on` or `off`) to the end; its events.
+fn up(repo: &Repo, sandbox: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = repo.run_cmd(
+        repo.orch(&["up", "--json", "a"])
+            .env("ORCH_SANDBOX", sandbox),
+    );
+    assert_eq!(code, 0, "orch up failed\n{out}\n{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("network: ")),
+        "no `network:` line at start\n{err}"
+    );
+    support::events(&out)
+}
+
+const DENIED: [&str; 8] = [
+    "direct_other_port",
+    "direct_other_address",
+    "proxy_connect_other",
+    "proxy_connect_name",
+    "dns_udp",
+    "raw_socket",
+    "daemon_other_port",
+    "daemon_connect_other",
+];
+
+#[test]
+fn a_confined_agent_reaches_its_allowed_endpoint_and_nothing_else() {
+    // The rule is orch's (the namespace and its proxy), with or without Landlock.
+    for sandbox in ["off", "on"] {
+        if sandbox == "on" && !orch::sandbox::supported() {
+            continue;
+        }
+        let s = servers();
+        let allow = format!("network_allow = [\"127.0.0.1:{}\"]", s.allowed.addr.port());
+        let repo = probe_repo(&s, "", &allow);
+        let events = up(&repo, sandbox);
+        let started = events
+            .iter()
+            .find(|e| e["event"] == "run_started")
+            .expect("run_started");
+        assert_eq!(started["network"], "confined", "{started}");
+        let got = results(&repo);
+        let log = log_of(&repo);
+        for name in [
+            "direct_allowed",
+            "proxy_connect_allowed",
+            "proxy_plain_allowed",
+        ] {
+            let (ok, _, detail) = &got[name];
+            assert!(ok, "sandbox {sandbox}: {name} failed ({detail})\n{log}");
+        }
+        for name in DENIED {
+            let (ok, secs, detail) = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing: {got:?}"));
+            assert!(
+                !ok,
+                "sandbox {sandbox}: {name} got through ({detail})\n{log}"
+            );
+            assert!(
+                *secs < 1.0,
+                "sandbox {sandbox}: {name} took {secs}s to fail ({detail})"
+            );
+        }
+        // The allowed server saw the three requests, the others nothing.
+        let hits = s.allowed.hits();
+        for path in ["/direct", "/connect", "/plain"] {
+            assert!(
+                hits.iter().any(|h| h.contains(path)),
+                "{path} not served: {hits:?}"
+            );
+        }
+        assert_eq!(s.other.hits(), Vec::<String>::new());
+        assert_eq!(s.other_address.hits(), Vec::<String>::new());
+        // Each refusal is logged with its destination, one line each.
+        let other = s.other.addr.port();
+        let allowed = s.allowed.addr.port();
+        for dest in [
+            format!("refused 127.0.0.1:{other} (a connection to a port where nothing listens"),
+            format!("refused 127.0.0.2:{allowed} (a connection to a port where nothing listens"),
+            format!("refused 127.0.0.1:{other} (CONNECT through orch's proxy"),
+            "refused leak.example:443 (CONNECT through orch's proxy".to_string(),
+            "refused leak.example (a DNS query over UDP to 127.0.0.53:53".to_string(),
+        ] {
+            assert!(
+                log.lines()
+                    .any(|l| l.starts_with("=== orch: network: ") && l.contains(&dest)),
+                "sandbox {sandbox}: `{dest}` not logged\n{log}"
+            );
+        }
+        // Counted for the task, and the plan's network shown.
+        let (code, json, err) = repo.run(&["status", "--json", "--plan", "a"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["network"], "confined", "{v}");
+        let refused = v["tasks"][0]["network_refused"].as_u64().unwrap_or(0);
+        assert!(refused >= 6, "network_refused {refused}\n{log}");
+        assert_eq!(repo.task("a", "1.1")["status"], "completed");
+    }
+}
+
+#[test]
+fn network_none_reaches_nothing_and_open_reaches_everything() {
+    let s = servers();
+    let repo = probe_repo(
+        &s,
+        "network = \"none\"",
+        &format!("network_allow = [\"127.0.0.1:{}\"]", s.allowed.addr.port()),
+    );
+    let events = up(&repo, "off");
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["network"], "none", "{started}");
+    let got = results(&repo);
+    for (name, (ok, secs, detail)) in &got {
+        assert!(!ok, "network none: {name} got through ({detail})");
+        assert!(*secs < 1.0, "network none: {name} took {secs}s ({detail})");
+    }
+    assert!(got.len() >= 10, "{got:?}");
+    assert_eq!(s.allowed.hits(), Vec::<String>::new());
+
+    let s = servers();
+    let repo = probe_repo(&s, "network = \"open\"", "");
+    let events = up(&repo, "off");
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["network"], "open", "{started}");
+    let got = results(&repo);
+    for name in [
+        "direct_allowed",
+        "direct_other_port",
+        "direct_other_address",
+        "daemon_other_port",
+    ] {
+        assert!(got[name].0, "network open: {name} failed ({})", got[name].2);
+    }
+    assert!(!s.other.hits().is_empty());
+    assert!(!s.other_address.hits().is_empty());
+}
+
+/// `orch ARGS` in `repo` as [`Repo::orch`] runs it, under a filter that makes `unshare` fail
+/// (as where namespaces are forbidden).
+fn orch_without_namespaces(repo: &Repo, args: &[&str]) -> Command {
+    let mut c = Command::new(python());
+    c.current_dir(repo.root())
+        .arg(fixtures().join("../no_netns.py"))
+        .arg(env!("CARGO_BIN_EXE_orch"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo.home())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("ORCH_SANDBOX", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn where_namespaces_cannot_be_made_confined_asked_for_refuses_and_the_default_says_so() {
+    let s = servers();
+    // Asked for: refused, nothing run.
+    let repo = probe_repo(&s, "network = \"confined\"", "");
+    let (code, out, err) =
+        repo.run_cmd(&mut orch_without_namespaces(&repo, &["up", "--json", "a"]));
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(
+        err.contains("cannot be enforced") && err.contains("network namespace"),
+        "{err}"
+    );
+    assert!(err.contains("hint: set `network = \"open\"`"), "{err}");
+    assert!(!repo.branch_exists("plan/a"), "a plan branch was made");
+    assert_eq!(s.allowed.hits(), Vec::<String>::new());
+    // The default: run unconfined, said at start and in run_started.
+    let repo = probe_repo(&s, "", "");
+    let (code, out, err) =
+        repo.run_cmd(&mut orch_without_namespaces(&repo, &["up", "--json", "a"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("network: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("not confined: this machine cannot make a network namespace"),
+        "{err}"
+    );
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["network"], "unavailable", "{started}");
+    assert!(results(&repo)["direct_other_port"].0);
+}
