@@ -10,86 +10,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
+use support::sink::{Server, python};
 use support::{Repo, fixtures, one_task, toml_array};
-
-/// A loopback HTTP server that answers every request with its name and records the request
-/// lines it got; it stops when dropped.
-pub struct Server {
-    pub addr: SocketAddr,
-    hits: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Server {
-    pub fn start(addr: &str, name: &'static str) -> Server {
-        let listener = TcpListener::bind(addr).expect("bind a loopback server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(300);
-            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = conn.set_nonblocking(false);
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let first = String::from_utf8_lossy(&buf)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                h.lock().expect("hits").push(first);
-                let body = name.as_bytes();
-                let _ = write!(
-                    conn,
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(body);
-            }
-        });
-        Server { addr, hits, stop }
-    }
-
-    pub fn hits(&self) -> Vec<String> {
-        self.hits.lock().expect("hits").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The python the probe runs with (the system's: a version manager's shim needs a HOME of its
-/// own).
-fn python() -> String {
-    ["/usr/bin/python3", "/bin/python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("python3")
-        .to_string()
-}
 
 /// The servers of a test: the allowed one, another port, and the allowed port on another
 /// loopback address.

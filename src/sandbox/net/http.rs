@@ -21,6 +21,8 @@ pub(super) enum Request {
         port: u16,
         head: Vec<u8>,
     },
+    /// A plain request whose `Host` names another host than its URL (`named`): refused.
+    Forged { named: String, host: Host, port: u16 },
     /// Not a request the proxy serves, with why (answered 400).
     Bad(String),
 }
@@ -112,7 +114,12 @@ pub(super) fn parse(head: &[u8]) -> Request {
             continue;
         }
         if name.eq_ignore_ascii_case("host") && !host_names(line, &host) {
-            return bad("the `Host` header names another host than the URL");
+            let named = line.split_once(':').map_or("", |(_, v)| v.trim());
+            return Request::Forged {
+                named: named.chars().take(255).collect(),
+                host,
+                port,
+            };
         }
         out.push_str(line);
         out.push_str("\r\n");
@@ -327,9 +334,10 @@ mod tests {
 
     #[test]
     fn a_plain_request_that_names_another_host_is_bad() {
+        let r = parse(b"GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+        assert!(matches!(r, Request::Forged { ref named, .. } if named == "evil.example"), "{r:?}");
         for req in [
-            &b"GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: evil.example\r\n\r\n"[..],
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+            &b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"[..],
             b"GET https://example.com/ HTTP/1.1\r\n\r\n",
             b"GET http://user@example.com/ HTTP/1.1\r\n\r\n",
             b"\xff\xfe\r\n\r\n",

@@ -338,15 +338,13 @@ async fn take_sockets(
 }
 
 async fn receive(s: &UnixStream, pid: u32) -> Result<Vec<OwnedFd>, String> {
+    // Who connected is the kernel's record of the connecting process, taken at `connect`.
     let peer = s
         .peer_cred()
         .ok()
         .and_then(|c| c.pid())
         .and_then(|p| u32::try_from(p).ok())
         .ok_or("the process that connected is not known")?;
-    if !descends(peer, pid) {
-        return Err(format!("process {peer} is not one of this attempt"));
-    }
     let read = async {
         loop {
             s.readable().await.map_err(|e| e.to_string())?;
@@ -357,9 +355,15 @@ async fn receive(s: &UnixStream, pid: u32) -> Result<Vec<OwnedFd>, String> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read)
+    let fds = tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .map_err(|_| "no sockets came".to_string())?
+        .map_err(|_| "no sockets came".to_string())??;
+    // Read first (so that the answer reaches the sender), dropped (closed) unless it is the
+    // attempt's process or one of its descendants.
+    if !descends(peer, pid) {
+        return Err(format!("process {peer} is not one of this attempt"));
+    }
+    Ok(fds)
 }
 
 /// One message's file descriptors (at most 64; more are closed by the kernel).
