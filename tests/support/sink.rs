@@ -61,7 +61,13 @@ impl Server {
     pub fn hits(&self) -> Vec<String> {
         self.raw()
             .iter()
-            .map(|b| String::from_utf8_lossy(b).lines().next().unwrap_or("").to_string())
+            .map(|b| {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 
@@ -87,7 +93,8 @@ pub struct UdpSink {
 impl UdpSink {
     pub fn start() -> UdpSink {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
         let addr = sock.local_addr().expect("addr");
         let got = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));

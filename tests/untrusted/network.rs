@@ -66,14 +66,23 @@ fn an_agent_its_daemon_and_its_check_cannot_send_a_secret_out() {
         );
         repo.commit_all("plans");
         let main = repo.rev("main");
-        let (code, out, err) =
-            repo.run_cmd(repo.orch(&["up", "--json", "a"]).env("ORCH_SANDBOX", sandbox));
+        let (code, out, err) = repo.run_cmd(
+            repo.orch(&["up", "--json", "a"])
+                .env("ORCH_SANDBOX", sandbox),
+        );
         assert_eq!(code, 0, "sandbox {sandbox}: orch up failed\n{out}\n{err}");
         let got = tries(&repo);
         let log = String::from_utf8_lossy(&repo.read(".orch/logs/a/1.1.log")).into_owned();
         for driver in ["agent", "daemon", "check"] {
-            let mine: Vec<_> = got.iter().filter(|(k, _)| k.starts_with(&format!("{driver}-"))).collect();
-            assert_eq!(mine.len(), 8, "sandbox {sandbox}: {driver} did not try everything: {got:?}\n{log}");
+            let mine: Vec<_> = got
+                .iter()
+                .filter(|(k, _)| k.starts_with(&format!("{driver}-")))
+                .collect();
+            assert_eq!(
+                mine.len(),
+                8,
+                "sandbox {sandbox}: {driver} did not try everything: {got:?}\n{log}"
+            );
             for (name, (ok, detail)) in mine {
                 assert!(!ok, "sandbox {sandbox}: {name} got out ({detail})\n{log}");
             }
@@ -95,11 +104,23 @@ fn an_agent_its_daemon_and_its_check_cannot_send_a_secret_out() {
             format!("refused 127.0.0.1:{port} (plain HTTP through orch's proxy"),
             format!("refused 127.0.0.1:{port} (CONNECT through orch's proxy"),
             "refused evil.example:443 (CONNECT through orch's proxy".to_string(),
-            format!("refused evil.example (named in a tunnel to 127.0.0.1:{}", allowed.addr.port()),
-            format!("refused evil.example (named by the Host header of a plain request to 127.0.0.1:{}", allowed.addr.port()),
-            format!("refused 127.0.0.1:{} (UDP to a port where nothing listens", evil_udp.addr.port()),
+            format!(
+                "refused evil.example (named in a tunnel to 127.0.0.1:{}",
+                allowed.addr.port()
+            ),
+            format!(
+                "refused evil.example (named by the Host header of a plain request to 127.0.0.1:{}",
+                allowed.addr.port()
+            ),
+            format!(
+                "refused 127.0.0.1:{} (UDP to a port where nothing listens",
+                evil_udp.addr.port()
+            ),
         ] {
-            assert!(log.contains(&dest), "sandbox {sandbox}: `{dest}` not logged\n{log}");
+            assert!(
+                log.contains(&dest),
+                "sandbox {sandbox}: `{dest}` not logged\n{log}"
+            );
         }
         assert_eq!(repo.rev("main"), main, "main moved");
         assert_eq!(repo.task("a", "1.1")["status"], "completed");
@@ -119,7 +140,10 @@ fn an_agent_cannot_claim_another_attempts_network() {
     let flag = repo.outside("flag");
     let hostile = toml_array(&[
         python(),
-        fixtures().join("hostile_net_handover.py").display().to_string(),
+        fixtures()
+            .join("hostile_net_handover.py")
+            .display()
+            .to_string(),
         target.addr.port().to_string(),
         flag.display().to_string(),
     ]);
@@ -157,16 +181,33 @@ fn an_agent_cannot_claim_another_attempts_network() {
     // Its own attempt takes the agent's listener, but as what it is there: a destination not
     // allowed (logged); b's refuses the agent's and the daemon's; the daemon is no longer the
     // agent's and its own attempt refuses it too.
-    assert_eq!(got.get("agent-handover-own").map(|g| g.0), Some("allowed"), "{text}");
-    for name in ["agent-handover-other", "daemon-handover-other", "daemon-handover-own"] {
-        let (verdict, detail) = got.get(name).unwrap_or_else(|| panic!("{name} missing: {text}"));
+    assert_eq!(
+        got.get("agent-handover-own").map(|g| g.0),
+        Some("allowed"),
+        "{text}"
+    );
+    for name in [
+        "agent-handover-other",
+        "daemon-handover-other",
+        "daemon-handover-own",
+    ] {
+        let (verdict, detail) = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing: {text}"));
         assert_eq!(*verdict, "denied", "{name} was taken: {text}");
-        assert!(detail.contains("not_one_of_this_attempt"), "{name}: {detail}");
+        assert!(
+            detail.contains("not_one_of_this_attempt"),
+            "{name}: {detail}"
+        );
     }
     for name in ["agent-send", "daemon-send"] {
         assert_eq!(got.get(name).map(|g| g.0), Some("denied"), "{name}: {text}");
     }
-    assert_eq!(target.hits(), Vec::<String>::new(), "b's endpoint got a's data");
+    assert_eq!(
+        target.hits(),
+        Vec::<String>::new(),
+        "b's endpoint got a's data"
+    );
     let port = target.addr.port();
     assert!(
         log_a.contains(&format!("refused 127.0.0.1:{port} (a direct connection")),

@@ -22,7 +22,11 @@ pub(super) enum Request {
         head: Vec<u8>,
     },
     /// A plain request whose `Host` names another host than its URL (`named`): refused.
-    Forged { named: String, host: Host, port: u16 },
+    Forged {
+        named: String,
+        host: Host,
+        port: u16,
+    },
     /// Not a request the proxy serves, with why (answered 400).
     Bad(String),
 }
@@ -335,7 +339,10 @@ mod tests {
     #[test]
     fn a_plain_request_that_names_another_host_is_bad() {
         let r = parse(b"GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: evil.example\r\n\r\n");
-        assert!(matches!(r, Request::Forged { ref named, .. } if named == "evil.example"), "{r:?}");
+        assert!(
+            matches!(r, Request::Forged { ref named, .. } if named == "evil.example"),
+            "{r:?}"
+        );
         for req in [
             &b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"[..],
             b"GET https://example.com/ HTTP/1.1\r\n\r\n",

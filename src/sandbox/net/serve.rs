@@ -131,7 +131,12 @@ async fn proxy(mut conn: TcpStream, ctx: &AttemptCtx) {
                 &named.escape_debug().to_string(),
                 &format!("named by the Host header of a plain request to {host}:{port} through orch's proxy"),
             );
-            answer(&mut conn, 403, "orch: the Host header names another host than the URL").await;
+            answer(
+                &mut conn,
+                403,
+                "orch: the Host header names another host than the URL",
+            )
+            .await;
         }
         Request::Connect { host, port } => {
             if !ctx.allow.allows(&host, port) {
