@@ -38,6 +38,7 @@ fn server(reply: usize) -> u16 {
         for conn in listener.incoming().flatten() {
             std::thread::spawn(move || {
                 let mut conn = conn;
+                let _ = conn.set_nodelay(true);
                 let body = vec![b'x'; reply];
                 let mut buf = Vec::new();
                 let mut chunk = vec![0u8; 65536];
@@ -64,8 +65,10 @@ fn server(reply: usize) -> u16 {
                         }
                     }
                     buf.drain(..end + 4 + len);
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {reply}\r\n\r\n");
-                    if conn.write_all(head.as_bytes()).is_err() || conn.write_all(&body).is_err() {
+                    let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {reply}\r\n\r\n")
+                        .into_bytes();
+                    out.extend_from_slice(&body);
+                    if conn.write_all(&out).is_err() {
                         return;
                     }
                 }
@@ -79,6 +82,10 @@ fn server(reply: usize) -> u16 {
 const AGENT: &str = r#"
 import os, socket, sys, time
 PORT, R = int(sys.argv[1]), int(sys.argv[2])
+_create = socket.create_connection
+def _nodelay(*a, **k):
+    s = _create(*a, **k); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1); return s
+socket.create_connection = _nodelay
 proxy = os.environ.get("HTTPS_PROXY", "")
 def req(size):
     return b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % size + b"y" * size

@@ -79,6 +79,8 @@ async fn accept(l: TcpListener, role: Role, ctx: Arc<AttemptCtx>) {
         let Ok((conn, _)) = l.accept().await else {
             continue;
         };
+        // Bytes are passed on as they come: no Nagle delay on top of the client's own.
+        let _ = conn.set_nodelay(true);
         while conns.try_join_next().is_some() {}
         let ctx = ctx.clone();
         conns.spawn(async move {
@@ -105,6 +107,7 @@ fn shown(addr: SocketAddr) -> String {
 /// A connection to an allowed loopback endpoint, joined to it outside.
 async fn direct(mut conn: TcpStream, to: SocketAddr) {
     if let Ok(Ok(mut up)) = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(to)).await {
+        let _ = up.set_nodelay(true);
         let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
     }
 }
@@ -254,6 +257,7 @@ async fn connect(host: &Host, port: u16) -> Option<TcpStream> {
     };
     for a in addrs {
         if let Ok(Ok(s)) = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(a)).await {
+            let _ = s.set_nodelay(true);
             return Some(s);
         }
     }
