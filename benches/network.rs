@@ -65,8 +65,8 @@ fn server(reply: usize) -> u16 {
                         }
                     }
                     buf.drain(..end + 4 + len);
-                    let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {reply}\r\n\r\n")
-                        .into_bytes();
+                    let mut out =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {reply}\r\n\r\n").into_bytes();
                     out.extend_from_slice(&body);
                     if conn.write_all(&out).is_err() {
                         return;

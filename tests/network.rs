@@ -255,8 +255,11 @@ fn where_namespaces_cannot_be_made_confined_asked_for_refuses_and_the_default_sa
     assert!(err.contains("hint: set `network = \"open\"`"), "{err}");
     assert!(!repo.branch_exists("plan/a"), "a plan branch was made");
     assert_eq!(s.allowed.hits(), Vec::<String>::new());
-    // The default: run unconfined, said at start and in run_started.
-    let repo = probe_repo(&s, "", "");
+    // The default: where Landlock has TCP rules (ABI 4), each agent may connect only to orch's
+    // proxy (on the machine's loopback) and its allowed endpoints' ports; else unconfined. Said
+    // at start and in run_started either way.
+    let allow = format!("network_allow = [\"127.0.0.1:{}\"]", s.allowed.addr.port());
+    let repo = probe_repo(&s, "", &allow);
     let (code, out, err) =
         repo.run_cmd(&mut orch_without_namespaces(&repo, &["up", "--json", "a"]));
     assert_eq!(code, 0, "{out}\n{err}");
@@ -264,14 +267,46 @@ fn where_namespaces_cannot_be_made_confined_asked_for_refuses_and_the_default_sa
         .lines()
         .find(|l| l.starts_with("network: "))
         .unwrap_or_default();
-    assert!(
-        line.contains("not confined: this machine cannot make a network namespace"),
-        "{err}"
-    );
     let started = support::events(&out)
         .into_iter()
         .find(|e| e["event"] == "run_started")
         .expect("run_started");
-    assert_eq!(started["network"], "unavailable", "{started}");
-    assert!(results(&repo)["direct_other_port"].0);
+    let got = results(&repo);
+    if orch::sandbox::abi() >= 4 {
+        assert!(
+            line.starts_with("network: ports only: this machine cannot make a network namespace"),
+            "{err}"
+        );
+        assert_eq!(started["network"], "ports", "{started}");
+        for name in [
+            "direct_allowed",
+            "proxy_connect_allowed",
+            "proxy_plain_allowed",
+        ] {
+            assert!(got[name].0, "{name} failed ({})", got[name].2);
+        }
+        for name in [
+            "direct_other_port",
+            "proxy_connect_other",
+            "proxy_connect_name",
+            "raw_socket",
+            "daemon_other_port",
+        ] {
+            assert!(!got[name].0, "{name} got through ({})", got[name].2);
+        }
+        assert_eq!(s.other.hits(), Vec::<String>::new());
+        // Landlock's rules are by port: the allowed port on another address is reachable.
+        assert!(
+            got["direct_other_address"].0,
+            "{:?}",
+            got["direct_other_address"]
+        );
+    } else {
+        assert!(
+            line.contains("not confined: this machine cannot make a network namespace"),
+            "{err}"
+        );
+        assert_eq!(started["network"], "unavailable", "{started}");
+        assert!(got["direct_other_port"].0);
+    }
 }

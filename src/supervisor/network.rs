@@ -19,6 +19,9 @@ use crate::sandbox::net::{NetAttempt, NetProxy};
 pub(crate) enum PlanNetwork {
     /// Only these endpoints (the client's own and `network_allow`), through orch's proxy.
     Confined(AllowList),
+    /// No namespace could be made: Landlock limits TCP connections to orch's proxy and the
+    /// ports of the allowed loopback endpoints (why there is no namespace).
+    Ports(AllowList, String),
     /// Nothing.
     None,
     /// Everything (`network = "open"`).
@@ -34,6 +37,7 @@ impl PlanNetwork {
     pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Self::Confined(_) => "confined",
+            Self::Ports(..) => "ports",
             Self::None => "none",
             Self::Open => "open",
             Self::Unconfined(_) => "unavailable",
@@ -42,14 +46,16 @@ impl PlanNetwork {
 }
 
 /// Decides plan `plan`'s network; `probe`: whether this machine makes the namespace (asked once,
-/// only when needed; the error says why not). An explicit `confined` or `none` that cannot be
-/// enforced is refused (exit 6) with the fix.
+/// only when needed; the error says why not); `landlock_tcp`: whether the kernel's Landlock has
+/// TCP rules (ABI 4), the fallback of the default without a namespace. An explicit `confined`
+/// or `none` that cannot be enforced is refused (exit 6) with the fix.
 pub(crate) fn decide(
     plan: &str,
     agent_name: &str,
     agent: &AgentSpec,
     executor: ExecutorKind,
     probe: &dyn Fn() -> Result<(), String>,
+    landlock_tcp: &dyn Fn() -> bool,
 ) -> Result<PlanNetwork, CliError> {
     let mode = agent.sandbox.network.mode;
     if mode == Some(NetworkMode::Open) {
@@ -76,12 +82,8 @@ pub(crate) fn decide(
             executor.as_str()
         ));
     }
-    if let Err(why) = probe() {
-        return cannot(format!(
-            "this machine cannot make a network namespace ({why})"
-        ));
-    }
-    if mode == Some(NetworkMode::None) {
+    let made = probe();
+    if made.is_ok() && mode == Some(NetworkMode::None) {
         return Ok(PlanNetwork::None);
     }
     let mut allow = AllowList::default();
@@ -94,7 +96,16 @@ pub(crate) fn decide(
     for e in &agent.sandbox.network.allow.0 {
         allow.add(e.clone());
     }
-    Ok(PlanNetwork::Confined(allow))
+    match made {
+        Ok(()) => Ok(PlanNetwork::Confined(allow)),
+        Err(why) => {
+            let why = format!("this machine cannot make a network namespace ({why})");
+            if mode.is_none() && landlock_tcp() {
+                return Ok(PlanNetwork::Ports(allow, why));
+            }
+            cannot(why)
+        }
+    }
 }
 
 /// The run's network in one word: `unavailable` when some plan that would be confined cannot
@@ -126,6 +137,9 @@ pub(crate) fn start_line<'a>(
             PlanNetwork::Confined(_) => {
                 "confined (each agent reaches its client's endpoints and `network_allow`, through orch's proxy; `[[notify]]` hooks are not confined)".to_string()
             }
+            PlanNetwork::Ports(_, why) => format!(
+                "ports only: {why}; Landlock lets each agent connect only to orch's proxy and the ports of its allowed loopback endpoints (on any address), and UDP (DNS included) is not confined before Landlock ABI 10"
+            ),
             PlanNetwork::None => "none (no network at all)".to_string(),
             PlanNetwork::Open => "open (`network = \"open\"`)".to_string(),
             PlanNetwork::Unconfined(why) => format!("not confined: {why}"),
@@ -208,7 +222,10 @@ pub(crate) fn attempt(
         (PlanNetwork::Confined(allow), Some(net)) => {
             Some(net.attempt(plan, unit, log, allow.clone())?)
         }
-        (PlanNetwork::Confined(_), None) => {
+        (PlanNetwork::Ports(allow, _), Some(net)) => {
+            Some(net.attempt_ports(plan, unit, log, allow.clone())?)
+        }
+        (PlanNetwork::Confined(_) | PlanNetwork::Ports(..), None) => {
             return Err("the network proxy of the run is not running".into());
         }
         _ => None,
@@ -255,15 +272,9 @@ mod tests {
 
     #[test]
     fn a_preset_reaches_its_endpoints_a_custom_agent_only_its_list() {
-        let ok = || Ok(());
-        let p = decide(
-            "a",
-            "x",
-            &agent(&["claude", "-p"], None, &[]),
-            ExecutorKind::Local,
-            &ok,
-        )
-        .expect("decide");
+        let (ok, tcp) = (|| Ok(()), || true);
+        let claude = agent(&["claude", "-p"], None, &[]);
+        let p = decide("a", "x", &claude, ExecutorKind::Local, &ok, &tcp).expect("decide");
         let PlanNetwork::Confined(list) = p else {
             panic!("{p:?}")
         };
@@ -272,7 +283,7 @@ mod tests {
                 .contains(&Endpoint::parse("api.anthropic.com:443").expect("e"))
         );
         let custom = agent(&["./agent.sh"], None, &["127.0.0.1:5432"]);
-        let p = decide("a", "x", &custom, ExecutorKind::Local, &ok).expect("decide");
+        let p = decide("a", "x", &custom, ExecutorKind::Local, &ok, &tcp).expect("decide");
         assert_eq!(
             p,
             PlanNetwork::Confined(AllowList(vec![
@@ -285,25 +296,29 @@ mod tests {
     fn what_cannot_be_enforced_is_refused_when_asked_for() {
         let no = || Err("no user namespaces".to_string());
         let ok = || Ok(());
+        let (tcp, no_tcp) = (|| true, || false);
         let default = agent(&["./a"], None, &[]);
-        let p = decide("a", "x", &default, ExecutorKind::Local, &no).expect("default");
+        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &no_tcp).expect("default");
         assert!(
             matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("no user namespaces")),
             "{p:?}"
         );
+        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &tcp).expect("default");
+        assert!(
+            matches!(p, PlanNetwork::Ports(_, ref w) if w.contains("no user namespaces")),
+            "{p:?}"
+        );
         for mode in [NetworkMode::Confined, NetworkMode::None] {
             let a = agent(&["./a"], Some(mode), &[]);
-            let e = decide("a", "x", &a, ExecutorKind::Local, &no).expect_err("refused");
+            let e = decide("a", "x", &a, ExecutorKind::Local, &no, &tcp).expect_err("refused");
             assert_eq!(e.code, exit::AGENT);
-            let e = decide("a", "x", &a, ExecutorKind::Slurm, &ok).expect_err("refused");
+            let e = decide("a", "x", &a, ExecutorKind::Slurm, &ok, &tcp).expect_err("refused");
             assert_eq!(e.code, exit::AGENT);
         }
         let open = agent(&["./a"], Some(NetworkMode::Open), &[]);
-        assert_eq!(
-            decide("a", "x", &open, ExecutorKind::Slurm, &no).expect("open"),
-            PlanNetwork::Open
-        );
-        let p = decide("a", "x", &default, ExecutorKind::Slurm, &ok).expect("slurm");
+        let p = decide("a", "x", &open, ExecutorKind::Slurm, &no, &tcp).expect("open");
+        assert_eq!(p, PlanNetwork::Open);
+        let p = decide("a", "x", &default, ExecutorKind::Slurm, &ok, &tcp).expect("slurm");
         assert!(
             matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("slurm")),
             "{p:?}"

@@ -115,6 +115,7 @@ impl<'w> Checked<'w> {
         let supported = confines && *landlock.get_or_init(crate::sandbox::supported);
         // Whether network namespaces can be made: asked once, when some plan needs one.
         let netns: std::cell::OnceCell<Result<(), String>> = std::cell::OnceCell::new();
+        let landlock_tcp = std::cell::OnceCell::new();
         let mut preflights = checks::Preflights {
             checked: Default::default(),
             roots: crate::preflight::writable_roots(manifest, &repo_root, supported),
@@ -148,7 +149,15 @@ impl<'w> Checked<'w> {
                             .get_or_init(|| crate::sandbox::net::probe(&orch_bin))
                             .clone()
                     };
-                    super::network::decide(&lp.name, &entry.agent, agent, entry.executor, &probe)?
+                    let tcp = || *landlock_tcp.get_or_init(|| crate::sandbox::abi() >= 4);
+                    super::network::decide(
+                        &lp.name,
+                        &entry.agent,
+                        agent,
+                        entry.executor,
+                        &probe,
+                        &tcp,
+                    )?
                 }
                 None => super::network::PlanNetwork::Open,
             };
@@ -300,14 +309,18 @@ impl<'w> Checked<'w> {
                 .map(|c| (c.lp.name.clone(), c.network.as_str()))
                 .collect::<Vec<_>>(),
         );
-        let net = if self
-            .plans
-            .iter()
-            .any(|c| matches!(c.network, super::network::PlanNetwork::Confined(_)))
-        {
-            Some(crate::sandbox::net::NetProxy::new(&self.state_dir).map_err(|e| anyhow!("{e}"))?)
-        } else {
-            None
+        // The proxy of the run: made whatever the plans' networks (a re-plan may confine one);
+        // not being able to make it is an error only where a plan needs it now.
+        let needs_proxy = self.plans.iter().any(|c| {
+            matches!(
+                c.network,
+                super::network::PlanNetwork::Confined(_) | super::network::PlanNetwork::Ports(..)
+            )
+        });
+        let net = match crate::sandbox::net::NetProxy::new(&self.state_dir) {
+            Ok(net) => Some(net),
+            Err(e) if needs_proxy => return Err(anyhow!("{e}").into()),
+            Err(_) => None,
         };
         let jobs = if self.slurm {
             let slurm = Slurm::new(&self.state_dir).map_err(|e| {

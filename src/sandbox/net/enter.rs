@@ -40,6 +40,12 @@ pub(crate) fn enter_from_env() -> Result<(), String> {
 }
 
 fn enter(spec: &Spec) -> Result<(), String> {
+    if let Spec::Ports(ports) = spec {
+        // As root the capabilities must go (nothing else stands between root and the network
+        // here); another user has none to drop.
+        drop_capabilities(nix::unistd::geteuid().is_root())?;
+        return limit_ports(ports);
+    }
     let plain = namespace()?;
     let mut nl = Netlink::open()?;
     nl.lo_up()?;
@@ -237,6 +243,39 @@ fn drop_capabilities(plain: bool) -> Result<(), String> {
         Some(e) if plain => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Where no namespace can be made: Landlock's TCP rules (ABI 4, Linux 6.7) let the process
+/// connect only to `ports` (on any address: they are orch's proxy's and the allowed loopback
+/// endpoints'), and, where the kernel has UDP rules (ABI 10), send no UDP at all. A ruleset of
+/// its own, stacked under the file rules `orch sandbox-exec` applies next.
+fn limit_ports(ports: &[u16]) -> Result<(), String> {
+    use landlock::{
+        AccessNet, CompatLevel, Compatible as _, NetPort, Ruleset, RulesetAttr as _,
+        RulesetCreatedAttr as _, RulesetStatus,
+    };
+    let why = |e: landlock::RulesetError| format!("cannot limit the ports (Landlock): {e}");
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessNet::ConnectTcp)
+        .map_err(why)?
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessNet::ConnectSendUdp)
+        .map_err(why)?
+        .create()
+        .map_err(why)?
+        .add_rules(
+            ports
+                .iter()
+                .map(|p| Ok::<_, landlock::RulesetError>(NetPort::new(*p, AccessNet::ConnectTcp))),
+        )
+        .map_err(why)?
+        .restrict_self()
+        .map_err(why)?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err("cannot limit the ports: this kernel does not enforce Landlock".into());
+    }
+    Ok(())
 }
 
 /// Whether this machine can make the namespace (`network = "none"`'s: the same calls as

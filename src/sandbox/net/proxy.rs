@@ -188,9 +188,64 @@ impl NetProxy {
                 proxy_port,
                 direct,
             },
+            proxy_port: Some(proxy_port),
             started: Some(tx),
         })
     }
+}
+
+impl NetProxy {
+    /// Where no namespace can be made: the attempt's proxy on the machine's loopback (a port of
+    /// its own), which Landlock lets it reach ([`Spec::Ports`] with the allowed loopback
+    /// endpoints' ports). Must be called within the tokio runtime.
+    pub(crate) fn attempt_ports(
+        &self,
+        plan: &str,
+        unit: &str,
+        log: &Path,
+        allow: AllowList,
+    ) -> Result<NetAttempt, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("cannot open the proxy's port: {e}"))?;
+        let proxy_port = listener
+            .local_addr()
+            .map_err(|e| format!("cannot open the proxy's port: {e}"))?
+            .port();
+        let mut ports: Vec<u16> = allow.loopback_sockets().iter().map(|s| s.port()).collect();
+        ports.push(proxy_port);
+        ports.sort_unstable();
+        ports.dedup();
+        let ctx = Arc::new(AttemptCtx {
+            plan: plan.to_string(),
+            unit: unit.to_string(),
+            log: log.to_path_buf(),
+            allow,
+            proxy_port,
+            refused: AtomicU64::new(0),
+            refusals: self.refusals.clone(),
+        });
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(serve_port(OwnedFd::from(listener), rx, ctx));
+        Ok(NetAttempt {
+            spec: Spec::Ports(ports),
+            proxy_port: Some(proxy_port),
+            started: Some(tx),
+        })
+    }
+}
+
+/// Serves the proxy's port of an attempt without a namespace until its process has ended.
+async fn serve_port(fd: OwnedFd, started: oneshot::Receiver<u32>, ctx: Arc<AttemptCtx>) {
+    let Ok(pid) = started.await else { return };
+    let born = proc_stat(pid).map_or(0, |s| s.start);
+    let mut served = JoinSet::new();
+    super::serve::socket(fd, ctx.clone(), &mut served);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    while proc_stat(pid).is_some_and(|s| s.state != 'Z' && s.start == born) {
+        tick.tick().await;
+    }
+    served.abort_all();
+    ctx.refusals.save();
 }
 
 impl Drop for NetProxy {
@@ -204,6 +259,8 @@ impl Drop for NetProxy {
 #[derive(Debug)]
 pub(crate) struct NetAttempt {
     spec: Spec,
+    /// The port of its proxy on loopback (in its namespace, or on the machine's).
+    proxy_port: Option<u16>,
     started: Option<oneshot::Sender<u32>>,
 }
 
@@ -212,6 +269,7 @@ impl NetAttempt {
     pub(crate) fn none() -> Self {
         Self {
             spec: Spec::None,
+            proxy_port: None,
             started: None,
         }
     }
@@ -221,7 +279,7 @@ impl NetAttempt {
     /// and their lowercase spellings).
     pub(crate) fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![(SPEC_VAR.to_string(), self.spec.to_var())];
-        if let Spec::Confined { proxy_port, .. } = &self.spec {
+        if let Some(proxy_port) = self.proxy_port {
             let url = format!("http://127.0.0.1:{proxy_port}");
             for var in PROXY_VARS {
                 env.push((var.to_string(), url.clone()));

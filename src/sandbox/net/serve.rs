@@ -25,6 +25,9 @@ const CONNECT_WAIT: Duration = Duration::from_secs(15);
 /// carry a protocol whose server speaks first.
 const OPENING_WAIT: Duration = Duration::from_secs(2);
 
+/// The most connections of one socket of an attempt served at once.
+const MAX_CONNECTIONS: usize = 512;
+
 /// What a listening socket of the namespace is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -82,6 +85,10 @@ async fn accept(l: TcpListener, role: Role, ctx: Arc<AttemptCtx>) {
         // Bytes are passed on as they come: no Nagle delay on top of the client's own.
         let _ = conn.set_nodelay(true);
         while conns.try_join_next().is_some() {}
+        // Bounded: an agent that opens connections without end gets the oldest ones only.
+        if conns.len() >= MAX_CONNECTIONS {
+            continue;
+        }
         let ctx = ctx.clone();
         conns.spawn(async move {
             match role {

@@ -24,6 +24,9 @@ pub(crate) enum Spec {
         /// The allowed loopback endpoints, opened in the namespace on their own address and port.
         direct: Vec<SocketAddr>,
     },
+    /// No namespace (the machine cannot make one): Landlock limits TCP connections to these
+    /// ports (orch's proxy on the machine's loopback, the allowed loopback endpoints').
+    Ports(Vec<u16>),
 }
 
 impl Spec {
@@ -44,6 +47,10 @@ impl Spec {
                     socket.display()
                 )
             }
+            Spec::Ports(ports) => {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                format!("ports;{}", ports.join(","))
+            }
         }
     }
 
@@ -54,6 +61,14 @@ impl Spec {
             "" => return Ok(None),
             "none" => return Ok(Some(Spec::None)),
             _ => {}
+        }
+        if let Some(list) = v.strip_prefix("ports;") {
+            let ports = list
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().map_err(|_| bad()))
+                .collect::<Result<Vec<u16>, String>>()?;
+            return Ok(Some(Spec::Ports(ports)));
         }
         let rest = v.strip_prefix("confined;").ok_or_else(bad)?;
         let (head, socket) = rest.split_once(";socket=").ok_or_else(bad)?;
@@ -99,6 +114,8 @@ mod tests {
                 proxy_port: 3128,
                 direct: vec![],
             },
+            Spec::Ports(vec![41234, 5432]),
+            Spec::Ports(vec![]),
         ];
         for s in specs {
             assert_eq!(Spec::from_var(&s.to_var()), Ok(Some(s.clone())), "{s:?}");
@@ -109,6 +126,7 @@ mod tests {
             "confined",
             "confined;proxy=x;socket=/s",
             "confined;direct=1;socket=/s",
+            "ports;x",
         ] {
             assert!(Spec::from_var(bad).is_err(), "{bad}");
         }
