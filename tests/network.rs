@@ -310,3 +310,35 @@ fn where_namespaces_cannot_be_made_confined_asked_for_refuses_and_the_default_sa
         assert!(got["direct_other_port"].0);
     }
 }
+
+#[test]
+fn a_task_that_fails_after_a_refusal_names_it_in_its_cause() {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Fetch a dependency"));
+    let script = "import os, socket\n\
+        host, port = os.environ['HTTPS_PROXY'][7:].rsplit(':', 1)\n\
+        s = socket.create_connection((host, int(port)), timeout=5)\n\
+        s.sendall(b'CONNECT registry.example:443 HTTP/1.1\\r\\n\\r\\n')\n\
+        print(s.recv(200).split(b'\\r\\n')[0].decode())\n\
+        raise SystemExit(1)\n";
+    repo.manifest(
+        &toml_array(&[python().as_str(), "-c", script]),
+        "report = \"exit\"",
+        "retries = 0",
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json", "a"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    let task = repo.task("a", "1.1");
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "after 1 network connection refused by orch, the last to registry.example:443"
+        ),
+        "{error}"
+    );
+    let log = log_of(&repo);
+    assert!(log.contains("HTTP/1.1 403 Forbidden"), "{log}");
+}

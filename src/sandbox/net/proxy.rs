@@ -329,16 +329,24 @@ impl AttemptCtx {
             self.refusals.save();
         }
         if n <= LOG_MAX {
-            crate::process::log_line(
+            log_line(
                 &self.log,
                 &format!("=== orch: network: refused {dest} ({how}) ==="),
             );
         } else if n == LOG_MAX + 1 {
-            crate::process::log_line(
+            log_line(
                 &self.log,
                 "=== orch: network: further refusals of this attempt are counted, not logged ===",
             );
         }
+    }
+}
+
+/// Appends one line to the attempt's log (never through a link).
+fn log_line(path: &Path, line: &str) {
+    use std::io::Write as _;
+    if let Ok(mut f) = crate::links::open_append(path) {
+        let _ = writeln!(f, "{line}");
     }
 }
 
