@@ -32,6 +32,9 @@ pub(crate) const RECORD: &str = "network.json";
 /// The most refusals of one attempt written to its log; later ones are counted only.
 const LOG_MAX: u64 = 200;
 
+/// The most sockets of one attempt served (a namespace hands over about 20).
+const MAX_SOCKETS: usize = 256;
+
 /// The longest path of a unix socket (`sun_path`, with its NUL).
 const SUN_PATH_MAX: usize = 107;
 
@@ -392,6 +395,10 @@ async fn take_sockets(
     served: &mut JoinSet<()>,
 ) {
     let answer = match receive(&s, pid).await {
+        // Bounded: a process of the attempt that hands over sockets without end is refused.
+        Ok(fds) if served.len() + fds.len() > MAX_SOCKETS => {
+            format!("more than {MAX_SOCKETS} sockets for one attempt\n")
+        }
         Ok(fds) => {
             for fd in fds {
                 super::serve::socket(fd, ctx.clone(), served);
