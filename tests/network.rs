@@ -61,7 +61,10 @@ fn probe_repo(servers: &Servers, agent_extra: &str, defaults: &str) -> Repo {
 
 /// `name -> (allowed, seconds, detail)` of the probe's results on plan/a.
 fn results(repo: &Repo) -> BTreeMap<String, (bool, f64, String)> {
-    let text = repo.git(&["show", "plan/a:results.txt"]);
+    parse_results(&repo.git(&["show", "plan/a:results.txt"]))
+}
+
+fn parse_results(text: &str) -> BTreeMap<String, (bool, f64, String)> {
     text.lines()
         .filter_map(|l| {
             let mut it = l.split(' ');
@@ -341,4 +344,80 @@ fn a_task_that_fails_after_a_refusal_names_it_in_its_cause() {
     );
     let log = log_of(&repo);
     assert!(log.contains("HTTP/1.1 403 Forbidden"), "{log}");
+}
+
+#[test]
+fn a_user_who_is_not_root_is_confined_the_same_way() {
+    // The namespace then lives in a user namespace that maps the user's own uid. Run as
+    // `nobody` where this test runs as root (CI does); skipped otherwise.
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let (Some(setpriv), true) = (setpriv, nix::unistd::geteuid().is_root()) else {
+        eprintln!("skipped: not root, or no setpriv");
+        return;
+    };
+    let s = servers();
+    let allow = format!("network_allow = [\"127.0.0.1:{}\"]", s.allowed.addr.port());
+    let repo = probe_repo(&s, "", &allow);
+    // Everything the user runs or reads is theirs: orch, the probe, the repository, its HOME.
+    let bin = repo.outside("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let orch = bin.join("orch");
+    std::fs::copy(env!("CARGO_BIN_EXE_orch"), &orch).expect("copy orch");
+    let manifest = String::from_utf8_lossy(&repo.read("plans.toml")).into_owned();
+    let probe = bin.join("net_probe.py");
+    std::fs::copy(fixtures().join("net_probe.py"), &probe).expect("copy probe");
+    repo.write(
+        "plans.toml",
+        &manifest.replace(
+            &fixtures().join("net_probe.py").display().to_string(),
+            &probe.display().to_string(),
+        ),
+    );
+    repo.commit_all("the probe where the user reads it");
+    for dir in [repo.root(), repo.home(), bin.as_path()] {
+        let st = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+    }
+    let mut up = Command::new(setpriv);
+    up.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&orch)
+        .args(["up", "--json", "a"])
+        .current_dir(repo.root())
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", repo.home())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("ORCH_SANDBOX", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (code, out, err) = repo.run_cmd(&mut up);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let started = support::events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["network"], "confined", "{started}\n{err}");
+    // (The repository is the user's now: read as files, git refuses another owner's.)
+    let text = std::fs::read_to_string(repo.worktree("a").join("results.txt")).expect("results");
+    let got = parse_results(&text);
+    for name in [
+        "direct_allowed",
+        "proxy_connect_allowed",
+        "proxy_plain_allowed",
+    ] {
+        assert!(got[name].0, "{name} failed ({})", got[name].2);
+    }
+    for name in DENIED {
+        let (ok, secs, detail) = &got[name];
+        assert!(!ok && *secs < 1.0, "{name}: {ok} in {secs}s ({detail})");
+    }
+    assert_eq!(s.other.hits(), Vec::<String>::new());
+    assert_eq!(s.other_address.hits(), Vec::<String>::new());
 }
