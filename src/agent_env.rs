@@ -40,6 +40,11 @@ pub(crate) const ORCH_PROMPT_FILE: &str = "ORCH_PROMPT_FILE";
 /// `[defaults]` nor in their table): `auto`, `on` or `off`; unset or another value: `auto`.
 pub(crate) const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
 
+/// Read by `orch up`: the `network` of agents that plans.toml gives none (neither in
+/// `[defaults]` nor in their table): `confined`, `open` or `none`; unset: `confined` where the
+/// machine can confine.
+pub(crate) const ORCH_NETWORK: &str = "ORCH_NETWORK";
+
 /// Set by `orch up` for agents: the attempt's own report directory
 /// (`<state_dir>/reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
 /// the state directory a confined agent can write. `orch task done|fail|skip|start|reset` run

@@ -340,6 +340,15 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
         };
         assert_eq!(code, 0, "{agent}\nstdout:\n{out}\nstderr:\n{err}");
         assert!(out.contains("\"sandbox\":\"on\""), "{agent}: {out}");
+        // Its network confined too, with nothing in `network_allow`: the fake API it was pointed
+        // at is its own endpoint, reached directly or through orch's proxy, never refused.
+        assert!(out.contains("\"network\":\"confined\""), "{agent}: {out}");
+        let log = String::from_utf8_lossy(&repo.read(".orch/logs/one/1.1.log")).into_owned();
+        assert!(
+            !log.lines()
+                .any(|l| l.contains("network: refused 127.0.0.1:")),
+            "{agent}: the fake API was refused\n{log}"
+        );
         assert_eq!(
             repo.statuses("one"),
             [("1.1".to_string(), "completed".to_string())],

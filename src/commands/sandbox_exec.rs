@@ -37,6 +37,9 @@ pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
 /// later step may need.
 fn confine(rules: &Rules) -> Result<(), String> {
     new_session()?;
+    // A network namespace, when orch asked for one and the wrapper above has not entered it
+    // already (it removes the variable from what it starts).
+    crate::sandbox::net::enter_from_env()?;
     restrict(rules)
 }
 

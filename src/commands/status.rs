@@ -233,6 +233,14 @@ fn render(
                 v["sandbox_abi"] = abi.clone();
             }
         }
+        if let Some(state_dir) = ws.selected.first().and_then(|&i| {
+            ws.plans[i]
+                .status_path
+                .parent()
+                .and_then(std::path::Path::parent)
+        }) {
+            crate::supervisor::network::add_run_json(state_dir, &mut v);
+        }
         v
     };
     // The last integration test, at the top of either view (one plan's or all).
@@ -308,6 +316,10 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
     // How the last `orch up` ran the plan's agents: `on`, `off`, `unavailable`.
     if let Some(s) = sandbox_record(p).and_then(|r| r.get("plans")?.get(&p.name).cloned()) {
         v["sandbox"] = s;
+    }
+    // Its network in the last run, and each task's refused connections.
+    if let Some(state_dir) = p.status_path.parent().and_then(std::path::Path::parent) {
+        crate::supervisor::network::add_plan_json(state_dir, &p.name, &mut v);
     }
     v
 }

@@ -56,6 +56,7 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
             left_out.join(", ")
         ));
     }
+    crate::commands::output::eprintln_safe(&checked.network_line());
     let out = Output::start(&checked, &manifest, args.json, &ws);
     // The forecast at the start, from the history (issue 38), told against the end at the end.
     let start_forecast = super::forecasts::at_start(&ws, args.max_agents);

@@ -1,5 +1,6 @@
 //! Agents: argv templates, their modes, and the built-in presets.
 
+mod endpoints;
 mod known;
 mod presets;
 

@@ -8,6 +8,7 @@ mod executor;
 mod load;
 mod model;
 mod names;
+mod network;
 mod notify;
 mod paths;
 mod protect;
@@ -46,6 +47,7 @@ pub(crate) use model::{
 #[cfg(test)]
 pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};
+pub(crate) use network::NetworkMode;
 pub(crate) use notify::NotifyHook;
 pub(crate) use paths::in_cone;
 pub(crate) use protect::Protect;

@@ -125,6 +125,9 @@ pub(crate) struct RawDefaults {
     pub(crate) sandbox_deny_read: Strings,
     /// Agent-socket variables let through (`super::sandbox`).
     pub(crate) pass_env: Strings,
+    // The network (`super::network`).
+    pub(crate) network: Option<At<String>>,
+    pub(crate) network_allow: Strings,
     /// Protected paths (`super::protect`).
     pub(crate) protect: Strings,
     pub(crate) warm: Strings,
@@ -170,6 +173,9 @@ pub(crate) struct RawAgent {
     pub(crate) sandbox_write: Strings,
     pub(crate) sandbox_deny_read: Strings,
     pub(crate) pass_env: Strings,
+    // The network (`super::network`).
+    pub(crate) network: Option<At<String>>,
+    pub(crate) network_allow: Strings,
     pub(crate) stdin: Option<At<String>>,
 }
 

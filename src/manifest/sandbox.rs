@@ -32,6 +32,8 @@ pub(crate) struct SandboxKeys {
     /// Agent-socket variables ([`crate::agent_env::AGENT_SOCKETS`]) passed to the agent;
     /// `None`: not written here.
     pub(crate) pass_env: Option<Vec<String>>,
+    /// `network`, `network_allow` (`super::network`).
+    pub(crate) network: super::network::NetworkKeys,
 }
 
 /// What an agent's attempts run under, `[defaults]` and its own table combined.
@@ -43,6 +45,8 @@ pub(crate) struct Sandbox {
     /// The agent-socket variables its processes keep (confined or not): the agent's
     /// `pass_env`, else `[defaults]`'s, else none.
     pub(crate) pass_env: Vec<String>,
+    /// What its processes may reach on the network.
+    pub(crate) network: super::network::Network,
 }
 
 impl Sandbox {
@@ -95,6 +99,7 @@ impl SandboxKeys {
                 .clone()
                 .or_else(|| defaults.pass_env.clone())
                 .unwrap_or_default(),
+            network: self.network.resolve(&defaults.network),
         }
     }
 }
@@ -170,5 +175,6 @@ pub(super) fn keys(
         write,
         deny_read,
         pass_env: pass,
+        network: Default::default(),
     }
 }

@@ -600,6 +600,7 @@ fn sandbox(
         d.sandbox_deny_read.as_ref(),
         d.pass_env.as_ref(),
     );
+    defaults.sandbox.network = super::network::defaults_keys(r, d);
     // `ORCH_SANDBOX` stands in for `[defaults] sandbox` where the manifest gives none; a value
     // orch does not know is an error, as the key's would be.
     if defaults.sandbox.mode.is_none()
@@ -632,6 +633,10 @@ fn sandbox(
             a.sandbox_deny_read.as_ref(),
             a.pass_env.as_ref(),
         );
+        let keys = super::SandboxKeys {
+            network: super::network::keys(r, &ctx, a.network.as_ref(), a.network_allow.as_ref()),
+            ..keys
+        };
         own.insert(a.name.value.clone(), keys);
     }
     for (name, spec) in agents.iter_mut() {

@@ -338,8 +338,13 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
             return Ok(Ended::Code(i32::from(NOT_RECORDED)));
         }
     }
+    // The attempt's network namespace (when orch asked for one): entered here, while this
+    // process has one thread, so that the child and all it starts are in it; the child is not
+    // asked to enter one again.
+    crate::sandbox::net::enter_from_env().map_err(io::Error::other)?;
     let (mut output, writer) = io::pipe()?;
     let mut cmd = Command::new(program);
+    cmd.env_remove(crate::sandbox::net::SPEC_VAR);
     cmd.args(args)
         .process_group(0)
         .stdout(writer.try_clone()?)

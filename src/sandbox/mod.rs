@@ -21,6 +21,8 @@ pub(crate) use exec::{exec_supported, restrict_exec};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub(crate) mod net;
+
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, path_beneath_rules,

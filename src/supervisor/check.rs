@@ -165,11 +165,25 @@ async fn confined(
         return cannot_start(e.to_string());
     }
     let argv = super::sandbox::in_session(orch, (ctx.log_max, grace), argv);
+    // The check reaches what its plan's agents reach.
+    let net = match super::network::attempt(
+        ctx.net.as_ref(),
+        &pc.network,
+        (pc.name(), &id),
+        log,
+        &mut env,
+    ) {
+        Ok(n) => n,
+        Err(e) => return cannot_start(e),
+    };
     let pass = &pc.agent.sandbox.pass_env;
     let mut spawned = match process::spawn_agent(&argv, workdir, &env, log, (pass, None)) {
         Ok(s) => s,
         Err(e) => return cannot_start(e.to_string()),
     };
+    if let Some(net) = net {
+        net.started(spawned.pid);
+    }
     let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
     process::end_session(spawned.pid).await;
     let code = match waited {

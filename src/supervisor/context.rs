@@ -42,6 +42,10 @@ pub(crate) struct Ctx {
     pub(crate) sandbox: &'static str,
     /// The Landlock ABI confined agents run under; 0 when none is confined.
     pub(crate) sandbox_abi: u8,
+    /// The run's network in one word (`super::network::run_state`).
+    pub(crate) network: &'static str,
+    /// The proxy of the agents whose network is confined (`None` when none is).
+    pub(crate) net: Option<Arc<crate::sandbox::net::NetProxy>>,
     /// The integration preview (`integrate`), `None` when off.
     pub(crate) integration: Option<Arc<IntegrationCtx>>,
     /// Plan worktrees made at once during the run.
@@ -211,6 +215,8 @@ pub(crate) struct PlanCtx {
     pub(crate) known: Arc<status::Known>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
+    /// What its agents, checks and setup reach on the network.
+    pub(crate) network: super::network::PlanNetwork,
     /// What a later run trusts, protected whatever `protect` says (`plans.toml`, the plan
     /// files, the prompt templates, `.gitmodules`, the clients' settings, the program and script
     /// of every command line, the plan's tasks' own checks included).

@@ -49,6 +49,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         max_agents: ctx.max_agents,
         sandbox: ctx.sandbox.to_string(),
         sandbox_abi: ctx.sandbox_abi,
+        network: ctx.network.to_string(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (tree_tx, mut tree_rx) = mpsc::unbounded_channel();

@@ -40,6 +40,8 @@ pub(crate) enum Event {
         /// The Landlock ABI confined agents run under (1 to 6, `crate::sandbox::abi`); 0 when
         /// no agent is confined.
         sandbox_abi: u8,
+        /// `confined`, `none`, `open`, `mixed` or `unavailable` (`super::network::run_state`).
+        network: String,
     },
     /// A plan's worktree is ready (made now, or reused from an earlier run).
     PlanStarted {

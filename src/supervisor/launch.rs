@@ -341,6 +341,15 @@ impl Effects<'_> {
         // Gated: the agent starts once its launch is recorded below.
         let wrap = (self.ctx.log_max, self.ctx.grace);
         let argv = sandbox::in_session_gated(&self.ctx.orch_bin, wrap, stdin.as_deref(), argv);
+        // Its network: the wrapper enters the namespace, orch's proxy serves it.
+        let unit_name = id.as_deref().unwrap_or("plan");
+        let net = super::network::attempt(
+            self.ctx.net.as_ref(),
+            &pc.network,
+            (pc.name(), unit_name),
+            log,
+            &mut env,
+        )?;
         let pass = &pc.agent.sandbox.pass_env;
         let mut spawned =
             process::spawn_gated(&argv, &workdir, &env, log, pass).map_err(|e| LaunchError {
@@ -357,6 +366,9 @@ impl Effects<'_> {
                 .then_some(Fatal::MissingProgram),
             })?;
         let pid = spawned.pid;
+        if let Some(net) = net {
+            net.started(pid);
+        }
         tracing::debug!(plan = %pc.name(), task = ?id, attempt, pid, argv0 = ?argv.first(), "agent spawned");
         let start_time = crate::process::process_start_time(pid);
         let info = RunInfo {

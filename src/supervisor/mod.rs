@@ -14,6 +14,7 @@ pub(crate) mod event_log;
 pub(crate) mod launch;
 pub(crate) mod lock;
 pub(crate) mod merge_train;
+pub(crate) mod network;
 pub(crate) mod prepare;
 pub(crate) mod progress;
 pub(crate) mod recover;

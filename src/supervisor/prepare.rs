@@ -298,6 +298,14 @@ async fn run_setup(
         }
         None => argv.to_vec(),
     };
+    // Its network is its agents': the keeper (a wrapper) enters the namespace.
+    let net = super::network::attempt(
+        ctx.net.as_ref(),
+        &plan.network,
+        (plan.name(), "setup"),
+        log,
+        &mut env,
+    )?;
     let ran = super::setup::run(
         ctx,
         super::setup::SetupRun {
@@ -306,6 +314,7 @@ async fn run_setup(
             env: &env,
             log,
             tmpdir: tmp,
+            net,
             timeout: plan.entry.timeout,
         },
         stop,

@@ -31,6 +31,8 @@ pub(crate) struct SetupRun<'a> {
     pub(crate) log: &'a Path,
     pub(crate) tmpdir: Option<PathBuf>,
     pub(crate) timeout: Duration,
+    /// Its network, served once the keeper is started (`None`: open).
+    pub(crate) net: Option<crate::sandbox::net::NetAttempt>,
 }
 
 /// Runs a setup under a keeper to its end, within its timeout and no longer than the run
@@ -56,6 +58,9 @@ pub(crate) async fn run(
         }
     };
     keeper.tmpdir = s.tmpdir;
+    if let Some(net) = s.net {
+        net.started(keeper.pid);
+    }
     let deadline = tokio::time::Instant::now() + s.timeout;
     let ended = {
         let report = keeper.setup_ended();
@@ -138,6 +143,14 @@ pub(crate) async fn in_task_tree(
         }
         None => setup.to_vec(),
     };
+    // Its network is its agents'.
+    let net = super::network::attempt(
+        ctx.net.as_ref(),
+        &pc.network,
+        (pc.name(), &format!("{key}.setup")),
+        &log,
+        &mut env,
+    )?;
     let ran = run(
         ctx,
         SetupRun {
@@ -147,6 +160,7 @@ pub(crate) async fn in_task_tree(
             log: &log,
             tmpdir: tmp,
             timeout: pc.entry.timeout,
+            net,
         },
         stop,
     )

@@ -62,6 +62,8 @@ struct Chosen<'w> {
     tree: Option<TreeAction>,
     /// Whether its agents run confined.
     sandbox: super::sandbox::PlanSandbox,
+    /// What its agents reach on the network.
+    network: super::network::PlanNetwork,
 }
 
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
@@ -113,6 +115,9 @@ impl<'w> Checked<'w> {
             .filter_map(|e| manifest.agent_of(e))
             .any(|a| a.sandbox.mode != crate::manifest::SandboxMode::Off);
         let supported = confines && *landlock.get_or_init(crate::sandbox::supported);
+        // Whether network namespaces can be made: asked once, when some plan needs one.
+        let netns: std::cell::OnceCell<Result<(), String>> = std::cell::OnceCell::new();
+        let landlock_tcp = std::cell::OnceCell::new();
         let mut preflights = checks::Preflights {
             checked: Default::default(),
             roots: crate::preflight::writable_roots(manifest, &repo_root, supported),
@@ -139,12 +144,32 @@ impl<'w> Checked<'w> {
                 )?,
                 None => super::sandbox::PlanSandbox::Off,
             };
+            let network = match manifest.agent_of(entry) {
+                Some(agent) => {
+                    let probe = || {
+                        netns
+                            .get_or_init(|| crate::sandbox::net::probe(&orch_bin))
+                            .clone()
+                    };
+                    let tcp = || *landlock_tcp.get_or_init(|| crate::sandbox::abi() >= 4);
+                    super::network::decide(
+                        &lp.name,
+                        &entry.agent,
+                        agent,
+                        entry.executor,
+                        &probe,
+                        &tcp,
+                    )?
+                }
+                None => super::network::PlanNetwork::Open,
+            };
             plans.push(Chosen {
                 index,
                 lp,
                 entry,
                 tree,
                 sandbox,
+                network,
             });
         }
         let slurm_plans: Vec<&str> = plans
@@ -201,6 +226,11 @@ impl<'w> Checked<'w> {
             .map(|c| c.lp.name.as_str())
             .collect();
         (state, unavailable)
+    }
+
+    /// The `network:` line of the run's start.
+    pub(crate) fn network_line(&self) -> String {
+        super::network::start_line(self.plans.iter().map(|c| (c.lp.name.as_str(), &c.network)))
     }
 
     /// What the pre-flights found to say: a client program that lies where an agent may write,
@@ -272,6 +302,29 @@ impl<'w> Checked<'w> {
                 .map(|c| (c.lp.name.clone(), c.sandbox.as_str()))
                 .collect::<Vec<_>>(),
         );
+        let network = super::network::run_state(self.plans.iter().map(|c| &c.network));
+        super::network::record(
+            &self.state_dir,
+            network,
+            &self
+                .plans
+                .iter()
+                .map(|c| (c.lp.name.clone(), c.network.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        // The proxy of the run: made whatever the plans' networks (a re-plan may confine one);
+        // not being able to make it is an error only where a plan needs it now.
+        let needs_proxy = self.plans.iter().any(|c| {
+            matches!(
+                c.network,
+                super::network::PlanNetwork::Confined(_) | super::network::PlanNetwork::Ports(..)
+            )
+        });
+        let net = match crate::sandbox::net::NetProxy::new(&self.state_dir) {
+            Ok(net) => Some(net),
+            Err(e) if needs_proxy => return Err(anyhow!("{e}").into()),
+            Err(_) => None,
+        };
         let jobs = if self.slurm {
             let slurm = Slurm::new(&self.state_dir).map_err(|e| {
                 anyhow!(
@@ -319,6 +372,8 @@ impl<'w> Checked<'w> {
             integration,
             sandbox,
             sandbox_abi,
+            network,
+            net,
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),
@@ -500,6 +555,7 @@ impl<'w> Checked<'w> {
             own_finished: Default::default(),
             known: Default::default(),
             sandbox: c.sandbox.clone(),
+            network: c.network.clone(),
             guarded: std::iter::once(lp)
                 .chain(self.all_plans)
                 .fold(manifest.guarded(&self.repo_root, Some(entry)), |g, p| {

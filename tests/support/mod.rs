@@ -12,6 +12,7 @@ pub mod journal;
 pub mod process;
 pub mod repo;
 pub mod shared;
+pub mod sink;
 pub mod status;
 pub mod submodules;
 

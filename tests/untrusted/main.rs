@@ -14,6 +14,7 @@ mod code;
 mod git;
 mod history;
 mod links;
+mod network;
 mod processes;
 mod reads;
 mod recovery;

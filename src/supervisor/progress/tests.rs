@@ -112,6 +112,7 @@ fn events() -> Vec<(Event, &'static str)> {
                 max_agents: 4,
                 sandbox: "on".into(),
                 sandbox_abi: 6,
+                network: "confined".into(),
             },
             "run started: 2 plans (auth, api), at most 4 agents at a time",
         ),

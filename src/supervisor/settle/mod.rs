@@ -152,9 +152,14 @@ pub(crate) fn record_failure(
     id: &str,
     error: &str,
 ) -> Result<(), status::StatusError> {
+    // A network connection refused before the failure is named in its cause.
+    let error = match plan.status_path.parent().and_then(std::path::Path::parent) {
+        Some(state_dir) => super::network::with_refusals(state_dir, plan.name(), id, error),
+        None => error.to_string(),
+    };
     let opts = TransitionOptions {
         force: true,
-        error: Some(error.to_string()),
+        error: Some(error),
         ..TransitionOptions::default()
     };
     plan.update_entry(id, |doc| {

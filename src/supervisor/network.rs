@@ -1,0 +1,347 @@
+//! Which network each plan's agents get (`network` and `network_allow` in `[defaults]` and
+//! `[agents.NAME]`, [`crate::sandbox::net`]): decided once per run, shown at start (the
+//! `network:` line, `network` in `run_started`), and given to each process the plan starts (its
+//! agents, checks and `setup`: the same network as the agents).
+
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use crate::error::CliError;
+use crate::executor::ExecutorKind;
+use crate::exit;
+use crate::manifest::{AgentSpec, KnownCli, NetworkMode};
+use crate::sandbox::net::allow::AllowList;
+use crate::sandbox::net::{NetAttempt, NetProxy};
+
+/// How a plan's agents reach the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PlanNetwork {
+    /// Only these endpoints (the client's own and `network_allow`), through orch's proxy.
+    Confined(AllowList),
+    /// No namespace could be made: Landlock limits TCP connections to orch's proxy and the
+    /// ports of the allowed loopback endpoints (why there is no namespace).
+    Ports(AllowList, String),
+    /// Nothing.
+    None,
+    /// Everything (`network = "open"`).
+    Open,
+    /// Not confined although nothing said `open`: why (a Slurm job, a machine that cannot make
+    /// network namespaces).
+    Unconfined(String),
+}
+
+impl PlanNetwork {
+    /// As `run_started` and `orch status --json` say it: `confined`, `none`, `open`,
+    /// `unavailable`.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Confined(_) => "confined",
+            Self::Ports(..) => "ports",
+            Self::None => "none",
+            Self::Open => "open",
+            Self::Unconfined(_) => "unavailable",
+        }
+    }
+}
+
+/// Decides plan `plan`'s network; `probe`: whether this machine makes the namespace (asked once,
+/// only when needed; the error says why not); `landlock_tcp`: whether the kernel's Landlock has
+/// TCP rules (ABI 4), the fallback of the default without a namespace. An explicit `confined`
+/// or `none` that cannot be enforced is refused (exit 6) with the fix.
+pub(crate) fn decide(
+    plan: &str,
+    agent_name: &str,
+    agent: &AgentSpec,
+    executor: ExecutorKind,
+    probe: &dyn Fn() -> Result<(), String>,
+    landlock_tcp: &dyn Fn() -> bool,
+) -> Result<PlanNetwork, CliError> {
+    let mode = agent.sandbox.network.mode;
+    if mode == Some(NetworkMode::Open) {
+        return Ok(PlanNetwork::Open);
+    }
+    let cannot = |why: String| {
+        let asked = mode.map_or("confined", NetworkMode::as_str);
+        match mode {
+            Some(_) => Err(CliError::new(
+                exit::AGENT,
+                anyhow!(
+                    "agent `{agent_name}` of plan `{plan}` must run with `network = \"{asked}\"`, which cannot be enforced: {why}"
+                ),
+            )
+            .with_hint(
+                "set `network = \"open\"` for this agent in plans.toml (or run where network namespaces can be made: a kernel with user namespaces enabled, `kernel.apparmor_restrict_unprivileged_userns = 0` on Ubuntu)",
+            )),
+            None => Ok(PlanNetwork::Unconfined(why)),
+        }
+    };
+    if executor != ExecutorKind::Local {
+        return cannot(format!(
+            "its agents run as {} jobs, whose network orch does not confine",
+            executor.as_str()
+        ));
+    }
+    let made = probe();
+    if made.is_ok() && mode == Some(NetworkMode::None) {
+        return Ok(PlanNetwork::None);
+    }
+    let mut allow = AllowList::default();
+    if let Some(cli) = KnownCli::of(&agent.command) {
+        let env = |k: &str| std::env::var(k).ok();
+        for e in cli.endpoints(&env) {
+            allow.add(e);
+        }
+    }
+    for e in &agent.sandbox.network.allow.0 {
+        allow.add(e.clone());
+    }
+    match made {
+        Ok(()) => Ok(PlanNetwork::Confined(allow)),
+        Err(why) => {
+            let why = format!("this machine cannot make a network namespace ({why})");
+            if mode.is_none() && landlock_tcp() {
+                return Ok(PlanNetwork::Ports(allow, why));
+            }
+            cannot(why)
+        }
+    }
+}
+
+/// The run's network in one word: `unavailable` when some plan that would be confined cannot
+/// be, else the plans' own word when they agree, else `mixed`.
+pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanNetwork>) -> &'static str {
+    let mut state: Option<&'static str> = None;
+    for p in plans {
+        let word = p.as_str();
+        if word == "unavailable" {
+            return word;
+        }
+        state = match state {
+            None => Some(word),
+            Some(s) if s == word => Some(s),
+            Some(_) => Some("mixed"),
+        };
+    }
+    state.unwrap_or("open")
+}
+
+/// The `network:` line `orch up` prints at start: each mode and its plans, with why a plan is
+/// not confined.
+pub(crate) fn start_line<'a>(
+    plans: impl IntoIterator<Item = (&'a str, &'a PlanNetwork)>,
+) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, p) in plans {
+        let what = match p {
+            PlanNetwork::Confined(_) => {
+                "confined (each agent reaches its client's endpoints and `network_allow`, through orch's proxy; `[[notify]]` hooks are not confined)".to_string()
+            }
+            PlanNetwork::Ports(_, why) => format!(
+                "ports only: {why}; Landlock lets each agent connect only to orch's proxy and the ports of its allowed loopback endpoints (on any address), and UDP (DNS included) is not confined before Landlock ABI 10"
+            ),
+            PlanNetwork::None => "none (no network at all)".to_string(),
+            PlanNetwork::Open => "open (`network = \"open\"`)".to_string(),
+            PlanNetwork::Unconfined(why) => format!("not confined: {why}"),
+        };
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((what, vec![name])),
+        }
+    }
+    if groups.len() == 1 {
+        return format!("network: {}", groups[0].0);
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(what, names)| format!("{} for {}", what, names.join(", ")))
+        .collect();
+    format!("network: {}", parts.join("; "))
+}
+
+/// `<state_dir>/network_plans.json`: the run's network and each plan's, read by
+/// `orch status --json`.
+pub(crate) const RECORD: &str = "network_plans.json";
+
+/// Writes [`RECORD`].
+pub(crate) fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str)]) {
+    let per_plan: serde_json::Map<String, serde_json::Value> = plans
+        .iter()
+        .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
+        .collect();
+    let v = serde_json::json!({ "network": run, "plans": per_plan });
+    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
+}
+
+/// What [`RECORD`] says, if anything.
+fn read_record(state_dir: &Path) -> Option<serde_json::Value> {
+    let bytes =
+        crate::untrusted::read::optional(&state_dir.join(RECORD), crate::untrusted::read::STATE)
+            .ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `orch status --json` of all plans: the last run's `network`.
+pub(crate) fn add_run_json(state_dir: &Path, v: &mut serde_json::Value) {
+    if let Some(run) = read_record(state_dir).and_then(|r| r.get("network").cloned()) {
+        v["network"] = run;
+    }
+}
+
+/// `orch status --json` of plan `plan` (`v`): its `network` in the last run, and each task's
+/// `network_refused` (connections refused in that run).
+pub(crate) fn add_plan_json(state_dir: &Path, plan: &str, v: &mut serde_json::Value) {
+    let Some(mode) = read_record(state_dir).and_then(|r| r.get("plans")?.get(plan).cloned()) else {
+        return;
+    };
+    v["network"] = mode;
+    let refused = crate::sandbox::net::refusals_of_plan(state_dir, plan);
+    if let Some(tasks) = v.get_mut("tasks").and_then(serde_json::Value::as_array_mut) {
+        for t in tasks {
+            let Some(id) = t.get("id").and_then(serde_json::Value::as_str) else {
+                continue;
+            };
+            let n = refused.get(id).map_or(0, |(n, _)| *n);
+            t["network_refused"] = n.into();
+        }
+    }
+}
+
+/// The network of one process a plan starts (`unit`: its task, `plan`, `<id>.check`,
+/// `setup`), logging to `log`: the handle to keep until the process is started
+/// ([`NetAttempt::started`]), and its variables added to `env`. `None` for an open network
+/// (the wrapper's variable then says so, empty: a value orch's own environment had is not
+/// passed on).
+pub(crate) fn attempt(
+    net: Option<&std::sync::Arc<NetProxy>>,
+    network: &PlanNetwork,
+    (plan, unit): (&str, &str),
+    log: &Path,
+    env: &mut Vec<(String, String)>,
+) -> Result<Option<NetAttempt>, String> {
+    let made = match (network, net) {
+        (PlanNetwork::None, _) => Some(NetAttempt::none()),
+        (PlanNetwork::Confined(allow), Some(net)) => {
+            Some(net.attempt(plan, unit, log, allow.clone())?)
+        }
+        (PlanNetwork::Ports(allow, _), Some(net)) => {
+            Some(net.attempt_ports(plan, unit, log, allow.clone())?)
+        }
+        (PlanNetwork::Confined(_) | PlanNetwork::Ports(..), None) => {
+            return Err("the network proxy of the run is not running".into());
+        }
+        _ => None,
+    };
+    match &made {
+        Some(a) => env.extend(a.env()),
+        None => env.push((crate::sandbox::net::SPEC_VAR.to_string(), String::new())),
+    }
+    Ok(made)
+}
+
+/// `cause` with the network refusals of `unit` of `plan` in the last run (the record in
+/// `state_dir`), if any: what a lead needs to allow when the agent failed after one.
+pub(crate) fn with_refusals(state_dir: &Path, plan: &str, unit: &str, cause: &str) -> String {
+    match crate::sandbox::net::refusals_of(state_dir, plan, unit) {
+        Some((n, last)) => format!(
+            "{cause} (after {n} network connection{} refused by orch, the last to {last}: see the log; `network_allow` allows one)",
+            if n == 1 { "" } else { "s" }
+        ),
+        None => cause.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::net::allow::Endpoint;
+
+    fn agent(command: &[&str], mode: Option<NetworkMode>, allow: &[&str]) -> AgentSpec {
+        let mut a = crate::manifest::presets()
+            .get("claude")
+            .cloned()
+            .expect("preset");
+        a.command = command.iter().map(|s| (*s).to_string()).collect();
+        a.sandbox.network.mode = mode;
+        a.sandbox.network.allow = AllowList(
+            allow
+                .iter()
+                .map(|e| Endpoint::parse(e).expect("entry"))
+                .collect(),
+        );
+        a
+    }
+
+    #[test]
+    fn a_preset_reaches_its_endpoints_a_custom_agent_only_its_list() {
+        let (ok, tcp) = (|| Ok(()), || true);
+        let claude = agent(&["claude", "-p"], None, &[]);
+        let p = decide("a", "x", &claude, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        let PlanNetwork::Confined(list) = p else {
+            panic!("{p:?}")
+        };
+        assert!(
+            list.0
+                .contains(&Endpoint::parse("api.anthropic.com:443").expect("e"))
+        );
+        let custom = agent(&["./agent.sh"], None, &["127.0.0.1:5432"]);
+        let p = decide("a", "x", &custom, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        assert_eq!(
+            p,
+            PlanNetwork::Confined(AllowList(vec![
+                Endpoint::parse("127.0.0.1:5432").expect("e")
+            ]))
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_enforced_is_refused_when_asked_for() {
+        let no = || Err("no user namespaces".to_string());
+        let ok = || Ok(());
+        let (tcp, no_tcp) = (|| true, || false);
+        let default = agent(&["./a"], None, &[]);
+        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &no_tcp).expect("default");
+        assert!(
+            matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("no user namespaces")),
+            "{p:?}"
+        );
+        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &tcp).expect("default");
+        assert!(
+            matches!(p, PlanNetwork::Ports(_, ref w) if w.contains("no user namespaces")),
+            "{p:?}"
+        );
+        for mode in [NetworkMode::Confined, NetworkMode::None] {
+            let a = agent(&["./a"], Some(mode), &[]);
+            let e = decide("a", "x", &a, ExecutorKind::Local, &no, &tcp).expect_err("refused");
+            assert_eq!(e.code, exit::AGENT);
+            let e = decide("a", "x", &a, ExecutorKind::Slurm, &ok, &tcp).expect_err("refused");
+            assert_eq!(e.code, exit::AGENT);
+        }
+        let open = agent(&["./a"], Some(NetworkMode::Open), &[]);
+        let p = decide("a", "x", &open, ExecutorKind::Slurm, &no, &tcp).expect("open");
+        assert_eq!(p, PlanNetwork::Open);
+        let p = decide("a", "x", &default, ExecutorKind::Slurm, &ok, &tcp).expect("slurm");
+        assert!(
+            matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("slurm")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn the_start_line_groups_plans() {
+        let c = PlanNetwork::Confined(AllowList::default());
+        let line = start_line([("a", &c), ("b", &c)]);
+        assert!(line.starts_with("network: confined ("), "{line}");
+        let line = start_line([("a", &c), ("b", &PlanNetwork::Open)]);
+        assert!(
+            line.contains("for a; open (`network = \"open\"`) for b"),
+            "{line}"
+        );
+        assert_eq!(run_state([&c, &PlanNetwork::Open]), "mixed");
+        assert_eq!(run_state([&c, &c]), "confined");
+        assert_eq!(
+            run_state([&c, &PlanNetwork::Unconfined("x".into())]),
+            "unavailable"
+        );
+    }
+}
