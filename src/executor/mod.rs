@@ -145,6 +145,10 @@ pub(crate) trait BatchScheduler: Send + Sync {
     /// Cancels those of the jobs that still wait in the queue, in one step on the scheduler's
     /// side (a job that has just started is left running).
     fn cancel_queued(&self, ids: &[String]) -> Result<(), String>;
+    /// The processes of job `id` running on this machine, as the scheduler's own record has them
+    /// (never what a process says of itself): empty when the job runs on another node or has
+    /// none here.
+    fn local_pids(&self, id: &str) -> Result<Vec<u32>, String>;
 }
 
 /// The filesystem type of `path` (or its nearest existing ancestor) when it is one that only

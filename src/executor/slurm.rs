@@ -213,6 +213,28 @@ impl BatchScheduler for Slurm {
     fn cancel_queued(&self, ids: &[String]) -> Result<(), String> {
         scancel(ids, &["--state=PENDING"])
     }
+
+    fn local_pids(&self, id: &str) -> Result<Vec<u32>, String> {
+        // Asks this machine's slurmd, which tracks the job's processes (proctrack).
+        let out = run(Command::new("scontrol").args(["listpids", id]), "scontrol")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !stderr.contains("no steps for job") {
+            return Err(format!("scontrol listpids {id} failed: {}", stderr.trim()));
+        }
+        Ok(parse_listpids(&stdout, id))
+    }
+}
+
+/// The pids of job `id` in `scontrol listpids` output (a header, then `PID JOBID STEPID ...`).
+fn parse_listpids(out: &str, id: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let pid = f.next()?.parse::<u32>().ok()?;
+            (f.next()? == id).then_some(pid)
+        })
+        .collect()
 }
 
 /// `scancel OPTIONS IDS`; a job that already ended is no error.
@@ -290,6 +312,14 @@ pub(crate) fn parse_scontrol(text: &str) -> Option<JobState> {
 mod tests {
     use super::*;
     use crate::agent_env;
+
+    #[test]
+    fn listpids_lines() {
+        let out = "PID      JOBID    STEPID   LOCALID GLOBALID\n10098    20       batch    0       0\n10100    20       batch    -       -\n10200    21       batch    -       -\n";
+        assert_eq!(parse_listpids(out, "20"), vec![10098, 10100]);
+        assert_eq!(parse_listpids(out, "2"), Vec::<u32>::new());
+        assert!(parse_listpids("PID      JOBID    STEPID   LOCALID GLOBALID\n", "20").is_empty());
+    }
 
     #[test]
     fn squeue_lines() {

@@ -177,4 +177,14 @@ impl JobTracker {
             .await
             .map_err(|e| format!("the query did not finish: {e}"))?
     }
+
+    /// The processes of job `id` on this machine, by the scheduler's record (off the async
+    /// runtime).
+    pub(crate) async fn local_pids(self: &Arc<Self>, id: &str) -> Result<Vec<u32>, String> {
+        let me = self.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || me.scheduler.local_pids(&id))
+            .await
+            .map_err(|e| format!("the query did not finish: {e}"))?
+    }
 }

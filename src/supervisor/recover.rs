@@ -74,7 +74,8 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
             Decision::AdoptPlanAgent(s) => {
                 let unit = Unit::PlanAgent { plan: p };
                 let adopted = found_of(fx, &pc, unit, "plan", s, None);
-                stop_strays(fx, &pc, &found, adopted.iter().map(|f| f.pid));
+                let keep = kept_pids(fx, &pc, adopted.iter()).await;
+                stop_strays(fx, &pc, &found, keep);
                 out.adopted.extend(adopted);
                 continue;
             }
@@ -117,13 +118,8 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         }
         // Adopted from orch's records only: whatever else claims to be one of this plan's
         // agents goes before the worktrees it could write in are saved and reset.
-        let adopted: Vec<u32> = out
-            .adopted
-            .iter()
-            .filter(|f| f.unit.plan() == p && f.job_id.is_none())
-            .map(|f| f.pid)
-            .collect();
-        stop_strays(fx, &pc, &found, adopted);
+        let keep = kept_pids(fx, &pc, out.adopted.iter().filter(|f| f.unit.plan() == p)).await;
+        stop_strays(fx, &pc, &found, keep);
         let pcc = pc.clone();
         let refused = tokio::task::spawn_blocking(move || {
             let refused = settle_gone(&pcc, &doc, &gone, !busy.is_empty());
@@ -158,6 +154,36 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         }
     }
     out
+}
+
+/// The processes that adopted agents are made of, from orch's records and the scheduler's:
+/// a local agent's wrapper pid; the pids the scheduler lists on this machine for an adopted
+/// batch job (its processes run under the scheduler, not under a wrapper orch started). When the
+/// scheduler cannot say, none of that job's are kept (they are stopped with the strays, and the
+/// task runs again): a process's own word never keeps it.
+async fn kept_pids<'a>(
+    fx: &mut Effects<'_>,
+    pc: &PlanCtx,
+    adopted: impl Iterator<Item = &'a Found>,
+) -> Vec<u32> {
+    let mut keep = Vec::new();
+    for f in adopted {
+        match (&f.job_id, &fx.ctx.jobs) {
+            (None, _) => keep.push(f.pid),
+            (Some(id), Some(jobs)) => match jobs.local_pids(id).await {
+                Ok(pids) => keep.extend(pids),
+                Err(e) => {
+                    let name = jobs.name();
+                    fx.note(
+                        Some(pc.name().to_owned()),
+                        format!("cannot ask {name} which processes are job {id}'s ({e}); what claims to be its agent here is stopped"),
+                    );
+                }
+            },
+            (Some(_), None) => {}
+        }
+    }
+    keep
 }
 
 /// Stops every process that claims, by its environment (`found`), to be an agent of plan `pc`
