@@ -172,15 +172,11 @@ fn stop_strays(
 ) {
     let status_file = pc.status_path.display().to_string();
     let adopted: Vec<u32> = adopted.into_iter().filter(|&pid| pid > 0).collect();
-    let mut stopped = 0;
-    for f in found.iter().filter(|f| f.status_file == status_file) {
-        if adopted.iter().any(|&a| process::descends_from(f.pid, a)) {
-            continue;
-        }
-        if process::kill_stray(f) {
-            stopped += 1;
-        }
-    }
+    let claims: Vec<&FoundAgent> = found
+        .iter()
+        .filter(|f| f.status_file == status_file)
+        .collect();
+    let stopped = process::stop_strays(&claims, &adopted);
     if stopped > 0 {
         fx.note(
             Some(pc.name().to_owned()),
