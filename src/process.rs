@@ -378,6 +378,8 @@ pub(crate) fn process_start_time(pid: u32) -> u64 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FoundAgent {
     pub(crate) pid: u32,
+    /// Its start time when it was found ([`process_start_time`]): the same process later.
+    pub(crate) start_time: u64,
     /// Its process group.
     pub(crate) pgid: u32,
     /// `ORCH_STATUS_FILE`: which plan.
@@ -400,6 +402,7 @@ pub(crate) fn find_agents() -> Vec<FoundAgent> {
         {
             out.push(FoundAgent {
                 pid,
+                start_time: st.start_time,
                 pgid: st.pgrp,
                 status_file,
                 task,
@@ -411,24 +414,60 @@ pub(crate) fn find_agents() -> Vec<FoundAgent> {
 
 /// Whether process `pid` is `ancestor` or one of its descendants (its parents, read from
 /// `/proc`, lead there). A process below a wrapper stays below it however it detaches: the
-/// wrapper is a subreaper.
+/// wrapper is a subreaper. A parent that exits while the chain is read (gone, or its pid
+/// already another, younger process's) has re-parented its children by then: the chain is read
+/// again from `pid`.
 pub(crate) fn descends_from(pid: u32, ancestor: u32) -> bool {
-    let mut p = pid;
-    for _ in 0..4096 {
-        if p == ancestor {
-            return true;
+    'chain: for _ in 0..16 {
+        let mut p = pid;
+        let Some(mut st) = stat_of(p) else {
+            return false;
+        };
+        for _ in 0..4096 {
+            if p == ancestor {
+                return true;
+            }
+            if st.ppid <= 1 || st.ppid == p {
+                return false;
+            }
+            match stat_of(st.ppid) {
+                Some(parent) if parent.start_time <= st.start_time => {
+                    p = st.ppid;
+                    st = parent;
+                }
+                _ => continue 'chain,
+            }
         }
-        match stat_of(p) {
-            Some(st) if st.ppid > 1 && st.ppid != p => p = st.ppid,
-            _ => return false,
-        }
+        return false;
     }
     false
 }
 
+/// Stops the processes found by their environment (`found`, see [`find_agents`]) that are not
+/// below any of `adopted` (the wrappers of the agents adopted from orch's records): each one
+/// still alive as found and outside those trees is killed with its process group. One found
+/// that has exited since (or whose pid is another process's now) is nothing to stop, and its
+/// group is not its to answer for: a short-lived child of an adopted agent (a `sleep`, a `git`)
+/// leaves behind the group of that agent. Returns how many were stopped.
+pub(crate) fn stop_strays(found: &[&FoundAgent], adopted: &[u32]) -> usize {
+    let mut stopped = 0;
+    for f in found {
+        let outside = !adopted.iter().any(|&a| descends_from(f.pid, a));
+        // Checked after the chain was read: a chain cut by the process's own exit says nothing.
+        if outside && process_alive(f.pid, f.start_time) && kill_stray(f) {
+            stopped += 1;
+        }
+    }
+    stopped
+}
+
 /// Kills a process found by its environment (a stray: see [`find_agents`]) and its process
-/// group; never orch's own group, nor init's.
-pub(crate) fn kill_stray(found: &FoundAgent) -> bool {
+/// group as it is now; never orch's own group, nor init's. Nothing when it is no longer the
+/// process found (exited, its pid reused).
+fn kill_stray(found: &FoundAgent) -> bool {
+    let Some(st) = stat_of(found.pid).filter(|st| st.start_time == found.start_time) else {
+        return false;
+    };
     let mine = nix::unistd::getpgrp().as_raw();
     let mut killed = false;
     if let Ok(raw) = i32::try_from(found.pid)
@@ -436,8 +475,8 @@ pub(crate) fn kill_stray(found: &FoundAgent) -> bool {
     {
         killed |= kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok();
     }
-    if i32::try_from(found.pgid).is_ok_and(|g| g != mine) {
-        killed |= signal_group(found.pgid, Signal::SIGKILL);
+    if i32::try_from(st.pgrp).is_ok_and(|g| g != mine) {
+        killed |= signal_group(st.pgrp, Signal::SIGKILL);
     }
     killed
 }

@@ -661,6 +661,71 @@ fn a_supervisor_that_adopts_an_agent_takes_again_the_report_its_predecessor_did_
     assert!(agents_of(repo.root()).is_empty());
 }
 
+/// Regression (found by the harness under load): at start-up a supervisor adopts an agent from
+/// its records and stops whatever else claims, by its environment, to be an agent of the plan.
+/// A short-lived child of the adopted agent (a `sleep`, a `git`: anything it runs) was seen by
+/// that search, had exited by the time its ancestry was checked, so was taken for a stray, and
+/// its process group (the agent's own) was killed: the task ran again beside nothing, its first
+/// agent never ended. Each restart here adopts an agent that starts one child after another.
+#[test]
+fn an_adopted_agent_whose_children_come_and_go_is_never_stopped_as_a_stray() {
+    let (repo, journal_path, gate) = plan_p(
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n",
+        "busy_children.sh",
+        |journal, gate| vec![journal.to_string(), gate.to_string()],
+    );
+    let mut first = start_up(&repo);
+    wait_for("1.1 to be recorded as started", || {
+        read_status(&repo.status_path("p"))
+            .is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+            && journal(&journal_path).iter().any(|m| m.start)
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    let agent_pid = journal(&journal_path)
+        .iter()
+        .find(|m| m.start)
+        .expect("started")
+        .pid;
+    // Several supervisors in turn adopt it, each killed once it said so.
+    for round in 0..5 {
+        let mut next = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+        let lines = support::read_lines(&mut next);
+        let mut seen = Vec::new();
+        support::wait_line(&lines, &mut seen, |e| e["event"] == "task_adopted");
+        next.kill().expect("kill -9");
+        let _ = next.wait();
+        assert!(
+            process_alive(agent_pid),
+            "round {round}: the adopted agent was stopped; events: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|e| e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no record of"))),
+            "round {round}: {seen:?}"
+        );
+    }
+    std::fs::write(&gate, "go").expect("gate");
+    let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marks = journal(&journal_path);
+    assert_eq!(marks.iter().filter(|m| m.start).count(), 1, "{marks:?}");
+    assert!(
+        marks.iter().any(|m| !m.start && m.pid == agent_pid),
+        "the agent never ended: {marks:?}"
+    );
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: One"]);
+    let doc = read_status(&repo.status_path("p")).expect("status");
+    assert_eq!(doc["tasks"][0]["status"], "completed");
+    assert!(agents_of(repo.root()).is_empty());
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing() {
     trials(

@@ -463,6 +463,77 @@ fn agents_outliving_a_killed_supervisor_are_adopted_and_their_work_lands_once() 
     );
 }
 
+/// Regression (found by the crash harness with task worktrees): a supervisor killed while it
+/// freed the pool slot of a task it had landed and recorded left the slot's `HEAD.lock`, the
+/// slot still on the task's branch. Each later run failed to free it (its HEAD locked), and it
+/// was left, with the task's branch, after the plan finished. Now a task worktree retired at
+/// start-up has its stale locks removed first, as one unlocked there does.
+#[test]
+fn a_landed_tasks_slot_left_locked_by_a_kill_is_freed_and_the_pool_goes() {
+    let repo = Repo::new();
+    let j = repo.root().join(".git/journal");
+    let go = format!("{}.go", j.display());
+    setup(&repo, TWO, "report", std::slice::from_ref(&go));
+    kill_supervisor(up_until_both_run(&repo, &j));
+    // Task 1.1 as the killed supervisor left it: its agent ended, its commit landed on the plan
+    // branch and recorded, its slot still on its branch, with git's HEAD.lock.
+    kill_agent(agent_pid(&repo, "1.1").expect("pid"));
+    let slot = repo
+        .worktree_of_branch("orch/task/p/1.1")
+        .expect("the slot of 1.1");
+    std::fs::write(slot.join("1.1.txt"), "1.1\n").expect("write");
+    for args in [
+        &["add", "1.1.txt"][..],
+        &["commit", "-q", "-m", "p 1.1: One"],
+    ] {
+        assert!(repo.git_in(&slot, args).status.success(), "{args:?}");
+    }
+    let commit = String::from_utf8_lossy(&repo.git_in(&slot, &["rev-parse", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    let landed = repo.git_in(&repo.worktree("p"), &["merge", "-q", "--ff-only", &commit]);
+    assert!(landed.status.success(), "{landed:?}");
+    let status = repo.status_path("p");
+    let mut doc = repo.status_file("p");
+    let entry = doc["tasks"]
+        .as_array_mut()
+        .and_then(|t| t.iter_mut().find(|e| e["id"] == "1.1"))
+        .and_then(Value::as_object_mut)
+        .expect("1.1's entry");
+    entry.insert("status".into(), "completed".into());
+    entry.insert("commit".into(), commit.clone().into());
+    entry.insert("completedAt".into(), entry["startedAt"].clone());
+    entry.remove("orchRun");
+    std::fs::write(&status, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    let name = slot.file_name().expect("name").to_str().expect("utf8");
+    let head_lock = repo
+        .root()
+        .join(".git/worktrees")
+        .join(name)
+        .join("HEAD.lock");
+    std::fs::write(&head_lock, "").expect("HEAD.lock");
+
+    std::fs::write(&go, "").expect("gate");
+    let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let starts = |id: &str| {
+        journal(&j)
+            .iter()
+            .filter(|e| e.0 == "start" && e.1 == id)
+            .count()
+    };
+    assert_eq!((starts("1.1"), starts("1.2")), (1, 1));
+    let commits = assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
+    assert_eq!(commits[0].0, commit);
+    assert!(!head_lock.exists());
+    assert_no_task_trees(&repo);
+}
+
 #[test]
 fn work_reported_while_no_supervisor_ran_lands_once() {
     let repo = Repo::new();

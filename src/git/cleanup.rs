@@ -330,7 +330,7 @@ pub(crate) fn prune_stale_entries(
     Ok(removed)
 }
 
-fn remove_admin(entry: &Entry) -> Result<(), GitError> {
+pub(super) fn remove_admin(entry: &Entry) -> Result<(), GitError> {
     match fs::remove_dir_all(&entry.admin) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -341,6 +341,13 @@ pub fn remove_pool(
             super::cleanup::remove_made_tree(&path, entry)?;
         }
     }
+    // A slot whose directory went and whose entry stayed (a kill in between, found by the crash
+    // harness): nothing is left in it to save, its entry goes too.
+    for entry in read_entries(repo.commondir())? {
+        if entry.prunable() && pool_slot(plan, &entry.name).is_some() {
+            super::cleanup::remove_admin(&entry)?;
+        }
+    }
     Ok(saved)
 }
 

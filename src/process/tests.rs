@@ -205,6 +205,96 @@ fn an_orphan_is_ended_whatever_it_says_unless_orch_started_it_or_it_is_in_orchs_
     // The environment does not enter into it: there is no such input.
 }
 
+/// A process found by its environment, as [`find_agents`] records it now.
+fn found(pid: u32) -> FoundAgent {
+    let st = stat_of(pid).expect("a live process");
+    FoundAgent {
+        pid,
+        start_time: st.start_time,
+        pgid: st.pgrp,
+        status_file: "status.json".to_string(),
+        task: "1.1".to_string(),
+    }
+}
+
+/// `sh -c script` leading a process group of its own.
+fn leader(script: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    std::process::Command::new("sh")
+        .args(["-c", script])
+        .process_group(0)
+        .spawn()
+        .expect("spawn")
+}
+
+/// The pid of a child of `parent`, once it has one.
+fn child_of(parent: u32) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = all_pids().find(|&p| stat_of(p).is_some_and(|st| st.ppid == parent)) {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no child of {parent}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn strays_are_the_live_processes_found_outside_the_adopted_trees_never_a_gone_ones_group() {
+    // An adopted agent (its wrapper's place: the root of the tree kept) with a child.
+    let mut agent = leader("sleep 60 & wait");
+    let agent_pid = agent.id();
+    let agent_child = child_of(agent_pid);
+    // A short-lived child of the agent, in the agent's group, seen and then gone: as `sleep`
+    // or `git` run by an agent, found by the search and exited before the check.
+    let gone = {
+        use std::os::unix::process::CommandExt as _;
+        let mut c = std::process::Command::new("sh")
+            .args(["-c", "read _; exit 0"])
+            .stdin(Stdio::piped())
+            .process_group(i32::try_from(agent_pid).expect("pid"))
+            .spawn()
+            .expect("spawn");
+        let f = found(c.id());
+        assert_eq!(f.pgid, agent_pid);
+        drop(c.stdin.take());
+        assert!(c.wait().expect("wait").success());
+        f
+    };
+    // The agent, its pid found once more but with another start time: another process now.
+    let reused = FoundAgent {
+        start_time: found(agent_pid).start_time + 1,
+        ..found(agent_pid)
+    };
+    // A stray outside every adopted tree, with a child in its group.
+    let mut stray = leader("sleep 60 & wait");
+    let stray_child = child_of(stray.id());
+    let (kept, kept_child) = (found(agent_pid), found(agent_child));
+
+    // Gone, or another process: nothing is stopped, whatever is adopted.
+    assert_eq!(stop_strays(&[&gone, &reused], &[]), 0);
+    // Below the adopted root: kept. The stray: stopped with its group.
+    let all = [&kept, &kept_child, &gone, &reused, &found(stray.id())];
+    assert_eq!(stop_strays(&all, &[agent_pid]), 1);
+    assert_eq!(stray.wait().expect("wait").signal(), Some(9));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while process_alive(stray_child, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stray's child lives"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(process_alive(agent_pid, kept.start_time));
+    assert!(process_alive(agent_child, kept_child.start_time));
+    assert!(agent.try_wait().expect("try_wait").is_none());
+    let _ = killpg(
+        Pid::from_raw(i32::try_from(agent_pid).expect("pid")),
+        Signal::SIGKILL,
+    );
+    let _ = agent.wait();
+}
+
 #[test]
 fn process_start_time_of_this_process() {
     if std::path::Path::new("/proc/self/stat").exists() {

@@ -198,15 +198,11 @@ fn stop_strays(
 ) {
     let status_file = pc.status_path.display().to_string();
     let adopted: Vec<u32> = adopted.into_iter().filter(|&pid| pid > 0).collect();
-    let mut stopped = 0;
-    for f in found.iter().filter(|f| f.status_file == status_file) {
-        if adopted.iter().any(|&a| process::descends_from(f.pid, a)) {
-            continue;
-        }
-        if process::kill_stray(f) {
-            stopped += 1;
-        }
-    }
+    let claims: Vec<&FoundAgent> = found
+        .iter()
+        .filter(|f| f.status_file == status_file)
+        .collect();
+    let stopped = process::stop_strays(&claims, &adopted);
     if stopped > 0 {
         fx.note(
             Some(pc.name().to_owned()),
@@ -486,26 +482,26 @@ fn tidy_task_trees(
         let landed = doc
             .entry(id)
             .is_some_and(|e| e.status == TaskStatus::Completed && e.commit.is_some());
+        // No agent of the task runs: its git locks are a killed git's. The pool slot it holds
+        // too (index, HEAD): a kill while a landed task's slot was freed left its HEAD.lock, and
+        // the slot could be neither freed nor removed.
         let unlock = || {
-            git::remove_plan_locks(
+            let _ = git::remove_plan_locks(
                 &pc.repo_root,
                 &git::task_tree_name(pc.name(), id),
                 &git::task_branch(pc.name(), id),
-            )
+            );
+            if let Some(tree) = pc.task_worktree(id) {
+                let _ = git::remove_tree_locks(&tree);
+            }
         };
         match decide::tree(busy.contains(id), waiting.contains(id), landed) {
             Tree::Keep => {}
-            Tree::Unlock => {
-                let _ = unlock();
-                // The pool slot it holds: its stale git locks (index, HEAD).
-                if let Some(tree) = pc.task_worktree(id) {
-                    let _ = git::remove_tree_locks(&tree);
-                }
-            }
+            Tree::Unlock => unlock(),
             Tree::Retire { save } => {
                 // Its stale git locks first; saved under
                 // `refs/orch/attempts/<plan>/<id>/resume-<time>` unless it is clean and need not be.
-                let _ = unlock();
+                unlock();
                 let refname = git::task_resume_ref(pc.name(), id, Utc::now().timestamp_millis());
                 let message = format!(
                     "{} {id}: left in its task worktree by a stopped supervisor (saved by orch)",

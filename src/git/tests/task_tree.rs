@@ -414,6 +414,38 @@ fn a_free_slots_stale_head_and_index_locks_do_not_stop_its_next_task() {
     assert!(fs::symlink_metadata(admin.join("HEAD.lock")).is_err());
 }
 
+/// Regression (found by the crash harness with task worktrees): a supervisor killed while it
+/// removed a finished plan's pool, between a slot's directory and its entry, left the entry
+/// (prunable, its directory gone), and no later removal of the pool took it.
+#[test]
+fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
+    let fx = Fixture::new();
+    let plan = ensure(&fx, "auth").unwrap();
+    let one = with_task(&fx, "1.1", |req| {
+        take_pool_tree(req, ("refs/orch/slot", "left in the slot"))
+    })
+    .unwrap();
+    let c = fx.commit(&one.path, &[("a.txt", Some("a\n"))], "auth 1.1: work");
+    land_task_commit(&plan.path, "plan/auth", &c.to_string()).unwrap();
+    with_task(&fx, "1.1", |req| retire_landed_task_tree(req).unwrap());
+    // The kill: the slot's directory removed, its entry not yet.
+    fs::remove_dir_all(&one.path).unwrap();
+    let admin = fx.root.join(".git/worktrees/auth+pool1");
+    assert!(admin.is_dir());
+    let root = fx.root.join(".orch").join("worktrees");
+    assert_eq!(
+        remove_pool(&fx.root, &root, "auth", None).unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(!admin.exists());
+    assert_eq!(fx.entries(), ["auth"]);
+    // Another plan's slot in the same state is not this pool's to take.
+    let other = fx.root.join(".git/worktrees/docs+pool1");
+    fs::create_dir_all(&other).unwrap();
+    remove_pool(&fx.root, &root, "auth", None).unwrap();
+    assert!(other.is_dir());
+}
+
 #[test]
 fn a_slot_freed_clean_is_switched_to_the_next_task_and_a_file_changed_since_is_saved() {
     let fx = Fixture::new();
