@@ -141,47 +141,120 @@ fn compare_setup(repo: &Repo, task: &str, agent: &str) {
     repo.commit_all("plans");
 }
 
+/// The data a check is handed is the task's work: a task extends the expected output (or the
+/// test file a check runs, the commonest real task) and lands, whatever its text names; only
+/// `protect` keeps such a file, and `orch check` says which files each gate protects. Seen
+/// failing on main: "changed protected paths: data/expected.txt" after the check passed.
 #[test]
-fn a_file_the_check_reads_is_protected_and_one_the_task_makes_is_not() {
-    // Cheating: the expected output rewritten to match a wrong answer.
-    let repo = Repo::bare_minimum();
-    compare_setup(
-        &repo,
-        "Compute the answer",
-        "echo 41 > out.txt && echo 41 > data/expected.txt",
-    );
-    let ev = repo.up_events(&[], 5);
-    let failed = support::named(&ev, "task_failed");
-    assert_eq!(failed.len(), 1, "{ev:?}");
-    assert_eq!(
-        failed[0]["error"], "changed protected paths: data/expected.txt",
-        "{failed:?}"
-    );
-    let task = &status_json(&repo)["tasks"][0];
-    assert!(
-        task["cause"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("changed protected paths: data/expected.txt"),
-        "{task}"
-    );
-    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+fn the_data_a_check_is_handed_is_the_tasks_to_change_unless_protect_names_it() {
+    // Unset `protect`: the data changes with the work, the task lands.
+    for (task, agent) in [
+        (
+            "Compute the answer",
+            "echo 41 > out.txt && echo 41 > data/expected.txt",
+        ),
+        (
+            "Extend the expected output",
+            "printf '42\\n43\\n' > out.txt && printf '42\\n43\\n' > data/expected.txt",
+        ),
+    ] {
+        let repo = Repo::bare_minimum();
+        compare_setup(&repo, task, agent);
+        let ev = repo.up_events(&[], 0);
+        assert!(
+            support::named(&ev, "task_failed").is_empty(),
+            "{task}: {ev:?}"
+        );
+        assert_eq!(
+            repo.git(&["show", "plan/p:data/expected.txt"]),
+            repo.git(&["show", "plan/p:out.txt"]),
+            "{task}"
+        );
+        assert_eq!(repo.subjects("plan/p").len(), 1, "{task}");
+    }
 
-    // Honest: out.txt, named by the check too, is made by the task: not protected.
+    // A check whose program is a script of the repository (not an interpreter): the script is
+    // protected, the test file it is handed is not.
+    let repo = Repo::bare_minimum();
+    repo.write("ci/run-tests", "#!/bin/sh\ngrep -q ok \"$1\"\n");
+    repo.write("tests/cases.txt", "ok\n");
+    repo.git(&["update-index", "--add", "--chmod=+x", "ci/run-tests"]);
+    std::fs::set_permissions(
+        repo.root().join("ci/run-tests"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Add a case\n",
+    );
+    repo.manifest(
+        &toml_array(&["sh", "-c", "echo 'ok again' >> tests/cases.txt"]),
+        "",
+        "retries = 0\ncheck = [\"ci/run-tests\", \"tests/cases.txt\"]\n",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("  check (p): ci/run-tests tests/cases.txt\n"),
+        "{out}"
+    );
+    assert!(out.contains("    protects: ci/run-tests\n"), "{out}");
+    assert!(
+        out.contains(
+            "    the tasks' to change: tests/cases.txt (name it in `protect` to protect it)"
+        ),
+        "{out}"
+    );
+    repo.up(&[]);
+    assert_eq!(
+        repo.git(&["show", "plan/p:tests/cases.txt"]),
+        "ok\nok again"
+    );
+
+    // `protect` names the data: kept, for every way of naming it.
+    for glob in ["\"data/expected.txt\"", "\"data/**\"", "\"data/*.txt\""] {
+        let repo = Repo::bare_minimum();
+        compare_setup(
+            &repo,
+            "Compute the answer",
+            "echo 41 > out.txt && echo 41 > data/expected.txt",
+        );
+        let text = String::from_utf8_lossy(&repo.read("plans.toml")).replace(
+            "retries = 0\n",
+            &format!("retries = 0\nprotect = [{glob}]\n"),
+        );
+        repo.write("plans.toml", &text);
+        repo.commit_all("protect");
+        let (code, out, err) = repo.run(&["check", "--json"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let gate = &v["gates"][0];
+        assert_eq!(gate["key"], "check", "{v}");
+        assert_eq!(
+            gate["protects"],
+            serde_json::json!(["ci/compare.sh", "data/expected.txt"]),
+            "{glob}: {v}"
+        );
+        assert_eq!(gate["free"], serde_json::json!([]), "{glob}: {v}");
+        let ev = repo.up_events(&[], 5);
+        let failed = support::named(&ev, "task_failed");
+        assert_eq!(
+            failed[0]["error"], "changed protected paths: data/expected.txt",
+            "{glob}: {failed:?}"
+        );
+        assert!(repo.subjects("plan/p").is_empty(), "{glob}");
+    }
+
+    // Honest: out.txt, named by the check too, is made by the task: never listed, never kept.
     let repo = Repo::bare_minimum();
     compare_setup(&repo, "Compute the answer", "echo 42 > out.txt");
+    let (_, out, _) = repo.run(&["check"]);
+    assert!(!out.contains("out.txt ("), "{out}");
     repo.up(&[]);
     assert_eq!(repo.git(&["show", "plan/p:out.txt"]), "42");
-
-    // A task whose text names the file may change it.
-    let repo = Repo::bare_minimum();
-    compare_setup(
-        &repo,
-        "Change the answer to 41 in data/expected.txt",
-        "echo 41 > out.txt && echo 41 > data/expected.txt",
-    );
-    repo.up(&[]);
-    assert_eq!(repo.git(&["show", "plan/p:data/expected.txt"]), "41");
 }
 
 /// orch's own configuration is protected whatever `protect` says: the files of `verify` (as of
@@ -233,21 +306,26 @@ fn a_task_that_names_plans_toml_may_change_it() {
     );
 }
 
-/// With `protect` set (`[]`: nothing more), the data a check is handed is free to change (a
-/// task extends the expected output) while the check's own script stays protected: what a
-/// later run trusts is never dropped by `protect`. Seen failing on main: the script's change
-/// was committed once `protect` was set.
+/// Whether `protect` is set or not (`[]`: nothing more), the data a check is handed is free to
+/// change (a task extends the expected output) while the check's own script stays protected:
+/// what a later run trusts is never dropped by `protect`. Seen failing on main: the script's
+/// change was committed once `protect` was set.
 #[test]
-fn with_protect_set_the_checks_data_is_free_and_its_script_is_not() {
-    for protect in ["[]", "[\"tests/**\"]"] {
+fn whatever_protect_says_the_checks_data_is_free_and_its_script_is_not() {
+    for protect in ["", "[]", "[\"tests/**\"]"] {
         let data = |repo: &Repo, agent: &str| {
             compare_setup(repo, "Compute the answer", agent);
-            let text = String::from_utf8_lossy(&repo.read("plans.toml")).replace(
-                "retries = 0\n",
-                &format!("retries = 0\nprotect = {protect}\n"),
-            );
-            repo.write("plans.toml", &text);
-            repo.commit_all("protect");
+            let line = if protect.is_empty() {
+                String::new()
+            } else {
+                format!("protect = {protect}\n")
+            };
+            let text = String::from_utf8_lossy(&repo.read("plans.toml"))
+                .replace("retries = 0\n", &format!("retries = 0\n{line}"));
+            if !line.is_empty() {
+                repo.write("plans.toml", &text);
+                repo.commit_all("protect");
+            }
         };
         let repo = Repo::bare_minimum();
         data(&repo, "echo 41 > out.txt && echo 41 > data/expected.txt");

@@ -4,8 +4,11 @@ use serde_json::{Value, json};
 
 use super::node_label as label;
 use super::output::{eprintln_safe, print_json, write_all_stdout};
+use std::path::{Component, Path};
+
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
+use crate::manifest::{Gate, files_of};
 use crate::plan::TaskKind;
 use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
@@ -18,10 +21,24 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
         .as_ref()
         .filter(|_| errors == 0)
         .map(|g| (g, waves(g)));
+    let gates = gates(&ws);
     if json_out {
-        print_json(&report_json(&ws, errors, warnings, schedule.as_ref()));
+        let mut v = report_json(&ws, errors, warnings, schedule.as_ref());
+        v["gates"] = json!(
+            gates
+                .iter()
+                .map(|g| json!({
+                    "key": g.gate.key,
+                    "plans": g.gate.plans,
+                    "command": g.gate.argv,
+                    "protects": g.protects,
+                    "free": g.free,
+                }))
+                .collect::<Vec<_>>()
+        );
+        print_json(&v);
     } else {
-        print_text(&ws, errors, warnings, schedule.as_ref());
+        print_text(&ws, errors, warnings, schedule.as_ref(), &gates);
     }
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
 }
@@ -31,6 +48,65 @@ fn task_counts(p: &LoadedPlan) -> (usize, usize) {
     let tasks = p.plan.tasks.iter().filter(|t| t.kind == TaskKind::Task);
     let tasks = tasks.count();
     (tasks, p.plan.tasks.len() - tasks)
+}
+
+/// A gate or hook command line with the files of the repository it names: those protected
+/// from every task that does not name them (its program and script, and data that `protect`
+/// names), and the data handed to it that is the tasks' to change.
+struct GateFiles {
+    gate: Gate,
+    protects: Vec<String>,
+    free: Vec<String>,
+}
+
+/// The gates of the manifest that name files of the repository (none without a manifest).
+fn gates(ws: &Workspace) -> Vec<GateFiles> {
+    let Some(m) = &ws.manifest else {
+        return Vec::new();
+    };
+    let Ok(root) = workspace::repo_root(m) else {
+        return Vec::new();
+    };
+    let file_of = |w: &str| -> Option<String> {
+        let p = Path::new(w);
+        if w.starts_with('-') || w.is_empty() {
+            return None;
+        }
+        let rel = if p.is_absolute() {
+            p.strip_prefix(&root).ok()?
+        } else {
+            p
+        };
+        let rel = rel.strip_prefix("./").unwrap_or(rel);
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        let s = rel.to_str()?.to_owned();
+        (!s.is_empty() && std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| !m.is_dir()))
+            .then_some(s)
+    };
+    let plans = ws.plans.iter().map(|p| (p.name.as_str(), &p.plan));
+    m.gates(plans)
+        .into_iter()
+        .filter_map(|gate| {
+            let (mut protects, data) = files_of(&gate.argv, &file_of);
+            // `protect` of the plans the gate serves (all of them for the run's own).
+            let kept_by = |f: &str| {
+                m.plans
+                    .iter()
+                    .filter(|e| gate.plans.is_empty() || gate.plans.contains(&e.name))
+                    .any(|e| e.protect.as_ref().is_some_and(|g| g.matches(f)))
+            };
+            let (kept, free): (Vec<String>, Vec<String>) =
+                data.into_iter().partition(|f| kept_by(f));
+            protects.extend(kept);
+            (!protects.is_empty() || !free.is_empty()).then_some(GateFiles {
+                gate,
+                protects,
+                free,
+            })
+        })
+        .collect()
 }
 
 /// `orch check --json`.
@@ -79,7 +155,13 @@ fn report_json(
 }
 
 /// `orch check`: the diagnostics, the plans, the waves and the critical path, then the verdict.
-fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&(&Graph, Waves)>) {
+fn print_text(
+    ws: &Workspace,
+    errors: usize,
+    warnings: usize,
+    schedule: Option<&(&Graph, Waves)>,
+    gates: &[GateFiles],
+) {
     for d in &ws.diagnostics {
         eprintln_safe(&d.to_string());
     }
@@ -102,6 +184,30 @@ fn print_text(ws: &Workspace, errors: usize, warnings: usize, schedule: Option<&
             counted(tasks, "task"),
             counted(verify, "verification step")
         ));
+    }
+    if !gates.is_empty() {
+        println_safe("gates (a task changes a protected file only when its own text names it):");
+        for g in gates {
+            let plans = if g.gate.plans.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", g.gate.plans.join(", "))
+            };
+            println_safe(&format!(
+                "  {}{plans}: {}",
+                g.gate.key,
+                g.gate.argv.join(" ")
+            ));
+            if !g.protects.is_empty() {
+                println_safe(&format!("    protects: {}", g.protects.join(", ")));
+            }
+            if !g.free.is_empty() {
+                println_safe(&format!(
+                    "    the tasks' to change: {} (name it in `protect` to protect it)",
+                    g.free.join(", ")
+                ));
+            }
+        }
     }
     if let Some((g, w)) = schedule {
         println_safe(&format!(

@@ -58,17 +58,12 @@ fn entry(t: &git2::Tree<'_>, p: &str) -> Option<(git2::Oid, i32)> {
 /// git's mode of a symbolic link.
 const LINK_MODE: i32 = 0o120_000;
 
-/// What a later run trusts, resolved in a tree: the paths it protects whatever `protect` says,
-/// and the other files its command lines name (data handed to them), which `protect` unset
-/// protects too.
+/// What a later run trusts, resolved in a tree: the paths it protects whatever `protect` says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Protected {
     /// [`Guarded::files`], and the program and script of each command line that is a file of
     /// the tree where the work started or of the work itself (a script a task makes is one).
     pub(crate) trusted: Vec<String>,
-    /// The other words of the command lines that name a file of the tree where the work
-    /// started (not one the work makes).
-    pub(crate) data: Vec<String>,
 }
 
 impl Protected {
@@ -80,23 +75,14 @@ impl Protected {
         exists: &dyn Fn(&Path) -> bool,
         (cwd, repo_root): (&Path, &Path),
     ) -> Self {
-        let in_base = |w: &str| {
-            repo_path(w, cwd, repo_root)
-                .filter(|rel| file_in(base, rel))
-                .map(|rel| rel.to_string_lossy().into_owned())
-        };
         let in_either = |w: &str| {
             repo_path(w, cwd, repo_root)
                 .filter(|rel| file_in(base, rel) || exists(rel))
                 .map(|rel| rel.to_string_lossy().into_owned())
         };
-        let trusted = guarded.paths(&in_either);
-        let data = guarded
-            .named_files(&in_base)
-            .into_iter()
-            .filter(|f| !trusted.contains(f))
-            .collect();
-        Self { trusted, data }
+        Self {
+            trusted: guarded.paths(&in_either),
+        }
     }
 
     /// Whether `path` is one of `paths` or inside one of them (a protected directory).

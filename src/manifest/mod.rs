@@ -56,4 +56,4 @@ pub use raw::{agent_keys, defaults_keys, plan_keys};
 pub(crate) use resolve::ResolveWith;
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
 pub(crate) use targets::{PlanShape, check_targets};
-pub(crate) use trusted::{Guarded, ancestors};
+pub(crate) use trusted::{Gate, Guarded, ancestors, files_of};

@@ -242,8 +242,8 @@ pub(crate) struct PlanEntry {
     pub(crate) paths: Vec<String>,
     /// Where each of `paths` was written in `plans.toml` (line, column; 1-based).
     pub(crate) paths_at: Vec<(usize, usize)>,
-    /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set (every
-    /// file the command lines name is protected, data included). Added to [`super::Guarded`].
+    /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set. Added
+    /// to [`super::Guarded`] (the data a gate is handed is protected only when named here).
     pub(crate) protect: Option<super::protect::Protect>,
     /// Resolved best of N: the plan's keys over `[defaults]`'.
     pub(crate) best_of: super::best_of::BestOf,

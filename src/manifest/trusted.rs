@@ -21,7 +21,8 @@ pub(crate) struct Guarded {
     /// ([`program_words`]) are protected where they are files of the repository: `check`
     /// (every plan's, and a task's own `(check: …)` with [`Guarded::with_task_checks`]),
     /// `verify`, `select`, `setup`, each `[[notify]]` command. The other words that name files
-    /// (data handed to the program: an expected output) are protected while `protect` is unset.
+    /// (data handed to the program: an expected output) are the tasks' work unless `protect`
+    /// names them ([`files_of`]).
     pub(crate) commands: Vec<Vec<String>>,
     /// Each agent's command (a resolver's included): its program and script are protected; the
     /// files it is handed are the agent's work, never protected for it.
@@ -85,25 +86,6 @@ impl Guarded {
                 {
                     out.push(f);
                 }
-            }
-        }
-        out
-    }
-
-    /// Every file a gate's or hook's command line names (program, script and the data handed
-    /// to it), which `protect` unset protects as well; not an agent's.
-    pub(crate) fn named_files(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for w in self
-            .commands
-            .iter()
-            .flatten()
-            .filter(|w| !w.starts_with('-'))
-        {
-            if let Some(f) = file_of(w)
-                && !out.contains(&f)
-            {
-                out.push(f);
             }
         }
         out
@@ -306,6 +288,102 @@ impl super::Manifest {
     }
 }
 
+/// A command line orch runs as a gate or hook, as `orch check` lists it with the files it
+/// protects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// The key that sets it: `check`, `setup`, `select`, `verify`, `notify`, or `check of task
+    /// 1.2` (a task's own `(check: …)`).
+    pub(crate) key: String,
+    /// The plans it is a gate of (empty: the run's: `verify`, `[[notify]]`).
+    pub(crate) plans: Vec<String>,
+    pub(crate) argv: Vec<String>,
+}
+
+/// The files a gate's command line names, split: those it runs (its program and script,
+/// protected from every task whatever `protect` says) and the data handed to it (the tasks'
+/// work, unless `protect` names it). `file_of`: a word to the repository path of the file it
+/// names, `None` when it names none.
+pub(crate) fn files_of(
+    argv: &[String],
+    file_of: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<String>, Vec<String>) {
+    let is_file = |w: &str| file_of(w).is_some();
+    let code: Vec<String> = program_words(argv, &is_file)
+        .into_iter()
+        .filter_map(file_of)
+        .collect();
+    let mut data: Vec<String> = Vec::new();
+    for f in argv
+        .iter()
+        .filter(|w| !w.starts_with('-'))
+        .filter_map(|w| file_of(w))
+    {
+        if !code.contains(&f) && !data.contains(&f) {
+            data.push(f);
+        }
+    }
+    (code, data)
+}
+
+impl super::Manifest {
+    /// Every gate and hook command line of this manifest and of the plans `plans` (a plan's
+    /// name and its parsed file, for the tasks' own `(check: …)`), the same command line of
+    /// the same key once with every plan it serves.
+    pub(crate) fn gates<'a>(
+        &self,
+        plans: impl IntoIterator<Item = (&'a str, &'a Plan)>,
+    ) -> Vec<Gate> {
+        let mut out: Vec<Gate> = Vec::new();
+        let mut add = |key: &str, plan: Option<&str>, argv: &[String]| {
+            if argv.is_empty() {
+                return;
+            }
+            if let Some(g) = out.iter_mut().find(|g| g.key == key && g.argv == argv) {
+                if let Some(p) = plan
+                    && !g.plans.iter().any(|q| q == p)
+                {
+                    g.plans.push(p.to_owned());
+                }
+                return;
+            }
+            out.push(Gate {
+                key: key.to_owned(),
+                plans: plan.map(str::to_owned).into_iter().collect(),
+                argv: argv.to_vec(),
+            });
+        };
+        let parsed: Vec<(&str, &Plan)> = plans.into_iter().collect();
+        for e in &self.plans {
+            for (key, argv) in [
+                ("check", &e.check),
+                ("setup", &e.setup),
+                ("select", &e.best_of.select),
+            ] {
+                if let Some(argv) = argv {
+                    add(key, Some(&e.name), argv);
+                }
+            }
+            for (_, plan) in parsed.iter().filter(|(n, _)| *n == e.name) {
+                for t in &plan.tasks {
+                    if let Ok(Some(argv)) = crate::plan::check_clause(&t.description) {
+                        add(&format!("check of task {}", t.id), Some(&e.name), &argv);
+                    }
+                }
+            }
+        }
+        if let Some(argv) = &self.defaults.verify {
+            add("verify", None, argv);
+        }
+        for n in &self.notify {
+            if let Some(argv) = &n.command {
+                add("notify", None, argv);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,11 +499,17 @@ mod tests {
             assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
         }
         assert!(!paths.contains(&"data/x.txt".to_string()), "{paths:?}");
-        let named = g.named_files(&file_of);
-        assert!(named.contains(&"data/x.txt".to_string()), "{named:?}");
-        // What an agent is handed is its work, protected neither way.
+        // The data a gate is handed is told apart from what it runs.
+        let with_data = g
+            .commands
+            .iter()
+            .find(|c| c.iter().any(|w| w == "data/x.txt"))
+            .expect("a command handed data/x.txt");
+        let (code, data) = files_of(with_data, &file_of);
+        assert!(!code.contains(&"data/x.txt".to_string()), "{code:?}");
+        assert!(data.contains(&"data/x.txt".to_string()), "{data:?}");
+        // What an agent is handed is its work.
         assert!(!paths.contains(&"shared.txt".to_string()), "{paths:?}");
-        assert!(!named.contains(&"shared.txt".to_string()), "{named:?}");
         // A manifest outside the repository guards no file of it (the rest stays).
         let outside = m.guarded(&repo.join("elsewhere"), None).files;
         assert_eq!(outside[0], ".gitmodules");

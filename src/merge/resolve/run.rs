@@ -165,8 +165,8 @@ fn record_usage(lp: &crate::workspace::LoadedPlan, usage: &crate::agent_output::
 
 /// The files no resolution may change: what a later run trusts ([`crate::manifest::Guarded`],
 /// the program and script of each command line, the plan's tasks' own checks with them) in the
-/// plan's tree, and the plan's `protect` globs, or without them every file the command lines
-/// name. `Err` when the tree cannot be read: nothing is handed over or landed unchecked.
+/// plan's tree, and the plan's `protect` globs (the data a gate is handed is the work's unless
+/// they name it). `Err` when the tree cannot be read: nothing is handed over or landed unchecked.
 fn protected(
     manifest: &Manifest,
     (entry, plan): (&PlanEntry, Option<&crate::plan::Plan>),
@@ -182,10 +182,7 @@ fn protected(
     let protect = entry.protect.clone();
     Ok(move |p: &str| {
         git::Protected::covers(&found.trusted, p)
-            || match &protect {
-                Some(globs) => globs.matches(p),
-                None => found.data.iter().any(|f| f == p),
-            }
+            || protect.as_ref().is_some_and(|globs| globs.matches(p))
     })
 }
 

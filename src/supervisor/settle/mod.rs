@@ -326,10 +326,10 @@ pub(crate) fn outside_paths(
 /// names: `a symbolic link at a protected path: plans.toml …`. Protected: what a later run
 /// trusts, always ([`crate::manifest::Guarded`]: `plans.toml`, the plan files, the prompt
 /// templates, `.gitmodules`, the clients' settings, and the program and script of every command
-/// line, found in the plan's base or made by the task); and the plan's `protect` globs, or
-/// without them every other file the command lines name that is in the repository (tracked at
-/// the plan's base: `data/expected.txt` of `sh ci/compare.sh data/expected.txt`; a file the task
-/// makes, such as `out.txt`, is not). Its changes: those not committed and, with `since`, those
+/// line, found in the plan's base or made by the task); and the plan's `protect` globs. The
+/// other files a command line names (the data handed to it: `data/expected.txt` of
+/// `sh ci/compare.sh data/expected.txt`) are the task's to change unless `protect` names them.
+/// Its changes: those not committed and, with `since`, those
 /// `branch` committed since it met `since` (an agent that commits its work itself).
 ///
 /// `Err` (the cause, naming the check and git's error) when git cannot answer: nothing is
@@ -394,10 +394,9 @@ pub(crate) fn protected_changes(
             links.join(", ")
         )));
     }
-    let mut exact = found.trusted;
-    if p.protect.is_none() {
-        exact.extend(found.data);
-    }
+    // The data a gate is handed (`tests/test_x.py` of `pytest tests/test_x.py`) is the task's
+    // work: a task may extend the test a check runs. `protect` names what else is kept.
+    let exact = found.trusted;
     let mut hit: Vec<String> = Vec::new();
     let mut add = |found: &mut dyn Iterator<Item = String>| {
         for c in found.filter(|c| !named(c)) {
