@@ -846,3 +846,83 @@ fn trials(wide: bool, test: &str) {
             .join("\n\n")
     );
 }
+
+/// The pid of a live process running `git … reset --hard` in `worktree`, if any.
+fn checkout_of(worktree: &Path) -> Option<u32> {
+    let want = format!("--work-tree={}", worktree.display());
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let words: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let has = |w: &str| words.contains(&w.as_bytes());
+        (has(&want) && has("reset") && has("--hard") && process_alive(pid)).then_some(pid)
+    })
+}
+
+/// A `kill -9` of `orch up` while git checks out a plan's worktree: the git it started dies
+/// with it (it would go on writing into the directory the next `orch up` clears, which then
+/// failed "cannot remove stale worktree entry … Directory not empty"), and one more `orch up`
+/// completes the plan. The checkout is held by a smudge filter of the repository's config (a
+/// driver you configured: git then runs unconfined, and still dies with orch), for a plan
+/// worktree and for a task worktree. Seen failing on main: the git of the killed orch was still
+/// there, blocked in its checkout, when the deadline passed.
+#[test]
+fn a_kill_during_a_worktrees_checkout_takes_its_git_along_and_the_next_up_completes() {
+    for parallel_tasks in ["", "parallel_tasks = 2\n"] {
+        let repo = Repo::bare_minimum();
+        let go = repo.root().join(".git/checkout.go");
+        repo.git(&[
+            "config",
+            "filter.slow.smudge",
+            &format!(
+                "sh -c 'while [ ! -e {} ]; do sleep 0.05; done; cat'",
+                go.display()
+            ),
+        ]);
+        repo.git(&["config", "filter.slow.clean", "cat"]);
+        repo.write(".gitattributes", "*.dat filter=slow\n");
+        repo.write("data/a.dat", "payload\n");
+        repo.write(
+            "docs/plans/p.md",
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+        );
+        repo.manifest(
+            &support::toml_array(&["sh", "-c", "echo \"$ORCH_TASK\" > \"$ORCH_TASK.txt\""]),
+            "",
+            "retries = 0",
+            &[("p", parallel_tasks)],
+        );
+        repo.commit_all("plans");
+        let mut child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+        let trees = repo.root().join(".orch/worktrees");
+        let mut git = None;
+        wait_for("a checkout held by the filter", || {
+            git = std::fs::read_dir(&trees)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|e| checkout_of(&e.path()));
+            git.is_some()
+        });
+        let git = git.expect("git");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        wait_for("the killed orch's git to end with it", || {
+            !process_alive(git)
+        });
+        std::fs::write(&go, "").expect("go");
+        let out = repo.up(&[]);
+        for id in ["1.1", "1.2"] {
+            assert_eq!(
+                repo.git(&["show", &format!("plan/p:{id}.txt")]),
+                id,
+                "{parallel_tasks}: {out}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(repo.worktree("p").join("data/a.dat")).expect("a.dat"),
+            "payload\n",
+            "{parallel_tasks}"
+        );
+    }
+}

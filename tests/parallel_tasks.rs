@@ -603,3 +603,78 @@ fn orch_clean_removes_task_worktrees_and_branches_saving_their_work() {
         assert_eq!(repo.git(&["show", &format!("{}:half.txt", saved[0])]), id);
     }
 }
+
+/// Whether process `pid` still exists (not reaped yet).
+fn exists(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// An agent that reports by exiting (`report = "exit"`: its exit 0 is its `done`) and ends
+/// while no supervisor runs is settled from its wrapper's record by the next `orch up`: its
+/// work checked and committed, never run again. Both ways a task runs: in a task worktree
+/// (`parallel_tasks = 2`, both tasks at once) and in the plan's worktree (one at a time, the
+/// other task still to run). Seen failing on main: each such task ran again after the restart.
+#[test]
+fn an_agent_that_exits_while_no_supervisor_runs_is_settled_not_run_again() {
+    for parallel in [2, 1] {
+        let repo = Repo::new();
+        let j = repo.root().join(".git/journal");
+        let go = format!("{}.go", j.display());
+        setup(&repo, TWO, "own", std::slice::from_ref(&go));
+        if parallel == 1 {
+            let text = String::from_utf8_lossy(&repo.read("plans.toml"))
+                .replace("parallel_tasks = 2\n", "");
+            repo.write("plans.toml", &text);
+            repo.commit_all("one at a time");
+        }
+        let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+        let running = if parallel == 2 { 2 } else { 1 };
+        wait_for("the agents", || {
+            journal(&j).iter().filter(|e| e.0 == "start").count() == running
+                && ["1.1", "1.2"][..running]
+                    .iter()
+                    .all(|id| agent_pid(&repo, id).is_some())
+        });
+        let wrappers: Vec<u64> = ["1.1", "1.2"][..running]
+            .iter()
+            .filter_map(|id| agent_pid(&repo, id))
+            .collect();
+        kill_supervisor(child);
+        // Now, with no supervisor, the agents finish: exit 0, their work left in their trees.
+        std::fs::write(&go, "").expect("go");
+        wait_for("the agents to end", || {
+            journal(&j).iter().filter(|e| e.0 == "end").count() == running
+                && wrappers.iter().all(|&p| !exists(p))
+        });
+        let out = wait(repo.orch(&["up", "--json"]).spawn().expect("spawn orch"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{parallel}: {text}");
+        let starts: Vec<_> = journal(&j)
+            .into_iter()
+            .filter(|e| e.0 == "start")
+            .map(|e| (e.1, e.2))
+            .collect();
+        assert_eq!(
+            starts.len(),
+            2,
+            "{parallel}: each agent ran once: {starts:?}"
+        );
+        assert!(
+            starts.iter().all(|(_, a)| *a == 1),
+            "{parallel}: {starts:?}"
+        );
+        assert_one_commit_per_task(&repo, &["p 1.1: One", "p 1.2: Two"]);
+        for id in ["1.1", "1.2"] {
+            assert_eq!(
+                repo.git(&["show", &format!("plan/p:{id}.txt")]),
+                id,
+                "{parallel}"
+            );
+        }
+        let doc = read_status(&repo.status_path("p")).expect("status");
+        for id in ["1.1", "1.2"] {
+            let t = try_task_in(&doc, id).expect("task");
+            assert_eq!(t["status"], "completed", "{parallel}: {t}");
+        }
+    }
+}

@@ -504,6 +504,14 @@ pub(super) enum Command {
         /// A file, or a directory, beneath which files may be executed.
         #[arg(long = "exec", value_name = "PATH")]
         exec: Vec<PathBuf>,
+        /// Execute anything (your git configuration names a driver, or the kernel has no
+        /// Landlock): only the end with the parent holds.
+        #[arg(long, conflicts_with = "exec")]
+        unconfined: bool,
+        /// The orch process that runs this git: when it dies (a `kill -9`), git is killed with
+        /// it, so that a checkout it started stops writing before the next orch cleans up.
+        #[arg(long, value_name = "PID")]
+        parent: Option<u32>,
         /// The program to run, confined, and its arguments.
         #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
         argv: Vec<std::ffi::OsString>,
@@ -531,6 +539,9 @@ pub(super) enum Command {
         /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
         #[arg(long = "stdin", value_name = "PATH")]
         stdin: Option<PathBuf>,
+        /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
+        #[arg(long = "ended", value_name = "PATH")]
+        ended: Option<PathBuf>,
         /// The program to run and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<String>,

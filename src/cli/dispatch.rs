@@ -148,13 +148,19 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             deny_read,
             argv,
         } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
-        Command::GitExec { exec, argv } => commands::sandbox_exec::run_git(&exec, &argv),
+        Command::GitExec {
+            exec,
+            unconfined,
+            parent,
+            argv,
+        } => commands::sandbox_exec::run_git((&exec, unconfined), parent, &argv),
         Command::SessionExec {
             log_max,
             grace_ms,
             keep,
             gate,
             stdin,
+            ended,
             argv,
         } => commands::sandbox_exec::run_in_session(
             &crate::process::wrapper::Options {
@@ -163,6 +169,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 keep,
                 gate,
                 stdin_file: stdin,
+                ended,
             },
             &argv,
         ),

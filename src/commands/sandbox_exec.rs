@@ -75,13 +75,28 @@ fn new_session() -> Result<(), String> {
 /// ([`crate::sandbox::restrict_exec`]; nothing else of the process is confined), it becomes
 /// `ARGV` in the same session (a push may still ask for a passphrase on the terminal). If the
 /// confinement cannot be applied it runs nothing and exits 1.
-pub(crate) fn run_git(allow: &[std::path::PathBuf], argv: &[std::ffi::OsString]) -> CliResult<u8> {
+pub(crate) fn run_git(
+    (allow, unconfined): (&[std::path::PathBuf], bool),
+    parent: Option<u32>,
+    argv: &[std::ffi::OsString],
+) -> CliResult<u8> {
     let Some((program, args)) = argv.split_first() else {
         return Err(CliError::invalid(anyhow!(
             "`orch git-exec` is run by orch's git runner: `orch git-exec --exec P… -- ARGV…`"
         )));
     };
-    crate::sandbox::restrict_exec(allow).map_err(|e| anyhow!("orch git-exec: {e}"))?;
+    if let Some(parent) = parent {
+        // Kept across the exec: git (not what it starts) gets SIGKILL when orch's thread that
+        // waits for it dies. Already gone: nothing runs.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(|e| anyhow!("orch git-exec: cannot tie git to orch: {e}"))?;
+        if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent) {
+            return Ok(crate::exit::FAILURE);
+        }
+    }
+    if !unconfined {
+        crate::sandbox::restrict_exec(allow).map_err(|e| anyhow!("orch git-exec: {e}"))?;
+    }
     let e = Command::new(program).args(args).exec();
     Err(anyhow!("cannot run `{}` confined: {e}", program.to_string_lossy()).into())
 }

@@ -127,21 +127,31 @@ pub fn confine_runs() {
 /// your git configuration names a driver ([`super::programs::allowed`]): then nothing confines
 /// what git executes, and what holds is that git reads no configuration of a work tree's
 /// choosing ([`super::nested`]). An error when it should confine and cannot.
+///
+/// Confined or not, git started this way dies with the orch that waits for it (`--parent`): a
+/// `kill -9` of orch mid-checkout does not leave git writing into a worktree the next orch
+/// cleans up.
 fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     let Some(Some(orch)) = ORCH_EXE.get() else {
         return Ok(None);
     };
+    let mut cmd = Command::new(orch);
+    cmd.arg("git-exec")
+        .arg(format!("--parent={}", std::process::id()));
     if !crate::sandbox::exec_supported() {
-        return Ok(None);
+        cmd.arg("--unconfined").arg("--").arg(GIT);
+        return Ok(Some(cmd));
     }
     let install = super::programs::install(GIT, &plain)?;
-    let Some(allow) = super::programs::allowed(install, git_dir, &plain) else {
-        return Ok(None);
-    };
-    let mut cmd = Command::new(orch);
-    cmd.arg("git-exec");
-    for p in allow.iter() {
-        cmd.arg("--exec").arg(p);
+    match super::programs::allowed(install, git_dir, &plain) {
+        Some(allow) => {
+            for p in allow.iter() {
+                cmd.arg("--exec").arg(p);
+            }
+        }
+        None => {
+            cmd.arg("--unconfined");
+        }
     }
     cmd.arg("--").arg(&install.git);
     Ok(Some(cmd))

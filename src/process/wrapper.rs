@@ -57,6 +57,10 @@ pub(crate) struct Options {
     /// stdin is then `stdin_file` (opened without following a link), else /dev/null.
     pub(crate) gate: bool,
     pub(crate) stdin_file: Option<std::path::PathBuf>,
+    /// Where the child's ending is written once it ended (`exit N`, `signal N`): orch's record
+    /// of an attempt that ended while no orch ran, read when a restarted `orch up` finds the
+    /// wrapper gone.
+    pub(crate) ended: Option<std::path::PathBuf>,
 }
 
 /// Why a gated wrapper ran nothing: orch ended before it recorded the attempt.
@@ -484,12 +488,36 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
     }
     // A keeper stopped before its setup ended reports that, as a killed setup.
     let ended = status.unwrap_or(Ended::Signal(Signal::SIGKILL as i32));
+    if let (Some(path), Some(_)) = (&opts.ended, status) {
+        write_ended(path, ended);
+    }
     if opts.keep {
         let mut out = io::stdout().lock();
         let _ = out.write_all(&report(ended, &recent));
         let _ = out.flush();
     }
     Ok(ended)
+}
+
+/// Writes `ended` to `path` (made anew, never through a link): the record a restarted orch
+/// reads of an attempt that ended while none ran ([`read_ended`]).
+fn write_ended(path: &std::path::Path, ended: Ended) {
+    let _ = std::fs::remove_file(path);
+    if let Ok(mut f) = crate::links::no_follow()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{}\n", ended.word()).as_bytes());
+    }
+}
+
+/// The exit code recorded at `path` by a wrapper whose child exited (`exit N`); `None` when
+/// nothing is recorded there, or the child died by a signal.
+pub(crate) fn read_ended(path: &std::path::Path) -> Option<i32> {
+    let bytes = crate::untrusted::read::optional(path, crate::untrusted::read::STATE).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
+    text.trim().strip_prefix("exit ")?.parse().ok()
 }
 
 /// The next phase once the wrapper is told to stop: every descendant gets SIGTERM (once).

@@ -52,6 +52,9 @@ pub(crate) struct Monitor {
     /// The attempt's private copy of its client's state (confined attempts), removed when it
     /// ends.
     pub(crate) client_state: Option<PathBuf>,
+    /// Where the attempt's wrapper records how its agent ended: how an adopted agent's end is
+    /// known (orch is not its parent).
+    pub(crate) ended: PathBuf,
     /// A stop of this attempt, asked for by the core.
     pub(crate) stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
@@ -75,6 +78,10 @@ pub(crate) async fn watch(mut m: Monitor) {
     }
     if let Some(tmp) = m.tmpdir.take() {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+    }
+    // The wrapper's record of the ending has been read (or is not needed: orch saw it).
+    if !m.ended.as_os_str().is_empty() {
+        let _ = std::fs::remove_file(&m.ended);
     }
     if let Some(dir) = m.client_state.take() {
         let _ = tokio::task::spawn_blocking(move || super::client_state::remove(&dir)).await;
@@ -157,7 +164,9 @@ async fn watch_process(m: &mut Monitor) -> Ending {
             },
             _ = tick.tick() => {
                 if adopted.is_some_and(|start_time| !process_alive(pid, start_time)) {
-                    return Ending::Exited(None);
+                    // Its wrapper's record, when it ended by itself (before or since orch
+                    // adopted it): the attempt is settled by its exit code, not run again.
+                    return Ending::Exited(crate::process::wrapper::read_ended(&m.ended));
                 }
                 if m.watch_activity && activity.changed() {
                     let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });

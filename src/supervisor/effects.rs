@@ -607,6 +607,7 @@ impl Effects<'_> {
                 attempt,
             )
             .map(|(_, dir)| dir),
+            ended: super::reports::ended_path(&pc, id.as_deref().unwrap_or("plan"), attempt),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
             tx: self.tx.clone(),

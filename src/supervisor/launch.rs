@@ -340,9 +340,20 @@ impl Effects<'_> {
         }
         // Gated: the agent starts once its launch is recorded below.
         let wrap = (self.ctx.log_max, self.ctx.grace);
-        let argv = sandbox::in_session_gated(&self.ctx.orch_bin, wrap, stdin.as_deref(), argv);
-        // Its network: the wrapper enters the namespace, orch's proxy serves it.
         let unit_name = id.as_deref().unwrap_or("plan");
+        // Where the wrapper records how the agent ended (read if orch is not there to see it).
+        let ended = super::reports::ended_path(pc, unit_name, attempt);
+        let ended = ended
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+            .then_some(ended);
+        let argv = sandbox::in_session_gated(
+            &self.ctx.orch_bin,
+            wrap,
+            (stdin.as_deref(), ended.as_deref()),
+            argv,
+        );
+        // Its network: the wrapper enters the namespace, orch's proxy serves it.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
             &pc.network,

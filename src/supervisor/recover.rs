@@ -250,6 +250,7 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
         attempt,
         state: JobState::Queued,
     };
+    let state_dir = super::reports::state_dir_of(pc);
     let alive = |pid, start_time| {
         process::process_alive(pid, start_time).then_some(Survivor::Process { pid, start_time })
     };
@@ -279,9 +280,19 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
                 recorded_job: run
                     .and_then(|r| r.job_id.as_ref())
                     .map(|id| queued(id, e.attempts.max(1))),
-                recorded_process: run
-                    .filter(|_| in_progress)
-                    .and_then(|r| alive(r.pid, r.process_start_time)),
+                // Alive, or ended by itself while no orch ran, as its wrapper recorded: watched
+                // again, its exit code settles it (an agent that reports by exiting is not run
+                // again).
+                recorded_process: run.filter(|_| in_progress).and_then(|r| {
+                    alive(r.pid, r.process_start_time).or_else(|| {
+                        let attempt = status::report::latest_attempt(&state_dir, pc.name(), &t.id)?;
+                        let ended = super::reports::ended_path(pc, &t.id, attempt);
+                        crate::process::wrapper::read_ended(&ended).map(|_| Survivor::Process {
+                            pid: r.pid,
+                            start_time: r.process_start_time,
+                        })
+                    })
+                }),
                 ..agent_of(&t.id)
             };
             Some(TaskFound {

@@ -64,6 +64,15 @@ pub(crate) fn state_dir_of(pc: &PlanCtx) -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Where the wrapper of `unit`'s (a task id, or `plan`) attempt `attempt` of plan `pc` records
+/// how its agent ended ([`crate::process::wrapper::read_ended`]): in orch's state directory.
+pub(crate) fn ended_path(pc: &PlanCtx, unit: &str, attempt: u32) -> PathBuf {
+    state_dir_of(pc)
+        .join("ended")
+        .join(pc.name())
+        .join(format!("{unit}-{attempt}"))
+}
+
 impl Effects<'_> {
     /// The report directory of `unit`'s attempt `attempt`, and the attempt's log.
     fn report_place(&self, unit: Unit, attempt: u32) -> Option<(PathBuf, PathBuf)> {

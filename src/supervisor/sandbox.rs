@@ -137,11 +137,12 @@ pub(crate) fn in_session(
 /// [`in_session`] for an attempt's agent, gated: the wrapper starts the agent only once orch
 /// has recorded its launch ([`crate::process::Spawned::release`]), so that no agent runs that a
 /// restarted `orch up` would find unrecorded; the agent's stdin is `stdin` (the prompt file),
-/// opened by the wrapper, else /dev/null.
+/// opened by the wrapper, else /dev/null; how the agent ended is written to `ended`
+/// ([`crate::process::wrapper::read_ended`]).
 pub(crate) fn in_session_gated(
     orch_bin: &Path,
     wrap: (u64, std::time::Duration),
-    stdin: Option<&Path>,
+    (stdin, ended): (Option<&Path>, Option<&Path>),
     argv: Vec<String>,
 ) -> Vec<String> {
     let mut out = in_session(orch_bin, wrap, Vec::new());
@@ -149,6 +150,9 @@ pub(crate) fn in_session_gated(
     out.push("--gate".to_string());
     if let Some(p) = stdin {
         out.push(format!("--stdin={}", p.display()));
+    }
+    if let Some(p) = ended {
+        out.push(format!("--ended={}", p.display()));
     }
     out.push("--".to_string());
     out.extend(argv);

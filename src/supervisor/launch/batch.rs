@@ -123,6 +123,8 @@ impl Effects<'_> {
                 watch_activity,
                 tmpdir: None,
                 client_state: None,
+                // A job's ending is the scheduler's to say.
+                ended: std::path::PathBuf::new(),
                 stop_one: stop_rx,
                 stop_all,
                 tx,
