@@ -560,3 +560,79 @@ fn verify_steps_that_fail_or_are_skipped_say_so_on_the_plan_branch() {
         (&"V2".into(), &"skipped".into())
     );
 }
+
+/// A task whose agent reported done and whose check is still running is shown running, not
+/// done: `checking` in `orch status` (text: `1 running`, its line `checking`; JSON: status
+/// `in_progress`, `stage: checking`, the summary's `checking`), and once committed its
+/// duration runs to its commit, its check included. Both ways of reporting: `orch task done`
+/// (the status file says completed before the check) and an exit (`report = "exit"`). Seen
+/// failing on main: the task was `completed`, `0 running`, with the duration of its agent alone.
+#[test]
+fn a_task_whose_check_runs_is_shown_running_and_its_duration_runs_to_its_commit() {
+    for (command, extra) in [
+        ("echo one > one.txt && \"$ORCH_BIN\" task done 1.1", ""),
+        ("echo one > one.txt", "report = \"exit\""),
+    ] {
+        let repo = Repo::bare_minimum();
+        let flag = repo.outside("check.go");
+        let check = toml_array(&[
+            "sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+                flag.display()
+            ),
+        ]);
+        setup(
+            &repo,
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 Write one\n",
+            &toml_array(&["sh", "-c", command]),
+            extra,
+            &format!("retries = 0\ncheck = {check}"),
+            "",
+        );
+        let child = repo.orch(&["up", "--json"]).spawn().expect("spawn orch");
+        // The check runs once the agent's work is in: its own file is there.
+        let wt = repo.worktree("p");
+        support::wait_for("the agent's work", || wt.join("one.txt").is_file());
+        let mut seen = None;
+        support::wait_for("the task checking", || {
+            let v = status_json(&repo);
+            let t = v["tasks"][0].clone();
+            let ok = t["status"] == "in_progress"
+                && (extra.is_empty() == (t["stage"] == "checking"))
+                && v["summary"]["in_progress"] == 1
+                && v["summary"]["completed"] == 0;
+            if ok {
+                seen = Some(v);
+            }
+            ok
+        });
+        let held = std::time::Instant::now();
+        let v = seen.expect("seen");
+        let t = &v["tasks"][0];
+        assert!(t.get("duration_ms").is_none(), "{extra}: {t}");
+        if extra.is_empty() {
+            assert_eq!(v["summary"]["checking"], 1, "{v}");
+            let (_, text, _) = repo.run(&["status", "--plan", "p"]);
+            assert!(text.contains("0/1 done, 1 running"), "{text}");
+            assert!(text.contains("checking 1.1 Write one"), "{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let held_ms = u64::try_from(held.elapsed().as_millis()).expect("ms");
+        std::fs::write(&flag, "").expect("go");
+        let out = support::wait(child);
+        assert_eq!(out.status.code(), Some(0), "{extra}");
+        let v = status_json(&repo);
+        let t = &v["tasks"][0];
+        assert_eq!(t["status"], "completed", "{extra}: {t}");
+        assert!(t["commit"].is_string(), "{extra}: {t}");
+        assert!(t.get("stage").is_none(), "{extra}: {t}");
+        let ms = t["duration_ms"].as_u64().expect("duration_ms");
+        assert!(
+            ms >= held_ms,
+            "{extra}: {ms} ms < the {held_ms} ms its check was held"
+        );
+        assert_eq!(v["summary"]["checking"], 0, "{v}");
+    }
+}

@@ -334,7 +334,7 @@ impl View<'_> {
             files: crate::plan::task_files(task),
             ..task.clone()
         };
-        task_json(&lp.name, &lp.plan, &task, Some(&entry))
+        task_json(&lp.name, &lp.plan, &task, Some(&entry), false)
     }
 
     fn name(&self, n: usize) -> String {

@@ -17,8 +17,18 @@ pub(crate) fn task_json(
     plan: &Plan,
     task: &Task,
     entry: Option<&TaskEntry>,
+    live: bool,
 ) -> Value {
-    let status = entry.map_or(TaskStatus::Pending, |e| e.status);
+    // A task done by its agent whose check and commit are to come (an `orch up` runs: `live`)
+    // is still running.
+    let checking = live
+        && task.kind == crate::plan::TaskKind::Task
+        && entry.is_some_and(crate::status::checking);
+    let status = match entry {
+        _ if checking => TaskStatus::InProgress,
+        Some(e) => e.status,
+        None => TaskStatus::Pending,
+    };
     let mut v = json!({
         "id": task.id,
         "kind": task.kind,
@@ -50,8 +60,13 @@ pub(crate) fn task_json(
             }
         };
         put("started_at", e.started_at.clone().map(Value::from));
-        put("completed_at", e.completed_at.clone().map(Value::from));
-        put("duration_ms", e.duration.map(Value::from));
+        if checking {
+            // Its time runs to its commit: none yet.
+            put("stage", Some(json!("checking")));
+        } else {
+            put("completed_at", e.completed_at.clone().map(Value::from));
+            put("duration_ms", e.duration.map(Value::from));
+        }
         put("error", e.error.clone().map(Value::from));
         put("notes", e.notes.clone().map(Value::from));
         put("skip_reason", e.skip_reason.clone().map(Value::from));
@@ -77,12 +92,13 @@ pub(crate) fn task_json(
 }
 
 /// Counts per status over tasks and verification steps.
-pub(crate) fn summary_json(doc: &StatusDoc) -> Value {
-    let c = crate::status::counts_all(doc);
+pub(crate) fn summary_json(doc: &StatusDoc, live: bool) -> Value {
+    let (c, checking) = crate::status::shown_counts(doc, live);
     json!({
         "total": c.total_tasks,
         "pending": c.pending,
         "in_progress": c.in_progress,
+        "checking": checking,
         "completed": c.completed,
         "failed": c.failed,
         "skipped": c.skipped,

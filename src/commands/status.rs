@@ -165,7 +165,12 @@ fn render(
 ) -> CliResult<String> {
     if matches!(format, Format::Text | Format::TextAll) {
         // The text needs each task's status (and error) only: no full entries, no reconcile.
-        let states = workspace::keep(workspace::read_states(ws, override_path)?);
+        let states = workspace::read_states(ws, override_path)?
+            .into_iter()
+            .zip(&ws.plans)
+            .map(|(s, p)| s.with_run(run_live(p)))
+            .collect::<Vec<_>>();
+        let states = workspace::keep(states);
         // The forecasts, once there is a history (they need the running tasks' start times).
         let snapshot = forecast_snapshot(ws, override_path);
         let mut out = String::new();
@@ -271,12 +276,22 @@ fn render(
     ))
 }
 
+/// Whether an `orch up` runs in plan `p`'s state directory (a task completed without its
+/// commit is then checking).
+fn run_live(p: &LoadedPlan) -> bool {
+    p.status_path
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|d| crate::supervisor::lock::running(d).is_some())
+}
+
 fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
+    let live = run_live(p);
     let tasks: Vec<Value> = p
         .plan
         .tasks
         .iter()
-        .map(|t| task_json(&p.name, &p.plan, t, doc.entry(&t.id)))
+        .map(|t| task_json(&p.name, &p.plan, t, doc.entry(&t.id), live))
         .collect();
     let progress = phase_progress(p, |t| {
         doc.entry(&t.id).map_or(TaskStatus::Pending, |e| e.status)
@@ -295,7 +310,7 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "title": p.plan.title,
         "file": p.rel_path,
         "status_file": p.status_path,
-        "summary": summary_json(doc),
+        "summary": summary_json(doc, live),
         "phases": phases,
         "tasks": tasks,
         "usage": plan_usage(doc),
@@ -403,7 +418,12 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
             s
         })
         .unwrap_or_default();
-    let _ = writeln!(out, "      {st:<11} {} {}{extra}", t.id, t.description);
+    let st = if states.checking(t) {
+        "checking".to_string()
+    } else {
+        st.to_string()
+    };
+    let _ = writeln!(out, "      {st} {} {}{extra}", t.id, t.description);
 }
 
 /// One plan in text: its counts and bar, what it used, whether it or its agent is paused, then

@@ -34,8 +34,10 @@ pub(crate) use store::{
     FileStamp, Known, STATUS_FILE_NAME, apply_if_current, read_file, rebuild,
     update_entry_if_current, update_with_digest, view, view_shared,
 };
+#[cfg(test)]
 pub(crate) use summary::counts_all;
 pub use summary::refresh_derived;
+pub(crate) use summary::{checking, shown_counts};
 pub use transition::Transition;
 pub use transition::TransitionOptions;
 pub use transition::apply;

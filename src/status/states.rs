@@ -27,6 +27,8 @@ pub(crate) struct StateEntry {
     /// Tokens and cost of its attempts (`orchUsage`); boxed, as most entries have none (the
     /// map of 10,000 entries is then 0.8 MB smaller).
     pub(crate) usage: Option<Box<crate::agent_output::Usage>>,
+    /// A task completed without a commit ([`super::checking`] while a run is live).
+    pub(crate) awaiting_commit: bool,
 }
 
 /// Where an entry was read: its array (`verifySteps` or `tasks`) and its place there.
@@ -51,6 +53,9 @@ pub struct StatusStates {
     /// `orchMerge`: the plan's last merge (`orch merge`, the merge train).
     pub(crate) merge: Option<serde_json::Value>,
     path: std::path::PathBuf,
+    /// An `orch up` runs the plan ([`Self::with_run`]): a task completed without its commit is
+    /// then checking.
+    live: bool,
 }
 
 /// What [`load_states`] reads of the document: the schema's required fields (checked, not
@@ -88,6 +93,8 @@ struct StateFields {
     last_error: Option<String>,
     #[serde(default)]
     orch_usage: Option<OrchUsage>,
+    #[serde(default)]
+    commit: Option<IgnoredAny>,
 }
 
 /// The entries' texts, for [`StatusStates::entries`].
@@ -149,7 +156,23 @@ impl StatusStates {
     /// The status `task` has once the document is reconciled with its plan: the recorded one
     /// (a pending task marked `[x]` in the plan counts as completed); for a task the file does
     /// not know, completed when `[x]`, else pending.
+    /// These states while an `orch up` runs the plan (`live`): a task completed without its
+    /// commit is then [`super::checking`].
+    pub(crate) fn with_run(mut self, live: bool) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Whether `task` is done by its agent's word, its check and commit to come, while a run
+    /// is live ([`super::checking`]; its [`Self::status`] is then in progress).
+    pub(crate) fn checking(&self, task: &Task) -> bool {
+        self.live && self.entry(&task.id).is_some_and(|e| e.awaiting_commit)
+    }
+
     pub fn status(&self, task: &Task) -> TaskStatus {
+        if self.checking(task) {
+            return TaskStatus::InProgress;
+        }
         let recorded = self.entry(&task.id).and_then(|e| e.status);
         super::with_plan(recorded.unwrap_or(TaskStatus::Pending), task)
     }
@@ -174,6 +197,9 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
         for (index, f) in entries.into_iter().enumerate() {
             if let Entry::Vacant(v) = map.entry(f.id) {
                 let state = StateEntry {
+                    awaiting_commit: !verify
+                        && f.status == Some(TaskStatus::Completed)
+                        && f.commit.is_none(),
                     status: f.status,
                     error: f.error,
                     last_error: f.last_error,
@@ -190,6 +216,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
         plan_paused: doc.orch_plan_paused,
         merge: doc.orch_merge,
         path: path.to_path_buf(),
+        live: false,
     })
 }
 

@@ -24,12 +24,40 @@ fn count<'a>(entries: impl Iterator<Item = &'a TaskEntry>) -> Summary {
     s
 }
 
+/// Whether a task's entry (of the `tasks` array: a verification step is never committed) is
+/// done by its agent's word but not yet by orch's: while an `orch up` runs its plan, its check
+/// and commit are still to come (a task's commit is recorded once its check passed). The views
+/// show it running (`checking`), not done, while a run is live; without one, a task completed
+/// by `orch task done` needs no commit.
+pub(crate) fn checking(e: &TaskEntry) -> bool {
+    e.status == TaskStatus::Completed && e.commit.is_none()
+}
+
+/// The views' counts (tasks and verification steps together), with the tasks that are
+/// [`checking`] while a run is `live` counted in progress; and how many are.
+pub(crate) fn shown_counts(doc: &StatusDoc, live: bool) -> (Summary, u32) {
+    let mut s = Summary::default();
+    let mut n = 0;
+    for e in &doc.tasks {
+        s.total_tasks += 1;
+        let c = live && checking(e);
+        n += u32::from(c);
+        *s.count_mut(if c { TaskStatus::InProgress } else { e.status }) += 1;
+    }
+    for e in &doc.verify_steps {
+        s.total_tasks += 1;
+        *s.count_mut(e.status) += 1;
+    }
+    (s, n)
+}
+
 /// The schema's `summary`: counts over the `tasks` array only, as the earlier system counted.
 pub(crate) fn summarize(doc: &StatusDoc) -> Summary {
     count(doc.tasks.iter())
 }
 
 /// orch's own counts: tasks and verification steps together.
+#[cfg(test)]
 pub(crate) fn counts_all(doc: &StatusDoc) -> Summary {
     count(doc.entries())
 }

@@ -232,6 +232,9 @@ pub(crate) struct CommitRecord {
     /// does not say it is completed yet (so that a commit of the task is never older than its
     /// completion, which recovery relies on to find it again: `settle::commit_in_worktree`).
     pub(crate) done_at: DateTime<Utc>,
+    /// When the commit was made: the task's duration runs to it (its check and commit
+    /// included).
+    pub(crate) committed_at: DateTime<Utc>,
     /// Written to the file (not yet read back).
     pub(crate) written: bool,
 }
@@ -364,6 +367,7 @@ impl PlanCtx {
                 id: id.to_string(),
                 commit: commit.to_string(),
                 done_at,
+                committed_at: Utc::now(),
                 written: false,
             });
         }
@@ -587,24 +591,36 @@ fn strip_annotations(description: &str) -> String {
 fn record_commits_in(doc: &mut StatusDoc, records: &[CommitRecord]) -> Result<(), StatusError> {
     records
         .iter()
-        .try_for_each(|r| record_commit_in(doc, &r.id, &r.commit, r.done_at))
+        .try_for_each(|r| record_commit_in(doc, &r.id, &r.commit, (r.done_at, r.committed_at)))
 }
 
 /// Records in `doc` that task `id`'s work is commit `commit`: completed (if it was not yet, at
-/// `done_at`: when it was found done, before the commit was made) with that commit.
+/// `done_at`: when it was found done, before the commit was made) with that commit, its
+/// duration from its start to `committed_at` (the check and the commit are part of the task's
+/// time, which forecasts learn).
 pub(crate) fn record_commit_in(
     doc: &mut StatusDoc,
     id: &str,
     commit: &str,
-    done_at: DateTime<Utc>,
+    (done_at, committed_at): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(), StatusError> {
     let done = doc
         .entry(id)
         .is_some_and(|e| e.status == TaskStatus::Completed);
+    let through_commit = |doc: &mut StatusDoc| {
+        if let Some(e) = doc.entry_mut(id)
+            && let Some(start) = e.started_at.as_deref().and_then(status::parse_timestamp)
+            && committed_at >= start
+        {
+            let ms = (committed_at - start).num_milliseconds();
+            e.duration = u64::try_from(ms).ok().max(e.duration);
+        }
+    };
     if done {
         if let Some(e) = doc.entry_mut(id) {
             e.commit = Some(commit.to_string());
         }
+        through_commit(doc);
         doc.last_updated_at = Some(status::timestamp(Utc::now()));
         Ok(())
     } else {
@@ -614,6 +630,7 @@ pub(crate) fn record_commit_in(
             ..status::TransitionOptions::default()
         };
         status::apply(doc, id, status::Transition::Done, &opts, done_at)?;
+        through_commit(doc);
         doc.last_updated_at = Some(status::timestamp(Utc::now()));
         Ok(())
     }
@@ -639,7 +656,7 @@ mod tests {
         let found = now - Duration::seconds(3);
         // Each record: the entry's status, commit and completion time (ms) after it.
         let mut record = |commit: &str, done_at| {
-            super::record_commit_in(&mut doc, "1.1", commit, done_at).expect("recorded");
+            super::record_commit_in(&mut doc, "1.1", commit, (done_at, done_at)).expect("recorded");
             let e = doc.entry("1.1").expect("entry");
             let at = e
                 .completed_at

@@ -548,7 +548,7 @@ impl Effects<'_> {
                     Arc::make_mut(doc),
                     &r.id,
                     &r.commit,
-                    r.done_at,
+                    (r.done_at, r.committed_at),
                 );
             }
         }

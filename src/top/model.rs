@@ -153,6 +153,7 @@ impl Source {
                 }
             }
         }
+        let live = crate::supervisor::lock::running(&self.state_dir).is_some();
         let status_of = |p: usize, t: usize| -> TaskStatus {
             let task = &self.ws.plans[p].plan.tasks[t];
             docs[p].as_ref().and_then(|d| d.entry(&task.id)).map_or(
@@ -161,7 +162,15 @@ impl Source {
                 } else {
                     TaskStatus::Pending
                 },
-                |e| e.status,
+                // Checking (done by its agent, its check and commit to come while a run is
+                // live) is running.
+                |e| {
+                    if live && task.kind == crate::plan::TaskKind::Task && status::checking(e) {
+                        TaskStatus::InProgress
+                    } else {
+                        e.status
+                    }
+                },
             )
         };
         let mut blocked_by: HashMap<(usize, usize), Vec<String>> = HashMap::new();

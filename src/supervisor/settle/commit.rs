@@ -289,7 +289,7 @@ fn record_commit(
 ) -> Result<(), CommitError> {
     plan.finished_by_orch(id);
     plan.update_entry(id, |doc| {
-        crate::supervisor::context::record_commit_in(doc, id, oid, done_at)
+        crate::supervisor::context::record_commit_in(doc, id, oid, (done_at, Utc::now()))
     })
     .map_err(|e| CommitError::Failed(format!("committed {oid} but cannot record it: {e}")))
 }
