@@ -636,3 +636,41 @@ fn a_task_whose_check_runs_is_shown_running_and_its_duration_runs_to_its_commit(
         assert_eq!(v["summary"]["checking"], 0, "{v}");
     }
 }
+
+/// The views show a task's text as its commit does, without its annotations (`(depends: …)`,
+/// `(est: …)`, `(check: …)`): the progress lines of `orch up` and `orch status`'s task lines.
+/// Seen failing on main: both showed `(depends: 1.1)`.
+#[test]
+fn progress_lines_and_status_show_task_texts_without_their_annotations() {
+    let repo = Repo::bare_minimum();
+    setup(
+        &repo,
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Write one (est: 5m)\n- [ ] 1.2 Write two (depends: 1.1) (check: false)\n",
+        &toml_array(&["sh", "-c", "echo \"$ORCH_TASK\" > \"$ORCH_TASK.txt\""]),
+        "",
+        "retries = 0",
+        "",
+    );
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("started (attempt 1, pid "), "{text}");
+    for (id, plain) in [("1.1", "Write one"), ("1.2", "Write two")] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{id} started")))
+            .unwrap_or_else(|| panic!("no start line of {id}: {text}"));
+        assert!(line.ends_with(&format!(": {plain}")), "{line}");
+    }
+    let (_, status, _) = repo.run(&["status", "--plan", "p"]);
+    let failed = status
+        .lines()
+        .find(|l| l.contains("failed 1.2"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(failed.contains("failed 1.2 Write two — "), "{failed}");
+    for note in ["(depends:", "(check:", "(est:"] {
+        assert!(!text.contains(note), "{note}: {text}");
+        assert!(!status.contains(note), "{note}: {status}");
+    }
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Write one"]);
+}

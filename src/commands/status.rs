@@ -423,7 +423,12 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
     } else {
         st.to_string()
     };
-    let _ = writeln!(out, "      {st} {} {}{extra}", t.id, t.description);
+    let _ = writeln!(
+        out,
+        "      {st} {} {}{extra}",
+        t.id,
+        crate::plan::plain_description(&t.description)
+    );
 }
 
 /// One plan in text: its counts and bar, what it used, whether it or its agent is paused, then

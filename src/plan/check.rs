@@ -58,6 +58,34 @@ fn split_argv(s: &str) -> Vec<String> {
     out
 }
 
+/// A task description without its `(depends: …)`, `(est: …)` and `(pipeline-start: …)` annotations, spaces
+/// collapsed: what a commit subject, a progress line, `orch status` and a resolver's prompt show.
+pub(crate) fn plain_description(description: &str) -> String {
+    let mut out = String::with_capacity(description.len());
+    let mut rest = description;
+    while let Some(open) = rest.find('(') {
+        let after = &rest[open + 1..];
+        let lower = after.trim_start().to_ascii_lowercase();
+        let is_note = lower.starts_with("depends:")
+            || lower.starts_with("est:")
+            || lower.starts_with("pipeline-start:")
+            || lower.starts_with("check:")
+            || lower.starts_with("attempts:");
+        match (is_note, after.find(')')) {
+            (true, Some(close)) => {
+                out.push_str(&rest[..open]);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_clause;

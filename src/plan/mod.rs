@@ -10,7 +10,7 @@ mod render;
 pub(crate) use parse::PlanReadError;
 
 pub(crate) use attempts::{attempts_clause, attempts_problems};
-pub(crate) use check::check_clause;
+pub(crate) use check::{check_clause, plain_description};
 
 pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;

@@ -652,3 +652,22 @@ fn files_filled_in_later_are_those_the_parser_finds() {
     assert!(full.tasks.iter().all(|t| task_files(t) == t.files));
     assert!(full.tasks.iter().any(|t| !t.files.is_empty()));
 }
+
+#[test]
+fn commit_subjects_drop_dependency_notes() {
+    let cases = [
+        ("Hash passwords (depends: 1.1)", "Hash passwords"),
+        (
+            "Add (HIGH) login (depends: 1.1, 2.3) form",
+            "Add (HIGH) login form",
+        ),
+        ("Start (pipeline-start: when 1.3 completes)", "Start"),
+        ("Keep (this) note", "Keep (this) note"),
+        ("Write docs (est: 1h30m) (depends: 1.1)", "Write docs"),
+        ("Add login (check: cargo test -p auth)", "Add login"),
+        ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(super::plain_description(input), want, "{input}");
+    }
+}

@@ -553,38 +553,13 @@ pub(crate) fn commit_message(name: &str, plan: &Plan, id: &str, description: &st
         Some(t) => format!(
             "{name} {id}: verification of phase {} passed: {}",
             t.phase,
-            strip_annotations(description)
+            crate::plan::plain_description(description)
         ),
-        None => format!("{name} {id}: {}", strip_annotations(description)),
+        None => format!(
+            "{name} {id}: {}",
+            crate::plan::plain_description(description)
+        ),
     }
-}
-
-/// A task description without its `(depends: …)`, `(est: …)` and `(pipeline-start: …)` annotations, spaces
-/// collapsed: what a commit subject should say.
-fn strip_annotations(description: &str) -> String {
-    let mut out = String::with_capacity(description.len());
-    let mut rest = description;
-    while let Some(open) = rest.find('(') {
-        let after = &rest[open + 1..];
-        let lower = after.trim_start().to_ascii_lowercase();
-        let is_note = lower.starts_with("depends:")
-            || lower.starts_with("est:")
-            || lower.starts_with("pipeline-start:")
-            || lower.starts_with("check:")
-            || lower.starts_with("attempts:");
-        match (is_note, after.find(')')) {
-            (true, Some(close)) => {
-                out.push_str(&rest[..open]);
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push_str(&rest[..=open]);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// [`record_commit_in`] for each (task id, commit) of `records`.
@@ -638,7 +613,6 @@ pub(crate) fn record_commit_in(
 
 #[cfg(test)]
 mod tests {
-    use super::strip_annotations;
 
     /// A task found done, then committed, then recorded in a later write: it is completed at
     /// the time it was found done, never after its commit (recovery finds an unrecorded commit
@@ -682,25 +656,6 @@ mod tests {
                 found_ms
             )
         );
-    }
-
-    #[test]
-    fn commit_subjects_drop_dependency_notes() {
-        let cases = [
-            ("Hash passwords (depends: 1.1)", "Hash passwords"),
-            (
-                "Add (HIGH) login (depends: 1.1, 2.3) form",
-                "Add (HIGH) login form",
-            ),
-            ("Start (pipeline-start: when 1.3 completes)", "Start"),
-            ("Keep (this) note", "Keep (this) note"),
-            ("Write docs (est: 1h30m) (depends: 1.1)", "Write docs"),
-            ("Add login (check: cargo test -p auth)", "Add login"),
-            ("Unclosed (depends: 1.1", "Unclosed (depends: 1.1"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(strip_annotations(input), want, "{input}");
-        }
     }
 
     #[test]

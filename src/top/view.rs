@@ -341,7 +341,10 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
     let t = &d.task;
     let mut head = vec![Line::from(vec![
         Span::styled(format!("{} {}", t.plan, t.id), th.bold()),
-        Span::raw(format!(" {}", t.description)),
+        Span::raw(format!(
+            " {}",
+            crate::plan::plain_description(&t.description)
+        )),
     ])];
     let state = t.status.map(|s| s.to_string()).unwrap_or_default();
     let mut facts = format!("{state}, attempt {}", t.attempt);

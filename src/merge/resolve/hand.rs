@@ -112,7 +112,11 @@ pub(crate) fn request<'a>(
             let tasks = lp.plan.tasks.iter();
             let task = |t: &crate::plan::Task| {
                 (
-                    format!("{}: {}", t.id, t.description),
+                    format!(
+                        "{}: {}",
+                        t.id,
+                        crate::plan::plain_description(&t.description)
+                    ),
                     format!("{}\n{}", t.description, t.body),
                 )
             };

@@ -59,9 +59,10 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             job_id,
             ..
         } => format!(
-            "{} started (attempt {attempt}, {}): {description}",
+            "{} started (attempt {attempt}, {}): {}",
             subject(plan, task),
-            runner(*pid, job_id.as_deref())
+            runner(*pid, job_id.as_deref()),
+            crate::plan::plain_description(description)
         ),
         Event::TaskAdopted {
             plan,
