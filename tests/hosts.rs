@@ -56,9 +56,20 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
         .expect("addr")
         .port();
     let gone_dir = lab.tmp.path().join("gone");
+    // A fourth that accepts the connection and says nothing (a hung machine).
+    let mute = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mute_port = mute.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in mute.incoming() {
+            held.push(c);
+        }
+    });
     let hosts = format!(
-        "{}[[host]]\nname = \"gone\"\nssh = \"127.0.0.1\"\nport = {closed}\ndir = \"{}\"\n",
+        "{}[[host]]\nname = \"gone\"\nssh = \"127.0.0.1\"\nport = {closed}\ndir = \"{}\"\n\n\
+         [[host]]\nname = \"mute\"\nssh = \"127.0.0.1\"\nport = {mute_port}\ndir = \"{}\"\n",
         lab.host_toml(2),
+        gone_dir.display(),
         gone_dir.display()
     );
     let repo = repo_with(&hosts, "");

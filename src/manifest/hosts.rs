@@ -263,10 +263,7 @@ mod tests {
         for bad in ["rel/dir", "/a/../b", "~user/x", "/a\n"] {
             assert!(remote_dir(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            remote_dir("/srv/orch/").ok().as_deref(),
-            Some("/srv/orch")
-        );
+        assert_eq!(remote_dir("/srv/orch/").ok().as_deref(), Some("/srv/orch"));
         assert!(remote_dir("~/.cache/orch").is_ok());
         for bad in ["", "-a", "a/b", ".a", &"x".repeat(40)] {
             assert!(host_name(&bad.to_string()).is_err(), "{bad:?}");
