@@ -99,6 +99,12 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
         );
         assert!(h["free_bytes"].as_u64().expect("free") > 0, "{h}");
         assert!(h["clients"].is_array(), "{h}");
+        // Three commands (the check, the copy, the probe) over one shared connection.
+        assert_eq!(
+            lab.accepted(name),
+            2,
+            "one connection of the lab's, one of orch's"
+        );
         // orch's copy in the host's own dir, byte for byte, named by its blob id.
         let copy = lab.server(name).dir.join("bin").join(format!("orch-{id}"));
         assert_eq!(

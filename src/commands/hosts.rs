@@ -128,3 +128,61 @@ fn line(r: &HostReport) -> String {
     }
     parts.join("  ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_host_says_is_shown_escaped() {
+        let r = HostReport {
+            name: "h1".into(),
+            answers: true,
+            usable: true,
+            landlock_abi: Some(6),
+            git: Some("git version 2.39\u{1b}[2J\r\nh2  ready".into()),
+            free_bytes: Some(3 << 30),
+            clients: vec!["claude".into()],
+            ..HostReport::default()
+        };
+        let shown = line(&r);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\n') && !shown.contains('\r'),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("h1  ready  Landlock ABI 6  git version 2.39"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("3.0 GiB free") && shown.contains("clients: claude"),
+            "{shown}"
+        );
+        let down = HostReport {
+            name: "h2".into(),
+            error: Some("host `h2` does not answer: \u{1b}]0;pwned\u{7}".into()),
+            ..HostReport::default()
+        };
+        let shown = line(&down);
+        assert!(
+            shown.starts_with("h2  does not answer  host `h2`"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_presets_clients_are_named_once_each() {
+        let c = preset_clients();
+        assert!(
+            c.iter().any(|p| p == "claude") && c.iter().any(|p| p == "codex"),
+            "{c:?}"
+        );
+        let mut d = c.clone();
+        d.dedup();
+        assert_eq!(c, d);
+    }
+}

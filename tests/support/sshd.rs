@@ -105,7 +105,7 @@ impl Lab {
                     "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
                      AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     AllowUsers {user}\nLogLevel ERROR\nMaxSessions 50\nMaxStartups 50\n",
+                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n",
                     hk = t.join("host_key").display(),
                     pid = t.join(name).join("sshd.pid").display(),
                     ak = t.join("authorized_keys").display(),
@@ -189,6 +189,15 @@ impl Lab {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// How many connections the server of `name` accepted (its log's `Accepted publickey` lines;
+    /// [`Self::start`] made one to see it answer).
+    pub fn accepted(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.tmp.path().join(name).join("sshd.log"))
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
     }
 
     /// The server of `name`.
