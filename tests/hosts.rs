@@ -73,6 +73,13 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
         gone_dir.display()
     );
     let repo = repo_with(&hosts, "");
+    // h1's dir is there already, writable by anyone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let d = &lab.server("h1").dir;
+        std::fs::create_dir_all(d).expect("dir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
     let (code, v, err) = hosts_json(&repo, &lab);
     assert_eq!(code, 5, "one host does not answer: {v}\n{err}");
     let bin = std::fs::read(env!("CARGO_BIN_EXE_orch")).expect("orch");
@@ -105,6 +112,15 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
             2,
             "one connection of the lab's, one of orch's"
         );
+        // The host's dir is made, writable by its user only.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [
+            lab.server(name).dir.clone(),
+            lab.server(name).dir.join("bin"),
+        ] {
+            let mode = std::fs::metadata(&d).expect("dir").permissions().mode();
+            assert_eq!(mode & 0o022, 0, "{}: {mode:o}", d.display());
+        }
         // orch's copy in the host's own dir, byte for byte, named by its blob id.
         let copy = lab.server(name).dir.join("bin").join(format!("orch-{id}"));
         assert_eq!(

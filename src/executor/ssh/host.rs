@@ -16,8 +16,9 @@ const COPY: Duration = Duration::from_secs(600);
 const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
 "#;
 
-/// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`).
-const INSTALLED: &str = r#"mkdir -p "$d/bin"
+/// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`); `dir` and its
+/// `bin` made, writable by the remote user only (what runs from there is orch's).
+const INSTALLED: &str = r#"mkdir -p "$d/bin" && chmod go-w "$d" "$d/bin"
 f="$d/bin/orch-$2"
 if [ -f "$f" ] && [ "$(git hash-object -- "$f" 2>/dev/null)" = "$2" ]; then echo present; else echo missing; fi
 "#;
