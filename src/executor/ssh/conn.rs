@@ -72,9 +72,15 @@ impl Conn {
     /// path is too long for a unix socket, in a private directory of the temp dir named by it.
     pub(crate) fn new(host: &Host, state_dir: &Path) -> std::io::Result<Self> {
         let mut dir = state_dir.join("ssh");
-        if dir.join(&host.name).as_os_str().len() + 20 > SOCKET_PATH_MAX {
+        if !socket_path_ok(&dir.join(&host.name)) {
             let id = crate::git::blob_id_of_bytes(dir.as_os_str().as_encoded_bytes());
-            dir = std::env::temp_dir().join(format!("orch-ssh-{}", &id[..16]));
+            let tmp = std::env::temp_dir();
+            let tmp = if socket_path_ok(&tmp) {
+                tmp
+            } else {
+                PathBuf::from("/tmp")
+            };
+            dir = tmp.join(format!("orch-ssh-{}", &id[..16]));
         }
         private_dir(&dir)?;
         Ok(Self {
@@ -209,6 +215,16 @@ impl Conn {
     }
 }
 
+/// Whether `path` can be a control socket as `ssh -o ControlPath=…` reads it: short enough for
+/// a unix socket (with room for the temporary name `ssh` gives it), and without the characters
+/// that `ssh` splits an option at (white space, quotes) or expands (`%`, `~` tokens).
+fn socket_path_ok(path: &Path) -> bool {
+    let s = path.as_os_str().as_encoded_bytes();
+    s.len() + 20 <= SOCKET_PATH_MAX
+        && s.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._+-@,:=".contains(b))
+}
+
 /// Reads a pipe to its end on a thread, keeping its first [`OUTPUT_MAX`] bytes.
 fn bounded_reader(r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
@@ -279,5 +295,13 @@ mod tests {
         );
         let short = Conn::new(&host, tmp.path()).expect("conn");
         assert_eq!(short.control(), tmp.path().join("ssh/h1"));
+        // Characters `ssh` would split the option at, or expand.
+        for odd in ["a b", "50%h", "q\"x"] {
+            let dir = tmp.path().join(odd);
+            std::fs::create_dir_all(&dir).expect("odd");
+            let c = Conn::new(&host, &dir).expect("conn");
+            assert!(socket_path_ok(c.control()), "{:?}", c.control());
+            assert!(!c.control().starts_with(&dir), "{:?}", c.control());
+        }
     }
 }
