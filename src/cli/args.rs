@@ -283,6 +283,24 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the `[[host]]` machines that run agents over SSH (`executor = "ssh"`).
+    ///
+    /// Each host is reached with `ssh` from PATH (your SSH config, keys and agent), one shared
+    /// connection per host; orch copies itself to the host's `dir` when the copy there is missing
+    /// or differs, then says whether the host answers, its Landlock ABI, its git version, the free
+    /// space under `dir`, and which presets' clients its PATH has.
+    ///
+    /// Exit codes: 0 every host is ready, 5 some host does not answer or cannot run agents
+    /// (no Landlock with `sandbox = "on"`), 2 invalid input.
+    /// Example: `orch hosts`, `orch hosts --json`.
+    Hosts {
+        #[command(flatten)]
+        target: Target,
+        /// Print `{"hosts": [{"name", "answers", "usable", "error", "copied", "landlock_abi",
+        /// "git", "free_bytes", "clients"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Test the combination of every plan branch now: the integration preview.
     ///
     /// The target's tip with every plan branch that has commits of its own merged in, in the
@@ -482,6 +500,17 @@ pub(super) enum Command {
     /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
     #[command(name = "demo-agent", hide = true)]
     DemoAgent,
+    /// What orch's copy on a `[[host]]` says of that host to `orch hosts`: one JSON line (its
+    /// Landlock ABI, the free space under `--dir`, which `--client` programs its PATH has).
+    #[command(name = "host-probe", hide = true)]
+    HostProbe {
+        /// orch's directory on the host.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A program to look for on PATH.
+        #[arg(long = "client", value_name = "NAME")]
+        client: Vec<String>,
+    },
     /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
     /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
     #[command(name = "sandbox-exec", hide = true)]

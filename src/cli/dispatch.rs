@@ -80,6 +80,11 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
         } => commands::conflicts::run(&target.selection(), &plans, json),
         Command::Integrate { target, json } => commands::integrate::run(&target.selection(), json),
+        Command::Hosts { target, json } => commands::hosts::run(&target.selection(), json),
+        Command::HostProbe { dir, client } => {
+            commands::output::print_json(&crate::executor::ssh::remote::probe(&dir, &client));
+            Ok(crate::error::exit::OK)
+        }
         Command::Clean {
             target,
             plans,

@@ -8,6 +8,7 @@ pub(crate) mod demo;
 pub(crate) mod forecasts;
 pub(crate) mod graph;
 pub(crate) mod history;
+pub(crate) mod hosts;
 pub(crate) mod init;
 pub(crate) mod integrate;
 pub(crate) mod logs;

@@ -8,6 +8,7 @@
 //! `scancel`. A Kubernetes Job executor would implement the same four calls with the API server.
 
 mod slurm;
+pub(crate) mod ssh;
 mod tracker;
 
 use std::path::PathBuf;

@@ -97,3 +97,17 @@ pub use worktree::ensure_plan_tree;
 pub(crate) use worktree::{
     PlanTree, TreeAction, plan_tree_preflight, remove_plan_locks, remove_stale_config_lock,
 };
+
+/// The id git gives the file at `path` as a blob (`git hash-object`): how orch names its own
+/// executable on a `[[host]]` and checks the copy there.
+pub(crate) fn blob_id_of_file(path: &std::path::Path) -> std::io::Result<String> {
+    git2::Oid::hash_file(git2::ObjectType::Blob, path)
+        .map(|o| o.to_string())
+        .map_err(std::io::Error::other)
+}
+
+/// The id git gives `bytes` as a blob.
+pub(crate) fn blob_id_of_bytes(bytes: &[u8]) -> String {
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
+        .map_or_else(|_| "0".repeat(40), |o| o.to_string())
+}

@@ -13,6 +13,8 @@ pub(crate) enum ExecutorKind {
     Local,
     /// One Slurm batch job per agent run.
     Slurm,
+    /// On one of the `[[host]]` machines, over SSH (`crate::executor::ssh`).
+    Ssh,
 }
 
 impl crate::manifest::Spelled for ExecutorKind {}
@@ -22,6 +24,7 @@ impl ExecutorKind {
         match self {
             Self::Local => "local",
             Self::Slurm => "slurm",
+            Self::Ssh => "ssh",
         }
     }
 }

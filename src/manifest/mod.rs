@@ -5,6 +5,7 @@ mod agents;
 mod best_of;
 mod budget;
 mod executor;
+mod hosts;
 mod load;
 mod model;
 mod names;
@@ -39,6 +40,9 @@ pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET, TEMPLATE_VARS};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
+#[cfg(test)]
+pub(crate) use hosts::DEFAULT_HOST_DIR;
+pub(crate) use hosts::Host;
 pub use load::parse_str;
 pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
 pub(crate) use model::{

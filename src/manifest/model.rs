@@ -252,6 +252,9 @@ pub(crate) struct PlanEntry {
     pub(crate) resolve: Option<String>,
     /// Resolved `resolve_verify`.
     pub(crate) resolve_verify: bool,
+    /// Resolved: the `[[host]]` names its attempts may run on (the plan's `hosts`, else its
+    /// agent's, else every host); empty unless `executor` is ssh.
+    pub(crate) hosts: Vec<String>,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -272,6 +275,8 @@ pub struct Manifest {
     pub(crate) warnings: Vec<Diagnostic>,
     /// The `[[notify]]` hooks, in file order.
     pub(crate) notify: Vec<super::notify::NotifyHook>,
+    /// The `[[host]]` machines, in file order.
+    pub(crate) hosts: Vec<super::hosts::Host>,
 }
 
 /// The default of `[slurm] poll`.

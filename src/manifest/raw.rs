@@ -83,6 +83,8 @@ pub(crate) struct RawManifest {
     pub(crate) plan: Vec<At<RawPlan>>,
     pub(crate) slurm: RawSlurm,
     pub(crate) notify: Vec<At<RawNotify>>,
+    /// The `[[host]]` machines of `executor = "ssh"` (`super::hosts`).
+    pub(crate) host: Vec<At<super::hosts::RawHost>>,
 }
 
 /// `[defaults]`.
@@ -177,6 +179,8 @@ pub(crate) struct RawAgent {
     pub(crate) network: Option<At<String>>,
     pub(crate) network_allow: Strings,
     pub(crate) stdin: Option<At<String>>,
+    /// The `[[host]]` names its plans may use (`super::hosts`).
+    pub(crate) hosts: Strings,
 }
 
 /// One `[[plan]]`.
@@ -213,6 +217,8 @@ pub(crate) struct RawPlan {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    /// The `[[host]]` names it may use (`super::hosts`).
+    pub(crate) hosts: Strings,
 }
 
 /// One `[[notify]]`.

@@ -43,6 +43,8 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, r);
     super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
     let notify = super::notify::hooks(&raw.notify, r);
+    let hosts = super::hosts::hosts(&raw.host, r);
+    super::hosts::plans(&raw, &hosts, &mut plans, r);
     Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -52,6 +54,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         slurm_poll,
         warnings: Vec::new(),
         notify,
+        hosts,
     }
 }
 
@@ -551,6 +554,7 @@ fn plans(
             best_of,
             resolve: None,
             resolve_verify: false,
+            hosts: Vec::new(),
         });
     }
 

@@ -13,8 +13,8 @@ use crate::duration::parse_duration;
 pub(super) fn executor(ctx: &str) -> impl Fn(&String) -> Result<ExecutorKind, Bad> {
     move |v| {
         ExecutorKind::parse(v).ok_or_else(|| {
-            Bad::new(format!("`{ctx}` must be \"local\" or \"slurm\", found \"{v}\""))
-                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`)")
+            Bad::new(format!("`{ctx}` must be \"local\", \"slurm\" or \"ssh\", found \"{v}\""))
+                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`), \"ssh\" on the `[[host]]` machines")
         })
     }
 }

@@ -180,6 +180,9 @@ impl<'w> Checked<'w> {
         if !slurm_plans.is_empty() {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
+        if let Some(c) = plans.iter().find(|c| c.entry.executor == ExecutorKind::Ssh) {
+            return Err(checks::ssh_unavailable(manifest, &c.lp.name));
+        }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         Ok(Self {
             manifest,

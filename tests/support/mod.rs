@@ -13,6 +13,7 @@ pub mod process;
 pub mod repo;
 pub mod shared;
 pub mod sink;
+pub mod sshd;
 pub mod status;
 pub mod submodules;
 

@@ -9,6 +9,7 @@ use crate::diagnostic::Diagnostic;
 
 mod errors;
 mod executor;
+mod hosts;
 mod load;
 mod supervision;
 mod targets;

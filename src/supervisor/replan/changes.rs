@@ -179,6 +179,7 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
         slurm_poll,
         warnings: _,
         notify,
+        hosts,
     } = new;
     let names: BTreeSet<&String> = old.agents.keys().chain(agents.keys()).collect();
     for name in names {
@@ -195,6 +196,9 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
             old.slurm_poll.shown(),
             slurm_poll.shown()
         ));
+    }
+    if old.hosts != *hosts {
+        out.push("hosts changed".to_string());
     }
     if old.notify != *notify {
         out.push("notify changed".to_string());
@@ -231,7 +235,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect, best_of, resolve, resolve_verify,
+            protect, best_of, resolve, resolve_verify, hosts,
         ],
         skip [name, abs_file, line, paths_at]
     );

@@ -1,0 +1,155 @@
+//! A host made ready and asked what it offers: orch's copy in `<dir>/bin/orch-<blob id>`
+//! (copied over the connection when missing or different, checked by its git blob id there
+//! before it is moved into place), then that copy's `orch host-probe`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::conn::{Conn, ConnError};
+
+/// The deadline of a short remote command.
+const SHORT: Duration = Duration::from_secs(60);
+/// The deadline of the copy of orch's executable.
+const COPY: Duration = Duration::from_secs(600);
+
+/// The opening of every script: `$d`, the host's `dir` (`~/…` under the remote user's home).
+const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
+"#;
+
+/// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`); `dir` and its
+/// `bin` made, writable by the remote user only (what runs from there is orch's).
+const INSTALLED: &str = r#"mkdir -p "$d/bin" && chmod go-w "$d" "$d/bin"
+f="$d/bin/orch-$2"
+if [ -f "$f" ] && [ "$(git hash-object -- "$f" 2>/dev/null)" = "$2" ]; then echo present; else echo missing; fi
+"#;
+
+/// stdin to `<dir>/bin/orch-<id>`, through a temporary name, moved in once its id is checked.
+const UPLOAD: &str = r#"set -e
+mkdir -p "$d/bin"
+t="$d/bin/.orch-$2.$$"
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+chmod 755 "$t"
+if [ "$(git hash-object -- "$t")" != "$2" ]; then echo "the copy's git blob id differs from $2" >&2; exit 3; fi
+mv -f "$t" "$d/bin/orch-$2"
+"#;
+
+/// git's version line, then the copy's `host-probe` JSON line.
+const PROBE: &str = r#"id=$2; shift 2
+printf 'git %s\n' "$(git --version 2>/dev/null)"
+exec "$d/bin/orch-$id" host-probe --dir "$d" "$@"
+"#;
+
+/// What `orch hosts` says of one host.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct HostReport {
+    pub(crate) name: String,
+    /// It answered and orch's copy there ran.
+    pub(crate) answers: bool,
+    /// Why not, or why it cannot run agents (no Landlock with `sandbox = "on"`).
+    pub(crate) error: Option<String>,
+    /// orch's copy was sent this time.
+    pub(crate) copied: bool,
+    pub(crate) landlock_abi: Option<u8>,
+    /// `git version …`, as the host's git says it.
+    pub(crate) git: Option<String>,
+    pub(crate) free_bytes: Option<u64>,
+    /// The presets' client programs on the host's `PATH`.
+    pub(crate) clients: Vec<String>,
+    /// It may run agents: it answers, and it confines them (or `sandbox = "off"`).
+    pub(crate) usable: bool,
+}
+
+fn script(body: &str) -> String {
+    format!("{DIR}{body}")
+}
+
+/// Makes sure orch's executable `orch_bin` is on the host; whether it was copied now.
+pub(crate) fn install(conn: &Conn, orch_bin: &Path, id: &str) -> Result<bool, ConnError> {
+    let dir = conn.host.dir.as_str();
+    let out = conn.run(
+        "the check of orch's copy",
+        &script(INSTALLED),
+        &[dir, id],
+        None,
+        SHORT,
+    )?;
+    if out.stdout.starts_with(b"present") {
+        return Ok(false);
+    }
+    conn.run(
+        "the copy of orch",
+        &script(UPLOAD),
+        &[dir, id],
+        Some(orch_bin),
+        COPY,
+    )?;
+    Ok(true)
+}
+
+/// Makes the host ready and asks it what it offers; `clients` are the program names to look for.
+pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostReport {
+    let mut report = HostReport {
+        name: conn.host.name.clone(),
+        ..HostReport::default()
+    };
+    let id = match crate::git::blob_id_of_file(orch_bin) {
+        Ok(id) => id,
+        Err(e) => {
+            report.error = Some(format!(
+                "cannot read orch's executable `{}`: {e}",
+                orch_bin.display()
+            ));
+            return report;
+        }
+    };
+    let asked = install(conn, orch_bin, &id).and_then(|copied| {
+        report.copied = copied;
+        let mut args = vec![conn.host.dir.as_str(), id.as_str()];
+        for c in clients {
+            args.extend(["--client", c.as_str()]);
+        }
+        conn.run("orch host-probe", &script(PROBE), &args, None, SHORT)
+    });
+    let out = match asked {
+        Ok(out) => out,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    report.answers = true;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The git line, then the copy's JSON.
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let v = first
+        .strip_prefix("git ")
+        .map(str::trim)
+        .unwrap_or_default();
+    report.git = (!v.is_empty()).then(|| v.chars().take(200).collect());
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(rest) {
+        report.landlock_abi = v["landlock_abi"]
+            .as_u64()
+            .and_then(|a| u8::try_from(a).ok());
+        report.free_bytes = v["free_bytes"].as_u64();
+        report.clients = v["clients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+            .filter(|c| clients.iter().any(|k| k == c))
+            .map(str::to_string)
+            .collect();
+    }
+    match report.landlock_abi {
+        None => report.error = Some("orch's copy on the host gave no answer".into()),
+        Some(0) if conn.host.confined => {
+            report.error = Some(
+                "the host has no Landlock, and its agents must be confined (`sandbox = \"on\"`)"
+                    .into(),
+            );
+        }
+        Some(_) => report.usable = true,
+    }
+    report
+}

@@ -1,0 +1,283 @@
+//! `[[host]]` machines (`executor = "ssh"`) against real `sshd` servers on loopback
+//! (`support::sshd`): `orch hosts` reaches each with the user's `ssh` from PATH, copies orch
+//! there once (by its git blob id), reports what each offers, and says which does not answer;
+//! bad `[[host]]` input is refused with file:line, nothing written.
+
+mod support;
+
+use std::net::TcpListener;
+
+use serde_json::Value;
+use support::{Repo, sshd};
+
+const PLAN: &str = "# Plan\n\n## Phase 1: One\n\n### Task 1.1: Do\n";
+
+/// A repository with one plan and `hosts` (TOML) in its manifest.
+fn repo_with(hosts: &str, defaults: &str) -> Repo {
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", PLAN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{hosts}\n[defaults]\n{defaults}\n\n[agents.a]\ncommand = [\"true\"]\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+fn hosts_json(repo: &Repo, lab: &sshd::Lab) -> (i32, Value, String) {
+    let mut cmd = repo.orch(&["hosts", "--json"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, v, err)
+}
+
+fn host<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+#[test]
+fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not_answer() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1", "h2"]);
+    // A third host on a loopback port where nothing listens.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let gone_dir = lab.tmp.path().join("gone");
+    // A fourth that accepts the connection and says nothing (a hung machine).
+    let mute = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mute_port = mute.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in mute.incoming() {
+            held.push(c);
+        }
+    });
+    let hosts = format!(
+        "{}[[host]]\nname = \"gone\"\nssh = \"127.0.0.1\"\nport = {closed}\ndir = \"{}\"\n\n\
+         [[host]]\nname = \"mute\"\nssh = \"127.0.0.1\"\nport = {mute_port}\ndir = \"{}\"\n",
+        lab.host_toml(2),
+        gone_dir.display(),
+        gone_dir.display()
+    );
+    let repo = repo_with(&hosts, "");
+    // h1's dir is there already, writable by anyone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let d = &lab.server("h1").dir;
+        std::fs::create_dir_all(d).expect("dir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let (code, v, err) = hosts_json(&repo, &lab);
+    assert_eq!(code, 5, "one host does not answer: {v}\n{err}");
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_orch")).expect("orch");
+    let id = {
+        let out = std::process::Command::new("git")
+            .args(["hash-object", env!("CARGO_BIN_EXE_orch")])
+            .output()
+            .expect("git hash-object");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    for name in ["h1", "h2"] {
+        let h = host(&v, name);
+        assert_eq!(h["answers"], true, "{h}");
+        assert_eq!(h["usable"], true, "{h}");
+        assert_eq!(h["copied"], true, "the first check copies orch: {h}");
+        let abi = h["landlock_abi"].as_u64().expect("abi");
+        assert_eq!(abi, u64::from(landlock_abi_here()), "{h}");
+        assert!(
+            h["git"].as_str().expect("git").starts_with("git version "),
+            "{h}"
+        );
+        assert!(h["free_bytes"].as_u64().expect("free") > 0, "{h}");
+        assert!(h["clients"].is_array(), "{h}");
+        // Three commands (the check, the copy, the probe) over one shared connection.
+        assert_eq!(
+            lab.accepted(name),
+            2,
+            "one connection of the lab's, one of orch's"
+        );
+        // The host's dir is made, writable by its user only.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [
+            lab.server(name).dir.clone(),
+            lab.server(name).dir.join("bin"),
+        ] {
+            let mode = std::fs::metadata(&d).expect("dir").permissions().mode();
+            assert_eq!(mode & 0o022, 0, "{}: {mode:o}", d.display());
+        }
+        // orch's copy in the host's own dir, byte for byte, named by its blob id.
+        let copy = lab.server(name).dir.join("bin").join(format!("orch-{id}"));
+        assert_eq!(
+            std::fs::read(&copy).expect("the copy"),
+            bin,
+            "{}",
+            copy.display()
+        );
+    }
+    let gone = host(&v, "gone");
+    assert_eq!(gone["answers"], false, "{gone}");
+    assert_eq!(gone["usable"], false, "{gone}");
+    assert!(
+        gone["error"]
+            .as_str()
+            .expect("why")
+            .contains("does not answer"),
+        "{gone}"
+    );
+    assert!(
+        !gone_dir.exists(),
+        "nothing made for a host that does not answer"
+    );
+    // The control sockets were under the state directory; the connections are closed.
+    assert!(repo.root().join(".orch/state/ssh").is_dir());
+
+    // Again, without the dead host: ready, nothing copied twice; the plain output names each.
+    let repo2 = repo_with(&lab.host_toml(1), "");
+    let (code, v, err) = hosts_json(&repo2, &lab);
+    assert_eq!(code, 0, "{v}\n{err}");
+    for name in ["h1", "h2"] {
+        assert_eq!(
+            host(&v, name)["copied"],
+            false,
+            "same id: not sent again: {v}"
+        );
+    }
+    // A copy changed on the host (another build, a tampered file) is replaced.
+    let copy = lab.server("h1").dir.join("bin").join(format!("orch-{id}"));
+    std::fs::write(&copy, b"#!/bin/sh\necho tampered\n").expect("tamper");
+    let mut cmd = repo2.orch(&["hosts"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo2.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("h1  ready") && l.contains("orch copied")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("h2  ready") && l.contains("git version")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&copy).expect("copy"),
+        bin,
+        "replaced by orch's own"
+    );
+
+    // A server that stops: that host does not answer, the other does.
+    lab.stop("h2");
+    let (code, v, _) = hosts_json(&repo2, &lab);
+    assert_eq!(code, 5, "{v}");
+    assert_eq!(host(&v, "h1")["usable"], true, "{v}");
+    assert_eq!(host(&v, "h2")["answers"], false, "{v}");
+}
+
+/// The ABI of this machine's kernel, as orch reports it (`orch host-probe` run here).
+fn landlock_abi_here() -> u8 {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["host-probe", "--dir", "/"])
+        .output()
+        .expect("host-probe");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["landlock_abi"].as_u64().expect("abi") as u8
+}
+
+#[test]
+fn bad_host_input_is_refused_with_file_and_line_and_nothing_is_written() {
+    let cases = [
+        (
+            "[[host]]\nname = \"h1\"\nslots = 0\nssh = \"h1\"\n",
+            "",
+            "plans.toml:3:9",
+            "`host.slots` must be at least 1",
+        ),
+        (
+            "[[host]]\nname = \"h1\"\n",
+            "",
+            "plans.toml:1:1",
+            "a `[[host]]` table needs `ssh`",
+        ),
+        (
+            "[[host]]\nname = \"h1\"\nssh = \"h1\"\n\n[[host]]\nname = \"h1\"\nssh = \"h2\"\n",
+            "",
+            "plans.toml:6:8",
+            "host `h1` is defined twice",
+        ),
+        (
+            "",
+            "executor = \"ssh\"\n",
+            "plans.toml:3:12",
+            "needs at least one `[[host]]`",
+        ),
+    ];
+    for (hosts, defaults, at, what) in cases {
+        let repo = repo_with(hosts, defaults);
+        for cmd in [&["check"][..], &["hosts"], &["up"]] {
+            let (code, out, err) = repo.run(cmd);
+            assert_eq!(code, 2, "orch {cmd:?}: {out}\n{err}");
+            assert!(
+                err.contains(at) && err.contains(what),
+                "orch {cmd:?}: {err}"
+            );
+            assert!(
+                !repo.root().join(".orch").exists(),
+                "nothing written: orch {cmd:?}"
+            );
+        }
+    }
+    // An unknown host in a plan's `hosts`.
+    let repo = repo_with(
+        "[[host]]\nname = \"h1\"\nssh = \"h1\"\n",
+        "executor = \"ssh\"\n",
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("toml");
+    std::fs::write(
+        repo.root().join("plans.toml"),
+        format!("{text}hosts = [\"h1\", \"h7\"]\n"),
+    )
+    .expect("write");
+    let line = text.lines().count() + 1;
+    let (code, _, err) = repo.run(&["check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("plans.toml:{line}:")) && err.contains("names unknown host `h7`"),
+        "{err}"
+    );
+    // `orch check` stays offline: a valid manifest of hosts that do not exist is fine.
+    std::fs::write(
+        repo.root().join("plans.toml"),
+        format!("{text}hosts = [\"h1\"]\n"),
+    )
+    .expect("write");
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // This build does not run attempts on hosts: `orch up` says so at once, never runs the plan
+    // here instead.
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("plan `p` runs its agents with executor = \"ssh\""),
+        "{err}"
+    );
+    assert!(
+        repo.git(&["branch", "--list", "orch/p"]).is_empty(),
+        "no plan branch made"
+    );
+}
