@@ -14,6 +14,7 @@ mod paths;
 mod protect;
 mod raw;
 mod read;
+mod repos;
 mod resolve;
 mod sandbox;
 mod targets;

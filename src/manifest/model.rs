@@ -88,6 +88,8 @@ pub(crate) struct Defaults {
     /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
     /// (`false`).
     pub(crate) resolve_verify: bool,
+    /// `verify_all`: the argv run with every repository's candidate side by side (`None`: none).
+    pub(crate) verify_all: Option<Vec<String>>,
 }
 
 impl Default for Defaults {
@@ -128,6 +130,7 @@ impl Default for Defaults {
             best_of: Default::default(),
             resolve: None,
             resolve_verify: false,
+            verify_all: None,
         }
     }
 }
@@ -252,6 +255,10 @@ pub(crate) struct PlanEntry {
     pub(crate) resolve: Option<String>,
     /// Resolved `resolve_verify`.
     pub(crate) resolve_verify: bool,
+    /// `repo`: the `[[repo]]` the plan changes; `None`: the home repository (plans.toml's).
+    pub(crate) repo: Option<String>,
+    /// `land_with`: plans that land together with this one, all or none.
+    pub(crate) land_with: Vec<String>,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -272,6 +279,8 @@ pub struct Manifest {
     pub(crate) warnings: Vec<Diagnostic>,
     /// The `[[notify]]` hooks, in file order.
     pub(crate) notify: Vec<super::notify::NotifyHook>,
+    /// The `[[repo]]` tables: the other repositories plans change, in file order.
+    pub(crate) repos: Vec<super::repos::RepoEntry>,
 }
 
 /// The default of `[slurm] poll`.

@@ -72,7 +72,7 @@ pub(crate) trait Spelled: serde::de::DeserializeOwned {
 pub(crate) const ARGV_HINT: &str =
     "agents are argv arrays, never shell strings: command = [\"sh\", \"scripts/agent.sh\"]";
 
-type Strings = Option<At<Vec<At<String>>>>;
+pub(crate) type Strings = Option<At<Vec<At<String>>>>;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +83,8 @@ pub(crate) struct RawManifest {
     pub(crate) plan: Vec<At<RawPlan>>,
     pub(crate) slurm: RawSlurm,
     pub(crate) notify: Vec<At<RawNotify>>,
+    /// `[[repo]]`: the other repositories plans change (`super::repos`).
+    pub(crate) repo: Vec<At<super::repos::RawRepo>>,
 }
 
 /// `[defaults]`.
@@ -141,6 +143,8 @@ pub(crate) struct RawDefaults {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    /// Run with every repository's candidate side by side (`super::repos`).
+    pub(crate) verify_all: Strings,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -213,6 +217,9 @@ pub(crate) struct RawPlan {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    // Several repositories (`super::repos`).
+    pub(crate) repo: Option<At<String>>,
+    pub(crate) land_with: Strings,
 }
 
 /// One `[[notify]]`.

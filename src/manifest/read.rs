@@ -129,6 +129,7 @@ fn unknown_key(doc: &DeTable<'_>, path: &[Step], r: &mut Reporter<'_>) {
         ["plan", "slurm"] => ("in `plan.slurm`".into(), fields_of::<RawSlurm>()),
         ["slurm"] => ("in `slurm`".into(), fields_of::<RawSlurm>()),
         ["notify"] => ("in `[[notify]]`".into(), fields_of::<RawNotify>()),
+        ["repo"] => ("in `[[repo]]`".into(), super::repos::repo_keys()),
         _ => (format!("in `{}`", table.join(".")), &[][..]),
     };
     let plan_slurm = table == ["plan", "slurm"];
@@ -168,7 +169,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
     {
         "i64" => "an integer",
         "a boolean" => "true or false",
-        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify") => {
+        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify" || k == "repo") => {
             "an array of tables"
         }
         "a sequence" => "an array of strings",
@@ -189,6 +190,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
     let hint = match &keys[..] {
         [k] if k == "plan" => Some("write each plan as a `[[plan]]` table".to_string()),
         [k] if k == "notify" => Some("write each hook as a `[[notify]]` table".to_string()),
+        [k] if k == "repo" => Some("write each repository as a `[[repo]]` table".to_string()),
         [a, name] if a == "agents" => Some(format!(
             "write `[agents.{name}]` followed by `command = [...]`"
         )),

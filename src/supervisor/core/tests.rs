@@ -63,6 +63,8 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         best_of: Default::default(),
         resolve: None,
         resolve_verify: false,
+        repo: None,
+        land_with: Vec::new(),
     }
 }
 

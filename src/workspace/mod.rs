@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::agent_env;
+
+pub(crate) mod repos;
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{CrossDep, CrossTarget, Graph, NodeState, Waiting};
@@ -337,6 +339,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
     if let Some(m) = &manifest {
         diagnostics.extend(m.warnings.iter().cloned());
         diagnostics.extend(warm_tracked(m));
+        diagnostics.extend(repos::diagnostics(m));
     }
     // The manifest's cross-plan checks and dependencies, when every plan of it is loaded.
     let whole = manifest.as_ref().filter(|m| plans.len() == m.plans.len());
