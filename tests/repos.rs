@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::{Repo, disk_snapshot};
 
 /// Three repositories in one directory: `home` (plans.toml), `api`, `client`.
@@ -218,4 +220,101 @@ fn check_refuses_duplicate_repository_names() {
         &bad_land,
         &["plans.toml:15:", "lands with unknown plan `ghost`"],
     );
+}
+
+/// The manifest of the end-to-end runs: plan `v2` in api (two phases), `client-v2` in client
+/// (`client_deps` its extra lines), `docs` in the home repository; every agent
+/// `repos_agent.sh` recording into `journal`.
+fn run_manifest(t: &Three, journal: &Path, defaults: &str, client_deps: &str) {
+    let two = "# V2\n\n## Phase 1: Endpoint\n- [ ] 1.1 Add the endpoint\n\n## Phase 2: Docs\n- [ ] 2.1 Document it\n";
+    t.home.write("plans/v2.md", two);
+    t.home.write("plans/client.md", PLAN);
+    t.home.write("plans/docs.md", PLAN);
+    let toml = format!(
+        "[defaults]\nagent = \"a\"\nretries = 0\n{defaults}\n[agents.a]\ncommand = {}\n{}{}{}{}{}",
+        support::agent_at("repos_agent.sh", &[journal]),
+        repo_table("api", &Three::rel(&t.api)),
+        repo_table("client", &Three::rel(&t.client)),
+        plan_table("v2", "v2", "repo = \"api\"\n"),
+        plan_table(
+            "client-v2",
+            "client",
+            &format!("repo = \"client\"\n{client_deps}")
+        ),
+        plan_table("docs", "docs", ""),
+    );
+    t.home.write("plans.toml", &toml);
+    t.home.commit_all("plans");
+}
+
+fn exists(r: &Repo, rev: &str) -> bool {
+    r.git_ok(&["rev-parse", "--verify", "-q", rev])
+}
+
+#[test]
+fn plans_of_other_repositories_work_where_that_repository_keeps_its_plans() {
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    run_manifest(&t, journal.path(), "", "");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    // Each plan's branch is in its own repository, and only there.
+    for (repo, branch, file) in [
+        (&t.api, "plan/v2", "v2.txt"),
+        (&t.client, "plan/client-v2", "client-v2.txt"),
+        (&t.home, "plan/docs", "docs.txt"),
+    ] {
+        assert!(exists(repo, branch), "{branch} missing in its repository");
+        let text = repo.git(&["show", &format!("{branch}:{file}")]);
+        assert!(text.contains("1.1"), "{branch}:{file}: {text}");
+        for other in [&t.api, &t.client, &t.home] {
+            if !std::ptr::eq(other, repo) {
+                assert!(!exists(other, branch), "{branch} in another repository");
+            }
+        }
+    }
+    // Worktrees, status files and logs of a plan are in its repository.
+    let status = t.api.root().join(".orch/state/v2/status.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status).expect("api status")).expect("json");
+    assert_eq!(doc["tasks"][0]["status"], "completed", "{doc}");
+    assert!(t.api.root().join(".orch/worktrees/v2").is_dir());
+    assert!(t.api.root().join(".orch/logs/v2").is_dir());
+    assert!(
+        t.client
+            .root()
+            .join(".orch/state/client-v2/status.json")
+            .is_file()
+    );
+    assert!(!t.home.root().join(".orch/state/v2").exists());
+    assert!(!t.home.root().join(".orch/worktrees/v2").exists());
+    // The agent of `v2` worked in api's worktree.
+    let env = std::fs::read_to_string(journal.path().join("v2-1.1.env")).expect("env");
+    let cwd = t.api.root().join(".orch/worktrees/v2");
+    assert!(env.contains(&format!("cwd={}", cwd.display())), "{env}");
+    // The targets did not move (no merge asked), and api's own work tree is untouched.
+    assert_eq!(
+        t.api
+            .git(&["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    // `orch status` shows each plan with its repository.
+    let (code, out, err) = t.home.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    let repo_of = |name: &str| {
+        v["plans"]
+            .as_array()
+            .expect("plans")
+            .iter()
+            .find(|p| p["plan"] == name)
+            .map(|p| p["repo"].clone())
+    };
+    assert_eq!(repo_of("v2"), Some("api".into()), "{v}");
+    assert_eq!(repo_of("client-v2"), Some("client".into()));
+    assert_eq!(repo_of("docs"), Some("home".into()));
+    let (_, text, _) = t.home.run(&["status"]);
+    assert!(text.contains("v2 [repository api]"), "{text}");
+    let (_, graph, _) = t.home.run(&["graph"]);
+    assert!(graph.contains("[client]"), "{graph}");
 }

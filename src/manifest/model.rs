@@ -2,7 +2,7 @@
 
 use crate::diagnostic::Diagnostic;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::agents::AgentSpec;
@@ -328,17 +328,38 @@ impl Manifest {
         self.plans.iter().any(|p| p.executor == ExecutorKind::Slurm)
     }
 
-    /// `root/state_dir/<plan_name>/status.json`.
+    /// The directory of the repository plan `plan_name` changes, as the manifest names it: its
+    /// `[[repo]]`'s path, else the manifest's directory (the home repository).
+    pub(crate) fn plan_root(&self, plan_name: &str) -> &Path {
+        self.repo_of(plan_name)
+            .map_or(self.root.as_path(), |r| r.abs_path.as_path())
+    }
+
+    /// The `[[repo]]` plan `plan_name` changes; `None`: the home repository.
+    pub(crate) fn repo_of(&self, plan_name: &str) -> Option<&super::repos::RepoEntry> {
+        let name = self.plan(plan_name)?.repo.as_deref()?;
+        self.repos.iter().find(|r| r.name == name)
+    }
+
+    /// The target branch of the repository `plan` changes.
+    pub(crate) fn target_of(&self, plan: &PlanEntry) -> &str {
+        self.repo_of(&plan.name)
+            .map_or(self.defaults.target.as_str(), |r| r.target.as_str())
+    }
+
+    /// `<repository>/state_dir/<plan_name>/status.json`: in the repository the plan changes.
     pub(crate) fn state_path(&self, plan_name: &str) -> PathBuf {
-        self.root
+        self.plan_root(plan_name)
             .join(&self.defaults.state_dir)
             .join(plan_name)
             .join("status.json")
     }
 
-    /// `root/log_dir/<plan_name>`: the plan's task logs.
+    /// `<repository>/log_dir/<plan_name>`: the plan's task logs.
     pub(crate) fn log_dir(&self, plan_name: &str) -> PathBuf {
-        self.root.join(&self.defaults.log_dir).join(plan_name)
+        self.plan_root(plan_name)
+            .join(&self.defaults.log_dir)
+            .join(plan_name)
     }
 
     /// `root/templates`: where prompt template overrides are looked for.
@@ -346,9 +367,11 @@ impl Manifest {
         self.root.join(&self.defaults.templates)
     }
 
-    /// `root/worktree_root/<plan_name>`.
+    /// `<repository>/worktree_root/<plan_name>`.
     pub(crate) fn worktree_path(&self, plan_name: &str) -> PathBuf {
-        self.root.join(&self.defaults.worktree_root).join(plan_name)
+        self.plan_root(plan_name)
+            .join(&self.defaults.worktree_root)
+            .join(plan_name)
     }
 }
 

@@ -12,7 +12,7 @@
 
 mod checks;
 pub(crate) mod confine;
-pub(crate) use checks::orch_dirs;
+pub(crate) use checks::{orch_dirs, orch_dirs_in};
 pub(crate) mod integrate;
 pub(crate) mod interrupt;
 mod now;

@@ -68,6 +68,8 @@ pub(crate) struct LoadedPlan {
     pub(crate) rel_path: String,
     pub(crate) status_path: PathBuf,
     pub(crate) priority: i64,
+    /// The `[[repo]]` the plan changes; `None`: the home repository (or a plan given by path).
+    pub(crate) repo: Option<String>,
 }
 
 impl LoadedPlan {
@@ -451,6 +453,7 @@ fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResu
         rel_path: entry.file.to_string_lossy().into_owned(),
         status_path: m.state_path(&entry.name),
         priority: entry.priority,
+        repo: entry.repo.clone(),
         plan,
     })
 }
@@ -499,6 +502,7 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliRes
         name,
         rel_path,
         priority: 0,
+        repo: None,
         plan,
     })
 }

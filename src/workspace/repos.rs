@@ -2,10 +2,10 @@
 //! `path` a git repository of its own (its work dir's top, not a directory inside another), and
 //! where each plan's repository is on disk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PlanEntry};
 
 /// A `[[repo]]` whose `path` is not the top of a git repository's work tree: an error at its
 /// `path`.
@@ -38,4 +38,28 @@ pub(crate) fn diagnostics(m: &Manifest) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+/// The work dir of the repository `plan` changes: its `[[repo]]`'s path (canonical), else
+/// `home` (the manifest's repository, as [`super::repo_root`] gives it).
+pub(crate) fn root_of(m: &Manifest, plan: &PlanEntry, home: &Path) -> PathBuf {
+    m.repo_of(&plan.name).map_or_else(
+        || home.to_path_buf(),
+        |r| {
+            r.abs_path
+                .canonicalize()
+                .unwrap_or_else(|_| r.abs_path.clone())
+        },
+    )
+}
+
+/// Every repository's work dir: the home repository's (`home`) first, then each `[[repo]]`'s.
+pub(crate) fn all_roots(m: &Manifest, home: &Path) -> Vec<PathBuf> {
+    std::iter::once(home.to_path_buf())
+        .chain(m.repos.iter().map(|r| {
+            r.abs_path
+                .canonicalize()
+                .unwrap_or_else(|_| r.abs_path.clone())
+        }))
+        .collect()
 }
