@@ -318,3 +318,102 @@ fn plans_of_other_repositories_work_where_that_repository_keeps_its_plans() {
     let (_, graph, _) = t.home.run(&["graph"]);
     assert!(graph.contains("[client]"), "{graph}");
 }
+
+/// The task entry `id` of plan `plan`'s status file in repository `r`.
+fn entry(r: &Repo, plan: &str, id: &str) -> serde_json::Value {
+    let path = r.root().join(format!(".orch/state/{plan}/status.json"));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("status")).expect("json");
+    doc["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in {doc}"))
+}
+
+/// `client-v2` waits for phase 1 of `v2` (repository api): it starts once that phase is done,
+/// and its agent reads the api change from the read-only checkout `ORCH_REPO_API` names; the
+/// agent's attempts to change the checkout (append, create, make a directory, remove, write
+/// through a link of its worktree) all fail under the sandbox, and the api repository and the
+/// checkout keep the api plan's bytes.
+fn cross_repository_dependency(sandbox: &str) {
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    let journal_path = journal.path().canonicalize().expect("journal");
+    let defaults = format!(
+        "sandbox = \"{sandbox}\"\nsandbox_write = [\"{}\"]\n",
+        journal_path.display()
+    );
+    run_manifest(&t, &journal_path, &defaults, "depends_on = [\"v2:1\"]\n");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    // The client's task started after the api plan's phase 1 was done.
+    let up_done = entry(&t.api, "v2", "1.1")["completedAt"]
+        .as_str()
+        .map(str::to_string);
+    let down_start = entry(&t.client, "client-v2", "1.1")["startedAt"]
+        .as_str()
+        .map(str::to_string);
+    let (up_done, down_start) = (
+        up_done.expect("completedAt"),
+        down_start.expect("startedAt"),
+    );
+    assert!(up_done <= down_start, "{up_done} > {down_start}");
+    // The agent was told where the api work is, and read it there.
+    let checkout = t
+        .client
+        .root()
+        .join(".orch/worktrees/.upstream-client-v2/api");
+    let env = std::fs::read_to_string(journal_path.join("client-v2-1.1.env")).expect("env");
+    assert!(
+        env.contains(&format!("ORCH_REPO_API={}", checkout.display())),
+        "{env}"
+    );
+    let seen = t.client.git(&["show", "plan/client-v2:from-api.txt"]);
+    assert!(seen.contains("1.1"), "the client saw: {seen}");
+    let prompt =
+        std::fs::read_to_string(t.client.root().join(".orch/logs/client-v2/1.1.prompt.md"))
+            .expect("prompt");
+    assert!(prompt.contains(&checkout.display().to_string()), "{prompt}");
+    assert!(prompt.contains("ORCH_REPO_API"), "{prompt}");
+    // The api plan's branch is merged nowhere in the client repository: only seen.
+    assert!(!exists(&t.client, "plan/v2"));
+    let wrote = std::fs::read_to_string(journal_path.join("client-v2-1.1.wrote")).expect("wrote");
+    if sandbox == "on" {
+        assert_eq!(
+            wrote.trim(),
+            "no",
+            "a confined agent changed the upstream checkout"
+        );
+        let bytes = std::fs::read_to_string(checkout.join("v2.txt")).expect("checkout");
+        assert!(!bytes.contains("hostile"), "{bytes}");
+        assert!(!checkout.join("planted.txt").exists());
+        assert!(checkout.join("README.md").exists());
+    }
+    // Whatever the agent did, the api repository's branch holds the api plan's work only.
+    let api = t.api.git(&["show", "plan/v2:v2.txt"]);
+    assert!(!api.contains("hostile"), "{api}");
+    // The checkout is read-only on disk too (for an agent that is not root).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&checkout)
+        .expect("checkout")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o222, 0, "checkout writable: {mode:o}");
+}
+
+#[test]
+fn a_plan_waits_for_another_repository_and_reads_its_work_confined() {
+    if !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    cross_repository_dependency("on");
+}
+
+#[test]
+fn a_plan_waits_for_another_repository_and_reads_its_work_unconfined() {
+    cross_repository_dependency("off");
+}

@@ -38,6 +38,7 @@ mod worktree;
 
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
@@ -90,6 +91,7 @@ pub(crate) use train::{
     MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, remove_named,
     target_contains, untracked_in_the_way, work_state,
 };
+pub(crate) use upstream::export_commit;
 pub(crate) use warm::tracked_among;
 pub use worktree::TaskTreeRequest;
 pub use worktree::TreeRequest;

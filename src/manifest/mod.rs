@@ -54,7 +54,7 @@ pub(crate) use paths::in_cone;
 pub(crate) use protect::Protect;
 pub(crate) use raw::Spelled;
 pub use raw::{agent_keys, defaults_keys, plan_keys};
-pub(crate) use repos::HOME as HOME_REPO;
+pub(crate) use repos::{HOME as HOME_REPO, env_var as repo_env_var, repo_name};
 pub(crate) use resolve::ResolveWith;
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
 pub(crate) use targets::{PlanShape, check_targets};

@@ -546,7 +546,11 @@ impl<'w> Checked<'w> {
                 manifest.path.display()
             ))
         })?;
+        let worktree = manifest.worktree_path(&lp.name);
+        let upstreams = super::upstream_repos::of_plan(manifest, entry, &self.repo_root, &worktree);
         Ok(PlanCtx {
+            upstreams,
+            followed: Default::default(),
             index: c.index,
             entry: Arc::new(entry.clone()),
             plan: lp.plan.clone(),
@@ -554,7 +558,7 @@ impl<'w> Checked<'w> {
             digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
             log_dir: manifest.log_dir(&lp.name),
-            worktree: manifest.worktree_path(&lp.name),
+            worktree,
             base: String::new(),
             created_at: None,
             new_tree: None,
