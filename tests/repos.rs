@@ -417,3 +417,173 @@ fn a_plan_waits_for_another_repository_and_reads_its_work_confined() {
 fn a_plan_waits_for_another_repository_and_reads_its_work_unconfined() {
     cross_repository_dependency("off");
 }
+
+/// The three repositories with every plan finished by `orch up`: `v2` (api), `client-v2`
+/// (client, waiting for `v2:1`), `docs` (home); `defaults` lines added (`verify_all`).
+fn finished_three(defaults: &str) -> (Three, tempfile::TempDir) {
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    run_manifest(&t, journal.path(), defaults, "depends_on = [\"v2:1\"]\n");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    (t, journal)
+}
+
+/// The tips of api's and client's `main`.
+fn mains(t: &Three) -> (String, String) {
+    (t.api.rev("main"), t.client.rev("main"))
+}
+
+fn no_landing_left(t: &Three) {
+    for r in [&t.api, &t.client, &t.home] {
+        assert!(r.refs_under("refs/orch/landing").is_empty(), "{}", r.refs());
+    }
+    assert!(!t.home.root().join(".orch/state/landing.json").exists());
+}
+
+#[test]
+fn a_red_verify_all_lands_nothing_and_names_the_combination() {
+    // Each way of failing: verify_all red (it lists what it saw, then fails), the verify of one
+    // repository red, verify_all that cannot start.
+    let cases = [
+        (
+            "verify_all = [\"sh\", \"-c\", \"ls \\\"$ORCH_REPO_API\\\" \\\"$ORCH_REPO_CLIENT\\\"; exit 3\"]\n",
+            "verify_all failed on the combination",
+        ),
+        ("verify_all = [\"/no/such/program\"]\n", "verify_all failed"),
+    ];
+    for (defaults, says) in cases {
+        let (t, _journal) = finished_three(defaults);
+        let before = mains(&t);
+        let (code, out, err) = t.home.run(&["merge"]);
+        let all = format!("{out}{err}");
+        assert_eq!(code, 5, "{all}");
+        assert!(all.contains(says), "{all}");
+        assert!(
+            all.contains("api `main`") && all.contains("client `main`"),
+            "{all}"
+        );
+        assert!(all.contains("nothing was landed"), "{all}");
+        assert_eq!(mains(&t), before, "a target moved: {all}");
+        no_landing_left(&t);
+        // The log the failure names holds what verify_all saw: both candidates side by side.
+        let log = t.home.root().join(".orch/logs/land-v2/merge-verify.log");
+        assert!(all.contains(&log.display().to_string()), "{all}");
+        if says.starts_with("verify_all failed on") {
+            let text = std::fs::read_to_string(&log).expect("log");
+            assert!(
+                text.contains("v2.txt") && text.contains("client-v2.txt"),
+                "{text}"
+            );
+        }
+        // The plan of the home repository alone landed on its own.
+        assert!(t.home.git(&["show", "main:docs.txt"]).contains("1.1"));
+    }
+    // The verify of one repository red: the other's target does not move either.
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    run_manifest(&t, journal.path(), "", "depends_on = [\"v2:1\"]\n");
+    let toml = std::fs::read_to_string(t.home.root().join("plans.toml")).expect("toml");
+    let toml = toml.replacen(
+        "name = \"client\"\n",
+        "name = \"client\"\nverify = [\"sh\", \"-c\", \"exit 7\"]\n",
+        1,
+    );
+    t.home.write("plans.toml", &toml);
+    t.home.commit_all("client verify");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let before = mains(&t);
+    let (code, out, err) = t.home.run(&["merge"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("verify of `client` failed"),
+        "{out}{err}"
+    );
+    assert_eq!(mains(&t), before);
+    no_landing_left(&t);
+}
+
+#[test]
+fn a_green_group_lands_in_every_repository_and_the_dry_run_shows_it() {
+    let (t, _journal) = finished_three(
+        "verify_all = [\"sh\", \"-c\", \"test -f \\\"$ORCH_REPO_API/v2.txt\\\" && test -f \\\"$ORCH_REPO_CLIENT/client-v2.txt\\\"\"]\n",
+    );
+    let before = mains(&t);
+    let snapshot = t.snapshot();
+    let (code, out, err) = t.home.run(&["merge", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("land together: v2 (v2, client-v2), repositories in order: api, client"),
+        "{out}"
+    );
+    assert!(out.contains("would move"), "{out}");
+    assert_eq!(t.snapshot(), snapshot, "the dry run changed something");
+    let (code, out, err) = t.home.run(&["merge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("landed together: v2"), "{out}");
+    let (api, client) = mains(&t);
+    assert_ne!(api, before.0);
+    assert_ne!(client, before.1);
+    assert!(t.api.git(&["show", "main:v2.txt"]).contains("1.1"));
+    assert!(
+        t.client
+            .git(&["show", "main:client-v2.txt"])
+            .contains("1.1")
+    );
+    assert!(t.client.git(&["show", "main:from-api.txt"]).contains("1.1"));
+    // The work trees of the targets show what landed.
+    assert!(t.api.root().join("v2.txt").is_file());
+    assert!(t.client.root().join("client-v2.txt").is_file());
+    no_landing_left(&t);
+    // Again: nothing left to land.
+    let (code, out, err) = t.home.run(&["merge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mains(&t), (api, client));
+}
+
+#[test]
+fn a_landing_killed_half_way_is_put_back_by_the_next_merge() {
+    let (t, _journal) = finished_three("");
+    let before = mains(&t);
+    let mut cmd = t.home.orch(&["merge"]);
+    cmd.env("ORCH_TEST_LAND_PAUSE_AFTER", "1");
+    let mut child = cmd.spawn().expect("orch merge");
+    let paused = t.home.root().join(".orch/state/landing.paused");
+    let deadline = std::time::Instant::now() + t.home.timeout();
+    while !paused.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the landing never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // kill -9 with api's target moved and client's not (api lands first).
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let (api_now, client_now) = mains(&t);
+    assert_ne!(api_now, before.0, "api moved first");
+    assert_eq!(client_now, before.1, "client not yet");
+    assert_eq!(
+        t.api.refs_under("refs/orch/landing"),
+        ["refs/orch/landing/main"]
+    );
+    // The next `orch merge` puts api back, then lands the whole group.
+    let (code, out, err) = t.home.run(&["merge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("stopped half way") && err.contains("put back"),
+        "{err}"
+    );
+    let (api, client) = mains(&t);
+    assert_ne!(api, before.0);
+    assert_ne!(client, before.1);
+    // api's `main` went back to where it was before it landed again: its reflog says so.
+    let reflog = t.api.git(&["reflog", "show", "main", "--format=%H %gs"]);
+    assert!(
+        reflog.contains("put back a landing stopped half way"),
+        "{reflog}"
+    );
+    assert!(reflog.contains(&before.0), "{reflog}");
+    no_landing_left(&t);
+}

@@ -10,6 +10,7 @@ pub(crate) mod graph;
 pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod integrate;
+mod land;
 pub(crate) mod logs;
 pub(crate) mod merge;
 pub(crate) mod next;

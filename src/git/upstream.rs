@@ -13,8 +13,14 @@ use super::error::GitError;
 use super::locate::open;
 
 /// Writes the tree of `commit` of the repository at `repo_root` into `dir`, replacing what was
-/// there, read-only (files and directories without write permission; links left as they are).
-pub(crate) fn export_commit(repo_root: &Path, commit: &str, dir: &Path) -> Result<(), GitError> {
+/// there; with `read_only`, files and directories without write permission (links left as they
+/// are).
+pub(crate) fn export_commit(
+    repo_root: &Path,
+    commit: &str,
+    dir: &Path,
+    read_only: bool,
+) -> Result<(), GitError> {
     let repo = open(repo_root)?;
     let oid = super::Oid::from_str(commit).map_err(|_| GitError::InvalidOid {
         oid: commit.to_string(),
@@ -47,7 +53,9 @@ pub(crate) fn export_commit(repo_root: &Path, commit: &str, dir: &Path) -> Resul
             path: fresh.clone(),
             source,
         })?;
-    read_only(&fresh);
+    if read_only {
+        make_read_only(&fresh);
+    }
     remove(dir);
     std::fs::rename(&fresh, dir).map_err(|source| GitError::CreateDir {
         path: dir.to_path_buf(),
@@ -67,7 +75,7 @@ pub(crate) fn remove(dir: &Path) {
 
 /// Every directory and file below `dir` (itself included) without write permission; links are
 /// never followed.
-fn read_only(dir: &Path) {
+fn make_read_only(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for (path, is_dir) in walk(dir) {
         let mode = if is_dir { 0o555 } else { 0o444 };
@@ -102,8 +110,7 @@ fn walk(dir: &Path) -> Vec<(PathBuf, bool)> {
             out.push((d, false));
             continue;
         }
-        // A directory is made writable before its entries are read (for `writable`), and
-        // read-only after them (for `read_only`): listed after its entries.
+        // Listed after its entries: made read-only after them.
         if let Ok(entries) = std::fs::read_dir(&d) {
             stack.extend(entries.flatten().map(|e| e.path()));
         }

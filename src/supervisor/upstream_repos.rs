@@ -86,7 +86,7 @@ pub(crate) fn follow(
         if seen.as_deref() == Some(tip.as_str()) && u.path.is_dir() {
             continue;
         }
-        crate::git::export_commit(&u.root, &tip, &u.path).map_err(|e| {
+        crate::git::export_commit(&u.root, &tip, &u.path, true).map_err(|e| {
             format!(
                 "cannot check out `{}` of repository `{}` at `{}`: {e}",
                 u.branch,
