@@ -587,3 +587,47 @@ fn a_landing_killed_half_way_is_put_back_by_the_next_merge() {
     assert!(reflog.contains(&before.0), "{reflog}");
     no_landing_left(&t);
 }
+
+#[test]
+fn the_upstream_checkout_follows_at_the_next_task_boundary() {
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    run_manifest(&t, journal.path(), "", "depends_on = [\"v2:1\"]\n");
+    // client-v2 gets two tasks; its first waits until api's 2.1 is committed, so that the
+    // upstream moved between its two tasks.
+    t.home.write(
+        "plans/client.md",
+        "# C\n\n## Phase 1: Work\n- [ ] 1.1 First\n- [ ] 1.2 Second\n",
+    );
+    t.home.commit_all("two client tasks");
+    std::fs::write(
+        journal.path().join("wait-client-v2-1.1"),
+        t.api.root().display().to_string(),
+    )
+    .expect("wait file");
+    // And api's 2.1 waits until the client's 1.1 has started (its checkout made).
+    std::fs::write(
+        journal.path().join("after-v2-2.1"),
+        journal.path().join("client-v2-1.1.env").display().to_string(),
+    )
+    .expect("after file");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    // What the client saw of api at each task: at 1.1 phase 1's work, at 1.2 phase 2's too.
+    let first = t.client.git(&["show", "plan/client-v2~1:from-api.txt"]);
+    let second = t.client.git(&["show", "plan/client-v2:from-api.txt"]);
+    assert!(first.contains("1.1"), "{first}");
+    assert!(
+        second.contains("2.1"),
+        "the checkout did not follow: {second}"
+    );
+    let checkout = t
+        .client
+        .root()
+        .join(".orch/worktrees/.upstream-client-v2/api/v2.txt");
+    assert!(
+        std::fs::read_to_string(checkout)
+            .expect("checkout")
+            .contains("2.1")
+    );
+}
