@@ -608,7 +608,11 @@ fn the_upstream_checkout_follows_at_the_next_task_boundary() {
     // And api's 2.1 waits until the client's 1.1 has started (its checkout made).
     std::fs::write(
         journal.path().join("after-v2-2.1"),
-        journal.path().join("client-v2-1.1.env").display().to_string(),
+        journal
+            .path()
+            .join("client-v2-1.1.env")
+            .display()
+            .to_string(),
     )
     .expect("after file");
     let (code, out, err) = t.home.run(&["up", "--json"]);
