@@ -275,6 +275,7 @@ mod tests {
             rel_path: "p.md".into(),
             status_path: dir.join("p").join("status.json"),
             priority: 0,
+            repo: None,
         }
     }
 

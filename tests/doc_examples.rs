@@ -364,6 +364,18 @@ fn fixture(name: &str) -> Place {
             c.args(["up", "a", "b"]);
             must(c, "orch up a b");
         }
+        // Three repositories side by side: `repo` (the home one, with plans.toml), `api`,
+        // `client` (tests/fixtures/docs/repos).
+        "repos" => {
+            for (from, to) in [
+                ("home", &repo),
+                ("api", &dir.path().join("api")),
+                ("client", &dir.path().join("client")),
+            ] {
+                copy_dir(&fixtures.join("repos").join(from), to);
+                commit_all(&home, to);
+            }
+        }
         // `auth` with a status file cut short (the end of a write that never was).
         "corrupt" => {
             copy_dir(&fixtures.join("auth"), &repo);

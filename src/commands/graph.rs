@@ -77,7 +77,10 @@ fn text(ws: &Workspace, g: &Graph) -> String {
             .iter()
             .map(|&x| node_name(ws, g, x).1)
             .collect();
-        let _ = write!(out, "{label}  {}", task.description);
+        let _ = match &ws.plans[p].repo {
+            Some(repo) => write!(out, "{label}  [{repo}] {}", task.description),
+            None => write!(out, "{label}  {}", task.description),
+        };
         if !preds.is_empty() {
             let _ = write!(out, "\n    waits for: {}", preds.join(", "));
         }

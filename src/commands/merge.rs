@@ -29,8 +29,35 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
         "`orch merge` needs a plans.toml: it merges the plans the manifest lists",
     )?;
     let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch merge")?;
+    // Plans of several repositories land all together or not at all, group by group; the plans
+    // of the home repository alone, as before.
+    let (groups, left) = merge::together::groups(&manifest, &names);
+    if groups.is_empty() {
+        return home_only(&ws, &manifest, names, &args);
+    }
+    let code = super::land::run(&ws, &manifest, &groups, &args)?;
+    let left = if names.is_empty() {
+        super::land::finished(&ws, left)?
+    } else {
+        left
+    };
+    if left.is_empty() {
+        return Ok(code);
+    }
+    let rest = home_only(&ws, &manifest, left, &args)?;
+    Ok(code.max(rest))
+}
+
+/// `orch merge` of plans of the home repository.
+fn home_only(
+    ws: &crate::workspace::Workspace,
+    manifest: &crate::manifest::Manifest,
+    names: Vec<String>,
+    args: &MergeArgs,
+) -> CliResult<u8> {
+    let manifest = manifest.clone();
     let json_out = args.json;
-    let run = MergeRun::plan(&ws, &manifest, &names, args.strategy, args.stop_on_failure)?
+    let run = MergeRun::plan(ws, &manifest, &names, args.strategy, args.stop_on_failure)?
         .allowing_protected(args.allow_protected)
         .with_resolver(crate::supervisor::resolver::resolver(
             std::sync::Arc::new(manifest.clone()),
@@ -51,7 +78,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     if args.dry_run {
         let (steps, _) = run.simulate().map_err(CliError::coded)?;
         // What the real run would refuse before anything moves (exit 4 there): predicted.
-        let refused = run.trusted_unchanged(&ws, &manifest).err();
+        let refused = run.trusted_unchanged(ws, &manifest).err();
         if args.json {
             let mut v = header.json(&steps, None);
             if let Some(e) = &refused {
@@ -78,7 +105,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     }
 
     // Before anything moves.
-    let prepared = run.prepare(&ws, &manifest)?;
+    let prepared = run.prepare(ws, &manifest)?;
     merge::interrupt::install();
 
     if !args.json {
@@ -93,7 +120,7 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
         v
     });
     let result = run.run(
-        &ws,
+        ws,
         verify.as_ref(),
         &mut steps,
         |s| {

@@ -11,6 +11,7 @@ pub(crate) mod history;
 pub(crate) mod hosts;
 pub(crate) mod init;
 pub(crate) mod integrate;
+mod land;
 pub(crate) mod logs;
 pub(crate) mod merge;
 pub(crate) mod next;

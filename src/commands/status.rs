@@ -310,6 +310,7 @@ fn plan_json(p: &LoadedPlan, doc: &StatusDoc) -> Value {
         "title": p.plan.title,
         "file": p.rel_path,
         "status_file": p.status_path,
+        "repo": p.repo.as_deref().unwrap_or(crate::manifest::HOME_REPO),
         "summary": summary_json(doc, live),
         "phases": phases,
         "tasks": tasks,
@@ -442,8 +443,12 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
     let finished = (c.completed + c.skipped) as usize;
     let _ = writeln!(
         out,
-        "{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
+        "{}{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
         p.name,
+        p.repo
+            .as_ref()
+            .map(|r| format!(" [repository {r}]"))
+            .unwrap_or_default(),
         p.plan.title,
         p.rel_path,
         bar(finished, c.total_tasks as usize, 20),

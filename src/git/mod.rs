@@ -38,6 +38,7 @@ mod worktree;
 
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
@@ -85,11 +86,12 @@ pub(crate) use task_tree::{
     Landed, land_task_commit, retire_landed_task_tree, task_tree_ids, uncommit_task_tree,
 };
 pub use train::is_merged;
-pub(crate) use train::{Built, Moved, Subject, move_target};
+pub(crate) use train::{Built, Moved, Subject, landing, move_target};
 pub(crate) use train::{
     MergeError, MergeRepo, Predicted, Simulator, Staging, WorkFile, checked_out_at, remove_named,
     target_contains, untracked_in_the_way, work_state,
 };
+pub(crate) use upstream::{export_commit, remove as remove_export};
 pub(crate) use warm::tracked_among;
 pub use worktree::TaskTreeRequest;
 pub use worktree::TreeRequest;

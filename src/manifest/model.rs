@@ -2,7 +2,7 @@
 
 use crate::diagnostic::Diagnostic;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::agents::AgentSpec;
@@ -88,6 +88,8 @@ pub(crate) struct Defaults {
     /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
     /// (`false`).
     pub(crate) resolve_verify: bool,
+    /// `verify_all`: the argv run with every repository's candidate side by side (`None`: none).
+    pub(crate) verify_all: Option<Vec<String>>,
 }
 
 impl Default for Defaults {
@@ -128,6 +130,7 @@ impl Default for Defaults {
             best_of: Default::default(),
             resolve: None,
             resolve_verify: false,
+            verify_all: None,
         }
     }
 }
@@ -255,6 +258,10 @@ pub(crate) struct PlanEntry {
     /// Resolved: the `[[host]]` names its attempts may run on (the plan's `hosts`, else its
     /// agent's, else every host); empty unless `executor` is ssh.
     pub(crate) hosts: Vec<String>,
+    /// `repo`: the `[[repo]]` the plan changes; `None`: the home repository (plans.toml's).
+    pub(crate) repo: Option<String>,
+    /// `land_with`: plans that land together with this one, all or none.
+    pub(crate) land_with: Vec<String>,
 }
 
 /// A loaded, validated `plans.toml`.
@@ -277,6 +284,8 @@ pub struct Manifest {
     pub(crate) notify: Vec<super::notify::NotifyHook>,
     /// The `[[host]]` machines, in file order.
     pub(crate) hosts: Vec<super::hosts::Host>,
+    /// The `[[repo]]` tables: the other repositories plans change, in file order.
+    pub(crate) repos: Vec<super::repos::RepoEntry>,
 }
 
 /// The default of `[slurm] poll`.
@@ -324,17 +333,38 @@ impl Manifest {
         self.plans.iter().any(|p| p.executor == ExecutorKind::Slurm)
     }
 
-    /// `root/state_dir/<plan_name>/status.json`.
+    /// The directory of the repository plan `plan_name` changes, as the manifest names it: its
+    /// `[[repo]]`'s path, else the manifest's directory (the home repository).
+    pub(crate) fn plan_root(&self, plan_name: &str) -> &Path {
+        self.repo_of(plan_name)
+            .map_or(self.root.as_path(), |r| r.abs_path.as_path())
+    }
+
+    /// The `[[repo]]` plan `plan_name` changes; `None`: the home repository.
+    pub(crate) fn repo_of(&self, plan_name: &str) -> Option<&super::repos::RepoEntry> {
+        let name = self.plan(plan_name)?.repo.as_deref()?;
+        self.repos.iter().find(|r| r.name == name)
+    }
+
+    /// The target branch of the repository `plan` changes.
+    pub(crate) fn target_of(&self, plan: &PlanEntry) -> &str {
+        self.repo_of(&plan.name)
+            .map_or(self.defaults.target.as_str(), |r| r.target.as_str())
+    }
+
+    /// `<repository>/state_dir/<plan_name>/status.json`: in the repository the plan changes.
     pub(crate) fn state_path(&self, plan_name: &str) -> PathBuf {
-        self.root
+        self.plan_root(plan_name)
             .join(&self.defaults.state_dir)
             .join(plan_name)
             .join("status.json")
     }
 
-    /// `root/log_dir/<plan_name>`: the plan's task logs.
+    /// `<repository>/log_dir/<plan_name>`: the plan's task logs.
     pub(crate) fn log_dir(&self, plan_name: &str) -> PathBuf {
-        self.root.join(&self.defaults.log_dir).join(plan_name)
+        self.plan_root(plan_name)
+            .join(&self.defaults.log_dir)
+            .join(plan_name)
     }
 
     /// `root/templates`: where prompt template overrides are looked for.
@@ -342,9 +372,11 @@ impl Manifest {
         self.root.join(&self.defaults.templates)
     }
 
-    /// `root/worktree_root/<plan_name>`.
+    /// `<repository>/worktree_root/<plan_name>`.
     pub(crate) fn worktree_path(&self, plan_name: &str) -> PathBuf {
-        self.root.join(&self.defaults.worktree_root).join(plan_name)
+        self.plan_root(plan_name)
+            .join(&self.defaults.worktree_root)
+            .join(plan_name)
     }
 }
 

@@ -72,7 +72,7 @@ pub(crate) trait Spelled: serde::de::DeserializeOwned {
 pub(crate) const ARGV_HINT: &str =
     "agents are argv arrays, never shell strings: command = [\"sh\", \"scripts/agent.sh\"]";
 
-type Strings = Option<At<Vec<At<String>>>>;
+pub(crate) type Strings = Option<At<Vec<At<String>>>>;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +85,8 @@ pub(crate) struct RawManifest {
     pub(crate) notify: Vec<At<RawNotify>>,
     /// The `[[host]]` machines of `executor = "ssh"` (`super::hosts`).
     pub(crate) host: Vec<At<super::hosts::RawHost>>,
+    /// `[[repo]]`: the other repositories plans change (`super::repos`).
+    pub(crate) repo: Vec<At<super::repos::RawRepo>>,
 }
 
 /// `[defaults]`.
@@ -143,6 +145,8 @@ pub(crate) struct RawDefaults {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    /// Run with every repository's candidate side by side (`super::repos`).
+    pub(crate) verify_all: Strings,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -219,6 +223,9 @@ pub(crate) struct RawPlan {
     pub(crate) resolve_verify: Option<At<bool>>,
     /// The `[[host]]` names it may use (`super::hosts`).
     pub(crate) hosts: Strings,
+    // Several repositories (`super::repos`).
+    pub(crate) repo: Option<At<String>>,
+    pub(crate) land_with: Strings,
 }
 
 /// One `[[notify]]`.

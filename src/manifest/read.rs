@@ -130,6 +130,7 @@ fn unknown_key(doc: &DeTable<'_>, path: &[Step], r: &mut Reporter<'_>) {
         ["slurm"] => ("in `slurm`".into(), fields_of::<RawSlurm>()),
         ["notify"] => ("in `[[notify]]`".into(), fields_of::<RawNotify>()),
         ["host"] => ("in `[[host]]`".into(), fields_of::<super::hosts::RawHost>()),
+        ["repo"] => ("in `[[repo]]`".into(), super::repos::repo_keys()),
         _ => (format!("in `{}`", table.join(".")), &[][..]),
     };
     let plan_slurm = table == ["plan", "slurm"];
@@ -169,7 +170,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
     {
         "i64" => "an integer",
         "a boolean" => "true or false",
-        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify" || k == "host") => {
+        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify" || k == "host" || k == "repo") => {
             "an array of tables"
         }
         "a sequence" => "an array of strings",
@@ -191,6 +192,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
         [k] if k == "plan" => Some("write each plan as a `[[plan]]` table".to_string()),
         [k] if k == "notify" => Some("write each hook as a `[[notify]]` table".to_string()),
         [k] if k == "host" => Some("write each host as a `[[host]]` table".to_string()),
+        [k] if k == "repo" => Some("write each repository as a `[[repo]]` table".to_string()),
         [a, name] if a == "agents" => Some(format!(
             "write `[agents.{name}]` followed by `command = [...]`"
         )),

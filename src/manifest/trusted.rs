@@ -267,8 +267,10 @@ impl super::Manifest {
             &self.defaults.check,
             &self.defaults.verify,
             &self.defaults.best_of.select,
+            &self.defaults.verify_all,
         ]
         .into_iter()
+        .chain(self.repos.iter().map(|r| &r.verify))
         .flatten()
         {
             g.add(argv);
@@ -454,6 +456,24 @@ mod tests {
     fn ancestors_of_a_path() {
         assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
         assert!(ancestors("plans.toml").next().is_none());
+    }
+
+    #[test]
+    fn the_gates_of_a_landing_across_repositories_are_guarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        std::fs::create_dir_all(repo.join("api")).expect("mkdir");
+        std::fs::write(repo.join("p.md"), "# P\n").expect("plan");
+        let text = "[defaults]\nverify_all = [\"sh\", \"ci/all.sh\"]\n\
+                    [[repo]]\nname = \"api\"\npath = \"api\"\nverify = [\"sh\", \"ci/api.sh\"]\n\
+                    [[plan]]\nname = \"p\"\nfile = \"p.md\"\nrepo = \"api\"\n";
+        let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
+        let g = m.guarded(repo, m.plans.first());
+        let file_of = |w: &str| w.ends_with(".sh").then(|| w.to_string());
+        let paths = g.paths(&file_of);
+        for f in ["ci/all.sh", "ci/api.sh"] {
+            assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
+        }
     }
 
     #[test]

@@ -40,8 +40,15 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         &agents,
         r,
     );
-    let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, r);
+    defaults.verify_all = super::repos::verify_all(r, &raw.defaults.verify_all);
+    let repos = super::repos::repos(&raw, root, &defaults.target, r);
+    let known = Repos {
+        good: &repos,
+        written: super::repos::raw_names(&raw),
+    };
+    let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, &known, r);
     super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
+    super::repos::check_plans(&raw.plan, &mut plans, r);
     let notify = super::notify::hooks(&raw.notify, r);
     let hosts = super::hosts::hosts(&raw.host, r);
     super::hosts::plans(&raw, &hosts, &mut plans, r);
@@ -55,7 +62,15 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         warnings: Vec::new(),
         notify,
         hosts,
+        repos,
     }
+}
+
+/// The `[[repo]]` tables: those that are valid, and every name written (a plan naming a bad one
+/// is not reported again).
+struct Repos<'a> {
+    good: &'a [super::repos::RepoEntry],
+    written: std::collections::BTreeSet<String>,
 }
 
 fn defaults(
@@ -335,13 +350,14 @@ fn plans(
     defaults: &Defaults,
     agents: &BTreeMap<String, AgentSpec>,
     slurm: &SlurmOptions,
+    repos: &Repos<'_>,
     r: &mut Reporter<'_>,
 ) -> Vec<PlanEntry> {
     let mut out: Vec<PlanEntry> = Vec::new();
     // name -> line of its first definition
     let mut seen: HashMap<String, usize> = HashMap::new();
-    // branch -> (plan, line)
-    let mut branches: HashMap<String, (String, usize)> = HashMap::new();
+    // (repository, branch) -> (plan, line)
+    let mut branches: HashMap<(Option<String>, String), (String, usize)> = HashMap::new();
     // The depends_on spans, kept for the checks that need all plan names.
     let mut pending: Vec<(usize, Vec<At<String>>)> = Vec::new();
 
@@ -452,6 +468,17 @@ fn plans(
             None => slurm.clone(),
         };
 
+        let repo = super::repos::plan_repo(
+            r,
+            &name.value,
+            plan.repo.as_ref(),
+            repos.good,
+            &repos.written,
+        );
+        let target = repo
+            .as_ref()
+            .and_then(|n| repos.good.iter().find(|x| &x.name == n))
+            .map_or(defaults.target.as_str(), |x| x.target.as_str());
         // Of a branch named after an invalid plan name, that name was reported already.
         let (branch, branch_span, checked) = match &plan.branch {
             Some(At { value, span }) => (value.clone(), span.clone(), true),
@@ -467,7 +494,7 @@ fn plans(
             );
             r.error(&branch_span, what);
         }
-        if branch == defaults.target {
+        if branch == target {
             r.error(
                 &branch_span,
                 format!(
@@ -475,7 +502,7 @@ fn plans(
                     name.value
                 ),
             );
-        } else if let Some((other, other_line)) = branches.get(&branch) {
+        } else if let Some((other, other_line)) = branches.get(&(repo.clone(), branch.clone())) {
             if name_ok {
                 r.error(
                     &branch_span,
@@ -486,7 +513,7 @@ fn plans(
                 );
             }
         } else {
-            branches.insert(branch.clone(), (name.value.clone(), line));
+            branches.insert((repo.clone(), branch.clone()), (name.value.clone(), line));
         }
 
         let best_of = super::best_of::resolve(
@@ -555,6 +582,8 @@ fn plans(
             resolve: None,
             resolve_verify: false,
             hosts: Vec::new(),
+            repo,
+            land_with: Vec::new(),
         });
     }
 

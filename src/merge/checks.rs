@@ -85,6 +85,19 @@ pub(crate) fn orch_dirs(manifest: &Manifest, repo_root: &Path) -> Vec<String> {
     .collect()
 }
 
+/// [`orch_dirs`] for another repository of the manifest (`[[repo]]`): its worktrees, state
+/// and logs are at the same relative places under its work dir.
+pub(crate) fn orch_dirs_in(manifest: &Manifest) -> Vec<String> {
+    [
+        &manifest.defaults.worktree_root,
+        &manifest.defaults.state_dir,
+        &manifest.defaults.log_dir,
+    ]
+    .iter()
+    .map(|d| format!("/{}/", d.display()))
+    .collect()
+}
+
 /// One `orch merge` per repository at a time: an exclusive lock on `<state_dir>/merge.lock`.
 pub(crate) struct MergeLock {
     _file: std::fs::File,

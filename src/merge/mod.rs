@@ -12,7 +12,7 @@
 
 mod checks;
 pub(crate) mod confine;
-pub(crate) use checks::orch_dirs;
+pub(crate) use checks::{MergeLock, orch_dirs, orch_dirs_in};
 pub(crate) mod integrate;
 pub(crate) mod interrupt;
 mod now;
@@ -23,6 +23,7 @@ pub(crate) mod resolve;
 mod run;
 pub(crate) mod step;
 pub(crate) mod sync;
+pub(crate) mod together;
 mod trusted;
 pub(crate) mod verify;
 

@@ -83,7 +83,6 @@ pub(crate) fn plan_infos(
     manifest: &Manifest,
     repo_root: &Path,
 ) -> CliResult<Vec<PlanInfo>> {
-    let target = &manifest.defaults.target;
     let docs = workspace::read_statuses(ws, None)?;
     let mut out = Vec::new();
     for (index, (lp, doc)) in ws.plans.iter().zip(&docs).enumerate() {
@@ -94,6 +93,9 @@ pub(crate) fn plan_infos(
             .filter(|e| !e.status.is_finished())
             .map(|e| format!("{} ({})", e.id, e.status))
             .collect();
+        // A plan of another repository is read in that repository, against its target.
+        let own_root = workspace::repos::root_of(manifest, entry, repo_root);
+        let (repo_root, target) = (own_root.as_path(), manifest.target_of(entry));
         let tip = git::branch_tip(repo_root, &entry.branch).map_err(CliError::coded)?;
         let base = doc
             .extra

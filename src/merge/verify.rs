@@ -195,6 +195,18 @@ pub(super) fn run(
     target: &str,
     candidate: Oid,
 ) -> Verdict {
+    run_with(verify, cwd, log, (plan, target, candidate), &[])
+}
+
+/// [`run`] with more variables in the command's environment (a landing across repositories:
+/// `ORCH_REPO_<NAME>` of each candidate).
+pub(super) fn run_with(
+    verify: &Verify,
+    cwd: &Path,
+    log: &Path,
+    (plan, target, candidate): (&str, &str, Oid),
+    env: &[(String, String)],
+) -> Verdict {
     let command = shown(&verify.argv);
     let (argv, tmp) =
         match super::confine::verify_argv(verify.sandbox.confine.as_ref(), &verify.argv, cwd, plan)
@@ -210,6 +222,7 @@ pub(super) fn run(
         Err(e) => return Verdict::Failed(format!("cannot open `{}`: {e}", log.display())),
     };
     let mut cmd = verify_command(program, args, cwd, out, plan, target, candidate);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(t) = &tmp {
         cmd.env("TMPDIR", t.path());
     }

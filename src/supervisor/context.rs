@@ -221,6 +221,10 @@ pub(crate) struct PlanCtx {
     /// files, the prompt templates, `.gitmodules`, the clients' settings, the program and script
     /// of every command line, the plan's tasks' own checks included).
     pub(crate) guarded: crate::manifest::Guarded,
+    /// The plans of other repositories it waits for: their read-only checkouts
+    /// (`ORCH_REPO_<NAME>`), and the commit each holds.
+    pub(crate) upstreams: Vec<super::upstream_repos::UpstreamRepo>,
+    pub(crate) followed: super::upstream_repos::Followed,
 }
 
 /// A task's commit on its way to the status file (see [`PlanCtx::unrecorded`]).
@@ -266,6 +270,7 @@ impl PlanCtx {
             unrecorded: self.unrecorded.clone(),
             own_finished: self.own_finished.clone(),
             known: self.known.clone(),
+            followed: self.followed.clone(),
             ..fresh
         }
     }

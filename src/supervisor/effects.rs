@@ -88,7 +88,21 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     let made = if poll_only {
         Err(notify::Error::generic("ORCH_WATCH=poll is set"))
     } else {
-        super::watch::watch_state_dir(&state_dir, watch_tx)
+        // The state directories of the other repositories whose plans run.
+        let mut dirs: Vec<&std::path::Path> = vec![&state_dir];
+        let others: Vec<std::path::PathBuf> = ctx
+            .plans
+            .iter()
+            .flatten()
+            .filter(|pc| pc.entry.repo.is_some())
+            .filter_map(|pc| Some(pc.status_path.parent()?.parent()?.to_path_buf()))
+            .collect();
+        for d in &others {
+            if !dirs.contains(&d.as_path()) {
+                dirs.push(d);
+            }
+        }
+        super::watch::watch_state_dir(&dirs, watch_tx)
     };
     // Kept alive for the whole run.
     let watcher = match made {

@@ -535,6 +535,11 @@ fn prepare_argv(
             )
         }
     };
+    // The plans of other repositories it builds on: where their checkouts are.
+    let prompt = match super::upstream_repos::prompt_section(&pc.upstreams) {
+        Some(section) => format!("{prompt}{section}"),
+        None => prompt,
+    };
     let prompt_file = prompt_file_of(pc, file_id);
     std::fs::create_dir_all(&pc.log_dir)
         .and_then(|()| crate::links::write(&prompt_file, prompt.as_bytes()))
@@ -584,6 +589,7 @@ fn prepare_argv(
         agent_env::ORCH_PORT.to_string(),
         worktree_port(ctx, pc, workdir)?.to_string(),
     ));
+    env.extend(super::upstream_repos::env(&pc.upstreams));
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
     // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {

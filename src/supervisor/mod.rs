@@ -28,6 +28,7 @@ pub(crate) mod settle;
 pub(crate) mod setup;
 pub(crate) mod start;
 pub(crate) mod state;
+pub(crate) mod upstream_repos;
 pub(crate) mod watch;
 
 pub(crate) use effects::run;

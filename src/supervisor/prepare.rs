@@ -56,6 +56,19 @@ pub(crate) async fn prepare(
 ) -> Result<Vec<Event>, Unprepared> {
     let mut events = Vec::new();
     ensure_tree(ctx.clone(), plan.clone(), told).await?;
+    // The plans of other repositories it waits for: their checkouts, before its first agent.
+    if !plan.upstreams.is_empty() {
+        let p = plan.clone();
+        let notes = tokio::task::spawn_blocking(move || {
+            super::upstream_repos::follow(&p.upstreams, &p.followed)
+        })
+        .await
+        .map_err(|e| format!("checkout task failed: {e}"))??;
+        events.extend(notes.into_iter().map(|message| Event::Note {
+            plan: Some(plan.name().to_owned()),
+            message,
+        }));
+    }
     for (up_name, up_plan, up_doc, target, raw) in upstreams {
         let c = ctx.clone();
         let p = plan.clone();

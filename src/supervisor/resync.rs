@@ -18,10 +18,23 @@ impl Effects<'_> {
         if pc.entry.depends_on.is_empty() || !no_other_agent(&pc) {
             return None;
         }
-        let manifest = self.ws.manifest.as_ref()?;
+        // The plans of other repositories: their checkouts follow their branches' tips.
+        match super::upstream_repos::follow(&pc.upstreams, &pc.followed) {
+            Ok(notes) => {
+                for message in notes {
+                    self.note(Some(pc.name().to_owned()), message);
+                }
+            }
+            // The plan goes on with the checkout it has (a note says why it did not move).
+            Err(e) => self.note(Some(pc.name().to_owned()), e),
+        }
+        let ws = self.ws.clone();
+        let manifest = ws.manifest.as_ref()?;
         let mut upstreams: Vec<(String, String)> = Vec::new();
         for d in &pc.entry.depends_on {
-            if upstreams.iter().any(|(n, _)| n == &d.plan) {
+            if upstreams.iter().any(|(n, _)| n == &d.plan)
+                || super::upstream_repos::crosses(Some(manifest), &pc.entry, &d.plan)
+            {
                 continue;
             }
             if let Some(entry) = manifest.plan(&d.plan) {

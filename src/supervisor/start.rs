@@ -83,9 +83,22 @@ impl<'w> Checked<'w> {
     ) -> CliResult<Self> {
         let mut checked = Self::check_reload(ws, manifest, selected, &[], orch_bin)?;
         checked.lock = Some(lock(&checked.state_dir)?);
-        // The worktrees, the state and the logs are not the repository's content.
+        // The worktrees, the state and the logs are not the repository's content, in the home
+        // repository nor in any other whose plans run here (their status files are there).
         let excluded = crate::merge::orch_dirs(manifest, &checked.repo_root);
         git::ensure_excluded(&checked.repo_root, &excluded).map_err(CliError::coded)?;
+        for root in workspace::repos::all_roots(manifest, &checked.repo_root)
+            .iter()
+            .skip(1)
+        {
+            let excluded = crate::merge::orch_dirs_in(manifest);
+            git::ensure_excluded(root, &excluded).map_err(CliError::coded)?;
+            // Watched from the start, with the home repository's.
+            let state = root.join(&manifest.defaults.state_dir);
+            std::fs::create_dir_all(&state).map_err(|e| {
+                anyhow!("cannot make the state directory `{}`: {e}", state.display())
+            })?;
+        }
         Ok(checked)
     }
 
@@ -131,7 +144,8 @@ impl<'w> Checked<'w> {
             let tree = if running.contains(&index) {
                 None
             } else {
-                checks::tree_action(manifest, &repo_root, lp, entry)?
+                let root = workspace::repos::root_of(manifest, entry, &repo_root);
+                checks::tree_action(manifest, &root, lp, entry)?
             };
             let sandbox = match manifest.agent_of(entry) {
                 Some(agent) => super::sandbox::decide(
@@ -438,7 +452,8 @@ impl<'w> Checked<'w> {
             {
                 continue;
             }
-            for lock in git::remove_plan_locks(&self.repo_root, &c.lp.name, &c.entry.branch)
+            let root = workspace::repos::root_of(self.manifest, c.entry, &self.repo_root);
+            for lock in git::remove_plan_locks(&root, &c.lp.name, &c.entry.branch)
                 .map_err(CliError::coded)?
             {
                 emit(&Event::Note {
@@ -464,7 +479,7 @@ impl<'w> Checked<'w> {
             Some(TreeAction::Create { .. } | TreeAction::Readd { .. })
         ) {
             for w in &entry.warm {
-                if std::fs::symlink_metadata(self.repo_root.join(&w.path)).is_err() {
+                if std::fs::symlink_metadata(ctx.repo_root.join(&w.path)).is_err() {
                     emit(&Event::Note {
                         plan: Some(lp.name.clone()),
                         message: format!(
@@ -484,13 +499,13 @@ impl<'w> Checked<'w> {
                 base.clone(),
                 Some(Utc::now()),
                 Some(NewTree {
-                    target: manifest.defaults.target.clone(),
+                    target: manifest.target_of(entry).to_string(),
                 }),
             ),
             Some(_) => {
                 let tree = git::ensure_plan_tree(&tree_request(
                     manifest,
-                    &self.repo_root,
+                    &ctx.repo_root,
                     entry,
                     &ctx.worktree,
                     &ctx.copy,
@@ -534,7 +549,11 @@ impl<'w> Checked<'w> {
                 manifest.path.display()
             ))
         })?;
+        let worktree = manifest.worktree_path(&lp.name);
+        let upstreams = super::upstream_repos::of_plan(manifest, entry, &self.repo_root, &worktree);
         Ok(PlanCtx {
+            upstreams,
+            followed: Default::default(),
             index: c.index,
             entry: Arc::new(entry.clone()),
             plan: lp.plan.clone(),
@@ -542,14 +561,14 @@ impl<'w> Checked<'w> {
             digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
             log_dir: manifest.log_dir(&lp.name),
-            worktree: manifest.worktree_path(&lp.name),
+            worktree,
             base: String::new(),
             created_at: None,
             new_tree: None,
             made: Default::default(),
             agent,
             best_of_tasks: super::best_of::any_task_best_of(&lp.plan),
-            repo_root: self.repo_root.clone(),
+            repo_root: workspace::repos::root_of(manifest, entry, &self.repo_root),
             copy,
             git_lock: Default::default(),
             commits: Default::default(),
@@ -581,7 +600,7 @@ fn tree_request<'a>(
         plan: &entry.name,
         branch: &entry.branch,
         path,
-        target: &manifest.defaults.target,
+        target: manifest.target_of(entry),
         copy,
         sparse: &entry.paths,
         submodules: entry.submodules,

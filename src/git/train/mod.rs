@@ -10,6 +10,7 @@
 
 mod build;
 mod error;
+pub(crate) mod landing;
 mod repo;
 mod resolve;
 mod staging;

@@ -64,6 +64,8 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         resolve: None,
         resolve_verify: false,
         hosts: Vec::new(),
+        repo: None,
+        land_with: Vec::new(),
     }
 }
 

@@ -54,10 +54,19 @@ impl Effects<'_> {
 
     pub(super) fn prepare(&mut self, p: usize) {
         let Some(pc) = self.plan(p) else { return };
+        let ws = self.ws.clone();
         let upstreams = pc
             .entry
             .depends_on
             .iter()
+            // A plan of another repository is seen through its checkout, never merged.
+            .filter(|d| {
+                !crate::supervisor::upstream_repos::crosses(
+                    ws.manifest.as_ref(),
+                    &pc.entry,
+                    &d.plan,
+                )
+            })
             .filter_map(|d| {
                 let q = self.ws.plans.iter().position(|lp| lp.name == d.plan)?;
                 self.apply_records(q);

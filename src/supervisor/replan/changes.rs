@@ -180,6 +180,7 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
         warnings: _,
         notify,
         hosts,
+        repos,
     } = new;
     let names: BTreeSet<&String> = old.agents.keys().chain(agents.keys()).collect();
     for name in names {
@@ -200,6 +201,9 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
     if old.hosts != *hosts {
         out.push("hosts changed".to_string());
     }
+    if old.repos != *repos {
+        out.push("repo changed".to_string());
+    }
     if old.notify != *notify {
         out.push("notify changed".to_string());
     }
@@ -217,7 +221,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
             grace, backoff, log_dir, log_max, setup, copy, templates, executor, check, budget, remote,
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
-            best_of, resolve, resolve_verify,
+            best_of, resolve, resolve_verify, verify_all,
         ],
         skip []
     );
@@ -235,7 +239,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect, best_of, resolve, resolve_verify, hosts,
+            protect, best_of, resolve, resolve_verify, hosts, repo, land_with,
         ],
         skip [name, abs_file, line, paths_at]
     );

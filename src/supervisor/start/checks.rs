@@ -41,7 +41,9 @@ pub(super) fn tree_action(
         &entry.copy,
     ))
     .map_err(CliError::coded)?;
-    if matches!(action, TreeAction::Create { .. }) {
+    // The plan file is the home repository's: checked against its target for a plan of the
+    // home repository only (another repository's worktree does not hold it).
+    if matches!(action, TreeAction::Create { .. }) && entry.repo.is_none() {
         let abs = entry
             .abs_file
             .canonicalize()

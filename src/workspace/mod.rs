@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::agent_env;
+
+pub(crate) mod repos;
 use crate::diagnostic::Diagnostic;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::{CrossDep, CrossTarget, Graph, NodeState, Waiting};
@@ -66,6 +68,8 @@ pub(crate) struct LoadedPlan {
     pub(crate) rel_path: String,
     pub(crate) status_path: PathBuf,
     pub(crate) priority: i64,
+    /// The `[[repo]]` the plan changes; `None`: the home repository (or a plan given by path).
+    pub(crate) repo: Option<String>,
 }
 
 impl LoadedPlan {
@@ -337,6 +341,7 @@ fn load_with(sel: &Selection, files: bool) -> CliResult<Workspace> {
     if let Some(m) = &manifest {
         diagnostics.extend(m.warnings.iter().cloned());
         diagnostics.extend(warm_tracked(m));
+        diagnostics.extend(repos::diagnostics(m));
     }
     // The manifest's cross-plan checks and dependencies, when every plan of it is loaded.
     let whole = manifest.as_ref().filter(|m| plans.len() == m.plans.len());
@@ -448,6 +453,7 @@ fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResu
         rel_path: entry.file.to_string_lossy().into_owned(),
         status_path: m.state_path(&entry.name),
         priority: entry.priority,
+        repo: entry.repo.clone(),
         plan,
     })
 }
@@ -496,6 +502,7 @@ fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliRes
         name,
         rel_path,
         priority: 0,
+        repo: None,
         plan,
     })
 }
