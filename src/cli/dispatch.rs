@@ -197,6 +197,14 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             let (plan, id) = (c.plan, c.id);
             control(c.manifest, &Request::Stop { plan, id }, c.json)
         }
+        Command::Answer { task, text } => {
+            let (plan, id) = (task.plan, task.id);
+            control(
+                task.manifest,
+                &Request::Answer { plan, id, text },
+                task.json,
+            )
+        }
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
         Command::Resolve {
@@ -226,7 +234,15 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             },
         ),
         Command::Task { action } => {
+            let mut question = None;
             let (transition, common, note, error, reason) = match action {
+                TaskAction::Ask {
+                    common,
+                    question: q,
+                } => {
+                    question = Some(q);
+                    (Transition::Ask, common, None, None, None)
+                }
                 TaskAction::Start(c) => (Transition::Start, c, None, None, None),
                 TaskAction::Done { common, note } => (Transition::Done, common, note, None, None),
                 TaskAction::Fail { common, error } => (Transition::Fail, common, None, error, None),
@@ -240,6 +256,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 note,
                 error,
                 reason,
+                question,
                 ..Default::default()
             };
             commands::task::run(

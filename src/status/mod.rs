@@ -39,4 +39,4 @@ pub use summary::refresh_derived;
 pub use transition::Transition;
 pub use transition::TransitionOptions;
 pub use transition::apply;
-pub(crate) use transition::{RunInfo, TransitionOutcome, record_launch};
+pub(crate) use transition::{RunInfo, TransitionOutcome, answer, record_launch};

@@ -27,6 +27,8 @@ pub(crate) struct StateEntry {
     /// Tokens and cost of its attempts (`orchUsage`); boxed, as most entries have none (the
     /// map of 10,000 entries is then 0.8 MB smaller).
     pub(crate) usage: Option<Box<crate::agent_output::Usage>>,
+    /// The question its agent asked, while it needs input (`orchQuestion`).
+    pub(crate) question: Option<String>,
 }
 
 /// Where an entry was read: its array (`verifySteps` or `tasks`) and its place there.
@@ -88,6 +90,8 @@ struct StateFields {
     last_error: Option<String>,
     #[serde(default)]
     orch_usage: Option<OrchUsage>,
+    #[serde(default)]
+    orch_question: Option<String>,
 }
 
 /// The entries' texts, for [`StatusStates::entries`].
@@ -178,6 +182,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
                     error: f.error,
                     last_error: f.last_error,
                     usage: f.orch_usage.map(|u| Box::new(u.usage())),
+                    question: f.orch_question,
                 };
                 v.insert((state, Place { verify, index }));
             }

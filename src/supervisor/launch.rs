@@ -496,7 +496,11 @@ fn prepare_argv(
                     .and_then(|i| i.feedback_for(pc.name())),
                 check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
-            };
+                question: None,
+                answer: None,
+                answers: Vec::new(),
+            }
+            .with_answers(doc.entry(&tk.id).map(|e| e.orch_answers.as_slice()));
             (
                 templates.render_task(&prompt).map_err(|e| e.to_string())?,
                 tk.id.clone(),

@@ -76,6 +76,7 @@ pub(super) fn cfg(max_agents: usize) -> CoreConfig {
         budget: crate::manifest::Budget::default(),
         limit_backoff: Duration::from_secs(60),
         integrate: None,
+        ask_grace: Duration::from_secs(10),
     }
 }
 
@@ -142,6 +143,7 @@ fn completed(commit: &str) -> TaskFacts {
         usage: None,
         stopped: false,
         attempts: 0,
+        question: None,
     }
 }
 
@@ -571,6 +573,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             usage: None,
             stopped: false,
             attempts: 0,
+            question: None,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);

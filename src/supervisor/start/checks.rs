@@ -246,6 +246,9 @@ fn sample_prompt(
         integration: None,
         check: String::new(),
         report_by_exit: false,
+        question: None,
+        answer: None,
+        answers: Vec::new(),
     };
     templates
         .render_task(&sample)
