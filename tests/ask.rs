@@ -179,3 +179,30 @@ fn an_answer_during_the_run_resumes_the_task() {
     assert_eq!(repo.task("a", "1.1")["status"], "completed");
     assert_eq!(repo.task("a", "1.1")["attempts"], 2);
 }
+
+/// A question with terminal control sequences (a title change, a screen clear, a carriage
+/// return) is shown escaped by `orch up` and `orch status`, and kept as written in the status
+/// file and the event; a question longer than 8 KiB is refused, nothing recorded.
+#[test]
+fn a_question_is_shown_escaped_and_bounded() {
+    let rec = tempfile::tempdir().expect("tmp");
+    let r = rec.path();
+    let repo = Repo::new();
+    repo.plans(&[("a", agent_at("ask_escapes.sh", &[r]), PLAN_B)]);
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert_eq!(read(r, "long").trim(), "4", "the long question is refused");
+    assert_eq!(read(r, "asked").trim(), "0");
+    let raw = "pick \u{1b}]0;pwned\u{7}one\u{1b}[2J\rDROP?";
+    assert_eq!(repo.task("a", "1.1")["orchQuestion"], raw);
+    for (what, text) in [("up", out), ("status", repo.run(&["status"]).1)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "{what}: {text:?}"
+        );
+        assert!(
+            text.contains(r"pick \u{1b}]0;pwned\u{7}one\u{1b}[2J\rDROP?"),
+            "{what}: {text}"
+        );
+    }
+}

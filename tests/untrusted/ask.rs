@@ -87,7 +87,11 @@ fn ask_a_confined_agent_cannot_answer_itself_or_ask_for_another_task() {
     let t = tried(rec.path());
     assert_ne!(code_of(&t, "answer"), 0, "its own answer: {t:?}");
     assert_ne!(code_of(&t, "edit"), 0, "the status file edited: {t:?}");
-    assert_ne!(code_of(&t, "person-b"), 0, "a person's report directory: {t:?}");
+    assert_ne!(
+        code_of(&t, "person-b"),
+        0,
+        "a person's report directory: {t:?}"
+    );
 }
 
 /// Unconfined, orch's own rules still hold: a person's report directory is writable, but only a
