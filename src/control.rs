@@ -159,6 +159,40 @@ pub(crate) fn answer(lp: &LoadedPlan, id: &str, text: &str) -> Result<String, St
     })
 }
 
+/// Keeps `text` as a message to task `id` of plan `lp` (`orchMessages`): every next attempt's
+/// prompt holds it. With `restart`, a task in progress is put back to pending in the same
+/// change, which a running `orch up` acts on as on a stop and a retry read together: the running
+/// attempt is stopped and the task runs again now. Whether it was restarted.
+pub(crate) fn say(
+    lp: &LoadedPlan,
+    id: &str,
+    text: &str,
+    restart: bool,
+) -> Result<bool, StatusError> {
+    lp.update_status(|doc| {
+        let e = doc.entry_mut(id).ok_or_else(|| unknown(lp, id))?;
+        e.orch_messages.push(status::OrchMessage {
+            text: text.to_string(),
+            at: status::timestamp(Utc::now()),
+        });
+        let running = e.status == TaskStatus::InProgress;
+        if restart && running {
+            let attempts = e.attempts;
+            let opts = TransitionOptions {
+                force: true,
+                ..Default::default()
+            };
+            status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+            if let Some(e) = doc.entry_mut(id) {
+                e.attempts = attempts;
+            }
+        } else {
+            doc.last_updated_at = Some(status::timestamp(Utc::now()));
+        }
+        Ok(restart && running)
+    })
+}
+
 fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
     StatusError::UnknownTask {
         id: id.to_string(),
@@ -189,6 +223,13 @@ pub(crate) enum Request {
         id: String,
         text: String,
     },
+    /// `orch say PLAN ID TEXT [--restart]`: a person's message to a task.
+    Say {
+        plan: String,
+        id: String,
+        text: String,
+        restart: bool,
+    },
 }
 
 /// What was done, in words and as a JSON object (`event` named as `orch up --json` names it).
@@ -210,7 +251,8 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
     | Request::Resume { plan }
     | Request::Retry { plan, .. }
     | Request::Stop { plan, .. }
-    | Request::Answer { plan, .. }) = request;
+    | Request::Answer { plan, .. }
+    | Request::Say { plan, .. }) = request;
     let index = ws.select(std::slice::from_ref(plan))?[0];
     let lp = &ws.plans[index];
     let sup = running(&state_dir);
@@ -277,6 +319,28 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
                     crate::untrusted::text::escaped(&question)
                 ),
                 json!({"event": "task_answered", "plan": plan, "task": id, "question": question, "answer": text}),
+            )
+        }
+        Request::Say {
+            plan,
+            id,
+            text,
+            restart,
+        } => {
+            known_task(lp, id)?;
+            if let Some(why) = crate::supervisor::ask::text_refused("message", text) {
+                return Err(CliError::invalid(anyhow::anyhow!("{why}")));
+            }
+            let restarted = say(lp, id, text, *restart).map_err(CliError::coded)?;
+            let msg = if restarted {
+                "kept for the next attempt; its running attempt is stopped and the next one \
+                 starts with it"
+            } else {
+                "kept for the next attempt"
+            };
+            (
+                msg.to_string(),
+                json!({"event": "task_told", "plan": plan, "task": id, "delivered": false, "restarted": restarted}),
             )
         }
     };

@@ -67,6 +67,8 @@ pub(crate) struct TaskPrompt {
     pub(crate) answer: Option<String>,
     /// Every question answered so far, oldest first (`question`, `answer`).
     pub(crate) answers: Vec<QaInfo>,
+    /// A person's messages to the task (`orch say`), oldest first.
+    pub(crate) messages: Vec<String>,
 }
 
 /// A question an attempt asked and a person's answer.
@@ -77,9 +79,13 @@ pub(crate) struct QaInfo {
 }
 
 impl TaskPrompt {
-    /// With the questions earlier attempts asked and a person answered (`orchAnswers`).
-    pub(crate) fn with_answers(mut self, answers: Option<&[crate::status::OrchAnswer]>) -> Self {
-        let answers = answers.unwrap_or_default();
+    /// With the questions earlier attempts asked and a person answered (`orchAnswers`), and a
+    /// person's messages (`orchMessages`), from the task's entry.
+    pub(crate) fn with_entry(mut self, entry: Option<&crate::status::TaskEntry>) -> Self {
+        self.messages = entry
+            .map(|e| e.orch_messages.iter().map(|m| m.text.clone()).collect())
+            .unwrap_or_default();
+        let answers = entry.map(|e| e.orch_answers.as_slice()).unwrap_or_default();
         self.answers = answers
             .iter()
             .map(|a| QaInfo {
@@ -412,6 +418,11 @@ fn sample_task(full: bool) -> TaskPrompt {
         } else {
             Vec::new()
         },
+        messages: if full {
+            vec!["keep the old API working".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -494,6 +505,7 @@ mod tests {
             question: None,
             answer: None,
             answers: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -678,6 +690,7 @@ mod tests {
             "question",
             "answer",
             "answers",
+            "messages",
         ];
         const PLAN_VARS: &[&str] = &[
             "plan",

@@ -206,3 +206,60 @@ fn a_question_is_shown_escaped_and_bounded() {
         );
     }
 }
+
+/// `orch say` keeps a message for the task's next attempt, whose prompt holds it: said before
+/// the run (no `orch up`), and to a running attempt with `--restart`, which stops it and starts
+/// the next one with the message at once.
+#[test]
+fn a_message_is_kept_for_the_next_attempt_and_restart_starts_it_now() {
+    let rec = tempfile::tempdir().expect("tmp");
+    let r = rec.path();
+    let repo = Repo::new();
+    repo.plans(&[("a", agent_at("say_agent.sh", &[r]), PLAN_B)]);
+    // Without `orch up`: kept.
+    let (code, out, err) = repo.run(&["say", "a", "1.1", "keep the old API"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("kept for the next attempt"), "{out}");
+    assert_eq!(repo.run(&["say", "a", "9.9", "x"]).0, 2);
+    assert_eq!(repo.run(&["say", "a", "1.1", ""]).0, 2);
+    assert_eq!(
+        repo.task("a", "1.1")["orchMessages"][0]["text"],
+        "keep the old API"
+    );
+    let (child, lines) = up(&repo);
+    let mut seen = Vec::new();
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started" && v["task"] == "1.1"
+    });
+    support::wait_for("the first attempt's prompt", || {
+        r.join("a-1.1-1.prompt").exists()
+    });
+    let first = read(r, "a-1.1-1.prompt");
+    assert!(first.contains("- keep the old API"), "{first}");
+    // To the running attempt, with --restart: stopped, the next one has both messages.
+    let (code, out, err) = repo.run(&["say", "a", "1.1", "use tabs", "--restart"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("its running attempt is stopped"), "{out}");
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "task_started" && v["task"] == "1.1" && v["attempt"] == 2
+    });
+    support::wait_for("the second attempt's prompt", || {
+        r.join("a-1.1-2.prompt").exists()
+    });
+    let second = read(r, "a-1.1-2.prompt");
+    assert!(
+        second.contains("- keep the old API") && second.contains("- use tabs"),
+        "{second}"
+    );
+    std::fs::write(r.join("go"), "").expect("go");
+    let out = wait_within(child, std::time::Duration::from_secs(120), "orch up");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(repo.task("a", "1.1")["status"], "completed");
+    let s = status_json(&repo, "a");
+    assert_eq!(task_of(&s, "1.1")["messages"][1]["text"], "use tabs");
+}

@@ -627,6 +627,22 @@ pub(super) enum Command {
         #[arg(value_name = "TEXT")]
         text: String,
     },
+    /// Tell a task something: the message is kept in its status file (`orchMessages`) and
+    /// every next attempt's prompt holds it. With `--restart`, a running attempt is stopped now
+    /// and the next one starts with the message (otherwise the running attempt goes on).
+    ///
+    /// Prints `kept for the next attempt`. Exit codes: 0, 2 unknown plan or task (or an empty
+    /// message, or one longer than 8 KiB). Example: `orch say auth 2.3 "keep the old API"`.
+    Say {
+        #[command(flatten)]
+        task: ControlTask,
+        /// The message, as the agent will read it.
+        #[arg(value_name = "TEXT")]
+        text: String,
+        /// Stop the running attempt now; the next one starts with the message.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Print a shell completion script for orch on stdout: subcommands, options and their
     /// values complete on Tab.
     #[command(after_help = "Examples:

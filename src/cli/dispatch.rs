@@ -205,6 +205,20 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 task.json,
             )
         }
+        Command::Say {
+            task,
+            text,
+            restart,
+        } => {
+            let (plan, id) = (task.plan, task.id);
+            let request = Request::Say {
+                plan,
+                id,
+                text,
+                restart,
+            };
+            control(task.manifest, &request, task.json)
+        }
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
         Command::Resolve {

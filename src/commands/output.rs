@@ -79,6 +79,9 @@ pub(crate) fn task_json(
         if !e.orch_answers.is_empty() {
             obj.insert("answers".into(), json!(e.orch_answers));
         }
+        if !e.orch_messages.is_empty() {
+            obj.insert("messages".into(), json!(e.orch_messages));
+        }
     }
     v
 }

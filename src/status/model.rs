@@ -148,6 +148,16 @@ pub(crate) struct OrchAnswer {
     pub(crate) at: String,
 }
 
+/// A person's message to a task (orch's field `orchMessages`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrchMessage {
+    pub(crate) text: String,
+    /// When it was said.
+    #[serde(default)]
+    pub(crate) at: String,
+}
+
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,6 +233,10 @@ pub struct TaskEntry {
     /// orch: the questions asked and a person's answers to them (`orch answer`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) orch_answers: Vec<OrchAnswer>,
+    /// orch: a person's messages to the task (`orch say`), oldest first; every next attempt's
+    /// prompt holds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) orch_messages: Vec<OrchMessage>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,

@@ -499,8 +499,9 @@ fn prepare_argv(
                 question: None,
                 answer: None,
                 answers: Vec::new(),
+                messages: Vec::new(),
             }
-            .with_answers(doc.entry(&tk.id).map(|e| e.orch_answers.as_slice()));
+            .with_entry(doc.entry(&tk.id));
             (
                 templates.render_task(&prompt).map_err(|e| e.to_string())?,
                 tk.id.clone(),

@@ -249,6 +249,7 @@ fn sample_prompt(
         question: None,
         answer: None,
         answers: Vec::new(),
+        messages: Vec::new(),
     };
     templates
         .render_task(&sample)
