@@ -407,7 +407,9 @@ fn steps(dir: &Path, name: &str) {
             doc.entry(&plan.tasks[ti].id)
                 .map_or(orch::graph::NodeState::Pending, |e| match e.status {
                     TaskStatus::Completed | TaskStatus::Skipped => orch::graph::NodeState::Done,
-                    TaskStatus::InProgress => orch::graph::NodeState::InProgress,
+                    TaskStatus::InProgress | TaskStatus::NeedsInput => {
+                        orch::graph::NodeState::InProgress
+                    }
                     TaskStatus::Failed => orch::graph::NodeState::Failed,
                     TaskStatus::Pending => orch::graph::NodeState::Pending,
                 })
@@ -437,7 +439,9 @@ fn steps(dir: &Path, name: &str) {
             &[0],
             |_, ti| match states.status(&plan.tasks[ti]) {
                 TaskStatus::Completed | TaskStatus::Skipped => orch::graph::NodeState::Done,
-                TaskStatus::InProgress => orch::graph::NodeState::InProgress,
+                TaskStatus::InProgress | TaskStatus::NeedsInput => {
+                    orch::graph::NodeState::InProgress
+                }
                 TaskStatus::Failed => orch::graph::NodeState::Failed,
                 TaskStatus::Pending => orch::graph::NodeState::Pending,
             },

@@ -143,6 +143,56 @@ pub(crate) fn stop(lp: &LoadedPlan, id: &str) -> Result<Stopped, StatusError> {
     })
 }
 
+/// Answers the question task `id` of plan `lp` asked with `text`: kept in the status file
+/// (`orchAnswers`), the task pending again. A task that asked nothing is refused (exit 4).
+/// The question answered.
+pub(crate) fn answer(lp: &LoadedPlan, id: &str, text: &str) -> Result<String, StatusError> {
+    lp.update_status(|doc| {
+        doc.entry(id).ok_or_else(|| unknown(lp, id))?;
+        status::answer(doc, id, text, Utc::now())?;
+        let question = doc
+            .entry(id)
+            .and_then(|e| e.orch_answers.last())
+            .map(|a| a.question.clone())
+            .unwrap_or_default();
+        Ok(question)
+    })
+}
+
+/// Keeps `text` as a message to task `id` of plan `lp` (`orchMessages`): every next attempt's
+/// prompt holds it. With `restart`, a task in progress is put back to pending in the same
+/// change, which a running `orch up` acts on as on a stop and a retry read together: the running
+/// attempt is stopped and the task runs again now. Whether it was restarted.
+pub(crate) fn say(
+    lp: &LoadedPlan,
+    id: &str,
+    text: &str,
+    restart: bool,
+) -> Result<bool, StatusError> {
+    lp.update_status(|doc| {
+        let e = doc.entry_mut(id).ok_or_else(|| unknown(lp, id))?;
+        e.orch_messages.push(status::OrchMessage {
+            text: text.to_string(),
+            at: status::timestamp(Utc::now()),
+        });
+        let running = e.status == TaskStatus::InProgress;
+        if restart && running {
+            let attempts = e.attempts;
+            let opts = TransitionOptions {
+                force: true,
+                ..Default::default()
+            };
+            status::apply(doc, id, Transition::Reset, &opts, Utc::now())?;
+            if let Some(e) = doc.entry_mut(id) {
+                e.attempts = attempts;
+            }
+        } else {
+            doc.last_updated_at = Some(status::timestamp(Utc::now()));
+        }
+        Ok(restart && running)
+    })
+}
+
 fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
     StatusError::UnknownTask {
         id: id.to_string(),
@@ -153,10 +203,33 @@ fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
 /// What to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
-    Pause { plan: String },
-    Resume { plan: String },
-    Retry { plan: String, id: String },
-    Stop { plan: String, id: String },
+    Pause {
+        plan: String,
+    },
+    Resume {
+        plan: String,
+    },
+    Retry {
+        plan: String,
+        id: String,
+    },
+    Stop {
+        plan: String,
+        id: String,
+    },
+    /// `orch answer PLAN ID TEXT`: a person's answer to the question the task's agent asked.
+    Answer {
+        plan: String,
+        id: String,
+        text: String,
+    },
+    /// `orch say PLAN ID TEXT [--restart]`: a person's message to a task.
+    Say {
+        plan: String,
+        id: String,
+        text: String,
+        restart: bool,
+    },
 }
 
 /// What was done, in words and as a JSON object (`event` named as `orch up --json` names it).
@@ -177,7 +250,9 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
     let (Request::Pause { plan }
     | Request::Resume { plan }
     | Request::Retry { plan, .. }
-    | Request::Stop { plan, .. }) = request;
+    | Request::Stop { plan, .. }
+    | Request::Answer { plan, .. }
+    | Request::Say { plan, .. }) = request;
     let index = ws.select(std::slice::from_ref(plan))?[0];
     let lp = &ws.plans[index];
     let sup = running(&state_dir);
@@ -229,6 +304,43 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
             (
                 msg,
                 json!({"event": "task_stopped", "plan": plan, "task": id, "attempt": s.attempts, "was_running": s.was_running}),
+            )
+        }
+        Request::Answer { plan, id, text } => {
+            known_task(lp, id)?;
+            if let Some(why) = crate::supervisor::ask::text_refused("answer", text) {
+                return Err(CliError::invalid(anyhow::anyhow!("{why}")));
+            }
+            let question = answer(lp, id, text).map_err(CliError::coded)?;
+            (
+                format!(
+                    "{plan} {id} is pending again with the answer to its question ({}); its \
+                     next attempt gets both",
+                    crate::untrusted::text::escaped(&question)
+                ),
+                json!({"event": "task_answered", "plan": plan, "task": id, "question": question, "answer": text}),
+            )
+        }
+        Request::Say {
+            plan,
+            id,
+            text,
+            restart,
+        } => {
+            known_task(lp, id)?;
+            if let Some(why) = crate::supervisor::ask::text_refused("message", text) {
+                return Err(CliError::invalid(anyhow::anyhow!("{why}")));
+            }
+            let restarted = say(lp, id, text, *restart).map_err(CliError::coded)?;
+            let msg = if restarted {
+                "kept for the next attempt; its running attempt is stopped and the next one \
+                 starts with it"
+            } else {
+                "kept for the next attempt"
+            };
+            (
+                msg.to_string(),
+                json!({"event": "task_told", "plan": plan, "task": id, "delivered": false, "restarted": restarted}),
             )
         }
     };

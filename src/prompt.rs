@@ -61,6 +61,44 @@ pub(crate) struct TaskPrompt {
     /// Exit status 0 counts as done too (the agent's `report = "exit"`); else only
     /// `orch task done` does.
     pub(crate) report_by_exit: bool,
+    /// The last question an earlier attempt asked (`orch task ask`) and a person answered.
+    pub(crate) question: Option<String>,
+    /// A person's answer to it (`orch answer`).
+    pub(crate) answer: Option<String>,
+    /// Every question answered so far, oldest first (`question`, `answer`).
+    pub(crate) answers: Vec<QaInfo>,
+    /// A person's messages to the task (`orch say`), oldest first.
+    pub(crate) messages: Vec<String>,
+}
+
+/// A question an attempt asked and a person's answer.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct QaInfo {
+    pub(crate) question: String,
+    pub(crate) answer: String,
+}
+
+impl TaskPrompt {
+    /// With the questions earlier attempts asked and a person answered (`orchAnswers`), and a
+    /// person's messages (`orchMessages`), from the task's entry.
+    pub(crate) fn with_entry(mut self, entry: Option<&crate::status::TaskEntry>) -> Self {
+        self.messages = entry
+            .map(|e| e.orch_messages.iter().map(|m| m.text.clone()).collect())
+            .unwrap_or_default();
+        let answers = entry.map(|e| e.orch_answers.as_slice()).unwrap_or_default();
+        self.answers = answers
+            .iter()
+            .map(|a| QaInfo {
+                question: a.question.clone(),
+                answer: a.answer.clone(),
+            })
+            .collect();
+        if let Some(last) = answers.last() {
+            self.question = Some(last.question.clone());
+            self.answer = Some(last.answer.clone());
+        }
+        self
+    }
 }
 
 /// A task that the prompted task depends on.
@@ -370,6 +408,21 @@ fn sample_task(full: bool) -> TaskPrompt {
         integration: None,
         check: if full { "cargo test" } else { "" }.into(),
         report_by_exit: !full,
+        question: full.then(|| "PostgreSQL or SQLite?".into()),
+        answer: full.then(|| "PostgreSQL".into()),
+        answers: if full {
+            vec![QaInfo {
+                question: "PostgreSQL or SQLite?".into(),
+                answer: "PostgreSQL".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+        messages: if full {
+            vec!["keep the old API working".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -449,6 +502,10 @@ mod tests {
             integration: None,
             check: String::new(),
             report_by_exit: true,
+            question: None,
+            answer: None,
+            answers: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -630,6 +687,10 @@ mod tests {
             "integration",
             "check",
             "report_by_exit",
+            "question",
+            "answer",
+            "answers",
+            "messages",
         ];
         const PLAN_VARS: &[&str] = &[
             "plan",

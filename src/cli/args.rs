@@ -652,6 +652,37 @@ pub(super) enum Command {
     /// Exit codes: 0, 2 unknown plan or task, 4 the task is neither running nor failed (or is
     /// stopped already). Example: `orch stop auth 2.3`.
     Stop(ControlTask),
+    /// Answer the question a task's agent asked (`orch task ask`): the task is pending again,
+    /// and its next attempt's prompt holds the question and the answer. Kept in the status file
+    /// (`orchAnswers`).
+    ///
+    /// A running `orch up` runs the task again within a second; without one, the next `orch
+    /// up` does. Exit codes: 0, 2 unknown plan or task (or an empty answer, or one longer than
+    /// 8 KiB), 4 the task is not waiting for an answer.
+    /// Example: `orch answer auth 2.3 "use PostgreSQL"`.
+    Answer {
+        #[command(flatten)]
+        task: ControlTask,
+        /// The answer, as the agent will read it.
+        #[arg(value_name = "TEXT")]
+        text: String,
+    },
+    /// Tell a task something: the message is kept in its status file (`orchMessages`) and
+    /// every next attempt's prompt holds it. With `--restart`, a running attempt is stopped now
+    /// and the next one starts with the message (otherwise the running attempt goes on).
+    ///
+    /// Prints `kept for the next attempt`. Exit codes: 0, 2 unknown plan or task (or an empty
+    /// message, or one longer than 8 KiB). Example: `orch say auth 2.3 "keep the old API"`.
+    Say {
+        #[command(flatten)]
+        task: ControlTask,
+        /// The message, as the agent will read it.
+        #[arg(value_name = "TEXT")]
+        text: String,
+        /// Stop the running attempt now; the next one starts with the message.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Print a shell completion script for orch on stdout: subcommands, options and their
     /// values complete on Tab.
     #[command(after_help = "Examples:
@@ -832,4 +863,15 @@ pub(super) enum TaskAction {
     },
     /// Put a task back to pending (a completed or skipped one needs --force).
     Reset(TaskCommon),
+    /// Ask a question a person must answer before the task can go on: the task waits (`needs
+    /// input`), its attempt ends without failing (stop after asking), and `orch answer` runs it
+    /// again with the answer. Under `orch up` only the task's own agent asks.
+    /// Example: `orch task ask 1.2 "PostgreSQL or SQLite?"`.
+    Ask {
+        #[command(flatten)]
+        common: TaskCommon,
+        /// The question (at most 8 KiB).
+        #[arg(value_name = "QUESTION")]
+        question: String,
+    },
 }

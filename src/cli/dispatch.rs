@@ -209,6 +209,28 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             let (plan, id) = (c.plan, c.id);
             control(c.manifest, &Request::Stop { plan, id }, c.json)
         }
+        Command::Answer { task, text } => {
+            let (plan, id) = (task.plan, task.id);
+            control(
+                task.manifest,
+                &Request::Answer { plan, id, text },
+                task.json,
+            )
+        }
+        Command::Say {
+            task,
+            text,
+            restart,
+        } => {
+            let (plan, id) = (task.plan, task.id);
+            let request = Request::Say {
+                plan,
+                id,
+                text,
+                restart,
+            };
+            control(task.manifest, &request, task.json)
+        }
         Command::Completions { shell } => super::generate::completions(shell),
         Command::Man { command } => super::generate::man(command.as_deref()),
         Command::Resolve {
@@ -238,7 +260,15 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             },
         ),
         Command::Task { action } => {
+            let mut question = None;
             let (transition, common, note, error, reason) = match action {
+                TaskAction::Ask {
+                    common,
+                    question: q,
+                } => {
+                    question = Some(q);
+                    (Transition::Ask, common, None, None, None)
+                }
                 TaskAction::Start(c) => (Transition::Start, c, None, None, None),
                 TaskAction::Done { common, note } => (Transition::Done, common, note, None, None),
                 TaskAction::Fail { common, error } => (Transition::Fail, common, None, error, None),
@@ -252,6 +282,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 note,
                 error,
                 reason,
+                question,
                 ..Default::default()
             };
             commands::task::run(

@@ -87,6 +87,16 @@ pub(crate) fn task_json(
         if let Some(u) = &e.orch_usage {
             obj.insert("usage".into(), json!(u.usage()));
         }
+        // The question its agent asked, while it waits for an answer; the answers so far.
+        if let Some(q) = &e.orch_question {
+            obj.insert("question".into(), json!(q));
+        }
+        if !e.orch_answers.is_empty() {
+            obj.insert("answers".into(), json!(e.orch_answers));
+        }
+        if !e.orch_messages.is_empty() {
+            obj.insert("messages".into(), json!(e.orch_messages));
+        }
     }
     v
 }

@@ -393,8 +393,10 @@ fn active_tasks(p: &LoadedPlan, states: &StatusStates) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); p.plan.phases.len()];
     for (ti, t) in p.plan.tasks.iter().enumerate() {
         let st = states.status(t);
-        if matches!(st, TaskStatus::InProgress | TaskStatus::Failed)
-            && let Some(&i) = at.get(&t.phase)
+        if matches!(
+            st,
+            TaskStatus::InProgress | TaskStatus::Failed | TaskStatus::NeedsInput
+        ) && let Some(&i) = at.get(&t.phase)
         {
             out[i].push(ti);
         }
@@ -406,8 +408,17 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
     let t = &p.plan.tasks[ti];
     let entry = states.entry(&t.id);
     let st = states.status(t);
-    let extra = entry
-        .and_then(|e| e.last_error.clone().or(e.error.clone()))
+    let question = entry
+        .filter(|_| st == TaskStatus::NeedsInput)
+        .and_then(|e| e.question.as_deref())
+        .map(|q| {
+            format!(
+                "{q}\n          (`orch answer {} {} \"…\"` answers it)",
+                p.name, t.id
+            )
+        });
+    let extra = question
+        .or_else(|| entry.and_then(|e| e.last_error.clone().or(e.error.clone())))
         .map(|e| {
             // A cause of several lines (a check's output): indented, at most 8 lines.
             let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -443,7 +454,7 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
     let finished = (c.completed + c.skipped) as usize;
     let _ = writeln!(
         out,
-        "{}{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped",
+        "{}{} — {} ({})\n  {} {finished}/{} done, {} running, {} failed, {} skipped{}",
         p.name,
         p.repo
             .as_ref()
@@ -455,7 +466,12 @@ fn push_text(out: &mut String, p: &LoadedPlan, states: &StatusStates, all: bool)
         c.total_tasks,
         c.in_progress,
         c.failed,
-        c.skipped
+        c.skipped,
+        if c.needs_input > 0 {
+            format!(", {} needs input", c.needs_input)
+        } else {
+            String::new()
+        }
     );
     let usage = p
         .plan

@@ -72,6 +72,7 @@ pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliR
         note: args.opts.note.clone(),
         error: args.opts.error.clone(),
         reason: args.opts.reason.clone(),
+        question: args.opts.question.clone(),
     };
     let answer_path = dir.join(ANSWER_FILE);
     let _ = std::fs::remove_file(&answer_path);

@@ -94,7 +94,9 @@ pub(crate) fn states_of<'d>(
                     match e.status {
                         TaskStatus::Completed | TaskStatus::Skipped => TaskNow::Done,
                         TaskStatus::Failed => TaskNow::Failed,
-                        TaskStatus::Pending => TaskNow::Pending { attempts: 0 },
+                        TaskStatus::Pending | TaskStatus::NeedsInput => {
+                            TaskNow::Pending { attempts: 0 }
+                        }
                         TaskStatus::InProgress => TaskNow::Running {
                             elapsed_s: e
                                 .started_at

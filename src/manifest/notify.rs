@@ -25,6 +25,7 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("plan_resumed", false),
     ("task_retried", false),
     ("task_stopped", false),
+    ("task_needs_input", false),
     ("budget_reached", false),
     ("plan_finished", false),
     ("plan_blocked", false),

@@ -28,6 +28,9 @@ pub enum TaskStatus {
     Completed,
     Failed,
     Skipped,
+    /// Its agent asked a question (`orch task ask`): the task waits for a person's answer
+    /// (`orch answer`), then runs again with it.
+    NeedsInput,
 }
 
 impl TaskStatus {
@@ -39,6 +42,7 @@ impl TaskStatus {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::NeedsInput => "needs_input",
         }
     }
 
@@ -57,6 +61,7 @@ impl TaskStatus {
             b"completed" => Self::Completed,
             b"failed" => Self::Failed,
             b"skipped" => Self::Skipped,
+            b"needs_input" => Self::NeedsInput,
             _ => return None,
         })
     }
@@ -132,6 +137,27 @@ impl OrchUsage {
     }
 }
 
+/// One question of a task's agent and a person's answer (orch's field `orchAnswers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrchAnswer {
+    pub(crate) question: String,
+    pub(crate) answer: String,
+    /// When it was answered.
+    #[serde(default)]
+    pub(crate) at: String,
+}
+
+/// A person's message to a task (orch's field `orchMessages`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrchMessage {
+    pub(crate) text: String,
+    /// When it was said.
+    #[serde(default)]
+    pub(crate) at: String,
+}
+
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,6 +227,16 @@ pub struct TaskEntry {
     /// orch: tokens and cost of its attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) orch_usage: Option<OrchUsage>,
+    /// orch: the question its agent asked (`orch task ask`), while the task needs input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) orch_question: Option<String>,
+    /// orch: the questions asked and a person's answers to them (`orch answer`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) orch_answers: Vec<OrchAnswer>,
+    /// orch: a person's messages to the task (`orch say`), oldest first; every next attempt's
+    /// prompt holds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) orch_messages: Vec<OrchMessage>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
@@ -233,6 +269,9 @@ pub(crate) struct Summary {
     pub(crate) failed: u32,
     pub(crate) skipped: u32,
     pub(crate) in_progress: u32,
+    /// orch: tasks waiting for an answer to their agent's question (absent when none).
+    #[serde(rename = "needsInput", skip_serializing_if = "is_zero")]
+    pub(crate) needs_input: u32,
 }
 
 /// A whole `status.json`.

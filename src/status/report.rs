@@ -65,7 +65,7 @@ pub(crate) fn latest_attempt(state_dir: &Path, plan: &str, unit: &str) -> Option
 pub(crate) struct Report {
     /// Told back in the answer (a report left by an earlier call is not taken for this one).
     pub(crate) seq: String,
-    /// `start`, `done`, `fail`, `skip` or `reset`.
+    /// `start`, `done`, `fail`, `skip`, `reset` or `ask`.
     pub(crate) transition: String,
     pub(crate) id: String,
     #[serde(default)]
@@ -76,6 +76,9 @@ pub(crate) struct Report {
     pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
+    /// The question of an `ask`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) question: Option<String>,
 }
 
 /// The supervisor's answer to a report.
@@ -107,6 +110,7 @@ pub(crate) fn transition_name(t: Transition) -> &'static str {
         Transition::Fail => "fail",
         Transition::Skip => "skip",
         Transition::Reset => "reset",
+        Transition::Ask => "ask",
     }
 }
 
@@ -123,6 +127,7 @@ impl Report {
             note: self.note.clone(),
             error: self.error.clone(),
             reason: self.reason.clone(),
+            question: self.question.clone(),
             ..TransitionOptions::default()
         }
     }

@@ -29,6 +29,8 @@ pub(crate) struct StateEntry {
     pub(crate) usage: Option<Box<crate::agent_output::Usage>>,
     /// A task completed without a commit ([`super::checking`] while a run is live).
     pub(crate) awaiting_commit: bool,
+    /// The question its agent asked, while it needs input (`orchQuestion`).
+    pub(crate) question: Option<String>,
 }
 
 /// Where an entry was read: its array (`verifySteps` or `tasks`) and its place there.
@@ -95,6 +97,8 @@ struct StateFields {
     orch_usage: Option<OrchUsage>,
     #[serde(default)]
     commit: Option<IgnoredAny>,
+    #[serde(default)]
+    orch_question: Option<String>,
 }
 
 /// The entries' texts, for [`StatusStates::entries`].
@@ -204,6 +208,7 @@ fn states_of(path: &Path, bytes: Vec<u8>) -> Result<StatusStates, StatusError> {
                     error: f.error,
                     last_error: f.last_error,
                     usage: f.orch_usage.map(|u| Box::new(u.usage())),
+                    question: f.orch_question,
                 };
                 v.insert((state, Place { verify, index }));
             }

@@ -11,6 +11,7 @@ impl Summary {
             TaskStatus::Completed => &mut self.completed,
             TaskStatus::Failed => &mut self.failed,
             TaskStatus::Skipped => &mut self.skipped,
+            TaskStatus::NeedsInput => &mut self.needs_input,
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Transition {
     Skip,
     /// → pending.
     Reset,
+    /// in_progress → needs_input, with the agent's question (`orch task ask`).
+    Ask,
 }
 
 impl crate::manifest::Spelled for Transition {}
@@ -55,6 +57,8 @@ pub struct TransitionOptions {
     pub run: Option<RunInfo>,
     /// `commit` (done).
     pub commit: Option<String>,
+    /// `orchQuestion` (ask).
+    pub question: Option<String>,
 }
 
 /// What [`apply`] did.
@@ -212,8 +216,15 @@ pub fn apply(
                 TaskStatus::Completed | TaskStatus::Skipped if !opts.force => {
                     return refuse(e, &format!("already {from}; use --force to start it again"));
                 }
+                TaskStatus::NeedsInput if !opts.force => {
+                    return refuse(
+                        e,
+                        "waiting for an answer to its question; `orch answer` it, or use --force",
+                    );
+                }
                 _ => {}
             }
+            e.orch_question = None;
             if from == TaskStatus::Failed {
                 e.retry_count += 1;
             }
@@ -239,8 +250,15 @@ pub fn apply(
                 TaskStatus::Skipped if !opts.force => {
                     return refuse(e, "skipped; use --force to mark it completed");
                 }
+                TaskStatus::NeedsInput if !opts.force => {
+                    return refuse(
+                        e,
+                        "waiting for an answer to its question; use --force to mark it completed",
+                    );
+                }
                 _ => {}
             }
+            e.orch_question = None;
             e.completed_at = Some(stamp.clone());
             e.duration = millis_between(e.started_at.as_deref(), now);
             e.error = None;
@@ -267,6 +285,7 @@ pub fn apply(
                 }
                 _ => {}
             }
+            e.orch_question = None;
             e.error = opts.error.clone();
             if opts.error.is_some() {
                 e.last_error = opts.error.clone();
@@ -298,6 +317,7 @@ pub fn apply(
             e.skip_reason = opts.reason.clone();
             e.orch_run = None;
             e.error = None;
+            e.orch_question = None;
             TaskStatus::Skipped
         }
         Transition::Reset => {
@@ -315,7 +335,25 @@ pub fn apply(
             e.skip_reason = None;
             e.orch_run = None;
             e.commit = None;
+            e.orch_question = None;
             TaskStatus::Pending
+        }
+        Transition::Ask => {
+            match from {
+                TaskStatus::Pending | TaskStatus::InProgress => {}
+                TaskStatus::NeedsInput => {
+                    return refuse(e, "already waiting for an answer to its question");
+                }
+                _ => return refuse(e, &format!("{from}; only a running task asks")),
+            }
+            let question = opts.question.clone().unwrap_or_default();
+            if question.trim().is_empty() {
+                return refuse(e, "asked nothing: the question is empty");
+            }
+            e.orch_question = Some(question);
+            e.orch_run = None;
+            e.completed_at = None;
+            TaskStatus::NeedsInput
         }
     };
     if t != Transition::Reset
@@ -325,6 +363,38 @@ pub fn apply(
     }
     e.status = to;
     Ok(finish(doc, id, from, to, &stamp))
+}
+
+/// A person's answer `text` to the question task `id` asked: the question and the answer kept
+/// in `orchAnswers`, the task pending again (its next attempt gets both). A task that is not
+/// waiting for an answer is refused.
+pub(crate) fn answer(
+    doc: &mut StatusDoc,
+    id: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<TransitionOutcome, StatusError> {
+    let plan_path = PathBuf::from(&doc.plan_path);
+    let e = doc.entry_mut(id).ok_or_else(|| StatusError::UnknownTask {
+        id: id.to_string(),
+        path: plan_path,
+    })?;
+    let from = e.status;
+    if from != TaskStatus::NeedsInput {
+        return refuse(
+            e,
+            &format!("{from}; only a task that asked a question is answered"),
+        );
+    }
+    let stamp = timestamp(now);
+    let question = e.orch_question.take().unwrap_or_default();
+    e.orch_answers.push(super::model::OrchAnswer {
+        question,
+        answer: text.to_string(),
+        at: stamp.clone(),
+    });
+    e.status = TaskStatus::Pending;
+    Ok(finish(doc, id, from, TaskStatus::Pending, &stamp))
 }
 
 fn finish(

@@ -39,6 +39,8 @@ pub(crate) struct CoreConfig {
     pub(crate) limit_backoff: Duration,
     /// The integration preview: how often, at most, a test runs (`None`: off).
     pub(crate) integrate: Option<Duration>,
+    /// How long an attempt that asked a question may take to exit by itself (`grace`).
+    pub(crate) ask_grace: Duration,
 }
 
 /// The longest pause of an agent whose client named no reset time.
@@ -539,6 +541,8 @@ pub(crate) fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod agent_tests;
 mod agents;
+#[cfg(test)]
+mod ask_tests;
 mod best_of;
 #[cfg(test)]
 mod best_of_tests;

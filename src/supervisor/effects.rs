@@ -165,6 +165,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         budget: ctx.budget,
         limit_backoff: ctx.limit_backoff,
         integrate: ctx.integration.as_ref().map(|i| i.interval),
+        ask_grace: ctx.grace,
     };
     let names = ws.plans.iter().map(|lp| lp.name.clone()).collect();
     let mut core = Core::new(
@@ -426,6 +427,7 @@ pub(super) fn facts_of(
         stopped: e.status == status::TaskStatus::Failed
             && e.extra.contains_key(crate::status::STOPPED_KEY),
         attempts: e.attempts,
+        question: e.orch_question.clone(),
     };
     if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
         facts.status = status::TaskStatus::Completed;

@@ -31,6 +31,15 @@ pub(crate) enum Event {
         task: String,
         attempt: u32,
     },
+    /// A task's agent asked a question (`orch task ask`): the task waits for a person's
+    /// answer (`orch answer PLAN TASK "…"`); the run's other work goes on. `question` is the
+    /// agent's text, as it wrote it (escaped wherever orch shows it).
+    TaskNeedsInput {
+        plan: String,
+        task: String,
+        attempt: u32,
+        question: String,
+    },
     /// The supervisor holds the lock and starts working on `plans`.
     RunStarted {
         plans: Vec<String>,
@@ -352,6 +361,8 @@ pub(crate) enum PlanResult {
     Unfinished,
     /// Taken out of the manifest during the run.
     Removed,
+    /// A task's agent asked a question: the plan waits for a person's answer (`orch answer`).
+    Waiting,
 }
 
 impl PlanResult {
@@ -362,6 +373,7 @@ impl PlanResult {
             Self::Blocked => "blocked",
             Self::Unfinished => "unfinished",
             Self::Removed => "removed",
+            Self::Waiting => "waiting",
         }
     }
 }

@@ -507,7 +507,12 @@ fn prepare_argv(
                     .and_then(|i| i.feedback_for(pc.name())),
                 check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
                 report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
-            };
+                question: None,
+                answer: None,
+                answers: Vec::new(),
+                messages: Vec::new(),
+            }
+            .with_entry(doc.entry(&tk.id));
             (
                 templates.render_task(&prompt).map_err(|e| e.to_string())?,
                 tk.id.clone(),

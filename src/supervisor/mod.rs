@@ -2,6 +2,7 @@
 //! state and decides; the [effect runner](effects) carries out its actions and feeds it with
 //! agent exits, status-file changes, timers and signals. See docs/ARCHITECTURE.md.
 
+pub(crate) mod ask;
 pub(crate) mod attempt;
 pub(crate) mod best_of;
 pub(crate) mod check;

@@ -411,6 +411,7 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::PlanResumed { .. }
         | Event::TaskRetried { .. }
         | Event::TaskStopped { .. }
+        | Event::TaskNeedsInput { .. }
         | Event::BudgetReached { .. }
         | Event::PlanFinished { .. }
         | Event::PlanBlocked { .. }
@@ -449,6 +450,7 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::PlanResumed { plan }
         | Event::TaskRetried { plan, .. }
         | Event::TaskStopped { plan, .. }
+        | Event::TaskNeedsInput { plan, .. }
         | Event::ReportRefused { plan, .. }
         | Event::AttemptFinished { plan, .. }
         | Event::Resolve(

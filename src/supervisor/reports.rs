@@ -32,6 +32,8 @@ pub(crate) struct Reporter {
     pub(crate) unit: Unit,
     pub(crate) attempt: u32,
     pub(crate) log: PathBuf,
+    /// The attempt asked a question (`orch task ask`): nothing more of it is taken.
+    pub(crate) asked: bool,
 }
 
 /// Who a report came from.
@@ -91,8 +93,15 @@ impl Effects<'_> {
     /// adopted from an earlier supervisor); its path.
     pub(crate) fn register_reporter(&mut self, unit: Unit, attempt: u32) -> Option<PathBuf> {
         let (dir, log) = self.report_place(unit, attempt)?;
-        self.reporters
-            .insert(dir.clone(), Reporter { unit, attempt, log });
+        self.reporters.insert(
+            dir.clone(),
+            Reporter {
+                unit,
+                attempt,
+                log,
+                asked: false,
+            },
+        );
         Some(dir)
     }
 
@@ -200,6 +209,23 @@ impl Effects<'_> {
         let state = core.state();
         let rec = &state.tasks[p][t];
         let task_live = matches!(rec.run, TaskRun::Attempt(_));
+        if transition == Transition::Ask
+            && let Some(reason) = super::ask::refused_ask(&from_kind(&from, rec), &report)
+        {
+            return refuse(self, reason);
+        }
+        if let From::Attempt(r) = &from
+            && r.asked
+        {
+            return refuse(
+                self,
+                format!(
+                    "attempt {} asked a question and waits for a person's answer; it reports \
+                     nothing more",
+                    r.attempt
+                ),
+            );
+        }
         match &from {
             From::Attempt(r) => match r.unit {
                 Unit::Task { task, .. } => {
@@ -314,9 +340,32 @@ impl Effects<'_> {
             pc.finished_by_orch(&report.id);
         }
         let opts = report.options();
+        let attempt = matches!(from, From::Attempt(_));
         let applied = pc.update_entry(&report.id, |doc| {
+            // An attempt that asked a question ends there: nothing more of it is taken (not
+            // even forced), whatever it reports; the answer is a person's.
+            if attempt
+                && let Some(e) = doc.entry(&report.id)
+                && e.status == status::TaskStatus::NeedsInput
+            {
+                return Err(StatusError::Refused {
+                    id: report.id.clone(),
+                    status: e.status,
+                    message: format!(
+                        "task `{}` asked a question and waits for a person's answer; its \
+                         attempt reports nothing more",
+                        report.id
+                    ),
+                });
+            }
             status::apply(doc, &report.id, transition, &opts, Utc::now())
         });
+        if applied.is_ok()
+            && transition == Transition::Ask
+            && let Some(r) = self.reporters.get_mut(dir)
+        {
+            r.asked = true;
+        }
         Some(match applied {
             Ok(outcome) => answer_of(pc, &report, exit::OK, Some(outcome), None),
             Err(e) => answer_of(pc, &report, code_of(&e), None, Some(e.to_string())),
@@ -362,7 +411,7 @@ impl Effects<'_> {
             Transition::Done => Some(super::round::Reported::Done),
             Transition::Fail => Some(super::round::Reported::Failed(report.error.clone())),
             Transition::Skip => Some(super::round::Reported::Skipped),
-            Transition::Start | Transition::Reset => None,
+            Transition::Start | Transition::Reset | Transition::Ask => None,
         };
         if let Some(reported) = reported {
             self.queue.push_back(super::effects::Msg {
@@ -395,6 +444,18 @@ impl Effects<'_> {
             reporter: who.to_string(),
             reason: reason.to_string(),
         });
+    }
+}
+
+/// Who sent a report, as [`super::ask::refused_ask`] needs it.
+fn from_kind(from: &From, rec: &super::state::TaskRec) -> super::ask::Asker {
+    match from {
+        From::Person => super::ask::Asker::Person,
+        From::Attempt(r) => match r.unit {
+            Unit::PlanAgent { .. } => super::ask::Asker::PlanAgent,
+            Unit::Task { .. } if rec.run == TaskRun::Round => super::ask::Asker::RoundMember,
+            Unit::Task { .. } => super::ask::Asker::Attempt,
+        },
     }
 }
 

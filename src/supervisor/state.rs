@@ -90,6 +90,8 @@ pub(crate) enum Outcome {
     /// Stopped by the user, or the agent of an earlier supervisor vanished without a word: the
     /// task is pending again and does not count as failed.
     Interrupted,
+    /// Its agent asked a question: the task waits for an answer (not failed, no retry used).
+    Asked,
     /// Done in its task worktree, but its commit conflicts with the plan branch's tip in `paths`:
     /// nothing landed, the commit is saved under `saved`, the task is pending again.
     Conflict {
@@ -158,6 +160,9 @@ pub(crate) enum Settlement {
     Fail { error: String, record: bool },
     /// Save what the attempt left and put the task back to pending with `note`.
     Interrupt { note: String },
+    /// Its agent asked a question: save what the attempt left; the task's record (needs input,
+    /// or pending again when the answer came first) stays as it is.
+    AwaitInput,
     /// A plan agent ended: commit the tasks it finished that are not committed yet (`commit`,
     /// [`TaskFacts::needs_commit`]), put the ones it left started back to pending (`reset`),
     /// then end as `end` says (a failed commit fails the attempt whatever `end` says).
@@ -227,6 +232,8 @@ pub(crate) struct TaskFacts {
     /// Attempts recorded (`attempts`: counted by each start record, kept by a reset), so that a
     /// start record followed by a stop and a retry before the next read is still a change.
     pub(crate) attempts: u32,
+    /// The question its agent asked, while it needs input (`orchQuestion`).
+    pub(crate) question: Option<String>,
 }
 
 impl Default for TaskFacts {
@@ -240,6 +247,7 @@ impl Default for TaskFacts {
             usage: None,
             stopped: false,
             attempts: 0,
+            question: None,
         }
     }
 }
@@ -290,6 +298,9 @@ pub(crate) struct TaskRec {
     /// failed and about to exit): the cause the attempt failed with. The attempt's end fails
     /// it with this cause without recording it, and the retry follows.
     pub(crate) retried: Option<String>,
+    /// Its running attempt asked a question (`orch task ask`): it ends without failing, and
+    /// the task waits for an answer.
+    pub(crate) asked: bool,
 }
 
 impl TaskRec {
@@ -302,6 +313,7 @@ impl TaskRec {
             conflicted: false,
             retry_base: 0,
             retried: None,
+            asked: false,
         }
     }
 
@@ -317,7 +329,8 @@ impl TaskRec {
             TaskRun::Idle if self.facts.needs_commit() => NodeState::InProgress,
             TaskRun::Idle => match self.facts.status {
                 TaskStatus::Pending => NodeState::Pending,
-                TaskStatus::InProgress => NodeState::InProgress,
+                // Waiting for a person's answer: neither ready nor finished.
+                TaskStatus::InProgress | TaskStatus::NeedsInput => NodeState::InProgress,
                 TaskStatus::Completed | TaskStatus::Skipped => NodeState::Done,
                 TaskStatus::Failed => NodeState::Failed,
             },
@@ -530,6 +543,8 @@ pub(crate) enum Timer {
     Quiet(RunId),
     /// A paused agent (index into [`RunState::agents`]) may launch again.
     Resume(usize),
+    /// An attempt asked a question and did not exit within `grace`: it is stopped.
+    Asked(RunId),
 }
 
 /// Whether an agent may be launched.

@@ -226,13 +226,26 @@ impl Source {
                         }
                     }
                 }
-                if matches!(st, TaskStatus::InProgress | TaskStatus::Failed) {
+                if matches!(
+                    st,
+                    TaskStatus::InProgress | TaskStatus::Failed | TaskStatus::NeedsInput
+                ) {
                     let log = self
                         .log_root
                         .join(&lp.name)
                         .join(format!("{}.log", task.id));
                     stamps.insert(log.clone(), FileStamp::of(&log));
-                    let tr = self.task_row(lp, task, entry, st, &log);
+                    let mut tr = self.task_row(lp, task, entry, st, &log);
+                    if st == TaskStatus::NeedsInput {
+                        // Listed with the failures: a person's word is needed.
+                        let q = entry
+                            .and_then(|e| e.orch_question.clone())
+                            .unwrap_or_default();
+                        tr.error = Some(format!(
+                            "needs input: {q} (`orch answer {} {} \"…\"` answers it)",
+                            lp.name, task.id
+                        ));
+                    }
                     if st == TaskStatus::InProgress {
                         // Best of N: the attempts of its round side by side.
                         let rows = self.attempt_rows(&tr, &mut stamps);

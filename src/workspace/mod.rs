@@ -772,7 +772,8 @@ pub(crate) fn status_error(e: status::StatusError) -> CliError {
 pub(crate) fn node_state(status: TaskStatus) -> NodeState {
     match status {
         TaskStatus::Pending => NodeState::Pending,
-        TaskStatus::InProgress => NodeState::InProgress,
+        // Waiting for a person's answer: not ready, not finished (what depends on it waits).
+        TaskStatus::InProgress | TaskStatus::NeedsInput => NodeState::InProgress,
         TaskStatus::Completed | TaskStatus::Skipped => NodeState::Done,
         TaskStatus::Failed => NodeState::Failed,
     }

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ask;
 mod best_of;
 mod checks;
 mod clients;

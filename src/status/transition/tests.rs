@@ -32,6 +32,15 @@ fn set(d: &mut StatusDoc, id: &str, s: TaskStatus) {
         TaskStatus::Completed => Transition::Done,
         TaskStatus::Failed => Transition::Fail,
         TaskStatus::Skipped => Transition::Skip,
+        TaskStatus::NeedsInput => {
+            let ask = TransitionOptions {
+                question: Some("which db?".into()),
+                ..opts()
+            };
+            apply(d, id, Transition::Ask, &ask, t(1)).expect("setup ask");
+            assert_eq!(status(d, id), s);
+            return;
+        }
     };
     apply(d, id, tr, &opts(), t(1)).expect("setup transition");
     assert_eq!(status(d, id), s);

@@ -3,6 +3,8 @@
 //! stop`: the task recorded failed with `orchStopped`), retry a failed task (`orch retry`: its
 //! record back to pending).
 
+use std::time::Instant;
+
 use super::{Action, Core};
 use crate::status::STOPPED;
 use crate::status::TaskStatus;
@@ -44,6 +46,7 @@ impl Core {
     /// person is acted on.
     pub(super) fn on_control(
         &mut self,
+        now: Instant,
         p: usize,
         t: usize,
         old: &TaskFacts,
@@ -51,6 +54,10 @@ impl Core {
     ) {
         let rec = &self.state.tasks[p][t];
         let (status, stopped) = (rec.facts.status, rec.facts.stopped);
+        if status == TaskStatus::NeedsInput && old.status != TaskStatus::NeedsInput {
+            self.on_asked(now, p, t, out);
+            return;
+        }
         if stopped && status == TaskStatus::Failed {
             // Stopped again after a retry: the retry is off.
             self.state.tasks[p][t].retried = None;
@@ -136,6 +143,35 @@ impl Core {
             return;
         }
         self.retried(p, t, out);
+    }
+
+    /// Task `t` of plan `p` needs input: its agent asked a question (the report channel took it
+    /// from the task's own attempt and recorded it). It is said (`task_needs_input`); the
+    /// attempt ends without failing: its agent exits by itself, or is stopped after `grace`.
+    /// Nothing else of the run waits for it but what depends on the task.
+    fn on_asked(&mut self, now: Instant, p: usize, t: usize, out: &mut Vec<Action>) {
+        let rec = &mut self.state.tasks[p][t];
+        let question = rec.facts.question.clone().unwrap_or_default();
+        let mut attempt = rec.attempts;
+        if let TaskRun::Attempt(run) = rec.run
+            && let Some(rr) = self
+                .state
+                .runs
+                .get(&run)
+                .filter(|rr| matches!(rr.stage, Stage::Launching | Stage::Running))
+        {
+            attempt = rr.attempt;
+            rec.asked = true;
+            self.state
+                .timers
+                .insert((now + self.cfg.ask_grace, Timer::Asked(run)));
+        }
+        out.push(Action::Report(Event::TaskNeedsInput {
+            plan: self.plan_name(p),
+            task: self.task_id(p, t).to_string(),
+            attempt,
+            question,
+        }));
     }
 
     /// Task `t` of plan `p` was retried by a person: it may run again, with a fresh set of

@@ -101,7 +101,7 @@ impl Core {
             };
             let old = std::mem::replace(&mut rec.facts, facts);
             if in_run {
-                self.on_control(p, t, &old, out);
+                self.on_control(now, p, t, &old, out);
             }
             let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
                 continue;
@@ -242,6 +242,11 @@ impl Core {
             Unit::Task { plan, task } => {
                 let rec = &self.state.tasks[plan][task];
                 let facts = &rec.facts;
+                if rec.asked || facts.status == TaskStatus::NeedsInput {
+                    // It asked a question: it ends without failing, whatever its exit.
+                    self.settle(run, Settlement::AwaitInput, out);
+                    return;
+                }
                 match facts.status {
                     // Retried by a person while it was ending: it failed as recorded before
                     // the retry, which the record now shows.
@@ -280,7 +285,7 @@ impl Core {
                             error: format!("{error}{note}"),
                         }
                     }
-                    TaskStatus::Pending | TaskStatus::InProgress => {
+                    TaskStatus::Pending | TaskStatus::InProgress | TaskStatus::NeedsInput => {
                         match self.unreported(now, run, plan, &ending, &output, out) {
                             Some(how) => how,
                             None => return,
@@ -553,6 +558,7 @@ impl Core {
                     }
                 }
                 Timer::Deadline(run) => self.stop(run, None, out),
+                Timer::Asked(run) => self.stop(run, Some(StopWhy::User), out),
                 Timer::Resume(a) => self.resume_agent(a, out),
                 Timer::Quiet(run) => {
                     let running = self.state.runs.get_mut(&run).and_then(|rr| {

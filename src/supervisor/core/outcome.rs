@@ -55,6 +55,17 @@ impl Core {
                     self.state.plans[p].agent = AgentRun::Idle;
                 }
             }
+            Outcome::Asked => {
+                if let Unit::Task { task, .. } = rr.unit {
+                    // Not a failure: the retries count afresh from the next attempt on. The
+                    // record says whether it still waits (needs input) or was answered
+                    // meanwhile (pending).
+                    let rec = &mut self.state.tasks[p][task];
+                    rec.run = TaskRun::Idle;
+                    rec.asked = false;
+                    rec.retry_base = rr.attempt;
+                }
+            }
             Outcome::Conflict { paths, saved } => {
                 if let Unit::Task { task, .. } = rr.unit {
                     self.on_conflict(p, task, rr.attempt, paths, saved, log, out);

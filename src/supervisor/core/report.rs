@@ -61,6 +61,9 @@ impl Core {
                         _ => None,
                     },
                 ),
+                _ if !self.waiting_tasks(p).is_empty() => {
+                    (PlanResult::Waiting, Some(self.waiting_reason(p)))
+                }
                 _ if self.state.graceful => (
                     PlanResult::Unfinished,
                     Some("interrupted; `orch up` goes on from here".to_string()),
@@ -137,6 +140,34 @@ impl Core {
                 Some((self.task_id(p, t).to_string(), cause))
             })
             .collect()
+    }
+
+    /// Plan `p`'s tasks waiting for an answer to their agent's question: (id, question).
+    pub(super) fn waiting_tasks(&self, p: usize) -> Vec<(String, String)> {
+        self.state.tasks[p]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.facts.status == TaskStatus::NeedsInput)
+            .map(|(t, r)| {
+                let q = r.facts.question.clone().unwrap_or_default();
+                (self.task_id(p, t).to_string(), q)
+            })
+            .collect()
+    }
+
+    /// Why plan `p` waits: each question, and how to answer it.
+    fn waiting_reason(&self, p: usize) -> String {
+        let plan = self.plan_name(p);
+        self.waiting_tasks(p)
+            .iter()
+            .map(|(id, q)| {
+                format!(
+                    "task `{id}` needs input: {}; `orch answer {plan} {id} \"…\"` answers it",
+                    crate::untrusted::text::escaped(q)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The ids of plan `p`'s tasks that failed for good (in this run or as recorded).

@@ -343,6 +343,9 @@ impl Core {
         if let Some(at) = rr.quiet_key.take() {
             self.state.timers.remove(&(at, Timer::Quiet(run)));
         }
+        self.state
+            .timers
+            .retain(|(_, timer)| *timer != Timer::Asked(run));
         let deadline = rr.started + rr.budget;
         // The deadline was set from the time of the launch or adoption: find it by its run.
         if !self.state.timers.remove(&(deadline, Timer::Deadline(run))) {

@@ -79,6 +79,7 @@ pub(super) fn cfg(max_agents: usize) -> CoreConfig {
         budget: crate::manifest::Budget::default(),
         limit_backoff: Duration::from_secs(60),
         integrate: None,
+        ask_grace: Duration::from_secs(10),
     }
 }
 
@@ -145,6 +146,7 @@ fn completed(commit: &str) -> TaskFacts {
         usage: None,
         stopped: false,
         attempts: 0,
+        question: None,
     }
 }
 
@@ -574,6 +576,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             usage: None,
             stopped: false,
             attempts: 0,
+            question: None,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);

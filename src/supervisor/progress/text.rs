@@ -133,6 +133,16 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             "{} retried: it runs again (attempt {attempt}) with a fresh set of retries",
             subject(plan, task)
         ),
+        Event::TaskNeedsInput {
+            plan,
+            task,
+            question,
+            ..
+        } => format!(
+            "{} needs input: {}",
+            subject(plan, task),
+            crate::untrusted::text::escaped(question)
+        ),
         Event::TaskStopped {
             plan,
             task,

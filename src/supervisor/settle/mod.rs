@@ -57,6 +57,12 @@ pub(crate) fn settle(
             out
         }
         Settlement::Interrupt { note } => interrupted(plan, id, (attempt, base), note),
+        Settlement::AwaitInput => {
+            // What it did before asking is kept (the next attempt starts from the last commit,
+            // as after an interruption); its record is the question's, or the answer's.
+            save_leftovers(plan, id, (attempt, base), "asked a question in");
+            Outcome::Asked
+        }
         Settlement::PlanAgent { commit, reset, end } => {
             settle_plan_agent(plan, (attempt, base), (commit, reset), end)
         }

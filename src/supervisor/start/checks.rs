@@ -248,6 +248,10 @@ fn sample_prompt(
         integration: None,
         check: String::new(),
         report_by_exit: false,
+        question: None,
+        answer: None,
+        answers: Vec::new(),
+        messages: Vec::new(),
     };
     templates
         .render_task(&sample)
