@@ -119,12 +119,16 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             plans,
             dry_run,
             json,
+            watch,
+            once,
+            poll,
         } => commands::pr::run(
             &target.selection(),
             commands::pr::PrArgs {
                 plans,
                 dry_run,
                 json,
+                watch: watch.then_some(crate::review::WatchArgs { once, poll }),
             },
         ),
         Command::Sync {

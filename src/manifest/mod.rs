@@ -15,6 +15,7 @@ mod protect;
 mod raw;
 mod read;
 mod resolve;
+pub(crate) mod review;
 mod sandbox;
 mod targets;
 mod trusted;

@@ -88,6 +88,8 @@ pub(crate) struct Defaults {
     /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
     /// (`false`).
     pub(crate) resolve_verify: bool,
+    /// The review loop of `orch pr --watch`.
+    pub(crate) review: super::review::Review,
 }
 
 impl Default for Defaults {
@@ -128,6 +130,7 @@ impl Default for Defaults {
             best_of: Default::default(),
             resolve: None,
             resolve_verify: false,
+            review: Default::default(),
         }
     }
 }
@@ -252,6 +255,8 @@ pub(crate) struct PlanEntry {
     pub(crate) resolve: Option<String>,
     /// Resolved `resolve_verify`.
     pub(crate) resolve_verify: bool,
+    /// Resolved review keys: the plan's over `[defaults]`'.
+    pub(crate) review: super::review::Review,
 }
 
 /// A loaded, validated `plans.toml`.

@@ -141,6 +141,11 @@ pub(crate) struct RawDefaults {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    // The review loop of `orch pr --watch` (`super::review`).
+    pub(crate) review_poll: Option<At<String>>,
+    pub(crate) review_rounds: Option<At<i64>>,
+    pub(crate) review_from: Strings,
+    pub(crate) review_label: Option<At<String>>,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -213,6 +218,11 @@ pub(crate) struct RawPlan {
     // Resolution by agent (`super::resolve`).
     pub(crate) resolve: Option<At<RawResolve>>,
     pub(crate) resolve_verify: Option<At<bool>>,
+    // The review loop of `orch pr --watch` (`super::review`).
+    pub(crate) review_poll: Option<At<String>>,
+    pub(crate) review_rounds: Option<At<i64>>,
+    pub(crate) review_from: Strings,
+    pub(crate) review_label: Option<At<String>>,
 }
 
 /// One `[[notify]]`.
@@ -232,6 +242,23 @@ pub(crate) struct RawBestOf<'a> {
     pub(crate) select: Option<&'a At<Argv>>,
     pub(crate) stop: Option<&'a At<String>>,
 }
+
+macro_rules! review_keys {
+    ($($table:ty),*) => {$(
+        impl $table {
+            pub(crate) fn review(&self) -> super::review::RawReview<'_> {
+                super::review::RawReview {
+                    poll: self.review_poll.as_ref(),
+                    rounds: self.review_rounds.as_ref(),
+                    from: self.review_from.as_ref(),
+                    label: self.review_label.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+review_keys!(RawDefaults, RawPlan);
 
 macro_rules! best_of {
     ($($table:ty),*) => {$(

@@ -40,6 +40,8 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         &agents,
         r,
     );
+    defaults.review =
+        super::review::resolve(r, "defaults", &raw.defaults.review(), &Default::default());
     let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, r);
     super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
     let notify = super::notify::hooks(&raw.notify, r);
@@ -551,6 +553,7 @@ fn plans(
             best_of,
             resolve: None,
             resolve_verify: false,
+            review: super::review::resolve(r, "plan", &plan.review(), &defaults.review),
         });
     }
 

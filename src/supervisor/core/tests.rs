@@ -63,6 +63,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         best_of: Default::default(),
         resolve: None,
         resolve_verify: false,
+        review: Default::default(),
     }
 }
 

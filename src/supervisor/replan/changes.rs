@@ -215,7 +215,8 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
             best_of, resolve, resolve_verify,
         ],
-        skip []
+        // `review`: read by `orch pr --watch`, nothing of a run's.
+        skip [review]
     );
 }
 
@@ -233,7 +234,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
             protect, best_of, resolve, resolve_verify,
         ],
-        skip [name, abs_file, line, paths_at]
+        skip [name, abs_file, line, paths_at, review]
     );
 }
 
