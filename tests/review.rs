@@ -99,6 +99,11 @@ fn ok_agent() -> Vec<String> {
 
 /// `orch ARGS` with the fake gh first on PATH: exit code, stdout, stderr.
 fn orch(repo: &Repo, gh: &Gh, args: &[&str]) -> (i32, String, String) {
+    repo.run_cmd(&mut orch_cmd(repo, gh, args))
+}
+
+/// `orch ARGS` with the fake gh first on PATH, to spawn.
+fn orch_cmd(repo: &Repo, gh: &Gh, args: &[&str]) -> std::process::Command {
     let mut cmd = repo.orch(args);
     let gh_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gh");
     let path = format!(
@@ -110,7 +115,7 @@ fn orch(repo: &Repo, gh: &Gh, args: &[&str]) -> (i32, String, String) {
         .env("GH_LOG", &gh.log)
         .env("GH_STATE", &gh.state)
         .env("GH_REMOTE", &gh.remote);
-    repo.run_cmd(&mut cmd)
+    cmd
 }
 
 /// The `{"event": …}` lines of `--json` output.
@@ -351,7 +356,16 @@ fn a_red_check_becomes_a_task_green_after_the_fix_and_approval_end_it_and_auto_m
 fn three_rounds_without_approval_escalate_with_the_label_and_the_event() {
     let agent = ok_agent();
     let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
+    let heard = tempfile::tempdir().expect("tmp");
+    let heard = heard.path().join("heard.jsonl");
+    let hook = format!(
+        "\n[[notify]]\nevents = [\"review_escalated\", \"review_round\"]\ncommand = {}\n",
+        toml_array(&["sh", "-c", &format!("cat >> '{}'", heard.display())])
+    );
     let (repo, gh) = finished(&agent, "");
+    let manifest = String::from_utf8(repo.read("plans.toml")).expect("utf8");
+    repo.write("plans.toml", &format!("{manifest}{hook}"));
+    repo.commit_all("notify");
     gh.write("perm-ann", "write");
     let mut comments = Vec::new();
     for round in 1..=4u64 {
@@ -378,6 +392,25 @@ fn three_rounds_without_approval_escalate_with_the_label_and_the_event() {
     assert_eq!(gh.read("labels").trim(), "needs-person");
     assert_eq!(gh.read("labels-1").trim(), "needs-person");
     assert!(!plan_text(&repo).contains("Review round 4"));
+    // The [[notify]] hook heard the rounds and the escalation.
+    let heard = std::fs::read_to_string(&heard).expect("the hook ran");
+    let heard: Vec<Value> = heard
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let names: Vec<&str> = heard
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "review_round",
+            "review_round",
+            "review_round",
+            "review_escalated"
+        ]
+    );
     // Handed over: a further poll does nothing.
     comments.push((20, "ann", "Hello?"));
     gh.threads(1, &[("T1", false, "a.txt", 1, comments)]);
@@ -538,4 +571,64 @@ fn hostile_review_text_is_only_quoted_text_in_the_prompt() {
     }
     assert!(repo.status_file("a")["tasks"].as_array().expect("t").len() == 5);
     assert_eq!(gh.replies().len(), 4);
+}
+
+#[test]
+fn a_restart_goes_on_with_the_round_in_progress_and_takes_nothing_twice() {
+    // The agent waits for a go per task (1.1 has it from the start).
+    let gate = tempfile::tempdir().expect("tmp");
+    std::fs::write(gate.path().join("a-1.1.go"), "").expect("go");
+    let gated = support::fixtures().join("gated.sh");
+    let (repo, gh) = finished(
+        &[
+            "sh",
+            gated.to_str().expect("utf8"),
+            gate.path().to_str().expect("utf8"),
+            "120",
+        ],
+        "",
+    );
+    gh.write("perm-ann", "write");
+    gh.threads(
+        1,
+        &[("T1", false, "a.txt", 1, vec![(11, "ann", "Fix this.")])],
+    );
+    // The first `orch pr --watch` starts round 1, and is killed while its task runs.
+    let mut first = orch_cmd(&repo, &gh, &["pr", "--watch", "--once"])
+        .spawn()
+        .expect("spawn");
+    let started = gate.path().join("a-2.1.started");
+    support::process::wait_for("task 2.1 to start", || started.exists());
+    first.kill().expect("kill");
+    let _ = first.wait();
+    // The restart finds the round in progress: it waits for the task (the `orch up` the first
+    // one started still runs it), then pushes and answers; it starts no round of its own.
+    let restart = orch_cmd(&repo, &gh, &["pr", "--watch", "--once", "--json"])
+        .spawn()
+        .expect("spawn");
+    std::fs::write(gate.path().join("a-2.1.go"), "").expect("go");
+    let out = support::process::wait_until(
+        restart,
+        std::time::Instant::now() + repo.timeout(),
+        "orch pr --watch",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = plan_text(&repo);
+    assert_eq!(text.matches("Review round").count(), 1, "{text}");
+    assert_eq!(repo.task("a", "2.1")["status"], "completed");
+    let ev = events(&stdout);
+    assert!(named(&ev, "review_round").is_empty(), "{stdout}");
+    assert_eq!(named(&ev, "review_pushed").len(), 1, "{stdout}");
+    assert_eq!(gh.replies().len(), 1);
+    assert_eq!(remote_tip(&repo, &gh, "plan/a"), repo.rev("plan/a"));
+    // And once more: nothing.
+    let (code, out, err) = orch(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(events(&out).is_empty(), "{out}");
+    assert_eq!(gh.replies().len(), 1);
 }

@@ -53,6 +53,16 @@ struct Loop<'a> {
     counted: HashMap<String, bool>,
     emit: &'a mut dyn FnMut(&Value),
     errors: usize,
+    /// The `[[notify]]` hooks.
+    notifier: Option<crate::notify::Notifier>,
+}
+
+impl Drop for Loop<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.finish();
+        }
+    }
 }
 
 /// Watches the pull requests `prs` (plan, number) opened or updated by `orch pr` until each is
@@ -187,6 +197,7 @@ impl<'a> Loop<'a> {
         let (_ws, manifest) = load(sel)?;
         let repo_root = workspace::repo_root(&manifest)?;
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+        let notifier = crate::notify::Notifier::start(&manifest.notify, &manifest.root);
         Ok(Loop {
             sel,
             gh: Gh::new(&repo_root),
@@ -196,13 +207,17 @@ impl<'a> Loop<'a> {
             counted: HashMap::new(),
             emit,
             errors: 0,
+            notifier,
         })
     }
 }
 
 impl Loop<'_> {
     fn event(&mut self, v: Value) {
-        append_event(&self.state_dir, &v);
+        let line = append_event(&self.state_dir, &v);
+        if let (Some(n), Some(name)) = (&self.notifier, v.get("event").and_then(Value::as_str)) {
+            n.send(name, &line);
+        }
         (self.emit)(&v);
     }
 
@@ -619,15 +634,17 @@ fn append_plan(file: &Path, text: &str) -> Result<(), String> {
 }
 
 /// `v` with its time, as one line of `<state_dir>/events.jsonl` (the file of `orch up`'s events);
-/// a write that fails is dropped.
-fn append_event(state_dir: &Path, v: &Value) {
+/// a write that fails is dropped. The line written.
+fn append_event(state_dir: &Path, v: &Value) -> String {
     use std::io::Write;
     let mut line =
         json!({"at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
     if let (Some(o), Some(e)) = (line.as_object_mut(), v.as_object()) {
         o.extend(e.clone());
     }
+    let line = crate::untrusted::json_safe(line.to_string());
     if let Ok(mut f) = crate::links::open_append(&state_dir.join("events.jsonl")) {
-        let _ = writeln!(f, "{}", crate::untrusted::json_safe(line.to_string()));
+        let _ = writeln!(f, "{line}");
     }
+    line
 }
