@@ -281,6 +281,22 @@ fn a_change_request_becomes_one_task_per_thread_pushed_and_each_thread_answered(
     assert_eq!(repo.task("a", "3.1")["status"], "completed");
     assert_eq!(gh.replies().len(), 3);
     assert!(out.contains("a: #1: review round 2: 1 task(s)"), "{out}");
+
+    // `orch status` shows the pull request's round and open threads.
+    let (code, out, err) = repo.run(&["status"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("  review: #1, round 2 of 3, 1 open thread"),
+        "{out}"
+    );
+    let (_code, out, _err) = repo.run(&["status", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let review = &v["plans"][0]["review"];
+    assert_eq!(
+        (review["number"].as_u64(), review["round"].as_u64()),
+        (Some(1), Some(2)),
+        "{v}"
+    );
 }
 
 /// A check run answer: one check `name` with `conclusion`.
@@ -392,6 +408,11 @@ fn three_rounds_without_approval_escalate_with_the_label_and_the_event() {
     assert_eq!(gh.read("labels").trim(), "needs-person");
     assert_eq!(gh.read("labels-1").trim(), "needs-person");
     assert!(!plan_text(&repo).contains("Review round 4"));
+    let (_code, out, _err) = repo.run(&["status"]);
+    assert!(
+        out.contains("review: #1, round 3 of 3, 1 open thread; escalated: feedback for round 4"),
+        "{out}"
+    );
     // The [[notify]] hook heard the rounds and the escalation.
     let heard = std::fs::read_to_string(&heard).expect("the hook ran");
     let heard: Vec<Value> = heard
