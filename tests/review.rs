@@ -653,3 +653,43 @@ fn a_restart_goes_on_with_the_round_in_progress_and_takes_nothing_twice() {
     assert!(events(&out).is_empty(), "{out}");
     assert_eq!(gh.replies().len(), 1);
 }
+
+#[test]
+fn orch_up_with_pr_opens_the_pull_request_and_watches_it_until_approved() {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/a.md", A);
+    let ok = ok_agent();
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\nreview_poll = \"1s\"\n\n[agents.ok]\ncommand = {}\n\n[[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\n",
+            toml_array(&ok)
+        ),
+    );
+    repo.commit_all("plans");
+    let remote = repo.outside("remote.git");
+    repo.git(&["init", "-q", "--bare", remote.to_str().expect("utf8")]);
+    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf8")]);
+    let gh = Gh {
+        log: repo.outside("gh.log"),
+        state: repo.outside("gh-state"),
+        remote,
+    };
+    gh.write("perm-ann", "write");
+    gh.write("decision-1", "APPROVED");
+    let (code, out, err) = orch(&repo, &gh, &["up", "--pr"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(repo.task("a", "1.1")["status"], "completed");
+    assert_eq!(remote_tip(&repo, &gh, "plan/a"), repo.rev("plan/a"));
+    assert!(
+        gh.read("pr-plan_a").starts_with("1 main"),
+        "the pull request opened"
+    );
+    assert!(
+        out.contains("a: #1: approved with green checks after 0 round(s)"),
+        "{out}"
+    );
+    let log = String::from_utf8(repo.read(".orch/state/events.jsonl")).expect("utf8");
+    assert!(log.contains("\"event\":\"review_approved\""), "{log}");
+}

@@ -258,6 +258,10 @@ pub(super) enum Command {
         /// plans keep running. Same as `auto_merge = true` in plans.toml.
         #[arg(long)]
         merge: bool,
+        /// When the run ends with every plan done: `orch pr --watch` (the plans' pull requests
+        /// opened or updated, then the review loop). Example: `orch up --pr`.
+        #[arg(long)]
+        pr: bool,
     },
     /// Show which plan branches would conflict with each other or with the target, and on which
     /// files.

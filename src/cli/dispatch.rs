@@ -40,6 +40,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             max_agents,
             merge,
+            pr,
         } => commands::up::run(
             &target.selection(),
             commands::up::UpArgs {
@@ -47,6 +48,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 json,
                 max_agents: max_agents.map(usize::from),
                 merge,
+                pr,
             },
         ),
         Command::Simulate {
