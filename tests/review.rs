@@ -693,3 +693,62 @@ fn orch_up_with_pr_opens_the_pull_request_and_watches_it_until_approved() {
     let log = String::from_utf8(repo.read(".orch/state/events.jsonl")).expect("utf8");
     assert!(log.contains("\"event\":\"review_approved\""), "{log}");
 }
+
+#[test]
+fn a_fix_in_a_lower_plan_is_merged_into_the_stacked_plan_and_pushed_again() {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/a.md", A);
+    repo.write(
+        "docs/plans/b.md",
+        "# Api\n\n## Phase 1: Work\n- [ ] 1.1 Do b\n",
+    );
+    let ok = ok_agent();
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"ok\"\n\n[agents.ok]\ncommand = {}\n\n[[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\n\n[[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\ndepends_on = [\"a\"]\n",
+            toml_array(&ok)
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let remote = repo.outside("remote.git");
+    repo.git(&["init", "-q", "--bare", remote.to_str().expect("utf8")]);
+    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf8")]);
+    let gh = Gh {
+        log: repo.outside("gh.log"),
+        state: repo.outside("gh-state"),
+        remote,
+    };
+    gh.write("perm-ann", "write");
+    // a's pull request is #1 (upstream first), b's #2, stacked on plan/a.
+    gh.threads(1, &[("T1", false, "a.txt", 1, vec![(11, "ann", "Fix a.")])]);
+    let (code, out, err) = orch(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let fix = repo.task("a", "2.1")["commit"]
+        .as_str()
+        .expect("commit")
+        .to_string();
+    assert!(
+        repo.git_ok(&["merge-base", "--is-ancestor", &fix, "plan/b"]),
+        "a's fix is in b"
+    );
+    assert_eq!(
+        remote_tip(&repo, &gh, "plan/b"),
+        repo.rev("plan/b"),
+        "b pushed again"
+    );
+    let ev = events(&out);
+    let synced = named(&ev, "review_synced");
+    assert_eq!(synced.len(), 1, "{out}");
+    assert_eq!(
+        (synced[0]["plan"].as_str(), synced[0]["upstream"].as_str()),
+        (Some("b"), Some("a"))
+    );
+    assert!(
+        named(&ev, "review_round").iter().all(|e| e["plan"] == "a"),
+        "{out}"
+    );
+}

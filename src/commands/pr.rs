@@ -113,6 +113,12 @@ fn print_event(e: &Value, json: bool) {
             s("branch"),
             crate::merge::short(s("commit"))
         ),
+        "review_synced" => format!(
+            "{head}: `{}` merged into `{}` and pushed ({})",
+            s("upstream"),
+            s("branch"),
+            crate::merge::short(s("commit"))
+        ),
         "review_escalated" => format!(
             "{head}: handed to a person (label `{}`): {}",
             s("label"),

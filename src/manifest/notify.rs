@@ -47,6 +47,7 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     // The review loop of `orch pr --watch`.
     ("review_round", false),
     ("review_pushed", false),
+    ("review_synced", false),
     ("review_escalated", false),
     ("review_approved", false),
     ("review_landed", false),

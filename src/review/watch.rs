@@ -435,6 +435,7 @@ impl Loop<'_> {
         st.round = p.round;
         st.pending = None;
         state::save(path, st)?;
+        self.sync_dependants(&w.plan);
         self.event(json!({
             "event": "review_pushed",
             "plan": w.plan,
@@ -451,20 +452,8 @@ impl Loop<'_> {
     /// (it takes the plan's edit through live re-planning), waited for until each settled.
     fn run_tasks(&self, plan: &str, p: &Pending) -> Result<(), String> {
         if crate::supervisor::lock::running(&self.state_dir).is_none() {
-            let exe =
-                std::env::current_exe().map_err(|e| format!("cannot find orch itself: {e}"))?;
-            let mut cmd = Command::new(exe);
-            cmd.arg("up").arg(plan);
-            if let Some(m) = &self.sel.manifest {
-                cmd.arg("--manifest").arg(m);
-            }
-            crate::process::place_here(&mut cmd);
-            let (out, err) = self.child_log(plan)?;
-            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-            let status = cmd
-                .status()
-                .map_err(|e| format!("cannot run `orch up {plan}`: {e}"))?;
-            if status.success() || crate::supervisor::lock::running(&self.state_dir).is_none() {
+            let ran = self.orch_child(plan, &["up", plan]);
+            if ran.is_ok() || crate::supervisor::lock::running(&self.state_dir).is_none() {
                 // A failed task is the status file's to tell.
                 return Ok(());
             }
@@ -500,6 +489,63 @@ impl Loop<'_> {
                 ));
             }
             std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Stacked pull requests: each plan that depends on `plan` and whose pull request is
+    /// watched gets `plan`'s fix merged in (`orch sync DEP`, as the upstream re-syncs do) and its
+    /// branch pushed again.
+    fn sync_dependants(&mut self, plan: &str) {
+        let deps: Vec<(String, String)> = self
+            .manifest
+            .plans
+            .iter()
+            .filter(|p| p.depends_on.iter().any(|d| d.plan == plan))
+            .map(|p| (p.name.clone(), p.branch.clone()))
+            .collect();
+        for (dep, branch) in deps {
+            let Ok(Some(st)) = state::load(&state::path(&self.state_dir, &dep)) else {
+                continue;
+            };
+            if st.outcome.is_some() || st.number == 0 {
+                continue;
+            }
+            let synced = self
+                .orch_child(&dep, &["sync", &dep])
+                .and_then(|()| self.push(&branch));
+            let tip = crate::git::branch_tip(&self.repo_root, &branch)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            match synced {
+                Ok(()) => self.event(json!({"event": "review_synced", "plan": dep, "number": st.number, "upstream": plan, "branch": branch, "commit": tip})),
+                Err(e) => {
+                    self.errors += 1;
+                    self.event(json!({"event": "review_error", "plan": dep, "number": st.number, "error": format!("{plan}'s fix not merged into `{branch}`: {e}")}));
+                }
+            }
+        }
+    }
+
+    /// `orch ARGS` run to its end, its output in `plan`'s `review.log`.
+    fn orch_child(&self, plan: &str, args: &[&str]) -> Result<(), String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find orch itself: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        if let Some(m) = &self.sel.manifest {
+            cmd.arg("--manifest").arg(m);
+        }
+        crate::process::place_here(&mut cmd);
+        let (out, err) = self.child_log(plan)?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        match cmd.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!(
+                "`orch {}` ended with {s} (its output: `{}`)",
+                args.join(" "),
+                self.state_dir.join(plan).join("review.log").display()
+            )),
+            Err(e) => Err(format!("cannot run `orch {}`: {e}", args.join(" "))),
         }
     }
 
@@ -581,28 +627,9 @@ impl Loop<'_> {
 
     /// `auto_merge`: the approved plan landed by `orch merge PLAN` (its gates, its order).
     fn land(&mut self, w: &Watched) {
-        let mut cmd = match std::env::current_exe() {
-            Ok(exe) => Command::new(exe),
-            Err(e) => {
-                self.event(json!({"event": "review_merge_failed", "plan": w.plan, "number": w.number, "error": e.to_string()}));
-                return;
-            }
-        };
-        cmd.arg("merge").arg(&w.plan);
-        if let Some(m) = &self.sel.manifest {
-            cmd.arg("--manifest").arg(m);
-        }
-        crate::process::place_here(&mut cmd);
-        match self.child_log(&w.plan) {
-            Ok((out, err)) => cmd.stdin(Stdio::null()).stdout(out).stderr(err),
-            Err(_) => cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        };
         let path = state::path(&self.state_dir, &w.plan);
-        match cmd.status() {
-            Ok(s) if s.success() => {
+        match self.orch_child(&w.plan, &["merge", &w.plan]) {
+            Ok(()) => {
                 if let Ok(Some(mut st)) = state::load(&path) {
                     st.outcome = Some("landed".into());
                     let _ = state::save(&path, &st);
@@ -610,11 +637,7 @@ impl Loop<'_> {
                 let target = self.manifest.defaults.target.clone();
                 self.event(json!({"event": "review_landed", "plan": w.plan, "number": w.number, "target": target}));
             }
-            other => {
-                let why = match other {
-                    Ok(s) => format!("`orch merge {}` ended with {s}", w.plan),
-                    Err(e) => format!("cannot run `orch merge`: {e}"),
-                };
+            Err(why) => {
                 self.errors += 1;
                 self.event(json!({"event": "review_merge_failed", "plan": w.plan, "number": w.number, "error": why}));
             }
