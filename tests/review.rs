@@ -752,3 +752,78 @@ fn a_fix_in_a_lower_plan_is_merged_into_the_stacked_plan_and_pushed_again() {
         "{out}"
     );
 }
+
+#[test]
+fn bad_review_keys_are_reported_at_their_line_and_nothing_runs() {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/a.md", A);
+    repo.write(
+        "plans.toml",
+        "[defaults]\nreview_rounds = 0\nreview_poll = \"soon\"\nreview_from = [\"ok-login\", \"not a login!\", \"@org\"]\n\n[[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nreview_label = \"\"\n",
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    for (at, what) in [
+        (
+            "plans.toml:2:",
+            "`defaults.review_rounds` must be at least 1",
+        ),
+        ("plans.toml:3:", "`defaults.review_poll`"),
+        (
+            "plans.toml:4:",
+            "\"not a login!\" is neither a GitHub login nor `@org/team`",
+        ),
+        ("plans.toml:4:", "\"@org\" is neither"),
+        (
+            "plans.toml:9:",
+            "`plan.review_label` must be a label's name",
+        ),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(at) && l.contains(what)),
+            "{at} {what}:\n{err}"
+        );
+    }
+    let gh = Gh {
+        log: repo.outside("gh.log"),
+        state: repo.outside("gh-state"),
+        remote: repo.outside("remote.git"),
+    };
+    let (code, _out, err) = orch(&repo, &gh, &["pr", "--watch", "--once"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!gh.log.exists(), "no gh call with a bad manifest");
+}
+
+#[test]
+fn a_failing_gh_call_is_an_error_event_and_changes_nothing() {
+    let agent = ok_agent();
+    let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
+    let (repo, gh) = finished(&agent, "");
+    gh.write("perm-ann", "write");
+    gh.threads(
+        1,
+        &[("T1", false, "a.txt", 1, vec![(11, "ann", "Fix this.")])],
+    );
+    // Not JSON where the threads should be; then `gh api graphql` failing.
+    gh.write("threads-1.json", "<html>rate limited</html>");
+    let (code, out, err) = orch(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let ev = events(&out);
+    let errors = named(&ev, "review_error");
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .expect("e")
+            .contains("review threads of #1"),
+        "{out}"
+    );
+    let mut cmd = orch_cmd(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
+    cmd.env("GH_FAIL", "graphql");
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("gh api graphql"), "{out}");
+    assert_eq!(plan_text(&repo), A, "no round");
+    assert!(!repo.outside("gh-state").join("replies").exists());
+}
