@@ -826,4 +826,19 @@ fn a_failing_gh_call_is_an_error_event_and_changes_nothing() {
     assert!(out.contains("gh api graphql"), "{out}");
     assert_eq!(plan_text(&repo), A, "no round");
     assert!(!repo.outside("gh-state").join("replies").exists());
+
+    // A head commit that is no commit id never goes into an endpoint.
+    gh.threads(1, &[]);
+    for head in [
+        "../../../user",
+        "abc",
+        "0123456789abcdef0123456789abcdef0123456g",
+    ] {
+        gh.write("headsha-1", head);
+        let (code, out, err) = orch(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
+        assert_eq!(code, 1, "{head}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(out.contains("no commit id"), "{head}: {out}");
+        let calls = std::fs::read_to_string(&gh.log).expect("log");
+        assert!(!calls.contains("check-runs"), "{head}: {calls}");
+    }
 }

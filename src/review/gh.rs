@@ -106,7 +106,16 @@ impl Gh {
         ]))?;
         view.threads = feedback::parse_threads(&out)
             .map_err(|e| format!("the review threads of #{n} are not what GitHub answers: {e}"))?;
-        if !view.head.is_empty() {
+        // The head commit goes into an endpoint: a commit id, or no checks are read.
+        let is_commit =
+            matches!(view.head.len(), 40 | 64) && view.head.chars().all(|c| c.is_ascii_hexdigit());
+        if !view.head.is_empty() && !is_commit {
+            return Err(format!(
+                "`gh pr view {n}` gave a head commit that is no commit id: `{}`",
+                crate::untrusted::escaped(&view.head)
+            ));
+        }
+        if is_commit {
             let out = self.run(&argv(&[
                 "api",
                 &format!("repos/{{owner}}/{{repo}}/commits/{}/check-runs", view.head),
