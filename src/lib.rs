@@ -25,6 +25,7 @@ pub(crate) mod ports;
 pub(crate) mod preflight;
 pub(crate) mod process;
 pub(crate) mod prompt;
+pub(crate) mod review;
 pub mod sandbox;
 pub mod simulate;
 pub mod status;

@@ -201,6 +201,8 @@ struct Place {
     _dir: tempfile::TempDir,
     cwd: PathBuf,
     home: PathBuf,
+    /// More environment of the fixture's commands (the fake GitHub CLI of `review`).
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// The agent CLIs no example may start: `PATH` leaves out the directories that hold one.
@@ -312,6 +314,7 @@ fn fixture(name: &str) -> Place {
     fs::create_dir_all(&home).expect("home");
     let repo = dir.path().join("repo");
     let fixtures = root().join("tests/fixtures/docs");
+    let mut env = Vec::new();
     match name {
         // An empty directory.
         "empty" => fs::create_dir_all(&repo).expect("mkdir"),
@@ -388,6 +391,39 @@ fn fixture(name: &str) -> Place {
             )
             .expect("write");
         }
+        // `review`: plan `api` finished by `orch up`, a bare `origin`, and the fake GitHub CLI
+        // (tests/fixtures/gh) first on PATH with one review thread by `ann` on pull request 1.
+        "review" => {
+            copy_dir(&fixtures.join("review"), &repo);
+            commit_all(&home, &repo);
+            let mut c = command(orch(), &home, &repo);
+            c.args(["up"]);
+            must(c, "orch up");
+            let remote = dir.path().join("remote.git");
+            let mut g = command("git", &home, dir.path());
+            g.args(["init", "-q", "--bare", "remote.git"]);
+            must(g, "git init --bare");
+            let mut g = command("git", &home, &repo);
+            g.args(["remote", "add", "origin"]).arg(&remote);
+            must(g, "git remote add");
+            let state = dir.path().join("gh-state");
+            fs::create_dir_all(&state).expect("mkdir");
+            fs::write(state.join("perm-ann"), "write").expect("write");
+            fs::write(
+                state.join("threads-1.json"),
+                r#"{"data":{"repository":{"pullRequest":{"reviewThreads":{"nodes":[{"id":"T1","isResolved":false,"path":"src/api.rs","line":12,"comments":{"nodes":[{"databaseId":11,"author":{"login":"ann"},"body":"Return 503 while the database is down.","diffHunk":"@@ -10,2 +10,3 @@"}]}}]}}}}}"#,
+            )
+            .expect("write");
+            let mut path = std::ffi::OsString::from(root().join("tests/fixtures/gh"));
+            path.push(":");
+            path.push(path_without_agents());
+            env = vec![
+                ("PATH".into(), path),
+                ("GH_LOG".into(), dir.path().join("gh.log").into()),
+                ("GH_STATE".into(), state.into()),
+                ("GH_REMOTE".into(), remote.into()),
+            ];
+        }
         // A directory of tests/fixtures/docs, committed.
         other => {
             let from = fixtures.join(other);
@@ -400,6 +436,7 @@ fn fixture(name: &str) -> Place {
         _dir: dir,
         cwd: repo,
         home,
+        env,
     }
 }
 
@@ -466,7 +503,9 @@ fn check(example: &Example) -> Vec<String> {
             step.command
         );
         let mut cmd = command(orch(), &place.home, &place.cwd);
-        cmd.args(&words[1..]).envs(env);
+        cmd.args(&words[1..])
+            .envs(place.env.iter().map(|(k, v)| (k, v)))
+            .envs(env);
         let (code, out) = run(cmd, &at);
         let mut actual: Vec<&str> = out.lines().map(str::trim_end).collect();
         trim_trailing_blank(&mut actual);

@@ -11,6 +11,7 @@ const LAYERS: &[&str] = &[
     "top",
     "forecast",
     "control",
+    "review",
     "supervisor",
     "merge",
     "executor",

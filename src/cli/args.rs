@@ -258,6 +258,10 @@ pub(super) enum Command {
         /// plans keep running. Same as `auto_merge = true` in plans.toml.
         #[arg(long)]
         merge: bool,
+        /// When the run ends with every plan done: `orch pr --watch` (the plans' pull requests
+        /// opened or updated, then the review loop). Example: `orch up --pr`.
+        #[arg(long)]
+        pr: bool,
     },
     /// Show which plan branches would conflict with each other or with the target, and on which
     /// files.
@@ -426,9 +430,24 @@ pub(super) enum Command {
         #[arg(long, short = 'n')]
         dry_run: bool,
         /// Print `{"remote", "target", "dry_run", "plans": [{"plan", "branch", "base", "action",
-        /// "number", "url", "base_before", "reason", "commands", "body"}]}`.
+        /// "number", "url", "base_before", "reason", "commands", "body"}]}` (with `--watch`: on
+        /// one line, then each event of the review loop as a line `{"event": …}`).
         #[arg(long)]
         json: bool,
+        /// Then watch the pull requests: review threads, change requests and failed checks
+        /// become tasks of the plan ("Review round N"), run as `orch up` runs them, pushed and
+        /// answered, until approved or handed to a person (`review_rounds`). Exit 0, or 5 when
+        /// a pull request was handed to a person. Example: `orch pr --watch`.
+        #[arg(long, conflicts_with = "dry_run")]
+        watch: bool,
+        /// With `--watch`: one poll (and the rounds it starts), then exit. Example:
+        /// `orch pr --watch --once` from cron.
+        #[arg(long, requires = "watch")]
+        once: bool,
+        /// With `--watch`: how often GitHub is asked, instead of `review_poll` ("30s").
+        /// Example: `--poll 2m`.
+        #[arg(long, requires = "watch", value_name = "DURATION", value_parser = parse_duration_arg)]
+        poll: Option<std::time::Duration>,
     },
     /// Bring plans up to date with the plans they depend on: the tip of each upstream plan's
     /// branch is merged into the plan's branch, in its worktree, as a merge commit (also for a
@@ -874,4 +893,13 @@ pub(super) enum TaskAction {
         #[arg(value_name = "QUESTION")]
         question: String,
     },
+}
+
+/// A duration on the command line (`"30s"`, `"2m"`), greater than zero.
+pub(super) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    match crate::duration::parse_duration(s) {
+        Ok(d) if d > std::time::Duration::ZERO => Ok(d),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }

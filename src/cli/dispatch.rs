@@ -40,6 +40,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             max_agents,
             merge,
+            pr,
         } => commands::up::run(
             &target.selection(),
             commands::up::UpArgs {
@@ -47,6 +48,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 json,
                 max_agents: max_agents.map(usize::from),
                 merge,
+                pr,
             },
         ),
         Command::Simulate {
@@ -124,12 +126,16 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             plans,
             dry_run,
             json,
+            watch,
+            once,
+            poll,
         } => commands::pr::run(
             &target.selection(),
             commands::pr::PrArgs {
                 plans,
                 dry_run,
                 json,
+                watch: watch.then_some(crate::review::WatchArgs { once, poll }),
             },
         ),
         Command::Sync {

@@ -13,6 +13,8 @@ pub(crate) struct PrArgs {
     pub(crate) plans: Vec<String>,
     pub(crate) dry_run: bool,
     pub(crate) json: bool,
+    /// `--watch` (with `--once`, `--poll`): the review loop after the pull requests.
+    pub(crate) watch: Option<crate::review::WatchArgs>,
 }
 
 pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
@@ -22,6 +24,17 @@ pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
         "`orch pr` needs a plans.toml: it opens pull requests for the plans the manifest lists",
     )?;
     let names = super::plan_names(sel, &manifest, args.plans.clone(), "orch pr")?;
+    let (ws, manifest) = if args.watch.is_some() {
+        // A round a restart left in progress is finished first (until then its plan is not
+        // finished), and the plans read again.
+        if crate::review::watch::resume(sel, &mut |e| print_event(e, args.json))? {
+            super::with_manifest(sel, true, "`orch pr` needs a plans.toml")?
+        } else {
+            (ws, manifest)
+        }
+    } else {
+        (ws, manifest)
+    };
     let run = PrRun::plan(&ws, &manifest, &names)?;
     if !args.json {
         if run.order.is_empty() && names.is_empty() {
@@ -41,15 +54,85 @@ pub(crate) fn run(sel: &Selection, args: PrArgs) -> CliResult<u8> {
             print_step(s, args.dry_run);
         }
     })?;
+    let all = json!({
+        "remote": run.remote,
+        "target": run.target,
+        "dry_run": args.dry_run,
+        "plans": steps.iter().map(step_json).collect::<Vec<_>>(),
+    });
+    if let Some(w) = &args.watch {
+        if args.json {
+            println_safe(&crate::untrusted::json_safe(all.to_string()));
+        }
+        let prs: Vec<(String, u64)> = steps
+            .iter()
+            .filter_map(|s| Some((s.plan.clone(), s.number?)))
+            .collect();
+        drop(run);
+        return crate::review::watch(sel, &prs, w, &mut |e| print_event(e, args.json));
+    }
     if args.json {
-        print_json(&json!({
-            "remote": run.remote,
-            "target": run.target,
-            "dry_run": args.dry_run,
-            "plans": steps.iter().map(step_json).collect::<Vec<_>>(),
-        }));
+        print_json(&all);
     }
     Ok(exit::OK)
+}
+
+/// One event of the review loop: a JSON line, or a line of words.
+fn print_event(e: &Value, json: bool) {
+    if json {
+        println_safe(&crate::untrusted::json_safe(e.to_string()));
+        return;
+    }
+    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default();
+    let n = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or_default();
+    let head = format!("{}: #{}", s("plan"), n("number"));
+    let line = match s("event") {
+        "review_round" => {
+            let tasks = e
+                .get("tasks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut line = format!(
+                "{head}: review round {}: {} task(s)",
+                n("round"),
+                tasks.len()
+            );
+            for t in &tasks {
+                line.push_str(&format!(
+                    "\n  {} {}",
+                    t.get("task").and_then(Value::as_str).unwrap_or_default(),
+                    t.get("about").and_then(Value::as_str).unwrap_or_default()
+                ));
+            }
+            line
+        }
+        "review_pushed" => format!(
+            "{head}: round {} pushed to `{}` ({})",
+            n("round"),
+            s("branch"),
+            crate::merge::short(s("commit"))
+        ),
+        "review_synced" => format!(
+            "{head}: `{}` merged into `{}` and pushed ({})",
+            s("upstream"),
+            s("branch"),
+            crate::merge::short(s("commit"))
+        ),
+        "review_escalated" => format!(
+            "{head}: handed to a person (label `{}`): {}",
+            s("label"),
+            s("reason")
+        ),
+        "review_approved" => format!(
+            "{head}: approved with green checks after {} round(s)",
+            n("round")
+        ),
+        "review_landed" => format!("{head}: landed on `{}`", s("target")),
+        "review_closed" => format!("{head}: {}: no longer watched", s("state")),
+        other => format!("{head}: {other}: {}", s("error")),
+    };
+    println_safe(&line);
 }
 
 fn print_step(s: &PrStep, dry_run: bool) {

@@ -4,6 +4,7 @@ mod attempts;
 mod disk;
 mod forecast_text;
 mod reload;
+mod review;
 mod watch;
 
 use std::collections::HashMap;
@@ -187,6 +188,7 @@ fn render(
             if let Some(snap) = &snapshot {
                 out.push_str(&forecast_text::plan_line(snap, ws, i));
             }
+            out.push_str(&review::text(ws, i));
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
                 let _ = writeln!(
                     out,
@@ -213,6 +215,7 @@ fn render(
         .map(|&i| {
             let mut v = plan_json(&ws.plans[i], &docs[i]);
             attempts::add_json(ws, i, &mut v);
+            review::add_json(ws, i, &mut v);
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
                 v["disk_bytes"] = json!(bytes);
             }

@@ -22,9 +22,33 @@ pub(crate) struct UpArgs {
     pub(crate) max_agents: Option<usize>,
     /// The merge train, also when `defaults.auto_merge` is off.
     pub(crate) merge: bool,
+    /// `--pr`: `orch pr --watch` after a run that ended with every plan done.
+    pub(crate) pr: bool,
 }
 
 pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
+    let (plans, json, pr) = (args.plans.clone(), args.json, args.pr);
+    // The run ends (its lock released) before the review loop, which runs `orch up PLAN` for
+    // each round.
+    let code = run_once(sel, args)?;
+    if !pr || code != exit::OK {
+        return Ok(code);
+    }
+    super::pr::run(
+        sel,
+        super::pr::PrArgs {
+            plans,
+            dry_run: false,
+            json,
+            watch: Some(crate::review::WatchArgs {
+                once: false,
+                poll: None,
+            }),
+        },
+    )
+}
+
+fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let (ws, manifest) = super::with_manifest(
         sel,
         true,

@@ -17,6 +17,7 @@ mod raw;
 mod read;
 mod repos;
 mod resolve;
+pub(crate) mod review;
 mod sandbox;
 mod targets;
 mod trusted;

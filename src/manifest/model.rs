@@ -90,6 +90,8 @@ pub(crate) struct Defaults {
     pub(crate) resolve_verify: bool,
     /// `verify_all`: the argv run with every repository's candidate side by side (`None`: none).
     pub(crate) verify_all: Option<Vec<String>>,
+    /// The review loop of `orch pr --watch`.
+    pub(crate) review: super::review::Review,
 }
 
 impl Default for Defaults {
@@ -131,6 +133,7 @@ impl Default for Defaults {
             resolve: None,
             resolve_verify: false,
             verify_all: None,
+            review: Default::default(),
         }
     }
 }
@@ -262,6 +265,8 @@ pub(crate) struct PlanEntry {
     pub(crate) repo: Option<String>,
     /// `land_with`: plans that land together with this one, all or none.
     pub(crate) land_with: Vec<String>,
+    /// Resolved review keys: the plan's over `[defaults]`'.
+    pub(crate) review: super::review::Review,
 }
 
 /// A loaded, validated `plans.toml`.

@@ -45,6 +45,17 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("resolve_failed", false),
     ("task_slow", false),
     ("run_forecast", true),
+    // The review loop of `orch pr --watch`.
+    ("review_round", false),
+    ("review_pushed", false),
+    ("review_synced", false),
+    ("review_escalated", false),
+    ("review_approved", false),
+    ("review_landed", false),
+    ("review_merge_failed", false),
+    ("review_closed", false),
+    ("review_error", false),
+    ("review_note", true),
 ];
 
 /// The default of a hook's `timeout`.

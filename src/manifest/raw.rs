@@ -147,6 +147,11 @@ pub(crate) struct RawDefaults {
     pub(crate) resolve_verify: Option<At<bool>>,
     /// Run with every repository's candidate side by side (`super::repos`).
     pub(crate) verify_all: Strings,
+    // The review loop of `orch pr --watch` (`super::review`).
+    pub(crate) review_poll: Option<At<String>>,
+    pub(crate) review_rounds: Option<At<i64>>,
+    pub(crate) review_from: Strings,
+    pub(crate) review_label: Option<At<String>>,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -226,6 +231,11 @@ pub(crate) struct RawPlan {
     // Several repositories (`super::repos`).
     pub(crate) repo: Option<At<String>>,
     pub(crate) land_with: Strings,
+    // The review loop of `orch pr --watch` (`super::review`).
+    pub(crate) review_poll: Option<At<String>>,
+    pub(crate) review_rounds: Option<At<i64>>,
+    pub(crate) review_from: Strings,
+    pub(crate) review_label: Option<At<String>>,
 }
 
 /// One `[[notify]]`.
@@ -245,6 +255,23 @@ pub(crate) struct RawBestOf<'a> {
     pub(crate) select: Option<&'a At<Argv>>,
     pub(crate) stop: Option<&'a At<String>>,
 }
+
+macro_rules! review_keys {
+    ($($table:ty),*) => {$(
+        impl $table {
+            pub(crate) fn review(&self) -> super::review::RawReview<'_> {
+                super::review::RawReview {
+                    poll: self.review_poll.as_ref(),
+                    rounds: self.review_rounds.as_ref(),
+                    from: self.review_from.as_ref(),
+                    label: self.review_label.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+review_keys!(RawDefaults, RawPlan);
 
 macro_rules! best_of {
     ($($table:ty),*) => {$(

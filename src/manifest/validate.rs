@@ -46,6 +46,8 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         good: &repos,
         written: super::repos::raw_names(&raw),
     };
+    defaults.review =
+        super::review::resolve(r, "defaults", &raw.defaults.review(), &Default::default());
     let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, &known, r);
     super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
     super::repos::check_plans(&raw.plan, &mut plans, r);
@@ -584,6 +586,7 @@ fn plans(
             hosts: Vec::new(),
             repo,
             land_with: Vec::new(),
+            review: super::review::resolve(r, "plan", &plan.review(), &defaults.review),
         });
     }
 

@@ -66,6 +66,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         hosts: Vec::new(),
         repo: None,
         land_with: Vec::new(),
+        review: Default::default(),
     }
 }
 

@@ -223,7 +223,8 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
             best_of, resolve, resolve_verify, verify_all,
         ],
-        skip []
+        // `review`: read by `orch pr --watch`, nothing of a run's.
+        skip [review]
     );
 }
 
@@ -241,7 +242,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
             protect, best_of, resolve, resolve_verify, hosts, repo, land_with,
         ],
-        skip [name, abs_file, line, paths_at]
+        skip [name, abs_file, line, paths_at, review]
     );
 }
 
