@@ -137,8 +137,20 @@ fn stale_git_locks_of_a_plan_are_removed() {
     fs::write(&ref_lock, "").expect("test setup");
     // The main worktree's lock is not orch's to remove.
     let main_lock = repo.root().join(".git/index.lock");
+    // A process that claims, by its environment, to be p's running agent (orch has no record
+    // of it): its word keeps no lock (a claim used to keep p's, and p's commit then failed on
+    // it). It is stopped by the run as a stray.
+    let mut claimer = std::process::Command::new("sleep")
+        .arg("120")
+        .env("ORCH_STATUS_FILE", repo.status_path("p"))
+        .env("ORCH_PLAN", "p")
+        .env("ORCH_TASK", "1.1")
+        .spawn()
+        .expect("spawn");
 
     let out = repo.up(&[]);
+    let _ = claimer.kill();
+    let _ = claimer.wait();
     assert!(!index_lock.exists() && !ref_lock.exists());
     assert!(!main_lock.exists());
     for plan in ["p", "q"] {

@@ -442,14 +442,12 @@ impl<'w> Checked<'w> {
                 message: removed(&lock),
             });
         }
-        let agents = crate::process::find_agents();
         for c in &self.plans {
-            let status_file = c.lp.status_path.display().to_string();
             // Agents of a plan with task worktrees never write in the plan's worktree or branch:
-            // only orch does (landing task commits), and no other orch runs now.
-            if !self.manifest.task_trees(c.entry)
-                && agents.iter().any(|a| a.status_file == status_file)
-            {
+            // only orch does (landing task commits), and no other orch runs now. Whether an
+            // agent of the plan still runs is orch's record (its wrapper's pid and start time),
+            // never what a process says of itself.
+            if !self.manifest.task_trees(c.entry) && recorded_agent_alive(c.lp) {
                 continue;
             }
             let root = workspace::repos::root_of(self.manifest, c.entry, &self.repo_root);
@@ -683,4 +681,22 @@ fn limit_backoff() -> std::time::Duration {
             std::time::Duration::from_secs(60),
             std::time::Duration::from_millis,
         )
+}
+
+/// Whether the status file of `lp` records an agent (a task's in progress, or the plan agent)
+/// whose wrapper is alive: its pid with the start time recorded. A file that cannot be read
+/// counts as one (its locks are then left alone).
+fn recorded_agent_alive(lp: &workspace::LoadedPlan) -> bool {
+    let Ok(doc) = lp.read_status() else {
+        return true;
+    };
+    let plan_agent = doc
+        .orch_plan_agent
+        .as_ref()
+        .map(|a| (a.pid, a.process_start_time.unwrap_or(0)));
+    doc.entries()
+        .filter(|e| e.status == crate::status::TaskStatus::InProgress)
+        .filter_map(|e| e.orch_run.as_ref().map(|r| (r.pid, r.process_start_time)))
+        .chain(plan_agent)
+        .any(|(pid, start)| pid > 0 && crate::process::process_alive(pid, start))
 }
