@@ -194,12 +194,13 @@ fn orch_up_merges_a_new_upstream_commit_at_the_next_task_boundary() {
             && e["plan"] == "api"
             && e["upstream_commit"] == fix.as_str()
     });
-    // Reported as api 1.1 settles (just before its task_finished), before 1.2 starts.
-    let start_11 =
-        at(&|e| e["event"] == "task_started" && e["plan"] == "api" && e["task"] == "1.1");
+    // Reported right after api 1.1's task_finished (the done line it follows; it was reported
+    // before it, out of order), before 1.2 starts.
+    let done_11 =
+        at(&|e| e["event"] == "task_finished" && e["plan"] == "api" && e["task"] == "1.1");
     let start_12 =
         at(&|e| e["event"] == "task_started" && e["plan"] == "api" && e["task"] == "1.2");
-    assert!(start_11 < merged && merged < start_12, "{seen:#?}");
+    assert!(done_11 < merged && merged < start_12, "{seen:#?}");
     let commit = seen[merged]["commit"]
         .as_str()
         .expect("a merge commit")

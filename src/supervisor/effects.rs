@@ -75,6 +75,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         members: HashMap::new(),
         member_agents: HashMap::new(),
         pool_drops: Vec::new(),
+        after_finished: Vec::new(),
+        holding: false,
     };
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let state_dir = ctx.repo_root.join(ws.manifest.as_ref().map_or_else(
@@ -497,6 +499,12 @@ pub(crate) struct Effects<'a> {
     /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
     /// before the run ends.
     pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
+    /// What a task boundary's upstream re-sync said (`upstream_merged`, its notes), said right
+    /// after the `task_finished` of the task it follows (it is made before the core hears of
+    /// the task, so that a conflict blocks the plan before its next task).
+    pub(crate) after_finished: Vec<Event>,
+    /// While set, what [`Effects::note`] and the re-sync say goes to `after_finished`.
+    pub(crate) holding: bool,
 }
 
 impl Effects<'_> {
@@ -505,7 +513,17 @@ impl Effects<'_> {
     }
 
     pub(crate) fn note(&mut self, plan: Option<String>, message: String) {
-        (self.emit)(&Event::Note { plan, message });
+        self.say(Event::Note { plan, message });
+    }
+
+    /// Says `e` now, or after the next `task_finished` while a task boundary's re-sync runs
+    /// ([`Effects::holding`]).
+    pub(crate) fn say(&mut self, e: Event) {
+        if self.holding {
+            self.after_finished.push(e);
+        } else {
+            (self.emit)(&e);
+        }
     }
 
     /// Reads plan `p`'s status file again before `msg` when it asks, then feeds it.
@@ -519,17 +537,24 @@ impl Effects<'_> {
         // (a conflict blocks the plan, first, so that nothing more starts there).
         if let (Some(p), Input::Settled { outcome, .. }) = (msg.reload, &msg.input)
             && matches!(outcome, super::state::Outcome::Done { .. })
-            && let Some(reason) = self.resync(p)
         {
-            self.apply(
-                core,
-                Input::Prepared {
-                    plan: p,
-                    result: Err(super::state::Unprepared::Conflict(reason)),
-                },
-            );
+            self.holding = true;
+            let conflict = self.resync(p);
+            self.holding = false;
+            if let Some(reason) = conflict {
+                self.apply(
+                    core,
+                    Input::Prepared {
+                        plan: p,
+                        result: Err(super::state::Unprepared::Conflict(reason)),
+                    },
+                );
+            }
         }
         self.apply(core, msg.input);
+        for e in std::mem::take(&mut self.after_finished) {
+            (self.emit)(&e);
+        }
     }
 
     /// Writes the task commits not recorded yet ([`PlanCtx::flush_records`]); a write that
@@ -644,7 +669,14 @@ impl Effects<'_> {
 
     fn execute(&mut self, action: Action) {
         match action {
-            Action::Report(e) => (self.emit)(&e),
+            Action::Report(e) => {
+                (self.emit)(&e);
+                if matches!(e, Event::TaskFinished { .. }) {
+                    for e in std::mem::take(&mut self.after_finished) {
+                        (self.emit)(&e);
+                    }
+                }
+            }
             Action::Launch { run, unit, attempt } => self.launch(run, unit, attempt),
             Action::Stop { run, why } => {
                 if let Some(s) = self.stops.get(&run) {

@@ -70,7 +70,7 @@ impl Effects<'_> {
                     );
                 }
                 for m in merged.into_iter().filter(|m| m.commit.is_some()) {
-                    (self.emit)(&Event::UpstreamMerged {
+                    self.say(Event::UpstreamMerged {
                         plan: pc.name().to_owned(),
                         from: m.upstream,
                         upstream_commit: m.upstream_commit,
