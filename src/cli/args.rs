@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands::Selection;
 use crate::manifest::MergeStrategy;
 
+pub(super) use super::task_args::TaskAction;
+
 /// Run many markdown plans at once, each on its own git branch and worktree, with AI coding
 /// agents; merge the finished work back in dependency order.
 ///
@@ -514,86 +516,9 @@ pub(super) enum Command {
         #[arg(long)]
         no_merge: bool,
     },
-    /// The demo's scripted agent (run by `orch up` in `orch demo`): appends
-    /// `<task>: <description>` to `src/<plan>.txt` in its worktree, or checks that file for a
-    /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
-    #[command(name = "demo-agent", hide = true)]
-    DemoAgent,
-    /// What orch's copy on a `[[host]]` says of that host to `orch hosts`: one JSON line (its
-    /// Landlock ABI, the free space under `--dir`, which `--client` programs its PATH has).
-    #[command(name = "host-probe", hide = true)]
-    HostProbe {
-        /// orch's directory on the host.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// A program to look for on PATH.
-        #[arg(long = "client", value_name = "NAME")]
-        client: Vec<String>,
-    },
-    /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
-    /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
-    #[command(name = "sandbox-exec", hide = true)]
-    SandboxExec {
-        /// A path the process may write beneath.
-        #[arg(long = "write", value_name = "PATH")]
-        write: Vec<PathBuf>,
-        /// A path the process may not read beneath.
-        #[arg(long = "deny-read", value_name = "PATH")]
-        deny_read: Vec<PathBuf>,
-        /// The program to run, confined, and its arguments.
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
-    /// How orch runs git: confined to executing the paths given (git's own programs and those
-    /// your git configuration names), then becomes `ARGV` (`exec`), in the same session.
-    /// `orch git-exec --exec P… -- ARGV…`.
-    #[command(name = "git-exec", hide = true)]
-    GitExec {
-        /// A file, or a directory, beneath which files may be executed.
-        #[arg(long = "exec", value_name = "PATH")]
-        exec: Vec<PathBuf>,
-        /// Execute anything (your git configuration names a driver, or the kernel has no
-        /// Landlock): only the end with the parent holds.
-        #[arg(long, conflicts_with = "exec")]
-        unconfined: bool,
-        /// The orch process that runs this git: when it dies (a `kill -9`), git is killed with
-        /// it, so that a checkout it started stops writing before the next orch cleans up.
-        #[arg(long, value_name = "PID")]
-        parent: Option<u32>,
-        /// The program to run, confined, and its arguments.
-        #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
-        argv: Vec<std::ffi::OsString>,
-    },
-    /// How `orch up` starts every local agent, check and resolver: in a new session without a
-    /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
-    /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when
-    /// it exits. `orch session-exec --log-max 33554432 --grace-ms 10000 -- ARGV…`.
-    #[command(name = "session-exec", hide = true)]
-    SessionExec {
-        /// The most of the output kept in the log, in bytes: its beginning and its end.
-        #[arg(long = "log-max", value_name = "BYTES", default_value_t = crate::process::wrapper::LOG_MAX_DEFAULT)]
-        log_max: u64,
-        /// Milliseconds between SIGTERM and SIGKILL when it is stopped.
-        #[arg(long = "grace-ms", value_name = "MS", default_value_t = 10_000)]
-        grace_ms: u64,
-        /// Keep what `ARGV` left running after it succeeded, until stdin's end of file (a
-        /// setup's database); its status is written to stdout.
-        #[arg(long)]
-        keep: bool,
-        /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
-        /// nothing at its end of file.
-        #[arg(long)]
-        gate: bool,
-        /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
-        #[arg(long = "stdin", value_name = "PATH")]
-        stdin: Option<PathBuf>,
-        /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
-        #[arg(long = "ended", value_name = "PATH")]
-        ended: Option<PathBuf>,
-        /// The program to run and its arguments.
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
+    /// orch's own helpers, run by orch (hidden): [`super::internal::Internal`].
+    #[command(flatten)]
+    Internal(super::internal::Internal),
     /// Show the agent logs of a plan: without TASK, list its log files (size, time, newest
     /// last); with TASK, print that log.
     ///
@@ -835,64 +760,6 @@ pub(super) enum GraphFormat {
     Text,
     Dot,
     Mermaid,
-}
-
-#[derive(Args, Debug, PartialEq)]
-pub(super) struct TaskCommon {
-    #[command(flatten)]
-    pub(super) target: Target,
-    /// The task id as written in the plan (`2.3`, `2.3.1`) or a verification step (`V2`).
-    pub(super) id: String,
-    /// Allow a transition that is otherwise refused (restart a running task, reopen a
-    /// completed one, start a task that is not ready).
-    #[arg(long)]
-    pub(super) force: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub(super) json: bool,
-}
-
-#[derive(Subcommand, Debug, PartialEq)]
-pub(super) enum TaskAction {
-    /// Mark a task in progress (refused if it is not ready or already running).
-    Start(TaskCommon),
-    /// Mark a task completed. Example: `orch task done 1.2 --note "done, see src/x.rs"`.
-    Done {
-        #[command(flatten)]
-        common: TaskCommon,
-        /// A note kept with the task (`notes` in the status file).
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// Mark a task failed. Example: `orch task fail 1.2 --error "tests fail"`.
-    Fail {
-        #[command(flatten)]
-        common: TaskCommon,
-        /// What went wrong (`error` / `lastError` in the status file).
-        #[arg(long)]
-        error: Option<String>,
-    },
-    /// Mark a task skipped; dependents may go on. Example: `orch task skip 1.2 --reason "obsolete"`.
-    Skip {
-        #[command(flatten)]
-        common: TaskCommon,
-        /// Why (`skipReason` in the status file).
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Put a task back to pending (a completed or skipped one needs --force).
-    Reset(TaskCommon),
-    /// Ask a question a person must answer before the task can go on: the task waits (`needs
-    /// input`), its attempt ends without failing (stop after asking), and `orch answer` runs it
-    /// again with the answer. Under `orch up` only the task's own agent asks.
-    /// Example: `orch task ask 1.2 "PostgreSQL or SQLite?"`.
-    Ask {
-        #[command(flatten)]
-        common: TaskCommon,
-        /// The question (at most 8 KiB).
-        #[arg(value_name = "QUESTION")]
-        question: String,
-    },
 }
 
 /// A duration on the command line (`"30s"`, `"2m"`), greater than zero.

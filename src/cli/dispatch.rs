@@ -7,6 +7,7 @@ use crate::manifest::MergeStrategy;
 use crate::status::{Transition, TransitionOptions};
 
 use super::args::{Cli, Command, GraphFormat, TaskAction};
+use super::internal::Internal;
 
 pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
@@ -83,7 +84,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         } => commands::conflicts::run(&target.selection(), &plans, json),
         Command::Integrate { target, json } => commands::integrate::run(&target.selection(), json),
         Command::Hosts { target, json } => commands::hosts::run(&target.selection(), json),
-        Command::HostProbe { dir, client } => {
+        Command::Internal(Internal::HostProbe { dir, client }) => {
             commands::output::print_json(&crate::executor::ssh::remote::probe(&dir, &client));
             Ok(crate::error::exit::OK)
         }
@@ -153,19 +154,19 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Init { dir } => commands::init::run(dir.as_deref()),
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
-        Command::DemoAgent => commands::demo::run_agent(),
-        Command::SandboxExec {
+        Command::Internal(Internal::DemoAgent) => commands::demo::run_agent(),
+        Command::Internal(Internal::SandboxExec {
             write,
             deny_read,
             argv,
-        } => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
-        Command::GitExec {
+        }) => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
+        Command::Internal(Internal::GitExec {
             exec,
             unconfined,
             parent,
             argv,
-        } => commands::sandbox_exec::run_git((&exec, unconfined), parent, &argv),
-        Command::SessionExec {
+        }) => commands::sandbox_exec::run_git((&exec, unconfined), parent, &argv),
+        Command::Internal(Internal::SessionExec {
             log_max,
             grace_ms,
             keep,
@@ -173,7 +174,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             stdin,
             ended,
             argv,
-        } => commands::sandbox_exec::run_in_session(
+        }) => commands::sandbox_exec::run_in_session(
             &crate::process::wrapper::Options {
                 log_max,
                 grace: std::time::Duration::from_millis(grace_ms),

@@ -4,6 +4,8 @@
 mod args;
 mod dispatch;
 mod generate;
+mod internal;
+mod task_args;
 #[cfg(test)]
 mod tests;
 

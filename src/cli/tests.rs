@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use super::args::{Cli, ColorWhen, Command, Target, TaskAction, TaskCommon};
+use super::args::{Cli, ColorWhen, Command, Target, TaskAction};
+use super::task_args::TaskCommon;
 
 fn args(line: &[&str]) -> Vec<OsString> {
     std::iter::once("orch")

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
-use super::attempt::{Monitor, Proc};
 use super::context::{Ctx, PlanCtx};
 use super::core::{Action, Adopted, Core, CoreConfig, Input};
 use super::event::{Event, RunSummary};
-use super::state::{PlanSpec, RunId, Stop, StopWhy, TaskFacts, Unit};
+use super::state::{PlanSpec, RunId, Stop, StopWhy, TaskFacts};
 use crate::executor::ExecutorKind;
 use crate::status::{self, StatusDoc};
 use crate::workspace::Workspace;
 
+mod monitor;
 mod plan_steps;
 mod replan;
 mod reread;
@@ -612,59 +612,6 @@ impl Effects<'_> {
         {
             jobs.poke();
         }
-    }
-
-    /// Watches an attempt's process (or job) until it ends.
-    pub(crate) fn watch(&mut self, run: RunId, unit: Unit, attempt: u32, pid: u32, proc: Proc) {
-        let Some(pc) = self.plan(unit.plan()) else {
-            return;
-        };
-        let stop_rx = self.stop_receiver(run);
-        let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
-        let log_id = self.members.get(&run).cloned().or_else(|| id.clone());
-        let m = Monitor {
-            run,
-            plan: unit.plan(),
-            attempt,
-            pid,
-            proc,
-            log: pc.log_path(log_id.as_deref()),
-            status_path: pc.status_path.clone(),
-            grace: self.ctx.grace,
-            watch_activity: self.ctx.stuck_after.is_some(),
-            tmpdir: pc
-                .sandbox
-                .rules()
-                .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
-                .map(|_| {
-                    super::sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt)
-                }),
-            client_state: super::client_state::of_attempt_with(
-                &pc,
-                self.member_agents
-                    .get(&run)
-                    .map_or(&pc.agent.command, |(_, c)| c),
-                id.as_deref().unwrap_or("plan"),
-                attempt,
-            )
-            .map(|(_, dir)| dir),
-            ended: super::reports::ended_path(&pc, id.as_deref().unwrap_or("plan"), attempt),
-            stop_one: stop_rx,
-            stop_all: self.stop_all.subscribe(),
-            tx: self.tx.clone(),
-        };
-        tokio::spawn(super::attempt::watch(m));
-    }
-
-    /// Attempt `run`'s stop request: the one made when its launch began (its worktree made off
-    /// the loop), else a new one.
-    pub(crate) fn stop_receiver(&mut self, run: RunId) -> watch::Receiver<Option<StopWhy>> {
-        if let Some(rx) = self.early_stops.remove(&run) {
-            return rx;
-        }
-        let (stop_tx, stop_rx) = watch::channel(None);
-        self.stops.insert(run, stop_tx);
-        stop_rx
     }
 
     fn execute(&mut self, action: Action) {

@@ -1,0 +1,91 @@
+//! orch's own hidden subcommands: the processes orch starts through its own executable (the
+//! demo's agent, the probe of a remote host, the sandbox, git's and the session's wrappers).
+//! Not for people: `--help` does not list them.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug, PartialEq)]
+pub(super) enum Internal {
+    /// The demo's scripted agent (run by `orch up` in `orch demo`): appends
+    /// `<task>: <description>` to `src/<plan>.txt` in its worktree, or checks that file for a
+    /// verification step. Reads ORCH_PLAN, ORCH_TASK, ORCH_WORKTREE.
+    #[command(name = "demo-agent", hide = true)]
+    DemoAgent,
+    /// What orch's copy on a `[[host]]` says of that host to `orch hosts`: one JSON line (its
+    /// Landlock ABI, the free space under `--dir`, which `--client` programs its PATH has).
+    #[command(name = "host-probe", hide = true)]
+    HostProbe {
+        /// orch's directory on the host.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A program to look for on PATH.
+        #[arg(long = "client", value_name = "NAME")]
+        client: Vec<String>,
+    },
+    /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
+    /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
+    #[command(name = "sandbox-exec", hide = true)]
+    SandboxExec {
+        /// A path the process may write beneath.
+        #[arg(long = "write", value_name = "PATH")]
+        write: Vec<PathBuf>,
+        /// A path the process may not read beneath.
+        #[arg(long = "deny-read", value_name = "PATH")]
+        deny_read: Vec<PathBuf>,
+        /// The program to run, confined, and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// How orch runs git: confined to executing the paths given (git's own programs and those
+    /// your git configuration names), then becomes `ARGV` (`exec`), in the same session.
+    /// `orch git-exec --exec P… -- ARGV…`.
+    #[command(name = "git-exec", hide = true)]
+    GitExec {
+        /// A file, or a directory, beneath which files may be executed.
+        #[arg(long = "exec", value_name = "PATH")]
+        exec: Vec<PathBuf>,
+        /// Execute anything (your git configuration names a driver, or the kernel has no
+        /// Landlock): only the end with the parent holds.
+        #[arg(long, conflicts_with = "exec")]
+        unconfined: bool,
+        /// The orch process that runs this git: when it dies (a `kill -9`), git is killed with
+        /// it, so that a checkout it started stops writing before the next orch cleans up.
+        #[arg(long, value_name = "PID")]
+        parent: Option<u32>,
+        /// The program to run, confined, and its arguments.
+        #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
+        argv: Vec<std::ffi::OsString>,
+    },
+    /// How `orch up` starts every local agent, check and resolver: in a new session without a
+    /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
+    /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when
+    /// it exits. `orch session-exec --log-max 33554432 --grace-ms 10000 -- ARGV…`.
+    #[command(name = "session-exec", hide = true)]
+    SessionExec {
+        /// The most of the output kept in the log, in bytes: its beginning and its end.
+        #[arg(long = "log-max", value_name = "BYTES", default_value_t = crate::process::wrapper::LOG_MAX_DEFAULT)]
+        log_max: u64,
+        /// Milliseconds between SIGTERM and SIGKILL when it is stopped.
+        #[arg(long = "grace-ms", value_name = "MS", default_value_t = 10_000)]
+        grace_ms: u64,
+        /// Keep what `ARGV` left running after it succeeded, until stdin's end of file (a
+        /// setup's database); its status is written to stdout.
+        #[arg(long)]
+        keep: bool,
+        /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
+        /// nothing at its end of file.
+        #[arg(long)]
+        gate: bool,
+        /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
+        #[arg(long = "stdin", value_name = "PATH")]
+        stdin: Option<PathBuf>,
+        /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
+        #[arg(long = "ended", value_name = "PATH")]
+        ended: Option<PathBuf>,
+        /// The program to run and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+}
