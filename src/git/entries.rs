@@ -87,9 +87,16 @@ pub(super) fn head_of_dir(git_dir: &Path) -> Option<String> {
 
 /// Whether worktree entry `admin` is locked by a person (`git worktree lock`). The lock
 /// `git worktree add` holds while it adds (reason `initializing`; orch runs git with `LC_ALL=C`)
-/// does not count: one left behind is an add killed half way.
+/// does not count: one left behind is an add killed half way. Nor does an empty lock in an entry
+/// without a `gitdir`: `git worktree add` writes the lock first and the `gitdir` right after, so
+/// that is its lock's write cut short by a kill (a person's lock without a reason is empty too,
+/// but only a whole entry, with its `gitdir`, can be locked by `git worktree lock`).
 pub(super) fn held_lock(admin: &Path) -> bool {
     match crate::untrusted::read::small_text(&admin.join("locked")) {
+        Ok(reason) if reason.trim().is_empty() => {
+            crate::untrusted::read::small_text(&admin.join("gitdir"))
+                .is_ok_and(|g| !g.trim().is_empty())
+        }
         Ok(reason) => reason.trim() != "initializing",
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }

@@ -285,6 +285,60 @@ fn leftover_worktree_entries_do_not_break_a_later_add() {
     assert_eq!(wt.head().unwrap().name().unwrap(), "refs/heads/plan/auth");
 }
 
+/// `git worktree add` writes the entry's `locked` (reason `initializing`), then its `gitdir`, then
+/// its `HEAD`: a kill at any point leaves an entry that the next add clears, for the plan's own
+/// name and for any other.
+#[test]
+fn entries_of_an_add_killed_at_any_point_do_not_break_a_later_add() {
+    let cut_short: [&[(&str, &str)]; 4] = [
+        &[],
+        &[("locked", "")],
+        &[("locked", "initializing\n")],
+        &[("locked", "initializing\n"), ("gitdir", "")],
+    ];
+    for (i, files) in cut_short.iter().enumerate() {
+        let fx = Fixture::new();
+        for name in ["auth", "other"] {
+            let admin = fx.root.join(".git").join("worktrees").join(name);
+            fs::create_dir_all(&admin).unwrap();
+            for (file, text) in files.iter() {
+                fs::write(admin.join(file), text).unwrap();
+            }
+        }
+        let tree = ensure(&fx, "auth").unwrap_or_else(|e| panic!("variant {i}: {e}"));
+        assert!(tree.created, "variant {i}");
+        let wt = Repository::open(&tree.path).unwrap();
+        assert_eq!(wt.head().unwrap().name().unwrap(), "refs/heads/plan/auth");
+        assert_eq!(fx.entries(), vec!["auth"], "variant {i}");
+    }
+}
+
+/// A person's `git worktree lock` (with or without a reason) on a whole entry is respected: the
+/// plan's add is refused and the entry stays as it was.
+#[test]
+fn a_locked_whole_entry_of_the_plans_name_is_refused_and_kept() {
+    for reason in ["", "on a usb disk\n"] {
+        let fx = Fixture::new();
+        let admin = fx.root.join(".git").join("worktrees").join("auth");
+        fs::create_dir_all(&admin).unwrap();
+        let elsewhere = fx.root.parent().unwrap().join(format!("elsewhere-{}", reason.len()));
+        fs::create_dir_all(&elsewhere).unwrap();
+        fs::write(elsewhere.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
+        fs::write(admin.join("gitdir"), format!("{}\n", elsewhere.join(".git").display()))
+            .unwrap();
+        fs::write(admin.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(admin.join("locked"), reason).unwrap();
+        let err = ensure(&fx, "auth").unwrap_err();
+        assert!(
+            matches!(err, GitError::WorktreeNameTaken { .. }),
+            "reason {reason:?}: {err}"
+        );
+        assert_eq!(fs::read_to_string(admin.join("locked")).unwrap(), reason);
+        assert!(admin.join("gitdir").is_file());
+        let _ = fs::remove_dir_all(&elsewhere);
+    }
+}
+
 #[test]
 fn new_worktree_gets_copies_and_worktreeinclude_entries() {
     let fx = Fixture::new();
