@@ -60,9 +60,18 @@ impl Gh {
                 })
             })
             .collect();
-        let v =
-            json!({"data": {"repository": {"pullRequest": {"reviewThreads": {"nodes": nodes}}}}});
-        self.write(&format!("threads-{number}.json"), &v.to_string());
+        // One page per thread, one after another, as `gh api graphql --paginate` prints them:
+        // every test of threads reads several pages.
+        let page = |nodes: &[Value]| {
+            json!({"data": {"repository": {"pullRequest": {"reviewThreads": {"nodes": nodes}}}}})
+                .to_string()
+        };
+        let pages: Vec<String> = if nodes.is_empty() {
+            vec![page(&[])]
+        } else {
+            nodes.chunks(1).map(page).collect()
+        };
+        self.write(&format!("threads-{number}.json"), &pages.join("\n"));
     }
 }
 
@@ -321,9 +330,14 @@ fn a_red_check_becomes_a_task_green_after_the_fix_and_approval_end_it_and_auto_m
     );
     repo.commit_all("auto_merge");
     let first = repo.rev("plan/a");
+    // The failed check on the second page of the check runs (`--paginate`: one after another).
     gh.write(
         &format!("checks-{first}.json"),
-        &check(77, "ci / test", "failure"),
+        &format!(
+            "{}\n{}",
+            check(76, "lint", "success"),
+            check(77, "ci / test", "failure")
+        ),
     );
     gh.write(
         "log-77",

@@ -125,51 +125,72 @@ pub(crate) fn parse_view(out: &str, view: &mut PrView) -> Result<(), String> {
     Ok(())
 }
 
-/// The review threads of the GraphQL answer to [`super::gh::THREADS_QUERY`].
-pub(crate) fn parse_threads(out: &str) -> Result<Vec<Thread>, String> {
-    let v: Value = serde_json::from_str(out.trim()).map_err(|e| e.to_string())?;
-    let pr = v
-        .pointer("/data/repository/pullRequest")
-        .ok_or("no `data.repository.pullRequest`")?;
-    Ok(nodes(pr.get("reviewThreads"))
-        .iter()
-        .map(|t| Thread {
-            id: s(t, "id"),
-            resolved: t
-                .get("isResolved")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            path: s(t, "path"),
-            line: t
-                .get("line")
-                .and_then(Value::as_u64)
-                .or_else(|| t.get("originalLine").and_then(Value::as_u64)),
-            comments: nodes(t.get("comments"))
-                .iter()
-                .filter_map(|c| {
-                    Some(Comment {
-                        id: c.get("databaseId").and_then(Value::as_u64)?,
-                        author: login(c),
-                        body: s(c, "body"),
-                        hunk: s(c, "diffHunk"),
-                    })
-                })
-                .collect(),
-        })
-        .filter(|t| !t.id.is_empty())
-        .collect())
+/// The JSON documents of `gh api --paginate`'s output: one per page, one after another (one
+/// document when there is one page). Empty output or anything that is not JSON is an error.
+fn pages(out: &str) -> Result<Vec<Value>, String> {
+    let docs = serde_json::Deserializer::from_str(out)
+        .into_iter::<Value>()
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| e.to_string())?;
+    if docs.is_empty() {
+        return Err("no answer".into());
+    }
+    Ok(docs)
 }
 
-/// The check runs of `GET repos/{owner}/{repo}/commits/{sha}/check-runs`.
+fn comment(c: &Value) -> Option<Comment> {
+    Some(Comment {
+        id: c.get("databaseId").and_then(Value::as_u64)?,
+        author: login(c),
+        body: s(c, "body"),
+        hunk: s(c, "diffHunk"),
+    })
+}
+
+/// The review threads of the GraphQL answer to [`super::gh::THREADS_QUERY`], every page of it.
+/// A thread's comments are its first (`head`: what a reply answers) and its last 100, in order.
+pub(crate) fn parse_threads(out: &str) -> Result<Vec<Thread>, String> {
+    let mut threads = Vec::new();
+    for v in pages(out)? {
+        let pr = v
+            .pointer("/data/repository/pullRequest")
+            .ok_or("no `data.repository.pullRequest`")?;
+        for t in nodes(pr.get("reviewThreads")) {
+            let mut comments: Vec<Comment> = nodes(t.get("head"))
+                .iter()
+                .chain(nodes(t.get("comments")))
+                .filter_map(comment)
+                .collect();
+            comments.sort_by_key(|c| c.id);
+            comments.dedup_by_key(|c| c.id);
+            threads.push(Thread {
+                id: s(t, "id"),
+                resolved: t
+                    .get("isResolved")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                path: s(t, "path"),
+                line: t
+                    .get("line")
+                    .and_then(Value::as_u64)
+                    .or_else(|| t.get("originalLine").and_then(Value::as_u64)),
+                comments,
+            });
+        }
+    }
+    threads.retain(|t| !t.id.is_empty());
+    Ok(threads)
+}
+
+/// The check runs of `GET repos/{owner}/{repo}/commits/{sha}/check-runs`, every page of it.
 pub(crate) fn parse_checks(out: &str) -> Result<Vec<Check>, String> {
-    let v: Value = serde_json::from_str(out.trim()).map_err(|e| e.to_string())?;
-    let runs = v
-        .get("check_runs")
-        .and_then(Value::as_array)
-        .ok_or("no `check_runs`")?;
-    Ok(runs
-        .iter()
-        .map(|c| {
+    let mut checks = Vec::new();
+    for v in pages(out)? {
+        let runs = v
+            .get("check_runs")
+            .and_then(Value::as_array)
+            .ok_or("no `check_runs`")?;
+        checks.extend(runs.iter().map(|c| {
             let output = c.get("output").cloned().unwrap_or_default();
             let summary = [
                 s(&output, "title"),
@@ -188,8 +209,9 @@ pub(crate) fn parse_checks(out: &str) -> Result<Vec<Check>, String> {
                 summary,
                 log: String::new(),
             }
-        })
-        .collect())
+        }));
+    }
+    Ok(checks)
 }
 
 /// The id of the comment a reply made (`{"id": N, …}`).
@@ -236,6 +258,21 @@ mod tests {
         assert_eq!((t[0].line, t[0].comments.len()), (Some(4), 1));
         assert_eq!(t[0].comments[0].author, "ann");
         assert!(parse_threads("[]").is_err());
+        assert!(parse_threads("").is_err());
+        // Pages one after another (`gh api --paginate`); a thread of more than 100 comments has
+        // its first (`head`) and its last ones.
+        let two = r#"{"data":{"repository":{"pullRequest":{"reviewThreads":{"nodes":[
+            {"id":"T1","head":{"nodes":[{"databaseId":1,"author":{"login":"ann"},"body":"first"}]},
+             "comments":{"nodes":[{"databaseId":150,"body":"late"},{"databaseId":151,"body":"later"}]}}]}}}}}
+            {"data":{"repository":{"pullRequest":{"reviewThreads":{"nodes":[
+            {"id":"T2","comments":{"nodes":[{"databaseId":7,"body":"b"}]}}]}}}}}"#;
+        let t = parse_threads(two).expect("pages");
+        let ids: Vec<Vec<u64>> = t
+            .iter()
+            .map(|t| t.comments.iter().map(|c| c.id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 150, 151], vec![7]]);
+        assert!(parse_threads(&format!("{two} {{")).is_err());
         assert!(parse_threads("{").is_err());
 
         let mut view = PrView::default();
@@ -254,6 +291,12 @@ mod tests {
         assert!(c[0].failed());
         assert_eq!(c[0].summary, "red\n\n1 failed");
         assert!(parse_checks("{}").is_err());
+        let pages = r#"{"total_count":2,"check_runs":[{"id":1,"name":"a","conclusion":"success"}]}
+{"total_count":2,"check_runs":[{"id":2,"name":"b","status":"completed","conclusion":"failure"}]}"#;
+        let c = parse_checks(pages).expect("pages");
+        assert_eq!(c.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
+        assert!(c[1].failed());
+        assert!(parse_checks(&format!("{pages}\n{{}}")).is_err());
         assert!(parse_can_write(r#"{"permission":"write"}"#));
         assert!(!parse_can_write(r#"{"permission":"read"}"#));
         assert!(!parse_can_write("oops"));

@@ -14,8 +14,10 @@ pub(crate) const MAX_OUTPUT: u64 = 16 * 1024 * 1024;
 /// The lines of a failed check's log kept (its end).
 pub(crate) const LOG_LINES: usize = 60;
 
-/// The review threads of a pull request with their comments (first 100 of each).
-pub(crate) const THREADS_QUERY: &str = "query($owner: String!, $name: String!, $number: Int!) { repository(owner: $owner, name: $name) { pullRequest(number: $number) { reviewThreads(first: 100) { nodes { id isResolved path line originalLine comments(first: 100) { nodes { databaseId author { login } body diffHunk } } } } } } }";
+/// The review threads of a pull request, 100 a page (`gh api graphql --paginate` follows
+/// `endCursor`), each with its first comment (`head`: a reply answers it) and its last 100 (the
+/// newest, whatever the thread's length).
+pub(crate) const THREADS_QUERY: &str = "query($owner: String!, $name: String!, $number: Int!, $endCursor: String) { repository(owner: $owner, name: $name) { pullRequest(number: $number) { reviewThreads(first: 100, after: $endCursor) { pageInfo { hasNextPage endCursor } nodes { id isResolved path line originalLine head: comments(first: 1) { nodes { databaseId author { login } body diffHunk } } comments(last: 100) { nodes { databaseId author { login } body diffHunk } } } } } } }";
 
 /// The GitHub CLI in one repository.
 pub(crate) struct Gh {
@@ -95,6 +97,7 @@ impl Gh {
         let out = self.run(&argv(&[
             "api",
             "graphql",
+            "--paginate",
             "-F",
             "owner={owner}",
             "-F",
@@ -118,7 +121,11 @@ impl Gh {
         if is_commit {
             let out = self.run(&argv(&[
                 "api",
-                &format!("repos/{{owner}}/{{repo}}/commits/{}/check-runs", view.head),
+                "--paginate",
+                &format!(
+                    "repos/{{owner}}/{{repo}}/commits/{}/check-runs?per_page=100",
+                    view.head
+                ),
             ]))?;
             view.checks = feedback::parse_checks(&out)
                 .map_err(|e| format!("the check runs of #{n} are not what GitHub answers: {e}"))?;

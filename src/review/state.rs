@@ -68,6 +68,59 @@ pub(crate) struct PrState {
     pub(crate) last_checks: Vec<String>,
 }
 
+impl PrState {
+    /// `#7, round 2 of 3 (its 2 task(s) running), 1 open thread, checks: ci: success; escalated:
+    /// …`: what `orch status` and `orch top` say of it. Check names and the reason come from
+    /// the forge (anyone can name a check): shown escaped.
+    pub(crate) fn summary(&self, rounds: u32) -> String {
+        use crate::untrusted::text::escaped;
+        let mut line = match &self.pending {
+            Some(p) => format!(
+                "#{}, round {} of {rounds} (its {} task(s) running)",
+                self.number,
+                p.round,
+                p.tasks.len()
+            ),
+            None => format!("#{}, round {} of {rounds}", self.number, self.round),
+        };
+        line.push_str(&format!(
+            ", {} open thread{}",
+            self.open_threads,
+            if self.open_threads == 1 { "" } else { "s" }
+        ));
+        if !self.last_checks.is_empty() {
+            let checks: Vec<String> = self
+                .last_checks
+                .iter()
+                .map(|c| escaped(c).into_owned())
+                .collect();
+            line.push_str(&format!(", checks: {}", checks.join(", ")));
+        }
+        match (&self.outcome, &self.reason) {
+            (Some(o), Some(r)) => line.push_str(&format!("; {}: {}", escaped(o), escaped(r))),
+            (Some(o), None) => line.push_str(&format!("; {}", escaped(o))),
+            _ => {}
+        }
+        line
+    }
+}
+
+/// Plan `i`'s record beside its status file, with its `review_rounds`; `None` without one (or
+/// with one that cannot be read).
+pub(crate) fn of_plan(ws: &crate::workspace::Workspace, i: usize) -> Option<(PrState, u32)> {
+    let lp = ws.plans.get(i)?;
+    let st = load(&lp.status_path.with_file_name("review.json"))
+        .ok()
+        .flatten()?;
+    let rounds = ws.manifest.as_ref().map_or(3, |m| {
+        m.plans
+            .iter()
+            .find(|p| p.name == lp.name)
+            .map_or(m.defaults.review.rounds, |p| p.review.rounds)
+    });
+    Some((st, rounds))
+}
+
 /// The file of plan `plan` under the state directory `state_dir`.
 pub(crate) fn path(state_dir: &Path, plan: &str) -> PathBuf {
     state_dir.join(plan).join("review.json")

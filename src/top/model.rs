@@ -35,6 +35,8 @@ pub struct PlanRow {
     pub(crate) merge: String,
     /// Its forecast end (`ends 15:10–15:40`), empty without a history or when it is finished.
     pub forecast: String,
+    /// Its pull request under review (`orch pr --watch`): `PR #7, round 2 of 3, …`, or empty.
+    pub(crate) review: String,
 }
 
 /// One task shown (running or failed).
@@ -282,6 +284,11 @@ impl Source {
                     .and_then(status::parse_timestamp)
                     .filter(|t| *t > Utc::now())
                     .map(|t| format!("limit until {}", t.format("%H:%M")));
+            }
+            let review = lp.status_path.with_file_name("review.json");
+            stamps.insert(review.clone(), FileStamp::of(&review));
+            if let Some((st, rounds)) = crate::review::state::of_plan(&self.ws, p) {
+                row.review = format!("PR {}", st.summary(rounds));
             }
             snap.plans.push(row);
         }

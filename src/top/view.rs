@@ -299,6 +299,9 @@ fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static>
     if !p.forecast.is_empty() {
         state.push(p.forecast.clone());
     }
+    if !p.review.is_empty() {
+        state.push(p.review.clone());
+    }
     let cost = match p.cost_usd {
         Some(c) => format!("${c:.2}"),
         None if p.tokens > 0 => format!("{}k tok", p.tokens / 1000),

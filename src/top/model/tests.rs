@@ -154,3 +154,30 @@ fn a_best_of_n_task_shows_its_attempts_side_by_side() {
     assert!(snap.running.iter().all(|r| r.id == "1.1"));
     assert!(snap.running[1].log.ends_with("1.1.a2.log"));
 }
+
+/// A plan whose pull request is under review shows its round, open threads and checks, the
+/// forge's names escaped; a change of the loop's record is seen at the next read.
+#[test]
+fn a_pull_request_under_review_is_on_its_plan_row_escaped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::path::absolute(tmp.path()).expect("absolute");
+    let mut src = source(&dir);
+    assert_eq!(src.read(Utc::now()).plans[0].review, "");
+    let record = src.ws.plans[0].status_path.with_file_name("review.json");
+    std::fs::create_dir_all(record.parent().expect("parent")).expect("mkdir");
+    let st = crate::review::state::PrState {
+        number: 7,
+        round: 2,
+        open_threads: 1,
+        last_checks: vec!["ci\u{1b}[2J: failure".into(), "lint: success".into()],
+        ..Default::default()
+    };
+    crate::review::state::save(&record, &st).expect("save");
+    assert!(src.changed(), "the record is watched");
+    let row = &src.read(Utc::now()).plans[0];
+    assert_eq!(
+        row.review,
+        "PR #7, round 2 of 3, 1 open thread, checks: ci\\u{1b}[2J: failure, lint: success"
+    );
+    assert!(!row.review.contains('\u{1b}'));
+}
