@@ -131,6 +131,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     let repo = open_main(req.repo_root)?;
     let tip = target_commit(&repo, req.plan_branch)?;
     let tip_hex = tip.id().to_string();
+    clear_unfinished(&repo, req.repo_root, req.worktree_root, plan)?;
     let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()
         .find(|(_, path, held)| !held && path.is_dir());
@@ -208,6 +209,63 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     })
 }
 
+/// Whether `git worktree add` of entry `e` never finished: git takes the entry's lock
+/// (`initializing`) first, writes its `gitdir`, `commondir` and `HEAD`, and removes the lock when
+/// the entry is whole. No task ever ran in such a slot.
+fn add_unfinished(e: &super::entries::Entry) -> bool {
+    e.head.is_none()
+        || crate::untrusted::read::small_text(&e.admin.join("locked"))
+            .is_ok_and(|reason| reason.trim() == "initializing")
+}
+
+/// Removes the slots of `plan`'s pool whose add a kill cut short (their directory and entry),
+/// when the directory is orch's own half-made one (nothing in it but its `.git` and the files of
+/// a checkout: [`super::entries::half_made`]); any other such slot stays, never taken as free.
+/// The caller holds [`worktree_lock`].
+fn clear_unfinished(
+    repo: &git2::Repository,
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<(), GitError> {
+    for e in read_entries(repo.commondir())? {
+        if pool_slot(plan, &e.name).is_none() || e.prunable() || !add_unfinished(&e) {
+            continue;
+        }
+        let path = super::cleanup::made_path(repo_root, worktree_root, &e.name);
+        // Whatever commit the add was for: with no checkout done, only `.git` is there.
+        let tip = match e.head.as_deref().and_then(|h| git2::Oid::from_str(h).ok()) {
+            Some(oid) => oid,
+            None => match repo.head().ok().and_then(|h| h.target()) {
+                Some(oid) => oid,
+                None => continue,
+            },
+        };
+        let ours = match std::fs::symlink_metadata(&path) {
+            Err(_) => true,
+            Ok(_) => super::entries::half_made(repo, &path, &e.admin, tip),
+        };
+        if !ours {
+            continue;
+        }
+        tracing::debug!(plan, slot = %e.name, "task worktree pool: an unfinished add cleared");
+        if std::fs::symlink_metadata(&path).is_ok() {
+            super::entries::discard_dir(&path)?;
+        }
+        match std::fs::remove_dir_all(&e.admin) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(GitError::Prune {
+                    path: e.admin.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn pool_trees_in(
     repo: &git2::Repository,
     repo_root: &Path,
@@ -220,6 +278,11 @@ fn pool_trees_in(
         .filter(|e| !e.prunable())
         .filter_map(|e| {
             let n = pool_slot(plan, &e.name)?;
+            // A slot whose add never finished (and that was not cleared) is never free.
+            if add_unfinished(&e) {
+                let made = super::cleanup::made_path(repo_root, worktree_root, &e.name);
+                return Some((n, made, true));
+            }
             let marked =
                 crate::untrusted::read::small_text(&e.admin.join(HELD_BY)).is_ok_and(|b| {
                     b.trim().starts_with(&prefix["refs/heads/".len()..])

@@ -446,6 +446,56 @@ fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
     assert!(other.is_dir());
 }
 
+/// Regression (found by the crash harness with task worktrees): a supervisor killed while `git
+/// worktree add` made a new slot (its lock `initializing` still there, with or without its
+/// `HEAD`) left a slot that looked free; every task of the plan then failed in it ("not a git
+/// repository"). Such a slot is cleared when nothing but its `.git` is there; one holding
+/// anything else is never taken as free, and what it holds stays.
+#[test]
+fn a_slot_whose_add_was_killed_is_cleared_or_left_never_taken() {
+    for (variant, head, extra) in [
+        ("no HEAD", None, false),
+        ("HEAD written", Some("ref: refs/heads/orch/task/auth/1.0\n"), false),
+        ("a file of someone's in it", None, true),
+    ] {
+        let fx = Fixture::new();
+        let _plan = ensure(&fx, "auth").unwrap();
+        let root = fx.root.join(".orch").join("worktrees");
+        let slot = root.join("auth+pool1");
+        let admin = fx.root.join(".git/worktrees/auth+pool1");
+        fs::create_dir_all(&slot).unwrap();
+        fs::create_dir_all(admin.join("refs")).unwrap();
+        fs::write(slot.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
+        fs::write(admin.join("gitdir"), format!("{}\n", slot.join(".git").display())).unwrap();
+        fs::write(admin.join("commondir"), "../..\n").unwrap();
+        fs::write(admin.join("locked"), "initializing\n").unwrap();
+        if let Some(h) = head {
+            fs::write(admin.join("HEAD"), h).unwrap();
+        }
+        if extra {
+            fs::write(slot.join("notes.txt"), "mine\n").unwrap();
+        }
+        let took = with_task(&fx, "1.1", |req| {
+            take_pool_tree(req, ("refs/orch/slot", "left in the slot"))
+        })
+        .unwrap_or_else(|e| panic!("{variant}: {e}"));
+        let wt = Repository::open(&took.path).unwrap();
+        assert_eq!(
+            wt.head().unwrap().name().ok(),
+            Some("refs/heads/orch/task/auth/1.1"),
+            "{variant}"
+        );
+        if extra {
+            assert_eq!(took.path, root.join("auth+pool2"), "{variant}");
+            assert_eq!(fs::read_to_string(slot.join("notes.txt")).unwrap(), "mine\n");
+            assert!(admin.is_dir(), "{variant}");
+        } else {
+            assert_eq!(took.path, slot, "{variant}: the slot made again");
+            assert!(!admin.join("locked").exists(), "{variant}");
+        }
+    }
+}
+
 #[test]
 fn a_slot_freed_clean_is_switched_to_the_next_task_and_a_file_changed_since_is_saved() {
     let fx = Fixture::new();
