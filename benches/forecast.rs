@@ -1,4 +1,4 @@
-//! Forecasts from history (issue 38), checked against a generator of heterogeneous agents:
+//! Forecasts from history, checked against a generator of heterogeneous agents:
 //! how calibrated the ranges are (the backtest's coverage of p50 and p90), how close the run's
 //! p50 ETA taken at its midpoint comes to the time really left (against `orch simulate`'s fixed
 //! estimates on the same runs), and what a forecast costs at several sizes.
@@ -17,7 +17,11 @@
 //! (each agent's speed × exp(N(0, 0.12)) per run, a random walk). Each run: 6 plans of 3
 //! phases × 5 tasks, plan i on agent i mod 4, 4 agents at once, 2 per plan; runs follow each
 //! other in time, and every attempt becomes a history record. A second size, 20 plans × 3
-//! phases × 10 tasks with 8 agents at once (40 runs), is run in full mode.
+//! phases × 10 tasks with 8 agents at once (40 runs), is run in full mode. A third workload has
+//! plans that run one task at a time: two scripted agents of a few seconds (medians 0.4 s and
+//! 1.6 s, σ 0.6, no tail, no failures, no drift), two plans of 10 tasks, 2 agents at once, new
+//! plans each run (so each forecast rests on the agent's history, not the plan's); records are
+//! written as orch writes them (`history::stamp`), so the backtest replays what orch keeps.
 //!
 //! Beside ours and the fixed estimates, an ORACLE forecast: the same Monte Carlo drawing each
 //! task from its TRUE distribution in this run (drift included). Its error is what no
@@ -43,12 +47,11 @@ use orch::simulate::{DurationModel, Inputs, Policy, SplitMix64, simulate};
 mod support;
 use support::{full_size, median};
 
-const AGENTS: usize = 4;
-const PER_PLAN: usize = 2;
 /// Draws per task of the oracle's true distribution.
 const ORACLE_DRAWS: usize = 1000;
 const RETRIES: u32 = 2;
 
+#[derive(Clone)]
 struct Agent {
     /// Median seconds of an attempt (drifts between runs).
     median: f64,
@@ -58,6 +61,71 @@ struct Agent {
     rate: f64,
 }
 
+/// What a generator draws: its agents (plan i on agent i mod their number), each plan's agents
+/// at once, the share of attempts in the heavy tail (2–10× longer), the shortest attempt, whether
+/// tasks carry a person's `(est: …)`, and whether each run has plans of its own (new names: no
+/// history of the same plan, as when a team starts new plans on the same agents).
+#[derive(Clone)]
+struct Workload {
+    agents: Vec<Agent>,
+    per_plan: usize,
+    tail: f64,
+    min_s: f64,
+    estimates: bool,
+    new_plans_each_run: bool,
+    /// σ of a task's difficulty (log-normal, the same from run to run).
+    difficulty: f64,
+    /// σ of each agent's speed's random walk from run to run.
+    drift: f64,
+}
+
+impl Workload {
+    /// Four agents of 4–20 minutes, two agents per plan, a 5 % tail.
+    fn standard() -> Workload {
+        Workload {
+            agents: (0..4)
+                .map(|a| Agent {
+                    median: [240.0, 480.0, 780.0, 1200.0][a],
+                    sigma: [0.35, 0.5, 0.65, 0.8][a],
+                    fail: [0.04, 0.08, 0.12, 0.15][a],
+                    rate: [0.02, 0.05, 0.03, 0.08][a],
+                })
+                .collect(),
+            per_plan: 2,
+            tail: 0.05,
+            min_s: 1.0,
+            estimates: true,
+            new_plans_each_run: false,
+            difficulty: 0.3,
+            drift: 0.12,
+        }
+    }
+
+    /// Two scripted agents of a few seconds (medians 0.4 s and 1.6 s, σ 0.6, no failures), each
+    /// plan one task at a time, new plans each run: the workload on which the run's ETA once
+    /// came out at half the time left.
+    fn one_at_a_time() -> Workload {
+        Workload {
+            agents: [0.4, 1.6]
+                .iter()
+                .map(|&median| Agent {
+                    median,
+                    sigma: 0.6,
+                    fail: 0.0,
+                    rate: 0.0,
+                })
+                .collect(),
+            per_plan: 1,
+            tail: 0.0,
+            min_s: 0.05,
+            estimates: false,
+            new_plans_each_run: true,
+            difficulty: 0.0,
+            drift: 0.0,
+        }
+    }
+}
+
 fn normal(rng: &mut SplitMix64) -> f64 {
     let (u1, u2) = (rng.unit(), rng.unit());
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -65,6 +133,7 @@ fn normal(rng: &mut SplitMix64) -> f64 {
 
 struct World {
     rng: SplitMix64,
+    load: Workload,
     agents: Vec<Agent>,
     plans: Vec<Plan>,
     names: Vec<String>,
@@ -76,16 +145,16 @@ struct World {
 }
 
 impl World {
-    fn new(seed: u64, n_plans: usize, phases: usize, per_phase: usize, slots: usize) -> World {
+    fn new(
+        load: Workload,
+        seed: u64,
+        n_plans: usize,
+        phases: usize,
+        per_phase: usize,
+        slots: usize,
+    ) -> World {
         let mut rng = SplitMix64(seed);
-        let agents = (0..AGENTS)
-            .map(|a| Agent {
-                median: [240.0, 480.0, 780.0, 1200.0][a],
-                sigma: [0.35, 0.5, 0.65, 0.8][a],
-                fail: [0.04, 0.08, 0.12, 0.15][a],
-                rate: [0.02, 0.05, 0.03, 0.08][a],
-            })
-            .collect();
+        let agents = load.agents.clone();
         let mut difficulty = Vec::new();
         let mut plans = Vec::new();
         let mut names = Vec::new();
@@ -95,10 +164,10 @@ impl World {
             for ph in 1..=phases {
                 let _ = writeln!(text, "\n## Phase {ph}: Work");
                 for k in 1..=per_phase {
-                    let d = (0.3 * normal(&mut rng)).exp();
+                    let d = (load.difficulty * normal(&mut rng)).exp();
                     diffs.push(d);
-                    let est = if rng.next_u64().is_multiple_of(3) {
-                        let truth = [240.0, 480.0, 780.0, 1200.0][p % AGENTS] * d;
+                    let est = if load.estimates && rng.next_u64().is_multiple_of(3) {
+                        let truth = load.agents[p % load.agents.len()].median * d;
                         let guess = truth * (0.7 * normal(&mut rng)).exp();
                         format!(" (est: {}m)", (guess / 60.0).round().max(1.0))
                     } else {
@@ -116,6 +185,7 @@ impl World {
         let graph = Graph::build(&plans, &names, &[]).expect("graph");
         World {
             rng,
+            load,
             agents,
             plans,
             names,
@@ -125,16 +195,25 @@ impl World {
         }
     }
 
-    fn agent_of(p: usize) -> usize {
-        p % AGENTS
+    fn agent_of(&self, p: usize) -> usize {
+        p % self.agents.len()
+    }
+
+    /// Plan `p`'s name in run `run`.
+    fn name(&self, p: usize, run: usize) -> String {
+        if self.load.new_plans_each_run {
+            format!("{}-run{run}", self.names[p])
+        } else {
+            self.names[p].clone()
+        }
     }
 
     /// One attempt of task (p, t): (seconds, failed, cost).
     fn attempt(&mut self, p: usize, t: usize) -> (f64, bool, f64) {
-        let a = &self.agents[Self::agent_of(p)];
+        let a = &self.agents[self.agent_of(p)];
         let (median, sigma, fail, rate) = (a.median, a.sigma, a.fail, a.rate);
         let mut d = median * self.difficulty[p][t] * (sigma * normal(&mut self.rng)).exp();
-        if self.rng.unit() < 0.05 {
+        if self.rng.unit() < self.load.tail {
             d *= 2.0 + 8.0 * self.rng.unit();
         }
         let failed = self.rng.unit() < fail;
@@ -142,12 +221,12 @@ impl World {
             d *= 0.2 + 0.8 * self.rng.unit();
         }
         let cost = d / 60.0 * rate * (0.3 * normal(&mut self.rng)).exp();
-        (d.max(1.0), failed, cost)
+        (d.max(self.load.min_s), failed, cost)
     }
 
     fn drift(&mut self) {
-        for a in 0..AGENTS {
-            let f = (0.12 * normal(&mut self.rng)).exp();
+        for a in 0..self.agents.len() {
+            let f = (self.load.drift * normal(&mut self.rng)).exp();
             self.agents[a].median *= f;
         }
     }
@@ -183,7 +262,7 @@ fn real_run(w: &mut World) -> Vec<Attempt> {
         while running.len() < w.slots {
             let mut best: Option<usize> = None;
             for (p, &n) in per_plan.iter().enumerate() {
-                if n >= PER_PLAN {
+                if n >= w.load.per_plan {
                     continue;
                 }
                 if let Some(h) = f.head(g, p)
@@ -235,14 +314,15 @@ fn record(w: &World, a: &Attempt, run: usize, base: f64) -> Record {
     let at =
         chrono::DateTime::from_timestamp_millis(((base + a.end) * 1000.0) as i64).expect("time");
     Record {
-        at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        // As orch writes it.
+        at: orch::forecast::history::stamp(at),
         run: format!("run{run}"),
-        plan: w.names[a.p].clone(),
+        plan: w.name(a.p, run),
         task: task.id.clone(),
         phase: task.phase,
         description: task.description.clone(),
-        agent: format!("a{}", World::agent_of(a.p)),
-        model: format!("a{}", World::agent_of(a.p)),
+        agent: format!("a{}", w.agent_of(a.p)),
+        model: format!("a{}", w.agent_of(a.p)),
         duration_ms: ((a.end - a.start) * 1000.0) as u64,
         tokens: 0,
         cost_micro_usd: Some((a.cost * 1e6) as u64),
@@ -288,16 +368,17 @@ fn state_at(w: &World, run: &[Attempt], mid: f64) -> Vec<Vec<TaskNow>> {
 }
 
 /// The estimator's estimates of every task.
-fn estimates_of(w: &World, est: &Estimator) -> Vec<Vec<Estimate>> {
+fn estimates_of(w: &World, est: &Estimator, run_no: usize) -> Vec<Vec<Estimate>> {
     (0..w.plans.len())
         .map(|p| {
-            let agent = format!("a{}", World::agent_of(p));
+            let agent = format!("a{}", w.agent_of(p));
+            let name = w.name(p, run_no);
             w.plans[p]
                 .tasks
                 .iter()
                 .map(|t| {
                     est.estimate(&Kind {
-                        plan: &w.names[p],
+                        plan: &name,
                         agent: &agent,
                         estimate_s: t.estimate_s,
                     })
@@ -315,18 +396,18 @@ fn oracle_of(w: &World, seed: u64) -> Vec<Vec<Estimate>> {
     let mut rng = SplitMix64(seed);
     (0..w.plans.len())
         .map(|p| {
-            let a = &w.agents[World::agent_of(p)];
+            let a = &w.agents[w.agent_of(p)];
             (0..w.plans[p].tasks.len())
                 .map(|t| {
                     let (mut ok, mut failed) = (Vec::new(), Vec::new());
                     for _ in 0..ORACLE_DRAWS {
                         let mut d =
                             a.median * w.difficulty[p][t] * (a.sigma * normal(&mut rng)).exp();
-                        if rng.unit() < 0.05 {
+                        if rng.unit() < w.load.tail {
                             d *= 2.0 + 8.0 * rng.unit();
                         }
-                        ok.push(d.max(1.0));
-                        failed.push((d * (0.2 + 0.8 * rng.unit())).max(1.0));
+                        ok.push(d.max(w.load.min_s));
+                        failed.push((d * (0.2 + 0.8 * rng.unit())).max(w.load.min_s));
                     }
                     ok.sort_by(f64::total_cmp);
                     let duration = fit(ok.iter().copied()).expect("draws");
@@ -349,7 +430,7 @@ fn oracle_of(w: &World, seed: u64) -> Vec<Vec<Estimate>> {
 fn mc(w: &World, state: &[Vec<TaskNow>], estimates: &[Vec<Estimate>]) -> Forecast {
     let n_plans = w.plans.len();
     let prio = vec![0i64; n_plans];
-    let limit = vec![PER_PLAN; n_plans];
+    let limit = vec![w.load.per_plan; n_plans];
     let retries = vec![RETRIES; n_plans];
     forecast(
         &Setup {
@@ -372,7 +453,7 @@ fn mc(w: &World, state: &[Vec<TaskNow>], estimates: &[Vec<Estimate>]) -> Forecas
 fn fixed_at(w: &World, state: &[Vec<TaskNow>]) -> f64 {
     let n_plans = w.plans.len();
     let prio = vec![0i64; n_plans];
-    let limit = vec![PER_PLAN; n_plans];
+    let limit = vec![w.load.per_plan; n_plans];
     let model = DurationModel {
         default_s: 600,
         seed: None,
@@ -395,7 +476,7 @@ fn fixed_at(w: &World, state: &[Vec<TaskNow>]) -> f64 {
 /// Seconds per forecast of `plans` × `tasks` (phases of 10) before the run starts (every task
 /// left: the most a forecast has to simulate), `runs` runs.
 fn time_forecast(plans: usize, tasks: usize, runs: usize, reps: usize) -> f64 {
-    let mut w = World::new(99, plans, tasks / 10, 10, 4);
+    let mut w = World::new(Workload::standard(), 99, plans, tasks / 10, 10, 4);
     // A history: two runs' attempts.
     let mut history = Vec::new();
     for r in 0..2 {
@@ -416,10 +497,10 @@ fn time_forecast(plans: usize, tasks: usize, runs: usize, reps: usize) -> f64 {
 /// The Monte Carlo forecast alone (estimates and state included, as `orch status` pays them).
 fn forecast_only(w: &World, est: &Estimator, run: &[Attempt], mid: f64, runs: usize) -> f64 {
     let state = state_at(w, run, mid);
-    let estimates = estimates_of(w, est);
+    let estimates = estimates_of(w, est, 0);
     let n_plans = w.plans.len();
     let prio = vec![0i64; n_plans];
-    let limit = vec![PER_PLAN; n_plans];
+    let limit = vec![w.load.per_plan; n_plans];
     let retries = vec![RETRIES; n_plans];
     forecast(
         &Setup {
@@ -488,11 +569,12 @@ struct Point {
 }
 
 impl Point {
-    fn add(&mut self, w: &World, est: &Estimator, run: &[Attempt], at: f64, seed: u64) {
+    fn add(&mut self, w: &World, est: &Estimator, run: &[Attempt], at: f64, run_no: usize) {
+        let seed = 1000 + run_no as u64;
         let end = run.iter().map(|a| a.end).fold(0.0, f64::max);
         let actual = end - at;
         let state = state_at(w, run, at);
-        let ours = mc(w, &state, &estimates_of(w, est));
+        let ours = mc(w, &state, &estimates_of(w, est, run_no));
         let (p50, p90) = (ours.run.end_p50_s, ours.run.end_p90_s);
         self.ours.add(p50, p90, actual);
         let oracle = mc(w, &state, &oracle_of(w, seed));
@@ -566,7 +648,7 @@ fn evaluate(w: &mut World, runs: usize, warmup: usize) -> Size {
                 for a in ended {
                     known.add(&record(w, a, r, base));
                 }
-                point.add(w, &known, &run, at, 1000 + r as u64);
+                point.add(w, &known, &run, at, r);
             }
         }
         history.extend(run.iter().map(|a| record(w, a, r, base)));
@@ -632,14 +714,23 @@ fn main() {
         println!("tiny run (`cargo bench --bench forecast` runs the full one)");
     }
     let (runs, warmup) = if full { (100, 4) } else { (6, 2) };
-    let mut w = World::new(2026, 6, 3, 5, 4);
+    let mut w = World::new(Workload::standard(), 2026, 6, 3, 5, 4);
     let small = evaluate(&mut w, runs, warmup);
     report("6 plans × 3 phases × 5 tasks", &w, &small);
     if full {
-        let mut w = World::new(2027, 20, 3, 10, 8);
+        let mut w = World::new(Workload::standard(), 2027, 20, 3, 10, 8);
         let large = evaluate(&mut w, 40, 4);
         report("20 plans × 3 phases × 10 tasks", &w, &large);
     }
+    // Plans that run one task at a time, on agents of a few seconds, new plans each run.
+    let (runs, warmup) = if full { (100, 3) } else { (6, 3) };
+    let mut w = World::new(Workload::one_at_a_time(), 2028, 2, 1, 10, 2);
+    let sequential = evaluate(&mut w, runs, warmup);
+    report(
+        "2 plans × 10 tasks, one task at a time, agents of 0.4 s and 1.6 s",
+        &w,
+        &sequential,
+    );
     let sizes: &[(usize, usize, usize)] = if full {
         &[
             (5, 20, 200),

@@ -121,7 +121,9 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
             let _ = writeln!(
                 out,
                 "{:<20} {:<12} {:<8} {:<12} {:>9} {:>8} {:<7} {:>3}  {}",
-                shown(&r.at, 20),
+                // To the second, as before: newer records keep milliseconds.
+                r.end()
+                    .map_or_else(|| shown(&r.at, 20), |t| crate::forecast::rfc3339(t)),
                 shown(&r.plan, 12),
                 shown(&r.task, 8),
                 shown(&r.agent, 12),

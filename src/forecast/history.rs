@@ -38,10 +38,19 @@ pub enum Outcome {
     Failed,
 }
 
+/// A record's `at`: RFC 3339 in UTC, to the millisecond.
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// One settled attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// When the attempt settled (RFC 3339).
+    /// When the attempt settled (RFC 3339, to the millisecond: [`stamp`]; older records to the
+    /// second). The backtest rebuilds each attempt's start from it and its duration, so its
+    /// precision must match the duration's: to the second, attempts of a few seconds that ran
+    /// one after the other seemed to overlap, and a plan that ran one task at a time was
+    /// replayed as if it ran two.
     pub at: String,
     /// When its run started (RFC 3339): the attempts of one `orch up` share it.
     pub run: String,

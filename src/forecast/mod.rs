@@ -1,4 +1,4 @@
-//! Forecasts from history (issue 38): what each settled attempt took ([`history`]), a range per
+//! Forecasts from history: what each settled attempt took ([`history`]), a range per
 //! task from the most similar history ([`estimate`]), the ETA and cost of plans and runs by the
 //! scheduler run many times on a virtual clock ([`monte_carlo`]), and the check of the ranges
 //! against what happened ([`backtest`]). `docs/src/forecasts.md` is the user's view.

@@ -275,7 +275,7 @@ impl RunWatch {
             return;
         };
         let r = Record {
-            at: super::rfc3339(chrono::Utc::now()),
+            at: super::history::stamp(chrono::Utc::now()),
             run: self.run.clone(),
             plan: plan.to_string(),
             task: task.to_string(),

@@ -341,3 +341,37 @@ fn the_median_follows_the_newest_attempts_and_the_tail_keeps_the_older_ones() {
     assert!((most - 2000.0).abs() < 1.0, "{most}");
     assert!((e.draw_duration(0.5, 0.0) - 200.0).abs() < 100.0);
 }
+
+/// A plan that runs one task at a time, of tasks of a few seconds, back to back, written as orch
+/// writes its records ([`super::history::stamp`]): its halfway forecasts replay it one task at a
+/// time. With the end kept to the second only, the rebuilt starts made neighbours overlap, the
+/// plan was replayed two tasks at a time and its time left came out at about half.
+#[test]
+fn a_plan_of_short_tasks_run_one_at_a_time_is_replayed_one_at_a_time() {
+    let replay = |stamp: fn(chrono::DateTime<chrono::Utc>) -> String| {
+        let mut h = Vec::new();
+        let mut t = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00.250Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let cycle = [1.3, 2.1, 1.7, 2.6, 1.45, 1.9, 2.3];
+        for run in 0..12 {
+            for k in 0..10 {
+                let secs = cycle[(run * 10 + k) % cycle.len()];
+                t += chrono::Duration::milliseconds((secs * 1000.0) as i64 + 40);
+                let mut r = rec(&format!("p{run}"), "slow", secs, Outcome::Done);
+                r.at = stamp(t);
+                r.run = format!("run{run}");
+                r.task = format!("1.{k}");
+                h.push(r);
+            }
+            t += chrono::Duration::seconds(30);
+        }
+        super::backtest::backtest(&h, &|_| Some(0))
+    };
+    let b = replay(super::history::stamp);
+    assert!(b.plans.n >= 10, "{b:?}");
+    assert!(b.plan_p50_error < 0.25, "{b:?}");
+    assert!(b.plans.p90_share() >= 0.8, "{b:?}");
+    let coarse = replay(super::rfc3339);
+    assert!(coarse.plan_p50_error > b.plan_p50_error, "{coarse:?} {b:?}");
+}
