@@ -1,4 +1,4 @@
-//! Best of N against retries in series (issue 36): a seeded scripted agent
+//! Best of N against retries in series: a seeded scripted agent
 //! (`tests/fixtures/agents/coin.sh`) whose attempt succeeds with probability p and takes a
 //! random time; 20 independent tasks; `attempts = 3` (one round, the first success stops the
 //! others) against `attempts = 1, retries = 2` (up to three attempts one after another), at the

@@ -1,4 +1,4 @@
-//! Plan worktrees on a repository of a realistic size (issue 28, item 2): `orch up` of 8 plans of
+//! Plan worktrees on a repository of a realistic size: `orch up` of 8 plans of
 //! one trivial task each, against `git worktree add` of the same repository in the same run.
 //!
 //! The repository is `support::big_repo` (40,000 files of ~4 KiB, one commit) under `/dev/shm`

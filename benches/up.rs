@@ -1,4 +1,4 @@
-//! `orch up`'s cost per task as the run grows (issue 13): a trivial agent that only reports
+//! `orch up`'s cost per task as the run grows: a trivial agent that only reports
 //! through `orch task done`, at 200, 1,000, 2,000 and 5,000 tasks.
 //!
 //! Workload per size: 4 plans of size / 4 tasks (50, 250, 500, 1,250), in phases of 10 tasks

@@ -1,5 +1,4 @@
-//! The cost of a task worktree on a repository of a realistic size (issue 28, item 1: task
-//! worktrees are reused from a pool of `parallel_tasks` per plan).
+//! The cost of a task worktree on a repository of a realistic size.
 //!
 //! Workload: a repository from `support::big_repo` (40,000 and 100,000 files of ~4 KiB, one
 //! commit) on `/dev/shm` (tmpfs: this machine's ext4 slows down for minutes after many files are

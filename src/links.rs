@@ -1,4 +1,4 @@
-//! Writes that never follow a symlink an agent may have left (issue 34): every file orch opens
+//! Writes that never follow a symlink an agent may have left: every file orch opens
 //! for writing beneath a directory an agent can write (a status lock, a log, a prompt file) is
 //! opened with `O_NOFOLLOW`; a directory orch makes there (a private `TMPDIR`) is made fresh,
 //! never reused through a link; a path orch writes beneath inside a worktree is checked for

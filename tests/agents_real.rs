@@ -612,7 +612,7 @@ fn gemini_prints_what_orch_needs_for_usage_and_outcomes() {
     );
 }
 
-/// Best of N (issue 36) through the real `agent` preset (or, with `agents`, the presets in
+/// Best of N through the real `agent` preset (or, with `agents`, the presets in
 /// turn): a one-task plan with `attempts = 2`, `attempts_stop = "all"`: both attempts run to
 /// their own `orch task done`, one is picked and committed as the task's one commit (its
 /// message names the pick), the other is saved under `refs/orch/attempts/one/1.1/<attempt>`;
@@ -726,7 +726,7 @@ fn claude_and_codex_share_a_best_of_2_task_against_the_fake_api() {
     best_of_2_through("claude", Some("[\"claude\", \"codex\"]"));
 }
 
-/// Resolution by agent (`resolve`, issue 37) through the preset `agent`: plans `a` and `b` (run
+/// Resolution by agent (`resolve`) through the preset `agent`: plans `a` and `b` (run
 /// by a scripted agent) both write `shared.txt`; `a` is merged; `orch merge b` hands the
 /// conflict to the preset, whose fake model writes the resolved file through the client's write
 /// tool (Codex: a shell command). The merge commit is on `plan/b`, `main` holds the model's

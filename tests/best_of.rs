@@ -1,4 +1,4 @@
-//! Best of N end to end (issue 36): `orch up` runs N attempts of a task at once, each in a task
+//! Best of N end to end: `orch up` runs N attempts of a task at once, each in a task
 //! worktree of its own, with the scripted agent `tests/fixtures/agents/best_of.sh` whose outcome
 //! is fixed by `ORCH_ATTEMPT`; one attempt is picked by evidence and lands as the task's one
 //! commit, the others are saved under `refs/orch/attempts/<plan>/<task>/<attempt>`. Through the

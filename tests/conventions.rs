@@ -404,7 +404,7 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Every run of git goes through `src/git/cli.rs` (issue 34): it names the git directory and the
+/// Every run of git goes through `src/git/cli.rs`: it names the git directory and the
 /// work tree from orch's records and sets what keeps git from running a program an agent
 /// configured. A `Command::new("git")`, or a `"git"` program name, anywhere else in orch's code
 /// (tests excepted) fails here; `merge/pr.rs` shows `git push` to the user and runs it through

@@ -1,4 +1,4 @@
-//! Forecasts from history (issue 38) end to end: scripted agents that sleep a duration derived
+//! Forecasts from history end to end: scripted agents that sleep a duration derived
 //! from a seed and their task (`seeded_sleep.sh`, a tenth to a third of a second) build the
 //! history through real `orch up` runs; later commands forecast from it.
 

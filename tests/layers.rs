@@ -286,7 +286,7 @@ fn names_git2(code: &str) -> bool {
     })
 }
 
-/// libgit2 is used inside `src/git/` only (one git boundary, issue 39): a file of `src/` outside
+/// libgit2 is used inside `src/git/` only (one git boundary): a file of `src/` outside
 /// it that names `git2` in its code (tests, comments and `#[cfg(test)]` items aside) fails here.
 /// Spawning git is checked by `tests/conventions.rs` (`git_is_spawned_only_by_the_git_runner`:
 /// `src/git/cli.rs` only).
@@ -407,7 +407,7 @@ fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTr
     deps
 }
 
-/// No import circle inside `src/git/` (issue 39): its modules depend on each other one way, the
+/// No import circle inside `src/git/`: its modules depend on each other one way, the
 /// git runner (`cli`) on `locate`, `error` and `programs` (what git may execute) only, `locate`
 /// on `error` only, `programs` on none.
 #[test]

@@ -1,4 +1,4 @@
-//! Live re-planning end to end (issue 35): a lead edits `plans.toml` and the plan files while a
+//! Live re-planning end to end: a lead edits `plans.toml` and the plan files while a
 //! real `orch up` runs scripted agents that wait for a go from the test (`gated.sh`). Each test
 //! waits for the run's `manifest_reloaded` (or `manifest_invalid`) before it lets the agents go
 //! on, so what it checks is what the edit changed.

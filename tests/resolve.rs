@@ -1,4 +1,4 @@
-//! Resolution by agent (`resolve`, issue 37) end to end: real repositories in temp dirs, plans
+//! Resolution by agent (`resolve`) end to end: real repositories in temp dirs, plans
 //! finished by a real `orch up` whose scripted agents write the same file, `orch merge` and
 //! `orch resolve` handing the conflicts to a scripted resolver (`tests/fixtures/agents/
 //! resolver.sh`), and what a user checks: the target and plan branches, the merge commits and

@@ -1,4 +1,4 @@
-//! Submodules in the worktrees orch makes (issue 41, part 3): a repository with a submodule that
+//! Submodules in the worktrees orch makes: a repository with a submodule that
 //! has a nested submodule, its URLs pointed at an unreachable address and the repositories they
 //! came from deleted, so that any fetch would fail. Every worktree (the plan worktree, the pool's
 //! task worktrees) has both checked out from the main repository's `.git/modules` when its agent

@@ -1,4 +1,4 @@
-//! Warm starts and concurrent plan worktrees (issue 28, items 2 and 3), end to end through the
+//! Warm starts and concurrent plan worktrees, end to end through the
 //! real binary: `warm` directories copied into a new plan worktree before its `setup`, the
 //! validation of `warm` entries (nothing changed on disk), and a plan whose first agent starts
 //! while another plan is still being prepared.

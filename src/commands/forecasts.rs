@@ -1,4 +1,4 @@
-//! The forecasts (issue 38) as the commands show them: what `orch status` adds to its text and
+//! The forecasts as the commands show them: what `orch status` adds to its text and
 //! JSON, what `orch up` forecasts at its start and tells against its end, and the words shared
 //! by `orch top` and `orch simulate --history`.
 

@@ -103,7 +103,7 @@ pub(crate) fn run(sel: &Selection, args: &SimulateArgs) -> CliResult<u8> {
         per_plan: args.per_plan,
         plan_limit: &plan_limit,
     };
-    // `--history`: the forecast engine of `orch status` before the run (issue 38).
+    // `--history`: the forecast engine of `orch status` before the run.
     let forecast = args
         .history
         .then(|| super::forecasts::before_run(&ws, &selected, slots[0]));

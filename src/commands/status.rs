@@ -259,7 +259,7 @@ fn render(
     if let Some(reload) = last_reload(ws) {
         v["reload"] = reload;
     }
-    // The forecasts from the history (issue 38), once there is one.
+    // The forecasts from the history, once there is one.
     if let Some(snap) = super::forecasts::Snapshot::of(ws, &docs, &ws.selected, None) {
         forecast_text::add_json(
             &mut v,

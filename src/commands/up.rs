@@ -82,7 +82,7 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     }
     crate::commands::output::eprintln_safe(&checked.network_line());
     let out = Output::start(&checked, &manifest, args.json, &ws);
-    // The forecast at the start, from the history (issue 38), told against the end at the end.
+    // The forecast at the start, from the history, told against the end at the end.
     let start_forecast = super::forecasts::at_start(&ws, args.max_agents);
     let mut emit = |e: &Event| out.event(e);
     let options = RunOptions {
@@ -155,7 +155,7 @@ struct Output {
     progress: Mutex<Progress>,
     log: Mutex<EventLog>,
     notifier: Option<Notifier>,
-    /// The history written and the slow attempts watched (issue 38).
+    /// The history written and the slow attempts watched.
     watch: Mutex<crate::forecast::run::RunWatch>,
 }
 

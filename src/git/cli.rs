@@ -1,6 +1,6 @@
 //! The git CLI, where orch runs git rather than libgit2 (a new worktree's checkout, a sparse
 //! plan's cone, the task worktree pool's resets and landings, a commit's staging, `git
-//! merge-tree`, `orch top`'s diff, the demo's graph; docs/ARCHITECTURE.md says why): the one
+//! merge-tree`, `orch top`'s diff, the demo's graph; the book's benchmarks page says why): the one
 //! place in orch that starts git (`tests/conventions.rs` checks it).
 //!
 //! Every run names its git directory and work tree from orch's own records (`--git-dir`,

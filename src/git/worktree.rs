@@ -655,7 +655,7 @@ fn add_and_copy(
 /// Adds the worktree `name` at `path` for branch `reference` with `git worktree add
 /// --no-checkout` (its entry and HEAD; `git reset --hard` fills it): the git CLI checks out a
 /// repository of 40,000 files in about 3/4 of the time of libgit2's `Repository::worktree` (see
-/// docs/ARCHITECTURE.md). No hooks run (as with libgit2). git names the entry after the
+/// the book's benchmarks page, "Plan worktrees: libgit2 or the git CLI"). No hooks run (as with libgit2). git names the entry after the
 /// directory, so `path`'s last component must be `name` (it is, for plan and task worktrees).
 fn git_worktree_add(
     repo: &Repository,

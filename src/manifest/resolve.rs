@@ -1,4 +1,4 @@
-//! `resolve` and `resolve_verify` (issue 37): which agent repairs a plan that cannot merge.
+//! `resolve` and `resolve_verify`: which agent repairs a plan that cannot merge.
 //!
 //! `resolve = "AGENT"` names a preset or an `[agents.NAME]`; `resolve = true` is the plan's own
 //! agent; `false` (the default) leaves a conflict to a person. Both keys may be written in

@@ -1,5 +1,5 @@
 //! The report channel between an agent's `orch task …` and the supervisor that runs it
-//! (issue 34): under `orch up` an agent never writes its plan's status file. Each attempt (and
+//!: under `orch up` an agent never writes its plan's status file. Each attempt (and
 //! each plan-mode agent) has a report directory of its own, `<state_dir>/reports/<plan>/<unit>.
 //! <attempt>/` (`ORCH_REPORT_DIR`), the only place of the state directory it can write. Its `orch
 //! task done|fail|skip|start|reset ID` writes [`REPORT_FILE`] there (a new file renamed into

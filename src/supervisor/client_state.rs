@@ -1,4 +1,4 @@
-//! A confined agent's private copy of its client's state (issue 34): Claude Code, Codex and
+//! A confined agent's private copy of its client's state: Claude Code, Codex and
 //! Gemini CLI keep their login, settings, hooks, MCP servers and `notify` commands in the user's
 //! HOME, and run what they find there in the user's next, unconfined, session. A confined agent
 //! therefore never writes there: each confined attempt of a client orch knows

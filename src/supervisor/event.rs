@@ -206,7 +206,7 @@ pub(crate) enum Event {
     },
     /// Ctrl-C: `immediate` is false for the first (finish running tasks), true for the second.
     Interrupted { immediate: bool },
-    /// A report about task `task` was refused (issue 34): an attempt reporting another task, a
+    /// A report about task `task` was refused: an attempt reporting another task, a
     /// plan-mode agent a VERIFY step, a person's `done` of a task without a check, or a change
     /// of the status file that did not come through orch (`reporter` says which, `reason` why).
     /// orch's record of the task stands.
@@ -254,7 +254,7 @@ pub(crate) enum Event {
         /// nothing of how long it would have taken), `failed` (no candidate).
         outcome: String,
     },
-    /// A running attempt has run longer than the p90 of its kind in the history (issue 38):
+    /// A running attempt has run longer than the p90 of its kind in the history:
     /// it may be stuck. A signal, not a kill: the attempt goes on. Once per attempt.
     TaskSlow {
         plan: String,
@@ -266,7 +266,7 @@ pub(crate) enum Event {
         /// The attempts the p90 rests on.
         samples: usize,
     },
-    /// The forecast made when the run started, against how it ended (issue 38): sent just
+    /// The forecast made when the run started, against how it ended: sent just
     /// before `run_finished`. Times RFC 3339, costs in millionths of a US dollar (`None`: no
     /// cost known).
     RunForecast {

@@ -1,4 +1,4 @@
-//! Live re-planning (issue 35): while `orch up` runs, `plans.toml`, the plan files it names and
+//! Live re-planning: while `orch up` runs, `plans.toml`, the plan files it names and
 //! the prompt templates may change. The pieces here are what the run needs to follow them: the
 //! files to watch ([`inputs_of`], [`watch_inputs`]), whether their content changed
 //! ([`fingerprint`], [`changed_files`]), the new configuration checked as `orch check` checks it

@@ -1,4 +1,4 @@
-//! The resolving agent of `resolve` (issue 37), run as any attempt is: its argv rendered from
+//! The resolving agent of `resolve`, run as any attempt is: its argv rendered from
 //! the agent's command, confined by the plan's rules (its resolution worktree, never its git
 //! admin directory; a private `TMPDIR`; the directory of its explanation; a private copy of its
 //! client's state, [`super::client_state`]), under its wrapper in a session of its own (`orch

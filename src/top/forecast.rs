@@ -1,4 +1,4 @@
-//! The forecasts on `orch top`'s screen (issue 38): the run's end and cost in the header, each
+//! The forecasts on `orch top`'s screen: the run's end and cost in the header, each
 //! plan's end in its row, each running task's range and a `SLOW` mark when it has run past the
 //! p90 of its kind. The history is read again only when its file changed.
 

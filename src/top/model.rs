@@ -101,7 +101,7 @@ pub struct Source {
     supervisor: Option<u32>,
     /// Each task's status and, for a pending one that waits, why (as last read).
     tasks: Vec<Vec<(TaskStatus, Vec<String>)>>,
-    /// The history the forecasts come from (issue 38).
+    /// The history the forecasts come from.
     learnt: super::forecast::Learnt,
 }
 

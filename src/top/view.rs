@@ -150,7 +150,7 @@ fn header(s: &Snapshot, th: &Theme) -> Line<'static> {
     if let Some(p) = s.problems.first() {
         spans.push(Span::styled(format!("  {p}"), th.fg(Color::Red)));
     }
-    // The run's forecast from the history (issue 38).
+    // The run's forecast from the history.
     if !s.forecast.is_empty() {
         spans.push(Span::styled(
             format!("  forecast: {}", s.forecast),
@@ -222,7 +222,7 @@ fn draw_lists(
         }
         let elapsed = t.started_at.map(|a| ago(a, now)).unwrap_or_default();
         let quiet = t.last_output.map(|a| ago(a, now)).unwrap_or_default();
-        // Its range from the history, `SLOW` past the p90 of its kind (issue 38).
+        // Its range from the history, `SLOW` past the p90 of its kind.
         let range = match (t.forecast.is_empty(), t.slow) {
             (true, _) => String::new(),
             (false, false) => format!("[{}] ", t.forecast),

@@ -1,4 +1,4 @@
-//! Best of N (issue 36): the attempts of one task run side by side and report the same task id.
+//! Best of N: the attempts of one task run side by side and report the same task id.
 //! A hostile attempt reports its task done again and again and another task done, plants files
 //! in its sibling's task worktree, and leaves a score that the plan's `select` prints as a
 //! terminal escape and 100,000 digits. Its reports count for itself alone (never for its

@@ -1,4 +1,4 @@
-//! Checks that fail closed (issue 34, "Fail-open checks"): what orch checks before it commits an
+//! Checks that fail closed: what orch checks before it commits an
 //! agent's work (the plan's `paths`, the protected files) either answers or refuses the commit;
 //! a name the check cannot read as text is never taken for nothing written.
 

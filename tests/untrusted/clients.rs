@@ -353,7 +353,7 @@ fn clients_a_hostile_plan_mode_client_cannot_plant_in_the_users_client_state() {
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.env_remove("ORCH_SANDBOX");
     // Whether the plan agent can commit on the run that makes its worktree is the git
-    // surface's (issue 34, "git"): its second attempt's files are on the plan branch, or saved
+    // surface's: its second attempt's files are on the plan branch, or saved
     // with the failed attempt.
     let (_, out, err) = repo.run_cmd(&mut cmd);
     assert!(out.contains("\"sandbox\":\"on\""), "{out}");

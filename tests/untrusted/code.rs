@@ -1,4 +1,4 @@
-//! Agent-written code run by orch (issue 34, "Agent code run unconfined"): what a confined agent
+//! Agent-written code run by orch: what a confined agent
 //! commits or edits (a test script `verify` runs, the plan's `setup` script, `plans.toml`, its
 //! client's own program) is never run outside the sandbox, and orch's own configuration is not
 //! changed by a task that does not name it. Each test's marker file lies outside every write set

@@ -1,4 +1,4 @@
-//! Git metadata (issue 34, "What to build" 1): an agent writes its worktree, `.git` file
+//! Git metadata: an agent writes its worktree, `.git` file
 //! included, and (unconfined) its admin directory. orch finds the repository, the branch and the
 //! paths it commits to and removes from its own records: a `.git` pointing at the agent's own git
 //! directory runs none of its config, a HEAD pointed at `main` does not get the task committed

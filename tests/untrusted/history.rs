@@ -1,4 +1,4 @@
-//! The history of forecasts (issue 38). `<state_dir>/history.jsonl` is orch's own (no agent's
+//! The history of forecasts. `<state_dir>/history.jsonl` is orch's own (no agent's
 //! write set holds the state directory), but the text it keeps comes from plans and clients,
 //! and a file left in its place must not be followed: a hostile or corrupt history line (escape
 //! sequences in its names, a line of 100 KB, not JSON, not UTF-8) is skipped or shown escaped,

@@ -1,4 +1,4 @@
-//! Writes that never follow an agent's symlinks (issue 34, "Writes through symlinks"), and checks
+//! Writes that never follow an agent's symlinks, and checks
 //! that fail closed ("Fail-open checks"). Each test is a hostile agent of
 //! `tests/fixtures/agents/hostile_link_*.sh` against the real `orch`; a decoy directory outside
 //! the repository (a stand-in for `$HOME`, with a `.bashrc`) must stay byte for byte as it was.

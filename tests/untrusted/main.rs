@@ -1,4 +1,4 @@
-//! The adversarial suite (issue 34): each module is one surface through which an agent could
+//! The adversarial suite: each module is one surface through which an agent could
 //! get out of its confinement by what it leaves behind, tried end to end through the real `orch`
 //! as a hostile agent would. Each test checks that no file was written and no program run
 //! outside the agent's write set, that `main` and every other ref moved only by orch's own

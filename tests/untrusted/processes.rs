@@ -1,4 +1,4 @@
-//! Processes (issue 34, "Process hygiene"): a confined agent cannot stop or signal `orch up`,
+//! Processes: a confined agent cannot stop or signal `orch up`,
 //! has no controlling terminal to push keystrokes into, is not handed the user's agent sockets
 //! (`SSH_AUTH_SOCK` and the like) unless `pass_env` allows them, and leaves nothing running
 //! after its attempt, not even a double-forked process in a session of its own.

@@ -1,4 +1,4 @@
-//! Crash recovery (issue 39): a restarted `orch up` finds a task whose agent is gone and takes a
+//! Crash recovery: a restarted `orch up` finds a task whose agent is gone and takes a
 //! commit `<plan> <id>: …` left clean in its task worktree as the task's work, which a supervisor
 //! killed before landing it leaves there. An unconfined agent can make that commit itself, with
 //! anything in it. Here it commits what the checks before a task's commit refuse, and the

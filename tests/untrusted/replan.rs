@@ -1,4 +1,4 @@
-//! Live re-planning (issue 35) and the agents: `orch up` re-plans from the manifest and the plan
+//! Live re-planning and the agents: `orch up` re-plans from the manifest and the plan
 //! files of the main checkout only, which a confined agent cannot write; what an agent writes in
 //! its own worktree's copies is never read as the run's plans (and is a protected change of its
 //! task).

@@ -1,4 +1,4 @@
-//! The report channel (issue 34, "What to build" 4): an agent reports only its own task, through
+//! The report channel: an agent reports only its own task, through
 //! the supervisor; the status file is not the agent's to write; a plan-mode agent's tasks are
 //! committed by orch, and the agent gets no write access to git; a change of the status file
 //! that did not come through orch is refused and reported; a person's `done` during `orch up`

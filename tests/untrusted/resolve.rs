@@ -1,4 +1,4 @@
-//! A hostile resolver (`resolve`, issue 37): the agent orch hands a conflict to works in a
+//! A hostile resolver (`resolve`): the agent orch hands a conflict to works in a
 //! resolution worktree orch made, confined; everything it leaves is untrusted. orch decides from
 //! its own records (the conflicted paths git gave it, the files read as bytes, the protected
 //! configuration) and builds the merge commit itself: a resolver that edits `plans.toml`, leaves

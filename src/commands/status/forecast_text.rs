@@ -1,4 +1,4 @@
-//! The forecasts in `orch status` (issue 38): a line per plan and one for the run in the text;
+//! The forecasts in `orch status`: a line per plan and one for the run in the text;
 //! `forecast` objects in the JSON (the run's at the top, each plan's, each pending or running
 //! task's).
 

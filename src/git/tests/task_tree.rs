@@ -455,7 +455,11 @@ fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
 fn a_slot_whose_add_was_killed_is_cleared_or_left_never_taken() {
     for (variant, head, extra) in [
         ("no HEAD", None, false),
-        ("HEAD written", Some("ref: refs/heads/orch/task/auth/1.0\n"), false),
+        (
+            "HEAD written",
+            Some("ref: refs/heads/orch/task/auth/1.0\n"),
+            false,
+        ),
         ("a file of someone's in it", None, true),
     ] {
         let fx = Fixture::new();
@@ -466,7 +470,11 @@ fn a_slot_whose_add_was_killed_is_cleared_or_left_never_taken() {
         fs::create_dir_all(&slot).unwrap();
         fs::create_dir_all(admin.join("refs")).unwrap();
         fs::write(slot.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
-        fs::write(admin.join("gitdir"), format!("{}\n", slot.join(".git").display())).unwrap();
+        fs::write(
+            admin.join("gitdir"),
+            format!("{}\n", slot.join(".git").display()),
+        )
+        .unwrap();
         fs::write(admin.join("commondir"), "../..\n").unwrap();
         fs::write(admin.join("locked"), "initializing\n").unwrap();
         if let Some(h) = head {
@@ -487,7 +495,10 @@ fn a_slot_whose_add_was_killed_is_cleared_or_left_never_taken() {
         );
         if extra {
             assert_eq!(took.path, root.join("auth+pool2"), "{variant}");
-            assert_eq!(fs::read_to_string(slot.join("notes.txt")).unwrap(), "mine\n");
+            assert_eq!(
+                fs::read_to_string(slot.join("notes.txt")).unwrap(),
+                "mine\n"
+            );
             assert!(admin.is_dir(), "{variant}");
         } else {
             assert_eq!(took.path, slot, "{variant}: the slot made again");

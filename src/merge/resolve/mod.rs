@@ -1,4 +1,4 @@
-//! Resolution by agent (issue 37): a plan that cannot land because of a textual conflict (or,
+//! Resolution by agent: a plan that cannot land because of a textual conflict (or,
 //! with `resolve_verify`, a red `verify` on a clean merge) is handed to an agent, confined like
 //! any attempt, in a resolution worktree of its own (`<worktree_root>/.resolve-<plan>`, made and
 //! removed by orch), and counts only behind gates orch checks from its own records:

@@ -1,4 +1,4 @@
-//! The merge train's resolutions (`resolve`, issue 37): each note of a plan's resolver becomes
+//! The merge train's resolutions (`resolve`): each note of a plan's resolver becomes
 //! its event; what the resolver spent is the plan's (its budget applies to what it starts next);
 //! the run's summary counts the conflicts resolved by an agent and those left for a person.
 

@@ -298,7 +298,7 @@ impl Conversation {
 }
 
 impl Conversation {
-    /// Follows orch's resolve prompt (`resolve`, issue 37): writes the first conflicted file it
+    /// Follows orch's resolve prompt (`resolve`): writes the first conflicted file it
     /// names, resolved (both sides kept, no marker), through the client's write tool (a shell
     /// command for Codex), then says so.
     fn resolve_step(&self) -> Step {
