@@ -375,3 +375,35 @@ fn a_plan_of_short_tasks_run_one_at_a_time_is_replayed_one_at_a_time() {
     let coarse = replay(super::rfc3339);
     assert!(coarse.plan_p50_error > b.plan_p50_error, "{coarse:?} {b:?}");
 }
+
+/// A new plan's first attempts on a known agent: its median pooled with the agent's (weighed by
+/// its attempts), the agent's spread and tail; from 20 attempts of its own it stands alone.
+#[test]
+fn a_new_plans_few_attempts_are_pooled_with_its_agents_shape() {
+    let spread = [0.5, 0.7, 0.8, 0.9, 1.0, 1.0, 1.1, 1.25, 1.5, 2.5];
+    let agent: Vec<f64> = (0..40).map(|i| 50.0 * spread[i % spread.len()]).collect();
+    let mut h = done("old", "claude", &agent);
+    let wide = Estimator::new(&h).estimate(&kind("old", "claude", None));
+    h.extend(done("new", "claude", &[100.0; 5]));
+    let e = Estimator::new(&h).estimate(&kind("new", "claude", None));
+    assert_eq!((e.basis, e.samples), (Basis::PlanAgent, 5));
+    let (p50, p90) = e.duration_range(0.0);
+    // Halfway between 100 (its own five) and the agent's 50, in logs: about 70.7.
+    assert!((p50 - (100.0f64 * 50.0).sqrt()).abs() < 1.0, "p50 {p50}");
+    // The agent's spread, not the five identical attempts' (none).
+    let ratio = p90 / p50;
+    let (w50, w90) = wide.duration_range(0.0);
+    assert!(
+        ratio >= w90 / w50,
+        "p90/p50 {ratio} vs the agent's {}",
+        w90 / w50
+    );
+    assert!(
+        e.empirical.is_some(),
+        "drawn from the agent's attempts, rescaled"
+    );
+    // Twenty of its own: its own median.
+    h.extend(done("new", "claude", &[100.0; 15]));
+    let e = Estimator::new(&h).estimate(&kind("new", "claude", None));
+    assert!((e.duration_range(0.0).0 - 100.0).abs() < 1.0);
+}
