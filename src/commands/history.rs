@@ -123,7 +123,7 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
                 "{:<20} {:<12} {:<8} {:<12} {:>9} {:>8} {:<7} {:>3}  {}",
                 // To the second, as before: newer records keep milliseconds.
                 r.end()
-                    .map_or_else(|| shown(&r.at, 20), |t| crate::forecast::rfc3339(t)),
+                    .map_or_else(|| shown(&r.at, 20), crate::forecast::rfc3339),
                 shown(&r.plan, 12),
                 shown(&r.task, 8),
                 shown(&r.agent, 12),

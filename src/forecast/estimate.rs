@@ -260,7 +260,7 @@ impl Level {
     /// the newest [`SHAPE_WINDOW`] once there are [`EMPIRICAL_FROM`] (else of the newest
     /// [`WINDOW`]); with the sorted attempts the Monte Carlo draws from (scaled to that
     /// median), from [`EMPIRICAL_FROM`] on.
-    fn durations(&self) -> (Option<LogNormal>, Option<std::sync::Arc<Vec<f64>>>) {
+    fn durations(&self) -> Durations {
         let recent = fit(self.recent());
         if self.done.len() < EMPIRICAL_FROM {
             return (recent, None);
@@ -378,6 +378,9 @@ pub struct Estimator {
     all: Level,
 }
 
+/// A level's fit of its successful attempts and the sorted draws of them (see `Level::durations`).
+type Durations = (Option<LogNormal>, Option<std::sync::Arc<Vec<f64>>>);
+
 /// Weight, in attempts, of the broader level's median against a narrow level's own (see
 /// [`Estimator::pooled`]).
 const PRIOR_WEIGHT: f64 = MIN_SAMPLES as f64;
@@ -391,10 +394,7 @@ impl Estimator {
     /// tail often: the plans of a new run, one task at a time, fell under the p90 of their
     /// halfway forecasts in 67.5 % of the runs (`benches/forecast.rs`). `None`: the level
     /// stands alone.
-    fn pooled(
-        narrow: &Level,
-        broader: &[(Option<&Level>, Basis)],
-    ) -> Option<(Option<LogNormal>, Option<std::sync::Arc<Vec<f64>>>)> {
+    fn pooled(narrow: &Level, broader: &[(Option<&Level>, Basis)]) -> Option<Durations> {
         let n = narrow.done.len();
         if n >= EMPIRICAL_FROM {
             return None;
