@@ -331,9 +331,19 @@ fn the_git2_scanner_sees_words_only() {
 /// `src/git/` its code names: by path (`super::cli::run`, `crate::git::locate`) or by an item
 /// `git/mod.rs` re-exports (`super::GitError` is `error`'s).
 fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let git = src().join("git");
+    folder_deps("git", &[" git::", "(git::"])
+}
+
+type Deps = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The rooms of `src/<folder>/` (each file or subfolder directly in it; a subfolder's files are
+/// its room's) and which others each names: through `super::` (`super::super::` from a
+/// subfolder), `crate::<folder>::`, `extra` prefixes, or a name the folder's `mod.rs`
+/// re-exports.
+fn folder_deps(folder: &str, extra: &[&str]) -> Deps {
+    let git = src().join(folder);
     let modules: Vec<String> = std::fs::read_dir(&git)
-        .expect("src/git/")
+        .expect("src/<folder>/")
         .flatten()
         .map(|e| {
             e.file_name()
@@ -343,7 +353,7 @@ fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTr
         })
         .filter(|m| m != "mod" && m != "tests")
         .collect();
-    // What `git/mod.rs` re-exports: each name (or its alias) to its module.
+    // What the folder's `mod.rs` re-exports: each name (or its alias) to its module.
     let facade_code: String =
         code_lines(&std::fs::read_to_string(git.join("mod.rs")).expect("read"))
             .into_iter()
@@ -354,7 +364,9 @@ fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTr
         let Some(at) = stmt.find("use ") else {
             continue;
         };
-        let Some((module, items)) = stmt[at + 4..].trim().split_once("::") else {
+        let used = stmt[at + 4..].trim();
+        let used = used.strip_prefix("self::").unwrap_or(used);
+        let Some((module, items)) = used.split_once("::") else {
             continue;
         };
         for item in items.trim_matches(|c| "{} \n".contains(c)).split(',') {
@@ -374,7 +386,7 @@ fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTr
         .map(|m| (m.clone(), Default::default()))
         .collect();
     for path in files.iter().filter(|p| !test_only(p)) {
-        let rel = path.strip_prefix(&git).expect("under src/git/");
+        let rel = path.strip_prefix(&git).expect("under src/<folder>/");
         let own = rel
             .components()
             .next()
@@ -390,8 +402,10 @@ fn git_module_deps() -> std::collections::BTreeMap<String, std::collections::BTr
             .map(|(_, l)| l + "\n")
             .collect();
         let up = if nested { "super::super::" } else { "super::" };
-        for (_, name) in [up, "crate::git::", " git::", "(git::"]
+        let own_path = format!("crate::{folder}::");
+        for (_, name) in [up, own_path.as_str()]
             .iter()
+            .chain(extra)
             .flat_map(|p| names_after(&code, p))
         {
             let target = if modules.contains(&name) {
@@ -431,10 +445,17 @@ fn git_modules_depend_on_each_other_one_way() {
         "git/cli.rs"
     );
     assert_eq!(of("programs"), Default::default(), "git/programs.rs");
-    // A depth-first walk from each module: meeting a module on the current path is a circle.
+    if let Some(circle) = first_circle(&deps) {
+        panic!("an import circle inside src/git/: {}", circle.join(" -> "));
+    }
+}
+
+/// A circle of `deps`, if there is one: a depth-first walk from each room, meeting a room on the
+/// current path.
+fn first_circle(deps: &Deps) -> Option<Vec<String>> {
     fn walk(
         m: &str,
-        deps: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        deps: &Deps,
         path: &mut Vec<String>,
         done: &mut std::collections::BTreeSet<String>,
     ) -> Option<Vec<String>> {
@@ -456,9 +477,41 @@ fn git_modules_depend_on_each_other_one_way() {
         None
     }
     let mut done = Default::default();
-    for m in deps.keys() {
-        if let Some(circle) = walk(m, &deps, &mut Vec::new(), &mut done) {
-            panic!("an import circle inside src/git/: {}", circle.join(" -> "));
+    deps.keys()
+        .find_map(|m| walk(m, deps, &mut Vec::new(), &mut done))
+}
+
+/// The supervisor's pure core (`core/`: the decisions, the run state, the events, best of N's
+/// rounds; state + input → actions, no I/O) names none of the supervisor's other rooms (a file
+/// of `src/supervisor/`, or a subfolder with its files), the effects that do I/O.
+#[test]
+fn the_supervisors_core_reaches_no_effect() {
+    let deps = folder_deps("supervisor", &[]);
+    assert!(deps.len() > 20, "the supervisor's rooms: {:?}", deps.keys());
+    let reached: Vec<&String> = deps.get("core").into_iter().flatten().collect();
+    assert!(
+        reached.is_empty(),
+        "the supervisor's core names effects: {reached:?}"
+    );
+    // The messages of the workers lie below them and name only the core.
+    let msg: Vec<&String> = deps.get("msg").into_iter().flatten().collect();
+    assert_eq!(msg, ["core"], "supervisor/msg.rs");
+}
+
+#[test]
+fn the_circle_finder_finds_circles_and_passes_a_one_way_house() {
+    let deps = |pairs: &[(&str, &str)]| {
+        let mut d = Deps::new();
+        for (a, b) in pairs {
+            d.entry(a.to_string()).or_default().insert(b.to_string());
         }
-    }
+        d
+    };
+    assert_eq!(
+        first_circle(&deps(&[("a", "b"), ("b", "c"), ("a", "c")])),
+        None
+    );
+    let c = first_circle(&deps(&[("a", "b"), ("b", "c"), ("c", "a")])).expect("a circle");
+    assert_eq!(c.first(), c.last());
+    assert_eq!(c.len(), 4);
 }

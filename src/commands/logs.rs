@@ -339,7 +339,7 @@ fn attempt_key(
 
 /// The attempt numbers of task `task`'s best-of-N logs (`<task>.a<K>.log`) in `dir`, sorted.
 fn attempt_logs(dir: &Path, task: &str) -> Vec<u32> {
-    crate::supervisor::round::attempt_logs(dir, task)
+    crate::supervisor::attempt_logs::attempt_logs(dir, task)
         .into_iter()
         .map(|a| a.attempt)
         .collect()

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use super::core::Input;
-use super::effects::{Msg, Tx};
+use super::msg::{Msg, Tx};
 pub(crate) use super::state::Stop;
 use super::state::{Ending, RunId, StopWhy};
 use crate::executor::{JobEnd, JobState, JobTracker, NOT_SHARED_EXIT};

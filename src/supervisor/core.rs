@@ -552,10 +552,13 @@ mod completion_tests;
 mod control;
 #[cfg(test)]
 mod control_tests;
+pub(crate) mod event;
 mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
+pub(crate) mod round;
+pub(crate) mod state;
 pub(crate) use integration::IntegState;
 mod outcome;
 #[cfg(test)]

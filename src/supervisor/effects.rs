@@ -24,14 +24,7 @@ mod plan_steps;
 mod replan;
 mod reread;
 
-/// An input for the core, with the plan whose status file to read before it (the settling of
-/// an attempt, a commit: the core decides on the record as it is now).
-pub(crate) struct Msg {
-    pub(crate) reload: Option<usize>,
-    pub(crate) input: Input,
-}
-
-pub(crate) type Tx = mpsc::UnboundedSender<Msg>;
+pub(crate) use super::msg::{Msg, TreeReady, Tx};
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
 pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
@@ -362,7 +355,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
 enum Wake {
     Msg(Msg),
     /// A task worktree made off the loop for a launch ([`Effects::tree_ready`]).
-    Tree(super::launch::TreeReady),
+    Tree(TreeReady),
     FileEvent,
     Edit,
     Replan,
@@ -477,7 +470,7 @@ pub(crate) struct Effects<'a> {
     pub(crate) emit: &'a mut dyn FnMut(&Event),
     pub(crate) tx: Tx,
     /// Where a task worktree made off the loop for a launch is handed back.
-    pub(crate) tree_tx: mpsc::UnboundedSender<super::launch::TreeReady>,
+    pub(crate) tree_tx: mpsc::UnboundedSender<TreeReady>,
     pub(crate) stop_all: watch::Sender<Stop>,
     /// Each attempt's own stop request.
     pub(crate) stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,

@@ -10,7 +10,7 @@ use super::attempt::Proc;
 use super::client_state;
 use super::context::PlanCtx;
 use super::core::{Input, kind_str};
-use super::effects::{Effects, Msg};
+use super::effects::{Effects, Msg, TreeReady};
 use super::sandbox;
 use super::state::{RunId, Unit};
 
@@ -36,15 +36,6 @@ impl From<String> for LaunchError {
     fn from(error: String) -> Self {
         LaunchError { error, fatal: None }
     }
-}
-
-/// A task worktree made off the loop for attempt `attempt` of `unit` (its launch goes on with
-/// it: [`Effects::tree_ready`]), or why it could not be made.
-pub(crate) struct TreeReady {
-    run: RunId,
-    unit: Unit,
-    attempt: u32,
-    tree: Result<crate::git::PlanTree, String>,
 }
 
 impl Effects<'_> {

@@ -427,7 +427,7 @@ impl Source {
     ) -> Vec<TaskRow> {
         let dir = self.log_root.join(&tr.plan);
         let since = tr.started_at.map(|s| s - chrono::Duration::seconds(5));
-        crate::supervisor::round::attempt_logs(&dir, &tr.id)
+        crate::supervisor::attempt_logs::attempt_logs(&dir, &tr.id)
             .into_iter()
             .filter_map(|a| {
                 let modified = std::fs::metadata(&a.log)

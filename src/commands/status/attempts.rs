@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::status::TaskStatus;
-use crate::supervisor::round::{AttemptLog, attempt_logs};
+use crate::supervisor::attempt_logs::{AttemptLog, attempt_logs};
 use crate::workspace::Workspace;
 
 /// The attempts of plan `i`'s task `id` (none without a manifest or a best-of-N log).

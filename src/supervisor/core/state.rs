@@ -1,6 +1,6 @@
 //! The run state of `orch up`: every unit of work (a task's attempt, a plan agent, a plan's
 //! preparation, its merge) with one state each, indexed, and the counts the scheduler needs
-//! kept up to date as states change. Owned by the [core](super::core); nothing here does I/O.
+//! kept up to date as states change. Owned by the [core](super); nothing here does I/O.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -184,7 +184,7 @@ pub(crate) enum Settlement {
 }
 
 /// Why a plan's preparation (or its upstream re-sync at a task boundary) left it unready: the
-/// facts the core blocks the plan on ([`super::core::Input::Prepared`]).
+/// facts the core blocks the plan on ([`super::Input::Prepared`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Unprepared {
     /// An upstream plan's work conflicts with the plan's branch: which, where, and how a person
@@ -383,7 +383,7 @@ pub(crate) struct PlanSpec {
     pub(crate) task_trees: bool,
     /// Upstream merges or a setup command to run before its first agent.
     pub(crate) needs_prep: bool,
-    /// Its worktree is made during the run ([`Input::TreeMade`](super::core::Input::TreeMade)
+    /// Its worktree is made during the run ([`Input::TreeMade`](super::Input::TreeMade)
     /// says when); the run does not end before.
     pub(crate) new_tree: bool,
     /// The plans named in its `depends_on` (indices into the workspace's plans).
@@ -439,11 +439,11 @@ pub(crate) struct PlanRec {
     /// an agent's unfinished work in the worktree they share.
     pub(crate) check_waiting: Vec<usize>,
     /// Its worktree is being made ([`PlanSpec::new_tree`]; until
-    /// [`Input::TreeMade`](super::core::Input::TreeMade)).
+    /// [`Input::TreeMade`](super::Input::TreeMade)).
     pub(crate) tree_pending: bool,
     /// What waits for that worktree: an attempt's check or settlement, a commit (an adopted
     /// agent may end, or a recorded completion be committed, before the worktree exists).
-    pub(crate) awaiting_tree: Vec<super::core::Action>,
+    pub(crate) awaiting_tree: Vec<super::Action>,
 }
 
 impl PlanRec {
@@ -602,7 +602,7 @@ pub(crate) struct RunState {
     /// The run waits because its only work left is in paused plans (said once per wait).
     pub(crate) waiting_on_paused: bool,
     /// The integration preview.
-    pub(crate) integration: super::core::IntegState,
+    pub(crate) integration: super::IntegState,
     /// Best of N: the rounds of sibling attempts, by task (`(plan, task)`).
     pub(crate) rounds: HashMap<(usize, usize), super::round::Round>,
     /// The task of each attempt that belongs to a round.
