@@ -481,13 +481,21 @@ fn first_circle(deps: &Deps) -> Option<Vec<String>> {
         .find_map(|m| walk(m, deps, &mut Vec::new(), &mut done))
 }
 
-/// The supervisor's pure core (`core/`: the decisions, the run state, the events, best of N's
-/// rounds; state + input → actions, no I/O) names none of the supervisor's other rooms (a file
-/// of `src/supervisor/`, or a subfolder with its files), the effects that do I/O.
+/// The supervisor's rooms (a file of `src/supervisor/`, or a subfolder with its files) depend on
+/// each other one way: no import circle but inside one room. Its pure core (`core/`: the
+/// decisions, the run state, the events, best of N's rounds; state + input → actions, no I/O)
+/// names none of the other rooms, the effects that do I/O; the workers name the loop's state
+/// (`runner.rs`) and messages (`msg.rs`), never the loop (`effects.rs`).
 #[test]
-fn the_supervisors_core_reaches_no_effect() {
+fn the_supervisors_rooms_have_no_circle_and_its_core_reaches_no_effect() {
     let deps = folder_deps("supervisor", &[]);
     assert!(deps.len() > 20, "the supervisor's rooms: {:?}", deps.keys());
+    if let Some(circle) = first_circle(&deps) {
+        panic!(
+            "an import circle across rooms of src/supervisor/: {} (every room's: {deps:?})",
+            circle.join(" -> ")
+        );
+    }
     let reached: Vec<&String> = deps.get("core").into_iter().flatten().collect();
     assert!(
         reached.is_empty(),
@@ -496,6 +504,15 @@ fn the_supervisors_core_reaches_no_effect() {
     // The messages of the workers lie below them and name only the core.
     let msg: Vec<&String> = deps.get("msg").into_iter().flatten().collect();
     assert_eq!(msg, ["core"], "supervisor/msg.rs");
+    let loop_users: Vec<&String> = deps
+        .iter()
+        .filter(|(room, d)| room.as_str() != "effects" && d.contains("effects"))
+        .map(|(room, _)| room)
+        .collect();
+    assert!(
+        loop_users.is_empty(),
+        "rooms that name the loop (effects.rs) instead of runner.rs / msg.rs: {loop_users:?}"
+    );
 }
 
 #[test]

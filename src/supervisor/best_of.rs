@@ -11,8 +11,9 @@ use super::check::{Confined, run_confined, tail_bytes};
 use super::context::PlanCtx;
 use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
-use super::effects::{Effects, Msg};
+use super::msg::Msg;
 use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
+use super::runner::Effects;
 use super::settle::{
     commit_tree_as, nested_repositories, outside_paths, protected_changes_in, submodule_lines,
 };

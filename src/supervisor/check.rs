@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use super::context::{Ctx, PlanCtx};
 use super::core::Input;
-use super::effects::{Effects, Msg};
+use super::msg::Msg;
+use super::runner::Effects;
 use super::state::{CheckOutcome, RunId, Stop, Unit};
 use crate::agent_env;
 use crate::manifest::format_duration;

@@ -616,6 +616,26 @@ pub(crate) fn record_commit_in(
     }
 }
 
+/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory; the
+/// plan worktree's is asked for once per run ([`PlanCtx::port`]).
+pub(crate) fn worktree_port(ctx: &Ctx, pc: &PlanCtx, workdir: &Path) -> Result<u16, String> {
+    let is_plan_tree = workdir == pc.worktree;
+    if is_plan_tree && let Some(&port) = pc.port.get() {
+        return Ok(port);
+    }
+    let state_dir = pc
+        .status_path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&ctx.repo_root);
+    let port = crate::ports::port_for(state_dir, workdir, ctx.ports)?;
+    Ok(if is_plan_tree {
+        *pc.port.get_or_init(|| port)
+    } else {
+        port
+    })
+}
+
 #[cfg(test)]
 mod tests {
 

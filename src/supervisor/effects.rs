@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, watch};
 use super::context::{Ctx, PlanCtx};
 use super::core::{Action, Adopted, Core, CoreConfig, Input};
 use super::event::{Event, RunSummary};
-use super::state::{PlanSpec, RunId, Stop, StopWhy, TaskFacts};
+use super::state::{PlanSpec, Stop};
 use crate::executor::ExecutorKind;
-use crate::status::{self, StatusDoc};
+use crate::status;
 use crate::workspace::Workspace;
 
 mod monitor;
@@ -24,7 +24,8 @@ mod plan_steps;
 mod replan;
 mod reread;
 
-pub(crate) use super::msg::{Msg, TreeReady, Tx};
+pub(crate) use super::msg::{Msg, TreeReady};
+use super::runner::{Effects, View, recv_signal};
 
 /// Runs the plans of `ctx` to the end (finished, failed, blocked, or stopped by the user).
 pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Event)) -> RunSummary {
@@ -397,128 +398,7 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
     }
 }
 
-/// What the core knows of task `t` from its recorded entry `e` (as reconciling with the plan
-/// would record it: a pending task marked `[x]` in the plan is completed), with its commit when
-/// made but not read back yet (`pc`'s [`PlanCtx::unrecorded_commit`]: what the next write
-/// records).
-pub(super) fn facts_of(
-    t: &crate::plan::Task,
-    e: &status::TaskEntry,
-    created: Option<chrono::DateTime<chrono::Utc>>,
-    pc: Option<&PlanCtx>,
-) -> TaskFacts {
-    let mut facts = TaskFacts {
-        status: status::with_plan(e.status, t),
-        commit: e.commit.clone(),
-        fresh: created.is_some_and(|c| {
-            e.completed_at
-                .as_deref()
-                .and_then(status::parse_timestamp)
-                .is_some_and(|at| at >= c)
-        }),
-        duration_ms: e.duration,
-        error: e.error.clone(),
-        usage: e.orch_usage.as_ref().map(status::OrchUsage::usage),
-        stopped: e.status == status::TaskStatus::Failed
-            && e.extra.contains_key(crate::status::STOPPED_KEY),
-        attempts: e.attempts,
-        question: e.orch_question.clone(),
-    };
-    if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
-        facts.status = status::TaskStatus::Completed;
-        facts.commit = Some(commit);
-    }
-    facts
-}
-
-/// A plan's status file as last read.
-#[derive(Default)]
-pub(crate) struct View {
-    /// Size and modification time when last read.
-    pub(crate) stamp: Option<status::FileStamp>,
-    /// Shared with the plan's [`status::Known`] when it is what the run wrote last.
-    pub(crate) doc: Option<Arc<StatusDoc>>,
-    pub(crate) facts: Vec<TaskFacts>,
-    pub(crate) merged: bool,
-    pub(crate) warned: bool,
-    /// Paused by a person (`orchPlanPaused`).
-    pub(crate) held: bool,
-    /// A write of task commits failed and was said.
-    pub(crate) record_warned: bool,
-}
-
-/// The effect side of a run: what carries out the core's actions.
-pub(crate) struct Effects<'a> {
-    pub(crate) ctx: Arc<Ctx>,
-    /// The run's plans: the workspace `orch up` started with, then as the last applied edit
-    /// made it (live re-planning: a plan keeps its index for the whole run).
-    pub(crate) ws: Arc<Workspace>,
-    /// Each plan's context by index (`None`: not part of the run).
-    pub(crate) plans: Vec<Option<Arc<PlanCtx>>>,
-    /// The watched manifest, plan files and templates.
-    pub(crate) replanning: replan::Replanning,
-    /// Where the watcher of the inputs reports (set once the run watches them).
-    pub(crate) replan_tx: Option<mpsc::UnboundedSender<()>>,
-    /// The prompt templates as the last applied edit left them (`None`: the run's first).
-    pub(crate) templates: Option<Arc<crate::prompt::Templates>>,
-    /// The text (description) each running attempt's task had at its launch: its commit says
-    /// what the agent was asked, whatever an edit made of the task since.
-    pub(crate) texts: HashMap<RunId, String>,
-    /// The plan branch's tip when each running attempt in the plan's worktree started: what its
-    /// work is compared with ([`super::settle::settle`]'s `base`).
-    pub(crate) bases: HashMap<RunId, String>,
-    pub(crate) emit: &'a mut dyn FnMut(&Event),
-    pub(crate) tx: Tx,
-    /// Where a task worktree made off the loop for a launch is handed back.
-    pub(crate) tree_tx: mpsc::UnboundedSender<TreeReady>,
-    pub(crate) stop_all: watch::Sender<Stop>,
-    /// Each attempt's own stop request.
-    pub(crate) stops: HashMap<RunId, watch::Sender<Option<StopWhy>>>,
-    /// The stop requests of attempts whose worktree is being made: a stop asked for meanwhile is
-    /// seen by the attempt's monitor when it starts.
-    pub(crate) early_stops: HashMap<RunId, watch::Receiver<Option<StopWhy>>>,
-    pub(crate) views: Vec<View>,
-    /// Inputs produced while carrying out actions, fed before anything else.
-    pub(crate) queue: VecDeque<Msg>,
-    /// Each report directory of the run's attempts, with who writes there
-    /// ([`super::reports`]).
-    pub(crate) reporters: HashMap<std::path::PathBuf, super::reports::Reporter>,
-    /// Best of N: the attempts of rounds running, with their keys
-    /// ([`super::round::member_key`]: their worktree, log and prompt file).
-    pub(crate) members: HashMap<RunId, String>,
-    /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
-    /// name, its argv template).
-    pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
-    /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
-    /// before the run ends.
-    pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
-    /// What a task boundary's upstream re-sync said (`upstream_merged`, its notes), said right
-    /// after the `task_finished` of the task it follows (it is made before the core hears of
-    /// the task, so that a conflict blocks the plan before its next task).
-    pub(crate) after_finished: Vec<Event>,
-    /// While set, what [`Effects::note`] and the re-sync say goes to `after_finished`.
-    pub(crate) holding: bool,
-}
-
 impl Effects<'_> {
-    pub(crate) fn plan(&self, p: usize) -> Option<Arc<PlanCtx>> {
-        self.plans.get(p).and_then(Clone::clone)
-    }
-
-    pub(crate) fn note(&mut self, plan: Option<String>, message: String) {
-        self.say(Event::Note { plan, message });
-    }
-
-    /// Says `e` now, or after the next `task_finished` while a task boundary's re-sync runs
-    /// ([`Effects::holding`]).
-    pub(crate) fn say(&mut self, e: Event) {
-        if self.holding {
-            self.after_finished.push(e);
-        } else {
-            (self.emit)(&e);
-        }
-    }
-
     /// Reads plan `p`'s status file again before `msg` when it asks, then feeds it.
     fn feed(&mut self, core: &mut Core, msg: Msg) {
         if let Some(p) = msg.reload
@@ -547,44 +427,6 @@ impl Effects<'_> {
         self.apply(core, msg.input);
         for e in std::mem::take(&mut self.after_finished) {
             (self.emit)(&e);
-        }
-    }
-
-    /// Writes the task commits not recorded yet ([`PlanCtx::flush_records`]); a write that
-    /// fails is said once and tried again at the plan's next write.
-    pub(crate) fn flush_records(&mut self) {
-        for p in 0..self.views.len() {
-            let Some(pc) = self.plan(p) else { continue };
-            match pc.flush_records() {
-                Ok(()) => self.views[p].record_warned = false,
-                Err(e) if !self.views[p].record_warned => {
-                    self.views[p].record_warned = true;
-                    self.note(
-                        Some(pc.name().to_owned()),
-                        format!("cannot record task commits in the status file (tried again at its next write): {e}"),
-                    );
-                }
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Puts the task commits not recorded yet in plan `p`'s status document as last read (as the
-    /// file says once they are written), before a prompt or an upstream merge reads it.
-    pub(crate) fn apply_records(&mut self, p: usize) {
-        let records = self.plan(p).map(|pc| pc.records()).unwrap_or_default();
-        let Some(doc) = self.views.get_mut(p).and_then(|v| v.doc.as_mut()) else {
-            return;
-        };
-        for r in &records {
-            if doc.entry(&r.id).and_then(|e| e.commit.as_deref()) != Some(r.commit.as_str()) {
-                let _ = super::context::record_commit_in(
-                    Arc::make_mut(doc),
-                    &r.id,
-                    &r.commit,
-                    (r.done_at, r.committed_at),
-                );
-            }
         }
     }
 
@@ -755,11 +597,4 @@ fn process_note(pc: &PlanCtx, message: &str) {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400)
-}
-
-pub(super) async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match s {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
 }

@@ -10,7 +10,8 @@ use super::attempt::Proc;
 use super::client_state;
 use super::context::PlanCtx;
 use super::core::{Input, kind_str};
-use super::effects::{Effects, Msg, TreeReady};
+use super::msg::{Msg, TreeReady};
+use super::runner::Effects;
 use super::sandbox;
 use super::state::{RunId, Unit};
 
@@ -583,7 +584,7 @@ fn prepare_argv(
     ];
     env.push((
         agent_env::ORCH_PORT.to_string(),
-        worktree_port(ctx, pc, workdir)?.to_string(),
+        super::context::worktree_port(ctx, pc, workdir)?.to_string(),
     ));
     env.extend(super::upstream_repos::env(&pc.upstreams));
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
@@ -638,30 +639,6 @@ fn fresh_usage_dir(log: &Path, argv_names_it: bool) -> Result<Option<PathBuf>, S
     };
     made.map_err(|e| format!("cannot make `{}` afresh: {e}", dir.display()))?;
     Ok(argv_names_it.then(|| dir.to_path_buf()))
-}
-
-/// `ORCH_PORT` of a worktree of plan `pc` ([`crate::ports`]), kept in the state directory; the
-/// plan worktree's is asked for once per run ([`PlanCtx::port`]).
-pub(super) fn worktree_port(
-    ctx: &super::context::Ctx,
-    pc: &PlanCtx,
-    workdir: &Path,
-) -> Result<u16, String> {
-    let is_plan_tree = workdir == pc.worktree;
-    if is_plan_tree && let Some(&port) = pc.port.get() {
-        return Ok(port);
-    }
-    let state_dir = pc
-        .status_path
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(&ctx.repo_root);
-    let port = crate::ports::port_for(state_dir, workdir, ctx.ports)?;
-    Ok(if is_plan_tree {
-        *pc.port.get_or_init(|| port)
-    } else {
-        port
-    })
 }
 
 /// Gives task `id` a worktree of the plan's pool for attempt `n`, its task branch at the plan

@@ -3,7 +3,7 @@
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::effects::recv_signal;
+use super::runner::recv_signal;
 use crate::merge::PlanMergeOutcome;
 
 /// Who hears a resolution's notes during the merge train.

@@ -24,6 +24,7 @@ pub(crate) mod replan;
 pub(crate) mod reports;
 pub(crate) mod resolver;
 mod resync;
+pub(crate) mod runner;
 pub(crate) mod sandbox;
 pub(crate) mod settle;
 pub(crate) mod setup;

@@ -279,7 +279,7 @@ async fn run_setup(
             status::timestamp(Utc::now())
         ),
     );
-    let port = super::launch::worktree_port(ctx, plan, &plan.worktree)?;
+    let port = super::context::worktree_port(ctx, plan, &plan.worktree)?;
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), plan.name().to_owned()),
         (

@@ -16,7 +16,7 @@ use super::context::PlanCtx;
 use super::core::recover::{
     self as decide, AgentFacts, Decision, Left, PlanFound, Survivor, TaskDecision, TaskFound, Tree,
 };
-use super::effects::Effects;
+use super::runner::Effects;
 use super::state::Unit;
 use crate::executor::{ExecutorKind, JobState, ListedJob, parse_tag};
 use crate::git;
@@ -133,7 +133,7 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .filter(|t| {
                         !busy.contains(&t.id)
                             && doc.entry(&t.id).is_some_and(|e| {
-                                super::effects::facts_of(t, e, pcc.created_at, None).needs_commit()
+                                super::runner::facts_of(t, e, pcc.created_at, None).needs_commit()
                             })
                     })
                     .map(|t| t.id.clone())

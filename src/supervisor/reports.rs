@@ -15,7 +15,7 @@ use chrono::Utc;
 use super::Event;
 use super::context::PlanCtx;
 use super::core::Core;
-use super::effects::Effects;
+use super::runner::{Effects, Reporter};
 use super::state::{AgentRun, CheckOutcome, TaskRun, Unit};
 use crate::exit;
 use crate::plan::TaskKind;
@@ -25,16 +25,6 @@ use crate::status::report::{
     plan_reports_dir, read_nofollow, write_json,
 };
 use crate::status::{self, StatusError, Transition, TransitionOptions, TransitionOutcome};
-
-/// Who writes in one report directory, from orch's own record of the launch.
-#[derive(Clone, Debug)]
-pub(crate) struct Reporter {
-    pub(crate) unit: Unit,
-    pub(crate) attempt: u32,
-    pub(crate) log: PathBuf,
-    /// The attempt asked a question (`orch task ask`): nothing more of it is taken.
-    pub(crate) asked: bool,
-}
 
 /// Who a report came from.
 enum From {
@@ -414,7 +404,7 @@ impl Effects<'_> {
             Transition::Start | Transition::Reset | Transition::Ask => None,
         };
         if let Some(reported) = reported {
-            self.queue.push_back(super::effects::Msg {
+            self.queue.push_back(super::msg::Msg {
                 reload: None,
                 input: super::core::Input::Reported { run, reported },
             });

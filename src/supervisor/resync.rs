@@ -5,8 +5,8 @@
 use crate::merge::sync::{SyncResult, SyncTarget, record_upstream, sync_plan};
 
 use super::context::PlanCtx;
-use super::effects::Effects;
 use super::event::Event;
+use super::runner::Effects;
 
 impl Effects<'_> {
     /// Brings plan `p` up to date with its upstream plans after one of its tasks settled; returns

@@ -113,7 +113,7 @@ pub(crate) async fn in_task_tree(
             workdir.display()
         ),
     );
-    let port = super::launch::worktree_port(ctx, pc, workdir)?;
+    let port = super::context::worktree_port(ctx, pc, workdir)?;
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
         (

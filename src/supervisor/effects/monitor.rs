@@ -4,8 +4,8 @@
 
 use tokio::sync::watch;
 
-use super::Effects;
 use crate::supervisor::attempt::{Monitor, Proc};
+use crate::supervisor::runner::Effects;
 use crate::supervisor::state::{RunId, StopWhy, Unit};
 
 impl Effects<'_> {

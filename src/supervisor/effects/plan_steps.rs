@@ -2,9 +2,10 @@
 //! integration test (a blocking thread), a plan's preparation (its worktree, upstream merges,
 //! setup) and its merge by the merge train (with its resolver's notes).
 
-use super::{Effects, Msg, recv_signal};
+use super::Msg;
 use crate::status::StatusDoc;
 use crate::supervisor::core::Input;
+use crate::supervisor::runner::{Effects, recv_signal};
 
 impl Effects<'_> {
     /// Runs one integration test on a blocking thread; the report's failure is kept for the

@@ -7,26 +7,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Effects, View, spec_of};
+use super::spec_of;
 use crate::supervisor::context::PlanCtx;
 use crate::supervisor::core::{Core, Input, Replan, Structure};
 use crate::supervisor::event::Event;
-use crate::supervisor::replan::{self as inputs, Fingerprint};
+use crate::supervisor::replan as inputs;
+use crate::supervisor::runner::{Effects, View};
 use crate::supervisor::state::{Unit, named};
 use crate::workspace::Workspace;
-
-/// What the run knows of its watched inputs.
-#[derive(Default)]
-pub(crate) struct Replanning {
-    /// The files whose change is a re-plan.
-    pub(crate) inputs: Vec<PathBuf>,
-    /// Their contents as last applied or reported: the same state is not read twice.
-    pub(crate) seen: Option<Fingerprint>,
-    /// Kept alive while the run watches.
-    pub(crate) watcher: Option<notify::RecommendedWatcher>,
-    /// A valid edit waits for running tasks it removes: tried again as the run goes on.
-    pub(crate) waiting: Option<String>,
-}
 
 impl Effects<'_> {
     /// Starts watching the run's inputs (`tx` hears of their changes).

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::{Effects, Msg, facts_of};
+use super::Msg;
 use crate::status;
 use crate::supervisor::core::reread::{self, Change};
 use crate::supervisor::core::{Core, Input};
+use crate::supervisor::runner::{Effects, facts_of};
 use crate::supervisor::state::TaskFacts;
 
 impl Effects<'_> {

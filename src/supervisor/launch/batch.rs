@@ -13,7 +13,8 @@ use crate::status::{self, RunInfo, Transition, TransitionOptions};
 use crate::supervisor::attempt::Proc;
 use crate::supervisor::context::PlanCtx;
 use crate::supervisor::core::Input;
-use crate::supervisor::effects::{Effects, Msg};
+use crate::supervisor::msg::Msg;
+use crate::supervisor::runner::Effects;
 use crate::supervisor::state::{RunId, Unit};
 
 impl Effects<'_> {
