@@ -41,6 +41,8 @@ pub(crate) enum Landed {
     AlreadyIn,
     /// Nothing moved (or what moved was put back): why.
     Refused(String),
+    /// A `verify` or `verify_all` on the combination was red (or could not run): nothing moved.
+    VerifyFailed(String),
 }
 
 /// The home repository's work dir and the manifest: what a landing needs.
@@ -65,7 +67,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn target_of(&self, repo: &str) -> String {
+    /// The target branch of repository `repo` (`home`: `defaults.target`).
+    pub(crate) fn target_of(&self, repo: &str) -> String {
         match self.manifest.repos.iter().find(|r| r.name == repo) {
             Some(r) => r.target.clone(),
             None => self.manifest.defaults.target.clone(),
@@ -149,7 +152,7 @@ impl Ctx<'_> {
             return Landed::AlreadyIn;
         }
         if let Err(why) = self.verify(group, &parts, say) {
-            return Landed::Refused(why);
+            return Landed::VerifyFailed(why);
         }
         self.move_all(group, parts)
     }
