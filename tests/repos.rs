@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use support::Repo;
 use support::three::{
     PLAN, Three, exists, finished_three, mains, no_landing_left, plan_table, repo_table,

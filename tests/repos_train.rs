@@ -33,7 +33,8 @@ fn train_run(how: &str, extra: &str) -> (Three, tempfile::TempDir, i32, Vec<Valu
     let journal = tempfile::tempdir().expect("journal");
     let (defaults, args): (String, Vec<&str>) = match how {
         "--merge" => (extra.to_string(), vec!["up", "--merge", "--json"]),
-        _ => (format!("auto_merge = true\n{extra}"), vec!["up", "--json"]),
+        "auto_merge" => (format!("auto_merge = true\n{extra}"), vec!["up", "--json"]),
+        _ => (extra.to_string(), vec!["up", "--json"]),
     };
     run_manifest(&t, journal.path(), &defaults, "depends_on = [\"v2:1\"]\n");
     let (code, out, err) = t.home.run(&args);
@@ -159,4 +160,89 @@ fn a_red_verify_in_the_train_moves_no_target_and_names_the_combination() {
             assert!(t.home.git(&["show", "main:docs.txt"]).contains("1.1"));
         }
     }
+}
+
+/// The integration preview of `orch up` (`integrate = "0s"`) tests each repository's candidate
+/// and `verify_all` on the combination; `orch status` shows its result over every repository's
+/// plans; `orch integrate` says the same.
+#[test]
+fn the_preview_tests_every_repository_and_status_shows_it() {
+    // Green: the three plans tested, api's and client's with their repository.
+    let green = format!("integrate = \"0s\"\n{GREEN_ALL}");
+    let (t, _journal, code, ev, all) = train_run("none", &green.replace("auto_merge", ""));
+    assert_eq!(code, 0, "{all}");
+    // (While the client had no commit yet, verify_all was red: the last test is green.)
+    let last = ev
+        .iter()
+        .rfind(|e| e["event"] == "integration_failed" || e["event"] == "integration_fixed");
+    assert!(
+        last.is_none_or(|e| e["event"] == "integration_fixed"),
+        "{all}"
+    );
+    let (code, out, err) = t.home.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("status json");
+    let integration = &v["integration"];
+    assert_eq!(integration["result"], "green", "{integration}");
+    let tested = integration["tested"].as_array().expect("tested");
+    let repo_of = |plan: &str| {
+        tested
+            .iter()
+            .find(|t| t["plan"] == plan)
+            .map(|t| t["repo"].clone())
+            .unwrap_or_else(|| panic!("{plan} not tested: {integration}"))
+    };
+    assert_eq!(repo_of("v2"), "api");
+    assert_eq!(repo_of("client-v2"), "client");
+    assert_eq!(repo_of("docs"), Value::Null);
+    let (_, text, _) = t.home.run(&["status"]);
+    assert!(text.contains("integration: green (3 plans"), "{text}");
+
+    // Red: verify_all fails on the combination; the preview names the group and the
+    // combination, the status says so, nothing moved.
+    let red = "integrate = \"0s\"\nverify_all = [\"sh\", \"-c\", \"ls \\\"$ORCH_REPO_API\\\" \\\"$ORCH_REPO_CLIENT\\\"; exit 3\"]\n";
+    let (t, _journal, code, ev, all) = train_run("none", red);
+    assert_eq!(code, 0, "{all}");
+    let before = mains(&t);
+    let failed = named(&ev, "integration_failed");
+    assert!(!failed.is_empty(), "{all}");
+    let last = failed.last().expect("failed");
+    assert_eq!(
+        last["plans"],
+        serde_json::json!(["v2", "client-v2"]),
+        "{last}"
+    );
+    let (_, text, _) = t.home.run(&["status"]);
+    assert!(
+        text.contains(
+            "integration: red: v2 + client-v2: verify_all failed on the combination api `main` at"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("client `main` at"), "{text}");
+    // The log of the preview's verify_all holds what it saw: both candidates side by side.
+    let log = t
+        .home
+        .root()
+        .join(".orch/logs/integration-v2/merge-verify.log");
+    let seen = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        seen.contains("v2.txt") && seen.contains("client-v2.txt"),
+        "{seen}"
+    );
+    // orch integrate says the same, and the preview moved no target.
+    let (code, out, err) = t.home.run(&["integrate"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("`v2` + `client-v2` break together"),
+        "{out}{err}"
+    );
+    assert_eq!(mains(&t), before);
+    no_landing_left(&t);
+    assert!(
+        !t.home
+            .root()
+            .join(".orch/worktrees/.integration-v2")
+            .exists()
+    );
 }
