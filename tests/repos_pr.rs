@@ -186,3 +186,31 @@ fn each_plan_gets_its_pull_request_in_its_repository_linking_its_group() {
     let calls = gh_calls(state.path());
     assert_eq!(calls.iter().filter(|(_, a)| a[1] == "create").count(), 3);
 }
+
+#[test]
+fn the_review_loop_never_follows_a_pull_request_of_another_repository_at_home() {
+    let (t, _journal) = finished_three("");
+    for (r, n) in [(&t.home, "home"), (&t.api, "api"), (&t.client, "client")] {
+        with_remote(r, n);
+    }
+    let state = tempfile::tempdir().expect("state");
+    let (code, out, err) = pr(&t, state.path(), &["--watch", "--once", "--json"]);
+    let all = format!("{out}\n{err}");
+    for (plan, repo) in [("v2", "api"), ("client-v2", "client")] {
+        assert!(
+            all.contains(&format!(
+                "plan `{plan}` changes repository `{repo}`: the review loop follows pull requests of the home repository only"
+            )),
+            "{all}"
+        );
+    }
+    assert_eq!(code, 1, "{all}");
+    // No `gh pr view` of their numbers ran in the home repository.
+    let calls = gh_calls(state.path());
+    let views: Vec<_> = calls.iter().filter(|(_, a)| a[1] == "view").collect();
+    assert!(
+        views.iter().all(|(dir, _)| dir == t.home.root()),
+        "{calls:?}"
+    );
+    assert!(views.len() <= 1, "only the home plan's: {calls:?}");
+}
