@@ -4,49 +4,11 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{Repo, disk_snapshot};
-
-/// Three repositories in one directory: `home` (plans.toml), `api`, `client`.
-struct Three {
-    _dir: tempfile::TempDir,
-    home: Repo,
-    api: Repo,
-    client: Repo,
-}
-
-impl Three {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let make = || Repo::builder().under(dir.path()).canonical().build();
-        let (home, api, client) = (make(), make(), make());
-        Three {
-            _dir: dir,
-            home,
-            api,
-            client,
-        }
-    }
-
-    /// `../<dir name>` of `repo`, as plans.toml names it.
-    fn rel(repo: &Repo) -> String {
-        let name = repo.root().file_name().expect("name").to_string_lossy();
-        format!("../{name}")
-    }
-
-    /// Every file and ref of the three repositories.
-    fn snapshot(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for r in [&self.home, &self.api, &self.client] {
-            out.push(format!("{:?}", disk_snapshot(r.root())));
-            out.push(r.refs());
-        }
-        out
-    }
-}
-
-const PLAN: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n";
+use support::Repo;
+use support::three::{
+    PLAN, Three, exists, finished_three, mains, no_landing_left, plan_table, repo_table,
+    run_manifest,
+};
 
 /// `[defaults]` and one agent: lines 1–5.
 const HEAD: &str = "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n";
@@ -72,14 +34,6 @@ fn refused(three: &Three, toml: &str, expect: &[&str]) {
     }
     assert!(!all.contains("panicked"), "{all}");
     assert_eq!(three.snapshot(), before, "orch check changed something");
-}
-
-fn repo_table(name: &str, path: &str) -> String {
-    format!("\n[[repo]]\nname = \"{name}\"\npath = \"{path}\"\n")
-}
-
-fn plan_table(name: &str, file: &str, extra: &str) -> String {
-    format!("\n[[plan]]\nname = \"{name}\"\nfile = \"plans/{file}.md\"\n{extra}")
 }
 
 #[test]
@@ -220,35 +174,6 @@ fn check_refuses_duplicate_repository_names() {
         &bad_land,
         &["plans.toml:15:", "lands with unknown plan `ghost`"],
     );
-}
-
-/// The manifest of the end-to-end runs: plan `v2` in api (two phases), `client-v2` in client
-/// (`client_deps` its extra lines), `docs` in the home repository; every agent
-/// `repos_agent.sh` recording into `journal`.
-fn run_manifest(t: &Three, journal: &Path, defaults: &str, client_deps: &str) {
-    let two = "# V2\n\n## Phase 1: Endpoint\n- [ ] 1.1 Add the endpoint\n\n## Phase 2: Docs\n- [ ] 2.1 Document it\n";
-    t.home.write("plans/v2.md", two);
-    t.home.write("plans/client.md", PLAN);
-    t.home.write("plans/docs.md", PLAN);
-    let toml = format!(
-        "[defaults]\nagent = \"a\"\nretries = 0\n{defaults}\n[agents.a]\ncommand = {}\n{}{}{}{}{}",
-        support::agent_at("repos_agent.sh", &[journal]),
-        repo_table("api", &Three::rel(&t.api)),
-        repo_table("client", &Three::rel(&t.client)),
-        plan_table("v2", "v2", "repo = \"api\"\n"),
-        plan_table(
-            "client-v2",
-            "client",
-            &format!("repo = \"client\"\n{client_deps}")
-        ),
-        plan_table("docs", "docs", ""),
-    );
-    t.home.write("plans.toml", &toml);
-    t.home.commit_all("plans");
-}
-
-fn exists(r: &Repo, rev: &str) -> bool {
-    r.git_ok(&["rev-parse", "--verify", "-q", rev])
 }
 
 #[test]
@@ -416,29 +341,6 @@ fn a_plan_waits_for_another_repository_and_reads_its_work_confined() {
 #[test]
 fn a_plan_waits_for_another_repository_and_reads_its_work_unconfined() {
     cross_repository_dependency("off");
-}
-
-/// The three repositories with every plan finished by `orch up`: `v2` (api), `client-v2`
-/// (client, waiting for `v2:1`), `docs` (home); `defaults` lines added (`verify_all`).
-fn finished_three(defaults: &str) -> (Three, tempfile::TempDir) {
-    let t = Three::new();
-    let journal = tempfile::tempdir().expect("journal");
-    run_manifest(&t, journal.path(), defaults, "depends_on = [\"v2:1\"]\n");
-    let (code, out, err) = t.home.run(&["up", "--json"]);
-    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
-    (t, journal)
-}
-
-/// The tips of api's and client's `main`.
-fn mains(t: &Three) -> (String, String) {
-    (t.api.rev("main"), t.client.rev("main"))
-}
-
-fn no_landing_left(t: &Three) {
-    for r in [&t.api, &t.client, &t.home] {
-        assert!(r.refs_under("refs/orch/landing").is_empty(), "{}", r.refs());
-    }
-    assert!(!t.home.root().join(".orch/state/landing.json").exists());
 }
 
 #[test]

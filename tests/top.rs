@@ -31,10 +31,15 @@ impl Screen {
 
     /// `orch ARGS top` with `env` added.
     fn start_with(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_sized(repo, args, env, 80)
+    }
+
+    /// [`Self::start_with`] in a terminal `cols` wide.
+    fn start_sized(repo: &Repo, args: &[&str], env: &[(&str, &str)], cols: u16) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 24,
-                cols: 80,
+                cols,
                 pixel_width: 0,
                 pixel_height: 0,
             })
@@ -74,7 +79,7 @@ impl Screen {
         Screen {
             parser: vt100::Parser::new(
                 std::num::NonZero::new(24).expect("rows"),
-                std::num::NonZero::new(80).expect("cols"),
+                std::num::NonZero::new(cols).expect("cols"),
                 0,
             ),
             bytes,
@@ -373,4 +378,29 @@ fn top_follows_color_and_no_color() {
         top.key(b"q");
         assert_eq!(top.exit_code(), 0);
     }
+}
+
+/// Plans of other repositories are named with their repository, as `orch status` names them.
+#[test]
+fn top_names_the_repository_of_a_plan() {
+    let (t, _journal) = support::three::finished_three("");
+    let mut screen = Screen::start_sized(&t.home, &[], &[], 120);
+    screen.wait("every plan with its repository", |s| {
+        s.contains("[repository api]") && s.contains("[repository client]")
+    });
+    let text = screen.text();
+    let line = |plan: &str| {
+        text.lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .any(|w| w.trim_start_matches('>') == plan)
+            })
+            .unwrap_or_else(|| panic!("no line for {plan}:\n{text}"))
+            .to_string()
+    };
+    assert!(line("v2").contains("[repository api]"), "{text}");
+    assert!(line("client-v2").contains("[repository client]"), "{text}");
+    assert!(!line("docs").contains("[repository"), "{text}");
+    screen.key(b"q");
+    assert_eq!(screen.exit_code(), 0);
 }

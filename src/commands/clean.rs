@@ -91,10 +91,19 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
                 status_says_merged: status_says_merged(&lp.status_path),
                 ..Report::default()
             };
-            let target = &manifest.defaults.target;
+            // A plan of another repository: its worktree, branch and target are there.
+            let (plan_root, plan_worktrees) = match entry.repo {
+                Some(_) => {
+                    let root = workspace::repos::root_of(&manifest, entry, &repo_root);
+                    let worktrees = root.join(&manifest.defaults.worktree_root);
+                    (root, worktrees)
+                }
+                None => (repo_root.clone(), worktree_root.clone()),
+            };
+            let target = manifest.target_of(entry);
             let cleaned = clean_branch(
-                &repo_root,
-                &worktree_root,
+                &plan_root,
+                &plan_worktrees,
                 target,
                 &args,
                 &stamp,

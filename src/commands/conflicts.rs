@@ -10,7 +10,6 @@ use serde_json::json;
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::git;
-use crate::manifest::Manifest;
 use crate::workspace::{self, Selection, Workspace};
 
 /// How a pair was compared.
@@ -42,6 +41,9 @@ struct Pair {
 #[derive(Serialize)]
 struct PlanSide {
     name: String,
+    /// The `[[repo]]` it changes (absent: the home repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
     branch: String,
     /// The branch exists.
     started: bool,
@@ -64,8 +66,39 @@ pub(crate) fn run(sel: &Selection, plans: &[String], json_out: bool) -> CliResul
     let selected = ws.select(plans)?;
     let repo_root = workspace::repo_root(&manifest)?;
     let target = super::existing_target(&repo_root, &manifest)?;
-    let sides = sides(&ws, &manifest, &repo_root, &selected)?;
-    let pairs = compare(&repo_root, &target, &sides)?;
+    // Each repository's plans are compared in that repository, against its target: plans of
+    // different repositories never conflict.
+    let mut sides_all = Vec::new();
+    let mut pairs = Vec::new();
+    let repos = std::iter::once(None).chain(manifest.repos.iter().map(|r| Some(r.name.as_str())));
+    for repo in repos {
+        let mine = |lp: &crate::workspace::LoadedPlan| lp.repo.as_deref() == repo;
+        if !selected.iter().any(|&i| mine(&ws.plans[i])) {
+            continue;
+        }
+        let (root, target) = match repo.and_then(|r| manifest.repos.iter().find(|e| e.name == r)) {
+            None => (repo_root.clone(), target.clone()),
+            Some(r) => {
+                let root = r
+                    .abs_path
+                    .canonicalize()
+                    .unwrap_or_else(|_| r.abs_path.clone());
+                if git::branch_tip(&root, &r.target)
+                    .map_err(CliError::coded)?
+                    .is_none()
+                {
+                    return Err(CliError::coded(crate::git::GitError::TargetMissing {
+                        target: format!("{} (of repository `{}`)", r.target, r.name),
+                    }));
+                }
+                (root, r.target.clone())
+            }
+        };
+        let these = sides(&ws, &root, &target, &selected, mine)?;
+        pairs.extend(compare(&root, &target, &these)?);
+        sides_all.extend(these);
+    }
+    let sides = sides_all;
 
     let merge_conflict = pairs
         .iter()
@@ -86,18 +119,23 @@ pub(crate) fn run(sel: &Selection, plans: &[String], json_out: bool) -> CliResul
     })
 }
 
+/// The plans of one repository (`mine`), in `repo_root` against `target`.
 fn sides(
     ws: &Workspace,
-    manifest: &Manifest,
     repo_root: &Path,
+    target: &str,
     selected: &[usize],
+    mine: impl Fn(&crate::workspace::LoadedPlan) -> bool,
 ) -> CliResult<Vec<PlanSide>> {
-    let target = &manifest.defaults.target;
+    let manifest = ws.manifest.as_ref();
     let mut out = Vec::new();
     for (i, lp) in ws.plans.iter().enumerate() {
-        let Some(entry) = manifest.plan(&lp.name) else {
+        let Some(entry) = manifest.and_then(|m| m.plan(&lp.name)) else {
             continue;
         };
+        if !mine(lp) {
+            continue;
+        }
         let started = git::branch_tip(repo_root, &entry.branch)
             .map_err(CliError::coded)?
             .is_some();
@@ -116,6 +154,7 @@ fn sides(
         }
         out.push(PlanSide {
             name: lp.name.clone(),
+            repo: lp.repo.clone(),
             branch: entry.branch.clone(),
             started,
             task_files,

@@ -128,7 +128,7 @@ pub(super) fn run(
                     ));
                 }
             }
-            Landed::Refused(why) => {
+            Landed::Refused(why) | Landed::VerifyFailed(why) => {
                 code = exit::INCOMPLETE;
                 v["result"] = json!("not-landed");
                 v["reason"] = json!(why);
@@ -145,16 +145,8 @@ pub(super) fn run(
     Ok(code)
 }
 
-/// The plans with a task not finished.
 fn unfinished(ws: &Workspace) -> CliResult<BTreeSet<String>> {
-    let docs = workspace::read_statuses(ws, None)?;
-    Ok(ws
-        .plans
-        .iter()
-        .zip(&docs)
-        .filter(|(_, d)| d.entries().any(|e| !e.status.is_finished()))
-        .map(|(p, _)| p.name.clone())
-        .collect())
+    crate::merge::together::now::unfinished(ws)
 }
 
 /// Of `names`, the plans whose every task is finished (what `orch merge` without names takes).

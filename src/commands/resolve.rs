@@ -66,6 +66,24 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
         true,
         "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists",
     )?;
+    // Resolution by agent works in the home repository (its resolution worktree, its merge
+    // train's verify): a plan of another repository is refused before anything is read or made.
+    if let Some(r) = manifest.repo_of(&args.plan) {
+        return Err(crate::error::CliError::new(
+            exit::REFUSED,
+            anyhow::anyhow!(
+                "plan `{}` changes repository `{}`: `orch resolve` resolves plans of the home repository only",
+                args.plan,
+                r.name
+            ),
+        )
+        .with_hint(format!(
+            "merge `{}` into its branch `{}` by hand in `{}`, then `orch merge` lands its group",
+            r.target,
+            manifest.plan(&args.plan).map_or("", |e| e.branch.as_str()),
+            r.path.display()
+        )));
+    }
     if args.dry_run {
         match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)? {
             Some(prompt) if args.json => {

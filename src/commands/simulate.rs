@@ -203,13 +203,17 @@ impl Report<'_> {
                     .iter()
                     .map(|s| {
                         let (p, t) = self.graph.task_of(s.node).unwrap_or((0, 0));
-                        json!({
+                        let mut v = json!({
                             "plan": self.ws.plans[p].name,
                             "task": self.plans[p].tasks[t].id,
                             "slot": s.slot,
                             "start_s": s.start,
                             "end_s": s.end,
-                        })
+                        });
+                        if let Some(r) = &self.ws.plans[p].repo {
+                            v["repo"] = json!(r);
+                        }
+                        v
                     })
                     .collect();
                 json!({
@@ -229,6 +233,15 @@ impl Report<'_> {
             .collect();
         json!({
             "plans": self.selected.iter().map(|&p| self.ws.plans[p].name.clone()).collect::<Vec<_>>(),
+            // Each plan's repository (`home` for the manifest's), as `orch status --json` says.
+            "repos": self
+                .selected
+                .iter()
+                .map(|&p| {
+                    let repo = self.ws.plans[p].repo.as_deref().unwrap_or("home");
+                    (self.ws.plans[p].name.clone(), json!(repo))
+                })
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
             "tasks": tasks,
             "estimated_tasks": estimated,
             "default_duration_s": self.model.default_s,
@@ -248,10 +261,16 @@ impl Report<'_> {
 
     fn text(&self, runs: &[Outcome], width: usize) -> String {
         let (tasks, estimated) = self.counts();
-        let names: Vec<&str> = self
+        let names: Vec<String> = self
             .selected
             .iter()
-            .map(|&p| self.ws.plans[p].name.as_str())
+            .map(|&p| {
+                let lp = &self.ws.plans[p];
+                match &lp.repo {
+                    Some(r) => format!("{} [repository {r}]", lp.name),
+                    None => lp.name.clone(),
+                }
+            })
             .collect();
         let mut out = String::new();
         let durations = match self.model.seed {

@@ -61,7 +61,7 @@ pub(crate) fn run(sel: &Selection, plans: Vec<String>, json_out: bool) -> CliRes
             ..Report::default()
         };
         let worktree = manifest.worktree_path(p.name());
-        match skip_reason(p, &worktree, &manifest.defaults.target) {
+        match skip_reason(p, &infos, &worktree, &manifest.defaults.target) {
             Some(reason) => report.reason = Some(reason),
             None => sync_one(
                 &ws,

@@ -144,7 +144,7 @@ impl<'a> PrRun<'a> {
                 action: "skipped",
                 reason: Some(format!(
                     "already merged into `{}` ({})",
-                    self.target,
+                    self.manifest.target_of(&p.entry),
                     p.landed.as_deref().unwrap_or_default()
                 )),
                 ..PrStep::default()
@@ -153,13 +153,96 @@ impl<'a> PrRun<'a> {
             steps.push(step);
         }
         // Branches pushed in this run (a base outside the run is pushed once, before its user).
-        let mut pushed: Vec<String> = Vec::new();
+        let mut pushed: Vec<(PathBuf, String)> = Vec::new();
+        let mut links: HashMap<String, String> = HashMap::new();
+        let mut done = Vec::new();
         for &i in &self.order {
-            let step = self.one(i, dry_run, &mut pushed)?;
+            let step = self.one(i, dry_run, &mut pushed, &links)?;
+            if let Some(url) = &step.url {
+                links.insert(step.plan.clone(), url.clone());
+            }
+            done.push((i, step));
+        }
+        // The pull requests of a group of several repositories link one another: those opened
+        // before the others of their group get a body with every link.
+        for (i, mut step) in done {
+            if !dry_run && self.group_of(i).len() > 1 {
+                self.relink(i, &mut step, &links)?;
+            }
             report(&step);
             steps.push(step);
         }
         Ok(steps)
+    }
+
+    /// The work dir of plan `i`'s repository.
+    fn root_of(&self, i: usize) -> PathBuf {
+        workspace::repos::root_of(self.manifest, &self.infos[i].entry, &self.repo_root)
+    }
+
+    /// The target branch of plan `i`'s repository.
+    fn target_of(&self, i: usize) -> String {
+        self.manifest.target_of(&self.infos[i].entry).to_string()
+    }
+
+    /// The plans plan `i` lands with (itself included), in the order their repositories'
+    /// targets move, each with its repository; just itself when it lands alone.
+    fn group_of(&self, i: usize) -> Vec<(String, String)> {
+        let name = self.infos[i].name().to_string();
+        let (groups, _) = super::together::groups(self.manifest, std::slice::from_ref(&name));
+        let Some(g) = groups.into_iter().find(|g| g.plans.contains(&name)) else {
+            return vec![(name, crate::manifest::HOME_REPO.to_string())];
+        };
+        g.repos
+            .iter()
+            .flat_map(|r| {
+                g.plans_of(self.manifest, r)
+                    .into_iter()
+                    .map(|p| (p.name.clone(), r.clone()))
+            })
+            .collect()
+    }
+
+    /// Plan `i`'s pull request's body written again with the links of every other of its
+    /// group (`gh pr edit N --body-file`, in its repository).
+    fn relink(
+        &self,
+        i: usize,
+        step: &mut PrStep,
+        links: &HashMap<String, String>,
+    ) -> CliResult<()> {
+        let Some(number) = step.number else {
+            return Ok(());
+        };
+        let (_, deps) = self.base_of(i)?;
+        let body = self.body(i, &deps, links);
+        if body == step.body {
+            return Ok(());
+        }
+        let p = &self.infos[i];
+        let body_file = self.body_file(p.name());
+        write_body(&body_file, &body).map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                anyhow!(
+                    "plan `{}`: cannot write the pull request body `{}`: {e}",
+                    p.name(),
+                    body_file.display()
+                ),
+            )
+        })?;
+        let edit = argv(&[
+            "gh",
+            "pr",
+            "edit",
+            &number.to_string(),
+            "--body-file",
+            &body_file.display().to_string(),
+        ]);
+        self.exec(&self.root_of(i), p.name(), &edit)?;
+        step.commands.push(edit);
+        step.body = body;
+        Ok(())
     }
 
     /// The base of plan `i` and the plans it depends on, each with how it stands.
@@ -168,15 +251,30 @@ impl<'a> PrRun<'a> {
         let by_name: HashMap<&str, &PlanInfo> = self.infos.iter().map(|p| (p.name(), p)).collect();
         let mut base = None;
         let mut deps = Vec::new();
+        let (root, target) = (self.root_of(i), self.target_of(i));
         for u in &p.upstreams {
             let Some(up) = by_name.get(u.as_str()) else {
                 continue;
             };
-            let merged = upstream_landed(up, &self.repo_root, &self.target).map_err(|e| {
+            if up.entry.repo != p.entry.repo {
+                // A plan of another repository is never a base: its pull request is in its own
+                // repository, and lands with this one (see the body's "Lands together").
+                let repo = up
+                    .entry
+                    .repo
+                    .as_deref()
+                    .unwrap_or(crate::manifest::HOME_REPO);
+                deps.push((
+                    u.clone(),
+                    format!("a plan of repository `{repo}` (branch `{}`)", up.branch()),
+                ));
+                continue;
+            }
+            let merged = upstream_landed(up, &root, &target).map_err(|e| {
                 CliError::coded(e).with_hint(format!("while reading plan `{}`", p.name()))
             })?;
             if merged {
-                deps.push((u.clone(), format!("merged into `{}`", self.target)));
+                deps.push((u.clone(), format!("merged into `{target}`")));
             } else if base.is_none() {
                 base = Some(up.branch().to_owned());
                 deps.push((
@@ -193,13 +291,21 @@ impl<'a> PrRun<'a> {
                 ));
             }
         }
-        Ok((base.unwrap_or_else(|| self.target.clone()), deps))
+        Ok((base.unwrap_or(target), deps))
     }
 
-    fn one(&self, i: usize, dry_run: bool, pushed: &mut Vec<String>) -> CliResult<PrStep> {
+    fn one(
+        &self,
+        i: usize,
+        dry_run: bool,
+        pushed: &mut Vec<(PathBuf, String)>,
+        links: &HashMap<String, String>,
+    ) -> CliResult<PrStep> {
         let p = &self.infos[i];
+        // Each plan's push and pull request in its own repository.
+        let (root, target) = (self.root_of(i), self.target_of(i));
         let (base, deps) = self.base_of(i)?;
-        let body = self.body(i, &deps);
+        let body = self.body(i, &deps, links);
         // The plan's title is a landed plan file's text: one line, control characters escaped.
         let title = format!(
             "{}: {}",
@@ -213,27 +319,31 @@ impl<'a> PrRun<'a> {
         };
         // A base that is a plan branch outside the run (an unfinished upstream plan) must exist
         // on the remote before the pull request can use it.
-        if base != self.target
-            && !pushed.contains(&base)
-            && !self.order.iter().any(|&j| self.infos[j].branch() == base)
+        if base != target
+            && !pushed.contains(&(root.clone(), base.clone()))
+            && !self
+                .order
+                .iter()
+                .any(|&j| self.infos[j].branch() == base && self.root_of(j) == root)
         {
             commands.push(push(&base));
         }
         commands.push(push(p.branch()));
         if !dry_run {
             for argv in &commands {
-                self.exec(p.name(), argv)?;
+                self.exec(&root, p.name(), argv)?;
             }
         }
         for argv in &commands {
-            pushed.push(
+            pushed.push((
+                root.clone(),
                 argv[3]
                     .rsplit(':')
                     .next()
                     .unwrap_or_default()
                     .trim_start_matches("refs/heads/")
                     .to_string(),
-            );
+            ));
         }
         let list = [
             argv(&["gh", "pr", "list", "--head", p.branch(), "--state", "open"]),
@@ -244,14 +354,14 @@ impl<'a> PrRun<'a> {
         // update from a new pull request then, and says so.
         let mut note = None;
         let listed = if dry_run {
-            self.output(&list).unwrap_or_else(|why| {
+            self.output(&root, &list).unwrap_or_else(|why| {
                 note = Some(format!(
                     "`gh pr list` could not run ({why}): if a pull request is open for the branch, `orch pr` updates it instead"
                 ));
                 "[]".to_string()
             })
         } else {
-            self.exec(p.name(), &list)?
+            self.exec(&root, p.name(), &list)?
         };
         commands.push(list.clone());
         let existing = parse_list(&listed).map_err(|e| {
@@ -296,7 +406,7 @@ impl<'a> PrRun<'a> {
                 ]
                 .concat();
                 if !dry_run {
-                    self.exec(p.name(), &edit)?;
+                    self.exec(&root, p.name(), &edit)?;
                 }
                 step.commands.push(edit);
                 step.action = if dry_run { "would_update" } else { "updated" };
@@ -311,7 +421,7 @@ impl<'a> PrRun<'a> {
                 ]
                 .concat();
                 if !dry_run {
-                    let out = self.exec(p.name(), &create)?;
+                    let out = self.exec(&root, p.name(), &create)?;
                     step.url = out
                         .lines()
                         .map(str::trim)
@@ -339,8 +449,9 @@ impl<'a> PrRun<'a> {
 
     /// The pull request's body: the plan's tasks with their commits, its checks, the plans it
     /// depends on.
-    fn body(&self, i: usize, deps: &[(String, String)]) -> String {
+    fn body(&self, i: usize, deps: &[(String, String)], links: &HashMap<String, String>) -> String {
         let p = &self.infos[i];
+        let target = self.target_of(i);
         let lp = &self.ws.plans[p.index];
         let doc = &self.docs[p.index];
         let mut out = format!(
@@ -356,6 +467,24 @@ impl<'a> PrRun<'a> {
         for (name, how) in deps {
             out.push_str(&format!("- `{name}`: {}\n", markdown(how)));
         }
+        let group = self.group_of(i);
+        if group.len() > 1 {
+            out.push_str("\n## Lands together\n\n");
+            out.push_str(
+                "These pull requests land all together or not at all (`orch merge` lands them so). Merge them in this order:\n\n",
+            );
+            for (n, (name, repo)) in group.iter().enumerate() {
+                let me = if *name == p.name() { " (this one)" } else { "" };
+                let link = links
+                    .get(name)
+                    .map(|u| format!(": {}", markdown(u)))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "{}. `{name}` in repository `{repo}`{me}{link}\n",
+                    n + 1
+                ));
+            }
+        }
         out.push_str("\n## Tasks\n\n");
         for t in &doc.tasks {
             out.push_str(&format!("- {}\n", entry_line(t)));
@@ -370,7 +499,7 @@ impl<'a> PrRun<'a> {
             out.push_str(&format!(
                 "- `{}` runs on the merge result before `{}` moves (`orch merge`)\n",
                 markdown(&super::verify::shown(verify)),
-                self.target
+                target
             ));
             any = true;
         }
@@ -381,8 +510,8 @@ impl<'a> PrRun<'a> {
     }
 
     /// Runs `argv` in the repository; its stdout, or an error naming the plan and the command.
-    fn exec(&self, plan: &str, argv: &[String]) -> CliResult<String> {
-        self.output(argv).map_err(|why| {
+    fn exec(&self, root: &Path, plan: &str, argv: &[String]) -> CliResult<String> {
+        self.output(root, argv).map_err(|why| {
             let e = CliError::new(
                 exit::FAILURE,
                 anyhow!(
@@ -401,18 +530,18 @@ impl<'a> PrRun<'a> {
     }
 
     /// Runs `argv` in the repository: its stdout, or why it failed.
-    fn output(&self, argv: &[String]) -> Result<String, String> {
+    fn output(&self, root: &Path, argv: &[String]) -> Result<String, String> {
         // git through orch's one runner (the repository named, no hooks or fsmonitor from a
         // config a plan may have brought); `gh` as it is.
         let mut cmd = if argv[0] == "git" && argv.get(1).is_some_and(|a| a == "push") {
             // The transport as you configured it (ssh, a credential helper): not confined to
             // git's programs, as no other run of orch's git is.
-            crate::git::git_transport_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
+            crate::git::git_transport_command(crate::git::GitTarget::WorkTree(root))?
         } else if argv[0] == "git" {
-            crate::git::git_command(crate::git::GitTarget::WorkTree(&self.repo_root))?
+            crate::git::git_command(crate::git::GitTarget::WorkTree(root))?
         } else {
             let mut cmd = Command::new(&argv[0]);
-            crate::process::place(&mut cmd, &self.repo_root);
+            crate::process::place(&mut cmd, root);
             cmd.env_remove("GIT_DIR")
                 .env_remove("GIT_WORK_TREE")
                 .stdin(Stdio::null());

@@ -132,9 +132,25 @@ pub(crate) fn record_upstream(existing: Option<&Value>, merges: &[UpstreamMerge]
 
 /// Why `orch sync` leaves plan `p` (whose worktree is at `worktree`) as it is, if it does: it
 /// depends on no plan, has no branch yet, is merged into `target` already, or has no worktree.
-pub(crate) fn skip_reason(p: &PlanInfo, worktree: &Path, target: &str) -> Option<String> {
-    if p.upstreams.is_empty() {
+pub(crate) fn skip_reason(
+    p: &PlanInfo,
+    infos: &[PlanInfo],
+    worktree: &Path,
+    target: &str,
+) -> Option<String> {
+    let same_repo = |u: &String| {
+        infos
+            .iter()
+            .any(|i| i.name() == u && i.entry.repo == p.entry.repo)
+    };
+    if let Some(repo) = &p.entry.repo {
+        Some(format!(
+            "a plan of repository `{repo}`: `orch sync` merges upstream plans of the home repository only (`orch up` moves the checkouts of the plans it waits for at its task boundaries)"
+        ))
+    } else if p.upstreams.is_empty() {
         Some("depends on no other plan".into())
+    } else if !p.upstreams.iter().any(same_repo) {
+        Some("depends on plans of other repositories only: `orch up` moves their checkouts at its task boundaries".into())
     } else if p.tip.is_none() {
         Some(format!("not started: no branch `{}`", p.branch()))
     } else if let Some(how) = &p.landed {
@@ -170,6 +186,9 @@ pub(crate) fn sync_and_record(
         .upstreams
         .iter()
         .filter_map(|u| infos.iter().find(|i| i.name() == u))
+        // An upstream plan of another repository has no branch here: its work reaches the
+        // plan through its read-only checkout, never by a merge.
+        .filter(|u| u.entry.repo == p.entry.repo)
         .map(|u| (u.name().to_owned(), u.branch().to_owned()))
         .collect();
     let target = SyncTarget {

@@ -81,6 +81,14 @@ pub(crate) fn watch(
         let Some(entry) = lp.manifest.plans.iter().find(|p| p.name == *plan) else {
             continue;
         };
+        if let Some(repo) = &entry.repo {
+            // The loop reads and pushes in the home repository: a pull request of another
+            // repository is never followed there (it would be another repository's number).
+            lp.errors += 1;
+            lp.event(json!({"event": "review_error", "plan": plan, "number": number,
+                "error": format!("plan `{plan}` changes repository `{repo}`: the review loop follows pull requests of the home repository only")}));
+            continue;
+        }
         let path = state::path(&lp.state_dir, plan);
         let mut st = state::load(&path).map_err(|e| CliError::new(exit::STATE, anyhow!(e)))?;
         let st = st.get_or_insert_with(PrState::default);
@@ -168,6 +176,7 @@ pub(crate) fn resume(sel: &Selection, emit: &mut dyn FnMut(&Value)) -> CliResult
         .manifest
         .plans
         .iter()
+        .filter(|p| p.repo.is_none())
         .map(|p| (p.name.clone(), p.branch.clone()))
         .collect();
     for (order, (plan, branch)) in plans.into_iter().enumerate() {

@@ -711,7 +711,9 @@ mod tests {
                     plan: Some("lib".into()),
                     branch: "plan/lib".into(),
                     commit: "abc".into(),
+                    repo: None,
                 }],
+                reason: None,
             })),
         };
         let on = ctx(true);

@@ -43,6 +43,15 @@ pub(crate) struct CoreConfig {
     pub(crate) ask_grace: Duration,
 }
 
+/// One plan's part of a group's landing ([`Input::Landed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LandedPlan {
+    pub(crate) plan: usize,
+    /// Its repository's target branch.
+    pub(crate) target: String,
+    pub(crate) outcome: PlanMergeOutcome,
+}
+
 /// The longest pause of an agent whose client named no reset time.
 pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(30 * 60);
 
@@ -123,6 +132,9 @@ pub(crate) enum Input {
         plan: usize,
         outcome: PlanMergeOutcome,
     },
+    /// The merge train landed a group of plans of several repositories (or could not): each
+    /// plan's outcome and its repository's target, in the order the targets moved.
+    Landed { outcomes: Vec<LandedPlan> },
     /// The integration test is over: its report, or why it could not run.
     Integrated {
         result: Result<crate::merge::integrate::IntegrationReport, String>,
@@ -216,6 +228,9 @@ pub(crate) enum Action {
     },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
+    /// Land a group of finished plans of several repositories all together or not at all
+    /// (`plans[0]` names the group); answer [`Input::Landed`].
+    Land { plans: Vec<usize> },
     /// Plan `plan` is finished and its tasks ran in task worktrees: remove its pool (a slot
     /// with changes nobody committed is left for `orch clean`). No answer; the run waits for
     /// it before it ends.
@@ -457,6 +472,11 @@ impl Core {
                 self.branches_moved();
                 self.target_moved();
                 self.on_merged(plan, outcome, &mut out);
+            }
+            Input::Landed { outcomes } => {
+                self.branches_moved();
+                self.target_moved();
+                self.on_landed(outcomes, &mut out);
             }
             Input::Integrated { result } => self.on_integrated(result, &mut out),
             Input::PlanHeld { plan, held } => self.on_held(plan, held, &mut out),

@@ -395,6 +395,15 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
             .as_ref()
             .and_then(|m| m.plan(&entry.name))
             .is_some_and(|e| e.resolve.is_some() && e.resolve_verify),
+        land_with: ws.manifest.as_ref().map_or_else(Vec::new, |m| {
+            let (groups, _) = crate::merge::together::groups(m, std::slice::from_ref(&entry.name));
+            groups
+                .iter()
+                .flat_map(|g| &g.plans)
+                .filter(|n| **n != entry.name)
+                .filter_map(|n| ws.plans.iter().position(|lp| &lp.name == n))
+                .collect()
+        }),
     }
 }
 
@@ -570,6 +579,10 @@ impl Effects<'_> {
                 // The merge reads the plan's commits from its status file.
                 self.flush_records();
                 self.merge(plan);
+            }
+            Action::Land { plans } => {
+                self.flush_records();
+                self.land(plans);
             }
             Action::Integrate => self.integrate(),
             Action::DropPool { plan } => {

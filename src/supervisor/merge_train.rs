@@ -21,16 +21,53 @@ pub(crate) async fn run_merge(
     notify: Told,
 ) -> PlanMergeOutcome {
     let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
-    let mut merging = tokio::task::spawn_blocking(move || {
+    let merging = tokio::task::spawn_blocking(move || {
         let runner: std::sync::Arc<dyn crate::merge::resolve::RunAgent> =
             std::sync::Arc::new(super::resolver::AgentRunner::current());
         crate::merge::merge_plan_now_with(&manifest, &name, Some((runner, notify)))
     });
+    match interruptible(merging).await {
+        Ok(report) => report.outcome,
+        Err(e) => PlanMergeOutcome::Error {
+            reason: format!("the merge of plan `{plan}` stopped: {e}"),
+        },
+    }
+}
+
+/// Lands the group of `plan` (plans of several repositories) all together or not at all, as
+/// `orch merge` does ([`crate::merge::together::now`]), on a blocking thread; Ctrl-C reaches its
+/// verify commands as it reaches a merge's.
+pub(crate) async fn run_landing(
+    manifest: &std::path::Path,
+    plan: &str,
+) -> Vec<crate::merge::together::now::PlanLanded> {
+    let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
+    let landing = tokio::task::spawn_blocking(move || {
+        crate::merge::together::now::land_group_now(&manifest, &name)
+    });
+    match interruptible(landing).await {
+        Ok(landed) => landed,
+        Err(e) => vec![crate::merge::together::now::PlanLanded {
+            plan: plan.to_string(),
+            repo: String::new(),
+            target: String::new(),
+            outcome: PlanMergeOutcome::Error {
+                reason: format!("the landing of plan `{plan}`'s group stopped: {e}"),
+            },
+        }],
+    }
+}
+
+/// Waits for `task`; the first Ctrl-C meanwhile asks the merge to stop before a target moves,
+/// the second kills its verify command.
+async fn interruptible<T>(
+    mut task: tokio::task::JoinHandle<T>,
+) -> Result<T, tokio::task::JoinError> {
     let mut sigint = signal(SignalKind::interrupt()).ok();
     let mut signals = 0;
-    let joined = loop {
+    loop {
         tokio::select! {
-            joined = &mut merging => break joined,
+            joined = &mut task => return joined,
             Some(()) = recv_signal(&mut sigint) => {
                 signals += 1;
                 if signals == 1 {
@@ -40,11 +77,5 @@ pub(crate) async fn run_merge(
                 }
             }
         }
-    };
-    match joined {
-        Ok(report) => report.outcome,
-        Err(e) => PlanMergeOutcome::Error {
-            reason: format!("the merge of plan `{plan}` stopped: {e}"),
-        },
     }
 }

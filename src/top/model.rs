@@ -37,6 +37,8 @@ pub struct PlanRow {
     pub forecast: String,
     /// Its pull request under review (`orch pr --watch`): `PR #7, round 2 of 3, …`, or empty.
     pub(crate) review: String,
+    /// The `[[repo]]` it changes; `None`: the home repository.
+    pub(crate) repo: Option<String>,
 }
 
 /// One task shown (running or failed).
@@ -208,6 +210,7 @@ impl Source {
             let doc = docs[p].as_ref();
             let mut row = PlanRow {
                 name: lp.name.clone(),
+                repo: lp.repo.clone(),
                 total: lp.plan.tasks.len(),
                 ..PlanRow::default()
             };
@@ -232,10 +235,7 @@ impl Source {
                     st,
                     TaskStatus::InProgress | TaskStatus::Failed | TaskStatus::NeedsInput
                 ) {
-                    let log = self
-                        .log_root
-                        .join(&lp.name)
-                        .join(format!("{}.log", task.id));
+                    let log = self.log_dir(&lp.name).join(format!("{}.log", task.id));
                     stamps.insert(log.clone(), FileStamp::of(&log));
                     let mut tr = self.task_row(lp, task, entry, st, &log);
                     if st == TaskStatus::NeedsInput {
@@ -369,6 +369,30 @@ impl Source {
         out
     }
 
+    /// Where plan `plan`'s logs are: `<log_dir>/<plan>` of its repository.
+    fn log_dir(&self, plan: &str) -> PathBuf {
+        self.repo_dir(plan, &self.log_root, |d| &d.log_dir)
+    }
+
+    /// `<dir>/<plan>` in plan `plan`'s repository: `home` (the home repository's `dir`) for a
+    /// plan of the home repository, else `of` of the defaults under its `[[repo]]`'s path.
+    fn repo_dir(
+        &self,
+        plan: &str,
+        home: &Path,
+        of: impl Fn(&crate::manifest::Defaults) -> &PathBuf,
+    ) -> PathBuf {
+        let theirs = self.ws.manifest.as_ref().and_then(|m| {
+            let r = m.repo_of(plan)?;
+            let root = r
+                .abs_path
+                .canonicalize()
+                .unwrap_or_else(|_| r.abs_path.clone());
+            Some(root.join(of(&m.defaults)))
+        });
+        theirs.unwrap_or_else(|| home.to_path_buf()).join(plan)
+    }
+
     /// Task `id` of plan `plan` as its status file says now (any status).
     pub(crate) fn row(&self, plan: &str, id: &str) -> Option<TaskRow> {
         let lp = self.ws.plans.iter().find(|p| p.name == plan)?;
@@ -376,7 +400,7 @@ impl Source {
         let doc = lp.read_status().ok()?;
         let entry = doc.entry(id);
         let st = entry.map_or(TaskStatus::Pending, |e| e.status);
-        let log = self.log_root.join(&lp.name).join(format!("{id}.log"));
+        let log = self.log_dir(&lp.name).join(format!("{id}.log"));
         Some(self.task_row(lp, task, entry, st, &log))
     }
 
@@ -406,10 +430,9 @@ impl Source {
             error: entry.and_then(|e| e.error.clone()),
             log: log.to_path_buf(),
             prompt: self
-                .log_root
-                .join(&lp.name)
+                .log_dir(&lp.name)
                 .join(format!("{}.prompt.md", task.id)),
-            worktree: self.worktree_root.join(&lp.name),
+            worktree: self.repo_dir(&lp.name, &self.worktree_root, |d| &d.worktree_root),
             commit: entry.and_then(|e| e.commit.clone()),
             waits_for: Vec::new(),
             forecast: String::new(),
@@ -425,7 +448,7 @@ impl Source {
         tr: &TaskRow,
         stamps: &mut HashMap<PathBuf, Option<FileStamp>>,
     ) -> Vec<TaskRow> {
-        let dir = self.log_root.join(&tr.plan);
+        let dir = self.log_dir(&tr.plan);
         let since = tr.started_at.map(|s| s - chrono::Duration::seconds(5));
         crate::supervisor::attempt_logs::attempt_logs(&dir, &tr.id)
             .into_iter()

@@ -285,6 +285,9 @@ fn draw_lists(
 
 fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static> {
     let mut state: Vec<String> = Vec::new();
+    if let Some(r) = &p.repo {
+        state.push(format!("[repository {r}]"));
+    }
     if p.paused {
         state.push("PAUSED".into());
     }

@@ -16,6 +16,7 @@ pub mod sink;
 pub mod sshd;
 pub mod status;
 pub mod submodules;
+pub mod three;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! touches a worktree an agent uses.
 
 pub(crate) mod blame;
+pub(crate) mod groups;
 pub(crate) mod trial;
 
 use std::collections::HashMap;
@@ -37,13 +38,18 @@ pub(crate) struct IntegrationSpec {
     /// replaced when `orch up` applies an edit of the manifest ([`Self::set_plans`]), so that a
     /// plan added during the run is in the next test.
     plans: std::sync::Arc<std::sync::Mutex<Vec<(OrderItem, String)>>>,
+    /// The manifest, for the groups of plans of several repositories ([`groups`]); replaced
+    /// with `plans`.
+    manifest: std::sync::Arc<std::sync::Mutex<Manifest>>,
 }
 
-/// Each plan of `manifest` to order, and its branch.
+/// Each plan of the home repository of `manifest` to order, and its branch (a plan of another
+/// repository is tested with its group: [`groups`]).
 fn plans_of(manifest: &Manifest) -> Vec<(OrderItem, String)> {
     manifest
         .plans
         .iter()
+        .filter(|p| p.repo.is_none())
         .map(|p| {
             let item = OrderItem {
                 name: p.name.clone(),
@@ -70,6 +76,9 @@ pub(crate) struct TriedCommit {
     pub(crate) plan: Option<String>,
     pub(crate) branch: String,
     pub(crate) commit: String,
+    /// The `[[repo]]` of a plan of another repository (absent: the home repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) repo: Option<String>,
 }
 
 /// How verify failed on the combination.
@@ -91,13 +100,21 @@ pub(crate) struct IntegrationFailure {
     /// The verify command's failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) verify: Option<VerifyFailure>,
-    /// The target's tip, then the tips of `plans`.
+    /// The target's tip, then the tips of `plans` (for a group of several repositories: each
+    /// repository's target, then the plans' tips).
     pub(crate) commits: Vec<TriedCommit>,
+    /// What failed, in words, for a group of several repositories (the combination tested and
+    /// the log of its `verify` or `verify_all`, or the conflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
 }
 
 impl IntegrationFailure {
     /// One line: `lib + app: conflict in a.rs` / `lib + app: verify exited with status 1`.
     pub(crate) fn summary(&self) -> String {
+        if let Some(why) = &self.reason {
+            return format!("{}: {why}", self.plans.join(" + "));
+        }
         let what = match (&self.conflict, &self.verify) {
             (Some(files), _) => format!("conflict in {}", files.join(", ")),
             (None, Some(v)) => match v.exit_code {
@@ -143,6 +160,7 @@ impl IntegrationSpec {
             verify: Verify::of(manifest)?,
             state_dir: manifest.root.join(&d.state_dir),
             plans: std::sync::Arc::new(std::sync::Mutex::new(plans_of(manifest))),
+            manifest: std::sync::Arc::new(std::sync::Mutex::new(manifest.clone())),
         })
     }
 
@@ -152,6 +170,10 @@ impl IntegrationSpec {
             .plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = plans_of(manifest);
+        *self
+            .manifest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = manifest.clone();
     }
 
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the
@@ -211,6 +233,8 @@ pub(crate) struct Integrator {
     cache: HashMap<String, TrialOutcome>,
     loaded: bool,
     staging: Option<crate::git::Staging>,
+    /// The trials of groups of several repositories: a failure (or `None`) by the commits.
+    groups: HashMap<String, Option<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -248,6 +272,30 @@ impl Integrator {
     }
 
     fn test_locked(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
+        let mut report = self.test_home(spec)?;
+        // Then every group of plans of several repositories, as its landing would verify it.
+        let manifest = spec
+            .manifest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let tried = groups::test(&manifest, &spec.repo_root, &mut self.groups);
+        let home: Vec<TriedCommit> = std::mem::take(&mut report.tested);
+        let mut tested: Vec<TriedCommit> = home
+            .into_iter()
+            .filter(|t| !tried.tested.iter().any(|g| g.plan == t.plan))
+            .collect();
+        tested.extend(tried.tested);
+        report.tested = tested;
+        report.trials += tried.trials;
+        if report.failure.is_none() {
+            report.failure = tried.failure;
+        }
+        Ok(report)
+    }
+
+    /// The home repository's plans: the whole combination, and on a failure the blame.
+    fn test_home(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let (target_tip, cands) = spec.candidates()?;
         let verify = spec.verify.as_ref();
         let mut trials = 0usize;
@@ -345,6 +393,7 @@ fn tried(c: &Candidate) -> TriedCommit {
         plan: Some(c.name.clone()),
         branch: c.branch.clone(),
         commit: c.tip.to_string(),
+        repo: None,
     }
 }
 
@@ -358,6 +407,7 @@ fn failure_of(
         plan: None,
         branch: target.to_string(),
         commit: target_tip.to_string(),
+        repo: None,
     }];
     commits.extend(named.iter().map(|c| tried(c)));
     let (conflict, verify) = match outcome {
@@ -381,6 +431,7 @@ fn failure_of(
         conflict,
         verify,
         commits,
+        reason: None,
     }
 }
 

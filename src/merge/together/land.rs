@@ -41,6 +41,8 @@ pub(crate) enum Landed {
     AlreadyIn,
     /// Nothing moved (or what moved was put back): why.
     Refused(String),
+    /// A `verify` or `verify_all` on the combination was red (or could not run): nothing moved.
+    VerifyFailed(String),
 }
 
 /// The home repository's work dir and the manifest: what a landing needs.
@@ -55,7 +57,8 @@ impl Ctx<'_> {
         self.home.join(&self.manifest.defaults.state_dir)
     }
 
-    fn root_of(&self, repo: &str) -> PathBuf {
+    /// The work dir of repository `repo` (`home`: the manifest's).
+    pub(crate) fn root_of(&self, repo: &str) -> PathBuf {
         match self.manifest.repos.iter().find(|r| r.name == repo) {
             Some(r) => r
                 .abs_path
@@ -65,7 +68,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn target_of(&self, repo: &str) -> String {
+    /// The target branch of repository `repo` (`home`: `defaults.target`).
+    pub(crate) fn target_of(&self, repo: &str) -> String {
         match self.manifest.repos.iter().find(|r| r.name == repo) {
             Some(r) => r.target.clone(),
             None => self.manifest.defaults.target.clone(),
@@ -148,16 +152,20 @@ impl Ctx<'_> {
         if parts.iter().all(|p| p.old == p.new) {
             return Landed::AlreadyIn;
         }
-        if let Err(why) = self.verify(group, &parts, say) {
-            return Landed::Refused(why);
+        if let Err(why) = self.verify("land", group, &parts, say) {
+            return Landed::VerifyFailed(why);
         }
         self.move_all(group, parts)
     }
 
     /// Each repository's `verify` in its candidate, then `verify_all` in the directory of all
-    /// of them; the first red one is the error, naming the combination and the log.
-    fn verify(
+    /// of them; the first red one is the error, naming the combination and the log. `kind`
+    /// names where the candidates go (`<worktree_root>/.<kind>-<group>`) and the log
+    /// (`<log_dir>/<kind>-<group>/merge-verify.log`): `land` for a landing, `integration` for
+    /// the preview, so that the two never share a directory.
+    pub(crate) fn verify(
         &self,
+        kind: &str,
         group: &Group,
         parts: &[Part],
         say: &mut dyn FnMut(String),
@@ -169,7 +177,7 @@ impl Ctx<'_> {
         let dir = self
             .home
             .join(&d.worktree_root)
-            .join(format!(".land-{}", group.name()));
+            .join(format!(".{kind}-{}", group.name()));
         git::remove_export(&dir);
         let mut env = Vec::new();
         for p in parts {
@@ -191,7 +199,12 @@ impl Ctx<'_> {
                 .map_err(|e| e.to_string())?,
             announce: Default::default(),
         };
-        let name = format!("land-{}", group.name());
+        let name = format!("{kind}-{}", group.name());
+        let after = if kind == "land" {
+            "; nothing was landed"
+        } else {
+            ""
+        };
         let log = verify.log_path(&name);
         let combination: Vec<String> = parts
             .iter()
@@ -242,12 +255,12 @@ impl Ctx<'_> {
                 Verdict::Passed => {}
                 Verdict::Failed(why) => {
                     result = Err(format!(
-                        "{what} failed on the combination {combination}: {why}; nothing was landed"
+                        "{what} failed on the combination {combination}: {why}{after}"
                     ));
                     break;
                 }
                 Verdict::Interrupted => {
-                    result = Err(format!("{what} was interrupted; nothing was landed"));
+                    result = Err(format!("{what} was interrupted{after}"));
                     break;
                 }
             }

@@ -8,6 +8,7 @@
 //! This file is the decisions without git: the groups and their orders (pure).
 
 pub(crate) mod land;
+pub(crate) mod now;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -518,12 +518,33 @@ impl Core {
 
     pub(super) fn on_merged(&mut self, p: usize, outcome: PlanMergeOutcome, out: &mut Vec<Action>) {
         self.state.merging = None;
+        let target = self.cfg.target.clone();
+        self.record_merge(p, outcome, target, out);
+    }
+
+    /// A group's landing is over: each of its plans merged or not, as one plan's merge is.
+    pub(super) fn on_landed(&mut self, outcomes: Vec<super::LandedPlan>, out: &mut Vec<Action>) {
+        self.state.merging = None;
+        for l in outcomes {
+            if l.plan < self.state.plans.len() {
+                self.record_merge(l.plan, l.outcome, l.target, out);
+            }
+        }
+    }
+
+    fn record_merge(
+        &mut self,
+        p: usize,
+        outcome: PlanMergeOutcome,
+        target: String,
+        out: &mut Vec<Action>,
+    ) {
         let plan = self.plan_name(p);
         if outcome.is_merged() {
             self.state.plans[p].merge = MergeState::Merged;
             out.push(Action::Report(Event::PlanMerged {
                 plan,
-                target: self.cfg.target.clone(),
+                target,
                 // `None` when it was in the target already.
                 commit: outcome.commit().map(str::to_string),
             }));

@@ -43,6 +43,7 @@ fn report(failing: &[&str]) -> IntegrationReport {
             plan: Some("a".into()),
             branch: "plan/a".into(),
             commit: "c".into(),
+            repo: None,
         }],
         verified: true,
         trials: 1,
@@ -52,6 +53,7 @@ fn report(failing: &[&str]) -> IntegrationReport {
             conflict: None,
             verify: None,
             commits: Vec::new(),
+            reason: None,
         }),
     }
 }
@@ -237,11 +239,13 @@ fn the_same_plans_failing_with_new_commits_are_reported_again() {
                     plan: None,
                     branch: "main".into(),
                     commit: target.into(),
+                    repo: None,
                 },
                 TriedCommit {
                     plan: Some("a".into()),
                     branch: "plan/a".into(),
                     commit: commit.into(),
+                    repo: None,
                 },
             ];
         }

@@ -387,3 +387,86 @@ fn an_attempt_that_ends_before_its_plans_worktree_is_made_is_settled_after() {
     // next, and 1.1 does not run again.
     assert_eq!(ids(&c, &plans, &launches(&out)), ["1.2"], "{out:?}");
 }
+
+#[test]
+fn the_merge_train_lands_a_group_once_every_plan_of_it_is_finished_all_together() {
+    // api (0) and client (1) land together; client waits for api to merge, not alone; docs (2)
+    // lands on its own.
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text), plan(text)];
+    let names: Vec<String> = ["api", "client", "docs"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut specs: Vec<PlanSpec> = names.iter().map(|n| spec(n)).collect();
+    specs[1].upstreams = vec![0];
+    specs[0].land_with = vec![1];
+    specs[1].land_with = vec![0];
+    let mut config = cfg(8);
+    config.auto_merge = true;
+    let mut c = core(config, &g, &plans, specs);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 3);
+    let merging = |out: &[Action]| {
+        out.iter()
+            .any(|a| matches!(a, Action::Merge { .. } | Action::Land { .. }))
+    };
+    // api finishes: its group is not, nothing lands.
+    let out = finish(&mut c, t0, l[0].0, l[0].1);
+    assert!(!merging(&out), "{out:?}");
+    // client finishes: the group lands, as one landing.
+    let out = finish(&mut c, t0, l[1].0, l[1].1);
+    assert!(out.contains(&Action::Land { plans: vec![0, 1] }), "{out:?}");
+    // docs finishes meanwhile: one landing or merge at a time.
+    let out = finish(&mut c, t0, l[2].0, l[2].1);
+    assert!(!merging(&out), "{out:?}");
+    let out = c.handle(
+        t0,
+        Input::Landed {
+            outcomes: vec![
+                LandedPlan {
+                    plan: 0,
+                    target: "trunk".into(),
+                    outcome: PlanMergeOutcome::VerifyFailed {
+                        reason: "verify_all failed".into(),
+                    },
+                },
+                LandedPlan {
+                    plan: 1,
+                    target: "main".into(),
+                    outcome: PlanMergeOutcome::VerifyFailed {
+                        reason: "verify_all failed".into(),
+                    },
+                },
+            ],
+        },
+    );
+    let failed: Vec<&str> = reports(&out)
+        .iter()
+        .filter_map(|e| match e {
+            Event::PlanMergeFailed { plan, result, .. } if result == "verify_failed" => {
+                Some(plan.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ["api", "client"], "{out:?}");
+    assert!(
+        out.contains(&Action::Merge { plan: 2 }),
+        "docs next: {out:?}"
+    );
+    let out = c.handle(
+        t0,
+        Input::Merged {
+            plan: 2,
+            outcome: PlanMergeOutcome::Merged {
+                commit: "m".into(),
+                note: None,
+            },
+        },
+    );
+    assert!(!merging(&out), "{out:?}");
+    assert!(c.is_over());
+}

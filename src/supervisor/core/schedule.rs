@@ -77,19 +77,44 @@ impl Core {
         self.state.plans[q].merged_before || self.state.plans[q].merge == MergeState::Merged
     }
 
+    /// Plan `p` and the plans it lands with, all together or not at all.
+    pub(super) fn landing_group(&self, p: usize) -> Vec<usize> {
+        let mut group = vec![p];
+        for &q in self.spec(p).map(|s| s.land_with.as_slice()).unwrap_or(&[]) {
+            if q < self.state.plans.len() && !group.contains(&q) {
+                group.push(q);
+            }
+        }
+        group
+    }
+
+    /// What the merge of plan `p` waits for: its upstream plans not merged (those of its group
+    /// land with it), and the plans of its group not finished (not queued).
     pub(super) fn unmerged_upstreams(&self, p: usize) -> Vec<String> {
+        let group = self.landing_group(p);
         let mut out: Vec<String> = Vec::new();
-        for &q in self.spec(p).map(|s| s.upstreams.as_slice()).unwrap_or(&[]) {
-            let name = format!("`{}`", self.names[q]);
-            if !self.merged(q) && !out.contains(&name) {
+        for &g in &group {
+            for &q in self.spec(g).map(|s| s.upstreams.as_slice()).unwrap_or(&[]) {
+                let name = format!("`{}`", self.names[q]);
+                if !group.contains(&q) && !self.merged(q) && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            let queued = matches!(
+                self.state.plans[g].merge,
+                MergeState::Queued | MergeState::Merging
+            );
+            let name = format!("`{}`", self.names[g]);
+            if g != p && !queued && !self.merged(g) && !out.contains(&name) {
                 out.push(name);
             }
         }
         out
     }
 
-    /// Starts the merge of the first queued plan whose upstream plans are merged; a plan whose
-    /// upstream failed to merge is skipped.
+    /// Starts the merge of the first queued plan whose upstream plans are merged (with the
+    /// plans it lands with, once they are all finished); a plan whose upstream failed to merge
+    /// is skipped.
     pub(super) fn start_merge(&mut self, out: &mut Vec<Action>) {
         if self.state.merging.is_some() || self.state.graceful {
             return;
@@ -97,23 +122,34 @@ impl Core {
         let mut i = 0;
         while i < self.state.merge_queue.len() {
             let p = self.state.merge_queue[i];
+            let group = self.landing_group(p);
             let waiting = self.unmerged_upstreams(p);
-            if self.train_waits_for_test(p) {
+            if group.iter().any(|&q| self.train_waits_for_test(q)) {
                 // The combination with this plan's last commits is being (or will be) tested:
                 // the train goes on after that test, in order.
                 return;
             }
-            if waiting.is_empty() && !self.integration_holds(p) {
-                self.state.merge_queue.remove(i);
+            if waiting.is_empty() && !group.iter().any(|&q| self.integration_holds(q)) {
+                self.state.merge_queue.retain(|q| !group.contains(q));
                 self.state.merging = Some(p);
-                self.state.plans[p].merge = MergeState::Merging;
-                out.push(Action::Merge { plan: p });
+                for &q in &group {
+                    self.state.plans[q].merge = MergeState::Merging;
+                }
+                out.push(if group.len() == 1 {
+                    Action::Merge { plan: p }
+                } else {
+                    Action::Land { plans: group }
+                });
                 return;
             }
-            let hopeless = self.spec(p).is_some_and(|s| {
-                s.upstreams
-                    .iter()
-                    .any(|&q| matches!(self.state.plans[q].merge, MergeState::NotMerged(_)))
+            let hopeless = group.iter().any(|&g| {
+                matches!(self.state.plans[g].merge, MergeState::NotMerged(_))
+                    || self.spec(g).is_some_and(|s| {
+                        s.upstreams.iter().any(|&q| {
+                            !group.contains(&q)
+                                && matches!(self.state.plans[q].merge, MergeState::NotMerged(_))
+                        })
+                    })
             });
             if hopeless {
                 self.state.merge_queue.remove(i);

@@ -395,6 +395,9 @@ pub(crate) struct PlanSpec {
     /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
     /// not hold it back from the merge train, whose verify hands it to the resolver.
     pub(crate) resolves_verify: bool,
+    /// The other plans it lands with, all together or not at all (indices; empty when it
+    /// lands alone): its group, when the group holds a plan of another repository.
+    pub(crate) land_with: Vec<usize>,
 }
 
 impl PlanSpec {

@@ -31,6 +31,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         log_dir: PathBuf::from(format!("/logs/{name}")),
         report: crate::manifest::ReportMode::Exit,
         resolves_verify: false,
+        land_with: Vec::new(),
     }
 }
 

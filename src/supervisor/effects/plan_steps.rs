@@ -134,4 +134,55 @@ impl Effects<'_> {
             });
         });
     }
+
+    /// The merge train's landing of a group of plans of several repositories (`plans[0]` names
+    /// it), all together or not at all, as `orch merge` lands it.
+    pub(super) fn land(&mut self, plans: Vec<usize>) {
+        let Some(first) = plans.first().and_then(|&p| self.plan(p)) else {
+            return;
+        };
+        let manifest = self.ctx.manifest_path.clone();
+        let name = first.name().to_owned();
+        let index: Vec<(String, usize)> = plans
+            .iter()
+            .filter_map(|&p| self.plan(p).map(|pc| (pc.name().to_owned(), p)))
+            .collect();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let landed = crate::supervisor::merge_train::run_landing(&manifest, &name).await;
+            let outcomes = landed
+                .into_iter()
+                .filter_map(|l| {
+                    let &(_, p) = index.iter().find(|(n, _)| *n == l.plan)?;
+                    Some(crate::supervisor::core::LandedPlan {
+                        plan: p,
+                        target: l.target,
+                        outcome: l.outcome,
+                    })
+                })
+                .collect::<Vec<_>>();
+            // A plan of the group the landing did not report (it failed before it knew the
+            // group) gets the first outcome, so that the train never waits on it.
+            let mut all = outcomes.clone();
+            for &(_, p) in &index {
+                if !all.iter().any(|o| o.plan == p) {
+                    let outcome = outcomes.first().map_or_else(
+                        || crate::merge::PlanMergeOutcome::Error {
+                            reason: "the landing reported nothing".to_string(),
+                        },
+                        |o| o.outcome.clone(),
+                    );
+                    all.push(crate::supervisor::core::LandedPlan {
+                        plan: p,
+                        target: String::new(),
+                        outcome,
+                    });
+                }
+            }
+            let _ = tx.send(Msg {
+                reload: None,
+                input: Input::Landed { outcomes: all },
+            });
+        });
+    }
 }
