@@ -194,9 +194,6 @@ impl<'w> Checked<'w> {
         if !slurm_plans.is_empty() {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
-        if let Some(c) = plans.iter().find(|c| c.entry.executor == ExecutorKind::Ssh) {
-            return Err(checks::ssh_unavailable(manifest, &c.lp.name));
-        }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         Ok(Self {
             manifest,
@@ -391,6 +388,7 @@ impl<'w> Checked<'w> {
             sandbox_abi,
             network,
             net,
+            hosts: manifest.hosts.clone(),
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),

@@ -321,11 +321,22 @@ fn a_locked_whole_entry_of_the_plans_name_is_refused_and_kept() {
         let fx = Fixture::new();
         let admin = fx.root.join(".git").join("worktrees").join("auth");
         fs::create_dir_all(&admin).unwrap();
-        let elsewhere = fx.root.parent().unwrap().join(format!("elsewhere-{}", reason.len()));
+        let elsewhere = fx
+            .root
+            .parent()
+            .unwrap()
+            .join(format!("elsewhere-{}", reason.len()));
         fs::create_dir_all(&elsewhere).unwrap();
-        fs::write(elsewhere.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
-        fs::write(admin.join("gitdir"), format!("{}\n", elsewhere.join(".git").display()))
-            .unwrap();
+        fs::write(
+            elsewhere.join(".git"),
+            format!("gitdir: {}\n", admin.display()),
+        )
+        .unwrap();
+        fs::write(
+            admin.join("gitdir"),
+            format!("{}\n", elsewhere.join(".git").display()),
+        )
+        .unwrap();
         fs::write(admin.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         fs::write(admin.join("locked"), reason).unwrap();
         let err = ensure(&fx, "auth").unwrap_err();

@@ -1,0 +1,169 @@
+//! Attempts of `executor = "ssh"` plans run on `[[host]]` machines, against real `sshd`
+//! servers on loopback (`support::sshd`): the code goes to each host as git bundles over the
+//! shared connection, the agent runs there in a worktree of the host's cache (confined by
+//! Landlock where the host has it), and its work comes back as a bundle that orch checks and
+//! commits on the plan branch here, with the lead repository's identity.
+
+mod support;
+
+use std::path::Path;
+
+use support::{Repo, sshd};
+
+/// A plan of `n` tasks.
+fn plan(n: usize) -> String {
+    let mut text = String::from("# Plan\n\n## Phase 1: One\n");
+    for i in 1..=n {
+        text.push_str(&format!("- [ ] 1.{i} Step {i}\n"));
+    }
+    text
+}
+
+/// Writes an agent script into `dir`; its path.
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}")).expect("script");
+    p.display().to_string()
+}
+
+/// A repository whose plans (`names`, `tasks` each) run with `executor = "ssh"` on the lab's
+/// hosts (`slots` each) with the agent `command`.
+fn repo_on(
+    lab: &sshd::Lab,
+    names: &[&str],
+    tasks: usize,
+    slots: usize,
+    command: &str,
+    extra: &str,
+) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    let mut toml = format!(
+        "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n[agents.a]\ncommand = {command}\n{extra}\n",
+        lab.host_toml(slots)
+    );
+    for n in names {
+        repo.write(&format!("docs/plans/{n}.md"), &plan(tasks));
+        toml.push_str(&format!(
+            "\n[[plan]]\nname = \"{n}\"\nfile = \"docs/plans/{n}.md\"\n"
+        ));
+    }
+    repo.write("plans.toml", &toml);
+    repo.commit_all("plans");
+    repo
+}
+
+fn up(repo: &Repo, lab: &sshd::Lab) -> (i32, String, String) {
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env("PATH", lab.path());
+    repo.run_cmd(&mut cmd)
+}
+
+#[test]
+fn a_task_of_an_ssh_plan_runs_on_its_host_and_lands_on_the_plan_branch_here() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    // Writes a file, and reports the task done through orch's report channel.
+    let agent = script(
+        &bin,
+        "agent.sh",
+        "echo \"$ORCH_TASK on $(pwd)\" > \"task-$ORCH_TASK.txt\"\necho agent-said-hello\nexec \"$ORCH_BIN\" task done \"$ORCH_TASK\"\n",
+    );
+    let repo = repo_on(
+        &lab,
+        &["p"],
+        2,
+        1,
+        &format!("[\"sh\", \"{agent}\"]"),
+        "report = \"orch\"",
+    );
+    let (code, out, err) = up(&repo, &lab);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let statuses = repo.statuses("p");
+    assert_eq!(statuses.len(), 2, "{statuses:?}\n{out}\n{err}");
+    assert!(
+        statuses.iter().all(|(_, s)| s == "completed"),
+        "{statuses:?}\n{out}\n{err}"
+    );
+    // Each task's commit on the plan branch here, with the file the agent wrote there.
+    let subjects = repo.subjects("plan/p");
+    assert!(subjects.iter().any(|s| s.contains("1.1")), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.contains("1.2")), "{subjects:?}");
+    let file = repo.git(&["show", "plan/p:task-1.2.txt"]);
+    // The agent ran in the worktree on the host, under its `dir`.
+    assert!(
+        file.contains(&lab.server("h1").dir.display().to_string()),
+        "{file}"
+    );
+    // The lead's identity, whatever the host's git says.
+    let author = repo.git(&["log", "-1", "--format=%an <%ae>|%cn <%ce>", "plan/p"]);
+    let name = repo.git(&["config", "user.name"]);
+    let email = repo.git(&["config", "user.email"]);
+    assert_eq!(author, format!("{name} <{email}>|{name} <{email}>"));
+    // The host's attempt directories are removed once their work is here.
+    let attempts = lab.server("h1").dir.join("attempts");
+    let left: Vec<_> = std::fs::read_dir(&attempts)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn an_agent_on_a_host_cannot_write_outside_its_remote_worktree() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let outside = lab.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside");
+    let dir = lab.server("h1").dir.clone();
+    // Each way out: an absolute path, `..` from the worktree, a symbolic link in the worktree,
+    // the host's cache of the repository and orch's copy there; what each did is written in the
+    // worktree (and so comes back on the plan branch).
+    let agent = script(
+        &bin,
+        "escape.sh",
+        &format!(
+            "try() {{ if ( eval \"$2\" ) 2>/dev/null; then echo \"$1 written\"; else echo \"$1 denied\"; fi >> tried.txt; }}\n\
+             try absolute 'echo x > {out}/abs'\n\
+             try dotdot 'echo x > ../../dotdot'\n\
+             ln -s {out} link\n\
+             try symlink 'echo x > link/through-link'\n\
+             try cache 'for c in {dir}/repos/*.git; do echo x > \"$c/planted\"; done'\n\
+             try orch 'for o in {dir}/bin/orch-*; do echo x >> \"$o\"; done'\n\
+             rm -f link\n\
+             exit 0\n",
+            out = outside.display(),
+            dir = dir.display(),
+        ),
+    );
+    let repo = repo_on(
+        &lab,
+        &["p"],
+        1,
+        1,
+        &format!("[\"sh\", \"{agent}\"]"),
+        "sandbox = \"on\"",
+    );
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let tried = repo.git(&["show", "plan/p:tried.txt"]);
+    for way in ["absolute", "dotdot", "symlink", "cache", "orch"] {
+        assert!(tried.contains(&format!("{way} denied")), "{way}: {tried}");
+    }
+    assert!(!outside.join("abs").exists());
+    assert!(!outside.join("through-link").exists());
+    assert!(!dir.join("attempts").join("dotdot").exists());
+    let planted = std::fs::read_dir(dir.join("repos"))
+        .expect("repos")
+        .flatten()
+        .any(|e| e.path().join("planted").exists());
+    assert!(!planted);
+}
