@@ -167,3 +167,95 @@ fn an_agent_on_a_host_cannot_write_outside_its_remote_worktree() {
         .any(|e| e.path().join("planted").exists());
     assert!(!planted);
 }
+
+/// Polls `cond` until it holds (60 s).
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn plans_spread_over_two_hosts_and_a_host_that_dies_loses_nothing() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1", "h2"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("started");
+    let go = lab.tmp.path().join("go");
+    // Writes its file, says where it runs, and waits for the test's word.
+    let agent = script(
+        &bin,
+        "wait.sh",
+        &format!(
+            "echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"\n\
+             echo \"$ORCH_PLAN $ORCH_TASK $(pwd)\" >> {j}\n\
+             while [ ! -e {go} ]; do sleep 0.02; done\nexit 0\n",
+            j = journal.display(),
+            go = go.display()
+        ),
+    );
+    let repo = repo_on(
+        &lab,
+        &["p", "q", "r"],
+        2,
+        1,
+        &format!("[\"sh\", \"{agent}\"]"),
+        "",
+    );
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env("PATH", lab.path());
+    let child = cmd.spawn().expect("orch up");
+    let h1 = lab.server("h1").dir.display().to_string();
+    let h2 = lab.server("h2").dir.display().to_string();
+    let lines = || std::fs::read_to_string(&journal).unwrap_or_default();
+    // One attempt on each host at once (one slot each): the third plan waits.
+    wait_for("an attempt on each host", || {
+        let l = lines();
+        l.contains(&h1) && l.contains(&h2)
+    });
+    assert_eq!(lines().lines().count(), 2, "{}", lines());
+    let on_h1 = lines()
+        .lines()
+        .find(|l| l.contains(&h1))
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .expect("on h1");
+    // h1 dies mid-attempt.
+    lab.kill_host("h1");
+    std::fs::write(&go, "").expect("go");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    assert_eq!(
+        code,
+        0,
+        "stdout:\n{stdout}\nstderr:\n{stderr}\njournal:\n{}",
+        lines()
+    );
+    // Every task of every plan completed, its commit on its plan branch here.
+    for p in ["p", "q", "r"] {
+        let statuses = repo.statuses(p);
+        assert_eq!(statuses.len(), 2, "{p}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|(_, s)| s == "completed"),
+            "{p}: {statuses:?}"
+        );
+        for t in ["1.1", "1.2"] {
+            assert_eq!(repo.git(&["show", &format!("plan/{p}:task-{t}.txt")]), t);
+        }
+    }
+    // The attempt lost with h1 ran again on h2, and used no retry (`retries = 0`).
+    let again = lines()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{on_h1} ")))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again[1].contains(&h2), "{again:?}");
+}

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::conn::{Conn, ConnError};
 use super::frames;
 use super::job::{Job, Place, commit_id, name_of, snapshot_ref};
+use super::slots;
 use crate::git::GitTarget;
 use crate::manifest::Host;
 use crate::status::report::{
@@ -194,20 +195,11 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         )
         .into());
     }
-    let Some(host) = spec.hosts.first() else {
+    if spec.hosts.is_empty() {
         return Err("the plan has no host".to_string().into());
-    };
-    let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
-    if let Some(d) = record.parent() {
-        let _ = std::fs::create_dir_all(d);
     }
-    let _ = crate::links::write(&record, host.name.as_bytes());
-    say(&format!("on host `{}`", host.name));
-    let conn = Conn::new(host, &spec.state_dir)
-        .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
     let id = crate::git::blob_id_of_file(&spec.orch_bin)
         .map_err(|e| format!("cannot read orch's executable: {e}"))?;
-    super::host::install(&conn, &spec.orch_bin, &id)?;
     let repo =
         name_of(&crate::git::blob_id_of_bytes(spec.repo_root.as_os_str().as_encoded_bytes())[..16]);
     let key = name_of(&format!(
@@ -217,7 +209,44 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         spec.attempt,
         std::process::id()
     ));
-    send_objects(&conn, spec, &repo, &key)?;
+    // A slot of a host that answers and has the base: a host that does not answer is marked
+    // down and another taken; none free: the attempt waits.
+    let prefer = slots::last_host(&spec.state_dir, &spec.plan);
+    let (slot, conn) = loop {
+        let slot = slots::take(&spec.state_dir, &spec.hosts, prefer.as_deref(), |why| {
+            say(why)
+        });
+        let host = slot.host.clone();
+        let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
+        if let Some(d) = record.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = crate::links::write(&record, host.name.as_bytes());
+        say(&format!("on host `{}`", host.name));
+        let conn = Conn::new(&host, &spec.state_dir)
+            .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
+        let ready = super::host::install(&conn, &spec.orch_bin, &id)
+            .map_err(Failure::from)
+            .and_then(|_| send_objects(&conn, spec, &repo, &key));
+        match ready {
+            Ok(()) => {
+                slots::mark_up(&spec.state_dir, &host.name);
+                slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
+                break (slot, conn);
+            }
+            Err(Failure::Lost(why)) => {
+                let backoff = slots::mark_down(&spec.state_dir, &host.name);
+                say(&format!(
+                    "host `{}` does not answer ({why}); marked down for {}s, another host is tried",
+                    host.name,
+                    backoff.as_secs()
+                ));
+                let _ = std::fs::remove_file(&record);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let host = &slot.host;
     let job = Job {
         repo: repo.clone(),
         key: key.clone(),
@@ -269,12 +298,17 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         }
     });
     let mut applied = spec.base.clone();
+    // The stream ended early: ssh's own exit says whether the host was lost (255: the
+    // connection, or its keep-alives unanswered) or orch's copy there ended.
     let lost = |child: &mut std::process::Child, why: String| -> Failure {
-        let _ = child.kill();
-        let status = child.wait().ok().and_then(|s| s.code());
+        let status = wait_bounded(child, Duration::from_secs(30)).and_then(|s| s.code());
         match status {
-            Some(255) | None => Failure::Lost(why),
+            Some(255) => {
+                slots::mark_down(&spec.state_dir, &conn.host.name);
+                Failure::Lost(why)
+            }
             Some(c) => Failure::Other(format!("{why} (ssh exit {c})")),
+            None => Failure::Other(format!("{why} (ssh killed)")),
         }
     };
     loop {
@@ -286,11 +320,18 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                     "the connection ended before the attempt did".into(),
                 ));
             }
-            Ok(Err(e)) => {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(lost(
                     &mut child,
-                    format!("the host sent what orch does not take: {e}"),
+                    "the connection ended inside a frame".into(),
                 ));
+            }
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(format!(
+                    "the host sent what orch does not take: {e}"
+                )));
             }
         };
         match frame {
@@ -329,10 +370,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                 .into());
             }
             (tag, _) => {
-                return Err(lost(
-                    &mut child,
-                    format!("the host sent a frame `{}`", char::from(tag)),
-                ));
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(format!(
+                    "the host sent a frame `{}` out of place",
+                    char::from(tag).escape_debug()
+                )));
             }
         }
     }

@@ -12,6 +12,7 @@ pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod remote;
 pub(crate) mod remote_run;
+pub(crate) mod slots;
 
 pub(crate) use conn::Conn;
 pub(crate) use host::{HostReport, probe};
