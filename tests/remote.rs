@@ -259,3 +259,70 @@ fn plans_spread_over_two_hosts_and_a_host_that_dies_loses_nothing() {
     assert_eq!(again.len(), 2, "{again:?}");
     assert!(again[1].contains(&h2), "{again:?}");
 }
+
+#[test]
+fn a_host_that_answers_nothing_is_reported_by_orch_up_and_the_run_goes_on_with_the_others() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    // A port where nothing listens, and one that accepts the connection and says nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mute_port = mute.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in mute.incoming() {
+            held.push(c);
+        }
+    });
+    let gone = lab.tmp.path().join("gone");
+    let extra_hosts = format!(
+        "[[host]]\nname = \"gone\"\nssh = \"127.0.0.1\"\nport = {closed}\ndir = \"{g}\"\n\n\
+         [[host]]\nname = \"mute\"\nssh = \"127.0.0.1\"\nport = {mute_port}\ndir = \"{g}\"\n\n",
+        g = gone.display()
+    );
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let agent = script(
+        &bin,
+        "ok.sh",
+        "echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"\n",
+    );
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/p.md", &plan(2));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{extra_hosts}{}[defaults]\nexecutor = \"ssh\"\nretries = 0\nagent = \"a\"\n\n[agents.a]\ncommand = [\"sh\", \"{agent}\"]\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nhosts = [\"gone\", \"mute\", \"h1\"]\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = up(&repo, &lab);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for h in ["gone", "mute"] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("note: host `")
+                    && l.contains(&format!("`{h}` does not answer"))),
+            "{h}: {err}"
+        );
+    }
+    assert!(!err.contains("`h1` does not answer"), "{err}");
+    for t in ["1.1", "1.2"] {
+        assert_eq!(repo.git(&["show", &format!("plan/p:task-{t}.txt")]), t);
+    }
+    // Both tasks ran on h1 (said in their logs), nothing on this machine instead.
+    for t in ["1.1", "1.2"] {
+        let log = std::fs::read_to_string(repo.root().join(format!(".orch/logs/p/{t}.log")))
+            .expect("log");
+        assert!(log.contains("=== orch: on host `h1` ==="), "{log}");
+    }
+    assert!(!gone.exists());
+}

@@ -195,6 +195,23 @@ impl<'w> Checked<'w> {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+        // The hosts of the run's ssh plans: one that does not answer is said at once.
+        let mut notes = preflights.notes;
+        let used: Vec<crate::manifest::Host> = manifest
+            .hosts
+            .iter()
+            .filter(|h| {
+                plans.iter().any(|c| {
+                    c.entry.executor == ExecutorKind::Ssh && c.entry.hosts.contains(&h.name)
+                })
+            })
+            .cloned()
+            .collect();
+        if !used.is_empty() {
+            notes.extend(crate::executor::ssh::host::check_at_start(
+                &state_dir, &used,
+            ));
+        }
         Ok(Self {
             manifest,
             repo_root,
@@ -205,7 +222,7 @@ impl<'w> Checked<'w> {
             plans,
             all_plans: &ws.plans,
             lock: None,
-            notes: preflights.notes,
+            notes,
         })
     }
 
