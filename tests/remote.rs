@@ -326,3 +326,75 @@ fn a_host_that_answers_nothing_is_reported_by_orch_up_and_the_run_goes_on_with_t
     }
     assert!(!gone.exists());
 }
+
+#[test]
+fn the_late_work_of_an_attempt_lost_with_its_connection_is_saved_and_never_landed() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("started");
+    let go = lab.tmp.path().join("go");
+    // The first attempt writes `first.txt` and waits; the next one writes `task.txt`.
+    let agent = script(
+        &bin,
+        "late.sh",
+        &format!(
+            "if [ ! -e {go} ]; then echo first > first.txt; echo started >> {j}; \
+             while [ ! -e {go} ]; do sleep 0.02; done; exit 0; fi\n\
+             echo \"$ORCH_TASK\" > task.txt\n",
+            j = journal.display(),
+            go = go.display()
+        ),
+    );
+    let repo = repo_on(&lab, &["p"], 1, 1, &format!("[\"sh\", \"{agent}\"]"), "");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env("PATH", lab.path());
+    let child = cmd.spawn().expect("orch up");
+    wait_for("the first attempt", || journal.exists());
+    // The connection fails; the host keeps what ran there and answers again.
+    lab.cut_connections("h1");
+    std::fs::write(&go, "").expect("go");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        repo.statuses("p"),
+        vec![("1.1".to_string(), "completed".to_string())]
+    );
+    // Landed once, by the attempt that ran again; the lost one's work only saved.
+    assert_eq!(
+        repo.subjects("plan/p").len(),
+        1,
+        "{:?}",
+        repo.subjects("plan/p")
+    );
+    assert!(
+        repo.git(&["ls-tree", "--name-only", "plan/p"])
+            .contains("task.txt")
+    );
+    assert!(
+        !repo
+            .git(&["ls-tree", "--name-only", "plan/p"])
+            .contains("first.txt")
+    );
+    let saved = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/attempts/lost/",
+    ]);
+    let saved: Vec<&str> = saved.lines().collect();
+    assert_eq!(saved.len(), 1, "{saved:?}\n{stderr}");
+    assert_eq!(
+        repo.git(&["show", &format!("{}:first.txt", saved[0])]),
+        "first"
+    );
+    // The host's copy is removed once it is safe here.
+    let attempts = lab.server("h1").dir.join("attempts");
+    let left: Vec<_> = std::fs::read_dir(&attempts)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

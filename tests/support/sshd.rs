@@ -222,6 +222,36 @@ impl Lab {
             .collect()
     }
 
+    /// Cuts every connection of the server of `name` (kills its session processes, not what
+    /// they started, nor its listener): the network between orch and the host fails for a
+    /// moment, and the host comes back with what ran there.
+    pub fn cut_connections(&mut self, name: &str) {
+        let Some(root) = self
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.child.as_ref())
+            .map(Child::id)
+        else {
+            return;
+        };
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(root) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+
     /// Kills the server of `name` and every process of its sessions (the host dies: its
     /// connections drop, what runs there ends).
     pub fn kill_host(&mut self, name: &str) {

@@ -230,6 +230,7 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             .and_then(|_| send_objects(&conn, spec, &repo, &key));
         match ready {
             Ok(()) => {
+                collect_lost(&conn, spec, &repo);
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
                 break (slot, conn);
@@ -451,6 +452,107 @@ fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), F
     let _ = std::fs::remove_file(&bundle);
     sent?;
     Ok(())
+}
+
+/// The abandoned attempts of this repository on the host: `<key> <base>` per line.
+const ABANDONED: &str = r#"for a in "$d"/attempts/*/abandoned; do
+  [ -f "$a" ] || continue
+  k=${a%/abandoned}; k=${k##*/}
+  printf '%s %s\n' "$k" "$(head -c 100 "$a")"
+done
+"#;
+
+/// One abandoned attempt's snapshot as a bundle on stdout.
+const LOST_BUNDLE: &str = r#"c="$d/repos/$2.git"
+t="$d/attempts/$3/lost.bundle"
+git --git-dir="$c" bundle create -q "$t" "refs/orch/snap/$3" "^$4" && cat "$t"
+"#;
+
+/// An abandoned attempt removed once its snapshot is safe on the lead's machine.
+const FORGET: &str = r#"c="$d/repos/$2.git"
+git --git-dir="$c" worktree remove --force "$d/attempts/$3/$3" 2>/dev/null
+git --git-dir="$c" update-ref -d "refs/orch/snap/$3" 2>/dev/null
+rm -rf "$d/attempts/$3"
+"#;
+
+/// Brings back the work of attempts whose driver was lost while the host kept them (a host
+/// that comes back): each snapshot is fetched (git's object checks on) under
+/// `refs/orch/attempts/lost/<host>/<key>`, never landed; the host's copy is removed only then.
+fn collect_lost(conn: &Conn, spec: &Spec, repo: &str) {
+    let dir = conn.host.dir.as_str();
+    let Ok(out) = conn.run(
+        "the list of abandoned attempts",
+        &format!("{DIR}{ABANDONED}"),
+        &[dir],
+        None,
+        Duration::from_secs(60),
+    ) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let root = GitTarget::WorkTree(&spec.repo_root);
+    for line in text.lines().take(100) {
+        let Some((key, base)) = line.split_once(' ') else {
+            continue;
+        };
+        let base = base.trim();
+        if !super::job::safe_name(key)
+            || !commit_id(base)
+            || git(root, &["cat-file", "-e", &format!("{base}^{{commit}}")]).is_err()
+        {
+            continue;
+        }
+        let Ok(bundle) = conn.run(
+            "the transfer of an abandoned attempt",
+            &format!("{DIR}{LOST_BUNDLE}"),
+            &[dir, repo, key, base],
+            None,
+            Duration::from_secs(600),
+        ) else {
+            continue;
+        };
+        let file = spec
+            .state_dir
+            .join("remote")
+            .join(format!("{key}.lost.bundle"));
+        if crate::links::write(&file, &bundle.stdout).is_err() {
+            continue;
+        }
+        let saved = format!("refs/orch/attempts/lost/{}/{key}", conn.host.name);
+        let fetched = git(
+            root,
+            &[
+                "-c",
+                "transfer.fsckObjects=true",
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--no-write-fetch-head",
+                &file.display().to_string(),
+                &format!("+{}:{saved}", snapshot_ref(key)),
+            ],
+        );
+        let _ = std::fs::remove_file(&file);
+        match fetched {
+            Ok(_) => {
+                say(&format!(
+                    "the work of an attempt lost with host `{}` is saved as `{saved}` (not landed)",
+                    conn.host.name
+                ));
+                let _ = conn.run(
+                    "the removal of an abandoned attempt",
+                    &format!("{DIR}{FORGET}"),
+                    &[dir, repo, key],
+                    None,
+                    Duration::from_secs(120),
+                );
+            }
+            Err(e) => say(&format!(
+                "cannot take back the work of attempt `{key}` on host `{}` (kept there): {e}",
+                conn.host.name
+            )),
+        }
+    }
 }
 
 /// Takes one snapshot frame: fetched into the lead's repository (git's object checks on), taken

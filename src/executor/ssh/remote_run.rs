@@ -274,9 +274,13 @@ fn attempt(
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // The driver is gone: the agent is stopped, the worktree kept.
+                // The driver is gone: the agent is stopped, its work kept as a snapshot (and
+                // the worktree) for the lead to collect when it comes back (`abandoned` names
+                // the base the snapshot is on).
                 stop(&mut child);
-                let _ = snapshot(&p, job);
+                if snapshot(&p, job).is_ok() {
+                    let _ = std::fs::write(p.attempt.join("abandoned"), format!("{}\n", job.base));
+                }
                 return Ok(1);
             }
             _ => {}
