@@ -227,6 +227,29 @@ fn plans_spread_over_two_hosts_and_a_host_that_dies_loses_nothing() {
         .find(|l| l.contains(&h1))
         .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
         .expect("on h1");
+    // `orch status` shows where each running attempt runs, from orch's own record.
+    let mut seen = Vec::new();
+    for p in ["p", "q", "r"] {
+        let (code, out, err) = repo.run(&["status", "--plan", p, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        for t in v["tasks"].as_array().expect("tasks") {
+            if let Some(h) = t["remote_host"].as_str() {
+                seen.push(format!("{p} {} {h}", t["id"].as_str().unwrap_or("")));
+            }
+        }
+        let (_, text, _) = repo.run(&["status", "--plan", p]);
+        for line in &seen {
+            let mut w = line.split(' ');
+            if w.next() == Some(p) {
+                let (id, h) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+                assert!(text.contains(&format!("{id} runs on host {h}")), "{text}");
+            }
+        }
+    }
+    seen.sort();
+    let hosts: Vec<&str> = seen.iter().filter_map(|l| l.rsplit(' ').next()).collect();
+    assert!(hosts.contains(&"h1") && hosts.contains(&"h2"), "{seen:?}");
     // h1 dies mid-attempt.
     lab.kill_host("h1");
     std::fs::write(&go, "").expect("go");
