@@ -421,3 +421,70 @@ fn the_late_work_of_an_attempt_lost_with_its_connection_is_saved_and_never_lande
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn the_work_a_host_sends_back_is_checked_here_as_any_agents_before_it_lands() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    // Each plan's agent leaves one kind of work orch refuses from any agent: a change to a
+    // protected file, a nested repository with a commit (a gitlink on the host), a nested
+    // repository's `.git` given as a file.
+    let agent = script(
+        &bin,
+        "hostile.sh",
+        "echo ok > fine.txt\n\
+         case \"$ORCH_PLAN\" in\n\
+         p) echo '# changed by an agent' >> plans.toml ;;\n\
+         q) mkdir -p vendor/lib && cd vendor/lib && git init -q && echo x > f && git add f && \
+            git -c user.name=a -c user.email=a@b commit -qm x && cd - >/dev/null ;;\n\
+         r) mkdir -p sub && git init -q --bare ../nested.git && echo 'gitdir: ../nested.git' > sub/.git ;;\n\
+         esac\nexit 0\n",
+    );
+    for sandbox in ["on", "off"] {
+        let repo = repo_on(
+            &lab,
+            &["p", "q", "r"],
+            1,
+            2,
+            &format!("[\"sh\", \"{agent}\"]"),
+            &format!("sandbox = \"{sandbox}\""),
+        );
+        let before = repo.git(&["rev-parse", "main"]);
+        let mut cmd = repo.orch(&["up", "--json"]);
+        cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+        let (code, out, err) = repo.run_cmd(&mut cmd);
+        assert_ne!(code, 0, "{sandbox}: stdout:\n{out}\nstderr:\n{err}");
+        for p in ["p", "q"] {
+            assert_eq!(
+                repo.statuses(p),
+                vec![("1.1".to_string(), "failed".to_string())],
+                "{sandbox} {p}: {out}"
+            );
+            assert!(
+                repo.subjects(&format!("plan/{p}")).is_empty(),
+                "{sandbox} {p}"
+            );
+        }
+        // A `.git` file never travels in a snapshot (git's trees hold no `.git`): what lands is
+        // the agent's plain work, without a gitlink or a `.git` entry.
+        let tree = repo.git(&["ls-tree", "-r", "plan/r"]);
+        assert!(tree.contains("fine.txt"), "{sandbox}: {tree}");
+        assert!(!tree.contains("160000"), "{sandbox}: {tree}");
+        assert!(
+            !tree
+                .lines()
+                .any(|l| l.ends_with(".git") || l.contains("sub/")),
+            "{sandbox}: {tree}"
+        );
+        assert_eq!(repo.git(&["rev-parse", "main"]), before);
+        assert!(
+            !repo
+                .git(&["show", "main:plans.toml"])
+                .contains("changed by an agent")
+        );
+    }
+}
