@@ -510,6 +510,8 @@ fn code_lines_with(patterns: &[&str], allowed: &[&str]) -> Vec<String> {
 /// - `commands/demo.rs`, `merge/interrupt.rs`: fixed sentences;
 /// - `process/wrapper.rs`: an agent's own output relayed into its log (not a terminal), and a
 ///   setup keeper's report to `orch up` on its stdout.
+/// - `executor/ssh/attempt.rs`, `executor/ssh/remote_run.rs`: a remote agent's output relayed
+///   into its log (not a terminal), and the frames between orch and its copy on a host.
 #[test]
 fn what_orch_prints_goes_through_the_escaping_writers() {
     let found = code_lines_with(
@@ -533,6 +535,8 @@ fn what_orch_prints_goes_through_the_escaping_writers() {
             "commands/demo.rs",
             "merge/interrupt.rs",
             "process/wrapper.rs",
+            "executor/ssh/attempt.rs",
+            "executor/ssh/remote_run.rs",
         ],
     );
     assert!(

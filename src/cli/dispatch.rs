@@ -84,6 +84,12 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         } => commands::conflicts::run(&target.selection(), &plans, json),
         Command::Integrate { target, json } => commands::integrate::run(&target.selection(), json),
         Command::Hosts { target, json } => commands::hosts::run(&target.selection(), json),
+        Command::Internal(Internal::RemoteAttempt { spec }) => {
+            Ok(crate::executor::ssh::attempt::run(&spec))
+        }
+        Command::Internal(Internal::RemoteRun { dir }) => {
+            Ok(crate::executor::ssh::remote_run::run(&dir))
+        }
         Command::Internal(Internal::HostProbe { dir, client }) => {
             commands::output::print_json(&crate::executor::ssh::remote::probe(&dir, &client));
             Ok(crate::error::exit::OK)

@@ -24,6 +24,22 @@ pub(super) enum Internal {
         #[arg(long = "client", value_name = "NAME")]
         client: Vec<String>,
     },
+    /// How `orch up` runs an attempt of an `executor = "ssh"` plan: drives it on one of the
+    /// plan's hosts over the shared connection and brings its work back (`--spec`: the file
+    /// `orch up` wrote).
+    #[command(name = "remote-attempt", hide = true)]
+    RemoteAttempt {
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+    },
+    /// orch's copy on a `[[host]]`: runs one attempt there for `orch remote-attempt`, speaking
+    /// its frames on stdin and stdout.
+    #[command(name = "remote-run", hide = true)]
+    RemoteRun {
+        /// orch's directory on the host.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// How `orch up` confines an agent (or a check): applies the Landlock rules, then becomes
     /// `ARGV` (`exec`). `orch sandbox-exec --write P… --deny-read P… -- ARGV…`.
     #[command(name = "sandbox-exec", hide = true)]

@@ -4,6 +4,7 @@ mod attempts;
 mod disk;
 mod forecast_text;
 mod reload;
+mod remote;
 mod review;
 mod watch;
 
@@ -185,6 +186,9 @@ fn render(
             out.push_str(&attempts::text(ws, i, |t| {
                 states[i].status(&ws.plans[i].plan.tasks[t])
             }));
+            out.push_str(&remote::text(ws, i, |t| {
+                states[i].status(&ws.plans[i].plan.tasks[t])
+            }));
             if let Some(snap) = &snapshot {
                 out.push_str(&forecast_text::plan_line(snap, ws, i));
             }
@@ -215,6 +219,7 @@ fn render(
         .map(|&i| {
             let mut v = plan_json(&ws.plans[i], &docs[i]);
             attempts::add_json(ws, i, &mut v);
+            remote::add_json(ws, i, &mut v);
             review::add_json(ws, i, &mut v);
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
                 v["disk_bytes"] = json!(bytes);

@@ -32,7 +32,7 @@ pub(crate) struct RawHost {
 }
 
 /// One `[[host]]`, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub(crate) struct Host {
     pub(crate) name: String,
     /// `ssh`'s destination, never beginning with `-`.

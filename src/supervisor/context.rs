@@ -50,6 +50,8 @@ pub(crate) struct Ctx {
     pub(crate) integration: Option<Arc<IntegrationCtx>>,
     /// Plan worktrees made at once during the run.
     pub(crate) tree_slots: TreeSlots,
+    /// The manifest's `[[host]]` machines (`executor = "ssh"`).
+    pub(crate) hosts: Vec<crate::manifest::Host>,
 }
 
 /// The integration preview of a run: what a test needs, the trials' cache, and the last red

@@ -16,6 +16,7 @@ use super::sandbox;
 use super::state::{RunId, Unit};
 
 mod batch;
+mod remote;
 use crate::agent_env;
 use crate::agent_output::Fatal;
 use crate::executor::ExecutorKind;
@@ -228,6 +229,17 @@ impl Effects<'_> {
             .into());
         }
         let shown = header_argv(&argv);
+        // On a `[[host]]`: the process here is orch's driver of the remote attempt.
+        if pc.entry.executor == ExecutorKind::Ssh {
+            let paths = remote::Paths {
+                workdir: &workdir,
+                branch: &branch,
+                report_dir: &report_dir,
+                prompt_file: &prompt_file_of(pc, &file_id),
+            };
+            let unit_name = id.as_deref().unwrap_or("plan");
+            argv = remote::driver_argv(&self.ctx, pc, (unit_name, attempt), argv, &env, &paths)?;
+        }
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
             && !first.contains('/')
@@ -296,7 +308,7 @@ impl Effects<'_> {
             )
             .into());
         }
-        if pc.entry.executor != ExecutorKind::Local {
+        if pc.entry.executor == ExecutorKind::Slurm {
             let Some(tracker) = self.ctx.jobs.clone() else {
                 return Err(format!(
                     "plan `{}` runs through {}, but no scheduler was set up",

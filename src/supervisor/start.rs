@@ -194,10 +194,24 @@ impl<'w> Checked<'w> {
         if !slurm_plans.is_empty() {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
-        if let Some(c) = plans.iter().find(|c| c.entry.executor == ExecutorKind::Ssh) {
-            return Err(checks::ssh_unavailable(manifest, &c.lp.name));
-        }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
+        // The hosts of the run's ssh plans: one that does not answer is said at once.
+        let mut notes = preflights.notes;
+        let used: Vec<crate::manifest::Host> = manifest
+            .hosts
+            .iter()
+            .filter(|h| {
+                plans.iter().any(|c| {
+                    c.entry.executor == ExecutorKind::Ssh && c.entry.hosts.contains(&h.name)
+                })
+            })
+            .cloned()
+            .collect();
+        if !used.is_empty() {
+            notes.extend(crate::executor::ssh::host::check_at_start(
+                &state_dir, &used,
+            ));
+        }
         Ok(Self {
             manifest,
             repo_root,
@@ -208,7 +222,7 @@ impl<'w> Checked<'w> {
             plans,
             all_plans: &ws.plans,
             lock: None,
-            notes: preflights.notes,
+            notes,
         })
     }
 
@@ -391,6 +405,7 @@ impl<'w> Checked<'w> {
             sandbox_abi,
             network,
             net,
+            hosts: manifest.hosts.clone(),
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),

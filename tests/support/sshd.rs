@@ -222,6 +222,89 @@ impl Lab {
             .collect()
     }
 
+    /// Cuts every connection of the server of `name` (kills its session processes, not what
+    /// they started, nor its listener): the network between orch and the host fails for a
+    /// moment, and the host comes back with what ran there.
+    pub fn cut_connections(&mut self, name: &str) {
+        let Some(root) = self
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.child.as_ref())
+            .map(Child::id)
+        else {
+            return;
+        };
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(root) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+
+    /// Kills the server of `name` and every process of its sessions (the host dies: its
+    /// connections drop, what runs there ends).
+    pub fn kill_host(&mut self, name: &str) {
+        let Some(s) = self.servers.iter_mut().find(|s| s.name == name) else {
+            return;
+        };
+        let Some(mut c) = s.child.take() else {
+            return;
+        };
+        let root = c.id();
+        // Every process of the tree is stopped first (so that none exits and has its children
+        // reparented out of sight), found by their parents in /proc, then all are killed.
+        let signal = |pid: u32, sig: &str| {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        };
+        signal(root, "-STOP");
+        let mut tree = vec![root];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut found = Vec::new();
+            for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                    continue;
+                };
+                let ppid = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                if ppid.is_some_and(|pp| tree.contains(&pp)) && !tree.contains(&pid) {
+                    found.push(pid);
+                }
+            }
+            if found.is_empty() {
+                break;
+            }
+            for pid in &found {
+                signal(*pid, "-STOP");
+            }
+            tree.extend(found);
+            assert!(
+                Instant::now() < deadline,
+                "the processes of {name} do not end"
+            );
+        }
+        for pid in &tree {
+            signal(*pid, "-KILL");
+        }
+        let _ = c.wait();
+    }
+
     /// Stops the server of `name` (its listener; sessions it started end with their clients).
     pub fn stop(&mut self, name: &str) {
         if let Some(s) = self.servers.iter_mut().find(|s| s.name == name)

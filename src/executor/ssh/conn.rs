@@ -189,6 +189,27 @@ impl Conn {
         }
     }
 
+    /// Starts `script` with `sh -c` on the host (`args` its `$1`…) with its stdin and stdout
+    /// piped to the caller, its stderr this process's: a long-lived session (a remote
+    /// attempt's), which the caller reads bounded and ends.
+    pub(crate) fn spawn(
+        &self,
+        script: &str,
+        args: &[&str],
+    ) -> std::io::Result<std::process::Child> {
+        let mut remote = format!("sh -c {} orch", sh_quote(script));
+        for a in args {
+            remote.push(' ');
+            remote.push_str(&sh_quote(a));
+        }
+        let mut c = self.ssh();
+        c.arg(remote)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        c.spawn()
+    }
+
     /// Ends the shared connection (`ssh -O exit`); nothing when there is none.
     pub(crate) fn close(&self) {
         if !self.control.exists() {

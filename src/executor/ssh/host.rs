@@ -153,3 +153,42 @@ pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostRep
     }
     report
 }
+
+/// Asks each of `hosts` at once whether it answers (a trivial command over its shared
+/// connection, which stays open for the attempts): one note per host that does not, which is
+/// marked down (tried again after a back-off, [`super::slots`]); a host that answers is no
+/// longer marked down.
+pub(crate) fn check_at_start(state_dir: &Path, hosts: &[crate::manifest::Host]) -> Vec<String> {
+    let asked: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            let (h, state_dir) = (h.clone(), state_dir.to_path_buf());
+            std::thread::spawn(move || {
+                let answered = Conn::new(&h, &state_dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| {
+                        c.run("the check that it answers", "echo ok", &[], None, SHORT)
+                            .map_err(|e| e.to_string())
+                    });
+                match answered {
+                    Ok(_) => {
+                        super::slots::mark_up(&state_dir, &h.name);
+                        None
+                    }
+                    Err(why) => {
+                        let backoff = super::slots::mark_down(&state_dir, &h.name);
+                        Some(format!(
+                            "host `{}` does not answer ({why}): marked down, tried again in {}s and then with a growing back-off; the attempts run on the plan's other hosts meanwhile, never here",
+                            h.name,
+                            backoff.as_secs()
+                        ))
+                    }
+                }
+            })
+        })
+        .collect();
+    asked
+        .into_iter()
+        .filter_map(|t| t.join().ok().flatten())
+        .collect()
+}

@@ -5,9 +5,14 @@
 //! id), and asks that copy what the host offers ([`host`]: Landlock, git, free disk, the
 //! presets' clients), which `orch hosts` shows. [`remote`] is the side that runs there.
 
+pub(crate) mod attempt;
 pub(crate) mod conn;
+pub(crate) mod frames;
 pub(crate) mod host;
+pub(crate) mod job;
 pub(crate) mod remote;
+pub(crate) mod remote_run;
+pub(crate) mod slots;
 
 pub(crate) use conn::Conn;
 pub(crate) use host::{HostReport, probe};

@@ -6,6 +6,10 @@ use super::{Action, Adopted, Core, PlanMergeOutcome, kind_str, millis};
 use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
+
+/// The most attempts of one task lost with their host (not counted) in a run: past it, a lost
+/// attempt counts as a failed one (a host that keeps dying does not run a task forever).
+const LOST_MAX: u32 = 5;
 use crate::supervisor::state::{
     AgentRun, CommitError, Ending, MergeState, Outcome, Prep, RunId, RunRec, Settlement, Stage,
     Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit, Unprepared,
@@ -318,6 +322,13 @@ impl Core {
                 .unwrap_or_else(|| " (it printed nothing)".to_string())
         };
         match ending {
+            Ending::Exited(Some(code)) if self.host_lost(run, p, *code) => {
+                Some(Settlement::Interrupt {
+                    note: "its host was lost (no answer over ssh): the attempt does not count, \
+                           and the task runs again on a host that answers, from the plan branch's tip"
+                        .to_string(),
+                })
+            }
             Ending::Exited(Some(code)) => {
                 let class = match output.class {
                     Class::Ordinary if *code == 127 => Class::Fatal(Fatal::MissingProgram),
@@ -406,6 +417,32 @@ impl Core {
                 .to_string(),
             }),
         }
+    }
+
+    /// Whether attempt `run` of plan `p`, which ended with `code`, was lost with its host: the
+    /// plan runs on `[[host]]` machines and orch's own driver of the attempt exited with
+    /// [`HOST_LOST`](crate::executor::ssh::attempt::HOST_LOST) (ssh's own exit when the
+    /// connection fails). Such an attempt is not counted, up to [`LOST_MAX`] times a task.
+    fn host_lost(&mut self, run: RunId, p: usize, code: i32) -> bool {
+        let ssh = self
+            .spec(p)
+            .is_some_and(|s| s.entry.executor == crate::executor::ExecutorKind::Ssh);
+        if !ssh || code != i32::from(crate::executor::ssh::attempt::HOST_LOST) {
+            return false;
+        }
+        let Some(rr) = self.state.runs.get(&run).cloned() else {
+            return false;
+        };
+        let Unit::Task { plan, task } = rr.unit else {
+            return false;
+        };
+        let rec = &mut self.state.tasks[plan][task];
+        if rec.lost >= LOST_MAX {
+            return false;
+        }
+        rec.lost += 1;
+        self.not_counted(&rr);
+        true
     }
 
     pub(super) fn on_committed(

@@ -301,6 +301,8 @@ pub(crate) struct TaskRec {
     /// Its running attempt asked a question (`orch task ask`): it ends without failing, and
     /// the task waits for an answer.
     pub(crate) asked: bool,
+    /// Attempts lost with their `[[host]]` (not counted as attempts) in this run.
+    pub(crate) lost: u32,
 }
 
 impl TaskRec {
@@ -314,6 +316,7 @@ impl TaskRec {
             retry_base: 0,
             retried: None,
             asked: false,
+            lost: 0,
         }
     }
 

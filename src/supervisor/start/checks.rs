@@ -298,16 +298,6 @@ pub(super) fn slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> Cli
     })
 }
 
-/// A plan with `executor = "ssh"`: this build checks its `[[host]]` machines (`orch hosts`)
-/// but runs no attempt on them; refused at the start rather than run here or failed per task.
-pub(super) fn ssh_unavailable(manifest: &Manifest, plan: &str) -> CliError {
-    CliError::invalid(anyhow!(
-        "{}: plan `{plan}` runs its agents with executor = \"ssh\", which this orch does not run yet",
-        manifest.path.display()
-    ))
-    .with_hint("`orch hosts` checks the `[[host]]` machines; set executor = \"local\" to run the plan here")
-}
-
 /// Most plans whose branches are compared pairwise at start-up (`n²/2` merges, asked of one `git merge-tree --stdin`).
 const CONFLICT_CHECK_MAX: usize = 20;
 

@@ -1,0 +1,652 @@
+//! `orch remote-attempt`: the local process that stands for an attempt of an `executor = "ssh"`
+//! plan. `orch up` starts it as it starts a local agent (in a session of its own, under the
+//! wrapper that logs, gates and ends it), so stopping, adopting and recovering it work as for a
+//! local attempt. It takes a slot of one of the plan's hosts, makes the host ready (orch's copy,
+//! the objects of the base commit its cache lacks, sent as a git bundle over the connection),
+//! runs the attempt there through `orch remote-run` ([`super::remote_run`]) and brings back what
+//! the agent did: each snapshot of the remote worktree comes as a bundle, fetched into the lead's
+//! repository with git's object checks on, and taken only when it is one commit whose parent is
+//! the base orch recorded; its tree is then checked out in the plan's local worktree, where the
+//! supervisor's commit path checks it as any agent's work before the plan branch moves. Each
+//! `orch task` report of the agent is handed to the supervisor through the attempt's own report
+//! directory, after the snapshot taken with it, and the answer goes back.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::conn::{Conn, ConnError};
+use super::frames;
+use super::job::{Job, Place, commit_id, name_of, snapshot_ref};
+use super::slots;
+use crate::git::GitTarget;
+use crate::manifest::Host;
+use crate::status::report::{
+    ANSWER_FILE, REPORT_FILE, Report, TAKEN_FILE, read_nofollow, write_json,
+};
+
+/// The exit status of `orch remote-attempt` when its host stopped answering (ssh's own).
+pub(crate) const HOST_LOST: u8 = 255;
+
+/// What `orch up` hands the driver (a file in the state directory, `--spec`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    /// The hosts it may use, in the order they are preferred.
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) repo_root: PathBuf,
+    /// The plan's local worktree, at `base`.
+    pub(crate) worktree: PathBuf,
+    pub(crate) base: String,
+    pub(crate) plan: String,
+    pub(crate) unit: String,
+    pub(crate) attempt: u32,
+    pub(crate) argv: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) report_dir: PathBuf,
+    pub(crate) prompt_file: PathBuf,
+    pub(crate) status_file: PathBuf,
+    pub(crate) orch_bin: PathBuf,
+    pub(crate) confine: bool,
+}
+
+/// Where the driver of `plan`'s `unit` attempt `attempt` records the host it runs on (orch's
+/// own record, read by `orch status`).
+pub(crate) fn host_record(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
+    state_dir
+        .join("remote")
+        .join(plan)
+        .join(format!("{unit}-{attempt}.host"))
+}
+
+/// The host recorded for an attempt, if any (a short name orch wrote).
+pub(crate) fn recorded_host(
+    state_dir: &Path,
+    plan: &str,
+    unit: &str,
+    attempt: u32,
+) -> Option<String> {
+    let bytes = crate::untrusted::read::optional(
+        &host_record(state_dir, plan, unit, attempt),
+        crate::untrusted::read::REPORT,
+    )
+    .ok()??;
+    let s = String::from_utf8_lossy(&bytes).trim().to_string();
+    (!s.is_empty() && s.len() <= 64).then_some(s)
+}
+
+/// The ref of the lead's repository that holds the snapshot of an attempt.
+pub(crate) fn local_ref(plan: &str, unit: &str, attempt: u32) -> String {
+    format!("refs/orch/remote/{plan}/{unit}/{attempt}")
+}
+
+/// Runs the attempt of `spec_path`; the exit status (the agent's, or 1, or [`HOST_LOST`]).
+pub(crate) fn run(spec_path: &Path) -> u8 {
+    let spec = match crate::untrusted::read::optional(spec_path, crate::untrusted::read::REPORT)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<Spec>(&b).ok())
+    {
+        Some(s) => s,
+        None => {
+            say(&format!(
+                "cannot read the attempt's spec `{}`",
+                spec_path.display()
+            ));
+            return 1;
+        }
+    };
+    match drive(&spec) {
+        Ok(code) => code,
+        Err(Failure::Lost(why)) => {
+            say(&format!("host lost: {why}"));
+            HOST_LOST
+        }
+        Err(Failure::Other(why)) => {
+            say(&why);
+            1
+        }
+    }
+}
+
+enum Failure {
+    Lost(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Other(s)
+    }
+}
+
+impl From<ConnError> for Failure {
+    fn from(e: ConnError) -> Self {
+        match e {
+            ConnError::Unreachable { .. } | ConnError::Timeout { .. } => {
+                Failure::Lost(e.to_string())
+            }
+            _ => Failure::Other(e.to_string()),
+        }
+    }
+}
+
+/// A line of orch's in the attempt's log.
+fn say(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "=== orch: {} ===", line.escape_debug());
+    let _ = o.flush();
+}
+
+/// Runs the lead's git on `target`; stdout trimmed.
+fn git(target: GitTarget<'_>, args: &[&str]) -> Result<String, String> {
+    let mut cmd = crate::git::git_command(target)?;
+    cmd.args(args);
+    let o = cmd
+        .output()
+        .map_err(|e| format!("cannot run git {}: {e}", args.join(" ")))?;
+    if !o.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&o.stderr).trim().escape_debug()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
+"#;
+
+/// Whether the host's cache has the base commit; if not, the tips it has.
+const HAVE: &str = r#"c="$d/repos/$2.git"
+[ -d "$c" ] || git init -q --bare "$c" || exit 3
+if git --git-dir="$c" cat-file -e "$3^{commit}" 2>/dev/null; then echo have; exit 0; fi
+echo need
+git --git-dir="$c" for-each-ref --sort=-committerdate --count=20 --format='%(objectname)' refs/orch/have
+"#;
+
+/// A bundle on stdin fetched into the cache, its ref `$4` kept as `refs/orch/have/<base>`.
+const RECEIVE: &str = r#"set -e
+c="$d/repos/$2.git"
+t="$c/incoming.$$.bundle"
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+git --git-dir="$c" -c core.hooksPath=/dev/null fetch -q "$t" "+$4:refs/orch/have/$3"
+"#;
+
+/// Runs orch's copy's `remote-run` for one attempt.
+const RUN: &str = r#"exec "$d/bin/orch-$2" remote-run --dir "$d"
+"#;
+
+fn drive(spec: &Spec) -> Result<u8, Failure> {
+    if !commit_id(&spec.base) {
+        return Err(format!("the base `{}` is not a commit id", spec.base.escape_debug()).into());
+    }
+    let head = git(GitTarget::WorkTree(&spec.worktree), &["rev-parse", "HEAD"])?;
+    if head != spec.base {
+        return Err(format!(
+            "the worktree `{}` is at {head}, not at the attempt's base {}",
+            spec.worktree.display(),
+            spec.base
+        )
+        .into());
+    }
+    if spec.hosts.is_empty() {
+        return Err("the plan has no host".to_string().into());
+    }
+    let id = crate::git::blob_id_of_file(&spec.orch_bin)
+        .map_err(|e| format!("cannot read orch's executable: {e}"))?;
+    let repo =
+        name_of(&crate::git::blob_id_of_bytes(spec.repo_root.as_os_str().as_encoded_bytes())[..16]);
+    let key = name_of(&format!(
+        "{}-{}-{}-{}",
+        spec.plan,
+        spec.unit,
+        spec.attempt,
+        std::process::id()
+    ));
+    // A slot of a host that answers and has the base: a host that does not answer is marked
+    // down and another taken; none free: the attempt waits.
+    let prefer = slots::last_host(&spec.state_dir, &spec.plan);
+    let (slot, conn) = loop {
+        let slot = slots::take(&spec.state_dir, &spec.hosts, prefer.as_deref(), |why| {
+            say(why)
+        });
+        let host = slot.host.clone();
+        let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
+        if let Some(d) = record.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = crate::links::write(&record, host.name.as_bytes());
+        say(&format!("on host `{}`", host.name));
+        let conn = Conn::new(&host, &spec.state_dir)
+            .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
+        let ready = super::host::install(&conn, &spec.orch_bin, &id)
+            .map_err(Failure::from)
+            .and_then(|_| send_objects(&conn, spec, &repo, &key));
+        match ready {
+            Ok(()) => {
+                collect_lost(&conn, spec, &repo);
+                slots::mark_up(&spec.state_dir, &host.name);
+                slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
+                break (slot, conn);
+            }
+            Err(Failure::Lost(why)) => {
+                let backoff = slots::mark_down(&spec.state_dir, &host.name);
+                say(&format!(
+                    "host `{}` does not answer ({why}); marked down for {}s, another host is tried",
+                    host.name,
+                    backoff.as_secs()
+                ));
+                let _ = std::fs::remove_file(&record);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let host = &slot.host;
+    let job = Job {
+        repo: repo.clone(),
+        key: key.clone(),
+        base: spec.base.clone(),
+        report: format!(
+            "{}/{}",
+            name_of(&spec.plan),
+            name_of(&format!("{}.{}", spec.unit, spec.attempt))
+        ),
+        argv: spec.argv.clone(),
+        env: spec.env.clone(),
+        prompt: crate::untrusted::read::optional(&spec.prompt_file, crate::untrusted::read::REPORT)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        confine: spec.confine && host.confined,
+        replace: vec![
+            (spec.worktree.display().to_string(), Place::Worktree),
+            (spec.report_dir.display().to_string(), Place::ReportDir),
+            (spec.prompt_file.display().to_string(), Place::PromptFile),
+            (spec.orch_bin.display().to_string(), Place::Orch),
+            (spec.status_file.display().to_string(), Place::StatusFile),
+        ],
+    };
+    let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
+    let mut child = conn
+        .spawn(&format!("{DIR}{RUN}"), &[host.dir.as_str(), id.as_str()])
+        .map_err(|e| format!("cannot run `ssh`: {e}"))?;
+    let mut input = child
+        .stdin
+        .take()
+        .ok_or_else(|| Failure::Other("no stdin".into()))?;
+    let output = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::Other("no stdout".into()))?;
+    frames::write(&mut input, frames::JOB, &job_bytes)
+        .map_err(|e| Failure::Lost(format!("cannot send the job: {e}")))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(output);
+        loop {
+            let f = frames::read(&mut r);
+            let end = !matches!(f, Ok(Some(_)));
+            if tx.send(f).is_err() || end {
+                return;
+            }
+        }
+    });
+    let mut applied = spec.base.clone();
+    // The stream ended early: ssh's own exit says whether the host was lost (255: the
+    // connection, or its keep-alives unanswered) or orch's copy there ended.
+    let lost = |child: &mut std::process::Child, why: String| -> Failure {
+        let status = wait_bounded(child, Duration::from_secs(30)).and_then(|s| s.code());
+        match status {
+            Some(255) => {
+                slots::mark_down(&spec.state_dir, &conn.host.name);
+                Failure::Lost(why)
+            }
+            Some(c) => Failure::Other(format!("{why} (ssh exit {c})")),
+            None => Failure::Other(format!("{why} (ssh killed)")),
+        }
+    };
+    loop {
+        let frame = match rx.recv() {
+            Ok(Ok(Some(f))) => f,
+            Ok(Ok(None)) | Err(_) => {
+                return Err(lost(
+                    &mut child,
+                    "the connection ended before the attempt did".into(),
+                ));
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(lost(
+                    &mut child,
+                    "the connection ended inside a frame".into(),
+                ));
+            }
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(format!(
+                    "the host sent what orch does not take: {e}"
+                )));
+            }
+        };
+        match frame {
+            (frames::LOG, bytes) => {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(&bytes);
+                let _ = o.flush();
+            }
+            (frames::SNAPSHOT, bytes) => {
+                applied = take_snapshot(spec, &key, &bytes, &applied)?;
+            }
+            (frames::REPORT, bytes) => {
+                let answer = relay_report(spec, &bytes)?;
+                frames::write(&mut input, frames::ANSWER, &answer)
+                    .map_err(|e| Failure::Lost(format!("cannot send the answer: {e}")))?;
+            }
+            (frames::EXIT, bytes) => {
+                let code = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .map_or(1, |c| u8::try_from(c.clamp(0, 255)).unwrap_or(1));
+                // The last snapshot is in the lead's repository: the host may remove the attempt.
+                let _ = frames::write(&mut input, frames::DONE, b"");
+                drop(input);
+                let _ = wait_bounded(&mut child, Duration::from_secs(30));
+                return Ok(code);
+            }
+            (frames::ERROR, bytes) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "on host `{}`: {}",
+                    host.name,
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])
+                )
+                .into());
+            }
+            (tag, _) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(format!(
+                    "the host sent a frame `{}` out of place",
+                    char::from(tag).escape_debug()
+                )));
+            }
+        }
+    }
+}
+
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends the host's cache the objects of the base it lacks, as one git bundle.
+fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), Failure> {
+    let dir = conn.host.dir.as_str();
+    let out = conn.run(
+        "the check of the repository's cache",
+        &format!("{DIR}{HAVE}"),
+        &[dir, repo, &spec.base],
+        None,
+        Duration::from_secs(120),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = text.lines();
+    if lines.next() == Some("have") {
+        return Ok(());
+    }
+    let root = GitTarget::WorkTree(&spec.repo_root);
+    // The host's tips that this repository has: what the bundle need not carry.
+    let haves: Vec<String> = lines
+        .filter(|l| commit_id(l))
+        .filter(|l| git(root, &["cat-file", "-e", &format!("{l}^{{commit}}")]).is_ok())
+        .map(|l| format!("^{l}"))
+        .collect();
+    let send_ref = format!("refs/orch/send/{key}");
+    git(root, &["update-ref", &send_ref, &spec.base])?;
+    let bundle = spec
+        .state_dir
+        .join("remote")
+        .join(format!("{key}.send.bundle"));
+    if let Some(d) = bundle.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let mut args = vec![
+        "bundle".to_string(),
+        "create".to_string(),
+        "-q".to_string(),
+        bundle.display().to_string(),
+        send_ref.clone(),
+    ];
+    args.extend(haves);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let made = git(root, &args);
+    let _ = git(root, &["update-ref", "-d", &send_ref]);
+    made?;
+    let sent = conn.run(
+        "the transfer of the repository's objects",
+        &format!("{DIR}{RECEIVE}"),
+        &[dir, repo, &spec.base, &send_ref],
+        Some(&bundle),
+        Duration::from_secs(3600),
+    );
+    let _ = std::fs::remove_file(&bundle);
+    sent?;
+    Ok(())
+}
+
+/// The abandoned attempts of this repository on the host: `<key> <base>` per line.
+const ABANDONED: &str = r#"for a in "$d"/attempts/*/abandoned; do
+  [ -f "$a" ] || continue
+  k=${a%/abandoned}; k=${k##*/}
+  printf '%s %s\n' "$k" "$(head -c 100 "$a")"
+done
+"#;
+
+/// One abandoned attempt's snapshot as a bundle on stdout.
+const LOST_BUNDLE: &str = r#"c="$d/repos/$2.git"
+t="$d/attempts/$3/lost.bundle"
+git --git-dir="$c" bundle create -q "$t" "refs/orch/snap/$3" "^$4" && cat "$t"
+"#;
+
+/// An abandoned attempt removed once its snapshot is safe on the lead's machine.
+const FORGET: &str = r#"c="$d/repos/$2.git"
+git --git-dir="$c" worktree remove --force "$d/attempts/$3/$3" 2>/dev/null
+git --git-dir="$c" update-ref -d "refs/orch/snap/$3" 2>/dev/null
+rm -rf "$d/attempts/$3"
+"#;
+
+/// Brings back the work of attempts whose driver was lost while the host kept them (a host
+/// that comes back): each snapshot is fetched (git's object checks on) under
+/// `refs/orch/attempts/lost/<host>/<key>`, never landed; the host's copy is removed only then.
+fn collect_lost(conn: &Conn, spec: &Spec, repo: &str) {
+    let dir = conn.host.dir.as_str();
+    let Ok(out) = conn.run(
+        "the list of abandoned attempts",
+        &format!("{DIR}{ABANDONED}"),
+        &[dir],
+        None,
+        Duration::from_secs(60),
+    ) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let root = GitTarget::WorkTree(&spec.repo_root);
+    for line in text.lines().take(100) {
+        let Some((key, base)) = line.split_once(' ') else {
+            continue;
+        };
+        let base = base.trim();
+        if !super::job::safe_name(key)
+            || !commit_id(base)
+            || git(root, &["cat-file", "-e", &format!("{base}^{{commit}}")]).is_err()
+        {
+            continue;
+        }
+        let Ok(bundle) = conn.run(
+            "the transfer of an abandoned attempt",
+            &format!("{DIR}{LOST_BUNDLE}"),
+            &[dir, repo, key, base],
+            None,
+            Duration::from_secs(600),
+        ) else {
+            continue;
+        };
+        let file = spec
+            .state_dir
+            .join("remote")
+            .join(format!("{key}.lost.bundle"));
+        if crate::links::write(&file, &bundle.stdout).is_err() {
+            continue;
+        }
+        let saved = format!("refs/orch/attempts/lost/{}/{key}", conn.host.name);
+        let fetched = git(
+            root,
+            &[
+                "-c",
+                "transfer.fsckObjects=true",
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--no-write-fetch-head",
+                &file.display().to_string(),
+                &format!("+{}:{saved}", snapshot_ref(key)),
+            ],
+        );
+        let _ = std::fs::remove_file(&file);
+        match fetched {
+            Ok(_) => {
+                say(&format!(
+                    "the work of an attempt lost with host `{}` is saved as `{saved}` (not landed)",
+                    conn.host.name
+                ));
+                let _ = conn.run(
+                    "the removal of an abandoned attempt",
+                    &format!("{DIR}{FORGET}"),
+                    &[dir, repo, key],
+                    None,
+                    Duration::from_secs(120),
+                );
+            }
+            Err(e) => say(&format!(
+                "cannot take back the work of attempt `{key}` on host `{}` (kept there): {e}",
+                conn.host.name
+            )),
+        }
+    }
+}
+
+/// Takes one snapshot frame: fetched into the lead's repository (git's object checks on), taken
+/// only when it is a commit whose one parent is the base, then checked out in the local worktree
+/// over the last one taken (`applied`). Returns the snapshot's id.
+fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<String, Failure> {
+    let refuse = |why: String| Failure::Other(format!("the host's snapshot is refused: {why}"));
+    if bytes.len() < 40 {
+        return Err(refuse("it is cut short".into()));
+    }
+    let (id, bundle) = bytes.split_at(40);
+    let id = std::str::from_utf8(id)
+        .ok()
+        .filter(|s| commit_id(s))
+        .ok_or_else(|| refuse("no commit id".into()))?;
+    let file = spec
+        .state_dir
+        .join("remote")
+        .join(format!("{key}.snap.bundle"));
+    if let Some(d) = file.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    crate::links::write(&file, bundle).map_err(|e| refuse(e.to_string()))?;
+    let root = GitTarget::WorkTree(&spec.repo_root);
+    let local = local_ref(&spec.plan, &spec.unit, spec.attempt);
+    let fetched = git(
+        root,
+        &[
+            "-c",
+            "transfer.fsckObjects=true",
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            &file.display().to_string(),
+            &format!("+{}:{local}", snapshot_ref(key)),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    fetched.map_err(refuse)?;
+    let tip = git(
+        root,
+        &["rev-parse", "--verify", &format!("{local}^{{commit}}")],
+    )
+    .map_err(refuse)?;
+    if tip != id {
+        return Err(refuse(format!("its ref is at {tip}, not at {id}")));
+    }
+    let parents = git(root, &["rev-list", "--parents", "-n", "1", id]).map_err(refuse)?;
+    if parents.split(' ').skip(1).collect::<Vec<_>>() != [spec.base.as_str()] {
+        return Err(refuse(format!(
+            "its parents are not the attempt's base {}",
+            spec.base
+        )));
+    }
+    git(
+        GitTarget::WorkTree(&spec.worktree),
+        &["read-tree", "-m", "-u", applied, id],
+    )
+    .map_err(|e| {
+        Failure::Other(format!(
+            "cannot check out the host's work in the worktree: {e}"
+        ))
+    })?;
+    Ok(id.to_string())
+}
+
+/// Hands the agent's report to the supervisor through the attempt's report directory and waits
+/// for its answer; the answer's bytes.
+fn relay_report(spec: &Spec, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+    let report: Report = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the host sent a report orch cannot read: {e}"))?;
+    let dir = &spec.report_dir;
+    let answer_path = dir.join(ANSWER_FILE);
+    let _ = std::fs::remove_file(&answer_path);
+    write_json(dir, REPORT_FILE, &report)
+        .map_err(|e| format!("cannot hand the report to the supervisor: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Ok(Some(answer)) = read_nofollow(&answer_path)
+            && serde_json::from_slice::<serde_json::Value>(&answer)
+                .is_ok_and(|v| v["seq"].as_str() == Some(report.seq.as_str()))
+        {
+            let _ = std::fs::remove_file(&answer_path);
+            let _ = std::fs::remove_file(dir.join(TAKEN_FILE));
+            return Ok(answer);
+        }
+        if Instant::now() >= deadline {
+            return Err("the supervisor did not answer the report"
+                .to_string()
+                .into());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,402 @@
+//! `orch remote-run`: orch's copy on a `[[host]]` runs one attempt there for the lead's driver
+//! ([`super::attempt`]), speaking [`super::frames`] on its stdin and stdout. It makes the
+//! attempt's worktree from the host's bare cache at the exact base commit of the job, runs the
+//! agent in it (confined by Landlock with the rules of a local attempt: its worktree, its
+//! `TMPDIR`, its report directory, the devices; never the cache, the worktree's git admin
+//! directory or orch's copy), relays each `orch task` report with a snapshot of the worktree
+//! taken first, and, when the agent ends, sends the last snapshot and its exit status. The
+//! attempt's directory is removed only once the lead says its last snapshot is safe there; a
+//! driver gone (end of stdin) stops the agent and keeps the directory and its snapshot ref.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::frames;
+use super::job::{Job, Place, commit_id, safe_name, snapshot_ref};
+use crate::git::GitTarget;
+use crate::status::report::{ANSWER_FILE, REPORT_FILE, TAKEN_FILE, read_nofollow, write_json};
+
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+fn send(out: &Out, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+    let mut o = out.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+    frames::write(&mut *o, tag, payload)
+}
+
+/// Runs the job read from stdin; the exit code of `orch remote-run`.
+pub(crate) fn run(dir: &Path) -> u8 {
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    // Frames from the driver, on a thread: `None` is its end.
+    let (tx, rx) = mpsc::channel::<Option<(u8, Vec<u8>)>>();
+    std::thread::spawn(move || {
+        let mut input = std::io::stdin().lock();
+        loop {
+            match frames::read(&mut input) {
+                Ok(Some(f)) => {
+                    if tx.send(Some(f)).is_err() {
+                        return;
+                    }
+                }
+                _ => {
+                    let _ = tx.send(None);
+                    return;
+                }
+            }
+        }
+    });
+    let job = match rx.recv() {
+        Ok(Some((frames::JOB, bytes))) => match serde_json::from_slice::<Job>(&bytes) {
+            Ok(job) => job,
+            Err(e) => return fail(&out, &format!("a job orch cannot read: {e}")),
+        },
+        _ => return fail(&out, "no job"),
+    };
+    match attempt(dir, &job, &out, &rx) {
+        Ok(code) => code,
+        Err(e) => fail(&out, &e),
+    }
+}
+
+fn fail(out: &Out, message: &str) -> u8 {
+    let _ = send(out, frames::ERROR, message.as_bytes());
+    1
+}
+
+/// Runs git on the host, its stdout trimmed.
+fn git(
+    cmd: Result<Command, String>,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<String, String> {
+    let mut cmd = cmd?;
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .output()
+        .map_err(|e| format!("cannot run git {}: {e}", args.join(" ")))?;
+    if !o.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The places of one attempt on the host.
+struct Places {
+    cache: PathBuf,
+    attempt: PathBuf,
+    worktree: PathBuf,
+    admin: PathBuf,
+    tmp: PathBuf,
+    state: PathBuf,
+    reports: PathBuf,
+    prompt: PathBuf,
+}
+
+fn attempt(
+    dir: &Path,
+    job: &Job,
+    out: &Out,
+    rx: &mpsc::Receiver<Option<(u8, Vec<u8>)>>,
+) -> Result<u8, String> {
+    let report_ok = job
+        .report
+        .split_once('/')
+        .is_some_and(|(a, b)| safe_name(a) && safe_name(b));
+    if !safe_name(&job.repo) || !safe_name(&job.key) || !commit_id(&job.base) || !report_ok {
+        return Err("a job with names orch does not make".into());
+    }
+    if job.argv.is_empty() {
+        return Err("a job without a program".into());
+    }
+    let abi = crate::sandbox::abi();
+    if job.confine && abi == 0 {
+        return Err(
+            "the host has no Landlock, and its agents must be confined (its `[[host]]` says `sandbox = \"on\"`)"
+                .into(),
+        );
+    }
+    let a = dir.join("attempts").join(&job.key);
+    let p = Places {
+        cache: dir.join("repos").join(format!("{}.git", job.repo)),
+        worktree: a.join(&job.key),
+        admin: dir
+            .join("repos")
+            .join(format!("{}.git", job.repo))
+            .join("worktrees")
+            .join(&job.key),
+        tmp: a.join("tmp"),
+        state: a.join("state"),
+        reports: a.join("state").join("reports").join(&job.report),
+        prompt: a.join("prompt.md"),
+        attempt: a,
+    };
+    if std::fs::symlink_metadata(&p.attempt).is_ok() {
+        return Err(format!(
+            "the attempt's directory `{}` is there already",
+            p.attempt.display()
+        ));
+    }
+    for d in [&p.tmp, &p.reports] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot make `{}`: {e}", d.display()))?;
+    }
+    std::fs::write(&p.prompt, &job.prompt).map_err(|e| format!("cannot write the prompt: {e}"))?;
+    // Held for the run: the agent's `orch task` sees a supervisor and hands it its reports.
+    let lock = std::fs::File::create(p.state.join("supervisor.lock"))
+        .map_err(|e| format!("cannot make the attempt's lock: {e}"))?;
+    lock.lock().map_err(|e| format!("cannot lock: {e}"))?;
+    let wt = p.worktree.display().to_string();
+    git(
+        crate::git::git_command(GitTarget::GitDir(&p.cache)),
+        &["worktree", "add", "--detach", "-q", &wt, &job.base],
+        &[],
+    )?;
+    let me = std::env::current_exe().map_err(|e| format!("cannot find orch's copy: {e}"))?;
+    let place = |which: Place| -> String {
+        match which {
+            Place::Worktree => wt.clone(),
+            Place::ReportDir => p.reports.display().to_string(),
+            Place::PromptFile => p.prompt.display().to_string(),
+            Place::Orch => me.display().to_string(),
+            Place::StatusFile => p.state.join("status.json").display().to_string(),
+        }
+    };
+    // The longest of the lead's paths first: one that begins another is replaced after it.
+    let mut replace = job.replace.clone();
+    replace.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    let map = |s: &str| -> String {
+        let mut s = s.to_string();
+        for (from, to) in &replace {
+            if !from.is_empty() {
+                s = s.replace(from.as_str(), &place(*to));
+            }
+        }
+        s
+    };
+    let mut argv: Vec<String> = job.argv.iter().map(|a| map(a)).collect();
+    if job.confine {
+        let mut rules = crate::sandbox::Rules {
+            write: crate::sandbox::DEVICES.iter().map(PathBuf::from).collect(),
+            deny_read: Vec::new(),
+        };
+        rules
+            .write
+            .extend([p.worktree.clone(), p.tmp.clone(), p.reports.clone()]);
+        let mut wrapped = vec![me.display().to_string(), "sandbox-exec".to_string()];
+        wrapped.extend(crate::sandbox::args(&rules));
+        wrapped.push("--".to_string());
+        wrapped.extend(argv);
+        argv = wrapped;
+    }
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(&p.worktree)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
+    for var in crate::agent_env::GIT_ENV {
+        cmd.env_remove(var);
+    }
+    for (k, v) in &job.env {
+        cmd.env(k, map(v));
+    }
+    cmd.env("TMPDIR", &p.tmp);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            drop(cmd);
+            let _ = send(
+                out,
+                frames::LOG,
+                format!("=== orch: cannot start `{}`: {e} ===\n", job.argv[0]).as_bytes(),
+            );
+            snap_and_send(&p, job, out)?;
+            send(out, frames::EXIT, b"127").map_err(|e| e.to_string())?;
+            return finish(&p, job, rx);
+        }
+    };
+    drop(cmd);
+    let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let log_out = out.clone();
+    let logger = std::thread::spawn(move || {
+        let mut r = reader;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if send(&log_out, frames::LOG, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stop = |child: &mut std::process::Child| {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+    };
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        // A report: the worktree's snapshot first, then the report; the answer back.
+        if let Ok(Some(bytes)) = read_nofollow(&p.reports.join(REPORT_FILE)) {
+            let _ = std::fs::rename(p.reports.join(REPORT_FILE), p.reports.join(TAKEN_FILE));
+            snap_and_send(&p, job, out)?;
+            send(out, frames::REPORT, &bytes).map_err(|e| e.to_string())?;
+            match rx.recv() {
+                Ok(Some((frames::ANSWER, answer))) => {
+                    let v: serde_json::Value = serde_json::from_slice(&answer)
+                        .map_err(|e| format!("an answer orch cannot read: {e}"))?;
+                    write_json(&p.reports, ANSWER_FILE, &v)
+                        .map_err(|e| format!("cannot hand the answer to the agent: {e}"))?;
+                }
+                _ => {
+                    stop(&mut child);
+                    return Ok(1);
+                }
+            }
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The driver is gone: the agent is stopped, its work kept as a snapshot (and
+                // the worktree) for the lead to collect when it comes back (`abandoned` names
+                // the base the snapshot is on).
+                stop(&mut child);
+                if snapshot(&p, job).is_ok() {
+                    let _ = std::fs::write(p.attempt.join("abandoned"), format!("{}\n", job.base));
+                }
+                return Ok(1);
+            }
+            _ => {}
+        }
+    };
+    // What the agent left in its group ends with it.
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    let _ = logger.join();
+    let code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
+    snap_and_send(&p, job, out)?;
+    send(out, frames::EXIT, code.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    finish(&p, job, rx)
+}
+
+/// Waits for the driver's word that the last snapshot is safe, then removes the attempt.
+fn finish(p: &Places, job: &Job, rx: &mpsc::Receiver<Option<(u8, Vec<u8>)>>) -> Result<u8, String> {
+    loop {
+        match rx.recv() {
+            Ok(Some((frames::DONE, _))) => {
+                let _ = git(
+                    crate::git::git_command(GitTarget::GitDir(&p.cache)),
+                    &[
+                        "worktree",
+                        "remove",
+                        "--force",
+                        &p.worktree.display().to_string(),
+                    ],
+                    &[],
+                );
+                let _ = git(
+                    crate::git::git_command(GitTarget::GitDir(&p.cache)),
+                    &["update-ref", "-d", &snapshot_ref(&job.key)],
+                    &[],
+                );
+                let _ = std::fs::remove_dir_all(&p.attempt);
+                return Ok(0);
+            }
+            Ok(Some(_)) => {}
+            _ => return Ok(0),
+        }
+    }
+}
+
+/// The worktree as a commit on the base (a private index: the agent's own is left alone), held
+/// by the attempt's snapshot ref; its id.
+fn snapshot(p: &Places, job: &Job) -> Result<String, String> {
+    let index = p.attempt.join("snap.index");
+    let _ = std::fs::remove_file(&index);
+    let env: [(&str, &Path); 1] = [("GIT_INDEX_FILE", &index)];
+    let admin = || {
+        crate::git::git_command(GitTarget::Admin {
+            git_dir: &p.admin,
+            work_tree: &p.worktree,
+        })
+    };
+    git(admin(), &["read-tree", &job.base], &env)?;
+    git(admin(), &["add", "-A"], &env)?;
+    let tree = git(admin(), &["write-tree"], &env)?;
+    let mut cmd = crate::git::git_command(GitTarget::GitDir(&p.cache))?;
+    for (k, v) in [
+        ("GIT_AUTHOR_NAME", "orch"),
+        ("GIT_AUTHOR_EMAIL", "orch@localhost"),
+        ("GIT_COMMITTER_NAME", "orch"),
+        ("GIT_COMMITTER_EMAIL", "orch@localhost"),
+    ] {
+        cmd.env(k, v);
+    }
+    let commit = git(
+        Ok(cmd),
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            &job.base,
+            "-m",
+            "orch: snapshot of a remote attempt",
+        ],
+        &[],
+    )?;
+    git(
+        crate::git::git_command(GitTarget::GitDir(&p.cache)),
+        &["update-ref", &snapshot_ref(&job.key), &commit],
+        &[],
+    )?;
+    Ok(commit)
+}
+
+/// Takes a snapshot and sends it: its id, then its bundle.
+fn snap_and_send(p: &Places, job: &Job, out: &Out) -> Result<(), String> {
+    let commit = snapshot(p, job)?;
+    let bundle = p.attempt.join("snap.bundle");
+    let _ = std::fs::remove_file(&bundle);
+    git(
+        crate::git::git_command(GitTarget::GitDir(&p.cache)),
+        &[
+            "bundle",
+            "create",
+            "-q",
+            &bundle.display().to_string(),
+            &snapshot_ref(&job.key),
+            &format!("^{}", job.base),
+        ],
+        &[],
+    )?;
+    let mut payload = commit.into_bytes();
+    let bytes = crate::untrusted::read::head(&bundle, frames::SNAPSHOT_MAX as u64 + 1)
+        .map_err(|e| format!("cannot read the bundle: {e}"))?;
+    payload.extend_from_slice(&bytes);
+    if payload.len() > frames::SNAPSHOT_MAX {
+        return Err(format!(
+            "the worktree's snapshot is {} bytes, more than the {} orch takes back",
+            payload.len(),
+            frames::SNAPSHOT_MAX
+        ));
+    }
+    send(out, frames::SNAPSHOT, &payload).map_err(|e| e.to_string())
+}

@@ -1,0 +1,195 @@
+//! Which host an attempt runs on: `slots` per host, each a lock file under orch's state
+//! directory (`<state_dir>/ssh/slots/<host>.<n>`) held by the attempt's driver for as long as it
+//! runs (a driver that dies frees its slot with it, and a restarted `orch up` that adopts the
+//! driver finds its slot still taken). A host that did not answer is marked down
+//! (`<state_dir>/ssh/down/<host>`) and tried again after a back-off. When every slot is busy or
+//! every host down, the attempt waits: it never runs on this machine instead.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::manifest::Host;
+
+/// The first back-off of a host that did not answer; doubled each time after, up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A slot of a host, held until dropped.
+pub(crate) struct Slot {
+    _lock: File,
+    pub(crate) host: Host,
+}
+
+fn dir(state_dir: &Path, what: &str) -> PathBuf {
+    state_dir.join("ssh").join(what)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Opens (making it) a lock file of orch's own, never through a link.
+fn lock_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A free slot of `host`, if any.
+fn try_host(state_dir: &Path, host: &Host) -> Option<File> {
+    (0..host.slots).find_map(|n| {
+        let f = lock_file(&dir(state_dir, "slots").join(format!("{}.{n}", host.name))).ok()?;
+        f.try_lock().ok().map(|()| f)
+    })
+}
+
+/// `(until, failures)` of a host marked down.
+fn down_record(state_dir: &Path, host: &str) -> Option<(u64, u32)> {
+    let bytes = crate::untrusted::read::optional(
+        &dir(state_dir, "down").join(host),
+        crate::untrusted::read::REPORT,
+    )
+    .ok()??;
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Whether `host` is marked down and its back-off has not passed.
+pub(crate) fn is_down(state_dir: &Path, host: &str) -> bool {
+    down_record(state_dir, host).is_some_and(|(until, _)| until > now())
+}
+
+/// Marks `host` down: tried again after a back-off that doubles with each failure in a row.
+/// Returns the back-off.
+pub(crate) fn mark_down(state_dir: &Path, host: &str) -> Duration {
+    let failures = down_record(state_dir, host).map_or(0, |(_, f)| f) + 1;
+    let backoff = BACKOFF_FIRST
+        .saturating_mul(1u32 << (failures - 1).min(10))
+        .min(BACKOFF_MAX);
+    let d = dir(state_dir, "down");
+    let _ = std::fs::create_dir_all(&d);
+    let _ = crate::links::write(
+        &d.join(host),
+        format!("{} {failures}\n", now() + backoff.as_secs()).as_bytes(),
+    );
+    backoff
+}
+
+/// `host` answered: no longer marked down.
+pub(crate) fn mark_up(state_dir: &Path, host: &str) {
+    let _ = std::fs::remove_file(dir(state_dir, "down").join(host));
+}
+
+/// Takes a slot of one of `hosts` (not marked down), `prefer` first, then in their order;
+/// waits while there is none, calling `waiting` once with the reason.
+pub(crate) fn take(
+    state_dir: &Path,
+    hosts: &[Host],
+    prefer: Option<&str>,
+    mut waiting: impl FnMut(&str),
+) -> Slot {
+    let mut order: Vec<&Host> = hosts
+        .iter()
+        .filter(|h| Some(h.name.as_str()) == prefer)
+        .collect();
+    order.extend(hosts.iter().filter(|h| Some(h.name.as_str()) != prefer));
+    let mut said = false;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        for h in &order {
+            if is_down(state_dir, &h.name) {
+                continue;
+            }
+            if let Some(lock) = try_host(state_dir, h) {
+                return Slot {
+                    _lock: lock,
+                    host: (*h).clone(),
+                };
+            }
+        }
+        if !said {
+            said = true;
+            let names: Vec<String> = order
+                .iter()
+                .map(|h| {
+                    if is_down(state_dir, &h.name) {
+                        format!("{} (down)", h.name)
+                    } else {
+                        format!("{} ({} slots busy)", h.name, h.slots)
+                    }
+                })
+                .collect();
+            waiting(&format!("waiting for a slot on {}", names.join(", ")));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// The host the plan's last attempt ran on (its cache has the plan's objects).
+pub(crate) fn last_host(state_dir: &Path, plan: &str) -> Option<String> {
+    let bytes = crate::untrusted::read::optional(
+        &state_dir.join("remote").join(plan).join("last-host"),
+        crate::untrusted::read::REPORT,
+    )
+    .ok()??;
+    let s = String::from_utf8_lossy(&bytes).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Records the host the plan's attempt runs on.
+pub(crate) fn set_last_host(state_dir: &Path, plan: &str, host: &str) {
+    let d = state_dir.join("remote").join(plan);
+    let _ = std::fs::create_dir_all(&d);
+    let _ = crate::links::write(&d.join("last-host"), host.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, slots: usize) -> Host {
+        Host {
+            name: name.into(),
+            ssh: name.into(),
+            port: None,
+            slots,
+            dir: "/srv/orch".into(),
+            confined: true,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn slots_are_taken_per_host_and_a_down_host_is_skipped() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let hosts = [host("h1", 2), host("h2", 1)];
+        let a = take(tmp.path(), &hosts, Some("h2"), |_| {});
+        assert_eq!(a.host.name, "h2");
+        let b = take(tmp.path(), &hosts, Some("h2"), |_| {});
+        let c = take(tmp.path(), &hosts, None, |_| {});
+        assert_eq!((b.host.name.as_str(), c.host.name.as_str()), ("h1", "h1"));
+        drop(a);
+        // h2 is free again, but down.
+        assert_eq!(mark_down(tmp.path(), "h2"), BACKOFF_FIRST);
+        assert!(is_down(tmp.path(), "h2"));
+        assert_eq!(mark_down(tmp.path(), "h2"), BACKOFF_FIRST * 2);
+        drop(b);
+        let d = take(tmp.path(), &hosts, Some("h2"), |_| {});
+        assert_eq!(d.host.name, "h1");
+        mark_up(tmp.path(), "h2");
+        let e = take(tmp.path(), &hosts, None, |_| {});
+        assert_eq!(e.host.name, "h2");
+    }
+}
