@@ -386,3 +386,78 @@ fn a_resolver_under_network_none_reaches_nothing_and_under_open_everything() {
     let repo = b_conflicts(&s, "", "network = \"open\"", "off");
     assert_open("orch resolve, open", &s, &resolve_b(&repo, "off"));
 }
+
+#[test]
+fn verify_of_a_user_who_is_not_root_is_confined_the_same_way() {
+    // The namespace then lives in a user namespace that maps the user's own uid, made by
+    // `orch sandbox-exec --network-only` (no file rules here). Run as `nobody` where this test
+    // runs as root (CI does); skipped otherwise.
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let (Some(setpriv), true) = (setpriv, nix::unistd::geteuid().is_root()) else {
+        eprintln!("skipped: not root, or no setpriv");
+        return;
+    };
+    let s = servers();
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Write a.txt"));
+    // Everything the user runs or reads is theirs: orch, the scripts, the repository, its HOME.
+    let bin = repo.outside("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let orch = bin.join("orch");
+    std::fs::copy(env!("CARGO_BIN_EXE_orch"), &orch).expect("copy orch");
+    for f in ["net_probe.py", "write.sh"] {
+        std::fs::copy(fixtures().join(f), bin.join(f)).expect("copy a script");
+    }
+    let mut verify = probe_argv(&s);
+    verify[1] = bin.join("net_probe.py").display().to_string();
+    repo.manifest(
+        &toml_array(&[
+            "sh".to_string(),
+            bin.join("write.sh").display().to_string(),
+            "a.txt".to_string(),
+        ]),
+        "report = \"exit\"",
+        &format!(
+            "retries = 0\nintegrate = \"off\"\nverify = {}\n{}",
+            toml_array(&verify),
+            allow(&s)
+        ),
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    for dir in [repo.root(), repo.home(), bin.as_path()] {
+        let st = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new(setpriv);
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&orch)
+            .args(args)
+            .current_dir(repo.root())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PWD", repo.root())
+            .env("HOME", repo.home())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("ORCH_SANDBOX", "off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (code, out, err) = repo.run_cmd(&mut c);
+        assert_eq!(code, 0, "orch {args:?} as nobody\n{out}\n{err}");
+    };
+    as_nobody(&["up", "a"]);
+    as_nobody(&["merge", "a"]);
+    // (The repository is the user's now: read as files, git refuses another owner's.)
+    let log = std::fs::read_to_string(repo.root().join(".orch/logs/a/merge-verify.log"))
+        .expect("the verify log");
+    assert!(log.contains("=== orch: verify passed ==="), "{log}");
+    assert_confined("orch merge as nobody", &s, &log);
+}
