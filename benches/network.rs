@@ -284,10 +284,11 @@ fn main() {
         for (i, mode) in MODES.iter().enumerate() {
             for _ in 0..merges {
                 let dir = tempfile::tempdir().expect("tempdir");
+                // The agent writes a file: a plan with nothing to merge runs no verify.
                 setup(
                     dir.path(),
                     1,
-                    "[\"true\"]",
+                    "[\"sh\", \"-c\", \"echo done > out.txt\"]",
                     "verify = [\"true\"]\nintegrate = \"off\"",
                 );
                 up(dir.path(), mode);

@@ -461,3 +461,26 @@ fn verify_of_a_user_who_is_not_root_is_confined_the_same_way() {
     assert!(log.contains("=== orch: verify passed ==="), "{log}");
     assert_confined("orch merge as nobody", &s, &log);
 }
+
+#[test]
+fn where_namespaces_cannot_be_made_a_resolver_of_a_confined_plan_is_not_run() {
+    let s = servers();
+    let repo = b_conflicts(&s, "network = \"confined\"", &allow(&s), "off");
+    let (main, plan_b) = (repo.rev("main"), repo.rev("plan/b"));
+    let (code, out, err) = repo.run_cmd(&mut orch_without_namespaces(
+        &repo,
+        &["resolve", "b", "--json"],
+    ));
+    assert_eq!(code, 5, "{out}\n{err}");
+    let text = format!("{out}\n{err}");
+    assert!(
+        text.contains("the resolving agent runs the work of agent `w`")
+            && text.contains("network namespace"),
+        "{text}"
+    );
+    assert_eq!((repo.rev("main"), repo.rev("plan/b")), (main, plan_b));
+    // The resolver never ran: nothing of the probe in its log, nothing reached.
+    let log = String::from_utf8_lossy(&repo.read(".orch/logs/b/resolve.log")).into_owned();
+    assert!(results(&log).is_empty(), "{log}");
+    assert_eq!(s.allowed.hits(), Vec::<String>::new());
+}
