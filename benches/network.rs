@@ -13,7 +13,8 @@
 //!    endpoint (joined by orch) and `confined` through the proxy (`CONNECT`). Medians of the
 //!    per-request times the agent measures.
 //! 3. **`verify`'s start**: `orch merge` of a finished one-task plan whose `verify` is `true`,
-//!    `--merges M` (default 10) fresh repositories per mode and run: the wall of `orch merge`,
+//!    `--merges M` (default 10) fresh repositories per mode and run: the wall of `orch merge`
+//!    and its CPU with its children's,
 //!    so the difference between modes is what the namespace, the proxy of `orch merge`'s own
 //!    and the handover add to a verify (`open` is `verify` as it ran before it was confined).
 //!    A resolving agent's start pays the same.
@@ -279,7 +280,7 @@ fn main() {
         }
     }
     // 3. verify's start.
-    let mut per: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    let mut per: Vec<Vec<(f64, f64)>> = vec![Vec::new(); MODES.len()];
     for _ in 0..runs {
         for (i, mode) in MODES.iter().enumerate() {
             for _ in 0..merges {
@@ -292,17 +293,25 @@ fn main() {
                     "verify = [\"true\"]\nintegrate = \"off\"",
                 );
                 up(dir.path(), mode);
-                per[i].push(merge(dir.path(), mode));
+                let cpu = children_rusage();
+                let wall = merge(dir.path(), mode);
+                per[i].push((wall, children_rusage() - cpu));
             }
         }
     }
     println!(
         "\nverify's start (`orch merge` of one plan, verify `true`, {merges} merges x {runs} run(s) each, medians):"
     );
-    println!("| network | wall of `orch merge` |");
-    println!("|---|---|");
+    println!("| network | wall of `orch merge` | its CPU (and its children's) |");
+    println!("|---|---|---|");
     for (i, mode) in MODES.iter().enumerate() {
-        println!("| {mode} | {:.1} ms |", median(&mut per[i]) * 1000.0);
+        let mut w: Vec<f64> = per[i].iter().map(|p| p.0).collect();
+        let mut c: Vec<f64> = per[i].iter().map(|p| p.1).collect();
+        println!(
+            "| {mode} | {:.1} ms | {:.1} ms |",
+            median(&mut w) * 1000.0,
+            median(&mut c) * 1000.0
+        );
     }
     println!("\nload average at the end: {}", load());
 }
