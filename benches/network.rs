@@ -12,6 +12,12 @@
 //!    one kept connection; `open` (direct), `confined` directly to the allowed loopback
 //!    endpoint (joined by orch) and `confined` through the proxy (`CONNECT`). Medians of the
 //!    per-request times the agent measures.
+//! 3. **`verify`'s start**: `orch merge` of a finished one-task plan whose `verify` is `true`,
+//!    `--merges M` (default 10) fresh repositories per mode and run: the wall of `orch merge`
+//!    and its CPU with its children's,
+//!    so the difference between modes is what the namespace, the proxy of `orch merge`'s own
+//!    and the handover add to a verify (`open` is `verify` as it ran before it was confined).
+//!    A resolving agent's start pays the same.
 //!
 //! Every run checks its outcome (every task completed; the agent's figures written) and panics
 //! otherwise. Run: `cargo bench --bench network` (`-- --runs N`, default 3, alternating the
@@ -197,14 +203,15 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (runs, tasks, requests) = if bench {
+    let (runs, tasks, requests, merges) = if bench {
         (
             value("--runs", 3),
             value("--tasks", 30),
             value("--requests", 200),
+            value("--merges", 10),
         )
     } else {
-        (1, 2, 4)
+        (1, 2, 4, 1)
     };
     println!("load average at start: {}", load());
     // 1. An agent's start.
@@ -272,5 +279,66 @@ fn main() {
             println!("| {mode} | {path} | {} |", v.join(" | "));
         }
     }
+    // 3. verify's start.
+    let mut per: Vec<Vec<(f64, f64)>> = vec![Vec::new(); MODES.len()];
+    for _ in 0..runs {
+        for (i, mode) in MODES.iter().enumerate() {
+            for _ in 0..merges {
+                let dir = tempfile::tempdir().expect("tempdir");
+                // The agent writes a file: a plan with nothing to merge runs no verify.
+                setup(
+                    dir.path(),
+                    1,
+                    "[\"sh\", \"-c\", \"echo done > out.txt\"]",
+                    "verify = [\"true\"]\nintegrate = \"off\"",
+                );
+                up(dir.path(), mode);
+                let cpu = children_rusage();
+                let wall = merge(dir.path(), mode);
+                per[i].push((wall, children_rusage() - cpu));
+            }
+        }
+    }
+    println!(
+        "\nverify's start (`orch merge` of one plan, verify `true`, {merges} merges x {runs} run(s) each, medians):"
+    );
+    println!("| network | wall of `orch merge` | its CPU (and its children's) |");
+    println!("|---|---|---|");
+    for (i, mode) in MODES.iter().enumerate() {
+        let mut w: Vec<f64> = per[i].iter().map(|p| p.0).collect();
+        let mut c: Vec<f64> = per[i].iter().map(|p| p.1).collect();
+        println!(
+            "| {mode} | {:.1} ms | {:.1} ms |",
+            median(&mut w) * 1000.0,
+            median(&mut c) * 1000.0
+        );
+    }
     println!("\nload average at the end: {}", load());
+}
+
+/// `orch merge` in `dir` with `ORCH_NETWORK=mode`: its wall seconds; the plan must land.
+fn merge(dir: &Path, mode: &str) -> f64 {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("merge")
+        .current_dir(dir)
+        .env("ORCH_NETWORK", mode)
+        .env("ORCH_SANDBOX", "off")
+        .stdin(Stdio::null())
+        .output()
+        .expect("orch merge");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "orch merge ({mode}) failed\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log =
+        std::fs::read_to_string(dir.join(".orch/logs/p/merge-verify.log")).unwrap_or_default();
+    assert!(
+        log.contains("verify passed"),
+        "verify did not run ({mode})\n{log}"
+    );
+    wall
 }

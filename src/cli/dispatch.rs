@@ -164,8 +164,12 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Internal(Internal::SandboxExec {
             write,
             deny_read,
+            network_only,
             argv,
-        }) => commands::sandbox_exec::run(crate::sandbox::Rules { write, deny_read }, &argv),
+        }) => commands::sandbox_exec::run(
+            (!network_only).then_some(crate::sandbox::Rules { write, deny_read }),
+            &argv,
+        ),
         Command::Internal(Internal::GitExec {
             exec,
             unconfined,

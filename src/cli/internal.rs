@@ -50,6 +50,10 @@ pub(super) enum Internal {
         /// A path the process may not read beneath.
         #[arg(long = "deny-read", value_name = "PATH")]
         deny_read: Vec<PathBuf>,
+        /// Only the network orch's variable asks for (a namespace, or Landlock's ports), no
+        /// file rules: `verify` or a resolver where the agents' files are not confined.
+        #[arg(long = "network-only", conflicts_with_all = ["write", "deny_read"])]
+        network_only: bool,
         /// The program to run, confined, and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<String>,

@@ -1,7 +1,9 @@
 //! `orch sandbox-exec --write P… --deny-read P… -- ARGV…` (hidden): how `orch up` confines an
 //! agent or a check. It confines itself ([`confine`]: the Landlock rules,
 //! [`crate::sandbox::restrict`]) and becomes `ARGV` (`exec`: same process, same pid), which
-//! inherits the confinement. If a step cannot be applied it runs nothing and exits 1.
+//! inherits the confinement. If a step cannot be applied it runs nothing and exits 1. With
+//! `--network-only` it applies the network's step alone (`verify` or a resolver whose files are
+//! not confined, whose network is).
 //!
 //! `orch session-exec [--log-max B] [--grace-ms MS] [--keep] -- ARGV…` (hidden): the wrapper
 //! every local agent, check and resolver starts under (a confined one's `ARGV` is
@@ -20,14 +22,19 @@ use crate::error::{CliError, CliResult};
 use crate::process::wrapper;
 use crate::sandbox::{Rules, restrict};
 
-pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
+/// `rules`: `None` with `--network-only` (the network's step alone, no file rules).
+pub(crate) fn run(rules: Option<Rules>, argv: &[String]) -> CliResult<u8> {
     let Some((program, args)) = argv.split_first() else {
         return Err(CliError::invalid(anyhow!(
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
         )));
     };
     confine(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
-    let e = Command::new(program).args(args).exec();
+    // Entered: what it starts is not asked to enter one again.
+    let e = Command::new(program)
+        .args(args)
+        .env_remove(crate::sandbox::net::SPEC_VAR)
+        .exec();
     Err(anyhow!("cannot run `{program}` in the sandbox: {e}").into())
 }
 
@@ -35,12 +42,15 @@ pub(crate) fn run(rules: Rules, argv: &[String]) -> CliResult<u8> {
 /// this process and everything it starts; one that fails stops the start (nothing runs). A
 /// new step (another namespace, say) goes here, before the file rules, which forbid what a
 /// later step may need.
-fn confine(rules: &Rules) -> Result<(), String> {
+fn confine(rules: &Option<Rules>) -> Result<(), String> {
     new_session()?;
     // A network namespace, when orch asked for one and the wrapper above has not entered it
     // already (it removes the variable from what it starts).
     crate::sandbox::net::enter_from_env()?;
-    restrict(rules)
+    match rules {
+        Some(rules) => restrict(rules),
+        None => Ok(()),
+    }
 }
 
 /// `orch session-exec …`: `ARGV` under the wrapper ([`wrapper::run`]); exits as `ARGV` did.

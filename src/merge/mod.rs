@@ -15,6 +15,7 @@ pub(crate) mod confine;
 pub(crate) use checks::{MergeLock, orch_dirs, orch_dirs_in};
 pub(crate) mod integrate;
 pub(crate) mod interrupt;
+pub(crate) mod network;
 mod now;
 pub(crate) mod order;
 mod plan_info;

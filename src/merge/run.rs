@@ -337,6 +337,9 @@ impl MergeRun {
         if let Some(note) = verify.and_then(|v| v.sandbox.note.as_ref()) {
             warn(note.clone());
         }
+        if let Some(note) = verify.and_then(|v| v.network.note("the verify command")) {
+            warn(note);
+        }
         for &i in &self.order {
             let p = &self.infos[i];
             let step = if interrupted {

@@ -32,6 +32,8 @@ pub(crate) struct Verify {
     pub(crate) log_dir: PathBuf,
     /// Confined ([`super::confine`]), and the note when it cannot be.
     pub(crate) sandbox: super::confine::VerifySandbox,
+    /// Its network ([`super::network`]): the strictest of the plans' agents'.
+    pub(crate) network: super::network::Network,
     /// Told when each run of [`run_verify`] starts and ends (`orch merge`'s lines); nobody by
     /// default.
     pub(crate) announce: Announce,
@@ -97,13 +99,62 @@ impl Verify {
             staging_dir: manifest.root.join(&d.worktree_root),
             log_dir: manifest.root.join(&d.log_dir),
             sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
+            network: super::network::Network::of_verify(manifest)?,
             announce: Announce::default(),
         }))
+    }
+
+    /// `argv` (the verify command, or another of its kind: `verify_all`, a resolver's check)
+    /// as it is started for `plan` in `cwd`, its refusals logged to `log`: confined as
+    /// [`super::confine`] says, in its network, with the variables that go with them.
+    pub(crate) fn prepare(
+        &self,
+        argv: &[String],
+        cwd: &Path,
+        (plan, what): (&str, &str),
+        log: &Path,
+    ) -> Result<Prepared, String> {
+        let confine = self.sandbox.confine.as_ref();
+        let (mut argv, tmp) = super::confine::verify_argv(confine, argv, cwd, what)?;
+        let mut env = Vec::new();
+        if let Some(t) = &tmp {
+            env.push(("TMPDIR".to_string(), t.path().display().to_string()));
+        }
+        let net = self.network.attempt((plan, "verify"), log, &mut env)?;
+        // `orch sandbox-exec` enters the network before its file rules; without them, it is
+        // run for the network alone.
+        if confine.is_none() && self.network.confines() {
+            argv = super::network::network_only(&super::network::orch_bin()?, &argv);
+        }
+        Ok(Prepared {
+            argv,
+            env,
+            _tmp: tmp,
+            net,
+        })
     }
 
     /// `<log_dir>/<plan>/merge-verify.log`.
     pub(crate) fn log_path(&self, plan: &str) -> PathBuf {
         self.log_dir.join(plan).join("merge-verify.log")
+    }
+}
+
+/// A verify command ready to start ([`Verify::prepare`]): kept until it has ended.
+pub(crate) struct Prepared {
+    pub(crate) argv: Vec<String>,
+    /// For its environment: `TMPDIR`, the network's.
+    pub(crate) env: Vec<(String, String)>,
+    _tmp: Option<super::confine::TmpDir>,
+    net: Option<crate::sandbox::net::NetAttempt>,
+}
+
+impl Prepared {
+    /// It was started as `pid`: its network is served from now on, until it ends.
+    pub(crate) fn started(&mut self, pid: u32) {
+        if let Some(net) = self.net.take() {
+            net.started(pid);
+        }
     }
 }
 
@@ -208,13 +259,11 @@ pub(super) fn run_with(
     env: &[(String, String)],
 ) -> Verdict {
     let command = shown(&verify.argv);
-    let (argv, tmp) =
-        match super::confine::verify_argv(verify.sandbox.confine.as_ref(), &verify.argv, cwd, plan)
-        {
-            Ok(a) => a,
-            Err(why) => return Verdict::Failed(format!("cannot start `{command}`: {why}")),
-        };
-    let Some((program, args)) = argv.split_first() else {
+    let mut prepared = match verify.prepare(&verify.argv, cwd, (plan, plan), log) {
+        Ok(p) => p,
+        Err(why) => return Verdict::Failed(format!("cannot start `{command}`: {why}")),
+    };
+    let Some((program, args)) = prepared.argv.split_first() else {
         return Verdict::Failed("the verify command is empty".into());
     };
     let out = match open_log(log).and_then(|f| Ok((f.try_clone()?, f))) {
@@ -223,13 +272,12 @@ pub(super) fn run_with(
     };
     let mut cmd = verify_command(program, args, cwd, out, plan, target, candidate);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    if let Some(t) = &tmp {
-        cmd.env("TMPDIR", t.path());
-    }
+    cmd.envs(prepared.env.iter().map(|(k, v)| (k, v)));
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Verdict::Failed(format!("cannot start `{command}`: {e}")),
     };
+    prepared.started(child.id());
     interrupt::set_running_group(child.id());
     let verdict = match wait_group(&mut child, verify.timeout, verify.grace) {
         Waited::Exited(status) => match status.code() {

@@ -202,6 +202,20 @@ impl AgentRunner {
             confined_line = Some(crate::agent_output::confined_line(&rules.write));
             argv = sandbox::wrap(&self.orch_bin, &rules, argv);
         }
+        // Its network: its plan's agents' (the strictest of theirs and its own), entered by
+        // its wrapper, served by a proxy of this run of it.
+        let mut agents = vec![(job.agent_name.as_str(), &job.agent)];
+        if let Some((name, spec)) = &job.plan_agent {
+            agents.push((name.as_str(), spec));
+        }
+        let network = match crate::merge::network::Network::of_resolver(&agents) {
+            Ok(n) => n,
+            Err(e) => return failed(e.error.to_string()),
+        };
+        let mut net = match network.attempt((&job.plan, "resolve"), &job.log, &mut env) {
+            Ok(n) => n,
+            Err(e) => return failed(format!("cannot confine the resolver's network: {e}")),
+        };
         let argv = sandbox::in_session(&self.orch_bin, (job.log_max, job.grace), argv);
         process::log_line(
             &job.log,
@@ -215,6 +229,9 @@ impl AgentRunner {
         );
         if let Some(line) = &confined_line {
             process::log_line(&job.log, line);
+        }
+        if let Some(note) = network.note("the resolving agent") {
+            process::log_line(&job.log, &format!("=== orch: {note} ==="));
         }
         let stdin = if job.agent.stdin == StdinMode::Prompt {
             match crate::links::no_follow().read(true).open(&prompt_file) {
@@ -263,6 +280,9 @@ impl AgentRunner {
                 ));
             }
         };
+        if let Some(net) = net.take() {
+            net.started(child.id());
+        }
         // `orch session-exec` calls setsid: the wrapper's session and group are its pid.
         let pgid = child.id();
         let deadline = Instant::now() + job.timeout;

@@ -212,3 +212,146 @@ fn an_agent_cannot_claim_another_attempts_network() {
         "{log_a}"
     );
 }
+
+/// The tries printed into `log` by the hostile sender (`exfil: WHO-name allowed|denied …`).
+fn printed_tries(log: &str) -> BTreeMap<String, (bool, String)> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("exfil: "))
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let name = it.next()?.to_string();
+            let ok = it.next()? == "allowed";
+            Some((name, (ok, it.collect::<Vec<_>>().join(" "))))
+        })
+        .collect()
+}
+
+#[test]
+fn verify_and_a_resolver_cannot_send_a_secret_out() {
+    // `verify` (of `orch merge`, and of the resolution's gate) and a resolving agent run code
+    // the agents wrote, with no person watching: the same sender tries every way out from
+    // each, and from a double-forked daemon of each. The rule is orch's, with and without
+    // Landlock.
+    for sandbox in ["off", "on"] {
+        if sandbox == "on" && !crate::landlock() {
+            continue;
+        }
+        let allowed = Server::start("127.0.0.1:0", "model-api");
+        let evil = Server::start("127.0.0.1:0", "evil");
+        let evil_udp = UdpSink::start();
+        let repo = Repo::builder().identity_in_config().build();
+        let sender = |who: &str| {
+            vec![
+                python(),
+                fixtures()
+                    .join("hostile_net_exfil.py")
+                    .display()
+                    .to_string(),
+                SECRET.to_string(),
+                allowed.addr.port().to_string(),
+                evil.addr.port().to_string(),
+                evil_udp.addr.port().to_string(),
+                who.to_string(),
+            ]
+        };
+        let mut resolver = vec![
+            "sh".to_string(),
+            fixtures().join("resolver.sh").display().to_string(),
+            "probe".to_string(),
+        ];
+        resolver.extend(sender("agent"));
+        let write = toml_array(&[
+            "sh".to_string(),
+            fixtures().join("write.sh").display().to_string(),
+            "shared.txt".to_string(),
+        ]);
+        let mut manifest = format!(
+            "[defaults]\nagent = \"w\"\nmax_agents = 2\nretries = 0\nintegrate = \"off\"\n\
+             resolve = \"fixer\"\nverify = {verify}\nnetwork_allow = [\"127.0.0.1:{port}\"]\n\n\
+             [agents.w]\ncommand = {write}\nreport = \"exit\"\n\n\
+             [agents.fixer]\ncommand = {fixer}\n",
+            verify = toml_array(&sender("agent")),
+            port = allowed.addr.port(),
+            fixer = toml_array(&resolver),
+        );
+        for name in ["a", "b"] {
+            repo.write(
+                &format!("docs/plans/{name}.md"),
+                &one_task("W", "Write shared.txt"),
+            );
+            manifest.push_str(&format!(
+                "\n[[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\n"
+            ));
+        }
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plans");
+        let run = |args: &[&str]| {
+            let (code, out, err) = repo.run_cmd(repo.orch(args).env("ORCH_SANDBOX", sandbox));
+            assert_eq!(code, 0, "sandbox {sandbox}: orch {args:?}\n{out}\n{err}");
+        };
+        run(&["up"]);
+        // a lands after verify; b conflicts with it, its resolver resolves, verify passes on
+        // the result, and b lands.
+        run(&["merge", "a"]);
+        run(&["merge", "b"]);
+        let shared = repo.git(&["show", "main:shared.txt"]);
+        assert!(
+            shared.contains("a 1.1") && shared.contains("b 1.1"),
+            "sandbox {sandbox}: b not resolved and merged: {shared}"
+        );
+        let logs = [
+            ("verify", ".orch/logs/a/merge-verify.log"),
+            ("resolver", ".orch/logs/b/resolve.log"),
+        ];
+        for (what, path) in logs {
+            let log = String::from_utf8_lossy(&repo.read(path)).into_owned();
+            let got = printed_tries(&log);
+            for driver in ["agent", "daemon"] {
+                let mine: Vec<_> = got
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&format!("{driver}-")))
+                    .collect();
+                assert_eq!(
+                    mine.len(),
+                    8,
+                    "sandbox {sandbox}: {what}'s {driver} did not try everything: {got:?}\n{log}"
+                );
+                for (name, (ok, detail)) in mine {
+                    assert!(
+                        !ok,
+                        "sandbox {sandbox}: {what}'s {name} got out ({detail})\n{log}"
+                    );
+                }
+            }
+            let port = evil.addr.port();
+            for dest in [
+                format!("refused 127.0.0.1:{port} (a connection to a port where nothing listens"),
+                format!("refused 127.0.0.1:{port} (plain HTTP through orch's proxy"),
+                format!("refused 127.0.0.1:{port} (CONNECT through orch's proxy"),
+                "refused evil.example:443 (CONNECT through orch's proxy".to_string(),
+                format!(
+                    "refused evil.example (named in a tunnel to 127.0.0.1:{}",
+                    allowed.addr.port()
+                ),
+                format!(
+                    "refused 127.0.0.1:{} (UDP to a port where nothing listens",
+                    evil_udp.addr.port()
+                ),
+            ] {
+                assert!(
+                    log.contains(&dest),
+                    "sandbox {sandbox}: {what}: `{dest}` not logged\n{log}"
+                );
+            }
+        }
+        assert_eq!(evil.hits(), Vec::<String>::new(), "sandbox {sandbox}");
+        assert_eq!(evil_udp.got(), Vec::<Vec<u8>>::new(), "sandbox {sandbox}");
+        for req in allowed.raw() {
+            let text = String::from_utf8_lossy(&req);
+            assert!(
+                !text.contains("evil.example") && !text.contains(SECRET),
+                "sandbox {sandbox}: the allowed endpoint got a forged request: {text}"
+            );
+        }
+    }
+}

@@ -154,34 +154,31 @@ fn spawn_and_wait(
     commit: Oid,
 ) -> Result<Option<i32>, String> {
     let command = crate::merge::verify::shown(&verify.argv);
-    let (argv, tmp) = crate::merge::confine::verify_argv(
-        verify.sandbox.confine.as_ref(),
-        &verify.argv,
-        cwd,
-        "_integration",
-    )?;
-    let Some((program, args)) = argv.split_first() else {
+    let mut prepared = verify.prepare(&verify.argv, cwd, ("_integration", "_integration"), log)?;
+    let Some((program, args)) = prepared.argv.split_first() else {
         return Err("the verify command is empty".into());
     };
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
+    // Emptied, then written in append mode: the network's refusals are appended to it while
+    // the command writes.
     let out = crate::links::no_follow()
         .write(true)
         .create(true)
         .truncate(true)
         .open(log)
+        .and_then(|_| crate::links::no_follow().append(true).open(log))
         .map_err(|e| crate::links::refused(log, e))
         .and_then(|f| Ok((f.try_clone()?, f)))
         .map_err(|e| format!("cannot open `{}`: {e}", log.display()))?;
     let mut cmd =
         crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit);
-    if let Some(t) = &tmp {
-        cmd.env("TMPDIR", t.path());
-    }
+    cmd.envs(prepared.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    prepared.started(child.id());
     match wait_group(&mut child, verify.timeout, verify.grace) {
         Waited::Exited(status) => Ok(status.code()),
         Waited::Failed(e) => Err(format!("cannot wait for `{command}`: {e}")),

@@ -219,10 +219,14 @@ impl Gates<'_> {
             Err(e) => return Err(format!("cannot check out the result for its check: {e}")),
         }
         // Nothing the agent left beside the result (ignored files aside) stays.
-        let sandbox = match self.req.step.verify {
-            Some(v) => v.sandbox.clone(),
-            None => crate::merge::confine::decide(self.manifest, crate::sandbox::supported)
-                .map_err(|e| format!("cannot confine the check: {}", e.error))?,
+        let (sandbox, network) = match self.req.step.verify {
+            Some(v) => (v.sandbox.clone(), v.network.clone()),
+            None => (
+                crate::merge::confine::decide(self.manifest, crate::sandbox::supported)
+                    .map_err(|e| format!("cannot confine the check: {}", e.error))?,
+                crate::merge::network::Network::of_verify(self.manifest)
+                    .map_err(|e| format!("cannot confine the check's network: {}", e.error))?,
+            ),
         };
         let spec = Verify {
             argv: argv.clone(),
@@ -234,6 +238,7 @@ impl Gates<'_> {
                 .join(&self.manifest.defaults.worktree_root),
             log_dir: self.manifest.root.join(&self.manifest.defaults.log_dir),
             sandbox,
+            network,
             announce: Default::default(),
         };
         let log = spec

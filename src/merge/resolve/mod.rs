@@ -55,6 +55,9 @@ pub(crate) struct AgentJob {
     /// The agent's name (a preset or an `[agents.NAME]`) and its definition.
     pub(crate) agent_name: String,
     pub(crate) agent: AgentSpec,
+    /// The plan's own agent (name, definition), if it has one: the resolver's network is the
+    /// strictest of its and the resolver's ([`crate::merge::network`]).
+    pub(crate) plan_agent: Option<(String, AgentSpec)>,
     /// The resolution worktree: the agent's working directory, the one place of the repository
     /// it may write.
     pub(crate) workdir: PathBuf,

@@ -356,6 +356,9 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         plan: req.step.plan.to_string(),
         agent_name: agent_name.clone(),
         agent,
+        plan_agent: manifest
+            .agent_of(entry)
+            .map(|a| (entry.agent.clone(), a.clone())),
         workdir: wt.path().to_path_buf(),
         prompt,
         notes_dir: notes.clone(),

@@ -197,6 +197,8 @@ impl Ctx<'_> {
             log_dir: self.home.join(&d.log_dir),
             sandbox: crate::merge::confine::decide(self.manifest, crate::sandbox::supported)
                 .map_err(|e| e.to_string())?,
+            network: crate::merge::network::Network::of_verify(self.manifest)
+                .map_err(|e| e.to_string())?,
             announce: Default::default(),
         };
         let name = format!("{kind}-{}", group.name());

@@ -21,16 +21,22 @@
 //! log with the destination, and counted). Everything else finds nothing: no route leaves the
 //! namespace, a connection to any other port is refused by its kernel, UDP has only orch's DNS
 //! socket, which answers every query "refused".
+//!
+//! `verify` and a resolving agent, which a command may run outside `orch up` (`orch merge`,
+//! `orch resolve`), are served the same way by a proxy of that command's own
+//! ([`own::OwnProxy`]).
 
 pub(crate) mod allow;
 mod dns;
 mod enter;
 mod http;
 mod netlink;
+mod own;
 mod proxy;
 mod serve;
 mod spec;
 
 pub(crate) use enter::{enter_from_env, probe};
+pub(crate) use own::OwnProxy;
 pub(crate) use proxy::{NetAttempt, NetProxy, refusals_of, refusals_of_plan};
 pub(crate) use spec::SPEC_VAR;

@@ -42,7 +42,9 @@ const SUN_PATH_MAX: usize = 107;
 /// last destination.
 #[derive(Debug)]
 pub(crate) struct Refusals {
-    path: PathBuf,
+    /// Where they are recorded ([`RECORD`]); `None` for a proxy of one command (`verify`, a
+    /// resolver), whose refusals are in its log only.
+    path: Option<PathBuf>,
     counts: Mutex<Counts>,
 }
 
@@ -80,7 +82,7 @@ pub(crate) fn refusals_of_plan(state_dir: &Path, plan: &str) -> BTreeMap<String,
 }
 
 impl Refusals {
-    fn new(path: PathBuf) -> Self {
+    fn new(path: Option<PathBuf>) -> Self {
         let r = Self {
             path,
             counts: Mutex::new(BTreeMap::new()),
@@ -108,6 +110,7 @@ impl Refusals {
 
     /// Writes [`RECORD`].
     fn save(&self) {
+        let Some(path) = &self.path else { return };
         let plans: serde_json::Map<String, serde_json::Value> = {
             let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             counts
@@ -124,7 +127,7 @@ impl Refusals {
                 .collect()
         };
         let v = serde_json::json!({ "plans": plans });
-        let _ = crate::links::write(&self.path, format!("{v}\n").as_bytes());
+        let _ = crate::links::write(path, format!("{v}\n").as_bytes());
     }
 }
 
@@ -154,7 +157,27 @@ impl NetProxy {
         Ok(Arc::new(Self {
             dir,
             next: AtomicU64::new(0),
-            refusals: Arc::new(Refusals::new(state_dir.join(RECORD))),
+            refusals: Arc::new(Refusals::new(Some(state_dir.join(RECORD)))),
+        }))
+    }
+
+    /// A proxy of one command's own (`orch merge`'s `verify`, a resolver), beside any run's:
+    /// its sockets in a directory of its own under the temporary directory (made afresh,
+    /// readable by the user only), its refusals in the logs of its attempts only.
+    pub(crate) fn private() -> Result<Arc<Self>, String> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("orch-net-{}-{n}", std::process::id()));
+        crate::links::fresh_dir(&dir)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| format!("cannot make `{}` for the network proxy: {e}", dir.display()))?;
+        Ok(Arc::new(Self {
+            dir,
+            next: AtomicU64::new(0),
+            refusals: Arc::new(Refusals::new(None)),
         }))
     }
 
@@ -521,7 +544,7 @@ mod tests {
     #[test]
     fn the_record_counts_per_task() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = Refusals::new(dir.path().join(RECORD));
+        let r = Refusals::new(Some(dir.path().join(RECORD)));
         r.add("a", "1.1", "evil.example:443");
         r.add("a", "1.1", "127.0.0.1:9");
         r.save();
