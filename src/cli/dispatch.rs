@@ -172,6 +172,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             keep,
             gate,
             stdin,
+            input,
             ended,
             argv,
         }) => commands::sandbox_exec::run_in_session(
@@ -181,6 +182,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 keep,
                 gate,
                 stdin_file: stdin,
+                input,
                 ended,
             },
             &argv,

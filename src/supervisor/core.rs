@@ -214,6 +214,16 @@ pub(crate) enum Action {
         task: usize,
         error: String,
     },
+    /// Task `task` of plan `plan` was told messages `from..to` of its `orchMessages`: write them
+    /// on the stdin of its attempt `run` (running, its agent reads them), else keep them for its
+    /// next attempt; record which. No answer.
+    Tell {
+        plan: usize,
+        task: usize,
+        run: Option<(RunId, u32)>,
+        from: usize,
+        to: usize,
+    },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
     /// Plan `plan` is finished and its tasks ran in task worktrees: remove its pool (a slot
@@ -556,6 +566,9 @@ mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
+mod tell;
+#[cfg(test)]
+mod tell_tests;
 pub(crate) use integration::IntegState;
 mod outcome;
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod monitor;
 mod plan_steps;
 mod replan;
 mod reread;
+mod tell;
 
 /// An input for the core, with the plan whose status file to read before it (the settling of
 /// an attempt, a commit: the core decides on the record as it is now).
@@ -74,6 +75,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         reporters: HashMap::new(),
         members: HashMap::new(),
         member_agents: HashMap::new(),
+        inputs: HashMap::new(),
         pool_drops: Vec::new(),
         after_finished: Vec::new(),
         holding: false,
@@ -401,6 +403,7 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
             .as_ref()
             .and_then(|m| m.plan(&entry.name))
             .is_some_and(|e| e.resolve.is_some() && e.resolve_verify),
+        input_lines: pc.agent.input == crate::manifest::InputMode::Lines,
     }
 }
 
@@ -430,6 +433,7 @@ pub(super) fn facts_of(
             && e.extra.contains_key(crate::status::STOPPED_KEY),
         attempts: e.attempts,
         question: e.orch_question.clone(),
+        messages: e.orch_messages.len(),
     };
     if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
         facts.status = status::TaskStatus::Completed;
@@ -496,6 +500,9 @@ pub(crate) struct Effects<'a> {
     /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
     /// name, its argv template).
     pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
+    /// orch's end of the stdin of each running attempt whose agent reads a person's messages
+    /// (`input = "lines"`), non-blocking.
+    pub(crate) inputs: HashMap<RunId, std::fs::File>,
     /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
     /// before the run ends.
     pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
@@ -643,6 +650,7 @@ impl Effects<'_> {
                 self.stops.remove(&run);
                 self.members.remove(&run);
                 self.member_agents.remove(&run);
+                self.inputs.remove(&run);
                 let text = self.texts.remove(&run);
                 let base = self.bases.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
@@ -700,6 +708,13 @@ impl Effects<'_> {
                 self.launch_member(run, unit, attempt);
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
+            Action::Tell {
+                plan,
+                task,
+                run,
+                from,
+                to,
+            } => self.tell(plan, task, run, from..to),
             Action::RecordPause { plans, pause } => {
                 let pcs: Vec<Arc<PlanCtx>> = plans.iter().filter_map(|&p| self.plan(p)).collect();
                 let record = pause.map(|(agent, reason, wait)| {

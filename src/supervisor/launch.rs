@@ -353,6 +353,12 @@ impl Effects<'_> {
             (stdin.as_deref(), ended.as_deref()),
             argv,
         );
+        let input = pc.agent.input == crate::manifest::InputMode::Lines;
+        let argv = if input {
+            sandbox::with_input(argv)
+        } else {
+            argv
+        };
         // Its network: the wrapper enters the namespace, orch's proxy serves it.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
@@ -409,7 +415,7 @@ impl Effects<'_> {
                 format!("cannot record the start in the status file: {e}"),
             );
         }
-        spawned.release();
+        self.release(run, &mut spawned, input);
         self.watch(run, unit, attempt, pid, Proc::Child(spawned.child));
         self.queue.push_back(Msg {
             reload: None,

@@ -234,6 +234,8 @@ pub(crate) struct TaskFacts {
     pub(crate) attempts: u32,
     /// The question its agent asked, while it needs input (`orchQuestion`).
     pub(crate) question: Option<String>,
+    /// How many messages a person said to it (`orchMessages`).
+    pub(crate) messages: usize,
 }
 
 impl Default for TaskFacts {
@@ -248,6 +250,7 @@ impl Default for TaskFacts {
             stopped: false,
             attempts: 0,
             question: None,
+            messages: 0,
         }
     }
 }
@@ -395,6 +398,8 @@ pub(crate) struct PlanSpec {
     /// Its `resolve` agent takes a red `verify` (`resolve_verify`): a red integration test does
     /// not hold it back from the merge train, whose verify hands it to the resolver.
     pub(crate) resolves_verify: bool,
+    /// Its agent reads a person's messages on its stdin while it runs (`input = "lines"`).
+    pub(crate) input_lines: bool,
 }
 
 impl PlanSpec {

@@ -102,6 +102,7 @@ impl Core {
             let old = std::mem::replace(&mut rec.facts, facts);
             if in_run {
                 self.on_control(now, p, t, &old, out);
+                self.on_told(p, t, &old, out);
             }
             let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
                 continue;

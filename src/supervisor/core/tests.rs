@@ -31,6 +31,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         log_dir: PathBuf::from(format!("/logs/{name}")),
         report: crate::manifest::ReportMode::Exit,
         resolves_verify: false,
+        input_lines: false,
     }
 }
 
@@ -67,6 +68,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         repo: None,
         land_with: Vec::new(),
         review: Default::default(),
+        fallback: Vec::new(),
     }
 }
 
@@ -148,6 +150,7 @@ fn completed(commit: &str) -> TaskFacts {
         stopped: false,
         attempts: 0,
         question: None,
+        messages: 0,
     }
 }
 
@@ -578,6 +581,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             stopped: false,
             attempts: 0,
             question: None,
+            messages: 0,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);
