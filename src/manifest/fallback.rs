@@ -40,17 +40,16 @@ pub(super) fn agents(
                 "remove `input`, or give the prompt another way",
             );
         }
-        let list = names(
-            r,
-            &format!("`agents.{name}.fallback`"),
-            name,
-            agent.fallback.as_ref(),
-            &known,
-        );
+        if let (Some(spec), Some(i)) = (agents.get_mut(name), input) {
+            spec.input = i;
+        }
+    }
+    let known = agents.clone();
+    for agent in raw.agents.values() {
+        let name = &agent.name.value;
+        let ctx = format!("`agents.{name}.fallback`");
+        let list = names(r, &ctx, name, agent.fallback.as_ref(), &known);
         if let Some(spec) = agents.get_mut(name) {
-            if let Some(i) = input {
-                spec.input = i;
-            }
             spec.fallback = list;
         }
     }
@@ -81,11 +80,32 @@ fn names(
             );
         } else if out.contains(v) {
             r.error(&item.span, format!("{ctx} names `{v}` twice"));
+        } else if let Some(key) = differs(known.get(own), known.get(v)) {
+            r.error_hint(
+                &item.span,
+                format!("{ctx} names agent `{v}`, whose `{key}` differs from `{own}`'s: a fallback runs the tasks as `{own}` does, only its command differs"),
+                format!("give `{v}` the same `{key}` as `{own}`, or leave it out of the list"),
+            );
         } else {
             out.push(v.clone());
         }
     }
     out
+}
+
+/// The first setting a fallback must share with the agent it stands in for and does not (its
+/// plans' worktrees, sandbox, network and way of reporting are the agent's).
+fn differs(own: Option<&AgentSpec>, other: Option<&AgentSpec>) -> Option<&'static str> {
+    let (own, other) = (own?, other?);
+    let differs = [
+        ("mode", other.mode != own.mode),
+        ("report", other.report != own.report),
+        ("stdin", other.stdin != own.stdin),
+        ("input", other.input != own.input),
+        ("sandbox", other.sandbox != own.sandbox),
+        ("executor", other.executor != own.executor),
+    ];
+    differs.iter().find(|(_, d)| *d).map(|(k, _)| *k)
 }
 
 /// Reports each cycle of the agents' `fallback` lists once, at the entry that closes it.

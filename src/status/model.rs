@@ -245,6 +245,10 @@ pub struct TaskEntry {
     /// prompt holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) orch_messages: Vec<OrchMessage>,
+    /// orch: the agent its last attempt ran (its plan's, or a fallback while that one was at a
+    /// usage limit), by orch's record of the launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) orch_agent: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::state::{
-    AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec,
-    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit, Unprepared,
+    AgentRec, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId,
+    RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit, Unprepared,
 };
 use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::graph::{Frontier, Graph};
@@ -224,6 +224,9 @@ pub(crate) enum Action {
         from: usize,
         to: usize,
     },
+    /// Attempt `run`, launched next, runs agent `agent` (a fallback of its plan's, at a usage
+    /// limit) instead of its plan's. No answer.
+    UseAgent { run: RunId, agent: String },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
     /// Plan `plan` is finished and its tasks ran in task worktrees: remove its pool (a slot
@@ -266,6 +269,8 @@ pub(crate) struct Core {
     over: bool,
     /// Plans looked at while filling slots: with the frontier's steps, the work done so far.
     scans: u64,
+    /// The time of the input being decided on (`None` before the first).
+    clock: Option<Instant>,
 }
 
 impl Core {
@@ -302,18 +307,13 @@ impl Core {
         let mut plan_recs = vec![PlanRec::new(); plans.len()];
         for (p, spec) in specs.iter().enumerate() {
             let Some(spec) = spec else { continue };
-            let i = match agents.iter().position(|a| a.name == spec.entry.agent) {
-                Some(i) => i,
-                None => {
-                    agents.push(AgentRec {
-                        name: spec.entry.agent.clone(),
-                        state: AgentState::Ready,
-                        pauses: 0,
-                    });
-                    agents.len() - 1
-                }
-            };
-            plan_recs[p].agent_index = i;
+            plan_recs[p].agent_index = failover::agent_slot(&mut agents, &spec.entry.agent);
+            plan_recs[p].fallbacks = spec
+                .entry
+                .fallback
+                .iter()
+                .map(|name| failover::agent_slot(&mut agents, name))
+                .collect();
             plan_recs[p].tree_pending = spec.new_tree;
             plan_recs[p].usage = tasks[p]
                 .iter()
@@ -343,6 +343,7 @@ impl Core {
             resolving: 0,
         };
         Core {
+            clock: None,
             cfg,
             graph: graph.clone(),
             plans: plans.to_vec(),
@@ -400,6 +401,7 @@ impl Core {
 
     /// Decides on one input; returns what to do.
     pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        self.clock = Some(now);
         let mut out = Vec::new();
         match input {
             Input::Recovered { adopted, retry } => {
@@ -419,7 +421,8 @@ impl Core {
                 if let Some(rr) = self.release(run) {
                     if let Some(kind) = fatal {
                         self.not_counted(&rr);
-                        self.stop_agent(rr.unit.plan(), kind, error, &mut out);
+                        let a = self.agent_of_rec(&rr);
+                        self.stop_agent(a, kind, error, &mut out);
                         self.unit_idle(rr.unit);
                         if let Some(t) = rr.unit.task() {
                             self.sync_node(rr.unit.plan(), t);
@@ -562,6 +565,9 @@ mod completion_tests;
 mod control;
 #[cfg(test)]
 mod control_tests;
+mod failover;
+#[cfg(test)]
+mod failover_tests;
 mod inputs;
 mod integration;
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::executor::ExecutorKind;
 use crate::status::{self, StatusDoc};
 use crate::workspace::Workspace;
 
+mod failover;
 mod monitor;
 mod plan_steps;
 mod replan;
@@ -623,7 +624,8 @@ impl Effects<'_> {
 
     fn execute(&mut self, action: Action) {
         match action {
-            Action::Report(e) => {
+            Action::Report(mut e) => {
+                failover::stamp_until(&mut e);
                 (self.emit)(&e);
                 if matches!(e, Event::TaskFinished { .. }) {
                     for e in std::mem::take(&mut self.after_finished) {
@@ -708,6 +710,7 @@ impl Effects<'_> {
                 self.launch_member(run, unit, attempt);
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
+            Action::UseAgent { run, agent } => self.use_agent(run, agent),
             Action::Tell {
                 plan,
                 task,

@@ -397,7 +397,9 @@ impl Effects<'_> {
         // Record the start (the agent may have reported before this write: it can be that fast).
         let recorded = match &id {
             Some(id) => pc.update_entry(id, |doc| {
-                status::record_launch(doc, id, &info, launched, Utc::now())
+                status::record_launch(doc, id, &info, launched, Utc::now())?;
+                status::record_agent(doc, id, &agent_name);
+                Ok(())
             }),
             None => pc.update(|doc| {
                 doc.orch_plan_agent = Some(status::OrchPlanAgent {

@@ -149,13 +149,19 @@ fn each_error_has_its_location() {
             "`agents.x.fallback` names unknown agent `nope`",
         ),
         (
-            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"codex\", \"x\"]\n".into(),
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"x\"]\n".into(),
             3,
-            22,
+            13,
             "`agents.x.fallback` names `x` itself",
         ),
         (
-            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"y\"]\n\n[agents.y]\ncommand = [\"y\"]\nfallback = [\"codex\", \"x\"]\n".into(),
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"codex\"]\n".into(),
+            3,
+            13,
+            "`agents.x.fallback` names agent `codex`, whose `report` differs from `x`'s",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"y\"]\n\n[agents.y]\ncommand = [\"y\"]\nfallback = [\"x\"]\n".into(),
             3,
             13,
             "the fallbacks of `agents.x` form a cycle: x → y → x",

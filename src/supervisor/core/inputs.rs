@@ -219,6 +219,8 @@ impl Core {
         let Some(unit) = self.agent_ended(run, &output, out) else {
             return;
         };
+        // The agent that ran it, from orch's record (its plan's or a fallback).
+        let agent = self.agent_of(run, unit.plan());
         let how = match unit {
             Unit::PlanAgent { plan } => {
                 // A limit or a fatal failure of a plan agent: its agent waits or stops.
@@ -234,8 +236,8 @@ impl Core {
                     self.not_counted(&rr);
                 }
                 match class {
-                    Class::Limit(wait) => self.pause_agent(now, plan, wait, cause, out),
-                    Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
+                    Class::Limit(wait) => self.pause_agent(now, agent, wait, cause, out),
+                    Class::Fatal(kind) => self.stop_agent(agent, kind, cause, out),
                     Class::Ordinary => {}
                 }
                 self.plan_agent_settlement(plan, &ending)
@@ -309,9 +311,13 @@ impl Core {
         output: &AgentOutput,
         out: &mut Vec<Action>,
     ) -> Option<Settlement> {
+        let a = self.agent_of(run, p);
         let agent = self
-            .spec(p)
-            .map(|s| s.entry.agent.clone())
+            .state
+            .agents
+            .get(a)
+            .map(|r| r.name.clone())
+            .or_else(|| self.spec(p).map(|s| s.entry.agent.clone()))
             .unwrap_or_default();
         let said = |o: &AgentOutput| {
             o.cause()
@@ -335,7 +341,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.pause_agent(now, p, wait, cause.clone(), out);
+                        self.pause_agent(now, a, wait, cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "agent `{agent}` hit a usage limit ({}); the task runs again when it resets",
@@ -350,7 +356,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.stop_agent(p, kind, cause.clone(), out);
+                        self.stop_agent(a, kind, cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "not run: agent `{agent}` cannot work ({}): {}",
