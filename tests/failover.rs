@@ -39,11 +39,12 @@ fn ran(r: &Path) -> Vec<String> {
         .collect()
 }
 
-fn finished(child: Child) -> Vec<Value> {
+/// `orch up`'s events once it ended with exit `code`.
+fn finished(child: Child, code: i32) -> Vec<Value> {
     let out = wait_within(child, std::time::Duration::from_secs(120), "orch up");
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -59,7 +60,8 @@ fn a_usage_limit_moves_pending_tasks_to_the_fallback_and_back_after_the_reset() 
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.A]\ncommand = {}\nfallback = [\"B\"]\n\n\
+            "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.A]\ncommand = {}\nfallback = [\"M\", \"B\"]\n\n\
+             [agents.M]\ncommand = [\"/nonexistent/orch-fallback\"]\n\n\
              [agents.B]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"A\"\n",
             agent(r, "A", "1.2", ""),
             agent(r, "B", "none", "restored"),
@@ -70,10 +72,18 @@ fn a_usage_limit_moves_pending_tasks_to_the_fallback_and_back_after_the_reset() 
     assert_eq!(code, 0, "{out}{err}");
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
-    wait_line(&lines, &mut seen, |v| v["event"] == "agent_failover");
+    // M first: its program is missing, so it is stopped and skipped, and B takes the task.
+    wait_line(&lines, &mut seen, |v| {
+        v["event"] == "agent_failover" && v["to"] == "B"
+    });
     let failover = seen.last().cloned().expect("failover");
     assert_eq!(failover["from"], "A");
-    assert_eq!(failover["to"], "B");
+    assert!(
+        failover["skipped"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("M cannot work")),
+        "{failover}"
+    );
     assert_eq!(failover["plans"][0], "p");
     assert!(
         failover["until"]
@@ -87,11 +97,13 @@ fn a_usage_limit_moves_pending_tasks_to_the_fallback_and_back_after_the_reset() 
     });
     std::fs::write(r.join("restored"), "").expect("go");
     let mut ev = seen;
-    ev.extend(finished(child));
+    // Every task done, but M needs a person (its program): exit 6, as for any stopped agent.
+    ev.extend(finished(child, 6));
     // 1.1 ran once (A), 1.2 was limited on A and done by B, 1.3 back on A.
     assert_eq!(ran(r), ["A 1.1", "A 1.2", "B 1.2", "A 1.3"]);
     assert!(named(&ev, "task_failed").is_empty(), "{ev:?}");
     assert_eq!(named(&ev, "agent_paused")[0]["agent"], "A");
+    assert_eq!(named(&ev, "agent_stopped")[0]["agent"], "M");
     for (id, who) in [("1.1", "A"), ("1.2", "B"), ("1.3", "A")] {
         let t = repo.task("p", id);
         assert_eq!(t["status"], "completed", "{id}: {t}");
@@ -149,7 +161,7 @@ fn another_agents_words_never_move_a_plans_tasks() {
     });
     std::fs::write(r.join("go"), "").expect("go");
     let mut ev = seen;
-    ev.extend(finished(child));
+    ev.extend(finished(child, 0));
     assert!(named(&ev, "agent_failover").is_empty(), "{ev:?}");
     let paused: Vec<&Value> = named(&ev, "agent_paused");
     assert_eq!(paused.len(), 1, "{paused:?}");

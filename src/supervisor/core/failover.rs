@@ -109,19 +109,13 @@ impl Core {
             let name = self.plan_name(p);
             match now {
                 Some(a) if a == own => restored.entry(a).or_default().push(name),
-                Some(a) => {
-                    let from = was.unwrap_or(own);
-                    moves.entry((from, a)).or_default().push(name);
-                }
-                None => stranded.push((p, was.unwrap_or(own))),
+                // Away from its own agent, at a limit (a fallback is used only then).
+                Some(a) => moves.entry((own, a)).or_default().push(name),
+                None => stranded.push((p, own)),
             }
         }
         for ((from, to), plans) in moves {
-            let own = plans
-                .first()
-                .and_then(|n| self.names.iter().position(|x| x == n))
-                .map_or(from, |p| self.state.plans[p].agent_index);
-            let wait = self.limit_left(own);
+            let wait = self.limit_left(from);
             let skipped = plans
                 .first()
                 .and_then(|n| self.names.iter().position(|x| x == n))

@@ -174,7 +174,7 @@ fn a_limited_or_stopped_fallback_is_skipped_and_said() {
     assert_eq!(paused, ["b"]);
     let f = failovers(&out);
     assert_eq!(f.len(), 1, "{out:?}");
-    assert_eq!((f[0].0.as_str(), f[0].1.as_str()), ("b", "c"));
+    assert_eq!((f[0].0.as_str(), f[0].1.as_str()), ("script", "c"));
     assert_eq!(f[0].3, 60_000, "the plan's own agent's limit");
     assert!(f[0].4[0].starts_with("b is at a usage limit too"), "{f:?}");
     let l = agents_used(&out);
@@ -203,7 +203,7 @@ fn a_limited_or_stopped_fallback_is_skipped_and_said() {
     );
     let f = failovers(&out);
     assert_eq!(f.len(), 1, "{out:?}");
-    assert_eq!((f[0].0.as_str(), f[0].1.as_str()), ("c", "d"));
+    assert_eq!((f[0].0.as_str(), f[0].1.as_str()), ("script", "d"));
     assert_eq!(f[0].4.len(), 2, "{f:?}");
     assert!(
         f[0].4[1].starts_with("c cannot work: Invalid API key"),
