@@ -108,3 +108,42 @@ impl Effects<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// orch's end of a pipe, non-blocking (as [`Spawned::release_keeping`] makes it), and the
+    /// agent's end.
+    fn pipe() -> (std::fs::File, std::io::PipeReader) {
+        let (r, w) = std::io::pipe().expect("pipe");
+        let w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
+        let flags = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_GETFL).expect("flags");
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("set");
+        (w, r)
+    }
+
+    #[test]
+    fn a_message_is_one_escaped_line_written_whole_or_not_at_all() {
+        assert_eq!(one_line("a\nb\\c\u{1b}[2J\t"), "a\\nb\\\\c\\u{1b}[2J\\t");
+        let (mut w, mut r) = pipe();
+        assert!(write_line(&mut w, "hello\nworld"));
+        // An agent that never reads: once its pipe is full, messages are kept, nothing blocks,
+        // and no line is cut.
+        let line = "x".repeat(LINE_MAX - 1);
+        let mut written = 1;
+        while write_line(&mut w, &line) {
+            written += 1;
+            assert!(written < 10_000, "the pipe never filled");
+        }
+        assert!(!write_line(&mut w, &"y".repeat(LINE_MAX)), "too long");
+        drop(w);
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut r, &mut all).expect("read");
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines[0], "hello\\nworld");
+        assert_eq!(lines.len(), written);
+        assert!(lines[1..].iter().all(|l| *l == line), "whole lines only");
+    }
+}
