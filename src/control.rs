@@ -162,19 +162,22 @@ pub(crate) fn answer(lp: &LoadedPlan, id: &str, text: &str) -> Result<String, St
 /// Keeps `text` as a message to task `id` of plan `lp` (`orchMessages`): every next attempt's
 /// prompt holds it. With `restart`, a task in progress is put back to pending in the same
 /// change, which a running `orch up` acts on as on a stop and a retry read together: the running
-/// attempt is stopped and the task runs again now. Whether it was restarted.
+/// attempt is stopped and the task runs again now.
 pub(crate) fn say(
     lp: &LoadedPlan,
     id: &str,
     text: &str,
     restart: bool,
-) -> Result<bool, StatusError> {
+) -> Result<Said, StatusError> {
     lp.update_status(|doc| {
         let e = doc.entry_mut(id).ok_or_else(|| unknown(lp, id))?;
         e.orch_messages.push(status::OrchMessage {
             text: text.to_string(),
             at: status::timestamp(Utc::now()),
+            delivery: None,
+            attempt: None,
         });
+        let index = e.orch_messages.len() - 1;
         let running = e.status == TaskStatus::InProgress;
         if restart && running {
             let attempts = e.attempts;
@@ -189,8 +192,43 @@ pub(crate) fn say(
         } else {
             doc.last_updated_at = Some(status::timestamp(Utc::now()));
         }
-        Ok(restart && running)
+        Ok(Said {
+            index,
+            running,
+            restarted: restart && running,
+        })
     })
+}
+
+/// What `orch say` did: the message's place in `orchMessages`, whether the task was in
+/// progress, whether its attempt was restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Said {
+    pub(crate) index: usize,
+    pub(crate) running: bool,
+    pub(crate) restarted: bool,
+}
+
+/// How long `orch say` waits for a running `orch up` to say what it did with a message to a
+/// running task.
+const TELL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits (at most [`TELL_WAIT`]) for the running supervisor's record of message `index` of
+/// task `id`: the attempt it was delivered to, `None` when it was kept (or nothing was
+/// recorded in time: it is kept then too, the next attempt's prompt holds every message).
+fn delivery(lp: &LoadedPlan, id: &str, index: usize) -> Option<u32> {
+    let deadline = std::time::Instant::now() + TELL_WAIT;
+    loop {
+        let seen = lp.read_status().ok().and_then(|doc| {
+            let m = doc.entry(id)?.orch_messages.get(index)?.clone();
+            m.delivery.map(|how| (how, m.attempt))
+        });
+        match seen {
+            Some((how, attempt)) => return attempt.filter(|_| how == "delivered"),
+            None if std::time::Instant::now() >= deadline => return None,
+            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }
 
 fn unknown(lp: &LoadedPlan, id: &str) -> StatusError {
@@ -331,16 +369,23 @@ pub(crate) fn apply(ws: &Workspace, request: &Request) -> CliResult<Done> {
             if let Some(why) = crate::supervisor::ask::text_refused("message", text) {
                 return Err(CliError::invalid(anyhow::anyhow!("{why}")));
             }
-            let restarted = say(lp, id, text, *restart).map_err(CliError::coded)?;
-            let msg = if restarted {
-                "kept for the next attempt; its running attempt is stopped and the next one \
-                 starts with it"
-            } else {
-                "kept for the next attempt"
+            let said = say(lp, id, text, *restart).map_err(CliError::coded)?;
+            // A running `orch up` delivers it to the running attempt where its agent reads
+            // messages, and records which it did.
+            let delivered = match (&sup, said.running && !said.restarted) {
+                (Some(_), true) => delivery(lp, id, said.index),
+                _ => None,
+            };
+            let msg = match delivered {
+                Some(attempt) => format!("delivered (to its running attempt {attempt})"),
+                None if said.restarted => "kept for the next attempt; its running attempt is \
+                                           stopped and the next one starts with it"
+                    .to_string(),
+                None => "kept for the next attempt".to_string(),
             };
             (
-                msg.to_string(),
-                json!({"event": "task_told", "plan": plan, "task": id, "delivered": false, "restarted": restarted}),
+                msg,
+                json!({"event": "task_told", "plan": plan, "task": id, "delivered": delivered.is_some(), "attempt": delivered, "restarted": said.restarted}),
             )
         }
     };

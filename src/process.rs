@@ -71,6 +71,18 @@ impl Spawned {
             let _ = File::from(fd).write_all(b"g");
         }
     }
+
+    /// [`Spawned::release`], keeping orch's end of the pipe, made non-blocking: with
+    /// `orch session-exec --gate --input` the rest of it is the agent's stdin.
+    pub(crate) fn release_keeping(&mut self) -> Option<File> {
+        let fd = self.gate.take()?.into_owned_fd().ok()?;
+        let mut file = File::from(fd);
+        let _ = file.write_all(b"g");
+        let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL).ok()?;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags)).ok()?;
+        Some(file)
+    }
 }
 
 /// Opens a log file for appending, creating its directory.

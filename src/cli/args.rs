@@ -612,10 +612,11 @@ pub(super) enum Command {
         text: String,
     },
     /// Tell a task something: the message is kept in its status file (`orchMessages`) and
-    /// every next attempt's prompt holds it. With `--restart`, a running attempt is stopped now
-    /// and the next one starts with the message (otherwise the running attempt goes on).
+    /// every next attempt's prompt holds it. A running attempt whose agent reads messages
+    /// (`input = "lines"`) gets it at once, as one line on its stdin. With `--restart`, a
+    /// running attempt is stopped now and the next one starts with the message.
     ///
-    /// Prints `kept for the next attempt`. Exit codes: 0, 2 unknown plan or task (or an empty
+    /// Prints `delivered` or `kept for the next attempt`. Exit codes: 0, 2 unknown plan or task (or an empty
     /// message, or one longer than 8 KiB). Example: `orch say auth 2.3 "keep the old API"`.
     Say {
         #[command(flatten)]

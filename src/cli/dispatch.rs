@@ -182,6 +182,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             keep,
             gate,
             stdin,
+            input,
             ended,
             argv,
         }) => commands::sandbox_exec::run_in_session(
@@ -191,6 +192,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 keep,
                 gate,
                 stdin_file: stdin,
+                input,
                 ended,
             },
             &argv,

@@ -101,6 +101,10 @@ pub(super) enum Internal {
         /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
         #[arg(long = "stdin", value_name = "PATH")]
         stdin: Option<PathBuf>,
+        /// With `--gate`: `ARGV`'s stdin is the wrapper's own once the go-ahead came, the pipe
+        /// orch writes a person's messages into, one a line (`input = "lines"`).
+        #[arg(long)]
+        input: bool,
         /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
         #[arg(long = "ended", value_name = "PATH")]
         ended: Option<PathBuf>,

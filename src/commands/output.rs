@@ -72,6 +72,7 @@ pub(crate) fn task_json(
         put("skip_reason", e.skip_reason.clone().map(Value::from));
         put("commit", e.commit.clone().map(Value::from));
         put("pid", e.orch_run.as_ref().map(|r| Value::from(r.pid)));
+        put("agent", e.orch_agent.clone().map(Value::from));
         let job_id = e.orch_run.as_ref().and_then(|r| r.job_id.clone());
         put("job_id", job_id.map(Value::from));
         obj.insert("attempts".into(), json!(e.attempts));

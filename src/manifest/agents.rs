@@ -51,6 +51,20 @@ pub enum StdinMode {
 
 impl crate::manifest::Spelled for StdinMode {}
 
+/// What an agent reads on its standard input while it runs (`input`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputMode {
+    /// Nothing: a person's messages (`orch say`) wait for the task's next attempt.
+    #[default]
+    None,
+    /// Each message of `orch say` to a running attempt as one line on its stdin (a pipe orch
+    /// keeps), escaped to one line.
+    Lines,
+}
+
+impl crate::manifest::Spelled for InputMode {}
+
 /// An agent: an argv template (never a shell string) and how it is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSpec {
@@ -65,6 +79,11 @@ pub struct AgentSpec {
     pub(crate) sandbox: super::sandbox::Sandbox,
     /// What it reads on its standard input (`stdin`).
     pub stdin: StdinMode,
+    /// What it reads on its standard input while it runs (`input`).
+    pub input: InputMode,
+    /// The agents its plans' pending tasks go to while it is at a usage limit, in order
+    /// (`fallback`).
+    pub fallback: Vec<String>,
 }
 
 /// The variables an agent argv may use, as `{{ name }}` (spaces inside the braces optional).

@@ -5,6 +5,7 @@ mod agents;
 mod best_of;
 mod budget;
 mod executor;
+mod fallback;
 mod hosts;
 mod load;
 mod model;
@@ -30,7 +31,6 @@ mod tests;
 pub(crate) use crate::duration::{format_duration, parse_duration};
 pub use agents::KnownCli;
 pub use agents::ReportMode;
-pub use agents::StdinMode;
 pub use agents::presets;
 pub use agents::render_template;
 pub(crate) use agents::{
@@ -39,6 +39,7 @@ pub(crate) use agents::{
 };
 #[cfg(test)]
 pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET, TEMPLATE_VARS};
+pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
 pub(crate) use executor::{ExecutorKind, SlurmOptions};

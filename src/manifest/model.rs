@@ -267,6 +267,9 @@ pub(crate) struct PlanEntry {
     pub(crate) land_with: Vec<String>,
     /// Resolved review keys: the plan's over `[defaults]`'.
     pub(crate) review: super::review::Review,
+    /// Resolved: the plan's `fallback`, else its agent's: the agents its pending tasks go to
+    /// while its agent is at a usage limit, in order.
+    pub(crate) fallback: Vec<String>,
 }
 
 /// A loaded, validated `plans.toml`.

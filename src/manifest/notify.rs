@@ -21,6 +21,8 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("task_stuck", false),
     ("agent_paused", false),
     ("agent_resumed", false),
+    ("agent_failover", false),
+    ("agent_restored", false),
     ("plan_paused", false),
     ("plan_resumed", false),
     ("task_retried", false),

@@ -188,6 +188,10 @@ pub(crate) struct RawAgent {
     pub(crate) network: Option<At<String>>,
     pub(crate) network_allow: Strings,
     pub(crate) stdin: Option<At<String>>,
+    /// What it reads on stdin while it runs: `orch say`'s messages as lines (`"lines"`).
+    pub(crate) input: Option<At<String>>,
+    /// The agents its plans' pending tasks go to while it is at a usage limit.
+    pub(crate) fallback: Strings,
     /// The `[[host]]` names its plans may use (`super::hosts`).
     pub(crate) hosts: Strings,
 }
@@ -236,6 +240,8 @@ pub(crate) struct RawPlan {
     pub(crate) review_rounds: Option<At<i64>>,
     pub(crate) review_from: Strings,
     pub(crate) review_label: Option<At<String>>,
+    /// Its own fallback agents (else its agent's `fallback`).
+    pub(crate) fallback: Strings,
 }
 
 /// One `[[notify]]`.

@@ -19,6 +19,7 @@ use super::values::{
 /// `r` collected no errors.
 pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> Manifest {
     let mut agents = agents(&raw, r);
+    super::fallback::agents(&raw, &mut agents, r);
     let mut defaults = defaults(&raw, root, &agents, r);
     sandbox(&raw, &mut defaults, &mut agents, r);
     defaults.protect = super::protect::globs(r, "defaults.protect", raw.defaults.protect.as_ref());
@@ -50,6 +51,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         super::review::resolve(r, "defaults", &raw.defaults.review(), &Default::default());
     let mut plans = plans(&raw.plan, root, &defaults, &agents, &slurm, &known, r);
     super::resolve::plans(&raw.plan, &mut plans, &defaults, &agents, r);
+    super::fallback::plans(&raw.plan, &mut plans, &agents, r);
     super::repos::check_plans(&raw.plan, &mut plans, r);
     let notify = super::notify::hooks(&raw.notify, r);
     let hosts = super::hosts::hosts(&raw.host, r);
@@ -320,6 +322,8 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             report: ReportMode::Exit,
             sandbox: Default::default(),
             stdin: StdinMode::Null,
+            input: Default::default(),
+            fallback: Vec::new(),
         };
         if ok {
             let ctx = format!("agents.{name}.executor");
@@ -587,6 +591,7 @@ fn plans(
             repo,
             land_with: Vec::new(),
             review: super::review::resolve(r, "plan", &plan.review(), &defaults.review),
+            fallback: Vec::new(),
         });
     }
 

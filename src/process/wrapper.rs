@@ -57,6 +57,9 @@ pub(crate) struct Options {
     /// stdin is then `stdin_file` (opened without following a link), else /dev/null.
     pub(crate) gate: bool,
     pub(crate) stdin_file: Option<std::path::PathBuf>,
+    /// With `gate`: the child's stdin is the wrapper's own once the go-ahead byte is read, the
+    /// pipe orch writes a person's messages into (`input = "lines"`); `stdin_file` is unused.
+    pub(crate) input: bool,
     /// Where the child's ending is written once it ended (`exit N`, `signal N`): orch's record
     /// of an attempt that ended while no orch ran, read when a restarted `orch up` finds the
     /// wrapper gone.
@@ -353,7 +356,10 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
         .process_group(0)
         .stdout(writer.try_clone()?)
         .stderr(writer);
-    if opts.keep || opts.gate {
+    if opts.gate && opts.input && !opts.keep {
+        // The rest of orch's pipe, after the go-ahead byte, is the child's: orch's messages.
+        cmd.stdin(Stdio::inherit());
+    } else if opts.keep || opts.gate {
         // The keeper's stdin is orch's lifeline, a gated wrapper's its go-ahead: not the
         // child's.
         cmd.stdin(match &opts.stdin_file {

@@ -41,4 +41,4 @@ pub(crate) use summary::{checking, shown_counts};
 pub use transition::Transition;
 pub use transition::TransitionOptions;
 pub use transition::apply;
-pub(crate) use transition::{RunInfo, TransitionOutcome, answer, record_launch};
+pub(crate) use transition::{RunInfo, TransitionOutcome, answer, record_agent, record_launch};

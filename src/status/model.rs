@@ -156,6 +156,14 @@ pub(crate) struct OrchMessage {
     /// When it was said.
     #[serde(default)]
     pub(crate) at: String,
+    /// What the running `orch up` did with it: `delivered` (written on the stdin of the
+    /// running attempt `attempt`) or `kept` (for the next attempt); absent: no supervisor
+    /// has seen it yet (the next attempt's prompt holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delivery: Option<String>,
+    /// The attempt it was delivered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) attempt: Option<u32>,
 }
 
 /// `executionConstraints` of a task in a `[SEQUENTIAL]` group.
@@ -237,6 +245,10 @@ pub struct TaskEntry {
     /// prompt holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) orch_messages: Vec<OrchMessage>,
+    /// orch: the agent its last attempt ran (its plan's, or a fallback while that one was at a
+    /// usage limit), by orch's record of the launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) orch_agent: Option<String>,
     /// Fields someone else added; kept as found.
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,

@@ -183,6 +183,13 @@ pub(crate) fn record_launch(
     Ok(())
 }
 
+/// Records agent `agent` as the one task `id`'s attempt runs (`orchAgent`).
+pub(crate) fn record_agent(doc: &mut StatusDoc, id: &str, agent: &str) {
+    if let Some(e) = doc.entry_mut(id) {
+        e.orch_agent = Some(agent.to_string());
+    }
+}
+
 /// Applies `t` to the task or verification step `id`.
 ///
 /// Every change updates `lastUpdatedAt`, `summary` and `currentPhase`; a refused transition or an

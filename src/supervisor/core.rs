@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::state::{
-    AgentRec, AgentState, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec,
-    RunId, RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit, Unprepared,
+    AgentRec, Changes, CheckOutcome, CommitError, Ending, Outcome, PlanRec, PlanSpec, RunId,
+    RunState, Settlement, Stop, StopWhy, TaskFacts, TaskRec, Unit, Unprepared,
 };
 use crate::agent_output::{AgentOutput, Fatal, Usage};
 use crate::graph::{Frontier, Graph};
@@ -226,6 +226,19 @@ pub(crate) enum Action {
         task: usize,
         error: String,
     },
+    /// Task `task` of plan `plan` was told messages `from..to` of its `orchMessages`: write them
+    /// on the stdin of its attempt `run` (running, its agent reads them), else keep them for its
+    /// next attempt; record which. No answer.
+    Tell {
+        plan: usize,
+        task: usize,
+        run: Option<(RunId, u32)>,
+        from: usize,
+        to: usize,
+    },
+    /// Attempt `run`, launched next, runs agent `agent` (a fallback of its plan's, at a usage
+    /// limit) instead of its plan's. No answer.
+    UseAgent { run: RunId, agent: String },
     /// Merge a finished plan into the target; answer [`Input::Merged`].
     Merge { plan: usize },
     /// Land a group of finished plans of several repositories all together or not at all
@@ -271,6 +284,8 @@ pub(crate) struct Core {
     over: bool,
     /// Plans looked at while filling slots: with the frontier's steps, the work done so far.
     scans: u64,
+    /// The time of the input being decided on (`None` before the first).
+    clock: Option<Instant>,
 }
 
 impl Core {
@@ -307,18 +322,13 @@ impl Core {
         let mut plan_recs = vec![PlanRec::new(); plans.len()];
         for (p, spec) in specs.iter().enumerate() {
             let Some(spec) = spec else { continue };
-            let i = match agents.iter().position(|a| a.name == spec.entry.agent) {
-                Some(i) => i,
-                None => {
-                    agents.push(AgentRec {
-                        name: spec.entry.agent.clone(),
-                        state: AgentState::Ready,
-                        pauses: 0,
-                    });
-                    agents.len() - 1
-                }
-            };
-            plan_recs[p].agent_index = i;
+            plan_recs[p].agent_index = failover::agent_slot(&mut agents, &spec.entry.agent);
+            plan_recs[p].fallbacks = spec
+                .entry
+                .fallback
+                .iter()
+                .map(|name| failover::agent_slot(&mut agents, name))
+                .collect();
             plan_recs[p].tree_pending = spec.new_tree;
             plan_recs[p].usage = tasks[p]
                 .iter()
@@ -348,6 +358,7 @@ impl Core {
             resolving: 0,
         };
         Core {
+            clock: None,
             cfg,
             graph: graph.clone(),
             plans: plans.to_vec(),
@@ -405,6 +416,7 @@ impl Core {
 
     /// Decides on one input; returns what to do.
     pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        self.clock = Some(now);
         let mut out = Vec::new();
         match input {
             Input::Recovered { adopted, retry } => {
@@ -424,7 +436,8 @@ impl Core {
                 if let Some(rr) = self.release(run) {
                     if let Some(kind) = fatal {
                         self.not_counted(&rr);
-                        self.stop_agent(rr.unit.plan(), kind, error, &mut out);
+                        let a = self.agent_of_rec(&rr);
+                        self.stop_agent(a, kind, error, &mut out);
                         self.unit_idle(rr.unit);
                         if let Some(t) = rr.unit.task() {
                             self.sync_node(rr.unit.plan(), t);
@@ -573,12 +586,18 @@ mod control;
 #[cfg(test)]
 mod control_tests;
 pub(crate) mod event;
+mod failover;
+#[cfg(test)]
+mod failover_tests;
 mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
 pub(crate) mod round;
 pub(crate) mod state;
+mod tell;
+#[cfg(test)]
+mod tell_tests;
 pub(crate) use integration::IntegState;
 mod outcome;
 #[cfg(test)]

@@ -19,10 +19,12 @@ use crate::executor::ExecutorKind;
 use crate::status;
 use crate::workspace::Workspace;
 
+mod failover;
 mod monitor;
 mod plan_steps;
 mod replan;
 mod reread;
+mod tell;
 
 pub(crate) use super::msg::{Msg, TreeReady};
 use super::runner::{Effects, View, recv_signal};
@@ -68,6 +70,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         reporters: HashMap::new(),
         members: HashMap::new(),
         member_agents: HashMap::new(),
+        inputs: HashMap::new(),
         pool_drops: Vec::new(),
         after_finished: Vec::new(),
         holding: false,
@@ -404,6 +407,7 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
                 .filter_map(|n| ws.plans.iter().position(|lp| &lp.name == n))
                 .collect()
         }),
+        input_lines: pc.agent.input == crate::manifest::InputMode::Lines,
     }
 }
 
@@ -460,7 +464,8 @@ impl Effects<'_> {
 
     fn execute(&mut self, action: Action) {
         match action {
-            Action::Report(e) => {
+            Action::Report(mut e) => {
+                failover::stamp_until(&mut e);
                 (self.emit)(&e);
                 if matches!(e, Event::TaskFinished { .. }) {
                     for e in std::mem::take(&mut self.after_finished) {
@@ -487,6 +492,7 @@ impl Effects<'_> {
                 self.stops.remove(&run);
                 self.members.remove(&run);
                 self.member_agents.remove(&run);
+                self.inputs.remove(&run);
                 let text = self.texts.remove(&run);
                 let base = self.bases.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
@@ -544,6 +550,14 @@ impl Effects<'_> {
                 self.launch_member(run, unit, attempt);
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
+            Action::UseAgent { run, agent } => self.use_agent(run, agent),
+            Action::Tell {
+                plan,
+                task,
+                run,
+                from,
+                to,
+            } => self.tell(plan, task, run, from..to),
             Action::RecordPause { plans, pause } => {
                 let pcs: Vec<Arc<PlanCtx>> = plans.iter().filter_map(|&p| self.plan(p)).collect();
                 let record = pause.map(|(agent, reason, wait)| {

@@ -357,6 +357,12 @@ impl Effects<'_> {
             (stdin.as_deref(), ended.as_deref()),
             argv,
         );
+        let input = pc.agent.input == crate::manifest::InputMode::Lines;
+        let argv = if input {
+            sandbox::with_input(argv)
+        } else {
+            argv
+        };
         // Its network: the wrapper enters the namespace, orch's proxy serves it.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
@@ -395,7 +401,9 @@ impl Effects<'_> {
         // Record the start (the agent may have reported before this write: it can be that fast).
         let recorded = match &id {
             Some(id) => pc.update_entry(id, |doc| {
-                status::record_launch(doc, id, &info, launched, Utc::now())
+                status::record_launch(doc, id, &info, launched, Utc::now())?;
+                status::record_agent(doc, id, &agent_name);
+                Ok(())
             }),
             None => pc.update(|doc| {
                 doc.orch_plan_agent = Some(status::OrchPlanAgent {
@@ -413,7 +421,7 @@ impl Effects<'_> {
                 format!("cannot record the start in the status file: {e}"),
             );
         }
-        spawned.release();
+        self.release(run, &mut spawned, input);
         self.watch(run, unit, attempt, pid, Proc::Child(spawned.child));
         self.queue.push_back(Msg {
             reload: None,

@@ -108,6 +108,34 @@ pub(crate) fn decide(
     }
 }
 
+/// Plan network `net` widened for the plan's fallback agents (`fallback`): a confined network
+/// also allows each fallback client's own endpoints and its `network_allow`, so that a task
+/// that fails over reaches its client's API. Any other network is as it was.
+pub(crate) fn with_fallbacks<'a>(
+    net: PlanNetwork,
+    fallbacks: impl IntoIterator<Item = &'a AgentSpec>,
+) -> PlanNetwork {
+    let widen = |mut allow: AllowList| {
+        for agent in fallbacks {
+            if let Some(cli) = KnownCli::of(&agent.command) {
+                let env = |k: &str| std::env::var(k).ok();
+                for e in cli.endpoints(&env) {
+                    allow.add(e);
+                }
+            }
+            for e in &agent.sandbox.network.allow.0 {
+                allow.add(e.clone());
+            }
+        }
+        allow
+    };
+    match net {
+        PlanNetwork::Confined(allow) => PlanNetwork::Confined(widen(allow)),
+        PlanNetwork::Ports(allow, why) => PlanNetwork::Ports(widen(allow), why),
+        other => other,
+    }
+}
+
 /// The run's network in one word: `unavailable` when some plan that would be confined cannot
 /// be, else the plans' own word when they agree, else `mixed`.
 pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanNetwork>) -> &'static str {
@@ -291,6 +319,28 @@ mod tests {
             PlanNetwork::Confined(AllowList(vec![
                 Endpoint::parse("127.0.0.1:5432").expect("e")
             ]))
+        );
+    }
+
+    #[test]
+    fn a_fallback_clients_endpoints_are_added_to_a_confined_network() {
+        let (ok, tcp) = (|| Ok(()), || true);
+        let claude = agent(&["claude", "-p"], None, &[]);
+        let codex = agent(&["codex", "exec"], None, &["127.0.0.1:9"]);
+        let p = decide("a", "x", &claude, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        let PlanNetwork::Confined(list) = with_fallbacks(p, [&codex]) else {
+            panic!("confined")
+        };
+        for e in ["api.anthropic.com:443", "api.openai.com:443", "127.0.0.1:9"] {
+            assert!(
+                list.0.contains(&Endpoint::parse(e).expect("e")),
+                "{e}: {list:?}"
+            );
+        }
+        // An open network stays open.
+        assert_eq!(
+            with_fallbacks(PlanNetwork::Open, [&codex]),
+            PlanNetwork::Open
         );
     }
 

@@ -406,6 +406,8 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::TaskStuck { .. }
         | Event::AgentPaused { .. }
         | Event::AgentResumed { .. }
+        | Event::AgentFailover { .. }
+        | Event::AgentRestored { .. }
         | Event::AgentStopped { .. }
         | Event::PlanPaused { .. }
         | Event::PlanResumed { .. }
@@ -467,6 +469,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::RunFinished { .. }
         | Event::AgentPaused { .. }
         | Event::AgentResumed { .. }
+        | Event::AgentFailover { .. }
+        | Event::AgentRestored { .. }
         | Event::AgentStopped { .. }
         | Event::ManifestInvalid { .. }
         | Event::ManifestReloaded { .. }

@@ -98,6 +98,9 @@ pub(crate) struct Effects<'a> {
     /// Best of N with `agents`: the command of an attempt whose agent is not the plan's (its
     /// name, its argv template).
     pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
+    /// orch's end of the stdin of each running attempt whose agent reads a person's messages
+    /// (`input = "lines"`), non-blocking.
+    pub(crate) inputs: HashMap<RunId, std::fs::File>,
     /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
     /// before the run ends.
     pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,
@@ -193,6 +196,7 @@ pub(crate) fn facts_of(
             && e.extra.contains_key(crate::status::STOPPED_KEY),
         attempts: e.attempts,
         question: e.orch_question.clone(),
+        messages: e.orch_messages.len(),
     };
     if let Some(commit) = pc.and_then(|pc| pc.unrecorded_commit(&t.id)) {
         facts.status = status::TaskStatus::Completed;

@@ -159,6 +159,15 @@ pub(crate) fn in_session_gated(
     out
 }
 
+/// A gated wrapper's argv ([`in_session_gated`]) whose agent reads orch's pipe after the
+/// go-ahead (`--input`): a person's messages, one a line.
+pub(crate) fn with_input(mut argv: Vec<String>) -> Vec<String> {
+    if let Some(i) = argv.iter().position(|a| a == "--gate") {
+        argv.insert(i + 1, "--input".to_string());
+    }
+    argv
+}
+
 /// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
 /// be, else `on` when some agent is confined, else `off`.
 pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {

@@ -166,14 +166,16 @@ impl<'w> Checked<'w> {
                             .clone()
                     };
                     let tcp = || *landlock_tcp.get_or_init(|| crate::sandbox::abi() >= 4);
-                    super::network::decide(
+                    let net = super::network::decide(
                         &lp.name,
                         &entry.agent,
                         agent,
                         entry.executor,
                         &probe,
                         &tcp,
-                    )?
+                    )?;
+                    let fallbacks = entry.fallback.iter().filter_map(|n| manifest.agents.get(n));
+                    super::network::with_fallbacks(net, fallbacks)
                 }
                 None => super::network::PlanNetwork::Open,
             };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AgentMode, AgentSpec, ReportMode, StdinMode};
+use super::{AgentMode, AgentSpec, InputMode, ReportMode, StdinMode};
 
 /// The agents usable without an `[agents.X]` table; a table with the same name overrides one.
 ///
@@ -26,6 +26,8 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         report: ReportMode::Orch,
         sandbox: Default::default(),
         stdin: StdinMode::Null,
+        input: InputMode::None,
+        fallback: Vec::new(),
     };
     BTreeMap::from([
         ("claude".to_string(), argv(CLAUDE_PRESET)),

@@ -131,6 +131,48 @@ fn each_error_has_its_location() {
             "`agents.x.stdin` must be \"null\" or \"prompt\", found \"file\"",
         ),
         (
+            "[agents.x]\ncommand = [\"x\"]\ninput = \"words\"\n".into(),
+            3,
+            9,
+            "`agents.x.input` must be \"lines\" or \"none\", found \"words\"",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nstdin = \"prompt\"\ninput = \"lines\"\n".into(),
+            4,
+            9,
+            "agent `x` reads its prompt on stdin",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"nope\"]\n".into(),
+            3,
+            13,
+            "`agents.x.fallback` names unknown agent `nope`",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"x\"]\n".into(),
+            3,
+            13,
+            "`agents.x.fallback` names `x` itself",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"codex\"]\n".into(),
+            3,
+            13,
+            "`agents.x.fallback` names agent `codex`, whose `report` differs from `x`'s",
+        ),
+        (
+            "[agents.x]\ncommand = [\"x\"]\nfallback = [\"y\"]\n\n[agents.y]\ncommand = [\"y\"]\nfallback = [\"x\"]\n".into(),
+            3,
+            13,
+            "the fallbacks of `agents.x` form a cycle: x → y → x",
+        ),
+        (
+            format!("{PLAN_A}fallback = [\"nope\"]\n"),
+            4,
+            13,
+            "the `fallback` of plan `a` names unknown agent `nope`",
+        ),
+        (
             "[agents.x]\nmode = \"task\"\n".into(),
             1,
             9,

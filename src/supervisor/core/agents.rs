@@ -11,13 +11,10 @@ use crate::supervisor::state::{
 };
 
 impl Core {
-    /// Whether plan `p`'s agent may be launched now.
+    /// Whether plan `p`'s agent, or a fallback of it, may be launched now.
     pub(super) fn agent_ready(&self, p: usize) -> bool {
         let a = self.state.plans[p].agent_index;
-        self.state
-            .agents
-            .get(a)
-            .is_none_or(|a| a.state == AgentState::Ready)
+        self.state.agents.get(a).is_none() || self.agent_for(p).is_some()
     }
 
     /// An attempt that does not count against the unit's retries (a limit, a fatal failure).
@@ -34,16 +31,16 @@ impl Core {
         }
     }
 
-    /// Plan `p`'s agent cannot work until a person fixes something: nothing of it starts any
-    /// more in this run.
+    /// Agent `a` (the one an attempt ran: its plan's, or a fallback) cannot work until a
+    /// person fixes something: nothing of it starts any more in this run.
     pub(super) fn stop_agent(
         &mut self,
-        p: usize,
+        a: usize,
         kind: Fatal,
         cause: String,
         out: &mut Vec<Action>,
     ) {
-        let a = self.state.plans[p].agent_index;
+        let before = self.choices();
         let Some(agent) = self.state.agents.get_mut(a) else {
             return;
         };
@@ -64,19 +61,21 @@ impl Core {
             cause,
             fix,
         }));
+        self.report_moves(&before, out);
     }
 
-    /// Plan `p`'s agent hit a usage or rate limit: nothing of it starts until the time its
-    /// client named (`wait`), or a backoff that doubles with each pause in a row.
+    /// Agent `a` (the one an attempt ran, by orch's record of it) hit a usage or rate limit:
+    /// nothing of it starts until the time its client named (`wait`), or a backoff that
+    /// doubles with each pause in a row; the plans that use it go to a fallback meanwhile.
     pub(super) fn pause_agent(
         &mut self,
         now: Instant,
-        p: usize,
+        a: usize,
         wait: Option<Duration>,
         reason: String,
         out: &mut Vec<Action>,
     ) {
-        let a = self.state.plans[p].agent_index;
+        let before = self.choices();
         let base = self.cfg.limit_backoff;
         let Some(agent) = self.state.agents.get_mut(a) else {
             return;
@@ -120,10 +119,13 @@ impl Core {
             reason,
             resume_in_ms: millis(wait),
         }));
+        self.report_moves(&before, out);
     }
 
-    /// A paused agent's time is up: it may launch again.
+    /// A paused agent's time is up: it may launch again (the plans whose own agent it is go
+    /// back to it).
     pub(super) fn resume_agent(&mut self, a: usize, out: &mut Vec<Action>) {
+        let before = self.choices();
         let Some(agent) = self.state.agents.get_mut(a) else {
             return;
         };
@@ -135,6 +137,7 @@ impl Core {
                 pause: None,
             });
             out.push(Action::Report(Event::AgentResumed { agent: name }));
+            self.report_moves(&before, out);
         }
     }
 

@@ -132,7 +132,8 @@ impl Core {
             return;
         };
         if let Some(kind) = fatal {
-            self.stop_agent(p, kind, error.clone(), out);
+            let a = self.state.plans[p].agent_index;
+            self.stop_agent(a, kind, error.clone(), out);
         }
         if let Some(rr) = self.state.runs.get_mut(&run) {
             rr.stage = Stage::Settling;

@@ -155,6 +155,19 @@ pub(crate) enum Event {
     },
     /// A paused agent may start tasks again.
     AgentResumed { agent: String },
+    /// Agent `from` is at a usage limit (until `until`, `resume_in_ms` from now): the pending
+    /// tasks of `plans` go to their fallback `to`, the first one not limited; `skipped`: the
+    /// fallbacks before it passed over, each with why. Running attempts go on.
+    AgentFailover {
+        from: String,
+        to: String,
+        plans: Vec<String>,
+        until: String,
+        resume_in_ms: u64,
+        skipped: Vec<String>,
+    },
+    /// Agent `agent`'s limit reset: new tasks of `plans`, its own, go to it again.
+    AgentRestored { agent: String, plans: Vec<String> },
     /// An agent cannot work until a person fixes something: `class` is `missing_program`,
     /// `rejected_flags` or `authentication`; none of its tasks starts again in this run.
     AgentStopped {

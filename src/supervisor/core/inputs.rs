@@ -106,6 +106,7 @@ impl Core {
             let old = std::mem::replace(&mut rec.facts, facts);
             if in_run {
                 self.on_control(now, p, t, &old, out);
+                self.on_told(p, t, &old, out);
             }
             let Some(rec) = self.state.tasks.get_mut(p).and_then(|v| v.get_mut(t)) else {
                 continue;
@@ -222,6 +223,8 @@ impl Core {
         let Some(unit) = self.agent_ended(run, &output, out) else {
             return;
         };
+        // The agent that ran it, from orch's record (its plan's or a fallback).
+        let agent = self.agent_of(run, unit.plan());
         let how = match unit {
             Unit::PlanAgent { plan } => {
                 // A limit or a fatal failure of a plan agent: its agent waits or stops.
@@ -237,8 +240,8 @@ impl Core {
                     self.not_counted(&rr);
                 }
                 match class {
-                    Class::Limit(wait) => self.pause_agent(now, plan, wait, cause, out),
-                    Class::Fatal(kind) => self.stop_agent(plan, kind, cause, out),
+                    Class::Limit(wait) => self.pause_agent(now, agent, wait, cause, out),
+                    Class::Fatal(kind) => self.stop_agent(agent, kind, cause, out),
                     Class::Ordinary => {}
                 }
                 self.plan_agent_settlement(plan, &ending)
@@ -312,9 +315,13 @@ impl Core {
         output: &AgentOutput,
         out: &mut Vec<Action>,
     ) -> Option<Settlement> {
+        let a = self.agent_of(run, p);
         let agent = self
-            .spec(p)
-            .map(|s| s.entry.agent.clone())
+            .state
+            .agents
+            .get(a)
+            .map(|r| r.name.clone())
+            .or_else(|| self.spec(p).map(|s| s.entry.agent.clone()))
             .unwrap_or_default();
         let said = |o: &AgentOutput| {
             o.cause()
@@ -345,7 +352,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.pause_agent(now, p, wait, cause.clone(), out);
+                        self.pause_agent(now, a, wait, cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "agent `{agent}` hit a usage limit ({}); the task runs again when it resets",
@@ -360,7 +367,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.stop_agent(p, kind, cause.clone(), out);
+                        self.stop_agent(a, kind, cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "not run: agent `{agent}` cannot work ({}): {}",

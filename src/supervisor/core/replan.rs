@@ -11,8 +11,7 @@ use super::{Action, Core};
 use crate::graph::{Frontier, Graph};
 use crate::plan::Plan;
 use crate::supervisor::state::{
-    AgentRec, AgentState, MergeState, PlanRec, PlanSpec, TaskFacts, TaskRec, TaskRun, Timer, Unit,
-    named,
+    MergeState, PlanRec, PlanSpec, TaskFacts, TaskRec, TaskRun, Timer, Unit, named,
 };
 
 /// The run's new plans and settings (see the module documentation).
@@ -87,19 +86,15 @@ impl Core {
         // Each plan's agent, by name (a plan may name another agent now).
         for (p, spec) in r.specs.iter().enumerate() {
             let Some(spec) = spec else { continue };
-            let agent = &spec.entry.agent;
-            let i = match self.state.agents.iter().position(|a| a.name == *agent) {
-                Some(i) => i,
-                None => {
-                    self.state.agents.push(AgentRec {
-                        name: agent.clone(),
-                        state: AgentState::Ready,
-                        pauses: 0,
-                    });
-                    self.state.agents.len() - 1
-                }
-            };
-            self.state.plans[p].agent_index = i;
+            let agents = &mut self.state.agents;
+            self.state.plans[p].agent_index =
+                super::failover::agent_slot(agents, &spec.entry.agent);
+            self.state.plans[p].fallbacks = spec
+                .entry
+                .fallback
+                .iter()
+                .map(|name| super::failover::agent_slot(agents, name))
+                .collect();
         }
         self.names = r.names;
         self.specs = r.specs;

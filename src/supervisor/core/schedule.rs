@@ -318,6 +318,7 @@ impl Core {
         }
         let log = self.log_of(p, unit.task());
         self.occupy_launching(now, run, unit, attempt, log);
+        self.choose_agent(run, unit, out);
         out.push(Action::Launch { run, unit, attempt });
     }
 

@@ -234,6 +234,8 @@ pub(crate) struct TaskFacts {
     pub(crate) attempts: u32,
     /// The question its agent asked, while it needs input (`orchQuestion`).
     pub(crate) question: Option<String>,
+    /// How many messages a person said to it (`orchMessages`).
+    pub(crate) messages: usize,
 }
 
 impl Default for TaskFacts {
@@ -248,6 +250,7 @@ impl Default for TaskFacts {
             stopped: false,
             attempts: 0,
             question: None,
+            messages: 0,
         }
     }
 }
@@ -401,6 +404,8 @@ pub(crate) struct PlanSpec {
     /// The other plans it lands with, all together or not at all (indices; empty when it
     /// lands alone): its group, when the group holds a plan of another repository.
     pub(crate) land_with: Vec<usize>,
+    /// Its agent reads a person's messages on its stdin while it runs (`input = "lines"`).
+    pub(crate) input_lines: bool,
 }
 
 impl PlanSpec {
@@ -438,6 +443,9 @@ pub(crate) struct PlanRec {
     pub(crate) budget_hit: Option<String>,
     /// Index of its agent in [`RunState::agents`].
     pub(crate) agent_index: usize,
+    /// Its fallback agents, in order (indices into [`RunState::agents`]): where its tasks go
+    /// while its agent is at a usage limit.
+    pub(crate) fallbacks: Vec<usize>,
     /// Paused by a person (`orch pause`, `orchPlanPaused`): nothing of it launches.
     pub(crate) held: bool,
     /// Tasks completed from outside an attempt (a person's `orch task done`) whose check waits
@@ -466,6 +474,7 @@ impl PlanRec {
             usage: Usage::default(),
             budget_hit: None,
             agent_index: 0,
+            fallbacks: Vec::new(),
             held: false,
             check_waiting: Vec::new(),
             tree_pending: false,
@@ -511,6 +520,9 @@ pub(crate) struct RunRec {
     /// What its output said of a write the sandbox denied (`AgentOutput::sandbox_note`), for
     /// the cause of a failure found after it ended (its check's).
     pub(crate) sandbox_note: String,
+    /// The agent it runs (index into [`RunState::agents`]) when it is not its plan's own: a
+    /// fallback. orch's record of who ran it: a limit its output shows pauses this agent.
+    pub(crate) agent: Option<usize>,
 }
 
 impl RunRec {
@@ -534,6 +546,7 @@ impl RunRec {
             quiet_key: None,
             usage: None,
             sandbox_note: String::new(),
+            agent: None,
         }
     }
 }
@@ -577,6 +590,17 @@ pub(crate) struct AgentRec {
     pub(crate) state: AgentState,
     /// Pauses without a reset time in a row (the backoff doubles with each).
     pub(crate) pauses: u32,
+}
+
+impl AgentRec {
+    /// A ready agent named `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        AgentRec {
+            name: name.to_string(),
+            state: AgentState::Ready,
+            pauses: 0,
+        }
+    }
 }
 
 /// Every unit of the run, indexed; see the module documentation.

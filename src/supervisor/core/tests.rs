@@ -32,6 +32,7 @@ pub(super) fn spec(name: &str) -> PlanSpec {
         report: crate::manifest::ReportMode::Exit,
         resolves_verify: false,
         land_with: Vec::new(),
+        input_lines: false,
     }
 }
 
@@ -68,6 +69,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         repo: None,
         land_with: Vec::new(),
         review: Default::default(),
+        fallback: Vec::new(),
     }
 }
 
@@ -149,6 +151,7 @@ fn completed(commit: &str) -> TaskFacts {
         stopped: false,
         attempts: 0,
         question: None,
+        messages: 0,
     }
 }
 
@@ -579,6 +582,7 @@ fn adopted_agents_hold_their_slots_and_recorded_failures_run_again() {
             stopped: false,
             attempts: 0,
             question: None,
+            messages: 0,
         },
     ]];
     let mut c = Core::new(cfg(8), &g, &plans, &[0], names, vec![Some(s)], facts);

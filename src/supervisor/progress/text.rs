@@ -121,6 +121,29 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             human_duration(*resume_in_ms)
         ),
         Event::AgentResumed { agent } => format!("agent {agent} resumed"),
+        Event::AgentFailover {
+            from,
+            to,
+            plans,
+            resume_in_ms,
+            skipped,
+            ..
+        } => {
+            let skipped = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" (skipped: {})", skipped.join("; "))
+            };
+            format!(
+                "agent {from} at a usage limit for {}: pending tasks of {} go to {to}{skipped}",
+                human_duration(*resume_in_ms),
+                plans.join(", ")
+            )
+        }
+        Event::AgentRestored { agent, plans } => format!(
+            "agent {agent}'s limit reset: new tasks of {} go to it again",
+            plans.join(", ")
+        ),
         Event::PlanPaused { plan } => {
             format!("plan {plan} paused: nothing new of it starts until `orch resume {plan}`")
         }

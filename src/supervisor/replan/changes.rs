@@ -240,7 +240,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect, best_of, resolve, resolve_verify, hosts, repo, land_with,
+            protect, best_of, resolve, resolve_verify, hosts, repo, land_with, fallback,
         ],
         skip [name, abs_file, line, paths_at, review]
     );
