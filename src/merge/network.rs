@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::anyhow;
 
 use crate::error::{CliError, CliResult, exit};
-use crate::manifest::{AgentSpec, KnownCli, Manifest, NetworkMode};
+use crate::manifest::{AgentSpec, Manifest, NetworkMode};
 use crate::sandbox::net::allow::AllowList;
 use crate::sandbox::net::{NetAttempt, OwnProxy, SPEC_VAR};
 
@@ -190,15 +190,7 @@ pub(crate) fn decide(
         {
             explicit = Some((name, m));
         }
-        if let Some(cli) = KnownCli::of(&agent.command) {
-            let env = |k: &str| std::env::var(k).ok();
-            for e in cli.endpoints(&env) {
-                allow.add(e);
-            }
-        }
-        for e in &agent.sandbox.network.allow.0 {
-            allow.add(e.clone());
-        }
+        agent.add_reachable(&mut allow);
     }
     if none.is_none() && !confined {
         return Ok(Network::of(Mode::Open));
@@ -232,19 +224,7 @@ mod tests {
     use crate::sandbox::net::allow::Endpoint;
 
     fn agent(command: &[&str], mode: Option<NetworkMode>, allow: &[&str]) -> AgentSpec {
-        let mut a = crate::manifest::presets()
-            .get("claude")
-            .cloned()
-            .expect("preset");
-        a.command = command.iter().map(|s| (*s).to_string()).collect();
-        a.sandbox.network.mode = mode;
-        a.sandbox.network.allow = AllowList(
-            allow
-                .iter()
-                .map(|e| Endpoint::parse(e).expect("entry"))
-                .collect(),
-        );
-        a
+        AgentSpec::for_network_tests(command, mode, allow)
     }
 
     fn e(s: &str) -> Endpoint {

@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use crate::error::CliError;
 use crate::executor::ExecutorKind;
 use crate::exit;
-use crate::manifest::{AgentSpec, KnownCli, NetworkMode};
+use crate::manifest::{AgentSpec, NetworkMode};
 use crate::sandbox::net::allow::AllowList;
 use crate::sandbox::net::{NetAttempt, NetProxy};
 
@@ -87,15 +87,7 @@ pub(crate) fn decide(
         return Ok(PlanNetwork::None);
     }
     let mut allow = AllowList::default();
-    if let Some(cli) = KnownCli::of(&agent.command) {
-        let env = |k: &str| std::env::var(k).ok();
-        for e in cli.endpoints(&env) {
-            allow.add(e);
-        }
-    }
-    for e in &agent.sandbox.network.allow.0 {
-        allow.add(e.clone());
-    }
+    agent.add_reachable(&mut allow);
     match made {
         Ok(()) => Ok(PlanNetwork::Confined(allow)),
         Err(why) => {
@@ -117,15 +109,7 @@ pub(crate) fn with_fallbacks<'a>(
 ) -> PlanNetwork {
     let widen = |mut allow: AllowList| {
         for agent in fallbacks {
-            if let Some(cli) = KnownCli::of(&agent.command) {
-                let env = |k: &str| std::env::var(k).ok();
-                for e in cli.endpoints(&env) {
-                    allow.add(e);
-                }
-            }
-            for e in &agent.sandbox.network.allow.0 {
-                allow.add(e.clone());
-            }
+            agent.add_reachable(&mut allow);
         }
         allow
     };
@@ -285,19 +269,7 @@ mod tests {
     use crate::sandbox::net::allow::Endpoint;
 
     fn agent(command: &[&str], mode: Option<NetworkMode>, allow: &[&str]) -> AgentSpec {
-        let mut a = crate::manifest::presets()
-            .get("claude")
-            .cloned()
-            .expect("preset");
-        a.command = command.iter().map(|s| (*s).to_string()).collect();
-        a.sandbox.network.mode = mode;
-        a.sandbox.network.allow = AllowList(
-            allow
-                .iter()
-                .map(|e| Endpoint::parse(e).expect("entry"))
-                .collect(),
-        );
-        a
+        AgentSpec::for_network_tests(command, mode, allow)
     }
 
     #[test]

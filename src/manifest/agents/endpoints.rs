@@ -6,8 +6,48 @@
 
 use std::path::{Path, PathBuf};
 
-use super::KnownCli;
-use crate::sandbox::net::allow::Endpoint;
+use super::{AgentSpec, KnownCli};
+use crate::sandbox::net::allow::{AllowList, Endpoint};
+
+impl AgentSpec {
+    /// Adds to `allow` what this agent reaches under a confined network: its client's own
+    /// endpoints ([`KnownCli::endpoints`], from orch's own environment and the user's own
+    /// settings) and its `network_allow`.
+    pub(crate) fn add_reachable(&self, allow: &mut AllowList) {
+        if let Some(cli) = KnownCli::of(&self.command) {
+            let env = |k: &str| std::env::var(k).ok();
+            for e in cli.endpoints(&env) {
+                allow.add(e);
+            }
+        }
+        for e in &self.sandbox.network.allow.0 {
+            allow.add(e.clone());
+        }
+    }
+
+    /// For tests of the network's decisions: the `claude` preset running `command`, with
+    /// `network = mode` and `network_allow = allow`.
+    #[cfg(test)]
+    pub(crate) fn for_network_tests(
+        command: &[&str],
+        mode: Option<super::super::NetworkMode>,
+        allow: &[&str],
+    ) -> AgentSpec {
+        let mut a = crate::manifest::presets()
+            .get("claude")
+            .cloned()
+            .expect("preset");
+        a.command = command.iter().map(|s| (*s).to_string()).collect();
+        a.sandbox.network.mode = mode;
+        a.sandbox.network.allow = AllowList(
+            allow
+                .iter()
+                .map(|e| Endpoint::parse(e).expect("entry"))
+                .collect(),
+        );
+        a
+    }
+}
 
 /// The most of a settings file read for its endpoints.
 const SETTINGS_MAX: u64 = 1 << 20;
