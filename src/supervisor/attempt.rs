@@ -55,6 +55,9 @@ pub(crate) struct Monitor {
     /// Where the attempt's wrapper records how its agent ended: how an adopted agent's end is
     /// known (orch is not its parent).
     pub(crate) ended: PathBuf,
+    /// Where the driver of a remote attempt records the host it runs on (`executor = "ssh"`):
+    /// each host it takes is told to the core ([`Input::OnHost`]).
+    pub(crate) host_record: Option<PathBuf>,
     /// A stop of this attempt, asked for by the core.
     pub(crate) stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
@@ -137,6 +140,7 @@ async fn watch_process(m: &mut Monitor) -> Ending {
     };
     // The attempt runs under its wrapper (`pid`), which stops it as a whole.
     let start_time = adopted.unwrap_or(0);
+    let mut host: Option<String> = None;
     loop {
         let asked = *m.stop_one.borrow_and_update();
         let mut child = match &mut m.proc {
@@ -170,6 +174,12 @@ async fn watch_process(m: &mut Monitor) -> Ending {
                 }
                 if m.watch_activity && activity.changed() {
                     let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });
+                }
+                if let Some(now) = m.host_record.as_deref().and_then(crate::executor::ssh::attempt::host_at)
+                    && host.as_ref() != Some(&now)
+                {
+                    host = Some(now.clone());
+                    let _ = m.tx.send(Msg { reload: None, input: Input::OnHost { run, host: now } });
                 }
             }
         }

@@ -98,6 +98,8 @@ pub(crate) enum Input {
     },
     /// The attempt showed signs of life (output, a status change, a queued job).
     Active { run: RunId },
+    /// The driver of a remote attempt took a slot of `host` (orch's record of it).
+    OnHost { run: RunId, host: String },
     /// The attempt's process (or job) is over, and what its output says. Its plan's status
     /// was read just before.
     Exited {
@@ -450,6 +452,7 @@ impl Core {
                 }
             }
             Input::Active { run } => self.on_active(now, run),
+            Input::OnHost { run, host } => self.on_host(run, host, &mut out),
             Input::Exited {
                 run,
                 ending,

@@ -16,6 +16,7 @@ use super::core::{Action, Adopted, Core, CoreConfig, Input};
 use super::event::{Event, RunSummary};
 use super::state::{PlanSpec, Stop};
 use crate::executor::ExecutorKind;
+use crate::executor::ssh::refs as ssh_refs;
 use crate::status;
 use crate::workspace::Workspace;
 
@@ -514,6 +515,15 @@ impl Effects<'_> {
                         (attempt, base.as_deref()),
                         &how,
                     );
+                    // Its work is on the plan branch or saved: the host's snapshot ref goes.
+                    if pc.entry.executor == ExecutorKind::Ssh {
+                        let id = unit.task().and_then(|t| pc.plan.tasks.get(t));
+                        let id = id.map_or("plan", |t| t.id.as_str());
+                        let at = (pc.name(), pc.branch());
+                        if let Some(n) = ssh_refs::settled(&pc.repo_root, at, id, attempt) {
+                            process_note(&pc, &n);
+                        }
+                    }
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),
                         input: Input::Settled { run, outcome },

@@ -226,6 +226,16 @@ impl Progress {
             Event::TaskFailed { task, .. } => {
                 self.plans[i].running.retain(|(id, _)| id != task);
             }
+            Event::TaskOnHost { task, host, .. } => {
+                // The bar's line of a running task names its host.
+                for (id, what) in &mut self.plans[i].running {
+                    if id == task {
+                        let rest = what.split_once("] ").filter(|_| what.starts_with("[on "));
+                        let rest = rest.map_or(what.as_str(), |(_, r)| r).to_string();
+                        *what = format!("[on {}] {rest}", host.escape_debug());
+                    }
+                }
+            }
             Event::TaskChecking { task, .. } => {
                 for (id, what) in &mut self.plans[i].running {
                     if id == task && !what.starts_with("(checking)") {
@@ -440,6 +450,7 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::SetupFinished { plan, .. }
         | Event::TaskStarted { plan, .. }
         | Event::TaskAdopted { plan, .. }
+        | Event::TaskOnHost { plan, .. }
         | Event::TaskFinished { plan, .. }
         | Event::TaskFailed { plan, .. }
         | Event::TaskChecking { plan, .. }

@@ -121,7 +121,17 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
         let keep = kept_pids(fx, &pc, out.adopted.iter().filter(|f| f.unit.plan() == p)).await;
         stop_strays(fx, &pc, &found, keep);
         let pcc = pc.clone();
-        let refused = tokio::task::spawn_blocking(move || {
+        // The attempts adopted still bring their snapshots back; the others' are settled below.
+        let coming: Vec<(String, u32)> = out
+            .adopted
+            .iter()
+            .filter(|f| f.unit.plan() == p)
+            .map(|f| {
+                let id = f.unit.task().and_then(|t| pc.plan.tasks.get(t));
+                (id.map_or("plan".to_string(), |t| t.id.clone()), f.attempt)
+            })
+            .collect();
+        let (refused, pruned) = tokio::task::spawn_blocking(move || {
             let refused = settle_gone(&pcc, &doc, &gone, !busy.is_empty());
             if pcc.task_trees() {
                 // Done but not landed (a supervisor died in between): landed by the core.
@@ -140,10 +150,20 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .collect();
                 tidy_task_trees(&pcc, &doc, &busy, &waiting);
             }
-            refused
+            // Hosts' snapshots an earlier run fetched: pruned once their work is safe here.
+            let pruned = if pcc.entry.executor == ExecutorKind::Ssh {
+                let at = (pcc.name(), pcc.branch());
+                crate::executor::ssh::refs::leftovers(&pcc.repo_root, at, &coming)
+            } else {
+                Vec::new()
+            };
+            (refused, pruned)
         })
         .await
         .unwrap_or_default();
+        for n in pruned {
+            fx.note(Some(pc.name().to_owned()), n);
+        }
         for (id, cause) in refused {
             fx.note(
                 Some(pc.name().to_owned()),

@@ -210,9 +210,15 @@ impl<'w> Checked<'w> {
             .cloned()
             .collect();
         if !used.is_empty() {
-            notes.extend(crate::executor::ssh::host::check_at_start(
-                &state_dir, &used,
-            ));
+            let found = crate::executor::ssh::host::check_at_start(&state_dir, &used, &orch_bin);
+            notes.extend(found.notes);
+            notes.extend(found.refused.iter().map(|(_, why)| why.clone()));
+            let ssh_plans: Vec<(&str, &[String])> = plans
+                .iter()
+                .filter(|c| c.entry.executor == ExecutorKind::Ssh)
+                .map(|c| (c.lp.name.as_str(), c.entry.hosts.as_slice()))
+                .collect();
+            checks::hosts(&ssh_plans, &found.refused)?;
         }
         Ok(Self {
             manifest,

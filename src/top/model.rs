@@ -64,6 +64,8 @@ pub struct TaskRow {
     pub forecast: String,
     /// It has run past the p90 of its kind (`task_slow`).
     pub slow: bool,
+    /// The `[[host]]` its running attempt runs on (`executor = "ssh"`), from orch's record.
+    pub(crate) host: Option<String>,
 }
 
 /// Everything on screen but the keys' state.
@@ -437,6 +439,12 @@ impl Source {
             waits_for: Vec::new(),
             forecast: String::new(),
             slow: false,
+            host: (st == TaskStatus::InProgress)
+                .then(|| lp.status_path.parent().and_then(Path::parent))
+                .flatten()
+                .and_then(|state| {
+                    crate::executor::ssh::slots::latest_host(state, &lp.name, &task.id)
+                }),
         }
     }
 

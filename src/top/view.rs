@@ -229,12 +229,13 @@ fn draw_lists(
             (false, true) => format!("SLOW [{}] ", t.forecast),
         };
         let text = format!(
-            "{:<12} {:<10} {:>3} {:>7} {:>6}  {range}{}",
+            "{:<12} {:<10} {:>3} {:>7} {:>6}  {}{range}{}",
             cut(&t.plan, 12),
             cut(&t.id, 10),
             t.attempt,
             elapsed,
             quiet,
+            on_host(t.host.as_deref()),
             t.last_line
         );
         let color = if t.slow { Color::Yellow } else { Color::Cyan };
@@ -357,6 +358,9 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
     if let Some(a) = t.started_at {
         facts.push_str(&format!(", started {} ago", ago(a, now)));
     }
+    if let Some(h) = &t.host {
+        facts.push_str(&format!(", on host {}", h.escape_debug()));
+    }
     if let Some(c) = &t.commit {
         facts.push_str(&format!(", commit {}", cut(c, 10)));
     }
@@ -467,6 +471,13 @@ pub(crate) fn flat(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The host a running task's attempt runs on, at the head of its LAST OUTPUT (`@build1 `),
+/// escaped and cut to 16 characters; nothing for a local attempt.
+fn on_host(host: Option<&str>) -> String {
+    host.map(|h| format!("@{} ", cut(&h.escape_debug().to_string(), 16)))
+        .unwrap_or_default()
 }
 
 /// At most `n` characters.

@@ -67,6 +67,12 @@ pub fn available() -> bool {
 impl Lab {
     /// One server per name, each answering before this returns.
     pub fn start(names: &[&str]) -> Self {
+        Self::start_with_env(names, &[])
+    }
+
+    /// [`Self::start`], each `(name, "VAR=value")` of `set_env` set by that host's `sshd` in
+    /// the environment of every session it opens (`SetEnv`): what the host's side sees.
+    pub fn start_with_env(names: &[&str], set_env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
         let t = tmp.path();
         // sshd's privilege separation directory (as root).
@@ -105,10 +111,15 @@ impl Lab {
                     "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
                      AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n",
+                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n{env}",
                     hk = t.join("host_key").display(),
                     pid = t.join(name).join("sshd.pid").display(),
                     ak = t.join("authorized_keys").display(),
+                    env = set_env
+                        .iter()
+                        .filter(|(h, _)| h == name)
+                        .map(|(_, v)| format!("SetEnv {v}\n"))
+                        .collect::<String>(),
                 ),
             )
             .expect("sshd_config");

@@ -9,20 +9,8 @@ use serde_json::{Value, json};
 use crate::status::TaskStatus;
 use crate::workspace::Workspace;
 
-/// The host of the latest attempt of plan `plan`'s task `id`, from the records in the state dir.
 fn host_of(state_dir: &Path, plan: &str, id: &str) -> Option<String> {
-    let dir = state_dir.join("remote").join(plan);
-    let prefix = format!("{id}-");
-    let latest = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let n = name.strip_prefix(&prefix)?.strip_suffix(".host")?;
-            n.parse::<u32>().ok()
-        })
-        .max()?;
-    crate::executor::ssh::attempt::recorded_host(state_dir, plan, id, latest)
+    crate::executor::ssh::slots::latest_host(state_dir, plan, id)
 }
 
 fn state_dir(ws: &Workspace, i: usize) -> Option<PathBuf> {

@@ -69,11 +69,12 @@ pub(crate) fn recorded_host(
     unit: &str,
     attempt: u32,
 ) -> Option<String> {
-    let bytes = crate::untrusted::read::optional(
-        &host_record(state_dir, plan, unit, attempt),
-        crate::untrusted::read::REPORT,
-    )
-    .ok()??;
+    host_at(&host_record(state_dir, plan, unit, attempt))
+}
+
+/// The host recorded at `record` ([`host_record`]), if any.
+pub(crate) fn host_at(record: &Path) -> Option<String> {
+    let bytes = crate::untrusted::read::optional(record, crate::untrusted::read::REPORT).ok()??;
     let s = String::from_utf8_lossy(&bytes).trim().to_string();
     (!s.is_empty() && s.len() <= 64).then_some(s)
 }
@@ -105,7 +106,7 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             say(&format!("host lost: {why}"));
             HOST_LOST
         }
-        Err(Failure::Other(why)) => {
+        Err(Failure::Other(why) | Failure::Refused(why)) => {
             say(&why);
             1
         }
@@ -114,7 +115,28 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
 
 enum Failure {
     Lost(String),
+    /// The host may not run agents ([`super::usable`]): another is taken.
+    Refused(String),
     Other(String),
+}
+
+/// The host's first probe in this run, when `orch up` could not probe it at its start (it did
+/// not answer then): a host refused then takes no attempt.
+fn first_probe(conn: &Conn, spec: &Spec) -> Result<(), Failure> {
+    use super::usable::Verdict;
+    if super::usable::recorded(&spec.state_dir, &conn.host.name).is_some() {
+        return Ok(());
+    }
+    match super::usable::probe_and_record(conn, &spec.state_dir, &spec.orch_bin) {
+        Verdict::Usable { note } => {
+            if let Some(n) = note {
+                say(&n);
+            }
+            Ok(())
+        }
+        Verdict::Refused(why) => Err(Failure::Refused(why)),
+        Verdict::NoAnswer(why) => Err(Failure::Lost(why)),
+    }
 }
 
 impl From<String> for Failure {
@@ -135,7 +157,7 @@ impl From<ConnError> for Failure {
 }
 
 /// A line of orch's in the attempt's log.
-fn say(line: &str) {
+pub(super) fn say(line: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "=== orch: {} ===", line.escape_debug());
     let _ = o.flush();
@@ -213,9 +235,11 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
     // down and another taken; none free: the attempt waits.
     let prefer = slots::last_host(&spec.state_dir, &spec.plan);
     let (slot, conn) = loop {
-        let slot = slots::take(&spec.state_dir, &spec.hosts, prefer.as_deref(), |why| {
+        let Some(slot) = slots::take(&spec.state_dir, &spec.hosts, prefer.as_deref(), |why| {
             say(why)
-        });
+        }) else {
+            return Err(super::usable::none_left(&spec.state_dir, &spec.hosts).into());
+        };
         let host = slot.host.clone();
         let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
         if let Some(d) = record.parent() {
@@ -227,13 +251,18 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
         let ready = super::host::install(&conn, &spec.orch_bin, &id)
             .map_err(Failure::from)
+            .and_then(|_| first_probe(&conn, spec))
             .and_then(|_| send_objects(&conn, spec, &repo, &key));
         match ready {
             Ok(()) => {
-                collect_lost(&conn, spec, &repo);
+                super::lost::collect(&conn, (&spec.state_dir, &spec.repo_root), &repo);
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
                 break (slot, conn);
+            }
+            Err(Failure::Refused(why)) => {
+                say(&why);
+                let _ = std::fs::remove_file(&record);
             }
             Err(Failure::Lost(why)) => {
                 let backoff = slots::mark_down(&spec.state_dir, &host.name);
@@ -452,107 +481,6 @@ fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), F
     let _ = std::fs::remove_file(&bundle);
     sent?;
     Ok(())
-}
-
-/// The abandoned attempts of this repository on the host: `<key> <base>` per line.
-const ABANDONED: &str = r#"for a in "$d"/attempts/*/abandoned; do
-  [ -f "$a" ] || continue
-  k=${a%/abandoned}; k=${k##*/}
-  printf '%s %s\n' "$k" "$(head -c 100 "$a")"
-done
-"#;
-
-/// One abandoned attempt's snapshot as a bundle on stdout.
-const LOST_BUNDLE: &str = r#"c="$d/repos/$2.git"
-t="$d/attempts/$3/lost.bundle"
-git --git-dir="$c" bundle create -q "$t" "refs/orch/snap/$3" "^$4" && cat "$t"
-"#;
-
-/// An abandoned attempt removed once its snapshot is safe on the lead's machine.
-const FORGET: &str = r#"c="$d/repos/$2.git"
-git --git-dir="$c" worktree remove --force "$d/attempts/$3/$3" 2>/dev/null
-git --git-dir="$c" update-ref -d "refs/orch/snap/$3" 2>/dev/null
-rm -rf "$d/attempts/$3"
-"#;
-
-/// Brings back the work of attempts whose driver was lost while the host kept them (a host
-/// that comes back): each snapshot is fetched (git's object checks on) under
-/// `refs/orch/attempts/lost/<host>/<key>`, never landed; the host's copy is removed only then.
-fn collect_lost(conn: &Conn, spec: &Spec, repo: &str) {
-    let dir = conn.host.dir.as_str();
-    let Ok(out) = conn.run(
-        "the list of abandoned attempts",
-        &format!("{DIR}{ABANDONED}"),
-        &[dir],
-        None,
-        Duration::from_secs(60),
-    ) else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let root = GitTarget::WorkTree(&spec.repo_root);
-    for line in text.lines().take(100) {
-        let Some((key, base)) = line.split_once(' ') else {
-            continue;
-        };
-        let base = base.trim();
-        if !super::job::safe_name(key)
-            || !commit_id(base)
-            || git(root, &["cat-file", "-e", &format!("{base}^{{commit}}")]).is_err()
-        {
-            continue;
-        }
-        let Ok(bundle) = conn.run(
-            "the transfer of an abandoned attempt",
-            &format!("{DIR}{LOST_BUNDLE}"),
-            &[dir, repo, key, base],
-            None,
-            Duration::from_secs(600),
-        ) else {
-            continue;
-        };
-        let file = spec
-            .state_dir
-            .join("remote")
-            .join(format!("{key}.lost.bundle"));
-        if crate::links::write(&file, &bundle.stdout).is_err() {
-            continue;
-        }
-        let saved = format!("refs/orch/attempts/lost/{}/{key}", conn.host.name);
-        let fetched = git(
-            root,
-            &[
-                "-c",
-                "transfer.fsckObjects=true",
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--no-write-fetch-head",
-                &file.display().to_string(),
-                &format!("+{}:{saved}", snapshot_ref(key)),
-            ],
-        );
-        let _ = std::fs::remove_file(&file);
-        match fetched {
-            Ok(_) => {
-                say(&format!(
-                    "the work of an attempt lost with host `{}` is saved as `{saved}` (not landed)",
-                    conn.host.name
-                ));
-                let _ = conn.run(
-                    "the removal of an abandoned attempt",
-                    &format!("{DIR}{FORGET}"),
-                    &[dir, repo, key],
-                    None,
-                    Duration::from_secs(120),
-                );
-            }
-            Err(e) => say(&format!(
-                "cannot take back the work of attempt `{key}` on host `{}` (kept there): {e}",
-                conn.host.name
-            )),
-        }
-    }
 }
 
 /// Takes one snapshot frame: fetched into the lead's repository (git's object checks on), taken

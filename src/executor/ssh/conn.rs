@@ -4,6 +4,7 @@
 //! quoted arguments, never spliced into the script; output bounded, a deadline on every call.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,6 +127,70 @@ impl Conn {
         stdin: Option<&Path>,
         timeout: Duration,
     ) -> Result<Output, ConnError> {
+        self.run_with(what, script, args, stdin, timeout, bounded_reader)
+            .map(|stdout| Output {
+                stdout: stdout.unwrap_or_default(),
+            })
+    }
+
+    /// [`Self::run`] with its stdout written to `file` (made anew, never through a link), at
+    /// most `max` bytes: a longer output is refused (`Failed`) and the file removed. Its size.
+    pub(crate) fn run_to_file(
+        &self,
+        what: &str,
+        (script, args): (&str, &[&str]),
+        file: &Path,
+        max: u64,
+        timeout: Duration,
+    ) -> Result<u64, ConnError> {
+        let out = crate::links::write(file, b"").and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(file)
+        });
+        let out = out.map_err(|e| self.local(e))?;
+        let written = self.run_with(what, script, args, None, timeout, move |r| {
+            std::thread::spawn(move || {
+                let mut r = r;
+                let mut out = out;
+                let n = std::io::copy(&mut (&mut r).take(max + 1), &mut out);
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+                n
+            })
+        });
+        let fail = |why: String| {
+            let _ = std::fs::remove_file(file);
+            ConnError::Failed {
+                host: self.host.name.clone(),
+                what: what.to_string(),
+                code: 0,
+                why,
+            }
+        };
+        match written {
+            Ok(Some(Ok(n))) if n <= max => Ok(n),
+            Ok(Some(Ok(_))) => Err(fail(format!("its output is larger than {max} bytes"))),
+            Ok(Some(Err(e))) => Err(fail(format!("cannot write `{}`: {e}", file.display()))),
+            Ok(None) => Err(fail("its output could not be read".to_string())),
+            Err(e) => {
+                let _ = std::fs::remove_file(file);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `script` as [`Self::run`] says, its stdout read by what `read` starts (`None`: that
+    /// reader panicked).
+    fn run_with<T: Send + 'static>(
+        &self,
+        what: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&Path>,
+        timeout: Duration,
+        read: impl FnOnce(std::process::ChildStdout) -> std::thread::JoinHandle<T>,
+    ) -> Result<Option<T>, ConnError> {
         let mut remote = format!("sh -c {} orch", sh_quote(script));
         for a in args {
             remote.push(' ');
@@ -143,7 +208,7 @@ impl Conn {
         };
         c.stdin(input).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|e| self.local(e))?;
-        let out = child.stdout.take().map(bounded_reader);
+        let out = child.stdout.take().map(read);
         let err = child.stderr.take().map(bounded_reader);
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -164,14 +229,14 @@ impl Conn {
                 Err(e) => return Err(self.local(e)),
             }
         };
-        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+        let stdout = out.and_then(|h| h.join().ok());
         let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
         let why = String::from_utf8_lossy(&stderr)
             .trim()
             .escape_debug()
             .to_string();
         match status.code() {
-            Some(0) => Ok(Output { stdout }),
+            Some(0) => Ok(stdout),
             Some(255) | None => Err(ConnError::Unreachable {
                 host: self.host.name.clone(),
                 why: if why.is_empty() {

@@ -13,7 +13,7 @@ const SHORT: Duration = Duration::from_secs(60);
 const COPY: Duration = Duration::from_secs(600);
 
 /// The opening of every script: `$d`, the host's `dir` (`~/…` under the remote user's home).
-const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
+pub(super) const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
 "#;
 
 /// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`); `dir` and its
@@ -154,41 +154,68 @@ pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostRep
     report
 }
 
-/// Asks each of `hosts` at once whether it answers (a trivial command over its shared
-/// connection, which stays open for the attempts): one note per host that does not, which is
-/// marked down (tried again after a back-off, [`super::slots`]); a host that answers is no
-/// longer marked down.
-pub(crate) fn check_at_start(state_dir: &Path, hosts: &[crate::manifest::Host]) -> Vec<String> {
+/// What [`check_at_start`] found.
+#[derive(Debug, Default)]
+pub(crate) struct AtStart {
+    /// What to tell the user: a host that does not answer, one refused, one without Landlock
+    /// whose agents run unconfined.
+    pub(crate) notes: Vec<String>,
+    /// The hosts refused ([`super::usable`]), each with why.
+    pub(crate) refused: Vec<(String, String)>,
+}
+
+/// Probes each of `hosts` at once as `orch hosts` does (orch's copy `orch_bin` made ready there,
+/// over its shared connection, which stays open for the attempts) and records whether it may run
+/// agents ([`super::usable`]). A host that does not answer is marked down (tried again after a
+/// back-off, [`super::slots`]) and probed by the first attempt that reaches it; a host that
+/// answers is no longer marked down.
+pub(crate) fn check_at_start(
+    state_dir: &Path,
+    hosts: &[crate::manifest::Host],
+    orch_bin: &Path,
+) -> AtStart {
+    use super::usable::Verdict;
     let asked: Vec<_> = hosts
         .iter()
         .map(|h| {
-            let (h, state_dir) = (h.clone(), state_dir.to_path_buf());
+            let (h, state_dir, orch_bin) =
+                (h.clone(), state_dir.to_path_buf(), orch_bin.to_path_buf());
             std::thread::spawn(move || {
-                let answered = Conn::new(&h, &state_dir)
-                    .map_err(|e| e.to_string())
-                    .and_then(|c| {
-                        c.run("the check that it answers", "echo ok", &[], None, SHORT)
-                            .map_err(|e| e.to_string())
-                    });
-                match answered {
-                    Ok(_) => {
-                        super::slots::mark_up(&state_dir, &h.name);
-                        None
+                let verdict = match Conn::new(&h, &state_dir) {
+                    Ok(c) => super::usable::probe_and_record(&c, &state_dir, &orch_bin),
+                    Err(e) => {
+                        super::usable::forget(&state_dir, &h.name);
+                        Verdict::NoAnswer(e.to_string())
                     }
-                    Err(why) => {
+                };
+                match &verdict {
+                    Verdict::NoAnswer(why) => {
                         let backoff = super::slots::mark_down(&state_dir, &h.name);
-                        Some(format!(
+                        let note = format!(
                             "host `{}` does not answer ({why}): marked down, tried again in {}s and then with a growing back-off; the attempts run on the plan's other hosts meanwhile, never here",
                             h.name,
                             backoff.as_secs()
-                        ))
+                        );
+                        (None, Some(note))
+                    }
+                    Verdict::Refused(why) => {
+                        super::slots::mark_up(&state_dir, &h.name);
+                        (Some((h.name.clone(), why.clone())), None)
+                    }
+                    Verdict::Usable { note } => {
+                        super::slots::mark_up(&state_dir, &h.name);
+                        (None, note.clone())
                     }
                 }
             })
         })
         .collect();
-    asked
-        .into_iter()
-        .filter_map(|t| t.join().ok().flatten())
-        .collect()
+    let mut out = AtStart::default();
+    for t in asked {
+        if let Ok((refused, note)) = t.join() {
+            out.refused.extend(refused);
+            out.notes.extend(note);
+        }
+    }
+    out
 }

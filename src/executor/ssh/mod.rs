@@ -10,9 +10,12 @@ pub(crate) mod conn;
 pub(crate) mod frames;
 pub(crate) mod host;
 pub(crate) mod job;
+pub(crate) mod lost;
+pub(crate) mod refs;
 pub(crate) mod remote;
 pub(crate) mod remote_run;
 pub(crate) mod slots;
+pub(crate) mod usable;
 
 pub(crate) use conn::Conn;
 pub(crate) use host::{HostReport, probe};

@@ -118,7 +118,7 @@ fn attempt(
     if job.argv.is_empty() {
         return Err("a job without a program".into());
     }
-    let abi = crate::sandbox::abi();
+    let abi = super::remote::landlock_abi();
     if job.confine && abi == 0 {
         return Err(
             "the host has no Landlock, and its agents must be confined (its `[[host]]` says `sandbox = \"on\"`)"

@@ -91,14 +91,15 @@ pub(crate) fn mark_up(state_dir: &Path, host: &str) {
     let _ = std::fs::remove_file(dir(state_dir, "down").join(host));
 }
 
-/// Takes a slot of one of `hosts` (not marked down), `prefer` first, then in their order;
-/// waits while there is none, calling `waiting` once with the reason.
+/// Takes a slot of one of `hosts` (not marked down, not refused: [`super::usable`]), `prefer`
+/// first, then in their order; waits while there is none, calling `waiting` once with the
+/// reason. `None` when every host is refused: none will ever take the attempt.
 pub(crate) fn take(
     state_dir: &Path,
     hosts: &[Host],
     prefer: Option<&str>,
     mut waiting: impl FnMut(&str),
-) -> Slot {
+) -> Option<Slot> {
     let mut order: Vec<&Host> = hosts
         .iter()
         .filter(|h| Some(h.name.as_str()) == prefer)
@@ -107,15 +108,19 @@ pub(crate) fn take(
     let mut said = false;
     let mut pause = Duration::from_millis(20);
     loop {
+        order.retain(|h| !super::usable::is_refused(state_dir, &h.name));
+        if order.is_empty() {
+            return None;
+        }
         for h in &order {
             if is_down(state_dir, &h.name) {
                 continue;
             }
             if let Some(lock) = try_host(state_dir, h) {
-                return Slot {
+                return Some(Slot {
                     _lock: lock,
                     host: (*h).clone(),
-                };
+                });
             }
         }
         if !said {
@@ -148,6 +153,22 @@ pub(crate) fn last_host(state_dir: &Path, plan: &str) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// The host of the latest attempt of plan `plan`'s `unit` (a task id, or `plan`), from the
+/// records its drivers wrote ([`super::attempt::host_record`]).
+pub(crate) fn latest_host(state_dir: &Path, plan: &str, unit: &str) -> Option<String> {
+    let prefix = format!("{unit}-");
+    let latest = std::fs::read_dir(state_dir.join("remote").join(plan))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n = name.strip_prefix(&prefix)?.strip_suffix(".host")?;
+            n.parse::<u32>().ok()
+        })
+        .max()?;
+    super::attempt::recorded_host(state_dir, plan, unit, latest)
+}
+
 /// Records the host the plan's attempt runs on.
 pub(crate) fn set_last_host(state_dir: &Path, plan: &str, host: &str) {
     let d = state_dir.join("remote").join(plan);
@@ -175,10 +196,13 @@ mod tests {
     fn slots_are_taken_per_host_and_a_down_host_is_skipped() {
         let tmp = tempfile::tempdir().expect("tmp");
         let hosts = [host("h1", 2), host("h2", 1)];
-        let a = take(tmp.path(), &hosts, Some("h2"), |_| {});
+        let take = |state: &Path, hosts: &[Host], prefer: Option<&str>| {
+            take(state, hosts, prefer, |_| {}).expect("a host")
+        };
+        let a = take(tmp.path(), &hosts, Some("h2"));
         assert_eq!(a.host.name, "h2");
-        let b = take(tmp.path(), &hosts, Some("h2"), |_| {});
-        let c = take(tmp.path(), &hosts, None, |_| {});
+        let b = take(tmp.path(), &hosts, Some("h2"));
+        let c = take(tmp.path(), &hosts, None);
         assert_eq!((b.host.name.as_str(), c.host.name.as_str()), ("h1", "h1"));
         drop(a);
         // h2 is free again, but down.
@@ -186,10 +210,18 @@ mod tests {
         assert!(is_down(tmp.path(), "h2"));
         assert_eq!(mark_down(tmp.path(), "h2"), BACKOFF_FIRST * 2);
         drop(b);
-        let d = take(tmp.path(), &hosts, Some("h2"), |_| {});
+        let d = take(tmp.path(), &hosts, Some("h2"));
         assert_eq!(d.host.name, "h1");
         mark_up(tmp.path(), "h2");
-        let e = take(tmp.path(), &hosts, None, |_| {});
+        let e = take(tmp.path(), &hosts, None);
         assert_eq!(e.host.name, "h2");
+        drop((c, d, e));
+        // A refused host takes nothing; with every host refused, nothing waits either.
+        let refused = super::super::usable::Verdict::Refused("no Landlock".into());
+        super::super::usable::record(tmp.path(), "h2", &refused);
+        let f = take(tmp.path(), &hosts, Some("h2"));
+        assert_eq!(f.host.name, "h1");
+        super::super::usable::record(tmp.path(), "h1", &refused);
+        assert!(super::take(tmp.path(), &hosts, None, |_| {}).is_none());
     }
 }

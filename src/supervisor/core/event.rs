@@ -92,6 +92,14 @@ pub(crate) enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         job_id: Option<String>,
     },
+    /// The attempt of an `executor = "ssh"` plan runs on `[[host]]` `host`: orch's own record
+    /// of the host its driver took a slot of (again when the attempt moves to another host).
+    TaskOnHost {
+        plan: String,
+        task: String,
+        attempt: u32,
+        host: String,
+    },
     /// A task whose agent survived an earlier supervisor is being watched again, not restarted.
     TaskAdopted {
         plan: String,

@@ -193,6 +193,20 @@ impl Core {
         }));
     }
 
+    /// A remote attempt runs on `host`: said (`task_on_host`).
+    pub(super) fn on_host(&mut self, run: RunId, host: String, out: &mut Vec<Action>) {
+        let Some(rr) = self.state.runs.get(&run) else {
+            return;
+        };
+        let (unit, attempt) = (rr.unit, rr.attempt);
+        out.push(Action::Report(Event::TaskOnHost {
+            plan: self.plan_name(unit.plan()),
+            task: self.unit_id(unit),
+            attempt,
+            host,
+        }));
+    }
+
     pub(super) fn on_active(&mut self, now: Instant, run: RunId) {
         let Some(limit) = self.cfg.stuck_after else {
             return;

@@ -52,6 +52,14 @@ impl Effects<'_> {
                 id.as_deref().unwrap_or("plan"),
                 attempt,
             ),
+            host_record: (pc.entry.executor == crate::executor::ExecutorKind::Ssh).then(|| {
+                crate::executor::ssh::attempt::host_record(
+                    &crate::supervisor::reports::state_dir_of(&pc),
+                    pc.name(),
+                    id.as_deref().unwrap_or("plan"),
+                    attempt,
+                )
+            }),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
             tx: self.tx.clone(),

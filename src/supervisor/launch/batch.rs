@@ -126,6 +126,7 @@ impl Effects<'_> {
                 client_state: None,
                 // A job's ending is the scheduler's to say.
                 ended: std::path::PathBuf::new(),
+                host_record: None,
                 stop_one: stop_rx,
                 stop_all,
                 tx,

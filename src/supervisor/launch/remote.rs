@@ -61,6 +61,14 @@ pub(super) fn driver_argv(
         .join("remote")
         .join(pc.name())
         .join(format!("{unit}-{attempt}.json"));
+    // The host record of an earlier driver of the same attempt number (a lost attempt's)
+    // is not this one's: the new driver writes its own.
+    let _ = std::fs::remove_file(crate::executor::ssh::attempt::host_record(
+        &state_dir,
+        pc.name(),
+        unit,
+        attempt,
+    ));
     let text = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
     file.parent()
         .map_or(Ok(()), std::fs::create_dir_all)

@@ -64,6 +64,16 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             runner(*pid, job_id.as_deref()),
             crate::plan::plain_description(description)
         ),
+        Event::TaskOnHost {
+            plan,
+            task,
+            attempt,
+            host,
+        } => format!(
+            "{} runs on host {} (attempt {attempt})",
+            subject(plan, task),
+            host.escape_debug()
+        ),
         Event::TaskAdopted {
             plan,
             task,

@@ -334,3 +334,41 @@ pub(super) fn warn_conflicts(
         });
     }
 }
+
+/// Each ssh plan of the run (`plans`: its name and hosts) needs a host that may run its agents:
+/// a plan whose every host was refused when probed (`refused`: each host's name and why, no
+/// Landlock while its agents must be confined) stops the run before anything starts (exit 6),
+/// naming the plan, its hosts and the fix. A plan with another host goes on there.
+pub(super) fn hosts(plans: &[(&str, &[String])], refused: &[(String, String)]) -> CliResult<()> {
+    let is_refused = |h: &String| refused.iter().any(|(r, _)| r == h);
+    let stuck: Vec<&(&str, &[String])> = plans
+        .iter()
+        .filter(|(_, hosts)| !hosts.is_empty() && hosts.iter().all(is_refused))
+        .collect();
+    if stuck.is_empty() {
+        return Ok(());
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut named: Vec<&String> = Vec::new();
+    for (plan, hosts) in &stuck {
+        let names: Vec<String> = hosts.iter().map(|h| format!("`{h}`")).collect();
+        lines.push(format!("plan `{plan}` (hosts {})", names.join(", ")));
+        named.extend(hosts.iter());
+    }
+    let whys: Vec<&str> = refused
+        .iter()
+        .filter(|(h, _)| named.contains(&h))
+        .map(|(_, why)| why.as_str())
+        .collect();
+    Err(CliError::new(
+        exit::AGENT,
+        anyhow!(
+            "no host can run the agents of {}; nothing was started:\n  {}",
+            lines.join(", "),
+            whys.join("\n  ")
+        ),
+    )
+    .with_hint(
+        "give those hosts a kernel with Landlock (`orch hosts` shows each host's ABI), add a host that has it to the plan's `hosts`, or set `sandbox = \"off\"` in a host's `[[host]]` to run its agents there unconfined",
+    ))
+}

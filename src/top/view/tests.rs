@@ -289,3 +289,34 @@ fn an_agents_control_characters_are_drawn_escaped() {
     }
     assert!(text.contains("plain line"), "{text}");
 }
+
+#[test]
+fn a_running_task_on_a_host_names_it_within_80_columns() {
+    let mut s = snapshot();
+    s.running[0].host = Some("build1".into());
+    // A second one on a host whose name is long and odd: escaped, cut.
+    let mut other = s.running[0].clone();
+    other.id = "2.2".into();
+    other.host = Some("a-very-long-host-name\u{1b}[31m".into());
+    s.running.push(other);
+    let (text, _) = render(&s, &Ui::default(), 80, 24);
+    insta::assert_snapshot!("running_on_host_80x24", text);
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    assert!(
+        text.contains(" auth         2.1          1   2m05s     4s  @build1 running cargo test"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    let ui = Ui {
+        detail: Some(Detail {
+            task: s.running[0].clone(),
+            ..Default::default()
+        }),
+        ..Ui::default()
+    };
+    let (detail, _) = render(&s, &ui, 80, 24);
+    assert!(
+        detail.contains("in_progress, attempt 1, started 2m05s ago, on host build1"),
+        "{detail}"
+    );
+}

@@ -1,0 +1,178 @@
+//! Whether a `[[host]]` may run agents, decided when orch first probes it in a run (as
+//! `orch hosts` probes it: orch's copy there says its Landlock ABI): a host without Landlock whose
+//! table does not say `sandbox = "off"` is refused. The decision is orch's own record,
+//! `<state_dir>/ssh/usable/<host>` (`ok`, or `refused` and why), made afresh at each start of
+//! `orch up` for the hosts of its ssh plans; a host that did not answer then is probed by the
+//! first attempt that reaches it. A refused host takes no attempt ([`super::slots::take`]).
+
+use std::path::{Path, PathBuf};
+
+use super::conn::Conn;
+use super::host::HostReport;
+use crate::manifest::Host;
+
+/// What the probe of a host decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It may run agents; `note`: said to the user (no Landlock, its agents unconfined).
+    Usable { note: Option<String> },
+    /// It answered and may not run agents: why, with the fix.
+    Refused(String),
+    /// It did not answer (or orch's copy there could not be made ready): why.
+    NoAnswer(String),
+}
+
+fn path(state_dir: &Path, host: &str) -> PathBuf {
+    state_dir.join("ssh").join("usable").join(host)
+}
+
+/// The verdict on `report`, the probe of `host`.
+pub(crate) fn verdict(host: &Host, report: &HostReport) -> Verdict {
+    if !report.answers {
+        return Verdict::NoAnswer(
+            report
+                .error
+                .clone()
+                .unwrap_or_else(|| "no answer".to_string()),
+        );
+    }
+    if report.usable {
+        let note = (report.landlock_abi == Some(0)).then(|| {
+            format!(
+                "host `{}` has no Landlock: its agents run unconfined (its `[[host]]` at line {} says `sandbox = \"off\"`)",
+                host.name, host.line
+            )
+        });
+        return Verdict::Usable { note };
+    }
+    let why = match report.landlock_abi {
+        Some(0) => "it has no Landlock, and its agents must be confined".to_string(),
+        _ => report
+            .error
+            .clone()
+            .unwrap_or_else(|| "orch's copy there gave no answer".to_string()),
+    };
+    Verdict::Refused(format!(
+        "host `{}` cannot run agents: {why}; no attempt runs there (fix: a kernel with Landlock on the host, or `sandbox = \"off\"` in its `[[host]]` at line {} of the manifest to run its agents unconfined)",
+        host.name, host.line
+    ))
+}
+
+/// Records `verdict` for `host` (nothing is recorded for a host that did not answer).
+pub(crate) fn record(state_dir: &Path, host: &str, verdict: &Verdict) {
+    let p = path(state_dir, host);
+    let text = match verdict {
+        Verdict::Usable { .. } => "ok\n".to_string(),
+        Verdict::Refused(why) => format!("refused {why}\n"),
+        Verdict::NoAnswer(_) => {
+            forget(state_dir, host);
+            return;
+        }
+    };
+    if let Some(d) = p.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = crate::links::write(&p, text.as_bytes());
+}
+
+/// Forgets the verdict on `host` (its next probe decides again).
+pub(crate) fn forget(state_dir: &Path, host: &str) {
+    let _ = std::fs::remove_file(path(state_dir, host));
+}
+
+/// The recorded verdict on `host`: `None` when it was not probed since the run started, else
+/// `Some(None)` usable, `Some(Some(why))` refused.
+pub(crate) fn recorded(state_dir: &Path, host: &str) -> Option<Option<String>> {
+    let bytes =
+        crate::untrusted::read::optional(&path(state_dir, host), crate::untrusted::read::REPORT)
+            .ok()??;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim_end();
+    if text == "ok" {
+        return Some(None);
+    }
+    text.strip_prefix("refused ")
+        .map(|why| Some(why.chars().take(2000).collect()))
+}
+
+/// Whether `host` is recorded refused.
+pub(crate) fn is_refused(state_dir: &Path, host: &str) -> bool {
+    matches!(recorded(state_dir, host), Some(Some(_)))
+}
+
+/// Why an attempt has no host left: each of `hosts` refused.
+pub(crate) fn none_left(state_dir: &Path, hosts: &[Host]) -> String {
+    let whys: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| recorded(state_dir, &h.name).flatten())
+        .collect();
+    format!(
+        "no host of the plan can run its agents, so the attempt runs nowhere: {}",
+        whys.join("; ")
+    )
+}
+
+/// Probes `conn`'s host (orch's copy made ready there first) and records the verdict.
+pub(crate) fn probe_and_record(conn: &Conn, state_dir: &Path, orch_bin: &Path) -> Verdict {
+    let report = super::host::probe(conn, orch_bin, &[]);
+    let v = verdict(&conn.host, &report);
+    record(state_dir, &conn.host.name, &v);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(confined: bool) -> Host {
+        Host {
+            name: "h1".into(),
+            ssh: "h1".into(),
+            port: None,
+            slots: 1,
+            dir: "/srv/orch".into(),
+            confined,
+            line: 7,
+        }
+    }
+
+    fn report(abi: Option<u8>, confined: bool) -> HostReport {
+        HostReport {
+            name: "h1".into(),
+            answers: true,
+            landlock_abi: abi,
+            usable: matches!(abi, Some(a) if a > 0 || !confined),
+            ..HostReport::default()
+        }
+    }
+
+    #[test]
+    fn a_host_without_landlock_is_refused_unless_its_table_says_off_and_the_record_says_so() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let on = verdict(&host(true), &report(Some(0), true));
+        assert!(
+            matches!(&on, Verdict::Refused(w) if w.contains("`h1`") && w.contains("sandbox = \"off\"") && w.contains("line 7")),
+            "{on:?}"
+        );
+        record(tmp.path(), "h1", &on);
+        assert!(is_refused(tmp.path(), "h1"));
+        let off = verdict(&host(false), &report(Some(0), false));
+        assert!(
+            matches!(&off, Verdict::Usable { note: Some(n) } if n.contains("unconfined")),
+            "{off:?}"
+        );
+        record(tmp.path(), "h1", &off);
+        assert_eq!(recorded(tmp.path(), "h1"), Some(None));
+        let fine = verdict(&host(true), &report(Some(6), true));
+        assert_eq!(fine, Verdict::Usable { note: None });
+        let gone = HostReport {
+            error: Some("down".into()),
+            ..HostReport::default()
+        };
+        record(tmp.path(), "h1", &verdict(&host(true), &gone));
+        assert_eq!(recorded(tmp.path(), "h1"), None);
+        // What is not orch's record reads as no record.
+        std::fs::write(path(tmp.path(), "h1"), "whatever").expect("write");
+        assert_eq!(recorded(tmp.path(), "h1"), None);
+    }
+}
