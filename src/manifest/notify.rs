@@ -16,6 +16,7 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("setup_finished", true),
     ("task_started", true),
     ("task_adopted", true),
+    ("task_on_host", true),
     ("task_finished", true),
     ("task_failed", false),
     ("task_stuck", false),
