@@ -257,6 +257,72 @@ fn a_host_without_landlock_is_refused_when_probed_and_its_tasks_go_to_the_other_
 }
 
 #[test]
+fn a_host_without_landlock_that_answers_only_later_is_refused_by_the_first_attempt_that_reaches_it()
+{
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start_with_env(&["h1", "h2"], &[("h1", NO_LANDLOCK)]);
+    let go = lab.tmp.path().join("go");
+    let journal = lab.tmp.path().join("started");
+    // Both plans' agents wait for the test's word: one holds h2's one slot, the other waits.
+    let agent = script(
+        &lab,
+        "wait.sh",
+        &format!(
+            "echo \"$ORCH_PLAN\" > \"done-$ORCH_PLAN.txt\"\necho \"$ORCH_PLAN\" >> {j}\n\
+             while [ ! -e {go} ]; do sleep 0.02; done\nexit 0\n",
+            j = journal.display(),
+            go = go.display()
+        ),
+    );
+    let hosts = format!(
+        "{}{}",
+        host_table(&lab, "h1", ""),
+        host_table(&lab, "h2", "").replace("slots = 2", "slots = 1")
+    );
+    let repo = repo_with(&hosts, 1, &agent, "");
+    let toml = std::fs::read_to_string(repo.root().join("plans.toml")).expect("toml");
+    repo.write(
+        "plans.toml",
+        &format!("{toml}\n[[plan]]\nname = \"q\"\nfile = \"docs/plans/p.md\"\n"),
+    );
+    repo.commit_all("q");
+    // h1 does not answer when the run starts: it is not probed then.
+    lab.stop("h1");
+    let child = up_cmd(&repo, &lab, &["--json"]).spawn().expect("orch up");
+    wait_for("an attempt on h2", || journal.exists());
+    lab.restart("h1");
+    // Once h1's back-off has passed, the waiting attempt reaches it, probes it, and is refused.
+    let logs = || {
+        ["p", "q"]
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(repo.root().join(format!(".orch/logs/{p}/1.1.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for("h1 refused by an attempt", || {
+        logs()
+            .iter()
+            .any(|l| l.contains("host `h1` cannot run agents"))
+    });
+    std::fs::write(&go, "").expect("go");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for (p, log) in ["p", "q"].iter().zip(logs()) {
+        assert_eq!(repo.statuses(p), vec![("1.1".into(), "completed".into())]);
+        assert!(log.contains("=== orch: on host `h2` ==="), "{log}");
+        assert!(!log.contains("on host `h1`"), "{log}");
+    }
+    // No attempt ever began on h1, and `orch up` never said it ran there.
+    assert!(!lab.server("h1").dir.join("attempts").exists());
+    assert!(!stdout.contains("\"host\":\"h1\""), "{stdout}");
+}
+
+#[test]
 fn a_run_whose_every_host_lacks_landlock_is_refused_and_starts_nothing() {
     if !sshd::available() {
         return;

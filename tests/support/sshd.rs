@@ -316,6 +316,30 @@ impl Lab {
         let _ = c.wait();
     }
 
+    /// Starts the server of `name` again after [`Self::stop`] (same port, same configuration,
+    /// its log appended to), answering before this returns.
+    pub fn restart(&mut self, name: &str) {
+        let t = self.tmp.path().to_path_buf();
+        let Some(s) = self.servers.iter_mut().find(|s| s.name == name) else {
+            return;
+        };
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(t.join(name).join("sshd.log"))
+            .expect("log");
+        s.child = Some(
+            Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(t.join(name).join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn sshd"),
+        );
+        self.wait_answers(name);
+    }
+
     /// Stops the server of `name` (its listener; sessions it started end with their clients).
     pub fn stop(&mut self, name: &str) {
         if let Some(s) = self.servers.iter_mut().find(|s| s.name == name)

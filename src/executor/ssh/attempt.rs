@@ -242,11 +242,6 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         };
         let host = slot.host.clone();
         let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
-        if let Some(d) = record.parent() {
-            let _ = std::fs::create_dir_all(d);
-        }
-        let _ = crate::links::write(&record, host.name.as_bytes());
-        say(&format!("on host `{}`", host.name));
         let conn = Conn::new(&host, &spec.state_dir)
             .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
         let ready = super::host::install(&conn, &spec.orch_bin, &id)
@@ -255,15 +250,18 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             .and_then(|_| send_objects(&conn, spec, &repo, &key));
         match ready {
             Ok(()) => {
+                // The attempt runs there: orch's record of it (`orch status`, `orch up`, `orch top`).
+                if let Some(d) = record.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                let _ = crate::links::write(&record, host.name.as_bytes());
+                say(&format!("on host `{}`", host.name));
                 super::lost::collect(&conn, (&spec.state_dir, &spec.repo_root), &repo);
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
                 break (slot, conn);
             }
-            Err(Failure::Refused(why)) => {
-                say(&why);
-                let _ = std::fs::remove_file(&record);
-            }
+            Err(Failure::Refused(why)) => say(&why),
             Err(Failure::Lost(why)) => {
                 let backoff = slots::mark_down(&spec.state_dir, &host.name);
                 say(&format!(
@@ -271,7 +269,6 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                     host.name,
                     backoff.as_secs()
                 ));
-                let _ = std::fs::remove_file(&record);
             }
             Err(e) => return Err(e),
         }
