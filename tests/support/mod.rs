@@ -11,6 +11,7 @@ pub mod fake_api;
 pub mod journal;
 pub mod process;
 pub mod repo;
+pub mod review;
 pub mod shared;
 pub mod sink;
 pub mod sshd;
