@@ -10,6 +10,7 @@ pub mod events;
 pub mod fake_api;
 pub mod journal;
 pub mod process;
+pub mod prop;
 pub mod repo;
 pub mod review;
 pub mod shared;
