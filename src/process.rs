@@ -19,6 +19,7 @@
 //! a keeper orch starts and records ([`spawn_keeper`], [`keep`]) and end with the run
 //! ([`end_keepers`]), or with orch.
 
+pub(crate) mod session;
 pub(crate) mod wrapper;
 
 use std::collections::BTreeSet;

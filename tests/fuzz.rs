@@ -1,10 +1,9 @@
-//! Property tests (proptest) for the parsers and the state orch writes back.
+//! Property tests (proptest) for the plan parser and the state orch writes back (the manifest
+//! loader's are in `tests/fuzz_manifest.rs`).
 //!
 //! - the plan parser never panics or hangs: arbitrary text and bytes, plan-like markdown from a
 //!   grammar-aware generator, mutated corpus plans; the graph of every plan without errors builds
 //!   (or reports a cycle), is acyclic, and readiness and waves terminate;
-//! - the manifest loader never panics or hangs: arbitrary TOML-ish text, structured manifests
-//!   with random keys, values and types;
 //! - round trips: `parse(plan.to_markdown())` gives back the plan, the status document survives
 //!   JSON, and reconcile is idempotent.
 //!
@@ -16,75 +15,15 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use orch::graph::{Graph, NodeState, readiness, waves};
 use orch::plan::{Plan, TaskKind, parse};
 use orch::status::{StatusDoc, reconcile};
-
-/// Longest time one input may take (parse, graph, round trip) before it counts as a hang.
-const DEADLINE: Duration = Duration::from_secs(5);
-
-fn config() -> Config {
-    // `Config::default()` reads PROPTEST_CASES (default 256).
-    Config {
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-/// Runs a property and prints how many inputs it executed (shrinking included).
-fn run<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), String>)
-where
-    S::Value: std::fmt::Debug,
-{
-    let mut runner = TestRunner::new(config());
-    let count = AtomicU64::new(0);
-    let start = Instant::now();
-    let result = runner.run(&strategy, |value| {
-        count.fetch_add(1, Ordering::Relaxed);
-        test(value).map_err(TestCaseError::fail)
-    });
-    eprintln!(
-        "fuzz {name}: {} executions in {:.2?}",
-        count.load(Ordering::Relaxed),
-        start.elapsed()
-    );
-    if let Err(e) = result {
-        panic!("{name}: {e}");
-    }
-}
-
-/// Runs `f` on its own thread; a run longer than [`DEADLINE`] is a hang. Panics propagate.
-fn within_deadline<T: Send + 'static>(
-    input: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(v) => {
-            let _ = handle.join();
-            Ok(v)
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-            "no result within {DEADLINE:?} (hang) for input {input:?}"
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => Err("worker ended without a result".into()),
-        },
-    }
-}
+use support::prop::{run, within_deadline};
 
 // ---------------------------------------------------------------------------------------------
 // Plan checks
@@ -713,145 +652,4 @@ fn every_corpus_plan_round_trips_through_markdown() {
             panic!("{}: {e}", path.display());
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Manifest properties
-
-/// A directory with a manifest path and two plan files, shared by the manifest properties.
-fn manifest_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let plans = dir.path().join("plans");
-        std::fs::create_dir_all(&plans).expect("mkdir");
-        for name in ["a.md", "b.md"] {
-            std::fs::write(
-                plans.join(name),
-                "# P\n\n## Phase 1: One\n\n- [ ] 1.1 Do it\n- [ ] 1.2 Then (depends: 1.1)\n",
-            )
-            .expect("write plan");
-        }
-        dir
-    })
-    .path()
-}
-
-fn check_manifest_text(text: &str) -> Result<(), String> {
-    let owned = text.to_string();
-    let path = manifest_dir().join("plans.toml");
-    within_deadline(text, move || {
-        let _ = orch::manifest::parse_str(&path, &owned);
-    })
-}
-
-fn toml_value() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        (-5i64..100).prop_map(|n| n.to_string()),
-        Just("9223372036854775807".to_string()),
-        Just("1.5".to_string()),
-        prop::bool::ANY.prop_map(|b| b.to_string()),
-        prop_oneof![
-            Just("plans/a.md"),
-            Just("plans/b.md"),
-            Just("missing.md"),
-            Just("../escape.md"),
-            Just("a"),
-            Just("b"),
-            Just("a:1"),
-            Just("b:phase-1"),
-            Just("a:1.2"),
-            Just("claude"),
-            Just("codex"),
-            Just("5m"),
-            Just("30s"),
-            Just("1h30m"),
-            Just("-1s"),
-            Just(""),
-            Just("main"),
-            Just("squash"),
-            Just("rebase"),
-            Just("merge"),
-            Just("{{prompt}}"),
-            Just("{{ nope"),
-            Just("bad name/with..dots"),
-        ]
-        .prop_map(|s| format!("{s:?}")),
-        "[a-z0-9 ._/:-]{0,12}".prop_map(|s| format!("{s:?}")),
-    ];
-    leaf.prop_recursive(2, 8, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
-            prop::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(|kv| {
-                let body: Vec<String> = kv.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                format!("{{ {} }}", body.join(", "))
-            }),
-        ]
-    })
-}
-
-fn key(known: &'static [&'static str]) -> impl Strategy<Value = String> {
-    prop_oneof![
-        5 => prop::sample::select(known).prop_map(str::to_string),
-        1 => "[a-z_]{1,10}",
-    ]
-}
-
-fn entries(known: &'static [&'static str]) -> impl Strategy<Value = String> {
-    prop::collection::vec((key(known), toml_value()), 0..6).prop_map(|kv| {
-        let mut seen = std::collections::HashSet::new();
-        kv.into_iter()
-            .filter(|(k, _)| seen.insert(k.clone()))
-            .map(|(k, v)| format!("{k} = {v}\n"))
-            .collect()
-    })
-}
-
-fn structured_manifest() -> impl Strategy<Value = String> {
-    use orch::manifest::{agent_keys, defaults_keys, plan_keys};
-    (
-        prop::option::of(entries(defaults_keys())),
-        prop::collection::vec(("[a-z]{1,6}", entries(agent_keys())), 0..3),
-        prop::collection::vec(entries(plan_keys()), 0..4),
-        prop::option::weighted(0.2, entries(&["bogus", "defaults", "plan"])),
-    )
-        .prop_map(|(defaults, agents, plans, top)| {
-            let mut s = top.unwrap_or_default();
-            if let Some(d) = defaults {
-                s.push_str(&format!("[defaults]\n{d}\n"));
-            }
-            let mut seen = std::collections::HashSet::new();
-            for (name, body) in agents {
-                if seen.insert(name.clone()) {
-                    s.push_str(&format!("[agents.{name}]\n{body}\n"));
-                }
-            }
-            for p in plans {
-                s.push_str(&format!("[[plan]]\n{p}\n"));
-            }
-            s
-        })
-}
-
-#[test]
-fn manifest_loader_survives_arbitrary_text() {
-    run(
-        "manifest/toml-soup",
-        "[a-z_=\\[\\]\"'{}.,0-9 \n#:/-]{0,400}",
-        |s| check_manifest_text(&s),
-    );
-}
-
-#[test]
-fn manifest_loader_survives_arbitrary_strings() {
-    run("manifest/arbitrary-string", any::<String>(), |s| {
-        check_manifest_text(&s)
-    });
-}
-
-#[test]
-fn manifest_loader_survives_structured_manifests() {
-    run("manifest/structured", structured_manifest(), |s| {
-        check_manifest_text(&s)
-    });
 }

@@ -12,43 +12,18 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
-use support::sink::{Server, python};
+use support::net_probe::{
+    DENIED, Servers, orch_without_namespaces, parse_results, probe_argv, servers,
+};
+use support::sink::python;
 use support::{Repo, fixtures, one_task, toml_array};
-
-/// The servers of a test: the allowed one, another port, and the allowed port on another
-/// loopback address.
-struct Servers {
-    allowed: Server,
-    other: Server,
-    other_address: Server,
-}
-
-fn servers() -> Servers {
-    let allowed = Server::start("127.0.0.1:0", "allowed-server");
-    let other = Server::start("127.0.0.1:0", "other-server");
-    let other_address = Server::start(
-        &format!("127.0.0.2:{}", allowed.addr.port()),
-        "other-address-server",
-    );
-    Servers {
-        allowed,
-        other,
-        other_address,
-    }
-}
 
 /// A repository whose plan `a` runs the probe against `servers`; `agent_extra`, `defaults`:
 /// more lines for the agent's table and `[defaults]`.
 fn probe_repo(servers: &Servers, agent_extra: &str, defaults: &str) -> Repo {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/a.md", &one_task("A", "Probe the network"));
-    let probe = fixtures().join("net_probe.py");
-    let command = toml_array(&[
-        python(),
-        probe.display().to_string(),
-        servers.allowed.addr.port().to_string(),
-        servers.other.addr.port().to_string(),
-    ]);
+    let command = toml_array(&probe_argv(servers, &[]));
     repo.manifest(
         &command,
         &format!("report = \"exit\"\n{agent_extra}"),
@@ -62,18 +37,6 @@ fn probe_repo(servers: &Servers, agent_extra: &str, defaults: &str) -> Repo {
 /// `name -> (allowed, seconds, detail)` of the probe's results on plan/a.
 fn results(repo: &Repo) -> BTreeMap<String, (bool, f64, String)> {
     parse_results(&repo.git(&["show", "plan/a:results.txt"]))
-}
-
-fn parse_results(text: &str) -> BTreeMap<String, (bool, f64, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split(' ');
-            let name = it.next()?.to_string();
-            let allowed = it.next()? == "allowed";
-            let secs: f64 = it.next()?.parse().ok()?;
-            Some((name, (allowed, secs, it.collect::<Vec<_>>().join(" "))))
-        })
-        .collect()
 }
 
 fn log_of(repo: &Repo) -> String {
@@ -93,17 +56,6 @@ fn up(repo: &Repo, sandbox: &str) -> Vec<serde_json::Value> {
     );
     support::events(&out)
 }
-
-const DENIED: [&str; 8] = [
-    "direct_other_port",
-    "direct_other_address",
-    "proxy_connect_other",
-    "proxy_connect_name",
-    "dns_udp",
-    "raw_socket",
-    "daemon_other_port",
-    "daemon_connect_other",
-];
 
 #[test]
 fn a_confined_agent_reaches_its_allowed_endpoint_and_nothing_else() {
@@ -222,25 +174,6 @@ fn network_none_reaches_nothing_and_open_reaches_everything() {
     }
     assert!(!s.other.hits().is_empty());
     assert!(!s.other_address.hits().is_empty());
-}
-
-/// `orch ARGS` in `repo` as [`Repo::orch`] runs it, under a filter that makes `unshare` fail
-/// (as where namespaces are forbidden).
-fn orch_without_namespaces(repo: &Repo, args: &[&str]) -> Command {
-    let mut c = Command::new(python());
-    c.current_dir(repo.root())
-        .arg(fixtures().join("../no_netns.py"))
-        .arg(env!("CARGO_BIN_EXE_orch"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", repo.home())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("ORCH_SANDBOX", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
 }
 
 #[test]

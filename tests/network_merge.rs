@@ -14,71 +14,19 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
-use support::sink::{Server, python};
+use support::net_probe::{
+    ALLOWED, DENIED, Servers, orch_without_namespaces, parse_results, probe_argv, servers,
+};
 use support::{Repo, fixtures, one_task, toml_array};
-
-/// The allowed server, another port, and the allowed port on another loopback address.
-struct Servers {
-    allowed: Server,
-    other: Server,
-    other_address: Server,
-}
-
-fn servers() -> Servers {
-    let allowed = Server::start("127.0.0.1:0", "allowed-server");
-    let other = Server::start("127.0.0.1:0", "other-server");
-    let other_address = Server::start(
-        &format!("127.0.0.2:{}", allowed.addr.port()),
-        "other-address-server",
-    );
-    Servers {
-        allowed,
-        other,
-        other_address,
-    }
-}
-
-/// The probe's argv (results to its standard output, so to the log orch keeps of it).
-fn probe_argv(s: &Servers) -> Vec<String> {
-    vec![
-        python(),
-        fixtures().join("net_probe.py").display().to_string(),
-        s.allowed.addr.port().to_string(),
-        s.other.addr.port().to_string(),
-        "-".to_string(),
-    ]
-}
 
 /// `name -> (allowed, seconds, detail)` of the probe's lines in `log`.
 fn results(log: &str) -> BTreeMap<String, (bool, f64, String)> {
-    log.lines()
+    let lines: Vec<&str> = log
+        .lines()
         .filter_map(|l| l.strip_prefix("probe: "))
-        .filter_map(|l| {
-            let mut it = l.split(' ');
-            let name = it.next()?.to_string();
-            let allowed = it.next()? == "allowed";
-            let secs: f64 = it.next()?.parse().ok()?;
-            Some((name, (allowed, secs, it.collect::<Vec<_>>().join(" "))))
-        })
-        .collect()
+        .collect();
+    parse_results(&lines.join("\n"))
 }
-
-const ALLOWED: [&str; 3] = [
-    "direct_allowed",
-    "proxy_connect_allowed",
-    "proxy_plain_allowed",
-];
-
-const DENIED: [&str; 8] = [
-    "direct_other_port",
-    "direct_other_address",
-    "proxy_connect_other",
-    "proxy_connect_name",
-    "dns_udp",
-    "raw_socket",
-    "daemon_other_port",
-    "daemon_connect_other",
-];
 
 /// Confined: the allowed endpoint reached three ways, everything else refused within a
 /// second and logged with its destination, the other servers untouched.
@@ -175,7 +123,7 @@ fn finished(s: &Servers, agent_extra: &str, defaults: &str, sandbox: &str) -> Re
         &format!("report = \"exit\"\n{agent_extra}"),
         &format!(
             "retries = 0\nintegrate = \"off\"\nverify = {}\n{defaults}",
-            toml_array(&probe_argv(s))
+            toml_array(&probe_argv(s, &["-"]))
         ),
         &[("a", "")],
     );
@@ -262,26 +210,6 @@ fn the_merge_train_and_the_integration_preview_run_verify_confined() {
     assert_confined("orch integrate", &s, &log);
 }
 
-/// `orch ARGS` in `repo` as [`Repo::orch`] runs it, under a filter that makes `unshare` fail
-/// (as where namespaces are forbidden).
-fn orch_without_namespaces(repo: &Repo, args: &[&str]) -> Command {
-    let mut c = Command::new(python());
-    c.current_dir(repo.root())
-        .arg(fixtures().join("../no_netns.py"))
-        .arg(env!("CARGO_BIN_EXE_orch"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PWD", repo.root())
-        .env("HOME", repo.home())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("ORCH_SANDBOX", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
 #[test]
 fn where_namespaces_cannot_be_made_verify_of_a_confined_plan_refuses_and_nothing_moves() {
     for mode in ["confined", "none"] {
@@ -318,7 +246,7 @@ fn b_conflicts(s: &Servers, agent_extra: &str, defaults: &str, sandbox: &str) ->
         fixtures().join("resolver.sh").display().to_string(),
         "probe".to_string(),
     ];
-    resolver.extend(probe_argv(s));
+    resolver.extend(probe_argv(s, &["-"]));
     let mut manifest = format!(
         "[defaults]\nagent = \"w\"\nmax_agents = 2\nretries = 0\nintegrate = \"off\"\n\
          resolve = \"fixer\"\n{defaults}\n\n\
@@ -410,7 +338,7 @@ fn verify_of_a_user_who_is_not_root_is_confined_the_same_way() {
     for f in ["net_probe.py", "write.sh"] {
         std::fs::copy(fixtures().join(f), bin.join(f)).expect("copy a script");
     }
-    let mut verify = probe_argv(&s);
+    let mut verify = probe_argv(&s, &["-"]);
     verify[1] = bin.join("net_probe.py").display().to_string();
     repo.manifest(
         &toml_array(&[

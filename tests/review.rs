@@ -5,147 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{Value, json};
+use support::review::{
+    A, C, Gh, T, check, events, finished, named, ok_agent, orch, orch_cmd, plan_text, remote_tip,
+};
 use support::{Repo, toml_array};
-
-const A: &str = "# Auth\n\n## Phase 1: Work\n- [ ] 1.1 Start a\n";
-
-/// A comment: `(id, author, body)`.
-type C<'a> = (u64, &'a str, &'a str);
-/// A thread: `(id, resolved, path, line, comments)`.
-type T<'a> = (&'a str, bool, &'a str, u64, Vec<C<'a>>);
-
-/// The fake gh's files and the remote.
-struct Gh {
-    log: PathBuf,
-    state: PathBuf,
-    remote: PathBuf,
-}
-
-impl Gh {
-    fn write(&self, name: &str, text: &str) {
-        std::fs::create_dir_all(&self.state).expect("gh state");
-        std::fs::write(self.state.join(name), text).expect("write gh state");
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.state.join(name)).unwrap_or_default()
-    }
-
-    /// `(comment id, body)` of each reply orch posted.
-    fn replies(&self) -> Vec<(u64, String)> {
-        self.read("replies")
-            .lines()
-            .map(|l| {
-                let (to, body) = l.split_once('\t').expect("tab");
-                (to.parse().expect("id"), body.to_string())
-            })
-            .collect()
-    }
-
-    /// The GraphQL answer with these threads: `(id, resolved, path, line, [(comment id,
-    /// author, body)])`.
-    fn threads(&self, number: u64, threads: &[T<'_>]) {
-        let nodes: Vec<Value> = threads
-            .iter()
-            .map(|(id, resolved, path, line, comments)| {
-                json!({
-                    "id": id, "isResolved": resolved, "path": path, "line": line,
-                    "comments": {"nodes": comments.iter().map(|(cid, author, body)| json!({
-                        "databaseId": cid, "author": {"login": author}, "body": body,
-                        "diffHunk": format!("@@ -1,2 +1,3 @@\n a line of {path}\n+an added line")
-                    })).collect::<Vec<_>>()}
-                })
-            })
-            .collect();
-        // One page per thread, one after another, as `gh api graphql --paginate` prints them:
-        // every test of threads reads several pages.
-        let page = |nodes: &[Value]| {
-            json!({"data": {"repository": {"pullRequest": {"reviewThreads": {"nodes": nodes}}}}})
-                .to_string()
-        };
-        let pages: Vec<String> = if nodes.is_empty() {
-            vec![page(&[])]
-        } else {
-            nodes.chunks(1).map(page).collect()
-        };
-        self.write(&format!("threads-{number}.json"), &pages.join("\n"));
-    }
-}
-
-/// Plan `a` (with `manifest_extra` in `[defaults]`, agent `agent` as argv) finished by `orch
-/// up`, `origin` a bare repository; the fake gh's files beside it.
-fn finished(agent: &[&str], defaults_extra: &str) -> (Repo, Gh) {
-    let repo = Repo::builder().identity_in_config().build();
-    repo.write("docs/plans/a.md", A);
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"ok\"\nretries = 0\n{defaults_extra}\n[agents.ok]\ncommand = {}\n\n[[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\n",
-            toml_array(agent)
-        ),
-    );
-    repo.commit_all("plans");
-    let (code, out, err) = repo.run(&["up"]);
-    assert_eq!(code, 0, "orch up failed\nstdout:\n{out}\nstderr:\n{err}");
-    let remote = repo.outside("remote.git");
-    repo.git(&["init", "-q", "--bare", remote.to_str().expect("utf8")]);
-    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf8")]);
-    let gh = Gh {
-        log: repo.outside("gh.log"),
-        state: repo.outside("gh-state"),
-        remote,
-    };
-    (repo, gh)
-}
-
-fn ok_agent() -> Vec<String> {
-    let ok = support::fixtures().join("ok.sh");
-    vec!["sh".into(), ok.display().to_string(), "/dev/null".into()]
-}
-
-/// `orch ARGS` with the fake gh first on PATH: exit code, stdout, stderr.
-fn orch(repo: &Repo, gh: &Gh, args: &[&str]) -> (i32, String, String) {
-    repo.run_cmd(&mut orch_cmd(repo, gh, args))
-}
-
-/// `orch ARGS` with the fake gh first on PATH, to spawn.
-fn orch_cmd(repo: &Repo, gh: &Gh, args: &[&str]) -> std::process::Command {
-    let mut cmd = repo.orch(args);
-    let gh_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gh");
-    let path = format!(
-        "{}:{}",
-        gh_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    cmd.env("PATH", path)
-        .env("GH_LOG", &gh.log)
-        .env("GH_STATE", &gh.state)
-        .env("GH_REMOTE", &gh.remote);
-    cmd
-}
-
-/// The `{"event": …}` lines of `--json` output.
-fn events(out: &str) -> Vec<Value> {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("event").is_some())
-        .collect()
-}
-
-fn named<'e>(events: &'e [Value], name: &str) -> Vec<&'e Value> {
-    events.iter().filter(|e| e["event"] == name).collect()
-}
-
-fn remote_tip(repo: &Repo, gh: &Gh, branch: &str) -> String {
-    repo.git_at(&gh.remote, &["rev-parse", &format!("refs/heads/{branch}")])
-}
-
-fn plan_text(repo: &Repo) -> String {
-    String::from_utf8(repo.read("docs/plans/a.md")).expect("utf8")
-}
 
 #[test]
 fn a_change_request_becomes_one_task_per_thread_pushed_and_each_thread_answered() {
@@ -306,15 +170,6 @@ fn a_change_request_becomes_one_task_per_thread_pushed_and_each_thread_answered(
         (Some(1), Some(2)),
         "{v}"
     );
-}
-
-/// A check run answer: one check `name` with `conclusion`.
-fn check(id: u64, name: &str, conclusion: &str) -> String {
-    json!({"check_runs": [{
-        "id": id, "name": name, "status": "completed", "conclusion": conclusion,
-        "output": {"title": format!("{name}: {conclusion}"), "summary": "1 test failed: auth::login"}
-    }]})
-    .to_string()
 }
 
 #[test]
@@ -682,14 +537,7 @@ fn orch_up_with_pr_opens_the_pull_request_and_watches_it_until_approved() {
         ),
     );
     repo.commit_all("plans");
-    let remote = repo.outside("remote.git");
-    repo.git(&["init", "-q", "--bare", remote.to_str().expect("utf8")]);
-    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf8")]);
-    let gh = Gh {
-        log: repo.outside("gh.log"),
-        state: repo.outside("gh-state"),
-        remote,
-    };
+    let gh = Gh::with_remote(&repo);
     gh.write("perm-ann", "write");
     gh.write("decision-1", "APPROVED");
     let (code, out, err) = orch(&repo, &gh, &["up", "--pr"]);
@@ -728,14 +576,7 @@ fn a_fix_in_a_lower_plan_is_merged_into_the_stacked_plan_and_pushed_again() {
     repo.commit_all("plans");
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let remote = repo.outside("remote.git");
-    repo.git(&["init", "-q", "--bare", remote.to_str().expect("utf8")]);
-    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf8")]);
-    let gh = Gh {
-        log: repo.outside("gh.log"),
-        state: repo.outside("gh-state"),
-        remote,
-    };
+    let gh = Gh::with_remote(&repo);
     gh.write("perm-ann", "write");
     // a's pull request is #1 (upstream first), b's #2, stacked on plan/a.
     gh.threads(1, &[("T1", false, "a.txt", 1, vec![(11, "ann", "Fix a.")])]);
@@ -799,11 +640,7 @@ fn bad_review_keys_are_reported_at_their_line_and_nothing_runs() {
             "{at} {what}:\n{err}"
         );
     }
-    let gh = Gh {
-        log: repo.outside("gh.log"),
-        state: repo.outside("gh-state"),
-        remote: repo.outside("remote.git"),
-    };
+    let gh = Gh::at(&repo);
     let (code, _out, err) = orch(&repo, &gh, &["pr", "--watch", "--once"]);
     assert_eq!(code, 2, "{err}");
     assert!(!gh.log.exists(), "no gh call with a bad manifest");

@@ -26,6 +26,8 @@ pub(crate) struct Verify {
     pub(crate) timeout: Duration,
     /// Between SIGTERM and SIGKILL when it is stopped (`defaults.grace`).
     pub(crate) grace: Duration,
+    /// The most of its output its log keeps (`defaults.log_max`).
+    pub(crate) log_max: u64,
     /// Where staging worktrees go (`<worktree_root>`).
     pub(crate) staging_dir: PathBuf,
     /// The directory of per-plan logs (`<log_dir>`); the log is `<log_dir>/<plan>/merge-verify.log`.
@@ -96,6 +98,7 @@ impl Verify {
             argv: argv.clone(),
             timeout: d.timeout,
             grace: d.grace,
+            log_max: d.log_max,
             staging_dir: manifest.root.join(&d.worktree_root),
             log_dir: manifest.root.join(&d.log_dir),
             sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
@@ -123,9 +126,13 @@ impl Verify {
         let net = self.network.attempt((plan, "verify"), log, &mut env)?;
         // `orch sandbox-exec` enters the network before its file rules; without them, it is
         // run for the network alone.
+        let orch = super::network::orch_bin()?;
         if confine.is_none() && self.network.confines() {
-            argv = super::network::network_only(&super::network::orch_bin()?, &argv);
+            argv = super::network::network_only(&orch, &argv);
         }
+        // Under the wrapper: whatever the command leaves running (the branch's code is the
+        // agent's) ends with it, and its output is capped.
+        let argv = crate::process::session::in_session(&orch, (self.log_max, self.grace), argv);
         Ok(Prepared {
             argv,
             env,

@@ -110,8 +110,8 @@ pub(crate) fn parse_report(bytes: &[u8]) -> Option<(Ended, Vec<u8>)> {
     Some((ended, tail))
 }
 
-/// Output written to `out` up to `max` bytes: the first half as it comes (so `orch logs -f`
-/// follows it live), then only the last half is kept, in memory, and written with one line
+/// Output written to `out` up to `max` bytes: the first half as it comes (so `orch top` and
+/// `tail -F` follow it live), then only the last half is kept, in memory, and written with one line
 /// saying how much was dropped when the output ends ([`Capped::finish`]).
 pub(crate) struct Capped<W: Write> {
     out: W,

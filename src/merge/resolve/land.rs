@@ -232,6 +232,7 @@ impl Gates<'_> {
             argv: argv.clone(),
             timeout: self.entry.timeout,
             grace: self.manifest.defaults.grace,
+            log_max: self.manifest.defaults.log_max,
             staging_dir: self
                 .manifest
                 .root

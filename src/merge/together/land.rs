@@ -193,6 +193,7 @@ impl Ctx<'_> {
             argv: Vec::new(),
             timeout: d.timeout,
             grace: d.grace,
+            log_max: d.log_max,
             staging_dir: self.home.join(&d.worktree_root),
             log_dir: self.home.join(&d.log_dir),
             sandbox: crate::merge::confine::decide(self.manifest, crate::sandbox::supported)
