@@ -395,19 +395,18 @@ fn is_relative_plain(p: &Path) -> bool {
 /// `sessions/<year>/<month>/<day>/rollout-<time>-<id>.jsonl`. Only real directories are looked
 /// in and only a regular file is taken.
 fn transcript(cli: KnownCli, dir: &Path, id: &str) -> Result<PathBuf, String> {
-    let (top, depth, matches): (&str, usize, Box<dyn Fn(&str) -> bool>) = match cli {
-        KnownCli::Codex => (
-            "sessions",
-            3,
-            Box::new(move |n: &str| {
-                n.starts_with("rollout-") && n.ends_with(&format!("-{id}.jsonl"))
-            }),
-        ),
-        _ => (
-            "projects",
-            1,
-            Box::new(move |n: &str| n == format!("{id}.jsonl")),
-        ),
+    let codex = cli == KnownCli::Codex;
+    let (top, depth) = if codex {
+        ("sessions", 3)
+    } else {
+        ("projects", 1)
+    };
+    let matches = |n: &str| {
+        if codex {
+            n.starts_with("rollout-") && n.ends_with(&format!("-{id}.jsonl"))
+        } else {
+            n == format!("{id}.jsonl")
+        }
     };
     let mut level = vec![PathBuf::from(top)];
     for _ in 0..depth {
