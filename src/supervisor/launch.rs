@@ -289,7 +289,7 @@ impl Effects<'_> {
                         })?;
                     if let Some(p) = prepared {
                         if let (Some(r), Some((_, state))) = (&resume, p.vars.first()) {
-                            r.install(state)?;
+                            r.install(state, &workdir)?;
                         }
                         for (var, dir) in &p.vars {
                             env.push(((*var).to_string(), dir.display().to_string()));

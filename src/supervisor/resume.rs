@@ -261,17 +261,40 @@ impl Launch {
     }
 
     /// Moves the kept transcript into the attempt's private state `private` (the client's
-    /// state directory), when it resumes.
-    pub(crate) fn install(&self, private: &Path) -> Result<(), String> {
-        if let Some(Next::Resume { from, rel, .. }) = &self.next {
-            make_parents(private, rel)
-                .and_then(|()| fs::rename(from, private.join(rel)))
-                .map_err(|e| {
-                    format!(
-                        "cannot move the kept session into `{}`: {e}",
-                        private.display()
-                    )
-                })?;
+    /// state directory), when it resumes; Claude Code's is also copied to the project
+    /// directory of `workdir` (where the client looks for it) when the attempt runs in another
+    /// directory than the one that asked (another worktree of the plan's pool).
+    pub(crate) fn install(&self, private: &Path, workdir: &Path) -> Result<(), String> {
+        let Some(Next::Resume { cli, from, rel, .. }) = &self.next else {
+            return Ok(());
+        };
+        let why = |e: io::Error| {
+            format!(
+                "cannot move the kept session into `{}`: {e}",
+                private.display()
+            )
+        };
+        make_parents(private, rel)
+            .and_then(|()| fs::rename(from, private.join(rel)))
+            .map_err(why)?;
+        if *cli == KnownCli::Claude
+            && let (Some(name), Some(slug)) = (rel.file_name(), claude_project(workdir))
+        {
+            let here = Path::new("projects").join(slug).join(name);
+            if here != *rel {
+                make_parents(private, &here)
+                    .and_then(|()| {
+                        crate::links::no_follow()
+                            .write(true)
+                            .create_new(true)
+                            .open(private.join(&here))
+                    })
+                    .and_then(|mut to| {
+                        let mut text = fs::File::open(private.join(rel))?;
+                        io::copy(&mut text, &mut to)
+                    })
+                    .map_err(why)?;
+            }
         }
         Ok(())
     }
@@ -329,7 +352,7 @@ pub(crate) fn prompt(entry: &TaskEntry, task: &str, orch: &str) -> String {
         text.push('\n');
     }
     text.push_str(&format!(
-        "Go on with task {task} from where you stopped, with this answer, in the same working directory. When it is finished, report it as before:\n\n    {orch} task done {task} --note \"what you changed, in one line\"\n"
+        "Go on with task {task} with this answer. Look at the working directory as it is now first: what you changed before you asked may have been set aside. When the task is finished, report it as before:\n\n    {orch} task done {task} --note \"what you changed, in one line\"\n"
     ));
     text
 }
@@ -373,6 +396,18 @@ fn session_in(cli: KnownCli, output: &str) -> Result<String, String> {
         return Err("the session id the client announced is not a UUID".to_string());
     }
     Ok(id.to_string())
+}
+
+/// The name of Claude Code's project directory for sessions started in `dir`: its path with
+/// every character but an ASCII letter or digit made `-` (`None` for a path too long for the
+/// name, which Claude Code shortens its own way).
+fn claude_project(dir: &Path) -> Option<String> {
+    let path = dir.to_str()?;
+    let name: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    (name.len() <= 200).then_some(name)
 }
 
 /// A UUID (`8-4-4-4-12` hexadecimal digits): what both clients name their sessions by, and

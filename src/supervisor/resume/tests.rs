@@ -166,3 +166,40 @@ fn the_resumed_argv_holds_the_id_and_the_answer() {
     assert_eq!(&c[..3], ["codex", "exec", "resume"]);
     assert_eq!(&c[c.len() - 3..], ["--", ID, "-x"]);
 }
+
+#[test]
+fn claude_finds_the_transcript_in_the_project_of_the_new_worktree_too() {
+    assert_eq!(
+        claude_project(Path::new("/tmp/.tmpLzO95l/.orch/worktrees/p")).as_deref(),
+        Some("-tmp--tmpLzO95l--orch-worktrees-p")
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let kept = tmp.path().join("kept");
+    let rel = PathBuf::from(format!("projects/-w-slot-1/{ID}.jsonl"));
+    fs::create_dir_all(kept.join("projects/-w-slot-1")).expect("mkdir");
+    fs::write(kept.join(&rel), "{\"x\":1}\n").expect("write");
+    let private = tmp.path().join("private");
+    fs::create_dir_all(&private).expect("mkdir");
+    let launch = Launch {
+        dir: kept.clone(),
+        next: Some(Next::Resume {
+            cli: KnownCli::Claude,
+            session: ID.to_string(),
+            from: kept.join(&rel),
+            rel: rel.clone(),
+        }),
+    };
+    launch
+        .install(&private, Path::new("/w/slot-2"))
+        .expect("install");
+    for at in [rel, PathBuf::from(format!("projects/-w-slot-2/{ID}.jsonl"))] {
+        assert_eq!(
+            fs::read_to_string(private.join(&at)).expect("there"),
+            "{\"x\":1}\n",
+            "{}",
+            at.display()
+        );
+    }
+    launch.done();
+    assert!(!kept.exists());
+}
