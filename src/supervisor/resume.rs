@@ -131,7 +131,16 @@ pub(crate) fn keep(k: &Keep, log: &Path) {
         answers: k.answers,
         ..Record::default()
     };
-    let _ = crate::links::fresh_dir(&k.dir);
+    // Made anew, private (mode 0700: the transcript is the task's conversation); whatever was
+    // there is removed, never followed.
+    super::client_state::remove(&k.dir);
+    if let Some(parent) = k.dir.parent() {
+        let _ = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent);
+    }
+    let _ = fs::DirBuilder::new().mode(0o700).create(&k.dir);
     let kept = match &k.private {
         None => Err(
             "the agent ran unconfined: its client keeps its sessions in your HOME, where orch \

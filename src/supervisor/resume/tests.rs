@@ -106,6 +106,9 @@ fn a_kept_session_is_resumed_only_after_an_answer_and_by_the_same_client() {
         !private.join(format!("projects/-w/{ID}.jsonl")).exists(),
         "moved out"
     );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(&dir).expect("kept").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "private");
     let claude: Vec<String> = CLAUDE_PRESET.iter().map(|s| s.to_string()).collect();
     let codex: Vec<String> = CODEX_PRESET.iter().map(|s| s.to_string()).collect();
     let mut entry = TaskEntry::default();
