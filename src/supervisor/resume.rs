@@ -299,8 +299,10 @@ impl Launch {
                             .open(private.join(&here))
                     })
                     .and_then(|mut to| {
-                        let mut text = fs::File::open(private.join(rel))?;
-                        io::copy(&mut text, &mut to)
+                        // The bounded reader: a regular file, no link followed.
+                        let (text, _) = crate::untrusted::read::open(&private.join(rel))
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        io::copy(&mut io::Read::take(text, MAX_TRANSCRIPT), &mut to)
                     })
                     .map_err(why)?;
             }
