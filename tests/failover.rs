@@ -72,7 +72,8 @@ fn a_usage_limit_moves_pending_tasks_to_the_fallback_and_back_after_the_reset() 
     assert_eq!(code, 0, "{out}{err}");
     let (child, lines) = up(&repo);
     let mut seen = Vec::new();
-    // M first: its program is missing, so it is stopped and skipped, and B takes the task.
+    // M first: its program is missing (its pre-flight failed), so it is skipped, and B takes
+    // the task.
     wait_line(&lines, &mut seen, |v| {
         v["event"] == "agent_failover" && v["to"] == "B"
     });
@@ -97,13 +98,13 @@ fn a_usage_limit_moves_pending_tasks_to_the_fallback_and_back_after_the_reset() 
     });
     std::fs::write(r.join("restored"), "").expect("go");
     let mut ev = seen;
-    // Every task done, but M needs a person (its program): exit 6, as for any stopped agent.
-    ev.extend(finished(child, 6));
+    // Every task done; M was never needed but as a fallback, and never launched: exit 0.
+    ev.extend(finished(child, 0));
     // 1.1 ran once (A), 1.2 was limited on A and done by B, 1.3 back on A.
     assert_eq!(ran(r), ["A 1.1", "A 1.2", "B 1.2", "A 1.3"]);
     assert!(named(&ev, "task_failed").is_empty(), "{ev:?}");
     assert_eq!(named(&ev, "agent_paused")[0]["agent"], "A");
-    assert_eq!(named(&ev, "agent_stopped")[0]["agent"], "M");
+    assert!(named(&ev, "agent_stopped").is_empty(), "{ev:?}");
     for (id, who) in [("1.1", "A"), ("1.2", "B"), ("1.3", "A")] {
         let t = repo.task("p", id);
         assert_eq!(t["status"], "completed", "{id}: {t}");
@@ -181,4 +182,121 @@ fn another_agents_words_never_move_a_plans_tasks() {
         repo.git(&["show", "plan/s:s-1.1-words.txt"])
             .contains("usage limit")
     );
+}
+
+/// A client script named `name` in `bin` that fails its pre-flight as `how` says: `version`
+/// (its `--version` fails), `flags` (its `--help` lists none of the preset's flags). Run as
+/// an agent, it fails.
+fn broken_client(bin: &Path, name: &str, how: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(bin).expect("bin");
+    let p = bin.join(name);
+    let script = match how {
+        "version" => "#!/bin/sh\necho 'broken client' >&2\nexit 1\n",
+        _ => {
+            "#!/bin/sh\ncase \"$*\" in --version) echo 'old client 0.1'; exit 0;; *--help*) echo 'Usage: client [PROMPT]'; exit 0;; esac\necho 'unknown flag' >&2\nexit 2\n"
+        }
+    };
+    std::fs::write(&p, script).expect("write client");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+/// Plan p's agent A hits a usage limit; its fallbacks before B all fail their pre-flight at the
+/// start: a program that is not there, a known client whose `--version` fails, one that does not
+/// accept the flags its preset passes. `orch up` says so before the run, failover passes over
+/// them to B (the event and the output line name each with why), none is launched, and the
+/// run ends with every task done and exit 0 (a fallback is needed only at a limit).
+#[test]
+fn a_fallback_that_fails_its_preflight_is_skipped_and_the_output_says_so() {
+    let rec = tempfile::tempdir().expect("tmp");
+    let r = rec.path();
+    let bin = r.join("bin");
+    let claude = broken_client(&bin, "claude", "version");
+    let codex = broken_client(&bin, "codex", "flags");
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", CHAIN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.A]\ncommand = {}\nfallback = [\"M\", \"V\", \"F\", \"B\"]\n\n\
+             [agents.M]\ncommand = [\"orch-no-such-fallback\"]\n\n\
+             [agents.V]\ncommand = [\"{}\", \"-p\", \"{{{{ prompt }}}}\"]\n\n\
+             [agents.F]\ncommand = [\"{}\", \"exec\", \"--json\", \"{{{{ prompt }}}}\"]\n\n\
+             [agents.B]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"A\"\n",
+            agent(r, "A", "1.2", ""),
+            claude.display(),
+            codex.display(),
+            agent(r, "B", "none", ""),
+        ),
+    );
+    repo.commit_all("plans");
+    let out = wait_within(
+        repo.orch(&["up"]).spawn().expect("spawn orch up"),
+        std::time::Duration::from_secs(120),
+        "orch up",
+    );
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{err}");
+    // Said before the run: each, with why.
+    for who in ["M", "V", "F"] {
+        assert!(
+            err.contains(&format!("note: fallback agent `{who}` cannot be used (")),
+            "{err}"
+        );
+    }
+    // The failover passes over them to B, and says why each was skipped.
+    let log = std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("log");
+    let ev = events(&log);
+    let failovers = named(&ev, "agent_failover");
+    assert_eq!(failovers.len(), 1, "{failovers:?}");
+    let failover = failovers[0];
+    assert_eq!(
+        (failover["from"].as_str(), failover["to"].as_str()),
+        (Some("A"), Some("B")),
+        "{failover}"
+    );
+    let skipped: Vec<&str> = failover["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(skipped.len(), 3, "{failover}");
+    for (s, (who, why)) in skipped.iter().zip([
+        ("M", "`orch-no-such-fallback` was not found"),
+        ("V", "--version"),
+        ("F", "does not accept"),
+    ]) {
+        assert!(
+            s.starts_with(&format!("{who} cannot work: its pre-flight failed: "))
+                && s.contains(why),
+            "{s}"
+        );
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("agent A at a usage limit"))
+        .unwrap_or_else(|| panic!("no failover line: {stdout}"));
+    assert!(
+        line.contains("go to B (skipped: M cannot work: its pre-flight failed: "),
+        "{line}"
+    );
+    // None of them was launched; nothing failed, nobody was stopped.
+    assert!(named(&ev, "agent_stopped").is_empty(), "{ev:?}");
+    assert!(named(&ev, "task_failed").is_empty(), "{ev:?}");
+    let did = ran(r);
+    assert_eq!(&did[..3], ["A 1.1", "A 1.2", "B 1.2"], "{did:?}");
+    assert!(
+        did.iter()
+            .all(|l| l.starts_with("A ") || l.starts_with("B ")),
+        "{did:?}"
+    );
+    for id in ["1.1", "1.2", "1.3"] {
+        assert_eq!(repo.task("p", id)["status"], "completed", "{id}");
+    }
+    assert_eq!(repo.task("p", "1.2")["orchAgent"], "B");
 }

@@ -31,14 +31,15 @@ mod tests;
 pub(crate) use crate::duration::{format_duration, parse_duration};
 pub use agents::KnownCli;
 pub use agents::ReportMode;
+#[cfg(test)]
+pub(crate) use agents::TEMPLATE_VARS;
 pub use agents::presets;
 pub use agents::render_template;
 pub(crate) use agents::{
     AgentMode, AgentSpec, StateHome, TemplatePart, confined_variant, parse_template,
     preset_with_rules,
 };
-#[cfg(test)]
-pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET, TEMPLATE_VARS};
+pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET};
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;

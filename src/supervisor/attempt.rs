@@ -52,6 +52,9 @@ pub(crate) struct Monitor {
     /// The attempt's private copy of its client's state (confined attempts), removed when it
     /// ends.
     pub(crate) client_state: Option<PathBuf>,
+    /// What of its client's session to keep for the task's next attempt (a preset whose
+    /// session orch resumes), before the private state is removed.
+    pub(crate) keep: Option<super::resume::Keep>,
     /// Where the attempt's wrapper records how its agent ended: how an adopted agent's end is
     /// known (orch is not its parent).
     pub(crate) ended: PathBuf,
@@ -85,6 +88,10 @@ pub(crate) async fn watch(mut m: Monitor) {
     // The wrapper's record of the ending has been read (or is not needed: orch saw it).
     if !m.ended.as_os_str().is_empty() {
         let _ = std::fs::remove_file(&m.ended);
+    }
+    if let Some(keep) = m.keep.take() {
+        let log = m.log.clone();
+        let _ = tokio::task::spawn_blocking(move || super::resume::keep(&keep, &log)).await;
     }
     if let Some(dir) = m.client_state.take() {
         let _ = tokio::task::spawn_blocking(move || super::client_state::remove(&dir)).await;

@@ -52,6 +52,9 @@ pub(crate) struct Ctx {
     pub(crate) tree_slots: TreeSlots,
     /// The manifest's `[[host]]` machines (`executor = "ssh"`).
     pub(crate) hosts: Vec<crate::manifest::Host>,
+    /// The fallback agents whose pre-flight failed at the start, with why: failover passes
+    /// over them.
+    pub(crate) unusable_fallbacks: Vec<(String, String)>,
 }
 
 /// The integration preview of a run: what a test needs, the trials' cache, and the last red

@@ -177,6 +177,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         specs,
         facts,
     );
+    for (agent, why) in &ctx.unusable_fallbacks {
+        core.fallback_unusable(agent, why);
+    }
     for p in 0..ws.plans.len() {
         core.set_merged_before(p, fx.views[p].merged);
         core.set_held(p, fx.views[p].held);

@@ -195,6 +195,9 @@ impl Effects<'_> {
                 &empty
             }
         };
+        // After an answer: the session of the attempt that asked, resumed where it can be.
+        let resume =
+            super::resume::Launch::decide(pc, key.is_some(), id.as_deref(), &command, attempt, doc);
         // The attempt's own report directory: `orch task …` hands its reports there.
         let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
         let templates = self.templates.as_deref().unwrap_or(&self.ctx.templates);
@@ -207,6 +210,16 @@ impl Effects<'_> {
             (&workdir, &branch),
             (&report_dir, log, &file_id, &command),
         )?;
+        if let (Some(r), Some(id)) = (&resume, &id)
+            && let Some(resumed) = r.argv(
+                doc.entry(id),
+                id,
+                &self.ctx.orch_bin,
+                &prompt_file_of(pc, &file_id),
+            )?
+        {
+            argv = resumed;
+        }
         env.push((
             agent_env::ORCH_REPORT_DIR.to_string(),
             report_dir.display().to_string(),
@@ -275,6 +288,9 @@ impl Effects<'_> {
                             )
                         })?;
                     if let Some(p) = prepared {
+                        if let (Some(r), Some((_, state))) = (&resume, p.vars.first()) {
+                            r.install(state, &workdir)?;
+                        }
                         for (var, dir) in &p.vars {
                             env.push(((*var).to_string(), dir.display().to_string()));
                         }
@@ -298,6 +314,12 @@ impl Effects<'_> {
         );
         if let Some(rules) = &confined {
             process::log_line(log, &crate::agent_output::confined_line(&rules.write));
+        }
+        if let Some(r) = resume {
+            if let Some(line) = r.log_line() {
+                process::log_line(log, &line);
+            }
+            r.done();
         }
         if !workdir.is_dir() {
             return Err(format!(

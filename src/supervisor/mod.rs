@@ -23,6 +23,7 @@ pub(crate) mod recover;
 pub(crate) mod replan;
 pub(crate) mod reports;
 pub(crate) mod resolver;
+pub(crate) mod resume;
 mod resync;
 pub(crate) mod runner;
 pub(crate) mod sandbox;

@@ -51,6 +51,8 @@ pub(crate) struct Checked<'w> {
     lock: Option<SupervisorLock>,
     /// What the pre-flights tell the user (a client run confined, and why).
     notes: Vec<String>,
+    /// The fallback agents whose pre-flight failed, with why.
+    unusable: Vec<(String, String)>,
 }
 
 /// One plan of the run.
@@ -196,6 +198,18 @@ impl<'w> Checked<'w> {
         if !slurm_plans.is_empty() {
             checks::slurm(manifest, &slurm_plans, &orch_bin)?;
         }
+        // The fallbacks: one whose pre-flight fails is passed over at failover, and said now.
+        let unusable = checks::fallbacks(
+            manifest,
+            plans.iter().map(|c| c.entry),
+            &orch_bin,
+            &mut preflights,
+        );
+        for (name, why) in &unusable {
+            preflights.notes.push(format!(
+                "fallback agent `{name}` cannot be used ({why}): failover passes over it"
+            ));
+        }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         // The hosts of the run's ssh plans: one that does not answer is said at once.
         let mut notes = preflights.notes;
@@ -231,6 +245,7 @@ impl<'w> Checked<'w> {
             all_plans: &ws.plans,
             lock: None,
             notes,
+            unusable,
         })
     }
 
@@ -414,6 +429,7 @@ impl<'w> Checked<'w> {
             network,
             net,
             hosts: manifest.hosts.clone(),
+            unusable_fallbacks: self.unusable,
             tree_slots: super::context::TreeSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),

@@ -22,6 +22,7 @@ mod recovery;
 mod replan;
 mod reports;
 mod resolve;
+mod resume;
 mod submodules;
 mod terminal;
 mod trusted_files;

@@ -93,7 +93,7 @@ impl Core {
         };
         let until = now + wait;
         match &agent.state {
-            AgentState::Stopped { .. } => return,
+            AgentState::Stopped { .. } | AgentState::Unusable { .. } => return,
             AgentState::Paused { until: old, .. } => {
                 if *old >= until {
                     return;

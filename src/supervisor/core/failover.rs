@@ -24,6 +24,20 @@ pub(super) fn agent_slot(agents: &mut Vec<AgentRec>, name: &str) -> usize {
 }
 
 impl Core {
+    /// Fallback agent `name` failed its pre-flight (`why`): failover passes over it. A plan's
+    /// own agent is not marked (its pre-flight stops the run before it starts).
+    pub(crate) fn fallback_unusable(&mut self, name: &str, why: &str) {
+        let own = |a: usize| self.state.plans.iter().any(|p| p.agent_index == a);
+        if let Some(a) = self.state.agents.iter().position(|r| r.name == name)
+            && !own(a)
+            && self.state.agents[a].state == AgentState::Ready
+        {
+            self.state.agents[a].state = AgentState::Unusable {
+                cause: why.to_string(),
+            };
+        }
+    }
+
     /// The agent plan `p`'s next launch uses: its own while it is ready; while it is at a usage
     /// limit, the first fallback that is ready; `None` when none may launch (its own agent is
     /// stopped: that is for a person to fix, not a reason to move its work).
@@ -172,6 +186,11 @@ impl Core {
                 )),
                 AgentState::Stopped { cause, .. } => out.push(format!(
                     "{} cannot work: {}",
+                    r.name,
+                    cause.lines().next().unwrap_or("").trim()
+                )),
+                AgentState::Unusable { cause } => out.push(format!(
+                    "{} cannot work: its pre-flight failed: {}",
                     r.name,
                     cause.lines().next().unwrap_or("").trim()
                 )),

@@ -581,6 +581,12 @@ pub(crate) enum AgentState {
         cause: String,
         fix: String,
     },
+    /// A fallback whose pre-flight failed at the start of the run (its program missing, its
+    /// flags refused): failover passes over it. Nothing else of the run needs it, so the run
+    /// does not end for a person because of it.
+    Unusable {
+        cause: String,
+    },
 }
 
 /// One agent of the run (by name, as plans name them).

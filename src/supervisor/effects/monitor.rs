@@ -17,6 +17,7 @@ impl Effects<'_> {
         let stop_rx = self.stop_receiver(run);
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
         let log_id = self.members.get(&run).cloned().or_else(|| id.clone());
+        let keep = self.keep_of(run, &pc, id.as_deref(), attempt);
         let m = Monitor {
             run,
             plan: unit.plan(),
@@ -47,6 +48,7 @@ impl Effects<'_> {
                 attempt,
             )
             .map(|(_, dir)| dir),
+            keep,
             ended: crate::supervisor::reports::ended_path(
                 &pc,
                 id.as_deref().unwrap_or("plan"),
@@ -65,6 +67,36 @@ impl Effects<'_> {
             tx: self.tx.clone(),
         };
         tokio::spawn(crate::supervisor::attempt::watch(m));
+    }
+
+    /// What attempt `attempt` of task `id` keeps of its client's session when it ends: a task's
+    /// own attempt (not one of a best-of-N round) of a preset whose session orch resumes.
+    fn keep_of(
+        &self,
+        run: RunId,
+        pc: &crate::supervisor::context::PlanCtx,
+        id: Option<&str>,
+        attempt: u32,
+    ) -> Option<crate::supervisor::resume::Keep> {
+        let id = id.filter(|_| {
+            !self.members.contains_key(&run)
+                && pc.entry.executor == crate::executor::ExecutorKind::Local
+        })?;
+        let (_, command) = self.agent_of_run(run, pc);
+        let cli = crate::supervisor::resume::resumable(&command)?;
+        let state_dir = pc.status_path.parent()?.parent()?;
+        let answers = self.views[pc.index]
+            .doc
+            .as_deref()
+            .and_then(|d| d.entry(id))
+            .map_or(0, |e| e.orch_answers.len());
+        Some(crate::supervisor::resume::Keep {
+            cli,
+            dir: crate::supervisor::resume::kept_dir(state_dir, pc.name(), id),
+            answers,
+            private: crate::supervisor::client_state::of_attempt_with(pc, &command, id, attempt)
+                .map(|(_, dir)| dir),
+        })
     }
 
     /// Attempt `run`'s stop request: the one made when its launch began (its worktree made off

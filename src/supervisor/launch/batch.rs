@@ -124,6 +124,7 @@ impl Effects<'_> {
                 watch_activity,
                 tmpdir: None,
                 client_state: None,
+                keep: None,
                 // A job's ending is the scheduler's to say.
                 ended: std::path::PathBuf::new(),
                 host_record: None,

@@ -11,7 +11,7 @@ use super::tree_request;
 use crate::error::{CliError, CliResult, exit};
 use crate::executor::Slurm;
 use crate::git::{self, TreeAction};
-use crate::manifest::{AgentMode, Manifest, PlanEntry, render_template};
+use crate::manifest::{AgentMode, AgentSpec, Manifest, PlanEntry, render_template};
 use crate::process::resolve_program;
 use crate::prompt::{TaskPrompt, Templates};
 use crate::status;
@@ -166,6 +166,30 @@ pub(super) fn agent(
         ))
     })?;
     let orch = orch_bin.display().to_string();
+    preflight(
+        manifest,
+        (&entry.agent, agent),
+        &format!("agent `{}` of plan `{}`", entry.agent, entry.name),
+        orch_bin,
+        pre,
+    )?;
+    if agent.mode == AgentMode::Task {
+        sample_prompt(templates, lp, entry, orch)?;
+    }
+    Ok(())
+}
+
+/// Agent `name`'s program exists (a template filled, resolved as a launch resolves it) and, a
+/// CLI orch knows, runs and accepts the flags passed ([`crate::preflight`], once per agent);
+/// `who` names it in the error (`agent `A` of plan `p``).
+fn preflight(
+    manifest: &Manifest,
+    (name, agent): (&str, &AgentSpec),
+    who: &str,
+    orch_bin: &Path,
+    pre: &mut Preflights,
+) -> CliResult<()> {
+    let orch = orch_bin.display().to_string();
     let program = agent
         .command
         .first()
@@ -179,13 +203,11 @@ pub(super) fn agent(
             })
         })
         .transpose()
-        .map_err(|e| CliError::invalid(anyhow!("agent `{}`: {e}", entry.agent)))?
+        .map_err(|e| CliError::invalid(anyhow!("agent `{name}`: {e}")))?
         .unwrap_or_default();
     let Some(resolved) = resolve_program(&program, &manifest.root) else {
         return Err(CliError::invalid(anyhow!(
-            "agent `{}` of plan `{}`: program `{program}` was not found{}",
-            entry.agent,
-            entry.name,
+            "{who}: program `{program}` was not found{}",
             if program.contains('/') {
                 format!(
                     " (relative to the worktree, like `{}`)",
@@ -196,15 +218,14 @@ pub(super) fn agent(
             }
         ))
         .with_hint(format!(
-            "install it, or set `command` in `[agents.{}]` of {}",
-            entry.agent,
+            "install it, or set `command` in `[agents.{name}]` of {}",
             manifest.path.display()
         )));
     };
-    if pre.checked.insert(entry.agent.clone()) {
-        let confined = pre.confinement(&entry.agent, agent, &resolved, orch_bin)?;
+    if pre.checked.insert(name.to_string()) {
+        let confined = pre.confinement(name, agent, &resolved, orch_bin)?;
         crate::preflight::check(
-            &entry.agent,
+            name,
             &resolved,
             &agent.command,
             &manifest.root,
@@ -212,10 +233,35 @@ pub(super) fn agent(
         )
         .map_err(|e| CliError::invalid(anyhow!("{}", e.message)).with_hint(e.hint))?;
     }
-    if agent.mode == AgentMode::Task {
-        sample_prompt(templates, lp, entry, orch)?;
-    }
     Ok(())
+}
+
+/// The fallbacks of the run's plans (`entries`) whose pre-flight fails, each once, with why:
+/// failover passes over them (a fallback is needed only at a usage limit, so the run goes on
+/// without it). A plan's own agent was checked before, and stops the run when it fails.
+pub(super) fn fallbacks<'m>(
+    manifest: &Manifest,
+    entries: impl IntoIterator<Item = &'m PlanEntry>,
+    orch_bin: &Path,
+    pre: &mut Preflights,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        for name in &entry.fallback {
+            if pre.checked.contains(name) || out.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let Some(agent) = manifest.agents.get(name) else {
+                continue;
+            };
+            let who = format!("fallback agent `{name}` of plan `{}`", entry.name);
+            if let Err(e) = preflight(manifest, (name, agent), &who, orch_bin, pre) {
+                pre.checked.remove(name);
+                out.push((name.clone(), e.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// A prompt with every variable filled: a template error shows now, not at the first task.

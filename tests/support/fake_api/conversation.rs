@@ -298,6 +298,45 @@ impl Conversation {
 }
 
 impl Conversation {
+    /// [`super::Behaviour::Asks`]: ask (the prompt's report command with `ask` for `done`),
+    /// then wait; with `answer` in a user message, go on as told, the ask's result not counted.
+    pub(super) fn ask_step(&self, question: &str, answer: &str) -> Step {
+        let is_ask = |r: &ToolResult| r.call.contains(" task ask ");
+        if self.prompt.contains(answer) {
+            let rest = Conversation {
+                api: self.api,
+                cwd: self.cwd.clone(),
+                prompt: self.prompt.clone(),
+                results: self
+                    .results
+                    .iter()
+                    .filter(|r| !is_ask(r))
+                    .cloned()
+                    .collect(),
+            };
+            return rest.next_step(false);
+        }
+        if self.results.iter().any(is_ask) {
+            return Step::Say("I asked orch and wait for the answer.".into());
+        }
+        let Some(task) = between(&self.prompt, "## Task ", ":") else {
+            return Step::Say("I cannot do this: no orch task in the prompt".into());
+        };
+        let done = format!(" task done {task}");
+        match self
+            .prompt
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains(&done))
+        {
+            Some(l) => {
+                let cut = l.find(&done).unwrap_or(l.len());
+                Step::Run(format!("{} task ask {task} '{question}'", &l[..cut]))
+            }
+            None => Step::Say("I cannot do this: the prompt gives no report command".into()),
+        }
+    }
+
     /// Follows orch's resolve prompt (`resolve`): writes the first conflicted file it
     /// names, resolved (both sides kept, no marker), through the client's write tool (a shell
     /// command for Codex), then says so.

@@ -64,6 +64,19 @@ pub enum Behaviour {
     FixesWhenTold(String),
     /// Runs this shell command first (a test script), then reports done and says so.
     RunsFirst(String),
+    /// Asks orch first (`orch task ask ID "question"`, the report command of the prompt with
+    /// `ask` for `done`) and ends its turn waiting; once a user message of the conversation
+    /// holds `answer` (a resumed session's next prompt, or a fresh prompt that carries the
+    /// answer), goes on as [`Behaviour::Normal`].
+    Asks { question: String, answer: String },
+}
+
+/// What the fake model read in one model call: the user messages' text and the commands of
+/// the tool calls answered so far.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub prompt: String,
+    pub calls: Vec<String>,
 }
 
 /// A tool result the client sent back.
@@ -89,6 +102,8 @@ struct State {
     seen_calls: std::collections::BTreeSet<String>,
     /// `METHOD PATH` of every request, in order.
     requests: Vec<String>,
+    /// What each model call carried, in order.
+    seen: Vec<Seen>,
 }
 
 /// The running server; stops when dropped.
@@ -154,6 +169,11 @@ impl FakeApi {
     /// `METHOD PATH` of every request, in order.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("state").requests.clone()
+    }
+
+    /// What each model call carried (its user messages, its tool calls answered), in order.
+    pub fn conversations(&self) -> Vec<Seen> {
+        self.state.lock().expect("state").seen.clone()
     }
 
     /// The number of model calls (`/v1/messages`, `/v1/responses`) answered.
@@ -342,6 +362,10 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     let conv = Conversation::read(api, &body);
     {
         let mut s = state.lock().expect("state");
+        s.seen.push(Seen {
+            prompt: conv.prompt.clone(),
+            calls: conv.results.iter().map(|r| r.call.clone()).collect(),
+        });
         for r in &conv.results {
             if s.seen_calls.insert(r.call.clone() + "\u{0}" + &r.output) {
                 s.results.push(r.clone());
@@ -352,6 +376,7 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
         Behaviour::Refuse(reason) => Step::Say(format!("I cannot do this: {reason}")),
         Behaviour::FixesWhenTold(needle) => conv.next_step(conv.prompt.contains(&needle)),
         Behaviour::RunsFirst(cmd) if conv.results.is_empty() => Step::Run(cmd),
+        Behaviour::Asks { question, answer } => conv.ask_step(&question, &answer),
         _ => conv.next_step(false),
     };
     let model = match api {
