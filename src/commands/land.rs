@@ -156,11 +156,8 @@ pub(super) fn run(
                 code = code.max(exit::INCOMPLETE);
                 v["result"] = json!("not-landed");
                 v["reason"] = json!(c.to_string());
-                if let crate::merge::together::land::Unbuilt::Conflict {
-                    plan, repo, files, ..
-                } = c
-                {
-                    v["conflict"] = json!({ "plan": plan, "repo": repo, "files": files });
+                if let Some(c) = c.conflict() {
+                    v["conflict"] = json!({ "plan": c.plan, "repo": c.repo, "files": c.files });
                 }
                 if !args.json {
                     println_safe(&format!("not landed: {}: {c}", g.name()));

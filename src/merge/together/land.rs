@@ -53,18 +53,23 @@ pub(crate) enum Landed {
     VerifyFailed(String),
 }
 
+/// A plan whose branch conflicts with the target of its repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Conflict {
+    pub(crate) plan: String,
+    pub(crate) repo: String,
+    /// The repository's work dir.
+    pub(crate) root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) branch: String,
+    /// The conflicting paths.
+    pub(crate) files: Vec<String>,
+}
+
 /// Why a group's merge could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Unbuilt {
-    /// Plan `plan`'s branch conflicts with the target of its repository in `files`.
-    Conflict {
-        plan: String,
-        repo: String,
-        root: PathBuf,
-        target: String,
-        branch: String,
-        files: Vec<String>,
-    },
+    Conflict(Box<Conflict>),
     /// Anything else (a branch missing, `ff-only` impossible, git's error), in words.
     Other(String),
 }
@@ -72,14 +77,15 @@ pub(crate) enum Unbuilt {
 impl std::fmt::Display for Unbuilt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Conflict {
-                plan,
-                repo,
-                root,
-                target,
-                branch,
-                files,
-            } => {
+            Self::Conflict(c) => {
+                let Conflict {
+                    plan,
+                    repo,
+                    root,
+                    target,
+                    branch,
+                    files,
+                } = c.as_ref();
                 write!(
                     f,
                     "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
@@ -101,6 +107,16 @@ impl std::fmt::Display for Unbuilt {
                 }
             }
             Self::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Unbuilt {
+    /// The conflict, when it is one.
+    pub(crate) fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(c) => Some(c),
+            Self::Other(_) => None,
         }
     }
 }
@@ -181,14 +197,14 @@ impl Ctx<'_> {
                     Built::AlreadyMerged => {}
                     Built::Ready(c) => tip = c,
                     Built::Conflict(files) => {
-                        return Err(Unbuilt::Conflict {
+                        return Err(Unbuilt::Conflict(Box::new(Conflict {
                             plan: p.name.clone(),
                             repo: repo.clone(),
                             root: root.clone(),
                             target: target.clone(),
                             branch: p.branch.clone(),
                             files,
-                        });
+                        })));
                     }
                     Built::FfImpossible => {
                         return Err(Unbuilt::Other(format!(
@@ -241,7 +257,7 @@ impl Ctx<'_> {
         }
         let parts = match self.build(group, false) {
             Ok(p) => p,
-            Err(c @ Unbuilt::Conflict { .. }) => return Landed::Conflict(c),
+            Err(c @ Unbuilt::Conflict(_)) => return Landed::Conflict(c),
             Err(Unbuilt::Other(why)) => return Landed::Refused(why),
         };
         if parts.iter().all(|p| p.old == p.new) {

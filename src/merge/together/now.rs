@@ -181,18 +181,13 @@ fn outcomes(manifest: &Manifest, group: &super::Group, landed: Landed) -> Vec<Pl
                 Landed::Protected(e) => PlanMergeOutcome::Refused {
                     reason: format!("its group `{}` did not land: {}", group.name(), e.error),
                 },
-                Landed::Conflict(c) => match c {
-                    super::land::Unbuilt::Conflict {
-                        plan,
-                        repo: r,
-                        files,
-                        ..
-                    } if *plan == p.name && r == repo => PlanMergeOutcome::Conflict {
-                        files: files.clone(),
-                        advice: format!("its group `{}` did not land: {c}", group.name()),
+                Landed::Conflict(u) => match u.conflict() {
+                    Some(c) if c.plan == p.name && c.repo == *repo => PlanMergeOutcome::Conflict {
+                        files: c.files.clone(),
+                        advice: format!("its group `{}` did not land: {u}", group.name()),
                     },
                     _ => PlanMergeOutcome::Refused {
-                        reason: format!("its group `{}` did not land: {c}", group.name()),
+                        reason: format!("its group `{}` did not land: {u}", group.name()),
                     },
                 },
             };

@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use super::Group;
-use super::land::{Ctx, Landed, Unbuilt};
+use super::land::{Ctx, Landed};
 use crate::status::{self, OrchMerge};
 use crate::workspace::Workspace;
 
@@ -58,17 +58,15 @@ pub(crate) fn outcome(
                     log: Some(ctx.verify_log(group).to_string_lossy().into_owned()),
                     ..base
                 },
-                Landed::Conflict(Unbuilt::Conflict {
-                    plan,
-                    repo: r,
-                    files,
-                    ..
-                }) if *plan == p.name && r == repo => OrchMerge {
-                    state: "conflict".to_string(),
-                    commit: tip_now(),
-                    files: files.clone(),
-                    reason: Some(landed_reason(landed)),
-                    ..base
+                Landed::Conflict(u) => match u.conflict() {
+                    Some(c) if c.plan == p.name && c.repo == *repo => OrchMerge {
+                        state: "conflict".to_string(),
+                        commit: tip_now(),
+                        files: c.files.clone(),
+                        reason: Some(u.to_string()),
+                        ..base
+                    },
+                    _ => continue,
                 },
                 _ => continue,
             };
@@ -87,12 +85,5 @@ pub(crate) fn outcome(
                 ));
             }
         }
-    }
-}
-
-fn landed_reason(landed: &Landed) -> String {
-    match landed {
-        Landed::Conflict(c) => c.to_string(),
-        _ => String::new(),
     }
 }

@@ -152,12 +152,13 @@ impl Core {
                     })
             });
             if hopeless {
+                let reason = self.why_hopeless(&group, &waiting);
                 self.state.merge_queue.remove(i);
                 self.state.plans[p].merge = MergeState::NotMerged(SKIPPED);
                 out.push(Action::Report(Event::PlanMergeFailed {
                     plan: self.plan_name(p),
                     result: SKIPPED.to_string(),
-                    reason: self.why_hopeless(&group, &waiting),
+                    reason,
                 }));
                 continue;
             }
