@@ -398,3 +398,51 @@ fn a_groups_landing_is_recorded_in_each_plans_status() {
         assert_eq!(rec["commit"], tip.as_str(), "{plan}: {rec}");
     }
 }
+
+/// A plan of the home repository in a group (`land_with`) is checked against what a later run
+/// trusts there: `plans.toml`, another plan's file, a prompt template. Seen failing on main:
+/// the group landed each.
+#[test]
+fn a_home_plan_of_a_group_that_changes_the_manifest_is_refused() {
+    let edits = [
+        ("echo '# more' >> plans.toml", "plans.toml"),
+        (
+            "echo '- [ ] 2.2 Also this' >> plans/v2.md",
+            "plans/v2.md",
+        ),
+        (
+            "mkdir -p orch/templates && echo 'Do {{task}}' > orch/templates/task.md",
+            "orch/templates/task.md",
+        ),
+    ];
+    for (edit, path) in edits {
+        let t = Three::new();
+        t.api.write("ci/verify.sh", "exit 0\n");
+        t.api.commit_all("api verify");
+        let journal = tempfile::tempdir().expect("journal");
+        run_manifest(&t, journal.path(), "", "depends_on = [\"v2:1\"]\n");
+        let toml = std::fs::read_to_string(t.home.root().join("plans.toml")).expect("toml");
+        t.home.write(
+            "plans.toml",
+            &toml.replacen(
+                "file = \"plans/docs.md\"\n",
+                "file = \"plans/docs.md\"\nland_with = [\"v2\"]\n",
+                1,
+            ),
+        );
+        t.home.commit_all("docs lands with v2");
+        let (code, out, err) = t.home.run(&["up", "--json"]);
+        assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+        sneak(&t, "home", "docs", edit);
+        let before = targets(&t);
+        let (code, out, err) = t.home.run(&["merge"]);
+        let all = format!("{out}\n{err}");
+        assert_eq!(code, 4, "{path}: {all}");
+        assert!(
+            all.contains(&format!("plan `docs` of repository `home` changes {path}")),
+            "{path}: {all}"
+        );
+        assert_eq!(targets(&t), before, "{path}: a target moved: {all}");
+        no_landing_left(&t);
+    }
+}
