@@ -344,6 +344,34 @@ fn a_conflict_inside_a_group_names_plan_repository_and_files() {
     assert_eq!(rec["files"], serde_json::json!(["client-v2.txt"]), "{rec}");
     assert_eq!(rec["target"], "main", "{rec}");
     no_landing_left(&t);
+    // The merge train says the same: `conflict` for the plan that conflicts, with its files;
+    // its group's other plan is refused, naming it.
+    let (_, out, err) = t.home.run(&["up", "--merge", "--json"]);
+    let ev = events(&out);
+    let failed = |p: &str| {
+        named(&ev, "plan_merge_failed")
+            .into_iter()
+            .find(|e| e["plan"] == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("no plan_merge_failed for {p}: {out}\n{err}"))
+    };
+    let conflict = failed("client-v2");
+    assert_eq!(conflict["result"], "conflict", "{conflict}");
+    let reason = conflict["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("repository `client`") && reason.contains("client-v2.txt"),
+        "{reason}"
+    );
+    let other = failed("v2");
+    assert_eq!(other["result"], "refused", "{other}");
+    assert!(
+        other["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("plan `client-v2` conflicts")),
+        "{other}"
+    );
+    assert_eq!(targets(&t).0, before.0, "api moved");
+    assert_eq!(targets(&t).1, before.1, "client moved");
 }
 
 /// A group's landing writes `orchMerge` into each of its plans' status files, in each plan's
@@ -406,10 +434,7 @@ fn a_groups_landing_is_recorded_in_each_plans_status() {
 fn a_home_plan_of_a_group_that_changes_the_manifest_is_refused() {
     let edits = [
         ("echo '# more' >> plans.toml", "plans.toml"),
-        (
-            "echo '- [ ] 2.2 Also this' >> plans/v2.md",
-            "plans/v2.md",
-        ),
+        ("echo '- [ ] 2.2 Also this' >> plans/v2.md", "plans/v2.md"),
         (
             "mkdir -p orch/templates && echo 'Do {{task}}' > orch/templates/task.md",
             "orch/templates/task.md",
