@@ -118,7 +118,16 @@ fn check_refuses_a_cycle_of_repositories() {
         plan_table("c1", "q", "repo = \"client\"\n"),
         plan_table("c2", "r", "repo = \"client\"\ndepends_on = [\"v2:1\"]\n"),
     );
-    refused(&t, &toml, &["plans.toml:", "cycle of repositories"]);
+    // The dependency that closes the cycle, at its line and column (`depends_on` of `v2`).
+    refused(
+        &t,
+        &toml,
+        &[
+            "plans.toml:19:15",
+            "cycle of repositories",
+            "`api` waits for `client` waits for `api`",
+        ],
+    );
     // Three repositories in a ring, through the home repository.
     let toml = format!(
         "{HEAD}{}{}{}{}{}",

@@ -380,13 +380,13 @@ fn top_follows_color_and_no_color() {
     }
 }
 
-/// Plans of other repositories are named with their repository, as `orch status` names them.
+/// Plans of other repositories are named with their repository (`@api`), whole at 80 columns.
 #[test]
 fn top_names_the_repository_of_a_plan() {
     let (t, _journal) = support::three::finished_three("");
-    let mut screen = Screen::start_sized(&t.home, &[], &[], 120);
+    let mut screen = Screen::start_sized(&t.home, &[], &[], 80);
     screen.wait("every plan with its repository", |s| {
-        s.contains("[repository api]") && s.contains("[repository client]")
+        s.contains("@api") && s.contains("@client")
     });
     let text = screen.text();
     let line = |plan: &str| {
@@ -398,9 +398,9 @@ fn top_names_the_repository_of_a_plan() {
             .unwrap_or_else(|| panic!("no line for {plan}:\n{text}"))
             .to_string()
     };
-    assert!(line("v2").contains("[repository api]"), "{text}");
-    assert!(line("client-v2").contains("[repository client]"), "{text}");
-    assert!(!line("docs").contains("[repository"), "{text}");
+    assert!(line("v2").contains("  @api done"), "{text}");
+    assert!(line("client-v2").contains("  @client done"), "{text}");
+    assert!(!line("docs").contains('@'), "{text}");
     screen.key(b"q");
     assert_eq!(screen.exit_code(), 0);
 }

@@ -50,10 +50,19 @@ pub(super) fn run(
                     .collect(),
                 Err(why) => {
                     code = exit::INCOMPLETE;
-                    v["error"] = json!(why);
+                    v["error"] = json!(why.to_string());
                     vec![format!("would not land: {why}")]
                 }
             };
+            // What the real landing would refuse before anything moves (exit 4 there).
+            let mut lines = lines;
+            if !unfinished_in(manifest, g, &unfinished)
+                && let Err(e) = ctx.trusted(g, ws, args.allow_protected)
+            {
+                code = exit::INCOMPLETE;
+                v["refused"] = json!(e.error.to_string());
+                lines.push(format!("`orch merge` would refuse this group: {}", e.error));
+            }
             v["steps"] = json!(lines);
             if !args.json {
                 println_safe(&format!(
@@ -75,23 +84,30 @@ pub(super) fn run(
         }
         return Ok(code);
     }
+    // Before anything moves: every finished group's plans checked against what a later run
+    // trusts in their repositories (the landing checks it again, by itself): a refusal is the
+    // whole command's, exit 4, as for a plan alone.
+    for g in groups {
+        if !unfinished_in(manifest, g, &unfinished) {
+            ctx.trusted(g, ws, args.allow_protected)?;
+        }
+    }
     let state = home.join(&manifest.defaults.state_dir);
     let _lock = crate::merge::MergeLock::acquire(&state)?;
     for note in recover(manifest, &home) {
         crate::commands::output::eprintln_safe(&format!("warning: {note}"));
     }
     for g in groups {
-        let waiting: Vec<&String> = g.plans.iter().filter(|p| unfinished.contains(*p)).collect();
-        let landed = if waiting.is_empty() {
-            let mut say = |line: String| {
-                if !args.json {
-                    println_safe(&format!("  {line}"));
-                }
-            };
-            ctx.land(g, &mut say)
-        } else {
-            let names: Vec<String> = waiting.iter().map(|p| format!("`{p}`")).collect();
-            Landed::Refused(format!("not finished: {}", names.join(", ")))
+        let landed = match crate::merge::together::now::not_finished(manifest, g, &unfinished) {
+            None => {
+                let mut say = |line: String| {
+                    if !args.json {
+                        println_safe(&format!("  {line}"));
+                    }
+                };
+                ctx.land(g, ws, args.allow_protected, &mut say)
+            }
+            Some(why) => Landed::Refused(why),
         };
         let mut v = json!({ "group": g.name(), "plans": g.plans, "repos": g.repos });
         match &landed {
@@ -129,11 +145,32 @@ pub(super) fn run(
                 }
             }
             Landed::Refused(why) | Landed::VerifyFailed(why) => {
-                code = exit::INCOMPLETE;
+                code = code.max(exit::INCOMPLETE);
                 v["result"] = json!("not-landed");
                 v["reason"] = json!(why);
                 if !args.json {
                     println_safe(&format!("not landed: {}: {why}", g.name()));
+                }
+            }
+            Landed::Conflict(c) => {
+                code = code.max(exit::INCOMPLETE);
+                v["result"] = json!("not-landed");
+                v["reason"] = json!(c.to_string());
+                if let Some(c) = c.conflict() {
+                    v["conflict"] = json!({ "plan": c.plan, "repo": c.repo, "files": c.files });
+                }
+                if !args.json {
+                    println_safe(&format!("not landed: {}: {c}", g.name()));
+                }
+            }
+            Landed::Protected(e) => {
+                // Checked above before anything moved; a branch that moved since is refused
+                // here, the same way.
+                code = exit::REFUSED;
+                v["result"] = json!("refused");
+                v["reason"] = json!(e.error.to_string());
+                if !args.json {
+                    println_safe(&format!("not landed: {}: {}", g.name(), e.error));
                 }
             }
         }
@@ -143,6 +180,11 @@ pub(super) fn run(
         print_json(&json!({ "groups": shown }));
     }
     Ok(code)
+}
+
+/// Whether a plan of `g` is not finished.
+fn unfinished_in(manifest: &Manifest, g: &Group, open: &BTreeSet<String>) -> bool {
+    crate::merge::together::now::not_finished(manifest, g, open).is_some()
 }
 
 fn unfinished(ws: &Workspace) -> CliResult<BTreeSet<String>> {

@@ -35,12 +35,21 @@ pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     if groups.is_empty() {
         return home_only(&ws, &manifest, names, &args);
     }
-    let code = super::land::run(&ws, &manifest, &groups, &args)?;
     let left = if names.is_empty() {
         super::land::finished(&ws, left)?
     } else {
         left
     };
+    // What the plans of the home repository alone change of what a later run trusts is
+    // refused (exit 4) before any group moves a target, as the groups' own is.
+    if !args.dry_run
+        && !left.is_empty()
+        && let Ok(run) = MergeRun::plan(&ws, &manifest, &left, args.strategy, false)
+    {
+        run.allowing_protected(args.allow_protected)
+            .trusted_unchanged(&ws, &manifest)?;
+    }
+    let code = super::land::run(&ws, &manifest, &groups, &args)?;
     if left.is_empty() {
         return Ok(code);
     }

@@ -3,51 +3,115 @@
 //! `.gitmodules`, the clients' settings, the program and script of every command line). A change
 //! that no task of the plan names is left to a person (`orch merge --allow-protected` after a
 //! review); a symbolic link at one of those paths, or at a directory above one, is never landed.
+//!
+//! One rule for every landing: a plan alone ([`refusal`], from a [`MergeRun`]) and a group of
+//! plans of several repositories ([`refusal_of`], from
+//! [`crate::merge::together::land::Ctx::land`]) are both checked here, each plan's branch in its
+//! own repository against what a later run trusts there ([`Landing`]).
+
+use std::path::{Path, PathBuf};
 
 use super::run::MergeRun;
 use crate::error::{CliError, CliResult};
-use crate::manifest::Manifest;
+use crate::manifest::{Guarded, Manifest, PlanEntry};
 use crate::workspace::Workspace;
+
+/// One plan branch about to land: the plan, and the repository and target it lands in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Landing<'a> {
+    pub(crate) entry: &'a PlanEntry,
+    /// The repository's name in messages (`None`: a landing of the home repository alone,
+    /// which names none, as it always did).
+    pub(crate) repo: Option<&'a str>,
+    /// The repository's work dir.
+    pub(crate) root: &'a Path,
+    pub(crate) target: &'a str,
+}
 
 /// What one plan's branch changes of what a later run trusts, and that its tasks do not name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Unnamed {
     pub(crate) plan: String,
     pub(crate) branch: String,
+    /// Its repository, when the landing names one.
+    pub(crate) repo: Option<String>,
+    pub(crate) root: PathBuf,
+    pub(crate) target: String,
     /// Changed protected paths no task of the plan names (in its description or body).
     pub(crate) files: Vec<String>,
     /// Links at a protected path or above one: refused whatever a task names.
     pub(crate) links: Vec<String>,
 }
 
-/// [`Unnamed`] of each plan of `run` whose branch changes what a later run trusts with no task
-/// naming it, or puts a link there; `Err` (naming the plan and git's error) when that cannot be
-/// read: nothing is landed unchecked.
-pub(crate) fn unnamed_changes(
-    run: &MergeRun,
+impl Unnamed {
+    /// `plan `p`` or `plan `p` of repository `api``.
+    fn who(&self) -> String {
+        match &self.repo {
+            Some(r) => format!("plan `{}` of repository `{r}`", self.plan),
+            None => format!("plan `{}`", self.plan),
+        }
+    }
+}
+
+/// What a later run trusts in the repository of `l`: the manifest's [`Guarded`] resolved
+/// there (its own files where they lie in that repository, `.gitmodules` and the clients'
+/// settings in every one, every command line's program and script), every plan's tasks' own
+/// checks (this plan's first), and `verify_all` as it runs in the directory of every candidate
+/// (`<dir>/<repo>/…`: its word `<repo>/x` names `x` of repository `<repo>`).
+fn guarded_for(l: &Landing<'_>, ws: &Workspace, manifest: &Manifest) -> Guarded {
+    let plan = ws
+        .plans
+        .iter()
+        .find(|lp| lp.name == l.entry.name)
+        .map(|lp| &lp.plan);
+    let mut g = plan
+        .into_iter()
+        .chain(ws.plans.iter().map(|lp| &lp.plan))
+        .fold(manifest.guarded(l.root, Some(l.entry)), |g, p| {
+            g.with_task_checks(p)
+        });
+    if let Some(all) = &manifest.defaults.verify_all {
+        let prefix = format!("{}/", l.repo.unwrap_or(crate::manifest::HOME_REPO));
+        let here: Vec<String> = all
+            .iter()
+            .map(|w| {
+                w.strip_prefix(&prefix)
+                    .map_or_else(|| w.clone(), str::to_string)
+            })
+            .collect();
+        if !g.commands.contains(&here) {
+            g.commands.push(here);
+        }
+    }
+    g
+}
+
+/// [`Unnamed`] of each of `landings` whose branch changes what a later run trusts in its
+/// repository with no task naming it, or puts a link there; `Err` (naming the plan, its
+/// repository and git's error) when that cannot be read: nothing is landed unchecked.
+pub(crate) fn unnamed_in(
+    landings: &[Landing<'_>],
     ws: &Workspace,
     manifest: &Manifest,
 ) -> Result<Vec<Unnamed>, String> {
     let mut out = Vec::new();
-    for &i in &run.order {
-        let info = &run.infos[i];
-        let plan = ws.plans.get(info.index).map(|lp| &lp.plan);
-        // Every plan's tasks' own checks, this plan's first.
-        let guarded = plan
-            .into_iter()
-            .chain(ws.plans.iter().map(|lp| &lp.plan))
-            .fold(
-                manifest.guarded(&run.repo_root, Some(&info.entry)),
-                |g, p| g.with_task_checks(p),
-            );
-        let changes =
-            crate::git::changed_since_fork(&run.repo_root, &run.target, info.branch(), &guarded)
-                .map_err(|why| {
-                    format!(
-                        "cannot check whether plan `{}` changes what a later run trusts: {why}",
-                        info.name()
-                    )
-                })?;
+    for l in landings {
+        let guarded = guarded_for(l, ws, manifest);
+        let where_ = l
+            .repo
+            .map_or_else(String::new, |r| format!(" of repository `{r}`"));
+        let changes = crate::git::changed_since_fork(l.root, l.target, &l.entry.branch, &guarded)
+            .map_err(|why| {
+            format!(
+                "cannot check whether plan `{}`{where_} changes what a later run trusts: {why}",
+                l.entry.name
+            )
+        })?;
+        let plan = ws
+            .plans
+            .iter()
+            .find(|lp| lp.name == l.entry.name)
+            .map(|lp| &lp.plan);
         let named = |f: &str| {
             plan.is_some_and(|p| {
                 p.tasks
@@ -62,14 +126,36 @@ pub(crate) fn unnamed_changes(
             .collect();
         if !files.is_empty() || !changes.links.is_empty() {
             out.push(Unnamed {
-                plan: info.name().to_owned(),
-                branch: info.branch().to_owned(),
+                plan: l.entry.name.clone(),
+                branch: l.entry.branch.clone(),
+                repo: l.repo.map(str::to_string),
+                root: l.root.to_path_buf(),
+                target: l.target.to_string(),
                 files,
                 links: changes.links,
             });
         }
     }
     Ok(out)
+}
+
+/// [`Unnamed`] of each plan of `run` (the home repository alone).
+pub(crate) fn unnamed_changes(
+    run: &MergeRun,
+    ws: &Workspace,
+    manifest: &Manifest,
+) -> Result<Vec<Unnamed>, String> {
+    let landings: Vec<Landing<'_>> = run
+        .order
+        .iter()
+        .map(|&i| Landing {
+            entry: &run.infos[i].entry,
+            repo: None,
+            root: &run.repo_root,
+            target: &run.target,
+        })
+        .collect();
+    unnamed_in(&landings, ws, manifest)
 }
 
 /// Refuses (exit 4, before anything moves) a run where a plan's branch changes what a later run
@@ -84,10 +170,27 @@ pub(crate) fn refusal(
 ) -> CliResult<()> {
     let found = unnamed_changes(run, ws, manifest)
         .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
+    refuse(&found, allow_protected)
+}
+
+/// [`refusal`] of plans landing in several repositories: each of `landings` checked in its own
+/// repository, the refusal naming plan, repository and file.
+pub(crate) fn refusal_of(
+    landings: &[Landing<'_>],
+    ws: &Workspace,
+    manifest: &Manifest,
+    allow_protected: bool,
+) -> CliResult<()> {
+    let found = unnamed_in(landings, ws, manifest)
+        .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
+    refuse(&found, allow_protected)
+}
+
+fn refuse(found: &[Unnamed], allow_protected: bool) -> CliResult<()> {
     let links: Vec<String> = found
         .iter()
         .filter(|u| !u.links.is_empty())
-        .map(|u| format!("plan `{}`: {}", u.plan, u.links.join(", ")))
+        .map(|u| format!("{}: {}", u.who(), u.links.join(", ")))
         .collect();
     if !links.is_empty() {
         return Err(CliError::new(
@@ -107,15 +210,19 @@ pub(crate) fn refusal(
     }
     let what = files
         .iter()
-        .map(|u| format!("plan `{}` changes {}", u.plan, u.files.join(", ")))
+        .map(|u| format!("{} changes {}", u.who(), u.files.join(", ")))
         .collect::<Vec<_>>()
         .join("; ");
     let review = files
         .iter()
         .map(|u| {
+            let at = match &u.repo {
+                Some(_) => format!("-C {} ", u.root.display()),
+                None => String::new(),
+            };
             format!(
-                "`git diff {}...{} -- {}`",
-                run.target,
+                "`git {at}diff {}...{} -- {}`",
+                u.target,
                 u.branch,
                 u.files.join(" ")
             )

@@ -284,10 +284,15 @@ fn draw_lists(
     f.render_widget(paragraph(lines).scroll((scroll, 0)), area);
 }
 
+/// The most characters of a repository's name a plan's row shows (`@<name>`).
+const REPO_TAG: usize = 9;
+
 fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static> {
     let mut state: Vec<String> = Vec::new();
     if let Some(r) = &p.repo {
-        state.push(format!("[repository {r}]"));
+        // First and short (`@api`), so that it fits whole at 80 columns with the plan's
+        // state after it.
+        state.push(format!("@{}", cut(r, REPO_TAG)));
     }
     if p.paused {
         state.push("PAUSED".into());

@@ -49,7 +49,7 @@ pub(crate) fn test(
             Ok(p) => p,
             Err(why) => {
                 out.failure
-                    .get_or_insert_with(|| failure(group, &[], tested.clone(), why));
+                    .get_or_insert_with(|| failure(group, &[], tested.clone(), why.to_string()));
                 continue;
             }
         };

@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Group;
+use crate::error::CliError;
 use crate::git::{self, Built, MergeRepo, Moved, Oid, Subject, landing};
 use crate::manifest::{Manifest, MergeStrategy};
+use crate::merge::trusted::Landing;
 use crate::merge::verify::{Verdict, Verify};
+use crate::workspace::Workspace;
 
 /// The journal of a landing under way, in the home repository's state directory.
 pub(crate) const JOURNAL: &str = "landing.json";
@@ -41,8 +44,87 @@ pub(crate) enum Landed {
     AlreadyIn,
     /// Nothing moved (or what moved was put back): why.
     Refused(String),
+    /// A plan's branch changes what a later run trusts in its repository with no task naming
+    /// the file, or puts a link there ([`crate::merge::trusted`]): nothing moved; exit 4.
+    Protected(CliError),
+    /// A plan's merge conflicts in its repository: nothing moved.
+    Conflict(Unbuilt),
     /// A `verify` or `verify_all` on the combination was red (or could not run): nothing moved.
     VerifyFailed(String),
+}
+
+/// A plan whose branch conflicts with the target of its repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Conflict {
+    pub(crate) plan: String,
+    pub(crate) repo: String,
+    /// The repository's work dir.
+    pub(crate) root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) branch: String,
+    /// The conflicting paths.
+    pub(crate) files: Vec<String>,
+}
+
+/// Why a group's merge could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unbuilt {
+    Conflict(Box<Conflict>),
+    /// Anything else (a branch missing, `ff-only` impossible, git's error), in words.
+    Other(String),
+}
+
+impl std::fmt::Display for Unbuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Conflict(c) => {
+                let Conflict {
+                    plan,
+                    repo,
+                    root,
+                    target,
+                    branch,
+                    files,
+                } = c.as_ref();
+                write!(
+                    f,
+                    "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
+                    crate::diagnostic::path_list(files, 8)
+                )?;
+                // Resolution by agent works in the home repository only (`orch resolve`
+                // refuses a plan of another one): the advice is where it can be done.
+                if repo == crate::manifest::HOME_REPO {
+                    write!(
+                        f,
+                        "resolve it with `orch resolve {plan}` (or merge `{target}` into `{branch}` and fix the files), then `orch merge` lands its group"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "resolve it by hand in `{}`: merge `{target}` into `{branch}` and fix the files (`orch resolve` resolves plans of the home repository only), then `orch merge` lands its group",
+                        root.display()
+                    )
+                }
+            }
+            Self::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Unbuilt {
+    /// The conflict, when it is one.
+    pub(crate) fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(c) => Some(c),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl From<String> for Unbuilt {
+    fn from(why: String) -> Self {
+        Self::Other(why)
+    }
 }
 
 /// The home repository's work dir and the manifest: what a landing needs.
@@ -85,7 +167,7 @@ impl Ctx<'_> {
 
     /// Each repository's merge of the group's plans on its target's tip, in the landing's order
     /// (`in_memory`: nothing written to disk, for the dry run).
-    pub(crate) fn build(&self, group: &Group, in_memory: bool) -> Result<Vec<Part>, String> {
+    pub(crate) fn build(&self, group: &Group, in_memory: bool) -> Result<Vec<Part>, Unbuilt> {
         let mut parts = Vec::new();
         for repo in &group.repos {
             let root = self.root_of(repo);
@@ -96,10 +178,10 @@ impl Ctx<'_> {
             let mut plans = Vec::new();
             for p in group.plans_of(self.manifest, repo) {
                 let Some(branch_tip) = mr.branch_tip(&p.branch).map_err(|e| e.to_string())? else {
-                    return Err(format!(
+                    return Err(Unbuilt::Other(format!(
                         "plan `{}` has no branch `{}` in repository `{repo}`",
                         p.name, p.branch
-                    ));
+                    )));
                 };
                 let subject = Subject {
                     plan: &p.name,
@@ -115,17 +197,20 @@ impl Ctx<'_> {
                     Built::AlreadyMerged => {}
                     Built::Ready(c) => tip = c,
                     Built::Conflict(files) => {
-                        return Err(format!(
-                            "plan `{}` conflicts with `{target}` of repository `{repo}` in {}",
-                            p.name,
-                            crate::diagnostic::path_list(&files, 8)
-                        ));
+                        return Err(Unbuilt::Conflict(Box::new(Conflict {
+                            plan: p.name.clone(),
+                            repo: repo.clone(),
+                            root: root.clone(),
+                            target: target.clone(),
+                            branch: p.branch.clone(),
+                            files,
+                        })));
                     }
                     Built::FfImpossible => {
-                        return Err(format!(
+                        return Err(Unbuilt::Other(format!(
                             "plan `{}` cannot be fast-forwarded onto `{target}` of repository `{repo}`",
                             p.name
-                        ));
+                        )));
                     }
                 }
                 plans.push(format!("{} ({})", p.name, p.branch));
@@ -143,11 +228,37 @@ impl Ctx<'_> {
         Ok(parts)
     }
 
-    /// Lands `group` all together or not at all (see the module's comment).
-    pub(crate) fn land(&self, group: &Group, say: &mut dyn FnMut(String)) -> Landed {
+    /// Lands `group` all together or not at all (see the module's comment): first of all,
+    /// each plan's branch is checked in its own repository against what a later run trusts
+    /// there ([`Ctx::trusted`]; `allow_protected`: a person reviewed the changes, never a
+    /// link); the outcome is recorded in each plan's status file (`orchMerge`,
+    /// [`super::record`]).
+    pub(crate) fn land(
+        &self,
+        group: &Group,
+        ws: &Workspace,
+        allow_protected: bool,
+        say: &mut dyn FnMut(String),
+    ) -> Landed {
+        let landed = self.land_checked(group, ws, allow_protected, say);
+        super::record::outcome(self, group, ws, &landed, say);
+        landed
+    }
+
+    fn land_checked(
+        &self,
+        group: &Group,
+        ws: &Workspace,
+        allow_protected: bool,
+        say: &mut dyn FnMut(String),
+    ) -> Landed {
+        if let Err(e) = self.trusted(group, ws, allow_protected) {
+            return Landed::Protected(e);
+        }
         let parts = match self.build(group, false) {
             Ok(p) => p,
-            Err(why) => return Landed::Refused(why),
+            Err(c @ Unbuilt::Conflict(_)) => return Landed::Conflict(c),
+            Err(Unbuilt::Other(why)) => return Landed::Refused(why),
         };
         if parts.iter().all(|p| p.old == p.new) {
             return Landed::AlreadyIn;
@@ -156,6 +267,43 @@ impl Ctx<'_> {
             return Landed::VerifyFailed(why);
         }
         self.move_all(group, parts)
+    }
+
+    /// Refuses (exit 4) a group one of whose plans' branches changes what a later run trusts in
+    /// its own repository with no task of it naming the file (unless `allow_protected`), or
+    /// puts a symbolic link there (always), naming plan, repository and file
+    /// ([`crate::merge::trusted::refusal_of`]).
+    pub(crate) fn trusted(
+        &self,
+        group: &Group,
+        ws: &Workspace,
+        allow_protected: bool,
+    ) -> Result<(), CliError> {
+        let repos: Vec<(&String, PathBuf, String)> = group
+            .repos
+            .iter()
+            .map(|r| (r, self.root_of(r), self.target_of(r)))
+            .collect();
+        let mut landings = Vec::new();
+        for (repo, root, target) in &repos {
+            for p in group.plans_of(self.manifest, repo) {
+                landings.push(Landing {
+                    entry: p,
+                    repo: Some(repo.as_str()),
+                    root,
+                    target,
+                });
+            }
+        }
+        crate::merge::trusted::refusal_of(&landings, ws, self.manifest, allow_protected)
+    }
+
+    /// Where a landing of `group` keeps the output of its verify commands.
+    pub(crate) fn verify_log(&self, group: &Group) -> PathBuf {
+        self.home
+            .join(&self.manifest.defaults.log_dir)
+            .join(format!("land-{}", group.name()))
+            .join("merge-verify.log")
     }
 
     /// Each repository's `verify` in its candidate, then `verify_all` in the directory of all

@@ -9,6 +9,7 @@
 
 pub(crate) mod land;
 pub(crate) mod now;
+pub(crate) mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
 

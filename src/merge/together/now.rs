@@ -91,14 +91,8 @@ fn land(ws: &Workspace, manifest: &Manifest, group: &super::Group) -> Landed {
         Ok(o) => o,
         Err(e) => return Landed::Refused(e.error.to_string()),
     };
-    let waiting: Vec<String> = group
-        .plans
-        .iter()
-        .filter(|p| open.contains(*p))
-        .map(|p| format!("`{p}`"))
-        .collect();
-    if !waiting.is_empty() {
-        return Landed::Refused(format!("not finished: {}", waiting.join(", ")));
+    if let Some(why) = not_finished(manifest, group, &open) {
+        return Landed::Refused(why);
     }
     let state = home.join(&manifest.defaults.state_dir);
     let _lock = match crate::merge::MergeLock::acquire(&state) {
@@ -112,7 +106,36 @@ fn land(ws: &Workspace, manifest: &Manifest, group: &super::Group) -> Landed {
         home: &home,
         strategy: manifest.defaults.merge_strategy,
     };
-    ctx.land(group, &mut |_| {})
+    // No person looks at what the train lands: what a later run trusts, changed by no task
+    // that names it, is left to one (`orch merge --allow-protected` after a review).
+    ctx.land(group, ws, false, &mut |_| {})
+}
+
+/// Why `group` cannot land yet, naming each plan of it that is not finished (`open`) with its
+/// repository; `None` when every one is.
+pub(crate) fn not_finished(
+    manifest: &Manifest,
+    group: &super::Group,
+    open: &BTreeSet<String>,
+) -> Option<String> {
+    let waiting: Vec<String> = group
+        .plans
+        .iter()
+        .filter(|p| open.contains(*p))
+        .map(|p| {
+            let repo = manifest
+                .plan(p)
+                .map_or(crate::manifest::HOME_REPO, repo_name);
+            format!("plan `{p}` of repository `{repo}`")
+        })
+        .collect();
+    let verb = if waiting.len() == 1 { "is" } else { "are" };
+    (!waiting.is_empty()).then(|| {
+        format!(
+            "{} {verb} not finished: the group lands all together or not at all",
+            waiting.join(", ")
+        )
+    })
 }
 
 /// Each plan's outcome from the group's.
@@ -154,6 +177,18 @@ fn outcomes(manifest: &Manifest, group: &super::Group, landed: Landed) -> Vec<Pl
                 },
                 Landed::Refused(why) => PlanMergeOutcome::Refused {
                     reason: format!("its group `{}` did not land: {why}", group.name()),
+                },
+                Landed::Protected(e) => PlanMergeOutcome::Refused {
+                    reason: format!("its group `{}` did not land: {}", group.name(), e.error),
+                },
+                Landed::Conflict(u) => match u.conflict() {
+                    Some(c) if c.plan == p.name && c.repo == *repo => PlanMergeOutcome::Conflict {
+                        files: c.files.clone(),
+                        advice: format!("its group `{}` did not land: {u}", group.name()),
+                    },
+                    _ => PlanMergeOutcome::Refused {
+                        reason: format!("its group `{}` did not land: {u}", group.name()),
+                    },
                 },
             };
             debug_assert_eq!(repo_name(p), repo);

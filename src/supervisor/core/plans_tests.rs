@@ -470,3 +470,68 @@ fn the_merge_train_lands_a_group_once_every_plan_of_it_is_finished_all_together(
     assert!(!merging(&out), "{out:?}");
     assert!(c.is_over());
 }
+
+#[test]
+fn a_plan_the_train_skips_says_which_plan_of_which_repository_and_why() {
+    // api (0, repository `api`) and client (1, repository `client`) land together; docs (2,
+    // the home repository) waits for api.
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text), plan(text)];
+    let names: Vec<String> = ["api", "client", "docs"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut specs: Vec<PlanSpec> = names.iter().map(|n| spec(n)).collect();
+    std::sync::Arc::make_mut(&mut specs[0].entry).repo = Some("api".into());
+    std::sync::Arc::make_mut(&mut specs[1].entry).repo = Some("client".into());
+    specs[1].upstreams = vec![0];
+    specs[2].upstreams = vec![0];
+    specs[0].land_with = vec![1];
+    specs[1].land_with = vec![0];
+    let mut config = cfg(8);
+    config.auto_merge = true;
+    let mut c = core(config, &g, &plans, specs);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 3);
+    for launched in &l {
+        finish(&mut c, t0, launched.0, launched.1);
+    }
+    let refused = PlanMergeOutcome::Refused {
+        reason: "plan `api` of repository `api` changes ci/verify.sh".into(),
+    };
+    let out = c.handle(
+        t0,
+        Input::Landed {
+            outcomes: vec![
+                LandedPlan {
+                    plan: 0,
+                    target: "main".into(),
+                    outcome: refused.clone(),
+                },
+                LandedPlan {
+                    plan: 1,
+                    target: "main".into(),
+                    outcome: refused,
+                },
+            ],
+        },
+    );
+    let skipped: Vec<&str> = reports(&out)
+        .iter()
+        .filter_map(|e| match e {
+            Event::PlanMergeFailed {
+                plan,
+                result,
+                reason,
+            } if plan == "docs" && result == "skipped" => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        ["not merged: it waits for plan `api` of repository `api`, whose merge ended refused"],
+        "{out:?}"
+    );
+}

@@ -152,17 +152,57 @@ impl Core {
                     })
             });
             if hopeless {
+                let reason = self.why_hopeless(&group, &waiting);
                 self.state.merge_queue.remove(i);
                 self.state.plans[p].merge = MergeState::NotMerged(SKIPPED);
                 out.push(Action::Report(Event::PlanMergeFailed {
                     plan: self.plan_name(p),
                     result: SKIPPED.to_string(),
-                    reason: format!("upstream {} was not merged", waiting.join(", ")),
+                    reason,
                 }));
                 continue;
             }
             i += 1;
         }
+    }
+
+    /// Why the train skips the plans of `group`: each plan that was not merged and that the
+    /// group lands with or waits for, with its repository and its merge's result (the rest of
+    /// `waiting` after them).
+    fn why_hopeless(&self, group: &[usize], waiting: &[String]) -> String {
+        let repo = |q: usize| {
+            self.spec(q)
+                .and_then(|s| s.entry.repo.clone())
+                .unwrap_or_else(|| crate::manifest::HOME_REPO.to_string())
+        };
+        let mut said: Vec<String> = Vec::new();
+        let mut named: Vec<usize> = Vec::new();
+        let mut tell = |q: usize, how: &str, said: &mut Vec<String>| {
+            if let MergeState::NotMerged(result) = self.state.plans[q].merge
+                && !named.contains(&q)
+            {
+                named.push(q);
+                said.push(format!(
+                    "it {how} plan `{}` of repository `{}`, whose merge ended {result}",
+                    self.names[q],
+                    repo(q)
+                ));
+            }
+        };
+        for &g in group {
+            tell(g, "lands together with", &mut said);
+        }
+        for &g in group {
+            for &q in self.spec(g).map(|s| s.upstreams.as_slice()).unwrap_or(&[]) {
+                if !group.contains(&q) {
+                    tell(q, "waits for", &mut said);
+                }
+            }
+        }
+        if said.is_empty() {
+            return format!("upstream {} was not merged", waiting.join(", "));
+        }
+        format!("not merged: {}", said.join("; "))
     }
 
     /// Fills free slots: the best ready task among the heads of the plans that may start.

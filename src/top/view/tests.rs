@@ -99,6 +99,26 @@ fn the_main_screen_at_80x24() {
     );
 }
 
+/// Plans of several repositories at 80 columns: each row's repository tag is whole, with the
+/// plan's state after it; a long repository name is cut, never the tag's start.
+#[test]
+fn the_repository_of_a_plan_fits_at_80_columns() {
+    let mut s = snapshot();
+    s.plans[0].repo = Some("client".into());
+    s.plans[1].repo = Some("payments-service-v2".into());
+    s.plans[2].repo = Some("api".into());
+    let (text, _) = render(&s, &Ui::default(), 80, 24);
+    insta::assert_snapshot!("repos_80x24", text);
+    let row = |plan: &str| {
+        text.lines()
+            .find(|l| l[1..].starts_with(plan))
+            .unwrap_or_else(|| panic!("no {plan}: {text}"))
+    };
+    assert!(row("auth").ends_with("  @client"), "{text}");
+    assert!(row("api").ends_with("  @payments… PAUSED"), "{text}");
+    assert!(row("docs").ends_with("  @api merged"), "{text}");
+}
+
 #[test]
 fn the_last_integration_test_has_a_row_under_the_plans() {
     let mut s = snapshot();
