@@ -67,6 +67,12 @@ pub fn available() -> bool {
 impl Lab {
     /// One server per name, each answering before this returns.
     pub fn start(names: &[&str]) -> Self {
+        Self::start_with(names, "")
+    }
+
+    /// [`Self::start`] with `extra` lines in each server's `sshd_config` (a `SetEnv PATH=…`
+    /// giving the host's sessions programs of the test's own).
+    pub fn start_with(names: &[&str], extra: &str) -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
         let t = tmp.path();
         // sshd's privilege separation directory (as root).
@@ -105,7 +111,7 @@ impl Lab {
                     "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
                      AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n",
+                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n{extra}\n",
                     hk = t.join("host_key").display(),
                     pid = t.join(name).join("sshd.pid").display(),
                     ak = t.join("authorized_keys").display(),
