@@ -95,6 +95,9 @@ fn up(repo: &Repo, lab: &sshd::Lab, sandbox: &str) -> (i32, String, String) {
 
 /// What the task's entry in the status file says (its status and error).
 fn said(repo: &Repo, plan: &str, id: &str) -> String {
+    if !repo.status_path(plan).exists() {
+        return format!("no status file for plan `{plan}`");
+    }
     let t = repo.task(plan, id);
     format!("{} {} {}", t["status"], t["error"], t["reason"])
 }
@@ -124,7 +127,8 @@ fn refs_with(repo: &Repo, file: &str) -> Option<Vec<String>> {
 
 /// Each lie a host can tell about the work: a commit off the recorded base (another history,
 /// none, the base's parent), two commits, a merge, changes to protected files (plans.toml, its
-/// plan file, a client's settings, `.gitmodules`), a path outside the plan's `paths`, a gitlink,
+/// plan file, a client's settings, one under a path its own `.gitignore` ignores,
+/// `.gitmodules`), a path outside the plan's `paths`, a gitlink,
 /// a link standing for a client's settings directory, a `.git` tree, a snapshot under another
 /// attempt's ref, a frame naming another commit than its bundle's. Run with the sandbox on and
 /// off: these are orch's own checks.
@@ -143,6 +147,7 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
         ("plans", 1, ""),
         ("planfile", 1, ""),
         ("client", 1, ""),
+        ("ignored", 1, ""),
         ("gitmodules", 1, ""),
         ("paths", 1, "paths = [\"src/\"]"),
         ("gitlink", 1, ""),
@@ -199,6 +204,7 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
             ("plans", "protected"),
             ("planfile", "protected"),
             ("client", "protected"),
+            ("ignored", "protected"),
             ("gitmodules", "protected"),
             ("paths", "outside the plan"),
             ("gitlink", "nested git repository"),
@@ -255,6 +261,17 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
                     "{sandbox} {name}: a refused snapshot kept under {kept}"
                 ));
             }
+        }
+        if !bad.is_empty() {
+            let tail: String = err
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bad.push(format!("{sandbox}: orch up's stderr ends:\n{tail}"));
         }
         for (file, text) in [
             ("plans.toml", "host was here"),

@@ -2,8 +2,8 @@
 //! ([`super::attempt`]), speaking [`super::frames`] on its stdin and stdout. It makes the
 //! attempt's worktree from the host's bare cache at the exact base commit of the job, runs the
 //! agent in it (confined by Landlock with the rules of a local attempt: its worktree, its
-//! `TMPDIR`, its report directory, the devices; never the cache, the worktree's git admin
-//! directory or orch's copy), relays each `orch task` report with a snapshot of the worktree
+//! `TMPDIR`, its report directory, a private copy of its client's state, the devices; never the
+//! cache, the worktree's git admin directory, orch's copy, or a file of another attempt), relays each `orch task` report with a snapshot of the worktree
 //! taken first, and, when the agent ends, sends the last snapshot and its exit status. The
 //! attempt's directory is removed only once the lead says its last snapshot is safe there; a
 //! driver gone (end of stdin) stops the agent and keeps the directory and its snapshot ref.
@@ -104,8 +104,8 @@ struct Places {
     client: PathBuf,
 }
 
-/// Removes a directory when dropped: an attempt's private client state lives only while its
-/// agent runs.
+/// Removes a directory when dropped: an attempt's private client state goes with the attempt
+/// (a host's copy of the remote user's credentials is not left behind).
 struct Removed(Option<PathBuf>);
 
 impl Drop for Removed {
@@ -199,7 +199,7 @@ fn attempt(
     };
     let mut argv: Vec<String> = job.argv.iter().map(|a| map(a)).collect();
     // A confined agent of a client orch knows: a private copy of the client's state, seeded
-    // from the host user's (never written by the agent), removed when the agent ends.
+    // from the host user's (never written by the agent), removed when the attempt ends.
     let mut client_vars = Vec::new();
     let client = job
         .confine
