@@ -95,16 +95,21 @@ fn up(orch: &Path, root: &Path, path: &str, plans: usize, tasks: usize) -> Run {
         .expect("orch up");
     let (cpu, status) = wait_with_cpu(&mut child);
     let wall = start.elapsed().as_secs_f64();
-    assert!(
-        status.success(),
-        "orch up failed: {}",
-        std::fs::read_to_string(root.join("stderr.txt")).unwrap_or_default()
-    );
     let events: Vec<serde_json::Value> = std::fs::read_to_string(&events_path)
         .expect("events")
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    let failed: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "task_failed")
+        .map(|e| format!("{} {}: {}", e["plan"], e["task"], e["error"]))
+        .collect();
+    assert!(
+        status.success(),
+        "orch up failed: {}\nfailed tasks: {failed:#?}",
+        std::fs::read_to_string(root.join("stderr.txt")).unwrap_or_default()
+    );
     let mut started: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut finished = 0;

@@ -561,6 +561,10 @@ fn collect_lost(conn: &Conn, spec: &Spec, repo: &str) {
             &[
                 "-c",
                 "transfer.fsckObjects=true",
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "maintenance.auto=false",
                 "fetch",
                 "-q",
                 "--no-tags",
@@ -623,6 +627,13 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
         &[
             "-c",
             "transfer.fsckObjects=true",
+            // No maintenance after it: a `gc --auto` git would start in the background (each
+            // bundle fetched keeps a pack, 50 make one due) packs the refs, taking their locks
+            // while the supervisor moves a plan branch (seen failing task commits at 160 tasks).
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
             "fetch",
             "-q",
             "--no-tags",
