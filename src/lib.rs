@@ -5,6 +5,7 @@
 pub(crate) mod agent_env;
 pub mod agent_output;
 pub mod cli;
+pub(crate) mod client_state;
 pub(crate) mod color;
 pub(crate) mod commands;
 pub(crate) mod control;

@@ -67,12 +67,23 @@ pub fn available() -> bool {
 impl Lab {
     /// One server per name, each answering before this returns.
     pub fn start(names: &[&str]) -> Self {
-        Self::start_with_env(names, &[])
+        Self::start_full(names, &[], "")
     }
 
     /// [`Self::start`], each `(name, "VAR=value")` of `set_env` set by that host's `sshd` in
     /// the environment of every session it opens (`SetEnv`): what the host's side sees.
     pub fn start_with_env(names: &[&str], set_env: &[(&str, &str)]) -> Self {
+        Self::start_full(names, set_env, "")
+    }
+
+    /// [`Self::start`] with `extra` lines in each server's `sshd_config` (a `SetEnv PATH=…`
+    /// giving the host's sessions programs of the test's own).
+    pub fn start_with(names: &[&str], extra: &str) -> Self {
+        Self::start_full(names, &[], extra)
+    }
+
+    /// [`Self::start_with_env`] and [`Self::start_with`] at once.
+    fn start_full(names: &[&str], set_env: &[(&str, &str)], extra: &str) -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
         let t = tmp.path();
         // sshd's privilege separation directory (as root).
@@ -111,7 +122,7 @@ impl Lab {
                     "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
                      AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n{env}",
+                     AllowUsers {user}\nLogLevel INFO\nMaxSessions 50\nMaxStartups 50\n{env}{extra}\n",
                     hk = t.join("host_key").display(),
                     pid = t.join(name).join("sshd.pid").display(),
                     ak = t.join("authorized_keys").display(),

@@ -107,7 +107,7 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             HOST_LOST
         }
         Err(Failure::Other(why) | Failure::Refused(why)) => {
-            say(&why);
+            refused(&why);
             1
         }
     }
@@ -160,6 +160,15 @@ impl From<ConnError> for Failure {
 pub(super) fn say(line: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "=== orch: {} ===", line.escape_debug());
+    let _ = o.flush();
+}
+
+/// Why orch ended the attempt, as the last line of its log: a plain line (not one of orch's
+/// `=== orch: … ===` lines), so that the task's status gives it as the attempt's last words,
+/// after anything the host sent.
+fn refused(why: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "\norch remote-attempt: {}", why.escape_debug());
     let _ = o.flush();
 }
 
@@ -325,6 +334,10 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         }
     });
     let mut applied = spec.base.clone();
+    // orch's copy sends a snapshot before each report and before the exit status, and nothing
+    // else between them: a report or an end without its snapshot, or a snapshot not followed
+    // by one of them, is refused (the host's word is taken only for what orch's copy sends).
+    let mut snapshot_pending = false;
     // The stream ended early: ssh's own exit says whether the host was lost (255: the
     // connection, or its keep-alives unanswered) or orch's copy there ended.
     let lost = |child: &mut std::process::Child, why: String| -> Failure {
@@ -368,9 +381,33 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                 let _ = o.flush();
             }
             (frames::SNAPSHOT, bytes) => {
-                applied = take_snapshot(spec, &key, &bytes, &applied)?;
+                let taken = if snapshot_pending {
+                    Err(Failure::Other(
+                        "the host sent two snapshots without a report or an end between them"
+                            .into(),
+                    ))
+                } else {
+                    take_snapshot(spec, &key, &bytes, &applied)
+                };
+                match taken {
+                    Ok(id) => applied = id,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                }
+                snapshot_pending = true;
+            }
+            (frames::REPORT | frames::EXIT, _) if !snapshot_pending => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(
+                    "the host sent a report or the attempt's end without its snapshot".into(),
+                ));
             }
             (frames::REPORT, bytes) => {
+                snapshot_pending = false;
                 let answer = relay_report(spec, &bytes)?;
                 frames::write(&mut input, frames::ANSWER, &answer)
                     .map_err(|e| Failure::Lost(format!("cannot send the answer: {e}")))?;
@@ -480,9 +517,12 @@ fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), F
     Ok(())
 }
 
-/// Takes one snapshot frame: fetched into the lead's repository (git's object checks on), taken
-/// only when it is a commit whose one parent is the base, then checked out in the local worktree
-/// over the last one taken (`applied`). Returns the snapshot's id.
+/// Takes one snapshot frame: fetched into the lead's repository (git's object checks on) under
+/// a ref of its own, taken only when it is a commit whose one parent is the base, then checked
+/// out in the local worktree over the last one taken (`applied`), where the supervisor's checks
+/// see it as files, as any agent's work: a change the worktree cannot show (a path outside its
+/// sparse checkout, the plan's `paths`) is refused. Only a snapshot taken is kept, under
+/// [`local_ref`]; a refused one is under no ref. Returns the snapshot's id.
 fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<String, Failure> {
     let refuse = |why: String| Failure::Other(format!("the host's snapshot is refused: {why}"));
     if bytes.len() < 40 {
@@ -502,47 +542,92 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
     }
     crate::links::write(&file, bundle).map_err(|e| refuse(e.to_string()))?;
     let root = GitTarget::WorkTree(&spec.repo_root);
-    let local = local_ref(&spec.plan, &spec.unit, spec.attempt);
+    let incoming = format!("refs/orch/incoming/{key}");
     let fetched = git(
         root,
         &[
             "-c",
             "transfer.fsckObjects=true",
+            // No maintenance after it: a `gc --auto` git would start in the background (each
+            // bundle fetched keeps a pack, 50 make one due) packs the refs, taking their locks
+            // while the supervisor moves a plan branch (seen failing task commits at 160 tasks).
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
             "fetch",
             "-q",
             "--no-tags",
             "--no-write-fetch-head",
             &file.display().to_string(),
-            &format!("+{}:{local}", snapshot_ref(key)),
+            &format!("+{}:{incoming}", snapshot_ref(key)),
         ],
     );
     let _ = std::fs::remove_file(&file);
-    fetched.map_err(refuse)?;
-    let tip = git(
-        root,
-        &["rev-parse", "--verify", &format!("{local}^{{commit}}")],
-    )
-    .map_err(refuse)?;
-    if tip != id {
-        return Err(refuse(format!("its ref is at {tip}, not at {id}")));
+    let checked = fetched.and_then(|_| check_snapshot(spec, &incoming, id));
+    let _ = git(root, &["update-ref", "-d", &incoming]);
+    checked.map_err(refuse)?;
+    let wt = GitTarget::WorkTree(&spec.worktree);
+    // The paths it changes that the worktree's checkout leaves out (`S`: skip-worktree), before
+    // and after it is read in: such a change would reach the commit without being on disk.
+    let changed = git(wt, &["diff", "--name-only", "--no-renames", applied, id])?;
+    let hidden = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .filter_map(|l| l.strip_prefix("S "))
+            .filter(|p| changed.lines().any(|c| c == *p))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut outside = hidden(&git(wt, &["ls-files", "-v"])?);
+    if outside.is_empty() {
+        git(wt, &["read-tree", "-m", "-u", applied, id]).map_err(|e| {
+            Failure::Other(format!(
+                "cannot check out the host's work in the worktree: {e}"
+            ))
+        })?;
+        outside = hidden(&git(wt, &["ls-files", "-v"])?);
+        if !outside.is_empty() {
+            let _ = git(wt, &["read-tree", "-m", "-u", id, applied]);
+        }
     }
-    let parents = git(root, &["rev-list", "--parents", "-n", "1", id]).map_err(refuse)?;
-    if parents.split(' ').skip(1).collect::<Vec<_>>() != [spec.base.as_str()] {
+    if !outside.is_empty() {
+        outside.truncate(5);
         return Err(refuse(format!(
-            "its parents are not the attempt's base {}",
-            spec.base
+            "it changes what the worktree's checkout leaves out (outside the plan's paths): {}",
+            outside.join(", ")
         )));
     }
     git(
-        GitTarget::WorkTree(&spec.worktree),
-        &["read-tree", "-m", "-u", applied, id],
-    )
-    .map_err(|e| {
-        Failure::Other(format!(
-            "cannot check out the host's work in the worktree: {e}"
-        ))
-    })?;
+        root,
+        &[
+            "update-ref",
+            &local_ref(&spec.plan, &spec.unit, spec.attempt),
+            id,
+        ],
+    )?;
     Ok(id.to_string())
+}
+
+/// Whether the snapshot fetched under `incoming` is the commit `id` the frame names, with the
+/// attempt's base as its one parent.
+fn check_snapshot(spec: &Spec, incoming: &str, id: &str) -> Result<(), String> {
+    let root = GitTarget::WorkTree(&spec.repo_root);
+    let tip = git(
+        root,
+        &["rev-parse", "--verify", &format!("{incoming}^{{commit}}")],
+    )?;
+    if tip != id {
+        return Err(format!("its ref is at {tip}, not at {id}"));
+    }
+    let parents = git(root, &["rev-list", "--parents", "-n", "1", id])?;
+    if parents.split(' ').skip(1).collect::<Vec<_>>() != [spec.base.as_str()] {
+        return Err(format!(
+            "its parents are not the attempt's base {}",
+            spec.base
+        ));
+    }
+    Ok(())
 }
 
 /// Hands the agent's report to the supervisor through the attempt's report directory and waits

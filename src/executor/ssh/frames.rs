@@ -76,8 +76,12 @@ pub(crate) fn read(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> 
             max_len(tag)
         )));
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
+    // Grown as the bytes come (a header alone claims no memory).
+    let mut payload = Vec::new();
+    r.take(len as u64).read_to_end(&mut payload)?;
+    if payload.len() < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some((tag, payload)))
 }
 

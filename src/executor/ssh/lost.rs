@@ -78,6 +78,11 @@ pub(super) fn collect(conn: &Conn, (state_dir, repo_root): (&Path, &Path), repo:
             git(&[
                 "-c",
                 "transfer.fsckObjects=true",
+                // No maintenance after it (see `take_snapshot`).
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "maintenance.auto=false",
                 "fetch",
                 "-q",
                 "--no-tags",

@@ -2,8 +2,8 @@
 //! ([`super::attempt`]), speaking [`super::frames`] on its stdin and stdout. It makes the
 //! attempt's worktree from the host's bare cache at the exact base commit of the job, runs the
 //! agent in it (confined by Landlock with the rules of a local attempt: its worktree, its
-//! `TMPDIR`, its report directory, the devices; never the cache, the worktree's git admin
-//! directory or orch's copy), relays each `orch task` report with a snapshot of the worktree
+//! `TMPDIR`, its report directory, a private copy of its client's state, the devices; never the
+//! cache, the worktree's git admin directory, orch's copy, or a file of another attempt), relays each `orch task` report with a snapshot of the worktree
 //! taken first, and, when the agent ends, sends the last snapshot and its exit status. The
 //! attempt's directory is removed only once the lead says its last snapshot is safe there; a
 //! driver gone (end of stdin) stops the agent and keeps the directory and its snapshot ref.
@@ -100,6 +100,20 @@ struct Places {
     state: PathBuf,
     reports: PathBuf,
     prompt: PathBuf,
+    /// The private copy of the client's state of a confined attempt.
+    client: PathBuf,
+}
+
+/// Removes a directory when dropped: an attempt's private client state goes with the attempt
+/// (a host's copy of the remote user's credentials is not left behind).
+struct Removed(Option<PathBuf>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            crate::client_state::remove(&d);
+        }
+    }
 }
 
 fn attempt(
@@ -137,7 +151,8 @@ fn attempt(
         tmp: a.join("tmp"),
         state: a.join("state"),
         reports: a.join("state").join("reports").join(&job.report),
-        prompt: a.join("prompt.md"),
+        prompt: a.join("state").join("prompt.md"),
+        client: a.join("client"),
         attempt: a,
     };
     if std::fs::symlink_metadata(&p.attempt).is_ok() {
@@ -183,14 +198,41 @@ fn attempt(
         s
     };
     let mut argv: Vec<String> = job.argv.iter().map(|a| map(a)).collect();
+    // A confined agent of a client orch knows: a private copy of the client's state, seeded
+    // from the host user's (never written by the agent), removed when the attempt ends.
+    let mut client_vars = Vec::new();
+    let client = job
+        .confine
+        .then(|| crate::manifest::KnownCli::of(&job.argv))
+        .flatten();
+    let _client_dir = Removed(client.map(|_| p.client.clone()));
+    if let Some(cli) = client {
+        let prepared = crate::client_state::prepare(cli, &p.client, &|k| std::env::var_os(k))
+            .map_err(|e| {
+                format!(
+                    "cannot make the private state of {} for the attempt (`{}`): {e}",
+                    cli.name(),
+                    p.client.display()
+                )
+            })?;
+        if let Some(prepared) = prepared {
+            client_vars = prepared.vars;
+        }
+    }
     if job.confine {
+        // The attempt's own places, and nothing else of the attempts here (another attempt's
+        // worktree, client state, snapshots): `attempts` is not readable, an attempt's own
+        // places are granted.
         let mut rules = crate::sandbox::Rules {
             write: crate::sandbox::DEVICES.iter().map(PathBuf::from).collect(),
-            deny_read: Vec::new(),
+            deny_read: vec![dir.join("attempts")],
         };
         rules
             .write
-            .extend([p.worktree.clone(), p.tmp.clone(), p.reports.clone()]);
+            .extend([p.worktree.clone(), p.tmp.clone(), p.state.clone()]);
+        if !client_vars.is_empty() {
+            rules.write.push(p.client.clone());
+        }
         let mut wrapped = vec![me.display().to_string(), "sandbox-exec".to_string()];
         wrapped.extend(crate::sandbox::args(&rules));
         wrapped.push("--".to_string());
@@ -214,6 +256,9 @@ fn attempt(
         cmd.env(k, map(v));
     }
     cmd.env("TMPDIR", &p.tmp);
+    for (var, d) in &client_vars {
+        cmd.env(var, d);
+    }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
