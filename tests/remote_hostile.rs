@@ -61,6 +61,9 @@ fn lying_lab() -> sshd::Lab {
         let at = bin.join(format!("orch-{id}"));
         std::fs::copy(&program, &at).expect("copy the hostile program");
         std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // What answers `orch host-probe` there: the real orch (the lies are in the attempts).
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_orch"), bin.join("real-orch"))
+            .expect("the real orch beside it");
     }
     lab
 }
