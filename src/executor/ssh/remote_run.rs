@@ -27,6 +27,13 @@ fn send(out: &Out, tag: u8, payload: &[u8]) -> std::io::Result<()> {
     frames::write(&mut *o, tag, payload)
 }
 
+/// What the host's wrapper may write of an agent's output: everything as it comes (the lead's
+/// side caps the attempt's log).
+const HOST_LOG_MAX: u64 = 1 << 62;
+
+/// Between SIGTERM and SIGKILL for what a stopped attempt left running on the host.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// Runs the job read from stdin; the exit code of `orch remote-run`.
 pub(crate) fn run(dir: &Path) -> u8 {
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
@@ -239,6 +246,10 @@ fn attempt(
         wrapped.extend(argv);
         argv = wrapped;
     }
+    // Under orch's wrapper, as a local agent: whatever the agent leaves running (a daemon of a
+    // session of its own holding its output included) ends with it. The log is capped by the
+    // lead's side, so nothing is held back here.
+    let argv = crate::process::session::in_session(&me, (HOST_LOG_MAX, GRACE), argv);
     let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
     let writer2 = writer
         .try_clone()
@@ -291,7 +302,17 @@ fn attempt(
             }
         }
     });
+    // The wrapper is told to stop (it ends everything below it, giving `GRACE`), then its group
+    // is killed if it has not ended by then.
     let stop = |child: &mut std::process::Child| {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + GRACE + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait();
     };
