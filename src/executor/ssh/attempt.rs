@@ -174,6 +174,11 @@ fn refused(why: &str) {
 
 /// Runs the lead's git on `target`; stdout trimmed.
 fn git(target: GitTarget<'_>, args: &[&str]) -> Result<String, String> {
+    git_bytes(target, args).map(|o| String::from_utf8_lossy(&o).trim().to_string())
+}
+
+/// Runs the lead's git on `target`; its stdout, or why it failed (its stderr, escaped).
+pub(super) fn git_bytes(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
     let mut cmd = crate::git::git_command(target)?;
     cmd.args(args);
     let o = cmd
@@ -186,7 +191,32 @@ fn git(target: GitTarget<'_>, args: &[&str]) -> Result<String, String> {
             String::from_utf8_lossy(&o.stderr).trim().escape_debug()
         ));
     }
-    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    Ok(o.stdout)
+}
+
+/// Fetches `from` of the bundle `file` into the lead's ref `to`, with git's object checks on.
+/// No maintenance after it: a `gc --auto` git would start in the background (each bundle
+/// fetched keeps a pack, 50 make one due) packs the refs, taking their locks while the
+/// supervisor moves a plan branch (seen failing task commits at 160 tasks).
+pub(super) fn fetch_bundle(root: &Path, file: &Path, from: &str, to: &str) -> Result<(), String> {
+    git_bytes(
+        GitTarget::WorkTree(root),
+        &[
+            "-c",
+            "transfer.fsckObjects=true",
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            &file.display().to_string(),
+            &format!("+{from}:{to}"),
+        ],
+    )
+    .map(drop)
 }
 
 const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
@@ -543,26 +573,7 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
     crate::links::write(&file, bundle).map_err(|e| refuse(e.to_string()))?;
     let root = GitTarget::WorkTree(&spec.repo_root);
     let incoming = format!("refs/orch/incoming/{key}");
-    let fetched = git(
-        root,
-        &[
-            "-c",
-            "transfer.fsckObjects=true",
-            // No maintenance after it: a `gc --auto` git would start in the background (each
-            // bundle fetched keeps a pack, 50 make one due) packs the refs, taking their locks
-            // while the supervisor moves a plan branch (seen failing task commits at 160 tasks).
-            "-c",
-            "gc.auto=0",
-            "-c",
-            "maintenance.auto=false",
-            "fetch",
-            "-q",
-            "--no-tags",
-            "--no-write-fetch-head",
-            &file.display().to_string(),
-            &format!("+{}:{incoming}", snapshot_ref(key)),
-        ],
-    );
+    let fetched = fetch_bundle(&spec.repo_root, &file, &snapshot_ref(key), &incoming);
     let _ = std::fs::remove_file(&file);
     let checked = fetched.and_then(|_| check_snapshot(spec, &incoming, id));
     let _ = git(root, &["update-ref", "-d", &incoming]);

@@ -75,21 +75,7 @@ pub(super) fn collect(conn: &Conn, (state_dir, repo_root): (&Path, &Path), repo:
         );
         let saved = format!("refs/orch/attempts/lost/{}/{key}", conn.host.name);
         let fetched = brought.map_err(|e| e.to_string()).and_then(|_| {
-            git(&[
-                "-c",
-                "transfer.fsckObjects=true",
-                // No maintenance after it (see `take_snapshot`).
-                "-c",
-                "gc.auto=0",
-                "-c",
-                "maintenance.auto=false",
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--no-write-fetch-head",
-                &file.display().to_string(),
-                &format!("+{}:{saved}", snapshot_ref(key)),
-            ])
+            super::attempt::fetch_bundle(repo_root, &file, &snapshot_ref(key), &saved)
         });
         let _ = std::fs::remove_file(&file);
         // Safe here only when the ref is there, at a commit on the attempt's base.

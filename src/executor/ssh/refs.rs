@@ -18,19 +18,7 @@ const PREFIX: &str = "refs/orch/remote/";
 const MAX_REFS: usize = 10_000;
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
-    let mut cmd = crate::git::git_command(GitTarget::WorkTree(root))?;
-    cmd.args(args);
-    let o = cmd
-        .output()
-        .map_err(|e| format!("cannot run git {}: {e}", args.join(" ")))?;
-    if !o.status.success() {
-        return Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&o.stderr).trim().escape_debug()
-        ));
-    }
-    Ok(o.stdout)
+    super::attempt::git_bytes(GitTarget::WorkTree(root), args)
 }
 
 pub(super) fn text(root: &Path, args: &[&str]) -> Result<String, String> {
