@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "prompt",
     "git",
     "ports",
+    "client_state",
     "process",
     "status",
     "graph",
