@@ -223,20 +223,32 @@ const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac
 "#;
 
 /// Whether the host's cache has the base commit; if not, the tips it has.
+/// The cache is made whole or not at all (initialised aside, then renamed into place): attempts
+/// that start at once on a new host never see it half made.
 const HAVE: &str = r#"c="$d/repos/$2.git"
-[ -d "$c" ] || git init -q --bare "$c" || exit 3
+if [ ! -d "$c" ]; then
+  mkdir -p "$d/repos" && t="$c.init.$$" && git init -q --bare "$t" || exit 3
+  mv -T "$t" "$c" 2>/dev/null || rm -rf "$t"
+  [ -d "$c" ] || exit 3
+fi
 if git --git-dir="$c" cat-file -e "$3^{commit}" 2>/dev/null; then echo have; exit 0; fi
 echo need
 git --git-dir="$c" for-each-ref --sort=-committerdate --count=20 --format='%(objectname)' refs/orch/have
 "#;
 
-/// A bundle on stdin fetched into the cache, its ref `$4` kept as `refs/orch/have/<base>`.
+/// A bundle on stdin fetched into the cache, its ref `$4` kept as `refs/orch/have/<base>`; tried
+/// again a few times when it fails (two attempts of the same base at once: one holds the ref's
+/// lock, then the ref is up to date for the other).
 const RECEIVE: &str = r#"set -e
 c="$d/repos/$2.git"
 t="$c/incoming.$$.bundle"
 trap 'rm -f "$t"' EXIT
 cat > "$t"
-git --git-dir="$c" -c core.hooksPath=/dev/null fetch -q "$t" "+$4:refs/orch/have/$3"
+for n in 1 2 3 4 5; do
+  if git --git-dir="$c" -c core.hooksPath=/dev/null fetch -q "$t" "+$4:refs/orch/have/$3"; then exit 0; fi
+  sleep 0.$n
+done
+exit 1
 "#;
 
 /// Runs orch's copy's `remote-run` for one attempt.
