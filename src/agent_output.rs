@@ -31,6 +31,20 @@ mod classify;
 mod clients;
 
 pub(crate) use classify::{classify, reset_wait};
+
+/// Where the last attempt's output begins in a log's `text`: at its header (other orch lines,
+/// such as a batch job's id, may follow it); none when no attempt header is there.
+pub(crate) fn last_attempt_start(text: &str) -> Option<usize> {
+    text.rmatch_indices("=== orch: attempt ")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            text[i..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains(" started at "))
+        })
+}
+
 #[cfg(test)]
 use classify::{clock_time, clock_wait};
 pub use clients::read_usage_file;
@@ -269,17 +283,7 @@ pub(crate) fn read_attempt(log: &Path, now: DateTime<Utc>) -> AgentOutput {
         return AgentOutput::default();
     };
     let text = String::from_utf8_lossy(&bytes);
-    // The last attempt header (other orch lines, such as a batch job's id, may follow it).
-    let start = text
-        .rmatch_indices("=== orch: attempt ")
-        .map(|(i, _)| i)
-        .find(|&i| {
-            text[i..]
-                .lines()
-                .next()
-                .is_some_and(|l| l.contains(" started at "))
-        })
-        .unwrap_or(0);
+    let start = last_attempt_start(&text).unwrap_or(0);
     let attempt = &text[start..];
     let mut out = parse(attempt, now);
     out.sandbox_denied = sandbox_denied(attempt);

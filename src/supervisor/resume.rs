@@ -373,15 +373,7 @@ fn first_session(cli: KnownCli, log: &Path) -> Result<String, String> {
     let (_, bytes) = crate::untrusted::read::tail(log, 0, READ_LIMIT)
         .map_err(|e| format!("cannot read the attempt's log: {e}"))?;
     let text = String::from_utf8_lossy(&bytes);
-    let start = text
-        .rmatch_indices("=== orch: attempt ")
-        .map(|(i, _)| i)
-        .find(|&i| {
-            text[i..]
-                .lines()
-                .next()
-                .is_some_and(|l| l.contains(" started at "))
-        })
+    let start = crate::agent_output::last_attempt_start(&text)
         .ok_or("the attempt's output is not in its log")?;
     session_in(cli, &text[start..])
 }
