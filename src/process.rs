@@ -20,6 +20,7 @@
 //! ([`end_keepers`]), or with orch.
 
 pub(crate) mod session;
+pub(crate) mod stream_input;
 pub(crate) mod wrapper;
 
 use std::collections::BTreeSet;

@@ -183,6 +183,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             gate,
             stdin,
             input,
+            stream_json,
+            turn_ended,
             ended,
             argv,
         }) => commands::sandbox_exec::run_in_session(
@@ -193,6 +195,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
                 gate,
                 stdin_file: stdin,
                 input,
+                stream_json,
+                turn_ended,
                 ended,
             },
             &argv,

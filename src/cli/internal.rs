@@ -105,6 +105,16 @@ pub(super) enum Internal {
         /// orch writes a person's messages into, one a line (`input = "lines"`).
         #[arg(long)]
         input: bool,
+        /// With `--gate` and `--stdin`: `ARGV`'s stdin is a pipe the wrapper feeds, the
+        /// `--stdin` file first as one user message of the stream-json input format, then
+        /// what orch writes on the wrapper's stdin, until orch closes it
+        /// (`input = "stream-json"`).
+        #[arg(long = "stream-json")]
+        stream_json: bool,
+        /// Where to record the end of `ARGV`'s first turn (a stream-json `result` event in
+        /// its output).
+        #[arg(long = "turn-ended", value_name = "PATH")]
+        turn_ended: Option<PathBuf>,
         /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
         #[arg(long = "ended", value_name = "PATH")]
         ended: Option<PathBuf>,

@@ -61,6 +61,13 @@ pub enum InputMode {
     /// Each message of `orch say` to a running attempt as one line on its stdin (a pipe orch
     /// keeps), escaped to one line.
     Lines,
+    /// Claude Code's streaming input (`--input-format stream-json`): the prompt is the first
+    /// user message on the agent's stdin, each message of `orch say` one more, and orch closes
+    /// its stdin once the agent ends its first turn (the client then ends when it has answered
+    /// what it read). Only for an agent run here (not on a `[[host]]` or Slurm), and not for a
+    /// session orch resumes: those get the prompt as their argv says, and messages wait.
+    #[serde(rename = "stream-json")]
+    StreamJson,
 }
 
 impl crate::manifest::Spelled for InputMode {}

@@ -25,15 +25,17 @@ pub(super) fn agents(
         let input = r.check(agent.input.as_ref(), |v| {
             InputMode::parse(v).ok_or_else(|| {
                 Bad::new(format!(
-                    "`agents.{name}.input` must be \"lines\" or \"none\", found \"{v}\""
+                    "`agents.{name}.input` must be \"lines\", \"stream-json\" or \"none\", found \"{v}\""
                 ))
-                .hint("\"lines\": each message of `orch say` as one line on the agent's stdin while it runs")
+                .hint("\"lines\": each message of `orch say` as one line on the agent's stdin while it runs; \"stream-json\": the prompt and each message as user messages of Claude Code's `--input-format stream-json`")
             })
         });
         let reads_prompt = known
             .get(name)
             .is_some_and(|s| s.stdin == StdinMode::Prompt);
-        if let (Some(InputMode::Lines), true, Some(at)) = (input, reads_prompt, &agent.input) {
+        if let (Some(InputMode::Lines | InputMode::StreamJson), true, Some(at)) =
+            (input, reads_prompt, &agent.input)
+        {
             r.error_hint(
                 &at.span,
                 format!("agent `{name}` reads its prompt on stdin (`stdin = \"prompt\"`): its stdin cannot also carry messages"),

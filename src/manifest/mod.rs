@@ -37,7 +37,7 @@ pub use agents::presets;
 pub use agents::render_template;
 pub(crate) use agents::{
     AgentMode, AgentSpec, StateHome, TemplatePart, confined_variant, parse_template,
-    preset_with_rules,
+    preset_with_rules, streaming_variant,
 };
 pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET};
 pub use agents::{InputMode, StdinMode};

@@ -60,6 +60,14 @@ pub(crate) struct Options {
     /// With `gate`: the child's stdin is the wrapper's own once the go-ahead byte is read, the
     /// pipe orch writes a person's messages into (`input = "lines"`); `stdin_file` is unused.
     pub(crate) input: bool,
+    /// With `gate` and `stdin_file`: the child's stdin is a pipe the wrapper feeds, the prompt
+    /// (`stdin_file`) first as one user message of the stream-json input format, then orch's
+    /// messages, until orch closes its pipe (`input = "stream-json"`,
+    /// [`super::stream_input`]).
+    pub(crate) stream_json: bool,
+    /// Where the end of the child's first turn (a stream-json `result` event in its output) is
+    /// recorded, for orch to close its pipe ([`super::stream_input::TurnWatch`]).
+    pub(crate) turn_ended: Option<std::path::PathBuf>,
     /// Where the child's ending is written once it ended (`exit N`, `signal N`): orch's record
     /// of an attempt that ended while no orch ran, read when a restarted `orch up` finds the
     /// wrapper gone.
@@ -356,7 +364,13 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
         .process_group(0)
         .stdout(writer.try_clone()?)
         .stderr(writer);
-    if opts.gate && opts.input && !opts.keep {
+    let mut feed_to = None;
+    if opts.gate && opts.stream_json && !opts.keep {
+        // The prompt, then orch's messages, through a pipe the wrapper feeds (below).
+        let (r, w) = io::pipe()?;
+        cmd.stdin(r);
+        feed_to = Some(w);
+    } else if opts.gate && opts.input && !opts.keep {
         // The rest of orch's pipe, after the go-ahead byte, is the child's: orch's messages.
         cmd.stdin(Stdio::inherit());
     } else if opts.keep || opts.gate {
@@ -397,6 +411,17 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
     let main = spawner
         .join()
         .map_err(|_| io::Error::other("the thread that starts the child panicked"))??;
+    // Started with the signals blocked, as this thread has them: they are read from the fd.
+    if let Some(to) = feed_to {
+        let prompt = opts.stdin_file.as_deref().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "--stream-json needs --stdin")
+        })?;
+        super::stream_input::feed(prompt, io::stdin(), to)?;
+    }
+    let mut turns = opts
+        .turn_ended
+        .clone()
+        .map(super::stream_input::TurnWatch::new);
     let mut log = Capped::new(io::stderr().lock(), opts.log_max);
     let mut status: Option<Ended> = None;
     let mut phase = Phase::Running;
@@ -458,6 +483,9 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
             match output.read(&mut buf) {
                 Ok(0) => output_open = false,
                 Ok(n) => {
+                    if let Some(t) = &mut turns {
+                        t.take(&buf[..n]);
+                    }
                     if log.write(&buf[..n]) && log.touch_due() {
                         touch(&io::stderr());
                     }

@@ -61,6 +61,9 @@ pub(crate) struct Monitor {
     /// Where the driver of a remote attempt records the host it runs on (`executor = "ssh"`):
     /// each host it takes is told to the core ([`Input::OnHost`]).
     pub(crate) host_record: Option<PathBuf>,
+    /// Where the wrapper of an attempt with streaming input records the end of its agent's
+    /// first turn: told to the core once ([`Input::TurnEnded`]).
+    pub(crate) turn_ended: Option<PathBuf>,
     /// A stop of this attempt, asked for by the core.
     pub(crate) stop_one: watch::Receiver<Option<StopWhy>>,
     /// A stop of every attempt (Ctrl-C).
@@ -132,8 +135,10 @@ impl From<StopWhy> for Ending {
 }
 
 async fn watch_process(m: &mut Monitor) -> Ending {
+    // An agent whose input streams waits for orch to close it once its turn ended: looked at
+    // often.
     let mut tick = tokio::time::interval(Duration::from_millis(match m.proc {
-        Proc::Child(_) => 500,
+        Proc::Child(_) if m.turn_ended.is_none() => 500,
         _ => 100,
     }));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,6 +186,10 @@ async fn watch_process(m: &mut Monitor) -> Ending {
                 }
                 if m.watch_activity && activity.changed() {
                     let _ = m.tx.send(Msg { reload: None, input: Input::Active { run } });
+                }
+                if m.turn_ended.as_deref().is_some_and(crate::process::stream_input::turn_ended) {
+                    m.turn_ended = None;
+                    let _ = m.tx.send(Msg { reload: None, input: Input::TurnEnded { run } });
                 }
                 if let Some(now) = m.host_record.as_deref().and_then(crate::executor::ssh::attempt::host_at)
                     && host.as_ref() != Some(&now)

@@ -60,6 +60,20 @@ impl Effects<'_> {
         }
     }
 
+    /// How the agent of attempt `run` reads a person's messages while it runs (`input`): its
+    /// plan's agent's, or that of the agent it runs instead (a member's, a fallback).
+    pub(crate) fn input_of(&self, run: RunId, pc: &PlanCtx) -> crate::manifest::InputMode {
+        match self.member_agents.get(&run) {
+            Some((name, _)) => self
+                .ws
+                .manifest
+                .as_ref()
+                .and_then(|m| m.agents.get(name))
+                .map_or(crate::manifest::InputMode::None, |a| a.input),
+            None => pc.agent.input,
+        }
+    }
+
     /// Checks and measures attempt `attempt` of a round and runs its `select`, off the loop;
     /// the core hears [`Input::Measured`].
     pub(crate) fn measure(&mut self, run: RunId, unit: Unit, attempt: u32) {

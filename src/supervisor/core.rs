@@ -100,6 +100,9 @@ pub(crate) enum Input {
     Active { run: RunId },
     /// The driver of a remote attempt took a slot of `host` (orch's record of it).
     OnHost { run: RunId, host: String },
+    /// The agent of an attempt with streaming input ended its first turn (its wrapper's
+    /// record): no message is written to it from now on.
+    TurnEnded { run: RunId },
     /// The attempt's process (or job) is over, and what its output says. Its plan's status
     /// was read just before.
     Exited {
@@ -238,6 +241,9 @@ pub(crate) enum Action {
         from: usize,
         to: usize,
     },
+    /// Close orch's end of the stdin of attempt `run` (its agent ended its turn: it ends once
+    /// it has answered what was written). No answer.
+    CloseInput { run: RunId },
     /// Attempt `run`, launched next, runs agent `agent` (a fallback of its plan's, at a usage
     /// limit) instead of its plan's. No answer.
     UseAgent { run: RunId, agent: String },
@@ -453,6 +459,7 @@ impl Core {
             }
             Input::Active { run } => self.on_active(now, run),
             Input::OnHost { run, host } => self.on_host(run, host, &mut out),
+            Input::TurnEnded { run } => self.on_turn_ended(run, &mut out),
             Input::Exited {
                 run,
                 ending,

@@ -72,6 +72,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         members: HashMap::new(),
         member_agents: HashMap::new(),
         inputs: HashMap::new(),
+        turns: HashMap::new(),
         pool_drops: Vec::new(),
         after_finished: Vec::new(),
         holding: false,
@@ -411,7 +412,7 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
                 .filter_map(|n| ws.plans.iter().position(|lp| &lp.name == n))
                 .collect()
         }),
-        input_lines: pc.agent.input == crate::manifest::InputMode::Lines,
+        input_lines: pc.agent.input != crate::manifest::InputMode::None,
     }
 }
 
@@ -497,6 +498,7 @@ impl Effects<'_> {
                 self.members.remove(&run);
                 self.member_agents.remove(&run);
                 self.inputs.remove(&run);
+                self.turns.remove(&run);
                 let text = self.texts.remove(&run);
                 let base = self.bases.remove(&run);
                 // The agent is done: its report directory goes (a report left there now is
@@ -564,6 +566,9 @@ impl Effects<'_> {
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
             Action::UseAgent { run, agent } => self.use_agent(run, agent),
+            Action::CloseInput { run } => {
+                self.inputs.remove(&run);
+            }
             Action::Tell {
                 plan,
                 task,

@@ -20,7 +20,7 @@ mod remote;
 use crate::agent_env;
 use crate::agent_output::Fatal;
 use crate::executor::ExecutorKind;
-use crate::manifest::render_template;
+use crate::manifest::{InputMode, render_template};
 use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc};
@@ -198,6 +198,23 @@ impl Effects<'_> {
         // After an answer: the session of the attempt that asked, resumed where it can be.
         let resume =
             super::resume::Launch::decide(pc, key.is_some(), id.as_deref(), &command, attempt, doc);
+        // How a person's messages reach the agent while it runs. Streaming input is for an
+        // agent run here whose session is not resumed: its prompt is its first message.
+        let input = match self.input_of(run, pc) {
+            InputMode::StreamJson
+                if pc.entry.executor != ExecutorKind::Local
+                    || resume.as_ref().is_some_and(super::resume::Launch::resumes) =>
+            {
+                InputMode::None
+            }
+            mode => mode,
+        };
+        let command = match crate::manifest::streaming_variant(&command) {
+            Some(v) if input == InputMode::StreamJson => {
+                v.iter().map(|a| (*a).to_string()).collect()
+            }
+            _ => command,
+        };
         // The attempt's own report directory: `orch task …` hands its reports there.
         let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
         let templates = self.templates.as_deref().unwrap_or(&self.ctx.templates);
@@ -231,7 +248,8 @@ impl Effects<'_> {
             })
         });
         let usage_dir = fresh_usage_dir(log, names_usage)?;
-        let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt)
+        let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt
+            || input == InputMode::StreamJson)
             .then(|| prompt_file_of(pc, &file_id));
         if stdin.is_some() && pc.entry.executor != ExecutorKind::Local {
             return Err(format!(
@@ -379,11 +397,14 @@ impl Effects<'_> {
             (stdin.as_deref(), ended.as_deref()),
             argv,
         );
-        let input = pc.agent.input == crate::manifest::InputMode::Lines;
-        let argv = if input {
-            sandbox::with_input(argv)
-        } else {
-            argv
+        let argv = match input {
+            InputMode::None => argv,
+            InputMode::Lines => sandbox::with_input(argv),
+            InputMode::StreamJson => {
+                let turn = super::reports::turn_path(pc, unit_name, attempt);
+                self.turns.insert(run, turn.clone());
+                sandbox::with_stream_json(argv, &turn)
+            }
         };
         // Its network: the wrapper enters the namespace, orch's proxy serves it.
         let net = super::network::attempt(

@@ -65,6 +65,16 @@ pub(crate) fn ended_path(pc: &PlanCtx, unit: &str, attempt: u32) -> PathBuf {
         .join(format!("{unit}-{attempt}"))
 }
 
+/// Where the wrapper of `unit`'s attempt `attempt` of plan `pc`, launched with streaming
+/// input, records the end of its agent's first turn ([`crate::process::stream_input`]): in
+/// orch's state directory.
+pub(crate) fn turn_path(pc: &PlanCtx, unit: &str, attempt: u32) -> PathBuf {
+    state_dir_of(pc)
+        .join("turns")
+        .join(pc.name())
+        .join(format!("{unit}-{attempt}"))
+}
+
 impl Effects<'_> {
     /// The report directory of `unit`'s attempt `attempt`, and the attempt's log.
     fn report_place(&self, unit: Unit, attempt: u32) -> Option<(PathBuf, PathBuf)> {

@@ -251,6 +251,11 @@ impl Launch {
         Some(Launch { dir, next })
     }
 
+    /// Whether the attempt resumes a kept session (else it starts a fresh one).
+    pub(crate) fn resumes(&self) -> bool {
+        matches!(self.next, Some(Next::Resume { .. }))
+    }
+
     /// The argv of a resumed attempt (its prompt, the answer, also written to `prompt_file`),
     /// or `None` for a fresh one.
     pub(crate) fn argv(

@@ -99,8 +99,11 @@ pub(crate) struct Effects<'a> {
     /// name, its argv template).
     pub(crate) member_agents: HashMap<RunId, (String, Vec<String>)>,
     /// orch's end of the stdin of each running attempt whose agent reads a person's messages
-    /// (`input = "lines"`), non-blocking.
-    pub(crate) inputs: HashMap<RunId, std::fs::File>,
+    /// (`input = "lines"` or `"stream-json"`), non-blocking, and how they are written.
+    pub(crate) inputs: HashMap<RunId, (std::fs::File, crate::manifest::InputMode)>,
+    /// Where the wrapper of each attempt launched with streaming input records the end of the
+    /// agent's first turn (taken by its monitor).
+    pub(crate) turns: HashMap<RunId, PathBuf>,
     /// The removals of finished plans' task worktree pools ([`Action::DropPool`]), awaited
     /// before the run ends.
     pub(crate) pool_drops: Vec<tokio::task::JoinHandle<()>>,

@@ -125,6 +125,22 @@ pub(crate) fn with_input(mut argv: Vec<String>) -> Vec<String> {
     argv
 }
 
+/// A gated wrapper's argv (`in_session_gated` with the prompt file as `stdin`) with streaming
+/// input: the wrapper feeds the agent the prompt as its first message, then orch's messages,
+/// and records at `turn` the end of the agent's first turn (its directory made here).
+pub(crate) fn with_stream_json(mut argv: Vec<String>, turn: &Path) -> Vec<String> {
+    if let Some(dir) = turn.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // An earlier run's record of the same attempt is not this one's.
+    let _ = std::fs::remove_file(turn);
+    if let Some(i) = argv.iter().position(|a| a == "--gate") {
+        argv.insert(i + 1, "--stream-json".to_string());
+        argv.insert(i + 2, format!("--turn-ended={}", turn.display()));
+    }
+    argv
+}
+
 /// The run's sandbox in one word: `unavailable` when some agent that would be confined cannot
 /// be, else `on` when some agent is confined, else `off`.
 pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) -> &'static str {

@@ -9,7 +9,9 @@ use super::{AgentMode, AgentSpec, InputMode, ReportMode, StdinMode};
 /// Each was checked against the real CLI (see the README's "Agents" section for the versions, and
 /// docs/src/agents.md for what each one may do):
 /// - `claude`: print mode, edits accepted, Bash allowed only for orch itself (the prompt spells
-///   orch's path out, so the narrow rule matches), JSON events on stdout as they happen.
+///   orch's path out, so the narrow rule matches), JSON events on stdout as they happen. Run
+///   here, it takes its prompt and a person's messages as streaming input
+///   ([`streaming_variant`], `input = "stream-json"`).
 /// - `codex`: `exec` in the `workspace-write` sandbox, with the status file's directory writable
 ///   too (`orch task done` writes there), JSONL events on stdout.
 /// - `gemini`: headless (`-p`), edits accepted (`auto_edit`), the shell allowed only for orch
@@ -30,7 +32,13 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         fallback: Vec::new(),
     };
     BTreeMap::from([
-        ("claude".to_string(), argv(CLAUDE_PRESET)),
+        (
+            "claude".to_string(),
+            AgentSpec {
+                input: InputMode::StreamJson,
+                ..argv(CLAUDE_PRESET)
+            },
+        ),
         ("codex".to_string(), argv(CODEX_PRESET)),
         (
             "aider".to_string(),
@@ -169,6 +177,47 @@ pub(crate) const CLAUDE_CONFINED: &[&str] = &[
     "--verbose",
 ];
 
+/// The `claude` preset's argv with streaming input: the prompt and a person's messages come on
+/// stdin as user messages (`--input-format stream-json`; a prompt argument would be ignored).
+pub(crate) const CLAUDE_STREAMING: &[&str] = &[
+    "claude",
+    "-p",
+    "--input-format",
+    "stream-json",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash({{ orch }} *)",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
+/// [`CLAUDE_STREAMING`] when orch confines the agent: every shell command allowed.
+pub(crate) const CLAUDE_CONFINED_STREAMING: &[&str] = &[
+    "claude",
+    "-p",
+    "--input-format",
+    "stream-json",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
+/// The argv a preset runs with when its input streams (`input = "stream-json"`, an attempt run
+/// here whose session is not resumed), if `command` is a preset's own argv with such a variant:
+/// the `claude` preset's. An agent of your own is run as written.
+pub(crate) fn streaming_variant(command: &[String]) -> Option<&'static [&'static str]> {
+    CLAUDE_PRESET
+        .iter()
+        .eq(command.iter())
+        .then_some(CLAUDE_STREAMING)
+}
+
 /// The `codex` preset's argv when orch confines the agent: Codex's own sandbox cannot start
 /// inside a Landlock domain, so orch's rules are the sandbox.
 pub(crate) const CODEX_CONFINED: &[&str] = &[
@@ -205,6 +254,7 @@ pub(crate) fn preset_with_rules(command: &[String]) -> bool {
 pub(crate) fn confined_variant(command: &[String]) -> Option<&'static [&'static str]> {
     [
         (CLAUDE_PRESET, CLAUDE_CONFINED),
+        (CLAUDE_STREAMING, CLAUDE_CONFINED_STREAMING),
         (CODEX_PRESET, CODEX_CONFINED),
         (GEMINI_PRESET, GEMINI_CONFINED),
         (QWEN_PRESET, QWEN_CONFINED),

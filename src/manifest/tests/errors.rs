@@ -134,7 +134,7 @@ fn each_error_has_its_location() {
             "[agents.x]\ncommand = [\"x\"]\ninput = \"words\"\n".into(),
             3,
             9,
-            "`agents.x.input` must be \"lines\" or \"none\", found \"words\"",
+            "`agents.x.input` must be \"lines\", \"stream-json\" or \"none\", found \"words\"",
         ),
         (
             "[agents.x]\ncommand = [\"x\"]\nstdin = \"prompt\"\ninput = \"lines\"\n".into(),

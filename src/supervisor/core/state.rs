@@ -404,7 +404,8 @@ pub(crate) struct PlanSpec {
     /// The other plans it lands with, all together or not at all (indices; empty when it
     /// lands alone): its group, when the group holds a plan of another repository.
     pub(crate) land_with: Vec<usize>,
-    /// Its agent reads a person's messages on its stdin while it runs (`input = "lines"`).
+    /// Its agent reads a person's messages on its stdin while it runs (`input = "lines"` or
+    /// `"stream-json"`).
     pub(crate) input_lines: bool,
 }
 
@@ -523,6 +524,8 @@ pub(crate) struct RunRec {
     /// The agent it runs (index into [`RunState::agents`]) when it is not its plan's own: a
     /// fallback. orch's record of who ran it: a limit its output shows pauses this agent.
     pub(crate) agent: Option<usize>,
+    /// Its agent's stdin takes no more messages ([`super::Input::TurnEnded`]).
+    pub(crate) input_closed: bool,
 }
 
 impl RunRec {
@@ -547,6 +550,7 @@ impl RunRec {
             usage: None,
             sandbox_note: String::new(),
             agent: None,
+            input_closed: false,
         }
     }
 }

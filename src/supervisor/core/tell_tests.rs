@@ -109,3 +109,23 @@ fn messages_are_kept_where_no_running_agent_reads_them() {
     );
     assert_eq!(tells(&out), [(0, None, 0, 1)]);
 }
+
+#[test]
+fn once_the_agents_turn_ended_its_input_is_closed_once_and_messages_are_kept() {
+    let (mut c, t0, run) = running(true, true);
+    let out = c.handle(t0, record(TaskStatus::InProgress, 1));
+    assert_eq!(tells(&out), [(0, Some((run, 1)), 0, 1)]);
+    let closes = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::CloseInput { run: r } if *r == run))
+            .count()
+    };
+    let out = c.handle(t0, Input::TurnEnded { run });
+    assert_eq!(closes(&out), 1, "{out:?}");
+    // Told again (a monitor's second look): nothing more to close.
+    let out = c.handle(t0, Input::TurnEnded { run });
+    assert_eq!(closes(&out), 0, "{out:?}");
+    // A message from now on is the next attempt's.
+    let out = c.handle(t0, record(TaskStatus::InProgress, 2));
+    assert_eq!(tells(&out), [(0, None, 1, 2)]);
+}

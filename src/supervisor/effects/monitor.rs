@@ -62,6 +62,7 @@ impl Effects<'_> {
                     attempt,
                 )
             }),
+            turn_ended: self.turns.remove(&run),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
             tx: self.tx.clone(),

@@ -1,13 +1,15 @@
 //! A person's messages to a running attempt ([`Action::Tell`](crate::supervisor::core::Action)):
-//! each written as one line on the stdin of an agent that reads them (`input = "lines"`),
-//! through the pipe orch kept when it started the agent, never blocking the loop; what was
-//! delivered and what was kept is recorded on each message (`delivery`, `attempt`), which
+//! each written as one line on the stdin of an agent that reads them (`input = "lines"`: the
+//! text escaped to one line; `"stream-json"`: one user message of Claude Code's streaming
+//! input), through the pipe orch kept when it started the agent, never blocking the loop; what
+//! was delivered and what was kept is recorded on each message (`delivery`, `attempt`), which
 //! `orch say` waits for.
 
 use std::io::Write as _;
 use std::ops::Range;
 
 use super::{Effects, process_note};
+use crate::manifest::InputMode;
 use crate::process::Spawned;
 use crate::supervisor::state::RunId;
 
@@ -23,10 +25,32 @@ pub(crate) fn one_line(text: &str) -> String {
     crate::untrusted::text::escaped(&doubled).into_owned()
 }
 
+/// How a message reaches an agent with streaming input: said to be the person's.
+pub(crate) fn streamed(text: &str) -> String {
+    crate::process::stream_input::user_message(&format!(
+        "A message from the person who runs this plan, sent while you work (follow it):\n\n{text}"
+    ))
+}
+
+/// Writes message `text` as one line into `pipe` (non-blocking), as `mode` says: whether all
+/// of it went in.
+fn write_message(pipe: &mut std::fs::File, mode: InputMode, text: &str) -> bool {
+    match mode {
+        InputMode::None => false,
+        InputMode::Lines => write_line(pipe, text),
+        InputMode::StreamJson => write_whole(pipe, &streamed(text)),
+    }
+}
+
 /// Writes `text` as one line into `pipe` (non-blocking): whether all of it went in.
 fn write_line(pipe: &mut std::fs::File, text: &str) -> bool {
     let mut line = one_line(text);
     line.push('\n');
+    write_whole(pipe, &line)
+}
+
+/// Writes `line` (its newline included) into `pipe`, whole or not at all.
+fn write_whole(pipe: &mut std::fs::File, line: &str) -> bool {
     if line.len() > LINE_MAX {
         return false;
     }
@@ -35,15 +59,15 @@ fn write_line(pipe: &mut std::fs::File, text: &str) -> bool {
 }
 
 impl Effects<'_> {
-    /// Lets attempt `run`'s gated wrapper start its agent; with `input`, orch's end of the
-    /// agent's stdin is kept for the messages to come.
-    pub(crate) fn release(&mut self, run: RunId, spawned: &mut Spawned, input: bool) {
-        if !input {
+    /// Lets attempt `run`'s gated wrapper start its agent; with an `input` mode, orch's end of
+    /// the agent's stdin is kept for the messages to come.
+    pub(crate) fn release(&mut self, run: RunId, spawned: &mut Spawned, input: InputMode) {
+        if input == InputMode::None {
             spawned.release();
             return;
         }
         if let Some(pipe) = spawned.release_keeping() {
-            self.inputs.insert(run, pipe);
+            self.inputs.insert(run, (pipe, input));
         }
     }
 
@@ -75,7 +99,10 @@ impl Effects<'_> {
             .unwrap_or_default();
         let pipe = run.and_then(|(r, _)| self.inputs.get_mut(&r));
         let delivered: Vec<bool> = match pipe {
-            Some(pipe) => texts.iter().map(|text| write_line(pipe, text)).collect(),
+            Some((pipe, mode)) => texts
+                .iter()
+                .map(|text| write_message(pipe, *mode, text))
+                .collect(),
             None => vec![false; texts.len()],
         };
         let attempt = run.map(|(_, a)| a);

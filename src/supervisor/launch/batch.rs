@@ -128,6 +128,7 @@ impl Effects<'_> {
                 // A job's ending is the scheduler's to say.
                 ended: std::path::PathBuf::new(),
                 host_record: None,
+                turn_ended: None,
                 stop_one: stop_rx,
                 stop_all,
                 tx,

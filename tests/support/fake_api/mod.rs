@@ -69,6 +69,10 @@ pub enum Behaviour {
     /// holds `answer` (a resumed session's next prompt, or a fresh prompt that carries the
     /// answer), goes on as [`Behaviour::Normal`].
     Asks { question: String, answer: String },
+    /// Ends its turn waiting (a text, no tool) until a user message of the conversation holds
+    /// this text (a person's message said while it runs); then as
+    /// [`Behaviour::FixesWhenTold`]: the file it writes says `… fixed by task ID`.
+    Listens(String),
 }
 
 /// What the fake model read in one model call: the user messages' text and the commands of
@@ -104,6 +108,8 @@ struct State {
     requests: Vec<String>,
     /// What each model call carried, in order.
     seen: Vec<Seen>,
+    /// Model calls are answered only once this is false ([`FakeApi::hold`]).
+    held: bool,
 }
 
 /// The running server; stops when dropped.
@@ -159,6 +165,17 @@ impl FakeApi {
         let mut s = self.state.lock().expect("state");
         s.limited = 0;
         s.behaviour = Some(b);
+    }
+
+    /// Holds the answers of model calls from now on (each call is recorded, then waits) until
+    /// [`FakeApi::release`], at most a minute: a client is kept in its turn.
+    pub fn hold(&self) {
+        self.state.lock().expect("state").held = true;
+    }
+
+    /// Answers the model calls held and those to come.
+    pub fn release(&self) {
+        self.state.lock().expect("state").held = false;
     }
 
     /// Every tool result the clients sent back, in order.
@@ -359,6 +376,11 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     } else {
         api
     };
+    // A held call waits here, recorded (the server's own wait, bounded).
+    let held_since = std::time::Instant::now();
+    while state.lock().expect("state").held && held_since.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let conv = Conversation::read(api, &body);
     {
         let mut s = state.lock().expect("state");
@@ -375,6 +397,10 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
     let step = match behaviour {
         Behaviour::Refuse(reason) => Step::Say(format!("I cannot do this: {reason}")),
         Behaviour::FixesWhenTold(needle) => conv.next_step(conv.prompt.contains(&needle)),
+        Behaviour::Listens(needle) if !conv.prompt.contains(&needle) => {
+            Step::Say("I wait for the person's word.".into())
+        }
+        Behaviour::Listens(_) => conv.next_step(true),
         Behaviour::RunsFirst(cmd) if conv.results.is_empty() => Step::Run(cmd),
         Behaviour::Asks { question, answer } => conv.ask_step(&question, &answer),
         _ => conv.next_step(false),
