@@ -107,6 +107,13 @@ fn asks_and_goes_on(agent: &str, confined: bool) {
             "{log}\n{}",
             up.context
         );
+        // The claude preset's resumed session takes its answer (and messages) on stdin.
+        if agent == "claude" {
+            assert!(
+                log.contains("--resume") && log.contains("--input-format stream-json"),
+                "{log}"
+            );
+        }
     } else {
         assert!(
             log.contains("is not resumed (the agent ran unconfined"),

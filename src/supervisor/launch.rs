@@ -199,14 +199,9 @@ impl Effects<'_> {
         let resume =
             super::resume::Launch::decide(pc, key.is_some(), id.as_deref(), &command, attempt, doc);
         // How a person's messages reach the agent while it runs. Streaming input is for an
-        // agent run here whose session is not resumed: its prompt is its first message.
+        // agent run here: its prompt (a resumed session's too) is its first message.
         let input = match self.input_of(run, pc) {
-            InputMode::StreamJson
-                if pc.entry.executor != ExecutorKind::Local
-                    || resume.as_ref().is_some_and(super::resume::Launch::resumes) =>
-            {
-                InputMode::None
-            }
+            InputMode::StreamJson if pc.entry.executor != ExecutorKind::Local => InputMode::None,
             mode => mode,
         };
         let command = match crate::manifest::streaming_variant(&command) {
@@ -233,6 +228,7 @@ impl Effects<'_> {
                 id,
                 &self.ctx.orch_bin,
                 &prompt_file_of(pc, &file_id),
+                input == InputMode::StreamJson,
             )?
         {
             argv = resumed;

@@ -50,6 +50,24 @@ const CLAUDE_RESUME: &[&str] = &[
     "--verbose",
 ];
 
+/// [`CLAUDE_RESUME`] with streaming input: the prompt (the answer) and a person's messages come
+/// on stdin ([`crate::process::stream_input`]).
+const CLAUDE_RESUME_STREAMING: &[&str] = &[
+    "claude",
+    "--resume",
+    "{{ session }}",
+    "-p",
+    "--input-format",
+    "stream-json",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
 /// Codex resumed (confined: orch's rules are the sandbox, as the confined preset).
 const CODEX_RESUME: &[&str] = &[
     "codex",
@@ -251,19 +269,15 @@ impl Launch {
         Some(Launch { dir, next })
     }
 
-    /// Whether the attempt resumes a kept session (else it starts a fresh one).
-    pub(crate) fn resumes(&self) -> bool {
-        matches!(self.next, Some(Next::Resume { .. }))
-    }
-
-    /// The argv of a resumed attempt (its prompt, the answer, also written to `prompt_file`),
-    /// or `None` for a fresh one.
+    /// The argv of a resumed attempt (its prompt, the answer, also written to `prompt_file`;
+    /// `streaming`: given on stdin, not in the argv), or `None` for a fresh one.
     pub(crate) fn argv(
         &self,
         entry: Option<&TaskEntry>,
         id: &str,
         orch: &Path,
         prompt_file: &Path,
+        streaming: bool,
     ) -> Result<Option<Vec<String>>, String> {
         let (Some(Next::Resume { cli, session, .. }), Some(entry)) = (&self.next, entry) else {
             return Ok(None);
@@ -271,7 +285,7 @@ impl Launch {
         let text = prompt(entry, id, &orch.display().to_string());
         crate::links::write(prompt_file, text.as_bytes())
             .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
-        Ok(Some(argv(*cli, session, &text)))
+        Ok(Some(argv(*cli, session, &text, streaming)))
     }
 
     /// Moves the kept transcript into the attempt's private state `private` (the client's
@@ -334,9 +348,10 @@ impl Launch {
 }
 
 /// The argv of the resumed client: `session` and the answer's `prompt`.
-pub(crate) fn argv(cli: KnownCli, session: &str, prompt: &str) -> Vec<String> {
+pub(crate) fn argv(cli: KnownCli, session: &str, prompt: &str, streaming: bool) -> Vec<String> {
     let template = match cli {
         KnownCli::Codex => CODEX_RESUME,
+        _ if streaming => CLAUDE_RESUME_STREAMING,
         _ => CLAUDE_RESUME,
     };
     template

@@ -162,10 +162,24 @@ fn a_kept_session_is_resumed_only_after_an_answer_and_by_the_same_client() {
 
 #[test]
 fn the_resumed_argv_holds_the_id_and_the_answer() {
-    let a = argv(KnownCli::Claude, ID, "the answer");
+    let a = argv(KnownCli::Claude, ID, "the answer", false);
     assert_eq!(&a[..3], ["claude", "--resume", ID]);
     assert!(a.contains(&"the answer".to_string()));
-    let c = argv(KnownCli::Codex, ID, "-x");
+    // Streaming: the answer comes on stdin, never in the argv.
+    let s = argv(KnownCli::Claude, ID, "the answer", true);
+    assert_eq!(
+        &s[..6],
+        [
+            "claude",
+            "--resume",
+            ID,
+            "-p",
+            "--input-format",
+            "stream-json"
+        ]
+    );
+    assert!(!s.contains(&"the answer".to_string()), "{s:?}");
+    let c = argv(KnownCli::Codex, ID, "-x", true);
     assert_eq!(&c[..3], ["codex", "exec", "resume"]);
     assert_eq!(&c[c.len() - 3..], ["--", ID, "-x"]);
 }
