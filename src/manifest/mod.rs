@@ -39,7 +39,7 @@ pub(crate) use agents::{
     AgentMode, AgentSpec, StateHome, TemplatePart, confined_variant, parse_template,
     preset_with_rules, streaming_variant,
 };
-pub(crate) use agents::{CLAUDE_PRESET, CODEX_PRESET};
+pub(crate) use agents::{CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESET, CODEX_PRESET};
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;

@@ -31,42 +31,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::context::PlanCtx;
-use crate::manifest::{CLAUDE_PRESET, CODEX_PRESET, KnownCli};
+use crate::manifest::{
+    CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESET, CODEX_PRESET, KnownCli,
+};
 use crate::status::{StatusDoc, TaskEntry};
-
-/// Claude Code resumed (confined: every shell command allowed, as the confined preset).
-const CLAUDE_RESUME: &[&str] = &[
-    "claude",
-    "--resume",
-    "{{ session }}",
-    "-p",
-    "{{ prompt }}",
-    "--permission-mode",
-    "acceptEdits",
-    "--allowedTools",
-    "Bash",
-    "--output-format",
-    "stream-json",
-    "--verbose",
-];
-
-/// [`CLAUDE_RESUME`] with streaming input: the prompt (the answer) and a person's messages come
-/// on stdin ([`crate::process::stream_input`]).
-const CLAUDE_RESUME_STREAMING: &[&str] = &[
-    "claude",
-    "--resume",
-    "{{ session }}",
-    "-p",
-    "--input-format",
-    "stream-json",
-    "--permission-mode",
-    "acceptEdits",
-    "--allowedTools",
-    "Bash",
-    "--output-format",
-    "stream-json",
-    "--verbose",
-];
 
 /// Codex resumed (confined: orch's rules are the sandbox, as the confined preset).
 const CODEX_RESUME: &[&str] = &[
@@ -349,10 +317,18 @@ impl Launch {
 
 /// The argv of the resumed client: `session` and the answer's `prompt`.
 pub(crate) fn argv(cli: KnownCli, session: &str, prompt: &str, streaming: bool) -> Vec<String> {
-    let template = match cli {
-        KnownCli::Codex => CODEX_RESUME,
-        _ if streaming => CLAUDE_RESUME_STREAMING,
-        _ => CLAUDE_RESUME,
+    // Claude Code: `claude --resume ID`, then the confined preset's own flags (every shell
+    // command allowed; with streaming input, the answer on stdin).
+    let template: Vec<&str> = match cli {
+        KnownCli::Codex => CODEX_RESUME.to_vec(),
+        _ => {
+            let confined = if streaming {
+                CLAUDE_CONFINED_STREAMING
+            } else {
+                CLAUDE_CONFINED
+            };
+            [&["claude", "--resume", "{{ session }}"][..], &confined[1..]].concat()
+        }
     };
     template
         .iter()
