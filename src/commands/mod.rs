@@ -14,6 +14,7 @@ pub(crate) mod integrate;
 mod land;
 pub(crate) mod logs;
 pub(crate) mod merge;
+mod merge_args;
 pub(crate) mod next;
 pub(crate) mod output;
 pub(crate) mod pr;
