@@ -24,6 +24,7 @@ pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod task;
+mod task_call;
 mod task_report;
 pub(crate) mod up;
 
