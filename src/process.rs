@@ -19,6 +19,7 @@
 //! a keeper orch starts and records ([`spawn_keeper`], [`keep`]) and end with the run
 //! ([`end_keepers`]), or with orch.
 
+mod procfs;
 pub(crate) mod session;
 pub(crate) mod stream_input;
 pub(crate) mod wrapper;
@@ -39,6 +40,10 @@ use tokio::time::Instant;
 pub(crate) use tokio::process::Child;
 
 use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
+pub(crate) use procfs::{
+    FoundAgent, descends_from, find_agents, groups_with_env, process_alive, process_start_time,
+};
+use procfs::{Stat, all_pids, stat_of};
 
 /// Every child this process started through [`spawn_agent`], [`spawn_keeper`] or
 /// [`spawn_std`] and has not ended ([`end_session`], [`forget`]): their own waits reap them,
@@ -288,41 +293,6 @@ fn is_orphan(st: &Stat, me: u32, my_sid: u32, started: bool) -> bool {
     st.ppid == me && st.session != my_sid && !started
 }
 
-/// The pids in `/proc`.
-fn all_pids() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-}
-
-/// The fields of `/proc/<pid>/stat` orch reads.
-#[derive(Clone, Debug, Default)]
-struct Stat {
-    state: char,
-    ppid: u32,
-    pgrp: u32,
-    session: u32,
-    /// Field 22: clock ticks after boot (0 when it cannot be read).
-    start_time: u64,
-}
-
-fn stat_of(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    let close = stat.rfind(')')?;
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let number = |i: usize| fields.get(i)?.parse().ok();
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: number(1)?,
-        pgrp: number(2)?,
-        session: number(3)?,
-        start_time: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
-    })
-}
-
 /// Whether `pid` is a child this process started that has not yet made its own session or
 /// group (the moment between the spawn and `orch session-exec`'s `setsid`).
 fn not_yet_leader(pid: u32) -> bool {
@@ -373,90 +343,6 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     }) || not_yet_leader(pgid)
 }
 
-/// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
-/// stat; 0 = unknown, then only liveness counts).
-pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
-    stat_of(pid)
-        .is_some_and(|st| st.state != 'Z' && (start_time == 0 || st.start_time == start_time))
-}
-
-/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks after boot),
-/// or 0 when it cannot be read (no such process, no `/proc`).
-pub(crate) fn process_start_time(pid: u32) -> u64 {
-    stat_of(pid).map_or(0, |st| st.start_time)
-}
-
-/// A process found running with the `ORCH_*` variables orch gives an agent: perhaps an agent
-/// of an earlier supervisor, perhaps a process that claims to be one. Only ever a process to
-/// stop: what is adopted is decided from orch's records (pid and start time).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct FoundAgent {
-    pub(crate) pid: u32,
-    /// Its start time when it was found ([`process_start_time`]): the same process later.
-    pub(crate) start_time: u64,
-    /// Its process group.
-    pub(crate) pgid: u32,
-    /// `ORCH_STATUS_FILE`: which plan.
-    pub(crate) status_file: String,
-    /// `ORCH_TASK`: which task (empty for a plan-mode agent).
-    pub(crate) task: String,
-}
-
-/// Every live process (not a zombie, not this one) whose environment names an orch status file
-/// and task: the agents of an earlier supervisor, their children, and whatever claims to be
-/// one. This finds an agent even when the supervisor died between launching it and recording
-/// its pid; such an agent is stopped, never adopted.
-pub(crate) fn find_agents() -> Vec<FoundAgent> {
-    let mut out = Vec::new();
-    for (pid, environ) in environs() {
-        if let Some(status_file) = env_var(&environ, crate::agent_env::ORCH_STATUS_FILE)
-            && let Some(task) = env_var(&environ, crate::agent_env::ORCH_TASK)
-            && let Some(st) = stat_of(pid)
-            && st.state != 'Z'
-        {
-            out.push(FoundAgent {
-                pid,
-                start_time: st.start_time,
-                pgid: st.pgrp,
-                status_file,
-                task,
-            });
-        }
-    }
-    out
-}
-
-/// Whether process `pid` is `ancestor` or one of its descendants (its parents, read from
-/// `/proc`, lead there). A process below a wrapper stays below it however it detaches: the
-/// wrapper is a subreaper. A parent that exits while the chain is read (gone, or its pid
-/// already another, younger process's) has re-parented its children by then: the chain is read
-/// again from `pid`.
-pub(crate) fn descends_from(pid: u32, ancestor: u32) -> bool {
-    'chain: for _ in 0..16 {
-        let mut p = pid;
-        let Some(mut st) = stat_of(p) else {
-            return false;
-        };
-        for _ in 0..4096 {
-            if p == ancestor {
-                return true;
-            }
-            if st.ppid <= 1 || st.ppid == p {
-                return false;
-            }
-            match stat_of(st.ppid) {
-                Some(parent) if parent.start_time <= st.start_time => {
-                    p = st.ppid;
-                    st = parent;
-                }
-                _ => continue 'chain,
-            }
-        }
-        return false;
-    }
-    false
-}
-
 /// Stops the processes found by their environment (`found`, see [`find_agents`]) that are not
 /// below any of `adopted` (the wrappers of the agents adopted from orch's records): each one
 /// still alive as found and outside those trees is killed with its process group. One found
@@ -493,53 +379,6 @@ fn kill_stray(found: &FoundAgent) -> bool {
         killed |= signal_group(st.pgrp, Signal::SIGKILL);
     }
     killed
-}
-
-/// The value of variable `name` in an environment as `/proc/<pid>/environ` holds it (the last
-/// one, should it be set twice).
-fn env_var(environ: &[u8], name: &str) -> Option<String> {
-    environ
-        .split(|b| *b == 0)
-        .rev()
-        .find_map(|var| env_value(var, name))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
-/// Every process but this one whose environment can be read: its pid and its environment
-/// (`NAME=value` entries separated by NUL bytes).
-fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
-    let me = std::process::id();
-    all_pids().filter(move |&pid| pid != me).filter_map(|pid| {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        Some((pid, environ))
-    })
-}
-
-/// The process groups of every live process (not a zombie, not this one) whose environment
-/// sets each of `vars` (`NAME`, value) exactly: a resolving agent left by a killed `orch merge`
-/// (`ORCH_TASK=resolve` and its resolution worktree's `ORCH_WORKTREE`).
-pub(crate) fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
-    let mut out = Vec::new();
-    for (pid, environ) in environs() {
-        let all = vars.iter().all(|(name, value)| {
-            environ
-                .split(|b| *b == 0)
-                .any(|var| env_value(var, name) == Some(value.as_bytes()))
-        });
-        if all
-            && let Some(st) = stat_of(pid)
-            && st.state != 'Z'
-            && !out.contains(&st.pgrp)
-        {
-            out.push(st.pgrp);
-        }
-    }
-    out
-}
-
-/// The value of `NAME=value` when `var` sets `name`.
-fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")
 }
 
 /// Stops what runs under wrapper `pid` (`orch session-exec`; `start_time` from its record, 0

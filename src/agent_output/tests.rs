@@ -200,7 +200,7 @@ fn read_attempt_reads_the_last_attempt_only() {
     );
 }
 
-/// What the real CLIs printed (tests/fixtures/clients, written by tests/agents_real.rs).
+/// What the real CLIs printed (tests/fixtures/clients, written by tests/agents_real_prints.rs).
 fn fixture(client: &str, name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/clients")

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::merge::MergeArgs;
+use super::merge_args::MergeArgs;
 use super::output::{print_json, println_safe};
 use crate::error::{CliResult, exit};
 use crate::manifest::Manifest;

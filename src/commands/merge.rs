@@ -4,23 +4,12 @@
 
 use serde_json::{Value, json};
 
+pub(crate) use super::merge_args::MergeArgs;
 use super::output::{print_json, println_safe};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::MergeStrategy;
 use crate::merge::{self, MergeRun, Outcome, PlanInfo, Step, Unfinished, short};
 use crate::workspace::Selection;
-
-pub(crate) struct MergeArgs {
-    /// Plan names; empty = every finished plan that is not merged yet.
-    pub(crate) plans: Vec<String>,
-    pub(crate) dry_run: bool,
-    pub(crate) json: bool,
-    /// Overrides `defaults.merge_strategy`.
-    pub(crate) strategy: Option<MergeStrategy>,
-    pub(crate) stop_on_failure: bool,
-    /// Lands a plan that changes what a later run trusts with no task naming the file.
-    pub(crate) allow_protected: bool,
-}
 
 pub(crate) fn run(sel: &Selection, args: MergeArgs) -> CliResult<u8> {
     let (ws, manifest) = super::with_manifest(

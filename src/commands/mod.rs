@@ -14,6 +14,7 @@ pub(crate) mod integrate;
 mod land;
 pub(crate) mod logs;
 pub(crate) mod merge;
+mod merge_args;
 pub(crate) mod next;
 pub(crate) mod output;
 pub(crate) mod pr;
@@ -23,6 +24,7 @@ pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod task;
+mod task_call;
 mod task_report;
 pub(crate) mod up;
 

@@ -4,21 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use chrono::Utc;
-use serde_json::json;
 
-use super::output::{print_json, println_safe};
+pub(crate) use super::task_call::TaskArgs;
+use super::task_call::print_outcome;
 use crate::agent_env;
 use crate::error::{CliError, CliResult, exit};
 use crate::graph::readiness;
-use crate::status::{self, RunInfo, StatusError, Transition, TransitionOptions, TransitionOutcome};
+use crate::status::{self, RunInfo, StatusError, Transition, TransitionOutcome};
 use crate::workspace::{self, Selection, status_error};
-
-pub(crate) struct TaskArgs {
-    pub(crate) transition: Transition,
-    pub(crate) id: String,
-    pub(crate) opts: TransitionOptions,
-    pub(crate) json: bool,
-}
 
 pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Inside an attempt of `orch up`: the report goes to the supervisor, never to the file.
@@ -219,20 +212,6 @@ fn commit_task(
         return Ok(Some(info.oid));
     }
     Ok(None)
-}
-
-pub(super) fn print_outcome(plan: &str, path: &Path, outcome: &TransitionOutcome, json_out: bool) {
-    match outcome {
-        _ if json_out => {
-            print_json(&json!({ "plan": plan, "status_file": path, "result": outcome }));
-        }
-        TransitionOutcome::Changed { id, from, to } => {
-            println_safe(&format!("{plan}: task `{id}` {from} → {to}"));
-        }
-        TransitionOutcome::Unchanged { id, status } => {
-            println_safe(&format!("{plan}: task `{id}` is already {status}"));
-        }
-    }
 }
 
 /// The agent's usual call, `orch task done|fail|skip|reset ID`, with the plan

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::task::{TaskArgs, print_outcome};
+use super::task_call::{TaskArgs, print_outcome};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::Manifest;
 use crate::status::report::{

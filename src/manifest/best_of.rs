@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::agents::{AgentMode, AgentSpec};
-use super::raw::{At, Bad, RawBestOf, Reporter};
+use super::raw::RawBestOf;
+use super::spans::{At, Bad, Reporter};
 
 /// When the attempts of a task stop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,7 +97,7 @@ pub(super) fn resolve(
                 None => {
                     ok = false;
                     let what = format!("`{whose}.agents` names unknown agent `{}`", a.value);
-                    r.bad(&a.span, super::validate::unknown_agent(agents, what, ""));
+                    r.bad(&a.span, super::values::unknown_agent(agents, what, ""));
                 }
                 Some(spec) if spec.mode != AgentMode::Task => {
                     ok = false;

@@ -17,7 +17,7 @@ pub(crate) enum ExecutorKind {
     Ssh,
 }
 
-impl crate::manifest::Spelled for ExecutorKind {}
+impl super::spans::Spelled for ExecutorKind {}
 
 impl ExecutorKind {
     pub(crate) fn as_str(self) -> &'static str {

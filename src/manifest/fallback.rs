@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use super::agents::{AgentSpec, InputMode, StdinMode};
 use super::model::PlanEntry;
-use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Spelled};
-use super::validate::unknown_agent;
+use super::raw::{RawManifest, RawPlan};
+use super::spans::{At, Bad, Reporter, Spelled};
+use super::values::unknown_agent;
 
 /// Reads `input` and `fallback` of each `[agents.NAME]` into `agents`.
 pub(super) fn agents(

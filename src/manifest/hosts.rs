@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::executor::ExecutorKind;
-use super::model::PlanEntry;
-use super::raw::{At, Bad, RawManifest, Reporter};
+use super::model::{Host, PlanEntry};
+use super::raw::{RawHost, RawManifest};
+use super::spans::{At, Bad, Reporter};
 use super::values::at_least_one;
 
 /// Where orch keeps its cache and worktrees on a host without `dir`.
@@ -16,38 +15,6 @@ pub(crate) const DEFAULT_HOST_DIR: &str = "~/.cache/orch";
 
 /// The longest host name (it names a control socket under the state directory).
 const MAX_HOST_NAME_LEN: usize = 32;
-
-/// One `[[host]]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct RawHost {
-    pub(crate) name: Option<At<String>>,
-    /// What `ssh` takes as its destination (`user@host`, an alias of `~/.ssh/config`).
-    pub(crate) ssh: Option<At<String>>,
-    pub(crate) port: Option<At<i64>>,
-    pub(crate) slots: Option<At<i64>>,
-    pub(crate) dir: Option<At<String>>,
-    /// `"on"` (the default: a host without Landlock is refused) or `"off"`.
-    pub(crate) sandbox: Option<At<String>>,
-}
-
-/// One `[[host]]`, validated.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub(crate) struct Host {
-    pub(crate) name: String,
-    /// `ssh`'s destination, never beginning with `-`.
-    pub(crate) ssh: String,
-    /// `-p`, if written.
-    pub(crate) port: Option<u16>,
-    /// Agents at once on this host.
-    pub(crate) slots: usize,
-    /// orch's directory there: absolute, or `~/…` (the remote user's home).
-    pub(crate) dir: String,
-    /// Whether agents there must be confined by Landlock (`sandbox = "on"`, the default).
-    pub(crate) confined: bool,
-    /// 1-based line of the table.
-    pub(crate) line: usize,
-}
 
 /// The checks of one value of a `[[host]]`: a name, an `ssh` destination, a `dir`.
 fn host_name(v: &String) -> Result<String, Bad> {

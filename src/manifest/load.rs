@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::model::Manifest;
-use super::raw::Reporter;
 use super::read::read;
+use super::spans::Reporter;
 use super::targets::check_cycles;
 use super::validate::validate;
 use crate::diagnostic::{Diagnostic, line_col};

@@ -20,6 +20,7 @@ mod repos;
 mod resolve;
 pub(crate) mod review;
 mod sandbox;
+mod spans;
 mod targets;
 mod trusted;
 mod validate;
@@ -46,9 +47,10 @@ pub(crate) use budget::Budget;
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]
 pub(crate) use hosts::DEFAULT_HOST_DIR;
-pub(crate) use hosts::Host;
 pub use load::parse_str;
 pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
+pub(crate) use model::Host;
+pub(crate) use model::ResolveWith;
 pub(crate) use model::{
     Defaults, DepTarget, Dependency, LOG_MAX_DEFAULT, Manifest, MergeStrategy, PlanEntry, Warm,
 };
@@ -59,10 +61,9 @@ pub(crate) use network::NetworkMode;
 pub(crate) use notify::NotifyHook;
 pub(crate) use paths::in_cone;
 pub(crate) use protect::Protect;
-pub(crate) use raw::Spelled;
 pub use raw::{agent_keys, defaults_keys, plan_keys};
 pub(crate) use repos::{HOME as HOME_REPO, env_var as repo_env_var, repo_name};
-pub(crate) use resolve::ResolveWith;
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
+pub(crate) use spans::Spelled;
 pub(crate) use targets::{PlanShape, check_targets};
 pub(crate) use trusted::{Gate, Guarded, ancestors, files_of};

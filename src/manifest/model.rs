@@ -84,7 +84,7 @@ pub(crate) struct Defaults {
     /// Best of N: `attempts`, `agents`, `select`, `attempts_stop` (`attempts = 1`: off).
     pub(crate) best_of: super::best_of::BestOf,
     /// `resolve`: the agent that repairs a plan that cannot merge (`None`: a person does).
-    pub(crate) resolve: Option<super::resolve::ResolveWith>,
+    pub(crate) resolve: Option<ResolveWith>,
     /// `resolve_verify`: a red `verify` after a clean merge is handed to the resolver too
     /// (`false`).
     pub(crate) resolve_verify: bool,
@@ -151,7 +151,7 @@ pub(crate) enum MergeStrategy {
     FfOnly,
 }
 
-impl crate::manifest::Spelled for MergeStrategy {}
+impl super::spans::Spelled for MergeStrategy {}
 
 impl MergeStrategy {
     /// The manifest spelling.
@@ -291,9 +291,9 @@ pub struct Manifest {
     /// The `[[notify]]` hooks, in file order.
     pub(crate) notify: Vec<super::notify::NotifyHook>,
     /// The `[[host]]` machines, in file order.
-    pub(crate) hosts: Vec<super::hosts::Host>,
+    pub(crate) hosts: Vec<Host>,
     /// The `[[repo]]` tables: the other repositories plans change, in file order.
-    pub(crate) repos: Vec<super::repos::RepoEntry>,
+    pub(crate) repos: Vec<RepoEntry>,
 }
 
 /// The default of `[slurm] poll`.
@@ -349,7 +349,7 @@ impl Manifest {
     }
 
     /// The `[[repo]]` plan `plan_name` changes; `None`: the home repository.
-    pub(crate) fn repo_of(&self, plan_name: &str) -> Option<&super::repos::RepoEntry> {
+    pub(crate) fn repo_of(&self, plan_name: &str) -> Option<&RepoEntry> {
         let name = self.plan(plan_name)?.repo.as_deref()?;
         self.repos.iter().find(|r| r.name == name)
     }
@@ -418,6 +418,50 @@ pub(crate) fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
         return bad();
     }
     Ok((plan.to_string(), target))
+}
+
+/// `resolve` in `[defaults]`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ResolveWith {
+    /// `true`: each plan's own agent.
+    Own,
+    /// That agent.
+    Agent(String),
+}
+
+/// One `[[host]]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Host {
+    pub(crate) name: String,
+    /// `ssh`'s destination, never beginning with `-`.
+    pub(crate) ssh: String,
+    /// `-p`, if written.
+    pub(crate) port: Option<u16>,
+    /// Agents at once on this host.
+    pub(crate) slots: usize,
+    /// orch's directory there: absolute, or `~/…` (the remote user's home).
+    pub(crate) dir: String,
+    /// Whether agents there must be confined by Landlock (`sandbox = "on"`, the default).
+    pub(crate) confined: bool,
+    /// 1-based line of the table.
+    pub(crate) line: usize,
+}
+
+/// One validated `[[repo]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RepoEntry {
+    pub(crate) name: String,
+    /// `path` as written, relative to the manifest's directory (or absolute).
+    pub(crate) path: PathBuf,
+    /// `root.join(path)`, lexically normalized.
+    pub(crate) abs_path: PathBuf,
+    /// Its target branch: its own `target`, else `defaults.target`.
+    pub(crate) target: String,
+    /// The argv run on its merge result before a landing (its own `verify`, else none).
+    pub(crate) verify: Option<Vec<String>>,
+    /// 1-based line and column of its `path` (of its `name` when `path` is missing).
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! checked and resolved per agent. An agent's `network` replaces the default's; its
 //! `network_allow` adds to it. Applying them is `crate::sandbox::net`'s.
 
-use super::raw::{At, Bad, Reporter, Spelled};
+use super::spans::{At, Bad, Reporter, Spelled};
 use crate::sandbox::net::allow::{AllowList, Endpoint};
 
 /// `network = "confined" | "open" | "none"`.

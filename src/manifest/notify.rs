@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::raw::{At, Bad, RawNotify, Reporter};
+use super::raw::RawNotify;
+use super::spans::{At, Bad, Reporter};
 use super::values::{argv, duration};
 
 /// Every event a hook may ask for: the `--json` events of `orch up`, and the ones a person

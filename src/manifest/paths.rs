@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::raw::{At, Bad, Reporter};
+use super::spans::{At, Bad, Reporter};
 
 /// A list of paths inside the repository (`copy`).
 pub(super) fn rel_paths(

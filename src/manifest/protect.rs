@@ -6,7 +6,7 @@ use std::path::{Component, Path};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::raw::{At, Bad, Reporter};
+use super::spans::{At, Bad, Reporter};
 
 /// A plan's protected paths: its globs, matched against paths relative to the repository root.
 #[derive(Clone, Debug, Default)]

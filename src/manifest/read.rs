@@ -9,9 +9,8 @@ use serde_ignored::Path as IgnoredPath;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{
-    RawManifest, RawNotify, RawSlurm, Reporter, agent_keys, defaults_keys, fields_of, plan_keys,
-};
+use super::raw::{RawManifest, RawNotify, RawSlurm, agent_keys, defaults_keys, plan_keys};
+use super::spans::{Reporter, fields_of};
 
 /// One step of a path into the document: a key, or an index in an array.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,8 +128,8 @@ fn unknown_key(doc: &DeTable<'_>, path: &[Step], r: &mut Reporter<'_>) {
         ["plan", "slurm"] => ("in `plan.slurm`".into(), fields_of::<RawSlurm>()),
         ["slurm"] => ("in `slurm`".into(), fields_of::<RawSlurm>()),
         ["notify"] => ("in `[[notify]]`".into(), fields_of::<RawNotify>()),
-        ["host"] => ("in `[[host]]`".into(), fields_of::<super::hosts::RawHost>()),
-        ["repo"] => ("in `[[repo]]`".into(), super::repos::repo_keys()),
+        ["host"] => ("in `[[host]]`".into(), fields_of::<super::raw::RawHost>()),
+        ["repo"] => ("in `[[repo]]`".into(), super::raw::repo_keys()),
         _ => (format!("in `{}`", table.join(".")), &[][..]),
     };
     let plan_slurm = table == ["plan", "slurm"];

@@ -8,48 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use super::model::PlanEntry;
+use super::model::{PlanEntry, RepoEntry};
 use super::names::{check_plan_name, check_ref_name};
-use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Strings, fields_of};
+use super::raw::{RawManifest, RawPlan};
+use super::spans::{At, Bad, Reporter, Strings};
 use super::values::argv;
 
 /// The name the home repository (the one `plans.toml` is in) goes by: in `ORCH_REPO_HOME`, in
 /// `orch status`, and where a `[[repo]]` may not take it.
 pub(crate) const HOME: &str = "home";
-
-/// One `[[repo]]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct RawRepo {
-    pub(crate) name: Option<At<String>>,
-    pub(crate) path: Option<At<String>>,
-    pub(crate) target: Option<At<String>>,
-    pub(crate) verify: Option<At<super::raw::Argv>>,
-}
-
-/// The keys of `[[repo]]`.
-pub(crate) fn repo_keys() -> &'static [&'static str] {
-    fields_of::<RawRepo>()
-}
-
-/// One validated `[[repo]]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RepoEntry {
-    pub(crate) name: String,
-    /// `path` as written, relative to the manifest's directory (or absolute).
-    pub(crate) path: PathBuf,
-    /// `root.join(path)`, lexically normalized.
-    pub(crate) abs_path: PathBuf,
-    /// Its target branch: its own `target`, else `defaults.target`.
-    pub(crate) target: String,
-    /// The argv run on its merge result before a landing (its own `verify`, else none).
-    pub(crate) verify: Option<Vec<String>>,
-    /// 1-based line and column of its `path` (of its `name` when `path` is missing).
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-}
 
 /// The environment variable naming repository `name`'s checkout: `ORCH_REPO_` and the name
 /// upper-cased, every character other than an ASCII letter or digit made `_`.

@@ -7,49 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::agents::AgentSpec;
-use super::model::{Defaults, PlanEntry};
-use super::raw::{At, RawPlan, Reporter};
-
-/// `resolve` as written: `true`/`false`, or an agent's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum RawResolve {
-    Flag(bool),
-    Agent(String),
-}
-
-impl<'de> Deserialize<'de> for RawResolve {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl serde::de::Visitor<'_> for Either {
-            type Value = RawResolve;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an agent's name or true/false")
-            }
-            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<RawResolve, E> {
-                Ok(RawResolve::Flag(b))
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawResolve, E> {
-                Ok(RawResolve::Agent(s.to_string()))
-            }
-        }
-        d.deserialize_any(Either)
-    }
-}
+use super::model::{Defaults, PlanEntry, ResolveWith};
+use super::raw::{RawPlan, RawResolve};
+use super::spans::{At, Reporter};
 
 /// The hint given when `resolve` is neither.
 pub(crate) const HINT: &str = "write `resolve = \"claude\"` (a preset or an [agents.NAME]), or `resolve = true` for the plan's own agent";
-
-/// `resolve` in `[defaults]`, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ResolveWith {
-    /// `true`: each plan's own agent.
-    Own,
-    /// That agent.
-    Agent(String),
-}
 
 /// Checks one `resolve` value against the agents: `None` is off.
 fn check(
@@ -67,7 +31,7 @@ fn check(
         RawResolve::Agent(name) => {
             let what = format!("`{ctx}` names unknown agent `{name}`");
             let or = "write `true` for the plan's own agent, ";
-            r.bad(&at.span, super::validate::unknown_agent(agents, what, or));
+            r.bad(&at.span, super::values::unknown_agent(agents, what, or));
             None
         }
     }

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::raw::{At, Bad, Reporter};
+use super::raw::RawReview;
+use super::spans::{Bad, Reporter};
 use super::values::{at_least_one, duration};
 
 /// The review keys, resolved.
@@ -28,14 +29,6 @@ impl Default for Review {
             label: "needs-person".into(),
         }
     }
-}
-
-/// The review keys of one table as written.
-pub(crate) struct RawReview<'a> {
-    pub(crate) poll: Option<&'a At<String>>,
-    pub(crate) rounds: Option<&'a At<i64>>,
-    pub(crate) from: Option<&'a At<Vec<At<String>>>>,
-    pub(crate) label: Option<&'a At<String>>,
 }
 
 /// A `review_from` entry: a login or `@org/team`.

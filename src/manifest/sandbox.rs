@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::{At, Bad, Reporter, Spelled};
+use super::spans::{At, Bad, Reporter, Spelled};
 
 /// `sandbox = "auto" | "on" | "off"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -19,7 +19,7 @@ pub(crate) enum SandboxMode {
     Off,
 }
 
-impl crate::manifest::Spelled for SandboxMode {}
+impl super::spans::Spelled for SandboxMode {}
 
 /// The sandbox settings of `[defaults]` or of one agent (`None`: not written there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

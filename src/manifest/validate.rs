@@ -9,10 +9,11 @@ use super::executor::SlurmOptions;
 use super::model::{Defaults, Dependency, Manifest, MergeStrategy, PlanEntry, parse_dependency};
 use super::names::{check_plan_name, check_ref_name};
 use super::paths::{check_plan_file, inside_dir, inside_root, leaves_via_symlink, rel_paths};
-use super::raw::{At, Bad, RawManifest, RawPlan, Reporter, Spelled};
+use super::raw::{RawManifest, RawPlan};
+use super::spans::{At, Bad, Reporter, Spelled};
 use super::values::{
     LOG_MAX_MIN, PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor,
-    non_negative, size, slurm_options,
+    non_negative, size, slurm_options, unknown_agent,
 };
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
@@ -73,7 +74,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
 /// The `[[repo]]` tables: those that are valid, and every name written (a plan naming a bad one
 /// is not reported again).
 struct Repos<'a> {
-    good: &'a [super::repos::RepoEntry],
+    good: &'a [super::model::RepoEntry],
     written: std::collections::BTreeSet<String>,
 }
 
@@ -241,15 +242,6 @@ fn defaults(
     out
 }
 
-/// `what` names an agent the manifest does not know; `or` is one more way out, for the hint.
-pub(super) fn unknown_agent(agents: &BTreeMap<String, AgentSpec>, what: String, or: &str) -> Bad {
-    let known: Vec<String> = agents.keys().map(|k| format!("`{k}`")).collect();
-    Bad::new(what).hint(format!(
-        "define it in an `[agents.NAME]` table, {or}or use one of: {}",
-        known.join(", ")
-    ))
-}
-
 fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec> {
     let mut agents = presets();
     for agent in raw.agents.values() {
@@ -307,7 +299,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
                     r.error_hint(
                         &agent.name.span,
                         format!("agent `{name}` has no `command`"),
-                        super::raw::ARGV_HINT,
+                        super::spans::ARGV_HINT,
                     );
                     ok = false;
                     Vec::new()

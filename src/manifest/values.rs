@@ -1,12 +1,16 @@
 //! Checks of single manifest values shared by `[defaults]`, `[slurm]` and plans: executor, Slurm
-//! options, counts, durations, budgets and argv arrays. Most are functions from the value as
-//! written to the typed value or what is wrong with it ([`Bad`]), for [`Reporter::check`].
+//! options, counts, durations, budgets, argv arrays, an agent's name the manifest does not know.
+//! Most are functions from the value as written to the typed value or what is wrong with it
+//! ([`Bad`]), for [`Reporter::check`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::agents::AgentSpec;
 use super::budget::{Budget, parse_budget};
 use super::executor::{ExecutorKind, SlurmOptions};
-use super::raw::{ARGV_HINT, Argv, At, Bad, RawSlurm, Reporter, Spelled};
+use super::raw::RawSlurm;
+use super::spans::{ARGV_HINT, Argv, At, Bad, Reporter, Spelled};
 use crate::duration::parse_duration;
 
 /// An `executor` key: `local` or `slurm`.
@@ -195,4 +199,13 @@ pub(super) fn argv(r: &mut Reporter<'_>, ctx: &str, at: Option<&At<Argv>>) -> Op
         }
         Some(_) => Some(items.iter().map(|a| a.value.clone()).collect()),
     }
+}
+
+/// `what` names an agent the manifest does not know; `or` is one more way out, for the hint.
+pub(super) fn unknown_agent(agents: &BTreeMap<String, AgentSpec>, what: String, or: &str) -> Bad {
+    let known: Vec<String> = agents.keys().map(|k| format!("`{k}`")).collect();
+    Bad::new(what).hint(format!(
+        "define it in an `[agents.NAME]` table, {or}or use one of: {}",
+        known.join(", ")
+    ))
 }

@@ -9,6 +9,7 @@ pub mod clis;
 pub mod events;
 pub mod fake_api;
 pub mod journal;
+pub mod merge;
 pub mod net_probe;
 pub mod process;
 pub mod prop;

@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::conn::{Conn, ConnError};
 use super::frames;
 use super::job::{Job, Place, commit_id, name_of, snapshot_ref};
+use super::lead::{fetch_bundle, git_bytes, say};
+use super::records::local_ref;
+pub(crate) use super::records::{host_at, host_record};
 use super::slots;
 use crate::git::GitTarget;
 use crate::manifest::Host;
@@ -51,37 +54,6 @@ pub(crate) struct Spec {
     pub(crate) status_file: PathBuf,
     pub(crate) orch_bin: PathBuf,
     pub(crate) confine: bool,
-}
-
-/// Where the driver of `plan`'s `unit` attempt `attempt` records the host it runs on (orch's
-/// own record, read by `orch status`).
-pub(crate) fn host_record(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
-    state_dir
-        .join("remote")
-        .join(plan)
-        .join(format!("{unit}-{attempt}.host"))
-}
-
-/// The host recorded for an attempt, if any (a short name orch wrote).
-pub(crate) fn recorded_host(
-    state_dir: &Path,
-    plan: &str,
-    unit: &str,
-    attempt: u32,
-) -> Option<String> {
-    host_at(&host_record(state_dir, plan, unit, attempt))
-}
-
-/// The host recorded at `record` ([`host_record`]), if any.
-pub(crate) fn host_at(record: &Path) -> Option<String> {
-    let bytes = crate::untrusted::read::optional(record, crate::untrusted::read::REPORT).ok()??;
-    let s = String::from_utf8_lossy(&bytes).trim().to_string();
-    (!s.is_empty() && s.len() <= 64).then_some(s)
-}
-
-/// The ref of the lead's repository that holds the snapshot of an attempt.
-pub(crate) fn local_ref(plan: &str, unit: &str, attempt: u32) -> String {
-    format!("refs/orch/remote/{plan}/{unit}/{attempt}")
 }
 
 /// Runs the attempt of `spec_path`; the exit status (the agent's, or 1, or [`HOST_LOST`]).
@@ -127,7 +99,7 @@ fn first_probe(conn: &Conn, spec: &Spec) -> Result<(), Failure> {
     if super::usable::recorded(&spec.state_dir, &conn.host.name).is_some() {
         return Ok(());
     }
-    match super::usable::probe_and_record(conn, &spec.state_dir, &spec.orch_bin) {
+    match super::host::probe_and_record(conn, &spec.state_dir, &spec.orch_bin) {
         Verdict::Usable { note } => {
             if let Some(n) = note {
                 say(&n);
@@ -156,13 +128,6 @@ impl From<ConnError> for Failure {
     }
 }
 
-/// A line of orch's in the attempt's log.
-pub(super) fn say(line: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "=== orch: {} ===", line.escape_debug());
-    let _ = o.flush();
-}
-
 /// Why orch ended the attempt, as the last line of its log: a plain line (not one of orch's
 /// `=== orch: … ===` lines), so that the task's status gives it as the attempt's last words,
 /// after anything the host sent.
@@ -175,48 +140,6 @@ fn refused(why: &str) {
 /// Runs the lead's git on `target`; stdout trimmed.
 fn git(target: GitTarget<'_>, args: &[&str]) -> Result<String, String> {
     git_bytes(target, args).map(|o| String::from_utf8_lossy(&o).trim().to_string())
-}
-
-/// Runs the lead's git on `target`; its stdout, or why it failed (its stderr, escaped).
-pub(super) fn git_bytes(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, String> {
-    let mut cmd = crate::git::git_command(target)?;
-    cmd.args(args);
-    let o = cmd
-        .output()
-        .map_err(|e| format!("cannot run git {}: {e}", args.join(" ")))?;
-    if !o.status.success() {
-        return Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&o.stderr).trim().escape_debug()
-        ));
-    }
-    Ok(o.stdout)
-}
-
-/// Fetches `from` of the bundle `file` into the lead's ref `to`, with git's object checks on.
-/// No maintenance after it: a `gc --auto` git would start in the background (each bundle
-/// fetched keeps a pack, 50 make one due) packs the refs, taking their locks while the
-/// supervisor moves a plan branch (seen failing task commits at 160 tasks).
-pub(super) fn fetch_bundle(root: &Path, file: &Path, from: &str, to: &str) -> Result<(), String> {
-    git_bytes(
-        GitTarget::WorkTree(root),
-        &[
-            "-c",
-            "transfer.fsckObjects=true",
-            "-c",
-            "gc.auto=0",
-            "-c",
-            "maintenance.auto=false",
-            "fetch",
-            "-q",
-            "--no-tags",
-            "--no-write-fetch-head",
-            &file.display().to_string(),
-            &format!("+{from}:{to}"),
-        ],
-    )
-    .map(drop)
 }
 
 const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; esac

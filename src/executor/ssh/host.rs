@@ -1,11 +1,14 @@
 //! A host made ready and asked what it offers: orch's copy in `<dir>/bin/orch-<blob id>`
 //! (copied over the connection when missing or different, checked by its git blob id there
-//! before it is moved into place), then that copy's `orch host-probe`.
+//! before it is moved into place), then that copy's `orch host-probe`; what it found judged and
+//! recorded ([`super::usable`]) at the start of `orch up` ([`check_at_start`]) or by the first
+//! attempt that reaches a host not probed then ([`probe_and_record`]).
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::conn::{Conn, ConnError};
+use super::report::HostReport;
 
 /// The deadline of a short remote command.
 const SHORT: Duration = Duration::from_secs(60);
@@ -39,26 +42,6 @@ const PROBE: &str = r#"id=$2; shift 2
 printf 'git %s\n' "$(git --version 2>/dev/null)"
 exec "$d/bin/orch-$id" host-probe --dir "$d" "$@"
 "#;
-
-/// What `orch hosts` says of one host.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub(crate) struct HostReport {
-    pub(crate) name: String,
-    /// It answered and orch's copy there ran.
-    pub(crate) answers: bool,
-    /// Why not, or why it cannot run agents (no Landlock with `sandbox = "on"`).
-    pub(crate) error: Option<String>,
-    /// orch's copy was sent this time.
-    pub(crate) copied: bool,
-    pub(crate) landlock_abi: Option<u8>,
-    /// `git version …`, as the host's git says it.
-    pub(crate) git: Option<String>,
-    pub(crate) free_bytes: Option<u64>,
-    /// The presets' client programs on the host's `PATH`.
-    pub(crate) clients: Vec<String>,
-    /// It may run agents: it answers, and it confines them (or `sandbox = "off"`).
-    pub(crate) usable: bool,
-}
 
 fn script(body: &str) -> String {
     format!("{DIR}{body}")
@@ -154,6 +137,18 @@ pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostRep
     report
 }
 
+/// Probes `conn`'s host (orch's copy made ready there first) and records the verdict.
+pub(crate) fn probe_and_record(
+    conn: &Conn,
+    state_dir: &Path,
+    orch_bin: &Path,
+) -> super::usable::Verdict {
+    let report = probe(conn, orch_bin, &[]);
+    let v = super::usable::verdict(&conn.host, &report);
+    super::usable::record(state_dir, &conn.host.name, &v);
+    v
+}
+
 /// What [`check_at_start`] found.
 #[derive(Debug, Default)]
 pub(crate) struct AtStart {
@@ -182,7 +177,7 @@ pub(crate) fn check_at_start(
                 (h.clone(), state_dir.to_path_buf(), orch_bin.to_path_buf());
             std::thread::spawn(move || {
                 let verdict = match Conn::new(&h, &state_dir) {
-                    Ok(c) => super::usable::probe_and_record(&c, &state_dir, &orch_bin),
+                    Ok(c) => probe_and_record(&c, &state_dir, &orch_bin),
                     Err(e) => {
                         super::usable::forget(&state_dir, &h.name);
                         Verdict::NoAnswer(e.to_string())

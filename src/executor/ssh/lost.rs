@@ -8,11 +8,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::attempt::say;
 use super::conn::Conn;
 use super::frames;
 use super::host::DIR;
 use super::job::{commit_id, safe_name, snapshot_ref};
+use super::lead::say;
 
 /// The abandoned attempts of this repository on the host: `<key> <base>` per line.
 const ABANDONED: &str = r#"for a in "$d"/attempts/*/abandoned; do
@@ -74,9 +74,9 @@ pub(super) fn collect(conn: &Conn, (state_dir, repo_root): (&Path, &Path), repo:
             Duration::from_secs(3600),
         );
         let saved = format!("refs/orch/attempts/lost/{}/{key}", conn.host.name);
-        let fetched = brought.map_err(|e| e.to_string()).and_then(|_| {
-            super::attempt::fetch_bundle(repo_root, &file, &snapshot_ref(key), &saved)
-        });
+        let fetched = brought
+            .map_err(|e| e.to_string())
+            .and_then(|_| super::lead::fetch_bundle(repo_root, &file, &snapshot_ref(key), &saved));
         let _ = std::fs::remove_file(&file);
         // Safe here only when the ref is there, at a commit on the attempt's base.
         let safe = fetched.and_then(|_| {

@@ -10,12 +10,16 @@ pub(crate) mod conn;
 pub(crate) mod frames;
 pub(crate) mod host;
 pub(crate) mod job;
+pub(crate) mod lead;
 pub(crate) mod lost;
+pub(crate) mod records;
 pub(crate) mod refs;
 pub(crate) mod remote;
 pub(crate) mod remote_run;
+pub(crate) mod report;
 pub(crate) mod slots;
 pub(crate) mod usable;
 
 pub(crate) use conn::Conn;
-pub(crate) use host::{HostReport, probe};
+pub(crate) use host::probe;
+pub(crate) use report::HostReport;

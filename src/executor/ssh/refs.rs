@@ -1,5 +1,5 @@
 //! The refs of the lead's repository that hold remote attempts' snapshots while they come back
-//! (`refs/orch/remote/<plan>/<unit>/<attempt>`, [`super::attempt::local_ref`]), pruned once the
+//! (`refs/orch/remote/<plan>/<unit>/<attempt>`, [`super::records::local_ref`]), pruned once the
 //! attempt's work is safe here: when the supervisor has settled the attempt ([`settled`]), and
 //! at the next start for those an earlier run left ([`leftovers`]). A snapshot is safe when
 //! every path it changed on its base is as it left it on the plan branch, or in a ref of the
@@ -18,7 +18,7 @@ const PREFIX: &str = "refs/orch/remote/";
 const MAX_REFS: usize = 10_000;
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
-    super::attempt::git_bytes(GitTarget::WorkTree(root), args)
+    super::lead::git_bytes(GitTarget::WorkTree(root), args)
 }
 
 pub(super) fn text(root: &Path, args: &[&str]) -> Result<String, String> {
@@ -100,7 +100,7 @@ pub(crate) fn settled(
     unit: &str,
     attempt: u32,
 ) -> Option<String> {
-    let name = super::attempt::local_ref(plan, unit, attempt);
+    let name = super::records::local_ref(plan, unit, attempt);
     let snap = text(
         root,
         &["rev-parse", "--verify", "-q", &format!("{name}^{{commit}}")],
@@ -229,7 +229,7 @@ mod tests {
             root,
             &[
                 "update-ref",
-                &super::super::attempt::local_ref("p", "1.1", 1),
+                &super::super::records::local_ref("p", "1.1", 1),
                 &s1,
             ],
         );
@@ -243,7 +243,7 @@ mod tests {
             root,
             &[
                 "update-ref",
-                &super::super::attempt::local_ref("p", "1.2", 1),
+                &super::super::records::local_ref("p", "1.2", 1),
                 &s2,
             ],
         );
@@ -254,7 +254,7 @@ mod tests {
             root,
             &[
                 "update-ref",
-                &super::super::attempt::local_ref("p", "1.3", 2),
+                &super::super::records::local_ref("p", "1.3", 2),
                 &s3,
             ],
         );
@@ -273,7 +273,7 @@ mod tests {
             root,
             &[
                 "update-ref",
-                &super::super::attempt::local_ref("p", "1.4", 1),
+                &super::super::records::local_ref("p", "1.4", 1),
                 &empty,
             ],
         );
@@ -281,7 +281,7 @@ mod tests {
             root,
             &[
                 "update-ref",
-                &super::super::attempt::local_ref("p", "1.5", 1),
+                &super::super::records::local_ref("p", "1.5", 1),
                 &s3,
             ],
         );

@@ -154,7 +154,7 @@ pub(crate) fn last_host(state_dir: &Path, plan: &str) -> Option<String> {
 }
 
 /// The host of the latest attempt of plan `plan`'s `unit` (a task id, or `plan`), from the
-/// records its drivers wrote ([`super::attempt::host_record`]).
+/// records its drivers wrote ([`super::records::host_record`]).
 pub(crate) fn latest_host(state_dir: &Path, plan: &str, unit: &str) -> Option<String> {
     let prefix = format!("{unit}-");
     let latest = std::fs::read_dir(state_dir.join("remote").join(plan))
@@ -166,7 +166,7 @@ pub(crate) fn latest_host(state_dir: &Path, plan: &str, unit: &str) -> Option<St
             n.parse::<u32>().ok()
         })
         .max()?;
-    super::attempt::recorded_host(state_dir, plan, unit, latest)
+    super::records::recorded_host(state_dir, plan, unit, latest)
 }
 
 /// Records the host the plan's attempt runs on.

@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::conn::Conn;
-use super::host::HostReport;
+use super::report::HostReport;
 use crate::manifest::Host;
 
 /// What the probe of a host decided.
@@ -110,14 +109,6 @@ pub(crate) fn none_left(state_dir: &Path, hosts: &[Host]) -> String {
         "no host of the plan can run its agents, so the attempt runs nowhere: {}",
         whys.join("; ")
     )
-}
-
-/// Probes `conn`'s host (orch's copy made ready there first) and records the verdict.
-pub(crate) fn probe_and_record(conn: &Conn, state_dir: &Path, orch_bin: &Path) -> Verdict {
-    let report = super::host::probe(conn, orch_bin, &[]);
-    let v = verdict(&conn.host, &report);
-    record(state_dir, &conn.host.name, &v);
-    v
 }
 
 #[cfg(test)]
