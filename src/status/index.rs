@@ -4,25 +4,27 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::model::TaskEntry;
 use crate::plan::IdIndex;
 
-pub(crate) use crate::plan::hash_bytes;
+/// An entry found by its id (a status file's task or verification step).
+pub(crate) trait Keyed {
+    fn id(&self) -> &str;
+}
 
 /// The id of entry `i` of tasks ++ verification steps (empty past their end).
-fn id_at<'a>(tasks: &'a [TaskEntry], verify: &'a [TaskEntry], i: usize) -> &'a str {
+fn id_at<'a, E: Keyed>(tasks: &'a [E], verify: &'a [E], i: usize) -> &'a str {
     let entry = match i.checked_sub(tasks.len()) {
         None => tasks.get(i),
         Some(v) => verify.get(v),
     };
-    entry.map_or("", |e| e.id.as_str())
+    entry.map_or("", Keyed::id)
 }
 
 /// The positions of tasks ++ verification steps by id (a repeated id: the first entry).
-fn build(tasks: &[TaskEntry], verify: &[TaskEntry]) -> IdIndex {
+fn build<E: Keyed>(tasks: &[E], verify: &[E]) -> IdIndex {
     let mut index = IdIndex::with_capacity(tasks.len() + verify.len());
     for (i, e) in tasks.iter().chain(verify).enumerate() {
-        index.insert_first(&e.id, i, |i| id_at(tasks, verify, i));
+        index.insert_first(e.id(), i, |i| id_at(tasks, verify, i));
     }
     index
 }
@@ -38,12 +40,7 @@ impl EntryIndex {
     /// The position of `id` in tasks ++ verification steps: a hit is checked against the entry;
     /// a miss is confirmed by a scan (the entries may have changed since the table was built),
     /// and the table is rebuilt when the scan finds it.
-    pub(crate) fn find(
-        &self,
-        tasks: &[TaskEntry],
-        verify: &[TaskEntry],
-        id: &str,
-    ) -> Option<usize> {
+    pub(crate) fn find<E: Keyed>(&self, tasks: &[E], verify: &[E], id: &str) -> Option<usize> {
         let mut guard = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let table = guard.get_or_insert_with(|| build(tasks, verify));
         if let Some(i) = table.get(id, |i| id_at(tasks, verify, i))
@@ -51,7 +48,7 @@ impl EntryIndex {
         {
             return Some(i);
         }
-        let i = tasks.iter().chain(verify).position(|e| e.id == id)?;
+        let i = tasks.iter().chain(verify).position(|e| e.id() == id)?;
         *guard = Some(build(tasks, verify));
         Some(i)
     }

@@ -382,8 +382,14 @@ pub fn plan_digest(bytes: &[u8]) -> String {
         "{}:{}:{:016x}",
         env!("CARGO_PKG_VERSION"),
         bytes.len(),
-        super::index::hash_bytes(bytes)
+        crate::plan::hash_bytes(bytes)
     )
+}
+
+impl super::index::Keyed for TaskEntry {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl TaskEntry {
@@ -398,24 +404,6 @@ impl TaskEntry {
 }
 
 impl StatusDoc {
-    /// A new document for `plan`: every task pending, except `[x]` tasks, which start completed.
-    pub fn new(plan: &Plan, plan_path_rel: &str, orch_name: &str, now: DateTime<Utc>) -> Self {
-        let now = timestamp(now);
-        let mut doc = Self {
-            comment: Some(DEFAULT_COMMENT.to_string()),
-            plan_path: plan_path_rel.to_string(),
-            plan_name: plan_name(plan),
-            created_at: now.clone(),
-            last_updated_at: Some(now),
-            orch_schema_version: ORCH_SCHEMA_VERSION,
-            orch_plan: orch_name.to_string(),
-            ..Self::default()
-        };
-        // Every task is new to an empty document: reconciling adds them all, in plan order.
-        super::reconcile::reconcile(&mut doc, plan);
-        doc
-    }
-
     /// The entry of a task or verification step (the first, should an id repeat).
     ///
     /// Looked up in an index built on the first call; if `tasks` or `verifySteps` were changed

@@ -6,8 +6,11 @@ use serde::Serialize;
 
 use crate::plan::{IdMap, Plan, SequentialGroup, Task, TaskKind, id_map};
 
+use chrono::{DateTime, Utc};
+
 use super::model::{
-    ExecutionConstraints, ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus, plan_name,
+    DEFAULT_COMMENT, ExecutionConstraints, ORCH_SCHEMA_VERSION, StatusDoc, TaskEntry, TaskStatus,
+    plan_name, timestamp,
 };
 use super::summary::refresh_derived;
 
@@ -323,6 +326,26 @@ pub fn reconcile(doc: &mut StatusDoc, plan: &Plan) -> ReconcileReport {
     }
     report.changed = changed;
     report
+}
+
+impl StatusDoc {
+    /// A new document for `plan`: every task pending, except `[x]` tasks, which start completed.
+    pub fn new(plan: &Plan, plan_path_rel: &str, orch_name: &str, now: DateTime<Utc>) -> Self {
+        let now = timestamp(now);
+        let mut doc = Self {
+            comment: Some(DEFAULT_COMMENT.to_string()),
+            plan_path: plan_path_rel.to_string(),
+            plan_name: plan_name(plan),
+            created_at: now.clone(),
+            last_updated_at: Some(now),
+            orch_schema_version: ORCH_SCHEMA_VERSION,
+            orch_plan: orch_name.to_string(),
+            ..Self::default()
+        };
+        // Every task is new to an empty document: reconciling adds them all, in plan order.
+        reconcile(&mut doc, plan);
+        doc
+    }
 }
 
 #[cfg(test)]

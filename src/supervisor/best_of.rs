@@ -1,24 +1,19 @@
-//! Best of N, the effects: an attempt's change checked (the plan's cone, submodules, protected
-//! paths) and sized, its `select` command run confined in its worktree (its output read as an
-//! untrusted number), the pick committed and landed as the task's one commit, and every other
-//! attempt's work saved under `refs/orch/attempts/<plan>/<task>/<attempt>`. Decides nothing:
-//! the core picks ([`super::core`], `core/best_of.rs`).
+//! Best of N, the effects: a round's attempts launched (each by its agent), each attempt's
+//! change measured (checked and sized as a commit would be, `settle/best_of.rs`) and its
+//! `select` command run confined in its worktree (its output read as an untrusted number).
+//! Decides nothing: the core picks ([`super::core`], `core/best_of.rs`); the pick is committed
+//! and the others saved when they settle (`settle/best_of.rs`).
 
-use std::iter::once_with;
 use std::path::Path;
 
 use super::check::{Confined, run_confined, tail_bytes};
 use super::context::PlanCtx;
-use super::core::checks::{Found, refusal};
 use super::core::{Input, Measure};
 use super::msg::Msg;
 use super::round::{SCORE_MAX_BYTES, member_key, parse_score};
 use super::runner::Effects;
-use super::settle::{
-    commit_tree_as, nested_repositories, outside_paths, protected_changes_in, submodule_lines,
-};
-use super::state::{CheckOutcome, CommitError, Outcome, RunId, Unit};
-use crate::git;
+use super::settle::best_of::checked_size;
+use super::state::{CheckOutcome, RunId, Unit};
 
 /// Whether a task of `plan` asks for more than one attempt at once (`(attempts: N)`).
 pub(crate) fn any_task_best_of(plan: &crate::plan::Plan) -> bool {
@@ -115,37 +110,6 @@ impl Effects<'_> {
     }
 }
 
-/// The worktree of attempt `key` of task `t`, checked as a commit would be (fail closed: no
-/// nested repository, the plan's cone, submodules, protected paths), and the size of its change in lines; `Err`: why
-/// the attempt is no candidate.
-fn checked_size(pc: &PlanCtx, t: usize, key: &str) -> Result<(std::path::PathBuf, u64), String> {
-    let task = &pc.plan.tasks[t];
-    let tree = pc
-        .task_worktree(key)
-        .ok_or_else(|| format!("its task worktree (`{key}`) is gone"))?;
-    // Its git files put back from orch's records first (HEAD on its own task branch).
-    let branch = git::task_branch(pc.name(), key);
-    git::pin_worktree(&tree, &branch)
-        .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
-    let work = (tree.as_path(), branch.as_str(), Some(pc.branch()));
-    if let Some(cause) = refusal(
-        once_with(|| Found::of(nested_repositories(work)))
-            .chain(once_with(|| {
-                Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch())))
-            }))
-            .chain(once_with(|| {
-                Found::of(submodule_lines(pc, &tree).map(|_| None))
-            }))
-            .chain(once_with(|| {
-                Found::of(protected_changes_in(pc, task, work))
-            })),
-    ) {
-        return Err(cause);
-    }
-    let lines = git::lines_changed(&tree)?;
-    Ok((tree, lines))
-}
-
 /// What a command wrote to `log` after byte `start`, at most the last few hundred bytes
 /// (a score is a short line; a command that prints megabytes is not read whole), without
 /// orch's own lines.
@@ -157,64 +121,4 @@ fn output_tail(log: &Path, start: u64) -> Vec<u8> {
         .collect::<Vec<_>>()
         .join("\n")
         .into_bytes()
-}
-
-/// Settles the picked attempt `attempt` of task `t` (`index` in its plan): checked again (the
-/// select ran in its worktree since), committed with `why` in its message, landed on the plan
-/// branch as the task's one commit, recorded.
-pub(super) fn settle_pick(
-    pc: &PlanCtx,
-    (index, t): (usize, &crate::plan::Task),
-    attempt: u32,
-    description: &str,
-    why: &str,
-) -> Outcome {
-    let key = member_key(&t.id, attempt);
-    let checked = checked_size(pc, index, &key);
-    let body = format!("best of N: {why}");
-    let made = match checked {
-        Err(cause) => Err(CommitError::Failed(cause)),
-        Ok((tree, _)) => commit_tree_as(pc, (&t.id, &key), description, &body, false, &tree),
-    };
-    match made {
-        Ok(commit) => Outcome::Done {
-            commit: Some(commit),
-        },
-        Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
-        Err(CommitError::Failed(error)) => {
-            let saved = save_member(pc, &t.id, attempt, &error);
-            Outcome::Failed { error, saved }
-        }
-    }
-}
-
-/// Settles an attempt that was not picked: its work saved, its task worktree freed. The task's
-/// record is the round's.
-pub(super) fn settle_lose(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> Outcome {
-    let saved = save_member(pc, id, attempt, cause);
-    Outcome::Failed {
-        error: cause.to_string(),
-        saved,
-    }
-}
-
-/// Saves what attempt `attempt` of task `id` left (uncommitted changes, untracked files) under
-/// `refs/orch/attempts/<plan>/<id>/<attempt>` with `cause` in the message, frees its pool slot
-/// and deletes its task branch. The ref when something was saved.
-fn save_member(pc: &PlanCtx, id: &str, attempt: u32, cause: &str) -> Option<String> {
-    let key = member_key(id, attempt);
-    let refname = git::attempt_ref(pc.name(), id, attempt);
-    let first = cause.lines().next().unwrap_or("").trim();
-    let first: String = first.chars().take(200).collect();
-    let message = format!(
-        "{} {id}: attempt {attempt} not picked: {first} (saved by orch)",
-        pc.name()
-    );
-    if let Some(tree) = pc.task_worktree(&key) {
-        // Saved from orch's record of the branch, whatever the agent did to HEAD.
-        let _ = git::pin_worktree(&tree, &git::task_branch(pc.name(), &key));
-    }
-    git::retire_task_tree(&pc.task_tree(&key), Some((&refname, &message)))
-        .ok()
-        .flatten()
 }

@@ -624,7 +624,7 @@ pub(crate) fn describe_event(v: &Value) -> String {
     let detail = match s("event") {
         "manifest_invalid" => first_error(v),
         "manifest_reloaded" => strings(v, "changes").join("; "),
-        "task_failed" => super::view::flat(s("error")),
+        "task_failed" => flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
         "attempt_finished" => format!(
             "attempt {} {}: {}",
@@ -634,7 +634,7 @@ pub(crate) fn describe_event(v: &Value) -> String {
             } else {
                 "not picked"
             },
-            super::view::flat(s("cause"))
+            flat(s("cause"))
         ),
         "task_started" | "task_stopped" | "task_retried" => v
             .get("attempt")
@@ -655,3 +655,11 @@ pub(crate) fn describe_event(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests;
+/// A multi-line text (a cause with the end of an agent's output) on one line.
+pub(crate) fn flat(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::model::{PlanRow, Snapshot, TaskRow};
+use super::model::{PlanRow, Snapshot, TaskRow, flat};
 
 /// A paragraph of `text` with every span shown escaped on its line
 /// ([`crate::untrusted::escaped`]): the one way text reaches the frame, so that an agent's
@@ -467,15 +467,6 @@ pub(crate) fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
-}
-
-/// A multi-line text (a cause with the end of an agent's output) on one line.
-pub(crate) fn flat(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The host a running task's attempt runs on, at the head of its LAST OUTPUT (`@build1 `),

@@ -27,6 +27,7 @@
 //! ([`own::OwnProxy`]).
 
 pub(crate) mod allow;
+mod attempt;
 mod dns;
 mod enter;
 mod http;
@@ -36,7 +37,8 @@ mod proxy;
 mod serve;
 mod spec;
 
+pub(crate) use attempt::{refusals_of, refusals_of_plan};
 pub(crate) use enter::{enter_from_env, probe};
 pub(crate) use own::OwnProxy;
-pub(crate) use proxy::{NetAttempt, NetProxy, refusals_of, refusals_of_plan};
+pub(crate) use proxy::{NetAttempt, NetProxy};
 pub(crate) use spec::SPEC_VAR;

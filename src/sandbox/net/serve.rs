@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::allow::Host;
+use super::attempt::AttemptCtx;
 use super::http::{self, Opening, Request};
-use super::proxy::AttemptCtx;
 
 /// How long a client has to send its request's head.
 const HEAD_WAIT: Duration = Duration::from_secs(30);

@@ -13,6 +13,7 @@ use crate::git;
 use crate::process;
 use crate::status::{self, StatusDoc, Transition, TransitionOptions};
 
+pub(crate) mod best_of;
 mod commit;
 
 use commit::commit_task;
@@ -75,14 +76,14 @@ pub(crate) fn settle(
             verdict(plan, id, "skipped", &reason);
             Outcome::Skipped
         }
-        Settlement::Pick { why } => super::best_of::settle_pick(
+        Settlement::Pick { why } => best_of::settle_pick(
             plan,
             (task.unwrap_or_default(), t),
             attempt,
             text.unwrap_or(&t.description),
             why,
         ),
-        Settlement::Lose { cause } => super::best_of::settle_lose(plan, id, attempt, cause),
+        Settlement::Lose { cause } => best_of::settle_lose(plan, id, attempt, cause),
     }
 }
 
