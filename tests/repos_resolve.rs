@@ -430,8 +430,8 @@ fn a_confined_resolver_cannot_write_another_repository_or_the_home_one() {
             assert!(!hostile_in(&d.join("plans.toml")), "{how}");
             assert!(!d.join("planted.txt").exists(), "{how}");
         }
-        landed(&t.api, "v2", "v2.txt", false, &how);
-        landed(&t.client, "client-v2", "client-v2.txt", true, &how);
+        landed(&t.api, "v2", "v2.txt", false, how);
+        landed(&t.client, "client-v2", "client-v2.txt", true, how);
         for r in [&t.api, &t.client, &t.home] {
             assert!(
                 !r.git_ok(&["cat-file", "-e", "main:planted.txt"]),
