@@ -506,3 +506,37 @@ fn a_resolver_that_moves_refs_of_its_group_lands_nothing() {
         }
     }
 }
+
+/// A resolution does not land a group by itself: with `verify_all` red on the combination, the
+/// resolution stays on the plan's branch (a merge saying who resolved it) and no target moves;
+/// the conflict in api and in client. Seen failing on main: the conflict was never handed to
+/// the resolver (no resolution on the branch).
+#[test]
+fn a_resolved_group_still_lands_only_when_verify_all_passes() {
+    for name in ["api", "client"] {
+        let how = format!("conflict in {name}");
+        let (t, _journal) = finished(
+            &["ok"],
+            "off",
+            "verify_all = [\"sh\", \"-c\", \"exit 3\"]\n",
+        );
+        conflict_in(&t, name);
+        let (r, plan, _) = repo(&t, name);
+        let before = mains(&t);
+        let (code, out, err) = t.home.run(&["merge", "--json"]);
+        assert_eq!(code, 5, "{how}: {out}\n{err}");
+        let g = &groups_doc(&out)["groups"][0];
+        assert_eq!(g["result"], "not-landed", "{how}: {g}");
+        let reason = g["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("verify_all failed on the combination"),
+            "{how}: {reason}"
+        );
+        assert_eq!(mains(&t), before, "{how}: a target moved");
+        let msg = r.git(&["show", "-s", "--format=%B", &format!("plan/{plan}")]);
+        assert!(msg.contains("Resolved-by: fixer"), "{how}: {msg}");
+        assert_eq!(record(r, plan)["state"], "verify_failed", "{how}");
+        no_landing_left(&t);
+        no_resolution_left(&t);
+    }
+}
