@@ -389,54 +389,71 @@ fn hostile_in(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| s.contains("hostile"))
 }
 
-/// A confined resolver of client's plan cannot write the api repository's checkout, the api
-/// plan's worktree, nor the home repository's checkout: each file there stays as it was, and
-/// the group lands with nothing of it. Landlock's rule (sandbox on only). Seen failing on main:
-/// no resolver ran (the group was refused as a conflict).
+/// A resolver of client's plan that writes into the api repository's checkout, the api plan's
+/// worktree and the home repository's checkout: confined, it cannot (each file there stays as
+/// it was, Landlock's rule); unconfined (`sandbox = "off"`) its files are there, and in both
+/// cases the group lands with nothing of them (orch lands what it built from the branches,
+/// never a checkout's files). Seen failing on main: no resolver ran (the group was refused as
+/// a conflict).
 #[test]
-fn a_confined_resolver_cannot_write_another_repository_or_the_home_one() {
-    if !landlock() {
-        return;
-    }
-    for (how, pick) in [
-        ("api's checkout and home", 0),
-        ("api's worktree and home", 1),
-    ] {
-        // The fixer's arguments: paths known before the repositories exist, linked to the real
-        // ones once they do.
-        let links = tempfile::tempdir().expect("links");
-        let (a, b) = (links.path().join("a"), links.path().join("b"));
-        let (t, _journal) = finished(
-            &["write", &a.display().to_string(), &b.display().to_string()],
-            "on",
-            "",
-        );
-        let (first, second) = match pick {
-            0 => (t.api.root().to_path_buf(), t.home.root().to_path_buf()),
-            _ => (t.api.worktree("v2"), t.home.root().to_path_buf()),
-        };
-        std::os::unix::fs::symlink(&first, &a).expect("link a");
-        std::os::unix::fs::symlink(&second, &b).expect("link b");
-        conflict_in(&t, "client");
-        let snapshot = |p: &Path| {
-            ["plans.toml", "README.md", "planted.txt"].map(|f| std::fs::read(p.join(f)).ok())
-        };
-        let (sa, sb) = (snapshot(&first), snapshot(&second));
-        let (code, out, err) = t.home.run(&["merge", "--json"]);
-        assert_eq!(code, 0, "{how}: {out}\n{err}");
-        assert_eq!(snapshot(&first), sa, "{how}: {} written", first.display());
-        assert_eq!(snapshot(&second), sb, "{how}: {} written", second.display());
-        for d in [&first, &second] {
-            assert!(!hostile_in(&d.join("plans.toml")), "{how}");
-            assert!(!d.join("planted.txt").exists(), "{how}");
-        }
-        landed(&t.api, "v2", "v2.txt", false, how);
-        landed(&t.client, "client-v2", "client-v2.txt", true, how);
-        for r in [&t.api, &t.client, &t.home] {
-            assert!(
-                !r.git_ok(&["cat-file", "-e", "main:planted.txt"]),
-                "{how}: planted.txt landed"
+fn a_resolver_that_writes_another_repository_or_the_home_one_lands_nothing_of_it() {
+    for sandbox in sandboxes() {
+        for (place, pick) in [
+            ("api's checkout and home", 0),
+            ("api's worktree and home", 1),
+        ] {
+            let how = format!("sandbox {sandbox}, {place}");
+            // The fixer's arguments: paths known before the repositories exist, linked to the
+            // real ones once they do.
+            let links = tempfile::tempdir().expect("links");
+            let (a, b) = (links.path().join("a"), links.path().join("b"));
+            let (t, _journal) = finished(
+                &["write", &a.display().to_string(), &b.display().to_string()],
+                sandbox,
+                "",
             );
+            let (first, second) = match pick {
+                0 => (t.api.root().to_path_buf(), t.home.root().to_path_buf()),
+                _ => (t.api.worktree("v2"), t.home.root().to_path_buf()),
+            };
+            std::os::unix::fs::symlink(&first, &a).expect("link a");
+            std::os::unix::fs::symlink(&second, &b).expect("link b");
+            conflict_in(&t, "client");
+            let snapshot = |p: &Path| {
+                ["plans.toml", "README.md", "planted.txt"].map(|f| std::fs::read(p.join(f)).ok())
+            };
+            let (sa, sb) = (snapshot(&first), snapshot(&second));
+            let (code, out, err) = t.home.run(&["merge", "--json"]);
+            let g = &groups_doc(&out)["groups"][0];
+            assert_eq!(g["result"], "landed", "{how}: {g}\n{err}");
+            // Unconfined, its writes made the home checkout dirty: the home repository's own
+            // plan is then refused (exit 4), as for any uncommitted change there.
+            assert!(
+                code == 0 || (sandbox == "off" && code == 4 && err.contains("uncommitted")),
+                "{how}: {code}: {out}\n{err}"
+            );
+            if sandbox == "on" {
+                assert_eq!(snapshot(&first), sa, "{how}: {} written", first.display());
+                assert_eq!(snapshot(&second), sb, "{how}: {} written", second.display());
+                for d in [&first, &second] {
+                    assert!(!hostile_in(&d.join("plans.toml")), "{how}");
+                    assert!(!d.join("planted.txt").exists(), "{how}");
+                }
+            } else {
+                // Unconfined, it could: the test would prove nothing if it had not.
+                assert!(first.join("planted.txt").exists(), "{how}");
+                assert!(second.join("planted.txt").exists(), "{how}");
+            }
+            landed(&t.api, "v2", "v2.txt", false, &how);
+            landed(&t.client, "client-v2", "client-v2.txt", true, &how);
+            for r in [&t.api, &t.client, &t.home] {
+                let all = r.git(&["log", "--branches", "--tags", "-p", "--format=%H"]);
+                assert!(!all.contains("hostile"), "{how}: {all}");
+                assert!(
+                    !r.git_ok(&["cat-file", "-e", "main:planted.txt"]),
+                    "{how}: planted.txt landed"
+                );
+            }
         }
     }
 }
