@@ -240,7 +240,8 @@ fn a_task_that_names_the_file_lands_it_but_never_a_link() {
 
 /// The merge train (`orch up --merge`, `auto_merge`) refuses such a group as `orch merge` does,
 /// every target unmoved, each plan of the group reported `refused` with a reason naming plan,
-/// repository and file. Seen failing on main: the train landed the group.
+/// repository and file, and for a change a person may land, the `git diff` to review it. Seen
+/// failing on main: the train landed the group (later: its reason had no `git diff`).
 #[test]
 fn the_train_refuses_a_group_that_changes_what_another_repository_trusts() {
     let cases = [EDITS[0], EDITS[2], LINKS[1], LINKS[2]];
@@ -285,6 +286,15 @@ fn the_train_refuses_a_group_that_changes_what_another_repository_trusts() {
                         && reason.contains(path),
                     "{how} {path}: {reason}"
                 );
+                // A change a person may review and land says how to review it, as `orch
+                // merge` does (its hint).
+                if EDITS.iter().any(|e| e.3 == path) {
+                    let diff = format!(
+                        "git -C {} diff main...plan/{plan} -- {path}",
+                        repo_of(&t, repo).root().display()
+                    );
+                    assert!(reason.contains(&diff), "{how} {path}: {reason}");
+                }
             }
             assert!(
                 !named(&ev, "plan_merged")

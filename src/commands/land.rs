@@ -94,6 +94,18 @@ pub(super) fn run(
     }
     let state = home.join(&manifest.defaults.state_dir);
     let _lock = crate::merge::MergeLock::acquire(&state)?;
+    // A plan of a group that conflicts goes to its `resolve` agent, in its own repository;
+    // the group then lands all together or not at all.
+    let json_out = args.json;
+    let resolver = crate::supervisor::resolver::resolver(
+        std::sync::Arc::new(manifest.clone()),
+        std::sync::Arc::new(move |note| {
+            if !json_out {
+                println_safe(&format!("  {}", super::resolve::note_line(note)));
+            }
+        }),
+    );
+    crate::merge::interrupt::install();
     for note in recover(manifest, &home) {
         crate::commands::output::eprintln_safe(&format!("warning: {note}"));
     }
@@ -105,7 +117,7 @@ pub(super) fn run(
                         println_safe(&format!("  {line}"));
                     }
                 };
-                ctx.land(g, ws, args.allow_protected, &mut say)
+                ctx.land(g, ws, args.allow_protected, Some(&resolver), &mut say)
             }
             Some(why) => Landed::Refused(why),
         };

@@ -66,24 +66,36 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
         true,
         "`orch resolve` needs a plans.toml: it resolves a plan the manifest lists",
     )?;
-    // Resolution by agent works in the home repository (its resolution worktree, its merge
-    // train's verify): a plan of another repository is refused before anything is read or made.
-    if let Some(r) = manifest.repo_of(&args.plan) {
+    // A plan of another repository is resolved in that repository by its `resolve` agent;
+    // without one, it is refused before anything is read or made (merged by hand there).
+    if let Some(r) = manifest.repo_of(&args.plan)
+        && manifest
+            .plan(&args.plan)
+            .is_some_and(|e| e.resolve.is_none())
+    {
         return Err(crate::error::CliError::new(
             exit::REFUSED,
             anyhow::anyhow!(
-                "plan `{}` changes repository `{}`: `orch resolve` resolves plans of the home repository only",
+                "plan `{}` changes repository `{}` and names no resolver (`resolve`)",
                 args.plan,
                 r.name
             ),
         )
         .with_hint(format!(
-            "merge `{}` into its branch `{}` by hand in `{}`, then `orch merge` lands its group",
+            "set `resolve` for it in {} (its agent works in that repository), or merge `{}` into its branch `{}` by hand in `{}`; then `orch merge` lands its group",
+            manifest.path.display(),
             r.target,
             manifest.plan(&args.plan).map_or("", |e| e.branch.as_str()),
             r.path.display()
         )));
     }
+    // The plan's repository's target (a plan of a `[[repo]]` is resolved in that repository,
+    // against its target); an unknown plan is the resolution's error (exit 2).
+    let target = manifest
+        .plan(&args.plan)
+        .map_or(manifest.defaults.target.clone(), |e| {
+            manifest.target_of(e).to_string()
+        });
     if args.dry_run {
         match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)? {
             Some(prompt) if args.json => {
@@ -91,7 +103,7 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
             }
             Some(prompt) => println_safe(&prompt),
             None if args.json => print_json(&json!({ "plan": args.plan, "result": "clean" })),
-            None => println_safe(&clean_line(&args.plan, &manifest.defaults.target)),
+            None => println_safe(&clean_line(&args.plan, &target)),
         }
         return Ok(exit::OK);
     }
@@ -115,7 +127,7 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     let (code, value) = match &result {
         None => {
             if !args.json {
-                println_safe(&clean_line(&args.plan, &manifest.defaults.target));
+                println_safe(&clean_line(&args.plan, &target));
             }
             (exit::OK, json!({ "plan": args.plan, "result": "clean" }))
         }

@@ -36,7 +36,7 @@ pub(crate) use crate::git::{
 pub use now::PlanMergeOutcome;
 pub use now::PlanMergeReport;
 pub use now::merge_plan_now;
-pub(crate) use now::{MergeResult, merge_plan_now_with};
+pub(crate) use now::{MergeResult, ResolveWith, merge_plan_now_with};
 pub(crate) use order::{OrderItem, merge_order};
 pub(crate) use plan_info::plan_infos;
 pub(crate) use plan_info::{PlanInfo, Unfinished, in_merge_order};

@@ -164,7 +164,7 @@ pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
 
 /// Tags the branch tip (lightweight) so its commits survive the branch's deletion. A tag of that
 /// name on the same commit is fine; on another commit it is an error.
-fn archive(repo: &MergeRepo, plan: &str, tip: Oid) -> Result<String, MergeError> {
+pub(crate) fn archive(repo: &MergeRepo, plan: &str, tip: Oid) -> Result<String, MergeError> {
     let tag = format!("{ARCHIVE_PREFIX}/{plan}/{}", super::short(&tip.to_string()));
     repo.tag(&tag, tip, "orch merge: archive")
         .map_err(|reason| MergeError::Tag {

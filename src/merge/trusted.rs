@@ -64,14 +64,20 @@ fn guarded_for(l: &Landing<'_>, ws: &Workspace, manifest: &Manifest) -> Guarded 
         .iter()
         .find(|lp| lp.name == l.entry.name)
         .map(|lp| &lp.plan);
-    let mut g = plan
+    let g = plan
         .into_iter()
         .chain(ws.plans.iter().map(|lp| &lp.plan))
         .fold(manifest.guarded(l.root, Some(l.entry)), |g, p| {
             g.with_task_checks(p)
         });
+    with_verify_all(g, manifest, l.repo.unwrap_or(crate::manifest::HOME_REPO))
+}
+
+/// `g` with `verify_all` as it runs in the directory of every candidate, seen from repository
+/// `repo` (`<dir>/<repo>/…`: its word `<repo>/x` names `x` of that repository).
+pub(crate) fn with_verify_all(mut g: Guarded, manifest: &Manifest, repo: &str) -> Guarded {
     if let Some(all) = &manifest.defaults.verify_all {
-        let prefix = format!("{}/", l.repo.unwrap_or(crate::manifest::HOME_REPO));
+        let prefix = format!("{repo}/");
         let here: Vec<String> = all
             .iter()
             .map(|w| {

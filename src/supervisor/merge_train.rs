@@ -37,13 +37,19 @@ pub(crate) async fn run_merge(
 /// Lands the group of `plan` (plans of several repositories) all together or not at all, as
 /// `orch merge` does ([`crate::merge::together::now`]), on a blocking thread; Ctrl-C reaches its
 /// verify commands as it reaches a merge's.
+///
+/// A plan of the group that conflicts is handed to its resolver, in its own repository, on the
+/// same blocking thread, its notes told to `notify` as they come.
 pub(crate) async fn run_landing(
     manifest: &std::path::Path,
     plan: &str,
+    notify: Told,
 ) -> Vec<crate::merge::together::now::PlanLanded> {
     let (manifest, name) = (manifest.to_path_buf(), plan.to_string());
     let landing = tokio::task::spawn_blocking(move || {
-        crate::merge::together::now::land_group_now(&manifest, &name)
+        let runner: std::sync::Arc<dyn crate::merge::resolve::RunAgent> =
+            std::sync::Arc::new(super::resolver::AgentRunner::current());
+        crate::merge::together::now::land_group_now(&manifest, &name, Some((runner, notify)))
     });
     match interruptible(landing).await {
         Ok(landed) => landed,

@@ -1,7 +1,7 @@
 //! The entry points besides the merge step: `orch resolve PLAN` (by hand, and its `--dry-run`
 //! prompt), `orch sync` with a resolver, and the request for a plan of the workspace.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Resolver;
 use super::run::{
@@ -28,8 +28,8 @@ pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<Option<
         )));
     };
     let entry = named(manifest, plan)?;
-    let repo_root = crate::workspace::repo_root(manifest)?;
-    let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
+    let repo_root = repo_root_of(manifest, entry)?;
+    let verify = verify_for(manifest, entry, &repo_root)?;
     let req = request(
         &ws,
         manifest,
@@ -70,9 +70,46 @@ fn plan_conflicts(
             })
         })?;
     let theirs = repo
-        .target_tip(&manifest.defaults.target)
+        .target_tip(manifest.target_of(entry))
         .map_err(CliError::coded)?;
     Ok(repo.conflicts(ours, theirs))
+}
+
+/// The work dir of the repository plan `entry` changes: its `[[repo]]`'s, else the home
+/// repository's.
+pub(crate) fn repo_root_of(manifest: &Manifest, entry: &PlanEntry) -> Result<PathBuf, CliError> {
+    let home = crate::workspace::repo_root(manifest)?;
+    Ok(crate::workspace::repos::root_of(manifest, entry, &home))
+}
+
+/// The `verify` of the repository plan `entry` changes, as a resolution's gate runs it on the
+/// merge into that repository's target: its `[[repo]]`'s own `verify` (none: no verify), its
+/// staging worktrees and log where the plan's are; for a plan of the home repository,
+/// `defaults.verify` ([`crate::merge::checks::verify_spec`]).
+pub(crate) fn verify_for(
+    manifest: &Manifest,
+    entry: &PlanEntry,
+    repo_root: &Path,
+) -> Result<Option<Verify>, CliError> {
+    let Some(r) = manifest.repo_of(&entry.name) else {
+        return crate::merge::checks::verify_spec(manifest, repo_root);
+    };
+    let Some(argv) = &r.verify else {
+        return Ok(None);
+    };
+    let d = &manifest.defaults;
+    let base = super::run::plan_base(manifest, &entry.name);
+    Ok(Some(Verify {
+        argv: argv.clone(),
+        timeout: d.timeout,
+        grace: d.grace,
+        log_max: d.log_max,
+        staging_dir: base.join(&d.worktree_root),
+        log_dir: base.join(&d.log_dir),
+        sandbox: crate::merge::confine::decide(manifest, crate::sandbox::supported)?,
+        network: crate::merge::network::Network::of_verify(manifest)?,
+        announce: Default::default(),
+    }))
 }
 
 /// The manifest's plan `plan`, or exit 2.
@@ -98,7 +135,7 @@ pub(crate) fn request<'a>(
     ResolveRequest {
         step: StepRequest {
             repo_root,
-            target: &manifest.defaults.target,
+            target: manifest.target_of(entry),
             plan: &entry.name,
             branch: &entry.branch,
             base: None,
@@ -145,10 +182,12 @@ pub(crate) fn resolve_by_hand(
             manifest.path.display()
         )));
     }
-    let repo_root = crate::workspace::repo_root(manifest)?;
+    let repo_root = repo_root_of(manifest, entry)?;
+    // One `orch merge` or `orch resolve` at a time: the home repository's lock, whatever
+    // repository the plan changes (a group's landing holds it too).
     let state_dir = manifest.root.join(&manifest.defaults.state_dir);
     let _lock = crate::merge::checks::MergeLock::acquire(&state_dir)?;
-    let verify = crate::merge::checks::verify_spec(manifest, &repo_root)?;
+    let verify = verify_for(manifest, entry, &repo_root)?;
     let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
     if !plan_conflicts(&repo, manifest, entry)? {
         return Ok(None);

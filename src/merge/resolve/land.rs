@@ -228,16 +228,14 @@ impl Gates<'_> {
                     .map_err(|e| format!("cannot confine the check's network: {}", e.error))?,
             ),
         };
+        let base = super::run::plan_base(self.manifest, self.req.step.plan);
         let spec = Verify {
             argv: argv.clone(),
             timeout: self.entry.timeout,
             grace: self.manifest.defaults.grace,
             log_max: self.manifest.defaults.log_max,
-            staging_dir: self
-                .manifest
-                .root
-                .join(&self.manifest.defaults.worktree_root),
-            log_dir: self.manifest.root.join(&self.manifest.defaults.log_dir),
+            staging_dir: base.join(&self.manifest.defaults.worktree_root),
+            log_dir: base.join(&self.manifest.defaults.log_dir),
             sandbox,
             network,
             announce: Default::default(),

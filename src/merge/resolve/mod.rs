@@ -36,9 +36,9 @@ use serde::Serialize;
 use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
-pub(crate) use hand::{dry_run_prompt, resolve_by_hand, sync_resolving};
+pub(crate) use hand::{dry_run_prompt, request, resolve_by_hand, sync_resolving, verify_for};
 pub(crate) use run::resolve;
-pub(crate) use run::{Resolution, resolvers_usage};
+pub(crate) use run::{Resolution, Why, failure, resolvers_usage};
 
 /// Where the agent names files it had to change beyond the conflicted ones, one per line:
 /// `<notes dir>/explanation.md`.

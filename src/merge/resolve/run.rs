@@ -62,7 +62,7 @@ pub(crate) enum Resolution {
 }
 
 /// A failed resolution in words.
-pub(super) fn failure(agent: &str, cause: &str, saved: Option<&str>) -> String {
+pub(crate) fn failure(agent: &str, cause: &str, saved: Option<&str>) -> String {
     let saved = saved.map(|s| format!(" (its attempt is saved under `{s}`)"));
     format!(
         "resolution by agent `{agent}` failed: {cause}{}",
@@ -178,12 +178,32 @@ fn protected(
     if let Some(plan) = plan {
         guarded = guarded.with_task_checks(plan);
     }
+    // `verify_all` runs in the directory of every repository's candidate: its script is one
+    // of this repository's files when its word names it (`api/ci/all.sh`).
+    let guarded = crate::merge::trusted::with_verify_all(
+        guarded,
+        manifest,
+        crate::manifest::repo_name(entry),
+    );
     let found = repo.protected(&guarded, tree, repo_root)?;
     let protect = entry.protect.clone();
     Ok(move |p: &str| {
         git::Protected::covers(&found.trusted, p)
             || protect.as_ref().is_some_and(|globs| globs.matches(p))
     })
+}
+
+/// The directory plan `plan`'s `state_dir`, `log_dir` and `worktree_root` are in: its
+/// `[[repo]]`'s (canonical), else the manifest's (the home repository). A resolution's worktree,
+/// notes, logs and its agent's private state lie where the plan's own attempts' do.
+pub(crate) fn plan_base(manifest: &Manifest, plan: &str) -> PathBuf {
+    match manifest.repo_of(plan) {
+        Some(r) => r
+            .abs_path
+            .canonicalize()
+            .unwrap_or_else(|_| r.abs_path.clone()),
+        None => manifest.root.clone(),
+    }
 }
 
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left
@@ -207,10 +227,10 @@ pub(super) fn next_attempt(repo: &MergeRepo, manifest: &Manifest, plan: &str) ->
     n + 1
 }
 
-/// Where the agent's explanation goes: `<state_dir>/.resolve/<plan>-<n>`.
+/// Where the agent's explanation goes: `<state_dir>/.resolve/<plan>-<n>` of the plan's
+/// repository.
 pub(super) fn notes_dir(manifest: &Manifest, plan: &str, attempt: u32) -> PathBuf {
-    manifest
-        .root
+    plan_base(manifest, plan)
         .join(&manifest.defaults.state_dir)
         .join(".resolve")
         .join(format!("{plan}-{attempt}"))
@@ -225,8 +245,7 @@ pub(super) fn prompt_for(
     c: &Conflicted,
     notes: &Path,
 ) -> String {
-    let workdir = manifest
-        .root
+    let workdir = plan_base(manifest, req.step.plan)
         .join(&manifest.defaults.worktree_root)
         .join(format!("{RESOLVE_PREFIX}{}", req.step.plan));
     let names_file = |text: &str| c.files.iter().any(|f| text.contains(f.as_str()));
@@ -326,10 +345,8 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
     let attempt = next_attempt(&repo, manifest, req.step.plan);
     let notes = notes_dir(manifest, req.step.plan, attempt);
     let prompt = prompt_for(&repo, manifest, entry, req, &c, &notes);
-    let log_dir = manifest
-        .root
-        .join(&manifest.defaults.log_dir)
-        .join(req.step.plan);
+    let base = plan_base(manifest, req.step.plan);
+    let log_dir = base.join(&manifest.defaults.log_dir).join(req.step.plan);
     let log = log_dir.join("resolve.log");
     let _ = std::fs::create_dir_all(&log_dir)
         .and_then(|()| crate::links::write(&log_dir.join("resolve.prompt.md"), prompt.as_bytes()));
@@ -337,7 +354,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         path: notes.clone(),
         reason: e.to_string(),
     })?;
-    let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
+    let worktree_root = base.join(&manifest.defaults.worktree_root);
     let wt = Staging::create_named(
         req.step.repo_root,
         &worktree_root,
@@ -367,7 +384,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         grace: manifest.defaults.grace,
         log_max: manifest.defaults.log_max,
         attempt,
-        state_dir: manifest.root.join(&manifest.defaults.state_dir),
+        state_dir: base.join(&manifest.defaults.state_dir),
         manifest_path: manifest.path.clone(),
     };
     let run = res.runner.run(&job);

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Group;
+use super::resolve::Handed;
 use crate::error::CliError;
 use crate::git::{self, Built, MergeRepo, Moved, Oid, Subject, landing};
 use crate::manifest::{Manifest, MergeStrategy};
+use crate::merge::resolve::Resolver;
 use crate::merge::trusted::Landing;
 use crate::merge::verify::{Verdict, Verify};
 use crate::workspace::Workspace;
@@ -33,6 +35,13 @@ pub(crate) struct Part {
     /// Its plans, as `plan (branch)`.
     pub(crate) plans: Vec<String>,
     pub(crate) verify: Option<Vec<String>>,
+    /// Each of its plans merged into the candidate, with the branch tip merged.
+    pub(crate) tips: Vec<(String, Oid)>,
+    /// Its plans whose conflict an agent resolved during this landing: (plan, agent).
+    pub(crate) resolved: Vec<(String, String)>,
+    /// The tags that keep its plans' branch tips once landed (`orch/archive/<plan>/<tip>`, as
+    /// a plan landed alone is kept): (plan, tag).
+    pub(crate) archived: Vec<(String, String)>,
 }
 
 /// What a group's landing came to.
@@ -64,6 +73,8 @@ pub(crate) struct Conflict {
     pub(crate) branch: String,
     /// The conflicting paths.
     pub(crate) files: Vec<String>,
+    /// Its resolver, when it was handed to one and the resolution failed: the agent and why.
+    pub(crate) unresolved: Option<(String, String)>,
 }
 
 /// Why a group's merge could not be built.
@@ -85,14 +96,18 @@ impl std::fmt::Display for Unbuilt {
                     target,
                     branch,
                     files,
+                    unresolved,
                 } = c.as_ref();
                 write!(
                     f,
                     "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
                     crate::diagnostic::path_list(files, 8)
                 )?;
-                // Resolution by agent works in the home repository only (`orch resolve`
-                // refuses a plan of another one): the advice is where it can be done.
+                if let Some((_, why)) = unresolved {
+                    write!(f, "{why}; ")?;
+                }
+                // Where it can be resolved: its resolver (`resolve`) in its own repository, or
+                // a person there.
                 if repo == crate::manifest::HOME_REPO {
                     write!(
                         f,
@@ -101,7 +116,7 @@ impl std::fmt::Display for Unbuilt {
                 } else {
                     write!(
                         f,
-                        "resolve it by hand in `{}`: merge `{target}` into `{branch}` and fix the files (`orch resolve` resolves plans of the home repository only), then `orch merge` lands its group",
+                        "resolve it by hand in `{}` (merge `{target}` into `{branch}` and fix the files) or with `orch resolve` (`orch resolve {plan}`: its `resolve` agent works in that repository), then `orch merge` lands its group",
                         root.display()
                     )
                 }
@@ -176,6 +191,7 @@ impl Ctx<'_> {
             let old = mr.target_tip(&target).map_err(|e| e.to_string())?;
             let mut tip = old;
             let mut plans = Vec::new();
+            let mut tips = Vec::new();
             for p in group.plans_of(self.manifest, repo) {
                 let Some(branch_tip) = mr.branch_tip(&p.branch).map_err(|e| e.to_string())? else {
                     return Err(Unbuilt::Other(format!(
@@ -204,6 +220,7 @@ impl Ctx<'_> {
                             target: target.clone(),
                             branch: p.branch.clone(),
                             files,
+                            unresolved: None,
                         })));
                     }
                     Built::FfImpossible => {
@@ -214,6 +231,7 @@ impl Ctx<'_> {
                     }
                 }
                 plans.push(format!("{} ({})", p.name, p.branch));
+                tips.push((p.name.clone(), branch_tip));
             }
             parts.push(Part {
                 repo: repo.clone(),
@@ -223,6 +241,9 @@ impl Ctx<'_> {
                 new: tip,
                 plans,
                 verify: self.verify_of(repo),
+                tips,
+                resolved: Vec::new(),
+                archived: Vec::new(),
             });
         }
         Ok(parts)
@@ -232,15 +253,18 @@ impl Ctx<'_> {
     /// each plan's branch is checked in its own repository against what a later run trusts
     /// there ([`Ctx::trusted`]; `allow_protected`: a person reviewed the changes, never a
     /// link); the outcome is recorded in each plan's status file (`orchMerge`,
-    /// [`super::record`]).
+    /// [`super::record`]). A plan that conflicts in its repository is handed to its
+    /// `resolve` agent when `resolver` is given ([`super::resolve`]), once per landing; the
+    /// group is then checked and built again from the start.
     pub(crate) fn land(
         &self,
         group: &Group,
         ws: &Workspace,
         allow_protected: bool,
+        resolver: Option<&Resolver>,
         say: &mut dyn FnMut(String),
     ) -> Landed {
-        let landed = self.land_checked(group, ws, allow_protected, say);
+        let landed = self.land_checked(group, ws, allow_protected, resolver, say);
         super::record::outcome(self, group, ws, &landed, say);
         landed
     }
@@ -250,16 +274,37 @@ impl Ctx<'_> {
         group: &Group,
         ws: &Workspace,
         allow_protected: bool,
+        resolver: Option<&Resolver>,
         say: &mut dyn FnMut(String),
     ) -> Landed {
-        if let Err(e) = self.trusted(group, ws, allow_protected) {
-            return Landed::Protected(e);
-        }
-        let parts = match self.build(group, false) {
-            Ok(p) => p,
-            Err(c @ Unbuilt::Conflict(_)) => return Landed::Conflict(c),
-            Err(Unbuilt::Other(why)) => return Landed::Refused(why),
+        let mut resolved: Vec<(String, String)> = Vec::new();
+        let mut parts = loop {
+            if let Err(e) = self.trusted(group, ws, allow_protected) {
+                return Landed::Protected(e);
+            }
+            match self.build(group, false) {
+                Ok(p) => break p,
+                Err(Unbuilt::Conflict(mut c)) => {
+                    match self.hand_to_resolver(group, ws, &c, resolver, &resolved) {
+                        Handed::No => return Landed::Conflict(Unbuilt::Conflict(c)),
+                        Handed::Resolved { agent } => resolved.push((c.plan.clone(), agent)),
+                        Handed::Failed { agent, why } => {
+                            c.unresolved = Some((agent, why));
+                            return Landed::Conflict(Unbuilt::Conflict(c));
+                        }
+                        Handed::Stop(why) => return Landed::Refused(why),
+                    }
+                }
+                Err(Unbuilt::Other(why)) => return Landed::Refused(why),
+            }
         };
+        for part in &mut parts {
+            part.resolved = resolved
+                .iter()
+                .filter(|(plan, _)| part.tips.iter().any(|(p, _)| p == plan))
+                .cloned()
+                .collect();
+        }
         if parts.iter().all(|p| p.old == p.new) {
             return Landed::AlreadyIn;
         }
@@ -469,7 +514,11 @@ impl Ctx<'_> {
             return Landed::Refused(format!("{why}; {back}"));
         }
         self.finish(&moving);
-        Landed::Moved(moving.into_iter().cloned().collect())
+        let mut landed: Vec<Part> = moving.into_iter().cloned().collect();
+        for p in &mut landed {
+            p.archived = archive(p);
+        }
+        Landed::Moved(landed)
     }
 
     /// The backup refs and the journal removed: the landing is over.
@@ -479,6 +528,22 @@ impl Ctx<'_> {
         }
         let _ = std::fs::remove_file(self.state_dir().join(JOURNAL));
     }
+}
+
+/// Tags each plan's branch tip that `p` landed, as a plan landed alone is tagged
+/// ([`crate::merge::step::archive`]), so that its commits outlive the branch: (plan, tag) of
+/// each tag made (one that cannot be is left out: the target moved either way).
+fn archive(p: &Part) -> Vec<(String, String)> {
+    let Ok(repo) = MergeRepo::open(&p.root) else {
+        return Vec::new();
+    };
+    p.tips
+        .iter()
+        .filter_map(|(plan, tip)| {
+            let tag = crate::merge::step::archive(&repo, plan, *tip).ok()?;
+            Some((plan.clone(), tag))
+        })
+        .collect()
 }
 
 /// The targets of `moved` moved back, last first; what was done, in words.

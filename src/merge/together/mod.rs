@@ -10,6 +10,7 @@
 pub(crate) mod land;
 pub(crate) mod now;
 pub(crate) mod record;
+pub(crate) mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 

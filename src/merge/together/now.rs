@@ -11,6 +11,7 @@ use super::land::{Ctx, Landed};
 use crate::error::{CliError, CliResult};
 use crate::manifest::{Manifest, repo_name};
 use crate::merge::PlanMergeOutcome;
+use crate::merge::resolve::Resolver;
 use crate::workspace::{self, Selection, Workspace};
 
 /// One plan's part of a group's landing: its name, its repository's target, how it ended.
@@ -40,7 +41,14 @@ pub(crate) fn unfinished(ws: &Workspace) -> CliResult<BTreeSet<String>> {
 /// plan of the group gets the same outcome but its commit (its own repository's new tip).
 ///
 /// Blocking (libgit2, the verify commands): call it from `tokio::task::spawn_blocking`.
-pub(crate) fn land_group_now(manifest_path: &Path, plan: &str) -> Vec<PlanLanded> {
+///
+/// A plan of the group that conflicts is handed to its `resolve` agent when `resolve` gives
+/// the runner ([`super::resolve`]), its notes told as they come.
+pub(crate) fn land_group_now(
+    manifest_path: &Path,
+    plan: &str,
+    resolve: Option<crate::merge::ResolveWith>,
+) -> Vec<PlanLanded> {
     let sel = Selection {
         manifest: Some(manifest_path.to_path_buf()),
         plan: None,
@@ -78,11 +86,21 @@ pub(crate) fn land_group_now(manifest_path: &Path, plan: &str) -> Vec<PlanLanded
             },
         }];
     };
-    let landed = land(&ws, &manifest, &group);
+    let resolver = resolve.map(|(runner, notify)| Resolver {
+        runner,
+        manifest: std::sync::Arc::new(manifest.clone()),
+        notify,
+    });
+    let landed = land(&ws, &manifest, &group, resolver.as_ref());
     outcomes(&manifest, &group, landed)
 }
 
-fn land(ws: &Workspace, manifest: &Manifest, group: &super::Group) -> Landed {
+fn land(
+    ws: &Workspace,
+    manifest: &Manifest,
+    group: &super::Group,
+    resolver: Option<&Resolver>,
+) -> Landed {
     let home = match workspace::repo_root(manifest) {
         Ok(h) => h,
         Err(e) => return Landed::Refused(e.error.to_string()),
@@ -108,7 +126,7 @@ fn land(ws: &Workspace, manifest: &Manifest, group: &super::Group) -> Landed {
     };
     // No person looks at what the train lands: what a later run trusts, changed by no task
     // that names it, is left to one (`orch merge --allow-protected` after a review).
-    ctx.land(group, ws, false, &mut |_| {})
+    ctx.land(group, ws, false, resolver, &mut |_| {})
 }
 
 /// Why `group` cannot land yet, naming each plan of it that is not finished (`open`) with its
@@ -155,6 +173,13 @@ fn outcomes(manifest: &Manifest, group: &super::Group, landed: Landed) -> Vec<Pl
             .collect();
         format!("landed together with {}", others.join(", "))
     };
+    let resolved = |part: &super::land::Part, me: &str| {
+        part.resolved
+            .iter()
+            .find(|(p, _)| p == me)
+            .map(|(_, agent)| format!("its conflict resolved by agent `{agent}`; "))
+            .unwrap_or_default()
+    };
     let mut out = Vec::new();
     for repo in &group.repos {
         let target = ctx.target_of(repo);
@@ -163,7 +188,7 @@ fn outcomes(manifest: &Manifest, group: &super::Group, landed: Landed) -> Vec<Pl
                 Landed::Moved(parts) => match parts.iter().find(|part| part.repo == *repo) {
                     Some(part) => PlanMergeOutcome::Merged {
                         commit: part.new.to_string(),
-                        note: Some(together(&p.name)),
+                        note: Some(format!("{}{}", resolved(part, &p.name), together(&p.name))),
                     },
                     None => PlanMergeOutcome::AlreadyMerged {
                         reason: format!("in `{target}` of repository `{repo}` already"),
@@ -178,8 +203,18 @@ fn outcomes(manifest: &Manifest, group: &super::Group, landed: Landed) -> Vec<Pl
                 Landed::Refused(why) => PlanMergeOutcome::Refused {
                     reason: format!("its group `{}` did not land: {why}", group.name()),
                 },
+                // With the review the refusal's hint gives (`git -C … diff …`), as a plan
+                // alone is refused.
                 Landed::Protected(e) => PlanMergeOutcome::Refused {
-                    reason: format!("its group `{}` did not land: {}", group.name(), e.error),
+                    reason: format!(
+                        "its group `{}` did not land: {}{}",
+                        group.name(),
+                        e.error,
+                        e.hint
+                            .as_ref()
+                            .map(|h| format!(" (hint: {h})"))
+                            .unwrap_or_default()
+                    ),
                 },
                 Landed::Conflict(u) => match u.conflict() {
                     Some(c) if c.plan == p.name && c.repo == *repo => PlanMergeOutcome::Conflict {

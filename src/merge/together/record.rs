@@ -1,7 +1,9 @@
 //! A group's landing recorded in each of its plans' status files (`orchMerge`), in the plan's
 //! own repository, as a landing of one plan records it: `merged` with its repository's new
-//! tip, `verify_failed` with the reason and the log, `conflict` with the files (the plan that
-//! conflicts). A landing refused before anything was built records nothing, as a plan alone.
+//! tip, the tag that keeps its branch tip and the agent that resolved its conflict, if one did;
+//! `verify_failed` with the reason and the log; `conflict` with the files (the plan that
+//! conflicts) and the resolver whose attempt failed. A landing refused before anything was
+//! built records nothing, as a plan alone.
 
 use chrono::Utc;
 
@@ -44,10 +46,17 @@ pub(crate) fn outcome(
                     let Some(part) = parts.iter().find(|part| part.repo == *repo) else {
                         continue;
                     };
+                    let of_plan = |list: &[(String, String)]| {
+                        list.iter()
+                            .find(|(plan, _)| *plan == p.name)
+                            .map(|(_, v)| v.clone())
+                    };
                     OrchMerge {
                         state: "merged".to_string(),
                         commit: part.new.to_string(),
                         previous: Some(part.old.to_string()),
+                        archive_tag: of_plan(&part.archived),
+                        resolved_by: of_plan(&part.resolved),
                         ..base
                     }
                 }
@@ -64,6 +73,7 @@ pub(crate) fn outcome(
                         commit: tip_now(),
                         files: c.files.clone(),
                         reason: Some(u.to_string()),
+                        resolved_by: c.unresolved.as_ref().map(|(agent, _)| agent.clone()),
                         ..base
                     },
                     _ => continue,

@@ -148,8 +148,28 @@ impl Effects<'_> {
             .filter_map(|&p| self.plan(p).map(|pc| (pc.name().to_owned(), p)))
             .collect();
         let tx = self.tx.clone();
+        // A resolver's notes go to the plan they name (the group's first when none matches).
+        let (told, names) = (tx.clone(), index.clone());
+        let notify: crate::supervisor::merge_train::Told = std::sync::Arc::new(move |note| {
+            let plan = match note {
+                crate::merge::resolve::ResolveNote::Started { plan, .. }
+                | crate::merge::resolve::ResolveNote::Resolved { plan, .. }
+                | crate::merge::resolve::ResolveNote::Failed { plan, .. } => plan,
+            };
+            let Some(&(_, p)) = names.iter().find(|(n, _)| n == plan).or(names.first()) else {
+                return;
+            };
+            let _ = told.send(Msg {
+                reload: None,
+                input: Input::Resolving {
+                    plan: p,
+                    note: note.clone(),
+                },
+            });
+        });
         tokio::spawn(async move {
-            let landed = crate::supervisor::merge_train::run_landing(&manifest, &name).await;
+            let landed =
+                crate::supervisor::merge_train::run_landing(&manifest, &name, notify).await;
             let outcomes = landed
                 .into_iter()
                 .filter_map(|l| {
