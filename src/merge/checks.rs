@@ -5,8 +5,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
-use super::run::MergeRun;
-use super::{MergeError, Verify};
+use super::Verify;
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::Manifest;
 use crate::process::resolve_program;
@@ -33,37 +32,6 @@ pub(crate) fn verify_spec(manifest: &Manifest, repo_root: &Path) -> CliResult<Op
         )));
     }
     Verify::of(manifest)
-}
-
-/// Refuses (exit 4) before anything moves when the work tree that has the target checked out
-/// has changes to tracked files, or untracked files where a step of the run (as predicted in
-/// memory) would write.
-pub(crate) fn preflight(ctx: &MergeRun) -> CliResult<()> {
-    let Some(work) = super::checked_out_at(&ctx.repo_root, &ctx.target).map_err(CliError::coded)?
-    else {
-        return Ok(());
-    };
-    let state = super::work_state(&work).map_err(CliError::coded)?;
-    if !state.changed.is_empty() {
-        return Err(CliError::coded(MergeError::Dirty {
-            path: work,
-            target: ctx.target.to_string(),
-            files: state.changed,
-        }));
-    }
-    if state.untracked.is_empty() {
-        return Ok(());
-    }
-    let (_, paths) = ctx.simulate().map_err(CliError::coded)?;
-    let in_the_way = super::untracked_in_the_way(&state.untracked, &paths);
-    if !in_the_way.is_empty() {
-        return Err(CliError::coded(MergeError::UntrackedInTheWay {
-            path: work,
-            target: ctx.target.to_string(),
-            files: in_the_way,
-        }));
-    }
-    Ok(())
 }
 
 /// orch's directories inside the repository, as `info/exclude` lines (`/.orch/worktrees/`).

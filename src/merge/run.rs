@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use super::checks::{MergeLock, orch_dirs, preflight, verify_spec};
+use super::checks::{MergeLock, orch_dirs, verify_spec};
 use super::plan_info::{PlanInfo, Unfinished, plan_infos, select, upstream_landed};
 use super::{MergeError, Predicted, Simulator, StepOutcome, StepRequest, Verify};
 use crate::error::{CliError, CliResult};
@@ -187,7 +187,7 @@ impl MergeRun {
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         let lock = MergeLock::acquire(&state_dir)?;
         let verify = verify_spec(manifest, &self.repo_root)?;
-        preflight(self)?;
+        self.preflight()?;
         self.trusted_unchanged(ws, manifest)?;
         git::ensure_excluded(&self.repo_root, &orch_dirs(manifest, &self.repo_root))
             .map_err(CliError::coded)?;
@@ -199,9 +199,52 @@ impl MergeRun {
 
     /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts with no
     /// task of it naming the file (unless [`MergeRun::allowing_protected`]), or puts a symbolic
-    /// link there (always), naming each plan and file ([`super::trusted::refusal`]).
+    /// link there (always), naming each plan and file ([`super::trusted::refusal_of`]).
     pub(crate) fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
-        super::trusted::refusal(self, ws, manifest, self.allow_protected)
+        // Each plan of the run lands in the home repository alone.
+        let landings: Vec<super::trusted::Landing<'_>> = self
+            .order
+            .iter()
+            .map(|&i| super::trusted::Landing {
+                entry: &self.infos[i].entry,
+                repo: None,
+                root: &self.repo_root,
+                target: &self.target,
+            })
+            .collect();
+        super::trusted::refusal_of(&landings, ws, manifest, self.allow_protected)
+    }
+
+    /// Refuses (exit 4) before anything moves when the work tree that has the target checked out
+    /// has changes to tracked files, or untracked files where a step of the run (as predicted in
+    /// memory) would write.
+    fn preflight(&self) -> CliResult<()> {
+        let Some(work) =
+            super::checked_out_at(&self.repo_root, &self.target).map_err(CliError::coded)?
+        else {
+            return Ok(());
+        };
+        let state = super::work_state(&work).map_err(CliError::coded)?;
+        if !state.changed.is_empty() {
+            return Err(CliError::coded(MergeError::Dirty {
+                path: work,
+                target: self.target.to_string(),
+                files: state.changed,
+            }));
+        }
+        if state.untracked.is_empty() {
+            return Ok(());
+        }
+        let (_, paths) = self.simulate().map_err(CliError::coded)?;
+        let in_the_way = super::untracked_in_the_way(&state.untracked, &paths);
+        if !in_the_way.is_empty() {
+            return Err(CliError::coded(MergeError::UntrackedInTheWay {
+                path: work,
+                target: self.target.to_string(),
+                files: in_the_way,
+            }));
+        }
+        Ok(())
     }
 
     /// An upstream plan by name.

@@ -4,14 +4,13 @@
 //! that no task of the plan names is left to a person (`orch merge --allow-protected` after a
 //! review); a symbolic link at one of those paths, or at a directory above one, is never landed.
 //!
-//! One rule for every landing: a plan alone ([`refusal`], from a [`MergeRun`]) and a group of
+//! One rule for every landing: a plan alone ([`refusal_of`] of its landing, from `orch merge`'s run) and a group of
 //! plans of several repositories ([`refusal_of`], from
 //! [`crate::merge::together::land::Ctx::land`]) are both checked here, each plan's branch in its
 //! own repository against what a later run trusts there ([`Landing`]).
 
 use std::path::{Path, PathBuf};
 
-use super::run::MergeRun;
 use crate::error::{CliError, CliResult};
 use crate::manifest::{Guarded, Manifest, PlanEntry};
 use crate::workspace::Workspace;
@@ -145,42 +144,11 @@ pub(crate) fn unnamed_in(
     Ok(out)
 }
 
-/// [`Unnamed`] of each plan of `run` (the home repository alone).
-pub(crate) fn unnamed_changes(
-    run: &MergeRun,
-    ws: &Workspace,
-    manifest: &Manifest,
-) -> Result<Vec<Unnamed>, String> {
-    let landings: Vec<Landing<'_>> = run
-        .order
-        .iter()
-        .map(|&i| Landing {
-            entry: &run.infos[i].entry,
-            repo: None,
-            root: &run.repo_root,
-            target: &run.target,
-        })
-        .collect();
-    unnamed_in(&landings, ws, manifest)
-}
-
-/// Refuses (exit 4, before anything moves) a run where a plan's branch changes what a later run
-/// trusts with no task of it naming the file (unless `allow_protected`: a person reviewed it,
-/// `orch merge --allow-protected`), or puts a symbolic link there (always), naming each plan and
-/// file; the hint says how to review it.
-pub(crate) fn refusal(
-    run: &MergeRun,
-    ws: &Workspace,
-    manifest: &Manifest,
-    allow_protected: bool,
-) -> CliResult<()> {
-    let found = unnamed_changes(run, ws, manifest)
-        .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
-    refuse(&found, allow_protected)
-}
-
-/// [`refusal`] of plans landing in several repositories: each of `landings` checked in its own
-/// repository, the refusal naming plan, repository and file.
+/// Refuses (exit 4, before anything moves) landings where a plan's branch changes what a later
+/// run trusts with no task of it naming the file (unless `allow_protected`: a person reviewed
+/// it, `orch merge --allow-protected`), or puts a symbolic link there (always): each of
+/// `landings` checked in its own repository, the refusal naming plan (and repository) and file;
+/// the hint says how to review it.
 pub(crate) fn refusal_of(
     landings: &[Landing<'_>],
     ws: &Workspace,

@@ -595,6 +595,7 @@ mod completion_tests;
 mod control;
 #[cfg(test)]
 mod control_tests;
+pub(crate) mod ended;
 pub(crate) mod event;
 mod failover;
 #[cfg(test)]
@@ -603,6 +604,7 @@ mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
+pub(crate) mod members;
 pub(crate) mod round;
 pub(crate) mod state;
 mod tell;

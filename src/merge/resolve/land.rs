@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::gates::{self, MAX_EXTRA};
-use super::run::{Conflicted, ResolveRequest};
+use super::request::{Conflicted, ResolveRequest};
 use crate::git::{self, GitTarget, MergeRepo, Oid, WorkFile};
 use crate::git::{Built, Moved, move_target};
 use crate::manifest::{Manifest, PlanEntry};
@@ -228,7 +228,7 @@ impl Gates<'_> {
                     .map_err(|e| format!("cannot confine the check's network: {}", e.error))?,
             ),
         };
-        let base = super::run::plan_base(self.manifest, self.req.step.plan);
+        let base = super::request::plan_base(self.manifest, self.req.step.plan);
         let spec = Verify {
             argv: argv.clone(),
             timeout: self.entry.timeout,

@@ -24,6 +24,7 @@ mod gates;
 mod hand;
 mod land;
 mod prompt;
+mod request;
 mod run;
 mod step;
 

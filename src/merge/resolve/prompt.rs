@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::gates::MAX_EXTRA;
-use super::run::{ResolveRequest, Why};
+use super::request::{ResolveRequest, Why};
 use crate::git::{MergeRepo, Oid};
 
 /// The most commits of one side the prompt lists.

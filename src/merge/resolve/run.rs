@@ -4,121 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::prompt::{self, PromptInput};
+use super::request::Conflicted;
+pub(super) use super::request::conflicted;
+pub(crate) use super::request::{Resolution, ResolveRequest, Why, failure, plan_base};
 use super::{AgentJob, EXPLANATION, RESOLVE_PREFIX, ResolveNote, Resolver};
 use crate::git::{self, MergeRepo, Oid, Staging};
 use crate::manifest::{Manifest, PlanEntry};
-use crate::merge::{MergeError, StepRequest};
-
-/// Why a plan is handed to its resolver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Why {
-    /// A textual conflict with the target.
-    Conflict,
-    /// `verify` failed on a clean merge (`resolve_verify`): the end of its output.
-    Verify(String),
-}
-
-impl Why {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Self::Conflict => "conflict",
-            Self::Verify(_) => "verify_failed",
-        }
-    }
-}
-
-/// What to resolve.
-pub(crate) struct ResolveRequest<'a> {
-    /// The merge step the resolution is for: the plan, its branch, the target, how the plan
-    /// lands and `verify` (its `verified_tree` is not read).
-    pub(crate) step: StepRequest<'a>,
-    pub(crate) why: Why,
-    /// The plan's tasks: (`id: description`, description and body), to name those that name a
-    /// conflicted file.
-    pub(crate) tasks: Vec<(String, String)>,
-    /// The plan as loaded (its status file: what its tasks and resolvers spent, against its
-    /// `budget`; where a resolver's usage is recorded).
-    pub(crate) loaded: Option<&'a crate::workspace::LoadedPlan>,
-}
-
-/// How a resolution ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Resolution {
-    /// The merge commit is on the plan branch.
-    Resolved {
-        commit: String,
-        agent: String,
-        files: Vec<String>,
-        /// The tree of the merge into the target that `verify` passed on (none without verify).
-        verified_tree: Option<String>,
-    },
-    /// Nothing moved; `saved` names the attempt's ref when the agent left something.
-    Failed {
-        cause: String,
-        agent: String,
-        files: Vec<String>,
-        saved: Option<String>,
-    },
-}
-
-/// A failed resolution in words.
-pub(crate) fn failure(agent: &str, cause: &str, saved: Option<&str>) -> String {
-    let saved = saved.map(|s| format!(" (its attempt is saved under `{s}`)"));
-    format!(
-        "resolution by agent `{agent}` failed: {cause}{}",
-        saved.unwrap_or_default()
-    )
-}
-
-/// The conflicted state orch writes for the resolver.
-pub(super) struct Conflicted {
-    /// The plan branch's tip and the target's.
-    pub(super) ours: Oid,
-    pub(super) theirs: Oid,
-    /// The merge with git's markers (conflict), or the clean merge (verify).
-    pub(super) tree: Oid,
-    pub(super) files: Vec<String>,
-}
-
-pub(super) fn conflicted(
-    repo: &MergeRepo,
-    req: &ResolveRequest,
-) -> Result<Result<Conflicted, String>, MergeError> {
-    let ours = repo
-        .branch_tip(req.step.branch)?
-        .ok_or_else(|| MergeError::BranchMissing {
-            branch: req.step.branch.to_string(),
-        })?;
-    let theirs = repo.target_tip(req.step.target)?;
-    let (tree, files) = match &req.why {
-        Why::Conflict => match repo.marked_conflict(ours, theirs)? {
-            Some(m) => m,
-            None => {
-                return Ok(Err(format!(
-                    "git could not write the conflicted merge of `{}` into `{}` (git 2.38 or later is needed), or it merges cleanly now",
-                    req.step.target, req.step.branch
-                )));
-            }
-        },
-        Why::Verify(_) => match repo.merged_tree(ours, theirs)? {
-            Ok(tree) => (tree, Vec::new()),
-            Err(paths) => {
-                return Ok(Err(format!(
-                    "`{}` now conflicts with `{}` in {}",
-                    req.step.branch,
-                    req.step.target,
-                    paths.join(", ")
-                )));
-            }
-        },
-    };
-    Ok(Ok(Conflicted {
-        ours,
-        theirs,
-        tree,
-        files,
-    }))
-}
+use crate::merge::MergeError;
 
 /// The status file's record of what the plan's resolvers spent, all runs (an `orchUsage`).
 pub(crate) const RESOLVE_USAGE: &str = "orchResolveUsage";
@@ -191,19 +83,6 @@ fn protected(
         git::Protected::covers(&found.trusted, p)
             || protect.as_ref().is_some_and(|globs| globs.matches(p))
     })
-}
-
-/// The directory plan `plan`'s `state_dir`, `log_dir` and `worktree_root` are in: its
-/// `[[repo]]`'s (canonical), else the manifest's (the home repository). A resolution's worktree,
-/// notes, logs and its agent's private state lie where the plan's own attempts' do.
-pub(crate) fn plan_base(manifest: &Manifest, plan: &str) -> PathBuf {
-    match manifest.repo_of(plan) {
-        Some(r) => r
-            .abs_path
-            .canonicalize()
-            .unwrap_or_else(|_| r.abs_path.clone()),
-        None => manifest.root.clone(),
-    }
 }
 
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left

@@ -9,6 +9,7 @@
 
 pub(crate) mod land;
 pub(crate) mod now;
+pub(crate) mod parts;
 pub(crate) mod record;
 pub(crate) mod resolve;
 

@@ -8,7 +8,7 @@
 use chrono::Utc;
 
 use super::Group;
-use super::land::{Ctx, Landed};
+use super::parts::{Ctx, Landed};
 use crate::status::{self, OrchMerge};
 use crate::workspace::Workspace;
 

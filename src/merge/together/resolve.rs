@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use super::Group;
-use super::land::{Conflict, Ctx};
+use super::parts::{Conflict, Ctx};
 use crate::merge::resolve::{self, Resolution, Resolver, Why};
 use crate::workspace::Workspace;
 

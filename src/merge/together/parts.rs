@@ -1,0 +1,136 @@
+//! What a group's landing is made of and came to: each repository's part ([`Part`]), the
+//! outcome ([`Landed`]), a plan's conflict ([`Conflict`], [`Unbuilt`]), and what a landing
+//! needs ([`Ctx`]); shared by the landing (`land.rs`), its record (`record.rs`) and the hand-off
+//! of a conflict to a resolver (`resolve.rs`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::CliError;
+use crate::git::Oid;
+use crate::manifest::{Manifest, MergeStrategy};
+
+/// A repository's part of a group's landing.
+#[derive(Clone, Debug)]
+pub(crate) struct Part {
+    pub(crate) repo: String,
+    pub(crate) root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) old: Oid,
+    /// The candidate: `old` when its plans are in the target already.
+    pub(crate) new: Oid,
+    /// Its plans, as `plan (branch)`.
+    pub(crate) plans: Vec<String>,
+    pub(crate) verify: Option<Vec<String>>,
+    /// Each of its plans merged into the candidate, with the branch tip merged.
+    pub(crate) tips: Vec<(String, Oid)>,
+    /// Its plans whose conflict an agent resolved during this landing: (plan, agent).
+    pub(crate) resolved: Vec<(String, String)>,
+    /// The tags that keep its plans' branch tips once landed (`orch/archive/<plan>/<tip>`, as
+    /// a plan landed alone is kept): (plan, tag).
+    pub(crate) archived: Vec<(String, String)>,
+}
+
+/// What a group's landing came to.
+#[derive(Debug)]
+pub(crate) enum Landed {
+    /// Every target moved, in this order (repository, target, from, to).
+    Moved(Vec<Part>),
+    /// Every plan of the group is in its target already.
+    AlreadyIn,
+    /// Nothing moved (or what moved was put back): why.
+    Refused(String),
+    /// A plan's branch changes what a later run trusts in its repository with no task naming
+    /// the file, or puts a link there ([`crate::merge::trusted`]): nothing moved; exit 4.
+    Protected(CliError),
+    /// A plan's merge conflicts in its repository: nothing moved.
+    Conflict(Unbuilt),
+    /// A `verify` or `verify_all` on the combination was red (or could not run): nothing moved.
+    VerifyFailed(String),
+}
+
+/// A plan whose branch conflicts with the target of its repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Conflict {
+    pub(crate) plan: String,
+    pub(crate) repo: String,
+    /// The repository's work dir.
+    pub(crate) root: PathBuf,
+    pub(crate) target: String,
+    pub(crate) branch: String,
+    /// The conflicting paths.
+    pub(crate) files: Vec<String>,
+    /// Its resolver, when it was handed to one and the resolution failed: the agent and why.
+    pub(crate) unresolved: Option<(String, String)>,
+}
+
+/// Why a group's merge could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unbuilt {
+    Conflict(Box<Conflict>),
+    /// Anything else (a branch missing, `ff-only` impossible, git's error), in words.
+    Other(String),
+}
+
+impl std::fmt::Display for Unbuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Conflict(c) => {
+                let Conflict {
+                    plan,
+                    repo,
+                    root,
+                    target,
+                    branch,
+                    files,
+                    unresolved,
+                } = c.as_ref();
+                write!(
+                    f,
+                    "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
+                    crate::diagnostic::path_list(files, 8)
+                )?;
+                if let Some((_, why)) = unresolved {
+                    write!(f, "{why}; ")?;
+                }
+                // Where it can be resolved: its resolver (`resolve`) in its own repository, or
+                // a person there.
+                if repo == crate::manifest::HOME_REPO {
+                    write!(
+                        f,
+                        "resolve it with `orch resolve {plan}` (or merge `{target}` into `{branch}` and fix the files), then `orch merge` lands its group"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "resolve it by hand in `{}` (merge `{target}` into `{branch}` and fix the files) or with `orch resolve` (`orch resolve {plan}`: its `resolve` agent works in that repository), then `orch merge` lands its group",
+                        root.display()
+                    )
+                }
+            }
+            Self::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Unbuilt {
+    /// The conflict, when it is one.
+    pub(crate) fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(c) => Some(c),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl From<String> for Unbuilt {
+    fn from(why: String) -> Self {
+        Self::Other(why)
+    }
+}
+
+/// The home repository's work dir and the manifest: what a landing needs.
+pub(crate) struct Ctx<'a> {
+    pub(crate) manifest: &'a Manifest,
+    pub(crate) home: &'a Path,
+    pub(crate) strategy: MergeStrategy,
+}
