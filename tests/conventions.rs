@@ -510,8 +510,9 @@ fn code_lines_with(patterns: &[&str], allowed: &[&str]) -> Vec<String> {
 /// - `commands/demo.rs`, `merge/interrupt.rs`: fixed sentences;
 /// - `process/wrapper.rs`: an agent's own output relayed into its log (not a terminal), and a
 ///   setup keeper's report to `orch up` on its stdout.
-/// - `executor/ssh/attempt.rs`, `executor/ssh/remote_run.rs`: a remote agent's output relayed
-///   into its log (not a terminal), and the frames between orch and its copy on a host.
+/// - `executor/ssh/attempt.rs`, `executor/ssh/lead.rs`, `executor/ssh/remote_run.rs`: a remote
+///   agent's output relayed into its log (not a terminal), and the frames between orch and its
+///   copy on a host.
 #[test]
 fn what_orch_prints_goes_through_the_escaping_writers() {
     let found = code_lines_with(
@@ -536,6 +537,7 @@ fn what_orch_prints_goes_through_the_escaping_writers() {
             "merge/interrupt.rs",
             "process/wrapper.rs",
             "executor/ssh/attempt.rs",
+            "executor/ssh/lead.rs",
             "executor/ssh/remote_run.rs",
         ],
     );
@@ -548,7 +550,7 @@ fn what_orch_prints_goes_through_the_escaping_writers() {
 
 /// Files are read through `untrusted/read.rs` (no link followed, regular files only, never
 /// waiting on a FIFO, a limit per kind of file): a `std::fs::read`, `read_to_string` or
-/// `File::open` anywhere else fails here. Allowed: `/proc` (`process.rs`, `executor/mod.rs`,
+/// `File::open` anywhere else fails here. Allowed: `/proc` (`process/procfs.rs`, `executor/mod.rs`,
 /// `sandbox/net/proxy.rs`: the kernel's files), `client_state.rs` (your own client state, which may be a
 /// link you made, copied for a confined attempt: special files are skipped there),
 /// `status/store.rs` (opens the state directory itself to sync it), `commands/demo.rs` (the
@@ -559,7 +561,7 @@ fn files_are_read_by_the_bounded_reader() {
         &["fs::read(", "fs::read_to_string(", "File::open("],
         &[
             "untrusted/read.rs",
-            "process.rs",
+            "process/procfs.rs",
             "executor/mod.rs",
             "sandbox/net/proxy.rs",
             "client_state.rs",
