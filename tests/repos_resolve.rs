@@ -231,6 +231,22 @@ fn a_conflict_inside_a_group_is_resolved_by_the_agent_and_the_group_lands_in_ord
             for name in conflicted {
                 conflict_in(&t, name);
             }
+            if how == "merge" {
+                // The dry run says the conflict goes to the plan's resolver first, and moves
+                // nothing.
+                let before = mains(&t);
+                let (code, out, err) = t.home.run(&["merge", "--dry-run"]);
+                assert_eq!(code, 5, "{what}: {out}{err}");
+                let (_, plan, _) = repo(&t, conflicted[0]);
+                assert!(
+                    out.contains(&format!(
+                        "would be handed plan `{plan}` in repository `{}`",
+                        conflicted[0]
+                    )),
+                    "{what}: {out}"
+                );
+                assert_eq!(mains(&t), before, "{what}");
+            }
             let (code, out, err) = match how {
                 "merge" => t.home.run(&["merge", "--json"]),
                 _ => t.home.run(&["up", "--merge", "--json"]),

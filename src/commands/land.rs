@@ -49,9 +49,22 @@ pub(super) fn run(
                     })
                     .collect(),
                 Err(why) => {
+                    // A conflict the plan's `resolve` agent would be handed first.
+                    let resolver = why.conflict().and_then(|c| {
+                        let agent = manifest.plan(&c.plan)?.resolve.as_ref()?;
+                        Some(format!(
+                            "its resolver (`{}`) would be handed plan `{}` in repository `{}` first, then the group built and checked again",
+                            agent, c.plan, c.repo
+                        ))
+                    });
                     code = exit::INCOMPLETE;
                     v["error"] = json!(why.to_string());
-                    vec![format!("would not land: {why}")]
+                    let mut lines = vec![format!("would not land as it is: {why}")];
+                    if let Some(r) = resolver {
+                        v["resolver"] = json!(r);
+                        lines.push(r);
+                    }
+                    lines
                 }
             };
             // What the real landing would refuse before anything moves (exit 4 there).
