@@ -218,7 +218,20 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
             if !status.starts_with("\"failed\"") || !(status.contains(why) || log.contains(why)) {
                 bad.push(format!("{sandbox} {name}: {status} (not `{why}`)\n{log}"));
             }
-            let subjects = repo.subjects(&format!("plan/{name}"));
+            // A plan whose branch was never made did not run at all: the run's own words say
+            // why (seen once in CI, not reproduced since).
+            let branch = format!("plan/{name}");
+            if !repo
+                .git_out(&["rev-parse", "--verify", "--quiet", &branch])
+                .status
+                .success()
+            {
+                bad.push(format!(
+                    "{sandbox} {name}: never started (no `{branch}`); exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+                ));
+                continue;
+            }
+            let subjects = repo.subjects(&branch);
             if !subjects.is_empty() {
                 bad.push(format!("{sandbox} {name}: landed {subjects:?}"));
             }
