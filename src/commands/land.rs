@@ -183,6 +183,10 @@ pub(super) fn run(
                 v["reason"] = json!(c.to_string());
                 if let Some(c) = c.conflict() {
                     v["conflict"] = json!({ "plan": c.plan, "repo": c.repo, "files": c.files });
+                    if let Some((_, plans)) = &c.after {
+                        // The group's earlier plans merged before it: its conflict is with them.
+                        v["conflict"]["with"] = json!(plans);
+                    }
                 }
                 if !args.json {
                     println_safe(&format!("not landed: {}: {c}", g.name()));

@@ -160,6 +160,7 @@ pub(crate) fn request<'a>(
             tasks.map(task).collect()
         }),
         loaded,
+        onto: None,
     }
 }
 

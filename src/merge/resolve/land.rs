@@ -45,8 +45,10 @@ impl Gates<'_> {
             return Err("interrupted; nothing of it was merged".into());
         }
         let log = format!(
-            "orch resolve: `{}` merged into `{}`, resolved by agent `{}`",
-            self.req.step.target, self.req.step.branch, self.agent
+            "orch resolve: {} merged into `{}`, resolved by agent `{}`",
+            self.req.theirs_name(),
+            self.req.step.branch,
+            self.agent
         );
         match move_target(
             self.req.step.repo_root,
@@ -86,11 +88,11 @@ impl Gates<'_> {
         let explanation = gates::explanation(self.notes);
         let tree_of = |commit, name: &str| {
             self.repo
-                .commit_tree(commit, &format!("`{name}`"))
+                .commit_tree(commit, name)
                 .map_err(|e| e.to_string())
         };
-        let theirs_tree = tree_of(self.c.theirs, self.req.step.target)?;
-        let ours_tree = tree_of(self.c.ours, self.req.step.branch)?;
+        let theirs_tree = tree_of(self.c.theirs, &self.req.theirs_name())?;
+        let ours_tree = tree_of(self.c.ours, &format!("`{}`", self.req.step.branch))?;
         let mut extras = 0;
         for p in &changed {
             if (self.is_protected)(p) {
@@ -171,11 +173,11 @@ impl Gates<'_> {
                 .join(", ")
         };
         let message = format!(
-            "Merge `{target}` into `{branch}`, resolved by agent `{agent}`\n\n\
+            "Merge {target} into `{branch}`, resolved by agent `{agent}`\n\n\
              orch handed {files} to agent `{agent}` (resolution attempt {attempt}); no marker \
              was left, the changed files stayed within the bound{gates}.\n\n\
              Resolved-by: {agent}\nResolve-attempt: {attempt}\n",
-            target = self.req.step.target,
+            target = self.req.theirs_name(),
             branch = self.req.step.branch,
             agent = self.agent,
             attempt = self.attempt,
@@ -258,22 +260,22 @@ impl Gates<'_> {
         }
     }
 
-    /// `verify` on the merge that would land: the result merged into the target's tip now.
-    /// Returns the tree it passed on.
+    /// `verify` on the merge that would land: the result merged into the target's tip now (or
+    /// into the group's candidate it was resolved against). Returns the tree it passed on.
     fn verify(&self, commit: Oid) -> Result<Option<Oid>, String> {
         let Some(v) = self.req.step.verify else {
             return Ok(None);
         };
         let why = |e: MergeError| format!("cannot build the merge to verify: {e}");
-        let tip = self.repo.target_tip(self.req.step.target).map_err(why)?;
+        let tip = self.req.theirs_tip(self.repo).map_err(why)?;
         let subject = self.req.step.subject();
         let candidate = match self.repo.build(tip, commit, &subject).map_err(why)? {
             Built::Ready(c) => c,
             Built::AlreadyMerged | Built::FfImpossible => return Ok(None),
             Built::Conflict(files) => {
                 return Err(format!(
-                    "`{}` moved meanwhile and the result conflicts with it in {}",
-                    self.req.step.target,
+                    "{} moved meanwhile and the result conflicts with it in {}",
+                    self.req.theirs_name(),
                     files.join(", ")
                 ));
             }

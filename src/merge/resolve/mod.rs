@@ -38,6 +38,7 @@ use crate::agent_output::Usage;
 use crate::manifest::{AgentSpec, Manifest};
 
 pub(crate) use hand::{dry_run_prompt, request, resolve_by_hand, sync_resolving, verify_for};
+pub(crate) use request::Onto;
 pub(crate) use run::resolve;
 pub(crate) use run::{Resolution, Why, failure, resolvers_usage};
 

@@ -37,10 +37,10 @@ pub(super) fn render(p: &PromptInput) -> String {
         Why::Conflict => {
             let _ = writeln!(
                 s,
-                "Merging `{}` into plan `{}`'s branch `{}` conflicts: both sides changed the same \
+                "Merging {} into plan `{}`'s branch `{}` conflicts: both sides changed the same \
                  lines. Your working directory `{}` holds that merge, with git's conflict markers \
                  (`<<<<<<<`, `=======`, `>>>>>>>`) left in these files:\n",
-                step.target,
+                p.req.theirs_name(),
                 step.plan,
                 step.branch,
                 p.workdir.display(),
@@ -53,12 +53,12 @@ pub(super) fn render(p: &PromptInput) -> String {
         Why::Verify(output) => {
             let _ = writeln!(
                 s,
-                "Plan `{}` (branch `{}`) merges into `{}` without a textual conflict, but the \
+                "Plan `{}` (branch `{}`) merges into {} without a textual conflict, but the \
                  verify command fails on the merge: the two sides do not work together. Your \
                  working directory `{}` holds that merge. The end of the verify output:\n\n```\n{}\n```\n",
                 step.plan,
                 step.branch,
-                step.target,
+                p.req.theirs_name(),
                 p.workdir.display(),
                 output.trim_end()
             );
@@ -88,7 +88,7 @@ pub(super) fn render(p: &PromptInput) -> String {
     );
     list(
         &mut s,
-        &format!("## Commits on `{}` that touched them", step.target),
+        &format!("## Commits on {} that touched them", p.req.theirs_name()),
         &p.theirs,
     );
     let _ = writeln!(s, "\n## What done means\n");
@@ -118,7 +118,10 @@ pub(super) fn render(p: &PromptInput) -> String {
     }
     if let Some(v) = step.verify {
         let v = crate::merge::verify::shown(&v.argv);
-        gates.push(format!("`{v}` passes on the merge into `{}`", step.target));
+        gates.push(format!(
+            "`{v}` passes on the merge into {}",
+            p.req.theirs_name()
+        ));
     }
     let gates = match gates.split_last() {
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),

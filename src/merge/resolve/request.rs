@@ -39,6 +39,40 @@ pub(crate) struct ResolveRequest<'a> {
     /// The plan as loaded (its status file: what its tasks and resolvers spent, against its
     /// `budget`; where a resolver's usage is recorded).
     pub(crate) loaded: Option<&'a crate::workspace::LoadedPlan>,
+    /// What the plan is resolved against when it is not the target's tip (none: the target's
+    /// tip now).
+    pub(crate) onto: Option<Onto>,
+}
+
+/// What a plan is resolved against inside a group's landing: the group's candidate so far in
+/// the plan's repository (the target with the group's earlier plans merged, a commit orch
+/// wrote and no ref names), so that a plan that conflicts with an earlier plan of its group is
+/// resolved against that plan's work too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Onto {
+    pub(crate) tip: Oid,
+    /// How the prompt, the commit message and the errors name it, quoted as Markdown
+    /// (`` `main` and plan `a` of its group ``).
+    pub(crate) name: String,
+}
+
+impl ResolveRequest<'_> {
+    /// How the side the plan is resolved against is named, quoted: `` `main` ``, or
+    /// [`Onto::name`].
+    pub(crate) fn theirs_name(&self) -> String {
+        match &self.onto {
+            Some(o) => o.name.clone(),
+            None => format!("`{}`", self.step.target),
+        }
+    }
+
+    /// The commit the plan is resolved against now: [`Onto::tip`], else the target's tip.
+    pub(super) fn theirs_tip(&self, repo: &MergeRepo) -> Result<Oid, MergeError> {
+        match &self.onto {
+            Some(o) => Ok(o.tip),
+            None => repo.target_tip(self.step.target),
+        }
+    }
 }
 
 /// How a resolution ended.
@@ -89,14 +123,15 @@ pub(super) fn conflicted(
         .ok_or_else(|| MergeError::BranchMissing {
             branch: req.step.branch.to_string(),
         })?;
-    let theirs = repo.target_tip(req.step.target)?;
+    let theirs = req.theirs_tip(repo)?;
     let (tree, files) = match &req.why {
         Why::Conflict => match repo.marked_conflict(ours, theirs)? {
             Some(m) => m,
             None => {
                 return Ok(Err(format!(
-                    "git could not write the conflicted merge of `{}` into `{}` (git 2.38 or later is needed), or it merges cleanly now",
-                    req.step.target, req.step.branch
+                    "git could not write the conflicted merge of {} into `{}` (git 2.38 or later is needed), or it merges cleanly now",
+                    req.theirs_name(),
+                    req.step.branch
                 )));
             }
         },
@@ -104,9 +139,9 @@ pub(super) fn conflicted(
             Ok(tree) => (tree, Vec::new()),
             Err(paths) => {
                 return Ok(Err(format!(
-                    "`{}` now conflicts with `{}` in {}",
+                    "`{}` now conflicts with {} in {}",
                     req.step.branch,
-                    req.step.target,
+                    req.theirs_name(),
                     paths.join(", ")
                 )));
             }

@@ -216,8 +216,9 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
             c.tree,
             &[c.ours, c.theirs],
             &format!(
-                "orch: `{}` merged into `{}`, conflict markers left for the resolver",
-                req.step.target, req.step.branch
+                "orch: {} merged into `{}`, conflict markers left for the resolver",
+                req.theirs_name(),
+                req.step.branch
             ),
         )
         .map_err(write)?;

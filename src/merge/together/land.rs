@@ -65,6 +65,8 @@ impl Ctx<'_> {
             let mr = MergeRepo::open_with(&root, in_memory).map_err(|e| e.to_string())?;
             let old = mr.target_tip(&target).map_err(|e| e.to_string())?;
             let mut tip = old;
+            // The group's plans merged into `tip` so far.
+            let mut merged: Vec<String> = Vec::new();
             let mut plans = Vec::new();
             let mut tips = Vec::new();
             for p in group.plans_of(self.manifest, repo) {
@@ -86,7 +88,10 @@ impl Ctx<'_> {
                     .map_err(|e| e.to_string())?
                 {
                     Built::AlreadyMerged => {}
-                    Built::Ready(c) => tip = c,
+                    Built::Ready(c) => {
+                        tip = c;
+                        merged.push(p.name.clone());
+                    }
                     Built::Conflict(files) => {
                         return Err(Unbuilt::Conflict(Box::new(Conflict {
                             plan: p.name.clone(),
@@ -96,6 +101,7 @@ impl Ctx<'_> {
                             branch: p.branch.clone(),
                             files,
                             unresolved: None,
+                            after: (tip != old).then(|| (tip, merged.clone())),
                         })));
                     }
                     Built::FfImpossible => {

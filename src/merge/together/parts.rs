@@ -61,6 +61,28 @@ pub(crate) struct Conflict {
     pub(crate) files: Vec<String>,
     /// Its resolver, when it was handed to one and the resolution failed: the agent and why.
     pub(crate) unresolved: Option<(String, String)>,
+    /// The group's earlier plans of the repository merged before it, when there are: the
+    /// candidate so far (the commit its conflict is with, no ref names it) and their names.
+    pub(crate) after: Option<(Oid, Vec<String>)>,
+}
+
+impl Conflict {
+    /// What the plan conflicts with, quoted: `` `main` ``, or `` `main` and plan `a` of its
+    /// group `` (the candidate so far).
+    pub(crate) fn with(&self) -> String {
+        match &self.after {
+            None => format!("`{}`", self.target),
+            Some((_, plans)) => format!(
+                "`{}` and {} of its group",
+                self.target,
+                plans
+                    .iter()
+                    .map(|p| format!("plan `{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
 
 /// Why a group's merge could not be built.
@@ -83,18 +105,44 @@ impl std::fmt::Display for Unbuilt {
                     branch,
                     files,
                     unresolved,
+                    after,
                 } = c.as_ref();
-                write!(
-                    f,
-                    "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
-                    crate::diagnostic::path_list(files, 8)
-                )?;
+                match after {
+                    None => write!(
+                        f,
+                        "plan `{plan}` conflicts with `{target}` of repository `{repo}` in {}; ",
+                        crate::diagnostic::path_list(files, 8)
+                    )?,
+                    Some(_) => write!(
+                        f,
+                        "plan `{plan}` of repository `{repo}` conflicts with {} in {}; ",
+                        c.with(),
+                        crate::diagnostic::path_list(files, 8)
+                    )?,
+                }
                 if let Some((_, why)) = unresolved {
                     write!(f, "{why}; ")?;
                 }
                 // Where it can be resolved: its resolver (`resolve`) in its own repository, or
-                // a person there.
-                if repo == crate::manifest::HOME_REPO {
+                // a person there. A conflict with an earlier plan of the group is resolved
+                // against that plan's branch too: `orch resolve` knows only the target.
+                if let Some((_, plans)) = after {
+                    write!(
+                        f,
+                        "resolve it by hand in `{}` (merge `{target}` and the {} of {} into `{branch}` and fix the files) or give plan `{plan}` a `resolve` agent (it is handed the merge of both), then `orch merge` lands its group",
+                        root.display(),
+                        if plans.len() == 1 {
+                            "branch"
+                        } else {
+                            "branches"
+                        },
+                        plans
+                            .iter()
+                            .map(|p| format!("plan `{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else if repo == crate::manifest::HOME_REPO {
                     write!(
                         f,
                         "resolve it with `orch resolve {plan}` (or merge `{target}` into `{branch}` and fix the files), then `orch merge` lands its group"

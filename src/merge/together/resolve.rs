@@ -1,7 +1,9 @@
 //! A conflict inside a group landing together, handed to the conflicting plan's resolver
 //! ([`crate::merge::resolve`]) in the plan's own repository: its resolution worktree, notes,
 //! logs and agent state where that plan's attempts have theirs, that repository's target and
-//! `verify` as the resolution's gates. A resolution lands only on the plan's branch; the group
+//! `verify` as the resolution's gates. A plan that conflicts with an earlier plan of the group
+//! in its repository is resolved against the group's candidate so far (the target with those
+//! plans merged): its branch then holds their work, which lands with it. A resolution lands only on the plan's branch; the group
 //! is then built again and lands all together or not at all ([`super::land::Ctx::land`]: what
 //! a later run trusts in each repository, each `verify` and `verify_all` on the combination,
 //! compare-and-swap with backup refs).
@@ -81,6 +83,12 @@ impl Ctx<'_> {
             Why::Conflict,
         );
         req.step.strategy = self.strategy;
+        // A conflict with an earlier plan of the group is resolved against the candidate so
+        // far, which holds that plan's work (and lands with it, all together or not at all).
+        req.onto = c.after.as_ref().map(|(tip, _)| resolve::Onto {
+            tip: *tip,
+            name: c.with(),
+        });
         match resolve::resolve(res, &req) {
             Err(e) => Handed::Stop(format!(
                 "the resolution of plan `{}` of repository `{}` could not run: {e}",

@@ -1,0 +1,221 @@
+//! Resolution by agent inside a group: two plans of one repository that land together
+//! (`land_with`) and conflict with each other, not with the target. The later plan is resolved
+//! against the group's candidate so far (the target with the earlier plan merged), and the
+//! group then lands all together; without a resolver the group is refused, naming both plans,
+//! and nothing moves. Three real repositories (home, api, client), scripted agents, the real
+//! binary.
+
+mod support;
+
+use serde_json::Value;
+use support::three::{PLAN, Three, mains, no_landing_left, plan_table, run_manifest};
+use support::{Repo, agent, events, named};
+
+/// The two plans of api that land together, each with its own line in `shared.txt`.
+const PLANS: [(&str, &str); 2] = [("v2", "v2's line"), ("v2b", "v2b's line")];
+
+/// The three repositories with every plan finished by `orch up` (no train): `v2` and `v2b` in
+/// api (`v2b` lands with `v2`), `client-v2` waiting for `v2:1`, `docs` in home; with `resolve =
+/// "fixer"` (`repos_resolver.sh ok`: keeps both sides' lines) when `resolver`. Then each of the
+/// api plans commits its own line into `shared.txt` on its branch: they conflict (add/add) with
+/// each other, not with api's `main`.
+fn finished(resolver: bool) -> (Three, tempfile::TempDir) {
+    let t = Three::new();
+    let journal = tempfile::tempdir().expect("journal");
+    let defaults = if resolver {
+        "resolve = \"fixer\"\n"
+    } else {
+        ""
+    };
+    run_manifest(&t, journal.path(), defaults, "depends_on = [\"v2:1\"]\n");
+    let mut toml = std::fs::read_to_string(t.home.root().join("plans.toml")).expect("toml");
+    toml.push_str(&plan_table(
+        "v2b",
+        "v2b",
+        "repo = \"api\"\nland_with = [\"v2\"]\n",
+    ));
+    if resolver {
+        toml.push_str(&format!(
+            "\n[agents.fixer]\ncommand = {}\nsandbox = \"off\"\n",
+            agent("repos_resolver.sh", &["ok"])
+        ));
+    }
+    t.home.write("plans.toml", &toml);
+    t.home.write("plans/v2b.md", PLAN);
+    t.home.commit_all("v2b");
+    let (code, out, err) = t.home.run(&["up", "--json"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    for (plan, line) in PLANS {
+        commit_on(&t.api, plan, line);
+    }
+    assert!(
+        t.api
+            .git_ok(&["merge-base", "--is-ancestor", "main", "plan/v2b"]),
+        "api's main moved"
+    );
+    (t, journal)
+}
+
+/// `line` committed into `shared.txt` on plan `plan`'s branch of `r`, in the plan's worktree
+/// (as its agent would have).
+fn commit_on(r: &Repo, plan: &str, line: &str) {
+    let wt = r.worktree(plan);
+    assert!(wt.is_dir(), "no worktree {}", wt.display());
+    std::fs::write(wt.join("shared.txt"), format!("{line}\n")).expect("write");
+    r.git_at(&wt, &["add", "shared.txt"]);
+    r.git_at(&wt, &["commit", "-qm", &format!("{plan}: shared")]);
+}
+
+/// The first JSON document of `orch merge --json`'s output (the groups').
+fn groups_doc(out: &str) -> Value {
+    serde_json::Deserializer::from_str(out)
+        .into_iter::<Value>()
+        .next()
+        .unwrap_or_else(|| panic!("no JSON document: {out}"))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The `orchMerge` record of `plan`, in api's status file.
+fn record(t: &Three, plan: &str) -> Value {
+    let path = t.api.root().join(format!(".orch/state/{plan}/status.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).expect("status json");
+    v["orchMerge"].clone()
+}
+
+/// The group's later plan (`v2b`) is resolved against `main` with `v2` merged: its merge
+/// commit's second parent holds `v2`'s branch, the prompt and the commit name both plans; the
+/// group then lands in order, api's `main` with both lines and no marker, `v2b`'s record naming
+/// the resolver. Through `orch merge` and the merge train. Seen failing on main: the resolver
+/// merged against `main` alone, found nothing to resolve, and the group was refused.
+#[test]
+fn two_plans_of_a_group_that_conflict_with_each_other_are_resolved_and_land_together() {
+    for how in ["merge", "train"] {
+        let (t, _journal) = finished(true);
+        let (v2_tip, main) = (t.api.rev("plan/v2"), t.api.rev("main"));
+        // The dry run says who would be handed which conflict, and moves nothing.
+        let before = mains(&t);
+        let (code, out, err) = t.home.run(&["merge", "--dry-run"]);
+        assert_eq!(code, 5, "{how}: {out}{err}");
+        assert!(
+            out.contains("would be handed plan `v2b` in repository `api`"),
+            "{how}: {out}"
+        );
+        assert!(out.contains("plan `v2` of its group"), "{how}: {out}");
+        assert_eq!(mains(&t), before, "{how}");
+        let (code, out, err) = match how {
+            "merge" => t.home.run(&["merge", "--json"]),
+            _ => t.home.run(&["up", "--merge", "--json"]),
+        };
+        let all = format!("{out}\n{err}");
+        assert_eq!(code, 0, "{how}: {all}");
+        if how == "merge" {
+            let g = &groups_doc(&out)["groups"][0];
+            assert_eq!(g["result"], "landed", "{how}: {g}");
+        } else {
+            let ev = events(&out);
+            let merged: Vec<&str> = named(&ev, "plan_merged")
+                .iter()
+                .filter_map(|e| e["plan"].as_str())
+                .filter(|p| *p != "docs")
+                .collect();
+            assert_eq!(merged, ["v2", "v2b", "client-v2"], "{how}: {all}");
+            assert!(
+                named(&ev, "resolved").iter().any(|e| e["plan"] == "v2b"),
+                "{how}: no `resolved` event for v2b: {all}"
+            );
+        }
+        // v2b's resolution: a merge of the candidate (main with v2 merged) into its branch.
+        let msg = t.api.git(&["show", "-s", "--format=%B", "plan/v2b"]);
+        assert!(msg.contains("Resolved-by: fixer"), "{how}: {msg}");
+        assert!(
+            msg.contains("Merge `main` and plan `v2` of its group into `plan/v2b`"),
+            "{how}: {msg}"
+        );
+        let theirs = t.api.rev("plan/v2b^2");
+        for (rev, what) in [(&v2_tip, "v2's branch"), (&main, "main as it was")] {
+            assert!(
+                t.api
+                    .git_ok(&["merge-base", "--is-ancestor", rev.as_str(), &theirs]),
+                "{how}: the resolution's other side does not hold {what}"
+            );
+        }
+        let log = std::fs::read_to_string(t.api.root().join(".orch/logs/v2b/resolve.log"))
+            .expect("resolve log");
+        assert!(log.contains("shared.txt"), "{how}: {log}");
+        // Landed, all together, in order, with both lines.
+        let shared = t.api.git(&["show", "main:shared.txt"]);
+        for (_, line) in PLANS {
+            assert!(shared.contains(line), "{how}: {shared}");
+        }
+        assert!(
+            !shared.contains("<<<<<<<") && !shared.contains(">>>>>>>"),
+            "{how}: {shared}"
+        );
+        for branch in ["plan/v2", "plan/v2b"] {
+            assert!(
+                t.api
+                    .git_ok(&["merge-base", "--is-ancestor", branch, "main"]),
+                "{how}: {branch} is not in main"
+            );
+        }
+        assert!(
+            t.client
+                .git_ok(&["merge-base", "--is-ancestor", "plan/client-v2", "main"]),
+            "{how}: client-v2 did not land"
+        );
+        for plan in ["v2", "v2b"] {
+            let rec = record(&t, plan);
+            assert_eq!(rec["state"], "merged", "{how} {plan}: {rec}");
+            assert_eq!(rec["commit"], t.api.rev("main").as_str(), "{how}: {rec}");
+        }
+        assert_eq!(record(&t, "v2b")["resolvedBy"], "fixer", "{how}");
+        no_landing_left(&t);
+        for r in [&t.home, &t.api, &t.client] {
+            assert!(
+                !r.worktrees().iter().any(|w| w.contains(".resolve-")),
+                "{how}: {:?}",
+                r.worktrees()
+            );
+        }
+    }
+}
+
+/// Without a resolver the group is refused: the reason names the later plan, the earlier one
+/// and the file, the JSON's `conflict.with` names the earlier plan, the hint says to merge both
+/// into the plan's branch, and nothing moves (targets and plan branches). Through `orch merge`
+/// and `orch merge --dry-run`.
+#[test]
+fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both() {
+    let (t, _journal) = finished(false);
+    // The home repository's plan (`docs`) lands on its own; api's and client's refs stay.
+    let refs = (t.api.refs(), t.client.refs());
+    for args in [&["merge", "--dry-run"][..], &["merge", "--json"]] {
+        let (code, out, err) = t.home.run(args);
+        assert_eq!(code, 5, "{args:?}: {out}{err}");
+        let reason = if args.contains(&"--json") {
+            let g = &groups_doc(&out)["groups"][0];
+            assert_eq!(g["result"], "not-landed", "{g}");
+            assert_eq!(g["conflict"]["plan"], "v2b", "{g}");
+            assert_eq!(g["conflict"]["with"], serde_json::json!(["v2"]), "{g}");
+            assert_eq!(g["conflict"]["files"], serde_json::json!(["shared.txt"]));
+            assert_eq!(record(&t, "v2b")["state"], "conflict");
+            g["reason"].as_str().unwrap_or_default().to_string()
+        } else {
+            out.clone()
+        };
+        for want in [
+            "plan `v2b` of repository `api` conflicts with `main` and plan `v2` of its group",
+            "shared.txt",
+            "merge `main` and the branch of plan `v2` into `plan/v2b`",
+        ] {
+            assert!(reason.contains(want), "{args:?}: want {want:?} in {reason}");
+        }
+        assert_eq!(
+            (t.api.refs(), t.client.refs()),
+            refs,
+            "{args:?}: a ref moved"
+        );
+        no_landing_left(&t);
+    }
+}
