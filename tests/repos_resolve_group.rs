@@ -16,13 +16,13 @@ const PLANS: [(&str, &str); 2] = [("v2", "v2's line"), ("v2b", "v2b's line")];
 
 /// The three repositories with every plan finished by `orch up` (no train): `v2` and `v2b` in
 /// api (`v2b` lands with `v2`), `client-v2` waiting for `v2:1`, `docs` in home; with `resolve =
-/// "fixer"` (`repos_resolver.sh ok`: keeps both sides' lines) when `resolver`. Then each of the
-/// api plans commits its own line into `shared.txt` on its branch: they conflict (add/add) with
-/// each other, not with api's `main`.
-fn finished(resolver: bool) -> (Three, tempfile::TempDir) {
+/// "fixer"` (`repos_resolver.sh FIXER…`, `ok`: keeps both sides' lines) and its `sandbox` when
+/// `resolver` is given. Then each of the api plans commits its own line into `shared.txt` on
+/// its branch: they conflict (add/add) with each other, not with api's `main`.
+fn finished(resolver: Option<(&[&str], &str)>) -> (Three, tempfile::TempDir) {
     let t = Three::new();
     let journal = tempfile::tempdir().expect("journal");
-    let defaults = if resolver {
+    let defaults = if resolver.is_some() {
         "resolve = \"fixer\"\n"
     } else {
         ""
@@ -34,10 +34,10 @@ fn finished(resolver: bool) -> (Three, tempfile::TempDir) {
         "v2b",
         "repo = \"api\"\nland_with = [\"v2\"]\n",
     ));
-    if resolver {
+    if let Some((fixer, sandbox)) = resolver {
         toml.push_str(&format!(
-            "\n[agents.fixer]\ncommand = {}\nsandbox = \"off\"\n",
-            agent("repos_resolver.sh", &["ok"])
+            "\n[agents.fixer]\ncommand = {}\nsandbox = \"{sandbox}\"\n",
+            agent("repos_resolver.sh", fixer)
         ));
     }
     t.home.write("plans.toml", &toml);
@@ -91,7 +91,7 @@ fn record(t: &Three, plan: &str) -> Value {
 #[test]
 fn two_plans_of_a_group_that_conflict_with_each_other_are_resolved_and_land_together() {
     for how in ["merge", "train"] {
-        let (t, _journal) = finished(true);
+        let (t, _journal) = finished(Some((&["ok"], "off")));
         let (v2_tip, main) = (t.api.rev("plan/v2"), t.api.rev("main"));
         // The dry run says who would be handed which conflict, and moves nothing.
         let before = mains(&t);
@@ -187,7 +187,7 @@ fn two_plans_of_a_group_that_conflict_with_each_other_are_resolved_and_land_toge
 /// and `orch merge --dry-run`.
 #[test]
 fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both() {
-    let (t, _journal) = finished(false);
+    let (t, _journal) = finished(None);
     // The home repository's plan (`docs`) lands on its own; api's and client's refs stay.
     let refs = (t.api.refs(), t.client.refs());
     for args in [&["merge", "--dry-run"][..], &["merge", "--json"]] {
@@ -217,5 +217,81 @@ fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both
             "{args:?}: a ref moved"
         );
         no_landing_left(&t);
+    }
+}
+
+/// Whether this kernel confines with Landlock (said when the confined variant is skipped).
+fn landlock() -> bool {
+    let ok = orch::sandbox::supported();
+    if !ok {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
+            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
+        );
+        eprintln!("skipped the confined variant: this kernel does not support Landlock");
+    }
+    ok
+}
+
+/// The resolver handed the group's candidate is as untrusted as any: one that leaves the
+/// markers lands nothing (its attempt saved, `v2b`'s branch where it was); one that commits in
+/// the earlier plan's worktree and moves api's `main` lands nothing of it: confined it cannot
+/// (the group lands without its writes), unconfined the moved refs stop the landing. Sandbox on
+/// and off.
+#[test]
+fn a_resolver_handed_the_groups_candidate_is_held_to_the_same_gates() {
+    let sandboxes: &[&str] = if landlock() { &["off", "on"] } else { &["off"] };
+    for &sandbox in sandboxes {
+        for mode in ["marker", "commit"] {
+            let how = format!("sandbox {sandbox}, {mode}");
+            let links = tempfile::tempdir().expect("links");
+            let (a, b) = (links.path().join("a"), links.path().join("b"));
+            let args = [mode, a.to_str().expect("utf-8"), b.to_str().expect("utf-8")];
+            let (t, _journal) = finished(Some((&args, sandbox)));
+            std::os::unix::fs::symlink(t.api.worktree("v2"), &a).expect("link a");
+            std::os::unix::fs::symlink(t.api.root(), &b).expect("link b");
+            let (v2, v2b, api_main) = (
+                t.api.rev("plan/v2"),
+                t.api.rev("plan/v2b"),
+                t.api.rev("main"),
+            );
+            let client_main = t.client.rev("main");
+            let (code, out, err) = t.home.run(&["merge", "--json"]);
+            let all = format!("{out}\n{err}");
+            if mode == "commit" && sandbox == "on" {
+                assert_eq!(code, 0, "{how}: {all}");
+                assert_eq!(t.api.rev("plan/v2"), v2, "{how}: plan/v2 moved");
+                let log = t.api.git(&["log", "--format=%s", "main"]);
+                assert!(!log.lines().any(|l| l == "hostile"), "{how}: {log}");
+                assert_eq!(record(&t, "v2b")["resolvedBy"], "fixer", "{how}");
+                continue;
+            }
+            assert_eq!(code, 5, "{how}: {all}");
+            let g = &groups_doc(&out)["groups"][0];
+            assert_eq!(g["result"], "not-landed", "{how}: {g}");
+            let reason = g["reason"].as_str().unwrap_or_default();
+            let cause = match mode {
+                "marker" => "conflict marker in `shared.txt`",
+                _ => "moved while the resolver of plan `v2b` ran",
+            };
+            assert!(reason.contains(cause), "{how}: {reason}");
+            if mode == "marker" {
+                assert_eq!(t.api.rev("plan/v2b"), v2b, "{how}: plan/v2b moved");
+                assert_eq!(t.api.rev("main"), api_main, "{how}: main moved");
+                let saved = t.api.refs_under("refs/orch/attempts/v2b/resolve/");
+                assert_eq!(saved.len(), 1, "{how}: {saved:?}");
+            }
+            // Nothing of the group landed: neither api plan is in api's `main` (wherever the
+            // resolver put it), client's `main` is where it was.
+            for branch in [&v2, &v2b] {
+                assert!(
+                    !t.api
+                        .git_ok(&["merge-base", "--is-ancestor", branch.as_str(), "main"]),
+                    "{how}: a plan landed"
+                );
+            }
+            assert_eq!(t.client.rev("main"), client_main, "{how}: client moved");
+            no_landing_left(&t);
+        }
     }
 }
