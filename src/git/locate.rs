@@ -83,11 +83,13 @@ fn common_dir_of(dir: &Path) -> Option<PathBuf> {
 }
 
 fn open_plain(path: &Path) -> Result<Repository, GitError> {
-    Repository::open_ext(
-        path,
-        RepositoryOpenFlags::NO_SEARCH,
-        std::iter::empty::<&std::ffi::OsStr>(),
-    )
+    super::retry::retry_locked(|| {
+        Repository::open_ext(
+            path,
+            RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+    })
     .map_err(|source| open_error(path, source))
 }
 
@@ -112,11 +114,13 @@ pub(crate) fn open(path: &Path) -> Result<Repository, GitError> {
     if !loc.linked {
         return open_plain(&loc.work_tree);
     }
-    let repo = Repository::open_ext(
-        &loc.git_dir,
-        RepositoryOpenFlags::NO_SEARCH | RepositoryOpenFlags::NO_DOTGIT,
-        std::iter::empty::<&std::ffi::OsStr>(),
-    )
+    let repo = super::retry::retry_locked(|| {
+        Repository::open_ext(
+            &loc.git_dir,
+            RepositoryOpenFlags::NO_SEARCH | RepositoryOpenFlags::NO_DOTGIT,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+    })
     .map_err(|source| open_error(path, source))?;
     repo.set_workdir(&loc.work_tree, false)
         .map_err(|source| open_error(path, source))?;

@@ -27,6 +27,7 @@ mod pool;
 mod programs;
 mod refs;
 mod repo;
+mod retry;
 mod size;
 mod sparse;
 mod status;

@@ -3,19 +3,13 @@
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::Duration;
 
 use git2::{BranchType, DiffOptions, ErrorCode, Oid, Repository, Signature};
 
 use super::GitError;
 
-/// How often a ref write that met a `.lock` file is tried in all.
-const LOCK_ATTEMPTS: u32 = 5;
-/// The pause after the first failed attempt; it doubles after each.
-const LOCK_BACKOFF: Duration = Duration::from_millis(10);
-
 pub(crate) use super::locate::open;
+pub(crate) use super::retry::retry_locked;
 
 /// The signature of commits orch makes: the configured user, else `orch <orch@localhost>`,
 /// dated now ([`signature_now`]).
@@ -47,24 +41,6 @@ pub(crate) fn signature_now(name: &str, email: &str) -> Result<Signature<'static
         email,
         &git2::Time::new(secs.max(when.seconds()), when.offset_minutes()),
     )
-}
-
-/// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file),
-/// up to [`LOCK_ATTEMPTS`] times with doubling pauses.
-pub(crate) fn retry_locked<T>(
-    mut f: impl FnMut() -> Result<T, git2::Error>,
-) -> Result<T, git2::Error> {
-    let mut pause = LOCK_BACKOFF;
-    for _ in 1..LOCK_ATTEMPTS {
-        match f() {
-            Err(e) if e.code() == ErrorCode::Locked => {
-                sleep(pause);
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    f()
 }
 
 /// Whether `tip` has `other` in its history (or is it).

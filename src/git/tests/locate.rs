@@ -122,3 +122,40 @@ fn a_commit_on_the_recorded_branch_ignores_where_head_points() {
     assert_eq!(commit.parent_id(0).unwrap(), oid(&tree.head));
     assert!(commit.tree().unwrap().get_name("work.txt").is_some());
 }
+
+/// A torn read (libgit2 read a file that was replaced under it: the sizes differ) is read
+/// again, as a `.lock` in the way is; any other error is not.
+#[test]
+fn a_torn_read_is_read_again_and_other_errors_are_not() {
+    let torn = || {
+        git2::Error::new(
+            git2::ErrorCode::GenericError,
+            git2::ErrorClass::Filesystem,
+            "could not read (expected 364 bytes, read 311)",
+        )
+    };
+    let mut calls = 0;
+    let got = retry_locked(|| {
+        calls += 1;
+        if calls < 3 { Err(torn()) } else { Ok(calls) }
+    });
+    assert_eq!(got.unwrap(), 3);
+    let mut calls = 0;
+    let got: Result<(), _> = retry_locked(|| {
+        calls += 1;
+        Err(git2::Error::new(
+            git2::ErrorCode::GenericError,
+            git2::ErrorClass::Filesystem,
+            "failed to read descriptor",
+        ))
+    });
+    assert!(got.is_err());
+    assert_eq!(calls, 1, "an error that is no torn read is not tried again");
+    let mut calls = 0;
+    let got: Result<(), _> = retry_locked(|| {
+        calls += 1;
+        Err(torn())
+    });
+    assert!(got.is_err());
+    assert!(calls > 1 && calls < 10, "{calls} calls: bounded");
+}
