@@ -8,7 +8,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Instant;
 
-use support::{Repo, TIMEOUT, agent, read_status, try_task_in, wait};
+use support::{Repo, TIMEOUT, agent, landlock, read_status, try_task_in, wait};
 
 /// A repository with plan `p` of two tasks in one phase, run by `write_then_gate.sh`: each
 /// agent writes `<task>.txt`, notes `wrote <task>` in `journal` and waits for `gate` (both in the
@@ -35,15 +35,6 @@ fn gated_plan(first: &str, second: &str) -> (Repo, tempfile::TempDir) {
     );
     repo.commit_all("plans");
     (repo, aside)
-}
-
-/// Whether this kernel confines with Landlock (said when a test skips).
-fn landlock() -> bool {
-    let ok = orch::sandbox::supported();
-    if !ok {
-        eprintln!("skipped: this kernel does not support Landlock");
-    }
-    ok
 }
 
 #[test]

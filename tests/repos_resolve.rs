@@ -12,33 +12,13 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::three::{Three, mains, no_landing_left, run_manifest};
-use support::{Repo, agent, events, named};
+use support::three::{
+    Three, groups_doc, mains, no_landing_left, no_resolution_left, record, run_manifest,
+};
+use support::{Repo, agent, events, named, sandboxes};
 
 /// api's own `verify`: a script of the api repository (what a later landing runs there).
 const API_VERIFY: &str = "verify = [\"sh\", \"ci/verify.sh\"]\n";
-
-/// Whether this kernel confines with Landlock (said when a variant is skipped).
-fn landlock() -> bool {
-    let ok = orch::sandbox::supported();
-    if !ok {
-        assert!(
-            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
-            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
-        );
-        eprintln!("skipped the confined variant: this kernel does not support Landlock");
-    }
-    ok
-}
-
-/// The sandbox settings to try: `off` always, `on` where Landlock confines.
-fn sandboxes() -> Vec<&'static str> {
-    if landlock() {
-        vec!["off", "on"]
-    } else {
-        vec!["off"]
-    }
-}
 
 /// The three repositories, every plan finished by `orch up` (no train): `v2` (api, with
 /// `ci/verify.sh` as api's `verify`), `client-v2` (client, waiting for `v2:1`), `docs` (home);
@@ -88,23 +68,6 @@ fn conflict_in(t: &Three, name: &str) {
     r.commit_all("meanwhile");
 }
 
-/// The `orchMerge` record of `plan`, in repository `r`'s status file.
-fn record(r: &Repo, plan: &str) -> Value {
-    let path = r.root().join(format!(".orch/state/{plan}/status.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Value = serde_json::from_str(&text).expect("status json");
-    v["orchMerge"].clone()
-}
-
-/// The first JSON document of `orch merge --json`'s output (the groups').
-fn groups_doc(out: &str) -> Value {
-    serde_json::Deserializer::from_str(out)
-        .into_iter::<Value>()
-        .next()
-        .unwrap_or_else(|| panic!("no JSON document: {out}"))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
 /// Plan `plan` of repository `r` landed: `main` is the commit its record names, holds the
 /// plan's branch tip (archived by its tag) and, in `file`, both sides' lines without a marker.
 fn landed(r: &Repo, plan: &str, file: &str, resolved: bool, how: &str) {
@@ -135,18 +98,6 @@ fn landed(r: &Repo, plan: &str, file: &str, resolved: bool, how: &str) {
         assert_eq!(rec["resolvedBy"], "fixer", "{how} {plan}: {rec}");
         let msg = r.git(&["show", "-s", "--format=%B", &branch]);
         assert!(msg.contains("Resolved-by: fixer"), "{how} {plan}: {msg}");
-    }
-}
-
-/// Nothing of the resolution is left in repository `r`: no resolution worktree; none anywhere
-/// else either.
-fn no_resolution_left(t: &Three) {
-    for r in [&t.home, &t.api, &t.client] {
-        assert!(
-            !r.worktrees().iter().any(|w| w.contains(".resolve-")),
-            "{:?}",
-            r.worktrees()
-        );
     }
 }
 

@@ -7,8 +7,10 @@
 
 mod support;
 
-use serde_json::Value;
-use support::three::{PLAN, Three, mains, no_landing_left, plan_table, run_manifest};
+use support::three::{
+    PLAN, Three, groups_doc, mains, no_landing_left, no_resolution_left, plan_table, record,
+    run_manifest,
+};
 use support::{Repo, agent, events, named};
 
 /// The two plans of api that land together, each with its own line in `shared.txt`.
@@ -64,23 +66,6 @@ fn commit_on(r: &Repo, plan: &str, line: &str) {
     std::fs::write(wt.join("shared.txt"), format!("{line}\n")).expect("write");
     r.git_at(&wt, &["add", "shared.txt"]);
     r.git_at(&wt, &["commit", "-qm", &format!("{plan}: shared")]);
-}
-
-/// The first JSON document of `orch merge --json`'s output (the groups').
-fn groups_doc(out: &str) -> Value {
-    serde_json::Deserializer::from_str(out)
-        .into_iter::<Value>()
-        .next()
-        .unwrap_or_else(|| panic!("no JSON document: {out}"))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-/// The `orchMerge` record of `plan`, in api's status file.
-fn record(t: &Three, plan: &str) -> Value {
-    let path = t.api.root().join(format!(".orch/state/{plan}/status.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Value = serde_json::from_str(&text).expect("status json");
-    v["orchMerge"].clone()
 }
 
 /// The group's later plan (`v2b`) is resolved against `main` with `v2` merged: its merge
@@ -165,19 +150,13 @@ fn two_plans_of_a_group_that_conflict_with_each_other_are_resolved_and_land_toge
             "{how}: client-v2 did not land"
         );
         for plan in ["v2", "v2b"] {
-            let rec = record(&t, plan);
+            let rec = record(&t.api, plan);
             assert_eq!(rec["state"], "merged", "{how} {plan}: {rec}");
             assert_eq!(rec["commit"], t.api.rev("main").as_str(), "{how}: {rec}");
         }
-        assert_eq!(record(&t, "v2b")["resolvedBy"], "fixer", "{how}");
+        assert_eq!(record(&t.api, "v2b")["resolvedBy"], "fixer", "{how}");
         no_landing_left(&t);
-        for r in [&t.home, &t.api, &t.client] {
-            assert!(
-                !r.worktrees().iter().any(|w| w.contains(".resolve-")),
-                "{how}: {:?}",
-                r.worktrees()
-            );
-        }
+        no_resolution_left(&t);
     }
 }
 
@@ -199,7 +178,7 @@ fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both
             assert_eq!(g["conflict"]["plan"], "v2b", "{g}");
             assert_eq!(g["conflict"]["with"], serde_json::json!(["v2"]), "{g}");
             assert_eq!(g["conflict"]["files"], serde_json::json!(["shared.txt"]));
-            assert_eq!(record(&t, "v2b")["state"], "conflict");
+            assert_eq!(record(&t.api, "v2b")["state"], "conflict");
             g["reason"].as_str().unwrap_or_default().to_string()
         } else {
             out.clone()
@@ -220,19 +199,6 @@ fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both
     }
 }
 
-/// Whether this kernel confines with Landlock (said when the confined variant is skipped).
-fn landlock() -> bool {
-    let ok = orch::sandbox::supported();
-    if !ok {
-        assert!(
-            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
-            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
-        );
-        eprintln!("skipped the confined variant: this kernel does not support Landlock");
-    }
-    ok
-}
-
 /// The resolver handed the group's candidate is as untrusted as any: one that leaves the
 /// markers lands nothing (its attempt saved, `v2b`'s branch where it was); one that commits in
 /// the earlier plan's worktree and moves api's `main` lands nothing of it: confined it cannot
@@ -240,8 +206,7 @@ fn landlock() -> bool {
 /// and off.
 #[test]
 fn a_resolver_handed_the_groups_candidate_is_held_to_the_same_gates() {
-    let sandboxes: &[&str] = if landlock() { &["off", "on"] } else { &["off"] };
-    for &sandbox in sandboxes {
+    for sandbox in support::sandboxes() {
         for mode in ["marker", "commit"] {
             let how = format!("sandbox {sandbox}, {mode}");
             let links = tempfile::tempdir().expect("links");
@@ -263,7 +228,7 @@ fn a_resolver_handed_the_groups_candidate_is_held_to_the_same_gates() {
                 assert_eq!(t.api.rev("plan/v2"), v2, "{how}: plan/v2 moved");
                 let log = t.api.git(&["log", "--format=%s", "main"]);
                 assert!(!log.lines().any(|l| l == "hostile"), "{how}: {log}");
-                assert_eq!(record(&t, "v2b")["resolvedBy"], "fixer", "{how}");
+                assert_eq!(record(&t.api, "v2b")["resolvedBy"], "fixer", "{how}");
                 continue;
             }
             assert_eq!(code, 5, "{how}: {all}");

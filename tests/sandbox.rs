@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use support::{Repo, agent_at, one_task};
+use support::{Repo, agent_at, landlock, one_task};
 
 /// Every file beneath `dir` (but `.git`) with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -39,14 +39,6 @@ fn refs(repo: &Repo, git_dir: &Path) -> Vec<String> {
     .lines()
     .map(str::to_string)
     .collect()
-}
-
-fn landlock() -> bool {
-    let ok = orch::sandbox::supported();
-    if !ok {
-        eprintln!("skipped: this kernel does not support Landlock");
-    }
-    ok
 }
 
 #[test]

@@ -40,6 +40,29 @@ pub use status::{json, read_status, task_in, try_task_in};
 /// The default deadline of one process (and of a wait for an event or a condition).
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
+/// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).
+pub fn landlock() -> bool {
+    let ok = orch::sandbox::supported();
+    if !ok {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
+            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
+        );
+        eprintln!("skipped the confined variant: this kernel does not support Landlock");
+    }
+    ok
+}
+
+/// The sandbox settings to try a test with: `off` always, `on` where Landlock confines.
+pub fn sandboxes() -> Vec<&'static str> {
+    if landlock() {
+        vec!["off", "on"]
+    } else {
+        vec!["off"]
+    }
+}
+
 /// `tests/fixtures/agents`.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")

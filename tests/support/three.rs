@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use super::{Repo, disk_snapshot};
 
 /// Three repositories in one directory: `home` (plans.toml), `api`, `client`.
@@ -103,4 +105,32 @@ pub fn no_landing_left(t: &Three) {
         assert!(r.refs_under("refs/orch/landing").is_empty(), "{}", r.refs());
     }
     assert!(!t.home.root().join(".orch/state/landing.json").exists());
+}
+
+/// The first JSON document of `orch merge --json`'s output (the groups').
+pub fn groups_doc(out: &str) -> Value {
+    serde_json::Deserializer::from_str(out)
+        .into_iter::<Value>()
+        .next()
+        .unwrap_or_else(|| panic!("no JSON document: {out}"))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The `orchMerge` record of `plan`, in repository `r`'s status file.
+pub fn record(r: &Repo, plan: &str) -> Value {
+    let path = r.root().join(format!(".orch/state/{plan}/status.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).expect("status json");
+    v["orchMerge"].clone()
+}
+
+/// Nothing of a resolution is left: no resolution worktree in any of the three repositories.
+pub fn no_resolution_left(t: &Three) {
+    for r in [&t.home, &t.api, &t.client] {
+        assert!(
+            !r.worktrees().iter().any(|w| w.contains(".resolve-")),
+            "{:?}",
+            r.worktrees()
+        );
+    }
 }

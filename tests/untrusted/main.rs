@@ -7,6 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+pub use support::landlock;
+
 mod ask;
 mod best_of;
 mod checks;
@@ -26,17 +28,3 @@ mod resume;
 mod submodules;
 mod terminal;
 mod trusted_files;
-
-/// Whether this kernel confines with Landlock; a test that needs it says so when it skips (CI's
-/// kernel has it: `ORCH_REQUIRE_LANDLOCK=1` makes a missing one fail instead).
-pub fn landlock() -> bool {
-    let ok = orch::sandbox::supported();
-    if !ok {
-        assert!(
-            std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
-            "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
-        );
-        eprintln!("skipped: this kernel does not support Landlock");
-    }
-    ok
-}
