@@ -187,6 +187,7 @@ fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both
             "plan `v2b` of repository `api` conflicts with `main` and plan `v2` of its group",
             "shared.txt",
             "merge `main` and the branch of plan `v2` into `plan/v2b`",
+            "or with `orch resolve v2b`",
         ] {
             assert!(reason.contains(want), "{args:?}: want {want:?} in {reason}");
         }
@@ -259,4 +260,53 @@ fn a_resolver_handed_the_groups_candidate_is_held_to_the_same_gates() {
             no_landing_left(&t);
         }
     }
+}
+
+/// `orch resolve PLAN` hands the later plan the same merge `orch merge` would: its `--dry-run`
+/// prompt and its merge commit name `main` and plan `v2` of its group, the commit's other side
+/// holds `v2`'s branch, no target moves; `orch merge` then lands the group without another
+/// resolution. Seen failing on main: `orch resolve v2b` answered that it merges cleanly.
+#[test]
+fn orch_resolve_of_a_plan_that_conflicts_inside_its_group_resolves_against_the_group() {
+    let (t, _journal) = finished(Some((&["ok"], "off")));
+    let (v2_tip, before) = (t.api.rev("plan/v2"), mains(&t));
+    let (code, out, err) = t.home.run(&["resolve", "v2b", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Merging `main` and plan `v2` of its group into plan `v2b`'s branch"),
+        "{out}"
+    );
+    assert!(out.contains("shared.txt"), "{out}");
+    let (code, out, err) = t.home.run(&["resolve", "v2b", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["result"], "resolved", "{v}");
+    assert_eq!(v["files"], serde_json::json!(["shared.txt"]), "{v}");
+    assert_eq!(v["commit"], t.api.rev("plan/v2b").as_str(), "{v}");
+    let msg = t.api.git(&["show", "-s", "--format=%B", "plan/v2b"]);
+    assert!(
+        msg.contains("Merge `main` and plan `v2` of its group into `plan/v2b`"),
+        "{msg}"
+    );
+    assert!(
+        t.api.git_ok(&[
+            "merge-base",
+            "--is-ancestor",
+            &v2_tip,
+            &t.api.rev("plan/v2b^2")
+        ]),
+        "the resolution's other side does not hold v2's branch"
+    );
+    assert_eq!(mains(&t), before, "a target moved");
+    assert_eq!(t.api.rev("plan/v2"), v2_tip, "plan/v2 moved");
+    no_resolution_left(&t);
+    // The group now builds: it lands without another resolution.
+    let (code, out, err) = t.home.run(&["merge", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(groups_doc(&out)["groups"][0]["result"], "landed", "{out}");
+    let shared = t.api.git(&["show", "main:shared.txt"]);
+    for (_, line) in PLANS {
+        assert!(shared.contains(line), "{shared}");
+    }
+    no_landing_left(&t);
 }

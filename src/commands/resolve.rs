@@ -97,7 +97,9 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
             manifest.target_of(e).to_string()
         });
     if args.dry_run {
-        match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan)? {
+        let home = crate::workspace::repo_root(&manifest)?;
+        let onto = crate::merge::together::resolve::group_onto(&manifest, &home, &args.plan);
+        match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan, onto)? {
             Some(prompt) if args.json => {
                 print_json(&json!({ "plan": args.plan, "prompt": prompt }));
             }
@@ -123,7 +125,12 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
             }
         }),
     );
-    let result = resolve_by_hand(&ws, &manifest, &args.plan, &resolver)?;
+    // A plan that conflicts with an earlier plan of its group is resolved against the group's
+    // candidate so far, as `orch merge` hands it to its resolver.
+    let home = crate::workspace::repo_root(&manifest)?;
+    let result = resolve_by_hand(&ws, &manifest, &args.plan, &resolver, || {
+        crate::merge::together::resolve::group_onto(&manifest, &home, &args.plan)
+    })?;
     let (code, value) = match &result {
         None => {
             if !args.json {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Resolver;
+use super::request::Onto;
 use super::run::{
     Resolution, ResolveRequest, Why, conflicted, next_attempt, notes_dir, prompt_for, resolve,
 };
@@ -13,9 +14,14 @@ use crate::manifest::{Manifest, PlanEntry};
 use crate::merge::verify::Verify;
 use crate::merge::{MergeError, StepRequest};
 
-/// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`); `None` when the
-/// plan merges cleanly into the target (nothing to resolve, as `orch resolve PLAN` answers).
-pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<Option<String>, CliError> {
+/// The prompt the plan's resolver would get now (`orch resolve PLAN --dry-run`), against `onto`
+/// when given (the group's candidate so far), else the target; `None` when the plan merges
+/// cleanly into the target (nothing to resolve, as `orch resolve PLAN` answers).
+pub(crate) fn dry_run_prompt(
+    manifest_path: &Path,
+    plan: &str,
+    onto: Option<Onto>,
+) -> Result<Option<String>, CliError> {
     let sel = crate::workspace::Selection {
         manifest: Some(manifest_path.to_path_buf()),
         plan: None,
@@ -30,7 +36,7 @@ pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<Option<
     let entry = named(manifest, plan)?;
     let repo_root = repo_root_of(manifest, entry)?;
     let verify = verify_for(manifest, entry, &repo_root)?;
-    let req = request(
+    let mut req = request(
         &ws,
         manifest,
         entry,
@@ -39,9 +45,10 @@ pub(crate) fn dry_run_prompt(manifest_path: &Path, plan: &str) -> Result<Option<
         Why::Conflict,
     );
     let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
-    if !plan_conflicts(&repo, manifest, entry)? {
+    if onto.is_none() && !plan_conflicts(&repo, manifest, entry)? {
         return Ok(None);
     }
+    req.onto = onto;
     let c = match conflicted(&repo, &req).map_err(CliError::coded)? {
         Ok(c) => c,
         Err(cause) => {
@@ -164,7 +171,8 @@ pub(crate) fn request<'a>(
     }
 }
 
-/// `orch resolve PLAN`: the plan's conflict with the target handed to its resolver now, the
+/// `orch resolve PLAN`: the plan's conflict with the target (or with `onto`, the candidate so
+/// far of its group's landing, from `onto_of` under the lock) handed to its resolver now, the
 /// result (when every gate passes) committed on the plan branch; the target does not move.
 /// `Ok(None)`: the plan merges cleanly, nothing to resolve. Holds the repository's merge lock.
 pub(crate) fn resolve_by_hand(
@@ -172,6 +180,7 @@ pub(crate) fn resolve_by_hand(
     manifest: &Manifest,
     plan: &str,
     resolver: &Resolver,
+    onto_of: impl FnOnce() -> Option<Onto>,
 ) -> Result<Option<Resolution>, CliError> {
     let entry = named(manifest, plan)?;
     if entry.resolve.is_none() {
@@ -190,10 +199,11 @@ pub(crate) fn resolve_by_hand(
     let _lock = crate::merge::checks::MergeLock::acquire(&state_dir)?;
     let verify = verify_for(manifest, entry, &repo_root)?;
     let repo = MergeRepo::open(&repo_root).map_err(CliError::coded)?;
-    if !plan_conflicts(&repo, manifest, entry)? {
+    let onto = onto_of();
+    if onto.is_none() && !plan_conflicts(&repo, manifest, entry)? {
         return Ok(None);
     }
-    let req = request(
+    let mut req = request(
         ws,
         manifest,
         entry,
@@ -201,6 +211,7 @@ pub(crate) fn resolve_by_hand(
         verify.as_ref(),
         Why::Conflict,
     );
+    req.onto = onto;
     resolve(resolver, &req).map(Some).map_err(CliError::coded)
 }
 

@@ -129,7 +129,7 @@ impl std::fmt::Display for Unbuilt {
                 if let Some((_, plans)) = after {
                     write!(
                         f,
-                        "resolve it by hand in `{}` (merge `{target}` and the {} of {} into `{branch}` and fix the files) or give plan `{plan}` a `resolve` agent (it is handed the merge of both), then `orch merge` lands its group",
+                        "resolve it by hand in `{}` (merge `{target}` and the {} of {} into `{branch}` and fix the files) or with `orch resolve {plan}` (its `resolve` agent is handed that merge), then `orch merge` lands its group",
                         root.display(),
                         if plans.len() == 1 {
                             "branch"

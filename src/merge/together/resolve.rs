@@ -14,12 +14,38 @@
 //! landing, nothing landed. Where Landlock confines the resolver it cannot move them; without
 //! it (`sandbox = "off"`) this is what keeps its other writes out of the landing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Group;
-use super::parts::{Conflict, Ctx};
+use super::parts::{Conflict, Ctx, Unbuilt};
+use crate::manifest::Manifest;
 use crate::merge::resolve::{self, Resolution, Resolver, Why};
 use crate::workspace::Workspace;
+
+/// What plan `plan` is resolved against by `orch resolve PLAN`: the candidate so far of its
+/// group's landing, when the plan conflicts there with an earlier plan of its group in its
+/// repository (the group built as `orch merge` builds it, the candidate's commit written to
+/// that repository's objects, no ref moved); `None` when it has no group, the group builds,
+/// or what conflicts first is another plan or the plan with its target alone.
+pub(crate) fn group_onto(manifest: &Manifest, home: &Path, plan: &str) -> Option<resolve::Onto> {
+    let (groups, _) = super::groups(manifest, &[plan.to_string()]);
+    let group = groups.iter().find(|g| g.plans.iter().any(|p| p == plan))?;
+    let ctx = Ctx {
+        manifest,
+        home,
+        strategy: manifest.defaults.merge_strategy,
+    };
+    match ctx.build(group, false) {
+        Err(Unbuilt::Conflict(c)) if c.plan == plan => {
+            let (tip, _) = c.after.as_ref()?;
+            Some(resolve::Onto {
+                tip: *tip,
+                name: c.with(),
+            })
+        }
+        _ => None,
+    }
+}
 
 /// What became of a conflict handed to the resolver.
 #[derive(Debug)]
