@@ -20,6 +20,7 @@
 //! ([`end_keepers`]), or with orch.
 
 mod procfs;
+pub(crate) mod recorded;
 pub(crate) mod session;
 pub(crate) mod stream_input;
 pub(crate) mod wrapper;
@@ -41,7 +42,7 @@ pub(crate) use tokio::process::Child;
 
 use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 pub(crate) use procfs::{
-    FoundAgent, descends_from, find_agents, groups_with_env, process_alive, process_start_time,
+    FoundAgent, descends_from, find_agents, process_alive, process_start_time,
 };
 use procfs::{Stat, all_pids, stat_of};
 

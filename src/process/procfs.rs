@@ -142,28 +142,6 @@ fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
     })
 }
 
-/// The process groups of every live process (not a zombie, not this one) whose environment
-/// sets each of `vars` (`NAME`, value) exactly: a resolving agent left by a killed `orch merge`
-/// (`ORCH_TASK=resolve` and its resolution worktree's `ORCH_WORKTREE`).
-pub(crate) fn groups_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
-    let mut out = Vec::new();
-    for (pid, environ) in environs() {
-        let all = vars.iter().all(|(name, value)| {
-            environ
-                .split(|b| *b == 0)
-                .any(|var| env_value(var, name) == Some(value.as_bytes()))
-        });
-        if all
-            && let Some(st) = stat_of(pid)
-            && st.state != 'Z'
-            && !out.contains(&st.pgrp)
-        {
-            out.push(st.pgrp);
-        }
-    }
-    out
-}
-
 /// The value of `NAME=value` when `var` sets `name`.
 fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
     var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")

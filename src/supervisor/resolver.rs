@@ -216,7 +216,15 @@ impl AgentRunner {
             Ok(n) => n,
             Err(e) => return failed(format!("cannot confine the resolver's network: {e}")),
         };
-        let argv = sandbox::in_session(&self.orch_bin, (job.log_max, job.grace), argv);
+        // Gated: the wrapper starts the agent only once orch has recorded it (below); the agent's
+        // stdin is the prompt file (opened by the wrapper, never through a link) or /dev/null.
+        let stdin_file = (job.agent.stdin == StdinMode::Prompt).then_some(prompt_file.as_path());
+        let argv = process::session::in_session_gated(
+            &self.orch_bin,
+            (job.log_max, job.grace),
+            (stdin_file, None),
+            argv,
+        );
         process::log_line(
             &job.log,
             &format!(
@@ -233,14 +241,6 @@ impl AgentRunner {
         if let Some(note) = network.note("the resolving agent") {
             process::log_line(&job.log, &format!("=== orch: {note} ==="));
         }
-        let stdin = if job.agent.stdin == StdinMode::Prompt {
-            match crate::links::no_follow().read(true).open(&prompt_file) {
-                Ok(f) => Stdio::from(f),
-                Err(e) => return failed(format!("cannot open the prompt file: {e}")),
-            }
-        } else {
-            Stdio::null()
-        };
         let out = match process::open_log(&job.log).and_then(|f| Ok((f.try_clone()?, f))) {
             Ok(pair) => pair,
             Err(e) => return failed(format!("cannot open `{}`: {e}", job.log.display())),
@@ -249,17 +249,14 @@ impl AgentRunner {
             return failed("the agent's command is empty");
         };
         // A resolver of this plan that a killed orch left (in a session of its own) goes
-        // first: it would write into the worktree made afresh for this attempt.
-        for pgid in process::groups_with_env(&[
-            (agent_env::ORCH_TASK, "resolve"),
-            (agent_env::ORCH_WORKTREE, worktree.as_str()),
-        ]) {
-            process::signal_group(pgid, Signal::SIGKILL);
-        }
+        // first, with all it left: it would write into the worktree made afresh for this
+        // attempt. Found by orch's record of its wrapper, never by what a process says.
+        let record = wrapper_record(job);
+        process::recorded::stop(&record, job.grace);
         let mut cmd = Command::new(program);
         process::place(&mut cmd, &job.workdir);
         cmd.args(args)
-            .stdin(stdin)
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(out.0))
             .stderr(Stdio::from(out.1));
         for name in AGENT_SOCKETS {
@@ -282,6 +279,21 @@ impl AgentRunner {
         };
         if let Some(net) = net.take() {
             net.started(child.id());
+        }
+        // Recorded, then let go: a wrapper orch could not record runs nothing (its gate
+        // closes unreleased).
+        let gate = child.stdin.take();
+        if !process::recorded::write(&record, child.id()) {
+            drop(gate);
+            let _ = child.wait();
+            return failed(format!(
+                "cannot record the resolver's wrapper at `{}`",
+                record.display()
+            ));
+        }
+        if let Some(mut gate) = gate {
+            // One byte into an empty pipe: never blocks.
+            let _ = std::io::Write::write_all(&mut gate, b"g");
         }
         // `orch session-exec` calls setsid: the wrapper's session and group are its pid.
         let pgid = child.id();
@@ -313,6 +325,7 @@ impl AgentRunner {
         // first.
         process::signal_group(pgid, Signal::SIGKILL);
         process::forget(pgid);
+        process::recorded::forget(&record);
         let output = crate::agent_output::read_attempt(&job.log, Utc::now());
         let failure = match ended {
             Ok(s) if s.success() => None,
@@ -339,4 +352,12 @@ impl AgentRunner {
             interrupted,
         }
     }
+}
+
+/// Where orch records the wrapper of plan `job`'s resolver while it runs
+/// (`<state_dir>/.resolve/<plan>.wrapper`, beside the attempts' notes directories, where the
+/// resolver cannot write): the next resolution of the plan stops the one a killed orch left.
+fn wrapper_record(job: &AgentJob) -> PathBuf {
+    let dir = job.notes_dir.parent().unwrap_or(&job.notes_dir);
+    dir.join(format!("{}.wrapper", job.plan))
 }
