@@ -125,7 +125,7 @@ impl std::fmt::Display for Unbuilt {
                 }
                 // Where it can be resolved: its resolver (`resolve`) in its own repository, or
                 // a person there. A conflict with an earlier plan of the group is resolved
-                // against that plan's branch too: `orch resolve` knows only the target.
+                // against that plan's branch too (`orch resolve` hands over the same merge).
                 if let Some((_, plans)) = after {
                     write!(
                         f,
