@@ -187,7 +187,7 @@ fn two_plans_of_a_group_that_conflict_without_a_resolver_are_refused_naming_both
             "plan `v2b` of repository `api` conflicts with `main` and plan `v2` of its group",
             "shared.txt",
             "merge `main` and the branch of plan `v2` into `plan/v2b`",
-            "or with `orch resolve v2b`",
+            "or give plan `v2b` a `resolve` agent and run `orch resolve v2b`",
         ] {
             assert!(reason.contains(want), "{args:?}: want {want:?} in {reason}");
         }

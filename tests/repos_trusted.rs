@@ -346,7 +346,7 @@ fn a_conflict_inside_a_group_names_plan_repository_and_files() {
         reason.contains("plan `client-v2` conflicts with `main` of repository `client`")
             && reason.contains("client-v2.txt")
             && reason.contains("resolve it by hand in")
-            && reason.contains("`orch resolve`"),
+            && reason.contains("run `orch resolve client-v2`"),
         "{reason}"
     );
     let rec = record(&t.client, "client-v2");

@@ -102,6 +102,7 @@ impl Ctx<'_> {
                             files,
                             unresolved: None,
                             after: (tip != old).then(|| (tip, merged.clone())),
+                            has_resolver: p.resolve.is_some(),
                         })));
                     }
                     Built::FfImpossible => {

@@ -64,6 +64,8 @@ pub(crate) struct Conflict {
     /// The group's earlier plans of the repository merged before it, when there are: the
     /// candidate so far (the commit its conflict is with, no ref names it) and their names.
     pub(crate) after: Option<(Oid, Vec<String>)>,
+    /// Whether the plan names a resolver (`resolve`): the hint says `orch resolve` then.
+    pub(crate) has_resolver: bool,
 }
 
 impl Conflict {
@@ -106,6 +108,7 @@ impl std::fmt::Display for Unbuilt {
                     files,
                     unresolved,
                     after,
+                    has_resolver,
                 } = c.as_ref();
                 match after {
                     None => write!(
@@ -123,14 +126,13 @@ impl std::fmt::Display for Unbuilt {
                 if let Some((_, why)) = unresolved {
                     write!(f, "{why}; ")?;
                 }
-                // Where it can be resolved: its resolver (`resolve`) in its own repository, or
-                // a person there. A conflict with an earlier plan of the group is resolved
-                // against that plan's branch too (`orch resolve` hands over the same merge).
-                if let Some((_, plans)) = after {
-                    write!(
-                        f,
-                        "resolve it by hand in `{}` (merge `{target}` and the {} of {} into `{branch}` and fix the files) or with `orch resolve {plan}` (its `resolve` agent is handed that merge), then `orch merge` lands its group",
-                        root.display(),
+                // Where it can be resolved: by a person in the plan's repository, or by its
+                // resolver (`orch resolve`, which hands over the same merge, a conflict with an
+                // earlier plan of the group included), once it has one.
+                let what = match after {
+                    None => format!("merge `{target}` into `{branch}`"),
+                    Some((_, plans)) => format!(
+                        "merge `{target}` and the {} of {} into `{branch}`",
                         if plans.len() == 1 {
                             "branch"
                         } else {
@@ -141,19 +143,18 @@ impl std::fmt::Display for Unbuilt {
                             .map(|p| format!("plan `{p}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )
-                } else if repo == crate::manifest::HOME_REPO {
-                    write!(
-                        f,
-                        "resolve it with `orch resolve {plan}` (or merge `{target}` into `{branch}` and fix the files), then `orch merge` lands its group"
-                    )
+                    ),
+                };
+                let by_agent = if *has_resolver {
+                    format!("with `orch resolve {plan}` (its `resolve` agent is handed that merge)")
                 } else {
-                    write!(
-                        f,
-                        "resolve it by hand in `{}` (merge `{target}` into `{branch}` and fix the files) or with `orch resolve` (`orch resolve {plan}`: its `resolve` agent works in that repository), then `orch merge` lands its group",
-                        root.display()
-                    )
-                }
+                    format!("give plan `{plan}` a `resolve` agent and run `orch resolve {plan}`")
+                };
+                write!(
+                    f,
+                    "resolve it by hand in `{}` ({what} and fix the files) or {by_agent}, then `orch merge` lands its group",
+                    root.display()
+                )
             }
             Self::Other(why) => f.write_str(why),
         }
