@@ -322,6 +322,39 @@ pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
     sent || not_yet_leader(pgid) && kill(group, sig).is_ok()
 }
 
+/// Kills every process below `root` (its descendants, by their parents in `/proc`), read again
+/// until none is left (at most 50 sweeps), then `root`'s group and session as
+/// [`signal_group`] does. A wrapper is a subreaper: while it lives, what its killed processes
+/// leave is re-parented to it, so a process that left its session, its group or its environment
+/// is still found below it. Never this process; used for processes found by their environment
+/// (a stray, a best-of-N round that outlived its supervisor): killing only their group spared
+/// what had moved to a session of its own. Returns whether anything was signalled.
+pub(crate) fn kill_tree(root: u32) -> bool {
+    let me = std::process::id();
+    // Never this process's own ancestors (a shell that claims to be an agent) nor what this
+    // process started.
+    if group_pid(root).is_none() || descends_from(me, root) || descends_from(root, me) {
+        return false;
+    }
+    let mut sent = false;
+    for _ in 0..50 {
+        let below: Vec<u32> = all_pids()
+            .filter(|&p| p != root && p != me)
+            .filter(|&p| stat_of(p).is_some_and(|st| st.state != 'Z'))
+            .filter(|&p| descends_from(p, root) && !descends_from(p, me))
+            .collect();
+        if below.is_empty() {
+            break;
+        }
+        for p in below {
+            if let Ok(raw) = i32::try_from(p) {
+                sent |= kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok();
+            }
+        }
+    }
+    signal_group(root, Signal::SIGKILL) || sent
+}
+
 /// `pgid` as a process group orch may signal: never 0 or 1 (this process's group, init).
 fn group_pid(pgid: u32) -> Option<Pid> {
     i32::try_from(pgid)
@@ -362,15 +395,20 @@ pub(crate) fn stop_strays(found: &[&FoundAgent], adopted: &[u32]) -> usize {
     stopped
 }
 
-/// Kills a process found by its environment (a stray: see [`find_agents`]) and its process
-/// group as it is now; never orch's own group, nor init's. Nothing when it is no longer the
-/// process found (exited, its pid reused).
+/// Kills a process found by its environment (a stray: see [`find_agents`]), what is below it
+/// and its process group as it is now; never orch's own group, nor init's, nor an ancestor of
+/// orch (a shell whose environment names an agent). Nothing when it is no longer the process
+/// found (exited, its pid reused).
 fn kill_stray(found: &FoundAgent) -> bool {
     let Some(st) = stat_of(found.pid).filter(|st| st.start_time == found.start_time) else {
         return false;
     };
+    if descends_from(std::process::id(), found.pid) {
+        return false;
+    }
     let mine = nix::unistd::getpgrp().as_raw();
-    let mut killed = false;
+    // What is below it first, while it still holds them (a wrapper is their subreaper).
+    let mut killed = i32::try_from(st.pgrp).is_ok_and(|g| g != mine) && kill_tree(found.pid);
     if let Ok(raw) = i32::try_from(found.pid)
         && raw > 1
     {

@@ -449,13 +449,23 @@ fn wait_lines(gate: &Path, prefix: &str, n: usize) {
     }
 }
 
+/// A kill -9 during a best-of-3 round: the restart stops the round's attempts (saving each
+/// one's work) and lands one of a new round. Also with an attempt that left a process that hid
+/// (no variable of its environment left, a session of its own): the restart stops it too, as
+/// it is below its attempt's wrapper. Seen failing on main with `hide`: it outlived the restart.
 #[test]
 fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
+    for first in ["wait", "hide"] {
+        kill_9_during_a_best_of_3(first);
+    }
+}
+
+fn kill_9_during_a_best_of_3(first: &str) {
     let repo = Repo::new();
     // The first round's attempts wait on the gate; the second round's (attempts 4..6) finish.
     let gate = setup(
         &repo,
-        "1=wait:1 2=wait:2 3=wait:3 4=silent 5=done:5 6=done:6",
+        &format!("1={first}:1 2=wait:2 3=wait:3 4=silent 5=done:5 6=done:6"),
         "",
         "attempts = 3\nattempts_stop = \"all\"",
     );
@@ -466,6 +476,23 @@ fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
     let _ = wait(child);
     // The attempts outlive their supervisor (each in a session of its own).
     assert!(!agents_of(&repo).is_empty());
+    let hidden: Vec<u32> = std::fs::read_to_string(gate.with_file_name("journal"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("hidden ")?.trim().parse().ok())
+        .collect();
+    assert_eq!(hidden.len(), usize::from(first == "hide"), "{first}");
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(
+        hidden.iter().all(alive),
+        "the hidden process is not running"
+    );
     let ev = repo.up_events(&[], 0);
     // The round of the killed supervisor was stopped and saved, each attempt's work apart.
     let resumed = repo.refs_under("refs/orch/attempts/p/");
@@ -494,6 +521,9 @@ fn kill_9_during_a_best_of_3_then_a_restart_loses_no_attempt_and_lands_one() {
         pick_of(&ev)
     );
     assert!(agents_of(&repo).is_empty());
+    support::wait_for("the hidden process to be gone", || {
+        !hidden.iter().any(alive)
+    });
     std::fs::write(&gate, "").expect("gate");
 }
 

@@ -348,3 +348,66 @@ async fn stopping_a_wrapper_that_does_not_end_kills_its_session() {
     assert!(!group_alive(pid), "a member of the session survived");
     end_session(pid).await;
 }
+
+/// Whether `pid` runs (not a zombie).
+fn runs(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|st| st.state != 'Z')
+}
+
+/// Waits until `f` holds, at most 10 s.
+fn within_10s(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `kill_tree` ends the root and what is below it, also a process that moved to a session of
+/// its own; a root that orch started (below this process) or an ancestor of it is left alone.
+#[test]
+fn kill_tree_ends_what_left_its_session_below_a_root_not_started_here() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (root_at, hidden_at) = (dir.path().join("root"), dir.path().join("hidden"));
+    // The root is not this process's child (`setsid -f` forks it away): as a stray of an
+    // earlier run. It starts a child in a session of its own, then waits.
+    let script = format!(
+        "echo $$ > {r}.tmp; mv {r}.tmp {r}; setsid sleep 600 & echo $! > {h}.tmp; mv {h}.tmp {h}; wait",
+        r = root_at.display(),
+        h = hidden_at.display()
+    );
+    let status = std::process::Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .status()
+        .expect("setsid");
+    assert!(status.success());
+    within_10s("the pids", || root_at.exists() && hidden_at.exists());
+    let pid = |p: &Path| -> u32 {
+        std::fs::read_to_string(p)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("a pid")
+    };
+    let (root, hidden) = (pid(&root_at), pid(&hidden_at));
+    within_10s("both running", || runs(root) && runs(hidden));
+    assert_ne!(
+        stat_of(hidden).map(|s| s.session),
+        stat_of(root).map(|s| s.session)
+    );
+    // Not what this process started, nor its parent.
+    let mine = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("sleep");
+    assert!(!kill_tree(mine.id()));
+    assert!(runs(mine.id()), "a child of this process was killed");
+    assert!(!kill_tree(std::os::unix::process::parent_id()));
+    assert!(kill_tree(root));
+    within_10s("the root and the hidden process gone", || {
+        !runs(root) && !runs(hidden)
+    });
+    let mut mine = mine;
+    let _ = mine.kill();
+    let _ = mine.wait();
+}

@@ -97,7 +97,8 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                 TaskDecision::StopRound { groups, gone: g } => {
                     let mut stopped = false;
                     for pgid in groups {
-                        stopped |= process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                        // With all below it: one that moved to a session of its own too.
+                        stopped |= process::kill_tree(pgid);
                     }
                     if stopped {
                         fx.note(
