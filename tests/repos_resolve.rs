@@ -13,7 +13,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::three::{
-    Three, groups_doc, mains, no_landing_left, no_resolution_left, record, run_manifest,
+    Three, groups_doc, mains, merged_in_order, no_landing_left, no_resolution_left, record,
+    run_manifest,
 };
 use support::{Repo, agent, events, named, sandboxes};
 
@@ -216,11 +217,7 @@ fn a_conflict_inside_a_group_is_resolved_by_the_agent_and_the_group_lands_in_ord
                 assert_eq!(order, ["api", "client"], "{what}: {g}");
             } else {
                 let ev = events(&out);
-                let merged: Vec<&str> = named(&ev, "plan_merged")
-                    .iter()
-                    .filter_map(|e| e["plan"].as_str())
-                    .filter(|p| *p != "docs")
-                    .collect();
+                let merged = merged_in_order(&ev);
                 assert_eq!(merged, ["v2", "client-v2"], "{what}: {all}");
                 for name in conflicted {
                     let (_, plan, _) = repo(&t, name);

@@ -8,8 +8,8 @@
 mod support;
 
 use support::three::{
-    PLAN, Three, groups_doc, mains, no_landing_left, no_resolution_left, plan_table, record,
-    run_manifest,
+    PLAN, Three, groups_doc, mains, merged_in_order, no_landing_left, no_resolution_left,
+    plan_table, record, run_manifest,
 };
 use support::{Repo, agent, events, named};
 
@@ -99,11 +99,7 @@ fn two_plans_of_a_group_that_conflict_with_each_other_are_resolved_and_land_toge
             assert_eq!(g["result"], "landed", "{how}: {g}");
         } else {
             let ev = events(&out);
-            let merged: Vec<&str> = named(&ev, "plan_merged")
-                .iter()
-                .filter_map(|e| e["plan"].as_str())
-                .filter(|p| *p != "docs")
-                .collect();
+            let merged = merged_in_order(&ev);
             assert_eq!(merged, ["v2", "v2b", "client-v2"], "{how}: {all}");
             assert!(
                 named(&ev, "resolved").iter().any(|e| e["plan"] == "v2b"),

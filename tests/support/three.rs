@@ -134,3 +134,14 @@ pub fn no_resolution_left(t: &Three) {
         );
     }
 }
+
+/// The plans of a group that `orch up --merge --json` merged (`plan_merged` events), in order;
+/// the home repository's own plan `docs` left out.
+pub fn merged_in_order(ev: &[Value]) -> Vec<String> {
+    super::named(ev, "plan_merged")
+        .iter()
+        .filter_map(|e| e["plan"].as_str())
+        .filter(|p| *p != "docs")
+        .map(str::to_string)
+        .collect()
+}
