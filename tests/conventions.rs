@@ -152,7 +152,14 @@ fn render_man(page: &str) -> Option<String> {
         "man",
         &["-l", "-"],
         page.as_bytes(),
-        &[("MANPAGER", "cat"), ("PAGER", "cat"), ("MANWIDTH", "100")],
+        // The page has UTF-8 punctuation (`…`): rendered in a UTF-8 locale, whatever the
+        // caller's (under `env -i`, groff warned that it cannot find `u2026`).
+        &[
+            ("MANPAGER", "cat"),
+            ("PAGER", "cat"),
+            ("MANWIDTH", "100"),
+            ("LC_ALL", "C.UTF-8"),
+        ],
     );
     assert_eq!(code, 0, "man -l - failed: {err}");
     assert!(err.trim().is_empty(), "man (groff) complained: {err}");
