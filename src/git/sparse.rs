@@ -46,8 +46,31 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), GitError> {
 pub(crate) fn checkout_cone(path: &Path, dirs: &[String]) -> Result<(), GitError> {
     let mut set = vec!["sparse-checkout", "set", "--cone", "--"];
     set.extend(dirs.iter().map(String::as_str));
-    git(path, &set)?;
+    while_config_locked(|| git(path, &set))?;
     git(path, &["read-tree", "-mu", "HEAD"])
+}
+
+/// How often a git command that writes the repository's config is tried in all while another
+/// process holds `config.lock`: git does not wait for that lock.
+const CONFIG_LOCK_ATTEMPTS: u32 = 8;
+
+/// Runs `f` (a git command that writes the repository's config: the first `sparse-checkout
+/// set` turns on `extensions.worktreeConfig` there) again while it fails because another git
+/// process holds the config's lock (orch makes several plans' worktrees at once), up to
+/// [`CONFIG_LOCK_ATTEMPTS`] times with doubling pauses from 20 ms (2.5 s in all). Seen in CI:
+/// a sparse plan blocked with `could not lock config file .git/config: File exists`.
+fn while_config_locked(mut f: impl FnMut() -> Result<(), GitError>) -> Result<(), GitError> {
+    let mut pause = std::time::Duration::from_millis(20);
+    for _ in 1..CONFIG_LOCK_ATTEMPTS {
+        match f() {
+            Err(e) if e.to_string().contains("could not lock config file") => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    f()
 }
 
 /// The index's `skip-worktree` entries (files outside the cone), empty when the worktree is not

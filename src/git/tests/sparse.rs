@@ -194,3 +194,51 @@ fn an_upstream_merge_into_a_sparse_worktree_keeps_it_sparse() {
         Some("changed upstream\n")
     );
 }
+
+/// The cone is set while another git process holds the repository's `config.lock` for a
+/// moment (as when several plans' worktrees are made at once): `sparse-checkout set`, which
+/// turns on `extensions.worktreeConfig` there, is tried again until the lock is gone. A lock
+/// that stays is an error that names it. Seen failing on main: git's `could not lock config
+/// file` at once.
+#[test]
+fn the_cone_is_set_while_the_config_is_locked_for_a_moment() {
+    let cone = vec!["svc/a".to_string()];
+    for (plan, held_for) in [("brief", Some(150)), ("stuck", None)] {
+        // A repository of its own each: the first cone turns the setting on for good.
+        let fx = Fixture::new();
+        fx.commit(
+            &fx.root,
+            &[("svc/a/main.rs", Some("a\n")), ("lib/util.rs", Some("u\n"))],
+            "files",
+        );
+        let lock = fx.root.join(".git/config.lock");
+        let path = fx.wt_path(plan);
+        let added = std::process::Command::new("git")
+            .current_dir(&fx.root)
+            .args(["worktree", "add", "-q", "--no-checkout", "-b"])
+            .arg(format!("plan/{plan}"))
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(added.success());
+        std::fs::write(&lock, "").unwrap();
+        let release = held_for.map(|ms| {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                std::fs::remove_file(&lock).unwrap();
+            })
+        });
+        let set = crate::git::sparse::checkout_cone(&path, &cone);
+        if let Some(t) = release {
+            t.join().unwrap();
+            set.unwrap();
+            assert!(path.join("svc/a/main.rs").is_file());
+            assert!(!path.join("lib/util.rs").exists());
+        } else {
+            let e = set.expect_err("a lock that stays fails");
+            assert!(e.to_string().contains("could not lock config file"), "{e}");
+            std::fs::remove_file(&lock).unwrap();
+        }
+    }
+}
