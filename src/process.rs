@@ -338,10 +338,11 @@ pub(crate) fn kill_tree(root: u32) -> bool {
     }
     let mut sent = false;
     for _ in 0..50 {
+        // Neither this process nor what it started is below `root` (checked above).
         let below: Vec<u32> = all_pids()
-            .filter(|&p| p != root && p != me)
+            .filter(|&p| p != root)
             .filter(|&p| stat_of(p).is_some_and(|st| st.state != 'Z'))
-            .filter(|&p| descends_from(p, root) && !descends_from(p, me))
+            .filter(|&p| descends_from(p, root))
             .collect();
         if below.is_empty() {
             break;

@@ -96,8 +96,8 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
         .map_or(manifest.defaults.target.clone(), |e| {
             manifest.target_of(e).to_string()
         });
+    let home = crate::workspace::repo_root(&manifest)?;
     if args.dry_run {
-        let home = crate::workspace::repo_root(&manifest)?;
         let onto = crate::merge::together::resolve::group_onto(&manifest, &home, &args.plan);
         match crate::merge::resolve::dry_run_prompt(&manifest.path, &args.plan, onto)? {
             Some(prompt) if args.json => {
@@ -127,7 +127,6 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     );
     // A plan that conflicts with an earlier plan of its group is resolved against the group's
     // candidate so far, as `orch merge` hands it to its resolver.
-    let home = crate::workspace::repo_root(&manifest)?;
     let result = resolve_by_hand(&ws, &manifest, &args.plan, &resolver, || {
         crate::merge::together::resolve::group_onto(&manifest, &home, &args.plan)
     })?;

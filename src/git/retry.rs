@@ -14,13 +14,25 @@ const LOCK_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Runs `f` again while it fails with [`ErrorCode::Locked`] (a git process holds a `.lock` file)
 /// or with a torn read ([`torn_read`]), up to [`LOCK_ATTEMPTS`] times with doubling pauses.
-pub(crate) fn retry_locked<T>(
-    mut f: impl FnMut() -> Result<T, git2::Error>,
-) -> Result<T, git2::Error> {
-    let mut pause = LOCK_BACKOFF;
-    for _ in 1..LOCK_ATTEMPTS {
+pub(crate) fn retry_locked<T>(f: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
+    retry_while(
+        (LOCK_ATTEMPTS, LOCK_BACKOFF),
+        |e: &git2::Error| e.code() == ErrorCode::Locked || torn_read(e),
+        f,
+    )
+}
+
+/// Runs `f` again while its error is `transient`, `attempts` times in all, the pauses doubling
+/// from `first`.
+pub(crate) fn retry_while<T, E>(
+    (attempts, first): (u32, Duration),
+    transient: impl Fn(&E) -> bool,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut pause = first;
+    for _ in 1..attempts {
         match f() {
-            Err(e) if e.code() == ErrorCode::Locked || torn_read(&e) => {
+            Err(e) if transient(&e) => {
                 sleep(pause);
                 pause *= 2;
             }

@@ -59,18 +59,12 @@ const CONFIG_LOCK_ATTEMPTS: u32 = 8;
 /// process holds the config's lock (orch makes several plans' worktrees at once), up to
 /// [`CONFIG_LOCK_ATTEMPTS`] times with doubling pauses from 20 ms (2.5 s in all). Seen in CI:
 /// a sparse plan blocked with `could not lock config file .git/config: File exists`.
-fn while_config_locked(mut f: impl FnMut() -> Result<(), GitError>) -> Result<(), GitError> {
-    let mut pause = std::time::Duration::from_millis(20);
-    for _ in 1..CONFIG_LOCK_ATTEMPTS {
-        match f() {
-            Err(e) if e.to_string().contains("could not lock config file") => {
-                std::thread::sleep(pause);
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    f()
+fn while_config_locked(f: impl FnMut() -> Result<(), GitError>) -> Result<(), GitError> {
+    super::retry::retry_while(
+        (CONFIG_LOCK_ATTEMPTS, std::time::Duration::from_millis(20)),
+        |e: &GitError| e.to_string().contains("could not lock config file"),
+        f,
+    )
 }
 
 /// The index's `skip-worktree` entries (files outside the cone), empty when the worktree is not

@@ -69,6 +69,17 @@ pub(crate) struct Conflict {
 }
 
 impl Conflict {
+    /// What its plan's resolver is handed the merge of, when the plan conflicts with earlier
+    /// plans of its group: the candidate so far ([`crate::merge::resolve::Onto`]).
+    pub(crate) fn onto(&self) -> Option<crate::merge::resolve::Onto> {
+        self.after
+            .as_ref()
+            .map(|(tip, _)| crate::merge::resolve::Onto {
+                tip: *tip,
+                name: self.with(),
+            })
+    }
+
     /// What the plan conflicts with, quoted: `` `main` ``, or `` `main` and plan `a` of its
     /// group `` (the candidate so far).
     pub(crate) fn with(&self) -> String {

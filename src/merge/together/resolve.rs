@@ -3,8 +3,8 @@
 //! logs and agent state where that plan's attempts have theirs, that repository's target and
 //! `verify` as the resolution's gates. A plan that conflicts with an earlier plan of the group
 //! in its repository is resolved against the group's candidate so far (the target with those
-//! plans merged): its branch then holds their work, which lands with it. A resolution lands only on the plan's branch; the group
-//! is then built again and lands all together or not at all ([`super::land::Ctx::land`]: what
+//! plans merged): its branch then holds their work, which lands with it. A resolution lands
+//! only on the plan's branch; the group is then built again and lands all together or not at all ([`super::land::Ctx::land`]: what
 //! a later run trusts in each repository, each `verify` and `verify_all` on the combination,
 //! compare-and-swap with backup refs).
 //!
@@ -36,13 +36,7 @@ pub(crate) fn group_onto(manifest: &Manifest, home: &Path, plan: &str) -> Option
         strategy: manifest.defaults.merge_strategy,
     };
     match ctx.build(group, false) {
-        Err(Unbuilt::Conflict(c)) if c.plan == plan => {
-            let (tip, _) = c.after.as_ref()?;
-            Some(resolve::Onto {
-                tip: *tip,
-                name: c.with(),
-            })
-        }
+        Err(Unbuilt::Conflict(c)) if c.plan == plan => c.onto(),
         _ => None,
     }
 }
@@ -111,10 +105,7 @@ impl Ctx<'_> {
         req.step.strategy = self.strategy;
         // A conflict with an earlier plan of the group is resolved against the candidate so
         // far, which holds that plan's work (and lands with it, all together or not at all).
-        req.onto = c.after.as_ref().map(|(tip, _)| resolve::Onto {
-            tip: *tip,
-            name: c.with(),
-        });
+        req.onto = c.onto();
         match resolve::resolve(res, &req) {
             Err(e) => Handed::Stop(format!(
                 "the resolution of plan `{}` of repository `{}` could not run: {e}",
