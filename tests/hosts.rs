@@ -144,8 +144,12 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
         !gone_dir.exists(),
         "nothing made for a host that does not answer"
     );
-    // The control sockets were under the state directory; the connections are closed.
-    assert!(repo.root().join(".orch/state/ssh").is_dir());
+    // The control sockets are never under the state directory (they are out of every agent's
+    // reach, in orch's private directory), and `orch hosts` closed its connections.
+    assert_eq!(
+        sockets_under(&repo.root().join(".orch")),
+        Vec::<String>::new()
+    );
 
     // Again, without the dead host: ready, nothing copied twice; the plain output names each.
     let repo2 = repo_with(&lab.host_toml(1), "");
@@ -268,4 +272,22 @@ fn bad_host_input_is_refused_with_file_and_line_and_nothing_is_written() {
     .expect("write");
     let (code, out, err) = repo.run(&["check"]);
     assert_eq!(code, 0, "{out}\n{err}");
+}
+
+/// Every unix socket below `dir`.
+fn sockets_under(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                todo.push(e.path());
+            } else if t.is_socket() {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
 }

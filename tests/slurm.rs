@@ -544,3 +544,98 @@ fn a_plan_mode_agent_runs_as_one_job_and_gets_one_commit_per_task() {
     assert_eq!(fields["JobState"], "COMPLETED");
     assert_eq!(named(&ev, "task_finished").len(), 3, "{ev:?}");
 }
+
+/// A confined agent of a Slurm job (`sandbox = "on"`): the same rules as a local attempt, applied
+/// on its node by orch's wrapper. It tries to write outside its worktree (a file beside the
+/// repository, the main checkout, another plan's worktree, the state directory, `$HOME`), to
+/// read a denied path (`~/.ssh`) into its work, and to list orch's private directory; then does
+/// its task. Every write outside is refused (the files are not there, the main checkout and
+/// the other plan's worktree are unchanged), the secret is not in its commit, and the task
+/// lands. Before, a Slurm job ran unconfined whatever `sandbox` said.
+#[test]
+fn a_confined_slurm_job_writes_only_its_worktree() {
+    if !cluster() || !orch_landlock() {
+        return;
+    }
+    let (repo, _journal) = slurm_repo(240);
+    let outside = repo.outside("outside.txt");
+    let ssh = repo.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect("~/.ssh");
+    std::fs::write(ssh.join("id_test"), "SECRET-KEY\n").expect("key");
+    let agent = repo.outside("escape.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            r#"root=$1; outside=$2; home=$3
+echo x > "$outside" 2>/dev/null && echo "wrote outside" >> tried.txt
+echo x >> "$root/README.md" 2>/dev/null && echo "wrote main" >> tried.txt
+echo x > "$root/.orch/worktrees/other/planted.txt" 2>/dev/null && echo "wrote other" >> tried.txt
+echo x > "$root/.orch/state/planted.txt" 2>/dev/null && echo "wrote state" >> tried.txt
+echo x > "$home/planted.txt" 2>/dev/null && echo "wrote home" >> tried.txt
+cat "$home/.ssh/id_test" >> stolen.txt 2>/dev/null
+for d in "/tmp/orch-$(id -u)" "/run/user/$(id -u)/orch"; do ls -A "$d" >> private.txt 2>/dev/null; done
+echo "$ORCH_TASK done in job ${{SLURM_JOB_ID:-none}}" >> work.txt
+"#
+        ),
+    )
+    .expect("agent");
+    repo.write("README.md", "readme\n");
+    let argv = support::toml_array(&[
+        "sh".to_string(),
+        agent.display().to_string(),
+        repo.root().display().to_string(),
+        outside.display().to_string(),
+        repo.home().display().to_string(),
+    ]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\nsandbox = \"on\"\nretries = 0\n\n[slurm]\npoll = \"1s\"\n\n\
+             [agents.a]\ncommand = {argv}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n\n\
+             [[plan]]\nname = \"other\"\nfile = \"docs/plans/other.md\"\nexecutor = \"local\"\nagent = \"b\"\n\n\
+             [agents.b]\ncommand = [\"sh\", \"-c\", \"echo b > b.txt\"]\nreport = \"exit\"\nsandbox = \"off\"\n"
+        ),
+    );
+    repo.write("docs/plans/one.md", ONE);
+    repo.write("docs/plans/other.md", ONE);
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("one", "1.1")["status"], "completed", "{err}");
+    let files = repo.tree_files("plan/one");
+    assert!(files.contains(&"work.txt".to_string()), "{files:?}");
+    // Nothing written outside the worktree.
+    assert!(!outside.exists(), "wrote beside the repository");
+    assert_eq!(
+        std::fs::read_to_string(repo.root().join("README.md")).expect("readme"),
+        "readme\n"
+    );
+    assert!(!repo.root().join(".orch/state/planted.txt").exists());
+    assert!(!repo.home().join("planted.txt").exists());
+    assert!(!repo.worktree("other").join("planted.txt").exists());
+    let show = |f: &str| {
+        String::from_utf8_lossy(&repo.git_out(&["show", &format!("plan/one:{f}")]).stdout)
+            .into_owned()
+    };
+    assert_eq!(show("tried.txt"), "", "a write outside went through");
+    // The denied key was not read; orch's private directory shows nothing.
+    assert!(!show("stolen.txt").contains("SECRET-KEY"));
+    assert_eq!(
+        show("private.txt").trim(),
+        "",
+        "orch's private directory listed"
+    );
+}
+
+/// Whether this kernel confines with Landlock (`ORCH_REQUIRE_LANDLOCK` makes a missing one fail).
+fn orch_landlock() -> bool {
+    let ok = orch::sandbox::supported();
+    assert!(
+        ok || std::env::var_os("ORCH_REQUIRE_LANDLOCK").is_none(),
+        "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
+    );
+    ok
+}

@@ -165,9 +165,15 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             write,
             deny_read,
             network_only,
+            private_dir,
+            if_supported,
             argv,
         }) => commands::sandbox_exec::run(
             (!network_only).then_some(crate::sandbox::Rules { write, deny_read }),
+            commands::sandbox_exec::Node {
+                private_dirs: private_dir,
+                if_supported,
+            },
             &argv,
         ),
         Command::Internal(Internal::GitExec {

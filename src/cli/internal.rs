@@ -54,6 +54,14 @@ pub(super) enum Internal {
         /// file rules: `verify` or a resolver where the agents' files are not confined.
         #[arg(long = "network-only", conflicts_with_all = ["write", "deny_read"])]
         network_only: bool,
+        /// A private directory of the attempt (its `TMPDIR`) made here when missing (a Slurm
+        /// node, whose `/tmp` is its own), then writable.
+        #[arg(long = "private-dir", value_name = "PATH")]
+        private_dir: Vec<PathBuf>,
+        /// Where this machine cannot confine (no Landlock: a Slurm node's kernel), run
+        /// unconfined and say so on stderr (`sandbox = "auto"`); without it, run nothing.
+        #[arg(long = "if-supported")]
+        if_supported: bool,
         /// The program to run, confined, and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<String>,

@@ -44,6 +44,7 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
             })
             .collect()
     });
+    crate::executor::ssh::conn::end_own();
     if json_out {
         print_json(&json!({ "hosts": reports }));
     } else if reports.is_empty() {
@@ -76,8 +77,9 @@ fn one(
             };
         }
     };
+    // A one-off command: the shared connection ends with it (and its control directory with
+    // the command, `end_own`).
     let report = probe(&conn, orch_bin, clients);
-    // A one-off command: the shared connection ends with it.
     conn.close();
     report
 }

@@ -22,13 +22,36 @@ use crate::error::{CliError, CliResult};
 use crate::process::wrapper;
 use crate::sandbox::{Rules, restrict};
 
+/// What a machine other than the lead's (a Slurm node) needs of the wrapper: the attempt's
+/// private directories made there, and whether a machine without Landlock runs the agent
+/// unconfined (`sandbox = "auto"`) or not at all.
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    pub(crate) private_dirs: Vec<std::path::PathBuf>,
+    pub(crate) if_supported: bool,
+}
+
 /// `rules`: `None` with `--network-only` (the network's step alone, no file rules).
-pub(crate) fn run(rules: Option<Rules>, argv: &[String]) -> CliResult<u8> {
+pub(crate) fn run(rules: Option<Rules>, node: Node, argv: &[String]) -> CliResult<u8> {
     let Some((program, args)) = argv.split_first() else {
         return Err(CliError::invalid(anyhow!(
             "`orch sandbox-exec` is run by `orch up`: `orch sandbox-exec --write P… -- ARGV…`"
         )));
     };
+    let mut rules = rules;
+    if let Some(r) = rules.as_mut() {
+        for d in &node.private_dirs {
+            make_private_dir(d)
+                .map_err(|e| anyhow!("orch sandbox-exec: cannot make `{}`: {e}", d.display()))?;
+            r.write.push(d.clone());
+        }
+    }
+    if rules.is_some() && node.if_supported && !crate::sandbox::supported() {
+        eprintln!(
+            "orch: this machine cannot confine the agent (no Landlock): it runs unconfined (`sandbox = \"auto\"`; \"on\" would refuse)"
+        );
+        rules = None;
+    }
     confine(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     // Entered: what it starts is not asked to enter one again.
     let e = Command::new(program)
@@ -48,8 +71,34 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
     // already (it removes the variable from what it starts).
     crate::sandbox::net::enter_from_env()?;
     match rules {
-        Some(rules) => restrict(rules),
+        Some(rules) => {
+            // orch's private directory (its SSH connections' control sockets) is out of sight
+            // before the file rules forbid the mount that hides it.
+            crate::sandbox::hide_private_root()?;
+            restrict(rules)
+        }
         None => Ok(()),
+    }
+}
+
+/// Makes `dir` (mode 0700) where it is missing; one there must be a directory of this user, not a
+/// link.
+fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let m = std::fs::symlink_metadata(dir)?;
+            if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("it is not a directory of this user"))
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 

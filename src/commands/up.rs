@@ -49,6 +49,8 @@ pub(crate) fn run(sel: &Selection, args: UpArgs) -> CliResult<u8> {
 }
 
 fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
+    // The shared SSH connections this run starts end with it, whichever way it ends.
+    let _ssh = EndConnections;
     let (ws, manifest) = super::with_manifest(
         sel,
         true,
@@ -130,6 +132,15 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     // Agents' tasks are done; do not wait for stray blocking work.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(exit_code(&summary))
+}
+
+/// Ends the SSH masters of this process when dropped ([`crate::executor::ssh::conn::end_own`]).
+struct EndConnections;
+
+impl Drop for EndConnections {
+    fn drop(&mut self) {
+        crate::executor::ssh::conn::end_own();
+    }
 }
 
 /// The exit code of a run that ended with `summary`.

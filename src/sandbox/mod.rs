@@ -15,8 +15,10 @@
 //! for writing (ABI 5).
 
 mod exec;
+mod private;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
+pub(crate) use private::{hide_private_root, make_private_root, private_root};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -276,8 +276,10 @@ impl Effects<'_> {
         }
         let program = argv.first().cloned().unwrap_or_default();
         // Confined: through `orch sandbox-exec`, with a private TMPDIR.
+        // A Slurm job is confined as a local attempt, by the same wrapper on its node.
+        let slurm = pc.entry.executor == ExecutorKind::Slurm;
         let confined = match pc.sandbox.rules() {
-            Some(base) if pc.entry.executor == ExecutorKind::Local => {
+            Some(base) if pc.entry.executor == ExecutorKind::Local || slurm => {
                 let tmp = sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt);
                 // Made fresh: whatever is at its predictable name (a link planted there) is
                 // removed, never followed, nor given to Landlock as writable.
@@ -285,6 +287,10 @@ impl Effects<'_> {
                     .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
                 let mut rules = sandbox::attempt_rules(base, &workdir, &tmp);
+                if slurm {
+                    // The node's `/tmp` is its own: the wrapper makes the TMPDIR there.
+                    rules.write.retain(|w| w != &tmp);
+                }
                 // The client's state: a private copy, seeded from the user's.
                 if let Some((cli, dir)) = client_state::of_attempt_with(
                     pc,
@@ -314,6 +320,14 @@ impl Effects<'_> {
                 rules.write.push(report_dir.clone());
                 rules.write.extend(usage_dir.iter().cloned());
                 argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
+                if slurm {
+                    let mut node = vec![format!("--private-dir={}", tmp.display())];
+                    if pc.agent.sandbox.mode == crate::manifest::SandboxMode::Auto {
+                        node.push("--if-supported".to_string());
+                    }
+                    argv.splice(2..2, node);
+                    rules.write.push(tmp);
+                }
                 Some(rules)
             }
             _ => None,

@@ -29,7 +29,7 @@ use crate::sandbox::{DEVICES, Rules};
 pub(crate) enum PlanSandbox {
     /// Confined: the plan's rules, to which each attempt adds its worktree and `TMPDIR`.
     Confined(Rules),
-    /// `sandbox = "off"`, or a batch executor (the job is not confined).
+    /// `sandbox = "off"`, or a `[[host]]`'s (confined there by orch's copy).
     Off,
     /// `sandbox = "auto"` on a kernel without Landlock: unconfined.
     Unavailable,
@@ -63,10 +63,13 @@ pub(crate) fn decide(
     supported: bool,
 ) -> Result<PlanSandbox, CliError> {
     let mode = agent.sandbox.mode;
-    if mode == SandboxMode::Off || executor != ExecutorKind::Local {
+    // On a `[[host]]` the host confines its attempts itself (orch's copy there, the same rules).
+    if mode == SandboxMode::Off || executor == ExecutorKind::Ssh {
         return Ok(PlanSandbox::Off);
     }
-    if !supported {
+    // A Slurm job is confined on its node by the same wrapper, whose kernel decides there
+    // (`orch sandbox-exec --if-supported` under `"auto"`), not the lead's.
+    if !supported && executor == ExecutorKind::Local {
         return match mode {
             SandboxMode::On => Err(CliError::new(
                 exit::AGENT,

@@ -11,6 +11,7 @@ pub use support::landlock;
 
 mod ask;
 mod best_of;
+mod channels;
 mod checks;
 mod clients;
 mod code;

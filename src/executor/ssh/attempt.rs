@@ -54,6 +54,11 @@ pub(crate) struct Spec {
     pub(crate) status_file: PathBuf,
     pub(crate) orch_bin: PathBuf,
     pub(crate) confine: bool,
+    /// `orch up`'s control directory as this process reaches it (`/proc/<pid>/fd/<n>`): the
+    /// shared connections `orch up` keeps ([`super::control`]); `None`: none, each `ssh`
+    /// connects on its own.
+    #[serde(default)]
+    pub(crate) control: Option<PathBuf>,
 }
 
 /// Runs the attempt of `spec_path`; the exit status (the agent's, or 1, or [`HOST_LOST`]).
@@ -72,7 +77,10 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             return 1;
         }
     };
-    match drive(&spec) {
+    let ended = drive(&spec);
+    // A master this driver started (none when `orch up` keeps them) ends with it.
+    super::conn::end_own();
+    match ended {
         Ok(code) => code,
         Err(Failure::Lost(why)) => {
             say(&format!("host lost: {why}"));
@@ -216,8 +224,11 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         };
         let host = slot.host.clone();
         let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
-        let conn = Conn::new(&host, &spec.state_dir)
-            .map_err(|e| format!("cannot make the control socket's directory: {e}"))?;
+        let conn = match &spec.control {
+            Some(via) => Conn::through(&host, via),
+            None => Conn::new(&host, &spec.state_dir)
+                .map_err(|e| format!("cannot make the control socket's directory: {e}"))?,
+        };
         let ready = super::host::install(&conn, &spec.orch_bin, &id)
             .map_err(Failure::from)
             .and_then(|_| first_probe(&conn, spec))

@@ -1,14 +1,17 @@
 //! One host's SSH connection: `ssh` from `PATH` with only orch's own options (a shared
-//! connection through a control socket under the state directory, batch mode, keep-alives, a
-//! connect timeout), every remote command a fixed `sh -c` script with its values passed as
-//! quoted arguments, never spliced into the script; output bounded, a deadline on every call.
+//! connection through a control socket out of every agent's reach, [`super::control`]; batch
+//! mode, keep-alives, a connect timeout), every remote command a fixed `sh -c` script with its
+//! values passed as quoted arguments, never spliced into the script; output bounded, a deadline
+//! on every call.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::control::{self, ControlDir, PERSIST_S};
 use crate::manifest::Host;
 
 /// The most of a remote command's stdout or stderr orch keeps.
@@ -16,13 +19,6 @@ pub(crate) const OUTPUT_MAX: u64 = 1024 * 1024;
 
 /// How long `ssh` may take to connect.
 const CONNECT_TIMEOUT_S: u32 = 10;
-
-/// How long the shared connection stays open after its last use.
-const PERSIST_S: u32 = 300;
-
-/// The longest path a unix socket may have (`sun_path` less its NUL, with room for the
-/// temporary name `ssh` gives the socket while it is made).
-const SOCKET_PATH_MAX: usize = 80;
 
 /// Why a remote command did not give its output.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +56,13 @@ pub(crate) struct Output {
 #[derive(Clone, Debug)]
 pub(crate) struct Conn {
     pub(crate) host: Host,
+    /// The control socket, as `ssh` is handed it (`/proc/<pid>/fd/<n>/<name>`).
     control: PathBuf,
+    /// Whether this connection starts the master when there is none.
+    master: Master,
+    /// The directory, held open while the connection may be used (the descriptor `control`
+    /// goes through is never another file's).
+    _dir: Option<Arc<ControlDir>>,
 }
 
 /// `s` as one word of a POSIX shell: single-quoted.
@@ -68,26 +70,169 @@ pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-impl Conn {
-    /// The connection to `host`, its socket in `<state_dir>/ssh/` (made private); where that
-    /// path is too long for a unix socket, in a private directory of the temp dir named by it.
-    pub(crate) fn new(host: &Host, state_dir: &Path) -> std::io::Result<Self> {
-        let mut dir = state_dir.join("ssh");
-        if !socket_path_ok(&dir.join(&host.name)) {
-            let id = crate::git::blob_id_of_bytes(dir.as_os_str().as_encoded_bytes());
-            let tmp = std::env::temp_dir();
-            let tmp = if socket_path_ok(&tmp) {
-                tmp
-            } else {
-                PathBuf::from("/tmp")
-            };
-            dir = tmp.join(format!("orch-ssh-{}", &id[..16]));
+/// This process's control directory, made at its first connection and ended by [`end_own`].
+static OWN: Mutex<Option<Arc<ControlDir>>> = Mutex::new(None);
+
+fn own_dir() -> std::io::Result<Arc<ControlDir>> {
+    let mut held = OWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(d) = held.as_ref() {
+        return Ok(d.clone());
+    }
+    let d = Arc::new(ControlDir::new()?);
+    *held = Some(d.clone());
+    Ok(d)
+}
+
+/// Ends every master this process started and removes its control directory (the end of
+/// `orch up`, `orch hosts`): no shared connection outlives the run that made it.
+pub(crate) fn end_own() {
+    let taken = OWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(d) = taken {
+        d.close();
+    }
+}
+
+/// The name of `host`'s socket: one per destination (name, `ssh` and port).
+fn socket_of(host: &Host) -> String {
+    control::socket_name(&format!(
+        "{}\0{}\0{}",
+        host.name,
+        host.ssh,
+        host.port.map_or_else(String::new, |p| p.to_string())
+    ))
+}
+
+/// Keeps the shared connection to each of `hosts` in this process (`orch up`): a master that is
+/// `orch up`'s own child (`ssh -M -N` through `orch git-exec --parent`, so that it dies with the
+/// thread that waits for it, and with `orch up`), in `orch up`'s session, recorded as a child
+/// orch started (the orphan sweep at an attempt's end leaves it alone), never in an attempt's
+/// process tree. Started on a thread of its own when the host has none (at most every few
+/// seconds per host): a master lost with its host comes back when the host does, and a host that
+/// does not answer costs that thread its connect timeout, never the caller. The attempts'
+/// drivers use it ([`Conn::through`]); without one they connect on their own.
+pub(crate) fn keep_masters(hosts: &[Host], orch_bin: &Path) {
+    struct Kept {
+        key: String,
+        running: bool,
+        started: Instant,
+    }
+    static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+    const EVERY: Duration = Duration::from_secs(5);
+    for h in hosts {
+        let key = socket_of(h);
+        {
+            let mut kept = KEPT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            match kept.iter_mut().find(|k| k.key == key) {
+                Some(k) if k.running || now.duration_since(k.started) < EVERY => continue,
+                Some(k) => {
+                    k.running = true;
+                    k.started = now;
+                }
+                None => kept.push(Kept {
+                    key: key.clone(),
+                    running: true,
+                    started: now,
+                }),
+            }
         }
-        private_dir(&dir)?;
+        let done = move || {
+            let mut kept = KEPT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(k) = kept.iter_mut().find(|k| k.key == key) {
+                k.running = false;
+            }
+        };
+        let Ok(conn) = Conn::in_run(h) else {
+            done();
+            continue;
+        };
+        let orch_bin = orch_bin.to_path_buf();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(&orch_bin);
+            cmd.args(["git-exec", "--unconfined", "--parent"])
+                .arg(std::process::id().to_string())
+                .arg("--")
+                .arg("ssh");
+            for o in conn.options(Master::Yes) {
+                cmd.arg(o);
+            }
+            cmd.args(["-N", "--"])
+                .arg(&conn.host.ssh)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(mut child) = crate::process::spawn_std(&mut cmd) {
+                let _ = child.wait();
+                crate::process::forget(child.id());
+            }
+            done();
+        });
+    }
+}
+
+/// Whether an `ssh` starts the master of its control socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Master {
+    /// When there is none (`ControlMaster=auto`, kept 60 s after its last session): a command of
+    /// its own (`orch hosts`).
+    Auto,
+    /// Never: it uses the one there or connects on its own (`orch up`'s runs, the drivers).
+    No,
+    /// It is the master (`orch up`'s keeper, [`keep_masters`]).
+    Yes,
+}
+
+impl Conn {
+    /// The connection to `host` through this process's control directory, whose master this
+    /// process starts when there is none. (`_state_dir`: where orch's records of the host lie;
+    /// the socket is never there.)
+    pub(crate) fn new(host: &Host, _state_dir: &Path) -> std::io::Result<Self> {
+        let dir = own_dir()?;
         Ok(Self {
             host: host.clone(),
-            control: dir.join(&host.name),
+            control: dir.via().join(socket_of(host)),
+            master: Master::Auto,
+            _dir: Some(dir),
         })
+    }
+
+    /// The connection to `host` through this process's control directory, whose master
+    /// [`keep_masters`] keeps (`orch up`): without one, `ssh` connects on its own.
+    pub(crate) fn in_run(host: &Host) -> std::io::Result<Self> {
+        let dir = own_dir()?;
+        Ok(Self {
+            host: host.clone(),
+            control: dir.via().join(socket_of(host)),
+            master: Master::No,
+            _dir: Some(dir),
+        })
+    }
+
+    /// The connection to `host` through the control directory `via` of another process (`orch
+    /// up`'s, `/proc/<pid>/fd/<n>`), whose master that process keeps: without one, `ssh`
+    /// connects on its own.
+    pub(crate) fn through(host: &Host, via: &Path) -> Self {
+        Self {
+            host: host.clone(),
+            control: via.join(socket_of(host)),
+            master: Master::No,
+            _dir: None,
+        }
+    }
+
+    /// This process's control directory as another process of the run reaches it (for
+    /// [`Self::through`]); `None` when it cannot be made.
+    pub(crate) fn own_via() -> Option<PathBuf> {
+        own_dir().ok().map(|d| d.via().to_path_buf())
     }
 
     /// The control socket.
@@ -96,23 +241,38 @@ impl Conn {
         &self.control
     }
 
-    /// `ssh` with orch's options and the destination; the remote command follows.
-    fn ssh(&self) -> Command {
-        let mut c = Command::new("ssh");
+    /// orch's options of `ssh` (the shared connection as `master` says, batch mode, a connect
+    /// timeout, keep-alives, the port).
+    fn options(&self, master: Master) -> Vec<String> {
+        let mut out = Vec::new();
+        let (how, persist) = match master {
+            Master::Auto => ("auto", format!("ControlPersist={PERSIST_S}")),
+            Master::No => ("no", "ControlPersist=no".to_string()),
+            Master::Yes => ("yes", "ControlPersist=no".to_string()),
+        };
         for o in [
-            "ControlMaster=auto".to_string(),
+            format!("ControlMaster={how}"),
             format!("ControlPath={}", self.control.display()),
-            format!("ControlPersist={PERSIST_S}"),
+            persist,
             "BatchMode=yes".to_string(),
             format!("ConnectTimeout={CONNECT_TIMEOUT_S}"),
             "ServerAliveInterval=5".to_string(),
             "ServerAliveCountMax=3".to_string(),
         ] {
-            c.arg("-o").arg(o);
+            out.push("-o".to_string());
+            out.push(o);
         }
         if let Some(port) = self.host.port {
-            c.arg("-p").arg(port.to_string());
+            out.push("-p".to_string());
+            out.push(port.to_string());
         }
+        out
+    }
+
+    /// `ssh` with orch's options and the destination; the remote command follows.
+    fn ssh(&self) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.options(self.master));
         c.arg("--").arg(&self.host.ssh);
         c
     }
@@ -277,20 +437,9 @@ impl Conn {
 
     /// Ends the shared connection (`ssh -O exit`); nothing when there is none.
     pub(crate) fn close(&self) {
-        if !self.control.exists() {
-            return;
+        if self.control.exists() {
+            control::exit_master(&self.control);
         }
-        let mut c = Command::new("ssh");
-        c.arg("-o")
-            .arg(format!("ControlPath={}", self.control.display()))
-            .arg("-O")
-            .arg("exit")
-            .arg("--")
-            .arg(&self.host.ssh)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let _ = c.status();
     }
 
     fn local(&self, e: std::io::Error) -> ConnError {
@@ -299,16 +448,6 @@ impl Conn {
             why: e.to_string(),
         }
     }
-}
-
-/// Whether `path` can be a control socket as `ssh -o ControlPath=…` reads it: short enough for
-/// a unix socket (with room for the temporary name `ssh` gives it), and without the characters
-/// that `ssh` splits an option at (white space, quotes) or expands (`%`, `~` tokens).
-fn socket_path_ok(path: &Path) -> bool {
-    let s = path.as_os_str().as_encoded_bytes();
-    s.len() + 20 <= SOCKET_PATH_MAX
-        && s.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._+-@,:=".contains(b))
 }
 
 /// Reads a pipe to its end on a thread, keeping its first [`OUTPUT_MAX`] bytes.
@@ -323,31 +462,6 @@ fn bounded_reader(r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<
     })
 }
 
-/// Makes `dir` (mode 0700) or checks that the one there is a directory of ours that no one else
-/// can write: a control socket is a key to the host.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    let m = std::fs::symlink_metadata(dir)?;
-    if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(std::io::Error::other(format!(
-            "`{}` is not a directory of this user",
-            dir.display()
-        )));
-    }
-    if m.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,34 +474,39 @@ mod tests {
     }
 
     #[test]
-    fn a_long_state_dir_puts_the_socket_in_a_private_temp_dir() {
+    fn the_socket_is_reached_through_this_process_whatever_the_state_dir() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let deep = tmp.path().join("x".repeat(120));
-        std::fs::create_dir_all(&deep).expect("deep");
-        let host = Host {
-            name: "h1".into(),
-            ssh: "h1".into(),
+        let host = |name: &str| Host {
+            name: name.into(),
+            ssh: name.into(),
             port: None,
             slots: 1,
             dir: "/srv/orch".into(),
             confined: true,
             line: 1,
         };
-        let c = Conn::new(&host, &deep).expect("conn");
-        assert!(
-            c.control().as_os_str().len() <= SOCKET_PATH_MAX,
-            "{:?}",
-            c.control()
-        );
-        let short = Conn::new(&host, tmp.path()).expect("conn");
-        assert_eq!(short.control(), tmp.path().join("ssh/h1"));
-        // Characters `ssh` would split the option at, or expand.
-        for odd in ["a b", "50%h", "q\"x"] {
-            let dir = tmp.path().join(odd);
-            std::fs::create_dir_all(&dir).expect("odd");
-            let c = Conn::new(&host, &dir).expect("conn");
-            assert!(socket_path_ok(c.control()), "{:?}", c.control());
-            assert!(!c.control().starts_with(&dir), "{:?}", c.control());
+        for odd in ["x".repeat(120), "a b".into(), "50%h".into(), "q\"x".into()] {
+            let dir = tmp.path().join(&odd);
+            let c = Conn::new(&host("h1"), &dir).expect("conn");
+            let s = c.control().to_string_lossy().into_owned();
+            assert!(
+                s.starts_with(&format!("/proc/{}/fd/", std::process::id())),
+                "{s}"
+            );
+            // Short enough for a socket with `ssh`'s temporary suffix, and nothing `ssh` splits
+            // an option at or expands.
+            assert!(s.len() + 20 <= 107, "{s}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/".contains(&b)),
+                "{s}"
+            );
+            assert!(!s.contains(&odd));
         }
+        let odd_host = Conn::new(&host("a b%h\"x"), tmp.path()).expect("conn");
+        assert!(odd_host.control().to_string_lossy().len() + 20 <= 107);
+        let shared = Conn::through(&host("h1"), Path::new("/proc/1/fd/3"));
+        assert!(shared.control().starts_with("/proc/1/fd/3"));
+        assert_eq!(shared.master, Master::No);
     }
 }

@@ -170,13 +170,15 @@ pub(crate) fn check_at_start(
     orch_bin: &Path,
 ) -> AtStart {
     use super::usable::Verdict;
+    // The run's shared connections (`orch up`'s own): the probes use them once they are up.
+    super::conn::keep_masters(hosts, orch_bin);
     let asked: Vec<_> = hosts
         .iter()
         .map(|h| {
             let (h, state_dir, orch_bin) =
                 (h.clone(), state_dir.to_path_buf(), orch_bin.to_path_buf());
             std::thread::spawn(move || {
-                let verdict = match Conn::new(&h, &state_dir) {
+                let verdict = match Conn::in_run(&h) {
                     Ok(c) => probe_and_record(&c, &state_dir, &orch_bin),
                     Err(e) => {
                         super::usable::forget(&state_dir, &h.name);

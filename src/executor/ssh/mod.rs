@@ -1,12 +1,13 @@
 //! `executor = "ssh"`: the `[[host]]` machines of the manifest, reached with the user's own
 //! `ssh` from `PATH` (their config, keys, agents and jump hosts), one shared connection per host
-//! whose control socket lies under orch's state directory ([`conn`]). orch copies itself to the
+//! whose control socket no agent can reach ([`control`], [`conn`]). orch copies itself to the
 //! host's `dir` when the copy there is missing or differs (named and checked by its git blob
 //! id), and asks that copy what the host offers ([`host`]: Landlock, git, free disk, the
 //! presets' clients), which `orch hosts` shows. [`remote`] is the side that runs there.
 
 pub(crate) mod attempt;
 pub(crate) mod conn;
+pub(crate) mod control;
 pub(crate) mod frames;
 pub(crate) mod host;
 pub(crate) mod job;

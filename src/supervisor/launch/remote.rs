@@ -40,6 +40,9 @@ pub(super) fn driver_argv(
         return Err(format!("plan `{}` has no `[[host]]` to run on", pc.name()));
     }
     let state_dir = crate::supervisor::reports::state_dir_of(pc);
+    // The shared connections are `orch up`'s (never in an attempt's process tree, where the end
+    // of one attempt would take its siblings' sessions with it); the driver goes through them.
+    crate::executor::ssh::conn::keep_masters(&hosts, &ctx.orch_bin);
     let spec = Spec {
         hosts,
         state_dir: state_dir.clone(),
@@ -56,6 +59,7 @@ pub(super) fn driver_argv(
         status_file: pc.status_path.clone(),
         orch_bin: ctx.orch_bin.clone(),
         confine: pc.agent.sandbox.mode != crate::manifest::SandboxMode::Off,
+        control: crate::executor::ssh::Conn::own_via(),
     };
     let file = state_dir
         .join("remote")

@@ -1,0 +1,123 @@
+//! orch's private root: the one directory of the machine where orch keeps what is its own and
+//! must stay out of every agent's reach (the control sockets of its SSH connections). Every
+//! process orch confines sees an empty, read-only directory there, whatever the manifest grants
+//! ([`hide_private_root`], run by `orch sandbox-exec` before the file rules).
+//!
+//! It is `/run/user/<uid>/orch` where the user's runtime directory exists (private to the user,
+//! in memory), else `/tmp/orch-<uid>`; made with mode 0700, refused when it is not a directory
+//! of this user (a link, another user's).
+
+use std::path::{Path, PathBuf};
+
+/// The private root of this user (the same for every process of the user: it depends on the uid
+/// only, never on the environment).
+pub(crate) fn private_root() -> PathBuf {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = nix::unistd::geteuid().as_raw();
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    match std::fs::symlink_metadata(&run) {
+        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0 => run.join("orch"),
+        _ => PathBuf::from(format!("/tmp/orch-{uid}")),
+    }
+}
+
+/// Makes `root` (mode 0700), or checks that the one there is a directory of this user that no
+/// one else can enter.
+pub(crate) fn make_private_root(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    match std::fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let m = std::fs::symlink_metadata(root)?;
+    if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(std::io::Error::other(format!(
+            "`{}` (orch's private directory) is not a directory of this user: remove it",
+            root.display()
+        )));
+    }
+    if m.mode() & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Hides the private root from this process and everything it starts: a mount namespace of its
+/// own (in a user namespace of its own where this process may not make one otherwise) where an
+/// empty, read-only file system lies over it. The confined process that follows (Landlock) can
+/// neither unmount it nor reach the real directory another way (`/proc/<pid>/root` and
+/// `/proc/<pid>/fd` of orch's processes are denied it: tracing a process outside its domain).
+/// Run before the file rules, which forbid mounts. Fails closed: an error runs nothing.
+pub(crate) fn hide_private_root() -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    let root = private_root();
+    // Made now if missing: a directory made after the namespace would be seen through it.
+    make_private_root(&root).map_err(|e| format!("cannot make `{}`: {e}", root.display()))?;
+    if unshare(CloneFlags::CLONE_NEWNS).is_err() {
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+            format!("cannot make a mount namespace to hide orch's private directory (unshare): {e}")
+        })?;
+        let write = |file: &str, text: String| {
+            std::fs::write(Path::new("/proc/self").join(file), text)
+                .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
+        };
+        write("setgroups", "deny".into())?;
+        write("uid_map", format!("{uid} {uid} 1\n"))?;
+        write("gid_map", format!("{gid} {gid} 1\n"))?;
+    }
+    // Nothing mounted here reaches the machine's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the mounts private: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k,mode=0500"),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot hide orch's private directory `{}`: {e}",
+            root.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_the_users_whatever_the_environment() {
+        let a = private_root();
+        let uid = nix::unistd::geteuid().as_raw();
+        assert!(
+            a == PathBuf::from(format!("/run/user/{uid}/orch"))
+                || a == PathBuf::from(format!("/tmp/orch-{uid}")),
+            "{a:?}"
+        );
+        make_private_root(&a).expect("made");
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&a).expect("meta").mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_link_or_a_file_at_the_root_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path(), &link).expect("link");
+        assert!(make_private_root(&link).is_err());
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").expect("file");
+        assert!(make_private_root(&file).is_err());
+    }
+}
