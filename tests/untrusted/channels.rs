@@ -173,3 +173,105 @@ fn a_confined_agent_cannot_reach_the_hosts_through_orchs_shared_connections() {
         );
     }
 }
+
+/// `orch up` killed with SIGKILL while a plan runs on a host: the shared connection it kept
+/// (its `ssh -M` master) ends with it, at once, rather than stay open for the next process to
+/// find.
+#[test]
+fn the_shared_connection_ends_with_a_killed_orch_up() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let host_dir = lab.server("h1").dir.clone();
+    let repo = Repo::builder()
+        .identity_in_config()
+        .timeout(Duration::from_secs(120))
+        .build();
+    let remote = repo.outside("remote.sh");
+    std::fs::write(&remote, REMOTE).expect("remote");
+    let release = repo.outside("release");
+    let remote_cmd = toml_array(&[
+        "sh".to_string(),
+        remote.display().to_string(),
+        release.display().to_string(),
+    ]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nretries = 0\nagent = \"remote\"\nexecutor = \"ssh\"\n\n\
+             [agents.remote]\ncommand = {remote_cmd}\nreport = \"exit\"\nnetwork = \"open\"\n\n\
+             [[plan]]\nname = \"far\"\nfile = \"docs/plans/far.md\"\nhosts = [\"h1\"]\n",
+            lab.host_toml(2)
+        ),
+    );
+    repo.write(
+        "docs/plans/far.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 work\n",
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let mut child = cmd.spawn().expect("orch up");
+    let pid = child.id();
+    let started = std::time::Instant::now();
+    let running = || {
+        walk(&host_dir)
+            .iter()
+            .any(|p| p.ends_with("remote-started"))
+    };
+    while !running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the remote agent never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let masters = || -> Vec<String> {
+        masters_of(pid)
+            .into_iter()
+            .filter(|c| c.contains("ControlMaster=yes"))
+            .collect()
+    };
+    // The run's master was up while it ran.
+    assert!(!masters().is_empty(), "no master while the plan ran");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let killed = std::time::Instant::now();
+    while !masters().is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the master outlived orch up: {:?}",
+            masters()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the agent finish; the next `orch up` takes the run over and ends it.
+    std::fs::write(&release, b"").expect("release");
+    let mut again = repo.orch(&["up"]);
+    again.env("PATH", lab.path());
+    let out = wait_within(again.spawn().expect("orch up"), repo.timeout(), "orch up");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(repo.tree_files("plan/far").contains(&"r.txt".to_string()));
+}
+
+/// Every path below `dir` (links not followed).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
