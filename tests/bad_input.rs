@@ -316,6 +316,30 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "allow_protected leaves the repository",
+            "up",
+            with_p("allow_protected = [\"plans.toml\", \"../elsewhere/plans.toml\"]\n"),
+            2,
+            &[
+                "plans.toml:10:34",
+                "`plan.allow_protected` entry `../elsewhere/plans.toml` leaves the repository",
+            ],
+        ),
+        case(
+            "allow_protected is not a glob",
+            "check",
+            with_p("").replacen(
+                "agent = \"a\"\n",
+                "agent = \"a\"\nallow_protected = [\"docs/[\"]\n",
+                1,
+            ),
+            2,
+            &[
+                "plans.toml:3:20",
+                "`defaults.allow_protected` entry `docs/[` is not a valid glob",
+            ],
+        ),
+        case(
             "branch a..b",
             "check",
             with_p("branch = \"a..b\"\n"),

@@ -1,12 +1,18 @@
 //! Protected paths, end to end through a real `orch up`: a task that changes the check's own
 //! script (or a `protect` glob's file) fails with the path named, nothing committed, its
-//! changes saved; a task whose text names the file may change it. Bad globs are errors.
+//! changes saved, whatever its text names; a plan whose `allow_protected` names the file may
+//! change it. Bad globs are errors.
 
 mod support;
 
 use support::{Repo, toml_array};
 
 fn setup(repo: &Repo, task: &str, agent: &[&str], defaults: &str) {
+    setup_plan(repo, task, agent, defaults, "");
+}
+
+/// [`setup`] with `plan_keys` in plan `p`'s table.
+fn setup_plan(repo: &Repo, task: &str, agent: &[&str], defaults: &str, plan_keys: &str) {
     repo.write("ci/check.sh", "test -f done.txt\n");
     repo.write(
         "docs/plans/p.md",
@@ -16,7 +22,7 @@ fn setup(repo: &Repo, task: &str, agent: &[&str], defaults: &str) {
         &toml_array(agent),
         "",
         &format!("retries = 0\ncheck = [\"sh\", \"ci/check.sh\"]\n{defaults}"),
-        &[("p", "")],
+        &[("p", plan_keys)],
     );
     repo.commit_all("plans");
 }
@@ -57,14 +63,33 @@ fn an_agent_that_edits_the_checks_script_fails_and_nothing_is_committed() {
     assert_eq!(saved, "exit 0", "the change is saved");
 }
 
+/// A task whose text names the file may not change it (an agent wrote that text, or could
+/// have shaped it); a plan whose `allow_protected` names it (a glob here) may. Seen failing on
+/// main: the task naming the file committed it.
 #[test]
-fn a_task_that_names_the_file_may_change_it() {
+fn a_plan_whose_allow_protected_names_the_file_may_change_it() {
     let repo = Repo::bare_minimum();
     setup(
         &repo,
         "Rewrite `ci/check.sh` to test nothing",
         &["sh", "-c", "echo 'exit 0' > ci/check.sh"],
         "",
+    );
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: ci/check.sh",
+        "{failed:?}"
+    );
+    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+
+    let repo = Repo::bare_minimum();
+    setup_plan(
+        &repo,
+        "Rewrite `ci/check.sh` to test nothing",
+        &["sh", "-c", "echo 'exit 0' > ci/check.sh"],
+        "",
+        "allow_protected = [\"ci/*.sh\"]",
     );
     repo.up(&[]);
     assert_eq!(
@@ -103,23 +128,32 @@ fn bad_protect_globs_are_errors_with_their_location() {
         "docs/plans/p.md",
         "# P\n\n## Phase 1: Work\n- [ ] 1.1 Work\n",
     );
-    for (value, message) in [
-        ("\"tests/[\"", "is not a valid glob"),
-        ("\"../x\"", "leaves the repository"),
-        ("\"/etc/passwd\"", "leaves the repository"),
+    // `allow_protected` takes the same globs, with the same errors.
+    for (key, at) in [
+        ("protect", "plans.toml:10:12"),
+        ("allow_protected", "plans.toml:10:20"),
     ] {
-        repo.write(
-            "plans.toml",
-            &format!(
-                "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n\n\
-                 [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nprotect = [{value}]\n"
-            ),
-        );
-        let (code, out, err) = repo.run(&["up"]);
-        assert_eq!(code, 2, "{value}\n{out}\n{err}");
-        assert!(err.contains("plans.toml:10:12"), "{value}\n{err}");
-        assert!(err.contains(message), "{value}\n{err}");
-        assert!(!repo.root().join(".orch/worktrees").exists());
+        for (value, message) in [
+            ("\"tests/[\"", "is not a valid glob"),
+            ("\"../x\"", "leaves the repository"),
+            ("\"/etc/passwd\"", "leaves the repository"),
+        ] {
+            repo.write(
+                "plans.toml",
+                &format!(
+                    "[defaults]\nagent = \"a\"\n\n[agents.a]\ncommand = [\"true\"]\n\n\
+                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{key} = [{value}]\n"
+                ),
+            );
+            let (code, out, err) = repo.run(&["up"]);
+            assert_eq!(code, 2, "{key} {value}\n{out}\n{err}");
+            assert!(err.contains(at), "{key} {value}\n{err}");
+            assert!(
+                err.contains(message) && err.contains(&format!("`plan.{key}` entry")),
+                "{key} {value}\n{err}"
+            );
+            assert!(!repo.root().join(".orch/worktrees").exists());
+        }
     }
 }
 
@@ -282,18 +316,32 @@ fn the_verify_script_is_protected_even_with_protect_globs() {
     assert!(repo.subjects("plan/p").is_empty());
 }
 
+/// `allow_protected` of `[defaults]` lets every plan's tasks change `plans.toml`; without it,
+/// a task whose text names `plans.toml` fails naming it. Seen failing on main: the task naming
+/// it committed it.
 #[test]
-fn a_task_that_names_plans_toml_may_change_it() {
+fn allow_protected_of_the_defaults_lets_a_task_change_plans_toml() {
+    let agent = [
+        "sh",
+        "-c",
+        "sed -i 's/^retries = 0$/retries = 1/' plans.toml && touch done.txt",
+    ];
+    let repo = Repo::bare_minimum();
+    setup(&repo, "Raise the retries in `plans.toml`", &agent, "");
+    let ev = repo.up_events(&[], 5);
+    let failed = support::named(&ev, "task_failed");
+    assert_eq!(
+        failed[0]["error"], "changed protected paths: plans.toml",
+        "{failed:?}"
+    );
+    assert!(repo.subjects("plan/p").is_empty(), "nothing committed");
+
     let repo = Repo::bare_minimum();
     setup(
         &repo,
         "Raise the retries in `plans.toml`",
-        &[
-            "sh",
-            "-c",
-            "sed -i 's/^retries = 0$/retries = 1/' plans.toml && touch done.txt",
-        ],
-        "",
+        &agent,
+        "allow_protected = [\"plans.toml\"]\n",
     );
     repo.up(&[]);
     assert_eq!(
@@ -346,4 +394,70 @@ fn whatever_protect_says_the_checks_data_is_free_and_its_script_is_not() {
         );
         assert!(repo.subjects("plan/p").is_empty(), "{protect}");
     }
+}
+
+/// `orch check` shows the exemptions each plan has (`allow_protected`, the defaults' and its
+/// own), in its text and in its JSON; a plan without one shows none.
+#[test]
+fn orch_check_shows_the_exemptions_a_plan_has() {
+    let repo = Repo::bare_minimum();
+    repo.write("ci/check.sh", "exit 0\n");
+    for p in ["p", "q"] {
+        repo.write(
+            &format!("docs/plans/{p}.md"),
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 Work\n",
+        );
+    }
+    repo.manifest(
+        &toml_array(&["true"]),
+        "",
+        "allow_protected = [\".gitmodules\"]\n",
+        &[
+            ("p", "allow_protected = [\"plans.toml\", \"ci/*.sh\"]"),
+            ("q", ""),
+        ],
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "plan `p` (docs/plans/p.md): 1 phase, 1 task, 0 verification steps\n  \
+             allow_protected (its tasks may change these protected paths): .gitmodules, plans.toml, ci/*.sh\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "plan `q` (docs/plans/q.md): 1 phase, 1 task, 0 verification steps\n  \
+             allow_protected (its tasks may change these protected paths): .gitmodules\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = repo.run(&["check", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["plans"][0]["allow_protected"],
+        serde_json::json!([".gitmodules", "plans.toml", "ci/*.sh"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["plans"][1]["allow_protected"],
+        serde_json::json!([".gitmodules"]),
+        "{v}"
+    );
+
+    // Without the key: nothing shown, an empty list.
+    let repo = Repo::bare_minimum();
+    setup(&repo, "Work", &["true"], "");
+    let (_, out, _) = repo.run(&["check"]);
+    assert!(!out.contains("  allow_protected ("), "{out}");
+    let (_, out, _) = repo.run(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["plans"][0]["allow_protected"],
+        serde_json::json!([]),
+        "{v}"
+    );
 }

@@ -213,13 +213,40 @@ fn orch_merge_never_lands_a_link_at_what_another_repository_trusts() {
     }
 }
 
-/// A task of the plan that names the file may change it (it is the plan's work), in another
-/// repository as in the home one; a link there is still refused. Seen failing on main: no
-/// difference (everything landed, the link too).
+/// The plan's `allow_protected` in the lead's manifest lets its branch change the file (in the
+/// plan's own repository, api, as in the home one); a link there is still refused. A task whose
+/// text names the file exempts nothing: an agent wrote it or could have shaped it. Seen failing
+/// on main: the change named only by the task's text landed.
 #[test]
-fn a_task_that_names_the_file_lands_it_but_never_a_link() {
+fn allow_protected_of_the_plan_lands_the_file_but_never_a_link() {
     let named = "# V2\n\n## Phase 1: Endpoint\n- [ ] 1.1 Add the endpoint and its test in ci/verify.sh\n\n## Phase 2: Docs\n- [ ] 2.1 Document it\n";
+    // The task's text names it, nothing allows it: refused, every target unmoved.
     let (t, _journal) = finished("", Some(named));
+    sneak(&t, "api", "v2", EDITS[0].2);
+    let before = targets(&t);
+    let (code, out, err) = t.home.run(&["merge"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("plan `v2` of repository `api` changes ci/verify.sh")
+            && err.contains("`allow_protected` of plan `v2`"),
+        "{err}"
+    );
+    assert_eq!(targets(&t), before);
+    // The lead allows it on plan `v2`.
+    let allow = |t: &Three| {
+        let toml = std::fs::read_to_string(t.home.root().join("plans.toml")).expect("toml");
+        t.home.write(
+            "plans.toml",
+            &toml.replacen(
+                "repo = \"api\"\n",
+                "repo = \"api\"\nallow_protected = [\"ci/verify.sh\"]\n",
+                1,
+            ),
+        );
+        t.home.commit_all("allow v2 to change ci/verify.sh");
+    };
+    let (t, _journal) = finished("", None);
+    allow(&t);
     sneak(&t, "api", "v2", EDITS[0].2);
     let (code, out, err) = t.home.run(&["merge"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -227,9 +254,10 @@ fn a_task_that_names_the_file_lands_it_but_never_a_link() {
         t.api
             .git(&["show", "main:ci/verify.sh"])
             .contains("changed"),
-        "the named change did not land"
+        "the allowed change did not land"
     );
-    let (t, _journal) = finished("", Some(named));
+    let (t, _journal) = finished("", None);
+    allow(&t);
     sneak(&t, "api", "v2", LINKS[0].2);
     let before = targets(&t);
     let (code, out, err) = t.home.run(&["merge"]);

@@ -369,8 +369,8 @@ pub(super) enum Command {
     ///
     /// Exit codes: 0 every requested plan merged (or nothing to do), 2 invalid input, 4 refused
     /// (uncommitted changes where the target is checked out, an unfinished plan, an upstream
-    /// plan not merged, a plan that changes what a later run trusts with no task naming it
-    /// and no `--allow-protected`, a symbolic link at such a path), 5 a plan not merged (conflict, failed verification, skipped), 130
+    /// plan not merged, a plan that changes what a later run trusts where its `allow_protected`
+    /// does not allow it and no `--allow-protected`, a symbolic link at such a path), 5 a plan not merged (conflict, failed verification, skipped), 130
     /// interrupted.
     /// Example: `orch merge`, `orch merge auth api --dry-run`, `orch merge --strategy squash --json`.
     Merge {
@@ -400,9 +400,10 @@ pub(super) enum Command {
         stop_on_failure: bool,
         /// Land a plan whose branch changes what a later run trusts (`plans.toml`, a plan file,
         /// a prompt template, `.gitmodules`, a client's settings, the program or script of a
-        /// command line) with no task of it naming the file, after you reviewed the change.
-        /// Without it such a run is refused (exit 4, the files named, nothing moved). A
-        /// symbolic link at such a path is never landed. Example: `orch merge p --allow-protected`.
+        /// command line) that the plan's `allow_protected` in plans.toml does not allow, after
+        /// you reviewed the change. Without it such a run is refused (exit 4, the files named,
+        /// nothing moved); what a task's text names never allows it. A symbolic link at such a
+        /// path is never landed. Example: `orch merge p --allow-protected`.
         #[arg(long)]
         allow_protected: bool,
     },

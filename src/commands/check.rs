@@ -43,6 +43,16 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
     Ok(if errors == 0 { exit::OK } else { exit::INVALID })
 }
 
+/// The globs of plan `name`'s `allow_protected` (the protected paths its tasks may change all
+/// the same; empty: none, or no manifest).
+fn allowed_of<'w>(ws: &'w Workspace, name: &str) -> &'w [String] {
+    ws.manifest
+        .as_ref()
+        .and_then(|m| m.plan(name))
+        .and_then(|e| e.allow_protected.as_ref())
+        .map_or(&[], |a| a.patterns.as_slice())
+}
+
 /// A plan's (tasks, verification steps).
 fn task_counts(p: &LoadedPlan) -> (usize, usize) {
     let tasks = p.plan.tasks.iter().filter(|t| t.kind == TaskKind::Task);
@@ -51,8 +61,9 @@ fn task_counts(p: &LoadedPlan) -> (usize, usize) {
 }
 
 /// A gate or hook command line with the files of the repository it names: those protected
-/// from every task that does not name them (its program and script, and data that `protect`
-/// names), and the data handed to it that is the tasks' to change.
+/// from every task (its program and script, and data that `protect` names; only a plan's
+/// `allow_protected` lets its tasks change one), and the data handed to it that is the tasks'
+/// to change.
 struct GateFiles {
     gate: Gate,
     protects: Vec<String>,
@@ -127,6 +138,7 @@ fn report_json(
                 "phases": p.plan.phases.len(),
                 "tasks": tasks,
                 "verify_steps": verify,
+                "allow_protected": allowed_of(ws, &p.name),
             })
         })
         .collect();
@@ -184,9 +196,18 @@ fn print_text(
             counted(tasks, "task"),
             counted(verify, "verification step")
         ));
+        let allowed = allowed_of(ws, &p.name);
+        if !allowed.is_empty() {
+            println_safe(&format!(
+                "  allow_protected (its tasks may change these protected paths): {}",
+                allowed.join(", ")
+            ));
+        }
     }
     if !gates.is_empty() {
-        println_safe("gates (a task changes a protected file only when its own text names it):");
+        println_safe(
+            "gates (a task changes a protected file only where its plan's `allow_protected` allows it):",
+        );
         for g in gates {
             let plans = if g.gate.plans.is_empty() {
                 String::new()

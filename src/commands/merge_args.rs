@@ -11,6 +11,7 @@ pub(crate) struct MergeArgs {
     /// Overrides `defaults.merge_strategy`.
     pub(crate) strategy: Option<MergeStrategy>,
     pub(crate) stop_on_failure: bool,
-    /// Lands a plan that changes what a later run trusts with no task naming the file.
+    /// Lands a plan that changes what a later run trusts where its `allow_protected` does not
+    /// allow it.
     pub(crate) allow_protected: bool,
 }

@@ -66,18 +66,20 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
                     .fold(m.guarded(&root, Some(e)), |g, p| {
                         g.with_task_checks(&p.plan)
                     });
-                Some((guarded, e.protect.as_ref(), root))
+                Some((guarded, e, root))
             }
             _ => None,
         };
-        let protection = guarded.as_ref().map(|(guarded, protect, root)| {
-            crate::supervisor::settle::Protection {
-                guarded,
-                protect: *protect,
-                base: "",
-                repo_root: root,
-            }
-        });
+        let protection =
+            guarded
+                .as_ref()
+                .map(|(guarded, e, root)| crate::supervisor::settle::Protection {
+                    guarded,
+                    protect: e.protect.as_ref(),
+                    allowed: e.allow_protected.as_ref(),
+                    base: "",
+                    repo_root: root,
+                });
         opts.commit = commit_task(lp, &path, &args.id, &worktree, (paths, protection.as_ref()))?;
     }
     let ((outcome, report), _) =
@@ -198,9 +200,11 @@ fn commit_task(
                     exit::FAILURE,
                     anyhow!("task `{id}` of plan `{}`: {cause}", lp.name),
                 )
-                .with_hint(
-                    "the task is not marked done; undo the change, or name the file in the task's text",
-                ));
+                .with_hint(format!(
+                    "the task is not marked done; undo the change (or, if a person wants it, \
+                     add the file to `allow_protected` of plan `{}` in plans.toml)",
+                    lp.name
+                )));
             }
         }
         let message =

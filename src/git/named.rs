@@ -183,7 +183,7 @@ pub(crate) struct TrustedChanges {
     /// tip (added, removed, changed, another mode).
     pub(crate) changed: Vec<String>,
     /// The links the tip holds at a protected path or at a directory above one, where the fork
-    /// did not hold that link: never landed, whatever a task names.
+    /// did not hold that link: never landed, whatever is allowed.
     pub(crate) links: Vec<String>,
 }
 

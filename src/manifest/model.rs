@@ -77,6 +77,9 @@ pub(crate) struct Defaults {
     pub(crate) sandbox: super::sandbox::SandboxKeys,
     /// `protect`: globs of paths no task may change (`None`: not set).
     pub(crate) protect: Option<Vec<String>>,
+    /// `allow_protected`: globs of protected paths every plan's tasks may change all the same
+    /// (a person's exemption; each plan's own adds to these).
+    pub(crate) allow_protected: Vec<String>,
     /// Ignored directories copied from the main work tree into a new worktree (`["target"]`).
     pub(crate) warm: Vec<Warm>,
     /// Whether the worktrees orch makes get their submodules checked out (`true`).
@@ -127,6 +130,7 @@ impl Default for Defaults {
             integrate_feedback: true,
             sandbox: Default::default(),
             protect: None,
+            allow_protected: Vec::new(),
             warm: Vec::new(),
             submodules: true,
             best_of: Default::default(),
@@ -251,6 +255,12 @@ pub(crate) struct PlanEntry {
     /// Resolved: the plan's `protect`, else `defaults.protect`; `None`: neither is set. Added
     /// to [`super::Guarded`] (the data a gate is handed is protected only when named here).
     pub(crate) protect: Option<super::protect::Protect>,
+    /// Resolved: `defaults.allow_protected` and the plan's own `allow_protected`; `None`:
+    /// neither is set. The protected paths (what a later run trusts, `protect`'s) this plan's
+    /// tasks may change, and its branch land with, all the same: a person's word in the
+    /// manifest, the only exemption (a task's text never is one). A symbolic link there is
+    /// refused whatever it says.
+    pub(crate) allow_protected: Option<super::protect::Protect>,
     /// Resolved best of N: the plan's keys over `[defaults]`'.
     pub(crate) best_of: super::best_of::BestOf,
     /// Resolved: the agent that repairs the plan when it cannot merge (its `resolve`, else the

@@ -1,6 +1,12 @@
 //! `protect = ["tests/**", "ci/check.sh"]` (`[defaults]` and `[[plan]]`): paths no task may
-//! change unless its own text names the file. Globs from the repository root (globset). They add
-//! to what a later run trusts ([`super::trusted`]), which is protected whatever they say.
+//! change. Globs from the repository root (globset). They add to what a later run trusts
+//! ([`super::trusted`]), which is protected whatever they say.
+//!
+//! `allow_protected = ["plans.toml"]` (`[defaults]` and `[[plan]]`, the plan's adding to the
+//! defaults'): the protected paths a plan's tasks may change all the same, in the same glob
+//! syntax. A person's word in the manifest is the only exemption: never a task's text, which
+//! an agent wrote or could have shaped (a plan file it landed, a review thread quoting its
+//! diff, its commit messages).
 
 use std::path::{Component, Path};
 
@@ -44,7 +50,19 @@ impl Protect {
     }
 }
 
-/// Reads a `protect` key: each entry a valid glob that stays inside the repository.
+/// A plan's `allow_protected`: the defaults' globs and its own (`None`: neither is set, or a
+/// bad entry was reported).
+pub(super) fn allowed(defaults: &[String], own: Option<Vec<String>>) -> Option<Protect> {
+    let mut all = defaults.to_vec();
+    for g in own.unwrap_or_default() {
+        if !all.contains(&g) {
+            all.push(g);
+        }
+    }
+    (!all.is_empty()).then(|| Protect::new(all))
+}
+
+/// Reads a `protect` (or `allow_protected`) key: each entry a valid glob that stays inside the repository.
 pub(super) fn globs(
     r: &mut Reporter<'_>,
     ctx: &str,
@@ -79,5 +97,25 @@ mod tests {
         assert!(p.matches("ci/check.sh"));
         assert!(!p.matches("src/tests.rs"));
         assert!(!p.matches("ci/other.sh"));
+    }
+
+    /// A plan's `allow_protected` adds to the defaults' (each glob once); neither set: none.
+    #[test]
+    fn allowed_adds_the_plans_globs_to_the_defaults() {
+        assert_eq!(allowed(&[], None), None);
+        assert_eq!(allowed(&[], Some(Vec::new())), None);
+        let d = vec!["plans.toml".to_string()];
+        let a = allowed(&d, None).expect("the defaults'");
+        assert_eq!(a.patterns, ["plans.toml"]);
+        let a = allowed(
+            &d,
+            Some(vec!["docs/plans/*.md".into(), "plans.toml".into()]),
+        )
+        .expect("both");
+        assert_eq!(a.patterns, ["plans.toml", "docs/plans/*.md"]);
+        assert!(a.matches("docs/plans/p.md") && a.matches("plans.toml"));
+        assert!(!a.matches(".gitmodules"));
+        let own = allowed(&[], Some(vec![".gitmodules".into()])).expect("its own");
+        assert!(own.matches(".gitmodules") && !own.matches("plans.toml"));
     }
 }

@@ -70,6 +70,8 @@ pub(crate) struct RawDefaults {
     pub(crate) network_allow: Strings,
     /// Protected paths (`super::protect`).
     pub(crate) protect: Strings,
+    /// Protected paths the plans' tasks may change all the same (`super::protect`).
+    pub(crate) allow_protected: Strings,
     pub(crate) warm: Strings,
     /// Whether worktrees get their submodules checked out (`crate::git::sync_submodules`).
     pub(crate) submodules: Option<At<bool>>,
@@ -156,6 +158,9 @@ pub(crate) struct RawPlan {
     pub(crate) paths: Strings,
     /// Protected paths (`super::protect`).
     pub(crate) protect: Strings,
+    /// Protected paths its tasks may change all the same, added to `[defaults]`'
+    /// (`super::protect`).
+    pub(crate) allow_protected: Strings,
     pub(crate) warm: Strings,
     pub(crate) submodules: Option<At<bool>>,
     // Best of N (`super::best_of`).

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use crate::plan::Plan;
 
-/// orch's own configuration in the repository, protected from every task whose text does not
-/// name it, whatever `protect` says: what orch reads or runs later, outside an attempt.
+/// orch's own configuration in the repository, protected from every task whatever `protect`
+/// says (only a plan's `allow_protected`, a person's word, exempts a path): what orch reads or
+/// runs later, outside an attempt.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Guarded {
     /// Paths relative to the repository root (`/`-separated), each a file or a directory whose

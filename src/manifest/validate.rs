@@ -24,6 +24,12 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let mut defaults = defaults(&raw, root, &agents, r);
     sandbox(&raw, &mut defaults, &mut agents, r);
     defaults.protect = super::protect::globs(r, "defaults.protect", raw.defaults.protect.as_ref());
+    defaults.allow_protected = super::protect::globs(
+        r,
+        "defaults.allow_protected",
+        raw.defaults.allow_protected.as_ref(),
+    )
+    .unwrap_or_default();
     let slurm = slurm_options(r, "slurm", &raw.slurm, &SlurmOptions::default());
     let slurm_poll = r.check(raw.slurm.poll.as_ref(), duration("slurm.poll", false));
     let slurm_poll = slurm_poll.unwrap_or(super::model::DEFAULT_SLURM_POLL);
@@ -576,6 +582,10 @@ fn plans(
             protect: super::protect::globs(r, "plan.protect", plan.protect.as_ref())
                 .or_else(|| defaults.protect.clone())
                 .map(super::protect::Protect::new),
+            allow_protected: super::protect::allowed(
+                &defaults.allow_protected,
+                super::protect::globs(r, "plan.allow_protected", plan.allow_protected.as_ref()),
+            ),
             best_of,
             resolve: None,
             resolve_verify: false,

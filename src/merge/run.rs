@@ -104,7 +104,8 @@ pub(crate) struct MergeRun {
     /// The plans' resolver (`resolve`), when the caller gives one.
     pub(crate) resolver: Option<super::resolve::Resolver>,
     /// A person reviewed what the plans change of what a later run trusts
-    /// (`--allow-protected`): such a change no task names lands; a link there still does not.
+    /// (`--allow-protected`): such a change lands although no `allow_protected` allows it; a
+    /// link there still does not.
     allow_protected: bool,
 }
 
@@ -172,8 +173,8 @@ impl MergeRun {
         self
     }
 
-    /// Lands what a plan changes of what a later run trusts with no task naming it (a person
-    /// reviewed it: `orch merge --allow-protected`).
+    /// Lands what a plan changes of what a later run trusts although its `allow_protected`
+    /// does not allow it (a person reviewed it: `orch merge --allow-protected`).
     pub(crate) fn allowing_protected(mut self, allow: bool) -> Self {
         self.allow_protected = allow;
         self
@@ -197,8 +198,8 @@ impl MergeRun {
         })
     }
 
-    /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts with no
-    /// task of it naming the file (unless [`MergeRun::allowing_protected`]), or puts a symbolic
+    /// Refuses (exit 4) a run where a plan's branch changes what a later run trusts that its
+    /// `allow_protected` does not allow (unless [`MergeRun::allowing_protected`]), or puts a symbolic
     /// link there (always), naming each plan and file ([`super::trusted::refusal_of`]).
     pub(crate) fn trusted_unchanged(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
         // Each plan of the run lands in the home repository alone.

@@ -1,8 +1,10 @@
 //! Before a plan lands: what its branch changes of what a later run trusts
 //! ([`crate::manifest::Guarded`]: `plans.toml`, the plan files, the prompt templates,
 //! `.gitmodules`, the clients' settings, the program and script of every command line). A change
-//! that no task of the plan names is left to a person (`orch merge --allow-protected` after a
-//! review); a symbolic link at one of those paths, or at a directory above one, is never landed.
+//! the plan's `allow_protected` does not allow is left to a person (`orch merge
+//! --allow-protected` after a review, or the path added to `allow_protected`): only a person's
+//! word exempts a path, never a task's text (an agent wrote it or could have shaped it); a
+//! symbolic link at one of those paths, or at a directory above one, is never landed.
 //!
 //! One rule for every landing: a plan alone ([`refusal_of`] of its landing, from `orch merge`'s run) and a group of
 //! plans of several repositories ([`refusal_of`], from
@@ -27,22 +29,23 @@ pub(crate) struct Landing<'a> {
     pub(crate) target: &'a str,
 }
 
-/// What one plan's branch changes of what a later run trusts, and that its tasks do not name.
+/// What one plan's branch changes of what a later run trusts, and that its `allow_protected`
+/// does not allow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Unnamed {
+pub(crate) struct Unallowed {
     pub(crate) plan: String,
     pub(crate) branch: String,
     /// Its repository, when the landing names one.
     pub(crate) repo: Option<String>,
     pub(crate) root: PathBuf,
     pub(crate) target: String,
-    /// Changed protected paths no task of the plan names (in its description or body).
+    /// Changed protected paths the plan's `allow_protected` does not allow.
     pub(crate) files: Vec<String>,
-    /// Links at a protected path or above one: refused whatever a task names.
+    /// Links at a protected path or above one: refused whatever is allowed.
     pub(crate) links: Vec<String>,
 }
 
-impl Unnamed {
+impl Unallowed {
     /// `plan `p`` or `plan `p` of repository `api``.
     fn who(&self) -> String {
         match &self.repo {
@@ -91,14 +94,15 @@ pub(crate) fn with_verify_all(mut g: Guarded, manifest: &Manifest, repo: &str) -
     g
 }
 
-/// [`Unnamed`] of each of `landings` whose branch changes what a later run trusts in its
-/// repository with no task naming it, or puts a link there; `Err` (naming the plan, its
-/// repository and git's error) when that cannot be read: nothing is landed unchecked.
-pub(crate) fn unnamed_in(
+/// [`Unallowed`] of each of `landings` whose branch changes what a later run trusts in its
+/// repository where its plan's `allow_protected` does not allow it, or puts a link there;
+/// `Err` (naming the plan, its repository and git's error) when that cannot be read: nothing is
+/// landed unchecked.
+pub(crate) fn unallowed_in(
     landings: &[Landing<'_>],
     ws: &Workspace,
     manifest: &Manifest,
-) -> Result<Vec<Unnamed>, String> {
+) -> Result<Vec<Unallowed>, String> {
     let mut out = Vec::new();
     for l in landings {
         let guarded = guarded_for(l, ws, manifest);
@@ -112,25 +116,20 @@ pub(crate) fn unnamed_in(
                 l.entry.name
             )
         })?;
-        let plan = ws
-            .plans
-            .iter()
-            .find(|lp| lp.name == l.entry.name)
-            .map(|lp| &lp.plan);
-        let named = |f: &str| {
-            plan.is_some_and(|p| {
-                p.tasks
-                    .iter()
-                    .any(|t| t.description.contains(f) || t.body.contains(f))
-            })
+        // A person's exemption in the manifest; nothing a task's text says.
+        let allowed = |f: &str| {
+            l.entry
+                .allow_protected
+                .as_ref()
+                .is_some_and(|a| a.matches(f))
         };
         let files: Vec<String> = changes
             .changed
             .into_iter()
-            .filter(|f| !named(f) && !changes.links.contains(f))
+            .filter(|f| !allowed(f) && !changes.links.contains(f))
             .collect();
         if !files.is_empty() || !changes.links.is_empty() {
-            out.push(Unnamed {
+            out.push(Unallowed {
                 plan: l.entry.name.clone(),
                 branch: l.entry.branch.clone(),
                 repo: l.repo.map(str::to_string),
@@ -145,8 +144,8 @@ pub(crate) fn unnamed_in(
 }
 
 /// Refuses (exit 4, before anything moves) landings where a plan's branch changes what a later
-/// run trusts with no task of it naming the file (unless `allow_protected`: a person reviewed
-/// it, `orch merge --allow-protected`), or puts a symbolic link there (always): each of
+/// run trusts that its `allow_protected` does not allow (unless `allow_protected`: a person
+/// reviewed it, `orch merge --allow-protected`), or puts a symbolic link there (always): each of
 /// `landings` checked in its own repository, the refusal naming plan (and repository) and file;
 /// the hint says how to review it.
 pub(crate) fn refusal_of(
@@ -155,12 +154,17 @@ pub(crate) fn refusal_of(
     manifest: &Manifest,
     allow_protected: bool,
 ) -> CliResult<()> {
-    let found = unnamed_in(landings, ws, manifest)
+    let found = unallowed_in(landings, ws, manifest)
         .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
-    refuse(&found, allow_protected)
+    let file = manifest
+        .path
+        .file_name()
+        .map_or_else(|| "plans.toml".into(), |f| f.to_string_lossy());
+    refuse(&found, allow_protected, &file)
 }
 
-fn refuse(found: &[Unnamed], allow_protected: bool) -> CliResult<()> {
+/// The refusal of `found` (`file`: the manifest's name, where `allow_protected` is written).
+fn refuse(found: &[Unallowed], allow_protected: bool, file: &str) -> CliResult<()> {
     let links: Vec<String> = found
         .iter()
         .filter(|u| !u.links.is_empty())
@@ -178,7 +182,7 @@ fn refuse(found: &[Unnamed], allow_protected: bool) -> CliResult<()> {
             "replace the link on the plan branch with the file itself, or merge it with git yourself after a review",
         ));
     }
-    let files: Vec<&Unnamed> = found.iter().filter(|u| !u.files.is_empty()).collect();
+    let files: Vec<&Unallowed> = found.iter().filter(|u| !u.files.is_empty()).collect();
     if files.is_empty() || allow_protected {
         return Ok(());
     }
@@ -208,13 +212,19 @@ fn refuse(found: &[Unnamed], allow_protected: bool) -> CliResult<()> {
         .map(|u| u.plan.as_str())
         .collect::<Vec<_>>()
         .join(" ");
+    // Where a person says it for good: the plan's key in the manifest.
+    let allow = files
+        .iter()
+        .map(|u| format!("`allow_protected` of plan `{}`", u.plan))
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(CliError::new(
         crate::exit::REFUSED,
         anyhow::anyhow!(
-            "{what}, which no task of it names (what a later run trusts): it is left to a person (`orch merge {plans} --allow-protected` after a review); nothing was merged"
+            "{what}, which a later run trusts: it is left to a person (`orch merge {plans} --allow-protected` after a review, or add it to {allow} in {file}); nothing was merged"
         ),
     )
     .with_hint(format!(
-        "review the change ({review}), then `orch merge {plans} --allow-protected`"
+        "review the change ({review}), then `orch merge {plans} --allow-protected`, or add it to {allow} in {file}"
     )))
 }

@@ -100,8 +100,8 @@ fn a_test_script_the_agent_commits_runs_confined_in_the_preview_and_in_orch_merg
     assert_eq!(repo.rev("main^1"), main_before);
 }
 
-/// (b) `setup` names a tracked script; a task that may change it (its text names it) makes it
-/// write outside: the next new pool worktree's setup runs it confined.
+/// (b) `setup` names a tracked script; a task that may change it (the lead's `allow_protected`
+/// names it) makes it write outside: the next new pool worktree's setup runs it confined.
 #[test]
 fn an_edited_setup_script_runs_confined_in_a_new_pool_worktree() {
     if !landlock() {
@@ -121,7 +121,8 @@ fn an_edited_setup_script_runs_confined_in_a_new_pool_worktree() {
             "[defaults]\nretries = 0\nsandbox = \"on\"\nparallel_tasks = 2\n\
              setup = [\"sh\", \"ci/setup.sh\"]\n\n\
              [agents.a]\ncommand = {}\nreport = \"orch\"\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n\
+             allow_protected = [\"ci/setup.sh\"]\n",
             agent_at("hostile_code_setup.sh", &[&mark])
         ),
     );
@@ -373,7 +374,7 @@ fn a_plan_agents_own_commit_of_plans_toml_is_never_merged_by_the_train() {
     assert!(
         refused[0]
             .to_string()
-            .contains("changes plans.toml, which no task of it names"),
+            .contains("changes plans.toml, which a later run trusts"),
         "{refused:?}"
     );
     assert_eq!(repo.read("plans.toml"), manifest_before);

@@ -15,6 +15,7 @@ mod channels;
 mod checks;
 mod clients;
 mod code;
+mod exemptions;
 mod git;
 mod history;
 mod links;

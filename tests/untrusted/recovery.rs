@@ -150,7 +150,7 @@ fn recovery_a_forged_commit_outside_the_paths_waiting_in_a_task_worktree_is_not_
     );
 }
 
-/// (b) The forged commit edits `plans.toml`, which the task's text does not name. The
+/// (b) The forged commit edits `plans.toml`, which no `allow_protected` of the plan allows. The
 /// protected-paths check of a normal completion refuses it.
 #[test]
 fn recovery_a_forged_commit_of_plans_toml_waiting_in_a_task_worktree_is_not_landed() {

@@ -16,14 +16,15 @@ fn an_agents_gitmodules_is_never_used() {
     let repo = &fx.repo;
     let marker = repo.outside("marker");
     let ext = format!("ext::sh -c touch% {}", utf8(&marker));
-    plans(&fx, ("hostile", &[&ext, "", ""]), "", true, false);
-    // Its task names `.gitmodules`, which a later run trusts: one that does not is refused
-    // (tests/untrusted/trusted_files.rs).
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One: rewrite .gitmodules\n- [ ] 1.2 Two (depends: 1.1)\n",
+    // The lead allows the plan to change `.gitmodules`, which a later run trusts: without
+    // that it is refused (tests/untrusted/trusted_files.rs).
+    plans(
+        &fx,
+        ("hostile", &[&ext, "", ""]),
+        "allow_protected = [\".gitmodules\"]",
+        true,
+        false,
     );
-    repo.commit_all("the task names .gitmodules");
     let (code, out, err) = repo.run(&["up", "--json"]);
     let journal = journal(&fx);
     assert_eq!(code, 0, "{out}\n{err}\n{journal:#?}");
@@ -74,17 +75,12 @@ fn an_agents_new_submodule_fails_the_task() {
             "hostile",
             &["https://127.0.0.1:9/x.git", utf8(&evil), &evil_commit],
         ),
-        "",
+        // `.gitmodules` (which a later run trusts) allowed by the lead, so that what refuses
+        // it is the new submodule, not the protected file.
+        "allow_protected = [\".gitmodules\"]",
         true,
         false,
     );
-    // Its task names `.gitmodules` (which a later run trusts), so that what refuses it is the
-    // new submodule, not the protected file.
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One: rewrite .gitmodules\n- [ ] 1.2 Two (depends: 1.1)\n",
-    );
-    repo.commit_all("the task names .gitmodules");
     let main = repo.rev("main");
     let (code, out, err) = repo.run(&["up", "--json"]);
     let journal = journal(&fx);

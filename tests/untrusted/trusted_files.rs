@@ -124,10 +124,10 @@ fn failed_naming(repo: &Repo, path: &str, what: &str) -> String {
 }
 
 /// A task (in the plan's worktree, and in a task worktree of its own) whose agent changes one
-/// trusted file, its text naming none, `protect` set: the task fails naming the file, nothing
-/// is committed. Seen failing on main: the plan file, `.gitmodules`, the resolver's script and
-/// the check's script (with `protect` set) were committed, and a link at `plans.toml` from a
-/// task naming it was taken.
+/// trusted file, `protect` set: the task fails naming the file, nothing is committed. Seen
+/// failing on main: the plan file, `.gitmodules`, the resolver's script and the check's script
+/// (with `protect` set) were committed, and a link at `plans.toml` from a task naming it was
+/// taken.
 #[test]
 fn trusted_a_task_that_changes_a_trusted_file_fails_naming_it() {
     for plan_keys in ["", "parallel_tasks = 2"] {
@@ -143,20 +143,21 @@ fn trusted_a_task_that_changes_a_trusted_file_fails_naming_it() {
     }
 }
 
-/// The honest path: a task whose text names `plans.toml` or its plan file changes it, and the
-/// merge train lands it (a task names it); a link there is refused even then. Seen failing on
-/// main: the link at `plans.toml` was committed.
+/// The honest path: the lead's manifest allows plan `p` to change `plans.toml` or its plan file
+/// (`allow_protected`), its task changes it, and the merge train lands it (the same key allows
+/// it there); a link there is refused even then. (A task's text allows nothing: see
+/// `exemptions.rs`.) Seen failing on main: the link at `plans.toml` was committed.
 #[test]
-fn trusted_a_task_that_names_the_file_may_change_it_but_never_link_it() {
-    for (edit, task) in [
-        (EDITS[0].0, "Add a task to docs/plans/p.md"),
-        (EDITS[1].0, "Turn the sandbox off in plans.toml"),
+fn trusted_allow_protected_lets_a_plan_change_the_file_but_never_link_it() {
+    for (edit, task, allowed) in [
+        (EDITS[0].0, "Add a task", "docs/plans/p.md"),
+        (EDITS[1].0, "Turn the sandbox off", "plans.toml"),
     ] {
         let repo = trusted_repo(
             &format!("{edit} && touch done.txt"),
             task,
             "auto_merge = true",
-            "",
+            &format!("allow_protected = [\"{allowed}\"]"),
         );
         let (code, out, err) = repo.run(&["up", "--json"]);
         assert_eq!(code, 0, "{task}\n{out}\n{err}");
@@ -172,7 +173,7 @@ fn trusted_a_task_that_names_the_file_may_change_it_but_never_link_it() {
         &format!("{} && touch done.txt", EDITS[8].0),
         "Tidy plans.toml",
         "",
-        "",
+        "allow_protected = [\"plans.toml\"]",
     );
     let main = repo.rev("main");
     let (code, out, err) = repo.run(&["up", "--json"]);
@@ -385,8 +386,8 @@ impl Snapshot {
     }
 }
 
-/// A branch that changes a trusted file no task names: `orch merge` refuses it (exit 4, the
-/// file named, nothing moved); with `--allow-protected` it lands. Seen failing on main: each
+/// A branch that changes a trusted file that no `allow_protected` allows: `orch merge` refuses
+/// it (exit 4, the file named, nothing moved); with `--allow-protected` it lands. Seen failing on main: each
 /// was merged at once.
 #[test]
 fn trusted_orch_merge_lands_an_unnamed_change_only_when_the_lead_allows_it() {
@@ -447,7 +448,8 @@ fn trusted_orch_merge_never_lands_a_link_at_a_trusted_path() {
 }
 
 /// The merge train (`auto_merge`): a plan-mode agent's own commit of its plan file (a task
-/// added) and of `.gitmodules`, which no task names, is refused; `main` is as it was. Seen
+/// added) and of `.gitmodules`, which no `allow_protected` allows, is refused; `main` is as it
+/// was. Seen
 /// failing on main: both were merged.
 #[test]
 fn trusted_the_merge_train_leaves_an_unnamed_change_to_a_person() {

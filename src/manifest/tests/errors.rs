@@ -332,6 +332,25 @@ fn each_error_has_its_location() {
             10,
             "also the branch of plan `a` (line 2)",
         ),
+        // `allow_protected`: `protect`'s globs, in `[defaults]` and `[[plan]]`
+        (
+            format!("{PLAN_A}allow_protected = [\"../plans.toml\"]\n"),
+            4,
+            20,
+            "`plan.allow_protected` entry `../plans.toml` leaves the repository",
+        ),
+        (
+            "[defaults]\nallow_protected = [\"ci/[\"]\n".into(),
+            2,
+            20,
+            "`defaults.allow_protected` entry `ci/[` is not a valid glob",
+        ),
+        (
+            format!("{PLAN_A}allow_protected = \"plans.toml\"\n"),
+            4,
+            19,
+            "must be an array of strings",
+        ),
     ];
     let repo = Repo::new();
     for (manifest, line, col, fragment) in &cases {

@@ -197,7 +197,8 @@ impl Ctx<'_> {
     }
 
     /// Refuses (exit 4) a group one of whose plans' branches changes what a later run trusts in
-    /// its own repository with no task of it naming the file (unless `allow_protected`), or
+    /// its own repository that its plan's `allow_protected` key does not allow (unless
+    /// `allow_protected`: `--allow-protected`), or
     /// puts a symbolic link there (always), naming plan, repository and file
     /// ([`crate::merge::trusted::refusal_of`]).
     pub(crate) fn trusted(

@@ -124,8 +124,9 @@ fn land(
         home: &home,
         strategy: manifest.defaults.merge_strategy,
     };
-    // No person looks at what the train lands: what a later run trusts, changed by no task
-    // that names it, is left to one (`orch merge --allow-protected` after a review).
+    // No person looks at what the train lands: what a later run trusts, changed where the
+    // plan's `allow_protected` does not allow it, is left to one (`orch merge
+    // --allow-protected` after a review).
     ctx.land(group, ws, false, resolver, &mut |_| {})
 }
 

@@ -39,8 +39,8 @@ pub(crate) enum Landed {
     AlreadyIn,
     /// Nothing moved (or what moved was put back): why.
     Refused(String),
-    /// A plan's branch changes what a later run trusts in its repository with no task naming
-    /// the file, or puts a link there ([`crate::merge::trusted`]): nothing moved; exit 4.
+    /// A plan's branch changes what a later run trusts in its repository that its
+    /// `allow_protected` does not allow, or puts a link there ([`crate::merge::trusted`]): nothing moved; exit 4.
     Protected(CliError),
     /// A plan's merge conflicts in its repository: nothing moved.
     Conflict(Unbuilt),

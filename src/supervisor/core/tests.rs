@@ -62,6 +62,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         paths: Vec::new(),
         paths_at: Vec::new(),
         protect: None,
+        allow_protected: None,
         best_of: Default::default(),
         resolve: None,
         resolve_verify: false,

@@ -220,8 +220,8 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             target, max_agents, agent, timeout, retries, verify, merge_strategy, auto_merge,
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
             grace, backoff, log_dir, log_max, setup, copy, templates, executor, check, budget, remote,
-            ports, integrate, integrate_feedback, sandbox, protect, warm, submodules,
-            best_of, resolve, resolve_verify, verify_all,
+            ports, integrate, integrate_feedback, sandbox, protect, allow_protected, warm,
+            submodules, best_of, resolve, resolve_verify, verify_all,
         ],
         // `review`: read by `orch pr --watch`, nothing of a run's.
         skip [review]
@@ -240,7 +240,8 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
-            protect, best_of, resolve, resolve_verify, hosts, repo, land_with, fallback,
+            protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
+            fallback,
         ],
         skip [name, abs_file, line, paths_at, review]
     );

@@ -328,14 +328,17 @@ pub(crate) fn outside_paths(
 }
 
 /// The failure's cause when task `t`'s changes in the worktree `tree` (best of N: an attempt's
-/// own) touch a protected path its own text does not name: `changed protected paths:
-/// tests/x.rs`; or put a symbolic link at one, or at a directory above one, whatever its text
-/// names: `a symbolic link at a protected path: plans.toml …`. Protected: what a later run
+/// own) touch a protected path its plan's `allow_protected` does not allow: `changed protected
+/// paths: tests/x.rs`; or put a symbolic link at one, or at a directory above one, whatever is
+/// allowed: `a symbolic link at a protected path: plans.toml …`. Protected: what a later run
 /// trusts, always ([`crate::manifest::Guarded`]: `plans.toml`, the plan files, the prompt
 /// templates, `.gitmodules`, the clients' settings, and the program and script of every command
 /// line, found in the plan's base or made by the task); and the plan's `protect` globs. The
 /// other files a command line names (the data handed to it: `data/expected.txt` of
 /// `sh ci/compare.sh data/expected.txt`) are the task's to change unless `protect` names them.
+/// Only the manifest exempts a path (`allow_protected`, a person's word), never the task's
+/// text: an agent wrote it or could have shaped it (a plan file it landed, a review round that
+/// quotes its diff).
 /// Its changes: those not committed and, with `since`, those
 /// `branch` committed since it met `since` (an agent that commits its work itself).
 ///
@@ -349,6 +352,7 @@ pub(super) fn protected_changes_in(
     let protection = Protection {
         guarded: &plan.guarded,
         protect: plan.entry.protect.as_ref(),
+        allowed: plan.entry.allow_protected.as_ref(),
         base: &plan.base,
         repo_root: &plan.repo_root,
     };
@@ -356,11 +360,13 @@ pub(super) fn protected_changes_in(
 }
 
 /// What the protected-paths check of a task's work looks at: what a later run trusts
-/// (`guarded`), the plan's `protect` globs, the commit where the plan's work started (`base`;
-/// empty or unreadable: the worktree's HEAD) and the repository's root.
+/// (`guarded`), the plan's `protect` globs, its `allow_protected` globs (what its tasks may
+/// change all the same), the commit where the plan's work started (`base`; empty or
+/// unreadable: the worktree's HEAD) and the repository's root.
 pub(crate) struct Protection<'a> {
     pub(crate) guarded: &'a crate::manifest::Guarded,
     pub(crate) protect: Option<&'a crate::manifest::Protect>,
+    pub(crate) allowed: Option<&'a crate::manifest::Protect>,
     pub(crate) base: &'a str,
     pub(crate) repo_root: &'a std::path::Path,
 }
@@ -379,15 +385,8 @@ pub(crate) fn protected_changes(
             tree.display()
         )
     };
-    // The task's own text, without its `(check: …)` clause (which names the check's files).
-    let mut text = t.description.clone();
-    if let Some(start) = text.find("(check:") {
-        let end = text[start..]
-            .find(')')
-            .map_or(text.len(), |e| start + e + 1);
-        text.replace_range(start..end, "");
-    }
-    let named = |path: &str| text.contains(path) || t.body.contains(path);
+    // A person's exemption in the manifest; nothing the task's text says.
+    let allowed = |path: &str| p.allowed.is_some_and(|a| a.matches(path));
     let committed = match since {
         Some(since) => git::changed_files(tree, branch, since).map_err(|e| cannot(&e))?,
         None => Vec::new(),
@@ -397,7 +396,7 @@ pub(crate) fn protected_changes(
     let links = git::new_links_at(tree, p.base, &found.trusted).map_err(|e| cannot(&e))?;
     if !links.is_empty() {
         return Ok(Some(format!(
-            "a symbolic link at a protected path: {} (orch never takes a link there, whatever the task's text names)",
+            "a symbolic link at a protected path: {} (orch never takes a link there, whatever `allow_protected` says)",
             links.join(", ")
         )));
     }
@@ -406,7 +405,7 @@ pub(crate) fn protected_changes(
     let exact = found.trusted;
     let mut hit: Vec<String> = Vec::new();
     let mut add = |found: &mut dyn Iterator<Item = String>| {
-        for c in found.filter(|c| !named(c)) {
+        for c in found.filter(|c| !allowed(c)) {
             if !hit.contains(&c) {
                 hit.push(c);
             }
