@@ -75,6 +75,8 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
             // orch's private directory (its SSH connections' control sockets) is out of sight
             // before the file rules forbid the mount that hides it.
             crate::sandbox::hide_private_root()?;
+            // No capability survives into the agent, root's included.
+            crate::sandbox::drop_all_capabilities()?;
             restrict(rules)
         }
         None => Ok(()),

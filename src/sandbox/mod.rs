@@ -18,7 +18,9 @@ mod exec;
 mod private;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
-pub(crate) use private::{hide_private_root, make_private_root, private_root};
+pub(crate) use private::{
+    drop_all_capabilities, hide_private_root, make_private_root, private_root,
+};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

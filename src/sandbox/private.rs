@@ -92,6 +92,42 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
     })
 }
 
+/// Gives up every capability this process could pass to what it runs: all of the bounding set
+/// (so that root's next `exec` grants none, `CAP_DAC_READ_SEARCH` included: with it
+/// `open_by_handle_at` opens a directory behind the mount that hides it), the ambient and the
+/// inheritable sets. Where this process may not (a user that is not root, outside a namespace of
+/// its own) it has none to give. Run after the steps that need them (the namespaces, the mount)
+/// and before the file rules.
+pub(crate) fn drop_all_capabilities() -> Result<(), String> {
+    use rustix::thread::CapabilitySet as C;
+    let mut failed = None;
+    let all: Vec<C> = C::all()
+        .iter()
+        .filter(|c| *c != C::SETPCAP)
+        .chain([C::SETPCAP])
+        .collect();
+    for c in all {
+        if let Err(e) = rustix::thread::remove_capability_from_bounding_set(c)
+            && e != rustix::io::Errno::INVAL
+            && failed.is_none()
+        {
+            failed = Some(e);
+        }
+    }
+    let _ = rustix::thread::clear_ambient_capability_set();
+    if let Ok(mut sets) = rustix::thread::capabilities(None) {
+        sets.inheritable = C::empty();
+        let _ = rustix::thread::set_capabilities(None, sets);
+    }
+    match failed {
+        // Without CAP_SETPCAP there is nothing to drop: an exec grants such a process none.
+        Some(e) if nix::unistd::geteuid().is_root() && e != rustix::io::Errno::PERM => {
+            Err(format!("cannot drop the capabilities: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,40 @@ for c in $cands; do
   done
 done
 echo "tried $n" >> $log
+# The directory behind the mount that hides it, opened by its inode (`open_by_handle_at`, which
+# needs CAP_DAC_READ_SEARCH: a root agent that kept its capabilities had it).
+grep CapEff /proc/self/status >> $log
+python3 - "$mark" >> $log 2>&1 <<'PY'
+import ctypes, os, struct, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+uid = os.geteuid()
+for parent, name in (("/tmp", "orch-%d" % uid), ("/run/user/%d" % uid, "orch")):
+    try:
+        ino = next(d.inode() for d in os.scandir(parent) if d.name == name)
+    except Exception:
+        continue
+    root = os.open("/", os.O_RDONLY)
+    for kind in (1, 2):
+        handle = ctypes.create_string_buffer(struct.pack("<IiII", 8, kind, ino & 0xffffffff, 0), 16)
+        fd = libc.open_by_handle_at(root, handle, os.O_RDONLY | os.O_DIRECTORY)
+        if fd < 0:
+            print("open_by_handle_at", parent, kind, "errno", ctypes.get_errno())
+            continue
+        for d in os.listdir("/proc/self/fd/%d" % fd):
+            try:
+                names = os.listdir("/proc/self/fd/%d/%s" % (fd, d))
+            except Exception:
+                continue
+            for s in names:
+                p = "/proc/%d/fd/%d/%s/%s" % (os.getpid(), fd, d, s)
+                r = subprocess.run(["/usr/bin/ssh", "-F", "/dev/null", "-o", "ControlMaster=no",
+                    "-o", "ControlPath=" + p, "-o", "ProxyCommand=/bin/false", "-o", "BatchMode=yes",
+                    "orch-hijack", "touch '%s'" % sys.argv[1]], stdin=subprocess.DEVNULL,
+                    capture_output=True, pass_fds=(fd,))
+                print("try", p)
+                if r.returncode == 0:
+                    print("HIJACKED through", p)
+PY
 echo done > done
 "#;
 
@@ -156,6 +190,11 @@ fn a_confined_agent_cannot_reach_the_hosts_through_orchs_shared_connections() {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
         assert!(tried > 0, "network {network}: nothing was tried: {log}");
+        // No capability (root's included) survives into a confined agent.
+        assert!(
+            log.contains("CapEff:\t0000000000000000"),
+            "network {network}: the agent kept capabilities: {log}"
+        );
         // Both plans did their work: the run was a real one.
         assert_eq!(out.status.code(), Some(0), "network {network}: {err}");
         assert!(
