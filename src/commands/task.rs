@@ -209,7 +209,13 @@ fn commit_task(
         }
         let message =
             crate::supervisor::context::commit_message(&lp.name, &lp.plan, id, &task.description);
-        let info = crate::git::commit_all(worktree, &message).map_err(|e| {
+        // orch's own directories are never staged (those of the manifest's repository, else
+        // their defaults).
+        let own = match protection {
+            Some(p) => p.guarded.own.clone(),
+            None => crate::manifest::own_dirs_of(None, worktree),
+        };
+        let info = crate::git::commit_all_except(worktree, &message, &own).map_err(|e| {
             CliError::new(exit::FAILURE, e)
                 .with_hint("the task is not marked done; fix the worktree and report it again")
         })?;

@@ -24,20 +24,57 @@ pub(crate) struct CommitInfo {
 /// Stages every change in the worktree (new, modified, deleted; respecting `.gitignore`, as
 /// `git add -A`) and commits it on HEAD (the plan branch) with `message`; makes an EMPTY commit if
 /// nothing changed, so that history maps 1:1 onto tasks.
+#[cfg(test)]
 pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, GitError> {
-    commit_in(&open(worktree)?, worktree, message, true, &mut None, None)
+    commit_in(
+        &open(worktree)?,
+        worktree,
+        message,
+        (true, &[]),
+        &mut None,
+        None,
+    )
+}
+
+/// [`commit_all`] that leaves orch's own directories `own` out of what it stages
+/// ([`crate::manifest::Guarded::own`]), whatever the ignore rules say, and refuses a tree with a
+/// file or a link where a directory above one goes.
+pub(crate) fn commit_all_except(
+    worktree: &Path,
+    message: &str,
+    own: &[String],
+) -> Result<CommitInfo, GitError> {
+    commit_in(
+        &open(worktree)?,
+        worktree,
+        message,
+        (true, own),
+        &mut None,
+        None,
+    )
 }
 
 /// [`commit_all`] onto `branch` (orch's record of what the worktree holds): its tip is the
 /// parent and only `refs/heads/<branch>` moves (compare-and-swap), whatever the worktree's `HEAD`
 /// says.
+///
+/// orch's own directories `own` are left out of what it stages, whatever the ignore rules say
+/// (see [`commit_all_except`]).
 pub(crate) fn commit_all_on(
     worktree: &Path,
     branch: &str,
     message: &str,
+    own: &[String],
 ) -> Result<CommitInfo, GitError> {
     let repo = open(worktree)?;
-    commit_in(&repo, worktree, message, true, &mut None, Some(branch))
+    commit_in(
+        &repo,
+        worktree,
+        message,
+        (true, own),
+        &mut None,
+        Some(branch),
+    )
 }
 
 /// A repository kept open for the commits of one work tree (a plan's worktree, one commit per
@@ -73,8 +110,9 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
+        own: &[String],
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, true)
+        self.commit_on(worktree, branch, message, (true, own))
     }
 
     /// Commits onto `branch` (see [`commit_all_on`]) with its tip's own tree: an empty commit
@@ -87,7 +125,7 @@ impl CommitRepo {
         branch: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, false)
+        self.commit_on(worktree, branch, message, (false, &[]))
     }
 
     fn commit_on(
@@ -95,7 +133,7 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
-        stage: bool,
+        stage: (bool, &[String]),
     ) -> Result<CommitInfo, GitError> {
         let f = |repo: &Repository, who: &mut Option<(String, String)>| {
             commit_in(repo, worktree, message, stage, who, Some(branch))
@@ -136,11 +174,13 @@ fn committer(
     Ok(sig)
 }
 
+/// `stage`: whether the work tree is staged (else the parent's tree is committed again), and
+/// orch's own directories, never staged.
 fn commit_in(
     repo: &Repository,
     worktree: &Path,
     message: &str,
-    stage: bool,
+    (stage, own): (bool, &[String]),
     who: &mut Option<(String, String)>,
     branch: Option<&str>,
 ) -> Result<CommitInfo, GitError> {
@@ -155,7 +195,7 @@ fn commit_in(
         _ => {
             // Never staged with a nested repository in the tree: git would read its config.
             super::nested::check(worktree)?;
-            stage_with_cli(worktree).map_err(stage_error)?;
+            stage_with_cli(worktree, own).map_err(stage_error)?;
             // git's own tree writer: its cache of the index's trees (kept by `git add`) writes
             // only the directories that changed, where libgit2 would first parse the whole
             // index (10 MB at 100,000 files).
@@ -171,6 +211,15 @@ fn commit_in(
         .transpose()
         .map_err(commit_error)?;
     refuse_new_gitlinks(repo, worktree, parent_tree.as_ref(), &tree)?;
+    // Left out when staged; a file or a link where a directory above one goes is refused.
+    let found = super::own::own_changes_between(repo, parent_tree.as_ref(), &tree, own)
+        .map_err(commit_error)?;
+    if !found.is_empty() {
+        return Err(GitError::OwnDirectories {
+            path: worktree.to_path_buf(),
+            found,
+        });
+    }
     let files_changed = if parent_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         0
     } else {
@@ -396,11 +445,33 @@ fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
 /// twice as fast on a large tree (0.24 s against 0.49 s for one changed file among 100,000,
 /// benches/worktrees.rs), and every task's commit pays it. It keeps a sparse worktree's entries
 /// outside the cone (their `skip-worktree` bits) and runs the repository's clean filters.
-fn stage_with_cli(worktree: &Path) -> Result<(), git2::Error> {
+///
+/// orch's own directories `own` are left out by pathspec: whatever a `.gitignore` says of them
+/// (`!.orch/` overrides `.git/info/exclude`), nothing there is staged.
+fn stage_with_cli(worktree: &Path, own: &[String]) -> Result<(), git2::Error> {
+    // A directory of orch's below a link or a file in the tree holds nothing git would stage
+    // (and git refuses a pathspec beyond a link): only those that are directories are named.
+    let is_dir = |d: &String| {
+        crate::manifest::ancestors(d)
+            .chain(std::iter::once(d.as_str()))
+            .all(|a| std::fs::symlink_metadata(worktree.join(a)).is_ok_and(|m| m.is_dir()))
+    };
+    let mut args: Vec<String> = vec!["add".into(), "-A".into()];
+    let excluded: Vec<&String> = own.iter().filter(|d| is_dir(d)).collect();
+    if !excluded.is_empty() {
+        args.push("--".into());
+        args.push(":(top)".into());
+        args.extend(
+            excluded
+                .iter()
+                .map(|d| format!(":(top,exclude,literal){d}")),
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut pause = STAGE_PAUSE;
     let mut last = String::new();
     for _ in 0..STAGE_ATTEMPTS {
-        match super::cli::run(worktree, &["add", "-A"]) {
+        match super::cli::run(worktree, &args) {
             Ok(_) => return Ok(()),
             Err(e) => last = e.to_string(),
         }

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use super::GitError;
 
 /// The file at the repository root listing extra paths to copy into new worktrees.
-pub(crate) const WORKTREE_INCLUDE: &str = ".worktreeinclude";
+pub(crate) const WORKTREE_INCLUDE: &str = crate::manifest::WORKTREE_INCLUDE;
 
 /// The paths to copy into a new worktree: `copy`, then the entries of `.worktreeinclude`, expanded
 /// (`*` and `?` in the last component) and limited to those that exist.
@@ -156,6 +156,13 @@ pub(super) fn copy_into(root: &Path, worktree: &Path, rel: &Path) -> Result<bool
         to: to.clone(),
         source,
     })?;
+    // Nor from beneath a link of the main checkout that the repository tracks (one a landed
+    // branch made, pointing anywhere: `~/.ssh`): orch copies outside any sandbox.
+    refuse_tracked_link_above(root, rel).map_err(|source| GitError::Copy {
+        from: from.clone(),
+        to: to.clone(),
+        source,
+    })?;
     if fs::symlink_metadata(&to).is_ok() {
         return Ok(false);
     }
@@ -167,6 +174,48 @@ pub(super) fn copy_into(root: &Path, worktree: &Path, rel: &Path) -> Result<bool
     }
     copy_recursive(&from, &to)?;
     Ok(true)
+}
+
+/// An error naming the first directory above `rel` in the main checkout `root` that is a
+/// symbolic link the repository's index tracks as one (a link committed, landed from a branch);
+/// a link of your own there (not tracked) is yours to follow.
+fn refuse_tracked_link_above(root: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut above = PathBuf::new();
+    let parts: Vec<Component<'_>> = rel.components().collect();
+    let mut index: Option<git2::Index> = None;
+    for c in parts.iter().take(parts.len().saturating_sub(1)) {
+        above.push(c);
+        let Ok(meta) = fs::symlink_metadata(root.join(&above)) else {
+            return Ok(());
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        if index.is_none() {
+            index = Some(
+                super::worktree::open_main(root)
+                    .and_then(|r| {
+                        r.index().map_err(|source| GitError::Open {
+                            path: root.to_path_buf(),
+                            source,
+                        })
+                    })
+                    .map_err(std::io::Error::other)?,
+            );
+        }
+        let tracked = index
+            .as_ref()
+            .and_then(|i| i.get_path(&above, 0))
+            .is_some_and(|e| e.mode == 0o120_000);
+        if tracked {
+            return Err(std::io::Error::other(format!(
+                "`{}` is a symbolic link committed in the repository, which orch does not copy from beneath (remove it, or copy from where it points)",
+                root.join(&above).display()
+            )));
+        }
+        return Ok(());
+    }
+    Ok(())
 }
 
 fn copy_recursive(from: &Path, to: &Path) -> Result<(), GitError> {

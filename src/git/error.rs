@@ -185,6 +185,14 @@ pub enum GitError {
         found = crate::diagnostic::path_list(found, 5)
     )]
     Nested { path: PathBuf, found: Vec<String> },
+    /// The commit would change orch's own directories (its state, worktrees and logs) or put a
+    /// file or a link at a directory above one: nothing is committed.
+    #[error(
+        "changed orch's own directories in `{path}`: {found} (orch never commits a change there; nothing is committed)",
+        path = path.display(),
+        found = crate::diagnostic::path_list(found, 5)
+    )]
+    OwnDirectories { path: PathBuf, found: Vec<String> },
     /// Reading or writing `.git/info/exclude` failed.
     #[error("cannot update `{path}`: {source}", path = path.display())]
     Exclude {

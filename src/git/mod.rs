@@ -23,6 +23,7 @@ mod merge;
 pub(crate) mod merge_tree;
 mod named;
 mod nested;
+mod own;
 mod pool;
 mod programs;
 mod refs;
@@ -51,9 +52,11 @@ pub(crate) use cli::{
 };
 #[cfg(test)]
 use commit::CommitInfo;
+#[cfg(test)]
+pub(crate) use commit::commit_all;
 pub(crate) use commit::{
-    CommitRepo, RecentCommit, commit_all, commit_all_on, dirty_paths, dirty_paths_among, head_of,
-    is_dirty, recent_commits, save_and_reset, undo_attempt_commits,
+    CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
+    head_of, is_dirty, recent_commits, save_and_reset, undo_attempt_commits,
 };
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;
@@ -68,6 +71,7 @@ pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_comm
 pub(in crate::git) use named::protected_in;
 pub(crate) use named::{Protected, changed_since_fork, new_links_at, protected_at};
 pub(crate) use nested::{check as check_nested, nested_in};
+pub(crate) use own::{own_changes_in, own_changes_since_fork};
 pub use pool::remove_pool;
 pub use pool::take_pool_tree;
 pub(crate) use pool::{remove_tree_locks, task_tree_path};

@@ -185,6 +185,9 @@ pub(crate) struct TrustedChanges {
     /// The links the tip holds at a protected path or at a directory above one, where the fork
     /// did not hold that link: never landed, whatever is allowed.
     pub(crate) links: Vec<String>,
+    /// What the branch changes at or below orch's own directories, or at a directory above one
+    /// ([`Guarded::own`]): never landed, whatever a task names or a person allows.
+    pub(crate) own: Vec<String>,
 }
 
 /// [`TrustedChanges`] of `branch` (none when it does not exist): `guarded` resolved where the
@@ -225,8 +228,13 @@ pub(crate) fn changed_since_fork(
             }
         }
     }
+    let own =
+        super::own::own_changes_between(&repo, Some(&base), &tip, &guarded.own).map_err(|e| {
+            format!("cannot read what `{branch}` changes of orch's own directories: {e}")
+        })?;
     Ok(TrustedChanges {
         changed: changed_between(&base, &tip, &paths),
         links,
+        own,
     })
 }

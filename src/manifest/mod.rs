@@ -66,4 +66,6 @@ pub(crate) use repos::{HOME as HOME_REPO, env_var as repo_env_var, repo_name};
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
 pub(crate) use spans::Spelled;
 pub(crate) use targets::{PlanShape, check_targets};
-pub(crate) use trusted::{Gate, Guarded, ancestors, files_of};
+pub(crate) use trusted::{
+    Gate, Guarded, WORKTREE_INCLUDE, ancestors, files_of, own_dirs_of, own_path,
+};

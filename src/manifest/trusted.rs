@@ -15,8 +15,8 @@ use crate::plan::Plan;
 pub(crate) struct Guarded {
     /// Paths relative to the repository root (`/`-separated), each a file or a directory whose
     /// every file is protected: `plans.toml`, every plan file it names, the prompt templates
-    /// (`<templates>/task.md`, `plan.md`), `.gitmodules`, and the agent clients' project
-    /// settings ([`CLIENT_PROJECT_FILES`]).
+    /// (`<templates>/task.md`, `plan.md`), `.gitmodules`, `.worktreeinclude`, and the agent
+    /// clients' project settings ([`CLIENT_PROJECT_FILES`]).
     pub(crate) files: Vec<String>,
     /// The command lines orch runs as gates or hooks, whose program and script
     /// ([`program_words`]) are protected where they are files of the repository: `check`
@@ -28,6 +28,12 @@ pub(crate) struct Guarded {
     /// Each agent's command (a resolver's included): its program and script are protected; the
     /// files it is handed are the agent's work, never protected for it.
     pub(crate) agents: Vec<Vec<String>>,
+    /// orch's own directories in the repository (`state_dir`, `worktree_root`, `log_dir`, as
+    /// the manifest sets them; `/`-separated, relative to its root): no commit orch makes and
+    /// no landing takes a tree that changes an entry at or below one, or that puts a file or a
+    /// link at a directory above one (`.orch`), whatever a task names, `protect` or
+    /// `--allow-protected` say ([`own_path`]).
+    pub(crate) own: Vec<String>,
 }
 
 /// The files of a repository that an agent client reads as its configuration when a person
@@ -55,6 +61,10 @@ pub(crate) const CLIENT_PROJECT_FILES: [&str; 15] = [
 
 /// The file that decides which submodules a checkout has (and from where).
 pub(crate) const GITMODULES: &str = ".gitmodules";
+
+/// The file at the repository root listing what orch copies from the main checkout into each
+/// new worktree (beside `copy`): what an agent there may then read, `sandbox_deny_read` or not.
+pub(crate) const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 
 impl Guarded {
     fn add(&mut self, argv: &[String]) {
@@ -90,6 +100,34 @@ impl Guarded {
             }
         }
         out
+    }
+}
+
+/// Whether the repository path `path` is at or below one of orch's directories `own`
+/// ([`Guarded::own`]), or is a directory above one (`.orch` of `.orch/state`).
+pub(crate) fn own_path(own: &[String], path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    own.iter().any(|d| {
+        path == d
+            || path
+                .strip_prefix(d.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+            || d.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+    })
+}
+
+/// orch's own directories (`worktree_root`, `state_dir`, `log_dir`) in the repository at
+/// `repo_root` of `manifest`, or their defaults without one (orch used as a tracker).
+pub(crate) fn own_dirs_of(manifest: Option<&super::Manifest>, repo_root: &Path) -> Vec<String> {
+    match manifest {
+        Some(m) => m.own_dirs(repo_root),
+        None => {
+            let d = super::model::Defaults::default();
+            [d.worktree_root, d.state_dir, d.log_dir]
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect()
+        }
     }
 }
 
@@ -241,7 +279,7 @@ impl super::Manifest {
             .iter()
             .chain(self.plans.iter().map(|p| &p.abs_file))
             .filter_map(|p| rel(p))
-            .chain(std::iter::once(GITMODULES.to_string()))
+            .chain([GITMODULES, WORKTREE_INCLUDE].map(str::to_string))
             .chain(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()))
         {
             if !files.contains(&f) {
@@ -252,6 +290,7 @@ impl super::Manifest {
             files,
             commands: Vec::new(),
             agents: Vec::new(),
+            own: self.own_dirs(repo_root),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
         // gate changes what a later run of that plan trusts.
@@ -288,6 +327,42 @@ impl super::Manifest {
             }
         }
         g
+    }
+}
+
+impl super::Manifest {
+    /// orch's own directories in the repository at `repo_root` (`worktree_root`, `state_dir`,
+    /// `log_dir`), `/`-separated, relative to its root: the manifest's own repository has them
+    /// below the manifest's directory, another repository (`[[repo]]`) at the same relative
+    /// places below its work dir.
+    pub(crate) fn own_dirs(&self, repo_root: &Path) -> Vec<String> {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let root = abs(repo_root);
+        let mut out: Vec<String> = Vec::new();
+        for d in [
+            &self.defaults.worktree_root,
+            &self.defaults.state_dir,
+            &self.defaults.log_dir,
+        ] {
+            let here = abs(&self.root.join(d));
+            let rel = match here.strip_prefix(&root) {
+                Ok(r) => r.to_path_buf(),
+                Err(_) if d.is_relative() => d.clone(),
+                Err(_) => continue,
+            };
+            let parts: Vec<String> = rel
+                .components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            let s = parts.join("/");
+            if !s.is_empty() && !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
     }
 }
 
@@ -496,6 +571,7 @@ mod tests {
             "orch/templates/plan.md".to_string(),
             "docs/plans/p.md".to_string(),
             ".gitmodules".to_string(),
+            ".worktreeinclude".to_string(),
         ];
         want.extend(CLIENT_PROJECT_FILES.iter().map(|f| (*f).to_string()));
         assert_eq!(g.files, want);
@@ -533,7 +609,7 @@ mod tests {
         assert!(!paths.contains(&"shared.txt".to_string()), "{paths:?}");
         // A manifest outside the repository guards no file of it (the rest stays).
         let outside = m.guarded(&repo.join("elsewhere"), None).files;
-        assert_eq!(outside[0], ".gitmodules");
-        assert_eq!(&outside[1..], CLIENT_PROJECT_FILES);
+        assert_eq!(outside[..2], [".gitmodules", ".worktreeinclude"]);
+        assert_eq!(&outside[2..], CLIENT_PROJECT_FILES);
     }
 }

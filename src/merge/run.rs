@@ -420,8 +420,10 @@ impl MergeRun {
         verify: Option<&Verify>,
         warn: &mut dyn FnMut(String),
     ) -> Result<(Step, bool), MergeError> {
+        let own = crate::manifest::own_dirs_of(ws.manifest.as_ref(), &self.repo_root);
         let req = StepRequest {
             repo_root: &self.repo_root,
+            own: &own,
             target: &self.target,
             plan: p.name(),
             branch: p.branch(),

@@ -20,6 +20,9 @@ pub(crate) const ARCHIVE_PREFIX: &str = "orch/archive";
 pub(crate) struct StepRequest<'a> {
     /// The main repository's work dir.
     pub(crate) repo_root: &'a Path,
+    /// orch's own directories there ([`crate::manifest::Guarded::own`]): never written by the
+    /// landing's checkout.
+    pub(crate) own: &'a [String],
     pub(crate) target: &'a str,
     pub(crate) plan: &'a str,
     pub(crate) branch: &'a str,
@@ -142,7 +145,7 @@ pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
             "orch merge: plan `{}` ({}, {})",
             req.plan, req.branch, req.strategy
         );
-        match move_target(req.repo_root, req.target, tip, candidate, &log)? {
+        match move_target(req.repo_root, req.target, (tip, candidate), req.own, &log)? {
             Moved::TargetMoved => continue,
             Moved::Done => {
                 tracing::debug!(plan = req.plan, commit = %candidate, "merge step: target moved");

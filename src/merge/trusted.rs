@@ -4,7 +4,9 @@
 //! the plan's `allow_protected` does not allow is left to a person (`orch merge
 //! --allow-protected` after a review, or the path added to `allow_protected`): only a person's
 //! word exempts a path, never a task's text (an agent wrote it or could have shaped it); a
-//! symbolic link at one of those paths, or at a directory above one, is never landed.
+//! symbolic link at one of those paths, or at a directory above one, is never landed;
+//! nor is anything at or below orch's own directories (`Guarded::own`: its state, worktrees and
+//! logs, or a file or link at `.orch`), whoever allows it.
 //!
 //! One rule for every landing: a plan alone ([`refusal_of`] of its landing, from `orch merge`'s run) and a group of
 //! plans of several repositories ([`refusal_of`], from
@@ -43,6 +45,9 @@ pub(crate) struct Unallowed {
     pub(crate) files: Vec<String>,
     /// Links at a protected path or above one: refused whatever is allowed.
     pub(crate) links: Vec<String>,
+    /// Paths at or below orch's own directories, or a file or link at a directory above one
+    /// ([`Guarded::own`]): refused whatever a person allows.
+    pub(crate) own: Vec<String>,
 }
 
 impl Unallowed {
@@ -128,7 +133,7 @@ pub(crate) fn unallowed_in(
             .into_iter()
             .filter(|f| !allowed(f) && !changes.links.contains(f))
             .collect();
-        if !files.is_empty() || !changes.links.is_empty() {
+        if !files.is_empty() || !changes.links.is_empty() || !changes.own.is_empty() {
             out.push(Unallowed {
                 plan: l.entry.name.clone(),
                 branch: l.entry.branch.clone(),
@@ -137,6 +142,7 @@ pub(crate) fn unallowed_in(
                 target: l.target.to_string(),
                 files,
                 links: changes.links,
+                own: changes.own,
             });
         }
     }
@@ -165,6 +171,23 @@ pub(crate) fn refusal_of(
 
 /// The refusal of `found` (`file`: the manifest's name, where `allow_protected` is written).
 fn refuse(found: &[Unallowed], allow_protected: bool, file: &str) -> CliResult<()> {
+    let own: Vec<String> = found
+        .iter()
+        .filter(|u| !u.own.is_empty())
+        .map(|u| format!("{} changes {}", u.who(), u.own.join(", ")))
+        .collect();
+    if !own.is_empty() {
+        return Err(CliError::new(
+            crate::exit::REFUSED,
+            anyhow::anyhow!(
+                "{}, inside orch's own directories (its state, worktrees and logs), which orch never lands, whatever `allow_protected` or `--allow-protected` says; nothing was merged",
+                own.join("; ")
+            ),
+        )
+        .with_hint(
+            "take those files off the plan branch (`git rm -r --cached` in its worktree, then commit), or move them out of orch's directories",
+        ));
+    }
     let links: Vec<String> = found
         .iter()
         .filter(|u| !u.links.is_empty())

@@ -552,7 +552,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
         let message = pc.commit_message(id, &task.description);
         match pc
             .commits
-            .commit_all_on(&pc.worktree, pc.branch(), &message)
+            .commit_all_on(&pc.worktree, pc.branch(), &message, &pc.guarded.own)
         {
             Ok(info) => opts.commit = Some(info.oid),
             Err(e) => {

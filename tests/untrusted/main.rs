@@ -20,6 +20,7 @@ mod git;
 mod history;
 mod links;
 mod network;
+mod own_dirs;
 mod processes;
 mod reads;
 mod recovery;

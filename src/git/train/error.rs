@@ -48,6 +48,13 @@ pub enum MergeError {
         target: String,
         files: Vec<String>,
     },
+    /// The landing would write at or below orch's own directories (its state, worktrees, logs)
+    /// or put a file or a link at a directory above one: never done, nothing written.
+    #[error(
+        "the landing on `{target}` would write inside orch's own directories (its state, worktrees and logs), which orch never does: {files}; nothing was written",
+        files = crate::diagnostic::path_list(files, 8)
+    )]
+    OwnDirectories { target: String, files: Vec<String> },
     /// Untracked files in the work tree that has the target checked out would be overwritten.
     #[error(
         "`{path}` has `{target}` checked out, and the merge would overwrite untracked files: {files}",
@@ -80,7 +87,9 @@ impl exit::Coded for MergeError {
             Self::Git(e) => e.exit_code(),
             Self::TargetMissing { .. } => exit::INVALID,
             Self::Interrupted { .. } => exit::INTERRUPTED,
-            Self::Dirty { .. } | Self::UntrackedInTheWay { .. } => exit::REFUSED,
+            Self::Dirty { .. } | Self::UntrackedInTheWay { .. } | Self::OwnDirectories { .. } => {
+                exit::REFUSED
+            }
             _ => exit::FAILURE,
         }
     }

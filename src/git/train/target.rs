@@ -116,11 +116,15 @@ pub(crate) enum Moved {
 /// checkout or a ref update that fails after the files started to change (a name the file system
 /// refuses, a file git will not write) puts that work tree back: the changed paths as `old` has
 /// them, what was made where nothing was removed, its index file's bytes as they were.
+///
+/// `own`: orch's own directories in the repository ([`crate::manifest::Guarded::own`]): a move
+/// whose work tree would change a path at or below one, or a file or link at a directory above
+/// one, is refused before anything is written, whatever let it through before.
 pub(crate) fn move_target(
     repo_root: &Path,
     target: &str,
-    old: Oid,
-    new: Oid,
+    (old, new): (Oid, Oid),
+    own: &[String],
     log: &str,
 ) -> Result<Moved, MergeError> {
     let repo = git::open(repo_root)?;
@@ -142,6 +146,17 @@ pub(crate) fn move_target(
         // differ between `old` and `new` change, so the checkout looks at those alone instead of
         // every file of the work tree.
         let changed = changed_paths(&repo, old, new)?;
+        let into_own: Vec<String> = changed
+            .iter()
+            .filter(|p| crate::manifest::own_path(own, p))
+            .cloned()
+            .collect();
+        if !into_own.is_empty() {
+            return Err(MergeError::OwnDirectories {
+                target: target.to_string(),
+                files: into_own,
+            });
+        }
         if !changed.is_empty() {
             let work = git::open(&path)?;
             let commit = work.find_commit(new).map_err(|source| MergeError::Read {

@@ -186,6 +186,11 @@ impl IntegrationSpec {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let own = self
+            .manifest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .own_dirs(&self.repo_root);
         let items: Vec<OrderItem> = plans.iter().map(|(p, _)| p.clone()).collect();
         let mut out = Vec::new();
         for i in merge_order(&items) {
@@ -193,6 +198,12 @@ impl IntegrationSpec {
             let Some(tip) = repo.branch_tip(branch)? else {
                 continue;
             };
+            // A branch that changes orch's own directories never lands: not tried either.
+            let own_changed =
+                crate::git::own_changes_since_fork(&self.repo_root, &self.target, branch, &own);
+            if !own_changed.is_ok_and(|c| c.is_empty()) {
+                continue;
+            }
             if !repo.contains(target_tip, tip, &format!("the history of `{branch}`"))? {
                 out.push(Candidate {
                     name: p.name.clone(),

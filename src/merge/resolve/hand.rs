@@ -36,11 +36,12 @@ pub(crate) fn dry_run_prompt(
     let entry = named(manifest, plan)?;
     let repo_root = repo_root_of(manifest, entry)?;
     let verify = verify_for(manifest, entry, &repo_root)?;
+    let own = manifest.own_dirs(&repo_root);
     let mut req = request(
         &ws,
         manifest,
         entry,
-        &repo_root,
+        (&repo_root, &own),
         verify.as_ref(),
         Why::Conflict,
     );
@@ -134,7 +135,7 @@ pub(crate) fn request<'a>(
     ws: &'a crate::workspace::Workspace,
     manifest: &'a Manifest,
     entry: &'a PlanEntry,
-    repo_root: &'a Path,
+    (repo_root, own): (&'a Path, &'a [String]),
     verify: Option<&'a Verify>,
     why: Why,
 ) -> ResolveRequest<'a> {
@@ -142,6 +143,7 @@ pub(crate) fn request<'a>(
     ResolveRequest {
         step: StepRequest {
             repo_root,
+            own,
             target: manifest.target_of(entry),
             plan: &entry.name,
             branch: &entry.branch,
@@ -203,11 +205,12 @@ pub(crate) fn resolve_by_hand(
     if onto.is_none() && !plan_conflicts(&repo, manifest, entry)? {
         return Ok(None);
     }
+    let own = manifest.own_dirs(&repo_root);
     let mut req = request(
         ws,
         manifest,
         entry,
-        &repo_root,
+        (&repo_root, &own),
         verify.as_ref(),
         Why::Conflict,
     );
@@ -242,7 +245,15 @@ pub(crate) fn sync_resolving(
         else {
             return Ok((synced, None));
         };
-        let mut req = request(ws, &res.manifest, entry, repo_root, None, Why::Conflict);
+        let own = res.manifest.own_dirs(repo_root);
+        let mut req = request(
+            ws,
+            &res.manifest,
+            entry,
+            (repo_root, &own),
+            None,
+            Why::Conflict,
+        );
         req.step.target = branch;
         let resolved = match resolve(res, &req) {
             Ok(r) => r,

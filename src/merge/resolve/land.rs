@@ -53,8 +53,8 @@ impl Gates<'_> {
         match move_target(
             self.req.step.repo_root,
             self.req.step.branch,
-            self.c.ours,
-            commit,
+            (self.c.ours, commit),
+            self.req.step.own,
             &log,
         ) {
             Ok(Moved::Done) => Ok((commit.to_string(), verified_tree.map(|t| t.to_string()))),

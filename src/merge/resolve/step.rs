@@ -39,7 +39,14 @@ impl MergeRun {
             _ => return Ok((outcome, None)),
         };
         let is_verify = matches!(why, Why::Verify(_));
-        let mut r = request(ws, &res.manifest, entry, req.repo_root, req.verify, why);
+        let mut r = request(
+            ws,
+            &res.manifest,
+            entry,
+            (req.repo_root, req.own),
+            req.verify,
+            why,
+        );
         r.step.base = req.base;
         r.step.strategy = req.strategy;
         match super::resolve(res, &r)? {

@@ -380,7 +380,8 @@ impl Ctx<'_> {
         let mut moved: Vec<&Part> = Vec::new();
         for p in &moving {
             let log = format!("orch: land {} ({})", group.name(), p.plans.join(", "));
-            let why = match git::move_target(&p.root, &p.target, p.old, p.new, &log) {
+            let own = self.manifest.own_dirs(&p.root);
+            let why = match git::move_target(&p.root, &p.target, (p.old, p.new), &own, &log) {
                 Ok(Moved::Done) => {
                     moved.push(p);
                     pause_for_tests(&state, moved.len());
@@ -436,7 +437,15 @@ fn put_back(moved: &[&Part]) -> String {
     }
     let mut said = Vec::new();
     for p in moved.iter().rev() {
-        let back = git::move_target(&p.root, &p.target, p.new, p.old, "orch: put back a landing");
+        // Back to what the landing changed, no more: it changed nothing of orch's own
+        // directories (refused before it moved).
+        let back = git::move_target(
+            &p.root,
+            &p.target,
+            (p.new, p.old),
+            &[],
+            "orch: put back a landing",
+        );
         said.push(match back {
             Ok(Moved::Done) => format!("`{}` of `{}` put back", p.target, p.repo),
             Ok(Moved::TargetMoved) => format!(
@@ -512,8 +521,8 @@ pub(crate) fn recover(manifest: &Manifest, home: &Path) -> Vec<String> {
             let back = git::move_target(
                 &root,
                 &target,
-                new_id,
-                old_id,
+                (new_id, old_id),
+                &manifest.own_dirs(&root),
                 "orch: put back a landing stopped half way",
             );
             said.push(match back {

@@ -94,11 +94,12 @@ impl Ctx<'_> {
             }
         };
         let before = self.pins(group);
+        let own = self.manifest.own_dirs(&c.root);
         let mut req = resolve::request(
             ws,
             self.manifest,
             entry,
-            &c.root,
+            (&c.root, &own),
             verify.as_ref(),
             Why::Conflict,
         );

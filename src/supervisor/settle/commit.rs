@@ -138,10 +138,12 @@ fn commit_in_worktree(
         Some(oid) => oid,
         None => {
             let made = match changes {
-                Changes::Take => {
-                    plan.commits
-                        .commit_all_on(&plan.worktree, plan.branch(), &message)
-                }
+                Changes::Take => plan.commits.commit_all_on(
+                    &plan.worktree,
+                    plan.branch(),
+                    &message,
+                    &plan.guarded.own,
+                ),
                 Changes::Leave => {
                     plan.commits
                         .commit_unchanged_on(&plan.worktree, plan.branch(), &message)
@@ -230,7 +232,7 @@ pub(in crate::supervisor) fn commit_tree_as(
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
-            git::commit_all_on(tree, &branch, &message)
+            git::commit_all_on(tree, &branch, &message, &plan.guarded.own)
                 .map_err(|e| {
                     CommitError::Failed(format!(
                         "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",

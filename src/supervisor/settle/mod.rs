@@ -385,6 +385,15 @@ pub(crate) fn protected_changes(
             tree.display()
         )
     };
+    // orch's own directories (its state, worktrees, logs; a file or link at `.orch`): never
+    // committed, whatever is allowed or the ignore rules say.
+    let own = git::own_changes_in(tree, (branch, since), &p.guarded.own).map_err(|e| cannot(&e))?;
+    if !own.is_empty() {
+        return Ok(Some(format!(
+            "changed orch's own directories: {} (its state, worktrees and logs; orch never commits a change there, whatever is allowed)",
+            own.join(", ")
+        )));
+    }
     // A person's exemption in the manifest; nothing the task's text says.
     let allowed = |path: &str| p.allowed.is_some_and(|a| a.matches(path));
     let committed = match since {
