@@ -193,7 +193,7 @@ fn refuse_tracked_link_above(root: &Path, rel: &Path) -> std::io::Result<()> {
         }
         if index.is_none() {
             index = Some(
-                super::worktree::open_main(root)
+                super::open(root)
                     .and_then(|r| {
                         r.index().map_err(|source| GitError::Open {
                             path: root.to_path_buf(),
