@@ -140,6 +140,6 @@ fn main() {
 
 /// `<state_dir>/integration.json`, if a test ran.
 fn crate_report(dir: &Path) -> Option<serde_json::Value> {
-    let bytes = std::fs::read(dir.join(".orch/state/integration.json")).ok()?;
+    let bytes = std::fs::read(dir.join(".orch/state/.integration.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

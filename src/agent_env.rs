@@ -46,7 +46,7 @@ pub(crate) const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
 pub(crate) const ORCH_NETWORK: &str = "ORCH_NETWORK";
 
 /// Set by `orch up` for agents: the attempt's own report directory
-/// (`<state_dir>/reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
+/// (`<state_dir>/.reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
 /// the state directory a confined agent can write. `orch task done|fail|skip|start|reset` run
 /// with it set hands its report to the supervisor there and waits for the answer, instead of
 /// writing the status file (which the agent cannot write).

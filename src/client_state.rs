@@ -25,7 +25,7 @@ use crate::manifest::{KnownCli, StateHome};
 
 /// The directory under the state directory that holds the private copies (a name no plan can
 /// have: plan names begin with a letter or a digit, so no plan's status directory is this one).
-pub(crate) const DIR: &str = ".clients";
+pub(crate) const DIR: &str = crate::state_layout::CLIENTS.name;
 
 /// Where attempt `attempt` of `unit` (a task id, or `plan`) of plan `plan` keeps its client's
 /// state; `state_dir` is the run's state directory.

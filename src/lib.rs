@@ -29,6 +29,7 @@ pub(crate) mod prompt;
 pub(crate) mod review;
 pub mod sandbox;
 pub mod simulate;
+pub(crate) mod state_layout;
 pub mod status;
 pub(crate) mod supervisor;
 pub mod top;

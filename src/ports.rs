@@ -2,7 +2,7 @@
 //! (`[defaults]`, default 10) that no other worktree existing at the same time has, so that the
 //! dev servers and test databases of parallel agents do not collide.
 //!
-//! The blocks are kept in `<state_dir>/ports.json` (`{"<worktree path>": {"start": N, "size":
+//! The blocks are kept in `<state_dir>/.ports.json` (`{"<worktree path>": {"start": N, "size":
 //! M}}`), read and written under a lock on `<state_dir>/ports.lock`. A worktree keeps its block
 //! while its directory exists, so its setup command and its agents see the same value; the
 //! block of a worktree that is gone is given out again. Blocks start at [`FIRST_PORT`]. Whether
@@ -42,7 +42,7 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
         .map_err(|e| format!("cannot open `{}`: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
-    let path = state_dir.join("ports.json");
+    let path = crate::state_layout::PORTS.at(state_dir);
     let mut blocks: BTreeMap<String, Block> = read::whole(&path, read::STATE)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -73,7 +73,7 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     }
     blocks.insert(key, Block { start, size });
     let text = serde_json::to_vec_pretty(&blocks).map_err(|e| e.to_string())?;
-    let tmp = state_dir.join("ports.json.tmp");
+    let tmp = crate::state_layout::PORTS_TMP.path(state_dir);
     crate::links::write(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;

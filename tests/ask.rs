@@ -66,7 +66,7 @@ fn an_agent_asks_the_run_goes_on_and_an_answer_completes_the_task() {
     let mut did = ran(r);
     did.sort();
     assert_eq!(did, ["a-1.3 1", "b-1.1 1"]);
-    let log = std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("log");
+    let log = std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl")).expect("log");
     let ev = events(&log);
     let asked = named(&ev, "task_needs_input");
     assert_eq!(asked.len(), 1, "{asked:?}");

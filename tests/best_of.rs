@@ -653,7 +653,7 @@ fn simulate_models_the_attempts_slots_and_agent_time() {
 /// The forecasts' history of the run: each record's attempt and outcome, by attempt.
 fn history(repo: &Repo) -> Vec<(u64, String)> {
     let text =
-        std::fs::read_to_string(repo.root().join(".orch/state/history.jsonl")).unwrap_or_default();
+        std::fs::read_to_string(repo.root().join(".orch/state/.history.jsonl")).unwrap_or_default();
     let mut out: Vec<(u64, String)> = text
         .lines()
         .map(|l| {

@@ -55,7 +55,7 @@ fn ok(repo: &Repo, args: &[&str]) -> String {
 /// The events of `<state_dir>/events.jsonl`.
 fn log_events(repo: &Repo) -> Vec<Value> {
     let text =
-        std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("event log");
+        std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl")).expect("event log");
     text.lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()

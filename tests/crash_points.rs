@@ -248,7 +248,7 @@ fn kill_after_taking(repo: &Repo, first: &mut std::process::Child, gate: &Path) 
     });
     let lock = hold_status_lock(&status);
     std::fs::write(gate, "go").expect("gate");
-    let dir = repo.root().join(".orch/state/reports/p/1.1.1");
+    let dir = repo.root().join(".orch/state/.reports/p/1.1.1");
     wait_for("the supervisor to take the report", || {
         dir.join("report.taken.json").exists()
     });

@@ -249,7 +249,7 @@ fn a_fallback_that_fails_its_preflight_is_skipped_and_the_output_says_so() {
         );
     }
     // The failover passes over them to B, and says why each was skipped.
-    let log = std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("log");
+    let log = std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl")).expect("log");
     let ev = events(&log);
     let failovers = named(&ev, "agent_failover");
     assert_eq!(failovers.len(), 1, "{failovers:?}");

@@ -44,7 +44,7 @@ fn run_repo_with(mode: &str, extra: &str) -> (Repo, std::path::PathBuf) {
         "docs/plans/app.md",
         "# app\n\n## Phase 1: Work\n- [ ] 1.1 Call greet\n- [ ] 1.2 Take notes\n- [ ] 1.3 Tidy up\n",
     );
-    let events_file = repo.root().join(".orch/state/events.jsonl");
+    let events_file = repo.root().join(".orch/state/.events.jsonl");
     let command = toml_array(&[
         "sh".to_string(),
         fixtures().join("integrate_agent.sh").display().to_string(),

@@ -33,6 +33,7 @@ const LAYERS: &[&str] = &[
     "agent_output",
     "agent_env",
     "sandbox",
+    "state_layout",
     "color",
     "diagnostic",
     "duration",

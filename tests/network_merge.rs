@@ -206,7 +206,7 @@ fn the_merge_train_and_the_integration_preview_run_verify_confined() {
     let repo = finished(&s, "", &allow(&s), "off");
     let (code, out, err) = repo.run(&["integrate"]);
     assert_eq!(code, 0, "orch integrate failed\n{out}\n{err}");
-    let log = text(&repo, ".orch/logs/integration-verify.log");
+    let log = text(&repo, ".orch/logs/.integration-verify.log");
     assert_confined("orch integrate", &s, &log);
 }
 

@@ -178,7 +178,7 @@ fn the_host_of_a_running_attempt_is_shown_by_orch_up_orch_top_and_orch_status() 
     );
     // The event, in the run's event log (what `--json` and `[[notify]]` get).
     let events =
-        std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("events");
+        std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl")).expect("events");
     let on_host: Vec<serde_json::Value> = events
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -404,7 +404,7 @@ fn invalid_edits_leave_the_run_going_and_a_fixed_edit_then_applies() {
     assert_eq!(repo.subjects("plan/c"), ["c 1.1: first"]);
     // The error is in the event log too (what `orch top` and `orch status` read), and the
     // hook heard of it.
-    let log = std::fs::read_to_string(repo.root().join(".orch/state/events.jsonl")).expect("log");
+    let log = std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl")).expect("log");
     assert!(log.contains("\"manifest_invalid\""), "{log}");
     let heard = std::fs::read_to_string(&heard).expect("hook");
     assert_eq!(heard.matches("\"manifest_invalid\"").count(), 3, "{heard}");

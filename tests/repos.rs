@@ -460,7 +460,7 @@ fn a_landing_killed_half_way_is_put_back_by_the_next_merge() {
     let mut cmd = t.home.orch(&["merge"]);
     cmd.env("ORCH_TEST_LAND_PAUSE_AFTER", "1");
     let mut child = cmd.spawn().expect("orch merge");
-    let paused = t.home.root().join(".orch/state/landing.paused");
+    let paused = t.home.root().join(".orch/state/.landing.paused");
     let deadline = std::time::Instant::now() + t.home.timeout();
     while !paused.exists() {
         assert!(

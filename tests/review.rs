@@ -95,7 +95,7 @@ fn a_change_request_becomes_one_task_per_thread_pushed_and_each_thread_answered(
     assert_eq!(round.len(), 1, "{out}");
     assert_eq!(round[0]["tasks"].as_array().expect("tasks").len(), 2);
     assert_eq!(named(&ev, "review_pushed")[0]["commit"], tip.as_str());
-    let log = String::from_utf8(repo.read(".orch/state/events.jsonl")).expect("utf8");
+    let log = String::from_utf8(repo.read(".orch/state/.events.jsonl")).expect("utf8");
     assert!(log.contains("\"event\":\"review_pushed\""), "{log}");
 
     // Again, with orch's own replies in the threads: nothing new, nothing twice.
@@ -552,7 +552,7 @@ fn orch_up_with_pr_opens_the_pull_request_and_watches_it_until_approved() {
         out.contains("a: #1: approved with green checks after 0 round(s)"),
         "{out}"
     );
-    let log = String::from_utf8(repo.read(".orch/state/events.jsonl")).expect("utf8");
+    let log = String::from_utf8(repo.read(".orch/state/.events.jsonl")).expect("utf8");
     assert!(log.contains("\"event\":\"review_approved\""), "{log}");
 }
 

@@ -562,7 +562,7 @@ pub(super) enum Command {
     /// failures with their causes and the last events; `enter` opens a task's log (followed),
     /// diff stat and prompt. Keys (`?` lists them): ↑/↓ or j/k select, `p` pause/resume the
     /// selected plan, `r` retry the selected failed task, `x` stop the selected running task,
-    /// `q` quit. It reads the status files, the logs and `<state_dir>/events.jsonl`: any number
+    /// `q` quit. It reads the status files, the logs and `<state_dir>/.events.jsonl`: any number
     /// can watch one run, it survives the run's restart, and with no run going it shows the last
     /// state. Respects `--color` and NO_COLOR. Exit codes: 0 on `q`, 2 not in a terminal or no plans.toml.
     /// Example: `orch top`.
@@ -680,7 +680,7 @@ pub(super) enum Command {
     },
     /// Print what orch learnt from earlier runs: every settled attempt of `orch up` (plan, task,
     /// agent and model, duration, tokens, cost, outcome, attempt, `(est: …)`), kept in
-    /// `<state_dir>/history.jsonl` across runs and `orch clean` (the newest 10,000 to 20,000).
+    /// `<state_dir>/.history.jsonl` across runs and `orch clean` (the newest 10,000 to 20,000).
     ///
     /// The forecasts of `orch status`, `orch top` and `orch simulate --history` come from it.
     /// `--backtest` replays it in time order, forecasting each attempt from what was known

@@ -1,4 +1,4 @@
-//! `orch history`: the attempts orch learnt from (`<state_dir>/history.jsonl`), a summary per
+//! `orch history`: the attempts orch learnt from (`<state_dir>/.history.jsonl`), a summary per
 //! plan and agent, and with `--backtest` how calibrated the forecasts from them were.
 
 use std::collections::BTreeMap;

@@ -360,7 +360,7 @@ fn plan_usage(doc: &StatusDoc) -> Usage {
 /// `<state_dir>/sandbox.json`, written by the last `orch up` (`supervisor::sandbox::record`).
 fn sandbox_record(p: &LoadedPlan) -> Option<Value> {
     let state_dir = p.status_path.parent()?.parent()?;
-    let record = state_dir.join(crate::supervisor::sandbox::RECORD);
+    let record = crate::state_layout::SANDBOX.at(state_dir);
     let text = crate::untrusted::read::whole(&record, crate::untrusted::read::STATE).ok()?;
     serde_json::from_slice(&text).ok()
 }

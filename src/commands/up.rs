@@ -159,7 +159,7 @@ fn exit_code(summary: &RunSummary) -> u8 {
     }
 }
 
-/// Where the run's events go: the progress (bars, lines or `--json`), `<state_dir>/events.jsonl`
+/// Where the run's events go: the progress (bars, lines or `--json`), `<state_dir>/.events.jsonl`
 /// (what `orch top` attaches to) and the `[[notify]]` hooks' queues (never waited for here; their
 /// failed deliveries come back as notes).
 struct Output {

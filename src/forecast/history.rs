@@ -1,5 +1,5 @@
 //! The history: every settled attempt of `orch up`, one JSON line each, in
-//! `<state_dir>/history.jsonl`. `orch clean` leaves the state directory alone, so the history
+//! `<state_dir>/.history.jsonl`. `orch clean` leaves the state directory alone, so the history
 //! outlives the worktrees and branches it came from.
 //!
 //! The file is orch's own (the state directory is not in any agent's write set, see the threat
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The history's file name in the state directory.
-pub(crate) const FILE: &str = "history.jsonl";
+pub(crate) const FILE: &str = crate::state_layout::HISTORY.name;
 
 /// The history keeps the newest records only: past this many, appending compacts the file to
 /// [`KEEP`] records.
@@ -117,9 +117,9 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// `<state_dir>/history.jsonl`.
+    /// `<state_dir>/.history.jsonl` (an earlier orch's `history.jsonl` taken over).
     pub(crate) fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(FILE)
+        crate::state_layout::HISTORY.at(state_dir)
     }
 
     /// Reads the history of `state_dir`; a missing file is an empty history. Never fails: what
@@ -212,7 +212,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// The writer of `<state_dir>/history.jsonl`.
+    /// The writer of `<state_dir>/.history.jsonl`.
     pub(crate) fn open(state_dir: &Path) -> Writer {
         let path = History::path(state_dir);
         let count = match read_tail(&path) {

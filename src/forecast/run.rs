@@ -72,7 +72,7 @@ pub(crate) fn model_of(agent: &str, command: &[String]) -> String {
 }
 
 impl RunWatch {
-    /// The watch of a run of `ws` writing `<state_dir>/history.jsonl`; it learns from the
+    /// The watch of a run of `ws` writing `<state_dir>/.history.jsonl`; it learns from the
     /// history there.
     pub(crate) fn new(ws: &Workspace, state_dir: &Path) -> RunWatch {
         let history = History::load(state_dir);

@@ -221,6 +221,15 @@ pub(super) fn plans(
 mod tests {
     use super::*;
 
+    /// orch's own entries among the hosts' control sockets are names no host can take.
+    #[test]
+    fn no_host_name_meets_orchs_own_names() {
+        for n in crate::state_layout::SSH_OWN {
+            assert!(host_name(&n.to_string()).is_err(), "{n}");
+        }
+        assert!(host_name(&"usable".to_string()).is_ok());
+    }
+
     #[test]
     fn values_are_checked() {
         for bad in ["", "-oProxyCommand=x", "a b", "a\nb"] {

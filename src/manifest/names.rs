@@ -173,4 +173,21 @@ mod tests {
         }
         assert_eq!(check_plan_name(&"a".repeat(64)), Ok(()));
     }
+
+    /// No plan can be named like an entry orch keeps for itself in a state directory (nor its
+    /// log directory's), old names aside: a plan named `net` or `events.jsonl` keeps its status.
+    #[test]
+    fn no_plan_name_meets_orchs_own_names() {
+        use crate::state_layout as own;
+        for e in own::ALL {
+            assert!(check_plan_name(e.name).is_err(), "{}", e.name);
+        }
+        for n in own::LOCKS
+            .into_iter()
+            .chain([own::INTEGRATION_LOG, own::REMOTE_BUNDLES])
+            .chain(own::SSH_OWN)
+        {
+            assert!(check_plan_name(n).is_err(), "{n}");
+        }
+    }
 }

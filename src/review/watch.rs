@@ -67,7 +67,7 @@ impl Drop for Loop<'_> {
 
 /// Watches the pull requests `prs` (plan, number) opened or updated by `orch pr` until each is
 /// approved, escalated or closed (with `once`: one poll). `emit` gets every event (`{"event":
-/// "review_round", …}`), also appended to `<state_dir>/events.jsonl`. Exit 0, or 5 when a pull
+/// "review_round", …}`), also appended to `<state_dir>/.events.jsonl`. Exit 0, or 5 when a pull
 /// request was handed to a person, 1 when a poll failed (with `once`).
 pub(crate) fn watch(
     sel: &Selection,
@@ -665,7 +665,7 @@ fn append_plan(file: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot append to `{}`: {e}", file.display()))
 }
 
-/// `v` with its time, as one line of `<state_dir>/events.jsonl` (the file of `orch up`'s events);
+/// `v` with its time, as one line of `<state_dir>/.events.jsonl` (the file of `orch up`'s events);
 /// a write that fails is dropped. The line written.
 fn append_event(state_dir: &Path, v: &Value) -> String {
     use std::io::Write;
@@ -675,7 +675,7 @@ fn append_event(state_dir: &Path, v: &Value) -> String {
         o.extend(e.clone());
     }
     let line = crate::untrusted::json_safe(line.to_string());
-    if let Ok(mut f) = crate::links::open_append(&state_dir.join("events.jsonl")) {
+    if let Ok(mut f) = crate::links::open_append(&crate::state_layout::EVENTS.at(state_dir)) {
         let _ = writeln!(f, "{line}");
     }
     line

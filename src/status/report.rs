@@ -1,6 +1,6 @@
 //! The report channel between an agent's `orch task …` and the supervisor that runs it
 //!: under `orch up` an agent never writes its plan's status file. Each attempt (and
-//! each plan-mode agent) has a report directory of its own, `<state_dir>/reports/<plan>/<unit>.
+//! each plan-mode agent) has a report directory of its own, `<state_dir>/.reports/<plan>/<unit>.
 //! <attempt>/` (`ORCH_REPORT_DIR`), the only place of the state directory it can write. Its `orch
 //! task done|fail|skip|start|reset ID` writes [`REPORT_FILE`] there (a new file renamed into
 //! place) and waits for [`ANSWER_FILE`]; the supervisor reads the report (no-follow), decides
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Transition, TransitionOptions, TransitionOutcome};
 
 /// The state directory's subdirectory that holds the report directories.
-pub(crate) const REPORTS_DIR: &str = "reports";
+pub(crate) const REPORTS_DIR: &str = crate::state_layout::REPORTS.name;
 /// The pending report in a report directory.
 pub(crate) const REPORT_FILE: &str = "report.json";
 /// A report the supervisor took and has not answered yet: renamed from [`REPORT_FILE`] when
@@ -31,13 +31,13 @@ pub(crate) const ANSWER_FILE: &str = "answer.json";
 /// The prefix of a person's report directory.
 pub(crate) const PERSON_PREFIX: &str = "person-";
 
-/// `<state_dir>/reports/<plan>`.
+/// `<state_dir>/.reports/<plan>`.
 pub(crate) fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
     state_dir.join(REPORTS_DIR).join(plan)
 }
 
 /// The report directory of attempt `attempt` of `unit` (a task id, or `plan` for a plan-mode
-/// agent) of plan `plan`: `<state_dir>/reports/<plan>/<unit>.<attempt>`.
+/// agent) of plan `plan`: `<state_dir>/.reports/<plan>/<unit>.<attempt>`.
 pub(crate) fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
     plan_reports_dir(state_dir, plan).join(format!("{unit}.{attempt}"))
 }

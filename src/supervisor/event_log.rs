@@ -1,6 +1,6 @@
-//! `<state_dir>/events.jsonl`: every event of `orch up` (the lines of `--json`), appended
+//! `<state_dir>/.events.jsonl`: every event of `orch up` (the lines of `--json`), appended
 //! whether or not `--json` is given, for `orch top` and scripts to attach to a run. Rotated at
-//! [`MAX_BYTES`]: the full file becomes `events.jsonl.1` (replacing an older one). Nobody has to
+//! [`MAX_BYTES`]: the full file becomes `.events.jsonl.1` (replacing an older one). Nobody has to
 //! read it; a write that fails is dropped (the run goes on) and said once.
 
 use std::fs::File;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::event::{Event, Stamped};
 
 /// The file's name in the state directory.
-pub(crate) const EVENTS_FILE: &str = "events.jsonl";
+pub(crate) const EVENTS_FILE: &str = crate::state_layout::EVENTS.name;
 /// The size past which the file is rotated.
 pub(crate) const MAX_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -25,7 +25,7 @@ pub(crate) struct EventLog {
 }
 
 impl EventLog {
-    /// Opens (appends to) `<state_dir>/events.jsonl`.
+    /// Opens (appends to) `<state_dir>/.events.jsonl`.
     pub(crate) fn open(state_dir: &Path) -> Self {
         Self::with_limit(state_dir, MAX_BYTES)
     }
@@ -33,7 +33,7 @@ impl EventLog {
     /// [`EventLog::open`] rotating at `max` bytes.
     pub(crate) fn with_limit(state_dir: &Path, max: u64) -> Self {
         let mut log = EventLog {
-            path: state_dir.join(EVENTS_FILE),
+            path: crate::state_layout::EVENTS.at(state_dir),
             file: None,
             size: 0,
             max,
@@ -108,7 +108,7 @@ mod tests {
         }
         assert!(log.failed.is_none());
         let now = std::fs::read_to_string(dir.path().join(EVENTS_FILE)).expect("log");
-        let old = std::fs::read_to_string(dir.path().join("events.jsonl.1")).expect("old");
+        let old = std::fs::read_to_string(dir.path().join(".events.jsonl.1")).expect("old");
         assert!(now.len() <= 400 && old.len() <= 400);
         let last: serde_json::Value =
             serde_json::from_str(now.lines().last().expect("line")).expect("json");

@@ -171,25 +171,26 @@ pub(crate) fn start_line<'a>(
     format!("network: {}", parts.join("; "))
 }
 
-/// `<state_dir>/network_plans.json`: the run's network and each plan's, read by
-/// `orch status --json`.
-pub(crate) const RECORD: &str = "network_plans.json";
-
-/// Writes [`RECORD`].
+/// Writes the run's record of each plan's network ([`crate::state_layout::NETWORK_PLANS`]).
 pub(crate) fn record(state_dir: &Path, run: &str, plans: &[(String, &'static str)]) {
     let per_plan: serde_json::Map<String, serde_json::Value> = plans
         .iter()
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
     let v = serde_json::json!({ "network": run, "plans": per_plan });
-    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
+    let _ = crate::links::write(
+        &crate::state_layout::NETWORK_PLANS.at(state_dir),
+        format!("{v}\n").as_bytes(),
+    );
 }
 
-/// What [`RECORD`] says, if anything.
+/// What that record says, if anything.
 fn read_record(state_dir: &Path) -> Option<serde_json::Value> {
-    let bytes =
-        crate::untrusted::read::optional(&state_dir.join(RECORD), crate::untrusted::read::STATE)
-            .ok()??;
+    let bytes = crate::untrusted::read::optional(
+        &crate::state_layout::NETWORK_PLANS.at(state_dir),
+        crate::untrusted::read::STATE,
+    )
+    .ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 

@@ -5,7 +5,7 @@
 //! A confined attempt writes only: its worktree (not its git admin directory,
 //! `.git/worktrees/<name>`: index, HEAD, `commondir`, `gitdir`, `config.worktree`, which orch
 //! reads to commit and clean up: the agent reads its history, orch commits), its own report
-//! directory (`<state_dir>/reports/<plan>/<unit>.<attempt>`, where `orch task …` hands its
+//! directory (`<state_dir>/.reports/<plan>/<unit>.<attempt>`, where `orch task …` hands its
 //! reports to the supervisor: the plan's status directory is not writable), a private `TMPDIR`
 //! made for the attempt and removed after it, `/dev/null` and the pseudo-terminals, a private
 //! copy of its client's state ([`super::client_state`]; the user's own,
@@ -158,15 +158,15 @@ pub(crate) fn run_state<'a>(plans: impl IntoIterator<Item = &'a PlanSandbox>) ->
     state
 }
 
-/// `<state_dir>/sandbox.json`: the run's sandbox and each plan's, read by `orch status --json`.
-pub(crate) const RECORD: &str = "sandbox.json";
-
-/// Writes [`RECORD`]: the run's sandbox and Landlock ABI (`run`), each plan's sandbox.
+/// Writes the run's record ([`crate::state_layout::SANDBOX`]): the run's sandbox and Landlock ABI (`run`), each plan's sandbox.
 pub(crate) fn record(state_dir: &Path, run: (&str, u8), plans: &[(String, &'static str)]) {
     let per_plan: serde_json::Map<String, serde_json::Value> = plans
         .iter()
         .map(|(n, s)| (n.clone(), serde_json::Value::from(*s)))
         .collect();
     let v = serde_json::json!({ "sandbox": run.0, "sandbox_abi": run.1, "plans": per_plan });
-    let _ = crate::links::write(&state_dir.join(RECORD), format!("{v}\n").as_bytes());
+    let _ = crate::links::write(
+        &crate::state_layout::SANDBOX.at(state_dir),
+        format!("{v}\n").as_bytes(),
+    );
 }

@@ -1,5 +1,5 @@
 //! `orch top`: a full-screen view of the repository's run, and control of it. It attaches
-//! through files only (the status files, the agents' logs, `<state_dir>/events.jsonl`), so any
+//! through files only (the status files, the agents' logs, `<state_dir>/.events.jsonl`), so any
 //! number of them can watch one run, a run's restart changes nothing for them, and with no run
 //! going they show the last state. Keys call the same code as `orch pause|resume|retry|stop`.
 //!

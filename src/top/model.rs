@@ -1,5 +1,5 @@
 //! What `orch top` shows, read from the repository's files: the status files, the agents' logs
-//! and `<state_dir>/events.jsonl`. [`Snapshot`] is plain data (the widgets render it, tests
+//! and `<state_dir>/.events.jsonl`. [`Snapshot`] is plain data (the widgets render it, tests
 //! build it by hand); [`Source`] reads it again when a file changed.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::graph::{NodeState, readiness};
 use crate::status::{self, FileStamp, StatusDoc, TaskStatus};
-use crate::supervisor::event_log::{EVENTS_FILE, MAX_BYTES as EVENTS_MAX_BYTES};
+use crate::supervisor::event_log::MAX_BYTES as EVENTS_MAX_BYTES;
 use crate::untrusted::read;
 use crate::workspace::{Workspace, node_state};
 
@@ -80,7 +80,7 @@ pub struct Snapshot {
     pub(crate) supervisor: Option<u32>,
     /// Problems reading the files (a corrupt status file…).
     pub(crate) problems: Vec<String>,
-    /// The last integration test (`<state_dir>/integration.json`): whether it was red, and it in
+    /// The last integration test (`<state_dir>/.integration.json`): whether it was red, and it in
     /// words.
     pub(crate) integration: Option<(bool, String)>,
     /// The last re-plan of the current run (`manifest_reloaded`, `manifest_invalid` in the event
@@ -309,12 +309,12 @@ impl Source {
             }
             snap.forecast = words.run;
         }
-        let events_path = self.state_dir.join(EVENTS_FILE);
+        let events_path = crate::state_layout::EVENTS.at(&self.state_dir);
         stamps.insert(events_path.clone(), FileStamp::of(&events_path));
         self.read_events(&events_path);
         snap.events = self.events.clone();
         snap.reload = self.reload.clone();
-        let integration_path = self.state_dir.join(crate::merge::integrate::LAST_FILE);
+        let integration_path = crate::state_layout::INTEGRATION_LAST.at(&self.state_dir);
         stamps.insert(integration_path.clone(), FileStamp::of(&integration_path));
         snap.integration =
             crate::merge::integrate::load_last(&self.state_dir).map(|r| match &r.failure {

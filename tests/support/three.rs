@@ -104,7 +104,7 @@ pub fn no_landing_left(t: &Three) {
     for r in [&t.api, &t.client, &t.home] {
         assert!(r.refs_under("refs/orch/landing").is_empty(), "{}", r.refs());
     }
-    assert!(!t.home.root().join(".orch/state/landing.json").exists());
+    assert!(!t.home.root().join(".orch/state/.landing.json").exists());
 }
 
 /// The first JSON document of `orch merge --json`'s output (the groups').

@@ -73,7 +73,7 @@ fn a_test_script_the_agent_commits_runs_confined_in_the_preview_and_in_orch_merg
         "{out}"
     );
     assert_eq!(repo.subjects("plan/p"), ["p 1.1: Add a test"]);
-    let preview = std::fs::read_to_string(repo.root().join(".orch/logs/integration-verify.log"))
+    let preview = std::fs::read_to_string(repo.root().join(".orch/logs/.integration-verify.log"))
         .unwrap_or_default();
     assert!(
         preview.contains("hostile-verify-ran"),

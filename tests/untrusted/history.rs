@@ -35,7 +35,7 @@ fn history_hostile_lines_are_skipped_or_shown_escaped() {
     text.push_str(&format!("{{\"plan\":\"{}\"}}\n", "x".repeat(100_000)));
     let mut bytes = text.into_bytes();
     bytes.extend_from_slice(b"\xff\xfe\x1b[31m\n");
-    std::fs::write(dir.join("history.jsonl"), bytes).expect("plant");
+    std::fs::write(dir.join(".history.jsonl"), bytes).expect("plant");
 
     let (code, out, err) = repo.run(&["history"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -78,7 +78,7 @@ fn history_a_link_or_fifo_in_its_place_is_not_followed_nor_waited_on() {
     std::fs::create_dir_all(&dir).expect("state dir");
     let outside = repo.outside("elsewhere.jsonl");
     std::fs::write(&outside, "precious\n").expect("outside");
-    std::os::unix::fs::symlink(&outside, dir.join("history.jsonl")).expect("link");
+    std::os::unix::fs::symlink(&outside, dir.join(".history.jsonl")).expect("link");
 
     let ev = repo.up_events(&[], 0);
     assert_eq!(
@@ -98,8 +98,8 @@ fn history_a_link_or_fifo_in_its_place_is_not_followed_nor_waited_on() {
     assert!(err.contains("not read"), "{err}");
 
     // A FIFO: the run neither hangs on it nor writes into it.
-    std::fs::remove_file(dir.join("history.jsonl")).expect("unlink");
-    let fifo = dir.join("history.jsonl");
+    std::fs::remove_file(dir.join(".history.jsonl")).expect("unlink");
+    let fifo = dir.join(".history.jsonl");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()

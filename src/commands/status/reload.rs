@@ -1,21 +1,22 @@
 //! The last re-plan of the latest run, for `orch status`: its last `manifest_reloaded` or
-//! `manifest_invalid` event in `<state_dir>/events.jsonl` (then `events.jsonl.1`, the file
+//! `manifest_invalid` event in `<state_dir>/.events.jsonl` (then `.events.jsonl.1`, the file
 //! before a rotation), after the run's `run_started`.
 
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::supervisor::event_log::{EVENTS_FILE, MAX_BYTES};
+#[cfg(test)]
+use crate::supervisor::event_log::EVENTS_FILE;
+use crate::supervisor::event_log::MAX_BYTES;
 
 /// The event as logged (`at`, `event`, then `files` and `changes`, or `file` and `errors`);
 /// `None` when the latest run has had none, or there is no event log.
 pub(super) fn last_reload(state_dir: &Path) -> Option<Value> {
-    let rotated = format!("{EVENTS_FILE}.1");
-    for name in [EVENTS_FILE, rotated.as_str()] {
+    use crate::state_layout::{EVENTS, EVENTS_ROTATED};
+    for file in [EVENTS, EVENTS_ROTATED] {
         // The log's last MAX_BYTES at most (it is rotated past that size).
-        let Ok((_, bytes)) = crate::untrusted::read::tail(&state_dir.join(name), 0, MAX_BYTES)
-        else {
+        let Ok((_, bytes)) = crate::untrusted::read::tail(&file.at(state_dir), 0, MAX_BYTES) else {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);

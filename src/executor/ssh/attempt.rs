@@ -462,10 +462,7 @@ fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), F
         .collect();
     let send_ref = format!("refs/orch/send/{key}");
     git(root, &["update-ref", &send_ref, &spec.base])?;
-    let bundle = spec
-        .state_dir
-        .join("remote")
-        .join(format!("{key}.send.bundle"));
+    let bundle = crate::state_layout::remote_bundle(&spec.state_dir, &format!("{key}.send.bundle"));
     if let Some(d) = bundle.parent() {
         let _ = std::fs::create_dir_all(d);
     }
@@ -509,10 +506,7 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
         .ok()
         .filter(|s| commit_id(s))
         .ok_or_else(|| refuse("no commit id".into()))?;
-    let file = spec
-        .state_dir
-        .join("remote")
-        .join(format!("{key}.snap.bundle"));
+    let file = crate::state_layout::remote_bundle(&spec.state_dir, &format!("{key}.snap.bundle"));
     if let Some(d) = file.parent() {
         let _ = std::fs::create_dir_all(d);
     }

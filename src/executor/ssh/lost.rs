@@ -62,7 +62,7 @@ pub(super) fn collect(conn: &Conn, (state_dir, repo_root): (&Path, &Path), repo:
         {
             continue;
         }
-        let file = state_dir.join("remote").join(format!("{key}.lost.bundle"));
+        let file = crate::state_layout::remote_bundle(state_dir, &format!("{key}.lost.bundle"));
         if let Some(d) = file.parent() {
             let _ = std::fs::create_dir_all(d);
         }

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 /// Where the driver of `plan`'s `unit` attempt `attempt` records the host it runs on (orch's
 /// own record, read by `orch status`).
 pub(crate) fn host_record(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
-    state_dir
-        .join("remote")
-        .join(plan)
-        .join(format!("{unit}-{attempt}.host"))
+    crate::state_layout::remote_of(state_dir, plan).join(format!("{unit}-{attempt}.host"))
 }
 
 /// The host recorded for an attempt, if any (a short name orch wrote).

@@ -1,8 +1,8 @@
 //! Which host an attempt runs on: `slots` per host, each a lock file under orch's state
-//! directory (`<state_dir>/ssh/slots/<host>.<n>`) held by the attempt's driver for as long as it
+//! directory (`<state_dir>/.ssh/.slots/<host>.<n>`) held by the attempt's driver for as long as it
 //! runs (a driver that dies frees its slot with it, and a restarted `orch up` that adopts the
 //! driver finds its slot still taken). A host that did not answer is marked down
-//! (`<state_dir>/ssh/down/<host>`) and tried again after a back-off. When every slot is busy or
+//! (`<state_dir>/.ssh/.down/<host>`) and tried again after a back-off. When every slot is busy or
 //! every host down, the attempt waits: it never runs on this machine instead.
 
 use std::fs::File;
@@ -21,8 +21,10 @@ pub(crate) struct Slot {
     pub(crate) host: Host,
 }
 
+/// `<state_dir>/.ssh/<what>`: a directory of orch's own beside the hosts' sockets
+/// (`.slots`, `.down`: no host's name).
 fn dir(state_dir: &Path, what: &str) -> PathBuf {
-    state_dir.join("ssh").join(what)
+    crate::state_layout::ssh_own(state_dir, what)
 }
 
 fn now() -> u64 {
@@ -48,7 +50,10 @@ fn lock_file(path: &Path) -> std::io::Result<File> {
 /// A free slot of `host`, if any.
 fn try_host(state_dir: &Path, host: &Host) -> Option<File> {
     (0..host.slots).find_map(|n| {
-        let f = lock_file(&dir(state_dir, "slots").join(format!("{}.{n}", host.name))).ok()?;
+        let f = lock_file(
+            &dir(state_dir, crate::state_layout::SSH_SLOTS).join(format!("{}.{n}", host.name)),
+        )
+        .ok()?;
         f.try_lock().ok().map(|()| f)
     })
 }
@@ -56,7 +61,7 @@ fn try_host(state_dir: &Path, host: &Host) -> Option<File> {
 /// `(until, failures)` of a host marked down.
 fn down_record(state_dir: &Path, host: &str) -> Option<(u64, u32)> {
     let bytes = crate::untrusted::read::optional(
-        &dir(state_dir, "down").join(host),
+        &dir(state_dir, crate::state_layout::SSH_DOWN).join(host),
         crate::untrusted::read::REPORT,
     )
     .ok()??;
@@ -77,7 +82,7 @@ pub(crate) fn mark_down(state_dir: &Path, host: &str) -> Duration {
     let backoff = BACKOFF_FIRST
         .saturating_mul(1u32 << (failures - 1).min(10))
         .min(BACKOFF_MAX);
-    let d = dir(state_dir, "down");
+    let d = dir(state_dir, crate::state_layout::SSH_DOWN);
     let _ = std::fs::create_dir_all(&d);
     let _ = crate::links::write(
         &d.join(host),
@@ -88,7 +93,7 @@ pub(crate) fn mark_down(state_dir: &Path, host: &str) -> Duration {
 
 /// `host` answered: no longer marked down.
 pub(crate) fn mark_up(state_dir: &Path, host: &str) {
-    let _ = std::fs::remove_file(dir(state_dir, "down").join(host));
+    let _ = std::fs::remove_file(dir(state_dir, crate::state_layout::SSH_DOWN).join(host));
 }
 
 /// Takes a slot of one of `hosts` (not marked down, not refused: [`super::usable`]), `prefer`
@@ -145,7 +150,7 @@ pub(crate) fn take(
 /// The host the plan's last attempt ran on (its cache has the plan's objects).
 pub(crate) fn last_host(state_dir: &Path, plan: &str) -> Option<String> {
     let bytes = crate::untrusted::read::optional(
-        &state_dir.join("remote").join(plan).join("last-host"),
+        &crate::state_layout::remote_of(state_dir, plan).join("last-host"),
         crate::untrusted::read::REPORT,
     )
     .ok()??;
@@ -157,7 +162,7 @@ pub(crate) fn last_host(state_dir: &Path, plan: &str) -> Option<String> {
 /// records its drivers wrote ([`super::records::host_record`]).
 pub(crate) fn latest_host(state_dir: &Path, plan: &str, unit: &str) -> Option<String> {
     let prefix = format!("{unit}-");
-    let latest = std::fs::read_dir(state_dir.join("remote").join(plan))
+    let latest = std::fs::read_dir(crate::state_layout::remote_of(state_dir, plan))
         .ok()?
         .flatten()
         .filter_map(|e| {
@@ -171,7 +176,7 @@ pub(crate) fn latest_host(state_dir: &Path, plan: &str, unit: &str) -> Option<St
 
 /// Records the host the plan's attempt runs on.
 pub(crate) fn set_last_host(state_dir: &Path, plan: &str, host: &str) {
-    let d = state_dir.join("remote").join(plan);
+    let d = crate::state_layout::remote_of(state_dir, plan);
     let _ = std::fs::create_dir_all(&d);
     let _ = crate::links::write(&d.join("last-host"), host.as_bytes());
 }

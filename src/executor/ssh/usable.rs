@@ -1,7 +1,7 @@
 //! Whether a `[[host]]` may run agents, decided when orch first probes it in a run (as
 //! `orch hosts` probes it: orch's copy there says its Landlock ABI): a host without Landlock whose
 //! table does not say `sandbox = "off"` is refused. The decision is orch's own record,
-//! `<state_dir>/ssh/usable/<host>` (`ok`, or `refused` and why), made afresh at each start of
+//! `<state_dir>/.ssh/.usable/<host>` (`ok`, or `refused` and why), made afresh at each start of
 //! `orch up` for the hosts of its ssh plans; a host that did not answer then is probed by the
 //! first attempt that reaches it. A refused host takes no attempt ([`super::slots::take`]).
 
@@ -22,7 +22,7 @@ pub(crate) enum Verdict {
 }
 
 fn path(state_dir: &Path, host: &str) -> PathBuf {
-    state_dir.join("ssh").join("usable").join(host)
+    crate::state_layout::ssh_own(state_dir, crate::state_layout::SSH_USABLE).join(host)
 }
 
 /// The verdict on `report`, the probe of `host`.

@@ -228,10 +228,6 @@ fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&Verify>) -> String
     k
 }
 
-/// The file of the on-disk cache under `state_dir`.
-pub(crate) const CACHE_FILE: &str = "integration-cache.json";
-/// The last report under `state_dir` (read by `orch status`).
-pub(crate) const LAST_FILE: &str = "integration.json";
 /// Entries kept in the on-disk cache.
 const CACHE_KEEP: usize = 256;
 
@@ -260,7 +256,7 @@ impl Integrator {
     }
 
     /// One test: the whole combination, and on a failure the blame. One test per repository at a
-    /// time (`<state_dir>/integration.lock`); the report is saved as `<state_dir>/integration.json`.
+    /// time (`<state_dir>/integration.lock`); the report is saved as `<state_dir>/.integration.json`.
     pub(crate) fn test(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let lock_err = |e: std::io::Error| MergeError::Staging {
             path: spec.state_dir.join("integration.lock"),
@@ -369,7 +365,10 @@ impl Integrator {
 
     fn load(&mut self, state_dir: &Path) {
         self.loaded = true;
-        let Ok(bytes) = read::whole(&state_dir.join(CACHE_FILE), read::STATE) else {
+        let Ok(bytes) = read::whole(
+            &crate::state_layout::INTEGRATION_CACHE.at(state_dir),
+            read::STATE,
+        ) else {
             return;
         };
         // A cache that cannot be read is only a cache.
@@ -394,7 +393,7 @@ impl Integrator {
             entries.drain(..entries.len() - CACHE_KEEP);
         }
         if let Ok(text) = serde_json::to_vec(&entries) {
-            let _ = write_atomic(&state_dir.join(CACHE_FILE), &text);
+            let _ = write_atomic(&crate::state_layout::INTEGRATION_CACHE.at(state_dir), &text);
         }
     }
 }
@@ -452,15 +451,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Saves the last report as `<state_dir>/integration.json` (best effort: it is for `orch status`).
+/// Saves the last report as `<state_dir>/.integration.json` (best effort: it is for `orch status`).
 pub(crate) fn save_last(state_dir: &Path, report: &IntegrationReport) {
     if let Ok(text) = serde_json::to_vec_pretty(report) {
-        let _ = write_atomic(&state_dir.join(LAST_FILE), &text);
+        let _ = write_atomic(&crate::state_layout::INTEGRATION_LAST.at(state_dir), &text);
     }
 }
 
 /// The last report saved under `state_dir`, if any.
 pub(crate) fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
-    let bytes = read::whole(&state_dir.join(LAST_FILE), read::STATE).ok()?;
+    let bytes = read::whole(
+        &crate::state_layout::INTEGRATION_LAST.at(state_dir),
+        read::STATE,
+    )
+    .ok()?;
     serde_json::from_slice(&bytes).ok()
 }

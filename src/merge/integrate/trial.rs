@@ -17,7 +17,7 @@ use crate::merge::{MergeError, Verify};
 pub(crate) const STAGING_NAME: &str = "_integration";
 
 /// The output of the latest trial, in `<log_dir>`.
-const LOG: &str = "integration-verify.log";
+const LOG: &str = crate::state_layout::INTEGRATION_LOG;
 
 /// How many lines of the verify command's output a report keeps.
 pub(crate) const LAST_LINES: usize = 20;

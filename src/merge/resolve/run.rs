@@ -111,7 +111,7 @@ pub(super) fn next_attempt(repo: &MergeRepo, manifest: &Manifest, plan: &str) ->
 pub(super) fn notes_dir(manifest: &Manifest, plan: &str, attempt: u32) -> PathBuf {
     plan_base(manifest, plan)
         .join(&manifest.defaults.state_dir)
-        .join(".resolve")
+        .join(crate::state_layout::RESOLVE.name)
         .join(format!("{plan}-{attempt}"))
 }
 

@@ -3,7 +3,7 @@
 //! run in its own and `verify_all` in the directory of all (each named by `ORCH_REPO_<NAME>`),
 //! output to `<log_dir>/land-<group>/merge-verify.log`; then the targets moved in order, each by
 //! compare-and-swap ([`git::move_target`]) after a backup ref (`refs/orch/landing/<target>`) and a
-//! journal (`<state_dir>/landing.json`) are written; a target that cannot move puts back those
+//! journal (`<state_dir>/.landing.json`) are written; a target that cannot move puts back those
 //! moved. [`recover`] puts back what a landing stopped half way (kill -9) left moved.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use crate::merge::verify::{Verdict, Verify};
 use crate::workspace::Workspace;
 
 /// The journal of a landing under way, in the home repository's state directory.
-pub(crate) const JOURNAL: &str = "landing.json";
+pub(crate) const JOURNAL: &str = crate::state_layout::LANDING_JOURNAL.name;
 
 impl Ctx<'_> {
     fn state_dir(&self) -> PathBuf {
@@ -410,7 +410,7 @@ impl Ctx<'_> {
         for p in parts {
             let _ = landing::drop_backup(&p.root, &p.target);
         }
-        let _ = std::fs::remove_file(self.state_dir().join(JOURNAL));
+        let _ = std::fs::remove_file(crate::state_layout::LANDING_JOURNAL.at(&self.state_dir()));
     }
 }
 
@@ -459,7 +459,7 @@ fn put_back(moved: &[&Part]) -> String {
 }
 
 /// A hook for the crash tests: with `ORCH_TEST_LAND_PAUSE_AFTER=N`, the landing stops after its
-/// N-th target moved, says so in `<state_dir>/landing.paused` and waits (up to a minute) to be
+/// N-th target moved, says so in `<state_dir>/.landing.paused` and waits (up to a minute) to be
 /// killed.
 fn pause_for_tests(state: &Path, moved: usize) {
     let Ok(n) = std::env::var("ORCH_TEST_LAND_PAUSE_AFTER") else {
@@ -468,7 +468,10 @@ fn pause_for_tests(state: &Path, moved: usize) {
     if n.parse::<usize>().ok() != Some(moved) {
         return;
     }
-    let _ = std::fs::write(state.join("landing.paused"), moved.to_string());
+    let _ = std::fs::write(
+        crate::state_layout::LANDING_PAUSED.path(state),
+        moved.to_string(),
+    );
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -480,7 +483,7 @@ fn pause_for_tests(state: &Path, moved: usize) {
 /// nothing when no landing was under way.
 pub(crate) fn recover(manifest: &Manifest, home: &Path) -> Vec<String> {
     let state = home.join(&manifest.defaults.state_dir);
-    let path = state.join(JOURNAL);
+    let path = crate::state_layout::LANDING_JOURNAL.at(&state);
     let Ok(text) = crate::untrusted::read::small_text(&path) else {
         return Vec::new();
     };
@@ -539,7 +542,7 @@ pub(crate) fn recover(manifest: &Manifest, home: &Path) -> Vec<String> {
         let _ = landing::drop_backup(&root, &target);
     }
     let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_file(state.join("landing.paused"));
+    let _ = std::fs::remove_file(crate::state_layout::LANDING_PAUSED.at(&state));
     if said.is_empty() {
         said.push("nothing had moved".to_string());
     }

@@ -1,5 +1,5 @@
 //! What the network proxy knows of one attempt ([`AttemptCtx`]: its plan and task, its log,
-//! what it may reach) and the refusals of a run ([`Refusals`], recorded in [`RECORD`] for
+//! what it may reach) and the refusals of a run ([`Refusals`], recorded in [`crate::state_layout::NETWORK_REFUSALS`] for
 //! `orch status`): shared by the proxy's side that takes an attempt's sockets (`proxy.rs`) and
 //! the side that serves them (`serve.rs`).
 
@@ -10,10 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use super::allow::AllowList;
 
-/// `<state_dir>/network.json`: the refusals of the last `orch up`, per plan and task (read by
-/// `orch status --json`).
-pub(crate) const RECORD: &str = "network.json";
-
 /// The most refusals of one attempt written to its log; later ones are counted only.
 const LOG_MAX: u64 = 200;
 
@@ -21,7 +17,7 @@ const LOG_MAX: u64 = 200;
 /// last destination.
 #[derive(Debug)]
 pub(crate) struct Refusals {
-    /// Where they are recorded ([`RECORD`]); `None` for a proxy of one command (`verify`, a
+    /// Where they are recorded ([`crate::state_layout::NETWORK_REFUSALS`]); `None` for a proxy of one command (`verify`, a
     /// resolver), whose refusals are in its log only.
     path: Option<PathBuf>,
     counts: Mutex<Counts>,
@@ -30,17 +26,17 @@ pub(crate) struct Refusals {
 /// Per plan, per task: how many refusals, the last destination.
 type Counts = BTreeMap<String, BTreeMap<String, (u64, String)>>;
 
-/// The refusals of `unit` of `plan` in the last run, as [`RECORD`] in `state_dir` has them: how
+/// The refusals of `unit` of `plan` in the last run, as [`crate::state_layout::NETWORK_REFUSALS`] in `state_dir` has them: how
 /// many, the last destination.
 pub(crate) fn refusals_of(state_dir: &Path, plan: &str, unit: &str) -> Option<(u64, String)> {
     refusals_of_plan(state_dir, plan).remove(unit)
 }
 
-/// The refusals of each task of `plan` in the last run ([`RECORD`] in `state_dir`).
+/// The refusals of each task of `plan` in the last run ([`crate::state_layout::NETWORK_REFUSALS`] in `state_dir`).
 pub(crate) fn refusals_of_plan(state_dir: &Path, plan: &str) -> BTreeMap<String, (u64, String)> {
     let read = || -> Option<BTreeMap<String, (u64, String)>> {
         let bytes = crate::untrusted::read::optional(
-            &state_dir.join(RECORD),
+            &crate::state_layout::NETWORK_REFUSALS.at(state_dir),
             crate::untrusted::read::STATE,
         )
         .ok()??;
@@ -87,7 +83,7 @@ impl Refusals {
         counts.get(plan)?.get(unit).cloned()
     }
 
-    /// Writes [`RECORD`].
+    /// Writes [`crate::state_layout::NETWORK_REFUSALS`].
     pub(super) fn save(&self) {
         let Some(path) = &self.path else { return };
         let plans: serde_json::Map<String, serde_json::Value> = {
@@ -160,15 +156,16 @@ mod tests {
     #[test]
     fn the_record_counts_per_task() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = Refusals::new(Some(dir.path().join(RECORD)));
+        let r = Refusals::new(Some(crate::state_layout::NETWORK_REFUSALS.path(dir.path())));
         r.add("a", "1.1", "evil.example:443");
         r.add("a", "1.1", "127.0.0.1:9");
         r.save();
         assert_eq!(r.of("a", "1.1"), Some((2, "127.0.0.1:9".into())));
         assert_eq!(r.of("a", "1.2"), None);
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(RECORD)).expect("read"))
-                .expect("json");
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(crate::state_layout::NETWORK_REFUSALS.path(dir.path())).expect("read"),
+        )
+        .expect("json");
         assert_eq!(v["plans"]["a"]["1.1"]["refused"], 2);
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::allow::AllowList;
-use super::attempt::{AttemptCtx, RECORD, Refusals};
+use super::attempt::{AttemptCtx, Refusals};
 use super::spec::{PROXY_PORT, SPEC_VAR, Spec};
 
 /// The most sockets of one attempt served (a namespace hands over about 20).
@@ -41,10 +41,10 @@ pub(crate) struct NetProxy {
 
 impl NetProxy {
     /// The proxy of a run whose state directory is `state_dir`: its sockets in
-    /// `<state_dir>/net/` (made afresh, readable by the user only), or in a directory of its own
+    /// `<state_dir>/.net/` (made afresh, readable by the user only), or in a directory of its own
     /// under the temporary directory where that path is too long for a unix socket.
     pub(crate) fn new(state_dir: &Path) -> Result<Arc<Self>, String> {
-        let mut dir = state_dir.join("net");
+        let mut dir = crate::state_layout::NET.path(state_dir);
         if dir.join("4294967295.sock").as_os_str().len() > SUN_PATH_MAX {
             dir = std::env::temp_dir().join(format!("orch-net-{}", std::process::id()));
         }
@@ -57,7 +57,9 @@ impl NetProxy {
         Ok(Arc::new(Self {
             dir,
             next: AtomicU64::new(0),
-            refusals: Arc::new(Refusals::new(Some(state_dir.join(RECORD)))),
+            refusals: Arc::new(Refusals::new(Some(
+                crate::state_layout::NETWORK_REFUSALS.at(state_dir),
+            ))),
         }))
     }
 

@@ -61,9 +61,7 @@ pub(super) fn driver_argv(
         confine: pc.agent.sandbox.mode != crate::manifest::SandboxMode::Off,
         control: crate::executor::ssh::Conn::own_via(),
     };
-    let file = state_dir
-        .join("remote")
-        .join(pc.name())
+    let file = crate::state_layout::remote_of(&state_dir, pc.name())
         .join(format!("{unit}-{attempt}.json"));
     // The host record of an earlier driver of the same attempt number (a lost attempt's)
     // is not this one's: the new driver writes its own.

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::supervisor::event_log::EVENTS_FILE;
 use crate::workspace::{self, Selection};
 
 /// A manifest with one plan, and its state directory.
