@@ -16,6 +16,7 @@ mod commit;
 mod locate;
 mod merge;
 mod merge_tree;
+mod own;
 mod queries;
 mod sparse;
 mod task_tree;
