@@ -73,7 +73,8 @@ fn build(target: GitTarget<'_>, confine: bool) -> Result<Command, String> {
     };
     let mut cmd = match confine.then(|| confined(&git_dir)).transpose()?.flatten() {
         Some(cmd) => cmd,
-        None => Command::new("git"),
+        // Never a `git` an agent could have put where it may write (`sandbox_write` on PATH).
+        None => Command::new(crate::sandbox::program_on_path(GIT)?),
     };
     cmd.arg(git_dir_arg(&git_dir));
     match &work_tree {

@@ -48,7 +48,8 @@ pub(super) fn install(
     static INSTALL: OnceLock<Result<Install, String>> = OnceLock::new();
     INSTALL
         .get_or_init(|| {
-            let git = on_path(name).ok_or_else(|| format!("cannot find `{name}` on PATH"))?;
+            // Never one an agent could have put where it may write (`sandbox_write` on PATH).
+            let git = crate::sandbox::program_on_path(name)?;
             let out = query(&git)
                 .arg("--exec-path")
                 .output()
@@ -166,6 +167,7 @@ fn names_drivers(install: &Install, common: &Path, query: &dyn Fn(&Path) -> Comm
     }
 }
 
+#[cfg(test)]
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
     std::env::split_paths(&path)
@@ -174,6 +176,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| executable(p))
 }
 
+#[cfg(test)]
 fn executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -199,7 +202,11 @@ fn add_program(program: &Path, allow: &mut Vec<PathBuf>) {
     if let Some((interp, arg)) = shebang(&real) {
         let via_env = interp.file_name().is_some_and(|n| n == "env");
         add_program(&interp, allow);
-        if via_env && let Some(named) = arg.as_deref().and_then(on_path) {
+        if via_env
+            && let Some(named) = arg
+                .as_deref()
+                .and_then(|n| crate::sandbox::program_on_path(n).ok())
+        {
             add_program(&named, allow);
         }
     }

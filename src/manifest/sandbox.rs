@@ -85,6 +85,8 @@ impl SandboxKeys {
                 write.push(p.clone());
             }
         }
+        // orch runs no program of its own choosing from where its agents may write.
+        crate::sandbox::note_agent_writable(&write);
         let deny_read = self
             .deny_read
             .clone()

@@ -161,7 +161,7 @@ pub(crate) fn keep_masters(hosts: &[Host], orch_bin: &Path) {
             cmd.args(["git-exec", "--unconfined", "--parent"])
                 .arg(std::process::id().to_string())
                 .arg("--")
-                .arg("ssh");
+                .arg(ssh_program());
             for o in conn.options(Master::Yes) {
                 cmd.arg(o);
             }
@@ -177,6 +177,12 @@ pub(crate) fn keep_masters(hosts: &[Host], orch_bin: &Path) {
             done();
         });
     }
+}
+
+/// `ssh` on `PATH`, never one where agents may write (`sandbox_write`): that one, or none at all,
+/// is named as `ssh` and fails to start ("not found"), so nothing runs.
+pub(crate) fn ssh_program() -> PathBuf {
+    crate::sandbox::program_on_path("ssh").unwrap_or_else(|_| PathBuf::from("/nonexistent/ssh"))
 }
 
 /// Whether an `ssh` starts the master of its control socket.
@@ -271,7 +277,7 @@ impl Conn {
 
     /// `ssh` with orch's options and the destination; the remote command follows.
     fn ssh(&self) -> Command {
-        let mut c = Command::new("ssh");
+        let mut c = Command::new(ssh_program());
         c.args(self.options(self.master));
         c.arg("--").arg(&self.host.ssh);
         c

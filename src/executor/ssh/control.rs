@@ -127,7 +127,7 @@ fn exit_masters(dir: &Path) {
 
 /// Ends the master listening at `socket`, if one does.
 pub(crate) fn exit_master(socket: &Path) {
-    let _ = Command::new("ssh")
+    let _ = Command::new(super::conn::ssh_program())
         .arg("-o")
         .arg(format!("ControlPath={}", socket.display()))
         .args(["-O", "exit", "--", "orch-control"])
