@@ -425,7 +425,8 @@ fn git_is_spawned_only_by_the_git_runner() {
     let runner = src.join("git").join("cli.rs");
     let runner_text = std::fs::read_to_string(&runner).expect("runner");
     assert!(
-        runner_text.contains("Command::new(\"git\")"),
+        runner_text.contains("Command::new(\"git\")")
+            || runner_text.contains("Command::new(crate::sandbox::program_on_path(GIT)?)"),
         "the runner moved"
     );
     let mut offenders = Vec::new();

@@ -47,8 +47,8 @@ pub(crate) fn run(rules: Option<Rules>, node: Node, argv: &[String]) -> CliResul
         }
     }
     if rules.is_some() && node.if_supported && !crate::sandbox::supported() {
-        eprintln!(
-            "orch: this machine cannot confine the agent (no Landlock): it runs unconfined (`sandbox = \"auto\"`; \"on\" would refuse)"
+        crate::commands::output::eprintln_safe(
+            "orch: this machine cannot confine the agent (no Landlock): it runs unconfined (`sandbox = \"auto\"`; \"on\" would refuse)",
         );
         rules = None;
     }

@@ -31,7 +31,11 @@ pub(crate) fn agent_writable(path: &Path) -> bool {
     let roots = ROOTS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let real = path.canonicalize().ok();
+    // As it resolves through links (its directory's, when it does not exist).
+    let real = path.canonicalize().ok().or_else(|| {
+        let dir = path.parent()?.canonicalize().ok()?;
+        Some(dir.join(path.file_name()?))
+    });
     roots
         .iter()
         .any(|r| path.starts_with(r) || real.as_ref().is_some_and(|p| p.starts_with(r)))

@@ -185,8 +185,13 @@ fn lock_of(dir: &Path) -> std::io::Result<std::fs::File> {
 
 /// Random bytes from the kernel.
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read as _;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty())
+            .map_err(std::io::Error::from)?;
+        filled += n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
