@@ -565,8 +565,7 @@ fn a_confined_slurm_job_writes_only_its_worktree() {
     let agent = repo.outside("escape.sh");
     std::fs::write(
         &agent,
-        format!(
-            r#"root=$1; outside=$2; home=$3
+        r#"root=$1; outside=$2; home=$3
 echo x > "$outside" 2>/dev/null && echo "wrote outside" >> tried.txt
 echo x >> "$root/README.md" 2>/dev/null && echo "wrote main" >> tried.txt
 echo x > "$root/.orch/worktrees/other/planted.txt" 2>/dev/null && echo "wrote other" >> tried.txt
@@ -574,9 +573,8 @@ echo x > "$root/.orch/state/planted.txt" 2>/dev/null && echo "wrote state" >> tr
 echo x > "$home/planted.txt" 2>/dev/null && echo "wrote home" >> tried.txt
 cat "$home/.ssh/id_test" >> stolen.txt 2>/dev/null
 for d in "/tmp/orch-$(id -u)" "/run/user/$(id -u)/orch"; do ls -A "$d" >> private.txt 2>/dev/null; done
-echo "$ORCH_TASK done in job ${{SLURM_JOB_ID:-none}}" >> work.txt
-"#
-        ),
+echo "$ORCH_TASK done in job ${SLURM_JOB_ID:-none}" >> work.txt
+"#,
     )
     .expect("agent");
     repo.write("README.md", "readme\n");
