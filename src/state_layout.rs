@@ -89,8 +89,9 @@ pub(crate) const SANDBOX: Own = Own::new(".sandbox.json", "sandbox.json");
 pub(crate) const NET: Own = Own::fresh(".net");
 /// The report directories, `<REPORTS>/<plan>/<unit>.<attempt>/`.
 pub(crate) const REPORTS: Own = Own::fresh(".reports");
-/// The remote hosts: the control sockets `<SSH>/<host>`, and orch's records of the hosts in
-/// directories of orch's own ([`SSH_USABLE`], [`SSH_SLOTS`], [`SSH_DOWN`]).
+/// orch's records of the remote hosts, each kind in a directory of its own ([`SSH_USABLE`],
+/// [`SSH_SLOTS`], [`SSH_DOWN`]), by the host's name below it (the control sockets are not in
+/// the state directory: `crate::executor::ssh::control`).
 pub(crate) const SSH: Own = Own::fresh(".ssh");
 /// What orch records of the remote attempts: `<REMOTE>/<plan>/…` per plan, and the bundles
 /// in `<REMOTE>/`[`REMOTE_BUNDLES`].
@@ -103,8 +104,8 @@ pub(crate) const SSH_USABLE: &str = ".usable";
 pub(crate) const SSH_SLOTS: &str = ".slots";
 /// The hosts found down, `<SSH>/.down/<host>`.
 pub(crate) const SSH_DOWN: &str = ".down";
-/// orch's own directories among the hosts' control sockets in [`SSH`]: no host's name begins
-/// with a `.` (`crate::manifest` checks `[[host]]` names).
+/// orch's own directories in [`SSH`]: no host's name begins with a `.` (`crate::manifest`
+/// checks `[[host]]` names), so none is ever one of them.
 #[cfg(test)]
 pub(crate) const SSH_OWN: [&str; 3] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN];
 /// The directory of resolutions' records (`<plan>.wrapper`).

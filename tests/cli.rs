@@ -631,11 +631,13 @@ fn status_shows_the_last_replan_of_the_latest_run() {
     let started = serde_json::json!({"at": "2026-11-23T10:00:00.000Z", "event": "run_started", "plans": ["auth"], "max_agents": 1});
     let invalid = serde_json::json!({"at": "2026-11-23T10:01:00.000Z", "event": "manifest_invalid", "file": manifest, "errors": ["plans.toml:4:1: error: unknown key `nmae`"]});
     let reloaded = serde_json::json!({"at": "2026-11-23T10:02:00.000Z", "event": "manifest_reloaded", "files": [manifest], "changes": ["plan auth: priority 0 → 5"]});
-    let log = |events: &[&Value]| {
+    let log_at = |file: &str, events: &[&Value]| {
         let lines: Vec<String> = events.iter().map(|e| format!("{e}\n")).collect();
-        write(d, ".orch/state/events.jsonl", &lines.concat());
+        write(d, &format!(".orch/state/{file}"), &lines.concat());
     };
-    log(&[&started, &invalid]);
+    let log = |events: &[&Value]| log_at(".events.jsonl", events);
+    // An earlier orch's `events.jsonl` is read (taken over as `.events.jsonl`).
+    log_at("events.jsonl", &[&started, &invalid]);
     let v = json(d, &["status", "--json"]);
     assert_eq!(v["reload"], invalid, "{v}");
     let (code, out, err) = run(d, &["status"]);
