@@ -137,8 +137,8 @@ mod tests {
         let a = private_root();
         let uid = nix::unistd::geteuid().as_raw();
         assert!(
-            a == PathBuf::from(format!("/run/user/{uid}/orch"))
-                || a == PathBuf::from(format!("/tmp/orch-{uid}")),
+            a == Path::new(&format!("/run/user/{uid}/orch"))
+                || a == Path::new(&format!("/tmp/orch-{uid}")),
             "{a:?}"
         );
         make_private_root(&a).expect("made");
