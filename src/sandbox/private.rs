@@ -60,13 +60,7 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
         unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
             format!("cannot make a mount namespace to hide orch's private directory (unshare): {e}")
         })?;
-        let write = |file: &str, text: String| {
-            std::fs::write(Path::new("/proc/self").join(file), text)
-                .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
-        };
-        write("setgroups", "deny".into())?;
-        write("uid_map", format!("{uid} {uid} 1\n"))?;
-        write("gid_map", format!("{gid} {gid} 1\n"))?;
+        map_own_ids(uid, gid)?;
     }
     // Nothing mounted here reaches the machine's namespace.
     mount(
@@ -90,6 +84,19 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
             root.display()
         )
     })
+}
+
+/// In a user namespace just made: this process's own uid and gid mapped to themselves (one each),
+/// `setgroups` denied first (needed before an unprivileged `gid_map`; the process keeps the groups
+/// it has).
+pub(crate) fn map_own_ids(uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), String> {
+    let write = |file: &str, text: String| {
+        std::fs::write(Path::new("/proc/self").join(file), text)
+            .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{uid} {uid} 1\n"))?;
+    write("gid_map", format!("{gid} {gid} 1\n"))
 }
 
 /// Gives up every capability this process could pass to what it runs: all of the bounding set

@@ -76,14 +76,7 @@ fn namespace() -> Result<bool, String> {
     }
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
         .map_err(|e| format!("cannot make a network namespace (unshare): {e}"))?;
-    let write = |file: &str, text: String| {
-        std::fs::write(Path::new("/proc/self").join(file), text)
-            .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
-    };
-    // Needed before an unprivileged gid_map; the process keeps the groups it has.
-    write("setgroups", "deny".into())?;
-    write("uid_map", format!("{uid} {uid} 1\n"))?;
-    write("gid_map", format!("{gid} {gid} 1\n"))?;
+    super::super::private::map_own_ids(uid, gid)?;
     Ok(false)
 }
 
