@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use crate::support::sink::{Server, UdpSink, python};
 use crate::support::{Repo, fixtures, one_task, toml_array};
 
+mod loopback;
+
 const SECRET: &str = "s3cr3t-f0r-n0-0ne";
 
 /// The tries of every driver: `driver-name -> (allowed, detail)`.

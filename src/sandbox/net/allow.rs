@@ -3,10 +3,21 @@
 //!
 //! A host is a name (`github.com`), a suffix (`*.pypi.org`: its subdomains, not itself), an IPv4
 //! address or a bracketed IPv6 one (`[::1]`); the port is required. Names are compared without
-//! case and without a trailing dot. `localhost` also covers `127.0.0.1` and `[::1]`.
+//! case and without a trailing dot. An entry allows exactly what it names: a name, that name (the
+//! proxy resolves it, never to this machine's own addresses); `localhost`, the loopback addresses
+//! it means, `127.0.0.1` and `[::1]`, no other of `127.0.0.0/8`; an address, that address (an
+//! IPv4 address mapped into IPv6, `[::ffff:127.0.0.1]`, is the IPv4 address it maps); a port,
+//! that port. The unspecified addresses (`0.0.0.0`, `[::]`) name no host and are refused.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// What `localhost` means, wherever orch reads it (an entry, a client's target, the proxy's
+/// resolution): these two addresses, no other of `127.0.0.0/8`.
+pub(crate) const LOCALHOST: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
 
 /// The host of an entry.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,21 +67,27 @@ fn is_name(name: &str) -> bool {
 }
 
 impl Host {
-    /// A host as a client names it (a `CONNECT` target, a URL's host): a name, an IPv4 address,
-    /// an IPv6 address with or without brackets. Not a suffix.
+    /// A host as a client names it (a `CONNECT` target, a URL's host): a name, an IPv4 address
+    /// in its four-number form, an IPv6 address with or without brackets (one that maps an IPv4
+    /// address is that address). Not a suffix, not an unspecified address (`0.0.0.0`, `[::]`:
+    /// no host), not a number that a resolver would read as an address (`127.1`, `2130706433`).
     pub(crate) fn parse_target(text: &str) -> Option<Host> {
         let text = text.strip_suffix('.').unwrap_or(text);
+        let ip = |a: IpAddr| {
+            let a = a.to_canonical();
+            (!a.is_unspecified()).then_some(Host::Ip(a))
+        };
         if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
             return inner
                 .parse::<Ipv6Addr>()
                 .ok()
-                .map(|a| Host::Ip(IpAddr::V6(a)));
+                .and_then(|a| ip(IpAddr::V6(a)));
         }
         if let Ok(a) = text.parse::<Ipv4Addr>() {
-            return Some(Host::Ip(IpAddr::V4(a)));
+            return ip(IpAddr::V4(a));
         }
         if let Ok(a) = text.parse::<Ipv6Addr>() {
-            return Some(Host::Ip(IpAddr::V6(a)));
+            return ip(IpAddr::V6(a));
         }
         // A name that is all digits and dots is a malformed address, not a name.
         if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -79,15 +96,17 @@ impl Host {
         is_name(text).then(|| Host::Name(text.to_ascii_lowercase()))
     }
 
-    /// The loopback addresses this host stands for: its own address when it is one, both
-    /// loopback addresses for `localhost`, none for anything else.
+    /// Whether this is `localhost`.
+    pub(crate) fn is_localhost(&self) -> bool {
+        matches!(self, Host::Name(n) if n == "localhost")
+    }
+
+    /// The loopback addresses this host stands for: its own address when it is one, the two
+    /// `localhost` means ([`LOCALHOST`]) for it, none for anything else.
     pub(crate) fn loopback_addrs(&self) -> Vec<IpAddr> {
         match self {
             Host::Ip(a) if a.is_loopback() => vec![*a],
-            Host::Name(n) if n == "localhost" => vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ],
+            h if h.is_localhost() => LOCALHOST.to_vec(),
             _ => Vec::new(),
         }
     }
@@ -125,6 +144,17 @@ impl Endpoint {
                 "a host is required (a name, `*.` and a suffix, or an address): `*` would allow everything (`network = \"open\"` says that)"
                     .into(),
             );
+        }
+        if Host::parse_target(host).is_none()
+            && host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|a| a.to_canonical().is_unspecified())
+        {
+            return Err(format!(
+                "`{host}` is the unspecified address, which names no host: write the address to reach, as `127.0.0.1`"
+            ));
         }
         let host = if let Some(suffix) = host.strip_prefix("*.") {
             let suffix = suffix.strip_suffix('.').unwrap_or(suffix);
@@ -174,7 +204,8 @@ impl Endpoint {
                     && n.ends_with(s.as_str())
                     && n[..n.len() - s.len()].ends_with('.')
             }
-            (Host::Name(l), Host::Ip(a)) if l == "localhost" => a.is_loopback(),
+            // `localhost` is the loopback address it means, no other of `127.0.0.0/8`.
+            (l, Host::Ip(a)) if l.is_localhost() => LOCALHOST.contains(a),
             (mine, theirs) => mine == theirs,
         }
     }
@@ -256,6 +287,11 @@ mod tests {
             ("exa mple.com:443", "not a host name"),
             ("1.2.3:443", "not a host name"),
             ("http://x.com:443", "not a URL"),
+            ("0.0.0.0:80", "unspecified address"),
+            ("[::]:80", "unspecified address"),
+            ("[::ffff:0.0.0.0]:80", "unspecified address"),
+            ("127.1:80", "not a host name"),
+            ("2130706433:80", "not a host name"),
         ] {
             let e = Endpoint::parse(text).expect_err(text);
             assert!(e.contains(why), "{text}: {e}");
@@ -293,6 +329,77 @@ mod tests {
                 "127.0.0.1:8080".parse().expect("addr"),
                 "[::1]:8080".parse().expect("addr"),
             ]
+        );
+    }
+
+    #[test]
+    fn localhost_is_the_loopback_address_it_means_and_no_other() {
+        let list = AllowList(vec![ep("localhost:8080")]);
+        let t = |h: &str| Host::parse_target(h);
+        for allowed in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "127.0.0.1",
+            "[::1]",
+            "::1",
+            "[::ffff:127.0.0.1]",
+            "[0:0:0:0:0:ffff:7f00:1]",
+        ] {
+            let h = t(allowed).unwrap_or_else(|| panic!("{allowed} is a host"));
+            assert!(list.allows(&h, 8080), "{allowed}");
+            assert!(!list.allows(&h, 8081), "{allowed} on another port");
+        }
+        // Other loopback addresses, other spellings of them, and what a resolver would read as
+        // an address: refused (another host) or not a host at all.
+        for refused in [
+            "127.0.0.2",
+            "127.3.4.5",
+            "127.255.255.255",
+            "[::ffff:127.0.0.2]",
+            "[::ffff:7f00:2]",
+            "[::127.0.0.1]",
+            "0x7f000001",
+            "localhost.localdomain",
+            "sub.localhost",
+            "[fe80::1]",
+        ] {
+            if let Some(h) = t(refused) {
+                assert!(!list.allows(&h, 8080), "{refused} is allowed as {h}");
+            }
+        }
+        for not_a_host in [
+            "127.1",
+            "127.0.1",
+            "2130706433",
+            "0177.0.0.1",
+            "127.000.000.001",
+            "0.0.0.0",
+            "[::]",
+            "::",
+            "[::ffff:0.0.0.0]",
+            "localhost..",
+            "",
+        ] {
+            assert_eq!(t(not_a_host), None, "{not_a_host}");
+        }
+        // An address mapped into IPv6 is the IPv4 address it maps, shown so.
+        assert_eq!(
+            t("[::ffff:127.0.0.2]").map(|h| h.to_string()).as_deref(),
+            Some("127.0.0.2")
+        );
+        assert_eq!(ep("[::ffff:127.0.0.1]:5432").to_string(), "127.0.0.1:5432");
+        // Where a client may call it directly: those two addresses only.
+        assert_eq!(
+            list.loopback_sockets(),
+            vec![
+                "127.0.0.1:8080".parse().expect("addr"),
+                "[::1]:8080".parse().expect("addr"),
+            ]
+        );
+        assert_eq!(
+            AllowList(vec![ep("[::ffff:127.0.0.2]:9")]).loopback_sockets(),
+            vec!["127.0.0.2:9".parse().expect("addr")]
         );
     }
 

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::allow::Host;
+use super::allow::{Host, LOCALHOST};
 use super::attempt::AttemptCtx;
 use super::http::{self, Opening, Request};
 
@@ -243,22 +243,25 @@ async fn answer(conn: &mut TcpStream, code: u16, text: &str) {
     let _ = conn.shutdown().await;
 }
 
-/// A connection to `host:port` from orch: an address as it is, a name resolved here. A name
-/// other than `localhost` never leads to this machine's own addresses (a loopback, unspecified
-/// or link-local one): a domain's DNS must not point the proxy at services the agent could not
-/// reach itself.
+/// A connection to `host:port` from orch: an address as it is; `localhost` its two loopback
+/// addresses ([`LOCALHOST`]), never what a resolver says of it; another name resolved here, and
+/// never to this machine's own addresses (a loopback, unspecified or link-local one): a domain's
+/// DNS must not point the proxy at services the agent could not reach itself.
 async fn connect(host: &Host, port: u16) -> Option<TcpStream> {
     let addrs: Vec<SocketAddr> = match host {
+        Host::Ip(a) if a.is_unspecified() => return None,
         Host::Ip(a) => vec![SocketAddr::new(*a, port)],
+        h if h.is_localhost() => LOCALHOST
+            .iter()
+            .map(|a| SocketAddr::new(*a, port))
+            .collect(),
         Host::Name(n) => {
             let found =
                 tokio::time::timeout(CONNECT_WAIT, tokio::net::lookup_host((n.as_str(), port)))
                     .await
                     .ok()?
                     .ok()?;
-            found
-                .filter(|a| n == "localhost" || !own_address(a.ip()))
-                .collect()
+            found.filter(|a| !own_address(a.ip())).collect()
         }
         Host::Suffix(_) => return None,
     };
