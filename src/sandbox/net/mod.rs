@@ -28,14 +28,18 @@
 
 pub(crate) mod allow;
 mod attempt;
+mod body;
 mod dns;
 mod enter;
 mod http;
 mod netlink;
 mod own;
 mod proxy;
+mod requests;
 mod serve;
 mod spec;
+mod tls;
+mod tunnel;
 
 pub(crate) use attempt::{refusals_of, refusals_of_plan};
 pub(crate) use enter::{enter_from_env, probe};

@@ -9,21 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::net::{AddressFamily, SocketType};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::allow::{Host, LOCALHOST};
 use super::attempt::AttemptCtx;
-use super::http::{self, Opening, Request};
 
-/// How long a client has to send its request's head.
-const HEAD_WAIT: Duration = Duration::from_secs(30);
-/// How long a connection to a destination may take.
+/// How long a connection to an allowed loopback endpoint may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(15);
-/// How long the proxy waits for the first bytes through a tunnel before it lets the tunnel
-/// carry a protocol whose server speaks first.
-const OPENING_WAIT: Duration = Duration::from_secs(2);
 
 /// The most connections of one socket of an attempt served at once.
 const MAX_CONNECTIONS: usize = 512;
@@ -92,7 +84,7 @@ async fn accept(l: TcpListener, role: Role, ctx: Arc<AttemptCtx>) {
         let ctx = ctx.clone();
         conns.spawn(async move {
             match role {
-                Role::Proxy => proxy(conn, &ctx).await,
+                Role::Proxy => super::requests::serve(conn, &ctx).await,
                 Role::Direct(to) => direct(conn, to).await,
                 Role::Catch => {
                     let dest = conn.local_addr().map_or_else(|_| "?".into(), shown);
@@ -117,171 +109,6 @@ async fn direct(mut conn: TcpStream, to: SocketAddr) {
         let _ = up.set_nodelay(true);
         let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
     }
-}
-
-/// A connection to the proxy: one request, `CONNECT` or plain HTTP.
-async fn proxy(mut conn: TcpStream, ctx: &AttemptCtx) {
-    let mut buf = Vec::with_capacity(4096);
-    let end = loop {
-        if let Some(end) = http::head_end(&buf) {
-            break end;
-        }
-        if buf.len() >= http::HEAD_MAX {
-            return answer(&mut conn, 400, "the request's head is too long").await;
-        }
-        match read_more(&mut conn, &mut buf, HEAD_WAIT).await {
-            Some(n) if n > 0 => {}
-            _ => return,
-        }
-    };
-    match http::parse(&buf[..end]) {
-        Request::Bad(why) => answer(&mut conn, 400, &why).await,
-        Request::Forged { named, host, port } => {
-            ctx.refuse(
-                &named.escape_debug().to_string(),
-                &format!("named by the Host header of a plain request to {host}:{port} through orch's proxy"),
-            );
-            answer(
-                &mut conn,
-                403,
-                "orch: the Host header names another host than the URL",
-            )
-            .await;
-        }
-        Request::Connect { host, port } => {
-            if !ctx.allow.allows(&host, port) {
-                ctx.refuse(
-                    &format!("{host}:{port}"),
-                    "CONNECT through orch's proxy; not in network_allow",
-                );
-                return answer(&mut conn, 403, &not_allowed(&host, port)).await;
-            }
-            let Some(mut up) = connect(&host, port).await else {
-                return answer(&mut conn, 502, &format!("cannot connect to {host}:{port}")).await;
-            };
-            if conn
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let mut first = buf[end..].to_vec();
-            let mut wait = OPENING_WAIT;
-            loop {
-                match http::opening(&first) {
-                    Opening::Names(named) if !http::names_host(&named, &host) => {
-                        ctx.refuse(
-                            &named.escape_debug().to_string(),
-                            &format!("named in a tunnel to {host}:{port} (TLS server name or Host header)"),
-                        );
-                        return;
-                    }
-                    Opening::More => match read_more(&mut conn, &mut first, wait).await {
-                        Some(n) if n > 0 => wait = HEAD_WAIT,
-                        // The client waits for the server to speak first, or has closed.
-                        Some(_) if !first.is_empty() => return,
-                        _ => break,
-                    },
-                    _ => break,
-                }
-            }
-            if up.write_all(&first).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
-            }
-        }
-        Request::Plain { host, port, head } => {
-            if !ctx.allow.allows(&host, port) {
-                ctx.refuse(
-                    &format!("{host}:{port}"),
-                    "plain HTTP through orch's proxy; not in network_allow",
-                );
-                return answer(&mut conn, 403, &not_allowed(&host, port)).await;
-            }
-            let Some(mut up) = connect(&host, port).await else {
-                return answer(&mut conn, 502, &format!("cannot connect to {host}:{port}")).await;
-            };
-            if up.write_all(&head).await.is_ok() && up.write_all(&buf[end..]).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
-            }
-        }
-    }
-}
-
-fn not_allowed(host: &Host, port: u16) -> String {
-    format!(
-        "orch: {host}:{port} is not allowed for this agent; the lead allows it with `network_allow = [\"{host}:{port}\"]` in plans.toml"
-    )
-}
-
-/// Reads what `conn` has within `wait` onto `buf`: the bytes read (0 at its end), `None` when
-/// nothing came in time or it failed.
-async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>, wait: Duration) -> Option<usize> {
-    let mut chunk = [0u8; 4096];
-    match tokio::time::timeout(wait, conn.read(&mut chunk)).await {
-        Ok(Ok(n)) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Some(n)
-        }
-        _ => None,
-    }
-}
-
-/// An answer of the proxy, then the connection closed.
-async fn answer(conn: &mut TcpStream, code: u16, text: &str) {
-    let reason = match code {
-        400 => "Bad Request",
-        403 => "Forbidden",
-        _ => "Bad Gateway",
-    };
-    let body = format!("{text}\n");
-    let msg = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = conn.write_all(msg.as_bytes()).await;
-    let _ = conn.shutdown().await;
-}
-
-/// A connection to `host:port` from orch: an address as it is; `localhost` its two loopback
-/// addresses ([`LOCALHOST`]), never what a resolver says of it; another name resolved here, and
-/// never to this machine's own addresses (a loopback, unspecified or link-local one): a domain's
-/// DNS must not point the proxy at services the agent could not reach itself.
-async fn connect(host: &Host, port: u16) -> Option<TcpStream> {
-    let addrs: Vec<SocketAddr> = match host {
-        Host::Ip(a) if a.is_unspecified() => return None,
-        Host::Ip(a) => vec![SocketAddr::new(*a, port)],
-        h if h.is_localhost() => LOCALHOST
-            .iter()
-            .map(|a| SocketAddr::new(*a, port))
-            .collect(),
-        Host::Name(n) => {
-            let found =
-                tokio::time::timeout(CONNECT_WAIT, tokio::net::lookup_host((n.as_str(), port)))
-                    .await
-                    .ok()?
-                    .ok()?;
-            found.filter(|a| !own_address(a.ip())).collect()
-        }
-        Host::Suffix(_) => return None,
-    };
-    for a in addrs {
-        if let Ok(Ok(s)) = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(a)).await {
-            let _ = s.set_nodelay(true);
-            return Some(s);
-        }
-    }
-    None
-}
-
-fn own_address(ip: IpAddr) -> bool {
-    let ip = ip.to_canonical();
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || match ip {
-            IpAddr::V4(v4) => v4.is_link_local(),
-            IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
-        }
 }
 
 /// The namespace's DNS socket: every query refused at once, logged with its name.

@@ -1,11 +1,13 @@
-//! An allowlist entry allows exactly what it names. A hostile agent with `network_allow =
-//! ["localhost:P"]` tries the listeners on P of other loopback addresses (`127.0.0.2`,
-//! `127.3.4.5`) and one on another port Q, by every spelling of a loopback address (through the
-//! proxy, `CONNECT` and plain, and directly). Each listener records every byte it gets and keeps
-//! its connections open (as a server that ignores `Connection: close`, or a front serving many
-//! hosts, would): the forbidden ones get nothing, the allowed ones get the allowed requests only,
-//! and each refusal is logged. Sandbox on and off: the rule is orch's. Only loopback addresses
-//! are used.
+//! An allowlist entry allows exactly what it names, and every request on a connection to orch's
+//! proxy is judged. A hostile agent with `network_allow = ["localhost:P"]` tries the listeners
+//! on P of other loopback addresses (`127.0.0.2`, `127.3.4.5`) and one on another port Q, by
+//! every spelling of a loopback address (through the proxy, `CONNECT` and plain, and directly),
+//! and as the second request of a kept-alive connection whose first is allowed (in a later write,
+//! pipelined, after a body of either framing, by its URL or its `Host` only, inside a tunnel of
+//! plain HTTP). Each listener records every byte it gets and keeps its connections open (as a
+//! server that ignores `Connection: close`, or a front serving many hosts, would): the forbidden
+//! ones get nothing, the allowed ones get the allowed requests only, and each refusal is logged.
+//! Sandbox on and off: the rule is orch's. Only loopback addresses are used.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read as _, Write as _};
@@ -274,8 +276,110 @@ fn localhost_allows_the_loopback_address_it_means_and_no_other() {
             ),
             format!("refused 127.0.0.1:{q} (CONNECT through orch's proxy; not in network_allow)"),
             format!("refused 0x7f000001:{p} (CONNECT through orch's proxy; not in network_allow)"),
+            format!("refused 127.1:{p} (a request to orch's proxy it does not pass on"),
+            format!("refused 0.0.0.0:{p} (a request to orch's proxy it does not pass on"),
+            format!("refused [::]:{p} (a request to orch's proxy it does not pass on"),
+            format!(
+                "refused http://2130706433:{p}/mark-plain-decimal_2130706433 (a request to orch's proxy it does not pass on"
+            ),
             format!("refused 127.0.0.2:{p} (a connection to a port where nothing listens"),
             format!("refused 127.3.4.5:{p} (a connection to a port where nothing listens"),
+        ] {
+            assert!(
+                log.contains(&line),
+                "sandbox {sandbox}: `{line}` not logged\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_request_on_a_connection_to_the_proxy_is_judged() {
+    let refused = [
+        "later-write",
+        "pipelined",
+        "after-length-body",
+        "after-chunked-body",
+        "absolute-other-port",
+        "absolute-other-address",
+        "host-header-only",
+        "origin-form-host",
+        "tunnel-later-write",
+        "tunnel-pipelined",
+        "tunnel-absolute",
+        "tunnel-after-chunked-body",
+        "tunnel-other-port",
+        "tunnel-after-a-pause",
+    ];
+    for sandbox in ["off", "on"] {
+        if sandbox == "on" && !crate::landlock() {
+            continue;
+        }
+        let l = Listeners::start();
+        let (got, log) = run(&l, "keepalive", sandbox);
+        assert_eq!(
+            got.len(),
+            refused.len() + 4,
+            "sandbox {sandbox}: {got:?}\n{log}"
+        );
+        let seen = l.allowed_bytes();
+        for v in refused {
+            let name = format!("keepalive-{v}");
+            let (ok, detail) = got.get(&name).unwrap_or_else(|| panic!("{name}: {got:?}"));
+            // The first request answered, the second refused by orch (403, or 400 for what is
+            // not a request to the proxy), after it.
+            assert!(
+                !ok && (detail.starts_with("second_403") || detail.starts_with("second_400")),
+                "sandbox {sandbox}: {name}: {detail}\n{log}"
+            );
+            assert!(
+                reached(&seen, &format!("{v}-1")),
+                "sandbox {sandbox}: {v}'s first request did not reach its listener:\n{seen}"
+            );
+            assert!(
+                !reached(&seen, v) && !seen.contains(&format!("/mark-{v} ")),
+                "sandbox {sandbox}: {v}'s second request reached an allowed listener:\n{seen}"
+            );
+        }
+        // A request smuggled in a body framed two ways: nothing of it goes anywhere.
+        let (ok, detail) = &got["keepalive-smuggled"];
+        assert!(!ok && detail.starts_with("400_"), "{detail}");
+        assert!(!seen.contains("mark-smuggled"), "{seen}");
+        // What stays allowed: the same listener again, the other address localhost means (a
+        // connection of its own), the same in a tunnel.
+        for (name, mark) in [
+            ("ok-keepalive-same", "ok-same"),
+            ("ok-keepalive-v6", "ok-v6"),
+            ("ok-keepalive-tunnel", "ok-tunnel"),
+        ] {
+            let (ok, detail) = &got[name];
+            assert!(ok, "sandbox {sandbox}: {name}: {detail}\n{log}");
+            assert!(reached(&seen, mark) && reached(&seen, &format!("{mark}-1")));
+        }
+        assert!(reached(&l.allowed[1].bytes(), "ok-v6"), "[::1] not reached");
+        l.assert_forbidden_untouched(sandbox, &log);
+        let (p, q) = (l.p, l.q);
+        for line in [
+            format!(
+                "refused 127.0.0.2:{p} (plain HTTP through orch's proxy; not in network_allow)"
+            ),
+            format!(
+                "refused 127.0.0.1:{q} (plain HTTP through orch's proxy; not in network_allow)"
+            ),
+            format!(
+                "refused 127.3.4.5:{p} (plain HTTP through orch's proxy; not in network_allow)"
+            ),
+            format!(
+                "refused 127.0.0.2:{p} (named by the Host header of a plain request to 127.0.0.1:{p}"
+            ),
+            "refused /mark-origin-form-host (a request to orch's proxy it does not pass on"
+                .to_string(),
+            format!("refused 127.0.0.2:{p} (named in a tunnel to 127.0.0.1:{p}"),
+            format!(
+                "refused http://127.0.0.2:{p}/mark-tunnel-absolute (named in a tunnel to 127.0.0.1:{p}"
+            ),
+            format!("refused 127.0.0.1:{q} (named in a tunnel to 127.0.0.1:{p}"),
+            "both Content-Length and Transfer-Encoding (request smuggling)".to_string(),
         ] {
             assert!(
                 log.contains(&line),
