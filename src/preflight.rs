@@ -9,6 +9,8 @@
 //! replaced by an agent: [`agent_writable`] finds that, and the pre-flight then runs it confined
 //! (writing no more than the agent itself may), never unconfined ([`Confined`]).
 
+pub(crate) mod probe;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -168,6 +168,13 @@ pub(crate) enum Input {
         run: RunId,
         result: Result<Measure, String>,
     },
+    /// orch's own probe of agent `agent`'s client ran: what its output shows (`Ordinary`: no
+    /// limit and no failure, or no answer in time), and a line of what it said.
+    Probed {
+        agent: usize,
+        class: crate::agent_output::Class,
+        said: String,
+    },
     /// The merge train's resolver of plan `plan` says how its resolution goes (`resolve`).
     Resolving {
         plan: usize,
@@ -273,6 +280,10 @@ pub(crate) enum Action {
         unit: Unit,
         attempt: u32,
     },
+    /// Check an attempt's claim of a limit or a failure a person must fix: run agent `agent`'s
+    /// client once, outside every worktree, and classify its own output; answer
+    /// [`Input::Probed`].
+    Probe { agent: usize, name: String },
 }
 
 /// The supervisor's state and decisions. See the module documentation.
@@ -513,6 +524,9 @@ impl Core {
             Input::Reported { run, reported } => self.on_member_reported(run, reported),
             Input::Measured { run, result } => self.on_measured(now, run, result, &mut out),
             Input::Resolving { plan, note } => self.on_resolving(plan, note, &mut out),
+            Input::Probed { agent, class, said } => {
+                self.on_probed(now, agent, class, said, &mut out);
+            }
         }
         self.step(now, &mut out);
         self.hold_for_trees(&mut out);
@@ -590,6 +604,9 @@ mod best_of;
 #[cfg(test)]
 mod best_of_tests;
 pub(crate) mod checks;
+mod claims;
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod completion_tests;
 mod control;

@@ -181,6 +181,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     for (agent, why) in &ctx.unusable_fallbacks {
         core.fallback_unusable(agent, why);
     }
+    // The agents whose client orch can ask itself, to check a claim of an attempt.
+    if let Some(m) = ws.manifest.as_ref() {
+        for (name, spec) in &m.agents {
+            core.set_probe(name, crate::preflight::probe::probe_able(spec));
+        }
+    }
     for p in 0..ws.plans.len() {
         core.set_merged_before(p, fx.views[p].merged);
         core.set_held(p, fx.views[p].held);
@@ -566,6 +572,7 @@ impl Effects<'_> {
             }
             Action::Measure { run, unit, attempt } => self.measure(run, unit, attempt),
             Action::UseAgent { run, agent } => self.use_agent(run, agent),
+            Action::Probe { agent, name } => self.probe(agent, name),
             Action::CloseInput { run } => {
                 self.inputs.remove(&run);
             }

@@ -13,6 +13,7 @@ mod ask;
 mod best_of;
 mod channels;
 mod checks;
+mod claims;
 mod clients;
 mod code;
 mod exemptions;

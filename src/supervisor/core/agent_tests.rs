@@ -110,10 +110,8 @@ fn a_usage_limit_pauses_the_agent_without_counting_the_attempt_then_resumes() {
             .any(|e| matches!(e, Event::TaskFailed { .. }))
     );
     assert!(!c.is_over(), "the pause keeps the run going");
-    assert!(matches!(
-        c.state().agents[0].state,
-        AgentState::Paused { .. }
-    ));
+    // The pause is the plan's own (its attempt's claim, which no other plan made).
+    assert!(matches!(c.state_for(0, 0), Some(AgentState::Paused { .. })));
 
     // Before the reset: still nothing. At it: resumed, and the task runs again as attempt 1.
     assert!(launches(&c.handle(t0 + Duration::from_secs(29), Input::Tick)).is_empty());

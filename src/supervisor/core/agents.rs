@@ -60,6 +60,7 @@ impl Core {
             class: kind.as_str().to_string(),
             cause,
             fix,
+            plan: None,
         }));
         self.report_moves(&before, out);
     }
@@ -118,6 +119,7 @@ impl Core {
             agent: name,
             reason,
             resume_in_ms: millis(wait),
+            plan: None,
         }));
         self.report_moves(&before, out);
     }
@@ -136,7 +138,10 @@ impl Core {
                 plans: self.plans_of_agent(a),
                 pause: None,
             });
-            out.push(Action::Report(Event::AgentResumed { agent: name }));
+            out.push(Action::Report(Event::AgentResumed {
+                agent: name,
+                plan: None,
+            }));
             self.report_moves(&before, out);
         }
     }

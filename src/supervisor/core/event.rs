@@ -155,14 +155,21 @@ pub(crate) enum Event {
         quiet_ms: u64,
     },
     /// An agent hit a usage or rate limit: none of its tasks starts for `resume_in_ms`; the
-    /// attempt that hit it is not counted and its task is pending again.
+    /// attempt that hit it is not counted and its task is pending again. With `plan`: the
+    /// claim of that plan's attempt, not (yet) confirmed by orch: only that plan's tasks wait.
     AgentPaused {
         agent: String,
         reason: String,
         resume_in_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
     },
-    /// A paused agent may start tasks again.
-    AgentResumed { agent: String },
+    /// A paused agent may start tasks again (with `plan`: that plan's tasks).
+    AgentResumed {
+        agent: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+    },
     /// Agent `from` is at a usage limit (until `until`, `resume_in_ms` from now): the pending
     /// tasks of `plans` go to their fallback `to`, the first one not limited; `skipped`: the
     /// fallbacks before it passed over, each with why. Running attempts go on.
@@ -177,12 +184,16 @@ pub(crate) enum Event {
     /// Agent `agent`'s limit reset: new tasks of `plans`, its own, go to it again.
     AgentRestored { agent: String, plans: Vec<String> },
     /// An agent cannot work until a person fixes something: `class` is `missing_program`,
-    /// `rejected_flags` or `authentication`; none of its tasks starts again in this run.
+    /// `rejected_flags` or `authentication`; none of its tasks starts again in this run. With
+    /// `plan`: the claim of that plan's attempt, not (yet) confirmed by orch: only that plan's
+    /// tasks stop.
     AgentStopped {
         agent: String,
         class: String,
         cause: String,
         fix: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
     },
     /// A budget is reached (`plan` `None`: the run's): no new task of it starts.
     BudgetReached {

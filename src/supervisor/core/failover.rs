@@ -44,19 +44,14 @@ impl Core {
     pub(super) fn agent_for(&self, p: usize) -> Option<usize> {
         let plan = &self.state.plans[p];
         let ready = |a: usize| {
-            self.state
-                .agents
-                .get(a)
-                .is_some_and(|r| r.state == AgentState::Ready)
+            self.state_for(a, p)
+                .is_some_and(|s| *s == AgentState::Ready)
         };
         let own = plan.agent_index;
         if ready(own) {
             return Some(own);
         }
-        let limited = matches!(
-            self.state.agents.get(own).map(|r| &r.state),
-            Some(AgentState::Paused { .. })
-        );
+        let limited = matches!(self.state_for(own, p), Some(AgentState::Paused { .. }));
         if !limited {
             return None;
         }
@@ -129,10 +124,11 @@ impl Core {
             }
         }
         for ((from, to), plans) in moves {
-            let wait = self.limit_left(from);
-            let skipped = plans
+            let first = plans
                 .first()
-                .and_then(|n| self.names.iter().position(|x| x == n))
+                .and_then(|n| self.names.iter().position(|x| x == n));
+            let wait = first.map_or(0, |p| self.limit_left(from, p));
+            let skipped = first
                 .map(|p| self.skipped_before(p, Some(to)))
                 .unwrap_or_default();
             out.push(Action::Report(Event::AgentFailover {
@@ -152,7 +148,7 @@ impl Core {
         }
         for (p, from) in stranded {
             let own = self.state.plans[p].agent_index;
-            if !matches!(self.state.agents[own].state, AgentState::Paused { .. }) {
+            if !matches!(self.state_for(own, p), Some(AgentState::Paused { .. })) {
                 continue;
             }
             let skipped = self.skipped_before(p, None);
@@ -175,13 +171,16 @@ impl Core {
                 break;
             }
             let r = &self.state.agents[a];
-            match &r.state {
+            let Some(state) = self.state_for(a, p) else {
+                continue;
+            };
+            match state {
                 AgentState::Ready => {}
                 AgentState::Paused { .. } => out.push(format!(
                     "{} is at a usage limit too ({} left)",
                     r.name,
                     crate::duration::format_duration(std::time::Duration::from_millis(
-                        self.limit_left(a)
+                        self.limit_left(a, p)
                     ))
                 )),
                 AgentState::Stopped { cause, .. } => out.push(format!(
@@ -199,11 +198,10 @@ impl Core {
         out
     }
 
-    /// How long agent `a`'s limit lasts from the core's clock, in milliseconds (0 when it is
-    /// not paused).
-    fn limit_left(&self, a: usize) -> u64 {
-        let Some(AgentState::Paused { until, .. }) = self.state.agents.get(a).map(|r| &r.state)
-        else {
+    /// How long agent `a`'s limit lasts for plan `p` from the core's clock, in milliseconds (0
+    /// when it is not paused).
+    fn limit_left(&self, a: usize, p: usize) -> u64 {
+        let Some(AgentState::Paused { until, .. }) = self.state_for(a, p) else {
             return 0;
         };
         self.clock

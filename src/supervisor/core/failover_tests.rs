@@ -209,10 +209,7 @@ fn a_limited_or_stopped_fallback_is_skipped_and_said() {
         f[0].4[1].starts_with("c cannot work: Invalid API key"),
         "{f:?}"
     );
-    assert!(matches!(
-        c.state().agents[0].state,
-        AgentState::Paused { .. }
-    ));
+    assert!(matches!(c.state_for(0, 0), Some(AgentState::Paused { .. })));
     // `d` limited as well: nothing may take the tasks; a note says why, they wait.
     let out = c.handle(
         t0,
@@ -276,9 +273,9 @@ fn a_plan_without_fallbacks_waits_and_a_stopped_own_agent_is_not_failed_over() {
     assert!(launches(&out).is_empty());
 }
 
-/// Two plans on the same agent, one with a fallback: a limit seen in the other plan's attempt
-/// moves the first's tasks (the account is the agent's), and a limit in the fallback's
-/// attempt never pauses the plans' own agent.
+/// Two plans on the same agent, one with a fallback: a limit seen in the other plan's attempt,
+/// once orch's probe confirmed it, moves the first's tasks (the account is the agent's), and a
+/// limit in the fallback's attempt never pauses the plans' own agent.
 #[test]
 fn the_limit_is_the_agent_that_ran_the_attempt() {
     let plans = vec![plan(THREE), plan(THREE)];
@@ -295,9 +292,20 @@ fn the_limit_is_the_agent_that_ran_the_attempt() {
     assert_eq!(l.len(), 2);
     let a = l.iter().find(|x| x.1.plan() == 0).expect("a");
     let b = l.iter().find(|x| x.1.plan() == 1).expect("b");
-    // Plan b's attempt (same agent, no fallback) hits the limit: a's next launch goes to fb,
-    // b waits.
+    // Plan b's attempt (same agent, no fallback) claims the limit: b waits, a does not move
+    // until orch's probe of the client shows the limit too; then a's next launch goes to fb.
+    c.set_probe("script", true);
     let out = exit_with(&mut c, t0, b.0, limited(30));
+    assert!(failovers(&out).is_empty(), "{out:?}");
+    assert!(launches(&out).is_empty(), "{out:?}");
+    let out = c.handle(
+        t0,
+        Input::Probed {
+            agent: 0,
+            class: Class::Limit(Some(Duration::from_secs(30))),
+            said: "You've hit your usage limit.".into(),
+        },
+    );
     assert_eq!(failovers(&out).len(), 1, "{out:?}");
     assert!(launches(&out).is_empty(), "{out:?}");
     let out = finish(&mut c, t0, a.0, a.1);

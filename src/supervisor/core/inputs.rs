@@ -253,11 +253,8 @@ impl Core {
                     // Not the plan's fault: the attempt does not count against its retries.
                     self.not_counted(&rr);
                 }
-                match class {
-                    Class::Limit(wait) => self.pause_agent(now, agent, wait, cause, out),
-                    Class::Fatal(kind) => self.stop_agent(agent, kind, cause, out),
-                    Class::Ordinary => {}
-                }
+                // A claim of its output: this plan waits or stops; others once orch checked it.
+                self.claim(now, agent, plan, class, cause, out);
                 self.plan_agent_settlement(plan, &ending)
             }
             Unit::Task { plan, task } => {
@@ -366,7 +363,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.pause_agent(now, a, wait, cause.clone(), out);
+                        self.claim(now, a, p, Class::Limit(wait), cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "agent `{agent}` hit a usage limit ({}); the task runs again when it resets",
@@ -381,7 +378,7 @@ impl Core {
                         if let Some(rr) = self.state.runs.get(&run).cloned() {
                             self.not_counted(&rr);
                         }
-                        self.stop_agent(a, kind, cause.clone(), out);
+                        self.claim(now, a, p, Class::Fatal(kind), cause.clone(), out);
                         return Some(Settlement::Interrupt {
                             note: format!(
                                 "not run: agent `{agent}` cannot work ({}): {}",
@@ -639,6 +636,7 @@ impl Core {
                 Timer::Deadline(run) => self.stop(run, None, out),
                 Timer::Asked(run) => self.stop(run, Some(StopWhy::User), out),
                 Timer::Resume(a) => self.resume_agent(a, out),
+                Timer::Release(a) => self.release_holds(now, a, out),
                 Timer::Quiet(run) => {
                     let running = self.state.runs.get_mut(&run).and_then(|rr| {
                         rr.quiet_key = None;

@@ -22,7 +22,7 @@ impl Core {
             let completed = recs.iter().filter(|r| r.facts.status.is_finished()).count();
             let failed_tasks = self.failed_tasks_of(p);
             let plan = &self.state.plans[p];
-            let stopped = match self.state.agents.get(plan.agent_index).map(|a| &a.state) {
+            let stopped = match self.state_for(plan.agent_index, p) {
                 Some(AgentState::Stopped { cause, fix }) => Some(format!(
                     "agent `{}` cannot work: {}; {fix}",
                     spec.entry.agent,
@@ -108,13 +108,27 @@ impl Core {
                     .state
                     .agents
                     .iter()
-                    .filter_map(|a| match &a.state {
-                        AgentState::Stopped { cause, fix } => Some(StoppedAgent {
+                    .flat_map(|a| match &a.state {
+                        AgentState::Stopped { cause, fix } => vec![StoppedAgent {
                             agent: a.name.clone(),
                             cause: cause.clone(),
                             fix: fix.clone(),
-                        }),
-                        _ => None,
+                        }],
+                        // Stopped for the plans whose attempts claimed it only (unconfirmed).
+                        _ => a
+                            .holds
+                            .iter()
+                            .filter_map(|(plan, h)| match &h.state {
+                                AgentState::Stopped { cause, fix } => Some(StoppedAgent {
+                                    agent: a.name.clone(),
+                                    cause: format!(
+                                        "for plan {plan}, as its attempt claimed: {cause}"
+                                    ),
+                                    fix: fix.clone(),
+                                }),
+                                _ => None,
+                            })
+                            .collect(),
                     })
                     .collect(),
                 notify_failures: 0,

@@ -471,6 +471,7 @@ impl Core {
             || s.preparing > 0
             || s.integration.running
             || s.plans.iter().any(|p| p.tree_pending)
+            || (self.probing() && !s.graceful)
         {
             return false;
         }

@@ -371,6 +371,9 @@ pub(crate) enum Timer {
     Resume(usize),
     /// An attempt asked a question and did not exit within `grace`: it is stopped.
     Asked(RunId),
+    /// A plan's own hold on an agent (index into [`RunState::agents`]) may be over: the holds
+    /// whose time is up are released.
+    Release(usize),
 }
 
 /// Whether an agent may be launched.
@@ -400,9 +403,20 @@ pub(crate) enum AgentState {
 #[derive(Clone, Debug)]
 pub(crate) struct AgentRec {
     pub(crate) name: String,
+    /// Its state for every plan: changed by orch's own findings (a confirmed claim, a launch
+    /// that found no program), never by one attempt's words alone.
     pub(crate) state: AgentState,
     /// Pauses without a reset time in a row (the backoff doubles with each).
     pub(crate) pauses: u32,
+    /// Whether orch can ask its client itself (a probe) to check a claim of an attempt.
+    pub(crate) probe: bool,
+    /// A probe of its client runs.
+    pub(crate) probing: bool,
+    /// When its last probe started.
+    pub(crate) probed_at: Option<std::time::Instant>,
+    /// The plans (by name) whose attempt claimed a limit or a failure a person must fix: that
+    /// plan's own work waits or stops, the others' does not until the claim is confirmed.
+    pub(crate) holds: std::collections::BTreeMap<String, Hold>,
 }
 
 impl AgentRec {
@@ -412,8 +426,37 @@ impl AgentRec {
             name: name.to_string(),
             state: AgentState::Ready,
             pauses: 0,
+            probe: false,
+            probing: false,
+            probed_at: None,
+            holds: Default::default(),
         }
     }
+}
+
+/// What an attempt's output claims about its agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// A usage or rate limit.
+    Limit,
+    /// A failure only a person can fix (a login, the flags).
+    Fatal(crate::agent_output::Fatal),
+}
+
+/// One plan's hold on an agent: its attempt claimed `kind`; only this plan's work waits
+/// (`Paused`) or stops (`Stopped`) until orch confirms the claim for all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Hold {
+    /// `Paused` or `Stopped` while it holds; `Ready` once a pause's time is up.
+    pub(crate) state: AgentState,
+    pub(crate) kind: Claimed,
+    /// Until when the claim counts as a second plan's word for another plan's claim.
+    pub(crate) live_until: std::time::Instant,
+    /// The wait the claim named.
+    pub(crate) wait: Option<Duration>,
+    /// Pauses of this plan without a reset time in a row (its backoff doubles with each).
+    pub(crate) pauses: u32,
+    pub(crate) cause: String,
 }
 
 /// Every unit of the run, indexed; see the module documentation.

@@ -31,3 +31,37 @@ impl Effects<'_> {
         self.member_agents.insert(run, (agent, command));
     }
 }
+
+impl Effects<'_> {
+    /// Checks a claim of an attempt: agent `name`'s client run once by orch
+    /// ([`crate::preflight::probe`]), off the loop; its answer comes back as
+    /// [`Input::Probed`](crate::supervisor::core::Input).
+    pub(super) fn probe(&mut self, agent: usize, name: String) {
+        let spec = self
+            .ws
+            .manifest
+            .as_ref()
+            .and_then(|m| m.agents.get(&name))
+            .cloned();
+        let orch_bin = self.ctx.orch_bin.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (class, said) = match spec {
+                Some(spec) => crate::preflight::probe::probe(
+                    &name,
+                    &spec,
+                    &orch_bin,
+                    crate::sandbox::abi() > 0,
+                ),
+                None => (
+                    crate::agent_output::Class::Ordinary,
+                    "no probe: the agent is not in the manifest".to_string(),
+                ),
+            };
+            let _ = tx.send(super::Msg {
+                reload: None,
+                input: crate::supervisor::core::Input::Probed { agent, class, said },
+            });
+        });
+    }
+}

@@ -587,12 +587,14 @@ fn agents_checks_budgets_and_usage_read_as_lines() {
                 agent: "claude".into(),
                 reason: "API Error: 429 usage limit\nmore".into(),
                 resume_in_ms: 90_000,
+                plan: None,
             },
             "agent claude paused at a usage limit (API Error: 429 usage limit); no task of it starts for 1m30s",
         ),
         (
             Event::AgentResumed {
                 agent: "claude".into(),
+                plan: None,
             },
             "agent claude resumed",
         ),
@@ -602,6 +604,7 @@ fn agents_checks_budgets_and_usage_read_as_lines() {
                 class: "rejected_flags".into(),
                 cause: "error: unexpected argument '--full-auto' found".into(),
                 fix: "fix `command`".into(),
+                plan: None,
             },
             "agent codex cannot work (rejected flags): error: unexpected argument '--full-auto' found; fix: fix `command`",
         ),

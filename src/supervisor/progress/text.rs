@@ -125,12 +125,27 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             agent,
             reason,
             resume_in_ms,
+            plan: None,
         } => format!(
             "agent {agent} paused at a usage limit ({}); no task of it starts for {}",
             reason.lines().next().unwrap_or("").trim(),
             human_duration(*resume_in_ms)
         ),
-        Event::AgentResumed { agent } => format!("agent {agent} resumed"),
+        Event::AgentPaused {
+            agent,
+            reason,
+            resume_in_ms,
+            plan: Some(plan),
+        } => format!(
+            "agent {agent} paused for plan {plan}, whose attempt claims a usage limit ({}); no task of plan {plan} starts with it for {}",
+            reason.lines().next().unwrap_or("").trim(),
+            human_duration(*resume_in_ms)
+        ),
+        Event::AgentResumed { agent, plan: None } => format!("agent {agent} resumed"),
+        Event::AgentResumed {
+            agent,
+            plan: Some(plan),
+        } => format!("agent {agent} resumed for plan {plan}"),
         Event::AgentFailover {
             from,
             to,
@@ -189,8 +204,19 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             class,
             cause,
             fix,
+            plan: None,
         } => format!(
             "agent {agent} cannot work ({}): {cause}; fix: {fix}",
+            class.replace('_', " ")
+        ),
+        Event::AgentStopped {
+            agent,
+            class,
+            cause,
+            fix,
+            plan: Some(plan),
+        } => format!(
+            "agent {agent} stopped for plan {plan}, whose attempt claims it cannot work ({}): {cause}; fix: {fix}",
             class.replace('_', " ")
         ),
         Event::BudgetReached { plan, reason, .. } => format!(
