@@ -26,6 +26,12 @@ use crate::status::report::{
 };
 use crate::status::{self, StatusError, Transition, TransitionOptions, TransitionOutcome};
 
+/// The most refusals of one attempt's reports said, each as a `report_refused` event and a
+/// line in its log: an attempt that keeps writing bad reports is answered every time, but
+/// cannot fill the run's event log (and push the other plans' events out of it) nor its own
+/// log; past this, one note says that its further refusals are not said.
+pub(crate) const REFUSALS_SAID: u32 = 50;
+
 /// Who a report came from.
 enum From {
     Attempt(Reporter),
@@ -100,6 +106,7 @@ impl Effects<'_> {
                 attempt,
                 log,
                 asked: false,
+                refused: 0,
             },
         );
         Some(dir)
@@ -144,10 +151,16 @@ impl Effects<'_> {
                         // Not a regular file (a link, a FIFO), or larger than a report can be:
                         // removed, never read (nor waited on), and said.
                         let _ = std::fs::remove_file(&report_path);
-                        self.note(
-                            Some(pc.name().to_string()),
-                            format!("a report was not read and is removed: {e}"),
-                        );
+                        let say = match from {
+                            From::Attempt(_) => self.refusal_said(&pc, &path, "an attempt"),
+                            From::Person => true,
+                        };
+                        if say {
+                            self.note(
+                                Some(pc.name().to_string()),
+                                format!("a report was not read and is removed: {e}"),
+                            );
+                        }
                         continue;
                     }
                 };
@@ -187,7 +200,13 @@ impl Effects<'_> {
             From::Person => "a person's `orch task` during `orch up`".to_string(),
         };
         let refuse = |fx: &mut Self, reason: String| {
-            fx.refused(pc, &report.id, &who, &reason, log_of(&from));
+            let say = match &from {
+                From::Attempt(_) => fx.refusal_said(pc, dir, &who),
+                From::Person => true,
+            };
+            if say {
+                fx.refused(pc, &report.id, &who, &reason, log_of(&from));
+            }
             let why = format!(
                 "`orch up` refused the report of task `{}` of plan `{}`: {reason}",
                 report.id,
@@ -420,6 +439,25 @@ impl Effects<'_> {
             });
         }
         answer_of(pc, report, exit::OK, Some(outcome), None)
+    }
+
+    /// One more report of the attempt whose report directory is `dir` refused: whether it is
+    /// said (the first [`REFUSALS_SAID`]); the first past them says, once, that no more are.
+    fn refusal_said(&mut self, pc: &PlanCtx, dir: &Path, who: &str) -> bool {
+        let Some(r) = self.reporters.get_mut(dir) else {
+            return true;
+        };
+        r.refused = r.refused.saturating_add(1);
+        let n = r.refused;
+        if n == REFUSALS_SAID + 1 {
+            self.note(
+                Some(pc.name().to_string()),
+                format!(
+                    "{who}: {REFUSALS_SAID} of its reports were refused; its further refusals are answered but no longer said"
+                ),
+            );
+        }
+        n <= REFUSALS_SAID
     }
 
     /// Says that a report (or a change of the status file) about task `id` of plan `pc` from

@@ -38,6 +38,10 @@ pub(crate) struct Reporter {
     pub(crate) log: PathBuf,
     /// The attempt asked a question (`orch task ask`): nothing more of it is taken.
     pub(crate) asked: bool,
+    /// How many of its reports were refused (the first [`REFUSALS_SAID`] are said).
+    ///
+    /// [`REFUSALS_SAID`]: super::reports::REFUSALS_SAID
+    pub(crate) refused: u32,
 }
 
 /// A plan's status file as last read.

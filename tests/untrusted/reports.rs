@@ -2,7 +2,8 @@
 //! the supervisor; the status file is not the agent's to write; a plan-mode agent's tasks are
 //! committed by orch, and the agent gets no write access to git; a change of the status file
 //! that did not come through orch is refused and reported; a person's `done` during `orch up`
-//! goes through the task's check before any commit.
+//! goes through the task's check before any commit; an attempt's flood of refused reports is
+//! answered, but said a bounded number of times.
 
 use std::path::Path;
 
@@ -292,4 +293,59 @@ fn reports_a_persons_done_during_up_goes_through_the_check() {
     );
     assert!(of_task(&seen, "task_started", "2.1").is_empty(), "{all}");
     assert_ne!(support::exit_code(status), 0, "{all}");
+}
+
+/// An attempt that keeps writing reports orch refuses (80 reports of another task) is answered
+/// every time (refused, exit 4), but only the first 50 refusals are said (`report_refused` and
+/// a line in its log), then one note: one attempt cannot fill the run's event log with them.
+/// Its own task still completes; sandbox on and off.
+#[test]
+fn reports_a_flood_of_refused_reports_is_answered_but_said_a_bounded_number_of_times() {
+    for sandbox in support::sandboxes() {
+        let repo = Repo::bare_minimum();
+        repo.commit_plan_p(
+            "# P\n\n## Phase 1: One\n- [ ] 1.1 First\n\n## Phase 2: Two\n- [ ] 2.1 Second\n",
+            &agent("hostile_report_flood.sh", &["80"]),
+            "report = \"orch\"",
+            &format!("retries = 0\nsandbox = \"{sandbox}\""),
+        );
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        let ev = support::events(&out);
+        assert_eq!(code, 0, "sandbox {sandbox}: orch up failed\n{out}\n{err}");
+        let refused = repo.git(&["show", "plan/p:refused.txt"]);
+        assert_eq!(
+            refused.trim(),
+            "80",
+            "sandbox {sandbox}: every report answered"
+        );
+        assert_eq!(
+            named(&ev, "report_refused").len(),
+            50,
+            "sandbox {sandbox}: the refusals said"
+        );
+        let notes: Vec<&Value> = named(&ev, "note")
+            .into_iter()
+            .filter(|n| {
+                n["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("no longer said"))
+            })
+            .collect();
+        assert_eq!(notes.len(), 1, "sandbox {sandbox}: {out}");
+        let log =
+            std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.log")).unwrap_or_default();
+        assert_eq!(
+            log.matches("report of task 2.1 refused").count(),
+            50,
+            "sandbox {sandbox}"
+        );
+        for id in ["1.1", "2.1"] {
+            assert_eq!(
+                repo.task("p", id)["status"],
+                "completed",
+                "sandbox {sandbox}"
+            );
+        }
+    }
 }
