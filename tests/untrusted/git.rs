@@ -453,3 +453,71 @@ fn git_executes_only_gits_own_programs_without_a_driver_of_yours() {
         assert_eq!(repo.rev("main"), main, "main moved");
     }
 }
+
+/// A `git` (and an `ssh`) an agent plants where it may write, on the lead's `PATH` before the
+/// real ones: neither `orch up` nor `orch merge` runs it, however the two paths are named (the
+/// directory itself, one below it, a link to it on `PATH`, `sandbox_write` naming it through a
+/// link); orch takes the next one on `PATH`, and the plan lands.
+#[test]
+fn git_a_git_planted_where_agents_write_is_never_run_by_orch() {
+    if !landlock() {
+        return;
+    }
+    for variant in ["same", "below", "path-link", "write-link"] {
+        let repo = Repo::bare_minimum();
+        let outside = repo.outside("programs");
+        let shared = outside.join("shared");
+        std::fs::create_dir_all(&shared).expect("shared");
+        let link = outside.join("link");
+        std::os::unix::fs::symlink(&shared, &link).expect("link");
+        let (write, on_path, plant) = match variant {
+            "same" => (shared.clone(), shared.clone(), shared.clone()),
+            "below" => (shared.clone(), shared.join("bin"), shared.join("bin")),
+            "path-link" => (shared.clone(), link.clone(), shared.clone()),
+            _ => (link.clone(), shared.clone(), shared.clone()),
+        };
+        let marker = repo.outside("ran");
+        repo.write("docs/plans/a.md", &one_task("A", "Do the work"));
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nretries = 0\nsandbox = \"on\"\n\n[agents.a]\ncommand = {}\n\
+                 report = \"orch\"\nsandbox_write = [{:?}]\n\n\
+                 [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\n",
+                agent_at("hostile_plant_git.sh", &[&plant, &marker]),
+                crate::support::utf8(&write)
+            ),
+        );
+        repo.commit_all("plans");
+        let main = repo.rev("main");
+        let path = format!(
+            "{}:{}",
+            on_path.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let (code, out, err) = repo.run_cmd(
+            repo.orch(&["up", "--json"])
+                .env_remove("ORCH_SANDBOX")
+                .env("PATH", &path),
+        );
+        assert!(
+            plant.join("git").exists() && plant.join("ssh").exists(),
+            "{variant}: the agent planted nothing\n{out}\n{err}"
+        );
+        assert_eq!(code, 0, "{variant}: {out}\n{err}");
+        committed_on_plan_branch(&repo, &out, &err);
+        let (code, out, err) = repo.run_cmd(
+            repo.orch(&["merge", "a"])
+                .env_remove("ORCH_SANDBOX")
+                .env("PATH", &path),
+        );
+        assert!(
+            !marker.exists(),
+            "{variant}: orch ran the agent's planted program: {:?}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert_eq!(code, 0, "{variant}: orch merge\n{out}\n{err}");
+        assert_ne!(repo.rev("main"), main, "{variant}: the plan did not land");
+        assert_eq!(repo.git(&["show", "main:work.txt"]), "work", "{variant}");
+    }
+}
