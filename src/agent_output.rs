@@ -228,6 +228,9 @@ pub struct AgentOutput {
     /// JSON events of a known client seen.
     pub(crate) events: usize,
     pub class: Class,
+    /// When the class comes from the plain output's words (no client error): the line that
+    /// says it (the limit's or the login's words, not whatever the agent printed first).
+    pub(crate) class_line: Option<String>,
     /// A line of a confined attempt's output saying a write outside what it may write was
     /// denied (`Permission denied` on such a path): the sandbox's doing.
     pub(crate) sandbox_denied: Option<String>,
@@ -262,6 +265,7 @@ impl AgentOutput {
     pub(crate) fn cause(&self) -> Option<String> {
         self.error
             .clone()
+            .or_else(|| self.class_line.clone())
             .or_else(|| (!self.tail.is_empty()).then(|| self.tail.clone()))
             .or_else(|| self.result.clone().filter(|r| !r.trim().is_empty()))
     }
@@ -526,6 +530,13 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> AgentOutput {
     };
     if let (Class::Limit(None), Some(reset)) = (out.class, reset_wait(&judged, now)) {
         out.class = Class::Limit(Some(reset));
+    }
+    if out.error.is_none() && out.class != Class::Ordinary {
+        // The last line that says the class on its own (a limit, a login), else none.
+        let same = |line: &&str| {
+            std::mem::discriminant(&classify(line, now)) == std::mem::discriminant(&out.class)
+        };
+        out.class_line = out.tail.lines().rev().find(same).map(str::to_string);
     }
     out
 }

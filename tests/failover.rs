@@ -300,3 +300,43 @@ fn a_fallback_that_fails_its_preflight_is_skipped_and_the_output_says_so() {
     }
     assert_eq!(repo.task("p", "1.2")["orchAgent"], "B");
 }
+
+/// A limit of hours, the fallback does every task: the run ends then, without waiting for the
+/// reset no task needs; the pause's reason is the limit's line, not what the agent said first.
+#[test]
+fn the_run_ends_once_the_fallback_has_done_every_task_however_long_the_limit() {
+    let rec = tempfile::tempdir().expect("tmp");
+    let r = rec.path();
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", CHAIN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.A]\ncommand = {}\nfallback = [\"B\"]\n\n\
+             [agents.B]\ncommand = {}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"A\"\n",
+            agent(r, "A", "hour", ""),
+            agent(r, "B", "none", ""),
+        ),
+    );
+    repo.commit_all("plans");
+    let (child, lines) = up(&repo);
+    // Within the test's deadline (the limit lasts two hours).
+    let mut ev = finished(child, 0);
+    ev.extend(lines.iter());
+    assert_eq!(ran(r), ["A 1.1", "B 1.1", "B 1.2", "B 1.3"]);
+    for id in ["1.1", "1.2", "1.3"] {
+        assert_eq!(repo.task("p", id)["status"], "completed", "{id}");
+    }
+    assert_eq!(
+        repo.subjects("plan/p"),
+        ["p 1.1: one", "p 1.2: two", "p 1.3: three"]
+    );
+    let paused = named(&ev, "agent_paused");
+    assert_eq!(paused.len(), 1, "{ev:?}");
+    assert_eq!(
+        paused[0]["reason"],
+        "agent A: You've hit your usage limit. Try again in 2 hours.",
+        "{ev:?}"
+    );
+    assert!(named(&ev, "agent_restored").is_empty(), "{ev:?}");
+}

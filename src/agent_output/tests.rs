@@ -528,3 +528,21 @@ fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
         None
     );
 }
+
+#[test]
+fn the_cause_of_a_limit_in_plain_words_is_the_line_that_says_it() {
+    let text = "Starting session abc123\nloading config\nYou've hit your usage limit. Try again in 2 hours.\n";
+    let out = parse(text, now());
+    assert!(matches!(out.class, Class::Limit(Some(_))), "{out:?}");
+    assert_eq!(
+        out.cause().as_deref(),
+        Some("You've hit your usage limit. Try again in 2 hours."),
+        "not the agent's first line"
+    );
+    let out = parse("banner v1\nError: Invalid API key\nbye\n", now());
+    assert_eq!(out.class, Class::Fatal(Fatal::Auth));
+    assert_eq!(out.cause().as_deref(), Some("Error: Invalid API key"));
+    // An ordinary failure keeps its last lines.
+    let out = parse("one\ntwo\n", now());
+    assert_eq!(out.cause().as_deref(), Some("one\ntwo"));
+}

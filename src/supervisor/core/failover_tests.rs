@@ -337,3 +337,38 @@ fn the_limit_is_the_agent_that_ran_the_attempt() {
         "not moved by fb's limit"
     );
 }
+
+#[test]
+fn the_run_ends_when_the_fallback_has_done_every_task_without_waiting_for_the_reset() {
+    let (mut c, t0) = one_plan(&["b"]);
+    let l = agents_used(&c.handle(t0, Input::Tick));
+    // Its own agent is limited for an hour; `b` takes 1.1, then 1.2 and 1.3.
+    let mut out = exit_with(&mut c, t0, l[0].0, limited(3600));
+    for (i, task) in [0, 1, 2].into_iter().enumerate() {
+        let l = agents_used(&out);
+        assert_eq!(l.len(), 1, "task {task}: {out:?}");
+        assert_eq!(l[0].1.as_deref(), Some("b"));
+        assert!(!c.is_over(), "task {task} is still to run");
+        let now = t0 + Duration::from_secs(1 + i as u64);
+        out = finish(
+            &mut c,
+            now,
+            l[0].0,
+            crate::supervisor::state::Unit::Task { plan: 0, task },
+        );
+        out.extend(c.handle(now, Input::Tick));
+    }
+    assert!(
+        c.is_over(),
+        "every task is done: the run does not wait an hour for the limit's reset"
+    );
+}
+
+#[test]
+fn a_plan_with_work_left_and_no_fallback_still_waits_for_the_reset() {
+    let (mut c, t0) = one_plan(&[]);
+    let l = agents_used(&c.handle(t0, Input::Tick));
+    exit_with(&mut c, t0, l[0].0, limited(3600));
+    c.handle(t0 + Duration::from_secs(1), Input::Tick);
+    assert!(!c.is_over(), "its tasks wait for the reset");
+}

@@ -520,7 +520,30 @@ impl Core {
             return false;
         }
         // Retries still to come keep the run going; schedule() ran just before and launched
-        // nothing, so everything else left is stuck.
-        self.state.timers.is_empty()
+        // nothing, so everything else left is stuck. A wait for an agent's reset (or a plan's
+        // own hold on it) keeps it going only while work left may use that agent: once a
+        // fallback has done every task, the run does not idle until a limit resets.
+        let waits: Vec<Option<usize>> = (self.state.timers.iter())
+            .map(|(_, timer)| match timer {
+                Timer::Resume(a) | Timer::Release(a) => Some(*a),
+                _ => None,
+            })
+            .collect();
+        if waits.iter().any(Option::is_none) {
+            return false;
+        }
+        !waits.into_iter().flatten().any(|a| self.work_left_for(a))
+    }
+
+    /// Whether a plan with tasks still to run may launch agent `a` (its own or a fallback).
+    fn work_left_for(&mut self, a: usize) -> bool {
+        (0..self.state.plans.len()).any(|p| {
+            let plan = &self.state.plans[p];
+            (plan.agent_index == a || plan.fallbacks.contains(&a))
+                && self.spec(p).is_some()
+                && !self.is_removed(p)
+                && !plan.finished
+                && self.frontier.head(&self.graph, p).is_some()
+        })
     }
 }
