@@ -171,6 +171,18 @@ pub(crate) fn say(
 ) -> Result<Said, StatusError> {
     lp.update_status(|doc| {
         let e = doc.entry_mut(id).ok_or_else(|| unknown(lp, id))?;
+        if matches!(e.status, TaskStatus::Completed | TaskStatus::Skipped) {
+            // No attempt of it will read the message: say so rather than keep it for none.
+            return Err(StatusError::Refused {
+                id: id.to_string(),
+                status: e.status,
+                message: format!(
+                    "task {id} is {}: no attempt of it will run to read the message (nothing \
+                     was kept); to change its work, add a task to the plan",
+                    e.status.as_str()
+                ),
+            });
+        }
         e.orch_messages.push(status::OrchMessage {
             text: text.to_string(),
             at: status::timestamp(Utc::now()),

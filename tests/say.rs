@@ -144,3 +144,39 @@ fn a_message_to_an_agent_that_does_not_read_is_kept_for_the_next_attempt() {
     assert_eq!(t["status"], "completed");
     assert_eq!(t["retry_count"].as_u64().unwrap_or(0), 0, "{t}");
 }
+
+/// A message to a task that is completed is refused (exit 4): no attempt of it will read it,
+/// and nothing is kept in its status file.
+#[test]
+fn a_message_to_a_completed_task_is_refused_and_nothing_is_kept() {
+    let repo = Repo::new();
+    repo.write(
+        "docs/plans/a.md",
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 work\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\n\n[agents.l]\ncommand = {}\n\n[[plan]]\nname = \"a\"\n\
+             file = \"docs/plans/a.md\"\nagent = \"l\"\n",
+            agent_at("ok.sh", &[&repo.outside("journal")])
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "a"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(repo.task("a", "1.1")["status"], "completed");
+    let before = std::fs::read(repo.status_path("a")).expect("status");
+    let (code, out, err) = repo.run(&["say", "a", "1.1", "one more thing"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("1.1 is completed") && err.contains("nothing was kept"),
+        "{err}"
+    );
+    assert!(!out.contains("kept for the next attempt"), "{out}");
+    assert_eq!(
+        std::fs::read(repo.status_path("a")).expect("status"),
+        before,
+        "the status file changed"
+    );
+}

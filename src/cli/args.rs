@@ -618,7 +618,8 @@ pub(super) enum Command {
     /// running attempt is stopped now and the next one starts with the message.
     ///
     /// Prints `delivered` or `kept for the next attempt`. Exit codes: 0, 2 unknown plan or task (or an empty
-    /// message, or one longer than 8 KiB). Example: `orch say auth 2.3 "keep the old API"`.
+    /// message, or one longer than 8 KiB), 4 the task is completed or skipped (no attempt will
+    /// read it; nothing is kept). Example: `orch say auth 2.3 "keep the old API"`.
     Say {
         #[command(flatten)]
         task: ControlTask,
