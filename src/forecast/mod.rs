@@ -157,20 +157,31 @@ pub(crate) fn of_workspace(
     )
 }
 
-/// `ends 15:10–15:40, $3.20–5.10 more` for a range forecast at `at` (UTC times of day when it
-/// ends the same day, else dates too).
+/// `ends 15:10–15:40, $3.20–5.10 more` for a range forecast at `at` (local times of day, as
+/// `orch up` prints its lines, when it ends the same day, else dates too; `ends about 15:10`
+/// when both ends fall in the same minute).
 pub(crate) fn range_words(at: DateTime<Utc>, r: &Range) -> String {
-    let a = after(at, r.end_p50_s);
-    let b = after(at, r.end_p90_s);
-    let mut s = format!("ends {}–{}", when(a, at), when(b, at));
+    let mut s = ends_words(at, r.end_p50_s, r.end_p90_s);
     if let (Some(c50), Some(c90)) = (r.cost_p50, r.cost_p90) {
         s.push_str(&format!(", {}–{c90:.2} more", dollars(c50)));
     }
     s
 }
 
-/// `15:40` (UTC) the same day as `now`, `11-26 15:40` on another.
+/// `ends 15:10–15:40` for a run that ends between `p50_s` and `p90_s` seconds after `at`, or
+/// `ends about 15:10` when both are the same minute.
+pub(crate) fn ends_words(at: DateTime<Utc>, p50_s: f64, p90_s: f64) -> String {
+    let (a, b) = (when(after(at, p50_s), at), when(after(at, p90_s), at));
+    if a == b {
+        format!("ends about {a}")
+    } else {
+        format!("ends {a}–{b}")
+    }
+}
+
+/// `15:40` (local time, as `orch up`'s lines) the same day as `now`, `11-26 15:40` on another.
 pub(crate) fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let (t, now) = (t.with_timezone(&chrono::Local), now.with_timezone(&chrono::Local));
     if t.date_naive() == now.date_naive() {
         t.format("%H:%M").to_string()
     } else {

@@ -407,3 +407,29 @@ fn a_new_plans_few_attempts_are_pooled_with_its_agents_shape() {
     let e = Estimator::new(&h).estimate(&kind("new", "claude", None));
     assert!((e.duration_range(0.0).0 - 100.0).abs() < 1.0);
 }
+
+#[test]
+fn a_range_within_one_minute_is_said_as_one_time() {
+    use chrono::TimeZone as _;
+    let at = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 15, 10, 5).unwrap();
+    let r = |p50: f64, p90: f64| super::monte_carlo::Range {
+        end_p50_s: p50,
+        end_p90_s: p90,
+        cost_p50: None,
+        cost_p90: None,
+    };
+    let local = |s: i64| {
+        (at + chrono::Duration::seconds(s))
+            .with_timezone(&chrono::Local)
+            .format("%H:%M")
+            .to_string()
+    };
+    assert_eq!(
+        super::range_words(at, &r(10.0, 20.0)),
+        format!("ends about {}", local(10))
+    );
+    assert_eq!(
+        super::range_words(at, &r(60.0, 600.0)),
+        format!("ends {}–{}", local(60), local(600))
+    );
+}

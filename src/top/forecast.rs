@@ -89,11 +89,7 @@ impl Learnt {
         for (p, lp) in ws.plans.iter().enumerate() {
             words.plans.push(if left(p) {
                 let r = &f.plans[p];
-                format!(
-                    "ends {}–{}",
-                    forecast::when(forecast::after(now, r.end_p50_s), now),
-                    forecast::when(forecast::after(now, r.end_p90_s), now)
-                )
+                forecast::ends_words(now, r.end_p50_s, r.end_p90_s)
             } else {
                 String::new()
             });
