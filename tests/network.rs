@@ -130,6 +130,15 @@ fn a_confined_agent_reaches_its_allowed_endpoint_and_nothing_else() {
         let refused = v["tasks"][0]["network_refused"].as_u64().unwrap_or(0);
         assert!(refused >= 6, "network_refused {refused}\n{log}");
         assert_eq!(repo.task("a", "1.1")["status"], "completed");
+        // The task passed: one note of orch up says what it could not reach.
+        let notes: Vec<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "note")
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.starts_with("a 1.1: ") && m.contains("refused by orch in this run"))
+            .collect();
+        assert_eq!(notes.len(), 1, "sandbox {sandbox}: {events:?}");
+        assert!(notes[0].contains("orch logs a 1.1"), "{}", notes[0]);
     }
 }
 

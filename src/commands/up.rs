@@ -60,6 +60,7 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
+    let state_dir = checked.state_dir().to_path_buf();
     for line in checked.preset_rules() {
         crate::commands::output::eprintln_safe(&line);
     }
@@ -122,6 +123,7 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     if let Some(f) = start_forecast {
         out.event(&f.against(&summary));
     }
+    out.refusal_notes(&state_dir, &summary);
     // The setups' background processes (their keepers) end with the run, then whatever was
     // re-parented to orch.
     runtime.block_on(async {
@@ -219,6 +221,35 @@ impl Output {
             said.extend(n.take_notes());
         }
         self.notes(&mut p, said);
+    }
+
+    /// A note for each task (or its check, or a setup) of the run whose network connections
+    /// orch's proxy refused and that did not fail (a failed task's cause names them already):
+    /// work that passed may still lack what it could not reach.
+    fn refusal_notes(&self, state_dir: &std::path::Path, summary: &RunSummary) {
+        let mut messages = Vec::new();
+        for plan in &summary.plans {
+            for (unit, (n, last)) in crate::sandbox::net::refusals_of_plan(state_dir, &plan.plan) {
+                if plan.failed_tasks.contains(&unit) {
+                    continue;
+                }
+                messages.push(format!(
+                    "{} {}: {n} network connection{} refused by orch in this run, the last to {}; it did not fail, but see its log (`orch logs {} {}`); `network_allow` allows one",
+                    plan.plan,
+                    crate::untrusted::text::escaped(&unit),
+                    if n == 1 { "" } else { "s" },
+                    crate::untrusted::text::escaped(&last),
+                    plan.plan,
+                    crate::untrusted::text::escaped(&unit),
+                ));
+            }
+        }
+        if messages.is_empty() {
+            return;
+        }
+        if let Ok(mut p) = self.progress.lock() {
+            self.notes(&mut p, messages);
+        }
     }
 
     /// `messages` as notes, logged and shown.
