@@ -334,8 +334,7 @@ fn the_run_ends_once_the_fallback_has_done_every_task_however_long_the_limit() {
     let paused = named(&ev, "agent_paused");
     assert_eq!(paused.len(), 1, "{ev:?}");
     assert_eq!(
-        paused[0]["reason"],
-        "agent A: You've hit your usage limit. Try again in 2 hours.",
+        paused[0]["reason"], "agent A: You've hit your usage limit. Try again in 2 hours.",
         "{ev:?}"
     );
     assert!(named(&ev, "agent_restored").is_empty(), "{ev:?}");

@@ -377,6 +377,16 @@ fn a_conflict_inside_a_group_names_plan_repository_and_files() {
             && reason.contains("run `orch resolve client-v2`"),
         "{reason}"
     );
+    // Where the plan's branch is checked out (its worktree): git checks a branch out in one
+    // work tree only, so the repository's own could not take it.
+    let worktree = t.client.worktree("client-v2");
+    assert!(
+        reason.contains(&format!(
+            "resolve it by hand in `{}`, where `plan/client-v2` is checked out",
+            worktree.display()
+        )),
+        "{reason}"
+    );
     let rec = record(&t.client, "client-v2");
     assert_eq!(rec["state"], "conflict", "{rec}");
     assert_eq!(rec["files"], serde_json::json!(["client-v2.txt"]), "{rec}");

@@ -181,7 +181,10 @@ pub(crate) fn ends_words(at: DateTime<Utc>, p50_s: f64, p90_s: f64) -> String {
 
 /// `15:40` (local time, as `orch up`'s lines) the same day as `now`, `11-26 15:40` on another.
 pub(crate) fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let (t, now) = (t.with_timezone(&chrono::Local), now.with_timezone(&chrono::Local));
+    let (t, now) = (
+        t.with_timezone(&chrono::Local),
+        now.with_timezone(&chrono::Local),
+    );
     if t.date_naive() == now.date_naive() {
         t.format("%H:%M").to_string()
     } else {

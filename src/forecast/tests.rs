@@ -411,7 +411,9 @@ fn a_new_plans_few_attempts_are_pooled_with_its_agents_shape() {
 #[test]
 fn a_range_within_one_minute_is_said_as_one_time() {
     use chrono::TimeZone as _;
-    let at = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 15, 10, 5).unwrap();
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 26, 15, 10, 5)
+        .unwrap();
     let r = |p50: f64, p90: f64| super::monte_carlo::Range {
         end_p50_s: p50,
         end_p90_s: p90,

@@ -103,6 +103,9 @@ impl Ctx<'_> {
                             unresolved: None,
                             after: (tip != old).then(|| (tip, merged.clone())),
                             has_resolver: p.resolve.is_some(),
+                            checked_out: crate::git::checked_out_at(&root, &p.branch)
+                                .ok()
+                                .flatten(),
                         })));
                     }
                     Built::FfImpossible => {

@@ -66,6 +66,9 @@ pub(crate) struct Conflict {
     pub(crate) after: Option<(Oid, Vec<String>)>,
     /// Whether the plan names a resolver (`resolve`): the hint says `orch resolve` then.
     pub(crate) has_resolver: bool,
+    /// Where `branch` is checked out (the plan's worktree, usually): a person resolves it
+    /// there, since git checks a branch out in one work tree only.
+    pub(crate) checked_out: Option<PathBuf>,
 }
 
 impl Conflict {
@@ -120,6 +123,7 @@ impl std::fmt::Display for Unbuilt {
                     unresolved,
                     after,
                     has_resolver,
+                    checked_out,
                 } = c.as_ref();
                 match after {
                     None => write!(
@@ -161,11 +165,18 @@ impl std::fmt::Display for Unbuilt {
                 } else {
                     format!("give plan `{plan}` a `resolve` agent and run `orch resolve {plan}`")
                 };
-                write!(
-                    f,
-                    "resolve it by hand in `{}` ({what} and fix the files) or {by_agent}, then `orch merge` lands its group",
-                    root.display()
-                )
+                match checked_out {
+                    Some(dir) => write!(
+                        f,
+                        "resolve it by hand in `{}`, where `{branch}` is checked out ({what} and fix the files), or {by_agent}, then `orch merge` lands its group",
+                        dir.display()
+                    ),
+                    None => write!(
+                        f,
+                        "resolve it by hand in `{}` (`git switch {branch}`, {what} and fix the files) or {by_agent}, then `orch merge` lands its group",
+                        root.display()
+                    ),
+                }
             }
             Self::Other(why) => f.write_str(why),
         }

@@ -399,7 +399,11 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             // Times of day (local, as the lines' own) when they parse.
             let time = |t: &str| {
                 chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|d| d.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+                    .map(|d| {
+                        d.with_timezone(&chrono::Local)
+                            .format("%H:%M:%S")
+                            .to_string()
+                    })
                     .unwrap_or_else(|_| t.to_string())
             };
             let (eta_p50, eta_p90, ended_at) = (time(eta_p50), time(eta_p90), time(ended_at));
