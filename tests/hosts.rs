@@ -133,11 +133,12 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
     let gone = host(&v, "gone");
     assert_eq!(gone["answers"], false, "{gone}");
     assert_eq!(gone["usable"], false, "{gone}");
+    assert_eq!(gone["cause"], "connection_refused", "{gone}");
     assert!(
         gone["error"]
             .as_str()
             .expect("why")
-            .contains("does not answer"),
+            .contains("Connection refused"),
         "{gone}"
     );
     assert!(
@@ -290,4 +291,161 @@ fn sockets_under(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[test]
+fn orch_hosts_says_each_cause_with_its_fix_one_line_each() {
+    if !sshd::available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tools = sshd::path_without_git(tmp.path());
+    let lab = sshd::Lab::start_with_env(
+        &["h1", "nogit"],
+        &[("nogit", &format!("PATH={}", tools.display()))],
+    );
+    let t = lab.tmp.path();
+    let port = lab.server("h1").port;
+    // A key the host does not know, and another host key.
+    for k in ["other", "other_host"] {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(t.join(k))
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success());
+    }
+    // Three aliases of h1's server: one offers the unknown key only, one expects another host
+    // key, one names a key file that does not exist.
+    let config = std::fs::read_to_string(t.join("ssh_config")).expect("config");
+    let id = format!("  IdentityFile {}\n", t.join("id").display());
+    assert!(config.contains(&id), "{config}");
+    let config = format!(
+        "Host badkey\n  HostName 127.0.0.1\n  Port {port}\n  HostKeyAlias orch-test-host\n  IdentityFile {other}\n\n\
+         Host badhostkey\n  HostName 127.0.0.1\n  Port {port}\n  HostKeyAlias orch-other-host\n\n\
+         Host nokeyfile\n  HostName 127.0.0.1\n  Port {port}\n  HostKeyAlias orch-test-host\n  IdentityFile {missing}\n\n\
+         {}\nHost * !badkey !nokeyfile\n{id}",
+        config.replace(&id, ""),
+        other = t.join("other").display(),
+        missing = t.join("missing_key").display(),
+    );
+    std::fs::write(t.join("ssh_config"), config).expect("config");
+    let other_host = std::fs::read_to_string(t.join("other_host.pub")).expect("pub");
+    let mut known = std::fs::read_to_string(t.join("known_hosts")).expect("known");
+    known.push_str(&format!("orch-other-host {other_host}"));
+    std::fs::write(t.join("known_hosts"), known).expect("known");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = t.join("elsewhere");
+    let mut hosts = lab.host_toml(1);
+    for alias in ["badkey", "badhostkey", "nokeyfile"] {
+        hosts.push_str(&format!(
+            "[[host]]\nname = \"{alias}\"\nssh = \"{alias}\"\ndir = \"{}\"\n\n",
+            dir.display()
+        ));
+    }
+    hosts.push_str(&format!(
+        "[[host]]\nname = \"gone\"\nssh = \"127.0.0.1\"\nport = {closed}\ndir = \"{}\"\n\n",
+        dir.display()
+    ));
+    let repo = repo_with(&hosts, "");
+    // What each says: the cause (`cause` of the JSON) and the fix.
+    let want = [
+        (
+            "nogit",
+            "no_git",
+            "no git on the PATH",
+            "install git on the host",
+        ),
+        (
+            "badkey",
+            "key_refused",
+            "the host refused the key",
+            "authorized_keys",
+        ),
+        (
+            "badhostkey",
+            "host_key_changed",
+            "host key differs",
+            "-R \"orch-other-host\"`",
+        ),
+        (
+            "nokeyfile",
+            "key_file_missing",
+            "the key file is missing",
+            "missing_key` does not exist",
+        ),
+        (
+            "gone",
+            "connection_refused",
+            "connection refused",
+            "start sshd on the host",
+        ),
+    ];
+    let (code, v, err) = hosts_json(&repo, &lab);
+    assert_eq!(code, 5, "{v}\n{err}");
+    assert_eq!(host(&v, "h1")["usable"], true, "{v}");
+    for (name, cause, _, fix) in want {
+        let h = host(&v, name);
+        assert_eq!(h["usable"], false, "{h}");
+        assert_eq!(h["cause"], cause, "{h}");
+        assert!(h["fix"].as_str().expect("fix").contains(fix), "{h}");
+    }
+    let mut cmd = repo.orch(&["hosts"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert_eq!(out.lines().count(), 6, "one line a host:\n{out}");
+    for (name, _, says, fix) in want {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}  ")))
+            .unwrap_or_else(|| panic!("{name}: {out}"));
+        assert!(
+            l.contains(says) && l.contains("fix: ") && l.contains(fix),
+            "{name}: {l}"
+        );
+        assert!(!l.contains("\\r") && !l.contains("\\n"), "{name}: {l}");
+        assert!(!l.contains("ready"), "{name}: {l}");
+    }
+    assert!(!dir.exists(), "nothing made where orch could not log in");
+    assert!(
+        !lab.server("nogit").dir.join("bin").exists(),
+        "no copy of orch sent to a host without git"
+    );
+}
+
+#[test]
+fn orch_hosts_after_a_host_moves_to_a_port_where_nothing_listens_says_so() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let repo = repo_with(&lab.host_toml(1), "");
+    let (code, v, err) = hosts_json(&repo, &lab);
+    assert_eq!(code, 0, "{v}\n{err}");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let toml = std::fs::read_to_string(repo.root().join("plans.toml")).expect("toml");
+    std::fs::write(
+        repo.root().join("plans.toml"),
+        toml.replacen("slots = 1\n", &format!("slots = 1\nport = {closed}\n"), 1),
+    )
+    .expect("write");
+    let mut cmd = repo.orch(&["hosts"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(
+        out.starts_with("h1  cannot connect  connection refused")
+            && out.contains(&format!("port {closed}"))
+            && out.contains("fix: start sshd on the host"),
+        "{out}"
+    );
 }

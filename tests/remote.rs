@@ -488,3 +488,176 @@ fn the_work_a_host_sends_back_is_checked_here_as_any_agents_before_it_lands() {
         );
     }
 }
+
+/// A lab of `h1` and `nogit`, a host whose sessions' `PATH` has no git; an agent that notes
+/// where it ran in `journal` and writes its file.
+fn no_git_lab() -> (sshd::Lab, String, std::path::PathBuf) {
+    let tools = sshd::path_without_git(&tempfile::tempdir().expect("tmp").keep());
+    let lab = sshd::Lab::start_with_env(
+        &["h1", "nogit"],
+        &[("nogit", &format!("PATH={}", tools.display()))],
+    );
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("ran");
+    let agent = script(
+        &bin,
+        "ok.sh",
+        &format!(
+            "echo \"$ORCH_TASK $(pwd)\" >> {}\necho \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"\n",
+            journal.display()
+        ),
+    );
+    (lab, agent, journal)
+}
+
+/// A repository with plan `p` of two tasks on `hosts`, two retries a task.
+fn repo_on_hosts(lab: &sshd::Lab, agent: &str, hosts: &str) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/p.md", &plan(2));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nexecutor = \"ssh\"\nretries = 2\nagent = \"a\"\n\n[agents.a]\ncommand = [\"sh\", \"{agent}\"]\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nhosts = {hosts}\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+#[test]
+fn a_host_without_git_takes_no_attempt_and_a_plan_with_no_other_host_is_refused_at_start() {
+    if !sshd::available() {
+        return;
+    }
+    let (lab, agent, journal) = no_git_lab();
+    // With another host: every task runs there, none on the host without git, and the console
+    // says why, with the fix.
+    let repo = repo_on_hosts(&lab, &agent, "[\"nogit\", \"h1\"]");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let said = format!("{out}\n{err}");
+    assert!(
+        said.lines()
+            .any(|l| l.contains("host `nogit` cannot run agents: no git")
+                && l.contains("fix: install git on the host")),
+        "{said}"
+    );
+    let ran = std::fs::read_to_string(&journal).expect("journal");
+    let h1 = lab.server("h1").dir.display().to_string();
+    assert_eq!(ran.lines().count(), 2, "one attempt a task: {ran}");
+    assert!(ran.lines().all(|l| l.contains(&h1)), "{ran}");
+    assert!(
+        repo.statuses("p").iter().all(|(_, s)| s == "completed"),
+        "{:?}",
+        repo.statuses("p")
+    );
+    assert!(!lab.server("nogit").dir.join("attempts").exists());
+
+    // Alone: `orch up` refuses to start, naming the plan, the host, the cause and the fix; no
+    // attempt, no retry spent, no task failed.
+    std::fs::remove_file(&journal).expect("rm");
+    let repo = repo_on_hosts(&lab, &agent, "[\"nogit\"]");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 6, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("no host can run the agents of plan `p` (hosts `nogit`)")
+            && err.contains("host `nogit` cannot run agents: no git on the PATH")
+            && err.contains("fix: install git on the host"),
+        "{err}"
+    );
+    assert!(!journal.exists(), "the agent never ran");
+    assert!(
+        repo.statuses("p").iter().all(|(_, s)| s != "failed"),
+        "{:?}",
+        repo.statuses("p")
+    );
+    assert!(!lab.server("nogit").dir.join("attempts").exists());
+    let (_, text, _) = repo.run(&["status"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("host `nogit` cannot run agents: no git")
+                && l.contains("fix: install git on the host")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_host_found_without_git_during_the_run_blocks_its_plan_without_blaming_the_agent() {
+    if !sshd::available() {
+        return;
+    }
+    let (mut lab, agent, journal) = no_git_lab();
+    let repo = repo_on_hosts(&lab, &agent, "[\"nogit\"]");
+    // The host does not answer when the run starts: it is marked down, and the first attempt
+    // to reach it once it is back probes it.
+    lab.stop("nogit");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("orch up");
+    let down = repo.root().join(".orch/state/.ssh/.down/nogit");
+    wait_for("the host marked down", || down.exists());
+    lab.restart("nogit");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, out, err) = support::code_out_err(&out);
+    assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
+    let said = format!("{out}\n{err}");
+    assert!(
+        said.lines().any(|l| l.contains("blocked")
+            && l.contains("host `nogit` cannot run agents: no git")
+            && l.contains("fix: install git on the host")),
+        "{said}"
+    );
+    assert!(!said.contains("without reporting"), "{said}");
+    assert!(!journal.exists(), "the agent never ran");
+    let statuses = repo.statuses("p");
+    assert!(statuses.iter().all(|(_, s)| s != "failed"), "{statuses:?}");
+    // No retry spent.
+    let (_, v, _) = repo.run(&["status", "--plan", "p", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&v).expect("json");
+    for t in v["tasks"].as_array().expect("tasks") {
+        assert_eq!(t["retry_count"], 0, "no retry spent: {t}");
+        assert_eq!(t["status"], "pending", "{t}");
+    }
+    assert_eq!(v["hosts_refused"][0]["host"], "nogit", "{v}");
+    // `orch status` names the host, the cause and the fix (orch's record of the probe).
+    let (_, text, _) = repo.run(&["status"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("host `nogit` cannot run agents: no git")
+                && l.contains("fix: install git on the host")),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_agent_on_a_host_that_exits_254_fails_as_any_agent_and_blocks_nothing() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    // 254 is the status orch's driver gives when no host is left: an agent's own is not that.
+    let agent = script(
+        &bin,
+        "254.sh",
+        "echo 'orch remote-attempt: no host of the plan can run its agents'\nexit 254\n",
+    );
+    let repo = repo_on(&lab, &["p"], 1, 1, &format!("[\"sh\", \"{agent}\"]"), "");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 5, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(repo.statuses("p"), vec![("1.1".into(), "failed".into())]);
+    assert!(out.contains("p blocked: task `1.1` failed"), "{out}");
+    assert!(out.contains("exited with status 1"), "{out}");
+}

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::output::{print_json, println_safe};
 use crate::error::{CliResult, exit};
+use crate::executor::ssh::cause::Cause;
 use crate::executor::ssh::{Conn, HostReport, probe};
 use crate::untrusted::text::escaped;
 use crate::workspace::Selection;
@@ -95,7 +96,9 @@ fn preset_clients() -> Vec<String> {
     out
 }
 
-/// One host as a line: `build1  answers  landlock ABI 6  git 2.39.5  free 40.1 GiB  clients: …`.
+/// One host as a line: `build1  ready  Landlock ABI 6  git 2.39.5  40.1 GiB free  clients: …`;
+/// a host that cannot run agents says why (its cause, what `ssh` or the host said, escaped) and
+/// the fix.
 fn line(r: &HostReport) -> String {
     let mut parts = vec![r.name.clone()];
     if r.answers {
@@ -107,26 +110,42 @@ fn line(r: &HostReport) -> String {
                 format!("Landlock ABI {abi}")
             });
         }
-        parts.push(escaped(r.git.as_deref().unwrap_or("no git")).into_owned());
+        if r.landlock_abi.is_some() {
+            parts.push(escaped(r.git.as_deref().unwrap_or("no git")).into_owned());
+        }
         if let Some(free) = r.free_bytes {
             parts.push(format!(
                 "{:.1} GiB free",
                 free as f64 / f64::from(1u32 << 30)
             ));
         }
-        parts.push(if r.clients.is_empty() {
-            "no preset's client".to_string()
-        } else {
-            format!("clients: {}", r.clients.join(", "))
-        });
+        if r.landlock_abi.is_some() {
+            parts.push(if r.clients.is_empty() {
+                "no preset's client".to_string()
+            } else {
+                format!("clients: {}", r.clients.join(", "))
+            });
+        }
         if r.copied {
             parts.push("orch copied".into());
         }
     } else {
-        parts.push("does not answer".into());
+        parts.push("cannot connect".into());
     }
-    if let Some(e) = &r.error {
-        parts.push(escaped(e).into_owned());
+    match (&r.cause, &r.error) {
+        (Some(c), Some(e)) if !r.answers => {
+            // The cause first, then what `ssh` said (after the error's own opening).
+            let said = e.split_once("): ").map_or(e.as_str(), |(_, w)| w);
+            parts.push(format!("{}: {}", c.says(), escaped(said)));
+        }
+        (Some(c), _) if *c != Cause::Other => parts.push(format!("cause: {}", c.says())),
+        (_, Some(e)) => parts.push(escaped(e).into_owned()),
+        _ => {}
+    }
+    if let Some(fix) = &r.fix
+        && !r.usable
+    {
+        parts.push(format!("fix: {}", escaped(fix)));
     }
     parts.join("  ")
 }
@@ -162,14 +181,20 @@ mod tests {
         );
         let down = HostReport {
             name: "h2".into(),
-            error: Some("host `h2` does not answer: \u{1b}]0;pwned\u{7}".into()),
+            error: Some(
+                "host `h2` cannot be reached (ssh failed): \u{1b}]0;pwned\u{7}\r\nmore".into(),
+            ),
+            cause: Some(Cause::Other),
+            fix: Some("`ssh h2 true` shows what ssh says".into()),
             ..HostReport::default()
         };
         let shown = line(&down);
         assert!(
-            shown.starts_with("h2  does not answer  host `h2`"),
+            shown.starts_with("h2  cannot connect  ssh failed: ")
+                && shown.contains("fix: `ssh h2 true`"),
             "{shown}"
         );
+        assert!(!shown.contains('\r') && !shown.contains('\n'), "{shown}");
         assert!(
             !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
             "{shown}"

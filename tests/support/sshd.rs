@@ -64,6 +64,23 @@ pub fn available() -> bool {
     here
 }
 
+/// A directory of links to every program of `/usr/bin` and `/bin` but git's: a host's `PATH`
+/// without git.
+pub fn path_without_git(dir: &Path) -> PathBuf {
+    let tools = dir.join("no-git-bin");
+    std::fs::create_dir_all(&tools).expect("tools");
+    for from in ["/usr/bin", "/bin"] {
+        for e in std::fs::read_dir(from).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with("git") {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(e.path(), tools.join(&name));
+        }
+    }
+    tools
+}
+
 impl Lab {
     /// One server per name, each answering before this returns.
     pub fn start(names: &[&str]) -> Self {

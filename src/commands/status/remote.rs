@@ -1,5 +1,7 @@
 //! Attempts on `[[host]]` machines in `orch status`: the host each running task's attempt runs
-//! on, from orch's own record of it (written by the attempt's driver here, never by the host).
+//! on, from orch's own record of it (written by the attempt's driver here, never by the host);
+//! and each host of the plan that its last probe found unable to run agents, with the cause and
+//! the fix (orch's record of that probe, [`crate::executor::ssh::usable`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,12 +20,32 @@ fn state_dir(ws: &Workspace, i: usize) -> Option<PathBuf> {
     p.parent().and_then(Path::parent).map(Path::to_path_buf)
 }
 
-/// `  1.1 runs on host build1` for plan `i`'s running tasks on hosts.
+/// Each host of plan `i` refused by its last probe: its name and why (with the fix).
+fn refused(ws: &Workspace, i: usize, state_dir: &Path) -> Vec<(String, String)> {
+    let Some(entry) = ws.manifest.as_ref().and_then(|m| m.plan(&ws.plans[i].name)) else {
+        return Vec::new();
+    };
+    entry
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            crate::executor::ssh::usable::recorded(state_dir, h)
+                .flatten()
+                .map(|why| (h.clone(), why))
+        })
+        .collect()
+}
+
+/// `  1.1 runs on host build1` for plan `i`'s running tasks on hosts, and `  host build3
+/// cannot run agents: …` for each of its hosts refused by its last probe.
 pub(super) fn text(ws: &Workspace, i: usize, status: impl Fn(usize) -> TaskStatus) -> String {
     let mut out = String::new();
     let Some(state_dir) = state_dir(ws, i) else {
         return out;
     };
+    for (_, why) in refused(ws, i, &state_dir) {
+        let _ = writeln!(out, "  {}", crate::untrusted::text::escaped(&why));
+    }
     for (t, task) in ws.plans[i].plan.tasks.iter().enumerate() {
         if status(t) != TaskStatus::InProgress {
             continue;
@@ -35,11 +57,27 @@ pub(super) fn text(ws: &Workspace, i: usize, status: impl Fn(usize) -> TaskStatu
     out
 }
 
-/// Adds `remote_host` to each running task of plan `i`'s JSON view whose attempt runs on a host.
+/// Adds `remote_host` to each running task of plan `i`'s JSON view whose attempt runs on a
+/// host, and `hosts_refused` (`[{"host", "why"}]`) when a host of the plan was refused by its
+/// last probe.
 pub(super) fn add_json(ws: &Workspace, i: usize, view: &mut Value) {
     let Some(state_dir) = state_dir(ws, i) else {
         return;
     };
+    let refused = refused(ws, i, &state_dir);
+    if !refused.is_empty()
+        && let Some(obj) = view.as_object_mut()
+    {
+        obj.insert(
+            "hosts_refused".into(),
+            json!(
+                refused
+                    .iter()
+                    .map(|(h, why)| json!({"host": h, "why": why}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
     let Some(tasks) = view.get_mut("tasks").and_then(Value::as_array_mut) else {
         return;
     };

@@ -61,7 +61,12 @@ pub(crate) struct Spec {
     pub(crate) control: Option<PathBuf>,
 }
 
-/// Runs the attempt of `spec_path`; the exit status (the agent's, or 1, or [`HOST_LOST`]).
+/// The exit status of `orch remote-attempt` when no host of the plan can run agents (each was
+/// refused when probed, [`super::usable`]); an agent's own status 254 is given as 1.
+pub(crate) const NO_HOST: u8 = 254;
+
+/// Runs the attempt of `spec_path`; the exit status (the agent's, or 1, or [`HOST_LOST`], or
+/// [`NO_HOST`]).
 pub(crate) fn run(spec_path: &Path) -> u8 {
     let spec = match crate::untrusted::read::optional(spec_path, crate::untrusted::read::REPORT)
         .ok()
@@ -86,6 +91,10 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             say(&format!("host lost: {why}"));
             HOST_LOST
         }
+        Err(Failure::NoHost(why)) => {
+            refused(&why);
+            NO_HOST
+        }
         Err(Failure::Other(why) | Failure::Refused(why)) => {
             refused(&why);
             1
@@ -97,6 +106,8 @@ enum Failure {
     Lost(String),
     /// The host may not run agents ([`super::usable`]): another is taken.
     Refused(String),
+    /// No host of the plan may run agents: why.
+    NoHost(String),
     Other(String),
 }
 
@@ -116,6 +127,22 @@ fn first_probe(conn: &Conn, spec: &Spec) -> Result<(), Failure> {
         }
         Verdict::Refused(why) => Err(Failure::Refused(why)),
         Verdict::NoAnswer(why) => Err(Failure::Lost(why)),
+    }
+}
+
+/// orch's copy made ready on the host (after its first probe): a host whose sessions have no
+/// `git` (any more) is recorded refused and takes no attempt.
+fn ready_copy(conn: &Conn, spec: &Spec, id: &str) -> Result<(), Failure> {
+    match super::host::install(conn, &spec.orch_bin, id)? {
+        super::host::Installed::NoGit => {
+            let v = super::usable::verdict(&conn.host, &super::host::no_git(&conn.host));
+            super::usable::record(&spec.state_dir, &conn.host.name, &v);
+            match v {
+                super::usable::Verdict::Refused(why) => Err(Failure::Refused(why)),
+                _ => Err(Failure::Other("no git on the host".into())),
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -220,7 +247,10 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         let Some(slot) = slots::take(&spec.state_dir, &spec.hosts, prefer.as_deref(), |why| {
             say(why)
         }) else {
-            return Err(super::usable::none_left(&spec.state_dir, &spec.hosts).into());
+            return Err(Failure::NoHost(super::usable::none_left(
+                &spec.state_dir,
+                &spec.hosts,
+            )));
         };
         let host = slot.host.clone();
         let record = host_record(&spec.state_dir, &spec.plan, &spec.unit, spec.attempt);
@@ -229,9 +259,8 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             None => Conn::new(&host, &spec.state_dir)
                 .map_err(|e| format!("cannot make the control socket's directory: {e}"))?,
         };
-        let ready = super::host::install(&conn, &spec.orch_bin, &id)
-            .map_err(Failure::from)
-            .and_then(|_| first_probe(&conn, spec))
+        let ready = first_probe(&conn, spec)
+            .and_then(|()| ready_copy(&conn, spec, &id))
             .and_then(|_| send_objects(&conn, spec, &repo, &key));
         match ready {
             Ok(()) => {
@@ -393,6 +422,8 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
                     .map_or(1, |c| u8::try_from(c.clamp(0, 255)).unwrap_or(1));
+                // An agent's status never reads as orch's own word that no host was left.
+                let code = if code == NO_HOST { 1 } else { code };
                 // The last snapshot is in the lead's repository: the host may remove the attempt.
                 let _ = frames::write(&mut input, frames::DONE, b"");
                 drop(input);

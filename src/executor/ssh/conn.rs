@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::cause::{self, Cause};
 use super::control::{self, ControlDir, PERSIST_S};
 use crate::manifest::Host;
 
@@ -23,9 +24,14 @@ const CONNECT_TIMEOUT_S: u32 = 10;
 /// Why a remote command did not give its output.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
-    /// `ssh` itself failed (exit 255): the host does not answer, refuses the key, …
-    #[error("host `{host}` does not answer: {why}")]
-    Unreachable { host: String, why: String },
+    /// `ssh` itself failed (exit 255): the host does not answer, refuses the key, … (`cause`,
+    /// read from `ssh`'s own messages, `why`).
+    #[error("host `{host}` cannot be reached ({}): {why}", .cause.says())]
+    Unreachable {
+        host: String,
+        cause: Cause,
+        why: String,
+    },
     /// The command ran and failed.
     #[error("on host `{host}`, {what} failed (exit {code}): {why}")]
     Failed {
@@ -397,14 +403,13 @@ impl Conn {
         };
         let stdout = out.and_then(|h| h.join().ok());
         let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-        let why = String::from_utf8_lossy(&stderr)
-            .trim()
-            .escape_debug()
-            .to_string();
+        let said = String::from_utf8_lossy(&stderr);
+        let why = cause::one_line(&said);
         match status.code() {
             Some(0) => Ok(stdout),
             Some(255) | None => Err(ConnError::Unreachable {
                 host: self.host.name.clone(),
+                cause: cause::of_ssh(&said),
                 why: if why.is_empty() {
                     "ssh exit 255".into()
                 } else {

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::cause::Cause;
 use super::conn::{Conn, ConnError};
 use super::report::HostReport;
 
@@ -20,8 +21,11 @@ pub(super) const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; es
 "#;
 
 /// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`); `dir` and its
-/// `bin` made, writable by the remote user only (what runs from there is orch's).
-const INSTALLED: &str = r#"mkdir -p "$d/bin" && chmod go-w "$d" "$d/bin"
+/// `bin` made, writable by the remote user only (what runs from there is orch's). `no-git`
+/// first when the session's `PATH` has no `git` (orch's copy is checked, and its work done,
+/// with it).
+const INSTALLED: &str = r#"command -v git >/dev/null 2>&1 || { echo no-git; exit 0; }
+mkdir -p "$d/bin" && chmod go-w "$d" "$d/bin"
 f="$d/bin/orch-$2"
 if [ -f "$f" ] && [ "$(git hash-object -- "$f" 2>/dev/null)" = "$2" ]; then echo present; else echo missing; fi
 "#;
@@ -47,8 +51,19 @@ fn script(body: &str) -> String {
     format!("{DIR}{body}")
 }
 
-/// Makes sure orch's executable `orch_bin` is on the host; whether it was copied now.
-pub(crate) fn install(conn: &Conn, orch_bin: &Path, id: &str) -> Result<bool, ConnError> {
+/// What [`install`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Installed {
+    /// orch's copy was there.
+    Present,
+    /// orch's copy was sent now.
+    Copied,
+    /// The host's sessions have no `git`: nothing was sent, the host cannot run agents.
+    NoGit,
+}
+
+/// Makes sure orch's executable `orch_bin` is on the host.
+pub(crate) fn install(conn: &Conn, orch_bin: &Path, id: &str) -> Result<Installed, ConnError> {
     let dir = conn.host.dir.as_str();
     let out = conn.run(
         "the check of orch's copy",
@@ -57,8 +72,11 @@ pub(crate) fn install(conn: &Conn, orch_bin: &Path, id: &str) -> Result<bool, Co
         None,
         SHORT,
     )?;
+    if out.stdout.starts_with(b"no-git") {
+        return Ok(Installed::NoGit);
+    }
     if out.stdout.starts_with(b"present") {
-        return Ok(false);
+        return Ok(Installed::Present);
     }
     conn.run(
         "the copy of orch",
@@ -67,7 +85,33 @@ pub(crate) fn install(conn: &Conn, orch_bin: &Path, id: &str) -> Result<bool, Co
         Some(orch_bin),
         COPY,
     )?;
-    Ok(true)
+    Ok(Installed::Copied)
+}
+
+/// The report on a host whose sessions have no `git` (it answered; it cannot run agents).
+pub(crate) fn no_git(host: &crate::manifest::Host) -> HostReport {
+    let cause = Cause::NoGit;
+    HostReport {
+        name: host.name.clone(),
+        answers: true,
+        error: Some(format!("host `{}`: {}", host.name, cause.says())),
+        cause: Some(cause),
+        fix: Some(cause.fix(host, "")),
+        ..HostReport::default()
+    }
+}
+
+/// `report` with the error `e` of its connection, its cause and fix.
+fn failed(mut report: HostReport, host: &crate::manifest::Host, e: &ConnError) -> HostReport {
+    let (cause, detail) = match e {
+        ConnError::Unreachable { cause, why, .. } => (*cause, why.as_str()),
+        ConnError::Timeout { .. } => (Cause::Network, ""),
+        _ => (Cause::Other, ""),
+    };
+    report.error = Some(e.to_string());
+    report.cause = Some(cause);
+    report.fix = Some(cause.fix(host, detail));
+    report
 }
 
 /// Makes the host ready and asks it what it offers; `clients` are the program names to look for.
@@ -86,20 +130,22 @@ pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostRep
             return report;
         }
     };
-    let asked = install(conn, orch_bin, &id).and_then(|copied| {
-        report.copied = copied;
+    let asked = install(conn, orch_bin, &id).and_then(|installed| {
+        if installed == Installed::NoGit {
+            return Ok(None);
+        }
+        report.copied = installed == Installed::Copied;
         let mut args = vec![conn.host.dir.as_str(), id.as_str()];
         for c in clients {
             args.extend(["--client", c.as_str()]);
         }
         conn.run("orch host-probe", &script(PROBE), &args, None, SHORT)
+            .map(Some)
     });
     let out = match asked {
-        Ok(out) => out,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+        Ok(Some(out)) => out,
+        Ok(None) => return no_git(&conn.host),
+        Err(e) => return failed(report, &conn.host, &e),
     };
     report.answers = true;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -124,16 +170,25 @@ pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostRep
             .map(str::to_string)
             .collect();
     }
-    match report.landlock_abi {
-        None => report.error = Some("orch's copy on the host gave no answer".into()),
+    let cause = match report.landlock_abi {
+        None => {
+            report.error = Some("orch's copy on the host gave no answer".into());
+            Cause::Other
+        }
         Some(0) if conn.host.confined => {
             report.error = Some(
                 "the host has no Landlock, and its agents must be confined (`sandbox = \"on\"`)"
                     .into(),
             );
+            Cause::NoLandlock
         }
-        Some(_) => report.usable = true,
-    }
+        Some(_) => {
+            report.usable = true;
+            return report;
+        }
+    };
+    report.cause = Some(cause);
+    report.fix = Some(cause.fix(&conn.host, ""));
     report
 }
 

@@ -6,6 +6,7 @@
 //! presets' clients), which `orch hosts` shows. [`remote`] is the side that runs there.
 
 pub(crate) mod attempt;
+pub(crate) mod cause;
 pub(crate) mod conn;
 pub(crate) mod control;
 pub(crate) mod frames;

@@ -7,8 +7,13 @@ pub(crate) struct HostReport {
     pub(crate) name: String,
     /// It answered and orch's copy there ran.
     pub(crate) answers: bool,
-    /// Why not, or why it cannot run agents (no Landlock with `sandbox = "on"`).
+    /// Why not, or why it cannot run agents (no Landlock with `sandbox = "on"`, no git), one
+    /// line, escaped.
     pub(crate) error: Option<String>,
+    /// The cause of `error` ([`super::cause::Cause`]).
+    pub(crate) cause: Option<super::cause::Cause>,
+    /// What to do about it.
+    pub(crate) fix: Option<String>,
     /// orch's copy was sent this time.
     pub(crate) copied: bool,
     pub(crate) landlock_abi: Option<u8>,

@@ -25,9 +25,24 @@ fn path(state_dir: &Path, host: &str) -> PathBuf {
     crate::state_layout::ssh_own(state_dir, crate::state_layout::SSH_USABLE).join(host)
 }
 
-/// The verdict on `report`, the probe of `host`.
+/// The verdict on `report`, the probe of `host`. A host whose `ssh` fails for a cause a person
+/// must fix (a refused key, a host key that changed or is unknown, a missing key file) is
+/// refused, as one that answers without git or without the Landlock its agents need; one that
+/// does not answer (a refused connection, the network) may come back, and is tried again.
 pub(crate) fn verdict(host: &Host, report: &HostReport) -> Verdict {
-    if !report.answers {
+    use super::cause::Cause;
+    let needs_a_person = matches!(
+        report.cause,
+        Some(
+            Cause::KeyRefused
+                | Cause::HostKeyChanged
+                | Cause::HostKeyUnknown
+                | Cause::KeyFileMissing
+                | Cause::NoGit
+                | Cause::NoLandlock
+        )
+    );
+    if !report.answers && !needs_a_person {
         return Verdict::NoAnswer(
             report
                 .error
@@ -44,16 +59,28 @@ pub(crate) fn verdict(host: &Host, report: &HostReport) -> Verdict {
         });
         return Verdict::Usable { note };
     }
-    let why = match report.landlock_abi {
-        Some(0) => "it has no Landlock, and its agents must be confined".to_string(),
-        _ => report
-            .error
-            .clone()
-            .unwrap_or_else(|| "orch's copy there gave no answer".to_string()),
+    let cause = report.cause.unwrap_or(if report.landlock_abi == Some(0) {
+        Cause::NoLandlock
+    } else {
+        Cause::Other
+    });
+    let said = match (cause, &report.error) {
+        // What `ssh` said, after the cause.
+        (
+            Cause::KeyRefused
+            | Cause::HostKeyChanged
+            | Cause::HostKeyUnknown
+            | Cause::KeyFileMissing,
+            Some(e),
+        ) => format!(" ({})", e.split_once("): ").map_or(e.as_str(), |(_, w)| w)),
+        (Cause::Other, Some(e)) => format!(" ({e})"),
+        _ => String::new(),
     };
+    let fix = report.fix.clone().unwrap_or_else(|| cause.fix(host, ""));
     Verdict::Refused(format!(
-        "host `{}` cannot run agents: {why}; no attempt runs there (fix: a kernel with Landlock on the host, or `sandbox = \"off\"` in its `[[host]]` at line {} of the manifest to run its agents unconfined)",
-        host.name, host.line
+        "host `{}` cannot run agents: {}{said}; no attempt runs there (fix: {fix})",
+        host.name,
+        cause.says()
     ))
 }
 
@@ -128,11 +155,13 @@ mod tests {
     }
 
     fn report(abi: Option<u8>, confined: bool) -> HostReport {
+        let usable = matches!(abi, Some(a) if a > 0 || !confined);
         HostReport {
             name: "h1".into(),
             answers: true,
             landlock_abi: abi,
-            usable: matches!(abi, Some(a) if a > 0 || !confined),
+            usable,
+            cause: (!usable).then_some(super::super::cause::Cause::NoLandlock),
             ..HostReport::default()
         }
     }

@@ -606,3 +606,65 @@ fn a_task_done_from_outside_is_checked_before_its_commit_once_its_plan_is_idle()
         "{s:?}"
     );
 }
+
+#[test]
+fn an_ssh_attempt_with_no_host_left_blocks_its_plan_without_counting_and_an_agents_254_fails() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b\n";
+    let no_host = i32::from(crate::executor::ssh::attempt::NO_HOST);
+    let why = "host `h1` cannot run agents: no git on the PATH of its ssh sessions; no attempt runs there (fix: install git on the host)";
+    let said = AgentOutput {
+        tail: format!("=== orch: on host `h1` ===\norch remote-attempt: {why}"),
+        ..AgentOutput::default()
+    };
+    // An ssh plan: its plan is blocked with the driver's reason, the attempt not counted, the
+    // task pending, nothing more launched.
+    let plans = vec![plan(text)];
+    let g = Graph::build(&plans, &["a".to_string()], &[]).expect("acyclic");
+    let mut s = spec("a");
+    std::sync::Arc::make_mut(&mut s.entry).executor = crate::executor::ExecutorKind::Ssh;
+    std::sync::Arc::make_mut(&mut s.entry).retries = 2;
+    let mut c = core(cfg(1), &g, &plans, vec![s]);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 1);
+    let out = exited(&mut c, t0, l[0].0, no_host, said.clone());
+    assert!(
+        matches!(&settles(&out)[..], [(_, Settlement::Interrupt { .. }, _)]),
+        "{out:?}"
+    );
+    let blocked: Vec<_> = reports(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::PlanBlocked { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(blocked.len(), 1, "{out:?}");
+    assert!(
+        blocked[0].starts_with(why) && !blocked[0].contains("=== orch"),
+        "{}",
+        blocked[0]
+    );
+    assert_eq!(c.state().tasks[0][0].attempts, 0, "not counted");
+    let out = c.handle(
+        t0,
+        Input::Settled {
+            run: l[0].0,
+            outcome: Outcome::Interrupted,
+        },
+    );
+    assert!(launches(&out).is_empty(), "{out:?}");
+    assert!(c.is_over());
+    let (summary, _) = c.summary(Duration::from_secs(1));
+    assert_eq!(summary.plans[0].outcome.as_str(), "blocked");
+    assert!(summary.plans[0].failed_tasks.is_empty(), "no task failed");
+
+    // A local plan whose agent exits 254: an ordinary failure.
+    let mut c = core(cfg(1), &g, &plans, vec![spec("a")]);
+    let l = launches(&c.handle(t0, Input::Tick));
+    let out = exited(&mut c, t0, l[0].0, no_host, said);
+    assert!(
+        matches!(&settles(&out)[..], [(_, Settlement::Fail { .. }, _)]),
+        "{out:?}"
+    );
+}

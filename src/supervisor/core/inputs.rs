@@ -347,6 +347,23 @@ impl Core {
                         .to_string(),
                 })
             }
+            Ending::Exited(Some(code)) if self.no_host(run, p, *code) => {
+                let why = output
+                    .cause()
+                    .map(|c| last_line(&c).trim_start_matches("orch remote-attempt: ").to_string())
+                    .unwrap_or_else(|| "no host of the plan can run its agents".to_string());
+                let reason = format!("{why} (`orch hosts` checks each host)");
+                self.state.plans[p].prep = Prep::Blocked(reason.clone());
+                out.push(Action::Report(Event::PlanBlocked {
+                    plan: self.plan_name(p),
+                    reason,
+                }));
+                Some(Settlement::Interrupt {
+                    note: "no host of its plan can run agents: the attempt does not count, and \
+                           the plan waits for the next `orch up` (the hosts are probed again then)"
+                        .to_string(),
+                })
+            }
             Ending::Exited(Some(code)) => {
                 let class = match output.class {
                     Class::Ordinary if *code == 127 => Class::Fatal(Fatal::MissingProgram),
@@ -460,6 +477,24 @@ impl Core {
         }
         rec.lost += 1;
         self.not_counted(&rr);
+        true
+    }
+
+    /// Whether attempt `run` of plan `p`, which ended with `code`, ran nowhere: the plan runs on
+    /// `[[host]]` machines and orch's own driver of the attempt exited with
+    /// [`NO_HOST`](crate::executor::ssh::attempt::NO_HOST) (every host of the plan refused when
+    /// probed; the driver never gives an agent's status as that one). Such an attempt is not
+    /// counted, and the plan is blocked.
+    fn no_host(&mut self, run: RunId, p: usize, code: i32) -> bool {
+        let ssh = self
+            .spec(p)
+            .is_some_and(|s| s.entry.executor == crate::executor::ExecutorKind::Ssh);
+        if !ssh || code != i32::from(crate::executor::ssh::attempt::NO_HOST) {
+            return false;
+        }
+        if let Some(rr) = self.state.runs.get(&run).cloned() {
+            self.not_counted(&rr);
+        }
         true
     }
 
@@ -688,6 +723,15 @@ impl Core {
 }
 
 /// The first line of a cause, for a one-line note.
+/// The last line of `s` that says something.
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
 }

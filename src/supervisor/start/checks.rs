@@ -382,9 +382,10 @@ pub(super) fn warn_conflicts(
 }
 
 /// Each ssh plan of the run (`plans`: its name and hosts) needs a host that may run its agents:
-/// a plan whose every host was refused when probed (`refused`: each host's name and why, no
-/// Landlock while its agents must be confined) stops the run before anything starts (exit 6),
-/// naming the plan, its hosts and the fix. A plan with another host goes on there.
+/// a plan whose every host was refused when probed (`refused`: each host's name and why with its
+/// fix: no git, no Landlock while its agents must be confined, a refused key, a host key that
+/// changed or is unknown, a missing key file) stops the run before anything starts (exit 6),
+/// naming the plan, its hosts, the causes and the fixes. A plan with another host goes on there.
 pub(super) fn hosts(plans: &[(&str, &[String])], refused: &[(String, String)]) -> CliResult<()> {
     let is_refused = |h: &String| refused.iter().any(|(r, _)| r == h);
     let stuck: Vec<&(&str, &[String])> = plans
@@ -415,6 +416,6 @@ pub(super) fn hosts(plans: &[(&str, &[String])], refused: &[(String, String)]) -
         ),
     )
     .with_hint(
-        "give those hosts a kernel with Landlock (`orch hosts` shows each host's ABI), add a host that has it to the plan's `hosts`, or set `sandbox = \"off\"` in a host's `[[host]]` to run its agents there unconfined",
+        "fix what each line says (`orch hosts` checks each host again), or add a host that can run agents to the plan's `hosts`",
     ))
 }
