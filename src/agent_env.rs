@@ -46,10 +46,12 @@ pub(crate) const ORCH_SANDBOX: &str = "ORCH_SANDBOX";
 pub(crate) const ORCH_NETWORK: &str = "ORCH_NETWORK";
 
 /// Set by `orch up` for agents: the attempt's own report directory
-/// (`<state_dir>/.reports/<plan>/<unit>.<attempt>/`, [`crate::status::report`]), the only place of
+/// (`<state_dir>/.reports/<plan>/<unit>.<attempt>/`, in the run's state directory, the home
+/// repository's, for a plan of any repository: [`crate::status::report`]), the only place of
 /// the state directory a confined agent can write. `orch task done|fail|skip|start|reset` run
-/// with it set hands its report to the supervisor there and waits for the answer, instead of
-/// writing the status file (which the agent cannot write).
+/// with it set hands its report to the supervisor there (the one whose lock is in that state
+/// directory) and waits for the answer, instead of writing the status file (which the agent
+/// cannot write); never to a supervisor found otherwise.
 pub(crate) const ORCH_REPORT_DIR: &str = "ORCH_REPORT_DIR";
 
 /// Formerly set to `1` by `orch up` for plan-mode agents (no longer: the supervisor commits a

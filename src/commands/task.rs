@@ -15,22 +15,28 @@ use crate::workspace::{self, Selection, status_error};
 
 pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // Inside an attempt of `orch up`: the report goes to the supervisor, never to the file.
-    // With no supervisor running any more (it was killed), the call writes the status file as
-    // a person's would, where it can (an unconfined agent): the next `orch up` recovers it.
-    if let Some(dir) = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty())
-        && let Some(code) = super::task_report::report_and_wait(Path::new(&dir), &args, false)?
+    // Which supervisor is decided by the directory orch handed the attempt (`ORCH_REPORT_DIR`,
+    // in the run's state directory whatever repository the plan is of), never by the working
+    // directory or a manifest. With no supervisor running any more (it was killed), the call
+    // writes the status file as a person's would, where it can (an unconfined agent): the next
+    // `orch up` recovers it. It is never handed to another `orch up` as a person's report.
+    let report_dir = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty());
+    if let Some(dir) = &report_dir
+        && let Some(code) = super::task_report::report_and_wait(Path::new(dir), &args, false)?
     {
         return Ok(code);
     }
     let (sel, status_override) = sel.clone().with_agent_env();
-    if let Some(code) = run_one_plan(&sel, status_override.as_deref(), &args)? {
+    let attempt = report_dir.is_some();
+    if let Some(code) = run_one_plan(&sel, status_override.as_deref(), &args, attempt)? {
         return Ok(code);
     }
     let ws = workspace::load(&sel)?;
     let graph = ws.require_valid()?;
     let index = ws.plan_of_task(&args.id)?;
     let lp = &ws.plans[index];
-    if let Some(m) = &ws.manifest
+    if !attempt
+        && let Some(m) = &ws.manifest
         && let Some(code) = super::task_report::via_running_supervisor(m, &lp.name, &args)?
     {
         return Ok(code);
@@ -234,6 +240,7 @@ fn run_one_plan(
     sel: &Selection,
     status_override: Option<&Path>,
     args: &TaskArgs,
+    attempt: bool,
 ) -> CliResult<Option<u8>> {
     // `start` checks readiness (or, forced, still records the calling process): the general
     // path does both. So does a `done` that commits a plan-mode agent's work.
@@ -254,7 +261,8 @@ fn run_one_plan(
     let Some(entry) = m.plan(name) else {
         return Ok(None);
     };
-    if let Some(code) = super::task_report::via_running_supervisor(&m, name, args)? {
+    // An attempt's report is its own report directory's supervisor's or the file's (`run`).
+    if !attempt && let Some(code) = super::task_report::via_running_supervisor(&m, name, args)? {
         return Ok(Some(code));
     }
     let rel = entry.file.to_string_lossy().into_owned();

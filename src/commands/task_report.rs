@@ -57,7 +57,8 @@ pub(crate) fn via_running_supervisor(
 /// runs (any more) for the report directory's state directory, and the report was withdrawn
 /// before anyone took it.
 pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
-    // `<state_dir>/.reports/<plan>/<dir>`.
+    // `<state_dir>/.reports/<plan>/<dir>`: the run's state directory, where its supervisor
+    // holds the lock (for a plan of any repository: `supervisor::reports::reports_state_dir`).
     let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
     let supervised = || state_dir.is_some_and(supervisor_runs);
     if !supervised() {

@@ -1,12 +1,15 @@
 //! The report channel between an agent's `orch task …` and the supervisor that runs it
 //!: under `orch up` an agent never writes its plan's status file. Each attempt (and
 //! each plan-mode agent) has a report directory of its own, `<state_dir>/.reports/<plan>/<unit>.
-//! <attempt>/` (`ORCH_REPORT_DIR`), the only place of the state directory it can write. Its `orch
+//! <attempt>/` (`ORCH_REPORT_DIR`), the only place of the state directory it can write. The
+//! state directory is the run's (the home repository's, where the supervisor lock is) for a
+//! plan of any repository: `orch task` finds the supervisor beside the directory it was handed
+//! (the lock of `<state_dir>`), and a person's call beside the manifest. Its `orch
 //! task done|fail|skip|start|reset ID` writes [`REPORT_FILE`] there (a new file renamed into
 //! place) and waits for [`ANSWER_FILE`]; the supervisor reads the report (no-follow), decides
 //! whether that reporter may report that task, applies it through orch's own transition and
 //! writes the answer. A person's `orch task …` during `orch up` reports the same way through a
-//! directory of its own, `reports/<plan>/person-<pid>-<nanos>/`, which it makes and removes.
+//! directory of its own, `.reports/<plan>/person-<pid>-<nanos>/`, which it makes and removes.
 //!
 //! The files are orch's own JSON; both sides read them with serde.
 

@@ -176,6 +176,11 @@ pub(crate) struct PlanCtx {
     /// plan (the file records the digest it follows).
     pub(crate) digest: Option<String>,
     pub(crate) status_path: PathBuf,
+    /// The run's state directory (the home repository's, where `orch up` holds the supervisor
+    /// lock), whatever repository the plan is of: the report directories of every plan's
+    /// attempts are there ([`super::reports::reports_state_dir`]), so that an agent's `orch task`
+    /// finds the supervisor that runs it beside the directory orch handed it.
+    pub(crate) run_state_dir: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) worktree: PathBuf,
     pub(crate) base: String,
@@ -276,6 +281,8 @@ impl PlanCtx {
             own_finished: self.own_finished.clone(),
             known: self.known.clone(),
             followed: self.followed.clone(),
+            // Where its attempts report: the run's, for the whole run.
+            run_state_dir: self.run_state_dir.clone(),
             ..fresh
         }
     }

@@ -271,7 +271,7 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
         attempt,
         state: JobState::Queued,
     };
-    let state_dir = super::reports::state_dir_of(pc);
+    let reports = super::reports::reports_state_dir(pc);
     let alive = |pid, start_time| {
         process::process_alive(pid, start_time).then_some(Survivor::Process { pid, start_time })
     };
@@ -306,7 +306,7 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
                 // again).
                 recorded_process: run.filter(|_| in_progress).and_then(|r| {
                     alive(r.pid, r.process_start_time).or_else(|| {
-                        let attempt = status::report::latest_attempt(&state_dir, pc.name(), &t.id)?;
+                        let attempt = status::report::latest_attempt(reports, pc.name(), &t.id)?;
                         let ended = super::reports::ended_path(pc, &t.id, attempt);
                         crate::process::wrapper::read_ended(&ended).map(|_| Survivor::Process {
                             pid: r.pid,
@@ -354,7 +354,7 @@ fn found_of(
             // The latest report directory the earlier supervisor made for the unit: its agent
             // reports there.
             attempt: status::report::latest_attempt(
-                &super::reports::state_dir_of(pc),
+                super::reports::reports_state_dir(pc),
                 pc.name(),
                 name,
             )

@@ -41,8 +41,7 @@ enum From {
 /// The report directory of `unit`'s attempt `attempt` of plan `pc`, made empty (a directory
 /// of an earlier run with the same number is removed first).
 pub(crate) fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<PathBuf, String> {
-    let state_dir = state_dir_of(pc);
-    let dir = attempt_dir(&state_dir, pc.name(), unit_name, attempt);
+    let dir = attempt_dir(reports_state_dir(pc), pc.name(), unit_name, attempt);
     if std::fs::symlink_metadata(&dir).is_ok() {
         std::fs::remove_dir_all(&dir)
             .or_else(|_| std::fs::remove_file(&dir))
@@ -53,7 +52,19 @@ pub(crate) fn make_dir(pc: &PlanCtx, unit_name: &str, attempt: u32) -> Result<Pa
     Ok(dir)
 }
 
-/// The run's state directory: the parent of the plan's own (`<state_dir>/<plan>/status.json`).
+/// Where the report directories of plan `pc`'s attempts are (`<state_dir>/.reports/<plan>/`):
+/// the run's state directory, where `orch up` holds the supervisor lock, for a plan of any
+/// repository. An agent's `orch task` finds its supervisor from the directory orch handed it
+/// (`ORCH_REPORT_DIR`: the lock three levels up, `crate::commands::task_report`), and a
+/// person's `orch task` reports beside it (the manifest's state directory): both meet the
+/// supervisor that runs the plan, never a state directory of another repository, where no
+/// supervisor runs.
+pub(crate) fn reports_state_dir(pc: &PlanCtx) -> &Path {
+    &pc.run_state_dir
+}
+
+/// The plan's state directory: the parent of the plan's own (`<state_dir>/<plan>/status.json`),
+/// in the plan's repository.
 pub(crate) fn state_dir_of(pc: &PlanCtx) -> PathBuf {
     pc.status_path
         .parent()
@@ -87,7 +98,7 @@ impl Effects<'_> {
         let pc = self.plan(unit.plan())?;
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
         let dir = attempt_dir(
-            &state_dir_of(&pc),
+            reports_state_dir(&pc),
             pc.name(),
             id.as_deref().unwrap_or("plan"),
             attempt,
@@ -128,7 +139,7 @@ impl Effects<'_> {
     pub(super) fn take_reports(&mut self, core: &mut Core) {
         for p in 0..self.views.len() {
             let Some(pc) = self.plan(p) else { continue };
-            let dir = plan_reports_dir(&state_dir_of(&pc), pc.name());
+            let dir = plan_reports_dir(reports_state_dir(&pc), pc.name());
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };

@@ -5,8 +5,9 @@
 //! A confined attempt writes only: its worktree (not its git admin directory,
 //! `.git/worktrees/<name>`: index, HEAD, `commondir`, `gitdir`, `config.worktree`, which orch
 //! reads to commit and clean up: the agent reads its history, orch commits), its own report
-//! directory (`<state_dir>/.reports/<plan>/<unit>.<attempt>`, where `orch task …` hands its
-//! reports to the supervisor: the plan's status directory is not writable), a private `TMPDIR`
+//! directory (`<state_dir>/.reports/<plan>/<unit>.<attempt>` in the run's state directory, for a
+//! plan of any repository, where `orch task …` hands its reports to the supervisor: the plan's
+//! status directory is not writable), a private `TMPDIR`
 //! made for the attempt and removed after it, `/dev/null` and the pseudo-terminals, a private
 //! copy of its client's state ([`super::client_state`]; the user's own,
 //! [`crate::manifest::KnownCli::state_paths`], is never writable) and `sandbox_write`. A

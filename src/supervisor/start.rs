@@ -597,6 +597,7 @@ impl<'w> Checked<'w> {
             rel_path: lp.rel_path.clone(),
             digest: plan_digest(&entry.abs_file, &lp.plan),
             status_path: lp.status_path.clone(),
+            run_state_dir: self.state_dir.clone(),
             log_dir: manifest.log_dir(&lp.name),
             worktree,
             base: String::new(),

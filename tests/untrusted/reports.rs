@@ -349,3 +349,112 @@ fn reports_a_flood_of_refused_reports_is_answered_but_said_a_bounded_number_of_t
         }
     }
 }
+
+/// (e) Several repositories: the confined agent of plan `v2` (in api, another repository than
+/// the home) tries to report the tasks of `docs` (home) and `client-v2` (client) while their
+/// attempts wait: through its `ORCH_REPORT_DIR` set to theirs, a report file written into
+/// theirs, a person's directory made beside them, a person's `orch task` (without its attempt's
+/// variables, in its worktree and in the home repository), a report in its own repository's
+/// state directory, an edit of their status files. Each is denied (a non-zero exit); each of
+/// them is completed by its own agent only, and its own task by its own report.
+#[test]
+fn reports_an_agent_of_another_repository_reports_only_its_own_task() {
+    use crate::support::three::{Three, plan_table, repo_table};
+    if !landlock() {
+        return;
+    }
+    let t = Three::new();
+    let gate = t.home.outside("gate");
+    std::fs::create_dir_all(&gate).expect("gate");
+    for f in ["v2", "client", "docs"] {
+        t.home.write(
+            &format!("plans/{f}.md"),
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 Something\n",
+        );
+    }
+    let toml = format!(
+        "[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"on\"\n\n[agents.a]\ncommand = {}\n\
+         report = \"orch\"\nsandbox_write = [{:?}]\n{}{}{}{}{}",
+        agent_at(
+            "hostile_report_repos.sh",
+            &[&gate, t.home.root(), t.client.root()]
+        ),
+        gate.display().to_string(),
+        repo_table("api", &Three::rel(&t.api)),
+        repo_table("client", &Three::rel(&t.client)),
+        plan_table("v2", "v2", "repo = \"api\"\n"),
+        plan_table("client-v2", "client", "repo = \"client\"\n"),
+        plan_table("docs", "docs", ""),
+    );
+    t.home.write("plans.toml", &toml);
+    t.home.commit_all("plans");
+    let mains = [&t.home, &t.api, &t.client].map(|r| r.rev("main"));
+    let (code, out, err) = t
+        .home
+        .run_cmd(t.home.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    let ev = support::events(&out);
+    let log = |r: &Repo, plan: &str| {
+        std::fs::read_to_string(r.root().join(format!(".orch/logs/{plan}/1.1.log")))
+            .unwrap_or_default()
+    };
+    let all = format!(
+        "{out}\n{err}\n--- v2:\n{}\n--- docs:\n{}\n--- client-v2:\n{}",
+        log(&t.api, "v2"),
+        log(&t.home, "docs"),
+        log(&t.client, "client-v2")
+    );
+    assert_eq!(code, 0, "orch up failed\n{all}");
+    // What the agent of v2 was told: every try denied.
+    let hostile = t.api.git(&["show", "plan/v2:hostile.txt"]);
+    let tries = [
+        "env-docs",
+        "env-client",
+        "file-docs",
+        "file-client",
+        "person-dir",
+        "person-here",
+        "person-home",
+        "own-state",
+        "edit-docs",
+        "edit-client-v2",
+    ];
+    for what in tries {
+        let line = hostile
+            .lines()
+            .find(|l| l.split(' ').next() == Some(what))
+            .unwrap_or_else(|| panic!("no try `{what}`:\n{hostile}\n{all}"));
+        assert_ne!(line, format!("{what} 0"), "{hostile}\n{all}");
+    }
+    // Denied where the others' attempts were waiting (their directories were there), not
+    // missed.
+    let tried = t.api.git(&["show", "plan/v2:try.log"]);
+    assert!(tried.contains("Permission denied"), "{tried}");
+    assert!(!tried.contains("No such file"), "{tried}");
+    // Each plan's task completed by its own agent, once, and committed in its own repository
+    // with its own agent's work.
+    for (r, plan) in [(&t.api, "v2"), (&t.client, "client-v2"), (&t.home, "docs")] {
+        assert_eq!(r.task(plan, "1.1")["status"], "completed", "{plan}\n{all}");
+        let started = named(&ev, "task_started")
+            .into_iter()
+            .filter(|e| e["plan"] == plan)
+            .count();
+        assert_eq!(started, 1, "{plan}: its agent ran {started} times\n{all}");
+        assert_eq!(
+            r.subjects(&format!("plan/{plan}")),
+            [format!("{plan} 1.1: Something")],
+            "{all}"
+        );
+        assert_eq!(
+            r.git(&["show", &format!("plan/{plan}:work-{plan}.txt")]),
+            format!("{plan} 1.1"),
+            "{all}"
+        );
+    }
+    assert!(named(&ev, "task_failed").is_empty(), "{all}");
+    // Nothing left where the others report, no target moved.
+    let left: Vec<_> = std::fs::read_dir(t.home.root().join(".orch/state/.reports/docs"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!([&t.home, &t.api, &t.client].map(|r| r.rev("main")), mains);
+}
