@@ -4,7 +4,7 @@
 //! its target, as a home plan's are; and as an agent that reports by its exit status. Each cell
 //! a real `orch up` of three real repositories side by side (home, api, client) and a real
 //! landing (the merge train, or `orch merge` after the run), with the sandbox on and off, each
-//! network mode, task and plan mode.
+//! network mode, task and plan mode, and on a `[[host]]` (`executor = "ssh"`).
 
 mod support;
 
@@ -327,4 +327,57 @@ fn a_persons_report_of_a_task_of_another_repository_reaches_orch_up() {
         "{all}"
     );
     assert_ne!(support::exit_code(status), 0, "{all}");
+}
+
+/// The plan of another repository runs on a `[[host]]` (`executor = "ssh"`, a real `sshd` on
+/// loopback): its agent's `orch task done` there is relayed into its report directory here and
+/// taken by `orch up`; its commits land on api's plan branch, and the train lands it on api's
+/// `main`.
+#[test]
+fn a_plan_of_another_repository_on_a_host_reports_through_orch() {
+    if !support::sshd::available() {
+        return;
+    }
+    let lab = support::sshd::Lab::start(&["h1"]);
+    let t = Three::new();
+    manifest(
+        &t,
+        Cell {
+            report: "orch",
+            sandbox: "off",
+            network: "open",
+            mode: "task",
+            landing: "--merge",
+        },
+    );
+    let toml = String::from_utf8(t.home.read("plans.toml")).expect("utf-8");
+    let toml = format!("{}{}", lab.host_toml(2), toml)
+        .replace("repo = \"api\"\n", "repo = \"api\"\nexecutor = \"ssh\"\n");
+    t.home.write("plans.toml", &toml);
+    t.home.commit_all("on a host");
+    let mut cmd = t.home.orch(&["up", "--json", "--merge"]);
+    cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+    let (code, out, err) = t.home.run_cmd(&mut cmd);
+    let all = said(&t, &out, &err);
+    assert_eq!(code, 0, "orch up failed: {all}");
+    let ev = events(&out);
+    assert!(
+        named(&ev, "task_on_host")
+            .iter()
+            .any(|e| e["plan"] == "v2" && e["host"] == "h1"),
+        "{all}"
+    );
+    for id in ["1.1", "2.1"] {
+        assert_eq!(t.api.task("v2", id)["status"], "completed", "{all}");
+    }
+    let on_branch = t.api.git(&["log", "--no-merges", "--format=%s", "plan/v2"]);
+    for s in subjects_of("v2") {
+        assert!(on_branch.lines().any(|l| l == s), "{on_branch}\n{all}");
+    }
+    assert!(
+        t.api
+            .git_ok(&["merge-base", "--is-ancestor", "plan/v2", "main"]),
+        "{all}"
+    );
+    assert_eq!(t.api.git(&["show", "main:v2.txt"]), "1.1\n2.1".to_string());
 }
