@@ -381,3 +381,79 @@ fn a_plan_of_another_repository_on_a_host_reports_through_orch() {
     );
     assert_eq!(t.api.git(&["show", "main:v2.txt"]), "1.1\n2.1".to_string());
 }
+
+/// Whether a Slurm cluster answers with a usable node (`.ci/slurm start`); without one the test
+/// says so and passes, unless `ORCH_REQUIRE_SLURM` is set.
+fn slurm_cluster() -> bool {
+    let up = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| ["idle", "mix", "alloc"].iter().any(|s| l.starts_with(s)))
+        });
+    if !up {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_SLURM").is_none(),
+            "ORCH_REQUIRE_SLURM is set but no Slurm cluster answers (`.ci/slurm start`)"
+        );
+        eprintln!("skipped: no Slurm cluster answers (`.ci/slurm start` starts one)");
+    }
+    up
+}
+
+/// The plan of another repository runs as Slurm batch jobs (`executor = "slurm"`, confined on
+/// the node where Landlock is there): its agent's `orch task done` in the job reaches `orch up`
+/// through its report directory; its commits land on api's plan branch, and `orch merge` lands
+/// it on api's `main`.
+#[test]
+fn a_plan_of_another_repository_in_a_slurm_job_reports_through_orch() {
+    if !slurm_cluster() {
+        return;
+    }
+    let t = Three::new();
+    manifest(
+        &t,
+        Cell {
+            report: "orch",
+            sandbox: "auto",
+            network: "open",
+            mode: "task",
+            landing: "orch merge",
+        },
+    );
+    let toml = String::from_utf8(t.home.read("plans.toml")).expect("utf-8");
+    let toml = format!("{toml}\n[slurm]\npoll = \"1s\"\n")
+        .replace("repo = \"api\"\n", "repo = \"api\"\nexecutor = \"slurm\"\n");
+    t.home.write("plans.toml", &toml);
+    t.home.commit_all("in Slurm jobs");
+    let (code, out, err) = t
+        .home
+        .run_cmd(t.home.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    let all = said(&t, &out, &err);
+    assert_eq!(code, 0, "orch up failed: {all}");
+    // Each task of v2 ran as a batch job, and completed.
+    let ev = events(&out);
+    let jobs = named(&ev, "task_started")
+        .into_iter()
+        .filter(|e| e["plan"] == "v2" && e["job_id"].is_string())
+        .count();
+    assert_eq!(jobs, 2, "{all}");
+    for id in ["1.1", "2.1"] {
+        assert_eq!(t.api.task("v2", id)["status"], "completed", "{all}");
+    }
+    let on_branch = t.api.git(&["log", "--no-merges", "--format=%s", "plan/v2"]);
+    for s in subjects_of("v2") {
+        assert!(on_branch.lines().any(|l| l == s), "{on_branch}\n{all}");
+    }
+    let (code, mout, merr) = t.home.run(&["merge"]);
+    assert_eq!(code, 0, "orch merge failed:\n{mout}\n{merr}");
+    assert!(
+        t.api
+            .git_ok(&["merge-base", "--is-ancestor", "plan/v2", "main"]),
+        "{all}"
+    );
+    assert_eq!(t.api.git(&["show", "main:v2.txt"]), "1.1\n2.1".to_string());
+}
