@@ -472,6 +472,51 @@ fn the_merge_train_lands_a_group_once_every_plan_of_it_is_finished_all_together(
 }
 
 #[test]
+fn the_merge_train_lands_a_lone_plan_of_another_repository_through_its_landing() {
+    // api (0, repository `api`) is tied to no plan: a group of one, landed in its repository as
+    // `orch merge` lands it; docs (1, the home repository) is merged alone.
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text), plan(text)];
+    let names: Vec<String> = ["api", "docs"].iter().map(|s| s.to_string()).collect();
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut specs: Vec<PlanSpec> = names.iter().map(|n| spec(n)).collect();
+    std::sync::Arc::make_mut(&mut specs[0].entry).repo = Some("api".into());
+    let mut config = cfg(8);
+    config.auto_merge = true;
+    let mut c = core(config, &g, &plans, specs);
+    let t0 = Instant::now();
+    let l = launches(&c.handle(t0, Input::Tick));
+    assert_eq!(l.len(), 2);
+    let out = finish(&mut c, t0, l[0].0, l[0].1);
+    assert!(out.contains(&Action::Land { plans: vec![0] }), "{out:?}");
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Merge { .. })),
+        "{out:?}"
+    );
+    let out = c.handle(
+        t0,
+        Input::Landed {
+            outcomes: vec![LandedPlan {
+                plan: 0,
+                target: "main".into(),
+                outcome: PlanMergeOutcome::Merged {
+                    commit: "a".into(),
+                    note: None,
+                },
+            }],
+        },
+    );
+    assert!(
+        reports(&out)
+            .iter()
+            .any(|e| matches!(e, Event::PlanMerged { plan, .. } if plan == "api")),
+        "{out:?}"
+    );
+    let out = finish(&mut c, t0, l[1].0, l[1].1);
+    assert!(out.contains(&Action::Merge { plan: 1 }), "{out:?}");
+}
+
+#[test]
 fn a_plan_the_train_skips_says_which_plan_of_which_repository_and_why() {
     // api (0, repository `api`) and client (1, repository `client`) land together; docs (2,
     // the home repository) waits for api.

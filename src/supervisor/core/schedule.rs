@@ -135,7 +135,10 @@ impl Core {
                 for &q in &group {
                     self.state.plans[q].merge = MergeState::Merging;
                 }
-                out.push(if group.len() == 1 {
+                // A plan of another repository lands through its group's landing, even alone:
+                // the merge of one plan is the home repository's.
+                let of_home = self.spec(p).is_none_or(|s| s.entry.repo.is_none());
+                out.push(if group.len() == 1 && of_home {
                     Action::Merge { plan: p }
                 } else {
                     Action::Land { plans: group }
