@@ -546,6 +546,24 @@ fn plans(
             &attempts_span,
             &agents_span,
         );
+        if executor == super::executor::ExecutorKind::Ssh
+            && agents
+                .get(&agent)
+                .is_some_and(|a| a.mode == AgentMode::Plan)
+        {
+            let span = plan
+                .executor
+                .as_ref()
+                .map_or(name.span.clone(), |e| e.span.clone());
+            r.error_hint(
+                &span,
+                format!(
+                    "plan `{}` runs its plan-mode agent `{agent}` on a `[[host]]` (`executor = \"ssh\"`), but a plan-mode agent runs only here or in a Slurm job: on a host, `orch next` does not see the tasks it reported",
+                    name.value
+                ),
+                "give this plan a task-mode agent (`mode = \"task\"`), or run it with `executor = \"local\"` or `\"slurm\"`",
+            );
+        }
         pending.push((
             out.len(),
             plan.depends_on

@@ -174,3 +174,33 @@ fn bad_host_input_is_refused_at_its_location() {
         repo.one_error(text, *line, *col, fragment);
     }
 }
+
+#[test]
+fn a_plan_mode_agent_on_a_host_is_refused_at_the_plans_executor() {
+    let repo = Repo::new();
+    // Through the defaults' executor (at the plan's name), the agent's, the plan's own.
+    for (defaults, agent, plan, at) in [
+        ("executor = \"ssh\"\n", "", "", (22, 8)),
+        ("", "executor = \"ssh\"\n", "", (22, 8)),
+        ("", "", "executor = \"ssh\"\n", (23, 12)),
+    ] {
+        let text = format!(
+            "{HOSTS}\n[defaults]\n{defaults}agent = \"p\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\nmode = \"plan\"\n{agent}\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n{plan}"
+        );
+        let d = repo.one_error(
+            &text,
+            at.0,
+            at.1,
+            "runs its plan-mode agent `p` on a `[[host]]`",
+        );
+        assert!(d.to_string().contains("task-mode agent"), "{d}");
+    }
+    // A task-mode agent there, or a plan-mode agent here or in a Slurm job: accepted.
+    for (mode, executor) in [("task", "ssh"), ("plan", "local"), ("plan", "slurm")] {
+        let text = format!(
+            "{HOSTS}\n[defaults]\nexecutor = \"{executor}\"\nagent = \"p\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\nmode = \"{mode}\"\n\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n"
+        );
+        repo.load(&text)
+            .unwrap_or_else(|e| panic!("{mode} {executor}: {e}"));
+    }
+}
