@@ -13,31 +13,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::slurm::cluster;
 use support::{
     Repo, agent_at, events, journal, kill, max_overlap, named, read_lines, spans, utf8, wait,
     wait_for, wait_line,
 };
-
-/// Whether a Slurm cluster answers with a usable node.
-fn cluster() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| ["idle", "mix", "alloc"].iter().any(|s| l.starts_with(s)))
-        });
-    if !up {
-        assert!(
-            std::env::var_os("ORCH_REQUIRE_SLURM").is_none(),
-            "ORCH_REQUIRE_SLURM is set but no Slurm cluster answers (`.ci/slurm start`)"
-        );
-        eprintln!("skipped: no Slurm cluster answers (`.ci/slurm start` starts one)");
-    }
-    up
-}
 
 /// `scontrol show job -o ID`: its fields.
 fn job_fields(id: &str) -> BTreeMap<String, String> {

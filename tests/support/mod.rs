@@ -17,6 +17,7 @@ pub mod repo;
 pub mod review;
 pub mod shared;
 pub mod sink;
+pub mod slurm;
 pub mod sshd;
 pub mod status;
 pub mod submodules;
