@@ -9,7 +9,10 @@ use super::{Class, Fatal, MAX_WAIT};
 
 /// What kind of failure a client's message (or an agent's last lines) describes.
 pub(crate) fn classify(text: &str, now: DateTime<Utc>) -> Class {
-    let lower = text.to_ascii_lowercase();
+    // `usage_limit_reached`, `rate-limit exceeded`: a client's codes and words alike.
+    let words = |t: &str| t.to_ascii_lowercase().replace(['_', '-'], " ");
+    let lower = words(text);
+    let has = |k: &&str| lower.contains(words(k).as_str());
     const AUTH: &[&str] = &[
         "invalid api key",
         "invalid x-api-key",
@@ -47,13 +50,13 @@ pub(crate) fn classify(text: &str, now: DateTime<Utc>) -> Class {
         "unknown argument",
         "unknown command",
     ];
-    if AUTH.iter().any(|k| lower.contains(k)) || status_code(&lower, "401") {
+    if AUTH.iter().any(has) || status_code(&lower, "401") {
         return Class::Fatal(Fatal::Auth);
     }
-    if LIMIT.iter().any(|k| lower.contains(k)) || status_code(&lower, "429") {
+    if LIMIT.iter().any(has) || status_code(&lower, "429") {
         return Class::Limit(reset_wait(text, now));
     }
-    if FLAGS.iter().any(|k| lower.contains(k)) {
+    if FLAGS.iter().any(has) {
         return Class::Fatal(Fatal::RejectedFlags);
     }
     Class::Ordinary

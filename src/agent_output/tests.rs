@@ -546,3 +546,34 @@ fn the_cause_of_a_limit_in_plain_words_is_the_line_that_says_it() {
     let out = parse("one\ntwo\n", now());
     assert_eq!(out.cause().as_deref(), Some("one\ntwo"));
 }
+
+#[test]
+fn a_clients_codes_are_read_as_its_words() {
+    for code in [
+        "usage_limit_reached",
+        "Usage-Limit reached",
+        "rate_limit_exceeded",
+        "rate-limited",
+    ] {
+        assert!(
+            matches!(classify(code, now()), Class::Limit(_)),
+            "{code}: {:?}",
+            classify(code, now())
+        );
+    }
+    assert_eq!(
+        classify("invalid_api_key", now()),
+        Class::Fatal(Fatal::Auth)
+    );
+    assert_eq!(classify("not-logged-in", now()), Class::Fatal(Fatal::Auth));
+    assert_eq!(
+        classify("added the rate-limit middleware", now()),
+        Class::Ordinary
+    );
+    // A client's JSON error with a code of that kind.
+    let out = parse(
+        "You've hit your usage limit.\n{\"type\":\"error\",\"message\":\"usage_limit_reached\"}\n",
+        now(),
+    );
+    assert!(matches!(out.class, Class::Limit(_)), "{out:?}");
+}
