@@ -226,6 +226,15 @@ fn a_red_check_becomes_a_task_green_after_the_fix_and_approval_end_it_and_auto_m
     assert_eq!(approved.len(), 1, "{out}");
     assert_eq!(approved[0]["round"], 1);
     assert_eq!(named(&ev, "review_landed").len(), 1, "{out}");
+    // Between polls, it said what it waits for (once: nothing changed in between).
+    let waiting = named(&ev, "review_waiting");
+    assert_eq!(waiting.len(), 1, "{out}");
+    assert_eq!(
+        waiting[0]["prs"],
+        json!([{"plan": "a", "number": 1}]),
+        "{out}"
+    );
+    assert_eq!(waiting[0]["next_poll_s"], 1);
     // Landed: main holds the fix.
     let fix = repo.task("a", "2.1")["commit"]
         .as_str()

@@ -130,6 +130,28 @@ fn print_event(e: &Value, json: bool) {
         ),
         "review_landed" => format!("{head}: landed on `{}`", s("target")),
         "review_closed" => format!("{head}: {}: no longer watched", s("state")),
+        "review_waiting" => {
+            let prs: Vec<String> = e
+                .get("prs")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            format!(
+                                "#{} ({})",
+                                p.get("number").and_then(Value::as_u64).unwrap_or_default(),
+                                p.get("plan").and_then(Value::as_str).unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "waiting for review on {}; next look in {}s (said again when something changes, or in 5 minutes)",
+                prs.join(", "),
+                n("next_poll_s")
+            )
+        }
         other => format!("{head}: {other}: {}", s("error")),
     };
     println_safe(&line);

@@ -60,6 +60,7 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("review_closed", false),
     ("review_error", false),
     ("review_note", true),
+    ("review_waiting", true),
 ];
 
 /// The default of a hook's `timeout`.

@@ -65,6 +65,9 @@ impl Drop for Loop<'_> {
     }
 }
 
+/// How often `review_waiting` is said again while nothing changes.
+const WAITING_AGAIN: Duration = Duration::from_secs(300);
+
 /// Watches the pull requests `prs` (plan, number) opened or updated by `orch pr` until each is
 /// approved, escalated or closed (with `once`: one poll). `emit` gets every event (`{"event":
 /// "review_round", …}`), also appended to `<state_dir>/.events.jsonl`. Exit 0, or 5 when a pull
@@ -107,18 +110,26 @@ pub(crate) fn watch(
             number: *number,
         });
     }
+    // What the last `review_waiting` said, and when: said again when it changes, or after
+    // WAITING_AGAIN.
+    let mut said: Option<(Vec<(String, u64)>, std::time::Instant)> = None;
     loop {
         let mut open = 0;
+        let mut waiting = Vec::new();
         let mut approved = Vec::new();
         for w in &watched {
             match lp.poll(w) {
                 Ok(Some(Decision::Approved)) => approved.push(w),
-                Ok(Some(_)) => open += 1,
+                Ok(Some(_)) => {
+                    open += 1;
+                    waiting.push((w.plan.clone(), w.number));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     lp.errors += 1;
                     lp.event(json!({"event": "review_error", "plan": w.plan, "number": w.number, "error": e}));
                     open += 1;
+                    waiting.push((w.plan.clone(), w.number));
                 }
             }
         }
@@ -139,6 +150,17 @@ pub(crate) fn watch(
                 .min()
                 .unwrap_or(Duration::from_secs(30))
         });
+        let again = said
+            .as_ref()
+            .is_none_or(|(prs, at)| *prs != waiting || at.elapsed() >= WAITING_AGAIN);
+        if again && !waiting.is_empty() {
+            let prs: Vec<Value> = waiting
+                .iter()
+                .map(|(plan, number)| json!({"plan": plan, "number": number}))
+                .collect();
+            lp.event(json!({"event": "review_waiting", "prs": prs, "next_poll_s": poll.as_secs()}));
+            said = Some((waiting, std::time::Instant::now()));
+        }
         std::thread::sleep(poll);
         let (_ws, manifest) = load(lp.sel)?;
         lp.manifest = manifest;
