@@ -100,7 +100,8 @@ pub(crate) const REMOTE: Own = Own::fresh(".remote");
 pub(crate) const REMOTE_BUNDLES: &str = ".bundles";
 /// The hosts' probes' verdicts, `<SSH>/.usable/<host>`.
 pub(crate) const SSH_USABLE: &str = ".usable";
-/// The hosts' slots' locks, `<SSH>/.slots/<host>.<n>`.
+/// The hosts' slots' locks, `<SSH>/.slots/<host>.<n>` (and `<host>.collect`, the right to bring back
+/// what a host kept of lost attempts).
 pub(crate) const SSH_SLOTS: &str = ".slots";
 /// The hosts found down, `<SSH>/.down/<host>`.
 pub(crate) const SSH_DOWN: &str = ".down";

@@ -18,6 +18,8 @@ pub(crate) const NOTIFY_EVENTS: &[(&str, bool)] = &[
     ("task_started", true),
     ("task_adopted", true),
     ("task_on_host", true),
+    ("host_lost", false),
+    ("host_back", false),
     ("task_finished", true),
     ("task_failed", false),
     ("task_stuck", false),

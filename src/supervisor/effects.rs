@@ -257,6 +257,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     // prints it at the end: benches/worktrees.rs reads it).
     let mut busy_since: Option<Instant> = None;
     let mut longest_stall = Duration::ZERO;
+    let mut hosts = super::hosts::HostWatch::default();
     loop {
         // Everything already there first: the local queue, then the channel.
         loop {
@@ -341,6 +342,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
                     fx.replan(&mut core);
                 }
                 fx.apply(&mut core, Input::Tick);
+                hosts.tick(&mut fx);
             }
             Wake::Timer => fx.apply(&mut core, Input::Tick),
             Wake::Interrupt => fx.apply(&mut core, Input::Interrupt),
@@ -351,6 +353,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         longest_stall_ms = u64::try_from(longest_stall.as_millis()).unwrap_or(u64::MAX),
         "the loop's longest stall"
     );
+    // A host back (or lost) since the last second is said before the run's end.
+    hosts.tick(&mut fx);
     // No worktree is left half made (the core waits for them; this is for a loop left early).
     for t in tree_tasks {
         let _ = t.await;

@@ -12,6 +12,7 @@ pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod effects;
 pub(crate) mod event_log;
+pub(crate) mod hosts;
 pub(crate) mod launch;
 pub(crate) mod lock;
 pub(crate) mod merge_train;

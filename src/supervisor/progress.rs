@@ -419,6 +419,8 @@ fn shown_above_bars(e: &Event) -> bool {
         | Event::AgentFailover { .. }
         | Event::AgentRestored { .. }
         | Event::AgentStopped { .. }
+        | Event::HostLost { .. }
+        | Event::HostBack { .. }
         | Event::PlanPaused { .. }
         | Event::PlanResumed { .. }
         | Event::TaskRetried { .. }
@@ -483,6 +485,8 @@ fn event_plan(e: &Event) -> Option<&str> {
         | Event::AgentFailover { .. }
         | Event::AgentRestored { .. }
         | Event::AgentStopped { .. }
+        | Event::HostLost { .. }
+        | Event::HostBack { .. }
         | Event::ManifestInvalid { .. }
         | Event::ManifestReloaded { .. }
         | Event::RunForecast { .. } => None,

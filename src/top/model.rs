@@ -66,6 +66,21 @@ pub struct TaskRow {
     pub slow: bool,
     /// The `[[host]]` its running attempt runs on (`executor = "ssh"`), from orch's record.
     pub(crate) host: Option<String>,
+    /// Why that host is lost, when it is (orch's record: it did not answer, and nothing
+    /// reached it since).
+    pub(crate) host_lost: Option<String>,
+}
+
+impl TaskRow {
+    /// [`Self::host_lost`] filled in from orch's record of the row's host.
+    fn with_host_lost(mut self, lp: &crate::workspace::LoadedPlan) -> Self {
+        let state = lp.status_path.parent().and_then(Path::parent);
+        self.host_lost = match (&self.host, state) {
+            (Some(h), Some(state)) => crate::executor::ssh::slots::lost(state, h).map(|l| l.cause),
+            _ => None,
+        };
+        self
+    }
 }
 
 /// Everything on screen but the keys' state.
@@ -445,7 +460,9 @@ impl Source {
                 .and_then(|state| {
                     crate::executor::ssh::slots::latest_host(state, &lp.name, &task.id)
                 }),
+            host_lost: None,
         }
+        .with_host_lost(lp)
     }
 
     /// Best of N: one row per attempt of the running task `tr`'s current round (its attempts
@@ -626,6 +643,8 @@ pub(crate) fn describe_event(v: &Value) -> String {
         "manifest_reloaded" => strings(v, "changes").join("; "),
         "task_failed" => flat(s("error")),
         "note" | "plan_blocked" => s("message").to_string() + s("reason"),
+        "host_lost" => format!("host {}: {}", s("host"), flat(s("cause"))),
+        "host_back" => format!("host {}", s("host")),
         "attempt_finished" => format!(
             "attempt {} {}: {}",
             v.get("attempt").and_then(Value::as_u64).unwrap_or(0),

@@ -235,7 +235,7 @@ fn draw_lists(
             t.attempt,
             elapsed,
             quiet,
-            on_host(t.host.as_deref()),
+            on_host(t.host.as_deref(), t.host_lost.is_some()),
             t.last_line
         );
         let color = if t.slow { Color::Yellow } else { Color::Cyan };
@@ -365,6 +365,12 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
     }
     if let Some(h) = &t.host {
         facts.push_str(&format!(", on host {}", h.escape_debug()));
+        if let Some(cause) = &t.host_lost {
+            facts.push_str(&format!(
+                " (lost: {})",
+                crate::untrusted::text::escaped(cause)
+            ));
+        }
     }
     if let Some(c) = &t.commit {
         facts.push_str(&format!(", commit {}", cut(c, 10)));
@@ -469,11 +475,17 @@ pub(crate) fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The host a running task's attempt runs on, at the head of its LAST OUTPUT (`@build1 `),
-/// escaped and cut to 16 characters; nothing for a local attempt.
-fn on_host(host: Option<&str>) -> String {
-    host.map(|h| format!("@{} ", cut(&h.escape_debug().to_string(), 16)))
-        .unwrap_or_default()
+/// The host a running task's attempt runs on, at the head of its LAST OUTPUT (`@build1 `, `@build1
+/// LOST ` while orch has it lost), escaped and cut to 16 characters; nothing for a local attempt.
+fn on_host(host: Option<&str>, lost: bool) -> String {
+    host.map(|h| {
+        format!(
+            "@{}{} ",
+            cut(&h.escape_debug().to_string(), 16),
+            if lost { " LOST" } else { "" }
+        )
+    })
+    .unwrap_or_default()
 }
 
 /// At most `n` characters.

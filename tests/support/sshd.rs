@@ -291,6 +291,91 @@ impl Lab {
         }
     }
 
+    /// The server of `name` goes away as in a network blip: its listener and every connection
+    /// end at once (the listener is stopped first, so that no connection starts meanwhile), what
+    /// runs there goes on. [`Self::restart`] brings it back.
+    pub fn go_down(&mut self, name: &str) {
+        let Some(root) = self
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.child.as_ref())
+            .map(Child::id)
+        else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-STOP", &root.to_string()])
+            .status();
+        self.cut_connections(name);
+        self.stop(name);
+    }
+
+    /// The network to the server of `name` stalls: its listener and the `sshd` processes of its
+    /// connections are stopped (nothing passes either way, no connection is reset), what runs
+    /// there goes on. Ended by [`Self::end_stall`].
+    pub fn stall(&mut self, name: &str) {
+        for pid in self.sshd_tree(name) {
+            let _ = Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// The end of [`Self::stall`]: the stalled connections are reset (their `sshd` processes
+    /// killed, what runs there goes on) and the server answers again (a fresh listener) before
+    /// this returns.
+    pub fn end_stall(&mut self, name: &str) {
+        for pid in self.sshd_tree(name).into_iter().skip(1) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        self.stop(name);
+        self.restart(name);
+    }
+
+    /// The listener of `name` (stopped first: it starts no connection meanwhile), then the
+    /// `sshd` processes below it, parents before children.
+    fn sshd_tree(&self, name: &str) -> Vec<u32> {
+        let Some(root) = self
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.child.as_ref())
+            .map(Child::id)
+        else {
+            return Vec::new();
+        };
+        let _ = Command::new("kill")
+            .args(["-STOP", &root.to_string()])
+            .status();
+        let mut all = vec![root];
+        let mut i = 0;
+        while i < all.len() {
+            let parent = all[i];
+            for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                    continue;
+                };
+                let ppid = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                let is_sshd =
+                    std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == Path::new(SSHD));
+                if ppid == Some(parent) && is_sshd && !all.contains(&pid) {
+                    all.push(pid);
+                }
+            }
+            i += 1;
+        }
+        all
+    }
+
     /// Kills the server of `name` and every process of its sessions (the host dies: its
     /// connections drop, what runs there ends).
     pub fn kill_host(&mut self, name: &str) {

@@ -277,10 +277,10 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             }
             Err(Failure::Refused(why)) => say(&why),
             Err(Failure::Lost(why)) => {
-                let backoff = slots::mark_down(&spec.state_dir, &host.name);
+                let backoff = slots::mark_down(&spec.state_dir, &host.name, &why);
                 say(&format!(
-                    "host `{}` does not answer ({why}); marked down for {}s, another host is tried",
-                    host.name,
+                    "{}; marked down for {}s, another host is tried",
+                    super::usable::does_not_answer(&host.name, &why),
                     backoff.as_secs()
                 ));
             }
@@ -349,7 +349,7 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         let status = wait_bounded(child, Duration::from_secs(30)).and_then(|s| s.code());
         match status {
             Some(255) => {
-                slots::mark_down(&spec.state_dir, &conn.host.name);
+                slots::mark_down(&spec.state_dir, &conn.host.name, &why);
                 Failure::Lost(why)
             }
             Some(c) => Failure::Other(format!("{why} (ssh exit {c})")),

@@ -242,10 +242,10 @@ pub(crate) fn check_at_start(
                 };
                 match &verdict {
                     Verdict::NoAnswer(why) => {
-                        let backoff = super::slots::mark_down(&state_dir, &h.name);
+                        let backoff = super::slots::mark_down(&state_dir, &h.name, why);
                         let note = format!(
-                            "host `{}` does not answer ({why}): marked down, tried again in {}s and then with a growing back-off; the attempts run on the plan's other hosts meanwhile, never here",
-                            h.name,
+                            "{}: marked down, tried again in {}s and then with a growing back-off; the attempts run on the plan's other hosts meanwhile, never here",
+                            super::usable::does_not_answer(&h.name, why),
                             backoff.as_secs()
                         );
                         (None, Some(note))

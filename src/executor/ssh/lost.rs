@@ -4,6 +4,7 @@
 //! `refs/orch/attempts/lost/<host>/<key>` (saved, never landed), streamed to a file here (at
 //! most [`frames::SNAPSHOT_MAX`] bytes, as a live snapshot), and only once it is safe here is
 //! what the host keeps for the attempt removed (its worktree, its snapshot ref, its directory).
+//! One driver at a time brings back a host's attempts ([`super::slots::collect_lock`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -39,6 +40,10 @@ rm -rf "$d/attempts/$3"
 /// that comes back), for the repository at `repo_root` (its cache `repo` on the host), its files
 /// under `state_dir`; see the module documentation.
 pub(super) fn collect(conn: &Conn, (state_dir, repo_root): (&Path, &Path), repo: &str) {
+    // One driver at a time: another that holds it brings back what there is.
+    let Some(_held) = super::slots::collect_lock(state_dir, &conn.host) else {
+        return;
+    };
     let dir = conn.host.dir.as_str();
     let Ok(out) = conn.run(
         "the list of abandoned attempts",

@@ -168,6 +168,13 @@ fn attempt(
             p.attempt.display()
         ));
     }
+    // From here on, an attempt that ends without the driver's word that its last snapshot is
+    // safe (the connection lost at any step, an error) is left for the lead to collect.
+    let mut leftover = Leftover {
+        p: &p,
+        job,
+        collected: false,
+    };
     for d in [&p.tmp, &p.reports] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot make `{}`: {e}", d.display()))?;
     }
@@ -282,7 +289,7 @@ fn attempt(
             );
             snap_and_send(&p, job, out)?;
             send(out, frames::EXIT, b"127").map_err(|e| e.to_string())?;
-            return finish(&p, job, rx);
+            return finish(&mut leftover, rx);
         }
     };
     drop(cmd);
@@ -334,6 +341,7 @@ fn attempt(
                 }
                 _ => {
                     stop(&mut child);
+                    let _ = snapshot(&p, job);
                     return Ok(1);
                 }
             }
@@ -341,12 +349,9 @@ fn attempt(
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 // The driver is gone: the agent is stopped, its work kept as a snapshot (and
-                // the worktree) for the lead to collect when it comes back (`abandoned` names
-                // the base the snapshot is on).
+                // the worktree) for the lead to collect when it comes back ([`Leftover`]).
                 stop(&mut child);
-                if snapshot(&p, job).is_ok() {
-                    let _ = std::fs::write(p.attempt.join("abandoned"), format!("{}\n", job.base));
-                }
+                let _ = snapshot(&p, job);
                 return Ok(1);
             }
             _ => {}
@@ -360,30 +365,80 @@ fn attempt(
     });
     snap_and_send(&p, job, out)?;
     send(out, frames::EXIT, code.to_string().as_bytes()).map_err(|e| e.to_string())?;
-    finish(&p, job, rx)
+    finish(&mut leftover, rx)
 }
 
-/// Waits for the driver's word that the last snapshot is safe, then removes the attempt.
-fn finish(p: &Places, job: &Job, rx: &mpsc::Receiver<Option<(u8, Vec<u8>)>>) -> Result<u8, String> {
+/// An attempt on the host until the driver said its last snapshot is safe on the lead's
+/// machine: dropped before that (the connection lost while the agent ran, while its work was
+/// sent, before the driver's word came; an error), it is left for the next attempt that reaches
+/// the host to collect ([`super::lost`]): marked `abandoned` (naming the base its snapshot is on)
+/// when it has a snapshot, removed when it has none (nothing of the agent's is there).
+struct Leftover<'a> {
+    p: &'a Places,
+    job: &'a Job,
+    /// The driver said the last snapshot is safe: the attempt is removed.
+    collected: bool,
+}
+
+impl Leftover<'_> {
+    fn remove(&self) {
+        let p = self.p;
+        let _ = git(
+            crate::git::git_command(GitTarget::GitDir(&p.cache)),
+            &[
+                "worktree",
+                "remove",
+                "--force",
+                &p.worktree.display().to_string(),
+            ],
+            &[],
+        );
+        let _ = git(
+            crate::git::git_command(GitTarget::GitDir(&p.cache)),
+            &["update-ref", "-d", &snapshot_ref(&self.job.key)],
+            &[],
+        );
+        let _ = std::fs::remove_dir_all(&p.attempt);
+    }
+}
+
+impl Drop for Leftover<'_> {
+    fn drop(&mut self) {
+        if self.collected {
+            return;
+        }
+        let snap = git(
+            crate::git::git_command(GitTarget::GitDir(&self.p.cache)),
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("{}^{{commit}}", snapshot_ref(&self.job.key)),
+            ],
+            &[],
+        );
+        if snap.is_ok_and(|s| commit_id(&s)) {
+            let _ = std::fs::write(
+                self.p.attempt.join("abandoned"),
+                format!("{}\n", self.job.base),
+            );
+        } else {
+            self.remove();
+        }
+    }
+}
+
+/// Waits for the driver's word that the last snapshot is safe, then removes the attempt; without
+/// it (the connection lost), the attempt is left to collect ([`Leftover`]).
+fn finish(
+    leftover: &mut Leftover<'_>,
+    rx: &mpsc::Receiver<Option<(u8, Vec<u8>)>>,
+) -> Result<u8, String> {
     loop {
         match rx.recv() {
             Ok(Some((frames::DONE, _))) => {
-                let _ = git(
-                    crate::git::git_command(GitTarget::GitDir(&p.cache)),
-                    &[
-                        "worktree",
-                        "remove",
-                        "--force",
-                        &p.worktree.display().to_string(),
-                    ],
-                    &[],
-                );
-                let _ = git(
-                    crate::git::git_command(GitTarget::GitDir(&p.cache)),
-                    &["update-ref", "-d", &snapshot_ref(&job.key)],
-                    &[],
-                );
-                let _ = std::fs::remove_dir_all(&p.attempt);
+                leftover.collected = true;
+                leftover.remove();
                 return Ok(0);
             }
             Ok(Some(_)) => {}

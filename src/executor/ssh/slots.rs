@@ -58,37 +58,127 @@ fn try_host(state_dir: &Path, host: &Host) -> Option<File> {
     })
 }
 
-/// `(until, failures)` of a host marked down.
-fn down_record(state_dir: &Path, host: &str) -> Option<(u64, u32)> {
+/// The right to bring back what `host` kept of lost attempts ([`super::lost`]), held until
+/// dropped; `None` while another driver of this state directory holds it (the drivers of the
+/// attempts that reach a host at once would fetch the same attempt's snapshot into the same
+/// file, and remove it under each other).
+pub(crate) fn collect_lock(state_dir: &Path, host: &Host) -> Option<File> {
+    let f = lock_file(
+        &dir(state_dir, crate::state_layout::SSH_SLOTS).join(format!("{}.collect", host.name)),
+    )
+    .ok()?;
+    f.try_lock().ok().map(|()| f)
+}
+
+/// orch's record of a host marked down: `<until> <failures> <since>` (seconds since the epoch;
+/// `since`: its first failure in a row), then the cause on a line of its own (escaped).
+struct Down {
+    until: u64,
+    failures: u32,
+    since: u64,
+    cause: String,
+}
+
+/// The longest cause a record keeps.
+const CAUSE_MAX: usize = 400;
+
+fn down_record(state_dir: &Path, host: &str) -> Option<Down> {
     let bytes = crate::untrusted::read::optional(
         &dir(state_dir, crate::state_layout::SSH_DOWN).join(host),
         crate::untrusted::read::REPORT,
     )
     .ok()??;
     let text = String::from_utf8_lossy(&bytes).to_string();
-    let mut parts = text.split_whitespace();
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    let mut lines = text.lines();
+    let mut parts = lines.next()?.split_whitespace();
+    let until = parts.next()?.parse().ok()?;
+    let failures = parts.next()?.parse().ok()?;
+    let since = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let cause = lines
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(CAUSE_MAX)
+        .collect();
+    Some(Down {
+        until,
+        failures,
+        since,
+        cause,
+    })
 }
 
 /// Whether `host` is marked down and its back-off has not passed.
 pub(crate) fn is_down(state_dir: &Path, host: &str) -> bool {
-    down_record(state_dir, host).is_some_and(|(until, _)| until > now())
+    down_record(state_dir, host).is_some_and(|d| d.until > now())
 }
 
-/// Marks `host` down: tried again after a back-off that doubles with each failure in a row.
-/// Returns the back-off.
-pub(crate) fn mark_down(state_dir: &Path, host: &str) -> Duration {
-    let failures = down_record(state_dir, host).map_or(0, |(_, f)| f) + 1;
+/// A host lost: it did not answer, and nothing reached it since ([`mark_down`], [`mark_up`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Lost {
+    /// When it first did not answer (seconds since the epoch; 0: not recorded).
+    pub(crate) since: u64,
+    /// Why, as orch said it (escaped).
+    pub(crate) cause: String,
+}
+
+/// Whether `host` is lost, from orch's own record of it.
+pub(crate) fn lost(state_dir: &Path, host: &str) -> Option<Lost> {
+    down_record(state_dir, host).map(|d| Lost {
+        since: d.since,
+        cause: d.cause,
+    })
+}
+
+/// Marks `host` down for `cause`: tried again after a back-off that doubles with each failure in
+/// a row. Returns the back-off. Failures within a back-off (the attempts lost with the host at
+/// once, each driver saying so) are one: the back-off grows with the tries that fail, not with
+/// the attempts the host had.
+pub(crate) fn mark_down(state_dir: &Path, host: &str, cause: &str) -> Duration {
+    let before = down_record(state_dir, host);
+    let within = before.as_ref().filter(|d| d.until > now());
+    let failures = match within {
+        Some(d) => d.failures.max(1),
+        None => before.as_ref().map_or(0, |d| d.failures) + 1,
+    };
+    let since = before.as_ref().map_or_else(now, |d| d.since);
     let backoff = BACKOFF_FIRST
         .saturating_mul(1u32 << (failures - 1).min(10))
         .min(BACKOFF_MAX);
-    let d = dir(state_dir, crate::state_layout::SSH_DOWN);
-    let _ = std::fs::create_dir_all(&d);
-    let _ = crate::links::write(
-        &d.join(host),
-        format!("{} {failures}\n", now() + backoff.as_secs()).as_bytes(),
+    if let Some(d) = within {
+        // The back-off under way stands.
+        let left = Duration::from_secs(d.until.saturating_sub(now()));
+        write_down(state_dir, host, (d.until, failures, since), cause);
+        return left;
+    }
+    write_down(
+        state_dir,
+        host,
+        (now() + backoff.as_secs(), failures, since),
+        cause,
     );
     backoff
+}
+
+fn write_down(
+    state_dir: &Path,
+    host: &str,
+    (until, failures, since): (u64, u32, u64),
+    cause: &str,
+) {
+    let d = dir(state_dir, crate::state_layout::SSH_DOWN);
+    let _ = std::fs::create_dir_all(&d);
+    // The host is named by the record: not again in its cause.
+    let named = format!("host `{host}` ");
+    let cause = cause.strip_prefix(&named).unwrap_or(cause);
+    let cause: String = crate::untrusted::text::escaped(cause)
+        .chars()
+        .take(CAUSE_MAX)
+        .collect();
+    let _ = crate::links::write(
+        &d.join(host),
+        format!("{until} {failures} {since}\n{cause}\n").as_bytes(),
+    );
 }
 
 /// `host` answered: no longer marked down.
@@ -211,9 +301,15 @@ mod tests {
         assert_eq!((b.host.name.as_str(), c.host.name.as_str()), ("h1", "h1"));
         drop(a);
         // h2 is free again, but down.
-        assert_eq!(mark_down(tmp.path(), "h2"), BACKOFF_FIRST);
+        assert_eq!(mark_down(tmp.path(), "h2", "no answer"), BACKOFF_FIRST);
         assert!(is_down(tmp.path(), "h2"));
-        assert_eq!(mark_down(tmp.path(), "h2"), BACKOFF_FIRST * 2);
+        // Another attempt lost with it within the back-off: the same back-off.
+        assert!(mark_down(tmp.path(), "h2", "no answer") <= BACKOFF_FIRST);
+        // A try after the back-off that fails again: doubled.
+        let d = dir(tmp.path(), crate::state_layout::SSH_DOWN);
+        std::fs::write(d.join("h2"), "1 1 1\nno answer\n").expect("expired");
+        assert_eq!(mark_down(tmp.path(), "h2", "no answer"), BACKOFF_FIRST * 2);
+        assert!(mark_down(tmp.path(), "h2", "no answer") <= BACKOFF_FIRST * 2);
         drop(b);
         let d = take(tmp.path(), &hosts, Some("h2"));
         assert_eq!(d.host.name, "h1");
@@ -228,5 +324,40 @@ mod tests {
         assert_eq!(f.host.name, "h1");
         super::super::usable::record(tmp.path(), "h1", &refused);
         assert!(super::take(tmp.path(), &hosts, None, |_| {}).is_none());
+    }
+
+    #[test]
+    fn a_lost_host_keeps_its_first_failure_and_its_last_cause_escaped_until_it_answers() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert_eq!(lost(tmp.path(), "h1"), None);
+        mark_down(
+            tmp.path(),
+            "h1",
+            "the connection ended\nforged line \u{1b}[2J",
+        );
+        let first = lost(tmp.path(), "h1").expect("lost");
+        assert!(first.since > 0);
+        assert_eq!(first.cause, "the connection ended\\nforged line \\u{1b}[2J");
+        mark_down(
+            tmp.path(),
+            "h1",
+            "host `h1` cannot be reached (connection refused)",
+        );
+        let second = lost(tmp.path(), "h1").expect("lost");
+        assert_eq!(second.since, first.since);
+        assert_eq!(second.cause, "cannot be reached (connection refused)");
+        // A record of an older orch (no `since`, no cause) still reads.
+        let d = dir(tmp.path(), crate::state_layout::SSH_DOWN);
+        std::fs::write(d.join("h2"), "99999999999 1\n").expect("old record");
+        assert!(is_down(tmp.path(), "h2"));
+        assert_eq!(
+            lost(tmp.path(), "h2"),
+            Some(Lost {
+                since: 0,
+                cause: String::new()
+            })
+        );
+        mark_up(tmp.path(), "h1");
+        assert_eq!(lost(tmp.path(), "h1"), None);
     }
 }

@@ -84,6 +84,19 @@ pub(crate) fn verdict(host: &Host, report: &HostReport) -> Verdict {
     ))
 }
 
+/// `host `x` does not answer (…)` for `why`, what orch found (a [`super::conn::ConnError`]'s
+/// words name the host already: said once).
+pub(crate) fn does_not_answer(host: &str, why: &str) -> String {
+    let named = format!("host `{host}` ");
+    match why.strip_prefix(&named) {
+        Some(rest) => match rest.strip_prefix("cannot be reached ") {
+            Some(cause) if cause.starts_with('(') => format!("{named}does not answer {cause}"),
+            _ => format!("{named}does not answer ({rest})"),
+        },
+        None => format!("{named}does not answer ({why})"),
+    }
+}
+
 /// Records `verdict` for `host` (nothing is recorded for a host that did not answer).
 pub(crate) fn record(state_dir: &Path, host: &str, verdict: &Verdict) {
     let p = path(state_dir, host);
@@ -194,5 +207,28 @@ mod tests {
         // What is not orch's record reads as no record.
         std::fs::write(path(tmp.path(), "h1"), "whatever").expect("write");
         assert_eq!(recorded(tmp.path(), "h1"), None);
+    }
+
+    #[test]
+    fn a_host_that_does_not_answer_is_named_once() {
+        let e = super::super::conn::ConnError::Unreachable {
+            host: "x".into(),
+            cause: super::super::cause::Cause::ConnectionRefused,
+            why: "ssh: connect to host 127.0.0.1 port 9: Connection refused".into(),
+        };
+        let said = does_not_answer("x", &e.to_string());
+        assert_eq!(said.matches("`x`").count(), 1, "{said}");
+        assert!(said.starts_with("host `x` does not answer ("), "{said}");
+        assert!(said.ends_with("Connection refused"), "{said}");
+        let t = does_not_answer("x", "host `x` did not finish the probe within 60s");
+        assert_eq!(
+            t,
+            "host `x` does not answer (did not finish the probe within 60s)"
+        );
+        let other = does_not_answer("x", "the connection ended before the attempt did");
+        assert_eq!(
+            other,
+            "host `x` does not answer (the connection ended before the attempt did)"
+        );
     }
 }

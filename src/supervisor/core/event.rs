@@ -100,6 +100,13 @@ pub(crate) enum Event {
         attempt: u32,
         host: String,
     },
+    /// A `[[host]]` of the run's ssh plans is lost: it did not answer (a running attempt's
+    /// connection ended, or none could be made), from orch's own record of it; `cause` as orch
+    /// said it (escaped). Its attempts run again, from the plan branch, when it answers (or on the
+    /// plan's other hosts), at no retry's cost.
+    HostLost { host: String, cause: String },
+    /// A lost host answers again (an attempt of the run reached it).
+    HostBack { host: String },
     /// A task whose agent survived an earlier supervisor is being watched again, not restarted.
     TaskAdopted {
         plan: String,

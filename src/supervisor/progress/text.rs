@@ -74,6 +74,12 @@ pub(crate) fn describe(e: &Event, cwd: Option<&Path>) -> Option<String> {
             subject(plan, task),
             host.escape_debug()
         ),
+        Event::HostLost { host, cause } => format!(
+            "host {} lost: {}; its attempts run again from the plan branch when it answers, at no retry's cost",
+            host.escape_debug(),
+            crate::untrusted::text::Shown(cause)
+        ),
+        Event::HostBack { host } => format!("host {} back: it answers again", host.escape_debug()),
         Event::TaskAdopted {
             plan,
             task,

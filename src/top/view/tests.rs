@@ -340,3 +340,25 @@ fn a_running_task_on_a_host_names_it_within_80_columns() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_running_task_on_a_lost_host_says_so_in_its_row_and_its_detail() {
+    let mut s = snapshot();
+    s.running[0].host = Some("build1".into());
+    s.running[0].host_lost = Some("the connection ended\u{1b}[2J".into());
+    let (text, _) = render(&s, &Ui::default(), 80, 24);
+    assert!(text.contains("@build1 LOST running cargo test"), "{text}");
+    let ui = Ui {
+        detail: Some(Detail {
+            task: s.running[0].clone(),
+            ..Default::default()
+        }),
+        ..Ui::default()
+    };
+    let (detail, _) = render(&s, &ui, 200, 24);
+    assert!(
+        detail.contains("on host build1 (lost: the connection ended\\u{1b}[2J)"),
+        "{detail}"
+    );
+    assert!(!detail.contains('\u{1b}'), "{detail}");
+}

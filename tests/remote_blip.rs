@@ -1,0 +1,297 @@
+//! A host that blips under a running `parallel_tasks` plan (real `sshd` on loopback,
+//! `support::sshd`): its connections end (or stall) while attempts run there, and it answers
+//! again later. A fault that is not the agent's costs the agent nothing: with `retries = 0`
+//! every task completes with one commit on the plan branch, the loss and the return are said on
+//! `orch up`'s console, as events and in `orch status`, and the host's `dir` keeps no attempt.
+//!
+//! The blip is made at the connection level, as a network fault makes it: the listener and the
+//! `sshd` processes of every connection are killed (or stopped, for a network that stalls),
+//! never what runs on the host (orch's copy there and its agents run on, and see their
+//! connection end). The fixture agents wait for a file the test writes once the host is down or
+//! back: no sleep orders anything.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{Repo, sshd};
+
+const TASKS: usize = 3;
+
+fn plan() -> String {
+    let mut text = String::from("# Plan\n\n## Phase 1: One\n");
+    for i in 1..=TASKS {
+        text.push_str(&format!("- [ ] 1.{i} Step {i}\n"));
+    }
+    text
+}
+
+/// An agent that writes its task's file, says it started in `journal`, waits for `go` (or
+/// `go-<task>`, for its task alone), says it ended and exits 0 (its work is taken by exit
+/// status).
+fn agent(dir: &Path, journal: &Path, go: &Path) -> String {
+    let p = dir.join("wait.sh");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"\n\
+             echo \"start $ORCH_TASK\" >> {j}\n\
+             while [ ! -e {go} ] && [ ! -e \"{go}-$ORCH_TASK\" ]; do sleep 0.02; done\n\
+             echo \"end $ORCH_TASK\" >> {j}\nexit 0\n",
+            j = journal.display(),
+            go = go.display()
+        ),
+    )
+    .expect("agent");
+    p.display().to_string()
+}
+
+/// A repository with plan `p` of [`TASKS`] tasks side by side on the lab's one host (as many
+/// slots), `retries = 0`.
+fn repo(lab: &sshd::Lab, command: &str) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/p.md", &plan());
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
+             [agents.a]\ncommand = [\"sh\", \"{command}\"]\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = {TASKS}\n",
+            lab.host_toml(TASKS)
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn count(path: &Path, prefix: &str) -> usize {
+    lines(path).iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// The attempts the host keeps in its `dir`.
+fn kept(lab: &sshd::Lab) -> Vec<String> {
+    std::fs::read_dir(lab.server("h1").dir.join("attempts"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The host's attempts stopped with their connection (what `orch remote-run` marks `abandoned`).
+fn abandoned(lab: &sshd::Lab) -> usize {
+    let dir = lab.server("h1").dir.join("attempts");
+    kept(lab)
+        .iter()
+        .filter(|k| dir.join(k).join("abandoned").exists())
+        .count()
+}
+
+/// The run's events of kind `name` so far (its event log).
+fn events(repo: &Repo, name: &str) -> Vec<serde_json::Value> {
+    lines(&repo.root().join(".orch/state/.events.jsonl"))
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == name)
+        .collect()
+}
+
+struct Run {
+    repo: Repo,
+    lab: sshd::Lab,
+    journal: PathBuf,
+    go: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+fn start() -> Run {
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("journal");
+    let go = lab.tmp.path().join("go");
+    let repo = repo(&lab, &agent(&bin, &journal, &go));
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let child = cmd.spawn().expect("orch up");
+    support::wait_for("every task's first attempt on the host", || {
+        count(&journal, "start ") == TASKS
+    });
+    Run {
+        repo,
+        lab,
+        journal,
+        go,
+        child: Some(child),
+    }
+}
+
+/// `orch up` ended: 0, every task completed with one commit on the plan branch (its file
+/// there), no attempt left in the host's `dir`, the loss and the return said.
+fn check(run: &mut Run, what: &str, saved: usize) {
+    let Run {
+        repo,
+        lab,
+        journal,
+        child,
+        ..
+    } = run;
+    let child = child.take().expect("orch up");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    let all = format!(
+        "{what}\nstdout:\n{stdout}\nstderr:\n{stderr}\njournal:\n{:?}",
+        lines(journal)
+    );
+    assert_eq!(code, 0, "{all}");
+    let statuses = repo.statuses("p");
+    assert_eq!(statuses.len(), TASKS, "{statuses:?}\n{all}");
+    assert!(
+        statuses.iter().all(|(_, s)| s == "completed"),
+        "{statuses:?}\n{all}"
+    );
+    let subjects = repo.subjects("plan/p");
+    for i in 1..=TASKS {
+        let id = format!("1.{i}");
+        assert_eq!(
+            subjects.iter().filter(|s| s.contains(&id)).count(),
+            1,
+            "{id}: {subjects:?}\n{all}"
+        );
+        assert_eq!(
+            repo.git(&["show", &format!("plan/p:task-{id}.txt")]),
+            id,
+            "{all}"
+        );
+    }
+    assert!(kept(lab).is_empty(), "{:?}\n{all}", kept(lab));
+    // The work of each attempt stopped on the host came back, saved and never landed (each
+    // task's one commit is its attempt that ran again), and nothing was left behind there.
+    let lost = repo.refs_under("refs/orch/attempts/lost/");
+    assert_eq!(lost.len(), saved, "{lost:?}\n{all}");
+    for i in 1..=TASKS {
+        let log = std::fs::read_to_string(repo.root().join(format!(".orch/logs/p/1.{i}.log")))
+            .unwrap_or_default();
+        assert!(!log.contains("cannot take back"), "1.{i}: {log}");
+    }
+    // The loss and the return on the console, with the host and the cause.
+    let text = format!("{stdout}{stderr}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("host h1 lost") && l.contains("connection")),
+        "{all}"
+    );
+    assert!(text.lines().any(|l| l.contains("host h1 back")), "{all}");
+    // And as events, with the host and the cause.
+    let lost = events(repo, "host_lost");
+    assert!(!lost.is_empty(), "{all}");
+    assert!(
+        lost.iter()
+            .all(|e| e["host"] == "h1" && e["cause"].as_str().is_some_and(|c| !c.is_empty())),
+        "{lost:?}"
+    );
+    let back = events(repo, "host_back");
+    assert!(back.iter().any(|e| e["host"] == "h1"), "{back:?}\n{all}");
+}
+
+#[test]
+fn a_host_whose_connections_end_under_running_attempts_costs_no_retry_and_no_work() {
+    if !sshd::available() {
+        return;
+    }
+    let mut run = start();
+    // The network fails: every connection ends, nothing answers; the host runs on.
+    run.lab.go_down("h1");
+    // orch's copy there sees its driver gone and stops each agent.
+    support::wait_for("the attempts stopped on the host", || {
+        abandoned(&run.lab) == TASKS
+    });
+    // While it is lost, `orch status` names it, with the cause, in text and JSON.
+    support::wait_for("the host lost", || {
+        !events(&run.repo, "host_lost").is_empty()
+    });
+    let (code, text, err) = run.repo.run(&["status", "--plan", "p"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("host h1 lost since ") && l.contains("connection")),
+        "{text}"
+    );
+    let (code, json, err) = run.repo.run(&["status", "--plan", "p", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let lost = v["hosts_lost"].as_array().cloned().unwrap_or_default();
+    assert_eq!(lost.len(), 1, "{json}");
+    assert_eq!(lost[0]["host"], "h1", "{json}");
+    assert!(
+        lost[0]["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{json}"
+    );
+    assert!(
+        lost[0]["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("connection")),
+        "{json}"
+    );
+    run.lab.restart("h1");
+    std::fs::write(&run.go, "").expect("go");
+    check(&mut run, "connections cut during the attempts", TASKS);
+    // Back: no longer listed.
+    let (_, json, _) = run.repo.run(&["status", "--plan", "p", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(v.get("hosts_lost").is_none(), "{json}");
+}
+
+#[test]
+fn a_host_whose_network_stalls_until_its_agents_ended_costs_no_retry_and_no_work() {
+    if !sshd::available() {
+        return;
+    }
+    let mut run = start();
+    // Nothing passes; the agents end meanwhile, their work and status unsent.
+    run.lab.stall("h1");
+    std::fs::write(&run.go, "").expect("go");
+    support::wait_for("every agent's end", || count(&run.journal, "end ") == TASKS);
+    // orch sees the host lost (ssh's keep-alives unanswered), then the network comes back.
+    support::wait_for("the host lost", || {
+        !events(&run.repo, "host_lost").is_empty()
+    });
+    run.lab.end_stall("h1");
+    check(&mut run, "network stalled until the agents ended", TASKS);
+}
+
+#[test]
+fn a_host_whose_connections_end_after_two_siblings_landed_costs_the_third_nothing() {
+    if !sshd::available() {
+        return;
+    }
+    let mut run = start();
+    // Two tasks end and land; the third runs on.
+    for t in ["1.1", "1.2"] {
+        std::fs::write(format!("{}-{t}", run.go.display()), "").expect("go");
+    }
+    support::wait_for("two tasks landed", || {
+        run.repo
+            .statuses("p")
+            .iter()
+            .filter(|(_, s)| s == "completed")
+            .count()
+            == 2
+    });
+    run.lab.go_down("h1");
+    support::wait_for("the third attempt stopped on the host", || {
+        abandoned(&run.lab) == 1
+    });
+    run.lab.restart("h1");
+    std::fs::write(&run.go, "").expect("go");
+    check(&mut run, "connections cut after two siblings landed", 1);
+}
