@@ -240,8 +240,9 @@ fn claude_with_a_bad_api_key_ends_the_run_at_once() {
     let run = orch(&repo, &api, &clis, &["up"]);
     assert_eq!(run.code, 6, "{}", run.context);
     assert!(
-        run.out
-            .contains("agent claude cannot work: Invalid API key"),
+        run.out.contains(
+            "agent claude cannot work: for plan p, as its attempt claimed: Invalid API key"
+        ),
         "{}",
         run.context
     );

@@ -366,7 +366,7 @@ fn an_authentication_error_stops_the_run_with_the_fix_and_burns_no_retries() {
     let (code, out, _) = repo.run(&["up"]);
     assert_eq!(code, 6);
     assert!(
-        out.contains("agent a cannot work: Invalid API key"),
+        out.contains("agent a cannot work: for plan p, as its attempt claimed: Invalid API key"),
         "{out}"
     );
     assert!(out.contains("fix: log the client of agent `a` in"), "{out}");
