@@ -3,17 +3,29 @@
 //! paths; and what a later run trusts ([`crate::manifest::Guarded`]) resolved in a tree, then
 //! compared with what a plan branch holds. What the protected-paths rules guard.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::repo::branch_commit;
 use crate::manifest::{Guarded, ancestors};
 
 /// The path inside the repository that the word `word` of a command line names (relative to
-/// `cwd`, or absolute inside `cwd` or `repo_root`), as git spells it (normalised lexically:
-/// `hooks//x.sh` and `docs/../hooks/x.sh` are `hooks/x.sh`); `None` for an option or a path
-/// that leaves the repository.
+/// `cwd`, or absolute inside `cwd` or `repo_root`), `/`-separated; `None` for an option, a path
+/// outside, or one that climbs (`..`).
 fn repo_path(word: &str, cwd: &Path, repo_root: &Path) -> Option<PathBuf> {
-    crate::manifest::repo_path_of(word, &[cwd, repo_root]).map(PathBuf::from)
+    if word.starts_with('-') || word.is_empty() {
+        return None;
+    }
+    let p = Path::new(word);
+    let rel = if p.is_absolute() {
+        p.strip_prefix(cwd)
+            .or_else(|_| p.strip_prefix(repo_root))
+            .ok()?
+    } else {
+        p
+    };
+    let rel = rel.strip_prefix("./").unwrap_or(rel);
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && rel.components().next().is_some()).then(|| rel.to_path_buf())
 }
 
 /// Whether `tree` has a file (not a directory) at `rel`.
@@ -164,42 +176,6 @@ pub(crate) fn new_links_at(
     Ok(out)
 }
 
-/// The files (not directories, not links: [`new_links_at`]) the worktree `worktree` holds at a
-/// directory above a protected path (`orch` where `orch/templates/task.md` goes) where the tree
-/// of the commit `base` (or HEAD) held none: such a file leaves the protected path unreadable to
-/// every later run (`cannot read template …: Not a directory`). Each as its repository path.
-pub(crate) fn new_files_above(
-    worktree: &Path,
-    base: &str,
-    paths: &[String],
-) -> Result<Vec<String>, String> {
-    let repo = super::open(worktree).map_err(|e| e.to_string())?;
-    let tree = git2::Oid::from_str(base)
-        .and_then(|id| repo.find_commit(id))
-        .and_then(|c| c.tree())
-        .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
-        .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
-    let mut out: Vec<String> = Vec::new();
-    for p in paths {
-        for a in ancestors(p) {
-            let Ok(meta) = std::fs::symlink_metadata(worktree.join(a)) else {
-                break;
-            };
-            if meta.is_dir() {
-                continue;
-            }
-            if !meta.file_type().is_symlink()
-                && !file_in(&tree, Path::new(a))
-                && !out.iter().any(|o| o == a)
-            {
-                out.push(a.to_string());
-            }
-            break;
-        }
-    }
-    Ok(out)
-}
-
 /// What plan branch `branch` changes of what a later run trusts since it left `target`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TrustedChanges {
@@ -241,10 +217,7 @@ pub(crate) fn changed_since_fork(
     for p in &paths {
         for a in ancestors(p).chain(std::iter::once(p.as_str())) {
             let now = entry(&tip, a);
-            // A link there, or a file at a directory above the path (`orch` where
-            // `orch/templates/task.md` goes), that the fork did not hold.
-            let file_above = a != p.as_str() && now.is_some_and(|(_, mode)| mode != 0o040_000);
-            if (now.is_some_and(|(_, mode)| mode == LINK_MODE) || file_above)
+            if now.is_some_and(|(_, mode)| mode == LINK_MODE)
                 && now != entry(&base, a)
                 && !links.iter().any(|l| l == a)
             {

@@ -18,7 +18,6 @@ mod clients;
 mod code;
 mod exemptions;
 mod git;
-mod held;
 mod history;
 mod links;
 mod network;
