@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::tests::{cfg, core, finish, launches, plan, reports, spec};
+use super::tests::{cfg, core, exit_with, finish, launches, plan, reports, spec};
 use super::*;
 use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::graph::Graph;
-use crate::supervisor::state::{AgentState, Ending, Outcome, RunId, Unit};
+use crate::supervisor::state::{AgentState, RunId, Unit};
 
 const TWO: &str = "## Phase 1: A\n- [ ] 1.1 a\n- [ ] 1.2 b (depends: 1.1)\n";
 
@@ -38,34 +38,6 @@ fn bad_key() -> AgentOutput {
         class: Class::Fatal(Fatal::Auth),
         ..AgentOutput::default()
     }
-}
-
-/// Attempt `run` launched, then ended with exit 1 and `output`, then settled as interrupted.
-fn claims(c: &mut Core, now: Instant, run: RunId, output: AgentOutput) -> Vec<Action> {
-    let mut out = c.handle(
-        now,
-        Input::Launched {
-            run,
-            pid: 7,
-            job_id: None,
-        },
-    );
-    out.extend(c.handle(
-        now,
-        Input::Exited {
-            run,
-            ending: Ending::Exited(Some(1)),
-            output,
-        },
-    ));
-    out.extend(c.handle(
-        now,
-        Input::Settled {
-            run,
-            outcome: Outcome::Interrupted,
-        },
-    ));
-    out
 }
 
 fn run_of(l: &[(RunId, Unit, u32)], p: usize) -> (RunId, Unit) {
@@ -105,7 +77,7 @@ fn a_claim_of_plan_a_pauses_only_a_until_a_probe_confirms_it() {
     assert_eq!(l.len(), 3);
     let (ra, _) = run_of(&l, 0);
     let (rb, ub) = run_of(&l, 1);
-    let out = claims(&mut c, t0, ra, limited(600));
+    let out = exit_with(&mut c, t0, ra, limited(600));
     assert_eq!(held(&out), ["a"], "{out:?}");
     assert_eq!(probes(&out), [0], "one probe of the client: {out:?}");
     assert_eq!(c.state().agents[0].state, AgentState::Ready);
@@ -116,7 +88,7 @@ fn a_claim_of_plan_a_pauses_only_a_until_a_probe_confirms_it() {
     assert_eq!(l.len(), 1, "{out:?}");
     assert_eq!(l[0].1.plan(), 1);
     // A second claim while the probe runs asks for no second probe.
-    let out = claims(&mut c, t0, l[0].0, limited(600));
+    let out = exit_with(&mut c, t0, l[0].0, limited(600));
     assert!(probes(&out).is_empty(), "{out:?}");
     assert_eq!(held(&out), ["b"]);
     // The probe shows the limit: the agent pauses for every plan (c's next launch waits too).
@@ -143,7 +115,7 @@ fn a_probe_that_shows_no_limit_leaves_the_other_plans_running() {
         let l = launches(&c.handle(t0, Input::Tick));
         let (ra, _) = run_of(&l, 0);
         let (rb, ub) = run_of(&l, 1);
-        let out = claims(&mut c, t0, ra, output.clone());
+        let out = exit_with(&mut c, t0, ra, output.clone());
         assert_eq!(held(&out), ["a"]);
         assert_eq!(probes(&out), [0]);
         let out = c.handle(
@@ -171,7 +143,7 @@ fn a_probe_that_shows_no_limit_leaves_the_other_plans_running() {
         // A probe that shows a failure of another kind confirms nothing either.
         let (mut c, t0) = three_plans(true);
         let l = launches(&c.handle(t0, Input::Tick));
-        let _ = claims(&mut c, t0, run_of(&l, 0).0, output.clone());
+        let _ = exit_with(&mut c, t0, run_of(&l, 0).0, output.clone());
         let other = match output.class {
             Class::Limit(_) => Class::Fatal(Fatal::Auth),
             _ => Class::Limit(None),
@@ -193,7 +165,7 @@ fn a_probe_that_shows_no_limit_leaves_the_other_plans_running() {
 fn an_auth_claim_stops_only_its_plan_until_the_probe_shows_it() {
     let (mut c, t0) = three_plans(true);
     let l = launches(&c.handle(t0, Input::Tick));
-    let out = claims(&mut c, t0, run_of(&l, 0).0, bad_key());
+    let out = exit_with(&mut c, t0, run_of(&l, 0).0, bad_key());
     assert_eq!(held(&out), ["a"]);
     assert_eq!(c.state().agents[0].state, AgentState::Ready);
     let out = c.handle(
@@ -215,7 +187,7 @@ fn an_auth_claim_stops_only_its_plan_until_the_probe_shows_it() {
 fn probes_of_one_agent_are_spaced() {
     let (mut c, t0) = three_plans(true);
     let l = launches(&c.handle(t0, Input::Tick));
-    let out = claims(&mut c, t0, run_of(&l, 0).0, limited(600));
+    let out = exit_with(&mut c, t0, run_of(&l, 0).0, limited(600));
     assert_eq!(probes(&out), [0]);
     let _ = c.handle(
         t0,
@@ -226,7 +198,7 @@ fn probes_of_one_agent_are_spaced() {
         },
     );
     // Another plan's claim right after: no new probe before the gap is over; b alone waits.
-    let out = claims(
+    let out = exit_with(
         &mut c,
         t0 + Duration::from_secs(10),
         run_of(&l, 1).0,
@@ -237,7 +209,7 @@ fn probes_of_one_agent_are_spaced() {
     assert_eq!(c.state().agents[0].state, AgentState::Ready);
     // After it, a claim is probed again.
     let t = t0 + claims::PROBE_GAP + Duration::from_secs(1);
-    let out = claims(&mut c, t, run_of(&l, 2).0, limited(600));
+    let out = exit_with(&mut c, t, run_of(&l, 2).0, limited(600));
     assert_eq!(probes(&out), [0], "{out:?}");
 }
 
@@ -255,7 +227,7 @@ fn an_agent_of_ones_own_is_confirmed_by_two_plans_claims() {
             );
         let (mut c, t0) = three_plans(false);
         let l = launches(&c.handle(t0, Input::Tick));
-        let out = claims(&mut c, t0, run_of(&l, 0).0, first.clone());
+        let out = exit_with(&mut c, t0, run_of(&l, 0).0, first.clone());
         assert!(probes(&out).is_empty(), "no probe of an agent of one's own");
         assert_eq!(held(&out), ["a"]);
         assert!(
@@ -269,11 +241,11 @@ fn an_agent_of_ones_own_is_confirmed_by_two_plans_claims() {
         // The same plan again confirms nothing.
         let l2 = launches(&c.handle(t0 + Duration::from_secs(601), Input::Tick));
         if let Some(x) = l2.iter().find(|x| x.1.plan() == 0) {
-            let _ = claims(&mut c, t0 + Duration::from_secs(601), x.0, first.clone());
+            let _ = exit_with(&mut c, t0 + Duration::from_secs(601), x.0, first.clone());
             assert_eq!(c.state().agents[0].state, AgentState::Ready);
         }
         // Another plan's within the window: confirmed for every plan, when it is the same kind.
-        let out = claims(
+        let out = exit_with(
             &mut c,
             t0 + Duration::from_secs(602),
             run_of(&l, 1).0,
@@ -293,7 +265,7 @@ fn an_agent_of_ones_own_is_confirmed_by_two_plans_claims() {
 fn a_claim_outside_the_window_confirms_nothing() {
     let (mut c, t0) = three_plans(false);
     let l = launches(&c.handle(t0, Input::Tick));
-    let _ = claims(&mut c, t0, run_of(&l, 0).0, limited(30));
+    let _ = exit_with(&mut c, t0, run_of(&l, 0).0, limited(30));
     // a's limit is over (its hold released) before b claims: no confirmation.
     let later = t0 + Duration::from_secs(31);
     let out = c.handle(later, Input::Tick);
@@ -304,7 +276,7 @@ fn a_claim_outside_the_window_confirms_nothing() {
         )),
         "{out:?}"
     );
-    let out = claims(&mut c, later, run_of(&l, 1).0, limited(30));
+    let out = exit_with(&mut c, later, run_of(&l, 1).0, limited(30));
     assert_eq!(held(&out), ["b"]);
     assert_eq!(c.state().agents[0].state, AgentState::Ready);
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::tests::{cfg, core, finish, launches, plan, reports, spec};
+use super::tests::{cfg, core, exit_with, finish, launches, plan, reports, spec};
 use super::*;
 use crate::agent_output::{AgentOutput, Class, Fatal};
 use crate::graph::Graph;
@@ -29,33 +29,6 @@ fn limited(secs: u64) -> AgentOutput {
         class: Class::Limit(Some(Duration::from_secs(secs))),
         ..AgentOutput::default()
     }
-}
-
-fn exit_with(c: &mut Core, now: Instant, run: RunId, output: AgentOutput) -> Vec<Action> {
-    let mut out = c.handle(
-        now,
-        Input::Launched {
-            run,
-            pid: 7,
-            job_id: None,
-        },
-    );
-    out.extend(c.handle(
-        now,
-        Input::Exited {
-            run,
-            ending: Ending::Exited(Some(1)),
-            output,
-        },
-    ));
-    out.extend(c.handle(
-        now,
-        Input::Settled {
-            run,
-            outcome: Outcome::Interrupted,
-        },
-    ));
-    out
 }
 
 /// The agent each launch in `out` runs: `None` for the plan's own.

@@ -764,3 +764,36 @@ fn a_10000_task_run_steps_to_the_end_at_the_same_cost_per_task_as_a_small_one() 
     );
     assert!(large < 60.0, "work per task at 10,000: {large:.1}");
 }
+
+/// Attempt `run` launched, then ended with exit 1 and `output`, then settled as interrupted.
+pub(super) fn exit_with(
+    c: &mut Core,
+    now: Instant,
+    run: RunId,
+    output: AgentOutput,
+) -> Vec<Action> {
+    let mut out = c.handle(
+        now,
+        Input::Launched {
+            run,
+            pid: 7,
+            job_id: None,
+        },
+    );
+    out.extend(c.handle(
+        now,
+        Input::Exited {
+            run,
+            ending: Ending::Exited(Some(1)),
+            output,
+        },
+    ));
+    out.extend(c.handle(
+        now,
+        Input::Settled {
+            run,
+            outcome: Outcome::Interrupted,
+        },
+    ));
+    out
+}
