@@ -94,7 +94,7 @@ def _nodelay(*a, **k):
 socket.create_connection = _nodelay
 proxy = os.environ.get("HTTPS_PROXY", "")
 def req(size):
-    return b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % size + b"y" * size
+    return b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n\r\n" % (PORT, size) + b"y" * size
 def read_reply(s):
     buf = b""
     while b"\r\n\r\n" not in buf:
@@ -102,6 +102,7 @@ def read_reply(s):
         if not c: raise OSError("closed")
         buf += c
     head, rest = buf.split(b"\r\n\r\n", 1)
+    if b" 200 " not in head.split(b"\r\n")[0] + b" ": raise OSError("not answered: %r" % head[:200])
     n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
     while len(rest) < n:
         c = s.recv(65536)
