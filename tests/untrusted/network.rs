@@ -3,7 +3,9 @@
 //! another port directly (a tool that ignores the proxy variables) and through orch's proxy,
 //! `CONNECT` to another port and to a host not allowed, a forged `Host` header (in a plain
 //! request and inside a tunnel) and a forged TLS server name through a tunnel to the allowed
-//! endpoint, a DNS query over UDP carrying the secret. Nothing reaches the evil servers, nothing
+//! endpoint, TLS that orch cannot judge (no server name to a host allowed by name, another record
+//! before the `ClientHello`, a `ClientHello` past its bound), a DNS query over UDP carrying the
+//! secret. Nothing reaches the evil servers, nothing
 //! forged reaches the allowed one, every try fails and the log names each destination. With
 //! and without Landlock: the rule is orch's. Only loopback addresses are used.
 
@@ -61,8 +63,8 @@ fn an_agent_its_daemon_and_its_check_cannot_send_a_secret_out() {
             &argv("agent"),
             "report = \"exit\"",
             &format!(
-                "retries = 0\nnetwork_allow = [\"127.0.0.1:{}\"]",
-                allowed.addr.port()
+                "retries = 0\nnetwork_allow = [\"127.0.0.1:{p}\", \"localhost:{p}\"]",
+                p = allowed.addr.port()
             ),
             &[("a", &format!("check = {}", argv("check")))],
         );
@@ -82,7 +84,7 @@ fn an_agent_its_daemon_and_its_check_cannot_send_a_secret_out() {
                 .collect();
             assert_eq!(
                 mine.len(),
-                8,
+                12,
                 "sandbox {sandbox}: {driver} did not try everything: {got:?}\n{log}"
             );
             for (name, (ok, detail)) in mine {
@@ -117,6 +119,22 @@ fn an_agent_its_daemon_and_its_check_cannot_send_a_secret_out() {
             format!(
                 "refused 127.0.0.1:{} (UDP to a port where nothing listens",
                 evil_udp.addr.port()
+            ),
+            format!(
+                "refused localhost:{} (a TLS `ClientHello` without a server name",
+                allowed.addr.port()
+            ),
+            format!(
+                "refused 127.0.0.1:{} (TLS orch cannot judge in a tunnel to it: a TLS record of type 20",
+                allowed.addr.port()
+            ),
+            format!(
+                "refused 127.0.0.1:{} (TLS orch cannot judge in a tunnel to it: a TLS record of type 21",
+                allowed.addr.port()
+            ),
+            format!(
+                "refused 127.0.0.1:{} (TLS orch cannot judge in a tunnel to it: a `ClientHello` not whole",
+                allowed.addr.port()
             ),
         ] {
             assert!(
@@ -269,7 +287,7 @@ fn verify_and_a_resolver_cannot_send_a_secret_out() {
         ]);
         let mut manifest = format!(
             "[defaults]\nagent = \"w\"\nmax_agents = 2\nretries = 0\nintegrate = \"off\"\n\
-             resolve = \"fixer\"\nverify = {verify}\nnetwork_allow = [\"127.0.0.1:{port}\"]\n\n\
+             resolve = \"fixer\"\nverify = {verify}\nnetwork_allow = [\"127.0.0.1:{port}\", \"localhost:{port}\"]\n\n\
              [agents.w]\ncommand = {write}\nreport = \"exit\"\n\n\
              [agents.fixer]\ncommand = {fixer}\n",
             verify = toml_array(&sender("agent")),
@@ -315,7 +333,7 @@ fn verify_and_a_resolver_cannot_send_a_secret_out() {
                     .collect();
                 assert_eq!(
                     mine.len(),
-                    8,
+                    12,
                     "sandbox {sandbox}: {what}'s {driver} did not try everything: {got:?}\n{log}"
                 );
                 for (name, (ok, detail)) in mine {

@@ -397,8 +397,23 @@ async fn tunnel(
                 );
                 return;
             }
+            Opening::Unnamed if !matches!(host, Host::Ip(_)) => {
+                ctx.refuse(
+                    &format!("{host}:{port}"),
+                    "a TLS `ClientHello` without a server name in a tunnel to it \
+                     (a TLS client names the host it means; only one to an address does not)",
+                );
+                return;
+            }
+            Opening::Unjudged(why) => {
+                ctx.refuse(
+                    &format!("{host}:{port}"),
+                    &format!("TLS orch cannot judge in a tunnel to it: {why}"),
+                );
+                return;
+            }
             Opening::Http => return judged(rd, seen, (from, up), host, port, out, ctx).await,
-            Opening::Names(_) | Opening::Nothing => break,
+            Opening::Names(_) | Opening::Unnamed | Opening::Nothing => break,
         }
     }
     if out.send(Reply::From(from, None, false)) && up.write_all(&seen).await.is_ok() {

@@ -1,11 +1,31 @@
 //! The opening of a tunnel that starts with TLS: the server name its `ClientHello` gives, which
 //! must be the host the tunnel was allowed for. After it, the tunnel carries encrypted bytes orch
 //! cannot read: nothing more in it is judged.
+//!
+//! Fails closed: what starts as a TLS record (a handshake, a `ChangeCipherSpec`, an alert,
+//! application data) is judged as TLS, and a first record that is not a `ClientHello`, a
+//! `ClientHello` that is not whole within [`HELLO_MAX`] or cannot be read, is refused
+//! ([`Opening::Unjudged`]); one without a server name is [`Opening::Unnamed`] (the tunnel
+//! decides: it passes only to an address).
 
-use super::http::HEAD_MAX;
 use super::tunnel::Opening;
 
-/// The server name of a TLS `ClientHello` at the start of `buf` (a handshake record).
+/// The most of a `ClientHello` read (its records together): a real one, post-quantum key shares
+/// and padding included, is a few KiB; TLS bounds a handshake message's record at 16 KiB plus
+/// its header, and one may span records.
+pub(super) const HELLO_MAX: usize = 64 * 1024;
+
+/// Whether `buf` starts as a TLS record does: a content type of TLS (20 to 23) and the major
+/// version 3 (`None`: not known yet).
+pub(super) fn starts_as_record(buf: &[u8]) -> Option<bool> {
+    let kind = *buf.first()?;
+    if !(0x14..=0x17).contains(&kind) {
+        return Some(false);
+    }
+    buf.get(1).map(|&major| major == 3)
+}
+
+/// The server name of a TLS `ClientHello` at the start of `buf` (a record).
 pub(super) fn server_name(buf: &[u8]) -> Opening {
     // The handshake message may span records: gather their payloads.
     let mut hs: Vec<u8> = Vec::new();
@@ -15,7 +35,10 @@ pub(super) fn server_name(buf: &[u8]) -> Opening {
             return more_or_nothing(buf);
         };
         if header[0] != 0x16 {
-            return Opening::Nothing;
+            return Opening::Unjudged(format!(
+                "a TLS record of type {} before the `ClientHello`",
+                header[0]
+            ));
         }
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         let Some(payload) = buf.get(at + 5..at + 5 + len) else {
@@ -27,26 +50,53 @@ pub(super) fn server_name(buf: &[u8]) -> Opening {
             let msg_len =
                 (usize::from(hs[1]) << 16) | (usize::from(hs[2]) << 8) | usize::from(hs[3]);
             if hs[0] != 1 {
-                return Opening::Nothing;
+                return Opening::Unjudged(format!(
+                    "a TLS handshake message of type {} where a `ClientHello` opens",
+                    hs[0]
+                ));
             }
             if hs.len() >= 4 + msg_len {
-                return client_hello_sni(&hs[4..4 + msg_len])
-                    .map_or(Opening::Nothing, Opening::Names);
+                return match client_hello_sni(&hs[4..4 + msg_len]) {
+                    Sni::Named(name) => Opening::Names(name),
+                    Sni::None => Opening::Unnamed,
+                    Sni::Unreadable => Opening::Unjudged("a `ClientHello` orch cannot read".into()),
+                };
             }
         }
     }
 }
 
 fn more_or_nothing(buf: &[u8]) -> Opening {
-    if buf.len() >= HEAD_MAX {
-        Opening::Nothing
+    if buf.len() >= HELLO_MAX {
+        Opening::Unjudged(format!(
+            "a `ClientHello` not whole within its first {} KiB",
+            HELLO_MAX / 1024
+        ))
     } else {
         Opening::More
     }
 }
 
+/// What a `ClientHello` says of its server.
+enum Sni {
+    Named(String),
+    /// Read, without a `server_name` extension.
+    None,
+    /// Cut short, or its `server_name` is not a host name.
+    Unreadable,
+}
+
 /// The `server_name` extension of a `ClientHello` body.
-fn client_hello_sni(body: &[u8]) -> Option<String> {
+fn client_hello_sni(body: &[u8]) -> Sni {
+    match read_sni(body) {
+        Some(Some(name)) => Sni::Named(name),
+        Some(None) => Sni::None,
+        None => Sni::Unreadable,
+    }
+}
+
+/// `None`: unreadable; `Some(None)`: no `server_name`.
+fn read_sni(body: &[u8]) -> Option<Option<String>> {
     let mut at = 2 + 32; // version, random
     let sid = usize::from(*body.get(at)?);
     at += 1 + sid;
@@ -68,18 +118,20 @@ fn client_hello_sni(body: &[u8]) -> Option<String> {
             let name_len = usize::from(u16::from_be_bytes([*data.get(3)?, *data.get(4)?]));
             let name = data.get(5..5 + name_len)?;
             return (name_type == 0).then(|| {
-                name.iter()
-                    .map(|&b| {
-                        if b.is_ascii_graphic() {
-                            char::from(b).to_string()
-                        } else {
-                            format!("\\x{b:02x}")
-                        }
-                    })
-                    .collect()
+                Some(
+                    name.iter()
+                        .map(|&b| {
+                            if b.is_ascii_graphic() {
+                                char::from(b).to_string()
+                            } else {
+                                format!("\\x{b:02x}")
+                            }
+                        })
+                        .collect(),
+                )
             });
         }
         i += 4 + len;
     }
-    None
+    Some(None)
 }

@@ -66,6 +66,11 @@ pub(super) enum Opening {
     More,
     /// TLS whose `ClientHello` names this server.
     Names(String),
+    /// TLS whose `ClientHello` names no server (as clients do for an address).
+    Unnamed,
+    /// TLS orch cannot judge (another record first, a `ClientHello` too long or unreadable):
+    /// refused, with why.
+    Unjudged(String),
     /// Plain HTTP: every request in the tunnel is judged.
     Http,
     /// Something else (TLS without a server name, another protocol): passed on unread.
@@ -85,8 +90,10 @@ pub(super) fn opening(buf: &[u8]) -> Opening {
     if buf.is_empty() {
         return Opening::More;
     }
-    if buf[0] == 0x16 {
-        return super::tls::server_name(buf);
+    match super::tls::starts_as_record(buf) {
+        Some(true) => return super::tls::server_name(buf),
+        None => return Opening::More,
+        Some(false) => {}
     }
     let rest = &buf[buf
         .iter()
@@ -215,7 +222,39 @@ mod tests {
         let hello = client_hello("evil.example");
         assert_eq!(opening(&hello), Opening::Names("evil.example".into()));
         assert_eq!(opening(&hello[..20]), Opening::More);
-        assert_eq!(opening(&client_hello("")), Opening::Nothing);
+        assert_eq!(opening(&client_hello("")), Opening::Unnamed);
+        // What starts as TLS is judged as TLS, and fails closed.
+        assert_eq!(opening(&[0x16]), Opening::More);
+        let mut ccs_first = vec![0x14, 3, 3, 0, 1, 1];
+        ccs_first.extend_from_slice(&hello);
+        let mut app_first = vec![0x17, 3, 3, 0, 2, 0, 0];
+        app_first.extend_from_slice(&hello);
+        let mut alert_first = vec![0x15, 3, 1, 0, 2, 1, 0];
+        alert_first.extend_from_slice(&hello);
+        let mut finished = client_hello("evil.example");
+        finished[5] = 20;
+        let mut cut = client_hello("evil.example");
+        // The extensions' length says more than the message holds.
+        let at = cut.len() - "evil.example".len() - 11;
+        cut[at] = 0xff;
+        for unjudged in [ccs_first, app_first, alert_first, finished, cut] {
+            assert!(
+                matches!(opening(&unjudged), Opening::Unjudged(_)),
+                "{unjudged:?}: {:?}",
+                opening(&unjudged)
+            );
+        }
+        // A `ClientHello` past its bound, across records of 16 KiB of padding each.
+        let mut long = Vec::new();
+        let mut hs = vec![1, 0x02, 0x00, 0x00]; // a message of 128 KiB, 64 KiB of it sent
+        hs.extend_from_slice(&[0u8; 65536]);
+        for piece in hs.chunks(16384) {
+            long.extend_from_slice(&[0x16, 3, 1]);
+            long.extend_from_slice(&(piece.len() as u16).to_be_bytes());
+            long.extend_from_slice(piece);
+        }
+        assert_eq!(opening(&long[..20000]), Opening::More);
+        assert!(matches!(opening(&long), Opening::Unjudged(_)));
         // Plain HTTP is judged request by request, whatever its first request says.
         for http in [
             &b"GET / HTTP/1.1\r\nHost: a.b\r\n\r\n"[..],
