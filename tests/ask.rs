@@ -100,6 +100,34 @@ fn an_agent_asks_the_run_goes_on_and_an_answer_completes_the_task() {
         text.contains("needs_input 1.1") && text.contains("PostgreSQL or SQLite?"),
         "{text}"
     );
+    // The forecast (the run left a history) promises no end for a plan that waits for a
+    // person, nor for the run; the plan that does not wait has nothing left.
+    let (code, text, _) = repo.run(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(
+            "  forecast: waits for an answer to 1.1 (`orch answer a 1.1 TEXT`); no end before it"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("forecast: all plans: no end before the answers to a 1.1"),
+        "{text}"
+    );
+    assert!(!text.contains("ends "), "a time promised: {text}");
+    let (code, out, _) = repo.run(&["status", "--json"]);
+    assert_eq!(code, 0);
+    let all: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        all["forecast"]["waiting_for_answers"],
+        serde_json::json!([{"plan": "a", "task": "1.1"}]),
+        "{all:#}"
+    );
+    assert_eq!(
+        all["plans"][0]["forecast"]["waiting_for_answers"],
+        serde_json::json!([{"plan": "a", "task": "1.1"}]),
+        "{all:#}"
+    );
 
     // Answers: an unknown task is 2, a task that asked nothing 4, nothing changed by either.
     assert_eq!(repo.run(&["answer", "a", "9.9", "x"]).0, 2);
@@ -117,6 +145,13 @@ fn an_agent_asks_the_run_goes_on_and_an_answer_completes_the_task() {
     assert_eq!(file["status"], "pending");
     assert_eq!(file["orchAnswers"][0]["question"], "PostgreSQL or SQLite?");
     assert_eq!(file["orchAnswers"][0]["answer"], "PostgreSQL, version 16");
+    // Answered: the forecast gives times again.
+    let (code, text, _) = repo.run(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("  forecast: ends ") && !text.contains("waits for an answer"),
+        "{text}"
+    );
 
     // The next run completes it with the answer in its prompt; nothing done runs again.
     let (code, out, err) = repo.run(&["up", "--json"]);

@@ -32,6 +32,8 @@ pub(crate) struct Snapshot {
     pub(crate) state: Vec<Vec<TaskNow>>,
     pub(crate) estimates: Vec<Vec<Estimate>>,
     pub(crate) forecast: Forecast,
+    /// Per plan, its tasks waiting for a person's answer ([`forecast::asked_of`]).
+    pub(crate) asked: Vec<Vec<String>>,
 }
 
 impl Snapshot {
@@ -48,6 +50,7 @@ impl Snapshot {
         let est = Estimator::new(&history.records);
         let at = Utc::now();
         let state = forecast::states_from_docs(ws, docs, selected, at);
+        let asked = forecast::asked_of(ws, |p| docs.get(p), selected);
         let estimates = forecast::estimates(ws, &est);
         let forecast =
             forecast::of_workspace(ws, graph, &estimates, &state, max_agents, monte_carlo::RUNS);
@@ -56,6 +59,7 @@ impl Snapshot {
             state,
             estimates,
             forecast,
+            asked,
         })
     }
 

@@ -70,6 +70,50 @@ pub(crate) fn states_from_docs(
     states_of(ws, |p| docs.get(p), selected, now)
 }
 
+/// The tasks of each plan of `ws` (`selected` ones) that wait for a person's answer to their
+/// agent's question (`needs_input`): no forecast can hold their plan's end, which comes only
+/// after the answer.
+pub(crate) fn asked_of<'d>(
+    ws: &Workspace,
+    doc: impl Fn(usize) -> Option<&'d StatusDoc>,
+    selected: &[usize],
+) -> Vec<Vec<String>> {
+    ws.plans
+        .iter()
+        .enumerate()
+        .map(|(p, lp)| {
+            if !selected.contains(&p) {
+                return Vec::new();
+            }
+            let Some(d) = doc(p) else {
+                return Vec::new();
+            };
+            lp.plan
+                .tasks
+                .iter()
+                .filter(|t| {
+                    !t.done
+                        && d.entry(&t.id)
+                            .is_some_and(|e| e.status == TaskStatus::NeedsInput)
+                })
+                .map(|t| t.id.clone())
+                .collect()
+        })
+        .collect()
+}
+
+/// `waits for an answer to 1.2 (orch answer p 1.2 TEXT)`: what a plan's forecast says while its
+/// tasks `asked` wait for one.
+pub(crate) fn asked_words(plan: &str, asked: &[String]) -> String {
+    match asked {
+        [one] => format!("waits for an answer to {one} (`orch answer {plan} {one} TEXT`)"),
+        more => format!(
+            "waits for answers to {} (`orch answer {plan} ID TEXT`)",
+            more.join(", ")
+        ),
+    }
+}
+
 /// [`states_from_docs`] with the documents from `doc(plan)` (`None`: not read).
 pub(crate) fn states_of<'d>(
     ws: &Workspace,

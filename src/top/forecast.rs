@@ -67,6 +67,7 @@ impl Learnt {
         let est = self.estimator(state_dir)?;
         let all: Vec<usize> = (0..ws.plans.len()).collect();
         let state = forecast::states_of(ws, |p| docs.get(p)?.as_ref(), &all, now);
+        let asked = forecast::asked_of(ws, |p| docs.get(p)?.as_ref(), &all);
         let estimates = forecast::estimates(ws, est);
         // Fewer runs than `orch status`: the screen refreshes often.
         let f = forecast::of_workspace(ws, graph, &estimates, &state, None, monte_carlo::RUNS / 2);
@@ -79,7 +80,9 @@ impl Learnt {
             })
         };
         let mut words = Words {
-            run: if (0..ws.plans.len()).any(left) {
+            run: if asked.iter().any(|a| !a.is_empty()) {
+                "no end before the answers asked for".to_string()
+            } else if (0..ws.plans.len()).any(left) {
                 forecast::range_words(now, &f.run)
             } else {
                 String::new()
@@ -87,7 +90,9 @@ impl Learnt {
             ..Words::default()
         };
         for (p, lp) in ws.plans.iter().enumerate() {
-            words.plans.push(if left(p) {
+            words.plans.push(if !asked[p].is_empty() {
+                "waits for an answer".to_string()
+            } else if left(p) {
                 let r = &f.plans[p];
                 forecast::ends_words(now, r.end_p50_s, r.end_p90_s)
             } else {

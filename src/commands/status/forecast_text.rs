@@ -23,6 +23,13 @@ pub(crate) fn plan_line(snap: &Snapshot, ws: &Workspace, p: usize) -> String {
     if !left {
         return String::new();
     }
+    if let Some(asked) = snap.asked.get(p).filter(|a| !a.is_empty()) {
+        // No end until a person answers: a time here would be a promise.
+        return format!(
+            "  forecast: {}; no end before it\n",
+            forecast::asked_words(&ws.plans[p].name, asked)
+        );
+    }
     let running: Vec<String> = snap.state[p]
         .iter()
         .enumerate()
@@ -54,6 +61,24 @@ pub(crate) fn run_line(snap: &Snapshot, ws: &Workspace) -> String {
     if !left {
         return String::new();
     }
+    let waiting: Vec<String> = ws
+        .selected
+        .iter()
+        .flat_map(|&p| {
+            let name = &ws.plans[p].name;
+            snap.asked
+                .get(p)
+                .into_iter()
+                .flatten()
+                .map(move |id| format!("{name} {id}"))
+        })
+        .collect();
+    if !waiting.is_empty() {
+        return format!(
+            "forecast: all plans: no end before the answers to {} (`orch answer PLAN ID TEXT`)\n",
+            waiting.join(", ")
+        );
+    }
     format!(
         "forecast: all plans {} ({} simulated runs over the history; `orch history --backtest` checks it)\n",
         forecast::range_words(snap.at, &snap.forecast.run),
@@ -67,6 +92,8 @@ pub(crate) fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: b
     let plan_view = |view: &mut Value, p: usize| {
         if let Some(r) = snap.forecast.plans.get(p) {
             view["forecast"] = snap.range_json(r);
+            // Its times hold only if the answers came now.
+            view["forecast"]["waiting_for_answers"] = waiting_json(snap, ws, &[p]);
         }
         let Some(tasks) = view.get_mut("tasks").and_then(Value::as_array_mut) else {
             return;
@@ -84,9 +111,27 @@ pub(crate) fn add_json(v: &mut Value, snap: &Snapshot, ws: &Workspace, single: b
         return;
     }
     v["forecast"] = snap.range_json(&snap.forecast.run);
+    v["forecast"]["waiting_for_answers"] = waiting_json(snap, ws, &ws.selected);
     if let Some(plans) = v.get_mut("plans").and_then(Value::as_array_mut) {
         for (view, &p) in plans.iter_mut().zip(&ws.selected) {
             plan_view(view, p);
         }
     }
+}
+
+/// `[{plan, task}]`: the tasks of `plans` waiting for a person's answer (the forecast's times
+/// hold only if the answers came now).
+fn waiting_json(snap: &Snapshot, ws: &Workspace, plans: &[usize]) -> Value {
+    plans
+        .iter()
+        .flat_map(|&p| {
+            let name = ws.plans[p].name.clone();
+            snap.asked
+                .get(p)
+                .into_iter()
+                .flatten()
+                .map(move |id| serde_json::json!({"plan": name, "task": id}))
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
