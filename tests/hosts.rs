@@ -449,3 +449,72 @@ fn orch_hosts_after_a_host_moves_to_a_port_where_nothing_listens_says_so() {
         "{out}"
     );
 }
+
+/// A program an agent runs on its host is looked for there, not here: a plan whose every host
+/// lacks it is refused at the start (exit 6, the host and the program named, nothing made, no
+/// attempt spent); one whose program this machine lacks but its host has runs (the custom agent
+/// below is a script only the host's PATH has).
+#[test]
+fn an_agents_program_is_looked_for_on_its_hosts_not_here() {
+    if !sshd::available() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let host_bin = tempfile::tempdir().expect("bin");
+    let tool = host_bin.path().join("hosttool");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"\n",
+    )
+    .expect("tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let lab = sshd::Lab::start_with(
+        &["h1"],
+        &format!(
+            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
+            host_bin.path().display()
+        ),
+    );
+    for (agent, command, runs) in [
+        // A preset whose client the host has not (and neither has this machine's PATH here).
+        ("claude", None, false),
+        ("missing", Some("[\"no-such-tool-anywhere\", \"x\"]"), false),
+        ("mine", Some("[\"hosttool\"]"), true),
+    ] {
+        let repo = Repo::builder().identity_in_config().build();
+        repo.write("plans/p.md", "# P\n\n## Phase 1: One\n- [ ] 1.1 Step\n");
+        let agents = command.map_or(String::new(), |c| {
+            format!("[agents.{agent}]\ncommand = {c}\nreport = \"exit\"\n\n")
+        });
+        repo.write(
+            "plans.toml",
+            &format!(
+                "{}[defaults]\nagent = \"{agent}\"\nexecutor = \"ssh\"\nnetwork = \"open\"\nretries = 0\n\n{agents}\
+                 [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
+                lab.host_toml(1)
+            ),
+        );
+        repo.commit_all("plans");
+        let before = repo.refs();
+        let mut cmd = repo.orch(&["up"]);
+        cmd.env("PATH", lab.path());
+        let (code, out, err) = support::code_out_err(&support::wait_within(
+            cmd.spawn().expect("orch up"),
+            repo.timeout(),
+            "orch up",
+        ));
+        if runs {
+            assert_eq!(code, 0, "{agent}: {out}{err}");
+            assert_eq!(repo.git(&["show", "plan/p:task-1.1.txt"]).trim(), "1.1");
+            continue;
+        }
+        let program = command.map_or("claude", |_| "no-such-tool-anywhere");
+        assert_eq!(code, 6, "{agent}: {out}{err}");
+        assert!(
+            err.contains(&format!("host `h1` has no `{program}` on its PATH")),
+            "{agent}: {err}"
+        );
+        assert_eq!(repo.refs(), before, "{agent}: a ref was made");
+        assert!(!repo.worktree("p").exists(), "{agent}: a worktree was made");
+    }
+}

@@ -631,12 +631,12 @@ fn prepare_argv(
         }
     };
     // Confined, a preset runs every shell command (orch's rules are the sandbox).
-    let command: Vec<String> = match crate::manifest::confined_variant(agent_command)
-        .filter(|_| pc.sandbox.rules().is_some() && pc.entry.executor == ExecutorKind::Local)
-    {
-        Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
-        None => agent_command.to_vec(),
-    };
+    let confined = runs_confined(ctx, pc);
+    let command: Vec<String> =
+        match crate::manifest::confined_variant(agent_command).filter(|_| confined) {
+            Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
+            None => agent_command.to_vec(),
+        };
     let argv = command
         .iter()
         .map(|a| render_template(a, lookup))
@@ -663,13 +663,33 @@ fn prepare_argv(
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
     // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
-        let confined = pc.sandbox.rules().is_some() && pc.entry.executor == ExecutorKind::Local;
         let rules = crate::manifest::preset_with_rules(agent_command).then_some(confined);
         env.extend(cli.env(rules, &orch_path, |k| {
             std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
         }));
     }
     Ok((argv, env))
+}
+
+/// Whether plan `pc`'s agent runs under orch's confinement, so that a preset runs its confined
+/// argv (orch's rules replace the client's own sandbox, which cannot start inside Landlock):
+/// locally when its sandbox applies; on a `[[host]]` when its sandbox is not off and every host
+/// of the plan confines (a host confines unless its `[[host]]` says `sandbox = "off"`, and then
+/// refuses to run without Landlock: `crate::executor::ssh::remote_run`). On hosts that differ
+/// (one with `sandbox = "off"`), a preset runs its own sandbox's argv on each of them.
+pub(super) fn runs_confined(ctx: &super::context::Ctx, pc: &PlanCtx) -> bool {
+    match pc.entry.executor {
+        ExecutorKind::Local => pc.sandbox.rules().is_some(),
+        ExecutorKind::Ssh => {
+            pc.agent.sandbox.mode != crate::manifest::SandboxMode::Off
+                && pc
+                    .entry
+                    .hosts
+                    .iter()
+                    .all(|n| ctx.hosts.iter().any(|h| &h.name == n && h.confined))
+        }
+        ExecutorKind::Slurm => false,
+    }
 }
 
 /// The template variables of an agent's command that every agent orch launches has alike (a

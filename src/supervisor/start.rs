@@ -224,15 +224,28 @@ impl<'w> Checked<'w> {
             .cloned()
             .collect();
         if !used.is_empty() {
-            let found = crate::executor::ssh::host::check_at_start(&state_dir, &used, &orch_bin);
-            notes.extend(found.notes);
-            notes.extend(found.refused.iter().map(|(_, why)| why.clone()));
-            let ssh_plans: Vec<(&str, &[String])> = plans
+            // The program each ssh plan's agent runs, where it is looked for on the host's PATH.
+            let program_of = |c: &Chosen<'_>| -> Option<String> {
+                let first = manifest.agent_of(c.entry)?.command.first()?;
+                (!first.contains(['/', '{'])).then(|| first.clone())
+            };
+            let mut programs: Vec<String> = plans
                 .iter()
                 .filter(|c| c.entry.executor == ExecutorKind::Ssh)
-                .map(|c| (c.lp.name.as_str(), c.entry.hosts.as_slice()))
+                .filter_map(program_of)
                 .collect();
-            checks::hosts(&ssh_plans, &found.refused)?;
+            programs.sort();
+            programs.dedup();
+            let found =
+                crate::executor::ssh::host::check_at_start(&state_dir, &used, &orch_bin, &programs);
+            notes.extend(found.notes);
+            notes.extend(found.refused.iter().map(|(_, why)| why.clone()));
+            let ssh_plans: Vec<(&str, &[String], Option<String>)> = plans
+                .iter()
+                .filter(|c| c.entry.executor == ExecutorKind::Ssh)
+                .map(|c| (c.lp.name.as_str(), c.entry.hosts.as_slice(), program_of(c)))
+                .collect();
+            notes.extend(checks::hosts(&ssh_plans, &found.refused, &found.lacking)?);
         }
         Ok(Self {
             manifest,

@@ -198,10 +198,29 @@ pub(crate) fn probe_and_record(
     state_dir: &Path,
     orch_bin: &Path,
 ) -> super::usable::Verdict {
-    let report = probe(conn, orch_bin, &[]);
+    probe_record_and_find(conn, state_dir, orch_bin, &[]).0
+}
+
+/// [`probe_and_record`], and which of `programs` (names looked for on `PATH`) the host's
+/// sessions lack (none when it is not usable).
+fn probe_record_and_find(
+    conn: &Conn,
+    state_dir: &Path,
+    orch_bin: &Path,
+    programs: &[String],
+) -> (super::usable::Verdict, Vec<String>) {
+    let report = probe(conn, orch_bin, programs);
     let v = super::usable::verdict(&conn.host, &report);
     super::usable::record(state_dir, &conn.host.name, &v);
-    v
+    let lacking = match v {
+        super::usable::Verdict::Usable { .. } => programs
+            .iter()
+            .filter(|p| !report.clients.contains(p))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    (v, lacking)
 }
 
 /// What [`check_at_start`] found.
@@ -212,6 +231,8 @@ pub(crate) struct AtStart {
     pub(crate) notes: Vec<String>,
     /// The hosts refused ([`super::usable`]), each with why.
     pub(crate) refused: Vec<(String, String)>,
+    /// `(host, program)`: a program asked for that a usable host's `PATH` does not have.
+    pub(crate) lacking: Vec<(String, String)>,
 }
 
 /// Probes each of `hosts` at once as `orch hosts` does (orch's copy `orch_bin` made ready there,
@@ -219,10 +240,13 @@ pub(crate) struct AtStart {
 /// agents ([`super::usable`]). A host that does not answer is marked down (tried again after a
 /// back-off, [`super::slots`]) and probed by the first attempt that reaches it; a host that
 /// answers is no longer marked down.
+/// `programs`: the programs the run's agents need on their hosts (names looked for on `PATH`),
+/// each host's lack of them found too ([`AtStart::lacking`]).
 pub(crate) fn check_at_start(
     state_dir: &Path,
     hosts: &[crate::manifest::Host],
     orch_bin: &Path,
+    programs: &[String],
 ) -> AtStart {
     use super::usable::Verdict;
     // The run's shared connections (`orch up`'s own): the probes use them once they are up.
@@ -230,16 +254,22 @@ pub(crate) fn check_at_start(
     let asked: Vec<_> = hosts
         .iter()
         .map(|h| {
-            let (h, state_dir, orch_bin) =
-                (h.clone(), state_dir.to_path_buf(), orch_bin.to_path_buf());
+            let (h, state_dir, orch_bin, programs) = (
+                h.clone(),
+                state_dir.to_path_buf(),
+                orch_bin.to_path_buf(),
+                programs.to_vec(),
+            );
             std::thread::spawn(move || {
-                let verdict = match Conn::in_run(&h) {
-                    Ok(c) => probe_and_record(&c, &state_dir, &orch_bin),
+                let (verdict, lacking) = match Conn::in_run(&h) {
+                    Ok(c) => probe_record_and_find(&c, &state_dir, &orch_bin, &programs),
                     Err(e) => {
                         super::usable::forget(&state_dir, &h.name);
-                        Verdict::NoAnswer(e.to_string())
+                        (Verdict::NoAnswer(e.to_string()), Vec::new())
                     }
                 };
+                let lacking: Vec<(String, String)> =
+                    lacking.into_iter().map(|p| (h.name.clone(), p)).collect();
                 match &verdict {
                     Verdict::NoAnswer(why) => {
                         let backoff = super::slots::mark_down(&state_dir, &h.name, why);
@@ -248,15 +278,15 @@ pub(crate) fn check_at_start(
                             super::usable::does_not_answer(&h.name, why),
                             backoff.as_secs()
                         );
-                        (None, Some(note))
+                        (None, Some(note), lacking)
                     }
                     Verdict::Refused(why) => {
                         super::slots::mark_up(&state_dir, &h.name);
-                        (Some((h.name.clone(), why.clone())), None)
+                        (Some((h.name.clone(), why.clone())), None, lacking)
                     }
                     Verdict::Usable { note } => {
                         super::slots::mark_up(&state_dir, &h.name);
-                        (None, note.clone())
+                        (None, note.clone(), lacking)
                     }
                 }
             })
@@ -264,9 +294,10 @@ pub(crate) fn check_at_start(
         .collect();
     let mut out = AtStart::default();
     for t in asked {
-        if let Ok((refused, note)) = t.join() {
+        if let Ok((refused, note, lacking)) = t.join() {
             out.refused.extend(refused);
             out.notes.extend(note);
+            out.lacking.extend(lacking);
         }
     }
     out

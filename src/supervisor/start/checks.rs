@@ -149,7 +149,9 @@ impl Preflights {
 
 /// The agent's program exists, a CLI orch knows runs and accepts the flags passed
 /// ([`crate::preflight`], once per agent), and its prompt renders: found now rather than after
-/// worktrees were made.
+/// worktrees were made. A plan that runs on a `[[host]]` runs its agent's program there, not
+/// here: whether the host has it is the host's probe's to say (`orch hosts`, and at the start of
+/// `orch up`), so only its prompt is checked here.
 pub(super) fn agent(
     manifest: &Manifest,
     entry: &PlanEntry,
@@ -166,13 +168,15 @@ pub(super) fn agent(
         ))
     })?;
     let orch = orch_bin.display().to_string();
-    preflight(
-        manifest,
-        (&entry.agent, agent),
-        &format!("agent `{}` of plan `{}`", entry.agent, entry.name),
-        orch_bin,
-        pre,
-    )?;
+    if entry.executor != crate::executor::ExecutorKind::Ssh {
+        preflight(
+            manifest,
+            (&entry.agent, agent),
+            &format!("agent `{}` of plan `{}`", entry.agent, entry.name),
+            orch_bin,
+            pre,
+        )?;
+    }
     if agent.mode == AgentMode::Task {
         sample_prompt(templates, lp, entry, orch)?;
     }
@@ -246,7 +250,11 @@ pub(super) fn fallbacks<'m>(
     pre: &mut Preflights,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for entry in entries {
+    // A plan on a `[[host]]` runs its fallbacks there: its host's probe speaks for them.
+    for entry in entries
+        .into_iter()
+        .filter(|e| e.executor != crate::executor::ExecutorKind::Ssh)
+    {
         for name in &entry.fallback {
             if pre.checked.contains(name) || out.iter().any(|(n, _)| n == name) {
                 continue;
@@ -386,27 +394,58 @@ pub(super) fn warn_conflicts(
 /// fix: no git, no Landlock while its agents must be confined, a refused key, a host key that
 /// changed or is unknown, a missing key file) stops the run before anything starts (exit 6),
 /// naming the plan, its hosts, the causes and the fixes. A plan with another host goes on there.
-pub(super) fn hosts(plans: &[(&str, &[String])], refused: &[(String, String)]) -> CliResult<()> {
+pub(super) fn hosts(
+    plans: &[(&str, &[String], Option<String>)],
+    refused: &[(String, String)],
+    lacking: &[(String, String)],
+) -> CliResult<Vec<String>> {
     let is_refused = |h: &String| refused.iter().any(|(r, _)| r == h);
-    let stuck: Vec<&(&str, &[String])> = plans
-        .iter()
-        .filter(|(_, hosts)| !hosts.is_empty() && hosts.iter().all(is_refused))
-        .collect();
+    let lacks = |h: &String, program: &Option<String>| {
+        program
+            .as_ref()
+            .is_some_and(|p| lacking.iter().any(|(lh, lp)| lh == h && lp == p))
+    };
+    let mut notes = Vec::new();
+    let mut stuck: Vec<&(&str, &[String], Option<String>)> = Vec::new();
+    for plan in plans {
+        let (name, hosts, program) = plan;
+        if hosts.is_empty() {
+            continue;
+        }
+        if hosts.iter().all(|h| is_refused(h) || lacks(h, program)) {
+            stuck.push(plan);
+            continue;
+        }
+        for h in hosts.iter().filter(|h| lacks(h, program)) {
+            notes.push(format!(
+                "host `{h}` has no `{}` on its PATH: plan `{name}`'s attempts that go there fail (give the plan `hosts` that have it; `orch hosts` lists each host's clients)",
+                program.as_deref().unwrap_or_default()
+            ));
+        }
+    }
     if stuck.is_empty() {
-        return Ok(());
+        return Ok(notes);
     }
     let mut lines: Vec<String> = Vec::new();
     let mut named: Vec<&String> = Vec::new();
-    for (plan, hosts) in &stuck {
+    for (plan, hosts, _) in &stuck {
         let names: Vec<String> = hosts.iter().map(|h| format!("`{h}`")).collect();
         lines.push(format!("plan `{plan}` (hosts {})", names.join(", ")));
         named.extend(hosts.iter());
     }
-    let whys: Vec<&str> = refused
+    let mut whys: Vec<String> = refused
         .iter()
         .filter(|(h, _)| named.contains(&h))
-        .map(|(_, why)| why.as_str())
+        .map(|(_, why)| why.clone())
         .collect();
+    for (plan, hosts, program) in &stuck {
+        for h in hosts.iter().filter(|h| lacks(h, program)) {
+            whys.push(format!(
+                "host `{h}` has no `{}` on its PATH, which plan `{plan}`'s agent runs",
+                program.as_deref().unwrap_or_default()
+            ));
+        }
+    }
     Err(CliError::new(
         exit::AGENT,
         anyhow!(

@@ -1,0 +1,194 @@
+//! The real Claude Code and Codex presets where a plan may live and run other than the home
+//! repository on this machine: a plan of another repository (a `[[repo]]` beside the home one)
+//! and a plan run on a `[[host]]` (`executor = "ssh"`, a real `sshd` on loopback). Each cell is
+//! a real `orch up` of a one-task plan through the real CLI (`ORCH_TEST_CLIS`, pinned by
+//! `.ci/agent-clis`) against the fake model API of `tests/support/fake_api/`, then its landing
+//! with `orch merge`: the task completed by the agent's own `orch task done` (its note), its
+//! file committed on the plan branch of the plan's own repository and merged into that
+//! repository's `main`, nothing in the other.
+//!
+//! On the host the client gets what a host user's environment gives it (sshd's `SetEnv`: the
+//! API's address and key, a HOME of the test's own with the client's settings, the CLIs on
+//! PATH), never `orch up`'s; and its network is `open` there (orch refuses to confine a
+//! network it does not run: exit 6), its files confined by the sandbox as locally.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::clis::{RUN_TIMEOUT, client_env, clis_with, logs};
+use support::fake_api::{Behaviour, FakeApi};
+use support::three::{Three, repo_table};
+use support::{Repo, code_out_err, sshd, wait_within};
+
+const PLAN: &str = "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
+
+/// What the plan's agent left: its task completed by its own report, `alpha.txt` committed on
+/// `r`'s plan branch `p` and merged into `r`'s `main` by `orch merge` (run from `home`).
+fn landed(home: &Repo, r: &Repo, agent: &str, context: &dyn Fn() -> String) {
+    let t = r.task("p", "1.1");
+    assert_eq!(t["status"], "completed", "{t}\n{}", context());
+    assert_eq!(
+        t["notes"],
+        "wrote alpha.txt",
+        "not reported by {agent}: {t}\n{}",
+        context()
+    );
+    let text = r.git(&["show", "plan/p:alpha.txt"]);
+    assert_eq!(
+        text.trim_end(),
+        "alpha.txt written by task 1.1",
+        "{}",
+        context()
+    );
+    let (code, out, err) = home.run(&["merge", "p"]);
+    assert_eq!(code, 0, "orch merge: {out}{err}\n{}", context());
+    let merged = r.git(&["show", "main:alpha.txt"]);
+    assert_eq!(merged.trim_end(), "alpha.txt written by task 1.1");
+}
+
+/// A plan `p` of the repository `api` beside the home one, run by the preset `agent` locally
+/// (the sandbox and the network as the preset's defaults: confined).
+fn in_another_repository(agent: &str) {
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api_server = FakeApi::start(Behaviour::Normal);
+    let t = Three::new();
+    t.home.write("plans/p.md", PLAN);
+    let api_main = t.api.rev("main");
+    t.home.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\n{}\n[[plan]]\nname = \"p\"\nrepo = \"api\"\nfile = \"plans/p.md\"\n",
+            repo_table("api", &Three::rel(&t.api))
+        ),
+    );
+    t.home.commit_all("plans");
+    let home_main = t.home.rev("main");
+    let mut cmd = t.home.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api_server, t.home.home());
+    cmd.env_remove("ORCH_SANDBOX");
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
+            logs(&t.home),
+            api_server.requests()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    landed(&t.home, &t.api, agent, &context);
+    assert_ne!(
+        t.api.rev("main"),
+        api_main,
+        "api's main moved by the landing"
+    );
+    assert_eq!(t.home.rev("main"), home_main, "the home repository moved");
+    assert!(
+        !support::three::exists(&t.home, "plan/p"),
+        "a plan branch in the home repository"
+    );
+}
+
+/// `SetEnv` of sshd for what [`client_env`] gives a local run: the host user's environment.
+fn host_env(clis: &Path, api: &FakeApi, home: &Path) -> String {
+    let mut probe = Command::new("true");
+    client_env(&mut probe, clis, api, home);
+    let mut line = String::from("SetEnv");
+    for (k, v) in probe.get_envs() {
+        let (Some(k), Some(v)) = (k.to_str(), v.and_then(|v| v.to_str())) else {
+            continue;
+        };
+        assert!(!v.contains(['"', ' ']), "{k}={v}: sshd_config quoting");
+        line.push_str(&format!(" {k}={v}"));
+    }
+    line
+}
+
+/// A plan `p` of the home repository run by the preset `agent` on the host `h1`.
+fn on_a_host(agent: &str) {
+    if !sshd::available() {
+        return;
+    }
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api_server = FakeApi::start(Behaviour::Normal);
+    let host_home = tempfile::tempdir().expect("host home");
+    let lab = sshd::Lab::start_with(&["h1"], &host_env(&clis, &api_server, host_home.path()));
+    let repo = Repo::builder()
+        .timeout(RUN_TIMEOUT)
+        .identity_in_config()
+        .build();
+    repo.write("plans/p.md", PLAN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nagent = \"{agent}\"\nexecutor = \"ssh\"\nnetwork = \"open\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    // orch up's own environment has no key, no API address and no CLI: only the host's does.
+    let mut cmd = repo.orch(&["up", "--json"]);
+    cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+    for k in [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_API_KEY",
+        "CODEX_HOME",
+    ] {
+        cmd.env_remove(k);
+    }
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
+            logs(&repo),
+            api_server.requests()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.log")).unwrap_or_default();
+    assert!(
+        log.contains("=== orch: on host `h1` ==="),
+        "the task ran on h1: {}",
+        context()
+    );
+    landed(&repo, &repo, agent, &context);
+    assert!(
+        !api_server.requests().is_empty(),
+        "the client on the host reached the fake API"
+    );
+}
+
+#[test]
+fn claude_preset_runs_a_plan_of_another_repository() {
+    in_another_repository("claude");
+}
+
+#[test]
+fn codex_preset_runs_a_plan_of_another_repository() {
+    in_another_repository("codex");
+}
+
+#[test]
+fn claude_preset_runs_a_plan_on_an_ssh_host() {
+    on_a_host("claude");
+}
+
+#[test]
+fn codex_preset_runs_a_plan_on_an_ssh_host() {
+    on_a_host("codex");
+}
