@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 
 use super::node_label as label;
 use super::output::{eprintln_safe, print_json, write_all_stdout};
-use std::path::{Component, Path};
 
 use crate::error::{CliResult, exit};
 use crate::graph::{Graph, Waves, waves};
@@ -79,21 +78,9 @@ fn gates(ws: &Workspace) -> Vec<GateFiles> {
         return Vec::new();
     };
     let file_of = |w: &str| -> Option<String> {
-        let p = Path::new(w);
-        if w.starts_with('-') || w.is_empty() {
-            return None;
-        }
-        let rel = if p.is_absolute() {
-            p.strip_prefix(&root).ok()?
-        } else {
-            p
-        };
-        let rel = rel.strip_prefix("./").unwrap_or(rel);
-        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return None;
-        }
-        let s = rel.to_str()?.to_owned();
-        (!s.is_empty() && std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| !m.is_dir()))
+        let s = crate::manifest::repo_path_of(w, &[&root])?;
+        std::fs::symlink_metadata(root.join(&s))
+            .is_ok_and(|m| !m.is_dir())
             .then_some(s)
     };
     let plans = ws.plans.iter().map(|p| (p.name.as_str(), &p.plan));

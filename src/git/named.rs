@@ -3,29 +3,17 @@
 //! paths; and what a later run trusts ([`crate::manifest::Guarded`]) resolved in a tree, then
 //! compared with what a plan branch holds. What the protected-paths rules guard.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::repo::branch_commit;
 use crate::manifest::{Guarded, ancestors};
 
 /// The path inside the repository that the word `word` of a command line names (relative to
-/// `cwd`, or absolute inside `cwd` or `repo_root`), `/`-separated; `None` for an option, a path
-/// outside, or one that climbs (`..`).
+/// `cwd`, or absolute inside `cwd` or `repo_root`), as git spells it (normalised lexically:
+/// `hooks//x.sh` and `docs/../hooks/x.sh` are `hooks/x.sh`); `None` for an option or a path
+/// that leaves the repository.
 fn repo_path(word: &str, cwd: &Path, repo_root: &Path) -> Option<PathBuf> {
-    if word.starts_with('-') || word.is_empty() {
-        return None;
-    }
-    let p = Path::new(word);
-    let rel = if p.is_absolute() {
-        p.strip_prefix(cwd)
-            .or_else(|_| p.strip_prefix(repo_root))
-            .ok()?
-    } else {
-        p
-    };
-    let rel = rel.strip_prefix("./").unwrap_or(rel);
-    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
-    (plain && rel.components().next().is_some()).then(|| rel.to_path_buf())
+    crate::manifest::repo_path_of(word, &[cwd, repo_root]).map(PathBuf::from)
 }
 
 /// Whether `tree` has a file (not a directory) at `rel`.

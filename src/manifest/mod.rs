@@ -4,6 +4,7 @@
 mod agents;
 mod best_of;
 mod budget;
+mod command_words;
 mod executor;
 mod fallback;
 mod hosts;
@@ -44,6 +45,7 @@ pub(crate) use agents::{CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESE
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
+pub(crate) use command_words::repo_path_of;
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]
 pub(crate) use hosts::DEFAULT_HOST_DIR;

@@ -89,10 +89,16 @@ impl Guarded {
     /// file it names, `None` when it names none) finds one.
     pub(crate) fn paths(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
         let mut out = self.files.clone();
-        for argv in self.commands.iter().chain(&self.agents) {
+        let agents = self.agents.iter().map(|a| (a, true));
+        for (argv, agent) in self.commands.iter().map(|c| (c, false)).chain(agents) {
             let is_file = |w: &str| file_of(w).is_some();
-            for w in program_words(argv, &is_file) {
-                if let Some(f) = file_of(w)
+            // An agent's inline code names the files it works on (`sh -c "touch done.txt"`):
+            // its work; only the words of its own command line are code.
+            let words = program_words(argv, &is_file)
+                .into_iter()
+                .filter(|w| !agent || argv.contains(w));
+            for w in words {
+                if let Some(f) = file_of(&w)
                     && !out.contains(&f)
                 {
                     out.push(f);
@@ -137,123 +143,7 @@ pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
-/// Programs that wrap another command line (`env FOO=1 sh x.sh`, `timeout 60 ./t`): the
-/// program is the first word after them, their options and values.
-const WRAPPERS: [&str; 9] = [
-    "env", "timeout", "nice", "nohup", "setsid", "stdbuf", "time", "command", "exec",
-];
-
-/// Interpreters: the first word after their options that is a file is the script they run.
-/// Each with the options that give them code inline instead (no script then).
-const INTERPRETERS: [(&str, &[&str]); 22] = [
-    ("sh", &["-c"]),
-    ("bash", &["-c"]),
-    ("dash", &["-c"]),
-    ("zsh", &["-c"]),
-    ("ksh", &["-c"]),
-    ("mksh", &["-c"]),
-    ("ash", &["-c"]),
-    ("fish", &["-c", "--command"]),
-    ("python", &["-c", "-m"]),
-    ("pypy", &["-c", "-m"]),
-    ("node", &["-e", "--eval", "-p", "--print"]),
-    ("nodejs", &["-e", "--eval", "-p", "--print"]),
-    ("deno", &["eval"]),
-    ("bun", &["-e", "--eval", "-p", "--print"]),
-    ("tsx", &["-e", "--eval", "-p", "--print"]),
-    ("ts-node", &["-e", "--eval", "-p", "--print"]),
-    ("perl", &["-e", "-E"]),
-    ("ruby", &["-e"]),
-    ("php", &["-r"]),
-    ("lua", &["-e"]),
-    ("rscript", &["-e"]),
-    ("julia", &["-e", "--eval"]),
-];
-
-/// Options of those programs that take the next word as their value (not a script).
-const OPTIONS_WITH_VALUE: [&str; 10] = [
-    "-o",
-    "-O",
-    "-W",
-    "-X",
-    "-r",
-    "-I",
-    "--require",
-    "--import",
-    "--loader",
-    "--experimental-loader",
-];
-
-/// A program's name as the tables above spell it: its file name, lowercase, without a version
-/// (`/usr/bin/python3.12` → `python`).
-fn program_name(word: &str) -> String {
-    let base = word.rsplit('/').next().unwrap_or(word).to_ascii_lowercase();
-    base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
-        .to_string()
-}
-
-/// The words of the command line `argv` that are code it runs, as orch tells them from the data
-/// handed to it: the program (its first word, after a wrapper such as `env FOO=1` or `timeout
-/// 60`), and when that program is an interpreter (a shell, python, node, perl, ruby, …) the
-/// script it runs: the first word after its options for which `is_file` holds, unless an option
-/// gives it code inline (`sh -c`, `python -m`, `node -e`). Every other word is data (`tests/x.py`
-/// of `pytest tests/x.py`, `data/expected.txt` of `sh ci/compare.sh data/expected.txt`).
-pub(crate) fn program_words<'a>(
-    argv: &'a [String],
-    is_file: &dyn Fn(&str) -> bool,
-) -> Vec<&'a str> {
-    let mut i = 0;
-    while let Some(w) = argv.get(i)
-        && WRAPPERS.contains(&program_name(w).as_str())
-    {
-        i += 1;
-        // The wrapper's options, variables and values (`-n 10`, `FOO=1`, `60`, `-s KILL`).
-        while let Some(a) = argv.get(i)
-            && (a.starts_with('-')
-                || a.contains('=')
-                || a.chars().next().is_some_and(|c| c.is_ascii_digit())
-                || argv
-                    .get(i.wrapping_sub(1))
-                    .is_some_and(|p| p == "-s" || p == "-k"))
-        {
-            i += 1;
-        }
-    }
-    let Some(program) = argv.get(i) else {
-        return Vec::new();
-    };
-    let mut out = vec![program.as_str()];
-    let name = program_name(program);
-    let Some((_, inline)) = INTERPRETERS.iter().find(|(n, _)| *n == name) else {
-        return out;
-    };
-    let is_shell = inline.len() == 1 && inline[0] == "-c";
-    let mut rest = argv[i + 1..].iter();
-    while let Some(w) = rest.next() {
-        let inline_code = inline.contains(&w.as_str())
-            || (is_shell && w.starts_with('-') && !w.starts_with("--") && w.contains('c'));
-        if inline_code {
-            break;
-        }
-        if OPTIONS_WITH_VALUE.contains(&w.as_str()) {
-            rest.next();
-            continue;
-        }
-        if w.starts_with('-') || w.starts_with('+') {
-            continue;
-        }
-        if is_file(w) {
-            out.push(w.as_str());
-            break;
-        }
-        // `deno run x.ts`, `bun run x.ts`: the script follows; after any other word that is no
-        // file (`bun test`), what follows is data.
-        if w != "run" {
-            break;
-        }
-    }
-    out
-}
+pub(crate) use super::command_words::program_words;
 
 impl super::Manifest {
     /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
@@ -387,10 +277,15 @@ pub(crate) fn files_of(
     file_of: &dyn Fn(&str) -> Option<String>,
 ) -> (Vec<String>, Vec<String>) {
     let is_file = |w: &str| file_of(w).is_some();
-    let code: Vec<String> = program_words(argv, &is_file)
-        .into_iter()
-        .filter_map(file_of)
-        .collect();
+    let mut code: Vec<String> = Vec::new();
+    for f in program_words(argv, &is_file)
+        .iter()
+        .filter_map(|w| file_of(w))
+    {
+        if !code.contains(&f) {
+            code.push(f);
+        }
+    }
     let mut data: Vec<String> = Vec::new();
     for f in argv
         .iter()
@@ -470,9 +365,6 @@ mod tests {
         let argv: Vec<String> = argv.iter().map(|s| (*s).to_string()).collect();
         let is_file = |w: &str| files.contains(&w);
         program_words(&argv, &is_file)
-            .into_iter()
-            .map(str::to_string)
-            .collect()
     }
 
     /// Table: the program and the script an interpreter runs are code; the data handed to
@@ -493,7 +385,11 @@ mod tests {
                 &["sh", "ci/check.sh", "data/expected.txt"],
                 &["sh", "ci/check.sh"],
             ),
-            (&["./ci/check", "data/expected.txt"], &["./ci/check"]),
+            // A program of the repository: orch knows not its grammar, every file is code.
+            (
+                &["./ci/check", "data/expected.txt"],
+                &["./ci/check", "data/expected.txt"],
+            ),
             (&["pytest", "tests/test_x.py"], &["pytest"]),
             (
                 &["python3", "-m", "pytest", "tests/test_x.py"],
@@ -507,7 +403,7 @@ mod tests {
                 &["bash", "-o", "pipefail", "ci/check.sh"],
                 &["bash", "ci/check.sh"],
             ),
-            (&["sh", "-ec", "sh ci/check.sh"], &["sh"]),
+            (&["sh", "-ec", "sh ci/check.sh"], &["sh", "ci/check.sh"]),
             (&["sh", "-e", "ci/check.sh"], &["sh", "ci/check.sh"]),
             (
                 &["env", "FOO=1", "sh", "ci/check.sh"],

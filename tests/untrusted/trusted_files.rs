@@ -539,3 +539,107 @@ fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
         assert_ne!(repo.task("p", "1.1")["status"], "completed", "{edit}");
     }
 }
+
+/// `[[notify]]` command lines whose script the red team changed unnoticed (each ran
+/// unconfined by the next `orch up`): a path spelled otherwise than git spells it, a wrapper
+/// orch does not know, a script given to an option (`awk -f`), `env -S`'s string. The script,
+/// its path as git spells it, and its benign first version.
+const SPELLED_HOOKS: [(&[&str], &str); 6] = [
+    (&["sh", "hooks//n13.sh"], "hooks/n13.sh"),
+    (&["sh", "docs/../hooks/n20.sh"], "hooks/n20.sh"),
+    (&["sh", "hooks/./n21.sh"], "hooks/n21.sh"),
+    (&["flock", "hooks/n15.lock", "sh", "hooks/n15.sh"], "hooks/n15.sh"),
+    (&["env", "-S", "sh hooks/n17.sh"], "hooks/n17.sh"),
+    (&["awk", "-f", "hooks/n18.awk"], "hooks/n18.awk"),
+];
+
+/// [`trusted_repo`] with each of [`SPELLED_HOOKS`] a `[[notify]]` command, its script benign;
+/// the agent runs `agent_script`. The hostile version of each script (it touches the marker
+/// `pwned` in HOME) lies outside the repository, as `<HOME>/hostile/<file name>`.
+fn hooks_repo(agent_script: &str, defaults: &str) -> Repo {
+    let notify: String = SPELLED_HOOKS
+        .iter()
+        .map(|(argv, _)| {
+            format!(
+                "\n[[notify]]\nevents = [\"run_finished\", \"task_failed\", \"plan_finished\"]\n\
+                 command = {}\n",
+                toml_array(argv)
+            )
+        })
+        .collect();
+    let repo = trusted_repo(agent_script, "Do it", defaults, &notify);
+    repo.write("docs/README.md", "docs\n");
+    repo.write("hooks/n15.lock", "");
+    let mark = repo.outside("pwned");
+    for (_, path) in SPELLED_HOOKS {
+        let name = path.rsplit('/').next().expect("name");
+        let (benign, hostile) = if path.ends_with(".awk") {
+            (
+                "BEGIN { exit 0 }\n".to_string(),
+                format!("BEGIN {{ system(\"touch {}\") }}\n", mark.display()),
+            )
+        } else {
+            ("exit 0\n".to_string(), format!("touch {}\n", mark.display()))
+        };
+        repo.write(path, &benign);
+        let at = repo.outside(&format!("hostile/{name}"));
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir");
+        std::fs::write(at, hostile).expect("hostile");
+    }
+    repo.commit_all("hooks");
+    repo
+}
+
+/// A task whose agent replaces the script of a `[[notify]]` hook, however the command line
+/// spells or wraps it, fails naming the script, confined and not; a branch a person makes with
+/// the same change is refused by `orch merge` without `--allow-protected`; and the next
+/// `orch up` never runs the agent's version. Seen failing on main: each change was committed
+/// (the task finished) and landed, and the marker appeared.
+#[test]
+fn trusted_a_notify_script_however_spelled_or_wrapped_is_protected() {
+    let modes: &[&str] = if landlock() {
+        &["sandbox = \"off\"", "sandbox = \"on\""]
+    } else {
+        &["sandbox = \"off\""]
+    };
+    for (argv, path) in SPELLED_HOOKS {
+        let name = path.rsplit('/').next().expect("name");
+        let what = format!("{argv:?}");
+        for mode in modes {
+            // A confined agent cannot read HOME: it appends to the script.
+            let edit = format!("echo '# changed' >> {path} && touch done.txt");
+            let repo = hooks_repo(&edit, mode);
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{what} {mode}\n{out}\n{err}");
+            failed_naming(&repo, path, &what);
+            nothing_landed(&repo, &main, path, &what);
+        }
+        // A person's branch with the change: `orch merge` refuses it; the next run runs none.
+        let repo = hooks_repo("touch done.txt", "");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{what}\n{out}\n{err}");
+        let main = repo.rev("main");
+        let hostile = repo.outside(&format!("hostile/{name}"));
+        shell_in(
+            &repo.worktree("p"),
+            &format!(
+                "cp {} {path} && git add -A && git commit -qm sneak",
+                hostile.display()
+            ),
+        );
+        let (code, out, err) = repo.run(&["merge", "p"]);
+        assert_eq!(code, 4, "{what}\n{out}\n{err}");
+        assert!(
+            err.contains(&format!("plan `p` changes {path}")),
+            "{what}\n{err}"
+        );
+        assert_eq!(repo.rev("main"), main, "{what}: main moved");
+        let (_, out, err) = repo.run(&["up"]);
+        assert!(
+            !repo.outside("pwned").exists(),
+            "{what}: the changed hook ran\n{out}\n{err}"
+        );
+    }
+}

@@ -1,0 +1,600 @@
+//! Which words of a gate's or hook's command line are code it runs (protected from every task)
+//! and which are data handed to it (the tasks' work), and which repository file a word names.
+//!
+//! orch cannot know every program's grammar, so it fails closed: a word is data only where
+//! orch knows the program's grammar. After the wrappers it knows (`env`, `timeout`, `nice`, …,
+//! each with its own options), the program is code; when it is a known interpreter (a shell,
+//! `python`, `node`, `awk`, `sed`, `make`, …) its script and every file given to an option that
+//! loads code (`-r`, `--require`, `--import`, `--rcfile`, `-f` of awk, sed, make, …) are code,
+//! and so is every file named in inline code (`sh -c "sh ci/x.sh"`, split on whitespace), the
+//! rest data; when it is a known test runner or build tool whose arguments are data (`pytest`,
+//! `cargo`, `go`, …), its words are data but for the files of its code-loading options; for
+//! every other program (a wrapper orch does not know, `flock`, `sudo`, `xargs`, `busybox`,
+//! `uv run`, a program of the repository), every word that names a file is code. `npm`,
+//! `yarn`, `pnpm`, `npx` and `bun run` run what `package.json` says: it is code.
+
+use std::path::{Component, Path};
+
+/// Wrappers orch knows: each runs the command line after its options, its variables
+/// (`NAME=value`, `env` only) and its `positional` leading words (`timeout`'s duration).
+struct Wrapper {
+    name: &'static str,
+    /// Options without a value.
+    flags: &'static [&'static str],
+    /// Options whose value is the next word (or `--opt=value`), data.
+    with_value: &'static [&'static str],
+    positional: usize,
+}
+
+const WRAPPERS: [Wrapper; 9] = [
+    Wrapper {
+        name: "env",
+        flags: &[
+            "-i",
+            "--ignore-environment",
+            "-0",
+            "--null",
+            "-",
+            "-v",
+            "--debug",
+        ],
+        with_value: &["-u", "--unset", "-C", "--chdir"],
+        positional: 0,
+    },
+    Wrapper {
+        name: "timeout",
+        flags: &["--preserve-status", "--foreground", "-v", "--verbose"],
+        with_value: &["-s", "--signal", "-k", "--kill-after"],
+        positional: 1,
+    },
+    Wrapper {
+        name: "nice",
+        flags: &[],
+        with_value: &["-n", "--adjustment"],
+        positional: 0,
+    },
+    Wrapper {
+        name: "nohup",
+        flags: &[],
+        with_value: &[],
+        positional: 0,
+    },
+    Wrapper {
+        name: "setsid",
+        flags: &["-c", "--ctty", "-f", "--fork", "-w", "--wait"],
+        with_value: &[],
+        positional: 0,
+    },
+    Wrapper {
+        name: "stdbuf",
+        flags: &[],
+        with_value: &["-i", "-o", "-e", "--input", "--output", "--error"],
+        positional: 0,
+    },
+    Wrapper {
+        name: "time",
+        flags: &["-p", "-v", "--verbose", "-a", "--append", "-q", "--quiet"],
+        with_value: &["-f", "--format", "-o", "--output"],
+        positional: 0,
+    },
+    Wrapper {
+        name: "command",
+        flags: &["-p"],
+        with_value: &[],
+        positional: 0,
+    },
+    Wrapper {
+        name: "exec",
+        flags: &["-c", "-l", "-cl", "-lc"],
+        with_value: &["-a"],
+        positional: 0,
+    },
+];
+
+/// Interpreters: the first word after their options that is a file is the script they run,
+/// the words after it data. Each with the options that give them code inline instead (no
+/// script then; the files that code names are code too).
+const INTERPRETERS: [(&str, &[&str]); 26] = [
+    ("sh", &["-c"]),
+    ("bash", &["-c"]),
+    ("dash", &["-c"]),
+    ("zsh", &["-c"]),
+    ("ksh", &["-c"]),
+    ("mksh", &["-c"]),
+    ("ash", &["-c"]),
+    ("fish", &["-c", "--command"]),
+    ("python", &["-c", "-m"]),
+    ("pypy", &["-c", "-m"]),
+    ("node", &["-e", "--eval", "-p", "--print"]),
+    ("nodejs", &["-e", "--eval", "-p", "--print"]),
+    ("deno", &["eval"]),
+    ("bun", &["-e", "--eval", "-p", "--print"]),
+    ("tsx", &["-e", "--eval", "-p", "--print"]),
+    ("ts-node", &["-e", "--eval", "-p", "--print"]),
+    ("perl", &["-e", "-E"]),
+    ("ruby", &["-e"]),
+    ("php", &["-r"]),
+    ("lua", &["-e"]),
+    ("rscript", &["-e"]),
+    ("julia", &["-e", "--eval"]),
+    ("awk", &["-e", "--source"]),
+    ("gawk", &["-e", "--source"]),
+    ("sed", &["-e", "--expression"]),
+    ("make", &[]),
+];
+
+/// Options whose value is code the program loads (a module, an init file, a program file):
+/// protected as its script is.
+const CODE_OPTIONS: [&str; 17] = [
+    "-r",
+    "--require",
+    "--import",
+    "--loader",
+    "--experimental-loader",
+    "--preload",
+    "--rcfile",
+    "--init-file",
+    "-f",
+    "--file",
+    "--makefile",
+    "-c",
+    "--config",
+    "--config-file",
+    "-p",
+    "--rootdir",
+    "--confcutdir",
+];
+
+/// Options of interpreters that take the next word as their value, data (not a script).
+const OPTIONS_WITH_VALUE: [&str; 6] = ["-o", "-O", "-W", "-X", "-I", "-C"];
+
+/// Test runners and build tools whose arguments are data (the tests they run, targets): the
+/// tasks' work, but for the files of [`CODE_OPTIONS`].
+const DATA_TOOLS: [&str; 16] = [
+    "pytest", "py.test", "cargo", "go", "jest", "vitest", "mocha", "tox", "nox", "ctest", "ninja",
+    "diff", "cmp", "grep", "test", "true",
+];
+
+/// Programs that run what `package.json` says (`npm run x`, `npm test`).
+const PACKAGE_RUNNERS: [&str; 4] = ["npm", "yarn", "pnpm", "npx"];
+
+/// The file those read their scripts from.
+pub(crate) const PACKAGE_JSON: &str = "package.json";
+
+/// A program's name as the tables above spell it: its file name, lowercase, without a version
+/// (`/usr/bin/python3.12` → `python`).
+fn program_name(word: &str) -> String {
+    let base = word.rsplit('/').next().unwrap_or(word).to_ascii_lowercase();
+    base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+        .to_string()
+}
+
+/// The words of a string of inline code or of `env -S`, split on whitespace, quotes and shell
+/// punctuation trimmed (`sh -c "sh ci/x.sh; ./y"` → `sh`, `ci/x.sh`, `./y`).
+fn split_words(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`'))
+        .map(|w| w.trim_matches(|c: char| matches!(c, '\'' | '"' | '\\' | '<' | '>' | '{' | '}')))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every word of `words` naming a file, and the value of each `--opt=value`.
+fn every_file(words: &[String], is_file: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+    for w in words {
+        let value = w.split_once('=').map(|(_, v)| v);
+        for c in std::iter::once(w.as_str()).chain(value) {
+            if is_file(c) && !out.iter().any(|o| o == c) {
+                out.push(c.to_string());
+            }
+        }
+    }
+}
+
+/// Where the wrappers of `argv` end (the index of the program), with the command line an
+/// `env -S` string splits into in its place; `None` when a wrapper has an option orch does not
+/// know (then it cannot tell the program: every file word is code).
+fn after_wrappers(argv: &[String]) -> Option<(usize, Option<Vec<String>>)> {
+    let mut i = 0;
+    while let Some(w) = argv.get(i) {
+        let name = program_name(w);
+        let Some(wrapper) = WRAPPERS.iter().find(|x| x.name == name) else {
+            return Some((i, None));
+        };
+        i += 1;
+        let mut positional = wrapper.positional;
+        while let Some(a) = argv.get(i) {
+            if a == "--" {
+                i += 1;
+                break;
+            }
+            if wrapper.name == "env" && (a == "-S" || a == "--split-string") {
+                // `env -S "sh x.sh" rest`: the string's words take its place.
+                let mut line: Vec<String> = argv[..i].to_vec();
+                line.extend(split_words(argv.get(i + 1)?));
+                line.extend(argv.get(i + 2..).unwrap_or_default().iter().cloned());
+                return after_wrappers(&line).map(|(j, l)| (j, Some(l.unwrap_or(line))));
+            }
+            if wrapper.name == "env"
+                && let Some(s) = a
+                    .strip_prefix("--split-string=")
+                    .or_else(|| a.strip_prefix("-S"))
+            {
+                let mut line: Vec<String> = argv[..i].to_vec();
+                line.extend(split_words(s));
+                line.extend(argv.get(i + 1..).unwrap_or_default().iter().cloned());
+                return after_wrappers(&line).map(|(j, l)| (j, Some(l.unwrap_or(line))));
+            }
+            if a.starts_with('-') && a.len() > 1 {
+                let key = a.split_once('=').map_or(a.as_str(), |(k, _)| k);
+                if wrapper.with_value.contains(&a.as_str()) {
+                    i += 2;
+                } else if wrapper.flags.contains(&a.as_str())
+                    || (a.contains('=') && wrapper.with_value.contains(&key))
+                    // `nice -10`, `stdbuf -oL`.
+                    || (wrapper.name == "nice" && a[1..].chars().all(|c| c.is_ascii_digit()))
+                    || (wrapper.name == "stdbuf"
+                        && wrapper.with_value.iter().any(|o| a.len() > 2 && a.starts_with(o)))
+                {
+                    i += 1;
+                } else {
+                    return None;
+                }
+                continue;
+            }
+            if wrapper.name == "env" && a == "-" {
+                i += 1;
+                continue;
+            }
+            if wrapper.name == "env" && a.contains('=') {
+                i += 1;
+                continue;
+            }
+            if positional > 0 {
+                positional -= 1;
+                i += 1;
+                continue;
+            }
+            break;
+        }
+    }
+    Some((i, None))
+}
+
+/// The words of the command line `argv` that are code it runs, by the rule of this module:
+/// the program, and where orch knows its grammar its script and the files of its code-loading
+/// options and inline code, where it does not every word for which `is_file` holds (and the
+/// value of each `--opt=value` that is one). Words are as `argv` spells them (or as an `env -S`
+/// string or inline code splits into), [`PACKAGE_JSON`] for the package runners.
+pub(crate) fn program_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some((i, line)) = after_wrappers(argv) else {
+        // A wrapper with an option orch does not know: it cannot tell the program.
+        every_file(argv, is_file, &mut out);
+        return out;
+    };
+    let argv = line.as_deref().unwrap_or(argv);
+    let Some(program) = argv.get(i) else {
+        return out;
+    };
+    out.push(program.clone());
+    let name = program_name(program);
+    let rest = &argv[i + 1..];
+    if DATA_TOOLS.contains(&name.as_str()) {
+        code_options(rest, is_file, &mut out);
+        return out;
+    }
+    let Some((_, inline)) = INTERPRETERS.iter().find(|(n, _)| *n == name) else {
+        // A program orch does not know the grammar of: every file it is handed may be code.
+        if PACKAGE_RUNNERS.contains(&name.as_str()) {
+            out.push(PACKAGE_JSON.to_string());
+        }
+        every_file(rest, is_file, &mut out);
+        return out;
+    };
+    let is_shell = inline.len() == 1 && inline[0] == "-c";
+    // awk's, sed's and make's program given by `-f`: the words after are data (input files,
+    // targets), no script.
+    let by_file = matches!(name.as_str(), "awk" | "gawk" | "sed" | "make");
+    let mut has_program = false;
+    let mut k = 0;
+    while let Some(w) = rest.get(k) {
+        k += 1;
+        let inline_code = inline.contains(&w.as_str())
+            || (is_shell && w.starts_with('-') && !w.starts_with("--") && w.contains('c'));
+        if inline_code {
+            // The files the inline code names are code too; what follows it is data.
+            if let Some(code) = rest.get(k) {
+                every_file(&split_words(code), is_file, &mut out);
+            }
+            return out;
+        }
+        if CODE_OPTIONS.contains(&w.as_str()) && !(is_shell && w == "-c") {
+            if let Some(v) = rest.get(k) {
+                every_file(std::slice::from_ref(v), is_file, &mut out);
+            }
+            has_program |= by_file && matches!(w.as_str(), "-f" | "--file" | "--makefile");
+            k += 1;
+            continue;
+        }
+        if OPTIONS_WITH_VALUE.contains(&w.as_str()) {
+            k += 1;
+            continue;
+        }
+        if w.starts_with('-') || w.starts_with('+') {
+            // `--require=x`, `--rcfile=x`: its value too.
+            every_file(std::slice::from_ref(w), &|v| v != w && is_file(v), &mut out);
+            continue;
+        }
+        if has_program {
+            break;
+        }
+        if is_file(w) {
+            if !out.contains(w) {
+                out.push(w.clone());
+            }
+            break;
+        }
+        // `deno run x.ts`, `bun run x` (a file, or a script of package.json): the script
+        // follows; after any other word that is no file (`bun test`), what follows is data.
+        if w != "run" {
+            break;
+        }
+        if name == "bun" && !out.iter().any(|o| o == PACKAGE_JSON) {
+            out.push(PACKAGE_JSON.to_string());
+        }
+    }
+    out
+}
+
+/// The files given to a code-loading option in `words` (`--require x`, `--require=x`).
+fn code_options(words: &[String], is_file: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if CODE_OPTIONS.contains(&w.as_str()) {
+            if let Some(v) = it.next() {
+                every_file(std::slice::from_ref(v), is_file, out);
+            }
+        } else if let Some((k, v)) = w.split_once('=')
+            && CODE_OPTIONS.contains(&k)
+            && is_file(v)
+            && !out.iter().any(|o| o == v)
+        {
+            out.push(v.to_string());
+        }
+    }
+}
+
+/// The repository path (`/`-separated, relative to its root) that the word `word` of a command
+/// line names, spelled as git spells it: normalised lexically (`hooks//x.sh`, `./hooks/x.sh`,
+/// `h/./x`, `docs/../hooks/x.sh` are `hooks/x.sh`); absolute when below one of `roots` (the
+/// directory the command runs in, the repository's root). `None` for an option, an empty
+/// word, or a path that leaves the repository (it names no file of it).
+pub(crate) fn repo_path_of(word: &str, roots: &[&Path]) -> Option<String> {
+    if word.starts_with('-') || word.is_empty() {
+        return None;
+    }
+    let p = Path::new(word);
+    let rel = if p.is_absolute() {
+        let p = normalise(p.components())?;
+        roots
+            .iter()
+            .filter_map(|r| normalise(r.components()))
+            .find_map(|r| p.strip_prefix(&r).ok().map(Path::to_path_buf))?
+    } else {
+        p.to_path_buf()
+    };
+    let parts = normalise(rel.components())?;
+    let s: Vec<&str> = parts
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect::<Option<_>>()?;
+    let s = s.join("/");
+    (!s.is_empty() && !s.starts_with('/')).then_some(s)
+}
+
+/// `components` without `.` and with each `..` taking the name before it away; `None` when a
+/// `..` would leave where they start.
+fn normalise<'a>(components: impl Iterator<Item = Component<'a>>) -> Option<std::path::PathBuf> {
+    let mut out = std::path::PathBuf::new();
+    for c in components {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    return None;
+                }
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(argv: &[&str], files: &[&str]) -> Vec<String> {
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_string()).collect();
+        let is_file = |w: &str| files.contains(&w);
+        program_words(&argv, &is_file)
+    }
+
+    const FILES: [&str; 12] = [
+        "hooks/n15.sh",
+        "ci/check.sh",
+        "lock",
+        "list.txt",
+        "hooks/pre.js",
+        "./hooks/pre.js",
+        "./x.mjs",
+        "x.js",
+        "rc.sh",
+        "prog.awk",
+        "s.sed",
+        "Makefile.ci",
+    ];
+
+    /// A wrapper orch does not know (or a known one with an option it does not know): every
+    /// file word is code, the script after it included.
+    #[test]
+    fn after_a_wrapper_orch_does_not_know_every_file_is_code() {
+        let cases: [&[&str]; 13] = [
+            &["flock", "lock", "sh", "hooks/n15.sh"],
+            &["chrt", "-i", "0", "sh", "hooks/n15.sh"],
+            &["taskset", "1", "sh", "hooks/n15.sh"],
+            &["strace", "-f", "sh", "hooks/n15.sh"],
+            &["xargs", "-a", "list.txt", "sh", "hooks/n15.sh"],
+            &["uv", "run", "sh", "hooks/n15.sh"],
+            &["sudo", "-u", "root", "sh", "hooks/n15.sh"],
+            &["busybox", "sh", "hooks/n15.sh"],
+            &["ionice", "-c3", "sh", "hooks/n15.sh"],
+            &["./hooks/run", "hooks/n15.sh"],
+            // A known wrapper, an option it has not.
+            &["timeout", "--weird", "5", "sh", "hooks/n15.sh"],
+            &["nice", "--bogus", "sh", "hooks/n15.sh"],
+            &["env", "-Z", "pytest", "hooks/n15.sh"],
+        ];
+        for argv in cases {
+            let w = words(argv, &FILES);
+            assert!(w.contains(&"hooks/n15.sh".to_string()), "{argv:?}: {w:?}");
+        }
+        assert!(words(&["flock", "lock", "sh", "hooks/n15.sh"], &FILES).contains(&"lock".into()));
+        assert!(
+            words(&["xargs", "-a", "list.txt", "sh"], &FILES).contains(&"list.txt".into()),
+            "a file an unknown program is handed may be code"
+        );
+        assert!(words(&["./run", "--config=rc.sh"], &FILES).contains(&"rc.sh".into()));
+    }
+
+    /// The wrappers orch knows, with their options and values: the program after them.
+    #[test]
+    fn known_wrappers_with_their_options() {
+        let cases: [(&[&str], &[&str]); 8] = [
+            (
+                &["env", "-u", "X", "sh", "hooks/n15.sh"],
+                &["sh", "hooks/n15.sh"],
+            ),
+            (&["env", "-S", "sh hooks/n15.sh"], &["sh", "hooks/n15.sh"]),
+            (
+                &["env", "-S", "FOO=1 sh   hooks/n15.sh", "x"],
+                &["sh", "hooks/n15.sh"],
+            ),
+            (
+                &["env", "--split-string=sh hooks/n15.sh"],
+                &["sh", "hooks/n15.sh"],
+            ),
+            (
+                &["env", "-i", "-C", "d", "A=1", "sh", "ci/check.sh"],
+                &["sh", "ci/check.sh"],
+            ),
+            (
+                &["timeout", "-k", "5", "60", "sh", "ci/check.sh"],
+                &["sh", "ci/check.sh"],
+            ),
+            (
+                &["nice", "-n", "5", "nohup", "sh", "ci/check.sh"],
+                &["sh", "ci/check.sh"],
+            ),
+            (
+                &["stdbuf", "-oL", "-e", "0", "sh", "ci/check.sh"],
+                &["sh", "ci/check.sh"],
+            ),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(words(argv, &FILES), want, "{argv:?}");
+        }
+        // `env -u pytest`: pytest is the variable's name, not the program.
+        let w = words(&["env", "-u", "pytest", "sh", "hooks/n15.sh"], &FILES);
+        assert_eq!(w, ["sh", "hooks/n15.sh"]);
+    }
+
+    /// What an option loads is code, as the script is.
+    #[test]
+    fn files_given_to_code_loading_options_are_code() {
+        let cases: [(&[&str], &[&str]); 9] = [
+            (
+                &["node", "-r", "./hooks/pre.js", "x.js"],
+                &["node", "./hooks/pre.js", "x.js"],
+            ),
+            (
+                &["node", "--import", "./x.mjs", "x.js"],
+                &["node", "./x.mjs", "x.js"],
+            ),
+            (
+                &["node", "--require=hooks/pre.js", "x.js"],
+                &["node", "hooks/pre.js", "x.js"],
+            ),
+            (
+                &["bash", "--rcfile", "rc.sh", "ci/check.sh"],
+                &["bash", "rc.sh", "ci/check.sh"],
+            ),
+            (&["awk", "-f", "prog.awk", "list.txt"], &["awk", "prog.awk"]),
+            (&["sed", "-f", "s.sed", "list.txt"], &["sed", "s.sed"]),
+            (
+                &["make", "-f", "Makefile.ci", "test"],
+                &["make", "Makefile.ci"],
+            ),
+            (
+                &["pytest", "-p", "hooks/pre.js", "x.js"],
+                &["pytest", "hooks/pre.js"],
+            ),
+            (
+                &["mocha", "--require", "hooks/pre.js", "x.js"],
+                &["mocha", "hooks/pre.js"],
+            ),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(words(argv, &FILES), want, "{argv:?}");
+        }
+    }
+
+    /// Inline code: the files it names are code; package runners run `package.json`.
+    #[test]
+    fn inline_code_and_package_scripts() {
+        assert_eq!(
+            words(&["sh", "-c", "sh 'hooks/n15.sh'; x.js", "list.txt"], &FILES),
+            ["sh", "hooks/n15.sh", "x.js"]
+        );
+        assert_eq!(
+            words(&["python3", "-m", "pytest", "list.txt"], &FILES),
+            ["python3"]
+        );
+        for runner in [&["npm", "run", "x"][..], &["npm", "test"], &["npx", "jest"]] {
+            assert!(
+                words(runner, &FILES).contains(&PACKAGE_JSON.to_string()),
+                "{runner:?}"
+            );
+        }
+        assert!(words(&["bun", "run", "x"], &FILES).contains(&PACKAGE_JSON.to_string()));
+        // Known data tools: the files they are handed are data.
+        assert_eq!(words(&["pytest", "list.txt"], &FILES), ["pytest"]);
+        assert_eq!(words(&["cargo", "test"], &FILES), ["cargo"]);
+    }
+
+    /// A word names the path git sees, or none when it leaves the repository.
+    #[test]
+    fn a_word_names_the_path_git_sees() {
+        let root = Path::new("/r/repo");
+        let cases: [(&str, Option<&str>); 12] = [
+            ("hooks/n13.sh", Some("hooks/n13.sh")),
+            ("hooks//n13.sh", Some("hooks/n13.sh")),
+            ("./hooks/n13.sh", Some("hooks/n13.sh")),
+            ("h/./s21", Some("h/s21")),
+            ("docs/../hooks/n20.sh", Some("hooks/n20.sh")),
+            ("a/b/../../hooks/x", Some("hooks/x")),
+            ("/r/repo/hooks//x.sh", Some("hooks/x.sh")),
+            ("/r/repo/../repo/hooks/x.sh", Some("hooks/x.sh")),
+            ("../repo/hooks/x.sh", None),
+            ("docs/../../x", None),
+            ("/etc/passwd", None),
+            ("-f", None),
+        ];
+        for (w, want) in cases {
+            assert_eq!(repo_path_of(w, &[root]).as_deref(), want, "{w}");
+        }
+        assert_eq!(repo_path_of(".", &[root]), None);
+    }
+}
