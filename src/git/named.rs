@@ -164,6 +164,42 @@ pub(crate) fn new_links_at(
     Ok(out)
 }
 
+/// The files (not directories, not links: [`new_links_at`]) the worktree `worktree` holds at a
+/// directory above a protected path (`orch` where `orch/templates/task.md` goes) where the tree
+/// of the commit `base` (or HEAD) held none: such a file leaves the protected path unreadable to
+/// every later run (`cannot read template …: Not a directory`). Each as its repository path.
+pub(crate) fn new_files_above(
+    worktree: &Path,
+    base: &str,
+    paths: &[String],
+) -> Result<Vec<String>, String> {
+    let repo = super::open(worktree).map_err(|e| e.to_string())?;
+    let tree = git2::Oid::from_str(base)
+        .and_then(|id| repo.find_commit(id))
+        .and_then(|c| c.tree())
+        .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
+        .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
+    let mut out: Vec<String> = Vec::new();
+    for p in paths {
+        for a in ancestors(p) {
+            let Ok(meta) = std::fs::symlink_metadata(worktree.join(a)) else {
+                break;
+            };
+            if meta.is_dir() {
+                continue;
+            }
+            if !meta.file_type().is_symlink()
+                && !file_in(&tree, Path::new(a))
+                && !out.iter().any(|o| o == a)
+            {
+                out.push(a.to_string());
+            }
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// What plan branch `branch` changes of what a later run trusts since it left `target`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TrustedChanges {
@@ -205,7 +241,10 @@ pub(crate) fn changed_since_fork(
     for p in &paths {
         for a in ancestors(p).chain(std::iter::once(p.as_str())) {
             let now = entry(&tip, a);
-            if now.is_some_and(|(_, mode)| mode == LINK_MODE)
+            // A link there, or a file at a directory above the path (`orch` where
+            // `orch/templates/task.md` goes), that the fork did not hold.
+            let file_above = a != p.as_str() && now.is_some_and(|(_, mode)| mode != 0o040_000);
+            if (now.is_some_and(|(_, mode)| mode == LINK_MODE) || file_above)
                 && now != entry(&base, a)
                 && !links.iter().any(|l| l == a)
             {

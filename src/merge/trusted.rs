@@ -197,7 +197,7 @@ fn refuse(found: &[Unallowed], allow_protected: bool, file: &str) -> CliResult<(
         return Err(CliError::new(
             crate::exit::REFUSED,
             anyhow::anyhow!(
-                "a symbolic link at a protected path, which orch never lands: {}; nothing was merged",
+                "a symbolic link at a protected path, or a file at a directory above one, which orch never lands: {}; nothing was merged",
                 links.join("; ")
             ),
         )

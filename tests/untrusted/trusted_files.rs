@@ -548,7 +548,10 @@ const SPELLED_HOOKS: [(&[&str], &str); 6] = [
     (&["sh", "hooks//n13.sh"], "hooks/n13.sh"),
     (&["sh", "docs/../hooks/n20.sh"], "hooks/n20.sh"),
     (&["sh", "hooks/./n21.sh"], "hooks/n21.sh"),
-    (&["flock", "hooks/n15.lock", "sh", "hooks/n15.sh"], "hooks/n15.sh"),
+    (
+        &["flock", "hooks/n15.lock", "sh", "hooks/n15.sh"],
+        "hooks/n15.sh",
+    ),
     (&["env", "-S", "sh hooks/n17.sh"], "hooks/n17.sh"),
     (&["awk", "-f", "hooks/n18.awk"], "hooks/n18.awk"),
 ];
@@ -579,7 +582,10 @@ fn hooks_repo(agent_script: &str, defaults: &str) -> Repo {
                 format!("BEGIN {{ system(\"touch {}\") }}\n", mark.display()),
             )
         } else {
-            ("exit 0\n".to_string(), format!("touch {}\n", mark.display()))
+            (
+                "exit 0\n".to_string(),
+                format!("touch {}\n", mark.display()),
+            )
         };
         repo.write(path, &benign);
         let at = repo.outside(&format!("hostile/{name}"));
@@ -642,4 +648,53 @@ fn trusted_a_notify_script_however_spelled_or_wrapped_is_protected() {
             "{what}: the changed hook ran\n{out}\n{err}"
         );
     }
+}
+
+/// A file where a directory above a trusted path goes (`orch`, where the default
+/// `orch/templates/task.md` goes; `.claude`, where its settings go) made every later `orch up`
+/// fail (`cannot read template … Not a directory`): the task that makes it fails naming it,
+/// nothing committed, and `orch merge` never lands a branch that carries it, whatever is
+/// allowed. Seen failing on main: committed, landed, and the next `orch up` failed.
+#[test]
+fn trusted_a_file_at_a_directory_above_a_trusted_path_is_never_taken() {
+    for (edit, path) in [("echo x > orch", "orch"), ("echo x > .claude", ".claude")] {
+        // The repository has no `orch/templates/` of its own: the built-in templates apply.
+        let repo = trusted_repo(&format!("{edit} && touch done.txt"), "Do it", "", "");
+        repo.git(&["rm", "-rq", "orch"]);
+        repo.commit_all("built-in templates");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_eq!(code, 5, "{edit}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{edit}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("a file at a directory above a protected path") && error.contains(path),
+            "{edit}: {error}"
+        );
+        assert_eq!(repo.rev("plan/p"), main, "{edit}: committed");
+        assert_eq!(repo.rev("main"), main, "{edit}: main moved");
+    }
+    // A person's branch that carries it: never landed, `--allow-protected` or not.
+    let repo = trusted_repo("touch done.txt", "Do it", "", "");
+    repo.git(&["rm", "-rq", "orch"]);
+    repo.commit_all("built-in templates");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let main = repo.rev("main");
+    shell_in(
+        &repo.worktree("p"),
+        "echo x > orch && git add -A && git commit -qm sneak",
+    );
+    for args in [&["merge", "p"][..], &["merge", "p", "--allow-protected"]] {
+        let (code, out, err) = repo.run(args);
+        assert_eq!(code, 4, "{args:?}\n{out}\n{err}");
+        assert!(
+            err.contains("a file at a directory above one") && err.contains("orch"),
+            "{err}"
+        );
+        assert_eq!(repo.rev("main"), main, "{args:?}: main moved");
+    }
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "the next run failed\n{out}\n{err}");
 }

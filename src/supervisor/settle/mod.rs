@@ -409,6 +409,13 @@ pub(crate) fn protected_changes(
             links.join(", ")
         )));
     }
+    let files = git::new_files_above(tree, p.base, &found.trusted).map_err(|e| cannot(&e))?;
+    if !files.is_empty() {
+        return Ok(Some(format!(
+            "a file at a directory above a protected path: {} (orch never takes one there, whatever `allow_protected` says)",
+            files.join(", ")
+        )));
+    }
     // The data a gate is handed (`tests/test_x.py` of `pytest tests/test_x.py`) is the task's
     // work: a task may extend the test a check runs. `protect` names what else is kept.
     let exact = found.trusted;
