@@ -178,7 +178,10 @@ fn compare_setup(repo: &Repo, task: &str, agent: &str) {
 /// The data a check is handed is the task's work: a task extends the expected output (or the
 /// test file a check runs, the commonest real task) and lands, whatever its text names; only
 /// `protect` keeps such a file, and `orch check` says which files each gate protects. Seen
-/// failing on main: "changed protected paths: data/expected.txt" after the check passed.
+/// failing on main: "changed protected paths: data/expected.txt" after the check passed. Data
+/// is what orch knows to be data (an interpreter's arguments after its script, a test
+/// runner's): what a program whose grammar it does not know is handed may be code, protected
+/// until the plan's `allow_protected` says otherwise.
 #[test]
 fn the_data_a_check_is_handed_is_the_tasks_to_change_unless_protect_names_it() {
     // Unset `protect`: the data changes with the work, the task lands.
@@ -207,46 +210,77 @@ fn the_data_a_check_is_handed_is_the_tasks_to_change_unless_protect_names_it() {
         assert_eq!(repo.subjects("plan/p").len(), 1, "{task}");
     }
 
-    // A check whose program is a script of the repository (not an interpreter): the script is
-    // protected, the test file it is handed is not.
-    let repo = Repo::bare_minimum();
-    repo.write("ci/run-tests", "#!/bin/sh\ngrep -q ok \"$1\"\n");
-    repo.write("tests/cases.txt", "ok\n");
-    repo.git(&["update-index", "--add", "--chmod=+x", "ci/run-tests"]);
-    std::fs::set_permissions(
-        repo.root().join("ci/run-tests"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    repo.write(
-        "docs/plans/p.md",
-        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Add a case\n",
-    );
-    repo.manifest(
-        &toml_array(&["sh", "-c", "echo 'ok again' >> tests/cases.txt"]),
-        "",
-        "retries = 0\ncheck = [\"ci/run-tests\", \"tests/cases.txt\"]\n",
-        &[("p", "")],
-    );
-    repo.commit_all("plans");
-    let (code, out, err) = repo.run(&["check"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains("  check (p): ci/run-tests tests/cases.txt\n"),
-        "{out}"
-    );
-    assert!(out.contains("    protects: ci/run-tests\n"), "{out}");
-    assert!(
-        out.contains(
-            "    the tasks' to change: tests/cases.txt (name it in `protect` to protect it)"
-        ),
-        "{out}"
-    );
-    repo.up(&[]);
-    assert_eq!(
-        repo.git(&["show", "plan/p:tests/cases.txt"]),
-        "ok\nok again"
-    );
+    // A check whose program is a script of the repository: orch does not know its grammar, so
+    // the file it is handed may be code and is protected as its script is (fail closed); the
+    // refusal and `orch check` name the lead's way to say it is data, the plan's
+    // `allow_protected`, and with it the task extends the file and lands.
+    for allowed in [false, true] {
+        let repo = Repo::bare_minimum();
+        repo.write("ci/run-tests", "#!/bin/sh\ngrep -q ok \"$1\"\n");
+        repo.write("tests/cases.txt", "ok\n");
+        repo.git(&["update-index", "--add", "--chmod=+x", "ci/run-tests"]);
+        std::fs::set_permissions(
+            repo.root().join("ci/run-tests"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        repo.write(
+            "docs/plans/p.md",
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 Add a case\n",
+        );
+        let plan_extra = if allowed {
+            "allow_protected = [\"tests/cases.txt\"]"
+        } else {
+            ""
+        };
+        repo.manifest(
+            &toml_array(&["sh", "-c", "echo 'ok again' >> tests/cases.txt"]),
+            "",
+            "retries = 0\ncheck = [\"ci/run-tests\", \"tests/cases.txt\"]\n",
+            &[("p", plan_extra)],
+        );
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run(&["check"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(
+            out.contains("  check (p): ci/run-tests tests/cases.txt\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    protects: ci/run-tests, tests/cases.txt\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "    protected as code, orch not knowing the grammar of the program they are handed to: tests/cases.txt (if data, name it in the plan's `allow_protected` to let its tasks change it)\n"
+            ),
+            "{out}"
+        );
+        if allowed {
+            assert!(
+                out.contains(
+                    "  allow_protected (its tasks may change these protected paths): tests/cases.txt\n"
+                ),
+                "{out}"
+            );
+            repo.up(&[]);
+            assert_eq!(
+                repo.git(&["show", "plan/p:tests/cases.txt"]),
+                "ok\nok again"
+            );
+            assert_eq!(repo.subjects("plan/p").len(), 1);
+        } else {
+            let ev = repo.up_events(&[], 5);
+            let failed = support::named(&ev, "task_failed");
+            assert_eq!(
+                failed[0]["error"],
+                "changed protected paths: tests/cases.txt (tests/cases.txt is protected: a gate's or hook's command line hands it to a program whose grammar orch does not know, which may run it; if it is data, name it in the plan's `allow_protected`)",
+                "{failed:?}"
+            );
+            assert!(repo.subjects("plan/p").is_empty());
+            assert_eq!(repo.git(&["show", "plan/p:tests/cases.txt"]), "ok");
+        }
+    }
 
     // `protect` names the data: kept, for every way of naming it.
     for glob in ["\"data/expected.txt\"", "\"data/**\"", "\"data/*.txt\""] {

@@ -32,6 +32,7 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
                     "command": g.gate.argv,
                     "protects": g.protects,
                     "free": g.free,
+                    "unknown_grammar": g.unknown_grammar,
                 }))
                 .collect::<Vec<_>>()
         );
@@ -67,6 +68,10 @@ struct GateFiles {
     gate: Gate,
     protects: Vec<String>,
     free: Vec<String>,
+    /// Of `protects`, those protected only because orch does not know the grammar of the
+    /// program they are handed to (perhaps data: a plan's `allow_protected` lets its tasks
+    /// change one).
+    unknown_grammar: Vec<String>,
 }
 
 /// The gates of the manifest that name files of the repository (none without a manifest).
@@ -98,10 +103,21 @@ fn gates(ws: &Workspace) -> Vec<GateFiles> {
             let (kept, free): (Vec<String>, Vec<String>) =
                 data.into_iter().partition(|f| kept_by(f));
             protects.extend(kept);
+            let is_file = |w: &str| file_of(w).is_some();
+            let mut unknown_grammar: Vec<String> = Vec::new();
+            for f in crate::manifest::unknown_grammar_words(&gate.argv, &is_file)
+                .iter()
+                .filter_map(|w| file_of(w))
+            {
+                if !unknown_grammar.contains(&f) {
+                    unknown_grammar.push(f);
+                }
+            }
             (!protects.is_empty() || !free.is_empty()).then_some(GateFiles {
                 gate,
                 protects,
                 free,
+                unknown_grammar,
             })
         })
         .collect()
@@ -208,6 +224,12 @@ fn print_text(
             ));
             if !g.protects.is_empty() {
                 println_safe(&format!("    protects: {}", g.protects.join(", ")));
+            }
+            if !g.unknown_grammar.is_empty() {
+                println_safe(&format!(
+                    "    protected as code, orch not knowing the grammar of the program they are handed to: {} (if data, name it in the plan's `allow_protected` to let its tasks change it)",
+                    g.unknown_grammar.join(", ")
+                ));
             }
             if !g.free.is_empty() {
                 println_safe(&format!(

@@ -52,6 +52,10 @@ pub(crate) struct Protected {
     /// [`Guarded::files`], and the program and script of each command line that is a file of
     /// the tree where the work started or of the work itself (a script a task makes is one).
     pub(crate) trusted: Vec<String>,
+    /// Of `trusted`, those protected only because orch does not know the grammar of the program
+    /// a command line hands them to ([`Guarded::unknown_grammar_paths`]): perhaps data, which
+    /// a plan's `allow_protected` lets its tasks change.
+    pub(crate) unknown_grammar: Vec<String>,
 }
 
 impl Protected {
@@ -70,6 +74,7 @@ impl Protected {
         };
         Self {
             trusted: guarded.paths(&in_either),
+            unknown_grammar: guarded.unknown_grammar_paths(&in_either),
         }
     }
 

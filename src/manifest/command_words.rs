@@ -8,9 +8,13 @@
 //! loads code (`-r`, `--require`, `--import`, `--rcfile`, `-f` of awk, sed, make, …) are code,
 //! and so is every file named in inline code (`sh -c "sh ci/x.sh"`, split on whitespace), the
 //! rest data; when it is a known test runner or build tool whose arguments are data (`pytest`,
-//! `cargo`, `go`, …), its words are data but for the files of its code-loading options; for
+//! `cargo`, `go`, …), its words are data but for the files of its code-loading options; when
+//! it only reads the files it is handed (`cat`, `test`, `diff`, `grep`, …), all of them; for
 //! every other program (a wrapper orch does not know, `flock`, `sudo`, `xargs`, `busybox`,
-//! `uv run`, a program of the repository), every word that names a file is code. `npm`,
+//! `uv run`, a program of the repository), every word that names a file is code (and
+//! [`unknown_grammar_words`] says which were taken so: the lead's `allow_protected` lets a
+//! plan's tasks change one that is data). A file the wrappers' words name is code too (`./env`,
+//! `env BASH_ENV=x.sh`). `npm`,
 //! `yarn`, `pnpm`, `npx` and `bun run` run what `package.json` says: it is code.
 
 use std::path::{Component, Path};
@@ -150,9 +154,15 @@ const OPTIONS_WITH_VALUE: [&str; 6] = ["-o", "-O", "-W", "-X", "-I", "-C"];
 
 /// Test runners and build tools whose arguments are data (the tests they run, targets): the
 /// tasks' work, but for the files of [`CODE_OPTIONS`].
-const DATA_TOOLS: [&str; 16] = [
+const DATA_TOOLS: [&str; 11] = [
     "pytest", "py.test", "cargo", "go", "jest", "vitest", "mocha", "tox", "nox", "ctest", "ninja",
-    "diff", "cmp", "grep", "test", "true",
+];
+
+/// Programs that only read the files they are handed (compare, print, test them) and have no
+/// option that runs or loads code: every argument is data, their options included (`test -f
+/// x`, `grep -f patterns`, `diff -r a b`: none of these `-f`, `-r` loads code).
+const READERS: [&str; 12] = [
+    "cat", "test", "[", "true", "false", "diff", "cmp", "grep", "head", "tail", "wc", "md5sum",
 ];
 
 /// Programs that run what `package.json` says (`npm run x`, `npm test`).
@@ -267,30 +277,66 @@ fn after_wrappers(argv: &[String]) -> Option<(usize, Option<Vec<String>>)> {
 /// value of each `--opt=value` that is one). Words are as `argv` spells them (or as an `env -S`
 /// string or inline code splits into), [`PACKAGE_JSON`] for the package runners.
 pub(crate) fn program_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> Vec<String> {
+    classify(argv, is_file).0
+}
+
+/// Of the [`program_words`] of `argv`, those that are code only because orch does not know the
+/// grammar of the program (or of a wrapper's option) they are handed to: it fails closed, they
+/// may be data (`tests/cases.txt` of `["ci/run-tests", "tests/cases.txt"]`). Never the program
+/// itself (the word after the wrappers orch knows), nor `package.json`. A person's
+/// `allow_protected` is how a plan's tasks may change one all the same.
+pub(crate) fn unknown_grammar_words(
+    argv: &[String],
+    is_file: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    classify(argv, is_file).1
+}
+
+/// [`program_words`] and [`unknown_grammar_words`] of `argv`.
+pub(crate) fn classify(
+    argv: &[String],
+    is_file: &dyn Fn(&str) -> bool,
+) -> (Vec<String>, Vec<String>) {
     let mut out: Vec<String> = Vec::new();
+    let mut guessed: Vec<String> = Vec::new();
     let Some((i, line)) = after_wrappers(argv) else {
         // A wrapper with an option orch does not know: it cannot tell the program.
-        every_file(argv, is_file, &mut out);
-        return out;
+        wrapper_files(argv, is_file, &mut out, &mut guessed);
+        return (out, guessed);
     };
     let argv = line.as_deref().unwrap_or(argv);
+    // The wrappers' own words: a wrapper that is a file of the repository (`./env`) is code,
+    // and so may be a file their values name (`env BASH_ENV=x.sh bash y.sh` sources x.sh).
+    wrapper_files(&argv[..i.min(argv.len())], is_file, &mut out, &mut guessed);
     let Some(program) = argv.get(i) else {
-        return out;
+        return (out, guessed);
     };
-    out.push(program.clone());
+    if !out.contains(program) {
+        out.push(program.clone());
+    }
     let name = program_name(program);
     let rest = &argv[i + 1..];
+    if READERS.contains(&name.as_str()) {
+        return (out, guessed);
+    }
     if DATA_TOOLS.contains(&name.as_str()) {
         code_options(rest, is_file, &mut out);
-        return out;
+        return (out, guessed);
     }
     let Some((_, inline)) = INTERPRETERS.iter().find(|(n, _)| *n == name) else {
         // A program orch does not know the grammar of: every file it is handed may be code.
         if PACKAGE_RUNNERS.contains(&name.as_str()) {
             out.push(PACKAGE_JSON.to_string());
         }
-        every_file(rest, is_file, &mut out);
-        return out;
+        let mut files: Vec<String> = Vec::new();
+        every_file(rest, is_file, &mut files);
+        for f in files {
+            if !out.contains(&f) {
+                out.push(f.clone());
+                guessed.push(f);
+            }
+        }
+        return (out, guessed);
     };
     let is_shell = inline.len() == 1 && inline[0] == "-c";
     // awk's, sed's and make's program given by `-f`: the words after are data (input files,
@@ -307,7 +353,7 @@ pub(crate) fn program_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> 
             if let Some(code) = rest.get(k) {
                 every_file(&split_words(code), is_file, &mut out);
             }
-            return out;
+            return (out, guessed);
         }
         if CODE_OPTIONS.contains(&w.as_str()) && !(is_shell && w == "-c") {
             if let Some(v) = rest.get(k) {
@@ -344,7 +390,30 @@ pub(crate) fn program_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> 
             out.push(PACKAGE_JSON.to_string());
         }
     }
-    out
+    (out, guessed)
+}
+
+/// The files `words` (wrappers and their options, or a whole line orch cannot read) name, each
+/// code: into `definite` a word that is itself a wrapper orch knows (`./env`: a file of the
+/// repository run as the wrapper), into `definite` and `guessed` every other one.
+fn wrapper_files(
+    words: &[String],
+    is_file: &dyn Fn(&str) -> bool,
+    definite: &mut Vec<String>,
+    guessed: &mut Vec<String>,
+) {
+    let mut files: Vec<String> = Vec::new();
+    every_file(words, is_file, &mut files);
+    for f in files {
+        if definite.contains(&f) {
+            continue;
+        }
+        let runs = words.contains(&f) && WRAPPERS.iter().any(|x| x.name == program_name(&f));
+        if !runs {
+            guessed.push(f.clone());
+        }
+        definite.push(f);
+    }
 }
 
 /// The files given to a code-loading option in `words` (`--require x`, `--require=x`).
@@ -572,6 +641,83 @@ mod tests {
         // Known data tools: the files they are handed are data.
         assert_eq!(words(&["pytest", "list.txt"], &FILES), ["pytest"]);
         assert_eq!(words(&["cargo", "test"], &FILES), ["cargo"]);
+    }
+
+    /// Programs that only read what they are handed: every argument is data, their options'
+    /// values included (`test -f`, `grep -f`, `diff -r` load no code); after a wrapper orch
+    /// does not know, or with a wrapper's value naming a file, fail closed all the same.
+    #[test]
+    fn a_reader_is_handed_data_and_the_wrappers_words_are_code() {
+        let cases: [&[&str]; 8] = [
+            &["cat", "list.txt"],
+            &["test", "-f", "list.txt"],
+            &["[", "-f", "list.txt", "]"],
+            &["grep", "-f", "list.txt", "x.js"],
+            &["diff", "-r", "list.txt", "x.js"],
+            &["/usr/bin/cmp", "list.txt", "x.js"],
+            &["timeout", "5", "cat", "list.txt"],
+            &["env", "-S", "cat list.txt"],
+        ];
+        for argv in cases {
+            let w = words(argv, &FILES);
+            assert!(
+                !w.iter().any(|w| w == "list.txt" || w == "x.js"),
+                "{argv:?}: {w:?}"
+            );
+        }
+        for argv in [
+            &["flock", "lock", "cat", "list.txt"][..],
+            &["timeout", "--weird", "5", "cat", "list.txt"],
+            &["env", "BASH_ENV=list.txt", "bash", "ci/check.sh"],
+            &["./lock", "cat", "list.txt"],
+        ] {
+            let w = words(argv, &FILES);
+            assert!(w.contains(&"list.txt".into()), "{argv:?}: {w:?}");
+        }
+        // A file of the repository named as a wrapper is code, run as one.
+        let files = ["./env", "hooks/n15.sh"];
+        assert_eq!(
+            words(&["./env", "sh", "hooks/n15.sh"], &files),
+            ["./env", "sh", "hooks/n15.sh"]
+        );
+    }
+
+    /// Which words are code only because orch does not know the grammar: the files an unknown
+    /// program or wrapper option is handed, never the program, a script or `package.json`.
+    #[test]
+    fn the_words_taken_as_code_for_want_of_a_grammar() {
+        let unknown = |argv: &[&str], files: &[&str]| {
+            let argv: Vec<String> = argv.iter().map(|s| (*s).to_string()).collect();
+            unknown_grammar_words(&argv, &|w: &str| files.contains(&w))
+        };
+        let files = ["ci/run-tests", "tests/cases.txt", "ci/check.sh", "./env"];
+        assert_eq!(
+            unknown(&["ci/run-tests", "tests/cases.txt"], &files),
+            ["tests/cases.txt"]
+        );
+        assert_eq!(
+            unknown(&["npm", "test", "tests/cases.txt"], &files),
+            ["tests/cases.txt"]
+        );
+        assert_eq!(
+            unknown(&["env", "X=tests/cases.txt", "sh", "ci/check.sh"], &files),
+            ["tests/cases.txt"]
+        );
+        assert_eq!(
+            unknown(
+                &["nice", "--bogus", "ci/run-tests", "tests/cases.txt"],
+                &files
+            ),
+            ["ci/run-tests", "tests/cases.txt"]
+        );
+        for argv in [
+            &["sh", "ci/check.sh", "tests/cases.txt"][..],
+            &["ci/run-tests"],
+            &["./env", "sh", "ci/check.sh"],
+            &["cat", "tests/cases.txt"],
+        ] {
+            assert!(unknown(argv, &files).is_empty(), "{argv:?}");
+        }
     }
 
     /// A word names the path git sees, or none when it leaves the repository.

@@ -45,7 +45,7 @@ pub(crate) use agents::{CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESE
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
-pub(crate) use command_words::repo_path_of;
+pub(crate) use command_words::{repo_path_of, unknown_grammar_words};
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]
 pub(crate) use hosts::DEFAULT_HOST_DIR;

@@ -109,6 +109,40 @@ impl Guarded {
     }
 }
 
+impl Guarded {
+    /// Of [`Guarded::paths`], those protected only because orch does not know the grammar of
+    /// the program a command line hands them to ([`super::unknown_grammar_words`]): they may be
+    /// data (`tests/cases.txt` of `["ci/run-tests", "tests/cases.txt"]`), which a plan's
+    /// `allow_protected` lets its tasks change. None that is code by another rule (a script, a
+    /// trusted file).
+    pub(crate) fn unknown_grammar_paths(
+        &self,
+        file_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<String> {
+        let mut sure = self.files.clone();
+        let mut maybe: Vec<String> = Vec::new();
+        let agents = self.agents.iter().map(|a| (a, true));
+        for (argv, agent) in self.commands.iter().map(|c| (c, false)).chain(agents) {
+            let is_file = |w: &str| file_of(w).is_some();
+            let (code, guessed) = classify(argv, &is_file);
+            for w in code.iter().filter(|w| !agent || argv.contains(w)) {
+                if let Some(f) = file_of(w) {
+                    let to = if guessed.contains(w) {
+                        &mut maybe
+                    } else {
+                        &mut sure
+                    };
+                    if !to.contains(&f) {
+                        to.push(f);
+                    }
+                }
+            }
+        }
+        maybe.retain(|m| !sure.contains(m));
+        maybe
+    }
+}
+
 /// Whether the repository path `path` is at or below one of orch's directories `own`
 /// ([`Guarded::own`]), or is a directory above one (`.orch` of `.orch/state`).
 pub(crate) fn own_path(own: &[String], path: &str) -> bool {
@@ -143,6 +177,7 @@ pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
+use super::command_words::classify;
 pub(crate) use super::command_words::program_words;
 
 impl super::Manifest {

@@ -543,8 +543,10 @@ fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
 /// `[[notify]]` command lines whose script the red team changed unnoticed (each ran
 /// unconfined by the next `orch up`): a path spelled otherwise than git spells it, a wrapper
 /// orch does not know, a script given to an option (`awk -f`), `env -S`'s string. The script,
-/// its path as git spells it, and its benign first version.
-const SPELLED_HOOKS: [(&[&str], &str); 6] = [
+/// its path as git spells it, and its benign first version. And the wrappers' own words: a
+/// file of the repository named as a wrapper orch knows (`hooks/env`), and a file a wrapper's
+/// value names (`BASH_ENV`, which bash sources).
+const SPELLED_HOOKS: [(&[&str], &str); 8] = [
     (&["sh", "hooks//n13.sh"], "hooks/n13.sh"),
     (&["sh", "docs/../hooks/n20.sh"], "hooks/n20.sh"),
     (&["sh", "hooks/./n21.sh"], "hooks/n21.sh"),
@@ -554,6 +556,11 @@ const SPELLED_HOOKS: [(&[&str], &str); 6] = [
     ),
     (&["env", "-S", "sh hooks/n17.sh"], "hooks/n17.sh"),
     (&["awk", "-f", "hooks/n18.awk"], "hooks/n18.awk"),
+    (&["hooks/env", "true"], "hooks/env"),
+    (
+        &["env", "BASH_ENV=hooks/n22.sh", "bash", "-c", "true"],
+        "hooks/n22.sh",
+    ),
 ];
 
 /// [`trusted_repo`] with each of [`SPELLED_HOOKS`] a `[[notify]]` command, its script benign;
@@ -583,11 +590,17 @@ fn hooks_repo(agent_script: &str, defaults: &str) -> Repo {
             )
         } else {
             (
-                "exit 0\n".to_string(),
-                format!("touch {}\n", mark.display()),
+                "#!/bin/sh\nexit 0\n".to_string(),
+                format!("#!/bin/sh\ntouch {}\n", mark.display()),
             )
         };
         repo.write(path, &benign);
+        // Executable: `hooks/env` runs as the program.
+        std::fs::set_permissions(
+            repo.root().join(path),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
         let at = repo.outside(&format!("hostile/{name}"));
         std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir");
         std::fs::write(at, hostile).expect("hostile");

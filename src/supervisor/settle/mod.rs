@@ -418,7 +418,7 @@ pub(crate) fn protected_changes(
     }
     // The data a gate is handed (`tests/test_x.py` of `pytest tests/test_x.py`) is the task's
     // work: a task may extend the test a check runs. `protect` names what else is kept.
-    let exact = found.trusted;
+    let exact = &found.trusted;
     let mut hit: Vec<String> = Vec::new();
     let mut add = |found: &mut dyn Iterator<Item = String>| {
         for c in found.filter(|c| !allowed(c)) {
@@ -427,11 +427,11 @@ pub(crate) fn protected_changes(
             }
         }
     };
-    let dirty = git::dirty_paths_among(tree, &exact).map_err(|e| cannot(&e))?;
+    let dirty = git::dirty_paths_among(tree, exact).map_err(|e| cannot(&e))?;
     add(&mut dirty.into_iter().chain(
         committed
             .iter()
-            .filter(|c| git::Protected::covers(&exact, c))
+            .filter(|c| git::Protected::covers(exact, c))
             .cloned(),
     ));
     // `protect`'s globs: a status of the whole tree (0.2-0.5 s at 100,000 files), only then.
@@ -444,7 +444,23 @@ pub(crate) fn protected_changes(
             .chain(committed)
             .filter(|c| globs.matches(c)));
     }
-    Ok((!hit.is_empty()).then(|| format!("changed protected paths: {}", hit.join(", "))))
+    Ok((!hit.is_empty()).then(|| {
+        let data: Vec<&str> = hit
+            .iter()
+            .filter(|h| found.unknown_grammar.contains(h))
+            .map(String::as_str)
+            .collect();
+        let mut cause = format!("changed protected paths: {}", hit.join(", "));
+        if !data.is_empty() {
+            cause.push_str(&format!(
+                " ({} {}: a gate's or hook's command line hands {} to a program whose grammar orch does not know, which may run it; if it is data, name it in the plan's `allow_protected`)",
+                data.join(", "),
+                if data.len() == 1 { "is protected" } else { "are protected" },
+                if data.len() == 1 { "it" } else { "them" },
+            ));
+        }
+        cause
+    }))
 }
 
 /// Records a failed attempt; saves what it left in the worktree (one agent per worktree only:
