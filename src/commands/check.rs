@@ -92,7 +92,11 @@ fn gates(ws: &Workspace) -> Vec<GateFiles> {
     m.gates(plans)
         .into_iter()
         .filter_map(|gate| {
-            let (mut protects, data) = files_of(&gate.argv, &file_of);
+            let (mut protects, mut data) = files_of(&gate.argv, &file_of);
+            // A `[[notify]]` hook runs unconfined: what it is handed is protected too.
+            if gate.key == "notify" {
+                protects.append(&mut data);
+            }
             // `protect` of the plans the gate serves (all of them for the run's own).
             let kept_by = |f: &str| {
                 m.plans

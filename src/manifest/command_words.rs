@@ -201,6 +201,14 @@ fn every_file(words: &[String], is_file: &dyn Fn(&str) -> bool, out: &mut Vec<St
     }
 }
 
+/// Every word of `argv` that names a file (for which `is_file` holds), and the value of each
+/// `--opt=value` that does: what an unconfined hook is handed, all of it code.
+pub(crate) fn file_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    every_file(argv, is_file, &mut out);
+    out
+}
+
 /// Where the wrappers of `argv` end (the index of the program), with the command line an
 /// `env -S` string splits into in its place; `None` when a wrapper has an option orch does not
 /// know (then it cannot tell the program: every file word is code).

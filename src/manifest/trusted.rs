@@ -28,6 +28,10 @@ pub(crate) struct Guarded {
     /// Each agent's command (a resolver's included): its program and script are protected; the
     /// files it is handed are the agent's work, never protected for it.
     pub(crate) agents: Vec<Vec<String>>,
+    /// Of `commands`, those orch runs unconfined (each `[[notify]]` command): every file the
+    /// line names is protected, its data too, whatever the program (`go run hooks/n.go`,
+    /// `pytest hooks/t.py` run those files outside any sandbox).
+    pub(crate) unconfined: Vec<Vec<String>>,
     /// orch's own directories in the repository (`state_dir`, `worktree_root`, `log_dir`, as
     /// the manifest sets them; `/`-separated, relative to its root): no commit orch makes and
     /// no landing takes a tree that changes an entry at or below one, or that puts a file or a
@@ -94,9 +98,13 @@ impl Guarded {
             let is_file = |w: &str| file_of(w).is_some();
             // An agent's inline code names the files it works on (`sh -c "touch done.txt"`):
             // its work; only the words of its own command line are code.
-            let words = program_words(argv, &is_file)
+            let mut words: Vec<String> = program_words(argv, &is_file)
                 .into_iter()
-                .filter(|w| !agent || argv.contains(w));
+                .filter(|w| !agent || argv.contains(w))
+                .collect();
+            if !agent && self.unconfined.contains(argv) {
+                words.extend(file_words(argv, &is_file));
+            }
             for w in words {
                 if let Some(f) = file_of(&w)
                     && !out.contains(&f)
@@ -124,7 +132,13 @@ impl Guarded {
         let agents = self.agents.iter().map(|a| (a, true));
         for (argv, agent) in self.commands.iter().map(|c| (c, false)).chain(agents) {
             let is_file = |w: &str| file_of(w).is_some();
-            let (code, guessed) = classify(argv, &is_file);
+            let (mut code, mut guessed) = classify(argv, &is_file);
+            if !agent && self.unconfined.contains(argv) {
+                // An unconfined hook's files are code for that alone, grammar or not.
+                let all = file_words(argv, &is_file);
+                guessed.retain(|g| !all.contains(g));
+                code.extend(all);
+            }
             for w in code.iter().filter(|w| !agent || argv.contains(w)) {
                 if let Some(f) = file_of(w) {
                     let to = if guessed.contains(w) {
@@ -177,8 +191,8 @@ pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
-use super::command_words::classify;
 pub(crate) use super::command_words::program_words;
+use super::command_words::{classify, file_words};
 
 impl super::Manifest {
     /// What [`Guarded`] protects for plan `plan` (`None`: for the whole manifest) of this
@@ -215,6 +229,7 @@ impl super::Manifest {
             files,
             commands: Vec::new(),
             agents: Vec::new(),
+            unconfined: Vec::new(),
             own: self.own_dirs(repo_root),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
@@ -243,6 +258,9 @@ impl super::Manifest {
         for n in &self.notify {
             if let Some(argv) = &n.command {
                 g.add(argv);
+                if !g.unconfined.contains(argv) {
+                    g.unconfined.push(argv.clone());
+                }
             }
         }
         // Every agent's program (a resolver's too): run by the next `orch up` or `orch merge`.
@@ -481,6 +499,39 @@ mod tests {
         for f in ["ci/all.sh", "ci/api.sh"] {
             assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
         }
+    }
+
+    /// A `[[notify]]` hook runs unconfined: every file its line names is protected, whatever
+    /// the program (a test runner's or `go run`'s arguments are code run outside any sandbox);
+    /// a confined gate's data stays the tasks'.
+    #[test]
+    fn every_file_an_unconfined_hook_names_is_protected() {
+        let text = "[defaults]\ncheck = [\"pytest\", \"tests/t.py\"]\n\n\
+                    [[plan]]\nname = \"p\"\nfile = \"p.md\"\n\n\
+                    [[notify]]\ncommand = [\"go\", \"run\", \"hooks/n.go\"]\n\n\
+                    [[notify]]\ncommand = [\"pytest\", \"hooks/t.py\", \"--x=hooks/v.py\"]\n\n\
+                    [[notify]]\ncommand = [\"cat\", \"hooks/c.txt\"]\n\n\
+                    [[notify]]\ncommand = [\"hooks/tell\", \"hooks/d.txt\"]\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        std::fs::write(repo.join("p.md"), "# P\n").expect("plan");
+        let m = crate::manifest::parse_str(&repo.join("plans.toml"), text).expect("manifest");
+        let g = m.guarded(repo, m.plans.first());
+        let file_of =
+            |w: &str| (w.starts_with("hooks/") || w.starts_with("tests/")).then(|| w.to_string());
+        let paths = g.paths(&file_of);
+        for f in [
+            "hooks/n.go",
+            "hooks/t.py",
+            "hooks/v.py",
+            "hooks/c.txt",
+            "hooks/tell",
+            "hooks/d.txt",
+        ] {
+            assert!(paths.contains(&f.to_string()), "{f}: {paths:?}");
+        }
+        assert!(!paths.contains(&"tests/t.py".to_string()), "{paths:?}");
+        assert_eq!(g.unknown_grammar_paths(&file_of), Vec::<String>::new());
     }
 
     #[test]
