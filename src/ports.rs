@@ -3,7 +3,8 @@
 //! dev servers and test databases of parallel agents do not collide.
 //!
 //! The blocks are kept in `<state_dir>/.ports.json` (`{"<worktree path>": {"start": N, "size":
-//! M}}`), read and written under a lock on `<state_dir>/ports.lock`. A worktree keeps its block
+//! M}}`), read and written under a lock that stands for `<state_dir>/ports.lock` (in orch's private
+//! root, out of the agents' reach). A worktree keeps its block
 //! while its directory exists, so its setup command and its agents see the same value; the
 //! block of a worktree that is gone is given out again. Blocks start at [`FIRST_PORT`]. Whether
 //! another program on the machine listens on a port is not checked.
@@ -33,13 +34,10 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     std::fs::create_dir_all(state_dir)
         .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;
     let lock_path = state_dir.join("ports.lock");
-    let lock = crate::links::no_follow()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| crate::links::refused(&lock_path, e))
-        .map_err(|e| format!("cannot open `{}`: {e}", lock_path.display()))?;
+    // In orch's private root: an agent that may read the state directory could lock a file
+    // there and hold every start of an attempt.
+    let lock = crate::sandbox::private_lock(&lock_path)
+        .map_err(|e| format!("cannot open the lock of `{}`: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
     let path = crate::state_layout::PORTS.at(state_dir);

@@ -85,8 +85,6 @@ pub(crate) const NETWORK_PLANS: Own = Own::new(".network_plans.json", "network_p
 pub(crate) const NETWORK_REFUSALS: Own = Own::new(".network.json", "network.json");
 /// The run's record of each plan's confinement.
 pub(crate) const SANDBOX: Own = Own::new(".sandbox.json", "sandbox.json");
-/// The network proxy's sockets, one directory per attempt.
-pub(crate) const NET: Own = Own::fresh(".net");
 /// The report directories, `<REPORTS>/<plan>/<unit>.<attempt>/`.
 pub(crate) const REPORTS: Own = Own::fresh(".reports");
 /// orch's records of the remote hosts, each kind in a directory of its own ([`SSH_USABLE`],
@@ -116,7 +114,7 @@ pub(crate) const CLIENTS: Own = Own::fresh(".clients");
 
 /// Every entry orch keeps in a state directory under a name of its own.
 #[cfg(test)]
-pub(crate) const ALL: [Own; 18] = [
+pub(crate) const ALL: [Own; 17] = [
     EVENTS,
     EVENTS_ROTATED,
     HISTORY,
@@ -129,7 +127,6 @@ pub(crate) const ALL: [Own; 18] = [
     NETWORK_PLANS,
     NETWORK_REFUSALS,
     SANDBOX,
-    NET,
     REPORTS,
     SSH,
     REMOTE,

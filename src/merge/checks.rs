@@ -66,7 +66,8 @@ pub(crate) fn orch_dirs_in(manifest: &Manifest) -> Vec<String> {
     .collect()
 }
 
-/// One `orch merge` per repository at a time: an exclusive lock on `<state_dir>/merge.lock`.
+/// One `orch merge` per repository at a time: an exclusive lock standing for
+/// `<state_dir>/merge.lock` (in orch's private root, out of the agents' reach).
 pub(crate) struct MergeLock {
     _file: std::fs::File,
 }
@@ -76,7 +77,8 @@ impl MergeLock {
         let path = state_dir.join("merge.lock");
         let open = || -> std::io::Result<std::fs::File> {
             std::fs::create_dir_all(state_dir)?;
-            crate::links::open_lock(&path)
+            // In orch's private root: an agent could hold a lock in the state directory.
+            crate::sandbox::private_lock(&path)
         };
         let file = open().map_err(|e| anyhow!("cannot open `{}`: {e}", path.display()))?;
         match file.try_lock() {

@@ -20,7 +20,7 @@ mod writable;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
 pub(crate) use private::{
-    drop_all_capabilities, hide_private_root, make_private_root, private_root,
+    drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,
 };
 pub(crate) use writable::{note as note_agent_writable, program_on_path};
 

@@ -86,6 +86,43 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
     })
 }
 
+/// The lock file that stands for `file` (a status file's, the ports'), in orch's private root
+/// (`<private root>/locks/<digest of file's canonical path>.lock`), opened for reading and
+/// writing. A lock taken there is out of every confined agent's reach: an agent can open, and so
+/// lock, any file it may read (Landlock restricts writes, not locks; `flock` and a read lock
+/// need only a descriptor), and a lock it held beside the file (`status.json.lock`) froze every
+/// orch process that waited for it. Two paths of one file (through a link) share a lock: the
+/// directory is canonical. Two files whose digests agree would share one too (they only wait
+/// for each other more).
+pub(crate) fn private_lock(file: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir))?;
+    let full = file.file_name().map_or(dir.clone(), |n| dir.join(n));
+    let root = private_root();
+    make_private_root(&root)?;
+    let locks = root.join("locks");
+    match std::fs::DirBuilder::new().mode(0o700).create(&locks) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            crate::links::refuse_link(&locks)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let name = format!("{:016x}.lock", fnv1a(full.as_os_str().as_encoded_bytes()));
+    crate::links::open_lock(&locks.join(name))
+}
+
+/// FNV-1a, 64 bits: the same for every build of orch (unlike the standard library's hasher).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// In a user namespace just made: this process's own uid and gid mapped to themselves (one each),
 /// `setgroups` denied first (needed before an unprivileged `gid_map`; the process keeps the groups
 /// it has).

@@ -1,5 +1,7 @@
 //! Reading and writing status files: readers never lock and never see a torn file; writers take
-//! an exclusive lock on `status.json.lock` and replace the file atomically (temp, fsync, rename).
+//! an exclusive lock that stands for `status.json.lock` (kept in orch's private root, out of the
+//! agents' reach: [`crate::sandbox::private_lock`]) and replace the file atomically (temp, fsync,
+//! rename).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -36,8 +38,9 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The lock file of a status file: `status.json.lock` beside it. The status file itself is never
-/// locked, since it is replaced by rename.
+/// The name the lock of a status file stands for: `status.json.lock` beside it (the lock itself is
+/// taken in orch's private root, [`crate::sandbox::private_lock`]). The status file itself is
+/// never locked, since it is replaced by rename.
 pub(crate) fn lock_path(path: &Path) -> PathBuf {
     with_suffix(path, LOCK_SUFFIX)
 }
@@ -294,8 +297,9 @@ fn lock(path: &Path) -> Result<LockGuard, StatusError> {
         path: lock_path.clone(),
         source,
     };
-    // Never through a symlink: the status directory is the agent's to write.
-    let file = crate::links::open_lock(&lock_path).map_err(lock_err)?;
+    // In orch's private root, never beside the status file: an agent that may read the status
+    // directory could lock a file there and hold every writer of the plan's status.
+    let file = crate::sandbox::private_lock(&lock_path).map_err(lock_err)?;
     file.lock().map_err(lock_err)?;
     Ok(LockGuard { _file: file })
 }

@@ -18,6 +18,7 @@ mod clients;
 mod code;
 mod exemptions;
 mod git;
+mod held;
 mod history;
 mod links;
 mod network;

@@ -256,7 +256,7 @@ impl Integrator {
     }
 
     /// One test: the whole combination, and on a failure the blame. One test per repository at a
-    /// time (`<state_dir>/integration.lock`); the report is saved as `<state_dir>/.integration.json`.
+    /// time (a lock standing for `<state_dir>/integration.lock`, in orch's private root); the report is saved as `<state_dir>/.integration.json`.
     pub(crate) fn test(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let lock_err = |e: std::io::Error| MergeError::Staging {
             path: spec.state_dir.join("integration.lock"),
@@ -264,7 +264,9 @@ impl Integrator {
         };
         fs::create_dir_all(&spec.state_dir).map_err(lock_err)?;
         let lock_path = spec.state_dir.join("integration.lock");
-        let lock = crate::links::open_lock(&lock_path).map_err(lock_err)?;
+        // In orch's private root: an agent that may read the state directory could hold a lock
+        // there, and with it the supervisor.
+        let lock = crate::sandbox::private_lock(&lock_path).map_err(lock_err)?;
         lock.lock().map_err(lock_err)?;
         if !self.loaded {
             self.load(&spec.state_dir);

@@ -4,7 +4,8 @@
 //! Which attempt a handover is for is orch's own record: the unix socket was made for that
 //! attempt alone, and the process that connects must be the one orch started for it (the pid
 //! `spawn` returned) or a descendant of it (`SO_PEERCRED`, then the parents in `/proc`): a
-//! process of another attempt, which could reach the socket's path, is refused. What each
+//! process of another attempt is refused at once. The sockets are in orch's private root, out of
+//! every confined process's sight; an unconfined one that reaches them delays no one. What each
 //! socket is for is read from the socket itself (its type, its address), never from the sender.
 
 use std::io::IoSliceMut;
@@ -40,22 +41,11 @@ pub(crate) struct NetProxy {
 }
 
 impl NetProxy {
-    /// The proxy of a run whose state directory is `state_dir`: its sockets in
-    /// `<state_dir>/.net/` (made afresh, readable by the user only), or in a directory of its own
-    /// under the temporary directory where that path is too long for a unix socket.
+    /// The proxy of a run whose state directory is `state_dir`: its sockets in a directory of its
+    /// own in orch's private root ([`socket_dir`]), its refusals recorded in the state directory.
     pub(crate) fn new(state_dir: &Path) -> Result<Arc<Self>, String> {
-        let mut dir = crate::state_layout::NET.path(state_dir);
-        if dir.join("4294967295.sock").as_os_str().len() > SUN_PATH_MAX {
-            dir = std::env::temp_dir().join(format!("orch-net-{}", std::process::id()));
-        }
-        crate::links::fresh_dir(&dir)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt as _;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|e| format!("cannot make `{}` for the network proxy: {e}", dir.display()))?;
         Ok(Arc::new(Self {
-            dir,
+            dir: socket_dir()?,
             next: AtomicU64::new(0),
             refusals: Arc::new(Refusals::new(Some(
                 crate::state_layout::NETWORK_REFUSALS.at(state_dir),
@@ -64,20 +54,11 @@ impl NetProxy {
     }
 
     /// A proxy of one command's own (`orch merge`'s `verify`, a resolver), beside any run's:
-    /// its sockets in a directory of its own under the temporary directory (made afresh,
-    /// readable by the user only), its refusals in the logs of its attempts only.
+    /// its sockets in a directory of its own ([`socket_dir`]), its refusals in the logs of its
+    /// attempts only.
     pub(crate) fn private() -> Result<Arc<Self>, String> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("orch-net-{}-{n}", std::process::id()));
-        crate::links::fresh_dir(&dir)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt as _;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|e| format!("cannot make `{}` for the network proxy: {e}", dir.display()))?;
         Ok(Arc::new(Self {
-            dir,
+            dir: socket_dir()?,
             next: AtomicU64::new(0),
             refusals: Arc::new(Refusals::new(None)),
         }))
@@ -186,6 +167,56 @@ impl Drop for NetProxy {
     }
 }
 
+/// A directory of its own (made afresh, mode 0700) for the unix sockets of a proxy, in orch's
+/// private root, which every confined process sees empty ([`crate::sandbox::hide_private_root`]:
+/// the wrapper hands its sockets over before that step): no confined agent can reach the socket
+/// of another attempt, nor its own once its namespace is handed over. Under the temporary
+/// directory where the private root's path is too long for a unix socket.
+fn socket_dir() -> Result<PathBuf, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "net-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = crate::sandbox::private_root();
+    crate::sandbox::make_private_root(&root)
+        .map_err(|e| format!("cannot make `{}`: {e}", root.display()))?;
+    remove_dead(&root);
+    let mut dir = root.join(&name);
+    if dir.join("4294967295.sock").as_os_str().len() > SUN_PATH_MAX {
+        dir = std::env::temp_dir().join(format!("orch-{name}"));
+    }
+    crate::links::fresh_dir(&dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|e| format!("cannot make `{}` for the network proxy: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes the socket directories of proxies whose process is gone (a run killed with `-9`).
+fn remove_dead(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("net-"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && proc_stat(pid).is_none() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// One attempt's network, until its process is started ([`NetAttempt::started`]): dropped
 /// before, it is given up (its socket removed).
 #[derive(Debug)]
@@ -241,6 +272,12 @@ pub(crate) const PROXY_VARS: [&str; 6] = [
 
 /// Serves the attempt's unix socket: waits for its process, takes the sockets its wrapper
 /// hands over, and ends when that process has ended.
+///
+/// No connection holds another: a process that is not of the attempt is refused at `accept`
+/// (the kernel's record of who connected), before anything is read from it; each connection of
+/// the attempt is served by a task of its own, with a deadline, at most [`MAX_HANDSHAKES`] at
+/// once (more are closed). A silent or slow peer delays no other, and strangers, however many,
+/// never take the place of the attempt's own connection.
 async fn serve_attempt(
     listener: UnixListener,
     socket: PathBuf,
@@ -250,12 +287,23 @@ async fn serve_attempt(
     if let Ok(pid) = started.await {
         let born = proc_stat(pid).map_or(0, |s| s.start);
         let mut served = JoinSet::new();
+        let mut handshakes: JoinSet<Option<Vec<OwnedFd>>> = JoinSet::new();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 conn = listener.accept() => {
-                    if let Ok((s, _)) = conn {
-                        take_sockets(s, pid, &ctx, &mut served).await;
+                    let Ok((s, _)) = conn else { continue };
+                    while handshakes.try_join_next().is_some() {}
+                    if let Some(s) = of_attempt(s, pid)
+                        && handshakes.len() < MAX_HANDSHAKES
+                    {
+                        handshakes.spawn(take_sockets(s, taken.clone()));
+                    }
+                }
+                Some(Ok(Some(fds))) = handshakes.join_next(), if !handshakes.is_empty() => {
+                    for fd in fds {
+                        super::serve::socket(fd, ctx.clone(), &mut served);
                     }
                 }
                 _ = tick.tick() => {
@@ -265,6 +313,7 @@ async fn serve_attempt(
                 }
             }
         }
+        handshakes.abort_all();
         served.abort_all();
         ctx.refusals.save();
     }
@@ -272,38 +321,61 @@ async fn serve_attempt(
     let _ = std::fs::remove_file(&socket);
 }
 
-/// Takes the sockets a process hands over on `s`, if it is the attempt's (`pid`'s or a
-/// descendant's), and answers: `ok`, or why not.
-async fn take_sockets(
-    mut s: UnixStream,
-    pid: u32,
-    ctx: &Arc<AttemptCtx>,
-    served: &mut JoinSet<()>,
-) {
-    let answer = match receive(&s, pid).await {
-        // Bounded: a process of the attempt that hands over sockets without end is refused.
-        Ok(fds) if served.len() + fds.len() > MAX_SOCKETS => {
-            format!("more than {MAX_SOCKETS} sockets for one attempt\n")
-        }
-        Ok(fds) => {
-            for fd in fds {
-                super::serve::socket(fd, ctx.clone(), served);
-            }
-            "ok\n".to_string()
-        }
-        Err(e) => format!("{e}\n"),
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(answer.as_bytes())).await;
-}
+/// The most connections of the attempt's own handing over at once.
+const MAX_HANDSHAKES: usize = 8;
 
-async fn receive(s: &UnixStream, pid: u32) -> Result<Vec<OwnedFd>, String> {
+/// How long a connection of the attempt has to hand its sockets over.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(5);
+
+/// `s` when the process that connected is the attempt's (`pid`'s or a descendant's); else it is
+/// answered at once (without waiting: a stranger that does not read loses the answer) and closed.
+fn of_attempt(s: UnixStream, pid: u32) -> Option<UnixStream> {
     // Who connected is the kernel's record of the connecting process, taken at `connect`.
     let peer = s
         .peer_cred()
         .ok()
         .and_then(|c| c.pid())
-        .and_then(|p| u32::try_from(p).ok())
-        .ok_or("the process that connected is not known")?;
+        .and_then(|p| u32::try_from(p).ok());
+    match peer {
+        Some(peer) if descends(peer, pid) => Some(s),
+        Some(peer) => {
+            let _ = s.try_write(format!("process {peer} is not one of this attempt\n").as_bytes());
+            None
+        }
+        None => {
+            let _ = s.try_write(b"the process that connected is not known\n");
+            None
+        }
+    }
+}
+
+/// Takes the sockets the attempt's process hands over on `s` and answers: `ok`, or why not. At
+/// most [`MAX_SOCKETS`] in all (`taken`): a process of the attempt that hands over sockets
+/// without end is refused.
+async fn take_sockets(
+    mut s: UnixStream,
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+) -> Option<Vec<OwnedFd>> {
+    let (answer, fds) = match receive(&s).await {
+        Ok(fds) => {
+            let before = taken.fetch_add(fds.len(), Ordering::SeqCst);
+            if before + fds.len() > MAX_SOCKETS {
+                taken.fetch_sub(fds.len(), Ordering::SeqCst);
+                (
+                    format!("more than {MAX_SOCKETS} sockets for one attempt\n"),
+                    None,
+                )
+            } else {
+                ("ok\n".to_string(), Some(fds))
+            }
+        }
+        Err(e) => (format!("{e}\n"), None),
+    };
+    let _ = tokio::time::timeout(HANDSHAKE_WAIT, s.write_all(answer.as_bytes())).await;
+    fds
+}
+
+async fn receive(s: &UnixStream) -> Result<Vec<OwnedFd>, String> {
     let read = async {
         loop {
             s.readable().await.map_err(|e| e.to_string())?;
@@ -314,15 +386,9 @@ async fn receive(s: &UnixStream, pid: u32) -> Result<Vec<OwnedFd>, String> {
             }
         }
     };
-    let fds = tokio::time::timeout(Duration::from_secs(10), read)
+    tokio::time::timeout(HANDSHAKE_WAIT, read)
         .await
-        .map_err(|_| "no sockets came".to_string())??;
-    // Read first (so that the answer reaches the sender), dropped (closed) unless it is the
-    // attempt's process or one of its descendants.
-    if !descends(peer, pid) {
-        return Err(format!("process {peer} is not one of this attempt"));
-    }
-    Ok(fds)
+        .map_err(|_| "no sockets came".to_string())?
 }
 
 /// One message's file descriptors (at most 64; more are closed by the kernel).
@@ -383,6 +449,65 @@ fn descends(mut pid: u32, ancestor: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strangers_connections_delay_no_attempts_handover() {
+        use std::io::Write as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let socket = dir.path().join("0.sock");
+            let listener = UnixListener::bind(&socket).expect("bind");
+            // Strangers first, queued before the attempt's own connection: this process (not
+            // of the attempt), 40 silent connections and 40 that send junk.
+            let mut strangers = Vec::new();
+            for i in 0..80 {
+                let mut s = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+                if i % 2 == 1 {
+                    let _ = s.write_all(b"\x00junk\xff\n");
+                }
+                strangers.push(s);
+            }
+            // The attempt's process: hands over a TCP listener, prints the answer.
+            let script = "import socket, sys\n\
+                l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+                s = socket.socket(socket.AF_UNIX); s.settimeout(25); s.connect(sys.argv[1])\n\
+                socket.send_fds(s, [b'\\x01'], [l.fileno()])\n\
+                print(s.recv(100).decode().strip())\n";
+            let child = tokio::process::Command::new("python3")
+                .args(["-c", script])
+                .arg(&socket)
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("python3");
+            let pid = child.id().expect("pid");
+            let ctx = Arc::new(AttemptCtx {
+                plan: "p".into(),
+                unit: "1.1".into(),
+                log: dir.path().join("log"),
+                allow: AllowList::default(),
+                proxy_port: PROXY_PORT,
+                refused: AtomicU64::new(0),
+                refusals: Arc::new(Refusals::new(None)),
+            });
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(serve_attempt(listener, socket.clone(), rx, ctx));
+            let began = std::time::Instant::now();
+            tx.send(pid).expect("started");
+            let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+                .await
+                .expect("the attempt's process ended")
+                .expect("output");
+            let took = began.elapsed();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{out:?}");
+            assert!(took < Duration::from_secs(3), "the handover took {took:?}");
+            drop(strangers);
+        });
+    }
 
     #[test]
     fn this_process_descends_from_its_parent_not_from_a_child() {
