@@ -227,13 +227,18 @@ fn a_report_made_after_the_supervisor_died_still_gets_its_commit() {
     assert_eq!(journal(&journal_path).iter().filter(|m| m.start).count(), 1);
 }
 
-/// Holds the lock of status file `status` (as a supervisor writing it would) and returns it.
+/// Holds the lock of status file `status` as a supervisor writing it would, where orch takes it
+/// (in its private directory, out of the agents' reach: `orch::sandbox::private_lock_path`), and
+/// returns it. The file is orch's own, made when it first wrote the status file.
 fn hold_status_lock(status: &Path) -> std::fs::File {
+    let path =
+        orch::sandbox::private_lock_path(&PathBuf::from(format!("{}.lock", status.display())))
+            .expect("the lock's place");
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(format!("{}.lock", status.display()))
-        .expect("status lock");
+        .open(&path)
+        .unwrap_or_else(|e| panic!("status lock `{}`: {e}", path.display()));
     lock.lock().expect("lock");
     lock
 }

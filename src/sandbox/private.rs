@@ -96,12 +96,7 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
 /// for each other more).
 pub(crate) fn private_lock(file: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::DirBuilderExt as _;
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir))?;
-    let full = file.file_name().map_or(dir.clone(), |n| dir.join(n));
+    let path = private_lock_path(file)?;
     let root = private_root();
     make_private_root(&root)?;
     let locks = root.join("locks");
@@ -112,8 +107,20 @@ pub(crate) fn private_lock(file: &Path) -> std::io::Result<std::fs::File> {
         }
         Err(e) => return Err(e),
     }
+    crate::links::open_lock(&path)
+}
+
+/// Where [`private_lock`] takes the lock that stands for `file`, made or not: for a person (or a
+/// test) who needs to hold a status file's lock as orch's writers take it.
+pub fn private_lock_path(file: &Path) -> std::io::Result<PathBuf> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir))?;
+    let full = file.file_name().map_or(dir.clone(), |n| dir.join(n));
     let name = format!("{:016x}.lock", fnv1a(full.as_os_str().as_encoded_bytes()));
-    crate::links::open_lock(&locks.join(name))
+    Ok(private_root().join("locks").join(name))
 }
 
 /// FNV-1a, 64 bits: the same for every build of orch (unlike the standard library's hasher).

@@ -42,7 +42,8 @@ pub enum StatusError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The lock file beside the status file could not be opened or locked.
+    /// The lock that stands for the status file (`status.json.lock`, taken in orch's private
+    /// directory) could not be opened or locked.
     #[error("cannot lock status file through `{path}`: {source}", path = path.display())]
     Lock {
         path: PathBuf,

@@ -5,7 +5,10 @@
 //! and `c` (three short tasks each, with a `timeout`) finish with no retry spent, plan `a`'s own
 //! `timeout` ends it, and `orch up` ends long before the agent would have let go. Confined
 //! (Landlock, every lock kind) and, for the sockets, unconfined with a confined network (where
-//! the agent reaches the proxy's sockets: each connection is served on its own).
+//! the agent reaches the proxy's sockets: each connection is served on its own). In one variant
+//! plan `c` is run by a confined plan-mode agent, which takes no status lock of its own: its
+//! `orch next` reads, its `orch task start|done` go through its report directory, and orch
+//! commits each task.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,11 @@ fn three_tasks(title: &str) -> String {
 /// Runs the attack (`lock`: flock, ofd, posix or none; `sock`: silent or garbage) with
 /// `sandbox`, and checks what the user cares about.
 fn held(lock: &str, sock: &str, sandbox: &str) {
+    held_with(lock, sock, sandbox, false);
+}
+
+/// [`held`], plan `c` run by a plan-mode agent when `plan_mode`.
+fn held_with(lock: &str, sock: &str, sandbox: &str, plan_mode: bool) {
     let repo = Repo::builder().timeout(Duration::from_secs(150)).build();
     repo.write(
         "docs/plans/a.md",
@@ -52,16 +60,25 @@ fn held(lock: &str, sock: &str, sandbox: &str) {
             flag.display()
         ),
     ]);
+    // c's agent in plan mode: the same work through `orch next` and `orch task` (confined with
+    // the others: its own report channel must work while every lock it cannot see is held).
+    let planner = toml_array(&[
+        "sh".to_string(),
+        fixtures().join("plan_after_flag.sh").display().to_string(),
+        flag.display().to_string(),
+    ]);
     repo.write(
         "plans.toml",
         &format!(
             "[defaults]\nretries = 1\nmax_agents = 3\nsandbox = \"{sandbox}\"\nnetwork = \"confined\"\n\n\
              [agents.a]\ncommand = {hostile}\nreport = \"exit\"\nsandbox_write = [{:?}]\n\n\
              [agents.w]\ncommand = {work}\nreport = \"exit\"\n\n\
+             [agents.pm]\ncommand = {planner}\nmode = \"plan\"\n\n\
              [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\ntimeout = \"5s\"\nretries = 0\n\n\
              [[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\nagent = \"w\"\ntimeout = \"15s\"\n\n\
-             [[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\nagent = \"w\"\ntimeout = \"15s\"\n",
-            flagdir.display().to_string()
+             [[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\nagent = \"{}\"\ntimeout = \"15s\"\n",
+            flagdir.display().to_string(),
+            if plan_mode { "pm" } else { "w" },
         ),
     );
     repo.commit_all("plans");
@@ -92,11 +109,32 @@ fn held(lock: &str, sock: &str, sandbox: &str) {
                 t["status"], "completed",
                 "{plan} {id}: {t}\n{holding}\n{what}"
             );
+            if plan == "c" && plan_mode {
+                continue;
+            }
             assert_eq!(
                 t["attempts"], 1,
                 "{plan} {id} spent a retry: {t}\n{holding}\n{what}"
             );
         }
+    }
+    if plan_mode {
+        // One agent for the whole plan, never retried, and one commit per task it reported.
+        let ev = crate::support::events(&out);
+        let started: Vec<_> = crate::support::named(&ev, "task_started")
+            .into_iter()
+            .filter(|e| e["plan"] == "c")
+            .collect();
+        assert_eq!(
+            started.len(),
+            1,
+            "c's agent started again: {started:?}\n{what}"
+        );
+        assert_eq!(
+            repo.subjects("plan/c"),
+            ["c 1.1: One", "c 1.2: Two", "c 1.3: Three"],
+            "{holding}\n{what}"
+        );
     }
     let a = repo.task("a", "1.1");
     assert_eq!(a["status"], "failed", "a: {a}\n{what}");
@@ -143,4 +181,12 @@ fn held_silent_connections_to_every_proxy_socket_hold_no_one_else() {
 #[test]
 fn held_junk_on_every_proxy_socket_holds_no_one_else() {
     held("none", "garbage", "off");
+}
+
+#[test]
+fn held_flock_on_the_state_holds_no_plan_mode_agent() {
+    if !landlock() {
+        return;
+    }
+    held_with("flock", "silent", "on", true);
 }

@@ -162,15 +162,39 @@ fn links_copy_and_warm_into_a_new_pool_worktree_do_not_follow_a_committed_link()
     assert_eq!(repo.rev("main"), main, "main moved");
 }
 
+/// Removes, when dropped, the links a test's agent planted in orch's private directory (where
+/// they would outlive the test's temp directory).
+struct Planted(Vec<PathBuf>);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if p.is_symlink() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
 /// Plan `p` of one task run by `hostile_link_plant.sh` (retried once), with `defaults`: the
-/// decoy directory the links point into must stay as it was, and the run must end. Confined, the
-/// agent cannot write the status directory at all (it reports through its own directory).
+/// decoy directory the links point into must stay as it was, and the run must end. The agent
+/// plants at the locks of the status file and the ports where orch takes them (its private
+/// directory, the paths computed as orch computes them) and where they lay before (beside the
+/// files). Confined, the agent cannot write the status directory, the state directory nor orch's
+/// private directory at all (it reports through its own directory).
 fn plants_links(defaults: &str, confined: bool) {
     let repo = Repo::bare_minimum();
     let decoy = decoy(&repo);
+    // Canonical, as orch names the directories whose locks it takes (they do not exist yet).
+    let root = std::fs::canonicalize(repo.root()).expect("root");
+    let old_lock = root.join(".orch/state/p/status.json.lock");
+    let old_ports = root.join(".orch/state/ports.lock");
+    let lock = orch::sandbox::private_lock_path(&old_lock).expect("status lock's place");
+    let ports = orch::sandbox::private_lock_path(&old_ports).expect("ports lock's place");
+    let _planted = Planted(vec![lock.clone(), ports.clone()]);
     repo.write("docs/plans/p.md", &support::one_task("P", "Plant links"));
     repo.manifest(
-        &agent_at("hostile_link_plant.sh", &[&decoy]),
+        &agent_at("hostile_link_plant.sh", &[&decoy, &lock, &ports]),
         "",
         &format!("retries = 1\n{defaults}"),
         &[("p", "")],
@@ -187,18 +211,29 @@ fn plants_links(defaults: &str, confined: bool) {
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(support::named(&support::events(&out), "task_finished").is_empty());
     assert_eq!(repo.rev("main"), main, "main moved");
-    let lock = repo.status_path("p").display().to_string() + ".lock";
     if confined {
-        // The status directory is not the agent's to write: the link was never planted.
-        assert!(
-            !std::path::Path::new(&lock).is_symlink(),
-            "a confined agent planted a link at the status lock\n{out}\n{err}"
-        );
+        // Neither the status directory, nor the state directory, nor orch's private directory
+        // is the agent's to write: no link was planted.
+        for p in [&lock, &ports, &old_lock, &old_ports] {
+            assert!(
+                !p.is_symlink(),
+                "a confined agent planted a link at `{}`\n{out}\n{err}",
+                p.display()
+            );
+        }
         return;
     }
-    // What orch could not write through is named (the status lock, where it wrote its record).
+    // Unconfined, the agent planted them all; what orch could not write through is named (the
+    // status lock, where it took it to record the failure).
+    for p in [&lock, &ports, &old_lock, &old_ports] {
+        assert!(
+            p.is_symlink(),
+            "not planted: `{}`\n{out}\n{err}",
+            p.display()
+        );
+    }
     assert!(
-        format!("{out}{err}").contains(&format!("`{lock}` is a symbolic link")),
+        format!("{out}{err}").contains(&format!("`{}` is a symbolic link", lock.display())),
         "{out}\n{err}"
     );
 }
