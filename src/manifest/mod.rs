@@ -4,6 +4,7 @@
 mod agents;
 mod best_of;
 mod budget;
+mod client_commands;
 mod command_words;
 mod executor;
 mod fallback;

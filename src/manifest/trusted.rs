@@ -38,6 +38,10 @@ pub(crate) struct Guarded {
     /// link at a directory above one (`.orch`), whatever a task names, `protect` or
     /// `--allow-protected` say ([`own_path`]).
     pub(crate) own: Vec<String>,
+    /// The words of the agent clients' project settings ([`CLIENT_PROJECT_FILES`]) as the
+    /// repository holds them ([`super::client_commands`]): each that names a file of the
+    /// repository is protected, a command a client runs in a person's next session.
+    pub(crate) client_words: Vec<String>,
 }
 
 /// The files of a repository that an agent client reads as its configuration when a person
@@ -93,6 +97,7 @@ impl Guarded {
     /// file it names, `None` when it names none) finds one.
     pub(crate) fn paths(&self, file_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
         let mut out = self.files.clone();
+        self.client_files(file_of, &mut out);
         let agents = self.agents.iter().map(|a| (a, true));
         for (argv, agent) in self.commands.iter().map(|c| (c, false)).chain(agents) {
             let is_file = |w: &str| file_of(w).is_some();
@@ -118,6 +123,18 @@ impl Guarded {
 }
 
 impl Guarded {
+    /// The files of the repository that the clients' project settings name
+    /// ([`Guarded::client_words`]), added to `out`.
+    fn client_files(&self, file_of: &dyn Fn(&str) -> Option<String>, out: &mut Vec<String>) {
+        for w in &self.client_words {
+            if let Some(f) = file_of(w)
+                && !out.contains(&f)
+            {
+                out.push(f);
+            }
+        }
+    }
+
     /// Of [`Guarded::paths`], those protected only because orch does not know the grammar of
     /// the program a command line hands them to ([`super::unknown_grammar_words`]): they may be
     /// data (`tests/cases.txt` of `["ci/run-tests", "tests/cases.txt"]`), which a plan's
@@ -128,6 +145,7 @@ impl Guarded {
         file_of: &dyn Fn(&str) -> Option<String>,
     ) -> Vec<String> {
         let mut sure = self.files.clone();
+        self.client_files(file_of, &mut sure);
         let mut maybe: Vec<String> = Vec::new();
         let agents = self.agents.iter().map(|a| (a, true));
         for (argv, agent) in self.commands.iter().map(|c| (c, false)).chain(agents) {
@@ -231,6 +249,7 @@ impl super::Manifest {
             agents: Vec::new(),
             unconfined: Vec::new(),
             own: self.own_dirs(repo_root),
+            client_words: super::client_commands::words(repo_root, &CLIENT_PROJECT_FILES),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
         // gate changes what a later run of that plan trusts.

@@ -711,3 +711,63 @@ fn trusted_a_file_at_a_directory_above_a_trusted_path_is_never_taken() {
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "the next run failed\n{out}\n{err}");
 }
+
+/// The settings of each agent client in the repository (`path`, its text) and the script it
+/// names (run by the client in a person's next session, outside any sandbox).
+const CLIENT_SCRIPTS: [(&str, &str, &str); 5] = [
+    (
+        ".claude/settings.json",
+        r#"{"hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "\"$CLAUDE_PROJECT_DIR\"/.claude/hooks/fmt.sh"}]}]}}"#,
+        ".claude/hooks/fmt.sh",
+    ),
+    (
+        ".mcp.json",
+        r#"{"mcpServers": {"db": {"command": "node", "args": ["tools/mcp/db.js"]}}}"#,
+        "tools/mcp/db.js",
+    ),
+    (
+        ".codex/config.toml",
+        "notify = [\"python3\", \"hooks/notify.py\"]\n",
+        "hooks/notify.py",
+    ),
+    (
+        ".gemini/settings.json",
+        r#"{"mcpServers": {"x": {"command": "./bin/gemini-tool"}}}"#,
+        "bin/gemini-tool",
+    ),
+    (
+        ".aider.conf.yml",
+        "test-cmd: sh scripts/aider-tests.sh\n",
+        "scripts/aider-tests.sh",
+    ),
+];
+
+/// A script that an agent client's project settings name (a Claude Code hook, an MCP server of
+/// `.mcp.json` or Gemini CLI's settings, Codex's `notify`, aider's `test-cmd`) is protected as
+/// the settings are: a task that changes it fails naming it, sandbox on and off, and nothing is
+/// committed or landed. Seen failing on main: each change was committed (only the settings
+/// files themselves were protected).
+#[test]
+fn trusted_a_script_a_clients_settings_name_is_protected() {
+    let modes: &[&str] = if landlock() {
+        &["sandbox = \"off\"", "sandbox = \"on\""]
+    } else {
+        &["sandbox = \"off\""]
+    };
+    for (settings, text, script) in CLIENT_SCRIPTS {
+        for mode in modes {
+            let what = format!("{settings} naming {script}, {mode}");
+            let edit = format!("echo 'echo pwned' >> {script} && touch done.txt");
+            let repo = trusted_repo(&edit, "Do it", mode, "");
+            repo.write(settings, text);
+            repo.write(script, "echo formatted\n");
+            repo.commit_all("a client's settings and the script they name");
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            failed_naming(&repo, script, &what);
+            nothing_landed(&repo, &main, script, &what);
+        }
+    }
+}
