@@ -305,6 +305,48 @@ pub(crate) fn classify(
     argv: &[String],
     is_file: &dyn Fn(&str) -> bool,
 ) -> (Vec<String>, Vec<String>) {
+    classify_at(argv, is_file, 0)
+}
+
+/// How deep shells' inline code is read command by command (`sh -c "sh -c '…'"`); deeper,
+/// every file it names is code.
+const INLINE_DEPTH: usize = 4;
+
+/// Words that open a shell's compound commands, taken off the front of a simple command
+/// (`if test -f x`, `! grep`).
+const SHELL_KEYWORDS: [&str; 12] = [
+    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
+];
+
+/// The simple commands of a shell's inline code, each as its words: the code split at `;`,
+/// `&`, `|`, newlines, parentheses and backticks (`$(…)`'s command is one of them), the words
+/// of each split as [`split_words`] splits them, the compound commands' keywords taken off the
+/// front. `None` when orch does not read it command by command (a `for`, a `case`, a
+/// function): every file it names is then code.
+fn shell_commands(code: &str) -> Option<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for seg in code.split(|c: char| matches!(c, ';' | '&' | '|' | '(' | ')' | '`' | '\n')) {
+        let words = split_words(seg);
+        let start = words
+            .iter()
+            .position(|w| !SHELL_KEYWORDS.contains(&w.as_str()))
+            .unwrap_or(words.len());
+        let words = &words[start..];
+        match words.first().map(String::as_str) {
+            None => continue,
+            Some("for" | "case" | "select" | "function" | "in" | "esac") => return None,
+            Some(w) if w.ends_with("()") || w == "$" => return None,
+            Some(_) => out.push(words.to_vec()),
+        }
+    }
+    Some(out)
+}
+
+fn classify_at(
+    argv: &[String],
+    is_file: &dyn Fn(&str) -> bool,
+    depth: usize,
+) -> (Vec<String>, Vec<String>) {
     let mut out: Vec<String> = Vec::new();
     let mut guessed: Vec<String> = Vec::new();
     let Some((i, line)) = after_wrappers(argv) else {
@@ -357,9 +399,43 @@ pub(crate) fn classify(
         let inline_code = inline.contains(&w.as_str())
             || (is_shell && w.starts_with('-') && !w.starts_with("--") && w.contains('c'));
         if inline_code {
-            // The files the inline code names are code too; what follows it is data.
-            if let Some(code) = rest.get(k) {
-                every_file(&split_words(code), is_file, &mut out);
+            // A shell's inline code is read command by command, by the same rules (`sh -c
+            // "sh ci/x.sh && test -f out.txt"`: `ci/x.sh` is code, `out.txt` data); every file
+            // another interpreter's inline code names is code. What follows it is data.
+            let Some(code) = rest.get(k) else {
+                return (out, guessed);
+            };
+            let commands = if is_shell && depth < INLINE_DEPTH {
+                shell_commands(code)
+            } else {
+                None
+            };
+            match commands {
+                Some(commands) => {
+                    for mut words in commands {
+                        // `NAME=value cmd`: the value may be sourced (`BASH_ENV=x.sh`).
+                        let assigned = words
+                            .iter()
+                            .take_while(|w| {
+                                w.split_once('=').is_some_and(|(n, _)| !n.contains('/'))
+                            })
+                            .count();
+                        every_file(&words[..assigned], is_file, &mut out);
+                        words.drain(..assigned);
+                        let (code_words, maybe) = classify_at(&words, is_file, depth + 1);
+                        for w in code_words {
+                            if !out.contains(&w) {
+                                out.push(w);
+                            }
+                        }
+                        for w in maybe {
+                            if !guessed.contains(&w) {
+                                guessed.push(w);
+                            }
+                        }
+                    }
+                }
+                None => every_file(&split_words(code), is_file, &mut out),
             }
             return (out, guessed);
         }
