@@ -325,7 +325,7 @@ const SHELL_KEYWORDS: [&str; 12] = [
 /// function): every file it names is then code.
 fn shell_commands(code: &str) -> Option<Vec<Vec<String>>> {
     let mut out = Vec::new();
-    for seg in code.split(|c: char| matches!(c, ';' | '&' | '|' | '(' | ')' | '`' | '\n')) {
+    for seg in code.split([';', '&', '|', '(', ')', '`', '\n']) {
         let words = split_words(seg);
         let start = words
             .iter()

@@ -108,30 +108,36 @@ fn read_sni(body: &[u8]) -> Option<Option<String>> {
     at += 2;
     let exts = body.get(at..at + ext_len)?;
     let mut i = 0;
+    let mut named: Option<String> = None;
     while i + 4 <= exts.len() {
         let kind = u16::from_be_bytes([exts[i], exts[i + 1]]);
         let len = usize::from(u16::from_be_bytes([exts[i + 2], exts[i + 3]]));
         let data = exts.get(i + 4..i + 4 + len)?;
         if kind == 0 {
-            // server_name_list: its length, then (type, length, name) entries.
+            // server_name_list: its length, then (type, length, name) entries. Exactly one
+            // extension with exactly one host name is read: a second (a list of two, or two
+            // extensions) names a host a server may take instead (fail closed).
+            let list_len = usize::from(u16::from_be_bytes([*data.first()?, *data.get(1)?]));
             let name_type = *data.get(2)?;
             let name_len = usize::from(u16::from_be_bytes([*data.get(3)?, *data.get(4)?]));
             let name = data.get(5..5 + name_len)?;
-            return (name_type == 0).then(|| {
-                Some(
-                    name.iter()
-                        .map(|&b| {
-                            if b.is_ascii_graphic() {
-                                char::from(b).to_string()
-                            } else {
-                                format!("\\x{b:02x}")
-                            }
-                        })
-                        .collect(),
-                )
-            });
+            if named.is_some() || name_type != 0 || list_len != 3 + name_len || len != 2 + list_len
+            {
+                return None;
+            }
+            named = Some(
+                name.iter()
+                    .map(|&b| {
+                        if b.is_ascii_graphic() {
+                            char::from(b).to_string()
+                        } else {
+                            format!("\\x{b:02x}")
+                        }
+                    })
+                    .collect(),
+            );
         }
         i += 4 + len;
     }
-    Some(None)
+    Some(named)
 }

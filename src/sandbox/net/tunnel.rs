@@ -237,7 +237,46 @@ mod tests {
         // The extensions' length says more than the message holds.
         let at = cut.len() - "evil.example".len() - 11;
         cut[at] = 0xff;
-        for unjudged in [ccs_first, app_first, alert_first, finished, cut] {
+        // Two names, in one list or in two extensions: a server may take either.
+        let one = client_hello("api.example");
+        let name = b"api.example";
+        let at = one.len() - name.len() - 9; // the extension's type
+        let mut two_in_list = one[..at].to_vec();
+        let entry = |n: &[u8]| {
+            let mut e = vec![0];
+            e.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            e.extend_from_slice(n);
+            e
+        };
+        let mut list = entry(name);
+        list.extend(entry(b"evil.example"));
+        let mut ext = vec![0, 0];
+        ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
+        ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        ext.extend(list);
+        two_in_list.extend(ext.iter());
+        let mut two_exts = one.clone();
+        two_exts.extend_from_slice(&one[at..]);
+        for doubled in [&mut two_in_list, &mut two_exts] {
+            // The lengths of the record, the handshake message and the extensions, made true.
+            let grown = doubled.len() - one.len();
+            let fix = |b: &mut Vec<u8>, i: usize, add: usize| {
+                let v = u16::from_be_bytes([b[i], b[i + 1]]) as usize + add;
+                b[i..i + 2].copy_from_slice(&(v as u16).to_be_bytes());
+            };
+            fix(doubled, 3, grown);
+            fix(doubled, 7, grown);
+            fix(doubled, at - 2, grown);
+        }
+        for unjudged in [
+            ccs_first,
+            app_first,
+            alert_first,
+            finished,
+            cut,
+            two_in_list,
+            two_exts,
+        ] {
             assert!(
                 matches!(opening(&unjudged), Opening::Unjudged(_)),
                 "{unjudged:?}: {:?}",
