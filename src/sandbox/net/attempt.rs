@@ -83,11 +83,14 @@ impl Refusals {
         counts.get(plan)?.get(unit).cloned()
     }
 
-    /// Writes [`crate::state_layout::NETWORK_REFUSALS`].
+    /// Writes [`crate::state_layout::NETWORK_REFUSALS`]. The counts stay locked until the file
+    /// is written: two attempts' refusals saved at once (each save truncates and writes the
+    /// file in place) left a longer save's tail after a shorter one's, a file no reader could
+    /// parse, and the run's end said nothing of what was refused.
     pub(super) fn save(&self) {
         let Some(path) = &self.path else { return };
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let plans: serde_json::Map<String, serde_json::Value> = {
-            let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             counts
                 .iter()
                 .map(|(plan, units)| {
@@ -103,6 +106,7 @@ impl Refusals {
         };
         let v = serde_json::json!({ "plans": plans });
         let _ = crate::links::write(path, format!("{v}\n").as_bytes());
+        drop(counts);
     }
 }
 
