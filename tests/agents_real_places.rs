@@ -70,19 +70,7 @@ fn in_another_repository(agent: &str) {
     let mut cmd = t.home.orch(&["up", "--json"]);
     client_env(&mut cmd, &clis, &api_server, t.home.home());
     cmd.env_remove("ORCH_SANDBOX");
-    let (code, out, err) = code_out_err(&wait_within(
-        cmd.spawn().expect("spawn orch up"),
-        RUN_TIMEOUT,
-        "orch up",
-    ));
-    let context = || {
-        format!(
-            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
-            logs(&t.home),
-            api_server.requests()
-        )
-    };
-    assert_eq!(code, 0, "{}", context());
+    let context = up_to_the_end(&mut cmd, &t.home, &api_server);
     landed(&t.home, &t.api, agent, &context);
     assert_ne!(
         t.api.rev("main"),
@@ -94,6 +82,29 @@ fn in_another_repository(agent: &str) {
         !support::three::exists(&t.home, "plan/p"),
         "a plan branch in the home repository"
     );
+}
+
+/// Runs `cmd` (an `orch up` of `repo`) to its end, which must be exit 0; what a failure
+/// message shows of it (its output, `repo`'s logs, what the fake API was asked).
+fn up_to_the_end<'a>(
+    cmd: &mut Command,
+    repo: &'a Repo,
+    api: &'a FakeApi,
+) -> impl Fn() -> String + 'a {
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = move || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
+            logs(repo),
+            api.requests()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    context
 }
 
 /// `SetEnv` of sshd for what [`client_env`] gives a local run: the host user's environment.
@@ -147,19 +158,7 @@ fn on_a_host(agent: &str) {
     ] {
         cmd.env_remove(k);
     }
-    let (code, out, err) = code_out_err(&wait_within(
-        cmd.spawn().expect("spawn orch up"),
-        RUN_TIMEOUT,
-        "orch up",
-    ));
-    let context = || {
-        format!(
-            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
-            logs(&repo),
-            api_server.requests()
-        )
-    };
-    assert_eq!(code, 0, "{}", context());
+    let context = up_to_the_end(&mut cmd, &repo, &api_server);
     let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.log")).unwrap_or_default();
     assert!(
         log.contains("=== orch: on host `h1` ==="),
