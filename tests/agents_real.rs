@@ -12,7 +12,7 @@
 //!
 //! What each CLI prints for the outcomes orch must tell apart: tests/agents_real_prints.rs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

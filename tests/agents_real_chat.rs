@@ -13,7 +13,7 @@
 //! One test per client and scenario, so that they run in parallel (most of their time is the
 //! clients' own waits).
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::clis::{

@@ -4,7 +4,7 @@
 //! refusal, HTTP 429 with a reset time, HTTP 401, usage and cost (and a budget), and a failing
 //! check whose output the retry's prompt carries. Each run has its own HOME (and CODEX_HOME).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

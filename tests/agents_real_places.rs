@@ -12,7 +12,7 @@
 //! PATH), never `orch up`'s; and its network is `open` there (orch refuses to confine a
 //! network it does not run: exit 6), its files confined by the sandbox as locally.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! lines are kept in `tests/fixtures/clients/{claude,codex,gemini}/` (rewritten with
 //! `ORCH_UPDATE_CLIENT_FIXTURES=1`), which the unit tests of orch's output readers read.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::clis::{client_lines, clis, clis_with, keep_fixture};

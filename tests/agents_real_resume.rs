@@ -6,7 +6,7 @@
 //! (`ORCH_TEST_CLIS`, a skip unless `ORCH_REQUIRE_AGENT_CLIS=1`); the agents run confined,
 //! where the client's session lives in orch's private copy of its state.
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

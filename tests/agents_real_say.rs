@@ -6,7 +6,7 @@
 //! ends by itself once it has answered the message. The CLI is the pinned one
 //! (`ORCH_TEST_CLIS`, a skip unless `ORCH_REQUIRE_AGENT_CLIS=1`), confined and not.
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

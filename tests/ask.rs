@@ -3,7 +3,7 @@
 //! ending with exit 5 and the plan `waiting`, then `orch answer` (with or without a running
 //! `orch up`) and the next attempt's prompt holding the question and the answer.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

@@ -3,7 +3,7 @@
 //! worktree, or finds it missing or locked. Each asserts the documented outcome: the task's
 //! status, the exit code, the log, and no process left behind.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

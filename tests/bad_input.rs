@@ -4,7 +4,7 @@
 //! and the state directory included), compared before and after, and every ref. Agents that
 //! misbehave are in `tests/bad_agents.rs`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

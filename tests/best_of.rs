@@ -4,7 +4,7 @@
 //! commit, the others are saved under `refs/orch/attempts/<plan>/<task>/<attempt>`. Through the
 //! real binary in a real repository.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

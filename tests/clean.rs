@@ -3,7 +3,7 @@
 //! no commit is ever lost, and a plan that is not merged or not clean stays unless `--force`,
 //! which saves it first.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;

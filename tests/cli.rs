@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `orch` binary on real files in temp dirs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Command};

@@ -32,7 +32,7 @@
 //! (`ORCH_REQUIRE_SLURM`, `.ci/slurm start`), the confined ones Landlock
 //! (`ORCH_REQUIRE_LANDLOCK`): without them a cell says so and passes, unless CI requires them.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! (with their files) and pairs that do not, the target, predictions from task texts, and a
 //! repository left exactly as it was. Also `orch up`'s early warning.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Repo, agent, one_task};

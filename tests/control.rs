@@ -1,7 +1,7 @@
 //! Run control end to end: `orch pause|resume PLAN`, `orch retry|stop PLAN ID`, with a running
 //! `orch up` (scripted agents that wait for a go from the test) and without one.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

@@ -1,7 +1,7 @@
 //! What users expect of a Rust command line, on the real binary: shell completions, a man
 //! page, `--color` with `NO_COLOR`, and `RUST_LOG` diagnostics.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

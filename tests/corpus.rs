@@ -3,7 +3,7 @@
 //! ../shared/compat/plan-status.schema.json. Without ../shared these tests say so and pass,
 //! unless `ORCH_REQUIRE_SHARED` is set (CI sets it): then they fail.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

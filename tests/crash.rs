@@ -24,7 +24,7 @@
 //! On failure the message lists the worktree root and git's worktree entries, to tell which
 //! state orch did not expect.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

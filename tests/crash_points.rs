@@ -3,7 +3,7 @@
 //! and its record, an agent's report and its answer, an adopted agent's children, a worktree's
 //! checkout — then run again: every task is recorded once, with one commit, and nothing is lost.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

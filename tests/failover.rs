@@ -3,7 +3,7 @@
 //! the agent's whose attempt showed it, by orch's record of who ran the attempt: another agent's
 //! words, or an agent's words anywhere but its own client's output, move nothing.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

@@ -2,7 +2,7 @@
 //! from a seed and their task (`seeded_sleep.sh`, a tenth to a third of a second) build the
 //! history through real `orch up` runs; later commands forecast from it.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::events::named;

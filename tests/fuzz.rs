@@ -11,7 +11,7 @@
 //! --nocapture` for a long run (each property prints how many inputs it ran). The corpus
 //! properties need `../shared/corpus` (see `support::shared`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

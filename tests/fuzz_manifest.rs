@@ -2,7 +2,7 @@
 //! TOML-ish text, arbitrary strings, or structured manifests with random keys, values and types.
 //! `PROPTEST_CASES=10000 cargo test --release --test fuzz_manifest -- --nocapture` for a long run.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::OnceLock;

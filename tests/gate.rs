@@ -3,7 +3,7 @@
 //! in events, summary and `orch status`, usage and cost, budgets, usage limits (a pause) and
 //! authentication errors (the run stops, no retries burnt).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

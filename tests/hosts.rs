@@ -3,7 +3,7 @@
 //! there once (by its git blob id), reports what each offers, and says which does not answer;
 //! bad `[[host]]` input is refused with file:line, nothing written.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 

@@ -2,7 +2,7 @@
 //! bystander), a textual conflict with its files, exit codes 0/5/2, and refs, target and plan
 //! worktrees left exactly as they were.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

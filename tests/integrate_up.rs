@@ -2,7 +2,7 @@
 //! reported while the culprit still works, its next prompt holds the failure, `orch status`
 //! shows it, and the fix is reported; without the break, nothing is.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Repo, fixtures, named, toml_array};

@@ -2,7 +2,7 @@
 //! directly: a half-made plan worktree, a stale `index.lock` or branch `.lock`. The next `orch up`
 //! clears what is orch's own and completes; anything that may hold the user's work is refused.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

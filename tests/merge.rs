@@ -3,7 +3,7 @@
 //! files and index of the main work tree, tags, status files, exit codes. `verify` before the
 //! target moves: tests/merge_verify.rs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

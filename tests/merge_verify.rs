@@ -2,7 +2,7 @@
 //! target moves; a failure, a timeout or Ctrl-C moves nothing and leaves no staging behind, and a
 //! target moved meanwhile is kept. Real repositories, plans finished by a real `orch up`.
 
-mod support;
+use crate::support;
 
 use support::merge::{A, B, PlanSpec, finished, merge_json, pairs, results, snapshot, step};
 use support::{Repo, kill, toml_array, wait, wait_for};

@@ -7,7 +7,7 @@
 //! machine's network. Where namespaces cannot be made, `confined` asked for refuses to start.
 //! Only loopback addresses are used.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! prompt file; the task text is full of shell syntax that would leave canary files behind if
 //! anything ran it through a shell.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

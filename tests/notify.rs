@@ -2,7 +2,7 @@
 //! stdin) and webhooks served by HTTP servers in the test: one that records, one that never
 //! answers, one that answers 500.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};

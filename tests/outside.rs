@@ -3,7 +3,7 @@
 //! still map one to one onto tasks: the outside task gets its own commit, and the agent's
 //! unfinished changes are not swept into it.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::Instant;

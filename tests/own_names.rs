@@ -8,7 +8,7 @@
 //! every status kept. Seen failing on main: plan `net` lost its status to the proxy's
 //! directory and ran again (two commits for one task); `events.jsonl` could not have a status.
 
-mod support;
+use crate::support;
 
 use support::{Repo, sshd, toml_array};
 

@@ -4,7 +4,7 @@
 //! their spans (never more at once than the limit). Real git repositories in temp dirs, the real
 //! binary; every process waited for with a deadline.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! commits landed back on the plan branch one commit per task, through the real binary with the
 //! scripted agent `tests/fixtures/agents/par_agent.sh`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! remote, and a fake `gh` on `PATH` (tests/fixtures/gh/gh) that records each call and answers
 //! `gh pr list` from the pull requests it was asked to open.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! passes, stops the run with exit 2 and the fix before anything is made. `orch check` warns
 //! about an argv known not to work, with the fix.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use support::Repo;

@@ -3,7 +3,7 @@
 //! changes saved, whatever its text names; a plan whose `allow_protected` names the file may
 //! change it. Bad globs are errors.
 
-mod support;
+use crate::support;
 
 use support::{Repo, toml_array};
 

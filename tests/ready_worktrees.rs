@@ -3,7 +3,7 @@
 //! agent. Through the real binary, with two agents that meet (so both task worktrees exist at
 //! once).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

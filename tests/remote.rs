@@ -4,7 +4,7 @@
 //! Landlock where the host has it), and its work comes back as a bundle that orch checks and
 //! commits on the plan branch here, with the lead repository's identity.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

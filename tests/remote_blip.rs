@@ -10,7 +10,7 @@
 //! connection end). The fixture agents wait for a file the test writes once the host is down or
 //! back: no sleep orders anything.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! host's `dir`, seeded from the host user's state and removed when the attempt ends. The agent
 //! cannot write the host user's own state, nor read or write another attempt's.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! branch, the task's status says it failed and why, and the run goes on (an honest plan beside
 //! them completes).
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! snapshots back are pruned once their work is safe here; and what a host keeps of a lost
 //! attempt, of any size, comes back before it is removed there, and only then.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! holding that output kept the attempt from ever ending. Real `sshd` on loopback
 //! (`support::sshd`); the hosts are this machine, so the test sees the processes.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! waits for the run's `manifest_reloaded` (or `manifest_invalid`) before it lets the agents go
 //! on, so what it checks is what the edit changed.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

@@ -2,7 +2,7 @@
 //! `verify_all`, run against the real binary in three real repositories side by side (home, api,
 //! client) in one temp dir.
 
-mod support;
+use crate::support;
 
 use support::Repo;
 use support::three::{

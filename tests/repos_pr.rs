@@ -3,7 +3,7 @@
 //! its group and saying the order to merge. Three real repositories, a bare remote each, and the
 //! fake `gh` of tests/fixtures/gh on PATH.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //! landing (the merge train, or `orch merge` after the run), with the sandbox on and off, each
 //! network mode, task and plan mode, and on a `[[host]]` (`executor = "ssh"`).
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::three::{Three, plan_table, repo_table};

@@ -7,7 +7,7 @@
 //! checkout, the home one, their refs) never lands. Three real repositories side by side (home,
 //! api, client), scripted agents (`repos_agent.sh`, `repos_resolver.sh`), the real binary.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

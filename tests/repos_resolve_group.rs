@@ -5,7 +5,7 @@
 //! and nothing moves. Three real repositories (home, api, client), scripted agents, the real
 //! binary.
 
-mod support;
+use crate::support;
 
 use support::three::{
     PLAN, Three, groups_doc, mains, merged_in_order, no_landing_left, no_resolution_left,

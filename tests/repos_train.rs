@@ -3,7 +3,7 @@
 //! the preview tests every repository's candidate. Three real repositories side by side (home,
 //! api, client), scripted agents, the real binary.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::three::{Three, mains, no_landing_left, run_manifest};

@@ -5,7 +5,7 @@
 //! plan, repository and files; each plan's landing is recorded in its status file. Three real
 //! repositories side by side (home, api, client), scripted agents, the real binary.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! branch or worktree act in the plan's own repository or refuse, naming it (`orch clean`,
 //! `orch sync`, `orch conflicts`, `orch resolve`). Three real repositories side by side.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::three::{PLAN, Three, exists, plan_table, repo_table};

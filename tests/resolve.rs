@@ -4,7 +4,7 @@
 //! resolver.sh`), and what a user checks: the target and plan branches, the merge commits and
 //! their messages, the files, the saved attempts, the status records, the exit codes.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Repo, agent, fixtures, toml_array};

@@ -3,7 +3,7 @@
 //! threads, reviews and check runs in files each test writes (its header lists them) and
 //! recording the replies and labels orch makes.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::review::{

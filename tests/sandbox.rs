@@ -3,7 +3,7 @@
 //! what it may do still gets its task completed and committed. Bad sandbox keys are errors
 //! with their location.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! `"auto"` runs it unconfined, with one warning and `"sandbox": "unavailable"` in the
 //! `run_started` event and `orch status --json`.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 

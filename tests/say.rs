@@ -3,7 +3,7 @@
 //! kept for the next attempt otherwise (an agent that does not read its input, a line too
 //! long for one write), and the next attempt's prompt holds them.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

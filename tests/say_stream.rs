@@ -5,7 +5,7 @@
 //! the next attempt, never written into a pipe nobody reads. The real Claude Code preset is
 //! tested the same way in `tests/agents_real_say.rs`.
 
-mod support;
+use crate::support;
 
 use std::process::Child;
 use std::sync::mpsc::Receiver;

@@ -1,7 +1,7 @@
 //! End-to-end tests of `orch init`, `orch demo`, `orch demo-agent`, `orch logs`, and the project's
 //! own `plans.toml`: the real binary on real files in temp dirs.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `orch simulate` end to end: the real binary on plan files in a temp dir (no git needed), the
 //! repository's own plans and the shipped examples. Makespans are worked out by hand.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

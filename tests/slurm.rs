@@ -5,7 +5,7 @@
 //! Without a cluster these tests say so and pass, unless `ORCH_REQUIRE_SLURM` is set (CI sets
 //! it after starting the cluster): then a missing cluster fails them.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Sparse plans (`paths`) end to end through `orch up`, `orch merge`, `orch check` and
 //! `orch status --disk`: real repositories, scripted agents, the trees of the commits.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Repo, toml_array};

@@ -10,7 +10,7 @@
 //! its paths hold; `verify`'s staging worktree has them. Through the real binary with
 //! `tests/fixtures/agents/submodule_agent.sh`.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::submodules::{Fixture, fixture, gitlink, journal, plans};

@@ -1,7 +1,7 @@
 //! `orch sync` end to end: plans run by a real `orch up`, then a commit added to the upstream
 //! plan's branch by hand, and what the dependent plan's branch, worktree and status file hold.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Repo, fixtures, toml_array};

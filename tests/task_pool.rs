@@ -5,7 +5,7 @@
 //! `orch clean`. Through the real binary with the scripted agent
 //! `tests/fixtures/agents/pool_agent.sh`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! a go from the test), its screen read through a terminal emulator (`vt100`): what a person sees,
 //! and what its keys do.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! from `tests/fixtures/agents/`, and the outcomes a user checks: task statuses, commits on plan
 //! branches, files, the process table.
 
-mod support;
+use crate::support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

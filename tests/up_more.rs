@@ -3,7 +3,7 @@
 //! (the parallelism limits: `tests/parallel_limits.rs`). Real git repositories in temp dirs, the real binary, scripted agents
 //! from `tests/fixtures/agents/`; every process waited for with a deadline.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! verify passed or failed. Nothing the agent wrote decides which processes those are: orch
 //! ends what runs below the verify command it started.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

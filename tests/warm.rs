@@ -3,7 +3,7 @@
 //! validation of `warm` entries (nothing changed on disk), and a plan whose first agent starts
 //! while another plan is still being prepared.
 
-mod support;
+use crate::support;
 
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! End-to-end tests of `orch status --watch`: the real binary watching a real state directory
 //! while the real `orch task` changes it.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

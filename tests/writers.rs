@@ -3,7 +3,7 @@
 //! time. No outcome may be lost, the supervisor's own records must stay intact, and no read may
 //! see a torn file.
 
-mod support;
+use crate::support;
 
 use std::process::Child;
 use std::sync::Arc;

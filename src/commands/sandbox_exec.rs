@@ -75,6 +75,9 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
             // orch's private directory (its SSH connections' control sockets) is out of sight
             // before the file rules forbid the mount that hides it.
             crate::sandbox::hide_private_root()?;
+            // Outside its write set the file system is read-only to it: Landlock does not
+            // control mode bits, times and extended attributes.
+            crate::sandbox::read_only_outside(&rules.write)?;
             // No capability survives into the agent, root's included.
             crate::sandbox::drop_all_capabilities()?;
             restrict(rules)

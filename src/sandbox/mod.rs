@@ -15,10 +15,12 @@
 //! for writing (ABI 5).
 
 mod exec;
+mod mounts;
 mod private;
 mod writable;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
+pub(crate) use mounts::read_only_outside;
 pub use private::private_lock_path;
 pub(crate) use private::{
     drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,

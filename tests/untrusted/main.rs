@@ -21,6 +21,7 @@ mod git;
 mod held;
 mod history;
 mod links;
+mod modes;
 mod network;
 mod own_dirs;
 mod processes;
