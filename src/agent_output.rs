@@ -232,7 +232,8 @@ pub struct AgentOutput {
     /// says it (the limit's or the login's words, not whatever the agent printed first).
     pub(crate) class_line: Option<String>,
     /// A line of a confined attempt's output saying a write outside what it may write was
-    /// denied (`Permission denied` on such a path): the sandbox's doing.
+    /// denied (`Permission denied` or `Read-only file system` on such a path): the sandbox's
+    /// doing.
     pub(crate) sandbox_denied: Option<String>,
 }
 
@@ -334,7 +335,18 @@ fn sandbox_denied(attempt: &str) -> Option<String> {
     attempt
         .lines()
         .filter(|l| !l.starts_with("=== orch: "))
-        .filter(|l| l.contains("Permission denied") || l.contains("EACCES"))
+        // Landlock's refusal, or the read-only mount that covers everything outside the write
+        // set (a write there fails with `EROFS` before Landlock is asked).
+        .filter(|l| {
+            [
+                "Permission denied",
+                "EACCES",
+                "Read-only file system",
+                "EROFS",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
         .find(|l| {
             l.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ':' | ','))
                 .filter(|w| w.starts_with('/'))

@@ -17,6 +17,7 @@ mod ask;
 mod bad_agents;
 mod bad_input;
 mod best_of;
+mod book_remote;
 mod clean;
 mod cli;
 mod compose;

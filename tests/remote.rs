@@ -136,6 +136,10 @@ fn an_agent_on_a_host_cannot_write_outside_its_remote_worktree() {
              try symlink 'echo x > link/through-link'\n\
              try cache 'for c in {dir}/repos/*.git; do echo x > \"$c/planted\"; done'\n\
              try orch 'for o in {dir}/bin/orch-*; do echo x >> \"$o\"; done'\n\
+             try chmod-orch 'for o in {dir}/bin/orch-*; do chmod 000 \"$o\"; done'\n\
+             try chmod-cache 'for c in {dir}/repos/*.git; do chmod 000 \"$c\"; done'\n\
+             try chmod-outside 'chmod 000 {out}'\n\
+             try touch-orch 'for o in {dir}/bin/orch-*; do touch -d 2000-01-01 \"$o\"; done'\n\
              rm -f link\n\
              exit 0\n",
             out = outside.display(),
@@ -150,12 +154,26 @@ fn an_agent_on_a_host_cannot_write_outside_its_remote_worktree() {
         &format!("[\"sh\", \"{agent}\"]"),
         "sandbox = \"on\"",
     );
+    use std::os::unix::fs::MetadataExt as _;
+    let outside_mode = std::fs::metadata(&outside).expect("outside").mode();
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
     let (code, out, err) = repo.run_cmd(&mut cmd);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let tried = repo.git(&["show", "plan/p:tried.txt"]);
-    for way in ["absolute", "dotdot", "symlink", "cache", "orch"] {
+    // Mode bits and times too (Landlock alone does not control them: `chmod 000` of orch's copy
+    // there made the host fail for every plan after).
+    for way in [
+        "absolute",
+        "dotdot",
+        "symlink",
+        "cache",
+        "orch",
+        "chmod-orch",
+        "chmod-cache",
+        "chmod-outside",
+        "touch-orch",
+    ] {
         assert!(tried.contains(&format!("{way} denied")), "{way}: {tried}");
     }
     assert!(!outside.join("abs").exists());
@@ -166,6 +184,16 @@ fn an_agent_on_a_host_cannot_write_outside_its_remote_worktree() {
         .flatten()
         .any(|e| e.path().join("planted").exists());
     assert!(!planted);
+    assert_eq!(
+        std::fs::metadata(&outside).expect("outside").mode(),
+        outside_mode,
+        "outside's mode changed"
+    );
+    for e in std::fs::read_dir(dir.join("bin")).expect("bin").flatten() {
+        let m = e.metadata().expect("orch's copy");
+        assert_ne!(m.mode() & 0o777, 0, "{:?} made unreadable", e.path());
+        assert!(m.mtime() > 946_684_800 + 86_400, "{:?} touched", e.path());
+    }
 }
 
 /// Polls `cond` until it holds (60 s).

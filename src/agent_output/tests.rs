@@ -527,6 +527,15 @@ fn a_denied_write_outside_the_allowed_paths_is_the_sandboxs() {
         sandbox_denied("sh: cannot create /x: Permission denied\n"),
         None
     );
+    // Outside the write set the file system is read-only to a confined process: the same.
+    let log = format!(
+        "=== orch: attempt 1 started at x: sh a.sh ===\n{CONFINED_LINE}/w/tree ===\n\
+         chmod: changing permissions of '/w/other': Read-only file system\n"
+    );
+    assert_eq!(
+        sandbox_denied(&log).as_deref(),
+        Some("chmod: changing permissions of '/w/other': Read-only file system")
+    );
 }
 
 #[test]

@@ -15,6 +15,13 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 
+/// The most of `/proc/self/mountinfo` read (a line is about 100 bytes; the kernel allows
+/// 100,000 mounts by default).
+const MOUNTINFO: crate::untrusted::read::Limit = crate::untrusted::read::Limit {
+    bytes: 32 << 20,
+    what: "the mount table",
+};
+
 /// One mount of this process's namespace: where it is, and its own flags (which a remount must
 /// keep: in a user namespace the kernel refuses one that drops a flag the mount was made with).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +36,8 @@ struct Mount {
 /// a mount it cannot make read-only is named and nothing runs; one this process cannot reach
 /// (a path it may not search, gone) is passed over, as it cannot be reached after either.
 pub(crate) fn read_only_outside(write: &[PathBuf]) -> Result<(), String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let text = crate::untrusted::read::text(Path::new("/proc/self/mountinfo"), MOUNTINFO)
+        .map_err(|e| format!("cannot read the mounts: {e}"))?;
     let all = parse_mountinfo(&text);
     if all.is_empty() {
         return Err("cannot read /proc/self/mountinfo: no mount listed".into());
@@ -55,8 +62,8 @@ pub(crate) fn read_only_outside(write: &[PathBuf]) -> Result<(), String> {
     }
     // The working directory was entered before: it still lies on the mount below (read-only
     // now). Entered again by its path, it lies on what is mounted there now.
-    let cwd = std::env::current_dir()
-        .map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
     std::env::set_current_dir(&cwd)
         .map_err(|e| format!("cannot enter `{}` again: {e}", cwd.display()))
 }
