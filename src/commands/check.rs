@@ -33,9 +33,11 @@ pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
                     "protects": g.protects,
                     "free": g.free,
                     "unknown_grammar": g.unknown_grammar,
+                    "loads": g.loads.iter().map(|l| json!({"path": l.path, "why": l.why})).collect::<Vec<_>>(),
                 }))
                 .collect::<Vec<_>>()
         );
+        v["protected_anywhere"] = json!(crate::manifest::anywhere_patterns());
         print_json(&v);
     } else {
         print_text(&ws, errors, warnings, schedule.as_ref(), &gates);
@@ -72,6 +74,9 @@ struct GateFiles {
     /// program they are handed to (perhaps data: a plan's `allow_protected` lets its tasks
     /// change one).
     unknown_grammar: Vec<String>,
+    /// The code it loads without naming it (beside its script, a `-m` package, makefiles, a
+    /// package runner's rc files), protected as its script is, each with why.
+    loads: Vec<crate::manifest::Loaded>,
 }
 
 /// The gates of the manifest that name files of the repository (none without a manifest).
@@ -117,11 +122,15 @@ fn gates(ws: &Workspace) -> Vec<GateFiles> {
                     unknown_grammar.push(f);
                 }
             }
-            (!protects.is_empty() || !free.is_empty()).then_some(GateFiles {
+            let view = crate::git::disk_view(&root);
+            let loads =
+                crate::manifest::loaded_by(&gate.argv, &file_of, &view, gate.key == "notify");
+            (!protects.is_empty() || !free.is_empty() || !loads.is_empty()).then_some(GateFiles {
                 gate,
                 protects,
                 free,
                 unknown_grammar,
+                loads,
             })
         })
         .collect()
@@ -234,6 +243,12 @@ fn print_text(
                     "    protected as code, orch not knowing the grammar of the program they are handed to: {} (if data, name it in the plan's `allow_protected` to let its tasks change it)",
                     g.unknown_grammar.join(", ")
                 ));
+            }
+            if !g.loads.is_empty() {
+                println_safe("    loads without naming it (protected as its script is):");
+                for l in &g.loads {
+                    println_safe(&format!("      {}: {}", l.path, l.why));
+                }
             }
             if !g.free.is_empty() {
                 println_safe(&format!(

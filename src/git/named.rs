@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use super::repo::branch_commit;
-use crate::manifest::{Guarded, ancestors};
+use crate::manifest::{
+    Guarded, Kind, View, ancestors, anywhere_patterns, is_pattern, pattern_at_or_above,
+    pattern_covers,
+};
 
 /// The path inside the repository that the word `word` of a command line names (relative to
 /// `cwd`, or absolute inside `cwd` or `repo_root`), as git spells it (normalised lexically:
@@ -59,32 +62,54 @@ pub(crate) struct Protected {
 }
 
 impl Protected {
-    /// `guarded` resolved with `base` (the tree where the work started) and `exists` (whether
-    /// the work holds a file at a repository path), words relative to `cwd` or `repo_root`.
+    /// `guarded` resolved with `base` (the tree where the work started, of `repo`) and `work`
+    /// (what the work holds), words relative to `cwd` or `repo_root`: the files its command
+    /// lines name, the code they load without naming it ([`Guarded::loaded`], read in `base`
+    /// first, then in the work) and the files protected at any depth (patterns `**/…`).
     fn resolve(
         guarded: &Guarded,
-        base: &git2::Tree<'_>,
-        exists: &dyn Fn(&Path) -> bool,
+        (repo, base): (&git2::Repository, &git2::Tree<'_>),
+        work: &dyn View,
         (cwd, repo_root): (&Path, &Path),
     ) -> Self {
         let in_either = |w: &str| {
             repo_path(w, cwd, repo_root)
-                .filter(|rel| file_in(base, rel) || exists(rel))
+                .filter(|rel| {
+                    file_in(base, rel)
+                        || rel
+                            .to_str()
+                            .is_some_and(|r| work.kind(r).is_some_and(|k| k != Kind::Dir))
+                })
                 .map(|rel| rel.to_string_lossy().into_owned())
         };
+        let base_view = TreeView { repo, tree: base };
+        let both = Union(&base_view, work);
+        let mut trusted = guarded.paths(&in_either);
+        for l in guarded.loaded(&in_either, &both) {
+            if !trusted.contains(&l.path) {
+                trusted.push(l.path);
+            }
+        }
+        for p in anywhere_patterns() {
+            if !trusted.contains(&p) {
+                trusted.push(p);
+            }
+        }
         Self {
-            trusted: guarded.paths(&in_either),
+            trusted,
             unknown_grammar: guarded.unknown_grammar_paths(&in_either),
         }
     }
 
     /// Whether `path` is one of `paths` or inside one of them (a protected directory).
+    /// A pattern `**/NAME` among `paths` covers `NAME` at any depth ([`pattern_covers`]).
     pub(crate) fn covers(paths: &[String], path: &str) -> bool {
         paths.iter().any(|p| {
             path == p
                 || path
                     .strip_prefix(p.as_str())
                     .is_some_and(|r| r.starts_with('/'))
+                || pattern_covers(p, path)
         })
     }
 }
@@ -104,12 +129,10 @@ pub(crate) fn protected_at(
         .and_then(|c| c.tree())
         .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
         .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
-    let exists =
-        |rel: &Path| std::fs::symlink_metadata(worktree.join(rel)).is_ok_and(|m| !m.is_dir());
     Ok(Protected::resolve(
         guarded,
-        &tree,
-        &exists,
+        (&repo, &tree),
+        &DiskView(worktree),
         (worktree, repo_root),
     ))
 }
@@ -118,10 +141,10 @@ pub(crate) fn protected_at(
 /// resolver starts from and changes).
 pub(crate) fn protected_in(
     guarded: &Guarded,
-    tree: &git2::Tree<'_>,
+    (repo, tree): (&git2::Repository, &git2::Tree<'_>),
     repo_root: &Path,
 ) -> Protected {
-    Protected::resolve(guarded, tree, &|_| false, (repo_root, repo_root))
+    Protected::resolve(guarded, (repo, tree), &Nothing, (repo_root, repo_root))
 }
 
 /// The links the worktree `worktree` holds at a protected path or above one (a directory of
@@ -166,6 +189,30 @@ pub(crate) fn new_links_at(
             }
         }
     }
+    // The patterns (`**/.claude/settings.json`): every link the work holds where one matches,
+    // or at a directory above such a place (`docs/.claude`), found by git's status.
+    let patterns: Vec<&String> = paths.iter().filter(|p| is_pattern(p)).collect();
+    if !patterns.is_empty() {
+        let mut specs: Vec<String> = Vec::new();
+        for p in &patterns {
+            let parts: Vec<&str> = p.split('/').collect();
+            for n in 2..=parts.len() {
+                let spec = parts[..n].join("/");
+                if !specs.contains(&spec) {
+                    specs.push(spec);
+                }
+            }
+        }
+        let dirty = super::dirty_paths_among(worktree, &specs).map_err(|e| e.to_string())?;
+        for d in dirty {
+            let d = d.trim_end_matches('/').to_string();
+            let is_link = std::fs::symlink_metadata(worktree.join(&d))
+                .is_ok_and(|m| m.file_type().is_symlink());
+            if is_link && patterns.iter().any(|p| pattern_at_or_above(p, &d)) && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -185,7 +232,7 @@ pub(crate) fn new_files_above(
         .or_else(|_| repo.head().and_then(|h| h.peel_to_tree()))
         .map_err(|e| format!("cannot read the plan's base or HEAD: {e}"))?;
     let mut out: Vec<String> = Vec::new();
-    for p in paths {
+    for p in paths.iter().filter(|p| !is_pattern(p)) {
         for a in ancestors(p) {
             let Ok(meta) = std::fs::symlink_metadata(worktree.join(a)) else {
                 break;
@@ -240,8 +287,12 @@ pub(crate) fn changed_since_fork(
         .and_then(|base| repo.find_commit(base))
         .and_then(|base| Ok((base.tree()?, tip.tree()?)))
         .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?;
-    let exists = |rel: &Path| file_in(&tip, rel);
-    let paths = Protected::resolve(guarded, &base, &exists, (repo_root, repo_root)).trusted;
+    let tip_view = TreeView {
+        repo: &repo,
+        tree: &tip,
+    };
+    let paths =
+        Protected::resolve(guarded, (&repo, &base), &tip_view, (repo_root, repo_root)).trusted;
     let mut links: Vec<String> = Vec::new();
     for p in &paths {
         for a in ancestors(p).chain(std::iter::once(p.as_str())) {
@@ -264,9 +315,192 @@ pub(crate) fn changed_since_fork(
         super::own::own_changes_between(&repo, Some(&base), &tip, &guarded.own).map_err(|e| {
             format!("cannot read what `{branch}` changes of orch's own directories: {e}")
         })?;
+    // Each file the branch changes that a protected path covers (a directory of code a command
+    // loads, a pattern at any depth), named as itself; a link where a pattern matches or above.
+    let mut changed = changed_between(&base, &tip, &paths)
+        .into_iter()
+        .filter(|p| !is_dir_in(&base, p) && !is_dir_in(&tip, p))
+        .collect::<Vec<_>>();
+    let diff = repo
+        .diff_tree_to_tree(Some(&base), Some(&tip), None)
+        .map_err(|e| format!("cannot read what `{branch}` changes: {e}"))?;
+    for d in diff.deltas() {
+        for (file, new) in [(d.old_file(), false), (d.new_file(), true)] {
+            let Some(path) = file.path().and_then(Path::to_str) else {
+                continue;
+            };
+            if Protected::covers(&paths, path) && !changed.iter().any(|c| c == path) {
+                changed.push(path.to_string());
+            }
+            let link = new && file.mode() == git2::FileMode::Link;
+            if link
+                && paths
+                    .iter()
+                    .any(|p| is_pattern(p) && pattern_at_or_above(p, path))
+                && !links.iter().any(|l| l == path)
+            {
+                links.push(path.to_string());
+            }
+        }
+    }
     Ok(TrustedChanges {
-        changed: changed_between(&base, &tip, &paths),
+        changed,
         links,
         own,
     })
+}
+
+/// Whether `tree` holds a directory at `p`.
+fn is_dir_in(tree: &git2::Tree<'_>, p: &str) -> bool {
+    tree.get_path(Path::new(p))
+        .is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree))
+}
+
+/// A tree of `repo` read as a [`View`].
+struct TreeView<'a> {
+    repo: &'a git2::Repository,
+    tree: &'a git2::Tree<'a>,
+}
+
+impl TreeView<'_> {
+    fn entry(&self, rel: &str) -> Option<git2::TreeEntry<'static>> {
+        self.tree.get_path(Path::new(rel)).ok()
+    }
+}
+
+impl View for TreeView<'_> {
+    fn kind(&self, rel: &str) -> Option<Kind> {
+        let e = self.entry(rel)?;
+        Some(match (e.kind(), e.filemode()) {
+            (Some(git2::ObjectType::Tree), _) => Kind::Dir,
+            (_, LINK_MODE) => Kind::Link,
+            _ => Kind::File,
+        })
+    }
+
+    fn names(&self, dir: &str) -> Vec<String> {
+        let sub;
+        let tree = if dir.is_empty() {
+            self.tree
+        } else {
+            let Some(t) = self
+                .entry(dir)
+                .and_then(|e| e.to_object(self.repo).ok())
+                .and_then(|o| o.into_tree().ok())
+            else {
+                return Vec::new();
+            };
+            sub = t;
+            &sub
+        };
+        tree.iter()
+            .take(crate::manifest::MAX_NAMES)
+            .filter_map(|e| e.name().ok().map(str::to_string))
+            .collect()
+    }
+
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        if self.kind(rel) != Some(Kind::File) {
+            return None;
+        }
+        let blob = self.repo.find_blob(self.entry(rel)?.id()).ok()?;
+        (blob.size() as u64 <= crate::manifest::MAX_READ).then(|| blob.content().to_vec())
+    }
+}
+
+/// A worktree on disk read as a [`View`]: never through a link, bounded.
+struct DiskView<'a>(&'a Path);
+
+impl View for DiskView<'_> {
+    fn kind(&self, rel: &str) -> Option<Kind> {
+        // A link on the way makes the path another one: nothing orch reads.
+        for a in ancestors(rel) {
+            let m = std::fs::symlink_metadata(self.0.join(a)).ok()?;
+            if !m.is_dir() {
+                return None;
+            }
+        }
+        let m = std::fs::symlink_metadata(self.0.join(rel)).ok()?;
+        Some(if m.file_type().is_symlink() {
+            Kind::Link
+        } else if m.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::File
+        })
+    }
+
+    fn names(&self, dir: &str) -> Vec<String> {
+        if !dir.is_empty() && self.kind(dir) != Some(Kind::Dir) {
+            return Vec::new();
+        }
+        std::fs::read_dir(self.0.join(dir))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .take(crate::manifest::MAX_NAMES)
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|n| n != ".git")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        if self.kind(rel) != Some(Kind::File) {
+            return None;
+        }
+        let limit = crate::untrusted::read::Limit {
+            bytes: crate::manifest::MAX_READ,
+            what: "script or makefile",
+        };
+        crate::untrusted::read::optional_beneath(self.0, Path::new(rel), limit)
+            .ok()
+            .flatten()
+    }
+}
+
+/// Two views as one: what either holds, read in the first (the trusted tree) first.
+struct Union<'a>(&'a dyn View, &'a dyn View);
+
+impl View for Union<'_> {
+    fn kind(&self, rel: &str) -> Option<Kind> {
+        self.0.kind(rel).or_else(|| self.1.kind(rel))
+    }
+
+    fn names(&self, dir: &str) -> Vec<String> {
+        let mut out = self.0.names(dir);
+        for n in self.1.names(dir) {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        self.0.read(rel).or_else(|| self.1.read(rel))
+    }
+}
+
+/// A view of nothing (a resolution's tree is read alone).
+struct Nothing;
+
+impl View for Nothing {
+    fn kind(&self, _: &str) -> Option<Kind> {
+        None
+    }
+
+    fn names(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn read(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The main checkout at `root` read as a [`View`] (for `orch check`).
+pub(crate) fn disk_view(root: &Path) -> impl View + '_ {
+    DiskView(root)
 }

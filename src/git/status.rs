@@ -70,7 +70,16 @@ pub(crate) fn status(
     .collect();
     if let Some(paths) = paths {
         args.push("--".to_string());
-        args.extend(paths.iter().map(|p| format!(":(top,literal){p}")));
+        // A pattern `**/NAME` (a file protected at any depth) matches as git's glob, there and
+        // below; every other path literally.
+        for p in paths {
+            if p.starts_with("**/") {
+                args.push(format!(":(top,glob){p}"));
+                args.push(format!(":(top,glob){p}/**"));
+            } else {
+                args.push(format!(":(top,literal){p}"));
+            }
+        }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = super::cli::run_in(dir, &args)?;

@@ -98,7 +98,7 @@ const WRAPPERS: [Wrapper; 9] = [
 /// Interpreters: the first word after their options that is a file is the script they run,
 /// the words after it data. Each with the options that give them code inline instead (no
 /// script then; the files that code names are code too).
-const INTERPRETERS: [(&str, &[&str]); 26] = [
+pub(super) const INTERPRETERS: [(&str, &[&str]); 26] = [
     ("sh", &["-c"]),
     ("bash", &["-c"]),
     ("dash", &["-c"]),
@@ -129,7 +129,7 @@ const INTERPRETERS: [(&str, &[&str]); 26] = [
 
 /// Options whose value is code the program loads (a module, an init file, a program file):
 /// protected as its script is.
-const CODE_OPTIONS: [&str; 17] = [
+pub(super) const CODE_OPTIONS: [&str; 17] = [
     "-r",
     "--require",
     "--import",
@@ -150,30 +150,30 @@ const CODE_OPTIONS: [&str; 17] = [
 ];
 
 /// Options of interpreters that take the next word as their value, data (not a script).
-const OPTIONS_WITH_VALUE: [&str; 6] = ["-o", "-O", "-W", "-X", "-I", "-C"];
+pub(super) const OPTIONS_WITH_VALUE: [&str; 6] = ["-o", "-O", "-W", "-X", "-I", "-C"];
 
 /// Test runners and build tools whose arguments are data (the tests they run, targets): the
 /// tasks' work, but for the files of [`CODE_OPTIONS`].
-const DATA_TOOLS: [&str; 11] = [
+pub(super) const DATA_TOOLS: [&str; 11] = [
     "pytest", "py.test", "cargo", "go", "jest", "vitest", "mocha", "tox", "nox", "ctest", "ninja",
 ];
 
 /// Programs that only read the files they are handed (compare, print, test them) and have no
 /// option that runs or loads code: every argument is data, their options included (`test -f
 /// x`, `grep -f patterns`, `diff -r a b`: none of these `-f`, `-r` loads code).
-const READERS: [&str; 12] = [
+pub(super) const READERS: [&str; 12] = [
     "cat", "test", "[", "true", "false", "diff", "cmp", "grep", "head", "tail", "wc", "md5sum",
 ];
 
 /// Programs that run what `package.json` says (`npm run x`, `npm test`).
-const PACKAGE_RUNNERS: [&str; 4] = ["npm", "yarn", "pnpm", "npx"];
+pub(super) const PACKAGE_RUNNERS: [&str; 4] = ["npm", "yarn", "pnpm", "npx"];
 
 /// The file those read their scripts from.
 pub(crate) const PACKAGE_JSON: &str = "package.json";
 
 /// A program's name as the tables above spell it: its file name, lowercase, without a version
 /// (`/usr/bin/python3.12` → `python`).
-fn program_name(word: &str) -> String {
+pub(super) fn program_name(word: &str) -> String {
     let base = word.rsplit('/').next().unwrap_or(word).to_ascii_lowercase();
     base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
         .to_string()
@@ -181,7 +181,7 @@ fn program_name(word: &str) -> String {
 
 /// The words of a string of inline code or of `env -S`, split on whitespace, quotes and shell
 /// punctuation trimmed (`sh -c "sh ci/x.sh; ./y"` → `sh`, `ci/x.sh`, `./y`).
-fn split_words(s: &str) -> Vec<String> {
+pub(super) fn split_words(s: &str) -> Vec<String> {
     s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`'))
         .map(|w| w.trim_matches(|c: char| matches!(c, '\'' | '"' | '\\' | '<' | '>' | '{' | '}')))
         .filter(|w| !w.is_empty())
@@ -212,7 +212,7 @@ pub(crate) fn file_words(argv: &[String], is_file: &dyn Fn(&str) -> bool) -> Vec
 /// Where the wrappers of `argv` end (the index of the program), with the command line an
 /// `env -S` string splits into in its place; `None` when a wrapper has an option orch does not
 /// know (then it cannot tell the program: every file word is code).
-fn after_wrappers(argv: &[String]) -> Option<(usize, Option<Vec<String>>)> {
+pub(super) fn after_wrappers(argv: &[String]) -> Option<(usize, Option<Vec<String>>)> {
     let mut i = 0;
     while let Some(w) = argv.get(i) {
         let name = program_name(w);
@@ -314,7 +314,7 @@ const INLINE_DEPTH: usize = 4;
 
 /// Words that open a shell's compound commands, taken off the front of a simple command
 /// (`if test -f x`, `! grep`).
-const SHELL_KEYWORDS: [&str; 12] = [
+pub(super) const SHELL_KEYWORDS: [&str; 12] = [
     "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
 ];
 
@@ -323,7 +323,7 @@ const SHELL_KEYWORDS: [&str; 12] = [
 /// of each split as [`split_words`] splits them, the compound commands' keywords taken off the
 /// front. `None` when orch does not read it command by command (a `for`, a `case`, a
 /// function): every file it names is then code.
-fn shell_commands(code: &str) -> Option<Vec<Vec<String>>> {
+pub(super) fn shell_commands(code: &str) -> Option<Vec<Vec<String>>> {
     let mut out = Vec::new();
     for seg in code.split([';', '&', '|', '(', ')', '`', '\n']) {
         let words = split_words(seg);

@@ -9,6 +9,7 @@ mod command_words;
 mod executor;
 mod fallback;
 mod hosts;
+mod implicit_code;
 mod load;
 mod model;
 mod names;
@@ -50,6 +51,10 @@ pub(crate) use command_words::{repo_path_of, unknown_grammar_words};
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]
 pub(crate) use hosts::DEFAULT_HOST_DIR;
+pub(crate) use implicit_code::{
+    Kind, Loaded, MAX_NAMES, MAX_READ, View, anywhere_patterns, is_pattern, loaded as loaded_by,
+    pattern_at_or_above, pattern_covers,
+};
 pub use load::parse_str;
 pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
 pub(crate) use model::Host;

@@ -175,6 +175,29 @@ impl Guarded {
     }
 }
 
+impl Guarded {
+    /// The code the gates' and hooks' command lines ([`Guarded::commands`]) load without
+    /// naming it ([`super::implicit_code`]): `file_of` as for [`Guarded::paths`], `view` the
+    /// tree (the one the work started from with the work's own). Each path once, with the first
+    /// reason found. Agents' commands: their program and script alone ([`Guarded::paths`]).
+    pub(crate) fn loaded(
+        &self,
+        file_of: &dyn Fn(&str) -> Option<String>,
+        view: &dyn super::View,
+    ) -> Vec<super::Loaded> {
+        let mut out: Vec<super::Loaded> = Vec::new();
+        for argv in &self.commands {
+            let unconfined = self.unconfined.contains(argv);
+            for l in super::implicit_code::loaded(argv, file_of, view, unconfined) {
+                if !out.iter().any(|o| o.path == l.path) {
+                    out.push(l);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Whether the repository path `path` is at or below one of orch's directories `own`
 /// ([`Guarded::own`]), or is a directory above one (`.orch` of `.orch/state`).
 pub(crate) fn own_path(own: &[String], path: &str) -> bool {

@@ -20,6 +20,7 @@ mod exemptions;
 mod git;
 mod held;
 mod history;
+mod implicit_code;
 mod links;
 mod modes;
 mod network;

@@ -144,7 +144,7 @@ impl MergeRepo {
         let t = self
             .tree(tree)
             .ok_or_else(|| format!("cannot read the tree `{tree}`"))?;
-        Ok(git::protected_in(guarded, &t, repo_root))
+        Ok(git::protected_in(guarded, (&self.repo, &t), repo_root))
     }
 
     /// Whether the index of this repository (a resolution worktree) has unmerged entries.
