@@ -495,3 +495,60 @@ fn orch_check_shows_the_exemptions_a_plan_has() {
         "{v}"
     );
 }
+
+/// `orch check` lists what each gate and hook loads without naming it, with why (`loads` in
+/// JSON), and the files protected at any depth (`protected_anywhere`).
+#[test]
+fn orch_check_lists_the_code_a_gate_loads_without_naming_it() {
+    let repo = Repo::bare_minimum();
+    repo.write("ci/__init__.py", "");
+    repo.write("ci/notify.py", "import sys\n");
+    repo.write("Makefile", "include mk/rules.mk\ntest:\n\ttrue\n");
+    repo.write("mk/rules.mk", "");
+    repo.write("setup.py", "");
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Do it\n",
+    );
+    repo.manifest(
+        &toml_array(&["true"]),
+        "\n[[notify]]\nevents = [\"run_finished\"]\ncommand = [\"python3\", \"-m\", \"ci.notify\"]\n",
+        "retries = 0\ncheck = [\"make\", \"test\"]\n",
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["check", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let loads = |key: &str| -> Vec<String> {
+        let gates = v["gates"].as_array().expect("gates");
+        let gate = gates.iter().find(|g| g["key"] == key).expect(key);
+        gate["loads"]
+            .as_array()
+            .expect("loads")
+            .iter()
+            .map(|l| {
+                assert!(l["why"].as_str().is_some_and(|w| !w.is_empty()), "{l}");
+                l["path"].as_str().expect("path").to_string()
+            })
+            .collect()
+    };
+    let check = loads("check");
+    for want in ["Makefile", "GNUmakefile", "makefile", "mk/rules.mk"] {
+        assert!(check.iter().any(|p| p == want), "{want}: {check:?}");
+    }
+    let notify = loads("notify");
+    for want in ["ci", "ci.py", "setup.py"] {
+        assert!(notify.iter().any(|p| p == want), "{want}: {notify:?}");
+    }
+    let anywhere = v["protected_anywhere"].as_array().expect("anywhere");
+    for want in ["**/.claude/settings.json", "**/.env"] {
+        assert!(anywhere.iter().any(|p| p == want), "{want}: {v}");
+    }
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("  notify: python3 -m ci.notify\n    loads without naming it (protected as its script is):\n      ci: the package of `-m ci.notify`\n"),
+        "{out}"
+    );
+}
