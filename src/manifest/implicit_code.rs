@@ -526,16 +526,38 @@ fn line(found: &mut Found<'_>, argv: &[String], unconfined: bool, depth: usize) 
     let mut k = 0;
     while let Some(w) = rest.get(k) {
         k += 1;
-        if family == Family::Python && (w == "-m" || (w.starts_with("-m") && w.len() > 2)) {
-            let module = if w == "-m" {
-                rest.get(k).map(String::as_str)
-            } else {
-                Some(&w[2..])
-            };
-            if let Some(m) = module {
-                python_module(found, m, unconfined);
+        if family == Family::Python && w.starts_with('-') && !w.starts_with("--") {
+            // A cluster of python's short options (`-um`, `-Bc`, `-O`, `-I`): the first of
+            // `m`, `c`, `W`, `X` takes the rest of the word, or the next word, as its value.
+            let flags = &w[1..];
+            match flags.find(['m', 'c', 'W', 'X']) {
+                Some(at) => {
+                    let value = &flags[at + 1..];
+                    let value = if value.is_empty() {
+                        k += 1;
+                        rest.get(k - 1).map(String::as_str)
+                    } else {
+                        Some(value)
+                    };
+                    match flags.as_bytes()[at] {
+                        b'm' => {
+                            if let Some(m) = value {
+                                python_module(found, m, unconfined);
+                            }
+                            return;
+                        }
+                        b'c' => {
+                            found.root(&[family], &format!("{program} {w} runs code inline"));
+                            if let Some(code) = value {
+                                every_file_a_script(found, &split_words(code), depth);
+                            }
+                            return;
+                        }
+                        _ => continue,
+                    }
+                }
+                None => continue,
             }
-            return;
         }
         let inline_code = inline.contains(&w.as_str())
             || (is_shell && w.starts_with('-') && !w.starts_with("--") && w.contains('c'));

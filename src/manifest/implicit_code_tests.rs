@@ -140,6 +140,24 @@ fn python_m_protects_the_package_and_what_shadows_it() {
     );
     let got = paths(&["python3", "-m", "pytest", "tests"], &t, false);
     assert_eq!(got, ["pytest", "pytest.py"]);
+    for argv in [
+        &["python3", "-um", "ci.check"][..],
+        &["python3", "-I", "-m", "ci.check"],
+        &["python3", "-W", "ignore", "-mci.check"],
+        &["python3", "-B", "-O", "-m", "ci.check"],
+    ] {
+        let got = paths(argv, &t, false);
+        assert!(got.iter().any(|g| g == "ci"), "{argv:?}: {got:?}");
+    }
+    for argv in [
+        &["python3", "-O", "scripts/notify.py"][..],
+        &["python3", "-X", "dev", "-I", "scripts/notify.py"],
+    ] {
+        let got = paths(argv, &t, false);
+        assert!(got.iter().any(|g| g == "scripts"), "{argv:?}: {got:?}");
+    }
+    let got = paths(&["python3", "-Bc", "import x"], &t, false);
+    assert!(got.iter().any(|g| g == "setup.py"), "{got:?}");
     let got = paths(&["python3", "-mpytest"], &t, true);
     assert!(got.iter().any(|g| g == "setup.py"), "{got:?}");
 }
