@@ -27,6 +27,19 @@ use crate::manifest::NotifyHook;
 /// Waits between the attempts of a webhook delivery.
 const WEBHOOK_BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(1)];
 
+/// How a hook's command runs confined: through `orch_bin sandbox-exec` under `rules` (the
+/// devices, the agents' `sandbox_write`, their `sandbox_deny_read`) with a private `TMPDIR` of
+/// its own added. A hook's program reads the repository as the agents' work left it (a script
+/// beside others, a module it imports, a makefile it includes: code no list of protected files
+/// can name in full), so it runs as the agents' code runs, confined, wherever the manifest
+/// confines an agent (`crate::merge::confine::decide`, as `verify`). Its network is not
+/// confined: a hook notifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HookConfine {
+    pub(crate) orch_bin: std::path::PathBuf,
+    pub(crate) rules: crate::sandbox::Rules,
+}
+
 /// What the hook threads share with the run.
 #[derive(Default)]
 struct Shared {
@@ -71,8 +84,13 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    /// Starts one delivery thread per hook (commands run in `cwd`); `None` without hooks.
-    pub(crate) fn start(hooks: &[NotifyHook], cwd: &Path) -> Option<Self> {
+    /// Starts one delivery thread per hook (commands run in `cwd`, confined by `confine` when
+    /// given); `None` without hooks.
+    pub(crate) fn start(
+        hooks: &[NotifyHook],
+        cwd: &Path,
+        confine: Option<&HookConfine>,
+    ) -> Option<Self> {
         if hooks.is_empty() {
             return None;
         }
@@ -88,10 +106,12 @@ impl Notifier {
             let done_t = done_tx.clone();
             let processed_t = processed.clone();
             let cwd = cwd.to_path_buf();
+            let confine_t = confine.cloned();
             let spawned = std::thread::Builder::new()
                 .name(format!("orch-notify-{}", hook.line))
                 .spawn(move || {
-                    deliver_all(&hook_t, &cwd, &rx, &shared_t, &processed_t);
+                    let place = (cwd.as_path(), confine_t.as_ref());
+                    deliver_all(&hook_t, place, &rx, &shared_t, &processed_t);
                     let _ = done_t.send(());
                 });
             match spawned {
@@ -207,7 +227,7 @@ impl Notifier {
 /// A hook's thread: delivers its queue in order until it is closed (or abandoned).
 fn deliver_all(
     hook: &NotifyHook,
-    cwd: &Path,
+    (cwd, confine): (&Path, Option<&HookConfine>),
     rx: &Receiver<(String, String)>,
     shared: &Shared,
     processed: &AtomicUsize,
@@ -218,7 +238,7 @@ fn deliver_all(
             return;
         }
         let result = match (&hook.command, &hook.webhook) {
-            (Some(argv), _) => run_command(argv, cwd, &line, hook.timeout),
+            (Some(argv), _) => run_confined(argv, (cwd, confine), &line, hook.timeout),
             (None, Some(url)) => post(url, &line, hook.timeout, &shared.abandon),
             (None, None) => Ok(()),
         };
@@ -232,13 +252,46 @@ fn deliver_all(
     }
 }
 
-/// Runs `argv` in its own process group with `line` on stdin; fails on a non-zero exit or when
-/// it outlives `timeout` (then the group is killed).
-fn run_command(argv: &[String], cwd: &Path, line: &str, timeout: Duration) -> Result<(), String> {
-    let mut cmd = Command::new(&argv[0]);
+/// [`run_command`], through `orch sandbox-exec` with a private `TMPDIR` (made empty, removed
+/// after) when `confine` says so.
+fn run_confined(
+    argv: &[String],
+    (cwd, confine): (&Path, Option<&HookConfine>),
+    line: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let Some(c) = confine else {
+        return run_command(argv, (argv, cwd, None), line, timeout);
+    };
+    static DELIVERY: AtomicUsize = AtomicUsize::new(0);
+    let n = DELIVERY.fetch_add(1, Ordering::SeqCst);
+    let tmp = std::env::temp_dir().join(format!("orch-hook-{}-{n}", std::process::id()));
+    crate::links::fresh_dir(&tmp)
+        .map_err(|e| format!("cannot make its TMPDIR `{}`: {e}", tmp.display()))?;
+    let mut rules = c.rules.clone();
+    rules.write.push(tmp.clone());
+    let wrapped = crate::sandbox::wrap(&c.orch_bin, &rules, argv);
+    let result = run_command(argv, (&wrapped, cwd, Some(&tmp)), line, timeout);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// Runs `run` (`argv` as it is, or wrapped) in its own process group with `line` on stdin
+/// (`tmp` its `TMPDIR` when given); fails on a non-zero exit or when it outlives `timeout`
+/// (then the group is killed). Messages name `argv`'s program.
+fn run_command(
+    argv: &[String],
+    (run, cwd, tmp): (&[String], &Path, Option<&Path>),
+    line: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut cmd = Command::new(&run[0]);
     crate::process::place(&mut cmd, cwd);
+    if let Some(tmp) = tmp {
+        cmd.env("TMPDIR", tmp);
+    }
     let mut child = cmd
-        .args(&argv[1..])
+        .args(&run[1..])
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -551,6 +551,9 @@ echo x >> "$root/README.md" 2>/dev/null && echo "wrote main" >> tried.txt
 echo x > "$root/.orch/worktrees/other/planted.txt" 2>/dev/null && echo "wrote other" >> tried.txt
 echo x > "$root/.orch/state/planted.txt" 2>/dev/null && echo "wrote state" >> tried.txt
 echo x > "$home/planted.txt" 2>/dev/null && echo "wrote home" >> tried.txt
+chmod 000 "$root/README.md" 2>/dev/null && echo "chmod main" >> tried.txt
+chmod 000 "$root/.orch/state" 2>/dev/null && echo "chmod state" >> tried.txt
+touch -d 2000-01-01 "$root/README.md" 2>/dev/null && echo "touched main" >> tried.txt
 cat "$home/.ssh/id_test" >> stolen.txt 2>/dev/null
 for d in "/tmp/orch-$(id -u)" "/run/user/$(id -u)/orch"; do ls -A "$d" >> private.txt 2>/dev/null; done
 echo "$ORCH_TASK done in job ${SLURM_JOB_ID:-none}" >> work.txt
@@ -578,6 +581,13 @@ echo "$ORCH_TASK done in job ${SLURM_JOB_ID:-none}" >> work.txt
     repo.write("docs/plans/one.md", ONE);
     repo.write("docs/plans/other.md", ONE);
     repo.commit_all("plans");
+    let readme_mode = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(repo.root().join("README.md"))
+            .expect("readme")
+            .mode()
+            & 0o777
+    };
     let mut cmd = repo.orch(&["up"]);
     cmd.env_remove("ORCH_SANDBOX");
     let (code, out, err) = repo.run_cmd(&mut cmd);
@@ -591,6 +601,15 @@ echo "$ORCH_TASK done in job ${SLURM_JOB_ID:-none}" >> work.txt
         std::fs::read_to_string(repo.root().join("README.md")).expect("readme"),
         "readme\n"
     );
+    // Nor its mode or its time changed (Landlock alone does not control them).
+    use std::os::unix::fs::MetadataExt as _;
+    let readme = std::fs::metadata(repo.root().join("README.md")).expect("readme");
+    assert_eq!(
+        readme.mode() & 0o777,
+        readme_mode,
+        "README.md's mode changed"
+    );
+    assert!(readme.mtime() > 946_684_800 + 86_400, "README.md touched");
     assert!(!repo.root().join(".orch/state/planted.txt").exists());
     assert!(!repo.home().join("planted.txt").exists());
     assert!(!repo.worktree("other").join("planted.txt").exists());

@@ -75,6 +75,8 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
             // orch's private directory (its SSH connections' control sockets) is out of sight
             // before the file rules forbid the mount that hides it.
             crate::sandbox::hide_private_root()?;
+            // Terminals of its own: the lead's are not there to open.
+            crate::sandbox::own_ptys()?;
             // Outside its write set the file system is read-only to it: Landlock does not
             // control mode bits, times and extended attributes.
             crate::sandbox::read_only_outside(&rules.write)?;

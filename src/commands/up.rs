@@ -182,7 +182,11 @@ impl Output {
         let mode = ProgressMode::detect(json);
         Self {
             progress: Mutex::new(Progress::new(mode, &checked.plan_infos())),
-            notifier: Notifier::start(&manifest.notify, checked.repo_root()),
+            notifier: Notifier::start(
+                &manifest.notify,
+                checked.repo_root(),
+                crate::merge::confine::hooks(manifest).as_ref(),
+            ),
             log: Mutex::new(EventLog::open(checked.state_dir())),
             watch: Mutex::new(crate::forecast::run::RunWatch::new(ws, checked.state_dir())),
         }

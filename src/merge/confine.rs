@@ -101,6 +101,19 @@ pub(crate) fn decide(
     })
 }
 
+/// How the `[[notify]]` hooks' commands run: confined as `verify` is ([`decide`]), without a
+/// worktree (they write only a private `TMPDIR` and `sandbox_write`; the repository, which the
+/// agents' work reached, is theirs to read only). `None`, unconfined, where verify runs
+/// unconfined: every agent `sandbox = "off"`, or no Landlock under `"auto"`; also where the
+/// manifest asks for a confinement this kernel cannot give (the run refuses its agents then).
+pub(crate) fn hooks(manifest: &Manifest) -> Option<crate::notify::HookConfine> {
+    let confine = decide(manifest, crate::sandbox::supported).ok()?.confine?;
+    Some(crate::notify::HookConfine {
+        orch_bin: confine.orch_bin,
+        rules: confine.rules,
+    })
+}
+
 /// A private `TMPDIR` for one verify run, removed when dropped.
 pub(crate) struct TmpDir(PathBuf);
 

@@ -228,7 +228,9 @@ impl<'a> Loop<'a> {
         let (_ws, manifest) = load(sel)?;
         let repo_root = workspace::repo_root(&manifest)?;
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
-        let notifier = crate::notify::Notifier::start(&manifest.notify, &manifest.root);
+        let hooks = crate::merge::confine::hooks(&manifest);
+        let notifier =
+            crate::notify::Notifier::start(&manifest.notify, &manifest.root, hooks.as_ref());
         Ok(Loop {
             sel,
             gh: Gh::new(&repo_root),

@@ -20,7 +20,7 @@ mod private;
 mod writable;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
-pub(crate) use mounts::read_only_outside;
+pub(crate) use mounts::{own_ptys, read_only_outside};
 pub use private::private_lock_path;
 pub(crate) use private::{
     drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,

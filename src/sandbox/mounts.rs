@@ -68,6 +68,38 @@ pub(crate) fn read_only_outside(write: &[PathBuf]) -> Result<(), String> {
         .map_err(|e| format!("cannot enter `{}` again: {e}", cwd.display()))
 }
 
+/// Gives this process pseudo-terminals of its own: a new instance of `devpts` over `/dev/pts`
+/// (and its `ptmx` over `/dev/ptmx`), so that the terminals of the lead (the one `orch up` runs
+/// in) and of every other process are not there to open: a confined root agent could open the
+/// lead's `/dev/pts/0` by its name and read what the lead typed. Run in the namespace
+/// [`super::hide_private_root`] made, before [`read_only_outside`]. Fails closed.
+pub(crate) fn own_ptys() -> Result<(), String> {
+    let pts = Path::new("/dev/pts");
+    if !pts.is_dir() {
+        return Ok(());
+    }
+    mount(
+        Some("devpts"),
+        pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(|e| format!("cannot give the process terminals of its own (devpts): {e}"))?;
+    let ptmx = Path::new("/dev/ptmx");
+    if ptmx.exists() {
+        mount(
+            Some(&pts.join("ptmx")),
+            ptmx,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("cannot give the process terminals of its own (ptmx): {e}"))?;
+    }
+    Ok(())
+}
+
 /// The paths of `write` to bind writable: each as it resolves (the mount call follows links, so
 /// does Landlock's rule), those that exist, parents before what lies beneath them (a bound parent
 /// brings the read-only copies of what is mounted below it, which its own bind then covers).

@@ -55,9 +55,12 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
     let root = private_root();
     // Made now if missing: a directory made after the namespace would be seen through it.
     make_private_root(&root).map_err(|e| format!("cannot make `{}`: {e}", root.display()))?;
-    if unshare(CloneFlags::CLONE_NEWNS).is_err() {
+    // Its own System V IPC too: the lead's and the other attempts' shared memory, semaphores and
+    // message queues (which Landlock does not control) are out of its sight.
+    let own = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC;
+    if unshare(own).is_err() {
         let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+        unshare(CloneFlags::CLONE_NEWUSER | own).map_err(|e| {
             format!("cannot make a mount namespace to hide orch's private directory (unshare): {e}")
         })?;
         map_own_ids(uid, gid)?;

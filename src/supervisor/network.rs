@@ -147,7 +147,7 @@ pub(crate) fn start_line<'a>(
     for (name, p) in plans {
         let what = match p {
             PlanNetwork::Confined(_) => {
-                "confined (each agent reaches its client's endpoints and `network_allow`, through orch's proxy; `[[notify]]` hooks are not confined)".to_string()
+                "confined (each agent reaches its client's endpoints and `network_allow`, through orch's proxy; the network of `[[notify]]` hooks is not confined)".to_string()
             }
             PlanNetwork::Ports(_, why) => format!(
                 "ports only: {why}; Landlock lets each agent connect only to orch's proxy and the ports of its allowed loopback endpoints (on any address), and UDP (DNS included) is not confined before Landlock ABI 10"
