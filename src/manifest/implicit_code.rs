@@ -29,7 +29,7 @@
 //! - an unconfined hook: every file its line names, whatever the program, as a script of every
 //!   kind.
 //!
-//! Beside these, [`ANYWHERE`]: files protected at any depth (the clients' settings, `.env`),
+//! Beside these, [`anywhere`]: files protected at any depth (the clients' settings, `.env`),
 //! as patterns `**/NAME` ([`pattern_covers`]).
 
 use super::command_words::{
@@ -182,31 +182,20 @@ pub(crate) const RUNNER_FILES: [&str; 11] = [
 /// The makefiles GNU make reads without `-f`, in its order.
 const MAKEFILES: [&str; 3] = ["GNUmakefile", "makefile", "Makefile"];
 
-/// Files protected at any depth of the repository: the agent clients' project settings (a
-/// client run by a person in a directory below the root obeys the settings there) and `.env`
-/// files (aider reads `AIDER_*` from `.env`; Gemini CLI and Qwen Code `.env`, `.gemini/.env`).
-pub(crate) const ANYWHERE: [&str; 16] = [
-    ".claude/settings.json",
-    ".claude/settings.local.json",
-    ".mcp.json",
-    ".gemini/settings.json",
-    ".codex/config.toml",
-    ".aider.conf.yml",
-    "opencode.json",
-    "opencode.jsonc",
-    ".opencode/opencode.json",
-    ".opencode/opencode.jsonc",
-    ".opencode/plugin",
-    ".opencode/plugins",
-    ".opencode/tool",
-    ".opencode/tools",
-    ".qwen/settings.json",
-    ".env",
-];
+/// Files protected at any depth of the repository: the agent clients' project settings
+/// ([`super::trusted::CLIENT_PROJECT_FILES`]: a client run by a person in a directory below the
+/// root obeys the settings there) and `.env` files (aider reads `AIDER_*` from `.env`; Gemini CLI
+/// and Qwen Code `.env`, `.gemini/.env`).
+fn anywhere() -> impl Iterator<Item = &'static str> {
+    super::trusted::CLIENT_PROJECT_FILES
+        .iter()
+        .copied()
+        .chain([".env"])
+}
 
-/// [`ANYWHERE`] as patterns (`**/.env`).
+/// [`anywhere`] as patterns (`**/.env`).
 pub(crate) fn anywhere_patterns() -> Vec<String> {
-    ANYWHERE.iter().map(|n| format!("**/{n}")).collect()
+    anywhere().map(|n| format!("**/{n}")).collect()
 }
 
 /// Whether the component `c` of a path matches the component `m` of a pattern (`*.mk`: a name
