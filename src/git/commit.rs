@@ -446,26 +446,43 @@ fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
 /// benches/worktrees.rs), and every task's commit pays it. It keeps a sparse worktree's entries
 /// outside the cone (their `skip-worktree` bits) and runs the repository's clean filters.
 ///
-/// orch's own directories `own` are left out by pathspec: whatever a `.gitignore` says of them
-/// (`!.orch/` overrides `.git/info/exclude`), nothing there is staged.
+/// orch's own paths `own` (its directories, the files it copied in) are left out by pathspec:
+/// whatever a `.gitignore` says of them (`!.orch/` overrides `.git/info/exclude`, `!.env`
+/// un-ignores a copied secret), nothing there is staged.
 fn stage_with_cli(worktree: &Path, own: &[String]) -> Result<(), git2::Error> {
-    // A directory of orch's below a link or a file in the tree holds nothing git would stage
-    // (and git refuses a pathspec beyond a link): only those that are directories are named.
-    let is_dir = |d: &String| {
+    // A path of orch's below a link or a file in the tree holds nothing git would stage (and git
+    // refuses a pathspec beyond a link): only those whose directories above are directories
+    // are named (where one is not, the tree is refused after staging).
+    let named = |d: &String| {
         crate::manifest::ancestors(d)
-            .chain(std::iter::once(d.as_str()))
             .all(|a| std::fs::symlink_metadata(worktree.join(a)).is_ok_and(|m| m.is_dir()))
     };
     let mut args: Vec<String> = vec!["add".into(), "-A".into()];
-    let excluded: Vec<&String> = own.iter().filter(|d| is_dir(d)).collect();
+    let mut excluded: Vec<&String> = own.iter().filter(|d| named(d)).collect();
+    // git refuses to stage with a pathspec that names an ignored path, an excluding one too
+    // ("The following paths are ignored"); what git ignores it does not stage anyway, so only
+    // those it does not ignore are named (a wildcard is no name: git does not refuse it).
+    let literal: Vec<&str> = excluded
+        .iter()
+        .filter(|d| !d.contains(['*', '?']))
+        .map(|d| d.as_str())
+        .collect();
+    if !literal.is_empty() {
+        let ignored = ignored_among(worktree, &literal)?;
+        excluded.retain(|d| !ignored.iter().any(|i| i == *d));
+    }
     if !excluded.is_empty() {
         args.push("--".into());
         args.push(":(top)".into());
-        args.extend(
-            excluded
-                .iter()
-                .map(|d| format!(":(top,exclude,literal){d}")),
-        );
+        // A `copy` entry may end in a wildcard (`config/*.local`): git's glob, which matches
+        // within one name as orch's does.
+        args.extend(excluded.iter().map(|d| {
+            if d.contains(['*', '?']) {
+                format!(":(top,exclude,glob){d}")
+            } else {
+                format!(":(top,exclude,literal){d}")
+            }
+        }));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut pause = STAGE_PAUSE;
@@ -479,6 +496,27 @@ fn stage_with_cli(worktree: &Path, own: &[String]) -> Result<(), git2::Error> {
         pause = (pause * 2).min(STAGE_PAUSE_MAX);
     }
     Err(git2::Error::from_str(&last))
+}
+
+/// Of `paths` (relative to the work tree's root, none beyond a link), those git ignores there
+/// (`git check-ignore`: a tracked path is never ignored).
+fn ignored_among(worktree: &Path, paths: &[&str]) -> Result<Vec<String>, git2::Error> {
+    let mut args = vec!["-c", "core.quotePath=false", "check-ignore", "--"];
+    args.extend_from_slice(paths);
+    match super::cli::run(worktree, &args) {
+        // One per line (a name git would quote is then not found: named, it fails the staging
+        // closed).
+        Ok(out) => Ok(out
+            .split(|&b| b == b'\n')
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()),
+        // 1: none of them is ignored.
+        Err(super::error::CliFailure::Failed { status, .. }) if status.code() == Some(1) => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(git2::Error::from_str(&e.to_string())),
+    }
 }
 
 /// Runs `f` (staging, and writing the index, which re-reads "racily clean" files) again from the

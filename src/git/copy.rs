@@ -23,35 +23,19 @@ pub(super) fn copy_list(repo_root: &Path, copy: &[PathBuf]) -> Result<Vec<PathBu
             })?,
         );
     }
-    let include = repo_root.join(WORKTREE_INCLUDE);
     // Tracked, so possibly landed from an agent's branch: read as untrusted.
-    match crate::untrusted::read::text(&include, crate::untrusted::read::MANIFEST)
-        .map_err(std::io::Error::from)
-    {
-        Ok(text) => {
-            for line in text.lines() {
-                let line = line.trim();
-                // Comments, blank lines; negations are not supported (gitignore syntax).
-                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                    continue;
-                }
-                // A leading `/` anchors at the repository root, as in `.gitignore`.
-                let rel = Path::new(line.trim_start_matches('/').trim_end_matches('/'));
-                patterns.push(
-                    safe_relative(rel).map_err(|reason| GitError::InvalidCopyPath {
-                        path: PathBuf::from(line),
-                        reason: format!("{reason} (in `{WORKTREE_INCLUDE}`)"),
-                    })?,
-                );
+    let lines =
+        crate::manifest::worktree_include(repo_root).map_err(|source| GitError::ReadInclude {
+            path: repo_root.join(WORKTREE_INCLUDE),
+            source,
+        })?;
+    for line in lines {
+        patterns.push(safe_relative(Path::new(&line)).map_err(|reason| {
+            GitError::InvalidCopyPath {
+                path: PathBuf::from(&line),
+                reason: format!("{reason} (in `{WORKTREE_INCLUDE}`)"),
             }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(GitError::ReadInclude {
-                path: include,
-                source,
-            });
-        }
+        })?);
     }
     let mut out: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
@@ -120,29 +104,7 @@ fn expand(root: &Path, pattern: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Matches `name` against `glob` where `*` is any run of characters and `?` any one.
-pub(crate) fn wildcard_match(glob: &str, name: &str) -> bool {
-    let g: Vec<char> = glob.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut gi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
-            gi += 1;
-            ni += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ni));
-            gi += 1;
-        } else if let Some((sg, sn)) = star {
-            gi = sg + 1;
-            ni = sn + 1;
-            star = Some((sg, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    g[gi..].iter().all(|&c| c == '*')
-}
+pub(crate) use crate::manifest::wildcard_match;
 
 /// Copies `root/rel` to `worktree/rel` unless something is already there; symlinks are copied as
 /// links, never followed. Returns whether anything was copied.

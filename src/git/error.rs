@@ -188,7 +188,7 @@ pub enum GitError {
     /// The commit would change orch's own directories (its state, worktrees and logs) or put a
     /// file or a link at a directory above one: nothing is committed.
     #[error(
-        "changed orch's own directories in `{path}`: {found} (orch never commits a change there; nothing is committed)",
+        "changed orch's own directories or the files it copies into each worktree in `{path}`: {found} (orch never commits a change there; nothing is committed)",
         path = path.display(),
         found = crate::diagnostic::path_list(found, 5)
     )]

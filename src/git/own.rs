@@ -1,5 +1,5 @@
-//! orch's own directories in a repository (its state, worktrees and logs,
-//! [`crate::manifest::Guarded::own`]) as git sees them: what a tree, a commit's work or a
+//! orch's own paths in a repository (its state, worktrees and logs, and the files it copies into
+//! each worktree, [`crate::manifest::Guarded::own`]) as git sees them: what a tree, a commit's work or a
 //! landing changes there. No tree orch commits or lands touches them: a landed file there would
 //! be written into another plan's worktree or status file, a file or a link at `.orch` would move
 //! them elsewhere. Decided from the trees themselves, never from ignore rules (a tracked
@@ -12,18 +12,25 @@ use crate::manifest::{ancestors, own_path};
 /// The most paths one answer names.
 const NAMED: usize = 5;
 
-/// The directories above orch's own ones (`.orch` of `.orch/state`), where a file or a link would
-/// move them, and the own ones themselves: what a status or a diff is limited to.
-fn scope(own: &[String]) -> Vec<String> {
+/// The directories above orch's own paths (`.orch` of `.orch/state`), where a file or a link
+/// would move them, and the own ones themselves: what a status or a diff is limited to. An
+/// entry with a wildcard (`config/*.local`) is looked for in its whole directory; one at the
+/// root (`.env.*`) makes the scope the whole tree (`None`).
+fn scope(own: &[String]) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for d in own {
-        for a in ancestors(d).chain(std::iter::once(d.as_str())) {
+        let d = if d.contains(['*', '?']) {
+            d.rsplit_once('/')?.0
+        } else {
+            d.as_str()
+        };
+        for a in ancestors(d).chain(std::iter::once(d)) {
             if !out.iter().any(|o| o == a) {
                 out.push(a.to_string());
             }
         }
     }
-    out
+    Some(out)
 }
 
 /// The paths at or below orch's own directories, or at a directory above one, whose entry
@@ -45,12 +52,16 @@ pub(crate) fn own_changes_between(
     };
     // Cheap first: the entries of the scope alone (a directory's id covers all below it).
     let scope = scope(own);
-    if scope.iter().all(|p| entry(from, p) == entry(Some(to), p)) {
+    let same = match &scope {
+        Some(scope) => scope.iter().all(|p| entry(from, p) == entry(Some(to), p)),
+        None => from.is_some_and(|f| f.id() == to.id()),
+    };
+    if same {
         return Ok(Vec::new());
     }
     let mut opts = git2::DiffOptions::new();
     opts.disable_pathspec_match(false);
-    for p in &scope {
+    for p in scope.iter().flatten() {
         opts.pathspec(p);
     }
     let diff = repo.diff_tree_to_tree(from, Some(to), Some(&mut opts))?;
@@ -70,27 +81,37 @@ pub(crate) fn own_changes_between(
     Ok(out)
 }
 
-/// What the work in the worktree `worktree` changes of orch's own directories: its uncommitted
+/// What the work in the worktree `worktree` changes of orch's own paths: its uncommitted
 /// changes there as `git status` lists them (whatever the ignore rules let it see: what they
-/// hide is never staged either, [`super::commit`] leaves orch's directories out itself), and
-/// with `since` what `branch` committed there since it met `since`. At most a few, sorted.
+/// hide is never staged either, [`super::commit`] leaves orch's paths out itself), and with
+/// `since` what `branch` committed there since it met `since`. The files orch copied in
+/// (`copied`, a part of `own`) count for what the branch committed only: a worktree may show
+/// them changed, never staged. At most a few, sorted.
 pub(crate) fn own_changes_in(
     worktree: &Path,
     (branch, since): (&str, Option<&str>),
-    own: &[String],
+    (own, copied): (&[String], &[String]),
 ) -> Result<Vec<String>, String> {
     if own.is_empty() {
         return Ok(Vec::new());
     }
-    let scope = scope(own);
-    let mut out: Vec<String> =
-        super::status::status(worktree, Some(&scope), super::status::Submodules::Ignored)
-            .map_err(|e| e.to_string())?
-            .paths()
-            .into_iter()
-            .map(|p| p.trim_end_matches('/').to_string())
-            .filter(|p| own_path(own, p))
-            .collect();
+    let dirs: Vec<String> = own
+        .iter()
+        .filter(|d| !copied.contains(d))
+        .cloned()
+        .collect();
+    let scope = scope(&dirs);
+    let mut out: Vec<String> = super::status::status(
+        worktree,
+        scope.as_deref(),
+        super::status::Submodules::Ignored,
+    )
+    .map_err(|e| e.to_string())?
+    .paths()
+    .into_iter()
+    .map(|p| p.trim_end_matches('/').to_string())
+    .filter(|p| own_path(&dirs, p))
+    .collect();
     if let Some(since) = since {
         let repo = super::open(worktree).map_err(|e| e.to_string())?;
         let commit = |rev: &str| repo.revparse_single(rev).and_then(|o| o.peel_to_commit());

@@ -15,6 +15,7 @@ mod model;
 mod names;
 mod network;
 mod notify;
+mod own;
 mod paths;
 mod protect;
 mod raw;
@@ -67,6 +68,7 @@ pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};
 pub(crate) use network::NetworkMode;
 pub(crate) use notify::NotifyHook;
+pub(crate) use own::{own_dirs_of, own_path, wildcard_match, worktree_include};
 pub(crate) use paths::in_cone;
 pub(crate) use protect::Protect;
 pub use raw::{agent_keys, defaults_keys, plan_keys};
@@ -74,6 +76,4 @@ pub(crate) use repos::{HOME as HOME_REPO, env_var as repo_env_var, repo_name};
 pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
 pub(crate) use spans::Spelled;
 pub(crate) use targets::{PlanShape, check_targets};
-pub(crate) use trusted::{
-    Gate, Guarded, WORKTREE_INCLUDE, ancestors, files_of, own_dirs_of, own_path,
-};
+pub(crate) use trusted::{Gate, Guarded, WORKTREE_INCLUDE, ancestors, files_of};

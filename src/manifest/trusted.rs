@@ -32,12 +32,16 @@ pub(crate) struct Guarded {
     /// line names is protected, its data too, whatever the program (`go run hooks/n.go`,
     /// `pytest hooks/t.py` run those files outside any sandbox).
     pub(crate) unconfined: Vec<Vec<String>>,
-    /// orch's own directories in the repository (`state_dir`, `worktree_root`, `log_dir`, as
-    /// the manifest sets them; `/`-separated, relative to its root): no commit orch makes and
-    /// no landing takes a tree that changes an entry at or below one, or that puts a file or a
-    /// link at a directory above one (`.orch`), whatever a task names, `protect` or
-    /// `--allow-protected` say ([`own_path`]).
+    /// orch's own paths in the repository ([`super::own`]: `state_dir`, `worktree_root`,
+    /// `log_dir`, and the files it copies into each worktree from the main checkout, `copy`,
+    /// `warm` and `.worktreeinclude`; `/`-separated, relative to its root, the last component
+    /// possibly a wildcard): no commit orch makes and no landing takes a tree that changes an
+    /// entry at or below one, or that puts a file or a link at a directory above one (`.orch`),
+    /// whatever a task names, `protect` or `--allow-protected` say ([`super::own_path`]).
     pub(crate) own: Vec<String>,
+    /// Of `own`, the files orch copies into each worktree ([`super::Manifest::copied`]): a
+    /// worktree may show them changed, and no commit holds them.
+    pub(crate) copied: Vec<String>,
     /// The words of the agent clients' project settings ([`CLIENT_PROJECT_FILES`]) as the
     /// repository holds them ([`super::client_commands`]): each that names a file of the
     /// repository is protected, a command a client runs in a person's next session.
@@ -198,34 +202,6 @@ impl Guarded {
     }
 }
 
-/// Whether the repository path `path` is at or below one of orch's directories `own`
-/// ([`Guarded::own`]), or is a directory above one (`.orch` of `.orch/state`).
-pub(crate) fn own_path(own: &[String], path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    own.iter().any(|d| {
-        path == d
-            || path
-                .strip_prefix(d.as_str())
-                .is_some_and(|r| r.starts_with('/'))
-            || d.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
-    })
-}
-
-/// orch's own directories (`worktree_root`, `state_dir`, `log_dir`) in the repository at
-/// `repo_root` of `manifest`, or their defaults without one (orch used as a tracker).
-pub(crate) fn own_dirs_of(manifest: Option<&super::Manifest>, repo_root: &Path) -> Vec<String> {
-    match manifest {
-        Some(m) => m.own_dirs(repo_root),
-        None => {
-            let d = super::model::Defaults::default();
-            [d.worktree_root, d.state_dir, d.log_dir]
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect()
-        }
-    }
-}
-
 /// The directories above `path` (`a/b/c` → `a`, `a/b`): a link at one of them would move the
 /// protected file elsewhere.
 pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
@@ -272,6 +248,7 @@ impl super::Manifest {
             agents: Vec::new(),
             unconfined: Vec::new(),
             own: self.own_dirs(repo_root),
+            copied: self.copied(repo_root),
             client_words: super::client_commands::words(repo_root, &CLIENT_PROJECT_FILES),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
@@ -312,42 +289,6 @@ impl super::Manifest {
             }
         }
         g
-    }
-}
-
-impl super::Manifest {
-    /// orch's own directories in the repository at `repo_root` (`worktree_root`, `state_dir`,
-    /// `log_dir`), `/`-separated, relative to its root: the manifest's own repository has them
-    /// below the manifest's directory, another repository (`[[repo]]`) at the same relative
-    /// places below its work dir.
-    pub(crate) fn own_dirs(&self, repo_root: &Path) -> Vec<String> {
-        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let root = abs(repo_root);
-        let mut out: Vec<String> = Vec::new();
-        for d in [
-            &self.defaults.worktree_root,
-            &self.defaults.state_dir,
-            &self.defaults.log_dir,
-        ] {
-            let here = abs(&self.root.join(d));
-            let rel = match here.strip_prefix(&root) {
-                Ok(r) => r.to_path_buf(),
-                Err(_) if d.is_relative() => d.clone(),
-                Err(_) => continue,
-            };
-            let parts: Vec<String> = rel
-                .components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                    _ => None,
-                })
-                .collect();
-            let s = parts.join("/");
-            if !s.is_empty() && !out.contains(&s) {
-                out.push(s);
-            }
-        }
-        out
     }
 }
 

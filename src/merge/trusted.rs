@@ -180,7 +180,7 @@ fn refuse(found: &[Unallowed], allow_protected: bool, file: &str) -> CliResult<(
         return Err(CliError::new(
             crate::exit::REFUSED,
             anyhow::anyhow!(
-                "{}, inside orch's own directories (its state, worktrees and logs), which orch never lands, whatever `allow_protected` or `--allow-protected` says; nothing was merged",
+                "{}, inside orch's own directories (its state, worktrees and logs) or over the files it copies into each worktree (`copy`, `warm`, `.worktreeinclude`), which orch never lands, whatever `allow_protected` or `--allow-protected` says; nothing was merged",
                 own.join("; ")
             ),
         )

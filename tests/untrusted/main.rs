@@ -16,6 +16,7 @@ mod checks;
 mod claims;
 mod clients;
 mod code;
+mod copied;
 mod exemptions;
 mod git;
 mod held;

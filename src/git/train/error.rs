@@ -51,7 +51,7 @@ pub enum MergeError {
     /// The landing would write at or below orch's own directories (its state, worktrees, logs)
     /// or put a file or a link at a directory above one: never done, nothing written.
     #[error(
-        "the landing on `{target}` would write inside orch's own directories (its state, worktrees and logs), which orch never does: {files}; nothing was written",
+        "the landing on `{target}` would write inside orch's own directories (its state, worktrees and logs) or over the files it copies into each worktree (`copy`, `warm`, `.worktreeinclude`), which orch never does: {files}; nothing was written",
         files = crate::diagnostic::path_list(files, 8)
     )]
     OwnDirectories { target: String, files: Vec<String> },

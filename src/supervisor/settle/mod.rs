@@ -385,12 +385,13 @@ pub(crate) fn protected_changes(
             tree.display()
         )
     };
-    // orch's own directories (its state, worktrees, logs; a file or link at `.orch`): never
-    // committed, whatever is allowed or the ignore rules say.
-    let own = git::own_changes_in(tree, (branch, since), &p.guarded.own).map_err(|e| cannot(&e))?;
+    // orch's own directories (its state, worktrees, logs; a file or link at `.orch`) and the
+    // files it copied in: never committed, whatever is allowed or the ignore rules say.
+    let own = git::own_changes_in(tree, (branch, since), (&p.guarded.own, &p.guarded.copied))
+        .map_err(|e| cannot(&e))?;
     if !own.is_empty() {
         return Ok(Some(format!(
-            "changed orch's own directories: {} (its state, worktrees and logs; orch never commits a change there, whatever is allowed)",
+            "changed orch's own directories or the files it copies into each worktree: {} (its state, worktrees and logs; `copy`, `warm`, `.worktreeinclude`; orch never commits a change there, whatever is allowed)",
             own.join(", ")
         )));
     }
@@ -427,8 +428,11 @@ pub(crate) fn protected_changes(
             }
         }
     };
+    // A file orch copied in (`.env` of `copy`) that the worktree shows changed is never staged:
+    // no change of the work (what the branch committed there was refused above).
+    let copied = |c: &String| !crate::manifest::own_path(&p.guarded.copied, c);
     let dirty = git::dirty_paths_among(tree, exact).map_err(|e| cannot(&e))?;
-    add(&mut dirty.into_iter().chain(
+    add(&mut dirty.into_iter().filter(copied).chain(
         committed
             .iter()
             .filter(|c| git::Protected::covers(exact, c))
@@ -441,6 +445,7 @@ pub(crate) fn protected_changes(
         let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
         add(&mut changed
             .into_iter()
+            .filter(copied)
             .chain(committed)
             .filter(|c| globs.matches(c)));
     }
