@@ -45,10 +45,17 @@ pub(super) fn in_tunnel(h: &Head, host: &Host, port: u16) -> InTunnel {
             return InTunnel::Names(h.shown_target());
         }
     }
-    if let Some(value) = h.host()
-        && !names(value, host, port)
-    {
-        return InTunnel::Names(shown(value));
+    match h.host() {
+        Some(value) if !names(value, host, port) => return InTunnel::Names(shown(value)),
+        // A server of several sites answers a request that names none (HTTP/1.0 without
+        // `Host`, its target a path) for whichever it likes: one the allowed name is not. As a
+        // TLS opening without a server name, only one to an address passes.
+        None if authority_named.is_none() && !matches!(host, Host::Ip(_)) => {
+            return InTunnel::Bad(format!(
+                "a request without a `Host` header in a tunnel to {host}:{port}: a server of several sites would answer it for one orch did not judge"
+            ));
+        }
+        _ => {}
     }
     if h.upgrades() {
         return InTunnel::Bad(
@@ -187,6 +194,34 @@ mod tests {
             tunneled("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: h2c\r\n\r\n"),
             InTunnel::Bad(_)
         ));
+    }
+
+    /// A request that names no host (HTTP/1.0, a path) passes in a tunnel to an address only:
+    /// to a name, a server of several sites would answer it for one orch did not judge.
+    #[test]
+    fn a_request_without_host_passes_to_an_address_only() {
+        let name = host("api.example.com");
+        let judge = |req: &str, h: &Host, port: u16| {
+            let Parsed::Head(head) = head(req.as_bytes()) else {
+                panic!("{req}")
+            };
+            in_tunnel(&head, h, port)
+        };
+        for req in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET /v1/x HTTP/1.0\r\nAccept: */*\r\n\r\n",
+            "OPTIONS * HTTP/1.0\r\n\r\n",
+            "POST /v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(matches!(judge(req, &name, 443), InTunnel::Bad(_)), "{req}");
+            assert_eq!(judge(req, &host("127.0.0.1"), 443), InTunnel::Pass, "{req}");
+        }
+        for req in [
+            "GET / HTTP/1.0\r\nHost: api.example.com:443\r\n\r\n",
+            "GET https://api.example.com/x HTTP/1.0\r\n\r\n",
+        ] {
+            assert_eq!(judge(req, &name, 443), InTunnel::Pass, "{req}");
+        }
     }
 
     /// A minimal TLS 1.2 `ClientHello` with server name `name` (none when empty).
