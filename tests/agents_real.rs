@@ -425,6 +425,8 @@ fn best_of_2_through(agent: &str, agents: Option<&str>) {
     {
         return;
     }
+    // Two presets sharing the task also land it through the merge train (`auto_merge`).
+    let train = agents.is_some();
     let api = FakeApi::start(Behaviour::Normal);
     let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
     repo.write(
@@ -434,9 +436,11 @@ fn best_of_2_through(agent: &str, agents: Option<&str>) {
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nagent = \"{agent}\"\n\n[[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n\
-             attempts = 2\nattempts_stop = \"all\"\n{}",
-            agents.map(|a| format!("agents = {a}\n")).unwrap_or_default()
+            "[defaults]\nagent = \"{agent}\"\nauto_merge = {train}\n\n[[plan]]\nname = \"one\"\n\
+             file = \"docs/plans/one.md\"\nattempts = 2\nattempts_stop = \"all\"\n{}",
+            agents
+                .map(|a| format!("agents = {a}\n"))
+                .unwrap_or_default()
         ),
     );
     repo.commit_all("plans");
@@ -474,15 +478,16 @@ fn best_of_2_through(agent: &str, agents: Option<&str>) {
         "the other attempt was a candidate too: {loser}\n{}",
         context()
     );
-    // One commit, the task's, with the pick in its message.
+    // One commit, the task's, with the pick in its message (landed on `main` by the train:
+    // then the plan's branch holds nothing `main` does not).
     let subjects = repo.subjects("plan/one");
-    assert_eq!(
-        subjects,
-        vec!["one 1.1: Create `alpha.txt`"],
-        "{}",
-        context()
-    );
-    let body = repo.git(&["log", "-1", "--format=%b", "plan/one"]);
+    let want = if train {
+        Vec::new()
+    } else {
+        vec!["one 1.1: Create `alpha.txt`".to_string()]
+    };
+    assert_eq!(subjects, want, "{}", context());
+    let body = repo.git(&["log", "-1", "--format=%b", "--grep=^one 1.1: ", "plan/one"]);
     assert!(body.starts_with("best of N: attempt "), "{body}");
     assert_eq!(
         repo.git(&["show", "plan/one:alpha.txt"]).trim_end(),
@@ -498,6 +503,18 @@ fn best_of_2_through(agent: &str, agents: Option<&str>) {
         "{}",
         context()
     );
+    // With the merge train, the picked attempt's work is on `main`, landed by orch itself.
+    if train {
+        let merged = support::named(&ev, "plan_merged");
+        assert_eq!(merged.len(), 1, "{}", context());
+        assert_eq!(merged[0]["plan"], "one", "{}", context());
+        assert_eq!(
+            repo.git(&["show", "main:alpha.txt"]).trim_end(),
+            "alpha.txt written by task 1.1",
+            "{}",
+            context()
+        );
+    }
     // The task's usage counts both attempts.
     let status = read_status(&repo.root().join(".orch/state/one/status.json")).expect("status");
     let t = task_in(&status, "1.1");
@@ -519,6 +536,7 @@ fn codex_preset_runs_a_best_of_2_task_against_the_fake_api() {
     best_of_2_through("codex", None);
 }
 
+/// Best of 2 across two presets, landed by the merge train.
 #[test]
 fn claude_and_codex_share_a_best_of_2_task_against_the_fake_api() {
     best_of_2_through("claude", Some("[\"claude\", \"codex\"]"));
