@@ -45,6 +45,11 @@ fn up(repo: &Repo, api: &FakeApi, clis: &std::path::Path) -> (i32, Vec<Value>, S
 /// worth; opencode's cost from the price the user's configuration gives the model), a refusal's
 /// words, a 401 that only a person can fix, a 429 with its reset. The lines are kept as fixtures
 /// for the parser's unit tests (`ORCH_UPDATE_CLIENT_FIXTURES=1`).
+///
+/// The refusal, the 401 and the 429 run only when the fixtures are made again: the end-to-end
+/// tests below run each of them through `orch up` with the same client and check what orch
+/// made of it (the task failed with the agent's words, the agent stopped as `authentication`,
+/// paused at the limit), so a second start of the client for each only doubled the work.
 fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent: &str) {
     use orch::agent_output::{Class, Fatal};
     {
@@ -75,6 +80,9 @@ fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent:
             assert!((got - want).abs() < 1e-5, "{agent}: {got} vs {want}");
         }
 
+        if std::env::var_os("ORCH_UPDATE_CLIENT_FIXTURES").is_none_or(|v| v != "1") {
+            return;
+        }
         let refuse = Behaviour::Refuse("the task is unclear".into());
         let r = client_run(&clis, agent, refuse, &[]);
         let (code, lines, ctx, read) = (r.code, r.lines, r.ctx, r.read);
