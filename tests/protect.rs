@@ -542,7 +542,15 @@ fn orch_check_lists_the_code_a_gate_loads_without_naming_it() {
         assert!(notify.iter().any(|p| p == want), "{want}: {notify:?}");
     }
     let anywhere = v["protected_anywhere"].as_array().expect("anywhere");
-    for want in ["**/.claude/settings.json", "**/.env"] {
+    for want in [
+        "**/.claude/settings.json",
+        "**/.claude/commands",
+        "**/.github/hooks",
+        "**/.vscode/tasks.json",
+        "**/rust-toolchain.toml",
+        "**/.cargo/config.toml",
+        "**/.env",
+    ] {
         assert!(anywhere.iter().any(|p| p == want), "{want}: {v}");
     }
     let (code, out, err) = repo.run(&["check"]);

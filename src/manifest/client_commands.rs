@@ -1,4 +1,4 @@
-//! What the agent clients' project settings ([`super::trusted::CLIENT_PROJECT_FILES`]) name as
+//! What the agent clients' project settings ([`super::obeyed::CLIENT_PROJECT_FILES`]) name as
 //! commands to run: a `.claude/settings.json` hook or `apiKeyHelper`, an `.mcp.json` server
 //! and its arguments, Codex's `notify` and MCP servers, opencode's formatters, aider's
 //! `test-cmd`. A client runs them in a person's next session in the main checkout, outside any
@@ -118,6 +118,59 @@ pub(crate) fn words(repo_root: &Path, files: &[&str]) -> Vec<String> {
     out
 }
 
+/// The most files of one settings directory ([`super::obeyed::SETTINGS_DIRS`]) read.
+const MAX_DIR_FILES: usize = 64;
+
+/// The words of the `*.json` files directly in each directory of `dirs` (relative to
+/// `repo_root`), at most [`MAX_DIR_FILES`] of each in name order: none for a directory that is
+/// not there or that is, or lies below, a link.
+pub(crate) fn dir_words(repo_root: &Path, dirs: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in dirs {
+        let mut at = repo_root.to_path_buf();
+        let real = d.split('/').all(|c| {
+            at.push(c);
+            std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+        });
+        if !real {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .take(super::implicit_code::MAX_NAMES)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names.truncate(MAX_DIR_FILES);
+        let files: Vec<String> = names.iter().map(|n| format!("{d}/{n}")).collect();
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        for w in words(repo_root, &files) {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+/// The words of every client settings file of the repository at `repo_root` (its main
+/// checkout): [`super::obeyed::settings_read_as_words`] and the files of
+/// [`super::obeyed::SETTINGS_DIRS`].
+pub(crate) fn settings_words(repo_root: &Path) -> Vec<String> {
+    let files: Vec<&str> = super::obeyed::settings_read_as_words().collect();
+    let mut out = words(repo_root, &files);
+    for w in dir_words(repo_root, &super::obeyed::SETTINGS_DIRS) {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +237,52 @@ mod tests {
                 .iter()
                 .any(|w| w == "secret/hook.sh")
         );
+    }
+
+    /// Copilot CLI's hook files (`.github/hooks/*.json`) and the new settings files (Codex's
+    /// hooks, Copilot CLI's repository settings) are read for the scripts they name; an
+    /// editor's settings are not; a hooks directory that is a link, or below one, gives none.
+    #[test]
+    fn hook_files_and_the_new_settings_name_their_scripts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        for (f, text) in [
+            (
+                ".github/hooks/audit.json",
+                r#"{"version": 1, "hooks": {"preToolUse": [{"type": "command", "bash": "./scripts/audit.sh"}]}}"#,
+            ),
+            (".github/hooks/notes.txt", "sh scripts/not-json.sh"),
+            (
+                ".codex/hooks.json",
+                r#"{"hooks": {"Stop": [{"command": "python3 tools/stop.py"}]}}"#,
+            ),
+            (
+                ".github/copilot/settings.json",
+                r#"{"hooks": {"sessionStart": [{"bash": "sh ci/start.sh"}]}}"#,
+            ),
+            (
+                ".vscode/settings.json",
+                r#"{"rust-analyzer.linkedProjects": ["Cargo.toml"]}"#,
+            ),
+        ] {
+            std::fs::create_dir_all(root.join(f).parent().expect("parent")).expect("mkdir");
+            std::fs::write(root.join(f), text).expect("write");
+        }
+        let w = settings_words(root);
+        for want in ["./scripts/audit.sh", "tools/stop.py", "ci/start.sh"] {
+            assert!(w.iter().any(|x| x == want), "{want} in {w:?}");
+        }
+        for not in ["scripts/not-json.sh", "Cargo.toml"] {
+            assert!(!w.iter().any(|x| x == not), "{not} in {w:?}");
+        }
+        // Through a link: nothing.
+        std::fs::rename(root.join(".github"), root.join("elsewhere")).expect("mv");
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join(".github")).expect("link");
+        assert!(dir_words(root, &[".github/hooks"]).is_empty());
+        std::fs::remove_file(root.join(".github")).expect("rm");
+        std::fs::create_dir_all(root.join(".github")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("elsewhere/hooks"), root.join(".github/hooks"))
+            .expect("link");
+        assert!(dir_words(root, &[".github/hooks"]).is_empty());
     }
 }

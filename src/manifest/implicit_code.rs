@@ -29,8 +29,8 @@
 //! - an unconfined hook: every file its line names, whatever the program, as a script of every
 //!   kind.
 //!
-//! Beside these, [`anywhere`]: files protected at any depth (the clients' settings, `.env`),
-//! as patterns `**/NAME` ([`pattern_covers`]).
+//! Beside these, [`anywhere`]: files protected at any depth (the clients' configuration, the
+//! toolchains' redirects, `.env`), as patterns `**/NAME` ([`pattern_covers`]).
 
 use super::command_words::{
     DATA_TOOLS, INTERPRETERS, PACKAGE_RUNNERS, READERS, after_wrappers, program_name,
@@ -182,13 +182,15 @@ pub(crate) const RUNNER_FILES: [&str; 11] = [
 /// The makefiles GNU make reads without `-f`, in its order.
 const MAKEFILES: [&str; 3] = ["GNUmakefile", "makefile", "Makefile"];
 
-/// Files protected at any depth of the repository: the agent clients' project settings
-/// ([`super::trusted::CLIENT_PROJECT_FILES`]: a client run by a person in a directory below the
-/// root obeys the settings there) and `.env` files (aider reads `AIDER_*` from `.env`; Gemini CLI
-/// and Qwen Code `.env`, `.gemini/.env`).
+/// Files protected at any depth of the repository: the agent clients' project configuration
+/// ([`super::obeyed::CLIENT_PROJECT_FILES`]: a client run by a person in a directory below the
+/// root obeys the files there), the toolchains' redirects ([`super::obeyed::TOOLCHAIN_FILES`]:
+/// rustup, cargo and mise read every directory from the working directory up) and `.env` files
+/// (aider reads `AIDER_*` from `.env`; Gemini CLI and Qwen Code `.env`, `.gemini/.env`).
 fn anywhere() -> impl Iterator<Item = &'static str> {
-    super::trusted::CLIENT_PROJECT_FILES
+    super::obeyed::CLIENT_PROJECT_FILES
         .iter()
+        .chain(super::obeyed::TOOLCHAIN_FILES.iter())
         .copied()
         .chain([".env"])
 }

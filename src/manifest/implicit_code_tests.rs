@@ -255,3 +255,45 @@ fn patterns_match_at_any_depth() {
     assert!(!pattern_at_or_above(p, "docs/.claude/other"));
     assert_eq!(anywhere_patterns().len(), anywhere().count());
 }
+
+/// The clients' directories and the toolchains' redirects are patterns too, at any depth (a
+/// file in a directory of the list is covered); what a client reads as instructions, or a
+/// version name alone, is not.
+#[test]
+fn client_directories_and_toolchain_files_are_protected_at_any_depth() {
+    let patterns = anywhere_patterns();
+    let covered = |path: &str| patterns.iter().any(|p| pattern_covers(p, path));
+    for path in [
+        ".claude/commands/deploy.md",
+        "docs/.claude/agents/a.md",
+        ".claude/hooks/fmt.sh",
+        ".github/hooks/audit.json",
+        "x/.opencode/command/d.md",
+        ".codex/rules/default.rules",
+        ".vscode/tasks.json",
+        "rust-toolchain",
+        "crates/x/rust-toolchain.toml",
+        "a/b/.cargo/config.toml",
+        ".cargo/config",
+        ".config/mise/conf.d/x.toml",
+        "web/.npmrc",
+        ".yarn/releases/yarn-4.1.0.cjs",
+    ] {
+        assert!(covered(path), "{path}");
+    }
+    for path in [
+        "CLAUDE.md",
+        ".claude/rules/x.md",
+        ".claude/output-styles/x.md",
+        ".gemini/skills/x/SKILL.md",
+        ".gemini/extensions/x/gemini-extension.json",
+        ".github/copilot-instructions.md",
+        ".github/workflows/ci.yml",
+        ".cursor/rules/x.mdc",
+        ".aider.model.metadata.json",
+        ".python-version",
+        "src/cargo/config.toml",
+    ] {
+        assert!(!covered(path), "{path}");
+    }
+}

@@ -15,6 +15,7 @@ mod model;
 mod names;
 mod network;
 mod notify;
+mod obeyed;
 mod own;
 mod paths;
 mod protect;

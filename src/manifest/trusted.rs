@@ -48,28 +48,7 @@ pub(crate) struct Guarded {
     pub(crate) client_words: Vec<String>,
 }
 
-/// The files of a repository that an agent client reads as its configuration when a person
-/// runs it there (hooks, MCP servers, commands it may run without asking, plugins and tools it
-/// loads as code: opencode's directories, whose every file is protected): a change an agent
-/// made to one, once merged, would run in your next session of that client in the main
-/// checkout, outside any sandbox.
-pub(crate) const CLIENT_PROJECT_FILES: [&str; 15] = [
-    ".claude/settings.json",
-    ".claude/settings.local.json",
-    ".mcp.json",
-    ".gemini/settings.json",
-    ".codex/config.toml",
-    ".aider.conf.yml",
-    "opencode.json",
-    "opencode.jsonc",
-    ".opencode/opencode.json",
-    ".opencode/opencode.jsonc",
-    ".opencode/plugin",
-    ".opencode/plugins",
-    ".opencode/tool",
-    ".opencode/tools",
-    ".qwen/settings.json",
-];
+pub(crate) use super::obeyed::CLIENT_PROJECT_FILES;
 
 /// The file that decides which submodules a checkout has (and from where).
 pub(crate) const GITMODULES: &str = ".gitmodules";
@@ -249,7 +228,7 @@ impl super::Manifest {
             unconfined: Vec::new(),
             own: self.own_dirs(repo_root),
             copied: self.copied(repo_root),
-            client_words: super::client_commands::words(repo_root, &CLIENT_PROJECT_FILES),
+            client_words: super::client_commands::settings_words(repo_root),
         };
         // The plan's own first, then every plan's: a task of one plan that edits another's
         // gate changes what a later run of that plan trusts.

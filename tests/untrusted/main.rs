@@ -14,6 +14,7 @@ mod best_of;
 mod channels;
 mod checks;
 mod claims;
+mod client_files;
 mod clients;
 mod code;
 mod copied;

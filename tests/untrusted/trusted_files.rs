@@ -714,7 +714,7 @@ fn trusted_a_file_at_a_directory_above_a_trusted_path_is_never_taken() {
 
 /// The settings of each agent client in the repository (`path`, its text) and the script it
 /// names (run by the client in a person's next session, outside any sandbox).
-const CLIENT_SCRIPTS: [(&str, &str, &str); 5] = [
+const CLIENT_SCRIPTS: [(&str, &str, &str); 8] = [
     (
         ".claude/settings.json",
         r#"{"hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "\"$CLAUDE_PROJECT_DIR\"/.claude/hooks/fmt.sh"}]}]}}"#,
@@ -740,13 +740,29 @@ const CLIENT_SCRIPTS: [(&str, &str, &str); 5] = [
         "test-cmd: sh scripts/aider-tests.sh\n",
         "scripts/aider-tests.sh",
     ),
+    (
+        ".codex/hooks.json",
+        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "python3 tools/codex-stop.py"}]}]}}"#,
+        "tools/codex-stop.py",
+    ),
+    (
+        ".github/copilot/settings.json",
+        r#"{"hooks": {"sessionStart": [{"type": "command", "bash": "sh ci/copilot-start.sh"}]}}"#,
+        "ci/copilot-start.sh",
+    ),
+    (
+        ".github/hooks/audit.json",
+        r#"{"version": 1, "hooks": {"preToolUse": [{"type": "command", "bash": "./scripts/audit.sh"}]}}"#,
+        "scripts/audit.sh",
+    ),
 ];
 
 /// A script that an agent client's project settings name (a Claude Code hook, an MCP server of
-/// `.mcp.json` or Gemini CLI's settings, Codex's `notify`, aider's `test-cmd`) is protected as
-/// the settings are: a task that changes it fails naming it, sandbox on and off, and nothing is
-/// committed or landed. Seen failing on main: each change was committed (only the settings
-/// files themselves were protected).
+/// `.mcp.json` or Gemini CLI's settings, Codex's `notify` and hooks, aider's `test-cmd`, a hook
+/// of Copilot CLI's repository settings or of `.github/hooks/`) is protected as the settings
+/// are: a task that changes it fails naming it, sandbox on and off, and nothing is committed or
+/// landed. Seen failing on main: each change was committed (only the settings files themselves
+/// were protected; the last three, with their settings, not even those).
 #[test]
 fn trusted_a_script_a_clients_settings_name_is_protected() {
     let modes: &[&str] = if landlock() {
