@@ -131,14 +131,28 @@ fn system_settings_parent() -> PathBuf {
     }
 }
 
+/// The clients [`up_in_fresh_home`] has run the repository's tests first.
+pub const RUNS_TESTS_CONFINED: [&str; 5] = ["codex", "gemini", "opencode", "qwen", "copilot"];
+
 /// `orch up` of a one-task plan ("Create `alpha.txt`") through the preset `agent`, confined
 /// (`sandbox = "on"`), in a fresh HOME holding nothing ([`fresh_home_env`]); `None` when the
 /// CLIs are not installed. Returns the repository, orch's exit code, stdout, stderr and what
 /// HOME holds afterwards.
 pub fn up_in_fresh_home(agent: &str) -> Option<(Repo, i32, String, String, Vec<PathBuf>)> {
     let clis = clis_with(agent)?;
-    let api = FakeApi::start(super::fake_api::Behaviour::Normal);
+    // The clients with a shell tool the preset lets run confined first run the repository's
+    // tests (`run-tests.sh` writes `tests-ran.txt`, which the task's commit then holds).
+    let behaviour = if RUNS_TESTS_CONFINED.contains(&agent) {
+        super::fake_api::Behaviour::RunsFirst("sh run-tests.sh".into())
+    } else {
+        super::fake_api::Behaviour::Normal
+    };
+    let api = FakeApi::start(behaviour);
     let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "run-tests.sh",
+        "echo passed > tests-ran.txt\necho 'all tests passed'\n",
+    );
     repo.write(
         "docs/plans/one.md",
         "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
