@@ -27,18 +27,14 @@ use crate::manifest::NotifyHook;
 /// Waits between the attempts of a webhook delivery.
 const WEBHOOK_BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(1)];
 
-/// How a hook's command runs confined: through `orch_bin sandbox-exec` under `rules` (the
-/// devices, the agents' `sandbox_write`, their `sandbox_deny_read`) with a private `TMPDIR` of
-/// its own added. A hook's program reads the repository as the agents' work left it (a script
-/// beside others, a module it imports, a makefile it includes: code no list of protected files
-/// can name in full), so it runs as the agents' code runs, confined, wherever the manifest
-/// confines an agent (`crate::merge::confine::decide`, as `verify`). Its network is not
-/// confined: a hook notifies.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HookConfine {
-    pub(crate) orch_bin: std::path::PathBuf,
-    pub(crate) rules: crate::sandbox::Rules,
-}
+// How a hook's command runs confined ([`Confine`]): through `orch_bin sandbox-exec` under
+// `rules` (the devices, the agents' `sandbox_write`, their `sandbox_deny_read`) with a private
+// `TMPDIR` of its own added. A hook's program reads the repository as the agents' work left it (a script
+// beside others, a module it imports, a makefile it includes: code no list of protected files
+// can name in full), so it runs as the agents' code runs, confined, wherever the manifest
+// confines an agent (`crate::merge::confine::decide`, as `verify`). Its network is not
+// confined: a hook notifies.
+use crate::sandbox::Confine;
 
 /// What the hook threads share with the run.
 #[derive(Default)]
@@ -89,7 +85,7 @@ impl Notifier {
     pub(crate) fn start(
         hooks: &[NotifyHook],
         cwd: &Path,
-        confine: Option<&HookConfine>,
+        confine: Option<&Confine>,
     ) -> Option<Self> {
         if hooks.is_empty() {
             return None;
@@ -227,7 +223,7 @@ impl Notifier {
 /// A hook's thread: delivers its queue in order until it is closed (or abandoned).
 fn deliver_all(
     hook: &NotifyHook,
-    (cwd, confine): (&Path, Option<&HookConfine>),
+    (cwd, confine): (&Path, Option<&Confine>),
     rx: &Receiver<(String, String)>,
     shared: &Shared,
     processed: &AtomicUsize,
@@ -256,7 +252,7 @@ fn deliver_all(
 /// after) when `confine` says so.
 fn run_confined(
     argv: &[String],
-    (cwd, confine): (&Path, Option<&HookConfine>),
+    (cwd, confine): (&Path, Option<&Confine>),
     line: &str,
     timeout: Duration,
 ) -> Result<(), String> {

@@ -7,7 +7,7 @@
 //! state such as `~/.claude/local/claude`, `sandbox_write`, the worktrees, the state directory,
 //! the git directory), or that is reached through a symlink or directory there, may have been
 //! replaced by an agent: [`agent_writable`] finds that, and the pre-flight then runs it confined
-//! (writing no more than the agent itself may), never unconfined ([`Confined`]).
+//! (writing no more than the agent itself may), never unconfined ([`crate::sandbox::Confine`]).
 
 pub(crate) mod probe;
 
@@ -26,14 +26,6 @@ pub(crate) const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct PreflightError {
     pub(crate) message: String,
     pub(crate) hint: String,
-}
-
-/// How the pre-flight runs a program an agent may have replaced: under `rules` through
-/// `orch_bin sandbox-exec`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Confined {
-    pub(crate) orch_bin: PathBuf,
-    pub(crate) rules: Rules,
 }
 
 /// A path some confined agent of `manifest` may write beneath, and why (`the client state of
@@ -164,7 +156,7 @@ pub(crate) fn check(
     program: &Path,
     command: &[String],
     dir: &Path,
-    confined: Option<&Confined>,
+    confined: Option<&crate::sandbox::Confine>,
 ) -> Result<Option<String>, PreflightError> {
     let Some(cli) = KnownCli::of(command) else {
         return Ok(None);
@@ -243,7 +235,7 @@ fn run(
     program: &Path,
     args: &[&str],
     dir: &Path,
-    confined: Option<&Confined>,
+    confined: Option<&crate::sandbox::Confine>,
 ) -> Result<String, String> {
     let mut argv: Vec<String> = vec![program.display().to_string()];
     argv.extend(args.iter().map(|a| (*a).to_string()));

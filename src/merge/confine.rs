@@ -17,15 +17,10 @@ use anyhow::anyhow;
 
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::{Manifest, SandboxMode};
-use crate::sandbox::{Rules, code_rules, wrap};
+use crate::sandbox::Rules;
 
-/// How verify is confined: `rules`, to which each run adds its worktree and `TMPDIR`, applied by
-/// `orch_bin sandbox-exec`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Confine {
-    pub(crate) orch_bin: PathBuf,
-    pub(crate) rules: Rules,
-}
+/// How verify is confined: `rules`, to which each run adds its worktree and `TMPDIR`.
+pub(crate) use crate::sandbox::Confine;
 
 /// What [`decide`] found: verify confined, or unconfined (with the note to show when the
 /// manifest asked for confinement that this kernel cannot give).
@@ -106,9 +101,9 @@ pub(crate) fn decide(
 /// agents' work reached, is theirs to read only). `None`, unconfined, where verify runs
 /// unconfined: every agent `sandbox = "off"`, or no Landlock under `"auto"`; also where the
 /// manifest asks for a confinement this kernel cannot give (the run refuses its agents then).
-pub(crate) fn hooks(manifest: &Manifest) -> Option<crate::notify::HookConfine> {
+pub(crate) fn hooks(manifest: &Manifest) -> Option<Confine> {
     let confine = decide(manifest, crate::sandbox::supported).ok()?.confine?;
-    Some(crate::notify::HookConfine {
+    Some(Confine {
         orch_bin: confine.orch_bin,
         rules: confine.rules,
     })
@@ -134,14 +129,6 @@ impl TmpDir {
 impl Drop for TmpDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Confine {
-    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch
-    /// sandbox-exec RULES -- argv`.
-    pub(crate) fn argv(&self, argv: &[String], cwd: &Path, tmp: &Path) -> Vec<String> {
-        wrap(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
     }
 }
 

@@ -199,6 +199,22 @@ pub(crate) fn code_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rules {
     rules
 }
 
+/// How orch runs a process of code it does not trust (a `verify` or `[[notify]]` command, a
+/// program the pre-flight asks its version): under `rules` through `orch_bin sandbox-exec`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Confine {
+    pub(crate) orch_bin: PathBuf,
+    pub(crate) rules: Rules,
+}
+
+impl Confine {
+    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch
+    /// sandbox-exec RULES -- argv`.
+    pub(crate) fn argv(&self, argv: &[String], cwd: &Path, tmp: &Path) -> Vec<String> {
+        wrap(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
+    }
+}
+
 /// `argv` run through `orch_bin sandbox-exec` under `rules`.
 pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
     let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];

@@ -112,7 +112,7 @@ impl Preflights {
         agent: &crate::manifest::AgentSpec,
         program: &Path,
         orch_bin: &Path,
-    ) -> CliResult<Option<crate::preflight::Confined>> {
+    ) -> CliResult<Option<crate::sandbox::Confine>> {
         if crate::manifest::KnownCli::of(&agent.command).is_none() {
             return Ok(None);
         }
@@ -140,7 +140,7 @@ impl Preflights {
             "agent `{name}`'s program {place} lies in `{}` ({why}): an agent may have replaced it, so orch runs it confined, never unconfined (install it elsewhere, e.g. /usr/local/bin, to have it trusted)",
             root.display()
         ));
-        Ok(Some(crate::preflight::Confined {
+        Ok(Some(crate::sandbox::Confine {
             orch_bin: orch_bin.to_path_buf(),
             rules: crate::preflight::preflight_rules(agent),
         }))
