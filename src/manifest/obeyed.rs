@@ -115,11 +115,28 @@ pub(crate) const SETTINGS_DIRS: [&str; 1] = [".github/hooks"];
 ///   tools), obeyed as it changes once a person trusted it (mise trusts a path, not content);
 /// - npm, Yarn, pnpm, Bun: `.npmrc` (`script-shell`, `node-options`), `.yarnrc` (`yarn-path`),
 ///   `.yarnrc.yml` (`yarnPath`, `plugins`) and the release and plugins it names by convention,
-///   `.pnpmfile.cjs` (hooks pnpm runs on install), `bunfig.toml` (`preload`).
+///   `.pnpmfile.cjs` (hooks pnpm runs on install), `bunfig.toml` (`preload`),
+///   `pnpm-workspace.yaml` (where pnpm 10 and later keep `scriptShell`, `nodeOptions`);
+/// - git's hook managers, whose hooks run at a person's next `git commit` once installed (husky
+///   sets `core.hooksPath`): `.husky`, `.githooks`, `.pre-commit-config.yaml` (a `local` hook
+///   runs any command), `lefthook.yml`, `.lefthook.yml`, `lefthook-local.yml`; git LFS's
+///   `.lfsconfig` (`lfs.url`: where a person's pushes of large files go);
+/// - Python run from the repository (`python -m pip` puts the working directory first on its
+///   path): modules that stand for the tools a person runs there (`pip.py`, `venv.py`,
+///   `ensurepip.py`, `pytest.py`, `setuptools.py`) and those Python imports at every start
+///   (`sitecustomize.py`, `usercustomize.py`); a virtual environment (`.venv`: uv, Poetry and
+///   the editors run its `bin/python`) and `uv.toml` (the package index);
+/// - the editors' workspace and container files: `*.code-workspace` (its `tasks`, `runOn:
+///   folderOpen`, and `settings`), `.devcontainer` (`initializeCommand` runs on the host); the
+///   MCP servers and hooks of editor agents by their documentation: Continue's `.continue`,
+///   Cline's `.clinerules/hooks`, Roo's `.roo/mcp.json`, Kilo's `.kilocode/mcp.json`, Kiro's
+///   `.kiro/settings/mcp.json` and `.kiro/hooks`, Amazon Q's `.amazonq/mcp.json`, Junie's
+///   `.junie/mcp`, Crush's `.crush.json` and `crush.json`, Zed's `.zed/settings.json` and
+///   `.zed/tasks.json`.
 ///
 /// A version name alone (`.python-version`, `.nvmrc`, `.ruby-version`) is not here: the tool
 /// picks an installed version by it, never a path of the repository.
-pub(crate) const TOOLCHAIN_FILES: [&str; 19] = [
+pub(crate) const TOOLCHAIN_FILES: [&str; 52] = [
     "rust-toolchain",
     "rust-toolchain.toml",
     ".cargo/config.toml",
@@ -139,6 +156,39 @@ pub(crate) const TOOLCHAIN_FILES: [&str; 19] = [
     ".yarn/plugins",
     ".pnpmfile.cjs",
     "bunfig.toml",
+    "pnpm-workspace.yaml",
+    ".husky",
+    ".githooks",
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lefthook.yml",
+    "lefthook-local.yml",
+    ".lfsconfig",
+    "pip.py",
+    "venv.py",
+    "ensurepip.py",
+    "pytest.py",
+    "setuptools.py",
+    "sitecustomize.py",
+    "usercustomize.py",
+    ".venv",
+    "uv.toml",
+    "*.code-workspace",
+    ".devcontainer",
+    ".continue",
+    ".clinerules/hooks",
+    ".roo/mcp.json",
+    ".kilocode/mcp.json",
+    ".kiro/settings/mcp.json",
+    ".kiro/hooks",
+    ".amazonq/mcp.json",
+    ".junie/mcp",
+    ".crush.json",
+    "crush.json",
+    ".zed/settings.json",
+    ".zed/tasks.json",
+    "mise/config.toml",
+    ".rtx.toml",
 ];
 
 /// The files of [`CLIENT_PROJECT_FILES`] read as words, with [`SETTINGS_DIRS`].

@@ -14,7 +14,7 @@ use crate::support::{Repo, agent, one_task};
 /// What the agent writes, each a path the failure and the refusal must name: at the root and
 /// in a subdirectory, entries of the list (`.vscode/tasks.json`, `rust-toolchain.toml`) and
 /// files in a directory of it (`.claude/commands/deploy.md`).
-const WRITES: [&str; 24] = [
+const WRITES: [&str; 38] = [
     // Claude Code.
     ".claude/commands/deploy.md",
     "docs/.claude/agents/helper.md",
@@ -45,6 +45,24 @@ const WRITES: [&str; 24] = [
     ".config/mise/config.toml",
     "web/.npmrc",
     ".yarnrc.yml",
+    "pnpm-workspace.yaml",
+    "mise/config.toml",
+    // git's hook managers, git LFS.
+    ".husky/pre-commit",
+    "app/.githooks/pre-commit",
+    "sub/.pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lfsconfig",
+    // Python run from the repository: a tool's module, a module imported at every start, a
+    // virtual environment.
+    "pip.py",
+    "tools/sitecustomize.py",
+    ".venv/bin/python",
+    // Editors' workspaces and containers, editor agents' MCP servers and tasks.
+    "team.code-workspace",
+    ".devcontainer/devcontainer.json",
+    ".continue/mcpServers/x.yaml",
+    "web/.zed/tasks.json",
 ];
 
 /// A repository whose plan `p` (one task) is run by the hostile agent in `mode` (`task`, or
