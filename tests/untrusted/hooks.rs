@@ -20,7 +20,7 @@ const HOOKS: [(&[&str], &str, &str); 6] = [
     (&["make", "-s", "notify"], "local.conf", "X = 1\n"),
     (
         &["env", "PYTHONPATH=lib", "python3", "hooks/n.py"],
-        "lib/sitecustomize.py",
+        "lib/notifylib.py",
         "",
     ),
     (
@@ -52,7 +52,7 @@ fn hostile(i: usize, file: &str, marks: &Path) -> String {
     let m = mark.display();
     match file {
         "local.conf" => format!("X = 1\n$(shell id > {m})\n"),
-        "lib/sitecustomize.py" => format!("import os\nos.system('id > {m}')\n"),
+        "lib/notifylib.py" => format!("import os\nos.system('id > {m}')\n"),
         "lib/Notify.pm" => format!("package Notify;\nsystem('id > {m}');\n1;\n"),
         _ => format!("#!/bin/sh\nid > {m}\n"),
     }
@@ -73,7 +73,10 @@ fn hooks_run_the_code_the_agents_landed_only_confined() {
         "Makefile",
         "CONF = local.conf\ninclude $(CONF)\nnotify:\n\t@cat > /dev/null\n",
     );
-    repo.write("hooks/n.py", "import sys\nsys.stdin.read()\n");
+    repo.write(
+        "hooks/n.py",
+        "import sys\nimport notifylib\nsys.stdin.read()\n",
+    );
     repo.write("hooks/n.pl", "use Notify;\nmy @in = <STDIN>;\n");
     repo.write(
         "hooks/s.sh",
