@@ -7,8 +7,6 @@
 
 use crate::support;
 
-use std::path::Path;
-
 use serde_json::Value;
 use support::three::{Three, mains, no_landing_left, run_manifest};
 use support::{Repo, events, named};
@@ -41,26 +39,6 @@ fn finished(defaults: &str, v2_plan: Option<&str>) -> (Three, tempfile::TempDir)
     (t, journal)
 }
 
-/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
-/// with the tests' deadline; it must succeed.
-fn shell_in(dir: &Path, line: &str) {
-    let child = std::process::Command::new("sh")
-        .args(["-c", line])
-        .current_dir(dir)
-        .env("PWD", dir)
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@a")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@a")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let out = support::wait_within(child, support::TIMEOUT, "sh");
-    assert!(out.status.success(), "{line}: {out:?}");
-}
-
 /// The repository a variant's plan changes.
 fn repo_of<'a>(t: &'a Three, repo: &str) -> &'a Repo {
     match repo {
@@ -74,7 +52,7 @@ fn repo_of<'a>(t: &'a Three, repo: &str) -> &'a Repo {
 /// everything added.
 fn sneak(t: &Three, repo: &str, plan: &str, edit: &str) {
     let r = repo_of(t, repo);
-    shell_in(
+    support::shell_in(
         &r.worktree(plan),
         &format!("{edit} && git add -A && git commit -qm tidy"),
     );

@@ -179,3 +179,23 @@ pub fn disk_snapshot(dir: &Path) -> BTreeSet<(String, String)> {
     }
     out
 }
+
+/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
+/// with the tests' deadline; it must succeed.
+pub fn shell_in(dir: &Path, line: &str) {
+    let child = Command::new("sh")
+        .args(["-c", line])
+        .current_dir(dir)
+        .env("PWD", dir)
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@a")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@a")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let out = wait_within(child, TIMEOUT, "sh");
+    assert!(out.status.success(), "{line}: {out:?}");
+}

@@ -6,8 +6,6 @@
 //! land them. Now orch never stages them, whatever the ignore rules say, and never lands a tree
 //! that changes one (exit 4, with `--allow-protected` too), sandbox on and off.
 
-use std::path::Path;
-
 use crate::support::{self, Repo, toml_array};
 
 /// What the main checkout holds, ignored, for orch to copy: path, the lead's content.
@@ -114,25 +112,6 @@ fn copied_files_are_never_committed_whatever_the_ignore_rules() {
     }
 }
 
-/// Runs `line` in `dir` as an unconfined agent would (committing as `a`), within the deadline.
-fn shell_in(dir: &Path, line: &str) {
-    let child = std::process::Command::new("sh")
-        .args(["-c", line])
-        .current_dir(dir)
-        .env("PWD", dir)
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@a")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@a")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let out = support::wait_within(child, support::TIMEOUT, "sh");
-    assert!(out.status.success(), "{line}: {out:?}");
-}
-
 /// A finished plan whose branch then got a copy committed by the agent itself (`git add -f`):
 /// `orch merge` refuses it (exit 4) naming the path, with `--allow-protected` too; `main` does
 /// not move and the lead's files are theirs. Seen failing before: merged, the lead's `.env`
@@ -144,7 +123,7 @@ fn copied_files_a_branch_committed_are_never_landed() {
         let repo = repo_with_copies("true", "off");
         let (code, out, err) = repo.run(&["up"]);
         assert_eq!(code, 0, "{what}\n{out}\n{err}");
-        shell_in(
+        support::shell_in(
             &repo.worktree("p"),
             &format!(
                 "echo agent-$((40+2))-was-here > {path} && git add -f {path} && git commit -qm sneak"

@@ -191,7 +191,7 @@ fn exempt_the_merge_gate_reads_only_the_leads_manifest() {
         let repo = repo(plan, "touch done.txt", "off", keys);
         let (code, out, err) = repo.run(&["up"]);
         assert_eq!(code, 0, "{what}\n{out}\n{err}");
-        shell_in(
+        support::shell_in(
             &repo.worktree("p"),
             &format!("{edit} && git add -A && git commit -qm 'Add the hook to plans.toml'"),
         );
@@ -392,24 +392,4 @@ fn exempt_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
             }
         }
     }
-}
-
-/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
-/// with the tests' deadline; it must succeed.
-fn shell_in(dir: &Path, line: &str) {
-    let child = std::process::Command::new("sh")
-        .args(["-c", line])
-        .current_dir(dir)
-        .env("PWD", dir)
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@a")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@a")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let out = support::wait_within(child, support::TIMEOUT, "sh");
-    assert!(out.status.success(), "{line}: {out:?}");
 }

@@ -11,7 +11,7 @@
 //! (exit 4), `main` does not move; plan `q`'s worktree and status are untouched, byte for byte,
 //! and its next commit holds nothing of it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::{self, Repo, toml_array};
 
@@ -156,26 +156,6 @@ fn own_dirs_a_task_that_writes_into_orchs_directories_fails_naming_the_path() {
     }
 }
 
-/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
-/// with the tests' deadline; it must succeed.
-fn shell_in(dir: &Path, line: &str) {
-    let child = std::process::Command::new("sh")
-        .args(["-c", line])
-        .current_dir(dir)
-        .env("PWD", dir)
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@a")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@a")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let out = support::wait_within(child, support::TIMEOUT, "sh");
-    assert!(out.status.success(), "{line}: {out:?}");
-}
-
 /// A finished plan `p` whose branch then got the plant, committed as an unconfined agent would
 /// commit it: `orch merge p` refuses it (exit 4) naming the path, with `--allow-protected` too;
 /// `main`, the main checkout, `q`'s worktree and status are as they were; `q`'s next commit holds
@@ -192,7 +172,7 @@ fn own_dirs_orch_merge_never_lands_into_orchs_directories() {
             .parent()
             .map(|d| d.join("p"))
             .expect("p's worktree");
-        shell_in(
+        support::shell_in(
             &tree,
             &format!("{line} && git add -A && git commit -qm sneak"),
         );

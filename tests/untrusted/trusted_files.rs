@@ -9,8 +9,6 @@
 //! `--allow-protected` (a link: never), and a landing that fails half way leaves the main
 //! checkout and its index as they were.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::landlock;
@@ -328,32 +326,12 @@ fn merge_after(commit: &str, args: &[&str]) -> (Repo, (i32, String, String), Sna
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let tree = repo.worktree("p");
-    shell_in(&tree, commit);
+    support::shell_in(&tree, commit);
     let before = Snapshot::of(&repo);
     let mut all = vec!["merge", "p"];
     all.extend(args);
     let result = repo.run(&all);
     (repo, result, before)
-}
-
-/// Runs the shell line `line` in `dir` as an unconfined agent would there (committing as `a`),
-/// with the tests' deadline; it must succeed.
-fn shell_in(dir: &Path, line: &str) {
-    let child = std::process::Command::new("sh")
-        .args(["-c", line])
-        .current_dir(dir)
-        .env("PWD", dir)
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@a")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@a")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let out = support::wait_within(child, support::TIMEOUT, "sh");
-    assert!(out.status.success(), "{line}: {out:?}");
 }
 
 /// The main checkout as a user sees it: `main`'s tip, the index file's bytes, every file.
@@ -516,7 +494,7 @@ fn trusted_a_plan_agents_done_without_a_supervisor_commits_nothing_trusted() {
         let (code, out, err) = repo.run(&["up", "--json"]);
         assert_ne!(code, 0, "{out}\n{err}");
         let tree = repo.worktree("p");
-        shell_in(&tree, edit);
+        support::shell_in(&tree, edit);
         let as_agent = |args: &[&str]| {
             repo.run_cmd(
                 repo.orch(args)
@@ -641,7 +619,7 @@ fn trusted_a_notify_script_however_spelled_or_wrapped_is_protected() {
         assert_eq!(code, 0, "{what}\n{out}\n{err}");
         let main = repo.rev("main");
         let hostile = repo.outside(&format!("hostile/{name}"));
-        shell_in(
+        support::shell_in(
             &repo.worktree("p"),
             &format!(
                 "cp {} {path} && git add -A && git commit -qm sneak",
@@ -695,7 +673,7 @@ fn trusted_a_file_at_a_directory_above_a_trusted_path_is_never_taken() {
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let main = repo.rev("main");
-    shell_in(
+    support::shell_in(
         &repo.worktree("p"),
         "echo x > orch && git add -A && git commit -qm sneak",
     );
