@@ -14,14 +14,26 @@
 //!   remote: wall time per task, and the remote's cost per task over the local one. Flat means
 //!   the per-task figures do not grow with the number of tasks.
 //!
+//! - **a host that blips**: N tasks side by side on the host (`parallel_tasks = N`, `retries =
+//!   0`); once every agent has started, the network to the host stalls (its `sshd` processes
+//!   stopped: nothing passes, no connection is reset), the agents end meanwhile with their work
+//!   unsent, and the host answers again once orch has said it is lost. orch saves each cut-off
+//!   attempt's work (`refs/orch/attempts/lost/`, never landed) and runs the task again from
+//!   the plan branch, no retry spent. Figures: how long orch took to see the host lost, and
+//!   from the host's return to every task done again and landed (its `task_finished`), for
+//!   N = 2, 4 and 8: growth shows whether that is task by task or together. Each run checks
+//!   that no task failed, each ran exactly once more, each cut-off attempt's work was saved
+//!   and every task's file is on the plan branch.
+//!
 //! Every run checks that every task finished and its commit is on its plan branch here.
 //! Run: `cargo bench --bench remote`. `cargo test` runs a tiny size (the first/later figure on a
-//! plan of 2 tasks and one run of 4 tasks), skipped without `sshd` unless `ORCH_REQUIRE_SSHD`.
+//! plan of 2 tasks, one run of 4 tasks and a blip under 2 tasks), skipped without `sshd` unless
+//! `ORCH_REQUIRE_SSHD`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[allow(dead_code)]
 #[path = "../tests/support/sshd.rs"]
@@ -163,7 +175,7 @@ fn main() {
     }
     let orch = Path::new(env!("CARGO_BIN_EXE_orch"));
     let orch_size = std::fs::metadata(orch).map(|m| m.len()).unwrap_or(0);
-    let lab = sshd::Lab::start(&["h1"]);
+    let mut lab = sshd::Lab::start(&["h1"]);
     let path = lab.path();
     let hosts = lab.host_toml(4);
     println!(
@@ -227,5 +239,178 @@ fn main() {
             l.cpu.1 * 1000.0 / t,
             r.cpu.1 * 1000.0 / t,
         );
+    }
+
+    // A host that blips under N running attempts.
+    let sizes: &[usize] = if full { &[2, 4, 8] } else { &[2] };
+    println!(
+        "a host that blips under N side-by-side attempts (network stalled until the agents ended):"
+    );
+    println!(
+        "| N | host seen lost after | host back -> every task done again and landed | per task |"
+    );
+    println!("|---|---|---|---|");
+    for &n in sizes {
+        let b = blip(orch, &mut lab, n);
+        println!(
+            "| {n} | {:.1} s | {:.0} ms | {:.0} ms |",
+            b.lost_after,
+            b.taken_back * 1000.0,
+            b.taken_back * 1000.0 / n as f64
+        );
+    }
+}
+
+/// Seconds since the epoch, as the events' `at`.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `what` every 20 ms for up to two minutes (a bench waits on files a process writes).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Blip {
+    /// From the stall to orch's `host_lost`, seconds.
+    lost_after: f64,
+    /// From the host answering again to the last `task_finished` (every task done again and
+    /// landed), seconds.
+    taken_back: f64,
+}
+
+/// One `orch up` of `n` side-by-side tasks on the lab's host `h1` through a stall of its
+/// network; checks that every task finished once, with its file on the plan branch.
+fn blip(orch: &Path, lab: &mut sshd::Lab, n: usize) -> Blip {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(root.join("plans")).expect("mkdir");
+    let journal = dir.path().join("journal");
+    let go = dir.path().join("go");
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\necho \"$ORCH_TASK\" > \"$ORCH_TASK.txt\"\necho \"start $ORCH_TASK\" >> {j}\n\
+             while [ ! -e {g} ]; do sleep 0.02; done\necho \"end $ORCH_TASK\" >> {j}\nexit 0\n",
+            j = journal.display(),
+            g = go.display()
+        ),
+    )
+    .expect("agent");
+    git(&root, &["init", "-q", "-b", "main"]);
+    let mut plan = String::from("# Plan\n\n## Phase 1: Work\n");
+    for t in 1..=n {
+        plan.push_str(&format!("- [ ] 1.{t} Write file {t}\n"));
+    }
+    std::fs::write(root.join("plans/p.md"), plan).expect("write");
+    std::fs::write(
+        root.join("plans.toml"),
+        format!(
+            "{}[defaults]\nagent = \"a\"\nmax_agents = {n}\nexecutor = \"ssh\"\nretries = 0\nsandbox = \"off\"\nnetwork = \"open\"\n\n\
+             [agents.a]\ncommand = [\"sh\", \"{}\"]\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\nparallel_tasks = {n}\n",
+            lab.host_toml(n),
+            agent.display()
+        ),
+    )
+    .expect("write");
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "bench plans"]);
+    let events_path = root.join(".orch/state/.events.jsonl");
+    let events = || -> Vec<serde_json::Value> {
+        lines_of(&events_path)
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let count = |prefix: &str| {
+        lines_of(&journal)
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    let mut child = Command::new(orch)
+        .current_dir(&root)
+        .env("PWD", &root)
+        .env("PATH", lab.path())
+        .env_remove("ORCH_SANDBOX")
+        .env_remove("ORCH_NETWORK")
+        .arg("up")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file"))
+        .spawn()
+        .expect("orch up");
+    wait_until("every agent's start", || count("start ") == n);
+    let stalled = now();
+    lab.stall("h1");
+    std::fs::write(&go, "").expect("go");
+    wait_until("every agent's end", || count("end ") == n);
+    wait_until("orch's host_lost", || {
+        events().iter().any(|e| e["event"] == "host_lost")
+    });
+    let back = now();
+    lab.end_stall("h1");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("orch up did not end after the host came back");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
+    assert!(status.success(), "orch up failed: {stderr}");
+    let ev = events();
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        ev.iter().filter(|e| e["event"] == name).collect()
+    };
+    assert!(of("task_failed").is_empty(), "a task failed: {stderr}");
+    assert_eq!(of("task_finished").len(), n, "every task once: {stderr}");
+    // Each attempt cut off ran again once (no retry spent), its own work saved, never landed.
+    assert_eq!(count("start "), 2 * n, "each task ran once more, no more");
+    let saved = git_output(&root, &["for-each-ref", "refs/orch/attempts/lost/"]);
+    assert_eq!(
+        saved.lines().count(),
+        n,
+        "each cut-off attempt's work saved"
+    );
+    let lost = of("host_lost")
+        .iter()
+        .map(|e| parse_at(e))
+        .fold(f64::MAX, f64::min);
+    let last = of("task_finished")
+        .iter()
+        .map(|e| parse_at(e))
+        .fold(0.0, f64::max);
+    let files = git_output(&root, &["ls-tree", "--name-only", "plan/p"]);
+    for t in 1..=n {
+        assert!(
+            files.lines().any(|l| l == format!("1.{t}.txt")),
+            "task 1.{t} is not on its plan branch"
+        );
+    }
+    Blip {
+        lost_after: lost - stalled,
+        taken_back: last - back,
     }
 }

@@ -185,7 +185,9 @@ fn mean(v: &[f64]) -> f64 {
 
 /// One `orch up` run; prints its figures.
 fn run(orch: &Path, agent: f64, executor: &str, poll: Option<&str>) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    // On the disk of the checkout (the target's own temporary directory): orch refuses a
+    // repository on a tmpfs for Slurm, and the tests' TMPDIR may be one (CI's is).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let root = dir.path();
     setup(root, executor, poll);
     let &Size {

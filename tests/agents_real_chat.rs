@@ -17,7 +17,8 @@ use crate::support;
 
 use serde_json::Value;
 use support::clis::{
-    ONE, RUN_TIMEOUT, TWO, client_env, client_run, clis_with, keep_fixture, logs, repo_with,
+    ONE, RUN_TIMEOUT, TWO, client_env, client_run, clis_with, fixture_calls, keep_calls,
+    keep_fixture, logs, repo_with,
 };
 use support::fake_api::{Behaviour, FakeApi, USAGE_INPUT, USAGE_OUTPUT};
 use support::{Repo, code_out_err, events, named, wait_within};
@@ -46,10 +47,14 @@ fn up(repo: &Repo, api: &FakeApi, clis: &std::path::Path) -> (i32, Vec<Value>, S
 /// words, a 401 that only a person can fix, a 429 with its reset. The lines are kept as fixtures
 /// for the parser's unit tests (`ORCH_UPDATE_CLIENT_FIXTURES=1`).
 ///
-/// The refusal, the 401 and the 429 run only when the fixtures are made again: the end-to-end
-/// tests below run each of them through `orch up` with the same client and check what orch
-/// made of it (the task failed with the agent's words, the agent stopped as `authentication`,
-/// paused at the limit), so a second start of the client for each only doubled the work.
+/// These runs make the fixtures; they run when the fixtures are made again
+/// (`ORCH_UPDATE_CLIENT_FIXTURES=1 cargo test --test all agents_real_chat -- --ignored`). The
+/// end-to-end tests below run each outcome through `orch up` with the same client on every
+/// `cargo test` and check what orch made of it (usage and cost per task, the task failed with
+/// the agent's words, the agent stopped as `authentication`, paused at the limit), so starting
+/// the client here too only doubled the work. The 429 run also records how many model calls the
+/// client makes before it gives up (`rate_limited.calls`), which the rate-limit test answers
+/// with 429s.
 fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent: &str) {
     use orch::agent_output::{Class, Fatal};
     {
@@ -80,9 +85,6 @@ fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent:
             assert!((got - want).abs() < 1e-5, "{agent}: {got} vs {want}");
         }
 
-        if std::env::var_os("ORCH_UPDATE_CLIENT_FIXTURES").is_none_or(|v| v != "1") {
-            return;
-        }
         let refuse = Behaviour::Refuse("the task is unclear".into());
         let r = client_run(&clis, agent, refuse, &[]);
         let (code, lines, ctx, read) = (r.code, r.lines, r.ctx, r.read);
@@ -111,6 +113,7 @@ fn opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes(agent:
         let r = client_run(&clis, agent, limited, &[]);
         let (code, lines, ctx, read) = (r.code, r.lines, r.ctx, r.read);
         keep_fixture(agent, "rate_limited", &lines);
+        keep_calls(agent, "rate_limited", r.calls);
         assert_ne!(code, 0, "{agent}: {ctx}");
         assert!(
             matches!(read.class, Class::Limit(_)),
@@ -173,14 +176,9 @@ fn a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes(agent: 
     let Some(clis) = clis_with(agent) else {
         return;
     };
-    // How many model calls one run of the client makes against a lasting 429.
-    let lasting = Behaviour::RateLimited {
-        times: usize::MAX,
-        reset_secs: 1,
-    };
-    let gave_up = client_run(&clis, agent, lasting, &[]);
-    assert_ne!(gave_up.code, 0, "{agent}: {}", gave_up.ctx);
-    let calls = gave_up.calls;
+    // How many model calls one run of the client makes against a lasting 429 (recorded with
+    // the fixtures): the first attempt gives up on the limit, the relaunched one is answered.
+    let calls = fixture_calls(agent, "rate_limited");
     assert!(calls >= 1, "{agent}");
     let api = FakeApi::start(Behaviour::RateLimited {
         times: calls,
@@ -202,67 +200,62 @@ fn a_rate_limit_pauses_the_agent_until_the_reset_then_the_task_completes(agent: 
 }
 
 /// Usage per task from each client's own figures (whole model calls' worth of the fake API's;
-/// opencode's cost from the price the configuration gives the model, none for the others), the
-/// plan's the sum; then a token budget below one task's tokens: the first task runs, the
-/// second never starts.
+/// opencode's cost from the price the configuration gives the model, none for the others), and
+/// a token budget below one task's tokens (two calls' worth: a task makes at least three): the
+/// first task runs and is counted, the second never starts. One run, one launch of the client.
 fn usage_per_task_counts_then_a_token_budget_stops_launches(agent: &str) {
     let Some(clis) = clis_with(agent) else {
         return;
     };
     let api = FakeApi::start(Behaviour::Normal);
-    let repo = repo_with(agent, TWO, "");
-    let (code, ev, ctx) = up(&repo, &api, &clis);
-    assert_eq!(code, 0, "{agent}\n{ctx}");
-    let mut tokens = 0;
-    for id in ["1.1", "1.2"] {
-        let t = repo.task("p", id);
-        assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
-        let f = named(&ev, "task_finished")
-            .into_iter()
-            .find(|f| f["task"] == id)
-            .expect("task_finished");
-        let u = &f["usage"];
-        let (i, o) = (
-            u["input_tokens"].as_u64().unwrap_or(0),
-            u["output_tokens"].as_u64().unwrap_or(0),
-        );
-        // At least a write, a report and a final answer, each a whole call's worth.
-        assert!(i >= 3 * USAGE_INPUT && i % USAGE_INPUT == 0, "{agent}: {f}");
-        assert_eq!(o / USAGE_OUTPUT, i / USAGE_INPUT, "{agent}: {f}");
-        match agent {
-            "opencode" => {
-                let want = (i * 3 + o * 15) as f64 / 1e6;
-                let got = u["cost_usd"].as_f64().unwrap_or_default();
-                assert!((got - want).abs() < 1e-5, "{agent}: {f}");
-            }
-            _ => assert!(u["cost_usd"].is_null(), "{agent} names no cost: {f}"),
-        }
-        tokens += i + o;
-    }
-    let per_task = tokens / 2;
-
-    let api = FakeApi::start(Behaviour::Normal);
-    let budget = per_task / 2;
+    let budget = 2 * (USAGE_INPUT + USAGE_OUTPUT);
     let repo = repo_with(agent, TWO, &format!("budget = \"{budget} tokens\"\n"));
     let (code, ev, ctx) = up(&repo, &api, &clis);
     assert_eq!(code, 5, "{agent}\n{ctx}");
     assert_eq!(named(&ev, "budget_reached").len(), 1, "{agent}\n{ctx}");
     assert_eq!(named(&ev, "task_started").len(), 1, "{agent}\n{ctx}");
-    assert_eq!(repo.task("p", "1.1")["status"], "completed", "{agent}");
+    let t = repo.task("p", "1.1");
+    assert_eq!(t["status"], "completed", "{agent}: {t}\n{ctx}");
     assert_eq!(repo.task("p", "1.2")["status"], "pending", "{agent}");
+    let f = named(&ev, "task_finished")
+        .into_iter()
+        .find(|f| f["task"] == "1.1")
+        .expect("task_finished");
+    let u = &f["usage"];
+    let (i, o) = (
+        u["input_tokens"].as_u64().unwrap_or(0),
+        u["output_tokens"].as_u64().unwrap_or(0),
+    );
+    // At least a write, a report and a final answer, each a whole call's worth.
+    assert!(i >= 3 * USAGE_INPUT && i % USAGE_INPUT == 0, "{agent}: {f}");
+    assert_eq!(o / USAGE_OUTPUT, i / USAGE_INPUT, "{agent}: {f}");
+    // The plan's status file says what the event said.
+    assert_eq!(t["orchUsage"]["inputTokens"], i, "{agent}: {t}");
+    assert_eq!(t["orchUsage"]["outputTokens"], o, "{agent}: {t}");
+    match agent {
+        "opencode" => {
+            let want = (i * 3 + o * 15) as f64 / 1e6;
+            let got = u["cost_usd"].as_f64().unwrap_or_default();
+            assert!((got - want).abs() < 1e-5, "{agent}: {f}");
+        }
+        _ => assert!(u["cost_usd"].is_null(), "{agent} names no cost: {f}"),
+    }
 }
 
 #[test]
+#[ignore = "makes the client fixtures: ORCH_UPDATE_CLIENT_FIXTURES=1 cargo test --test all agents_real_chat -- --ignored"]
 fn opencode_prints_what_orch_needs() {
     opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("opencode");
 }
 
 #[test]
+#[ignore = "makes the client fixtures: ORCH_UPDATE_CLIENT_FIXTURES=1 cargo test --test all agents_real_chat -- --ignored"]
 fn qwen_prints_what_orch_needs() {
     opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("qwen");
 }
 
 #[test]
+#[ignore = "makes the client fixtures: ORCH_UPDATE_CLIENT_FIXTURES=1 cargo test --test all agents_real_chat -- --ignored"]
 fn copilot_prints_what_orch_needs() {
     opencode_qwen_and_copilot_print_what_orch_needs_for_usage_and_outcomes("copilot");
 }

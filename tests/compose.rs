@@ -305,7 +305,11 @@ struct World {
 
 impl World {
     fn new(cell: Cell) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = match cell.get(EXEC) {
+            "slurm" => tempfile::tempdir_in(support::slurm::disk_dir()),
+            _ => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         // A Slurm job's processes wait in the queue: more time for its cells.
         let secs = match cell.get(EXEC) {
             "slurm" => 150,

@@ -413,7 +413,7 @@ fn a_plan_of_another_repository_in_a_slurm_job_reports_through_orch() {
     if !slurm_cluster() {
         return;
     }
-    let t = Three::new();
+    let t = Three::under(&support::slurm::disk_dir());
     manifest(
         &t,
         Cell {

@@ -67,7 +67,10 @@ fn jobs_journal(journal: &Path) -> Vec<(String, String, String, String)> {
 
 /// A repository whose orch runs get `secs` seconds, and the path of the jobs' journal.
 fn slurm_repo(secs: u64) -> (Repo, std::path::PathBuf) {
-    let repo = Repo::builder().timeout(Duration::from_secs(secs)).build();
+    let repo = Repo::builder()
+        .under(&support::slurm::disk_dir())
+        .timeout(Duration::from_secs(secs))
+        .build();
     let journal = repo.outside("journal");
     (repo, journal)
 }

@@ -356,6 +356,36 @@ pub fn keep_fixture(agent: &str, name: &str, lines: &[Value]) {
     }
 }
 
+/// Records, with the fixtures (`ORCH_UPDATE_CLIENT_FIXTURES=1`), how many model calls a run of
+/// `agent` made (`<name>.calls`).
+pub fn keep_calls(agent: &str, name: &str, calls: usize) {
+    if std::env::var("ORCH_UPDATE_CLIENT_FIXTURES").is_ok_and(|v| v == "1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(agent);
+        std::fs::create_dir_all(&dir).expect("fixtures dir");
+        std::fs::write(dir.join(format!("{name}.calls")), format!("{calls}\n"))
+            .expect("write fixture");
+    }
+}
+
+/// The model calls a run of `agent` made when its fixtures were recorded ([`keep_calls`]).
+pub fn fixture_calls(agent: &str, name: &str) -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/clients")
+        .join(agent)
+        .join(format!("{name}.calls"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (made with the fixtures: ORCH_UPDATE_CLIENT_FIXTURES=1 cargo test --test all agents_real_chat -- --ignored)",
+            path.display()
+        )
+    });
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A plan of one task.
 pub const ONE: &str = "# One\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
 /// A plan of two tasks, the second after the first.

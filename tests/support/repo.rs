@@ -283,6 +283,8 @@ impl Repo {
             .env("PWD", self.root())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
+            // The tests' temporary directory (CI's is a tmpfs) for orch and what it runs.
+            .envs(std::env::var_os("TMPDIR").map(|t| ("TMPDIR", t)))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             // Agents here write journals outside their worktrees: unconfined unless a test
             // confines them (tests/sandbox.rs).

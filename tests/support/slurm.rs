@@ -27,3 +27,12 @@ pub fn cluster() -> bool {
     }
     up
 }
+
+/// Where a test puts the repositories of plans that run through Slurm: under the target's own
+/// temporary directory, on the disk of the checkout. orch refuses a repository on a tmpfs for
+/// Slurm (the compute nodes would not see it), and CI puts the tests' `TMPDIR` on a tmpfs.
+pub fn disk_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("slurm");
+    std::fs::create_dir_all(&dir).expect("target tmp dir");
+    dir
+}

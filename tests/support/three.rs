@@ -17,7 +17,15 @@ pub struct Three {
 
 impl Three {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::in_dir(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// The three under `parent` (for plans that run through Slurm: [`super::slurm::disk_dir`]).
+    pub fn under(parent: &Path) -> Self {
+        Self::in_dir(tempfile::tempdir_in(parent).expect("tempdir"))
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Self {
         let make = || Repo::builder().under(dir.path()).canonical().build();
         let (home, api, client) = (make(), make(), make());
         Three {
