@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::repo::branch_commit;
 use crate::manifest::{
     Guarded, Kind, View, ancestors, anywhere_patterns, is_pattern, pattern_at_or_above,
-    pattern_covers,
+    pattern_covers, same_name, strip_prefix_folded,
 };
 
 /// The path inside the repository that the word `word` of a command line names (relative to
@@ -101,15 +101,27 @@ impl Protected {
         }
     }
 
-    /// Whether `path` is one of `paths` or inside one of them (a protected directory).
+    /// Whether `path` is one of `paths` or inside one of them (a protected directory), in any
+    /// spelling a filesystem that folds case takes for it ([`crate::manifest::fold`]).
     /// A pattern `**/NAME` among `paths` covers `NAME` at any depth ([`pattern_covers`]).
     pub(crate) fn covers(paths: &[String], path: &str) -> bool {
         paths.iter().any(|p| {
-            path == p
-                || path
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
+            same_name(path, p)
+                || strip_prefix_folded(path, p).is_some_and(|r| r.starts_with('/'))
                 || pattern_covers(p, path)
+        })
+    }
+
+    /// Whether `path` is a directory above one of `paths` (in any spelling), or where a pattern
+    /// among them matches or above ([`pattern_at_or_above`]): a link there makes the
+    /// protected file another one.
+    pub(crate) fn above(paths: &[String], path: &str) -> bool {
+        paths.iter().any(|p| {
+            if is_pattern(p) {
+                pattern_at_or_above(p, path)
+            } else {
+                strip_prefix_folded(p, path).is_some_and(|r| r.starts_with('/'))
+            }
         })
     }
 }
@@ -190,25 +202,30 @@ pub(crate) fn new_links_at(
         }
     }
     // The patterns (`**/.claude/settings.json`): every link the work holds where one matches,
-    // or at a directory above such a place (`docs/.claude`), found by git's status.
-    let patterns: Vec<&String> = paths.iter().filter(|p| is_pattern(p)).collect();
-    if !patterns.is_empty() {
-        let mut specs: Vec<String> = Vec::new();
-        for p in &patterns {
-            let parts: Vec<&str> = p.split('/').collect();
-            for n in 2..=parts.len() {
-                let spec = parts[..n].join("/");
-                if !specs.contains(&spec) {
-                    specs.push(spec);
-                }
+    // or at a directory above such a place (`docs/.claude`); and the paths in any other
+    // spelling (`.Claude` where `.claude/settings.json` goes is `.claude` where names fold):
+    // found by git's status (its path specs ignore case), then each compared folded.
+    let mut specs: Vec<String> = Vec::new();
+    for p in paths {
+        let parts: Vec<&str> = p.split('/').collect();
+        let first = if is_pattern(p) { 2 } else { 1 };
+        for n in first..=parts.len() {
+            let spec = parts[..n].join("/");
+            if !specs.contains(&spec) {
+                specs.push(spec);
             }
         }
+    }
+    if !specs.is_empty() {
         let dirty = super::dirty_paths_among(worktree, &specs).map_err(|e| e.to_string())?;
         for d in dirty {
             let d = d.trim_end_matches('/').to_string();
             let is_link = std::fs::symlink_metadata(worktree.join(&d))
                 .is_ok_and(|m| m.file_type().is_symlink());
-            if is_link && patterns.iter().any(|p| pattern_at_or_above(p, &d)) && !out.contains(&d) {
+            if is_link
+                && (Protected::above(paths, &d) || Protected::covers(paths, &d))
+                && !out.contains(&d)
+            {
                 out.push(d);
             }
         }
@@ -332,11 +349,11 @@ pub(crate) fn changed_since_fork(
             if Protected::covers(&paths, path) && !changed.iter().any(|c| c == path) {
                 changed.push(path.to_string());
             }
+            // A new link at a protected path or above one, in any spelling (`.Claude` where
+            // `.claude/settings.json` goes is `.claude` where names fold).
             let link = new && file.mode() == git2::FileMode::Link;
             if link
-                && paths
-                    .iter()
-                    .any(|p| is_pattern(p) && pattern_at_or_above(p, path))
+                && (Protected::above(&paths, path) || Protected::covers(&paths, path))
                 && !links.iter().any(|l| l == path)
             {
                 links.push(path.to_string());

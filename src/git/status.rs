@@ -71,13 +71,14 @@ pub(crate) fn status(
     if let Some(paths) = paths {
         args.push("--".to_string());
         // A pattern `**/NAME` (a file protected at any depth) matches as git's glob, there and
-        // below; every other path literally.
+        // below; every other path literally. Both in any case (`.ENV` is `.env` where names
+        // fold; git folds ASCII only, and the landing's check folds the rest).
         for p in paths {
             if p.starts_with("**/") {
-                args.push(format!(":(top,glob){p}"));
-                args.push(format!(":(top,glob){p}/**"));
+                args.push(format!(":(top,icase,glob){p}"));
+                args.push(format!(":(top,icase,glob){p}/**"));
             } else {
-                args.push(format!(":(top,literal){p}"));
+                args.push(format!(":(top,icase,literal){p}"));
             }
         }
     }

@@ -203,6 +203,8 @@ pub(crate) fn anywhere_patterns() -> Vec<String> {
 /// Whether the component `c` of a path matches the component `m` of a pattern (`*.mk`: a name
 /// ending `.mk`).
 fn component_matches(m: &str, c: &str) -> bool {
+    // Compared as a filesystem that folds case sees them ([`super::fold`]).
+    let (m, c) = (super::fold(m), super::fold(c));
     match m.strip_prefix('*') {
         Some(ext) => c.len() > ext.len() && c.ends_with(ext),
         None => m == c,

@@ -4,6 +4,7 @@
 mod agents;
 mod best_of;
 mod budget;
+mod casefold;
 mod client_commands;
 mod command_words;
 mod executor;
@@ -49,6 +50,7 @@ pub(crate) use agents::{CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESE
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
+pub(crate) use casefold::{fold, same as same_name, strip_prefix as strip_prefix_folded};
 pub(crate) use command_words::{repo_path_of, unknown_grammar_words};
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]

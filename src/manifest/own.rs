@@ -17,8 +17,11 @@ pub(crate) fn own_path(own: &[String], path: &str) -> bool {
     if path.is_empty() {
         return false;
     }
+    // In any spelling a filesystem that folds case takes for it (`.ORCH` is `.orch` there).
+    let path = super::fold(path);
     let p: Vec<&str> = path.split('/').collect();
     own.iter().any(|d| {
+        let d = super::fold(d);
         let d: Vec<&str> = d.split('/').collect();
         d.iter().zip(&p).all(|(d, p)| wildcard_match(d, p))
     })

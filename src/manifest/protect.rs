@@ -10,7 +10,7 @@
 
 use std::path::{Component, Path};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::spans::{At, Bad, Reporter};
 
@@ -32,9 +32,11 @@ impl Eq for Protect {}
 impl Protect {
     /// Globs known to be valid (checked by [`globs`]).
     pub(crate) fn new(patterns: Vec<String>) -> Self {
+        // Case-insensitive (Unicode's simple folding): on a filesystem that folds case,
+        // `Tests/x.rs` is `tests/x.rs`.
         let mut b = GlobSetBuilder::new();
         for p in &patterns {
-            if let Ok(g) = Glob::new(p) {
+            if let Ok(g) = GlobBuilder::new(p).case_insensitive(true).build() {
                 b.add(g);
             }
         }

@@ -1,0 +1,187 @@
+//! Protected names in another spelling (issue 62). A landed branch is checked out by people
+//! whose filesystems fold case (macOS, Windows, `casefold` directories): there `.ENV` is
+//! `.env`, `.Claude/settings.json` is `.claude/settings.json`, `PLANS.toml` is `plans.toml` and
+//! `.ORCH/` is orch's `.orch/`; Unicode folds `ſ` (U+017F) to `s` and `K` (KELVIN SIGN) to `k`.
+//! A hostile agent (`tests/fixtures/agents/hostile_client_files.sh`) writes such spellings of
+//! what a later run trusts, of orch's own directories and of a `protect` glob. A task that
+//! writes them fails naming each (sandbox off and on); a plan-mode agent that commits them
+//! itself gets a branch `orch merge` refuses naming each, `main` unmoved.
+
+use crate::landlock;
+use crate::support::{Repo, agent, one_task};
+
+/// ASCII spellings of what a later run trusts: a client's settings, a file protected at any
+/// depth (`.env`, a hook manager's), the manifest, the plan file.
+const ASCII: [&str; 6] = [
+    ".ENV",
+    ".Claude/settings.json",
+    "sub/.CLAUDE/Commands/deploy.md",
+    ".Husky/pre-commit",
+    "PLANS.toml",
+    "Docs/Plans/p.md",
+];
+
+/// A file of the plan's `protect = ["tests/**"]` in another spelling: no task may change it
+/// (a task's check; `protect` is not what a later run trusts, so not a landing's).
+const PROTECTED_GLOB: &str = "Tests/test_x.py";
+
+/// Spellings that only Unicode's folding makes the same: `ſ` for `s`, KELVIN SIGN for `k`,
+/// the ligature `ﬁ` for `fi` (git's own case-insensitive match is ASCII's; orch's landing
+/// check folds them).
+const UNICODE: [&str; 3] = [
+    ".claude/\u{17F}ettings.json",
+    "lefthoo\u{212A}.yml",
+    "mise/con\u{FB01}g.toml",
+];
+
+/// A repository whose plan `p` (one task, `protect = ["tests/**"]`) is run by the hostile agent
+/// in `mode` (`task`, or `plan`: a plan-mode agent), writing `writes`.
+fn repo_with(mode: &str, writes: &[&str], defaults: &str) -> Repo {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "Write work.txt"));
+    repo.write("tests/test_x.py", "def test_x():\n    assert True\n");
+    let mut args = vec![mode];
+    args.extend(writes);
+    let plan_mode = if mode == "plan" {
+        "mode = \"plan\"\n"
+    } else {
+        ""
+    };
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nprotect = [\"tests/**\"]\n{defaults}\n\n\
+             [agents.a]\ncommand = {}\n{plan_mode}\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
+            agent("hostile_client_files.sh", &args)
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+fn modes() -> &'static [&'static str] {
+    if landlock() {
+        &["sandbox = \"off\"", "sandbox = \"on\""]
+    } else {
+        &["sandbox = \"off\""]
+    }
+}
+
+/// A task that writes ASCII spellings of protected files fails naming each, nothing committed,
+/// `main` unmoved.
+#[test]
+fn case_names_a_task_that_writes_another_spelling_of_a_protected_file_fails_naming_each() {
+    let writes: Vec<&str> = ASCII.iter().copied().chain([PROTECTED_GLOB]).collect();
+    for mode in modes() {
+        let repo = repo_with("task", &writes, mode);
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{mode}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{mode}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("changed protected paths: "), "{error}");
+        for path in &writes {
+            assert!(error.contains(path), "{mode}: {path} not named in {error}");
+        }
+        assert!(repo.subjects("plan/p").is_empty(), "{mode}: committed");
+        assert_eq!(repo.rev("main"), main, "{mode}: main moved");
+    }
+}
+
+/// A task that writes into orch's own directories in another spelling (`.ORCH/…`, `.Orch/…`)
+/// fails as for `.orch/…`: nothing committed.
+#[test]
+fn case_names_orchs_own_directories_in_another_spelling_are_never_committed() {
+    for write in [".ORCH/worktrees/q/planted.txt", ".Orch/state/p.json"] {
+        for mode in modes() {
+            let repo = repo_with("task", &[write], mode);
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{write} {mode}\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{write} {mode}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("orch's own directories") && error.contains(write),
+                "{write} {mode}: {error}"
+            );
+            assert!(repo.subjects("plan/p").is_empty(), "{write} {mode}");
+            assert_eq!(repo.rev("main"), main, "{write} {mode}: main moved");
+        }
+    }
+}
+
+/// A plan-mode agent commits every spelling itself (ASCII and Unicode's) and reports its task
+/// done: `orch merge` refuses the branch naming each (exit 4), `main` unmoved, none in the main
+/// checkout.
+#[test]
+fn case_names_orch_merge_refuses_a_branch_with_any_spelling_of_a_protected_file() {
+    let writes: Vec<&str> = ASCII.iter().chain(UNICODE.iter()).copied().collect();
+    let repo = repo_with("plan", &writes, "");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}\n{}", repo.task("p", "1.1"));
+    for path in &writes {
+        assert!(
+            !repo.git(&["show", &format!("plan/p:{path}")]).is_empty(),
+            "the branch does not carry {path}"
+        );
+    }
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["merge", "p"]);
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("--allow-protected"), "{err}");
+    for path in &writes {
+        assert!(err.contains(path), "{path} not named in\n{err}");
+        assert!(
+            !repo.root().join(path).exists(),
+            "{path} is in the main checkout"
+        );
+    }
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+/// Links at another spelling of a protected path or of a directory above one (`.Claude` where
+/// `.claude/settings.json` goes, `PLANS.toml`, `sub/.CLAUDE` where `**/.claude/…` goes): where
+/// names fold, each makes the protected file another one. The task fails naming each.
+#[test]
+fn case_names_a_link_at_another_spelling_of_a_protected_path_fails_the_task() {
+    let links = [".Claude", "PLANS.toml", "sub/.CLAUDE"];
+    for mode in modes() {
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/p.md", &one_task("P", "Write work.txt"));
+        let outside = repo.outside("elsewhere");
+        std::fs::create_dir_all(&outside).expect("elsewhere");
+        let script = format!(
+            "mkdir -p sub && ln -s {o} .Claude && ln -s {o}/x PLANS.toml && ln -s {o} sub/.CLAUDE && echo work > work.txt",
+            o = outside.display()
+        );
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nretries = 0\n{mode}\n\n[agents.a]\ncommand = [\"sh\", \"-c\", {script:?}]\n\n\
+                 [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n"
+            ),
+        );
+        repo.commit_all("plans");
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{mode}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{mode}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("symbolic link at a protected path"),
+            "{mode}: {error}"
+        );
+        for l in links {
+            assert!(error.contains(l), "{mode}: {l} not named in {error}");
+        }
+        assert!(repo.subjects("plan/p").is_empty(), "{mode}: committed");
+        assert_eq!(repo.rev("main"), main, "{mode}: main moved");
+    }
+}
