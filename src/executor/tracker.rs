@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::{BatchScheduler, JobSpec, JobState, ListedJob};
+use super::batch::{BatchScheduler, JobSpec, JobState, ListedJob};
 
 /// The first wait between two rounds after a change.
 const MIN_POLL: Duration = Duration::from_millis(250);

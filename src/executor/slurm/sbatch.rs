@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 
-use super::{BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT};
+use crate::executor::batch::{
+    BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT,
+};
 
 /// The job script: fixed text, the agent's argv arrives as its arguments. It checks that the
 /// node sees what the agent needs (else exits [`NOT_SHARED_EXIT`] naming the missing path),
@@ -447,12 +449,15 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        let tag = super::super::job_tag("/a b/status.json", "2.1", 3);
+        let tag = crate::executor::batch::job_tag("/a b/status.json", "2.1", 3);
         assert_eq!(
-            super::super::parse_tag(&tag),
+            crate::executor::batch::parse_tag(&tag),
             Some((3, "2.1", "/a b/status.json"))
         );
-        assert_eq!(super::super::parse_tag("orch 1  /p"), Some((1, "", "/p")));
-        assert_eq!(super::super::parse_tag("other"), None);
+        assert_eq!(
+            crate::executor::batch::parse_tag("orch 1  /p"),
+            Some((1, "", "/p"))
+        );
+        assert_eq!(crate::executor::batch::parse_tag("other"), None);
     }
 }
